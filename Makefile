@@ -1,0 +1,46 @@
+# The two commands of the README:
+#   make run    installs what is missing, builds, starts a single-node server
+#   make test   installs what is missing, builds, runs every test (also under ASan+UBSan)
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+CONFIG     ?=
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build build-asan run test test-unit test-asan bench format clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMN_SANITIZE=ON -DMN_INTEGRATION=OFF
+
+build-asan: $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+run: deps build
+	./$(BUILD)/mnemo serve $(if $(CONFIG),--config $(CONFIG),)
+
+# Every test: unit + integration on the release build, then the unit tests under ASan+UBSan.
+test: deps build build-asan
+	cd $(BUILD) && ctest --output-on-failure -j1
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+bench: build
+	/usr/bin/python3 bench/run_bench.py --bin $(BUILD)/mnemo --inproc $(BUILD)/bench/mn_bench_engine
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,108 @@
+/* HTTP/1.1 server on libuv + http-parser, and the router the API registers on.
+ *
+ * Threading: the server parses on the loop thread; each complete request is
+ * routed on the loop thread and its handler runs on the libuv thread pool
+ * (uv_queue_work), so handlers may block (JSON work, engine calls, fsync).
+ * Responses on one connection go out in request order (pipelining). */
+#ifndef MNEMO_HTTP_H
+#define MNEMO_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "mnemo/err.h"
+
+#define MN_HTTP_MAX_PARAMS 8
+
+typedef struct mn_http_header {
+    char *name; /* lower-cased */
+    char *value;
+} mn_http_header;
+
+typedef struct mn_http_request {
+    const char *method;  /* "GET", "POST", ... */
+    const char *path;    /* percent-decoded path, no query */
+    const char *query;   /* raw query string after '?', "" if none */
+    const mn_http_header *headers;
+    size_t n_headers;
+    const char *body; /* NUL-terminated copy of the body (body_len bytes before the NUL) */
+    size_t body_len;
+    char request_id[40];                      /* echoed as x-request-id */
+    const char *params[MN_HTTP_MAX_PARAMS];   /* path parameters in pattern order, decoded */
+    size_t n_params;
+    const char *route; /* the matched pattern, e.g. "/v1/spaces/{space}" (for logs/metrics) */
+} mn_http_request;
+
+typedef struct mn_http_response {
+    int status;               /* default 200 */
+    char *body;               /* malloc'd; the server frees it */
+    size_t body_len;
+    const char *content_type; /* static string; default "application/json" */
+    char *extra_headers;      /* malloc'd "Name: value\r\n"... lines, or NULL; the server frees it */
+} mn_http_response;
+
+/* Runs on a thread-pool thread. Fill resp; never free req. */
+typedef void (*mn_http_handler_fn)(void *ctx, const mn_http_request *req, mn_http_response *resp);
+
+typedef struct mn_http_router mn_http_router_t;
+mn_http_router_t *mn_http_router_new(void);
+void mn_http_router_free(mn_http_router_t *r);
+/* Pattern segments "{name}" match one non-empty path segment. Exact segments win over params. */
+mn_err mn_http_router_add(mn_http_router_t *r, const char *method, const char *pattern,
+                          mn_http_handler_fn fn, void *ctx);
+
+typedef enum {
+    MN_HTTP_ROUTE_FOUND = 0,
+    MN_HTTP_ROUTE_NOT_FOUND,   /* no pattern matches the path -> 404 */
+    MN_HTTP_ROUTE_BAD_METHOD,  /* a pattern matches, not with this method -> 405 + Allow */
+} mn_http_route_result;
+typedef struct mn_http_route_match {
+    mn_http_handler_fn fn;
+    void *ctx;
+    const char *pattern;
+    char *params[MN_HTTP_MAX_PARAMS]; /* malloc'd, decoded */
+    size_t n_params;
+    char allow[64]; /* for BAD_METHOD: "GET, POST" */
+} mn_http_route_match;
+mn_http_route_result mn_http_router_match(const mn_http_router_t *r, const char *method,
+                                          const char *path, mn_http_route_match *m);
+void mn_http_route_match_free(mn_http_route_match *m);
+
+typedef struct mn_http_server_options {
+    const char *bind;           /* "127.0.0.1" */
+    int port;                   /* 0 = ephemeral (see mn_http_server_port) */
+    size_t max_body_bytes;      /* larger bodies -> 413 */
+    size_t max_header_bytes;    /* larger request line + headers -> 431 */
+    int max_connections;        /* further accepts are closed at once */
+    int idle_timeout_ms;        /* keep-alive idle and slow-loris bound */
+    int max_pipelined;          /* queued requests per connection before reading pauses */
+} mn_http_server_options;
+void mn_http_server_options_default(mn_http_server_options *o);
+
+typedef struct mn_http_server mn_http_server_t;
+/* Binds and listens on loop. Must be called on the loop thread. */
+mn_err mn_http_server_start(uv_loop_t *loop, const mn_http_server_options *o,
+                            mn_http_router_t *router, mn_http_server_t **out, mn_error *err);
+int mn_http_server_port(const mn_http_server_t *s);
+/* Graceful stop: stop accepting, let in-flight requests finish and their responses
+ * be written, close every connection, then call done(arg) on the loop thread.
+ * The server frees itself after done. */
+void mn_http_server_shutdown(mn_http_server_t *s, void (*done)(void *arg), void *arg);
+
+/* ---- helpers for handlers ---- */
+/* Looks up a header by lower-case name; NULL if absent. */
+const char *mn_http_header_get(const mn_http_request *req, const char *name);
+/* Decoded value of query parameter `name` into buf; returns false if absent. */
+bool mn_http_query_get(const mn_http_request *req, const char *name, char *buf, size_t len);
+/* Sets resp to status with a copy of body (content_type static). */
+void mn_http_respond(mn_http_response *resp, int status, const char *content_type,
+                     const char *body, size_t len);
+/* {"error":{"code":code,"message":message,"hint":hint}} (hint omitted if NULL). */
+void mn_http_respond_error(mn_http_response *resp, int status, const char *code,
+                           const char *message, const char *hint);
+/* Appends "name: value\r\n" to resp->extra_headers. */
+void mn_http_add_header(mn_http_response *resp, const char *name, const char *value);
+
+#endif
