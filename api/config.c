@@ -1,0 +1,726 @@
+/* mnemo configuration: binds a TOML document (api/toml.c) and MNEMO_* environment variables
+ * to struct mn_config through ONE static table of keys (KEYS below).
+ *
+ * Order: defaults, then the file, then the environment; each layer replaces whole values.
+ * Invariants: every field of mn_config appears exactly once in KEYS (mn_config_free and
+ * mn_config_dump rely on it); every value stored in the struct has passed its key's type,
+ * range, choice and check rules; defaults are checked by the same rules on every load, so
+ * a bad default fails loudly (MN_ERR_INTERNAL) instead of shipping.
+ * Errors name where the value came from: "file:line:col: ..." or "MNEMO_HTTP_PORT: ...". */
+#include "mnemo/config.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "toml.h"
+
+typedef enum { K_STRING, K_INT, K_FLOAT, K_BOOL, K_STRINGS } kind;
+
+typedef struct cfg_key {
+    const char *table;   /* "http"; a nested table is written "a.b" */
+    const char *key;     /* "port" */
+    kind type;
+    size_t off;          /* offset of the field in mn_config */
+    const char *s;       /* default of K_STRING; K_STRINGS: comma-separated, NULL = empty */
+    int64_t i;           /* default of K_INT */
+    double f;            /* default of K_FLOAT */
+    bool b;              /* default of K_BOOL */
+    int64_t min, max;    /* K_INT range, inclusive */
+    double fmin, fmax;   /* K_FLOAT range, inclusive */
+    const char *choices; /* K_STRING: allowed values "a|b|c", NULL = any */
+    const char *(*check)(const char *s); /* strings: NULL if s is fine, else why not */
+    bool secret;                         /* never printed by mn_config_dump */
+    const char *doc;                     /* one line for mn_config_dump */
+} cfg_key;
+
+static const char *check_nonempty(const char *s)
+{
+    return *s ? NULL : "must not be empty";
+}
+
+static const char *check_hostport(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s) return "must be host:port";
+    const char *d = colon + 1;
+    long port = 0;
+    if (!*d || strlen(d) > 5) return "must be host:port (port 1..65535)";
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9') return "must be host:port (port 1..65535)";
+        port = port * 10 + (*d - '0');
+    }
+    return port >= 1 && port <= 65535 ? NULL : "must be host:port (port 1..65535)";
+}
+
+/* FIELD(f, T): offset of mn_config field f, which must have type T (else a compile error). */
+#define FIELD(f, T)                                                                              \
+    (offsetof(mn_config, f) + 0 * sizeof(char[_Generic(((mn_config *)0)->f, T: 1, default: -1)]))
+#define KSTR(t, k, f, def, chk, d)                                                               \
+    {t, k, K_STRING, FIELD(f, char *), .s = def, .check = chk, .doc = d}
+#define KENUM(t, k, f, def, ch, d) {t, k, K_STRING, FIELD(f, char *), .s = def, .choices = ch, .doc = d}
+#define KSECRET(t, k, f, d) {t, k, K_STRING, FIELD(f, char *), .s = "", .secret = true, .doc = d}
+#define KINT(t, k, f, def, lo, hi, d)                                                            \
+    {t, k, K_INT, FIELD(f, int64_t), .i = def, .min = lo, .max = hi, .doc = d}
+#define KFLOAT(t, k, f, def, lo, hi, d)                                                          \
+    {t, k, K_FLOAT, FIELD(f, double), .f = def, .fmin = lo, .fmax = hi, .doc = d}
+#define KBOOL(t, k, f, def, d) {t, k, K_BOOL, FIELD(f, bool), .b = def, .doc = d}
+#define KLIST(t, k, f, def, chk, d)                                                              \
+    {t, k, K_STRINGS, FIELD(f, mn_config_strlist), .s = def, .check = chk, .doc = d}
+
+#define MIB (1024 * 1024)
+#define DAY_MS (86400 * 1000)
+#define MAX_TTL_S (INT64_MAX / 1000) /* a TTL must still fit in int64 milliseconds */
+
+/* THE KEYS. To add one: add the field to its struct in include/mnemo/config.h, add ONE line
+ * here (keys of a table stay together, tables in the order the dump prints them), and add it
+ * with its default and a comment to mnemo.example.toml (test_config checks both agree).
+ * Everything else follows: file binding, MNEMO_<TABLE>_<KEY> override, range checks, dump.
+ *   KSTR(table, key, field, default, check fn or NULL, doc)
+ *   KENUM(table, key, field, default, "a|b|c", doc)      a string from a fixed set
+ *   KSECRET(table, key, field, doc)                      a string never dumped (default "")
+ *   KINT(table, key, field, default, min, max, doc)      int64_t, inclusive range
+ *   KFLOAT(table, key, field, default, min, max, doc)    double, inclusive range
+ *   KBOOL(table, key, field, default, doc)
+ *   KLIST(table, key, field, "a,b" or NULL, check fn or NULL, doc)  mn_config_strlist
+ * A new table "x" (or nested "x.y") needs nothing but its keys; its struct goes in mn_config. */
+static const cfg_key KEYS[] = {
+    KSTR("http", "bind", http.bind, "127.0.0.1", check_nonempty, "address the HTTP API listens on"),
+    KINT("http", "port", http.port, 7700, 0, 65535, "HTTP port (0 = any free port)"),
+    KINT("http", "max_body_bytes", http.max_body_bytes, 16 * MIB, 1024, 1024 * MIB,
+         "larger request bodies get 413"),
+    KINT("http", "max_header_bytes", http.max_header_bytes, 65536, 1024, 16 * MIB,
+         "larger request line + headers get 431"),
+    KINT("http", "max_connections", http.max_connections, 1024, 1, 1000000,
+         "further connections are closed at once"),
+    KINT("http", "idle_timeout_ms", http.idle_timeout_ms, 60000, 100, DAY_MS,
+         "close keep-alive connections idle this long"),
+    KINT("http", "max_pipelined", http.max_pipelined, 64, 1, 4096,
+         "queued requests per connection before reading pauses"),
+    KINT("http", "worker_threads", http.worker_threads, 16, 1, 1024,
+         "threads running request handlers"),
+
+    KSTR("storage", "data_dir", storage.data_dir, "./data", check_nonempty,
+         "directory of the RocksDB store, WALs and node identity"),
+    KINT("storage", "block_cache_mb", storage.block_cache_mb, 256, 1, 1024 * 1024,
+         "RocksDB block cache size"),
+    KINT("storage", "write_buffer_mb", storage.write_buffer_mb, 64, 1, 64 * 1024,
+         "RocksDB memtable size"),
+    KBOOL("storage", "sync", storage.sync, true, "fsync every write before acknowledging it"),
+
+    KENUM("engine", "default_lifecycle", engine.default_lifecycle, "persistent",
+          "ephemeral|session|persistent", "lifecycle of memories that do not name one"),
+    KINT("engine", "ephemeral_ttl_seconds", engine.ephemeral_ttl_seconds, 3600, 1, MAX_TTL_S,
+         "ephemeral memories expire after this long"),
+    KINT("engine", "session_ttl_seconds", engine.session_ttl_seconds, 86400, 1, MAX_TTL_S,
+         "session memories expire after this long"),
+    KINT("engine", "expiry_interval_ms", engine.expiry_interval_ms, 1000, 10, DAY_MS,
+         "how often expired memories are swept"),
+
+    KENUM("log", "level", log.level, "info", "debug|info|warn|error", "least severe level logged"),
+    KENUM("log", "format", log.format, "text", "text|json", "log line format"),
+
+    KBOOL("cluster", "enabled", cluster.enabled, false, "false = single node, no SWIM/replication"),
+    KSTR("cluster", "node_id", cluster.node_id, "", NULL,
+         "\"\" = generated once and kept in the data dir"),
+    KSTR("cluster", "bind", cluster.bind, "127.0.0.1", check_nonempty,
+         "address for SWIM (UDP) and internal traffic"),
+    KINT("cluster", "swim_port", cluster.swim_port, 7946, 0, 65535, "SWIM UDP port"),
+    KLIST("cluster", "seeds", cluster.seeds, NULL, check_hostport,
+          "host:port of nodes to join; empty = start a new cluster"),
+    KSECRET("cluster", "key", cluster.key, "shared HMAC key of the cluster; \"\" = none"),
+    KENUM("cluster", "profile", cluster.profile, "lan", "lan|fast", "SWIM timing profile"),
+};
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+/* ---- names ---- */
+
+#define NAME_MAX_LEN 128
+
+static void full_name(const cfg_key *k, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s.%s", k->table, k->key);
+}
+
+static void env_name(const cfg_key *k, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "MNEMO_%s_%s", k->table, k->key);
+    for (int i = 0; i < n && (size_t)i < len; i++)
+        buf[i] = buf[i] == '.' ? '_' : (char)toupper((unsigned char)buf[i]);
+}
+
+static const cfg_key *find_key(const char *name)
+{
+    char fn[NAME_MAX_LEN];
+    for (size_t i = 0; i < N_KEYS; i++) {
+        full_name(&KEYS[i], fn, sizeof fn);
+        if (strcmp(fn, name) == 0) return &KEYS[i];
+    }
+    return NULL;
+}
+
+/* Is name a table of KEYS, or a parent of one ("cluster" for "cluster.swim")? */
+static bool is_table(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const char *t = KEYS[i].table;
+        if (strncmp(t, name, n) == 0 && (t[n] == '\0' || t[n] == '.')) return true;
+    }
+    return false;
+}
+
+/* Levenshtein distance, capped at 9 (names are short). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 9;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb] > 9 ? 9 : row[lb];
+}
+
+/* " (did you mean \"x\"?)" for the closest known key or table, or "". env: compare env names. */
+static void suggest(const char *name, bool env, char *buf, size_t len)
+{
+    char best[NAME_MAX_LEN] = "", cand[NAME_MAX_LEN];
+    size_t best_d = 3; /* suggest only within 2 edits */
+    for (size_t i = 0; i < N_KEYS; i++) {
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 0) {
+                if (env)
+                    env_name(&KEYS[i], cand, sizeof cand);
+                else
+                    full_name(&KEYS[i], cand, sizeof cand);
+            } else if (env) {
+                continue;
+            } else {
+                snprintf(cand, sizeof cand, "%s", KEYS[i].table);
+            }
+            size_t d = edit_distance(name, cand);
+            if (d < best_d) {
+                best_d = d;
+                snprintf(best, sizeof best, "%s", cand);
+            }
+        }
+    }
+    if (best[0])
+        snprintf(buf, len, " (did you mean \"%s\"?)", best);
+    else
+        buf[0] = '\0';
+}
+
+/* ---- values ---- */
+
+/* A value on its way into the struct: built from TOML or text, checked, then moved in. */
+typedef struct cfg_val {
+    char *s;
+    int64_t i;
+    double f;
+    bool b;
+    mn_config_strlist l;
+} cfg_val;
+
+static void strlist_free(mn_config_strlist *l)
+{
+    for (size_t i = 0; i < l->count; i++) free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+static void val_free(cfg_val *v)
+{
+    free(v->s);
+    v->s = NULL;
+    strlist_free(&v->l);
+}
+
+static mn_err nomem(mn_error *err)
+{
+    return mn_error_set(err, MN_ERR_NOMEM, "config: out of memory");
+}
+
+static mn_err strlist_push(mn_config_strlist *l, const char *s, size_t len, mn_error *err)
+{
+    char **ni = realloc(l->items, (l->count + 1) * sizeof *ni);
+    if (!ni) return nomem(err);
+    l->items = ni;
+    char *c = malloc(len + 1);
+    if (!c) return nomem(err);
+    memcpy(c, s, len);
+    c[len] = '\0';
+    l->items[l->count++] = c;
+    return MN_OK;
+}
+
+/* "a, b,c" -> ["a","b","c"]; blanks around items are dropped, empty items skipped. */
+static mn_err split_list(const char *s, mn_config_strlist *out, mn_error *err)
+{
+    while (s && *s) {
+        const char *end = strchr(s, ',');
+        if (!end) end = s + strlen(s);
+        const char *a = s, *b = end;
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        if (b > a) {
+            mn_err rc = strlist_push(out, a, (size_t)(b - a), err);
+            if (rc) return rc;
+        }
+        s = *end ? end + 1 : end;
+    }
+    return MN_OK;
+}
+
+static const char *expects(kind t)
+{
+    switch (t) {
+    case K_STRING: return "a string";
+    case K_INT: return "an integer";
+    case K_FLOAT: return "a number";
+    case K_BOOL: return "a boolean";
+    case K_STRINGS: return "an array of strings";
+    }
+    return "?";
+}
+
+static const char *a_type(mn_toml_type t)
+{
+    switch (t) {
+    case MN_TOML_TABLE: return "a table";
+    case MN_TOML_ARRAY: return "an array";
+    case MN_TOML_STRING: return "a string";
+    case MN_TOML_INTEGER: return "an integer";
+    case MN_TOML_FLOAT: return "a float";
+    case MN_TOML_BOOL: return "a boolean";
+    }
+    return "?";
+}
+
+static bool has_nul(const mn_toml_value *v)
+{
+    return strlen(v->u.str.ptr) != v->u.str.len;
+}
+
+/* Converts a TOML value to the key's type; where = "file:line:col" of v. */
+static mn_err from_toml(const cfg_key *k, const mn_toml_value *v, const char *file, cfg_val *out,
+                        mn_error *err)
+{
+    char fn[NAME_MAX_LEN];
+    full_name(k, fn, sizeof fn);
+    bool ok = false;
+    switch (k->type) {
+    case K_STRING:
+        if ((ok = v->type == MN_TOML_STRING) && !has_nul(v) && !(out->s = strdup(v->u.str.ptr)))
+            return nomem(err);
+        break;
+    case K_INT:
+        if ((ok = v->type == MN_TOML_INTEGER)) out->i = v->u.i;
+        break;
+    case K_FLOAT:
+        if (v->type == MN_TOML_INTEGER) out->f = (double)v->u.i;
+        if (v->type == MN_TOML_FLOAT) out->f = v->u.f;
+        ok = v->type == MN_TOML_INTEGER || v->type == MN_TOML_FLOAT;
+        break;
+    case K_BOOL:
+        if ((ok = v->type == MN_TOML_BOOL)) out->b = v->u.b;
+        break;
+    case K_STRINGS:
+        if (!(ok = v->type == MN_TOML_ARRAY)) break;
+        for (size_t j = 0; j < v->u.arr.len; j++) {
+            const mn_toml_value *e = v->u.arr.items[j];
+            if (e->type != MN_TOML_STRING)
+                return mn_error_set(err, MN_ERR_INVALID,
+                                    "%s:%d:%d: %s expects an array of strings, got %s element",
+                                    file, e->line, e->col, fn, a_type(e->type));
+            if (has_nul(e))
+                return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: %s must not contain NUL",
+                                    file, e->line, e->col, fn);
+            mn_err rc = strlist_push(&out->l, e->u.str.ptr, e->u.str.len, err);
+            if (rc) return rc;
+        }
+        break;
+    }
+    if (!ok)
+        return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: %s expects %s, got %s", file, v->line,
+                            v->col, fn, expects(k->type), a_type(v->type));
+    if (k->type == K_STRING && has_nul(v))
+        return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: %s must not contain NUL", file,
+                            v->line, v->col, fn);
+    return MN_OK;
+}
+
+/* Converts environment text to the key's type; where = the variable's name. */
+static mn_err from_text(const cfg_key *k, const char *text, const char *where, cfg_val *out,
+                        mn_error *err)
+{
+    char fn[NAME_MAX_LEN];
+    full_name(k, fn, sizeof fn);
+    if (k->type == K_STRING) {
+        if (!(out->s = strdup(text))) return nomem(err);
+        return MN_OK;
+    }
+    if (k->type == K_BOOL) {
+        if (!strcmp(text, "true") || !strcmp(text, "1")) {
+            out->b = true;
+            return MN_OK;
+        }
+        if (!strcmp(text, "false") || !strcmp(text, "0")) {
+            out->b = false;
+            return MN_OK;
+        }
+        return mn_error_set(err, MN_ERR_INVALID, "%s: %s expects true or false, got \"%.40s\"",
+                            where, fn, text);
+    }
+    const char *t = text;
+    while (isspace((unsigned char)*t)) t++;
+    if (k->type == K_STRINGS && *t != '[') return split_list(text, &out->l, err);
+
+    mn_toml_value *v = NULL;
+    mn_error perr;
+    mn_err rc = mn_toml_parse_value(text, strlen(text), where, &v, &perr);
+    if (rc == MN_ERR_NOMEM) return nomem(err);
+    if (rc) {
+        if (k->type == K_STRINGS) return mn_error_set(err, rc, "%s", perr.message);
+        return mn_error_set(err, MN_ERR_INVALID, "%s: %s expects %s, got \"%.40s\"", where, fn,
+                            expects(k->type), text);
+    }
+    bool ok = (k->type == K_INT && v->type == MN_TOML_INTEGER) ||
+              (k->type == K_FLOAT && (v->type == MN_TOML_INTEGER || v->type == MN_TOML_FLOAT)) ||
+              (k->type == K_STRINGS && v->type == MN_TOML_ARRAY);
+    if (!ok) {
+        mn_toml_free(v);
+        return mn_error_set(err, MN_ERR_INVALID, "%s: %s expects %s, got \"%.40s\"", where, fn,
+                            expects(k->type), text);
+    }
+    if (k->type == K_INT) out->i = v->u.i;
+    if (k->type == K_FLOAT) out->f = v->type == MN_TOML_INTEGER ? (double)v->u.i : v->u.f;
+    for (size_t j = 0; k->type == K_STRINGS && j < v->u.arr.len; j++) {
+        const mn_toml_value *e = v->u.arr.items[j];
+        rc = e->type == MN_TOML_STRING
+                 ? strlist_push(&out->l, e->u.str.ptr, e->u.str.len, err)
+                 : mn_error_set(err, MN_ERR_INVALID, "%s: %s expects an array of strings", where,
+                                fn);
+        if (rc) break;
+    }
+    mn_toml_free(v);
+    return rc;
+}
+
+static bool in_choices(const char *choices, const char *s)
+{
+    size_t n = strlen(s);
+    for (const char *c = choices; c && *c;) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && strncmp(c, s, n) == 0) return true;
+        c = bar ? bar + 1 : c + len;
+    }
+    return false;
+}
+
+static mn_err check_string(const cfg_key *k, const char *s, const char *where, mn_err code,
+                           mn_error *err)
+{
+    char fn[NAME_MAX_LEN];
+    full_name(k, fn, sizeof fn);
+    if (k->choices && !in_choices(k->choices, s))
+        return mn_error_set(err, code, "%s: %s must be one of %s, got \"%.40s\"", where, fn,
+                            k->choices, s);
+    const char *why = k->check ? k->check(s) : NULL;
+    if (why) return mn_error_set(err, code, "%s: %s %s, got \"%.40s\"", where, fn, why, s);
+    return MN_OK;
+}
+
+/* The key's range / choice / check rules. */
+static mn_err validate(const cfg_key *k, const cfg_val *v, const char *where, mn_err code,
+                       mn_error *err)
+{
+    char fn[NAME_MAX_LEN];
+    full_name(k, fn, sizeof fn);
+    switch (k->type) {
+    case K_INT:
+        if (v->i < k->min || v->i > k->max)
+            return mn_error_set(err, code, "%s: %s must be in %lld..%lld, got %lld", where, fn,
+                                (long long)k->min, (long long)k->max, (long long)v->i);
+        return MN_OK;
+    case K_FLOAT:
+        if (!(v->f >= k->fmin && v->f <= k->fmax))
+            return mn_error_set(err, code, "%s: %s must be in %g..%g, got %g", where, fn, k->fmin,
+                                k->fmax, v->f);
+        return MN_OK;
+    case K_STRING:
+        return check_string(k, v->s, where, code, err);
+    case K_STRINGS:
+        for (size_t j = 0; j < v->l.count; j++) {
+            mn_err rc = check_string(k, v->l.items[j], where, code, err);
+            if (rc) return rc;
+        }
+        return MN_OK;
+    case K_BOOL:
+        return MN_OK;
+    }
+    return MN_OK;
+}
+
+/* Moves v into c's field for k, freeing what the field held. */
+static void store(mn_config *c, const cfg_key *k, cfg_val *v)
+{
+    void *p = (char *)c + k->off;
+    switch (k->type) {
+    case K_STRING:
+        free(*(char **)p);
+        *(char **)p = v->s;
+        v->s = NULL;
+        break;
+    case K_INT: *(int64_t *)p = v->i; break;
+    case K_FLOAT: *(double *)p = v->f; break;
+    case K_BOOL: *(bool *)p = v->b; break;
+    case K_STRINGS:
+        strlist_free((mn_config_strlist *)p);
+        *(mn_config_strlist *)p = v->l;
+        v->l = (mn_config_strlist){0};
+        break;
+    }
+}
+
+/* Checks v against k's rules and stores it; v is consumed either way. */
+static mn_err check_and_store(mn_config *c, const cfg_key *k, cfg_val *v, const char *where,
+                              mn_err code, mn_error *err)
+{
+    mn_err rc = validate(k, v, where, code, err);
+    if (!rc) store(c, k, v);
+    val_free(v);
+    return rc;
+}
+
+/* ---- layers ---- */
+
+static mn_err apply_defaults(mn_config *c, mn_error *err)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const cfg_key *k = &KEYS[i];
+        cfg_val v = {.i = k->i, .f = k->f, .b = k->b};
+        mn_err rc = MN_OK;
+        if (k->type == K_STRING && !(v.s = strdup(k->s ? k->s : ""))) rc = nomem(err);
+        if (k->type == K_STRINGS) rc = split_list(k->s, &v.l, err);
+        if (rc) {
+            val_free(&v);
+            return rc;
+        }
+        rc = check_and_store(c, k, &v, "default", MN_ERR_INTERNAL, err);
+        if (rc) return rc;
+    }
+    return MN_OK;
+}
+
+/* Reports entry e (full name `name`), which matches no key or table: names its first leaf,
+ * e.g. "htp.port" for [htp] port = 1, or the empty table it ends in. */
+static mn_err unknown(const mn_toml_entry *e, const char *name, const char *file, mn_error *err)
+{
+    char full[NAME_MAX_LEN], hint[NAME_MAX_LEN + 24];
+    snprintf(full, sizeof full, "%s", name);
+    while (e->value->type == MN_TOML_TABLE && e->value->u.table.len > 0) {
+        e = &e->value->u.table.entries[0];
+        size_t n = strlen(full);
+        snprintf(full + n, sizeof full - n, ".%s", e->key);
+    }
+    suggest(full, false, hint, sizeof hint);
+    if (e->value->type == MN_TOML_TABLE)
+        return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: unknown table [%s]%s", file,
+                            e->value->line, e->value->col, full, hint);
+    return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: unknown key \"%s\"%s", file, e->line,
+                        e->col, full, hint);
+}
+
+/* Walks table t (at dotted path `path`, "" for the root) and binds every leaf to its key. */
+static mn_err apply_table(mn_config *c, const mn_toml_value *t, const char *path,
+                          const char *file, mn_error *err)
+{
+    for (size_t i = 0; i < t->u.table.len; i++) {
+        const mn_toml_entry *e = &t->u.table.entries[i];
+        char name[NAME_MAX_LEN];
+        int n = snprintf(name, sizeof name, "%s%s%s", path, *path ? "." : "", e->key);
+        bool odd = n < 0 || (size_t)n >= sizeof name || strlen(e->key) != e->key_len ||
+                   strchr(e->key, '.');
+        const cfg_key *k = odd ? NULL : find_key(name);
+        mn_err rc;
+        if (k) {
+            cfg_val v = {0};
+            rc = from_toml(k, e->value, file, &v, err);
+            if (!rc) {
+                char where[MN_ERROR_MSG_MAX];
+                snprintf(where, sizeof where, "%s:%d:%d", file, e->value->line, e->value->col);
+                rc = check_and_store(c, k, &v, where, MN_ERR_INVALID, err);
+            }
+            val_free(&v);
+        } else if (!odd && is_table(name)) {
+            if (e->value->type != MN_TOML_TABLE)
+                return mn_error_set(err, MN_ERR_INVALID,
+                                    "%s:%d:%d: \"%s\" must be a table, got %s", file, e->line,
+                                    e->col, name, a_type(e->value->type));
+            rc = apply_table(c, e->value, name, file, err);
+        } else {
+            rc = unknown(e, name, file, err);
+        }
+        if (rc) return rc;
+    }
+    return MN_OK;
+}
+
+static const cfg_key *find_env_key(const char *name)
+{
+    char en[NAME_MAX_LEN];
+    for (size_t i = 0; i < N_KEYS; i++) {
+        env_name(&KEYS[i], en, sizeof en);
+        if (strcmp(en, name) == 0) return &KEYS[i];
+    }
+    return NULL;
+}
+
+/* Does name start with MNEMO_<TABLE>_ for a known table? (Then it must be a known key.) */
+static bool in_env_namespace(const char *name)
+{
+    char en[NAME_MAX_LEN];
+    for (size_t i = 0; i < N_KEYS; i++) {
+        env_name(&KEYS[i], en, sizeof en);
+        size_t prefix = strlen("MNEMO_") + strlen(KEYS[i].table) + 1;
+        if (strncmp(en, name, prefix) == 0) return true;
+    }
+    return false;
+}
+
+static mn_err apply_env(mn_config *c, char **envp, mn_error *err)
+{
+    for (size_t i = 0; envp[i]; i++) {
+        const char *eq = strchr(envp[i], '=');
+        if (strncmp(envp[i], "MNEMO_", 6) != 0 || !eq) continue;
+        char name[NAME_MAX_LEN];
+        size_t len = (size_t)(eq - envp[i]);
+        if (len >= sizeof name) len = sizeof name - 1;
+        memcpy(name, envp[i], len);
+        name[len] = '\0';
+        const cfg_key *k = find_env_key(name);
+        if (!k) {
+            if (!in_env_namespace(name)) continue;
+            char hint[NAME_MAX_LEN + 24];
+            suggest(name, true, hint, sizeof hint);
+            return mn_error_set(err, MN_ERR_INVALID, "%s: no such configuration key%s", name,
+                                hint);
+        }
+        cfg_val v = {0};
+        mn_err rc = from_text(k, eq + 1, name, &v, err);
+        if (!rc) rc = check_and_store(c, k, &v, name, MN_ERR_INVALID, err);
+        val_free(&v);
+        if (rc) return rc;
+    }
+    return MN_OK;
+}
+
+/* ---- public ---- */
+
+mn_err mn_config_load(mn_config *c, const char *path, char **envp, mn_error *err)
+{
+    memset(c, 0, sizeof *c);
+    mn_err rc = apply_defaults(c, err);
+    if (!rc && path) {
+        mn_toml_value *doc = NULL;
+        rc = mn_toml_parse_file(path, &doc, err);
+        if (!rc) rc = apply_table(c, doc, "", path, err);
+        mn_toml_free(doc);
+    }
+    if (!rc && envp) rc = apply_env(c, envp, err);
+    if (rc) mn_config_free(c);
+    return rc;
+}
+
+mn_err mn_config_set(mn_config *c, const char *name, const char *text, const char *origin,
+                     mn_error *err)
+{
+    const cfg_key *k = find_key(name);
+    if (!origin) origin = name;
+    if (!k) {
+        char hint[NAME_MAX_LEN + 24];
+        suggest(name, false, hint, sizeof hint);
+        return mn_error_set(err, MN_ERR_INVALID, "%s: unknown key \"%s\"%s", origin, name, hint);
+    }
+    cfg_val v = {0};
+    mn_err rc = from_text(k, text, origin, &v, err);
+    if (!rc) rc = check_and_store(c, k, &v, origin, MN_ERR_INVALID, err);
+    val_free(&v);
+    return rc;
+}
+
+void mn_config_free(mn_config *c)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        void *p = (char *)c + KEYS[i].off;
+        if (KEYS[i].type == K_STRING) free(*(char **)p);
+        if (KEYS[i].type == K_STRINGS) strlist_free((mn_config_strlist *)p);
+    }
+    memset(c, 0, sizeof *c);
+}
+
+static void dump_float(double d, FILE *out)
+{
+    if (isnan(d)) {
+        fputs("nan", out);
+        return;
+    }
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", d);
+    fputs(buf, out);
+    if (!strpbrk(buf, ".eEn")) fputs(".0", out); /* "inf" contains 'n' */
+}
+
+void mn_config_dump(const mn_config *c, FILE *out)
+{
+    const char *table = NULL;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const cfg_key *k = &KEYS[i];
+        const void *p = (const char *)c + k->off;
+        if (!table || strcmp(table, k->table) != 0) {
+            fprintf(out, "%s[%s]\n", table ? "\n" : "", k->table);
+            table = k->table;
+        }
+        fprintf(out, "# %s\n", k->doc);
+        const char *s = k->type == K_STRING ? *(char *const *)p : NULL;
+        if (k->secret && s && *s) {
+            fprintf(out, "# %s = (set, not shown)\n", k->key);
+            continue;
+        }
+        fprintf(out, "%s = ", k->key);
+        switch (k->type) {
+        case K_STRING:
+            mn_toml_fput_string(out, s ? s : "", s ? strlen(s) : 0);
+            break;
+        case K_INT: fprintf(out, "%lld", (long long)*(const int64_t *)p); break;
+        case K_FLOAT: dump_float(*(const double *)p, out); break;
+        case K_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
+        case K_STRINGS: {
+            const mn_config_strlist *l = p;
+            fputc('[', out);
+            for (size_t j = 0; j < l->count; j++) {
+                if (j) fputs(", ", out);
+                mn_toml_fput_string(out, l->items[j], strlen(l->items[j]));
+            }
+            fputc(']', out);
+            break;
+        }
+        }
+        fputc('\n', out);
+    }
+}

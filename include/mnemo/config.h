@@ -1,0 +1,89 @@
+/* mnemo configuration: defaults, then a TOML file, then MNEMO_<TABLE>_<KEY> environment
+ * variables. Every key, its type, default, range and doc live in one table in api/config.c;
+ * mnemo.example.toml documents them for operators and docs/config.md explains the rules. */
+#ifndef MNEMO_CONFIG_H
+#define MNEMO_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mnemo/err.h"
+
+/* An array of strings: items[0..count) malloc'd, owned by the config. */
+typedef struct mn_config_strlist {
+    char **items;
+    size_t count;
+} mn_config_strlist;
+
+typedef struct mn_config_http {
+    char *bind;               /* "127.0.0.1" */
+    int64_t port;             /* 7700; 0 = ephemeral */
+    int64_t max_body_bytes;   /* 16 MiB */
+    int64_t max_header_bytes; /* 64 KiB */
+    int64_t max_connections;  /* 1024 */
+    int64_t idle_timeout_ms;  /* 60000 */
+    int64_t max_pipelined;    /* 64 */
+    int64_t worker_threads;   /* 16 */
+} mn_config_http;
+
+typedef struct mn_config_storage {
+    char *data_dir;          /* "./data" */
+    int64_t block_cache_mb;  /* 256 */
+    int64_t write_buffer_mb; /* 64 */
+    bool sync;               /* true: fsync every write batch */
+} mn_config_storage;
+
+typedef struct mn_config_engine {
+    char *default_lifecycle;       /* "ephemeral" | "session" | "persistent" (default) */
+    int64_t ephemeral_ttl_seconds; /* 3600 */
+    int64_t session_ttl_seconds;   /* 86400 */
+    int64_t expiry_interval_ms;    /* 1000 */
+} mn_config_engine;
+
+typedef struct mn_config_log {
+    char *level;  /* "debug" | "info" (default) | "warn" | "error" */
+    char *format; /* "text" (default) | "json" */
+} mn_config_log;
+
+typedef struct mn_config_cluster {
+    bool enabled;            /* false: single node */
+    char *node_id;           /* "" = generated and persisted in the data dir by the cluster code */
+    char *bind;              /* "127.0.0.1" */
+    int64_t swim_port;       /* 7946 */
+    mn_config_strlist seeds; /* "host:port" of nodes to join; empty = start a new cluster */
+    char *key;               /* cluster HMAC key; "" = none */
+    char *profile;           /* "lan" (default) | "fast" */
+} mn_config_cluster;
+
+typedef struct mn_config {
+    mn_config_http http;
+    mn_config_storage storage;
+    mn_config_engine engine;
+    mn_config_log log;
+    mn_config_cluster cluster;
+} mn_config;
+
+/* Fills c (overwriting whatever it held) with the defaults, then the values of the TOML file
+ * at path (if path is not NULL), then the MNEMO_<TABLE>_<KEY> variables of envp (a
+ * NULL-terminated "NAME=value" array like environ; NULL = none). Unknown keys, wrong types
+ * and out-of-range values are errors: MN_ERR_PARSE / MN_ERR_INVALID with
+ * "file:line:col: ..." or "MNEMO_X_Y: ..." in err; MN_ERR_IO if the file cannot be read.
+ * Call mn_config_free(c) afterwards, whatever the result (on failure c holds defaults). */
+mn_err mn_config_load(mn_config *c, const char *path, char **envp, mn_error *err);
+
+/* Frees every string of c and zeroes it. Safe on a zeroed or already freed config. */
+void mn_config_free(mn_config *c);
+
+/* Sets one key, "table.key", from text parsed as the key's type (what an environment variable
+ * holds: integers/floats/booleans as TOML literals, strings verbatim, string arrays
+ * comma-separated or as a TOML array). origin prefixes error messages. */
+mn_err mn_config_set(mn_config *c, const char *name, const char *text, const char *origin,
+                     mn_error *err);
+
+/* Writes the effective configuration as a TOML document, with each key's doc as a comment.
+ * Secrets (cluster.key) are not printed, only whether they are set. */
+void mn_config_dump(const mn_config *c, FILE *out);
+
+#endif
