@@ -1,0 +1,190 @@
+/* Applying WAL entries: the only code that changes a space's state. The commit
+ * thread calls mn_apply_entry for each entry of a group (store mutations into
+ * the group's indexed batch, the entry itself included), writes the batch,
+ * then calls mn_apply_memory (in-memory effects). Crash recovery needs no
+ * replay because entry and state commit atomically; replicas will call the
+ * same two functions with entries shipped from their primary. Apply is
+ * deterministic given the stored state: an id that is already stored or
+ * tombstoned is never written again, which is what keeps forgotten memories
+ * forgotten through replay and sync. */
+#include "engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char META_SPACE_PREFIX[] = "space/";
+
+static void put(rocksdb_writebatch_wi_t *b, mn_engine *e, int cf, const void *k, size_t kl,
+                const void *v, size_t vl)
+{
+    rocksdb_writebatch_wi_put_cf(b, e->store.cf[cf], k, kl, v, vl);
+}
+
+static mn_err read_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                          const mn_id_t *id, mn_memory_record *rec, bool *found, mn_error *err)
+{
+    uint8_t k[KEY_MEM_LEN];
+    mn_key_mem(k, sp->sid, id);
+    char *v;
+    size_t vl;
+    mn_err rc = mn_store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
+    if (rc) return rc;
+    *found = v != NULL;
+    if (!v) return MN_OK;
+    rc = mn_wire_memory_decode((const uint8_t *)v, vl, rec, err);
+    free(v);
+    return rc;
+}
+
+static mn_err put_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                         const mn_memory_record *rec)
+{
+    uint8_t k[KEY_MEM_LEN];
+    mn_key_mem(k, sp->sid, &rec->mem.id);
+    uint8_t *buf;
+    size_t len;
+    mn_err rc = mn_wire_memory_encode(rec, false, &buf, &len);
+    if (rc) return rc;
+    put(b, e, CF_MEMORIES, k, sizeof k, buf, len);
+    free(buf);
+    return MN_OK;
+}
+
+static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
+                             rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err)
+{
+    for (size_t i = 0; i < en->op.remember.n; i++) {
+        const mn_memory_t *m = &en->op.remember.mems[i];
+        accepted[i] = false;
+        uint8_t k[KEY_MEM_LEN];
+        mn_key_mem(k, sp->sid, &m->id);
+        char *v;
+        size_t vl;
+        mn_err rc = mn_store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
+        if (rc) return rc;
+        if (v) { /* stored or tombstoned already: never resurrect */
+            free(v);
+            continue;
+        }
+        if (m->idempotency_key) {
+            uint8_t ik[KEY_SID_LEN + 1 + MN_IDEMPOTENCY_KEY_MAX];
+            size_t il = mn_key_idem(ik, sp->sid, m->idempotency_key);
+            rc = mn_store_get_wi(&e->store, b, CF_INDEX, ik, il, &v, &vl, err);
+            if (rc) return rc;
+            if (v) {
+                free(v);
+                continue;
+            }
+            put(b, e, CF_INDEX, ik, il, m->id.b, 16);
+        }
+        mn_memory_record rec = {.mem = *m, .tombstone = false};
+        if ((rc = put_record(e, b, sp, &rec))) return rc;
+        put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
+        uint8_t tk[KEY_TIME_LEN];
+        mn_key_time(tk, sp->sid, m->when_ms, &m->id);
+        put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
+        accepted[i] = true;
+    }
+    return MN_OK;
+}
+
+static mn_err apply_forget(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
+                           rocksdb_writebatch_wi_t *b, mn_error *err)
+{
+    const mn_id_t *id = en->type == MN_WAL_OP_FORGET ? &en->op.forget.id : &en->op.unsuppress.id;
+    mn_memory_record rec;
+    bool found;
+    mn_err rc = read_record(e, b, sp, id, &rec, &found, err);
+    if (rc) return rc;
+    if (!found) return mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
+    if (rec.tombstone) {
+        mn_memory_clear(&rec.mem);
+        return mn_error_set(err, MN_ERR_GONE, "memory was forgotten");
+    }
+    if (en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE) {
+        uint8_t k[KEY_MEM_LEN], tk[KEY_TIME_LEN];
+        mn_key_mem(k, sp->sid, id);
+        mn_key_time(tk, sp->sid, rec.mem.when_ms, id);
+        rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_VECTORS], (const char *)k, sizeof k);
+        rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)tk, sizeof tk);
+        rec.tombstone = true;
+        rec.forgotten_at_ms = en->op.forget.at_ms;
+    } else {
+        rec.mem.suppressed = en->type == MN_WAL_OP_FORGET;
+    }
+    rc = put_record(e, b, sp, &rec);
+    mn_memory_clear(&rec.mem);
+    return rc;
+}
+
+mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
+                      rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err)
+{
+    mn_err rc = MN_OK;
+    /* Preconditions first: a failing op leaves no trace in the batch. */
+    switch (entry->type) {
+    case MN_WAL_OP_SPACE_CREATE: {
+        char mk[sizeof META_SPACE_PREFIX + MN_SPACE_NAME_MAX];
+        int ml = snprintf(mk, sizeof mk, "%s%s", META_SPACE_PREFIX, entry->space);
+        uint8_t *buf;
+        size_t len;
+        if ((rc = mn_wire_wal_encode(entry, &buf, &len))) return rc;
+        put(b, e, CF_META, mk, (size_t)ml, buf, len);
+        free(buf);
+        uint8_t nk[4];
+        mn_put_be32(nk, entry->op.space_create.space_id + 1);
+        put(b, e, CF_META, "next_sid", 8, nk, 4);
+        break;
+    }
+    case MN_WAL_OP_REMEMBER:
+        rc = apply_remember(e, sp, entry, b, accepted, err);
+        break;
+    case MN_WAL_OP_FORGET:
+    case MN_WAL_OP_UNSUPPRESS:
+        rc = apply_forget(e, sp, entry, b, err);
+        break;
+    default:
+        return mn_error_set(err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)entry->type);
+    }
+    if (rc) return rc;
+    uint8_t wk[KEY_WAL_LEN];
+    mn_key_wal(wk, sp->sid, entry->lsn);
+    uint8_t *buf;
+    size_t len;
+    if ((rc = mn_wire_wal_encode(entry, &buf, &len))) return rc;
+    put(b, e, CF_WAL, wk, sizeof wk, buf, len);
+    free(buf);
+    return MN_OK;
+}
+
+void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, const bool *accepted)
+{
+    (void)e;
+    pthread_rwlock_wrlock(&sp->lock);
+    switch (entry->type) {
+    case MN_WAL_OP_REMEMBER:
+        for (size_t i = 0; i < entry->op.remember.n; i++)
+            if (accepted[i] && mn_space_insert(sp, &entry->op.remember.mems[i]))
+                mn_log_error("space %s: out of memory indexing a memory; restart reloads it",
+                             sp->def.name);
+        break;
+    case MN_WAL_OP_FORGET:
+        if (entry->op.forget.mode == MN_FORGET_DELETE) {
+            if (mn_space_remove(sp, &entry->op.forget.id)) sp->n_tombstones++;
+        } else {
+            uint32_t slot = mn_space_find(sp, &entry->op.forget.id);
+            if (slot != UINT32_MAX) mn_space_set_suppressed(sp, slot, true);
+        }
+        break;
+    case MN_WAL_OP_UNSUPPRESS: {
+        uint32_t slot = mn_space_find(sp, &entry->op.unsuppress.id);
+        if (slot != UINT32_MAX) mn_space_set_suppressed(sp, slot, false);
+        break;
+    }
+    default:
+        break;
+    }
+    sp->last_lsn = entry->lsn;
+    pthread_rwlock_unlock(&sp->lock);
+}

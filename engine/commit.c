@@ -1,0 +1,325 @@
+/* The commit thread: group commit for every write of the engine.
+ *
+ * Callers queue an op and wait. The commit thread takes everything queued,
+ * gives each op of a space the next lsn (dense: an op that fails its
+ * preconditions consumes none), applies them into one WriteBatchWithIndex and
+ * writes it with a single fsync if any op needs durability. While that fsync
+ * runs, new ops queue up and form the next group, so concurrent writers share
+ * fsyncs (the classic leader/follower group commit, here with a dedicated
+ * leader). In-memory state changes only after the batch is durable, so a
+ * recall never sees a memory that a crash could take back. A failed store
+ * write marks the engine failed: later writes are refused rather than risk
+ * state that diverges from the WAL. */
+#include "engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int space_cmp(const void *a, const void *b)
+{
+    return strcmp((*(mn_space *const *)a)->def.name, (*(mn_space *const *)b)->def.name);
+}
+
+/* Inserts sp into the sorted map (commit thread). */
+static mn_err map_insert(mn_engine *e, mn_space *sp)
+{
+    pthread_rwlock_wrlock(&e->spaces_lock);
+    if (e->n_spaces == e->cap_spaces) {
+        size_t nc = e->cap_spaces ? e->cap_spaces * 2 : 16;
+        mn_space **n = realloc(e->spaces, nc * sizeof *n);
+        if (!n) {
+            pthread_rwlock_unlock(&e->spaces_lock);
+            return MN_ERR_NOMEM;
+        }
+        e->spaces = n;
+        e->cap_spaces = nc;
+    }
+    e->spaces[e->n_spaces++] = sp;
+    qsort(e->spaces, e->n_spaces, sizeof *e->spaces, space_cmp);
+    pthread_rwlock_unlock(&e->spaces_lock);
+    return MN_OK;
+}
+
+static void map_remove(mn_engine *e, mn_space *sp)
+{
+    pthread_rwlock_wrlock(&e->spaces_lock);
+    for (size_t i = 0; i < e->n_spaces; i++)
+        if (e->spaces[i] == sp) {
+            memmove(&e->spaces[i], &e->spaces[i + 1], (e->n_spaces - i - 1) * sizeof *e->spaces);
+            e->n_spaces--;
+            break;
+        }
+    pthread_rwlock_unlock(&e->spaces_lock);
+}
+
+/* Remember: resolve idempotency keys against the store and earlier memories of
+ * the same request; keep the new memories in p->compact for the entry. */
+static mn_err prefilter_remember(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
+{
+    mn_space *sp = p->sp;
+    size_t n = p->entry.op.remember.n;
+    mn_memory_t *in = p->entry.op.remember.mems;
+    p->compact = malloc(n * sizeof *p->compact);
+    p->accepted = malloc(n * sizeof *p->accepted);
+    if (!p->compact || !p->accepted) return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *key = in[i].idempotency_key;
+        bool dup = false;
+        if (key) {
+            for (size_t j = 0; j < i && !dup; j++)
+                if (in[j].idempotency_key && !strcmp(in[j].idempotency_key, key)) {
+                    p->ids_out[i] = p->ids_out[j];
+                    dup = true;
+                }
+            if (!dup) {
+                uint8_t ik[KEY_SID_LEN + 1 + MN_IDEMPOTENCY_KEY_MAX];
+                size_t il = mn_key_idem(ik, sp->sid, key);
+                char *v;
+                size_t vl;
+                mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, ik, il, &v, &vl, &p->err);
+                if (rc) return rc;
+                if (v && vl == 16) {
+                    memcpy(p->ids_out[i].b, v, 16);
+                    dup = true;
+                }
+                free(v);
+            }
+        }
+        if (!dup) {
+            p->ids_out[i] = in[i].id;
+            p->compact[k++] = in[i];
+        }
+    }
+    p->entry.op.remember.mems = p->compact;
+    p->entry.op.remember.n = k;
+    return MN_OK;
+}
+
+/* Prepares and applies one op into the group batch. */
+static void stage(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, bool *group_sync)
+{
+    mn_space *sp = p->sp;
+    if (p->entry.type == MN_WAL_OP_SPACE_CREATE) {
+        char mk[8 + MN_SPACE_NAME_MAX];
+        int ml = snprintf(mk, sizeof mk, "space/%s", p->entry.space);
+        char *v;
+        size_t vl;
+        if ((p->rc = mn_store_get_wi(&e->store, b, CF_META, mk, (size_t)ml, &v, &vl, &p->err)))
+            return;
+        if (v) {
+            free(v);
+            p->rc = mn_error_set(&p->err, MN_ERR_EXISTS, "space \"%s\" already exists",
+                                 p->entry.space);
+            return;
+        }
+        p->entry.op.space_create.space_id = e->next_sid++;
+        sp = p->sp = mn_space_new(&p->entry.op.space_create.def, p->entry.op.space_create.space_id);
+        if (!sp) {
+            p->rc = mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+            return;
+        }
+    } else if (atomic_load(&sp->dropped)) {
+        p->rc = mn_error_set(&p->err, MN_ERR_NOT_FOUND, "space \"%s\" not found", sp->def.name);
+        return;
+    }
+    if (p->entry.type == MN_WAL_OP_REMEMBER) {
+        if ((p->rc = prefilter_remember(e, p, b))) return;
+        if (p->entry.op.remember.n == 0) return; /* every memory was a retry */
+    }
+    p->entry.epoch = sp->epoch;
+    p->entry.lsn = sp->assigned_lsn + 1;
+    p->entry.hlc = mn_hlc_now(&e->hlc, mn_engine_now(e));
+    if ((p->rc = mn_apply_entry(e, sp, &p->entry, b, p->accepted, &p->err))) return;
+    sp->assigned_lsn++;
+    p->has_entry = true;
+    if (p->sync) *group_sync = true;
+}
+
+/* Writes the group and publishes its effects. */
+static void flush_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writebatch_wi_t *b,
+                        bool group_sync)
+{
+    size_t entries = 0;
+    for (size_t i = 0; i < n; i++) entries += ps[i]->has_entry;
+    if (entries) {
+        mn_error werr = {0};
+        bool sync = group_sync && e->opts.sync;
+        mn_err rc = mn_store_write(&e->store, b, sync, &werr);
+        if (rc) {
+            mn_log_error("store write failed, refusing further writes: %s", werr.message);
+            e->failed = true;
+            for (size_t i = 0; i < n; i++)
+                if (ps[i]->has_entry) {
+                    ps[i]->rc = rc;
+                    ps[i]->err = werr;
+                    ps[i]->has_entry = false;
+                }
+        } else {
+            atomic_fetch_add(&e->n_commits, 1);
+            if (sync) atomic_fetch_add(&e->n_synced, 1);
+            atomic_fetch_add(&e->n_entries, entries);
+            if (entries > atomic_load(&e->max_group)) atomic_store(&e->max_group, entries);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        mn_pending *p = ps[i];
+        if (p->entry.type == MN_WAL_OP_SPACE_CREATE) {
+            if (p->has_entry) {
+                p->sp->last_lsn = p->entry.lsn;
+                if (map_insert(e, p->sp)) {
+                    p->rc = mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+                    mn_space_free(p->sp);
+                }
+            } else if (p->sp) {
+                mn_space_free(p->sp);
+                e->next_sid--; /* nothing was written with it */
+            }
+            p->sp = NULL;
+        } else if (p->has_entry) {
+            mn_apply_memory(e, p->sp, &p->entry, p->accepted);
+        } else if (p->sp && p->rc && e->failed) {
+            p->sp->assigned_lsn = p->sp->last_lsn;
+        }
+    }
+    rocksdb_writebatch_wi_clear(b);
+}
+
+static void do_drop(mn_engine *e, mn_pending *p)
+{
+    mn_space *sp = p->sp;
+    if (atomic_load(&sp->dropped)) {
+        p->rc = mn_error_set(&p->err, MN_ERR_NOT_FOUND, "space \"%s\" not found", sp->def.name);
+        return;
+    }
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    uint8_t lo[4], hi[4];
+    mn_key_sid(lo, sp->sid);
+    mn_key_sid(hi, sp->sid + 1);
+    for (int cf = CF_WAL; cf < CF_COUNT; cf++)
+        rocksdb_writebatch_delete_range_cf(b, e->store.cf[cf], (const char *)lo, 4,
+                                           (const char *)hi, 4);
+    char mk[8 + MN_SPACE_NAME_MAX];
+    int ml = snprintf(mk, sizeof mk, "space/%s", sp->def.name);
+    rocksdb_writebatch_delete_cf(b, e->store.cf[CF_META], mk, (size_t)ml);
+    char *msg = NULL;
+    rocksdb_write(e->store.db, e->store.wsync, b, &msg);
+    rocksdb_writebatch_destroy(b);
+    if (msg) {
+        p->rc = mn_error_set(&p->err, MN_ERR_IO, "drop space: %s", msg);
+        free(msg);
+        return;
+    }
+    atomic_store(&sp->dropped, true);
+    map_remove(e, sp);
+    mn_engine_space_release(e, sp); /* the map's reference */
+}
+
+static void *commit_main(void *arg)
+{
+    mn_engine *e = arg;
+    rocksdb_writebatch_wi_t *b = rocksdb_writebatch_wi_create(1 << 16, 1);
+    size_t cap = 64;
+    mn_pending **ps = malloc(cap * sizeof *ps);
+    for (;;) {
+        pthread_mutex_lock(&e->q_mu);
+        while (!e->q_head && !e->stopping) pthread_cond_wait(&e->q_cv, &e->q_mu);
+        if (!e->q_head && e->stopping) {
+            pthread_mutex_unlock(&e->q_mu);
+            break;
+        }
+        mn_pending *list = e->q_head;
+        e->q_head = e->q_tail = NULL;
+        pthread_mutex_unlock(&e->q_mu);
+
+        size_t n = 0, start = 0;
+        bool group_sync = false;
+        for (mn_pending *p = list; p; p = p->next) {
+            if (n == cap) {
+                cap *= 2;
+                mn_pending **np = realloc(ps, cap * sizeof *ps);
+                if (!np) abort(); /* cannot even track waiters */
+                ps = np;
+            }
+            ps[n++] = p;
+            if (e->failed) {
+                p->rc = mn_error_set(&p->err, MN_ERR_IO, "engine is read-only after a write failure");
+                continue;
+            }
+            if (p->drop) {
+                flush_group(e, ps + start, n - 1 - start, b, group_sync);
+                group_sync = false;
+                do_drop(e, p);
+                start = n;
+                continue;
+            }
+            stage(e, p, b, &group_sync);
+        }
+        flush_group(e, ps + start, n - start, b, group_sync);
+
+        pthread_mutex_lock(&e->q_mu);
+        for (size_t i = 0; i < n; i++) ps[i]->done = true;
+        pthread_cond_broadcast(&e->done_cv);
+        pthread_mutex_unlock(&e->q_mu);
+    }
+    free(ps);
+    rocksdb_writebatch_wi_destroy(b);
+    return NULL;
+}
+
+void mn_commit_submit_many(mn_engine *e, mn_pending **ps, size_t n)
+{
+    pthread_mutex_lock(&e->q_mu);
+    for (size_t i = 0; i < n; i++) {
+        mn_pending *p = ps[i];
+        p->next = NULL;
+        p->done = false;
+        if (e->stopping) {
+            p->rc = mn_error_set(&p->err, MN_ERR_CLOSED, "engine is shutting down");
+            p->done = true;
+            continue;
+        }
+        if (e->q_tail) e->q_tail->next = p;
+        else e->q_head = p;
+        e->q_tail = p;
+    }
+    pthread_cond_signal(&e->q_cv);
+    for (size_t i = 0; i < n; i++)
+        while (!ps[i]->done) pthread_cond_wait(&e->done_cv, &e->q_mu);
+    pthread_mutex_unlock(&e->q_mu);
+    for (size_t i = 0; i < n; i++) {
+        free(ps[i]->compact);
+        free(ps[i]->accepted);
+        ps[i]->compact = NULL;
+        ps[i]->accepted = NULL;
+    }
+}
+
+mn_err mn_commit_submit(mn_engine *e, mn_pending *p)
+{
+    mn_commit_submit_many(e, &p, 1);
+    return p->rc;
+}
+
+mn_err mn_commit_start(mn_engine *e, mn_error *err)
+{
+    pthread_mutex_init(&e->q_mu, NULL);
+    pthread_cond_init(&e->q_cv, NULL);
+    pthread_cond_init(&e->done_cv, NULL);
+    if (pthread_create(&e->committer, NULL, commit_main, e))
+        return mn_error_set(err, MN_ERR_IO, "cannot start the commit thread");
+    return MN_OK;
+}
+
+void mn_commit_stop(mn_engine *e)
+{
+    pthread_mutex_lock(&e->q_mu);
+    e->stopping = true;
+    pthread_cond_signal(&e->q_cv);
+    pthread_mutex_unlock(&e->q_mu);
+    pthread_join(e->committer, NULL);
+    pthread_cond_destroy(&e->q_cv);
+    pthread_cond_destroy(&e->done_cv);
+    pthread_mutex_destroy(&e->q_mu);
+}

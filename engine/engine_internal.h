@@ -1,0 +1,202 @@
+/* Private structures of the engine: the store handles, the in-memory state of
+ * a space, and the commit queue. */
+#ifndef MN_ENGINE_INTERNAL_H
+#define MN_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <rocksdb/c.h>
+
+#include "mnemo/engine.h"
+#include "mnemo/wire.h"
+
+/* ---- store (store.c) ---- */
+enum { CF_DEFAULT = 0, CF_META, CF_WAL, CF_MEMORIES, CF_VECTORS, CF_INDEX, CF_COUNT };
+
+typedef struct mn_store {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_column_family_handle_t *cf[CF_COUNT];
+    rocksdb_cache_t *cache;
+    rocksdb_block_based_table_options_t *table_opts;
+    rocksdb_filterpolicy_t *filter; /* owned by table_opts */
+    rocksdb_readoptions_t *ropts;
+    rocksdb_writeoptions_t *wsync;
+    rocksdb_writeoptions_t *wnosync;
+} mn_store;
+
+mn_err mn_store_open(mn_store *s, const mn_engine_options *o, mn_error *err);
+void mn_store_close(mn_store *s);
+/* Get into a malloc'd buffer (*val NULL when absent). */
+mn_err mn_store_get(mn_store *s, int cf, const void *key, size_t klen, char **val, size_t *vlen,
+                    mn_error *err);
+/* Get seeing the batch's own writes over the DB. */
+mn_err mn_store_get_wi(mn_store *s, rocksdb_writebatch_wi_t *b, int cf, const void *key,
+                       size_t klen, char **val, size_t *vlen, mn_error *err);
+mn_err mn_store_write(mn_store *s, rocksdb_writebatch_wi_t *b, bool sync, mn_error *err);
+
+/* Keys: every per-space key starts with the 4-byte big-endian space id. */
+#define KEY_SID_LEN 4
+#define KEY_MEM_LEN (KEY_SID_LEN + 16)
+#define KEY_WAL_LEN (KEY_SID_LEN + 8)
+#define KEY_TIME_LEN (KEY_SID_LEN + 1 + 8 + 16)
+void mn_key_mem(uint8_t *k, uint32_t sid, const mn_id_t *id);
+void mn_key_wal(uint8_t *k, uint32_t sid, uint64_t lsn);
+void mn_key_time(uint8_t *k, uint32_t sid, int64_t when_ms, const mn_id_t *id);
+/* 'k' idempotency index key: sid | 'k' | key bytes. Returns length; k holds >= 5 + len. */
+size_t mn_key_idem(uint8_t *k, uint32_t sid, const char *key);
+void mn_key_sid(uint8_t *k, uint32_t sid);
+/* Order-preserving encoding of a signed 64-bit time. */
+uint64_t mn_key_time_bits(int64_t t);
+int64_t mn_key_time_from_bits(uint64_t b);
+
+/* ---- in-memory space (space.c) ---- */
+enum { SLOT_FREE = 0, SLOT_LIVE = 1 };
+
+/* What recall and list need to filter without touching the store. */
+typedef struct mn_slot {
+    mn_id_t id;
+    uint8_t state;
+    uint8_t kind;
+    uint8_t suppressed;
+    uint8_t lifecycle;
+    float confidence;
+    int64_t when_ms;
+    int64_t created_at_ms;
+    int64_t expires_at_ms;
+    char **tags;
+    uint32_t n_tags;
+    uint32_t n_metadata;
+    mn_kv *metadata;
+} mn_slot;
+
+typedef struct mn_space {
+    mn_space_def def;
+    uint32_t sid;
+    uint64_t epoch;
+    uint64_t last_lsn;     /* committed; written only by the commit thread */
+    uint64_t assigned_lsn; /* handed out in the current group (commit thread only) */
+    atomic_int refs;
+    atomic_bool dropped;
+
+    pthread_rwlock_t lock; /* guards everything below */
+    mn_slot *slots;
+    float *vecs; /* dim floats per slot; cosine spaces hold unit vectors */
+    uint32_t n_slots;
+    uint32_t cap;
+    uint32_t *free_slots;
+    uint32_t n_free;
+    uint32_t free_cap;
+    /* id -> slot+1 open-addressing table (0 = empty, UINT32_MAX = deleted) */
+    uint32_t *idx;
+    uint32_t idx_cap;
+    uint32_t idx_used;
+    uint64_t n_live, n_episodic, n_semantic, n_suppressed, n_tombstones;
+} mn_space;
+
+mn_space *mn_space_new(const mn_space_def *def, uint32_t sid);
+void mn_space_free(mn_space *sp);
+/* Lookup (caller holds lock). Returns slot index or UINT32_MAX. */
+uint32_t mn_space_find(const mn_space *sp, const mn_id_t *id);
+/* Inserts a live memory (caller holds the write lock). Takes the filter fields
+ * and copies the vector (normalising it for cosine). */
+mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m);
+/* Removes the slot of id if present (write lock). Returns true if it was there. */
+bool mn_space_remove(mn_space *sp, const mn_id_t *id);
+void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on);
+/* Normalises v in place to unit length; returns false for a zero vector. */
+bool mn_vec_normalize(float *v, uint32_t dim);
+float mn_vec_dot(const float *a, const float *b, uint32_t dim);
+float mn_vec_l2sq(const float *a, const float *b, uint32_t dim);
+
+/* ---- commit queue (commit.c) ---- */
+typedef struct mn_pending {
+    bool drop;          /* drop the space (not a WAL op: the space's WAL goes with it) */
+    bool has_entry;     /* the committer wrote entry in this group */
+    bool *accepted;     /* remember: per memory of entry, written or not */
+    mn_memory_t *compact; /* remember: the accepted subset the entry carries */
+    mn_wal_entry entry; /* op filled by the caller; lsn/epoch/hlc by the committer */
+    mn_space *sp;       /* referenced by the caller for the op's life */
+    bool sync;
+    /* remember: per memory, the id to report (from idempotency or the new id) */
+    mn_id_t *ids_out;
+    /* results */
+    mn_err rc;
+    mn_error err;
+    bool done;
+    struct mn_pending *next;
+} mn_pending;
+
+typedef struct mn_engine {
+    mn_engine_options opts;
+    char *data_dir;
+    mn_store store;
+    mn_idgen_t idgen;
+    mn_hlc_t hlc;
+
+    pthread_rwlock_t spaces_lock;
+    mn_space **spaces; /* sorted by name */
+    size_t n_spaces;
+    size_t cap_spaces;
+    uint32_t next_sid; /* commit thread only */
+
+    /* commit queue */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;    /* committer waits for work */
+    pthread_cond_t done_cv; /* callers wait for their op */
+    mn_pending *q_head, *q_tail;
+    bool stopping;
+    bool failed; /* a store write failed: refuse further writes */
+    pthread_t committer;
+
+    /* expiry sweeper */
+    pthread_t sweeper;
+    bool sweeper_running;
+    bool sw_stop; /* guarded by sw_mu */
+    pthread_mutex_t sw_mu;
+    pthread_cond_t sw_cv;
+
+    /* figures */
+    atomic_uint_fast64_t n_commits, n_synced, n_entries, max_group;
+} mn_engine;
+
+int64_t mn_engine_now(const mn_engine *e);
+/* Space lookup with a reference (release with mn_engine_space_release). */
+mn_space *mn_engine_space_acquire(mn_engine *e, const char *name);
+void mn_engine_space_release(mn_engine *e, mn_space *sp);
+
+/* Queues p, waits until committed; returns p->rc. */
+mn_err mn_commit_submit(mn_engine *e, mn_pending *p);
+/* Several at once (one group); waits for all. */
+void mn_commit_submit_many(mn_engine *e, mn_pending **ps, size_t n);
+mn_err mn_commit_start(mn_engine *e, mn_error *err);
+void mn_commit_stop(mn_engine *e);
+
+/* ---- apply (apply.c): the only way state changes ---- */
+/* Adds the store mutations of entry (and the entry itself) to the group's batch.
+ * Runs on the commit thread before the write; reads see earlier entries of the
+ * same group through the indexed batch. For a remember, accepted[i] says
+ * whether memory i was written (false: its id is tombstoned or already there). */
+mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
+                      rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err);
+/* After the batch is durable: the in-memory effects of entry. */
+void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
+                     const bool *accepted);
+
+/* ---- validation (validate.c) ---- */
+mn_err mn_validate_memory(const mn_space *sp, const mn_memory_t *m, size_t index, mn_error *err);
+mn_err mn_validate_filter(const mn_filter_t *f, mn_error *err);
+
+/* Reads a memory record from the store (MN_ERR_GONE for a tombstone). */
+mn_err mn_engine_read_memory(mn_engine *e, mn_space *sp, const mn_id_t *id, bool with_embedding,
+                             mn_memory_t *out, mn_error *err);
+/* Deletes expired ids of sp through the forget path, as one commit group. */
+mn_err mn_engine_forget_expired(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n);
+
+/* Does a live slot pass the filter at time now? (caller holds sp->lock) */
+bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now);
+
+/* ---- load (load.c) ---- */
+mn_err mn_engine_load(mn_engine *e, mn_error *err);
+
+#endif

@@ -1,0 +1,169 @@
+/* Start-up: rebuild the in-memory state of every space from the store. The
+ * WAL needs no replay (entries commit atomically with their state); we read
+ * space definitions from meta, each space's last lsn from the tail of its WAL,
+ * and its live memories from the memories and vectors families, walked side
+ * by side (same keys, same order). Progress is logged for large spaces. */
+#include "engine_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static rocksdb_iterator_t *iter(mn_engine *e, int cf)
+{
+    return rocksdb_create_iterator_cf(e->store.db, e->store.ropts, e->store.cf[cf]);
+}
+
+static bool has_prefix(rocksdb_iterator_t *it, const void *p, size_t n)
+{
+    if (!rocksdb_iter_valid(it)) return false;
+    size_t kl;
+    const char *k = rocksdb_iter_key(it, &kl);
+    return kl >= n && memcmp(k, p, n) == 0;
+}
+
+static uint64_t last_lsn(mn_engine *e, uint32_t sid)
+{
+    rocksdb_iterator_t *it = iter(e, CF_WAL);
+    uint8_t hi[4], pre[4];
+    mn_key_sid(hi, sid + 1);
+    mn_key_sid(pre, sid);
+    rocksdb_iter_seek_for_prev(it, (const char *)hi, 4);
+    /* seek_for_prev lands on the last key <= hi; hi itself is never a WAL key */
+    uint64_t lsn = 0;
+    if (has_prefix(it, pre, 4)) {
+        size_t kl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl == KEY_WAL_LEN) lsn = mn_get_be64((const uint8_t *)k + 4);
+    }
+    rocksdb_iter_destroy(it);
+    return lsn;
+}
+
+static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
+{
+    uint8_t pre[4];
+    mn_key_sid(pre, sp->sid);
+    rocksdb_iterator_t *mi = iter(e, CF_MEMORIES);
+    rocksdb_iterator_t *vi = iter(e, CF_VECTORS);
+    rocksdb_iter_seek(mi, (const char *)pre, 4);
+    rocksdb_iter_seek(vi, (const char *)pre, 4);
+    mn_err rc = MN_OK;
+    uint64_t loaded = 0, missing_vec = 0;
+    int64_t t0 = mn_time_mono_ns();
+    for (; has_prefix(mi, pre, 4); rocksdb_iter_next(mi)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(mi, &kl);
+        const char *v = rocksdb_iter_value(mi, &vl);
+        mn_memory_record rec;
+        mn_error derr = {0};
+        if (mn_wire_memory_decode((const uint8_t *)v, vl, &rec, &derr)) {
+            mn_log_error("space %s: skipping an unreadable memory record: %s", sp->def.name,
+                         derr.message);
+            continue;
+        }
+        if (rec.tombstone) {
+            sp->n_tombstones++;
+            mn_memory_clear(&rec.mem);
+            continue;
+        }
+        /* advance the vector iterator to this key */
+        while (rocksdb_iter_valid(vi)) {
+            size_t vkl;
+            const char *vk = rocksdb_iter_key(vi, &vkl);
+            int c = memcmp(vk, k, vkl < kl ? vkl : kl);
+            if (c > 0 || (c == 0 && vkl >= kl)) break;
+            rocksdb_iter_next(vi);
+        }
+        const float *vec = NULL;
+        if (rocksdb_iter_valid(vi)) {
+            size_t vkl, vvl;
+            const char *vk = rocksdb_iter_key(vi, &vkl);
+            const char *vv = rocksdb_iter_value(vi, &vvl);
+            if (vkl == kl && !memcmp(vk, k, kl) && vvl == (size_t)sp->def.dim * sizeof(float))
+                vec = (const float *)vv;
+        }
+        if (!vec) missing_vec++;
+        float *copy = NULL;
+        if (vec) {
+            copy = malloc((size_t)sp->def.dim * sizeof(float));
+            if (!copy) {
+                mn_memory_clear(&rec.mem);
+                rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
+                break;
+            }
+            memcpy(copy, vec, (size_t)sp->def.dim * sizeof(float));
+        }
+        rec.mem.embedding = copy;
+        rec.mem.dim = sp->def.dim;
+        if (mn_space_insert(sp, &rec.mem)) {
+            mn_memory_clear(&rec.mem);
+            rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
+            break;
+        }
+        mn_memory_clear(&rec.mem);
+        if (++loaded % 100000 == 0)
+            mn_log_info("space %s: loaded %llu memories", sp->def.name,
+                        (unsigned long long)loaded);
+    }
+    rocksdb_iter_destroy(mi);
+    rocksdb_iter_destroy(vi);
+    if (missing_vec)
+        mn_log_warn("space %s: %llu memories without a stored vector", sp->def.name,
+                    (unsigned long long)missing_vec);
+    if (loaded >= 100000)
+        mn_log_info("space %s: %llu memories loaded in %.1f s", sp->def.name,
+                    (unsigned long long)loaded, (double)(mn_time_mono_ns() - t0) / 1e9);
+    return rc;
+}
+
+mn_err mn_engine_load(mn_engine *e, mn_error *err)
+{
+    char *v;
+    size_t vl;
+    mn_err rc = mn_store_get(&e->store, CF_META, "next_sid", 8, &v, &vl, err);
+    if (rc) return rc;
+    if (v && vl == 4) e->next_sid = mn_get_be32((const uint8_t *)v);
+    free(v);
+
+    rocksdb_iterator_t *it = iter(e, CF_META);
+    rocksdb_iter_seek(it, "space/", 6);
+    for (; has_prefix(it, "space/", 6); rocksdb_iter_next(it)) {
+        size_t sl;
+        const char *sv = rocksdb_iter_value(it, &sl);
+        mn_wal_entry en;
+        mn_error derr = {0};
+        if (mn_wire_wal_decode((const uint8_t *)sv, sl, &en, &derr) ||
+            en.type != MN_WAL_OP_SPACE_CREATE) {
+            rocksdb_iter_destroy(it);
+            return mn_error_set(err, MN_ERR_CORRUPT, "space definition unreadable: %s",
+                                derr.message);
+        }
+        mn_space *sp = mn_space_new(&en.op.space_create.def, en.op.space_create.space_id);
+        if (!sp) {
+            rocksdb_iter_destroy(it);
+            return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        }
+        sp->last_lsn = sp->assigned_lsn = last_lsn(e, sp->sid);
+        if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
+        if ((rc = load_space(e, sp, err))) {
+            mn_space_free(sp);
+            rocksdb_iter_destroy(it);
+            return rc;
+        }
+        if (e->n_spaces == e->cap_spaces) {
+            size_t nc = e->cap_spaces ? e->cap_spaces * 2 : 16;
+            mn_space **n = realloc(e->spaces, nc * sizeof *n);
+            if (!n) {
+                mn_space_free(sp);
+                rocksdb_iter_destroy(it);
+                return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+            }
+            e->spaces = n;
+            e->cap_spaces = nc;
+        }
+        e->spaces[e->n_spaces++] = sp; /* meta keys iterate in name order */
+    }
+    rocksdb_iter_destroy(it);
+    mn_log_info("engine: %zu spaces loaded from %s", e->n_spaces, e->data_dir);
+    return MN_OK;
+}

@@ -1,0 +1,251 @@
+/* In-memory state of a space: a slot per live memory with the fields filters
+ * need, vectors in one contiguous array (unit-normalised for cosine, so cosine
+ * is a dot product), and an open-addressing id -> slot table. Freed slots are
+ * reused. Callers hold sp->lock (write lock to mutate). */
+#include "engine_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IDX_EMPTY 0u
+#define IDX_DELETED UINT32_MAX
+
+mn_space *mn_space_new(const mn_space_def *def, uint32_t sid)
+{
+    mn_space *sp = calloc(1, sizeof *sp);
+    if (!sp) return NULL;
+    sp->def = *def;
+    sp->sid = sid;
+    sp->epoch = 1;
+    atomic_init(&sp->refs, 1);
+    atomic_init(&sp->dropped, false);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* Writers (the commit thread) must not starve behind a stream of recalls. */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&sp->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    return sp;
+}
+
+static void slot_clear(mn_slot *s)
+{
+    for (uint32_t i = 0; i < s->n_tags; i++) free(s->tags[i]);
+    free(s->tags);
+    for (uint32_t i = 0; i < s->n_metadata; i++) {
+        free(s->metadata[i].key);
+        free(s->metadata[i].value);
+    }
+    free(s->metadata);
+    memset(s, 0, sizeof *s);
+}
+
+void mn_space_free(mn_space *sp)
+{
+    if (!sp) return;
+    for (uint32_t i = 0; i < sp->n_slots; i++) slot_clear(&sp->slots[i]);
+    free(sp->slots);
+    free(sp->vecs);
+    free(sp->free_slots);
+    free(sp->idx);
+    pthread_rwlock_destroy(&sp->lock);
+    free(sp);
+}
+
+static uint32_t id_hash(const mn_id_t *id)
+{
+    /* The tail of a v7 id is random: a good hash as it is. */
+    uint32_t h;
+    memcpy(&h, id->b + 12, 4);
+    return h ^ ((uint32_t)id->b[11] << 24);
+}
+
+uint32_t mn_space_find(const mn_space *sp, const mn_id_t *id)
+{
+    if (!sp->idx_cap) return UINT32_MAX;
+    uint32_t mask = sp->idx_cap - 1;
+    for (uint32_t i = id_hash(id) & mask, n = 0; n < sp->idx_cap; i = (i + 1) & mask, n++) {
+        uint32_t v = sp->idx[i];
+        if (v == IDX_EMPTY) return UINT32_MAX;
+        if (v != IDX_DELETED && memcmp(sp->slots[v - 1].id.b, id->b, 16) == 0) return v - 1;
+    }
+    return UINT32_MAX;
+}
+
+static void idx_put_raw(uint32_t *idx, uint32_t cap, const mn_id_t *id, uint32_t slot)
+{
+    uint32_t mask = cap - 1;
+    uint32_t i = id_hash(id) & mask;
+    while (idx[i] != IDX_EMPTY && idx[i] != IDX_DELETED) i = (i + 1) & mask;
+    idx[i] = slot + 1;
+}
+
+static mn_err idx_grow(mn_space *sp)
+{
+    uint32_t ncap = sp->idx_cap ? sp->idx_cap * 2 : 1024;
+    uint32_t *n = calloc(ncap, sizeof *n);
+    if (!n) return MN_ERR_NOMEM;
+    for (uint32_t i = 0; i < sp->idx_cap; i++) {
+        uint32_t v = sp->idx[i];
+        if (v != IDX_EMPTY && v != IDX_DELETED) idx_put_raw(n, ncap, &sp->slots[v - 1].id, v - 1);
+    }
+    free(sp->idx);
+    sp->idx = n;
+    sp->idx_cap = ncap;
+    sp->idx_used = (uint32_t)sp->n_live;
+    return MN_OK;
+}
+
+static mn_err slots_reserve(mn_space *sp)
+{
+    if (sp->n_slots < sp->cap) return MN_OK;
+    uint32_t ncap = sp->cap ? sp->cap * 2 : 256;
+    mn_slot *ns = realloc(sp->slots, (size_t)ncap * sizeof *ns);
+    if (!ns) return MN_ERR_NOMEM;
+    sp->slots = ns;
+    float *nv = realloc(sp->vecs, (size_t)ncap * sp->def.dim * sizeof(float));
+    if (!nv) return MN_ERR_NOMEM;
+    sp->vecs = nv;
+    sp->cap = ncap;
+    return MN_OK;
+}
+
+bool mn_vec_normalize(float *v, uint32_t dim)
+{
+    double s = 0;
+    for (uint32_t i = 0; i < dim; i++) s += (double)v[i] * v[i];
+    if (!(s > 0) || !isfinite(s)) return false;
+    float inv = (float)(1.0 / sqrt(s));
+    for (uint32_t i = 0; i < dim; i++) v[i] *= inv;
+    return true;
+}
+
+/* Four independent accumulators let the compiler keep several FMA chains in
+ * flight; the SIMD kernels of the HNSW issue replace these. */
+float mn_vec_dot(const float *a, const float *b, uint32_t dim)
+{
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    uint32_t i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < dim; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+float mn_vec_l2sq(const float *a, const float *b, uint32_t dim)
+{
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    uint32_t i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        float d0 = a[i] - b[i], d1 = a[i + 1] - b[i + 1];
+        float d2 = a[i + 2] - b[i + 2], d3 = a[i + 3] - b[i + 3];
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+        s2 += d2 * d2;
+        s3 += d3 * d3;
+    }
+    for (; i < dim; i++) {
+        float d = a[i] - b[i];
+        s0 += d * d;
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+static char *sdup(const char *s)
+{
+    size_t n = strlen(s);
+    char *p = malloc(n + 1);
+    if (p) memcpy(p, s, n + 1);
+    return p;
+}
+
+mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
+{
+    if (mn_space_find(sp, &m->id) != UINT32_MAX) return MN_OK; /* already there */
+    if ((sp->idx_used + 1) * 4 >= sp->idx_cap * 3 && idx_grow(sp)) return MN_ERR_NOMEM;
+    uint32_t slot;
+    if (sp->n_free) {
+        slot = sp->free_slots[--sp->n_free];
+    } else {
+        if (slots_reserve(sp)) return MN_ERR_NOMEM;
+        slot = sp->n_slots++;
+    }
+    mn_slot *s = &sp->slots[slot];
+    memset(s, 0, sizeof *s);
+    s->id = m->id;
+    s->state = SLOT_LIVE;
+    s->kind = (uint8_t)m->kind;
+    s->suppressed = m->suppressed;
+    s->lifecycle = (uint8_t)m->lifecycle;
+    s->confidence = m->confidence;
+    s->when_ms = m->when_ms;
+    s->created_at_ms = m->created_at_ms;
+    s->expires_at_ms = m->expires_at_ms;
+    if (m->n_tags) {
+        s->tags = calloc(m->n_tags, sizeof(char *));
+        for (size_t i = 0; s->tags && i < m->n_tags; i++)
+            if ((s->tags[i] = sdup(m->tags[i]))) s->n_tags++;
+    }
+    if (m->n_metadata) {
+        s->metadata = calloc(m->n_metadata, sizeof(mn_kv));
+        for (size_t i = 0; s->metadata && i < m->n_metadata; i++) {
+            s->metadata[i].key = sdup(m->metadata[i].key);
+            s->metadata[i].value = sdup(m->metadata[i].value);
+            s->n_metadata++;
+        }
+    }
+    float *v = sp->vecs + (size_t)slot * sp->def.dim;
+    if (m->embedding) memcpy(v, m->embedding, sp->def.dim * sizeof(float));
+    else memset(v, 0, sp->def.dim * sizeof(float));
+    if (sp->def.metric == MN_METRIC_COSINE) mn_vec_normalize(v, sp->def.dim);
+    idx_put_raw(sp->idx, sp->idx_cap, &m->id, slot);
+    sp->idx_used++;
+    sp->n_live++;
+    if (m->kind == MN_KIND_SEMANTIC) sp->n_semantic++;
+    else sp->n_episodic++;
+    if (m->suppressed) sp->n_suppressed++;
+    return MN_OK;
+}
+
+bool mn_space_remove(mn_space *sp, const mn_id_t *id)
+{
+    if (!sp->idx_cap) return false;
+    uint32_t mask = sp->idx_cap - 1;
+    for (uint32_t i = id_hash(id) & mask, n = 0; n < sp->idx_cap; i = (i + 1) & mask, n++) {
+        uint32_t v = sp->idx[i];
+        if (v == IDX_EMPTY) return false;
+        if (v == IDX_DELETED || memcmp(sp->slots[v - 1].id.b, id->b, 16) != 0) continue;
+        uint32_t slot = v - 1;
+        mn_slot *s = &sp->slots[slot];
+        sp->n_live--;
+        if (s->kind == MN_KIND_SEMANTIC) sp->n_semantic--;
+        else sp->n_episodic--;
+        if (s->suppressed) sp->n_suppressed--;
+        slot_clear(s);
+        sp->idx[i] = IDX_DELETED;
+        if (sp->n_free == sp->free_cap) {
+            uint32_t nc = sp->free_cap ? sp->free_cap * 2 : 64;
+            uint32_t *nf = realloc(sp->free_slots, nc * sizeof *nf);
+            if (!nf) return true; /* slot leaks until restart; state stays correct */
+            sp->free_slots = nf;
+            sp->free_cap = nc;
+        }
+        sp->free_slots[sp->n_free++] = slot;
+        return true;
+    }
+    return false;
+}
+
+void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on)
+{
+    mn_slot *s = &sp->slots[slot];
+    if (s->suppressed == on) return;
+    s->suppressed = on;
+    if (on) sp->n_suppressed++;
+    else sp->n_suppressed--;
+}

@@ -1,0 +1,136 @@
+/* The mnemo data model: spaces, memories, filters, confidence. Shared by the
+ * engine, the wire codecs and the API layers (types only; functions live in engine/). */
+#ifndef MNEMO_MODEL_H
+#define MNEMO_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mnemo/err.h"
+#include "mnemo/util.h"
+
+#define MN_TIME_UNSET INT64_MIN
+#define MN_SPACE_NAME_MAX 64
+#define MN_DIM_MAX 4096
+#define MN_CONTENT_MAX (64 * 1024)
+#define MN_K_MAX 1000
+#define MN_BATCH_MAX 1000
+#define MN_TAGS_MAX 64
+#define MN_TAG_LEN_MAX 256
+#define MN_METADATA_MAX 64
+#define MN_METADATA_KEY_MAX 256
+#define MN_METADATA_VALUE_MAX 4096
+#define MN_WHO_MAX 32
+#define MN_IDEMPOTENCY_KEY_MAX 256
+
+typedef enum { MN_METRIC_COSINE = 0, MN_METRIC_L2 = 1, MN_METRIC_DOT = 2 } mn_metric;
+typedef enum { MN_KIND_EPISODIC = 0, MN_KIND_SEMANTIC = 1 } mn_kind;
+typedef enum {
+    MN_LIFECYCLE_UNSET = 0, /* input only: take the space default */
+    MN_LIFECYCLE_EPHEMERAL = 1,
+    MN_LIFECYCLE_SESSION = 2,
+    MN_LIFECYCLE_PERSISTENT = 3,
+} mn_lifecycle;
+typedef enum { MN_FORGET_DELETE = 0, MN_FORGET_SUPPRESS = 1 } mn_forget_mode;
+
+const char *mn_metric_name(mn_metric m);
+mn_err mn_metric_parse(const char *s, mn_metric *out);
+const char *mn_kind_name(mn_kind k);
+mn_err mn_kind_parse(const char *s, mn_kind *out);
+const char *mn_lifecycle_name(mn_lifecycle l);
+mn_err mn_lifecycle_parse(const char *s, mn_lifecycle *out);
+/* [a-z0-9][a-z0-9_-]{0,63} */
+bool mn_space_name_valid(const char *name);
+
+typedef struct mn_kv {
+    char *key;
+    char *value;
+} mn_kv;
+
+typedef struct mn_space_def {
+    char name[MN_SPACE_NAME_MAX + 1];
+    uint32_t dim;
+    mn_metric metric;
+    mn_lifecycle default_lifecycle; /* UNSET on create means persistent */
+    int64_t created_at_ms;          /* set by the engine */
+} mn_space_def;
+
+typedef struct mn_space_stats {
+    mn_space_def def;
+    uint64_t memories;   /* live (not tombstoned, not expired), including suppressed */
+    uint64_t episodic;
+    uint64_t semantic;
+    uint64_t suppressed;
+    uint64_t tombstones;
+    uint64_t epoch;
+    uint64_t last_lsn;
+    uint64_t vector_bytes; /* in-memory vector storage */
+} mn_space_stats;
+
+/* A memory. As input to remember, only the caller-settable fields are read; the
+ * engine sets id, created_at_ms, expires_at_ms. As output, every pointer is
+ * owned by the struct: release with mn_memory_clear. */
+typedef struct mn_memory {
+    mn_id_t id;
+    mn_kind kind;
+    char *content;
+    size_t content_len;
+    float *embedding; /* dim floats, or NULL in outputs that skip it */
+    uint32_t dim;
+    int64_t when_ms;       /* event time; MN_TIME_UNSET on input = created_at */
+    int64_t created_at_ms;
+    float confidence;        /* encoding confidence 0..1 (default 1) */
+    float importance;        /* 0..1 (default 0.5) */
+    float emotional_valence; /* -1..1 (default 0) */
+    char **who;
+    size_t n_who;
+    char *where;   /* may be NULL */
+    char *session; /* may be NULL */
+    char **tags;
+    size_t n_tags;
+    mn_kv *metadata;
+    size_t n_metadata;
+    mn_lifecycle lifecycle;
+    int64_t expires_at_ms; /* 0 = never */
+    bool suppressed;
+    /* input only */
+    char *idempotency_key; /* may be NULL */
+    int64_t ttl_seconds;   /* < 0 = unset; overrides the lifecycle's TTL; 0 = no expiry */
+} mn_memory_t;
+
+/* Sets the defaults above on a zeroed input memory. */
+void mn_memory_init(mn_memory_t *m);
+/* Frees every owned pointer and zeroes the struct. */
+void mn_memory_clear(mn_memory_t *m);
+
+typedef struct mn_filter {
+    char **tags_any; /* at least one of these tags */
+    size_t n_tags_any;
+    char **tags_all; /* every one of these tags */
+    size_t n_tags_all;
+    mn_kv *metadata; /* metadata[key] == value for each pair */
+    size_t n_metadata;
+    int kind;             /* -1 = any, else mn_kind */
+    int64_t when_from_ms; /* inclusive; MN_TIME_UNSET = open */
+    int64_t when_to_ms;   /* exclusive; MN_TIME_UNSET = open */
+    float min_confidence; /* encoding confidence >= this */
+    bool include_suppressed;
+} mn_filter_t;
+void mn_filter_init(mn_filter_t *f);
+
+/* Bits of mn_confidence.reasons: what lowered a result's confidence. */
+enum {
+    MN_REASON_LOW_SIMILARITY = 1u << 0,
+    MN_REASON_LOW_ENCODING_CONFIDENCE = 1u << 1,
+};
+#define MN_REASON_COUNT 2
+const char *mn_reason_name(unsigned bit_index);
+
+typedef struct mn_confidence {
+    float value;        /* 0..1 */
+    const char *category; /* "high" | "medium" | "low" | "very_low" (static) */
+    uint32_t reasons;   /* MN_REASON_* bits */
+} mn_confidence;
+
+#endif

@@ -1,0 +1,73 @@
+/* Wire codecs for WAL entries and stored memory records (FlatBuffers, framed
+ * with a CRC32C). Encoders return malloc'd buffers the caller frees; decoders
+ * check the CRC, verify the buffer, then copy into C structs the caller clears. */
+#ifndef MNEMO_WIRE_H
+#define MNEMO_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mnemo/err.h"
+#include "mnemo/model.h"
+
+typedef enum {
+    MN_WAL_OP_NONE = 0,
+    MN_WAL_OP_SPACE_CREATE = 1,
+    MN_WAL_OP_REMEMBER = 2,
+    MN_WAL_OP_FORGET = 3,
+    MN_WAL_OP_UNSUPPRESS = 4,
+} mn_wal_op_type;
+
+typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason;
+
+typedef struct mn_wal_entry {
+    char space[MN_SPACE_NAME_MAX + 1];
+    uint64_t epoch;
+    uint64_t lsn;
+    uint64_t hlc;
+    mn_wal_op_type type;
+    union {
+        struct {
+            mn_space_def def;
+            uint32_t space_id;
+        } space_create;
+        struct {
+            mn_memory_t *mems; /* decoded: owned by the entry; encoding: borrowed */
+            size_t n;
+        } remember;
+        struct {
+            mn_id_t id;
+            int mode;   /* mn_forget_mode */
+            int reason; /* mn_forget_reason */
+            int64_t at_ms;
+        } forget;
+        struct {
+            mn_id_t id;
+        } unsuppress;
+    } op;
+} mn_wal_entry;
+
+#define MN_WIRE_FRAME_HEADER 4 /* crc32c, little-endian */
+
+/* Encodes e as a framed buffer (*out malloc'd, free()). */
+mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_t *len);
+/* Decodes a framed buffer; on success release with mn_wal_entry_clear. */
+mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entry *out, mn_error *err);
+/* Frees what a decode allocated. */
+void mn_wal_entry_clear(mn_wal_entry *e);
+
+/* A stored memory record. with_embedding=false leaves the vector out. A tombstone
+ * record keeps id, kind, when, created_at and forgotten_at only. */
+typedef struct mn_memory_record {
+    mn_memory_t mem;
+    bool tombstone;
+    int64_t forgotten_at_ms;
+} mn_memory_record;
+mn_err mn_wire_memory_encode(const mn_memory_record *r, bool with_embedding, uint8_t **out,
+                             size_t *len);
+/* Decodes into out (clear out->mem with mn_memory_clear). */
+mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memory_record *out,
+                             mn_error *err);
+
+#endif

@@ -1,0 +1,528 @@
+/* engine: spaces, remember/get/recall/list/forget on a real RocksDB in a temp
+ * dir; restart keeps data and tombstones; TTL expiry via an injected clock;
+ * concurrent writers share commits; lsns stay dense. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/engine.h"
+#include "testutil.h"
+
+typedef struct fx {
+    char *dir;
+    mn_engine_t *e;
+    int64_t now;
+} fx;
+
+static int64_t fake_clock(void *arg)
+{
+    return __atomic_load_n(&((fx *)arg)->now, __ATOMIC_SEQ_CST);
+}
+
+static void open_engine(fx *f)
+{
+    mn_engine_options o;
+    mn_engine_options_default(&o);
+    o.data_dir = f->dir;
+    o.block_cache_bytes = 8u << 20;
+    o.write_buffer_bytes = 4u << 20;
+    o.expiry_interval_ms = 0; /* tests call mn_engine_expire themselves */
+    o.clock = fake_clock;
+    o.clock_arg = f;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->dir = mn_test_tmpdir("mnemo-engine");
+    f->now = 1700000000000;
+    open_engine(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    mn_engine_close(f->e);
+    mn_test_rmrf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static void reopen(fx *f)
+{
+    mn_engine_close(f->e);
+    open_engine(f);
+}
+
+static void make_space(fx *f, const char *name, uint32_t dim, mn_metric metric)
+{
+    mn_space_def d = {0};
+    snprintf(d.name, sizeof d.name, "%s", name);
+    d.dim = dim;
+    d.metric = metric;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_OK);
+}
+
+static mn_id_t remember1(fx *f, const char *space, const char *content, float *emb, uint32_t dim)
+{
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = (char *)content;
+    m.content_len = strlen(content);
+    m.embedding = emb;
+    m.dim = dim;
+    mn_id_t id;
+    mn_error err = {0};
+    mn_err rc = mn_engine_remember(f->e, space, &m, 1, &id, &err);
+    if (rc) fprintf(stderr, "remember: %s\n", err.message);
+    assert_int_equal(rc, MN_OK);
+    return id;
+}
+
+static void test_space_lifecycle_and_errors(void **state)
+{
+    fx *f = *state;
+    make_space(f, "agent-1", 4, MN_METRIC_COSINE);
+    mn_space_def d = {0};
+    strcpy(d.name, "agent-1");
+    d.dim = 4;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_ERR_EXISTS);
+    strcpy(d.name, "Bad Name");
+    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_ERR_INVALID);
+    strcpy(d.name, "ok");
+    d.dim = 0;
+    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_ERR_INVALID);
+    d.dim = 5000;
+    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_ERR_INVALID);
+    make_space(f, "b-space", 2, MN_METRIC_L2);
+    mn_space_def *list;
+    size_t n;
+    assert_int_equal(mn_engine_space_list(f->e, &list, &n, &err), MN_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].name, "agent-1");
+    free(list);
+    mn_space_stats st;
+    assert_int_equal(mn_engine_space_get(f->e, "agent-1", &st, &err), MN_OK);
+    assert_int_equal(st.def.dim, 4);
+    assert_int_equal(st.last_lsn, 1); /* the create entry */
+    assert_int_equal(st.def.default_lifecycle, MN_LIFECYCLE_PERSISTENT);
+    assert_int_equal(mn_engine_space_drop(f->e, "b-space", &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(f->e, "b-space", &st, &err), MN_ERR_NOT_FOUND);
+    reopen(f);
+    assert_int_equal(mn_engine_space_list(f->e, &list, &n, &err), MN_OK);
+    assert_int_equal(n, 1);
+    free(list);
+    /* re-creating a dropped name starts empty */
+    make_space(f, "b-space", 2, MN_METRIC_L2);
+    assert_int_equal(mn_engine_space_get(f->e, "b-space", &st, &err), MN_OK);
+    assert_int_equal(st.memories, 0);
+}
+
+static void test_remember_validates_input(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 3, MN_METRIC_COSINE);
+    float emb[3] = {1, 0, 0};
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = "x";
+    m.content_len = 1;
+    m.embedding = emb;
+    m.dim = 2;
+    mn_id_t id;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &id, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "embedding"));
+    m.dim = 3;
+    emb[1] = NAN;
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &id, &err), MN_ERR_INVALID);
+    emb[1] = 0;
+    emb[0] = 0;
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &id, &err), MN_ERR_INVALID);
+    emb[0] = 1;
+    m.confidence = 1.5f;
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &id, &err), MN_ERR_INVALID);
+    m.confidence = 1;
+    m.content = "\xc3\x28";
+    m.content_len = 2;
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &id, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "UTF-8"));
+    m.content = "ok";
+    assert_int_equal(mn_engine_remember(f->e, "nope", &m, 1, &id, &err), MN_ERR_NOT_FOUND);
+    /* batch: one bad memory rejects all */
+    mn_memory_t batch[3] = {m, m, m};
+    batch[2].dim = 7;
+    mn_id_t ids[3];
+    assert_int_equal(mn_engine_remember(f->e, "s", batch, 3, ids, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "memories[2]"));
+    mn_space_stats st;
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.memories, 0);
+    assert_int_equal(st.last_lsn, 1);
+}
+
+/* Brute force in double precision for comparison. */
+static double ref_score(mn_metric m, const float *q, const float *v, uint32_t dim)
+{
+    double dot = 0, nq = 0, nv = 0, l2 = 0;
+    for (uint32_t i = 0; i < dim; i++) {
+        dot += (double)q[i] * v[i];
+        nq += (double)q[i] * q[i];
+        nv += (double)v[i] * v[i];
+        l2 += ((double)q[i] - v[i]) * ((double)q[i] - v[i]);
+    }
+    if (m == MN_METRIC_COSINE) return dot / sqrt(nq * nv);
+    if (m == MN_METRIC_DOT) return dot;
+    return 1.0 / (1.0 + sqrt(l2));
+}
+
+static void test_recall_matches_brute_force_every_metric(void **state)
+{
+    fx *f = *state;
+    enum { N = 500, DIM = 16, K = 10 };
+    mn_metric metrics[3] = {MN_METRIC_COSINE, MN_METRIC_L2, MN_METRIC_DOT};
+    mn_prng_t p;
+    mn_prng_seed(&p, 11);
+    static float vecs[N][DIM];
+    static mn_id_t ids[N];
+    for (int mi = 0; mi < 3; mi++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%d", mi);
+        make_space(f, name, DIM, metrics[mi]);
+        mn_memory_t batch[100];
+        for (int b = 0; b < N / 100; b++) {
+            for (int i = 0; i < 100; i++) {
+                float *v = vecs[b * 100 + i];
+                for (int d = 0; d < DIM; d++) v[d] = (float)(mn_prng_double(&p) * 2 - 1);
+                mn_memory_init(&batch[i]);
+                batch[i].content = "c";
+                batch[i].content_len = 1;
+                batch[i].embedding = v;
+                batch[i].dim = DIM;
+            }
+            mn_error err = {0};
+            assert_int_equal(mn_engine_remember(f->e, name, batch, 100, &ids[b * 100], &err), MN_OK);
+        }
+        for (int qn = 0; qn < 5; qn++) {
+            float q[DIM];
+            for (int d = 0; d < DIM; d++) q[d] = (float)(mn_prng_double(&p) * 2 - 1);
+            mn_recall_req req = {0};
+            req.embedding = q;
+            req.dim = DIM;
+            req.k = K;
+            mn_filter_init(&req.filter);
+            mn_recall_result r;
+            mn_error err = {0};
+            assert_int_equal(mn_engine_recall(f->e, name, &req, &r, &err), MN_OK);
+            assert_int_equal(r.n_hits, K);
+            assert_string_equal(r.path, "exact");
+            /* reference top-k */
+            double best[N];
+            int order[N];
+            for (int i = 0; i < N; i++) {
+                best[i] = ref_score(metrics[mi], q, vecs[i], DIM);
+                order[i] = i;
+            }
+            for (int i = 0; i < K; i++)
+                for (int j = i + 1; j < N; j++)
+                    if (best[order[j]] > best[order[i]]) {
+                        int t = order[i];
+                        order[i] = order[j];
+                        order[j] = t;
+                    }
+            for (int i = 0; i < K; i++) {
+                assert_true(fabs(r.hits[i].score - best[order[i]]) < 1e-4);
+                if (i + 1 < K && fabs(best[order[i]] - best[order[i + 1]]) > 1e-5)
+                    assert_memory_equal(r.hits[i].memory.id.b, ids[order[i]].b, 16);
+                assert_true(r.hits[i].confidence.value >= 0 && r.hits[i].confidence.value <= 1);
+            }
+            mn_recall_result_clear(&r);
+        }
+    }
+}
+
+static void test_filters_threshold_and_list_pagination(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 2, MN_METRIC_COSINE);
+    char *tag_a[] = {"a"}, *tag_ab[] = {"a", "b"};
+    mn_kv md[] = {{"user", "ann"}};
+    mn_id_t ids[30];
+    for (int i = 0; i < 30; i++) {
+        float v[2] = {1, (float)i / 30};
+        mn_memory_t m;
+        mn_memory_init(&m);
+        m.content = "m";
+        m.content_len = 1;
+        m.embedding = v;
+        m.dim = 2;
+        m.when_ms = 1000 + (i % 10) * 100; /* duplicate times: ties broken by id */
+        m.kind = i % 3 == 0 ? MN_KIND_SEMANTIC : MN_KIND_EPISODIC;
+        m.confidence = i < 15 ? 0.5f : 1.0f;
+        if (i % 2) {
+            m.tags = tag_a;
+            m.n_tags = 1;
+        } else if (i % 5 == 0) {
+            m.tags = tag_ab;
+            m.n_tags = 2;
+            m.metadata = md;
+            m.n_metadata = 1;
+        }
+        mn_error err = {0};
+        assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &ids[i], &err), MN_OK);
+    }
+    float q[2] = {1, 0};
+    mn_recall_req req = {0};
+    req.embedding = q;
+    req.dim = 2;
+    req.k = 100;
+    mn_filter_init(&req.filter);
+    char *all_b[] = {"b"};
+    req.filter.tags_all = all_b;
+    req.filter.n_tags_all = 1;
+    mn_recall_result r;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_int_equal(r.n_hits, 3); /* i = 0, 10, 20 */
+    mn_recall_result_clear(&r);
+    req.filter.n_tags_all = 0;
+    req.filter.metadata = md;
+    req.filter.n_metadata = 1;
+    req.filter.kind = MN_KIND_SEMANTIC;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_int_equal(r.n_hits, 1); /* of 0, 10, 20 only 0 is semantic */
+    mn_recall_result_clear(&r);
+    mn_filter_init(&req.filter);
+    req.filter.min_confidence = 0.9f;
+    req.filter.when_from_ms = 1200;
+    req.filter.when_to_ms = 1500;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    for (size_t i = 0; i < r.n_hits; i++) {
+        assert_true(r.hits[i].memory.when_ms >= 1200 && r.hits[i].memory.when_ms < 1500);
+        assert_true(r.hits[i].memory.confidence >= 0.9f);
+    }
+    assert_int_equal(r.n_hits, 3); /* i in 15..29 with i%10 in 2..4: 22, 23, 24 */
+    mn_recall_result_clear(&r);
+    mn_filter_init(&req.filter);
+    req.has_threshold = true;
+    req.threshold = 0.999f;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    for (size_t i = 0; i < r.n_hits; i++) assert_true(r.hits[i].score >= 0.999f);
+    assert_true(r.n_hits >= 1 && r.n_hits < 30);
+    mn_recall_result_clear(&r);
+
+    /* list: pages of 7 cover everything once, in (when, id) order */
+    mn_list_req lr = {0};
+    mn_filter_init(&lr.filter);
+    lr.limit = 7;
+    int seen = 0;
+    int64_t last_when = INT64_MIN;
+    mn_id_t last_id = {{0}};
+    char *cursor = NULL;
+    for (int page = 0; page < 10; page++) {
+        lr.cursor = cursor;
+        mn_list_result out;
+        assert_int_equal(mn_engine_list(f->e, "s", &lr, &out, &err), MN_OK);
+        for (size_t i = 0; i < out.n; i++) {
+            const mn_memory_t *m = &out.memories[i];
+            assert_true(m->when_ms > last_when ||
+                        (m->when_ms == last_when && mn_id_cmp(&m->id, &last_id) > 0));
+            last_when = m->when_ms;
+            last_id = m->id;
+            seen++;
+        }
+        free(cursor);
+        cursor = out.next ? strdup(out.next) : NULL;
+        mn_list_result_clear(&out);
+        if (!cursor) break;
+    }
+    assert_int_equal(seen, 30);
+    lr.cursor = "zz";
+    mn_list_result out;
+    assert_int_equal(mn_engine_list(f->e, "s", &lr, &out, &err), MN_ERR_INVALID);
+}
+
+static void test_forget_delete_and_suppress_survive_restart(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 2, MN_METRIC_COSINE);
+    float v[2] = {1, 0};
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = "secret";
+    m.content_len = 6;
+    m.embedding = v;
+    m.dim = 2;
+    m.idempotency_key = "k1";
+    mn_id_t a, b;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &a, &err), MN_OK);
+    m.idempotency_key = NULL;
+    b = remember1(f, "s", "keep", v, 2);
+    assert_int_equal(mn_engine_forget(f->e, "s", &a, MN_FORGET_DELETE, &err), MN_OK);
+    assert_int_equal(mn_engine_forget(f->e, "s", &a, MN_FORGET_DELETE, &err), MN_ERR_GONE);
+    assert_int_equal(mn_engine_forget(f->e, "s", &b, MN_FORGET_SUPPRESS, &err), MN_OK);
+    mn_memory_t out;
+    assert_int_equal(mn_engine_get(f->e, "s", &a, false, &out, &err), MN_ERR_GONE);
+    assert_int_equal(mn_engine_get(f->e, "s", &b, false, &out, &err), MN_OK);
+    assert_true(out.suppressed);
+    mn_memory_clear(&out);
+    mn_recall_req req = {0};
+    req.embedding = v;
+    req.dim = 2;
+    mn_filter_init(&req.filter);
+    mn_recall_result r;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_int_equal(r.n_hits, 0);
+    mn_recall_result_clear(&r);
+    reopen(f);
+    assert_int_equal(mn_engine_get(f->e, "s", &a, false, &out, &err), MN_ERR_GONE);
+    /* a retry with the same idempotency key returns the old id, does not resurrect */
+    m.idempotency_key = "k1";
+    mn_id_t again;
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &again, &err), MN_OK);
+    assert_memory_equal(again.b, a.b, 16);
+    assert_int_equal(mn_engine_get(f->e, "s", &a, false, &out, &err), MN_ERR_GONE);
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_int_equal(r.n_hits, 0);
+    mn_recall_result_clear(&r);
+    assert_int_equal(mn_engine_unsuppress(f->e, "s", &b, &err), MN_OK);
+    reopen(f);
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_int_equal(r.n_hits, 1);
+    assert_memory_equal(r.hits[0].memory.id.b, b.b, 16);
+    assert_string_equal(r.hits[0].memory.content, "keep");
+    mn_recall_result_clear(&r);
+    mn_space_stats st;
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.memories, 1);
+    assert_int_equal(st.tombstones, 1);
+    /* create, remember, remember, forget, suppress, unsuppress: dense lsns */
+    assert_int_equal(st.last_lsn, 6);
+}
+
+static void test_ttl_expiry_through_forget_path(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 2, MN_METRIC_COSINE);
+    float v[2] = {1, 1};
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = "short";
+    m.content_len = 5;
+    m.embedding = v;
+    m.dim = 2;
+    m.ttl_seconds = 10;
+    mn_id_t a, eph, keep;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &a, &err), MN_OK);
+    m.ttl_seconds = -1;
+    m.lifecycle = MN_LIFECYCLE_EPHEMERAL;
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &eph, &err), MN_OK);
+    keep = remember1(f, "s", "forever", v, 2);
+    mn_memory_t out;
+    assert_int_equal(mn_engine_get(f->e, "s", &eph, false, &out, &err), MN_OK);
+    assert_int_equal(out.expires_at_ms, f->now + 3600 * 1000);
+    assert_int_equal(out.lifecycle, MN_LIFECYCLE_EPHEMERAL);
+    mn_memory_clear(&out);
+    f->now += 11 * 1000;
+    /* invisible at once, before any sweep */
+    assert_int_equal(mn_engine_get(f->e, "s", &a, false, &out, &err), MN_ERR_GONE);
+    size_t n = 0;
+    assert_int_equal(mn_engine_expire(f->e, &n, &err), MN_OK);
+    assert_int_equal(n, 1);
+    f->now += 3600 * 1000;
+    assert_int_equal(mn_engine_expire(f->e, &n, &err), MN_OK);
+    assert_int_equal(n, 1);
+    reopen(f);
+    mn_space_stats st;
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.memories, 1);
+    assert_int_equal(st.tombstones, 2);
+    assert_int_equal(mn_engine_get(f->e, "s", &keep, false, &out, &err), MN_OK);
+    assert_int_equal(out.expires_at_ms, 0);
+    mn_memory_clear(&out);
+}
+
+typedef struct writer_arg {
+    fx *f;
+    int n;
+    int failures;
+} writer_arg;
+
+static void *writer(void *arg)
+{
+    writer_arg *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        float v[2] = {1, (float)i};
+        mn_memory_t m;
+        mn_memory_init(&m);
+        m.content = "w";
+        m.content_len = 1;
+        m.embedding = v;
+        m.dim = 2;
+        mn_id_t id;
+        if (mn_engine_remember(w->f->e, "s", &m, 1, &id, NULL)) w->failures++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_writers_share_commits_and_lsns_stay_dense(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 2, MN_METRIC_COSINE);
+    enum { T = 8, PER = 100 };
+    pthread_t th[T];
+    writer_arg args[T];
+    for (int i = 0; i < T; i++) {
+        args[i] = (writer_arg){f, PER, 0};
+        pthread_create(&th[i], NULL, writer, &args[i]);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+    }
+    mn_space_stats st;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.memories, T * PER);
+    assert_int_equal(st.last_lsn, 1 + T * PER);
+    mn_engine_stats es;
+    mn_engine_get_stats(f->e, &es);
+    assert_int_equal(es.entries, 1 + T * PER);
+    assert_true(es.commits <= es.entries);
+    reopen(f);
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.memories, T * PER);
+    assert_int_equal(st.last_lsn, 1 + T * PER);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_space_lifecycle_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remember_validates_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recall_matches_brute_force_every_metric, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filters_threshold_and_list_pagination, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget_delete_and_suppress_survive_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_expiry_through_forget_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers_share_commits_and_lsns_stay_dense,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,373 @@
+// C shim over the FlatBuffers code flatc generates from wal.fbs: encode,
+// verify and decode WAL entries and memory records. Nothing here throws
+// (built with -fno-exceptions); every decode runs the Verifier first, so a
+// corrupt or hostile buffer yields MN_ERR_CORRUPT, never a crash.
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "wal_generated.h"
+
+extern "C" {
+#include "mnemo/util.h"
+#include "mnemo/wire.h"
+}
+
+namespace fb = flatbuffers;
+namespace w = mnemo::wire;
+
+namespace {
+
+fb::Offset<fb::String> str_or_null(fb::FlatBufferBuilder &b, const char *s)
+{
+    return s ? b.CreateString(s) : fb::Offset<fb::String>();
+}
+
+fb::Offset<fb::Vector<fb::Offset<fb::String>>> str_vec(fb::FlatBufferBuilder &b, char *const *v,
+                                                       size_t n)
+{
+    if (!n) return 0;
+    std::vector<fb::Offset<fb::String>> offs;
+    offs.reserve(n);
+    for (size_t i = 0; i < n; i++) offs.push_back(b.CreateString(v[i] ? v[i] : ""));
+    return b.CreateVector(offs);
+}
+
+fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *m,
+                                   bool tombstone, int64_t forgotten_at, bool with_embedding)
+{
+    auto id = b.CreateVector(m->id.b, 16);
+    fb::Offset<fb::String> content, where, session, idem;
+    fb::Offset<fb::Vector<float>> emb;
+    fb::Offset<fb::Vector<fb::Offset<fb::String>>> who, tags;
+    fb::Offset<fb::Vector<fb::Offset<w::KV>>> meta;
+    if (!tombstone) {
+        content = b.CreateString(m->content ? m->content : "", m->content ? m->content_len : 0);
+        if (with_embedding && m->embedding && m->dim) emb = b.CreateVector(m->embedding, m->dim);
+        who = str_vec(b, m->who, m->n_who);
+        where = str_or_null(b, m->where);
+        session = str_or_null(b, m->session);
+        tags = str_vec(b, m->tags, m->n_tags);
+        if (m->n_metadata) {
+            std::vector<fb::Offset<w::KV>> kvs;
+            kvs.reserve(m->n_metadata);
+            for (size_t i = 0; i < m->n_metadata; i++)
+                kvs.push_back(w::CreateKV(b, b.CreateString(m->metadata[i].key),
+                                          b.CreateString(m->metadata[i].value)));
+            meta = b.CreateVector(kvs);
+        }
+        idem = str_or_null(b, m->idempotency_key);
+    }
+    w::MemoryBuilder mb(b);
+    mb.add_id(id);
+    mb.add_kind((int8_t)m->kind);
+    if (!tombstone) {
+        mb.add_content(content);
+        if (!emb.IsNull()) mb.add_embedding(emb);
+        mb.add_confidence(m->confidence);
+        mb.add_importance(m->importance);
+        mb.add_valence(m->emotional_valence);
+        if (!who.IsNull()) mb.add_who(who);
+        if (!where.IsNull()) mb.add_where(where);
+        if (!session.IsNull()) mb.add_session(session);
+        if (!tags.IsNull()) mb.add_tags(tags);
+        if (!meta.IsNull()) mb.add_metadata(meta);
+        mb.add_lifecycle((int8_t)m->lifecycle);
+        mb.add_expires_at_ms(m->expires_at_ms);
+        mb.add_suppressed(m->suppressed);
+        if (!idem.IsNull()) mb.add_idempotency_key(idem);
+    }
+    mb.add_when_ms(m->when_ms);
+    mb.add_created_at_ms(m->created_at_ms);
+    mb.add_tombstone(tombstone);
+    mb.add_forgotten_at_ms(forgotten_at);
+    return mb.Finish();
+}
+
+mn_err frame(fb::FlatBufferBuilder &b, uint8_t **out, size_t *len)
+{
+    size_t n = b.GetSize();
+    uint8_t *buf = (uint8_t *)malloc(n + MN_WIRE_FRAME_HEADER);
+    if (!buf) return MN_ERR_NOMEM;
+    memcpy(buf + MN_WIRE_FRAME_HEADER, b.GetBufferPointer(), n);
+    uint32_t crc = mn_crc32c(0, buf + MN_WIRE_FRAME_HEADER, n);
+    for (int i = 0; i < 4; i++) buf[i] = (uint8_t)(crc >> (8 * i));
+    *out = buf;
+    *len = n + MN_WIRE_FRAME_HEADER;
+    return MN_OK;
+}
+
+mn_err unframe(const uint8_t *buf, size_t len, const uint8_t **body, size_t *body_len,
+               mn_error *err)
+{
+    if (!buf || len < MN_WIRE_FRAME_HEADER + 8)
+        return mn_error_set(err, MN_ERR_CORRUPT, "record too short (%zu bytes)", len);
+    uint32_t want = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 |
+                    (uint32_t)buf[3] << 24;
+    uint32_t got = mn_crc32c(0, buf + MN_WIRE_FRAME_HEADER, len - MN_WIRE_FRAME_HEADER);
+    if (want != got)
+        return mn_error_set(err, MN_ERR_CORRUPT, "crc32c mismatch (stored %08x, computed %08x)",
+                            want, got);
+    *body = buf + MN_WIRE_FRAME_HEADER;
+    *body_len = len - MN_WIRE_FRAME_HEADER;
+    return MN_OK;
+}
+
+// FlatBuffers reads scalars in place, so the buffer must be aligned; values
+// handed out by RocksDB iterators often are not. Copies when needed.
+struct aligned_body {
+    const uint8_t *p;
+    uint8_t *owned;
+    aligned_body(const uint8_t *b, size_t n) : p(b), owned(nullptr)
+    {
+        if ((uintptr_t)b % 8 != 0) {
+            owned = (uint8_t *)malloc(n ? n : 1);
+            if (owned) memcpy(owned, b, n);
+            p = owned;
+        }
+    }
+    ~aligned_body() { free(owned); }
+};
+
+char *dup_str(const fb::String *s)
+{
+    if (!s) return nullptr;
+    char *p = (char *)malloc(s->size() + 1);
+    if (!p) return nullptr;
+    memcpy(p, s->data(), s->size());
+    p[s->size()] = '\0';
+    return p;
+}
+
+bool dup_str_vec(const fb::Vector<fb::Offset<fb::String>> *v, char ***out, size_t *n)
+{
+    *out = nullptr;
+    *n = 0;
+    if (!v || v->size() == 0) return true;
+    char **arr = (char **)calloc(v->size(), sizeof(char *));
+    if (!arr) return false;
+    *out = arr;
+    for (fb::uoffset_t i = 0; i < v->size(); i++) {
+        arr[i] = dup_str(v->Get(i));
+        if (!arr[i]) return false;
+        (*n)++;
+    }
+    return true;
+}
+
+bool copy_id(const fb::Vector<uint8_t> *v, mn_id_t *id)
+{
+    if (!v || v->size() != 16) return false;
+    memcpy(id->b, v->data(), 16);
+    return true;
+}
+
+// Copies a verified Memory table into m (zeroed by the caller). False on OOM or bad id.
+bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_t *forgotten_at)
+{
+    mn_memory_init(m);
+    if (!copy_id(src->id(), &m->id)) return false;
+    m->kind = (mn_kind)src->kind();
+    m->when_ms = src->when_ms();
+    m->created_at_ms = src->created_at_ms();
+    m->confidence = src->confidence();
+    m->importance = src->importance();
+    m->emotional_valence = src->valence();
+    m->lifecycle = (mn_lifecycle)src->lifecycle();
+    m->expires_at_ms = src->expires_at_ms();
+    m->suppressed = src->suppressed();
+    if (tombstone) *tombstone = src->tombstone();
+    if (forgotten_at) *forgotten_at = src->forgotten_at_ms();
+    if (src->content()) {
+        m->content = dup_str(src->content());
+        if (!m->content) return false;
+        m->content_len = src->content()->size();
+    }
+    if (src->embedding() && src->embedding()->size()) {
+        uint32_t n = src->embedding()->size();
+        m->embedding = (float *)malloc(sizeof(float) * n);
+        if (!m->embedding) return false;
+        for (uint32_t i = 0; i < n; i++) m->embedding[i] = src->embedding()->Get(i);
+        m->dim = n;
+    }
+    if (!dup_str_vec(src->who(), &m->who, &m->n_who)) return false;
+    if (src->where() && !(m->where = dup_str(src->where()))) return false;
+    if (src->session() && !(m->session = dup_str(src->session()))) return false;
+    if (!dup_str_vec(src->tags(), &m->tags, &m->n_tags)) return false;
+    if (src->metadata() && src->metadata()->size()) {
+        auto md = src->metadata();
+        m->metadata = (mn_kv *)calloc(md->size(), sizeof(mn_kv));
+        if (!m->metadata) return false;
+        for (fb::uoffset_t i = 0; i < md->size(); i++) {
+            auto kv = md->Get(i);
+            m->metadata[i].key = dup_str(kv->key());
+            m->metadata[i].value = dup_str(kv->value());
+            m->n_metadata++;
+            if (!m->metadata[i].key || !m->metadata[i].value) return false;
+        }
+    }
+    if (src->idempotency_key() && !(m->idempotency_key = dup_str(src->idempotency_key())))
+        return false;
+    return true;
+}
+
+} // namespace
+
+extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_t *len)
+{
+    fb::FlatBufferBuilder b(1024);
+    auto space = b.CreateString(e->space);
+    fb::Offset<void> op;
+    w::Op op_type = w::Op_NONE;
+    switch (e->type) {
+    case MN_WAL_OP_SPACE_CREATE: {
+        const mn_space_def *d = &e->op.space_create.def;
+        op = w::CreateSpaceCreate(b, b.CreateString(d->name), d->dim, (int8_t)d->metric,
+                                  (int8_t)d->default_lifecycle, d->created_at_ms,
+                                  e->op.space_create.space_id)
+                 .Union();
+        op_type = w::Op_SpaceCreate;
+        break;
+    }
+    case MN_WAL_OP_REMEMBER: {
+        std::vector<fb::Offset<w::Memory>> mems;
+        mems.reserve(e->op.remember.n);
+        for (size_t i = 0; i < e->op.remember.n; i++)
+            mems.push_back(build_memory(b, &e->op.remember.mems[i], false, 0, true));
+        op = w::CreateRemember(b, b.CreateVector(mems)).Union();
+        op_type = w::Op_Remember;
+        break;
+    }
+    case MN_WAL_OP_FORGET:
+        op = w::CreateForget(b, b.CreateVector(e->op.forget.id.b, 16), (int8_t)e->op.forget.mode,
+                             (int8_t)e->op.forget.reason, e->op.forget.at_ms)
+                 .Union();
+        op_type = w::Op_Forget;
+        break;
+    case MN_WAL_OP_UNSUPPRESS:
+        op = w::CreateUnsuppress(b, b.CreateVector(e->op.unsuppress.id.b, 16)).Union();
+        op_type = w::Op_Unsuppress;
+        break;
+    default:
+        return MN_ERR_INVALID;
+    }
+    b.Finish(w::CreateEntry(b, space, e->epoch, e->lsn, e->hlc, op_type, op));
+    return frame(b, out, len);
+}
+
+extern "C" void mn_wal_entry_clear(mn_wal_entry *e)
+{
+    if (e->type == MN_WAL_OP_REMEMBER && e->op.remember.mems) {
+        for (size_t i = 0; i < e->op.remember.n; i++) mn_memory_clear(&e->op.remember.mems[i]);
+        free(e->op.remember.mems);
+    }
+    memset(e, 0, sizeof *e);
+}
+
+extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entry *out,
+                                     mn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const uint8_t *body;
+    size_t blen;
+    mn_err rc = unframe(buf, len, &body, &blen, err);
+    if (rc) return rc;
+    aligned_body ab(body, blen);
+    if (!ab.p) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    body = ab.p;
+    fb::Verifier v(body, blen);
+    if (!w::VerifyEntryBuffer(v))
+        return mn_error_set(err, MN_ERR_CORRUPT, "wal entry fails flatbuffers verification");
+    const w::Entry *en = w::GetEntry(body);
+    if (!en->space() || en->space()->size() > MN_SPACE_NAME_MAX)
+        return mn_error_set(err, MN_ERR_CORRUPT, "wal entry has no valid space name");
+    memcpy(out->space, en->space()->data(), en->space()->size());
+    out->space[en->space()->size()] = '\0';
+    out->epoch = en->epoch();
+    out->lsn = en->lsn();
+    out->hlc = en->hlc();
+    switch (en->op_type()) {
+    case w::Op_SpaceCreate: {
+        auto sc = en->op_as_SpaceCreate();
+        if (!sc->name() || sc->name()->size() > MN_SPACE_NAME_MAX)
+            return mn_error_set(err, MN_ERR_CORRUPT, "space_create without a valid name");
+        out->type = MN_WAL_OP_SPACE_CREATE;
+        mn_space_def *d = &out->op.space_create.def;
+        memcpy(d->name, sc->name()->data(), sc->name()->size());
+        d->name[sc->name()->size()] = '\0';
+        d->dim = sc->dim();
+        d->metric = (mn_metric)sc->metric();
+        d->default_lifecycle = (mn_lifecycle)sc->default_lifecycle();
+        d->created_at_ms = sc->created_at_ms();
+        out->op.space_create.space_id = sc->space_id();
+        return MN_OK;
+    }
+    case w::Op_Remember: {
+        auto r = en->op_as_Remember();
+        out->type = MN_WAL_OP_REMEMBER;
+        size_t n = r->memories() ? r->memories()->size() : 0;
+        if (n) {
+            out->op.remember.mems = (mn_memory_t *)calloc(n, sizeof(mn_memory_t));
+            if (!out->op.remember.mems) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+            out->op.remember.n = i + 1;
+            if (!decode_memory(r->memories()->Get((fb::uoffset_t)i), &out->op.remember.mems[i],
+                               nullptr, nullptr)) {
+                mn_wal_entry_clear(out);
+                return mn_error_set(err, MN_ERR_CORRUPT, "remember entry: bad memory %zu", i);
+            }
+        }
+        return MN_OK;
+    }
+    case w::Op_Forget: {
+        auto f = en->op_as_Forget();
+        out->type = MN_WAL_OP_FORGET;
+        if (!copy_id(f->id(), &out->op.forget.id))
+            return mn_error_set(err, MN_ERR_CORRUPT, "forget entry: bad id");
+        out->op.forget.mode = f->mode();
+        out->op.forget.reason = f->reason();
+        out->op.forget.at_ms = f->at_ms();
+        return MN_OK;
+    }
+    case w::Op_Unsuppress: {
+        out->type = MN_WAL_OP_UNSUPPRESS;
+        if (!copy_id(en->op_as_Unsuppress()->id(), &out->op.unsuppress.id))
+            return mn_error_set(err, MN_ERR_CORRUPT, "unsuppress entry: bad id");
+        return MN_OK;
+    }
+    default:
+        return mn_error_set(err, MN_ERR_CORRUPT, "wal entry with unknown op %d",
+                            (int)en->op_type());
+    }
+}
+
+extern "C" mn_err mn_wire_memory_encode(const mn_memory_record *r, bool with_embedding,
+                                        uint8_t **out, size_t *len)
+{
+    fb::FlatBufferBuilder b(512);
+    b.Finish(build_memory(b, &r->mem, r->tombstone, r->forgotten_at_ms, with_embedding));
+    return frame(b, out, len);
+}
+
+extern "C" mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memory_record *out,
+                                        mn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const uint8_t *body;
+    size_t blen;
+    mn_err rc = unframe(buf, len, &body, &blen, err);
+    if (rc) return rc;
+    aligned_body ab(body, blen);
+    if (!ab.p) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    body = ab.p;
+    fb::Verifier v(body, blen);
+    if (!v.VerifyBuffer<w::Memory>(nullptr))
+        return mn_error_set(err, MN_ERR_CORRUPT, "memory record fails flatbuffers verification");
+    if (!decode_memory(fb::GetRoot<w::Memory>(body), &out->mem, &out->tombstone,
+                       &out->forgotten_at_ms)) {
+        mn_memory_clear(&out->mem);
+        return mn_error_set(err, MN_ERR_CORRUPT, "memory record: bad id or out of memory");
+    }
+    return MN_OK;
+}
