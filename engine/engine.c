@@ -410,6 +410,31 @@ mn_err mn_engine_read_memory(mn_engine *e, mn_space *sp, const mn_id_t *id, bool
     return MN_OK;
 }
 
+mn_err mn_engine_checkpoint(mn_engine_t *e, const char *dir, mn_error *err)
+{
+    if (!dir || !*dir) return mn_error_set(err, MN_ERR_INVALID, "path: required");
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return mn_error_set(err, MN_ERR_EXISTS, "path: %.200s already exists", dir);
+    char *msg = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(e->store.db, &msg);
+    if (msg) {
+        mn_error_set(err, MN_ERR_IO, "checkpoint: %s", msg);
+        free(msg);
+        return MN_ERR_IO;
+    }
+    /* log_size_for_flush = 0: flush memtables so the checkpoint holds no WAL to replay */
+    rocksdb_checkpoint_create(cp, dir, 0, &msg);
+    rocksdb_checkpoint_object_destroy(cp);
+    if (msg) {
+        mn_error_set(err, MN_ERR_IO, "checkpoint %.200s: %s", dir, msg);
+        free(msg);
+        return MN_ERR_IO;
+    }
+    mn_log_info("checkpoint written to %s", dir);
+    return MN_OK;
+}
+
 void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out)
 {
     pthread_rwlock_rdlock(&e->spaces_lock);

@@ -104,6 +104,10 @@ mn_err mn_engine_list(mn_engine_t *e, const char *space, const mn_list_req *req,
 /* Deletes (through the forget path) every memory whose expiry has passed; returns count. */
 mn_err mn_engine_expire(mn_engine_t *e, size_t *expired, mn_error *err);
 
+/* Writes a consistent RocksDB checkpoint (hard links where possible) of the
+ * whole store into dir, which must not exist yet. A backup: open it as a data dir. */
+mn_err mn_engine_checkpoint(mn_engine_t *e, const char *dir, mn_error *err);
+
 /* Engine-wide figures. */
 typedef struct mn_engine_stats {
     uint64_t spaces;

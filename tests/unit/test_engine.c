@@ -511,6 +511,35 @@ static void test_concurrent_writers_share_commits_and_lsns_stay_dense(void **sta
     assert_int_equal(st.last_lsn, 1 + T * PER);
 }
 
+static void test_checkpoint_opens_as_a_copy(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 2, MN_METRIC_DOT);
+    float v[2] = {3, 4};
+    mn_id_t id = remember1(f, "s", "backed up", v, 2);
+    char *cp = mn_test_tmpdir("mnemo-cp");
+    char path[512];
+    snprintf(path, sizeof path, "%s/backup", cp);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_checkpoint(f->e, path, &err), MN_OK);
+    assert_int_equal(mn_engine_checkpoint(f->e, path, &err), MN_ERR_EXISTS);
+    /* the copy is a data dir of its own */
+    mn_engine_options o;
+    mn_engine_options_default(&o);
+    o.data_dir = path;
+    o.expiry_interval_ms = 0;
+    mn_engine_t *e2;
+    assert_int_equal(mn_engine_open(&o, &e2, &err), MN_OK);
+    mn_memory_t out;
+    assert_int_equal(mn_engine_get(e2, "s", &id, true, &out, &err), MN_OK);
+    assert_string_equal(out.content, "backed up");
+    assert_true(out.embedding[1] == 4.0f);
+    mn_memory_clear(&out);
+    mn_engine_close(e2);
+    mn_test_rmrf(cp);
+    free(cp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +552,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ttl_expiry_through_forget_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_share_commits_and_lsns_stay_dense,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_opens_as_a_copy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
