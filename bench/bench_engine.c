@@ -1,0 +1,179 @@
+/* In-process engine benchmark: the same operations the HTTP benchmark runs
+ * (bench/run_bench.py), called directly, so the HTTP overhead shows as a ratio.
+ *   remember, single memory per call, T threads
+ *   remember, batches of 100, T threads
+ *   exact recall at N x DIM, k = 10, one thread, p50/p99
+ * Prints one "name value unit" line per figure (parsed by run_bench.py). Seeded. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/engine.h"
+
+typedef struct cfg {
+    const char *dir;
+    int dim, threads, singles, batches, recall_n, queries;
+    bool sync;
+} cfg;
+
+typedef struct warg {
+    mn_engine_t *e;
+    const char *space;
+    int dim, calls, batch;
+    uint64_t seed;
+    int64_t *lat_ns;
+    int fails;
+} warg;
+
+static void fill(mn_prng_t *p, float *v, int dim)
+{
+    for (int i = 0; i < dim; i++) v[i] = (float)(mn_prng_double(p) * 2 - 1);
+}
+
+static void *writer(void *arg)
+{
+    warg *w = arg;
+    mn_prng_t p;
+    mn_prng_seed(&p, w->seed);
+    float *vecs = malloc((size_t)w->batch * w->dim * sizeof(float));
+    mn_memory_t *ms = calloc((size_t)w->batch, sizeof *ms);
+    mn_id_t *ids = calloc((size_t)w->batch, sizeof *ids);
+    char content[] = "the user said they prefer window seats on long flights";
+    for (int c = 0; c < w->calls; c++) {
+        for (int i = 0; i < w->batch; i++) {
+            fill(&p, vecs + (size_t)i * w->dim, w->dim);
+            mn_memory_init(&ms[i]);
+            ms[i].content = content;
+            ms[i].content_len = sizeof content - 1;
+            ms[i].embedding = vecs + (size_t)i * w->dim;
+            ms[i].dim = (uint32_t)w->dim;
+        }
+        int64_t t0 = mn_time_mono_ns();
+        if (mn_engine_remember(w->e, w->space, ms, (size_t)w->batch, ids, NULL)) w->fails++;
+        w->lat_ns[c] = mn_time_mono_ns() - t0;
+    }
+    free(vecs);
+    free(ms);
+    free(ids);
+    return NULL;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(int64_t *v, size_t n, double q)
+{
+    qsort(v, n, sizeof *v, cmp64);
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return (double)v[i] / 1e6;
+}
+
+static void write_phase(mn_engine_t *e, const cfg *c, const char *space, int batch, int calls,
+                        const char *label)
+{
+    pthread_t th[64];
+    warg args[64];
+    int64_t *lat = calloc((size_t)c->threads * calls, sizeof *lat);
+    int64_t t0 = mn_time_mono_ns();
+    for (int t = 0; t < c->threads; t++) {
+        args[t] = (warg){e, space, c->dim, calls, batch, 1000 + (uint64_t)t, lat + (size_t)t * calls, 0};
+        pthread_create(&th[t], NULL, writer, &args[t]);
+    }
+    int fails = 0;
+    for (int t = 0; t < c->threads; t++) {
+        pthread_join(th[t], NULL);
+        fails += args[t].fails;
+    }
+    double secs = (double)(mn_time_mono_ns() - t0) / 1e9;
+    size_t n = (size_t)c->threads * calls;
+    printf("%s_memories_per_s %.0f\n", label, (double)n * batch / secs);
+    printf("%s_calls_per_s %.0f\n", label, (double)n / secs);
+    printf("%s_p50_ms %.3f\n", label, pct(lat, n, 0.50));
+    printf("%s_p99_ms %.3f\n", label, pct(lat, n, 0.99));
+    if (fails) printf("%s_failures %d\n", label, fails);
+    free(lat);
+}
+
+int main(int argc, char **argv)
+{
+    cfg c = {NULL, 768, 4, 2000, 100, 10000, 200, true};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--dir")) c.dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--dim")) c.dim = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) c.threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--singles")) c.singles = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batches")) c.batches = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--recall-n")) c.recall_n = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--queries")) c.queries = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--sync")) c.sync = atoi(argv[i + 1]) != 0;
+        else {
+            fprintf(stderr, "unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!c.dir || c.threads < 1 || c.threads > 64) {
+        fprintf(stderr, "usage: mn_bench_engine --dir EMPTY_DIR [--dim 768] [--threads 4] "
+                        "[--singles 2000] [--batches 100] [--recall-n 10000] [--queries 200]\n");
+        return 2;
+    }
+    mn_log_configure(MN_LOG_WARN, MN_LOG_FORMAT_TEXT);
+    mn_engine_options o;
+    mn_engine_options_default(&o);
+    o.data_dir = c.dir;
+    o.sync = c.sync;
+    o.expiry_interval_ms = 0;
+    mn_engine_t *e;
+    mn_error err = {0};
+    if (mn_engine_open(&o, &e, &err)) {
+        fprintf(stderr, "open: %s\n", err.message);
+        return 1;
+    }
+    mn_space_def d = {.dim = (uint32_t)c.dim, .metric = MN_METRIC_COSINE};
+    strcpy(d.name, "bench-w");
+    if (mn_engine_space_create(e, &d, NULL, &err)) {
+        fprintf(stderr, "space: %s\n", err.message);
+        return 1;
+    }
+    write_phase(e, &c, "bench-w", 1, c.singles / c.threads, "inproc_remember_single");
+    write_phase(e, &c, "bench-w", 100, c.batches / c.threads, "inproc_remember_batch100");
+    mn_engine_stats es;
+    mn_engine_get_stats(e, &es);
+    printf("inproc_commits %llu\ninproc_entries %llu\ninproc_max_group %llu\n",
+           (unsigned long long)es.commits, (unsigned long long)es.entries,
+           (unsigned long long)es.max_group);
+
+    /* recall: a fresh space of recall_n memories */
+    strcpy(d.name, "bench-r");
+    mn_engine_space_create(e, &d, NULL, &err);
+    cfg rc = c;
+    rc.threads = 1;
+    write_phase(e, &rc, "bench-r", 100, c.recall_n / 100, "inproc_load_batch100");
+    mn_prng_t p;
+    mn_prng_seed(&p, 99);
+    float *q = malloc((size_t)c.dim * sizeof(float));
+    int64_t *lat = calloc((size_t)c.queries, sizeof *lat);
+    for (int i = 0; i < c.queries; i++) {
+        fill(&p, q, c.dim);
+        mn_recall_req req = {.embedding = q, .dim = (uint32_t)c.dim, .k = 10};
+        mn_filter_init(&req.filter);
+        mn_recall_result r;
+        int64_t t0 = mn_time_mono_ns();
+        if (mn_engine_recall(e, "bench-r", &req, &r, &err)) {
+            fprintf(stderr, "recall: %s\n", err.message);
+            return 1;
+        }
+        lat[i] = mn_time_mono_ns() - t0;
+        mn_recall_result_clear(&r);
+    }
+    printf("inproc_recall_n %d\n", c.recall_n);
+    printf("inproc_recall_p50_ms %.3f\n", pct(lat, (size_t)c.queries, 0.50));
+    printf("inproc_recall_p99_ms %.3f\n", pct(lat, (size_t)c.queries, 0.99));
+    free(q);
+    free(lat);
+    mn_engine_close(e);
+    return 0;
+}
