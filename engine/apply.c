@@ -185,6 +185,6 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
     default:
         break;
     }
-    sp->last_lsn = entry->lsn;
+    __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&sp->lock);
 }

@@ -168,6 +168,7 @@ static void flush_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writeba
         if (p->entry.type == MN_WAL_OP_SPACE_CREATE) {
             if (p->has_entry) {
                 p->sp->last_lsn = p->entry.lsn;
+                p->sp->first_lsn = p->entry.lsn;
                 if (map_insert(e, p->sp)) {
                     p->rc = mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
                     mn_space_free(p->sp);

@@ -21,6 +21,7 @@ void mn_engine_options_default(mn_engine_options *o)
     o->session_ttl_s = 86400;
     o->expiry_interval_ms = 1000;
     o->default_lifecycle = MN_LIFECYCLE_PERSISTENT;
+    o->wal_retain_entries = 100000;
 }
 
 int64_t mn_engine_now(const mn_engine *e)
@@ -188,6 +189,7 @@ static void fill_stats(mn_space *sp, mn_space_stats *out)
     out->tombstones = sp->n_tombstones;
     out->epoch = sp->epoch;
     out->last_lsn = sp->last_lsn;
+    out->wal_first_lsn = sp->first_lsn;
     out->vector_bytes = (uint64_t)sp->cap * sp->def.dim * sizeof(float);
     pthread_rwlock_unlock(&sp->lock);
 }
@@ -446,6 +448,39 @@ void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out)
     out->max_group = atomic_load(&e->max_group);
 }
 
+/* ---- WAL retention ---- */
+
+/* Deletes each space's WAL entries older than the newest wal_retain_entries,
+ * with one range delete per space. Replicas that fall further behind than the
+ * retained window will need a snapshot (cluster mode). */
+mn_err mn_engine_trim_wal(mn_engine *e, mn_error *err)
+{
+    uint64_t keep = e->opts.wal_retain_entries;
+    if (!keep) return MN_OK;
+    pthread_rwlock_rdlock(&e->spaces_lock);
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < e->n_spaces && !rc; i++) {
+        mn_space *sp = e->spaces[i];
+        uint64_t last = __atomic_load_n(&sp->last_lsn, __ATOMIC_ACQUIRE);
+        if (last <= keep || sp->first_lsn > last - keep) continue;
+        uint64_t upto = last - keep + 1; /* exclusive */
+        uint8_t lo[KEY_WAL_LEN], hi[KEY_WAL_LEN];
+        mn_key_wal(lo, sp->sid, sp->first_lsn);
+        mn_key_wal(hi, sp->sid, upto);
+        char *msg = NULL;
+        rocksdb_delete_range_cf(e->store.db, e->store.wnosync, e->store.cf[CF_WAL],
+                                (const char *)lo, sizeof lo, (const char *)hi, sizeof hi, &msg);
+        if (msg) {
+            rc = mn_error_set(err, MN_ERR_IO, "space %s: %s", sp->def.name, msg);
+            free(msg);
+        } else {
+            sp->first_lsn = upto;
+        }
+    }
+    pthread_rwlock_unlock(&e->spaces_lock);
+    return rc;
+}
+
 /* ---- expiry sweeper ---- */
 
 static void *sweeper_main(void *arg)
@@ -467,6 +502,7 @@ static void *sweeper_main(void *arg)
             mn_log_warn("expiry sweep failed: %s", err.message);
         else if (n)
             mn_log_debug("expired %zu memories", n);
+        if (mn_engine_trim_wal(e, &err)) mn_log_warn("wal trim failed: %s", err.message);
         pthread_mutex_lock(&e->sw_mu);
     }
     pthread_mutex_unlock(&e->sw_mu);

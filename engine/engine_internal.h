@@ -76,6 +76,7 @@ typedef struct mn_space {
     uint64_t epoch;
     uint64_t last_lsn;     /* committed; written only by the commit thread */
     uint64_t assigned_lsn; /* handed out in the current group (commit thread only) */
+    uint64_t first_lsn;    /* oldest WAL entry kept (sweeper only after load) */
     atomic_int refs;
     atomic_bool dropped;
 

@@ -39,6 +39,22 @@ static uint64_t last_lsn(mn_engine *e, uint32_t sid)
     return lsn;
 }
 
+static uint64_t first_lsn(mn_engine *e, uint32_t sid)
+{
+    rocksdb_iterator_t *it = iter(e, CF_WAL);
+    uint8_t pre[4];
+    mn_key_sid(pre, sid);
+    rocksdb_iter_seek(it, (const char *)pre, 4);
+    uint64_t lsn = 1;
+    if (has_prefix(it, pre, 4)) {
+        size_t kl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl == KEY_WAL_LEN) lsn = mn_get_be64((const uint8_t *)k + 4);
+    }
+    rocksdb_iter_destroy(it);
+    return lsn;
+}
+
 static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
 {
     uint8_t pre[4];
@@ -144,6 +160,7 @@ mn_err mn_engine_load(mn_engine *e, mn_error *err)
             return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
         }
         sp->last_lsn = sp->assigned_lsn = last_lsn(e, sp->sid);
+        sp->first_lsn = first_lsn(e, sp->sid);
         if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
         if ((rc = load_space(e, sp, err))) {
             mn_space_free(sp);

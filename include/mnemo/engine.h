@@ -65,6 +65,8 @@ typedef struct mn_engine_options {
     int64_t session_ttl_s;        /* default 86400 */
     int64_t expiry_interval_ms;   /* sweeper period (default 1000); 0 = no sweeper thread */
     mn_lifecycle default_lifecycle; /* for spaces created without one (default persistent) */
+    uint64_t wal_retain_entries;  /* per space; older entries are trimmed by the sweeper
+                                     (default 100000; 0 = keep every entry) */
     mn_clock_fn clock;            /* NULL = mn_time_now_ms */
     void *clock_arg;
 } mn_engine_options;
@@ -103,6 +105,10 @@ mn_err mn_engine_list(mn_engine_t *e, const char *space, const mn_list_req *req,
                       mn_list_result *out, mn_error *err);
 /* Deletes (through the forget path) every memory whose expiry has passed; returns count. */
 mn_err mn_engine_expire(mn_engine_t *e, size_t *expired, mn_error *err);
+
+/* Deletes WAL entries older than each space's newest wal_retain_entries (the
+ * sweeper calls this; exposed for tests and tools). */
+mn_err mn_engine_trim_wal(mn_engine_t *e, mn_error *err);
 
 /* Writes a consistent RocksDB checkpoint (hard links where possible) of the
  * whole store into dir, which must not exist yet. A backup: open it as a data dir. */

@@ -65,6 +65,7 @@ typedef struct mn_space_stats {
     uint64_t tombstones;
     uint64_t epoch;
     uint64_t last_lsn;
+    uint64_t wal_first_lsn; /* oldest WAL entry kept (see storage.wal_retain_entries) */
     uint64_t vector_bytes; /* in-memory vector storage */
 } mn_space_stats;
 

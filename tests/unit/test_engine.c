@@ -540,6 +540,36 @@ static void test_checkpoint_opens_as_a_copy(void **state)
     free(cp);
 }
 
+static void test_wal_trim_keeps_the_newest_entries(void **state)
+{
+    fx *f = *state;
+    mn_engine_close(f->e);
+    mn_engine_options o;
+    mn_engine_options_default(&o);
+    o.data_dir = f->dir;
+    o.expiry_interval_ms = 0;
+    o.wal_retain_entries = 10;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
+    make_space(f, "s", 2, MN_METRIC_COSINE);
+    float v[2] = {1, 2};
+    for (int i = 0; i < 30; i++) remember1(f, "s", "x", v, 2);
+    mn_space_stats st;
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.wal_first_lsn, 1);
+    assert_int_equal(st.last_lsn, 31);
+    assert_int_equal(mn_engine_trim_wal(f->e, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.wal_first_lsn, 22);
+    /* after a restart the first kept entry is found from the store */
+    mn_engine_close(f->e);
+    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.wal_first_lsn, 22);
+    assert_int_equal(st.last_lsn, 31);
+    assert_int_equal(st.memories, 30);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +583,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_writers_share_commits_and_lsns_stay_dense,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_opens_as_a_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_trim_keeps_the_newest_entries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
