@@ -1,0 +1,138 @@
+/* keyword search: tokenising and folding, BM25 ranking, removal, filters. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/keyword.h"
+#include "engine/text.h"
+
+typedef struct toks {
+    char out[16][MN_TOKEN_MAX + 1];
+    int n;
+} toks;
+
+static int grab(void *arg, const char *tok, size_t len, uint32_t pos)
+{
+    toks *t = arg;
+    assert_int_equal(pos, (uint32_t)t->n);
+    assert_int_equal(strlen(tok), len);
+    if (t->n < 16) snprintf(t->out[t->n++], sizeof t->out[0], "%s", tok);
+    return 0;
+}
+
+static void test_tokenize_folds_case_and_accents(void **state)
+{
+    (void)state;
+    toks t = {0};
+    const char *s = "Café, CRÈME-brûlée! ΣΟΦΙΑ Москва naïve_x42 東京タワー";
+    uint32_t n = mn_text_tokenize(s, strlen(s), grab, &t);
+    assert_int_equal(n, 8);
+    assert_string_equal(t.out[0], "cafe");
+    assert_string_equal(t.out[1], "creme");
+    assert_string_equal(t.out[2], "brulee");
+    assert_string_equal(t.out[3], "σοφια");
+    assert_string_equal(t.out[4], "москва");
+    assert_string_equal(t.out[5], "naive");
+    assert_string_equal(t.out[6], "x42");
+    assert_string_equal(t.out[7], "東京タワー");
+    /* general punctuation separates */
+    toks u = {0};
+    const char *s2 = "it\xe2\x80\x99s \xe2\x80\x9cquoted\xe2\x80\x9d";
+    assert_int_equal(mn_text_tokenize(s2, strlen(s2), grab, &u), 3);
+    assert_string_equal(u.out[2], "quoted");
+    /* long tokens are cut, never overflow */
+    char big[300];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    toks v = {0};
+    assert_int_equal(mn_text_tokenize(big, strlen(big), grab, &v), 1);
+    assert_int_equal(strlen(v.out[0]), MN_TOKEN_MAX);
+}
+
+static bool only_even(void *arg, uint32_t slot)
+{
+    (void)arg;
+    return slot % 2 == 0;
+}
+
+static void test_bm25_ranks_rare_terms_and_short_docs_higher(void **state)
+{
+    (void)state;
+    mn_kw_index *ix = mn_kw_new();
+    const char *docs[] = {
+        "the cat sat on the mat",
+        "the dog chased the cat around the garden for a long long time",
+        "quantum entanglement of the cat",
+        "the weather today is mild",
+    };
+    for (uint32_t i = 0; i < 4; i++) assert_int_equal(mn_kw_add(ix, i, docs[i], strlen(docs[i])), MN_OK);
+    assert_int_equal(mn_kw_docs(ix), 4);
+    mn_kw_hit hits[8];
+    size_t n = mn_kw_search(ix, "cat", 3, NULL, NULL, 8, hits);
+    assert_int_equal(n, 3);
+    /* same tf: shorter documents first (5, 6, then 13 tokens) */
+    assert_int_equal(hits[0].slot, 2);
+    assert_int_equal(hits[1].slot, 0);
+    assert_int_equal(hits[2].slot, 1);
+    /* a rare word outweighs a common one */
+    n = mn_kw_search(ix, "the quantum", 11, NULL, NULL, 8, hits);
+    assert_int_equal(hits[0].slot, 2);
+    /* hand-computed BM25 for "mild": df = 1, N = 4, avgdl = (6 + 13 + 5 + 5) / 4 */
+    n = mn_kw_search(ix, "MILD", 4, NULL, NULL, 8, hits);
+    assert_int_equal(n, 1);
+    double idf = log(1 + (4 - 1 + 0.5) / (1 + 0.5));
+    double avgdl = 29.0 / 4;
+    double want = idf * 1 * 2.2 / (1 + 1.2 * (1 - 0.75 + 0.75 * 5 / avgdl));
+    assert_true(fabs(hits[0].score - want) < 1e-5);
+    /* filter inside the search */
+    n = mn_kw_search(ix, "cat", 3, only_even, NULL, 8, hits);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) assert_int_equal(hits[i].slot % 2, 0);
+    /* k bounds the result */
+    assert_int_equal(mn_kw_search(ix, "cat", 3, NULL, NULL, 1, hits), 1);
+    assert_int_equal(hits[0].slot, 2);
+    /* unknown words and empty queries find nothing */
+    assert_int_equal(mn_kw_search(ix, "zebra", 5, NULL, NULL, 8, hits), 0);
+    assert_int_equal(mn_kw_search(ix, "...", 3, NULL, NULL, 8, hits), 0);
+    mn_kw_free(ix);
+}
+
+static void test_removal_and_slot_reuse(void **state)
+{
+    (void)state;
+    mn_kw_index *ix = mn_kw_new();
+    char buf[64];
+    for (uint32_t i = 0; i < 100; i++) {
+        snprintf(buf, sizeof buf, "common word%u", i);
+        assert_int_equal(mn_kw_add(ix, i, buf, strlen(buf)), MN_OK);
+    }
+    for (uint32_t i = 0; i < 100; i += 2) mn_kw_remove(ix, i);
+    assert_int_equal(mn_kw_docs(ix), 50);
+    mn_kw_hit hits[128];
+    size_t n = mn_kw_search(ix, "common", 6, NULL, NULL, 128, hits);
+    assert_int_equal(n, 50);
+    for (size_t i = 0; i < n; i++) assert_int_equal(hits[i].slot % 2, 1);
+    assert_int_equal(mn_kw_search(ix, "word10", 6, NULL, NULL, 8, hits), 0);
+    /* a reused slot finds only its new text */
+    assert_int_equal(mn_kw_add(ix, 10, "fresh text", 10), MN_OK);
+    assert_int_equal(mn_kw_search(ix, "word10", 6, NULL, NULL, 8, hits), 0);
+    assert_int_equal(mn_kw_search(ix, "fresh", 5, NULL, NULL, 8, hits), 1);
+    assert_int_equal(hits[0].slot, 10);
+    assert_int_equal(mn_kw_search(ix, "common", 6, NULL, NULL, 128, hits), 50);
+    mn_kw_free(ix);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tokenize_folds_case_and_accents),
+        cmocka_unit_test(test_bm25_ranks_rare_terms_and_short_docs_higher),
+        cmocka_unit_test(test_removal_and_slot_reuse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
