@@ -80,7 +80,8 @@ static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         }
         mn_memory_record rec = {.mem = *m, .tombstone = false};
         if ((rc = put_record(e, b, sp, &rec))) return rc;
-        put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
+        if (m->embedding)
+            put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
         uint8_t tk[KEY_TIME_LEN];
         mn_key_time(tk, sp->sid, m->when_ms, &m->id);
         put(b, e, CF_INDEX, tk, sizeof tk, "", 0);

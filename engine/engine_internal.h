@@ -60,6 +60,7 @@ typedef struct mn_slot {
     uint8_t kind;
     uint8_t suppressed;
     uint8_t lifecycle;
+    uint8_t has_vec; /* memories may be text-only */
     float confidence;
     int64_t when_ms;
     int64_t created_at_ms;
@@ -93,6 +94,7 @@ typedef struct mn_space {
     uint32_t idx_cap;
     uint32_t idx_used;
     uint64_t n_live, n_episodic, n_semantic, n_suppressed, n_tombstones;
+    struct mn_kw_index *kw; /* BM25 over content, keyed by slot */
 } mn_space;
 
 mn_space *mn_space_new(const mn_space_def *def, uint32_t sid);

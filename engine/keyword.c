@@ -49,11 +49,7 @@ struct mn_kw_index {
     uint64_t live_docs;
     uint64_t total_len;
     uint64_t live_terms;
-    /* scratch for search: dense scores and the slots touched */
-    float *acc;
-    uint32_t acc_cap;
-    uint32_t *touched;
-    uint32_t touched_cap;
+
 };
 
 static uint32_t fnv1a(const char *s, size_t n)
@@ -79,8 +75,6 @@ void mn_kw_free(mn_kw_index *ix)
     free(ix->terms);
     free(ix->table);
     free(ix->docs);
-    free(ix->acc);
-    free(ix->touched);
     free(ix);
 }
 
@@ -276,21 +270,28 @@ uint64_t mn_kw_terms(const mn_kw_index *ix)
     return ix->live_terms;
 }
 
+#define QUERY_TERMS_MAX 64
+
 typedef struct qterms {
-    mn_kw_index *ix;
-    uint32_t ids[64];
+    const mn_kw_index *ix;
+    uint32_t ids[QUERY_TERMS_MAX];
     uint32_t n;
+    uint32_t unknown; /* distinct words absent from the index */
+    char seen[QUERY_TERMS_MAX][MN_TOKEN_MAX + 1];
+    uint32_t n_seen;
 } qterms;
 
 static int on_query_token(void *arg, const char *tok, size_t len, uint32_t pos)
 {
     (void)pos;
     qterms *q = arg;
+    for (uint32_t i = 0; i < q->n_seen; i++)
+        if (!strcmp(q->seen[i], tok)) return 0; /* repeated query words count once */
+    if (q->n_seen == QUERY_TERMS_MAX) return 1;
+    memcpy(q->seen[q->n_seen++], tok, len + 1);
     uint32_t id = lookup(q->ix, tok, len, fnv1a(tok, len));
-    if (id == UINT32_MAX) return 0;
-    for (uint32_t i = 0; i < q->n; i++)
-        if (q->ids[i] == id) return 0; /* repeated query words count once */
-    if (q->n < 64) q->ids[q->n++] = id;
+    if (id == UINT32_MAX || !q->ix->terms[id].df) q->unknown++;
+    else q->ids[q->n++] = id;
     return 0;
 }
 
@@ -332,33 +333,39 @@ static int hit_cmp(const void *a, const void *b)
     return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
-size_t mn_kw_search(mn_kw_index *ix, const char *query, size_t len,
+size_t mn_kw_search(const mn_kw_index *ix, const char *query, size_t len,
                     bool (*accept)(void *arg, uint32_t slot), void *arg, size_t k,
                     mn_kw_hit *out)
 {
     if (!k || !ix->live_docs) return 0;
-    qterms q = {.ix = ix};
+    qterms q;
+    q.ix = ix;
+    q.n = q.unknown = q.n_seen = 0;
     mn_text_tokenize(query, len, on_query_token, &q);
     if (!q.n) return 0;
-    if (ix->acc_cap < ix->n_docs_cap) {
-        float *na = realloc(ix->acc, ix->n_docs_cap * sizeof *na);
-        if (!na) return 0;
-        memset(na + ix->acc_cap, 0, (ix->n_docs_cap - ix->acc_cap) * sizeof *na);
-        ix->acc = na;
-        ix->acc_cap = ix->n_docs_cap;
-        uint32_t *nt = realloc(ix->touched, ix->n_docs_cap * sizeof *nt);
-        if (!nt) return 0;
-        ix->touched = nt;
-        ix->touched_cap = ix->n_docs_cap;
+    /* Per-query scratch, so concurrent searches under a read lock never share
+     * state. Large callocs come from fresh zero pages: only touched pages cost. */
+    float *acc = calloc(ix->n_docs_cap, sizeof *acc);
+    float *cov = calloc(ix->n_docs_cap, sizeof *cov);
+    uint32_t *touched = malloc(ix->n_docs_cap * sizeof *touched);
+    if (!acc || !cov || !touched) {
+        free(acc);
+        free(cov);
+        free(touched);
+        return 0;
     }
     uint32_t n_touched = 0;
     const double k1 = 1.2, b = 0.75;
     double n_docs = (double)ix->live_docs;
     double avgdl = (double)ix->total_len / n_docs;
     if (avgdl <= 0) avgdl = 1;
+    double idf_total = q.unknown * log(1.0 + (n_docs + 0.5) / 0.5);
     for (uint32_t t = 0; t < q.n; t++) {
         const term *tm = &ix->terms[q.ids[t]];
-        if (!tm->df) continue;
+        idf_total += log(1.0 + (n_docs - tm->df + 0.5) / (tm->df + 0.5));
+    }
+    for (uint32_t t = 0; t < q.n; t++) {
+        const term *tm = &ix->terms[q.ids[t]];
         double idf = log(1.0 + (n_docs - tm->df + 0.5) / (tm->df + 0.5));
         for (uint32_t i = 0; i < tm->n; i++) {
             const posting *p = &tm->post[i];
@@ -366,16 +373,15 @@ size_t mn_kw_search(mn_kw_index *ix, const char *query, size_t len,
             if (!d->live || d->gen != p->gen) continue;
             double tf = p->tf;
             /* every term score is > 0 (idf > 0, tf > 0), so 0 means untouched */
-            if (ix->acc[p->slot] == 0) ix->touched[n_touched++] = p->slot;
-            ix->acc[p->slot] +=
-                (float)(idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * d->len / avgdl)));
+            if (acc[p->slot] == 0) touched[n_touched++] = p->slot;
+            acc[p->slot] += (float)(idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * d->len / avgdl)));
+            cov[p->slot] += (float)(idf / idf_total);
         }
     }
     size_t n = 0;
     for (uint32_t i = 0; i < n_touched; i++) {
-        uint32_t s = ix->touched[i];
-        mn_kw_hit h = {s, ix->acc[s]};
-        ix->acc[s] = 0; /* leave the scratch clean for the next query */
+        uint32_t s = touched[i];
+        mn_kw_hit h = {s, acc[s], cov[s] > 1 ? 1 : cov[s]};
         if (accept && !accept(arg, s)) continue;
         if (n < k) {
             out[n++] = h;
@@ -385,6 +391,9 @@ size_t mn_kw_search(mn_kw_index *ix, const char *query, size_t len,
             heap_down(out, n, 0);
         }
     }
+    free(acc);
+    free(cov);
+    free(touched);
     qsort(out, n, sizeof *out, hit_cmp);
     return n;
 }

@@ -64,7 +64,7 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
     rocksdb_iter_seek(mi, (const char *)pre, 4);
     rocksdb_iter_seek(vi, (const char *)pre, 4);
     mn_err rc = MN_OK;
-    uint64_t loaded = 0, missing_vec = 0;
+    uint64_t loaded = 0;
     int64_t t0 = mn_time_mono_ns();
     for (; has_prefix(mi, pre, 4); rocksdb_iter_next(mi)) {
         size_t kl, vl;
@@ -98,7 +98,6 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
             if (vkl == kl && !memcmp(vk, k, kl) && vvl == (size_t)sp->def.dim * sizeof(float))
                 vec = (const float *)vv;
         }
-        if (!vec) missing_vec++;
         float *copy = NULL;
         if (vec) {
             copy = malloc((size_t)sp->def.dim * sizeof(float));
@@ -123,9 +122,6 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
     }
     rocksdb_iter_destroy(mi);
     rocksdb_iter_destroy(vi);
-    if (missing_vec)
-        mn_log_warn("space %s: %llu memories without a stored vector", sp->def.name,
-                    (unsigned long long)missing_vec);
     if (loaded >= 100000)
         mn_log_info("space %s: %llu memories loaded in %.1f s", sp->def.name,
                     (unsigned long long)loaded, (double)(mn_time_mono_ns() - t0) / 1e9);

@@ -1,13 +1,20 @@
-/* Exact recall: a full scan of a space's vectors under its read lock, with the
- * filters applied per slot and a bounded min-heap for the top k. It is correct
- * for every metric and stays as the oracle for the HNSW index and the path for
- * small spaces. Records of the winners are read from the store after the lock
- * is released.
+/* Recall: rank a space's memories against a cue (an embedding, words, or both)
+ * under the space's read lock, then read the winners' records from the store.
  *
- * Scores (higher is better): cosine = cos(q, v); dot = q.v;
- * l2 = 1 / (1 + |q - v|). Confidence = similarity01 x encoding confidence,
- * where similarity01 is clamp(cos, 0, 1), clamp(q.v, 0, 1) or 1 / (1 + |q - v|). */
+ * Vector ranking is an exact scan with the filters applied per slot and a
+ * bounded min-heap: correct for every metric, the oracle for the HNSW index and
+ * the path for small spaces. Similarity (higher is better): cosine = cos(q, v);
+ * dot = q.v; l2 = 1 / (1 + |q - v|).
+ * Keyword ranking is BM25 over content (keyword.c), filtered inside the search.
+ * With both cues the two rankings are fused by reciprocal rank fusion (Cormack,
+ * Clarke & Buettcher, SIGIR 2009) with k = 60 and per-cue weights.
+ *
+ * Confidence = match x encoding confidence, where match is the best of the
+ * vector similarity mapped to [0, 1] (clamp(cos, 0, 1), clamp(q.v, 0, 1), or
+ * 1 / (1 + |q - v|)) and the keyword coverage (the idf-weighted share of the
+ * query words the memory contains). */
 #include "engine_internal.h"
+#include "keyword.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -122,15 +129,83 @@ static float clamp01(float x)
     return x < 0 ? 0 : x > 1 ? 1 : x;
 }
 
-static void confidence_of(mn_metric m, float score, float encoding, mn_confidence *c)
+static float vector_match(mn_metric m, float sim)
 {
-    float sim = m == MN_METRIC_L2 ? score : clamp01(score);
-    c->value = clamp01(sim * clamp01(encoding));
+    return m == MN_METRIC_L2 ? sim : clamp01(sim);
+}
+
+static void confidence_of(float match, float encoding, mn_confidence *c)
+{
+    c->value = clamp01(match * clamp01(encoding));
     c->reasons = 0;
-    if (sim < 0.5f) c->reasons |= MN_REASON_LOW_SIMILARITY;
+    if (match < 0.5f) c->reasons |= MN_REASON_LOW_SIMILARITY;
     if (encoding < 0.9f) c->reasons |= MN_REASON_LOW_ENCODING_CONFIDENCE;
-    c->category = c->value >= 0.8f ? "high" : c->value >= 0.6f ? "medium" : c->value >= 0.3f ? "low"
-                                                                                            : "very_low";
+    c->category = c->value >= 0.8f   ? "high"
+                  : c->value >= 0.6f ? "medium"
+                  : c->value >= 0.3f ? "low"
+                                     : "very_low";
+}
+
+#define RRF_K 60.0f
+
+/* A ranked candidate, gathered under the lock. */
+typedef struct ranked {
+    mn_id_t id;
+    uint32_t slot;
+    float score; /* final ranking score */
+    float sim, dist, kw, cov;
+    uint32_t vrank, trank; /* 1-based; 0 = not in that ranking */
+} ranked;
+
+static int ranked_best_first(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return mn_id_cmp(&x->id, &y->id);
+}
+
+typedef struct accept_arg {
+    const mn_space *sp;
+    const mn_filter_t *f;
+    int64_t now;
+} accept_arg;
+
+static bool accept_slot(void *arg, uint32_t slot)
+{
+    const accept_arg *a = arg;
+    return slot < a->sp->n_slots && mn_filter_match(&a->sp->slots[slot], a->f, a->now);
+}
+
+/* Vector top-n under the lock (sp->lock held). */
+static size_t vector_rank(const mn_space *sp, const float *q, const mn_recall_req *req,
+                          int64_t now, cand *heap, size_t cap, uint64_t *scanned)
+{
+    uint32_t dim = sp->def.dim;
+    size_t n = 0;
+    for (uint32_t i = 0; i < sp->n_slots; i++) {
+        const mn_slot *s = &sp->slots[i];
+        if (!s->has_vec || !mn_filter_match(s, &req->filter, now)) continue;
+        (*scanned)++;
+        cand c = {.slot = i, .id = s->id};
+        c.score = score_of(sp->def.metric, q, sp->vecs + (size_t)i * dim, dim, &c.dist);
+        if (req->has_threshold && c.score < req->threshold) continue;
+        if (n < cap) {
+            heap[n++] = c;
+            sift_up(heap, n - 1);
+        } else if (worse(&heap[0], &c)) {
+            heap[0] = c;
+            sift_down(heap, n, 0);
+        }
+    }
+    qsort(heap, n, sizeof *heap, best_first);
+    return n;
+}
+
+static ranked *find_slot(ranked *r, size_t n, uint32_t slot)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r[i].slot == slot) return &r[i];
+    return NULL;
 }
 
 mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *req,
@@ -144,90 +219,141 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     if (rc) return rc;
     if (req->has_threshold && !isfinite(req->threshold))
         return mn_error_set(err, MN_ERR_INVALID, "threshold: not a finite number");
+    bool by_vec = req->embedding != NULL;
+    bool by_text = req->text != NULL;
+    if (!by_vec && !by_text)
+        return mn_error_set(err, MN_ERR_INVALID, "a recall needs an embedding, text, or both");
+    if (by_text && (req->text_len > MN_CONTENT_MAX || !mn_utf8_valid(req->text, req->text_len)))
+        return mn_error_set(err, MN_ERR_INVALID, "text: not valid UTF-8 or longer than %d bytes",
+                            MN_CONTENT_MAX);
+    float wv = req->vector_weight, wt = req->text_weight;
+    if (!(wv >= 0 && wt >= 0 && isfinite(wv) && isfinite(wt)))
+        return mn_error_set(err, MN_ERR_INVALID, "weights: must be finite and >= 0");
+    if (wv == 0 && wt == 0) wv = wt = 1;
+
     mn_space *sp = mn_engine_space_acquire(e, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
     uint32_t dim = sp->def.dim;
-    if (!req->embedding || req->dim != dim) {
-        mn_engine_space_release(e, sp);
-        return mn_error_set(err, MN_ERR_INVALID, "embedding: expected %u values, got %u", dim,
-                            req->embedding ? req->dim : 0);
+    float *q = NULL;
+    if (by_vec) {
+        if (req->dim != dim) {
+            mn_engine_space_release(e, sp);
+            return mn_error_set(err, MN_ERR_INVALID, "embedding: expected %u values, got %u", dim,
+                                req->dim);
+        }
+        q = malloc(dim * sizeof(float));
+        if (!q) {
+            mn_engine_space_release(e, sp);
+            return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        }
+        for (uint32_t i = 0; i < dim; i++) {
+            if (!isfinite(req->embedding[i])) {
+                free(q);
+                mn_engine_space_release(e, sp);
+                return mn_error_set(err, MN_ERR_INVALID, "embedding[%u]: not a finite float32", i);
+            }
+            q[i] = req->embedding[i];
+        }
+        if (sp->def.metric == MN_METRIC_COSINE && !mn_vec_normalize(q, dim)) {
+            free(q);
+            mn_engine_space_release(e, sp);
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "embedding: the zero vector has no direction (cosine space)");
+        }
     }
-    float *q = malloc(dim * sizeof(float));
-    cand *heap = malloc((size_t)k * sizeof *heap);
-    if (!q || !heap) {
+    /* With two rankings to fuse, each contributes a deeper pool than k. */
+    size_t pool = by_vec && by_text ? (k * 2 < 50 ? 50 : k * 2) : k;
+    if (pool > MN_K_MAX) pool = MN_K_MAX;
+    cand *vh = by_vec ? malloc(pool * sizeof *vh) : NULL;
+    mn_kw_hit *th = by_text ? malloc(pool * sizeof *th) : NULL;
+    ranked *r = malloc(2 * pool * sizeof *r);
+    if ((by_vec && !vh) || (by_text && !th) || !r) {
         free(q);
-        free(heap);
+        free(vh);
+        free(th);
+        free(r);
         mn_engine_space_release(e, sp);
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    }
-    for (uint32_t i = 0; i < dim; i++) {
-        if (!isfinite(req->embedding[i])) {
-            free(q);
-            free(heap);
-            mn_engine_space_release(e, sp);
-            return mn_error_set(err, MN_ERR_INVALID, "embedding[%u]: not a finite float32", i);
-        }
-        q[i] = req->embedding[i];
-    }
-    if (sp->def.metric == MN_METRIC_COSINE && !mn_vec_normalize(q, dim)) {
-        free(q);
-        free(heap);
-        mn_engine_space_release(e, sp);
-        return mn_error_set(err, MN_ERR_INVALID,
-                            "embedding: the zero vector has no direction (cosine space)");
     }
 
     int64_t now = mn_engine_now(e);
-    size_t n = 0;
+    size_t nv = 0, nt = 0, n = 0;
     uint64_t scanned = 0;
     pthread_rwlock_rdlock(&sp->lock);
-    for (uint32_t i = 0; i < sp->n_slots; i++) {
-        const mn_slot *s = &sp->slots[i];
-        if (!mn_filter_match(s, &req->filter, now)) continue;
-        scanned++;
-        cand c = {.slot = i, .id = s->id};
-        c.score = score_of(sp->def.metric, q, sp->vecs + (size_t)i * dim, dim, &c.dist);
-        if (req->has_threshold && c.score < req->threshold) continue;
-        if (n < k) {
-            heap[n++] = c;
-            sift_up(heap, n - 1);
-        } else if (worse(&heap[0], &c)) {
-            heap[0] = c;
-            sift_down(heap, n, 0);
+    if (by_vec) nv = vector_rank(sp, q, req, now, vh, pool, &scanned);
+    if (by_text) {
+        accept_arg aa = {sp, &req->filter, now};
+        nt = mn_kw_search(sp->kw, req->text, req->text_len, accept_slot, &aa, pool, th);
+        scanned += nt;
+    }
+    for (size_t i = 0; i < nv; i++)
+        r[n++] = (ranked){.id = vh[i].id, .slot = vh[i].slot, .sim = vh[i].score,
+                          .dist = vh[i].dist, .kw = NAN, .cov = NAN, .vrank = (uint32_t)i + 1};
+    for (size_t i = 0; i < nt; i++) {
+        ranked *x = by_vec ? find_slot(r, nv, th[i].slot) : NULL;
+        if (!x) {
+            const mn_slot *s = &sp->slots[th[i].slot];
+            x = &r[n++];
+            *x = (ranked){.id = s->id, .slot = th[i].slot, .sim = NAN, .dist = NAN};
+            if (by_vec && s->has_vec) /* fused: give text-only finds their similarity too */
+                x->sim = score_of(sp->def.metric, q, sp->vecs + (size_t)th[i].slot * dim, dim,
+                                  &x->dist);
         }
+        x->kw = th[i].score;
+        x->cov = th[i].coverage;
+        x->trank = (uint32_t)i + 1;
     }
     pthread_rwlock_unlock(&sp->lock);
-    qsort(heap, n, sizeof *heap, best_first);
+
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        ranked *x = &r[i];
+        if (by_vec && by_text)
+            x->score = (x->vrank ? wv / (RRF_K + x->vrank) : 0) +
+                       (x->trank ? wt / (RRF_K + x->trank) : 0);
+        else if (by_vec)
+            x->score = x->sim;
+        else
+            x->score = x->kw;
+        /* threshold: vector similarity when there is a vector cue, else keyword coverage */
+        if (req->has_threshold && !by_vec && !(x->cov >= req->threshold)) continue;
+        r[kept++] = *x;
+    }
+    n = kept;
+    qsort(r, n, sizeof *r, ranked_best_first);
+    if (n > k) n = k;
 
     out->hits = calloc(n ? n : 1, sizeof *out->hits);
-    if (!out->hits) {
-        free(q);
-        free(heap);
-        mn_engine_space_release(e, sp);
-        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    }
-    out->path = "exact";
+    if (!out->hits) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    out->path = by_vec && by_text ? "exact+keyword" : by_vec ? "exact" : "keyword";
     out->scanned = scanned;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !rc; i++) {
         mn_recall_hit *h = &out->hits[out->n_hits];
         mn_error rerr = {0};
-        rc = mn_engine_read_memory(e, sp, &heap[i].id, req->include_embedding, &h->memory, &rerr);
-        if (rc == MN_ERR_GONE || rc == MN_ERR_NOT_FOUND) continue; /* forgotten meanwhile */
-        if (rc) {
+        mn_err rr = mn_engine_read_memory(e, sp, &r[i].id, req->include_embedding, &h->memory,
+                                          &rerr);
+        if (rr == MN_ERR_GONE || rr == MN_ERR_NOT_FOUND) continue; /* forgotten meanwhile */
+        if (rr) {
             if (err) *err = rerr;
-            mn_recall_result_clear(out);
-            free(q);
-            free(heap);
-            mn_engine_space_release(e, sp);
-            return rc;
+            rc = rr;
+            break;
         }
-        h->score = heap[i].score;
-        h->distance = heap[i].dist;
-        confidence_of(sp->def.metric, h->score, h->memory.confidence, &h->confidence);
+        h->score = r[i].score;
+        h->similarity = r[i].sim;
+        h->distance = r[i].dist;
+        h->keyword = r[i].kw;
+        h->coverage = r[i].cov;
+        float match = 0;
+        if (!isnan(r[i].sim)) match = vector_match(sp->def.metric, r[i].sim);
+        if (!isnan(r[i].cov) && r[i].cov > match) match = r[i].cov;
+        confidence_of(match, h->memory.confidence, &h->confidence);
         out->n_hits++;
     }
+    if (rc) mn_recall_result_clear(out);
     free(q);
-    free(heap);
+    free(vh);
+    free(th);
+    free(r);
     mn_engine_space_release(e, sp);
-    return MN_OK;
+    return rc;
 }

@@ -3,6 +3,7 @@
  * is a dot product), and an open-addressing id -> slot table. Freed slots are
  * reused. Callers hold sp->lock (write lock to mutate). */
 #include "engine_internal.h"
+#include "keyword.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +19,11 @@ mn_space *mn_space_new(const mn_space_def *def, uint32_t sid)
     sp->def = *def;
     sp->sid = sid;
     sp->epoch = 1;
+    sp->kw = mn_kw_new();
+    if (!sp->kw) {
+        free(sp);
+        return NULL;
+    }
     atomic_init(&sp->refs, 1);
     atomic_init(&sp->dropped, false);
     pthread_rwlockattr_t attr;
@@ -49,6 +55,7 @@ void mn_space_free(mn_space *sp)
     free(sp->vecs);
     free(sp->free_slots);
     free(sp->idx);
+    mn_kw_free(sp->kw);
     pthread_rwlock_destroy(&sp->lock);
     free(sp);
 }
@@ -182,6 +189,7 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
     s->kind = (uint8_t)m->kind;
     s->suppressed = m->suppressed;
     s->lifecycle = (uint8_t)m->lifecycle;
+    s->has_vec = m->embedding != NULL;
     s->confidence = m->confidence;
     s->when_ms = m->when_ms;
     s->created_at_ms = m->created_at_ms;
@@ -202,7 +210,12 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
     float *v = sp->vecs + (size_t)slot * sp->def.dim;
     if (m->embedding) memcpy(v, m->embedding, sp->def.dim * sizeof(float));
     else memset(v, 0, sp->def.dim * sizeof(float));
-    if (sp->def.metric == MN_METRIC_COSINE) mn_vec_normalize(v, sp->def.dim);
+    if (sp->def.metric == MN_METRIC_COSINE && s->has_vec) mn_vec_normalize(v, sp->def.dim);
+    if (m->content && m->content_len && mn_kw_add(sp->kw, slot, m->content, m->content_len)) {
+        slot_clear(s);
+        if (sp->n_free < sp->free_cap) sp->free_slots[sp->n_free++] = slot;
+        return MN_ERR_NOMEM;
+    }
     idx_put_raw(sp->idx, sp->idx_cap, &m->id, slot);
     sp->idx_used++;
     sp->n_live++;
@@ -226,6 +239,7 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
         if (s->kind == MN_KIND_SEMANTIC) sp->n_semantic--;
         else sp->n_episodic--;
         if (s->suppressed) sp->n_suppressed--;
+        mn_kw_remove(sp->kw, slot);
         slot_clear(s);
         sp->idx[i] = IDX_DELETED;
         if (sp->n_free == sp->free_cap) {

@@ -38,18 +38,22 @@ mn_err mn_validate_memory(const mn_space *sp, const mn_memory_t *m, size_t index
         return mn_error_set(err, MN_ERR_INVALID, "%scontent: contains a NUL character", pfx);
     if (!mn_utf8_valid(m->content, m->content_len))
         return mn_error_set(err, MN_ERR_INVALID, "%scontent: not valid UTF-8", pfx);
-    if (!m->embedding) return mn_error_set(err, MN_ERR_INVALID, "%sembedding: required", pfx);
-    if (m->dim != sp->def.dim)
+    if (!m->embedding) {
+        /* a text-only memory: found by keyword recall, skipped by vector recall */
+        if (m->content_len == 0)
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "%sembedding: required when content is empty", pfx);
+    } else if (m->dim != sp->def.dim)
         return mn_error_set(err, MN_ERR_INVALID, "%sembedding: expected %u values, got %u", pfx,
                             sp->def.dim, m->dim);
     double norm = 0;
-    for (uint32_t i = 0; i < m->dim; i++) {
+    for (uint32_t i = 0; m->embedding && i < m->dim; i++) {
         if (!isfinite(m->embedding[i]))
             return mn_error_set(err, MN_ERR_INVALID, "%sembedding[%u]: not a finite float32",
                                 pfx, i);
         norm += (double)m->embedding[i] * m->embedding[i];
     }
-    if (sp->def.metric == MN_METRIC_COSINE && !(norm > 0))
+    if (m->embedding && sp->def.metric == MN_METRIC_COSINE && !(norm > 0))
         return mn_error_set(err, MN_ERR_INVALID,
                             "%sembedding: the zero vector has no direction (cosine space)", pfx);
     if (m->kind != MN_KIND_EPISODIC && m->kind != MN_KIND_SEMANTIC)

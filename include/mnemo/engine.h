@@ -15,27 +15,39 @@
 #include "mnemo/model.h"
 #include "mnemo/util.h"
 
+/* A recall cue: an embedding, words, or both. With both, the vector and the
+ * keyword rankings are fused by reciprocal rank fusion (RRF, k = 60):
+ * score = vector_weight / (60 + vector rank) + text_weight / (60 + text rank). */
 typedef struct mn_recall_req {
-    const float *embedding;
+    const float *embedding; /* NULL for a text-only cue */
     uint32_t dim;
+    const char *text;       /* NULL for a vector-only cue; UTF-8 */
+    size_t text_len;
+    float vector_weight;    /* RRF weights; 0 and 0 mean 1 and 1 */
+    float text_weight;
     uint32_t k;          /* 1..MN_K_MAX (0 = default 10) */
     bool has_threshold;
-    float threshold;     /* minimum score */
+    float threshold;     /* minimum similarity (vector score; keyword coverage for text-only) */
     mn_filter_t filter;
     bool include_embedding;
 } mn_recall_req;
 
 typedef struct mn_recall_hit {
     mn_memory_t memory;
-    float score;      /* cosine: cos; dot: a.b; l2: 1 / (1 + euclidean distance) */
-    float distance;   /* l2: euclidean distance; cosine: 1 - cos; dot: -a.b */
+    /* vector-only: the similarity (cosine: cos; dot: a.b; l2: 1 / (1 + distance));
+     * text-only: the BM25 score; hybrid: the RRF score. */
+    float score;
+    float distance;   /* vector distance (l2: euclidean; cosine: 1 - cos; dot: -a.b); NAN if none */
+    float similarity; /* vector similarity as above, NAN if not ranked by vector */
+    float keyword;    /* BM25 score, NAN if not ranked by text */
+    float coverage;   /* idf-weighted share of the query words the memory contains, or NAN */
     mn_confidence confidence;
 } mn_recall_hit;
 
 typedef struct mn_recall_result {
     mn_recall_hit *hits; /* best first */
     size_t n_hits;
-    const char *path;    /* "exact" (static) */
+    const char *path;    /* "exact", "keyword" or "exact+keyword" (static) */
     uint64_t scanned;    /* candidates examined */
 } mn_recall_result;
 void mn_recall_result_clear(mn_recall_result *r);

@@ -570,6 +570,92 @@ static void test_wal_trim_keeps_the_newest_entries(void **state)
     assert_int_equal(st.memories, 30);
 }
 
+static mn_id_t remember_text(fx *f, const char *space, const char *content, float *emb)
+{
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = (char *)content;
+    m.content_len = strlen(content);
+    m.embedding = emb;
+    m.dim = emb ? 2 : 0;
+    mn_id_t id;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_remember(f->e, space, &m, 1, &id, &err), MN_OK);
+    return id;
+}
+
+static void test_text_only_memories_and_keyword_and_hybrid_recall(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 2, MN_METRIC_COSINE);
+    float east[2] = {1, 0}, north[2] = {0, 1};
+    mn_id_t seats = remember_text(f, "s", "Ann prefers window seats on long flights", NULL);
+    mn_id_t tea = remember_text(f, "s", "Bob drinks green tea every morning", east);
+    mn_id_t trip = remember_text(f, "s", "The Lisbon trip is booked for May", north);
+    mn_error err = {0};
+    mn_recall_req req = {0};
+    mn_filter_init(&req.filter);
+    mn_recall_result r;
+    /* no cue at all */
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_ERR_INVALID);
+    /* text only: finds the text-only memory, folds case */
+    req.text = "WINDOW seats?";
+    req.text_len = strlen(req.text);
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_string_equal(r.path, "keyword");
+    assert_int_equal(r.n_hits, 1);
+    assert_memory_equal(r.hits[0].memory.id.b, seats.b, 16);
+    assert_true(isnan(r.hits[0].similarity));
+    assert_true(r.hits[0].coverage > 0.99f);
+    assert_true(r.hits[0].confidence.value > 0.99f);
+    mn_recall_result_clear(&r);
+    /* vector only never returns the text-only memory */
+    req.text = NULL;
+    req.embedding = north;
+    req.dim = 2;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_string_equal(r.path, "exact");
+    assert_int_equal(r.n_hits, 2);
+    assert_memory_equal(r.hits[0].memory.id.b, trip.b, 16);
+    mn_recall_result_clear(&r);
+    /* hybrid: the keyword cue pulls up what the vector alone ranks last */
+    req.text = "green tea";
+    req.text_len = strlen(req.text);
+    req.vector_weight = 0.2f;
+    req.text_weight = 1.0f;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_string_equal(r.path, "exact+keyword");
+    assert_memory_equal(r.hits[0].memory.id.b, tea.b, 16);
+    assert_false(isnan(r.hits[0].similarity));
+    assert_false(isnan(r.hits[0].keyword));
+    mn_recall_result_clear(&r);
+    /* text threshold applies to coverage: half the words known is not enough for 0.9 */
+    req.embedding = NULL;
+    req.text = "green dragons";
+    req.text_len = strlen(req.text);
+    req.has_threshold = true;
+    req.threshold = 0.9f;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_int_equal(r.n_hits, 0);
+    mn_recall_result_clear(&r);
+    /* keyword index follows forget and restart */
+    assert_int_equal(mn_engine_forget(f->e, "s", &seats, MN_FORGET_DELETE, &err), MN_OK);
+    reopen(f);
+    req.has_threshold = false;
+    req.text = "window tea";
+    req.text_len = strlen(req.text);
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_int_equal(r.n_hits, 1);
+    assert_memory_equal(r.hits[0].memory.id.b, tea.b, 16);
+    mn_recall_result_clear(&r);
+    /* a memory with neither embedding nor content is refused */
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = "";
+    mn_id_t id;
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &id, &err), MN_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +670,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_opens_as_a_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_trim_keeps_the_newest_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_text_only_memories_and_keyword_and_hybrid_recall,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,10 +85,16 @@ static void test_bm25_ranks_rare_terms_and_short_docs_higher(void **state)
     /* hand-computed BM25 for "mild": df = 1, N = 4, avgdl = (6 + 13 + 5 + 5) / 4 */
     n = mn_kw_search(ix, "MILD", 4, NULL, NULL, 8, hits);
     assert_int_equal(n, 1);
+    assert_true(fabs(hits[0].coverage - 1.0) < 1e-6);
     double idf = log(1 + (4 - 1 + 0.5) / (1 + 0.5));
     double avgdl = 29.0 / 4;
     double want = idf * 1 * 2.2 / (1 + 1.2 * (1 - 0.75 + 0.75 * 5 / avgdl));
     assert_true(fabs(hits[0].score - want) < 1e-5);
+    /* coverage: the idf-weighted share of the query the document holds */
+    n = mn_kw_search(ix, "mild unicorn", 12, NULL, NULL, 8, hits);
+    assert_int_equal(n, 1);
+    double idf_unknown = log(1 + (4 + 0.5) / 0.5);
+    assert_true(fabs(hits[0].coverage - idf / (idf + idf_unknown)) < 1e-5);
     /* filter inside the search */
     n = mn_kw_search(ix, "cat", 3, only_even, NULL, 8, hits);
     assert_int_equal(n, 2);
