@@ -211,7 +211,7 @@ static void suggest(const char *name, bool env, char *buf, size_t len)
                 snprintf(cand, sizeof cand, "%s", KEYS[i].table);
             }
             size_t d = edit_distance(name, cand);
-            if (d < best_d) {
+            if (d > 0 && d < best_d) {
                 best_d = d;
                 snprintf(best, sizeof best, "%s", cand);
             }
@@ -696,7 +696,12 @@ void mn_config_dump(const mn_config *c, FILE *out)
             fprintf(out, "%s[%s]\n", table ? "\n" : "", k->table);
             table = k->table;
         }
-        fprintf(out, "# %s\n", k->doc);
+        fprintf(out, "# %s", k->doc);
+        if (k->type == K_INT)
+            fprintf(out, " [%lld..%lld]", (long long)k->min, (long long)k->max);
+        if (k->type == K_FLOAT) fprintf(out, " [%g..%g]", k->fmin, k->fmax);
+        if (k->choices) fprintf(out, " (%s)", k->choices);
+        fputc('\n', out);
         const char *s = k->type == K_STRING ? *(char *const *)p : NULL;
         if (k->secret && s && *s) {
             fprintf(out, "# %s = (set, not shown)\n", k->key);

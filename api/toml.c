@@ -14,7 +14,9 @@
  * Invariants: every node is owned by exactly one parent (entry or array slot); on error
  * the partial tree is freed and nothing leaks; nesting (arrays, inline tables) and key
  * length in parts are bounded, so recursion depth is bounded.
- * Date/time values are not supported and are rejected with their own message. */
+ * Date/time values are not supported and are rejected with their own message.
+ * Floats are converted by strtod after the TOML grammar is checked here; that assumes the
+ * C locale's decimal point, which mnemo never changes. */
 #include "toml.h"
 
 #include <errno.h>
@@ -573,6 +575,7 @@ static bool string_body(parser *p, sbuf *b, bool multi, bool basic, int line, in
             continue;
         }
         if (basic && c == '\\') {
+            if (peek_at(p, 1) < 0) return fail_at(p, line, col, "unterminated string");
             if (!parse_escape(p, b, multi)) return false;
             continue;
         }
@@ -886,7 +889,8 @@ static bool not_a_table(parser *p, const dkey *k, size_t i, const mn_toml_value 
     char kt[96];
     return fail_at(p, k->parts[i].line, k->parts[i].col,
                    "key \"%s\" is already %s %s (defined at %d:%d), not a table",
-                   key_text(k, i + 1, kt, sizeof kt), v->type == MN_TOML_ARRAY ? "an" : "a",
+                   key_text(k, i + 1, kt, sizeof kt),
+                   v->type == MN_TOML_ARRAY || v->type == MN_TOML_INTEGER ? "an" : "a",
                    mn_toml_type_name(v->type), v->line, v->col);
 }
 
@@ -1008,7 +1012,7 @@ static bool open_header(parser *p, mn_toml_value **cur)
             fail_at(p, last->line, last->col,
                     "cannot append to \"%s\": it is %s %s (defined at %d:%d), not an array of "
                     "tables",
-                    kt, x->type == MN_TOML_ARRAY || x->type == MN_TOML_INTEGER ? "an" : "a",
+                    kt, x->type == MN_TOML_INTEGER ? "an" : "a",
                     x->type == MN_TOML_ARRAY ? "static array" : mn_toml_type_name(x->type),
                     x->line, x->col);
             goto fail;

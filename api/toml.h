@@ -7,6 +7,7 @@
  * '_', 0x/0o/0b), floats (fraction, exponent, inf, nan), booleans, arrays (multi-line,
  * trailing comma, comments), inline tables, comments.
  * Not supported: date/time values (rejected with a clear error).
+ * Sized for configuration files: input is capped at 1 MiB and key lookups are linear.
  *
  * Every error is MN_ERR_PARSE (MN_ERR_NOMEM, MN_ERR_IO, MN_ERR_TOO_LARGE where they apply)
  * with a message "name:line:col: what was expected". Lines and columns are 1-based;
