@@ -421,8 +421,7 @@ static const char *key_text(const dkey *k, size_t upto, char *buf, size_t len)
     return buf;
 }
 
-static bool parse_basic_string(parser *p, sbuf *b, bool multi);
-static bool parse_literal_string(parser *p, sbuf *b, bool multi);
+static bool parse_string(parser *p, sbuf *b, bool multi);
 
 /* key = part ('.' part)*; part = bare | "basic" | 'literal'. */
 static bool parse_key(parser *p, dkey *k)
@@ -441,7 +440,7 @@ static bool parse_key(parser *p, dkey *k)
         if (c == '"' || c == '\'') {
             if (peek_at(p, 1) == c && peek_at(p, 2) == c)
                 return fail_at(p, p->line, p->col, "a key cannot be a multi-line string");
-            ok = c == '"' ? parse_basic_string(p, &b, false) : parse_literal_string(p, &b, false);
+            ok = parse_string(p, &b, false);
             if (ok && !b.p) ok = sb_put(p, &b, "", 0);
         } else if (is_bare(c)) {
             size_t start = p->i;
@@ -589,18 +588,13 @@ static bool string_body(parser *p, sbuf *b, bool multi, bool basic, int line, in
     }
 }
 
-static bool parse_basic_string(parser *p, sbuf *b, bool multi)
+/* A string at its opening quote(s): "basic" (escapes) or 'literal', multi = tripled. */
+static bool parse_string(parser *p, sbuf *b, bool multi)
 {
     int line = p->line, col = p->col;
+    bool basic = peek(p) == '"';
     adv_n(p, multi ? 3 : 1);
-    return string_body(p, b, multi, true, line, col);
-}
-
-static bool parse_literal_string(parser *p, sbuf *b, bool multi)
-{
-    int line = p->line, col = p->col;
-    adv_n(p, multi ? 3 : 1);
-    return string_body(p, b, multi, false, line, col);
+    return string_body(p, b, multi, basic, line, col);
 }
 
 /* ---- numbers ---- */
@@ -838,7 +832,7 @@ static mn_toml_value *parse_value(parser *p)
     if (c == '"' || c == '\'') {
         bool multi = peek_at(p, 1) == c && peek_at(p, 2) == c;
         sbuf b = {0};
-        bool ok = c == '"' ? parse_basic_string(p, &b, multi) : parse_literal_string(p, &b, multi);
+        bool ok = parse_string(p, &b, multi);
         if (ok && !b.p) ok = sb_put(p, &b, "", 0);
         if (ok) v = new_value(p, MN_TOML_STRING, line, col);
         if (!v) {

@@ -70,7 +70,7 @@ typedef struct mn_config {
  * NULL-terminated "NAME=value" array like environ; NULL = none). Unknown keys, wrong types
  * and out-of-range values are errors: MN_ERR_PARSE / MN_ERR_INVALID with
  * "file:line:col: ..." or "MNEMO_X_Y: ..." in err; MN_ERR_IO if the file cannot be read.
- * Call mn_config_free(c) afterwards, whatever the result (on failure c holds defaults). */
+ * On failure c is left zeroed; mn_config_free(c) is safe either way. */
 mn_err mn_config_load(mn_config *c, const char *path, char **envp, mn_error *err);
 
 /* Frees every string of c and zeroes it. Safe on a zeroed or already freed config. */
