@@ -51,6 +51,49 @@ static mn_err put_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
     return MN_OK;
 }
 
+/* Is id a live (stored, not tombstoned) memory, as the batch sees it? */
+static mn_err is_live(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *id,
+                      bool *live, mn_error *err)
+{
+    mn_memory_record rec;
+    bool found;
+    mn_err rc = read_record(e, b, sp, id, &rec, &found, err);
+    if (rc) return rc;
+    *live = found && !rec.tombstone;
+    if (found) mn_memory_clear(&rec.mem);
+    return MN_OK;
+}
+
+/* Writes the edges whose two ends are live. strict (client associations): a
+ * dead or unknown end fails the whole op before anything is written;
+ * otherwise (auto-links) such an edge is skipped. */
+static mn_err apply_edges(mn_engine *e, mn_space *sp, const mn_edge *edges, size_t n,
+                          rocksdb_writebatch_wi_t *b, bool strict, mn_error *err)
+{
+    bool *ok = malloc((n ? n : 1) * sizeof *ok);
+    if (!ok) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        bool a = false, c = false;
+        rc = is_live(e, b, sp, &edges[i].from, &a, err);
+        if (!rc) rc = is_live(e, b, sp, &edges[i].to, &c, err);
+        ok[i] = a && c;
+        if (!rc && strict && !ok[i])
+            rc = mn_error_set(err, MN_ERR_NOT_FOUND, "edges[%zu]: %s memory not found", i,
+                              !a ? "from" : "to");
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!ok[i]) continue;
+        uint8_t k[KEY_EDGE_LEN], v[5];
+        mn_key_edge(k, sp->sid, &edges[i].from, &edges[i].to);
+        v[0] = edges[i].kind;
+        memcpy(v + 1, &edges[i].weight, 4);
+        put(b, e, CF_INDEX, k, sizeof k, v, sizeof v);
+    }
+    free(ok);
+    return rc;
+}
+
 static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
                              rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err)
 {
@@ -87,7 +130,7 @@ static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
         accepted[i] = true;
     }
-    return MN_OK;
+    return apply_edges(e, sp, en->op.remember.edges, en->op.remember.n_edges, b, false, err);
 }
 
 static mn_err apply_forget(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
@@ -109,6 +152,15 @@ static mn_err apply_forget(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         mn_key_time(tk, sp->sid, rec.mem.when_ms, id);
         rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_VECTORS], (const char *)k, sizeof k);
         rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)tk, sizeof tk);
+        /* its associations go too (the commit thread is the only writer of the adjacency) */
+        uint32_t slot = mn_space_find(sp, id);
+        for (uint32_t a = 0; slot != UINT32_MAX && a < sp->slots[slot].n_adj; a++) {
+            const mn_adj *adj = &sp->slots[slot].adj[a];
+            uint8_t ek[KEY_EDGE_LEN];
+            if (adj->out) mn_key_edge(ek, sp->sid, id, &adj->other);
+            else mn_key_edge(ek, sp->sid, &adj->other, id);
+            rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)ek, sizeof ek);
+        }
         rec.tombstone = true;
         rec.forgotten_at_ms = en->op.forget.at_ms;
     } else {
@@ -145,6 +197,14 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
     case MN_WAL_OP_UNSUPPRESS:
         rc = apply_forget(e, sp, entry, b, err);
         break;
+    case MN_WAL_OP_ASSOCIATE:
+        /* client edges (causal, explicit) must join live memories; derived links
+         * (semantic, from the linker) are dropped when an end is gone */
+        rc = apply_edges(e, sp, entry->op.associate.edges, entry->op.associate.n, b,
+                         entry->op.associate.n && entry->op.associate.edges[0].kind >= MN_EDGE_CAUSAL &&
+                             entry->op.associate.edges[0].kind <= MN_EDGE_EXPLICIT,
+                         err);
+        break;
     default:
         return mn_error_set(err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)entry->type);
     }
@@ -169,6 +229,12 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
             if (accepted[i] && mn_space_insert(sp, &entry->op.remember.mems[i]))
                 mn_log_error("space %s: out of memory indexing a memory; restart reloads it",
                              sp->def.name);
+        for (size_t i = 0; i < entry->op.remember.n_edges; i++)
+            mn_space_link(sp, &entry->op.remember.edges[i]);
+        break;
+    case MN_WAL_OP_ASSOCIATE:
+        for (size_t i = 0; i < entry->op.associate.n; i++)
+            mn_space_link(sp, &entry->op.associate.edges[i]);
         break;
     case MN_WAL_OP_FORGET:
         if (entry->op.forget.mode == MN_FORGET_DELETE) {

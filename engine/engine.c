@@ -22,6 +22,9 @@ void mn_engine_options_default(mn_engine_options *o)
     o->expiry_interval_ms = 1000;
     o->default_lifecycle = MN_LIFECYCLE_PERSISTENT;
     o->wal_retain_entries = 100000;
+    o->link_threshold = 0.8f;
+    o->link_max = 5;
+    o->temporal_window_ms = 3600 * 1000;
 }
 
 int64_t mn_engine_now(const mn_engine *e)
@@ -108,7 +111,13 @@ mn_err mn_engine_open(const mn_engine_options *o, mn_engine_t **out, mn_error *e
     pthread_mutex_init(&e->sw_mu, NULL);
     pthread_cond_init(&e->sw_cv, NULL);
     e->next_sid = 1;
-    if ((rc = mn_engine_load(e, err)) || (rc = mn_commit_start(e, err))) {
+    bool committing = false;
+    if (!(rc = mn_engine_load(e, err)) && !(rc = mn_commit_start(e, err))) {
+        committing = true;
+        rc = mn_linker_start(e, err);
+    }
+    if (rc) {
+        if (committing) mn_commit_stop(e);
         for (size_t i = 0; i < e->n_spaces; i++) mn_space_free(e->spaces[i]);
         free(e->spaces);
         mn_store_close(&e->store);
@@ -134,6 +143,7 @@ void mn_engine_close(mn_engine_t *e)
         pthread_mutex_unlock(&e->sw_mu);
         pthread_join(e->sweeper, NULL);
     }
+    mn_linker_stop(e);
     mn_commit_stop(e);
     for (size_t i = 0; i < e->n_spaces; i++) mn_engine_space_release(e, e->spaces[i]);
     free(e->spaces);
@@ -278,16 +288,44 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
          * the machine may lose them); everything else waits for durability. */
         if (m->lifecycle != MN_LIFECYCLE_EPHEMERAL) sync = true;
     }
+    /* Temporal links are chosen here, off the commit thread, and travel in the
+     * entry; semantic links are made afterwards by the linker (linker.c). */
+    mn_edge *edges = NULL;
+    size_t n_edges = 0, cap_edges = 0;
+    pthread_rwlock_rdlock(&sp->lock);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = mn_space_autolink(sp, &copy[i], copy, i, 0, 0, e->opts.temporal_window_ms, now,
+                               &edges, &n_edges, &cap_edges);
+    pthread_rwlock_unlock(&sp->lock);
+    if (rc) {
+        free(edges);
+        free(copy);
+        mn_engine_space_release(e, sp);
+        return mn_error_set(err, rc, "out of memory linking memories");
+    }
     mn_pending p = {0};
     p.entry.type = MN_WAL_OP_REMEMBER;
     snprintf(p.entry.space, sizeof p.entry.space, "%s", sp->def.name);
     p.entry.op.remember.mems = copy;
     p.entry.op.remember.n = n;
+    p.entry.op.remember.edges = edges;
+    p.entry.op.remember.n_edges = n_edges;
     p.sp = sp;
     p.sync = sync;
     p.ids_out = ids_out;
     rc = mn_commit_submit(e, &p);
     if (rc && err) *err = p.err;
+    if (!rc && e->opts.link_max) {
+        /* new memories with a vector: those whose id is the one generated here
+         * (a retried idempotency key reports an older id) */
+        mn_id_t *new_ids = malloc(n * sizeof *new_ids);
+        size_t m = 0;
+        for (size_t i = 0; new_ids && i < n; i++)
+            if (copy[i].embedding && !mn_id_cmp(&ids_out[i], &copy[i].id)) new_ids[m++] = copy[i].id;
+        if (new_ids) mn_linker_enqueue(e, sp, new_ids, m);
+        free(new_ids);
+    }
+    free(edges);
     free(copy);
     mn_engine_space_release(e, sp);
     return rc;
@@ -323,6 +361,67 @@ mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn
     if (mode != MN_FORGET_DELETE && mode != MN_FORGET_SUPPRESS)
         return mn_error_set(err, MN_ERR_INVALID, "mode: must be delete or suppress");
     return submit_id_op(e, space, MN_WAL_OP_FORGET, id, mode, MN_FORGET_REASON_CLIENT, err);
+}
+
+mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edges, size_t n,
+                           mn_error *err)
+{
+    if (n == 0) return mn_error_set(err, MN_ERR_INVALID, "edges: empty");
+    if (n > MN_BATCH_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "edges: %zu in one request, the limit is %d", n,
+                            MN_BATCH_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (edges[i].kind != MN_EDGE_CAUSAL && edges[i].kind != MN_EDGE_EXPLICIT)
+            return mn_error_set(err, MN_ERR_INVALID, "edges[%zu].kind: must be causal or explicit",
+                                i);
+        if (!(edges[i].weight > 0 && edges[i].weight <= 1))
+            return mn_error_set(err, MN_ERR_INVALID, "edges[%zu].weight: must be in (0, 1]", i);
+        if (!mn_id_cmp(&edges[i].from, &edges[i].to))
+            return mn_error_set(err, MN_ERR_INVALID, "edges[%zu]: a memory cannot link to itself",
+                                i);
+    }
+    mn_space *sp = acquire_or_err(e, space, err);
+    if (!sp) return MN_ERR_NOT_FOUND;
+    mn_pending p = {0};
+    p.entry.type = MN_WAL_OP_ASSOCIATE;
+    snprintf(p.entry.space, sizeof p.entry.space, "%s", sp->def.name);
+    p.entry.op.associate.edges = (mn_edge *)edges;
+    p.entry.op.associate.n = n;
+    p.sp = sp;
+    p.sync = true;
+    mn_err rc = mn_commit_submit(e, &p);
+    if (rc && err) *err = p.err;
+    mn_engine_space_release(e, sp);
+    return rc;
+}
+
+mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *id,
+                              mn_assoc **out, size_t *n, mn_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    mn_space *sp = acquire_or_err(e, space, err);
+    if (!sp) return MN_ERR_NOT_FOUND;
+    mn_err rc = MN_OK;
+    pthread_rwlock_rdlock(&sp->lock);
+    uint32_t slot = mn_space_find(sp, id);
+    if (slot == UINT32_MAX) {
+        rc = mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
+    } else {
+        const mn_slot *s = &sp->slots[slot];
+        *out = malloc((s->n_adj ? s->n_adj : 1) * sizeof **out);
+        if (!*out) {
+            rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        } else {
+            for (uint32_t i = 0; i < s->n_adj; i++)
+                (*out)[i] = (mn_assoc){s->adj[i].other, s->adj[i].kind, s->adj[i].out,
+                                       s->adj[i].weight};
+            *n = s->n_adj;
+        }
+    }
+    pthread_rwlock_unlock(&sp->lock);
+    mn_engine_space_release(e, sp);
+    return rc;
 }
 
 mn_err mn_engine_unsuppress(mn_engine_t *e, const char *space, const mn_id_t *id, mn_error *err)
@@ -446,6 +545,8 @@ void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out)
     out->synced_commits = atomic_load(&e->n_synced);
     out->entries = atomic_load(&e->n_entries);
     out->max_group = atomic_load(&e->max_group);
+    out->links = atomic_load(&e->n_links);
+    out->links_dropped = atomic_load(&e->n_links_dropped);
 }
 
 /* ---- WAL retention ---- */

@@ -53,6 +53,14 @@ int64_t mn_key_time_from_bits(uint64_t b);
 /* ---- in-memory space (space.c) ---- */
 enum { SLOT_FREE = 0, SLOT_LIVE = 1 };
 
+/* One end of an association, kept on both memories. */
+typedef struct mn_adj {
+    mn_id_t other;
+    float weight;
+    uint8_t kind; /* mn_edge_kind */
+    uint8_t out;  /* 1: this memory is the edge's `from` */
+} mn_adj;
+
 /* What recall and list need to filter without touching the store. */
 typedef struct mn_slot {
     mn_id_t id;
@@ -69,6 +77,9 @@ typedef struct mn_slot {
     uint32_t n_tags;
     uint32_t n_metadata;
     mn_kv *metadata;
+    char *session; /* context.session, for temporal links */
+    mn_adj *adj;
+    uint32_t n_adj, cap_adj;
 } mn_slot;
 
 typedef struct mn_space {
@@ -107,6 +118,20 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m);
 /* Removes the slot of id if present (write lock). Returns true if it was there. */
 bool mn_space_remove(mn_space *sp, const mn_id_t *id);
 void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on);
+/* Records edge e on both endpoints if both are live (write lock); an edge of the
+ * same kind between the same pair has its weight replaced. */
+void mn_space_link(mn_space *sp, const mn_edge *e);
+/* Auto-links for a memory about to be remembered (read lock held): up to
+ * link_max semantic neighbours whose similarity is >= link_threshold, and the
+ * previous episode of its session within the temporal window, looking at the
+ * space and at the earlier memories `batch` of the same request. Appends to
+ * *edges (realloc'd). */
+mn_err mn_space_autolink(const mn_space *sp, const mn_memory_t *m, const mn_memory_t *batch,
+                         size_t n_batch, float link_threshold, uint32_t link_max,
+                         int64_t temporal_window_ms, int64_t now, mn_edge **edges, size_t *n,
+                         size_t *cap);
+/* Similarity in [0, 1] of two stored vectors' scores for metric m. */
+float mn_vec_match(mn_metric m, float score);
 /* Normalises v in place to unit length; returns false for a zero vector. */
 bool mn_vec_normalize(float *v, uint32_t dim);
 float mn_vec_dot(const float *a, const float *b, uint32_t dim);
@@ -159,8 +184,19 @@ typedef struct mn_engine {
     pthread_mutex_t sw_mu;
     pthread_cond_t sw_cv;
 
+    /* semantic linker (linker.c) */
+    pthread_t linker;
+    bool linker_running;
+    pthread_mutex_t lk_mu;
+    pthread_cond_t lk_cv;      /* work arrived or stop */
+    pthread_cond_t lk_idle_cv; /* queue drained */
+    struct mn_link_job *lk_jobs;
+    size_t lk_n, lk_cap, lk_busy;
+    bool lk_stop;
+
     /* figures */
     atomic_uint_fast64_t n_commits, n_synced, n_entries, max_group;
+    atomic_uint_fast64_t n_links, n_links_dropped;
 } mn_engine;
 
 int64_t mn_engine_now(const mn_engine *e);
@@ -195,9 +231,18 @@ mn_err mn_engine_read_memory(mn_engine *e, mn_space *sp, const mn_id_t *id, bool
                              mn_memory_t *out, mn_error *err);
 /* Deletes expired ids of sp through the forget path, as one commit group. */
 mn_err mn_engine_forget_expired(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n);
+/* Key of an association: sid | 'a' | from | to. */
+#define KEY_EDGE_LEN (KEY_SID_LEN + 1 + 32)
+void mn_key_edge(uint8_t *k, uint32_t sid, const mn_id_t *from, const mn_id_t *to);
 
 /* Does a live slot pass the filter at time now? (caller holds sp->lock) */
 bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now);
+
+/* ---- semantic linker (linker.c) ---- */
+mn_err mn_linker_start(mn_engine *e, mn_error *err);
+void mn_linker_stop(mn_engine *e);
+/* Queues newly remembered memories of sp for semantic linking. */
+void mn_linker_enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n);
 
 /* ---- load (load.c) ---- */
 mn_err mn_engine_load(mn_engine *e, mn_error *err);

@@ -122,6 +122,27 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
     }
     rocksdb_iter_destroy(mi);
     rocksdb_iter_destroy(vi);
+    if (rc) return rc;
+
+    /* associations: sid | 'a' | from | to -> kind, weight; dangling ones are skipped */
+    uint8_t apre[KEY_SID_LEN + 1];
+    mn_key_sid(apre, sp->sid);
+    apre[KEY_SID_LEN] = 'a';
+    rocksdb_iterator_t *ai = iter(e, CF_INDEX);
+    for (rocksdb_iter_seek(ai, (const char *)apre, sizeof apre); has_prefix(ai, apre, sizeof apre);
+         rocksdb_iter_next(ai)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(ai, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(ai, &vl);
+        if (kl != KEY_EDGE_LEN || vl != 5) continue;
+        mn_edge ed;
+        memcpy(ed.from.b, k + KEY_SID_LEN + 1, 16);
+        memcpy(ed.to.b, k + KEY_SID_LEN + 17, 16);
+        ed.kind = v[0];
+        memcpy(&ed.weight, v + 1, 4);
+        mn_space_link(sp, &ed);
+    }
+    rocksdb_iter_destroy(ai);
     if (loaded >= 100000)
         mn_log_info("space %s: %llu memories loaded in %.1f s", sp->def.name,
                     (unsigned long long)loaded, (double)(mn_time_mono_ns() - t0) / 1e9);

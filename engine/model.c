@@ -57,6 +57,24 @@ mn_err mn_lifecycle_parse(const char *s, mn_lifecycle *out)
     return MN_OK;
 }
 
+static const char *edge_names[MN_EDGE_KINDS] = {"temporal", "semantic", "causal", "explicit",
+                                                "consolidation"};
+
+const char *mn_edge_kind_name(mn_edge_kind k)
+{
+    return (unsigned)k < MN_EDGE_KINDS ? edge_names[k] : "unknown";
+}
+
+mn_err mn_edge_kind_parse(const char *s, mn_edge_kind *out)
+{
+    for (int i = 0; i < MN_EDGE_KINDS; i++)
+        if (!strcmp(s, edge_names[i])) {
+            *out = (mn_edge_kind)i;
+            return MN_OK;
+        }
+    return MN_ERR_INVALID;
+}
+
 bool mn_space_name_valid(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
@@ -115,7 +133,8 @@ void mn_filter_init(mn_filter_t *f)
 
 const char *mn_reason_name(unsigned bit_index)
 {
-    static const char *names[MN_REASON_COUNT] = {"low_similarity", "low_encoding_confidence"};
+    static const char *names[MN_REASON_COUNT] = {"low_similarity", "low_encoding_confidence",
+                                                 "associative"};
     return bit_index < MN_REASON_COUNT ? names[bit_index] : "unknown";
 }
 

@@ -13,6 +13,7 @@
  * vector similarity mapped to [0, 1] (clamp(cos, 0, 1), clamp(q.v, 0, 1), or
  * 1 / (1 + |q - v|)) and the keyword coverage (the idf-weighted share of the
  * query words the memory contains). */
+#include "activation.h"
 #include "engine_internal.h"
 #include "keyword.h"
 
@@ -154,6 +155,10 @@ typedef struct ranked {
     uint32_t slot;
     float score; /* final ranking score */
     float sim, dist, kw, cov;
+    float match; /* the cue's match in [0, 1]: best of vector similarity and coverage */
+    float act;   /* activation (spread), NAN otherwise */
+    bool seed;
+    int32_t node; /* index in the activation nodes, -1 without spread */
     uint32_t vrank, trank; /* 1-based; 0 = not in that ranking */
 } ranked;
 
@@ -208,6 +213,60 @@ static ranked *find_slot(ranked *r, size_t n, uint32_t slot)
     return NULL;
 }
 
+/* Runs spreading activation from the ranked seeds (lock held) and replaces
+ * *r with every activated memory, ranked by activation. */
+static mn_err spread_ranked(const mn_space *sp, const mn_recall_req *req, int64_t now,
+                            ranked **r, size_t *n, mn_act_node **nodes, size_t *n_nodes)
+{
+    mn_spread_params p = {
+        .max_hops = req->max_hops ? req->max_hops : 2,
+        .hop_decay = req->hop_decay > 0 ? req->hop_decay : 0.5f,
+        .min_activation = req->min_activation > 0 ? req->min_activation : 0.05f,
+        .max_visited = req->max_visited ? req->max_visited : 1000,
+    };
+    uint32_t *slots = malloc(*n * sizeof *slots);
+    float *acts = malloc(*n * sizeof *acts);
+    if (!slots || !acts) {
+        free(slots);
+        free(acts);
+        return MN_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        slots[i] = (*r)[i].slot;
+        acts[i] = (*r)[i].match;
+    }
+    mn_err rc = mn_spread(sp, &req->filter, now, slots, acts, *n, &p, nodes, n_nodes);
+    free(slots);
+    free(acts);
+    if (rc) return rc;
+    ranked *nr = realloc(*r, (*n_nodes ? *n_nodes : 1) * sizeof *nr);
+    if (!nr) return MN_ERR_NOMEM;
+    *r = nr;
+    for (size_t i = 0; i < *n_nodes; i++) {
+        const mn_act_node *nd = &(*nodes)[i];
+        if (i >= *n) /* reached only through associations */
+            nr[i] = (ranked){.id = nd->id, .slot = nd->slot, .sim = NAN, .dist = NAN, .kw = NAN,
+                             .cov = NAN, .match = 0};
+        nr[i].act = nd->act;
+        nr[i].seed = nd->seed;
+        nr[i].node = (int32_t)i;
+        nr[i].score = nd->act;
+    }
+    *n = *n_nodes;
+    qsort(nr, *n, sizeof *nr, ranked_best_first);
+    return MN_OK;
+}
+
+static void trace_path(const mn_act_node *nodes, int32_t at, mn_recall_hit *h)
+{
+    mn_via_step rev[MN_MAX_HOPS];
+    uint32_t n = 0;
+    for (int32_t i = at; i >= 0 && nodes[i].parent >= 0 && n < MN_MAX_HOPS; i = nodes[i].parent)
+        rev[n++] = (mn_via_step){nodes[nodes[i].parent].id, nodes[i].kind, nodes[i].weight};
+    for (uint32_t i = 0; i < n; i++) h->via[i] = rev[n - 1 - i]; /* seed first */
+    h->n_via = n;
+}
+
 mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *req,
                         mn_recall_result *out, mn_error *err)
 {
@@ -230,6 +289,16 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     if (!(wv >= 0 && wt >= 0 && isfinite(wv) && isfinite(wt)))
         return mn_error_set(err, MN_ERR_INVALID, "weights: must be finite and >= 0");
     if (wv == 0 && wt == 0) wv = wt = 1;
+    if (req->spread) {
+        if (req->max_hops > MN_MAX_HOPS)
+            return mn_error_set(err, MN_ERR_INVALID, "max_hops: at most %d", MN_MAX_HOPS);
+        if (!(req->hop_decay >= 0 && req->hop_decay <= 1))
+            return mn_error_set(err, MN_ERR_INVALID, "hop_decay: must be in (0, 1]");
+        if (!(req->min_activation >= 0 && req->min_activation < 1))
+            return mn_error_set(err, MN_ERR_INVALID, "min_activation: must be in (0, 1)");
+        if (req->max_visited > 100000)
+            return mn_error_set(err, MN_ERR_INVALID, "max_visited: at most 100000");
+    }
 
     mn_space *sp = mn_engine_space_acquire(e, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
@@ -289,6 +358,7 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     for (size_t i = 0; i < nv; i++)
         r[n++] = (ranked){.id = vh[i].id, .slot = vh[i].slot, .sim = vh[i].score,
                           .dist = vh[i].dist, .kw = NAN, .cov = NAN, .vrank = (uint32_t)i + 1};
+
     for (size_t i = 0; i < nt; i++) {
         ranked *x = by_vec ? find_slot(r, nv, th[i].slot) : NULL;
         if (!x) {
@@ -303,7 +373,6 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
         x->cov = th[i].coverage;
         x->trank = (uint32_t)i + 1;
     }
-    pthread_rwlock_unlock(&sp->lock);
 
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
@@ -317,14 +386,32 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
             x->score = x->kw;
         /* threshold: vector similarity when there is a vector cue, else keyword coverage */
         if (req->has_threshold && !by_vec && !(x->cov >= req->threshold)) continue;
+        x->match = 0;
+        if (!isnan(x->sim)) x->match = vector_match(sp->def.metric, x->sim);
+        if (!isnan(x->cov) && x->cov > x->match) x->match = x->cov;
+        x->act = NAN;
+        x->seed = true;
+        x->node = -1;
         r[kept++] = *x;
     }
     n = kept;
     qsort(r, n, sizeof *r, ranked_best_first);
+
+    mn_act_node *nodes = NULL;
+    size_t n_nodes = 0;
+    if (req->spread && n > 0) {
+        if (n > k) n = k; /* the cue's own top k seed the spread */
+        rc = spread_ranked(sp, req, now, &r, &n, &nodes, &n_nodes);
+    }
+    pthread_rwlock_unlock(&sp->lock);
     if (n > k) n = k;
 
-    out->hits = calloc(n ? n : 1, sizeof *out->hits);
-    if (!out->hits) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    if (rc) {
+        mn_error_set(err, rc, "out of memory spreading activation");
+        n = 0;
+    }
+    out->hits = rc ? NULL : calloc(n ? n : 1, sizeof *out->hits);
+    if (!rc && !out->hits) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     out->path = by_vec && by_text ? "exact+keyword" : by_vec ? "exact" : "keyword";
     out->scanned = scanned;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -343,13 +430,16 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
         h->distance = r[i].dist;
         h->keyword = r[i].kw;
         h->coverage = r[i].cov;
-        float match = 0;
-        if (!isnan(r[i].sim)) match = vector_match(sp->def.metric, r[i].sim);
-        if (!isnan(r[i].cov) && r[i].cov > match) match = r[i].cov;
+        h->activation = r[i].act;
+        h->seed = r[i].seed;
+        if (req->trace && r[i].node >= 0) trace_path(nodes, r[i].node, h);
+        float match = req->spread ? r[i].act : r[i].match;
         confidence_of(match, h->memory.confidence, &h->confidence);
+        if (!r[i].seed) h->confidence.reasons |= MN_REASON_ASSOCIATIVE;
         out->n_hits++;
     }
     if (rc) mn_recall_result_clear(out);
+    free(nodes);
     free(q);
     free(vh);
     free(th);

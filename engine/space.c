@@ -37,6 +37,8 @@ mn_space *mn_space_new(const mn_space_def *def, uint32_t sid)
 
 static void slot_clear(mn_slot *s)
 {
+    free(s->session);
+    free(s->adj);
     for (uint32_t i = 0; i < s->n_tags; i++) free(s->tags[i]);
     free(s->tags);
     for (uint32_t i = 0; i < s->n_metadata; i++) {
@@ -190,6 +192,7 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
     s->suppressed = m->suppressed;
     s->lifecycle = (uint8_t)m->lifecycle;
     s->has_vec = m->embedding != NULL;
+    if (m->session) s->session = sdup(m->session);
     s->confidence = m->confidence;
     s->when_ms = m->when_ms;
     s->created_at_ms = m->created_at_ms;
@@ -240,8 +243,20 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
         else sp->n_episodic--;
         if (s->suppressed) sp->n_suppressed--;
         mn_kw_remove(sp->kw, slot);
-        slot_clear(s);
         sp->idx[i] = IDX_DELETED;
+        /* drop the other halves of this memory's edges */
+        for (uint32_t a = 0; a < s->n_adj; a++) {
+            uint32_t o = mn_space_find(sp, &s->adj[a].other);
+            if (o == UINT32_MAX) continue;
+            mn_slot *os = &sp->slots[o];
+            for (uint32_t j = 0; j < os->n_adj; j++)
+                if (!memcmp(os->adj[j].other.b, id->b, 16) && os->adj[j].kind == s->adj[a].kind &&
+                    os->adj[j].out != s->adj[a].out) {
+                    os->adj[j] = os->adj[--os->n_adj];
+                    break;
+                }
+        }
+        slot_clear(s);
         if (sp->n_free == sp->free_cap) {
             uint32_t nc = sp->free_cap ? sp->free_cap * 2 : 64;
             uint32_t *nf = realloc(sp->free_slots, nc * sizeof *nf);

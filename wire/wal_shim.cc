@@ -84,6 +84,18 @@ fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *
     return mb.Finish();
 }
 
+fb::Offset<fb::Vector<fb::Offset<w::Edge>>> build_edges(fb::FlatBufferBuilder &b,
+                                                       const mn_edge *e, size_t n)
+{
+    if (!n) return 0;
+    std::vector<fb::Offset<w::Edge>> v;
+    v.reserve(n);
+    for (size_t i = 0; i < n; i++)
+        v.push_back(w::CreateEdge(b, b.CreateVector(e[i].from.b, 16), b.CreateVector(e[i].to.b, 16),
+                                  (int8_t)e[i].kind, e[i].weight));
+    return b.CreateVector(v);
+}
+
 mn_err frame(fb::FlatBufferBuilder &b, uint8_t **out, size_t *len)
 {
     size_t n = b.GetSize();
@@ -211,6 +223,24 @@ bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_
     return true;
 }
 
+// Copies verified edges; false on a bad id or OOM.
+bool decode_edges(const fb::Vector<fb::Offset<w::Edge>> *v, mn_edge **out, size_t *n)
+{
+    *out = nullptr;
+    *n = 0;
+    if (!v || !v->size()) return true;
+    *out = (mn_edge *)calloc(v->size(), sizeof(mn_edge));
+    if (!*out) return false;
+    for (fb::uoffset_t i = 0; i < v->size(); i++) {
+        auto e = v->Get(i);
+        if (!copy_id(e->from(), &(*out)[i].from) || !copy_id(e->to(), &(*out)[i].to)) return false;
+        (*out)[i].kind = (uint8_t)e->kind();
+        (*out)[i].weight = e->weight();
+        (*n)++;
+    }
+    return true;
+}
+
 } // namespace
 
 extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_t *len)
@@ -234,7 +264,9 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
         mems.reserve(e->op.remember.n);
         for (size_t i = 0; i < e->op.remember.n; i++)
             mems.push_back(build_memory(b, &e->op.remember.mems[i], false, 0, true));
-        op = w::CreateRemember(b, b.CreateVector(mems)).Union();
+        auto mv = b.CreateVector(mems);
+        auto ev = build_edges(b, e->op.remember.edges, e->op.remember.n_edges);
+        op = w::CreateRemember(b, mv, ev).Union();
         op_type = w::Op_Remember;
         break;
     }
@@ -248,6 +280,11 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
         op = w::CreateUnsuppress(b, b.CreateVector(e->op.unsuppress.id.b, 16)).Union();
         op_type = w::Op_Unsuppress;
         break;
+    case MN_WAL_OP_ASSOCIATE:
+        op = w::CreateAssociate(b, build_edges(b, e->op.associate.edges, e->op.associate.n))
+                 .Union();
+        op_type = w::Op_Associate;
+        break;
     default:
         return MN_ERR_INVALID;
     }
@@ -257,10 +294,13 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
 
 extern "C" void mn_wal_entry_clear(mn_wal_entry *e)
 {
-    if (e->type == MN_WAL_OP_REMEMBER && e->op.remember.mems) {
-        for (size_t i = 0; i < e->op.remember.n; i++) mn_memory_clear(&e->op.remember.mems[i]);
+    if (e->type == MN_WAL_OP_REMEMBER) {
+        for (size_t i = 0; e->op.remember.mems && i < e->op.remember.n; i++)
+            mn_memory_clear(&e->op.remember.mems[i]);
         free(e->op.remember.mems);
+        free(e->op.remember.edges);
     }
+    if (e->type == MN_WAL_OP_ASSOCIATE) free(e->op.associate.edges);
     memset(e, 0, sizeof *e);
 }
 
@@ -318,6 +358,10 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
                 return mn_error_set(err, MN_ERR_CORRUPT, "remember entry: bad memory %zu", i);
             }
         }
+        if (!decode_edges(r->edges(), &out->op.remember.edges, &out->op.remember.n_edges)) {
+            mn_wal_entry_clear(out);
+            return mn_error_set(err, MN_ERR_CORRUPT, "remember entry: bad edge");
+        }
         return MN_OK;
     }
     case w::Op_Forget: {
@@ -334,6 +378,15 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
         out->type = MN_WAL_OP_UNSUPPRESS;
         if (!copy_id(en->op_as_Unsuppress()->id(), &out->op.unsuppress.id))
             return mn_error_set(err, MN_ERR_CORRUPT, "unsuppress entry: bad id");
+        return MN_OK;
+    }
+    case w::Op_Associate: {
+        out->type = MN_WAL_OP_ASSOCIATE;
+        if (!decode_edges(en->op_as_Associate()->edges(), &out->op.associate.edges,
+                          &out->op.associate.n)) {
+            mn_wal_entry_clear(out);
+            return mn_error_set(err, MN_ERR_CORRUPT, "associate entry: bad edge");
+        }
         return MN_OK;
     }
     default:

@@ -30,7 +30,28 @@ typedef struct mn_recall_req {
     float threshold;     /* minimum similarity (vector score; keyword coverage for text-only) */
     mn_filter_t filter;
     bool include_embedding;
+    /* Spreading activation: the ranked memories seed activation (their match in
+     * [0, 1]); for up to max_hops rounds every active memory passes
+     * activation x edge weight x hop_decay to its associates (both directions),
+     * contributions under min_activation are dropped, a memory's activation is
+     * capped at 1, and at most max_visited memories take part. Results are then
+     * ranked by activation. */
+    bool spread;
+    uint32_t max_hops;     /* 0 = default 2; at most MN_MAX_HOPS */
+    float hop_decay;       /* 0 = default 0.5 */
+    float min_activation;  /* 0 = default 0.05 */
+    uint32_t max_visited;  /* 0 = default 1000 */
+    bool trace;            /* fill mn_recall_hit.via */
 } mn_recall_req;
+
+#define MN_MAX_HOPS 4
+
+/* One step of the path that activated a memory: from `from` along an edge. */
+typedef struct mn_via_step {
+    mn_id_t from;
+    uint8_t kind; /* mn_edge_kind */
+    float weight;
+} mn_via_step;
 
 typedef struct mn_recall_hit {
     mn_memory_t memory;
@@ -41,6 +62,10 @@ typedef struct mn_recall_hit {
     float similarity; /* vector similarity as above, NAN if not ranked by vector */
     float keyword;    /* BM25 score, NAN if not ranked by text */
     float coverage;   /* idf-weighted share of the query words the memory contains, or NAN */
+    float activation; /* with spread: final activation in [0, 1]; else NAN */
+    bool seed;        /* ranked by the cue itself (not only reached through associations) */
+    mn_via_step via[MN_MAX_HOPS]; /* with trace: the path from a seed, nearest step last */
+    uint32_t n_via;
     mn_confidence confidence;
 } mn_recall_hit;
 
@@ -79,6 +104,11 @@ typedef struct mn_engine_options {
     mn_lifecycle default_lifecycle; /* for spaces created without one (default persistent) */
     uint64_t wal_retain_entries;  /* per space; older entries are trimmed by the sweeper
                                      (default 100000; 0 = keep every entry) */
+    float link_threshold;         /* semantic auto-link when similarity >= this (default 0.8) */
+    uint32_t link_max;            /* at most this many semantic links per memory (default 5;
+                                     0 = no semantic auto-links) */
+    int64_t temporal_window_ms;   /* link to the session's previous episode when it happened
+                                     within this window (default 3600000; 0 = never) */
     mn_clock_fn clock;            /* NULL = mn_time_now_ms */
     void *clock_arg;
 } mn_engine_options;
@@ -109,6 +139,22 @@ mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool 
                      mn_memory_t *out, mn_error *err);
 mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn_forget_mode mode,
                         mn_error *err);
+/* Adds client associations (kind causal or explicit; weight in (0, 1]) atomically.
+ * Both ends must be live memories of the space. */
+mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edges, size_t n,
+                           mn_error *err);
+/* Blocks until every memory remembered so far has been semantically linked
+ * (links are made in the background; tests and tools wait with this). */
+void mn_engine_wait_links(mn_engine_t *e);
+/* The associations of a memory (both directions): *out malloc'd (free()). */
+typedef struct mn_assoc {
+    mn_id_t other;
+    uint8_t kind;
+    uint8_t outgoing; /* 1: this memory is the edge's `from` */
+    float weight;
+} mn_assoc;
+mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *id,
+                              mn_assoc **out, size_t *n, mn_error *err);
 /* Reverses a suppress. */
 mn_err mn_engine_unsuppress(mn_engine_t *e, const char *space, const mn_id_t *id, mn_error *err);
 mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *req,
@@ -133,6 +179,8 @@ typedef struct mn_engine_stats {
     uint64_t synced_commits; /* of which fsynced */
     uint64_t entries;        /* WAL entries written */
     uint64_t max_group;      /* largest group commit, in requests */
+    uint64_t links;          /* semantic links made by the background linker */
+    uint64_t links_dropped;  /* link jobs dropped because the linker fell behind */
 } mn_engine_stats;
 void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out);
 

@@ -43,6 +43,25 @@ mn_err mn_lifecycle_parse(const char *s, mn_lifecycle *out);
 /* [a-z0-9][a-z0-9_-]{0,63} */
 bool mn_space_name_valid(const char *name);
 
+/* Associations between memories. */
+typedef enum {
+    MN_EDGE_TEMPORAL = 0,      /* next/previous episode of the same session */
+    MN_EDGE_SEMANTIC = 1,      /* similar content, linked when remembered */
+    MN_EDGE_CAUSAL = 2,        /* from a client: from caused to */
+    MN_EDGE_EXPLICIT = 3,      /* from a client: related */
+    MN_EDGE_CONSOLIDATION = 4, /* episode <-> the semantic memory it supports */
+} mn_edge_kind;
+#define MN_EDGE_KINDS 5
+const char *mn_edge_kind_name(mn_edge_kind k);
+mn_err mn_edge_kind_parse(const char *s, mn_edge_kind *out);
+
+typedef struct mn_edge {
+    mn_id_t from;
+    mn_id_t to;
+    uint8_t kind;  /* mn_edge_kind */
+    float weight;  /* (0, 1] */
+} mn_edge;
+
 typedef struct mn_kv {
     char *key;
     char *value;
@@ -124,8 +143,9 @@ void mn_filter_init(mn_filter_t *f);
 enum {
     MN_REASON_LOW_SIMILARITY = 1u << 0,
     MN_REASON_LOW_ENCODING_CONFIDENCE = 1u << 1,
+    MN_REASON_ASSOCIATIVE = 1u << 2, /* reached only through associations */
 };
-#define MN_REASON_COUNT 2
+#define MN_REASON_COUNT 3
 const char *mn_reason_name(unsigned bit_index);
 
 typedef struct mn_confidence {

@@ -17,6 +17,7 @@ typedef enum {
     MN_WAL_OP_REMEMBER = 2,
     MN_WAL_OP_FORGET = 3,
     MN_WAL_OP_UNSUPPRESS = 4,
+    MN_WAL_OP_ASSOCIATE = 5,
 } mn_wal_op_type;
 
 typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason;
@@ -35,6 +36,8 @@ typedef struct mn_wal_entry {
         struct {
             mn_memory_t *mems; /* decoded: owned by the entry; encoding: borrowed */
             size_t n;
+            mn_edge *edges; /* links of the new memories (same ownership as mems) */
+            size_t n_edges;
         } remember;
         struct {
             mn_id_t id;
@@ -45,6 +48,10 @@ typedef struct mn_wal_entry {
         struct {
             mn_id_t id;
         } unsuppress;
+        struct {
+            mn_edge *edges; /* decoded: owned; encoding: borrowed */
+            size_t n;
+        } associate;
     } op;
 } mn_wal_entry;
 

@@ -19,6 +19,7 @@ typedef struct fx {
     char *dir;
     mn_engine_t *e;
     int64_t now;
+    bool links; /* background semantic linking (adds WAL entries of its own) */
 } fx;
 
 static int64_t fake_clock(void *arg)
@@ -36,6 +37,7 @@ static void open_engine(fx *f)
     o.expiry_interval_ms = 0; /* tests call mn_engine_expire themselves */
     o.clock = fake_clock;
     o.clock_arg = f;
+    if (!f->links) o.link_max = 0;
     mn_error err = {0};
     assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
 }
@@ -549,6 +551,7 @@ static void test_wal_trim_keeps_the_newest_entries(void **state)
     o.data_dir = f->dir;
     o.expiry_interval_ms = 0;
     o.wal_retain_entries = 10;
+    o.link_max = 0;
     mn_error err = {0};
     assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
     make_space(f, "s", 2, MN_METRIC_COSINE);
@@ -656,6 +659,137 @@ static void test_text_only_memories_and_keyword_and_hybrid_recall(void **state)
     assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &id, &err), MN_ERR_INVALID);
 }
 
+static mn_id_t remember_turn(fx *f, const char *content, float *emb, const char *session,
+                             int64_t when)
+{
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = (char *)content;
+    m.content_len = strlen(content);
+    m.embedding = emb;
+    m.dim = 2;
+    m.session = (char *)session;
+    m.when_ms = when;
+    mn_id_t id;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &id, &err), MN_OK);
+    return id;
+}
+
+static bool has_assoc(fx *f, const mn_id_t *id, const mn_id_t *other, mn_edge_kind kind)
+{
+    mn_assoc *a;
+    size_t n;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_associations(f->e, "s", id, &a, &n, &err), MN_OK);
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        if (!mn_id_cmp(&a[i].other, other) && a[i].kind == kind) found = true;
+    free(a);
+    return found;
+}
+
+static void test_associations_and_spreading_activation(void **state)
+{
+    fx *f = *state;
+    f->links = true;
+    reopen(f);
+    make_space(f, "s", 2, MN_METRIC_COSINE);
+    float east[2] = {1, 0}, north[2] = {0, 1}, ne[2] = {0.6f, 0.8f};
+    int64_t t = f->now;
+    /* a session of three turns: temporal links a -> b -> c */
+    mn_id_t a = remember_turn(f, "we land in Lisbon at nine", east, "trip", t);
+    mn_id_t b = remember_turn(f, "the hotel is near the river", north, "trip", t + 60000);
+    mn_id_t c = remember_turn(f, "dinner booked at eight", north, "trip", t + 120000);
+    /* an unrelated session and a memory outside the window */
+    mn_id_t d = remember_turn(f, "other talk", north, "work", t + 1000);
+    mn_id_t late = remember_turn(f, "much later", north, "trip", t + 4 * 3600 * 1000);
+    mn_engine_wait_links(f->e); /* semantic links are made in the background */
+    mn_engine_stats es;
+    mn_engine_get_stats(f->e, &es);
+    assert_true(es.links > 0);
+    assert_int_equal(es.links_dropped, 0);
+    assert_true(has_assoc(f, &a, &b, MN_EDGE_TEMPORAL));
+    assert_true(has_assoc(f, &b, &c, MN_EDGE_TEMPORAL));
+    assert_false(has_assoc(f, &a, &c, MN_EDGE_TEMPORAL));
+    assert_false(has_assoc(f, &c, &late, MN_EDGE_TEMPORAL));
+    /* semantic auto-links: c is identical in direction to b, d and late */
+    assert_true(has_assoc(f, &c, &b, MN_EDGE_SEMANTIC));
+    assert_false(has_assoc(f, &b, &a, MN_EDGE_SEMANTIC)); /* orthogonal */
+
+    mn_recall_req req = {0};
+    mn_filter_init(&req.filter);
+    req.embedding = east;
+    req.dim = 2;
+    req.k = 1;
+    mn_recall_result r;
+    mn_error err = {0};
+    /* without spread: only the best vector match */
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_int_equal(r.n_hits, 1);
+    assert_memory_equal(r.hits[0].memory.id.b, a.b, 16);
+    assert_true(isnan(r.hits[0].activation));
+    mn_recall_result_clear(&r);
+    /* with spread: a seeds; b is one hop away, c two */
+    req.spread = true;
+    req.trace = true;
+    req.k = 3;
+    req.filter.n_tags_any = 0;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    /* the vector ranking seeds a (1.0) and the orthogonal ones at match 0 */
+    bool saw_b = false;
+    for (size_t i = 0; i < r.n_hits; i++) {
+        mn_recall_hit *h = &r.hits[i];
+        assert_true(h->activation >= 0 && h->activation <= 1);
+        if (!mn_id_cmp(&h->memory.id, &b)) {
+            saw_b = true;
+            assert_true(h->activation > 0.4f);
+            if (!h->seed) {
+                assert_int_equal(h->n_via, 1);
+                assert_memory_equal(h->via[0].from.b, a.b, 16);
+                assert_int_equal(h->via[0].kind, MN_EDGE_TEMPORAL);
+                assert_true(h->confidence.reasons & MN_REASON_ASSOCIATIVE);
+            }
+        }
+    }
+    assert_memory_equal(r.hits[0].memory.id.b, a.b, 16);
+    assert_true(saw_b);
+    mn_recall_result_clear(&r);
+    /* a filter keeps activation inside what it allows */
+    req.filter.when_to_ms = t + 90000;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    for (size_t i = 0; i < r.n_hits; i++) assert_true(r.hits[i].memory.when_ms < t + 90000);
+    mn_recall_result_clear(&r);
+    mn_filter_init(&req.filter);
+    req.max_hops = 9;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_ERR_INVALID);
+    req.max_hops = 0;
+
+    /* explicit associations: validated, stored, listed, gone with a forget, kept by restart */
+    mn_edge ed = {.from = d, .to = a, .kind = MN_EDGE_CAUSAL, .weight = 0.9f};
+    assert_int_equal(mn_engine_associate(f->e, "s", &ed, 1, &err), MN_OK);
+    assert_true(has_assoc(f, &a, &d, MN_EDGE_CAUSAL));
+    mn_edge bad = ed;
+    bad.kind = MN_EDGE_SEMANTIC;
+    assert_int_equal(mn_engine_associate(f->e, "s", &bad, 1, &err), MN_ERR_INVALID);
+    bad = ed;
+    bad.weight = 0;
+    assert_int_equal(mn_engine_associate(f->e, "s", &bad, 1, &err), MN_ERR_INVALID);
+    bad = ed;
+    bad.to.b[15] ^= 1; /* unknown memory */
+    assert_int_equal(mn_engine_associate(f->e, "s", &bad, 1, &err), MN_ERR_NOT_FOUND);
+    reopen(f);
+    assert_true(has_assoc(f, &a, &d, MN_EDGE_CAUSAL));
+    assert_true(has_assoc(f, &b, &c, MN_EDGE_TEMPORAL));
+    assert_int_equal(mn_engine_forget(f->e, "s", &b, MN_FORGET_DELETE, &err), MN_OK);
+    assert_false(has_assoc(f, &a, &b, MN_EDGE_TEMPORAL));
+    assert_false(has_assoc(f, &c, &b, MN_EDGE_SEMANTIC));
+    reopen(f);
+    assert_false(has_assoc(f, &a, &b, MN_EDGE_TEMPORAL));
+    assert_true(has_assoc(f, &d, &a, MN_EDGE_CAUSAL));
+    (void)ne;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +806,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_trim_keeps_the_newest_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_text_only_memories_and_keyword_and_hybrid_recall,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_associations_and_spreading_activation, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
