@@ -63,8 +63,8 @@ static const char *check_hostport(const char *s)
 #define KSECRET(t, k, f, d) {t, k, K_STRING, FIELD(f, char *), .s = "", .secret = true, .doc = d}
 #define KINT(t, k, f, def, lo, hi, d)                                                            \
     {t, k, K_INT, FIELD(f, int64_t), .i = def, .min = lo, .max = hi, .doc = d}
-#define KFLOAT(t, k, f, def, lo, hi, d)                                                          \
-    {t, k, K_FLOAT, FIELD(f, double), .f = def, .fmin = lo, .fmax = hi, .doc = d}
+#define KFLOAT(t, k, fld, def, lo, hi, d)                                                        \
+    {t, k, K_FLOAT, FIELD(fld, double), .f = def, .fmin = lo, .fmax = hi, .doc = d}
 #define KBOOL(t, k, f, def, d) {t, k, K_BOOL, FIELD(f, bool), .b = def, .doc = d}
 #define KLIST(t, k, f, def, chk, d)                                                              \
     {t, k, K_STRINGS, FIELD(f, mn_config_strlist), .s = def, .check = chk, .doc = d}
@@ -108,6 +108,8 @@ static const cfg_key KEYS[] = {
     KINT("storage", "write_buffer_mb", storage.write_buffer_mb, 64, 1, 64 * 1024,
          "RocksDB memtable size"),
     KBOOL("storage", "sync", storage.sync, true, "fsync every write before acknowledging it"),
+    KINT("storage", "wal_retain_entries", storage.wal_retain_entries, 100000, 0, INT64_MAX,
+         "WAL entries kept per space (0 = all)"),
 
     KENUM("engine", "default_lifecycle", engine.default_lifecycle, "persistent",
           "ephemeral|session|persistent", "lifecycle of memories that do not name one"),
@@ -117,6 +119,12 @@ static const cfg_key KEYS[] = {
          "session memories expire after this long"),
     KINT("engine", "expiry_interval_ms", engine.expiry_interval_ms, 1000, 10, DAY_MS,
          "how often expired memories are swept"),
+    KFLOAT("engine", "link_threshold", engine.link_threshold, 0.8, 0.0, 1.0,
+           "semantic auto-link when similarity is at least this"),
+    KINT("engine", "link_max", engine.link_max, 5, 0, 100,
+         "semantic links per new memory (0 = none)"),
+    KINT("engine", "temporal_window_ms", engine.temporal_window_ms, 3600000, 0, DAY_MS,
+         "link a session's consecutive episodes this close in time (0 = never)"),
 
     KENUM("log", "level", log.level, "info", "debug|info|warn|error", "least severe level logged"),
     KENUM("log", "format", log.format, "text", "text|json", "log line format"),

@@ -33,6 +33,7 @@ typedef struct mn_config_storage {
     int64_t block_cache_mb;  /* 256 */
     int64_t write_buffer_mb; /* 64 */
     bool sync;               /* true: fsync every write batch */
+    int64_t wal_retain_entries; /* 100000 per space; 0 = keep all */
 } mn_config_storage;
 
 typedef struct mn_config_engine {
@@ -40,6 +41,9 @@ typedef struct mn_config_engine {
     int64_t ephemeral_ttl_seconds; /* 3600 */
     int64_t session_ttl_seconds;   /* 86400 */
     int64_t expiry_interval_ms;    /* 1000 */
+    double link_threshold;         /* 0.8: semantic auto-link at this similarity or more */
+    int64_t link_max;              /* 5 semantic links per memory; 0 = none */
+    int64_t temporal_window_ms;    /* 3600000: link consecutive episodes of a session */
 } mn_config_engine;
 
 typedef struct mn_config_log {
