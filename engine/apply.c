@@ -85,7 +85,7 @@ static mn_err apply_edges(mn_engine *e, mn_space *sp, const mn_edge *edges, size
     for (size_t i = 0; i < n && !rc; i++) {
         if (!ok[i]) continue;
         uint8_t k[KEY_EDGE_LEN], v[5];
-        mn_key_edge(k, sp->sid, &edges[i].from, &edges[i].to);
+        mn_key_edge(k, sp->sid, &edges[i].from, &edges[i].to, edges[i].kind);
         v[0] = edges[i].kind;
         memcpy(v + 1, &edges[i].weight, 4);
         put(b, e, CF_INDEX, k, sizeof k, v, sizeof v);
@@ -157,10 +157,13 @@ static mn_err apply_forget(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         for (uint32_t a = 0; slot != UINT32_MAX && a < sp->slots[slot].n_adj; a++) {
             const mn_adj *adj = &sp->slots[slot].adj[a];
             uint8_t ek[KEY_EDGE_LEN];
-            if (adj->out) mn_key_edge(ek, sp->sid, id, &adj->other);
-            else mn_key_edge(ek, sp->sid, &adj->other, id);
+            if (adj->out) mn_key_edge(ek, sp->sid, id, &adj->other, adj->kind);
+            else mn_key_edge(ek, sp->sid, &adj->other, id, adj->kind);
             rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)ek, sizeof ek);
         }
+        uint8_t sk[KEY_STRENGTH_LEN];
+        mn_key_strength(sk, sp->sid, id);
+        rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)sk, sizeof sk);
         rec.tombstone = true;
         rec.forgotten_at_ms = en->op.forget.at_ms;
     } else {
@@ -196,6 +199,20 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
     case MN_WAL_OP_FORGET:
     case MN_WAL_OP_UNSUPPRESS:
         rc = apply_forget(e, sp, entry, b, err);
+        break;
+    case MN_WAL_OP_REINFORCE:
+        for (size_t i = 0; i < entry->op.reinforce.n && !rc; i++) {
+            const mn_strength *st = &entry->op.reinforce.items[i];
+            bool live;
+            rc = is_live(e, b, sp, &st->id, &live, err);
+            if (rc || !live) continue;
+            uint8_t sk[KEY_STRENGTH_LEN], v[STRENGTH_VALUE_LEN];
+            mn_key_strength(sk, sp->sid, &st->id);
+            memcpy(v, &st->stability_days, 4);
+            memcpy(v + 4, &st->last_access_ms, 8);
+            memcpy(v + 12, &st->access_count, 4);
+            put(b, e, CF_INDEX, sk, sizeof sk, v, sizeof v);
+        }
         break;
     case MN_WAL_OP_ASSOCIATE:
         /* client edges (causal, explicit) must join live memories; derived links
@@ -235,6 +252,19 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
     case MN_WAL_OP_ASSOCIATE:
         for (size_t i = 0; i < entry->op.associate.n; i++)
             mn_space_link(sp, &entry->op.associate.edges[i]);
+        break;
+    case MN_WAL_OP_REINFORCE:
+        for (size_t i = 0; i < entry->op.reinforce.n; i++) {
+            const mn_strength *st = &entry->op.reinforce.items[i];
+            uint32_t slot = mn_space_find(sp, &st->id);
+            if (slot == UINT32_MAX) continue;
+            /* merge rule (replicas may see reinforcements twice): keep the later access */
+            mn_slot *sl = &sp->slots[slot];
+            if (st->last_access_ms < sl->last_access_ms) continue;
+            sl->stability_days = st->stability_days;
+            sl->last_access_ms = st->last_access_ms;
+            sl->access_count = st->access_count;
+        }
         break;
     case MN_WAL_OP_FORGET:
         if (entry->op.forget.mode == MN_FORGET_DELETE) {

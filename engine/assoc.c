@@ -3,7 +3,7 @@
  *
  * Each edge is kept on both endpoints (with its direction), so activation can
  * spread either way and forgetting a memory can drop the other halves. The
- * store holds one key per edge (sid | 'a' | from | to); a memory's slot holds
+ * store holds one key per edge (sid | 'a' | from | to | kind); a memory's slot holds
  * its adjacency. Auto-links are computed on the caller's thread under the
  * space's read lock and travel inside the remember WAL entry, so replicas and
  * restarts see exactly the links the primary chose. */
@@ -13,12 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void mn_key_edge(uint8_t *k, uint32_t sid, const mn_id_t *from, const mn_id_t *to)
+void mn_key_edge(uint8_t *k, uint32_t sid, const mn_id_t *from, const mn_id_t *to, uint8_t kind)
 {
     mn_put_be32(k, sid);
     k[KEY_SID_LEN] = 'a';
     memcpy(k + KEY_SID_LEN + 1, from->b, 16);
     memcpy(k + KEY_SID_LEN + 17, to->b, 16);
+    k[KEY_SID_LEN + 33] = kind;
 }
 
 float mn_vec_match(mn_metric m, float score)

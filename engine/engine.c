@@ -25,6 +25,7 @@ void mn_engine_options_default(mn_engine_options *o)
     o->link_threshold = 0.8f;
     o->link_max = 5;
     o->temporal_window_ms = 3600 * 1000;
+    o->initial_stability_days = 7.0f;
 }
 
 int64_t mn_engine_now(const mn_engine *e)
@@ -92,6 +93,7 @@ mn_err mn_engine_open(const mn_engine_options *o, mn_engine_t **out, mn_error *e
     if (!e) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     e->opts = *o;
     if (!e->opts.default_lifecycle) e->opts.default_lifecycle = MN_LIFECYCLE_PERSISTENT;
+    if (!(e->opts.initial_stability_days > 0)) e->opts.initial_stability_days = 7.0f;
     e->data_dir = strdup(o->data_dir ? o->data_dir : "./data");
     e->opts.data_dir = e->data_dir;
     mn_err rc = mkdirs(e->data_dir, err);
@@ -494,6 +496,23 @@ mn_err mn_engine_read_memory(mn_engine *e, mn_space *sp, const mn_id_t *id, bool
         mn_memory_clear(&rec.mem);
         return mn_error_set(err, MN_ERR_GONE, "memory was forgotten");
     }
+    uint8_t sk[KEY_STRENGTH_LEN];
+    mn_key_strength(sk, sp->sid, id);
+    rc = mn_store_get(&e->store, CF_INDEX, sk, sizeof sk, &v, &vl, err);
+    if (rc) {
+        mn_memory_clear(&rec.mem);
+        return rc;
+    }
+    if (v && vl == STRENGTH_VALUE_LEN) {
+        memcpy(&rec.mem.stability_days, v, 4);
+        memcpy(&rec.mem.last_access_ms, v + 4, 8);
+        memcpy(&rec.mem.access_count, v + 12, 4);
+    } else {
+        rec.mem.stability_days =
+            mn_initial_stability(e->opts.initial_stability_days, rec.mem.importance);
+        rec.mem.last_access_ms = rec.mem.created_at_ms;
+    }
+    free(v);
     if (with_embedding) {
         rc = mn_store_get(&e->store, CF_VECTORS, k, sizeof k, &v, &vl, err);
         if (rc) {
@@ -547,6 +566,7 @@ void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out)
     out->max_group = atomic_load(&e->max_group);
     out->links = atomic_load(&e->n_links);
     out->links_dropped = atomic_load(&e->n_links_dropped);
+    out->reinforced = atomic_load(&e->n_reinforced);
 }
 
 /* ---- WAL retention ---- */

@@ -78,6 +78,10 @@ typedef struct mn_slot {
     uint32_t n_metadata;
     mn_kv *metadata;
     char *session; /* context.session, for temporal links */
+    float importance;
+    float stability_days; /* 0 = never reinforced (initial stability applies) */
+    int64_t last_access_ms;
+    uint32_t access_count;
     mn_adj *adj;
     uint32_t n_adj, cap_adj;
 } mn_slot;
@@ -196,7 +200,7 @@ typedef struct mn_engine {
 
     /* figures */
     atomic_uint_fast64_t n_commits, n_synced, n_entries, max_group;
-    atomic_uint_fast64_t n_links, n_links_dropped;
+    atomic_uint_fast64_t n_links, n_links_dropped, n_reinforced;
 } mn_engine;
 
 int64_t mn_engine_now(const mn_engine *e);
@@ -231,18 +235,35 @@ mn_err mn_engine_read_memory(mn_engine *e, mn_space *sp, const mn_id_t *id, bool
                              mn_memory_t *out, mn_error *err);
 /* Deletes expired ids of sp through the forget path, as one commit group. */
 mn_err mn_engine_forget_expired(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n);
-/* Key of an association: sid | 'a' | from | to. */
-#define KEY_EDGE_LEN (KEY_SID_LEN + 1 + 32)
-void mn_key_edge(uint8_t *k, uint32_t sid, const mn_id_t *from, const mn_id_t *to);
+/* Key of an association: sid | 'a' | from | to | kind (one pair may be linked
+ * by several kinds, e.g. temporal one way and semantic the other). */
+#define KEY_EDGE_LEN (KEY_SID_LEN + 1 + 32 + 1)
+void mn_key_edge(uint8_t *k, uint32_t sid, const mn_id_t *from, const mn_id_t *to, uint8_t kind);
 
 /* Does a live slot pass the filter at time now? (caller holds sp->lock) */
 bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now);
 
-/* ---- semantic linker (linker.c) ---- */
+/* ---- background jobs: semantic linking and reinforcement (background.c) ---- */
 mn_err mn_linker_start(mn_engine *e, mn_error *err);
 void mn_linker_stop(mn_engine *e);
 /* Queues newly remembered memories of sp for semantic linking. */
 void mn_linker_enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n);
+/* Queues recalled memories of sp for reinforcement as of at_ms. */
+void mn_reinforce_enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n, int64_t at_ms);
+
+/* ---- decay (decay.c) ---- */
+/* Retention in [0, 1] after elapsed_ms for a stability in days (power-law curve). */
+float mn_retention(float stability_days, int64_t elapsed_ms);
+/* The strength after a recall at at_ms (spacing effect). */
+mn_strength mn_reinforce(const mn_strength *cur, int64_t at_ms);
+/* Initial stability of a memory of this importance. */
+float mn_initial_stability(float initial_days, float importance);
+/* A slot's current strength (caller holds the lock). */
+void mn_slot_strength(const mn_space *sp, uint32_t slot, float initial_days, mn_strength *out);
+/* Key of a memory's strength: sid | 's' | id -> f32 stability, i64 last access, u32 count. */
+#define KEY_STRENGTH_LEN (KEY_SID_LEN + 1 + 16)
+#define STRENGTH_VALUE_LEN 16
+void mn_key_strength(uint8_t *k, uint32_t sid, const mn_id_t *id);
 
 /* ---- load (load.c) ---- */
 mn_err mn_engine_load(mn_engine *e, mn_error *err);

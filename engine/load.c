@@ -124,7 +124,7 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
     rocksdb_iter_destroy(vi);
     if (rc) return rc;
 
-    /* associations: sid | 'a' | from | to -> kind, weight; dangling ones are skipped */
+    /* associations: sid | 'a' | from | to | kind -> kind, weight; dangling ones are skipped */
     uint8_t apre[KEY_SID_LEN + 1];
     mn_key_sid(apre, sp->sid);
     apre[KEY_SID_LEN] = 'a';
@@ -143,6 +143,26 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
         mn_space_link(sp, &ed);
     }
     rocksdb_iter_destroy(ai);
+
+    /* strengths: sid | 's' | id -> stability, last access, count */
+    apre[KEY_SID_LEN] = 's';
+    rocksdb_iterator_t *si = iter(e, CF_INDEX);
+    for (rocksdb_iter_seek(si, (const char *)apre, sizeof apre); has_prefix(si, apre, sizeof apre);
+         rocksdb_iter_next(si)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(si, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(si, &vl);
+        if (kl != KEY_STRENGTH_LEN || vl != STRENGTH_VALUE_LEN) continue;
+        mn_id_t id;
+        memcpy(id.b, k + KEY_SID_LEN + 1, 16);
+        uint32_t slot = mn_space_find(sp, &id);
+        if (slot == UINT32_MAX) continue;
+        mn_slot *sl = &sp->slots[slot];
+        memcpy(&sl->stability_days, v, 4);
+        memcpy(&sl->last_access_ms, v + 4, 8);
+        memcpy(&sl->access_count, v + 12, 4);
+    }
+    rocksdb_iter_destroy(si);
     if (loaded >= 100000)
         mn_log_info("space %s: %llu memories loaded in %.1f s", sp->def.name,
                     (unsigned long long)loaded, (double)(mn_time_mono_ns() - t0) / 1e9);

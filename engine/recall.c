@@ -9,10 +9,12 @@
  * With both cues the two rankings are fused by reciprocal rank fusion (Cormack,
  * Clarke & Buettcher, SIGIR 2009) with k = 60 and per-cue weights.
  *
- * Confidence = match x encoding confidence, where match is the best of the
- * vector similarity mapped to [0, 1] (clamp(cos, 0, 1), clamp(q.v, 0, 1), or
- * 1 / (1 + |q - v|)) and the keyword coverage (the idf-weighted share of the
- * query words the memory contains). */
+ * Confidence = match x encoding confidence x (0.5 + 0.5 retention), where
+ * match is the best of the vector similarity mapped to [0, 1] (clamp(cos, 0, 1),
+ * clamp(q.v, 0, 1), or 1 / (1 + |q - v|)) and the keyword coverage (the
+ * idf-weighted share of the query words the memory contains), or the
+ * activation with spreading on; retention comes from the forgetting curve
+ * (decay.c). */
 #include "activation.h"
 #include "engine_internal.h"
 #include "keyword.h"
@@ -135,12 +137,15 @@ static float vector_match(mn_metric m, float sim)
     return m == MN_METRIC_L2 ? sim : clamp01(sim);
 }
 
-static void confidence_of(float match, float encoding, mn_confidence *c)
+/* value = match x encoding x (0.5 + 0.5 retention): a fully forgotten memory
+ * keeps half its confidence; decay alone never makes a good match worthless. */
+static void confidence_of(float match, float encoding, float retention, mn_confidence *c)
 {
-    c->value = clamp01(match * clamp01(encoding));
+    c->value = clamp01(match * clamp01(encoding) * (0.5f + 0.5f * clamp01(retention)));
     c->reasons = 0;
     if (match < 0.5f) c->reasons |= MN_REASON_LOW_SIMILARITY;
     if (encoding < 0.9f) c->reasons |= MN_REASON_LOW_ENCODING_CONFIDENCE;
+    if (retention < 0.7f) c->reasons |= MN_REASON_DECAYED;
     c->category = c->value >= 0.8f   ? "high"
                   : c->value >= 0.6f ? "medium"
                   : c->value >= 0.3f ? "low"
@@ -157,6 +162,7 @@ typedef struct ranked {
     float sim, dist, kw, cov;
     float match; /* the cue's match in [0, 1]: best of vector similarity and coverage */
     float act;   /* activation (spread), NAN otherwise */
+    float retention;
     bool seed;
     int32_t node; /* index in the activation nodes, -1 without spread */
     uint32_t vrank, trank; /* 1-based; 0 = not in that ranking */
@@ -403,8 +409,13 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
         if (n > k) n = k; /* the cue's own top k seed the spread */
         rc = spread_ranked(sp, req, now, &r, &n, &nodes, &n_nodes);
     }
-    pthread_rwlock_unlock(&sp->lock);
     if (n > k) n = k;
+    for (size_t i = 0; i < n; i++) {
+        mn_strength st;
+        mn_slot_strength(sp, r[i].slot, e->opts.initial_stability_days, &st);
+        r[i].retention = mn_retention(st.stability_days, now - st.last_access_ms);
+    }
+    pthread_rwlock_unlock(&sp->lock);
 
     if (rc) {
         mn_error_set(err, rc, "out of memory spreading activation");
@@ -433,10 +444,19 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
         h->activation = r[i].act;
         h->seed = r[i].seed;
         if (req->trace && r[i].node >= 0) trace_path(nodes, r[i].node, h);
+        h->retention = r[i].retention;
         float match = req->spread ? r[i].act : r[i].match;
-        confidence_of(match, h->memory.confidence, &h->confidence);
+        confidence_of(match, h->memory.confidence, r[i].retention, &h->confidence);
         if (!r[i].seed) h->confidence.reasons |= MN_REASON_ASSOCIATIVE;
         out->n_hits++;
+    }
+    if (!rc && req->reinforce && out->n_hits) {
+        mn_id_t *ids = malloc(out->n_hits * sizeof *ids);
+        if (ids) {
+            for (size_t i = 0; i < out->n_hits; i++) ids[i] = out->hits[i].memory.id;
+            mn_reinforce_enqueue(e, sp, ids, out->n_hits, now);
+            free(ids);
+        }
     }
     if (rc) mn_recall_result_clear(out);
     free(nodes);

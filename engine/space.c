@@ -192,6 +192,7 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
     s->suppressed = m->suppressed;
     s->lifecycle = (uint8_t)m->lifecycle;
     s->has_vec = m->embedding != NULL;
+    s->importance = m->importance;
     if (m->session) s->session = sdup(m->session);
     s->confidence = m->confidence;
     s->when_ms = m->when_ms;

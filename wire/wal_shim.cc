@@ -285,6 +285,18 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
                  .Union();
         op_type = w::Op_Associate;
         break;
+    case MN_WAL_OP_REINFORCE: {
+        std::vector<fb::Offset<w::Strength>> v;
+        v.reserve(e->op.reinforce.n);
+        for (size_t i = 0; i < e->op.reinforce.n; i++) {
+            const mn_strength *st = &e->op.reinforce.items[i];
+            v.push_back(w::CreateStrength(b, b.CreateVector(st->id.b, 16), st->stability_days,
+                                          st->last_access_ms, st->access_count));
+        }
+        op = w::CreateReinforce(b, b.CreateVector(v)).Union();
+        op_type = w::Op_Reinforce;
+        break;
+    }
     default:
         return MN_ERR_INVALID;
     }
@@ -301,6 +313,7 @@ extern "C" void mn_wal_entry_clear(mn_wal_entry *e)
         free(e->op.remember.edges);
     }
     if (e->type == MN_WAL_OP_ASSOCIATE) free(e->op.associate.edges);
+    if (e->type == MN_WAL_OP_REINFORCE) free(e->op.reinforce.items);
     memset(e, 0, sizeof *e);
 }
 
@@ -386,6 +399,28 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
                           &out->op.associate.n)) {
             mn_wal_entry_clear(out);
             return mn_error_set(err, MN_ERR_CORRUPT, "associate entry: bad edge");
+        }
+        return MN_OK;
+    }
+    case w::Op_Reinforce: {
+        out->type = MN_WAL_OP_REINFORCE;
+        auto items = en->op_as_Reinforce()->items();
+        size_t n = items ? items->size() : 0;
+        if (n) {
+            out->op.reinforce.items = (mn_strength *)calloc(n, sizeof(mn_strength));
+            if (!out->op.reinforce.items) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+            auto st = items->Get((fb::uoffset_t)i);
+            mn_strength *o = &out->op.reinforce.items[i];
+            out->op.reinforce.n = i + 1;
+            if (!copy_id(st->id(), &o->id)) {
+                mn_wal_entry_clear(out);
+                return mn_error_set(err, MN_ERR_CORRUPT, "reinforce entry: bad id");
+            }
+            o->stability_days = st->stability_days();
+            o->last_access_ms = st->last_access_ms();
+            o->access_count = st->access_count();
         }
         return MN_OK;
     }

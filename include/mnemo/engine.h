@@ -42,6 +42,8 @@ typedef struct mn_recall_req {
     float min_activation;  /* 0 = default 0.05 */
     uint32_t max_visited;  /* 0 = default 1000 */
     bool trace;            /* fill mn_recall_hit.via */
+    /* Strengthen the returned memories (spacing effect), in the background. */
+    bool reinforce;
 } mn_recall_req;
 
 #define MN_MAX_HOPS 4
@@ -63,6 +65,7 @@ typedef struct mn_recall_hit {
     float keyword;    /* BM25 score, NAN if not ranked by text */
     float coverage;   /* idf-weighted share of the query words the memory contains, or NAN */
     float activation; /* with spread: final activation in [0, 1]; else NAN */
+    float retention;  /* forgetting curve at recall time, in [0, 1] */
     bool seed;        /* ranked by the cue itself (not only reached through associations) */
     mn_via_step via[MN_MAX_HOPS]; /* with trace: the path from a seed, nearest step last */
     uint32_t n_via;
@@ -109,6 +112,8 @@ typedef struct mn_engine_options {
                                      0 = no semantic auto-links) */
     int64_t temporal_window_ms;   /* link to the session's previous episode when it happened
                                      within this window (default 3600000; 0 = never) */
+    float initial_stability_days; /* forgetting-curve stability of a new memory of importance
+                                     0.5 (default 7; scaled by 0.5 + importance) */
     mn_clock_fn clock;            /* NULL = mn_time_now_ms */
     void *clock_arg;
 } mn_engine_options;
@@ -143,9 +148,9 @@ mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn
  * Both ends must be live memories of the space. */
 mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edges, size_t n,
                            mn_error *err);
-/* Blocks until every memory remembered so far has been semantically linked
- * (links are made in the background; tests and tools wait with this). */
-void mn_engine_wait_links(mn_engine_t *e);
+/* Blocks until the background work queued so far is committed: semantic links
+ * of remembered memories and reinforcements of recalled ones (tests and tools). */
+void mn_engine_wait_background(mn_engine_t *e);
 /* The associations of a memory (both directions): *out malloc'd (free()). */
 typedef struct mn_assoc {
     mn_id_t other;
@@ -180,7 +185,8 @@ typedef struct mn_engine_stats {
     uint64_t entries;        /* WAL entries written */
     uint64_t max_group;      /* largest group commit, in requests */
     uint64_t links;          /* semantic links made by the background linker */
-    uint64_t links_dropped;  /* link jobs dropped because the linker fell behind */
+    uint64_t links_dropped;  /* background jobs dropped because the queue was full */
+    uint64_t reinforced;     /* memories reinforced */
 } mn_engine_stats;
 void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out);
 

@@ -62,6 +62,15 @@ typedef struct mn_edge {
     float weight;  /* (0, 1] */
 } mn_edge;
 
+/* How strongly a memory is held: its forgetting curve's stability, grown each
+ * time it is recalled with reinforce (see docs/recall.md). */
+typedef struct mn_strength {
+    mn_id_t id;
+    float stability_days;
+    int64_t last_access_ms;
+    uint32_t access_count;
+} mn_strength;
+
 typedef struct mn_kv {
     char *key;
     char *value;
@@ -114,6 +123,10 @@ typedef struct mn_memory {
     mn_lifecycle lifecycle;
     int64_t expires_at_ms; /* 0 = never */
     bool suppressed;
+    /* output only: strength (stability 0 = never reinforced: the initial value applies) */
+    float stability_days;
+    int64_t last_access_ms;
+    uint32_t access_count;
     /* input only */
     char *idempotency_key; /* may be NULL */
     int64_t ttl_seconds;   /* < 0 = unset; overrides the lifecycle's TTL; 0 = no expiry */
@@ -144,8 +157,9 @@ enum {
     MN_REASON_LOW_SIMILARITY = 1u << 0,
     MN_REASON_LOW_ENCODING_CONFIDENCE = 1u << 1,
     MN_REASON_ASSOCIATIVE = 1u << 2, /* reached only through associations */
+    MN_REASON_DECAYED = 1u << 3,     /* retention below 0.7: not recalled for a long time */
 };
-#define MN_REASON_COUNT 3
+#define MN_REASON_COUNT 4
 const char *mn_reason_name(unsigned bit_index);
 
 typedef struct mn_confidence {

@@ -18,6 +18,7 @@ typedef enum {
     MN_WAL_OP_FORGET = 3,
     MN_WAL_OP_UNSUPPRESS = 4,
     MN_WAL_OP_ASSOCIATE = 5,
+    MN_WAL_OP_REINFORCE = 6,
 } mn_wal_op_type;
 
 typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason;
@@ -52,6 +53,10 @@ typedef struct mn_wal_entry {
             mn_edge *edges; /* decoded: owned; encoding: borrowed */
             size_t n;
         } associate;
+        struct {
+            mn_strength *items; /* decoded: owned; encoding: borrowed */
+            size_t n;
+        } reinforce;
     } op;
 } mn_wal_entry;
 

@@ -704,7 +704,7 @@ static void test_associations_and_spreading_activation(void **state)
     /* an unrelated session and a memory outside the window */
     mn_id_t d = remember_turn(f, "other talk", north, "work", t + 1000);
     mn_id_t late = remember_turn(f, "much later", north, "trip", t + 4 * 3600 * 1000);
-    mn_engine_wait_links(f->e); /* semantic links are made in the background */
+    mn_engine_wait_background(f->e); /* semantic links are made in the background */
     mn_engine_stats es;
     mn_engine_get_stats(f->e, &es);
     assert_true(es.links > 0);
@@ -790,6 +790,87 @@ static void test_associations_and_spreading_activation(void **state)
     (void)ne;
 }
 
+static void test_decay_lowers_confidence_and_reinforce_strengthens(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 2, MN_METRIC_COSINE);
+    float v[2] = {1, 0};
+    mn_id_t id = remember1(f, "s", "the door code is 4711", v, 2);
+    mn_recall_req req = {0};
+    mn_filter_init(&req.filter);
+    req.embedding = v;
+    req.dim = 2;
+    mn_recall_result r;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_true(fabsf(r.hits[0].retention - 1.0f) < 1e-6f);
+    float fresh = r.hits[0].confidence.value;
+    assert_true(fresh > 0.99f);
+    mn_recall_result_clear(&r);
+    /* 63 days = 9 x the initial 7-day stability: retention 0.5 */
+    f->now += 63LL * 86400 * 1000;
+    req.reinforce = true;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_true(fabsf(r.hits[0].retention - 0.5f) < 1e-4f);
+    assert_true(r.hits[0].confidence.value < fresh);
+    assert_true(fabsf(r.hits[0].confidence.value - 0.75f) < 1e-3f);
+    assert_true(r.hits[0].confidence.reasons & MN_REASON_DECAYED);
+    mn_recall_result_clear(&r);
+    mn_engine_wait_background(f->e);
+    mn_engine_stats es;
+    mn_engine_get_stats(f->e, &es);
+    assert_int_equal(es.reinforced, 1);
+    mn_memory_t m;
+    assert_int_equal(mn_engine_get(f->e, "s", &id, false, &m, &err), MN_OK);
+    /* spacing effect: S' = 7 x (1 + 0.1 + 3 x (1 - 0.5)) */
+    assert_true(fabsf(m.stability_days - 18.2f) < 1e-3f);
+    assert_int_equal(m.access_count, 1);
+    assert_int_equal(m.last_access_ms, f->now);
+    mn_memory_clear(&m);
+    /* just accessed: full retention again; and it survives a restart */
+    req.reinforce = false;
+    reopen(f);
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_true(fabsf(r.hits[0].retention - 1.0f) < 1e-6f);
+    mn_recall_result_clear(&r);
+    assert_int_equal(mn_engine_get(f->e, "s", &id, false, &m, &err), MN_OK);
+    assert_true(fabsf(m.stability_days - 18.2f) < 1e-3f);
+    mn_memory_clear(&m);
+}
+
+static void test_confidence_is_bounded_and_monotonic_in_similarity(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 8, MN_METRIC_COSINE);
+    mn_prng_t p;
+    mn_prng_seed(&p, 5);
+    for (int i = 0; i < 200; i++) {
+        float v[8];
+        for (int d = 0; d < 8; d++) v[d] = (float)(mn_prng_double(&p) * 2 - 1);
+        remember1(f, "s", "x", v, 8);
+    }
+    for (int qn = 0; qn < 20; qn++) {
+        float q[8];
+        for (int d = 0; d < 8; d++) q[d] = (float)(mn_prng_double(&p) * 2 - 1);
+        mn_recall_req req = {0};
+        mn_filter_init(&req.filter);
+        req.embedding = q;
+        req.dim = 8;
+        req.k = 200;
+        mn_recall_result r;
+        mn_error err = {0};
+        assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+        for (size_t i = 0; i < r.n_hits; i++) {
+            float c = r.hits[i].confidence.value;
+            assert_true(c >= 0 && c <= 1);
+            /* same encoding confidence and retention: best first means non-increasing confidence */
+            if (i) assert_true(c <= r.hits[i - 1].confidence.value + 1e-6f);
+            if (r.hits[i].similarity <= 0) assert_true(c == 0);
+        }
+        mn_recall_result_clear(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -808,6 +889,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_associations_and_spreading_activation, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_decay_lowers_confidence_and_reinforce_strengthens,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_confidence_is_bounded_and_monotonic_in_similarity,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

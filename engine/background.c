@@ -1,30 +1,41 @@
-/* The semantic linker: links each newly remembered memory to its nearest
- * neighbours (similarity >= link_threshold, at most link_max), off the write
- * path. A remember returns as soon as it is durable; the linker thread then
- * finds neighbours under the space's read lock and commits the links as one
- * associate WAL entry per batch, so replicas and restarts see the same edges.
- * Linking is enrichment, not data: if the queue overflows (LINK_QUEUE_MAX) new
- * jobs are dropped and counted rather than slowing writers down. */
+/* Background work that follows reads and writes, off their paths, on one thread:
+ *
+ * - semantic linking: each newly remembered memory is linked to its nearest
+ *   neighbours (similarity >= link_threshold, at most link_max). A remember
+ *   returns as soon as it is durable; the links are found here under the
+ *   space's read lock and committed as one associate WAL entry per batch.
+ * - reinforcement: memories recalled with reinforce get a new stability (the
+ *   spacing effect, decay.c), committed as one reinforce WAL entry per batch,
+ *   without fsync: many recalls share one write, never one fsync per hit.
+ *
+ * Both are derived from durable data and computed by this node, so the WAL
+ * carries the results and replicas and restarts agree. If the queue overflows
+ * (BG_QUEUE_MAX) jobs are dropped and counted rather than slowing callers. */
 #include "engine_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LINK_QUEUE_MAX 100000
-#define LINK_BATCH 256
+#define BG_QUEUE_MAX 100000
+#define BG_BATCH 256
 
 typedef struct mn_link_job {
     mn_space *sp; /* referenced while queued */
     mn_id_t id;
+    uint8_t kind; /* BG_LINK | BG_REINFORCE */
+    int64_t at_ms; /* reinforce: when the memory was recalled */
 } mn_link_job;
 
-void mn_linker_enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n)
+enum { BG_LINK = 0, BG_REINFORCE = 1 };
+
+static void enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n, uint8_t kind,
+                    int64_t at_ms)
 {
     if (!e->linker_running || !n) return;
     pthread_mutex_lock(&e->lk_mu);
     for (size_t i = 0; i < n; i++) {
-        if (e->lk_n >= LINK_QUEUE_MAX) {
+        if (e->lk_n >= BG_QUEUE_MAX) {
             atomic_fetch_add(&e->n_links_dropped, n - i);
             break;
         }
@@ -39,10 +50,54 @@ void mn_linker_enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n)
             e->lk_cap = nc;
         }
         atomic_fetch_add(&sp->refs, 1);
-        e->lk_jobs[e->lk_n++] = (mn_link_job){sp, ids[i]};
+        e->lk_jobs[e->lk_n++] = (mn_link_job){sp, ids[i], kind, at_ms};
     }
     pthread_cond_signal(&e->lk_cv);
     pthread_mutex_unlock(&e->lk_mu);
+}
+
+void mn_linker_enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n)
+{
+    if (e->opts.link_max) enqueue(e, sp, ids, n, BG_LINK, 0);
+}
+
+void mn_reinforce_enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n, int64_t at_ms)
+{
+    enqueue(e, sp, ids, n, BG_REINFORCE, at_ms);
+}
+
+/* New strengths for recalled memories of sp, committed as one entry. */
+static void reinforce_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size_t n)
+{
+    mn_strength *items = malloc(n * sizeof *items);
+    if (!items) return;
+    size_t m = 0;
+    pthread_rwlock_rdlock(&sp->lock);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t slot = mn_space_find(sp, &jobs[i].id);
+        if (slot == UINT32_MAX) continue;
+        /* a memory recalled twice in one batch is reinforced from its first new state */
+        mn_strength cur;
+        size_t j;
+        for (j = 0; j < m && mn_id_cmp(&items[j].id, &jobs[i].id); j++) {}
+        if (j < m) cur = items[j];
+        else mn_slot_strength(sp, slot, e->opts.initial_stability_days, &cur);
+        mn_strength next = mn_reinforce(&cur, jobs[i].at_ms);
+        if (j < m) items[j] = next;
+        else items[m++] = next;
+    }
+    pthread_rwlock_unlock(&sp->lock);
+    if (m) {
+        mn_pending p = {0};
+        p.entry.type = MN_WAL_OP_REINFORCE;
+        snprintf(p.entry.space, sizeof p.entry.space, "%s", sp->def.name);
+        p.entry.op.reinforce.items = items;
+        p.entry.op.reinforce.n = m;
+        p.sp = sp;
+        p.sync = false; /* a crash may forget a reinforcement, never a memory */
+        if (mn_commit_submit(e, &p) == MN_OK) atomic_fetch_add(&e->n_reinforced, m);
+    }
+    free(items);
 }
 
 /* Links the jobs of one space (all jobs[i].sp == sp). */
@@ -91,22 +146,25 @@ static void link_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size
 static void *linker_main(void *arg)
 {
     mn_engine *e = arg;
-    mn_link_job *batch = malloc(LINK_BATCH * sizeof *batch);
+    mn_link_job *batch = malloc(BG_BATCH * sizeof *batch);
     pthread_mutex_lock(&e->lk_mu);
     while (batch) {
         while (!e->lk_n && !e->lk_stop) pthread_cond_wait(&e->lk_cv, &e->lk_mu);
         if (e->lk_stop) break;
-        size_t n = e->lk_n < LINK_BATCH ? e->lk_n : LINK_BATCH;
+        size_t n = e->lk_n < BG_BATCH ? e->lk_n : BG_BATCH;
         memcpy(batch, e->lk_jobs, n * sizeof *batch);
         memmove(e->lk_jobs, e->lk_jobs + n, (e->lk_n - n) * sizeof *batch);
         e->lk_n -= n;
         e->lk_busy = n;
         pthread_mutex_unlock(&e->lk_mu);
-        /* jobs arrive in write order; group consecutive runs of one space */
+        /* jobs arrive in order; group consecutive runs of one space and kind */
         for (size_t i = 0; i < n;) {
             size_t j = i + 1;
-            while (j < n && batch[j].sp == batch[i].sp) j++;
-            if (!atomic_load(&batch[i].sp->dropped)) link_space(e, batch[i].sp, batch + i, j - i);
+            while (j < n && batch[j].sp == batch[i].sp && batch[j].kind == batch[i].kind) j++;
+            if (!atomic_load(&batch[i].sp->dropped)) {
+                if (batch[i].kind == BG_LINK) link_space(e, batch[i].sp, batch + i, j - i);
+                else reinforce_space(e, batch[i].sp, batch + i, j - i);
+            }
             for (size_t x = i; x < j; x++) mn_engine_space_release(e, batch[x].sp);
             i = j;
         }
@@ -124,9 +182,8 @@ mn_err mn_linker_start(mn_engine *e, mn_error *err)
     pthread_mutex_init(&e->lk_mu, NULL);
     pthread_cond_init(&e->lk_cv, NULL);
     pthread_cond_init(&e->lk_idle_cv, NULL);
-    if (e->opts.link_max == 0) return MN_OK;
     if (pthread_create(&e->linker, NULL, linker_main, e))
-        return mn_error_set(err, MN_ERR_IO, "cannot start the linker thread");
+        return mn_error_set(err, MN_ERR_IO, "cannot start the background thread");
     e->linker_running = true;
     return MN_OK;
 }
@@ -150,7 +207,7 @@ void mn_linker_stop(mn_engine *e)
     pthread_cond_destroy(&e->lk_idle_cv);
 }
 
-void mn_engine_wait_links(mn_engine_t *e)
+void mn_engine_wait_background(mn_engine_t *e)
 {
     if (!e->linker_running) return;
     pthread_mutex_lock(&e->lk_mu);
