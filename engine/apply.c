@@ -133,6 +133,55 @@ static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
     return apply_edges(e, sp, en->op.remember.edges, en->op.remember.n_edges, b, false, err);
 }
 
+/* New or updated semantic memories and the episodes they absorb. A semantic
+ * memory that was forgotten stays forgotten. */
+static mn_err apply_consolidate(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
+                                rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err)
+{
+    for (size_t i = 0; i < en->op.consolidate.n; i++) {
+        const mn_memory_t *m = &en->op.consolidate.mems[i];
+        accepted[i] = false;
+        mn_memory_record old;
+        bool found;
+        mn_err rc = read_record(e, b, sp, &m->id, &old, &found, err);
+        if (rc) return rc;
+        if (found) {
+            bool dead = old.tombstone;
+            int64_t old_when = old.mem.when_ms;
+            mn_memory_clear(&old.mem);
+            if (dead) continue;
+            uint8_t tk[KEY_TIME_LEN];
+            mn_key_time(tk, sp->sid, old_when, &m->id);
+            rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)tk, sizeof tk);
+        }
+        uint8_t k[KEY_MEM_LEN];
+        mn_key_mem(k, sp->sid, &m->id);
+        mn_memory_record rec = {.mem = *m, .tombstone = false};
+        if ((rc = put_record(e, b, sp, &rec))) return rc;
+        if (m->embedding)
+            put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
+        uint8_t tk[KEY_TIME_LEN];
+        mn_key_time(tk, sp->sid, m->when_ms, &m->id);
+        put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
+        for (size_t j = 0; j < m->n_support; j++) {
+            bool live;
+            if ((rc = is_live(e, b, sp, &m->support[j], &live, err))) return rc;
+            if (!live) continue;
+            uint8_t ck[KEY_CONSOLIDATED_LEN];
+            mn_key_consolidated(ck, sp->sid, &m->support[j]);
+            put(b, e, CF_INDEX, ck, sizeof ck, m->id.b, 16);
+            uint8_t ek[KEY_EDGE_LEN], v[5];
+            float w = 1.0f;
+            mn_key_edge(ek, sp->sid, &m->support[j], &m->id, MN_EDGE_CONSOLIDATION);
+            v[0] = MN_EDGE_CONSOLIDATION;
+            memcpy(v + 1, &w, 4);
+            put(b, e, CF_INDEX, ek, sizeof ek, v, sizeof v);
+        }
+        accepted[i] = true;
+    }
+    return MN_OK;
+}
+
 static mn_err apply_forget(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
                            rocksdb_writebatch_wi_t *b, mn_error *err)
 {
@@ -164,6 +213,9 @@ static mn_err apply_forget(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         uint8_t sk[KEY_STRENGTH_LEN];
         mn_key_strength(sk, sp->sid, id);
         rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)sk, sizeof sk);
+        uint8_t ck[KEY_CONSOLIDATED_LEN];
+        mn_key_consolidated(ck, sp->sid, id);
+        rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)ck, sizeof ck);
         rec.tombstone = true;
         rec.forgotten_at_ms = en->op.forget.at_ms;
     } else {
@@ -199,6 +251,9 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
     case MN_WAL_OP_FORGET:
     case MN_WAL_OP_UNSUPPRESS:
         rc = apply_forget(e, sp, entry, b, err);
+        break;
+    case MN_WAL_OP_CONSOLIDATE:
+        rc = apply_consolidate(e, sp, entry, b, accepted, err);
         break;
     case MN_WAL_OP_REINFORCE:
         for (size_t i = 0; i < entry->op.reinforce.n && !rc; i++) {
@@ -252,6 +307,21 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
     case MN_WAL_OP_ASSOCIATE:
         for (size_t i = 0; i < entry->op.associate.n; i++)
             mn_space_link(sp, &entry->op.associate.edges[i]);
+        break;
+    case MN_WAL_OP_CONSOLIDATE:
+        for (size_t i = 0; i < entry->op.consolidate.n; i++) {
+            const mn_memory_t *m = &entry->op.consolidate.mems[i];
+            if (!accepted[i]) continue;
+            if (mn_space_replace(sp, m))
+                mn_log_error("space %s: out of memory indexing a semantic memory", sp->def.name);
+            for (size_t j = 0; j < m->n_support; j++) {
+                uint32_t slot = mn_space_find(sp, &m->support[j]);
+                if (slot == UINT32_MAX) continue;
+                sp->slots[slot].consolidated = 1;
+                mn_edge ed = {m->support[j], m->id, MN_EDGE_CONSOLIDATION, 1.0f};
+                mn_space_link(sp, &ed);
+            }
+        }
         break;
     case MN_WAL_OP_REINFORCE:
         for (size_t i = 0; i < entry->op.reinforce.n; i++) {

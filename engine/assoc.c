@@ -22,6 +22,13 @@ void mn_key_edge(uint8_t *k, uint32_t sid, const mn_id_t *from, const mn_id_t *t
     k[KEY_SID_LEN + 33] = kind;
 }
 
+void mn_key_consolidated(uint8_t *k, uint32_t sid, const mn_id_t *id)
+{
+    mn_put_be32(k, sid);
+    k[KEY_SID_LEN] = 'c';
+    memcpy(k + KEY_SID_LEN + 1, id->b, 16);
+}
+
 float mn_vec_match(mn_metric m, float score)
 {
     if (m == MN_METRIC_L2) return score; /* already 1 / (1 + d) */

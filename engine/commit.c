@@ -128,6 +128,14 @@ static void stage(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, bool 
         if ((p->rc = prefilter_remember(e, p, b))) return;
         if (p->entry.op.remember.n == 0) return; /* every memory was a retry */
     }
+    if (p->entry.type == MN_WAL_OP_CONSOLIDATE) {
+        p->accepted = malloc((p->entry.op.consolidate.n ? p->entry.op.consolidate.n : 1) *
+                             sizeof *p->accepted);
+        if (!p->accepted) {
+            p->rc = mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+            return;
+        }
+    }
     p->entry.epoch = sp->epoch;
     p->entry.lsn = sp->assigned_lsn + 1;
     p->entry.hlc = mn_hlc_now(&e->hlc, mn_engine_now(e));

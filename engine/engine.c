@@ -496,6 +496,17 @@ mn_err mn_engine_read_memory(mn_engine *e, mn_space *sp, const mn_id_t *id, bool
         mn_memory_clear(&rec.mem);
         return mn_error_set(err, MN_ERR_GONE, "memory was forgotten");
     }
+    if (rec.mem.kind == MN_KIND_EPISODIC) {
+        uint8_t ck[KEY_CONSOLIDATED_LEN];
+        mn_key_consolidated(ck, sp->sid, id);
+        rc = mn_store_get(&e->store, CF_INDEX, ck, sizeof ck, &v, &vl, err);
+        if (rc) {
+            mn_memory_clear(&rec.mem);
+            return rc;
+        }
+        rec.mem.consolidated = v != NULL;
+        free(v);
+    }
     uint8_t sk[KEY_STRENGTH_LEN];
     mn_key_strength(sk, sp->sid, id);
     rc = mn_store_get(&e->store, CF_INDEX, sk, sizeof sk, &v, &vl, err);

@@ -82,6 +82,7 @@ typedef struct mn_slot {
     float stability_days; /* 0 = never reinforced (initial stability applies) */
     int64_t last_access_ms;
     uint32_t access_count;
+    uint8_t consolidated; /* an episode absorbed by a semantic memory */
     mn_adj *adj;
     uint32_t n_adj, cap_adj;
 } mn_slot;
@@ -110,6 +111,7 @@ typedef struct mn_space {
     uint32_t idx_used;
     uint64_t n_live, n_episodic, n_semantic, n_suppressed, n_tombstones;
     struct mn_kw_index *kw; /* BM25 over content, keyed by slot */
+    pthread_mutex_t consolidate_mu; /* one consolidation of a space at a time */
 } mn_space;
 
 mn_space *mn_space_new(const mn_space_def *def, uint32_t sid);
@@ -121,6 +123,9 @@ uint32_t mn_space_find(const mn_space *sp, const mn_id_t *id);
 mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m);
 /* Removes the slot of id if present (write lock). Returns true if it was there. */
 bool mn_space_remove(mn_space *sp, const mn_id_t *id);
+/* Replaces a live memory's indexed state (vector, keywords, filter fields),
+ * keeping its associations; inserts it if absent (write lock). */
+mn_err mn_space_replace(mn_space *sp, const mn_memory_t *m);
 void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on);
 /* Records edge e on both endpoints if both are live (write lock); an edge of the
  * same kind between the same pair has its weight replaced. */
@@ -264,6 +269,10 @@ void mn_slot_strength(const mn_space *sp, uint32_t slot, float initial_days, mn_
 #define KEY_STRENGTH_LEN (KEY_SID_LEN + 1 + 16)
 #define STRENGTH_VALUE_LEN 16
 void mn_key_strength(uint8_t *k, uint32_t sid, const mn_id_t *id);
+
+/* Key of a consolidated episode: sid | 'c' | episode id -> semantic memory id. */
+#define KEY_CONSOLIDATED_LEN (KEY_SID_LEN + 1 + 16)
+void mn_key_consolidated(uint8_t *k, uint32_t sid, const mn_id_t *id);
 
 /* ---- load (load.c) ---- */
 mn_err mn_engine_load(mn_engine *e, mn_error *err);

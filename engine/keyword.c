@@ -260,6 +260,12 @@ void mn_kw_remove(mn_kw_index *ix, uint32_t slot)
     d->len = 0;
 }
 
+uint32_t mn_kw_df(const mn_kw_index *ix, const char *word, size_t len)
+{
+    uint32_t id = lookup(ix, word, len, fnv1a(word, len));
+    return id == UINT32_MAX ? 0 : ix->terms[id].df;
+}
+
 uint64_t mn_kw_docs(const mn_kw_index *ix)
 {
     return ix->live_docs;

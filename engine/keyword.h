@@ -32,6 +32,8 @@ void mn_kw_remove(mn_kw_index *ix, uint32_t slot);
 size_t mn_kw_search(const mn_kw_index *ix, const char *query, size_t len,
                     bool (*accept)(void *arg, uint32_t slot), void *arg, size_t k,
                     mn_kw_hit *out);
+/* Document frequency of a folded term (0 if unknown). */
+uint32_t mn_kw_df(const mn_kw_index *ix, const char *word, size_t len);
 /* Number of indexed documents and distinct live terms. */
 uint64_t mn_kw_docs(const mn_kw_index *ix);
 uint64_t mn_kw_terms(const mn_kw_index *ix);

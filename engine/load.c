@@ -163,6 +163,21 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
         memcpy(&sl->access_count, v + 12, 4);
     }
     rocksdb_iter_destroy(si);
+
+    /* consolidated episodes: sid | 'c' | id -> semantic id */
+    apre[KEY_SID_LEN] = 'c';
+    rocksdb_iterator_t *ci = iter(e, CF_INDEX);
+    for (rocksdb_iter_seek(ci, (const char *)apre, sizeof apre); has_prefix(ci, apre, sizeof apre);
+         rocksdb_iter_next(ci)) {
+        size_t kl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(ci, &kl);
+        if (kl != KEY_CONSOLIDATED_LEN) continue;
+        mn_id_t id;
+        memcpy(id.b, k + KEY_SID_LEN + 1, 16);
+        uint32_t slot = mn_space_find(sp, &id);
+        if (slot != UINT32_MAX) sp->slots[slot].consolidated = 1;
+    }
+    rocksdb_iter_destroy(ci);
     if (loaded >= 100000)
         mn_log_info("space %s: %llu memories loaded in %.1f s", sp->def.name,
                     (unsigned long long)loaded, (double)(mn_time_mono_ns() - t0) / 1e9);

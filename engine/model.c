@@ -119,6 +119,7 @@ void mn_memory_clear(mn_memory_t *m)
     }
     free(m->metadata);
     free(m->idempotency_key);
+    free(m->support);
     memset(m, 0, sizeof *m);
 }
 

@@ -19,6 +19,7 @@ mn_space *mn_space_new(const mn_space_def *def, uint32_t sid)
     sp->def = *def;
     sp->sid = sid;
     sp->epoch = 1;
+    pthread_mutex_init(&sp->consolidate_mu, NULL);
     sp->kw = mn_kw_new();
     if (!sp->kw) {
         free(sp);
@@ -58,6 +59,7 @@ void mn_space_free(mn_space *sp)
     free(sp->free_slots);
     free(sp->idx);
     mn_kw_free(sp->kw);
+    pthread_mutex_destroy(&sp->consolidate_mu);
     pthread_rwlock_destroy(&sp->lock);
     free(sp);
 }
@@ -269,6 +271,40 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
         return true;
     }
     return false;
+}
+
+mn_err mn_space_replace(mn_space *sp, const mn_memory_t *m)
+{
+    uint32_t slot = mn_space_find(sp, &m->id);
+    mn_adj *adj = NULL;
+    uint32_t n_adj = 0, cap_adj = 0;
+    mn_strength st = {0};
+    if (slot != UINT32_MAX) {
+        mn_slot *s = &sp->slots[slot];
+        adj = s->adj;
+        n_adj = s->n_adj;
+        cap_adj = s->cap_adj;
+        st.stability_days = s->stability_days;
+        st.last_access_ms = s->last_access_ms;
+        st.access_count = s->access_count;
+        s->adj = NULL; /* keep the edges: remove must not unlink them */
+        s->n_adj = s->cap_adj = 0;
+        mn_space_remove(sp, &m->id);
+    }
+    mn_err rc = mn_space_insert(sp, m);
+    slot = mn_space_find(sp, &m->id);
+    if (rc || slot == UINT32_MAX) {
+        free(adj);
+        return rc ? rc : MN_ERR_NOMEM;
+    }
+    mn_slot *s = &sp->slots[slot];
+    s->adj = adj;
+    s->n_adj = n_adj;
+    s->cap_adj = cap_adj;
+    s->stability_days = st.stability_days;
+    s->last_access_ms = st.last_access_ms;
+    s->access_count = st.access_count;
+    return MN_OK;
 }
 
 void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on)

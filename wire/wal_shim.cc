@@ -58,6 +58,9 @@ fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *
         }
         idem = str_or_null(b, m->idempotency_key);
     }
+    fb::Offset<fb::Vector<uint8_t>> support;
+    if (!tombstone && m->n_support)
+        support = b.CreateVector((const uint8_t *)m->support, m->n_support * 16);
     w::MemoryBuilder mb(b);
     mb.add_id(id);
     mb.add_kind((int8_t)m->kind);
@@ -76,6 +79,7 @@ fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *
         mb.add_expires_at_ms(m->expires_at_ms);
         mb.add_suppressed(m->suppressed);
         if (!idem.IsNull()) mb.add_idempotency_key(idem);
+        if (!support.IsNull()) mb.add_support(support);
     }
     mb.add_when_ms(m->when_ms);
     mb.add_created_at_ms(m->created_at_ms);
@@ -220,6 +224,13 @@ bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_
     }
     if (src->idempotency_key() && !(m->idempotency_key = dup_str(src->idempotency_key())))
         return false;
+    if (src->support() && src->support()->size()) {
+        if (src->support()->size() % 16) return false;
+        m->n_support = src->support()->size() / 16;
+        m->support = (mn_id_t *)malloc(m->n_support * sizeof(mn_id_t));
+        if (!m->support) return false;
+        memcpy(m->support, src->support()->data(), m->n_support * 16);
+    }
     return true;
 }
 
@@ -285,6 +296,15 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
                  .Union();
         op_type = w::Op_Associate;
         break;
+    case MN_WAL_OP_CONSOLIDATE: {
+        std::vector<fb::Offset<w::Memory>> mems;
+        mems.reserve(e->op.consolidate.n);
+        for (size_t i = 0; i < e->op.consolidate.n; i++)
+            mems.push_back(build_memory(b, &e->op.consolidate.mems[i], false, 0, true));
+        op = w::CreateConsolidate(b, b.CreateVector(mems)).Union();
+        op_type = w::Op_Consolidate;
+        break;
+    }
     case MN_WAL_OP_REINFORCE: {
         std::vector<fb::Offset<w::Strength>> v;
         v.reserve(e->op.reinforce.n);
@@ -314,6 +334,11 @@ extern "C" void mn_wal_entry_clear(mn_wal_entry *e)
     }
     if (e->type == MN_WAL_OP_ASSOCIATE) free(e->op.associate.edges);
     if (e->type == MN_WAL_OP_REINFORCE) free(e->op.reinforce.items);
+    if (e->type == MN_WAL_OP_CONSOLIDATE) {
+        for (size_t i = 0; e->op.consolidate.mems && i < e->op.consolidate.n; i++)
+            mn_memory_clear(&e->op.consolidate.mems[i]);
+        free(e->op.consolidate.mems);
+    }
     memset(e, 0, sizeof *e);
 }
 
@@ -399,6 +424,24 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
                           &out->op.associate.n)) {
             mn_wal_entry_clear(out);
             return mn_error_set(err, MN_ERR_CORRUPT, "associate entry: bad edge");
+        }
+        return MN_OK;
+    }
+    case w::Op_Consolidate: {
+        auto c = en->op_as_Consolidate();
+        out->type = MN_WAL_OP_CONSOLIDATE;
+        size_t n = c->memories() ? c->memories()->size() : 0;
+        if (n) {
+            out->op.consolidate.mems = (mn_memory_t *)calloc(n, sizeof(mn_memory_t));
+            if (!out->op.consolidate.mems) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+            out->op.consolidate.n = i + 1;
+            if (!decode_memory(c->memories()->Get((fb::uoffset_t)i), &out->op.consolidate.mems[i],
+                               nullptr, nullptr)) {
+                mn_wal_entry_clear(out);
+                return mn_error_set(err, MN_ERR_CORRUPT, "consolidate entry: bad memory %zu", i);
+            }
         }
         return MN_OK;
     }

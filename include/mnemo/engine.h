@@ -148,6 +148,40 @@ mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn
  * Both ends must be live memories of the space. */
 mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edges, size_t n,
                            mn_error *err);
+/* Consolidation: related episodes become semantic memories (see docs/recall.md). */
+typedef struct mn_consolidate_opts {
+    float threshold;      /* cosine similarity to join a cluster (0 = default 0.75) */
+    uint32_t min_support; /* episodes a new semantic memory needs (0 = default 3) */
+} mn_consolidate_opts;
+
+typedef struct mn_consolidate_result {
+    uint64_t candidates; /* unconsolidated episodes examined */
+    uint32_t created;    /* new semantic memories */
+    uint32_t updated;    /* semantic memories that absorbed new episodes */
+    uint32_t episodes;   /* episodes consolidated by this run */
+    mn_id_t *ids;        /* created and updated semantic memories (free()) */
+    size_t n_ids;
+} mn_consolidate_result;
+
+/* Groups unconsolidated episodes of a space into semantic memories, or into
+ * the semantic memories they resemble (reconsolidation). Deterministic: the
+ * same episodes give byte-identical semantic memories with the same ids,
+ * whatever order they arrived in. CPU-heavy: call off the event loop. */
+mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
+                             mn_consolidate_result *out, mn_error *err);
+
+/* Reads a space's WAL: fn gets each entry with lsn >= from_lsn in lsn order
+ * (framed bytes as stored; valid only during the call), at most max entries
+ * (0 = all); fn returns non-zero to stop. */
+typedef int (*mn_wal_fn)(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len);
+mn_err mn_engine_wal_read(mn_engine_t *e, const char *space, uint64_t from_lsn, size_t max,
+                          mn_wal_fn fn, void *arg, mn_error *err);
+/* Applies an entry from another engine's WAL (framed bytes) to the space of
+ * the same name here, as a new local entry: memory ids, times and links are
+ * kept; anything already stored or forgotten here stays as it is. Space
+ * creation entries are refused (create the space first). */
+mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_error *err);
+
 /* Blocks until the background work queued so far is committed: semantic links
  * of remembered memories and reinforcements of recalled ones (tests and tools). */
 void mn_engine_wait_background(mn_engine_t *e);

@@ -123,6 +123,11 @@ typedef struct mn_memory {
     mn_lifecycle lifecycle;
     int64_t expires_at_ms; /* 0 = never */
     bool suppressed;
+    /* semantic memories: the episodes that support it (sorted by id) */
+    mn_id_t *support;
+    size_t n_support;
+    /* output only: an episode that a semantic memory has absorbed */
+    bool consolidated;
     /* output only: strength (stability 0 = never reinforced: the initial value applies) */
     float stability_days;
     int64_t last_access_ms;

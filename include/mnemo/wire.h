@@ -19,6 +19,7 @@ typedef enum {
     MN_WAL_OP_UNSUPPRESS = 4,
     MN_WAL_OP_ASSOCIATE = 5,
     MN_WAL_OP_REINFORCE = 6,
+    MN_WAL_OP_CONSOLIDATE = 7,
 } mn_wal_op_type;
 
 typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason;
@@ -57,6 +58,10 @@ typedef struct mn_wal_entry {
             mn_strength *items; /* decoded: owned; encoding: borrowed */
             size_t n;
         } reinforce;
+        struct {
+            mn_memory_t *mems; /* semantic memories; decoded: owned; encoding: borrowed */
+            size_t n;
+        } consolidate;
     } op;
 } mn_wal_entry;
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "mnemo/engine.h"
+#include "mnemo/wire.h"
 #include "testutil.h"
 
 typedef struct fx {
@@ -871,6 +872,151 @@ static void test_confidence_is_bounded_and_monotonic_in_similarity(void **state)
     }
 }
 
+typedef struct wal_copy {
+    uint8_t **bufs;
+    size_t *lens;
+    size_t n;
+} wal_copy;
+
+static int collect_entry(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len)
+{
+    (void)lsn;
+    wal_copy *w = arg;
+    w->bufs = realloc(w->bufs, (w->n + 1) * sizeof *w->bufs);
+    w->lens = realloc(w->lens, (w->n + 1) * sizeof *w->lens);
+    w->bufs[w->n] = malloc(len);
+    memcpy(w->bufs[w->n], bytes, len);
+    w->lens[w->n++] = len;
+    return 0;
+}
+
+static const char *topic_words[4][3] = {
+    {"espresso", "barista", "grinder"},
+    {"marathon", "training", "pace"},
+    {"python", "compiler", "segfault"},
+    {"garden", "tomatoes", "compost"},
+};
+
+static void remember_topics(fx *f, const char *space, int per_topic, int round, mn_prng_t *p)
+{
+    for (int i = 0; i < per_topic; i++)
+        for (int t = 0; t < 4; t++) {
+            float v[8];
+            for (int d = 0; d < 8; d++)
+                v[d] = (d == 2 * t ? 1.0f : 0.0f) + (float)(mn_prng_double(p) - 0.5) * 0.2f;
+            char content[128];
+            snprintf(content, sizeof content, "note %d.%d about %s and %s with %s", round, i,
+                     topic_words[t][0], topic_words[t][1], topic_words[t][i % 3 == 0 ? 2 : 0]);
+            remember1(f, space, content, v, 8);
+        }
+}
+
+static int sem_cmp(const void *a, const void *b)
+{
+    return mn_id_cmp(a, b);
+}
+
+static void test_consolidation_is_deterministic_and_reconsolidates(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 8, MN_METRIC_COSINE);
+    mn_prng_t p;
+    mn_prng_seed(&p, 42);
+    remember_topics(f, "s", 15, 0, &p);
+
+    /* a second engine gets the same episodes, in another order */
+    fx g = {.dir = mn_test_tmpdir("mnemo-engine-b"), .now = f->now};
+    open_engine(&g);
+    make_space(&g, "s", 8, MN_METRIC_COSINE);
+    wal_copy w = {0};
+    mn_error err = {0};
+    assert_int_equal(mn_engine_wal_read(f->e, "s", 2, 0, collect_entry, &w, &err), MN_OK);
+    assert_int_equal(w.n, 60);
+    for (size_t i = w.n - 1; i > 0; i--) { /* seeded shuffle */
+        size_t j = mn_prng_below(&p, i + 1);
+        uint8_t *tb = w.bufs[i];
+        size_t tl = w.lens[i];
+        w.bufs[i] = w.bufs[j];
+        w.lens[i] = w.lens[j];
+        w.bufs[j] = tb;
+        w.lens[j] = tl;
+    }
+    for (size_t i = 0; i < w.n; i++) {
+        assert_int_equal(mn_engine_ingest(g.e, w.bufs[i], w.lens[i], &err), MN_OK);
+        /* ingesting twice changes nothing */
+        assert_int_equal(mn_engine_ingest(g.e, w.bufs[i], w.lens[i], &err), MN_OK);
+        free(w.bufs[i]);
+    }
+    free(w.bufs);
+    free(w.lens);
+    mn_space_stats st;
+    assert_int_equal(mn_engine_space_get(g.e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.memories, 60);
+
+    mn_consolidate_opts opts = {.threshold = 0.8f, .min_support = 3};
+    mn_consolidate_result ra, rb;
+    assert_int_equal(mn_engine_consolidate(f->e, "s", &opts, &ra, &err), MN_OK);
+    assert_int_equal(mn_engine_consolidate(g.e, "s", &opts, &rb, &err), MN_OK);
+    assert_int_equal(ra.candidates, 60);
+    assert_int_equal(ra.created, 4); /* the four planted topics */
+    assert_int_equal(ra.episodes, 60);
+    assert_int_equal(rb.created, 4);
+    assert_int_equal(ra.n_ids, rb.n_ids);
+    qsort(ra.ids, ra.n_ids, sizeof *ra.ids, sem_cmp);
+    qsort(rb.ids, rb.n_ids, sizeof *rb.ids, sem_cmp);
+    for (size_t i = 0; i < ra.n_ids; i++) {
+        assert_memory_equal(ra.ids[i].b, rb.ids[i].b, 16);
+        mn_memory_t ma, mb;
+        assert_int_equal(mn_engine_get(f->e, "s", &ra.ids[i], true, &ma, &err), MN_OK);
+        assert_int_equal(mn_engine_get(g.e, "s", &rb.ids[i], true, &mb, &err), MN_OK);
+        assert_int_equal(ma.kind, MN_KIND_SEMANTIC);
+        assert_int_equal(ma.n_support, 15);
+        assert_non_null(strstr(ma.content, "[keywords: "));
+        /* byte-identical records, embedding included */
+        mn_memory_record xa = {.mem = ma}, xb = {.mem = mb};
+        uint8_t *ba, *bb;
+        size_t la, lb;
+        assert_int_equal(mn_wire_memory_encode(&xa, true, &ba, &la), MN_OK);
+        assert_int_equal(mn_wire_memory_encode(&xb, true, &bb, &lb), MN_OK);
+        assert_int_equal(la, lb);
+        assert_memory_equal(ba, bb, la);
+        free(ba);
+        free(bb);
+        mn_memory_clear(&ma);
+        mn_memory_clear(&mb);
+    }
+    free(rb.ids);
+    mn_engine_close(g.e);
+    mn_test_rmrf(g.dir);
+    free(g.dir);
+
+    /* nothing left to do: a second run changes nothing */
+    mn_consolidate_result r2;
+    assert_int_equal(mn_engine_consolidate(f->e, "s", &opts, &r2, &err), MN_OK);
+    assert_int_equal(r2.candidates, 0);
+    assert_int_equal(r2.created + r2.updated, 0);
+    free(r2.ids);
+    /* reconsolidation: new episodes join the semantic memories, same ids */
+    remember_topics(f, "s", 2, 1, &p);
+    reopen(f); /* the consolidated marks survive a restart */
+    assert_int_equal(mn_engine_consolidate(f->e, "s", &opts, &r2, &err), MN_OK);
+    assert_int_equal(r2.candidates, 8);
+    assert_int_equal(r2.created, 0);
+    assert_int_equal(r2.updated, 4);
+    for (size_t i = 0; i < r2.n_ids; i++) {
+        assert_non_null(bsearch(&r2.ids[i], ra.ids, ra.n_ids, sizeof *ra.ids, sem_cmp));
+        mn_memory_t m;
+        assert_int_equal(mn_engine_get(f->e, "s", &r2.ids[i], false, &m, &err), MN_OK);
+        assert_int_equal(m.n_support, 17);
+        mn_memory_clear(&m);
+    }
+    free(r2.ids);
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.semantic, 4);
+    assert_int_equal(st.episodic, 68);
+    free(ra.ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -892,6 +1038,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_decay_lowers_confidence_and_reinforce_strengthens,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_confidence_is_bounded_and_monotonic_in_similarity,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consolidation_is_deterministic_and_reconsolidates,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
