@@ -26,6 +26,18 @@ void mn_engine_options_default(mn_engine_options *o)
     o->link_max = 5;
     o->temporal_window_ms = 3600 * 1000;
     o->initial_stability_days = 7.0f;
+    o->as_of_max_age_ms = 30LL * 86400 * 1000;
+}
+
+mn_err mn_engine_check_as_of(const mn_engine *e, const mn_filter_t *f, int64_t now, mn_error *err)
+{
+    if (f->as_of_ms == MN_TIME_UNSET) return MN_OK;
+    if (f->as_of_ms > now) return mn_error_set(err, MN_ERR_INVALID, "as_of: in the future");
+    if (now - f->as_of_ms > e->opts.as_of_max_age_ms)
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "as_of: older than the %lld s this server keeps (engine.as_of_max_age_s)",
+                            (long long)(e->opts.as_of_max_age_ms / 1000));
+    return MN_OK;
 }
 
 int64_t mn_engine_now(const mn_engine *e)

@@ -78,6 +78,9 @@ typedef struct mn_slot {
     uint32_t n_metadata;
     mn_kv *metadata;
     char *session; /* context.session, for temporal links */
+    char *where;
+    char **who;
+    uint32_t n_who;
     float importance;
     float stability_days; /* 0 = never reinforced (initial stability applies) */
     int64_t last_access_ms;
@@ -209,6 +212,8 @@ typedef struct mn_engine {
 } mn_engine;
 
 int64_t mn_engine_now(const mn_engine *e);
+/* 422 for an as-of time in the future or older than as_of_max_age_ms. */
+mn_err mn_engine_check_as_of(const mn_engine *e, const mn_filter_t *f, int64_t now, mn_error *err);
 /* Space lookup with a reference (release with mn_engine_space_release). */
 mn_space *mn_engine_space_acquire(mn_engine *e, const char *name);
 void mn_engine_space_release(mn_engine *e, mn_space *sp);

@@ -51,6 +51,7 @@ mn_err mn_engine_list(mn_engine_t *e, const char *space, const mn_list_req *req,
     uint8_t cur[24];
     if (req->cursor && *req->cursor && !cursor_parse(req->cursor, cur))
         return mn_error_set(err, MN_ERR_INVALID, "cursor: malformed (use the \"next\" value)");
+    if ((rc = mn_engine_check_as_of(e, &req->filter, mn_engine_now(e), err))) return rc;
     mn_space *sp = mn_engine_space_acquire(e, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
 

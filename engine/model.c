@@ -130,6 +130,7 @@ void mn_filter_init(mn_filter_t *f)
     f->when_from_ms = MN_TIME_UNSET;
     f->when_to_ms = MN_TIME_UNSET;
     f->min_confidence = 0.0f;
+    f->as_of_ms = MN_TIME_UNSET;
 }
 
 const char *mn_reason_name(unsigned bit_index)

@@ -33,6 +33,10 @@ static bool has_tag(const mn_slot *s, const char *t)
 bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now)
 {
     if (s->state != SLOT_LIVE) return false;
+    if (f->as_of_ms != MN_TIME_UNSET) {
+        if (s->created_at_ms > f->as_of_ms) return false;
+        now = f->as_of_ms;
+    }
     if (s->expires_at_ms && s->expires_at_ms <= now) return false;
     if (s->suppressed && !f->include_suppressed) return false;
     if (f->kind >= 0 && s->kind != f->kind) return false;
@@ -46,6 +50,13 @@ bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now)
     }
     for (size_t i = 0; i < f->n_tags_all; i++)
         if (!has_tag(s, f->tags_all[i])) return false;
+    if (f->where && (!s->where || strcmp(s->where, f->where))) return false;
+    if (f->session && (!s->session || strcmp(s->session, f->session))) return false;
+    if (f->who) {
+        bool any = false;
+        for (uint32_t i = 0; i < s->n_who && !any; i++) any = !strcmp(s->who[i], f->who);
+        if (!any) return false;
+    }
     for (size_t i = 0; i < f->n_metadata; i++) {
         bool ok = false;
         for (uint32_t j = 0; j < s->n_metadata && !ok; j++)
@@ -352,6 +363,14 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     }
 
     int64_t now = mn_engine_now(e);
+    if ((rc = mn_engine_check_as_of(e, &req->filter, now, err))) {
+        free(q);
+        free(vh);
+        free(th);
+        free(r);
+        mn_engine_space_release(e, sp);
+        return rc;
+    }
     size_t nv = 0, nt = 0, n = 0;
     uint64_t scanned = 0;
     pthread_rwlock_rdlock(&sp->lock);

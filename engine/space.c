@@ -39,6 +39,9 @@ mn_space *mn_space_new(const mn_space_def *def, uint32_t sid)
 static void slot_clear(mn_slot *s)
 {
     free(s->session);
+    free(s->where);
+    for (uint32_t i = 0; i < s->n_who; i++) free(s->who[i]);
+    free(s->who);
     free(s->adj);
     for (uint32_t i = 0; i < s->n_tags; i++) free(s->tags[i]);
     free(s->tags);
@@ -196,6 +199,12 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
     s->has_vec = m->embedding != NULL;
     s->importance = m->importance;
     if (m->session) s->session = sdup(m->session);
+    if (m->where) s->where = sdup(m->where);
+    if (m->n_who) {
+        s->who = calloc(m->n_who, sizeof(char *));
+        for (size_t i = 0; s->who && i < m->n_who; i++)
+            if ((s->who[i] = sdup(m->who[i]))) s->n_who++;
+    }
     s->confidence = m->confidence;
     s->when_ms = m->when_ms;
     s->created_at_ms = m->created_at_ms;

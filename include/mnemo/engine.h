@@ -112,6 +112,7 @@ typedef struct mn_engine_options {
                                      0 = no semantic auto-links) */
     int64_t temporal_window_ms;   /* link to the session's previous episode when it happened
                                      within this window (default 3600000; 0 = never) */
+    int64_t as_of_max_age_ms;     /* how far back an as-of read may look (default 30 days) */
     float initial_stability_days; /* forgetting-curve stability of a new memory of importance
                                      0.5 (default 7; scaled by 0.5 + importance) */
     mn_clock_fn clock;            /* NULL = mn_time_now_ms */
@@ -169,6 +170,67 @@ typedef struct mn_consolidate_result {
  * whatever order they arrived in. CPU-heavy: call off the event loop. */
 mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
                              mn_consolidate_result *out, mn_error *err);
+
+/* ---- cognitive operations (cognitive.c) ---- */
+
+/* Recognition (familiarity without recall): is the cue something the space has
+ * seen? familiarity = the best match in [0, 1] (vector similarity mapped to
+ * [0, 1], or keyword coverage) among the top candidates. */
+typedef struct mn_recognize_req {
+    const float *embedding;
+    uint32_t dim;
+    const char *text;
+    size_t text_len;
+    float threshold; /* recognized when familiarity >= this (0 = default 0.85) */
+    mn_filter_t filter;
+} mn_recognize_req;
+typedef struct mn_recognize_result {
+    bool recognized;
+    float familiarity;
+    bool has_best;
+    mn_id_t best; /* the most familiar memory, when has_best */
+} mn_recognize_result;
+mn_err mn_engine_recognize(mn_engine_t *e, const char *space, const mn_recognize_req *req,
+                           mn_recognize_result *out, mn_error *err);
+
+/* Reminiscing: episodes by time window, who, where, session and optionally a
+ * topic (words), in time order. */
+typedef struct mn_reminisce_req {
+    mn_filter_t filter;  /* kind defaults to episodic when left at -1 */
+    const char *topic;   /* words, or NULL */
+    size_t topic_len;
+    uint32_t limit;      /* 1..1000 (0 = default 50) */
+    bool include_embedding;
+} mn_reminisce_req;
+mn_err mn_engine_reminisce(mn_engine_t *e, const char *space, const mn_reminisce_req *req,
+                           mn_list_result *out, mn_error *err);
+
+/* Pattern completion: from a partial memory (some of content, embedding,
+ * context, tags), the most likely whole memories and, for each field the cue
+ * left out, the most likely value with a confidence (the weighted share of the
+ * candidates that agree, times the best candidate's confidence). */
+typedef enum {
+    MN_FIELD_CONTENT = 0,
+    MN_FIELD_WHO,
+    MN_FIELD_WHERE,
+    MN_FIELD_SESSION,
+    MN_FIELD_TAGS,
+    MN_FIELD_COUNT
+} mn_field;
+const char *mn_field_name(mn_field f);
+typedef struct mn_field_guess {
+    mn_field field;
+    char *value;      /* tags: comma-separated */
+    float confidence;
+} mn_field_guess;
+typedef struct mn_complete_result {
+    mn_recall_result candidates;
+    mn_field_guess fields[MN_FIELD_COUNT];
+    size_t n_fields;
+} mn_complete_result;
+void mn_complete_result_clear(mn_complete_result *r);
+mn_err mn_engine_complete(mn_engine_t *e, const char *space, const mn_memory_t *partial,
+                          uint32_t k, mn_complete_result *out, mn_error *err);
 
 /* Reads a space's WAL: fn gets each entry with lsn >= from_lsn in lsn order
  * (framed bytes as stored; valid only during the call), at most max entries

@@ -154,6 +154,13 @@ typedef struct mn_filter {
     int64_t when_to_ms;   /* exclusive; MN_TIME_UNSET = open */
     float min_confidence; /* encoding confidence >= this */
     bool include_suppressed;
+    const char *who;      /* context.who contains this, or NULL */
+    const char *where;    /* context.where equals this, or NULL */
+    const char *session;  /* context.session equals this, or NULL */
+    /* As-of (time travel): see the space as it was at this wall time: memories
+     * created by then and not yet expired then. Forgotten memories stay
+     * forgotten (their content is erased). MN_TIME_UNSET = now. */
+    int64_t as_of_ms;
 } mn_filter_t;
 void mn_filter_init(mn_filter_t *f);
 

@@ -1017,6 +1017,114 @@ static void test_consolidation_is_deterministic_and_reconsolidates(void **state)
     free(ra.ids);
 }
 
+static mn_id_t remember_ctx(fx *f, const char *content, float *emb, const char *who,
+                            const char *where, int64_t when)
+{
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = (char *)content;
+    m.content_len = strlen(content);
+    m.embedding = emb;
+    m.dim = emb ? 2 : 0;
+    char *w[1] = {(char *)who};
+    m.who = w;
+    m.n_who = who ? 1 : 0;
+    m.where = (char *)where;
+    m.when_ms = when;
+    mn_id_t id;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &id, &err), MN_OK);
+    return id;
+}
+
+static void test_recognize_reminisce_complete_and_as_of(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", 2, MN_METRIC_COSINE);
+    float v1[2] = {1, 0}, v2[2] = {0, 1}, v3[2] = {-1, 0};
+    int64_t t0 = f->now;
+    mn_id_t a = remember_ctx(f, "Ann ordered the paella", v1, "ann", "valencia", t0 - 5000);
+    remember_ctx(f, "Ann walked along the beach", v2, "ann", "valencia", t0 - 4000);
+    remember_ctx(f, "Bob fixed the bike", v3, "bob", "berlin", t0 - 3000);
+    mn_error err = {0};
+    /* recognize: a seen cue is familiar, an unrelated one is not */
+    mn_recognize_req rq = {0};
+    mn_filter_init(&rq.filter);
+    rq.embedding = v1;
+    rq.dim = 2;
+    mn_recognize_result rr;
+    assert_int_equal(mn_engine_recognize(f->e, "s", &rq, &rr, &err), MN_OK);
+    assert_true(rr.recognized);
+    assert_memory_equal(rr.best.b, a.b, 16);
+    rq.embedding = NULL;
+    rq.text = "quantum chromodynamics";
+    rq.text_len = strlen(rq.text);
+    assert_int_equal(mn_engine_recognize(f->e, "s", &rq, &rr, &err), MN_OK);
+    assert_false(rr.recognized);
+    /* reminisce: by who and place, in time order; by topic */
+    mn_reminisce_req mq = {0};
+    mn_filter_init(&mq.filter);
+    mq.filter.who = "ann";
+    mn_list_result lr;
+    assert_int_equal(mn_engine_reminisce(f->e, "s", &mq, &lr, &err), MN_OK);
+    assert_int_equal(lr.n, 2);
+    assert_true(lr.memories[0].when_ms < lr.memories[1].when_ms);
+    mn_list_result_clear(&lr);
+    mq.filter.who = NULL;
+    mq.filter.where = "berlin";
+    assert_int_equal(mn_engine_reminisce(f->e, "s", &mq, &lr, &err), MN_OK);
+    assert_int_equal(lr.n, 1);
+    mn_list_result_clear(&lr);
+    mq.filter.where = NULL;
+    mq.topic = "paella";
+    mq.topic_len = 6;
+    assert_int_equal(mn_engine_reminisce(f->e, "s", &mq, &lr, &err), MN_OK);
+    assert_int_equal(lr.n, 1);
+    assert_memory_equal(lr.memories[0].id.b, a.b, 16);
+    mn_list_result_clear(&lr);
+    /* complete: who and a few words -> where */
+    mn_memory_t partial;
+    mn_memory_init(&partial);
+    partial.content = "Ann beach";
+    partial.content_len = strlen(partial.content);
+    char *who[1] = {"ann"};
+    partial.who = who;
+    partial.n_who = 1;
+    mn_complete_result cr;
+    assert_int_equal(mn_engine_complete(f->e, "s", &partial, 3, &cr, &err), MN_OK);
+    assert_true(cr.candidates.n_hits >= 1);
+    bool saw_where = false;
+    for (size_t i = 0; i < cr.n_fields; i++) {
+        assert_true(cr.fields[i].field != MN_FIELD_WHO); /* given, so not guessed */
+        assert_true(cr.fields[i].confidence >= 0 && cr.fields[i].confidence <= 1);
+        if (cr.fields[i].field == MN_FIELD_WHERE) {
+            saw_where = true;
+            assert_string_equal(cr.fields[i].value, "valencia");
+        }
+    }
+    assert_true(saw_where);
+    mn_complete_result_clear(&cr);
+    /* as-of: a memory created later is not there yet; too far back is refused */
+    f->now += 60000;
+    mn_id_t later = remember_ctx(f, "Ann flew home", v1, "ann", "airport", f->now);
+    mn_recall_req req = {0};
+    mn_filter_init(&req.filter);
+    req.embedding = v1;
+    req.dim = 2;
+    req.k = 10;
+    req.filter.as_of_ms = f->now - 1000;
+    mn_recall_result r;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    for (size_t i = 0; i < r.n_hits; i++) assert_true(mn_id_cmp(&r.hits[i].memory.id, &later));
+    assert_int_equal(r.n_hits, 3);
+    mn_recall_result_clear(&r);
+    req.filter.as_of_ms = f->now - 31LL * 86400 * 1000;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "as_of"));
+    req.filter.as_of_ms = f->now + 1000;
+    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1041,6 +1149,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_consolidation_is_deterministic_and_reconsolidates,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recognize_reminisce_complete_and_as_of, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
