@@ -119,8 +119,9 @@ mn_err mn_space_autolink(const mn_space *sp, const mn_memory_t *m, const mn_memo
             if (s->expires_at_ms && s->expires_at_ms <= now) continue;
             const float *v = sp->vecs + (size_t)i * dim;
             float score;
-            if (sp->def.metric == MN_METRIC_L2) score = 1.0f / (1.0f + sqrtf(mn_vec_l2sq(q, v, dim)));
-            else score = mn_vec_dot(q, v, dim);
+            if (sp->def.metric == MN_METRIC_L2)
+                score = 1.0f / (1.0f + sqrtf(mn_vec_l2sq_fast(q, v, dim)));
+            else score = mn_vec_dot_fast(q, v, dim);
             float sim = mn_vec_match(sp->def.metric, score);
             if (sim >= link_threshold) keep_best(best, sims, &nb, link_max, &s->id, sim);
         }

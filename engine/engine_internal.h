@@ -146,8 +146,12 @@ mn_err mn_space_autolink(const mn_space *sp, const mn_memory_t *m, const mn_memo
 float mn_vec_match(mn_metric m, float score);
 /* Normalises v in place to unit length; returns false for a zero vector. */
 bool mn_vec_normalize(float *v, uint32_t dim);
+/* Fixed-order portable kernels: bit-identical everywhere (consolidation). */
 float mn_vec_dot(const float *a, const float *b, uint32_t dim);
 float mn_vec_l2sq(const float *a, const float *b, uint32_t dim);
+/* The fastest kernels this CPU has (AVX2/AVX-512): for ranking. */
+float mn_vec_dot_fast(const float *a, const float *b, uint32_t dim);
+float mn_vec_l2sq_fast(const float *a, const float *b, uint32_t dim);
 
 /* ---- commit queue (commit.c) ---- */
 typedef struct mn_pending {

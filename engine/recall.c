@@ -119,17 +119,17 @@ static float score_of(mn_metric m, const float *q, const float *v, uint32_t dim,
 {
     switch (m) {
     case MN_METRIC_COSINE: {
-        float c = mn_vec_dot(q, v, dim);
+        float c = mn_vec_dot_fast(q, v, dim);
         *dist = 1.0f - c;
         return c;
     }
     case MN_METRIC_DOT: {
-        float d = mn_vec_dot(q, v, dim);
+        float d = mn_vec_dot_fast(q, v, dim);
         *dist = -d;
         return d;
     }
     case MN_METRIC_L2: {
-        float d = sqrtf(mn_vec_l2sq(q, v, dim));
+        float d = sqrtf(mn_vec_l2sq_fast(q, v, dim));
         *dist = d;
         return 1.0f / (1.0f + d);
     }

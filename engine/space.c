@@ -4,6 +4,7 @@
  * reused. Callers hold sp->lock (write lock to mutate). */
 #include "engine_internal.h"
 #include "keyword.h"
+#include "vec_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -135,8 +136,9 @@ bool mn_vec_normalize(float *v, uint32_t dim)
     return true;
 }
 
-/* Four independent accumulators let the compiler keep several FMA chains in
- * flight; the SIMD kernels of the HNSW issue replace these. */
+/* Portable kernels with a fixed summation order: their results are the same
+ * bits on every machine, which consolidation relies on (two nodes must compute
+ * byte-identical semantic memories). Ranking uses the SIMD kernels below. */
 float mn_vec_dot(const float *a, const float *b, uint32_t dim)
 {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -168,6 +170,26 @@ float mn_vec_l2sq(const float *a, const float *b, uint32_t dim)
         s0 += d * d;
     }
     return (s0 + s1) + (s2 + s3);
+}
+
+static const mn_vec_kernels *kernels;
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+
+static void pick_kernels(void)
+{
+    kernels = mn_vec_kernels_best();
+}
+
+float mn_vec_dot_fast(const float *a, const float *b, uint32_t dim)
+{
+    pthread_once(&kernels_once, pick_kernels);
+    return kernels->dot(a, b, dim);
+}
+
+float mn_vec_l2sq_fast(const float *a, const float *b, uint32_t dim)
+{
+    pthread_once(&kernels_once, pick_kernels);
+    return kernels->l2sq(a, b, dim);
 }
 
 static char *sdup(const char *s)
