@@ -27,6 +27,7 @@ void mn_engine_options_default(mn_engine_options *o)
     o->temporal_window_ms = 3600 * 1000;
     o->initial_stability_days = 7.0f;
     o->as_of_max_age_ms = 30LL * 86400 * 1000;
+    o->consolidate_interval_ms = 3600LL * 1000;
 }
 
 mn_err mn_engine_check_as_of(const mn_engine *e, const mn_filter_t *f, int64_t now, mn_error *err)
@@ -627,6 +628,33 @@ mn_err mn_engine_trim_wal(mn_engine *e, mn_error *err)
 
 /* ---- expiry sweeper ---- */
 
+/* Scheduled consolidation of every space, from the sweeper thread. */
+static void maybe_consolidate(mn_engine *e)
+{
+    if (e->opts.consolidate_interval_ms <= 0) return;
+    int64_t now = mn_time_mono_ns() / 1000000;
+    if (e->last_consolidate_ms && now - e->last_consolidate_ms < e->opts.consolidate_interval_ms)
+        return;
+    e->last_consolidate_ms = now;
+    mn_space_def *defs;
+    size_t n;
+    if (mn_engine_space_list(e, &defs, &n, NULL)) return;
+    for (size_t i = 0; i < n; i++) {
+        mn_consolidate_result r;
+        mn_error err = {0};
+        if (mn_engine_consolidate(e, defs[i].name, &e->opts.consolidate, &r, &err)) {
+            if (err.code != MN_ERR_NOT_FOUND)
+                mn_log_warn("scheduled consolidation of %s failed: %s", defs[i].name, err.message);
+            continue;
+        }
+        if (r.created || r.updated)
+            mn_log_info("consolidated %s: %u new, %u updated semantic memories from %u episodes",
+                        defs[i].name, r.created, r.updated, r.episodes);
+        free(r.ids);
+    }
+    free(defs);
+}
+
 static void *sweeper_main(void *arg)
 {
     mn_engine *e = arg;
@@ -647,6 +675,7 @@ static void *sweeper_main(void *arg)
         else if (n)
             mn_log_debug("expired %zu memories", n);
         if (mn_engine_trim_wal(e, &err)) mn_log_warn("wal trim failed: %s", err.message);
+        maybe_consolidate(e);
         pthread_mutex_lock(&e->sw_mu);
     }
     pthread_mutex_unlock(&e->sw_mu);

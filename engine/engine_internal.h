@@ -197,6 +197,7 @@ typedef struct mn_engine {
     pthread_t sweeper;
     bool sweeper_running;
     bool sw_stop; /* guarded by sw_mu */
+    int64_t last_consolidate_ms; /* sweeper thread only (monotonic ms) */
     pthread_mutex_t sw_mu;
     pthread_cond_t sw_cv;
 

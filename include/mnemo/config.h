@@ -44,6 +44,11 @@ typedef struct mn_config_engine {
     double link_threshold;         /* 0.8: semantic auto-link at this similarity or more */
     int64_t link_max;              /* 5 semantic links per memory; 0 = none */
     int64_t temporal_window_ms;    /* 3600000: link consecutive episodes of a session */
+    double initial_stability_days; /* 7.0: forgetting-curve stability of a new memory */
+    int64_t as_of_max_age_s;       /* 2592000: how far back as-of reads may look */
+    int64_t consolidate_interval_s; /* 3600: scheduled consolidation; 0 = on demand only */
+    double consolidate_threshold;  /* 0.75: cosine similarity to join a cluster */
+    int64_t consolidate_min_support; /* 3 episodes make a semantic memory */
 } mn_config_engine;
 
 typedef struct mn_config_log {

@@ -94,6 +94,12 @@ typedef struct mn_list_result {
 } mn_list_result;
 void mn_list_result_clear(mn_list_result *r);
 
+typedef struct mn_consolidate_opts {
+    float threshold;      /* cosine similarity to join a cluster (0 = default 0.75) */
+    uint32_t min_support; /* episodes a new semantic memory needs (0 = default 3) */
+} mn_consolidate_opts;
+
+
 typedef int64_t (*mn_clock_fn)(void *arg); /* wall time in ms */
 
 typedef struct mn_engine_options {
@@ -113,6 +119,9 @@ typedef struct mn_engine_options {
     int64_t temporal_window_ms;   /* link to the session's previous episode when it happened
                                      within this window (default 3600000; 0 = never) */
     int64_t as_of_max_age_ms;     /* how far back an as-of read may look (default 30 days) */
+    int64_t consolidate_interval_ms; /* scheduled consolidation of every space (default 1 h;
+                                        0 = only on demand) */
+    mn_consolidate_opts consolidate; /* used by the schedule */
     float initial_stability_days; /* forgetting-curve stability of a new memory of importance
                                      0.5 (default 7; scaled by 0.5 + importance) */
     mn_clock_fn clock;            /* NULL = mn_time_now_ms */
@@ -150,10 +159,7 @@ mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn
 mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edges, size_t n,
                            mn_error *err);
 /* Consolidation: related episodes become semantic memories (see docs/recall.md). */
-typedef struct mn_consolidate_opts {
-    float threshold;      /* cosine similarity to join a cluster (0 = default 0.75) */
-    uint32_t min_support; /* episodes a new semantic memory needs (0 = default 3) */
-} mn_consolidate_opts;
+
 
 typedef struct mn_consolidate_result {
     uint64_t candidates; /* unconsolidated episodes examined */
