@@ -1,0 +1,389 @@
+/* Saving and loading an HNSW graph: one file per index, written to a temp
+ * name, fsynced and renamed into place, so a crash leaves the old file or the
+ * new one. Layout (native little-endian):
+ *
+ *   header  magic "MNHNSW\0\1", u32 version, u32 dim, metric, M, ef_c, ef_s,
+ *           quantize, owned, u64 lsn, seed, draws, live, removed, u32 hwm,
+ *           n_ublk, entry slot, entry level, u32 CRC32C of the header
+ *   body    layer-0 blocks of slots [0, hwm) (seqlocks stored as 0),
+ *           upper[hwm], each upper block (level, lists), labels[hwm][16],
+ *           own vectors [hwm][dim] if owned, code rows [hwm] if quantized
+ *   trailer u32 CRC32C of the body
+ *
+ * Loading checks both checksums and then the structure itself (counts in
+ * range, ids below hwm, upper-layer ids that live on that layer, a live entry),
+ * so even a file with a valid checksum cannot make a search read out of
+ * bounds. Any failure is MN_ERR_CORRUPT and the caller rebuilds. */
+#include "hnsw_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mnemo/util.h"
+
+static const char MAGIC[8] = {'M', 'N', 'H', 'N', 'S', 'W', 0, 1};
+#define VERSION 1u
+
+typedef struct file_header {
+    char magic[8];
+    uint32_t version, dim, metric, M, ef_c, ef_s, quantize, owned;
+    uint64_t lsn, seed, draws, live, removed;
+    uint32_t hwm, n_ublk, entry_slot, entry_level;
+    uint32_t crc;
+} file_header;
+
+typedef struct writer {
+    FILE *f;
+    uint32_t crc;
+    bool bad;
+} writer;
+
+static void put(writer *w, const void *p, size_t n)
+{
+    if (w->bad || !n) return;
+    w->crc = mn_crc32c(w->crc, p, n);
+    if (fwrite(p, 1, n, w->f) != n) w->bad = true;
+}
+
+static mn_err fsync_dir_of(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return MN_ERR_IO;
+    int rc = fsync(fd);
+    close(fd);
+    return rc ? MN_ERR_IO : MN_OK;
+}
+
+mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn label, void *arg,
+                    mn_error *err)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return mn_error_set(err, MN_ERR_INVALID, "hnsw: path too long");
+    pthread_rwlock_wrlock(&h->grow);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        pthread_rwlock_unlock(&h->grow);
+        return mn_error_set(err, MN_ERR_IO, "hnsw: cannot create %s: %s", tmp, strerror(errno));
+    }
+    uint32_t hwm = atomic_load(&h->hwm);
+    uint64_t e = atomic_load(&h->entry);
+    file_header hd;
+    memset(&hd, 0, sizeof hd);
+    memcpy(hd.magic, MAGIC, 8);
+    hd.version = VERSION;
+    hd.dim = h->dim;
+    hd.metric = (uint32_t)h->p.metric;
+    hd.M = h->M;
+    hd.ef_c = h->p.ef_construction;
+    hd.ef_s = h->p.ef_search;
+    hd.quantize = h->p.quantize;
+    hd.owned = h->own != NULL;
+    hd.lsn = lsn;
+    hd.seed = h->p.seed;
+    hd.draws = atomic_load(&h->draws);
+    hd.live = atomic_load(&h->live);
+    hd.removed = atomic_load(&h->removed);
+    hd.hwm = hwm;
+    hd.n_ublk = h->n_ublk;
+    hd.entry_slot = e == HNSW_ENTRY_NONE ? UINT32_MAX : (uint32_t)e;
+    hd.entry_level = e == HNSW_ENTRY_NONE ? 0 : (uint32_t)(e >> 32);
+    hd.crc = mn_crc32c(0, &hd, offsetof(file_header, crc));
+    writer w = {f, 0, fwrite(&hd, sizeof hd, 1, f) != 1};
+    uint32_t *buf = malloc((size_t)h->l0w * sizeof *buf);
+    if (!buf) w.bad = true;
+    for (uint32_t s = 0; s < hwm && !w.bad; s++) {
+        const _Atomic uint32_t *b = hnsw_l0(h, s);
+        buf[0] = 0;
+        for (uint32_t i = 1; i < h->l0w; i++) buf[i] = atomic_load_explicit(&b[i], memory_order_relaxed);
+        put(&w, buf, (size_t)h->l0w * sizeof *buf);
+    }
+    free(buf);
+    put(&w, h->upper, (size_t)hwm * sizeof *h->upper);
+    for (uint32_t i = 1; i < h->n_ublk && !w.bad; i++) {
+        uint32_t lv = atomic_load_explicit(&h->ublk[i][0], memory_order_relaxed);
+        put(&w, (const void *)h->ublk[i], (1 + (size_t)lv * h->upw) * sizeof(uint32_t));
+    }
+    for (uint32_t s = 0; s < hwm && !w.bad; s++) {
+        uint8_t lb[16] = {0};
+        if (label && (hnsw_flags(h, s) & (HNSW_LIVE | HNSW_REMOVED)) == HNSW_LIVE) label(arg, s, lb);
+        put(&w, lb, sizeof lb);
+    }
+    if (h->own) put(&w, h->own, (size_t)hwm * h->dim * sizeof(float));
+    if (h->codes) put(&w, h->codes, (size_t)hwm * h->code_stride);
+    uint32_t crc = w.crc;
+    if (!w.bad && fwrite(&crc, sizeof crc, 1, f) != 1) w.bad = true;
+    if (!w.bad && (fflush(f) || fsync(fileno(f)))) w.bad = true;
+    if (fclose(f)) w.bad = true;
+    pthread_rwlock_unlock(&h->grow);
+    if (w.bad || rename(tmp, path) || fsync_dir_of(path)) {
+        int en = errno;
+        unlink(tmp);
+        return mn_error_set(err, MN_ERR_IO, "hnsw: cannot write %s: %s", path, strerror(en));
+    }
+    return MN_OK;
+}
+
+typedef struct reader {
+    FILE *f;
+    uint32_t crc;
+    bool bad;
+} reader;
+
+static void get(reader *r, void *p, size_t n)
+{
+    if (r->bad || !n) return;
+    if (fread(p, 1, n, r->f) != n) {
+        r->bad = true;
+        return;
+    }
+    r->crc = mn_crc32c(r->crc, p, n);
+}
+
+/* Structural checks of a freshly read graph of hwm slots. */
+static bool graph_valid(const mn_hnsw *h, uint32_t hwm, uint64_t entry)
+{
+    uint64_t live = 0;
+    for (uint32_t s = 0; s < hwm; s++) {
+        uint32_t w = atomic_load_explicit(hnsw_l0(h, s) + 1, memory_order_relaxed);
+        if (w & ~(HNSW_COUNT_MASK | HNSW_LIVE | HNSW_REMOVED)) return false;
+        if (!(w & HNSW_LIVE)) {
+            if (w || h->upper[s]) return false;
+            continue;
+        }
+        if ((w & HNSW_REMOVED) == 0) live++;
+        if (h->upper[s] >= h->n_ublk) return false;
+        uint32_t lv = hnsw_level(h, s);
+        if (lv > HNSW_MAX_LEVEL || (h->upper[s] && lv == 0)) return false;
+        for (uint32_t l = 0; l <= lv; l++) {
+            const _Atomic uint32_t *lst = hnsw_list(h, s, l);
+            uint32_t n = atomic_load_explicit(lst, memory_order_relaxed) & HNSW_COUNT_MASK;
+            if (n > hnsw_max_links(h, l)) return false;
+            for (uint32_t i = 0; i < n; i++) {
+                uint32_t x = atomic_load_explicit(lst + 1 + i, memory_order_relaxed);
+                if (x >= hwm || !(hnsw_flags(h, x) & HNSW_LIVE)) return false;
+                if (l && hnsw_level(h, x) < l) return false;
+            }
+        }
+    }
+    /* each upper block belongs to at most one slot */
+    uint8_t *seen = calloc(h->n_ublk ? h->n_ublk : 1, 1);
+    if (!seen) return false;
+    bool ok = true;
+    for (uint32_t s = 0; s < hwm && ok; s++) {
+        uint32_t u = h->upper[s];
+        if (u && seen[u]++) ok = false;
+    }
+    free(seen);
+    if (!ok || live != atomic_load(&h->live)) return false;
+    if (entry == HNSW_ENTRY_NONE) return live == 0;
+    uint32_t es = (uint32_t)entry;
+    return es < hwm && (hnsw_flags(h, es) & HNSW_LIVE) && hnsw_level(h, es) == (uint32_t)(entry >> 32);
+}
+
+/* Adds an upper block, growing the table (single-threaded: loading). */
+static mn_err ublk_grow_or_add(mn_hnsw *h, uint32_t level, uint32_t *idx)
+{
+    mn_err rc = hnsw_ublk_add(h, level, idx);
+    if (rc != MN_ERR_BUSY) return rc;
+    if ((rc = hnsw_ublk_grow_locked(h))) return rc;
+    return hnsw_ublk_add(h, level, idx);
+}
+
+/* Renumbers a loaded graph through remap into a new index (ext as given). */
+static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_hnsw_remap_fn remap,
+                          void *arg, float *const *ext, mn_hnsw **out, mn_error *err)
+{
+    uint32_t *map = malloc((size_t)(hwm ? hwm : 1) * sizeof *map);
+    if (!map) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    uint64_t max_new = 0;
+    bool any = false;
+    for (uint32_t s = 0; s < hwm; s++) {
+        map[s] = UINT32_MAX;
+        if ((hnsw_flags(src, s) & (HNSW_LIVE | HNSW_REMOVED)) != HNSW_LIVE) continue;
+        uint32_t n = remap(arg, s, labels + (size_t)s * 16);
+        if (n >= UINT32_MAX - 1) continue;
+        map[s] = n;
+        if (!any || n > max_new) max_new = n;
+        any = true;
+    }
+    mn_hnsw *h;
+    mn_err rc = hnsw_alloc(&src->p, ext, &h, err);
+    if (rc) {
+        free(map);
+        return rc;
+    }
+    if (any && (rc = hnsw_grow_locked(h, (uint32_t)max_new + 1))) goto fail;
+    uint32_t ids[2 * HNSW_MAX_M];
+    uint64_t best = HNSW_ENTRY_NONE;
+    for (uint32_t s = 0; s < hwm; s++) {
+        uint32_t t = map[s];
+        if (t == UINT32_MAX) continue;
+        if (atomic_load_explicit(hnsw_l0(h, t) + 1, memory_order_relaxed) & HNSW_LIVE) {
+            rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: two saved nodes map to slot %u", t);
+            goto fail;
+        }
+        uint32_t lv = hnsw_level(src, s);
+        if (lv) {
+            uint32_t idx;
+            if ((rc = ublk_grow_or_add(h, lv, &idx))) goto fail;
+            h->upper[t] = idx;
+        }
+        atomic_store_explicit(hnsw_l0(h, t) + 1, HNSW_LIVE, memory_order_relaxed);
+        for (uint32_t l = 0; l <= lv; l++) {
+            const _Atomic uint32_t *lst = hnsw_list(src, s, l);
+            uint32_t n = atomic_load_explicit(lst, memory_order_relaxed) & HNSW_COUNT_MASK, m = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                uint32_t x = map[atomic_load_explicit(lst + 1 + i, memory_order_relaxed)];
+                if (x != UINT32_MAX) ids[m++] = x;
+            }
+            hnsw_write_list(h, t, l, ids, m);
+        }
+        if (src->own) memcpy(h->own + (size_t)t * h->dim, src->own + (size_t)s * src->dim, h->dim * 4);
+        if (src->codes)
+            memcpy(h->codes + (size_t)t * h->code_stride, src->codes + (size_t)s * h->code_stride,
+                   h->code_stride);
+        if (best == HNSW_ENTRY_NONE || lv > (uint32_t)(best >> 32)) best = (uint64_t)lv << 32 | t;
+        atomic_fetch_add(&h->live, 1);
+    }
+    uint64_t e = atomic_load(&src->entry);
+    if (e != HNSW_ENTRY_NONE && map[(uint32_t)e] != UINT32_MAX)
+        best = (e >> 32) << 32 | map[(uint32_t)e];
+    atomic_store(&h->entry, best);
+    atomic_store(&h->hwm, any ? (uint32_t)max_new + 1 : 0);
+    atomic_store(&h->draws, atomic_load(&src->draws));
+    free(map);
+    *out = h;
+    return MN_OK;
+fail:
+    free(map);
+    mn_hnsw_free(h);
+    return rc;
+}
+
+mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext,
+                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out,
+                    mn_error *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return mn_error_set(err, MN_ERR_NOT_FOUND, "hnsw: no saved graph");
+        return mn_error_set(err, MN_ERR_IO, "hnsw: cannot open %s: %s", path, strerror(errno));
+    }
+    file_header hd;
+    mn_hnsw *h = NULL;
+    mn_err rc;
+    uint8_t *labels = NULL;
+    if (fread(&hd, sizeof hd, 1, f) != 1 || memcmp(hd.magic, MAGIC, 8) ||
+        hd.crc != mn_crc32c(0, &hd, offsetof(file_header, crc)) || hd.version != VERSION) {
+        rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: bad header", path);
+        goto out;
+    }
+    uint32_t M = p->M ? p->M : 16;
+    if (hd.dim != p->dim || hd.metric != (uint32_t)p->metric || hd.M != M ||
+        hd.quantize != (uint32_t)p->quantize || hd.owned != (ext == NULL)) {
+        rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: saved with other parameters", path);
+        goto out;
+    }
+    mn_hnsw_params hp = *p;
+    hp.M = M;
+    hp.seed = hd.seed;
+    /* With remap, the file is read into a staging index that computes no
+     * distances: in ext mode it needs no vector array at all. */
+    float *no_vectors = NULL;
+    float *const *stage_ext = remap ? (ext ? &no_vectors : NULL) : ext;
+    if ((rc = hnsw_alloc(&hp, stage_ext, &h, err))) goto out;
+    reader r = {f, 0, false};
+    if (hd.hwm && (rc = hnsw_grow_locked(h, hd.hwm))) {
+        rc = mn_error_set(err, rc, "out of memory");
+        goto out;
+    }
+    if (hd.n_ublk == 0 || hd.n_ublk > hd.hwm + 1) {
+        rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: bad block count", path);
+        goto out;
+    }
+    uint32_t *buf = malloc((size_t)h->l0w * sizeof *buf);
+    if (!buf) {
+        rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (uint32_t s = 0; s < hd.hwm && !r.bad; s++) {
+        get(&r, buf, (size_t)h->l0w * sizeof *buf);
+        _Atomic uint32_t *b = hnsw_l0(h, s);
+        for (uint32_t i = 1; i < h->l0w; i++) atomic_store_explicit(&b[i], buf[i], memory_order_relaxed);
+    }
+    free(buf);
+    get(&r, h->upper, (size_t)hd.hwm * sizeof *h->upper);
+    for (uint32_t i = 1; i < hd.n_ublk && !r.bad; i++) {
+        uint32_t lv;
+        get(&r, &lv, sizeof lv);
+        if (r.bad || lv == 0 || lv > HNSW_MAX_LEVEL) {
+            r.bad = true;
+            break;
+        }
+        uint32_t idx;
+        if ((rc = ublk_grow_or_add(h, lv, &idx))) {
+            rc = mn_error_set(err, rc, "out of memory");
+            goto out;
+        }
+        uint32_t *tmp = malloc((size_t)lv * h->upw * sizeof *tmp);
+        if (!tmp) {
+            rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        get(&r, tmp, (size_t)lv * h->upw * sizeof *tmp);
+        for (size_t j = 0; j < (size_t)lv * h->upw; j++)
+            atomic_store_explicit(&h->ublk[idx][1 + j], tmp[j], memory_order_relaxed);
+        free(tmp);
+    }
+    labels = malloc((size_t)(hd.hwm ? hd.hwm : 1) * 16);
+    if (!labels) {
+        rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    get(&r, labels, (size_t)hd.hwm * 16);
+    if (hd.owned) get(&r, h->own, (size_t)hd.hwm * h->dim * sizeof(float));
+    if (hd.quantize) get(&r, h->codes, (size_t)hd.hwm * h->code_stride);
+    uint32_t body_crc = r.crc, stored;
+    if (r.bad || fread(&stored, sizeof stored, 1, f) != 1 || stored != body_crc ||
+        fgetc(f) != EOF) {
+        rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: checksum mismatch or truncated", path);
+        goto out;
+    }
+    uint64_t entry = hd.entry_slot == UINT32_MAX ? HNSW_ENTRY_NONE
+                                                 : (uint64_t)hd.entry_level << 32 | hd.entry_slot;
+    atomic_store(&h->live, hd.live);
+    atomic_store(&h->removed, hd.removed);
+    atomic_store(&h->draws, hd.draws);
+    atomic_store(&h->hwm, hd.hwm);
+    atomic_store(&h->entry, entry);
+    if (!graph_valid(h, hd.hwm, entry)) {
+        rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: inconsistent graph", path);
+        goto out;
+    }
+    if (remap) {
+        mn_hnsw *m = NULL;
+        if ((rc = remap_graph(h, hd.hwm, labels, remap, arg, ext, &m, err))) goto out;
+        mn_hnsw_free(h);
+        h = m;
+    }
+    if (lsn) *lsn = hd.lsn;
+    rc = MN_OK;
+out:
+    fclose(f);
+    free(labels);
+    if (rc) mn_hnsw_free(h);
+    else *out = h;
+    return rc;
+}

@@ -1,0 +1,521 @@
+/* HNSW index: recall against brute force for every metric, int8 mode,
+ * removal and slot reuse against a fresh build, filtered search, updates,
+ * selectivity, persistence round trip (with renumbering) and corrupt files.
+ * Seeded clustered Gaussian data; sizes small enough for the ASan build. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/hnsw.h"
+#include "mnemo/util.h"
+#include "testutil.h"
+
+#define DIM 24
+#define K 10
+
+typedef struct dataset {
+    uint32_t n, nq, dim;
+    float *x; /* n * dim */
+    float *q; /* nq * dim */
+} dataset;
+
+static double gauss(mn_prng_t *p)
+{
+    double u = mn_prng_double(p), v = mn_prng_double(p);
+    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+static void normalize(float *v, uint32_t dim)
+{
+    double s = 0;
+    for (uint32_t i = 0; i < dim; i++) s += (double)v[i] * v[i];
+    float inv = (float)(1.0 / sqrt(s));
+    for (uint32_t i = 0; i < dim; i++) v[i] *= inv;
+}
+
+/* Points around 20 random centres; queries from the same distribution. */
+static void make_data(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_t seed, bool unit)
+{
+    mn_prng_t p;
+    mn_prng_seed(&p, seed);
+    enum { C = 20 };
+    float centres[C][64];
+    for (int c = 0; c < C; c++)
+        for (uint32_t i = 0; i < dim; i++) centres[c][i] = (float)(mn_prng_double(&p) * 2 - 1);
+    d->n = n;
+    d->nq = nq;
+    d->dim = dim;
+    d->x = malloc((size_t)(n + nq) * dim * sizeof(float));
+    assert_non_null(d->x);
+    d->q = d->x + (size_t)n * dim;
+    for (uint32_t r = 0; r < n + nq; r++) {
+        int c = (int)mn_prng_below(&p, C);
+        float *v = d->x + (size_t)r * dim;
+        for (uint32_t i = 0; i < dim; i++) v[i] = centres[c][i] + (float)(0.25 * gauss(&p));
+        if (unit) normalize(v, dim);
+    }
+}
+
+static double ref_dist(mn_metric m, const float *a, const float *b, uint32_t dim)
+{
+    double s = 0;
+    for (uint32_t i = 0; i < dim; i++)
+        s += m == MN_METRIC_L2 ? ((double)a[i] - b[i]) * ((double)a[i] - b[i]) : (double)a[i] * b[i];
+    return m == MN_METRIC_L2 ? s : m == MN_METRIC_COSINE ? 1 - s : -s;
+}
+
+typedef bool (*keep_fn)(void *arg, uint32_t slot);
+
+/* Exact top K slots among those `keep` accepts (NULL = all in [0, n)). */
+static uint32_t brute_topk(mn_metric m, const float *base, uint32_t n, uint32_t dim,
+                           const float *q, keep_fn keep, void *arg, uint32_t *out)
+{
+    double best[K];
+    uint32_t nb = 0;
+    for (uint32_t s = 0; s < n; s++) {
+        if (keep && !keep(arg, s)) continue;
+        double d = ref_dist(m, q, base + (size_t)s * dim, dim);
+        if (nb == K && d >= best[K - 1]) continue;
+        uint32_t i = nb < K ? nb++ : K - 1;
+        while (i > 0 && best[i - 1] > d) {
+            best[i] = best[i - 1];
+            out[i] = out[i - 1];
+            i--;
+        }
+        best[i] = d;
+        out[i] = s;
+    }
+    return nb;
+}
+
+/* Mean recall@K of the index over the queries. */
+static double recall_at_k(mn_hnsw *h, mn_metric m, const float *base, uint32_t n, uint32_t dim,
+                          const float *qs, uint32_t nq, uint32_t ef, keep_fn keep, void *arg)
+{
+    double sum = 0;
+    for (uint32_t i = 0; i < nq; i++) {
+        const float *q = qs + (size_t)i * dim;
+        uint32_t truth[K];
+        uint32_t nt = brute_topk(m, base, n, dim, q, keep, arg, truth);
+        mn_hnsw_hit hits[K];
+        size_t nh = mn_hnsw_search(h, q, K, ef, keep, arg, hits, NULL);
+        uint32_t found = 0;
+        for (size_t a = 0; a < nh; a++) {
+            if (keep) assert_true(keep(arg, hits[a].slot));
+            for (uint32_t b = 0; b < nt; b++)
+                if (hits[a].slot == truth[b]) found++;
+        }
+        sum += nt ? (double)found / nt : 1.0;
+    }
+    return sum / nq;
+}
+
+static mn_hnsw *build(const dataset *d, mn_metric m, bool quant, float *const *ext)
+{
+    mn_hnsw_params p = {.dim = d->dim, .metric = m, .M = 12, .ef_construction = 100,
+                        .quantize = quant, .seed = 7};
+    mn_hnsw *h = NULL;
+    mn_error err;
+    assert_int_equal(mn_hnsw_new(&p, ext, &h, &err), MN_OK);
+    for (uint32_t s = 0; s < d->n; s++)
+        assert_int_equal(mn_hnsw_insert(h, s, d->x + (size_t)s * d->dim, &err), MN_OK);
+    return h;
+}
+
+static void recall_for_metric(mn_metric m, bool quant)
+{
+    dataset d;
+    make_data(&d, 2000, 100, DIM, 11 + (uint64_t)m, m == MN_METRIC_COSINE);
+    mn_hnsw *h = build(&d, m, quant, NULL);
+    mn_hnsw_info info;
+    mn_hnsw_get_info(h, &info);
+    assert_int_equal(info.live, d.n);
+    double r = recall_at_k(h, m, d.x, d.n, d.dim, d.q, d.nq, 64, NULL, NULL);
+    print_message("%s%s: recall@10 = %.4f (ef 64, simd %s)\n", mn_metric_name(m),
+                  quant ? " int8" : "", r, info.simd);
+    assert_true(r >= 0.95);
+    mn_hnsw_free(h);
+    free(d.x);
+}
+
+static void test_recall_l2(void **state)
+{
+    (void)state;
+    recall_for_metric(MN_METRIC_L2, false);
+}
+
+static void test_recall_cosine(void **state)
+{
+    (void)state;
+    recall_for_metric(MN_METRIC_COSINE, false);
+}
+
+static void test_recall_dot(void **state)
+{
+    (void)state;
+    recall_for_metric(MN_METRIC_DOT, false);
+}
+
+static void test_recall_int8_with_rerank(void **state)
+{
+    (void)state;
+    recall_for_metric(MN_METRIC_L2, true);
+    recall_for_metric(MN_METRIC_COSINE, true);
+}
+
+static void test_results_are_sorted_and_exact_distances(void **state)
+{
+    (void)state;
+    dataset d;
+    make_data(&d, 500, 5, DIM, 3, false);
+    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    mn_hnsw_hit hits[K];
+    size_t n = mn_hnsw_search(h, d.q, K, 0, NULL, NULL, hits, NULL);
+    assert_int_equal(n, K);
+    for (size_t i = 0; i < n; i++) {
+        double ref = ref_dist(MN_METRIC_L2, d.q, d.x + (size_t)hits[i].slot * DIM, DIM);
+        assert_true(fabs(hits[i].dist - ref) <= 1e-4 * (1 + ref));
+        if (i) assert_true(hits[i - 1].dist <= hits[i].dist);
+    }
+    /* an empty index returns nothing; k = 0 returns nothing */
+    mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_L2};
+    mn_hnsw *e = NULL;
+    assert_int_equal(mn_hnsw_new(&p, NULL, &e, NULL), MN_OK);
+    assert_int_equal(mn_hnsw_search(e, d.q, K, 0, NULL, NULL, hits, NULL), 0);
+    assert_int_equal(mn_hnsw_search(h, d.q, 0, 0, NULL, NULL, hits, NULL), 0);
+    mn_hnsw_free(e);
+    mn_hnsw_free(h);
+    free(d.x);
+}
+
+static void test_new_rejects_bad_params(void **state)
+{
+    (void)state;
+    mn_hnsw *h = NULL;
+    mn_error err;
+    mn_hnsw_params p = {.dim = 0, .metric = MN_METRIC_L2};
+    assert_int_equal(mn_hnsw_new(&p, NULL, &h, &err), MN_ERR_INVALID);
+    p.dim = 8;
+    p.M = 1;
+    assert_int_equal(mn_hnsw_new(&p, NULL, &h, &err), MN_ERR_INVALID);
+    p.M = 16;
+    p.metric = (mn_metric)9;
+    assert_int_equal(mn_hnsw_new(&p, NULL, &h, &err), MN_ERR_INVALID);
+    assert_null(h);
+}
+
+/* ---- removal ---- */
+
+typedef struct live_set {
+    const uint8_t *live;
+} live_set;
+
+static bool is_live(void *arg, uint32_t slot)
+{
+    return ((live_set *)arg)->live[slot];
+}
+
+static void test_remove_and_reuse_keeps_recall_of_fresh_build(void **state)
+{
+    (void)state;
+    const uint32_t n = 3000, extra = n * 3 / 10, ef = 24;
+    dataset d;
+    make_data(&d, n + extra, 200, DIM, 21, false);
+    /* vectors live in an external array indexed by slot, as in the engine */
+    float *arr = malloc((size_t)n * DIM * sizeof(float));
+    assert_non_null(arr);
+    memcpy(arr, d.x, (size_t)n * DIM * sizeof(float));
+    float *base = arr;
+    mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_L2, .M = 12, .ef_construction = 100,
+                        .seed = 5};
+    mn_hnsw *h = NULL;
+    assert_int_equal(mn_hnsw_new(&p, &base, &h, NULL), MN_OK);
+    for (uint32_t s = 0; s < n; s++)
+        assert_int_equal(mn_hnsw_insert(h, s, arr + (size_t)s * DIM, NULL), MN_OK);
+    /* remove 30% at random, then put new points into the freed slots */
+    mn_prng_t pr;
+    mn_prng_seed(&pr, 99);
+    uint8_t *live = malloc(n);
+    memset(live, 1, n);
+    uint32_t *freed = malloc(extra * sizeof *freed), nf = 0;
+    while (nf < extra) {
+        uint32_t s = (uint32_t)mn_prng_below(&pr, n);
+        if (!live[s]) continue;
+        live[s] = 0;
+        freed[nf++] = s;
+        assert_int_equal(mn_hnsw_remove(h, s), MN_OK);
+        assert_false(mn_hnsw_contains(h, s));
+    }
+    live_set ls = {live};
+    /* nothing removed is ever returned */
+    double r_removed = recall_at_k(h, MN_METRIC_L2, arr, n, DIM, d.q, d.nq, ef, NULL, NULL);
+    (void)r_removed;
+    for (uint32_t i = 0; i < d.nq; i++) {
+        mn_hnsw_hit hits[K];
+        size_t nh = mn_hnsw_search(h, d.q + (size_t)i * DIM, K, ef, NULL, NULL, hits, NULL);
+        for (size_t a = 0; a < nh; a++) assert_true(live[hits[a].slot]);
+    }
+    for (uint32_t i = 0; i < extra; i++) {
+        uint32_t s = freed[i];
+        memcpy(arr + (size_t)s * DIM, d.x + (size_t)(n + i) * DIM, DIM * sizeof(float));
+        live[s] = 1;
+        assert_int_equal(mn_hnsw_insert(h, s, arr + (size_t)s * DIM, NULL), MN_OK);
+    }
+    mn_hnsw_info info;
+    mn_hnsw_get_info(h, &info);
+    assert_int_equal(info.live, n);
+    assert_int_equal(info.removed, 0);
+    double r_after = recall_at_k(h, MN_METRIC_L2, arr, n, DIM, d.q, d.nq, ef, is_live, &ls);
+    /* a fresh index of the same final points */
+    mn_hnsw *f = NULL;
+    float *fbase = arr;
+    assert_int_equal(mn_hnsw_new(&p, &fbase, &f, NULL), MN_OK);
+    for (uint32_t s = 0; s < n; s++)
+        assert_int_equal(mn_hnsw_insert(f, s, arr + (size_t)s * DIM, NULL), MN_OK);
+    double r_fresh = recall_at_k(f, MN_METRIC_L2, arr, n, DIM, d.q, d.nq, ef, NULL, NULL);
+    print_message("remove 30%% + reuse: recall@10 %.4f, fresh build %.4f (ef %u)\n", r_after,
+                  r_fresh, ef);
+    assert_true(r_after >= r_fresh - 0.01);
+    mn_hnsw_free(f);
+    mn_hnsw_free(h);
+    free(live);
+    free(freed);
+    free(arr);
+    free(d.x);
+}
+
+static void test_remove_everything_then_insert(void **state)
+{
+    (void)state;
+    dataset d;
+    make_data(&d, 300, 3, DIM, 8, false);
+    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    for (uint32_t s = 0; s < d.n; s++) assert_int_equal(mn_hnsw_remove(h, s), MN_OK);
+    assert_int_equal(mn_hnsw_remove(h, 5), MN_OK);     /* twice: no-op */
+    assert_int_equal(mn_hnsw_remove(h, 100000), MN_OK); /* never there */
+    mn_hnsw_hit hits[K];
+    assert_int_equal(mn_hnsw_search(h, d.q, K, 0, NULL, NULL, hits, NULL), 0);
+    assert_int_equal(mn_hnsw_insert(h, 42, d.q, NULL), MN_OK);
+    assert_int_equal(mn_hnsw_search(h, d.q, K, 0, NULL, NULL, hits, NULL), 1);
+    assert_int_equal(hits[0].slot, 42);
+    mn_hnsw_free(h);
+    free(d.x);
+}
+
+static void test_update_moves_a_vector(void **state)
+{
+    (void)state;
+    dataset d;
+    make_data(&d, 1000, 1, DIM, 9, false);
+    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    /* move slot 3 onto the query: it must now be the nearest */
+    assert_int_equal(mn_hnsw_insert(h, 3, d.q, NULL), MN_OK);
+    mn_hnsw_hit hits[K];
+    assert_int_equal(mn_hnsw_search(h, d.q, K, 0, NULL, NULL, hits, NULL), K);
+    assert_int_equal(hits[0].slot, 3);
+    assert_true(hits[0].dist < 1e-6f);
+    mn_hnsw_info info;
+    mn_hnsw_get_info(h, &info);
+    assert_int_equal(info.live, d.n);
+    mn_hnsw_free(h);
+    free(d.x);
+}
+
+/* ---- filters ---- */
+
+typedef struct tenth {
+    uint32_t mod;
+    uint64_t calls;
+} tenth;
+
+static bool every_tenth(void *arg, uint32_t slot)
+{
+    tenth *t = arg;
+    t->calls++;
+    return slot % t->mod == 3;
+}
+
+static void test_filtered_search_ten_percent(void **state)
+{
+    (void)state;
+    dataset d;
+    make_data(&d, 3000, 100, DIM, 31, false);
+    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    tenth t = {10, 0};
+    double r = recall_at_k(h, MN_METRIC_L2, d.x, d.n, DIM, d.q, d.nq, 64, every_tenth, &t);
+    print_message("10%% filter: recall@10 = %.4f\n", r);
+    assert_true(r >= 0.95);
+    double sel = mn_hnsw_selectivity(h, every_tenth, &t, 1000, 1);
+    print_message("estimated selectivity %.3f (true 0.100)\n", sel);
+    assert_true(sel > 0.06 && sel < 0.14);
+    assert_true(mn_hnsw_selectivity(h, NULL, NULL, 100, 1) == 1.0);
+    /* a filter nobody passes returns nothing (after a full traversal) */
+    tenth none = {1, 0}; /* slot % 1 is never 3 */
+    mn_hnsw_hit hits[K];
+    mn_hnsw_stats st = {0};
+    assert_int_equal(mn_hnsw_search(h, d.q, K, 16, every_tenth, &none, hits, &st), 0);
+    assert_true(st.rejected > 0);
+    mn_hnsw_free(h);
+    free(d.x);
+}
+
+/* ---- persistence ---- */
+
+static void label_of(void *arg, uint32_t slot, uint8_t label[16])
+{
+    (void)arg;
+    memset(label, 0, 16);
+    memcpy(label, &slot, sizeof slot);
+}
+
+/* saved slot s now lives at slot s + 1000 (what a restarted engine does) */
+static uint32_t shift_slot(void *arg, uint32_t saved, const uint8_t label[16])
+{
+    uint32_t s;
+    memcpy(&s, label, sizeof s);
+    assert_int_equal(s, saved);
+    return *(uint32_t *)arg + s;
+}
+
+static void test_save_load_round_trip(void **state)
+{
+    (void)state;
+    char *dir = mn_test_tmpdir("hnsw");
+    char path[512];
+    snprintf(path, sizeof path, "%s/graph.hnsw", dir);
+    dataset d;
+    make_data(&d, 1500, 50, DIM, 41, true);
+    mn_hnsw *h = build(&d, MN_METRIC_COSINE, true, NULL);
+    for (uint32_t s = 0; s < 100; s++) mn_hnsw_remove(h, s * 7);
+    mn_error err;
+    assert_int_equal(mn_hnsw_save(h, path, 1234, label_of, NULL, &err), MN_OK);
+    mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_COSINE, .M = 12, .quantize = true};
+    mn_hnsw *g = NULL;
+    uint64_t lsn = 0;
+    assert_int_equal(mn_hnsw_load(path, &p, NULL, NULL, NULL, &lsn, &g, &err), MN_OK);
+    assert_int_equal(lsn, 1234);
+    mn_hnsw_info a, b;
+    mn_hnsw_get_info(h, &a);
+    mn_hnsw_get_info(g, &b);
+    assert_int_equal(a.live, b.live);
+    assert_int_equal(a.removed, b.removed);
+    assert_int_equal(a.max_level, b.max_level);
+    for (uint32_t i = 0; i < d.nq; i++) {
+        mn_hnsw_hit x[K], y[K];
+        size_t nx = mn_hnsw_search(h, d.q + (size_t)i * DIM, K, 32, NULL, NULL, x, NULL);
+        size_t ny = mn_hnsw_search(g, d.q + (size_t)i * DIM, K, 32, NULL, NULL, y, NULL);
+        assert_int_equal(nx, ny);
+        for (size_t j = 0; j < nx; j++) assert_int_equal(x[j].slot, y[j].slot);
+    }
+    /* the loaded index keeps working */
+    assert_int_equal(mn_hnsw_insert(g, 7, d.q, &err), MN_OK);
+    mn_hnsw_free(g);
+
+    /* renumbered load: every live node moves to slot + 1000 */
+    uint32_t shift = 1000;
+    assert_int_equal(mn_hnsw_load(path, &p, NULL, shift_slot, &shift, &lsn, &g, &err), MN_OK);
+    mn_hnsw_get_info(g, &b);
+    assert_int_equal(b.live, a.live);
+    assert_int_equal(b.removed, 0);
+    for (uint32_t i = 0; i < d.nq; i++) {
+        mn_hnsw_hit x[K], y[K];
+        size_t nx = mn_hnsw_search(h, d.q + (size_t)i * DIM, K, 64, NULL, NULL, x, NULL);
+        size_t ny = mn_hnsw_search(g, d.q + (size_t)i * DIM, K, 64, NULL, NULL, y, NULL);
+        assert_int_equal(nx, ny);
+        assert_int_equal(x[0].slot + shift, y[0].slot);
+    }
+    mn_hnsw_free(g);
+    mn_hnsw_free(h);
+    free(d.x);
+    mn_test_rmrf(dir);
+    free(dir);
+}
+
+static void test_load_rejects_corrupt_or_mismatched_file(void **state)
+{
+    (void)state;
+    char *dir = mn_test_tmpdir("hnsw");
+    char path[512];
+    snprintf(path, sizeof path, "%s/graph.hnsw", dir);
+    dataset d;
+    make_data(&d, 400, 1, DIM, 51, false);
+    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_L2, .M = 12};
+    mn_hnsw *g = NULL;
+    mn_error err;
+    assert_int_equal(mn_hnsw_load(path, &p, NULL, NULL, NULL, NULL, &g, &err), MN_ERR_NOT_FOUND);
+    assert_int_equal(mn_hnsw_save(h, path, 1, NULL, NULL, &err), MN_OK);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    uint8_t *orig = malloc((size_t)size);
+    fseek(f, 0, SEEK_SET);
+    assert_int_equal(fread(orig, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    /* one flipped byte anywhere (header, graph, vectors, trailer) */
+    long spots[] = {3, 20, 200, size / 2, size - 40, size - 1};
+    for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
+        orig[spots[i]] ^= 0x5a;
+        f = fopen(path, "wb");
+        fwrite(orig, 1, (size_t)size, f);
+        fclose(f);
+        orig[spots[i]] ^= 0x5a;
+        assert_int_equal(mn_hnsw_load(path, &p, NULL, NULL, NULL, NULL, &g, &err), MN_ERR_CORRUPT);
+        assert_null(g);
+    }
+    /* truncated, and with trailing garbage */
+    f = fopen(path, "wb");
+    fwrite(orig, 1, (size_t)size - 7, f);
+    fclose(f);
+    assert_int_equal(mn_hnsw_load(path, &p, NULL, NULL, NULL, NULL, &g, &err), MN_ERR_CORRUPT);
+    f = fopen(path, "wb");
+    fwrite(orig, 1, (size_t)size, f);
+    fwrite("x", 1, 1, f);
+    fclose(f);
+    assert_int_equal(mn_hnsw_load(path, &p, NULL, NULL, NULL, NULL, &g, &err), MN_ERR_CORRUPT);
+    /* intact again, but asked with another dimension or metric */
+    f = fopen(path, "wb");
+    fwrite(orig, 1, (size_t)size, f);
+    fclose(f);
+    assert_int_equal(mn_hnsw_load(path, &p, NULL, NULL, NULL, NULL, &g, &err), MN_OK);
+    mn_hnsw_free(g);
+    g = NULL;
+    mn_hnsw_params q = p;
+    q.dim = DIM + 1;
+    assert_int_equal(mn_hnsw_load(path, &q, NULL, NULL, NULL, NULL, &g, &err), MN_ERR_CORRUPT);
+    q = p;
+    q.metric = MN_METRIC_DOT;
+    assert_int_equal(mn_hnsw_load(path, &q, NULL, NULL, NULL, NULL, &g, &err), MN_ERR_CORRUPT);
+    assert_null(g);
+    free(orig);
+    mn_hnsw_free(h);
+    free(d.x);
+    mn_test_rmrf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_new_rejects_bad_params),
+        cmocka_unit_test(test_recall_l2),
+        cmocka_unit_test(test_recall_cosine),
+        cmocka_unit_test(test_recall_dot),
+        cmocka_unit_test(test_recall_int8_with_rerank),
+        cmocka_unit_test(test_results_are_sorted_and_exact_distances),
+        cmocka_unit_test(test_remove_and_reuse_keeps_recall_of_fresh_build),
+        cmocka_unit_test(test_remove_everything_then_insert),
+        cmocka_unit_test(test_update_moves_a_vector),
+        cmocka_unit_test(test_filtered_search_ten_percent),
+        cmocka_unit_test(test_save_load_round_trip),
+        cmocka_unit_test(test_load_rejects_corrupt_or_mismatched_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
