@@ -44,8 +44,7 @@ uint32_t hnsw_read_list(const mn_hnsw *h, uint32_t slot, uint32_t level, uint32_
         if (n > max) n = max;
         for (uint32_t i = 0; i < n; i++)
             out[i] = atomic_load_explicit(lst + 1 + i, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(seq, memory_order_relaxed) == s1) {
+        if (hnsw_seq_recheck(seq) == s1) {
             if (seq_out) *seq_out = s1;
             return n;
         }
@@ -58,7 +57,7 @@ bool hnsw_lock_if(const mn_hnsw *h, uint32_t slot, uint32_t seen)
     if (!atomic_compare_exchange_strong_explicit(hnsw_l0(h, slot), &exp, seen + 1,
                                                  memory_order_acquire, memory_order_relaxed))
         return false;
-    atomic_thread_fence(memory_order_release);
+    hnsw_fence_release();
     return true;
 }
 

@@ -127,6 +127,36 @@ static inline float hnsw_fdist(const mn_hnsw *h, const float *a, const float *b)
 }
 
 /* ---- seqlock on a node ---- */
+#if defined(__SANITIZE_THREAD__)
+#define HNSW_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HNSW_TSAN 1
+#endif
+#endif
+
+/* A reader's second look at seq: an acquire fence then a relaxed load; under
+ * TSan (which has no fences) a read-modify-write of 0, its documented
+ * equivalent (Boehm, "Can seqlocks get along with programming language
+ * memory models?", MSPC 2012). */
+static inline uint32_t hnsw_seq_recheck(_Atomic uint32_t *seq)
+{
+#ifdef HNSW_TSAN
+    return atomic_fetch_add_explicit(seq, 0, memory_order_acq_rel);
+#else
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(seq, memory_order_relaxed);
+#endif
+}
+
+/* After a writer takes a node's seqlock: later stores stay after it. */
+static inline void hnsw_fence_release(void)
+{
+#ifndef HNSW_TSAN
+    atomic_thread_fence(memory_order_release);
+#endif
+}
+
 static inline void hnsw_pause(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

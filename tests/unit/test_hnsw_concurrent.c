@@ -1,0 +1,158 @@
+/* HNSW under concurrency: inserters, a remover that reuses slots, and
+ * searchers run at once on one index (owned vectors, then the caller's array).
+ * Searches must return sorted results of inserted nodes only, and the graph
+ * must be as good as a serial build afterwards. Meant to run under TSan too
+ * (configure with -DMN_TSAN=ON; see bench/ann/README.md). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/hnsw.h"
+#include "mnemo/util.h"
+
+#define DIM 16
+#define N 3000
+#define K 10
+#define INSERTERS 2
+#define SEARCHERS 2
+
+typedef struct shared {
+    mn_hnsw *h;
+    float *x;             /* N + N/10 vectors: the points, then replacements */
+    _Atomic uint8_t *ins; /* 1: an insert started, 2: it returned */
+    atomic_int inserters_left;
+    atomic_uint_fast64_t searches, bad;
+} shared;
+
+typedef struct worker {
+    shared *s;
+    int id;
+} worker;
+
+static void *insert_main(void *arg)
+{
+    worker *w = arg;
+    for (uint32_t slot = (uint32_t)w->id; slot < N; slot += INSERTERS) {
+        atomic_store(&w->s->ins[slot], 1);
+        if (mn_hnsw_insert(w->s->h, slot, w->s->x + (size_t)slot * DIM, NULL))
+            atomic_fetch_add(&w->s->bad, 1);
+        atomic_store(&w->s->ins[slot], 2); /* done: the churner may take it */
+    }
+    atomic_fetch_sub(&w->s->inserters_left, 1);
+    return NULL;
+}
+
+/* Removes and re-inserts a few slots already inserted (same vector), while
+ * the inserters run: exercises repair and reuse under readers. */
+static void *churn_main(void *arg)
+{
+    shared *s = arg;
+    mn_prng_t p;
+    mn_prng_seed(&p, 5);
+    for (int i = 0; i < 300; i++) {
+        uint32_t slot = (uint32_t)mn_prng_below(&p, N);
+        if (atomic_load(&s->ins[slot]) != 2) continue; /* one operation per slot at a time */
+        mn_hnsw_remove(s->h, slot);
+        mn_hnsw_insert(s->h, slot, s->x + (size_t)slot * DIM, NULL);
+    }
+    return NULL;
+}
+
+static void *search_main(void *arg)
+{
+    worker *w = arg;
+    shared *s = w->s;
+    mn_prng_t p;
+    mn_prng_seed(&p, 100 + (uint64_t)w->id);
+    /* bounded: stops when the inserters finish, or after many rounds */
+    for (uint32_t round = 0; round < 2000000 && atomic_load(&s->inserters_left) > 0; round++) {
+        const float *q = s->x + (size_t)mn_prng_below(&p, N) * DIM;
+        mn_hnsw_hit hits[K];
+        size_t n = mn_hnsw_search(s->h, q, K, 32, NULL, NULL, hits, NULL);
+        for (size_t i = 0; i < n; i++) {
+            if (hits[i].slot >= N || !atomic_load(&s->ins[hits[i].slot]))
+                atomic_fetch_add(&s->bad, 1);
+            if (i && hits[i - 1].dist > hits[i].dist) atomic_fetch_add(&s->bad, 1);
+        }
+        atomic_fetch_add(&s->searches, 1);
+    }
+    return NULL;
+}
+
+static void run(bool ext_mode)
+{
+    shared s;
+    memset(&s, 0, sizeof s);
+    s.x = malloc((size_t)N * DIM * sizeof(float));
+    s.ins = calloc(N, 1);
+    assert_non_null(s.x);
+    assert_non_null(s.ins);
+    mn_prng_t p;
+    mn_prng_seed(&p, 77);
+    for (size_t i = 0; i < (size_t)N * DIM; i++) s.x[i] = (float)mn_prng_double(&p);
+    float *base = s.x;
+    mn_hnsw_params hp = {.dim = DIM, .metric = MN_METRIC_L2, .M = 8, .ef_construction = 64,
+                         .seed = 3};
+    assert_int_equal(mn_hnsw_new(&hp, ext_mode ? &base : NULL, &s.h, NULL), MN_OK);
+    atomic_store(&s.inserters_left, INSERTERS);
+    pthread_t ti[INSERTERS], ts[SEARCHERS], tc;
+    worker wi[INSERTERS], ws[SEARCHERS];
+    for (int i = 0; i < INSERTERS; i++) {
+        wi[i] = (worker){&s, i};
+        assert_int_equal(pthread_create(&ti[i], NULL, insert_main, &wi[i]), 0);
+    }
+    for (int i = 0; i < SEARCHERS; i++) {
+        ws[i] = (worker){&s, i};
+        assert_int_equal(pthread_create(&ts[i], NULL, search_main, &ws[i]), 0);
+    }
+    assert_int_equal(pthread_create(&tc, NULL, churn_main, &s), 0);
+    for (int i = 0; i < INSERTERS; i++) pthread_join(ti[i], NULL);
+    for (int i = 0; i < SEARCHERS; i++) pthread_join(ts[i], NULL);
+    pthread_join(tc, NULL);
+    assert_int_equal(atomic_load(&s.bad), 0);
+    mn_hnsw_info info;
+    mn_hnsw_get_info(s.h, &info);
+    assert_int_equal(info.live, N);
+    /* every point finds itself */
+    uint32_t self = 0;
+    for (uint32_t i = 0; i < N; i += 10) {
+        mn_hnsw_hit hits[K];
+        size_t n = mn_hnsw_search(s.h, s.x + (size_t)i * DIM, K, 64, NULL, NULL, hits, NULL);
+        if (n && hits[0].slot == i) self++;
+    }
+    print_message("%s: %lu searches during inserts; self-recall %.3f\n",
+                  ext_mode ? "ext" : "owned", (unsigned long)atomic_load(&s.searches),
+                  self / (double)(N / 10));
+    assert_true(self >= (N / 10) * 95 / 100);
+    mn_hnsw_free(s.h);
+    free(s.x);
+    free((void *)s.ins);
+}
+
+static void test_concurrent_insert_search_owned_vectors(void **state)
+{
+    (void)state;
+    run(false);
+}
+
+static void test_concurrent_insert_search_caller_vectors(void **state)
+{
+    (void)state;
+    run(true);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_concurrent_insert_search_owned_vectors),
+        cmocka_unit_test(test_concurrent_insert_search_caller_vectors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
