@@ -5,10 +5,13 @@
  *
  * Rounds are synchronous: every contribution of a round is computed from the
  * activations at the start of the round, then added, so the outcome does not
- * depend on adjacency order. Contributions below min_activation are dropped,
- * activation is capped at 1, and no more than max_visited memories take part.
- * A memory is expanded in the next round only if its activation grew by at
- * least min_activation, which bounds the work by max_hops x visited x degree. */
+ * depend on adjacency order. Contributions below min_activation are dropped
+ * and no more than max_visited memories take part. Activation is not capped
+ * here (ranking needs the full sums; callers report it capped at 1).
+ * Every memory fires once, with the activation it has when it fires: the
+ * seeds in the first round, every other memory in the round after it was
+ * first reached. So activation never echoes between two memories, and the
+ * work is bounded by visited x degree. */
 #include "activation.h"
 
 #include <stdlib.h>
@@ -109,6 +112,11 @@ mn_err mn_spread(const mn_space *sp, const mn_filter_t *f, int64_t now, const ui
             for (uint32_t j = 0; j < su->n_adj; j++) {
                 const mn_adj *ad = &su->adj[j];
                 float c = a_u * ad->weight * p->hop_decay;
+                /* temporal links spread forward twice as strongly as backward:
+                 * the forward asymmetry of the temporal contiguity effect
+                 * (Kahana, "Associative retrieval processes in free recall",
+                 * Memory & Cognition 1996) */
+                if (ad->kind == MN_EDGE_TEMPORAL && !ad->out) c *= 0.5f;
                 if (c < p->min_activation) continue;
                 uint32_t vs = mn_space_find(sp, &ad->other);
                 if (vs == UINT32_MAX || !mn_filter_match(&sp->slots[vs], f, now)) continue;
@@ -140,14 +148,15 @@ mn_err mn_spread(const mn_space *sp, const mn_filter_t *f, int64_t now, const ui
             if (pend[i].sum <= 0) continue;
             float before = start[i];
             float after = before + pend[i].sum;
-            if (after > 1) after = 1;
             nodes[i].act = after;
             if (i >= n_before || (!nodes[i].seed && nodes[i].parent < 0)) {
                 nodes[i].parent = pend[i].from;
                 nodes[i].kind = pend[i].kind;
                 nodes[i].weight = pend[i].weight;
             }
-            if (after - before >= p->min_activation) next[nn++] = (uint32_t)i;
+            /* each memory fires once: seeds in the first round, others in the
+             * round after they are first reached (no echo back and forth) */
+            if (i >= n_before) next[nn++] = (uint32_t)i;
         }
         uint32_t *t = frontier;
         frontier = next;

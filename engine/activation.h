@@ -7,7 +7,7 @@
 typedef struct mn_act_node {
     uint32_t slot;
     mn_id_t id;
-    float act;      /* activation in [0, 1] */
+    float act;      /* activation (>= 0; may exceed 1 where paths add up) */
     bool seed;
     int32_t parent; /* index of the node that contributed most when first reached; -1 for seeds */
     uint8_t kind;   /* edge kind from the parent */

@@ -19,6 +19,10 @@
 
 #define BG_QUEUE_MAX 100000
 #define BG_BATCH 256
+/* Without the HNSW index a link is an exact scan of the space; past this many
+ * memories that costs more than linking is worth, so jobs are dropped (and
+ * counted) instead. */
+#define LINK_SCAN_MAX 50000
 
 typedef struct mn_link_job {
     mn_space *sp; /* referenced while queued */
@@ -103,6 +107,13 @@ static void reinforce_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs,
 /* Links the jobs of one space (all jobs[i].sp == sp). */
 static void link_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size_t n)
 {
+    pthread_rwlock_rdlock(&sp->lock);
+    bool too_big = sp->n_live > LINK_SCAN_MAX;
+    pthread_rwlock_unlock(&sp->lock);
+    if (too_big) {
+        atomic_fetch_add(&e->n_links_dropped, n);
+        return;
+    }
     mn_edge *edges = NULL;
     size_t n_edges = 0, cap = 0;
     int64_t now = mn_engine_now(e);

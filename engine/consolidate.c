@@ -11,9 +11,10 @@
  *  2. reconsolidation: each candidate joins the existing semantic memory whose
  *     centroid is most similar, if that similarity >= threshold (centroids are
  *     fixed during the step, so the order of candidates does not matter);
- *  3. the rest are clustered: leader clustering in id order (a candidate joins
- *     the most similar leader >= threshold, else leads a new cluster), then one
- *     synchronous refinement pass against the cluster centroids;
+ *  3. the rest are clustered in id order: a candidate joins the cluster whose
+ *     running centroid is most similar if >= threshold, else starts a new one
+ *     (sequential "leader" clustering with centroid updates); then one
+ *     synchronous refinement pass against the exact cluster centroids;
  *  4. clusters with at least min_support members become semantic memories;
  *     smaller ones wait for a later run.
  * A semantic memory's fields are functions of its support set: centroid
@@ -426,14 +427,15 @@ mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consoli
             }
         }
     }
-    /* 3: leader clustering of the rest, in id order */
+    /* 3: sequential clustering of the rest, in id order: join the cluster
+     * whose running centroid is most similar, else start one */
     for (size_t i = 0; !rc && i < nc; i++) {
         if (cs[i].cluster >= 0) continue;
         unit(sp->vecs + (size_t)cs[i].slot * dim, dim, u);
         int32_t pick = -1;
         float best = tau;
         for (size_t c = n_existing; c < ncl; c++) {
-            float sim = mn_vec_dot(u, cl[c].centroid, dim); /* new clusters: centroid = leader */
+            float sim = mn_vec_dot(u, cl[c].centroid, dim);
             if (sim >= best && (pick < 0 || sim > best)) {
                 pick = (int32_t)c;
                 best = sim;
@@ -441,6 +443,9 @@ mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consoli
         }
         if (pick >= 0) {
             cs[i].cluster = pick;
+            double *sum = cl[pick].sum;
+            for (uint32_t d = 0; d < dim; d++) sum[d] += u[d];
+            centroid_of(sum, dim, cl[pick].centroid);
             continue;
         }
         if (ncl == cap_cl) {
@@ -462,11 +467,16 @@ mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consoli
             break;
         }
         memcpy(c->centroid, u, dim * sizeof(float));
+        c->sum = calloc(dim, sizeof(double));
+        if (!c->sum) {
+            rc = MN_ERR_NOMEM;
+            break;
+        }
+        for (uint32_t d = 0; d < dim; d++) c->sum[d] = u[d];
         cs[i].cluster = (int32_t)ncl++;
     }
-    /* refinement: centroids of the new clusters, then one synchronous reassignment */
-    for (size_t c = n_existing; !rc && c < ncl; c++)
-        if (!(cl[c].sum = calloc(dim, sizeof(double)))) rc = MN_ERR_NOMEM;
+    /* refinement: exact centroids of the new clusters, then one synchronous reassignment */
+    for (size_t c = n_existing; !rc && c < ncl; c++) memset(cl[c].sum, 0, dim * sizeof(double));
     for (size_t i = 0; !rc && i < nc; i++) {
         if ((size_t)cs[i].cluster < n_existing) continue;
         unit(sp->vecs + (size_t)cs[i].slot * dim, dim, u);

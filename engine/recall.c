@@ -10,11 +10,11 @@
  * Clarke & Buettcher, SIGIR 2009) with k = 60 and per-cue weights.
  *
  * Confidence = match x encoding confidence x (0.5 + 0.5 retention), where
- * match is the best of the vector similarity mapped to [0, 1] (clamp(cos, 0, 1),
- * clamp(q.v, 0, 1), or 1 / (1 + |q - v|)) and the keyword coverage (the
- * idf-weighted share of the query words the memory contains), or the
- * activation with spreading on; retention comes from the forgetting curve
- * (decay.c). */
+ * match is the vector similarity mapped to [0, 1] (clamp(cos, 0, 1),
+ * clamp(q.v, 0, 1), or 1 / (1 + |q - v|)), the keyword coverage (the
+ * idf-weighted share of the query words the memory contains), or with both
+ * cues their weighted mean; with spreading on it is the activation (capped at
+ * 1). Retention comes from the forgetting curve (decay.c). */
 #include "activation.h"
 #include "engine_internal.h"
 #include "keyword.h"
@@ -164,6 +164,19 @@ static void confidence_of(float match, float encoding, float retention, mn_confi
 }
 
 #define RRF_K 60.0f
+
+/* How well a memory matches the cue, in [0, 1]: the vector match, the keyword
+ * coverage, or with both cues their weighted mean. A memory the keyword search
+ * did not return has coverage 0; one without a vector is judged by words alone. */
+static float cue_match(mn_metric m, float sim, float cov, bool by_vec, bool by_text, float wv,
+                       float wt)
+{
+    bool has_v = by_vec && !isnan(sim), has_t = by_text;
+    float vm = has_v ? vector_match(m, sim) : 0, c = isnan(cov) ? 0 : cov;
+    if (has_v && has_t) return (wv * vm + wt * c) / (wv + wt);
+    if (has_v) return vm;
+    return c;
+}
 
 /* A ranked candidate, gathered under the lock. */
 typedef struct ranked {
@@ -411,9 +424,7 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
             x->score = x->kw;
         /* threshold: vector similarity when there is a vector cue, else keyword coverage */
         if (req->has_threshold && !by_vec && !(x->cov >= req->threshold)) continue;
-        x->match = 0;
-        if (!isnan(x->sim)) x->match = vector_match(sp->def.metric, x->sim);
-        if (!isnan(x->cov) && x->cov > x->match) x->match = x->cov;
+        x->match = cue_match(sp->def.metric, x->sim, x->cov, by_vec, by_text, wv, wt);
         x->act = NAN;
         x->seed = true;
         x->node = -1;
@@ -460,11 +471,11 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
         h->distance = r[i].dist;
         h->keyword = r[i].kw;
         h->coverage = r[i].cov;
-        h->activation = r[i].act;
+        h->activation = isnan(r[i].act) ? NAN : r[i].act > 1 ? 1 : r[i].act;
         h->seed = r[i].seed;
         if (req->trace && r[i].node >= 0) trace_path(nodes, r[i].node, h);
         h->retention = r[i].retention;
-        float match = req->spread ? r[i].act : r[i].match;
+        float match = req->spread ? h->activation : r[i].match;
         confidence_of(match, h->memory.confidence, r[i].retention, &h->confidence);
         if (!r[i].seed) h->confidence.reasons |= MN_REASON_ASSOCIATIVE;
         out->n_hits++;
