@@ -1,0 +1,331 @@
+/* HTTP handlers for memories: remember (one or a batch), list with filters and
+ * cursor, get, forget (delete or suppress) and unsuppress (docs/api.md).
+ *
+ * A batch is all-or-nothing: every memory is type-checked before the engine
+ * sees any, and the engine validates and writes the batch as one WAL entry.
+ * A malformed memory id in the path is 422 invalid_argument ("id: not a memory
+ * id"): the request is wrong, not the lookup. */
+#include "api_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void api_h_remember(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    mn_error err = {0};
+    api_arena a;
+    api_arena_init(&a);
+    api_qparam *qs;
+    size_t nq;
+    mn_err rc = api_query_read(req, NULL, false, &a, &qs, &nq, &err);
+    if (rc) {
+        api_arena_free(&a);
+        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
+        return;
+    }
+    cJSON *body = api_body_object(req, resp);
+    if (!body) {
+        api_arena_free(&a);
+        return;
+    }
+    const cJSON *batch = cJSON_GetObjectItemCaseSensitive(body, "memories");
+    size_t n = 1;
+    mn_memory_t *mems = NULL;
+    mn_id_t *ids = NULL;
+    if (batch) {
+        static const char *const batch_fields[] = {"memories", NULL};
+        rc = api_check_fields(body, batch_fields, "", &err);
+        if (!rc && !cJSON_IsArray(batch))
+            rc = mn_error_set(&err, MN_ERR_INVALID, "memories: expected an array of memories");
+        if (!rc) {
+            n = (size_t)cJSON_GetArraySize(batch);
+            if (n == 0)
+                rc = mn_error_set(&err, MN_ERR_INVALID, "memories: empty batch (1..%d)",
+                                  MN_BATCH_MAX);
+            else if (n > MN_BATCH_MAX)
+                rc = mn_error_set(&err, MN_ERR_INVALID,
+                                  "memories: %zu in one batch, the limit is %d", n, MN_BATCH_MAX);
+        }
+    }
+    if (!rc) {
+        mems = api_arena_alloc(&a, n * sizeof *mems);
+        ids = api_arena_alloc(&a, n * sizeof *ids);
+        if (!mems || !ids) rc = mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
+    }
+    if (!rc && batch) {
+        size_t i = 0;
+        for (const cJSON *c = batch->child; c && !rc; c = c->next, i++) {
+            char pfx[32];
+            snprintf(pfx, sizeof pfx, "memories[%zu].", i);
+            rc = api_memory_from_json(c, pfx, &a, &mems[i], &err);
+        }
+    } else if (!rc) {
+        rc = api_memory_from_json(body, "", &a, &mems[0], &err);
+    }
+    if (!rc) rc = mn_engine_remember(api->engine, req->params[0], mems, n, ids, &err);
+    cJSON_Delete(body);
+    if (rc) {
+        api_arena_free(&a);
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    if (batch) {
+        jw_key(&w, "ids");
+        jw_arr(&w);
+        for (size_t i = 0; i < n; i++) jw_id(&w, &ids[i]);
+        jw_arr_end(&w);
+    } else {
+        jw_key(&w, "id");
+        jw_id(&w, &ids[0]);
+    }
+    jw_obj_end(&w);
+    api_arena_free(&a);
+    jw_respond(&w, resp, 201);
+}
+
+/* Appends the comma-separated items of v to a string list in the arena. */
+static mn_err add_list(api_arena *a, const char *name, char *v, char ***list, size_t *n,
+                       mn_error *err)
+{
+    size_t cnt = 1;
+    for (const char *p = v; *p; p++) cnt += *p == ',';
+    char **nl = api_arena_alloc(a, (*n + cnt) * sizeof *nl);
+    if (!nl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    if (*n) memcpy(nl, *list, *n * sizeof *nl);
+    size_t k = *n;
+    for (char *tok = v;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
+        if (*tok) nl[k++] = tok;
+        if (!comma) break;
+        tok = comma + 1;
+    }
+    (void)name;
+    *list = nl;
+    *n = k;
+    return MN_OK;
+}
+
+static const char *const list_params[] = {
+    "limit", "cursor", "tags_any", "tags_all", "kind", "when_from", "when_to", "min_confidence",
+    "include_suppressed", "include_embedding", "who", "where", "session", NULL};
+
+static mn_err list_req_from_query(const mn_http_request *req, api_arena *a, mn_list_req *lr,
+                                  mn_error *err)
+{
+    api_qparam *qs;
+    size_t nq;
+    mn_err rc = api_query_read(req, list_params, true, a, &qs, &nq, err);
+    if (rc) return rc;
+    memset(lr, 0, sizeof *lr);
+    mn_filter_init(&lr->filter);
+    lr->limit = 100;
+    size_t n_meta = 0;
+    for (size_t i = 0; i < nq; i++) n_meta += !strncmp(qs[i].key, "metadata.", 9);
+    if (n_meta) {
+        lr->filter.metadata = api_arena_alloc(a, n_meta * sizeof *lr->filter.metadata);
+        if (!lr->filter.metadata) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    }
+    mn_filter_t *f = &lr->filter;
+    for (size_t i = 0; i < nq && !rc; i++) {
+        const char *k = qs[i].key;
+        char *v = qs[i].value;
+        int64_t x;
+        if (!strncmp(k, "metadata.", 9)) {
+            f->metadata[f->n_metadata].key = (char *)k + 9;
+            f->metadata[f->n_metadata++].value = v;
+        } else if (!strcmp(k, "limit")) {
+            rc = api_query_int(k, v, 1, MN_BATCH_MAX, &x, err);
+            lr->limit = (uint32_t)x;
+        } else if (!strcmp(k, "cursor")) {
+            lr->cursor = v;
+        } else if (!strcmp(k, "tags_any")) {
+            rc = add_list(a, k, v, &f->tags_any, &f->n_tags_any, err);
+        } else if (!strcmp(k, "tags_all")) {
+            rc = add_list(a, k, v, &f->tags_all, &f->n_tags_all, err);
+        } else if (!strcmp(k, "kind")) {
+            mn_kind kind = MN_KIND_EPISODIC;
+            if (mn_kind_parse(v, &kind))
+                rc = mn_error_set(err, MN_ERR_INVALID,
+                                  "kind: must be episodic or semantic, got \"%.32s\"", v);
+            f->kind = (int)kind;
+        } else if (!strcmp(k, "when_from")) {
+            rc = api_query_time(k, v, &f->when_from_ms, err);
+        } else if (!strcmp(k, "when_to")) {
+            rc = api_query_time(k, v, &f->when_to_ms, err);
+        } else if (!strcmp(k, "min_confidence")) {
+            char *end;
+            errno = 0;
+            double d = strtod(v, &end);
+            if (!*v || *end || isnan(d))
+                rc = mn_error_set(err, MN_ERR_INVALID, "min_confidence: expected a number");
+            f->min_confidence = api_to_float(d);
+        } else if (!strcmp(k, "include_suppressed")) {
+            rc = api_query_bool(k, v, &f->include_suppressed, err);
+        } else if (!strcmp(k, "include_embedding")) {
+            rc = api_query_bool(k, v, &lr->include_embedding, err);
+        } else if (!strcmp(k, "who")) {
+            f->who = v;
+        } else if (!strcmp(k, "where")) {
+            f->where = v;
+        } else if (!strcmp(k, "session")) {
+            f->session = v;
+        }
+    }
+    return rc;
+}
+
+void api_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    mn_error err = {0};
+    api_arena a;
+    api_arena_init(&a);
+    mn_list_req lr;
+    mn_list_result res = {0};
+    mn_err rc = list_req_from_query(req, &a, &lr, &err);
+    if (!rc) rc = mn_engine_list(api->engine, req->params[0], &lr, &res, &err);
+    api_arena_free(&a);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "memories");
+    jw_arr(&w);
+    for (size_t i = 0; i < res.n; i++) api_memory_to_json(&w, &res.memories[i]);
+    jw_arr_end(&w);
+    jw_key(&w, "next");
+    jw_str_or_null(&w, res.next);
+    jw_obj_end(&w);
+    mn_list_result_clear(&res);
+    jw_respond(&w, resp, 200);
+}
+
+static bool parse_id(const mn_http_request *req, mn_id_t *id, mn_http_response *resp)
+{
+    const char *s = req->params[1];
+    if (mn_id_parse(s, strlen(s), id)) {
+        mn_http_respond_error(resp, 422, "invalid_argument", "id: not a memory id",
+                              "memory ids look like 0190a5b2-7c1e-7d3a-9f00-1234567890ab");
+        return false;
+    }
+    return true;
+}
+
+void api_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    static const char *const params[] = {"include_embedding", NULL};
+    mn_api_t *api = ctx;
+    mn_error err = {0};
+    api_arena a;
+    api_arena_init(&a);
+    api_qparam *qs;
+    size_t nq;
+    bool with_embedding = false;
+    mn_err rc = api_query_read(req, params, false, &a, &qs, &nq, &err);
+    for (size_t i = 0; i < nq && !rc; i++)
+        rc = api_query_bool(qs[i].key, qs[i].value, &with_embedding, &err);
+    api_arena_free(&a);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
+        return;
+    }
+    mn_id_t id;
+    if (!parse_id(req, &id, resp)) return;
+    mn_memory_t m;
+    rc = mn_engine_get(api->engine, req->params[0], &id, with_embedding, &m, &err);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    api_memory_to_json(&w, &m);
+    mn_memory_clear(&m);
+    jw_respond(&w, resp, 200);
+}
+
+void api_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    static const char *const params[] = {"mode", NULL};
+    mn_api_t *api = ctx;
+    mn_error err = {0};
+    api_arena a;
+    api_arena_init(&a);
+    api_qparam *qs;
+    size_t nq;
+    mn_forget_mode mode = MN_FORGET_DELETE;
+    mn_err rc = api_query_read(req, params, false, &a, &qs, &nq, &err);
+    for (size_t i = 0; i < nq && !rc; i++) {
+        if (!strcmp(qs[i].value, "delete")) mode = MN_FORGET_DELETE;
+        else if (!strcmp(qs[i].value, "suppress")) mode = MN_FORGET_SUPPRESS;
+        else
+            rc = mn_error_set(&err, MN_ERR_INVALID, "mode: must be delete or suppress, got "
+                              "\"%.32s\"", qs[i].value);
+    }
+    api_arena_free(&a);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
+        return;
+    }
+    mn_id_t id;
+    if (!parse_id(req, &id, resp)) return;
+    rc = mn_engine_forget(api->engine, req->params[0], &id, mode, &err);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "id");
+    jw_id(&w, &id);
+    jw_key(&w, "mode");
+    jw_str(&w, mode == MN_FORGET_DELETE ? "delete" : "suppress");
+    jw_key(&w, "forgotten");
+    jw_bool(&w, true);
+    jw_obj_end(&w);
+    jw_respond(&w, resp, 200);
+}
+
+void api_h_unsuppress(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    mn_error err = {0};
+    api_arena a;
+    api_arena_init(&a);
+    api_qparam *qs;
+    size_t nq;
+    mn_err rc = api_query_read(req, NULL, false, &a, &qs, &nq, &err);
+    api_arena_free(&a);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
+        return;
+    }
+    mn_id_t id;
+    if (!parse_id(req, &id, resp)) return;
+    rc = mn_engine_unsuppress(api->engine, req->params[0], &id, &err);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "id");
+    jw_id(&w, &id);
+    jw_key(&w, "suppressed");
+    jw_bool(&w, false);
+    jw_obj_end(&w);
+    jw_respond(&w, resp, 200);
+}

@@ -1,0 +1,183 @@
+/* HTTP handler for recall: a cue (embedding, text or both) plus filters in,
+ * ranked memories with their confidence out (docs/api.md, "Recall").
+ *
+ * Scores, distances and the per-cue figures are NaN in the engine when they do
+ * not apply (a text-only hit has no distance); they are written as null. */
+#include "api_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const recall_fields[] = {
+    "embedding", "text", "weights", "k", "threshold", "tags_any", "tags_all", "metadata",
+    "kind", "when", "min_confidence", "include_suppressed", "who", "where", "session",
+    "include_embedding", "spread", "max_hops", "hop_decay", "min_activation", "max_visited",
+    "trace", "reinforce", NULL};
+static const char *const weight_fields[] = {"vector", "text", NULL};
+
+static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *r, mn_error *err)
+{
+    memset(r, 0, sizeof *r);
+    mn_filter_init(&r->filter);
+    mn_err rc = api_check_fields(o, recall_fields, "", err);
+    if (rc) return rc;
+    float *emb = NULL;
+    if ((rc = api_get_floats(o, "embedding", "", a, &emb, &r->dim, err))) return rc;
+    r->embedding = emb;
+    const char *text = NULL;
+    if ((rc = api_get_string(o, "text", "", &text, err))) return rc;
+    if (text) {
+        r->text = text;
+        r->text_len = strlen(text);
+    }
+    const cJSON *wts = cJSON_GetObjectItemCaseSensitive(o, "weights");
+    if (wts && !cJSON_IsNull(wts)) {
+        if (!cJSON_IsObject(wts))
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "weights: expected an object {\"vector\": ..., \"text\": ...}");
+        if ((rc = api_check_fields(wts, weight_fields, "weights.", err))) return rc;
+        bool hv, ht;
+        if ((rc = api_get_float(wts, "vector", "weights.", &hv, &r->vector_weight, err)))
+            return rc;
+        if ((rc = api_get_float(wts, "text", "weights.", &ht, &r->text_weight, err))) return rc;
+        /* one weight given: the other keeps its default of 1 */
+        if (hv && !ht) r->text_weight = 1;
+        if (ht && !hv) r->vector_weight = 1;
+    }
+    bool has_k;
+    int64_t k = 10;
+    if ((rc = api_get_int(o, "k", "", &has_k, &k, err))) return rc;
+    if (k < 1 || k > MN_K_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..%d, got %lld", MN_K_MAX,
+                            (long long)k);
+    r->k = (uint32_t)k;
+    if ((rc = api_get_float(o, "threshold", "", &r->has_threshold, &r->threshold, err)))
+        return rc;
+    if ((rc = api_filter_from_json(o, a, &r->filter, err))) return rc;
+    if ((rc = api_get_bool(o, "include_embedding", "", NULL, &r->include_embedding, err)))
+        return rc;
+    if ((rc = api_get_bool(o, "spread", "", NULL, &r->spread, err))) return rc;
+    bool has;
+    int64_t v;
+    if ((rc = api_get_int(o, "max_hops", "", &has, &v, err))) return rc;
+    if (has) {
+        if (v < 1 || v > MN_MAX_HOPS)
+            return mn_error_set(err, MN_ERR_INVALID, "max_hops: must be in 1..%d", MN_MAX_HOPS);
+        r->max_hops = (uint32_t)v;
+    }
+    if ((rc = api_get_float(o, "hop_decay", "", NULL, &r->hop_decay, err))) return rc;
+    if ((rc = api_get_float(o, "min_activation", "", NULL, &r->min_activation, err))) return rc;
+    if ((rc = api_get_int(o, "max_visited", "", &has, &v, err))) return rc;
+    if (has) {
+        if (v < 1 || v > 100000)
+            return mn_error_set(err, MN_ERR_INVALID, "max_visited: must be in 1..100000");
+        r->max_visited = (uint32_t)v;
+    }
+    if ((rc = api_get_bool(o, "trace", "", NULL, &r->trace, err))) return rc;
+    if ((rc = api_get_bool(o, "reinforce", "", NULL, &r->reinforce, err))) return rc;
+    return MN_OK;
+}
+
+static void hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace)
+{
+    jw_obj(w);
+    jw_key(w, "id");
+    jw_id(w, &h->memory.id);
+    jw_key(w, "score");
+    jw_float(w, h->score);
+    jw_key(w, "distance");
+    jw_float(w, h->distance);
+    jw_key(w, "similarity");
+    jw_float(w, h->similarity);
+    jw_key(w, "keyword");
+    jw_float(w, h->keyword);
+    jw_key(w, "coverage");
+    jw_float(w, h->coverage);
+    jw_key(w, "retention");
+    jw_float(w, h->retention);
+    if (spread) {
+        jw_key(w, "activation");
+        jw_float(w, h->activation);
+        jw_key(w, "seed");
+        jw_bool(w, h->seed);
+    }
+    if (trace) {
+        jw_key(w, "via");
+        jw_arr(w);
+        for (uint32_t i = 0; i < h->n_via && i < MN_MAX_HOPS; i++) {
+            jw_obj(w);
+            jw_key(w, "from");
+            jw_id(w, &h->via[i].from);
+            jw_key(w, "kind");
+            jw_str(w, mn_edge_kind_name((mn_edge_kind)h->via[i].kind));
+            jw_key(w, "weight");
+            jw_float(w, h->via[i].weight);
+            jw_obj_end(w);
+        }
+        jw_arr_end(w);
+    }
+    jw_key(w, "confidence");
+    jw_obj(w);
+    jw_key(w, "value");
+    jw_float(w, h->confidence.value);
+    jw_key(w, "category");
+    jw_str(w, h->confidence.category ? h->confidence.category : "very_low");
+    jw_key(w, "reasons");
+    jw_arr(w);
+    for (unsigned b = 0; b < MN_REASON_COUNT; b++)
+        if (h->confidence.reasons & (1u << b)) jw_str(w, mn_reason_name(b));
+    jw_arr_end(w);
+    jw_obj_end(w);
+    jw_key(w, "memory");
+    api_memory_to_json(w, &h->memory);
+    jw_obj_end(w);
+}
+
+void api_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    mn_error err = {0};
+    api_arena a;
+    api_arena_init(&a);
+    api_qparam *qs;
+    size_t nq;
+    mn_err rc = api_query_read(req, NULL, false, &a, &qs, &nq, &err);
+    if (rc) {
+        api_arena_free(&a);
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
+    cJSON *body = api_body_object(req, resp);
+    if (!body) {
+        api_arena_free(&a);
+        return;
+    }
+    mn_recall_req r;
+    mn_recall_result res = {0};
+    int64_t t0 = mn_time_mono_ns();
+    rc = recall_req_from_json(body, &a, &r, &err);
+    if (!rc) rc = mn_engine_recall(api->engine, req->params[0], &r, &res, &err);
+    double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
+    cJSON_Delete(body);
+    api_arena_free(&a);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "results");
+    jw_arr(&w);
+    for (size_t i = 0; i < res.n_hits; i++) hit_to_json(&w, &res.hits[i], r.spread, r.trace);
+    jw_arr_end(&w);
+    jw_key(&w, "path");
+    jw_str(&w, res.path ? res.path : "exact");
+    jw_key(&w, "scanned");
+    jw_uint(&w, res.scanned);
+    jw_key(&w, "took_ms");
+    jw_double(&w, took_ms, 4);
+    jw_obj_end(&w);
+    mn_recall_result_clear(&res);
+    jw_respond(&w, resp, 200);
+}

@@ -1,0 +1,278 @@
+/* HTTP handlers for health, readiness, spaces, space stats and backups
+ * (docs/api.md). They run on the libuv thread pool and call the blocking
+ * engine directly; they only translate JSON <-> engine structs. */
+#include "api_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const no_params[] = {NULL};
+
+/* Refuses any query parameter; true when resp already holds the error. */
+static bool reject_query(const mn_http_request *req, mn_http_response *resp)
+{
+    api_arena a;
+    api_arena_init(&a);
+    api_qparam *ps;
+    size_t n;
+    mn_error err = {0};
+    mn_err rc = api_query_read(req, no_params, false, &a, &ps, &n, &err);
+    api_arena_free(&a);
+    if (rc) api_respond_err(resp, rc, &err, API_CTX_SPACE);
+    return rc != MN_OK;
+}
+
+void api_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    (void)ctx;
+    (void)req;
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "status");
+    jw_str(&w, "ok");
+    jw_key(&w, "version");
+    jw_str(&w, mn_api_version());
+    jw_obj_end(&w);
+    jw_respond(&w, resp, 200);
+}
+
+void api_h_ready(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    (void)req;
+    mn_api_t *api = ctx;
+    bool ready = !atomic_load(&api->draining);
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "ready");
+    jw_bool(&w, ready);
+    jw_obj_end(&w);
+    jw_respond(&w, resp, ready ? 200 : 503);
+}
+
+static void space_fields(api_jw *w, const mn_space_def *d)
+{
+    jw_key(w, "name");
+    jw_str(w, d->name);
+    jw_key(w, "dim");
+    jw_uint(w, d->dim);
+    jw_key(w, "metric");
+    jw_str(w, mn_metric_name(d->metric));
+    jw_key(w, "default_lifecycle");
+    jw_str(w, mn_lifecycle_name(d->default_lifecycle ? d->default_lifecycle
+                                                     : MN_LIFECYCLE_PERSISTENT));
+    jw_key(w, "created_at");
+    jw_time(w, d->created_at_ms);
+}
+
+static void stats_fields(api_jw *w, const mn_space_stats *s)
+{
+    jw_key(w, "memories");
+    jw_uint(w, s->memories);
+    jw_key(w, "episodic");
+    jw_uint(w, s->episodic);
+    jw_key(w, "semantic");
+    jw_uint(w, s->semantic);
+    jw_key(w, "suppressed");
+    jw_uint(w, s->suppressed);
+    jw_key(w, "tombstones");
+    jw_uint(w, s->tombstones);
+    jw_key(w, "epoch");
+    jw_uint(w, s->epoch);
+    jw_key(w, "last_lsn");
+    jw_uint(w, s->last_lsn);
+    jw_key(w, "wal_first_lsn");
+    jw_uint(w, s->wal_first_lsn);
+    jw_key(w, "vector_bytes");
+    jw_uint(w, s->vector_bytes);
+}
+
+static const char *const space_create_fields[] = {"name", "dim", "metric", "default_lifecycle",
+                                                  NULL};
+
+static mn_err space_def_from_json(const cJSON *o, mn_space_def *d, mn_error *err)
+{
+    memset(d, 0, sizeof *d);
+    mn_err rc = api_check_fields(o, space_create_fields, "", err);
+    if (rc) return rc;
+    const char *name = NULL, *metric = NULL, *lifecycle = NULL;
+    if ((rc = api_get_string(o, "name", "", &name, err))) return rc;
+    if (!name) return mn_error_set(err, MN_ERR_INVALID, "name: required");
+    /* the struct holds at most MN_SPACE_NAME_MAX bytes: never let a long name be cut */
+    if (strlen(name) > MN_SPACE_NAME_MAX)
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "name: must match [a-z0-9][a-z0-9_-]{0,63}, got \"%.80s...\"", name);
+    memcpy(d->name, name, strlen(name) + 1);
+    bool has_dim;
+    int64_t dim = 0;
+    if ((rc = api_get_int(o, "dim", "", &has_dim, &dim, err))) return rc;
+    if (!has_dim) return mn_error_set(err, MN_ERR_INVALID, "dim: required (1..%d)", MN_DIM_MAX);
+    if (dim < 0 || dim > UINT32_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "dim: must be in 1..%d, got %lld", MN_DIM_MAX,
+                            (long long)dim);
+    d->dim = (uint32_t)dim;
+    if ((rc = api_get_string(o, "metric", "", &metric, err))) return rc;
+    d->metric = MN_METRIC_COSINE;
+    if (metric && mn_metric_parse(metric, &d->metric))
+        return mn_error_set(err, MN_ERR_INVALID, "metric: must be cosine, l2 or dot, got "
+                            "\"%.32s\"", metric);
+    if ((rc = api_get_string(o, "default_lifecycle", "", &lifecycle, err))) return rc;
+    d->default_lifecycle = MN_LIFECYCLE_UNSET;
+    if (lifecycle && mn_lifecycle_parse(lifecycle, &d->default_lifecycle))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "default_lifecycle: must be ephemeral, session or persistent, got "
+                            "\"%.32s\"",
+                            lifecycle);
+    return MN_OK;
+}
+
+void api_h_space_create(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    if (reject_query(req, resp)) return;
+    cJSON *body = api_body_object(req, resp);
+    if (!body) return;
+    mn_error err = {0};
+    mn_space_def def, out;
+    mn_err rc = space_def_from_json(body, &def, &err);
+    if (!rc) rc = mn_engine_space_create(api->engine, &def, &out, &err);
+    cJSON_Delete(body);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    space_fields(&w, &out);
+    jw_obj_end(&w);
+    jw_respond(&w, resp, 201);
+}
+
+void api_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    if (reject_query(req, resp)) return;
+    mn_error err = {0};
+    mn_space_def *defs = NULL;
+    size_t n = 0;
+    mn_err rc = mn_engine_space_list(api->engine, &defs, &n, &err);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "spaces");
+    jw_arr(&w);
+    for (size_t i = 0; i < n; i++) {
+        jw_obj(&w);
+        space_fields(&w, &defs[i]);
+        jw_obj_end(&w);
+    }
+    jw_arr_end(&w);
+    jw_obj_end(&w);
+    free(defs);
+    jw_respond(&w, resp, 200);
+}
+
+void api_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    if (reject_query(req, resp)) return;
+    mn_error err = {0};
+    mn_space_stats st;
+    mn_err rc = mn_engine_space_get(api->engine, req->params[0], &st, &err);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    space_fields(&w, &st.def);
+    jw_key(&w, "stats");
+    jw_obj(&w);
+    stats_fields(&w, &st);
+    jw_obj_end(&w);
+    jw_obj_end(&w);
+    jw_respond(&w, resp, 200);
+}
+
+void api_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    if (reject_query(req, resp)) return;
+    mn_error err = {0};
+    mn_space_stats st;
+    mn_err rc = mn_engine_space_get(api->engine, req->params[0], &st, &err);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "name");
+    jw_str(&w, st.def.name);
+    stats_fields(&w, &st);
+    jw_key(&w, "dim");
+    jw_uint(&w, st.def.dim);
+    jw_key(&w, "metric");
+    jw_str(&w, mn_metric_name(st.def.metric));
+    jw_obj_end(&w);
+    jw_respond(&w, resp, 200);
+}
+
+void api_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    if (reject_query(req, resp)) return;
+    mn_error err = {0};
+    mn_err rc = mn_engine_space_drop(api->engine, req->params[0], &err);
+    if (rc) {
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "name");
+    jw_str(&w, req->params[0]);
+    jw_key(&w, "deleted");
+    jw_bool(&w, true);
+    jw_obj_end(&w);
+    jw_respond(&w, resp, 200);
+}
+
+static const char *const checkpoint_fields[] = {"path", NULL};
+
+void api_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    mn_api_t *api = ctx;
+    if (reject_query(req, resp)) return;
+    cJSON *body = api_body_object(req, resp);
+    if (!body) return;
+    mn_error err = {0};
+    const char *path = NULL;
+    mn_err rc = api_check_fields(body, checkpoint_fields, "", &err);
+    if (!rc) rc = api_get_string(body, "path", "", &path, &err);
+    if (!rc) rc = mn_engine_checkpoint(api->engine, path ? path : "", &err);
+    if (rc) {
+        cJSON_Delete(body);
+        /* EXISTS here is the target directory, not a space */
+        api_respond_err(resp, rc, &err, API_CTX_ADMIN);
+        return;
+    }
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    jw_key(&w, "path");
+    jw_str(&w, path);
+    jw_obj_end(&w);
+    cJSON_Delete(body);
+    jw_respond(&w, resp, 201);
+}

@@ -1,0 +1,153 @@
+/* Private to the HTTP API handlers: the request arena, the JSON writer, the
+ * JSON -> engine struct readers and the error -> HTTP mapping (api_json.c). */
+#ifndef MN_API_INTERNAL_H
+#define MN_API_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mnemo/api.h"
+#include "mnemo/engine.h"
+#include "mnemo/http.h"
+
+struct mn_api {
+    mn_engine_t *engine;
+    atomic_bool draining;
+};
+
+/* ---- per-request arena: every allocation of one request, freed at once ---- */
+typedef struct api_chunk api_chunk;
+typedef struct api_arena {
+    api_chunk *head;
+} api_arena;
+void api_arena_init(api_arena *a);
+/* Zeroed, 16-byte aligned; NULL when out of memory. */
+void *api_arena_alloc(api_arena *a, size_t n);
+char *api_arena_strndup(api_arena *a, const char *s, size_t n);
+void api_arena_free(api_arena *a);
+
+/* ---- JSON writer into a growing buffer ---- */
+#define API_JW_DEPTH 16
+typedef struct api_jw {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+    int depth;
+    bool first[API_JW_DEPTH];
+    bool after_key;
+} api_jw;
+void jw_init(api_jw *w);
+void jw_free(api_jw *w);
+void jw_obj(api_jw *w);
+void jw_obj_end(api_jw *w);
+void jw_arr(api_jw *w);
+void jw_arr_end(api_jw *w);
+void jw_key(api_jw *w, const char *key);
+void jw_str(api_jw *w, const char *s);
+void jw_strn(api_jw *w, const char *s, size_t n);
+void jw_str_or_null(api_jw *w, const char *s);
+void jw_int(api_jw *w, int64_t v);
+void jw_uint(api_jw *w, uint64_t v);
+/* Shortest text that reads back as the same float32; null if not finite. */
+void jw_float(api_jw *w, float v);
+void jw_double(api_jw *w, double v, int precision);
+void jw_bool(api_jw *w, bool v);
+void jw_null(api_jw *w);
+/* RFC 3339 UTC with milliseconds. */
+void jw_time(api_jw *w, int64_t ms);
+void jw_id(api_jw *w, const mn_id_t *id);
+/* Hands the buffer to resp with status (503 if the writer ran out of memory). */
+void jw_respond(api_jw *w, mn_http_response *resp, int status);
+
+/* ---- errors ---- */
+/* What the route is about: names the 404 and 409 codes. */
+typedef enum { API_CTX_SPACE, API_CTX_MEMORY, API_CTX_ADMIN } api_ctx;
+/* Maps an engine error to its HTTP status and error body (docs/api.md, "Errors"). */
+void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf);
+int api_http_status(mn_err rc);
+
+/* ---- request body ---- */
+/* Checks the Content-Type (415) and parses the body as JSON (400), which must
+ * be an object. On failure the error is already in resp and NULL is returned.
+ * The caller frees the result with cJSON_Delete. */
+cJSON *api_body_object(const mn_http_request *req, mn_http_response *resp);
+
+/* ---- typed field readers: "prefix" + "field" name the value in messages ---- */
+/* Fails with MN_ERR_INVALID "<pfx><name>: unknown field" on a member outside allowed
+ * (NULL-terminated), or on a duplicate member. */
+mn_err api_check_fields(const cJSON *obj, const char *const *allowed, const char *pfx,
+                        mn_error *err);
+/* Each reader: absent or null -> *present = false and MN_OK; a value of the
+ * wrong type -> MN_ERR_INVALID "<pfx><name>: expected ...". */
+mn_err api_get_string(const cJSON *obj, const char *name, const char *pfx, const char **out,
+                      mn_error *err);
+mn_err api_get_number(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                      double *out, mn_error *err);
+mn_err api_get_float(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                     float *out, mn_error *err);
+mn_err api_get_int(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                   int64_t *out, mn_error *err);
+mn_err api_get_bool(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                    bool *out, mn_error *err);
+/* An array of strings (a single string is accepted as one element when one_ok). */
+mn_err api_get_strings(const cJSON *obj, const char *name, const char *pfx, bool one_ok,
+                       api_arena *a, char ***out, size_t *n, mn_error *err);
+/* An array of numbers as float32. */
+mn_err api_get_floats(const cJSON *obj, const char *name, const char *pfx, api_arena *a,
+                      float **out, uint32_t *n, mn_error *err);
+/* An object of string values. */
+mn_err api_get_string_map(const cJSON *obj, const char *name, const char *pfx, api_arena *a,
+                          mn_kv **out, size_t *n, mn_error *err);
+/* RFC 3339 string or integer milliseconds since the epoch. */
+mn_err api_get_time(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                    int64_t *out, mn_error *err);
+/* Converts a double to float32 without undefined behaviour (out of range -> +-inf). */
+float api_to_float(double d);
+
+/* ---- memories and filters ---- */
+/* Reads one input memory (remember). pfx is "" or "memories[i]." */
+mn_err api_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_memory_t *m,
+                            mn_error *err);
+/* Writes the memory object of docs/api.md. */
+void api_memory_to_json(api_jw *w, const mn_memory_t *m);
+/* Reads the filter members of a recall body into f (already initialised). */
+mn_err api_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_error *err);
+
+/* ---- query strings ---- */
+typedef struct api_qparam {
+    char *key;
+    char *value;
+} api_qparam;
+/* Splits and percent-decodes a raw query string ('+' is a space). */
+mn_err api_query_parse(const char *query, api_arena *a, api_qparam **out, size_t *n,
+                       mn_error *err);
+/* Parses the query of req, refusing parameters outside allowed (NULL-terminated,
+ * may be NULL) and, when metadata_ok, other than "metadata.<key>". */
+mn_err api_query_read(const mn_http_request *req, const char *const *allowed, bool metadata_ok,
+                      api_arena *a, api_qparam **out, size_t *n, mn_error *err);
+/* Parses a boolean query value: true/false/1/0. */
+mn_err api_query_bool(const char *name, const char *v, bool *out, mn_error *err);
+mn_err api_query_int(const char *name, const char *v, int64_t min, int64_t max, int64_t *out,
+                     mn_error *err);
+mn_err api_query_time(const char *name, const char *v, int64_t *out, mn_error *err);
+
+/* ---- route handlers ---- */
+void api_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_ready(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_space_create(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_remember(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_unsuppress(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp);
+
+#endif

@@ -1,0 +1,774 @@
+/* JSON plumbing of the HTTP API: a per-request arena, a streaming JSON writer,
+ * typed readers over cJSON values, query-string parsing and the mapping of
+ * engine errors to HTTP status + error body.
+ *
+ * Invariants: the JSON layer checks types only (422 "<field>: expected ...");
+ * value ranges are the engine's. Writers never emit NaN or infinities (null
+ * instead), and floats are written as the shortest text that reads back as the
+ * same float32. JSON is RFC 8259; times are RFC 3339 UTC with milliseconds. */
+#include "api_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- arena ---- */
+
+struct api_chunk {
+    api_chunk *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+#define ARENA_CHUNK 16384
+
+void api_arena_init(api_arena *a)
+{
+    a->head = NULL;
+}
+
+void *api_arena_alloc(api_arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n == 0) n = 16;
+    api_chunk *c = a->head;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        c = malloc(sizeof *c + cap);
+        if (!c) return NULL;
+        c->cap = cap;
+        c->used = 0;
+        if (a->head && n > ARENA_CHUNK) {
+            /* a big block goes behind the current chunk, which keeps serving small ones */
+            c->next = a->head->next;
+            a->head->next = c;
+        } else {
+            c->next = a->head;
+            a->head = c;
+        }
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *api_arena_strndup(api_arena *a, const char *s, size_t n)
+{
+    char *p = api_arena_alloc(a, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+void api_arena_free(api_arena *a)
+{
+    api_chunk *c = a->head;
+    while (c) {
+        api_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+}
+
+/* ---- writer ---- */
+
+void jw_init(api_jw *w)
+{
+    memset(w, 0, sizeof *w);
+    w->first[0] = true;
+}
+
+void jw_free(api_jw *w)
+{
+    free(w->buf);
+    w->buf = NULL;
+    w->len = w->cap = 0;
+}
+
+static bool reserve(api_jw *w, size_t n)
+{
+    if (w->oom) return false;
+    if (w->cap - w->len >= n + 1) return true;
+    size_t cap = w->cap ? w->cap : 256;
+    while (cap - w->len < n + 1) cap *= 2;
+    char *b = realloc(w->buf, cap);
+    if (!b) {
+        w->oom = true;
+        return false;
+    }
+    w->buf = b;
+    w->cap = cap;
+    return true;
+}
+
+static void put(api_jw *w, const char *s, size_t n)
+{
+    if (!reserve(w, n)) return;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = '\0';
+}
+
+static void putc_(api_jw *w, char c)
+{
+    put(w, &c, 1);
+}
+
+/* Comma before a value unless it follows a key or opens its container. */
+static void value_sep(api_jw *w)
+{
+    if (w->after_key) {
+        w->after_key = false;
+        return;
+    }
+    if (!w->first[w->depth]) putc_(w, ',');
+    w->first[w->depth] = false;
+}
+
+static void open_(api_jw *w, char c)
+{
+    value_sep(w);
+    putc_(w, c);
+    if (w->depth + 1 < API_JW_DEPTH) w->depth++;
+    else w->oom = true; /* deeper than any document we write: a bug, reported as 503 */
+    w->first[w->depth] = true;
+}
+
+static void close_(api_jw *w, char c)
+{
+    putc_(w, c);
+    if (w->depth > 0) w->depth--;
+}
+
+void jw_obj(api_jw *w)
+{
+    open_(w, '{');
+}
+void jw_obj_end(api_jw *w)
+{
+    close_(w, '}');
+}
+void jw_arr(api_jw *w)
+{
+    open_(w, '[');
+}
+void jw_arr_end(api_jw *w)
+{
+    close_(w, ']');
+}
+
+static void put_escaped(api_jw *w, const char *s, size_t n)
+{
+    putc_(w, '"');
+    size_t run = 0; /* bytes copied verbatim in one go */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        put(w, s + i - run, run);
+        run = 0;
+        char esc[8];
+        switch (c) {
+        case '"': put(w, "\\\"", 2); break;
+        case '\\': put(w, "\\\\", 2); break;
+        case '\n': put(w, "\\n", 2); break;
+        case '\r': put(w, "\\r", 2); break;
+        case '\t': put(w, "\\t", 2); break;
+        case '\b': put(w, "\\b", 2); break;
+        case '\f': put(w, "\\f", 2); break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            put(w, esc, 6);
+        }
+    }
+    put(w, s + n - run, run);
+    putc_(w, '"');
+}
+
+void jw_key(api_jw *w, const char *key)
+{
+    if (!w->first[w->depth]) putc_(w, ',');
+    w->first[w->depth] = false;
+    put_escaped(w, key, strlen(key));
+    putc_(w, ':');
+    w->after_key = true;
+}
+
+void jw_strn(api_jw *w, const char *s, size_t n)
+{
+    value_sep(w);
+    put_escaped(w, s, n);
+}
+
+void jw_str(api_jw *w, const char *s)
+{
+    jw_strn(w, s, strlen(s));
+}
+
+void jw_str_or_null(api_jw *w, const char *s)
+{
+    if (s) jw_str(w, s);
+    else jw_null(w);
+}
+
+void jw_int(api_jw *w, int64_t v)
+{
+    char b[32];
+    value_sep(w);
+    put(w, b, (size_t)snprintf(b, sizeof b, "%" PRId64, v));
+}
+
+void jw_uint(api_jw *w, uint64_t v)
+{
+    char b[32];
+    value_sep(w);
+    put(w, b, (size_t)snprintf(b, sizeof b, "%" PRIu64, v));
+}
+
+void jw_float(api_jw *w, float v)
+{
+    if (!isfinite(v)) {
+        jw_null(w);
+        return;
+    }
+    char b[32];
+    int n = 0;
+    for (int p = 6; p <= 9; p++) {
+        n = snprintf(b, sizeof b, "%.*g", p, (double)v);
+        if (strtof(b, NULL) == v) break;
+    }
+    value_sep(w);
+    put(w, b, (size_t)n);
+}
+
+void jw_double(api_jw *w, double v, int precision)
+{
+    if (!isfinite(v)) {
+        jw_null(w);
+        return;
+    }
+    char b[40];
+    value_sep(w);
+    put(w, b, (size_t)snprintf(b, sizeof b, "%.*g", precision, v));
+}
+
+void jw_bool(api_jw *w, bool v)
+{
+    value_sep(w);
+    if (v) put(w, "true", 4);
+    else put(w, "false", 5);
+}
+
+void jw_null(api_jw *w)
+{
+    value_sep(w);
+    put(w, "null", 4);
+}
+
+void jw_time(api_jw *w, int64_t ms)
+{
+    char b[40];
+    mn_time_format_rfc3339(ms, b, sizeof b);
+    jw_str(w, b);
+}
+
+void jw_id(api_jw *w, const mn_id_t *id)
+{
+    char b[MN_ID_TEXT_LEN + 1];
+    mn_id_format(id, b);
+    jw_strn(w, b, MN_ID_TEXT_LEN);
+}
+
+void jw_respond(api_jw *w, mn_http_response *resp, int status)
+{
+    if (w->oom) {
+        jw_free(w);
+        mn_http_respond_error(resp, 503, "unavailable", "out of memory writing the response",
+                              "retry later");
+        return;
+    }
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->body = w->buf;
+    resp->body_len = w->len;
+    w->buf = NULL;
+    w->len = w->cap = 0;
+}
+
+/* ---- errors ---- */
+
+int api_http_status(mn_err rc)
+{
+    switch (rc) {
+    case MN_ERR_INVALID: return 422;
+    case MN_ERR_PARSE: return 400;
+    case MN_ERR_NOT_FOUND:
+    case MN_ERR_GONE: return 404;
+    case MN_ERR_EXISTS: return 409;
+    case MN_ERR_TOO_LARGE: return 413;
+    case MN_ERR_CLOSED:
+    case MN_ERR_BUSY:
+    case MN_ERR_NOMEM: return 503;
+    default: return 500;
+    }
+}
+
+void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf)
+{
+    const char *msg = err && err->code == rc && err->message[0] ? err->message : mn_strerror(rc);
+    const char *code = "internal", *hint = NULL;
+    switch (rc) {
+    case MN_ERR_INVALID: code = "invalid_argument"; break;
+    case MN_ERR_PARSE: code = "bad_request"; break;
+    case MN_ERR_NOT_FOUND:
+        /* the engine names the space when the space is what is missing */
+        if (nf == API_CTX_SPACE || !strncmp(msg, "space ", 6)) {
+            code = "space_not_found";
+            hint = "list spaces with GET /v1/spaces; create one with POST /v1/spaces";
+        } else {
+            code = nf == API_CTX_MEMORY ? "memory_not_found" : "not_found";
+        }
+        break;
+    case MN_ERR_GONE: code = "memory_forgotten"; break;
+    case MN_ERR_EXISTS:
+        code = nf == API_CTX_SPACE ? "space_exists" : "already_exists";
+        break;
+    case MN_ERR_TOO_LARGE: code = "too_large"; break;
+    case MN_ERR_CLOSED:
+    case MN_ERR_BUSY:
+    case MN_ERR_NOMEM:
+        code = "unavailable";
+        hint = "retry later";
+        break;
+    default: code = "internal"; break;
+    }
+    if (api_http_status(rc) >= 500) mn_log_warn("request failed: %s (%s)", msg, mn_strerror(rc));
+    mn_http_respond_error(resp, api_http_status(rc), code, msg, hint);
+}
+
+/* ---- body ---- */
+
+static bool is_json_media_type(const char *ct)
+{
+    while (*ct == ' ' || *ct == '\t') ct++;
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+    if (n == 16 && !strncasecmp(ct, "application/json", 16)) return true;
+    const char *slash = memchr(ct, '/', n);
+    return slash && slash > ct && n >= 5 && (size_t)(ct + n - slash) > 5 &&
+           !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+/* A \u0000 escape would be cut short by cJSON's C strings: refuse it. */
+static bool has_nul_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\') continue;
+        if (s[i + 1] == 'u' && i + 5 < n && !memcmp(s + i + 2, "0000", 4)) return true;
+        i++; /* skip the escaped character */
+    }
+    return false;
+}
+
+cJSON *api_body_object(const mn_http_request *req, mn_http_response *resp)
+{
+    const char *ct = mn_http_header_get(req, "content-type");
+    if (ct && !is_json_media_type(ct)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Content-Type \"%.100s\" is not JSON", ct);
+        mn_http_respond_error(resp, 415, "unsupported_media_type", msg,
+                              "send the body as JSON with Content-Type: application/json");
+        return NULL;
+    }
+    const char *b = req->body ? req->body : "";
+    size_t n = req->body ? req->body_len : 0;
+    size_t ws = 0;
+    while (ws < n && isspace((unsigned char)b[ws])) ws++;
+    if (ws == n) {
+        mn_http_respond_error(resp, 400, "invalid_json", "empty body: expected a JSON object",
+                              NULL);
+        return NULL;
+    }
+    if (memchr(b, '\0', n)) {
+        mn_http_respond_error(resp, 400, "invalid_json", "the body contains a NUL byte", NULL);
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(b, n, &end, 0);
+    char msg[160];
+    if (!j) {
+        snprintf(msg, sizeof msg, "malformed JSON at byte %zu",
+                 end && end >= b ? (size_t)(end - b) : (size_t)0);
+        mn_http_respond_error(resp, 400, "invalid_json", msg, "check the JSON syntax");
+        return NULL;
+    }
+    size_t off = end && end >= b && end <= b + n ? (size_t)(end - b) : n;
+    while (off < n && isspace((unsigned char)b[off])) off++;
+    if (off < n) {
+        cJSON_Delete(j);
+        snprintf(msg, sizeof msg, "unexpected data after the JSON value at byte %zu", off);
+        mn_http_respond_error(resp, 400, "invalid_json", msg, "send one JSON object");
+        return NULL;
+    }
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        mn_http_respond_error(resp, 422, "invalid_argument", "body: expected a JSON object",
+                              NULL);
+        return NULL;
+    }
+    if (has_nul_escape(b, n)) {
+        cJSON_Delete(j);
+        mn_http_respond_error(resp, 422, "invalid_argument",
+                              "strings must not contain the NUL character (\\u0000)", NULL);
+        return NULL;
+    }
+    return j;
+}
+
+/* ---- typed readers ---- */
+
+mn_err api_check_fields(const cJSON *obj, const char *const *allowed, const char *pfx,
+                        mn_error *err)
+{
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        bool ok = false;
+        for (size_t i = 0; allowed[i] && !ok; i++) ok = !strcmp(c->string, allowed[i]);
+        if (!ok) {
+            char list[200];
+            size_t off = 0;
+            list[0] = '\0';
+            for (size_t i = 0; allowed[i] && off < sizeof list; i++)
+                off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", i ? ", " : "",
+                                        allowed[i]);
+            return mn_error_set(err, MN_ERR_INVALID, "%s%.64s: unknown field (known: %s)", pfx,
+                                c->string, list);
+        }
+        for (const cJSON *d = obj->child; d != c; d = d->next)
+            if (!strcmp(d->string, c->string))
+                return mn_error_set(err, MN_ERR_INVALID, "%s%.64s: duplicate field", pfx,
+                                    c->string);
+    }
+    return MN_OK;
+}
+
+static const cJSON *member(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+mn_err api_get_string(const cJSON *obj, const char *name, const char *pfx, const char **out,
+                      mn_error *err)
+{
+    const cJSON *v = member(obj, name);
+    if (!v) return MN_OK;
+    if (!cJSON_IsString(v))
+        return mn_error_set(err, MN_ERR_INVALID, "%s%s: expected a string", pfx, name);
+    *out = v->valuestring;
+    return MN_OK;
+}
+
+mn_err api_get_number(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                      double *out, mn_error *err)
+{
+    const cJSON *v = member(obj, name);
+    if (present) *present = v != NULL;
+    if (!v) return MN_OK;
+    if (!cJSON_IsNumber(v))
+        return mn_error_set(err, MN_ERR_INVALID, "%s%s: expected a number", pfx, name);
+    *out = v->valuedouble;
+    return MN_OK;
+}
+
+float api_to_float(double d)
+{
+    if (isnan(d)) return NAN;
+    if (d > FLT_MAX) return INFINITY;
+    if (d < -FLT_MAX) return -INFINITY;
+    return (float)d;
+}
+
+mn_err api_get_float(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                     float *out, mn_error *err)
+{
+    double d = 0;
+    bool p = false;
+    mn_err rc = api_get_number(obj, name, pfx, &p, &d, err);
+    if (present) *present = p;
+    if (!rc && p) *out = api_to_float(d);
+    return rc;
+}
+
+static bool integral(double d, int64_t *out)
+{
+    /* 2^63 is exactly representable; anything at or beyond it does not fit */
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != floor(d))
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+mn_err api_get_int(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                   int64_t *out, mn_error *err)
+{
+    const cJSON *v = member(obj, name);
+    if (present) *present = v != NULL;
+    if (!v) return MN_OK;
+    if (!cJSON_IsNumber(v) || !integral(v->valuedouble, out))
+        return mn_error_set(err, MN_ERR_INVALID, "%s%s: expected an integer", pfx, name);
+    return MN_OK;
+}
+
+mn_err api_get_bool(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                    bool *out, mn_error *err)
+{
+    const cJSON *v = member(obj, name);
+    if (present) *present = v != NULL;
+    if (!v) return MN_OK;
+    if (!cJSON_IsBool(v))
+        return mn_error_set(err, MN_ERR_INVALID, "%s%s: expected true or false", pfx, name);
+    *out = cJSON_IsTrue(v);
+    return MN_OK;
+}
+
+mn_err api_get_strings(const cJSON *obj, const char *name, const char *pfx, bool one_ok,
+                       api_arena *a, char ***out, size_t *n, mn_error *err)
+{
+    const cJSON *v = member(obj, name);
+    if (!v) return MN_OK;
+    if (one_ok && cJSON_IsString(v)) {
+        *out = api_arena_alloc(a, sizeof **out);
+        if (!*out) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        (*out)[0] = v->valuestring;
+        *n = 1;
+        return MN_OK;
+    }
+    if (!cJSON_IsArray(v))
+        return mn_error_set(err, MN_ERR_INVALID, "%s%s: expected an array of strings%s", pfx,
+                            name, one_ok ? " (or one string)" : "");
+    size_t cnt = (size_t)cJSON_GetArraySize(v);
+    char **arr = api_arena_alloc(a, (cnt ? cnt : 1) * sizeof *arr);
+    if (!arr) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    size_t i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        if (!cJSON_IsString(c))
+            return mn_error_set(err, MN_ERR_INVALID, "%s%s[%zu]: expected a string", pfx, name,
+                                i);
+        arr[i] = c->valuestring;
+    }
+    *out = arr;
+    *n = i;
+    return MN_OK;
+}
+
+mn_err api_get_floats(const cJSON *obj, const char *name, const char *pfx, api_arena *a,
+                      float **out, uint32_t *n, mn_error *err)
+{
+    const cJSON *v = member(obj, name);
+    if (!v) return MN_OK;
+    if (!cJSON_IsArray(v))
+        return mn_error_set(err, MN_ERR_INVALID, "%s%s: expected an array of numbers", pfx,
+                            name);
+    int cnt = cJSON_GetArraySize(v);
+    if (cnt > 1000000)
+        return mn_error_set(err, MN_ERR_INVALID, "%s%s: %d values, far more than any space has",
+                            pfx, name, cnt);
+    float *f = api_arena_alloc(a, (size_t)(cnt ? cnt : 1) * sizeof *f);
+    if (!f) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    uint32_t i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        if (!cJSON_IsNumber(c))
+            return mn_error_set(err, MN_ERR_INVALID, "%s%s[%u]: expected a number", pfx, name,
+                                i);
+        f[i] = api_to_float(c->valuedouble);
+    }
+    *out = f;
+    *n = i;
+    return MN_OK;
+}
+
+mn_err api_get_string_map(const cJSON *obj, const char *name, const char *pfx, api_arena *a,
+                          mn_kv **out, size_t *n, mn_error *err)
+{
+    const cJSON *v = member(obj, name);
+    if (!v) return MN_OK;
+    if (!cJSON_IsObject(v))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "%s%s: expected an object of string values", pfx, name);
+    size_t cnt = (size_t)cJSON_GetArraySize(v);
+    mn_kv *kv = api_arena_alloc(a, (cnt ? cnt : 1) * sizeof *kv);
+    if (!kv) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    size_t i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        if (!cJSON_IsString(c))
+            return mn_error_set(err, MN_ERR_INVALID, "%s%s.%.64s: expected a string", pfx, name,
+                                c->string);
+        kv[i].key = c->string;
+        kv[i].value = c->valuestring;
+    }
+    *out = kv;
+    *n = i;
+    return MN_OK;
+}
+
+mn_err api_get_time(const cJSON *obj, const char *name, const char *pfx, bool *present,
+                    int64_t *out, mn_error *err)
+{
+    const cJSON *v = member(obj, name);
+    if (present) *present = v != NULL;
+    if (!v) return MN_OK;
+    if (cJSON_IsString(v)) {
+        if (mn_time_parse_rfc3339(v->valuestring, out))
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "%s%s: not an RFC 3339 time (e.g. 2026-01-31T09:30:00Z)", pfx,
+                                name);
+        return MN_OK;
+    }
+    if (cJSON_IsNumber(v) && integral(v->valuedouble, out)) return MN_OK;
+    return mn_error_set(err, MN_ERR_INVALID,
+                        "%s%s: expected an RFC 3339 string or integer milliseconds since the "
+                        "epoch",
+                        pfx, name);
+}
+
+/* ---- query strings ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into the arena; *len gets the decoded length. */
+static char *decode(api_arena *a, const char *s, size_t n, size_t *len)
+{
+    char *out = api_arena_alloc(a, n + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '+') {
+            out[o++] = ' ';
+        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    *len = o;
+    return out;
+}
+
+mn_err api_query_parse(const char *query, api_arena *a, api_qparam **out, size_t *n,
+                       mn_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!query || !*query) return MN_OK;
+    size_t cnt = 1;
+    for (const char *p = query; *p; p++) cnt += *p == '&';
+    api_qparam *ps = api_arena_alloc(a, cnt * sizeof *ps);
+    if (!ps) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    const char *p = query;
+    while (*p) {
+        size_t len = strcspn(p, "&");
+        if (len) {
+            const char *eq = memchr(p, '=', len);
+            size_t kl = eq ? (size_t)(eq - p) : len;
+            size_t dk, dv;
+            ps[k].key = decode(a, p, kl, &dk);
+            ps[k].value = decode(a, eq ? eq + 1 : "", eq ? len - kl - 1 : 0, &dv);
+            if (!ps[k].key || !ps[k].value)
+                return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+            if (strlen(ps[k].key) != dk || strlen(ps[k].value) != dv)
+                return mn_error_set(err, MN_ERR_INVALID,
+                                    "query parameter %.64s: contains a NUL character (%%00)",
+                                    ps[k].key);
+            k++;
+        }
+        p += len;
+        if (*p == '&') p++;
+    }
+    *out = ps;
+    *n = k;
+    return MN_OK;
+}
+
+mn_err api_query_bool(const char *name, const char *v, bool *out, mn_error *err)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !*v) *out = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "0")) *out = false;
+    else return mn_error_set(err, MN_ERR_INVALID, "%s: expected true or false", name);
+    return MN_OK;
+}
+
+mn_err api_query_int(const char *name, const char *v, int64_t min, int64_t max, int64_t *out,
+                     mn_error *err)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno || isspace((unsigned char)*v))
+        return mn_error_set(err, MN_ERR_INVALID, "%s: expected an integer", name);
+    if (x < min || x > max)
+        return mn_error_set(err, MN_ERR_INVALID, "%s: must be in %" PRId64 "..%" PRId64, name,
+                            min, max);
+    *out = x;
+    return MN_OK;
+}
+
+mn_err api_query_time(const char *name, const char *v, int64_t *out, mn_error *err)
+{
+    if (!mn_time_parse_rfc3339(v, out)) return MN_OK;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (*v && !*end && !errno && !isspace((unsigned char)*v)) {
+        *out = x;
+        return MN_OK;
+    }
+    return mn_error_set(err, MN_ERR_INVALID,
+                        "%s: expected an RFC 3339 time or integer milliseconds since the epoch",
+                        name);
+}
+
+mn_err api_query_read(const mn_http_request *req, const char *const *allowed, bool metadata_ok,
+                      api_arena *a, api_qparam **out, size_t *n, mn_error *err)
+{
+    mn_err rc = api_query_parse(req->query, a, out, n, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < *n; i++) {
+        const char *k = (*out)[i].key;
+        bool ok = metadata_ok && !strncmp(k, "metadata.", 9) && k[9];
+        for (size_t j = 0; allowed && allowed[j] && !ok; j++) ok = !strcmp(k, allowed[j]);
+        if (!ok) {
+            char list[200];
+            size_t off = 0;
+            list[0] = '\0';
+            for (size_t j = 0; allowed && allowed[j] && off < sizeof list; j++)
+                off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", j ? ", " : "",
+                                        allowed[j]);
+            if (metadata_ok && off < sizeof list)
+                snprintf(list + off, sizeof list - off, ", metadata.<key>");
+            return mn_error_set(err, MN_ERR_INVALID, "%.64s: unknown query parameter (known: %s)",
+                                k, off ? list : "none");
+        }
+    }
+    return MN_OK;
+}

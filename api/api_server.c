@@ -1,0 +1,299 @@
+/* The mnemo command line and the server lifecycle.
+ *
+ * `mnemo serve`: configuration (defaults < TOML file < MNEMO_* environment),
+ * logger, engine, routes, HTTP server on a libuv loop. SIGTERM/SIGINT start a
+ * graceful stop: /ready turns 503, the HTTP server stops accepting and lets
+ * in-flight requests finish and their responses go out, then the engine waits
+ * for its writes, flushes and closes RocksDB, and the process exits 0.
+ * The libuv thread pool runs the handlers, so UV_THREADPOOL_SIZE is set from
+ * http.worker_threads before the loop first uses the pool. */
+#include "api_internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "mnemo/config.h"
+
+/* ---- API context and routes ---- */
+
+mn_api_t *mn_api_new(mn_engine_t *engine)
+{
+    mn_api_t *api = calloc(1, sizeof *api);
+    if (!api) return NULL;
+    api->engine = engine;
+    atomic_init(&api->draining, false);
+    return api;
+}
+
+void mn_api_free(mn_api_t *api)
+{
+    free(api);
+}
+
+void mn_api_set_draining(mn_api_t *api)
+{
+    atomic_store(&api->draining, true);
+}
+
+typedef struct route {
+    const char *method;
+    const char *pattern;
+    mn_http_handler_fn fn;
+} route;
+
+static const route routes[] = {
+    {"GET", "/health", api_h_health},
+    {"GET", "/ready", api_h_ready},
+    {"POST", "/v1/spaces", api_h_space_create},
+    {"GET", "/v1/spaces", api_h_space_list},
+    {"GET", "/v1/spaces/{space}", api_h_space_get},
+    {"DELETE", "/v1/spaces/{space}", api_h_space_drop},
+    {"GET", "/v1/spaces/{space}/stats", api_h_space_stats},
+    {"POST", "/v1/spaces/{space}/memories", api_h_remember},
+    {"GET", "/v1/spaces/{space}/memories", api_h_list},
+    {"GET", "/v1/spaces/{space}/memories/{id}", api_h_get},
+    {"DELETE", "/v1/spaces/{space}/memories/{id}", api_h_forget},
+    {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", api_h_unsuppress},
+    {"POST", "/v1/spaces/{space}/recall", api_h_recall},
+    {"POST", "/v1/admin/checkpoint", api_h_checkpoint},
+};
+
+mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        mn_err rc = mn_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn,
+                                       api);
+        if (rc)
+            return mn_error_set(err, rc, "route %s %s: %s", routes[i].method, routes[i].pattern,
+                                mn_strerror(rc));
+    }
+    return MN_OK;
+}
+
+/* ---- serve ---- */
+
+typedef struct server {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    mn_http_server_t *http;
+    mn_api_t *api;
+    bool stopping;
+} server;
+
+static void on_http_closed(void *arg)
+{
+    server *s = arg;
+    s->http = NULL;
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    mn_log_info("http server stopped");
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server *s = h->data;
+    if (s->stopping) {
+        mn_log_warn("%s again: still finishing in-flight requests", strsignal(signum));
+        return;
+    }
+    s->stopping = true;
+    mn_log_info("%s: shutting down (finishing in-flight requests)", strsignal(signum));
+    mn_api_set_draining(s->api);
+    mn_http_server_shutdown(s->http, on_http_closed, s);
+}
+
+static mn_err engine_options(const mn_config *c, mn_engine_options *o, mn_error *err)
+{
+    mn_engine_options_default(o);
+    o->data_dir = c->storage.data_dir;
+    o->block_cache_bytes = (size_t)c->storage.block_cache_mb << 20;
+    o->write_buffer_bytes = (size_t)c->storage.write_buffer_mb << 20;
+    o->sync = c->storage.sync;
+    o->wal_retain_entries = (uint64_t)c->storage.wal_retain_entries;
+    o->ephemeral_ttl_s = c->engine.ephemeral_ttl_seconds;
+    o->session_ttl_s = c->engine.session_ttl_seconds;
+    o->expiry_interval_ms = c->engine.expiry_interval_ms;
+    if (mn_lifecycle_parse(c->engine.default_lifecycle, &o->default_lifecycle))
+        return mn_error_set(err, MN_ERR_INVALID, "engine.default_lifecycle: unknown class \"%s\"",
+                            c->engine.default_lifecycle);
+    o->link_threshold = (float)c->engine.link_threshold;
+    o->link_max = (uint32_t)c->engine.link_max;
+    o->temporal_window_ms = c->engine.temporal_window_ms;
+    o->initial_stability_days = (float)c->engine.initial_stability_days;
+    o->as_of_max_age_ms = c->engine.as_of_max_age_s * 1000;
+    o->consolidate_interval_ms = c->engine.consolidate_interval_s * 1000;
+    o->consolidate.threshold = (float)c->engine.consolidate_threshold;
+    o->consolidate.min_support = (uint32_t)c->engine.consolidate_min_support;
+    return MN_OK;
+}
+
+static int serve(const mn_config *c)
+{
+    mn_log_level level = MN_LOG_INFO;
+    if (mn_log_level_parse(c->log.level, &level)) {
+        fprintf(stderr, "mnemo: log.level: unknown level \"%s\"\n", c->log.level);
+        return 2;
+    }
+    mn_log_configure(level, strcmp(c->log.format, "json") ? MN_LOG_FORMAT_TEXT
+                                                          : MN_LOG_FORMAT_JSON);
+    if (c->cluster.enabled) {
+        fprintf(stderr, "mnemo: cluster.enabled = true: cluster mode is not available in this "
+                        "build; set it to false\n");
+        return 2;
+    }
+    /* The pool is created on its first use, which is the first request. */
+    char threads[24];
+    snprintf(threads, sizeof threads, "%lld", (long long)c->http.worker_threads);
+    setenv("UV_THREADPOOL_SIZE", threads, 1);
+    signal(SIGPIPE, SIG_IGN);
+
+    mn_error err = {0};
+    mn_engine_options eo;
+    if (engine_options(c, &eo, &err)) {
+        fprintf(stderr, "mnemo: %s\n", err.message);
+        return 2;
+    }
+    mn_engine_t *engine = NULL;
+    mn_err rc = mn_engine_open(&eo, &engine, &err);
+    if (rc) {
+        mn_log_error("cannot open the data dir %s: %s", c->storage.data_dir, err.message);
+        return 1;
+    }
+    mn_log_info("mnemo %s: data dir %s (sync %s)", mn_api_version(), c->storage.data_dir,
+                c->storage.sync ? "on" : "off");
+
+    int exit_code = 0;
+    server s;
+    memset(&s, 0, sizeof s);
+    mn_http_router_t *router = mn_http_router_new();
+    s.api = mn_api_new(engine);
+    if (!router || !s.api || uv_loop_init(&s.loop)) {
+        mn_log_error("out of memory starting the server");
+        mn_http_router_free(router);
+        mn_api_free(s.api);
+        mn_engine_close(engine);
+        return 1;
+    }
+    if ((rc = mn_api_register(s.api, router, &err))) {
+        mn_log_error("%s", err.message);
+        exit_code = 1;
+        goto out;
+    }
+    mn_http_server_options ho;
+    mn_http_server_options_default(&ho);
+    ho.bind = c->http.bind;
+    ho.port = (int)c->http.port;
+    ho.max_body_bytes = (size_t)c->http.max_body_bytes;
+    ho.max_header_bytes = (size_t)c->http.max_header_bytes;
+    ho.max_connections = (int)c->http.max_connections;
+    ho.idle_timeout_ms = (int)c->http.idle_timeout_ms;
+    ho.max_pipelined = (int)c->http.max_pipelined;
+    if ((rc = mn_http_server_start(&s.loop, &ho, router, &s.http, &err))) {
+        mn_log_error("cannot listen on %s:%lld: %s", c->http.bind, (long long)c->http.port,
+                     err.message);
+        exit_code = 1;
+        goto out;
+    }
+    uv_signal_init(&s.loop, &s.sigterm);
+    uv_signal_init(&s.loop, &s.sigint);
+    s.sigterm.data = s.sigint.data = &s;
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+    const char *host = strchr(c->http.bind, ':') ? "[%s]" : "%s";
+    char hostbuf[300];
+    snprintf(hostbuf, sizeof hostbuf, host, c->http.bind);
+    mn_log_info("listening on http://%s:%d", hostbuf, mn_http_server_port(s.http));
+
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    mn_log_info("closing the engine");
+
+out:
+    if (s.http) {
+        /* start failed after listening: not reached today, kept for safety */
+        mn_http_server_shutdown(s.http, on_http_closed, &s);
+        uv_run(&s.loop, UV_RUN_DEFAULT);
+    }
+    if (uv_loop_close(&s.loop)) {
+        uv_run(&s.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&s.loop);
+    }
+    mn_http_router_free(router);
+    mn_engine_close(engine);
+    mn_api_free(s.api);
+    if (!exit_code) mn_log_info("stopped");
+    return exit_code;
+}
+
+/* ---- command line ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "mnemo %s: cognitive memory for AI agents\n"
+            "\n"
+            "usage:\n"
+            "  mnemo serve [--config FILE]   run the server (HTTP API, see docs/api.md)\n"
+            "  mnemo config [--config FILE]  print the effective configuration as TOML\n"
+            "  mnemo --version               print the version\n"
+            "  mnemo help                    this text\n"
+            "\n"
+            "Every key table.key of the file can be set by MNEMO_<TABLE>_<KEY>\n"
+            "(e.g. MNEMO_HTTP_PORT=8080, MNEMO_STORAGE_DATA_DIR=/var/lib/mnemo).\n",
+            mn_api_version());
+}
+
+/* Reads [--config FILE | --config=FILE] after the command; false on a bad argument. */
+static bool config_arg(int argc, char **argv, const char **path)
+{
+    *path = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "mnemo: %s needs a file name\n", argv[i]);
+                return false;
+            }
+            *path = argv[++i];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            *path = argv[i] + 9;
+        } else {
+            fprintf(stderr, "mnemo: unknown argument \"%s\" (try mnemo help)\n", argv[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+int mn_api_main(int argc, char **argv, char **envp)
+{
+    const char *cmd = argc > 1 ? argv[1] : "help";
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version") || !strcmp(cmd, "-V")) {
+        printf("mnemo %s\n", mn_api_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return argc > 1 ? 0 : 2;
+    }
+    if (strcmp(cmd, "serve") && strcmp(cmd, "config")) {
+        fprintf(stderr, "mnemo: unknown command \"%s\"\n\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    const char *path;
+    if (!config_arg(argc, argv, &path)) return 2;
+    mn_config c;
+    mn_error err = {0};
+    if (mn_config_load(&c, path, envp, &err)) {
+        fprintf(stderr, "mnemo: configuration error: %s\n", err.message);
+        mn_config_free(&c);
+        return 2;
+    }
+    int rc = 0;
+    if (!strcmp(cmd, "config")) mn_config_dump(&c, stdout);
+    else rc = serve(&c);
+    mn_config_free(&c);
+    return rc;
+}
