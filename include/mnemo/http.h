@@ -15,6 +15,8 @@
 #include "mnemo/err.h"
 
 #define MN_HTTP_MAX_PARAMS 8
+/* A client's x-request-id is echoed when it is 1..64 printable ASCII characters (no space). */
+#define MN_HTTP_REQUEST_ID_MAX 64
 
 typedef struct mn_http_header {
     char *name; /* lower-cased */
@@ -29,7 +31,7 @@ typedef struct mn_http_request {
     size_t n_headers;
     const char *body; /* NUL-terminated copy of the body (body_len bytes before the NUL) */
     size_t body_len;
-    char request_id[40];                      /* echoed as x-request-id */
+    char request_id[MN_HTTP_REQUEST_ID_MAX + 1]; /* echoed as x-request-id */
     const char *params[MN_HTTP_MAX_PARAMS];   /* path parameters in pattern order, decoded */
     size_t n_params;
     const char *route; /* the matched pattern, e.g. "/v1/spaces/{space}" (for logs/metrics) */
@@ -49,7 +51,10 @@ typedef void (*mn_http_handler_fn)(void *ctx, const mn_http_request *req, mn_htt
 typedef struct mn_http_router mn_http_router_t;
 mn_http_router_t *mn_http_router_new(void);
 void mn_http_router_free(mn_http_router_t *r);
-/* Pattern segments "{name}" match one non-empty path segment. Exact segments win over params. */
+/* Pattern segments "{name}" match one non-empty path segment. Exact segments win over params
+ * (compared from the first segment on). A trailing slash is ignored in patterns and paths
+ * ("/v1/spaces/" == "/v1/spaces"); empty inner segments ("//") never match. Errors:
+ * MN_ERR_INVALID (bad pattern or method), MN_ERR_EXISTS (same method and shape twice). */
 mn_err mn_http_router_add(mn_http_router_t *r, const char *method, const char *pattern,
                           mn_http_handler_fn fn, void *ctx);
 
@@ -66,6 +71,11 @@ typedef struct mn_http_route_match {
     size_t n_params;
     char allow[64]; /* for BAD_METHOD: "GET, POST" */
 } mn_http_route_match;
+/* path is the raw (still percent-encoded) path without query; segments are decoded before they
+ * are compared. The best-ranked pattern that has `method` wins; HEAD falls back to GET. If some
+ * pattern matches the path but none with this method: BAD_METHOD, allow = the union of their
+ * methods (HEAD added when GET is there). m is always initialised; free it with
+ * mn_http_route_match_free whatever the result. */
 mn_http_route_result mn_http_router_match(const mn_http_router_t *r, const char *method,
                                           const char *path, mn_http_route_match *m);
 void mn_http_route_match_free(mn_http_route_match *m);
@@ -82,10 +92,19 @@ typedef struct mn_http_server_options {
 void mn_http_server_options_default(mn_http_server_options *o);
 
 typedef struct mn_http_server mn_http_server_t;
-/* Binds and listens on loop. Must be called on the loop thread. */
+/* Binds and listens on loop. Must be called on the loop thread. The router must outlive the
+ * server (it is not freed by it). bind is an IPv4 or IPv6 literal. */
 mn_err mn_http_server_start(uv_loop_t *loop, const mn_http_server_options *o,
                             mn_http_router_t *router, mn_http_server_t **out, mn_error *err);
 int mn_http_server_port(const mn_http_server_t *s);
+/* Access-log / metrics hook, called on the loop thread once per response after it was written
+ * (or failed to be): method ("" if the request line was unreadable), the matched route pattern
+ * (NULL when the server answered itself: 404, 405, 4xx limits), HTTP status, nanoseconds from
+ * the first byte of the request to the end of the write, and the x-request-id sent. */
+typedef void (*mn_http_observer_fn)(void *arg, const char *method, const char *route, int status,
+                                    int64_t duration_ns, const char *request_id);
+/* Sets (or clears, fn NULL) the observer. Loop thread only. */
+void mn_http_server_set_observer(mn_http_server_t *s, mn_http_observer_fn fn, void *arg);
 /* Graceful stop: stop accepting, let in-flight requests finish and their responses
  * be written, close every connection, then call done(arg) on the loop thread.
  * The server frees itself after done. */
@@ -94,15 +113,18 @@ void mn_http_server_shutdown(mn_http_server_t *s, void (*done)(void *arg), void 
 /* ---- helpers for handlers ---- */
 /* Looks up a header by lower-case name; NULL if absent. */
 const char *mn_http_header_get(const mn_http_request *req, const char *name);
-/* Decoded value of query parameter `name` into buf; returns false if absent. */
+/* Decoded value (x-www-form-urlencoded: '+' is a space) of query parameter `name` into buf;
+ * returns false if absent, badly encoded, or longer than len - 1 bytes. */
 bool mn_http_query_get(const mn_http_request *req, const char *name, char *buf, size_t len);
-/* Sets resp to status with a copy of body (content_type static). */
+/* Sets resp to status with a copy of body (content_type static; NULL = application/json).
+ * Replaces (and frees) a body set before. */
 void mn_http_respond(mn_http_response *resp, int status, const char *content_type,
                      const char *body, size_t len);
 /* {"error":{"code":code,"message":message,"hint":hint}} (hint omitted if NULL). */
 void mn_http_respond_error(mn_http_response *resp, int status, const char *code,
                            const char *message, const char *hint);
-/* Appends "name: value\r\n" to resp->extra_headers. */
+/* Appends "name: value\r\n" to resp->extra_headers (CR/LF in value become spaces; a name
+ * that is not an HTTP token is ignored). */
 void mn_http_add_header(mn_http_response *resp, const char *name, const char *value);
 
 #endif
