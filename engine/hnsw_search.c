@@ -189,13 +189,32 @@ float hnsw_qdist(const mn_hnsw *h, const float *base, const hnsw_query *q, uint3
     return hnsw_fdist(h, q->v, hnsw_vec(h, base, slot));
 }
 
+/* How much of a vector to prefetch: the whole of a short one; the start of a
+ * long one (the hardware prefetcher follows a sequential walk). */
+#ifndef HNSW_PREFETCH_BYTES
+#define HNSW_PREFETCH_BYTES 512
+#endif
+
 static inline void prefetch_node(const mn_hnsw *h, const float *base, const hnsw_query *q,
                                  uint32_t slot)
 {
     const char *p = q->code ? (const char *)(h->codes + (size_t)slot * h->code_stride)
                             : (const char *)hnsw_vec(h, base, slot);
-    __builtin_prefetch(p);
-    __builtin_prefetch(p + 64);
+    size_t bytes = q->code ? h->code_stride : (size_t)h->dim * sizeof(float);
+    if (bytes > HNSW_PREFETCH_BYTES) bytes = HNSW_PREFETCH_BYTES;
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+}
+
+/* The part of a long vector prefetch_node left out, fetched one neighbour
+ * ahead of its distance computation. */
+static inline void prefetch_rest(const mn_hnsw *h, const float *base, const hnsw_query *q,
+                                 uint32_t slot)
+{
+    size_t bytes = q->code ? h->code_stride : (size_t)h->dim * sizeof(float);
+    if (bytes <= HNSW_PREFETCH_BYTES) return;
+    const char *p = q->code ? (const char *)(h->codes + (size_t)slot * h->code_stride)
+                            : (const char *)hnsw_vec(h, base, slot);
+    for (size_t off = HNSW_PREFETCH_BYTES; off < bytes; off += 64) __builtin_prefetch(p + off);
 }
 
 /* ---- layer search ---- */
@@ -224,11 +243,13 @@ uint32_t hnsw_greedy(const mn_hnsw *h, const float *base, const hnsw_query *q, u
     return cur;
 }
 
+/* Links only ever point at inserted (LIVE) nodes, so without removals the
+ * flags need not be read: that saves a cache miss per result candidate. */
 static inline bool acceptable(const mn_hnsw *h, uint32_t slot, mn_hnsw_accept_fn accept, void *arg,
-                              uint32_t exclude)
+                              uint32_t exclude, bool any_removed)
 {
     if (slot == exclude) return false;
-    if ((hnsw_flags(h, slot) & (HNSW_LIVE | HNSW_REMOVED)) != HNSW_LIVE) return false;
+    if (any_removed && (hnsw_flags(h, slot) & HNSW_REMOVED)) return false;
     return !accept || accept(arg, slot);
 }
 
@@ -244,13 +265,14 @@ void hnsw_search_layer(const mn_hnsw *h, const float *base, const hnsw_query *q,
     uint16_t *tags = c->tags;
     c->n_cand = c->n_res = 0;
     uint64_t visited = 1, rejected = 0;
+    const bool any_removed = atomic_load_explicit(&h->removed, memory_order_relaxed) != 0;
     if (!heap_reserve(&c->res, &c->cap_res, (size_t)ef + 2) ||
         !heap_reserve(&c->cand, &c->cap_cand, (size_t)ef + 2 * HNSW_MAX_M + 2))
         return;
     tags[entry] = epoch;
     if (exclude < c->tag_cap) tags[exclude] = epoch;
     min_push(c->cand, &c->n_cand, (hnsw_cand){d_entry, entry});
-    if (acceptable(h, entry, accept, arg, exclude)) max_push(c->res, &c->n_res, (hnsw_cand){d_entry, entry});
+    if (acceptable(h, entry, accept, arg, exclude, any_removed)) max_push(c->res, &c->n_res, (hnsw_cand){d_entry, entry});
     else rejected++;
     float lower = c->n_res ? c->res[0].d : INFINITY;
     uint32_t nb[2 * HNSW_MAX_M];
@@ -270,11 +292,14 @@ void hnsw_search_layer(const mn_hnsw *h, const float *base, const hnsw_query *q,
         if (!heap_reserve(&c->cand, &c->cap_cand, c->n_cand + m)) break;
         for (uint32_t i = 0; i < m; i++) {
             uint32_t id = nb[i];
+#ifndef HNSW_NO_PREFETCH_REST
+            if (i + 1 < m) prefetch_rest(h, base, q, nb[i + 1]);
+#endif
             float d = hnsw_qdist(h, base, q, id);
             visited++;
             if (c->n_res < ef || d < lower) {
                 min_push(c->cand, &c->n_cand, (hnsw_cand){d, id});
-                if (acceptable(h, id, accept, arg, exclude)) {
+                if (acceptable(h, id, accept, arg, exclude, any_removed)) {
                     max_push(c->res, &c->n_res, (hnsw_cand){d, id});
                     if (c->n_res > ef) max_pop(c->res, &c->n_res);
                     lower = c->res[0].d;
@@ -283,6 +308,7 @@ void hnsw_search_layer(const mn_hnsw *h, const float *base, const hnsw_query *q,
                 }
             }
         }
+        if (c->n_cand) __builtin_prefetch((const void *)hnsw_l0(h, c->cand[0].id));
     }
     if (st) {
         st->visited += visited;

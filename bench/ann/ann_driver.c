@@ -73,15 +73,15 @@ static void usage(void)
 {
     fprintf(stderr, "usage: mn_ann_driver --base F --queries F --gt F [--metric l2|cosine|dot]\n"
                     "       [--M 16] [--efc 200] [--efs 16,32,64,128,256] [--k 10] [--int8]\n"
-                    "       [--ext] [--save PATH]\n");
+                    "       [--ext] [--save PATH] [--load PATH] [--reps 3]\n");
 }
 
 int main(int argc, char **argv)
 {
-    const char *base_path = NULL, *q_path = NULL, *gt_path = NULL, *save = NULL;
+    const char *base_path = NULL, *q_path = NULL, *gt_path = NULL, *save = NULL, *load = NULL;
     const char *efs = "16,32,64,128,256";
     mn_metric metric = MN_METRIC_L2;
-    uint32_t M = 16, efc = 200, k = 10;
+    uint32_t M = 16, efc = 200, k = 10, reps = 3;
     bool int8 = false, ext = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -94,10 +94,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--queries")) q_path = v, i++;
         else if (!strcmp(a, "--gt")) gt_path = v, i++;
         else if (!strcmp(a, "--save")) save = v, i++;
+        else if (!strcmp(a, "--load")) load = v, i++; /* skip the build: search a saved graph */
         else if (!strcmp(a, "--efs")) efs = v, i++;
         else if (!strcmp(a, "--M")) M = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--efc")) efc = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--k")) k = (uint32_t)atoi(v), i++;
+        else if (!strcmp(a, "--reps")) reps = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--metric")) {
             if (mn_metric_parse(v, &metric)) {
                 usage();
@@ -109,7 +111,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!base_path || !q_path || !gt_path || !k) {
+    if (!base_path || !q_path || !gt_path || !k || !reps) {
         usage();
         return 2;
     }
@@ -131,7 +133,14 @@ int main(int argc, char **argv)
         return 1;
     }
     double t0 = now_s();
-    for (uint32_t i = 0; i < n; i++) {
+    if (load) {
+        mn_hnsw_free(h);
+        if (mn_hnsw_load(load, &p, ext ? &x : NULL, NULL, NULL, NULL, &h, &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+    }
+    for (uint32_t i = 0; i < n && !load; i++) {
         if (mn_hnsw_insert(h, i, x + (size_t)i * dim, &err)) {
             fprintf(stderr, "%s\n", err.message);
             return 1;
@@ -146,22 +155,32 @@ int main(int argc, char **argv)
            "\"max_level\": %u, \"runs\": [",
            int8 ? "-int8" : "", n, dim, info.simd, build_s, (unsigned long long)info.bytes,
            (unsigned long long)info.vector_bytes, (rss1 - rss0) * 1024, info.max_level);
-    mn_hnsw_hit *hits = malloc(k * sizeof *hits);
+    mn_hnsw_hit *hits = malloc((size_t)nq * k * sizeof *hits);
+    uint32_t *nres = malloc((size_t)nq * sizeof *nres);
     char *list = strdup(efs);
     bool first = true;
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         uint32_t ef = (uint32_t)atoi(tok);
         uint64_t found = 0;
         mn_hnsw_stats st = {0};
-        double s0 = now_s();
-        for (uint32_t i = 0; i < nq; i++) {
-            size_t nh = mn_hnsw_search(h, q + (size_t)i * dim, k, ef, NULL, NULL, hits, &st);
-            const int32_t *truth = gt + (size_t)i * kgt;
-            for (size_t a = 0; a < nh; a++)
-                for (uint32_t b = 0; b < k; b++)
-                    if ((int32_t)hits[a].slot == truth[b]) found++;
+        double secs = 0;
+        /* best of `reps` passes (the machine may be shared); recall from the first */
+        for (uint32_t rep = 0; rep < reps; rep++) {
+            double s0 = now_s();
+            for (uint32_t i = 0; i < nq; i++) {
+                size_t nh = mn_hnsw_search(h, q + (size_t)i * dim, k, ef, NULL, NULL,
+                                           hits + (size_t)i * k, rep ? NULL : &st);
+                nres[i] = (uint32_t)nh;
+            }
+            double t = now_s() - s0;
+            if (!rep || t < secs) secs = t;
         }
-        double secs = now_s() - s0;
+        for (uint32_t i = 0; i < nq; i++) {
+            const int32_t *truth = gt + (size_t)i * kgt;
+            for (size_t a = 0; a < nres[i]; a++)
+                for (uint32_t b = 0; b < k; b++)
+                    if ((int32_t)hits[(size_t)i * k + a].slot == truth[b]) found++;
+        }
         printf("%s{\"ef\": %u, \"recall\": %.4f, \"qps\": %.1f, \"visited\": %.1f}",
                first ? "" : ", ", ef, (double)found / ((double)nq * k), nq / secs,
                (double)st.visited / nq);
@@ -187,6 +206,7 @@ int main(int argc, char **argv)
     printf("}\n");
     free(list);
     free(hits);
+    free(nres);
     mn_hnsw_free(h);
     free(x);
     free(q);
