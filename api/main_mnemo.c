@@ -1,7 +1,9 @@
-/* mnemo entry point (placeholder until the server lands). */
-#include <stdio.h>
-int main(void)
+/* mnemo entry point: the command line lives in api/api_server.c (mn_api_main). */
+#include "mnemo/api.h"
+
+extern char **environ;
+
+int main(int argc, char **argv)
 {
-    fprintf(stderr, "mnemo: server not built yet\n");
-    return 1;
+    return mn_api_main(argc, argv, environ);
 }

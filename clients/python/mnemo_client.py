@@ -1,0 +1,247 @@
+"""A small client for the mnemo HTTP API (docs/api.md). Standard library only.
+
+    from mnemo_client import MnemoClient, MnemoError
+    c = MnemoClient("http://127.0.0.1:7700")
+    c.create_space("notes", dim=3)
+    mid = c.remember("notes", "met Ada at the station", [0.1, 0.2, 0.3], tags=["ada"])
+    hits = c.recall("notes", embedding=[0.1, 0.2, 0.3], k=5)["results"]
+
+One client holds one keep-alive connection: use one client per thread.
+Errors from the server raise MnemoError(status, code, message, hint, request_id).
+"""
+
+import http.client
+import json
+import urllib.parse
+
+__all__ = ["MnemoClient", "MnemoError"]
+
+_IDEMPOTENT = ("GET", "HEAD", "DELETE", "PUT", "OPTIONS")
+
+
+class MnemoError(Exception):
+    """An error response: HTTP status, error code (e.g. "space_not_found"), message, hint."""
+
+    def __init__(self, status, code, message, hint=None, request_id=None):
+        super().__init__("%s %s: %s" % (status, code, message))
+        self.status = status
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.request_id = request_id
+
+
+class Response:
+    """A raw response: status, headers (lower-case names), body bytes and parsed JSON."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def request_id(self):
+        return self.headers.get("x-request-id")
+
+
+def _q(segment):
+    return urllib.parse.quote(str(segment), safe="")
+
+
+class MnemoClient:
+    def __init__(self, base_url="http://127.0.0.1:7700", timeout=30.0):
+        u = urllib.parse.urlsplit(base_url)
+        if u.scheme != "http":
+            raise ValueError("only http:// URLs are supported")
+        self.host = u.hostname or "127.0.0.1"
+        self.port = u.port or 80
+        self.prefix = u.path.rstrip("/")
+        self.timeout = timeout
+        self._conn = None
+        self._used = False
+
+    # ---- transport ----
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _connection(self):
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._used = False
+        return self._conn
+
+    def raw(self, method, path, body=None, headers=None, query=None):
+        """Sends one request and returns a Response without raising on error statuses.
+
+        body: bytes/str sent as is, or any other value encoded as JSON.
+        A GET/DELETE that fails on a reused keep-alive connection (the server closed
+        it while idle) is retried once on a fresh connection; a POST is never retried.
+        """
+        hdrs = {"Accept": "application/json"}
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body, separators=(",", ":"), allow_nan=False)
+            hdrs["Content-Type"] = "application/json"
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if headers:
+            hdrs.update(headers)
+        url = self.prefix + path
+        if query:
+            items = [(k, v) for k, v in query.items() if v is not None]
+            if items:
+                url += "?" + urllib.parse.urlencode(items)
+        for attempt in (0, 1):
+            conn = self._connection()
+            reused = self._used
+            try:
+                conn.request(method, url, body=body, headers=hdrs)
+                r = conn.getresponse()
+                data = r.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+                    http.client.BadStatusLine):
+                self.close()
+                if attempt == 0 and reused and method in _IDEMPOTENT:
+                    continue
+                raise
+            except (OSError, http.client.HTTPException):
+                self.close()
+                raise
+            self._used = True
+            hd = {k.lower(): v for k, v in r.getheaders()}
+            if r.will_close:
+                self.close()
+            return Response(r.status, hd, data)
+        raise AssertionError("unreachable")
+
+    def request(self, method, path, body=None, query=None, expect=(200, 201)):
+        """Sends a request and returns its parsed JSON body; raises MnemoError otherwise."""
+        r = self.raw(method, path, body=body, query=query)
+        if r.status in expect:
+            return r.json
+        err = (r.json or {}).get("error", {}) if isinstance(r.json, dict) else {}
+        raise MnemoError(r.status, err.get("code", "http_%d" % r.status),
+                         err.get("message", r.body[:200].decode("utf-8", "replace")),
+                         err.get("hint"), r.request_id)
+
+    # ---- service ----
+
+    def health(self):
+        return self.request("GET", "/health")
+
+    def ready(self):
+        """True when the server is serving, False while it shuts down."""
+        r = self.raw("GET", "/ready")
+        return r.status == 200 and bool((r.json or {}).get("ready"))
+
+    def checkpoint(self, path):
+        """Writes a consistent backup of the whole store into path (must not exist)."""
+        return self.request("POST", "/v1/admin/checkpoint", {"path": path})
+
+    # ---- spaces ----
+
+    def create_space(self, name, dim, metric="cosine", default_lifecycle=None):
+        body = {"name": name, "dim": dim, "metric": metric}
+        if default_lifecycle is not None:
+            body["default_lifecycle"] = default_lifecycle
+        return self.request("POST", "/v1/spaces", body)
+
+    def list_spaces(self):
+        return self.request("GET", "/v1/spaces")["spaces"]
+
+    def get_space(self, name):
+        return self.request("GET", "/v1/spaces/" + _q(name))
+
+    def delete_space(self, name):
+        return self.request("DELETE", "/v1/spaces/" + _q(name))
+
+    def stats(self, name):
+        return self.request("GET", "/v1/spaces/%s/stats" % _q(name))
+
+    # ---- memories ----
+
+    def remember(self, space, content, embedding=None, **fields):
+        """Remembers one memory; returns its id. fields: kind, when, confidence, importance,
+        emotional_valence, context, tags, metadata, lifecycle, ttl_seconds, idempotency_key."""
+        body = dict(fields)
+        body["content"] = content
+        if embedding is not None:
+            body["embedding"] = [float(x) for x in embedding]
+        return self.request("POST", "/v1/spaces/%s/memories" % _q(space), body)["id"]
+
+    def remember_batch(self, space, memories):
+        """Remembers 1..1000 memories (dicts) atomically; returns their ids in order."""
+        return self.request("POST", "/v1/spaces/%s/memories" % _q(space),
+                            {"memories": list(memories)})["ids"]
+
+    def get(self, space, memory_id, include_embedding=False):
+        q = {"include_embedding": "true"} if include_embedding else None
+        return self.request("GET", "/v1/spaces/%s/memories/%s" % (_q(space), _q(memory_id)),
+                            query=q)
+
+    def forget(self, space, memory_id, mode="delete"):
+        return self.request("DELETE", "/v1/spaces/%s/memories/%s" % (_q(space), _q(memory_id)),
+                            query={"mode": mode})
+
+    def unsuppress(self, space, memory_id):
+        return self.request("POST", "/v1/spaces/%s/memories/%s/unsuppress"
+                            % (_q(space), _q(memory_id)))
+
+    @staticmethod
+    def _list_query(limit=None, cursor=None, tags_any=None, tags_all=None, kind=None,
+                    when_from=None, when_to=None, min_confidence=None, include_suppressed=None,
+                    include_embedding=None, who=None, where=None, session=None, metadata=None):
+        q = {"limit": limit, "cursor": cursor, "kind": kind, "when_from": when_from,
+             "when_to": when_to, "min_confidence": min_confidence, "who": who, "where": where,
+             "session": session}
+        if tags_any:
+            q["tags_any"] = ",".join(tags_any)
+        if tags_all:
+            q["tags_all"] = ",".join(tags_all)
+        if include_suppressed:
+            q["include_suppressed"] = "true"
+        if include_embedding:
+            q["include_embedding"] = "true"
+        for k, v in (metadata or {}).items():
+            q["metadata." + k] = v
+        return q
+
+    def list_memories(self, space, **filters):
+        """One page: {"memories": [...], "next": cursor or None}. Filters as in docs/api.md."""
+        return self.request("GET", "/v1/spaces/%s/memories" % _q(space),
+                            query=self._list_query(**filters))
+
+    def iter_memories(self, space, max_pages=1000000, **filters):
+        """Every memory matching the filters, in (when, id) order, page after page."""
+        cursor = None
+        for _ in range(max_pages):
+            page = self.list_memories(space, cursor=cursor, **filters)
+            for m in page["memories"]:
+                yield m
+            cursor = page["next"]
+            if not cursor:
+                return
+
+    def recall(self, space, embedding=None, k=10, text=None, **options):
+        """Recall by embedding and/or text. options: threshold, tags_any, tags_all, metadata,
+        kind, when={"from","to"}, min_confidence, include_suppressed, include_embedding,
+        who, where, session, weights={"vector","text"}, spread, trace, reinforce ..."""
+        body = dict(options)
+        body["k"] = k
+        if embedding is not None:
+            body["embedding"] = [float(x) for x in embedding]
+        if text is not None:
+            body["text"] = text
+        return self.request("POST", "/v1/spaces/%s/recall" % _q(space), body)
