@@ -1,0 +1,195 @@
+/* simnet: a deterministic discrete-event network simulator that runs many
+ * sans-IO protocol cores (SWIM today; gossip and replication later) in one
+ * thread, on a virtual clock, with one seeded PRNG.
+ *
+ * Nodes are generic: a core is anything with on_packet / on_tick /
+ * next_deadline callbacks (mn_simnet_core_ops_t); simnet creates it at start
+ * and restart, destroys it on crash, and delivers datagrams to it after a
+ * per-link delay with loss, duplication, reordering, one-way blocks and
+ * partitions. Same seed and same calls => same event trace (trace hash).
+ *
+ * On top sits a SWIM harness (mn_simswim_*): N swim cores, a ground-truth
+ * view matrix fed by their membership events, and scenarios (steady, crash,
+ * partition, churn, join) that measure detection time, false positives,
+ * message load and join convergence. */
+#ifndef MNEMO_SIMNET_H
+#define MNEMO_SIMNET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mnemo/err.h"
+#include "mnemo/swim.h"
+#include "mnemo/util.h"
+
+typedef struct mn_simnet mn_simnet_t;
+
+/* One direction of a link. Delay = latency + Exp(mean jitter) [+ U(0,
+ * reorder_us) with probability reorder]. */
+typedef struct mn_simnet_link {
+    int64_t latency_us;
+    int64_t jitter_us;
+    double loss;    /* drop probability per datagram */
+    double dup;     /* probability a datagram arrives twice */
+    double reorder; /* probability of an extra uniform delay */
+    int64_t reorder_us;
+} mn_simnet_link_t;
+
+/* A protocol core plugged into a node. create is called at start and at each
+ * restart with a fresh seed drawn from the simulator's PRNG; the core sends
+ * through mn_simnet_send(net, node, ...). next_deadline returns an absolute
+ * time (INT64_MAX = nothing to do). */
+typedef struct mn_simnet_core_ops {
+    void *(*create)(void *arg, mn_simnet_t *net, int node, int64_t now_us, uint64_t seed);
+    void (*destroy)(void *arg, void *core);
+    void (*on_packet)(void *core, int64_t now_us, const mn_swim_addr_t *from, const uint8_t *buf,
+                      size_t len);
+    void (*on_tick)(void *core, int64_t now_us);
+    int64_t (*next_deadline)(void *core);
+} mn_simnet_core_ops_t;
+
+typedef enum { MN_SIMNET_DOWN = 0, MN_SIMNET_UP, MN_SIMNET_PAUSED } mn_simnet_node_state;
+
+typedef struct mn_simnet_stats {
+    uint64_t sent, sent_bytes, delivered;
+    uint64_t lost, blocked, to_down, duplicated, held_overflow;
+} mn_simnet_stats_t;
+
+/* NULL on allocation failure. link = the default of every link. */
+mn_simnet_t *mn_simnet_new(uint64_t seed, const mn_simnet_link_t *link);
+void mn_simnet_free(mn_simnet_t *net);
+
+/* Adds a node (down); returns its index or -1. Address 10.x.y.z:7946. */
+int mn_simnet_add_node(mn_simnet_t *net, const mn_simnet_core_ops_t *ops, void *arg);
+int mn_simnet_node_count(const mn_simnet_t *net);
+mn_swim_addr_t mn_simnet_addr(const mn_simnet_t *net, int node);
+/* Node index of an address, or -1. */
+int mn_simnet_node_at(const mn_simnet_t *net, const mn_swim_addr_t *a);
+mn_simnet_node_state mn_simnet_state(const mn_simnet_t *net, int node);
+void *mn_simnet_core(const mn_simnet_t *net, int node);
+
+/* Faults and lifecycle, effective at the current virtual time. */
+void mn_simnet_start(mn_simnet_t *net, int node);   /* create the core (start or restart) */
+void mn_simnet_crash(mn_simnet_t *net, int node);   /* destroy the core, drop its traffic */
+void mn_simnet_pause(mn_simnet_t *net, int node);   /* stall: no ticks, datagrams held */
+void mn_simnet_resume(mn_simnet_t *net, int node);  /* held datagrams arrive at once */
+void mn_simnet_set_link(mn_simnet_t *net, int from, int to, const mn_simnet_link_t *l);
+void mn_simnet_set_default_link(mn_simnet_t *net, const mn_simnet_link_t *l);
+/* One-way block of from -> to (on = true) or its removal. */
+void mn_simnet_block(mn_simnet_t *net, int from, int to, bool on);
+/* Partition by group[i] (one per node, copied). Two-way: nothing crosses
+ * groups; one-way: only datagrams from a lower to a higher group are dropped. */
+void mn_simnet_partition(mn_simnet_t *net, const int *group, bool oneway);
+/* Removes partitions and blocks (link settings stay). */
+void mn_simnet_heal(mn_simnet_t *net);
+/* Would a datagram from -> to be dropped by a partition or block now? */
+bool mn_simnet_cut(const mn_simnet_t *net, int from, int to);
+
+/* Called by cores: send a datagram from node to an address. */
+void mn_simnet_send(mn_simnet_t *net, int from, const mn_swim_addr_t *to, const uint8_t *buf,
+                    size_t len);
+
+/* Runs every event up to and including time t; the clock ends at t. */
+void mn_simnet_run_until(mn_simnet_t *net, int64_t t_us);
+int64_t mn_simnet_now(const mn_simnet_t *net);
+/* The simulator's PRNG, for scenario decisions (keeps one seed in charge). */
+mn_prng_t *mn_simnet_prng(mn_simnet_t *net);
+
+/* Trace: a 64-bit hash of every processed event (time, kind, node, bytes) and
+ * every fault; optionally also written as text lines to f (NULL = off). */
+uint64_t mn_simnet_trace_hash(const mn_simnet_t *net);
+void mn_simnet_trace_file(mn_simnet_t *net, FILE *f);
+void mn_simnet_trace_note(mn_simnet_t *net, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Datagram counters of one node (as sender) or of all (node = -1). */
+void mn_simnet_stats(const mn_simnet_t *net, int node, mn_simnet_stats_t *out);
+
+/* ---- SWIM harness ---- */
+
+typedef enum {
+    MN_SIMSWIM_STEADY = 0, /* no faults: count false positives */
+    MN_SIMSWIM_CRASH,      /* crash one node after the steady phase */
+    MN_SIMSWIM_PARTITION,  /* split in halves, wait for detection, heal, reconverge */
+    MN_SIMSWIM_CHURN,      /* crash and restart nodes repeatedly */
+    MN_SIMSWIM_JOIN,       /* one node joins a formed cluster */
+} mn_simswim_scenario;
+
+/* Parses "steady" | "crash" | "partition" | "churn" | "join". */
+mn_err mn_simswim_scenario_parse(const char *s, mn_simswim_scenario *out);
+
+typedef struct mn_simswim_opts {
+    int nodes;
+    uint64_t seed;
+    mn_swim_config_t swim;
+    mn_simnet_link_t link;
+    bool auth;              /* HMAC-SHA256 with a test key */
+    int64_t join_spread_ms; /* nodes start uniformly over this window (1000) */
+    int64_t form_limit_ms;  /* give up forming after this (60000) */
+    int64_t steady_ms;      /* fault-free phase before the fault (30000) */
+    int64_t horizon_ms;     /* how long to wait for detection/convergence; 0 = 3 * bound */
+    bool oneway;            /* partition scenario: one-way instead of two-way */
+    int64_t churn_every_ms; /* churn: a crash this often (5000) */
+    int64_t churn_down_ms;  /* churn: a crashed node restarts after this (20000) */
+    int64_t churn_ms;       /* churn: length of the churn phase (60000) */
+    FILE *trace;            /* text trace (NULL = off) */
+} mn_simswim_opts_t;
+
+/* Defaults for the fields above (the swim config from profile "fast"). */
+void mn_simswim_opts_default(mn_simswim_opts_t *o);
+/* Time within which every live node should see a crash: two probe intervals
+ * to be probed, the indirect phase, the longest suspicion, and the log N
+ * gossip rounds of dissemination, with the health multiplier's slack. */
+int64_t mn_simswim_detect_bound_ms(const mn_swim_config_t *c, int nodes);
+
+typedef struct mn_simswim_result {
+    bool formed;
+    double formation_s;        /* all nodes see all alive */
+    double *detect_first_s;    /* per fault: first observer marks it dead */
+    double *detect_all_s;      /* per fault: every live observer does; < 0 = not within horizon */
+    size_t n_faults;
+    int undetected;            /* faults some live observer missed within the horizon */
+    uint64_t fp_dead;          /* dead declarations about running, reachable nodes */
+    int fp_targets;            /* distinct such nodes */
+    uint64_t suspicions;       /* suspect declarations about running, reachable nodes */
+    double msgs_per_node_s;    /* steady phase */
+    double bytes_per_node_s;
+    double *join_s;            /* join: joiner known alive by all; churn: restarted node */
+    size_t n_joins;
+    int joins_unconverged;
+    double heal_s;             /* partition: reconvergence after heal (< 0 = not within horizon) */
+    double sim_s;              /* simulated seconds */
+    uint64_t events;
+    uint64_t trace_hash;
+    mn_swim_stats_t swim;      /* summed over the cores alive at the end */
+} mn_simswim_result_t;
+
+void mn_simswim_result_clear(mn_simswim_result_t *r);
+mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario sc, mn_simswim_result_t *r,
+                      mn_error *err);
+
+/* Lower level: a cluster to drive by hand (tests). */
+typedef struct mn_simswim mn_simswim_t;
+mn_simswim_t *mn_simswim_new(const mn_simswim_opts_t *o);
+void mn_simswim_free(mn_simswim_t *h);
+mn_simnet_t *mn_simswim_net(mn_simswim_t *h);
+/* The swim core of a running node, NULL when down. */
+mn_swim_t *mn_simswim_core(mn_simswim_t *h, int node);
+/* Starts (or restarts) a node; it joins through node 0 (node 0 joins nobody). */
+void mn_simswim_start(mn_simswim_t *h, int node);
+/* Every running node sees every other running node as a member (alive or suspect). */
+bool mn_simswim_converged(const mn_simswim_t *h);
+/* Runs until converged or the deadline; true if converged. */
+bool mn_simswim_run_until_converged(mn_simswim_t *h, int64_t deadline_us);
+/* State of tgt in obs's view (-1 = unknown or obs down). */
+int mn_simswim_view(const mn_simswim_t *h, int obs, int tgt);
+/* Running observers that see tgt in state st. */
+int mn_simswim_count_view(const mn_simswim_t *h, int tgt, mn_swim_state st);
+/* False-positive counters so far (see mn_simswim_result_t). */
+uint64_t mn_simswim_fp_dead(const mn_simswim_t *h);
+uint64_t mn_simswim_suspicions(const mn_simswim_t *h);
+uint64_t mn_simswim_events(const mn_simswim_t *h);
+
+#endif

@@ -1,0 +1,182 @@
+/* Private state of the SWIM core, shared by the files of swim/. */
+#ifndef MN_SWIM_INTERNAL_H
+#define MN_SWIM_INTERNAL_H
+
+#include <openssl/evp.h>
+
+#include "mnemo/swim.h"
+#include "mnemo/util.h"
+#include "mnemo/wire_swim.h"
+
+#define SWIM_US_PER_MS 1000
+#define SWIM_NEVER INT64_MAX
+#define SWIM_MAX_CONFIRM 16 /* Lifeguard confirmations remembered per suspicion */
+#define SWIM_MAX_INDIRECT 64 /* ping-reqs served at once */
+#define SWIM_MAX_HELPERS 16  /* ping-reqs sent per probe */
+#define SWIM_QUEUE_MAX 1024  /* queued broadcasts */
+#define SWIM_SYNC_SEEN 32    /* recent sync exchanges answered */
+#define SWIM_VERIFY_MAX 16   /* suspects waiting for our own probe */
+#define SWIM_HDR_LEN 8
+#define SWIM_TAG_LEN 32
+#define SWIM_MAGIC0 'M'
+#define SWIM_MAGIC1 'S'
+#define SWIM_VERSION 1
+#define SWIM_HDR_FLAG_AUTH 1
+
+typedef struct swim_member {
+    char id[MN_SWIM_ID_MAX + 1];
+    uint8_t id_len;
+    uint32_t hash;
+    mn_swim_addr_t addr;
+    uint64_t inc;
+    uint8_t state; /* mn_swim_state */
+    int64_t changed_us;
+    /* suspicion (state == SUSPECT) */
+    int64_t susp_start, susp_deadline, susp_min, susp_max;
+    int susp_k;                           /* confirmations wanted */
+    int susp_n;                           /* confirmations counted */
+    uint32_t susp_from[SWIM_MAX_CONFIRM + 1]; /* accuser hashes; [0] = originator */
+    int susp_nfrom;
+} swim_member;
+
+/* One queued membership update (TransmitLimitedQueue of memberlist). */
+typedef struct swim_bcast {
+    char id[MN_SWIM_ID_MAX + 1];
+    uint8_t id_len;
+    char from[MN_SWIM_ID_MAX + 1];
+    uint8_t from_len;
+    mn_swim_addr_t addr;
+    uint64_t inc;
+    uint8_t state;
+    int transmits;
+    uint64_t order; /* insertion counter: newer first among equal transmits */
+} swim_bcast;
+
+/* A ping-req we serve: we ping target for requester and forward the answer. */
+typedef struct swim_indirect {
+    bool used;
+    bool want_nack;
+    uint32_t our_seq, their_seq;
+    mn_swim_addr_t reply_to;
+    int64_t deadline;
+} swim_indirect;
+
+enum { PROBE_IDLE = 0, PROBE_DIRECT, PROBE_INDIRECT };
+
+struct mn_swim {
+    mn_swim_config_t cfg;
+    mn_swim_callbacks_t cb;
+    mn_prng_t prng;
+    swim_member *self;
+    bool leaving;
+
+    /* member table: members[] in probe order (shuffled per round); tab[] an
+     * open-addressing index by id hash (linear probing, backward-shift delete). */
+    swim_member **members;
+    size_t n, cap;
+    swim_member **tab;
+    size_t tab_cap;
+    size_t probe_idx;
+    size_t n_state[4];
+
+    /* members in SUSPECT with a running timer */
+    swim_member **suspects;
+    size_t n_suspects, cap_suspects;
+
+    /* broadcast queue */
+    swim_bcast *queue;
+    size_t n_queue;
+    uint64_t queue_order;
+
+    /* the current probe */
+    int probe_phase;
+    char probe_id[MN_SWIM_ID_MAX + 1];
+    uint32_t probe_seq;
+    int64_t probe_start, probe_deadline;
+    int probe_expected_nacks, probe_nacks;
+    int64_t next_probe_at;
+    uint32_t next_seq;
+    int awareness;
+
+    swim_indirect indirect[SWIM_MAX_INDIRECT];
+
+    /* suspects heard of from others, to probe ourselves next (FIFO ring) */
+    char verify[SWIM_VERIFY_MAX][MN_SWIM_ID_MAX + 1];
+    size_t verify_head, n_verify;
+    /* the packet being handled carried stale news about us */
+    bool stale_about_self;
+
+    int64_t next_gossip_at, next_sync_at, next_reclaim_at;
+
+    /* join */
+    mn_swim_addr_t *seeds;
+    size_t n_seeds;
+    int64_t next_join_at;
+
+    /* syncs started with unknown or dead senders: (src hash, time) */
+    uint32_t contact_hash[SWIM_SYNC_SEEN];
+    int64_t contact_at[SWIM_SYNC_SEEN];
+    int64_t next_behind_sync; /* rate limit of syncs because a peer knows more members */
+
+    /* sync replies already sent: (src hash, seq) */
+    uint64_t sync_seen[SWIM_SYNC_SEEN];
+    size_t sync_seen_pos;
+
+    /* codec */
+    mn_wire_swim_enc *enc;
+    EVP_MAC_CTX *mac;
+    bool auth;
+    uint64_t rx_body[(MN_SWIM_MAX_PACKET + 7) / 8];
+    uint8_t tx[MN_SWIM_MAX_PACKET];
+    mn_wire_swim_entry scratch[MN_WIRE_SWIM_MAX_ENTRIES];
+    mn_wire_swim_entry rx_entries[MN_WIRE_SWIM_MAX_ENTRIES];
+    swim_member **pick; /* scratch for random choices, cap entries */
+
+    mn_swim_stats_t stats;
+};
+
+/* swim_members.c: the member table and the state machine of one member. */
+uint32_t swim_hash(const char *id, size_t len);
+swim_member *swim_find(const mn_swim_t *s, const char *id, size_t len);
+swim_member *swim_add(mn_swim_t *s, const char *id, size_t len, int64_t now);
+void swim_remove(mn_swim_t *s, swim_member *m);
+void swim_set_state(mn_swim_t *s, swim_member *m, uint8_t st, int64_t now);
+size_t swim_live_count(const mn_swim_t *s); /* alive + suspect, self included */
+void swim_reclaim(mn_swim_t *s, int64_t now);
+/* Applies one membership update (from gossip or, with from_sync, a state row). */
+void swim_apply(mn_swim_t *s, const mn_wire_swim_entry *e, const char *sender, size_t sender_len,
+                bool from_sync, int64_t now);
+/* Our probe of m failed: accuse it. */
+void swim_suspect_local(mn_swim_t *s, swim_member *m, int64_t now);
+void swim_refute(mn_swim_t *s, uint64_t accused_inc, int64_t now);
+void swim_check_suspicions(mn_swim_t *s, int64_t now);
+int64_t swim_suspicion_deadline(const mn_swim_t *s);
+void swim_awareness(mn_swim_t *s, int delta);
+/* Queue m for a verification probe (suspect_probe); pop the next still-suspect one. */
+void swim_verify_push(mn_swim_t *s, const swim_member *m);
+swim_member *swim_verify_pop(mn_swim_t *s);
+int64_t swim_scaled(const mn_swim_t *s, int64_t base_us);
+
+/* swim_queue.c: broadcasts */
+void swim_queue_member(mn_swim_t *s, const swim_member *m, const char *from, size_t from_len);
+/* Fills up to cap entries into out (fewest transmits first); returns count. */
+size_t swim_queue_peek(mn_swim_t *s, mn_wire_swim_entry *out, size_t cap);
+/* The first n peeked entries were sent: count a transmit, drop exhausted ones. */
+void swim_queue_sent(mn_swim_t *s, size_t n);
+int swim_retransmit_limit(const mn_swim_t *s);
+bool swim_queue_has(const mn_swim_t *s, const char *id, size_t len, uint8_t state);
+void swim_entry_from_member(const swim_member *m, mn_wire_swim_entry *e);
+
+/* swim_packet.c: framing, HMAC, send and receive */
+mn_err swim_mac_init(mn_swim_t *s, const uint8_t *key, size_t len);
+void swim_mac_free(mn_swim_t *s);
+/* Encodes msg (piggybacking queued updates in the room left, after any
+ * preset updates), frames, signs and sends it. Returns state rows sent. */
+size_t swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg *msg, bool piggyback);
+/* Checks framing and tag, decodes into s->rx_entries. */
+mn_err swim_receive(mn_swim_t *s, const uint8_t *buf, size_t len, mn_wire_swim_msg *msg);
+
+/* swim_core.c */
+void swim_emit(mn_swim_t *s, const swim_member *m, uint8_t old, bool is_new, int64_t now);
+
+#endif

@@ -1,0 +1,441 @@
+/* SWIM member table and the per-member state machine.
+ *
+ * Members live in members[] (probe order, reshuffled each round: SWIM §4.3
+ * "round-robin probe target selection") and in an open-addressing index by id.
+ * A membership update is applied only if it is newer by the rules of SWIM §4.2
+ * / memberlist: alive needs a strictly greater incarnation; suspect and dead
+ * apply at an equal or greater one; dead and left are final for an
+ * incarnation. News about ourselves is refuted by jumping our incarnation past
+ * the accusation.
+ *
+ * Lifeguard (Dadgar et al. 2018, memberlist suspicion.go/awareness.go):
+ * - a suspicion timer starts at max = suspicion_max_mult * min and shrinks
+ *   toward min as k independent accusers confirm it:
+ *   timeout = max - log(n+1)/log(k+1) * (max - min), never below min;
+ *   min = suspicion_mult * max(1, log10 N) * probe_interval;
+ * - the local health score (0..awareness_max-1) scales our probe interval and
+ *   timeout; it rises on failed probes with missing nacks and on refutations,
+ *   falls on successful probes.
+ * Without Lifeguard the timer is fixed at min and the score stays 0. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "swim_internal.h"
+
+uint32_t swim_hash(const char *id, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)id[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static size_t tab_slot(const mn_swim_t *s, uint32_t h)
+{
+    return (size_t)h & (s->tab_cap - 1);
+}
+
+swim_member *swim_find(const mn_swim_t *s, const char *id, size_t len)
+{
+    if (len == 0 || len > MN_SWIM_ID_MAX) return NULL;
+    uint32_t h = swim_hash(id, len);
+    for (size_t i = tab_slot(s, h), probes = 0; probes < s->tab_cap;
+         i = (i + 1) & (s->tab_cap - 1), probes++) {
+        swim_member *m = s->tab[i];
+        if (!m) return NULL;
+        if (m->hash == h && m->id_len == len && memcmp(m->id, id, len) == 0) return m;
+    }
+    return NULL;
+}
+
+static void tab_insert(swim_member **tab, size_t cap, swim_member *m)
+{
+    size_t i = (size_t)m->hash & (cap - 1);
+    while (tab[i]) i = (i + 1) & (cap - 1);
+    tab[i] = m;
+}
+
+static bool grow(mn_swim_t *s)
+{
+    if (s->n + 1 > s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 16;
+        swim_member **nm = realloc(s->members, nc * sizeof *nm);
+        if (!nm) return false;
+        s->members = nm;
+        swim_member **np = realloc(s->pick, nc * sizeof *np);
+        if (!np) return false;
+        s->pick = np;
+        s->cap = nc;
+    }
+    if ((s->n + 1) * 2 > s->tab_cap) {
+        size_t nc = s->tab_cap ? s->tab_cap * 2 : 32;
+        swim_member **nt = calloc(nc, sizeof *nt);
+        if (!nt) return false;
+        for (size_t i = 0; i < s->tab_cap; i++)
+            if (s->tab[i]) tab_insert(nt, nc, s->tab[i]);
+        free(s->tab);
+        s->tab = nt;
+        s->tab_cap = nc;
+    }
+    return true;
+}
+
+swim_member *swim_add(mn_swim_t *s, const char *id, size_t len, int64_t now)
+{
+    if (len == 0 || len > MN_SWIM_ID_MAX || !grow(s)) return NULL;
+    swim_member *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    memcpy(m->id, id, len);
+    m->id_len = (uint8_t)len;
+    m->hash = swim_hash(id, len);
+    m->state = MN_SWIM_ALIVE;
+    m->changed_us = now;
+    tab_insert(s->tab, s->tab_cap, m);
+    /* a newcomer takes a random place in the probe order (memberlist) */
+    size_t pos = (size_t)mn_prng_below(&s->prng, s->n + 1);
+    s->members[s->n] = s->members[pos];
+    s->members[pos] = m;
+    s->n++;
+    s->n_state[MN_SWIM_ALIVE]++;
+    return m;
+}
+
+static void suspects_drop(mn_swim_t *s, swim_member *m)
+{
+    for (size_t i = 0; i < s->n_suspects; i++)
+        if (s->suspects[i] == m) {
+            s->suspects[i] = s->suspects[--s->n_suspects];
+            return;
+        }
+}
+
+static void suspects_add(mn_swim_t *s, swim_member *m)
+{
+    if (s->n_suspects == s->cap_suspects) {
+        size_t nc = s->cap_suspects ? s->cap_suspects * 2 : 8;
+        swim_member **ns = realloc(s->suspects, nc * sizeof *ns);
+        if (!ns) return; /* no timer: the member stays suspect until news arrives */
+        s->suspects = ns;
+        s->cap_suspects = nc;
+    }
+    s->suspects[s->n_suspects++] = m;
+}
+
+void swim_remove(mn_swim_t *s, swim_member *m)
+{
+    if (m == s->self) return;
+    size_t idx = s->n;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->members[i] == m) idx = i;
+    if (idx == s->n) return;
+    s->members[idx] = s->members[--s->n];
+    if (s->probe_idx > s->n) s->probe_idx = s->n;
+    /* backward-shift delete from the index */
+    size_t i = tab_slot(s, m->hash);
+    while (s->tab[i] != m) i = (i + 1) & (s->tab_cap - 1);
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & (s->tab_cap - 1);
+        if (!s->tab[j]) break;
+        size_t home = tab_slot(s, s->tab[j]->hash);
+        /* move tab[j] into the hole at i unless its home lies in (i, j] */
+        bool between = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+        if (!between) {
+            s->tab[i] = s->tab[j];
+            i = j;
+        }
+    }
+    s->tab[i] = NULL;
+    s->n_state[m->state]--;
+    if (m->state == MN_SWIM_SUSPECT) suspects_drop(s, m);
+    free(m);
+}
+
+void swim_set_state(mn_swim_t *s, swim_member *m, uint8_t st, int64_t now)
+{
+    if (m->state == MN_SWIM_SUSPECT) suspects_drop(s, m);
+    s->n_state[m->state]--;
+    s->n_state[st]++;
+    if (m->state != st) m->changed_us = now;
+    m->state = st;
+    if (st == MN_SWIM_SUSPECT) suspects_add(s, m);
+}
+
+size_t swim_live_count(const mn_swim_t *s)
+{
+    return s->n_state[MN_SWIM_ALIVE] + s->n_state[MN_SWIM_SUSPECT];
+}
+
+void swim_reclaim(mn_swim_t *s, int64_t now)
+{
+    int64_t keep = s->cfg.dead_reclaim_ms * SWIM_US_PER_MS;
+    for (size_t i = s->n; i-- > 0;) {
+        swim_member *m = s->members[i];
+        if (m == s->self) continue;
+        if ((m->state == MN_SWIM_DEAD || m->state == MN_SWIM_LEFT) && now - m->changed_us >= keep)
+            swim_remove(s, m);
+    }
+}
+
+void swim_emit(mn_swim_t *s, const swim_member *m, uint8_t old, bool is_new, int64_t now)
+{
+    if (!s->cb.event) return;
+    mn_swim_event_t ev = {
+        .id = m->id,
+        .addr = m->addr,
+        .state = (mn_swim_state)m->state,
+        .old_state = (mn_swim_state)old,
+        .is_new = is_new,
+        .incarnation = m->inc,
+        .now_us = now,
+    };
+    s->cb.event(s->cb.user, &ev);
+}
+
+/* ---- Lifeguard ---- */
+
+void swim_awareness(mn_swim_t *s, int delta)
+{
+    if (!s->cfg.lifeguard) return;
+    int a = s->awareness + delta;
+    if (a < 0) a = 0;
+    if (a > s->cfg.awareness_max - 1) a = s->cfg.awareness_max - 1;
+    s->awareness = a;
+}
+
+int64_t swim_scaled(const mn_swim_t *s, int64_t base_us)
+{
+    return base_us * (s->awareness + 1);
+}
+
+static void suspicion_start(mn_swim_t *s, swim_member *m, uint32_t from_hash, int64_t now)
+{
+    size_t n = swim_live_count(s);
+    double scale = n > 10 ? log10((double)n) : 1.0;
+    int64_t min = (int64_t)(s->cfg.suspicion_mult * scale * (double)s->cfg.probe_interval_ms *
+                            SWIM_US_PER_MS);
+    int k = s->cfg.suspicion_confirmations >= 0 ? s->cfg.suspicion_confirmations
+                                                : s->cfg.suspicion_mult - 2;
+    if (k > SWIM_MAX_CONFIRM) k = SWIM_MAX_CONFIRM;
+    if ((int)n - 2 < k) k = 0;
+    if (!s->cfg.lifeguard) k = 0;
+    m->susp_min = min;
+    m->susp_max = s->cfg.lifeguard ? min * s->cfg.suspicion_max_mult : min;
+    m->susp_k = k;
+    m->susp_n = 0;
+    m->susp_from[0] = from_hash;
+    m->susp_nfrom = 1;
+    m->susp_start = now;
+    m->susp_deadline = now + (k < 1 ? m->susp_min : m->susp_max);
+}
+
+/* Counts an independent accuser; true if it was new (then re-gossip). */
+static bool suspicion_confirm(swim_member *m, uint32_t from_hash)
+{
+    if (m->susp_k < 1 || m->susp_n >= m->susp_k) return false;
+    for (int i = 0; i < m->susp_nfrom; i++)
+        if (m->susp_from[i] == from_hash) return false;
+    m->susp_from[m->susp_nfrom++] = from_hash;
+    m->susp_n++;
+    double frac = log((double)m->susp_n + 1.0) / log((double)m->susp_k + 1.0);
+    int64_t timeout = m->susp_max - (int64_t)(frac * (double)(m->susp_max - m->susp_min));
+    if (timeout < m->susp_min) timeout = m->susp_min;
+    m->susp_deadline = m->susp_start + timeout;
+    return true;
+}
+
+int64_t swim_suspicion_deadline(const mn_swim_t *s)
+{
+    int64_t d = SWIM_NEVER;
+    for (size_t i = 0; i < s->n_suspects; i++)
+        if (s->suspects[i]->susp_deadline < d) d = s->suspects[i]->susp_deadline;
+    return d;
+}
+
+void swim_check_suspicions(mn_swim_t *s, int64_t now)
+{
+    for (size_t i = s->n_suspects; i-- > 0;) {
+        if (i >= s->n_suspects) continue;
+        swim_member *m = s->suspects[i];
+        if (m->susp_deadline > now) continue;
+        swim_set_state(s, m, MN_SWIM_DEAD, now);
+        s->stats.dead_events++;
+        swim_queue_member(s, m, s->self->id, s->self->id_len);
+        swim_emit(s, m, MN_SWIM_SUSPECT, false, now);
+    }
+}
+
+/* ---- applying updates ---- */
+
+void swim_refute(mn_swim_t *s, uint64_t accused_inc, int64_t now)
+{
+    swim_member *me = s->self;
+    me->inc = (accused_inc > me->inc ? accused_inc : me->inc) + 1;
+    s->stats.refutations++;
+    swim_awareness(s, 1);
+    swim_queue_member(s, me, NULL, 0);
+    (void)now;
+}
+
+static bool is_self(const mn_swim_t *s, const mn_wire_swim_entry *e)
+{
+    return e->id_len == s->self->id_len && memcmp(e->id, s->self->id, e->id_len) == 0;
+}
+
+/* Someone says we are suspect, dead or left. At our incarnation or above:
+ * refute. Below it: the sender missed our refutation; the packet handler
+ * answers it with our current entry. */
+static void self_accused(mn_swim_t *s, const mn_wire_swim_entry *e, int64_t now)
+{
+    if (s->leaving) return;
+    if (e->incarnation >= s->self->inc) swim_refute(s, e->incarnation, now);
+    else s->stale_about_self = true;
+}
+
+static void apply_alive(mn_swim_t *s, const mn_wire_swim_entry *e, int64_t now)
+{
+    if (is_self(s, e)) {
+        /* a previous life of ours was known at a higher incarnation */
+        if (!s->leaving && e->incarnation > s->self->inc) swim_refute(s, e->incarnation, now);
+        return;
+    }
+    if (e->addr.family != 4 && e->addr.family != 6) return; /* unreachable: ignore */
+    swim_member *m = swim_find(s, e->id, e->id_len);
+    if (!m) {
+        m = swim_add(s, e->id, e->id_len, now);
+        if (!m) return;
+        memcpy(&m->addr, &e->addr, sizeof m->addr);
+        m->inc = e->incarnation;
+        swim_queue_member(s, m, NULL, 0);
+        swim_emit(s, m, MN_SWIM_ALIVE, true, now);
+        return;
+    }
+    if (e->incarnation <= m->inc) return;
+    uint8_t old = m->state;
+    mn_swim_addr_t a;
+    memcpy(&a, &e->addr, sizeof a);
+    bool moved = !mn_swim_addr_equal(&a, &m->addr);
+    m->inc = e->incarnation;
+    m->addr = a;
+    if (old != MN_SWIM_ALIVE) swim_set_state(s, m, MN_SWIM_ALIVE, now);
+    swim_queue_member(s, m, NULL, 0);
+    if (old != MN_SWIM_ALIVE || moved) swim_emit(s, m, old, false, now);
+}
+
+static void apply_suspect(mn_swim_t *s, const mn_wire_swim_entry *e, const char *from,
+                          size_t from_len, int64_t now)
+{
+    if (is_self(s, e)) {
+        self_accused(s, e, now);
+        return;
+    }
+    swim_member *m = swim_find(s, e->id, e->id_len);
+    if (!m || e->incarnation < m->inc) return;
+    if (m->state == MN_SWIM_DEAD || m->state == MN_SWIM_LEFT) return;
+    uint32_t fh = swim_hash(from, from_len);
+    if (m->state == MN_SWIM_SUSPECT) {
+        if (e->incarnation == m->inc) {
+            if (suspicion_confirm(m, fh)) {
+                s->stats.confirmations++;
+                swim_queue_member(s, m, from, from_len);
+            }
+            return;
+        }
+        m->inc = e->incarnation; /* a newer suspicion restarts the timer */
+        suspicion_start(s, m, fh, now);
+        swim_queue_member(s, m, from, from_len);
+        if (fh != s->self->hash) swim_verify_push(s, m);
+        return;
+    }
+    m->inc = e->incarnation;
+    swim_set_state(s, m, MN_SWIM_SUSPECT, now);
+    suspicion_start(s, m, fh, now);
+    if (fh != s->self->hash) swim_verify_push(s, m);
+    s->stats.suspect_events++;
+    swim_queue_member(s, m, from, from_len);
+    swim_emit(s, m, MN_SWIM_ALIVE, false, now);
+}
+
+static void apply_dead(mn_swim_t *s, const mn_wire_swim_entry *e, const char *from,
+                       size_t from_len, int64_t now)
+{
+    bool left = e->state == MN_SWIM_LEFT;
+    if (is_self(s, e)) {
+        self_accused(s, e, now);
+        return;
+    }
+    swim_member *m = swim_find(s, e->id, e->id_len);
+    if (!m || e->incarnation < m->inc) return;
+    if (m->state == MN_SWIM_LEFT) return;
+    if (m->state == MN_SWIM_DEAD && !left) return;
+    uint8_t old = m->state;
+    m->inc = e->incarnation;
+    swim_set_state(s, m, left ? MN_SWIM_LEFT : MN_SWIM_DEAD, now);
+    if (!left) s->stats.dead_events++;
+    swim_queue_member(s, m, from, from_len);
+    swim_emit(s, m, old, false, now);
+}
+
+void swim_apply(mn_swim_t *s, const mn_wire_swim_entry *e, const char *sender, size_t sender_len,
+                bool from_sync, int64_t now)
+{
+    const char *from = e->from_len ? e->from : sender;
+    size_t from_len = e->from_len ? e->from_len : sender_len;
+    uint8_t st = e->state;
+    if (from_sync) {
+        /* a peer's table row: its "dead" only makes us suspect (memberlist mergeState) */
+        from = sender;
+        from_len = sender_len;
+        if (st == MN_SWIM_DEAD) st = MN_SWIM_SUSPECT;
+    }
+    switch (st) {
+    case MN_SWIM_ALIVE:
+        apply_alive(s, e, now);
+        break;
+    case MN_SWIM_SUSPECT:
+        apply_suspect(s, e, from, from_len, now);
+        break;
+    default:
+        apply_dead(s, e, from, from_len, now);
+        break;
+    }
+}
+
+void swim_verify_push(mn_swim_t *s, const swim_member *m)
+{
+    if (!s->cfg.suspect_probe) return;
+    for (size_t i = 0; i < s->n_verify; i++)
+        if (strcmp(s->verify[(s->verify_head + i) % SWIM_VERIFY_MAX], m->id) == 0) return;
+    if (s->n_verify == SWIM_VERIFY_MAX) { /* full: the oldest gives way */
+        s->verify_head = (s->verify_head + 1) % SWIM_VERIFY_MAX;
+        s->n_verify--;
+    }
+    memcpy(s->verify[(s->verify_head + s->n_verify) % SWIM_VERIFY_MAX], m->id, m->id_len + 1u);
+    s->n_verify++;
+}
+
+swim_member *swim_verify_pop(mn_swim_t *s)
+{
+    while (s->n_verify) {
+        const char *id = s->verify[s->verify_head];
+        s->verify_head = (s->verify_head + 1) % SWIM_VERIFY_MAX;
+        s->n_verify--;
+        swim_member *m = swim_find(s, id, strlen(id));
+        if (m && m->state == MN_SWIM_SUSPECT && m != s->self) return m;
+    }
+    return NULL;
+}
+
+void swim_suspect_local(mn_swim_t *s, swim_member *m, int64_t now)
+{
+    if (m->state == MN_SWIM_ALIVE) s->stats.suspicions_raised++;
+    mn_wire_swim_entry e;
+    swim_entry_from_member(m, &e);
+    e.state = MN_SWIM_SUSPECT;
+    e.from = s->self->id;
+    e.from_len = s->self->id_len;
+    apply_suspect(s, &e, s->self->id, s->self->id_len, now);
+}
