@@ -345,7 +345,7 @@ void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api
     case MN_ERR_EXISTS:
         code = nf == API_CTX_SPACE ? "space_exists" : "already_exists";
         break;
-    case MN_ERR_TOO_LARGE: code = "too_large"; break;
+    case MN_ERR_TOO_LARGE: code = "payload_too_large"; break;
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
     case MN_ERR_NOMEM:

@@ -38,13 +38,13 @@ void mn_api_set_draining(mn_api_t *api)
     atomic_store(&api->draining, true);
 }
 
-typedef struct route {
+typedef struct api_route {
     const char *method;
     const char *pattern;
     mn_http_handler_fn fn;
-} route;
+} api_route;
 
-static const route routes[] = {
+static const api_route routes[] = {
     {"GET", "/health", api_h_health},
     {"GET", "/ready", api_h_ready},
     {"POST", "/v1/spaces", api_h_space_create},
@@ -103,6 +103,15 @@ static void on_signal(uv_signal_t *h, int signum)
     mn_log_info("%s: shutting down (finishing in-flight requests)", strsignal(signum));
     mn_api_set_draining(s->api);
     mn_http_server_shutdown(s->http, on_http_closed, s);
+}
+
+/* Access log (debug level): one line per response. */
+static void on_access(void *arg, const char *method, const char *route, int status,
+                      int64_t duration_ns, const char *request_id)
+{
+    (void)arg;
+    mn_log(status >= 500 ? MN_LOG_WARN : MN_LOG_DEBUG, "%s %s %d %.3fms id=%s", method,
+           route ? route : "-", status, (double)duration_ns / 1e6, request_id);
 }
 
 static mn_err engine_options(const mn_config *c, mn_engine_options *o, mn_error *err)
@@ -197,6 +206,7 @@ static int serve(const mn_config *c)
         exit_code = 1;
         goto out;
     }
+    mn_http_server_set_observer(s.http, on_access, NULL);
     uv_signal_init(&s.loop, &s.sigterm);
     uv_signal_init(&s.loop, &s.sigint);
     s.sigterm.data = s.sigint.data = &s;

@@ -234,3 +234,48 @@ def test_checkpoint_writes_a_backup_that_opens_as_a_data_dir(server_factory, tmp
     bc = b.client()
     assert bc.get("kept", mid)["content"] == "backed up"
     bc.close()
+
+
+def test_client_request_id_is_echoed(client):
+    r = client.raw("GET", "/health", headers={"x-request-id": "agent-7:step-3"})
+    assert r.request_id == "agent-7:step-3"
+
+
+def test_head_and_trailing_slash(client):
+    r = client.raw("HEAD", "/health")
+    assert r.status == 200 and r.body == b""
+    r = client.raw("GET", "/v1/spaces/")
+    assert r.status == 200 and "spaces" in r.json
+
+
+def test_pipelined_requests_are_answered_in_order(server, space_name):
+    import socket
+    c = server.client()
+    c.create_space(space_name, dim=2)
+    c.close()
+    body = json.dumps({"content": "p", "embedding": [1, 2]}).encode()
+    post = (b"POST /v1/spaces/%s/memories HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (space_name.encode(), len(body), body))
+    get = b"GET /v1/spaces/%s/stats HTTP/1.1\r\nHost: x\r\n\r\n" % space_name.encode()
+    last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(post + get + post + get + last)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    responses = []
+    while data:
+        head, rest = data.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        length = int([v for k, v in (ln.split(b":", 1) for ln in lines[1:])
+                      if k.strip().lower() == b"content-length"][0])
+        responses.append((int(lines[0].split()[1]), json.loads(rest[:length])))
+        data = rest[length:]
+    assert [st for st, _ in responses] == [201, 200, 201, 200, 200]
+    # each stats response saw the write pipelined before it
+    assert responses[1][1]["memories"] == 1 and responses[3][1]["memories"] == 2
+    assert responses[0][1]["id"] != responses[2][1]["id"]
