@@ -633,7 +633,8 @@ static void on_write(uv_write_t *w, int status)
     conn_resume(c);
     if (c->closing) return;
     conn_dispatch(c);
-    if (!c->active && !c->q_head && !c->paused && (c->eof || c->no_more_input)) {
+    /* Drained and nothing more will be parsed (peer done, close decided, or shutdown). */
+    if (!c->active && !c->q_head && (c->eof || c->no_more_input)) {
         conn_finish(c);
         return;
     }
