@@ -84,8 +84,10 @@ static void req_free(http_req *r)
 static void queue_push(http_conn *c, http_req *r)
 {
     r->next = NULL;
-    if (c->q_tail) c->q_tail->next = r;
-    else c->q_head = r;
+    if (c->q_tail)
+        c->q_tail->next = r;
+    else
+        c->q_head = r;
     c->q_tail = r;
     c->q_len++;
 }
@@ -107,7 +109,8 @@ static void conn_drop_unstarted(http_conn *c)
     req_free(c->cur);
     c->cur = NULL;
     http_req *r;
-    while ((r = queue_pop(c)) != NULL) req_free(r);
+    while ((r = queue_pop(c)) != NULL)
+        req_free(r);
     free(c->pending);
     c->pending = NULL;
     c->pending_len = 0;
@@ -207,15 +210,22 @@ static void conn_update_timer(http_conn *c)
 {
     if (c->closing || c->lingering) return;
     enum http_timer_mode mode;
-    if (c->in_pool) mode = TM_NONE;
-    else if (c->cur) mode = TM_PARTIAL;
-    else if (c->writing) mode = TM_WRITE;
-    else if (!c->active && !c->q_head) mode = TM_IDLE;
-    else mode = TM_NONE;
+    if (c->in_pool)
+        mode = TM_NONE;
+    else if (c->cur)
+        mode = TM_PARTIAL;
+    else if (c->writing)
+        mode = TM_WRITE;
+    else if (!c->active && !c->q_head)
+        mode = TM_IDLE;
+    else
+        mode = TM_NONE;
     if (mode == c->timer_mode) return;
     c->timer_mode = mode;
-    if (mode == TM_NONE) uv_timer_stop(&c->timer);
-    else uv_timer_start(&c->timer, on_timer, (uint64_t)c->s->opt.idle_timeout_ms, 0);
+    if (mode == TM_NONE)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, (uint64_t)c->s->opt.idle_timeout_ms, 0);
 }
 
 /* ---- 100-continue ---- */
@@ -305,7 +315,8 @@ static int push_header(http_conn *c)
     for (char *q = name; *q; q++)
         if (*q >= 'A' && *q <= 'Z') *q = (char)(*q - 'A' + 'a');
     size_t vl = strlen(value);
-    while (vl > 0 && (value[vl - 1] == ' ' || value[vl - 1] == '\t')) value[--vl] = '\0';
+    while (vl > 0 && (value[vl - 1] == ' ' || value[vl - 1] == '\t'))
+        value[--vl] = '\0';
     r->headers[r->n_headers].name = name;
     r->headers[r->n_headers].value = value;
     r->n_headers++;
@@ -385,7 +396,8 @@ static int cb_headers_complete(http_parser *p)
     const char *rid = mn_http_header_get(&r->pub, "x-request-id");
     if (rid && http_request_id_sane(rid))
         snprintf(r->pub.request_id, sizeof r->pub.request_id, "%s", rid);
-    else http_server_request_id(c->s, r->pub.request_id);
+    else
+        http_server_request_id(c->s, r->pub.request_id);
     if (split_target(c, r) != 0) return -1;
 
     bool has_length = p->content_length != ULLONG_MAX;
@@ -420,7 +432,8 @@ static void route(http_conn *c, http_req *r)
         mn_http_router_match(c->s->router, r->pub.method, r->raw_path, &r->match);
     if (res == MN_HTTP_ROUTE_FOUND) {
         r->routed = true;
-        for (size_t i = 0; i < r->match.n_params; i++) r->pub.params[i] = r->match.params[i];
+        for (size_t i = 0; i < r->match.n_params; i++)
+            r->pub.params[i] = r->match.params[i];
         r->pub.n_params = r->match.n_params;
         r->pub.route = r->match.pattern;
     } else if (res == MN_HTTP_ROUTE_BAD_METHOD) {
@@ -555,8 +568,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         req_free(c->cur); /* a request cut short is dropped */
         c->cur = NULL;
         c->continue_pending = false;
-        if (!c->active && !c->q_head && !c->paused) conn_abort(c);
-        else conn_update_timer(c);
+        if (!c->active && !c->q_head && !c->paused)
+            conn_abort(c);
+        else
+            conn_update_timer(c);
     } else if (nread < 0) {
         conn_abort(c);
     }
@@ -614,8 +629,8 @@ static void on_write(uv_write_t *w, int status)
     c->writing = false;
     c->active = NULL;
     if (s->observer)
-        s->observer(s->observer_arg, r->pub.method, r->routed ? r->pub.route : NULL,
-                    r->status_sent, (int64_t)(uv_hrtime() - r->t_start), r->pub.request_id);
+        s->observer(s->observer_arg, r->pub.method, r->routed ? r->pub.route : NULL, r->status_sent,
+                    (int64_t)(uv_hrtime() - r->t_start), r->pub.request_id);
     bool close = r->close_after;
     req_free(r);
     if (c->closing) {
@@ -672,15 +687,15 @@ static void conn_write_response(http_conn *c, http_req *r)
     }
     int n;
     if (no_body)
-        n = snprintf(r->out_head, cap, "HTTP/1.1 %d %s\r\nserver: mnemo\r\nx-request-id: %s\r\n%s%s%s\r\n",
-                     st, http_reason(st), r->pub.request_id, conn_hdr, extra,
-                     extra_crlf ? "" : "\r\n");
+        n = snprintf(r->out_head, cap,
+                     "HTTP/1.1 %d %s\r\nserver: mnemo\r\nx-request-id: %s\r\n%s%s%s\r\n", st,
+                     http_reason(st), r->pub.request_id, conn_hdr, extra, extra_crlf ? "" : "\r\n");
     else
         n = snprintf(r->out_head, cap,
                      "HTTP/1.1 %d %s\r\nserver: mnemo\r\nx-request-id: %s\r\n"
                      "content-type: %s\r\ncontent-length: %zu\r\n%s%s%s\r\n",
-                     st, http_reason(st), r->pub.request_id, ctype, resp->body_len, conn_hdr,
-                     extra, extra_crlf ? "" : "\r\n");
+                     st, http_reason(st), r->pub.request_id, ctype, resp->body_len, conn_hdr, extra,
+                     extra_crlf ? "" : "\r\n");
     uv_buf_t bufs[2];
     unsigned nb = 0;
     bufs[nb++] = uv_buf_init(r->out_head, (unsigned)n);

@@ -32,29 +32,29 @@ typedef struct http_req {
     mn_http_request pub;
     mn_http_response resp;
     mn_http_route_match match;
-    bool routed;        /* match holds a FOUND route: run the handler */
-    int direct_status;  /* != 0: the server answers itself with this status */
+    bool routed;       /* match holds a FOUND route: run the handler */
+    int direct_status; /* != 0: the server answers itself with this status */
     const char *direct_code;
     char direct_msg[96];
-    char allow[64];     /* for a direct 405 */
-    bool keep_alive;    /* the connection may stay open after this response */
-    bool close_after;   /* decided when the response is written */
-    bool head;          /* HEAD: send the headers only */
-    bool http10;        /* HTTP/1.0 request */
+    char allow[64];   /* for a direct 405 */
+    bool keep_alive;  /* the connection may stay open after this response */
+    bool close_after; /* decided when the response is written */
+    bool head;        /* HEAD: send the headers only */
+    bool http10;      /* HTTP/1.0 request */
     int status_sent;
-    uint64_t t_start;   /* uv_hrtime() of the first byte */
+    uint64_t t_start; /* uv_hrtime() of the first byte */
     /* parse storage */
     http_buf url;
     http_buf hfield, hvalue;
-    bool in_value;      /* the last header callback was a value */
+    bool in_value; /* the last header callback was a value */
     mn_http_header *headers;
     size_t n_headers, cap_headers;
     size_t header_bytes;
     http_buf body;
-    char *raw_path;     /* path as received (percent-encoded), for the router */
-    char *path;         /* decoded path */
-    char *query;        /* raw query */
-    char *out_head;     /* serialized response head while it is written */
+    char *raw_path; /* path as received (percent-encoded), for the router */
+    char *path;     /* decoded path */
+    char *query;    /* raw query */
+    char *out_head; /* serialized response head while it is written */
 } http_req;
 
 enum http_timer_mode { TM_NONE = 0, TM_IDLE, TM_PARTIAL, TM_WRITE, TM_LINGER };
@@ -64,24 +64,24 @@ struct http_conn {
     uv_timer_t timer;
     uv_shutdown_t shutdown_req;
     mn_http_server_t *s;
-    http_conn *prev, *next;   /* server's list of open connections */
+    http_conn *prev, *next; /* server's list of open connections */
     http_parser parser;
-    http_req *cur;            /* request being parsed */
+    http_req *cur;             /* request being parsed */
     http_req *q_head, *q_tail; /* complete requests waiting for their turn */
     size_t q_len;
-    http_req *active;         /* request whose handler runs or whose response is written */
-    bool in_pool;             /* active is on the thread pool */
-    bool writing;             /* active's response is being written */
-    char *pending;            /* unparsed input kept while the parser is paused */
+    http_req *active; /* request whose handler runs or whose response is written */
+    bool in_pool;     /* active is on the thread pool */
+    bool writing;     /* active's response is being written */
+    char *pending;    /* unparsed input kept while the parser is paused */
     size_t pending_len;
-    bool paused;              /* parser paused: queue full (or no more input wanted) */
+    bool paused; /* parser paused: queue full (or no more input wanted) */
     bool reading;
-    bool no_more_input;       /* parse nothing more: close after the queue drains */
-    bool eof;                 /* peer finished sending */
-    bool closing;             /* uv_close called on the handles */
-    bool lingering;           /* final response written; draining input before the close */
-    bool continue_pending;    /* cur asked for 100-continue, not sent yet */
-    int fail_status;          /* set by a parser callback before it fails */
+    bool no_more_input;    /* parse nothing more: close after the queue drains */
+    bool eof;              /* peer finished sending */
+    bool closing;          /* uv_close called on the handles */
+    bool lingering;        /* final response written; draining input before the close */
+    bool continue_pending; /* cur asked for 100-continue, not sent yet */
+    int fail_status;       /* set by a parser callback before it fails */
     const char *fail_code;
     const char *fail_msg;
     int open_handles;

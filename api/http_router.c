@@ -26,7 +26,7 @@
 typedef struct route {
     char method[METHOD_MAX + 1];
     char *pattern;
-    char **segs;        /* exact text, or NULL for a parameter */
+    char **segs; /* exact text, or NULL for a parameter */
     size_t n_segs;
     uint64_t exact_mask;
     mn_http_handler_fn fn;
@@ -45,7 +45,8 @@ mn_http_router_t *mn_http_router_new(void)
 
 static void route_free(route *rt)
 {
-    for (size_t i = 0; i < rt->n_segs; i++) free(rt->segs[i]);
+    for (size_t i = 0; i < rt->n_segs; i++)
+        free(rt->segs[i]);
     free(rt->segs);
     free(rt->pattern);
 }
@@ -53,7 +54,8 @@ static void route_free(route *rt)
 void mn_http_router_free(mn_http_router_t *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->n; i++) route_free(&r->routes[i]);
+    for (size_t i = 0; i < r->n; i++)
+        route_free(&r->routes[i]);
     free(r->routes);
     free(r);
 }
@@ -86,7 +88,8 @@ static mn_err parse_pattern(const char *pattern, route *rt)
     size_t i = 1;
     while (i < n) {
         size_t j = i;
-        while (j < n && pattern[j] != '/') j++;
+        while (j < n && pattern[j] != '/')
+            j++;
         size_t len = j - i;
         if (len == 0 || rt->n_segs == MAX_SEGS) return MN_ERR_INVALID;
         const char *seg = pattern + i;
@@ -173,7 +176,8 @@ static bool split(const char *path, split_path *sp)
     size_t i = 1;
     while (i < n) {
         size_t j = i;
-        while (j < n && path[j] != '/') j++;
+        while (j < n && path[j] != '/')
+            j++;
         if (j == i || sp->n == MAX_SEGS) return false;
         ssize_t len = http_pct_decode(path + i, j - i, out, false);
         if (len <= 0) return false;
@@ -274,6 +278,7 @@ mn_http_route_result mn_http_router_match(const mn_http_router_t *r, const char 
 void mn_http_route_match_free(mn_http_route_match *m)
 {
     if (!m) return;
-    for (size_t i = 0; i < m->n_params; i++) free(m->params[i]);
+    for (size_t i = 0; i < m->n_params; i++)
+        free(m->params[i]);
     memset(m, 0, sizeof *m);
 }

@@ -37,8 +37,10 @@ static void maybe_done(mn_http_server_t *s)
 
 void http_server_conn_freed(mn_http_server_t *s, http_conn *c)
 {
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->n_conns--;
     s->n_handles--;
@@ -150,8 +152,8 @@ static mn_err open_listen_socket(const mn_http_server_options *o, int *fd_out, i
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         int e = errno;
         close(fd);
-        return mn_error_set(err, MN_ERR_IO, "http: cannot listen on %s:%d: %s", bind_addr,
-                            o->port, strerror(e));
+        return mn_error_set(err, MN_ERR_IO, "http: cannot listen on %s:%d: %s", bind_addr, o->port,
+                            strerror(e));
     }
     struct sockaddr_storage got;
     socklen_t gl = sizeof got;
@@ -206,8 +208,10 @@ mn_err mn_http_server_start(uv_loop_t *loop, const mn_http_server_options *o,
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     int rc = uv_tcp_open(&s->listener, fd);
-    if (rc != 0) close(fd); /* not owned by the handle */
-    else rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
+    if (rc != 0)
+        close(fd); /* not owned by the handle */
+    else
+        rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
     if (rc != 0) {
         /* The handle exists now; it is released (with s) when the loop next runs. */
         uv_close((uv_handle_t *)&s->listener, on_listener_closed_on_error);

@@ -34,7 +34,8 @@ bool http_buf_reserve(http_buf *b, size_t cap)
 {
     if (cap + 1 <= b->cap) return true;
     size_t ncap = b->cap ? b->cap : 64;
-    while (ncap < cap + 1) ncap *= 2;
+    while (ncap < cap + 1)
+        ncap *= 2;
     char *np = realloc(b->p, ncap);
     if (!np) return false;
     b->p = np;
@@ -149,8 +150,8 @@ bool mn_http_query_get(const mn_http_request *req, const char *name, char *buf, 
     return false;
 }
 
-void mn_http_respond(mn_http_response *resp, int status, const char *content_type,
-                     const char *body, size_t len)
+void mn_http_respond(mn_http_response *resp, int status, const char *content_type, const char *body,
+                     size_t len)
 {
     free(resp->body);
     resp->body = NULL;
@@ -209,7 +210,8 @@ void mn_http_add_header(mn_http_response *resp, const char *name, const char *va
     o += nl;
     *o++ = ':';
     *o++ = ' ';
-    for (size_t i = 0; i < vl; i++) *o++ = (value[i] == '\r' || value[i] == '\n') ? ' ' : value[i];
+    for (size_t i = 0; i < vl; i++)
+        *o++ = (value[i] == '\r' || value[i] == '\n') ? ' ' : value[i];
     *o++ = '\r';
     *o++ = '\n';
     *o = '\0';

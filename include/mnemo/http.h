@@ -38,7 +38,7 @@ typedef struct mn_http_request {
 } mn_http_request;
 
 typedef struct mn_http_response {
-    int status;               /* default 200 */
+    int status;               /* default 200; outside 200..599 -> 500; 204/304 send no body */
     char *body;               /* malloc'd; the server frees it */
     size_t body_len;
     const char *content_type; /* static string; default "application/json" */
@@ -84,7 +84,7 @@ typedef struct mn_http_server_options {
     const char *bind;           /* "127.0.0.1" */
     int port;                   /* 0 = ephemeral (see mn_http_server_port) */
     size_t max_body_bytes;      /* larger bodies -> 413 */
-    size_t max_header_bytes;    /* larger request line + headers -> 431 */
+    size_t max_header_bytes;    /* larger request line + headers -> 431 (http-parser caps at 80 KiB) */
     int max_connections;        /* further accepts are closed at once */
     int idle_timeout_ms;        /* keep-alive idle and slow-loris bound */
     int max_pipelined;          /* queued requests per connection before reading pauses */

@@ -34,8 +34,7 @@ static mn_http_router_t *sample_router(void)
     assert_int_equal(
         mn_http_router_add(r, "GET", "/v1/spaces/{space}/memories/{id}", h_noop, &tag_a), MN_OK);
     assert_int_equal(
-        mn_http_router_add(r, "POST", "/v1/spaces/{space}/memories/batch", h_noop, &tag_b),
-        MN_OK);
+        mn_http_router_add(r, "POST", "/v1/spaces/{space}/memories/batch", h_noop, &tag_b), MN_OK);
     return r;
 }
 
@@ -90,8 +89,7 @@ static void test_router_bad_method_lists_allowed_methods(void **state)
     assert_string_equal(m.allow, "GET, POST, HEAD");
     assert_null(m.fn);
     mn_http_route_match_free(&m);
-    assert_int_equal(mn_http_router_match(r, "POST", "/v1/spaces/x", &m),
-                     MN_HTTP_ROUTE_BAD_METHOD);
+    assert_int_equal(mn_http_router_match(r, "POST", "/v1/spaces/x", &m), MN_HTTP_ROUTE_BAD_METHOD);
     assert_string_equal(m.allow, "GET, DELETE, HEAD");
     mn_http_route_match_free(&m);
     /* Union over every matching pattern, each method once. */
@@ -107,9 +105,9 @@ static void test_router_unknown_path_is_not_found(void **state)
     (void)state;
     mn_http_router_t *r = sample_router();
     mn_http_route_match m;
-    const char *paths[] = {"/",           "/v2/spaces",         "/v1/spaces/a/b",
-                           "/v1//spaces", "/v1/spaces/%zz",     "v1/spaces",
-                           "",            "/v1/spaces/a/memories"};
+    const char *paths[] = {
+        "/",         "/v2/spaces", "/v1/spaces/a/b",       "/v1//spaces", "/v1/spaces/%zz",
+        "v1/spaces", "",           "/v1/spaces/a/memories"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         assert_int_equal(mn_http_router_match(r, "GET", paths[i], &m), MN_HTTP_ROUTE_NOT_FOUND);
         assert_null(m.fn);
@@ -182,11 +180,10 @@ static void test_router_rejects_bad_patterns_and_duplicates(void **state)
     assert_int_equal(mn_http_router_add(r, "GET", "/a/x{y}", h_noop, NULL), MN_ERR_INVALID);
     assert_int_equal(mn_http_router_add(r, "get", "/a", h_noop, NULL), MN_ERR_INVALID);
     assert_int_equal(mn_http_router_add(r, "GET", "/a", NULL, NULL), MN_ERR_INVALID);
-    assert_int_equal(mn_http_router_add(r, "GET", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", h_noop,
-                                        NULL),
-                     MN_ERR_INVALID);
-    assert_int_equal(mn_http_router_add(r, "GET", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}", h_noop,
-                                        NULL),
+    assert_int_equal(
+        mn_http_router_add(r, "GET", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", h_noop, NULL),
+        MN_ERR_INVALID);
+    assert_int_equal(mn_http_router_add(r, "GET", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}", h_noop, NULL),
                      MN_OK);
     assert_int_equal(mn_http_router_add(r, "GET", "/s/{x}", h_noop, NULL), MN_OK);
     assert_int_equal(mn_http_router_add(r, "GET", "/s/{y}/", h_noop, NULL), MN_ERR_EXISTS);
@@ -251,8 +248,7 @@ static void test_respond_error_builds_json(void **state)
     assert_non_null(j);
     cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(e, "code")->valuestring, "invalid");
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(e, "message")->valuestring,
-                        "bad \"dim\"");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(e, "message")->valuestring, "bad \"dim\"");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(e, "hint")->valuestring, "use 384");
     cJSON_Delete(j);
     /* replacing the body frees the old one; no hint -> no field */

@@ -119,7 +119,8 @@ static void h_seq(void *ctx, const mn_http_request *req, mn_http_response *resp)
     if (s->in_flight > s->max_in_flight) s->max_in_flight = s->in_flight;
     pthread_mutex_unlock(&s->mu);
     if (strcmp(req->params[0], "1") == 0)
-        for (int i = 0; i < 2000; i++) sched_yield();
+        for (int i = 0; i < 2000; i++)
+            sched_yield();
     pthread_mutex_lock(&s->mu);
     s->in_flight--;
     pthread_mutex_unlock(&s->mu);
@@ -206,8 +207,8 @@ static srv *srv_start(void (*tweak)(mn_http_server_options *))
     assert_int_equal(mn_http_router_add(r, "GET", "/hello", h_hello, s), MN_OK);
     assert_int_equal(mn_http_router_add(r, "POST", "/echo", h_echo, s), MN_OK);
     assert_int_equal(mn_http_router_add(r, "PUT", "/echo", h_echo, s), MN_OK);
-    assert_int_equal(
-        mn_http_router_add(r, "GET", "/v1/spaces/{space}/memories/{id}", h_params, s), MN_OK);
+    assert_int_equal(mn_http_router_add(r, "GET", "/v1/spaces/{space}/memories/{id}", h_params, s),
+                     MN_OK);
     assert_int_equal(mn_http_router_add(r, "GET", "/query", h_query, s), MN_OK);
     assert_int_equal(mn_http_router_add(r, "GET", "/rid", h_rid, s), MN_OK);
     assert_int_equal(mn_http_router_add(r, "GET", "/seq/{n}", h_seq, s), MN_OK);
@@ -218,7 +219,8 @@ static srv *srv_start(void (*tweak)(mn_http_server_options *))
     s->stop_async.data = s;
     assert_int_equal(pthread_create(&s->thread, NULL, loop_thread, s), 0);
     pthread_mutex_lock(&s->mu);
-    while (!s->started) pthread_cond_wait(&s->cv, &s->mu);
+    while (!s->started)
+        pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
     assert_int_equal(s->start_err, MN_OK);
     assert_true(s->port > 0);
@@ -384,7 +386,8 @@ static bool cli_read_response_ex(cli *c, resp *r, bool head_only)
         assert_non_null(colon);
         *colon = '\0';
         char *v = colon + 1;
-        while (*v == ' ') v++;
+        while (*v == ' ')
+            v++;
         snprintf(r->names[r->n_headers], 64, "%s", line);
         snprintf(r->values[r->n_headers], 512, "%s", v);
         r->n_headers++;
@@ -536,7 +539,8 @@ static void test_http_requests_split_into_single_bytes(void **state)
         "POST /echo HTTP/1.1\r\nX-Test: split value\r\nContent-Length: 6\r\n\r\nabcdef"
         "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n"
         "GET /v1/spaces/%41b/memories/c%2Fd HTTP/1.1\r\n\r\n";
-    for (size_t i = 0; i < sizeof reqs - 1; i++) cli_send(c, reqs + i, 1);
+    for (size_t i = 0; i < sizeof reqs - 1; i++)
+        cli_send(c, reqs + i, 1);
     resp r;
     assert_true(cli_read_response(c, &r));
     assert_string_equal(r.body, "abcdef");
@@ -546,7 +550,8 @@ static void test_http_requests_split_into_single_bytes(void **state)
     assert_string_equal(r.body, "xyz");
     resp_free(&r);
     assert_true(cli_read_response(c, &r));
-    assert_string_equal(r.body, "Ab|c/d|/v1/spaces/Ab/memories/c/d|/v1/spaces/{space}/memories/{id}");
+    assert_string_equal(r.body,
+                        "Ab|c/d|/v1/spaces/Ab/memories/c/d|/v1/spaces/{space}/memories/{id}");
     resp_free(&r);
     cli_close(c);
     srv_stop(s);
@@ -758,7 +763,8 @@ static void test_http_expect_100_continue(void **state)
     cli_sends(c, "POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
     int64_t deadline = now_ms() + WAIT_MS;
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    while (c->len < sizeof cont - 1) assert_true(cli_fill(c, deadline));
+    while (c->len < sizeof cont - 1)
+        assert_true(cli_fill(c, deadline));
     assert_memory_equal(c->buf, cont, sizeof cont - 1);
     cli_consume(c, sizeof cont - 1);
     cli_sends(c, "body");
@@ -896,7 +902,8 @@ static void test_http_graceful_shutdown_finishes_in_flight_request(void **state)
     cli_sends(busy, "GET /slow HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n"
                     "GET /hello HTTP/1.1\r\n\r\n");
     pthread_mutex_lock(&s->mu);
-    while (!s->slow_entered) pthread_cond_wait(&s->cv, &s->mu);
+    while (!s->slow_entered)
+        pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
 
     srv_request_stop(s);
