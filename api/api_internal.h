@@ -63,6 +63,9 @@ void jw_id(api_jw *w, const mn_id_t *id);
 void jw_respond(api_jw *w, mn_http_response *resp, int status);
 
 /* ---- errors ---- */
+/* Copies in to out (len bytes with the NUL) replacing bytes that are not valid UTF-8 by '?'
+ * and never cutting a character in two. */
+void api_utf8_sanitize(const char *in, char *out, size_t len);
 /* What the route is about: names the 404 and 409 codes. */
 typedef enum { API_CTX_SPACE, API_CTX_MEMORY, API_CTX_ADMIN } api_ctx;
 /* Maps an engine error to its HTTP status and error body (docs/api.md, "Errors"). */

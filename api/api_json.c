@@ -167,14 +167,59 @@ void jw_arr_end(api_jw *w)
     close_(w, ']');
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if the bytes there are not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+                                 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (!len || len > n || !mn_utf8_valid((const char *)s, len)) return 0;
+    return len;
+}
+
+void api_utf8_sanitize(const char *in, char *out, size_t len)
+{
+    size_t n = strlen(in), o = 0;
+    for (size_t i = 0; i < n && o + 1 < len;) {
+        size_t l = utf8_seq((const unsigned char *)in + i, n - i);
+        if (!l) {
+            out[o++] = '?';
+            i++;
+        } else if (o + l < len) {
+            memcpy(out + o, in + i, l);
+            o += l;
+            i += l;
+        } else {
+            break;
+        }
+    }
+    if (len) out[o < len ? o : len - 1] = '\0';
+}
+
+/* Writes s as a JSON string. Bytes that are not valid UTF-8 become U+FFFD, so
+ * the output is valid JSON whatever the input (stored strings are validated by
+ * the engine; this guards echoes of raw input such as paths). */
 static void put_escaped(api_jw *w, const char *s, size_t n)
 {
     putc_(w, '"');
     size_t run = 0; /* bytes copied verbatim in one go */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+            if (l) {
+                run += l;
+                i += l;
+                continue;
+            }
+            put(w, s + i - run, run);
+            run = 0;
+            put(w, "\\ufffd", 6);
+            i++;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') {
             run++;
+            i++;
             continue;
         }
         put(w, s + i - run, run);
@@ -192,6 +237,7 @@ static void put_escaped(api_jw *w, const char *s, size_t n)
             snprintf(esc, sizeof esc, "\\u%04x", c);
             put(w, esc, 6);
         }
+        i++;
     }
     put(w, s + n - run, run);
     putc_(w, '"');
@@ -354,8 +400,10 @@ void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api
         break;
     default: code = "internal"; break;
     }
-    if (api_http_status(rc) >= 500) mn_log_warn("request failed: %s (%s)", msg, mn_strerror(rc));
-    mn_http_respond_error(resp, api_http_status(rc), code, msg, hint);
+    char clean[MN_ERROR_MSG_MAX * 2];
+    api_utf8_sanitize(msg, clean, sizeof clean);
+    if (api_http_status(rc) >= 500) mn_log_warn("request failed: %s (%s)", clean, mn_strerror(rc));
+    mn_http_respond_error(resp, api_http_status(rc), code, clean, hint);
 }
 
 /* ---- body ---- */
@@ -386,8 +434,9 @@ cJSON *api_body_object(const mn_http_request *req, mn_http_response *resp)
 {
     const char *ct = mn_http_header_get(req, "content-type");
     if (ct && !is_json_media_type(ct)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "Content-Type \"%.100s\" is not JSON", ct);
+        char raw[200], msg[200];
+        snprintf(raw, sizeof raw, "Content-Type \"%.100s\" is not JSON", ct);
+        api_utf8_sanitize(raw, msg, sizeof msg);
         mn_http_respond_error(resp, 415, "unsupported_media_type", msg,
                               "send the body as JSON with Content-Type: application/json");
         return NULL;

@@ -71,6 +71,9 @@ class MnemoServer:
             "MNEMO_HTTP_BIND": "127.0.0.1",
             "MNEMO_STORAGE_DATA_DIR": self.data_dir,
             "MNEMO_ENGINE_EXPIRY_INTERVAL_MS": "100",
+            # scheduled consolidation would add semantic memories by itself; suites that
+            # test it turn it on explicitly
+            "MNEMO_ENGINE_CONSOLIDATE_INTERVAL_S": "0",
         })
         e.update(self.extra_env)
         return e
@@ -185,6 +188,8 @@ def client(server):
     c = server.client()
     yield c
     c.close()
+    # a crash of the shared server is reported by the test that caused it, with the log
+    assert server.alive(), "mnemo died (exit %s):\n%s" % (server.proc.returncode, server.log())
 
 
 _space_counter = [0]
