@@ -80,7 +80,8 @@ void hnsw_write_list(const mn_hnsw *h, uint32_t slot, uint32_t level, const uint
                      uint32_t n)
 {
     _Atomic uint32_t *lst = hnsw_list(h, slot, level);
-    for (uint32_t i = 0; i < n; i++) atomic_store_explicit(lst + 1 + i, ids[i], memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++)
+        atomic_store_explicit(lst + 1 + i, ids[i], memory_order_relaxed);
     uint32_t keep = atomic_load_explicit(lst, memory_order_relaxed) & ~HNSW_COUNT_MASK;
     atomic_store_explicit(lst, keep | n, memory_order_relaxed);
 }
@@ -148,7 +149,8 @@ mn_err mn_hnsw_new(const mn_hnsw_params *p, float *const *ext, mn_hnsw **out, mn
 void mn_hnsw_free(mn_hnsw *h)
 {
     if (!h) return;
-    for (uint32_t i = 1; i < h->n_ublk; i++) free((void *)h->ublk[i]);
+    for (uint32_t i = 1; i < h->n_ublk; i++)
+        free((void *)h->ublk[i]);
     free((void *)h->ublk);
     free((void *)h->l0);
     free(h->upper);
@@ -263,7 +265,8 @@ static uint32_t select_heuristic(const mn_hnsw *h, const float *base, const hnsw
                                  uint32_t n, uint32_t m, uint32_t *out)
 {
     if (n <= m) {
-        for (uint32_t i = 0; i < n; i++) out[i] = cands[i].id;
+        for (uint32_t i = 0; i < n; i++)
+            out[i] = cands[i].id;
         return n;
     }
     uint32_t k = 0;
@@ -284,7 +287,8 @@ static uint32_t read_list_locked(const mn_hnsw *h, uint32_t slot, uint32_t level
     uint32_t max = hnsw_max_links(h, level);
     uint32_t n = atomic_load_explicit(lst, memory_order_relaxed) & HNSW_COUNT_MASK;
     if (n > max) n = max;
-    for (uint32_t i = 0; i < n; i++) out[i] = atomic_load_explicit(lst + 1 + i, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = atomic_load_explicit(lst + 1 + i, memory_order_relaxed);
     return n;
 }
 
@@ -311,8 +315,10 @@ static void relink(mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
                             : hnsw_read_list(h, node, level, cur, &seq);
         bool has_drop = false, has_removed = false;
         for (uint32_t i = 0; i < n; i++) {
-            if (cur[i] == drop) has_drop = true;
-            else if (is_removed(h, cur[i])) has_removed = true;
+            if (cur[i] == drop)
+                has_drop = true;
+            else if (is_removed(h, cur[i]))
+                has_removed = true;
         }
         if (only_if_has_drop && !has_drop) {
             if (locked) hnsw_unlock(h, node);
@@ -323,17 +329,18 @@ static void relink(mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
         const float *nv = hnsw_vec(h, base, node);
         uint32_t nc = 0;
         for (uint32_t i = 0; i < n; i++)
-            if (cur[i] != drop && !is_removed(h, cur[i]))
-                cands[nc++] = (hnsw_cand){0, cur[i]};
+            if (cur[i] != drop && !is_removed(h, cur[i])) cands[nc++] = (hnsw_cand){0, cur[i]};
         for (uint32_t i = 0; i < n_extra; i++) {
             uint32_t id = extra[i];
             if (id == node || id == drop || is_removed(h, id)) continue;
             bool dup = false;
-            for (uint32_t j = 0; j < nc && !dup; j++) dup = cands[j].id == id;
+            for (uint32_t j = 0; j < nc && !dup; j++)
+                dup = cands[j].id == id;
             if (!dup && nc < sizeof cands / sizeof cands[0]) cands[nc++] = (hnsw_cand){0, id};
         }
         if (nc <= max && !has_drop && !has_removed) {
-            for (uint32_t i = 0; i < nc; i++) out[i] = cands[i].id;
+            for (uint32_t i = 0; i < nc; i++)
+                out[i] = cands[i].id;
             m = nc;
         } else {
             for (uint32_t i = 0; i < nc; i++)
@@ -488,7 +495,8 @@ mn_err mn_hnsw_insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err
     }
     /* an empty node, live from now on */
     hnsw_lock(h, slot);
-    for (uint32_t l = 0; l <= level; l++) hnsw_write_list(h, slot, l, NULL, 0);
+    for (uint32_t l = 0; l <= level; l++)
+        hnsw_write_list(h, slot, l, NULL, 0);
     _Atomic uint32_t *fw = hnsw_l0(h, slot) + 1;
     atomic_store_explicit(fw, HNSW_LIVE, memory_order_relaxed);
     hnsw_unlock(h, slot);
@@ -522,14 +530,14 @@ mn_err mn_hnsw_insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err
     }
     uint32_t sel[HNSW_MAX_M];
     for (uint32_t l = (level < elev ? level : elev) + 1; l-- > 0;) {
-        hnsw_search_layer(h, base, &q, l, cur, d, h->p.ef_construction, NULL, NULL, slot, c,
-                          NULL);
+        hnsw_search_layer(h, base, &q, l, cur, d, h->p.ef_construction, NULL, NULL, slot, c, NULL);
         qsort(c->res, c->n_res, sizeof c->res[0], cand_cmp);
         uint32_t m = select_heuristic(h, base, c->res, (uint32_t)c->n_res, h->M, sel);
         hnsw_lock(h, slot);
         hnsw_write_list(h, slot, l, sel, m);
         hnsw_unlock(h, slot);
-        for (uint32_t i = 0; i < m; i++) relink(h, base, sel[i], l, &slot, 1, UINT32_MAX, false);
+        for (uint32_t i = 0; i < m; i++)
+            relink(h, base, sel[i], l, &slot, 1, UINT32_MAX, false);
         if (c->n_res) {
             cur = c->res[0].id;
             d = c->res[0].d;
@@ -564,7 +572,8 @@ void mn_hnsw_get_info(mn_hnsw *h, mn_hnsw_info *out)
     pthread_mutex_lock(&h->ublk_mu);
     b += (uint64_t)h->cap_ublk * sizeof *h->ublk;
     for (uint32_t i = 1; i < h->n_ublk; i++)
-        b += (1 + (uint64_t)atomic_load_explicit(&h->ublk[i][0], memory_order_relaxed) * h->upw) * 4;
+        b +=
+            (1 + (uint64_t)atomic_load_explicit(&h->ublk[i][0], memory_order_relaxed) * h->upw) * 4;
     pthread_mutex_unlock(&h->ublk_mu);
     if (h->own) out->vector_bytes = (uint64_t)h->cap * h->dim * sizeof(float);
     if (h->codes) b += (uint64_t)h->cap * h->code_stride;

@@ -45,8 +45,8 @@ typedef struct mn_hnsw_hit {
 } mn_hnsw_hit;
 
 typedef struct mn_hnsw_stats {
-    uint64_t visited;   /* nodes whose distance was computed */
-    uint64_t rejected;  /* visited nodes the filter (or a removal) excluded */
+    uint64_t visited;  /* nodes whose distance was computed */
+    uint64_t rejected; /* visited nodes the filter (or a removal) excluded */
 } mn_hnsw_stats;
 
 /* Creates an empty index. ext: see above (NULL = the index copies vectors). */
@@ -67,8 +67,8 @@ bool mn_hnsw_contains(mn_hnsw *h, uint32_t slot);
 /* The k nearest accepted live nodes to q (best first) into out[k]; returns
  * how many. ef 0 = the index default; ef < k is raised to k. accept NULL =
  * every live node. stats may be NULL. */
-size_t mn_hnsw_search(mn_hnsw *h, const float *q, uint32_t k, uint32_t ef,
-                      mn_hnsw_accept_fn accept, void *arg, mn_hnsw_hit *out, mn_hnsw_stats *stats);
+size_t mn_hnsw_search(mn_hnsw *h, const float *q, uint32_t k, uint32_t ef, mn_hnsw_accept_fn accept,
+                      void *arg, mn_hnsw_hit *out, mn_hnsw_stats *stats);
 /* Share of live nodes the filter accepts, from up to `samples` random live
  * nodes (1.0 for an empty index). Lets the caller take the exact path when a
  * filter is very selective. */
@@ -102,7 +102,6 @@ mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn
  * a checksum or a structural check fails, or its dim/metric/M differ from p's
  * (the caller then rebuilds). remap NULL keeps slot numbers. ext as in new. */
 mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext,
-                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out,
-                    mn_error *err);
+                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out, mn_error *err);
 
 #endif

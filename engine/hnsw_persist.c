@@ -54,9 +54,12 @@ static mn_err fsync_dir_of(const char *path)
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return MN_ERR_IO;
     int rc = fsync(fd);
@@ -105,7 +108,8 @@ mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn
     for (uint32_t s = 0; s < hwm && !w.bad; s++) {
         const _Atomic uint32_t *b = hnsw_l0(h, s);
         buf[0] = 0;
-        for (uint32_t i = 1; i < h->l0w; i++) buf[i] = atomic_load_explicit(&b[i], memory_order_relaxed);
+        for (uint32_t i = 1; i < h->l0w; i++)
+            buf[i] = atomic_load_explicit(&b[i], memory_order_relaxed);
         put(&w, buf, (size_t)h->l0w * sizeof *buf);
     }
     free(buf);
@@ -116,7 +120,8 @@ mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn
     }
     for (uint32_t s = 0; s < hwm && !w.bad; s++) {
         uint8_t lb[16] = {0};
-        if (label && (hnsw_flags(h, s) & (HNSW_LIVE | HNSW_REMOVED)) == HNSW_LIVE) label(arg, s, lb);
+        if (label && (hnsw_flags(h, s) & (HNSW_LIVE | HNSW_REMOVED)) == HNSW_LIVE)
+            label(arg, s, lb);
         put(&w, lb, sizeof lb);
     }
     if (h->own) put(&w, h->own, (size_t)hwm * h->dim * sizeof(float));
@@ -188,7 +193,8 @@ static bool graph_valid(const mn_hnsw *h, uint32_t hwm, uint64_t entry)
     if (!ok || live != atomic_load(&h->live)) return false;
     if (entry == HNSW_ENTRY_NONE) return live == 0;
     uint32_t es = (uint32_t)entry;
-    return es < hwm && (hnsw_flags(h, es) & HNSW_LIVE) && hnsw_level(h, es) == (uint32_t)(entry >> 32);
+    return es < hwm && (hnsw_flags(h, es) & HNSW_LIVE) &&
+           hnsw_level(h, es) == (uint32_t)(entry >> 32);
 }
 
 /* Adds an upper block, growing the table (single-threaded: loading). */
@@ -249,7 +255,8 @@ static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_
             }
             hnsw_write_list(h, t, l, ids, m);
         }
-        if (src->own) memcpy(h->own + (size_t)t * h->dim, src->own + (size_t)s * src->dim, h->dim * 4);
+        if (src->own)
+            memcpy(h->own + (size_t)t * h->dim, src->own + (size_t)s * src->dim, h->dim * 4);
         if (src->codes)
             memcpy(h->codes + (size_t)t * h->code_stride, src->codes + (size_t)s * h->code_stride,
                    h->code_stride);
@@ -272,8 +279,7 @@ fail:
 }
 
 mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext,
-                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out,
-                    mn_error *err)
+                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out, mn_error *err)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -321,7 +327,8 @@ mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext
     for (uint32_t s = 0; s < hd.hwm && !r.bad; s++) {
         get(&r, buf, (size_t)h->l0w * sizeof *buf);
         _Atomic uint32_t *b = hnsw_l0(h, s);
-        for (uint32_t i = 1; i < h->l0w; i++) atomic_store_explicit(&b[i], buf[i], memory_order_relaxed);
+        for (uint32_t i = 1; i < h->l0w; i++)
+            atomic_store_explicit(&b[i], buf[i], memory_order_relaxed);
     }
     free(buf);
     get(&r, h->upper, (size_t)hd.hwm * sizeof *h->upper);
@@ -383,7 +390,9 @@ mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext
 out:
     fclose(f);
     free(labels);
-    if (rc) mn_hnsw_free(h);
-    else *out = h;
+    if (rc)
+        mn_hnsw_free(h);
+    else
+        *out = h;
     return rc;
 }

@@ -76,7 +76,8 @@ static bool heap_reserve(hnsw_cand **a, size_t *cap, size_t need)
 {
     if (need <= *cap) return true;
     size_t nc = *cap ? *cap * 2 : 256;
-    while (nc < need) nc *= 2;
+    while (nc < need)
+        nc *= 2;
     hnsw_cand *n = realloc(*a, nc * sizeof *n);
     if (!n) return false;
     *a = n;
@@ -202,7 +203,8 @@ static inline void prefetch_node(const mn_hnsw *h, const float *base, const hnsw
                             : (const char *)hnsw_vec(h, base, slot);
     size_t bytes = q->code ? h->code_stride : (size_t)h->dim * sizeof(float);
     if (bytes > HNSW_PREFETCH_BYTES) bytes = HNSW_PREFETCH_BYTES;
-    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+    for (size_t off = 0; off < bytes; off += 64)
+        __builtin_prefetch(p + off);
 }
 
 /* The part of a long vector prefetch_node left out, fetched one neighbour
@@ -214,7 +216,8 @@ static inline void prefetch_rest(const mn_hnsw *h, const float *base, const hnsw
     if (bytes <= HNSW_PREFETCH_BYTES) return;
     const char *p = q->code ? (const char *)(h->codes + (size_t)slot * h->code_stride)
                             : (const char *)hnsw_vec(h, base, slot);
-    for (size_t off = HNSW_PREFETCH_BYTES; off < bytes; off += 64) __builtin_prefetch(p + off);
+    for (size_t off = HNSW_PREFETCH_BYTES; off < bytes; off += 64)
+        __builtin_prefetch(p + off);
 }
 
 /* ---- layer search ---- */
@@ -272,8 +275,10 @@ void hnsw_search_layer(const mn_hnsw *h, const float *base, const hnsw_query *q,
     tags[entry] = epoch;
     if (exclude < c->tag_cap) tags[exclude] = epoch;
     min_push(c->cand, &c->n_cand, (hnsw_cand){d_entry, entry});
-    if (acceptable(h, entry, accept, arg, exclude, any_removed)) max_push(c->res, &c->n_res, (hnsw_cand){d_entry, entry});
-    else rejected++;
+    if (acceptable(h, entry, accept, arg, exclude, any_removed))
+        max_push(c->res, &c->n_res, (hnsw_cand){d_entry, entry});
+    else
+        rejected++;
     float lower = c->n_res ? c->res[0].d : INFINITY;
     uint32_t nb[2 * HNSW_MAX_M];
     while (c->n_cand) {
@@ -323,8 +328,8 @@ static int hit_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-size_t mn_hnsw_search(mn_hnsw *h, const float *q, uint32_t k, uint32_t ef,
-                      mn_hnsw_accept_fn accept, void *arg, mn_hnsw_hit *out, mn_hnsw_stats *st)
+size_t mn_hnsw_search(mn_hnsw *h, const float *q, uint32_t k, uint32_t ef, mn_hnsw_accept_fn accept,
+                      void *arg, mn_hnsw_hit *out, mn_hnsw_stats *st)
 {
     if (!k || !q) return 0;
     if (!ef) ef = h->p.ef_search;
@@ -351,7 +356,8 @@ size_t mn_hnsw_search(mn_hnsw *h, const float *q, uint32_t k, uint32_t ef,
             c->res[i].d = hnsw_fdist(h, q, hnsw_vec(h, base, c->res[i].id));
     qsort(c->res, c->n_res, sizeof c->res[0], hit_cmp);
     size_t n = c->n_res < k ? c->n_res : k;
-    for (size_t i = 0; i < n; i++) out[i] = (mn_hnsw_hit){c->res[i].d, c->res[i].id};
+    for (size_t i = 0; i < n; i++)
+        out[i] = (mn_hnsw_hit){c->res[i].d, c->res[i].id};
     hnsw_ctx_put(h, c);
     pthread_rwlock_unlock(&h->grow);
     return n;

@@ -31,7 +31,8 @@ static float dot_scalar(const float *a, const float *b, size_t n)
         s2 += a[i + 2] * b[i + 2];
         s3 += a[i + 3] * b[i + 3];
     }
-    for (; i < n; i++) s0 += a[i] * b[i];
+    for (; i < n; i++)
+        s0 += a[i] * b[i];
     return (s0 + s1) + (s2 + s3);
 }
 
@@ -57,7 +58,8 @@ static float l2sq_scalar(const float *a, const float *b, size_t n)
 static int32_t dot_i8_scalar(const int8_t *a, const int8_t *b, size_t n)
 {
     int32_t s = 0;
-    for (size_t i = 0; i < n; i++) s += (int32_t)a[i] * b[i];
+    for (size_t i = 0; i < n; i++)
+        s += (int32_t)a[i] * b[i];
     return s;
 }
 
@@ -71,8 +73,8 @@ static int32_t l2sq_i8_scalar(const int8_t *a, const int8_t *b, size_t n)
     return s;
 }
 
-static const mn_vec_kernels k_scalar = {"scalar",      MN_SIMD_SCALAR, dot_scalar,
-                                        l2sq_scalar,   dot_i8_scalar,  l2sq_i8_scalar};
+static const mn_vec_kernels k_scalar = {"scalar",    MN_SIMD_SCALAR, dot_scalar,
+                                        l2sq_scalar, dot_i8_scalar,  l2sq_i8_scalar};
 
 #ifdef MN_X86
 /* ---- AVX2 + FMA ---- */
@@ -93,8 +95,7 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
     return _mm_cvtss_f32(lo);
 }
 
-__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b,
-                                                         size_t n)
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, size_t n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -114,8 +115,7 @@ __attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const 
     return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
-__attribute__((target("avx2,fma"))) static float l2sq_avx2(const float *a, const float *b,
-                                                          size_t n)
+__attribute__((target("avx2,fma"))) static float l2sq_avx2(const float *a, const float *b, size_t n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -151,7 +151,7 @@ __attribute__((target("avx2"))) static inline int32_t hsum256_epi32(__m256i v)
 }
 
 __attribute__((target("avx2"))) static int32_t dot_i8_avx2(const int8_t *a, const int8_t *b,
-                                                          size_t n)
+                                                           size_t n)
 {
     __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
     size_t i = 0;
@@ -171,12 +171,13 @@ __attribute__((target("avx2"))) static int32_t dot_i8_avx2(const int8_t *a, cons
         s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(x, y));
     }
     int32_t s = hsum256_epi32(_mm256_add_epi32(s0, s1));
-    for (; i < n; i++) s += (int32_t)a[i] * b[i];
+    for (; i < n; i++)
+        s += (int32_t)a[i] * b[i];
     return s;
 }
 
 __attribute__((target("avx2"))) static int32_t l2sq_i8_avx2(const int8_t *a, const int8_t *b,
-                                                           size_t n)
+                                                            size_t n)
 {
     __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
     size_t i = 0;
@@ -191,8 +192,9 @@ __attribute__((target("avx2"))) static int32_t l2sq_i8_avx2(const int8_t *a, con
         s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(dh, dh));
     }
     for (; i + 16 <= n; i += 16) {
-        __m256i d = _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a + i))),
-                                     _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + i))));
+        __m256i d =
+            _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a + i))),
+                             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + i))));
         s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(d, d));
     }
     int32_t s = hsum256_epi32(_mm256_add_epi32(s0, s1));
@@ -208,8 +210,7 @@ static const mn_vec_kernels k_avx2 = {"avx2",    MN_SIMD_AVX2, dot_avx2,
 
 /* ---- AVX-512F (int8 kernels: the AVX2 ones, which every AVX-512 CPU runs) ---- */
 
-__attribute__((target("avx512f"))) static float dot_avx512(const float *a, const float *b,
-                                                          size_t n)
+__attribute__((target("avx512f"))) static float dot_avx512(const float *a, const float *b, size_t n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
@@ -230,7 +231,7 @@ __attribute__((target("avx512f"))) static float dot_avx512(const float *a, const
 }
 
 __attribute__((target("avx512f"))) static float l2sq_avx512(const float *a, const float *b,
-                                                           size_t n)
+                                                            size_t n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();

@@ -85,21 +85,33 @@ int main(int argc, char **argv)
     bool int8 = false, ext = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--int8")) int8 = true;
-        else if (!strcmp(a, "--ext")) ext = true;
+        if (!strcmp(a, "--int8"))
+            int8 = true;
+        else if (!strcmp(a, "--ext"))
+            ext = true;
         else if (!v) {
             usage();
             return 2;
-        } else if (!strcmp(a, "--base")) base_path = v, i++;
-        else if (!strcmp(a, "--queries")) q_path = v, i++;
-        else if (!strcmp(a, "--gt")) gt_path = v, i++;
-        else if (!strcmp(a, "--save")) save = v, i++;
-        else if (!strcmp(a, "--load")) load = v, i++; /* skip the build: search a saved graph */
-        else if (!strcmp(a, "--efs")) efs = v, i++;
-        else if (!strcmp(a, "--M")) M = (uint32_t)atoi(v), i++;
-        else if (!strcmp(a, "--efc")) efc = (uint32_t)atoi(v), i++;
-        else if (!strcmp(a, "--k")) k = (uint32_t)atoi(v), i++;
-        else if (!strcmp(a, "--reps")) reps = (uint32_t)atoi(v), i++;
+        } else if (!strcmp(a, "--base"))
+            base_path = v, i++;
+        else if (!strcmp(a, "--queries"))
+            q_path = v, i++;
+        else if (!strcmp(a, "--gt"))
+            gt_path = v, i++;
+        else if (!strcmp(a, "--save"))
+            save = v, i++;
+        else if (!strcmp(a, "--load"))
+            load = v, i++; /* skip the build: search a saved graph */
+        else if (!strcmp(a, "--efs"))
+            efs = v, i++;
+        else if (!strcmp(a, "--M"))
+            M = (uint32_t)atoi(v), i++;
+        else if (!strcmp(a, "--efc"))
+            efc = (uint32_t)atoi(v), i++;
+        else if (!strcmp(a, "--k"))
+            k = (uint32_t)atoi(v), i++;
+        else if (!strcmp(a, "--reps"))
+            reps = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--metric")) {
             if (mn_metric_parse(v, &metric)) {
                 usage();
@@ -123,8 +135,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "inputs do not match\n");
         return 1;
     }
-    mn_hnsw_params p = {.dim = dim, .metric = metric, .M = M, .ef_construction = efc,
-                        .quantize = int8, .seed = 1};
+    mn_hnsw_params p = {
+        .dim = dim, .metric = metric, .M = M, .ef_construction = efc, .quantize = int8, .seed = 1};
     mn_hnsw *h = NULL;
     mn_error err = {0};
     long rss0 = rss_kb();

@@ -34,9 +34,11 @@ static double gauss(mn_prng_t *p)
 static void normalize(float *v, uint32_t dim)
 {
     double s = 0;
-    for (uint32_t i = 0; i < dim; i++) s += (double)v[i] * v[i];
+    for (uint32_t i = 0; i < dim; i++)
+        s += (double)v[i] * v[i];
     float inv = (float)(1.0 / sqrt(s));
-    for (uint32_t i = 0; i < dim; i++) v[i] *= inv;
+    for (uint32_t i = 0; i < dim; i++)
+        v[i] *= inv;
 }
 
 /* Points around 20 random centres; queries from the same distribution. */
@@ -47,7 +49,8 @@ static void make_data(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_
     enum { C = 20 };
     float centres[C][64];
     for (int c = 0; c < C; c++)
-        for (uint32_t i = 0; i < dim; i++) centres[c][i] = (float)(mn_prng_double(&p) * 2 - 1);
+        for (uint32_t i = 0; i < dim; i++)
+            centres[c][i] = (float)(mn_prng_double(&p) * 2 - 1);
     d->n = n;
     d->nq = nq;
     d->dim = dim;
@@ -57,7 +60,8 @@ static void make_data(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_
     for (uint32_t r = 0; r < n + nq; r++) {
         int c = (int)mn_prng_below(&p, C);
         float *v = d->x + (size_t)r * dim;
-        for (uint32_t i = 0; i < dim; i++) v[i] = centres[c][i] + (float)(0.25 * gauss(&p));
+        for (uint32_t i = 0; i < dim; i++)
+            v[i] = centres[c][i] + (float)(0.25 * gauss(&p));
         if (unit) normalize(v, dim);
     }
 }
@@ -66,15 +70,16 @@ static double ref_dist(mn_metric m, const float *a, const float *b, uint32_t dim
 {
     double s = 0;
     for (uint32_t i = 0; i < dim; i++)
-        s += m == MN_METRIC_L2 ? ((double)a[i] - b[i]) * ((double)a[i] - b[i]) : (double)a[i] * b[i];
+        s +=
+            m == MN_METRIC_L2 ? ((double)a[i] - b[i]) * ((double)a[i] - b[i]) : (double)a[i] * b[i];
     return m == MN_METRIC_L2 ? s : m == MN_METRIC_COSINE ? 1 - s : -s;
 }
 
 typedef bool (*keep_fn)(void *arg, uint32_t slot);
 
 /* Exact top K slots among those `keep` accepts (NULL = all in [0, n)). */
-static uint32_t brute_topk(mn_metric m, const float *base, uint32_t n, uint32_t dim,
-                           const float *q, keep_fn keep, void *arg, uint32_t *out)
+static uint32_t brute_topk(mn_metric m, const float *base, uint32_t n, uint32_t dim, const float *q,
+                           keep_fn keep, void *arg, uint32_t *out)
 {
     double best[K];
     uint32_t nb = 0;
@@ -118,8 +123,8 @@ static double recall_at_k(mn_hnsw *h, mn_metric m, const float *base, uint32_t n
 
 static mn_hnsw *build(const dataset *d, mn_metric m, bool quant, float *const *ext)
 {
-    mn_hnsw_params p = {.dim = d->dim, .metric = m, .M = 12, .ef_construction = 100,
-                        .quantize = quant, .seed = 7};
+    mn_hnsw_params p = {
+        .dim = d->dim, .metric = m, .M = 12, .ef_construction = 100, .quantize = quant, .seed = 7};
     mn_hnsw *h = NULL;
     mn_error err;
     assert_int_equal(mn_hnsw_new(&p, ext, &h, &err), MN_OK);
@@ -232,8 +237,8 @@ static void test_remove_and_reuse_keeps_recall_of_fresh_build(void **state)
     assert_non_null(arr);
     memcpy(arr, d.x, (size_t)n * DIM * sizeof(float));
     float *base = arr;
-    mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_L2, .M = 12, .ef_construction = 100,
-                        .seed = 5};
+    mn_hnsw_params p = {
+        .dim = DIM, .metric = MN_METRIC_L2, .M = 12, .ef_construction = 100, .seed = 5};
     mn_hnsw *h = NULL;
     assert_int_equal(mn_hnsw_new(&p, &base, &h, NULL), MN_OK);
     for (uint32_t s = 0; s < n; s++)
@@ -259,7 +264,8 @@ static void test_remove_and_reuse_keeps_recall_of_fresh_build(void **state)
     for (uint32_t i = 0; i < d.nq; i++) {
         mn_hnsw_hit hits[K];
         size_t nh = mn_hnsw_search(h, d.q + (size_t)i * DIM, K, ef, NULL, NULL, hits, NULL);
-        for (size_t a = 0; a < nh; a++) assert_true(live[hits[a].slot]);
+        for (size_t a = 0; a < nh; a++)
+            assert_true(live[hits[a].slot]);
     }
     for (uint32_t i = 0; i < extra; i++) {
         uint32_t s = freed[i];
@@ -296,8 +302,9 @@ static void test_remove_everything_then_insert(void **state)
     dataset d;
     make_data(&d, 300, 3, DIM, 8, false);
     mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
-    for (uint32_t s = 0; s < d.n; s++) assert_int_equal(mn_hnsw_remove(h, s), MN_OK);
-    assert_int_equal(mn_hnsw_remove(h, 5), MN_OK);     /* twice: no-op */
+    for (uint32_t s = 0; s < d.n; s++)
+        assert_int_equal(mn_hnsw_remove(h, s), MN_OK);
+    assert_int_equal(mn_hnsw_remove(h, 5), MN_OK);      /* twice: no-op */
     assert_int_equal(mn_hnsw_remove(h, 100000), MN_OK); /* never there */
     mn_hnsw_hit hits[K];
     assert_int_equal(mn_hnsw_search(h, d.q, K, 0, NULL, NULL, hits, NULL), 0);
@@ -392,7 +399,8 @@ static void test_save_load_round_trip(void **state)
     dataset d;
     make_data(&d, 1500, 50, DIM, 41, true);
     mn_hnsw *h = build(&d, MN_METRIC_COSINE, true, NULL);
-    for (uint32_t s = 0; s < 100; s++) mn_hnsw_remove(h, s * 7);
+    for (uint32_t s = 0; s < 100; s++)
+        mn_hnsw_remove(h, s * 7);
     mn_error err;
     assert_int_equal(mn_hnsw_save(h, path, 1234, label_of, NULL, &err), MN_OK);
     mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_COSINE, .M = 12, .quantize = true};
@@ -411,7 +419,8 @@ static void test_save_load_round_trip(void **state)
         size_t nx = mn_hnsw_search(h, d.q + (size_t)i * DIM, K, 32, NULL, NULL, x, NULL);
         size_t ny = mn_hnsw_search(g, d.q + (size_t)i * DIM, K, 32, NULL, NULL, y, NULL);
         assert_int_equal(nx, ny);
-        for (size_t j = 0; j < nx; j++) assert_int_equal(x[j].slot, y[j].slot);
+        for (size_t j = 0; j < nx; j++)
+            assert_int_equal(x[j].slot, y[j].slot);
     }
     /* the loaded index keeps working */
     assert_int_equal(mn_hnsw_insert(g, 7, d.q, &err), MN_OK);

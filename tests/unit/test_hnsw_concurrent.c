@@ -96,10 +96,11 @@ static void run(bool ext_mode)
     assert_non_null(s.ins);
     mn_prng_t p;
     mn_prng_seed(&p, 77);
-    for (size_t i = 0; i < (size_t)N * DIM; i++) s.x[i] = (float)mn_prng_double(&p);
+    for (size_t i = 0; i < (size_t)N * DIM; i++)
+        s.x[i] = (float)mn_prng_double(&p);
     float *base = s.x;
-    mn_hnsw_params hp = {.dim = DIM, .metric = MN_METRIC_L2, .M = 8, .ef_construction = 64,
-                         .seed = 3};
+    mn_hnsw_params hp = {
+        .dim = DIM, .metric = MN_METRIC_L2, .M = 8, .ef_construction = 64, .seed = 3};
     assert_int_equal(mn_hnsw_new(&hp, ext_mode ? &base : NULL, &s.h, NULL), MN_OK);
     atomic_store(&s.inserters_left, INSERTERS);
     pthread_t ti[INSERTERS], ts[SEARCHERS], tc;
@@ -113,8 +114,10 @@ static void run(bool ext_mode)
         assert_int_equal(pthread_create(&ts[i], NULL, search_main, &ws[i]), 0);
     }
     assert_int_equal(pthread_create(&tc, NULL, churn_main, &s), 0);
-    for (int i = 0; i < INSERTERS; i++) pthread_join(ti[i], NULL);
-    for (int i = 0; i < SEARCHERS; i++) pthread_join(ts[i], NULL);
+    for (int i = 0; i < INSERTERS; i++)
+        pthread_join(ti[i], NULL);
+    for (int i = 0; i < SEARCHERS; i++)
+        pthread_join(ts[i], NULL);
     pthread_join(tc, NULL);
     assert_int_equal(atomic_load(&s.bad), 0);
     mn_hnsw_info info;
@@ -127,9 +130,8 @@ static void run(bool ext_mode)
         size_t n = mn_hnsw_search(s.h, s.x + (size_t)i * DIM, K, 64, NULL, NULL, hits, NULL);
         if (n && hits[0].slot == i) self++;
     }
-    print_message("%s: %lu searches during inserts; self-recall %.3f\n",
-                  ext_mode ? "ext" : "owned", (unsigned long)atomic_load(&s.searches),
-                  self / (double)(N / 10));
+    print_message("%s: %lu searches during inserts; self-recall %.3f\n", ext_mode ? "ext" : "owned",
+                  (unsigned long)atomic_load(&s.searches), self / (double)(N / 10));
     assert_true(self >= (N / 10) * 95 / 100);
     mn_hnsw_free(s.h);
     free(s.x);

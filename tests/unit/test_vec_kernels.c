@@ -14,14 +14,16 @@
 #include "engine/vec_kernels.h"
 #include "mnemo/util.h"
 
-static const size_t lengths[] = {1,   2,   3,   5,   7,   8,   9,   15,  16,   17,   31,   32,  33,
-                                 63,  64,  65,  100, 127, 128, 129, 255, 256,  257,  384,  511, 512,
-                                 513, 767, 768, 769, 1000, 1023, 1024, 1536, 2049, 3071, 4095, 4096};
+static const size_t lengths[] = {1,    2,    3,    5,    7,    8,    9,    15,  16,  17,
+                                 31,   32,   33,   63,   64,   65,   100,  127, 128, 129,
+                                 255,  256,  257,  384,  511,  512,  513,  767, 768, 769,
+                                 1000, 1023, 1024, 1536, 2049, 3071, 4095, 4096};
 #define NLEN (sizeof lengths / sizeof lengths[0])
 
 static void fill(mn_prng_t *p, float *v, size_t n, float scale)
 {
-    for (size_t i = 0; i < n; i++) v[i] = (float)(mn_prng_double(p) * 2.0 - 1.0) * scale;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(mn_prng_double(p) * 2.0 - 1.0) * scale;
 }
 
 /* |x - ref| within 1e-5 of the magnitude the sum was built from (a dot of
@@ -76,7 +78,8 @@ static void test_simd_variants_agree_with_scalar(void **state)
                     w[i] = (int8_t)(mn_prng_below(&p, 255) - 127);
                 }
                 if (rep == 2) /* extremes: -127 * -127 everywhere */
-                    for (size_t i = 0; i < n; i++) u[i] = w[i] = -127;
+                    for (size_t i = 0; i < n; i++)
+                        u[i] = w[i] = -127;
                 assert_int_equal(k->dot_i8(u, w, n), ref->dot_i8(u, w, n));
                 assert_int_equal(k->l2sq_i8(u, w, n), ref->l2sq_i8(u, w, n));
             }
