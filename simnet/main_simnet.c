@@ -29,14 +29,15 @@ static void usage(FILE *f)
             "  --jitter-us US       mean of the exponential extra delay (200)\n"
             "  --no-lifeguard       plain SWIM: fixed suspicion timeout, no health, no buddy,\n"
             "                       no suspect-first probing\n"
-            "  --no-suspect-probe   keep Lifeguard but do not probe reported suspects first\n"
+            "  --no-verify   keep Lifeguard but do not probe reported suspects first\n"
             "  --no-auth            no HMAC on datagrams\n"
             "  --steady-s S         fault-free phase before the fault (30)\n"
             "  --horizon-s S        wait for detection/convergence (3 x bound)\n"
             "  --churn-s S          churn phase length (60); --churn-every-s (5), --churn-down-s (20)\n"
             "  --oneway             partition: one-way\n"
             "  --probe-ms MS --probe-timeout-ms MS --suspicion-mult N --gossip-ms MS\n"
-            "  --gossip-nodes N --retransmit-mult N --push-pull-ms MS   override the profile\n"
+            "  --gossip-nodes N --retransmit-mult N --push-pull-ms MS --confirmations N\n"
+            "                       override the profile\n"
             "  --trace FILE         write the event trace of the first run\n");
 }
 
@@ -114,11 +115,11 @@ int main(int argc, char **argv)
     o.steady_ms = 30000;
     const char *profile = "fast", *scenario = "crash", *trace_path = NULL;
     int runs = 1;
-    bool lifeguard = true, suspect_probe = true;
+    bool lifeguard = true, verify = true;
     double reorder_ms = 20;
     /* profile overrides, applied after the profile (-1 = keep) */
     long long probe = -1, probe_to = -1, smult = -1, gossip = -1, gnodes = -1, rmult = -1,
-              pp = -1;
+              pp = -1, conf = -2;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -128,10 +129,10 @@ int main(int argc, char **argv)
             return 0;
         } else if (arg_is(a, "--no-lifeguard")) {
             lifeguard = false;
-            suspect_probe = false;
+            verify = false;
             used = false;
-        } else if (arg_is(a, "--no-suspect-probe")) {
-            suspect_probe = false;
+        } else if (arg_is(a, "--no-verify")) {
+            verify = false;
             used = false;
         } else if (arg_is(a, "--no-auth")) {
             o.auth = false;
@@ -166,6 +167,7 @@ int main(int argc, char **argv)
         else if (arg_is(a, "--gossip-nodes")) gnodes = atoll(v);
         else if (arg_is(a, "--retransmit-mult")) rmult = atoll(v);
         else if (arg_is(a, "--push-pull-ms")) pp = atoll(v);
+        else if (arg_is(a, "--confirmations")) conf = atoll(v);
         else {
             fprintf(stderr, "simnet: unknown option %s\n", a);
             usage(stderr);
@@ -183,7 +185,7 @@ int main(int argc, char **argv)
         return 2;
     }
     o.swim.lifeguard = lifeguard;
-    o.swim.suspect_probe = suspect_probe;
+    o.swim.verify = verify;
     if (probe >= 0) o.swim.probe_interval_ms = probe;
     if (probe_to >= 0) o.swim.probe_timeout_ms = probe_to;
     if (smult >= 0) o.swim.suspicion_mult = (int)smult;
@@ -191,6 +193,7 @@ int main(int argc, char **argv)
     if (gnodes >= 0) o.swim.gossip_nodes = (int)gnodes;
     if (rmult >= 0) o.swim.retransmit_mult = (int)rmult;
     if (pp >= 0) o.swim.push_pull_interval_ms = pp;
+    if (conf >= -1) o.swim.suspicion_confirmations = (int)conf;
     o.link.reorder_us = (int64_t)(reorder_ms * 1000);
     if (runs < 1 || o.nodes < 2 || o.link.loss < 0 || o.link.loss >= 1) {
         fprintf(stderr, "simnet: need --runs >= 1, --nodes >= 2, 0 <= --loss < 1\n");
@@ -202,10 +205,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    printf("simnet swim: scenario=%s nodes=%d profile=%s lifeguard=%s suspect-probe=%s "
+    printf("simnet swim: scenario=%s nodes=%d profile=%s lifeguard=%s verify=%s "
            "loss=%.3f dup=%.3f reorder=%.3f latency=%lldus+exp(%lldus) runs=%d seed=%llu "
            "auth=%s\n",
-           scenario, o.nodes, profile, lifeguard ? "on" : "off", suspect_probe ? "on" : "off",
+           scenario, o.nodes, profile, lifeguard ? "on" : "off", verify ? "on" : "off",
            o.link.loss, o.link.dup,
            o.link.reorder, (long long)o.link.latency_us, (long long)o.link.jitter_us, runs,
            (unsigned long long)o.seed, o.auth ? "on" : "off");
@@ -219,6 +222,7 @@ int main(int argc, char **argv)
 
     series form = {0}, first = {0}, all = {0}, join = {0}, heal = {0};
     double msgs = 0, bytes = 0, sim_s = 0;
+    uint64_t kinds[8] = {0};
     uint64_t fp_dead = 0, suspicions = 0, raised = 0, refutes = 0, dropped_auth = 0,
              dropped_verify = 0;
     int fp_targets = 0, undetected = 0, unformed = 0, unjoined = 0;
@@ -261,6 +265,7 @@ int main(int argc, char **argv)
         suspicions += res.suspicions;
         refutes += res.swim.refutations;
         raised += res.swim.suspicions_raised;
+        for (int k = 0; k < 8; k++) kinds[k] += res.swim.sent_kind[k];
         dropped_auth += res.swim.dropped_auth;
         dropped_verify += res.swim.dropped_verify;
         sim_s += res.sim_s;
@@ -289,6 +294,14 @@ int main(int argc, char **argv)
            (unsigned long long)refutes);
     printf("%-18s %.2f msgs/node/s, %.0f bytes/node/s (steady phase)\n", "load", msgs / runs,
            bytes / runs);
+    uint64_t ktotal = 0;
+    for (int k = 0; k < 8; k++) ktotal += kinds[k];
+    if (ktotal)
+        printf("%-18s ping %.1f%%, ack %.1f%%, ping-req %.1f%%, nack %.1f%%, gossip %.1f%%, "
+               "sync %.1f%% (whole run)\n",
+               "datagram mix", 100.0 * kinds[1] / ktotal, 100.0 * kinds[2] / ktotal,
+               100.0 * kinds[3] / ktotal, 100.0 * kinds[4] / ktotal, 100.0 * kinds[5] / ktotal,
+               100.0 * kinds[6] / ktotal);
     if (dropped_auth || dropped_verify)
         printf("%-18s auth %llu, verify %llu\n", "dropped",
                (unsigned long long)dropped_auth, (unsigned long long)dropped_verify);

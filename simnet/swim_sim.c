@@ -51,6 +51,8 @@ struct mn_simswim {
     sim_fault *faults;
     size_t n_faults;
     int *group; /* partition groups, NULL when whole */
+    int *former; /* groups of the last partition, for the grace period after heal */
+    int64_t grace_until;
     int64_t cross_expected, cross_dead;
     sim_fault part;
     sim_join *joins;
@@ -79,6 +81,19 @@ static bool reachable(const mn_simswim_t *h, int obs, int tgt)
 {
     return mn_simnet_state(h->net, tgt) == MN_SIMNET_UP && !mn_simnet_cut(h->net, obs, tgt) &&
            !mn_simnet_cut(h->net, tgt, obs);
+}
+
+/* Is a suspect or dead declaration about tgt, at incarnation inc, wrong?
+ * Not if tgt is unreachable, if it is about a former life of tgt (it has
+ * restarted since), or if it concerns the other side of a partition healed
+ * less than a detection bound ago (suspicions begun during the partition). */
+static bool wrongly_accused(const mn_simswim_t *h, int obs, int tgt, uint64_t inc, int64_t now)
+{
+    if (!reachable(h, obs, tgt)) return false;
+    mn_swim_t *s = mn_simnet_core(h->net, tgt);
+    if (s && mn_swim_incarnation(s) > inc) return false;
+    if (h->former && now < h->grace_until && h->former[obs] != h->former[tgt]) return false;
+    return true;
 }
 
 static bool cross(const mn_simswim_t *h, int a, int b)
@@ -143,15 +158,15 @@ static void on_event(void *user, const mn_swim_event_t *ev)
             h->part.open = false;
         }
     }
-    bool ok = reachable(h, obs, tgt);
+    bool wrong = wrongly_accused(h, obs, tgt, ev->incarnation, now);
     if (ev->state == MN_SWIM_DEAD) {
-        if (ok) {
+        if (wrong) {
             h->fp_dead++;
             h->fp_marked[tgt] = 1;
         }
         for (size_t i = 0; i < h->n_faults; i++)
             if (h->faults[i].target == tgt) fault_seen(&h->faults[i], obs, now);
-    } else if (ev->state == MN_SWIM_SUSPECT && ok) {
+    } else if (ev->state == MN_SWIM_SUSPECT && wrong) {
         h->suspicions++;
     } else if (ev->state == MN_SWIM_ALIVE) {
         check_join(h, tgt, now);
@@ -273,7 +288,7 @@ int64_t mn_simswim_detect_bound_ms(const mn_swim_config_t *c, int nodes)
     int64_t min = (int64_t)(c->suspicion_mult * scale * (double)c->probe_interval_ms);
     int64_t max = c->lifeguard ? min * c->suspicion_max_mult : min;
     int64_t rounds = (int64_t)ceil(log2((double)(nodes > 2 ? nodes : 2)));
-    return 2 * c->probe_interval_ms + 3 * c->probe_timeout_ms + max +
+    return 2 * c->probe_interval_ms + 4 * c->probe_timeout_ms + max +
            2 * rounds * c->gossip_interval_ms;
 }
 
@@ -314,6 +329,7 @@ void mn_simswim_free(mn_simswim_t *h)
     free(h->part.seen);
     free(h->joins);
     free(h->group);
+    free(h->former);
     free(h->slots);
     free(h->view);
     free(h->known_cnt);
@@ -559,8 +575,10 @@ static void partition(mn_simswim_t *h, int64_t horizon, mn_simswim_result_t *r)
     }
     h->part.open = false;
     mn_simnet_heal(h->net);
-    free(h->group);
+    free(h->former);
+    h->former = h->group;
     h->group = NULL;
+    h->grace_until = mn_simnet_now(h->net) + ms(mn_simswim_detect_bound_ms(&h->o.swim, h->n));
     int64_t t1 = mn_simnet_now(h->net);
     bool ok = mn_simswim_run_until_converged(h, t1 + horizon);
     r->heal_s = ok ? (double)(mn_simnet_now(h->net) - t1) / 1e6 : -1;

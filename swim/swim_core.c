@@ -5,6 +5,7 @@
  * Probe cycle (SWIM, Das et al. 2002, §3-4; memberlist state.go probeNode):
  * every probe interval (times the Lifeguard health multiplier) the next member
  * in a shuffled round-robin order gets a ping; without an ack within the probe
+ * timeout, the ping is sent once more; still without one after another
  * timeout, k random alive members get a ping-req and answer with the
  * forwarded ack or with a nack when the target stays silent; without any ack
  * by the end of the indirect phase (2 probe timeouts) the target is suspected.
@@ -427,7 +428,7 @@ static void send_ping(mn_swim_t *s, const swim_member *t)
 
 static void probe_start(mn_swim_t *s, int64_t now)
 {
-    /* a suspicion we heard of is checked first (suspect_probe), then round-robin */
+    /* a suspicion we heard of is checked first (verify), then round-robin */
     swim_member *t = swim_verify_pop(s);
     if (!t) t = next_probe_target(s);
     int64_t interval = swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
@@ -462,9 +463,6 @@ static void probe_indirect(mn_swim_t *s, int64_t now)
         m.flags = MN_WIRE_SWIM_FLAG_NACK;
         swim_send(s, &helpers[i]->addr, &m, true);
     }
-    /* and a second direct ping: a lost datagram should not cost a suspicion
-     * (memberlist falls back to TCP here) */
-    send_ping(s, t);
     s->stats.indirect_probes += k;
     s->probe_expected_nacks = (int)k;
     s->probe_nacks = 0;
@@ -474,6 +472,21 @@ static void probe_indirect(mn_swim_t *s, int64_t now)
     int64_t until = k ? now + 2 * timeout
                       : s->probe_start + swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
     s->probe_deadline = until > now ? until : now;
+}
+
+/* No ack to the first ping: send it once more before bothering k helpers. A
+ * single lost datagram then costs one more ping instead of 3 ping-reqs, 3
+ * pings and 3 answers (memberlist falls back to a TCP ping here). */
+static void probe_retry(mn_swim_t *s, int64_t now)
+{
+    swim_member *t = swim_find(s, s->probe_id, strlen(s->probe_id));
+    if (!t || t->state == MN_SWIM_DEAD || t->state == MN_SWIM_LEFT) {
+        s->probe_phase = PROBE_IDLE;
+        return;
+    }
+    send_ping(s, t);
+    s->probe_phase = PROBE_RETRY;
+    s->probe_deadline = now + swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
 }
 
 static void probe_failed(mn_swim_t *s, int64_t now)
@@ -494,7 +507,8 @@ static void probe_failed(mn_swim_t *s, int64_t now)
 
 static void run_probe(mn_swim_t *s, int64_t now)
 {
-    if (s->probe_phase == PROBE_DIRECT && now >= s->probe_deadline) probe_indirect(s, now);
+    if (s->probe_phase == PROBE_DIRECT && now >= s->probe_deadline) probe_retry(s, now);
+    if (s->probe_phase == PROBE_RETRY && now >= s->probe_deadline) probe_indirect(s, now);
     if (s->probe_phase == PROBE_INDIRECT && now >= s->probe_deadline) probe_failed(s, now);
     if (s->probe_phase == PROBE_IDLE && !s->leaving && now >= s->next_probe_at)
         probe_start(s, now);

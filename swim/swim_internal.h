@@ -37,6 +37,7 @@ typedef struct swim_member {
     int susp_n;                           /* confirmations counted */
     uint32_t susp_from[SWIM_MAX_CONFIRM + 1]; /* accuser hashes; [0] = originator */
     int susp_nfrom;
+    bool susp_verified; /* our own probe failed during this suspicion */
 } swim_member;
 
 /* One queued membership update (TransmitLimitedQueue of memberlist). */
@@ -61,7 +62,7 @@ typedef struct swim_indirect {
     int64_t deadline;
 } swim_indirect;
 
-enum { PROBE_IDLE = 0, PROBE_DIRECT, PROBE_INDIRECT };
+enum { PROBE_IDLE = 0, PROBE_DIRECT, PROBE_RETRY, PROBE_INDIRECT };
 
 struct mn_swim {
     mn_swim_config_t cfg;
@@ -152,7 +153,7 @@ void swim_refute(mn_swim_t *s, uint64_t accused_inc, int64_t now);
 void swim_check_suspicions(mn_swim_t *s, int64_t now);
 int64_t swim_suspicion_deadline(const mn_swim_t *s);
 void swim_awareness(mn_swim_t *s, int delta);
-/* Queue m for a verification probe (suspect_probe); pop the next still-suspect one. */
+/* Queue m for a verification probe (verify); pop the next still-suspect one. */
 void swim_verify_push(mn_swim_t *s, const swim_member *m);
 swim_member *swim_verify_pop(mn_swim_t *s);
 int64_t swim_scaled(const mn_swim_t *s, int64_t base_us);

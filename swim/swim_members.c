@@ -229,6 +229,7 @@ static void suspicion_start(mn_swim_t *s, swim_member *m, uint32_t from_hash, in
     m->susp_from[0] = from_hash;
     m->susp_nfrom = 1;
     m->susp_start = now;
+    m->susp_verified = false;
     m->susp_deadline = now + (k < 1 ? m->susp_min : m->susp_max);
 }
 
@@ -369,6 +370,14 @@ static void apply_dead(mn_swim_t *s, const mn_wire_swim_entry *e, const char *fr
     }
     swim_member *m = swim_find(s, e->id, e->id_len);
     if (!m || e->incarnation < m->inc) return;
+    if (!left && s->cfg.verify &&
+        (m->state == MN_SWIM_ALIVE || (m->state == MN_SWIM_SUSPECT && !m->susp_verified))) {
+        /* we have not seen it fail ourselves (a missed suspicion, or news from
+         * across a healed partition): an accusation, or one more confirmation;
+         * our own probe and the timer decide */
+        apply_suspect(s, e, from, from_len, now);
+        return;
+    }
     if (m->state == MN_SWIM_LEFT) return;
     if (m->state == MN_SWIM_DEAD && !left) return;
     uint8_t old = m->state;
@@ -406,7 +415,7 @@ void swim_apply(mn_swim_t *s, const mn_wire_swim_entry *e, const char *sender, s
 
 void swim_verify_push(mn_swim_t *s, const swim_member *m)
 {
-    if (!s->cfg.suspect_probe) return;
+    if (!s->cfg.verify) return;
     for (size_t i = 0; i < s->n_verify; i++)
         if (strcmp(s->verify[(s->verify_head + i) % SWIM_VERIFY_MAX], m->id) == 0) return;
     if (s->n_verify == SWIM_VERIFY_MAX) { /* full: the oldest gives way */
@@ -438,4 +447,5 @@ void swim_suspect_local(mn_swim_t *s, swim_member *m, int64_t now)
     e.from = s->self->id;
     e.from_len = s->self->id_len;
     apply_suspect(s, &e, s->self->id, s->self->id_len, now);
+    if (m->state == MN_SWIM_SUSPECT) m->susp_verified = true;
 }

@@ -85,6 +85,7 @@ size_t swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg *msg, 
         len += SWIM_TAG_LEN;
     }
     s->stats.packets_sent++;
+    s->stats.sent_kind[msg->kind & 7]++;
     s->stats.bytes_sent += len;
     s->cb.send(s->cb.user, to, p, len);
     return used_state;

@@ -66,7 +66,9 @@ typedef struct mn_swim_config {
     int64_t join_retry_ms;       /* resend join to the seeds while no peer is known */
     int max_packet;              /* bytes per datagram, MN_SWIM_MIN_PACKET..MN_SWIM_MAX_PACKET */
     bool lifeguard;              /* false: plain SWIM with a fixed suspicion timeout */
-    bool suspect_probe;          /* probe a member we hear is suspect in our next probe slot */
+    bool verify;                 /* check accusations before believing them: probe a member
+                                  * reported suspect in our next probe slot, and take a death
+                                  * notice about a member we hold alive as a suspicion */
 } mn_swim_config_t;
 
 /* Fills out with the named profile: "lan" (memberlist LAN: 1 s probe, 500 ms
@@ -164,6 +166,8 @@ typedef struct mn_swim_stats {
     uint64_t refutations;       /* this node refuted an accusation about itself */
     uint64_t syncs_sent, syncs_recv;
     uint64_t updates_sent, updates_recv;
+    /* datagrams sent by kind: [1] ping [2] ack [3] ping-req [4] nack [5] gossip [6] sync */
+    uint64_t sent_kind[8];
 } mn_swim_stats_t;
 void mn_swim_stats_get(const mn_swim_t *s, mn_swim_stats_t *out);
 
