@@ -14,31 +14,34 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: simnet swim [options]\n"
-            "  --nodes N            cluster size (100)\n"
-            "  --scenario S         steady|crash|partition|churn|join (crash)\n"
-            "  --profile P          lan|fast (fast)\n"
-            "  --runs N             independent runs, seeds seed..seed+N-1 (1)\n"
-            "  --seed S             first seed (1)\n"
-            "  --loss P             datagram loss probability (0)\n"
-            "  --dup P              duplication probability (0)\n"
-            "  --reorder P          probability of an extra delay of up to --reorder-ms (0)\n"
-            "  --reorder-ms MS      (20)\n"
-            "  --latency-us US      one-way base latency (500)\n"
-            "  --jitter-us US       mean of the exponential extra delay (200)\n"
-            "  --no-lifeguard       plain SWIM: fixed suspicion timeout, no health, no buddy,\n"
-            "                       no suspect-first probing\n"
-            "  --no-verify   keep Lifeguard but do not probe reported suspects first\n"
-            "  --no-auth            no HMAC on datagrams\n"
-            "  --steady-s S         fault-free phase before the fault (30)\n"
-            "  --horizon-s S        wait for detection/convergence (3 x bound)\n"
-            "  --churn-s S          churn phase length (60); --churn-every-s (5), --churn-down-s (20)\n"
-            "  --oneway             partition: one-way\n"
-            "  --probe-ms MS --probe-timeout-ms MS --suspicion-mult N --gossip-ms MS\n"
-            "  --gossip-nodes N --retransmit-mult N --push-pull-ms MS --confirmations N\n"
-            "                       override the profile\n"
-            "  --trace FILE         write the event trace of the first run\n");
+    fprintf(
+        f,
+        "usage: simnet swim [options]\n"
+        "  --nodes N            cluster size (100)\n"
+        "  --scenario S         steady|crash|partition|churn|join (crash)\n"
+        "  --profile P          lan|fast (fast)\n"
+        "  --runs N             independent runs, seeds seed..seed+N-1 (1)\n"
+        "  --seed S             first seed (1)\n"
+        "  --loss P             datagram loss probability (0)\n"
+        "  --dup P              duplication probability (0)\n"
+        "  --reorder P          probability of an extra delay of up to --reorder-ms (0)\n"
+        "  --reorder-ms MS      (20)\n"
+        "  --latency-us US      one-way base latency (500)\n"
+        "  --jitter-us US       mean of the exponential extra delay (200)\n"
+        "  --no-lifeguard       plain SWIM: fixed suspicion timeout, no health, no buddy,\n"
+        "                       no suspect-first probing\n"
+        "  --no-verify   keep Lifeguard but do not probe reported suspects first\n"
+        "  --no-auth            no HMAC on datagrams\n"
+        "  --steady-s S         fault-free phase before the fault (30)\n"
+        "  --horizon-s S        wait for detection/convergence (3 x bound)\n"
+        "  --churn-s S          churn phase length (60); --churn-every-s (5), --churn-down-s (20)\n"
+        "  --oneway             partition: one-way\n"
+        "  --slow-nodes N       degrade N nodes: their links add Exp(--slow-jitter-ms) delay\n"
+        "  --slow-jitter-ms MS  (100)\n"
+        "  --probe-ms MS --probe-timeout-ms MS --suspicion-mult N --gossip-ms MS\n"
+        "  --gossip-nodes N --retransmit-mult N --push-pull-ms MS --confirmations N\n"
+        "                       override the profile\n"
+        "  --trace FILE         write the event trace of the first run\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -113,13 +116,14 @@ int main(int argc, char **argv)
     mn_simswim_opts_t o;
     mn_simswim_opts_default(&o);
     o.steady_ms = 30000;
+    o.slow_jitter_us = 100000;
     const char *profile = "fast", *scenario = "crash", *trace_path = NULL;
     int runs = 1;
     bool lifeguard = true, verify = true;
     double reorder_ms = 20;
     /* profile overrides, applied after the profile (-1 = keep) */
-    long long probe = -1, probe_to = -1, smult = -1, gossip = -1, gnodes = -1, rmult = -1,
-              pp = -1, conf = -2;
+    long long probe = -1, probe_to = -1, smult = -1, gossip = -1, gnodes = -1, rmult = -1, pp = -1,
+              conf = -2;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -143,31 +147,60 @@ int main(int argc, char **argv)
         } else if (!v) {
             fprintf(stderr, "simnet: %s needs a value\n", a);
             return 2;
-        } else if (arg_is(a, "--nodes")) o.nodes = atoi(v);
-        else if (arg_is(a, "--scenario")) scenario = v;
-        else if (arg_is(a, "--profile")) profile = v;
-        else if (arg_is(a, "--runs")) runs = atoi(v);
-        else if (arg_is(a, "--seed")) o.seed = strtoull(v, NULL, 10);
-        else if (arg_is(a, "--loss")) o.link.loss = atof(v);
-        else if (arg_is(a, "--dup")) o.link.dup = atof(v);
-        else if (arg_is(a, "--reorder")) o.link.reorder = atof(v);
-        else if (arg_is(a, "--reorder-ms")) reorder_ms = atof(v);
-        else if (arg_is(a, "--latency-us")) o.link.latency_us = atoll(v);
-        else if (arg_is(a, "--jitter-us")) o.link.jitter_us = atoll(v);
-        else if (arg_is(a, "--steady-s")) o.steady_ms = (int64_t)(atof(v) * 1000);
-        else if (arg_is(a, "--horizon-s")) o.horizon_ms = (int64_t)(atof(v) * 1000);
-        else if (arg_is(a, "--churn-s")) o.churn_ms = (int64_t)(atof(v) * 1000);
-        else if (arg_is(a, "--churn-every-s")) o.churn_every_ms = (int64_t)(atof(v) * 1000);
-        else if (arg_is(a, "--churn-down-s")) o.churn_down_ms = (int64_t)(atof(v) * 1000);
-        else if (arg_is(a, "--trace")) trace_path = v;
-        else if (arg_is(a, "--probe-ms")) probe = atoll(v);
-        else if (arg_is(a, "--probe-timeout-ms")) probe_to = atoll(v);
-        else if (arg_is(a, "--suspicion-mult")) smult = atoll(v);
-        else if (arg_is(a, "--gossip-ms")) gossip = atoll(v);
-        else if (arg_is(a, "--gossip-nodes")) gnodes = atoll(v);
-        else if (arg_is(a, "--retransmit-mult")) rmult = atoll(v);
-        else if (arg_is(a, "--push-pull-ms")) pp = atoll(v);
-        else if (arg_is(a, "--confirmations")) conf = atoll(v);
+        } else if (arg_is(a, "--nodes"))
+            o.nodes = atoi(v);
+        else if (arg_is(a, "--scenario"))
+            scenario = v;
+        else if (arg_is(a, "--profile"))
+            profile = v;
+        else if (arg_is(a, "--runs"))
+            runs = atoi(v);
+        else if (arg_is(a, "--seed"))
+            o.seed = strtoull(v, NULL, 10);
+        else if (arg_is(a, "--loss"))
+            o.link.loss = atof(v);
+        else if (arg_is(a, "--dup"))
+            o.link.dup = atof(v);
+        else if (arg_is(a, "--reorder"))
+            o.link.reorder = atof(v);
+        else if (arg_is(a, "--reorder-ms"))
+            reorder_ms = atof(v);
+        else if (arg_is(a, "--latency-us"))
+            o.link.latency_us = atoll(v);
+        else if (arg_is(a, "--jitter-us"))
+            o.link.jitter_us = atoll(v);
+        else if (arg_is(a, "--steady-s"))
+            o.steady_ms = (int64_t)(atof(v) * 1000);
+        else if (arg_is(a, "--horizon-s"))
+            o.horizon_ms = (int64_t)(atof(v) * 1000);
+        else if (arg_is(a, "--churn-s"))
+            o.churn_ms = (int64_t)(atof(v) * 1000);
+        else if (arg_is(a, "--churn-every-s"))
+            o.churn_every_ms = (int64_t)(atof(v) * 1000);
+        else if (arg_is(a, "--churn-down-s"))
+            o.churn_down_ms = (int64_t)(atof(v) * 1000);
+        else if (arg_is(a, "--trace"))
+            trace_path = v;
+        else if (arg_is(a, "--probe-ms"))
+            probe = atoll(v);
+        else if (arg_is(a, "--probe-timeout-ms"))
+            probe_to = atoll(v);
+        else if (arg_is(a, "--suspicion-mult"))
+            smult = atoll(v);
+        else if (arg_is(a, "--gossip-ms"))
+            gossip = atoll(v);
+        else if (arg_is(a, "--gossip-nodes"))
+            gnodes = atoll(v);
+        else if (arg_is(a, "--retransmit-mult"))
+            rmult = atoll(v);
+        else if (arg_is(a, "--push-pull-ms"))
+            pp = atoll(v);
+        else if (arg_is(a, "--confirmations"))
+            conf = atoll(v);
+        else if (arg_is(a, "--slow-nodes"))
+            o.slow_nodes = atoi(v);
+        else if (arg_is(a, "--slow-jitter-ms"))
+            o.slow_jitter_us = (int64_t)(atof(v) * 1000);
         else {
             fprintf(stderr, "simnet: unknown option %s\n", a);
             usage(stderr);
@@ -207,11 +240,10 @@ int main(int argc, char **argv)
 
     printf("simnet swim: scenario=%s nodes=%d profile=%s lifeguard=%s verify=%s "
            "loss=%.3f dup=%.3f reorder=%.3f latency=%lldus+exp(%lldus) runs=%d seed=%llu "
-           "auth=%s\n",
-           scenario, o.nodes, profile, lifeguard ? "on" : "off", verify ? "on" : "off",
-           o.link.loss, o.link.dup,
-           o.link.reorder, (long long)o.link.latency_us, (long long)o.link.jitter_us, runs,
-           (unsigned long long)o.seed, o.auth ? "on" : "off");
+           "auth=%s slow=%d\n",
+           scenario, o.nodes, profile, lifeguard ? "on" : "off", verify ? "on" : "off", o.link.loss,
+           o.link.dup, o.link.reorder, (long long)o.link.latency_us, (long long)o.link.jitter_us,
+           runs, (unsigned long long)o.seed, o.auth ? "on" : "off", o.slow_nodes);
     printf("timings: probe %lld ms, timeout %lld ms, k=%d, suspicion mult %d (max x%d), gossip "
            "%lld ms x%d, retransmit mult %d, push-pull %lld ms; detection bound %.2f s\n",
            (long long)o.swim.probe_interval_ms, (long long)o.swim.probe_timeout_ms,
@@ -254,7 +286,8 @@ int main(int argc, char **argv)
             add(&first, res.detect_first_s[i]);
             add(&all, res.detect_all_s[i]);
         }
-        for (size_t i = 0; i < res.n_joins; i++) add(&join, res.join_s[i]);
+        for (size_t i = 0; i < res.n_joins; i++)
+            add(&join, res.join_s[i]);
         if (sc == MN_SIMSWIM_PARTITION) add(&heal, res.heal_s);
         undetected += res.undetected;
         unjoined += res.joins_unconverged;
@@ -265,7 +298,8 @@ int main(int argc, char **argv)
         suspicions += res.suspicions;
         refutes += res.swim.refutations;
         raised += res.swim.suspicions_raised;
-        for (int k = 0; k < 8; k++) kinds[k] += res.swim.sent_kind[k];
+        for (int k = 0; k < 8; k++)
+            kinds[k] += res.swim.sent_kind[k];
         dropped_auth += res.swim.dropped_auth;
         dropped_verify += res.swim.dropped_verify;
         sim_s += res.sim_s;
@@ -286,8 +320,8 @@ int main(int argc, char **argv)
         if (unjoined) printf("%-18s %d\n", "joins unconverged", unjoined);
     }
     if (heal.n) print_series("heal", &heal);
-    printf("%-18s %llu dead declarations about live nodes (%d distinct nodes)\n",
-           "false positives", (unsigned long long)fp_dead, fp_targets);
+    printf("%-18s %llu dead declarations about live nodes (%d distinct nodes)\n", "false positives",
+           (unsigned long long)fp_dead, fp_targets);
     printf("%-18s %llu raised by failed probes, %llu suspect views of live nodes, %llu "
            "refutations\n",
            "suspicions", (unsigned long long)raised, (unsigned long long)suspicions,
@@ -295,7 +329,8 @@ int main(int argc, char **argv)
     printf("%-18s %.2f msgs/node/s, %.0f bytes/node/s (steady phase)\n", "load", msgs / runs,
            bytes / runs);
     uint64_t ktotal = 0;
-    for (int k = 0; k < 8; k++) ktotal += kinds[k];
+    for (int k = 0; k < 8; k++)
+        ktotal += kinds[k];
     if (ktotal)
         printf("%-18s ping %.1f%%, ack %.1f%%, ping-req %.1f%%, nack %.1f%%, gossip %.1f%%, "
                "sync %.1f%% (whole run)\n",
@@ -303,8 +338,8 @@ int main(int argc, char **argv)
                100.0 * kinds[3] / ktotal, 100.0 * kinds[4] / ktotal, 100.0 * kinds[5] / ktotal,
                100.0 * kinds[6] / ktotal);
     if (dropped_auth || dropped_verify)
-        printf("%-18s auth %llu, verify %llu\n", "dropped",
-               (unsigned long long)dropped_auth, (unsigned long long)dropped_verify);
+        printf("%-18s auth %llu, verify %llu\n", "dropped", (unsigned long long)dropped_auth,
+               (unsigned long long)dropped_verify);
     printf("%-18s %.0f simulated s in %.2f s wall, trace %016llx\n", "run", sim_s, wall,
            (unsigned long long)hash);
     free(form.v);

@@ -91,7 +91,8 @@ static void hash_bytes(mn_simnet_t *net, const void *p, size_t len)
 static void hash_u64(mn_simnet_t *net, uint64_t v)
 {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
     hash_bytes(net, b, 8);
 }
 
@@ -183,11 +184,13 @@ void mn_simnet_free(mn_simnet_t *net)
     for (int i = 0; i < net->n; i++) {
         sim_node *nd = &net->nodes[i];
         if (nd->core) nd->ops.destroy(nd->arg, nd->core);
-        for (size_t j = 0; j < nd->n_held; j++) free(nd->held[j]);
+        for (size_t j = 0; j < nd->n_held; j++)
+            free(nd->held[j]);
         free(nd->held);
         free(nd->links);
     }
-    for (size_t i = 0; i < net->n_heap; i++) free(net->heap[i].pkt);
+    for (size_t i = 0; i < net->n_heap; i++)
+        free(net->heap[i].pkt);
     free(net->heap);
     free(net->nodes);
     free(net->group);
@@ -297,7 +300,8 @@ static void deliver(mn_simnet_t *net, int node, sim_pkt *p)
 
 static void drop_held(sim_node *nd)
 {
-    for (size_t j = 0; j < nd->n_held; j++) free(nd->held[j]);
+    for (size_t j = 0; j < nd->n_held; j++)
+        free(nd->held[j]);
     nd->n_held = 0;
 }
 

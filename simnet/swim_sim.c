@@ -22,7 +22,7 @@
 #define SIM_STEP_US 10000 /* condition checks every 10 ms of virtual time */
 
 typedef struct sim_fault {
-    int target;  /* crashed node; -1 = a partition (cross pairs) */
+    int target; /* crashed node; -1 = a partition (cross pairs) */
     int64_t t0, first, all;
     uint8_t *seen;
     int expected, got;
@@ -44,13 +44,13 @@ struct mn_simswim {
     mn_simnet_t *net;
     int n;
     sim_slot *slots;
-    int8_t *view; /* n * n: state of tgt in obs's view, -1 unknown */
+    int8_t *view;   /* n * n: state of tgt in obs's view, -1 unknown */
     int *known_cnt; /* running observers that see tgt alive or suspect */
     uint8_t *fp_marked;
     uint64_t fp_dead, suspicions, events;
     sim_fault *faults;
     size_t n_faults;
-    int *group; /* partition groups, NULL when whole */
+    int *group;  /* partition groups, NULL when whole */
     int *former; /* groups of the last partition, for the grace period after heal */
     int64_t grace_until;
     int64_t cross_expected, cross_dead;
@@ -104,7 +104,8 @@ static bool cross(const mn_simswim_t *h, int a, int b)
 static int running_count(const mn_simswim_t *h)
 {
     int c = 0;
-    for (int i = 0; i < h->n; i++) c += running(h, i);
+    for (int i = 0; i < h->n; i++)
+        c += running(h, i);
     return c;
 }
 
@@ -317,6 +318,17 @@ mn_simswim_t *mn_simswim_new(const mn_simswim_opts_t *o)
             return NULL;
         }
     }
+    /* degraded members (Lifeguard's "slow message processing"): long-tailed
+     * delay on everything they send and receive */
+    mn_simnet_link_t slow = o->link;
+    slow.jitter_us += o->slow_jitter_us;
+    int first_slow = h->n - (o->slow_nodes < h->n ? o->slow_nodes : h->n);
+    for (int s = first_slow; s < h->n; s++)
+        for (int i = 0; i < h->n; i++) {
+            if (i == s) continue;
+            mn_simnet_set_link(h->net, s, i, &slow);
+            mn_simnet_set_link(h->net, i, s, &slow);
+        }
     return h;
 }
 
@@ -324,7 +336,8 @@ void mn_simswim_free(mn_simswim_t *h)
 {
     if (!h) return;
     mn_simnet_free(h->net); /* destroys the cores (uses the view): before the arrays */
-    for (size_t i = 0; i < h->n_faults; i++) free(h->faults[i].seen);
+    for (size_t i = 0; i < h->n_faults; i++)
+        free(h->faults[i].seen);
     free(h->faults);
     free(h->part.seen);
     free(h->joins);
@@ -498,9 +511,9 @@ static void form(mn_simswim_t *h, int count, mn_simswim_result_t *r)
     int64_t *at = calloc((size_t)count, sizeof *at);
     if (!at) return;
     for (int i = 0; i < count; i++)
-        at[i] = h->o.join_spread_ms > 0
-                    ? (int64_t)mn_prng_below(mn_simnet_prng(h->net), (uint64_t)ms(h->o.join_spread_ms))
-                    : 0;
+        at[i] = h->o.join_spread_ms > 0 ? (int64_t)mn_prng_below(mn_simnet_prng(h->net),
+                                                                 (uint64_t)ms(h->o.join_spread_ms))
+                                        : 0;
     for (int done = 0; done < count; done++) {
         int best = -1;
         for (int i = 0; i < count; i++)
@@ -532,7 +545,8 @@ static void steady(mn_simswim_t *h, mn_simswim_result_t *r)
 static int random_running(mn_simswim_t *h, int skip_below)
 {
     int c = 0;
-    for (int i = skip_below; i < h->n; i++) c += mn_simnet_state(h->net, i) == MN_SIMNET_UP;
+    for (int i = skip_below; i < h->n; i++)
+        c += mn_simnet_state(h->net, i) == MN_SIMNET_UP;
     if (!c) return -1;
     int k = (int)mn_prng_below(mn_simnet_prng(h->net), (uint64_t)c);
     for (int i = skip_below; i < h->n; i++)
@@ -547,22 +561,24 @@ static void partition(mn_simswim_t *h, int64_t horizon, mn_simswim_result_t *r)
     /* a random half goes to group 1 */
     int *perm = malloc((size_t)h->n * sizeof *perm);
     if (!perm) return;
-    for (int i = 0; i < h->n; i++) perm[i] = i;
+    for (int i = 0; i < h->n; i++)
+        perm[i] = i;
     for (int i = h->n - 1; i > 0; i--) {
         int j = (int)mn_prng_below(mn_simnet_prng(h->net), (uint64_t)i + 1);
         int t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
     }
-    for (int i = 0; i < h->n / 2; i++) h->group[perm[i]] = 1;
+    for (int i = 0; i < h->n / 2; i++)
+        h->group[perm[i]] = 1;
     free(perm);
     h->cross_expected = 0;
     h->cross_dead = 0;
     for (int o = 0; o < h->n; o++)
         for (int t = 0; t < h->n; t++)
             if (o != t && cross(h, o, t) && running(h, o) && running(h, t)) h->cross_expected++;
-    h->part = (sim_fault){.target = -1, .t0 = mn_simnet_now(h->net), .first = -1, .all = -1,
-                          .open = true};
+    h->part = (sim_fault){
+        .target = -1, .t0 = mn_simnet_now(h->net), .first = -1, .all = -1, .open = true};
     mn_simnet_partition(h->net, h->group, h->o.oneway);
     run_while(h, part_open, h->part.t0 + horizon);
     r->detect_first_s = malloc(sizeof(double));
@@ -589,7 +605,8 @@ static void churn(mn_simswim_t *h, int64_t horizon)
     int64_t t0 = mn_simnet_now(h->net), end = t0 + ms(h->o.churn_ms);
     int64_t *restart_at = malloc((size_t)h->n * sizeof *restart_at);
     if (!restart_at) return;
-    for (int i = 0; i < h->n; i++) restart_at[i] = -1;
+    for (int i = 0; i < h->n; i++)
+        restart_at[i] = -1;
     int64_t next_crash = t0;
     /* bounded: each pass advances the clock to the next action */
     for (;;) {
@@ -649,7 +666,8 @@ static void collect(mn_simswim_t *h, mn_simswim_result_t *r)
     }
     r->fp_dead = h->fp_dead;
     r->suspicions = h->suspicions;
-    for (int i = 0; i < h->n; i++) r->fp_targets += h->fp_marked[i];
+    for (int i = 0; i < h->n; i++)
+        r->fp_targets += h->fp_marked[i];
     r->sim_s = (double)mn_simnet_now(h->net) / 1e6;
     r->events = h->events;
     r->trace_hash = mn_simnet_trace_hash(h->net);
@@ -660,7 +678,8 @@ static void collect(mn_simswim_t *h, mn_simswim_result_t *r)
         mn_swim_stats_get(s, &st);
         uint64_t *dst = (uint64_t *)&r->swim;
         const uint64_t *src = (const uint64_t *)&st;
-        for (size_t k = 0; k < sizeof st / sizeof(uint64_t); k++) dst[k] += src[k];
+        for (size_t k = 0; k < sizeof st / sizeof(uint64_t); k++)
+            dst[k] += src[k];
     }
 }
 

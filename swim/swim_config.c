@@ -72,7 +72,7 @@ mn_err mn_swim_config_profile(const char *name, mn_swim_config_t *out)
     do {                                                                                           \
         if ((int64_t)c->field < (int64_t)(lo) || (int64_t)c->field > (int64_t)(hi))                \
             return mn_error_set(err, MN_ERR_INVALID, "swim: %s = %lld is outside [%lld, %lld]",    \
-                                #field, (long long)c->field, (long long)(lo), (long long)(hi));   \
+                                #field, (long long)c->field, (long long)(lo), (long long)(hi));    \
     } while (0)
 
 mn_err mn_swim_config_check(const mn_swim_config_t *c, mn_error *err)

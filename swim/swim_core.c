@@ -46,8 +46,7 @@ mn_err mn_swim_new(const mn_swim_opts_t *o, int64_t now, mn_swim_t **out, mn_err
     size_t id_len = o->node_id ? strlen(o->node_id) : 0;
     if (!valid_id(o->node_id, id_len))
         return mn_error_set(err, MN_ERR_INVALID,
-                            "swim: node id must be 1..%d bytes of printable UTF-8",
-                            MN_SWIM_ID_MAX);
+                            "swim: node id must be 1..%d bytes of printable UTF-8", MN_SWIM_ID_MAX);
     if (o->addr.family != 4 && o->addr.family != 6)
         return mn_error_set(err, MN_ERR_INVALID, "swim: no address to advertise");
     if (!o->cb.send) return mn_error_set(err, MN_ERR_INVALID, "swim: no send callback");
@@ -94,7 +93,8 @@ mn_err mn_swim_new(const mn_swim_opts_t *o, int64_t now, mn_swim_t **out, mn_err
 void mn_swim_free(mn_swim_t *s)
 {
     if (!s) return;
-    for (size_t i = 0; i < s->n; i++) free(s->members[i]);
+    for (size_t i = 0; i < s->n; i++)
+        free(s->members[i]);
     free(s->members);
     free(s->tab);
     free(s->pick);
@@ -109,15 +109,15 @@ void mn_swim_free(mn_swim_t *s)
 /* ---- helpers ---- */
 
 typedef bool (*member_filter)(const mn_swim_t *s, const swim_member *m, int64_t now,
-                              const swim_member *not);
+                              const swim_member * not );
 
 /* Up to k distinct random members passing f, written to s->pick[0..]. */
 static size_t pick_random(mn_swim_t *s, member_filter f, size_t k, int64_t now,
-                          const swim_member *not)
+                          const swim_member * not )
 {
     size_t c = 0;
     for (size_t i = 0; i < s->n; i++)
-        if (s->members[i] != s->self && s->members[i] != not && f(s, s->members[i], now, not))
+        if (s->members[i] != s->self && s->members[i] != not &&f(s, s->members[i], now, not ))
             s->pick[c++] = s->members[i];
     if (k > c) k = c;
     for (size_t i = 0; i < k; i++) {
@@ -168,15 +168,18 @@ static void send_simple(mn_swim_t *s, const mn_swim_addr_t *to, uint8_t kind, ui
     swim_send(s, to, &m, true);
 }
 
-/* kind to `to`, carrying our own current entry first (the answer to stale news). */
-static void send_with_self(mn_swim_t *s, const mn_swim_addr_t *to, uint8_t kind, uint32_t seq)
+/* kind to `to`, carrying first our entries for the members its packet had
+ * stale news about (s->answer), then queued updates. */
+static void send_answering(mn_swim_t *s, const mn_swim_addr_t *to, uint8_t kind, uint32_t seq)
 {
     mn_wire_swim_msg m;
-    mn_wire_swim_entry me;
+    mn_wire_swim_entry es[SWIM_MAX_ANSWER];
     msg_init(&m, kind, seq);
-    swim_entry_from_member(s->self, &me);
-    m.updates = &me;
-    m.n_updates = 1;
+    for (size_t i = 0; i < s->n_answer; i++)
+        swim_entry_from_member(s->answer[i], &es[i]);
+    m.updates = es;
+    m.n_updates = s->n_answer;
+    s->n_answer = 0;
     swim_send(s, to, &m, true);
 }
 
@@ -209,7 +212,8 @@ static void send_sync(mn_swim_t *s, const mn_swim_addr_t *to, uint32_t seq, bool
 
 static void contact_seeds(mn_swim_t *s, int64_t now)
 {
-    for (size_t i = 0; i < s->n_seeds; i++) send_sync(s, &s->seeds[i], s->next_seq++, true);
+    for (size_t i = 0; i < s->n_seeds; i++)
+        send_sync(s, &s->seeds[i], s->next_seq++, true);
     s->next_join_at = now + s->cfg.join_retry_ms * SWIM_US_PER_MS;
 }
 
@@ -244,8 +248,7 @@ void mn_swim_leave(mn_swim_t *s, int64_t now)
 bool mn_swim_leave_done(const mn_swim_t *s)
 {
     if (!s || !s->leaving) return false;
-    return !has_peers(s) ||
-           !swim_queue_has(s, s->self->id, s->self->id_len, MN_SWIM_LEFT);
+    return !has_peers(s) || !swim_queue_has(s, s->self->id, s->self->id_len, MN_SWIM_LEFT);
 }
 
 /* ---- receiving ---- */
@@ -349,21 +352,19 @@ void mn_swim_on_packet(mn_swim_t *s, int64_t now, const mn_swim_addr_t *from, co
     mn_wire_swim_msg m;
     if (swim_receive(s, buf, len, &m) != MN_OK) return;
     s->stats.updates_recv += m.n_updates;
-    s->stale_about_self = false;
+    s->n_answer = 0;
     /* updates first: a refutation they cause then rides on our answer */
     for (size_t i = 0; i < m.n_updates; i++)
         swim_apply(s, &m.updates[i], m.src, m.src_len, false, now);
     contact_sender(s, &m, from, now);
     switch (m.kind) {
     case MN_WIRE_SWIM_PING:
-        if (m.target_len && (m.target_len != s->self->id_len ||
-                             memcmp(m.target, s->self->id, m.target_len) != 0)) {
+        if (m.target_len &&
+            (m.target_len != s->self->id_len || memcmp(m.target, s->self->id, m.target_len) != 0)) {
             s->stats.dropped_misdirected++;
             return;
         }
-        if (s->stale_about_self) send_with_self(s, from, MN_WIRE_SWIM_ACK, m.seq);
-        else send_simple(s, from, MN_WIRE_SWIM_ACK, m.seq);
-        s->stale_about_self = false;
+        send_answering(s, from, MN_WIRE_SWIM_ACK, m.seq);
         break;
     case MN_WIRE_SWIM_ACK:
         on_ack(s, m.seq, now);
@@ -384,7 +385,7 @@ void mn_swim_on_packet(mn_swim_t *s, int64_t now, const mn_swim_addr_t *from, co
     default: /* gossip: nothing beyond the updates */
         break;
     }
-    if (s->stale_about_self && !s->leaving) send_with_self(s, from, MN_WIRE_SWIM_GOSSIP, 0);
+    if (s->n_answer && !s->leaving) send_answering(s, from, MN_WIRE_SWIM_GOSSIP, 0);
 }
 
 /* ---- ticking ---- */
@@ -430,12 +431,14 @@ static void probe_start(mn_swim_t *s, int64_t now)
 {
     /* a suspicion we heard of is checked first (verify), then round-robin */
     swim_member *t = swim_verify_pop(s);
+    s->probe_verify = t != NULL;
     if (!t) t = next_probe_target(s);
     int64_t interval = swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
     s->next_probe_at = now + interval;
     if (!t) return;
     s->stats.probes++;
     memcpy(s->probe_id, t->id, t->id_len + 1u);
+    s->probe_inc = t->inc;
     s->probe_seq = s->next_seq++;
     s->probe_start = now;
     s->probe_deadline = now + swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
@@ -493,6 +496,12 @@ static void probe_failed(mn_swim_t *s, int64_t now)
 {
     s->probe_phase = PROBE_IDLE;
     s->stats.probe_failures++;
+    if (s->probe_verify) {
+        /* no helpers asked, so no evidence about our own health either way */
+        swim_member *t = swim_find(s, s->probe_id, strlen(s->probe_id));
+        if (t && t->state == MN_SWIM_SUSPECT) swim_suspect_local(s, t, s->probe_inc, now);
+        return;
+    }
     s->stats.nacks_recv += (uint64_t)s->probe_nacks;
     if (s->probe_expected_nacks > 0) {
         if (s->probe_nacks < s->probe_expected_nacks)
@@ -502,16 +511,22 @@ static void probe_failed(mn_swim_t *s, int64_t now)
     }
     swim_member *t = swim_find(s, s->probe_id, strlen(s->probe_id));
     if (t && (t->state == MN_SWIM_ALIVE || t->state == MN_SWIM_SUSPECT))
-        swim_suspect_local(s, t, now);
+        swim_suspect_local(s, t, s->probe_inc, now);
 }
 
 static void run_probe(mn_swim_t *s, int64_t now)
 {
     if (s->probe_phase == PROBE_DIRECT && now >= s->probe_deadline) probe_retry(s, now);
-    if (s->probe_phase == PROBE_RETRY && now >= s->probe_deadline) probe_indirect(s, now);
+    /* a verification (the member is already accused) confirms after the direct
+     * pings; asking helpers too would multiply the load by the cluster size */
+    if (s->probe_phase == PROBE_RETRY && now >= s->probe_deadline) {
+        if (s->probe_verify)
+            probe_failed(s, now);
+        else
+            probe_indirect(s, now);
+    }
     if (s->probe_phase == PROBE_INDIRECT && now >= s->probe_deadline) probe_failed(s, now);
-    if (s->probe_phase == PROBE_IDLE && !s->leaving && now >= s->next_probe_at)
-        probe_start(s, now);
+    if (s->probe_phase == PROBE_IDLE && !s->leaving && now >= s->next_probe_at) probe_start(s, now);
 }
 
 static void run_gossip(mn_swim_t *s, int64_t now)
@@ -554,8 +569,7 @@ void mn_swim_on_tick(mn_swim_t *s, int64_t now)
     run_probe(s, now);
     run_gossip(s, now);
     run_sync(s, now);
-    if (s->n_seeds && !s->leaving && !has_peers(s) && now >= s->next_join_at)
-        contact_seeds(s, now);
+    if (s->n_seeds && !s->leaving && !has_peers(s) && now >= s->next_join_at) contact_seeds(s, now);
     if (now >= s->next_reclaim_at) {
         swim_reclaim(s, now);
         s->next_reclaim_at = now + 1000 * SWIM_US_PER_MS;
@@ -572,8 +586,10 @@ int64_t mn_swim_next_deadline(const mn_swim_t *s)
     } while (0)
     for (size_t i = 0; i < SWIM_MAX_INDIRECT; i++)
         if (s->indirect[i].used) AT(s->indirect[i].deadline);
-    if (s->probe_phase != PROBE_IDLE) AT(s->probe_deadline);
-    else if (!s->leaving) AT(s->next_probe_at);
+    if (s->probe_phase != PROBE_IDLE)
+        AT(s->probe_deadline);
+    else if (!s->leaving)
+        AT(s->next_probe_at);
     if (s->n_queue) AT(s->next_gossip_at);
     if (s->cfg.push_pull_interval_ms && !s->leaving) AT(s->next_sync_at);
     if (s->n_seeds && !s->leaving && !has_peers(s)) AT(s->next_join_at);

@@ -10,12 +10,13 @@
 
 #define SWIM_US_PER_MS 1000
 #define SWIM_NEVER INT64_MAX
-#define SWIM_MAX_CONFIRM 16 /* Lifeguard confirmations remembered per suspicion */
+#define SWIM_MAX_CONFIRM 16  /* Lifeguard confirmations remembered per suspicion */
 #define SWIM_MAX_INDIRECT 64 /* ping-reqs served at once */
 #define SWIM_MAX_HELPERS 16  /* ping-reqs sent per probe */
 #define SWIM_QUEUE_MAX 1024  /* queued broadcasts */
 #define SWIM_SYNC_SEEN 32    /* recent sync exchanges answered */
 #define SWIM_VERIFY_MAX 16   /* suspects waiting for our own probe */
+#define SWIM_MAX_ANSWER 4    /* corrections sent back for one received packet */
 #define SWIM_HDR_LEN 8
 #define SWIM_TAG_LEN 32
 #define SWIM_MAGIC0 'M'
@@ -33,8 +34,8 @@ typedef struct swim_member {
     int64_t changed_us;
     /* suspicion (state == SUSPECT) */
     int64_t susp_start, susp_deadline, susp_min, susp_max;
-    int susp_k;                           /* confirmations wanted */
-    int susp_n;                           /* confirmations counted */
+    int susp_k;                               /* confirmations wanted */
+    int susp_n;                               /* confirmations counted */
     uint32_t susp_from[SWIM_MAX_CONFIRM + 1]; /* accuser hashes; [0] = originator */
     int susp_nfrom;
     bool susp_verified; /* our own probe failed during this suspicion */
@@ -92,6 +93,8 @@ struct mn_swim {
     /* the current probe */
     int probe_phase;
     char probe_id[MN_SWIM_ID_MAX + 1];
+    uint64_t probe_inc; /* the target's incarnation when the probe began */
+    bool probe_verify;  /* a check of someone else's accusation: direct pings only */
     uint32_t probe_seq;
     int64_t probe_start, probe_deadline;
     int probe_expected_nacks, probe_nacks;
@@ -104,8 +107,10 @@ struct mn_swim {
     /* suspects heard of from others, to probe ourselves next (FIFO ring) */
     char verify[SWIM_VERIFY_MAX][MN_SWIM_ID_MAX + 1];
     size_t verify_head, n_verify;
-    /* the packet being handled carried stale news about us */
-    bool stale_about_self;
+    /* members the packet being handled had stale news about (ourselves, or a
+     * member that left): our entries for them go back to its sender */
+    swim_member *answer[SWIM_MAX_ANSWER];
+    size_t n_answer;
 
     int64_t next_gossip_at, next_sync_at, next_reclaim_at;
 
@@ -137,6 +142,8 @@ struct mn_swim {
 };
 
 /* swim_members.c: the member table and the state machine of one member. */
+/* Remember to send m's entry back to the sender of the packet being handled. */
+void swim_answer(mn_swim_t *s, swim_member *m);
 uint32_t swim_hash(const char *id, size_t len);
 swim_member *swim_find(const mn_swim_t *s, const char *id, size_t len);
 swim_member *swim_add(mn_swim_t *s, const char *id, size_t len, int64_t now);
@@ -147,8 +154,8 @@ void swim_reclaim(mn_swim_t *s, int64_t now);
 /* Applies one membership update (from gossip or, with from_sync, a state row). */
 void swim_apply(mn_swim_t *s, const mn_wire_swim_entry *e, const char *sender, size_t sender_len,
                 bool from_sync, int64_t now);
-/* Our probe of m failed: accuse it. */
-void swim_suspect_local(mn_swim_t *s, swim_member *m, int64_t now);
+/* Our probe of m, begun when m was at incarnation inc, failed: accuse it. */
+void swim_suspect_local(mn_swim_t *s, swim_member *m, uint64_t inc, int64_t now);
 void swim_refute(mn_swim_t *s, uint64_t accused_inc, int64_t now);
 void swim_check_suspicions(mn_swim_t *s, int64_t now);
 int64_t swim_suspicion_deadline(const mn_swim_t *s);

@@ -54,7 +54,8 @@ swim_member *swim_find(const mn_swim_t *s, const char *id, size_t len)
 static void tab_insert(swim_member **tab, size_t cap, swim_member *m)
 {
     size_t i = (size_t)m->hash & (cap - 1);
-    while (tab[i]) i = (i + 1) & (cap - 1);
+    while (tab[i])
+        i = (i + 1) & (cap - 1);
     tab[i] = m;
 }
 
@@ -135,7 +136,8 @@ void swim_remove(mn_swim_t *s, swim_member *m)
     if (s->probe_idx > s->n) s->probe_idx = s->n;
     /* backward-shift delete from the index */
     size_t i = tab_slot(s, m->hash);
-    while (s->tab[i] != m) i = (i + 1) & (s->tab_cap - 1);
+    while (s->tab[i] != m)
+        i = (i + 1) & (s->tab_cap - 1);
     size_t j = i;
     for (;;) {
         j = (j + 1) & (s->tab_cap - 1);
@@ -292,8 +294,17 @@ static bool is_self(const mn_swim_t *s, const mn_wire_swim_entry *e)
 static void self_accused(mn_swim_t *s, const mn_wire_swim_entry *e, int64_t now)
 {
     if (s->leaving) return;
-    if (e->incarnation >= s->self->inc) swim_refute(s, e->incarnation, now);
-    else s->stale_about_self = true;
+    if (e->incarnation >= s->self->inc)
+        swim_refute(s, e->incarnation, now);
+    else
+        swim_answer(s, s->self);
+}
+
+void swim_answer(mn_swim_t *s, swim_member *m)
+{
+    for (size_t i = 0; i < s->n_answer; i++)
+        if (s->answer[i] == m) return;
+    if (s->n_answer < SWIM_MAX_ANSWER) s->answer[s->n_answer++] = m;
 }
 
 static void apply_alive(mn_swim_t *s, const mn_wire_swim_entry *e, int64_t now)
@@ -335,7 +346,11 @@ static void apply_suspect(mn_swim_t *s, const mn_wire_swim_entry *e, const char 
     }
     swim_member *m = swim_find(s, e->id, e->id_len);
     if (!m || e->incarnation < m->inc) return;
-    if (m->state == MN_SWIM_DEAD || m->state == MN_SWIM_LEFT) return;
+    if (m->state == MN_SWIM_LEFT) {
+        swim_answer(s, m); /* the sender missed the leave */
+        return;
+    }
+    if (m->state == MN_SWIM_DEAD) return;
     uint32_t fh = swim_hash(from, from_len);
     if (m->state == MN_SWIM_SUSPECT) {
         if (e->incarnation == m->inc) {
@@ -360,8 +375,8 @@ static void apply_suspect(mn_swim_t *s, const mn_wire_swim_entry *e, const char 
     swim_emit(s, m, MN_SWIM_ALIVE, false, now);
 }
 
-static void apply_dead(mn_swim_t *s, const mn_wire_swim_entry *e, const char *from,
-                       size_t from_len, int64_t now)
+static void apply_dead(mn_swim_t *s, const mn_wire_swim_entry *e, const char *from, size_t from_len,
+                       int64_t now)
 {
     bool left = e->state == MN_SWIM_LEFT;
     if (is_self(s, e)) {
@@ -370,6 +385,10 @@ static void apply_dead(mn_swim_t *s, const mn_wire_swim_entry *e, const char *fr
     }
     swim_member *m = swim_find(s, e->id, e->id_len);
     if (!m || e->incarnation < m->inc) return;
+    if (!left && m->state == MN_SWIM_LEFT) {
+        swim_answer(s, m); /* the sender missed the leave */
+        return;
+    }
     if (!left && s->cfg.verify &&
         (m->state == MN_SWIM_ALIVE || (m->state == MN_SWIM_SUSPECT && !m->susp_verified))) {
         /* we have not seen it fail ourselves (a missed suspicion, or news from
@@ -438,8 +457,11 @@ swim_member *swim_verify_pop(mn_swim_t *s)
     return NULL;
 }
 
-void swim_suspect_local(mn_swim_t *s, swim_member *m, int64_t now)
+void swim_suspect_local(mn_swim_t *s, swim_member *m, uint64_t inc, int64_t now)
 {
+    /* it refuted while we waited: our failure is about its former incarnation
+     * (memberlist accuses with the incarnation captured at probe start) */
+    if (m->inc > inc) return;
     if (m->state == MN_SWIM_ALIVE) s->stats.suspicions_raised++;
     mn_wire_swim_entry e;
     swim_entry_from_member(m, &e);

@@ -47,7 +47,8 @@ size_t swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg *msg, 
     size_t preset = msg->n_updates;
     if (preset > MN_WIRE_SWIM_MAX_ENTRIES) preset = MN_WIRE_SWIM_MAX_ENTRIES;
     if (msg->updates != s->scratch)
-        for (size_t i = 0; i < preset; i++) s->scratch[i] = msg->updates[i];
+        for (size_t i = 0; i < preset; i++)
+            s->scratch[i] = msg->updates[i];
     size_t queued = 0;
     size_t room = MN_WIRE_SWIM_MAX_ENTRIES - preset; /* the encoder cuts to the bytes left */
     if (piggyback) queued = swim_queue_peek(s, s->scratch + preset, room);

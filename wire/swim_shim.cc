@@ -24,7 +24,8 @@ struct mn_wire_swim_enc {
     mn_wire_swim_enc() : b(2048) {}
 };
 
-namespace {
+namespace
+{
 
 // Bytes the root table, both vectors, the root offset, the file identifier and
 // the final alignment may add after the entries are written (measured bound
@@ -42,7 +43,8 @@ void from_fb(const sw::Addr *a, mn_wire_swim_addr *out)
     if (!a) return;
     out->family = a->family();
     out->port = a->port();
-    for (size_t i = 0; i < 16; i++) out->ip[i] = a->ip()->Get(i);
+    for (size_t i = 0; i < 16; i++)
+        out->ip[i] = a->ip()->Get(i);
 }
 
 bool id_ok(const char *s, size_t n, bool may_be_empty)
@@ -157,8 +159,7 @@ mn_err mn_wire_swim_encode(mn_wire_swim_enc *e, const mn_wire_swim_msg *m, size_
         st[ns] = build_entry(b, m->state[ns]);
     }
     for (; nu < n_updates && total < MN_WIRE_SWIM_MAX_ENTRIES; nu++, total++) {
-        if (b.GetSize() + mn_wire_swim_entry_cost(&m->updates[nu]) + 4 * total + kTailReserve >
-            cap)
+        if (b.GetSize() + mn_wire_swim_entry_cost(&m->updates[nu]) + 4 * total + kTailReserve > cap)
             break;
         up[nu] = build_entry(b, m->updates[nu]);
     }

@@ -71,10 +71,10 @@ mn_simnet_node_state mn_simnet_state(const mn_simnet_t *net, int node);
 void *mn_simnet_core(const mn_simnet_t *net, int node);
 
 /* Faults and lifecycle, effective at the current virtual time. */
-void mn_simnet_start(mn_simnet_t *net, int node);   /* create the core (start or restart) */
-void mn_simnet_crash(mn_simnet_t *net, int node);   /* destroy the core, drop its traffic */
-void mn_simnet_pause(mn_simnet_t *net, int node);   /* stall: no ticks, datagrams held */
-void mn_simnet_resume(mn_simnet_t *net, int node);  /* held datagrams arrive at once */
+void mn_simnet_start(mn_simnet_t *net, int node);  /* create the core (start or restart) */
+void mn_simnet_crash(mn_simnet_t *net, int node);  /* destroy the core, drop its traffic */
+void mn_simnet_pause(mn_simnet_t *net, int node);  /* stall: no ticks, datagrams held */
+void mn_simnet_resume(mn_simnet_t *net, int node); /* held datagrams arrive at once */
 void mn_simnet_set_link(mn_simnet_t *net, int from, int to, const mn_simnet_link_t *l);
 void mn_simnet_set_default_link(mn_simnet_t *net, const mn_simnet_link_t *l);
 /* One-way block of from -> to (on = true) or its removal. */
@@ -134,6 +134,8 @@ typedef struct mn_simswim_opts {
     int64_t churn_every_ms; /* churn: a crash this often (5000) */
     int64_t churn_down_ms;  /* churn: a crashed node restarts after this (20000) */
     int64_t churn_ms;       /* churn: length of the churn phase (60000) */
+    int slow_nodes;         /* this many nodes (the last ones) are degraded: */
+    int64_t slow_jitter_us; /* ... every link to and from them adds Exp(this) delay */
     FILE *trace;            /* text trace (NULL = off) */
 } mn_simswim_opts_t;
 
@@ -146,24 +148,24 @@ int64_t mn_simswim_detect_bound_ms(const mn_swim_config_t *c, int nodes);
 
 typedef struct mn_simswim_result {
     bool formed;
-    double formation_s;        /* all nodes see all alive */
-    double *detect_first_s;    /* per fault: first observer marks it dead */
-    double *detect_all_s;      /* per fault: every live observer does; < 0 = not within horizon */
+    double formation_s;     /* all nodes see all alive */
+    double *detect_first_s; /* per fault: first observer marks it dead */
+    double *detect_all_s;   /* per fault: every live observer does; < 0 = not within horizon */
     size_t n_faults;
-    int undetected;            /* faults some live observer missed within the horizon */
-    uint64_t fp_dead;          /* dead declarations about running, reachable nodes */
-    int fp_targets;            /* distinct such nodes */
-    uint64_t suspicions;       /* suspect declarations about running, reachable nodes */
-    double msgs_per_node_s;    /* steady phase */
+    int undetected;         /* faults some live observer missed within the horizon */
+    uint64_t fp_dead;       /* dead declarations about running, reachable nodes */
+    int fp_targets;         /* distinct such nodes */
+    uint64_t suspicions;    /* suspect declarations about running, reachable nodes */
+    double msgs_per_node_s; /* steady phase */
     double bytes_per_node_s;
-    double *join_s;            /* join: joiner known alive by all; churn: restarted node */
+    double *join_s; /* join: joiner known alive by all; churn: restarted node */
     size_t n_joins;
     int joins_unconverged;
-    double heal_s;             /* partition: reconvergence after heal (< 0 = not within horizon) */
-    double sim_s;              /* simulated seconds */
+    double heal_s; /* partition: reconvergence after heal (< 0 = not within horizon) */
+    double sim_s;  /* simulated seconds */
     uint64_t events;
     uint64_t trace_hash;
-    mn_swim_stats_t swim;      /* summed over the cores alive at the end */
+    mn_swim_stats_t swim; /* summed over the cores alive at the end */
 } mn_simswim_result_t;
 
 void mn_simswim_result_clear(mn_simswim_result_t *r);

@@ -20,9 +20,9 @@
 
 #include "mnemo/err.h"
 
-#define MN_SWIM_ID_MAX 64          /* bytes in a node id */
-#define MN_SWIM_ADDR_TEXT 56       /* buffer size for mn_swim_addr_format */
-#define MN_SWIM_MAX_PACKET 1400    /* default and upper bound of a datagram */
+#define MN_SWIM_ID_MAX 64       /* bytes in a node id */
+#define MN_SWIM_ADDR_TEXT 56    /* buffer size for mn_swim_addr_format */
+#define MN_SWIM_MAX_PACKET 1400 /* default and upper bound of a datagram */
 #define MN_SWIM_MIN_PACKET 512
 
 typedef enum {
@@ -59,16 +59,16 @@ typedef struct mn_swim_config {
     int awareness_max;           /* Lifeguard: health multiplier saturates at this */
     int64_t gossip_interval_ms;  /* send queued updates to gossip_nodes peers this often */
     int gossip_nodes;
-    int retransmit_mult;         /* each update is sent mult * ceil(log10(N + 1)) times */
+    int retransmit_mult;           /* each update is sent mult * ceil(log10(N + 1)) times */
     int64_t push_pull_interval_ms; /* full-state sync with one random member; 0 = off */
-    int64_t gossip_to_dead_ms;   /* keep gossiping to a dead member this long */
-    int64_t dead_reclaim_ms;     /* forget dead/left members after this long */
-    int64_t join_retry_ms;       /* resend join to the seeds while no peer is known */
-    int max_packet;              /* bytes per datagram, MN_SWIM_MIN_PACKET..MN_SWIM_MAX_PACKET */
-    bool lifeguard;              /* false: plain SWIM with a fixed suspicion timeout */
-    bool verify;                 /* check accusations before believing them: probe a member
-                                  * reported suspect in our next probe slot, and take a death
-                                  * notice about a member we hold alive as a suspicion */
+    int64_t gossip_to_dead_ms;     /* keep gossiping to a dead member this long */
+    int64_t dead_reclaim_ms;       /* forget dead/left members after this long */
+    int64_t join_retry_ms;         /* resend join to the seeds while no peer is known */
+    int max_packet;                /* bytes per datagram, MN_SWIM_MIN_PACKET..MN_SWIM_MAX_PACKET */
+    bool lifeguard;                /* false: plain SWIM with a fixed suspicion timeout */
+    bool verify;                   /* check accusations before believing them: probe a member
+                                    * reported suspect in our next probe slot, and take a death
+                                    * notice about a member we hold alive as a suspicion */
 } mn_swim_config_t;
 
 /* Fills out with the named profile: "lan" (memberlist LAN: 1 s probe, 500 ms
@@ -98,12 +98,12 @@ typedef struct mn_swim_callbacks {
 } mn_swim_callbacks_t;
 
 typedef struct mn_swim_opts {
-    const char *node_id;    /* 1..MN_SWIM_ID_MAX bytes, printable UTF-8 */
-    mn_swim_addr_t addr;    /* the address peers reach this node at */
-    const uint8_t *key;     /* cluster HMAC-SHA256 key; NULL/0 = unauthenticated */
+    const char *node_id; /* 1..MN_SWIM_ID_MAX bytes, printable UTF-8 */
+    mn_swim_addr_t addr; /* the address peers reach this node at */
+    const uint8_t *key;  /* cluster HMAC-SHA256 key; NULL/0 = unauthenticated */
     size_t key_len;
-    uint64_t incarnation;   /* starting incarnation (e.g. wall-clock seconds at start) */
-    uint64_t seed;          /* PRNG seed: probe order, helpers, gossip targets */
+    uint64_t incarnation; /* starting incarnation (e.g. wall-clock seconds at start) */
+    uint64_t seed;        /* PRNG seed: probe order, helpers, gossip targets */
     mn_swim_config_t config;
     mn_swim_callbacks_t cb;
 } mn_swim_opts_t;
@@ -124,8 +124,8 @@ bool mn_swim_leave_done(const mn_swim_t *s);
 
 /* Feeds a received datagram. Packets that fail the HMAC or the verifier are
  * dropped and counted. */
-void mn_swim_on_packet(mn_swim_t *s, int64_t now_us, const mn_swim_addr_t *from,
-                       const uint8_t *buf, size_t len);
+void mn_swim_on_packet(mn_swim_t *s, int64_t now_us, const mn_swim_addr_t *from, const uint8_t *buf,
+                       size_t len);
 /* Runs everything due at or before now_us. */
 void mn_swim_on_tick(mn_swim_t *s, int64_t now_us);
 /* When on_tick must next be called (absolute, microseconds). Changes after
@@ -155,8 +155,8 @@ int mn_swim_health(const mn_swim_t *s);
 
 typedef struct mn_swim_stats {
     uint64_t packets_sent, bytes_sent, packets_recv, bytes_recv;
-    uint64_t dropped_auth;   /* missing or wrong HMAC tag */
-    uint64_t dropped_verify; /* bad framing, verifier or value check failed */
+    uint64_t dropped_auth;        /* missing or wrong HMAC tag */
+    uint64_t dropped_verify;      /* bad framing, verifier or value check failed */
     uint64_t dropped_misdirected; /* ping for another node id */
     uint64_t probes, probe_failures, indirect_probes, nacks_recv;
     uint64_t suspicions_raised; /* this node's probe failed and it accused the target */
@@ -177,13 +177,14 @@ typedef struct mn_swim_uv mn_swim_uv_t;
 
 typedef struct mn_swim_uv_opts {
     const char *node_id;
-    const char *bind;         /* numeric IP to bind and advertise ("127.0.0.1") */
-    int port;                 /* UDP port; 0 = any (see mn_swim_uv_addr) */
-    const char *const *seeds; /* "host:port"; a name resolving to several addresses counts as several */
+    const char *bind; /* numeric IP to bind and advertise ("127.0.0.1") */
+    int port;         /* UDP port; 0 = any (see mn_swim_uv_addr) */
+    const char *const
+        *seeds; /* "host:port"; a name resolving to several addresses counts as several */
     size_t n_seeds;
-    const char *key;          /* "" or NULL = unauthenticated */
+    const char *key; /* "" or NULL = unauthenticated */
     mn_swim_config_t config;
-    mn_swim_callbacks_t cb;   /* send is ignored (the adapter sends); event optional */
+    mn_swim_callbacks_t cb; /* send is ignored (the adapter sends); event optional */
 } mn_swim_uv_opts_t;
 
 /* Binds, creates the core and joins the seeds. */

@@ -12,8 +12,8 @@
 
 #include "mnemo/err.h"
 
-#define MN_WIRE_SWIM_ID_MAX 64       /* bytes in a node id */
-#define MN_WIRE_SWIM_MAX_ENTRIES 64  /* state + updates entries in one packet */
+#define MN_WIRE_SWIM_ID_MAX 64      /* bytes in a node id */
+#define MN_WIRE_SWIM_MAX_ENTRIES 64 /* state + updates entries in one packet */
 
 typedef enum {
     MN_WIRE_SWIM_PING = 1,

@@ -138,7 +138,8 @@ static void w_start(world *w, int i, const mn_swim_config_t *c, const char *key)
 
 static void w_free(world *w)
 {
-    for (int i = 0; i < w->count; i++) mn_swim_free(w->n[i].s);
+    for (int i = 0; i < w->count; i++)
+        mn_swim_free(w->n[i].s);
     free(w->q);
 }
 
@@ -154,8 +155,7 @@ static void w_run(world *w, int64_t until)
             w->nq = 0;
             for (size_t i = 0; i < nb; i++) {
                 wpkt *p = &batch[i];
-                if (p->to < 0 || p->to >= w->count || w->n[p->to].down || !w->n[p->to].s)
-                    continue;
+                if (p->to < 0 || p->to >= w->count || w->n[p->to].down || !w->n[p->to].s) continue;
                 mn_swim_addr_t from = addr_of(p->from);
                 mn_swim_on_packet(w->n[p->to].s, w->now, &from, p->data, p->len);
             }
@@ -242,8 +242,8 @@ static void p_pump(puppet *p)
             char target[MN_SWIM_ID_MAX + 1] = {0};
             memcpy(target, m.target, m.target_len);
             if (p->ack_except_x && strcmp(target, "X") == 0) continue;
-            mn_wire_swim_msg ack = {.kind = MN_WIRE_SWIM_ACK, .seq = m.seq, .src = target,
-                                    .src_len = strlen(target)};
+            mn_wire_swim_msg ack = {
+                .kind = MN_WIRE_SWIM_ACK, .seq = m.seq, .src = target, .src_len = strlen(target)};
             p_feed_msg(p, copy[i].to, &ack);
         }
         free(copy);
@@ -286,8 +286,11 @@ static mn_wire_swim_entry ent(const char *id, int addr_idx, uint64_t inc, uint8_
 /* A gossip packet from member `src` carrying one update. */
 static void p_gossip(puppet *p, const char *src, int src_idx, mn_wire_swim_entry e)
 {
-    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_GOSSIP, .src = src, .src_len = strlen(src),
-                          .updates = &e, .n_updates = 1};
+    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_GOSSIP,
+                          .src = src,
+                          .src_len = strlen(src),
+                          .updates = &e,
+                          .n_updates = 1};
     p_feed_msg(p, src_idx, &m);
     p_pump(p);
 }
@@ -331,8 +334,12 @@ static puppet *p_new(const mn_swim_config_t *c, uint64_t inc)
     assert_non_null(p);
     p->enc = mn_wire_swim_enc_new();
     npev = 0;
-    mn_swim_opts_t o = {.node_id = "A", .addr = addr_of(0), .incarnation = inc, .seed = 5,
-                        .config = *c, .cb = {.user = p, .send = p_send, .event = p_event}};
+    mn_swim_opts_t o = {.node_id = "A",
+                        .addr = addr_of(0),
+                        .incarnation = inc,
+                        .seed = 5,
+                        .config = *c,
+                        .cb = {.user = p, .send = p_send, .event = p_event}};
     mn_error err;
     assert_int_equal(mn_swim_new(&o, 0, &p->s, &err), MN_OK);
     return p;
@@ -348,15 +355,18 @@ static void p_free(puppet *p)
 /* Teaches the core members X (addr 1) and B1..Bn (addr 2..) alive at incarnation 1. */
 static void p_members(puppet *p, int nb)
 {
-    static char names[32][8];
+    static char names[32][16];
     mn_wire_swim_entry es[33];
     es[0] = ent("X", 1, 1, MN_SWIM_ALIVE, NULL);
     for (int i = 0; i < nb; i++) {
         snprintf(names[i], sizeof names[i], "B%d", i + 1);
         es[i + 1] = ent(names[i], 2 + i, 1, MN_SWIM_ALIVE, NULL);
     }
-    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_SYNC, .src = "B1", .src_len = 2,
-                          .state = es, .n_state = (size_t)nb + 1};
+    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_SYNC,
+                          .src = "B1",
+                          .src_len = 2,
+                          .state = es,
+                          .n_state = (size_t)nb + 1};
     p_feed_msg(p, 2, &m);
     p->nout = 0;
 }
@@ -417,15 +427,13 @@ static void test_swim_addr_parses_and_formats(void **state)
     assert_int_equal(mn_swim_addr_parse("[::1:80", &a), MN_ERR_INVALID);
 }
 
-static void nop_send(void *u, const mn_swim_addr_t *to, const uint8_t *b, size_t l)
-{
-}
+static void nop_send(void *u, const mn_swim_addr_t *to, const uint8_t *b, size_t l) {}
 
 static void test_swim_new_rejects_bad_options(void **state)
 {
     (void)state;
-    mn_swim_opts_t o = {.node_id = "ok", .addr = addr_of(1), .config = fast_config(),
-                        .cb = {.send = nop_send}};
+    mn_swim_opts_t o = {
+        .node_id = "ok", .addr = addr_of(1), .config = fast_config(), .cb = {.send = nop_send}};
     mn_swim_t *s = NULL;
     mn_error err;
     o.node_id = "";
@@ -455,8 +463,10 @@ static void test_swim_nodes_join_through_a_seed_and_see_each_other_alive(void **
     world *w = malloc(sizeof *w);
     w_init(w);
     mn_swim_config_t c = fast_config();
-    for (int i = 0; i < 4; i++) w_start(w, i, &c, "k");
-    for (int i = 1; i < 4; i++) w_join(w, i, 0);
+    for (int i = 0; i < 4; i++)
+        w_start(w, i, &c, "k");
+    for (int i = 1; i < 4; i++)
+        w_join(w, i, 0);
     w_run(w, 2 * SEC);
     for (int a = 0; a < 4; a++) {
         assert_int_equal(mn_swim_count_state(w->n[a].s, MN_SWIM_ALIVE), 4);
@@ -508,7 +518,8 @@ static void test_swim_drops_datagrams_with_a_wrong_or_missing_key(void **state)
     w_join(w, 1, 0);
     w_join(w, 2, 0);
     w_run(w, 3 * SEC);
-    for (int i = 0; i < 3; i++) assert_int_equal(mn_swim_member_count(w->n[i].s), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mn_swim_member_count(w->n[i].s), 1);
     mn_swim_stats_t st;
     mn_swim_stats_get(w->n[0].s, &st);
     assert_true(st.dropped_auth >= 2); /* from node1 (bad tag) and node2 (no tag) */
@@ -550,7 +561,8 @@ static void test_swim_drops_tampered_and_malformed_datagrams(void **state)
     /* a keyless core: garbage behind a valid header fails the verifier */
     puppet *p = p_new(&c, 1);
     uint8_t junk[200];
-    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(i * 37 + 11);
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 37 + 11);
     junk[0] = 'M';
     junk[1] = 'S';
     junk[2] = 1;
@@ -588,7 +600,7 @@ static void check_suspicion(bool lifeguard, int confirmations)
     /* a repeat from the accuser itself is no confirmation */
     p_gossip(p, "B1", 2, ent("X", 1, 1, MN_SWIM_SUSPECT, "B1"));
     for (int i = 0; i < confirmations; i++) {
-        char who[8];
+        char who[16];
         snprintf(who, sizeof who, "B%d", i + 2);
         p_tick_until(p, t0 + (i + 1) * SEC);
         p_gossip(p, who, 3 + i, ent("X", 1, 1, MN_SWIM_SUSPECT, who));
@@ -649,8 +661,12 @@ static void test_swim_refutes_accusations_by_bumping_incarnation(void **state)
     assert_int_equal(mn_swim_incarnation(p->s), 6);
     /* the refutation rides on the answer to the next ping */
     p->nout = 0;
-    mn_wire_swim_msg ping = {.kind = MN_WIRE_SWIM_PING, .seq = 77, .src = "B2", .src_len = 2,
-                             .target = "A", .target_len = 1};
+    mn_wire_swim_msg ping = {.kind = MN_WIRE_SWIM_PING,
+                             .seq = 77,
+                             .src = "B2",
+                             .src_len = 2,
+                             .target = "A",
+                             .target_len = 1};
     p_feed_msg(p, 3, &ping);
     assert_int_equal(p->nout, 1);
     assert_true(carries(p, &p->out[0], "A", MN_SWIM_ALIVE, 6));
@@ -729,8 +745,8 @@ static void test_swim_update_precedence_follows_incarnations(void **state)
     assert_int_equal(mi.addr.port, 9005);
     /* a full-state row saying dead only makes us suspect */
     mn_wire_swim_entry row = ent("X", 5, 3, MN_SWIM_DEAD, NULL);
-    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_SYNC, .src = "B2", .src_len = 2, .state = &row,
-                          .n_state = 1};
+    mn_wire_swim_msg m = {
+        .kind = MN_WIRE_SWIM_SYNC, .src = "B2", .src_len = 2, .state = &row, .n_state = 1};
     p_feed_msg(p, 3, &m);
     assert_int_equal(STATE_OF("X"), MN_SWIM_SUSPECT);
     /* unknown members appear only by alive news */
@@ -784,8 +800,10 @@ static void test_swim_crashed_member_is_declared_dead_by_all(void **state)
     world *w = malloc(sizeof *w);
     w_init(w);
     mn_swim_config_t c = fast_config();
-    for (int i = 0; i < 6; i++) w_start(w, i, &c, NULL);
-    for (int i = 1; i < 6; i++) w_join(w, i, 0);
+    for (int i = 0; i < 6; i++)
+        w_start(w, i, &c, NULL);
+    for (int i = 1; i < 6; i++)
+        w_join(w, i, 0);
     w_run(w, 3 * SEC);
     int64_t t0 = w->now;
     w->n[3].down = true;
@@ -793,7 +811,8 @@ static void test_swim_crashed_member_is_declared_dead_by_all(void **state)
      * indirect: 4 timeouts), the longest suspicion (max = max_mult * mult *
      * interval, as log10(6) < 1) and a few gossip rounds */
     int64_t bound = (2 * c.probe_interval_ms + 4 * c.probe_timeout_ms +
-                     c.suspicion_max_mult * c.suspicion_mult * c.probe_interval_ms) * MS +
+                     c.suspicion_max_mult * c.suspicion_mult * c.probe_interval_ms) *
+                        MS +
                     1 * SEC;
     w_run(w, t0 + bound);
     for (int a = 0; a < 6; a++)
@@ -811,8 +830,10 @@ static void test_swim_graceful_leave_shows_left_not_dead(void **state)
     world *w = malloc(sizeof *w);
     w_init(w);
     mn_swim_config_t c = fast_config();
-    for (int i = 0; i < 4; i++) w_start(w, i, &c, NULL);
-    for (int i = 1; i < 4; i++) w_join(w, i, 0);
+    for (int i = 0; i < 4; i++)
+        w_start(w, i, &c, NULL);
+    for (int i = 1; i < 4; i++)
+        w_join(w, i, 0);
     w_run(w, 3 * SEC);
     assert_false(mn_swim_leave_done(w->n[2].s));
     mn_swim_leave(w->n[2].s, w->now);
@@ -843,14 +864,20 @@ static void test_swim_full_state_sync_spans_datagrams_within_the_limit(void **st
                          base + i);
                 es[i] = ent(names[base + i], 1 + (base + i) % 200, 1, MN_SWIM_ALIVE, NULL);
             }
-            mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_GOSSIP, .src = names[base],
-                                  .src_len = strlen(names[base]), .updates = es, .n_updates = 8};
+            mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_GOSSIP,
+                                  .src = names[base],
+                                  .src_len = strlen(names[base]),
+                                  .updates = es,
+                                  .n_updates = 8};
             p_feed_msg(p, 1, &m);
         }
         assert_int_equal(mn_swim_member_count(p->s), 305);
         p->nout = 0;
-        mn_wire_swim_msg req = {.kind = MN_WIRE_SWIM_SYNC, .seq = 1, .src = names[0],
-                                .src_len = strlen(names[0]), .flags = MN_WIRE_SWIM_FLAG_REPLY};
+        mn_wire_swim_msg req = {.kind = MN_WIRE_SWIM_SYNC,
+                                .seq = 1,
+                                .src = names[0],
+                                .src_len = strlen(names[0]),
+                                .flags = MN_WIRE_SWIM_FLAG_REPLY};
         p_feed_msg(p, 1, &req);
         size_t rows = 0, datagrams = 0;
         for (size_t i = 0; i < p->nout; i++) {

@@ -186,8 +186,8 @@ static void test_swim_wire_decoder_rejects_garbage_and_damage(void **state)
     mn_wire_swim_enc *enc = mn_wire_swim_enc_new();
     mn_wire_swim_entry up[3] = {entry("a", 1, 0, NULL), entry("bb", 2, 1, "a"),
                                 entry("ccc", 3, 2, "bb")};
-    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_GOSSIP, .src = "src", .src_len = 3,
-                          .updates = up, .n_updates = 3};
+    mn_wire_swim_msg m = {
+        .kind = MN_WIRE_SWIM_GOSSIP, .src = "src", .src_len = 3, .updates = up, .n_updates = 3};
     size_t len;
     const uint8_t *out;
     assert_int_equal(mn_wire_swim_encode(enc, &m, 1360, NULL, NULL, &out, &len), MN_OK);
@@ -210,7 +210,8 @@ static void test_swim_wire_decoder_rejects_garbage_and_damage(void **state)
             l = (size_t)mn_prng_below(&p, len);
             break;
         default: /* random bytes with a valid identifier */
-            for (size_t i = 0; i < len; i++) abuf[i] = (uint8_t)mn_prng_next(&p);
+            for (size_t i = 0; i < len; i++)
+                abuf[i] = (uint8_t)mn_prng_next(&p);
             memcpy(abuf + 4, "MNSW", 4);
             break;
         }

@@ -1,0 +1,219 @@
+/* SWIM in simnet: fixed-seed cluster scenarios with assertions on outcomes:
+ * formation, crash detection within the bound the parameters imply, no live
+ * node declared dead at 10 % loss over 10 simulated minutes with Lifeguard,
+ * joins, partitions, churn, pauses and graceful leave. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mnemo/simnet.h"
+
+#define SEC 1000000LL
+
+static mn_simswim_opts_t opts(const char *profile, int nodes, double loss, uint64_t seed)
+{
+    mn_simswim_opts_t o;
+    mn_simswim_opts_default(&o);
+    assert_int_equal(mn_swim_config_profile(profile, &o.swim), MN_OK);
+    o.nodes = nodes;
+    o.link.loss = loss;
+    o.seed = seed;
+    o.steady_ms = 5000;
+    return o;
+}
+
+static mn_simswim_result_t run(const mn_simswim_opts_t *o, mn_simswim_scenario sc)
+{
+    mn_simswim_result_t r;
+    mn_error err;
+    assert_int_equal(mn_simswim_run(o, sc, &r, &err), MN_OK);
+    assert_true(r.formed);
+    return r;
+}
+
+static void test_swim_sim_100_nodes_form_a_cluster_within_5s(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        mn_simswim_opts_t o = opts("fast", 100, 0.0, seed);
+        o.steady_ms = 1000;
+        mn_simswim_result_t r = run(&o, MN_SIMSWIM_STEADY);
+        assert_true(r.formation_s < 5.0); /* nodes start over the first second */
+        assert_int_equal(r.fp_dead, 0);
+        assert_int_equal(r.swim.dropped_auth + r.swim.dropped_verify, 0);
+        mn_simswim_result_clear(&r);
+    }
+}
+
+static void check_crash(const char *profile, int nodes, double loss, uint64_t seed)
+{
+    mn_simswim_opts_t o = opts(profile, nodes, loss, seed);
+    mn_simswim_result_t r = run(&o, MN_SIMSWIM_CRASH);
+    double bound = (double)mn_simswim_detect_bound_ms(&o.swim, nodes) / 1000.0;
+    assert_int_equal(r.n_faults, 1);
+    assert_int_equal(r.undetected, 0);
+    assert_true(r.detect_first_s[0] >= 0 && r.detect_first_s[0] <= r.detect_all_s[0]);
+    if (r.detect_all_s[0] > bound)
+        fail_msg("%s, %d nodes, loss %.2f, seed %llu: detected by all after %.3f s > bound %.3f s",
+                 profile, nodes, loss, (unsigned long long)seed, r.detect_all_s[0], bound);
+    assert_int_equal(r.fp_dead, 0);
+    mn_simswim_result_clear(&r);
+}
+
+static void test_swim_sim_crash_is_detected_by_all_within_the_bound(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        check_crash("fast", 100, 0.0, seed);
+        check_crash("fast", 100, 0.10, seed);
+    }
+    check_crash("lan", 50, 0.0, 1);
+    check_crash("lan", 50, 0.10, 2);
+}
+
+static void test_swim_sim_no_live_node_declared_dead_at_10pct_loss_over_10_minutes(void **state)
+{
+    (void)state;
+    mn_simswim_opts_t o = opts("fast", 100, 0.10, 7);
+    o.steady_ms = 600 * 1000;
+    mn_simswim_result_t r = run(&o, MN_SIMSWIM_STEADY);
+    /* the loss bites: probes fail and members are suspected ... */
+    assert_true(r.swim.suspicions_raised > 100);
+    assert_true(r.swim.refutations > 100);
+    /* ... but every accused node refutes in time */
+    assert_int_equal(r.fp_dead, 0);
+    assert_int_equal(r.fp_targets, 0);
+    mn_simswim_result_clear(&r);
+}
+
+static void test_swim_sim_lifeguard_prevents_the_false_deaths_of_plain_swim(void **state)
+{
+    (void)state;
+    /* Lifeguard's setting: a few degraded members (slow links, as with a
+     * starved CPU) accuse healthy ones and answer late */
+    mn_simswim_opts_t o = opts("fast", 100, 0.0, 7);
+    o.steady_ms = 60 * 1000;
+    o.slow_nodes = 5;
+    o.slow_jitter_us = 1000 * 1000;
+    o.swim.lifeguard = false;
+    o.swim.verify = false;
+    mn_simswim_result_t plain = run(&o, MN_SIMSWIM_STEADY);
+    o.swim.lifeguard = true;
+    o.swim.verify = true;
+    mn_simswim_result_t lg = run(&o, MN_SIMSWIM_STEADY);
+    assert_true(plain.fp_dead > 0);
+    assert_true(plain.fp_targets > 5); /* healthy members too */
+    assert_int_equal(lg.fp_dead, 0);
+    assert_true(lg.swim.suspicions_raised < plain.swim.suspicions_raised / 2);
+    mn_simswim_result_clear(&plain);
+    mn_simswim_result_clear(&lg);
+}
+
+static void test_swim_sim_a_joining_node_is_known_to_all_quickly(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        mn_simswim_opts_t o = opts("fast", 100, seed == 3 ? 0.05 : 0.0, seed);
+        mn_simswim_result_t r = run(&o, MN_SIMSWIM_JOIN);
+        assert_int_equal(r.n_joins, 1);
+        assert_int_equal(r.joins_unconverged, 0);
+        assert_true(r.join_s[0] >= 0 && r.join_s[0] < 5.0);
+        mn_simswim_result_clear(&r);
+    }
+}
+
+static void test_swim_sim_partition_is_detected_and_heals(void **state)
+{
+    (void)state;
+    for (int oneway = 0; oneway <= 1; oneway++) {
+        mn_simswim_opts_t o = opts("fast", 40, 0.0, 5 + (uint64_t)oneway);
+        o.oneway = oneway;
+        mn_simswim_result_t r = run(&o, MN_SIMSWIM_PARTITION);
+        assert_int_equal(r.n_faults, 1);
+        assert_int_equal(r.undetected, 0); /* every node saw the other side dead */
+        assert_true(r.heal_s >= 0);        /* and every node sees all alive after the heal */
+        assert_int_equal(r.fp_dead, 0);    /* nobody on its own side was declared dead */
+        mn_simswim_result_clear(&r);
+    }
+}
+
+static void test_swim_sim_churned_nodes_are_detected_and_rejoin(void **state)
+{
+    (void)state;
+    mn_simswim_opts_t o = opts("fast", 50, 0.05, 11);
+    o.churn_ms = 40000;
+    o.churn_every_ms = 4000;
+    o.churn_down_ms = 8000;
+    mn_simswim_result_t r = run(&o, MN_SIMSWIM_CHURN);
+    assert_true(r.n_faults >= 9);
+    assert_int_equal(r.undetected, 0);
+    assert_int_equal(r.n_joins, r.n_faults);
+    assert_int_equal(r.joins_unconverged, 0);
+    assert_int_equal(r.fp_dead, 0);
+    mn_simswim_result_clear(&r);
+}
+
+static void test_swim_sim_paused_node_is_declared_dead_then_alive_again(void **state)
+{
+    (void)state;
+    mn_simswim_opts_t o = opts("fast", 30, 0.0, 13);
+    mn_simswim_t *h = mn_simswim_new(&o);
+    assert_non_null(h);
+    mn_simnet_t *net = mn_simswim_net(h);
+    for (int i = 0; i < 30; i++)
+        mn_simswim_start(h, i);
+    assert_true(mn_simswim_run_until_converged(h, 10 * SEC));
+    uint64_t inc = mn_swim_incarnation(mn_simswim_core(h, 7));
+    mn_simnet_pause(net, 7); /* a stalled process: its timers and socket freeze */
+    mn_simnet_run_until(net, mn_simnet_now(net) + 10 * SEC);
+    assert_int_equal(mn_simswim_count_view(h, 7, MN_SWIM_DEAD), 29);
+    mn_simnet_resume(net, 7);
+    mn_simnet_run_until(net, mn_simnet_now(net) + 5 * SEC);
+    /* it learnt it was declared dead and refuted with a higher incarnation */
+    assert_true(mn_swim_incarnation(mn_simswim_core(h, 7)) > inc);
+    assert_int_equal(mn_simswim_count_view(h, 7, MN_SWIM_ALIVE), 29);
+    assert_true(mn_simswim_converged(h));
+    mn_simswim_free(h);
+}
+
+static void test_swim_sim_leaving_node_is_seen_as_left(void **state)
+{
+    (void)state;
+    mn_simswim_opts_t o = opts("fast", 30, 0.05, 17);
+    mn_simswim_t *h = mn_simswim_new(&o);
+    assert_non_null(h);
+    mn_simnet_t *net = mn_simswim_net(h);
+    for (int i = 0; i < 30; i++)
+        mn_simswim_start(h, i);
+    assert_true(mn_simswim_run_until_converged(h, 10 * SEC));
+    mn_swim_t *s = mn_simswim_core(h, 5);
+    mn_swim_leave(s, mn_simnet_now(net));
+    for (int i = 0; i < 100 && !mn_swim_leave_done(s); i++)
+        mn_simnet_run_until(net, mn_simnet_now(net) + SEC / 10);
+    assert_true(mn_swim_leave_done(s));
+    mn_simnet_crash(net, 5); /* the process exits */
+    mn_simnet_run_until(net, mn_simnet_now(net) + 10 * SEC);
+    assert_int_equal(mn_simswim_count_view(h, 5, MN_SWIM_LEFT), 29);
+    assert_int_equal(mn_simswim_fp_dead(h), 0);
+    mn_simswim_free(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_swim_sim_100_nodes_form_a_cluster_within_5s),
+        cmocka_unit_test(test_swim_sim_crash_is_detected_by_all_within_the_bound),
+        cmocka_unit_test(test_swim_sim_no_live_node_declared_dead_at_10pct_loss_over_10_minutes),
+        cmocka_unit_test(test_swim_sim_lifeguard_prevents_the_false_deaths_of_plain_swim),
+        cmocka_unit_test(test_swim_sim_a_joining_node_is_known_to_all_quickly),
+        cmocka_unit_test(test_swim_sim_partition_is_detected_and_heals),
+        cmocka_unit_test(test_swim_sim_churned_nodes_are_detected_and_rejoin),
+        cmocka_unit_test(test_swim_sim_paused_node_is_declared_dead_then_alive_again),
+        cmocka_unit_test(test_swim_sim_leaving_node_is_seen_as_left),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

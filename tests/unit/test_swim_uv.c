@@ -1,0 +1,142 @@
+/* swim libuv adapter: three nodes on 127.0.0.1 (ephemeral ports) in one loop
+ * join through a seed given by name, see each other alive, notice a closed
+ * ("crashed") node as dead and a stopped one as left. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "mnemo/swim.h"
+#include "mnemo/util.h"
+
+typedef struct node {
+    mn_swim_uv_t *u;
+    bool closed;
+} node;
+
+static void on_closed(void *arg)
+{
+    ((node *)arg)->closed = true;
+}
+
+static int state_of(node *n, const char *id)
+{
+    mn_swim_member_info_t mi;
+    if (!n->u || !mn_swim_member_find(mn_swim_uv_core(n->u), id, &mi)) return -1;
+    return mi.state;
+}
+
+typedef bool (*cond_fn)(node *ns);
+
+static void wake_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until cond holds or 15 s of wall time pass. */
+static bool run_until(uv_loop_t *loop, node *ns, cond_fn cond)
+{
+    int64_t deadline = mn_time_mono_ns() + 15LL * 1000000000;
+    uv_timer_t wake; /* bounds each loop pass */
+    uv_timer_init(loop, &wake);
+    bool ok = false;
+    while (mn_time_mono_ns() < deadline) {
+        if (cond(ns)) {
+            ok = true;
+            break;
+        }
+        uv_timer_start(&wake, wake_cb, 20, 0);
+        uv_run(loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&wake, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+static bool all_alive(node *ns)
+{
+    const char *ids[3] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            if (i != j && state_of(&ns[i], ids[j]) != MN_SWIM_ALIVE) return false;
+    return true;
+}
+
+static bool c_dead(node *ns)
+{
+    return state_of(&ns[0], "c") == MN_SWIM_DEAD && state_of(&ns[1], "c") == MN_SWIM_DEAD &&
+           ns[2].closed;
+}
+
+static bool b_left(node *ns)
+{
+    return state_of(&ns[0], "b") == MN_SWIM_LEFT && ns[1].closed;
+}
+
+static void test_swim_uv_nodes_join_detect_a_crash_and_a_leave(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    mn_swim_config_t c;
+    mn_swim_config_profile("fast", &c);
+    node ns[3];
+    memset(ns, 0, sizeof ns);
+    mn_error err;
+    mn_swim_uv_opts_t o = {
+        .node_id = "a", .bind = "127.0.0.1", .port = 0, .key = "secret", .config = c};
+    assert_int_equal(mn_swim_uv_start(&loop, &o, &ns[0].u, &err), MN_OK);
+    mn_swim_addr_t a = mn_swim_uv_addr(ns[0].u);
+    assert_int_equal(a.family, 4);
+    assert_true(a.port != 0);
+    char seed[64];
+    snprintf(seed, sizeof seed, "localhost:%u", a.port); /* a name, resolved */
+    const char *seeds[] = {seed};
+    o.seeds = seeds;
+    o.n_seeds = 1;
+    o.node_id = "b";
+    assert_int_equal(mn_swim_uv_start(&loop, &o, &ns[1].u, &err), MN_OK);
+    o.node_id = "c";
+    assert_int_equal(mn_swim_uv_start(&loop, &o, &ns[2].u, &err), MN_OK);
+    assert_true(run_until(&loop, ns, all_alive));
+
+    /* c vanishes without a word: the others declare it dead */
+    mn_swim_uv_close(ns[2].u, on_closed, &ns[2]);
+    ns[2].u = NULL;
+    assert_true(run_until(&loop, ns, c_dead));
+
+    /* b leaves gracefully: a sees it as left */
+    mn_swim_uv_stop(ns[1].u, 2000, on_closed, &ns[1]);
+    ns[1].u = NULL;
+    assert_true(run_until(&loop, ns, b_left));
+
+    /* a bad bind is an error value */
+    o.node_id = "d";
+    o.bind = "not-an-ip";
+    mn_swim_uv_t *bad = NULL;
+    assert_int_equal(mn_swim_uv_start(&loop, &o, &bad, &err), MN_ERR_INVALID);
+    assert_null(bad);
+    o.bind = "127.0.0.1";
+    o.port = a.port; /* taken */
+    assert_int_equal(mn_swim_uv_start(&loop, &o, &bad, &err), MN_ERR_IO);
+
+    mn_swim_uv_close(ns[0].u, on_closed, &ns[0]);
+    for (int i = 0; i < 100 && !ns[0].closed; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_true(ns[0].closed);
+    uv_run(&loop, UV_RUN_DEFAULT); /* nothing left but closing handles */
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    mn_log_configure(MN_LOG_WARN, MN_LOG_FORMAT_TEXT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_swim_uv_nodes_join_detect_a_crash_and_a_leave),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
