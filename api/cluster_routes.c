@@ -1,0 +1,271 @@
+/* Cluster membership in the server: SWIM on the server's libuv loop and the
+ * GET /v1/cluster/members route.
+ *
+ * The SWIM core is single-threaded (loop thread) while HTTP handlers run on
+ * the thread pool, so the loop thread publishes a snapshot of the member
+ * table under a mutex after every membership event and every 250 ms (to
+ * catch incarnation bumps, which raise no event); handlers only read the
+ * snapshot. The node id is cluster.node_id, or a UUIDv7 generated on first
+ * start and kept in <data_dir>/node_id, so a restarted node rejoins as itself
+ * (with a higher incarnation: the adapter starts from wall-clock seconds). */
+#include "cluster_routes.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mnemo/swim.h"
+#include "mnemo/util.h"
+
+#define SNAPSHOT_EVERY_MS 250
+
+typedef struct cl_row {
+    mn_swim_member_info_t info;
+    int64_t changed_ms; /* wall clock */
+} cl_row;
+
+struct mn_cluster {
+    uv_loop_t *loop;
+    mn_swim_uv_t *swim;
+    uv_timer_t timer;
+    char node_id[MN_SWIM_ID_MAX + 1];
+    pthread_mutex_t mu;
+    cl_row *rows;
+    size_t n_rows;
+    int pending; /* handles still closing during stop */
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+/* ---- node id ---- */
+
+static bool id_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > MN_SWIM_ID_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || s[i] == 0x7f) return false;
+    return mn_utf8_valid(s, n);
+}
+
+static mn_err load_node_id(const mn_config *c, char *out, mn_error *err)
+{
+    const char *given = c->cluster.node_id;
+    if (given && *given) {
+        if (!id_ok(given, strlen(given)))
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "cluster.node_id must be 1..%d printable bytes without spaces",
+                                MN_SWIM_ID_MAX);
+        snprintf(out, MN_SWIM_ID_MAX + 1, "%s", given);
+        return MN_OK;
+    }
+    char path[4096], tmp[4112];
+    snprintf(path, sizeof path, "%s/node_id", c->storage.data_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char buf[MN_SWIM_ID_MAX + 2] = {0};
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+            buf[--n] = 0;
+        if (!id_ok(buf, n))
+            return mn_error_set(err, MN_ERR_CORRUPT, "%s does not hold a valid node id", path);
+        memcpy(out, buf, n + 1);
+        return MN_OK;
+    }
+    if (errno != ENOENT)
+        return mn_error_set(err, MN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    mn_idgen_t g;
+    mn_idgen_init(&g, mn_random_seed());
+    mn_id_t id = mn_idgen_next(&g, mn_time_now_ms());
+    mn_idgen_destroy(&g);
+    mn_id_format(&id, out);
+    /* write-then-rename: a crash never leaves a half-written id */
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    bool ok = f != NULL;
+    if (f) {
+        ok = fprintf(f, "%s\n", out) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+        if (fclose(f) != 0) ok = false;
+    }
+    if (!ok || rename(tmp, path) != 0)
+        return mn_error_set(err, MN_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    mn_log_info("cluster: new node id %s (kept in %s)", out, path);
+    return MN_OK;
+}
+
+/* ---- snapshot ---- */
+
+static void publish(mn_cluster_t *cl)
+{
+    mn_swim_t *core = mn_swim_uv_core(cl->swim);
+    size_t n = mn_swim_member_count(core);
+    cl_row *rows = calloc(n ? n : 1, sizeof *rows);
+    if (!rows) return; /* keep the previous snapshot */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (mn_swim_member_get(core, i, &rows[k].info)) {
+            rows[k].changed_ms = mn_swim_uv_wall_ms(cl->swim, rows[k].info.changed_us);
+            k++;
+        }
+    pthread_mutex_lock(&cl->mu);
+    cl_row *old = cl->rows;
+    cl->rows = rows;
+    cl->n_rows = k;
+    pthread_mutex_unlock(&cl->mu);
+    free(old);
+}
+
+static void on_event(void *user, const mn_swim_event_t *ev)
+{
+    (void)ev;
+    publish(user);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    publish(t->data);
+}
+
+/* ---- route ---- */
+
+static int cmp_row(const void *a, const void *b)
+{
+    return strcmp(((const cl_row *)a)->info.id, ((const cl_row *)b)->info.id);
+}
+
+static void h_members(void *ctx, const mn_http_request *req, mn_http_response *resp)
+{
+    (void)req;
+    mn_cluster_t *cl = ctx;
+    pthread_mutex_lock(&cl->mu);
+    size_t n = cl->n_rows;
+    cl_row *rows = malloc((n ? n : 1) * sizeof *rows);
+    if (rows) memcpy(rows, cl->rows, n * sizeof *rows);
+    pthread_mutex_unlock(&cl->mu);
+    if (!rows) {
+        mn_http_respond_error(resp, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    qsort(rows, n, sizeof *rows, cmp_row);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr = cJSON_CreateArray();
+    size_t counts[4] = {0};
+    for (size_t i = 0; i < n && root && arr; i++) {
+        const mn_swim_member_info_t *m = &rows[i].info;
+        char addr[MN_SWIM_ADDR_TEXT], when[40];
+        mn_swim_addr_format(&m->addr, addr, sizeof addr);
+        mn_time_format_rfc3339(rows[i].changed_ms, when, sizeof when);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", m->id);
+        cJSON_AddStringToObject(o, "address", addr);
+        cJSON_AddStringToObject(o, "state", mn_swim_state_name(m->state));
+        cJSON_AddNumberToObject(o, "incarnation", (double)m->incarnation);
+        cJSON_AddStringToObject(o, "last_change", when);
+        cJSON_AddBoolToObject(o, "self", m->self);
+        cJSON_AddItemToArray(arr, o);
+        if ((unsigned)m->state < 4) counts[m->state]++;
+    }
+    free(rows);
+    cJSON_AddStringToObject(root, "self", cl->node_id);
+    cJSON *c = cJSON_AddObjectToObject(root, "counts");
+    for (int s = 0; s < 4; s++)
+        cJSON_AddNumberToObject(c, mn_swim_state_name((mn_swim_state)s), (double)counts[s]);
+    cJSON_AddItemToObject(root, "members", arr);
+    char *body = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!body) {
+        mn_http_respond_error(resp, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    mn_http_respond(resp, 200, NULL, body, strlen(body));
+    cJSON_free(body);
+}
+
+/* ---- lifecycle ---- */
+
+mn_err mn_cluster_start(uv_loop_t *loop, const mn_config *c, mn_cluster_t **out, mn_error *err)
+{
+    *out = NULL;
+    mn_swim_uv_opts_t o;
+    memset(&o, 0, sizeof o);
+    if (mn_swim_config_profile(c->cluster.profile, &o.config) != MN_OK)
+        return mn_error_set(err, MN_ERR_INVALID, "cluster.profile: unknown profile \"%s\"",
+                            c->cluster.profile);
+    mn_cluster_t *cl = calloc(1, sizeof *cl);
+    if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    mn_err rc = load_node_id(c, cl->node_id, err);
+    if (rc != MN_OK) {
+        free(cl);
+        return rc;
+    }
+    pthread_mutex_init(&cl->mu, NULL);
+    cl->loop = loop;
+    o.node_id = cl->node_id;
+    o.bind = c->cluster.bind;
+    o.port = (int)c->cluster.swim_port;
+    o.seeds = (const char *const *)c->cluster.seeds.items;
+    o.n_seeds = c->cluster.seeds.count;
+    o.key = c->cluster.key;
+    o.cb.user = cl;
+    o.cb.event = on_event;
+    rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
+    if (rc != MN_OK) {
+        pthread_mutex_destroy(&cl->mu);
+        free(cl);
+        return rc;
+    }
+    publish(cl);
+    uv_timer_init(loop, &cl->timer);
+    cl->timer.data = cl;
+    uv_timer_start(&cl->timer, on_timer, SNAPSHOT_EVERY_MS, SNAPSHOT_EVERY_MS);
+    *out = cl;
+    return MN_OK;
+}
+
+mn_err mn_cluster_register(mn_cluster_t *cl, mn_http_router_t *router, mn_error *err)
+{
+    mn_err rc = mn_http_router_add(router, "GET", "/v1/cluster/members", h_members, cl);
+    if (rc != MN_OK)
+        return mn_error_set(err, rc, "route GET /v1/cluster/members: %s", mn_strerror(rc));
+    return MN_OK;
+}
+
+static void finish(mn_cluster_t *cl)
+{
+    if (--cl->pending > 0) return;
+    void (*done)(void *) = cl->done;
+    void *arg = cl->done_arg;
+    free(cl->rows);
+    pthread_mutex_destroy(&cl->mu);
+    free(cl);
+    if (done) done(arg);
+}
+
+static void on_swim_stopped(void *arg)
+{
+    finish(arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    finish(h->data);
+}
+
+void mn_cluster_stop(mn_cluster_t *cl, int64_t timeout_ms, void (*done)(void *arg), void *arg)
+{
+    if (!cl) {
+        if (done) done(arg);
+        return;
+    }
+    cl->done = done;
+    cl->done_arg = arg;
+    cl->pending = 2;
+    uv_timer_stop(&cl->timer);
+    uv_close((uv_handle_t *)&cl->timer, on_timer_closed);
+    mn_log_info("cluster: leaving");
+    mn_swim_uv_stop(cl->swim, timeout_ms, on_swim_stopped, cl);
+}

@@ -1,0 +1,26 @@
+/* Cluster membership inside `mnemo serve`: with [cluster] enabled = true the
+ * server runs SWIM (swim/, libuv adapter) on its loop and answers
+ * GET /v1/cluster/members. Private to api/. */
+#ifndef MN_API_CLUSTER_ROUTES_H
+#define MN_API_CLUSTER_ROUTES_H
+
+#include <uv.h>
+
+#include "mnemo/config.h"
+#include "mnemo/err.h"
+#include "mnemo/http.h"
+
+typedef struct mn_cluster mn_cluster_t;
+
+/* Starts SWIM on loop from c->cluster (node id: cluster.node_id, or the one
+ * persisted as <storage.data_dir>/node_id, generated on first start; the data
+ * dir must exist). Logs "swim: node ID listening on ADDR". Loop thread only. */
+mn_err mn_cluster_start(uv_loop_t *loop, const mn_config *c, mn_cluster_t **out, mn_error *err);
+/* Registers GET /v1/cluster/members on router (handlers may run on any thread). */
+mn_err mn_cluster_register(mn_cluster_t *cl, mn_http_router_t *router, mn_error *err);
+/* Leaves the cluster gracefully (bounded by timeout_ms), closes its handles
+ * and frees cl, then calls done(arg) on the loop thread. Call it after the
+ * HTTP server has stopped (no handler may run during or after it). */
+void mn_cluster_stop(mn_cluster_t *cl, int64_t timeout_ms, void (*done)(void *arg), void *arg);
+
+#endif
