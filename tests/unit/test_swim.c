@@ -894,6 +894,49 @@ static void test_swim_full_state_sync_spans_datagrams_within_the_limit(void **st
     }
 }
 
+static void test_swim_reclaims_dead_members_and_keeps_the_index_consistent(void **state)
+{
+    (void)state;
+    mn_swim_config_t c = fast_config();
+    c.verify = false;
+    c.dead_reclaim_ms = 2000;
+    puppet *p = p_new(&c, 1);
+    p->auto_ack = true; /* the living answer our probes */
+    static char names[300][16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(names[i], sizeof names[i], "m%d", i);
+        p_gossip(p, "m0", 1, ent(names[i], 1 + i % 200, 1, MN_SWIM_ALIVE, NULL));
+    }
+    assert_int_equal(mn_swim_member_count(p->s), 301);
+    /* every third member dies (with colliding hash chains in a 1024-slot index) */
+    for (int i = 0; i < 300; i += 3)
+        p_gossip(p, "m1", 2, ent(names[i], 1 + i % 200, 1, MN_SWIM_DEAD, "m1"));
+    assert_int_equal(mn_swim_count_state(p->s, MN_SWIM_DEAD), 100);
+    p->nout = 0;
+    p_tick_until(p, p->now + 1 * SEC);
+    assert_int_equal(mn_swim_member_count(p->s), 301); /* not yet */
+    p->nout = 0;
+    p_tick_until(p, p->now + 3 * SEC);
+    /* the dead are forgotten, the others still found through the index */
+    mn_swim_member_info_t mi;
+    for (int i = 0; i < 300; i++) {
+        bool found = mn_swim_member_find(p->s, names[i], &mi);
+        if (i % 3 == 0) assert_false(found);
+        else assert_true(found && strcmp(mi.id, names[i]) == 0);
+    }
+    size_t n = mn_swim_member_count(p->s);
+    assert_int_equal(n, 201);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(mn_swim_member_get(p->s, i, &mi));
+        assert_true(mn_swim_member_find(p->s, mi.id, NULL));
+    }
+    /* a reclaimed member may come back */
+    p_gossip(p, "m1", 2, ent(names[0], 1, 2, MN_SWIM_ALIVE, NULL));
+    assert_true(mn_swim_member_find(p->s, names[0], &mi));
+    assert_int_equal(mi.state, MN_SWIM_ALIVE);
+    p_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -915,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_swim_crashed_member_is_declared_dead_by_all),
         cmocka_unit_test(test_swim_graceful_leave_shows_left_not_dead),
         cmocka_unit_test(test_swim_full_state_sync_spans_datagrams_within_the_limit),
+        cmocka_unit_test(test_swim_reclaims_dead_members_and_keeps_the_index_consistent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
