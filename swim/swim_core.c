@@ -11,7 +11,9 @@
  * by the end of the indirect phase (2 probe timeouts) the target is suspected.
  * Missing nacks blame our own health (Lifeguard LHA-Probe). A ping to a member
  * we suspect carries the suspicion (Lifeguard buddy system), so it can refute
- * at once.
+ * at once. A suspicion heard from others is verified: the suspect becomes our
+ * next probe target (direct pings only); see swim_members.c for how that
+ * gates death notices.
  *
  * Dissemination: queued updates ride on every ping, ack, ping-req and nack,
  * and a gossip packet goes to gossip_nodes random peers each gossip interval
@@ -19,7 +21,9 @@
  * full-state sync (several datagrams when needed) with one random alive
  * member, which answers with its own state; now and then one with a dead
  * member, so split clusters find each other again (Serf's reconnect). Join =
- * a sync with each seed, retried while no peer is known.
+ * a sync with each seed, retried while no peer is known. A datagram from an
+ * unknown or dead-believed sender, or one whose sender's table is larger than
+ * ours, triggers a sync with it at once (rate-limited).
  *
  * Invariants: at most one probe in flight; the self member is never removed,
  * never probed, and its state changes only by leave; incarnations of a member
@@ -109,15 +113,15 @@ void mn_swim_free(mn_swim_t *s)
 /* ---- helpers ---- */
 
 typedef bool (*member_filter)(const mn_swim_t *s, const swim_member *m, int64_t now,
-                              const swim_member * not );
+                              const swim_member *except);
 
 /* Up to k distinct random members passing f, written to s->pick[0..]. */
 static size_t pick_random(mn_swim_t *s, member_filter f, size_t k, int64_t now,
-                          const swim_member * not )
+                          const swim_member *except)
 {
     size_t c = 0;
     for (size_t i = 0; i < s->n; i++)
-        if (s->members[i] != s->self && s->members[i] != not &&f(s, s->members[i], now, not ))
+        if (s->members[i] != s->self && s->members[i] != except && f(s, s->members[i], now, except))
             s->pick[c++] = s->members[i];
     if (k > c) k = c;
     for (size_t i = 0; i < k; i++) {

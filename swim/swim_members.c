@@ -16,7 +16,13 @@
  * - the local health score (0..awareness_max-1) scales our probe interval and
  *   timeout; it rises on failed probes with missing nacks and on refutations,
  *   falls on successful probes.
- * Without Lifeguard the timer is fixed at min and the score stays 0. */
+ * Without Lifeguard the timer is fixed at min and the score stays 0.
+ *
+ * mnemo additions (config.verify): a death notice about a member we hold
+ * alive, or suspect without our own probe having failed, only accuses it (one
+ * more confirmation); our verification probe and the timer decide. News that
+ * is older than what we know about ourselves, or about a member that left, is
+ * answered to its sender with our entry (swim_answer). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
