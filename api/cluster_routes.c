@@ -195,6 +195,16 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config *c, mn_cluster_t **out,
     if (mn_swim_config_profile(c->cluster.profile, &o.config) != MN_OK)
         return mn_error_set(err, MN_ERR_INVALID, "cluster.profile: unknown profile \"%s\"",
                             c->cluster.profile);
+    const mn_config_cluster_swim *t = &c->cluster_swim;
+    if (t->probe_interval_ms) o.config.probe_interval_ms = t->probe_interval_ms;
+    if (t->probe_timeout_ms) o.config.probe_timeout_ms = t->probe_timeout_ms;
+    if (t->suspicion_mult) o.config.suspicion_mult = (int)t->suspicion_mult;
+    if (t->gossip_interval_ms) o.config.gossip_interval_ms = t->gossip_interval_ms;
+    if (t->push_pull_interval_ms) o.config.push_pull_interval_ms = t->push_pull_interval_ms;
+    o.config.lifeguard = t->lifeguard;
+    o.config.verify = t->lifeguard;
+    mn_err crc = mn_swim_config_check(&o.config, err);
+    if (crc != MN_OK) return crc;
     mn_cluster_t *cl = calloc(1, sizeof *cl);
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = load_node_id(c, cl->node_id, err);

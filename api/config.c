@@ -149,6 +149,18 @@ static const cfg_key KEYS[] = {
           "host:port of nodes to join; empty = start a new cluster"),
     KSECRET("cluster", "key", cluster.key, "shared HMAC key of the cluster; \"\" = none"),
     KENUM("cluster", "profile", cluster.profile, "lan", "lan|fast", "SWIM timing profile"),
+    KINT("cluster.swim", "probe_interval_ms", cluster_swim.probe_interval_ms, 0, 0, 600000,
+         "SWIM probe period (0 = the profile's)"),
+    KINT("cluster.swim", "probe_timeout_ms", cluster_swim.probe_timeout_ms, 0, 0, 600000,
+         "wait for an ack before retrying / asking helpers (0 = the profile's)"),
+    KINT("cluster.swim", "suspicion_mult", cluster_swim.suspicion_mult, 0, 0, 100,
+         "min suspicion = mult * log10(N) * probe period (0 = the profile's)"),
+    KINT("cluster.swim", "gossip_interval_ms", cluster_swim.gossip_interval_ms, 0, 0, 600000,
+         "period of gossip datagrams (0 = the profile's)"),
+    KINT("cluster.swim", "push_pull_interval_ms", cluster_swim.push_pull_interval_ms, 0, 0,
+         DAY_MS, "period of full-state syncs (0 = the profile's)"),
+    KBOOL("cluster.swim", "lifeguard", cluster_swim.lifeguard, true,
+          "false = plain SWIM (fixed suspicion timeout, no health multiplier)"),
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 

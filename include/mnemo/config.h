@@ -66,12 +66,23 @@ typedef struct mn_config_cluster {
     char *profile;           /* "lan" (default) | "fast" */
 } mn_config_cluster;
 
+/* [cluster.swim]: overrides of the profile's SWIM timings (0 = the profile's value). */
+typedef struct mn_config_cluster_swim {
+    int64_t probe_interval_ms;
+    int64_t probe_timeout_ms;
+    int64_t suspicion_mult;
+    int64_t gossip_interval_ms;
+    int64_t push_pull_interval_ms;
+    bool lifeguard; /* true: Lifeguard (health multiplier, dynamic suspicion, buddy) */
+} mn_config_cluster_swim;
+
 typedef struct mn_config {
     mn_config_http http;
     mn_config_storage storage;
     mn_config_engine engine;
     mn_config_log log;
     mn_config_cluster cluster;
+    mn_config_cluster_swim cluster_swim;
 } mn_config;
 
 /* Fills c (overwriting whatever it held) with the defaults, then the values of the TOML file
