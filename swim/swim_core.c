@@ -115,10 +115,21 @@ void mn_swim_free(mn_swim_t *s)
 typedef bool (*member_filter)(const mn_swim_t *s, const swim_member *m, int64_t now,
                               const swim_member *except);
 
-/* Up to k distinct random members passing f, written to s->pick[0..]. */
+/* Up to k distinct random members passing f, written to s->pick[0..]. Tries
+ * random slots first (cheap when most members qualify), then scans. */
 static size_t pick_random(mn_swim_t *s, member_filter f, size_t k, int64_t now,
                           const swim_member *except)
 {
+    size_t got = 0;
+    for (size_t tries = 0; got < k && s->n > 1 && tries < 4 * k + 8; tries++) {
+        swim_member *m = s->members[mn_prng_below(&s->prng, s->n)];
+        if (m == s->self || m == except || !f(s, m, now, except)) continue;
+        bool dup = false;
+        for (size_t j = 0; j < got; j++)
+            dup |= s->pick[j] == m;
+        if (!dup) s->pick[got++] = m;
+    }
+    if (got == k) return k;
     size_t c = 0;
     for (size_t i = 0; i < s->n; i++)
         if (s->members[i] != s->self && s->members[i] != except && f(s, s->members[i], now, except))
@@ -261,7 +272,10 @@ static swim_indirect *indirect_slot(mn_swim_t *s)
 {
     swim_indirect *oldest = &s->indirect[0];
     for (size_t i = 0; i < SWIM_MAX_INDIRECT; i++) {
-        if (!s->indirect[i].used) return &s->indirect[i];
+        if (!s->indirect[i].used) {
+            s->n_indirect++;
+            return &s->indirect[i];
+        }
         if (s->indirect[i].deadline < oldest->deadline) oldest = &s->indirect[i];
     }
     return oldest; /* full: the oldest request loses */
@@ -295,10 +309,11 @@ static void on_ack(mn_swim_t *s, uint32_t seq, int64_t now)
         swim_awareness(s, -1);
         return;
     }
-    for (size_t i = 0; i < SWIM_MAX_INDIRECT; i++) {
+    for (size_t i = 0; s->n_indirect && i < SWIM_MAX_INDIRECT; i++) {
         swim_indirect *d = &s->indirect[i];
         if (d->used && d->our_seq == seq) {
             d->used = false;
+            s->n_indirect--;
             send_simple(s, &d->reply_to, MN_WIRE_SWIM_ACK, d->their_seq);
             return;
         }
@@ -564,10 +579,11 @@ void mn_swim_on_tick(mn_swim_t *s, int64_t now)
 {
     if (!s) return;
     swim_check_suspicions(s, now);
-    for (size_t i = 0; i < SWIM_MAX_INDIRECT; i++) {
+    for (size_t i = 0; s->n_indirect && i < SWIM_MAX_INDIRECT; i++) {
         swim_indirect *d = &s->indirect[i];
         if (!d->used || d->deadline > now) continue;
         d->used = false;
+        s->n_indirect--;
         if (d->want_nack) send_simple(s, &d->reply_to, MN_WIRE_SWIM_NACK, d->their_seq);
     }
     run_probe(s, now);
@@ -588,7 +604,7 @@ int64_t mn_swim_next_deadline(const mn_swim_t *s)
     do {                                                                                           \
         if ((t) < d) d = (t);                                                                      \
     } while (0)
-    for (size_t i = 0; i < SWIM_MAX_INDIRECT; i++)
+    for (size_t i = 0; s->n_indirect && i < SWIM_MAX_INDIRECT; i++)
         if (s->indirect[i].used) AT(s->indirect[i].deadline);
     if (s->probe_phase != PROBE_IDLE)
         AT(s->probe_deadline);

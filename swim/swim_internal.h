@@ -103,6 +103,7 @@ struct mn_swim {
     int awareness;
 
     swim_indirect indirect[SWIM_MAX_INDIRECT];
+    size_t n_indirect; /* slots in use */
 
     /* suspects heard of from others, to probe ourselves next (FIFO ring) */
     char verify[SWIM_VERIFY_MAX][MN_SWIM_ID_MAX + 1];
