@@ -8,6 +8,7 @@
  * tombstoned is never written again, which is what keeps forgotten memories
  * forgotten through replay and sync. */
 #include "engine_internal.h"
+#include "space_index.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,7 +294,6 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
 
 void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, const bool *accepted)
 {
-    (void)e;
     pthread_rwlock_wrlock(&sp->lock);
     switch (entry->type) {
     case MN_WAL_OP_REMEMBER:
@@ -354,4 +354,6 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
     }
     __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&sp->lock);
+    /* the vector index follows under the read lock, before the writer is answered */
+    mn_space_index_sync(e, sp);
 }

@@ -241,7 +241,7 @@ static mn_err build_semantic(const mn_space *sp, const mn_id_t *sem_id, member *
         uint32_t df = mn_kw_df(sp->kw, kc.w[i].word, strlen(kc.w[i].word));
         kc.w[i].score = kc.w[i].docs * log(1.0 + (docs - df + 0.5) / (df + 0.5));
     }
-    qsort(kc.w, kc.n, sizeof *kc.w, kw_best_first);
+    if (kc.n) qsort(kc.w, kc.n, sizeof *kc.w, kw_best_first);
     size_t nk = kc.n < KEYWORDS_MAX ? kc.n : KEYWORDS_MAX;
     const mn_memory_t *med = &ms[medoid].mem;
     size_t len = med->content_len + sizeof CONTENT_KEYWORDS_PREFIX + nk * (MN_TOKEN_MAX + 2) + 2;

@@ -3,6 +3,7 @@
  * thread (commit.c) as WAL ops; reads take a space's read lock or go to the
  * store directly. */
 #include "engine_internal.h"
+#include "space_index.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -160,6 +161,7 @@ void mn_engine_close(mn_engine_t *e)
     }
     mn_linker_stop(e);
     mn_commit_stop(e);
+    mn_space_index_save_all(e); /* writers stopped: graphs at each space's last lsn */
     for (size_t i = 0; i < e->n_spaces; i++) mn_engine_space_release(e, e->spaces[i]);
     free(e->spaces);
     mn_store_close(&e->store);
@@ -633,8 +635,11 @@ static void maybe_consolidate(mn_engine *e)
 {
     if (e->opts.consolidate_interval_ms <= 0) return;
     int64_t now = mn_time_mono_ns() / 1000000;
-    if (e->last_consolidate_ms && now - e->last_consolidate_ms < e->opts.consolidate_interval_ms)
+    if (!e->last_consolidate_ms) { /* the first run is one interval after start */
+        e->last_consolidate_ms = now;
         return;
+    }
+    if (now - e->last_consolidate_ms < e->opts.consolidate_interval_ms) return;
     e->last_consolidate_ms = now;
     mn_space_def *defs;
     size_t n;

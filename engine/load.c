@@ -4,6 +4,7 @@
  * and its live memories from the memories and vectors families, walked side
  * by side (same keys, same order). Progress is logged for large spaces. */
 #include "engine_internal.h"
+#include "space_index.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,7 @@ mn_err mn_engine_load(mn_engine *e, mn_error *err)
             rocksdb_iter_destroy(it);
             return rc;
         }
+        mn_space_index_load(e, sp); /* the saved graph, or a rebuild */
         if (e->n_spaces == e->cap_spaces) {
             size_t nc = e->cap_spaces ? e->cap_spaces * 2 : 16;
             mn_space **n = realloc(e->spaces, nc * sizeof *n);

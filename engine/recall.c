@@ -18,6 +18,7 @@
 #include "activation.h"
 #include "engine_internal.h"
 #include "keyword.h"
+#include "space_index.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -212,11 +213,52 @@ static bool accept_slot(void *arg, uint32_t slot)
 }
 
 /* Vector top-n under the lock (sp->lock held). */
-static size_t vector_rank(const mn_space *sp, const float *q, const mn_recall_req *req,
-                          int64_t now, cand *heap, size_t cap, uint64_t *scanned)
+/* Adds c to the bounded heap of the best cap. */
+static void heap_offer(cand *heap, size_t *n, size_t cap, const cand *c)
+{
+    if (*n < cap) {
+        heap[(*n)++] = *c;
+        sift_up(heap, *n - 1);
+    } else if (worse(&heap[0], c)) {
+        heap[0] = *c;
+        sift_down(heap, *n, 0);
+    }
+}
+
+/* Vector top-n through the space's HNSW index (space_index.c) when it applies:
+ * the filter runs inside the graph search, hits are re-scored exactly here. */
+static bool vector_rank_index(mn_engine *e, const mn_space *sp, const float *q,
+                              const mn_recall_req *req, int64_t now, cand *heap, size_t cap,
+                              size_t *n_out, uint64_t *scanned)
+{
+    uint32_t *slots = malloc(cap * sizeof *slots);
+    uint32_t m = 0;
+    if (!slots || !mn_space_index_rank(e, sp, q, req, now, (uint32_t)cap, slots, &m, scanned)) {
+        free(slots);
+        return false;
+    }
+    uint32_t dim = sp->def.dim;
+    size_t n = 0;
+    for (uint32_t i = 0; i < m; i++) {
+        const mn_slot *s = &sp->slots[slots[i]];
+        cand c = {.slot = slots[i], .id = s->id};
+        c.score = score_of(sp->def.metric, q, sp->vecs + (size_t)slots[i] * dim, dim, &c.dist);
+        if (req->has_threshold && c.score < req->threshold) continue;
+        heap_offer(heap, &n, cap, &c);
+    }
+    free(slots);
+    qsort(heap, n, sizeof *heap, best_first);
+    *n_out = n;
+    return true;
+}
+
+static size_t vector_rank(mn_engine *e, const mn_space *sp, const float *q,
+                          const mn_recall_req *req, int64_t now, cand *heap, size_t cap,
+                          uint64_t *scanned, bool *indexed)
 {
     uint32_t dim = sp->def.dim;
     size_t n = 0;
+    if ((*indexed = vector_rank_index(e, sp, q, req, now, heap, cap, &n, scanned))) return n;
     for (uint32_t i = 0; i < sp->n_slots; i++) {
         const mn_slot *s = &sp->slots[i];
         if (!s->has_vec || !mn_filter_match(s, &req->filter, now)) continue;
@@ -304,6 +346,8 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     uint32_t k = req->k ? req->k : 10;
     if (k > MN_K_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..%d, got %u", MN_K_MAX, k);
+    if (req->ef > MN_EF_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "ef: at most %d, got %u", MN_EF_MAX, req->ef);
     mn_err rc = mn_validate_filter(&req->filter, err);
     if (rc) return rc;
     if (req->has_threshold && !isfinite(req->threshold))
@@ -387,7 +431,8 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     size_t nv = 0, nt = 0, n = 0;
     uint64_t scanned = 0;
     pthread_rwlock_rdlock(&sp->lock);
-    if (by_vec) nv = vector_rank(sp, q, req, now, vh, pool, &scanned);
+    bool indexed = false;
+    if (by_vec) nv = vector_rank(e, sp, q, req, now, vh, pool, &scanned, &indexed);
     if (by_text) {
         accept_arg aa = {sp, &req->filter, now};
         nt = mn_kw_search(sp->kw, req->text, req->text_len, accept_slot, &aa, pool, th);
@@ -453,7 +498,8 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     }
     out->hits = rc ? NULL : calloc(n ? n : 1, sizeof *out->hits);
     if (!rc && !out->hits) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    out->path = by_vec && by_text ? "exact+keyword" : by_vec ? "exact" : "keyword";
+    if (by_vec && by_text) out->path = indexed ? "hnsw+keyword" : "exact+keyword";
+    else out->path = by_vec ? (indexed ? "hnsw" : "exact") : "keyword";
     out->scanned = scanned;
     for (size_t i = 0; i < n && !rc; i++) {
         mn_recall_hit *h = &out->hits[out->n_hits];

@@ -4,6 +4,7 @@
  * reused. Callers hold sp->lock (write lock to mutate). */
 #include "engine_internal.h"
 #include "keyword.h"
+#include "space_index.h"
 #include "vec_kernels.h"
 
 #include <math.h>
@@ -57,6 +58,7 @@ static void slot_clear(mn_slot *s)
 void mn_space_free(mn_space *sp)
 {
     if (!sp) return;
+    mn_space_index_free(sp);
     for (uint32_t i = 0; i < sp->n_slots; i++) slot_clear(&sp->slots[i]);
     free(sp->slots);
     free(sp->vecs);
@@ -255,6 +257,7 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
     }
     idx_put_raw(sp->idx, sp->idx_cap, &m->id, slot);
     sp->idx_used++;
+    mn_space_index_note(sp, slot);
     sp->n_live++;
     if (m->kind == MN_KIND_SEMANTIC) sp->n_semantic++;
     else sp->n_episodic++;
@@ -291,6 +294,7 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
                 }
         }
         slot_clear(s);
+        mn_space_index_note(sp, slot);
         if (sp->n_free == sp->free_cap) {
             uint32_t nc = sp->free_cap ? sp->free_cap * 2 : 64;
             uint32_t *nf = realloc(sp->free_slots, nc * sizeof *nf);

@@ -44,7 +44,14 @@ typedef struct mn_recall_req {
     bool trace;            /* fill mn_recall_hit.via */
     /* Strengthen the returned memories (spacing effect), in the background. */
     bool reinforce;
+    /* Vector ranking: spaces at or above engine.hnsw_threshold use the HNSW index
+     * unless exact is set (or a filter is so selective that a scan is cheaper);
+     * ef is the search width (0 = engine.hnsw_ef_search; raised to k). */
+    bool exact;
+    uint32_t ef;
 } mn_recall_req;
+
+#define MN_EF_MAX 10000
 
 #define MN_MAX_HOPS 4
 
@@ -75,7 +82,7 @@ typedef struct mn_recall_hit {
 typedef struct mn_recall_result {
     mn_recall_hit *hits; /* best first */
     size_t n_hits;
-    const char *path;    /* "exact", "keyword" or "exact+keyword" (static) */
+    const char *path;    /* "exact", "hnsw", "keyword", "exact+keyword" or "hnsw+keyword" (static) */
     uint64_t scanned;    /* candidates examined */
 } mn_recall_result;
 void mn_recall_result_clear(mn_recall_result *r);
@@ -124,6 +131,14 @@ typedef struct mn_engine_options {
     mn_consolidate_opts consolidate; /* used by the schedule */
     float initial_stability_days; /* forgetting-curve stability of a new memory of importance
                                      0.5 (default 7; scaled by 0.5 + importance) */
+    /* HNSW vector index per space, built once a space holds hnsw_threshold memories
+     * (0 = default 2000; UINT32_MAX = never): links per node (0 = 16), build and
+     * search widths (0 = 200 and 64), int8 codes with exact re-ranking (default off). */
+    uint32_t hnsw_threshold;
+    uint32_t hnsw_m;
+    uint32_t hnsw_ef_construction;
+    uint32_t hnsw_ef_search;
+    bool hnsw_quantize;
     mn_clock_fn clock;            /* NULL = mn_time_now_ms */
     void *clock_arg;
 } mn_engine_options;
