@@ -12,7 +12,7 @@ static const char *const recall_fields[] = {
     "embedding", "text", "weights", "k", "threshold", "tags_any", "tags_all", "metadata",
     "kind", "when", "min_confidence", "include_suppressed", "who", "where", "session",
     "include_embedding", "spread", "max_hops", "hop_decay", "min_activation", "max_visited",
-    "trace", "reinforce", NULL};
+    "trace", "reinforce", "exact", "ef", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
 static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *r, mn_error *err)
@@ -75,6 +75,12 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *
     }
     if ((rc = api_get_bool(o, "trace", "", NULL, &r->trace, err))) return rc;
     if ((rc = api_get_bool(o, "reinforce", "", NULL, &r->reinforce, err))) return rc;
+    if ((rc = api_get_bool(o, "exact", "", NULL, &r->exact, err))) return rc;
+    if ((rc = api_get_int(o, "ef", "", &has, &v, err))) return rc;
+    if (has) {
+        if (v < 1 || v > 4096) return mn_error_set(err, MN_ERR_INVALID, "ef: must be in 1..4096");
+        r->ef = (uint32_t)v;
+    }
     return MN_OK;
 }
 

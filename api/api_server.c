@@ -8,6 +8,7 @@
  * The libuv thread pool runs the handlers, so UV_THREADPOOL_SIZE is set from
  * http.worker_threads before the loop first uses the pool. */
 #include "api_internal.h"
+#include "cluster_routes.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -80,13 +81,25 @@ typedef struct server {
     uv_signal_t sigterm, sigint;
     mn_http_server_t *http;
     mn_api_t *api;
+    mn_cluster_t *cluster; /* NULL in single-node mode */
     bool stopping;
 } server;
+
+static void on_cluster_stopped(void *arg)
+{
+    (void)arg;
+    mn_log_info("left the cluster");
+}
 
 static void on_http_closed(void *arg)
 {
     server *s = arg;
     s->http = NULL;
+    if (s->cluster) {
+        /* no handler runs any more: leave the cluster gracefully (bounded) */
+        mn_cluster_stop(s->cluster, 3000, on_cluster_stopped, s);
+        s->cluster = NULL;
+    }
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     mn_log_info("http server stopped");
@@ -136,6 +149,11 @@ static mn_err engine_options(const mn_config *c, mn_engine_options *o, mn_error 
     o->consolidate_interval_ms = c->engine.consolidate_interval_s * 1000;
     o->consolidate.threshold = (float)c->engine.consolidate_threshold;
     o->consolidate.min_support = (uint32_t)c->engine.consolidate_min_support;
+    o->hnsw_threshold = (uint32_t)c->engine.hnsw_threshold;
+    o->hnsw_m = (uint32_t)c->engine.hnsw_m;
+    o->hnsw_ef_construction = (uint32_t)c->engine.hnsw_ef_construction;
+    o->hnsw_ef_search = (uint32_t)c->engine.hnsw_ef_search;
+    o->hnsw_quantize = c->engine.hnsw_quantize;
     return MN_OK;
 }
 
@@ -148,11 +166,6 @@ static int serve(const mn_config *c)
     }
     mn_log_configure(level, strcmp(c->log.format, "json") ? MN_LOG_FORMAT_TEXT
                                                           : MN_LOG_FORMAT_JSON);
-    if (c->cluster.enabled) {
-        fprintf(stderr, "mnemo: cluster.enabled = true: cluster mode is not available in this "
-                        "build; set it to false\n");
-        return 2;
-    }
     /* The pool is created on its first use, which is the first request. */
     char threads[24];
     snprintf(threads, sizeof threads, "%lld", (long long)c->http.worker_threads);
@@ -191,6 +204,15 @@ static int serve(const mn_config *c)
         exit_code = 1;
         goto out;
     }
+    if (c->cluster.enabled) {
+        /* SWIM membership on this loop; data placement and replication come later */
+        if ((rc = mn_cluster_start(&s.loop, c, &s.cluster, &err)) ||
+            (rc = mn_cluster_register(s.cluster, router, &err))) {
+            mn_log_error("cluster: %s", err.message);
+            exit_code = 1;
+            goto out;
+        }
+    }
     mn_http_server_options ho;
     mn_http_server_options_default(&ho);
     ho.bind = c->http.bind;
@@ -221,6 +243,11 @@ static int serve(const mn_config *c)
     mn_log_info("closing the engine");
 
 out:
+    if (s.cluster && !s.http) { /* failed before the HTTP server started */
+        mn_cluster_stop(s.cluster, 0, on_cluster_stopped, &s);
+        s.cluster = NULL;
+        uv_run(&s.loop, UV_RUN_DEFAULT);
+    }
     if (s.http) {
         /* start failed after listening: not reached today, kept for safety */
         mn_http_server_shutdown(s.http, on_http_closed, &s);

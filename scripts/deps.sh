@@ -7,6 +7,7 @@ PKGS=(
   libuv1-dev librocksdb-dev libflatbuffers-dev flatbuffers-compiler
   libhttp-parser-dev libcjson-dev libssl-dev libcmocka-dev
   python3 python3-pytest python3-numpy
+  python3-hnswlib python3-faiss
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -49,6 +49,11 @@ typedef struct mn_config_engine {
     int64_t consolidate_interval_s; /* 3600: scheduled consolidation; 0 = on demand only */
     double consolidate_threshold;  /* 0.75: cosine similarity to join a cluster */
     int64_t consolidate_min_support; /* 3 episodes make a semantic memory */
+    int64_t hnsw_threshold;        /* 2000: spaces this large recall through HNSW */
+    int64_t hnsw_m;                /* 16 */
+    int64_t hnsw_ef_construction;  /* 200 */
+    int64_t hnsw_ef_search;        /* 64 */
+    bool hnsw_quantize;            /* false: int8 codes with exact re-ranking */
 } mn_config_engine;
 
 typedef struct mn_config_log {
