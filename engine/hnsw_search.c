@@ -184,6 +184,31 @@ static inline float code_dist(const mn_hnsw *h, const uint8_t *a, const uint8_t 
     return 0;
 }
 
+/* Early abandoning (l2 on floats only, where partial sums only grow): the
+ * distance is summed in blocks and given up once it exceeds `bound`, the
+ * distance a node must beat to enter a full result heap. The search takes the
+ * same decisions as with the full distance, reading less of far vectors. */
+#define ABANDON_BLOCK 128u
+
+static inline float qdist_bounded(const mn_hnsw *h, const float *base, const hnsw_query *q,
+                                  uint32_t slot, float bound)
+{
+#ifdef HNSW_NO_ABANDON
+    (void)bound;
+    return hnsw_qdist(h, base, q, slot);
+#endif
+    if (q->code || h->p.metric != MN_METRIC_L2 || h->dim < 2 * ABANDON_BLOCK)
+        return hnsw_qdist(h, base, q, slot);
+    const float *v = hnsw_vec(h, base, slot);
+    float sum = 0;
+    uint32_t i = 0;
+    for (; i + ABANDON_BLOCK < h->dim; i += ABANDON_BLOCK) {
+        sum += h->k->l2sq(q->v + i, v + i, ABANDON_BLOCK);
+        if (sum > bound) return sum;
+    }
+    return sum + h->k->l2sq(q->v + i, v + i, h->dim - i);
+}
+
 float hnsw_qdist(const mn_hnsw *h, const float *base, const hnsw_query *q, uint32_t slot)
 {
     if (q->code) return code_dist(h, q->code, h->codes + (size_t)slot * h->code_stride);
@@ -300,7 +325,7 @@ void hnsw_search_layer(const mn_hnsw *h, const float *base, const hnsw_query *q,
 #ifndef HNSW_NO_PREFETCH_REST
             if (i + 1 < m) prefetch_rest(h, base, q, nb[i + 1]);
 #endif
-            float d = hnsw_qdist(h, base, q, id);
+            float d = qdist_bounded(h, base, q, id, c->n_res < ef ? INFINITY : lower);
             visited++;
             if (c->n_res < ef || d < lower) {
                 min_push(c->cand, &c->n_cand, (hnsw_cand){d, id});

@@ -47,10 +47,11 @@ static void make_data(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_
     mn_prng_t p;
     mn_prng_seed(&p, seed);
     enum { C = 20 };
-    float centres[C][64];
+    float *centres = malloc((size_t)C * dim * sizeof(float));
+    assert_non_null(centres);
     for (int c = 0; c < C; c++)
         for (uint32_t i = 0; i < dim; i++)
-            centres[c][i] = (float)(mn_prng_double(&p) * 2 - 1);
+            centres[(size_t)c * dim + i] = (float)(mn_prng_double(&p) * 2 - 1);
     d->n = n;
     d->nq = nq;
     d->dim = dim;
@@ -61,9 +62,10 @@ static void make_data(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_
         int c = (int)mn_prng_below(&p, C);
         float *v = d->x + (size_t)r * dim;
         for (uint32_t i = 0; i < dim; i++)
-            v[i] = centres[c][i] + (float)(0.25 * gauss(&p));
+            v[i] = centres[(size_t)c * dim + i] + (float)(0.25 * gauss(&p));
         if (unit) normalize(v, dim);
     }
+    free(centres);
 }
 
 static double ref_dist(mn_metric m, const float *a, const float *b, uint32_t dim)
@@ -165,6 +167,29 @@ static void test_recall_dot(void **state)
 {
     (void)state;
     recall_for_metric(MN_METRIC_DOT, false);
+}
+
+/* l2 on vectors long enough for early abandoning (hnsw_search.c): same
+ * answers as brute force, exact distances, sorted */
+static void test_recall_l2_long_vectors(void **state)
+{
+    (void)state;
+    enum { LD = 300 };
+    dataset d;
+    make_data(&d, 800, 40, LD, 13, false);
+    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    double r = recall_at_k(h, MN_METRIC_L2, d.x, d.n, LD, d.q, d.nq, 64, NULL, NULL);
+    print_message("l2 dim %d: recall@10 = %.4f\n", LD, r);
+    assert_true(r >= 0.95);
+    mn_hnsw_hit hits[K];
+    size_t n = mn_hnsw_search(h, d.q, K, 32, NULL, NULL, hits, NULL);
+    for (size_t i = 0; i < n; i++) {
+        double ref = ref_dist(MN_METRIC_L2, d.q, d.x + (size_t)hits[i].slot * LD, LD);
+        assert_true(fabs(hits[i].dist - ref) <= 1e-4 * (1 + ref));
+        if (i) assert_true(hits[i - 1].dist <= hits[i].dist);
+    }
+    mn_hnsw_free(h);
+    free(d.x);
 }
 
 static void test_recall_int8_with_rerank(void **state)
@@ -517,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_recall_l2),
         cmocka_unit_test(test_recall_cosine),
         cmocka_unit_test(test_recall_dot),
+        cmocka_unit_test(test_recall_l2_long_vectors),
         cmocka_unit_test(test_recall_int8_with_rerank),
         cmocka_unit_test(test_results_are_sorted_and_exact_distances),
         cmocka_unit_test(test_remove_and_reuse_keeps_recall_of_fresh_build),
