@@ -3,10 +3,11 @@
 #   make test   installs what is missing, builds, runs every test (also under ASan+UBSan)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 CONFIG     ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build build-asan run test test-unit test-asan bench format clean
+.PHONY: all deps build build-asan build-tsan run test test-unit test-asan test-tsan bench format clean
 
 all: build
 
@@ -25,13 +26,26 @@ $(ASAN_BUILD)/CMakeCache.txt:
 build-asan: $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
+$(TSAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_TSAN=ON -DMN_INTEGRATION=OFF
+
+# ThreadSanitizer: the concurrent index and engine tests only (searches run beside inserts).
+TSAN_TESTS = test_hnsw test_hnsw_concurrent test_engine test_engine_hnsw
+build-tsan: $(TSAN_BUILD)/CMakeCache.txt
+	cmake --build $(TSAN_BUILD) -j$(JOBS) --target $(TSAN_TESTS)
+
+test-tsan: build-tsan
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw)$$'
+
 run: deps build
 	./$(BUILD)/mnemo serve $(if $(CONFIG),--config $(CONFIG),)
 
-# Every test: unit + integration on the release build, then the unit tests under ASan+UBSan.
-test: deps build build-asan
+# Every test: unit + integration on the release build, the unit tests under ASan+UBSan,
+# and the concurrency tests under TSan.
+test: deps build build-asan build-tsan
 	cd $(BUILD) && ctest --output-on-failure -j1
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw)$$'
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
@@ -43,4 +57,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
