@@ -139,6 +139,13 @@ void api_memory_to_json(api_jw *w, const mn_memory_t *m)
         jw_key(w, "consolidated");
         jw_bool(w, m->consolidated);
     }
+    jw_key(w, "stability_days");
+    jw_float(w, m->stability_days);
+    jw_key(w, "last_access");
+    if (m->last_access_ms) jw_time(w, m->last_access_ms);
+    else jw_null(w);
+    jw_key(w, "access_count");
+    jw_uint(w, m->access_count);
     if (m->embedding) {
         jw_key(w, "embedding");
         jw_arr(w);
@@ -183,5 +190,6 @@ mn_err api_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_err
     if ((rc = api_get_string(o, "who", "", &f->who, err))) return rc;
     if ((rc = api_get_string(o, "where", "", &f->where, err))) return rc;
     if ((rc = api_get_string(o, "session", "", &f->session, err))) return rc;
+    if ((rc = api_get_time(o, "as_of", "", NULL, &f->as_of_ms, err))) return rc;
     return MN_OK;
 }

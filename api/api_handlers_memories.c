@@ -115,7 +115,7 @@ static mn_err add_list(api_arena *a, const char *name, char *v, char ***list, si
 
 static const char *const list_params[] = {
     "limit", "cursor", "tags_any", "tags_all", "kind", "when_from", "when_to", "min_confidence",
-    "include_suppressed", "include_embedding", "who", "where", "session", NULL};
+    "include_suppressed", "include_embedding", "who", "where", "session", "as_of", NULL};
 
 static mn_err list_req_from_query(const mn_http_request *req, api_arena *a, mn_list_req *lr,
                                   mn_error *err)
@@ -177,6 +177,8 @@ static mn_err list_req_from_query(const mn_http_request *req, api_arena *a, mn_l
             f->where = v;
         } else if (!strcmp(k, "session")) {
             f->session = v;
+        } else if (!strcmp(k, "as_of")) {
+            rc = api_query_time(k, v, &f->as_of_ms, err);
         }
     }
     return rc;

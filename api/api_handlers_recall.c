@@ -12,7 +12,7 @@ static const char *const recall_fields[] = {
     "embedding", "text", "weights", "k", "threshold", "tags_any", "tags_all", "metadata",
     "kind", "when", "min_confidence", "include_suppressed", "who", "where", "session",
     "include_embedding", "spread", "max_hops", "hop_decay", "min_activation", "max_visited",
-    "trace", "reinforce", "exact", "ef", NULL};
+    "trace", "reinforce", "exact", "ef", "as_of", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
 static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *r, mn_error *err)
@@ -84,7 +84,7 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *
     return MN_OK;
 }
 
-static void hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace)
+void api_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace)
 {
     jw_obj(w);
     jw_key(w, "id");
@@ -175,7 +175,7 @@ void api_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp)
     jw_obj(&w);
     jw_key(&w, "results");
     jw_arr(&w);
-    for (size_t i = 0; i < res.n_hits; i++) hit_to_json(&w, &res.hits[i], r.spread, r.trace);
+    for (size_t i = 0; i < res.n_hits; i++) api_hit_to_json(&w, &res.hits[i], r.spread, r.trace);
     jw_arr_end(&w);
     jw_key(&w, "path");
     jw_str(&w, res.path ? res.path : "exact");

@@ -119,6 +119,9 @@ void api_memory_to_json(api_jw *w, const mn_memory_t *m);
 /* Reads the filter members of a recall body into f (already initialised). */
 mn_err api_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_error *err);
 
+/* Writes one recall hit (docs/api.md, "Recall"); activation and seed with spread, via with trace. */
+void api_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace);
+
 /* ---- query strings ---- */
 typedef struct api_qparam {
     char *key;
@@ -152,5 +155,11 @@ void api_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp);
 void api_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp);
 void api_h_unsuppress(void *ctx, const mn_http_request *req, mn_http_response *resp);
 void api_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_associate(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_associations(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_complete(void *ctx, const mn_http_request *req, mn_http_response *resp);
 
 #endif

@@ -59,6 +59,12 @@ static const api_route routes[] = {
     {"DELETE", "/v1/spaces/{space}/memories/{id}", api_h_forget},
     {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", api_h_unsuppress},
     {"POST", "/v1/spaces/{space}/recall", api_h_recall},
+    {"POST", "/v1/spaces/{space}/associations", api_h_associate},
+    {"GET", "/v1/spaces/{space}/memories/{id}/associations", api_h_associations},
+    {"POST", "/v1/spaces/{space}/consolidate", api_h_consolidate},
+    {"POST", "/v1/spaces/{space}/recognize", api_h_recognize},
+    {"POST", "/v1/spaces/{space}/reminisce", api_h_reminisce},
+    {"POST", "/v1/spaces/{space}/complete", api_h_complete},
     {"POST", "/v1/admin/checkpoint", api_h_checkpoint},
 };
 
