@@ -245,3 +245,56 @@ class MnemoClient:
         if text is not None:
             body["text"] = text
         return self.request("POST", "/v1/spaces/%s/recall" % _q(space), body)
+
+    # ---- cognitive operations (docs/api.md, "Cognitive operations") ----
+
+    def associate(self, space, edges):
+        """Adds client associations: edges = [{"from", "to", "kind": causal|explicit,
+        "weight"?}]; returns the number created."""
+        return self.request("POST", "/v1/spaces/%s/associations" % _q(space),
+                            {"edges": list(edges)})["created"]
+
+    def associations(self, space, memory_id):
+        """The associations of a memory: [{"id", "kind", "direction": out|in, "weight"}]."""
+        return self.request("GET", "/v1/spaces/%s/memories/%s/associations"
+                            % (_q(space), _q(memory_id)))["associations"]
+
+    def consolidate(self, space, threshold=None, min_support=None):
+        """Runs consolidation now: {"candidates", "created", "updated", "episodes", "ids"}."""
+        body = {}
+        if threshold is not None:
+            body["threshold"] = threshold
+        if min_support is not None:
+            body["min_support"] = min_support
+        return self.request("POST", "/v1/spaces/%s/consolidate" % _q(space), body)
+
+    def recognize(self, space, embedding=None, text=None, **options):
+        """Familiarity of a cue: {"recognized", "familiarity", "best"}. options: threshold
+        and the recall filters."""
+        body = dict(options)
+        if embedding is not None:
+            body["embedding"] = [float(x) for x in embedding]
+        if text is not None:
+            body["text"] = text
+        return self.request("POST", "/v1/spaces/%s/recognize" % _q(space), body)
+
+    def reminisce(self, space, **options):
+        """Episodes in time order. options: from, to, who, where, session, topic, kind, limit,
+        include_embedding, as_of. Returns the list of memories."""
+        return self.request("POST", "/v1/spaces/%s/reminisce" % _q(space),
+                            dict(options))["memories"]
+
+    def complete(self, space, content=None, embedding=None, context=None, tags=None, k=None):
+        """Pattern completion from a partial memory: {"candidates", "fields"}."""
+        body = {}
+        if content is not None:
+            body["content"] = content
+        if embedding is not None:
+            body["embedding"] = [float(x) for x in embedding]
+        if context is not None:
+            body["context"] = context
+        if tags is not None:
+            body["tags"] = tags
+        if k is not None:
+            body["k"] = k
+        return self.request("POST", "/v1/spaces/%s/complete" % _q(space), body)
