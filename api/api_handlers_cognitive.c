@@ -34,8 +34,7 @@ static cJSON *read_body(const mn_http_request *req, mn_http_response *resp, api_
 static const char *const associate_fields[] = {"edges", NULL};
 static const char *const edge_fields[] = {"from", "to", "kind", "weight", NULL};
 
-static mn_err read_id(const cJSON *o, const char *name, const char *pfx, mn_id_t *id,
-                      mn_error *err)
+static mn_err read_id(const cJSON *o, const char *name, const char *pfx, mn_id_t *id, mn_error *err)
 {
     const char *s = NULL;
     mn_err rc = api_get_string(o, name, pfx, &s, err);
@@ -73,8 +72,10 @@ static mn_err edges_from_json(const cJSON *body, api_arena *a, mn_edge **out, si
         if ((rc = api_get_string(c, "kind", pfx, &kind, err))) return rc;
         mn_edge_kind k = MN_EDGE_EXPLICIT;
         if (kind && mn_edge_kind_parse(kind, &k))
-            return mn_error_set(err, MN_ERR_INVALID, "%skind: must be causal or explicit, got "
-                                "\"%.32s\"", pfx, kind);
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "%skind: must be causal or explicit, got "
+                                "\"%.32s\"",
+                                pfx, kind);
         edges[i].kind = (uint8_t)k;
         bool has_w;
         float wt = 1;
@@ -213,7 +214,8 @@ void api_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *
     jw_uint(&w, res.episodes);
     jw_key(&w, "ids");
     jw_arr(&w);
-    for (size_t i = 0; i < res.n_ids; i++) jw_id(&w, &res.ids[i]);
+    for (size_t i = 0; i < res.n_ids; i++)
+        jw_id(&w, &res.ids[i]);
     jw_arr_end(&w);
     jw_obj_end(&w);
     free(res.ids);
@@ -223,8 +225,9 @@ void api_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *
 /* ---- recognize ---- */
 
 static const char *const recognize_fields[] = {
-    "embedding", "text", "threshold", "tags_any", "tags_all", "metadata", "kind", "when",
-    "min_confidence", "include_suppressed", "who", "where", "session", "as_of", NULL};
+    "embedding", "text",  "threshold", "tags_any",       "tags_all",
+    "metadata",  "kind",  "when",      "min_confidence", "include_suppressed",
+    "who",       "where", "session",   "as_of",          NULL};
 
 void api_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
@@ -272,20 +275,34 @@ void api_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *re
     jw_key(&w, "familiarity");
     jw_float(&w, res.familiarity);
     jw_key(&w, "best");
-    if (res.has_best) jw_id(&w, &res.best);
-    else jw_null(&w);
+    if (res.has_best)
+        jw_id(&w, &res.best);
+    else
+        jw_null(&w);
     jw_obj_end(&w);
     jw_respond(&w, resp, 200);
 }
 
 /* ---- reminisce ---- */
 
-static const char *const reminisce_fields[] = {
-    "from", "to", "who", "where", "session", "topic", "kind", "limit", "include_embedding",
-    "tags_any", "tags_all", "metadata", "min_confidence", "include_suppressed", "as_of", NULL};
+static const char *const reminisce_fields[] = {"from",
+                                               "to",
+                                               "who",
+                                               "where",
+                                               "session",
+                                               "topic",
+                                               "kind",
+                                               "limit",
+                                               "include_embedding",
+                                               "tags_any",
+                                               "tags_all",
+                                               "metadata",
+                                               "min_confidence",
+                                               "include_suppressed",
+                                               "as_of",
+                                               NULL};
 
-static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req *r,
-                                  mn_error *err)
+static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req *r, mn_error *err)
 {
     memset(r, 0, sizeof *r);
     mn_filter_init(&r->filter);
@@ -337,7 +354,8 @@ void api_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *re
     jw_obj(&w);
     jw_key(&w, "memories");
     jw_arr(&w);
-    for (size_t i = 0; i < res.n; i++) api_memory_to_json(&w, &res.memories[i]);
+    for (size_t i = 0; i < res.n; i++)
+        api_memory_to_json(&w, &res.memories[i]);
     jw_arr_end(&w);
     jw_obj_end(&w);
     mn_list_result_clear(&res);
@@ -346,8 +364,7 @@ void api_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *re
 
 /* ---- complete ---- */
 
-static const char *const complete_fields[] = {"content", "embedding", "context", "tags", "k",
-                                              NULL};
+static const char *const complete_fields[] = {"content", "embedding", "context", "tags", "k", NULL};
 
 static mn_err complete_from_json(const cJSON *o, api_arena *a, mn_memory_t *m, uint32_t *k,
                                  mn_error *err)
@@ -359,8 +376,7 @@ static mn_err complete_from_json(const cJSON *o, api_arena *a, mn_memory_t *m, u
     int64_t kk = 5;
     if ((rc = api_get_int(o, "k", "", &has, &kk, err))) return rc;
     if (kk < 1 || kk > 100)
-        return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..100, got %lld",
-                            (long long)kk);
+        return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..100, got %lld", (long long)kk);
     *k = (uint32_t)kk;
     cJSON *copy = cJSON_Duplicate(o, 1);
     if (!copy) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
@@ -373,8 +389,7 @@ static mn_err complete_from_json(const cJSON *o, api_arena *a, mn_memory_t *m, u
     }
     if (!rc && m->where && !(m->where = api_arena_strndup(a, m->where, strlen(m->where))))
         rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    if (!rc && m->session &&
-        !(m->session = api_arena_strndup(a, m->session, strlen(m->session))))
+    if (!rc && m->session && !(m->session = api_arena_strndup(a, m->session, strlen(m->session))))
         rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < m->n_who; i++)
         if (!(m->who[i] = api_arena_strndup(a, m->who[i], strlen(m->who[i]))))
