@@ -179,6 +179,8 @@ void api_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp)
     jw_arr_end(&w);
     jw_key(&w, "path");
     jw_str(&w, res.path ? res.path : "exact");
+    jw_key(&w, "recall_confidence");
+    jw_float(&w, res.recall_confidence);
     jw_key(&w, "scanned");
     jw_uint(&w, res.scanned);
     jw_key(&w, "took_ms");

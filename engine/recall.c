@@ -534,6 +534,9 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
             free(ids);
         }
     }
+    for (size_t i = 0; !rc && i < out->n_hits; i++)
+        if (out->hits[i].confidence.value > out->recall_confidence)
+            out->recall_confidence = out->hits[i].confidence.value;
     if (rc) mn_recall_result_clear(out);
     free(nodes);
     free(q);

@@ -84,6 +84,9 @@ typedef struct mn_recall_result {
     size_t n_hits;
     const char *path;    /* "exact", "hnsw", "keyword", "exact+keyword" or "hnsw+keyword" (static) */
     uint64_t scanned;    /* candidates examined */
+    /* How far to trust the recall as a whole: the best result's confidence
+     * (0 when nothing came back). */
+    float recall_confidence;
 } mn_recall_result;
 void mn_recall_result_clear(mn_recall_result *r);
 

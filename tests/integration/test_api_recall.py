@@ -59,6 +59,8 @@ def test_recall_equals_numpy_brute_force(client, space_name, metric):
         assert res["path"] == "exact"
         assert res["scanned"] >= min(n, k)
         assert isinstance(res["took_ms"], (int, float))
+        best = max((h["confidence"]["value"] for h in res["results"]), default=0)
+        assert abs(res["recall_confidence"] - best) < 1e-6
         sim, dist = brute_force(metric, data, q)
         assert_same_ranking(res["results"], ids, sim, dist, min(k, n))
     h = res["results"][0]

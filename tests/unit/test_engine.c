@@ -867,7 +867,9 @@ static void test_confidence_is_bounded_and_monotonic_in_similarity(void **state)
             /* same encoding confidence and retention: best first means non-increasing confidence */
             if (i) assert_true(c <= r.hits[i - 1].confidence.value + 1e-6f);
             if (r.hits[i].similarity <= 0) assert_true(c == 0);
+            assert_true(c <= r.recall_confidence);
         }
+        if (r.n_hits) assert_true(r.recall_confidence == r.hits[0].confidence.value);
         mn_recall_result_clear(&r);
     }
 }
