@@ -354,6 +354,7 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
     }
     __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&sp->lock);
+    mn_events_from_entry(e, entry, accepted);
     /* the vector index follows under the read lock, before the writer is answered */
     mn_space_index_sync(e, sp);
 }

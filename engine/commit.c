@@ -221,6 +221,7 @@ static void do_drop(mn_engine *e, mn_pending *p)
         return;
     }
     atomic_store(&sp->dropped, true);
+    mn_events_end(e, sp->def.name, MN_EVENT_SPACE_DROPPED);
     map_remove(e, sp);
     mn_engine_space_release(e, sp); /* the map's reference */
 }

@@ -126,6 +126,7 @@ mn_err mn_engine_open(const mn_engine_options *o, mn_engine_t **out, mn_error *e
     pthread_rwlock_init(&e->spaces_lock, NULL);
     pthread_mutex_init(&e->sw_mu, NULL);
     pthread_cond_init(&e->sw_cv, NULL);
+    mn_events_init(e);
     e->next_sid = 1;
     bool committing = false;
     if (!(rc = mn_engine_load(e, err)) && !(rc = mn_commit_start(e, err))) {
@@ -152,6 +153,7 @@ mn_err mn_engine_open(const mn_engine_options *o, mn_engine_t **out, mn_error *e
 void mn_engine_close(mn_engine_t *e)
 {
     if (!e) return;
+    mn_events_close(e);
     if (e->sweeper_running) {
         pthread_mutex_lock(&e->sw_mu);
         e->sw_stop = true;
@@ -170,6 +172,7 @@ void mn_engine_close(mn_engine_t *e)
     pthread_rwlock_destroy(&e->spaces_lock);
     pthread_mutex_destroy(&e->sw_mu);
     pthread_cond_destroy(&e->sw_cv);
+    pthread_mutex_destroy(&e->ev_mu);
     free(e->data_dir);
     free(e);
 }

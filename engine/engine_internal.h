@@ -214,6 +214,11 @@ typedef struct mn_engine {
     size_t lk_n, lk_cap, lk_busy;
     bool lk_stop;
 
+    /* event subscribers (events.c) */
+    pthread_mutex_t ev_mu;
+    struct mn_engine_sub *ev_subs;
+    atomic_uint ev_n_subs;
+
     /* figures */
     atomic_uint_fast64_t n_commits, n_synced, n_entries, max_group;
     atomic_uint_fast64_t n_links, n_links_dropped, n_reinforced;
@@ -286,6 +291,18 @@ void mn_key_strength(uint8_t *k, uint32_t sid, const mn_id_t *id);
 /* Key of a consolidated episode: sid | 'c' | episode id -> semantic memory id. */
 #define KEY_CONSOLIDATED_LEN (KEY_SID_LEN + 1 + 16)
 void mn_key_consolidated(uint8_t *k, uint32_t sid, const mn_id_t *id);
+
+/* ---- events (events.c) ---- */
+void mn_events_init(mn_engine *e);
+/* Ends every subscription with MN_EVENT_CLOSED (engine close). */
+void mn_events_close(mn_engine *e);
+/* True when someone listens (cheap: check before building an event). */
+bool mn_events_wanted(mn_engine *e);
+void mn_events_publish(mn_engine *e, const char *space, const mn_event *ev);
+/* Ends the subscriptions of space (every space when NULL) with a final event. */
+void mn_events_end(mn_engine *e, const char *space, mn_event_kind kind);
+/* The events of an applied WAL entry. */
+void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *accepted);
 
 /* ---- load (load.c) ---- */
 mn_err mn_engine_load(mn_engine *e, mn_error *err);

@@ -21,6 +21,7 @@
 #include "space_index.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -538,6 +539,12 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
         if (out->hits[i].confidence.value > out->recall_confidence)
             out->recall_confidence = out->hits[i].confidence.value;
     if (rc) mn_recall_result_clear(out);
+    else if (mn_events_wanted(e)) {
+        mn_event ev = {.kind = MN_EVENT_RECALL, .at_ms = now, .count = (uint32_t)out->n_hits,
+                       .recall_confidence = out->recall_confidence};
+        snprintf(ev.path, sizeof ev.path, "%s", out->path);
+        mn_events_publish(e, space, &ev);
+    }
     free(nodes);
     free(q);
     free(vh);

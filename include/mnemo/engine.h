@@ -310,4 +310,55 @@ typedef struct mn_engine_stats {
 } mn_engine_stats;
 void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out);
 
+/* ---- space events (events.c): the stream behind SSE and gRPC Watch ---- */
+typedef enum {
+    MN_EVENT_REMEMBER = 1,    /* a memory was written: id, memory_kind */
+    MN_EVENT_FORGET,          /* id, forget_mode, expired */
+    MN_EVENT_UNSUPPRESS,      /* id */
+    MN_EVENT_ASSOCIATE,       /* count edges */
+    MN_EVENT_CONSOLIDATE,     /* a semantic memory was made or updated: id, count = support */
+    MN_EVENT_RECALL,          /* summary: count results, path, recall_confidence */
+    /* final events: nothing follows them */
+    MN_EVENT_DROPPED,         /* the subscriber fell behind its queue and was dropped */
+    MN_EVENT_SPACE_DROPPED,   /* the space was dropped */
+    MN_EVENT_CLOSED,          /* the engine is closing */
+} mn_event_kind;
+const char *mn_event_kind_name(mn_event_kind k); /* "remember", ... */
+
+typedef struct mn_event {
+    uint64_t seq;             /* per subscription, from 1, no gaps */
+    mn_event_kind kind;
+    int64_t at_ms;            /* wall time the event was published */
+    uint64_t lsn;             /* WAL position of the change (0 for recall and final events) */
+    mn_id_t id;
+    uint8_t memory_kind;      /* mn_kind */
+    uint8_t forget_mode;      /* mn_forget_mode */
+    bool expired;             /* forget by TTL expiry */
+    uint32_t count;
+    float recall_confidence;
+    char path[16];            /* recall path */
+} mn_event;
+
+typedef struct mn_engine_sub mn_engine_sub;
+/* Called with the engine's event lock held when the queue turns non-empty or the
+ * stream ends: must be quick and must not call back into the engine (uv_async_send). */
+typedef void (*mn_event_notify_fn)(void *arg);
+/* Subscribes to the events of a space (MN_ERR_NOT_FOUND if unknown). queue_cap
+ * bounds the events held for the subscriber (0 = 1024); when it is full the
+ * subscriber is dropped: it receives what was queued, then MN_EVENT_DROPPED. */
+mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap,
+                           mn_event_notify_fn notify, void *notify_arg, mn_engine_sub **out,
+                           mn_error *err);
+/* Takes up to max queued events into out, waiting up to timeout_ms for the first
+ * (0: no wait; < 0: until one comes). Returns the count; *ended turns true once
+ * a final event has been taken (later calls return 0 at once). */
+size_t mn_engine_sub_next(mn_engine_sub *s, mn_event *out, size_t max, int timeout_ms,
+                          bool *ended);
+/* Wakes a waiting mn_engine_sub_next (it returns 0). */
+void mn_engine_sub_wake(mn_engine_sub *s);
+/* Ends the subscription; no notify runs after it returns. mn_engine_close ends
+ * every subscription with MN_EVENT_CLOSED; they must still be unsubscribed (after
+ * the close, or before it, never at the same time). */
+void mn_engine_unsubscribe(mn_engine_sub *s);
+
 #endif

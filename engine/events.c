@@ -1,0 +1,264 @@
+/* Space events: a bounded queue per subscriber, filled by the threads that change
+ * or read a space (the commit thread for WAL changes, recall callers for recall
+ * summaries), drained by SSE and gRPC Watch.
+ *
+ * Publishing never blocks and never grows memory: a subscriber whose queue is
+ * full is dropped, and its stream ends with MN_EVENT_DROPPED after what it had
+ * queued. The final event lives outside the ring so it always fits. With no
+ * subscriber at all, publishing costs one atomic load. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine_internal.h"
+
+struct mn_engine_sub {
+    mn_engine *e;
+    char space[MN_SPACE_NAME_MAX + 1];
+    mn_event_notify_fn notify;
+    void *notify_arg;
+    pthread_mutex_t mu; /* guards the fields below */
+    pthread_cond_t cv;
+    mn_event *q;
+    uint32_t cap, head, n;
+    uint64_t seq;
+    bool has_final; /* final event decided (no more events are queued) */
+    mn_event final;
+    bool ended; /* final event taken */
+    bool wake;
+    struct mn_engine_sub *prev, *next; /* engine list, under e->ev_mu */
+};
+
+static const char *const kind_names[] = {
+    [MN_EVENT_REMEMBER] = "remember",       [MN_EVENT_FORGET] = "forget",
+    [MN_EVENT_UNSUPPRESS] = "unsuppress",   [MN_EVENT_ASSOCIATE] = "associate",
+    [MN_EVENT_CONSOLIDATE] = "consolidate", [MN_EVENT_RECALL] = "recall",
+    [MN_EVENT_DROPPED] = "dropped",         [MN_EVENT_SPACE_DROPPED] = "space_dropped",
+    [MN_EVENT_CLOSED] = "closed",
+};
+
+const char *mn_event_kind_name(mn_event_kind k)
+{
+    if ((size_t)k < sizeof kind_names / sizeof kind_names[0] && kind_names[k]) return kind_names[k];
+    return "unknown";
+}
+
+void mn_events_init(mn_engine *e)
+{
+    pthread_mutex_init(&e->ev_mu, NULL);
+    e->ev_subs = NULL;
+    atomic_init(&e->ev_n_subs, 0);
+}
+
+/* Queues ev for s, or decides its end (caller holds e->ev_mu). */
+static void sub_push(mn_engine_sub *s, const mn_event *ev, bool final)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->has_final) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    bool was_empty = s->n == 0;
+    if (final || s->n == s->cap) {
+        s->has_final = true;
+        s->final = final ? *ev : (mn_event){.kind = MN_EVENT_DROPPED, .at_ms = ev->at_ms};
+        s->final.seq = ++s->seq;
+    } else {
+        mn_event *slot = &s->q[(s->head + s->n) % s->cap];
+        *slot = *ev;
+        slot->seq = ++s->seq;
+        s->n++;
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if ((was_empty || s->has_final) && s->notify) s->notify(s->notify_arg);
+}
+
+static void publish(mn_engine *e, const char *space, const mn_event *ev, bool final)
+{
+    if (atomic_load_explicit(&e->ev_n_subs, memory_order_acquire) == 0) return;
+    pthread_mutex_lock(&e->ev_mu);
+    for (mn_engine_sub *s = e->ev_subs; s; s = s->next)
+        if (!space || !strcmp(s->space, space)) sub_push(s, ev, final);
+    pthread_mutex_unlock(&e->ev_mu);
+}
+
+void mn_events_publish(mn_engine *e, const char *space, const mn_event *ev)
+{
+    publish(e, space, ev, false);
+}
+
+void mn_events_end(mn_engine *e, const char *space, mn_event_kind kind)
+{
+    mn_event ev = {.kind = kind, .at_ms = mn_engine_now(e)};
+    publish(e, space, &ev, true);
+}
+
+bool mn_events_wanted(mn_engine *e)
+{
+    return atomic_load_explicit(&e->ev_n_subs, memory_order_acquire) != 0;
+}
+
+void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *accepted)
+{
+    if (!mn_events_wanted(e)) return;
+    mn_event ev = {.at_ms = mn_engine_now(e), .lsn = en->lsn};
+    switch (en->type) {
+    case MN_WAL_OP_REMEMBER:
+        ev.kind = MN_EVENT_REMEMBER;
+        for (size_t i = 0; i < en->op.remember.n; i++) {
+            if (!accepted[i]) continue;
+            ev.id = en->op.remember.mems[i].id;
+            ev.memory_kind = (uint8_t)en->op.remember.mems[i].kind;
+            mn_events_publish(e, en->space, &ev);
+        }
+        break;
+    case MN_WAL_OP_CONSOLIDATE:
+        ev.kind = MN_EVENT_CONSOLIDATE;
+        ev.memory_kind = MN_KIND_SEMANTIC;
+        for (size_t i = 0; i < en->op.consolidate.n; i++) {
+            if (!accepted[i]) continue;
+            ev.id = en->op.consolidate.mems[i].id;
+            ev.count = (uint32_t)en->op.consolidate.mems[i].n_support;
+            mn_events_publish(e, en->space, &ev);
+        }
+        break;
+    case MN_WAL_OP_FORGET:
+        ev.kind = MN_EVENT_FORGET;
+        ev.id = en->op.forget.id;
+        ev.forget_mode = (uint8_t)en->op.forget.mode;
+        ev.expired = en->op.forget.reason == MN_FORGET_REASON_EXPIRED;
+        mn_events_publish(e, en->space, &ev);
+        break;
+    case MN_WAL_OP_UNSUPPRESS:
+        ev.kind = MN_EVENT_UNSUPPRESS;
+        ev.id = en->op.unsuppress.id;
+        mn_events_publish(e, en->space, &ev);
+        break;
+    case MN_WAL_OP_ASSOCIATE:
+        ev.kind = MN_EVENT_ASSOCIATE;
+        ev.count = (uint32_t)en->op.associate.n;
+        mn_events_publish(e, en->space, &ev);
+        break;
+    default: /* reinforcement and space creation are not events */
+        break;
+    }
+}
+
+mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap,
+                           mn_event_notify_fn notify, void *notify_arg, mn_engine_sub **out,
+                           mn_error *err)
+{
+    *out = NULL;
+    mn_space *sp = mn_engine_space_acquire(e, space);
+    if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.80s\" does not exist", space);
+    mn_engine_space_release(e, sp);
+    if (queue_cap == 0) queue_cap = 1024;
+    mn_engine_sub *s = calloc(1, sizeof *s);
+    if (s) s->q = calloc(queue_cap, sizeof *s->q);
+    if (!s || !s->q) {
+        free(s);
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    }
+    s->e = e;
+    snprintf(s->space, sizeof s->space, "%s", space);
+    s->cap = queue_cap;
+    s->notify = notify;
+    s->notify_arg = notify_arg;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_lock(&e->ev_mu);
+    s->next = e->ev_subs;
+    if (e->ev_subs) e->ev_subs->prev = s;
+    e->ev_subs = s;
+    atomic_fetch_add_explicit(&e->ev_n_subs, 1, memory_order_release);
+    pthread_mutex_unlock(&e->ev_mu);
+    *out = s;
+    return MN_OK;
+}
+
+size_t mn_engine_sub_next(mn_engine_sub *s, mn_event *out, size_t max, int timeout_ms, bool *ended)
+{
+    size_t got = 0;
+    pthread_mutex_lock(&s->mu);
+    if (timeout_ms != 0) {
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        if (timeout_ms > 0) {
+            dl.tv_sec += timeout_ms / 1000;
+            dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+            if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+            }
+        }
+        while (!s->ended && s->n == 0 && !s->has_final && !s->wake) {
+            int rc = timeout_ms > 0 ? pthread_cond_timedwait(&s->cv, &s->mu, &dl)
+                                    : pthread_cond_wait(&s->cv, &s->mu);
+            if (rc == ETIMEDOUT) break;
+        }
+    }
+    s->wake = false;
+    while (got < max && s->n > 0) {
+        out[got++] = s->q[s->head];
+        s->head = (s->head + 1) % s->cap;
+        s->n--;
+    }
+    if (got < max && s->n == 0 && s->has_final && !s->ended) {
+        out[got++] = s->final;
+        s->ended = true;
+    }
+    if (ended) *ended = s->ended;
+    pthread_mutex_unlock(&s->mu);
+    return got;
+}
+
+void mn_engine_sub_wake(mn_engine_sub *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->wake = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void mn_engine_unsubscribe(mn_engine_sub *s)
+{
+    if (!s) return;
+    mn_engine *e = s->e; /* NULL once the engine closed */
+    if (e) {
+        pthread_mutex_lock(&e->ev_mu);
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            e->ev_subs = s->next;
+        if (s->next) s->next->prev = s->prev;
+        atomic_fetch_sub_explicit(&e->ev_n_subs, 1, memory_order_release);
+        pthread_mutex_unlock(&e->ev_mu);
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->q);
+    free(s);
+}
+
+void mn_events_close(mn_engine *e)
+{
+    mn_events_end(e, NULL, MN_EVENT_CLOSED);
+    /* detach what is left: those subscriptions end with CLOSED and stay valid
+     * until their owners unsubscribe */
+    pthread_mutex_lock(&e->ev_mu);
+    for (mn_engine_sub *s = e->ev_subs, *next; s; s = next) {
+        next = s->next;
+        s->e = NULL;
+        s->prev = s->next = NULL;
+    }
+    e->ev_subs = NULL;
+    atomic_store(&e->ev_n_subs, 0);
+    pthread_mutex_unlock(&e->ev_mu);
+}
