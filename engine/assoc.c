@@ -67,8 +67,8 @@ static void keep_best(mn_edge *best, float *sims, size_t *n, size_t max, const m
                       float sim)
 {
     size_t pos = *n;
-    while (pos > 0 && (sims[pos - 1] < sim ||
-                       (sims[pos - 1] == sim && mn_id_cmp(&best[pos - 1].to, id) > 0)))
+    while (pos > 0 &&
+           (sims[pos - 1] < sim || (sims[pos - 1] == sim && mn_id_cmp(&best[pos - 1].to, id) > 0)))
         pos--;
     if (pos >= max) return;
     size_t last = *n < max ? *n : max - 1;
@@ -95,9 +95,9 @@ static mn_err push(mn_edge **edges, size_t *n, size_t *cap, const mn_edge *e)
 }
 
 mn_err mn_space_autolink(const mn_space *sp, const mn_memory_t *m, const mn_memory_t *batch,
-                         size_t n_batch, float link_threshold, uint32_t link_max,
-                         int64_t temporal_window_ms, int64_t now, mn_edge **edges, size_t *n,
-                         size_t *cap)
+                         size_t n_batch, const uint32_t *cands, size_t n_cands,
+                         float link_threshold, uint32_t link_max, int64_t temporal_window_ms,
+                         int64_t now, mn_edge **edges, size_t *n, size_t *cap)
 {
     uint32_t dim = sp->def.dim;
     if (m->embedding && link_max > 0 && sp->n_live > 0) {
@@ -113,21 +113,28 @@ mn_err mn_space_autolink(const mn_space *sp, const mn_memory_t *m, const mn_memo
         memcpy(q, m->embedding, dim * sizeof(float));
         if (sp->def.metric == MN_METRIC_COSINE) mn_vec_normalize(q, dim);
         size_t nb = 0;
-        for (uint32_t i = 0; i < sp->n_slots; i++) {
+        size_t n_scan = cands ? n_cands : sp->n_slots;
+        for (size_t c = 0; c < n_scan; c++) {
+            uint32_t i = cands ? cands[c] : (uint32_t)c;
+            if (i >= sp->n_slots) continue;
             const mn_slot *s = &sp->slots[i];
             if (s->state != SLOT_LIVE || !s->has_vec) continue;
+            if (!memcmp(s->id.b, m->id.b, 16)) continue; /* itself (background linking) */
             if (s->expires_at_ms && s->expires_at_ms <= now) continue;
             const float *v = sp->vecs + (size_t)i * dim;
             float score;
             if (sp->def.metric == MN_METRIC_L2)
                 score = 1.0f / (1.0f + sqrtf(mn_vec_l2sq_fast(q, v, dim)));
-            else score = mn_vec_dot_fast(q, v, dim);
+            else
+                score = mn_vec_dot_fast(q, v, dim);
             float sim = mn_vec_match(sp->def.metric, score);
             if (sim >= link_threshold) keep_best(best, sims, &nb, link_max, &s->id, sim);
         }
         mn_err rc = MN_OK;
         for (size_t i = 0; i < nb && !rc; i++) {
-            mn_edge e = {.from = m->id, .to = best[i].to, .kind = MN_EDGE_SEMANTIC,
+            mn_edge e = {.from = m->id,
+                         .to = best[i].to,
+                         .kind = MN_EDGE_SEMANTIC,
                          .weight = sims[i] > 0 ? sims[i] : 1e-3f};
             rc = push(edges, n, cap, &e);
         }

@@ -12,6 +12,7 @@
  * carries the results and replicas and restarts agree. If the queue overflows
  * (BG_QUEUE_MAX) jobs are dropped and counted rather than slowing callers. */
 #include "engine_internal.h"
+#include "space_index.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +23,14 @@
 /* Without the HNSW index a link is an exact scan of the space; past this many
  * memories that costs more than linking is worth, so jobs are dropped (and
  * counted) instead. */
+/* Without a vector index, a space larger than this is not auto-linked (each
+ * link would scan it); with one, neighbours come from the graph. */
 #define LINK_SCAN_MAX 50000
 
 typedef struct mn_link_job {
     mn_space *sp; /* referenced while queued */
     mn_id_t id;
-    uint8_t kind; /* BG_LINK | BG_REINFORCE */
+    uint8_t kind;  /* BG_LINK | BG_REINFORCE */
     int64_t at_ms; /* reinforce: when the memory was recalled */
 } mn_link_job;
 
@@ -83,12 +86,17 @@ static void reinforce_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs,
         /* a memory recalled twice in one batch is reinforced from its first new state */
         mn_strength cur;
         size_t j;
-        for (j = 0; j < m && mn_id_cmp(&items[j].id, &jobs[i].id); j++) {}
-        if (j < m) cur = items[j];
-        else mn_slot_strength(sp, slot, e->opts.initial_stability_days, &cur);
+        for (j = 0; j < m && mn_id_cmp(&items[j].id, &jobs[i].id); j++) {
+        }
+        if (j < m)
+            cur = items[j];
+        else
+            mn_slot_strength(sp, slot, e->opts.initial_stability_days, &cur);
         mn_strength next = mn_reinforce(&cur, jobs[i].at_ms);
-        if (j < m) items[j] = next;
-        else items[m++] = next;
+        if (j < m)
+            items[j] = next;
+        else
+            items[m++] = next;
     }
     pthread_rwlock_unlock(&sp->lock);
     if (m) {
@@ -108,7 +116,7 @@ static void reinforce_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs,
 static void link_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size_t n)
 {
     pthread_rwlock_rdlock(&sp->lock);
-    bool too_big = sp->n_live > LINK_SCAN_MAX;
+    bool too_big = sp->n_live > LINK_SCAN_MAX && !atomic_load(&sp->ix_exists);
     pthread_rwlock_unlock(&sp->lock);
     if (too_big) {
         atomic_fetch_add(&e->n_links_dropped, n);
@@ -135,9 +143,20 @@ static void link_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size
         memcpy(v, sp->vecs + (size_t)slot * dim, dim * sizeof(float));
         m.embedding = v;
         m.dim = dim;
-        mn_err rc = mn_space_autolink(sp, &m, NULL, 0, e->opts.link_threshold, e->opts.link_max,
-                                      0, now, &edges, &n_edges, &cap);
+        /* with a graph: its nearest (one more than link_max: the memory itself) */
+        uint32_t *cands = NULL;
+        size_t n_cands = 0;
+        bool indexed = mn_space_index_nearest(e, sp, v, e->opts.link_max + 1, &cands, &n_cands);
+        if (!indexed && sp->n_live > LINK_SCAN_MAX) {
+            pthread_rwlock_unlock(&sp->lock);
+            atomic_fetch_add(&e->n_links_dropped, 1);
+            continue;
+        }
+        mn_err rc = mn_space_autolink(sp, &m, NULL, 0, indexed ? cands : NULL, n_cands,
+                                      e->opts.link_threshold, e->opts.link_max, 0, now, &edges,
+                                      &n_edges, &cap);
         pthread_rwlock_unlock(&sp->lock);
+        free(cands);
         if (rc) break;
     }
     free(v);
@@ -160,7 +179,8 @@ static void *linker_main(void *arg)
     mn_link_job *batch = malloc(BG_BATCH * sizeof *batch);
     pthread_mutex_lock(&e->lk_mu);
     while (batch) {
-        while (!e->lk_n && !e->lk_stop) pthread_cond_wait(&e->lk_cv, &e->lk_mu);
+        while (!e->lk_n && !e->lk_stop)
+            pthread_cond_wait(&e->lk_cv, &e->lk_mu);
         if (e->lk_stop) break;
         size_t n = e->lk_n < BG_BATCH ? e->lk_n : BG_BATCH;
         memcpy(batch, e->lk_jobs, n * sizeof *batch);
@@ -171,12 +191,16 @@ static void *linker_main(void *arg)
         /* jobs arrive in order; group consecutive runs of one space and kind */
         for (size_t i = 0; i < n;) {
             size_t j = i + 1;
-            while (j < n && batch[j].sp == batch[i].sp && batch[j].kind == batch[i].kind) j++;
+            while (j < n && batch[j].sp == batch[i].sp && batch[j].kind == batch[i].kind)
+                j++;
             if (!atomic_load(&batch[i].sp->dropped)) {
-                if (batch[i].kind == BG_LINK) link_space(e, batch[i].sp, batch + i, j - i);
-                else reinforce_space(e, batch[i].sp, batch + i, j - i);
+                if (batch[i].kind == BG_LINK)
+                    link_space(e, batch[i].sp, batch + i, j - i);
+                else
+                    reinforce_space(e, batch[i].sp, batch + i, j - i);
             }
-            for (size_t x = i; x < j; x++) mn_engine_space_release(e, batch[x].sp);
+            for (size_t x = i; x < j; x++)
+                mn_engine_space_release(e, batch[x].sp);
             i = j;
         }
         pthread_mutex_lock(&e->lk_mu);
@@ -209,7 +233,8 @@ void mn_linker_stop(mn_engine *e)
         pthread_join(e->linker, NULL);
         e->linker_running = false;
     }
-    for (size_t i = 0; i < e->lk_n; i++) mn_engine_space_release(e, e->lk_jobs[i].sp);
+    for (size_t i = 0; i < e->lk_n; i++)
+        mn_engine_space_release(e, e->lk_jobs[i].sp);
     free(e->lk_jobs);
     e->lk_jobs = NULL;
     e->lk_n = 0;
@@ -220,8 +245,11 @@ void mn_linker_stop(mn_engine *e)
 
 void mn_engine_wait_background(mn_engine_t *e)
 {
-    if (!e->linker_running) return;
-    pthread_mutex_lock(&e->lk_mu);
-    while (e->lk_n || e->lk_busy) pthread_cond_wait(&e->lk_idle_cv, &e->lk_mu);
-    pthread_mutex_unlock(&e->lk_mu);
+    if (e->linker_running) {
+        pthread_mutex_lock(&e->lk_mu);
+        while (e->lk_n || e->lk_busy)
+            pthread_cond_wait(&e->lk_idle_cv, &e->lk_mu);
+        pthread_mutex_unlock(&e->lk_mu);
+    }
+    mn_indexer_wait(e);
 }

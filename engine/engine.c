@@ -36,9 +36,10 @@ mn_err mn_engine_check_as_of(const mn_engine *e, const mn_filter_t *f, int64_t n
     if (f->as_of_ms == MN_TIME_UNSET) return MN_OK;
     if (f->as_of_ms > now) return mn_error_set(err, MN_ERR_INVALID, "as_of: in the future");
     if (now - f->as_of_ms > e->opts.as_of_max_age_ms)
-        return mn_error_set(err, MN_ERR_INVALID,
-                            "as_of: older than the %lld s this server keeps (engine.as_of_max_age_s)",
-                            (long long)(e->opts.as_of_max_age_ms / 1000));
+        return mn_error_set(
+            err, MN_ERR_INVALID,
+            "as_of: older than the %lld s this server keeps (engine.as_of_max_age_s)",
+            (long long)(e->opts.as_of_max_age_ms / 1000));
     return MN_OK;
 }
 
@@ -60,8 +61,10 @@ mn_space *mn_engine_space_acquire(mn_engine *e, const char *name)
             atomic_fetch_add(&found->refs, 1);
             break;
         }
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     pthread_rwlock_unlock(&e->spaces_lock);
     return found;
@@ -131,11 +134,13 @@ mn_err mn_engine_open(const mn_engine_options *o, mn_engine_t **out, mn_error *e
     bool committing = false;
     if (!(rc = mn_engine_load(e, err)) && !(rc = mn_commit_start(e, err))) {
         committing = true;
-        rc = mn_linker_start(e, err);
+        if (!(rc = mn_indexer_start(e, err))) rc = mn_linker_start(e, err);
     }
     if (rc) {
+        mn_indexer_stop(e);
         if (committing) mn_commit_stop(e);
-        for (size_t i = 0; i < e->n_spaces; i++) mn_space_free(e->spaces[i]);
+        for (size_t i = 0; i < e->n_spaces; i++)
+            mn_space_free(e->spaces[i]);
         free(e->spaces);
         mn_store_close(&e->store);
         mn_idgen_destroy(&e->idgen);
@@ -163,8 +168,10 @@ void mn_engine_close(mn_engine_t *e)
     }
     mn_linker_stop(e);
     mn_commit_stop(e);
+    mn_indexer_stop(e);         /* finishes the queued index work */
     mn_space_index_save_all(e); /* writers stopped: graphs at each space's last lsn */
-    for (size_t i = 0; i < e->n_spaces; i++) mn_engine_space_release(e, e->spaces[i]);
+    for (size_t i = 0; i < e->n_spaces; i++)
+        mn_engine_space_release(e, e->spaces[i]);
     free(e->spaces);
     mn_store_close(&e->store);
     mn_idgen_destroy(&e->idgen);
@@ -242,7 +249,8 @@ mn_err mn_engine_space_list(mn_engine_t *e, mn_space_def **out, size_t *n, mn_er
         pthread_rwlock_unlock(&e->spaces_lock);
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     }
-    for (size_t i = 0; i < e->n_spaces; i++) (*out)[i] = e->spaces[i]->def;
+    for (size_t i = 0; i < e->n_spaces; i++)
+        (*out)[i] = e->spaces[i]->def;
     pthread_rwlock_unlock(&e->spaces_lock);
     return MN_OK;
 }
@@ -265,9 +273,12 @@ mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err)
 static int64_t ttl_for(const mn_engine *e, mn_lifecycle l)
 {
     switch (l) {
-    case MN_LIFECYCLE_EPHEMERAL: return e->opts.ephemeral_ttl_s;
-    case MN_LIFECYCLE_SESSION: return e->opts.session_ttl_s;
-    default: return 0;
+    case MN_LIFECYCLE_EPHEMERAL:
+        return e->opts.ephemeral_ttl_s;
+    case MN_LIFECYCLE_SESSION:
+        return e->opts.session_ttl_s;
+    default:
+        return 0;
     }
 }
 
@@ -314,8 +325,8 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
     size_t n_edges = 0, cap_edges = 0;
     pthread_rwlock_rdlock(&sp->lock);
     for (size_t i = 0; i < n && !rc; i++)
-        rc = mn_space_autolink(sp, &copy[i], copy, i, 0, 0, e->opts.temporal_window_ms, now,
-                               &edges, &n_edges, &cap_edges);
+        rc = mn_space_autolink(sp, &copy[i], copy, i, NULL, 0, 0, 0, e->opts.temporal_window_ms,
+                               now, &edges, &n_edges, &cap_edges);
     pthread_rwlock_unlock(&sp->lock);
     if (rc) {
         free(edges);
@@ -341,7 +352,8 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
         mn_id_t *new_ids = malloc(n * sizeof *new_ids);
         size_t m = 0;
         for (size_t i = 0; new_ids && i < n; i++)
-            if (copy[i].embedding && !mn_id_cmp(&ids_out[i], &copy[i].id)) new_ids[m++] = copy[i].id;
+            if (copy[i].embedding && !mn_id_cmp(&ids_out[i], &copy[i].id))
+                new_ids[m++] = copy[i].id;
         if (new_ids) mn_linker_enqueue(e, sp, new_ids, m);
         free(new_ids);
     }
@@ -415,8 +427,8 @@ mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edg
     return rc;
 }
 
-mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *id,
-                              mn_assoc **out, size_t *n, mn_error *err)
+mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *id, mn_assoc **out,
+                              size_t *n, mn_error *err)
 {
     *out = NULL;
     *n = 0;
@@ -434,8 +446,8 @@ mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *
             rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
         } else {
             for (uint32_t i = 0; i < s->n_adj; i++)
-                (*out)[i] = (mn_assoc){s->adj[i].other, s->adj[i].kind, s->adj[i].out,
-                                       s->adj[i].weight};
+                (*out)[i] =
+                    (mn_assoc){s->adj[i].other, s->adj[i].kind, s->adj[i].out, s->adj[i].weight};
             *n = s->n_adj;
         }
     }
@@ -726,8 +738,10 @@ mn_err mn_engine_expire(mn_engine_t *e, size_t *expired, mn_error *err)
         pthread_rwlock_unlock(&sp->lock);
         if (n) {
             mn_err r = mn_engine_forget_expired(e, sp, ids, n);
-            if (r) rc = mn_error_set(err, r, "expiring in space %s failed", sp->def.name);
-            else *expired += n;
+            if (r)
+                rc = mn_error_set(err, r, "expiring in space %s failed", sp->def.name);
+            else
+                *expired += n;
         }
         free(ids);
         mn_engine_space_release(e, sp);

@@ -117,6 +117,8 @@ typedef struct mn_space {
     /* HNSW index (space_index.c): NULL until the space reaches engine.hnsw_threshold; set
      * and replaced by the commit thread under the write lock, used by recall under the read lock */
     struct mn_space_index *ix;
+    atomic_bool ix_queued; /* waiting for the index thread (indexer.c) */
+    atomic_bool ix_exists; /* ix was set (it is never unset while the space lives) */
     pthread_mutex_t consolidate_mu; /* one consolidation of a space at a time */
 } mn_space;
 
@@ -136,15 +138,15 @@ void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on);
 /* Records edge e on both endpoints if both are live (write lock); an edge of the
  * same kind between the same pair has its weight replaced. */
 void mn_space_link(mn_space *sp, const mn_edge *e);
-/* Auto-links for a memory about to be remembered (read lock held): up to
- * link_max semantic neighbours whose similarity is >= link_threshold, and the
- * previous episode of its session within the temporal window, looking at the
- * space and at the earlier memories `batch` of the same request. Appends to
- * *edges (realloc'd). */
+/* Auto-links for a memory (read lock held): up to link_max semantic
+ * neighbours whose similarity is >= link_threshold among the candidate slots
+ * cands[n_cands] (NULL: every slot), and the previous episode of its session
+ * within the temporal window, looking at the space and at the earlier memories
+ * `batch` of the same request. Appends to *edges (realloc'd). */
 mn_err mn_space_autolink(const mn_space *sp, const mn_memory_t *m, const mn_memory_t *batch,
-                         size_t n_batch, float link_threshold, uint32_t link_max,
-                         int64_t temporal_window_ms, int64_t now, mn_edge **edges, size_t *n,
-                         size_t *cap);
+                         size_t n_batch, const uint32_t *cands, size_t n_cands,
+                         float link_threshold, uint32_t link_max, int64_t temporal_window_ms,
+                         int64_t now, mn_edge **edges, size_t *n, size_t *cap);
 /* Similarity in [0, 1] of two stored vectors' scores for metric m. */
 float mn_vec_match(mn_metric m, float score);
 /* Normalises v in place to unit length; returns false for a zero vector. */
@@ -213,6 +215,15 @@ typedef struct mn_engine {
     struct mn_link_job *lk_jobs;
     size_t lk_n, lk_cap, lk_busy;
     bool lk_stop;
+
+    /* index thread (indexer.c) */
+    pthread_t ixr_thread;
+    bool ixr_running;
+    pthread_mutex_t ixr_mu;
+    pthread_cond_t ixr_cv, ixr_idle_cv;
+    mn_space **ixr_q; /* spaces with index work, each referenced */
+    size_t ixr_n, ixr_cap;
+    bool ixr_busy, ixr_stop;
 
     /* event subscribers (events.c) */
     pthread_mutex_t ev_mu;
@@ -291,6 +302,15 @@ void mn_key_strength(uint8_t *k, uint32_t sid, const mn_id_t *id);
 /* Key of a consolidated episode: sid | 'c' | episode id -> semantic memory id. */
 #define KEY_CONSOLIDATED_LEN (KEY_SID_LEN + 1 + 16)
 void mn_key_consolidated(uint8_t *k, uint32_t sid, const mn_id_t *id);
+
+/* ---- index thread (indexer.c) ---- */
+mn_err mn_indexer_start(mn_engine *e, mn_error *err);
+/* Finishes the queued index work, then stops the thread. */
+void mn_indexer_stop(mn_engine *e);
+/* Queues sp for index work (no lock needed; at most once while queued). */
+void mn_indexer_kick(mn_engine *e, mn_space *sp);
+/* Blocks until no index work is queued or running. */
+void mn_indexer_wait(mn_engine *e);
 
 /* ---- events (events.c) ---- */
 void mn_events_init(mn_engine *e);

@@ -47,7 +47,8 @@ bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now)
     if (s->confidence < f->min_confidence) return false;
     if (f->n_tags_any) {
         bool any = false;
-        for (size_t i = 0; i < f->n_tags_any && !any; i++) any = has_tag(s, f->tags_any[i]);
+        for (size_t i = 0; i < f->n_tags_any && !any; i++)
+            any = has_tag(s, f->tags_any[i]);
         if (!any) return false;
     }
     for (size_t i = 0; i < f->n_tags_all; i++)
@@ -56,7 +57,8 @@ bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now)
     if (f->session && (!s->session || strcmp(s->session, f->session))) return false;
     if (f->who) {
         bool any = false;
-        for (uint32_t i = 0; i < s->n_who && !any; i++) any = !strcmp(s->who[i], f->who);
+        for (uint32_t i = 0; i < s->n_who && !any; i++)
+            any = !strcmp(s->who[i], f->who);
         if (!any) return false;
     }
     for (size_t i = 0; i < f->n_metadata; i++) {
@@ -190,7 +192,7 @@ typedef struct ranked {
     float act;   /* activation (spread), NAN otherwise */
     float retention;
     bool seed;
-    int32_t node; /* index in the activation nodes, -1 without spread */
+    int32_t node;          /* index in the activation nodes, -1 without spread */
     uint32_t vrank, trank; /* 1-based; 0 = not in that ranking */
 } ranked;
 
@@ -226,12 +228,28 @@ static void heap_offer(cand *heap, size_t *n, size_t cap, const cand *c)
     }
 }
 
+/* Offers c unless its slot is in the heap already (the graph's hits and the
+ * unindexed tail may name the same slot). */
+static void heap_offer_unique(cand *heap, size_t *n, size_t cap, const cand *c)
+{
+    if (*n == cap && !worse(&heap[0], c)) return;
+    for (size_t i = 0; i < *n; i++)
+        if (heap[i].slot == c->slot) return;
+    heap_offer(heap, n, cap, c);
+}
+
 /* Vector top-n through the space's HNSW index (space_index.c) when it applies:
- * the filter runs inside the graph search, hits are re-scored exactly here. */
+ * the filter runs inside the graph search, hits are re-scored exactly here,
+ * and the slots the index thread has not reached yet are ranked exactly. */
 static bool vector_rank_index(mn_engine *e, const mn_space *sp, const float *q,
                               const mn_recall_req *req, int64_t now, cand *heap, size_t cap,
                               size_t *n_out, uint64_t *scanned)
 {
+    /* the tail is read first: a slot the index thread inserts during the search
+     * is then in the tail even if the search missed it */
+    const uint32_t *tail[2];
+    size_t nt[2];
+    mn_space_index_tail(sp, &tail[0], &nt[0], &tail[1], &nt[1]);
     uint32_t *slots = malloc(cap * sizeof *slots);
     uint32_t m = 0;
     if (!slots || !mn_space_index_rank(e, sp, q, req, now, (uint32_t)cap, slots, &m, scanned)) {
@@ -245,9 +263,22 @@ static bool vector_rank_index(mn_engine *e, const mn_space *sp, const float *q,
         cand c = {.slot = slots[i], .id = s->id};
         c.score = score_of(sp->def.metric, q, sp->vecs + (size_t)slots[i] * dim, dim, &c.dist);
         if (req->has_threshold && c.score < req->threshold) continue;
-        heap_offer(heap, &n, cap, &c);
+        heap_offer_unique(heap, &n, cap, &c);
     }
     free(slots);
+    for (int r = 0; r < 2; r++)
+        for (size_t i = 0; i < nt[r]; i++) {
+            uint32_t slot = tail[r][i];
+            if (slot >= sp->n_slots) continue;
+            const mn_slot *s = &sp->slots[slot];
+            if (s->state != SLOT_LIVE || !s->has_vec || !mn_filter_match(s, &req->filter, now))
+                continue;
+            (*scanned)++;
+            cand c = {.slot = slot, .id = s->id};
+            c.score = score_of(sp->def.metric, q, sp->vecs + (size_t)slot * dim, dim, &c.dist);
+            if (req->has_threshold && c.score < req->threshold) continue;
+            heap_offer_unique(heap, &n, cap, &c);
+        }
     qsort(heap, n, sizeof *heap, best_first);
     *n_out = n;
     return true;
@@ -288,8 +319,8 @@ static ranked *find_slot(ranked *r, size_t n, uint32_t slot)
 
 /* Runs spreading activation from the ranked seeds (lock held) and replaces
  * *r with every activated memory, ranked by activation. */
-static mn_err spread_ranked(const mn_space *sp, const mn_recall_req *req, int64_t now,
-                            ranked **r, size_t *n, mn_act_node **nodes, size_t *n_nodes)
+static mn_err spread_ranked(const mn_space *sp, const mn_recall_req *req, int64_t now, ranked **r,
+                            size_t *n, mn_act_node **nodes, size_t *n_nodes)
 {
     mn_spread_params p = {
         .max_hops = req->max_hops ? req->max_hops : 2,
@@ -318,8 +349,13 @@ static mn_err spread_ranked(const mn_space *sp, const mn_recall_req *req, int64_
     for (size_t i = 0; i < *n_nodes; i++) {
         const mn_act_node *nd = &(*nodes)[i];
         if (i >= *n) /* reached only through associations */
-            nr[i] = (ranked){.id = nd->id, .slot = nd->slot, .sim = NAN, .dist = NAN, .kw = NAN,
-                             .cov = NAN, .match = 0};
+            nr[i] = (ranked){.id = nd->id,
+                             .slot = nd->slot,
+                             .sim = NAN,
+                             .dist = NAN,
+                             .kw = NAN,
+                             .cov = NAN,
+                             .match = 0};
         nr[i].act = nd->act;
         nr[i].seed = nd->seed;
         nr[i].node = (int32_t)i;
@@ -336,7 +372,8 @@ static void trace_path(const mn_act_node *nodes, int32_t at, mn_recall_hit *h)
     uint32_t n = 0;
     for (int32_t i = at; i >= 0 && nodes[i].parent >= 0 && n < MN_MAX_HOPS; i = nodes[i].parent)
         rev[n++] = (mn_via_step){nodes[nodes[i].parent].id, nodes[i].kind, nodes[i].weight};
-    for (uint32_t i = 0; i < n; i++) h->via[i] = rev[n - 1 - i]; /* seed first */
+    for (uint32_t i = 0; i < n; i++)
+        h->via[i] = rev[n - 1 - i]; /* seed first */
     h->n_via = n;
 }
 
@@ -440,8 +477,13 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
         scanned += nt;
     }
     for (size_t i = 0; i < nv; i++)
-        r[n++] = (ranked){.id = vh[i].id, .slot = vh[i].slot, .sim = vh[i].score,
-                          .dist = vh[i].dist, .kw = NAN, .cov = NAN, .vrank = (uint32_t)i + 1};
+        r[n++] = (ranked){.id = vh[i].id,
+                          .slot = vh[i].slot,
+                          .sim = vh[i].score,
+                          .dist = vh[i].dist,
+                          .kw = NAN,
+                          .cov = NAN,
+                          .vrank = (uint32_t)i + 1};
 
     for (size_t i = 0; i < nt; i++) {
         ranked *x = by_vec ? find_slot(r, nv, th[i].slot) : NULL;
@@ -450,8 +492,8 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
             x = &r[n++];
             *x = (ranked){.id = s->id, .slot = th[i].slot, .sim = NAN, .dist = NAN};
             if (by_vec && s->has_vec) /* fused: give text-only finds their similarity too */
-                x->sim = score_of(sp->def.metric, q, sp->vecs + (size_t)th[i].slot * dim, dim,
-                                  &x->dist);
+                x->sim =
+                    score_of(sp->def.metric, q, sp->vecs + (size_t)th[i].slot * dim, dim, &x->dist);
         }
         x->kw = th[i].score;
         x->cov = th[i].coverage;
@@ -462,8 +504,8 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     for (size_t i = 0; i < n; i++) {
         ranked *x = &r[i];
         if (by_vec && by_text)
-            x->score = (x->vrank ? wv / (RRF_K + x->vrank) : 0) +
-                       (x->trank ? wt / (RRF_K + x->trank) : 0);
+            x->score =
+                (x->vrank ? wv / (RRF_K + x->vrank) : 0) + (x->trank ? wt / (RRF_K + x->trank) : 0);
         else if (by_vec)
             x->score = x->sim;
         else
@@ -499,14 +541,16 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     }
     out->hits = rc ? NULL : calloc(n ? n : 1, sizeof *out->hits);
     if (!rc && !out->hits) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    if (by_vec && by_text) out->path = indexed ? "hnsw+keyword" : "exact+keyword";
-    else out->path = by_vec ? (indexed ? "hnsw" : "exact") : "keyword";
+    if (by_vec && by_text)
+        out->path = indexed ? "hnsw+keyword" : "exact+keyword";
+    else
+        out->path = by_vec ? (indexed ? "hnsw" : "exact") : "keyword";
     out->scanned = scanned;
     for (size_t i = 0; i < n && !rc; i++) {
         mn_recall_hit *h = &out->hits[out->n_hits];
         mn_error rerr = {0};
-        mn_err rr = mn_engine_read_memory(e, sp, &r[i].id, req->include_embedding, &h->memory,
-                                          &rerr);
+        mn_err rr =
+            mn_engine_read_memory(e, sp, &r[i].id, req->include_embedding, &h->memory, &rerr);
         if (rr == MN_ERR_GONE || rr == MN_ERR_NOT_FOUND) continue; /* forgotten meanwhile */
         if (rr) {
             if (err) *err = rerr;
@@ -530,7 +574,8 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     if (!rc && req->reinforce && out->n_hits) {
         mn_id_t *ids = malloc(out->n_hits * sizeof *ids);
         if (ids) {
-            for (size_t i = 0; i < out->n_hits; i++) ids[i] = out->hits[i].memory.id;
+            for (size_t i = 0; i < out->n_hits; i++)
+                ids[i] = out->hits[i].memory.id;
             mn_reinforce_enqueue(e, sp, ids, out->n_hits, now);
             free(ids);
         }
@@ -538,9 +583,12 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     for (size_t i = 0; !rc && i < out->n_hits; i++)
         if (out->hits[i].confidence.value > out->recall_confidence)
             out->recall_confidence = out->hits[i].confidence.value;
-    if (rc) mn_recall_result_clear(out);
+    if (rc)
+        mn_recall_result_clear(out);
     else if (mn_events_wanted(e)) {
-        mn_event ev = {.kind = MN_EVENT_RECALL, .at_ms = now, .count = (uint32_t)out->n_hits,
+        mn_event ev = {.kind = MN_EVENT_RECALL,
+                       .at_ms = now,
+                       .count = (uint32_t)out->n_hits,
                        .recall_confidence = out->recall_confidence};
         snprintf(ev.path, sizeof ev.path, "%s", out->path);
         mn_events_publish(e, space, &ev);

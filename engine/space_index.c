@@ -1,24 +1,32 @@
 /* A space's HNSW index inside the engine.
  *
- * When: a space gets a graph the first time it holds engine.hnsw_threshold
- * live memories (default 2000), built on the commit thread (or at start-up),
- * and keeps it from then on; recall uses it while the space is at or above
- * the threshold and the request does not say "exact".
+ * When: a space gets a graph once it holds engine.hnsw_threshold live
+ * memories (default 2000) and keeps it from then on; recall uses it while the
+ * space is at or above the threshold and the request does not say "exact".
  *
- * Consistency: the graph reads vectors in place from sp->vecs (no copy; it
- * re-reads the pointer at each operation, so sp->vecs may be reallocated
- * under the write lock). Slots that change under the write lock are noted;
- * mn_space_index_sync replays the notes under the READ lock after the apply,
- * so recalls run alongside the graph inserts, and before the commit thread
- * acknowledges the write, so a remembered memory is found once remember
- * returns. A recall between the apply and the sync may meet a slot freed or
- * given to another memory: every hit is filtered on the slot's live state and
- * re-scored on its current vector, so results stay correct.
+ * Who writes it: the index thread (indexer.c), never the commit thread. Slots
+ * that change under the write lock (insert, replace, remove) are appended to
+ * `notes`; the commit thread then only kicks the index thread and answers the
+ * writer. The index thread takes the notes under the write lock (they become
+ * `work`, sorted and unique) and inserts or removes them under the READ lock
+ * in chunks of about CHUNK_NS, so recalls run alongside and writers get the
+ * lock between chunks. A graph is first built the same way: an empty graph
+ * whose work is every indexed slot (also after a lost note or at start-up
+ * without a usable saved graph), with progress in the log.
  *
- * Persistence: <data_dir>/hnsw/<sid>.hnsw, written at clean shutdown and
- * stamped with the space's last lsn, nodes labelled by memory id. At start-up
- * a file with the same lsn is loaded and renumbered to the new slots; a
- * missing, corrupt or stale file means a rebuild, with progress in the log.
+ * Fresh writes are still found: until a slot is in the graph it is in the
+ * tail (notes, and work[work_done..]), which recall ranks exactly beside the
+ * graph's hits (mn_space_index_tail). The graph reads vectors in place from
+ * sp->vecs (re-reading the pointer at each operation; the array only moves
+ * under the write lock). A graph node whose slot was freed or reused before
+ * the index thread caught up may still be visited: every hit is filtered on
+ * the slot's live state and re-scored on its current vector.
+ *
+ * Persistence: <data_dir>/hnsw/<sid>.hnsw, written at clean shutdown (after
+ * the index thread drained its work) and stamped with the space's last lsn,
+ * nodes labelled by memory id. At start-up a file with the same lsn is loaded
+ * and renumbered to the new slots; a missing, corrupt or stale file means a
+ * background rebuild.
  *
  * Filters: the recall filter runs inside the search (hnsw_search.c). The
  * graph costs about ef / s node visits for a filter passing a share s of the
@@ -39,12 +47,20 @@
 #define DEFAULT_THRESHOLD 2000u
 #define SELECTIVITY_SAMPLES 256u
 #define PROGRESS_EVERY 100000u
+#define CHUNK_NS 2000000 /* read-lock hold of the index thread between writer turns */
 
 typedef struct mn_space_index {
     mn_hnsw *h;
-    uint32_t *notes; /* slots changed since the last sync (commit thread only) */
+    /* slots changed since the index thread last took them (appended under the
+     * write lock by the applier, taken under the write lock by the index thread) */
+    uint32_t *notes;
     size_t n_notes, cap_notes;
-    bool lost; /* a note could not be kept: rebuild at the next sync */
+    /* the slots being indexed: set and cleared under the write lock, sorted and
+     * unique; work[0..work_done) are in the graph already */
+    uint32_t *work;
+    size_t n_work, cap_work;
+    atomic_size_t work_done;
+    bool lost; /* a note could not be kept: rebuild at the next turn (write lock) */
     uint32_t ef_search;
     char *path;
 } mn_space_index;
@@ -96,48 +112,47 @@ void mn_space_index_note(mn_space *sp, uint32_t slot)
     ix->notes[ix->n_notes++] = slot;
 }
 
-/* Builds a graph of every live vector of sp (lock held, shared is enough). */
-static mn_hnsw *build(mn_engine *e, mn_space *sp, const char *why)
-{
-    mn_hnsw_params p;
-    params_of(e, sp, &p);
-    mn_hnsw *h = NULL;
-    mn_error err = {0};
-    if (mn_hnsw_new(&p, &sp->vecs, &h, &err) || mn_hnsw_reserve(h, sp->n_slots, &err)) {
-        mn_log_error("space %s: cannot build the vector index: %s", sp->def.name, err.message);
-        mn_hnsw_free(h);
-        return NULL;
-    }
-    uint64_t total = sp->n_live, done = 0;
-    int64_t t0 = mn_time_mono_ns();
-    mn_log_info("space %s: building the vector index over %llu memories (%s)", sp->def.name,
-                (unsigned long long)total, why);
-    for (uint32_t s = 0; s < sp->n_slots; s++) {
-        if (!indexable(sp, s)) continue;
-        if (mn_hnsw_insert(h, s, sp->vecs + (size_t)s * sp->def.dim, &err)) {
-            mn_log_error("space %s: vector index build failed: %s", sp->def.name, err.message);
-            mn_hnsw_free(h);
-            return NULL;
-        }
-        if (++done % PROGRESS_EVERY == 0)
-            mn_log_info("space %s: vector index %llu/%llu", sp->def.name, (unsigned long long)done,
-                        (unsigned long long)total);
-    }
-    mn_log_info("space %s: vector index of %llu vectors built in %.1f s", sp->def.name,
-                (unsigned long long)done, (double)(mn_time_mono_ns() - t0) / 1e9);
-    return h;
-}
-
 static mn_space_index *index_new(mn_engine *e, mn_space *sp, mn_hnsw *h)
 {
     mn_space_index *ix = calloc(1, sizeof *ix);
     if (!ix) return NULL;
     ix->h = h;
     ix->path = path_of(e, sp);
+    atomic_init(&ix->work_done, 0);
     mn_hnsw_info info;
     mn_hnsw_get_info(h, &info);
     ix->ef_search = info.params.ef_search;
     return ix;
+}
+
+/* An empty graph for sp (write lock held). */
+static mn_hnsw *graph_new(mn_engine *e, mn_space *sp)
+{
+    mn_hnsw_params p;
+    params_of(e, sp, &p);
+    mn_hnsw *h = NULL;
+    mn_error err = {0};
+    if (mn_hnsw_new(&p, &sp->vecs, &h, &err) || mn_hnsw_reserve(h, sp->n_slots, &err)) {
+        mn_log_error("space %s: cannot create the vector index: %s", sp->def.name, err.message);
+        mn_hnsw_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* work := every indexed slot (write lock held). */
+static bool work_all(mn_space *sp, mn_space_index *ix)
+{
+    if (ix->cap_work < sp->n_slots) {
+        uint32_t *w = realloc(ix->work, (sp->n_slots ? sp->n_slots : 1) * sizeof *w);
+        if (!w) return false;
+        ix->work = w;
+        ix->cap_work = sp->n_slots;
+    }
+    ix->n_work = 0;
+    for (uint32_t s = 0; s < sp->n_slots; s++)
+        if (indexable(sp, s)) ix->work[ix->n_work++] = s;
+    return true;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -149,54 +164,124 @@ static int cmp_u32(const void *a, const void *b)
 void mn_space_index_sync(mn_engine *e, mn_space *sp)
 {
     if (threshold(e) == UINT32_MAX) return; /* disabled */
-    mn_space_index *ix = sp->ix;            /* written only by this (the commit) thread */
+    /* n_live is written by the applier (this thread, or load before the threads run) */
+    if (sp->n_live < threshold(e) && !atomic_load(&sp->ix_exists)) return;
+    mn_indexer_kick(e, sp);
+}
+
+/* Takes the space's pending changes as work (write lock held); creates the
+ * graph first when there is none. Returns false when there is nothing to do. */
+static bool take_work(mn_engine *e, mn_space *sp, bool *building)
+{
+    mn_space_index *ix = sp->ix;
+    *building = false;
     if (!ix) {
-        if (sp->n_live < threshold(e)) return;
-        pthread_rwlock_rdlock(&sp->lock);
-        mn_hnsw *h = build(e, sp, "the space reached the threshold");
-        pthread_rwlock_unlock(&sp->lock);
-        mn_space_index *nix = h ? index_new(e, sp, h) : NULL;
-        if (!nix) {
+        if (sp->n_live < threshold(e)) return false;
+        mn_hnsw *h = graph_new(e, sp);
+        if (!h) return false;
+        if (!(ix = index_new(e, sp, h)) || !work_all(sp, ix)) {
+            if (ix) free(ix->path);
+            free(ix);
             mn_hnsw_free(h);
-            return;
+            return false;
         }
-        pthread_rwlock_wrlock(&sp->lock);
-        sp->ix = nix;
-        pthread_rwlock_unlock(&sp->lock);
-        return;
-    }
-    if (!ix->n_notes && !ix->lost) return;
-    pthread_rwlock_rdlock(&sp->lock);
-    if (ix->lost) {
-        mn_hnsw *h = build(e, sp, "changes were lost to an allocation failure");
-        pthread_rwlock_unlock(&sp->lock);
-        pthread_rwlock_wrlock(&sp->lock);
-        if (h) {
-            mn_hnsw_free(ix->h);
-            ix->h = h;
-            ix->lost = false;
+        sp->ix = ix;
+        atomic_store(&sp->ix_exists, true);
+        *building = true;
+    } else if (ix->lost) {
+        mn_hnsw *h = graph_new(e, sp);
+        if (!h || !work_all(sp, ix)) {
+            mn_hnsw_free(h);
+            ix->n_work = 0;
+            return false;
         }
+        mn_hnsw_free(ix->h);
+        ix->h = h;
+        ix->lost = false;
         ix->n_notes = 0;
-        pthread_rwlock_unlock(&sp->lock);
-        return;
+        *building = true;
+    } else {
+        if (!ix->n_notes) return false;
+        uint32_t *w = ix->work;
+        size_t cw = ix->cap_work;
+        ix->work = ix->notes;
+        ix->cap_work = ix->cap_notes;
+        ix->n_work = ix->n_notes;
+        ix->notes = w;
+        ix->cap_notes = cw;
+        ix->n_notes = 0;
+        /* the final state of each touched slot is what counts */
+        qsort(ix->work, ix->n_work, sizeof *ix->work, cmp_u32);
+        size_t u = 0;
+        for (size_t i = 0; i < ix->n_work; i++)
+            if (!u || ix->work[i] != ix->work[u - 1]) ix->work[u++] = ix->work[i];
+        ix->n_work = u;
     }
-    /* the final state of each touched slot is what counts */
-    qsort(ix->notes, ix->n_notes, sizeof *ix->notes, cmp_u32);
-    for (size_t i = 0; i < ix->n_notes; i++) {
-        uint32_t s = ix->notes[i];
-        if (i && s == ix->notes[i - 1]) continue;
-        if (indexable(sp, s)) {
-            mn_error err = {0};
-            if (mn_hnsw_insert(ix->h, s, sp->vecs + (size_t)s * sp->def.dim, &err)) {
-                mn_log_error("space %s: vector index: %s", sp->def.name, err.message);
-                ix->lost = true;
-            }
-        } else {
-            mn_hnsw_remove(ix->h, s);
-        }
-    }
-    ix->n_notes = 0;
+    atomic_store(&ix->work_done, 0);
+    return ix->n_work > 0;
+}
+
+void mn_space_index_work(mn_engine *e, mn_space *sp)
+{
+    bool building = false;
+    pthread_rwlock_wrlock(&sp->lock);
+    bool any = take_work(e, sp, &building);
+    mn_space_index *ix = sp->ix; /* only this thread replaces it */
+    size_t n = any ? ix->n_work : 0;
     pthread_rwlock_unlock(&sp->lock);
+    if (!any) return;
+    int64_t t0 = mn_time_mono_ns();
+    if (building)
+        mn_log_info("space %s: building the vector index over %zu memories", sp->def.name, n);
+    size_t i = 0, next_progress = PROGRESS_EVERY;
+    while (i < n) {
+        pthread_rwlock_rdlock(&sp->lock);
+        int64_t c0 = mn_time_mono_ns();
+        do {
+            uint32_t s = ix->work[i];
+            if (indexable(sp, s)) {
+                mn_error err = {0};
+                if (mn_hnsw_insert(ix->h, s, sp->vecs + (size_t)s * sp->def.dim, &err)) {
+                    mn_log_error("space %s: vector index: %s", sp->def.name, err.message);
+                    ix->lost = true; /* a bool only this thread reads outside the write lock */
+                }
+            } else {
+                mn_hnsw_remove(ix->h, s);
+            }
+            atomic_store_explicit(&ix->work_done, ++i, memory_order_release);
+        } while (i < n && mn_time_mono_ns() - c0 < CHUNK_NS);
+        pthread_rwlock_unlock(&sp->lock);
+        if (building && i >= next_progress) {
+            mn_log_info("space %s: vector index %zu/%zu", sp->def.name, i, n);
+            next_progress += PROGRESS_EVERY;
+        }
+        if (atomic_load(&sp->dropped)) break;
+    }
+    if (building)
+        mn_log_info("space %s: vector index of %zu vectors built in %.1f s", sp->def.name, n,
+                    (double)(mn_time_mono_ns() - t0) / 1e9);
+    pthread_rwlock_wrlock(&sp->lock);
+    ix->n_work = 0;
+    atomic_store(&ix->work_done, 0);
+    bool more = ix->n_notes > 0 || ix->lost;
+    pthread_rwlock_unlock(&sp->lock);
+    if (more) mn_indexer_kick(e, sp);
+}
+
+void mn_space_index_tail(const mn_space *sp, const uint32_t **a, size_t *na, const uint32_t **b,
+                         size_t *nb)
+{
+    const mn_space_index *ix = sp->ix;
+    *a = *b = NULL;
+    *na = *nb = 0;
+    if (!ix) return;
+    *a = ix->notes;
+    *na = ix->n_notes;
+    size_t done = atomic_load_explicit(&((mn_space_index *)ix)->work_done, memory_order_acquire);
+    if (done < ix->n_work) {
+        *b = ix->work + done;
+        *nb = ix->n_work - done;
+    }
 }
 
 typedef struct accept_ctx {
@@ -232,6 +317,35 @@ bool mn_space_index_rank(mn_engine *e, const mn_space *sp, const float *q, const
     free(hits);
     *n_out = (uint32_t)m;
     *visited = st.visited;
+    return true;
+}
+
+bool mn_space_index_nearest(mn_engine *e, const mn_space *sp, const float *q, uint32_t n,
+                            uint32_t **slots, size_t *n_out)
+{
+    const mn_space_index *ix = sp->ix;
+    *slots = NULL;
+    *n_out = 0;
+    if (!ix || !ix->h || sp->n_live < threshold(e) || !n) return false;
+    const uint32_t *ta, *tb;
+    size_t na, nb;
+    mn_space_index_tail(sp, &ta, &na, &tb, &nb);
+    uint32_t *out = malloc((n + na + nb) * sizeof *out);
+    mn_hnsw_hit *hits = malloc(n * sizeof *hits);
+    if (!out || !hits) {
+        free(out);
+        free(hits);
+        return false;
+    }
+    uint32_t ef = ix->ef_search > n ? ix->ef_search : n;
+    size_t m = mn_hnsw_search(ix->h, q, n, ef, NULL, NULL, hits, NULL);
+    for (size_t i = 0; i < m; i++)
+        out[i] = hits[i].slot;
+    memcpy(out + m, ta, na * sizeof *out);
+    memcpy(out + m + na, tb, nb * sizeof *out);
+    free(hits);
+    *slots = out;
+    *n_out = m + na + nb;
     return true;
 }
 
@@ -286,8 +400,14 @@ void mn_space_index_load(mn_engine *e, mn_space *sp)
         }
     }
     free(path);
-    if (!h && !(h = build(e, sp, why))) return;
-    if (!(sp->ix = index_new(e, sp, h))) mn_hnsw_free(h);
+    if (!h) { /* the index thread builds it once it starts */
+        mn_log_info("space %s: vector index to rebuild in the background (%s)", sp->def.name, why);
+        return;
+    }
+    if (!(sp->ix = index_new(e, sp, h)))
+        mn_hnsw_free(h);
+    else
+        atomic_store(&sp->ix_exists, true);
 }
 
 void mn_space_index_save_all(mn_engine *e)
@@ -320,6 +440,7 @@ void mn_space_index_free(mn_space *sp)
     if (ix->path && atomic_load(&sp->dropped)) unlink(ix->path);
     mn_hnsw_free(ix->h);
     free(ix->notes);
+    free(ix->work);
     free(ix->path);
     free(ix);
     sp->ix = NULL;

@@ -268,8 +268,9 @@ mn_err mn_engine_wal_read(mn_engine_t *e, const char *space, uint64_t from_lsn, 
  * creation entries are refused (create the space first). */
 mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_error *err);
 
-/* Blocks until the background work queued so far is committed: semantic links
- * of remembered memories and reinforcements of recalled ones (tests and tools). */
+/* Blocks until the background work queued so far is done: semantic links of
+ * remembered memories, reinforcements of recalled ones, and vector-index
+ * inserts (tests and tools). */
 void mn_engine_wait_background(mn_engine_t *e);
 /* The associations of a memory (both directions): *out malloc'd (free()). */
 typedef struct mn_assoc {
