@@ -1,7 +1,10 @@
 /* The process-wide logger: one line per event on stderr, either human text or
- * one JSON object per line. The level and format are the only global state. */
+ * one JSON object per line (ts, level, msg, then any structured fields: request_id,
+ * route, status, duration_ms, space, op ...). The level and format are the only
+ * global state. */
 #include "mnemo/util.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,36 +30,94 @@ mn_err mn_log_level_parse(const char *s, mn_log_level *out)
     return MN_ERR_INVALID;
 }
 
+/* A string that is not valid UTF-8 has its high bytes written as \u00XX, so every
+ * line stays valid JSON. */
 static void json_escape(FILE *f, const char *s)
 {
+    bool utf8 = mn_utf8_valid(s, strlen(s));
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c == '\n') fputs("\\n", f);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else if (c < 0x20 || (c >= 0x80 && !utf8)) fprintf(f, "\\u%04x", c);
         else fputc(c, f);
     }
 }
 
-void mn_log(mn_log_level level, const char *fmt, ...)
+bool mn_log_enabled(mn_log_level level)
+{
+    return level >= g_level;
+}
+
+/* Text format: key=value, quoted (JSON escapes) when empty or holding a space, quote or '='. */
+static void text_field(FILE *f, const mn_log_field *fl)
+{
+    if (!fl->str) {
+        fprintf(f, " %s=%.15g", fl->key, fl->num);
+        return;
+    }
+    bool quote = !*fl->str || strpbrk(fl->str, " \t\"=") != NULL;
+    fprintf(f, " %s=", fl->key);
+    if (quote) fputc('"', f);
+    if (quote) json_escape(f, fl->str);
+    else fputs(fl->str, f);
+    if (quote) fputc('"', f);
+}
+
+static void json_field(FILE *f, const mn_log_field *fl)
+{
+    fputs(",\"", f);
+    json_escape(f, fl->key);
+    fputs("\":", f);
+    if (fl->str) {
+        fputc('"', f);
+        json_escape(f, fl->str);
+        fputc('"', f);
+    } else if (isfinite(fl->num)) {
+        fprintf(f, "%.15g", fl->num);
+    } else {
+        fputs("null", f);
+    }
+}
+
+static void vlog(mn_log_level level, const mn_log_field *fields, size_t n, const char *fmt,
+                 va_list ap)
 {
     if (level < g_level) return;
     static const char *names[] = {"debug", "info", "warn", "error"};
     char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     char ts[40];
     mn_time_format_rfc3339(mn_time_now_ms(), ts, sizeof ts);
     pthread_mutex_lock(&g_mu);
     if (g_format == MN_LOG_FORMAT_JSON) {
         fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, names[level]);
         json_escape(stderr, msg);
-        fputs("\"}\n", stderr);
+        fputc('"', stderr);
+        for (size_t i = 0; i < n; i++) json_field(stderr, &fields[i]);
+        fputs("}\n", stderr);
     } else {
-        fprintf(stderr, "%s %-5s %s\n", ts, names[level], msg);
+        fprintf(stderr, "%s %-5s %s", ts, names[level], msg);
+        for (size_t i = 0; i < n; i++)
+            if (!fields[i].in_msg) text_field(stderr, &fields[i]);
+        fputc('\n', stderr);
     }
     fflush(stderr);
     pthread_mutex_unlock(&g_mu);
+}
+
+void mn_log(mn_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void mn_log_with(mn_log_level level, const mn_log_field *fields, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, fields, n, fmt, ap);
+    va_end(ap);
 }

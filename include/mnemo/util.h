@@ -88,6 +88,20 @@ void mn_log_configure(mn_log_level level, mn_log_format format);
 /* Parses "debug"|"info"|"warn"|"error". */
 mn_err mn_log_level_parse(const char *s, mn_log_level *out);
 void mn_log(mn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A structured field of a log line: a string, or the number num when str is NULL
+ * (non-finite numbers are written as null). in_msg: the message already says it,
+ * so the text format leaves it out. */
+typedef struct mn_log_field {
+    const char *key;
+    const char *str;
+    double num;
+    bool in_msg;
+} mn_log_field;
+/* mn_log with fields: JSON members after "msg", or " key=value" after the text. */
+void mn_log_with(mn_log_level level, const mn_log_field *fields, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Whether a line of this level would be written (skip building costly fields). */
+bool mn_log_enabled(mn_log_level level);
 #define mn_log_debug(...) mn_log(MN_LOG_DEBUG, __VA_ARGS__)
 #define mn_log_info(...) mn_log(MN_LOG_INFO, __VA_ARGS__)
 #define mn_log_warn(...) mn_log(MN_LOG_WARN, __VA_ARGS__)
