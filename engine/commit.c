@@ -154,7 +154,9 @@ static void flush_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writeba
     if (entries) {
         mn_error werr = {0};
         bool sync = group_sync && e->opts.sync;
+        int64_t t0 = mn_time_mono_ns();
         mn_err rc = mn_store_write(&e->store, b, sync, &werr);
+        mn_engine_timed(&e->h_write, t0, rc);
         if (rc) {
             mn_log_error("store write failed, refusing further writes: %s", werr.message);
             e->failed = true;
@@ -169,6 +171,8 @@ static void flush_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writeba
             if (sync) atomic_fetch_add(&e->n_synced, 1);
             atomic_fetch_add(&e->n_entries, entries);
             if (entries > atomic_load(&e->max_group)) atomic_store(&e->max_group, entries);
+            mn_histogram_observe(&e->h_group, entries);
+            if (sync) mn_histogram_observe(&e->h_group_synced, entries);
         }
     }
     for (size_t i = 0; i < n; i++) {

@@ -347,7 +347,7 @@ static void free_clusters(cluster *cl, size_t n)
     free(cl);
 }
 
-mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
+static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
                              mn_consolidate_result *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -593,4 +593,11 @@ mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consoli
         memset(out, 0, sizeof *out);
     }
     return rc;
+}
+
+mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
+                             mn_consolidate_result *out, mn_error *err)
+{
+    int64_t t0 = mn_time_mono_ns();
+    return mn_engine_timed(&e->h_consolidate, t0, consolidate_op(e, space, opts, out, err));
 }

@@ -109,6 +109,7 @@ mn_err mn_engine_open(const mn_engine_options *o, mn_engine_t **out, mn_error *e
     mn_engine *e = calloc(1, sizeof *e);
     if (!e) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     e->opts = *o;
+    mn_engine_metrics_init(e);
     if (!e->opts.default_lifecycle) e->opts.default_lifecycle = MN_LIFECYCLE_PERSISTENT;
     if (!(e->opts.initial_stability_days > 0)) e->opts.initial_stability_days = 7.0f;
     e->data_dir = strdup(o->data_dir ? o->data_dir : "./data");
@@ -282,8 +283,8 @@ static int64_t ttl_for(const mn_engine *e, mn_lifecycle l)
     }
 }
 
-mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *mems, size_t n,
-                          mn_id_t *ids_out, mn_error *err)
+static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mems, size_t n,
+                       mn_id_t *ids_out, mn_error *err)
 {
     if (n == 0) return mn_error_set(err, MN_ERR_INVALID, "memories: empty batch");
     if (n > MN_BATCH_MAX)
@@ -361,6 +362,13 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
     free(copy);
     mn_engine_space_release(e, sp);
     return rc;
+}
+
+mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *mems, size_t n,
+                          mn_id_t *ids_out, mn_error *err)
+{
+    int64_t t0 = mn_time_mono_ns();
+    return mn_engine_timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, err));
 }
 
 static mn_err submit_id_op(mn_engine_t *e, const char *space, mn_wal_op_type type,

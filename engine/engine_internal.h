@@ -233,6 +233,8 @@ typedef struct mn_engine {
     /* figures */
     atomic_uint_fast64_t n_commits, n_synced, n_entries, max_group;
     atomic_uint_fast64_t n_links, n_links_dropped, n_reinforced;
+    /* operation histograms (engine_metrics.c) */
+    mn_histogram h_remember, h_recall, h_consolidate, h_write, h_group, h_group_synced;
 } mn_engine;
 
 int64_t mn_engine_now(const mn_engine *e);
@@ -323,6 +325,11 @@ void mn_events_publish(mn_engine *e, const char *space, const mn_event *ev);
 void mn_events_end(mn_engine *e, const char *space, mn_event_kind kind);
 /* The events of an applied WAL entry. */
 void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *accepted);
+
+/* ---- metrics (engine_metrics.c) ---- */
+void mn_engine_metrics_init(mn_engine *e);
+/* Observes ns since t0_ns (mn_time_mono_ns) into h when rc is MN_OK; returns rc. */
+mn_err mn_engine_timed(mn_histogram *h, int64_t t0_ns, mn_err rc);
 
 /* ---- load (load.c) ---- */
 mn_err mn_engine_load(mn_engine *e, mn_error *err);

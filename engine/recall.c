@@ -377,7 +377,7 @@ static void trace_path(const mn_act_node *nodes, int32_t at, mn_recall_hit *h)
     h->n_via = n;
 }
 
-mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *req,
+static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req *req,
                         mn_recall_result *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -600,4 +600,11 @@ mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *
     free(r);
     mn_engine_space_release(e, sp);
     return rc;
+}
+
+mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *req,
+                        mn_recall_result *out, mn_error *err)
+{
+    int64_t t0 = mn_time_mono_ns();
+    return mn_engine_timed(&e->h_recall, t0, recall_op(e, space, req, out, err));
 }

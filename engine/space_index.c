@@ -433,6 +433,16 @@ void mn_space_index_save_all(mn_engine *e)
     }
 }
 
+bool mn_space_index_size(const mn_space *sp, uint64_t *nodes, uint64_t *bytes)
+{
+    if (!sp->ix || !sp->ix->h) return false;
+    mn_hnsw_info info;
+    mn_hnsw_get_info(sp->ix->h, &info);
+    *nodes = info.live;
+    *bytes = info.bytes;
+    return true;
+}
+
 void mn_space_index_free(mn_space *sp)
 {
     mn_space_index *ix = sp->ix;

@@ -40,6 +40,8 @@ bool mn_space_index_nearest(struct mn_engine *e, const struct mn_space *sp, cons
 void mn_space_index_load(struct mn_engine *e, struct mn_space *sp);
 /* Clean shutdown (commit thread stopped): saves every space's graph. */
 void mn_space_index_save_all(struct mn_engine *e);
+/* Live nodes and bytes of the space's index; false when it has none (read lock held). */
+bool mn_space_index_size(const struct mn_space *sp, uint64_t *nodes, uint64_t *bytes);
 /* Frees a space's index (mn_space_free); deletes its file if the space was dropped. */
 void mn_space_index_free(struct mn_space *sp);
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mnemo/err.h"
+#include "mnemo/metrics.h"
 #include "mnemo/model.h"
 #include "mnemo/util.h"
 
@@ -310,6 +311,47 @@ typedef struct mn_engine_stats {
     uint64_t reinforced;     /* memories reinforced */
 } mn_engine_stats;
 void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out);
+
+/* ---- metrics (engine_metrics.c): the figures behind GET /metrics ---- */
+typedef struct mn_space_metrics {
+    char name[MN_SPACE_NAME_MAX + 1];
+    uint64_t episodic, semantic; /* live memories by kind (suppressed included) */
+    uint64_t suppressed, tombstones;
+    uint64_t hnsw_nodes;         /* searchable nodes of the HNSW index (0: no index yet) */
+    uint64_t hnsw_bytes;         /* memory the index holds */
+    uint64_t keyword_docs;       /* memories in the keyword (BM25) index */
+    uint64_t keyword_terms;      /* distinct words in it */
+    uint64_t vector_bytes;       /* in-memory vector storage */
+    uint64_t last_lsn;
+} mn_space_metrics;
+
+typedef struct mn_store_cf_metrics {
+    const char *name;           /* column family: "wal", "memories", ... (static) */
+    uint64_t live_sst_bytes;
+    uint64_t pending_compaction_bytes;
+    uint64_t memtable_bytes;
+} mn_store_cf_metrics;
+
+#define MN_STORE_CF_MAX 8
+typedef struct mn_engine_metrics {
+    mn_engine_stats stats;
+    /* successful calls, nanoseconds */
+    mn_hist_snapshot remember_ns, recall_ns, consolidate_ns;
+    mn_hist_snapshot commit_write_ns; /* the RocksDB write of one group, with its fsync if any */
+    mn_hist_snapshot group_entries;   /* WAL entries per group commit */
+    mn_hist_snapshot group_synced;    /* WAL entries per fsynced group commit */
+    mn_space_metrics *spaces;         /* malloc'd, sorted by name */
+    size_t n_spaces;
+    mn_store_cf_metrics cf[MN_STORE_CF_MAX];
+    size_t n_cf;
+    uint64_t block_cache_usage, block_cache_capacity, block_cache_pinned;
+    uint64_t rocksdb_wal_bytes;       /* RocksDB's own log files (*.log) in the data dir */
+    uint64_t running_compactions, background_errors;
+} mn_engine_metrics;
+/* Fills *out (release with mn_engine_metrics_clear). Cheap: counters, a read
+ * lock per space and a few RocksDB property reads. */
+mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics *out, mn_error *err);
+void mn_engine_metrics_clear(mn_engine_metrics *m);
 
 /* ---- space events (events.c): the stream behind SSE and gRPC Watch ---- */
 typedef enum {
