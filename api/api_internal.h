@@ -16,6 +16,10 @@
 struct mn_api {
     mn_engine_t *engine;
     atomic_bool draining;
+    /* observability (api_metrics.c, api_openapi.c) */
+    const mn_http_router_t *router; /* set by mn_api_register; read by GET /v1/admin/routes */
+    struct mn_metrics_family *http_requests, *http_duration;
+    int64_t started_ms;
 };
 
 /* ---- per-request arena: every allocation of one request, freed at once ---- */
@@ -139,6 +143,18 @@ mn_err api_query_bool(const char *name, const char *v, bool *out, mn_error *err)
 mn_err api_query_int(const char *name, const char *v, int64_t min, int64_t max, int64_t *out,
                      mn_error *err);
 mn_err api_query_time(const char *name, const char *v, int64_t *out, mn_error *err);
+
+/* ---- observability (api_metrics.c, api_openapi.c) ---- */
+/* Registers the HTTP families in the process registry. */
+void api_metrics_init(mn_api_t *api);
+/* The server's observer: counts the response, times it, writes the access log line. */
+void api_access_observe(void *api, const char *method, const char *route, int status,
+                        int64_t duration_ns, const char *request_id);
+/* The operationId docs/openapi.yaml gives (method, route pattern), or NULL. */
+const char *api_openapi_op(const char *method, const char *route);
+void api_h_metrics(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_openapi(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void api_h_routes(void *ctx, const mn_http_request *req, mn_http_response *resp);
 
 /* ---- route handlers ---- */
 void api_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp);

@@ -26,6 +26,8 @@ mn_api_t *mn_api_new(mn_engine_t *engine)
     if (!api) return NULL;
     api->engine = engine;
     atomic_init(&api->draining, false);
+    api->started_ms = mn_time_now_ms();
+    api_metrics_init(api);
     return api;
 }
 
@@ -66,10 +68,15 @@ static const api_route routes[] = {
     {"POST", "/v1/spaces/{space}/reminisce", api_h_reminisce},
     {"POST", "/v1/spaces/{space}/complete", api_h_complete},
     {"POST", "/v1/admin/checkpoint", api_h_checkpoint},
+    /* observability */
+    {"GET", "/metrics", api_h_metrics},
+    {"GET", "/openapi.json", api_h_openapi},
+    {"GET", "/v1/admin/routes", api_h_routes},
 };
 
 mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err)
 {
+    api->router = router;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         mn_err rc = mn_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn,
                                        api);
@@ -122,15 +129,6 @@ static void on_signal(uv_signal_t *h, int signum)
     mn_log_info("%s: shutting down (finishing in-flight requests)", strsignal(signum));
     mn_api_set_draining(s->api);
     mn_http_server_shutdown(s->http, on_http_closed, s);
-}
-
-/* Access log (debug level): one line per response. */
-static void on_access(void *arg, const char *method, const char *route, int status,
-                      int64_t duration_ns, const char *request_id)
-{
-    (void)arg;
-    mn_log(status >= 500 ? MN_LOG_WARN : MN_LOG_DEBUG, "%s %s %d %.3fms id=%s", method,
-           route ? route : "-", status, (double)duration_ns / 1e6, request_id);
 }
 
 static mn_err engine_options(const mn_config *c, mn_engine_options *o, mn_error *err)
@@ -234,7 +232,7 @@ static int serve(const mn_config *c)
         exit_code = 1;
         goto out;
     }
-    mn_http_server_set_observer(s.http, on_access, NULL);
+    mn_http_server_set_observer(s.http, api_access_observe, s.api);
     uv_signal_init(&s.loop, &s.sigterm);
     uv_signal_init(&s.loop, &s.sigint);
     s.sigterm.data = s.sigint.data = &s;

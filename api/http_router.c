@@ -275,6 +275,15 @@ mn_http_route_result mn_http_router_match(const mn_http_router_t *r, const char 
     return res;
 }
 
+bool mn_http_router_route(const mn_http_router_t *r, size_t i, const char **method,
+                          const char **pattern)
+{
+    if (!r || i >= r->n) return false;
+    *method = r->routes[i].method;
+    *pattern = r->routes[i].pattern;
+    return true;
+}
+
 void mn_http_route_match_free(mn_http_route_match *m)
 {
     if (!m) return;

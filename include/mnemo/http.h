@@ -58,6 +58,11 @@ void mn_http_router_free(mn_http_router_t *r);
 mn_err mn_http_router_add(mn_http_router_t *r, const char *method, const char *pattern,
                           mn_http_handler_fn fn, void *ctx);
 
+/* The i-th route in registration order (introspection: GET /v1/admin/routes); false past
+ * the end. The strings live as long as the router. */
+bool mn_http_router_route(const mn_http_router_t *r, size_t i, const char **method,
+                          const char **pattern);
+
 typedef enum {
     MN_HTTP_ROUTE_FOUND = 0,
     MN_HTTP_ROUTE_NOT_FOUND,   /* no pattern matches the path -> 404 */
