@@ -8,7 +8,7 @@ PKGS=(
   libhttp-parser-dev libcjson-dev libssl-dev libcmocka-dev
   python3 python3-pytest python3-numpy
   python3-hnswlib python3-faiss
-  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-grpcio python3-yaml wrk
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-grpcio python3-yaml python3-jsonschema wrk
 )
 missing=()
 for p in "${PKGS[@]}"; do
