@@ -30,12 +30,12 @@ $(TSAN_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_TSAN=ON -DMN_INTEGRATION=OFF
 
 # ThreadSanitizer: the concurrent index and engine tests only (searches run beside inserts).
-TSAN_TESTS = test_hnsw test_hnsw_concurrent test_engine test_engine_hnsw test_engine_events
+TSAN_TESTS = test_hnsw test_hnsw_concurrent test_engine test_engine_hnsw test_engine_events test_metrics
 build-tsan: $(TSAN_BUILD)/CMakeCache.txt
 	cmake --build $(TSAN_BUILD) -j$(JOBS) --target $(TSAN_TESTS)
 
 test-tsan: build-tsan
-	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events)$$'
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events|test_metrics)$$'
 
 run: deps build
 	./$(BUILD)/mnemo serve $(if $(CONFIG),--config $(CONFIG),)
@@ -45,7 +45,7 @@ run: deps build
 test: deps build build-asan build-tsan
 	cd $(BUILD) && ctest --output-on-failure -j1
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
-	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events)$$'
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events|test_metrics)$$'
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
