@@ -8,10 +8,13 @@
 
 One client holds one keep-alive connection: use one client per thread.
 Errors from the server raise MnemoError(status, code, message, hint, request_id).
+With API keys on: MnemoClient(url, api_key="..."); over TLS: an https:// URL,
+with ssl_context=ssl.create_default_context(cafile=...) for a private CA.
 """
 
 import http.client
 import json
+import ssl
 import urllib.parse
 
 __all__ = ["MnemoClient", "MnemoError"]
@@ -53,14 +56,18 @@ def _q(segment):
 
 
 class MnemoClient:
-    def __init__(self, base_url="http://127.0.0.1:7700", timeout=30.0):
+    def __init__(self, base_url="http://127.0.0.1:7700", timeout=30.0, api_key=None,
+                 ssl_context=None):
         u = urllib.parse.urlsplit(base_url)
-        if u.scheme != "http":
-            raise ValueError("only http:// URLs are supported")
+        if u.scheme not in ("http", "https"):
+            raise ValueError("only http:// and https:// URLs are supported")
+        self.tls = u.scheme == "https"
         self.host = u.hostname or "127.0.0.1"
-        self.port = u.port or 80
+        self.port = u.port or (443 if self.tls else 80)
         self.prefix = u.path.rstrip("/")
         self.timeout = timeout
+        self.api_key = api_key
+        self.ssl_context = ssl_context or (ssl.create_default_context() if self.tls else None)
         self._conn = None
         self._used = False
 
@@ -77,11 +84,23 @@ class MnemoClient:
     def __exit__(self, *exc):
         self.close()
 
+    def _new_connection(self, timeout):
+        if self.tls:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=self.ssl_context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
     def _connection(self):
         if self._conn is None:
-            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._conn = self._new_connection(self.timeout)
             self._used = False
         return self._conn
+
+    def _base_headers(self, accept="application/json"):
+        h = {"Accept": accept}
+        if self.api_key:
+            h["Authorization"] = "Bearer " + self.api_key
+        return h
 
     def raw(self, method, path, body=None, headers=None, query=None):
         """Sends one request and returns a Response without raising on error statuses.
@@ -90,7 +109,7 @@ class MnemoClient:
         A GET/DELETE that fails on a reused keep-alive connection (the server closed
         it while idle) is retried once on a fresh connection; a POST is never retried.
         """
-        hdrs = {"Accept": "application/json"}
+        hdrs = self._base_headers()
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body, separators=(",", ":"), allow_nan=False)
             hdrs["Content-Type"] = "application/json"
@@ -298,3 +317,71 @@ class MnemoClient:
         if k is not None:
             body["k"] = k
         return self.request("POST", "/v1/spaces/%s/complete" % _q(space), body)
+
+    # ---- operators ----
+
+    def metrics(self):
+        """The Prometheus exposition text of GET /metrics."""
+        r = self.raw("GET", "/metrics", headers={"Accept": "text/plain"})
+        if r.status != 200:
+            raise MnemoError(r.status, "http_%d" % r.status, r.body[:200].decode("utf-8", "replace"))
+        return r.body.decode("utf-8")
+
+    def openapi(self):
+        """The OpenAPI 3.1 document of the server (GET /openapi.json)."""
+        return self.request("GET", "/openapi.json")
+
+    def cluster_members(self):
+        """Cluster membership as this node sees it (cluster mode only)."""
+        return self.request("GET", "/v1/cluster/members")["members"]
+
+    # ---- events (Server-Sent Events) ----
+
+    def events(self, space, timeout=None, max_events=None):
+        """Yields the events of a space as dicts ({"event": kind, "id": seq, "data": {...}})
+        from GET /v1/spaces/{space}/events, on a connection of its own. The stream ends
+        after a final event (dropped, space_dropped, closed), after max_events, or when
+        timeout seconds pass without a byte (socket.timeout is raised)."""
+        conn = self._new_connection(timeout)
+        try:
+            conn.request("GET", self.prefix + "/v1/spaces/%s/events" % _q(space),
+                         headers=self._base_headers("text/event-stream"))
+            r = conn.getresponse()
+            if r.status != 200:
+                body = r.read()
+                try:
+                    err = json.loads(body).get("error", {})
+                except ValueError:
+                    err = {}
+                raise MnemoError(r.status, err.get("code", "http_%d" % r.status),
+                                 err.get("message", body[:200].decode("utf-8", "replace")),
+                                 err.get("hint"), r.getheader("x-request-id"))
+            n = 0
+            ev = {}
+            while max_events is None or n < max_events:
+                line = r.fp.readline()
+                if not line:
+                    return
+                line = line.decode("utf-8").rstrip("\r\n")
+                if not line:  # blank line: end of one event
+                    if "data" in ev:
+                        try:
+                            ev["data"] = json.loads(ev["data"])
+                        except ValueError:
+                            pass
+                        yield ev
+                        n += 1
+                        if ev.get("event") in ("dropped", "space_dropped", "closed"):
+                            return
+                    ev = {}
+                    continue
+                if line.startswith(":"):
+                    continue  # comment (keep-alive)
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "data":
+                    ev["data"] = ev["data"] + "\n" + value if "data" in ev else value
+                elif field in ("event", "id"):
+                    ev[field] = value
+        finally:
+            conn.close()
