@@ -13,9 +13,12 @@
 #include "mnemo/engine.h"
 #include "mnemo/http.h"
 
+struct mcp_server; /* api/mcp_internal.h */
+
 struct mn_api {
     mn_engine_t *engine;
     atomic_bool draining;
+    struct mcp_server *mcp; /* sessions and tools of POST /mcp */
 };
 
 /* ---- per-request arena: every allocation of one request, freed at once ---- */
