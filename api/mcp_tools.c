@@ -190,6 +190,13 @@ static const char *jstr(const cJSON *o, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* The same for summaries: "" instead of NULL. */
+static const char *jtext(const cJSON *o, const char *name)
+{
+    const char *s = jstr(o, name);
+    return s ? s : "";
+}
+
 static double jnum(const cJSON *o, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -332,7 +339,7 @@ static cJSON *run_remember(mcp_call *c, const char *space, cJSON *args)
     }
     if (a.status >= 300) return error_result(&a);
     text t = {0};
-    tprintf(&t, "Remembered in space \"%s\" as memory %s.", space, jstr(a.json, "id"));
+    tprintf(&t, "Remembered in space \"%s\" as memory %s.", space, jtext(a.json, "id"));
     if (created) tprintf(&t, " (The space was created, dim %u.)", dim);
     cJSON_AddStringToObject(a.json, "space", space);
     cJSON_AddBoolToObject(a.json, "space_created", created);
@@ -341,9 +348,8 @@ static cJSON *run_remember(mcp_call *c, const char *space, cJSON *args)
 
 static void memory_line(text *t, const cJSON *m)
 {
-    tclip(t, jstr(m, "content") ? jstr(m, "content") : "", 400);
-    tprintf(t, "\n   id %s, %s", jstr(m, "id") ? jstr(m, "id") : "?",
-            jstr(m, "when") ? jstr(m, "when") : "");
+    tclip(t, jtext(m, "content"), 400);
+    tprintf(t, "\n   id %s, %s", jtext(m, "id"), jtext(m, "when"));
     const cJSON *tags = cJSON_GetObjectItemCaseSensitive(m, "tags");
     if (cJSON_GetArraySize(tags) > 0) {
         tprintf(t, ", tags");
@@ -368,7 +374,7 @@ static cJSON *run_recall(mcp_call *c, const char *space, cJSON *args)
         for (const cJSON *h = hits->child; h; h = h->next, i++) {
             const cJSON *conf = cJSON_GetObjectItemCaseSensitive(h, "confidence");
             tprintf(&t, "\n%d. [confidence %.2f %s] ", i, jnum(conf, "value"),
-                    jstr(conf, "category") ? jstr(conf, "category") : "");
+                    jtext(conf, "category"));
             memory_line(&t, cJSON_GetObjectItemCaseSensitive(h, "memory"));
         }
     }
@@ -410,8 +416,8 @@ static cJSON *run_forget(mcp_call *c, const char *space, cJSON *args)
     answer a = call(c, api_h_forget, "DELETE", space, id->valuestring, query, NULL);
     if (a.status >= 300) return error_result(&a);
     text t = {0};
-    tprintf(&t, "Forgot memory %s in space \"%s\" (%s).", jstr(a.json, "id"), space,
-            jstr(a.json, "mode") ? jstr(a.json, "mode") : "delete");
+    tprintf(&t, "Forgot memory %s in space \"%s\" (%s).", jtext(a.json, "id"), space,
+            jtext(a.json, "mode"));
     return result(&t, a.json, false);
 }
 
@@ -427,8 +433,7 @@ static cJSON *run_list_spaces(mcp_call *c, const char *space, cJSON *args)
     else
         tprintf(&t, "%d space%s:", n, n == 1 ? "" : "s");
     for (const cJSON *s = spaces ? spaces->child : NULL; s; s = s->next)
-        tprintf(&t, "\n- %s (dim %.0f, %s)", jstr(s, "name"), jnum(s, "dim"),
-                jstr(s, "metric") ? jstr(s, "metric") : "");
+        tprintf(&t, "\n- %s (dim %.0f, %s)", jtext(s, "name"), jnum(s, "dim"), jtext(s, "metric"));
     return result(&t, a.json, false);
 }
 
@@ -486,7 +491,7 @@ static cJSON *run_create_space(mcp_call *c, const char *space, cJSON *args)
     if (a.status >= 300) return error_result(&a);
     text t = {0};
     tprintf(&t, "Created space \"%s\" (dim %.0f, %s).", space, jnum(a.json, "dim"),
-            jstr(a.json, "metric") ? jstr(a.json, "metric") : "");
+            jtext(a.json, "metric"));
     return result(&t, a.json, false);
 }
 

@@ -287,7 +287,7 @@ void api_h_mcp_post(void *ctx, const mn_http_request *req, mn_http_response *res
         /* a new session, whatever Mcp-Session-Id the request carries */
         cJSON *r = mcp_rpc_handle(&c, body);
         if (c.session[0]) mn_http_add_header(resp, "Mcp-Session-Id", c.session);
-        respond_json(resp, 200, r);
+        respond_json(resp, rpc_code(r) == MCP_INVALID_REQUEST ? 400 : 200, r);
     } else if (!cJSON_IsObject(body) && !cJSON_IsArray(body)) {
         transport_error(resp, 400, MCP_INVALID_REQUEST, "invalid_request",
                         "Invalid Request: the body must be a JSON-RPC message (an object)", NULL);
