@@ -310,40 +310,75 @@ static cJSON *invalid(const char *message, const char *hint)
 
 /* ---- the tools ---- */
 
-typedef cJSON *(*tool_fn)(mcp_call *c, const char *space, cJSON *args);
+typedef struct mcp_tool mcp_tool;
+/* Writes the readable summary of a successful answer. */
+typedef void (*summary_fn)(text *t, const char *space, const cJSON *json);
+/* Runs a tool whose call needs more than "args as the body" (NULL: run_plain). */
+typedef cJSON *(*tool_fn)(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args);
 
-static cJSON *run_remember(mcp_call *c, const char *space, cJSON *args)
+struct mcp_tool {
+    const char *name, *title, *description;
+    const char *schema;
+    bool read_only, destructive, idempotent;
+    bool has_space; /* takes "space", the {space} of the path */
+    mn_http_handler_fn handler;
+    const char *method; /* GET sends no body */
+    summary_fn summarize;
+    tool_fn run;
+};
+
+/* The tool result of a handler's answer. */
+static cJSON *finish(const mcp_tool *t, answer *a, const char *space)
 {
-    answer a = call(c, api_h_remember, "POST", space, NULL, NULL, args);
+    if (a->status >= 300) return error_result(a);
+    text s = {0};
+    t->summarize(&s, space, a->json);
+    return result(&s, a->json, false);
+}
+
+static cJSON *run_plain(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    bool get = !strcmp(t->method, "GET");
+    answer a =
+        call(c, t->handler, t->method, t->has_space ? space : NULL, NULL, NULL, get ? NULL : args);
+    return finish(t, &a, space);
+}
+
+static cJSON *run_remember(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    answer a = call(c, t->handler, t->method, space, NULL, NULL, args);
     bool created = false;
-    uint32_t dim = c->srv->default_dim;
     const char *code = error_code(&a);
     if (a.status == 404 && code && !strcmp(code, "space_not_found")) {
         /* first use of the space: make it, sized by the embedding if there is one */
         const cJSON *emb = cJSON_GetObjectItemCaseSensitive(args, "embedding");
-        if (cJSON_IsArray(emb) && cJSON_GetArraySize(emb) > 0)
-            dim = (uint32_t)cJSON_GetArraySize(emb);
+        int n = cJSON_IsArray(emb) ? cJSON_GetArraySize(emb) : 0;
         cJSON *def = cJSON_CreateObject();
         cJSON_AddStringToObject(def, "name", space);
-        cJSON_AddNumberToObject(def, "dim", dim);
+        cJSON_AddNumberToObject(def, "dim", n > 0 ? (double)n : (double)c->srv->default_dim);
         answer s = call(c, api_h_space_create, "POST", NULL, NULL, NULL, def);
         cJSON_Delete(def);
-        if (s.status != 201 && s.status != 409) {
+        if (s.status != 201 && s.status != 409) { /* 409: another call made it first */
             cJSON_Delete(a.json);
             return error_result(&s);
         }
         created = s.status == 201;
         cJSON_Delete(s.json);
         cJSON_Delete(a.json);
-        a = call(c, api_h_remember, "POST", space, NULL, NULL, args);
+        a = call(c, t->handler, t->method, space, NULL, NULL, args);
     }
-    if (a.status >= 300) return error_result(&a);
-    text t = {0};
-    tprintf(&t, "Remembered in space \"%s\" as memory %s.", space, jtext(a.json, "id"));
-    if (created) tprintf(&t, " (The space was created, dim %u.)", dim);
-    cJSON_AddStringToObject(a.json, "space", space);
-    cJSON_AddBoolToObject(a.json, "space_created", created);
-    return result(&t, a.json, false);
+    if (a.status < 300) {
+        cJSON_AddStringToObject(a.json, "space", space);
+        cJSON_AddBoolToObject(a.json, "space_created", created);
+    }
+    return finish(t, &a, space);
+}
+
+static void sum_remember(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t, "Remembered in space \"%s\" as memory %s.", space, jtext(json, "id"));
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "space_created")))
+        tprintf(t, " (The space was created by this call.)");
 }
 
 static void memory_line(text *t, const cJSON *m)
@@ -358,27 +393,22 @@ static void memory_line(text *t, const cJSON *m)
     }
 }
 
-static cJSON *run_recall(mcp_call *c, const char *space, cJSON *args)
+static void sum_recall(text *t, const char *space, const cJSON *json)
 {
-    answer a = call(c, api_h_recall, "POST", space, NULL, NULL, args);
-    if (a.status >= 300) return error_result(&a);
-    const cJSON *hits = cJSON_GetObjectItemCaseSensitive(a.json, "results");
+    const cJSON *hits = cJSON_GetObjectItemCaseSensitive(json, "results");
     int n = cJSON_GetArraySize(hits);
-    text t = {0};
     if (n == 0) {
-        tprintf(&t, "Nothing recalled from space \"%s\".", space);
-    } else {
-        tprintf(&t, "Recalled %d memor%s from space \"%s\" (recall confidence %.2f):", n,
-                n == 1 ? "y" : "ies", space, jnum(a.json, "recall_confidence"));
-        int i = 1;
-        for (const cJSON *h = hits->child; h; h = h->next, i++) {
-            const cJSON *conf = cJSON_GetObjectItemCaseSensitive(h, "confidence");
-            tprintf(&t, "\n%d. [confidence %.2f %s] ", i, jnum(conf, "value"),
-                    jtext(conf, "category"));
-            memory_line(&t, cJSON_GetObjectItemCaseSensitive(h, "memory"));
-        }
+        tprintf(t, "Nothing recalled from space \"%s\".", space);
+        return;
     }
-    return result(&t, a.json, false);
+    tprintf(t, "Recalled %d memor%s from space \"%s\" (recall confidence %.2f):", n,
+            n == 1 ? "y" : "ies", space, jnum(json, "recall_confidence"));
+    int i = 1;
+    for (const cJSON *h = hits->child; h; h = h->next, i++) {
+        const cJSON *conf = cJSON_GetObjectItemCaseSensitive(h, "confidence");
+        tprintf(t, "\n%d. [confidence %.2f %s] ", i, jnum(conf, "value"), jtext(conf, "category"));
+        memory_line(t, cJSON_GetObjectItemCaseSensitive(h, "memory"));
+    }
 }
 
 /* Percent-encodes s into a query value. */
@@ -400,7 +430,7 @@ static void query_value(const char *s, char *out, size_t len)
     out[o] = '\0';
 }
 
-static cJSON *run_forget(mcp_call *c, const char *space, cJSON *args)
+static cJSON *run_forget(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(args, "id");
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(args, "mode");
@@ -413,126 +443,111 @@ static cJSON *run_forget(mcp_call *c, const char *space, cJSON *args)
         query_value(mode->valuestring, v, sizeof v);
         snprintf(query, sizeof query, "mode=%s", v);
     }
-    answer a = call(c, api_h_forget, "DELETE", space, id->valuestring, query, NULL);
-    if (a.status >= 300) return error_result(&a);
-    text t = {0};
-    tprintf(&t, "Forgot memory %s in space \"%s\" (%s).", jtext(a.json, "id"), space,
-            jtext(a.json, "mode"));
-    return result(&t, a.json, false);
+    answer a = call(c, t->handler, t->method, space, id->valuestring, query, NULL);
+    return finish(t, &a, space);
 }
 
-static cJSON *run_list_spaces(mcp_call *c, const char *space, cJSON *args)
+static void sum_forget(text *t, const char *space, const cJSON *json)
 {
-    answer a = call(c, api_h_space_list, "GET", NULL, NULL, NULL, NULL);
-    if (a.status >= 300) return error_result(&a);
-    const cJSON *spaces = cJSON_GetObjectItemCaseSensitive(a.json, "spaces");
+    tprintf(t, "Forgot memory %s in space \"%s\" (%s).", jtext(json, "id"), space,
+            jtext(json, "mode"));
+}
+
+static void sum_list_spaces(text *t, const char *space, const cJSON *json)
+{
+    const cJSON *spaces = cJSON_GetObjectItemCaseSensitive(json, "spaces");
     int n = cJSON_GetArraySize(spaces);
-    text t = {0};
     if (n == 0)
-        tprintf(&t, "No spaces yet; remember creates one on first use.");
+        tprintf(t, "No spaces yet; remember creates one on first use.");
     else
-        tprintf(&t, "%d space%s:", n, n == 1 ? "" : "s");
+        tprintf(t, "%d space%s:", n, n == 1 ? "" : "s");
     for (const cJSON *s = spaces ? spaces->child : NULL; s; s = s->next)
-        tprintf(&t, "\n- %s (dim %.0f, %s)", jtext(s, "name"), jnum(s, "dim"), jtext(s, "metric"));
-    return result(&t, a.json, false);
+        tprintf(t, "\n- %s (dim %.0f, %s)", jtext(s, "name"), jnum(s, "dim"), jtext(s, "metric"));
 }
 
-static cJSON *run_consolidate(mcp_call *c, const char *space, cJSON *args)
+static void sum_consolidate(text *t, const char *space, const cJSON *json)
 {
-    answer a = call(c, api_h_consolidate, "POST", space, NULL, NULL, args);
-    if (a.status >= 300) return error_result(&a);
-    text t = {0};
-    tprintf(&t,
+    tprintf(t,
             "Consolidated space \"%s\": %.0f episodes examined, %.0f semantic memories created, "
             "%.0f updated, %.0f episodes absorbed.",
-            space, jnum(a.json, "candidates"), jnum(a.json, "created"), jnum(a.json, "updated"),
-            jnum(a.json, "episodes"));
-    return result(&t, a.json, false);
+            space, jnum(json, "candidates"), jnum(json, "created"), jnum(json, "updated"),
+            jnum(json, "episodes"));
 }
 
-static cJSON *run_recognize(mcp_call *c, const char *space, cJSON *args)
+static void sum_recognize(text *t, const char *space, const cJSON *json)
 {
-    answer a = call(c, api_h_recognize, "POST", space, NULL, NULL, args);
-    if (a.status >= 300) return error_result(&a);
-    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(a.json, "recognized");
-    text t = {0};
-    tprintf(&t, "%s (familiarity %.2f)", cJSON_IsTrue(rec) ? "Recognized" : "Not recognized",
-            jnum(a.json, "familiarity"));
-    if (jstr(a.json, "best")) tprintf(&t, "; closest memory %s", jstr(a.json, "best"));
-    tprintf(&t, ".");
-    return result(&t, a.json, false);
+    bool yes = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "recognized"));
+    tprintf(t, "%s in space \"%s\" (familiarity %.2f)", yes ? "Recognized" : "Not recognized",
+            space, jnum(json, "familiarity"));
+    if (jstr(json, "best")) tprintf(t, "; closest memory %s", jstr(json, "best"));
+    tprintf(t, ".");
 }
 
-static cJSON *run_reminisce(mcp_call *c, const char *space, cJSON *args)
+static void sum_reminisce(text *t, const char *space, const cJSON *json)
 {
-    answer a = call(c, api_h_reminisce, "POST", space, NULL, NULL, args);
-    if (a.status >= 300) return error_result(&a);
-    const cJSON *mems = cJSON_GetObjectItemCaseSensitive(a.json, "memories");
+    const cJSON *mems = cJSON_GetObjectItemCaseSensitive(json, "memories");
     int n = cJSON_GetArraySize(mems);
-    text t = {0};
     if (n == 0)
-        tprintf(&t, "No memories in that window of space \"%s\".", space);
+        tprintf(t, "No memories in that window of space \"%s\".", space);
     else
-        tprintf(&t, "%d memor%s of space \"%s\" in time order:", n, n == 1 ? "y" : "ies", space);
+        tprintf(t, "%d memor%s of space \"%s\" in time order:", n, n == 1 ? "y" : "ies", space);
     int i = 1;
     for (const cJSON *m = mems ? mems->child : NULL; m; m = m->next, i++) {
-        tprintf(&t, "\n%d. ", i);
-        memory_line(&t, m);
+        tprintf(t, "\n%d. ", i);
+        memory_line(t, m);
     }
-    return result(&t, a.json, false);
 }
 
-static cJSON *run_create_space(mcp_call *c, const char *space, cJSON *args)
+static cJSON *run_create_space(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
 {
     cJSON_AddStringToObject(args, "name", space);
     if (!cJSON_GetObjectItemCaseSensitive(args, "dim"))
         cJSON_AddNumberToObject(args, "dim", c->srv->default_dim);
-    answer a = call(c, api_h_space_create, "POST", NULL, NULL, NULL, args);
-    if (a.status >= 300) return error_result(&a);
-    text t = {0};
-    tprintf(&t, "Created space \"%s\" (dim %.0f, %s).", space, jnum(a.json, "dim"),
-            jtext(a.json, "metric"));
-    return result(&t, a.json, false);
+    answer a = call(c, t->handler, t->method, NULL, NULL, NULL, args);
+    return finish(t, &a, space);
 }
 
-typedef struct mcp_tool {
-    const char *name, *title, *description;
-    const char *schema;
-    bool read_only, destructive, idempotent;
-    bool has_space; /* takes "space" (the {space} of the path) */
-    tool_fn run;
-} mcp_tool;
+static void sum_create_space(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t, "Created space \"%s\" (dim %.0f, %s).", space, jnum(json, "dim"),
+            jtext(json, "metric"));
+}
 
+/* name, title, description, schema, read-only, destructive, idempotent, has_space, handler,
+ * method, summary, runner */
 static const mcp_tool tools[] = {
     {"remember", "Remember",
      "Store a memory: an event, fact, decision or preference worth keeping, in plain text "
      "(an embedding is optional). The space is created on first use. Returns the memory's id.",
-     remember_schema, false, false, false, true, run_remember},
+     remember_schema, false, false, false, true, api_h_remember, "POST", sum_remember,
+     run_remember},
     {"recall", "Recall",
      "Find memories matching a cue: text (words), an embedding, or both, with optional "
      "filters. Each result has a confidence (value 0..1 and a category).",
-     recall_schema, true, false, false, true, run_recall},
+     recall_schema, true, false, false, true, api_h_recall, "POST", sum_recall, NULL},
     {"forget", "Forget",
      "Forget a memory by id: mode delete erases it for good (default), suppress hides it "
      "reversibly.",
-     forget_schema, false, true, true, true, run_forget},
+     forget_schema, false, true, true, true, api_h_forget, "DELETE", sum_forget, run_forget},
     {"list_spaces", "List spaces", "List the memory spaces with their dimension and metric.",
-     list_spaces_schema, true, false, true, false, run_list_spaces},
+     list_spaces_schema, true, false, true, false, api_h_space_list, "GET", sum_list_spaces, NULL},
     {"consolidate", "Consolidate",
      "Merge related episodes of a space into semantic memories now (this also runs on a "
      "schedule).",
-     consolidate_schema, false, false, true, true, run_consolidate},
+     consolidate_schema, false, false, true, true, api_h_consolidate, "POST", sum_consolidate,
+     NULL},
     {"recognize", "Recognize",
      "Has the space seen something like this cue? Answers recognized, a familiarity 0..1 and "
      "the closest memory, without recalling.",
-     recognize_schema, true, false, true, true, run_recognize},
+     recognize_schema, true, false, true, true, api_h_recognize, "POST", sum_recognize, NULL},
     {"reminisce", "Reminisce",
      "List memories in time order within a window, optionally about a topic or a person.",
-     reminisce_schema, true, false, true, true, run_reminisce},
+     reminisce_schema, true, false, true, true, api_h_reminisce, "POST", sum_reminisce, NULL},
     {"create_space", "Create space",
      "Create a memory space with a given embedding size and metric (remember also creates "
      "spaces on first use).",
-     create_space_schema, false, false, false, true, run_create_space},
+     create_space_schema, false, false, false, true, api_h_space_create, "POST", sum_create_space,
+     run_create_space},
 };
 #define N_TOOLS (sizeof tools / sizeof tools[0])
 
@@ -647,7 +662,7 @@ cJSON *mcp_tools_call(mcp_call *c, const cJSON *params, int *code, char *msg, si
                      cJSON_IsString(s) ? s->valuestring : c->srv->default_space);
         cJSON_Delete(s);
     }
-    if (!r) r = t->run(c, space, a);
+    if (!r) r = (t->run ? t->run : run_plain)(c, t, space, a);
     cJSON_Delete(a);
     return r;
 }
