@@ -13,6 +13,8 @@
 #include "mnemo/engine.h"
 #include "mnemo/http.h"
 
+struct mcp_server; /* api/mcp_internal.h */
+
 struct mn_api {
     mn_engine_t *engine;
     atomic_bool draining;
@@ -20,6 +22,7 @@ struct mn_api {
     const mn_http_router_t *router; /* set by mn_api_register; read by GET /v1/admin/routes */
     struct mn_metrics_family *http_requests, *http_duration;
     int64_t started_ms;
+    struct mcp_server *mcp; /* sessions and tools of POST /mcp */
 };
 
 /* ---- per-request arena: every allocation of one request, freed at once ---- */

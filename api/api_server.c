@@ -9,6 +9,7 @@
  * http.worker_threads before the loop first uses the pool. */
 #include "api_internal.h"
 #include "cluster_routes.h"
+#include "mcp_internal.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -28,12 +29,22 @@ mn_api_t *mn_api_new(mn_engine_t *engine)
     atomic_init(&api->draining, false);
     api->started_ms = mn_time_now_ms();
     api_metrics_init(api);
+    if (!(api->mcp = mcp_server_new())) {
+        free(api);
+        return NULL;
+    }
     return api;
 }
 
 void mn_api_free(mn_api_t *api)
 {
+    if (api) mcp_server_free(api->mcp);
     free(api);
+}
+
+mn_err mn_api_set_mcp(mn_api_t *api, const mn_config_mcp *o, mn_error *err)
+{
+    return mcp_server_configure(api->mcp, o, err);
 }
 
 void mn_api_set_draining(mn_api_t *api)
@@ -72,6 +83,10 @@ static const api_route routes[] = {
     {"GET", "/metrics", api_h_metrics},
     {"GET", "/openapi.json", api_h_openapi},
     {"GET", "/v1/admin/routes", api_h_routes},
+    /* MCP Streamable HTTP transport (api/mcp_transport.c) */
+    {"POST", "/mcp", api_h_mcp_post},
+    {"GET", "/mcp", api_h_mcp_get},
+    {"DELETE", "/mcp", api_h_mcp_delete},
 };
 
 mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err)
@@ -203,7 +218,8 @@ static int serve(const mn_config *c)
         mn_engine_close(engine);
         return 1;
     }
-    if ((rc = mn_api_register(s.api, router, &err))) {
+    if ((rc = mn_api_set_mcp(s.api, &c->mcp, &err)) ||
+        (rc = mn_api_register(s.api, router, &err))) {
         mn_log_error("%s", err.message);
         exit_code = 1;
         goto out;

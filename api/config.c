@@ -170,6 +170,17 @@ static const cfg_key KEYS[] = {
          DAY_MS, "period of full-state syncs (0 = the profile's)"),
     KBOOL("cluster.swim", "lifeguard", cluster_swim.lifeguard, true,
           "false = plain SWIM (fixed suspicion timeout, no health multiplier)"),
+
+    KINT("mcp", "max_sessions", mcp.max_sessions, 1024, 1, 65536,
+         "MCP sessions kept; one more evicts the least recently used"),
+    KINT("mcp", "session_idle_s", mcp.session_idle_s, 3600, 1, 30 * 86400,
+         "an MCP session unused this long ends (404, the client initializes again)"),
+    KINT("mcp", "default_dim", mcp.default_dim, 384, 1, 4096,
+         "dim of a space created by the remember tool without an embedding"),
+    KSTR("mcp", "default_space", mcp.default_space, "default", check_nonempty,
+         "space of MCP tools called without a space"),
+    KLIST("mcp", "allowed_origins", mcp.allowed_origins, NULL, NULL,
+          "browser Origins allowed on /mcp besides loopback ones, e.g. https://app.example"),
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 

@@ -20,6 +20,10 @@ mn_api_t *mn_api_new(mn_engine_t *engine);
 void mn_api_free(mn_api_t *api);
 /* Registers every route of the HTTP API (docs/api.md) on router. */
 mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err);
+/* Applies the [mcp] settings (session table size and idle time, defaults of the tools);
+ * call before serving. */
+struct mn_config_mcp;
+mn_err mn_api_set_mcp(mn_api_t *api, const struct mn_config_mcp *o, mn_error *err);
 /* From now on GET /ready answers 503 (called when a graceful shutdown starts). */
 void mn_api_set_draining(mn_api_t *api);
 

@@ -81,6 +81,15 @@ typedef struct mn_config_cluster_swim {
     bool lifeguard; /* true: Lifeguard (health multiplier, dynamic suspicion, buddy) */
 } mn_config_cluster_swim;
 
+/* [mcp]: the MCP endpoint POST /mcp (docs/api.md, "MCP"). */
+typedef struct mn_config_mcp {
+    int64_t max_sessions;              /* 1024: more evicts the least recently used */
+    int64_t session_idle_s;            /* 3600: a session unused this long ends */
+    int64_t default_dim;               /* 384: dim of a space that remember creates */
+    char *default_space;               /* "default": the space of tools given none */
+    mn_config_strlist allowed_origins; /* browser origins allowed besides loopback */
+} mn_config_mcp;
+
 typedef struct mn_config {
     mn_config_http http;
     mn_config_storage storage;
@@ -88,6 +97,7 @@ typedef struct mn_config {
     mn_config_log log;
     mn_config_cluster cluster;
     mn_config_cluster_swim cluster_swim;
+    mn_config_mcp mcp;
 } mn_config;
 
 /* Fills c (overwriting whatever it held) with the defaults, then the values of the TOML file

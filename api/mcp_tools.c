@@ -1,0 +1,668 @@
+/* The MCP tools (MCP 2025-06-18, server/tools): remember, recall, forget, list_spaces,
+ * consolidate, recognize, reminisce and create_space, each with a JSON Schema of its
+ * arguments.
+ *
+ * Each tool is a thin adapter over the HTTP handler of the same operation: it turns its
+ * arguments into that handler's request (the "space" argument becomes the {space} of the
+ * path, the rest the JSON body), runs the handler in-process and turns its answer into a
+ * tool result. So MCP and HTTP share every check, every engine call and every output shape:
+ * structuredContent is exactly the HTTP response body. A failure (any 4xx/5xx answer, or
+ * an argument the schema does not know) is a result with isError: true, whose text says
+ * what to fix; only an unknown tool or malformed params are JSON-RPC errors.
+ *
+ * How a space comes to exist: remember into a space that does not exist creates it (dim =
+ * the embedding's length, or mcp.default_dim for text-only memories; cosine) and retries;
+ * create_space makes one explicitly. Tools called without "space" use mcp.default_space. */
+#include "mcp_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- argument schemas ---- */
+
+/* JSON Schemas written with a few macros, one property per line; parsed once at start
+ * (mcp_tools_build), so a typo here stops the server rather than reaching a client. */
+/* clang-format off */
+#define Q(s) "\"" s "\""
+#define PROP(name, body) Q(name) ":{" body "}"
+#define DESC(d) Q("description") ":" Q(d)
+#define T_STR Q("type") ":" Q("string") ","
+#define T_NUM Q("type") ":" Q("number") ","
+#define T_INT Q("type") ":" Q("integer") ","
+#define T_BOOL Q("type") ":" Q("boolean") ","
+#define T_STRS Q("type") ":" Q("array") "," Q("items") ":{" Q("type") ":" Q("string") "},"
+#define T_NUMS Q("type") ":" Q("array") "," Q("items") ":{" Q("type") ":" Q("number") "},"
+#define T_TIME Q("type") ":[" Q("string") "," Q("integer") "],"
+#define T_STRMAP Q("type") ":" Q("object") "," Q("additionalProperties") ":{" Q("type") ":" Q("string") "},"
+#define T_OBJ(props) Q("type") ":" Q("object") "," Q("properties") ":{" props "}," \
+                     Q("additionalProperties") ":false,"
+#define ENUM(a) Q("enum") ":[" a "],"
+#define SCHEMA(props, required) \
+    "{" Q("type") ":" Q("object") "," Q("properties") ":{" props "}," \
+    Q("required") ":[" required "]," Q("additionalProperties") ":false}"
+
+#define P_SPACE PROP("space", T_STR Q("pattern") ":" Q("^[a-z0-9][a-z0-9_-]{0,63}$") "," \
+    DESC("memory space (one per agent, user or project); omitted: the server's default space"))
+#define P_KIND PROP("kind", T_STR ENUM(Q("episodic") "," Q("semantic")) DESC("kind of memory"))
+#define P_LIFECYCLE(name, d) PROP(name, T_STR ENUM(Q("ephemeral") "," Q("session") "," \
+    Q("persistent")) DESC(d))
+#define P_WHEN_WINDOW PROP("when", T_OBJ( \
+        PROP("from", T_TIME DESC("from this time on (RFC 3339 or ms)")) "," \
+        PROP("to", T_TIME DESC("before this time"))) \
+    DESC("time window of the memories"))
+/* the context filters shared by recall, recognize and reminisce */
+#define P_CONTEXT_FILTERS \
+    PROP("tags_any", T_STRS DESC("only memories with one of these tags")) "," \
+    PROP("tags_all", T_STRS DESC("only memories with all of these tags")) "," \
+    P_KIND "," \
+    PROP("who", T_STR DESC("only memories with this person in their context")) "," \
+    PROP("where", T_STR DESC("only memories of this place")) "," \
+    PROP("session", T_STR DESC("only memories of this session")) "," \
+    PROP("min_confidence", T_NUM DESC("minimum encoding confidence, 0..1"))
+#define P_FILTERS \
+    P_CONTEXT_FILTERS "," \
+    PROP("metadata", T_STRMAP DESC("metadata that must match exactly")) "," \
+    PROP("include_suppressed", T_BOOL DESC("also suppressed memories")) "," \
+    PROP("as_of", T_TIME DESC("see the space as it was then (RFC 3339 or ms)"))
+
+static const char remember_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("content", T_STR DESC("what to remember, in plain text")) ","
+    PROP("embedding", T_NUMS DESC("optional embedding of the content (the space's dim values)")) ","
+    P_KIND ","
+    PROP("when", T_TIME DESC("when it happened (RFC 3339 or ms); default now")) ","
+    PROP("context", T_OBJ(
+        PROP("who", Q("type") ":[" Q("array") "," Q("string") "]," Q("items") ":{" Q("type") ":"
+             Q("string") "}," DESC("people involved")) ","
+        PROP("where", T_STR DESC("place")) ","
+        PROP("session", T_STR DESC("conversation or session id")))
+        DESC("who, where, session")) ","
+    PROP("tags", T_STRS DESC("labels to filter by later")) ","
+    PROP("metadata", T_STRMAP DESC("string key/value pairs")) ","
+    PROP("confidence", T_NUM DESC("how sure the source is, 0..1 (default 1)")) ","
+    PROP("importance", T_NUM DESC("0..1 (default 0.5); important memories fade slower")) ","
+    PROP("emotional_valence", T_NUM DESC("-1..1 (default 0)")) ","
+    P_LIFECYCLE("lifecycle", "how long to keep it (default: the space's)") ","
+    PROP("ttl_seconds", T_INT DESC("expire after this many seconds; 0 = never")) ","
+    PROP("idempotency_key", T_STR DESC("a retry with the same key writes nothing and returns the first id")),
+    Q("content"));
+
+static const char recall_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("text", T_STR DESC("words to look for; text alone is a complete cue")) ","
+    PROP("embedding", T_NUMS DESC("cue embedding (the space's dim values)")) ","
+    PROP("k", T_INT DESC("results, 1..1000 (default 10)")) ","
+    PROP("threshold", T_NUM DESC("minimum similarity (keyword coverage for a text cue)")) ","
+    PROP("weights", T_OBJ(
+        PROP("vector", T_NUM DESC("weight of the embedding ranking")) ","
+        PROP("text", T_NUM DESC("weight of the text ranking")))
+        DESC("fusion weights when both cues are given")) ","
+    P_WHEN_WINDOW ","
+    P_FILTERS ","
+    PROP("spread", T_BOOL DESC("also follow associations (spreading activation)")) ","
+    PROP("max_hops", T_INT DESC("with spread: hops (default 2)")) ","
+    PROP("reinforce", T_BOOL DESC("strengthen the returned memories so they fade slower")),
+    "");
+
+static const char forget_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("id", T_STR DESC("id of the memory to forget")) ","
+    PROP("mode", T_STR ENUM(Q("delete") "," Q("suppress"))
+         DESC("delete: erased for good (default); suppress: hidden, reversible")),
+    Q("id"));
+
+static const char list_spaces_schema[] = SCHEMA("", "");
+
+static const char consolidate_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("threshold", T_NUM DESC("similarity to join a cluster, 0..1 (default: server setting)")) ","
+    PROP("min_support", T_INT DESC("episodes a new semantic memory needs")),
+    "");
+
+static const char recognize_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("text", T_STR DESC("the cue in words")) ","
+    PROP("embedding", T_NUMS DESC("the cue as an embedding")) ","
+    PROP("threshold", T_NUM DESC("familiarity needed to recognize, 0..1 (default 0.85)")) ","
+    P_WHEN_WINDOW ","
+    P_FILTERS,
+    "");
+
+static const char reminisce_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("from", T_TIME DESC("from this time on (RFC 3339 or ms)")) ","
+    PROP("to", T_TIME DESC("before this time")) ","
+    PROP("topic", T_STR DESC("only memories about these words")) ","
+    PROP("limit", T_INT DESC("memories, 1..1000 (default 50)")) ","
+    P_CONTEXT_FILTERS,
+    "");
+
+static const char create_space_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("dim", T_INT DESC("embedding size, 1..4096 (default: the server's mcp.default_dim)")) ","
+    PROP("metric", T_STR ENUM(Q("cosine") "," Q("l2") "," Q("dot")) DESC("vector metric (default cosine)")) ","
+    P_LIFECYCLE("default_lifecycle", "lifecycle of memories that name none"),
+    Q("space"));
+/* clang-format on */
+
+/* ---- calling a handler in-process ---- */
+
+typedef struct answer {
+    int status;
+    cJSON *json; /* the parsed body; NULL if none */
+} answer;
+
+static answer call(mcp_call *c, mn_http_handler_fn fn, const char *method, const char *space,
+                   const char *id, const char *query, const cJSON *body)
+{
+    answer a = {503, NULL};
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    if (body && !text) return a;
+    mn_http_request r;
+    memset(&r, 0, sizeof r);
+    r.method = method;
+    r.path = c->http->path;
+    r.query = query ? query : "";
+    r.body = text ? text : "";
+    r.body_len = strlen(r.body);
+    memcpy(r.request_id, c->http->request_id, sizeof r.request_id);
+    if (space) r.params[r.n_params++] = space;
+    if (id) r.params[r.n_params++] = id;
+    r.route = c->http->route;
+    mn_http_response resp;
+    memset(&resp, 0, sizeof resp);
+    resp.status = 200;
+    fn(c->api, &r, &resp);
+    free(text);
+    a.status = resp.status;
+    if (resp.body && resp.body_len) a.json = cJSON_ParseWithLength(resp.body, resp.body_len);
+    free(resp.body);
+    free(resp.extra_headers);
+    if (!a.json) a.status = 503;
+    return a;
+}
+
+static const char *jstr(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The same for summaries: "" instead of NULL. */
+static const char *jtext(const cJSON *o, const char *name)
+{
+    const char *s = jstr(o, name);
+    return s ? s : "";
+}
+
+static double jnum(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *error_code(const answer *a)
+{
+    return jstr(cJSON_GetObjectItemCaseSensitive(a->json, "error"), "code");
+}
+
+/* ---- results ---- */
+
+/* A growing text for the summary; on allocation failure it stays as it was. */
+typedef struct text {
+    char *p;
+    size_t len, cap;
+} text;
+
+static void tprintf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tprintf(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (t->len + (size_t)n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 256;
+        while (cap < t->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(t->p, cap);
+        if (!p) return;
+        t->p = p;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+/* Appends at most max bytes of s, never cutting a UTF-8 character, with "..." if cut. */
+static void tclip(text *t, const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max) {
+        tprintf(t, "%s", s);
+        return;
+    }
+    while (max && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    tprintf(t, "%.*s...", (int)max, s);
+}
+
+/* {"content":[summary, the JSON], "structuredContent": json[, "isError": true]}; takes
+ * summary and json. */
+static cJSON *result(text *summary, cJSON *json, bool is_error)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON *content = cJSON_AddArrayToObject(r, "content");
+    cJSON *t1 = cJSON_CreateObject();
+    cJSON_AddStringToObject(t1, "type", "text");
+    cJSON_AddStringToObject(t1, "text", summary->p ? summary->p : "");
+    cJSON_AddItemToArray(content, t1);
+    char *raw = json ? cJSON_PrintUnformatted(json) : NULL;
+    if (raw) {
+        /* the same JSON as text, for clients older than structuredContent */
+        cJSON *t2 = cJSON_CreateObject();
+        cJSON_AddStringToObject(t2, "type", "text");
+        cJSON_AddStringToObject(t2, "text", raw);
+        cJSON_AddItemToArray(content, t2);
+        free(raw);
+    }
+    if (json && !cJSON_AddItemToObject(r, "structuredContent", json)) cJSON_Delete(json);
+    cJSON_AddBoolToObject(r, "isError", is_error);
+    free(summary->p);
+    return r;
+}
+
+/* The tool result of an error answer ({"error":{"code","message","hint"}}). */
+static cJSON *error_result(answer *a)
+{
+    text t = {0};
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(a->json, "error");
+    const char *code = jstr(e, "code"), *msg = jstr(e, "message"), *hint = jstr(e, "hint");
+    if (!e) {
+        cJSON_Delete(a->json);
+        a->json = NULL;
+        code = "unavailable";
+        msg = "the server could not answer (out of memory?)";
+        hint = "retry later";
+    }
+    tprintf(&t, "Error %s: %s.", code ? code : "internal", msg ? msg : "");
+    if (hint) tprintf(&t, " Hint: %s.", hint);
+    cJSON *r = result(&t, a->json, true);
+    a->json = NULL;
+    return r;
+}
+
+/* An isError result with a mnemo error body made here (argument checks). */
+static cJSON *invalid(const char *message, const char *hint)
+{
+    answer a = {422, cJSON_CreateObject()};
+    cJSON *e = cJSON_AddObjectToObject(a.json, "error");
+    cJSON_AddStringToObject(e, "code", "invalid_argument");
+    cJSON_AddStringToObject(e, "message", message);
+    if (hint) cJSON_AddStringToObject(e, "hint", hint);
+    return error_result(&a);
+}
+
+/* ---- the tools ---- */
+
+typedef struct mcp_tool mcp_tool;
+/* Writes the readable summary of a successful answer. */
+typedef void (*summary_fn)(text *t, const char *space, const cJSON *json);
+/* Runs a tool whose call needs more than "args as the body" (NULL: run_plain). */
+typedef cJSON *(*tool_fn)(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args);
+
+struct mcp_tool {
+    const char *name, *title, *description;
+    const char *schema;
+    bool read_only, destructive, idempotent;
+    bool has_space; /* takes "space", the {space} of the path */
+    mn_http_handler_fn handler;
+    const char *method; /* GET sends no body */
+    summary_fn summarize;
+    tool_fn run;
+};
+
+/* The tool result of a handler's answer. */
+static cJSON *finish(const mcp_tool *t, answer *a, const char *space)
+{
+    if (a->status >= 300) return error_result(a);
+    text s = {0};
+    t->summarize(&s, space, a->json);
+    return result(&s, a->json, false);
+}
+
+static cJSON *run_plain(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    bool get = !strcmp(t->method, "GET");
+    answer a =
+        call(c, t->handler, t->method, t->has_space ? space : NULL, NULL, NULL, get ? NULL : args);
+    return finish(t, &a, space);
+}
+
+static cJSON *run_remember(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    answer a = call(c, t->handler, t->method, space, NULL, NULL, args);
+    bool created = false;
+    const char *code = error_code(&a);
+    if (a.status == 404 && code && !strcmp(code, "space_not_found")) {
+        /* first use of the space: make it, sized by the embedding if there is one */
+        const cJSON *emb = cJSON_GetObjectItemCaseSensitive(args, "embedding");
+        int n = cJSON_IsArray(emb) ? cJSON_GetArraySize(emb) : 0;
+        cJSON *def = cJSON_CreateObject();
+        cJSON_AddStringToObject(def, "name", space);
+        cJSON_AddNumberToObject(def, "dim", n > 0 ? (double)n : (double)c->srv->default_dim);
+        answer s = call(c, api_h_space_create, "POST", NULL, NULL, NULL, def);
+        cJSON_Delete(def);
+        if (s.status != 201 && s.status != 409) { /* 409: another call made it first */
+            cJSON_Delete(a.json);
+            return error_result(&s);
+        }
+        created = s.status == 201;
+        cJSON_Delete(s.json);
+        cJSON_Delete(a.json);
+        a = call(c, t->handler, t->method, space, NULL, NULL, args);
+    }
+    if (a.status < 300) {
+        cJSON_AddStringToObject(a.json, "space", space);
+        cJSON_AddBoolToObject(a.json, "space_created", created);
+    }
+    return finish(t, &a, space);
+}
+
+static void sum_remember(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t, "Remembered in space \"%s\" as memory %s.", space, jtext(json, "id"));
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "space_created")))
+        tprintf(t, " (The space was created by this call.)");
+}
+
+static void memory_line(text *t, const cJSON *m)
+{
+    tclip(t, jtext(m, "content"), 400);
+    tprintf(t, "\n   id %s, %s", jtext(m, "id"), jtext(m, "when"));
+    const cJSON *tags = cJSON_GetObjectItemCaseSensitive(m, "tags");
+    if (cJSON_GetArraySize(tags) > 0) {
+        tprintf(t, ", tags");
+        for (const cJSON *x = tags->child; x; x = x->next)
+            if (cJSON_IsString(x)) tprintf(t, " %s", x->valuestring);
+    }
+}
+
+static void sum_recall(text *t, const char *space, const cJSON *json)
+{
+    const cJSON *hits = cJSON_GetObjectItemCaseSensitive(json, "results");
+    int n = cJSON_GetArraySize(hits);
+    if (n == 0) {
+        tprintf(t, "Nothing recalled from space \"%s\".", space);
+        return;
+    }
+    tprintf(t, "Recalled %d memor%s from space \"%s\" (recall confidence %.2f):", n,
+            n == 1 ? "y" : "ies", space, jnum(json, "recall_confidence"));
+    int i = 1;
+    for (const cJSON *h = hits->child; h; h = h->next, i++) {
+        const cJSON *conf = cJSON_GetObjectItemCaseSensitive(h, "confidence");
+        tprintf(t, "\n%d. [confidence %.2f %s] ", i, jnum(conf, "value"), jtext(conf, "category"));
+        memory_line(t, cJSON_GetObjectItemCaseSensitive(h, "memory"));
+    }
+}
+
+/* Percent-encodes s into a query value. */
+static void query_value(const char *s, char *out, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s && o + 4 < len; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_') {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+static cJSON *run_forget(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(args, "id");
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(args, "mode");
+    if (!cJSON_IsString(id)) return invalid("id: expected a string (a memory id)", NULL);
+    if (mode && !cJSON_IsNull(mode) && !cJSON_IsString(mode))
+        return invalid("mode: expected \"delete\" or \"suppress\"", NULL);
+    char query[128] = "";
+    if (cJSON_IsString(mode)) {
+        char v[96];
+        query_value(mode->valuestring, v, sizeof v);
+        snprintf(query, sizeof query, "mode=%s", v);
+    }
+    answer a = call(c, t->handler, t->method, space, id->valuestring, query, NULL);
+    return finish(t, &a, space);
+}
+
+static void sum_forget(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t, "Forgot memory %s in space \"%s\" (%s).", jtext(json, "id"), space,
+            jtext(json, "mode"));
+}
+
+static void sum_list_spaces(text *t, const char *space, const cJSON *json)
+{
+    const cJSON *spaces = cJSON_GetObjectItemCaseSensitive(json, "spaces");
+    int n = cJSON_GetArraySize(spaces);
+    if (n == 0)
+        tprintf(t, "No spaces yet; remember creates one on first use.");
+    else
+        tprintf(t, "%d space%s:", n, n == 1 ? "" : "s");
+    for (const cJSON *s = spaces ? spaces->child : NULL; s; s = s->next)
+        tprintf(t, "\n- %s (dim %.0f, %s)", jtext(s, "name"), jnum(s, "dim"), jtext(s, "metric"));
+}
+
+static void sum_consolidate(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t,
+            "Consolidated space \"%s\": %.0f episodes examined, %.0f semantic memories created, "
+            "%.0f updated, %.0f episodes absorbed.",
+            space, jnum(json, "candidates"), jnum(json, "created"), jnum(json, "updated"),
+            jnum(json, "episodes"));
+}
+
+static void sum_recognize(text *t, const char *space, const cJSON *json)
+{
+    bool yes = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "recognized"));
+    tprintf(t, "%s in space \"%s\" (familiarity %.2f)", yes ? "Recognized" : "Not recognized",
+            space, jnum(json, "familiarity"));
+    if (jstr(json, "best")) tprintf(t, "; closest memory %s", jstr(json, "best"));
+    tprintf(t, ".");
+}
+
+static void sum_reminisce(text *t, const char *space, const cJSON *json)
+{
+    const cJSON *mems = cJSON_GetObjectItemCaseSensitive(json, "memories");
+    int n = cJSON_GetArraySize(mems);
+    if (n == 0)
+        tprintf(t, "No memories in that window of space \"%s\".", space);
+    else
+        tprintf(t, "%d memor%s of space \"%s\" in time order:", n, n == 1 ? "y" : "ies", space);
+    int i = 1;
+    for (const cJSON *m = mems ? mems->child : NULL; m; m = m->next, i++) {
+        tprintf(t, "\n%d. ", i);
+        memory_line(t, m);
+    }
+}
+
+static cJSON *run_create_space(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    cJSON_AddStringToObject(args, "name", space);
+    if (!cJSON_GetObjectItemCaseSensitive(args, "dim"))
+        cJSON_AddNumberToObject(args, "dim", c->srv->default_dim);
+    answer a = call(c, t->handler, t->method, NULL, NULL, NULL, args);
+    return finish(t, &a, space);
+}
+
+static void sum_create_space(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t, "Created space \"%s\" (dim %.0f, %s).", space, jnum(json, "dim"),
+            jtext(json, "metric"));
+}
+
+/* name, title, description, schema, read-only, destructive, idempotent, has_space, handler,
+ * method, summary, runner */
+static const mcp_tool tools[] = {
+    {"remember", "Remember",
+     "Store a memory: an event, fact, decision or preference worth keeping, in plain text "
+     "(an embedding is optional). The space is created on first use. Returns the memory's id.",
+     remember_schema, false, false, false, true, api_h_remember, "POST", sum_remember,
+     run_remember},
+    {"recall", "Recall",
+     "Find memories matching a cue: text (words), an embedding, or both, with optional "
+     "filters. Each result has a confidence (value 0..1 and a category).",
+     recall_schema, true, false, false, true, api_h_recall, "POST", sum_recall, NULL},
+    {"forget", "Forget",
+     "Forget a memory by id: mode delete erases it for good (default), suppress hides it "
+     "reversibly.",
+     forget_schema, false, true, true, true, api_h_forget, "DELETE", sum_forget, run_forget},
+    {"list_spaces", "List spaces", "List the memory spaces with their dimension and metric.",
+     list_spaces_schema, true, false, true, false, api_h_space_list, "GET", sum_list_spaces, NULL},
+    {"consolidate", "Consolidate",
+     "Merge related episodes of a space into semantic memories now (this also runs on a "
+     "schedule).",
+     consolidate_schema, false, false, true, true, api_h_consolidate, "POST", sum_consolidate,
+     NULL},
+    {"recognize", "Recognize",
+     "Has the space seen something like this cue? Answers recognized, a familiarity 0..1 and "
+     "the closest memory, without recalling.",
+     recognize_schema, true, false, true, true, api_h_recognize, "POST", sum_recognize, NULL},
+    {"reminisce", "Reminisce",
+     "List memories in time order within a window, optionally about a topic or a person.",
+     reminisce_schema, true, false, true, true, api_h_reminisce, "POST", sum_reminisce, NULL},
+    {"create_space", "Create space",
+     "Create a memory space with a given embedding size and metric (remember also creates "
+     "spaces on first use).",
+     create_space_schema, false, false, false, true, api_h_space_create, "POST", sum_create_space,
+     run_create_space},
+};
+#define N_TOOLS (sizeof tools / sizeof tools[0])
+
+cJSON *mcp_tools_build(void)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < N_TOOLS; i++) {
+        const mcp_tool *t = &tools[i];
+        cJSON *schema = cJSON_Parse(t->schema);
+        cJSON *o = cJSON_CreateObject();
+        if (!schema || !o || !cJSON_AddItemToArray(arr, o)) {
+            if (!schema) mn_log_error("mcp: the schema of tool %s is not JSON", t->name);
+            cJSON_Delete(schema);
+            cJSON_Delete(o);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        cJSON_AddStringToObject(o, "name", t->name);
+        cJSON_AddStringToObject(o, "title", t->title);
+        cJSON_AddStringToObject(o, "description", t->description);
+        cJSON_AddItemToObject(o, "inputSchema", schema);
+        cJSON *an = cJSON_AddObjectToObject(o, "annotations");
+        cJSON_AddStringToObject(an, "title", t->title);
+        cJSON_AddBoolToObject(an, "readOnlyHint", t->read_only);
+        cJSON_AddBoolToObject(an, "destructiveHint", t->destructive);
+        cJSON_AddBoolToObject(an, "idempotentHint", t->idempotent);
+        cJSON_AddBoolToObject(an, "openWorldHint", false);
+    }
+    return arr;
+}
+
+/* Checks args against the top level of the tool's schema: known names only, each once, and
+ * the required ones present. Value types are left to the handler, whose messages name the
+ * field. NULL if fine, else the isError result. */
+static cJSON *check_args(const cJSON *schema, const cJSON *args)
+{
+    const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required");
+    char msg[600];
+    int n = 0;
+    for (const cJSON *a = args->child; a; a = a->next, n++) {
+        if (cJSON_GetObjectItemCaseSensitive(props, a->string)) continue;
+        char name[80];
+        api_utf8_sanitize(a->string, name, sizeof name);
+        int off = snprintf(msg, sizeof msg, "%s: unknown argument (known:", name);
+        for (const cJSON *p = props->child; p && off > 0 && (size_t)off < sizeof msg; p = p->next)
+            off += snprintf(msg + off, sizeof msg - (size_t)off, " %s", p->string);
+        if (off > 0 && (size_t)off < sizeof msg) snprintf(msg + off, sizeof msg - (size_t)off, ")");
+        return invalid(msg, "the tool's inputSchema (tools/list) lists its arguments");
+    }
+    /* every name is known, so more members than properties means a repeated one */
+    if (n > cJSON_GetArraySize(props)) return invalid("an argument is given twice", NULL);
+    for (const cJSON *r = req ? req->child : NULL; r; r = r->next) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, r->valuestring);
+        if (!v || cJSON_IsNull(v)) {
+            snprintf(msg, sizeof msg, "%s: required", r->valuestring);
+            return invalid(msg, NULL);
+        }
+    }
+    return NULL;
+}
+
+cJSON *mcp_tools_call(mcp_call *c, const cJSON *params, int *code, char *msg, size_t msg_len)
+{
+    const cJSON *name = params ? cJSON_GetObjectItemCaseSensitive(params, "name") : NULL;
+    if (!cJSON_IsString(name)) {
+        *code = MCP_INVALID_PARAMS;
+        snprintf(msg, msg_len, "Invalid params: params.name (the tool's name) is required");
+        return NULL;
+    }
+    const mcp_tool *t = NULL;
+    const cJSON *listed = NULL;
+    size_t i = 0;
+    for (const cJSON *x = c->srv->tools ? c->srv->tools->child : NULL; x; x = x->next, i++)
+        if (!strcmp(name->valuestring, tools[i].name)) {
+            t = &tools[i];
+            listed = x;
+        }
+    if (!t) {
+        char clean[100];
+        api_utf8_sanitize(name->valuestring, clean, sizeof clean);
+        *code = MCP_INVALID_PARAMS;
+        snprintf(msg, msg_len, "Unknown tool: %s", clean);
+        return NULL;
+    }
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+    if (args && !cJSON_IsObject(args) && !cJSON_IsNull(args)) {
+        *code = MCP_INVALID_PARAMS;
+        snprintf(msg, msg_len, "Invalid params: params.arguments must be an object");
+        return NULL;
+    }
+    cJSON *a = cJSON_IsObject(args) ? cJSON_Duplicate(args, 1) : cJSON_CreateObject();
+    if (!a) {
+        *code = MCP_INTERNAL_ERROR;
+        snprintf(msg, msg_len, "Internal error: out of memory");
+        return NULL;
+    }
+    cJSON *r = check_args(cJSON_GetObjectItemCaseSensitive(listed, "inputSchema"), a);
+    if (r) {
+        cJSON_Delete(a);
+        return r;
+    }
+    char space[MN_SPACE_NAME_MAX + 1] = "";
+    if (t->has_space) {
+        cJSON *s = cJSON_DetachItemFromObjectCaseSensitive(a, "space");
+        if (s && !cJSON_IsNull(s) && !cJSON_IsString(s))
+            r = invalid("space: expected a string", NULL);
+        else if (cJSON_IsString(s) && strlen(s->valuestring) > MN_SPACE_NAME_MAX)
+            r = invalid("space: must match [a-z0-9][a-z0-9_-]{0,63}", NULL);
+        else
+            snprintf(space, sizeof space, "%s",
+                     cJSON_IsString(s) ? s->valuestring : c->srv->default_space);
+        cJSON_Delete(s);
+    }
+    if (!r) r = (t->run ? t->run : run_plain)(c, t, space, a);
+    cJSON_Delete(a);
+    return r;
+}
