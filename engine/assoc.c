@@ -8,6 +8,7 @@
  * space's read lock and travel inside the remember WAL entry, so replicas and
  * restarts see exactly the links the primary chose. */
 #include "engine_internal.h"
+#include "session_index.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -146,8 +147,10 @@ mn_err mn_space_autolink(const mn_space *sp, const mn_memory_t *m, const mn_memo
     if (m->session && temporal_window_ms > 0) {
         /* the latest earlier episode of the same session (ties: larger id) */
         const mn_slot *prev = NULL;
-        for (uint32_t i = 0; i < sp->n_slots; i++) {
-            const mn_slot *s = &sp->slots[i];
+        size_t n_sess = 0;
+        const uint32_t *sess = mn_session_ix_slots(sp->sessions, m->session, &n_sess);
+        for (size_t k = 0; k < n_sess; k++) {
+            const mn_slot *s = &sp->slots[sess[k]];
             if (s->state != SLOT_LIVE || !s->session || strcmp(s->session, m->session)) continue;
             if (s->kind != MN_KIND_EPISODIC || s->when_ms > m->when_ms) continue;
             if (m->when_ms - s->when_ms > temporal_window_ms) continue;

@@ -114,6 +114,7 @@ typedef struct mn_space {
     uint32_t idx_used;
     uint64_t n_live, n_episodic, n_semantic, n_suppressed, n_tombstones;
     struct mn_kw_index *kw; /* BM25 over content, keyed by slot */
+    struct mn_session_ix *sessions; /* slots by context.session (temporal links) */
     /* HNSW index (space_index.c): NULL until the space reaches engine.hnsw_threshold; set
      * and replaced by the commit thread under the write lock, used by recall under the read lock */
     struct mn_space_index *ix;

@@ -3,6 +3,7 @@
  * is a dot product), and an open-addressing id -> slot table. Freed slots are
  * reused. Callers hold sp->lock (write lock to mutate). */
 #include "engine_internal.h"
+#include "session_index.h"
 #include "keyword.h"
 #include "space_index.h"
 #include "vec_kernels.h"
@@ -23,7 +24,10 @@ mn_space *mn_space_new(const mn_space_def *def, uint32_t sid)
     sp->epoch = 1;
     pthread_mutex_init(&sp->consolidate_mu, NULL);
     sp->kw = mn_kw_new();
-    if (!sp->kw) {
+    sp->sessions = mn_session_ix_new();
+    if (!sp->kw || !sp->sessions) {
+        mn_kw_free(sp->kw);
+        mn_session_ix_free(sp->sessions);
         free(sp);
         return NULL;
     }
@@ -42,10 +46,12 @@ static void slot_clear(mn_slot *s)
 {
     free(s->session);
     free(s->where);
-    for (uint32_t i = 0; i < s->n_who; i++) free(s->who[i]);
+    for (uint32_t i = 0; i < s->n_who; i++)
+        free(s->who[i]);
     free(s->who);
     free(s->adj);
-    for (uint32_t i = 0; i < s->n_tags; i++) free(s->tags[i]);
+    for (uint32_t i = 0; i < s->n_tags; i++)
+        free(s->tags[i]);
     free(s->tags);
     for (uint32_t i = 0; i < s->n_metadata; i++) {
         free(s->metadata[i].key);
@@ -59,12 +65,14 @@ void mn_space_free(mn_space *sp)
 {
     if (!sp) return;
     mn_space_index_free(sp);
-    for (uint32_t i = 0; i < sp->n_slots; i++) slot_clear(&sp->slots[i]);
+    for (uint32_t i = 0; i < sp->n_slots; i++)
+        slot_clear(&sp->slots[i]);
     free(sp->slots);
     free(sp->vecs);
     free(sp->free_slots);
     free(sp->idx);
     mn_kw_free(sp->kw);
+    mn_session_ix_free(sp->sessions);
     pthread_mutex_destroy(&sp->consolidate_mu);
     pthread_rwlock_destroy(&sp->lock);
     free(sp);
@@ -94,7 +102,8 @@ static void idx_put_raw(uint32_t *idx, uint32_t cap, const mn_id_t *id, uint32_t
 {
     uint32_t mask = cap - 1;
     uint32_t i = id_hash(id) & mask;
-    while (idx[i] != IDX_EMPTY && idx[i] != IDX_DELETED) i = (i + 1) & mask;
+    while (idx[i] != IDX_EMPTY && idx[i] != IDX_DELETED)
+        i = (i + 1) & mask;
     idx[i] = slot + 1;
 }
 
@@ -131,10 +140,12 @@ static mn_err slots_reserve(mn_space *sp)
 bool mn_vec_normalize(float *v, uint32_t dim)
 {
     double s = 0;
-    for (uint32_t i = 0; i < dim; i++) s += (double)v[i] * v[i];
+    for (uint32_t i = 0; i < dim; i++)
+        s += (double)v[i] * v[i];
     if (!(s > 0) || !isfinite(s)) return false;
     float inv = (float)(1.0 / sqrt(s));
-    for (uint32_t i = 0; i < dim; i++) v[i] *= inv;
+    for (uint32_t i = 0; i < dim; i++)
+        v[i] *= inv;
     return true;
 }
 
@@ -151,7 +162,8 @@ float mn_vec_dot(const float *a, const float *b, uint32_t dim)
         s2 += a[i + 2] * b[i + 2];
         s3 += a[i + 3] * b[i + 3];
     }
-    for (; i < dim; i++) s0 += a[i] * b[i];
+    for (; i < dim; i++)
+        s0 += a[i] * b[i];
     return (s0 + s1) + (s2 + s3);
 }
 
@@ -247,8 +259,10 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
         }
     }
     float *v = sp->vecs + (size_t)slot * sp->def.dim;
-    if (m->embedding) memcpy(v, m->embedding, sp->def.dim * sizeof(float));
-    else memset(v, 0, sp->def.dim * sizeof(float));
+    if (m->embedding)
+        memcpy(v, m->embedding, sp->def.dim * sizeof(float));
+    else
+        memset(v, 0, sp->def.dim * sizeof(float));
     if (sp->def.metric == MN_METRIC_COSINE && s->has_vec) mn_vec_normalize(v, sp->def.dim);
     if (m->content && m->content_len && mn_kw_add(sp->kw, slot, m->content, m->content_len)) {
         slot_clear(s);
@@ -258,9 +272,13 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
     idx_put_raw(sp->idx, sp->idx_cap, &m->id, slot);
     sp->idx_used++;
     mn_space_index_note(sp, slot);
+    /* out of memory here only costs a temporal link, never the memory */
+    if (s->session) (void)mn_session_ix_add(sp->sessions, s->session, slot);
     sp->n_live++;
-    if (m->kind == MN_KIND_SEMANTIC) sp->n_semantic++;
-    else sp->n_episodic++;
+    if (m->kind == MN_KIND_SEMANTIC)
+        sp->n_semantic++;
+    else
+        sp->n_episodic++;
     if (m->suppressed) sp->n_suppressed++;
     return MN_OK;
 }
@@ -276,8 +294,10 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
         uint32_t slot = v - 1;
         mn_slot *s = &sp->slots[slot];
         sp->n_live--;
-        if (s->kind == MN_KIND_SEMANTIC) sp->n_semantic--;
-        else sp->n_episodic--;
+        if (s->kind == MN_KIND_SEMANTIC)
+            sp->n_semantic--;
+        else
+            sp->n_episodic--;
         if (s->suppressed) sp->n_suppressed--;
         mn_kw_remove(sp->kw, slot);
         sp->idx[i] = IDX_DELETED;
@@ -293,6 +313,7 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
                     break;
                 }
         }
+        if (s->session) mn_session_ix_remove(sp->sessions, s->session, slot);
         slot_clear(s);
         mn_space_index_note(sp, slot);
         if (sp->n_free == sp->free_cap) {
@@ -347,6 +368,8 @@ void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on)
     mn_slot *s = &sp->slots[slot];
     if (s->suppressed == on) return;
     s->suppressed = on;
-    if (on) sp->n_suppressed++;
-    else sp->n_suppressed--;
+    if (on)
+        sp->n_suppressed++;
+    else
+        sp->n_suppressed--;
 }
