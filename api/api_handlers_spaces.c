@@ -87,6 +87,15 @@ static void stats_fields(api_jw *w, const mn_space_stats *s)
     jw_uint(w, s->wal_first_lsn);
     jw_key(w, "vector_bytes");
     jw_uint(w, s->vector_bytes);
+    jw_key(w, "index");
+    jw_obj(w);
+    jw_key(w, "state");
+    jw_str(w, s->index_state ? s->index_state : "none");
+    jw_key(w, "nodes");
+    jw_uint(w, s->index_nodes);
+    jw_key(w, "pending");
+    jw_uint(w, s->index_pending);
+    jw_obj_end(w);
 }
 
 static const char *const space_create_fields[] = {"name", "dim", "metric", "default_lifecycle",
@@ -116,8 +125,10 @@ static mn_err space_def_from_json(const cJSON *o, mn_space_def *d, mn_error *err
     if ((rc = api_get_string(o, "metric", "", &metric, err))) return rc;
     d->metric = MN_METRIC_COSINE;
     if (metric && mn_metric_parse(metric, &d->metric))
-        return mn_error_set(err, MN_ERR_INVALID, "metric: must be cosine, l2 or dot, got "
-                            "\"%.32s\"", metric);
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "metric: must be cosine, l2 or dot, got "
+                            "\"%.32s\"",
+                            metric);
     if ((rc = api_get_string(o, "default_lifecycle", "", &lifecycle, err))) return rc;
     d->default_lifecycle = MN_LIFECYCLE_UNSET;
     if (lifecycle && mn_lifecycle_parse(lifecycle, &d->default_lifecycle))

@@ -216,7 +216,7 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def *def, mn_space_
     return MN_OK;
 }
 
-static void fill_stats(mn_space *sp, mn_space_stats *out)
+static void fill_stats(mn_engine *e, mn_space *sp, mn_space_stats *out)
 {
     pthread_rwlock_rdlock(&sp->lock);
     out->def = sp->def;
@@ -229,6 +229,7 @@ static void fill_stats(mn_space *sp, mn_space_stats *out)
     out->last_lsn = sp->last_lsn;
     out->wal_first_lsn = sp->first_lsn;
     out->vector_bytes = (uint64_t)sp->cap * sp->def.dim * sizeof(float);
+    mn_space_index_stats(e, sp, out);
     pthread_rwlock_unlock(&sp->lock);
 }
 
@@ -236,7 +237,7 @@ mn_err mn_engine_space_get(mn_engine_t *e, const char *name, mn_space_stats *out
 {
     mn_space *sp = acquire_or_err(e, name, err);
     if (!sp) return MN_ERR_NOT_FOUND;
-    fill_stats(sp, out);
+    fill_stats(e, sp, out);
     mn_engine_space_release(e, sp);
     return MN_OK;
 }

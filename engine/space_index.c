@@ -349,6 +349,24 @@ bool mn_space_index_nearest(mn_engine *e, const mn_space *sp, const float *q, ui
     return true;
 }
 
+void mn_space_index_stats(mn_engine *e, const mn_space *sp, mn_space_stats *out)
+{
+    const mn_space_index *ix = sp->ix;
+    out->index_nodes = out->index_pending = 0;
+    if (!ix) {
+        bool due = threshold(e) != UINT32_MAX && sp->n_live >= threshold(e);
+        out->index_state = due ? "catching_up" : "none";
+        if (due) out->index_pending = sp->n_live;
+        return;
+    }
+    mn_hnsw_info info;
+    mn_hnsw_get_info(ix->h, &info);
+    out->index_nodes = info.live;
+    size_t done = atomic_load(&((mn_space_index *)ix)->work_done);
+    out->index_pending = ix->n_notes + (ix->n_work > done ? ix->n_work - done : 0);
+    out->index_state = out->index_pending ? "catching_up" : "ready";
+}
+
 /* Saved node -> slot now, by memory id. */
 static uint32_t remap_by_id(void *arg, uint32_t saved, const uint8_t label[16])
 {

@@ -35,6 +35,8 @@ bool mn_space_index_rank(struct mn_engine *e, const struct mn_space *sp, const f
  * when the space has no usable graph (scan the space instead). */
 bool mn_space_index_nearest(struct mn_engine *e, const struct mn_space *sp, const float *q,
                             uint32_t n, uint32_t **slots, size_t *n_out);
+/* The index figures of a space's stats (read lock held). */
+void mn_space_index_stats(struct mn_engine *e, const struct mn_space *sp, mn_space_stats *out);
 /* Start-up (before the commit thread runs): loads the saved graph of a space
  * at its last lsn; without one the index thread rebuilds it (progress in the log). */
 void mn_space_index_load(struct mn_engine *e, struct mn_space *sp);

@@ -95,6 +95,11 @@ typedef struct mn_space_stats {
     uint64_t last_lsn;
     uint64_t wal_first_lsn; /* oldest WAL entry kept (see storage.wal_retain_entries) */
     uint64_t vector_bytes; /* in-memory vector storage */
+    /* HNSW index: "none" (below engine.hnsw_threshold), "catching_up" (the index
+     * thread has pending work: recalls rank that part exactly) or "ready" */
+    const char *index_state;
+    uint64_t index_nodes;   /* vectors in the graph */
+    uint64_t index_pending; /* changes the index thread has not applied yet */
 } mn_space_stats;
 
 /* A memory. As input to remember, only the caller-settable fields are read; the
