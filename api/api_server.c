@@ -190,8 +190,17 @@ static int check_exposure(const mn_config *c, bool insecure, mn_auth_t **auth)
         mn_log_warn("auth: %zu [[auth.keys]] configured but auth.enabled = false: keys are not "
                     "checked",
                     c->auth.keys.count);
-    if (c->auth.enabled || mn_auth_bind_is_loopback(c->http.bind)) return 0;
+    if (mn_auth_bind_is_loopback(c->http.bind)) return 0;
+    if (c->auth.enabled) {
+        if (!c->http.tls_cert[0])
+            mn_log_warn("auth: API keys cross the network in clear text on %s: set "
+                        "http.tls_cert/http.tls_key or put a TLS proxy in front",
+                        c->http.bind);
+        return 0;
+    }
     if (!insecure) {
+        mn_auth_free(*auth);
+        *auth = NULL;
         fprintf(stderr,
                 "mnemo: refusing to serve the HTTP API on %s without authentication: anyone who "
                 "can reach it could read and change every memory. Set auth.enabled = true with "

@@ -106,7 +106,7 @@ def test_idle_keep_alive_connection_is_closed(limited):
         data = read_until_closed(s)
     assert data is not None, "idle keep-alive connection was never closed"
     assert data.startswith(b"HTTP/1.1 200 ")
-    assert b"408" not in data.split(b"\r\n", 1)[1]  # an idle connection just closes
+    assert data.count(b"HTTP/1.1 ") == 1  # an idle connection just closes, no 408
 
 
 def test_headers_over_the_limit_get_431(limited):
