@@ -8,6 +8,7 @@
  * The libuv thread pool runs the handlers, so UV_THREADPOOL_SIZE is set from
  * http.worker_threads before the loop first uses the pool. */
 #include "api_internal.h"
+#include "auth.h"
 #include "cluster_routes.h"
 #include "mcp_internal.h"
 
@@ -176,7 +177,44 @@ static mn_err engine_options(const mn_config *c, mn_engine_options *o, mn_error 
     return MN_OK;
 }
 
-static int serve(const mn_config *c)
+/* Security checks before anything is opened: the API keys, and no unauthenticated API on a
+ * non-loopback address unless the operator said --insecure. 0 or an exit code. */
+static int check_exposure(const mn_config *c, bool insecure, mn_auth_t **auth)
+{
+    mn_error err = {0};
+    if (mn_auth_new(&c->auth, auth, &err)) {
+        fprintf(stderr, "mnemo: configuration error: %s\n", err.message);
+        return 2;
+    }
+    if (!c->auth.enabled && c->auth.keys.count > 0)
+        mn_log_warn("auth: %zu [[auth.keys]] configured but auth.enabled = false: keys are not "
+                    "checked",
+                    c->auth.keys.count);
+    if (mn_auth_bind_is_loopback(c->http.bind)) return 0;
+    if (c->auth.enabled) {
+        if (!c->http.tls_cert[0])
+            mn_log_warn("auth: API keys cross the network in clear text on %s: set "
+                        "http.tls_cert/http.tls_key or put a TLS proxy in front",
+                        c->http.bind);
+        return 0;
+    }
+    if (!insecure) {
+        mn_auth_free(*auth);
+        *auth = NULL;
+        fprintf(stderr,
+                "mnemo: refusing to serve the HTTP API on %s without authentication: anyone who "
+                "can reach it could read and change every memory. Set auth.enabled = true with "
+                "[[auth.keys]] (see runbooks/single-node.md, \"Exposing mnemo beyond "
+                "localhost\"), bind to 127.0.0.1, or start with `mnemo serve --insecure` to "
+                "accept the risk.\n",
+                c->http.bind);
+        return 2;
+    }
+    mn_log_warn("--insecure: the HTTP API on %s has no authentication", c->http.bind);
+    return 0;
+}
+
+static int serve(const mn_config *c, bool insecure)
 {
     mn_log_level level = MN_LOG_INFO;
     if (mn_log_level_parse(c->log.level, &level)) {
@@ -190,17 +228,22 @@ static int serve(const mn_config *c)
     snprintf(threads, sizeof threads, "%lld", (long long)c->http.worker_threads);
     setenv("UV_THREADPOOL_SIZE", threads, 1);
     signal(SIGPIPE, SIG_IGN);
+    mn_auth_t *auth = NULL;
+    int sec_rc = check_exposure(c, insecure, &auth);
+    if (sec_rc) return sec_rc;
 
     mn_error err = {0};
     mn_engine_options eo;
     if (engine_options(c, &eo, &err)) {
         fprintf(stderr, "mnemo: %s\n", err.message);
+        mn_auth_free(auth);
         return 2;
     }
     mn_engine_t *engine = NULL;
     mn_err rc = mn_engine_open(&eo, &engine, &err);
     if (rc) {
         mn_log_error("cannot open the data dir %s: %s", c->storage.data_dir, err.message);
+        mn_auth_free(auth);
         return 1;
     }
     mn_log_info("mnemo %s: data dir %s (sync %s)", mn_api_version(), c->storage.data_dir,
@@ -216,6 +259,7 @@ static int serve(const mn_config *c)
         mn_http_router_free(router);
         mn_api_free(s.api);
         mn_engine_close(engine);
+        mn_auth_free(auth);
         return 1;
     }
     if ((rc = mn_api_set_mcp(s.api, &c->mcp, &err)) ||
@@ -242,6 +286,9 @@ static int serve(const mn_config *c)
     ho.max_connections = (int)c->http.max_connections;
     ho.idle_timeout_ms = (int)c->http.idle_timeout_ms;
     ho.max_pipelined = (int)c->http.max_pipelined;
+    ho.request_timeout_ms = (int)c->http.request_timeout_ms;
+    ho.tls_cert = c->http.tls_cert;
+    ho.tls_key = c->http.tls_key;
     if ((rc = mn_http_server_start(&s.loop, &ho, router, &s.http, &err))) {
         mn_log_error("cannot listen on %s:%lld: %s", c->http.bind, (long long)c->http.port,
                      err.message);
@@ -249,6 +296,7 @@ static int serve(const mn_config *c)
         goto out;
     }
     mn_http_server_set_observer(s.http, api_access_observe, s.api);
+    if (mn_auth_enabled(auth)) mn_http_server_set_gate(s.http, mn_auth_http_gate, auth);
     uv_signal_init(&s.loop, &s.sigterm);
     uv_signal_init(&s.loop, &s.sigint);
     s.sigterm.data = s.sigint.data = &s;
@@ -257,7 +305,8 @@ static int serve(const mn_config *c)
     const char *host = strchr(c->http.bind, ':') ? "[%s]" : "%s";
     char hostbuf[300];
     snprintf(hostbuf, sizeof hostbuf, host, c->http.bind);
-    mn_log_info("listening on http://%s:%d", hostbuf, mn_http_server_port(s.http));
+    mn_log_info("listening on %s://%s:%d (auth %s)", c->http.tls_cert[0] ? "https" : "http",
+                hostbuf, mn_http_server_port(s.http), mn_auth_enabled(auth) ? "on" : "off");
 
     uv_run(&s.loop, UV_RUN_DEFAULT);
     mn_log_info("closing the engine");
@@ -280,6 +329,7 @@ out:
     mn_http_router_free(router);
     mn_engine_close(engine);
     mn_api_free(s.api);
+    mn_auth_free(auth);
     if (!exit_code) mn_log_info("stopped");
     return exit_code;
 }
@@ -292,7 +342,10 @@ static void usage(FILE *f)
             "mnemo %s: cognitive memory for AI agents\n"
             "\n"
             "usage:\n"
-            "  mnemo serve [--config FILE]   run the server (HTTP API, see docs/api.md)\n"
+            "  mnemo serve [--config FILE] [--insecure]\n"
+            "                                run the server (HTTP API, see docs/api.md);\n"
+            "                                --insecure allows a non-loopback http.bind\n"
+            "                                with auth.enabled = false\n"
             "  mnemo config [--config FILE]  print the effective configuration as TOML\n"
             "  mnemo --version               print the version\n"
             "  mnemo help                    this text\n"
@@ -302,11 +355,16 @@ static void usage(FILE *f)
             mn_api_version());
 }
 
-/* Reads [--config FILE | --config=FILE] after the command; false on a bad argument. */
-static bool config_arg(int argc, char **argv, const char **path)
+/* Reads [--config FILE | --config=FILE] (and --insecure when insecure is not NULL) after the
+ * command; false on a bad argument. */
+static bool config_arg(int argc, char **argv, const char **path, bool *insecure)
 {
     *path = NULL;
     for (int i = 2; i < argc; i++) {
+        if (insecure && !strcmp(argv[i], "--insecure")) {
+            *insecure = true;
+            continue;
+        }
         if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "mnemo: %s needs a file name\n", argv[i]);
@@ -340,7 +398,8 @@ int mn_api_main(int argc, char **argv, char **envp)
         return 2;
     }
     const char *path;
-    if (!config_arg(argc, argv, &path)) return 2;
+    bool insecure = false;
+    if (!config_arg(argc, argv, &path, strcmp(cmd, "serve") ? NULL : &insecure)) return 2;
     mn_config c;
     mn_error err = {0};
     if (mn_config_load(&c, path, envp, &err)) {
@@ -350,7 +409,7 @@ int mn_api_main(int argc, char **argv, char **envp)
     }
     int rc = 0;
     if (!strcmp(cmd, "config")) mn_config_dump(&c, stdout);
-    else rc = serve(&c);
+    else rc = serve(&c, insecure);
     mn_config_free(&c);
     return rc;
 }

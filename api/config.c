@@ -9,6 +9,7 @@
  * Errors name where the value came from: "file:line:col: ..." or "MNEMO_HTTP_PORT: ...". */
 #include "mnemo/config.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 
 #include "toml.h"
 
-typedef enum { K_STRING, K_INT, K_FLOAT, K_BOOL, K_STRINGS } kind;
+typedef enum { K_STRING, K_INT, K_FLOAT, K_BOOL, K_STRINGS, K_TABLES } kind;
 
 typedef struct cfg_key {
     const char *table;   /* "http"; a nested table is written "a.b" */
@@ -32,8 +33,21 @@ typedef struct cfg_key {
     const char *choices; /* K_STRING: allowed values "a|b|c", NULL = any */
     const char *(*check)(const char *s); /* strings: NULL if s is fine, else why not */
     bool secret;                         /* never printed by mn_config_dump */
+    bool required;                       /* field of a table element: must be given */
+    const struct cfg_key *fields;        /* K_TABLES: the keys of one element, offsets in it */
+    size_t n_fields;
+    size_t elem_size;                    /* K_TABLES: sizeof one element */
     const char *doc;                     /* one line for mn_config_dump */
 } cfg_key;
+
+/* Generic view of an array-of-tables field (mn_config_auth_keys and its kind). */
+typedef struct cfg_tables {
+    void *items;
+    size_t count;
+} cfg_tables;
+_Static_assert(sizeof(cfg_tables) == sizeof(mn_config_auth_keys) &&
+                   offsetof(cfg_tables, count) == offsetof(mn_config_auth_keys, count),
+               "arrays of tables share one layout");
 
 static const char *check_nonempty(const char *s)
 {
@@ -68,6 +82,32 @@ static const char *check_hostport(const char *s)
 #define KBOOL(t, k, f, def, d) {t, k, K_BOOL, FIELD(f, bool), .b = def, .doc = d}
 #define KLIST(t, k, f, def, chk, d)                                                              \
     {t, k, K_STRINGS, FIELD(f, mn_config_strlist), .s = def, .check = chk, .doc = d}
+#define KTABLES(t, k, f, T, E, flds, d)                                                          \
+    {t, k, K_TABLES, FIELD(f, T), .fields = flds, .n_fields = sizeof flds / sizeof flds[0],      \
+     .elem_size = sizeof(E), .doc = d}
+/* EFIELD(E, f, T): offset of field f of element struct E, which must have type T. */
+#define EFIELD(E, f, T)                                                                          \
+    (offsetof(E, f) + 0 * sizeof(char[_Generic(((E *)0)->f, T: 1, default: -1)]))
+
+static const char *check_sha256(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isxdigit((unsigned char)s[n])) return "must be 64 hex digits (sha256sum of the key)";
+    return n == 64 ? NULL : "must be 64 hex digits (sha256sum of the key)";
+}
+
+/* The keys of one [[auth.keys]] element ("table" is the array's full name, for messages). */
+static const cfg_key AUTH_KEY_FIELDS[] = {
+    {"auth.keys", "name", K_STRING, EFIELD(mn_config_auth_key, name, char *), .s = "",
+     .doc = "label in logs"},
+    {"auth.keys", "sha256", K_STRING, EFIELD(mn_config_auth_key, sha256, char *),
+     .check = check_sha256, .required = true, .doc = "SHA-256 of the key, hex"},
+    {"auth.keys", "role", K_STRING, EFIELD(mn_config_auth_key, role, char *),
+     .choices = "read|write|admin", .required = true, .doc = "what the key may do"},
+    {"auth.keys", "spaces", K_STRINGS, EFIELD(mn_config_auth_key, spaces, mn_config_strlist),
+     .check = check_nonempty, .required = true, .doc = "spaces the key may use, \"*\" = all"},
+};
 
 #define MIB (1024 * 1024)
 #define DAY_MS (86400 * 1000)
@@ -84,6 +124,12 @@ static const char *check_hostport(const char *s)
  *   KFLOAT(table, key, field, default, min, max, doc)    double, inclusive range
  *   KBOOL(table, key, field, default, doc)
  *   KLIST(table, key, field, "a,b" or NULL, check fn or NULL, doc)  mn_config_strlist
+ *   KTABLES(table, key, field, array type, element type, FIELDS, doc)  [[table.key]]
+ *     an array of tables whose elements have the keys FIELDS (a static cfg_key array with
+ *     EFIELD offsets; .required fields must be given, the others default). It must be the
+ *     last key of its table (the dump prints [[table.key]] after the table's other keys).
+ *     In the environment it is a TOML array of inline tables:
+ *     MNEMO_AUTH_KEYS='[{sha256 = "...", role = "read", spaces = ["*"]}]'
  * A new table "x" (or nested "x.y") needs nothing but its keys; its struct goes in mn_config. */
 static const cfg_key KEYS[] = {
     KSTR("http", "bind", http.bind, "127.0.0.1", check_nonempty, "address the HTTP API listens on"),
@@ -100,6 +146,16 @@ static const cfg_key KEYS[] = {
          "queued requests per connection before reading pauses"),
     KINT("http", "worker_threads", http.worker_threads, 16, 1, 1024,
          "threads running request handlers"),
+    KINT("http", "request_timeout_ms", http.request_timeout_ms, 30000, 100, DAY_MS,
+         "a request's headers + body must arrive within this, else 408"),
+    KSTR("http", "tls_cert", http.tls_cert, "", NULL,
+         "PEM certificate chain for HTTPS; \"\" = plain HTTP"),
+    KSTR("http", "tls_key", http.tls_key, "", NULL, "PEM private key of tls_cert"),
+
+    KBOOL("auth", "enabled", auth.enabled, false,
+          "require an API key (Authorization: Bearer) on the HTTP API"),
+    KTABLES("auth", "keys", auth.keys, mn_config_auth_keys, mn_config_auth_key, AUTH_KEY_FIELDS,
+            "API keys: [[auth.keys]] tables with name, sha256, role, spaces"),
 
     KSTR("storage", "data_dir", storage.data_dir, "./data", check_nonempty,
          "directory of the RocksDB store, WALs and node identity"),
@@ -282,6 +338,8 @@ typedef struct cfg_val {
     double f;
     bool b;
     mn_config_strlist l;
+    cfg_tables t;
+    const cfg_key *tk; /* the K_TABLES key t was built for (to free its elements) */
 } cfg_val;
 
 static void strlist_free(mn_config_strlist *l)
@@ -292,11 +350,42 @@ static void strlist_free(mn_config_strlist *l)
     l->count = 0;
 }
 
+static void fields_free(const cfg_key *keys, size_t n, void *base);
+
+static void tables_free(const cfg_key *k, cfg_tables *t)
+{
+    for (size_t i = 0; i < t->count; i++)
+        fields_free(k->fields, k->n_fields, (char *)t->items + i * k->elem_size);
+    free(t->items);
+    t->items = NULL;
+    t->count = 0;
+}
+
+/* Frees the strings, lists and arrays of tables of the n keys' fields in the struct at base. */
+static void fields_free(const cfg_key *keys, size_t n, void *base)
+{
+    for (size_t i = 0; i < n; i++) {
+        void *p = (char *)base + keys[i].off;
+        if (keys[i].type == K_STRING) {
+            free(*(char **)p);
+            *(char **)p = NULL;
+        }
+        if (keys[i].type == K_STRINGS) strlist_free((mn_config_strlist *)p);
+        if (keys[i].type == K_TABLES) {
+            cfg_tables t;
+            memcpy(&t, p, sizeof t);
+            tables_free(&keys[i], &t);
+            memcpy(p, &t, sizeof t);
+        }
+    }
+}
+
 static void val_free(cfg_val *v)
 {
     free(v->s);
     v->s = NULL;
     strlist_free(&v->l);
+    if (v->tk) tables_free(v->tk, &v->t);
 }
 
 static mn_err nomem(mn_error *err)
@@ -343,6 +432,7 @@ static const char *expects(kind t)
     case K_FLOAT: return "a number";
     case K_BOOL: return "a boolean";
     case K_STRINGS: return "an array of strings";
+    case K_TABLES: return "an array of tables";
     }
     return "?";
 }
@@ -364,6 +454,9 @@ static bool has_nul(const mn_toml_value *v)
 {
     return strlen(v->u.str.ptr) != v->u.str.len;
 }
+
+static mn_err tables_from_toml(const cfg_key *k, const mn_toml_value *v, const char *file,
+                               cfg_val *out, mn_error *err);
 
 /* Converts a TOML value to the key's type; where = "file:line:col" of v. */
 static mn_err from_toml(const cfg_key *k, const mn_toml_value *v, const char *file, cfg_val *out,
@@ -402,6 +495,9 @@ static mn_err from_toml(const cfg_key *k, const mn_toml_value *v, const char *fi
             mn_err rc = strlist_push(&out->l, e->u.str.ptr, e->u.str.len, err);
             if (rc) return rc;
         }
+        break;
+    case K_TABLES:
+        if ((ok = v->type == MN_TOML_ARRAY)) return tables_from_toml(k, v, file, out, err);
         break;
     }
     if (!ok)
@@ -450,11 +546,18 @@ static mn_err from_text(const cfg_key *k, const char *text, const char *where, c
     }
     bool ok = (k->type == K_INT && v->type == MN_TOML_INTEGER) ||
               (k->type == K_FLOAT && (v->type == MN_TOML_INTEGER || v->type == MN_TOML_FLOAT)) ||
-              (k->type == K_STRINGS && v->type == MN_TOML_ARRAY);
+              (k->type == K_STRINGS && v->type == MN_TOML_ARRAY) ||
+              (k->type == K_TABLES && v->type == MN_TOML_ARRAY);
     if (!ok) {
         mn_toml_free(v);
         return mn_error_set(err, MN_ERR_INVALID, "%s: %s expects %s, got \"%.40s\"", where, fn,
                             expects(k->type), text);
+    }
+    if (k->type == K_TABLES) {
+        /* positions in the text read "MNEMO_AUTH_KEYS:1:7: ..." */
+        rc = tables_from_toml(k, v, where, out, err);
+        mn_toml_free(v);
+        return rc;
     }
     if (k->type == K_INT) out->i = v->u.i;
     if (k->type == K_FLOAT) out->f = v->type == MN_TOML_INTEGER ? (double)v->u.i : v->u.f;
@@ -521,15 +624,17 @@ static mn_err validate(const cfg_key *k, const cfg_val *v, const char *where, mn
         }
         return MN_OK;
     case K_BOOL:
+    case K_TABLES: /* every element was checked when it was built */
         return MN_OK;
     }
     return MN_OK;
 }
 
-/* Moves v into c's field for k, freeing what the field held. */
-static void store(mn_config *c, const cfg_key *k, cfg_val *v)
+/* Moves v into the field for k of the struct at base (mn_config or a table element),
+ * freeing what the field held. */
+static void store(void *base, const cfg_key *k, cfg_val *v)
 {
-    void *p = (char *)c + k->off;
+    void *p = (char *)base + k->off;
     switch (k->type) {
     case K_STRING:
         free(*(char **)p);
@@ -544,25 +649,39 @@ static void store(mn_config *c, const cfg_key *k, cfg_val *v)
         *(mn_config_strlist *)p = v->l;
         v->l = (mn_config_strlist){0};
         break;
+    case K_TABLES: {
+        cfg_tables old;
+        memcpy(&old, p, sizeof old);
+        tables_free(k, &old);
+        memcpy(p, &v->t, sizeof v->t);
+        v->t = (cfg_tables){0};
+        break;
+    }
     }
 }
 
 /* Checks v against k's rules and stores it; v is consumed either way. */
-static mn_err check_and_store(mn_config *c, const cfg_key *k, cfg_val *v, const char *where,
+static mn_err check_and_store(void *base, const cfg_key *k, cfg_val *v, const char *where,
                               mn_err code, mn_error *err)
 {
     mn_err rc = validate(k, v, where, code, err);
-    if (!rc) store(c, k, v);
+    if (!rc) store(base, k, v);
     val_free(v);
     return rc;
 }
 
 /* ---- layers ---- */
 
-static mn_err apply_defaults(mn_config *c, mn_error *err)
+/* Stores the default of each of the n keys in the struct at base (mn_config or a table
+ * element); required fields and arrays of tables start empty. */
+static mn_err apply_defaults(const cfg_key *keys, size_t n, void *base, mn_error *err)
 {
-    for (size_t i = 0; i < N_KEYS; i++) {
-        const cfg_key *k = &KEYS[i];
+    for (size_t i = 0; i < n; i++) {
+        const cfg_key *k = &keys[i];
+        if (k->type == K_TABLES && i + 1 < n && strcmp(keys[i + 1].table, k->table) == 0)
+            return mn_error_set(err, MN_ERR_INTERNAL, "config: %s.%s must end its table",
+                                k->table, k->key);
+        if (k->required || k->type == K_TABLES) continue;
         cfg_val v = {.i = k->i, .f = k->f, .b = k->b};
         mn_err rc = MN_OK;
         if (k->type == K_STRING && !(v.s = strdup(k->s ? k->s : ""))) rc = nomem(err);
@@ -571,7 +690,83 @@ static mn_err apply_defaults(mn_config *c, mn_error *err)
             val_free(&v);
             return rc;
         }
-        rc = check_and_store(c, k, &v, "default", MN_ERR_INTERNAL, err);
+        rc = check_and_store(base, k, &v, "default", MN_ERR_INTERNAL, err);
+        if (rc) return rc;
+    }
+    return MN_OK;
+}
+
+/* The field key of array-of-tables key k named name, or NULL; *idx gets its index. */
+static const cfg_key *find_field(const cfg_key *k, const mn_toml_entry *e, size_t *idx)
+{
+    for (size_t m = 0; m < k->n_fields; m++)
+        if (strlen(e->key) == e->key_len && strcmp(k->fields[m].key, e->key) == 0) {
+            *idx = m;
+            return &k->fields[m];
+        }
+    return NULL;
+}
+
+/* Builds one element of k at elem from the TOML table tv: defaults, its keys, then the check
+ * that every required key was given (index i for messages). */
+static mn_err element_from_toml(const cfg_key *k, const mn_toml_value *tv, size_t i,
+                                const char *file, void *elem, mn_error *err)
+{
+    char fn[NAME_MAX_LEN];
+    full_name(k, fn, sizeof fn);
+    mn_err rc = apply_defaults(k->fields, k->n_fields, elem, err);
+    if (rc) return rc;
+    bool seen[16] = {false};
+    assert(k->n_fields <= 16);
+    for (size_t j = 0; j < tv->u.table.len; j++) {
+        const mn_toml_entry *e = &tv->u.table.entries[j];
+        size_t m = 0;
+        const cfg_key *f = find_field(k, e, &m);
+        if (!f) {
+            char known[NAME_MAX_LEN] = "";
+            for (size_t q = 0; q < k->n_fields; q++)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                         q ? ", " : "", k->fields[q].key);
+            return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: unknown key \"%s.%s\" (%s has %s)",
+                                file, e->line, e->col, fn, e->key, fn, known);
+        }
+        seen[m] = true;
+        cfg_val fv = {0};
+        rc = from_toml(f, e->value, file, &fv, err);
+        if (!rc) {
+            char where[MN_ERROR_MSG_MAX];
+            snprintf(where, sizeof where, "%s:%d:%d", file, e->value->line, e->value->col);
+            rc = check_and_store(elem, f, &fv, where, MN_ERR_INVALID, err);
+        }
+        val_free(&fv);
+        if (rc) return rc;
+    }
+    for (size_t m = 0; m < k->n_fields; m++)
+        if (k->fields[m].required && !seen[m])
+            return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: %s[%zu] lacks \"%s\" (required)",
+                                file, tv->line, tv->col, fn, i, k->fields[m].key);
+    return MN_OK;
+}
+
+/* Builds the elements of array-of-tables key k from the TOML array v (file names where v
+ * came from, for messages). */
+static mn_err tables_from_toml(const cfg_key *k, const mn_toml_value *v, const char *file,
+                               cfg_val *out, mn_error *err)
+{
+    char fn[NAME_MAX_LEN];
+    full_name(k, fn, sizeof fn);
+    out->tk = k;
+    if (v->u.arr.len == 0) return MN_OK;
+    out->t.items = calloc(v->u.arr.len, k->elem_size);
+    if (!out->t.items) return nomem(err);
+    for (size_t i = 0; i < v->u.arr.len; i++) {
+        const mn_toml_value *tv = v->u.arr.items[i];
+        if (tv->type != MN_TOML_TABLE)
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "%s:%d:%d: %s expects an array of tables, got %s element", file,
+                                tv->line, tv->col, fn, a_type(tv->type));
+        out->t.count = i + 1; /* from here on val_free frees this element too */
+        mn_err rc = element_from_toml(k, tv, i, file, (char *)out->t.items + i * k->elem_size, err);
         if (rc) return rc;
     }
     return MN_OK;
@@ -685,7 +880,7 @@ static mn_err apply_env(mn_config *c, char **envp, mn_error *err)
 mn_err mn_config_load(mn_config *c, const char *path, char **envp, mn_error *err)
 {
     memset(c, 0, sizeof *c);
-    mn_err rc = apply_defaults(c, err);
+    mn_err rc = apply_defaults(KEYS, N_KEYS, c, err);
     if (!rc && path) {
         mn_toml_value *doc = NULL;
         rc = mn_toml_parse_file(path, &doc, err);
@@ -716,11 +911,7 @@ mn_err mn_config_set(mn_config *c, const char *name, const char *text, const cha
 
 void mn_config_free(mn_config *c)
 {
-    for (size_t i = 0; i < N_KEYS; i++) {
-        void *p = (char *)c + KEYS[i].off;
-        if (KEYS[i].type == K_STRING) free(*(char **)p);
-        if (KEYS[i].type == K_STRINGS) strlist_free((mn_config_strlist *)p);
-    }
+    fields_free(KEYS, N_KEYS, c);
     memset(c, 0, sizeof *c);
 }
 
@@ -734,6 +925,51 @@ static void dump_float(double d, FILE *out)
     snprintf(buf, sizeof buf, "%.17g", d);
     fputs(buf, out);
     if (!strpbrk(buf, ".eEn")) fputs(".0", out); /* "inf" contains 'n' */
+}
+
+/* "key = value" of key k whose field is at p (secrets: whether they are set). */
+static void dump_value(const cfg_key *k, const void *p, FILE *out)
+{
+    const char *s = k->type == K_STRING ? *(char *const *)p : NULL;
+    if (k->secret && s && *s) {
+        fprintf(out, "# %s = (set, not shown)\n", k->key);
+        return;
+    }
+    fprintf(out, "%s = ", k->key);
+    switch (k->type) {
+    case K_STRING:
+        mn_toml_fput_string(out, s ? s : "", s ? strlen(s) : 0);
+        break;
+    case K_INT: fprintf(out, "%lld", (long long)*(const int64_t *)p); break;
+    case K_FLOAT: dump_float(*(const double *)p, out); break;
+    case K_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
+    case K_STRINGS: {
+        const mn_config_strlist *l = p;
+        fputc('[', out);
+        for (size_t j = 0; j < l->count; j++) {
+            if (j) fputs(", ", out);
+            mn_toml_fput_string(out, l->items[j], strlen(l->items[j]));
+        }
+        fputc(']', out);
+        break;
+    }
+    case K_TABLES: break; /* dump_tables */
+    }
+    fputc('\n', out);
+}
+
+/* [[table.key]] blocks, one per element. */
+static void dump_tables(const cfg_key *k, const void *p, FILE *out)
+{
+    cfg_tables t;
+    memcpy(&t, p, sizeof t);
+    if (t.count == 0) fprintf(out, "# (no [[%s.%s]])\n", k->table, k->key);
+    for (size_t i = 0; i < t.count; i++) {
+        fprintf(out, "[[%s.%s]]\n", k->table, k->key);
+        const char *elem = (const char *)t.items + i * k->elem_size;
+        for (size_t j = 0; j < k->n_fields; j++)
+            dump_value(&k->fields[j], elem + k->fields[j].off, out);
+    }
 }
 
 void mn_config_dump(const mn_config *c, FILE *out)
@@ -752,30 +988,9 @@ void mn_config_dump(const mn_config *c, FILE *out)
         if (k->type == K_FLOAT) fprintf(out, " [%g..%g]", k->fmin, k->fmax);
         if (k->choices) fprintf(out, " (%s)", k->choices);
         fputc('\n', out);
-        const char *s = k->type == K_STRING ? *(char *const *)p : NULL;
-        if (k->secret && s && *s) {
-            fprintf(out, "# %s = (set, not shown)\n", k->key);
-            continue;
-        }
-        fprintf(out, "%s = ", k->key);
-        switch (k->type) {
-        case K_STRING:
-            mn_toml_fput_string(out, s ? s : "", s ? strlen(s) : 0);
-            break;
-        case K_INT: fprintf(out, "%lld", (long long)*(const int64_t *)p); break;
-        case K_FLOAT: dump_float(*(const double *)p, out); break;
-        case K_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
-        case K_STRINGS: {
-            const mn_config_strlist *l = p;
-            fputc('[', out);
-            for (size_t j = 0; j < l->count; j++) {
-                if (j) fputs(", ", out);
-                mn_toml_fput_string(out, l->items[j], strlen(l->items[j]));
-            }
-            fputc(']', out);
-            break;
-        }
-        }
-        fputc('\n', out);
+        if (k->type == K_TABLES)
+            dump_tables(k, p, out);
+        else
+            dump_value(k, p, out);
     }
 }

@@ -19,9 +19,19 @@
  * the end of a message, the unparsed rest of the read buffer is kept in `pending`, and reading
  * stops until a response has been written.
  *
- * Timer (one per connection, idle_timeout_ms): runs while the connection waits for the client
- * (idle keep-alive, or a request that has begun but not completed: the slow-loris bound) or
- * for a response write to drain; stopped while a handler runs. Expiry closes the connection.
+ * Timer (one per connection): runs while the connection waits for the client or for a
+ * response write to drain; stopped while a handler runs. An idle keep-alive connection or a
+ * stalled write is closed after idle_timeout_ms. A request that has begun but not fully
+ * arrived (or a TLS handshake) has request_timeout_ms from its first byte, never extended by
+ * further bytes: then it is answered 408 and the connection closed (the slow-loris bound).
+ *
+ * Gate: the route is matched as soon as the headers are in, and the server's gate (API keys,
+ * api/auth_http.c) may refuse the request there; a refused request with a body is answered
+ * at once and the connection closed, so nobody unauthenticated makes the server buffer a body.
+ *
+ * Transport: bytes pass through http_conn_input (in) and http_conn_write (out); with TLS
+ * (http_tls.c) those sit behind an OpenSSL session on memory BIOs, and nothing else here
+ * changes. A streaming response should write through http_conn_write too.
  *
  * Memory: a connection is freed when both handles are closed and no request is active (an
  * active request's work or write callback always comes back to the loop first). */
@@ -172,7 +182,21 @@ static void conn_abort(http_conn *c)
 
 static void on_timer(uv_timer_t *t)
 {
-    conn_abort(t->data);
+    http_conn *c = t->data;
+    if (c->timer_mode == TM_PARTIAL && !c->closing && !c->lingering) {
+        if (c->tls && http_tls_handshaking(c)) {
+            c->s->stats.tls_handshake_failures++;
+            mn_log_debug("http: TLS handshake timed out");
+        } else if (c->cur) {
+            /* the slow-loris answer: 408, then close */
+            c->s->stats.request_timeouts++;
+            c->timer_mode = TM_NONE;
+            conn_fail(c, 408, "request_timeout",
+                      "the request did not arrive within http.request_timeout_ms");
+            return;
+        }
+    }
+    conn_abort(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -192,6 +216,7 @@ static void conn_finish(http_conn *c)
     c->lingering = true;
     c->no_more_input = true;
     conn_drop_unstarted(c);
+    if (c->tls) http_tls_close_notify(c);
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         conn_abort(c);
@@ -212,7 +237,7 @@ static void conn_update_timer(http_conn *c)
     enum http_timer_mode mode;
     if (c->in_pool)
         mode = TM_NONE;
-    else if (c->cur)
+    else if (c->cur || (c->tls && http_tls_handshaking(c)))
         mode = TM_PARTIAL;
     else if (c->writing)
         mode = TM_WRITE;
@@ -222,10 +247,16 @@ static void conn_update_timer(http_conn *c)
         mode = TM_NONE;
     if (mode == c->timer_mode) return;
     c->timer_mode = mode;
+    int ms = mode == TM_PARTIAL ? c->s->opt.request_timeout_ms : c->s->opt.idle_timeout_ms;
     if (mode == TM_NONE)
         uv_timer_stop(&c->timer);
     else
-        uv_timer_start(&c->timer, on_timer, (uint64_t)c->s->opt.idle_timeout_ms, 0);
+        uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
+void http_conn_update_timer(http_conn *c)
+{
+    conn_update_timer(c);
 }
 
 /* ---- 100-continue ---- */
@@ -244,7 +275,7 @@ static void maybe_send_continue(http_conn *c)
     uv_write_t *w = malloc(sizeof *w);
     if (!w) return;
     uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
-    if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_continue_written) != 0) free(w);
+    if (http_conn_write(c, w, &b, 1, on_continue_written) != 0) free(w);
 }
 
 /* ---- parser callbacks ---- */
@@ -381,6 +412,33 @@ static int split_target(http_conn *c, http_req *r)
     return 0;
 }
 
+/* Matches the route (and asks the gate) once the method, path and headers are known. */
+static void route(http_conn *c, http_req *r)
+{
+    if (r->direct_status) return;
+    mn_http_route_result res =
+        mn_http_router_match(c->s->router, r->pub.method, r->raw_path, &r->match);
+    if (res == MN_HTTP_ROUTE_FOUND) {
+        r->routed = true;
+        for (size_t i = 0; i < r->match.n_params; i++)
+            r->pub.params[i] = r->match.params[i];
+        r->pub.n_params = r->match.n_params;
+        r->pub.route = r->match.pattern;
+        mn_http_server_t *s = c->s;
+        if (s->gate && !s->gate(s->gate_arg, &r->pub, &r->resp)) {
+            r->routed = false;
+            r->answered = true;
+        }
+    } else if (res == MN_HTTP_ROUTE_BAD_METHOD) {
+        snprintf(r->allow, sizeof r->allow, "%s", r->match.allow);
+        char msg[96];
+        snprintf(msg, sizeof msg, "method %s is not allowed on this path", r->pub.method);
+        set_direct(r, 405, "method_not_allowed", msg);
+    } else {
+        set_direct(r, 404, "not_found", "no route matches the path");
+    }
+}
+
 static int cb_headers_complete(http_parser *p)
 {
     http_conn *c = p->data;
@@ -407,6 +465,9 @@ static int cb_headers_complete(http_parser *p)
         !http_buf_reserve(&r->body, (size_t)p->content_length))
         return oom(c);
     bool has_body = (p->flags & F_CHUNKED) || (has_length && p->content_length > 0);
+    route(c, r);
+    if (r->answered && has_body) /* refused: answer now, never read the body */
+        return cb_fail(c, r->resp.status, NULL, NULL);
     const char *expect = mn_http_header_get(&r->pub, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && has_body && !r->http10) {
         c->continue_pending = true;
@@ -425,27 +486,6 @@ static int cb_body(http_parser *p, const char *at, size_t len)
     return http_buf_append(&r->body, at, len) ? 0 : oom(c);
 }
 
-static void route(http_conn *c, http_req *r)
-{
-    if (r->direct_status) return;
-    mn_http_route_result res =
-        mn_http_router_match(c->s->router, r->pub.method, r->raw_path, &r->match);
-    if (res == MN_HTTP_ROUTE_FOUND) {
-        r->routed = true;
-        for (size_t i = 0; i < r->match.n_params; i++)
-            r->pub.params[i] = r->match.params[i];
-        r->pub.n_params = r->match.n_params;
-        r->pub.route = r->match.pattern;
-    } else if (res == MN_HTTP_ROUTE_BAD_METHOD) {
-        snprintf(r->allow, sizeof r->allow, "%s", r->match.allow);
-        char msg[96];
-        snprintf(msg, sizeof msg, "method %s is not allowed on this path", r->pub.method);
-        set_direct(r, 405, "method_not_allowed", msg);
-    } else {
-        set_direct(r, 404, "not_found", "no route matches the path");
-    }
-}
-
 static int cb_message_complete(http_parser *p)
 {
     http_conn *c = p->data;
@@ -454,7 +494,6 @@ static int cb_message_complete(http_parser *p)
     c->continue_pending = false;
     if (r->body.p) r->pub.body = r->body.p;
     r->pub.body_len = r->body.len;
-    route(c, r);
     queue_push(c, r);
     if (!r->keep_alive) {
         c->no_more_input = true;
@@ -524,7 +563,7 @@ static void conn_fail(http_conn *c, int status, const char *code, const char *ms
         return;
     }
     c->fail_status = 0;
-    set_direct(r, status, code, msg);
+    if (!r->answered) set_direct(r, status, code, msg);
     r->routed = false;
     r->keep_alive = false;
     if (!r->pub.request_id[0]) http_server_request_id(c->s, r->pub.request_id);
@@ -552,6 +591,7 @@ static void conn_resume(http_conn *c)
     c->pending_len = 0;
     if (buf) conn_feed(c, buf, n);
     free(buf);
+    if (c->tls && !c->paused && !c->closing) http_tls_pump(c); /* records read meanwhile */
     if (!c->paused && !c->no_more_input && !c->eof) conn_read_start(c);
 }
 
@@ -561,7 +601,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (c->closing) {
         /* nothing: the handle is on its way out */
     } else if (nread > 0) {
-        if (!c->lingering && !c->no_more_input) conn_feed(c, buf->base, (size_t)nread);
+        if (c->lingering || c->no_more_input)
+            ; /* discarded */
+        else if (c->tls)
+            http_tls_on_read(c, buf->base, (size_t)nread);
+        else
+            conn_feed(c, buf->base, (size_t)nread);
     } else if (nread == UV_EOF && !c->lingering) {
         c->eof = true;
         conn_read_stop(c);
@@ -616,6 +661,10 @@ static void conn_dispatch(http_conn *c)
         r->routed = false;
         set_direct(r, 503, "unavailable", "cannot schedule the request");
     }
+    if (r->answered) {
+        conn_write_response(c, r);
+        return;
+    }
     if (r->direct_status == 405) mn_http_add_header(&r->resp, "allow", r->allow);
     mn_http_respond_error(&r->resp, r->direct_status, r->direct_code, r->direct_msg, NULL);
     conn_write_response(c, r);
@@ -629,7 +678,7 @@ static void on_write(uv_write_t *w, int status)
     c->writing = false;
     c->active = NULL;
     if (s->observer)
-        s->observer(s->observer_arg, r->pub.method, r->routed ? r->pub.route : NULL, r->status_sent,
+        s->observer(s->observer_arg, r->pub.method, r->pub.route, r->status_sent,
                     (int64_t)(uv_hrtime() - r->t_start), r->pub.request_id);
     bool close = r->close_after;
     req_free(r);
@@ -703,12 +752,35 @@ static void conn_write_response(http_conn *c, http_req *r)
         bufs[nb++] = uv_buf_init(resp->body, (unsigned)resp->body_len);
     r->write.data = r;
     c->writing = true;
-    if (uv_write(&r->write, (uv_stream_t *)&c->tcp, bufs, nb, on_write) != 0) {
+    if (http_conn_write(c, &r->write, bufs, nb, on_write) != 0) {
         c->writing = false;
         c->active = NULL;
         req_free(r);
         conn_abort(c);
     }
+}
+
+/* ---- transport ---- */
+
+void http_conn_input(http_conn *c, const char *data, size_t len)
+{
+    if (http_conn_wants_input(c)) conn_feed(c, data, len);
+}
+
+bool http_conn_wants_input(const http_conn *c)
+{
+    return !c->closing && !c->lingering && !c->no_more_input && !c->paused;
+}
+
+int http_conn_write(http_conn *c, uv_write_t *w, const uv_buf_t *bufs, unsigned n, uv_write_cb cb)
+{
+    if (c->tls) return http_tls_write(c, w, bufs, n, cb);
+    return uv_write(w, (uv_stream_t *)&c->tcp, bufs, n, cb);
+}
+
+void http_conn_abort(http_conn *c)
+{
+    conn_abort(c);
 }
 
 /* ---- entry points from the server ---- */

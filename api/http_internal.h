@@ -33,6 +33,7 @@ typedef struct http_req {
     mn_http_response resp;
     mn_http_route_match match;
     bool routed;       /* match holds a FOUND route: run the handler */
+    bool answered;     /* resp was filled before dispatch (the gate refused the request) */
     int direct_status; /* != 0: the server answers itself with this status */
     const char *direct_code;
     char direct_msg[96];
@@ -86,6 +87,7 @@ struct http_conn {
     const char *fail_msg;
     int open_handles;
     enum http_timer_mode timer_mode;
+    struct http_tls_conn *tls; /* NULL on a plain connection (http_tls.c) */
 };
 
 struct mn_http_server {
@@ -104,6 +106,10 @@ struct mn_http_server {
     uint64_t rid_seed, rid_counter;
     mn_http_observer_fn observer;
     void *observer_arg;
+    mn_http_gate_fn gate;
+    void *gate_arg;
+    struct ssl_ctx_st *tls_ctx; /* SSL_CTX: HTTPS when set */
+    mn_http_server_stats stats;
 };
 
 /* ---- http_util.c ---- */
@@ -125,6 +131,35 @@ const char *http_reason(int status);
 void http_conn_start(http_conn *c);
 /* Server shutdown: idle connections close now, busy ones after their active response. */
 void http_conn_stop(http_conn *c);
+/* Plaintext that arrived on c (decrypted when TLS is on): parse it. */
+void http_conn_input(http_conn *c, const char *data, size_t len);
+/* Writes bufs to the peer (encrypted when TLS is on) like uv_write: cb(w, status) once, with
+ * w->data untouched. Returns 0 or a negative uv error (then cb is not called). */
+int http_conn_write(http_conn *c, uv_write_t *w, const uv_buf_t *bufs, unsigned n, uv_write_cb cb);
+/* Closes the connection now (an active request finishes in its callback). */
+void http_conn_abort(http_conn *c);
+/* Re-arms the connection's timer for its current state (after a TLS handshake). */
+void http_conn_update_timer(http_conn *c);
+/* True while c may still parse input (not paused, closing or finished). */
+bool http_conn_wants_input(const http_conn *c);
+
+/* ---- http_tls.c (only called when s->tls_ctx is set) ---- */
+/* Loads cert and key into a new SSL_CTX (TLS 1.2+); MN_ERR_INVALID with the reason. */
+mn_err http_tls_ctx_new(const char *cert, const char *key, struct ssl_ctx_st **out, mn_error *err);
+void http_tls_ctx_free(struct ssl_ctx_st *ctx);
+/* Attaches a TLS session to a new connection; false on allocation failure. */
+bool http_tls_conn_new(http_conn *c);
+void http_tls_conn_free(http_conn *c);
+/* Ciphertext read from the socket: handshake, decrypt, and pass plaintext on. */
+void http_tls_on_read(http_conn *c, const char *data, size_t len);
+/* Decrypts what is buffered (after the parser resumes). */
+void http_tls_pump(http_conn *c);
+/* Encrypts bufs and writes the records; same contract as http_conn_write. */
+int http_tls_write(http_conn *c, uv_write_t *w, const uv_buf_t *bufs, unsigned n, uv_write_cb cb);
+/* Queues a close_notify alert before the connection is half-closed. */
+void http_tls_close_notify(http_conn *c);
+/* True until the handshake has completed. */
+bool http_tls_handshaking(const http_conn *c);
 
 /* ---- http_server.c ---- */
 void http_server_conn_freed(mn_http_server_t *s, http_conn *c);

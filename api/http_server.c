@@ -1,5 +1,6 @@
 /* HTTP server: the listening socket, admission (max_connections), request ids, the observer
- * hook and graceful shutdown. Connections live in http_conn.c.
+ * and gate hooks, the TLS context and graceful shutdown. Connections live in http_conn.c,
+ * TLS sessions in http_tls.c.
  *
  * The socket is created, bound and put into listening state with plain syscalls before libuv
  * sees it, so a bind failure (address in use, bad address) is reported synchronously and
@@ -31,6 +32,7 @@ static void maybe_done(mn_http_server_t *s)
     if (!s->stopping || s->n_handles > 0) return;
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
+    if (s->tls_ctx) http_tls_ctx_free(s->tls_ctx);
     free(s);
     if (done) done(arg);
 }
@@ -44,6 +46,7 @@ void http_server_conn_freed(mn_http_server_t *s, http_conn *c)
     if (c->next) c->next->prev = c->prev;
     s->n_conns--;
     s->n_handles--;
+    if (c->tls) http_tls_conn_free(c);
     free(c);
     maybe_done(s);
 }
@@ -76,7 +79,8 @@ static void reject(mn_http_server_t *s, uv_tcp_t *tcp, bool accepted)
 {
     tcp->data = s;
     s->n_handles++;
-    if (accepted) {
+    if (accepted) s->stats.rejected_connections++;
+    if (accepted && !s->tls_ctx) { /* a TLS client could not read a plain answer */
         static const char body[] =
             "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections\"}}";
         char msg[256];
@@ -114,6 +118,10 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     c->s = s;
+    if (s->tls_ctx && !http_tls_conn_new(c)) {
+        reject(s, &c->tcp, false);
+        return;
+    }
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
@@ -168,7 +176,9 @@ static mn_err open_listen_socket(const mn_http_server_options *o, int *fd_out, i
 
 static void on_listener_closed_on_error(uv_handle_t *h)
 {
-    free(h->data);
+    mn_http_server_t *s = h->data;
+    if (s->tls_ctx) http_tls_ctx_free(s->tls_ctx);
+    free(s);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -184,24 +194,38 @@ mn_err mn_http_server_start(uv_loop_t *loop, const mn_http_server_options *o,
     *out = NULL;
     if (!loop || !o || !router)
         return mn_error_set(err, MN_ERR_INVALID, "http: loop, options and router are required");
-    if (o->max_connections <= 0 || o->idle_timeout_ms <= 0 || o->max_pipelined <= 0 ||
-        o->max_header_bytes == 0)
+    if (o->max_connections <= 0 || o->idle_timeout_ms <= 0 || o->request_timeout_ms <= 0 ||
+        o->max_pipelined <= 0 || o->max_header_bytes == 0)
         return mn_error_set(err, MN_ERR_INVALID, "http: limits must be positive");
     if (o->bind && strlen(o->bind) >= INET6_ADDRSTRLEN)
         return mn_error_set(err, MN_ERR_INVALID, "http: bind address too long");
-    int fd, port;
-    mn_err e = open_listen_socket(o, &fd, &port, err);
+    bool has_cert = o->tls_cert && *o->tls_cert, has_key = o->tls_key && *o->tls_key;
+    if (has_cert != has_key)
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "http: TLS needs both http.tls_cert and http.tls_key (%s is empty)",
+                            has_cert ? "http.tls_key" : "http.tls_cert");
+    struct ssl_ctx_st *tls_ctx = NULL;
+    mn_err e = has_cert ? http_tls_ctx_new(o->tls_cert, o->tls_key, &tls_ctx, err) : MN_OK;
     if (e != MN_OK) return e;
+    int fd, port;
+    e = open_listen_socket(o, &fd, &port, err);
+    if (e != MN_OK) {
+        if (tls_ctx) http_tls_ctx_free(tls_ctx);
+        return e;
+    }
 
     mn_http_server_t *s = calloc(1, sizeof *s);
     if (!s) {
         close(fd);
+        if (tls_ctx) http_tls_ctx_free(tls_ctx);
         return mn_error_set(err, MN_ERR_NOMEM, "http: out of memory");
     }
+    s->tls_ctx = tls_ctx;
     s->loop = loop;
     s->opt = *o;
     snprintf(s->bind, sizeof s->bind, "%s", o->bind ? o->bind : "127.0.0.1");
     s->opt.bind = s->bind;
+    s->opt.tls_cert = s->opt.tls_key = NULL; /* loaded; the strings are not kept */
     s->router = router;
     s->port = port;
     s->rid_seed = mn_random_seed();
@@ -232,6 +256,19 @@ void mn_http_server_set_observer(mn_http_server_t *s, mn_http_observer_fn fn, vo
     if (!s) return;
     s->observer = fn;
     s->observer_arg = arg;
+}
+
+void mn_http_server_set_gate(mn_http_server_t *s, mn_http_gate_fn fn, void *arg)
+{
+    if (!s) return;
+    s->gate = fn;
+    s->gate_arg = arg;
+}
+
+void mn_http_server_get_stats(const mn_http_server_t *s, mn_http_server_stats *out)
+{
+    *out = s->stats;
+    out->open_connections = s->n_conns;
 }
 
 void mn_http_server_shutdown(mn_http_server_t *s, void (*done)(void *arg), void *arg)

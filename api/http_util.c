@@ -25,6 +25,9 @@ void mn_http_server_options_default(mn_http_server_options *o)
     o->max_header_bytes = 64u << 10;
     o->max_connections = 1024;
     o->idle_timeout_ms = 60000;
+    o->request_timeout_ms = 30000;
+    o->tls_cert = NULL;
+    o->tls_key = NULL;
     o->max_pipelined = 64;
 }
 

@@ -26,6 +26,9 @@ typedef struct mn_config_http {
     int64_t idle_timeout_ms;  /* 60000 */
     int64_t max_pipelined;    /* 64 */
     int64_t worker_threads;   /* 16 */
+    int64_t request_timeout_ms; /* 30000: a request's headers + body must arrive within it */
+    char *tls_cert;             /* "" = plain HTTP; else a PEM certificate chain file */
+    char *tls_key;              /* PEM private key of tls_cert; set both or neither */
 } mn_config_http;
 
 typedef struct mn_config_storage {
@@ -90,8 +93,29 @@ typedef struct mn_config_mcp {
     mn_config_strlist allowed_origins; /* browser origins allowed besides loopback */
 } mn_config_mcp;
 
+/* [[auth.keys]]: one API key of the HTTP API (api/auth.h checks requests against them). */
+typedef struct mn_config_auth_key {
+    char *name;               /* "" = unnamed; shown in logs, never the key itself */
+    char *sha256;             /* 64 hex digits: SHA-256 of the key */
+    char *role;               /* "read" | "write" | "admin" */
+    mn_config_strlist spaces; /* space names the key may use; "*" = every space */
+} mn_config_auth_key;
+
+/* An array of tables. Every such type has exactly this layout (items, count): config.c
+ * handles them through one generic view. */
+typedef struct mn_config_auth_keys {
+    mn_config_auth_key *items; /* malloc'd, owned by the config */
+    size_t count;
+} mn_config_auth_keys;
+
+typedef struct mn_config_auth {
+    bool enabled;             /* false: every request is allowed (loopback only, or --insecure) */
+    mn_config_auth_keys keys; /* [[auth.keys]] */
+} mn_config_auth;
+
 typedef struct mn_config {
     mn_config_http http;
+    mn_config_auth auth;
     mn_config_storage storage;
     mn_config_engine engine;
     mn_config_log log;
@@ -118,7 +142,8 @@ mn_err mn_config_set(mn_config *c, const char *name, const char *text, const cha
                      mn_error *err);
 
 /* Writes the effective configuration as a TOML document, with each key's doc as a comment.
- * Secrets (cluster.key) are not printed, only whether they are set. */
+ * Secrets (cluster.key) are not printed, only whether they are set. Arrays of tables
+ * ([[auth.keys]]) follow the other keys of their table. */
 void mn_config_dump(const mn_config *c, FILE *out);
 
 #endif

@@ -91,25 +91,49 @@ typedef struct mn_http_server_options {
     size_t max_body_bytes;      /* larger bodies -> 413 */
     size_t max_header_bytes;    /* larger request line + headers -> 431 (http-parser caps at 80 KiB) */
     int max_connections;        /* further accepts are closed at once */
-    int idle_timeout_ms;        /* keep-alive idle and slow-loris bound */
+    int idle_timeout_ms;     /* a keep-alive connection idle this long is closed */
+    int request_timeout_ms;  /* a request (line, headers, body) must arrive within this from
+                                its first byte, else 408 and close (slow loris); also bounds
+                                a TLS handshake */
     int max_pipelined;          /* queued requests per connection before reading pauses */
+    const char *tls_cert;    /* PEM certificate chain; NULL or "" = plain HTTP */
+    const char *tls_key;     /* PEM private key; required with tls_cert */
 } mn_http_server_options;
 void mn_http_server_options_default(mn_http_server_options *o);
 
 typedef struct mn_http_server mn_http_server_t;
 /* Binds and listens on loop. Must be called on the loop thread. The router must outlive the
- * server (it is not freed by it). bind is an IPv4 or IPv6 literal. */
+ * server (it is not freed by it). bind is an IPv4 or IPv6 literal. With tls_cert/tls_key
+ * the server speaks HTTPS only (TLS 1.2+); a file that cannot be loaded fails the start
+ * with MN_ERR_INVALID and OpenSSL's reason. */
 mn_err mn_http_server_start(uv_loop_t *loop, const mn_http_server_options *o,
                             mn_http_router_t *router, mn_http_server_t **out, mn_error *err);
 int mn_http_server_port(const mn_http_server_t *s);
 /* Access-log / metrics hook, called on the loop thread once per response after it was written
  * (or failed to be): method ("" if the request line was unreadable), the matched route pattern
- * (NULL when the server answered itself: 404, 405, 4xx limits), HTTP status, nanoseconds from
+ * (NULL when the server answered itself: 404, 405, 4xx limits; set when the gate refused a
+ * routed request), HTTP status, nanoseconds from
  * the first byte of the request to the end of the write, and the x-request-id sent. */
 typedef void (*mn_http_observer_fn)(void *arg, const char *method, const char *route, int status,
                                     int64_t duration_ns, const char *request_id);
 /* Sets (or clears, fn NULL) the observer. Loop thread only. */
 void mn_http_server_set_observer(mn_http_server_t *s, mn_http_observer_fn fn, void *arg);
+/* Admission hook (authentication, api/auth.h): called on the loop thread for every request
+ * that matched a route, as soon as its headers are in (req->route, params and headers set;
+ * no body yet). true runs the handler; false answers with resp as the gate filled it and the
+ * handler never runs; a refused request that has a body is answered at once and the
+ * connection closed, without reading the body. Must be quick: it runs on the loop. */
+typedef bool (*mn_http_gate_fn)(void *arg, const mn_http_request *req, mn_http_response *resp);
+/* Sets (or clears, fn NULL) the gate. Loop thread only. */
+void mn_http_server_set_gate(mn_http_server_t *s, mn_http_gate_fn fn, void *arg);
+/* Counters of the transport, for logs and metrics (loop thread). */
+typedef struct mn_http_server_stats {
+    int open_connections;
+    uint64_t rejected_connections;   /* beyond max_connections */
+    uint64_t request_timeouts;       /* 408: a request did not arrive in request_timeout_ms */
+    uint64_t tls_handshake_failures; /* bad or timed-out TLS handshakes (connection closed) */
+} mn_http_server_stats;
+void mn_http_server_get_stats(const mn_http_server_t *s, mn_http_server_stats *out);
 /* Graceful stop: stop accepting, let in-flight requests finish and their responses
  * be written, close every connection, then call done(arg) on the loop thread.
  * The server frees itself after done. */

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
 
 from mnemo_client import MnemoClient, MnemoError  # noqa: E402
 
-LISTEN_RE = re.compile(r"listening on http://(\[[^\]]+\]|[^:\s]+):(\d+)")
+LISTEN_RE = re.compile(r"listening on https?://(\[[^\]]+\]|[^:\s]+):(\d+)")
 # Sanitizer builds start and stop slower; every wait is bounded by these.
 START_DEADLINE_S = float(os.environ.get("MNEMO_TEST_START_DEADLINE", "60"))
 STOP_DEADLINE_S = float(os.environ.get("MNEMO_TEST_STOP_DEADLINE", "60"))

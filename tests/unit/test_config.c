@@ -235,10 +235,10 @@ static void test_config_rejects_unknown_key(void **state)
     expect_file_error(state, "[http]\n[nothing_like_it]\n", MN_ERR_INVALID,
                       "2:1: unknown table [nothing_like_it]");
     expect_file_error(state, "port = 7700\n", MN_ERR_INVALID, "1:1: unknown key \"port\"");
-    expect_file_error(state, "[http.tls]\ncert = \"x\"\n", MN_ERR_INVALID,
-                      "2:1: unknown key \"http.tls.cert\"");
-    expect_file_error(state, "[[auth.keys]]\nname = \"x\"\n", MN_ERR_INVALID,
-                      "1:8: unknown key \"auth.keys\"");
+    expect_file_error(state, "[http.ssl]\nkey = \"x\"\n", MN_ERR_INVALID,
+                      "2:1: unknown key \"http.ssl.key\"");
+    expect_file_error(state, "[[auth.keyz]]\nname = \"x\"\n", MN_ERR_INVALID,
+                      "1:8: unknown key \"auth.keyz\" (did you mean \"auth.keys\"?)");
     expect_file_error(state, "\"http.port\" = 1\n", MN_ERR_INVALID,
                       "1:1: unknown key \"http.port\"");
 }

@@ -858,6 +858,7 @@ static void test_http_params_and_query_are_decoded(void **state)
 static void short_idle(mn_http_server_options *o)
 {
     o->idle_timeout_ms = 200;
+    o->request_timeout_ms = 200;
 }
 
 static void test_http_idle_and_slow_connections_are_closed(void **state)

@@ -1,0 +1,217 @@
+/* API keys: the configured digests, roles and spaces, and the check (see auth.h).
+ *
+ * The key itself is never stored. A presented key is hashed with SHA-256 and its digest is
+ * compared with EVERY configured digest using CRYPTO_memcmp, without stopping at a match,
+ * so the time taken says nothing about which key (or how much of one) matched. Roles and
+ * space lists are checked only after the key is known. */
+#include "auth.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/model.h"
+
+typedef struct auth_key {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    mn_auth_role role;
+    bool all_spaces; /* spaces contains "*" */
+    char **spaces;
+    size_t n_spaces;
+    char *name;
+} auth_key;
+
+struct mn_auth {
+    bool enabled;
+    auth_key *keys;
+    size_t n_keys;
+};
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bool parse_digest(const char *hex, unsigned char *out)
+{
+    if (!hex || strlen(hex) != 2 * SHA256_DIGEST_LENGTH) return false;
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static bool parse_role(const char *s, mn_auth_role *r)
+{
+    if (!s) return false;
+    if (!strcmp(s, "read"))
+        *r = MN_AUTH_READ;
+    else if (!strcmp(s, "write"))
+        *r = MN_AUTH_WRITE;
+    else if (!strcmp(s, "admin"))
+        *r = MN_AUTH_ADMIN;
+    else
+        return false;
+    return true;
+}
+
+const char *mn_auth_role_name(mn_auth_role r)
+{
+    switch (r) {
+    case MN_AUTH_OPEN:
+        return "open";
+    case MN_AUTH_READ:
+        return "read";
+    case MN_AUTH_WRITE:
+        return "write";
+    case MN_AUTH_ADMIN:
+        return "admin";
+    }
+    return "?";
+}
+
+void mn_auth_free(mn_auth_t *a)
+{
+    if (!a) return;
+    for (size_t i = 0; i < a->n_keys; i++) {
+        for (size_t j = 0; j < a->keys[i].n_spaces; j++)
+            free(a->keys[i].spaces[j]);
+        free(a->keys[i].spaces);
+        free(a->keys[i].name);
+    }
+    free(a->keys);
+    free(a);
+}
+
+/* "auth.keys[2] (\"ci\")" for messages. */
+static void key_label(const mn_config_auth_key *k, size_t i, char *buf, size_t len)
+{
+    if (k->name && *k->name)
+        snprintf(buf, len, "auth.keys[%zu] (\"%.40s\")", i, k->name);
+    else
+        snprintf(buf, len, "auth.keys[%zu]", i);
+}
+
+static mn_err add_key(mn_auth_t *a, const mn_config_auth_key *k, size_t i, mn_error *err)
+{
+    char label[80];
+    key_label(k, i, label, sizeof label);
+    auth_key *d = &a->keys[a->n_keys];
+    if (!parse_digest(k->sha256, d->digest))
+        return mn_error_set(err, MN_ERR_INVALID, "%s: sha256 must be 64 hex digits", label);
+    if (!parse_role(k->role, &d->role))
+        return mn_error_set(err, MN_ERR_INVALID, "%s: role must be read, write or admin", label);
+    for (size_t j = 0; j < a->n_keys; j++)
+        if (memcmp(a->keys[j].digest, d->digest, sizeof d->digest) == 0)
+            return mn_error_set(err, MN_ERR_INVALID, "%s: same sha256 as auth.keys[%zu]", label, j);
+    if (k->spaces.count == 0)
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "%s: spaces is empty (list space names, or \"*\" for all)", label);
+    a->n_keys++; /* from here on mn_auth_free frees what d holds */
+    if (!(d->name = strdup(k->name ? k->name : "")) ||
+        !(d->spaces = calloc(k->spaces.count, sizeof *d->spaces)))
+        return mn_error_set(err, MN_ERR_NOMEM, "auth: out of memory");
+    for (size_t j = 0; j < k->spaces.count; j++) {
+        const char *s = k->spaces.items[j];
+        if (!strcmp(s, "*")) {
+            d->all_spaces = true;
+            continue;
+        }
+        if (!mn_space_name_valid(s))
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "%s: spaces: \"%.80s\" is not a space name ([a-z0-9][a-z0-9_-]*) "
+                                "or \"*\"",
+                                label, s);
+        if (!(d->spaces[d->n_spaces] = strdup(s)))
+            return mn_error_set(err, MN_ERR_NOMEM, "auth: out of memory");
+        d->n_spaces++;
+    }
+    return MN_OK;
+}
+
+mn_err mn_auth_new(const mn_config_auth *cfg, mn_auth_t **out, mn_error *err)
+{
+    *out = NULL;
+    mn_auth_t *a = calloc(1, sizeof *a);
+    if (!a || (cfg->keys.count && !(a->keys = calloc(cfg->keys.count, sizeof *a->keys)))) {
+        free(a);
+        return mn_error_set(err, MN_ERR_NOMEM, "auth: out of memory");
+    }
+    a->enabled = cfg->enabled;
+    if (cfg->enabled && cfg->keys.count == 0) {
+        mn_auth_free(a);
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "auth.enabled = true but no [[auth.keys]] is configured: no request "
+                            "could pass (docs/config.md, \"auth\")");
+    }
+    for (size_t i = 0; i < cfg->keys.count; i++) {
+        mn_err rc = add_key(a, &cfg->keys.items[i], i, err);
+        if (rc) {
+            mn_auth_free(a);
+            return rc;
+        }
+    }
+    *out = a;
+    return MN_OK;
+}
+
+bool mn_auth_enabled(const mn_auth_t *a)
+{
+    return a && a->enabled;
+}
+
+/* The configured key whose digest is SHA-256(key), or NULL. Looks at every key. */
+static const auth_key *find_key(const mn_auth_t *a, const char *key, size_t len)
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)key, len, d);
+    const auth_key *found = NULL;
+    for (size_t i = 0; i < a->n_keys; i++) {
+        bool eq = CRYPTO_memcmp(d, a->keys[i].digest, sizeof d) == 0;
+        found = eq ? &a->keys[i] : found;
+    }
+    OPENSSL_cleanse(d, sizeof d);
+    return found;
+}
+
+static bool space_allowed(const auth_key *k, const char *space)
+{
+    if (k->all_spaces) return true;
+    for (size_t i = 0; i < k->n_spaces; i++)
+        if (!strcmp(k->spaces[i], space)) return true;
+    return false;
+}
+
+mn_auth_result mn_auth_check(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_role need,
+                             const char *space, const char **name)
+{
+    if (name) *name = "";
+    if (!mn_auth_enabled(a) || need == MN_AUTH_OPEN) return MN_AUTH_OK;
+    if (!key || key_len == 0) return MN_AUTH_NO_KEY;
+    const auth_key *k = find_key(a, key, key_len);
+    if (!k) return MN_AUTH_BAD_KEY;
+    if (name) *name = k->name;
+    if (k->role < need) return MN_AUTH_ROLE_DENIED;
+    if (space ? !space_allowed(k, space) : (need > MN_AUTH_READ && !k->all_spaces))
+        return MN_AUTH_SPACE_DENIED;
+    return MN_AUTH_OK;
+}
+
+bool mn_auth_bind_is_loopback(const char *bind)
+{
+    unsigned char b[16];
+    if (!bind) return false;
+    if (inet_pton(AF_INET, bind, b) == 1) return b[0] == 127;
+    if (inet_pton(AF_INET6, bind, b) != 1) return false;
+    static const unsigned char v6_loop[16] = {[15] = 1};
+    static const unsigned char v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (memcmp(b, v6_loop, 16) == 0) return true;
+    return memcmp(b, v4_mapped, 12) == 0 && b[12] == 127;
+}
