@@ -7,7 +7,7 @@ TSAN_BUILD ?= build-tsan
 CONFIG     ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build build-asan build-tsan run test test-unit test-asan test-tsan bench format clean
+.PHONY: all deps build build-asan build-tsan run test test-unit test-asan test-asan-integration test-tsan bench format clean
 
 all: build
 
@@ -40,11 +40,22 @@ test-tsan: build-tsan
 run: deps build
 	./$(BUILD)/mnemo serve $(if $(CONFIG),--config $(CONFIG),)
 
-# Every test: unit + integration on the release build, the unit tests under ASan+UBSan,
-# and the concurrency tests under TSan.
+# The API suites that drive the server's own threads hardest, run again against the ASan+UBSan
+# server binary (the sanitizers abort the server, so a finding fails the suite).
+ASAN_INTEGRATION = test_api_memories test_api_recall test_api_index test_api_cognitive test_api_fuzz \
+                   test_events test_mcp test_auth test_tls test_limits
+ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+test-asan-integration: build-asan
+	$(ASAN_ENV) MNEMO_BIN=$(CURDIR)/$(ASAN_BUILD)/mnemo PYTHONPATH=$(CURDIR)/clients/python \
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider $(addprefix tests/integration/,$(addsuffix .py,$(ASAN_INTEGRATION)))
+
+# Every test: unit + integration on the release build, the unit tests and the main API suites
+# under ASan+UBSan, and the concurrency tests under TSan.
 test: deps build build-asan build-tsan
 	cd $(BUILD) && ctest --output-on-failure -j1
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j$(JOBS)
+	$(MAKE) --no-print-directory test-asan-integration
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events|test_metrics)$$'
 
 test-unit: build

@@ -180,5 +180,7 @@ void api_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *
 void api_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *resp);
 void api_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *resp);
 void api_h_complete(void *ctx, const mn_http_request *req, mn_http_response *resp);
+/* GET /v1/spaces/{space}/events: Server-Sent Events (api_events.c). */
+void api_h_events(void *ctx, const mn_http_request *req, mn_http_response *resp);
 
 #endif

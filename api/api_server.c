@@ -79,6 +79,7 @@ static const api_route routes[] = {
     {"POST", "/v1/spaces/{space}/recognize", api_h_recognize},
     {"POST", "/v1/spaces/{space}/reminisce", api_h_reminisce},
     {"POST", "/v1/spaces/{space}/complete", api_h_complete},
+    {"GET", "/v1/spaces/{space}/events", api_h_events},
     {"POST", "/v1/admin/checkpoint", api_h_checkpoint},
     /* observability */
     {"GET", "/metrics", api_h_metrics},

@@ -87,6 +87,7 @@ static void req_free(http_req *r)
     free(r->out_head);
     free(r->resp.body);
     free(r->resp.extra_headers);
+    http_stream_src_discard(r->resp.stream);
     mn_http_route_match_free(&r->match);
     free(r);
 }
@@ -175,6 +176,7 @@ static void conn_abort(http_conn *c)
     c->closing = true;
     c->reading = false;
     conn_drop_unstarted(c);
+    if (c->stream) http_stream_closed(c);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -209,7 +211,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void conn_finish(http_conn *c)
 {
     if (c->closing || c->lingering) return;
-    if (c->eof || c->s->stopping) {
+    /* a stream ending at shutdown still lingers (bounded) so its last message arrives */
+    if (c->eof || (c->s->stopping && !c->stream)) {
         conn_abort(c);
         return;
     }
@@ -235,7 +238,7 @@ static void conn_update_timer(http_conn *c)
 {
     if (c->closing || c->lingering) return;
     enum http_timer_mode mode;
-    if (c->in_pool)
+    if (c->in_pool || c->stream) /* a stream lives until it ends or the peer goes */
         mode = TM_NONE;
     else if (c->cur || (c->tls && http_tls_handshaking(c)))
         mode = TM_PARTIAL;
@@ -681,13 +684,28 @@ static void on_write(uv_write_t *w, int status)
         s->observer(s->observer_arg, r->pub.method, r->pub.route, r->status_sent,
                     (int64_t)(uv_hrtime() - r->t_start), r->pub.request_id);
     bool close = r->close_after;
+    mn_http_stream_src *src = r->streaming ? r->resp.stream : NULL;
+    if (src) r->resp.stream = NULL;
     req_free(r);
     if (c->closing) {
+        http_stream_src_discard(src);
         conn_try_free(c);
         return;
     }
     if (status < 0) {
+        http_stream_src_discard(src);
         conn_abort(c);
+        return;
+    }
+    if (src) {
+        /* nothing more is parsed; reading goes on to notice the peer leaving */
+        c->no_more_input = true;
+        conn_drop_unstarted(c);
+        http_stream_begin(c, src);
+        if (!c->closing) {
+            conn_read_start(c);
+            conn_update_timer(c);
+        }
         return;
     }
     if (close) {
@@ -718,6 +736,9 @@ static void conn_write_response(http_conn *c, http_req *r)
     r->status_sent = st;
     r->close_after = !r->keep_alive || c->s->stopping;
     bool no_body = st == 204 || st == 304; /* RFC 9110 §6.4.1: these never carry content */
+    /* a stream: no length, the connection closes at its end (HEAD gets the head only) */
+    r->streaming = resp->stream && st >= 200 && st < 300 && !no_body && !r->head && !c->s->stopping;
+    if (r->streaming) r->close_after = true;
     const char *ctype = resp->content_type ? resp->content_type : "application/json";
     const char *extra = resp->extra_headers ? resp->extra_headers : "";
     size_t extra_len = strlen(extra);
@@ -735,7 +756,13 @@ static void conn_write_response(http_conn *c, http_req *r)
         return;
     }
     int n;
-    if (no_body)
+    if (r->streaming)
+        n = snprintf(r->out_head, cap,
+                     "HTTP/1.1 %d %s\r\nserver: mnemo\r\nx-request-id: %s\r\n"
+                     "content-type: %s\r\n%s%s%s\r\n",
+                     st, http_reason(st), r->pub.request_id, ctype, conn_hdr, extra,
+                     extra_crlf ? "" : "\r\n");
+    else if (no_body)
         n = snprintf(r->out_head, cap,
                      "HTTP/1.1 %d %s\r\nserver: mnemo\r\nx-request-id: %s\r\n%s%s%s\r\n", st,
                      http_reason(st), r->pub.request_id, conn_hdr, extra, extra_crlf ? "" : "\r\n");
@@ -748,7 +775,7 @@ static void conn_write_response(http_conn *c, http_req *r)
     uv_buf_t bufs[2];
     unsigned nb = 0;
     bufs[nb++] = uv_buf_init(r->out_head, (unsigned)n);
-    if (!no_body && !r->head && resp->body_len > 0)
+    if (!no_body && !r->head && !r->streaming && resp->body_len > 0)
         bufs[nb++] = uv_buf_init(resp->body, (unsigned)resp->body_len);
     r->write.data = r;
     c->writing = true;
@@ -783,6 +810,11 @@ void http_conn_abort(http_conn *c)
     conn_abort(c);
 }
 
+void http_conn_finish(http_conn *c)
+{
+    conn_finish(c);
+}
+
 /* ---- entry points from the server ---- */
 
 void http_conn_start(http_conn *c)
@@ -801,6 +833,10 @@ void http_conn_start(http_conn *c)
 void http_conn_stop(http_conn *c)
 {
     if (c->closing) return;
+    if (c->stream && !c->lingering) {
+        http_stream_stop(c); /* the source writes its last message and ends */
+        return;
+    }
     if (!c->active || c->lingering) {
         conn_abort(c);
         return;

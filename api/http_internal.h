@@ -42,6 +42,7 @@ typedef struct http_req {
     bool close_after; /* decided when the response is written */
     bool head;        /* HEAD: send the headers only */
     bool http10;      /* HTTP/1.0 request */
+    bool streaming;   /* the response is a stream's head: the stream follows */
     int status_sent;
     uint64_t t_start; /* uv_hrtime() of the first byte */
     /* parse storage */
@@ -88,6 +89,7 @@ struct http_conn {
     int open_handles;
     enum http_timer_mode timer_mode;
     struct http_tls_conn *tls; /* NULL on a plain connection (http_tls.c) */
+    struct mn_http_stream *stream; /* a streaming response in progress (http_stream.c) */
 };
 
 struct mn_http_server {
@@ -160,6 +162,18 @@ int http_tls_write(http_conn *c, uv_write_t *w, const uv_buf_t *bufs, unsigned n
 void http_tls_close_notify(http_conn *c);
 /* True until the handshake has completed. */
 bool http_tls_handshaking(const http_conn *c);
+
+/* ---- http_stream.c ---- */
+/* The stream's head was written: c carries src's stream from now on (takes src). */
+void http_stream_begin(http_conn *c, mn_http_stream_src *src);
+/* The connection is closing: tell the source (closed) and free the stream. */
+void http_stream_closed(http_conn *c);
+/* Server shutdown: ask the source for its last message (stop). */
+void http_stream_stop(http_conn *c);
+/* Releases a source that never started (its response was not written). */
+void http_stream_src_discard(mn_http_stream_src *src);
+/* Half-closes c once its writes are out (http_conn.c). */
+void http_conn_finish(http_conn *c);
 
 /* ---- http_server.c ---- */
 void http_server_conn_freed(mn_http_server_t *s, http_conn *c);

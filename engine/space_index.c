@@ -341,8 +341,8 @@ bool mn_space_index_nearest(mn_engine *e, const mn_space *sp, const float *q, ui
     size_t m = mn_hnsw_search(ix->h, q, n, ef, NULL, NULL, hits, NULL);
     for (size_t i = 0; i < m; i++)
         out[i] = hits[i].slot;
-    memcpy(out + m, ta, na * sizeof *out);
-    memcpy(out + m + na, tb, nb * sizeof *out);
+    if (na) memcpy(out + m, ta, na * sizeof *out);
+    if (nb) memcpy(out + m + na, tb, nb * sizeof *out);
     free(hits);
     *slots = out;
     *n_out = m + na + nb;

@@ -37,12 +37,38 @@ typedef struct mn_http_request {
     const char *route; /* the matched pattern, e.g. "/v1/spaces/{space}" (for logs/metrics) */
 } mn_http_request;
 
+/* ---- streaming responses (Server-Sent Events) ----
+ * A handler may answer with a stream instead of a body: the server writes the
+ * status line and headers (no content-length; the connection closes at the
+ * end), then the source writes on the loop thread until it ends it. */
+typedef struct mn_http_stream mn_http_stream;
+typedef struct mn_http_stream_src {
+    /* Loop thread, once the headers went out: keep st to write with. */
+    void (*start)(void *arg, mn_http_stream *st);
+    /* Loop thread, on server shutdown: write a last message, then mn_http_stream_end. */
+    void (*stop)(void *arg);
+    /* Loop thread, exactly once: the stream is over (ended, peer gone, error, or the
+     * response never went out, without start); st is invalid; release arg. */
+    void (*closed)(void *arg);
+    void *arg;
+} mn_http_stream_src;
+/* Copies data into the connection's write queue (loop thread). 0, or -1 if it is closing. */
+int mn_http_stream_write(mn_http_stream *st, const char *data, size_t len);
+/* Bytes written but not yet taken by the socket: a slow reader makes this grow. */
+size_t mn_http_stream_queued(const mn_http_stream *st);
+/* Flushes what is queued, then closes the connection (closed follows). */
+void mn_http_stream_end(mn_http_stream *st);
+uv_loop_t *mn_http_stream_loop(const mn_http_stream *st);
+
 typedef struct mn_http_response {
     int status;               /* default 200; outside 200..599 -> 500; 204/304 send no body */
     char *body;               /* malloc'd; the server frees it */
     size_t body_len;
     const char *content_type; /* static string; default "application/json" */
     char *extra_headers;      /* malloc'd "Name: value\r\n"... lines, or NULL; the server frees it */
+    /* malloc'd, or NULL: a 2xx answer becomes a stream (body ignored); the server frees
+     * the struct and calls its closed in every case */
+    mn_http_stream_src *stream;
 } mn_http_response;
 
 /* Runs on a thread-pool thread. Fill resp; never free req. */
