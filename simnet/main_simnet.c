@@ -39,9 +39,11 @@ static void usage(FILE *f)
         "  --slow-nodes N       degrade N nodes: their links add Exp(--slow-jitter-ms) delay\n"
         "  --slow-jitter-ms MS  (100)\n"
         "  --probe-ms MS --probe-timeout-ms MS --suspicion-mult N --gossip-ms MS\n"
-        "  --gossip-nodes N --retransmit-mult N --push-pull-ms MS --confirmations N\n"
+        "  --gossip-nodes N --gossip-transmits N --retransmit-mult N --push-pull-ms MS\n"
+        "  --confirmations N\n"
         "                       override the profile\n"
-        "  --trace FILE         write the event trace of the first run\n");
+        "  --trace FILE         write the event trace of the first run\n"
+        "  --per-run            print each run's fault times (suspected, first, all dead)\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -119,11 +121,11 @@ int main(int argc, char **argv)
     o.slow_jitter_us = 100000;
     const char *profile = "fast", *scenario = "crash", *trace_path = NULL;
     int runs = 1;
-    bool lifeguard = true, verify = true;
+    bool lifeguard = true, verify = true, per_run = false;
     double reorder_ms = 20;
     /* profile overrides, applied after the profile (-1 = keep) */
     long long probe = -1, probe_to = -1, smult = -1, gossip = -1, gnodes = -1, rmult = -1, pp = -1,
-              conf = -2;
+              conf = -2, gtx = -1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -140,6 +142,9 @@ int main(int argc, char **argv)
             used = false;
         } else if (arg_is(a, "--no-auth")) {
             o.auth = false;
+            used = false;
+        } else if (arg_is(a, "--per-run")) {
+            per_run = true;
             used = false;
         } else if (arg_is(a, "--oneway")) {
             o.oneway = true;
@@ -197,6 +202,8 @@ int main(int argc, char **argv)
             pp = atoll(v);
         else if (arg_is(a, "--confirmations"))
             conf = atoll(v);
+        else if (arg_is(a, "--gossip-transmits"))
+            gtx = atoll(v);
         else if (arg_is(a, "--slow-nodes"))
             o.slow_nodes = atoi(v);
         else if (arg_is(a, "--slow-jitter-ms"))
@@ -227,6 +234,7 @@ int main(int argc, char **argv)
     if (rmult >= 0) o.swim.retransmit_mult = (int)rmult;
     if (pp >= 0) o.swim.push_pull_interval_ms = pp;
     if (conf >= -1) o.swim.suspicion_confirmations = (int)conf;
+    if (gtx >= 0) o.swim.gossip_transmits = (int)gtx;
     o.link.reorder_us = (int64_t)(reorder_ms * 1000);
     if (runs < 1 || o.nodes < 2 || o.link.loss < 0 || o.link.loss >= 1) {
         fprintf(stderr, "simnet: need --runs >= 1, --nodes >= 2, 0 <= --loss < 1\n");
@@ -244,17 +252,22 @@ int main(int argc, char **argv)
            scenario, o.nodes, profile, lifeguard ? "on" : "off", verify ? "on" : "off", o.link.loss,
            o.link.dup, o.link.reorder, (long long)o.link.latency_us, (long long)o.link.jitter_us,
            runs, (unsigned long long)o.seed, o.auth ? "on" : "off", o.slow_nodes);
+    char fanout[48] = "while any update is queued";
+    if (o.swim.gossip_transmits > 0)
+        snprintf(fanout, sizeof fanout, "while an update has < %d sends", o.swim.gossip_transmits);
     printf("timings: probe %lld ms, timeout %lld ms, k=%d, suspicion mult %d (max x%d), gossip "
-           "%lld ms x%d, retransmit mult %d, push-pull %lld ms; detection bound %.2f s\n",
+           "%lld ms x%d (%s), retransmit mult %d, push-pull %lld ms; detection bound %.2f s\n",
            (long long)o.swim.probe_interval_ms, (long long)o.swim.probe_timeout_ms,
            o.swim.indirect_checks, o.swim.suspicion_mult, o.swim.suspicion_max_mult,
-           (long long)o.swim.gossip_interval_ms, o.swim.gossip_nodes, o.swim.retransmit_mult,
-           (long long)o.swim.push_pull_interval_ms,
+           (long long)o.swim.gossip_interval_ms, o.swim.gossip_nodes, fanout,
+           o.swim.retransmit_mult, (long long)o.swim.push_pull_interval_ms,
            (double)mn_simswim_detect_bound_ms(&o.swim, o.nodes) / 1000.0);
 
-    series form = {0}, first = {0}, all = {0}, join = {0}, heal = {0};
+    series form = {0}, susp = {0}, first = {0}, all = {0}, join = {0}, heal = {0};
     double msgs = 0, bytes = 0, sim_s = 0;
-    uint64_t kinds[8] = {0};
+    mn_swim_stats_t st = {0};
+    double node_s = 0;
+    uint64_t net_sent = 0;
     uint64_t fp_dead = 0, suspicions = 0, raised = 0, refutes = 0, dropped_auth = 0,
              dropped_verify = 0;
     int fp_targets = 0, undetected = 0, unformed = 0, unjoined = 0;
@@ -283,6 +296,12 @@ int main(int argc, char **argv)
         add(&form, res.formed ? res.formation_s : -1);
         unformed += !res.formed;
         for (size_t i = 0; i < res.n_faults; i++) {
+            if (res.suspect_first_s) add(&susp, res.suspect_first_s[i]);
+            if (per_run)
+                printf("run seed %llu fault %zu: suspected %.3f s, first dead %.3f s, all %.3f s\n",
+                       (unsigned long long)ro.seed, i,
+                       res.suspect_first_s ? res.suspect_first_s[i] : -1.0, res.detect_first_s[i],
+                       res.detect_all_s[i]);
             add(&first, res.detect_first_s[i]);
             add(&all, res.detect_all_s[i]);
         }
@@ -298,8 +317,12 @@ int main(int argc, char **argv)
         suspicions += res.suspicions;
         refutes += res.swim.refutations;
         raised += res.swim.suspicions_raised;
-        for (int k = 0; k < 8; k++)
-            kinds[k] += res.swim.sent_kind[k];
+        uint64_t *dst = (uint64_t *)&st;
+        const uint64_t *src = (const uint64_t *)&res.steady;
+        for (size_t k = 0; k < sizeof st / sizeof(uint64_t); k++)
+            dst[k] += src[k];
+        node_s += res.steady_node_s;
+        net_sent += res.steady_net_sent;
         dropped_auth += res.swim.dropped_auth;
         dropped_verify += res.swim.dropped_verify;
         sim_s += res.sim_s;
@@ -311,6 +334,7 @@ int main(int argc, char **argv)
 
     print_series("formation", &form);
     if (first.n) {
+        if (susp.n) print_series("suspect first", &susp);
         print_series("detect first", &first);
         print_series("detect all", &all);
         printf("%-18s %d of %zu faults\n", "undetected", undetected, all.n);
@@ -328,15 +352,23 @@ int main(int argc, char **argv)
            (unsigned long long)refutes);
     printf("%-18s %.2f msgs/node/s, %.0f bytes/node/s (steady phase)\n", "load", msgs / runs,
            bytes / runs);
-    uint64_t ktotal = 0;
-    for (int k = 0; k < 8; k++)
-        ktotal += kinds[k];
-    if (ktotal)
-        printf("%-18s ping %.1f%%, ack %.1f%%, ping-req %.1f%%, nack %.1f%%, gossip %.1f%%, "
-               "sync %.1f%% (whole run)\n",
-               "datagram mix", 100.0 * kinds[1] / ktotal, 100.0 * kinds[2] / ktotal,
-               100.0 * kinds[3] / ktotal, 100.0 * kinds[4] / ktotal, 100.0 * kinds[5] / ktotal,
-               100.0 * kinds[6] / ktotal);
+    if (node_s > 0) {
+        /* every datagram the cores sent in the steady phase, per node per second, by
+         * type; the core's own count must equal what the network was handed */
+        double k = 1.0 / node_s;
+        uint64_t total = 0;
+        for (int i = 0; i < 8; i++)
+            total += st.sent_kind[i];
+        printf("%-18s ping %.2f (first %.2f, again %.2f, relayed %.2f), ack %.2f (relayed %.2f), "
+               "ping-req %.2f, nack %.2f, gossip %.2f (answers %.2f), sync %.2f (replies %.2f); "
+               "total %.2f, network %.2f\n",
+               "by type /node/s", st.sent_kind[1] * k,
+               (double)(st.sent_kind[1] - st.sent_ping_again - st.sent_ping_relay) * k,
+               st.sent_ping_again * k, st.sent_ping_relay * k, st.sent_kind[2] * k,
+               st.sent_ack_relay * k, st.sent_kind[3] * k, st.sent_kind[4] * k, st.sent_kind[5] * k,
+               st.sent_gossip_answer * k, st.sent_kind[6] * k, st.sent_sync_reply * k, total * k,
+               net_sent * k);
+    }
     if (dropped_auth || dropped_verify)
         printf("%-18s auth %llu, verify %llu\n", "dropped", (unsigned long long)dropped_auth,
                (unsigned long long)dropped_verify);
@@ -344,6 +376,7 @@ int main(int argc, char **argv)
            (unsigned long long)hash);
     free(form.v);
     free(first.v);
+    free(susp.v);
     free(all.v);
     free(join.v);
     free(heal.v);

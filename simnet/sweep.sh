@@ -4,61 +4,88 @@
 #   simnet/sweep.sh path/to/simnet [runs] [seed]
 #   cmake --build <build> --target simnet_sweep        # same, with defaults
 #
-# For both profiles, 0/5/10 % loss, Lifeguard on and off, 100 nodes: crash
-# runs (detection first/all p99, undetected crashes) with a steady phase that
-# counts false positives and load; then Lifeguard's degraded-member setting
-# (5 slow members). The seed is random unless given, and printed for replay.
-# Fails if a crash goes undetected anywhere, or if Lifeguard lets a live node
-# be declared dead.
+# For both profiles, 0/5/10 % loss, Lifeguard on and off, 100 nodes:
+#  - `runs` crash runs (seeds seed..seed+runs-1, STEADY s of steady phase
+#    before each crash): detection first/all p99, undetected crashes, false
+#    deaths during those runs;
+#  - one long steady run (LONG s): false deaths, suspicions, and the load:
+#    every datagram a node sends (pings, acks, ping-reqs, relayed pings and
+#    acks, nacks, gossip, push-pull/sync datagrams), per node per second;
+# then Lifeguard's degraded-member setting (5 slow members). The seed is
+# random unless given, and printed for replay. Fails if a crash goes
+# undetected anywhere, if Lifeguard lets a live node be declared dead, or if
+# the fast profile with Lifeguard misses its goal (detection p99 <= 2 s at
+# <= 20 datagrams/node/s).
 set -u
 SIMNET=${1:?usage: sweep.sh path/to/simnet [runs] [seed]}
 RUNS=${2:-20}
 SEED=${3:-$(( (RANDOM << 15 | RANDOM) ))}
-STEADY=${STEADY:-60}
-echo "simnet sweep: runs=$RUNS seed=$SEED steady=${STEADY}s nodes=100"
+STEADY=${STEADY:-30}
+LONG=${LONG:-600}
+PROFILES=${PROFILES:-"lan fast"}
+echo "simnet sweep: runs=$RUNS seed=$SEED steady=${STEADY}s long=${LONG}s nodes=100"
 echo
-printf '| profile | loss | lifeguard | detect first p99 | detect all p99 | undetected | false dead (distinct) | suspicions raised | msgs/node/s | bytes/node/s |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|\n'
+printf '| profile | loss | Lifeguard | detect first p99 | detect all p99 | undetected | false dead: crash runs / long run (distinct) | suspicions raised (long run) | suspect views of live nodes (long run) | datagrams/node/s | bytes/node/s |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 status=0
 field() { # field <text> <label> <awk column>
     printf '%s\n' "$1" | awk -v l="$2" -v c="$3" 'index($0, l) == 1 { print $c; exit }'
 }
-for profile in lan fast; do
+distinct() { printf '%s\n' "$1" | sed -n 's/.*(\([0-9]*\) distinct.*/\1/p' | head -1; }
+mix=""
+for profile in $PROFILES; do
     for loss in 0 0.05 0.10; do
         for lg in on off; do
             flag=""
             [ "$lg" = off ] && flag="--no-lifeguard"
             out=$("$SIMNET" swim --scenario crash --nodes 100 --profile "$profile" --loss "$loss" \
                   --runs "$RUNS" --seed "$SEED" --steady-s "$STEADY" $flag) || { echo "$out"; status=1; continue; }
+            long=$("$SIMNET" swim --scenario steady --nodes 100 --profile "$profile" --loss "$loss" \
+                   --runs 1 --seed "$SEED" --steady-s "$LONG" $flag) || { echo "$long"; status=1; continue; }
             first=$(field "$out" "detect first" 7)
             all=$(field "$out" "detect all" 7)
             und=$(field "$out" "undetected" 2)
             fp=$(field "$out" "false positives" 3)
-            fpd=$(printf '%s\n' "$out" | sed -n 's/.*(\([0-9]*\) distinct.*/\1/p' | head -1)
-            raised=$(field "$out" "suspicions" 2)
-            msgs=$(field "$out" "load" 2)
-            bytes=$(field "$out" "load" 4)
-            printf '| %s | %s | %s | %s s | %s s | %s | %s (%s) | %s | %s | %s |\n' \
-                "$profile" "$loss" "$lg" "$first" "$all" "$und" "$fp" "$fpd" "$raised" "$msgs" "$bytes"
+            lfp=$(field "$long" "false positives" 3)
+            lfpd=$(distinct "$long")
+            raised=$(field "$long" "suspicions" 2)
+            views=$(field "$long" "suspicions" 7)
+            msgs=$(field "$long" "load" 2)
+            bytes=$(field "$long" "load" 4)
+            printf '| %s | %s %% | %s | %s s | %s s | %s | %s / %s (%s) | %s | %s | %s | %s |\n' \
+                "$profile" "$(awk -v l="$loss" 'BEGIN { print l * 100 }')" "$lg" "$first" "$all" \
+                "$und" "$fp" "$lfp" "$lfpd" "$raised" "$views" "$msgs" "$bytes"
+            mix="$mix$(printf '%s loss %s Lifeguard %s: %s' "$profile" "$loss" "$lg" \
+                "$(printf '%s\n' "$long" | sed -n 's/^by type \/node\/s *//p')")"$'\n'
             [ "$und" != 0 ] && { echo "FAIL: undetected crashes ($profile loss $loss lifeguard $lg)"; status=1; }
-            [ "$lg" = on ] && [ "$fp" != 0 ] && { echo "FAIL: Lifeguard declared live nodes dead ($profile loss $loss)"; status=1; }
+            if [ "$lg" = on ]; then
+                [ "$fp" != 0 ] || [ "$lfp" != 0 ] && { echo "FAIL: Lifeguard declared live nodes dead ($profile loss $loss)"; status=1; }
+                if [ "$profile" = fast ] && awk -v a="$all" -v m="$msgs" 'BEGIN { exit !(a > 2.0 || m > 20.0) }'; then
+                    echo "FAIL: fast misses its goal at loss $loss (detection p99 $all s, $msgs datagrams/node/s)"
+                    status=1
+                fi
+            fi
         done
     done
 done
 echo
-echo "Degraded members (Lifeguard's setting): 5 of 100 nodes with Exp(1 s) extra delay on every link, ${STEADY}s:"
-printf '| profile | lifeguard | false dead (distinct) | suspicions raised | suspect views |\n|---|---|---|---|---|\n'
-for profile in lan fast; do
+echo "Datagrams/node/s by type in the long runs:"
+printf '%s' "$mix"
+echo
+echo "Degraded members (Lifeguard's setting): 5 of 100 nodes with Exp(1 s) extra delay on every link, 60 s:"
+printf '| profile | Lifeguard | false dead (distinct) | suspicions raised | suspect views | datagrams/node/s |\n|---|---|---|---|---|---|\n'
+for profile in $PROFILES; do
     for lg in on off; do
         flag=""
         [ "$lg" = off ] && flag="--no-lifeguard"
         out=$("$SIMNET" swim --scenario steady --nodes 100 --profile "$profile" --slow-nodes 5 \
-              --slow-jitter-ms 1000 --runs "$(( RUNS < 5 ? RUNS : 5 ))" --seed "$SEED" --steady-s "$STEADY" $flag) || { echo "$out"; status=1; continue; }
+              --slow-jitter-ms 1000 --runs "$(( RUNS < 5 ? RUNS : 5 ))" --seed "$SEED" --steady-s 60 $flag) || { echo "$out"; status=1; continue; }
         fp=$(field "$out" "false positives" 3)
-        fpd=$(printf '%s\n' "$out" | sed -n 's/.*(\([0-9]*\) distinct.*/\1/p' | head -1)
+        fpd=$(distinct "$out")
         raised=$(field "$out" "suspicions" 2)
         views=$(field "$out" "suspicions" 7)
-        printf '| %s | %s | %s (%s) | %s | %s |\n' "$profile" "$lg" "$fp" "$fpd" "$raised" "$views"
+        msgs=$(field "$out" "load" 2)
+        printf '| %s | %s | %s (%s) | %s | %s | %s |\n' "$profile" "$lg" "$fp" "$fpd" "$raised" "$views" "$msgs"
         [ "$lg" = on ] && [ "$fp" != 0 ] && { echo "FAIL: Lifeguard declared live nodes dead (degraded, $profile)"; status=1; }
     done
 done

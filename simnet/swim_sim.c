@@ -24,6 +24,7 @@
 typedef struct sim_fault {
     int target; /* crashed node; -1 = a partition (cross pairs) */
     int64_t t0, first, all;
+    int64_t suspect; /* first suspect view after the crash */
     uint8_t *seen;
     int expected, got;
     bool open;
@@ -169,6 +170,10 @@ static void on_event(void *user, const mn_swim_event_t *ev)
             if (h->faults[i].target == tgt) fault_seen(&h->faults[i], obs, now);
     } else if (ev->state == MN_SWIM_SUSPECT && wrong) {
         h->suspicions++;
+    } else if (ev->state == MN_SWIM_SUSPECT) {
+        for (size_t i = 0; i < h->n_faults; i++)
+            if (h->faults[i].target == tgt && h->faults[i].open && h->faults[i].suspect < 0)
+                h->faults[i].suspect = now;
     } else if (ev->state == MN_SWIM_ALIVE) {
         check_join(h, tgt, now);
     }
@@ -430,6 +435,7 @@ void mn_simswim_result_clear(mn_simswim_result_t *r)
 {
     free(r->detect_first_s);
     free(r->detect_all_s);
+    free(r->suspect_first_s);
     free(r->join_s);
     memset(r, 0, sizeof *r);
 }
@@ -451,7 +457,7 @@ static bool crash_node(mn_simswim_t *h, int node)
     h->n_faults++;
     f->target = node;
     f->t0 = mn_simnet_now(h->net);
-    f->first = f->all = -1;
+    f->first = f->all = f->suspect = -1;
     f->open = true;
     mn_simnet_crash(h->net, node);
     for (int o = 0; o < h->n; o++) {
@@ -527,15 +533,42 @@ static void form(mn_simswim_t *h, int count, mn_simswim_result_t *r)
     r->formation_s = (double)mn_simnet_now(h->net) / 1e6;
 }
 
+_Static_assert(sizeof(mn_swim_stats_t) % sizeof(uint64_t) == 0, "stats are uint64_t counters");
+
+/* Adds the counters of every running core to *out (all fields are uint64_t). */
+static void sum_swim_stats(mn_simswim_t *h, mn_swim_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < h->n; i++) {
+        mn_swim_t *s = mn_simnet_core(h->net, i);
+        if (!s) continue;
+        mn_swim_stats_t st;
+        mn_swim_stats_get(s, &st);
+        uint64_t *dst = (uint64_t *)out;
+        const uint64_t *src = (const uint64_t *)&st;
+        for (size_t k = 0; k < sizeof st / sizeof(uint64_t); k++)
+            dst[k] += src[k];
+    }
+}
+
 static void steady(mn_simswim_t *h, mn_simswim_result_t *r)
 {
     mn_simnet_stats_t a, b;
+    mn_swim_stats_t sa, sb;
+    sum_swim_stats(h, &sa);
     mn_simnet_stats(h->net, -1, &a);
     int64_t t0 = mn_simnet_now(h->net);
     int nodes = running_count(h);
     mn_simnet_run_until(h->net, t0 + ms(h->o.steady_ms));
     mn_simnet_stats(h->net, -1, &b);
+    sum_swim_stats(h, &sb);
+    uint64_t *d = (uint64_t *)&r->steady;
+    const uint64_t *pa = (const uint64_t *)&sa, *pb = (const uint64_t *)&sb;
+    for (size_t k = 0; k < sizeof sa / sizeof(uint64_t); k++)
+        d[k] = pb[k] - pa[k];
+    r->steady_net_sent = b.sent - a.sent;
     double secs = (double)(mn_simnet_now(h->net) - t0) / 1e6;
+    r->steady_node_s = secs * nodes;
     if (secs > 0 && nodes > 0) {
         r->msgs_per_node_s = (double)(b.sent - a.sent) / (secs * nodes);
         r->bytes_per_node_s = (double)(b.sent_bytes - a.sent_bytes) / (secs * nodes);
@@ -643,11 +676,13 @@ static void collect(mn_simswim_t *h, mn_simswim_result_t *r)
     if (h->n_faults) {
         r->detect_first_s = malloc(h->n_faults * sizeof(double));
         r->detect_all_s = malloc(h->n_faults * sizeof(double));
-        if (r->detect_first_s && r->detect_all_s) {
+        r->suspect_first_s = malloc(h->n_faults * sizeof(double));
+        if (r->detect_first_s && r->detect_all_s && r->suspect_first_s) {
             r->n_faults = h->n_faults;
             for (size_t i = 0; i < h->n_faults; i++) {
                 sim_fault *f = &h->faults[i];
                 r->detect_first_s[i] = f->first < 0 ? -1 : (double)(f->first - f->t0) / 1e6;
+                r->suspect_first_s[i] = f->suspect < 0 ? -1 : (double)(f->suspect - f->t0) / 1e6;
                 r->detect_all_s[i] = f->all < 0 ? -1 : (double)(f->all - f->t0) / 1e6;
                 if (f->all < 0) r->undetected++;
             }
@@ -671,16 +706,7 @@ static void collect(mn_simswim_t *h, mn_simswim_result_t *r)
     r->sim_s = (double)mn_simnet_now(h->net) / 1e6;
     r->events = h->events;
     r->trace_hash = mn_simnet_trace_hash(h->net);
-    for (int i = 0; i < h->n; i++) {
-        mn_swim_t *s = mn_simnet_core(h->net, i);
-        if (!s) continue;
-        mn_swim_stats_t st;
-        mn_swim_stats_get(s, &st);
-        uint64_t *dst = (uint64_t *)&r->swim;
-        const uint64_t *src = (const uint64_t *)&st;
-        for (size_t k = 0; k < sizeof st / sizeof(uint64_t); k++)
-            dst[k] += src[k];
-    }
+    sum_swim_stats(h, &r->swim);
 }
 
 mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario sc, mn_simswim_result_t *r,

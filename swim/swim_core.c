@@ -7,7 +7,8 @@
  * in a shuffled round-robin order gets a ping; without an ack within the probe
  * timeout, the ping is sent once more; still without one after another
  * timeout, k random alive members get a ping-req and answer with the
- * forwarded ack or with a nack when the target stays silent; without any ack
+ * forwarded ack or with a nack when the target stays silent, while we ping the
+ * target directly a third time (memberlist's TCP ping); without any ack
  * by the end of the indirect phase (2 probe timeouts) the target is suspected.
  * Missing nacks blame our own health (Lifeguard LHA-Probe). A ping to a member
  * we suspect carries the suspicion (Lifeguard buddy system), so it can refute
@@ -17,7 +18,9 @@
  *
  * Dissemination: queued updates ride on every ping, ack, ping-req and nack,
  * and a gossip packet goes to gossip_nodes random peers each gossip interval
- * while the queue holds anything. Anti-entropy: every push_pull interval a
+ * while the queue holds anything (with gossip_transmits: while it holds an
+ * update sent fewer times than that, i.e. only for its first fan-out; the
+ * remaining sends ride on the probe traffic). Anti-entropy: every push_pull interval a
  * full-state sync (several datagrams when needed) with one random alive
  * member, which answers with its own state; now and then one with a dead
  * member, so split clusters find each other again (Serf's reconnect). Join =
@@ -216,6 +219,7 @@ static void send_sync(mn_swim_t *s, const mn_swim_addr_t *to, uint32_t seq, bool
         m.state = rows + off;
         m.n_state = n - off;
         size_t used = swim_send(s, to, &m, true);
+        if (!want_reply) s->stats.sent_sync_reply++;
         if (used == 0) break; /* cannot happen with a valid config; never loop */
         off += used;
     }
@@ -300,6 +304,7 @@ static void on_ping_req(mn_swim_t *s, const mn_wire_swim_msg *m, const mn_swim_a
     mn_swim_addr_t to;
     memcpy(&to, &m->target_addr, sizeof to);
     swim_send(s, &to, &p, true);
+    s->stats.sent_ping_relay++;
 }
 
 static void on_ack(mn_swim_t *s, uint32_t seq, int64_t now)
@@ -315,6 +320,7 @@ static void on_ack(mn_swim_t *s, uint32_t seq, int64_t now)
             d->used = false;
             s->n_indirect--;
             send_simple(s, &d->reply_to, MN_WIRE_SWIM_ACK, d->their_seq);
+            s->stats.sent_ack_relay++;
             return;
         }
     }
@@ -404,7 +410,10 @@ void mn_swim_on_packet(mn_swim_t *s, int64_t now, const mn_swim_addr_t *from, co
     default: /* gossip: nothing beyond the updates */
         break;
     }
-    if (s->n_answer && !s->leaving) send_answering(s, from, MN_WIRE_SWIM_GOSSIP, 0);
+    if (s->n_answer && !s->leaving) {
+        send_answering(s, from, MN_WIRE_SWIM_GOSSIP, 0);
+        s->stats.sent_gossip_answer++;
+    }
 }
 
 /* ---- ticking ---- */
@@ -486,6 +495,9 @@ static void probe_indirect(mn_swim_t *s, int64_t now)
         swim_send(s, &helpers[i]->addr, &m, true);
     }
     s->stats.indirect_probes += k;
+    /* and once more directly, alongside the helpers (memberlist's TCP ping) */
+    send_ping(s, t);
+    s->stats.sent_ping_again++;
     s->probe_expected_nacks = (int)k;
     s->probe_nacks = 0;
     s->probe_phase = PROBE_INDIRECT;
@@ -507,6 +519,7 @@ static void probe_retry(mn_swim_t *s, int64_t now)
         return;
     }
     send_ping(s, t);
+    s->stats.sent_ping_again++;
     s->probe_phase = PROBE_RETRY;
     s->probe_deadline = now + swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
 }
@@ -548,12 +561,21 @@ static void run_probe(mn_swim_t *s, int64_t now)
     if (s->probe_phase == PROBE_IDLE && !s->leaving && now >= s->next_probe_at) probe_start(s, now);
 }
 
+/* Something to send in a gossip datagram: any queued update, or with
+ * gossip_transmits only one that has not had its first fan-out yet. A
+ * leaving node sends no pings for the rest to ride on: it gossips all. */
+static bool gossip_due(const mn_swim_t *s)
+{
+    if (s->cfg.gossip_transmits <= 0 || s->leaving) return s->n_queue > 0;
+    return swim_queue_fresh(s, s->cfg.gossip_transmits);
+}
+
 static void run_gossip(mn_swim_t *s, int64_t now)
 {
-    if (now < s->next_gossip_at || s->n_queue == 0) return;
+    if (now < s->next_gossip_at || !gossip_due(s)) return;
     s->next_gossip_at = now + s->cfg.gossip_interval_ms * SWIM_US_PER_MS;
     size_t k = pick_random(s, gossip_target, (size_t)s->cfg.gossip_nodes, now, NULL);
-    for (size_t i = 0; i < k && s->n_queue; i++) {
+    for (size_t i = 0; i < k && gossip_due(s); i++) {
         mn_wire_swim_msg m;
         msg_init(&m, MN_WIRE_SWIM_GOSSIP, 0);
         swim_send(s, &s->pick[i]->addr, &m, true);
@@ -610,7 +632,7 @@ int64_t mn_swim_next_deadline(const mn_swim_t *s)
         AT(s->probe_deadline);
     else if (!s->leaving)
         AT(s->next_probe_at);
-    if (s->n_queue) AT(s->next_gossip_at);
+    if (gossip_due(s)) AT(s->next_gossip_at);
     if (s->cfg.push_pull_interval_ms && !s->leaving) AT(s->next_sync_at);
     if (s->n_seeds && !s->leaving && !has_peers(s)) AT(s->next_join_at);
     if (s->n_state[MN_SWIM_DEAD] + s->n_state[MN_SWIM_LEFT] > (s->leaving ? 1u : 0u))

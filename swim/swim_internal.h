@@ -173,6 +173,8 @@ size_t swim_queue_peek(mn_swim_t *s, mn_wire_swim_entry *out, size_t cap);
 /* The first n peeked entries were sent: count a transmit, drop exhausted ones. */
 void swim_queue_sent(mn_swim_t *s, size_t n);
 int swim_retransmit_limit(const mn_swim_t *s);
+/* Some queued update has been sent fewer than `below` times. */
+bool swim_queue_fresh(const mn_swim_t *s, int below);
 bool swim_queue_has(const mn_swim_t *s, const char *id, size_t len, uint8_t state);
 void swim_entry_from_member(const swim_member *m, mn_wire_swim_entry *e);
 

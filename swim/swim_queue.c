@@ -108,3 +108,10 @@ bool swim_queue_has(const mn_swim_t *s, const char *id, size_t len, uint8_t stat
             return true;
     return false;
 }
+
+bool swim_queue_fresh(const mn_swim_t *s, int below)
+{
+    for (size_t i = 0; i < s->n_queue; i++)
+        if (s->queue[i].transmits < below) return true;
+    return false;
+}

@@ -148,9 +148,10 @@ int64_t mn_simswim_detect_bound_ms(const mn_swim_config_t *c, int nodes);
 
 typedef struct mn_simswim_result {
     bool formed;
-    double formation_s;     /* all nodes see all alive */
-    double *detect_first_s; /* per fault: first observer marks it dead */
-    double *detect_all_s;   /* per fault: every live observer does; < 0 = not within horizon */
+    double formation_s;      /* all nodes see all alive */
+    double *detect_first_s;  /* per fault: first observer marks it dead */
+    double *detect_all_s;    /* per fault: every live observer does; < 0 = not within horizon */
+    double *suspect_first_s; /* per crash: first observer suspects it (< 0 = none did) */
     size_t n_faults;
     int undetected;         /* faults some live observer missed within the horizon */
     uint64_t fp_dead;       /* dead declarations about running, reachable nodes */
@@ -166,6 +167,11 @@ typedef struct mn_simswim_result {
     uint64_t events;
     uint64_t trace_hash;
     mn_swim_stats_t swim; /* summed over the cores alive at the end */
+    /* the steady phase alone: core counters summed over the running nodes,
+     * and the node-seconds they ran (rate = counter / steady_node_s) */
+    mn_swim_stats_t steady;
+    double steady_node_s;
+    uint64_t steady_net_sent; /* datagrams handed to the network in that phase */
 } mn_simswim_result_t;
 
 void mn_simswim_result_clear(mn_simswim_result_t *r);

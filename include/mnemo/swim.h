@@ -59,6 +59,9 @@ typedef struct mn_swim_config {
     int awareness_max;           /* Lifeguard: health multiplier saturates at this */
     int64_t gossip_interval_ms;  /* send queued updates to gossip_nodes peers this often */
     int gossip_nodes;
+    int gossip_transmits;          /* gossip datagrams go out only while some queued update has
+                                    * been sent fewer times than this (its first fan-out; later
+                                    * sends ride on pings and acks); 0 = while any is queued */
     int retransmit_mult;           /* each update is sent mult * ceil(log10(N + 1)) times */
     int64_t push_pull_interval_ms; /* full-state sync with one random member; 0 = off */
     int64_t gossip_to_dead_ms;     /* keep gossiping to a dead member this long */
@@ -72,7 +75,8 @@ typedef struct mn_swim_config {
 } mn_swim_config_t;
 
 /* Fills out with the named profile: "lan" (memberlist LAN: 1 s probe, 500 ms
- * timeout, suspicion mult 4) or "fast" (200 ms probe). MN_ERR_INVALID otherwise. */
+ * timeout, suspicion mult 4) or "fast" (160 ms probe, 60 ms timeout, suspicion
+ * mult 2, gossip datagrams for the first fan-out only). MN_ERR_INVALID otherwise. */
 mn_err mn_swim_config_profile(const char *name, mn_swim_config_t *out);
 /* Checks ranges; MN_ERR_INVALID with a message naming the field. */
 mn_err mn_swim_config_check(const mn_swim_config_t *c, mn_error *err);
@@ -166,8 +170,15 @@ typedef struct mn_swim_stats {
     uint64_t refutations;       /* this node refuted an accusation about itself */
     uint64_t syncs_sent, syncs_recv;
     uint64_t updates_sent, updates_recv;
-    /* datagrams sent by kind: [1] ping [2] ack [3] ping-req [4] nack [5] gossip [6] sync */
+    /* datagrams sent by kind: [1] ping [2] ack [3] ping-req [4] nack [5] gossip [6] sync;
+     * every datagram the core sends is in exactly one of these */
     uint64_t sent_kind[8];
+    /* finer split of some kinds (each also counted in sent_kind) */
+    uint64_t sent_ping_again;    /* direct pings after the first one of a probe */
+    uint64_t sent_ping_relay;    /* pings sent on behalf of someone's ping-req */
+    uint64_t sent_ack_relay;     /* acks forwarded to a ping-req's sender */
+    uint64_t sent_gossip_answer; /* gossip datagrams correcting a sender's stale news */
+    uint64_t sent_sync_reply;    /* sync datagrams answering a peer's sync */
 } mn_swim_stats_t;
 void mn_swim_stats_get(const mn_swim_t *s, mn_swim_stats_t *out);
 

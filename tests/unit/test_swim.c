@@ -63,6 +63,7 @@ typedef struct wnode {
     int idx;
     mn_swim_t *s;
     bool down;
+    uint64_t sent; /* datagrams handed to w_send */
 } wnode;
 
 struct world {
@@ -80,6 +81,7 @@ static void w_send(void *user, const mn_swim_addr_t *to, const uint8_t *buf, siz
 {
     wnode *n = user;
     world *w = n->w;
+    n->sent++;
     if (len > w->max_len) w->max_len = len;
     if (w->nq == WQ) return;
     wpkt *p = &w->q[w->nq++];
@@ -386,6 +388,7 @@ static void test_swim_profiles_match_memberlist_lan_and_check_ranges(void **stat
     assert_int_equal(c.awareness_max, 8);
     assert_int_equal(c.gossip_interval_ms, 200);
     assert_int_equal(c.gossip_nodes, 3);
+    assert_int_equal(c.gossip_transmits, 0);
     assert_int_equal(c.retransmit_mult, 4);
     assert_int_equal(c.push_pull_interval_ms, 30000);
     assert_int_equal(c.max_packet, 1400);
@@ -393,7 +396,10 @@ static void test_swim_profiles_match_memberlist_lan_and_check_ranges(void **stat
     mn_error err;
     assert_int_equal(mn_swim_config_check(&c, &err), MN_OK);
     assert_int_equal(mn_swim_config_profile("fast", &c), MN_OK);
-    assert_int_equal(c.probe_interval_ms, 150);
+    assert_int_equal(c.probe_interval_ms, 160);
+    assert_int_equal(c.probe_timeout_ms, 60);
+    assert_int_equal(c.gossip_transmits, 3);
+    assert_int_equal(c.push_pull_interval_ms, 30000);
     assert_int_equal(mn_swim_config_check(&c, &err), MN_OK);
     assert_int_equal(mn_swim_config_profile("wan", &c), MN_ERR_INVALID);
     c.probe_timeout_ms = c.probe_interval_ms + 1;
@@ -782,6 +788,60 @@ static void test_swim_health_rises_when_helpers_stay_silent(void **state)
     p_free(p);
 }
 
+static void test_swim_indirect_phase_also_pings_the_target_directly(void **state)
+{
+    (void)state;
+    mn_swim_config_t c = fast_config();
+    c.verify = false;
+    puppet *p = p_new(&c, 1);
+    p_members(p, 5);
+    p->auto_ack = true;
+    p->ack_except_x = true; /* X never answers; helpers never relay */
+    mn_swim_stats_t st;
+    for (int guard = 0; guard < 1000; guard++) {
+        mn_swim_stats_get(p->s, &st);
+        if (st.probe_failures) break;
+        p_tick_until(p, p->now + 10 * MS);
+    }
+    /* ping, one retry, then 3 ping-reqs with a third direct ping alongside */
+    assert_int_equal(st.probe_failures, 1);
+    assert_int_equal(st.indirect_probes, 3);
+    assert_int_equal(st.sent_kind[MN_WIRE_SWIM_PING_REQ], 3);
+    assert_int_equal(st.sent_ping_again, 2);
+    p_free(p);
+}
+
+/* Gossip datagrams sent in the 2 s after the core learns of a new member. */
+static uint64_t gossip_after_news(int gossip_transmits)
+{
+    mn_swim_config_t c = fast_config();
+    c.gossip_transmits = gossip_transmits;
+    c.retransmit_mult = 10;       /* 10 sends per update at this size */
+    c.probe_interval_ms = 600000; /* no pings for the news to ride on */
+    puppet *p = p_new(&c, 1);
+    p_members(p, 5);
+    p->auto_ack = true;
+    p_tick_until(p, 2 * SEC);
+    mn_swim_stats_t a, b;
+    mn_swim_stats_get(p->s, &a);
+    p_gossip(p, "B1", 2, ent("N", 9, 1, MN_SWIM_ALIVE, NULL));
+    p_tick_until(p, p->now + 2 * SEC);
+    mn_swim_stats_get(p->s, &b);
+    assert_true(mn_swim_member_find(p->s, "N", NULL));
+    p_free(p);
+    return b.sent_kind[MN_WIRE_SWIM_GOSSIP] - a.sent_kind[MN_WIRE_SWIM_GOSSIP];
+}
+
+static void test_swim_gossip_datagrams_only_for_the_first_fan_out(void **state)
+{
+    (void)state;
+    /* fast: one round of gossip_nodes (3) datagrams; the remaining sends of
+     * the update ride on pings and acks */
+    assert_int_equal(gossip_after_news(3), 3);
+    /* memberlist (lan): gossip rounds until the retransmit limit */
+    assert_int_equal(gossip_after_news(0), 10);
+}
+
 static void test_swim_without_lifeguard_health_stays_zero(void **state)
 {
     (void)state;
@@ -820,6 +880,19 @@ static void test_swim_crashed_member_is_declared_dead_by_all(void **state)
     for (size_t i = 0; i < w->nev; i++)
         if (strcmp(w->ev[i].id, "node3") != 0 && w->ev[i].at > t0)
             assert_int_equal(w->ev[i].state, MN_SWIM_ALIVE); /* no collateral damage */
+    /* every datagram a core sent is counted once, by kind */
+    for (int a = 0; a < 6; a++) {
+        mn_swim_stats_t st;
+        mn_swim_stats_get(w->n[a].s, &st);
+        uint64_t by_kind = 0;
+        for (int k = 0; k < 8; k++)
+            by_kind += st.sent_kind[k];
+        assert_true(st.packets_sent == w->n[a].sent);
+        assert_true(by_kind == w->n[a].sent);
+        assert_true(st.sent_ping_again + st.sent_ping_relay <= st.sent_kind[MN_WIRE_SWIM_PING]);
+        assert_true(st.sent_ack_relay <= st.sent_kind[MN_WIRE_SWIM_ACK]);
+        assert_true(st.sent_sync_reply <= st.sent_kind[MN_WIRE_SWIM_SYNC]);
+    }
     w_free(w);
     free(w);
 }
@@ -921,8 +994,10 @@ static void test_swim_reclaims_dead_members_and_keeps_the_index_consistent(void 
     mn_swim_member_info_t mi;
     for (int i = 0; i < 300; i++) {
         bool found = mn_swim_member_find(p->s, names[i], &mi);
-        if (i % 3 == 0) assert_false(found);
-        else assert_true(found && strcmp(mi.id, names[i]) == 0);
+        if (i % 3 == 0)
+            assert_false(found);
+        else
+            assert_true(found && strcmp(mi.id, names[i]) == 0);
     }
     size_t n = mn_swim_member_count(p->s);
     assert_int_equal(n, 201);
@@ -954,6 +1029,8 @@ int main(void)
         cmocka_unit_test(test_swim_ping_to_a_suspect_carries_the_suspicion),
         cmocka_unit_test(test_swim_update_precedence_follows_incarnations),
         cmocka_unit_test(test_swim_health_rises_when_helpers_stay_silent),
+        cmocka_unit_test(test_swim_indirect_phase_also_pings_the_target_directly),
+        cmocka_unit_test(test_swim_gossip_datagrams_only_for_the_first_fan_out),
         cmocka_unit_test(test_swim_without_lifeguard_health_stays_zero),
         cmocka_unit_test(test_swim_crashed_member_is_declared_dead_by_all),
         cmocka_unit_test(test_swim_graceful_leave_shows_left_not_dead),

@@ -60,6 +60,11 @@ static void check_crash(const char *profile, int nodes, double loss, uint64_t se
     if (r.detect_all_s[0] > bound)
         fail_msg("%s, %d nodes, loss %.2f, seed %llu: detected by all after %.3f s > bound %.3f s",
                  profile, nodes, loss, (unsigned long long)seed, r.detect_all_s[0], bound);
+    /* the goal the fast profile is tuned for (docs/swim.md): well inside the
+     * formula's bound, which assumes no confirmation ever shortens a suspicion */
+    if (strcmp(profile, "fast") == 0 && nodes == 100 && r.detect_all_s[0] > 2.0)
+        fail_msg("fast, loss %.2f, seed %llu: detected by all after %.3f s > 2 s", loss,
+                 (unsigned long long)seed, r.detect_all_s[0]);
     assert_int_equal(r.fp_dead, 0);
     mn_simswim_result_clear(&r);
 }
@@ -69,6 +74,7 @@ static void test_swim_sim_crash_is_detected_by_all_within_the_bound(void **state
     (void)state;
     for (uint64_t seed = 1; seed <= 3; seed++) {
         check_crash("fast", 100, 0.0, seed);
+        check_crash("fast", 100, 0.05, seed);
         check_crash("fast", 100, 0.10, seed);
     }
     check_crash("lan", 50, 0.0, 1);
@@ -82,11 +88,21 @@ static void test_swim_sim_no_live_node_declared_dead_at_10pct_loss_over_10_minut
     o.steady_ms = 600 * 1000;
     mn_simswim_result_t r = run(&o, MN_SIMSWIM_STEADY);
     /* the loss bites: probes fail and members are suspected ... */
-    assert_true(r.swim.suspicions_raised > 100);
-    assert_true(r.swim.refutations > 100);
+    assert_true(r.swim.suspicions_raised > 50);
+    assert_true(r.swim.refutations > 50);
     /* ... but every accused node refutes in time */
     assert_int_equal(r.fp_dead, 0);
     assert_int_equal(r.fp_targets, 0);
+    /* the load goal of the fast profile (docs/swim.md): every datagram a core
+     * sent is counted by kind, and that count is what the network carried */
+    uint64_t by_kind = 0;
+    for (int k = 0; k < 8; k++)
+        by_kind += r.steady.sent_kind[k];
+    assert_true(by_kind > 0);
+    assert_true(by_kind == r.steady_net_sent);
+    assert_true(r.steady.packets_sent == by_kind);
+    if (r.msgs_per_node_s > 20.0)
+        fail_msg("%.2f datagrams/node/s at 10 %% loss > 20", r.msgs_per_node_s);
     mn_simswim_result_clear(&r);
 }
 
