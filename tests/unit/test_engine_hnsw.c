@@ -33,12 +33,7 @@ typedef struct fx {
 static void open_engine(fx *f)
 {
     mn_engine_options o;
-    mn_engine_options_default(&o);
-    o.data_dir = f->dir;
-    o.block_cache_bytes = 8u << 20;
-    o.write_buffer_bytes = 4u << 20;
-    o.expiry_interval_ms = 0;
-    o.link_max = 0;
+    mn_test_engine_options(&o, f->dir);
     o.hnsw_threshold = THRESHOLD;
     o.hnsw_m = 8;
     o.hnsw_ef_construction = 64;

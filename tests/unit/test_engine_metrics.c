@@ -24,13 +24,7 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof *f);
     f->dir = mn_test_tmpdir("mnemo-metrics");
     mn_engine_options o;
-    mn_engine_options_default(&o);
-    o.data_dir = f->dir;
-    o.block_cache_bytes = 8u << 20;
-    o.write_buffer_bytes = 4u << 20;
-    o.expiry_interval_ms = 0;
-    o.consolidate_interval_ms = 0;
-    o.link_max = 0;
+    mn_test_engine_options(&o, f->dir);
     mn_error err = {0};
     assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
     *state = f;
@@ -49,12 +43,7 @@ static int teardown(void **state)
 
 static void make_space(fx *f, const char *name)
 {
-    mn_space_def d = {0};
-    snprintf(d.name, sizeof d.name, "%s", name);
-    d.dim = 2;
-    d.metric = MN_METRIC_COSINE;
-    mn_error err = {0};
-    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_OK);
+    assert_int_equal(mn_test_space(f->e, name, 2, MN_METRIC_COSINE), MN_OK);
 }
 
 static mn_err remember(fx *f, const char *space, const char *content, mn_id_t *id)

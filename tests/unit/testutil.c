@@ -32,3 +32,24 @@ void mn_test_rmrf(const char *path)
 {
     if (path) nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+void mn_test_engine_options(mn_engine_options *o, const char *dir)
+{
+    mn_engine_options_default(o);
+    o->data_dir = dir;
+    o->block_cache_bytes = 8u << 20;
+    o->write_buffer_bytes = 4u << 20;
+    o->expiry_interval_ms = 0;
+    o->consolidate_interval_ms = 0;
+    o->link_max = 0;
+}
+
+mn_err mn_test_space(mn_engine_t *e, const char *name, uint32_t dim, mn_metric metric)
+{
+    mn_space_def d = {0};
+    snprintf(d.name, sizeof d.name, "%s", name);
+    d.dim = dim;
+    d.metric = metric;
+    mn_error err = {0};
+    return mn_engine_space_create(e, &d, NULL, &err);
+}
