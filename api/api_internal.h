@@ -152,7 +152,7 @@ mn_err api_query_time(const char *name, const char *v, int64_t *out, mn_error *e
 void api_metrics_init(mn_api_t *api);
 /* The server's observer: counts the response, times it, writes the access log line. */
 void api_access_observe(void *api, const char *method, const char *route, int status,
-                        int64_t duration_ns, const char *request_id);
+                        int64_t duration_ns, const char *request_id, const mn_http_request *req);
 /* The operationId docs/openapi.yaml gives (method, route pattern), or NULL. */
 const char *api_openapi_op(const char *method, const char *route);
 void api_h_metrics(void *ctx, const mn_http_request *req, mn_http_response *resp);

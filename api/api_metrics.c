@@ -34,7 +34,7 @@ void api_metrics_init(mn_api_t *api)
 }
 
 void api_access_observe(void *arg, const char *method, const char *route, int status,
-                        int64_t duration_ns, const char *request_id)
+                        int64_t duration_ns, const char *request_id, const mn_http_request *req)
 {
     mn_api_t *api = arg;
     char st[12];
@@ -55,8 +55,14 @@ void api_access_observe(void *arg, const char *method, const char *route, int st
         {.key = "duration_ms", .num = round(ms * 1000) / 1000, .in_msg = true},
         {.key = "request_id", .str = request_id ? request_id : ""},
         {.key = "op", .str = op},
+        {.key = "space"},
     };
-    mn_log_with(level, f, op ? 6 : 5, "%s %s %d %.3fms", values[0], values[1], status, ms);
+    size_t nf = 5;
+    if (op) nf++;
+    /* every route about one space names it first: /v1/spaces/{space}/... */
+    if (route && req && req->n_params && !strncmp(route, "/v1/spaces/{space}", 18))
+        f[nf++] = (mn_log_field){.key = "space", .str = req->params[0]};
+    mn_log_with(level, f, nf, "%s %s %d %.3fms", values[0], values[1], status, ms);
 }
 
 /* ---- the scrape ---- */

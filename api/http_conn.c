@@ -682,7 +682,7 @@ static void on_write(uv_write_t *w, int status)
     c->active = NULL;
     if (s->observer)
         s->observer(s->observer_arg, r->pub.method, r->pub.route, r->status_sent,
-                    (int64_t)(uv_hrtime() - r->t_start), r->pub.request_id);
+                    (int64_t)(uv_hrtime() - r->t_start), r->pub.request_id, &r->pub);
     bool close = r->close_after;
     mn_http_stream_src *src = r->streaming ? r->resp.stream : NULL;
     if (src) r->resp.stream = NULL;

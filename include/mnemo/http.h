@@ -139,9 +139,11 @@ int mn_http_server_port(const mn_http_server_t *s);
  * (or failed to be): method ("" if the request line was unreadable), the matched route pattern
  * (NULL when the server answered itself: 404, 405, 4xx limits; set when the gate refused a
  * routed request), HTTP status, nanoseconds from
- * the first byte of the request to the end of the write, and the x-request-id sent. */
+ * the first byte of the request to the end of the write, the x-request-id sent, and the
+ * request itself (its path parameters; valid only during the call). */
 typedef void (*mn_http_observer_fn)(void *arg, const char *method, const char *route, int status,
-                                    int64_t duration_ns, const char *request_id);
+                                    int64_t duration_ns, const char *request_id,
+                                    const mn_http_request *req);
 /* Sets (or clears, fn NULL) the observer. Loop thread only. */
 void mn_http_server_set_observer(mn_http_server_t *s, mn_http_observer_fn fn, void *arg);
 /* Admission hook (authentication, api/auth.h): called on the loop thread for every request

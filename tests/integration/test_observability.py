@@ -187,6 +187,7 @@ def test_metrics_move_with_traffic(server_factory, space_name):
     assert obj["method"] == "GET"
     assert obj["status"] == 200
     assert obj["op"] == "getMemory"
+    assert obj["space"] == space_name
     assert isinstance(obj["duration_ms"], (int, float)) and obj["duration_ms"] >= 0
     for line in s.log().splitlines():
         o = json.loads(line)

@@ -147,8 +147,9 @@ static void h_slow(void *ctx, const mn_http_request *req, mn_http_response *resp
 }
 
 static void observe(void *arg, const char *method, const char *route, int status,
-                    int64_t duration_ns, const char *request_id)
+                    int64_t duration_ns, const char *request_id, const mn_http_request *req)
 {
+    (void)req;
     srv *s = arg;
     pthread_mutex_lock(&s->mu);
     if (s->n_observed < 64 && duration_ns >= 0) {
