@@ -75,6 +75,11 @@ void jw_respond(api_jw *w, mn_http_response *resp, int status);
 void api_utf8_sanitize(const char *in, char *out, size_t len);
 /* What the route is about: names the 404 and 409 codes. */
 typedef enum { API_CTX_SPACE, API_CTX_MEMORY, API_CTX_ADMIN } api_ctx;
+/* The error code of docs/api.md, "Errors" ("space_not_found", ...) for an engine error whose
+ * message is msg; *hint gets a hint or NULL. Every door (HTTP, gRPC, MCP) names errors so. */
+const char *api_err_code(mn_err rc, const char *msg, api_ctx nf, const char **hint);
+/* The message of an engine error, made valid UTF-8 in clean (len bytes); logs server faults. */
+const char *api_err_message(mn_err rc, const mn_error *err, char *clean, size_t len);
 /* Maps an engine error to its HTTP status and error body (docs/api.md, "Errors"). */
 void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf);
 int api_http_status(mn_err rc);

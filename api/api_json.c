@@ -371,38 +371,43 @@ int api_http_status(mn_err rc)
     }
 }
 
-void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf)
+const char *api_err_code(mn_err rc, const char *msg, api_ctx nf, const char **hint)
 {
-    const char *msg = err && err->code == rc && err->message[0] ? err->message : mn_strerror(rc);
-    const char *code = "internal", *hint = NULL;
+    *hint = NULL;
     switch (rc) {
-    case MN_ERR_INVALID: code = "invalid_argument"; break;
-    case MN_ERR_PARSE: code = "bad_request"; break;
+    case MN_ERR_INVALID: return "invalid_argument";
+    case MN_ERR_PARSE: return "bad_request";
     case MN_ERR_NOT_FOUND:
         /* the engine names the space when the space is what is missing */
-        if (nf == API_CTX_SPACE || !strncmp(msg, "space ", 6)) {
-            code = "space_not_found";
-            hint = "list spaces with GET /v1/spaces; create one with POST /v1/spaces";
-        } else {
-            code = nf == API_CTX_MEMORY ? "memory_not_found" : "not_found";
+        if (nf == API_CTX_SPACE || (msg && !strncmp(msg, "space ", 6))) {
+            *hint = "list spaces with GET /v1/spaces; create one with POST /v1/spaces";
+            return "space_not_found";
         }
-        break;
-    case MN_ERR_GONE: code = "memory_forgotten"; break;
-    case MN_ERR_EXISTS:
-        code = nf == API_CTX_SPACE ? "space_exists" : "already_exists";
-        break;
-    case MN_ERR_TOO_LARGE: code = "payload_too_large"; break;
+        return nf == API_CTX_MEMORY ? "memory_not_found" : "not_found";
+    case MN_ERR_GONE: return "memory_forgotten";
+    case MN_ERR_EXISTS: return nf == API_CTX_SPACE ? "space_exists" : "already_exists";
+    case MN_ERR_TOO_LARGE: return "payload_too_large";
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
-    case MN_ERR_NOMEM:
-        code = "unavailable";
-        hint = "retry later";
-        break;
-    default: code = "internal"; break;
+    case MN_ERR_NOMEM: *hint = "retry later"; return "unavailable";
+    default: return "internal";
     }
-    char clean[MN_ERROR_MSG_MAX * 2];
-    api_utf8_sanitize(msg, clean, sizeof clean);
+}
+
+const char *api_err_message(mn_err rc, const mn_error *err, char *clean, size_t len)
+{
+    const char *msg = err && err->code == rc && err->message[0] ? err->message : mn_strerror(rc);
+    api_utf8_sanitize(msg, clean, len);
     if (api_http_status(rc) >= 500) mn_log_warn("request failed: %s (%s)", clean, mn_strerror(rc));
+    return clean;
+}
+
+void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf)
+{
+    char clean[MN_ERROR_MSG_MAX * 2];
+    const char *hint;
+    api_err_message(rc, err, clean, sizeof clean);
+    const char *code = api_err_code(rc, clean, nf, &hint);
     mn_http_respond_error(resp, api_http_status(rc), code, clean, hint);
 }
 

@@ -10,6 +10,7 @@
 #include "api_internal.h"
 #include "auth.h"
 #include "cluster_routes.h"
+#include "grpc_internal.h"
 #include "mcp_internal.h"
 
 #include <signal.h>
@@ -106,12 +107,16 @@ mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err)
 
 /* ---- serve ---- */
 
+/* How long in-flight gRPC calls may take to finish at shutdown before they are cancelled. */
+#define GRPC_GRACE_MS 10000
+
 typedef struct server {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
     mn_http_server_t *http;
     mn_api_t *api;
     mn_cluster_t *cluster; /* NULL in single-node mode */
+    mn_grpc_t *grpc;       /* NULL with grpc.enabled = false */
     bool stopping;
 } server;
 
@@ -145,6 +150,7 @@ static void on_signal(uv_signal_t *h, int signum)
     s->stopping = true;
     mn_log_info("%s: shutting down (finishing in-flight requests)", strsignal(signum));
     mn_api_set_draining(s->api);
+    if (s->grpc) mn_grpc_shutdown_begin(s->grpc);
     mn_http_server_shutdown(s->http, on_http_closed, s);
 }
 
@@ -191,27 +197,37 @@ static int check_exposure(const mn_config *c, bool insecure, mn_auth_t **auth)
         mn_log_warn("auth: %zu [[auth.keys]] configured but auth.enabled = false: keys are not "
                     "checked",
                     c->auth.keys.count);
-    if (mn_auth_bind_is_loopback(c->http.bind)) return 0;
+    /* every door that listens beyond loopback needs auth (or --insecure) */
+    bool http_out = !mn_auth_bind_is_loopback(c->http.bind);
+    bool grpc_out = c->grpc.enabled && !mn_auth_bind_is_loopback(c->grpc.bind);
+    if (!http_out && !grpc_out) return 0;
+    const char *door = http_out ? "HTTP" : "gRPC", *tbl = http_out ? "http" : "grpc";
+    const char *exposed = http_out ? c->http.bind : c->grpc.bind;
     if (c->auth.enabled) {
-        if (!c->http.tls_cert[0])
+        if (http_out && !c->http.tls_cert[0])
             mn_log_warn("auth: API keys cross the network in clear text on %s: set "
                         "http.tls_cert/http.tls_key or put a TLS proxy in front",
                         c->http.bind);
+        if (grpc_out && !c->grpc.tls_cert[0])
+            mn_log_warn("auth: API keys cross the network in clear text on %s (gRPC): set "
+                        "grpc.tls_cert/grpc.tls_key or put a TLS proxy in front",
+                        c->grpc.bind);
         return 0;
     }
     if (!insecure) {
         mn_auth_free(*auth);
         *auth = NULL;
         fprintf(stderr,
-                "mnemo: refusing to serve the HTTP API on %s without authentication: anyone who "
+                "mnemo: refusing to serve the %s API on %s without authentication: anyone who "
                 "can reach it could read and change every memory. Set auth.enabled = true with "
                 "[[auth.keys]] (see runbooks/single-node.md, \"Exposing mnemo beyond "
-                "localhost\"), bind to 127.0.0.1, or start with `mnemo serve --insecure` to "
-                "accept the risk.\n",
-                c->http.bind);
+                "localhost\"), bind %s.bind to 127.0.0.1, or start with `mnemo serve "
+                "--insecure` to accept the risk.\n",
+                door, exposed, tbl);
         return 2;
     }
-    mn_log_warn("--insecure: the HTTP API on %s has no authentication", c->http.bind);
+    if (http_out) mn_log_warn("--insecure: the HTTP API on %s has no authentication", c->http.bind);
+    if (grpc_out) mn_log_warn("--insecure: the gRPC API on %s has no authentication", c->grpc.bind);
     return 0;
 }
 
@@ -306,10 +322,33 @@ static int serve(const mn_config *c, bool insecure)
     const char *host = strchr(c->http.bind, ':') ? "[%s]" : "%s";
     char hostbuf[300];
     snprintf(hostbuf, sizeof hostbuf, host, c->http.bind);
+    if (c->grpc.enabled) {
+        mn_grpc_options go = {
+            .bind = c->grpc.bind,
+            .port = (int)c->grpc.port,
+            .threads = (int)c->grpc.threads,
+            .max_message_bytes = (size_t)c->grpc.max_message_bytes,
+            .max_concurrent_streams = (int)c->grpc.max_concurrent_streams,
+            .max_watches = (int)c->grpc.max_watches,
+            .tls_cert = c->grpc.tls_cert,
+            .tls_key = c->grpc.tls_key,
+        };
+        if ((rc = mn_grpc_start(s.api, auth, &go, &s.grpc, &err))) {
+            mn_log_error("%s", err.message);
+            exit_code = 1;
+            s.stopping = true;
+            mn_http_server_shutdown(s.http, on_http_closed, &s);
+            uv_run(&s.loop, UV_RUN_DEFAULT);
+            goto out;
+        }
+    }
     mn_log_info("listening on %s://%s:%d (auth %s)", c->http.tls_cert[0] ? "https" : "http",
                 hostbuf, mn_http_server_port(s.http), mn_auth_enabled(auth) ? "on" : "off");
 
     uv_run(&s.loop, UV_RUN_DEFAULT);
+    /* HTTP is done; gRPC stopped accepting at the signal: let its calls finish */
+    mn_grpc_stop(s.grpc, GRPC_GRACE_MS);
+    s.grpc = NULL;
     mn_log_info("closing the engine");
 
 out:

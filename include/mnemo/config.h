@@ -31,6 +31,19 @@ typedef struct mn_config_http {
     char *tls_key;              /* PEM private key of tls_cert; set both or neither */
 } mn_config_http;
 
+/* [grpc]: the gRPC API (api/proto/mnemo/v1/mnemo.proto, docs/grpc.md). */
+typedef struct mn_config_grpc {
+    bool enabled;                   /* true */
+    char *bind;                     /* "127.0.0.1" */
+    int64_t port;                   /* 7701; 0 = ephemeral */
+    int64_t threads;                /* 8 */
+    int64_t max_message_bytes;      /* 16 MiB */
+    int64_t max_concurrent_streams; /* 256 per connection */
+    int64_t max_watches;            /* 1024 */
+    char *tls_cert;                 /* "" = plaintext */
+    char *tls_key;
+} mn_config_grpc;
+
 typedef struct mn_config_storage {
     char *data_dir;          /* "./data" */
     int64_t block_cache_mb;  /* 256 */
@@ -115,6 +128,7 @@ typedef struct mn_config_auth {
 
 typedef struct mn_config {
     mn_config_http http;
+    mn_config_grpc grpc;
     mn_config_auth auth;
     mn_config_storage storage;
     mn_config_engine engine;

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
 from mnemo_client import MnemoClient, MnemoError  # noqa: E402
 
 LISTEN_RE = re.compile(r"listening on https?://(\[[^\]]+\]|[^:\s]+):(\d+)")
+GRPC_LISTEN_RE = re.compile(r"grpc listening on (\[[^\]]+\]|[^:\s]+):(\d+)")
 # Sanitizer builds start and stop slower; every wait is bounded by these.
 START_DEADLINE_S = float(os.environ.get("MNEMO_TEST_START_DEADLINE", "60"))
 STOP_DEADLINE_S = float(os.environ.get("MNEMO_TEST_STOP_DEADLINE", "60"))
@@ -60,6 +61,7 @@ class MnemoServer:
         self.proc = None
         self.port = None
         self.host = None
+        self.grpc_port = None
         self.lines = []
         self._lock = threading.Lock()
         self._reader = None
@@ -69,6 +71,8 @@ class MnemoServer:
         e.update({
             "MNEMO_HTTP_PORT": "0",
             "MNEMO_HTTP_BIND": "127.0.0.1",
+            # gRPC on any free port too, so servers of parallel suites never collide
+            "MNEMO_GRPC_PORT": "0",
             "MNEMO_STORAGE_DATA_DIR": self.data_dir,
             "MNEMO_ENGINE_EXPIRY_INTERVAL_MS": "100",
             # scheduled consolidation would add semantic memories by itself; suites that
@@ -113,6 +117,11 @@ class MnemoServer:
         m = wait_until(listening, START_DEADLINE_S, what="the listening line")
         self.host = m.group(1).strip("[]")
         self.port = int(m.group(2))
+        with self._lock:
+            g = [GRPC_LISTEN_RE.search(line) for line in self.lines]
+        g = [x for x in g if x]
+        # the gRPC line comes before the HTTP one (or not at all with grpc.enabled = false)
+        self.grpc_port = int(g[-1].group(2)) if g else None
         return self
 
     @property

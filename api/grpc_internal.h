@@ -1,0 +1,184 @@
+/* Private to the gRPC door (api/grpc_*.c): the server over the gRPC C core
+ * (grpc_server.c), the method table and its handlers (grpc_methods.c), the
+ * protobuf <-> engine conversions (grpc_convert.c) and the Watch stream
+ * (grpc_watch.c). api/proto/mnemo/v1/mnemo.proto is the contract and
+ * docs/grpc.md the reference.
+ *
+ * Like the HTTP handlers, the methods only translate: a decoded request message
+ * into the engine's structs, one engine call, the result into a response
+ * message. Every value check is the engine's; only what protobuf itself cannot
+ * say (an enum number we do not know, a malformed id) is checked here. */
+#ifndef MN_API_GRPC_INTERNAL_H
+#define MN_API_GRPC_INTERNAL_H
+
+#include <grpc/grpc.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api_internal.h"
+#include "auth.h"
+#include "mnemo/v1/mnemo.pb-c.h"
+
+/* ---- the public face inside api/ (api_server.c) ---- */
+typedef struct mn_grpc mn_grpc_t;
+
+typedef struct mn_grpc_options {
+    const char *bind;         /* IPv4/IPv6 literal or host name */
+    int port;                 /* 0 = ephemeral */
+    int threads;              /* completion-queue threads that also run the handlers */
+    size_t max_message_bytes; /* largest request message */
+    int max_concurrent_streams;
+    int max_watches;      /* open Watch streams at most */
+    const char *tls_cert; /* "" or NULL = plaintext; else PEM files */
+    const char *tls_key;
+} mn_grpc_options;
+
+/* Starts the gRPC server on its own threads. auth (may be NULL: everything allowed) must
+ * outlive it. Logs "grpc listening on HOST:PORT". */
+mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options *o,
+                     mn_grpc_t **out, mn_error *err);
+int mn_grpc_port(const mn_grpc_t *g);
+/* Stops accepting calls and ends every Watch stream with a CLOSED event (does not block). */
+void mn_grpc_shutdown_begin(mn_grpc_t *g);
+/* Waits up to grace_ms for in-flight calls, cancels the rest, joins the threads and frees g
+ * (calls mn_grpc_shutdown_begin if it was not). Before the engine closes. */
+void mn_grpc_stop(mn_grpc_t *g, int64_t grace_ms);
+
+/* ---- handlers (grpc_methods.c) ---- */
+
+/* What one call's handler works with: the engine, an arena for the response (freed with the
+ * call), and the context that names a NOT_FOUND (space or memory). */
+typedef struct gctx {
+    mn_api_t *api;
+    api_arena arena;
+} gctx;
+
+typedef enum { G_UNARY, G_CLIENT_STREAM, G_SERVER_STREAM } g_shape;
+
+/* A unary method: req decoded; *resp built in c->arena. */
+typedef mn_err (*g_unary_fn)(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                             mn_error *err);
+/* A client-streaming method: every message of the stream, in order. */
+typedef mn_err (*g_batch_fn)(gctx *c, ProtobufCMessage *const *reqs, size_t n,
+                             ProtobufCMessage **resp, mn_error *err);
+
+typedef struct g_method {
+    const char *path; /* "/mnemo.v1.Mnemo/Recall" */
+    g_shape shape;
+    const ProtobufCMessageDescriptor *req;
+    mn_auth_role role;
+    api_ctx nf; /* what a NOT_FOUND / EXISTS is about */
+    g_unary_fn unary;
+    g_batch_fn batch;
+} g_method;
+
+/* The method of a request path, or NULL. */
+const g_method *g_method_find(const char *path, size_t len);
+/* Every method, for tests and docs: *n gets the count. */
+const g_method *g_methods_all(size_t *n);
+/* The most messages a client stream may send (RememberBatch). */
+#define G_STREAM_MAX MN_BATCH_MAX
+
+/* ---- conversions (grpc_convert.c): inputs point into the decoded message ---- */
+mn_err g_memory_in(const Mnemo__V1__Memory *pm, const char *pfx, api_arena *a, mn_memory_t *m,
+                   mn_error *err);
+/* Output messages are built in the arena (NULL members on out-of-memory are caught by
+ * g_oom). */
+Mnemo__V1__Memory *g_memory_out(api_arena *a, const mn_memory_t *m);
+mn_err g_filter_in(const Mnemo__V1__Filter *pf, api_arena *a, mn_filter_t *f, mn_error *err);
+Mnemo__V1__RecallHit *g_hit_out(api_arena *a, const mn_recall_hit *h, bool spread, bool trace);
+Mnemo__V1__Space *g_space_out(api_arena *a, const mn_space_def *d);
+mn_err g_id_in(const char *s, const char *field, mn_id_t *id, mn_error *err);
+char *g_id_out(api_arena *a, const mn_id_t *id);
+/* Enum conversions: MN_ERR_INVALID naming field for a number we do not know. */
+mn_err g_kind_in(Mnemo__V1__Kind k, bool allow_any, int *out, const char *field, mn_error *err);
+Mnemo__V1__Kind g_kind_out(mn_kind k);
+Mnemo__V1__EdgeKind g_edge_kind_out(uint8_t k);
+mn_err g_edge_kind_in(Mnemo__V1__EdgeKind k, mn_edge_kind *out, const char *field, mn_error *err);
+Mnemo__V1__Metric g_metric_out(mn_metric m);
+Mnemo__V1__Lifecycle g_lifecycle_out(mn_lifecycle l);
+mn_err g_lifecycle_in(Mnemo__V1__Lifecycle l, mn_lifecycle *out, const char *field, mn_error *err);
+mn_err g_metric_in(Mnemo__V1__Metric m, mn_metric *out, mn_error *err);
+/* Allocates n zeroed pointers in the arena (NULL when n is 0 or out of memory). */
+void **g_ptrs(api_arena *a, size_t n);
+/* A message of the given type in the arena, initialised, or NULL. */
+void *g_msg(api_arena *a, size_t size, void (*init)(void *));
+#define G_NEW(a, T, init_fn) ((T *)g_msg((a), sizeof(T), (void (*)(void *))(init_fn)))
+
+/* ---- the Watch stream (grpc_watch.c) ---- */
+typedef struct gcall gcall;
+typedef struct gwatch_hub gwatch_hub;
+gwatch_hub *g_watch_hub_new(int max_watches);
+/* Ends every stream with a CLOSED event; new Watch calls are refused. */
+void g_watch_hub_close(gwatch_hub *h);
+/* After every watch call has ended (the server's shutdown is complete). */
+void g_watch_hub_free(gwatch_hub *h);
+
+/* ---- call plumbing shared by grpc_server.c and grpc_watch.c ---- */
+typedef enum { GT_NEW, GT_RECV, GT_SEND, GT_FINISH, GT_CLOSE, GT_SHUTDOWN } gtag_kind;
+typedef struct gtag {
+    gtag_kind kind;
+    gcall *call;
+} gtag;
+
+struct gcall {
+    mn_grpc_t *srv;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    const g_method *m;
+    gtag t_new, t_recv, t_send, t_finish, t_close;
+    grpc_byte_buffer *recv_buf;
+    grpc_byte_buffer *send_buf;
+    int cancelled;     /* RECV_CLOSE_ON_SERVER result */
+    bool initial_sent; /* SEND_INITIAL_METADATA went out */
+    bool close_armed;  /* RECV_CLOSE_ON_SERVER is in flight or done */
+    int64_t started_ns;
+    /* client stream: decoded messages so far */
+    ProtobufCMessage **msgs;
+    size_t n_msgs, cap_msgs;
+    /* status being sent */
+    grpc_status_code status;
+    grpc_slice status_msg;
+    grpc_metadata trailing[3];
+    size_t n_trailing;
+    char code[40];
+    char hint[160];
+    grpc_slice details_bin;
+    /* Watch */
+    struct gwatch *watch;
+    atomic_int refs; /* outstanding ops + 1 while the state machine owns it */
+};
+
+/* The engine and the auth of the server (for grpc_watch.c). */
+mn_api_t *g_srv_api(mn_grpc_t *g);
+gwatch_hub *g_srv_hub(mn_grpc_t *g);
+/* Checks the call's API key for its method's role on space (NULL: no space); on refusal
+ * finishes the call with UNAUTHENTICATED / PERMISSION_DENIED and returns false. */
+bool g_call_authorize(gcall *c, const char *space);
+/* Finishes the call: initial metadata if not sent yet, resp (may be NULL) and the status of
+ * rc (MN_OK = OK) with err's message. resp is packed at once (may live in an arena). */
+void g_call_finish(gcall *c, mn_err rc, const mn_error *err, api_ctx nf,
+                   const ProtobufCMessage *resp);
+/* Finishes with an explicit gRPC status (no mnemo error code unless code is set). */
+void g_call_finish_status(gcall *c, grpc_status_code st, const char *msg, const char *code,
+                          const char *hint, const ProtobufCMessage *resp);
+/* Drops one reference; the last frees the call. */
+void g_call_unref(gcall *c);
+/* Decodes the received message into the method's request type; NULL on a malformed one. */
+ProtobufCMessage *g_call_decode(gcall *c);
+/* Starts a batch; on failure logs and returns false (nothing was started). */
+bool g_call_batch(gcall *c, const grpc_op *ops, size_t n, gtag *tag);
+/* Packs a message into a new byte buffer (NULL on out-of-memory). */
+grpc_byte_buffer *g_pack(const ProtobufCMessage *msg);
+
+/* Watch handler entry: the request decoded and authorized; takes over the call. */
+void g_watch_start(gcall *c, const Mnemo__V1__WatchRequest *req);
+/* A completion of one of the watch's ops (send, finish or close). */
+void g_watch_on_op(gcall *c, gtag_kind kind, bool ok);
+/* Frees the watch of a call being freed. */
+void g_watch_free(gcall *c);
+
+#endif

@@ -1,0 +1,615 @@
+/* The methods of mnemo.v1.Mnemo (api/proto/mnemo/v1/mnemo.proto): one table
+ * row each (path, shape, request type, role, what a NOT_FOUND is about,
+ * handler), and the handlers. A handler turns the decoded request into the
+ * engine's request, makes one engine call and builds the response in the
+ * call's arena. Results the engine returns are copied into the arena before
+ * they are released. */
+#include "grpc_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OOM(err) mn_error_set((err), MN_ERR_NOMEM, "out of memory")
+#define REQ(T, r) const T *q = (const T *)(r)
+
+static const char *space_of(const char *s)
+{
+    return s ? s : "";
+}
+
+/* ---- service and spaces ---- */
+
+static mn_err m_health(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
+{
+    (void)r;
+    Mnemo__V1__HealthResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__HealthResponse, mnemo__v1__health_response__init);
+    if (!o) return OOM(err);
+    o->status = "ok";
+    o->version = (char *)mn_api_version();
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_create_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                             mn_error *err)
+{
+    REQ(Mnemo__V1__CreateSpaceRequest, r);
+    mn_space_def def, out;
+    memset(&def, 0, sizeof def);
+    if (!q->name) return mn_error_set(err, MN_ERR_INVALID, "name: required");
+    if (strlen(q->name) > MN_SPACE_NAME_MAX)
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "name: must match [a-z0-9][a-z0-9_-]{0,63}, got \"%.80s...\"", q->name);
+    memcpy(def.name, q->name, strlen(q->name) + 1);
+    if (!q->has_dim) return mn_error_set(err, MN_ERR_INVALID, "dim: required (1..%d)", MN_DIM_MAX);
+    def.dim = q->dim;
+    mn_err rc;
+    if (q->has_metric && (rc = g_metric_in(q->metric, &def.metric, err))) return rc;
+    if (q->has_default_lifecycle &&
+        (rc = g_lifecycle_in(q->default_lifecycle, &def.default_lifecycle, "default_lifecycle",
+                             err)))
+        return rc;
+    if ((rc = mn_engine_space_create(c->api->engine, &def, &out, err))) return rc;
+    Mnemo__V1__Space *s = g_space_out(&c->arena, &out);
+    if (!s) return OOM(err);
+    *resp = &s->base;
+    return MN_OK;
+}
+
+static mn_err m_list_spaces(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                            mn_error *err)
+{
+    (void)r;
+    mn_space_def *defs = NULL;
+    size_t n = 0;
+    mn_err rc = mn_engine_space_list(c->api->engine, &defs, &n, err);
+    if (rc) return rc;
+    Mnemo__V1__ListSpacesResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__ListSpacesResponse, mnemo__v1__list_spaces_response__init);
+    if (o && n) o->spaces = (Mnemo__V1__Space **)g_ptrs(&c->arena, n);
+    for (size_t i = 0; o && o->spaces && i < n; i++)
+        if ((o->spaces[i] = g_space_out(&c->arena, &defs[i]))) o->n_spaces++;
+    free(defs);
+    if (!o || o->n_spaces != n) return OOM(err);
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_stats(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
+{
+    REQ(Mnemo__V1__SpaceRequest, r);
+    mn_space_stats st;
+    mn_err rc = mn_engine_space_get(c->api->engine, space_of(q->space), &st, err);
+    if (rc) return rc;
+    Mnemo__V1__SpaceStats *o =
+        G_NEW(&c->arena, Mnemo__V1__SpaceStats, mnemo__v1__space_stats__init);
+    if (!o || !(o->space = g_space_out(&c->arena, &st.def))) return OOM(err);
+    o->has_memories = o->has_episodic = o->has_semantic = o->has_suppressed = true;
+    o->has_tombstones = o->has_epoch = o->has_last_lsn = o->has_wal_first_lsn = true;
+    o->has_vector_bytes = o->has_index_nodes = o->has_index_pending = true;
+    o->memories = st.memories;
+    o->episodic = st.episodic;
+    o->semantic = st.semantic;
+    o->suppressed = st.suppressed;
+    o->tombstones = st.tombstones;
+    o->epoch = st.epoch;
+    o->last_lsn = st.last_lsn;
+    o->wal_first_lsn = st.wal_first_lsn;
+    o->vector_bytes = st.vector_bytes;
+    o->index_state = (char *)(st.index_state ? st.index_state : "none");
+    o->index_nodes = st.index_nodes;
+    o->index_pending = st.index_pending;
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_drop_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                           mn_error *err)
+{
+    REQ(Mnemo__V1__SpaceRequest, r);
+    mn_err rc = mn_engine_space_drop(c->api->engine, space_of(q->space), err);
+    if (rc) return rc;
+    Mnemo__V1__DropSpaceResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__DropSpaceResponse, mnemo__v1__drop_space_response__init);
+    if (!o) return OOM(err);
+    o->name = q->space ? api_arena_strndup(&c->arena, q->space, strlen(q->space)) : "";
+    o->has_deleted = true;
+    o->deleted = true;
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_checkpoint(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                           mn_error *err)
+{
+    REQ(Mnemo__V1__CheckpointRequest, r);
+    if (!q->path || !*q->path) return mn_error_set(err, MN_ERR_INVALID, "path: required");
+    mn_err rc = mn_engine_checkpoint(c->api->engine, q->path, err);
+    if (rc) return rc;
+    Mnemo__V1__CheckpointResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__CheckpointResponse, mnemo__v1__checkpoint_response__init);
+    if (!o || !(o->path = api_arena_strndup(&c->arena, q->path, strlen(q->path)))) return OOM(err);
+    *resp = &o->base;
+    return MN_OK;
+}
+
+/* ---- memories ---- */
+
+static mn_err m_remember(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
+{
+    REQ(Mnemo__V1__RememberRequest, r);
+    mn_memory_t m;
+    mn_id_t id;
+    mn_err rc = g_memory_in(q->memory, "", &c->arena, &m, err);
+    if (!rc) rc = mn_engine_remember(c->api->engine, space_of(q->space), &m, 1, &id, err);
+    if (rc) return rc;
+    Mnemo__V1__RememberResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__RememberResponse, mnemo__v1__remember_response__init);
+    if (!o || !(o->id = g_id_out(&c->arena, &id))) return OOM(err);
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_remember_batch(gctx *c, ProtobufCMessage *const *rs, size_t n,
+                               ProtobufCMessage **resp, mn_error *err)
+{
+    mn_memory_t *mems = api_arena_alloc(&c->arena, n * sizeof *mems);
+    mn_id_t *ids = api_arena_alloc(&c->arena, n * sizeof *ids);
+    if (!mems || !ids) return OOM(err);
+    const char *space = space_of(((const Mnemo__V1__RememberRequest *)rs[0])->space);
+    for (size_t i = 0; i < n; i++) {
+        const Mnemo__V1__RememberRequest *q = (const Mnemo__V1__RememberRequest *)rs[i];
+        if (i && strcmp(space_of(q->space), space))
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "memories[%zu].space: \"%.64s\", the stream is for \"%.64s\"", i,
+                                space_of(q->space), space);
+        char pfx[32];
+        snprintf(pfx, sizeof pfx, "memories[%zu].", i);
+        mn_err rc = g_memory_in(q->memory, pfx, &c->arena, &mems[i], err);
+        if (rc) return rc;
+    }
+    mn_err rc = mn_engine_remember(c->api->engine, space, mems, n, ids, err);
+    if (rc) return rc;
+    Mnemo__V1__RememberBatchResponse *o = G_NEW(&c->arena, Mnemo__V1__RememberBatchResponse,
+                                                mnemo__v1__remember_batch_response__init);
+    if (!o || !(o->ids = (char **)g_ptrs(&c->arena, n))) return OOM(err);
+    for (size_t i = 0; i < n; i++)
+        if (!(o->ids[i] = g_id_out(&c->arena, &ids[i]))) return OOM(err);
+    o->n_ids = n;
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_get_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                           mn_error *err)
+{
+    REQ(Mnemo__V1__GetMemoryRequest, r);
+    mn_id_t id;
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    if (rc) return rc;
+    mn_memory_t m;
+    memset(&m, 0, sizeof m);
+    rc = mn_engine_get(c->api->engine, space_of(q->space), &id,
+                       q->has_include_embedding && q->include_embedding, &m, err);
+    if (rc) return rc;
+    Mnemo__V1__Memory *o = g_memory_out(&c->arena, &m);
+    mn_memory_clear(&m);
+    if (!o) return OOM(err);
+    *resp = &o->base;
+    return MN_OK;
+}
+
+/* The memories of a list result as a repeated Memory field. */
+static mn_err memories_out(gctx *c, const mn_list_result *lr, Mnemo__V1__Memory ***out, size_t *n,
+                           mn_error *err)
+{
+    *out = (Mnemo__V1__Memory **)g_ptrs(&c->arena, lr->n);
+    if (lr->n && !*out) return OOM(err);
+    for (size_t i = 0; i < lr->n; i++)
+        if (!((*out)[i] = g_memory_out(&c->arena, &lr->memories[i]))) return OOM(err);
+    *n = lr->n;
+    return MN_OK;
+}
+
+static mn_err m_list_memories(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                              mn_error *err)
+{
+    REQ(Mnemo__V1__ListMemoriesRequest, r);
+    mn_list_req lr;
+    memset(&lr, 0, sizeof lr);
+    mn_filter_init(&lr.filter);
+    mn_err rc = g_filter_in(q->filter, &c->arena, &lr.filter, err);
+    if (rc) return rc;
+    lr.limit = q->has_limit ? q->limit : 0;
+    if (q->has_limit && q->limit == 0)
+        return mn_error_set(err, MN_ERR_INVALID, "limit: must be in 1..1000, got 0");
+    lr.cursor = q->cursor && *q->cursor ? q->cursor : NULL;
+    lr.include_embedding = q->has_include_embedding && q->include_embedding;
+    mn_list_result res;
+    memset(&res, 0, sizeof res);
+    if ((rc = mn_engine_list(c->api->engine, space_of(q->space), &lr, &res, err))) return rc;
+    Mnemo__V1__ListMemoriesResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__ListMemoriesResponse, mnemo__v1__list_memories_response__init);
+    rc = o ? memories_out(c, &res, &o->memories, &o->n_memories, err) : OOM(err);
+    if (!rc && res.next && !(o->next = api_arena_strndup(&c->arena, res.next, strlen(res.next))))
+        rc = OOM(err);
+    mn_list_result_clear(&res);
+    if (!rc) *resp = &o->base;
+    return rc;
+}
+
+static mn_err m_forget(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
+{
+    REQ(Mnemo__V1__ForgetRequest, r);
+    mn_id_t id;
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    if (rc) return rc;
+    mn_forget_mode mode = MN_FORGET_DELETE;
+    if (q->has_mode) {
+        if (q->mode == MNEMO__V1__FORGET_MODE__FORGET_MODE_SUPPRESS)
+            mode = MN_FORGET_SUPPRESS;
+        else if (q->mode != MNEMO__V1__FORGET_MODE__FORGET_MODE_DELETE &&
+                 q->mode != MNEMO__V1__FORGET_MODE__FORGET_MODE_UNSPECIFIED)
+            return mn_error_set(err, MN_ERR_INVALID, "mode: unknown ForgetMode %d", (int)q->mode);
+    }
+    if ((rc = mn_engine_forget(c->api->engine, space_of(q->space), &id, mode, err))) return rc;
+    Mnemo__V1__ForgetResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__ForgetResponse, mnemo__v1__forget_response__init);
+    if (!o || !(o->id = g_id_out(&c->arena, &id))) return OOM(err);
+    o->has_mode = o->has_forgotten = true;
+    o->mode = mode == MN_FORGET_SUPPRESS ? MNEMO__V1__FORGET_MODE__FORGET_MODE_SUPPRESS
+                                         : MNEMO__V1__FORGET_MODE__FORGET_MODE_DELETE;
+    o->forgotten = true;
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_unsuppress(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                           mn_error *err)
+{
+    REQ(Mnemo__V1__MemoryRequest, r);
+    mn_id_t id;
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    if (!rc) rc = mn_engine_unsuppress(c->api->engine, space_of(q->space), &id, err);
+    if (rc) return rc;
+    Mnemo__V1__UnsuppressResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__UnsuppressResponse, mnemo__v1__unsuppress_response__init);
+    if (!o || !(o->id = g_id_out(&c->arena, &id))) return OOM(err);
+    o->has_suppressed = true;
+    o->suppressed = false;
+    *resp = &o->base;
+    return MN_OK;
+}
+
+/* ---- recall ---- */
+
+static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_req *rr,
+                        mn_error *err)
+{
+    memset(rr, 0, sizeof *rr);
+    mn_filter_init(&rr->filter);
+    if (q->n_embedding) {
+        rr->embedding = q->embedding;
+        rr->dim = (uint32_t)(q->n_embedding > UINT32_MAX ? UINT32_MAX : q->n_embedding);
+    }
+    if (q->text) {
+        rr->text = q->text;
+        rr->text_len = strlen(q->text);
+    }
+    if (q->has_vector_weight || q->has_text_weight) {
+        /* one weight given: the other keeps its default of 1 */
+        rr->vector_weight = q->has_vector_weight ? q->vector_weight : 1;
+        rr->text_weight = q->has_text_weight ? q->text_weight : 1;
+    }
+    rr->k = q->has_k ? q->k : 0;
+    if (q->has_k && q->k == 0)
+        return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..%d, got 0", MN_K_MAX);
+    rr->has_threshold = q->has_threshold;
+    rr->threshold = q->threshold;
+    rr->include_embedding = q->has_include_embedding && q->include_embedding;
+    rr->spread = q->has_spread && q->spread;
+    rr->max_hops = q->max_hops;
+    rr->hop_decay = q->hop_decay;
+    rr->min_activation = q->min_activation;
+    rr->max_visited = q->max_visited;
+    rr->trace = q->has_trace && q->trace;
+    rr->reinforce = q->has_reinforce && q->reinforce;
+    rr->exact = q->has_exact && q->exact;
+    rr->ef = q->ef;
+    return g_filter_in(q->filter, &c->arena, &rr->filter, err);
+}
+
+/* Recall hits as a repeated RecallHit field. */
+static mn_err hits_out(gctx *c, const mn_recall_result *res, bool spread, bool trace,
+                       Mnemo__V1__RecallHit ***out, size_t *n, mn_error *err)
+{
+    *out = (Mnemo__V1__RecallHit **)g_ptrs(&c->arena, res->n_hits);
+    if (res->n_hits && !*out) return OOM(err);
+    for (size_t i = 0; i < res->n_hits; i++)
+        if (!((*out)[i] = g_hit_out(&c->arena, &res->hits[i], spread, trace))) return OOM(err);
+    *n = res->n_hits;
+    return MN_OK;
+}
+
+static mn_err m_recall(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
+{
+    REQ(Mnemo__V1__RecallRequest, r);
+    mn_recall_req rr;
+    mn_recall_result res;
+    memset(&res, 0, sizeof res);
+    int64_t t0 = mn_time_mono_ns();
+    mn_err rc = recall_in(c, q, &rr, err);
+    if (!rc) rc = mn_engine_recall(c->api->engine, space_of(q->space), &rr, &res, err);
+    if (rc) return rc;
+    double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
+    Mnemo__V1__RecallResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__RecallResponse, mnemo__v1__recall_response__init);
+    rc = o ? hits_out(c, &res, rr.spread, rr.trace, &o->results, &o->n_results, err) : OOM(err);
+    if (!rc) {
+        o->path = (char *)(res.path ? res.path : "exact");
+        o->has_recall_confidence = o->has_scanned = o->has_took_ms = true;
+        o->recall_confidence = res.recall_confidence;
+        o->scanned = res.scanned;
+        o->took_ms = took_ms;
+        *resp = &o->base;
+    }
+    mn_recall_result_clear(&res);
+    return rc;
+}
+
+/* ---- cognitive operations ---- */
+
+static mn_err m_associate(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                          mn_error *err)
+{
+    REQ(Mnemo__V1__AssociateRequest, r);
+    if (q->n_edges < 1 || q->n_edges > MN_BATCH_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "edges: %zu in one request, must be 1..%d",
+                            q->n_edges, MN_BATCH_MAX);
+    mn_edge *edges = api_arena_alloc(&c->arena, q->n_edges * sizeof *edges);
+    if (!edges) return OOM(err);
+    for (size_t i = 0; i < q->n_edges; i++) {
+        const Mnemo__V1__Edge *pe = q->edges[i];
+        char f[40];
+        mn_err rc;
+        snprintf(f, sizeof f, "edges[%zu].from", i);
+        if ((rc = g_id_in(pe->from, f, &edges[i].from, err))) return rc;
+        snprintf(f, sizeof f, "edges[%zu].to", i);
+        if ((rc = g_id_in(pe->to, f, &edges[i].to, err))) return rc;
+        mn_edge_kind k = MN_EDGE_EXPLICIT;
+        snprintf(f, sizeof f, "edges[%zu].kind", i);
+        if (pe->has_kind && (rc = g_edge_kind_in(pe->kind, &k, f, err))) return rc;
+        edges[i].kind = (uint8_t)k;
+        edges[i].weight = pe->has_weight ? pe->weight : 1.0f;
+    }
+    mn_err rc = mn_engine_associate(c->api->engine, space_of(q->space), edges, q->n_edges, err);
+    if (rc) return rc;
+    Mnemo__V1__AssociateResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__AssociateResponse, mnemo__v1__associate_response__init);
+    if (!o) return OOM(err);
+    o->has_created = true;
+    o->created = (uint32_t)q->n_edges;
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_associations(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                             mn_error *err)
+{
+    REQ(Mnemo__V1__MemoryRequest, r);
+    mn_id_t id;
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    mn_assoc *as = NULL;
+    size_t n = 0;
+    if (!rc) rc = mn_engine_associations(c->api->engine, space_of(q->space), &id, &as, &n, err);
+    if (rc) return rc;
+    Mnemo__V1__ListAssociationsResponse *o = G_NEW(&c->arena, Mnemo__V1__ListAssociationsResponse,
+                                                   mnemo__v1__list_associations_response__init);
+    if (o && n) o->associations = (Mnemo__V1__Association **)g_ptrs(&c->arena, n);
+    for (size_t i = 0; o && o->associations && i < n; i++) {
+        Mnemo__V1__Association *pa =
+            G_NEW(&c->arena, Mnemo__V1__Association, mnemo__v1__association__init);
+        if (!pa || !(pa->id = g_id_out(&c->arena, &as[i].other))) break;
+        pa->has_kind = pa->has_outgoing = pa->has_weight = true;
+        pa->kind = g_edge_kind_out(as[i].kind);
+        pa->outgoing = as[i].outgoing;
+        pa->weight = as[i].weight;
+        o->associations[o->n_associations++] = pa;
+    }
+    free(as);
+    if (!o || o->n_associations != n) return OOM(err);
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_consolidate(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                            mn_error *err)
+{
+    REQ(Mnemo__V1__ConsolidateRequest, r);
+    mn_consolidate_opts opts = {0};
+    if (q->has_threshold) {
+        if (!(q->threshold >= 0 && q->threshold <= 1))
+            return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in 0..1 (0 = default)");
+        opts.threshold = q->threshold;
+    }
+    if (q->has_min_support) opts.min_support = q->min_support;
+    mn_consolidate_result res = {0};
+    mn_err rc = mn_engine_consolidate(c->api->engine, space_of(q->space), &opts, &res, err);
+    if (rc) return rc;
+    Mnemo__V1__ConsolidateResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__ConsolidateResponse, mnemo__v1__consolidate_response__init);
+    if (o) {
+        o->has_candidates = o->has_created = o->has_updated = o->has_episodes = true;
+        o->candidates = res.candidates;
+        o->created = res.created;
+        o->updated = res.updated;
+        o->episodes = res.episodes;
+        o->ids = (char **)g_ptrs(&c->arena, res.n_ids);
+        for (size_t i = 0; o->ids && i < res.n_ids; i++)
+            if ((o->ids[i] = g_id_out(&c->arena, &res.ids[i]))) o->n_ids++;
+    }
+    size_t want = res.n_ids;
+    free(res.ids);
+    if (!o || o->n_ids != want) return OOM(err);
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_recognize(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                          mn_error *err)
+{
+    REQ(Mnemo__V1__RecognizeRequest, r);
+    mn_recognize_req rr;
+    memset(&rr, 0, sizeof rr);
+    mn_filter_init(&rr.filter);
+    if (q->n_embedding) {
+        rr.embedding = q->embedding;
+        rr.dim = (uint32_t)(q->n_embedding > UINT32_MAX ? UINT32_MAX : q->n_embedding);
+    }
+    if (q->text) {
+        rr.text = q->text;
+        rr.text_len = strlen(q->text);
+    }
+    if (q->has_threshold) {
+        if (!(q->threshold > 0 && q->threshold <= 1))
+            return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in (0, 1]");
+        rr.threshold = q->threshold;
+    }
+    mn_err rc = g_filter_in(q->filter, &c->arena, &rr.filter, err);
+    if (!rc && !rr.embedding && !rr.text)
+        rc = mn_error_set(err, MN_ERR_INVALID, "a cue needs an embedding, text, or both");
+    mn_recognize_result res = {0};
+    if (!rc) rc = mn_engine_recognize(c->api->engine, space_of(q->space), &rr, &res, err);
+    if (rc) return rc;
+    Mnemo__V1__RecognizeResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__RecognizeResponse, mnemo__v1__recognize_response__init);
+    if (!o) return OOM(err);
+    o->has_recognized = o->has_familiarity = true;
+    o->recognized = res.recognized;
+    o->familiarity = res.familiarity;
+    if (res.has_best && !(o->best = g_id_out(&c->arena, &res.best))) return OOM(err);
+    *resp = &o->base;
+    return MN_OK;
+}
+
+static mn_err m_reminisce(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                          mn_error *err)
+{
+    REQ(Mnemo__V1__ReminisceRequest, r);
+    mn_reminisce_req rr;
+    memset(&rr, 0, sizeof rr);
+    mn_filter_init(&rr.filter);
+    mn_err rc = g_filter_in(q->filter, &c->arena, &rr.filter, err);
+    if (rc) return rc;
+    if (q->topic) {
+        rr.topic = q->topic;
+        rr.topic_len = strlen(q->topic);
+    }
+    if (q->has_limit && q->limit == 0)
+        return mn_error_set(err, MN_ERR_INVALID, "limit: must be in 1..1000, got 0");
+    rr.limit = q->limit;
+    rr.include_embedding = q->has_include_embedding && q->include_embedding;
+    mn_list_result res;
+    memset(&res, 0, sizeof res);
+    if ((rc = mn_engine_reminisce(c->api->engine, space_of(q->space), &rr, &res, err))) return rc;
+    Mnemo__V1__ReminisceResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__ReminisceResponse, mnemo__v1__reminisce_response__init);
+    rc = o ? memories_out(c, &res, &o->memories, &o->n_memories, err) : OOM(err);
+    mn_list_result_clear(&res);
+    if (!rc) *resp = &o->base;
+    return rc;
+}
+
+static mn_err m_complete(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
+{
+    REQ(Mnemo__V1__CompleteRequest, r);
+    mn_memory_t partial;
+    mn_err rc = g_memory_in(q->partial, "partial.", &c->arena, &partial, err);
+    if (rc) return rc;
+    if (q->has_k && (q->k == 0 || q->k > 100))
+        return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..100, got %u", q->k);
+    mn_complete_result res;
+    memset(&res, 0, sizeof res);
+    rc = mn_engine_complete(c->api->engine, space_of(q->space), &partial, q->has_k ? q->k : 5, &res,
+                            err);
+    if (rc) return rc;
+    Mnemo__V1__CompleteResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__CompleteResponse, mnemo__v1__complete_response__init);
+    rc = o ? hits_out(c, &res.candidates, false, false, &o->candidates, &o->n_candidates, err)
+           : OOM(err);
+    if (!rc && res.n_fields) {
+        size_t n = res.n_fields < MN_FIELD_COUNT ? res.n_fields : MN_FIELD_COUNT;
+        o->fields = (Mnemo__V1__FieldGuess **)g_ptrs(&c->arena, n);
+        for (size_t i = 0; o->fields && i < n; i++) {
+            Mnemo__V1__FieldGuess *fg =
+                G_NEW(&c->arena, Mnemo__V1__FieldGuess, mnemo__v1__field_guess__init);
+            if (!fg) break;
+            fg->field = (char *)mn_field_name(res.fields[i].field);
+            if (res.fields[i].value)
+                fg->value =
+                    api_arena_strndup(&c->arena, res.fields[i].value, strlen(res.fields[i].value));
+            fg->has_confidence = true;
+            fg->confidence = res.fields[i].confidence;
+            o->fields[o->n_fields++] = fg;
+        }
+        if (o->n_fields != n) rc = OOM(err);
+    }
+    mn_complete_result_clear(&res);
+    if (!rc) *resp = &o->base;
+    return rc;
+}
+
+/* ---- the table ---- */
+
+#define P(name) "/mnemo.v1.Mnemo/" name
+#define D(type) &mnemo__v1__##type##__descriptor
+
+static const g_method methods[] = {
+    {P("Health"), G_UNARY, D(health_request), MN_AUTH_OPEN, API_CTX_ADMIN, m_health, NULL},
+    {P("CreateSpace"), G_UNARY, D(create_space_request), MN_AUTH_ADMIN, API_CTX_SPACE,
+     m_create_space, NULL},
+    {P("ListSpaces"), G_UNARY, D(list_spaces_request), MN_AUTH_READ, API_CTX_SPACE, m_list_spaces,
+     NULL},
+    {P("GetSpace"), G_UNARY, D(space_request), MN_AUTH_READ, API_CTX_SPACE, m_stats, NULL},
+    {P("DropSpace"), G_UNARY, D(space_request), MN_AUTH_ADMIN, API_CTX_SPACE, m_drop_space, NULL},
+    {P("Stats"), G_UNARY, D(space_request), MN_AUTH_READ, API_CTX_SPACE, m_stats, NULL},
+    {P("Remember"), G_UNARY, D(remember_request), MN_AUTH_WRITE, API_CTX_SPACE, m_remember, NULL},
+    {P("RememberBatch"), G_CLIENT_STREAM, D(remember_request), MN_AUTH_WRITE, API_CTX_SPACE, NULL,
+     m_remember_batch},
+    {P("GetMemory"), G_UNARY, D(get_memory_request), MN_AUTH_READ, API_CTX_MEMORY, m_get_memory,
+     NULL},
+    {P("ListMemories"), G_UNARY, D(list_memories_request), MN_AUTH_READ, API_CTX_SPACE,
+     m_list_memories, NULL},
+    {P("Forget"), G_UNARY, D(forget_request), MN_AUTH_WRITE, API_CTX_MEMORY, m_forget, NULL},
+    {P("Unsuppress"), G_UNARY, D(memory_request), MN_AUTH_WRITE, API_CTX_MEMORY, m_unsuppress,
+     NULL},
+    {P("Recall"), G_UNARY, D(recall_request), MN_AUTH_READ, API_CTX_SPACE, m_recall, NULL},
+    {P("Associate"), G_UNARY, D(associate_request), MN_AUTH_WRITE, API_CTX_MEMORY, m_associate,
+     NULL},
+    {P("ListAssociations"), G_UNARY, D(memory_request), MN_AUTH_READ, API_CTX_MEMORY,
+     m_associations, NULL},
+    {P("Consolidate"), G_UNARY, D(consolidate_request), MN_AUTH_WRITE, API_CTX_SPACE, m_consolidate,
+     NULL},
+    {P("Recognize"), G_UNARY, D(recognize_request), MN_AUTH_READ, API_CTX_SPACE, m_recognize, NULL},
+    {P("Reminisce"), G_UNARY, D(reminisce_request), MN_AUTH_READ, API_CTX_SPACE, m_reminisce, NULL},
+    {P("Complete"), G_UNARY, D(complete_request), MN_AUTH_READ, API_CTX_SPACE, m_complete, NULL},
+    {P("Watch"), G_SERVER_STREAM, D(watch_request), MN_AUTH_READ, API_CTX_SPACE, NULL, NULL},
+    {P("Checkpoint"), G_UNARY, D(checkpoint_request), MN_AUTH_ADMIN, API_CTX_ADMIN, m_checkpoint,
+     NULL},
+};
+
+const g_method *g_method_find(const char *path, size_t len)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strlen(methods[i].path) == len && !memcmp(methods[i].path, path, len))
+            return &methods[i];
+    return NULL;
+}
+
+const g_method *g_methods_all(size_t *n)
+{
+    *n = sizeof methods / sizeof methods[0];
+    return methods;
+}
