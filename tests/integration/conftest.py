@@ -8,6 +8,7 @@ The server is started with http.port = 0 and the port is read from its
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -225,3 +226,28 @@ def expect_error(fn, status, code=None, message_part=None):
             assert message_part in e.message, "%r not in %r" % (message_part, e.message)
         return e
     raise AssertionError("expected an error %s %s" % (status, code or ""))
+
+
+def node_client(node_dir, probe, args, timeout=120):
+    """Runs `node client.mjs args...` in node_dir, installing its pinned packages
+    (package-lock.json) with npm ci first when node_modules/<probe> is missing. Returns the
+    completed process; fails the test when node or npm are missing or npm ci fails."""
+    node = shutil.which("node") or "/usr/bin/node"
+    if not os.path.exists(node):
+        pytest.fail("node is not installed (install Node.js 18 or later with npm)")
+    if not os.path.isdir(os.path.join(node_dir, "node_modules", probe)):
+        npm = shutil.which("npm")
+        if not npm:
+            pytest.fail("npm is not installed: it is needed to fetch %s (install Node.js 18 or "
+                        "later with npm)" % probe)
+        try:
+            p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=node_dir,
+                               capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            pytest.fail("npm ci in %s took over 300 s: is registry.npmjs.org reachable?"
+                        % node_dir)
+        if p.returncode != 0:
+            pytest.fail("npm ci in %s failed (is registry.npmjs.org reachable?):\n%s\n%s"
+                        % (node_dir, p.stdout[-2000:], p.stderr[-2000:]))
+    return subprocess.run([node, os.path.join(node_dir, "client.mjs")] + list(args),
+                          cwd=node_dir, capture_output=True, text=True, timeout=timeout)

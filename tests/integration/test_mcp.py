@@ -6,12 +6,12 @@ import http.client
 import json
 import os
 import re
-import shutil
-import subprocess
 import threading
 import time
 
 import pytest
+
+from conftest import node_client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_DIR = os.path.join(HERE, "mcp_node")
@@ -604,32 +604,8 @@ def test_concurrent_sessions(server):
 
 # ---- the official TypeScript SDK client ----
 
-def node_modules_ready():
-    """Installs the pinned SDK (package-lock.json) with npm ci when node_modules is missing."""
-    if os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@modelcontextprotocol", "sdk")):
-        return
-    npm = shutil.which("npm")
-    if not npm:
-        pytest.fail("npm is not installed: it is needed to fetch @modelcontextprotocol/sdk "
-                    "(install Node.js 18 or later with npm)")
-    try:
-        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
-                           capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.fail("npm ci in %s took over 300 s: is registry.npmjs.org reachable?" % NODE_DIR)
-    if p.returncode != 0:
-        pytest.fail("npm ci in %s failed (is registry.npmjs.org reachable?):\n%s\n%s"
-                    % (NODE_DIR, p.stdout[-2000:], p.stderr[-2000:]))
-
-
 def test_typescript_sdk_client(server):
-    node = shutil.which("node") or "/usr/bin/node"
-    if not os.path.exists(node):
-        pytest.fail("node is not installed (install Node.js 18 or later with npm)")
-    node_modules_ready()
-    p = subprocess.run([node, os.path.join(NODE_DIR, "client.mjs"), server.url + "/mcp",
-                        "mcp-node-sdk"], cwd=NODE_DIR, capture_output=True, text=True,
-                       timeout=120)
+    p = node_client(NODE_DIR, "@modelcontextprotocol/sdk", [server.url + "/mcp", "mcp-node-sdk"])
     assert p.returncode == 0, "node client failed:\n%s\n%s" % (p.stdout, p.stderr)
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["ok"] is True
