@@ -156,7 +156,7 @@ static const cfg_key KEYS[] = {
     KSTR("grpc", "bind", grpc.bind, "127.0.0.1", check_nonempty,
          "address the gRPC API listens on"),
     KINT("grpc", "port", grpc.port, 7701, 0, 65535, "gRPC port (0 = any free port)"),
-    KINT("grpc", "threads", grpc.threads, 8, 1, 256,
+    KINT("grpc", "threads", grpc.threads, 16, 1, 256,
          "threads that poll gRPC completions and run its handlers"),
     KINT("grpc", "max_message_bytes", grpc.max_message_bytes, 16 * 1024 * 1024, 1024,
          1024 * 1024 * 1024, "largest request message; larger ones get RESOURCE_EXHAUSTED"),

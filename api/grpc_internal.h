@@ -167,8 +167,11 @@ void g_call_finish_status(gcall *c, grpc_status_code st, const char *msg, const 
                           const char *hint, const ProtobufCMessage *resp);
 /* Drops one reference; the last frees the call. */
 void g_call_unref(gcall *c);
-/* Decodes the received message into the method's request type; NULL on a malformed one. */
-ProtobufCMessage *g_call_decode(gcall *c);
+/* Decodes the received message into the method's request type; NULL (err set, field path
+ * after pfx) on a malformed one or one with a string that holds a NUL or is not UTF-8.
+ * Free the result with protobuf_c_message_free_unpacked(m, &g_allocator). */
+ProtobufCMessage *g_call_decode(gcall *c, const char *pfx, mn_error *err);
+extern ProtobufCAllocator g_allocator;
 /* Starts a batch; on failure logs and returns false (nothing was started). */
 bool g_call_batch(gcall *c, const grpc_op *ops, size_t n, gtag *tag);
 /* Packs a message into a new byte buffer (NULL on out-of-memory). */

@@ -99,7 +99,7 @@ static void call_free(gcall *c)
 {
     if (c->watch) g_watch_free(c);
     for (size_t i = 0; i < c->n_msgs; i++)
-        protobuf_c_message_free_unpacked(c->msgs[i], NULL);
+        protobuf_c_message_free_unpacked(c->msgs[i], &g_allocator);
     free(c->msgs);
     if (c->recv_buf) grpc_byte_buffer_destroy(c->recv_buf);
     if (c->send_buf) grpc_byte_buffer_destroy(c->send_buf);
@@ -138,17 +138,89 @@ grpc_byte_buffer *g_pack(const ProtobufCMessage *msg)
     return bb;
 }
 
-ProtobufCMessage *g_call_decode(gcall *c)
+/* Decoded requests are allocated with their size in front, so a string protobuf-c cut at
+ * a NUL byte (it copies len bytes and terminates them) can be told from one that ended
+ * there: strlen(s) + 1 must be its allocation. */
+typedef struct g_hdr {
+    size_t n;
+    size_t pad; /* keeps what follows 16-byte aligned */
+} g_hdr;
+
+static void *g_alloc(void *data, size_t n)
+{
+    (void)data;
+    g_hdr *h = malloc(sizeof *h + n);
+    if (!h) return NULL;
+    h->n = n;
+    return h + 1;
+}
+
+static void g_free(void *data, void *p)
+{
+    (void)data;
+    if (p) free((g_hdr *)p - 1);
+}
+
+ProtobufCAllocator g_allocator = {g_alloc, g_free, NULL};
+
+/* Every string of m (nested messages included) must be NUL-free UTF-8, as the HTTP API
+ * requires of JSON strings. The first offender is named with its field path. */
+static mn_err check_strings(const ProtobufCMessage *m, const char *pfx, mn_error *err)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+        const char *member = (const char *)m + f->offset;
+        bool rep = f->label == PROTOBUF_C_LABEL_REPEATED;
+        size_t n = rep ? *(const size_t *)((const char *)m + f->quantifier_offset) : 1;
+        void *const *items = rep ? *(void *const *const *)member : (void *const *)member;
+        for (size_t j = 0; j < n; j++) {
+            const void *v = items ? items[j] : NULL;
+            if (!v) continue;
+            char path[96];
+            if (rep) snprintf(path, sizeof path, "%s%s[%zu]", pfx, f->name, j);
+            else snprintf(path, sizeof path, "%s%s", pfx, f->name);
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                char sub[100];
+                snprintf(sub, sizeof sub, "%s.", path);
+                mn_err rc = check_strings(v, sub, err);
+                if (rc) return rc;
+                continue;
+            }
+            const char *str = v;
+            size_t len = ((const g_hdr *)str - 1)->n - 1;
+            if (strlen(str) != len)
+                return mn_error_set(err, MN_ERR_INVALID, "%s: contains a NUL character", path);
+            if (!mn_utf8_valid(str, len))
+                return mn_error_set(err, MN_ERR_INVALID, "%s: not valid UTF-8", path);
+        }
+    }
+    return MN_OK;
+}
+
+ProtobufCMessage *g_call_decode(gcall *c, const char *pfx, mn_error *err)
 {
     grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, c->recv_buf)) return NULL;
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m =
-        protobuf_c_message_unpack(c->m->req, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
+    ProtobufCMessage *m = NULL;
+    if (grpc_byte_buffer_reader_init(&r, c->recv_buf)) {
+        grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+        grpc_byte_buffer_reader_destroy(&r);
+        m = protobuf_c_message_unpack(c->m->req, &g_allocator, GRPC_SLICE_LENGTH(s),
+                                      GRPC_SLICE_START_PTR(s));
+        grpc_slice_unref(s);
+    }
     grpc_byte_buffer_destroy(c->recv_buf);
     c->recv_buf = NULL;
+    if (!m) {
+        mn_error_set(err, MN_ERR_INVALID, "malformed request: not a valid %s message",
+                     c->m->req->name);
+        return NULL;
+    }
+    if (check_strings(m, pfx, err)) {
+        protobuf_c_message_free_unpacked(m, &g_allocator);
+        return NULL;
+    }
     return m;
 }
 
@@ -464,32 +536,31 @@ static void on_recv(gcall *c, bool ok)
         }
         return;
     }
-    ProtobufCMessage *req = g_call_decode(c);
+    char pfx[32] = "";
+    if (m->shape == G_CLIENT_STREAM) snprintf(pfx, sizeof pfx, "memories[%zu].", c->n_msgs);
+    mn_error err = {0};
+    ProtobufCMessage *req = g_call_decode(c, pfx, &err);
     if (!req) {
-        mn_error err;
-        mn_error_set(&err, MN_ERR_INVALID, "malformed request: not a valid %s message",
-                     m->req->name);
         g_call_finish(c, MN_ERR_INVALID, &err, m->nf, NULL);
         return;
     }
     switch (m->shape) {
     case G_UNARY:
         if (g_call_authorize(c, request_space(req))) run_unary(c, req);
-        protobuf_c_message_free_unpacked(req, NULL);
+        protobuf_c_message_free_unpacked(req, &g_allocator);
         return;
     case G_SERVER_STREAM:
         if (g_call_authorize(c, request_space(req)))
             g_watch_start(c, (const Mnemo__V1__WatchRequest *)req);
-        protobuf_c_message_free_unpacked(req, NULL);
+        protobuf_c_message_free_unpacked(req, &g_allocator);
         return;
     case G_CLIENT_STREAM:
         if (c->n_msgs == 0 && !g_call_authorize(c, request_space(req))) {
-            protobuf_c_message_free_unpacked(req, NULL);
+            protobuf_c_message_free_unpacked(req, &g_allocator);
             return;
         }
         if (c->n_msgs == G_STREAM_MAX) {
-            protobuf_c_message_free_unpacked(req, NULL);
-            mn_error err;
+            protobuf_c_message_free_unpacked(req, &g_allocator);
             mn_error_set(&err, MN_ERR_INVALID, "more than %d messages in one stream", G_STREAM_MAX);
             g_call_finish(c, MN_ERR_INVALID, &err, m->nf, NULL);
             return;
@@ -498,7 +569,7 @@ static void on_recv(gcall *c, bool ok)
             size_t cap = c->cap_msgs ? c->cap_msgs * 2 : 16;
             ProtobufCMessage **v = realloc(c->msgs, cap * sizeof *v);
             if (!v) {
-                protobuf_c_message_free_unpacked(req, NULL);
+                protobuf_c_message_free_unpacked(req, &g_allocator);
                 g_call_finish(c, MN_ERR_NOMEM, NULL, m->nf, NULL);
                 return;
             }

@@ -36,7 +36,7 @@ typedef struct mn_config_grpc {
     bool enabled;                   /* true */
     char *bind;                     /* "127.0.0.1" */
     int64_t port;                   /* 7701; 0 = ephemeral */
-    int64_t threads;                /* 8 */
+    int64_t threads;                /* 16 */
     int64_t max_message_bytes;      /* 16 MiB */
     int64_t max_concurrent_streams; /* 256 per connection */
     int64_t max_watches;            /* 1024 */

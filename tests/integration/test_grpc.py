@@ -294,6 +294,23 @@ def test_malformed_messages_leave_data_intact(g, space):
             g.raw_unary("Remember", payload)
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT, payload
         assert error_code(ei.value) == "invalid_argument"
+    # strings must be NUL-free UTF-8, as in the HTTP API (protobuf-c would cut at the NUL)
+    sp = space.encode()
+
+    def remember_raw(content, tags=()):
+        mem_bytes = b"\x1a" + bytes([len(content)]) + content + b"\x22\x0c" + \
+            b"\x00\x00\x80\x3f" + b"\x00" * 8
+        for t in tags:
+            mem_bytes += b"\x5a" + bytes([len(t)]) + t
+        return b"\x0a" + bytes([len(sp)]) + sp + b"\x12" + bytes([len(mem_bytes)]) + mem_bytes
+    for payload, msg in ((remember_raw(b"abc\x00def"), "memory.content: contains a NUL character"),
+                         (remember_raw(b"caf\xe9"), "memory.content: not valid UTF-8"),
+                         (remember_raw(b"ok", [b"t1", b"t\xff"]), "memory.tags[1]: not valid UTF-8")):
+        with pytest.raises(grpc.RpcError) as ei:
+            g.raw_unary("Remember", payload)
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert ei.value.details() == msg, ei.value.details()
+    assert g.raw_unary("Remember", remember_raw("café".encode()))  # valid UTF-8 is fine
     # an unknown method
     f = g.channel.unary_unary("/mnemo.v1.Mnemo/Nope", request_serializer=None,
                               response_deserializer=None)
@@ -301,7 +318,7 @@ def test_malformed_messages_leave_data_intact(g, space):
         f(b"", timeout=10)
     assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert g.GetMemory(pb().GetMemoryRequest(space=space, id=rid)).content == "precious"
-    assert g.Stats(pb().SpaceRequest(space=space)).memories == 1
+    assert g.Stats(pb().SpaceRequest(space=space)).memories == 2
 
 
 def test_oversized_message_is_refused(server_factory):
