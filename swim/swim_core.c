@@ -14,7 +14,7 @@
  * we suspect carries the suspicion (Lifeguard buddy system), so it can refute
  * at once. A suspicion heard from others is verified: the suspect becomes our
  * next probe target (direct pings only); see swim_members.c for how that
- * gates death notices.
+ * gates death notices and expired timers (recheck pings).
  *
  * Dissemination: queued updates ride on every ping, ack, ping-req and nack,
  * and a gossip packet goes to gossip_nodes random peers each gossip interval
@@ -314,6 +314,16 @@ static void on_ack(mn_swim_t *s, uint32_t seq, int64_t now)
         swim_awareness(s, -1);
         return;
     }
+    for (size_t i = 0; i < s->n_suspects; i++) {
+        swim_member *m = s->suspects[i];
+        if (m->susp_expired && m->check_pings && m->check_seq == seq) {
+            /* it answered a recheck; a refutation on this ack has already made
+             * it alive, else (it did not refute) look again an interval later */
+            m->check_pings = 0;
+            m->susp_deadline = now + swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
+            return;
+        }
+    }
     for (size_t i = 0; s->n_indirect && i < SWIM_MAX_INDIRECT; i++) {
         swim_indirect *d = &s->indirect[i];
         if (d->used && d->our_seq == seq) {
@@ -437,10 +447,10 @@ static swim_member *next_probe_target(mn_swim_t *s)
     return NULL;
 }
 
-static void send_ping(mn_swim_t *s, const swim_member *t)
+static void send_ping(mn_swim_t *s, const swim_member *t, uint32_t seq)
 {
     mn_wire_swim_msg m;
-    msg_init(&m, MN_WIRE_SWIM_PING, s->probe_seq);
+    msg_init(&m, MN_WIRE_SWIM_PING, seq);
     m.target = t->id;
     m.target_len = t->id_len;
     mn_wire_swim_entry buddy;
@@ -453,6 +463,15 @@ static void send_ping(mn_swim_t *s, const swim_member *t)
         m.n_updates = 1;
     }
     swim_send(s, &t->addr, &m, true);
+}
+
+void swim_recheck_ping(mn_swim_t *s, swim_member *m, int64_t now)
+{
+    m->check_seq = s->next_seq++;
+    m->check_pings++;
+    m->susp_deadline = now + swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
+    send_ping(s, m, m->check_seq);
+    s->stats.sent_ping_recheck++;
 }
 
 static void probe_start(mn_swim_t *s, int64_t now)
@@ -471,7 +490,7 @@ static void probe_start(mn_swim_t *s, int64_t now)
     s->probe_start = now;
     s->probe_deadline = now + swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
     s->probe_phase = PROBE_DIRECT;
-    send_ping(s, t);
+    send_ping(s, t, s->probe_seq);
 }
 
 static void probe_indirect(mn_swim_t *s, int64_t now)
@@ -496,7 +515,7 @@ static void probe_indirect(mn_swim_t *s, int64_t now)
     }
     s->stats.indirect_probes += k;
     /* and once more directly, alongside the helpers (memberlist's TCP ping) */
-    send_ping(s, t);
+    send_ping(s, t, s->probe_seq);
     s->stats.sent_ping_again++;
     s->probe_expected_nacks = (int)k;
     s->probe_nacks = 0;
@@ -518,7 +537,7 @@ static void probe_retry(mn_swim_t *s, int64_t now)
         s->probe_phase = PROBE_IDLE;
         return;
     }
-    send_ping(s, t);
+    send_ping(s, t, s->probe_seq);
     s->stats.sent_ping_again++;
     s->probe_phase = PROBE_RETRY;
     s->probe_deadline = now + swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);

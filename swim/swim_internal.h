@@ -17,6 +17,7 @@
 #define SWIM_SYNC_SEEN 32    /* recent sync exchanges answered */
 #define SWIM_VERIFY_MAX 16   /* suspects waiting for our own probe */
 #define SWIM_MAX_ANSWER 4    /* corrections sent back for one received packet */
+#define SWIM_RECHECK_PINGS 3 /* pings of an expired, unverified suspect before it is dead */
 #define SWIM_HDR_LEN 8
 #define SWIM_TAG_LEN 32
 #define SWIM_MAGIC0 'M'
@@ -38,7 +39,11 @@ typedef struct swim_member {
     int susp_n;                               /* confirmations counted */
     uint32_t susp_from[SWIM_MAX_CONFIRM + 1]; /* accuser hashes; [0] = originator */
     int susp_nfrom;
-    bool susp_verified; /* our own probe failed during this suspicion */
+    bool susp_verified;     /* our own probe failed during this suspicion ... */
+    int64_t susp_failed_at; /* ... last at this time */
+    bool susp_expired;   /* verify: the timer ran out without a recent failure: being rechecked */
+    uint8_t check_pings; /* recheck pings sent (answered ones reset it) */
+    uint32_t check_seq;  /* the last one's sequence number */
 } swim_member;
 
 /* One queued membership update (TransmitLimitedQueue of memberlist). */
@@ -188,6 +193,9 @@ size_t swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg *msg, 
 mn_err swim_receive(mn_swim_t *s, const uint8_t *buf, size_t len, mn_wire_swim_msg *msg);
 
 /* swim_core.c */
+/* Pings suspect m (recheck of an expired suspicion) and sets its deadline one
+ * probe timeout ahead. */
+void swim_recheck_ping(mn_swim_t *s, swim_member *m, int64_t now);
 void swim_emit(mn_swim_t *s, const swim_member *m, uint8_t old, bool is_new, int64_t now);
 
 #endif

@@ -20,9 +20,15 @@
  *
  * mnemo additions (config.verify): a death notice about a member we hold
  * alive, or suspect without our own probe having failed, only accuses it (one
- * more confirmation); our verification probe and the timer decide. News that
- * is older than what we know about ourselves, or about a member that left, is
- * answered to its sender with our entry (swim_answer). */
+ * more confirmation); our verification probe and the timer decide. When the
+ * timer runs out and our own probe has not failed within the last min
+ * timeout (never, or only long ago), the member is pinged up to
+ * SWIM_RECHECK_PINGS times first, each ping carrying the suspicion: an
+ * answer (with the refutation it triggers) keeps it, silence kills it. So no
+ * node declares a member dead on hearsay, or on a failure that a refutation
+ * it missed has since answered. News that is older than what we know about
+ * ourselves, or about a member that left, is answered to its sender with our
+ * entry (swim_answer). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +244,7 @@ static void suspicion_start(mn_swim_t *s, swim_member *m, uint32_t from_hash, in
     m->susp_nfrom = 1;
     m->susp_start = now;
     m->susp_verified = false;
+    m->susp_expired = false;
     m->susp_deadline = now + (k < 1 ? m->susp_min : m->susp_max);
 }
 
@@ -264,16 +271,38 @@ int64_t swim_suspicion_deadline(const mn_swim_t *s)
     return d;
 }
 
+static void declare_dead(mn_swim_t *s, swim_member *m, int64_t now)
+{
+    swim_set_state(s, m, MN_SWIM_DEAD, now);
+    s->stats.dead_events++;
+    swim_queue_member(s, m, s->self->id, s->self->id_len);
+    swim_emit(s, m, MN_SWIM_SUSPECT, false, now);
+}
+
 void swim_check_suspicions(mn_swim_t *s, int64_t now)
 {
     for (size_t i = s->n_suspects; i-- > 0;) {
         if (i >= s->n_suspects) continue;
         swim_member *m = s->suspects[i];
         if (m->susp_deadline > now) continue;
-        swim_set_state(s, m, MN_SWIM_DEAD, now);
-        s->stats.dead_events++;
-        swim_queue_member(s, m, s->self->id, s->self->id_len);
-        swim_emit(s, m, MN_SWIM_SUSPECT, false, now);
+        if (s->cfg.verify && (!m->susp_verified || now - m->susp_failed_at > m->susp_min)) {
+            /* mnemo: neither the accusers' word alone nor an old failure of
+             * our own kills. We ping it ourselves, up to SWIM_RECHECK_PINGS
+             * times one probe timeout apart (each ping carries the suspicion,
+             * so its ack brings the refutation); dead if none is answered. */
+            if (!m->susp_expired) {
+                s->stats.suspicion_rechecks++;
+                m->susp_expired = true;
+                m->check_pings = 0;
+            }
+            if (m->check_pings < SWIM_RECHECK_PINGS) {
+                swim_recheck_ping(s, m, now);
+                continue;
+            }
+            m->susp_verified = true;
+            m->susp_failed_at = now;
+        }
+        declare_dead(s, m, now);
     }
 }
 
@@ -475,5 +504,9 @@ void swim_suspect_local(mn_swim_t *s, swim_member *m, uint64_t inc, int64_t now)
     e.from = s->self->id;
     e.from_len = s->self->id_len;
     apply_suspect(s, &e, s->self->id, s->self->id_len, now);
-    if (m->state == MN_SWIM_SUSPECT) m->susp_verified = true;
+    if (m->state != MN_SWIM_SUSPECT) return;
+    m->susp_verified = true;
+    m->susp_failed_at = now;
+    /* its timer ran out before we had seen it fail lately: now we have */
+    if (m->susp_expired) declare_dead(s, m, now);
 }

@@ -163,11 +163,13 @@ typedef struct mn_swim_stats {
     uint64_t dropped_verify;      /* bad framing, verifier or value check failed */
     uint64_t dropped_misdirected; /* ping for another node id */
     uint64_t probes, probe_failures, indirect_probes, nacks_recv;
-    uint64_t suspicions_raised; /* this node's probe failed and it accused the target */
-    uint64_t suspect_events;    /* members entering suspect in this node's view */
-    uint64_t dead_events;       /* members entering dead in this node's view */
-    uint64_t confirmations;     /* independent suspicion confirmations counted */
-    uint64_t refutations;       /* this node refuted an accusation about itself */
+    uint64_t suspicions_raised;  /* this node's probe failed and it accused the target */
+    uint64_t suspect_events;     /* members entering suspect in this node's view */
+    uint64_t dead_events;        /* members entering dead in this node's view */
+    uint64_t suspicion_rechecks; /* verify: a suspicion timer ran out without a recent failure
+                                  * of our own probe of the member: probed again, not killed */
+    uint64_t confirmations;      /* independent suspicion confirmations counted */
+    uint64_t refutations;        /* this node refuted an accusation about itself */
     uint64_t syncs_sent, syncs_recv;
     uint64_t updates_sent, updates_recv;
     /* datagrams sent by kind: [1] ping [2] ack [3] ping-req [4] nack [5] gossip [6] sync;
@@ -176,6 +178,7 @@ typedef struct mn_swim_stats {
     /* finer split of some kinds (each also counted in sent_kind) */
     uint64_t sent_ping_again;    /* direct pings after the first one of a probe */
     uint64_t sent_ping_relay;    /* pings sent on behalf of someone's ping-req */
+    uint64_t sent_ping_recheck;  /* pings rechecking an expired suspicion (verify) */
     uint64_t sent_ack_relay;     /* acks forwarded to a ping-req's sender */
     uint64_t sent_gossip_answer; /* gossip datagrams correcting a sender's stale news */
     uint64_t sent_sync_reply;    /* sync datagrams answering a peer's sync */

@@ -646,6 +646,108 @@ static void test_swim_plain_swim_suspicion_is_fixed_at_min(void **state)
     check_suspicion(false, 3);
 }
 
+/* verify: X, which answers our pings (but, being a puppet, never refutes),
+ * is accused by B1 alone. *t0 = when the suspicion began, *max = its timeout
+ * (no confirmation will come: our own verification probe succeeds). */
+static puppet *accused_by_hearsay(int64_t *t0, int64_t *max)
+{
+    mn_swim_config_t c = fast_config();
+    c.push_pull_interval_ms = 0;
+    puppet *p = p_new(&c, 1);
+    p->auto_ack = true;
+    p_members(p, 5); /* N = 7: min = 2 x 160 ms (log10 N < 1), max = 6 x min */
+    *max = 6 * 2 * 160 * MS;
+    p_tick_until(p, SEC);
+    *t0 = p->now;
+    p_gossip(p, "B1", 2, ent("X", 1, 1, MN_SWIM_SUSPECT, "B1"));
+    assert_int_equal(p_event_at("X", MN_SWIM_SUSPECT), *t0);
+    return p;
+}
+
+static void test_swim_expired_suspicion_is_rechecked_before_death(void **state)
+{
+    (void)state;
+    int64_t t0, max;
+    puppet *p = accused_by_hearsay(&t0, &max);
+    /* X falls silent just before the timer runs out: we have never seen it
+     * fail, so three pings, one probe timeout apart, and then it is dead */
+    p_tick_until(p, t0 + max - 5 * MS);
+    assert_int_equal(p_event_at("X", MN_SWIM_DEAD), -1);
+    p->ack_except_x = true;
+    p_tick_until(p, t0 + max + 2 * SEC);
+    mn_swim_stats_t st;
+    mn_swim_stats_get(p->s, &st);
+    int64_t dead = p_event_at("X", MN_SWIM_DEAD);
+    assert_true(dead > 0);
+    assert_int_equal(st.suspicion_rechecks, 1);
+    assert_int_equal(st.sent_ping_recheck, 3);
+    assert_int_equal(dead - t0, max + 3 * 60 * MS);
+    p_free(p);
+}
+
+static void test_swim_expired_suspicion_of_a_member_that_answers_is_not_death(void **state)
+{
+    (void)state;
+    int64_t t0, max;
+    /* X answers every ping (it just never refutes): the accusation alone,
+     * however long it stands, does not make it dead in our view */
+    puppet *p = accused_by_hearsay(&t0, &max);
+    p_tick_until(p, t0 + 5 * max);
+    mn_swim_stats_t st;
+    mn_swim_stats_get(p->s, &st);
+    assert_int_equal(p_event_at("X", MN_SWIM_DEAD), -1);
+    assert_int_equal(st.suspicion_rechecks, 1);
+    assert_true(st.sent_ping_recheck >= 2); /* asked again while it stays suspect */
+    mn_swim_member_info_t mi;
+    assert_true(mn_swim_member_find(p->s, "X", &mi));
+    assert_int_equal(mi.state, MN_SWIM_SUSPECT);
+    /* its refutation ends it */
+    p_gossip(p, "B2", 3, ent("X", 1, 2, MN_SWIM_ALIVE, NULL));
+    assert_true(mn_swim_member_find(p->s, "X", &mi));
+    assert_int_equal(mi.state, MN_SWIM_ALIVE);
+    p_free(p);
+    /* plain SWIM trusts the timer */
+    mn_swim_config_t c = fast_config();
+    c.lifeguard = false;
+    c.verify = false;
+    c.push_pull_interval_ms = 0;
+    p = p_new(&c, 1);
+    p->auto_ack = true;
+    p_members(p, 5);
+    p_tick_until(p, SEC);
+    t0 = p->now;
+    p_gossip(p, "B1", 2, ent("X", 1, 1, MN_SWIM_SUSPECT, "B1"));
+    p_tick_until(p, t0 + SEC);
+    assert_int_equal(p_event_at("X", MN_SWIM_DEAD) - t0, 2 * 160 * MS);
+    p_free(p);
+}
+
+static void test_swim_an_old_failure_of_our_own_is_rechecked_too(void **state)
+{
+    (void)state;
+    /* our probe of X failed and we accused it; X came back but its
+     * refutation never reached us (and nobody confirmed): when the long
+     * timer runs out, a ping shows it alive, so it is not declared dead */
+    mn_swim_config_t c = fast_config();
+    c.push_pull_interval_ms = 0;
+    puppet *p = p_new(&c, 1);
+    p->auto_ack = true;
+    p->ack_except_x = true;
+    p_members(p, 5);
+    for (int guard = 0; guard < 1000 && p_event_at("X", MN_SWIM_SUSPECT) < 0; guard++)
+        p_tick_until(p, p->now + 10 * MS);
+    int64_t t0 = p_event_at("X", MN_SWIM_SUSPECT);
+    assert_true(t0 > 0);
+    p->ack_except_x = false;
+    p_tick_until(p, t0 + 5 * 6 * 2 * 160 * MS);
+    mn_swim_stats_t st;
+    mn_swim_stats_get(p->s, &st);
+    assert_int_equal(st.suspicions_raised, 1);
+    assert_int_equal(st.suspicion_rechecks, 1);
+    assert_int_equal(p_event_at("X", MN_SWIM_DEAD), -1);
+    p_free(p);
+}
+
 static bool carries(puppet *p, const wpkt *w, const char *id, uint8_t st, uint64_t inc)
 {
     mn_wire_swim_msg m;
@@ -1025,6 +1127,9 @@ int main(void)
         cmocka_unit_test(test_swim_suspicion_starts_at_max_without_confirmations),
         cmocka_unit_test(test_swim_suspicion_shrinks_logarithmically_with_confirmations),
         cmocka_unit_test(test_swim_plain_swim_suspicion_is_fixed_at_min),
+        cmocka_unit_test(test_swim_expired_suspicion_is_rechecked_before_death),
+        cmocka_unit_test(test_swim_expired_suspicion_of_a_member_that_answers_is_not_death),
+        cmocka_unit_test(test_swim_an_old_failure_of_our_own_is_rechecked_too),
         cmocka_unit_test(test_swim_refutes_accusations_by_bumping_incarnation),
         cmocka_unit_test(test_swim_ping_to_a_suspect_carries_the_suspicion),
         cmocka_unit_test(test_swim_update_precedence_follows_incarnations),
