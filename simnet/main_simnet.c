@@ -1,9 +1,10 @@
 /* simnet command line: runs SWIM scenarios on the deterministic simulator and
  * prints detection times, false positives, message load and join times.
  *
- *   simnet swim --nodes 100 --loss 0.05 --seed 7 --scenario crash --profile fast --runs 10
+ *   simnet swim --nodes 100 --loss 0.05 --seed 7 --scenario crash --profile fast --runs 20
  *
- * Run r uses seed + r; the same arguments always print the same figures. */
+ * Run r uses seed + r; the same arguments always print the same figures.
+ * Percentiles are nearest-rank over the completed samples, n= of them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ static void usage(FILE *f)
         "  --nodes N            cluster size (100)\n"
         "  --scenario S         steady|crash|partition|churn|join (crash)\n"
         "  --profile P          lan|fast (fast)\n"
-        "  --runs N             independent runs, seeds seed..seed+N-1 (1)\n"
+        "  --runs N             independent runs, seeds seed..seed+N-1 (20 for crash, else 1)\n"
         "  --seed S             first seed (1)\n"
         "  --loss P             datagram loss probability (0)\n"
         "  --dup P              duplication probability (0)\n"
@@ -99,8 +100,10 @@ static void print_series(const char *name, const series *s)
         printf("%-18s n/a (%zu samples, none completed)\n", name, s->n);
         return;
     }
-    printf("%-18s p50 %7.3f s   p99 %7.3f s   max %7.3f s   (%zu/%zu)\n", name, p50, p99, mx, k,
-           s->n);
+    /* with few samples p99 is just the maximum: n says how many there are */
+    printf("%-18s p50 %7.3f s   p99 %7.3f s   max %7.3f s   (n=%zu", name, p50, p99, mx, k);
+    if (k < s->n) printf("; %zu not completed", s->n - k);
+    printf(")\n");
 }
 
 static bool arg_is(const char *a, const char *name)
@@ -120,7 +123,7 @@ int main(int argc, char **argv)
     o.steady_ms = 30000;
     o.slow_jitter_us = 100000;
     const char *profile = "fast", *scenario = "crash", *trace_path = NULL;
-    int runs = 1;
+    int runs = 0; /* 0 = the scenario's default: 20 for crash (percentiles), else 1 */
     bool lifeguard = true, verify = true, per_run = false;
     double reorder_ms = 20;
     /* profile overrides, applied after the profile (-1 = keep) */
@@ -236,6 +239,7 @@ int main(int argc, char **argv)
     if (conf >= -1) o.swim.suspicion_confirmations = (int)conf;
     if (gtx >= 0) o.swim.gossip_transmits = (int)gtx;
     o.link.reorder_us = (int64_t)(reorder_ms * 1000);
+    if (runs == 0) runs = sc == MN_SIMSWIM_CRASH ? 20 : 1;
     if (runs < 1 || o.nodes < 2 || o.link.loss < 0 || o.link.loss >= 1) {
         fprintf(stderr, "simnet: need --runs >= 1, --nodes >= 2, 0 <= --loss < 1\n");
         return 2;
@@ -268,9 +272,10 @@ int main(int argc, char **argv)
     mn_swim_stats_t st = {0};
     double node_s = 0;
     uint64_t net_sent = 0;
-    uint64_t fp_dead = 0, suspicions = 0, raised = 0, refutes = 0, dropped_auth = 0,
-             dropped_verify = 0;
-    int fp_targets = 0, undetected = 0, unformed = 0, unjoined = 0;
+    uint64_t fp_dead = 0, fp_degraded = 0, suspicions = 0, raised = 0, refutes = 0, rechecks = 0,
+             dropped_auth = 0, dropped_verify = 0;
+    int fp_targets = 0, fp_targets_degraded = 0, undetected = 0, unformed = 0, unjoined = 0,
+        aborted = 0;
     uint64_t hash = 0;
     struct timespec w0, w1;
     clock_gettime(CLOCK_MONOTONIC, &w0);
@@ -310,12 +315,16 @@ int main(int argc, char **argv)
         if (sc == MN_SIMSWIM_PARTITION) add(&heal, res.heal_s);
         undetected += res.undetected;
         unjoined += res.joins_unconverged;
+        aborted += res.joins_aborted;
         msgs += res.msgs_per_node_s;
         bytes += res.bytes_per_node_s;
         fp_dead += res.fp_dead;
         fp_targets += res.fp_targets;
+        fp_degraded += res.fp_dead_degraded;
+        fp_targets_degraded += res.fp_targets_degraded;
         suspicions += res.suspicions;
         refutes += res.swim.refutations;
+        rechecks += res.swim.suspicion_rechecks;
         raised += res.swim.suspicions_raised;
         uint64_t *dst = (uint64_t *)&st;
         const uint64_t *src = (const uint64_t *)&res.steady;
@@ -342,14 +351,22 @@ int main(int argc, char **argv)
     if (join.n) {
         print_series(sc == MN_SIMSWIM_CHURN ? "rejoin" : "join", &join);
         if (unjoined) printf("%-18s %d\n", "joins unconverged", unjoined);
+        if (aborted)
+            printf("%-18s %d (crashed again before converging)\n", "joins aborted", aborted);
     }
     if (heal.n) print_series("heal", &heal);
-    printf("%-18s %llu dead declarations about live nodes (%d distinct nodes)\n", "false positives",
+    /* distinct nodes are summed over runs */
+    printf("%-18s %llu dead declarations about live nodes (%d distinct nodes)", "false positives",
            (unsigned long long)fp_dead, fp_targets);
+    if (o.slow_nodes > 0)
+        printf("; %llu about degraded nodes, %d of them; %llu about healthy nodes, %d of them",
+               (unsigned long long)fp_degraded, fp_targets_degraded,
+               (unsigned long long)(fp_dead - fp_degraded), fp_targets - fp_targets_degraded);
+    printf("\n");
     printf("%-18s %llu raised by failed probes, %llu suspect views of live nodes, %llu "
-           "refutations\n",
+           "refutations, %llu rechecked at expiry\n",
            "suspicions", (unsigned long long)raised, (unsigned long long)suspicions,
-           (unsigned long long)refutes);
+           (unsigned long long)refutes, (unsigned long long)rechecks);
     printf("%-18s %.2f msgs/node/s, %.0f bytes/node/s (steady phase)\n", "load", msgs / runs,
            bytes / runs);
     if (node_s > 0) {
@@ -359,15 +376,18 @@ int main(int argc, char **argv)
         uint64_t total = 0;
         for (int i = 0; i < 8; i++)
             total += st.sent_kind[i];
-        printf("%-18s ping %.2f (first %.2f, again %.2f, relayed %.2f), ack %.2f (relayed %.2f), "
+        printf("%-18s ping %.2f (first %.2f, again %.2f, relayed %.2f, recheck %.2f), ack %.2f "
+               "(relayed %.2f), "
                "ping-req %.2f, nack %.2f, gossip %.2f (answers %.2f), sync %.2f (replies %.2f); "
                "total %.2f, network %.2f\n",
                "by type /node/s", st.sent_kind[1] * k,
-               (double)(st.sent_kind[1] - st.sent_ping_again - st.sent_ping_relay) * k,
-               st.sent_ping_again * k, st.sent_ping_relay * k, st.sent_kind[2] * k,
-               st.sent_ack_relay * k, st.sent_kind[3] * k, st.sent_kind[4] * k, st.sent_kind[5] * k,
-               st.sent_gossip_answer * k, st.sent_kind[6] * k, st.sent_sync_reply * k, total * k,
-               net_sent * k);
+               (double)(st.sent_kind[1] - st.sent_ping_again - st.sent_ping_relay -
+                        st.sent_ping_recheck) *
+                   k,
+               st.sent_ping_again * k, st.sent_ping_relay * k, st.sent_ping_recheck * k,
+               st.sent_kind[2] * k, st.sent_ack_relay * k, st.sent_kind[3] * k, st.sent_kind[4] * k,
+               st.sent_kind[5] * k, st.sent_gossip_answer * k, st.sent_kind[6] * k,
+               st.sent_sync_reply * k, total * k, net_sent * k);
     }
     if (dropped_auth || dropped_verify)
         printf("%-18s auth %llu, verify %llu\n", "dropped", (unsigned long long)dropped_auth,

@@ -7,11 +7,19 @@
  * as the server does with wall-clock seconds, so a restarted node outranks
  * its dead former self.
  *
- * Ground truth for judging the cores: a target is "running and reachable"
- * from an observer when simnet has it UP (not crashed, not paused) and no
- * partition or block cuts either direction between them. A dead declaration
- * about such a target is a false positive; one about a crashed target is a
- * detection, timed from the crash. */
+ * Ground truth for judging the cores: the harness knows each node's lives
+ * (a life begins at each start; its first incarnation is the start time in
+ * seconds, and the core only ever raises it). A dead (or suspect)
+ * declaration about target T at incarnation i is a false positive when T is
+ * running its current life (simnet has it UP, not crashed or paused), no
+ * partition or block cuts either direction between observer and T, and i
+ * belongs to that life (i >= the life's first incarnation) -- whether or not
+ * T has refuted since. Exempt: declarations about a former life (i below the
+ * current life's first incarnation: a restarted node's old self), about a
+ * node paused through mn_simswim_pause less than a detection bound ago at
+ * the incarnation it was paused with, and about the other side of a
+ * partition healed less than a detection bound ago. A dead declaration about
+ * a crashed target is a detection, timed from the crash. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +40,8 @@ typedef struct sim_fault {
 
 typedef struct sim_join {
     int node;
-    int64_t t0, done;
+    int64_t t0, done; /* done < 0: open */
+    bool aborted;     /* its node crashed before the join converged: no sample */
 } sim_join;
 
 typedef struct sim_slot {
@@ -48,7 +57,12 @@ struct mn_simswim {
     int8_t *view;   /* n * n: state of tgt in obs's view, -1 unknown */
     int *known_cnt; /* running observers that see tgt alive or suspect */
     uint8_t *fp_marked;
-    uint64_t fp_dead, suspicions, events;
+    uint64_t fp_dead, fp_dead_degraded, suspicions, events;
+    int first_slow;       /* nodes >= this are degraded (slow links) */
+    uint64_t *life_inc;   /* per node: first incarnation of its current life */
+    int64_t *started;     /* per node: virtual time of its last start (-1 never) */
+    uint64_t *pause_inc;  /* per node: incarnation when last paused (mn_simswim_pause) */
+    int64_t *pause_grace; /* per node: declarations at <= pause_inc exempt until then */
     sim_fault *faults;
     size_t n_faults;
     int *group;  /* partition groups, NULL when whole */
@@ -59,6 +73,11 @@ struct mn_simswim {
     sim_join *joins;
     size_t n_joins;
 };
+
+static int64_t ms(int64_t v)
+{
+    return v * 1000;
+}
 
 static int8_t *view_at(const mn_simswim_t *h, int obs, int tgt)
 {
@@ -85,14 +104,16 @@ static bool reachable(const mn_simswim_t *h, int obs, int tgt)
 }
 
 /* Is a suspect or dead declaration about tgt, at incarnation inc, wrong?
- * Not if tgt is unreachable, if it is about a former life of tgt (it has
- * restarted since), or if it concerns the other side of a partition healed
- * less than a detection bound ago (suspicions begun during the partition). */
+ * Yes when tgt is running and reachable and inc belongs to its current life,
+ * even if tgt has refuted since (the observer missed the refutation). Not if
+ * it is about a former life, about a pause that ended less than a detection
+ * bound ago, or about the other side of a partition healed less than a
+ * detection bound ago (suspicions begun while it was real). */
 static bool wrongly_accused(const mn_simswim_t *h, int obs, int tgt, uint64_t inc, int64_t now)
 {
     if (!reachable(h, obs, tgt)) return false;
-    mn_swim_t *s = mn_simnet_core(h->net, tgt);
-    if (s && mn_swim_incarnation(s) > inc) return false;
+    if (inc < h->life_inc[tgt]) return false;
+    if (now < h->pause_grace[tgt] && inc <= h->pause_inc[tgt]) return false;
     if (h->former && now < h->grace_until && h->former[obs] != h->former[tgt]) return false;
     return true;
 }
@@ -126,7 +147,7 @@ static void check_join(mn_simswim_t *h, int tgt, int64_t now)
 {
     for (size_t i = 0; i < h->n_joins; i++) {
         sim_join *j = &h->joins[i];
-        if (j->node == tgt && j->done < 0 && running(h, tgt) &&
+        if (j->node == tgt && j->done < 0 && !j->aborted && running(h, tgt) &&
             h->known_cnt[tgt] >= running_count(h) - 1)
             j->done = now;
     }
@@ -140,8 +161,10 @@ static void on_event(void *user, const mn_swim_event_t *ev)
     if (tgt < 0 || tgt == obs) return;
     int64_t now = ev->now_us;
     h->events++;
-    mn_simnet_trace_note(h->net, "view %d %d %s %llu", obs, tgt, mn_swim_state_name(ev->state),
-                         (unsigned long long)ev->incarnation);
+    bool wrong = ev->state != MN_SWIM_ALIVE && ev->state != MN_SWIM_LEFT &&
+                 wrongly_accused(h, obs, tgt, ev->incarnation, now);
+    mn_simnet_trace_note(h->net, "view %d %d %s %llu%s", obs, tgt, mn_swim_state_name(ev->state),
+                         (unsigned long long)ev->incarnation, wrong ? " wrong" : "");
     int8_t *v = view_at(h, obs, tgt);
     int old = *v;
     *v = (int8_t)ev->state;
@@ -160,10 +183,10 @@ static void on_event(void *user, const mn_swim_event_t *ev)
             h->part.open = false;
         }
     }
-    bool wrong = wrongly_accused(h, obs, tgt, ev->incarnation, now);
     if (ev->state == MN_SWIM_DEAD) {
         if (wrong) {
             h->fp_dead++;
+            h->fp_dead_degraded += tgt >= h->first_slow;
             h->fp_marked[tgt] = 1;
         }
         for (size_t i = 0; i < h->n_faults; i++)
@@ -195,12 +218,16 @@ static void *sim_create(void *arg, mn_simnet_t *net, int node, int64_t now, uint
     mn_simswim_t *h = sl->h;
     char id[16];
     snprintf(id, sizeof id, "n%d", node);
+    /* a new life: its first incarnation, as the server's wall-clock seconds */
+    h->life_inc[node] = (uint64_t)(now / 1000000);
+    h->started[node] = now;
+    h->pause_grace[node] = INT64_MIN;
     mn_swim_opts_t so = {
         .node_id = id,
         .addr = mn_simnet_addr(net, node),
         .key = h->o.auth ? sim_key : NULL,
         .key_len = h->o.auth ? sizeof sim_key - 1 : 0,
-        .incarnation = (uint64_t)(now / 1000000),
+        .incarnation = h->life_inc[node],
         .seed = seed,
         .config = h->o.swim,
         .cb = {.user = sl, .send = sim_send, .event = on_event},
@@ -310,11 +337,20 @@ mn_simswim_t *mn_simswim_new(const mn_simswim_opts_t *o)
     h->view = malloc((size_t)h->n * (size_t)h->n);
     h->known_cnt = calloc((size_t)h->n, sizeof *h->known_cnt);
     h->fp_marked = calloc((size_t)h->n, 1);
-    if (!h->net || !h->slots || !h->view || !h->known_cnt || !h->fp_marked) {
+    h->life_inc = calloc((size_t)h->n, sizeof *h->life_inc);
+    h->started = malloc((size_t)h->n * sizeof *h->started);
+    h->pause_inc = calloc((size_t)h->n, sizeof *h->pause_inc);
+    h->pause_grace = malloc((size_t)h->n * sizeof *h->pause_grace);
+    if (!h->net || !h->slots || !h->view || !h->known_cnt || !h->fp_marked || !h->life_inc ||
+        !h->started || !h->pause_inc || !h->pause_grace) {
         mn_simswim_free(h);
         return NULL;
     }
     memset(h->view, -1, (size_t)h->n * (size_t)h->n);
+    for (int i = 0; i < h->n; i++) {
+        h->started[i] = -1;
+        h->pause_grace[i] = INT64_MIN;
+    }
     if (o->trace) mn_simnet_trace_file(h->net, o->trace);
     for (int i = 0; i < h->n; i++) {
         h->slots[i] = (sim_slot){.h = h, .idx = i};
@@ -327,7 +363,8 @@ mn_simswim_t *mn_simswim_new(const mn_simswim_opts_t *o)
      * delay on everything they send and receive */
     mn_simnet_link_t slow = o->link;
     slow.jitter_us += o->slow_jitter_us;
-    int first_slow = h->n - (o->slow_nodes < h->n ? o->slow_nodes : h->n);
+    int first_slow = h->n - (o->slow_nodes > 0 ? (o->slow_nodes < h->n ? o->slow_nodes : h->n) : 0);
+    h->first_slow = first_slow;
     for (int s = first_slow; s < h->n; s++)
         for (int i = 0; i < h->n; i++) {
             if (i == s) continue;
@@ -352,6 +389,10 @@ void mn_simswim_free(mn_simswim_t *h)
     free(h->view);
     free(h->known_cnt);
     free(h->fp_marked);
+    free(h->life_inc);
+    free(h->started);
+    free(h->pause_inc);
+    free(h->pause_grace);
     free(h);
 }
 
@@ -368,6 +409,22 @@ mn_swim_t *mn_simswim_core(mn_simswim_t *h, int node)
 void mn_simswim_start(mn_simswim_t *h, int node)
 {
     mn_simnet_start(h->net, node);
+}
+
+void mn_simswim_pause(mn_simswim_t *h, int node)
+{
+    mn_swim_t *s = mn_simnet_core(h->net, node);
+    if (!s || mn_simnet_state(h->net, node) != MN_SIMNET_UP) return;
+    h->pause_inc[node] = mn_swim_incarnation(s);
+    h->pause_grace[node] = INT64_MAX; /* until the resume starts the countdown */
+    mn_simnet_pause(h->net, node);
+}
+
+void mn_simswim_resume(mn_simswim_t *h, int node)
+{
+    if (mn_simnet_state(h->net, node) != MN_SIMNET_PAUSED) return;
+    mn_simnet_resume(h->net, node);
+    h->pause_grace[node] = mn_simnet_now(h->net) + ms(mn_simswim_detect_bound_ms(&h->o.swim, h->n));
 }
 
 bool mn_simswim_converged(const mn_simswim_t *h)
@@ -408,6 +465,19 @@ uint64_t mn_simswim_fp_dead(const mn_simswim_t *h)
     return h->fp_dead;
 }
 
+uint64_t mn_simswim_fp_dead_degraded(const mn_simswim_t *h)
+{
+    return h->fp_dead_degraded;
+}
+
+int mn_simswim_fp_targets(const mn_simswim_t *h)
+{
+    int c = 0;
+    for (int i = 0; i < h->n; i++)
+        c += h->fp_marked[i];
+    return c;
+}
+
 uint64_t mn_simswim_suspicions(const mn_simswim_t *h)
 {
     return h->suspicions;
@@ -440,11 +510,6 @@ void mn_simswim_result_clear(mn_simswim_result_t *r)
     memset(r, 0, sizeof *r);
 }
 
-static int64_t ms(int64_t v)
-{
-    return v * 1000;
-}
-
 static bool crash_node(mn_simswim_t *h, int node)
 {
     sim_fault *nf = realloc(h->faults, (h->n_faults + 1) * sizeof *nf);
@@ -455,6 +520,8 @@ static bool crash_node(mn_simswim_t *h, int node)
     f->seen = calloc((size_t)h->n, 1);
     if (!f->seen) return false;
     h->n_faults++;
+    for (size_t i = 0; i < h->n_joins; i++)
+        if (h->joins[i].node == node && h->joins[i].done < 0) h->joins[i].aborted = true;
     f->target = node;
     f->t0 = mn_simnet_now(h->net);
     f->first = f->all = f->suspect = -1;
@@ -491,7 +558,7 @@ static bool faults_open(const mn_simswim_t *h)
 static bool joins_open(const mn_simswim_t *h)
 {
     for (size_t i = 0; i < h->n_joins; i++)
-        if (h->joins[i].done < 0) return true;
+        if (h->joins[i].done < 0 && !h->joins[i].aborted) return true;
     return false;
 }
 
@@ -575,15 +642,24 @@ static void steady(mn_simswim_t *h, mn_simswim_result_t *r)
     }
 }
 
-static int random_running(mn_simswim_t *h, int skip_below)
+/* Can node i be crashed now: up, index >= skip_below, and started at least
+ * min_age_us ago? */
+static bool crashable(const mn_simswim_t *h, int i, int skip_below, int64_t min_age_us)
+{
+    return i >= skip_below && mn_simnet_state(h->net, i) == MN_SIMNET_UP &&
+           h->started[i] <= mn_simnet_now(h->net) - min_age_us;
+}
+
+/* A random crashable node, or -1. */
+static int random_running(mn_simswim_t *h, int skip_below, int64_t min_age_us)
 {
     int c = 0;
-    for (int i = skip_below; i < h->n; i++)
-        c += mn_simnet_state(h->net, i) == MN_SIMNET_UP;
+    for (int i = 0; i < h->n; i++)
+        c += crashable(h, i, skip_below, min_age_us);
     if (!c) return -1;
     int k = (int)mn_prng_below(mn_simnet_prng(h->net), (uint64_t)c);
-    for (int i = skip_below; i < h->n; i++)
-        if (mn_simnet_state(h->net, i) == MN_SIMNET_UP && k-- == 0) return i;
+    for (int i = 0; i < h->n; i++)
+        if (crashable(h, i, skip_below, min_age_us) && k-- == 0) return i;
     return -1;
 }
 
@@ -636,6 +712,7 @@ static void partition(mn_simswim_t *h, int64_t horizon, mn_simswim_result_t *r)
 static void churn(mn_simswim_t *h, int64_t horizon)
 {
     int64_t t0 = mn_simnet_now(h->net), end = t0 + ms(h->o.churn_ms);
+    int64_t bound = ms(mn_simswim_detect_bound_ms(&h->o.swim, h->n));
     int64_t *restart_at = malloc((size_t)h->n * sizeof *restart_at);
     if (!restart_at) return;
     for (int i = 0; i < h->n; i++)
@@ -650,7 +727,10 @@ static void churn(mn_simswim_t *h, int64_t horizon)
                 start_join(h, i);
             }
         if (next_crash <= now && now < end) {
-            int v = random_running(h, 0);
+            /* not a node restarted less than a detection bound ago: its
+             * rejoin would be cut short (and its crash detected while the
+             * cluster still learns it is back) */
+            int v = random_running(h, 0, bound);
             /* keep a majority running */
             if (v >= 0 && running_count(h) > h->n / 2 + 1) {
                 crash_node(h, v);
@@ -691,18 +771,24 @@ static void collect(mn_simswim_t *h, mn_simswim_result_t *r)
     if (h->n_joins) {
         r->join_s = malloc(h->n_joins * sizeof(double));
         if (r->join_s) {
-            r->n_joins = h->n_joins;
             for (size_t i = 0; i < h->n_joins; i++) {
                 sim_join *j = &h->joins[i];
-                r->join_s[i] = j->done < 0 ? -1 : (double)(j->done - j->t0) / 1e6;
+                if (j->aborted) {
+                    r->joins_aborted++;
+                    continue;
+                }
+                r->join_s[r->n_joins++] = j->done < 0 ? -1 : (double)(j->done - j->t0) / 1e6;
                 if (j->done < 0) r->joins_unconverged++;
             }
         }
     }
     r->fp_dead = h->fp_dead;
+    r->fp_dead_degraded = h->fp_dead_degraded;
     r->suspicions = h->suspicions;
-    for (int i = 0; i < h->n; i++)
+    for (int i = 0; i < h->n; i++) {
         r->fp_targets += h->fp_marked[i];
+        r->fp_targets_degraded += h->fp_marked[i] && i >= h->first_slow;
+    }
     r->sim_s = (double)mn_simnet_now(h->net) / 1e6;
     r->events = h->events;
     r->trace_hash = mn_simnet_trace_hash(h->net);
@@ -722,14 +808,16 @@ mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario sc, mn_sim
     int64_t horizon = o->horizon_ms > 0 ? ms(o->horizon_ms)
                                         : 3 * ms(mn_simswim_detect_bound_ms(&o->swim, o->nodes));
     form(h, sc == MN_SIMSWIM_JOIN ? h->n - 1 : h->n, r);
+    mn_simnet_trace_note(h->net, "formed");
     /* false positives count from the end of formation */
     h->fp_dead = 0;
+    h->fp_dead_degraded = 0;
     h->suspicions = 0;
     memset(h->fp_marked, 0, (size_t)h->n);
     steady(h, r);
     switch (sc) {
     case MN_SIMSWIM_CRASH:
-        crash_node(h, random_running(h, 1));
+        crash_node(h, random_running(h, 1, 0));
         run_while(h, faults_open, mn_simnet_now(h->net) + horizon);
         break;
     case MN_SIMSWIM_PARTITION:

@@ -153,17 +153,21 @@ typedef struct mn_simswim_result {
     double *detect_all_s;    /* per fault: every live observer does; < 0 = not within horizon */
     double *suspect_first_s; /* per crash: first observer suspects it (< 0 = none did) */
     size_t n_faults;
-    int undetected;         /* faults some live observer missed within the horizon */
-    uint64_t fp_dead;       /* dead declarations about running, reachable nodes */
-    int fp_targets;         /* distinct such nodes */
-    uint64_t suspicions;    /* suspect declarations about running, reachable nodes */
-    double msgs_per_node_s; /* steady phase */
+    int undetected;            /* faults some live observer missed within the horizon */
+    uint64_t fp_dead;          /* dead declarations about running, reachable nodes, at an
+                                * incarnation of their current life (refuted or not) */
+    int fp_targets;            /* distinct such nodes */
+    uint64_t fp_dead_degraded; /* of fp_dead: about the slow_nodes degraded members */
+    int fp_targets_degraded;   /* of fp_targets: degraded members */
+    uint64_t suspicions;       /* suspect declarations about running, reachable nodes */
+    double msgs_per_node_s;    /* steady phase */
     double bytes_per_node_s;
     double *join_s; /* join: joiner known alive by all; churn: restarted node */
     size_t n_joins;
     int joins_unconverged;
-    double heal_s; /* partition: reconvergence after heal (< 0 = not within horizon) */
-    double sim_s;  /* simulated seconds */
+    int joins_aborted; /* churn: the node crashed again before its join converged (no sample) */
+    double heal_s;     /* partition: reconvergence after heal (< 0 = not within horizon) */
+    double sim_s;      /* simulated seconds */
     uint64_t events;
     uint64_t trace_hash;
     mn_swim_stats_t swim; /* summed over the cores alive at the end */
@@ -185,8 +189,14 @@ void mn_simswim_free(mn_simswim_t *h);
 mn_simnet_t *mn_simswim_net(mn_simswim_t *h);
 /* The swim core of a running node, NULL when down. */
 mn_swim_t *mn_simswim_core(mn_simswim_t *h, int node);
-/* Starts (or restarts) a node; it joins through node 0 (node 0 joins nobody). */
+/* Starts (or restarts) a node, which begins a new life (see the judge in
+ * swim_sim.c); it joins through the first three nodes. */
 void mn_simswim_start(mn_simswim_t *h, int node);
+/* Pauses / resumes a node (mn_simnet_pause) and tells the judge: dead
+ * declarations at the incarnation it was paused with are detections, not
+ * false positives, until a detection bound after the resume. */
+void mn_simswim_pause(mn_simswim_t *h, int node);
+void mn_simswim_resume(mn_simswim_t *h, int node);
 /* Every running node sees every other running node as a member (alive or suspect). */
 bool mn_simswim_converged(const mn_simswim_t *h);
 /* Runs until converged or the deadline; true if converged. */
@@ -197,6 +207,8 @@ int mn_simswim_view(const mn_simswim_t *h, int obs, int tgt);
 int mn_simswim_count_view(const mn_simswim_t *h, int tgt, mn_swim_state st);
 /* False-positive counters so far (see mn_simswim_result_t). */
 uint64_t mn_simswim_fp_dead(const mn_simswim_t *h);
+uint64_t mn_simswim_fp_dead_degraded(const mn_simswim_t *h);
+int mn_simswim_fp_targets(const mn_simswim_t *h);
 uint64_t mn_simswim_suspicions(const mn_simswim_t *h);
 uint64_t mn_simswim_events(const mn_simswim_t *h);
 
