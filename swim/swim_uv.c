@@ -187,6 +187,24 @@ static void on_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct so
 
 /* ---- seeds ---- */
 
+size_t mn_swim_uv_add_resolved(const struct addrinfo *res, uint16_t port, mn_swim_addr_t *found,
+                               size_t *n, size_t cap)
+{
+    size_t added = 0;
+    for (const struct addrinfo *ai = res; ai && *n < cap; ai = ai->ai_next) {
+        mn_swim_addr_t a;
+        if (!ai->ai_addr || !from_sockaddr(ai->ai_addr, &a)) continue;
+        a.port = port;
+        bool dup = false;
+        for (size_t i = 0; i < *n; i++)
+            dup |= mn_swim_addr_equal(&found[i], &a);
+        if (dup) continue;
+        found[(*n)++] = a;
+        added++;
+    }
+    return added;
+}
+
 static void resolve_done(mn_swim_uv_t *u)
 {
     if (u->closing || u->stopping) return;
@@ -199,15 +217,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     resolve_req *r = (resolve_req *)req;
     mn_swim_uv_t *u = r->u;
     if (status == 0) {
-        for (struct addrinfo *ai = res; ai && u->n_found < MAX_SEED_ADDRS; ai = ai->ai_next) {
-            mn_swim_addr_t a;
-            if (!from_sockaddr(ai->ai_addr, &a)) continue;
-            a.port = r->port;
-            bool dup = false;
-            for (size_t i = 0; i < u->n_found; i++)
-                dup |= mn_swim_addr_equal(&u->found[i], &a);
-            if (!dup) u->found[u->n_found++] = a;
-        }
+        mn_swim_uv_add_resolved(res, r->port, u->found, &u->n_found, MAX_SEED_ADDRS);
     } else if (!u->closing) {
         mn_log_warn("swim: cannot resolve a seed: %s", uv_strerror(status));
     }

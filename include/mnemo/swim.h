@@ -212,6 +212,13 @@ void mn_swim_uv_close(mn_swim_uv_t *u, void (*done)(void *arg), void *arg);
 mn_swim_t *mn_swim_uv_core(mn_swim_uv_t *u);
 /* The bound address (port resolved when 0 was asked). */
 mn_swim_addr_t mn_swim_uv_addr(const mn_swim_uv_t *u);
+/* The seed step after resolving one "host:port": appends every IPv4/IPv6
+ * address of the getaddrinfo list res, with port, to found[0..*n) (up to
+ * cap, duplicates skipped), so a name with several addresses counts as
+ * several seeds. Returns how many were added. */
+struct addrinfo;
+size_t mn_swim_uv_add_resolved(const struct addrinfo *res, uint16_t port, mn_swim_addr_t *found,
+                               size_t *n, size_t cap);
 /* Converts a core time (mn_swim_member_info_t.changed_us) to wall-clock ms. */
 int64_t mn_swim_uv_wall_ms(const mn_swim_uv_t *u, int64_t core_us);
 
