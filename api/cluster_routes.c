@@ -7,7 +7,12 @@
  * catch incarnation bumps, which raise no event); handlers only read the
  * snapshot. The node id is cluster.node_id, or a UUIDv7 generated on first
  * start and kept in <data_dir>/node_id, so a restarted node rejoins as itself
- * (with a higher incarnation: the adapter starts from wall-clock seconds). */
+ * (with a higher incarnation: the adapter starts from wall-clock seconds).
+ *
+ * The core's counters go into the snapshot too (the route's "stats" object)
+ * and, as increments since the last snapshot, into the process metrics
+ * registry: mnemo_swim_packets_total{direction} and
+ * mnemo_swim_dropped_packets_total{reason = auth | verify | misdirected}. */
 #include "cluster_routes.h"
 
 #include <cjson/cJSON.h>
@@ -18,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mnemo/metrics.h"
 #include "mnemo/swim.h"
 #include "mnemo/util.h"
 
@@ -36,6 +42,11 @@ struct mn_cluster {
     pthread_mutex_t mu;
     cl_row *rows;
     size_t n_rows;
+    mn_swim_stats_t stats; /* with rows, under mu */
+    int health;
+    /* loop thread: what the registry has been given so far */
+    mn_swim_stats_t exported;
+    mn_metrics_family *m_packets, *m_dropped;
     int pending; /* handles still closing during stop */
     void (*done)(void *arg);
     void *done_arg;
@@ -99,9 +110,46 @@ static mn_err load_node_id(const mn_config *c, char *out, mn_error *err)
 
 /* ---- snapshot ---- */
 
+static const char *const direction_label[] = {"direction"};
+static const char *const reason_label[] = {"reason"};
+
+static void metrics_init(mn_cluster_t *cl)
+{
+    mn_metrics_t *m = mn_metrics_process();
+    cl->m_packets =
+        mn_metrics_counter(m, "mnemo_swim_packets_total",
+                           "SWIM datagrams this node received and sent.", direction_label, 1);
+    cl->m_dropped = mn_metrics_counter(
+        m, "mnemo_swim_dropped_packets_total",
+        "SWIM datagrams dropped on receipt: auth = missing or wrong HMAC tag, verify = bad "
+        "framing or a failed FlatBuffers/value check, misdirected = a ping for another node id.",
+        reason_label, 1);
+}
+
+static void add_delta(mn_metrics_family *f, const char *value, uint64_t now, uint64_t before)
+{
+    const char *v[] = {value};
+    if (f) mn_metrics_add(f, v, now - before);
+}
+
+/* Gives the registry what the core counted since the last call (loop thread). */
+static void metrics_export(mn_cluster_t *cl, const mn_swim_stats_t *st)
+{
+    const mn_swim_stats_t *e = &cl->exported;
+    add_delta(cl->m_packets, "received", st->packets_recv, e->packets_recv);
+    add_delta(cl->m_packets, "sent", st->packets_sent, e->packets_sent);
+    add_delta(cl->m_dropped, "auth", st->dropped_auth, e->dropped_auth);
+    add_delta(cl->m_dropped, "verify", st->dropped_verify, e->dropped_verify);
+    add_delta(cl->m_dropped, "misdirected", st->dropped_misdirected, e->dropped_misdirected);
+    cl->exported = *st;
+}
+
 static void publish(mn_cluster_t *cl)
 {
     mn_swim_t *core = mn_swim_uv_core(cl->swim);
+    mn_swim_stats_t st;
+    mn_swim_stats_get(core, &st);
+    metrics_export(cl, &st);
     size_t n = mn_swim_member_count(core);
     cl_row *rows = calloc(n ? n : 1, sizeof *rows);
     if (!rows) return; /* keep the previous snapshot */
@@ -115,6 +163,8 @@ static void publish(mn_cluster_t *cl)
     cl_row *old = cl->rows;
     cl->rows = rows;
     cl->n_rows = k;
+    cl->stats = st;
+    cl->health = mn_swim_health(core);
     pthread_mutex_unlock(&cl->mu);
     free(old);
 }
@@ -145,6 +195,8 @@ static void h_members(void *ctx, const mn_http_request *req, mn_http_response *r
     size_t n = cl->n_rows;
     cl_row *rows = malloc((n ? n : 1) * sizeof *rows);
     if (rows) memcpy(rows, cl->rows, n * sizeof *rows);
+    mn_swim_stats_t st = cl->stats;
+    int health = cl->health;
     pthread_mutex_unlock(&cl->mu);
     if (!rows) {
         mn_http_respond_error(resp, 503, "unavailable", "out of memory", NULL);
@@ -175,6 +227,26 @@ static void h_members(void *ctx, const mn_http_request *req, mn_http_response *r
     for (int s = 0; s < 4; s++)
         cJSON_AddNumberToObject(c, mn_swim_state_name((mn_swim_state)s), (double)counts[s]);
     cJSON_AddItemToObject(root, "members", arr);
+    cJSON *so = cJSON_AddObjectToObject(root, "stats");
+    if (so) {
+        const struct {
+            const char *name;
+            uint64_t v;
+        } f[] = {
+            {"packets_received", st.packets_recv},
+            {"packets_sent", st.packets_sent},
+            {"bytes_received", st.bytes_recv},
+            {"bytes_sent", st.bytes_sent},
+            {"dropped_auth", st.dropped_auth},
+            {"dropped_verify", st.dropped_verify},
+            {"dropped_misdirected", st.dropped_misdirected},
+            {"suspicions_raised", st.suspicions_raised},
+            {"refutations", st.refutations},
+        };
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            cJSON_AddNumberToObject(so, f[i].name, (double)f[i].v);
+        cJSON_AddNumberToObject(so, "health", health);
+    }
     char *body = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!body) {
@@ -228,6 +300,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config *c, mn_cluster_t **out,
         free(cl);
         return rc;
     }
+    metrics_init(cl);
     publish(cl);
     uv_timer_init(loop, &cl->timer);
     cl->timer.data = cl;

@@ -16,7 +16,9 @@ typedef struct mn_cluster mn_cluster_t;
  * persisted as <storage.data_dir>/node_id, generated on first start; the data
  * dir must exist). Logs "swim: node ID listening on ADDR". Loop thread only. */
 mn_err mn_cluster_start(uv_loop_t *loop, const mn_config *c, mn_cluster_t **out, mn_error *err);
-/* Registers GET /v1/cluster/members on router (handlers may run on any thread). */
+/* Registers GET /v1/cluster/members on router (handlers may run on any thread):
+ * self, counts by state, members, and the core's "stats" (datagrams, drops by
+ * cause, suspicions raised, refutations, health). */
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_http_router_t *router, mn_error *err);
 /* Leaves the cluster gracefully (bounded by timeout_ms), closes its handles
  * and frees cl, then calls done(arg) on the loop thread. Call it after the

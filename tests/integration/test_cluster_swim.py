@@ -2,12 +2,15 @@
 [cluster] enabled form a SWIM cluster (every node sees five alive); a node
 killed with SIGKILL is marked dead by every other node; a gracefully stopped
 node shows `left`; a restarted node (same data dir, so the same node id)
-rejoins with a higher incarnation. Every wait polls GET /v1/cluster/members
-with a deadline.
+rejoins with a higher incarnation. Datagrams that fail authentication or
+verification are dropped and counted, in the route's "stats" and in
+/metrics. Every wait polls GET /v1/cluster/members (or /metrics) with a
+deadline.
 """
 
 import re
 import signal
+import socket
 
 import pytest
 
@@ -40,10 +43,13 @@ def cluster_env(seeds):
     }
 
 
-def members(server):
+def members_doc(server):
     with server.client(timeout=5.0) as c:
-        r = c.request("GET", "/v1/cluster/members")
-    return {m["id"]: m for m in r["members"]}
+        return c.request("GET", "/v1/cluster/members")
+
+
+def members(server):
+    return {m["id"]: m for m in members_doc(server)["members"]}
 
 
 def view_is(server, expect):
@@ -76,6 +82,11 @@ def test_five_processes_form_detect_crash_leave_and_rejoin(server_factory):
                    what="five alive members in every view")
     view = members(nodes[0])
     assert view[ids[0]]["self"] is True
+    # the cluster's own traffic (one key) is never dropped
+    for s in nodes:
+        st = members_doc(s)["stats"]
+        assert st["packets_received"] > 0 and st["packets_sent"] > 0
+        assert st["dropped_auth"] == 0 and st["dropped_verify"] == 0, st
     for m in view.values():
         assert re.match(r"^127\.0\.0\.1:\d+$", m["address"])
         assert m["incarnation"] >= 0
@@ -106,3 +117,52 @@ def test_five_processes_form_detect_crash_leave_and_rejoin(server_factory):
             wait_until(lambda s=s: view_is(s, {ids[j]: "alive" for j in range(5) if j != leaver}),
                        DEADLINE_S, what="the restarted node alive in every view")
     assert members(nodes[0])[ids[crashed]]["incarnation"] > before
+
+
+def prom_value(text, name, **labels):
+    """The value of one sample line of a Prometheus exposition, or None."""
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if m and m.group(1) == name and (m.group(2) or "") == want:
+            return float(m.group(3))
+    return None
+
+
+def test_bad_datagrams_are_dropped_and_counted(server_factory):
+    node = server_factory(env=cluster_env([]), start=False)
+    try:
+        node.start()
+    except AssertionError:
+        if "cluster mode is not available" in node.log():
+            pytest.skip("this build does not start the cluster (api/api_server.c not hooked up)")
+        raise
+    _, port = swim_endpoint(node)
+    before = members_doc(node)["stats"]
+    assert before["dropped_auth"] == 0 and before["dropped_verify"] == 0
+    with node.client(timeout=5.0) as c:
+        text = c.metrics()
+    assert prom_value(text, "mnemo_swim_dropped_packets_total", reason="auth") == 0
+    assert prom_value(text, "mnemo_swim_dropped_packets_total", reason="verify") == 0
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        # not a SWIM datagram at all: fails the framing check
+        u.sendto(b"garbage, not a swim datagram", ("127.0.0.1", port))
+        # a well-framed header without the HMAC tag this keyed node wants
+        u.sendto(b"MS\x01\x00" + b"\x00" * 28, ("127.0.0.1", port))
+
+    def counted():
+        st = members_doc(node)["stats"]
+        return st if st["dropped_verify"] >= 1 and st["dropped_auth"] >= 1 else None
+    st = wait_until(counted, DEADLINE_S, what="both drops counted in the stats")
+    assert st["dropped_verify"] == 1 and st["dropped_auth"] == 1, st
+
+    def exported():
+        with node.client(timeout=5.0) as c:
+            text = c.metrics()
+        auth = prom_value(text, "mnemo_swim_dropped_packets_total", reason="auth")
+        verify = prom_value(text, "mnemo_swim_dropped_packets_total", reason="verify")
+        return text if auth == 1 and verify == 1 else None
+    text = wait_until(exported, DEADLINE_S, what="both drops in /metrics")
+    assert "# TYPE mnemo_swim_dropped_packets_total counter" in text
+    assert prom_value(text, "mnemo_swim_packets_total", direction="received") >= 2
