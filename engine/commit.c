@@ -238,13 +238,15 @@ static void *commit_main(void *arg)
     mn_pending **ps = malloc(cap * sizeof *ps);
     for (;;) {
         pthread_mutex_lock(&e->q_mu);
-        while (!e->q_head && !e->stopping) pthread_cond_wait(&e->q_cv, &e->q_mu);
+        while ((!e->q_head || e->q_hold) && !e->stopping)
+            pthread_cond_wait(&e->q_cv, &e->q_mu);
         if (!e->q_head && e->stopping) {
             pthread_mutex_unlock(&e->q_mu);
             break;
         }
         mn_pending *list = e->q_head;
         e->q_head = e->q_tail = NULL;
+        e->q_len = 0;
         pthread_mutex_unlock(&e->q_mu);
 
         size_t n = 0, start = 0;
@@ -297,6 +299,7 @@ void mn_commit_submit_many(mn_engine *e, mn_pending **ps, size_t n)
         if (e->q_tail) e->q_tail->next = p;
         else e->q_head = p;
         e->q_tail = p;
+        e->q_len++;
     }
     pthread_cond_signal(&e->q_cv);
     for (size_t i = 0; i < n; i++)
@@ -314,6 +317,22 @@ mn_err mn_commit_submit(mn_engine *e, mn_pending *p)
 {
     mn_commit_submit_many(e, &p, 1);
     return p->rc;
+}
+
+void mn_commit_hold(mn_engine *e, bool hold)
+{
+    pthread_mutex_lock(&e->q_mu);
+    e->q_hold = hold;
+    pthread_cond_signal(&e->q_cv);
+    pthread_mutex_unlock(&e->q_mu);
+}
+
+size_t mn_commit_queued(mn_engine *e)
+{
+    pthread_mutex_lock(&e->q_mu);
+    size_t n = e->q_len;
+    pthread_mutex_unlock(&e->q_mu);
+    return n;
 }
 
 mn_err mn_commit_start(mn_engine *e, mn_error *err)

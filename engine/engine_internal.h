@@ -195,6 +195,8 @@ typedef struct mn_engine {
     pthread_cond_t q_cv;    /* committer waits for work */
     pthread_cond_t done_cv; /* callers wait for their op */
     mn_pending *q_head, *q_tail;
+    size_t q_len; /* ops queued (test hook) */
+    bool q_hold;  /* test hook: the committer takes no group while set */
     bool stopping;
     bool failed; /* a store write failed: refuse further writes */
     pthread_t committer;
@@ -251,6 +253,11 @@ mn_err mn_commit_submit(mn_engine *e, mn_pending *p);
 void mn_commit_submit_many(mn_engine *e, mn_pending **ps, size_t n);
 mn_err mn_commit_start(mn_engine *e, mn_error *err);
 void mn_commit_stop(mn_engine *e);
+/* Test hook: while held, the commit thread takes no new group, so the writers
+ * that arrive queue up and are committed as one group on release. */
+void mn_commit_hold(mn_engine *e, bool hold);
+/* Ops queued and not yet taken by the commit thread (test hook). */
+size_t mn_commit_queued(mn_engine *e);
 
 /* ---- apply (apply.c): the only way state changes ---- */
 /* Adds the store mutations of entry (and the entry itself) to the group's batch.

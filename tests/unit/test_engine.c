@@ -1,6 +1,6 @@
 /* engine: spaces, remember/get/recall/list/forget on a real RocksDB in a temp
  * dir; restart keeps data and tombstones; TTL expiry via an injected clock;
- * concurrent writers share commits; lsns stay dense. */
+ * lsns stay dense under concurrent writers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -484,7 +484,7 @@ static void *writer(void *arg)
     return NULL;
 }
 
-static void test_concurrent_writers_share_commits_and_lsns_stay_dense(void **state)
+static void test_concurrent_writers_keep_lsns_dense(void **state)
 {
     fx *f = *state;
     make_space(f, "s", 2, MN_METRIC_COSINE);
@@ -507,7 +507,7 @@ static void test_concurrent_writers_share_commits_and_lsns_stay_dense(void **sta
     mn_engine_stats es;
     mn_engine_get_stats(f->e, &es);
     assert_int_equal(es.entries, 1 + T * PER);
-    assert_true(es.commits <= es.entries);
+    /* that they share fsyncs is proven deterministically in test_engine_wal.c */
     reopen(f);
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.memories, T * PER);
@@ -1132,13 +1132,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_space_lifecycle_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remember_validates_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recall_matches_brute_force_every_metric, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_filters_threshold_and_list_pagination, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recall_matches_brute_force_every_metric, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_filters_threshold_and_list_pagination, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_forget_delete_and_suppress_survive_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry_through_forget_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_writers_share_commits_and_lsns_stay_dense,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers_keep_lsns_dense, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_opens_as_a_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_trim_keeps_the_newest_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_text_only_memories_and_keyword_and_hybrid_recall,
