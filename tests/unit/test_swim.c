@@ -1,6 +1,8 @@
 /* swim core: config and addresses, the update precedence rules, Lifeguard's
- * suspicion timer formula, refutation, the buddy system, the health
- * multiplier, authentication and verification, packet size, join and leave.
+ * suspicion timer formula, rechecks of expired suspicions, refutation, the
+ * buddy system, the health multiplier (and how it stretches probing), the
+ * shuffled round-robin probe order, push-pull timing, retransmits ~ log N,
+ * authentication and verification, packet size, join and leave.
  *
  * Two harnesses: a tiny "world" that passes datagrams between real cores
  * with zero latency on a manual clock, and a "puppet" that feeds one core
@@ -197,9 +199,23 @@ static void w_join(world *w, int i, int seed)
 
 /* ---- puppet: one core fed hand-made packets ---- */
 
+/* One datagram the puppet's core sent (with log on). */
+typedef struct sent_rec {
+    int64_t at;
+    int to;
+    uint8_t kind, flags;
+    uint32_t seq;
+    char target[MN_SWIM_ID_MAX + 1];
+    int carries_n1; /* piggybacked updates about member "N1" */
+} sent_rec;
+
 typedef struct puppet {
     mn_swim_t *s;
     int64_t now;
+    sent_rec *log; /* every datagram sent, decoded, when not NULL */
+    size_t nlog, cap_log;
+    mn_wire_swim_entry log_storage[MN_WIRE_SWIM_MAX_ENTRIES];
+    _Alignas(8) uint8_t log_body[MN_SWIM_MAX_PACKET];
     bool auto_ack;     /* answer the core's pings on behalf of their target */
     bool ack_except_x; /* ... except pings to "X" */
     wpkt out[512];
@@ -209,9 +225,30 @@ typedef struct puppet {
     _Alignas(8) uint8_t body[MN_SWIM_MAX_PACKET];
 } puppet;
 
+static void p_log(puppet *p, const mn_swim_addr_t *to, const uint8_t *buf, size_t len)
+{
+    mn_wire_swim_msg m;
+    if (p->nlog == p->cap_log || len < 8) return;
+    memcpy(p->log_body, buf + 8, len - 8);
+    if (mn_wire_swim_decode(p->log_body, len - 8, &m, p->log_storage, MN_WIRE_SWIM_MAX_ENTRIES) !=
+        MN_OK)
+        return;
+    sent_rec *r = &p->log[p->nlog++];
+    memset(r, 0, sizeof *r);
+    r->at = p->now;
+    r->to = index_of(to);
+    r->kind = m.kind;
+    r->flags = m.flags;
+    r->seq = m.seq;
+    memcpy(r->target, m.target, m.target_len);
+    for (size_t i = 0; i < m.n_updates; i++)
+        r->carries_n1 += m.updates[i].id_len == 2 && memcmp(m.updates[i].id, "N1", 2) == 0;
+}
+
 static void p_send(void *user, const mn_swim_addr_t *to, const uint8_t *buf, size_t len)
 {
     puppet *p = user;
+    if (p->log) p_log(p, to, buf, len);
     if (p->nout == sizeof p->out / sizeof p->out[0]) return;
     wpkt *w = &p->out[p->nout++];
     w->to = index_of(to);
@@ -347,8 +384,18 @@ static puppet *p_new(const mn_swim_config_t *c, uint64_t inc)
     return p;
 }
 
+/* From now on, decode and keep every datagram the core sends. */
+static void p_log_on(puppet *p)
+{
+    p->cap_log = 8192;
+    p->log = calloc(p->cap_log, sizeof *p->log);
+    assert_non_null(p->log);
+    p->nlog = 0;
+}
+
 static void p_free(puppet *p)
 {
+    free(p->log);
     mn_swim_free(p->s);
     mn_wire_swim_enc_free(p->enc);
     free(p);
@@ -359,6 +406,7 @@ static void p_members(puppet *p, int nb)
 {
     static char names[32][16];
     mn_wire_swim_entry es[33];
+    assert_true(nb <= 31); /* one sync datagram */
     es[0] = ent("X", 1, 1, MN_SWIM_ALIVE, NULL);
     for (int i = 0; i < nb; i++) {
         snprintf(names[i], sizeof names[i], "B%d", i + 1);
@@ -944,6 +992,143 @@ static void test_swim_gossip_datagrams_only_for_the_first_fan_out(void **state)
     assert_int_equal(gossip_after_news(0), 10);
 }
 
+/* Start times and targets of the probes in p's log (a probe = the first ping
+ * with a new sequence number, to a member rather than for a ping-req). */
+static size_t probes_in_log(const puppet *p, int64_t *at, char (*target)[MN_SWIM_ID_MAX + 1],
+                            size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->nlog && n < cap; i++) {
+        const sent_rec *r = &p->log[i];
+        if (r->kind != MN_WIRE_SWIM_PING) continue;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = p->log[j].kind == MN_WIRE_SWIM_PING && p->log[j].seq == r->seq;
+        if (seen) continue;
+        at[n] = r->at;
+        memcpy(target[n], r->target, sizeof target[n]);
+        n++;
+    }
+    return n;
+}
+
+static void test_swim_probe_order_is_a_fresh_permutation_each_round(void **state)
+{
+    (void)state;
+    mn_swim_config_t c = fast_config();
+    c.push_pull_interval_ms = 0;
+    puppet *p = p_new(&c, 1);
+    p->auto_ack = true; /* every probe succeeds at once: one per probe interval */
+    p_members(p, 9);    /* 10 peers */
+    p_log_on(p);
+    p_tick_until(p, 20 * SEC);
+    int64_t at[200];
+    char target[200][MN_SWIM_ID_MAX + 1];
+    size_t n = probes_in_log(p, at, target, 200);
+    assert_true(n >= 100);
+    /* every block of 10 probes (a round) visits each peer exactly once ... */
+    int distinct_orders = 0;
+    for (size_t round = 0; round + 1 < n / 10 + 1 && (round + 1) * 10 <= n; round++) {
+        for (size_t i = 0; i < 10; i++)
+            for (size_t j = i + 1; j < 10; j++)
+                if (strcmp(target[round * 10 + i], target[round * 10 + j]) == 0)
+                    fail_msg("round %zu probes %s twice", round, target[round * 10 + i]);
+        /* ... in an order that differs from the round before */
+        if (round > 0) {
+            bool same = true;
+            for (size_t i = 0; i < 10; i++)
+                same &= strcmp(target[round * 10 + i], target[(round - 1) * 10 + i]) == 0;
+            distinct_orders += !same;
+        }
+    }
+    assert_true(distinct_orders >= (int)(n / 10) - 2);
+    p_free(p);
+}
+
+static void test_swim_health_multiplier_stretches_the_probe_interval(void **state)
+{
+    (void)state;
+    mn_swim_config_t c = fast_config();
+    c.push_pull_interval_ms = 0;
+    puppet *p = p_new(&c, 1);
+    p->auto_ack = true; /* probes succeed at once: the gap is the interval alone */
+    p_members(p, 9);
+    p_tick_until(p, 2 * SEC);
+    /* seven accusations to refute: health +1 each, saturating at 8 - 1 */
+    for (int i = 0; i < 7; i++)
+        p_gossip(p, "B1", 2, ent("A", 0, mn_swim_incarnation(p->s), MN_SWIM_SUSPECT, "B1"));
+    assert_int_equal(mn_swim_health(p->s), 7);
+    p_log_on(p);
+    p_tick_until(p, p->now + 12 * SEC);
+    int64_t at[64];
+    char target[64][MN_SWIM_ID_MAX + 1];
+    size_t n = probes_in_log(p, at, target, 64);
+    assert_true(n >= 10);
+    /* each success takes one off, so the gaps shrink 8, 7, ... 1 x 160 ms;
+     * at health 0 it stays the plain interval */
+    for (int k = 0; k < 8; k++)
+        assert_int_equal(at[k + 1] - at[k], (int64_t)(8 - k) * 160 * MS);
+    assert_int_equal(at[9] - at[8], 160 * MS);
+    assert_int_equal(mn_swim_health(p->s), 0);
+    p_free(p);
+}
+
+static void test_swim_push_pull_runs_at_its_interval(void **state)
+{
+    (void)state;
+    mn_swim_config_t c = fast_config();
+    c.push_pull_interval_ms = 2000;
+    puppet *p = p_new(&c, 1);
+    p->auto_ack = true;
+    p_members(p, 5);
+    p_log_on(p);
+    p_tick_until(p, 21 * SEC);
+    int64_t at[32] = {0};
+    size_t n = 0;
+    for (size_t i = 0; i < p->nlog && n < 32; i++)
+        if (p->log[i].kind == MN_WIRE_SWIM_SYNC && (p->log[i].flags & MN_WIRE_SWIM_FLAG_REPLY)) {
+            /* one exchange = one datagram here (6 rows); with one random alive peer */
+            assert_true(p->log[i].to >= 1 && p->log[i].to <= 6);
+            at[n++] = p->log[i].at;
+        }
+    /* the first after 1..3 s (interval/2 + a random part, so nodes do not
+     * sync in step), then one every interval */
+    assert_true(n >= 9 && n <= 10);
+    assert_true(at[0] >= SEC && at[0] < 3 * SEC);
+    for (size_t i = 1; i < n; i++)
+        assert_int_equal(at[i] - at[i - 1], 2 * SEC);
+    p_free(p);
+}
+
+/* Times an update about a new member N1 rides on the core's datagrams, with
+ * nb + 1 other peers. */
+static int sends_of_news(int nb)
+{
+    mn_swim_config_t c = fast_config();
+    c.push_pull_interval_ms = 0;
+    puppet *p = p_new(&c, 1);
+    p->auto_ack = true;
+    p_members(p, nb);
+    p_tick_until(p, SEC);
+    p_log_on(p);
+    p_gossip(p, "B1", 2, ent("N1", 40, 1, MN_SWIM_ALIVE, NULL));
+    p_tick_until(p, p->now + 20 * SEC);
+    int sends = 0;
+    for (size_t i = 0; i < p->nlog; i++)
+        sends += p->log[i].carries_n1;
+    p_free(p);
+    return sends;
+}
+
+static void test_swim_retransmits_scale_with_log_n(void **state)
+{
+    (void)state;
+    /* retransmit_mult (3 in fast) x ceil(log10(N + 1)), N = live members with
+     * ourselves: 6 members -> 3 sends, 34 members -> 6 */
+    assert_int_equal(sends_of_news(3), 3);
+    assert_int_equal(sends_of_news(31), 6);
+}
+
 static void test_swim_without_lifeguard_health_stays_zero(void **state)
 {
     (void)state;
@@ -1136,6 +1321,10 @@ int main(void)
         cmocka_unit_test(test_swim_health_rises_when_helpers_stay_silent),
         cmocka_unit_test(test_swim_indirect_phase_also_pings_the_target_directly),
         cmocka_unit_test(test_swim_gossip_datagrams_only_for_the_first_fan_out),
+        cmocka_unit_test(test_swim_probe_order_is_a_fresh_permutation_each_round),
+        cmocka_unit_test(test_swim_health_multiplier_stretches_the_probe_interval),
+        cmocka_unit_test(test_swim_push_pull_runs_at_its_interval),
+        cmocka_unit_test(test_swim_retransmits_scale_with_log_n),
         cmocka_unit_test(test_swim_without_lifeguard_health_stays_zero),
         cmocka_unit_test(test_swim_crashed_member_is_declared_dead_by_all),
         cmocka_unit_test(test_swim_graceful_leave_shows_left_not_dead),
