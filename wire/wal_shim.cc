@@ -80,6 +80,8 @@ fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *
         mb.add_suppressed(m->suppressed);
         if (!idem.IsNull()) mb.add_idempotency_key(idem);
         if (!support.IsNull()) mb.add_support(support);
+        mb.add_suppressed_at_ms(m->suppressed_at_ms);
+        mb.add_unsuppressed_at_ms(m->unsuppressed_at_ms);
     }
     mb.add_when_ms(m->when_ms);
     mb.add_created_at_ms(m->created_at_ms);
@@ -192,6 +194,10 @@ bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_
     m->lifecycle = (mn_lifecycle)src->lifecycle();
     m->expires_at_ms = src->expires_at_ms();
     m->suppressed = src->suppressed();
+    m->suppressed_at_ms = src->suppressed_at_ms();
+    m->unsuppressed_at_ms = src->unsuppressed_at_ms();
+    m->forgotten = src->tombstone();
+    m->forgotten_at_ms = src->forgotten_at_ms();
     if (tombstone) *tombstone = src->tombstone();
     if (forgotten_at) *forgotten_at = src->forgotten_at_ms();
     if (src->content()) {
@@ -274,7 +280,9 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
         std::vector<fb::Offset<w::Memory>> mems;
         mems.reserve(e->op.remember.n);
         for (size_t i = 0; i < e->op.remember.n; i++)
-            mems.push_back(build_memory(b, &e->op.remember.mems[i], false, 0, true));
+            mems.push_back(build_memory(b, &e->op.remember.mems[i],
+                                        e->op.remember.mems[i].forgotten,
+                                        e->op.remember.mems[i].forgotten_at_ms, true));
         auto mv = b.CreateVector(mems);
         auto ev = build_edges(b, e->op.remember.edges, e->op.remember.n_edges);
         op = w::CreateRemember(b, mv, ev).Union();
@@ -288,7 +296,9 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
         op_type = w::Op_Forget;
         break;
     case MN_WAL_OP_UNSUPPRESS:
-        op = w::CreateUnsuppress(b, b.CreateVector(e->op.unsuppress.id.b, 16)).Union();
+        op = w::CreateUnsuppress(b, b.CreateVector(e->op.unsuppress.id.b, 16),
+                                 e->op.unsuppress.at_ms)
+                 .Union();
         op_type = w::Op_Unsuppress;
         break;
     case MN_WAL_OP_ASSOCIATE:
@@ -300,7 +310,9 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
         std::vector<fb::Offset<w::Memory>> mems;
         mems.reserve(e->op.consolidate.n);
         for (size_t i = 0; i < e->op.consolidate.n; i++)
-            mems.push_back(build_memory(b, &e->op.consolidate.mems[i], false, 0, true));
+            mems.push_back(build_memory(b, &e->op.consolidate.mems[i],
+                                        e->op.consolidate.mems[i].forgotten,
+                                        e->op.consolidate.mems[i].forgotten_at_ms, true));
         op = w::CreateConsolidate(b, b.CreateVector(mems)).Union();
         op_type = w::Op_Consolidate;
         break;
@@ -317,6 +329,12 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
         op_type = w::Op_Reinforce;
         break;
     }
+    case MN_WAL_OP_SPACE_DROP:
+        op = w::CreateSpaceDrop(b, b.CreateString(e->space), e->op.space_drop.space_id,
+                                e->op.space_drop.at_ms)
+                 .Union();
+        op_type = w::Op_SpaceDrop;
+        break;
     default:
         return MN_ERR_INVALID;
     }
@@ -416,6 +434,7 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
         out->type = MN_WAL_OP_UNSUPPRESS;
         if (!copy_id(en->op_as_Unsuppress()->id(), &out->op.unsuppress.id))
             return mn_error_set(err, MN_ERR_CORRUPT, "unsuppress entry: bad id");
+        out->op.unsuppress.at_ms = en->op_as_Unsuppress()->at_ms();
         return MN_OK;
     }
     case w::Op_Associate: {
@@ -465,6 +484,16 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
             o->last_access_ms = st->last_access_ms();
             o->access_count = st->access_count();
         }
+        return MN_OK;
+    }
+    case w::Op_SpaceDrop: {
+        auto d = en->op_as_SpaceDrop();
+        if (!d->name() || d->name()->size() != en->space()->size() ||
+            memcmp(d->name()->data(), en->space()->data(), d->name()->size()))
+            return mn_error_set(err, MN_ERR_CORRUPT, "space_drop names another space");
+        out->type = MN_WAL_OP_SPACE_DROP;
+        out->op.space_drop.space_id = d->space_id();
+        out->op.space_drop.at_ms = d->at_ms();
         return MN_OK;
     }
     default:

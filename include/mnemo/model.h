@@ -128,6 +128,13 @@ typedef struct mn_memory {
     mn_lifecycle lifecycle;
     int64_t expires_at_ms; /* 0 = never */
     bool suppressed;
+    int64_t suppressed_at_ms;   /* last suppress, 0 = never (as-of reads) */
+    int64_t unsuppressed_at_ms; /* last unsuppress, 0 = never */
+    /* output only: a forgotten memory (deleted or expired) seen by an as-of read,
+     * or an erased memory in a WAL entry: id, kind, when, created_at and
+     * forgotten_at are all it has (content is "", no embedding) */
+    bool forgotten;
+    int64_t forgotten_at_ms;
     /* semantic memories: the episodes that support it (sorted by id) */
     mn_id_t *support;
     size_t n_support;

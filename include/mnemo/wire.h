@@ -20,6 +20,7 @@ typedef enum {
     MN_WAL_OP_ASSOCIATE = 5,
     MN_WAL_OP_REINFORCE = 6,
     MN_WAL_OP_CONSOLIDATE = 7,
+    MN_WAL_OP_SPACE_DROP = 8,
 } mn_wal_op_type;
 
 typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason;
@@ -36,7 +37,10 @@ typedef struct mn_wal_entry {
             uint32_t space_id;
         } space_create;
         struct {
-            mn_memory_t *mems; /* decoded: owned by the entry; encoding: borrowed */
+            /* decoded: owned by the entry; encoding: borrowed. A memory with
+             * forgotten set is an erased one: id, kind, when, created_at and
+             * forgotten_at only (its content and embedding were stripped). */
+            mn_memory_t *mems;
             size_t n;
             mn_edge *edges; /* links of the new memories (same ownership as mems) */
             size_t n_edges;
@@ -49,6 +53,7 @@ typedef struct mn_wal_entry {
         } forget;
         struct {
             mn_id_t id;
+            int64_t at_ms; /* 0 in old entries: use mn_hlc_ms(hlc) */
         } unsuppress;
         struct {
             mn_edge *edges; /* decoded: owned; encoding: borrowed */
@@ -62,6 +67,10 @@ typedef struct mn_wal_entry {
             mn_memory_t *mems; /* semantic memories; decoded: owned; encoding: borrowed */
             size_t n;
         } consolidate;
+        struct {
+            uint32_t space_id; /* the dropped space's local storage prefix */
+            int64_t at_ms;
+        } space_drop;
     } op;
 } mn_wal_entry;
 

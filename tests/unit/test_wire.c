@@ -157,12 +157,132 @@ static void test_memory_record_tombstone_keeps_no_content(void **state)
     free(buf);
 }
 
+static void test_wal_erased_memory_round_trips_without_content(void **state)
+{
+    (void)state;
+    float emb[4] = {0.5f, -1.25f, 3.0f, 0.0f};
+    char *tags[2] = {"a", "b"};
+    mn_kv md[1] = {{"k", "v"}};
+    mn_memory_t m[2];
+    fill_memory(&m[0], emb, tags, md);
+    fill_memory(&m[1], emb, tags, md);
+    m[1].id.b[0] ^= 0xff;
+    m[1].forgotten = true; /* erased after the entry was written */
+    m[1].forgotten_at_ms = 1800000000000;
+    mn_wal_entry e = {0};
+    strcpy(e.space, "s");
+    e.epoch = 2;
+    e.lsn = 7;
+    e.hlc = 77;
+    e.type = MN_WAL_OP_REMEMBER;
+    e.op.remember.mems = m;
+    e.op.remember.n = 2;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(mn_wire_wal_encode(&e, &buf, &len), MN_OK);
+    /* neither the content nor the vector of the erased memory are in the bytes
+     * (the other memory, with the same values, keeps them once) */
+    const char *c = m[0].content;
+    size_t hits = 0;
+    for (size_t i = 0; i + strlen(c) <= len; i++)
+        if (!memcmp(buf + i, c, strlen(c))) hits++;
+    assert_int_equal(hits, 1);
+    hits = 0;
+    for (size_t i = 0; i + sizeof emb <= len; i++)
+        if (!memcmp(buf + i, emb, sizeof emb)) hits++;
+    assert_int_equal(hits, 1);
+    mn_wal_entry d;
+    mn_error err = {0};
+    assert_int_equal(mn_wire_wal_decode(buf, len, &d, &err), MN_OK);
+    assert_int_equal(d.lsn, 7);
+    assert_int_equal(d.epoch, 2);
+    assert_int_equal(d.op.remember.n, 2);
+    assert_false(d.op.remember.mems[0].forgotten);
+    assert_string_equal(d.op.remember.mems[0].content, c);
+    const mn_memory_t *x = &d.op.remember.mems[1];
+    assert_true(x->forgotten);
+    assert_int_equal(x->forgotten_at_ms, 1800000000000);
+    assert_memory_equal(x->id.b, m[1].id.b, 16);
+    assert_int_equal(x->when_ms, m[1].when_ms);
+    assert_int_equal(x->created_at_ms, m[1].created_at_ms);
+    assert_null(x->content);
+    assert_null(x->embedding);
+    assert_int_equal(x->n_tags, 0);
+    assert_null(x->idempotency_key);
+    mn_wal_entry_clear(&d);
+    free(buf);
+}
+
+static void test_wal_space_drop_and_unsuppress_round_trip(void **state)
+{
+    (void)state;
+    mn_wal_entry e = {0};
+    strcpy(e.space, "notes");
+    e.epoch = 4;
+    e.lsn = 12;
+    e.type = MN_WAL_OP_SPACE_DROP;
+    e.op.space_drop.space_id = 9;
+    e.op.space_drop.at_ms = 1700000000999;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(mn_wire_wal_encode(&e, &buf, &len), MN_OK);
+    mn_wal_entry d;
+    mn_error err = {0};
+    assert_int_equal(mn_wire_wal_decode(buf, len, &d, &err), MN_OK);
+    assert_int_equal(d.type, MN_WAL_OP_SPACE_DROP);
+    assert_string_equal(d.space, "notes");
+    assert_int_equal(d.epoch, 4);
+    assert_int_equal(d.op.space_drop.space_id, 9);
+    assert_int_equal(d.op.space_drop.at_ms, 1700000000999);
+    mn_wal_entry_clear(&d);
+    free(buf);
+    memset(&e, 0, sizeof e);
+    strcpy(e.space, "notes");
+    e.type = MN_WAL_OP_UNSUPPRESS;
+    e.op.unsuppress.id.b[3] = 3;
+    e.op.unsuppress.at_ms = 1700000001000;
+    assert_int_equal(mn_wire_wal_encode(&e, &buf, &len), MN_OK);
+    assert_int_equal(mn_wire_wal_decode(buf, len, &d, &err), MN_OK);
+    assert_int_equal(d.type, MN_WAL_OP_UNSUPPRESS);
+    assert_int_equal(d.op.unsuppress.id.b[3], 3);
+    assert_int_equal(d.op.unsuppress.at_ms, 1700000001000);
+    mn_wal_entry_clear(&d);
+    free(buf);
+}
+
+static void test_memory_record_keeps_suppress_times(void **state)
+{
+    (void)state;
+    float emb[4] = {1, 2, 3, 4};
+    char *tags[2] = {"a", "b"};
+    mn_kv md[1] = {{"k", "v"}};
+    mn_memory_record r = {0};
+    fill_memory(&r.mem, emb, tags, md);
+    r.mem.suppressed = true;
+    r.mem.suppressed_at_ms = 1700000005000;
+    r.mem.unsuppressed_at_ms = 1700000004000;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(mn_wire_memory_encode(&r, false, &buf, &len), MN_OK);
+    mn_memory_record d;
+    assert_int_equal(mn_wire_memory_decode(buf, len, &d, NULL), MN_OK);
+    assert_true(d.mem.suppressed);
+    assert_int_equal(d.mem.suppressed_at_ms, 1700000005000);
+    assert_int_equal(d.mem.unsuppressed_at_ms, 1700000004000);
+    assert_false(d.mem.forgotten);
+    mn_memory_clear(&d.mem);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wal_remember_round_trips),
         cmocka_unit_test(test_wal_rejects_bad_crc_and_garbage),
         cmocka_unit_test(test_memory_record_tombstone_keeps_no_content),
+        cmocka_unit_test(test_wal_erased_memory_round_trips_without_content),
+        cmocka_unit_test(test_wal_space_drop_and_unsuppress_round_trip),
+        cmocka_unit_test(test_memory_record_keeps_suppress_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
