@@ -54,6 +54,89 @@ static void test_tokenize_folds_case_and_accents(void **state)
     assert_int_equal(strlen(v.out[0]), MN_TOKEN_MAX);
 }
 
+/* Tokenises s and compares the tokens, joined by single spaces, with want. */
+static void expect_tokens(const char *s, const char *want)
+{
+    toks t = {0};
+    uint32_t n = mn_text_tokenize(s, strlen(s), grab, &t);
+    char got[16 * (MN_TOKEN_MAX + 1)] = "";
+    for (int i = 0; i < t.n; i++) {
+        if (i) strcat(got, " ");
+        strcat(got, t.out[i]);
+    }
+    if (strcmp(got, want)) fail_msg("tokenize(\"%s\") = \"%s\", want \"%s\"", s, got, want);
+    assert_int_equal(n, (uint32_t)t.n);
+}
+
+static void test_tokenize_folds_latin_greek_cyrillic_scripts(void **state)
+{
+    (void)state;
+    /* Romanian: comma-below letters (Latin Extended-B) and Latin Extended-A */
+    expect_tokens("ȘCOALĂ școală Țară țară", "scoala scoala tara tara");
+    /* Vietnamese: Latin Extended Additional, stacked accents */
+    expect_tokens("VIỆT Nam Việt Phở Đà Nẵng Hà Nội", "viet nam viet pho da nang ha noi");
+    /* decomposed accents: the combining mark is dropped inside the word */
+    expect_tokens("cafe\xcc\x81 Cafe\xcc\x81 caf\xc3\xa9", "cafe cafe cafe");
+    expect_tokens("Vie\xcc\xa3\xcc\x82t", "viet"); /* e + dot below + circumflex */
+    expect_tokens("\xcc\x81 x", "x"); /* a lone mark is no token */
+    /* German sharp s, both cases, folds like its spelling with ss */
+    expect_tokens("Straße STRASSE strasse STRAẞE", "strasse strasse strasse strasse");
+    /* letters read as two, ligatures, stroke letters */
+    expect_tokens("Æsir œuvre ŒUVRE Þór ĳs ﬁnal ﬀ", "aesir oeuvre oeuvre thor ijs final ff");
+    expect_tokens("Łódź Gdańsk Øresund Đorđe Ħal ŀa", "lodz gdansk oresund dorde hal la");
+    expect_tokens("İstanbul ıspanak ſtraße", "istanbul ispanak strasse");
+    /* Greek: tonos and dialytika off, final sigma, capitals with accents */
+    expect_tokens("Άθηνα ΆΘΗΝΑ αθήνα", "αθηνα αθηνα αθηνα");
+    expect_tokens("ΌΣΟΣ όσος Ϊ ΐ", "οσοσ οσοσ ι ι");
+    expect_tokens("ἄνθρωπος ᾠδή", "ανθρωποσ ωδη"); /* Greek Extended (polytonic) */
+    /* Cyrillic: capitals of both ranges, ё and й as their decomposition */
+    expect_tokens("ЁЛКА ёлка елка Йод ЇЖАК Ґанок", "елка елка елка иод іжак ґанок"); /* ґ is a letter of its own */
+    expect_tokens("МОСКВА Москва москва", "москва москва москва");
+    /* Armenian */
+    expect_tokens("ՀԱՅԱՍՏԱՆ Հայաստան", "հայաստան հայաստան");
+    /* fullwidth Latin and digits; separators of the folded blocks */
+    expect_tokens("ＡＢＣ１２３ a·b a×b a÷b ά;β", "abc123 a b a b a b α β");
+    /* Latin-1 symbols and General Punctuation separate; ordinal letters stay */
+    expect_tokens("1ª 2º a\xc2\xa0" "b «x» ¿y? ¡z! a—b", "1a 2o a b x y z a b");
+    /* other scripts are kept exactly */
+    expect_tokens("東京 서울 القاهرة नमस्ते", "東京 서울 القاهرة नमस्ते");
+}
+
+static void test_fold_reports_marks_and_separators(void **state)
+{
+    (void)state;
+    uint32_t out[MN_TEXT_FOLD_MAX];
+    assert_int_equal(mn_text_fold('A', out), 1);
+    assert_int_equal(out[0], 'a');
+    assert_int_equal(mn_text_fold(0x0301, out), 0);  /* combining acute */
+    assert_int_equal(mn_text_fold(0x1DC4, out), 0);  /* combining diacritics supplement */
+    assert_int_equal(mn_text_fold(' ', out), -1);
+    assert_int_equal(mn_text_fold(0x2014, out), -1); /* em dash */
+    assert_int_equal(mn_text_fold(0x0387, out), -1); /* Greek ano teleia */
+    assert_int_equal(mn_text_fold(0xDF, out), 2);    /* ß */
+    assert_int_equal(out[0], 's');
+    assert_int_equal(out[1], 's');
+    assert_int_equal(mn_text_fold(0xFB03, out), 3); /* ﬃ */
+    assert_int_equal(mn_text_fold(0x0386, out), 1); /* Ά */
+    assert_int_equal(out[0], 0x03B1);
+    assert_int_equal(mn_text_fold(0x1EC6, out), 1); /* Ệ */
+    assert_int_equal(out[0], 'e');
+    assert_int_equal(mn_text_fold(0x0218, out), 1); /* Ș */
+    assert_int_equal(out[0], 's');
+    /* every code point of the folded blocks folds to lower-case letters only:
+     * folding is idempotent (a folded token folds to itself) */
+    for (uint32_t cp = 0xC0; cp < 0x2000; cp++) {
+        int n = mn_text_fold(cp, out);
+        for (int i = 0; i < n; i++) {
+            uint32_t again[MN_TEXT_FOLD_MAX];
+            int m = mn_text_fold(out[i], again);
+            if (m != 1 || again[0] != out[i])
+                fail_msg("U+%04X folds to U+%04X, which folds again", cp, out[i]);
+        }
+    }
+    assert_true(MN_TOKENIZER_VERSION >= 2);
+}
+
 static bool only_even(void *arg, uint32_t slot)
 {
     (void)arg;
@@ -137,6 +220,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokenize_folds_case_and_accents),
+        cmocka_unit_test(test_tokenize_folds_latin_greek_cyrillic_scripts),
+        cmocka_unit_test(test_fold_reports_marks_and_separators),
         cmocka_unit_test(test_bm25_ranks_rare_terms_and_short_docs_higher),
         cmocka_unit_test(test_removal_and_slot_reuse),
     };
