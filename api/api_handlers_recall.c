@@ -56,6 +56,7 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *
     if ((rc = api_filter_from_json(o, a, &r->filter, err))) return rc;
     if ((rc = api_get_bool(o, "include_embedding", "", NULL, &r->include_embedding, err)))
         return rc;
+    r->spread = true; /* spreading activation is on unless the request turns it off */
     if ((rc = api_get_bool(o, "spread", "", NULL, &r->spread, err))) return rc;
     bool has;
     int64_t v;

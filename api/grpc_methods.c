@@ -309,7 +309,7 @@ static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_re
     rr->has_threshold = q->has_threshold;
     rr->threshold = q->threshold;
     rr->include_embedding = q->has_include_embedding && q->include_embedding;
-    rr->spread = q->has_spread && q->spread;
+    rr->spread = q->has_spread ? q->spread : true;
     rr->max_hops = q->max_hops;
     rr->hop_decay = q->hop_decay;
     rr->min_activation = q->min_activation;

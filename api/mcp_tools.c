@@ -101,7 +101,7 @@ static const char recall_schema[] = SCHEMA(
         DESC("fusion weights when both cues are given")) ","
     P_WHEN_WINDOW ","
     P_FILTERS ","
-    PROP("spread", T_BOOL DESC("also follow associations (spreading activation)")) ","
+    PROP("spread", T_BOOL DESC("also follow associations (spreading activation; default true)")) ","
     PROP("max_hops", T_INT DESC("with spread: hops (default 2)")) ","
     PROP("reinforce", T_BOOL DESC("strengthen the returned memories so they fade slower")),
     "");

@@ -97,8 +97,12 @@ def test_temporal_link_and_spreading_activation_trace(client, space_name):
     assert hit["via"] and hit["via"][-1]["from"] == second
     assert hit["via"][-1]["kind"] == "temporal"
     assert "associative" in hit["confidence"]["reasons"]
-    # spread stays off by default: no activation member, only the cue's match
-    plain = client.recall(space_name, axis(1), k=5, threshold=0.99)
+    # spread is on by default: the same answer without asking for it
+    dflt = client.recall(space_name, axis(1), k=5, threshold=0.99, trace=True)
+    assert [(r["id"], r["activation"]) for r in dflt["results"]] == \
+        [(r["id"], r["activation"]) for r in res["results"]]
+    # spread off: no activation member, only the cue's match
+    plain = client.recall(space_name, axis(1), k=5, threshold=0.99, spread=False)
     assert [r["id"] for r in plain["results"]] == [second]
     assert "activation" not in plain["results"][0]
 

@@ -55,7 +55,8 @@ def test_recall_equals_numpy_brute_force(client, space_name, metric):
     for trial in range(5):
         q = rng.normal(size=dim).astype(np.float32)
         k = [1, 10, 50, 200, 1000][trial]
-        res = client.recall(space_name, q.tolist(), k=k)
+        # spread off: ranked by the cue alone, as the brute force is
+        res = client.recall(space_name, q.tolist(), k=k, spread=False)
         assert res["path"] == "exact"
         assert res["scanned"] >= min(n, k)
         assert isinstance(res["took_ms"], (int, float))
@@ -75,7 +76,7 @@ def test_recall_equals_numpy_brute_force(client, space_name, metric):
 def test_recall_include_embedding(client, space_name):
     client.create_space(space_name, dim=3, metric="l2")
     client.remember(space_name, "x", [1, 2, 3])
-    h = client.recall(space_name, [1, 2, 3], include_embedding=True)["results"][0]
+    h = client.recall(space_name, [1, 2, 3], include_embedding=True, spread=False)["results"][0]
     assert h["memory"]["embedding"] == [1, 2, 3]
     assert h["distance"] == 0 and h["score"] == 1
 
@@ -98,7 +99,7 @@ def test_recall_filters_match_numpy(client, space_name):
     sim, dist = brute_force("cosine", data, q)
 
     def check(pred, **opts):
-        res = client.recall(space_name, q.tolist(), k=1000, **opts)["results"]
+        res = client.recall(space_name, q.tolist(), k=1000, spread=False, **opts)["results"]
         keep = [i for i in range(n) if pred(i)]
         sub_ids = [ids[i] for i in keep]
         assert_same_ranking(res, sub_ids, sim[keep], dist[keep], len(keep))
