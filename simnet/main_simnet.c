@@ -34,7 +34,7 @@ static void usage(FILE *f)
         "  --no-verify   keep Lifeguard but do not probe reported suspects first\n"
         "  --no-auth            no HMAC on datagrams\n"
         "  --steady-s S         fault-free phase before the fault (30)\n"
-        "  --horizon-s S        wait for detection/convergence (3 x bound)\n"
+        "  --horizon-s S        wait for detection/convergence (3 x bound; 6 x for partition)\n"
         "  --churn-s S          churn phase length (60); --churn-every-s (5), --churn-down-s (20)\n"
         "  --oneway             partition: one-way\n"
         "  --slow-nodes N       degrade N nodes: their links add Exp(--slow-jitter-ms) delay\n"

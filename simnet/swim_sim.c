@@ -805,8 +805,12 @@ mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario sc, mn_sim
     if (rc != MN_OK) return rc;
     mn_simswim_t *h = mn_simswim_new(o);
     if (!h) return mn_error_set(err, MN_ERR_NOMEM, "simswim: out of memory");
-    int64_t horizon = o->horizon_ms > 0 ? ms(o->horizon_ms)
-                                        : 3 * ms(mn_simswim_detect_bound_ms(&o->swim, o->nodes));
+    /* a partition: every node has to see half the cluster fail by its own
+     * probes (verify), so give it twice as long as a single crash */
+    int64_t bounds = sc == MN_SIMSWIM_PARTITION ? 6 : 3;
+    int64_t horizon = o->horizon_ms > 0
+                          ? ms(o->horizon_ms)
+                          : bounds * ms(mn_simswim_detect_bound_ms(&o->swim, o->nodes));
     form(h, sc == MN_SIMSWIM_JOIN ? h->n - 1 : h->n, r);
     mn_simnet_trace_note(h->net, "formed");
     /* false positives count from the end of formation */

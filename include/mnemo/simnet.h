@@ -129,7 +129,8 @@ typedef struct mn_simswim_opts {
     int64_t join_spread_ms; /* nodes start uniformly over this window (1000) */
     int64_t form_limit_ms;  /* give up forming after this (60000) */
     int64_t steady_ms;      /* fault-free phase before the fault (30000) */
-    int64_t horizon_ms;     /* how long to wait for detection/convergence; 0 = 3 * bound */
+    int64_t horizon_ms;     /* how long to wait for detection/convergence; 0 = 3 * bound (6 * for
+                             * a partition) */
     bool oneway;            /* partition scenario: one-way instead of two-way */
     int64_t churn_every_ms; /* churn: a crash this often (5000) */
     int64_t churn_down_ms;  /* churn: a crashed node restarts after this (20000) */
