@@ -225,7 +225,10 @@ void g_watch_on_op(gcall *c, gtag_kind kind, bool ok)
             grpc_byte_buffer_destroy(w->buf);
             w->buf = NULL;
         }
-        if (!ok) w->closed = true;
+        if (!ok) { /* the stream broke: make sure the call ends on both sides */
+            w->closed = true;
+            grpc_call_cancel(c->call, NULL);
+        }
         break;
     case GT_CLOSE:
         w->closed = true;

@@ -395,6 +395,36 @@ def test_watch_errors_and_cancel(g, gserver, space):
     w.cancel()
 
 
+def test_slow_watch_consumer_is_dropped(server_factory):
+    # no background linking or indexing: the writes are cheap and only the stream is tested
+    s = server_factory(env={"MNEMO_ENGINE_LINK_MAX": "0", "MNEMO_ENGINE_HNSW_THRESHOLD": "1000000000"})
+    # without BDP probing the HTTP/2 window stays at 64 KiB, so a client that does not read
+    # holds up the server's sends after a few hundred events
+    c = Grpc("127.0.0.1:%d" % s.grpc_port, options=[("grpc.http2.bdp_probe", 0)])
+    c.CreateSpace(pb().CreateSpaceRequest(name="slow", dim=2))
+    w = c.Watch(pb().WatchRequest(space="slow"), timeout=120)
+    w.initial_metadata()
+    http = s.client()
+    written = 0
+    for b in range(20):
+        http.remember_batch("slow", [{"content": "m%d" % i, "embedding": [1, i]} for i in range(1000)])
+        written += 1000
+    evs = list(w)
+    http.close()
+    assert evs[-1].kind == pb().EVENT_KIND_DROPPED and evs[-1].reason
+    assert [e.seq for e in evs] == list(range(1, len(evs) + 1))
+    assert len(evs) - 1 < written  # the writers never waited for the consumer
+    assert all(e.kind == pb().EVENT_KIND_REMEMBER for e in evs[:-1])
+    assert w.code() == grpc.StatusCode.OK
+    # the server goes on serving, and a new stream works
+    w2 = c.Watch(pb().WatchRequest(space="slow"))
+    w2.initial_metadata()
+    c.Remember(pb().RememberRequest(space="slow", memory=mem("again", [1, 0])))
+    assert next(w2).kind == pb().EVENT_KIND_REMEMBER
+    w2.cancel()
+    c.close()
+
+
 def test_watch_limit(server_factory):
     s = server_factory(env={"MNEMO_GRPC_MAX_WATCHES": "2"})
     c = Grpc("127.0.0.1:%d" % s.grpc_port)
