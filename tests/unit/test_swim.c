@@ -240,7 +240,7 @@ static void p_log(puppet *p, const mn_swim_addr_t *to, const uint8_t *buf, size_
     r->kind = m.kind;
     r->flags = m.flags;
     r->seq = m.seq;
-    memcpy(r->target, m.target, m.target_len);
+    if (m.target_len) memcpy(r->target, m.target, m.target_len);
     for (size_t i = 0; i < m.n_updates; i++)
         r->carries_n1 += m.updates[i].id_len == 2 && memcmp(m.updates[i].id, "N1", 2) == 0;
 }
