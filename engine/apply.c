@@ -6,7 +6,21 @@
  * same two functions with entries shipped from their primary. Apply is
  * deterministic given the stored state: an id that is already stored or
  * tombstoned is never written again, which is what keeps forgotten memories
- * forgotten through replay and sync. */
+ * forgotten through replay and sync.
+ *
+ * Erasure: forgetting a memory (mode delete, or expiry) erases its content and
+ * vector everywhere, the WAL included. Each memory keeps the lsns of the
+ * entries that carry it (sid|'w'|id); the forget rewrites those entries in the
+ * same batch, replacing the memory by an erased stub (id, kind, times,
+ * forgotten_at; the entry keeps its space, epoch, lsn and hlc and gets a new
+ * CRC). Applying a stub writes a tombstone, or forgets the memory if it is
+ * live, so replay and replicas never bring it back. A stored remember or
+ * consolidate entry holds only the memories it applied: a copy of one that is
+ * already here, or forgotten here, stays out of the log.
+ *
+ * Dropping a space is an entry too: its point mutations go in the indexed
+ * batch, its range deletions (mn_apply_ranges) in the plain batch the group is
+ * written as, after them. */
 #include "engine_internal.h"
 #include "space_index.h"
 
@@ -15,11 +29,17 @@
 #include <string.h>
 
 static const char META_SPACE_PREFIX[] = "space/";
+static const char META_DROPPED_PREFIX[] = "dropped/";
 
 static void put(rocksdb_writebatch_wi_t *b, mn_engine *e, int cf, const void *k, size_t kl,
                 const void *v, size_t vl)
 {
     rocksdb_writebatch_wi_put_cf(b, e->store.cf[cf], k, kl, v, vl);
+}
+
+static void del(rocksdb_writebatch_wi_t *b, mn_engine *e, int cf, const void *k, size_t kl)
+{
+    rocksdb_writebatch_wi_delete_cf(b, e->store.cf[cf], (const char *)k, kl);
 }
 
 static mn_err read_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
@@ -65,6 +85,179 @@ static mn_err is_live(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, co
     return MN_OK;
 }
 
+/* Appends lsn to the WAL references of id (the entries that carry its content). */
+static mn_err add_walref(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *id,
+                         uint64_t lsn, mn_error *err)
+{
+    uint8_t k[KEY_WALREF_LEN];
+    mn_key_walref(k, sp->sid, id);
+    char *v;
+    size_t vl;
+    mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
+    if (rc) return rc;
+    size_t n = v ? vl / 8 : 0;
+    uint8_t *nv = malloc((n + 1) * 8);
+    if (!nv) {
+        free(v);
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    }
+    if (n) memcpy(nv, v, n * 8);
+    free(v);
+    if (!n || mn_get_be64(nv + (n - 1) * 8) != lsn) {
+        mn_put_be64(nv + n * 8, lsn);
+        put(b, e, CF_INDEX, k, sizeof k, nv, (n + 1) * 8);
+    }
+    free(nv);
+    return MN_OK;
+}
+
+bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms)
+{
+    mn_memory_t *mems = NULL;
+    size_t n = 0;
+    if (en->type == MN_WAL_OP_REMEMBER) {
+        mems = en->op.remember.mems;
+        n = en->op.remember.n;
+    } else if (en->type == MN_WAL_OP_CONSOLIDATE) {
+        mems = en->op.consolidate.mems;
+        n = en->op.consolidate.n;
+    }
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        mn_memory_t *m = &mems[i];
+        if (mn_id_cmp(&m->id, id) || m->forgotten) continue;
+        mn_memory_t stub;
+        mn_memory_init(&stub);
+        stub.id = m->id;
+        stub.kind = m->kind;
+        stub.when_ms = m->when_ms;
+        stub.created_at_ms = m->created_at_ms;
+        stub.forgotten = true;
+        stub.forgotten_at_ms = at_ms;
+        mn_memory_clear(m);
+        *m = stub;
+        found = true;
+    }
+    if (found && en->type == MN_WAL_OP_REMEMBER) {
+        size_t k = 0;
+        for (size_t i = 0; i < en->op.remember.n_edges; i++) {
+            const mn_edge *ed = &en->op.remember.edges[i];
+            if (mn_id_cmp(&ed->from, id) && mn_id_cmp(&ed->to, id))
+                en->op.remember.edges[k++] = *ed;
+        }
+        en->op.remember.n_edges = k;
+    }
+    return found;
+}
+
+/* Rewrites the WAL entries that carry id without its content (same space,
+ * epoch, lsn and hlc; a new CRC), and drops its WAL references. Entries that
+ * were trimmed are gone already; one that cannot be read is deleted rather
+ * than left holding the content. */
+static mn_err erase_in_wal(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                           const mn_id_t *id, int64_t at_ms, mn_error *err)
+{
+    uint8_t rk[KEY_WALREF_LEN];
+    mn_key_walref(rk, sp->sid, id);
+    char *refs;
+    size_t rl;
+    mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, err);
+    if (rc || !refs) return rc;
+    for (size_t i = 0; i + 8 <= rl && !rc; i += 8) {
+        uint8_t wk[KEY_WAL_LEN];
+        mn_key_wal(wk, sp->sid, mn_get_be64((const uint8_t *)refs + i));
+        char *v;
+        size_t vl;
+        if ((rc = mn_store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
+        if (!v) continue; /* trimmed */
+        mn_wal_entry en;
+        mn_error derr = {0};
+        mn_err drc = mn_wire_wal_decode((const uint8_t *)v, vl, &en, &derr);
+        free(v);
+        if (drc) {
+            mn_log_error("space %s: WAL entry %llu is unreadable (%s); deleted to erase a "
+                         "forgotten memory",
+                         sp->def.name, (unsigned long long)mn_get_be64(wk + KEY_SID_LEN),
+                         derr.message);
+            del(b, e, CF_WAL, wk, sizeof wk);
+            continue;
+        }
+        if (mn_wal_strip_memory(&en, id, at_ms)) {
+            uint8_t *buf;
+            size_t len;
+            if ((rc = mn_wire_wal_encode(&en, &buf, &len)))
+                mn_error_set(err, rc, "re-encoding a WAL entry");
+            else {
+                put(b, e, CF_WAL, wk, sizeof wk, buf, len);
+                free(buf);
+            }
+        }
+        mn_wal_entry_clear(&en);
+    }
+    free(refs);
+    if (!rc) del(b, e, CF_INDEX, rk, sizeof rk);
+    return rc;
+}
+
+/* Forgets a live memory for good, in the batch: its record becomes a tombstone
+ * (id, kind, when, created_at, forgotten_at), and its vector, time index key,
+ * edges, strength, consolidation mark and its content in the WAL go. */
+static mn_err erase_memory(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
+                           mn_memory_record *rec, int64_t at_ms, mn_error *err)
+{
+    const mn_id_t *id = &rec->mem.id;
+    uint8_t k[KEY_MEM_LEN], tk[KEY_TIME_LEN];
+    mn_key_mem(k, sp->sid, id);
+    mn_key_time(tk, sp->sid, rec->mem.when_ms, id);
+    del(b, e, CF_VECTORS, k, sizeof k);
+    del(b, e, CF_INDEX, tk, sizeof tk);
+    /* its associations go too (the commit thread is the only writer of the adjacency) */
+    uint32_t slot = mn_space_find(sp, id);
+    for (uint32_t a = 0; slot != UINT32_MAX && a < sp->slots[slot].n_adj; a++) {
+        const mn_adj *adj = &sp->slots[slot].adj[a];
+        uint8_t ek[KEY_EDGE_LEN];
+        if (adj->out)
+            mn_key_edge(ek, sp->sid, id, &adj->other, adj->kind);
+        else
+            mn_key_edge(ek, sp->sid, &adj->other, id, adj->kind);
+        del(b, e, CF_INDEX, ek, sizeof ek);
+    }
+    uint8_t sk[KEY_STRENGTH_LEN];
+    mn_key_strength(sk, sp->sid, id);
+    del(b, e, CF_INDEX, sk, sizeof sk);
+    uint8_t ck[KEY_CONSOLIDATED_LEN];
+    mn_key_consolidated(ck, sp->sid, id);
+    del(b, e, CF_INDEX, ck, sizeof ck);
+    mn_err rc = erase_in_wal(e, b, sp, id, at_ms, err);
+    if (rc) return rc;
+    rec->tombstone = true;
+    rec->forgotten_at_ms = at_ms;
+    return put_record(e, b, sp, rec);
+}
+
+/* A memory that arrives erased (a stub in a rewritten entry): a tombstone if it
+ * is unknown here, forgotten if it is live, nothing if it is a tombstone
+ * already. *applied says whether the state changed. */
+static mn_err apply_stub(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
+                         const mn_memory_t *m, bool *applied, mn_error *err)
+{
+    mn_memory_record rec;
+    bool found;
+    *applied = false;
+    mn_err rc = read_record(e, b, sp, &m->id, &rec, &found, err);
+    if (rc) return rc;
+    if (found) {
+        if (!rec.tombstone && !(rc = erase_memory(e, sp, b, &rec, m->forgotten_at_ms, err)))
+            *applied = true;
+        mn_memory_clear(&rec.mem);
+        return rc;
+    }
+    mn_memory_record t = {.mem = *m, .tombstone = true, .forgotten_at_ms = m->forgotten_at_ms};
+    if ((rc = put_record(e, b, sp, &t))) return rc;
+    *applied = true;
+    return MN_OK;
+}
+
 /* Writes the edges whose two ends are live. strict (client associations): a
  * dead or unknown end fails the whole op before anything is written;
  * otherwise (auto-links) such an edge is skipped. */
@@ -101,11 +294,16 @@ static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
     for (size_t i = 0; i < en->op.remember.n; i++) {
         const mn_memory_t *m = &en->op.remember.mems[i];
         accepted[i] = false;
+        mn_err rc;
+        if (m->forgotten) {
+            if ((rc = apply_stub(e, sp, b, m, &accepted[i], err))) return rc;
+            continue;
+        }
         uint8_t k[KEY_MEM_LEN];
         mn_key_mem(k, sp->sid, &m->id);
         char *v;
         size_t vl;
-        mn_err rc = mn_store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
+        rc = mn_store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
         if (rc) return rc;
         if (v) { /* stored or tombstoned already: never resurrect */
             free(v);
@@ -129,6 +327,10 @@ static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         uint8_t tk[KEY_TIME_LEN];
         mn_key_time(tk, sp->sid, m->when_ms, &m->id);
         put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
+        uint8_t rk[KEY_WALREF_LEN], lsn[8];
+        mn_key_walref(rk, sp->sid, &m->id);
+        mn_put_be64(lsn, en->lsn);
+        put(b, e, CF_INDEX, rk, sizeof rk, lsn, sizeof lsn);
         accepted[i] = true;
     }
     return apply_edges(e, sp, en->op.remember.edges, en->op.remember.n_edges, b, false, err);
@@ -144,7 +346,12 @@ static mn_err apply_consolidate(mn_engine *e, mn_space *sp, const mn_wal_entry *
         accepted[i] = false;
         mn_memory_record old;
         bool found;
-        mn_err rc = read_record(e, b, sp, &m->id, &old, &found, err);
+        mn_err rc;
+        if (m->forgotten) {
+            if ((rc = apply_stub(e, sp, b, m, &accepted[i], err))) return rc;
+            continue;
+        }
+        rc = read_record(e, b, sp, &m->id, &old, &found, err);
         if (rc) return rc;
         if (found) {
             bool dead = old.tombstone;
@@ -164,6 +371,7 @@ static mn_err apply_consolidate(mn_engine *e, mn_space *sp, const mn_wal_entry *
         uint8_t tk[KEY_TIME_LEN];
         mn_key_time(tk, sp->sid, m->when_ms, &m->id);
         put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
+        if ((rc = add_walref(e, b, sp, &m->id, en->lsn, err))) return rc;
         for (size_t j = 0; j < m->n_support; j++) {
             bool live;
             if ((rc = is_live(e, b, sp, &m->support[j], &live, err))) return rc;
@@ -197,33 +405,62 @@ static mn_err apply_forget(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         return mn_error_set(err, MN_ERR_GONE, "memory was forgotten");
     }
     if (en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE) {
-        uint8_t k[KEY_MEM_LEN], tk[KEY_TIME_LEN];
-        mn_key_mem(k, sp->sid, id);
-        mn_key_time(tk, sp->sid, rec.mem.when_ms, id);
-        rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_VECTORS], (const char *)k, sizeof k);
-        rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)tk, sizeof tk);
-        /* its associations go too (the commit thread is the only writer of the adjacency) */
-        uint32_t slot = mn_space_find(sp, id);
-        for (uint32_t a = 0; slot != UINT32_MAX && a < sp->slots[slot].n_adj; a++) {
-            const mn_adj *adj = &sp->slots[slot].adj[a];
-            uint8_t ek[KEY_EDGE_LEN];
-            if (adj->out) mn_key_edge(ek, sp->sid, id, &adj->other, adj->kind);
-            else mn_key_edge(ek, sp->sid, &adj->other, id, adj->kind);
-            rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)ek, sizeof ek);
-        }
-        uint8_t sk[KEY_STRENGTH_LEN];
-        mn_key_strength(sk, sp->sid, id);
-        rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)sk, sizeof sk);
-        uint8_t ck[KEY_CONSOLIDATED_LEN];
-        mn_key_consolidated(ck, sp->sid, id);
-        rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)ck, sizeof ck);
-        rec.tombstone = true;
-        rec.forgotten_at_ms = en->op.forget.at_ms;
-    } else {
-        rec.mem.suppressed = en->type == MN_WAL_OP_FORGET;
+        /* an expired memory was gone when its TTL ran out, not when the sweeper came */
+        int64_t at = en->op.forget.at_ms;
+        if (en->op.forget.reason == MN_FORGET_REASON_EXPIRED && rec.mem.expires_at_ms > 0 &&
+            rec.mem.expires_at_ms < at)
+            at = rec.mem.expires_at_ms;
+        rc = erase_memory(e, sp, b, &rec, at, err);
+        mn_memory_clear(&rec.mem);
+        return rc;
+    }
+    /* the times of the latest suppression, for as-of reads */
+    if (en->type == MN_WAL_OP_FORGET && !rec.mem.suppressed) {
+        rec.mem.suppressed = true;
+        rec.mem.suppressed_at_ms = en->op.forget.at_ms;
+    } else if (en->type == MN_WAL_OP_UNSUPPRESS && rec.mem.suppressed) {
+        rec.mem.suppressed = false;
+        rec.mem.unsuppressed_at_ms =
+            en->op.unsuppress.at_ms ? en->op.unsuppress.at_ms : mn_hlc_ms(en->hlc);
     }
     rc = put_record(e, b, sp, &rec);
     mn_memory_clear(&rec.mem);
+    return rc;
+}
+
+/* The entry as stored: a remember or consolidate keeps only the memories it
+ * applied, so a copy of a memory that is stored (or forgotten) here already
+ * never lands in the log, where erasure would not look for it. */
+static mn_err encode_applied(const mn_wal_entry *en, const bool *accepted, uint8_t **buf,
+                             size_t *len)
+{
+    const mn_memory_t *mems = NULL;
+    size_t n = 0;
+    if (en->type == MN_WAL_OP_REMEMBER) {
+        mems = en->op.remember.mems;
+        n = en->op.remember.n;
+    } else if (en->type == MN_WAL_OP_CONSOLIDATE) {
+        mems = en->op.consolidate.mems;
+        n = en->op.consolidate.n;
+    }
+    size_t keep = 0;
+    for (size_t i = 0; accepted && i < n; i++)
+        keep += accepted[i];
+    if (!accepted || keep == n) return mn_wire_wal_encode(en, buf, len);
+    mn_memory_t *kept = malloc((keep ? keep : 1) * sizeof *kept);
+    if (!kept) return MN_ERR_NOMEM;
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (accepted[i]) kept[j++] = mems[i];
+    mn_wal_entry c = *en;
+    if (en->type == MN_WAL_OP_REMEMBER) {
+        c.op.remember.mems = kept;
+        c.op.remember.n = keep;
+    } else {
+        c.op.consolidate.mems = kept;
+        c.op.consolidate.n = keep;
+    }
+    mn_err rc = mn_wire_wal_encode(&c, buf, len);
+    free(kept);
     return rc;
 }
 
@@ -244,6 +481,44 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
         uint8_t nk[4];
         mn_put_be32(nk, entry->op.space_create.space_id + 1);
         put(b, e, CF_META, "next_sid", 8, nk, 4);
+        /* a name dropped before: its marker and the old WAL's drop entry go
+         * (stage gave this space the next epoch) */
+        char dk[sizeof META_DROPPED_PREFIX + MN_SPACE_NAME_MAX];
+        int dl = snprintf(dk, sizeof dk, "%s%s", META_DROPPED_PREFIX, entry->space);
+        char *v;
+        size_t vl;
+        if ((rc = mn_store_get_wi(&e->store, b, CF_META, dk, (size_t)dl, &v, &vl, err))) return rc;
+        if (v) {
+            mn_wal_entry old;
+            if (!mn_wire_wal_decode((const uint8_t *)v, vl, &old, NULL) &&
+                old.type == MN_WAL_OP_SPACE_DROP) {
+                uint8_t wk[KEY_WAL_LEN];
+                mn_key_wal(wk, old.op.space_drop.space_id, old.lsn);
+                del(b, e, CF_WAL, wk, sizeof wk);
+                mn_wal_entry_clear(&old);
+            }
+            free(v);
+            del(b, e, CF_META, dk, (size_t)dl);
+        }
+        /* memories of this space record which WAL entries carry them */
+        uint8_t wm[KEY_SID_LEN + 1];
+        mn_key_sid(wm, entry->op.space_create.space_id);
+        wm[KEY_SID_LEN] = 'W';
+        put(b, e, CF_INDEX, wm, sizeof wm, "", 0);
+        break;
+    }
+    case MN_WAL_OP_SPACE_DROP: {
+        char mk[sizeof META_SPACE_PREFIX + MN_SPACE_NAME_MAX];
+        int ml = snprintf(mk, sizeof mk, "%s%s", META_SPACE_PREFIX, entry->space);
+        del(b, e, CF_META, mk, (size_t)ml);
+        /* the marker: a space created under this name later takes the next epoch */
+        char dk[sizeof META_DROPPED_PREFIX + MN_SPACE_NAME_MAX];
+        int dl = snprintf(dk, sizeof dk, "%s%s", META_DROPPED_PREFIX, entry->space);
+        uint8_t *buf;
+        size_t len;
+        if ((rc = mn_wire_wal_encode(entry, &buf, &len))) return rc;
+        put(b, e, CF_META, dk, (size_t)dl, buf, len);
+        free(buf);
         break;
     }
     case MN_WAL_OP_REMEMBER:
@@ -286,21 +561,63 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
     mn_key_wal(wk, sp->sid, entry->lsn);
     uint8_t *buf;
     size_t len;
-    if ((rc = mn_wire_wal_encode(entry, &buf, &len))) return rc;
+    if ((rc = encode_applied(entry, accepted, &buf, &len)))
+        return mn_error_set(err, rc, "encoding the WAL entry");
     put(b, e, CF_WAL, wk, sizeof wk, buf, len);
     free(buf);
     return MN_OK;
 }
 
+mn_err mn_apply_ranges(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
+                       rocksdb_writebatch_t *b)
+{
+    if (entry->type != MN_WAL_OP_SPACE_DROP) return MN_OK;
+    uint8_t lo[KEY_SID_LEN], hi[KEY_SID_LEN];
+    mn_key_sid(lo, sp->sid);
+    mn_key_sid(hi, sp->sid + 1);
+    for (int cf = CF_WAL; cf < CF_COUNT; cf++)
+        rocksdb_writebatch_delete_range_cf(b, e->store.cf[cf], (const char *)lo, sizeof lo,
+                                           (const char *)hi, sizeof hi);
+    uint8_t wk[KEY_WAL_LEN];
+    mn_key_wal(wk, sp->sid, entry->lsn);
+    uint8_t *buf;
+    size_t len;
+    mn_err rc = mn_wire_wal_encode(entry, &buf, &len);
+    if (rc) return rc;
+    rocksdb_writebatch_put_cf(b, e->store.cf[CF_WAL], (const char *)wk, sizeof wk,
+                              (const char *)buf, len);
+    free(buf);
+    return MN_OK;
+}
+
+/* An erased memory applied: gone from memory, one more tombstone. */
+static void apply_stub_memory(mn_space *sp, const mn_memory_t *m)
+{
+    mn_space_remove(sp, &m->id);
+    sp->n_tombstones++;
+}
+
 void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, const bool *accepted)
 {
+    if (entry->type == MN_WAL_OP_SPACE_DROP) {
+        /* the commit thread takes the space out of the map */
+        atomic_store(&sp->dropped, true);
+        __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
+        mn_events_end(e, sp->def.name, MN_EVENT_SPACE_DROPPED);
+        return;
+    }
     pthread_rwlock_wrlock(&sp->lock);
     switch (entry->type) {
     case MN_WAL_OP_REMEMBER:
-        for (size_t i = 0; i < entry->op.remember.n; i++)
-            if (accepted[i] && mn_space_insert(sp, &entry->op.remember.mems[i]))
+        for (size_t i = 0; i < entry->op.remember.n; i++) {
+            const mn_memory_t *m = &entry->op.remember.mems[i];
+            if (!accepted[i]) continue;
+            if (m->forgotten)
+                apply_stub_memory(sp, m);
+            else if (mn_space_insert(sp, m))
                 mn_log_error("space %s: out of memory indexing a memory; restart reloads it",
                              sp->def.name);
+        }
         for (size_t i = 0; i < entry->op.remember.n_edges; i++)
             mn_space_link(sp, &entry->op.remember.edges[i]);
         break;
@@ -312,6 +629,10 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
         for (size_t i = 0; i < entry->op.consolidate.n; i++) {
             const mn_memory_t *m = &entry->op.consolidate.mems[i];
             if (!accepted[i]) continue;
+            if (m->forgotten) {
+                apply_stub_memory(sp, m);
+                continue;
+            }
             if (mn_space_replace(sp, m))
                 mn_log_error("space %s: out of memory indexing a semantic memory", sp->def.name);
             for (size_t j = 0; j < m->n_support; j++) {

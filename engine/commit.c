@@ -9,7 +9,9 @@
  * leader). In-memory state changes only after the batch is durable, so a
  * recall never sees a memory that a crash could take back. A failed store
  * write marks the engine failed: later writes are refused rather than risk
- * state that diverges from the WAL. */
+ * state that diverges from the WAL. Dropping a space is an entry like any
+ * other; ops queued behind a drop of their space in the same group fail as
+ * if the space were gone already. */
 #include "engine_internal.h"
 
 #include <stdio.h>
@@ -114,15 +116,33 @@ static void stage(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, bool 
                                  p->entry.space);
             return;
         }
+        /* a name that was dropped before continues with the next epoch */
+        uint64_t epoch = 1;
+        ml = snprintf(mk, sizeof mk, "dropped/%s", p->entry.space);
+        if ((p->rc = mn_store_get_wi(&e->store, b, CF_META, mk, (size_t)ml, &v, &vl, &p->err)))
+            return;
+        if (v) {
+            mn_wal_entry d;
+            if (!mn_wire_wal_decode((const uint8_t *)v, vl, &d, NULL)) {
+                epoch = d.epoch + 1;
+                mn_wal_entry_clear(&d);
+            }
+            free(v);
+        }
         p->entry.op.space_create.space_id = e->next_sid++;
         sp = p->sp = mn_space_new(&p->entry.op.space_create.def, p->entry.op.space_create.space_id);
         if (!sp) {
             p->rc = mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
             return;
         }
-    } else if (atomic_load(&sp->dropped)) {
+        sp->epoch = epoch;
+    } else if (atomic_load(&sp->dropped) || sp->drop_staged) {
         p->rc = mn_error_set(&p->err, MN_ERR_NOT_FOUND, "space \"%s\" not found", sp->def.name);
         return;
+    }
+    if (p->entry.type == MN_WAL_OP_SPACE_DROP) {
+        p->entry.op.space_drop.space_id = sp->sid; /* ours, whoever wrote the entry */
+        if (!p->entry.op.space_drop.at_ms) p->entry.op.space_drop.at_ms = mn_engine_now(e);
     }
     if (p->entry.type == MN_WAL_OP_REMEMBER) {
         if ((p->rc = prefilter_remember(e, p, b))) return;
@@ -142,7 +162,30 @@ static void stage(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, bool 
     if ((p->rc = mn_apply_entry(e, sp, &p->entry, b, p->accepted, &p->err))) return;
     sp->assigned_lsn++;
     p->has_entry = true;
+    if (p->entry.type == MN_WAL_OP_SPACE_DROP) sp->drop_staged = true;
     if (p->sync) *group_sync = true;
+}
+
+/* Writes the group's batch. A group that drops a space is written as a plain
+ * batch (the indexed one cannot hold range deletions): its point mutations,
+ * then each drop's range deletions, in one atomic write. */
+static mn_err write_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writebatch_wi_t *b,
+                          bool sync, mn_error *err)
+{
+    bool ranges = false;
+    for (size_t i = 0; i < n && !ranges; i++)
+        ranges = ps[i]->has_entry && ps[i]->entry.type == MN_WAL_OP_SPACE_DROP;
+    if (!ranges) return mn_store_write(&e->store, b, sync, err);
+    size_t size;
+    const char *data = rocksdb_writebatch_wi_data(b, &size);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create_from(data, size);
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (ps[i]->has_entry && (rc = mn_apply_ranges(e, ps[i]->sp, &ps[i]->entry, wb)))
+            mn_error_set(err, rc, "space drop: out of memory");
+    if (!rc) rc = mn_store_write_batch(&e->store, wb, sync, err);
+    rocksdb_writebatch_destroy(wb);
+    return rc;
 }
 
 /* Writes the group and publishes its effects. */
@@ -155,7 +198,7 @@ static void flush_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writeba
         mn_error werr = {0};
         bool sync = group_sync && e->opts.sync;
         int64_t t0 = mn_time_mono_ns();
-        mn_err rc = mn_store_write(&e->store, b, sync, &werr);
+        mn_err rc = write_group(e, ps, n, b, sync, &werr);
         mn_engine_timed(&e->h_write, t0, rc);
         if (rc) {
             mn_log_error("store write failed, refusing further writes: %s", werr.message);
@@ -192,42 +235,16 @@ static void flush_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writeba
             p->sp = NULL;
         } else if (p->has_entry) {
             mn_apply_memory(e, p->sp, &p->entry, p->accepted);
+            if (p->entry.type == MN_WAL_OP_SPACE_DROP) {
+                map_remove(e, p->sp);
+                mn_engine_space_release(e, p->sp); /* the map's reference */
+            }
         } else if (p->sp && p->rc && e->failed) {
             p->sp->assigned_lsn = p->sp->last_lsn;
+            p->sp->drop_staged = false;
         }
     }
     rocksdb_writebatch_wi_clear(b);
-}
-
-static void do_drop(mn_engine *e, mn_pending *p)
-{
-    mn_space *sp = p->sp;
-    if (atomic_load(&sp->dropped)) {
-        p->rc = mn_error_set(&p->err, MN_ERR_NOT_FOUND, "space \"%s\" not found", sp->def.name);
-        return;
-    }
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    uint8_t lo[4], hi[4];
-    mn_key_sid(lo, sp->sid);
-    mn_key_sid(hi, sp->sid + 1);
-    for (int cf = CF_WAL; cf < CF_COUNT; cf++)
-        rocksdb_writebatch_delete_range_cf(b, e->store.cf[cf], (const char *)lo, 4,
-                                           (const char *)hi, 4);
-    char mk[8 + MN_SPACE_NAME_MAX];
-    int ml = snprintf(mk, sizeof mk, "space/%s", sp->def.name);
-    rocksdb_writebatch_delete_cf(b, e->store.cf[CF_META], mk, (size_t)ml);
-    char *msg = NULL;
-    rocksdb_write(e->store.db, e->store.wsync, b, &msg);
-    rocksdb_writebatch_destroy(b);
-    if (msg) {
-        p->rc = mn_error_set(&p->err, MN_ERR_IO, "drop space: %s", msg);
-        free(msg);
-        return;
-    }
-    atomic_store(&sp->dropped, true);
-    mn_events_end(e, sp->def.name, MN_EVENT_SPACE_DROPPED);
-    map_remove(e, sp);
-    mn_engine_space_release(e, sp); /* the map's reference */
 }
 
 static void *commit_main(void *arg)
@@ -249,7 +266,7 @@ static void *commit_main(void *arg)
         e->q_len = 0;
         pthread_mutex_unlock(&e->q_mu);
 
-        size_t n = 0, start = 0;
+        size_t n = 0;
         bool group_sync = false;
         for (mn_pending *p = list; p; p = p->next) {
             if (n == cap) {
@@ -263,16 +280,9 @@ static void *commit_main(void *arg)
                 p->rc = mn_error_set(&p->err, MN_ERR_IO, "engine is read-only after a write failure");
                 continue;
             }
-            if (p->drop) {
-                flush_group(e, ps + start, n - 1 - start, b, group_sync);
-                group_sync = false;
-                do_drop(e, p);
-                start = n;
-                continue;
-            }
             stage(e, p, b, &group_sync);
         }
-        flush_group(e, ps + start, n - start, b, group_sync);
+        flush_group(e, ps, n, b, group_sync);
 
         pthread_mutex_lock(&e->q_mu);
         for (size_t i = 0; i < n; i++) ps[i]->done = true;

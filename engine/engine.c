@@ -262,8 +262,11 @@ mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err)
     mn_space *sp = acquire_or_err(e, name, err);
     if (!sp) return MN_ERR_NOT_FOUND;
     mn_pending p = {0};
-    p.drop = true;
+    p.entry.type = MN_WAL_OP_SPACE_DROP;
+    snprintf(p.entry.space, sizeof p.entry.space, "%s", sp->def.name);
+    p.entry.op.space_drop.at_ms = mn_engine_now(e);
     p.sp = sp;
+    p.sync = true;
     mn_err rc = mn_commit_submit(e, &p);
     if (rc && err) *err = p.err;
     mn_engine_space_release(e, sp);
@@ -387,6 +390,7 @@ static mn_err submit_id_op(mn_engine_t *e, const char *space, mn_wal_op_type typ
         p.entry.op.forget.at_ms = mn_engine_now(e);
     } else {
         p.entry.op.unsuppress.id = *id;
+        p.entry.op.unsuppress.at_ms = mn_engine_now(e);
     }
     p.sp = sp;
     p.sync = true;

@@ -34,6 +34,8 @@ mn_err mn_store_get(mn_store *s, int cf, const void *key, size_t klen, char **va
 mn_err mn_store_get_wi(mn_store *s, rocksdb_writebatch_wi_t *b, int cf, const void *key,
                        size_t klen, char **val, size_t *vlen, mn_error *err);
 mn_err mn_store_write(mn_store *s, rocksdb_writebatch_wi_t *b, bool sync, mn_error *err);
+/* A plain batch (a group with range deletions, which indexed batches cannot hold). */
+mn_err mn_store_write_batch(mn_store *s, rocksdb_writebatch_t *b, bool sync, mn_error *err);
 
 /* Keys: every per-space key starts with the 4-byte big-endian space id. */
 #define KEY_SID_LEN 4
@@ -46,6 +48,9 @@ void mn_key_time(uint8_t *k, uint32_t sid, int64_t when_ms, const mn_id_t *id);
 /* 'k' idempotency index key: sid | 'k' | key bytes. Returns length; k holds >= 5 + len. */
 size_t mn_key_idem(uint8_t *k, uint32_t sid, const char *key);
 void mn_key_sid(uint8_t *k, uint32_t sid);
+/* 'w' key: sid | 'w' | id -> be64 lsns of the WAL entries carrying the memory. */
+#define KEY_WALREF_LEN (KEY_SID_LEN + 1 + 16)
+void mn_key_walref(uint8_t *k, uint32_t sid, const mn_id_t *id);
 /* Order-preserving encoding of a signed 64-bit time. */
 uint64_t mn_key_time_bits(int64_t t);
 int64_t mn_key_time_from_bits(uint64_t b);
@@ -99,6 +104,7 @@ typedef struct mn_space {
     uint64_t first_lsn;    /* oldest WAL entry kept (sweeper only after load) */
     atomic_int refs;
     atomic_bool dropped;
+    bool drop_staged; /* a drop is in the commit group being built (commit thread only) */
 
     pthread_rwlock_t lock; /* guards everything below */
     mn_slot *slots;
@@ -161,7 +167,6 @@ float mn_vec_l2sq_fast(const float *a, const float *b, uint32_t dim);
 
 /* ---- commit queue (commit.c) ---- */
 typedef struct mn_pending {
-    bool drop;          /* drop the space (not a WAL op: the space's WAL goes with it) */
     bool has_entry;     /* the committer wrote entry in this group */
     bool *accepted;     /* remember: per memory of entry, written or not */
     mn_memory_t *compact; /* remember: the accepted subset the entry carries */
@@ -266,6 +271,17 @@ size_t mn_commit_queued(mn_engine *e);
  * whether memory i was written (false: its id is tombstoned or already there). */
 mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
                       rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err);
+/* The range deletions of entry (a space drop), appended to the group's plain
+ * batch b after the point mutations of mn_apply_entry: everything stored under
+ * the space's prefix goes, except the drop entry itself, which stays as the
+ * last entry of the dropped space's WAL. */
+mn_err mn_apply_ranges(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
+                       rocksdb_writebatch_t *b);
+/* Replaces memory id in a decoded remember or consolidate entry by its erased
+ * stub (id, kind, when, created_at, forgotten_at = at_ms) and drops the
+ * entry's edges that touch it. False if the entry does not carry it (or
+ * carries it erased already). */
+bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms);
 /* After the batch is durable: the in-memory effects of entry. */
 void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
                      const bool *accepted);

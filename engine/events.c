@@ -109,7 +109,7 @@ void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *acce
     case MN_WAL_OP_REMEMBER:
         ev.kind = MN_EVENT_REMEMBER;
         for (size_t i = 0; i < en->op.remember.n; i++) {
-            if (!accepted[i]) continue;
+            if (!accepted[i] || en->op.remember.mems[i].forgotten) continue; /* erased stubs */
             ev.id = en->op.remember.mems[i].id;
             ev.memory_kind = (uint8_t)en->op.remember.mems[i].kind;
             mn_events_publish(e, en->space, &ev);
@@ -119,7 +119,7 @@ void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *acce
         ev.kind = MN_EVENT_CONSOLIDATE;
         ev.memory_kind = MN_KIND_SEMANTIC;
         for (size_t i = 0; i < en->op.consolidate.n; i++) {
-            if (!accepted[i]) continue;
+            if (!accepted[i] || en->op.consolidate.mems[i].forgotten) continue;
             ev.id = en->op.consolidate.mems[i].id;
             ev.count = (uint32_t)en->op.consolidate.mems[i].n_support;
             mn_events_publish(e, en->space, &ev);

@@ -2,7 +2,11 @@
  * WAL needs no replay (entries commit atomically with their state); we read
  * space definitions from meta, each space's last lsn from the tail of its WAL,
  * and its live memories from the memories and vectors families, walked side
- * by side (same keys, same order). Progress is logged for large spaces. */
+ * by side (same keys, same order). Progress is logged for large spaces.
+ *
+ * A space written before forgetting erased WAL entries (no sid|'W' marker) is
+ * migrated once: its WAL is indexed by memory (sid|'w'|id) and the content of
+ * memories that were forgotten meanwhile is stripped from the entries. */
 #include "engine_internal.h"
 #include "space_index.h"
 
@@ -54,6 +58,137 @@ static uint64_t first_lsn(mn_engine *e, uint32_t sid)
     }
     rocksdb_iter_destroy(it);
     return lsn;
+}
+
+/* Removes memory i of a decoded remember or consolidate entry. */
+static void drop_memory(mn_memory_t *mems, size_t *n, size_t i)
+{
+    mn_memory_clear(&mems[i]);
+    memmove(&mems[i], &mems[i + 1], (*n - i - 1) * sizeof *mems);
+    (*n)--;
+}
+
+/* Checks each memory an entry carries against the store: a live one gets the
+ * entry's lsn among its WAL references, a forgotten one is stripped to its
+ * erased stub, one that was never stored here leaves the entry. */
+static mn_err migrate_entry(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
+                            mn_wal_entry *en, bool *changed, uint64_t *stripped, mn_error *err)
+{
+    mn_memory_t *mems =
+        en->type == MN_WAL_OP_REMEMBER ? en->op.remember.mems : en->op.consolidate.mems;
+    size_t *n = en->type == MN_WAL_OP_REMEMBER ? &en->op.remember.n : &en->op.consolidate.n;
+    for (size_t i = 0; i < *n;) {
+        if (mems[i].forgotten) {
+            i++;
+            continue;
+        }
+        uint8_t k[KEY_MEM_LEN];
+        mn_key_mem(k, sp->sid, &mems[i].id);
+        char *v;
+        size_t vl;
+        mn_err rc = mn_store_get(&e->store, CF_MEMORIES, k, sizeof k, &v, &vl, err);
+        if (rc) return rc;
+        mn_memory_record rec;
+        bool live = false, tomb = false;
+        int64_t at = 0;
+        if (v && !mn_wire_memory_decode((const uint8_t *)v, vl, &rec, NULL)) {
+            live = !rec.tombstone;
+            tomb = rec.tombstone;
+            at = rec.forgotten_at_ms;
+            mn_memory_clear(&rec.mem);
+        }
+        free(v);
+        if (live) {
+            uint8_t rk[KEY_WALREF_LEN];
+            mn_key_walref(rk, sp->sid, &mems[i].id);
+            char *refs;
+            size_t rl = 0;
+            if ((rc = mn_store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, err)))
+                return rc;
+            if (!refs) rl = 0;
+            uint8_t *nv = malloc(rl + 8);
+            if (!nv) {
+                free(refs);
+                return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+            }
+            if (refs) memcpy(nv, refs, rl);
+            free(refs);
+            mn_put_be64(nv + rl, en->lsn);
+            rocksdb_writebatch_wi_put_cf(b, e->store.cf[CF_INDEX], (const char *)rk, sizeof rk,
+                                         (const char *)nv, rl + 8);
+            free(nv);
+            i++;
+        } else if (tomb) {
+            mn_id_t id = mems[i].id;
+            mn_wal_strip_memory(en, &id, at);
+            *changed = true;
+            (*stripped)++;
+            i++;
+        } else {
+            drop_memory(mems, n, i);
+            *changed = true;
+        }
+    }
+    return MN_OK;
+}
+
+static mn_err migrate_wal(mn_engine *e, mn_space *sp, mn_error *err)
+{
+    uint8_t mk[KEY_SID_LEN + 1];
+    mn_key_sid(mk, sp->sid);
+    mk[KEY_SID_LEN] = 'W';
+    char *v;
+    size_t vl;
+    mn_err rc = mn_store_get(&e->store, CF_INDEX, mk, sizeof mk, &v, &vl, err);
+    if (rc || v) {
+        free(v);
+        return rc;
+    }
+    uint8_t pre[KEY_SID_LEN];
+    mn_key_sid(pre, sp->sid);
+    rocksdb_writebatch_wi_t *b = rocksdb_writebatch_wi_create(1 << 16, 1);
+    rocksdb_iterator_t *it = iter(e, CF_WAL);
+    uint64_t entries = 0, stripped = 0;
+    for (rocksdb_iter_seek(it, (const char *)pre, sizeof pre); !rc && has_prefix(it, pre, 4);
+         rocksdb_iter_next(it)) {
+        size_t kl, el;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *ev = rocksdb_iter_value(it, &el);
+        mn_wal_entry en;
+        if (kl != KEY_WAL_LEN || mn_wire_wal_decode((const uint8_t *)ev, el, &en, NULL)) continue;
+        bool changed = false;
+        if (en.type == MN_WAL_OP_REMEMBER || en.type == MN_WAL_OP_CONSOLIDATE)
+            rc = migrate_entry(e, sp, b, &en, &changed, &stripped, err);
+        if (!rc && changed) {
+            uint8_t *buf;
+            size_t len;
+            if ((rc = mn_wire_wal_encode(&en, &buf, &len)))
+                mn_error_set(err, rc, "re-encoding a WAL entry");
+            else {
+                rocksdb_writebatch_wi_put_cf(b, e->store.cf[CF_WAL], k, kl, (const char *)buf, len);
+                free(buf);
+            }
+        }
+        mn_wal_entry_clear(&en);
+        entries++;
+        size_t size;
+        rocksdb_writebatch_wi_data(b, &size);
+        if (!rc && size > (64u << 20)) { /* bounded batches; re-running is harmless */
+            rc = mn_store_write(&e->store, b, false, err);
+            rocksdb_writebatch_wi_clear(b);
+        }
+    }
+    rocksdb_iter_destroy(it);
+    if (!rc) {
+        rocksdb_writebatch_wi_put_cf(b, e->store.cf[CF_INDEX], (const char *)mk, sizeof mk, "", 0);
+        rc = mn_store_write(&e->store, b, true, err);
+    }
+    rocksdb_writebatch_wi_destroy(b);
+    if (!rc)
+        mn_log_info("space %s: WAL indexed for erasure (%llu entries; %llu forgotten memories "
+                    "stripped from them)",
+                    sp->def.name, (unsigned long long)entries, (unsigned long long)stripped);
+    return rc;
 }
 
 static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
@@ -212,10 +347,11 @@ mn_err mn_engine_load(mn_engine *e, mn_error *err)
             rocksdb_iter_destroy(it);
             return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
         }
+        sp->epoch = en.epoch ? en.epoch : 1;
         sp->last_lsn = sp->assigned_lsn = last_lsn(e, sp->sid);
         sp->first_lsn = first_lsn(e, sp->sid);
         if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
-        if ((rc = load_space(e, sp, err))) {
+        if ((rc = migrate_wal(e, sp, err)) || (rc = load_space(e, sp, err))) {
             mn_space_free(sp);
             rocksdb_iter_destroy(it);
             return rc;

@@ -3,7 +3,9 @@
  *   wal       per-space WAL entries, key sid|lsn (big-endian: iteration = lsn order)
  *   memories  memory records and tombstones, key sid|id
  *   vectors   raw float32 embeddings, key sid|id
- *   index     secondary indexes: sid|'k'|idempotency key -> id, sid|'t'|when|id -> ""
+ *   index     secondary indexes: sid|'k'|idempotency key -> id, sid|'t'|when|id -> "",
+ *             sid|'w'|id -> the lsns of the WAL entries that carry the memory's content
+ *             (so forgetting can erase it there), sid|'W' -> "" (the space tracks them)
  * Every key of a space starts with its 4-byte id, so dropping a space is one
  * DeleteRange per family. Writes go through WriteBatchWithIndex groups built by
  * the commit thread (commit.c). */
@@ -104,6 +106,21 @@ mn_err mn_store_write(mn_store *s, rocksdb_writebatch_wi_t *b, bool sync, mn_err
     rocksdb_write_writebatch_wi(s->db, sync ? s->wsync : s->wnosync, b, &msg);
     if (msg) return rocks_err(err, msg, "write");
     return MN_OK;
+}
+
+mn_err mn_store_write_batch(mn_store *s, rocksdb_writebatch_t *b, bool sync, mn_error *err)
+{
+    char *msg = NULL;
+    rocksdb_write(s->db, sync ? s->wsync : s->wnosync, b, &msg);
+    if (msg) return rocks_err(err, msg, "write");
+    return MN_OK;
+}
+
+void mn_key_walref(uint8_t *k, uint32_t sid, const mn_id_t *id)
+{
+    mn_put_be32(k, sid);
+    k[KEY_SID_LEN] = 'w';
+    memcpy(k + KEY_SID_LEN + 1, id->b, 16);
 }
 
 void mn_key_sid(uint8_t *k, uint32_t sid)
