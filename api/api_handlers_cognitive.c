@@ -212,6 +212,8 @@ void api_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *
     jw_uint(&w, res.updated);
     jw_key(&w, "episodes");
     jw_uint(&w, res.episodes);
+    jw_key(&w, "retired");
+    jw_uint(&w, res.retired);
     jw_key(&w, "ids");
     jw_arr(&w);
     for (size_t i = 0; i < res.n_ids; i++)

@@ -8,23 +8,29 @@
  *   spacing effect, decay.c), committed as one reinforce WAL entry per batch,
  *   without fsync: many recalls share one write, never one fsync per hit.
  *
- * Both are derived from durable data and computed by this node, so the WAL
- * carries the results and replicas and restarts agree. If the queue overflows
- * (BG_QUEUE_MAX) jobs are dropped and counted rather than slowing callers. */
+ * - scheduled consolidation: every engine.consolidate_interval_ms (the first
+ *   run one interval after start), every space is consolidated
+ *   (consolidate.c). It runs here rather than on the expiry sweeper so that it
+ *   runs whether or not the sweeper does; link and reinforce jobs wait
+ *   meanwhile.
+ *
+ * Links and reinforcements are derived from durable data and computed by this
+ * node, so the WAL carries the results and replicas and restarts agree. If the
+ * queue overflows (BG_QUEUE_MAX) jobs are dropped and counted rather than
+ * slowing callers. */
 #include "engine_internal.h"
 #include "space_index.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BG_QUEUE_MAX 100000
 #define BG_BATCH 256
-/* Without the HNSW index a link is an exact scan of the space; past this many
- * memories that costs more than linking is worth, so jobs are dropped (and
- * counted) instead. */
 /* Without a vector index, a space larger than this is not auto-linked (each
- * link would scan it); with one, neighbours come from the graph. */
+ * link would scan it: more than linking is worth, so jobs are dropped and
+ * counted); with one, neighbours come from the graph. */
 #define LINK_SCAN_MAX 50000
 
 typedef struct mn_link_job {
@@ -173,15 +179,68 @@ static void link_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size
     free(edges);
 }
 
+/* Scheduled consolidation of every space. */
+static void consolidate_all(mn_engine *e)
+{
+    mn_space_def *defs;
+    size_t n;
+    if (mn_engine_space_list(e, &defs, &n, NULL)) return;
+    for (size_t i = 0; i < n; i++) {
+        mn_consolidate_result r;
+        mn_error err = {0};
+        if (mn_engine_consolidate(e, defs[i].name, &e->opts.consolidate, &r, &err)) {
+            if (err.code != MN_ERR_NOT_FOUND)
+                mn_log_warn("scheduled consolidation of %s failed: %s", defs[i].name, err.message);
+            continue;
+        }
+        if (r.created || r.updated || r.retired)
+            mn_log_info("consolidated %s: %u new, %u updated, %u retired semantic memories",
+                        defs[i].name, r.created, r.updated, r.retired);
+        free(r.ids);
+    }
+    free(defs);
+}
+
+static int64_t mono_ms(void)
+{
+    return mn_time_mono_ns() / 1000000;
+}
+
+/* Waits on lk_cv until work, stop, or the monotonic deadline (0 = none). */
+static void wait_work(mn_engine *e, int64_t deadline)
+{
+    if (!deadline) {
+        pthread_cond_wait(&e->lk_cv, &e->lk_mu);
+        return;
+    }
+    int64_t left = deadline - mono_ms();
+    if (left <= 0) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (left % 1000) * 1000000LL;
+    ts.tv_sec += (time_t)(left / 1000 + ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    pthread_cond_timedwait(&e->lk_cv, &e->lk_mu, &ts);
+}
+
 static void *linker_main(void *arg)
 {
     mn_engine *e = arg;
     mn_link_job *batch = malloc(BG_BATCH * sizeof *batch);
+    int64_t interval = e->opts.consolidate_interval_ms;
+    int64_t next_run = interval > 0 ? mono_ms() + interval : 0;
     pthread_mutex_lock(&e->lk_mu);
     while (batch) {
-        while (!e->lk_n && !e->lk_stop)
-            pthread_cond_wait(&e->lk_cv, &e->lk_mu);
+        while (!e->lk_n && !e->lk_stop && !(next_run && mono_ms() >= next_run))
+            wait_work(e, next_run);
         if (e->lk_stop) break;
+        if (next_run && mono_ms() >= next_run) {
+            pthread_mutex_unlock(&e->lk_mu);
+            consolidate_all(e);
+            next_run = mono_ms() + interval;
+            pthread_mutex_lock(&e->lk_mu);
+            continue;
+        }
         size_t n = e->lk_n < BG_BATCH ? e->lk_n : BG_BATCH;
         memcpy(batch, e->lk_jobs, n * sizeof *batch);
         memmove(e->lk_jobs, e->lk_jobs + n, (e->lk_n - n) * sizeof *batch);

@@ -3,27 +3,41 @@
  * there are complementary learning systems in the hippocampus and neocortex",
  * Psychological Review 1995 — here reduced to clustering and summarising).
  *
- * One run over a space, all steps deterministic and independent of the order
- * the episodes arrived in (the cluster layer syncs semantic memories by Merkle
- * gossip and relies on two nodes computing the same bytes):
- *  1. candidates: live, unsuppressed, unconsolidated episodes with a vector,
- *     sorted by id; vectors compared by cosine whatever the space's metric;
- *  2. reconsolidation: each candidate joins the existing semantic memory whose
- *     centroid is most similar, if that similarity >= threshold (centroids are
- *     fixed during the step, so the order of candidates does not matter);
- *  3. the rest are clustered in id order: a candidate joins the cluster whose
- *     running centroid is most similar if >= threshold, else starts a new one
- *     (sequential "leader" clustering with centroid updates); then one
- *     synchronous refinement pass against the exact cluster centroids;
- *  4. clusters with at least min_support members become semantic memories;
- *     smaller ones wait for a later run.
- * A semantic memory's fields are functions of its support set: centroid
- * embedding (normalised mean, summed in id order), content = the medoid's text
- * plus the cluster's top keywords, when = earliest episode, created_at = latest
- * episode's, importance = max, tags = those on at least half the episodes,
- * who = union, confidence = cohesion x (1 - exp(-support / 3)). Its id is
- * derived from the cluster's leader (lowest id): the leader's 48-bit time,
- * version 8, and a hash of the leader id. */
+ * Invariant (the cluster layer syncs semantic memories by Merkle gossip and
+ * relies on it): the live semantic memories a run leaves — ids and bytes — are
+ * a function of the space's eligible episodes and the options only, whatever
+ * order the episodes arrived in and however many runs came before. So every
+ * run recomputes the clusters from scratch:
+ *  1. candidates: every live, unsuppressed, unexpired episode with a vector,
+ *     sorted by id (consolidated or not); vectors compared by cosine whatever
+ *     the space's metric, with the fixed-order scalar kernels (same bits on
+ *     every machine);
+ *  2. affinity(episode, cluster) = cos(episode, centroid) + SESSION_BONUS if
+ *     the cluster holds one of the episode's session neighbours (the episodes
+ *     just before and after it in its context.session, by when, within the
+ *     temporal window): related turns of one conversation stay together;
+ *  3. sequential "leader" clustering in id order: an episode joins the cluster
+ *     of highest affinity if that is >= threshold (ties: the older cluster),
+ *     else starts one; then REFINE_PASSES synchronous reassignments to the
+ *     exact centroids (neighbours' clusters taken from the previous pass);
+ *  4. clusters with at least min_support members become semantic memories,
+ *     keyed by their lowest member id: the memory's id is derived from that
+ *     key, so a later run that finds the cluster again (with more or fewer
+ *     members) updates the same memory (reconsolidation), never a duplicate;
+ *  5. a semantic memory this module made whose key no run finds any more is
+ *     retired: forgotten through the normal forget path. One that a client
+ *     forgot stays forgotten (its id is tombstoned); so does a retired one.
+ * A semantic memory's fields are functions of its support set (and of the
+ * word counts over all supported episodes, for its keywords): centroid
+ * embedding (normalised mean, summed in id order in double precision),
+ * content = the medoid's text plus the cluster's top keywords, when =
+ * earliest episode, created_at = latest episode's created_at (the first
+ * moment it could have existed: a deterministic time, unlike the run's
+ * clock), importance = max, tags = those on at least half the episodes, who =
+ * union, confidence = cohesion (mean cosine of members to the centroid; the
+ * support enters recall confidence, recall.c). Its id is the key's 48-bit
+ * time, version 8, and a hash of the key. Unchanged memories are not
+ * rewritten. */
 #include "engine_internal.h"
 #include "keyword.h"
 #include "text.h"
@@ -35,37 +49,68 @@
 
 #define KEYWORDS_MAX 5
 #define CONTENT_KEYWORDS_PREFIX "\n[keywords: "
+#define SESSION_BONUS 0.05f /* affinity added for a session neighbour's cluster */
+#define REFINE_PASSES 2
 
 typedef struct cand {
-    uint32_t slot;
     mn_id_t id;
-    int32_t cluster; /* index into clusters, or -1 */
+    uint32_t slot;
+    int64_t when_ms;
+    uint64_t session;   /* hash of context.session; 0 = none */
+    int32_t prev, next; /* session neighbours (candidate indexes), or -1 */
+    int32_t cluster;
 } cand;
 
 typedef struct cluster {
-    mn_id_t sem_id;     /* existing semantic memory, or derived from the leader */
-    bool existing;
-    uint32_t sem_slot;  /* existing: its slot */
-    uint32_t leader;    /* new: index of the leading candidate */
-    double *sum;        /* sum of member unit vectors */
-    float *centroid;    /* unit centroid */
-    uint32_t n;         /* members among the candidates */
+    double *sum;     /* sum of member unit vectors, in id order */
+    float *centroid; /* unit centroid */
+    uint32_t n;
 } cluster;
+
+/* A cluster that becomes a semantic memory: what the build needs, copied out
+ * from under the space's lock. */
+typedef struct kept {
+    mn_id_t id;        /* the semantic memory's id, derived from the key */
+    mn_id_t *members;  /* sorted by id; members[0] is the key */
+    size_t n;
+    float *centroid;
+    double cohesion;
+    size_t medoid;     /* index into members */
+    bool skip;         /* a member vanished before the build: wait for the next run */
+} kept;
 
 static int cand_cmp(const void *a, const void *b)
 {
     return mn_id_cmp(&((const cand *)a)->id, &((const cand *)b)->id);
 }
 
-static int id_cmp(const void *a, const void *b)
+static uint64_t fnv64(const uint8_t *p, size_t n, uint64_t h)
 {
-    return mn_id_cmp(a, b);
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
 }
 
-static void unit(const float *v, uint32_t dim, float *out)
+/* RFC 9562 version 8 (custom) id: the key's time, then a hash of the key. */
+static mn_id_t semantic_id(const mn_id_t *key)
 {
-    memcpy(out, v, dim * sizeof(float));
-    mn_vec_normalize(out, dim);
+    mn_id_t id = *key;
+    uint64_t h1 = fnv64(key->b, 16, 14695981039346656037ull ^ 0x73656d616e746963ull);
+    uint64_t h2 = fnv64(key->b, 16, h1 ^ 0x636f6e736f6c6964ull);
+    for (int i = 0; i < 2; i++) id.b[6 + i] = (uint8_t)(h1 >> (8 * i));
+    for (int i = 0; i < 8; i++) id.b[8 + i] = (uint8_t)(h2 >> (8 * i));
+    id.b[6] = (uint8_t)(0x80 | (id.b[6] & 0x0f));
+    id.b[8] = (uint8_t)(0x80 | (id.b[8] & 0x3f));
+    return id;
+}
+
+/* Was m made by consolidation (its id derived from one of its supports)? */
+static bool made_here(const mn_memory_t *m)
+{
+    for (size_t i = 0; i < m->n_support; i++) {
+        mn_id_t want = semantic_id(&m->support[i]);
+        if (!memcmp(want.b, m->id.b, 16)) return true;
+    }
+    return false;
 }
 
 static void centroid_of(const double *sum, uint32_t dim, float *out)
@@ -76,37 +121,79 @@ static void centroid_of(const double *sum, uint32_t dim, float *out)
     for (uint32_t i = 0; i < dim; i++) out[i] = (float)(sum[i] * inv);
 }
 
-static uint64_t fnv64(const uint8_t *p, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
-/* RFC 9562 version 8 (custom) id: leader time, then a hash of the leader id. */
-static mn_id_t semantic_id(const mn_id_t *leader)
-{
-    mn_id_t id = *leader;
-    uint64_t h1 = fnv64(leader->b, 16, 14695981039346656037ull ^ 0x73656d616e746963ull);
-    uint64_t h2 = fnv64(leader->b, 16, h1 ^ 0x636f6e736f6c6964ull);
-    for (int i = 0; i < 2; i++) id.b[6 + i] = (uint8_t)(h1 >> (8 * i));
-    for (int i = 0; i < 8; i++) id.b[8 + i] = (uint8_t)(h2 >> (8 * i));
-    id.b[6] = (uint8_t)(0x80 | (id.b[6] & 0x0f));
-    id.b[8] = (uint8_t)(0x80 | (id.b[8] & 0x3f));
-    return id;
-}
-
-/* ---- keywords of a cluster ---- */
-typedef struct kwcount {
+/* ---- words: a small open-addressing map from a token to counts ---- */
+typedef struct wentry {
     char word[MN_TOKEN_MAX + 1];
-    uint32_t docs;   /* members containing it */
-    uint32_t last;   /* last member counted (dedup within a member) */
+    uint32_t count; /* members (or, globally, supported episodes) containing it */
+    uint32_t last;  /* last member counted: a word counts once per member */
     double score;
-} kwcount;
+} wentry;
+
+typedef struct wmap {
+    wentry *e;
+    size_t n, cap;
+    uint32_t *ix; /* entry + 1; 0 = empty */
+    size_t ix_cap;
+} wmap;
+
+static void wmap_free(wmap *m)
+{
+    free(m->e);
+    free(m->ix);
+    memset(m, 0, sizeof *m);
+}
+
+static uint64_t word_hash(const char *w, size_t len)
+{
+    return fnv64((const uint8_t *)w, len, 14695981039346656037ull);
+}
+
+/* The entry of word w (created with count 0), or NULL when out of memory. */
+static wentry *wmap_get(wmap *m, const char *w, size_t len, bool create)
+{
+    if (m->ix_cap) {
+        size_t mask = m->ix_cap - 1;
+        for (size_t i = word_hash(w, len) & mask;; i = (i + 1) & mask) {
+            if (!m->ix[i]) break;
+            wentry *x = &m->e[m->ix[i] - 1];
+            if (!strcmp(x->word, w)) return x;
+        }
+    }
+    if (!create) return NULL;
+    if ((m->n + 1) * 2 > m->ix_cap) { /* grow the index, rehash */
+        size_t nc = m->ix_cap ? m->ix_cap * 2 : 64;
+        uint32_t *ni = calloc(nc, sizeof *ni);
+        if (!ni) return NULL;
+        for (size_t k = 0; k < m->n; k++) {
+            size_t j = word_hash(m->e[k].word, strlen(m->e[k].word)) & (nc - 1);
+            while (ni[j]) j = (j + 1) & (nc - 1);
+            ni[j] = (uint32_t)k + 1;
+        }
+        free(m->ix);
+        m->ix = ni;
+        m->ix_cap = nc;
+    }
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 32;
+        wentry *ne = realloc(m->e, nc * sizeof *ne);
+        if (!ne) return NULL;
+        m->e = ne;
+        m->cap = nc;
+    }
+    wentry *x = &m->e[m->n];
+    memcpy(x->word, w, len + 1);
+    x->count = 0;
+    x->last = 0;
+    x->score = 0;
+    size_t j = word_hash(w, len) & (m->ix_cap - 1);
+    while (m->ix[j]) j = (j + 1) & (m->ix_cap - 1);
+    m->ix[j] = (uint32_t)++m->n;
+    return x;
+}
 
 typedef struct kwctx {
-    kwcount *w;
-    size_t n, cap;
-    uint32_t member;
+    wmap *words;
+    uint32_t member; /* 1-based */
     bool oom;
 } kwctx;
 
@@ -115,48 +202,23 @@ static int kw_token(void *arg, const char *tok, size_t len, uint32_t pos)
     (void)pos;
     kwctx *c = arg;
     if (len < 3) return 0; /* short words are rarely topical */
-    for (size_t i = 0; i < c->n; i++)
-        if (!strcmp(c->w[i].word, tok)) {
-            if (c->w[i].last != c->member) {
-                c->w[i].docs++;
-                c->w[i].last = c->member;
-            }
-            return 0;
-        }
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 64;
-        kwcount *nw = realloc(c->w, nc * sizeof *nw);
-        if (!nw) {
-            c->oom = true;
-            return 1;
-        }
-        c->w = nw;
-        c->cap = nc;
+    wentry *x = wmap_get(c->words, tok, len, true);
+    if (!x) {
+        c->oom = true;
+        return 1;
     }
-    kwcount *k = &c->w[c->n++];
-    memcpy(k->word, tok, len + 1);
-    k->docs = 1;
-    k->last = c->member;
-    k->score = 0;
+    if (x->last != c->member) {
+        x->count++;
+        x->last = c->member;
+    }
     return 0;
 }
 
 static int kw_best_first(const void *a, const void *b)
 {
-    const kwcount *x = a, *y = b;
+    const wentry *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
     return strcmp(x->word, y->word);
-}
-
-/* ---- building a semantic memory from its members ---- */
-typedef struct member {
-    mn_id_t id;
-    mn_memory_t mem; /* from the store, with embedding */
-} member;
-
-static int member_cmp(const void *a, const void *b)
-{
-    return mn_id_cmp(&((const member *)a)->id, &((const member *)b)->id);
 }
 
 static char *sdup(const char *s)
@@ -172,187 +234,486 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Fills sem from members (sorted by id, all with embeddings). */
-static mn_err build_semantic(const mn_space *sp, const mn_id_t *sem_id, member *ms, size_t n,
-                             mn_memory_t *sem)
+/* What a cluster's semantic memory takes from its members' records. */
+typedef struct summary {
+    wmap words;
+    char *medoid_content;
+    size_t medoid_len;
+    int64_t when, created;
+    float importance;
+    char **tags, **who;
+    size_t n_tags, n_who;
+} summary;
+
+static void summary_free(summary *s)
+{
+    wmap_free(&s->words);
+    free(s->medoid_content);
+    for (size_t i = 0; i < s->n_tags; i++) free(s->tags[i]);
+    for (size_t i = 0; i < s->n_who; i++) free(s->who[i]);
+    free(s->tags);
+    free(s->who);
+    memset(s, 0, sizeof *s);
+}
+
+static mn_err push_str(char ***v, size_t *n, const char *s)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (!nv) return MN_ERR_NOMEM;
+    *v = nv;
+    if (!(nv[*n] = sdup(s))) return MN_ERR_NOMEM;
+    (*n)++;
+    return MN_OK;
+}
+
+/* Reads the members' records (sorted by id) into *s. MN_ERR_NOT_FOUND when
+ * one is gone since the clustering: the cluster waits for the next run. */
+static mn_err summarise(mn_engine *e, mn_space *sp, const kept *k, summary *s)
+{
+    memset(s, 0, sizeof *s);
+    s->when = INT64_MAX;
+    s->created = INT64_MIN;
+    mn_memory_t *ms = calloc(k->n, sizeof *ms);
+    if (!ms) return MN_ERR_NOMEM;
+    mn_err rc = MN_OK;
+    size_t loaded = 0;
+    for (; loaded < k->n && !rc; loaded++) {
+        mn_error rerr = {0};
+        rc = mn_engine_read_memory(e, sp, &k->members[loaded], false, &ms[loaded], &rerr);
+        if (rc == MN_ERR_GONE) rc = MN_ERR_NOT_FOUND;
+    }
+    if (rc) loaded--; /* the failed read left nothing to clear */
+    kwctx kc = {&s->words, 0, false};
+    size_t n_pairs = 0;
+    for (size_t i = 0; !rc && i < k->n; i++) {
+        const mn_memory_t *m = &ms[i];
+        kc.member = (uint32_t)i + 1;
+        if (m->content) mn_text_tokenize(m->content, m->content_len, kw_token, &kc);
+        if (kc.oom) rc = MN_ERR_NOMEM;
+        if (m->when_ms < s->when) s->when = m->when_ms;
+        if (m->created_at_ms > s->created) s->created = m->created_at_ms;
+        if (m->importance > s->importance) s->importance = m->importance;
+        n_pairs += m->n_tags;
+        for (size_t w = 0; !rc && w < m->n_who && s->n_who < MN_WHO_MAX; w++) {
+            bool seen = false;
+            for (size_t j = 0; j < s->n_who && !seen; j++) seen = !strcmp(s->who[j], m->who[w]);
+            if (!seen) rc = push_str(&s->who, &s->n_who, m->who[w]);
+        }
+    }
+    /* tags on at least half the members: count each tag's members by sorting
+     * the (tag, member) pairs (a member lists a tag once) */
+    const char **pairs = !rc ? malloc((n_pairs ? n_pairs : 1) * sizeof *pairs) : NULL;
+    if (!rc && !pairs) rc = MN_ERR_NOMEM;
+    size_t np = 0;
+    for (size_t i = 0; !rc && i < k->n; i++)
+        for (size_t t = 0; t < ms[i].n_tags; t++) pairs[np++] = ms[i].tags[t];
+    if (!rc && np) qsort(pairs, np, sizeof *pairs, str_cmp);
+    for (size_t i = 0; !rc && i < np;) {
+        size_t j = i + 1;
+        while (j < np && !strcmp(pairs[j], pairs[i])) j++;
+        if ((j - i) * 2 >= k->n && s->n_tags < MN_TAGS_MAX)
+            rc = push_str(&s->tags, &s->n_tags, pairs[i]);
+        i = j;
+    }
+    free(pairs);
+    if (!rc) {
+        const mn_memory_t *med = &ms[k->medoid];
+        s->medoid_len = med->content_len;
+        s->medoid_content = malloc(med->content_len + 1);
+        if (!s->medoid_content) rc = MN_ERR_NOMEM;
+        else {
+            if (med->content_len) memcpy(s->medoid_content, med->content, med->content_len);
+            s->medoid_content[med->content_len] = '\0';
+        }
+    }
+    for (size_t i = 0; i < loaded; i++) mn_memory_clear(&ms[i]);
+    free(ms);
+    if (!rc) {
+        if (s->n_tags) qsort(s->tags, s->n_tags, sizeof *s->tags, str_cmp);
+        if (s->n_who) qsort(s->who, s->n_who, sizeof *s->who, str_cmp);
+    }
+    return rc;
+}
+
+/* Fills sem from a cluster and its summary; the top keywords score
+ * (members holding the word) x idf over every supported episode. Moves the
+ * summary's strings. */
+static mn_err build_semantic(const mn_space *sp, const kept *k, summary *s, const wmap *df,
+                             double n_docs, mn_memory_t *sem)
 {
     uint32_t dim = sp->def.dim;
     mn_memory_init(sem);
-    sem->id = *sem_id;
+    sem->id = k->id;
     sem->kind = MN_KIND_SEMANTIC;
     sem->lifecycle = MN_LIFECYCLE_PERSISTENT;
     sem->dim = dim;
-    double *sum = calloc(dim, sizeof *sum);
-    float *u = malloc(dim * sizeof *u);
     sem->embedding = malloc(dim * sizeof(float));
-    sem->support = malloc(n * sizeof *sem->support);
-    if (!sum || !u || !sem->embedding || !sem->support) {
-        free(sum);
-        free(u);
-        return MN_ERR_NOMEM;
-    }
-    sem->n_support = n;
-    int64_t when = INT64_MAX, created = INT64_MIN;
-    float importance = 0;
-    for (size_t i = 0; i < n; i++) {
-        const mn_memory_t *m = &ms[i].mem;
-        sem->support[i] = ms[i].id;
-        unit(m->embedding, dim, u);
-        for (uint32_t d = 0; d < dim; d++) sum[d] += u[d];
-        if (m->when_ms < when) when = m->when_ms;
-        if (m->created_at_ms > created) created = m->created_at_ms;
-        if (m->importance > importance) importance = m->importance;
-    }
-    centroid_of(sum, dim, sem->embedding);
-    /* cohesion and medoid (closest to the centroid; ties: lowest id) */
-    double cohesion = 0;
-    float best = -2;
-    size_t medoid = 0;
-    for (size_t i = 0; i < n; i++) {
-        unit(ms[i].mem.embedding, dim, u);
-        float c = mn_vec_dot(u, sem->embedding, dim);
-        cohesion += c;
-        if (c > best) {
-            best = c;
-            medoid = i;
-        }
-    }
-    cohesion /= (double)n;
-    free(sum);
-    free(u);
-    sem->when_ms = when;
-    sem->created_at_ms = created;
-    sem->importance = importance;
-    float conf = (float)(cohesion * (1.0 - exp(-(double)n / 3.0)));
+    sem->support = malloc(k->n * sizeof *sem->support);
+    if (!sem->embedding || !sem->support) return MN_ERR_NOMEM;
+    memcpy(sem->embedding, k->centroid, dim * sizeof(float));
+    memcpy(sem->support, k->members, k->n * sizeof *sem->support);
+    sem->n_support = k->n;
+    sem->when_ms = s->when;
+    sem->created_at_ms = s->created;
+    sem->importance = s->importance;
+    float conf = (float)k->cohesion;
     sem->confidence = conf < 0 ? 0 : conf > 1 ? 1 : conf;
 
-    /* keywords: words on many members and rare in the space */
-    kwctx kc = {0};
-    for (size_t i = 0; i < n && !kc.oom; i++) {
-        kc.member = (uint32_t)i + 1;
-        mn_text_tokenize(ms[i].mem.content, ms[i].mem.content_len, kw_token, &kc);
+    for (size_t i = 0; i < s->words.n; i++) {
+        wentry *w = &s->words.e[i];
+        const wentry *g = wmap_get((wmap *)df, w->word, strlen(w->word), false);
+        double d = g ? g->count : w->count;
+        w->score = w->count * log(1.0 + (n_docs - d + 0.5) / (d + 0.5));
     }
-    if (kc.oom) {
-        free(kc.w);
-        return MN_ERR_NOMEM;
-    }
-    double docs = (double)mn_kw_docs(sp->kw) + 1;
-    for (size_t i = 0; i < kc.n; i++) {
-        uint32_t df = mn_kw_df(sp->kw, kc.w[i].word, strlen(kc.w[i].word));
-        kc.w[i].score = kc.w[i].docs * log(1.0 + (docs - df + 0.5) / (df + 0.5));
-    }
-    if (kc.n) qsort(kc.w, kc.n, sizeof *kc.w, kw_best_first);
-    size_t nk = kc.n < KEYWORDS_MAX ? kc.n : KEYWORDS_MAX;
-    const mn_memory_t *med = &ms[medoid].mem;
-    size_t len = med->content_len + sizeof CONTENT_KEYWORDS_PREFIX + nk * (MN_TOKEN_MAX + 2) + 2;
+    if (s->words.n) qsort(s->words.e, s->words.n, sizeof *s->words.e, kw_best_first);
+    size_t nk = s->words.n < KEYWORDS_MAX ? s->words.n : KEYWORDS_MAX;
+    size_t len = s->medoid_len + sizeof CONTENT_KEYWORDS_PREFIX + nk * (MN_TOKEN_MAX + 2) + 2;
     sem->content = malloc(len);
-    if (!sem->content) {
-        free(kc.w);
-        return MN_ERR_NOMEM;
-    }
-    size_t off = (size_t)snprintf(sem->content, len, "%.*s", (int)med->content_len, med->content);
+    if (!sem->content) return MN_ERR_NOMEM;
+    size_t off = (size_t)snprintf(sem->content, len, "%.*s", (int)s->medoid_len, s->medoid_content);
     if (nk) {
         off += (size_t)snprintf(sem->content + off, len - off, "%s", CONTENT_KEYWORDS_PREFIX);
         for (size_t i = 0; i < nk; i++)
             off += (size_t)snprintf(sem->content + off, len - off, "%s%s", i ? ", " : "",
-                                    kc.w[i].word);
+                                    s->words.e[i].word);
         off += (size_t)snprintf(sem->content + off, len - off, "]");
     }
     if (off > MN_CONTENT_MAX) off = MN_CONTENT_MAX; /* keep within the content limit */
     while (off > 0 && ((unsigned char)sem->content[off] & 0xC0) == 0x80) off--;
     sem->content[off] = '\0';
     sem->content_len = off;
-    free(kc.w);
-
-    /* tags on at least half the members; who = union; both sorted */
-    char **tags = NULL, **who = NULL;
-    size_t nt = 0, nw = 0;
-    for (size_t i = 0; i < n; i++) {
-        const mn_memory_t *m = &ms[i].mem;
-        for (size_t t = 0; t < m->n_tags; t++) {
-            bool seen = false;
-            for (size_t j = 0; j < nt && !seen; j++) seen = !strcmp(tags[j], m->tags[t]);
-            if (seen) continue;
-            size_t count = 0;
-            for (size_t j = 0; j < n; j++)
-                for (size_t x = 0; x < ms[j].mem.n_tags; x++)
-                    if (!strcmp(ms[j].mem.tags[x], m->tags[t])) {
-                        count++;
-                        break;
-                    }
-            if (count * 2 < n || nt == MN_TAGS_MAX) continue;
-            char **ntg = realloc(tags, (nt + 1) * sizeof *ntg);
-            if (!ntg) break;
-            tags = ntg;
-            tags[nt++] = sdup(m->tags[t]);
-        }
-        for (size_t w = 0; w < m->n_who && nw < MN_WHO_MAX; w++) {
-            bool seen = false;
-            for (size_t j = 0; j < nw && !seen; j++) seen = !strcmp(who[j], m->who[w]);
-            if (seen) continue;
-            char **nwh = realloc(who, (nw + 1) * sizeof *nwh);
-            if (!nwh) break;
-            who = nwh;
-            who[nw++] = sdup(m->who[w]);
-        }
-    }
-    if (nt) qsort(tags, nt, sizeof *tags, str_cmp);
-    if (nw) qsort(who, nw, sizeof *who, str_cmp);
-    sem->tags = tags;
-    sem->n_tags = nt;
-    sem->who = who;
-    sem->n_who = nw;
-    for (size_t i = 0; i < nt; i++)
-        if (!tags[i]) return MN_ERR_NOMEM;
-    for (size_t i = 0; i < nw; i++)
-        if (!who[i]) return MN_ERR_NOMEM;
+    sem->tags = s->tags;
+    sem->n_tags = s->n_tags;
+    sem->who = s->who;
+    sem->n_who = s->n_who;
+    s->tags = s->who = NULL;
+    s->n_tags = s->n_who = 0;
     return MN_OK;
 }
 
-/* Reads members' records (with embeddings); drops ids that are gone. */
-static mn_err load_members(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n, member **out,
-                           size_t *n_out)
+static bool same_strv(char **a, size_t na, char **b, size_t nb)
 {
-    member *ms = calloc(n ? n : 1, sizeof *ms);
-    if (!ms) return MN_ERR_NOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        mn_error rerr = {0};
-        mn_err rc = mn_engine_read_memory(e, sp, &ids[i], true, &ms[k].mem, &rerr);
-        if (rc == MN_ERR_GONE || rc == MN_ERR_NOT_FOUND) continue;
-        if (rc) {
-            for (size_t j = 0; j < k; j++) mn_memory_clear(&ms[j].mem);
-            free(ms);
-            return rc;
+    if (na != nb) return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i])) return false;
+    return true;
+}
+
+/* Does the stored semantic memory old already hold what a run computed? */
+static bool same_semantic(const mn_memory_t *a, const mn_memory_t *old)
+{
+    return a->content_len == old->content_len && old->content &&
+           !memcmp(a->content, old->content, a->content_len) && old->embedding &&
+           a->dim == old->dim && !memcmp(a->embedding, old->embedding, a->dim * sizeof(float)) &&
+           a->n_support == old->n_support &&
+           !memcmp(a->support, old->support, a->n_support * sizeof(mn_id_t)) &&
+           a->when_ms == old->when_ms && a->created_at_ms == old->created_at_ms &&
+           !memcmp(&a->importance, &old->importance, sizeof(float)) &&
+           !memcmp(&a->confidence, &old->confidence, sizeof(float)) &&
+           a->lifecycle == old->lifecycle && a->kind == old->kind &&
+           same_strv(a->tags, a->n_tags, old->tags, old->n_tags) &&
+           same_strv(a->who, a->n_who, old->who, old->n_who);
+}
+
+/* ---- clustering (under the space's read lock) ---- */
+typedef struct clustering {
+    const mn_space *sp;
+    uint32_t dim;
+    float tau;
+    cand *cs;
+    size_t nc;
+    cluster *cl;
+    size_t ncl, cap;
+    float *u; /* scratch unit vector */
+} clustering;
+
+/* The unit vector of candidate i: the slot's own for cosine spaces (stored
+ * normalised), else normalised into c->u. */
+static const float *cand_vec(clustering *c, size_t i)
+{
+    const float *v = c->sp->vecs + (size_t)c->cs[i].slot * c->dim;
+    if (c->sp->def.metric == MN_METRIC_COSINE) return v;
+    memcpy(c->u, v, c->dim * sizeof(float));
+    mn_vec_normalize(c->u, c->dim);
+    return c->u;
+}
+
+static float affinity(const clustering *c, const float *u, size_t i, int32_t k,
+                      const int32_t *assign)
+{
+    float a = mn_vec_dot(u, c->cl[k].centroid, c->dim);
+    int32_t p = c->cs[i].prev, n = c->cs[i].next;
+    if ((p >= 0 && assign[p] == k) || (n >= 0 && assign[n] == k)) a += SESSION_BONUS;
+    return a;
+}
+
+static mn_err new_cluster(clustering *c, const float *u)
+{
+    if (c->ncl == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        cluster *ncl = realloc(c->cl, nc * sizeof *ncl);
+        if (!ncl) return MN_ERR_NOMEM;
+        c->cl = ncl;
+        c->cap = nc;
+    }
+    cluster *k = &c->cl[c->ncl];
+    k->sum = malloc(c->dim * sizeof(double));
+    k->centroid = malloc(c->dim * sizeof(float));
+    k->n = 1;
+    if (!k->sum || !k->centroid) {
+        free(k->sum);
+        free(k->centroid);
+        return MN_ERR_NOMEM;
+    }
+    for (uint32_t d = 0; d < c->dim; d++) k->sum[d] = u[d];
+    memcpy(k->centroid, u, c->dim * sizeof(float));
+    c->ncl++;
+    return MN_OK;
+}
+
+/* Exact sums and centroids of the current assignment, members in id order. */
+static void recompute_centroids(clustering *c)
+{
+    for (size_t k = 0; k < c->ncl; k++) {
+        memset(c->cl[k].sum, 0, c->dim * sizeof(double));
+        c->cl[k].n = 0;
+    }
+    for (size_t i = 0; i < c->nc; i++) {
+        const float *u = cand_vec(c, i);
+        cluster *k = &c->cl[c->cs[i].cluster];
+        for (uint32_t d = 0; d < c->dim; d++) k->sum[d] += u[d];
+        k->n++;
+    }
+    for (size_t k = 0; k < c->ncl; k++) centroid_of(c->cl[k].sum, c->dim, c->cl[k].centroid);
+}
+
+static int by_session_when(const void *a, const void *b)
+{
+    const cand *x = *(const cand *const *)a, *y = *(const cand *const *)b;
+    if (x->session != y->session) return x->session < y->session ? -1 : 1;
+    if (x->when_ms != y->when_ms) return x->when_ms < y->when_ms ? -1 : 1;
+    return mn_id_cmp(&x->id, &y->id);
+}
+
+/* prev/next: each candidate's neighbours in its session by (when, id), when
+ * they are within the temporal window. */
+static mn_err session_neighbours(cand *cs, size_t nc, int64_t window)
+{
+    for (size_t i = 0; i < nc; i++) cs[i].prev = cs[i].next = -1;
+    if (window <= 0) return MN_OK;
+    cand **order = malloc((nc ? nc : 1) * sizeof *order);
+    if (!order) return MN_ERR_NOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < nc; i++)
+        if (cs[i].session) order[n++] = &cs[i];
+    qsort(order, n, sizeof *order, by_session_when);
+    for (size_t i = 1; i < n; i++) {
+        cand *a = order[i - 1], *b = order[i];
+        if (a->session != b->session || b->when_ms - a->when_ms > window) continue;
+        a->next = (int32_t)(b - cs);
+        b->prev = (int32_t)(a - cs);
+    }
+    free(order);
+    return MN_OK;
+}
+
+static mn_err cluster_candidates(clustering *c)
+{
+    size_t nc = c->nc;
+    int32_t *assign = malloc((nc ? nc : 1) * sizeof *assign);
+    int32_t *next = malloc((nc ? nc : 1) * sizeof *next);
+    if (!assign || !next) {
+        free(assign);
+        free(next);
+        return MN_ERR_NOMEM;
+    }
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < nc; i++) assign[i] = -1;
+    /* leader pass in id order, with running centroids */
+    for (size_t i = 0; i < nc && !rc; i++) {
+        const float *u = cand_vec(c, i);
+        int32_t pick = -1;
+        float best = 0;
+        for (size_t k = 0; k < c->ncl; k++) {
+            float a = affinity(c, u, i, (int32_t)k, assign);
+            if (pick < 0 || a > best) {
+                pick = (int32_t)k;
+                best = a;
+            }
         }
-        if (!ms[k].mem.embedding) {
-            mn_memory_clear(&ms[k].mem);
+        if (pick >= 0 && best >= c->tau) {
+            cluster *k = &c->cl[pick];
+            for (uint32_t d = 0; d < c->dim; d++) k->sum[d] += u[d];
+            k->n++;
+            centroid_of(k->sum, c->dim, k->centroid);
+            assign[i] = pick;
+        } else {
+            rc = new_cluster(c, u);
+            assign[i] = (int32_t)c->ncl - 1;
+        }
+    }
+    for (size_t i = 0; i < nc && !rc; i++) c->cs[i].cluster = assign[i];
+    /* synchronous refinement: every candidate against the exact centroids */
+    for (int pass = 0; pass < REFINE_PASSES && !rc; pass++) {
+        recompute_centroids(c);
+        bool moved = false;
+        for (size_t i = 0; i < nc; i++) {
+            const float *u = cand_vec(c, i);
+            int32_t pick = assign[i];
+            float best = affinity(c, u, i, pick, assign);
+            for (size_t k = 0; k < c->ncl; k++) {
+                if ((int32_t)k == assign[i] || !c->cl[k].n) continue;
+                float a = affinity(c, u, i, (int32_t)k, assign);
+                if (a > best && a >= c->tau) {
+                    best = a;
+                    pick = (int32_t)k;
+                }
+            }
+            next[i] = pick;
+            moved |= pick != assign[i];
+        }
+        memcpy(assign, next, nc * sizeof *assign);
+        for (size_t i = 0; i < nc; i++) c->cs[i].cluster = assign[i];
+        if (!moved) break;
+    }
+    if (!rc) recompute_centroids(c);
+    free(assign);
+    free(next);
+    return rc;
+}
+
+static void free_kept(kept *k, size_t n)
+{
+    for (size_t i = 0; k && i < n; i++) {
+        free(k[i].members);
+        free(k[i].centroid);
+    }
+    free(k);
+}
+
+/* Steps 1-4 under the read lock: the clusters worth a semantic memory, and
+ * the live semantic memories of the space. */
+static mn_err find_clusters(mn_engine *e, mn_space *sp, float tau, uint32_t min_support,
+                            int64_t now, kept **out, size_t *n_out, mn_id_t **sems,
+                            size_t *n_sems, uint64_t *candidates)
+{
+    uint32_t dim = sp->def.dim;
+    clustering c = {.sp = sp, .dim = dim, .tau = tau};
+    mn_err rc = MN_OK;
+    kept *ks = NULL;
+    size_t nk = 0;
+    pthread_rwlock_rdlock(&sp->lock);
+    c.cs = malloc((sp->n_slots ? sp->n_slots : 1) * sizeof *c.cs);
+    *sems = malloc((sp->n_semantic ? sp->n_semantic : 1) * sizeof **sems);
+    c.u = malloc(dim * sizeof(float));
+    if (!c.cs || !*sems || !c.u) rc = MN_ERR_NOMEM;
+    for (uint32_t i = 0; !rc && i < sp->n_slots; i++) {
+        const mn_slot *s = &sp->slots[i];
+        if (s->state != SLOT_LIVE) continue;
+        if (s->expires_at_ms && s->expires_at_ms <= now) continue;
+        if (s->kind == MN_KIND_SEMANTIC) {
+            if (*n_sems < sp->n_semantic) (*sems)[(*n_sems)++] = s->id;
             continue;
         }
-        ms[k].id = ids[i];
-        k++;
+        if (!s->has_vec || s->suppressed) continue;
+        cand *x = &c.cs[c.nc++];
+        x->id = s->id;
+        x->slot = i;
+        x->when_ms = s->when_ms;
+        x->session = 0;
+        if (s->session) {
+            x->session = fnv64((const uint8_t *)s->session, strlen(s->session),
+                               14695981039346656037ull);
+            if (!x->session) x->session = 1;
+        }
+        x->cluster = -1;
     }
-    qsort(ms, k, sizeof *ms, member_cmp);
-    *out = ms;
-    *n_out = k;
-    return MN_OK;
+    *candidates = c.nc;
+    if (!rc) {
+        qsort(c.cs, c.nc, sizeof *c.cs, cand_cmp);
+        rc = session_neighbours(c.cs, c.nc, e->opts.temporal_window_ms);
+    }
+    if (!rc) rc = cluster_candidates(&c);
+    if (!rc) {
+        size_t want = 0;
+        for (size_t k = 0; k < c.ncl; k++) want += c.cl[k].n >= min_support;
+        ks = calloc(want ? want : 1, sizeof *ks);
+        if (!ks) rc = MN_ERR_NOMEM;
+    }
+    /* each kept cluster: members in id order (candidates are), cohesion, medoid */
+    int32_t *kept_of = !rc ? malloc((c.ncl ? c.ncl : 1) * sizeof *kept_of) : NULL;
+    if (!rc && !kept_of) rc = MN_ERR_NOMEM;
+    for (size_t k = 0; !rc && k < c.ncl; k++) {
+        kept_of[k] = -1;
+        if (c.cl[k].n < min_support) continue;
+        kept *x = &ks[nk];
+        x->members = malloc(c.cl[k].n * sizeof *x->members);
+        x->centroid = malloc(dim * sizeof(float));
+        if (!x->members || !x->centroid) {
+            free(x->members);
+            free(x->centroid);
+            rc = MN_ERR_NOMEM;
+            break;
+        }
+        memcpy(x->centroid, c.cl[k].centroid, dim * sizeof(float));
+        kept_of[k] = (int32_t)nk++;
+    }
+    float *best = !rc ? malloc((nk ? nk : 1) * sizeof *best) : NULL;
+    if (!rc && !best) rc = MN_ERR_NOMEM;
+    for (size_t i = 0; !rc && i < c.nc; i++) {
+        int32_t kx = kept_of[c.cs[i].cluster];
+        if (kx < 0) continue;
+        kept *x = &ks[kx];
+        float sim = mn_vec_dot(cand_vec(&c, i), x->centroid, dim);
+        x->cohesion += sim;
+        if (!x->n || sim > best[kx]) { /* ties: the lower id */
+            best[kx] = sim;
+            x->medoid = x->n;
+        }
+        x->members[x->n++] = c.cs[i].id;
+    }
+    for (size_t k = 0; !rc && k < nk; k++) {
+        ks[k].cohesion /= (double)ks[k].n;
+        ks[k].id = semantic_id(&ks[k].members[0]);
+    }
+    pthread_rwlock_unlock(&sp->lock);
+    free(best);
+    free(kept_of);
+    for (size_t k = 0; k < c.ncl; k++) {
+        free(c.cl[k].sum);
+        free(c.cl[k].centroid);
+    }
+    free(c.cl);
+    free(c.cs);
+    free(c.u);
+    if (rc) {
+        free_kept(ks, nk);
+        nk = 0;
+        ks = NULL;
+    }
+    *out = ks;
+    *n_out = nk;
+    return rc;
 }
 
-static void free_clusters(cluster *cl, size_t n)
+static int id_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(cl[i].sum);
-        free(cl[i].centroid);
-    }
-    free(cl);
+    return mn_id_cmp(a, b);
 }
 
 static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
                              mn_consolidate_result *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
-    float tau = opts && opts->threshold > 0 ? opts->threshold : 0.75f;
-    uint32_t min_support = opts && opts->min_support ? opts->min_support : 3;
+    /* options left at 0 take the engine's (engine.consolidate_*), so on-demand
+     * and scheduled runs agree and do not undo each other */
+    const mn_consolidate_opts *dflt = &e->opts.consolidate;
+    float tau = opts && opts->threshold > 0 ? opts->threshold
+                : dflt->threshold > 0       ? dflt->threshold
+                                            : 0.75f;
+    uint32_t min_support = opts && opts->min_support ? opts->min_support
+                           : dflt->min_support       ? dflt->min_support
+                                                     : 3;
     if (!(tau > 0 && tau <= 1))
         return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in (0, 1]");
     if (min_support > 100000)
@@ -360,210 +721,74 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
     mn_space *sp = mn_engine_space_acquire(e, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
     pthread_mutex_lock(&sp->consolidate_mu);
-    uint32_t dim = sp->def.dim;
     int64_t now = mn_engine_now(e);
-    mn_err rc = MN_OK;
-    cand *cs = NULL;
-    cluster *cl = NULL;
-    size_t nc = 0, ncl = 0, cap_cl = 0;
-    float *u = malloc(dim * sizeof *u);
-    mn_id_t **support_ids = NULL; /* per cluster: member ids (existing support + new) */
-    size_t *n_support = NULL;
+    kept *ks = NULL;
+    size_t nk = 0, n_existing = 0;
+    mn_id_t *existing = NULL;
+    mn_err rc = find_clusters(e, sp, tau, min_support, now, &ks, &nk, &existing, &n_existing,
+                              &out->candidates);
 
-    /* 1-3 under the read lock: candidates, reconsolidation, clustering */
-    pthread_rwlock_rdlock(&sp->lock);
-    cs = malloc((sp->n_slots ? sp->n_slots : 1) * sizeof *cs);
-    if (!cs || !u) rc = MN_ERR_NOMEM;
-    for (uint32_t i = 0; !rc && i < sp->n_slots; i++) {
-        const mn_slot *s = &sp->slots[i];
-        if (s->state != SLOT_LIVE) continue;
-        if (s->expires_at_ms && s->expires_at_ms <= now) continue;
-        if (s->kind == MN_KIND_SEMANTIC) {
-            if (!s->has_vec) continue;
-            if (ncl == cap_cl) {
-                cap_cl = cap_cl ? cap_cl * 2 : 16;
-                cluster *ncp = realloc(cl, cap_cl * sizeof *ncp);
-                if (!ncp) {
-                    rc = MN_ERR_NOMEM;
-                    break;
-                }
-                cl = ncp;
-            }
-            cluster *c = &cl[ncl++];
-            memset(c, 0, sizeof *c);
-            c->sem_id = s->id;
-            c->existing = true;
-            c->sem_slot = i;
-            c->centroid = malloc(dim * sizeof(float));
-            if (!c->centroid) {
-                rc = MN_ERR_NOMEM;
-                break;
-            }
-            unit(sp->vecs + (size_t)i * dim, dim, c->centroid);
+    /* the members' records: words, times, tags, people; a global word count */
+    summary *sums = !rc ? calloc(nk ? nk : 1, sizeof *sums) : NULL;
+    if (!rc && !sums) rc = MN_ERR_NOMEM;
+    wmap df = {0};
+    double n_docs = 0;
+    for (size_t k = 0; !rc && k < nk; k++) {
+        mn_err sr = summarise(e, sp, &ks[k], &sums[k]);
+        if (sr == MN_ERR_NOT_FOUND) { /* forgotten meanwhile: the next run sees the new set */
+            summary_free(&sums[k]);
+            ks[k].skip = true;
             continue;
         }
-        if (!s->has_vec || s->suppressed || s->consolidated) continue;
-        cs[nc++] = (cand){i, s->id, -1};
-    }
-    /* existing semantic memories in id order, so cluster indexes are deterministic */
-    size_t n_existing = ncl;
-    for (size_t i = 1; !rc && i < n_existing; i++)
-        for (size_t j = i; j > 0 && mn_id_cmp(&cl[j - 1].sem_id, &cl[j].sem_id) > 0; j--) {
-            cluster t = cl[j];
-            cl[j] = cl[j - 1];
-            cl[j - 1] = t;
-        }
-    if (!rc) qsort(cs, nc, sizeof *cs, cand_cmp);
-    out->candidates = nc;
-    /* 2: join existing semantic memories */
-    for (size_t i = 0; !rc && i < nc; i++) {
-        unit(sp->vecs + (size_t)cs[i].slot * dim, dim, u);
-        float best = tau;
-        for (size_t c = 0; c < n_existing; c++) {
-            float sim = mn_vec_dot(u, cl[c].centroid, dim);
-            if (sim >= best) { /* ties: the lower-id semantic memory (found first) wins */
-                if (sim > best || cs[i].cluster < 0) cs[i].cluster = (int32_t)c;
-                best = sim;
-            }
+        if ((rc = sr)) break;
+        n_docs += (double)ks[k].n;
+        for (size_t i = 0; !rc && i < sums[k].words.n; i++) {
+            const wentry *w = &sums[k].words.e[i];
+            wentry *g = wmap_get(&df, w->word, strlen(w->word), true);
+            if (!g) rc = MN_ERR_NOMEM;
+            else g->count += w->count;
         }
     }
-    /* 3: sequential clustering of the rest, in id order: join the cluster
-     * whose running centroid is most similar, else start one */
-    for (size_t i = 0; !rc && i < nc; i++) {
-        if (cs[i].cluster >= 0) continue;
-        unit(sp->vecs + (size_t)cs[i].slot * dim, dim, u);
-        int32_t pick = -1;
-        float best = tau;
-        for (size_t c = n_existing; c < ncl; c++) {
-            float sim = mn_vec_dot(u, cl[c].centroid, dim);
-            if (sim >= best && (pick < 0 || sim > best)) {
-                pick = (int32_t)c;
-                best = sim;
-            }
-        }
-        if (pick >= 0) {
-            cs[i].cluster = pick;
-            double *sum = cl[pick].sum;
-            for (uint32_t d = 0; d < dim; d++) sum[d] += u[d];
-            centroid_of(sum, dim, cl[pick].centroid);
-            continue;
-        }
-        if (ncl == cap_cl) {
-            cap_cl = cap_cl ? cap_cl * 2 : 16;
-            cluster *ncp = realloc(cl, cap_cl * sizeof *ncp);
-            if (!ncp) {
-                rc = MN_ERR_NOMEM;
-                break;
-            }
-            cl = ncp;
-        }
-        cluster *c = &cl[ncl];
-        memset(c, 0, sizeof *c);
-        c->leader = (uint32_t)i;
-        c->sem_id = semantic_id(&cs[i].id);
-        c->centroid = malloc(dim * sizeof(float));
-        if (!c->centroid) {
-            rc = MN_ERR_NOMEM;
-            break;
-        }
-        memcpy(c->centroid, u, dim * sizeof(float));
-        c->sum = calloc(dim, sizeof(double));
-        if (!c->sum) {
-            rc = MN_ERR_NOMEM;
-            break;
-        }
-        for (uint32_t d = 0; d < dim; d++) c->sum[d] = u[d];
-        cs[i].cluster = (int32_t)ncl++;
-    }
-    /* refinement: exact centroids of the new clusters, then one synchronous reassignment */
-    for (size_t c = n_existing; !rc && c < ncl; c++) memset(cl[c].sum, 0, dim * sizeof(double));
-    for (size_t i = 0; !rc && i < nc; i++) {
-        if ((size_t)cs[i].cluster < n_existing) continue;
-        unit(sp->vecs + (size_t)cs[i].slot * dim, dim, u);
-        double *sum = cl[cs[i].cluster].sum;
-        for (uint32_t d = 0; d < dim; d++) sum[d] += u[d];
-    }
-    for (size_t c = n_existing; !rc && c < ncl; c++) centroid_of(cl[c].sum, dim, cl[c].centroid);
-    for (size_t i = 0; !rc && i < nc; i++) {
-        if ((size_t)cs[i].cluster < n_existing) continue;
-        unit(sp->vecs + (size_t)cs[i].slot * dim, dim, u);
-        int32_t pick = cs[i].cluster;
-        float best = mn_vec_dot(u, cl[pick].centroid, dim);
-        for (size_t c = n_existing; c < ncl; c++) {
-            float sim = mn_vec_dot(u, cl[c].centroid, dim);
-            if (sim > best && sim >= tau) {
-                best = sim;
-                pick = (int32_t)c;
-            }
-        }
-        cs[i].cluster = pick;
-    }
-    /* gather each cluster's support: existing support + new members */
-    if (!rc) {
-        support_ids = calloc(ncl ? ncl : 1, sizeof *support_ids);
-        n_support = calloc(ncl ? ncl : 1, sizeof *n_support);
-        if (!support_ids || !n_support) rc = MN_ERR_NOMEM;
-    }
-    for (size_t i = 0; !rc && i < nc; i++) cl[cs[i].cluster].n++;
-    for (size_t c = 0; !rc && c < ncl; c++) {
-        bool keep = cl[c].existing ? cl[c].n > 0 : cl[c].n >= min_support;
-        if (!keep) continue;
-        size_t base = 0;
-        const mn_id_t *old = NULL;
-        mn_memory_t rec = {0};
-        if (cl[c].existing) {
-            /* the current support list lives in the record */
-            mn_error rerr = {0};
-            if (mn_engine_read_memory(e, sp, &cl[c].sem_id, false, &rec, &rerr) == MN_OK) {
-                old = rec.support;
-                base = rec.n_support;
-            }
-        }
-        support_ids[c] = malloc((base + cl[c].n) * sizeof(mn_id_t));
-        if (!support_ids[c]) {
-            mn_memory_clear(&rec);
-            rc = MN_ERR_NOMEM;
-            break;
-        }
-        if (base) memcpy(support_ids[c], old, base * sizeof(mn_id_t));
-        n_support[c] = base;
-        mn_memory_clear(&rec);
-    }
-    for (size_t i = 0; !rc && i < nc; i++) {
-        size_t c = (size_t)cs[i].cluster;
-        if (support_ids[c]) support_ids[c][n_support[c]++] = cs[i].id;
-    }
-    pthread_rwlock_unlock(&sp->lock);
 
-    /* 4: build the semantic memories from their members' records */
-    mn_memory_t *sems = NULL;
+    /* build, and compare with what is stored: created, updated or unchanged */
+    mn_memory_t *sems = !rc ? calloc(nk ? nk : 1, sizeof *sems) : NULL;
     size_t n_sems = 0;
-    if (!rc) {
-        sems = calloc(ncl ? ncl : 1, sizeof *sems);
-        out->ids = malloc((ncl ? ncl : 1) * sizeof *out->ids);
-        if (!sems || !out->ids) rc = MN_ERR_NOMEM;
-    }
-    for (size_t c = 0; !rc && c < ncl; c++) {
-        if (!support_ids[c]) continue;
-        qsort(support_ids[c], n_support[c], sizeof(mn_id_t), id_cmp);
-        member *ms = NULL;
-        size_t nm = 0;
-        rc = load_members(e, sp, support_ids[c], n_support[c], &ms, &nm);
-        if (rc) break;
-        if (nm > 0 && (cl[c].existing || nm >= min_support)) {
-            rc = build_semantic(sp, &cl[c].sem_id, ms, nm, &sems[n_sems]);
-            if (!rc) {
-                out->ids[out->n_ids++] = cl[c].sem_id;
-                if (cl[c].existing) out->updated++;
-                else out->created++;
-                out->episodes += cl[c].n;
-                n_sems++;
-            } else {
-                mn_memory_clear(&sems[n_sems]);
-            }
+    if (!rc) out->ids = malloc((nk ? nk : 1) * sizeof *out->ids);
+    if (!rc && (!sems || !out->ids)) rc = MN_ERR_NOMEM;
+    for (size_t k = 0; !rc && k < nk; k++) {
+        if (ks[k].skip) continue;
+        mn_memory_t *m = &sems[n_sems];
+        if ((rc = build_semantic(sp, &ks[k], &sums[k], &df, n_docs, m))) {
+            mn_memory_clear(m);
+            break;
         }
-        for (size_t i = 0; i < nm; i++) mn_memory_clear(&ms[i].mem);
-        free(ms);
+        mn_memory_t old;
+        mn_error rerr = {0};
+        mn_err gr = mn_engine_read_memory(e, sp, &m->id, true, &old, &rerr);
+        if (gr == MN_ERR_GONE) { /* forgotten by a client or retired: stays forgotten */
+            mn_memory_clear(m);
+            continue;
+        }
+        if (gr && gr != MN_ERR_NOT_FOUND) {
+            mn_memory_clear(m);
+            rc = gr;
+            break;
+        }
+        if (!gr) {
+            m->suppressed = old.suppressed; /* a client's suppression stays */
+            bool same = same_semantic(m, &old) && m->suppressed == old.suppressed;
+            mn_memory_clear(&old);
+            if (same) {
+                mn_memory_clear(m);
+                continue;
+            }
+            out->updated++;
+        } else {
+            out->created++;
+        }
+        out->episodes += (uint32_t)m->n_support;
+        out->ids[out->n_ids++] = m->id;
+        n_sems++;
     }
     if (!rc && n_sems) {
         mn_pending p = {0};
@@ -578,14 +803,35 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
     } else if (rc) {
         mn_error_set(err, rc, "consolidation failed: %s", mn_strerror(rc));
     }
+
+    /* retire what this module made and no cluster is keyed by any more */
+    mn_id_t *keep = !rc ? malloc((nk ? nk : 1) * sizeof *keep) : NULL;
+    if (!rc && !keep) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; !rc && k < nk; k++) keep[k] = ks[k].id; /* skipped ones too */
+    if (!rc) qsort(keep, nk, sizeof *keep, id_cmp);
+    for (size_t i = 0; !rc && i < n_existing; i++) {
+        if (bsearch(&existing[i], keep, nk, sizeof *keep, id_cmp)) continue;
+        mn_memory_t old;
+        mn_error rerr = {0};
+        if (mn_engine_read_memory(e, sp, &existing[i], false, &old, &rerr)) continue;
+        bool ours = made_here(&old);
+        mn_memory_clear(&old);
+        if (!ours) continue; /* a semantic memory a client remembered */
+        mn_err fr = mn_engine_forget(e, space, &existing[i], MN_FORGET_DELETE, &rerr);
+        if (fr == MN_OK) out->retired++;
+        else if (fr != MN_ERR_GONE && fr != MN_ERR_NOT_FOUND) {
+            if (err) *err = rerr;
+            rc = fr;
+        }
+    }
+    free(keep);
     for (size_t i = 0; sems && i < n_sems; i++) mn_memory_clear(&sems[i]);
     free(sems);
-    for (size_t c = 0; support_ids && c < ncl; c++) free(support_ids[c]);
-    free(support_ids);
-    free(n_support);
-    free_clusters(cl, ncl);
-    free(cs);
-    free(u);
+    for (size_t k = 0; sums && k < nk; k++) summary_free(&sums[k]);
+    free(sums);
+    wmap_free(&df);
+    free_kept(ks, nk);
+    free(existing);
     pthread_mutex_unlock(&sp->consolidate_mu);
     mn_engine_space_release(e, sp);
     if (rc) {

@@ -658,36 +658,6 @@ mn_err mn_engine_trim_wal(mn_engine *e, mn_error *err)
 
 /* ---- expiry sweeper ---- */
 
-/* Scheduled consolidation of every space, from the sweeper thread. */
-static void maybe_consolidate(mn_engine *e)
-{
-    if (e->opts.consolidate_interval_ms <= 0) return;
-    int64_t now = mn_time_mono_ns() / 1000000;
-    if (!e->last_consolidate_ms) { /* the first run is one interval after start */
-        e->last_consolidate_ms = now;
-        return;
-    }
-    if (now - e->last_consolidate_ms < e->opts.consolidate_interval_ms) return;
-    e->last_consolidate_ms = now;
-    mn_space_def *defs;
-    size_t n;
-    if (mn_engine_space_list(e, &defs, &n, NULL)) return;
-    for (size_t i = 0; i < n; i++) {
-        mn_consolidate_result r;
-        mn_error err = {0};
-        if (mn_engine_consolidate(e, defs[i].name, &e->opts.consolidate, &r, &err)) {
-            if (err.code != MN_ERR_NOT_FOUND)
-                mn_log_warn("scheduled consolidation of %s failed: %s", defs[i].name, err.message);
-            continue;
-        }
-        if (r.created || r.updated)
-            mn_log_info("consolidated %s: %u new, %u updated semantic memories from %u episodes",
-                        defs[i].name, r.created, r.updated, r.episodes);
-        free(r.ids);
-    }
-    free(defs);
-}
-
 static void *sweeper_main(void *arg)
 {
     mn_engine *e = arg;
@@ -708,7 +678,6 @@ static void *sweeper_main(void *arg)
         else if (n)
             mn_log_debug("expired %zu memories", n);
         if (mn_engine_trim_wal(e, &err)) mn_log_warn("wal trim failed: %s", err.message);
-        maybe_consolidate(e);
         pthread_mutex_lock(&e->sw_mu);
     }
     pthread_mutex_unlock(&e->sw_mu);

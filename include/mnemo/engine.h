@@ -181,18 +181,20 @@ mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edg
 
 
 typedef struct mn_consolidate_result {
-    uint64_t candidates; /* unconsolidated episodes examined */
+    uint64_t candidates; /* episodes examined (every eligible one: clusters are recomputed) */
     uint32_t created;    /* new semantic memories */
-    uint32_t updated;    /* semantic memories that absorbed new episodes */
-    uint32_t episodes;   /* episodes consolidated by this run */
+    uint32_t updated;    /* semantic memories whose support (or summary) changed */
+    uint32_t episodes;   /* episodes supporting the created and updated ones */
     mn_id_t *ids;        /* created and updated semantic memories (free()) */
     size_t n_ids;
+    uint32_t retired;    /* semantic memories forgotten: their cluster is gone */
 } mn_consolidate_result;
 
-/* Groups unconsolidated episodes of a space into semantic memories, or into
- * the semantic memories they resemble (reconsolidation). Deterministic: the
- * same episodes give byte-identical semantic memories with the same ids,
- * whatever order they arrived in. CPU-heavy: call off the event loop. */
+/* Clusters the episodes of a space into semantic memories, updating those a
+ * cluster already has (reconsolidation) and retiring those whose cluster is
+ * gone. Deterministic: the live semantic memories (ids and bytes) are a
+ * function of the episodes, whatever order they arrived in and whenever
+ * earlier runs happened. CPU-heavy: call off the event loop. */
 mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
                              mn_consolidate_result *out, mn_error *err);
 

@@ -1,0 +1,371 @@
+/* cognitive recall on a real engine: consolidation as a function of the
+ * episodes (arrival order, runs at different points, retirement, the session
+ * bonus, scheduled runs), spreading activation (parameters, the worked example
+ * of docs/recall.md §4, multi-step paths), batched reinforcement, temporal
+ * links in time order, and confidence properties over random data. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/engine.h"
+#include "mnemo/wire.h"
+#include "testutil.h"
+
+typedef struct eng {
+    char *dir;
+    mn_engine_t *e;
+    int64_t now;
+} eng;
+
+static int64_t fake_clock(void *arg)
+{
+    return __atomic_load_n(&((eng *)arg)->now, __ATOMIC_SEQ_CST);
+}
+
+static void eng_open_with(eng *g, const char *prefix, void (*tweak)(mn_engine_options *))
+{
+    if (!g->dir) g->dir = mn_test_tmpdir(prefix);
+    if (!g->now) g->now = 1700000000000;
+    mn_engine_options o;
+    mn_test_engine_options(&o, g->dir);
+    o.clock = fake_clock;
+    o.clock_arg = g;
+    if (tweak) tweak(&o);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_open(&o, &g->e, &err), MN_OK);
+}
+
+static void eng_open(eng *g, const char *prefix)
+{
+    eng_open_with(g, prefix, NULL);
+}
+
+static void eng_close(eng *g)
+{
+    mn_engine_close(g->e);
+    mn_test_rmrf(g->dir);
+    free(g->dir);
+    memset(g, 0, sizeof *g);
+}
+
+static mn_id_t remember(eng *g, const char *content, const float *v, uint32_t dim,
+                        const char *session, int64_t when)
+{
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = (char *)content;
+    m.content_len = strlen(content);
+    m.embedding = (float *)v;
+    m.dim = v ? dim : 0;
+    m.session = (char *)session;
+    m.when_ms = when;
+    mn_id_t id;
+    mn_error err = {0};
+    mn_err rc = mn_engine_remember(g->e, "s", &m, 1, &id, &err);
+    if (rc) fail_msg("remember: %s", err.message);
+    return id;
+}
+
+/* ---- WAL entries carried from one engine to another ---- */
+typedef struct wal_copy {
+    uint8_t **bufs;
+    size_t *lens;
+    size_t n;
+} wal_copy;
+
+static int collect_entry(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len)
+{
+    (void)lsn;
+    wal_copy *w = arg;
+    w->bufs = realloc(w->bufs, (w->n + 1) * sizeof *w->bufs);
+    w->lens = realloc(w->lens, (w->n + 1) * sizeof *w->lens);
+    w->bufs[w->n] = malloc(len);
+    memcpy(w->bufs[w->n], bytes, len);
+    w->lens[w->n++] = len;
+    return 0;
+}
+
+static void wal_free(wal_copy *w)
+{
+    for (size_t i = 0; i < w->n; i++) free(w->bufs[i]);
+    free(w->bufs);
+    free(w->lens);
+    memset(w, 0, sizeof *w);
+}
+
+static void ingest(eng *g, const wal_copy *w, size_t i)
+{
+    mn_error err = {0};
+    mn_err rc = mn_engine_ingest(g->e, w->bufs[i], w->lens[i], &err);
+    if (rc) fail_msg("ingest: %s", err.message);
+}
+
+static mn_consolidate_result consolidate(eng *g, float threshold, uint32_t min_support)
+{
+    mn_consolidate_opts o = {.threshold = threshold, .min_support = min_support};
+    mn_consolidate_result r;
+    mn_error err = {0};
+    mn_err rc = mn_engine_consolidate(g->e, "s", &o, &r, &err);
+    if (rc) fail_msg("consolidate: %s", err.message);
+    return r;
+}
+
+/* The live semantic memories of g, each encoded with its embedding, in id
+ * order, concatenated; *n gets how many. */
+static uint8_t *semantic_bytes(eng *g, size_t *len, size_t *n)
+{
+    mn_list_req lr = {.limit = 1000, .include_embedding = true};
+    mn_filter_init(&lr.filter);
+    lr.filter.kind = MN_KIND_SEMANTIC;
+    mn_list_result res;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_list(g->e, "s", &lr, &res, &err), MN_OK);
+    assert_null(res.next);
+    /* list is in (when, id) order; sort by id */
+    for (size_t i = 1; i < res.n; i++)
+        for (size_t j = i; j > 0 && mn_id_cmp(&res.memories[j - 1].id, &res.memories[j].id) > 0;
+             j--) {
+            mn_memory_t t = res.memories[j];
+            res.memories[j] = res.memories[j - 1];
+            res.memories[j - 1] = t;
+        }
+    uint8_t *all = NULL;
+    *len = 0;
+    for (size_t i = 0; i < res.n; i++) {
+        mn_memory_record rec = {.mem = res.memories[i]};
+        uint8_t *b;
+        size_t l;
+        assert_int_equal(mn_wire_memory_encode(&rec, true, &b, &l), MN_OK);
+        all = realloc(all, *len + l);
+        memcpy(all + *len, b, l);
+        *len += l;
+        free(b);
+    }
+    *n = res.n;
+    mn_list_result_clear(&res);
+    return all;
+}
+
+static void assert_same_semantic(eng *a, eng *b, size_t want)
+{
+    size_t la, lb, na, nb;
+    uint8_t *ba = semantic_bytes(a, &la, &na), *bb = semantic_bytes(b, &lb, &nb);
+    assert_int_equal(na, want);
+    assert_int_equal(nb, want);
+    assert_int_equal(la, lb);
+    assert_memory_equal(ba, bb, la);
+    free(ba);
+    free(bb);
+}
+
+#define DIM 8
+
+/* Two topics, six episodes each (three sessions), remembered on a source
+ * engine; returns its remember entries in arrival order. */
+static void topic_episodes(wal_copy *w)
+{
+    eng src = {0};
+    eng_open(&src, "mnemo-cog-src");
+    assert_int_equal(mn_test_space(src.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
+    mn_prng_t p;
+    mn_prng_seed(&p, 9);
+    static const char *words[2][3] = {{"espresso", "grinder", "barista"},
+                                      {"marathon", "training", "tempo"}};
+    for (int i = 0; i < 6; i++)
+        for (int t = 0; t < 2; t++) {
+            float v[DIM];
+            for (int d = 0; d < DIM; d++)
+                v[d] = (d == 3 * t ? 1.0f : 0.0f) + (float)(mn_prng_double(&p) - 0.5) * 0.2f;
+            char content[96], session[16];
+            snprintf(content, sizeof content, "day %d: %s and %s", i, words[t][i % 3],
+                     words[t][(i + 1) % 3]);
+            snprintf(session, sizeof session, "t%d-%d", t, i / 2);
+            remember(&src, content, v, DIM, session, src.now + (int64_t)(i * 2 + t) * 60000);
+            src.now += 10;
+        }
+    mn_error err = {0};
+    assert_int_equal(mn_engine_wal_read(src.e, "s", 2, 0, collect_entry, w, &err), MN_OK);
+    assert_int_equal(w->n, 12);
+    eng_close(&src);
+}
+
+static void test_consolidation_ignores_arrival_order_and_run_points(void **state)
+{
+    (void)state;
+    wal_copy w = {0};
+    topic_episodes(&w);
+    /* A: everything, one run */
+    eng a = {0};
+    eng_open(&a, "mnemo-cog-a");
+    assert_int_equal(mn_test_space(a.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
+    for (size_t i = 0; i < w.n; i++) ingest(&a, &w, i);
+    mn_consolidate_result ra = consolidate(&a, 0.8f, 3);
+    assert_int_equal(ra.candidates, 12);
+    assert_int_equal(ra.created, 2);
+    assert_int_equal(ra.episodes, 12);
+    free(ra.ids);
+
+    /* B: the newest half first, a run, then the older half, another run: the
+     * first run's clusters are keyed by newer episodes and must give way */
+    eng b = {0};
+    eng_open(&b, "mnemo-cog-b");
+    assert_int_equal(mn_test_space(b.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
+    for (size_t i = w.n / 2; i < w.n; i++) ingest(&b, &w, i);
+    mn_consolidate_result rb = consolidate(&b, 0.8f, 3);
+    assert_int_equal(rb.created, 2);
+    free(rb.ids);
+    for (size_t i = 0; i < w.n / 2; i++) ingest(&b, &w, i);
+    rb = consolidate(&b, 0.8f, 3);
+    assert_int_equal(rb.created, 2);
+    assert_int_equal(rb.retired, 2);
+    free(rb.ids);
+    assert_same_semantic(&a, &b, 2);
+
+    /* C: a seeded shuffle, a run after every arrival */
+    eng c = {0};
+    eng_open(&c, "mnemo-cog-c");
+    assert_int_equal(mn_test_space(c.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
+    size_t order[12];
+    for (size_t i = 0; i < w.n; i++) order[i] = i;
+    mn_prng_t p;
+    mn_prng_seed(&p, 3);
+    for (size_t i = w.n - 1; i > 0; i--) {
+        size_t j = mn_prng_below(&p, i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (size_t i = 0; i < w.n; i++) {
+        ingest(&c, &w, order[i]);
+        mn_consolidate_result rc = consolidate(&c, 0.8f, 3);
+        free(rc.ids);
+    }
+    assert_same_semantic(&a, &c, 2);
+
+    /* and a run with nothing new changes nothing, anywhere */
+    mn_consolidate_result again = consolidate(&b, 0.8f, 3);
+    assert_int_equal(again.created + again.updated + again.retired, 0);
+    assert_int_equal(again.n_ids, 0);
+    free(again.ids);
+    mn_space_stats st;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_get(b.e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.semantic, 2);
+    eng_close(&a);
+    eng_close(&b);
+    eng_close(&c);
+    wal_free(&w);
+}
+
+static void test_consolidation_retires_a_cluster_that_falls_apart(void **state)
+{
+    (void)state;
+    eng g = {0};
+    eng_open(&g, "mnemo-cog-retire");
+    assert_int_equal(mn_test_space(g.e, "s", 2, MN_METRIC_COSINE), MN_OK);
+    float v[3][2] = {{1, 0.01f}, {1, 0}, {1, -0.01f}};
+    mn_id_t ids[3];
+    for (int i = 0; i < 3; i++) ids[i] = remember(&g, "a quiet morning", v[i], 2, NULL, 0);
+    mn_consolidate_result r = consolidate(&g, 0.9f, 3);
+    assert_int_equal(r.created, 1);
+    mn_id_t sem = r.ids[0];
+    free(r.ids);
+    mn_memory_t m;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_get(g.e, "s", &sem, false, &m, &err), MN_OK);
+    assert_int_equal(m.n_support, 3);
+    assert_memory_equal(m.support[0].b, ids[0].b, 16); /* keyed by the lowest id */
+    mn_memory_clear(&m);
+    /* below min_support: the semantic memory goes through the forget path */
+    assert_int_equal(mn_engine_forget(g.e, "s", &ids[1], MN_FORGET_DELETE, &err), MN_OK);
+    r = consolidate(&g, 0.9f, 3);
+    assert_int_equal(r.retired, 1);
+    assert_int_equal(r.created + r.updated, 0);
+    free(r.ids);
+    assert_int_equal(mn_engine_get(g.e, "s", &sem, false, &m, &err), MN_ERR_GONE);
+    /* a semantic memory a client remembered is never retired */
+    mn_memory_t own;
+    mn_memory_init(&own);
+    own.kind = MN_KIND_SEMANTIC;
+    own.content = "mornings are quiet";
+    own.content_len = strlen(own.content);
+    own.embedding = v[1];
+    own.dim = 2;
+    mn_id_t own_id;
+    assert_int_equal(mn_engine_remember(g.e, "s", &own, 1, &own_id, &err), MN_OK);
+    r = consolidate(&g, 0.9f, 3);
+    assert_int_equal(r.retired, 0);
+    free(r.ids);
+    assert_int_equal(mn_engine_get(g.e, "s", &own_id, false, &m, &err), MN_OK);
+    mn_memory_clear(&m);
+    eng_close(&g);
+}
+
+static void test_consolidation_keeps_session_neighbours_together(void **state)
+{
+    (void)state;
+    for (int same_session = 0; same_session < 2; same_session++) {
+        eng g = {0};
+        eng_open(&g, "mnemo-cog-session");
+        assert_int_equal(mn_test_space(g.e, "s", 2, MN_METRIC_COSINE), MN_OK);
+        int64_t t = g.now;
+        float tight[3][2] = {{1, 0.02f}, {1, 0}, {1, -0.02f}};
+        for (int i = 0; i < 3; i++) remember(&g, "standup notes", tight[i], 2, "s1", t + i * 60000);
+        /* cos to the centroid 0.777: under the threshold 0.8, over it with the
+         * 0.05 session bonus */
+        float x[2] = {0.777f, 0.6295f};
+        remember(&g, "standup follow-up", x, 2, same_session ? "s1" : "s2", t + 3 * 60000);
+        mn_consolidate_result r = consolidate(&g, 0.8f, 3);
+        assert_int_equal(r.created, 1);
+        assert_int_equal(r.episodes, same_session ? 4 : 3);
+        free(r.ids);
+        eng_close(&g);
+    }
+}
+
+/* Scheduled consolidation runs on the background thread, also without the
+ * expiry sweeper (engine.expiry_interval_ms = 0). */
+static void fast_schedule(mn_engine_options *o)
+{
+    o->expiry_interval_ms = 0;
+    o->consolidate_interval_ms = 20;
+}
+
+static void test_scheduled_consolidation_runs_without_the_sweeper(void **state)
+{
+    (void)state;
+    eng g = {0};
+    eng_open_with(&g, "mnemo-cog-sched", fast_schedule);
+    assert_int_equal(mn_test_space(g.e, "s", 2, MN_METRIC_COSINE), MN_OK);
+    float v[2] = {1, 0};
+    for (int i = 0; i < 3; i++) remember(&g, "scheduled", v, 2, NULL, 0);
+    mn_space_stats st = {0};
+    mn_error err = {0};
+    /* a deadline, not a duration: the run happens within a few intervals */
+    for (int i = 0; i < 2000 && st.semantic == 0; i++) {
+        mn_engine_wait_background(g.e);
+        assert_int_equal(mn_engine_space_get(g.e, "s", &st, &err), MN_OK);
+        if (!st.semantic) {
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_int_equal(st.semantic, 1);
+    eng_close(&g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_consolidation_ignores_arrival_order_and_run_points),
+        cmocka_unit_test(test_consolidation_retires_a_cluster_that_falls_apart),
+        cmocka_unit_test(test_consolidation_keeps_session_neighbours_together),
+        cmocka_unit_test(test_scheduled_consolidation_runs_without_the_sweeper),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
