@@ -9,13 +9,15 @@
  * With both cues the two rankings are fused by reciprocal rank fusion (Cormack,
  * Clarke & Buettcher, SIGIR 2009) with k = 60 and per-cue weights.
  *
- * Confidence = match x encoding confidence x (0.5 + 0.5 retention), where
- * match is the vector similarity mapped to [0, 1] (clamp(cos, 0, 1),
- * clamp(q.v, 0, 1), or 1 / (1 + |q - v|)), the keyword coverage (the
- * idf-weighted share of the query words the memory contains), or with both
- * cues their weighted mean; with spreading on it is the activation (capped at
- * 1). Retention comes from the forgetting curve (decay.c). */
+ * Confidence (confidence.c) = match x encoding confidence x (0.5 + 0.5
+ * retention) x support, where match is the vector similarity mapped to [0, 1]
+ * (clamp(cos, 0, 1), clamp(q.v, 0, 1), or 1 / (1 + |q - v|)), the keyword
+ * coverage (the idf-weighted share of the query words the memory contains),
+ * or with both cues their weighted mean; with spreading on it is the
+ * activation (capped at 1). Retention comes from the forgetting curve
+ * (decay.c); support from a semantic memory's episodes. */
 #include "activation.h"
+#include "confidence.h"
 #include "engine_internal.h"
 #include "keyword.h"
 #include "space_index.h"
@@ -150,21 +152,6 @@ static float clamp01(float x)
 static float vector_match(mn_metric m, float sim)
 {
     return m == MN_METRIC_L2 ? sim : clamp01(sim);
-}
-
-/* value = match x encoding x (0.5 + 0.5 retention): a fully forgotten memory
- * keeps half its confidence; decay alone never makes a good match worthless. */
-static void confidence_of(float match, float encoding, float retention, mn_confidence *c)
-{
-    c->value = clamp01(match * clamp01(encoding) * (0.5f + 0.5f * clamp01(retention)));
-    c->reasons = 0;
-    if (match < 0.5f) c->reasons |= MN_REASON_LOW_SIMILARITY;
-    if (encoding < 0.9f) c->reasons |= MN_REASON_LOW_ENCODING_CONFIDENCE;
-    if (retention < 0.7f) c->reasons |= MN_REASON_DECAYED;
-    c->category = c->value >= 0.8f   ? "high"
-                  : c->value >= 0.6f ? "medium"
-                  : c->value >= 0.3f ? "low"
-                                     : "very_low";
 }
 
 #define RRF_K 60.0f
@@ -567,7 +554,9 @@ static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req *
         if (req->trace && r[i].node >= 0) trace_path(nodes, r[i].node, h);
         h->retention = r[i].retention;
         float match = req->spread ? h->activation : r[i].match;
-        confidence_of(match, h->memory.confidence, r[i].retention, &h->confidence);
+        bool semantic = h->memory.kind == MN_KIND_SEMANTIC;
+        mn_confidence_of(match, h->memory.confidence, r[i].retention,
+                         mn_support_factor(semantic, h->memory.n_support), &h->confidence);
         if (!r[i].seed) h->confidence.reasons |= MN_REASON_ASSOCIATIVE;
         out->n_hits++;
     }

@@ -182,8 +182,9 @@ enum {
     MN_REASON_LOW_ENCODING_CONFIDENCE = 1u << 1,
     MN_REASON_ASSOCIATIVE = 1u << 2, /* reached only through associations */
     MN_REASON_DECAYED = 1u << 3,     /* retention below 0.7: not recalled for a long time */
+    MN_REASON_LOW_SUPPORT = 1u << 4, /* a semantic memory of few episodes (support < 0.9) */
 };
-#define MN_REASON_COUNT 4
+#define MN_REASON_COUNT 5
 const char *mn_reason_name(unsigned bit_index);
 
 typedef struct mn_confidence {

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import expect_error
 
-REASONS = {"low_similarity", "low_encoding_confidence", "associative", "decayed"}
+REASONS = {"low_similarity", "low_encoding_confidence", "associative", "decayed", "low_support"}
 CATEGORIES = {"high", "medium", "low", "very_low"}
 
 

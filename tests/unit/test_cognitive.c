@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/confidence.h"
 #include "mnemo/engine.h"
 #include "mnemo/wire.h"
 #include "testutil.h"
@@ -359,6 +360,187 @@ static void test_scheduled_consolidation_runs_without_the_sweeper(void **state)
     eng_close(&g);
 }
 
+/* ---- confidence ---- */
+
+static void test_confidence_function_is_bounded_monotonic_and_explained(void **state)
+{
+    (void)state;
+    mn_prng_t p;
+    mn_prng_seed(&p, 17);
+    for (int i = 0; i < 20000; i++) {
+        /* inputs a little outside [0, 1] too: they are clamped */
+        float f[4], g[4];
+        for (int j = 0; j < 4; j++) f[j] = g[j] = (float)(mn_prng_double(&p) * 1.2 - 0.1);
+        int which = (int)mn_prng_below(&p, 4);
+        g[which] = f[which] + (float)mn_prng_double(&p) * 0.5f; /* one factor grows */
+        mn_confidence a, b;
+        mn_confidence_of(f[0], f[1], f[2], f[3], &a);
+        mn_confidence_of(g[0], g[1], g[2], g[3], &b);
+        assert_true(a.value >= 0 && a.value <= 1);
+        assert_true(b.value >= a.value);
+        assert_true(((a.reasons & MN_REASON_LOW_SIMILARITY) != 0) == (f[0] < 0.5f));
+        assert_true(((a.reasons & MN_REASON_LOW_ENCODING_CONFIDENCE) != 0) == (f[1] < 0.9f));
+        assert_true(((a.reasons & MN_REASON_DECAYED) != 0) == (f[2] < 0.7f));
+        assert_true(((a.reasons & MN_REASON_LOW_SUPPORT) != 0) == (f[3] < 0.9f));
+    }
+    mn_confidence c;
+    mn_confidence_of(NAN, 1, 1, 1, &c);
+    assert_true(c.value == 0);
+    /* support: episodes 1; semantic 1 - e^(-n/3): under 0.9 below 7 episodes */
+    assert_true(mn_support_factor(false, 50) == 1.0f);
+    assert_true(mn_support_factor(true, 0) == 1.0f);
+    assert_true(fabsf(mn_support_factor(true, 3) - 0.6321f) < 1e-4f);
+    assert_true(mn_support_factor(true, 6) < 0.9f && mn_support_factor(true, 7) >= 0.9f);
+    assert_string_equal(mn_reason_name(4), "low_support");
+    assert_int_equal(MN_REASON_COUNT, 5);
+    /* the worked example of docs/recall.md §6: cosine 0.9, encoding 1, R 0.5 */
+    mn_confidence_of(0.9f, 1, 0.5f, 1, &c);
+    assert_true(fabsf(c.value - 0.675f) < 1e-6f);
+    assert_string_equal(c.category, "medium");
+    assert_int_equal(c.reasons, MN_REASON_DECAYED);
+}
+
+/* A hit's confidence recomputed from its own fields by the documented formula. */
+static float expected_confidence(const mn_recall_hit *h, bool by_vec, bool by_text, bool spread)
+{
+    float match;
+    if (spread) {
+        match = h->activation;
+    } else {
+        float vm = isnan(h->similarity) ? NAN : h->similarity < 0 ? 0 : h->similarity;
+        if (vm > 1) vm = 1;
+        float cov = isnan(h->coverage) ? 0 : h->coverage;
+        if (by_vec && by_text && !isnan(vm)) match = (vm + cov) / 2;
+        else if (by_vec && !isnan(vm)) match = vm;
+        else match = cov;
+    }
+    mn_confidence c;
+    mn_confidence_of(match, h->memory.confidence, h->retention,
+                     mn_support_factor(h->memory.kind == MN_KIND_SEMANTIC, h->memory.n_support),
+                     &c);
+    return c.value;
+}
+
+static float match_of(const mn_recall_hit *h, bool by_vec, bool by_text, bool spread)
+{
+    mn_confidence c;
+    float v = expected_confidence(h, by_vec, by_text, spread);
+    /* divide the other factors out: comparable only within equal factors */
+    mn_confidence_of(1, h->memory.confidence, h->retention,
+                     mn_support_factor(h->memory.kind == MN_KIND_SEMANTIC, h->memory.n_support),
+                     &c);
+    return c.value > 0 ? v / c.value : 0;
+}
+
+static bool same_factors(const mn_recall_hit *a, const mn_recall_hit *b)
+{
+    return a->memory.confidence == b->memory.confidence && a->retention == b->retention &&
+           a->memory.kind == b->memory.kind && a->memory.n_support == b->memory.n_support;
+}
+
+static void test_confidence_properties_over_random_recalls(void **state)
+{
+    (void)state;
+    eng g = {0};
+    eng_open(&g, "mnemo-cog-conf");
+    assert_int_equal(mn_test_space(g.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
+    mn_prng_t p;
+    mn_prng_seed(&p, 23);
+    static const char *vocab[] = {"river", "bridge", "lantern", "harbor", "meadow", "copper",
+                                  "violin", "glacier", "orchard", "comet"};
+    static const float encodings[] = {0.6f, 0.85f, 1.0f};
+    /* random episodes in sessions (temporal links), some clustered (semantic
+     * memories with different support), random encoding confidence */
+    for (int i = 0; i < 160; i++) {
+        float v[DIM];
+        int topic = (int)mn_prng_below(&p, 4);
+        for (int d = 0; d < DIM; d++)
+            v[d] = (i < 60 && d == topic ? 1.5f : 0.0f) + (float)(mn_prng_double(&p) * 2 - 1);
+        char content[96], session[16];
+        snprintf(content, sizeof content, "%s %s %s", vocab[mn_prng_below(&p, 10)],
+                 vocab[mn_prng_below(&p, 10)], vocab[mn_prng_below(&p, 10)]);
+        snprintf(session, sizeof session, "s%d", i / 8);
+        mn_memory_t m;
+        mn_memory_init(&m);
+        m.content = content;
+        m.content_len = strlen(content);
+        m.embedding = v;
+        m.dim = DIM;
+        m.session = session;
+        m.when_ms = g.now + i * 60000;
+        m.confidence = encodings[mn_prng_below(&p, 3)];
+        mn_id_t id;
+        mn_error err = {0};
+        assert_int_equal(mn_engine_remember(g.e, "s", &m, 1, &id, &err), MN_OK);
+    }
+    mn_consolidate_result cr = consolidate(&g, 0.6f, 3);
+    assert_true(cr.created >= 1);
+    free(cr.ids);
+    mn_error err = {0};
+    bool saw_semantic = false, saw_low_support = false;
+    for (int cfg = 0; cfg < 6; cfg++) {
+        bool by_vec = cfg != 2, by_text = cfg >= 1 && cfg != 3, spread = cfg >= 3;
+        for (int q = 0; q < 10; q++) {
+            float cue[DIM];
+            for (int d = 0; d < DIM; d++) cue[d] = (float)(mn_prng_double(&p) * 2 - 1);
+            cue[mn_prng_below(&p, 4)] += 1.5f;
+            char text[64];
+            snprintf(text, sizeof text, "%s %s", vocab[mn_prng_below(&p, 10)],
+                     vocab[mn_prng_below(&p, 10)]);
+            mn_recall_req req = {0};
+            mn_filter_init(&req.filter);
+            req.embedding = by_vec ? cue : NULL;
+            req.dim = DIM;
+            req.text = by_text ? text : NULL;
+            req.text_len = by_text ? strlen(text) : 0;
+            req.k = 60;
+            req.spread = spread;
+            mn_recall_result before, after;
+            assert_int_equal(mn_engine_recall(g.e, "s", &req, &before, &err), MN_OK);
+            for (size_t i = 0; i < before.n_hits; i++) {
+                const mn_recall_hit *h = &before.hits[i];
+                assert_true(h->confidence.value >= 0 && h->confidence.value <= 1);
+                assert_true(fabsf(h->confidence.value - expected_confidence(h, by_vec, by_text,
+                                                                            spread)) < 1e-5f);
+                assert_true(h->confidence.value <= before.recall_confidence);
+                if (h->memory.kind == MN_KIND_SEMANTIC) {
+                    saw_semantic = true;
+                    bool low = mn_support_factor(true, h->memory.n_support) < 0.9f;
+                    assert_true(((h->confidence.reasons & MN_REASON_LOW_SUPPORT) != 0) == low);
+                    saw_low_support |= low;
+                } else {
+                    assert_false(h->confidence.reasons & MN_REASON_LOW_SUPPORT);
+                }
+                /* monotonic in the match for equal other factors */
+                for (size_t j = 0; j < i; j++) {
+                    const mn_recall_hit *o = &before.hits[j];
+                    if (!same_factors(h, o)) continue;
+                    float mh = match_of(h, by_vec, by_text, spread),
+                          mo = match_of(o, by_vec, by_text, spread);
+                    if (mh > mo) assert_true(h->confidence.value >= o->confidence.value);
+                    if (mh < mo) assert_true(h->confidence.value <= o->confidence.value);
+                }
+            }
+            /* lower after decay: 30 days on, the same hits, each less confident */
+            g.now += 30LL * 86400 * 1000;
+            assert_int_equal(mn_engine_recall(g.e, "s", &req, &after, &err), MN_OK);
+            g.now -= 30LL * 86400 * 1000;
+            assert_int_equal(after.n_hits, before.n_hits);
+            for (size_t i = 0; i < after.n_hits; i++) {
+                assert_memory_equal(after.hits[i].memory.id.b, before.hits[i].memory.id.b, 16);
+                assert_true(after.hits[i].retention < before.hits[i].retention);
+                if (before.hits[i].confidence.value > 0)
+                    assert_true(after.hits[i].confidence.value < before.hits[i].confidence.value);
+            }
+            mn_recall_result_clear(&before);
+            mn_recall_result_clear(&after);
+        }
+    }
+    assert_true(saw_semantic);
+    assert_true(saw_low_support);
+    eng_close(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +548,8 @@ int main(void)
         cmocka_unit_test(test_consolidation_retires_a_cluster_that_falls_apart),
         cmocka_unit_test(test_consolidation_keeps_session_neighbours_together),
         cmocka_unit_test(test_scheduled_consolidation_runs_without_the_sweeper),
+        cmocka_unit_test(test_confidence_function_is_bounded_monotonic_and_explained),
+        cmocka_unit_test(test_confidence_properties_over_random_recalls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
