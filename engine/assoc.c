@@ -4,9 +4,18 @@
  * Each edge is kept on both endpoints (with its direction), so activation can
  * spread either way and forgetting a memory can drop the other halves. The
  * store holds one key per edge (sid | 'a' | from | to | kind); a memory's slot holds
- * its adjacency. Auto-links are computed on the caller's thread under the
- * space's read lock and travel inside the remember WAL entry, so replicas and
- * restarts see exactly the links the primary chose. */
+ * its adjacency. Every link travels in a WAL entry, so replicas and restarts
+ * see exactly the links this node chose: temporal links are computed on the
+ * remembering thread under the space's read lock and travel inside the
+ * remember entry; semantic links are computed by the background linker
+ * (background.c) after the memory is durable and travel in an associate entry.
+ *
+ * Temporal links follow a session's episodes in (when, id) order: a new
+ * episode links to its neighbours either side within the window, and when it
+ * lands between two linked episodes (it arrived with an earlier `when`) their
+ * edge is rewritten with weight 0, which unlinks (the WAL has no edge
+ * deletion; a weight-0 edge is never in the adjacency). So the links are the
+ * same whatever order the episodes arrived in. */
 #include "engine_internal.h"
 #include "session_index.h"
 
@@ -36,15 +45,18 @@ float mn_vec_match(mn_metric m, float score)
     return score < 0 ? 0 : score > 1 ? 1 : score;
 }
 
+/* Sets (or, with weight 0, removes) one half of an edge. */
 static void adj_put(mn_slot *s, const mn_id_t *other, uint8_t kind, uint8_t out, float w)
 {
     for (uint32_t i = 0; i < s->n_adj; i++) {
         mn_adj *a = &s->adj[i];
         if (a->kind == kind && a->out == out && !memcmp(a->other.b, other->b, 16)) {
-            a->weight = w;
+            if (w > 0) a->weight = w;
+            else s->adj[i] = s->adj[--s->n_adj];
             return;
         }
     }
+    if (!(w > 0)) return;
     if (s->n_adj == s->cap_adj) {
         uint32_t nc = s->cap_adj ? s->cap_adj * 2 : 4;
         mn_adj *na = realloc(s->adj, nc * sizeof *na);
@@ -80,6 +92,34 @@ static void keep_best(mn_edge *best, float *sims, size_t *n, size_t max, const m
     best[pos].to = *id;
     sims[pos] = sim;
     if (*n < max) (*n)++;
+}
+
+/* (when a, id a) comes before (when b, id b): the order of a session's episodes. */
+static bool before(int64_t wa, const mn_id_t *a, int64_t wb, const mn_id_t *b)
+{
+    return wa != wb ? wa < wb : mn_id_cmp(a, b) < 0;
+}
+
+/* A session neighbour: a stored memory or an earlier one of the same request. */
+typedef struct neighbour {
+    bool found;
+    mn_id_t id;
+    int64_t when;
+} neighbour;
+
+/* 1 for back-to-back turns, 0.1 at the window's edge. */
+static float temporal_weight(int64_t gap_ms, int64_t window_ms)
+{
+    return 1.0f - 0.9f * (float)gap_ms / (float)window_ms;
+}
+
+static bool has_temporal_out(const mn_slot *s, const mn_id_t *to)
+{
+    for (uint32_t i = 0; i < s->n_adj; i++)
+        if (s->adj[i].kind == MN_EDGE_TEMPORAL && s->adj[i].out && s->adj[i].weight > 0 &&
+            !memcmp(s->adj[i].other.b, to->b, 16))
+            return true;
+    return false;
 }
 
 static mn_err push(mn_edge **edges, size_t *n, size_t *cap, const mn_edge *e)
@@ -145,43 +185,67 @@ mn_err mn_space_autolink(const mn_space *sp, const mn_memory_t *m, const mn_memo
         if (rc) return rc;
     }
     if (m->session && temporal_window_ms > 0) {
-        /* the latest earlier episode of the same session (ties: larger id) */
-        const mn_slot *prev = NULL;
+        /* the session's episodes in (when, id) order: link m to its neighbours
+         * either side within the window, and unlink the two from each other
+         * (an episode may arrive with an earlier `when` than ones stored) */
+        const mn_slot *sp_prev = NULL, *sp_next = NULL;
         size_t n_sess = 0;
         const uint32_t *sess = mn_session_ix_slots(sp->sessions, m->session, &n_sess);
         for (size_t k = 0; k < n_sess; k++) {
             const mn_slot *s = &sp->slots[sess[k]];
             if (s->state != SLOT_LIVE || !s->session || strcmp(s->session, m->session)) continue;
-            if (s->kind != MN_KIND_EPISODIC || s->when_ms > m->when_ms) continue;
-            if (m->when_ms - s->when_ms > temporal_window_ms) continue;
-            if (!prev || s->when_ms > prev->when_ms ||
-                (s->when_ms == prev->when_ms && mn_id_cmp(&s->id, &prev->id) > 0))
-                prev = s;
+            if (s->kind != MN_KIND_EPISODIC || !memcmp(s->id.b, m->id.b, 16)) continue;
+            if (before(s->when_ms, &s->id, m->when_ms, &m->id)) {
+                if (!sp_prev || before(sp_prev->when_ms, &sp_prev->id, s->when_ms, &s->id))
+                    sp_prev = s;
+            } else if (!sp_next || before(s->when_ms, &s->id, sp_next->when_ms, &sp_next->id)) {
+                sp_next = s;
+            }
         }
-        mn_id_t prev_id = {{0}};
-        int64_t prev_when = 0;
-        bool found = prev != NULL;
-        if (prev) {
-            prev_id = prev->id;
-            prev_when = prev->when_ms;
-        }
+        neighbour prev = {false, {{0}}, 0}, next = {false, {{0}}, 0};
+        if (sp_prev) prev = (neighbour){true, sp_prev->id, sp_prev->when_ms};
+        if (sp_next) next = (neighbour){true, sp_next->id, sp_next->when_ms};
         /* earlier memories of the same request count too (a conversation sent as a batch) */
         for (size_t i = 0; i < n_batch; i++) {
             const mn_memory_t *b = &batch[i];
             if (!b->session || strcmp(b->session, m->session) || b->kind != MN_KIND_EPISODIC)
                 continue;
-            if (b->when_ms > m->when_ms || m->when_ms - b->when_ms > temporal_window_ms) continue;
-            if (!found || b->when_ms > prev_when ||
-                (b->when_ms == prev_when && mn_id_cmp(&b->id, &prev_id) > 0)) {
-                prev_id = b->id;
-                prev_when = b->when_ms;
-                found = true;
+            if (before(b->when_ms, &b->id, m->when_ms, &m->id)) {
+                if (!prev.found || before(prev.when, &prev.id, b->when_ms, &b->id))
+                    prev = (neighbour){true, b->id, b->when_ms};
+            } else if (!next.found || before(b->when_ms, &b->id, next.when, &next.id)) {
+                next = (neighbour){true, b->id, b->when_ms};
             }
         }
-        if (found) {
-            float gap = (float)(m->when_ms - prev_when) / (float)temporal_window_ms;
-            float w = 1.0f - 0.9f * gap; /* 1 for back-to-back turns, 0.1 at the window's edge */
-            mn_edge e = {.from = prev_id, .to = m->id, .kind = MN_EDGE_TEMPORAL, .weight = w};
+        bool link_prev = prev.found && m->when_ms - prev.when <= temporal_window_ms;
+        bool link_next = next.found && next.when - m->when_ms <= temporal_window_ms;
+        if (prev.found && next.found) {
+            /* m now sits between them: their edge goes (weight 0 unlinks) */
+            bool pending = false;
+            for (size_t i = 0; i < *n && !pending; i++) {
+                mn_edge *x = &(*edges)[i];
+                if (x->kind == MN_EDGE_TEMPORAL && !mn_id_cmp(&x->from, &prev.id) &&
+                    !mn_id_cmp(&x->to, &next.id)) {
+                    (*edges)[i] = (*edges)[--(*n)]; /* not written yet: drop it */
+                    pending = true;
+                }
+            }
+            if (!pending && sp_prev && !mn_id_cmp(&sp_prev->id, &prev.id) &&
+                has_temporal_out(sp_prev, &next.id)) {
+                mn_edge e = {.from = prev.id, .to = next.id, .kind = MN_EDGE_TEMPORAL, .weight = 0};
+                mn_err rc = push(edges, n, cap, &e);
+                if (rc) return rc;
+            }
+        }
+        if (link_prev) {
+            mn_edge e = {.from = prev.id, .to = m->id, .kind = MN_EDGE_TEMPORAL,
+                         .weight = temporal_weight(m->when_ms - prev.when, temporal_window_ms)};
+            mn_err rc = push(edges, n, cap, &e);
+            if (rc) return rc;
+        }
+        if (link_next) {
+            mn_edge e = {.from = m->id, .to = next.id, .kind = MN_EDGE_TEMPORAL,
+                         .weight = temporal_weight(next.when - m->when_ms, temporal_window_ms)};
             mn_err rc = push(edges, n, cap, &e);
             if (rc) return rc;
         }

@@ -6,7 +6,10 @@
  *   space's read lock and committed as one associate WAL entry per batch.
  * - reinforcement: memories recalled with reinforce get a new stability (the
  *   spacing effect, decay.c), committed as one reinforce WAL entry per batch,
- *   without fsync: many recalls share one write, never one fsync per hit.
+ *   without fsync: many recalls share one write, never one fsync per hit. A
+ *   reinforce job waits up to REINFORCE_COALESCE_MS for more (or until
+ *   BG_BATCH are queued), so a burst of reinforcing recalls becomes one entry
+ *   per window or per BG_BATCH hits; at shutdown the queued ones are written.
  *
  * - scheduled consolidation: every engine.consolidate_interval_ms (the first
  *   run one interval after start), every space is consolidated
@@ -28,6 +31,7 @@
 
 #define BG_QUEUE_MAX 100000
 #define BG_BATCH 256
+#define REINFORCE_COALESCE_MS 50
 /* Without a vector index, a space larger than this is not auto-linked (each
  * link would scan it: more than linking is worth, so jobs are dropped and
  * counted); with one, neighbours come from the graph. */
@@ -229,18 +233,38 @@ static void *linker_main(void *arg)
     mn_link_job *batch = malloc(BG_BATCH * sizeof *batch);
     int64_t interval = e->opts.consolidate_interval_ms;
     int64_t next_run = interval > 0 ? mono_ms() + interval : 0;
+    int64_t coalesce_until = 0; /* a reinforce job heads the queue: wait for more until then */
     pthread_mutex_lock(&e->lk_mu);
     while (batch) {
         while (!e->lk_n && !e->lk_stop && !(next_run && mono_ms() >= next_run))
             wait_work(e, next_run);
-        if (e->lk_stop) break;
-        if (next_run && mono_ms() >= next_run) {
+        if (e->lk_stop) {
+            /* shutdown: write the queued reinforcements, drop the link jobs */
+            size_t m = 0;
+            for (size_t i = 0; i < e->lk_n; i++)
+                if (e->lk_jobs[i].kind == BG_REINFORCE) e->lk_jobs[m++] = e->lk_jobs[i];
+                else mn_engine_space_release(e, e->lk_jobs[i].sp);
+            e->lk_n = m;
+            if (!m) break;
+            coalesce_until = 0;
+        }
+        if (!e->lk_stop && next_run && mono_ms() >= next_run) {
             pthread_mutex_unlock(&e->lk_mu);
             consolidate_all(e);
             next_run = mono_ms() + interval;
             pthread_mutex_lock(&e->lk_mu);
             continue;
         }
+        if (!e->lk_stop && e->lk_jobs[0].kind == BG_REINFORCE && e->lk_n < BG_BATCH) {
+            int64_t now = mono_ms();
+            if (!coalesce_until) coalesce_until = now + REINFORCE_COALESCE_MS;
+            if (now < coalesce_until) {
+                int64_t until = next_run && next_run < coalesce_until ? next_run : coalesce_until;
+                wait_work(e, until);
+                continue;
+            }
+        }
+        coalesce_until = 0;
         size_t n = e->lk_n < BG_BATCH ? e->lk_n : BG_BATCH;
         memcpy(batch, e->lk_jobs, n * sizeof *batch);
         memmove(e->lk_jobs, e->lk_jobs + n, (e->lk_n - n) * sizeof *batch);

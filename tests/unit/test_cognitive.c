@@ -541,6 +541,247 @@ static void test_confidence_properties_over_random_recalls(void **state)
     eng_close(&g);
 }
 
+/* ---- spreading activation ---- */
+
+static mn_recall_result spread_recall(eng *g, const float *cue, uint32_t dim,
+                                      void (*set)(mn_recall_req *))
+{
+    mn_recall_req req = {0};
+    mn_filter_init(&req.filter);
+    req.embedding = cue;
+    req.dim = dim;
+    req.k = 10;
+    req.has_threshold = true;
+    req.threshold = 0.99f; /* only the cue's own memory seeds */
+    req.spread = true;
+    req.trace = true;
+    if (set) set(&req);
+    mn_recall_result r;
+    mn_error err = {0};
+    mn_err rc = mn_engine_recall(g->e, "s", &req, &r, &err);
+    if (rc) fail_msg("recall: %s", err.message);
+    return r;
+}
+
+static const mn_recall_hit *hit_of(const mn_recall_result *r, const mn_id_t *id)
+{
+    for (size_t i = 0; i < r->n_hits; i++)
+        if (!mn_id_cmp(&r->hits[i].memory.id, id)) return &r->hits[i];
+    return NULL;
+}
+
+static void set_hops3(mn_recall_req *r) { r->max_hops = 3; }
+static void set_min_act(mn_recall_req *r) { r->min_activation = 0.3f; }
+static void set_visited2(mn_recall_req *r) { r->max_visited = 2; }
+static void set_decay_half_again(mn_recall_req *r) { r->hop_decay = 0.25f; }
+
+static void test_spreading_worked_example_and_parameters(void **state)
+{
+    (void)state;
+    eng g = {0};
+    eng_open(&g, "mnemo-cog-spread");
+    assert_int_equal(mn_test_space(g.e, "s", 4, MN_METRIC_COSINE), MN_OK);
+    float v[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
+    mn_id_t id[4];
+    /* a chain A -> B -> C -> D one minute apart in a one-hour window: weight 0.985 */
+    for (int i = 0; i < 4; i++) id[i] = remember(&g, "turn", v[i], 4, "chat", g.now + i * 60000);
+    const float w = 1.0f - 0.9f / 60.0f;
+
+    /* docs/recall.md §4: A seeds at 1; default max_hops 2 */
+    mn_recall_result r = spread_recall(&g, v[0], 4, NULL);
+    assert_int_equal(r.n_hits, 3); /* D is three hops away */
+    const mn_recall_hit *a = hit_of(&r, &id[0]), *b = hit_of(&r, &id[1]), *c = hit_of(&r, &id[2]);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_null(hit_of(&r, &id[3]));
+    assert_true(fabsf(b->score - w * 0.5f) < 1e-5f);               /* 0.4925 */
+    assert_true(fabsf(c->score - w * 0.5f * w * 0.5f) < 1e-5f);    /* 0.2426 */
+    assert_true(fabsf(a->score - (1 + w * 0.5f * w * 0.5f * 0.5f)) < 1e-5f); /* 1.1213 */
+    assert_true(fabsf(b->score - 0.4925f) < 1e-4f && fabsf(c->score - 0.2426f) < 1e-4f &&
+                fabsf(a->score - 1.1213f) < 1e-4f);
+    assert_memory_equal(r.hits[0].memory.id.b, id[0].b, 16); /* ranked first */
+    assert_true(a->activation == 1.0f);                        /* reported capped */
+    assert_true(a->seed && !b->seed && !c->seed);
+    /* multi-step via, seed first */
+    assert_int_equal(c->n_via, 2);
+    assert_memory_equal(c->via[0].from.b, id[0].b, 16);
+    assert_memory_equal(c->via[1].from.b, id[1].b, 16);
+    assert_int_equal(c->via[0].kind, MN_EDGE_TEMPORAL);
+    assert_true(fabsf(c->via[1].weight - w) < 1e-6f);
+    assert_int_equal(b->n_via, 1);
+    assert_int_equal(a->n_via, 0);
+    assert_true(c->confidence.reasons & MN_REASON_ASSOCIATIVE);
+    assert_false(a->confidence.reasons & MN_REASON_ASSOCIATIVE);
+    mn_recall_result_clear(&r);
+
+    /* max_hops 3 reaches D: 0.2426 x 0.985 x 0.5 */
+    r = spread_recall(&g, v[0], 4, set_hops3);
+    const mn_recall_hit *d = hit_of(&r, &id[3]);
+    assert_non_null(d);
+    assert_true(fabsf(d->score - w * w * w * 0.125f) < 1e-5f);
+    assert_int_equal(d->n_via, 3);
+    mn_recall_result_clear(&r);
+
+    /* min_activation 0.3 drops C's 0.2426 and A's echo of 0.1213 */
+    r = spread_recall(&g, v[0], 4, set_min_act);
+    assert_int_equal(r.n_hits, 2);
+    assert_null(hit_of(&r, &id[2]));
+    assert_true(fabsf(hit_of(&r, &id[0])->score - 1.0f) < 1e-6f);
+    mn_recall_result_clear(&r);
+
+    /* max_visited 2: the seed and one more */
+    r = spread_recall(&g, v[0], 4, set_visited2);
+    assert_int_equal(r.n_hits, 2);
+    assert_non_null(hit_of(&r, &id[1]));
+    mn_recall_result_clear(&r);
+
+    /* hop_decay 0.25: B gets 0.985 x 0.25 */
+    r = spread_recall(&g, v[0], 4, set_decay_half_again);
+    assert_true(fabsf(hit_of(&r, &id[1])->score - w * 0.25f) < 1e-5f);
+    mn_recall_result_clear(&r);
+
+    /* from the far end, backwards along the chain at half strength */
+    r = spread_recall(&g, v[3], 4, NULL);
+    const mn_recall_hit *cb = hit_of(&r, &id[2]);
+    assert_non_null(cb);
+    assert_true(fabsf(cb->score - w * 0.5f * 0.5f) < 1e-5f);
+    mn_recall_result_clear(&r);
+    eng_close(&g);
+}
+
+/* ---- temporal links in time order, whatever the arrival order ---- */
+
+typedef struct link_row {
+    char from[16], to[16];
+    float weight;
+} link_row;
+
+static int row_cmp(const void *a, const void *b)
+{
+    const link_row *x = a, *y = b;
+    int c = strcmp(x->from, y->from);
+    return c ? c : strcmp(x->to, y->to);
+}
+
+/* Remembers turns named by their minute in the given order; returns the
+ * temporal links as (from, to, weight) rows, sorted. */
+static size_t temporal_rows(const int *minutes, size_t n, link_row *rows)
+{
+    eng g = {0};
+    eng_open(&g, "mnemo-cog-temporal");
+    assert_int_equal(mn_test_space(g.e, "s", 2, MN_METRIC_COSINE), MN_OK);
+    int64_t t0 = g.now;
+    mn_id_t ids[16];
+    char names[16][16];
+    float v[2] = {1, 0};
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "m%d", minutes[i]);
+        ids[i] = remember(&g, names[i], v, 2, "chat", t0 + (int64_t)minutes[i] * 60000);
+        g.now += 5; /* later arrivals get later ids */
+    }
+    size_t nr = 0;
+    for (size_t i = 0; i < n; i++) {
+        mn_assoc *as;
+        size_t na;
+        mn_error err = {0};
+        assert_int_equal(mn_engine_associations(g.e, "s", &ids[i], &as, &na, &err), MN_OK);
+        for (size_t j = 0; j < na; j++) {
+            if (as[j].kind != MN_EDGE_TEMPORAL || !as[j].outgoing) continue;
+            size_t o = 0;
+            while (o < n && mn_id_cmp(&ids[o], &as[j].other)) o++;
+            assert_true(o < n);
+            memcpy(rows[nr].from, names[i], sizeof rows[nr].from);
+            memcpy(rows[nr].to, names[o], sizeof rows[nr].to);
+            rows[nr++].weight = as[j].weight;
+        }
+        free(as);
+    }
+    qsort(rows, nr, sizeof *rows, row_cmp);
+    eng_close(&g);
+    return nr;
+}
+
+static void test_temporal_links_follow_time_not_arrival(void **state)
+{
+    (void)state;
+    /* minutes; 200 is outside the one-hour window from 30 */
+    const int in_order[] = {0, 10, 20, 30, 200, 210};
+    const int shuffled[] = {20, 210, 0, 30, 10, 200};
+    const int reversed[] = {210, 200, 30, 20, 10, 0};
+    link_row a[32], b[32], c[32];
+    size_t na = temporal_rows(in_order, 6, a), nb = temporal_rows(shuffled, 6, b),
+           nc = temporal_rows(reversed, 6, c);
+    /* consecutive turns only: 0->10->20->30, 200->210 */
+    assert_int_equal(na, 4);
+    assert_string_equal(a[0].from, "m0");
+    assert_string_equal(a[0].to, "m10");
+    assert_string_equal(a[3].from, "m200");
+    assert_string_equal(a[3].to, "m210"); /* rows sorted by name: m0, m10, m20, m200 */
+    assert_int_equal(nb, na);
+    assert_int_equal(nc, na);
+    for (size_t i = 0; i < na; i++) {
+        assert_string_equal(a[i].from, b[i].from);
+        assert_string_equal(a[i].to, b[i].to);
+        assert_string_equal(a[i].from, c[i].from);
+        assert_string_equal(a[i].to, c[i].to);
+        assert_true(a[i].weight == b[i].weight && a[i].weight == c[i].weight);
+        assert_true(fabsf(a[i].weight - (1.0f - 0.9f * 10.0f / 60.0f)) < 1e-6f);
+    }
+}
+
+/* ---- reinforcement is batched ---- */
+
+static void test_reinforcement_is_batched_without_fsync(void **state)
+{
+    (void)state;
+    eng g = {0};
+    eng_open(&g, "mnemo-cog-reinforce");
+    assert_int_equal(mn_test_space(g.e, "s", 2, MN_METRIC_COSINE), MN_OK);
+    float v[2] = {1, 0}, u[2] = {0.8f, 0.6f};
+    mn_id_t id = remember(&g, "the gate code", v, 2, NULL, 0);
+    remember(&g, "the other gate", u, 2, NULL, 0);
+    mn_engine_wait_background(g.e);
+    mn_engine_stats before, after;
+    mn_engine_get_stats(g.e, &before);
+    mn_recall_req req = {0};
+    mn_filter_init(&req.filter);
+    req.embedding = v;
+    req.dim = 2;
+    req.k = 2;
+    req.reinforce = true;
+    const int hits = 1000;
+    int64_t t0 = mn_time_mono_ns();
+    for (int i = 0; i < hits; i++) {
+        mn_recall_result r;
+        mn_error err = {0};
+        assert_int_equal(mn_engine_recall(g.e, "s", &req, &r, &err), MN_OK);
+        mn_recall_result_clear(&r);
+        g.now += 1000; /* each recall a second after the last */
+    }
+    double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
+    mn_engine_wait_background(g.e);
+    mn_engine_get_stats(g.e, &after);
+    /* every hit counted, none fsynced, and at most one entry per coalescing
+     * window (50 ms) or per 256 queued jobs: a bound from the rule, not a time */
+    uint64_t entries = after.entries - before.entries;
+    uint64_t jobs = (uint64_t)hits * req.k; /* a job per returned memory */
+    uint64_t bound = (uint64_t)(took_ms / 50.0) + (jobs + 255) / 256 + 2;
+    fprintf(stderr, "%d reinforcing recalls in %.1f ms: %llu WAL entries\n", hits, took_ms,
+            (unsigned long long)entries);
+    assert_true(entries >= 1);
+    assert_true(entries <= bound);
+    assert_true(entries < (uint64_t)hits / 10);
+    assert_int_equal(after.synced_commits, before.synced_commits);
+    mn_memory_t m;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_get(g.e, "s", &id, false, &m, &err), MN_OK);
+    assert_int_equal(m.access_count, hits);
+    assert_true(m.stability_days > 7);
+    mn_memory_clear(&m);
+    eng_close(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -550,6 +791,9 @@ int main(void)
         cmocka_unit_test(test_scheduled_consolidation_runs_without_the_sweeper),
         cmocka_unit_test(test_confidence_function_is_bounded_monotonic_and_explained),
         cmocka_unit_test(test_confidence_properties_over_random_recalls),
+        cmocka_unit_test(test_spreading_worked_example_and_parameters),
+        cmocka_unit_test(test_temporal_links_follow_time_not_arrival),
+        cmocka_unit_test(test_reinforcement_is_batched_without_fsync),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
