@@ -3,7 +3,11 @@
  *   remember, single memory per call, T threads
  *   remember, batches of 100, T threads
  *   exact recall at N x DIM, k = 10, one thread, p50/p99
- * Prints one "name value unit" line per figure (parsed by run_bench.py). Seeded. */
+ * Prints one "name value unit" line per figure (parsed by run_bench.py). Seeded.
+ *
+ * --startup N instead measures start-up: it stores N text-only memories of
+ * W/2..W words (--startup-words W, default 15; from a 5,000-word vocabulary), closes the engine and
+ * times seven re-opens (the first also replays RocksDB's own log; the median is the figure). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +63,86 @@ static void *writer(void *arg)
     return NULL;
 }
 
+/* N short memories in one space, then three timed opens. */
+static int startup_bench(const char *dir, int n, int words_max)
+{
+    mn_engine_options o;
+    mn_engine_options_default(&o);
+    o.data_dir = dir;
+    o.sync = false;
+    o.expiry_interval_ms = 0;
+    o.consolidate_interval_ms = 0;
+    o.link_max = 0;
+    mn_engine_t *e;
+    mn_error err = {0};
+    if (mn_engine_open(&o, &e, &err)) {
+        fprintf(stderr, "open: %s\n", err.message);
+        return 1;
+    }
+    mn_space_def d = {.dim = 8, .metric = MN_METRIC_COSINE};
+    strcpy(d.name, "bench-s");
+    if (mn_engine_space_create(e, &d, NULL, &err)) {
+        fprintf(stderr, "space: %s\n", err.message);
+        return 1;
+    }
+    mn_prng_t p;
+    mn_prng_seed(&p, 5);
+    enum { BATCH = 1000 };
+    static char texts[BATCH][8 * 1024];
+    mn_memory_t ms[BATCH];
+    mn_id_t ids[BATCH];
+    for (int done = 0; done < n;) {
+        int b = n - done < BATCH ? n - done : BATCH;
+        for (int i = 0; i < b; i++) {
+            int words = words_max / 2 + (int)mn_prng_below(&p, (uint64_t)words_max / 2 + 1),
+                off = 0;
+            for (int w = 0; w < words; w++)
+                off += snprintf(texts[i] + off, sizeof texts[i] - (size_t)off, "%sw%u",
+                                w ? " " : "", (unsigned)mn_prng_below(&p, 5000));
+            mn_memory_init(&ms[i]);
+            ms[i].content = texts[i];
+            ms[i].content_len = (size_t)off;
+        }
+        if (mn_engine_remember(e, "bench-s", ms, (size_t)b, ids, &err)) {
+            fprintf(stderr, "remember: %s\n", err.message);
+            return 1;
+        }
+        done += b;
+    }
+    mn_engine_close(e);
+    enum { OPENS = 7 };
+    double secs[OPENS];
+    for (int r = 0; r < OPENS; r++) {
+        int64_t t0 = mn_time_mono_ns();
+        if (mn_engine_open(&o, &e, &err)) {
+            fprintf(stderr, "open: %s\n", err.message);
+            return 1;
+        }
+        double s = (double)(mn_time_mono_ns() - t0) / 1e9;
+        printf("startup_open_%d_s %.3f\n", r + 1, s);
+        secs[r] = s;
+        mn_engine_metrics m;
+        if (r == 0 && !mn_engine_get_metrics(e, &m, &err)) {
+            for (size_t i = 0; i < m.n_spaces; i++)
+                printf("startup_keyword_docs %llu\nstartup_keyword_terms %llu\n",
+                       (unsigned long long)m.spaces[i].keyword_docs,
+                       (unsigned long long)m.spaces[i].keyword_terms);
+            mn_engine_metrics_clear(&m);
+        }
+        mn_engine_close(e);
+    }
+    /* median of the opens after the first */
+    for (int i = 1; i < OPENS; i++)
+        for (int j = i + 1; j < OPENS; j++)
+            if (secs[j] < secs[i]) {
+                double t = secs[i];
+                secs[i] = secs[j];
+                secs[j] = t;
+            }
+    printf("startup_memories %d\nstartup_open_median_s %.3f\n", n, (secs[3] + secs[4]) / 2);
+    return 0;
+}
+
 static int cmp64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -101,8 +185,13 @@ static void write_phase(mn_engine_t *e, const cfg *c, const char *space, int bat
 int main(int argc, char **argv)
 {
     cfg c = {NULL, 768, 4, 2000, 100, 10000, 200, true};
+    int startup = 0, startup_words = 15;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--dir")) c.dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--startup"))
+            startup = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--startup-words"))
+            startup_words = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dim")) c.dim = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) c.threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--singles")) c.singles = atoi(argv[i + 1]);
@@ -116,11 +205,20 @@ int main(int argc, char **argv)
         }
     }
     if (!c.dir || c.threads < 1 || c.threads > 64) {
-        fprintf(stderr, "usage: mn_bench_engine --dir EMPTY_DIR [--dim 768] [--threads 4] "
-                        "[--singles 2000] [--batches 100] [--recall-n 10000] [--queries 200]\n");
+        fprintf(stderr,
+                "usage: mn_bench_engine --dir EMPTY_DIR [--dim 768] [--threads 4] "
+                "[--singles 2000] [--batches 100] [--recall-n 10000] [--queries 200]\n"
+                "       mn_bench_engine --dir EMPTY_DIR --startup N [--startup-words 15]\n");
         return 2;
     }
     mn_log_configure(MN_LOG_WARN, MN_LOG_FORMAT_TEXT);
+    if (startup > 0) {
+        if (startup_words < 2 || startup_words > 1000) {
+            fprintf(stderr, "--startup-words: 2..1000\n");
+            return 2;
+        }
+        return startup_bench(c.dir, startup, startup_words);
+    }
     mn_engine_options o;
     mn_engine_options_default(&o);
     o.data_dir = c.dir;

@@ -22,6 +22,7 @@
  * batch, its range deletions (mn_apply_ranges) in the plain batch the group is
  * written as, after them. */
 #include "engine_internal.h"
+#include "keyword.h"
 #include "space_index.h"
 
 #include <stdio.h>
@@ -56,6 +57,32 @@ static mn_err read_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp
     rc = mn_wire_memory_decode((const uint8_t *)v, vl, rec, err);
     free(v);
     return rc;
+}
+
+/* A written memory's term list: stored with it (keywords family) and kept in
+ * *kw for the in-memory index when the caller asks for it. */
+static mn_err put_terms(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                        const mn_memory_t *m, mn_kw_buf *kw, mn_error *err)
+{
+    uint8_t k[KEY_MEM_LEN];
+    mn_key_mem(k, sp->sid, &m->id);
+    if (!m->content || !m->content_len) {
+        rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_KEYWORDS], (const char *)k, sizeof k);
+        return MN_OK;
+    }
+    uint8_t *doc;
+    size_t len;
+    if (mn_kw_doc_encode(m->content, m->content_len, &doc, &len))
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory indexing words");
+    put(b, e, CF_KEYWORDS, k, sizeof k, doc, len);
+    if (kw) {
+        free(kw->buf);
+        kw->buf = doc;
+        kw->len = len;
+    } else {
+        free(doc);
+    }
+    return MN_OK;
 }
 
 static mn_err put_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
@@ -210,6 +237,7 @@ static mn_err erase_memory(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *
     mn_key_mem(k, sp->sid, id);
     mn_key_time(tk, sp->sid, rec->mem.when_ms, id);
     del(b, e, CF_VECTORS, k, sizeof k);
+    del(b, e, CF_KEYWORDS, k, sizeof k);
     del(b, e, CF_INDEX, tk, sizeof tk);
     /* its associations go too (the commit thread is the only writer of the adjacency) */
     uint32_t slot = mn_space_find(sp, id);
@@ -289,7 +317,8 @@ static mn_err apply_edges(mn_engine *e, mn_space *sp, const mn_edge *edges, size
 }
 
 static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
-                             rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err)
+                             rocksdb_writebatch_wi_t *b, bool *accepted, mn_kw_buf *kw,
+                             mn_error *err)
 {
     for (size_t i = 0; i < en->op.remember.n; i++) {
         const mn_memory_t *m = &en->op.remember.mems[i];
@@ -322,6 +351,7 @@ static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         }
         mn_memory_record rec = {.mem = *m, .tombstone = false};
         if ((rc = put_record(e, b, sp, &rec))) return rc;
+        if ((rc = put_terms(e, b, sp, m, kw ? &kw[i] : NULL, err))) return rc;
         if (m->embedding)
             put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
         uint8_t tk[KEY_TIME_LEN];
@@ -339,7 +369,8 @@ static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
 /* New or updated semantic memories and the episodes they absorb. A semantic
  * memory that was forgotten stays forgotten. */
 static mn_err apply_consolidate(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
-                                rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err)
+                                rocksdb_writebatch_wi_t *b, bool *accepted, mn_kw_buf *kw,
+                                mn_error *err)
 {
     for (size_t i = 0; i < en->op.consolidate.n; i++) {
         const mn_memory_t *m = &en->op.consolidate.mems[i];
@@ -366,6 +397,7 @@ static mn_err apply_consolidate(mn_engine *e, mn_space *sp, const mn_wal_entry *
         mn_key_mem(k, sp->sid, &m->id);
         mn_memory_record rec = {.mem = *m, .tombstone = false};
         if ((rc = put_record(e, b, sp, &rec))) return rc;
+        if ((rc = put_terms(e, b, sp, m, kw ? &kw[i] : NULL, err))) return rc;
         if (m->embedding)
             put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
         uint8_t tk[KEY_TIME_LEN];
@@ -465,7 +497,7 @@ static mn_err encode_applied(const mn_wal_entry *en, const bool *accepted, uint8
 }
 
 mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
-                      rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err)
+                      rocksdb_writebatch_wi_t *b, bool *accepted, mn_kw_buf *kw, mn_error *err)
 {
     mn_err rc = MN_OK;
     /* Preconditions first: a failing op leaves no trace in the batch. */
@@ -505,6 +537,10 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
         mn_key_sid(wm, entry->op.space_create.space_id);
         wm[KEY_SID_LEN] = 'W';
         put(b, e, CF_INDEX, wm, sizeof wm, "", 0);
+        /* and store their term lists, made by this tokenizer */
+        uint8_t kh[MN_KW_HEADER_LEN];
+        mn_kw_header(kh);
+        put(b, e, CF_KEYWORDS, wm, KEY_SID_LEN, kh, sizeof kh);
         break;
     }
     case MN_WAL_OP_SPACE_DROP: {
@@ -522,14 +558,14 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
         break;
     }
     case MN_WAL_OP_REMEMBER:
-        rc = apply_remember(e, sp, entry, b, accepted, err);
+        rc = apply_remember(e, sp, entry, b, accepted, kw, err);
         break;
     case MN_WAL_OP_FORGET:
     case MN_WAL_OP_UNSUPPRESS:
         rc = apply_forget(e, sp, entry, b, err);
         break;
     case MN_WAL_OP_CONSOLIDATE:
-        rc = apply_consolidate(e, sp, entry, b, accepted, err);
+        rc = apply_consolidate(e, sp, entry, b, accepted, kw, err);
         break;
     case MN_WAL_OP_REINFORCE:
         for (size_t i = 0; i < entry->op.reinforce.n && !rc; i++) {
@@ -597,7 +633,8 @@ static void apply_stub_memory(mn_space *sp, const mn_memory_t *m)
     sp->n_tombstones++;
 }
 
-void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, const bool *accepted)
+void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, const bool *accepted,
+                     const mn_kw_buf *kw)
 {
     if (entry->type == MN_WAL_OP_SPACE_DROP) {
         /* the commit thread takes the space out of the map */
@@ -614,7 +651,7 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
             if (!accepted[i]) continue;
             if (m->forgotten)
                 apply_stub_memory(sp, m);
-            else if (mn_space_insert(sp, m))
+            else if (mn_space_insert_doc(sp, m, kw ? kw[i].buf : NULL, kw ? kw[i].len : 0))
                 mn_log_error("space %s: out of memory indexing a memory; restart reloads it",
                              sp->def.name);
         }
@@ -633,7 +670,7 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
                 apply_stub_memory(sp, m);
                 continue;
             }
-            if (mn_space_replace(sp, m))
+            if (mn_space_replace_doc(sp, m, kw ? kw[i].buf : NULL, kw ? kw[i].len : 0))
                 mn_log_error("space %s: out of memory indexing a semantic memory", sp->def.name);
             for (size_t j = 0; j < m->n_support; j++) {
                 uint32_t slot = mn_space_find(sp, &m->support[j]);

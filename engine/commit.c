@@ -156,10 +156,19 @@ static void stage(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, bool 
             return;
         }
     }
+    if (p->entry.type == MN_WAL_OP_REMEMBER || p->entry.type == MN_WAL_OP_CONSOLIDATE) {
+        size_t n = p->entry.type == MN_WAL_OP_REMEMBER ? p->entry.op.remember.n
+                                                       : p->entry.op.consolidate.n;
+        if (!(p->kw = calloc(n ? n : 1, sizeof *p->kw))) {
+            p->rc = mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+            return;
+        }
+        p->n_kw = n;
+    }
     p->entry.epoch = sp->epoch;
     p->entry.lsn = sp->assigned_lsn + 1;
     p->entry.hlc = mn_hlc_now(&e->hlc, mn_engine_now(e));
-    if ((p->rc = mn_apply_entry(e, sp, &p->entry, b, p->accepted, &p->err))) return;
+    if ((p->rc = mn_apply_entry(e, sp, &p->entry, b, p->accepted, p->kw, &p->err))) return;
     sp->assigned_lsn++;
     p->has_entry = true;
     if (p->entry.type == MN_WAL_OP_SPACE_DROP) sp->drop_staged = true;
@@ -234,7 +243,7 @@ static void flush_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writeba
             }
             p->sp = NULL;
         } else if (p->has_entry) {
-            mn_apply_memory(e, p->sp, &p->entry, p->accepted);
+            mn_apply_memory(e, p->sp, &p->entry, p->accepted, p->kw);
             if (p->entry.type == MN_WAL_OP_SPACE_DROP) {
                 map_remove(e, p->sp);
                 mn_engine_space_release(e, p->sp); /* the map's reference */
@@ -318,8 +327,12 @@ void mn_commit_submit_many(mn_engine *e, mn_pending **ps, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(ps[i]->compact);
         free(ps[i]->accepted);
+        for (size_t j = 0; ps[i]->kw && j < ps[i]->n_kw; j++)
+            free(ps[i]->kw[j].buf);
+        free(ps[i]->kw);
         ps[i]->compact = NULL;
         ps[i]->accepted = NULL;
+        ps[i]->kw = NULL;
     }
 }
 

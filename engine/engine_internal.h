@@ -11,7 +11,7 @@
 #include "mnemo/wire.h"
 
 /* ---- store (store.c) ---- */
-enum { CF_DEFAULT = 0, CF_META, CF_WAL, CF_MEMORIES, CF_VECTORS, CF_INDEX, CF_COUNT };
+enum { CF_DEFAULT = 0, CF_META, CF_WAL, CF_MEMORIES, CF_VECTORS, CF_INDEX, CF_KEYWORDS, CF_COUNT };
 
 typedef struct mn_store {
     rocksdb_t *db;
@@ -136,11 +136,15 @@ uint32_t mn_space_find(const mn_space *sp, const mn_id_t *id);
 /* Inserts a live memory (caller holds the write lock). Takes the filter fields
  * and copies the vector (normalising it for cosine). */
 mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m);
+/* The same with the memory's stored term list (keyword_store.c), so the keyword
+ * index needs no tokenising (kw NULL: tokenise m->content). */
+mn_err mn_space_insert_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len);
 /* Removes the slot of id if present (write lock). Returns true if it was there. */
 bool mn_space_remove(mn_space *sp, const mn_id_t *id);
 /* Replaces a live memory's indexed state (vector, keywords, filter fields),
  * keeping its associations; inserts it if absent (write lock). */
 mn_err mn_space_replace(mn_space *sp, const mn_memory_t *m);
+mn_err mn_space_replace_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len);
 void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on);
 /* Records edge e on both endpoints if both are live (write lock); an edge of the
  * same kind between the same pair has its weight replaced. */
@@ -166,10 +170,19 @@ float mn_vec_dot_fast(const float *a, const float *b, uint32_t dim);
 float mn_vec_l2sq_fast(const float *a, const float *b, uint32_t dim);
 
 /* ---- commit queue (commit.c) ---- */
+/* A memory's encoded term list, made once by apply and used twice: stored in
+ * the keywords family, and added to the in-memory index. */
+typedef struct mn_kw_buf {
+    uint8_t *buf; /* malloc'd; NULL for a memory without content */
+    size_t len;
+} mn_kw_buf;
+
 typedef struct mn_pending {
     bool has_entry;     /* the committer wrote entry in this group */
     bool *accepted;     /* remember: per memory of entry, written or not */
     mn_memory_t *compact; /* remember: the accepted subset the entry carries */
+    mn_kw_buf *kw;        /* remember, consolidate: per memory of entry */
+    size_t n_kw;
     mn_wal_entry entry; /* op filled by the caller; lsn/epoch/hlc by the committer */
     mn_space *sp;       /* referenced by the caller for the op's life */
     bool sync;
@@ -268,9 +281,11 @@ size_t mn_commit_queued(mn_engine *e);
 /* Adds the store mutations of entry (and the entry itself) to the group's batch.
  * Runs on the commit thread before the write; reads see earlier entries of the
  * same group through the indexed batch. For a remember, accepted[i] says
- * whether memory i was written (false: its id is tombstoned or already there). */
+ * whether memory i was written (false: its id is tombstoned or already there);
+ * for a remember or consolidate, kw (NULL or one per memory) receives each
+ * written memory's term list for mn_apply_memory. */
 mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
-                      rocksdb_writebatch_wi_t *b, bool *accepted, mn_error *err);
+                      rocksdb_writebatch_wi_t *b, bool *accepted, mn_kw_buf *kw, mn_error *err);
 /* The range deletions of entry (a space drop), appended to the group's plain
  * batch b after the point mutations of mn_apply_entry: everything stored under
  * the space's prefix goes, except the drop entry itself, which stays as the
@@ -283,8 +298,8 @@ mn_err mn_apply_ranges(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
  * carries it erased already). */
 bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms);
 /* After the batch is durable: the in-memory effects of entry. */
-void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
-                     const bool *accepted);
+void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, const bool *accepted,
+                     const mn_kw_buf *kw);
 
 /* ---- validation (validate.c) ---- */
 mn_err mn_validate_memory(const mn_space *sp, const mn_memory_t *m, size_t index, mn_error *err);

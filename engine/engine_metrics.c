@@ -77,8 +77,8 @@ static uint64_t wal_files_bytes(const char *dir)
     return total;
 }
 
-static const char *const cf_label[CF_COUNT] = {"default",  "meta",    "wal",
-                                               "memories", "vectors", "index"};
+static const char *const cf_label[CF_COUNT] = {"default", "meta",  "wal",     "memories",
+                                               "vectors", "index", "keywords"};
 
 mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics *out, mn_error *err)
 {

@@ -25,6 +25,7 @@ typedef struct posting {
 
 typedef struct term {
     char *text;
+    uint32_t len; /* bytes of text */
     uint32_t hash;
     uint32_t df;     /* live documents containing the term */
     uint32_t n, cap; /* postings, live and dead */
@@ -86,7 +87,7 @@ static uint32_t lookup(const mn_kw_index *ix, const char *t, size_t n, uint32_t 
         uint32_t v = ix->table[i];
         if (!v) return UINT32_MAX;
         const term *tm = &ix->terms[v - 1];
-        if (tm->hash == h && strlen(tm->text) == n && !memcmp(tm->text, t, n)) return v - 1;
+        if (tm->hash == h && tm->len == n && !memcmp(tm->text, t, n)) return v - 1;
     }
 }
 
@@ -125,6 +126,7 @@ static uint32_t intern(mn_kw_index *ix, const char *t, size_t n)
     if (!tm->text) return UINT32_MAX;
     memcpy(tm->text, t, n);
     tm->text[n] = '\0';
+    tm->len = (uint32_t)n;
     tm->hash = h;
     id = ix->n_terms++;
     uint32_t i = h & (ix->table_cap - 1);
@@ -179,7 +181,8 @@ static int on_token(void *arg, const char *tok, size_t len, uint32_t pos)
     return 0;
 }
 
-mn_err mn_kw_add(mn_kw_index *ix, uint32_t slot, const char *text, size_t len)
+/* Makes room for slot's document and clears a previous one. */
+static mn_err doc_slot(mn_kw_index *ix, uint32_t slot)
 {
     if (slot >= ix->n_docs_cap) {
         uint32_t nc = ix->n_docs_cap ? ix->n_docs_cap : 256;
@@ -190,8 +193,15 @@ mn_err mn_kw_add(mn_kw_index *ix, uint32_t slot, const char *text, size_t len)
         ix->docs = nd;
         ix->n_docs_cap = nc;
     }
-    doc *d = &ix->docs[slot];
-    if (d->live) mn_kw_remove(ix, slot);
+    if (ix->docs[slot].live) mn_kw_remove(ix, slot);
+    return MN_OK;
+}
+
+static mn_err add_postings(mn_kw_index *ix, uint32_t slot, collect *c);
+
+mn_err mn_kw_add(mn_kw_index *ix, uint32_t slot, const char *text, size_t len)
+{
+    if (doc_slot(ix, slot)) return MN_ERR_NOMEM;
     collect c = {.ix = ix};
     mn_text_tokenize(text, len, on_token, &c);
     if (c.oom) {
@@ -199,6 +209,49 @@ mn_err mn_kw_add(mn_kw_index *ix, uint32_t slot, const char *text, size_t len)
         free(c.tfs);
         return MN_ERR_NOMEM;
     }
+    return add_postings(ix, slot, &c);
+}
+
+mn_err mn_kw_add_encoded(mn_kw_index *ix, uint32_t slot, const uint8_t *blob, size_t blen)
+{
+    uint64_t content_len = 0;
+    uint32_t tokens = 0, n = 0;
+    mn_kw_term stack[64], *terms = stack;
+    mn_err rc = mn_kw_doc_decode(blob, blen, &content_len, &tokens, terms, 64, &n);
+    if (rc == MN_ERR_NOMEM) { /* more terms than the stack holds: n is how many */
+        if (!(terms = malloc(n * sizeof *terms))) return MN_ERR_NOMEM;
+        rc = mn_kw_doc_decode(blob, blen, &content_len, &tokens, terms, n, &n);
+    }
+    if (!rc) rc = doc_slot(ix, slot);
+    collect c = {.ix = ix, .len = tokens};
+    if (!rc && n) {
+        c.ids = malloc(n * sizeof *c.ids);
+        c.tfs = malloc(n * sizeof *c.tfs);
+        if (!c.ids || !c.tfs) rc = MN_ERR_NOMEM;
+    }
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        uint32_t id = intern(ix, terms[i].text, terms[i].len);
+        if (id == UINT32_MAX) {
+            rc = MN_ERR_NOMEM;
+            break;
+        }
+        c.ids[c.n] = id;
+        c.tfs[c.n++] = terms[i].tf;
+    }
+    if (terms != stack) free(terms);
+    if (rc) {
+        free(c.ids);
+        free(c.tfs);
+        return rc;
+    }
+    return add_postings(ix, slot, &c);
+}
+
+/* Adds the postings of a collected document (takes c's arrays). */
+static mn_err add_postings(mn_kw_index *ix, uint32_t slot, collect *cp)
+{
+    collect c = *cp;
+    doc *d = &ix->docs[slot];
     for (uint32_t i = 0; i < c.n; i++) {
         term *tm = &ix->terms[c.ids[i]];
         if (tm->n == tm->cap) {

@@ -8,6 +8,7 @@
  * migrated once: its WAL is indexed by memory (sid|'w'|id) and the content of
  * memories that were forgotten meanwhile is stripped from the entries. */
 #include "engine_internal.h"
+#include "keyword.h"
 #include "space_index.h"
 
 #include <stdlib.h>
@@ -191,15 +192,68 @@ static mn_err migrate_wal(mn_engine *e, mn_space *sp, mn_error *err)
     return rc;
 }
 
+/* Moves it to the first key >= k; true if it is k. */
+static bool seek_along(rocksdb_iterator_t *it, const char *k, size_t kl)
+{
+    while (rocksdb_iter_valid(it)) {
+        size_t ikl;
+        const char *ik = rocksdb_iter_key(it, &ikl);
+        int c = memcmp(ik, k, ikl < kl ? ikl : kl);
+        if (c > 0 || (c == 0 && ikl >= kl)) return c == 0 && ikl == kl;
+        rocksdb_iter_next(it);
+    }
+    return false;
+}
+
+/* Inserts a memory whose stored term list is missing or unusable: its record is
+ * decoded again with its content, tokenised, and the new list put into fix.
+ * MN_ERR_CORRUPT (logged) for a record that cannot be read. */
+static mn_err retokenize(mn_engine *e, mn_space *sp, const char *k, size_t kl, const char *v,
+                         size_t vl, mn_memory_record *rec, rocksdb_writebatch_t *fix, mn_error *err)
+{
+    float *emb = rec->mem.embedding;
+    rec->mem.embedding = NULL;
+    mn_memory_clear(&rec->mem);
+    mn_error derr = {0};
+    if (mn_wire_memory_decode((const uint8_t *)v, vl, rec, &derr)) {
+        free(emb);
+        mn_log_error("space %s: skipping an unreadable memory record: %s", sp->def.name,
+                     derr.message);
+        return MN_ERR_CORRUPT;
+    }
+    rec->mem.embedding = emb;
+    rec->mem.dim = sp->def.dim;
+    uint8_t *doc;
+    size_t dl;
+    if (mn_kw_doc_encode(rec->mem.content, rec->mem.content_len, &doc, &dl))
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
+    rocksdb_writebatch_put_cf(fix, e->store.cf[CF_KEYWORDS], k, kl, (const char *)doc, dl);
+    mn_err rc = mn_space_insert_doc(sp, &rec->mem, doc, dl);
+    free(doc);
+    return rc;
+}
+
 static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
 {
     uint8_t pre[4];
     mn_key_sid(pre, sp->sid);
+    /* keyword index: the stored term lists, if this build's tokenizer made them */
+    char *hv;
+    size_t hl;
+    mn_err rc = mn_store_get(&e->store, CF_KEYWORDS, pre, sizeof pre, &hv, &hl, err);
+    if (rc) return rc;
+    bool kw_current = mn_kw_header_current(hv, hl);
+    const char *kw_why = !hv ? "none stored" : "stored by another tokenizer";
+    free(hv);
+    rocksdb_writebatch_t *fix = rocksdb_writebatch_create();
+    uint64_t retokenized = 0, with_text = 0;
+
     rocksdb_iterator_t *mi = iter(e, CF_MEMORIES);
     rocksdb_iterator_t *vi = iter(e, CF_VECTORS);
+    rocksdb_iterator_t *ki = iter(e, CF_KEYWORDS);
     rocksdb_iter_seek(mi, (const char *)pre, 4);
     rocksdb_iter_seek(vi, (const char *)pre, 4);
-    mn_err rc = MN_OK;
+    rocksdb_iter_seek(ki, (const char *)pre, 4);
     uint64_t loaded = 0;
     int64_t t0 = mn_time_mono_ns();
     for (; has_prefix(mi, pre, 4); rocksdb_iter_next(mi)) {
@@ -208,7 +262,8 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
         const char *v = rocksdb_iter_value(mi, &vl);
         mn_memory_record rec;
         mn_error derr = {0};
-        if (mn_wire_memory_decode((const uint8_t *)v, vl, &rec, &derr)) {
+        /* the words are not needed when the stored term list is usable */
+        if (mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, &derr)) {
             mn_log_error("space %s: skipping an unreadable memory record: %s", sp->def.name,
                          derr.message);
             continue;
@@ -219,20 +274,11 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
             continue;
         }
         /* advance the vector iterator to this key */
-        while (rocksdb_iter_valid(vi)) {
-            size_t vkl;
-            const char *vk = rocksdb_iter_key(vi, &vkl);
-            int c = memcmp(vk, k, vkl < kl ? vkl : kl);
-            if (c > 0 || (c == 0 && vkl >= kl)) break;
-            rocksdb_iter_next(vi);
-        }
         const float *vec = NULL;
-        if (rocksdb_iter_valid(vi)) {
-            size_t vkl, vvl;
-            const char *vk = rocksdb_iter_key(vi, &vkl);
+        if (seek_along(vi, k, kl)) {
+            size_t vvl;
             const char *vv = rocksdb_iter_value(vi, &vvl);
-            if (vkl == kl && !memcmp(vk, k, kl) && vvl == (size_t)sp->def.dim * sizeof(float))
-                vec = (const float *)vv;
+            if (vvl == (size_t)sp->def.dim * sizeof(float)) vec = (const float *)vv;
         }
         float *copy = NULL;
         if (vec) {
@@ -246,18 +292,59 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
         }
         rec.mem.embedding = copy;
         rec.mem.dim = sp->def.dim;
-        if (mn_space_insert(sp, &rec.mem)) {
-            mn_memory_clear(&rec.mem);
+        const char *doc = NULL;
+        size_t dl = 0;
+        uint64_t cl = 0;
+        if (rec.mem.content_len) {
+            with_text++;
+            if (kw_current && seek_along(ki, k, kl)) doc = rocksdb_iter_value(ki, &dl);
+            if (doc &&
+                (mn_kw_doc_content_len((const uint8_t *)doc, dl, &cl) || cl != rec.mem.content_len))
+                doc = NULL;
+        }
+        rc = doc ? mn_space_insert_doc(sp, &rec.mem, (const uint8_t *)doc, dl) : MN_ERR_CORRUPT;
+        if (rc == MN_ERR_CORRUPT && rec.mem.content_len) {
+            /* no usable stored list: tokenise the record's content, and store the list */
+            rc = retokenize(e, sp, k, kl, v, vl, &rec, fix, err);
+            retokenized += rc == MN_OK;
+        } else if (rc == MN_ERR_CORRUPT) {
+            rc = mn_space_insert(sp, &rec.mem);
+        }
+        mn_memory_clear(&rec.mem);
+        if (rc == MN_ERR_CORRUPT) continue; /* logged */
+        if (rc) {
             rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
             break;
         }
-        mn_memory_clear(&rec.mem);
+        size_t fix_size;
+        rocksdb_writebatch_data(fix, &fix_size);
+        if (fix_size > (32u << 20)) {
+            if ((rc = mn_store_write_batch(&e->store, fix, false, err))) break;
+            rocksdb_writebatch_clear(fix);
+        }
         if (++loaded % 100000 == 0)
             mn_log_info("space %s: loaded %llu memories", sp->def.name,
                         (unsigned long long)loaded);
     }
     rocksdb_iter_destroy(mi);
     rocksdb_iter_destroy(vi);
+    rocksdb_iter_destroy(ki);
+    if (!rc && (!kw_current || retokenized)) {
+        uint8_t kh[MN_KW_HEADER_LEN];
+        mn_kw_header(kh);
+        rocksdb_writebatch_put_cf(fix, e->store.cf[CF_KEYWORDS], (const char *)pre, sizeof pre,
+                                  (const char *)kh, sizeof kh);
+        rc = mn_store_write_batch(&e->store, fix, true, err);
+        if (!kw_current)
+            mn_log_info("space %s: keyword index: %s; rebuilt from %llu memories", sp->def.name,
+                        kw_why, (unsigned long long)retokenized);
+        else
+            mn_log_warn("space %s: keyword index: %llu of %llu term lists missing or "
+                        "inconsistent, rebuilt from the records",
+                        sp->def.name, (unsigned long long)retokenized,
+                        (unsigned long long)with_text);
+    }
+    rocksdb_writebatch_destroy(fix);
     if (rc) return rc;
 
     /* associations: sid | 'a' | from | to | kind -> kind, weight; dangling ones are skipped */

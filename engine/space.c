@@ -216,6 +216,11 @@ static char *sdup(const char *s)
 
 mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
 {
+    return mn_space_insert_doc(sp, m, NULL, 0);
+}
+
+mn_err mn_space_insert_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len)
+{
     if (mn_space_find(sp, &m->id) != UINT32_MAX) return MN_OK; /* already there */
     if ((sp->idx_used + 1) * 4 >= sp->idx_cap * 3 && idx_grow(sp)) return MN_ERR_NOMEM;
     uint32_t slot;
@@ -264,10 +269,15 @@ mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
     else
         memset(v, 0, sp->def.dim * sizeof(float));
     if (sp->def.metric == MN_METRIC_COSINE && s->has_vec) mn_vec_normalize(v, sp->def.dim);
-    if (m->content && m->content_len && mn_kw_add(sp->kw, slot, m->content, m->content_len)) {
+    mn_err krc = MN_OK;
+    if (kw)
+        krc = mn_kw_add_encoded(sp->kw, slot, kw, kw_len);
+    else if (m->content && m->content_len)
+        krc = mn_kw_add(sp->kw, slot, m->content, m->content_len);
+    if (krc) {
         slot_clear(s);
         if (sp->n_free < sp->free_cap) sp->free_slots[sp->n_free++] = slot;
-        return MN_ERR_NOMEM;
+        return krc;
     }
     idx_put_raw(sp->idx, sp->idx_cap, &m->id, slot);
     sp->idx_used++;
@@ -331,6 +341,11 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
 
 mn_err mn_space_replace(mn_space *sp, const mn_memory_t *m)
 {
+    return mn_space_replace_doc(sp, m, NULL, 0);
+}
+
+mn_err mn_space_replace_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len)
+{
     uint32_t slot = mn_space_find(sp, &m->id);
     mn_adj *adj = NULL;
     uint32_t n_adj = 0, cap_adj = 0;
@@ -347,7 +362,7 @@ mn_err mn_space_replace(mn_space *sp, const mn_memory_t *m)
         s->n_adj = s->cap_adj = 0;
         mn_space_remove(sp, &m->id);
     }
-    mn_err rc = mn_space_insert(sp, m);
+    mn_err rc = mn_space_insert_doc(sp, m, kw, kw_len);
     slot = mn_space_find(sp, &m->id);
     if (rc || slot == UINT32_MAX) {
         free(adj);

@@ -6,6 +6,8 @@
  *   index     secondary indexes: sid|'k'|idempotency key -> id, sid|'t'|when|id -> "",
  *             sid|'w'|id -> the lsns of the WAL entries that carry the memory's content
  *             (so forgetting can erase it there), sid|'W' -> "" (the space tracks them)
+ *   keywords  each memory's term list for the keyword index, key sid|id, and per space
+ *             the header sid -> list format, tokenizer fingerprint (keyword_store.c)
  * Every key of a space starts with its 4-byte id, so dropping a space is one
  * DeleteRange per family. Writes go through WriteBatchWithIndex groups built by
  * the commit thread (commit.c). */
@@ -14,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *cf_names[CF_COUNT] = {"default", "meta", "wal", "memories", "vectors", "index"};
+static const char *cf_names[CF_COUNT] = {"default", "meta",  "wal",     "memories",
+                                         "vectors", "index", "keywords"};
 
 static mn_err rocks_err(mn_error *err, char *msg, const char *what)
 {

@@ -181,7 +181,9 @@ bool copy_id(const fb::Vector<uint8_t> *v, mn_id_t *id)
 }
 
 // Copies a verified Memory table into m (zeroed by the caller). False on OOM or bad id.
-bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_t *forgotten_at)
+// Without with_content, content stays NULL and content_len is its length.
+bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_t *forgotten_at,
+                   bool with_content = true)
 {
     mn_memory_init(m);
     if (!copy_id(src->id(), &m->id)) return false;
@@ -201,9 +203,8 @@ bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_
     if (tombstone) *tombstone = src->tombstone();
     if (forgotten_at) *forgotten_at = src->forgotten_at_ms();
     if (src->content()) {
-        m->content = dup_str(src->content());
-        if (!m->content) return false;
         m->content_len = src->content()->size();
+        if (with_content && !(m->content = dup_str(src->content()))) return false;
     }
     if (src->embedding() && src->embedding()->size()) {
         uint32_t n = src->embedding()->size();
@@ -510,8 +511,8 @@ extern "C" mn_err mn_wire_memory_encode(const mn_memory_record *r, bool with_emb
     return frame(b, out, len);
 }
 
-extern "C" mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memory_record *out,
-                                        mn_error *err)
+static mn_err memory_decode(const uint8_t *buf, size_t len, mn_memory_record *out,
+                            bool with_content, mn_error *err)
 {
     memset(out, 0, sizeof *out);
     const uint8_t *body;
@@ -525,9 +526,21 @@ extern "C" mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memor
     if (!v.VerifyBuffer<w::Memory>(nullptr))
         return mn_error_set(err, MN_ERR_CORRUPT, "memory record fails flatbuffers verification");
     if (!decode_memory(fb::GetRoot<w::Memory>(body), &out->mem, &out->tombstone,
-                       &out->forgotten_at_ms)) {
+                       &out->forgotten_at_ms, with_content)) {
         mn_memory_clear(&out->mem);
         return mn_error_set(err, MN_ERR_CORRUPT, "memory record: bad id or out of memory");
     }
     return MN_OK;
+}
+
+extern "C" mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memory_record *out,
+                                        mn_error *err)
+{
+    return memory_decode(buf, len, out, true, err);
+}
+
+extern "C" mn_err mn_wire_memory_decode_meta(const uint8_t *buf, size_t len, mn_memory_record *out,
+                                             mn_error *err)
+{
+    return memory_decode(buf, len, out, false, err);
 }

@@ -95,5 +95,9 @@ mn_err mn_wire_memory_encode(const mn_memory_record *r, bool with_embedding, uin
 /* Decodes into out (clear out->mem with mn_memory_clear). */
 mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memory_record *out,
                              mn_error *err);
+/* The same without copying the content (out->mem.content NULL, content_len its
+ * length in bytes): for readers that need every field but the words. */
+mn_err mn_wire_memory_decode_meta(const uint8_t *buf, size_t len, mn_memory_record *out,
+                                  mn_error *err);
 
 #endif

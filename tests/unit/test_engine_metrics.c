@@ -116,7 +116,8 @@ static void test_metrics_follow_operations(void **state)
     assert_int_equal(a->hnsw_nodes, 0); /* below engine.hnsw_threshold: no index */
     assert_int_equal(b->episodic, 1);
     assert_true(a->last_lsn >= 4);
-    assert_int_equal(m.n_cf, 6);
+    assert_int_equal(m.n_cf, 7);
+    assert_string_equal(m.cf[6].name, "keywords");
     assert_string_equal(m.cf[2].name, "wal");
     assert_true(m.block_cache_capacity >= 8u << 20);
     assert_true(m.cf[2].memtable_bytes > 0);
