@@ -442,6 +442,8 @@ static mn_err m_consolidate(gctx *c, const ProtobufCMessage *r, ProtobufCMessage
         G_NEW(&c->arena, Mnemo__V1__ConsolidateResponse, mnemo__v1__consolidate_response__init);
     if (o) {
         o->has_candidates = o->has_created = o->has_updated = o->has_episodes = true;
+        o->has_retired = true;
+        o->retired = res.retired;
         o->candidates = res.candidates;
         o->created = res.created;
         o->updated = res.updated;
