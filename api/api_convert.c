@@ -84,6 +84,23 @@ mn_err api_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_me
 
 void api_memory_to_json(api_jw *w, const mn_memory_t *m)
 {
+    if (m->forgotten) { /* an as-of read's forgotten memory: what is left of it */
+        jw_obj(w);
+        jw_key(w, "id");
+        jw_id(w, &m->id);
+        jw_key(w, "kind");
+        jw_str(w, mn_kind_name(m->kind));
+        jw_key(w, "when");
+        jw_time(w, m->when_ms);
+        jw_key(w, "created_at");
+        jw_time(w, m->created_at_ms);
+        jw_key(w, "forgotten_at");
+        jw_time(w, m->forgotten_at_ms);
+        jw_key(w, "forgotten");
+        jw_bool(w, true);
+        jw_obj_end(w);
+        return;
+    }
     jw_obj(w);
     jw_key(w, "id");
     jw_id(w, &m->id);

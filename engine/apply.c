@@ -226,6 +226,21 @@ static mn_err erase_in_wal(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *s
     return rc;
 }
 
+/* Notes a forgotten memory in the as-of index: what an as-of read may show of it. */
+static void put_gone(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_memory_t *m,
+                     int64_t gone_at)
+{
+    uint8_t gk[KEY_TIME_LEN], v[GONE_VALUE_LEN], w[8];
+    mn_key_gone(gk, sp->sid, m->when_ms, &m->id);
+    v[0] = (uint8_t)m->kind;
+    mn_put_be64(v + 1, (uint64_t)m->created_at_ms);
+    mn_put_be64(v + 9, (uint64_t)gone_at);
+    put(b, e, CF_INDEX, gk, sizeof gk, v, sizeof v);
+    mn_key_gone_by_time(gk, sp->sid, gone_at, &m->id);
+    mn_put_be64(w, (uint64_t)m->when_ms);
+    put(b, e, CF_INDEX, gk, sizeof gk, w, sizeof w);
+}
+
 /* Forgets a live memory for good, in the batch: its record becomes a tombstone
  * (id, kind, when, created_at, forgotten_at), and its vector, time index key,
  * edges, strength, consolidation mark and its content in the WAL go. */
@@ -258,6 +273,7 @@ static mn_err erase_memory(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *
     del(b, e, CF_INDEX, ck, sizeof ck);
     mn_err rc = erase_in_wal(e, b, sp, id, at_ms, err);
     if (rc) return rc;
+    put_gone(e, b, sp, &rec->mem, at_ms);
     rec->tombstone = true;
     rec->forgotten_at_ms = at_ms;
     return put_record(e, b, sp, rec);
@@ -282,6 +298,7 @@ static mn_err apply_stub(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
     }
     mn_memory_record t = {.mem = *m, .tombstone = true, .forgotten_at_ms = m->forgotten_at_ms};
     if ((rc = put_record(e, b, sp, &t))) return rc;
+    put_gone(e, b, sp, m, m->forgotten_at_ms);
     *applied = true;
     return MN_OK;
 }
@@ -699,12 +716,19 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
             if (mn_space_remove(sp, &entry->op.forget.id)) sp->n_tombstones++;
         } else {
             uint32_t slot = mn_space_find(sp, &entry->op.forget.id);
-            if (slot != UINT32_MAX) mn_space_set_suppressed(sp, slot, true);
+            if (slot != UINT32_MAX && !sp->slots[slot].suppressed) { /* as apply_forget */
+                sp->slots[slot].suppressed_at_ms = entry->op.forget.at_ms;
+                mn_space_set_suppressed(sp, slot, true);
+            }
         }
         break;
     case MN_WAL_OP_UNSUPPRESS: {
         uint32_t slot = mn_space_find(sp, &entry->op.unsuppress.id);
-        if (slot != UINT32_MAX) mn_space_set_suppressed(sp, slot, false);
+        if (slot != UINT32_MAX && sp->slots[slot].suppressed) {
+            sp->slots[slot].unsuppressed_at_ms =
+                entry->op.unsuppress.at_ms ? entry->op.unsuppress.at_ms : mn_hlc_ms(entry->hlc);
+            mn_space_set_suppressed(sp, slot, false);
+        }
         break;
     }
     default:

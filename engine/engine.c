@@ -678,6 +678,8 @@ static void *sweeper_main(void *arg)
         else if (n)
             mn_log_debug("expired %zu memories", n);
         if (mn_engine_trim_wal(e, &err)) mn_log_warn("wal trim failed: %s", err.message);
+        if (mn_engine_prune_gone(e, &err))
+            mn_log_warn("as-of index pruning failed: %s", err.message);
         pthread_mutex_lock(&e->sw_mu);
     }
     pthread_mutex_unlock(&e->sw_mu);

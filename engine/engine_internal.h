@@ -48,6 +48,14 @@ void mn_key_time(uint8_t *k, uint32_t sid, int64_t when_ms, const mn_id_t *id);
 /* 'k' idempotency index key: sid | 'k' | key bytes. Returns length; k holds >= 5 + len. */
 size_t mn_key_idem(uint8_t *k, uint32_t sid, const char *key);
 void mn_key_sid(uint8_t *k, uint32_t sid);
+/* As-of index of forgotten memories (deleted or expired), so as-of reads can show
+ * that something was there: sid | 'g' | when | id -> kind u8, created_at be64,
+ * gone_at be64 (the key has the time index's layout), and for pruning
+ * sid | 'G' | gone_at | id -> when be64. Entries older than engine.as_of_max_age
+ * are pruned (list.c). */
+#define GONE_VALUE_LEN 17
+void mn_key_gone(uint8_t *k, uint32_t sid, int64_t when_ms, const mn_id_t *id);
+void mn_key_gone_by_time(uint8_t *k, uint32_t sid, int64_t gone_ms, const mn_id_t *id);
 /* 'w' key: sid | 'w' | id -> be64 lsns of the WAL entries carrying the memory. */
 #define KEY_WALREF_LEN (KEY_SID_LEN + 1 + 16)
 void mn_key_walref(uint8_t *k, uint32_t sid, const mn_id_t *id);
@@ -74,6 +82,8 @@ typedef struct mn_slot {
     uint8_t suppressed;
     uint8_t lifecycle;
     uint8_t has_vec; /* memories may be text-only */
+    int64_t suppressed_at_ms;   /* latest suppress (0 = never): as-of reads */
+    int64_t unsuppressed_at_ms; /* latest unsuppress (0 = never) */
     float confidence;
     int64_t when_ms;
     int64_t created_at_ms;
@@ -315,8 +325,22 @@ mn_err mn_engine_forget_expired(mn_engine *e, mn_space *sp, const mn_id_t *ids, 
 #define KEY_EDGE_LEN (KEY_SID_LEN + 1 + 32 + 1)
 void mn_key_edge(uint8_t *k, uint32_t sid, const mn_id_t *from, const mn_id_t *to, uint8_t kind);
 
-/* Does a live slot pass the filter at time now? (caller holds sp->lock) */
+/* Does a live slot pass the filter at time now? (caller holds sp->lock) An
+ * as-of filter sees the memory as it was at as_of: created by then, suppressed
+ * then or not; a memory expired by now never passes (its content is gone). */
 bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now);
+/* Was a memory suppressed at time t, given whether it is now and the times of
+ * its latest suppress and unsuppress? (A suppression older than its recorded
+ * time counts from the start: the safe side.) */
+bool mn_suppressed_at(bool suppressed_now, int64_t suppressed_at, int64_t unsuppressed_at,
+                      int64_t t);
+/* Does a memory forgotten at gone_at belong in an as-of view (f->as_of_ms set)?
+ * Only kind and the when range can be checked on what is left of it, so a
+ * filter on anything else (tags, metadata, context, confidence) leaves it out. */
+bool mn_filter_match_gone(uint8_t kind, int64_t when_ms, int64_t created_at_ms, int64_t gone_at_ms,
+                          const mn_filter_t *f);
+/* Deletes as-of index entries too old for any as-of read (sweeper). */
+mn_err mn_engine_prune_gone(mn_engine *e, mn_error *err);
 
 /* ---- background jobs: semantic linking and reinforcement (background.c) ---- */
 mn_err mn_linker_start(mn_engine *e, mn_error *err);

@@ -34,15 +34,31 @@ static bool has_tag(const mn_slot *s, const char *t)
     return false;
 }
 
+bool mn_suppressed_at(bool suppressed_now, int64_t suppressed_at, int64_t unsuppressed_at,
+                      int64_t t)
+{
+    if (suppressed_now) return suppressed_at <= t;
+    return suppressed_at && unsuppressed_at && suppressed_at <= t && t < unsuppressed_at;
+}
+
+/* As-of reads (issue 4): a view of the space as it was at as_of. A memory is in
+ * it when it was created by then (created_at, which for a semantic memory is
+ * what consolidation says) and was not forgotten by then. Suppression is
+ * judged at as_of from the times of the latest suppress and unsuppress. A
+ * memory deleted or expired after as_of was there, but its content is erased:
+ * it is never ranked, and list shows it as a redacted entry (list.c). Expiry
+ * counts against the real now even in an as-of view, for the same reason. */
 bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now)
 {
     if (s->state != SLOT_LIVE) return false;
+    if (s->expires_at_ms && s->expires_at_ms <= now) return false;
+    bool suppressed = s->suppressed;
     if (f->as_of_ms != MN_TIME_UNSET) {
         if (s->created_at_ms > f->as_of_ms) return false;
-        now = f->as_of_ms;
+        suppressed = mn_suppressed_at(s->suppressed, s->suppressed_at_ms, s->unsuppressed_at_ms,
+                                      f->as_of_ms);
     }
-    if (s->expires_at_ms && s->expires_at_ms <= now) return false;
-    if (s->suppressed && !f->include_suppressed) return false;
+    if (suppressed && !f->include_suppressed) return false;
     if (f->kind >= 0 && s->kind != f->kind) return false;
     if (f->when_from_ms != MN_TIME_UNSET && s->when_ms < f->when_from_ms) return false;
     if (f->when_to_ms != MN_TIME_UNSET && s->when_ms >= f->when_to_ms) return false;
@@ -71,6 +87,19 @@ bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now)
         if (!ok) return false;
     }
     return true;
+}
+
+bool mn_filter_match_gone(uint8_t kind, int64_t when_ms, int64_t created_at_ms, int64_t gone_at_ms,
+                          const mn_filter_t *f)
+{
+    if (f->as_of_ms == MN_TIME_UNSET) return false;
+    if (created_at_ms > f->as_of_ms || gone_at_ms <= f->as_of_ms) return false;
+    if (f->kind >= 0 && kind != f->kind) return false;
+    if (f->when_from_ms != MN_TIME_UNSET && when_ms < f->when_from_ms) return false;
+    if (f->when_to_ms != MN_TIME_UNSET && when_ms >= f->when_to_ms) return false;
+    /* the rest of the memory is erased: a filter on it cannot be answered */
+    return !(f->n_tags_any || f->n_tags_all || f->n_metadata || f->who || f->where || f->session ||
+             f->min_confidence > 0);
 }
 
 typedef struct cand {
@@ -544,6 +573,10 @@ static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req *
             rc = rr;
             break;
         }
+        if (req->filter.as_of_ms != MN_TIME_UNSET) /* as it was then */
+            h->memory.suppressed =
+                mn_suppressed_at(h->memory.suppressed, h->memory.suppressed_at_ms,
+                                 h->memory.unsuppressed_at_ms, req->filter.as_of_ms);
         h->score = r[i].score;
         h->similarity = r[i].sim;
         h->distance = r[i].dist;

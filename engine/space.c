@@ -236,6 +236,8 @@ mn_err mn_space_insert_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw
     s->state = SLOT_LIVE;
     s->kind = (uint8_t)m->kind;
     s->suppressed = m->suppressed;
+    s->suppressed_at_ms = m->suppressed_at_ms;
+    s->unsuppressed_at_ms = m->unsuppressed_at_ms;
     s->lifecycle = (uint8_t)m->lifecycle;
     s->has_vec = m->embedding != NULL;
     s->importance = m->importance;

@@ -5,7 +5,8 @@
  *   vectors   raw float32 embeddings, key sid|id
  *   index     secondary indexes: sid|'k'|idempotency key -> id, sid|'t'|when|id -> "",
  *             sid|'w'|id -> the lsns of the WAL entries that carry the memory's content
- *             (so forgetting can erase it there), sid|'W' -> "" (the space tracks them)
+ *             (so forgetting can erase it there), sid|'W' -> "" (the space tracks them),
+ *             sid|'g'|when|id and sid|'G'|gone_at|id: forgotten memories for as-of reads
  *   keywords  each memory's term list for the keyword index, key sid|id, and per space
  *             the header sid -> list format, tokenizer fingerprint (keyword_store.c)
  * Every key of a space starts with its 4-byte id, so dropping a space is one
@@ -117,6 +118,18 @@ mn_err mn_store_write_batch(mn_store *s, rocksdb_writebatch_t *b, bool sync, mn_
     rocksdb_write(s->db, sync ? s->wsync : s->wnosync, b, &msg);
     if (msg) return rocks_err(err, msg, "write");
     return MN_OK;
+}
+
+void mn_key_gone(uint8_t *k, uint32_t sid, int64_t when_ms, const mn_id_t *id)
+{
+    mn_key_time(k, sid, when_ms, id);
+    k[KEY_SID_LEN] = 'g';
+}
+
+void mn_key_gone_by_time(uint8_t *k, uint32_t sid, int64_t gone_ms, const mn_id_t *id)
+{
+    mn_key_time(k, sid, gone_ms, id);
+    k[KEY_SID_LEN] = 'G';
 }
 
 void mn_key_walref(uint8_t *k, uint32_t sid, const mn_id_t *id)

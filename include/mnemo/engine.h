@@ -290,6 +290,9 @@ mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *
 mn_err mn_engine_unsuppress(mn_engine_t *e, const char *space, const mn_id_t *id, mn_error *err);
 mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *req,
                         mn_recall_result *out, mn_error *err);
+/* Memories in (when, id) order, a page at a time. With filter.as_of_ms, a memory
+ * deleted or expired after as_of comes as a redacted entry: forgotten set, id,
+ * kind, when, created_at and forgotten_at only (content ""). */
 mn_err mn_engine_list(mn_engine_t *e, const char *space, const mn_list_req *req,
                       mn_list_result *out, mn_error *err);
 /* Deletes (through the forget path) every memory whose expiry has passed; returns count. */

@@ -170,8 +170,9 @@ typedef struct mn_filter {
     const char *where;    /* context.where equals this, or NULL */
     const char *session;  /* context.session equals this, or NULL */
     /* As-of (time travel): see the space as it was at this wall time: memories
-     * created by then and not yet expired then. Forgotten memories stay
-     * forgotten (their content is erased). MN_TIME_UNSET = now. */
+     * created by then and not forgotten by then, suppressed or not as they were
+     * then. One deleted or expired after it has no content any more: recall
+     * never ranks it, list returns it redacted (forgotten set). MN_TIME_UNSET = now. */
     int64_t as_of_ms;
 } mn_filter_t;
 void mn_filter_init(mn_filter_t *f);
