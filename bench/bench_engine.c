@@ -2,7 +2,8 @@
  * (bench/run_bench.py), called directly, so the HTTP overhead shows as a ratio.
  *   remember, single memory per call, T threads
  *   remember, batches of 100, T threads
- *   exact recall at N x DIM, k = 10, one thread, p50/p99
+ *   recall at N x DIM, k = 10, one thread, p50/p99: exact (the scan, exact: true)
+ *   and the default path (the HNSW index above engine.hnsw_threshold, 2,000)
  * Prints one "name value unit" line per figure (parsed by run_bench.py). Seeded.
  *
  * --startup N instead measures start-up: it stores N text-only memories of
@@ -253,29 +254,35 @@ int main(int argc, char **argv)
     int64_t w0 = mn_time_mono_ns();
     mn_engine_wait_background(e); /* recall is measured on a caught-up index */
     printf("inproc_index_catch_up_s %.3f\n", (double)(mn_time_mono_ns() - w0) / 1e9);
-    const char *path = "?";
-    mn_prng_t p;
-    mn_prng_seed(&p, 99);
+    /* the same queries twice: the exact scan (exact: true; the oracle) and the
+     * default path, the HNSW index above engine.hnsw_threshold (2,000; path printed) */
     float *q = malloc((size_t)c.dim * sizeof(float));
     int64_t *lat = calloc((size_t)c.queries, sizeof *lat);
-    for (int i = 0; i < c.queries; i++) {
-        fill(&p, q, c.dim);
-        mn_recall_req req = {.embedding = q, .dim = (uint32_t)c.dim, .k = 10};
-        mn_filter_init(&req.filter);
-        mn_recall_result r;
-        int64_t t0 = mn_time_mono_ns();
-        if (mn_engine_recall(e, "bench-r", &req, &r, &err)) {
-            fprintf(stderr, "recall: %s\n", err.message);
-            return 1;
-        }
-        lat[i] = mn_time_mono_ns() - t0;
-        path = r.path;
-        mn_recall_result_clear(&r);
-    }
     printf("inproc_recall_n %d\n", c.recall_n);
-    printf("inproc_recall_path %s\n", path);
-    printf("inproc_recall_p50_ms %.3f\n", pct(lat, (size_t)c.queries, 0.50));
-    printf("inproc_recall_p99_ms %.3f\n", pct(lat, (size_t)c.queries, 0.99));
+    for (int mode = 0; mode < 2; mode++) {
+        const char *label = mode == 0 ? "exact" : "hnsw";
+        const char *path = "?";
+        mn_prng_t p;
+        mn_prng_seed(&p, 99);
+        for (int i = 0; i < c.queries; i++) {
+            fill(&p, q, c.dim);
+            mn_recall_req req = {.embedding = q, .dim = (uint32_t)c.dim, .k = 10};
+            req.exact = mode == 0;
+            mn_filter_init(&req.filter);
+            mn_recall_result r;
+            int64_t t0 = mn_time_mono_ns();
+            if (mn_engine_recall(e, "bench-r", &req, &r, &err)) {
+                fprintf(stderr, "recall: %s\n", err.message);
+                return 1;
+            }
+            lat[i] = mn_time_mono_ns() - t0;
+            path = r.path;
+            mn_recall_result_clear(&r);
+        }
+        printf("inproc_recall_%s_path %s\n", label, path);
+        printf("inproc_recall_%s_p50_ms %.3f\n", label, pct(lat, (size_t)c.queries, 0.50));
+        printf("inproc_recall_%s_p99_ms %.3f\n", label, pct(lat, (size_t)c.queries, 0.99));
+    }
     free(q);
     free(lat);
     mn_engine_close(e);

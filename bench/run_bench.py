@@ -5,8 +5,9 @@ Starts a real `mnemo serve` on a free loopback port with a temp data dir, then:
   remember, one memory per request, N connections (keep-alive)
   remember, batches of 100, N connections
   recall at R x DIM (k=10, no spreading), one connection: p50/p99, measured once
-  the background index thread has caught up (exact below engine.hnsw_threshold,
-  HNSW above)
+  the background index thread has caught up, twice: the exact scan ("exact":
+  true, the oracle) and the default path (HNSW above engine.hnsw_threshold,
+  2,000; the path each took is printed)
 Runs bench/bench_engine.c (mn_bench_engine) with the same sizes and prints the
 HTTP figures, the in-process figures and their ratios. Request bodies are
 encoded before the clock starts, so the Python client measures the server.
@@ -178,17 +179,19 @@ def main():
                 break
             time.sleep(0.5)
         res["http_index_catch_up_s"] = time.perf_counter() - t0
-        queries = ['{"embedding":%s,"k":10,"spread":false}' % vec_json(q)
-                   for q in rng.standard_normal((args.queries, args.dim))]
-        lats = []
-        for q in queries:
-            t0 = time.perf_counter()
-            r = request(c, "POST", "/v1/spaces/bench-r/recall", q)
-            lats.append(time.perf_counter() - t0)
-            assert len(r["results"]) == 10
-            res["recall_path"] = r["path"]
-        res["http_recall_p50_ms"] = pct(lats, 0.5)
-        res["http_recall_p99_ms"] = pct(lats, 0.99)
+        qs = rng.standard_normal((args.queries, args.dim))
+        for mode, extra in (("exact", ',"exact":true'), ("hnsw", "")):
+            queries = ['{"embedding":%s,"k":10,"spread":false%s}' % (vec_json(q), extra)
+                       for q in qs]
+            lats = []
+            for q in queries:
+                t0 = time.perf_counter()
+                r = request(c, "POST", "/v1/spaces/bench-r/recall", q)
+                lats.append(time.perf_counter() - t0)
+                assert len(r["results"]) == 10
+                res["recall_%s_path" % mode] = r["path"]
+            res["http_recall_%s_p50_ms" % mode] = pct(lats, 0.5)
+            res["http_recall_%s_p99_ms" % mode] = pct(lats, 0.99)
         c.close()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -208,15 +211,18 @@ def main():
              ("remember_batch100_memories_per_s", "inproc_remember_batch100_memories_per_s"),
              ("remember_batch100_p50_ms", "inproc_remember_batch100_p50_ms"),
              ("remember_batch100_p99_ms", "inproc_remember_batch100_p99_ms"),
-             ("recall_p50_ms", "inproc_recall_p50_ms"),
-             ("recall_p99_ms", "inproc_recall_p99_ms")]
+             ("recall_exact_p50_ms", "inproc_recall_exact_p50_ms"),
+             ("recall_exact_p99_ms", "inproc_recall_exact_p99_ms"),
+             ("recall_hnsw_p50_ms", "inproc_recall_hnsw_p50_ms"),
+             ("recall_hnsw_p99_ms", "inproc_recall_hnsw_p99_ms")]
     for h, i in pairs:
         hv, iv = res["http_" + h], inp.get(i, float("nan"))
         print("%-40s %12.3f %12.3f %8.2f" % (h, hv, iv, hv / iv if iv else float("nan")))
-    print("recall path: http %s, in-process %s; index caught up after the load in %.1f s (http), "
-          "%.1f s (in-process)" % (res.get("recall_path"), inp.get("inproc_recall_path"),
-                                   res["http_index_catch_up_s"],
-                                   inp.get("inproc_index_catch_up_s", float("nan"))))
+    print("recall paths: exact rows http %s, in-process %s; hnsw rows http %s, in-process %s"
+          % (res.get("recall_exact_path"), inp.get("inproc_recall_exact_path"),
+             res.get("recall_hnsw_path"), inp.get("inproc_recall_hnsw_path")))
+    print("index caught up after the load in %.1f s (http), %.1f s (in-process)"
+          % (res["http_index_catch_up_s"], inp.get("inproc_index_catch_up_s", float("nan"))))
     print("(ratio = http / in-process; Engram's targets for reference: write p99 5 ms, "
           "read p99 10 ms, 10K ops/s)")
     return 0
