@@ -18,6 +18,10 @@
  * consolidate entry holds only the memories it applied: a copy of one that is
  * already here, or forgotten here, stays out of the log.
  *
+ * Derived data is written in the same batch as what it derives from: each
+ * memory's keyword term list (keywords family, loaded at start-up instead of
+ * tokenising), and for a forgotten memory its entry in the as-of index.
+ *
  * Dropping a space is an entry too: its point mutations go in the indexed
  * batch, its range deletions (mn_apply_ranges) in the plain batch the group is
  * written as, after them. */
