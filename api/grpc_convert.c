@@ -254,6 +254,15 @@ Mnemo__V1__Memory *g_memory_out(api_arena *a, const mn_memory_t *m)
     pm->id = g_id_out(a, &m->id);
     pm->has_kind = true;
     pm->kind = g_kind_out(m->kind);
+    if (m->forgotten) { /* an as-of read's forgotten memory: what is left of it */
+        pm->has_when_ms = pm->has_created_at_ms = true;
+        pm->when_ms = m->when_ms;
+        pm->created_at_ms = m->created_at_ms;
+        pm->has_forgotten = pm->has_forgotten_at_ms = true;
+        pm->forgotten = true;
+        pm->forgotten_at_ms = m->forgotten_at_ms;
+        return pm;
+    }
     pm->content = m->content ? api_arena_strndup(a, m->content, m->content_len) : adup(a, "");
     if (m->embedding && m->dim) {
         pm->embedding = api_arena_alloc(a, m->dim * sizeof(float));

@@ -221,6 +221,31 @@ def test_cognitive_operations(g, http, space):
     assert (again.created, again.retired) == (0, 0) and again.HasField("retired")
 
 
+def test_as_of_view_over_grpc(g, space):
+    keep = g.Remember(pb().RememberRequest(space=space, memory=mem("kept", [1, 0, 0]))).id
+    gone = g.Remember(pb().RememberRequest(space=space, memory=mem("deleted later", [0, 1, 0]))).id
+    wait_until(lambda: int(time.time() * 1000) > g.GetMemory(
+        pb().GetMemoryRequest(space=space, id=gone)).created_at_ms, 5, what="the clock to move on")
+    then = int(time.time() * 1000)
+    wait_until(lambda: int(time.time() * 1000) > then + 1, 5, what="the clock to move on")
+    g.Forget(pb().ForgetRequest(space=space, id=gone))
+    later = g.Remember(pb().RememberRequest(space=space, memory=mem("later", [0, 0, 1]))).id
+    now = [m.id for m in g.ListMemories(pb().ListMemoriesRequest(space=space)).memories]
+    assert now == [keep, later]
+    view = g.ListMemories(pb().ListMemoriesRequest(space=space, filter=pb().Filter(as_of_ms=then)))
+    assert [m.id for m in view.memories] == [keep, gone]
+    assert view.memories[0].content == "kept" and not view.memories[0].forgotten
+    red = view.memories[1]
+    assert red.forgotten and red.forgotten_at_ms >= then and red.when_ms > 0
+    assert not red.HasField("content") and not red.embedding
+    hits = g.Recall(pb().RecallRequest(space=space, embedding=[0, 1, 0], spread=False,
+                                       filter=pb().Filter(as_of_ms=then))).results
+    assert [h.id for h in hits] == [keep]  # what has no content or vector is never ranked
+    e = expect(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", g.ListMemories,
+               pb().ListMemoriesRequest(space=space, filter=pb().Filter(as_of_ms=then + 3600000)))
+    assert e.details().startswith("as_of:")
+
+
 def test_checkpoint(g, space, tmp_path):
     g.Remember(pb().RememberRequest(space=space, memory=mem("kept", [1, 0, 0])))
     target = str(tmp_path / "cp")
