@@ -157,7 +157,7 @@ static const cfg_key KEYS[] = {
          "address the gRPC API listens on"),
     KINT("grpc", "port", grpc.port, 7701, 0, 65535, "gRPC port (0 = any free port)"),
     KINT("grpc", "threads", grpc.threads, 16, 1, 256,
-         "threads that poll gRPC completions and run its handlers"),
+         "worker threads that run the gRPC handlers (two more poll the network)"),
     KINT("grpc", "max_message_bytes", grpc.max_message_bytes, 16 * 1024 * 1024, 1024,
          1024 * 1024 * 1024, "largest request message; larger ones get RESOURCE_EXHAUSTED"),
     KINT("grpc", "max_concurrent_streams", grpc.max_concurrent_streams, 256, 1, 100000,

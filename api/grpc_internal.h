@@ -27,7 +27,7 @@ typedef struct mn_grpc mn_grpc_t;
 typedef struct mn_grpc_options {
     const char *bind;         /* IPv4/IPv6 literal or host name */
     int port;                 /* 0 = ephemeral */
-    int threads;              /* completion-queue threads that also run the handlers */
+    int threads;              /* worker threads that run the handlers */
     size_t max_message_bytes; /* largest request message */
     int max_concurrent_streams;
     int max_watches;      /* open Watch streams at most */
@@ -147,6 +147,9 @@ struct gcall {
     char code[40];
     char hint[160];
     grpc_slice details_bin;
+    /* the worker queue (grpc_server.c) */
+    gcall *work_next;
+    bool work_ok;
     /* Watch */
     struct gwatch *watch;
     atomic_int refs; /* outstanding ops + 1 while the state machine owns it */

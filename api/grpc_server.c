@@ -1,16 +1,18 @@
 /* The gRPC server of mnemo over the gRPC C core (grpc/grpc.h).
  *
- * One completion queue, polled by `threads` threads that also run the
- * handlers: engine calls block (disk, fsync), so they must not run on the libuv
- * loop and need no thread of their own either. Every call is a small state
- * machine driven by the tags of its batches:
+ * One completion queue, polled by G_POLLERS threads. In the C core those
+ * threads also drive the network I/O (accepts, handshakes, HTTP/2 frames), so
+ * they never block: a received request goes to a queue that `threads` worker
+ * threads take from and run the handler on (engine calls block on disk and
+ * fsync). The libuv loop of the HTTP server is never involved. Every call is a
+ * small state machine driven by the tags of its batches:
  *
  *   NEW (grpc_server_request_call) -> RECV (the request message; client
  *   streams loop here until the client half-closes) -> the handler -> FINISH
  *   (initial metadata, response, status, RECV_CLOSE_ON_SERVER) -> freed.
  *
  * Watch (server streaming) hands the call to grpc_watch.c after its request.
- * As many request_call tags as threads are kept armed, so calls are accepted in
+ * As many request_call tags as workers are kept armed, so calls are accepted in
  * parallel. Errors follow docs/grpc.md: the engine's error becomes a gRPC status
  * whose message is the HTTP error's, with the HTTP error code in the trailing
  * metadata `mnemo-error-code` and in `grpc-status-details-bin` (an
@@ -20,7 +22,8 @@
  * metadata, the method's role, the request's `space`. Shutdown: stop accepting
  * (grpc_server_shutdown_and_notify), end Watch streams with a CLOSED event,
  * wait for in-flight calls up to a grace period, cancel the rest, then shut the
- * queue down and join the threads. */
+ * queue down and join the pollers, then the workers (their queue is empty by
+ * then: every call has completed). */
 #include "grpc_internal.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -34,13 +37,23 @@
 
 #include "mnemo/util.h"
 
+/* Pollers: enough to keep I/O moving while one is busy in a (short) completion. */
+#define G_POLLERS 2
+
 struct mn_grpc {
     mn_api_t *api;
     const mn_auth_t *auth;
     grpc_server *server;
     grpc_completion_queue *cq;
-    pthread_t *threads;
-    int n_threads;
+    pthread_t pollers[G_POLLERS];
+    int n_pollers;
+    /* workers and their queue of calls whose request arrived (gcall.work_next) */
+    pthread_t *workers;
+    int n_workers;
+    pthread_mutex_t wlock;
+    pthread_cond_t wcond;
+    gcall *whead, *wtail;
+    bool wstop;
     int port;
     atomic_bool shutting_down;
     gtag t_shutdown;
@@ -179,8 +192,10 @@ static mn_err check_strings(const ProtobufCMessage *m, const char *pfx, mn_error
             const void *v = items ? items[j] : NULL;
             if (!v) continue;
             char path[96];
-            if (rep) snprintf(path, sizeof path, "%s%s[%zu]", pfx, f->name, j);
-            else snprintf(path, sizeof path, "%s%s", pfx, f->name);
+            if (rep)
+                snprintf(path, sizeof path, "%s%s[%zu]", pfx, f->name, j);
+            else
+                snprintf(path, sizeof path, "%s%s", pfx, f->name);
             if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
                 char sub[100];
                 snprintf(sub, sizeof sub, "%s.", path);
@@ -600,9 +615,17 @@ static void on_event(mn_grpc_t *g, gtag *t, bool ok)
         arm(g);
         on_new(c);
         return;
-    case GT_RECV:
-        on_recv(c, ok);
-        g_call_unref(c);
+    case GT_RECV: /* the handler may block: a worker runs it */
+        c->work_ok = ok;
+        c->work_next = NULL;
+        pthread_mutex_lock(&g->wlock);
+        if (g->wtail)
+            g->wtail->work_next = c;
+        else
+            g->whead = c;
+        g->wtail = c;
+        pthread_cond_signal(&g->wcond);
+        pthread_mutex_unlock(&g->wlock);
         return;
     case GT_FINISH:
     case GT_SEND:
@@ -617,7 +640,7 @@ static void on_event(mn_grpc_t *g, gtag *t, bool ok)
     }
 }
 
-static void *cq_main(void *arg)
+static void *poller_main(void *arg)
 {
     mn_grpc_t *g = arg;
     for (;;) {
@@ -626,6 +649,41 @@ static void *cq_main(void *arg)
         if (ev.type == GRPC_OP_COMPLETE) on_event(g, ev.tag, ev.success != 0);
     }
     return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    mn_grpc_t *g = arg;
+    pthread_mutex_lock(&g->wlock);
+    for (;;) {
+        while (!g->whead && !g->wstop)
+            pthread_cond_wait(&g->wcond, &g->wlock);
+        if (!g->whead) break; /* stopping and drained */
+        gcall *c = g->whead;
+        g->whead = c->work_next;
+        if (!g->whead) g->wtail = NULL;
+        pthread_mutex_unlock(&g->wlock);
+        on_recv(c, c->work_ok);
+        g_call_unref(c); /* the RECV batch's reference */
+        pthread_mutex_lock(&g->wlock);
+    }
+    pthread_mutex_unlock(&g->wlock);
+    return NULL;
+}
+
+static void stop_workers(mn_grpc_t *g)
+{
+    pthread_mutex_lock(&g->wlock);
+    g->wstop = true;
+    pthread_cond_broadcast(&g->wcond);
+    pthread_mutex_unlock(&g->wlock);
+    for (int i = 0; i < g->n_workers; i++)
+        pthread_join(g->workers[i], NULL);
+    free(g->workers);
+    g->workers = NULL;
+    g->n_workers = 0;
+    pthread_mutex_destroy(&g->wlock);
+    pthread_cond_destroy(&g->wcond);
 }
 
 /* ---- lifecycle ---- */
@@ -701,6 +759,8 @@ mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options
     atomic_init(&g->shutting_down, false);
     pthread_mutex_init(&g->lock, NULL);
     pthread_cond_init(&g->cond, NULL);
+    pthread_mutex_init(&g->wlock, NULL);
+    pthread_cond_init(&g->wcond, NULL);
     mn_metrics_t *reg = mn_metrics_process();
     g->requests = mn_metrics_counter(reg, "mnemo_grpc_requests_total",
                                      "gRPC calls by method and status code.", grpc_labels, 2);
@@ -713,6 +773,8 @@ mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options
         grpc_shutdown();
         pthread_mutex_destroy(&g->lock);
         pthread_cond_destroy(&g->cond);
+        pthread_mutex_destroy(&g->wlock);
+        pthread_cond_destroy(&g->wcond);
         free(g);
         return err ? err->code : MN_ERR_INVALID;
     }
@@ -749,20 +811,32 @@ mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options
         grpc_shutdown();
         pthread_mutex_destroy(&g->lock);
         pthread_cond_destroy(&g->cond);
+        pthread_mutex_destroy(&g->wlock);
+        pthread_cond_destroy(&g->wcond);
         free(g);
         return rc;
     }
     grpc_server_start(g->server);
-    g->n_threads = o->threads > 0 ? o->threads : 1;
-    g->threads = calloc((size_t)g->n_threads, sizeof *g->threads);
-    for (int i = 0; i < g->n_threads; i++) {
-        if (!g->threads || pthread_create(&g->threads[i], NULL, cq_main, g)) {
-            g->n_threads = i;
-            mn_grpc_stop(g, 0);
-            return mn_error_set(err, MN_ERR_NOMEM, "grpc: cannot start threads");
-        }
+    int want = o->threads > 0 ? o->threads : 1;
+    g->workers = calloc((size_t)want, sizeof *g->workers);
+    bool started = g->workers != NULL;
+    for (int i = 0; started && i < want; i++) {
+        if (pthread_create(&g->workers[i], NULL, worker_main, g))
+            started = false;
+        else
+            g->n_workers++;
     }
-    for (int i = 0; i < g->n_threads; i++)
+    for (int i = 0; started && i < G_POLLERS; i++) {
+        if (pthread_create(&g->pollers[i], NULL, poller_main, g))
+            started = false;
+        else
+            g->n_pollers++;
+    }
+    if (!started) {
+        mn_grpc_stop(g, 0);
+        return mn_error_set(err, MN_ERR_NOMEM, "grpc: cannot start threads");
+    }
+    for (int i = 0; i < g->n_workers; i++)
         arm(g);
     mn_log_info("grpc listening on %s%s:%d (%s)", strchr(o->bind, ':') ? "[" : "", o->bind, g->port,
                 o->tls_cert && o->tls_cert[0] ? "tls" : "plaintext");
@@ -806,14 +880,14 @@ void mn_grpc_stop(mn_grpc_t *g, int64_t grace_ms)
         if (!wait_shutdown(g, 10000)) mn_log_error("grpc: shutdown did not complete");
     }
     grpc_completion_queue_shutdown(g->cq);
-    for (int i = 0; i < g->n_threads; i++)
-        pthread_join(g->threads[i], NULL);
-    if (g->n_threads == 0) { /* no thread ever polled: drain here */
+    for (int i = 0; i < g->n_pollers; i++)
+        pthread_join(g->pollers[i], NULL);
+    if (g->n_pollers == 0) { /* no thread ever polled: drain here */
         while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
                GRPC_QUEUE_SHUTDOWN) {
         }
     }
-    free(g->threads);
+    stop_workers(g); /* every call has completed: their queue is empty */
     grpc_server_destroy(g->server);
     grpc_completion_queue_destroy(g->cq);
     g_watch_hub_free(g->hub);
