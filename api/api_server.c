@@ -330,6 +330,8 @@ static int serve(const mn_config *c, bool insecure)
             .max_message_bytes = (size_t)c->grpc.max_message_bytes,
             .max_concurrent_streams = (int)c->grpc.max_concurrent_streams,
             .max_watches = (int)c->grpc.max_watches,
+            .handshake_timeout_ms = (int)c->grpc.handshake_timeout_ms,
+            .idle_timeout_ms = (int)c->grpc.idle_timeout_ms,
             .tls_cert = c->grpc.tls_cert,
             .tls_key = c->grpc.tls_key,
         };

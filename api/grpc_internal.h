@@ -30,8 +30,10 @@ typedef struct mn_grpc_options {
     int threads;              /* worker threads that run the handlers */
     size_t max_message_bytes; /* largest request message */
     int max_concurrent_streams;
-    int max_watches;      /* open Watch streams at most */
-    const char *tls_cert; /* "" or NULL = plaintext; else PEM files */
+    int max_watches;          /* open Watch streams at most */
+    int handshake_timeout_ms; /* TLS/HTTP2 handshake budget of a new connection */
+    int idle_timeout_ms;      /* a connection without calls this long is closed */
+    const char *tls_cert;     /* "" or NULL = plaintext; else PEM files */
     const char *tls_key;
 } mn_grpc_options;
 

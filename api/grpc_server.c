@@ -778,14 +778,20 @@ mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options
         free(g);
         return err ? err->code : MN_ERR_INVALID;
     }
-    grpc_arg args[2];
+    grpc_arg args[4];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = (int)o->max_message_bytes;
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
     args[1].value.integer = o->max_concurrent_streams;
-    grpc_channel_args ca = {.num_args = 2, .args = args};
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS;
+    args[2].value.integer = o->handshake_timeout_ms > 0 ? o->handshake_timeout_ms : 30000;
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = GRPC_ARG_MAX_CONNECTION_IDLE_MS;
+    args[3].value.integer = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 600000;
+    grpc_channel_args ca = {.num_args = 4, .args = args};
     g->server = grpc_server_create(&ca, NULL);
     g->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(g->server, g->cq, NULL);

@@ -40,6 +40,8 @@ typedef struct mn_config_grpc {
     int64_t max_message_bytes;      /* 16 MiB */
     int64_t max_concurrent_streams; /* 256 per connection */
     int64_t max_watches;            /* 1024 */
+    int64_t handshake_timeout_ms;   /* 30000: slow clients are closed */
+    int64_t idle_timeout_ms;        /* 600000 */
     char *tls_cert;                 /* "" = plaintext */
     char *tls_key;
 } mn_config_grpc;

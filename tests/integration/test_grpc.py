@@ -451,6 +451,22 @@ def test_slow_watch_consumer_is_dropped(server_factory):
     c.close()
 
 
+def test_slow_handshake_is_closed(server_factory):
+    import socket
+    s = server_factory(env={"MNEMO_GRPC_HANDSHAKE_TIMEOUT_MS": "300"})
+    loris = socket.create_connection(("127.0.0.1", s.grpc_port), timeout=30)
+    loris.sendall(b"PRI * HTTP/2.0\r\n")  # half a preface, then nothing
+    t0 = time.monotonic()
+    # the server may send its SETTINGS first; then it closes the connection (the socket
+    # timeout bounds the wait)
+    while loris.recv(4096):
+        assert time.monotonic() - t0 < 25, "the slow connection stayed open"
+    loris.close()
+    c = Grpc("127.0.0.1:%d" % s.grpc_port)
+    assert c.Health(pb().HealthRequest()).status == "ok"
+    c.close()
+
+
 def test_watch_limit(server_factory):
     s = server_factory(env={"MNEMO_GRPC_MAX_WATCHES": "2"})
     c = Grpc("127.0.0.1:%d" % s.grpc_port)
