@@ -138,6 +138,7 @@ struct gcall {
     bool initial_sent; /* SEND_INITIAL_METADATA went out */
     bool close_armed;  /* RECV_CLOSE_ON_SERVER is in flight or done */
     int64_t started_ns;
+    size_t stream_bytes; /* received so far */
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;
     size_t n_msgs, cap_msgs;

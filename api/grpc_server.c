@@ -55,6 +55,7 @@ struct mn_grpc {
     gcall *whead, *wtail;
     bool wstop;
     int port;
+    size_t max_message_bytes;
     atomic_bool shutting_down;
     gtag t_shutdown;
     pthread_mutex_t lock;
@@ -218,15 +219,27 @@ ProtobufCMessage *g_call_decode(gcall *c, const char *pfx, mn_error *err)
 {
     grpc_byte_buffer_reader r;
     ProtobufCMessage *m = NULL;
+    bool over = false;
     if (grpc_byte_buffer_reader_init(&r, c->recv_buf)) {
         grpc_slice s = grpc_byte_buffer_reader_readall(&r);
         grpc_byte_buffer_reader_destroy(&r);
-        m = protobuf_c_message_unpack(c->m->req, &g_allocator, GRPC_SLICE_LENGTH(s),
-                                      GRPC_SLICE_START_PTR(s));
+        /* a client stream holds all its messages until it ends: bound them together, as
+         * HTTP bounds a batch's body */
+        c->stream_bytes += GRPC_SLICE_LENGTH(s);
+        over = c->stream_bytes > c->srv->max_message_bytes;
+        if (!over)
+            m = protobuf_c_message_unpack(c->m->req, &g_allocator, GRPC_SLICE_LENGTH(s),
+                                          GRPC_SLICE_START_PTR(s));
         grpc_slice_unref(s);
     }
     grpc_byte_buffer_destroy(c->recv_buf);
     c->recv_buf = NULL;
+    if (over) {
+        mn_error_set(err, MN_ERR_TOO_LARGE,
+                     "the stream's messages exceed grpc.max_message_bytes (%zu bytes) in all",
+                     c->srv->max_message_bytes);
+        return NULL;
+    }
     if (!m) {
         mn_error_set(err, MN_ERR_INVALID, "malformed request: not a valid %s message",
                      c->m->req->name);
@@ -556,7 +569,7 @@ static void on_recv(gcall *c, bool ok)
     mn_error err = {0};
     ProtobufCMessage *req = g_call_decode(c, pfx, &err);
     if (!req) {
-        g_call_finish(c, MN_ERR_INVALID, &err, m->nf, NULL);
+        g_call_finish(c, err.code, &err, m->nf, NULL);
         return;
     }
     switch (m->shape) {
@@ -755,6 +768,7 @@ mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options
     if (!g) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     g->api = api;
     g->auth = auth;
+    g->max_message_bytes = o->max_message_bytes;
     g->t_shutdown = (gtag){GT_SHUTDOWN, NULL};
     atomic_init(&g->shutting_down, false);
     pthread_mutex_init(&g->lock, NULL);

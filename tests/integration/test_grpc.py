@@ -374,6 +374,10 @@ def test_oversized_message_is_refused(server_factory):
     e = expect(grpc.StatusCode.RESOURCE_EXHAUSTED, None, c.Remember,
                pb().RememberRequest(space="big", memory=mem("x" * 10000, [1, 0])))
     c.Remember(pb().RememberRequest(space="big", memory=mem("small", [1, 0])))
+    # a client stream is bounded in all, as an HTTP batch's body is
+    many = (pb().RememberRequest(space="big", memory=mem("y" * 1000, [1, 0])) for _ in range(10))
+    e2 = expect(grpc.StatusCode.RESOURCE_EXHAUSTED, "payload_too_large", c.RememberBatch, many)
+    assert "grpc.max_message_bytes" in e2.details()
     assert c.Stats(pb().SpaceRequest(space="big")).memories == 1
     c.close()
     assert e is not None
