@@ -87,6 +87,7 @@ fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *
     mb.add_created_at_ms(m->created_at_ms);
     mb.add_tombstone(tombstone);
     mb.add_forgotten_at_ms(forgotten_at);
+    if (tombstone && m->retired) mb.add_retired(true);
     return mb.Finish();
 }
 
@@ -200,6 +201,7 @@ bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_
     m->unsuppressed_at_ms = src->unsuppressed_at_ms();
     m->forgotten = src->tombstone();
     m->forgotten_at_ms = src->forgotten_at_ms();
+    m->retired = src->tombstone() && src->retired();
     if (tombstone) *tombstone = src->tombstone();
     if (forgotten_at) *forgotten_at = src->forgotten_at_ms();
     if (src->content()) {

@@ -135,6 +135,9 @@ typedef struct mn_memory {
      * forgotten_at are all it has (content is "", no embedding) */
     bool forgotten;
     int64_t forgotten_at_ms;
+    /* with forgotten: a semantic memory that consolidation retired (its cluster
+     * is gone), not one a client forgot; a later run may bring its id back */
+    bool retired;
     /* semantic memories: the episodes that support it (sorted by id) */
     mn_id_t *support;
     size_t n_support;
