@@ -22,6 +22,23 @@
  * memory's keyword term list (keywords family, loaded at start-up instead of
  * tokenising), and for a forgotten memory its entry in the as-of index.
  *
+ * Semantic memories (consolidate entries) keep three things true in the batch
+ * that writes them: each episode a memory lists is marked (sid|'c'|episode ->
+ * the memories listing it) and linked to it, and one it no longer lists loses
+ * mark and link; the WAL holds only a memory's latest version (the entries
+ * that carried earlier ones drop it, so an old summary cannot keep the words
+ * of an episode forgotten later); a memory that lists a forgotten episode is
+ * not applied (it may hold its words). Erasing an episode collects the
+ * semantic memories listing it (p->rederive): the commit thread re-derives
+ * them at the end of the group, in the same batch (commit.c).
+ *
+ * Two kinds of tombstone: forgotten (by a client, or expired), which never
+ * comes back, and retired (a semantic memory whose cluster consolidation no
+ * longer finds), which a consolidate entry may bring back under the same id.
+ * A client's forget of a retired memory makes it a forgotten one, and a
+ * forget that another engine wrote (ingested) leaves a tombstone even for an
+ * id unknown here, so the key stays blocked on every engine that saw it.
+ *
  * Dropping a space is an entry too: its point mutations go in the indexed
  * batch, its range deletions (mn_apply_ranges) in the plain batch the group is
  * written as, after them. */
@@ -47,8 +64,8 @@ static void del(rocksdb_writebatch_wi_t *b, mn_engine *e, int cf, const void *k,
     rocksdb_writebatch_wi_delete_cf(b, e->store.cf[cf], (const char *)k, kl);
 }
 
-static mn_err read_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
-                          const mn_id_t *id, mn_memory_record *rec, bool *found, mn_error *err)
+mn_err mn_apply_read_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                            const mn_id_t *id, mn_memory_record *rec, bool *found, mn_error *err)
 {
     uint8_t k[KEY_MEM_LEN];
     mn_key_mem(k, sp->sid, id);
@@ -103,46 +120,135 @@ static mn_err put_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
     return MN_OK;
 }
 
+enum { MEM_ABSENT, MEM_LIVE, MEM_GONE };
+
+/* Is id absent, live or tombstoned, as the batch sees it? (Decoded without
+ * the content.) */
+static mn_err mem_state(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *id,
+                        int *state, mn_error *err)
+{
+    uint8_t k[KEY_MEM_LEN];
+    mn_key_mem(k, sp->sid, id);
+    char *v;
+    size_t vl;
+    mn_err rc = mn_store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
+    if (rc) return rc;
+    *state = MEM_ABSENT;
+    if (!v) return MN_OK;
+    mn_memory_record rec;
+    rc = mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, err);
+    free(v);
+    if (rc) return rc;
+    *state = rec.tombstone ? MEM_GONE : MEM_LIVE;
+    mn_memory_clear(&rec.mem);
+    return MN_OK;
+}
+
 /* Is id a live (stored, not tombstoned) memory, as the batch sees it? */
 static mn_err is_live(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *id,
                       bool *live, mn_error *err)
 {
-    mn_memory_record rec;
-    bool found;
-    mn_err rc = read_record(e, b, sp, id, &rec, &found, err);
-    if (rc) return rc;
-    *live = found && !rec.tombstone;
-    if (found) mn_memory_clear(&rec.mem);
-    return MN_OK;
+    int st;
+    mn_err rc = mem_state(e, b, sp, id, &st, err);
+    *live = !rc && st == MEM_LIVE;
+    return rc;
 }
 
-/* Appends lsn to the WAL references of id (the entries that carry its content). */
-static mn_err add_walref(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *id,
-                         uint64_t lsn, mn_error *err)
+static int id_order(const void *a, const void *b)
 {
-    uint8_t k[KEY_WALREF_LEN];
-    mn_key_walref(k, sp->sid, id);
+    return mn_id_cmp(a, b);
+}
+
+/* Adds (add) or removes semantic memory sem in the list of the memories that
+ * list episode ep (its consolidated mark). */
+static mn_err holder_edit(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *ep,
+                          const mn_id_t *sem, bool add, mn_error *err)
+{
+    uint8_t k[KEY_CONSOLIDATED_LEN];
+    mn_key_consolidated(k, sp->sid, ep);
     char *v;
     size_t vl;
     mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
     if (rc) return rc;
-    size_t n = v ? vl / 8 : 0;
-    uint8_t *nv = malloc((n + 1) * 8);
+    size_t n = v ? vl / 16 : 0, at = 0;
+    const mn_id_t *ids = (const mn_id_t *)v;
+    while (at < n && mn_id_cmp(&ids[at], sem) < 0)
+        at++;
+    bool has = at < n && !mn_id_cmp(&ids[at], sem);
+    if (has == add) {
+        free(v);
+        return MN_OK;
+    }
+    if (!add && n == 1) {
+        free(v);
+        del(b, e, CF_INDEX, k, sizeof k);
+        return MN_OK;
+    }
+    mn_id_t *nv = malloc((n + 1) * sizeof *nv);
     if (!nv) {
         free(v);
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     }
-    if (n) memcpy(nv, v, n * 8);
+    if (at) memcpy(nv, ids, at * sizeof *nv);
+    size_t m = at;
+    if (add) nv[m++] = *sem;
+    size_t rest = n - at - (add ? 0 : 1);
+    if (rest) memcpy(nv + m, ids + (n - rest), rest * sizeof *nv);
+    m += rest;
     free(v);
-    if (!n || mn_get_be64(nv + (n - 1) * 8) != lsn) {
-        mn_put_be64(nv + n * 8, lsn);
-        put(b, e, CF_INDEX, k, sizeof k, nv, (n + 1) * 8);
-    }
+    put(b, e, CF_INDEX, k, sizeof k, nv, m * sizeof *nv);
     free(nv);
     return MN_OK;
 }
 
-bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms)
+/* Episode ep no longer supports semantic memory sem: mark and link go. */
+static mn_err unlist_support(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                             const mn_id_t *ep, const mn_id_t *sem, mn_error *err)
+{
+    uint8_t ek[KEY_EDGE_LEN];
+    mn_key_edge(ek, sp->sid, ep, sem, MN_EDGE_CONSOLIDATION);
+    del(b, e, CF_INDEX, ek, sizeof ek);
+    return holder_edit(e, b, sp, ep, sem, false, err);
+}
+
+static mn_err push_rederive(mn_pending *p, const mn_id_t *id)
+{
+    if (p->n_rederive == p->cap_rederive) {
+        size_t nc = p->cap_rederive ? p->cap_rederive * 2 : 8;
+        mn_id_t *n = realloc(p->rederive, nc * sizeof *n);
+        if (!n) return MN_ERR_NOMEM;
+        p->rederive = n;
+        p->cap_rederive = nc;
+    }
+    p->rederive[p->n_rederive++] = *id;
+    return MN_OK;
+}
+
+/* An episode being erased: the semantic memories listing it are noted for
+ * re-derivation; its mark and links go. */
+static mn_err take_holders(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b,
+                           const mn_id_t *ep, mn_error *err)
+{
+    uint8_t k[KEY_CONSOLIDATED_LEN];
+    mn_key_consolidated(k, p->sp->sid, ep);
+    char *v;
+    size_t vl;
+    mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
+    if (rc || !v) return rc;
+    for (size_t i = 0; i + 16 <= vl && !rc; i += 16) {
+        mn_id_t sem;
+        memcpy(sem.b, v + i, 16);
+        uint8_t ek[KEY_EDGE_LEN];
+        mn_key_edge(ek, p->sp->sid, ep, &sem, MN_EDGE_CONSOLIDATION);
+        del(b, e, CF_INDEX, ek, sizeof ek);
+        if (push_rederive(p, &sem)) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    }
+    free(v);
+    del(b, e, CF_INDEX, k, sizeof k);
+    return rc;
+}
+
+bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms, bool retired)
 {
     mn_memory_t *mems = NULL;
     size_t n = 0;
@@ -165,6 +271,7 @@ bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms)
         stub.created_at_ms = m->created_at_ms;
         stub.forgotten = true;
         stub.forgotten_at_ms = at_ms;
+        stub.retired = retired && m->kind == MN_KIND_SEMANTIC;
         mn_memory_clear(m);
         *m = stub;
         found = true;
@@ -186,7 +293,7 @@ bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms)
  * were trimmed are gone already; one that cannot be read is deleted rather
  * than left holding the content. */
 static mn_err erase_in_wal(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
-                           const mn_id_t *id, int64_t at_ms, mn_error *err)
+                           const mn_id_t *id, int64_t at_ms, bool retired, mn_error *err)
 {
     uint8_t rk[KEY_WALREF_LEN];
     mn_key_walref(rk, sp->sid, id);
@@ -213,7 +320,7 @@ static mn_err erase_in_wal(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *s
             del(b, e, CF_WAL, wk, sizeof wk);
             continue;
         }
-        if (mn_wal_strip_memory(&en, id, at_ms)) {
+        if (mn_wal_strip_memory(&en, id, at_ms, retired)) {
             uint8_t *buf;
             size_t len;
             if ((rc = mn_wire_wal_encode(&en, &buf, &len)))
@@ -245,12 +352,27 @@ static void put_gone(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, con
     put(b, e, CF_INDEX, gk, sizeof gk, w, sizeof w);
 }
 
-/* Forgets a live memory for good, in the batch: its record becomes a tombstone
- * (id, kind, when, created_at, forgotten_at), and its vector, time index key,
- * edges, strength, consolidation mark and its content in the WAL go. */
-static mn_err erase_memory(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
-                           mn_memory_record *rec, int64_t at_ms, mn_error *err)
+/* A retired memory comes back: its as-of index entries go (as-of reads see
+ * the memory that is there). */
+static void del_gone(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_memory_t *m,
+                     int64_t gone_at)
 {
+    uint8_t gk[KEY_TIME_LEN];
+    mn_key_gone(gk, sp->sid, m->when_ms, &m->id);
+    del(b, e, CF_INDEX, gk, sizeof gk);
+    mn_key_gone_by_time(gk, sp->sid, gone_at, &m->id);
+    del(b, e, CF_INDEX, gk, sizeof gk);
+}
+
+/* Forgets a live memory for good, in the batch: its record becomes a tombstone
+ * (id, kind, when, created_at, forgotten_at; retired for a semantic memory
+ * consolidation retires), and its vector, time index key, edges, strength,
+ * consolidation marks and its content in the WAL go. An episode's semantic
+ * memories are noted for re-derivation. */
+static mn_err erase_memory(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b,
+                           mn_memory_record *rec, int64_t at_ms, bool retired, mn_error *err)
+{
+    mn_space *sp = p->sp;
     const mn_id_t *id = &rec->mem.id;
     uint8_t k[KEY_MEM_LEN], tk[KEY_TIME_LEN];
     mn_key_mem(k, sp->sid, id);
@@ -272,37 +394,61 @@ static mn_err erase_memory(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *
     uint8_t sk[KEY_STRENGTH_LEN];
     mn_key_strength(sk, sp->sid, id);
     del(b, e, CF_INDEX, sk, sizeof sk);
-    uint8_t ck[KEY_CONSOLIDATED_LEN];
-    mn_key_consolidated(ck, sp->sid, id);
-    del(b, e, CF_INDEX, ck, sizeof ck);
-    mn_err rc = erase_in_wal(e, b, sp, id, at_ms, err);
+    mn_err rc = MN_OK;
+    if (rec->mem.kind == MN_KIND_SEMANTIC) /* its episodes lose the mark and the link */
+        for (size_t j = 0; j < rec->mem.n_support && !rc; j++)
+            rc = unlist_support(e, b, sp, &rec->mem.support[j], id, err);
+    else
+        rc = take_holders(e, p, b, id, err);
+    if (!rc) rc = erase_in_wal(e, b, sp, id, at_ms, retired, err);
     if (rc) return rc;
     put_gone(e, b, sp, &rec->mem, at_ms);
     rec->tombstone = true;
     rec->forgotten_at_ms = at_ms;
+    rec->mem.retired = retired && rec->mem.kind == MN_KIND_SEMANTIC;
+    p->tombstones++;
+    return put_record(e, b, sp, rec);
+}
+
+/* A retired memory that a client forgets, or whose forgotten stub arrives:
+ * forgotten for good from now on. */
+static mn_err unretire(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                       mn_memory_record *rec)
+{
+    rec->mem.retired = false;
     return put_record(e, b, sp, rec);
 }
 
 /* A memory that arrives erased (a stub in a rewritten entry): a tombstone if it
- * is unknown here, forgotten if it is live, nothing if it is a tombstone
- * already. *applied says whether the state changed. */
-static mn_err apply_stub(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
+ * is unknown here, erased if it is live, and a retired tombstone that meets a
+ * forgotten stub becomes forgotten. *applied says whether the state changed. */
+static mn_err apply_stub(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b,
                          const mn_memory_t *m, bool *applied, mn_error *err)
 {
+    mn_space *sp = p->sp;
     mn_memory_record rec;
     bool found;
     *applied = false;
-    mn_err rc = read_record(e, b, sp, &m->id, &rec, &found, err);
+    mn_err rc = mn_apply_read_record(e, b, sp, &m->id, &rec, &found, err);
     if (rc) return rc;
     if (found) {
-        if (!rec.tombstone && !(rc = erase_memory(e, sp, b, &rec, m->forgotten_at_ms, err)))
-            *applied = true;
+        if (!rec.tombstone)
+            rc = erase_memory(e, p, b, &rec, m->forgotten_at_ms, m->retired, err);
+        else if (rec.mem.retired && !m->retired)
+            rc = unretire(e, b, sp, &rec);
+        else {
+            mn_memory_clear(&rec.mem);
+            return MN_OK;
+        }
+        *applied = !rc;
         mn_memory_clear(&rec.mem);
         return rc;
     }
     mn_memory_record t = {.mem = *m, .tombstone = true, .forgotten_at_ms = m->forgotten_at_ms};
+    t.mem.retired = m->retired && m->kind == MN_KIND_SEMANTIC;
     if ((rc = put_record(e, b, sp, &t))) return rc;
     put_gone(e, b, sp, m, m->forgotten_at_ms);
+    p->tombstones++;
     *applied = true;
     return MN_OK;
 }
@@ -337,16 +483,17 @@ static mn_err apply_edges(mn_engine *e, mn_space *sp, const mn_edge *edges, size
     return rc;
 }
 
-static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
-                             rocksdb_writebatch_wi_t *b, bool *accepted, mn_kw_buf *kw,
-                             mn_error *err)
+static mn_err apply_remember(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
 {
+    const mn_wal_entry *en = &p->entry;
+    mn_space *sp = p->sp;
+    mn_error *err = &p->err;
     for (size_t i = 0; i < en->op.remember.n; i++) {
         const mn_memory_t *m = &en->op.remember.mems[i];
-        accepted[i] = false;
+        p->accepted[i] = false;
         mn_err rc;
         if (m->forgotten) {
-            if ((rc = apply_stub(e, sp, b, m, &accepted[i], err))) return rc;
+            if ((rc = apply_stub(e, p, b, m, &p->accepted[i], err))) return rc;
             continue;
         }
         uint8_t k[KEY_MEM_LEN];
@@ -372,7 +519,7 @@ static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         }
         mn_memory_record rec = {.mem = *m, .tombstone = false};
         if ((rc = put_record(e, b, sp, &rec))) return rc;
-        if ((rc = put_terms(e, b, sp, m, kw ? &kw[i] : NULL, err))) return rc;
+        if ((rc = put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err))) return rc;
         if (m->embedding)
             put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
         uint8_t tk[KEY_TIME_LEN];
@@ -382,78 +529,262 @@ static mn_err apply_remember(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         mn_key_walref(rk, sp->sid, &m->id);
         mn_put_be64(lsn, en->lsn);
         put(b, e, CF_INDEX, rk, sizeof rk, lsn, sizeof lsn);
-        accepted[i] = true;
+        p->accepted[i] = true;
     }
     return apply_edges(e, sp, en->op.remember.edges, en->op.remember.n_edges, b, false, err);
 }
 
-/* New or updated semantic memories and the episodes they absorb. A semantic
- * memory that was forgotten stays forgotten. */
-static mn_err apply_consolidate(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
-                                rocksdb_writebatch_wi_t *b, bool *accepted, mn_kw_buf *kw,
-                                mn_error *err)
+/* A WAL reference of a memory an entry rewrites: (entry, memory). */
+typedef struct walref {
+    uint64_t lsn;
+    mn_id_t id;
+    bool keep; /* the entry is not a consolidate entry: it keeps the memory */
+} walref;
+
+static int walref_order(const void *a, const void *b)
 {
-    for (size_t i = 0; i < en->op.consolidate.n; i++) {
-        const mn_memory_t *m = &en->op.consolidate.mems[i];
-        accepted[i] = false;
-        mn_memory_record old;
-        bool found;
-        mn_err rc;
-        if (m->forgotten) {
-            if ((rc = apply_stub(e, sp, b, m, &accepted[i], err))) return rc;
-            continue;
-        }
-        rc = read_record(e, b, sp, &m->id, &old, &found, err);
-        if (rc) return rc;
-        if (found) {
-            bool dead = old.tombstone;
-            int64_t old_when = old.mem.when_ms;
-            mn_memory_clear(&old.mem);
-            if (dead) continue;
-            uint8_t tk[KEY_TIME_LEN];
-            mn_key_time(tk, sp->sid, old_when, &m->id);
-            rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_INDEX], (const char *)tk, sizeof tk);
-        }
-        uint8_t k[KEY_MEM_LEN];
-        mn_key_mem(k, sp->sid, &m->id);
-        mn_memory_record rec = {.mem = *m, .tombstone = false};
-        if ((rc = put_record(e, b, sp, &rec))) return rc;
-        if ((rc = put_terms(e, b, sp, m, kw ? &kw[i] : NULL, err))) return rc;
-        if (m->embedding)
-            put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
-        uint8_t tk[KEY_TIME_LEN];
-        mn_key_time(tk, sp->sid, m->when_ms, &m->id);
-        put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
-        if ((rc = add_walref(e, b, sp, &m->id, en->lsn, err))) return rc;
-        for (size_t j = 0; j < m->n_support; j++) {
-            bool live;
-            if ((rc = is_live(e, b, sp, &m->support[j], &live, err))) return rc;
-            if (!live) continue;
-            uint8_t ck[KEY_CONSOLIDATED_LEN];
-            mn_key_consolidated(ck, sp->sid, &m->support[j]);
-            put(b, e, CF_INDEX, ck, sizeof ck, m->id.b, 16);
-            uint8_t ek[KEY_EDGE_LEN], v[5];
-            float w = 1.0f;
-            mn_key_edge(ek, sp->sid, &m->support[j], &m->id, MN_EDGE_CONSOLIDATION);
-            v[0] = MN_EDGE_CONSOLIDATION;
-            memcpy(v + 1, &w, 4);
-            put(b, e, CF_INDEX, ek, sizeof ek, v, sizeof v);
-        }
-        accepted[i] = true;
-    }
-    return MN_OK;
+    const walref *x = a, *y = b;
+    if (x->lsn != y->lsn) return x->lsn < y->lsn ? -1 : 1;
+    return mn_id_cmp(&x->id, &y->id);
 }
 
-static mn_err apply_forget(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
-                           rocksdb_writebatch_wi_t *b, mn_error *err)
+/* Removes the memories of consolidate entry en listed (by id) in refs[n], all of
+ * this entry's lsn; false if it carried none of them. */
+static bool drop_versions(mn_wal_entry *en, const walref *refs, size_t n)
 {
+    bool changed = false;
+    size_t k = 0;
+    for (size_t i = 0; i < en->op.consolidate.n; i++) {
+        mn_memory_t *m = &en->op.consolidate.mems[i];
+        bool drop = false;
+        for (size_t j = 0; j < n && !drop; j++)
+            drop = !m->forgotten && !mn_id_cmp(&m->id, &refs[j].id);
+        if (drop) {
+            mn_memory_clear(m);
+            changed = true;
+        } else {
+            en->op.consolidate.mems[k++] = *m;
+        }
+    }
+    en->op.consolidate.n = k;
+    return changed;
+}
+
+/* The memories ids[n] are written anew by the entry at lsn: the consolidate
+ * entries that carried their earlier versions drop them (each entry rewritten
+ * once, keeping its lsn and hlc), and each memory's WAL references become the
+ * entries that still carry it plus lsn. */
+static mn_err supersede(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *ids,
+                        size_t n, uint64_t lsn, mn_error *err)
+{
+    walref *refs = NULL;
+    size_t nr = 0, cap = 0;
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint8_t rk[KEY_WALREF_LEN];
+        mn_key_walref(rk, sp->sid, &ids[i]);
+        char *v;
+        size_t vl;
+        if ((rc = mn_store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &v, &vl, err))) break;
+        for (size_t j = 0; v && j + 8 <= vl; j += 8) {
+            if (nr == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                walref *x = realloc(refs, nc * sizeof *x);
+                if (!x) {
+                    rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                refs = x;
+                cap = nc;
+            }
+            refs[nr++] = (walref){mn_get_be64((const uint8_t *)v + j), ids[i], false};
+        }
+        free(v);
+    }
+    if (!rc && nr) qsort(refs, nr, sizeof *refs, walref_order);
+    for (size_t i = 0; i < nr && !rc;) {
+        size_t j = i;
+        while (j < nr && refs[j].lsn == refs[i].lsn)
+            j++;
+        uint8_t wk[KEY_WAL_LEN];
+        mn_key_wal(wk, sp->sid, refs[i].lsn);
+        char *v;
+        size_t vl;
+        if ((rc = mn_store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
+        mn_wal_entry en;
+        if (v && !mn_wire_wal_decode((const uint8_t *)v, vl, &en, NULL)) {
+            if (en.type != MN_WAL_OP_CONSOLIDATE) {
+                for (size_t k = i; k < j; k++)
+                    refs[k].keep = true;
+            } else if (drop_versions(&en, refs + i, j - i)) {
+                uint8_t *buf;
+                size_t len;
+                if ((rc = mn_wire_wal_encode(&en, &buf, &len)))
+                    mn_error_set(err, rc, "re-encoding a WAL entry");
+                else {
+                    put(b, e, CF_WAL, wk, sizeof wk, buf, len);
+                    free(buf);
+                }
+            }
+            mn_wal_entry_clear(&en);
+        } /* trimmed (or unreadable, erased at the memory's forget): nothing to keep */
+        free(v);
+        i = j;
+    }
+    /* the new references: kept entries (in lsn order) and this one */
+    uint8_t *val = !rc ? malloc((nr + 1) * 8) : NULL;
+    if (!rc && !val) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t m = 0;
+        for (size_t j = 0; j < nr; j++)
+            if (refs[j].keep && !mn_id_cmp(&refs[j].id, &ids[i]))
+                mn_put_be64(val + 8 * m++, refs[j].lsn);
+        mn_put_be64(val + 8 * m++, lsn);
+        uint8_t rk[KEY_WALREF_LEN];
+        mn_key_walref(rk, sp->sid, &ids[i]);
+        put(b, e, CF_INDEX, rk, sizeof rk, val, m * 8);
+    }
+    free(val);
+    free(refs);
+    return rc;
+}
+
+/* One semantic memory of a consolidate entry. *written is the id to
+ * supersede (its earlier versions), or stays unset. */
+static mn_err apply_semantic(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, size_t i,
+                             bool *written, mn_error *err)
+{
+    mn_space *sp = p->sp;
+    const mn_memory_t *m = &p->entry.op.consolidate.mems[i];
+    *written = false;
+    /* a memory listing a forgotten episode may hold its words: not applied */
+    int *state = malloc((m->n_support ? m->n_support : 1) * sizeof *state);
+    if (!state) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    mn_err rc = MN_OK;
+    bool blocked = false;
+    for (size_t j = 0; j < m->n_support && !rc && !blocked; j++) {
+        if (p->derived) { /* re-derived from members this batch read live */
+            state[j] = MEM_LIVE;
+            continue;
+        }
+        rc = mem_state(e, b, sp, &m->support[j], &state[j], err);
+        blocked = state[j] == MEM_GONE;
+    }
+    mn_memory_record old;
+    memset(&old, 0, sizeof old);
+    bool found = false;
+    if (!rc && !blocked) rc = mn_apply_read_record(e, b, sp, &m->id, &old, &found, err);
+    if (rc || blocked) {
+        free(state);
+        return rc;
+    }
+    if (found && old.tombstone && !old.mem.retired) { /* forgotten by a client: stays forgotten */
+        mn_memory_clear(&old.mem);
+        free(state);
+        return MN_OK;
+    }
+    bool was_live = found && !old.tombstone;
+    if (found && old.tombstone) { /* retired, and its cluster is back */
+        del_gone(e, b, sp, &old.mem, old.forgotten_at_ms);
+        p->tombstones--;
+    } else if (found) {
+        uint8_t tk[KEY_TIME_LEN];
+        mn_key_time(tk, sp->sid, old.mem.when_ms, &m->id);
+        del(b, e, CF_INDEX, tk, sizeof tk);
+        /* episodes it no longer lists lose the mark and the link */
+        for (size_t j = 0; j < old.mem.n_support && !rc; j++)
+            if (!bsearch(&old.mem.support[j], m->support, m->n_support, sizeof *m->support,
+                         id_order))
+                rc = unlist_support(e, b, sp, &old.mem.support[j], &m->id, err);
+    }
+    uint8_t k[KEY_MEM_LEN];
+    mn_key_mem(k, sp->sid, &m->id);
+    mn_memory_record rec = {.mem = *m, .tombstone = false};
+    if (!rc) rc = put_record(e, b, sp, &rec);
+    if (!rc) rc = put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err);
+    if (!rc && m->embedding)
+        put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
+    uint8_t tk[KEY_TIME_LEN];
+    mn_key_time(tk, sp->sid, m->when_ms, &m->id);
+    if (!rc) put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
+    /* its new episodes are marked (those not stored here yet too: a forget
+     * that reaches them later finds the memory) and linked */
+    for (size_t j = 0; j < m->n_support && !rc; j++) {
+        if (was_live && bsearch(&m->support[j], old.mem.support, old.mem.n_support,
+                                sizeof *old.mem.support, id_order))
+            continue; /* marked and linked when it joined */
+        if ((rc = holder_edit(e, b, sp, &m->support[j], &m->id, true, err))) break;
+        if (state[j] != MEM_LIVE) continue;
+        uint8_t ek[KEY_EDGE_LEN], v[5];
+        float w = 1.0f;
+        mn_key_edge(ek, sp->sid, &m->support[j], &m->id, MN_EDGE_CONSOLIDATION);
+        v[0] = MN_EDGE_CONSOLIDATION;
+        memcpy(v + 1, &w, 4);
+        put(b, e, CF_INDEX, ek, sizeof ek, v, sizeof v);
+    }
+    mn_memory_clear(&old.mem);
+    free(state);
+    if (!rc) *written = true;
+    return rc;
+}
+
+/* New, updated or revived semantic memories and the episodes they list, and
+ * erased stubs (retired or forgotten). */
+static mn_err apply_consolidate(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
+{
+    const mn_wal_entry *en = &p->entry;
+    size_t n = en->op.consolidate.n;
+    mn_id_t *written = malloc((n ? n : 1) * sizeof *written);
+    if (!written) return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+    size_t nw = 0;
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const mn_memory_t *m = &en->op.consolidate.mems[i];
+        p->accepted[i] = false;
+        if (m->forgotten) {
+            rc = apply_stub(e, p, b, m, &p->accepted[i], &p->err);
+            continue;
+        }
+        rc = apply_semantic(e, p, b, i, &p->accepted[i], &p->err);
+        if (!rc && p->accepted[i]) written[nw++] = m->id;
+    }
+    if (!rc) rc = supersede(e, b, p->sp, written, nw, en->lsn, &p->err);
+    free(written);
+    return rc;
+}
+
+static mn_err apply_forget(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
+{
+    const mn_wal_entry *en = &p->entry;
+    mn_space *sp = p->sp;
+    mn_error *err = &p->err;
     const mn_id_t *id = en->type == MN_WAL_OP_FORGET ? &en->op.forget.id : &en->op.unsuppress.id;
+    bool del_client = en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE &&
+                      en->op.forget.reason == MN_FORGET_REASON_CLIENT;
     mn_memory_record rec;
     bool found;
-    mn_err rc = read_record(e, b, sp, id, &rec, &found, err);
+    mn_err rc = mn_apply_read_record(e, b, sp, id, &rec, &found, err);
     if (rc) return rc;
-    if (!found) return mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
+    if (!found) {
+        if (!(p->foreign && en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE))
+            return mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
+        /* another engine forgot a memory unknown here: its tombstone, so it
+         * can neither arrive nor be consolidated here later */
+        mn_memory_record t = {.tombstone = true, .forgotten_at_ms = en->op.forget.at_ms};
+        mn_memory_init(&t.mem);
+        t.mem.id = *id;
+        t.mem.kind = mn_consolidate_made(id) ? MN_KIND_SEMANTIC : MN_KIND_EPISODIC;
+        t.mem.when_ms = 0;
+        if ((rc = put_record(e, b, sp, &t))) return rc;
+        p->tombstones++;
+        return MN_OK;
+    }
     if (rec.tombstone) {
+        if (del_client && rec.mem.retired) { /* a retired memory a client forgets: for good */
+            rc = unretire(e, b, sp, &rec);
+            mn_memory_clear(&rec.mem);
+            return rc;
+        }
         mn_memory_clear(&rec.mem);
         return mn_error_set(err, MN_ERR_GONE, "memory was forgotten");
     }
@@ -463,7 +794,7 @@ static mn_err apply_forget(mn_engine *e, mn_space *sp, const mn_wal_entry *en,
         if (en->op.forget.reason == MN_FORGET_REASON_EXPIRED && rec.mem.expires_at_ms > 0 &&
             rec.mem.expires_at_ms < at)
             at = rec.mem.expires_at_ms;
-        rc = erase_memory(e, sp, b, &rec, at, err);
+        rc = erase_memory(e, p, b, &rec, at, false, err);
         mn_memory_clear(&rec.mem);
         return rc;
     }
@@ -517,10 +848,14 @@ static mn_err encode_applied(const mn_wal_entry *en, const bool *accepted, uint8
     return rc;
 }
 
-mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
-                      rocksdb_writebatch_wi_t *b, bool *accepted, mn_kw_buf *kw, mn_error *err)
+mn_err mn_apply_entry(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
 {
+    mn_space *sp = p->sp;
+    const mn_wal_entry *entry = &p->entry;
+    mn_error *err = &p->err;
     mn_err rc = MN_OK;
+    p->tombstones = 0;
+    p->n_rederive = 0;
     /* Preconditions first: a failing op leaves no trace in the batch. */
     switch (entry->type) {
     case MN_WAL_OP_SPACE_CREATE: {
@@ -579,14 +914,14 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
         break;
     }
     case MN_WAL_OP_REMEMBER:
-        rc = apply_remember(e, sp, entry, b, accepted, kw, err);
+        rc = apply_remember(e, p, b);
         break;
     case MN_WAL_OP_FORGET:
     case MN_WAL_OP_UNSUPPRESS:
-        rc = apply_forget(e, sp, entry, b, err);
+        rc = apply_forget(e, p, b);
         break;
     case MN_WAL_OP_CONSOLIDATE:
-        rc = apply_consolidate(e, sp, entry, b, accepted, kw, err);
+        rc = apply_consolidate(e, p, b);
         break;
     case MN_WAL_OP_REINFORCE:
         for (size_t i = 0; i < entry->op.reinforce.n && !rc; i++) {
@@ -618,7 +953,7 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
     mn_key_wal(wk, sp->sid, entry->lsn);
     uint8_t *buf;
     size_t len;
-    if ((rc = encode_applied(entry, accepted, &buf, &len)))
+    if ((rc = encode_applied(entry, p->accepted, &buf, &len)))
         return mn_error_set(err, rc, "encoding the WAL entry");
     put(b, e, CF_WAL, wk, sizeof wk, buf, len);
     free(buf);
@@ -647,16 +982,12 @@ mn_err mn_apply_ranges(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
     return MN_OK;
 }
 
-/* An erased memory applied: gone from memory, one more tombstone. */
-static void apply_stub_memory(mn_space *sp, const mn_memory_t *m)
+void mn_apply_memory(mn_engine *e, mn_pending *p)
 {
-    mn_space_remove(sp, &m->id);
-    sp->n_tombstones++;
-}
-
-void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, const bool *accepted,
-                     const mn_kw_buf *kw)
-{
+    mn_space *sp = p->sp;
+    const mn_wal_entry *entry = &p->entry;
+    const bool *accepted = p->accepted;
+    const mn_kw_buf *kw = p->kw;
     if (entry->type == MN_WAL_OP_SPACE_DROP) {
         /* the commit thread takes the space out of the map */
         atomic_store(&sp->dropped, true);
@@ -671,7 +1002,7 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
             const mn_memory_t *m = &entry->op.remember.mems[i];
             if (!accepted[i]) continue;
             if (m->forgotten)
-                apply_stub_memory(sp, m);
+                mn_space_remove(sp, &m->id);
             else if (mn_space_insert_doc(sp, m, kw ? kw[i].buf : NULL, kw ? kw[i].len : 0))
                 mn_log_error("space %s: out of memory indexing a memory; restart reloads it",
                              sp->def.name);
@@ -688,18 +1019,12 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
             const mn_memory_t *m = &entry->op.consolidate.mems[i];
             if (!accepted[i]) continue;
             if (m->forgotten) {
-                apply_stub_memory(sp, m);
+                mn_space_remove(sp, &m->id);
                 continue;
             }
             if (mn_space_replace_doc(sp, m, kw ? kw[i].buf : NULL, kw ? kw[i].len : 0))
                 mn_log_error("space %s: out of memory indexing a semantic memory", sp->def.name);
-            for (size_t j = 0; j < m->n_support; j++) {
-                uint32_t slot = mn_space_find(sp, &m->support[j]);
-                if (slot == UINT32_MAX) continue;
-                sp->slots[slot].consolidated = 1;
-                mn_edge ed = {m->support[j], m->id, MN_EDGE_CONSOLIDATION, 1.0f};
-                mn_space_link(sp, &ed);
-            }
+            mn_space_link_supports(sp, &m->id, m->support, m->n_support);
         }
         break;
     case MN_WAL_OP_REINFORCE:
@@ -717,7 +1042,7 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
         break;
     case MN_WAL_OP_FORGET:
         if (entry->op.forget.mode == MN_FORGET_DELETE) {
-            if (mn_space_remove(sp, &entry->op.forget.id)) sp->n_tombstones++;
+            mn_space_remove(sp, &entry->op.forget.id);
         } else {
             uint32_t slot = mn_space_find(sp, &entry->op.forget.id);
             if (slot != UINT32_MAX && !sp->slots[slot].suppressed) { /* as apply_forget */
@@ -738,6 +1063,7 @@ void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, cons
     default:
         break;
     }
+    sp->n_tombstones = (uint64_t)((int64_t)sp->n_tombstones + p->tombstones);
     __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&sp->lock);
     mn_events_from_entry(e, entry, accepted);

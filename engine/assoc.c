@@ -75,6 +75,60 @@ void mn_space_link(mn_space *sp, const mn_edge *e)
     adj_put(&sp->slots[b], &e->from, e->kind, 0, e->weight);
 }
 
+static int id_order(const void *a, const void *b)
+{
+    return mn_id_cmp(a, b);
+}
+
+void mn_space_link_supports(mn_space *sp, const mn_id_t *sem, const mn_id_t *ids, size_t n)
+{
+    uint32_t slot = mn_space_find(sp, sem);
+    if (slot == UINT32_MAX) return;
+    mn_slot *s = &sp->slots[slot];
+    /* the episodes linked now, sorted; those it no longer lists are unlinked */
+    mn_id_t *have = malloc((s->n_adj ? s->n_adj : 1) * sizeof *have);
+    size_t nh = 0;
+    for (uint32_t a = 0; a < s->n_adj;) {
+        mn_adj x = s->adj[a];
+        if (x.kind != MN_EDGE_CONSOLIDATION || x.out) {
+            a++;
+            continue;
+        }
+        if (bsearch(&x.other, ids, n, sizeof *ids, id_order)) {
+            if (have) have[nh++] = x.other;
+            a++;
+            continue;
+        }
+        s->adj[a] = s->adj[--s->n_adj];
+        uint32_t o = mn_space_find(sp, &x.other);
+        if (o != UINT32_MAX) adj_put(&sp->slots[o], sem, MN_EDGE_CONSOLIDATION, 1, 0);
+    }
+    if (have) qsort(have, nh, sizeof *have, id_order);
+    /* new ones: appended on the memory's side without a search (a memory of
+     * n episodes would cost n^2), the episode's short list as usual */
+    for (size_t i = 0; i < n; i++) {
+        if (have ? bsearch(&ids[i], have, nh, sizeof *have, id_order) != NULL : false) continue;
+        uint32_t o = mn_space_find(sp, &ids[i]);
+        if (o == UINT32_MAX || o == slot) continue;
+        if (!have) { /* out of memory above: the searching path */
+            mn_edge ed = {ids[i], *sem, MN_EDGE_CONSOLIDATION, 1.0f};
+            mn_space_link(sp, &ed);
+            continue;
+        }
+        adj_put(&sp->slots[o], sem, MN_EDGE_CONSOLIDATION, 1, 1.0f);
+        s = &sp->slots[slot];
+        if (s->n_adj == s->cap_adj) {
+            uint32_t nc = s->cap_adj ? s->cap_adj * 2 : 4;
+            mn_adj *na = realloc(s->adj, nc * sizeof *na);
+            if (!na) continue; /* the edge stays in the store; a restart restores it */
+            s->adj = na;
+            s->cap_adj = nc;
+        }
+        s->adj[s->n_adj++] = (mn_adj){ids[i], 1.0f, MN_EDGE_CONSOLIDATION, 0};
+    }
+    free(have);
+}
+
 /* Keeps the n best (similarity, id) pairs, best first; n is small (link_max). */
 static void keep_best(mn_edge *best, float *sims, size_t *n, size_t max, const mn_id_t *id,
                       float sim)

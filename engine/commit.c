@@ -11,7 +11,13 @@
  * write marks the engine failed: later writes are refused rather than risk
  * state that diverges from the WAL. Dropping a space is an entry like any
  * other; ops queued behind a drop of their space in the same group fail as
- * if the space were gone already. */
+ * if the space were gone already.
+ *
+ * Erasing an episode (forget, expiry, an erased stub) must not leave its words
+ * in a semantic memory: after staging a group, the semantic memories that
+ * listed an episode the group erased are re-derived from their remaining
+ * supports (mn_consolidate_rederive) into one consolidate entry per space,
+ * the group's last, in the same batch; if that fails the whole group fails. */
 #include "engine_internal.h"
 
 #include <stdio.h>
@@ -168,7 +174,7 @@ static void stage(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, bool 
     p->entry.epoch = sp->epoch;
     p->entry.lsn = sp->assigned_lsn + 1;
     p->entry.hlc = mn_hlc_now(&e->hlc, mn_engine_now(e));
-    if ((p->rc = mn_apply_entry(e, sp, &p->entry, b, p->accepted, p->kw, &p->err))) return;
+    if ((p->rc = mn_apply_entry(e, p, b))) return;
     sp->assigned_lsn++;
     p->has_entry = true;
     if (p->entry.type == MN_WAL_OP_SPACE_DROP) sp->drop_staged = true;
@@ -243,7 +249,7 @@ static void flush_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writeba
             }
             p->sp = NULL;
         } else if (p->has_entry) {
-            mn_apply_memory(e, p->sp, &p->entry, p->accepted, p->kw);
+            mn_apply_memory(e, p);
             if (p->entry.type == MN_WAL_OP_SPACE_DROP) {
                 map_remove(e, p->sp);
                 mn_engine_space_release(e, p->sp); /* the map's reference */
@@ -254,6 +260,148 @@ static void flush_group(mn_engine *e, mn_pending **ps, size_t n, rocksdb_writeba
         }
     }
     rocksdb_writebatch_wi_clear(b);
+}
+
+static int id_order(const void *a, const void *b)
+{
+    return mn_id_cmp(a, b);
+}
+
+/* The re-derivation of space sp's semantic memories that ps[0..n) noted, as a
+ * pending consolidate entry staged into b; *out NULL when nothing changed. */
+static mn_err stage_rederive(mn_engine *e, mn_space *sp, mn_pending **ps, size_t n,
+                             rocksdb_writebatch_wi_t *b, bool *group_sync, mn_pending **out,
+                             mn_error *err)
+{
+    *out = NULL;
+    size_t total = 0;
+    bool sync = false;
+    for (size_t i = 0; i < n; i++)
+        if (ps[i]->sp == sp && ps[i]->has_entry) {
+            total += ps[i]->n_rederive;
+            sync |= ps[i]->n_rederive && ps[i]->sync;
+        }
+    if (!total) return MN_OK;
+    mn_id_t *ids = malloc(total * sizeof *ids);
+    if (!ids) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ps[i]->sp == sp && ps[i]->has_entry)
+            for (size_t j = 0; j < ps[i]->n_rederive; j++)
+                ids[k++] = ps[i]->rederive[j];
+    qsort(ids, k, sizeof *ids, id_order);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!u || mn_id_cmp(&ids[u - 1], &ids[i])) ids[u++] = ids[i];
+    mn_memory_t *mems = NULL;
+    size_t nm = 0;
+    mn_err rc = mn_consolidate_rederive(e, sp, b, ids, u, mn_engine_now(e), &mems, &nm, err);
+    free(ids);
+    if (rc || !nm) {
+        free(mems);
+        return rc;
+    }
+    mn_pending *d = calloc(1, sizeof *d);
+    if (!d) {
+        for (size_t i = 0; i < nm; i++)
+            mn_memory_clear(&mems[i]);
+        free(mems);
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    }
+    d->derived = true;
+    d->entry.type = MN_WAL_OP_CONSOLIDATE;
+    snprintf(d->entry.space, sizeof d->entry.space, "%s", sp->def.name);
+    d->entry.op.consolidate.mems = mems;
+    d->entry.op.consolidate.n = nm;
+    d->sp = sp;
+    d->sync = sync;
+    stage(e, d, b, group_sync);
+    *out = d;
+    if (d->rc && err) *err = d->err;
+    return d->rc;
+}
+
+static void free_pending_results(mn_pending *p)
+{
+    free(p->compact);
+    if (!p->keep_accepted) free(p->accepted);
+    for (size_t j = 0; p->kw && j < p->n_kw; j++)
+        free(p->kw[j].buf);
+    free(p->kw);
+    free(p->rederive);
+    p->compact = NULL;
+    if (!p->keep_accepted) p->accepted = NULL;
+    p->kw = NULL;
+    p->rederive = NULL;
+    p->n_rederive = p->cap_rederive = 0;
+}
+
+static void free_derived(mn_pending *d)
+{
+    free_pending_results(d);
+    for (size_t i = 0; i < d->entry.op.consolidate.n; i++)
+        mn_memory_clear(&d->entry.op.consolidate.mems[i]);
+    free(d->entry.op.consolidate.mems);
+    free(d);
+}
+
+/* Every op of the group fails with err and nothing is written (the batch is
+ * cleared by flush_group, which finds no entry). */
+static void fail_group(mn_pending **ps, size_t n, const mn_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        mn_pending *p = ps[i];
+        if (!p->has_entry) continue;
+        p->has_entry = false;
+        p->rc = err->code ? err->code : MN_ERR_INTERNAL;
+        p->err = *err;
+        if (p->sp && p->entry.type != MN_WAL_OP_SPACE_CREATE) {
+            p->sp->assigned_lsn = p->sp->last_lsn;
+            p->sp->drop_staged = false;
+        }
+    }
+}
+
+/* Appends the group's re-derivations (one pending per space) to ps. */
+static void stage_rederivations(mn_engine *e, mn_pending ***ps, size_t *n, size_t *cap,
+                                rocksdb_writebatch_wi_t *b, bool *group_sync)
+{
+    size_t n0 = *n;
+    mn_error err = {0};
+    mn_err rc = MN_OK;
+    mn_space **done = NULL; /* spaces re-derived already (a group touches few) */
+    size_t n_done = 0;
+    for (size_t i = 0; i < n0 && !rc; i++) {
+        mn_pending *p = (*ps)[i];
+        if (!p->has_entry || !p->n_rederive) continue;
+        bool seen = false;
+        for (size_t j = 0; j < n_done && !seen; j++)
+            seen = done[j] == p->sp;
+        if (seen || atomic_load(&p->sp->dropped) || p->sp->drop_staged) continue;
+        mn_space **nd = realloc(done, (n_done + 1) * sizeof *nd);
+        if (!nd) {
+            rc = mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
+            break;
+        }
+        done = nd;
+        done[n_done++] = p->sp;
+        mn_pending *d = NULL;
+        rc = stage_rederive(e, p->sp, *ps, n0, b, group_sync, &d, &err);
+        if (!d) continue;
+        if (*n == *cap) {
+            size_t nc = *cap * 2;
+            mn_pending **np = realloc(*ps, nc * sizeof *np);
+            if (!np) abort(); /* cannot even track waiters */
+            *ps = np;
+            *cap = nc;
+        }
+        (*ps)[(*n)++] = d;
+    }
+    free(done);
+    if (rc) {
+        mn_log_error("re-deriving semantic memories failed, the group is refused: %s", err.message);
+        fail_group(*ps, *n, &err);
+    }
 }
 
 static void *commit_main(void *arg)
@@ -291,10 +439,19 @@ static void *commit_main(void *arg)
             }
             stage(e, p, b, &group_sync);
         }
+        stage_rederivations(e, &ps, &n, &cap, b, &group_sync);
         flush_group(e, ps, n, b, group_sync);
+        /* nobody waits for the derived ops (the others may be gone once done) */
+        size_t waited = 0;
+        for (size_t i = 0; i < n; i++)
+            if (ps[i]->derived)
+                free_derived(ps[i]);
+            else
+                ps[waited++] = ps[i];
 
         pthread_mutex_lock(&e->q_mu);
-        for (size_t i = 0; i < n; i++) ps[i]->done = true;
+        for (size_t i = 0; i < waited; i++)
+            ps[i]->done = true;
         pthread_cond_broadcast(&e->done_cv);
         pthread_mutex_unlock(&e->q_mu);
     }
@@ -324,16 +481,8 @@ void mn_commit_submit_many(mn_engine *e, mn_pending **ps, size_t n)
     for (size_t i = 0; i < n; i++)
         while (!ps[i]->done) pthread_cond_wait(&e->done_cv, &e->q_mu);
     pthread_mutex_unlock(&e->q_mu);
-    for (size_t i = 0; i < n; i++) {
-        free(ps[i]->compact);
-        free(ps[i]->accepted);
-        for (size_t j = 0; ps[i]->kw && j < ps[i]->n_kw; j++)
-            free(ps[i]->kw[j].buf);
-        free(ps[i]->kw);
-        ps[i]->compact = NULL;
-        ps[i]->accepted = NULL;
-        ps[i]->kw = NULL;
-    }
+    for (size_t i = 0; i < n; i++)
+        free_pending_results(ps[i]);
 }
 
 mn_err mn_commit_submit(mn_engine *e, mn_pending *p)

@@ -24,9 +24,24 @@
  *     keyed by their lowest member id: the memory's id is derived from that
  *     key, so a later run that finds the cluster again (with more or fewer
  *     members) updates the same memory (reconsolidation), never a duplicate;
- *  5. a semantic memory this module made whose key no run finds any more is
- *     retired: forgotten through the normal forget path. One that a client
- *     forgot stays forgotten (its id is tombstoned); so does a retired one.
+ *  5. a semantic memory this module made (a version 8 id) whose key the run
+ *     does not find is retired: an erased stub marked retired in the run's
+ *     entry. A retired memory comes back, same id, when a later run finds its
+ *     key again; one a client forgot stays forgotten, and its key gets no
+ *     memory (apply.c: the two kinds of tombstone).
+ * The run is one consolidate entry: created, updated and revived memories and
+ * the retirement stubs (apply.c keeps marks, links and the WAL's latest
+ * version right; it skips a memory that lists an episode forgotten since the
+ * run read it, so the answer counts what was applied).
+ *
+ * Between runs, forgetting an episode re-derives the semantic memories that
+ * list it (mn_consolidate_rederive, from the commit thread, in the forget's
+ * batch): the remaining members give centroid, cohesion, medoid and summary
+ * as here; the keywords are the old ones a remaining member holds (ranking
+ * needs the word counts of every cluster: the next run ranks them again);
+ * under the engine's min_support the memory is retired. So an erased
+ * episode's words never outlive it in a semantic memory, and the next run
+ * leaves the bytes a fresh run would.
  * A semantic memory's fields are functions of its support set (and of the
  * word counts over all supported episodes, for its keywords): centroid
  * embedding (normalised mean, summed in id order in double precision),
@@ -103,14 +118,9 @@ static mn_id_t semantic_id(const mn_id_t *key)
     return id;
 }
 
-/* Was m made by consolidation (its id derived from one of its supports)? */
-static bool made_here(const mn_memory_t *m)
+bool mn_consolidate_made(const mn_id_t *id)
 {
-    for (size_t i = 0; i < m->n_support; i++) {
-        mn_id_t want = semantic_id(&m->support[i]);
-        if (!memcmp(want.b, m->id.b, 16)) return true;
-    }
-    return false;
+    return (id->b[6] >> 4) == 8 && (id->b[8] & 0xc0) == 0x80;
 }
 
 static void centroid_of(const double *sum, uint32_t dim, float *out)
@@ -266,26 +276,17 @@ static mn_err push_str(char ***v, size_t *n, const char *s)
     return MN_OK;
 }
 
-/* Reads the members' records (sorted by id) into *s. MN_ERR_NOT_FOUND when
- * one is gone since the clustering: the cluster waits for the next run. */
-static mn_err summarise(mn_engine *e, mn_space *sp, const kept *k, summary *s)
+/* Fills *s from the members' records ms[n] (sorted by id; ms[medoid] is the
+ * medoid): words, times, tags, people. */
+static mn_err summarise_records(const mn_memory_t *ms, size_t n, size_t medoid, summary *s)
 {
     memset(s, 0, sizeof *s);
     s->when = INT64_MAX;
     s->created = INT64_MIN;
-    mn_memory_t *ms = calloc(k->n, sizeof *ms);
-    if (!ms) return MN_ERR_NOMEM;
     mn_err rc = MN_OK;
-    size_t loaded = 0;
-    for (; loaded < k->n && !rc; loaded++) {
-        mn_error rerr = {0};
-        rc = mn_engine_read_memory(e, sp, &k->members[loaded], false, &ms[loaded], &rerr);
-        if (rc == MN_ERR_GONE) rc = MN_ERR_NOT_FOUND;
-    }
-    if (rc) loaded--; /* the failed read left nothing to clear */
     kwctx kc = {&s->words, 0, false};
     size_t n_pairs = 0;
-    for (size_t i = 0; !rc && i < k->n; i++) {
+    for (size_t i = 0; !rc && i < n; i++) {
         const mn_memory_t *m = &ms[i];
         kc.member = (uint32_t)i + 1;
         if (m->content) mn_text_tokenize(m->content, m->content_len, kw_token, &kc);
@@ -305,19 +306,19 @@ static mn_err summarise(mn_engine *e, mn_space *sp, const kept *k, summary *s)
     const char **pairs = !rc ? malloc((n_pairs ? n_pairs : 1) * sizeof *pairs) : NULL;
     if (!rc && !pairs) rc = MN_ERR_NOMEM;
     size_t np = 0;
-    for (size_t i = 0; !rc && i < k->n; i++)
+    for (size_t i = 0; !rc && i < n; i++)
         for (size_t t = 0; t < ms[i].n_tags; t++) pairs[np++] = ms[i].tags[t];
     if (!rc && np) qsort(pairs, np, sizeof *pairs, str_cmp);
     for (size_t i = 0; !rc && i < np;) {
         size_t j = i + 1;
         while (j < np && !strcmp(pairs[j], pairs[i])) j++;
-        if ((j - i) * 2 >= k->n && s->n_tags < MN_TAGS_MAX)
+        if ((j - i) * 2 >= n && s->n_tags < MN_TAGS_MAX)
             rc = push_str(&s->tags, &s->n_tags, pairs[i]);
         i = j;
     }
     free(pairs);
     if (!rc) {
-        const mn_memory_t *med = &ms[k->medoid];
+        const mn_memory_t *med = &ms[medoid];
         s->medoid_len = med->content_len;
         s->medoid_content = malloc(med->content_len + 1);
         if (!s->medoid_content) rc = MN_ERR_NOMEM;
@@ -326,8 +327,6 @@ static mn_err summarise(mn_engine *e, mn_space *sp, const kept *k, summary *s)
             s->medoid_content[med->content_len] = '\0';
         }
     }
-    for (size_t i = 0; i < loaded; i++) mn_memory_clear(&ms[i]);
-    free(ms);
     if (!rc) {
         if (s->n_tags) qsort(s->tags, s->n_tags, sizeof *s->tags, str_cmp);
         if (s->n_who) qsort(s->who, s->n_who, sizeof *s->who, str_cmp);
@@ -335,11 +334,31 @@ static mn_err summarise(mn_engine *e, mn_space *sp, const kept *k, summary *s)
     return rc;
 }
 
-/* Fills sem from a cluster and its summary; the top keywords score
- * (members holding the word) x idf over every supported episode. Moves the
- * summary's strings. */
-static mn_err build_semantic(const mn_space *sp, const kept *k, summary *s, const wmap *df,
-                             double n_docs, mn_memory_t *sem)
+/* Reads the members' records (sorted by id) into *s. MN_ERR_NOT_FOUND when
+ * one is gone since the clustering: the cluster waits for the next run. */
+static mn_err summarise(mn_engine *e, mn_space *sp, const kept *k, summary *s)
+{
+    memset(s, 0, sizeof *s);
+    mn_memory_t *ms = calloc(k->n, sizeof *ms);
+    if (!ms) return MN_ERR_NOMEM;
+    mn_err rc = MN_OK;
+    size_t loaded = 0;
+    for (; loaded < k->n && !rc; loaded++) {
+        mn_error rerr = {0};
+        rc = mn_engine_read_memory(e, sp, &k->members[loaded], false, &ms[loaded], &rerr);
+        if (rc == MN_ERR_GONE) rc = MN_ERR_NOT_FOUND;
+    }
+    if (rc) loaded--; /* the failed read left nothing to clear */
+    if (!rc) rc = summarise_records(ms, k->n, k->medoid, s);
+    for (size_t i = 0; i < loaded; i++)
+        mn_memory_clear(&ms[i]);
+    free(ms);
+    return rc;
+}
+
+/* Fills every field of sem but its content from a cluster and its summary
+ * (moves the summary's tags and people). */
+static mn_err fill_semantic(const mn_space *sp, const kept *k, summary *s, mn_memory_t *sem)
 {
     uint32_t dim = sp->def.dim;
     mn_memory_init(sem);
@@ -358,7 +377,44 @@ static mn_err build_semantic(const mn_space *sp, const kept *k, summary *s, cons
     sem->importance = s->importance;
     float conf = (float)k->cohesion;
     sem->confidence = conf < 0 ? 0 : conf > 1 ? 1 : conf;
+    sem->tags = s->tags;
+    sem->n_tags = s->n_tags;
+    sem->who = s->who;
+    sem->n_who = s->n_who;
+    s->tags = s->who = NULL;
+    s->n_tags = s->n_who = 0;
+    return MN_OK;
+}
 
+/* content = the medoid's text, then "[keywords: ...]" with kw[nk], cut to the
+ * content limit at a character boundary. */
+static mn_err set_content(mn_memory_t *sem, const summary *s, const char *const *kw, size_t nk)
+{
+    size_t len = s->medoid_len + sizeof CONTENT_KEYWORDS_PREFIX + nk * (MN_TOKEN_MAX + 2) + 2;
+    sem->content = malloc(len);
+    if (!sem->content) return MN_ERR_NOMEM;
+    size_t off = (size_t)snprintf(sem->content, len, "%.*s", (int)s->medoid_len, s->medoid_content);
+    if (nk) {
+        off += (size_t)snprintf(sem->content + off, len - off, "%s", CONTENT_KEYWORDS_PREFIX);
+        for (size_t i = 0; i < nk; i++)
+            off += (size_t)snprintf(sem->content + off, len - off, "%s%s", i ? ", " : "", kw[i]);
+        off += (size_t)snprintf(sem->content + off, len - off, "]");
+    }
+    if (off > MN_CONTENT_MAX) off = MN_CONTENT_MAX; /* keep within the content limit */
+    while (off > 0 && ((unsigned char)sem->content[off] & 0xC0) == 0x80) off--;
+    sem->content[off] = '\0';
+    sem->content_len = off;
+    return MN_OK;
+}
+
+/* Fills sem from a cluster and its summary; the top keywords score
+ * (members holding the word) x idf over every supported episode. Moves the
+ * summary's strings. */
+static mn_err build_semantic(const mn_space *sp, const kept *k, summary *s, const wmap *df,
+                             double n_docs, mn_memory_t *sem)
+{
+    mn_err rc = fill_semantic(sp, k, s, sem);
+    if (rc) return rc;
     for (size_t i = 0; i < s->words.n; i++) {
         wentry *w = &s->words.e[i];
         const wentry *g = wmap_get((wmap *)df, w->word, strlen(w->word), false);
@@ -367,28 +423,10 @@ static mn_err build_semantic(const mn_space *sp, const kept *k, summary *s, cons
     }
     if (s->words.n) qsort(s->words.e, s->words.n, sizeof *s->words.e, kw_best_first);
     size_t nk = s->words.n < KEYWORDS_MAX ? s->words.n : KEYWORDS_MAX;
-    size_t len = s->medoid_len + sizeof CONTENT_KEYWORDS_PREFIX + nk * (MN_TOKEN_MAX + 2) + 2;
-    sem->content = malloc(len);
-    if (!sem->content) return MN_ERR_NOMEM;
-    size_t off = (size_t)snprintf(sem->content, len, "%.*s", (int)s->medoid_len, s->medoid_content);
-    if (nk) {
-        off += (size_t)snprintf(sem->content + off, len - off, "%s", CONTENT_KEYWORDS_PREFIX);
-        for (size_t i = 0; i < nk; i++)
-            off += (size_t)snprintf(sem->content + off, len - off, "%s%s", i ? ", " : "",
-                                    s->words.e[i].word);
-        off += (size_t)snprintf(sem->content + off, len - off, "]");
-    }
-    if (off > MN_CONTENT_MAX) off = MN_CONTENT_MAX; /* keep within the content limit */
-    while (off > 0 && ((unsigned char)sem->content[off] & 0xC0) == 0x80) off--;
-    sem->content[off] = '\0';
-    sem->content_len = off;
-    sem->tags = s->tags;
-    sem->n_tags = s->n_tags;
-    sem->who = s->who;
-    sem->n_who = s->n_who;
-    s->tags = s->who = NULL;
-    s->n_tags = s->n_who = 0;
-    return MN_OK;
+    const char *kw[KEYWORDS_MAX];
+    for (size_t i = 0; i < nk; i++)
+        kw[i] = s->words.e[i].word;
+    return set_content(sem, s, kw, nk);
 }
 
 static bool same_strv(char **a, size_t na, char **b, size_t nb)
@@ -591,11 +629,17 @@ static void free_kept(kept *k, size_t n)
     free(k);
 }
 
+/* A live semantic memory when the run began. */
+typedef struct existing {
+    mn_id_t id;
+    int64_t when_ms, created_at_ms;
+} existing;
+
 /* Steps 1-4 under the read lock: the clusters worth a semantic memory, and
  * the live semantic memories of the space. */
 static mn_err find_clusters(mn_engine *e, mn_space *sp, float tau, uint32_t min_support,
-                            int64_t now, kept **out, size_t *n_out, mn_id_t **sems,
-                            size_t *n_sems, uint64_t *candidates)
+                            int64_t now, kept **out, size_t *n_out, existing **sems, size_t *n_sems,
+                            uint64_t *candidates)
 {
     uint32_t dim = sp->def.dim;
     clustering c = {.sp = sp, .dim = dim, .tau = tau};
@@ -612,7 +656,8 @@ static mn_err find_clusters(mn_engine *e, mn_space *sp, float tau, uint32_t min_
         if (s->state != SLOT_LIVE) continue;
         if (s->expires_at_ms && s->expires_at_ms <= now) continue;
         if (s->kind == MN_KIND_SEMANTIC) {
-            if (*n_sems < sp->n_semantic) (*sems)[(*n_sems)++] = s->id;
+            if (*n_sems < sp->n_semantic)
+                (*sems)[(*n_sems)++] = (existing){s->id, s->when_ms, s->created_at_ms};
             continue;
         }
         if (!s->has_vec || s->suppressed) continue;
@@ -701,6 +746,25 @@ static int id_cmp(const void *a, const void *b)
     return mn_id_cmp(a, b);
 }
 
+/* Is the tombstone of id a retired semantic memory (not one a client forgot)? */
+static mn_err tombstone_retired(mn_engine *e, mn_space *sp, const mn_id_t *id, bool *retired)
+{
+    uint8_t k[KEY_MEM_LEN];
+    mn_key_mem(k, sp->sid, id);
+    char *v;
+    size_t vl;
+    *retired = false;
+    mn_err rc = mn_store_get(&e->store, CF_MEMORIES, k, sizeof k, &v, &vl, NULL);
+    if (rc || !v) return rc;
+    mn_memory_record rec;
+    if (!mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, NULL)) {
+        *retired = rec.tombstone && rec.mem.retired;
+        mn_memory_clear(&rec.mem);
+    }
+    free(v);
+    return MN_OK;
+}
+
 static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
                              mn_consolidate_result *out, mn_error *err)
 {
@@ -724,8 +788,8 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
     int64_t now = mn_engine_now(e);
     kept *ks = NULL;
     size_t nk = 0, n_existing = 0;
-    mn_id_t *existing = NULL;
-    mn_err rc = find_clusters(e, sp, tau, min_support, now, &ks, &nk, &existing, &n_existing,
+    existing *existing_ = NULL;
+    mn_err rc = find_clusters(e, sp, tau, min_support, now, &ks, &nk, &existing_, &n_existing,
                               &out->candidates);
 
     /* the members' records: words, times, tags, people; a global word count */
@@ -750,11 +814,14 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
         }
     }
 
-    /* build, and compare with what is stored: created, updated or unchanged */
-    mn_memory_t *sems = !rc ? calloc(nk ? nk : 1, sizeof *sems) : NULL;
+    /* build, and compare with what is stored: created (or revived), updated,
+     * unchanged, or blocked by a client's forget; then the retirements */
+    enum { CREATED = 1, UPDATED, RETIRED };
+    mn_memory_t *sems = !rc ? calloc(nk + n_existing + 1, sizeof *sems) : NULL;
+    uint8_t *what = !rc ? calloc(nk + n_existing + 1, 1) : NULL;
     size_t n_sems = 0;
     if (!rc) out->ids = malloc((nk ? nk : 1) * sizeof *out->ids);
-    if (!rc && (!sems || !out->ids)) rc = MN_ERR_NOMEM;
+    if (!rc && (!sems || !what || !out->ids)) rc = MN_ERR_NOMEM;
     for (size_t k = 0; !rc && k < nk; k++) {
         if (ks[k].skip) continue;
         mn_memory_t *m = &sems[n_sems];
@@ -765,30 +832,59 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
         mn_memory_t old;
         mn_error rerr = {0};
         mn_err gr = mn_engine_read_memory(e, sp, &m->id, true, &old, &rerr);
-        if (gr == MN_ERR_GONE) { /* forgotten by a client or retired: stays forgotten */
-            mn_memory_clear(m);
-            continue;
-        }
-        if (gr && gr != MN_ERR_NOT_FOUND) {
+        if (gr == MN_ERR_GONE) {
+            bool retired = false;
+            if ((rc = tombstone_retired(e, sp, &m->id, &retired))) {
+                mn_memory_clear(m);
+                break;
+            }
+            if (!retired) { /* forgotten by a client: its key stays without a memory */
+                mn_memory_clear(m);
+                continue;
+            }
+            what[n_sems] = CREATED; /* retired before, and its cluster is back */
+        } else if (gr && gr != MN_ERR_NOT_FOUND) {
             mn_memory_clear(m);
             rc = gr;
             break;
-        }
-        if (!gr) {
-            m->suppressed = old.suppressed; /* a client's suppression stays */
+        } else if (!gr) {
+            /* a client's suppression stays */
+            m->suppressed = old.suppressed;
+            m->suppressed_at_ms = old.suppressed_at_ms;
+            m->unsuppressed_at_ms = old.unsuppressed_at_ms;
             bool same = same_semantic(m, &old) && m->suppressed == old.suppressed;
             mn_memory_clear(&old);
             if (same) {
                 mn_memory_clear(m);
                 continue;
             }
-            out->updated++;
+            what[n_sems] = UPDATED;
         } else {
-            out->created++;
+            what[n_sems] = CREATED;
         }
-        out->episodes += (uint32_t)m->n_support;
-        out->ids[out->n_ids++] = m->id;
         n_sems++;
+    }
+
+    /* retire what this module made and no cluster is keyed by any more: an
+     * erased stub in the same entry */
+    mn_id_t *keep = !rc ? malloc((nk ? nk : 1) * sizeof *keep) : NULL;
+    if (!rc && !keep) rc = MN_ERR_NOMEM;
+    for (size_t k = 0; !rc && k < nk; k++)
+        keep[k] = ks[k].id; /* skipped ones too */
+    if (!rc) qsort(keep, nk, sizeof *keep, id_cmp);
+    for (size_t i = 0; !rc && i < n_existing; i++) {
+        if (bsearch(&existing_[i].id, keep, nk, sizeof *keep, id_cmp)) continue;
+        if (!mn_consolidate_made(&existing_[i].id)) continue; /* a client remembered it */
+        mn_memory_t *st = &sems[n_sems];
+        mn_memory_init(st);
+        st->id = existing_[i].id;
+        st->kind = MN_KIND_SEMANTIC;
+        st->when_ms = existing_[i].when_ms;
+        st->created_at_ms = existing_[i].created_at_ms;
+        st->forgotten = true;
+        st->retired = true;
+        st->forgotten_at_ms = now;
+        what[n_sems++] = RETIRED;
     }
     if (!rc && n_sems) {
         mn_pending p = {0};
@@ -798,40 +894,36 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
         p.entry.op.consolidate.n = n_sems;
         p.sp = sp;
         p.sync = true;
+        p.keep_accepted = true;
         rc = mn_commit_submit(e, &p);
         if (rc && err) *err = p.err;
+        /* what the apply took: a memory listing an episode forgotten meanwhile is not */
+        for (size_t i = 0; !rc && i < n_sems; i++) {
+            if (!p.accepted || !p.accepted[i]) continue;
+            if (what[i] == RETIRED) {
+                out->retired++;
+                continue;
+            }
+            if (what[i] == CREATED)
+                out->created++;
+            else
+                out->updated++;
+            out->episodes += (uint32_t)sems[i].n_support;
+            out->ids[out->n_ids++] = sems[i].id;
+        }
+        free(p.accepted);
     } else if (rc) {
         mn_error_set(err, rc, "consolidation failed: %s", mn_strerror(rc));
     }
-
-    /* retire what this module made and no cluster is keyed by any more */
-    mn_id_t *keep = !rc ? malloc((nk ? nk : 1) * sizeof *keep) : NULL;
-    if (!rc && !keep) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; !rc && k < nk; k++) keep[k] = ks[k].id; /* skipped ones too */
-    if (!rc) qsort(keep, nk, sizeof *keep, id_cmp);
-    for (size_t i = 0; !rc && i < n_existing; i++) {
-        if (bsearch(&existing[i], keep, nk, sizeof *keep, id_cmp)) continue;
-        mn_memory_t old;
-        mn_error rerr = {0};
-        if (mn_engine_read_memory(e, sp, &existing[i], false, &old, &rerr)) continue;
-        bool ours = made_here(&old);
-        mn_memory_clear(&old);
-        if (!ours) continue; /* a semantic memory a client remembered */
-        mn_err fr = mn_engine_forget(e, space, &existing[i], MN_FORGET_DELETE, &rerr);
-        if (fr == MN_OK) out->retired++;
-        else if (fr != MN_ERR_GONE && fr != MN_ERR_NOT_FOUND) {
-            if (err) *err = rerr;
-            rc = fr;
-        }
-    }
     free(keep);
+    free(what);
     for (size_t i = 0; sems && i < n_sems; i++) mn_memory_clear(&sems[i]);
     free(sems);
     for (size_t k = 0; sums && k < nk; k++) summary_free(&sums[k]);
     free(sums);
     wmap_free(&df);
     free_kept(ks, nk);
-    free(existing);
+    free(existing_);
     pthread_mutex_unlock(&sp->consolidate_mu);
     mn_engine_space_release(e, sp);
     if (rc) {
@@ -846,4 +938,186 @@ mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consoli
 {
     int64_t t0 = mn_time_mono_ns();
     return mn_engine_timed(&e->h_consolidate, t0, consolidate_op(e, space, opts, out, err));
+}
+
+/* ---- re-derivation when supports are erased (commit thread) ---- */
+
+/* The keywords that content ends with (set_content's "[keywords: a, b]"),
+ * copied into buf (content_len + 1 bytes) and pointed to by kw; how many. */
+static size_t parse_keywords(const char *content, size_t len, char *buf, const char **kw)
+{
+    size_t pl = sizeof CONTENT_KEYWORDS_PREFIX - 1;
+    if (!content || len < pl + 1 || content[len - 1] != ']') return 0;
+    size_t at = len - pl;
+    for (;; at--) {
+        if (!memcmp(content + at, CONTENT_KEYWORDS_PREFIX, pl)) break;
+        if (at == 0) return 0;
+    }
+    size_t n = len - 1 - (at + pl);
+    memcpy(buf, content + at + pl, n);
+    buf[n] = '\0';
+    size_t nk = 0;
+    for (char *w = buf; nk < KEYWORDS_MAX && *w;) {
+        char *end = strstr(w, ", ");
+        if (end) *end = '\0';
+        if (*w) kw[nk++] = w;
+        if (!end) break;
+        w = end + 2;
+    }
+    return nk;
+}
+
+/* A member of a semantic memory, as the batch sees it: live, with its record
+ * and unit vector; false when it is gone (or has no usable vector). */
+static mn_err read_member(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b, const mn_id_t *id,
+                          mn_memory_t *m, float *unit, bool *ok, mn_error *err)
+{
+    mn_memory_record rec;
+    bool found;
+    *ok = false;
+    mn_err rc = mn_apply_read_record(e, b, sp, id, &rec, &found, err);
+    if (rc || !found) return rc;
+    if (rec.tombstone) {
+        mn_memory_clear(&rec.mem);
+        return MN_OK;
+    }
+    uint8_t k[KEY_MEM_LEN];
+    mn_key_mem(k, sp->sid, id);
+    char *v;
+    size_t vl;
+    if ((rc = mn_store_get_wi(&e->store, b, CF_VECTORS, k, sizeof k, &v, &vl, err))) {
+        mn_memory_clear(&rec.mem);
+        return rc;
+    }
+    if (v && vl == (size_t)sp->def.dim * sizeof(float)) {
+        /* the same unit vector a run compares (space.c normalises cosine vectors alike) */
+        memcpy(unit, v, vl);
+        *ok = mn_vec_normalize(unit, sp->def.dim);
+    }
+    free(v);
+    if (*ok)
+        *m = rec.mem;
+    else
+        mn_memory_clear(&rec.mem);
+    return MN_OK;
+}
+
+/* Rebuilds semantic memory old from its remaining members (ms, units: nr of
+ * them, in id order) as a run builds a cluster: centroid, cohesion, medoid,
+ * summary; its keywords are those of old that a remaining member holds (a
+ * run's idf needs every cluster: the next run ranks them again). */
+static mn_err rebuild(const mn_space *sp, const mn_memory_t *old, const mn_memory_t *ms,
+                      const float *units, size_t nr, mn_memory_t *sem)
+{
+    uint32_t dim = sp->def.dim;
+    kept k = {.id = old->id, .n = nr};
+    k.members = malloc(nr * sizeof *k.members);
+    k.centroid = malloc(dim * sizeof(float));
+    double *sum = calloc(dim, sizeof *sum);
+    char *buf = malloc(old->content_len + 1);
+    summary s = {0};
+    mn_err rc = k.members && k.centroid && sum && buf ? MN_OK : MN_ERR_NOMEM;
+    mn_memory_init(sem);
+    for (size_t i = 0; !rc && i < nr; i++) {
+        k.members[i] = ms[i].id;
+        for (uint32_t d = 0; d < dim; d++)
+            sum[d] += units[(size_t)i * dim + d];
+    }
+    if (!rc) {
+        centroid_of(sum, dim, k.centroid);
+        float best = 0;
+        for (size_t i = 0; i < nr; i++) {
+            float sim = mn_vec_dot(units + (size_t)i * dim, k.centroid, dim);
+            k.cohesion += sim;
+            if (!i || sim > best) { /* ties: the lower id */
+                best = sim;
+                k.medoid = i;
+            }
+        }
+        k.cohesion /= (double)nr;
+        rc = summarise_records(ms, nr, k.medoid, &s);
+    }
+    if (!rc) rc = fill_semantic(sp, &k, &s, sem);
+    if (!rc) {
+        const char *kw[KEYWORDS_MAX], *keep[KEYWORDS_MAX];
+        size_t nk = parse_keywords(old->content, old->content_len, buf, kw), nkeep = 0;
+        for (size_t i = 0; i < nk; i++)
+            if (wmap_get(&s.words, kw[i], strlen(kw[i]), false)) keep[nkeep++] = kw[i];
+        rc = set_content(sem, &s, keep, nkeep);
+    }
+    if (!rc) { /* a client's suppression stays */
+        sem->suppressed = old->suppressed;
+        sem->suppressed_at_ms = old->suppressed_at_ms;
+        sem->unsuppressed_at_ms = old->unsuppressed_at_ms;
+    }
+    summary_free(&s);
+    free(k.members);
+    free(k.centroid);
+    free(sum);
+    free(buf);
+    return rc;
+}
+
+mn_err mn_consolidate_rederive(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
+                               const mn_id_t *ids, size_t n, int64_t at_ms, mn_memory_t **out,
+                               size_t *n_out, mn_error *err)
+{
+    uint32_t min_support = e->opts.consolidate.min_support ? e->opts.consolidate.min_support : 3;
+    uint32_t dim = sp->def.dim;
+    *n_out = 0;
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        mn_memory_record srec;
+        bool found;
+        if ((rc = mn_apply_read_record(e, b, sp, &ids[i], &srec, &found, err))) break;
+        if (!found) continue;
+        const mn_memory_t *old = &srec.mem;
+        if (srec.tombstone || old->kind != MN_KIND_SEMANTIC || !old->n_support) {
+            mn_memory_clear(&srec.mem);
+            continue;
+        }
+        mn_memory_t *ms = calloc(old->n_support, sizeof *ms);
+        float *units = malloc(old->n_support * dim * sizeof(float));
+        size_t nr = 0;
+        if (!ms || !units) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        for (size_t j = 0; j < old->n_support && !rc; j++) {
+            bool ok;
+            rc = read_member(e, sp, b, &old->support[j], &ms[nr], units + nr * dim, &ok, err);
+            nr += !rc && ok;
+        }
+        mn_memory_t *m = &(*out)[*n_out];
+        if (rc || nr == old->n_support) {
+            /* nothing lost: it stays as it is */
+        } else if (nr < min_support) { /* too few left: retired, in the same entry */
+            mn_memory_init(m);
+            m->id = old->id;
+            m->kind = MN_KIND_SEMANTIC;
+            m->when_ms = old->when_ms;
+            m->created_at_ms = old->created_at_ms;
+            m->forgotten = true;
+            m->retired = true;
+            m->forgotten_at_ms = at_ms;
+            (*n_out)++;
+        } else if ((rc = rebuild(sp, old, ms, units, nr, m))) {
+            mn_memory_clear(m);
+            mn_error_set(err, rc, "re-deriving a semantic memory: %s", mn_strerror(rc));
+        } else {
+            (*n_out)++;
+        }
+        for (size_t j = 0; ms && j < nr; j++)
+            mn_memory_clear(&ms[j]);
+        free(ms);
+        free(units);
+        mn_memory_clear(&srec.mem);
+    }
+    if (rc) {
+        for (size_t i = 0; i < *n_out; i++)
+            mn_memory_clear(&(*out)[i]);
+        free(*out);
+        *out = NULL;
+        *n_out = 0;
+    }
+    return rc;
 }

@@ -100,7 +100,6 @@ typedef struct mn_slot {
     float stability_days; /* 0 = never reinforced (initial stability applies) */
     int64_t last_access_ms;
     uint32_t access_count;
-    uint8_t consolidated; /* an episode absorbed by a semantic memory */
     mn_adj *adj;
     uint32_t n_adj, cap_adj;
 } mn_slot;
@@ -159,6 +158,9 @@ void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on);
 /* Records edge e on both endpoints if both are live (write lock); an edge of the
  * same kind between the same pair has its weight replaced. */
 void mn_space_link(mn_space *sp, const mn_edge *e);
+/* Semantic memory sem lists episodes ids[n] (sorted): a consolidation edge from
+ * each live one, and none from an episode it no longer lists (write lock). */
+void mn_space_link_supports(mn_space *sp, const mn_id_t *sem, const mn_id_t *ids, size_t n);
 /* Auto-links for a memory (read lock held): up to link_max semantic
  * neighbours whose similarity is >= link_threshold among the candidate slots
  * cands[n_cands] (NULL: every slot), and the previous episode of its session
@@ -198,6 +200,15 @@ typedef struct mn_pending {
     bool sync;
     /* remember: per memory, the id to report (from idempotency or the new id) */
     mn_id_t *ids_out;
+    bool foreign;       /* the entry comes from another engine's log (mn_engine_ingest) */
+    bool keep_accepted; /* the caller reads (and frees) accepted after the commit */
+    bool derived;       /* made by the commit thread (a re-derivation): it frees it */
+    /* filled by apply: the change in the space's tombstone count, and the
+     * semantic memories that listed an episode this entry erased (re-derived
+     * at the end of the group, commit.c) */
+    int64_t tombstones;
+    mn_id_t *rederive;
+    size_t n_rederive, cap_rederive;
     /* results */
     mn_err rc;
     mn_error err;
@@ -288,14 +299,14 @@ void mn_commit_hold(mn_engine *e, bool hold);
 size_t mn_commit_queued(mn_engine *e);
 
 /* ---- apply (apply.c): the only way state changes ---- */
-/* Adds the store mutations of entry (and the entry itself) to the group's batch.
- * Runs on the commit thread before the write; reads see earlier entries of the
- * same group through the indexed batch. For a remember, accepted[i] says
- * whether memory i was written (false: its id is tombstoned or already there);
- * for a remember or consolidate, kw (NULL or one per memory) receives each
- * written memory's term list for mn_apply_memory. */
-mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
-                      rocksdb_writebatch_wi_t *b, bool *accepted, mn_kw_buf *kw, mn_error *err);
+/* Adds the store mutations of p->entry (and the entry itself) to the group's
+ * batch. Runs on the commit thread before the write; reads see earlier entries
+ * of the same group through the indexed batch. For a remember or consolidate,
+ * p->accepted[i] says whether memory i was applied (false: its id is
+ * tombstoned or already there, or it lists a forgotten episode) and p->kw
+ * (NULL or one per memory) receives each written memory's term list for
+ * mn_apply_memory. Sets p->tombstones and p->rederive; errors go to p->err. */
+mn_err mn_apply_entry(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b);
 /* The range deletions of entry (a space drop), appended to the group's plain
  * batch b after the point mutations of mn_apply_entry: everything stored under
  * the space's prefix goes, except the drop entry itself, which stays as the
@@ -303,13 +314,28 @@ mn_err mn_apply_entry(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
 mn_err mn_apply_ranges(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
                        rocksdb_writebatch_t *b);
 /* Replaces memory id in a decoded remember or consolidate entry by its erased
- * stub (id, kind, when, created_at, forgotten_at = at_ms) and drops the
- * entry's edges that touch it. False if the entry does not carry it (or
+ * stub (id, kind, when, created_at, forgotten_at = at_ms, retired) and drops
+ * the entry's edges that touch it. False if the entry does not carry it (or
  * carries it erased already). */
-bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms);
-/* After the batch is durable: the in-memory effects of entry. */
-void mn_apply_memory(mn_engine *e, mn_space *sp, const mn_wal_entry *entry, const bool *accepted,
-                     const mn_kw_buf *kw);
+bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms, bool retired);
+/* After the batch is durable: the in-memory effects of p->entry. */
+void mn_apply_memory(mn_engine *e, mn_pending *p);
+/* A memory record as the batch sees it (*found false when there is none). */
+mn_err mn_apply_read_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                            const mn_id_t *id, mn_memory_record *rec, bool *found, mn_error *err);
+
+/* ---- consolidation (consolidate.c) ---- */
+/* Re-derives the semantic memories ids[n] (sorted) from the supports they still
+ * have, as the batch sees them (commit thread, for the episodes a group erased):
+ * each one that lost a support becomes what a run builds from the rest (the
+ * keywords it still has a support for), or a retired stub (forgotten at at_ms)
+ * below the engine's consolidate_min_support. *out (malloc'd, clear each) gets
+ * the memories that changed. */
+mn_err mn_consolidate_rederive(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
+                               const mn_id_t *ids, size_t n, int64_t at_ms, mn_memory_t **out,
+                               size_t *n_out, mn_error *err);
+/* Was semantic memory id made by consolidation (a version 8 id, derived from its key)? */
+bool mn_consolidate_made(const mn_id_t *id);
 
 /* ---- validation (validate.c) ---- */
 mn_err mn_validate_memory(const mn_space *sp, const mn_memory_t *m, size_t index, mn_error *err);
@@ -364,7 +390,9 @@ void mn_slot_strength(const mn_space *sp, uint32_t slot, float initial_days, mn_
 #define STRENGTH_VALUE_LEN 16
 void mn_key_strength(uint8_t *k, uint32_t sid, const mn_id_t *id);
 
-/* Key of a consolidated episode: sid | 'c' | episode id -> semantic memory id. */
+/* Key of a consolidated episode: sid | 'c' | episode id -> the ids of the
+ * semantic memories that list it (16 bytes each, sorted; the key goes with the
+ * last one). */
 #define KEY_CONSOLIDATED_LEN (KEY_SID_LEN + 1 + 16)
 void mn_key_consolidated(uint8_t *k, uint32_t sid, const mn_id_t *id);
 

@@ -116,12 +116,19 @@ void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *acce
         }
         break;
     case MN_WAL_OP_CONSOLIDATE:
-        ev.kind = MN_EVENT_CONSOLIDATE;
         ev.memory_kind = MN_KIND_SEMANTIC;
         for (size_t i = 0; i < en->op.consolidate.n; i++) {
-            if (!accepted[i] || en->op.consolidate.mems[i].forgotten) continue;
-            ev.id = en->op.consolidate.mems[i].id;
-            ev.count = (uint32_t)en->op.consolidate.mems[i].n_support;
+            if (!accepted[i]) continue;
+            const mn_memory_t *m = &en->op.consolidate.mems[i];
+            ev.id = m->id;
+            if (m->forgotten) { /* retired (or forgotten) in the entry */
+                ev.kind = MN_EVENT_FORGET;
+                ev.forget_mode = MN_FORGET_DELETE;
+                ev.count = 0;
+            } else {
+                ev.kind = MN_EVENT_CONSOLIDATE;
+                ev.count = (uint32_t)m->n_support;
+            }
             mn_events_publish(e, en->space, &ev);
         }
         break;

@@ -90,11 +90,12 @@ static mn_err migrate_entry(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t 
         mn_err rc = mn_store_get(&e->store, CF_MEMORIES, k, sizeof k, &v, &vl, err);
         if (rc) return rc;
         mn_memory_record rec;
-        bool live = false, tomb = false;
+        bool live = false, tomb = false, retired = false;
         int64_t at = 0;
         if (v && !mn_wire_memory_decode((const uint8_t *)v, vl, &rec, NULL)) {
             live = !rec.tombstone;
             tomb = rec.tombstone;
+            retired = rec.mem.retired;
             at = rec.forgotten_at_ms;
             mn_memory_clear(&rec.mem);
         }
@@ -121,7 +122,7 @@ static mn_err migrate_entry(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t 
             i++;
         } else if (tomb) {
             mn_id_t id = mems[i].id;
-            mn_wal_strip_memory(en, &id, at);
+            mn_wal_strip_memory(en, &id, at, retired);
             *changed = true;
             (*stripped)++;
             i++;
@@ -387,20 +388,6 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
     }
     rocksdb_iter_destroy(si);
 
-    /* consolidated episodes: sid | 'c' | id -> semantic id */
-    apre[KEY_SID_LEN] = 'c';
-    rocksdb_iterator_t *ci = iter(e, CF_INDEX);
-    for (rocksdb_iter_seek(ci, (const char *)apre, sizeof apre); has_prefix(ci, apre, sizeof apre);
-         rocksdb_iter_next(ci)) {
-        size_t kl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(ci, &kl);
-        if (kl != KEY_CONSOLIDATED_LEN) continue;
-        mn_id_t id;
-        memcpy(id.b, k + KEY_SID_LEN + 1, 16);
-        uint32_t slot = mn_space_find(sp, &id);
-        if (slot != UINT32_MAX) sp->slots[slot].consolidated = 1;
-    }
-    rocksdb_iter_destroy(ci);
     if (loaded >= 100000)
         mn_log_info("space %s: %llu memories loaded in %.1f s", sp->def.name,
                     (unsigned long long)loaded, (double)(mn_time_mono_ns() - t0) / 1e9);

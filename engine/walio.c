@@ -64,6 +64,7 @@ mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_err
     if (!rc) {
         p.sp = sp;
         p.sync = true;
+        p.foreign = true;
         rc = mn_commit_submit(e, &p);
         if (rc && err) *err = p.err;
     }

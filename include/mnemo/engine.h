@@ -173,6 +173,11 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
 /* Fills *out (clear with mn_memory_clear). MN_ERR_GONE if forgotten. */
 mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool with_embedding,
                      mn_memory_t *out, mn_error *err);
+/* Suppresses, or deletes for good (content and vector erased, the WAL
+ * included). Deleting an episode re-derives, in the same write, the semantic
+ * memories that list it from their other episodes (or retires them when too
+ * few are left); deleting a semantic memory, live or retired, keeps its
+ * cluster from ever getting one again. MN_ERR_GONE if forgotten already. */
 mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn_forget_mode mode,
                         mn_error *err);
 /* Adds client associations (kind causal or explicit; weight in (0, 1]) atomically.
@@ -184,19 +189,20 @@ mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edg
 
 typedef struct mn_consolidate_result {
     uint64_t candidates; /* episodes examined (every eligible one: clusters are recomputed) */
-    uint32_t created;    /* new semantic memories */
+    uint32_t created;    /* new semantic memories (and retired ones whose cluster is back) */
     uint32_t updated;    /* semantic memories whose support (or summary) changed */
     uint32_t episodes;   /* episodes supporting the created and updated ones */
     mn_id_t *ids;        /* created and updated semantic memories (free()) */
     size_t n_ids;
-    uint32_t retired;    /* semantic memories forgotten: their cluster is gone */
+    uint32_t retired; /* semantic memories retired: their cluster is gone */
 } mn_consolidate_result;
 
 /* Clusters the episodes of a space into semantic memories, updating those a
  * cluster already has (reconsolidation) and retiring those whose cluster is
- * gone. Deterministic: the live semantic memories (ids and bytes) are a
- * function of the episodes, whatever order they arrived in and whenever
- * earlier runs happened. CPU-heavy: call off the event loop. */
+ * gone, in one WAL entry. Deterministic: the live semantic memories (ids and
+ * bytes) are a function of the episodes and of the semantic memories clients
+ * deleted, whatever order they arrived in and whenever earlier runs (and
+ * forgets) happened. CPU-heavy: call off the event loop. */
 mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
                              mn_consolidate_result *out, mn_error *err);
 

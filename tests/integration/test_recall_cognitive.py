@@ -90,8 +90,33 @@ def test_consolidation_retires_and_semantic_confidence_names_low_support(client,
     # nothing changed: nothing rewritten
     again = client.consolidate(space_name, threshold=0.9, min_support=3)
     assert (again["created"], again["updated"], again["retired"], again["ids"]) == (0, 0, 0, [])
-    # one episode forgotten: under min_support, the semantic memory is retired
+    # one episode forgotten: under min_support, the semantic memory is retired in
+    # the same write (it would hold the episode's words); its episodes lose the mark
     client.forget(space_name, ids[1])
-    gone = client.consolidate(space_name, threshold=0.9, min_support=3)
-    assert gone["retired"] == 1 and gone["created"] == 0
     assert client.raw("GET", "/v1/spaces/%s/memories/%s" % (space_name, sem)).status == 404
+    assert client.get(space_name, ids[0])["consolidated"] is False
+    gone = client.consolidate(space_name, threshold=0.9, min_support=3)
+    assert (gone["retired"], gone["created"]) == (0, 0)
+
+
+def test_forgetting_an_episode_rederives_and_a_deleted_semantic_memory_stays_deleted(
+        client, space_name):
+    client.create_space(space_name, dim=DIM)
+    texts = ["garden roses", "roses garden", "zanzibar garden roses", "garden roses"]
+    vecs = [[1.0, 0.08, 0.0, 0.0], [1.0, 0.14, 0.0, 0.0], [1.0, 0.11, 0.01, 0.0],
+            [1.0, 0.11, 0.03, 0.0]]
+    ids = [client.remember(space_name, t, v) for t, v in zip(texts, vecs)]
+    sem = client.consolidate(space_name, threshold=0.9, min_support=3)["ids"][0]
+    assert "zanzibar" in client.get(space_name, sem)["content"]
+    # the episode's words leave the semantic memory in the forget's own write
+    client.forget(space_name, ids[2])
+    m = client.get(space_name, sem)
+    assert "zanzibar" not in m["content"] and m["support"] == sorted(ids[:2] + ids[3:])
+    assert client.recall(space_name, text="zanzibar", spread=False)["results"] == []
+    assert client.get(space_name, ids[0])["consolidated"] is True
+    # a client's delete of a semantic memory is final: no run makes it again
+    client.forget(space_name, sem)
+    again = client.consolidate(space_name, threshold=0.9, min_support=3)
+    assert (again["created"], again["updated"]) == (0, 0)
+    assert client.list_memories(space_name, kind="semantic")["memories"] == []
+    assert client.get(space_name, ids[0])["consolidated"] is False

@@ -1,5 +1,9 @@
-/* Temp dirs for unit tests that need a real RocksDB or files. */
+/* Helpers for unit tests that need a real RocksDB or files: temp dirs, engine
+ * options, what the store holds, WAL copies, semantic memories as bytes. */
 #include "testutil.h"
+
+#include "engine/engine_internal.h"
+#include "mnemo/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,4 +56,95 @@ mn_err mn_test_space(mn_engine_t *e, const char *name, uint32_t dim, mn_metric m
     d.metric = metric;
     mn_error err = {0};
     return mn_engine_space_create(e, &d, NULL, &err);
+}
+
+size_t mn_test_count_stored(mn_engine_t *e, const void *needle, size_t n)
+{
+    mn_engine *en = (mn_engine *)e;
+    size_t hits = 0;
+    for (int cf = 0; cf < CF_COUNT; cf++) {
+        rocksdb_iterator_t *it =
+            rocksdb_create_iterator_cf(en->store.db, en->store.ropts, en->store.cf[cf]);
+        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t kl, vl;
+            const char *k = rocksdb_iter_key(it, &kl);
+            const char *v = rocksdb_iter_value(it, &vl);
+            for (size_t i = 0; i + n <= kl; i++)
+                hits += !memcmp(k + i, needle, n);
+            for (size_t i = 0; i + n <= vl; i++)
+                hits += !memcmp(v + i, needle, n);
+        }
+        rocksdb_iter_destroy(it);
+    }
+    return hits;
+}
+
+static int wal_collect(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len)
+{
+    (void)lsn;
+    mn_test_wal *w = arg;
+    uint8_t **nb = realloc(w->bufs, (w->n + 1) * sizeof *nb);
+    if (nb) w->bufs = nb;
+    size_t *nl = realloc(w->lens, (w->n + 1) * sizeof *nl);
+    if (nl) w->lens = nl;
+    uint8_t *copy = malloc(len);
+    if (!nb || !nl || !copy) {
+        free(copy);
+        return 1;
+    }
+    memcpy(copy, bytes, len);
+    w->bufs[w->n] = copy;
+    w->lens[w->n++] = len;
+    return 0;
+}
+
+mn_err mn_test_wal_read(mn_engine_t *e, const char *space, uint64_t from, size_t max,
+                        mn_test_wal *w)
+{
+    mn_error err = {0};
+    return mn_engine_wal_read(e, space, from, max, wal_collect, w, &err);
+}
+
+void mn_test_wal_free(mn_test_wal *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->bufs[i]);
+    free(w->bufs);
+    free(w->lens);
+    memset(w, 0, sizeof *w);
+}
+
+uint8_t *mn_test_semantic_bytes(mn_engine_t *e, const char *space, size_t *len, size_t *n)
+{
+    mn_list_req lr = {.limit = 1000, .include_embedding = true};
+    mn_filter_init(&lr.filter);
+    lr.filter.kind = MN_KIND_SEMANTIC;
+    mn_list_result res;
+    mn_error err = {0};
+    *len = *n = 0;
+    if (mn_engine_list(e, space, &lr, &res, &err)) return NULL;
+    /* list is in (when, id) order; sort by id */
+    for (size_t i = 1; i < res.n; i++)
+        for (size_t j = i; j > 0 && mn_id_cmp(&res.memories[j - 1].id, &res.memories[j].id) > 0;
+             j--) {
+            mn_memory_t t = res.memories[j];
+            res.memories[j] = res.memories[j - 1];
+            res.memories[j - 1] = t;
+        }
+    uint8_t *all = NULL;
+    for (size_t i = 0; i < res.n; i++) {
+        mn_memory_record rec = {.mem = res.memories[i]};
+        uint8_t *b, *na;
+        size_t l;
+        if (mn_wire_memory_encode(&rec, true, &b, &l)) continue;
+        if ((na = realloc(all, *len + l))) {
+            all = na;
+            memcpy(all + *len, b, l);
+            *len += l;
+        }
+        free(b);
+    }
+    *n = res.next ? SIZE_MAX : res.n; /* more than one page: a test bug */
+    mn_list_result_clear(&res);
+    return all;
 }

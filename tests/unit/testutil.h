@@ -14,4 +14,22 @@ void mn_test_rmrf(const char *path);
 void mn_test_engine_options(mn_engine_options *o, const char *dir);
 /* Creates a space; returns the engine's result. */
 mn_err mn_test_space(mn_engine_t *e, const char *name, uint32_t dim, mn_metric metric);
+/* Occurrences of needle[n] in every key and value the engine stores (every
+ * column family): erased bytes must be gone from all of them. */
+size_t mn_test_count_stored(mn_engine_t *e, const void *needle, size_t n);
+
+/* WAL entries copied out of an engine, to feed another (mn_engine_ingest). */
+typedef struct mn_test_wal {
+    uint8_t **bufs;
+    size_t *lens;
+    size_t n;
+} mn_test_wal;
+/* Appends the entries of space from lsn on (at most max, 0 = all) to *w. */
+mn_err mn_test_wal_read(mn_engine_t *e, const char *space, uint64_t from, size_t max,
+                        mn_test_wal *w);
+void mn_test_wal_free(mn_test_wal *w);
+/* The live semantic memories of space, each encoded with its embedding, in id
+ * order, concatenated (malloc'd; NULL when there are none or on error); *n
+ * gets how many. */
+uint8_t *mn_test_semantic_bytes(mn_engine_t *e, const char *space, size_t *len, size_t *n);
 #endif
