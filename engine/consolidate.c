@@ -35,17 +35,19 @@
  * run read it, so the answer counts what was applied).
  *
  * Between runs, forgetting an episode re-derives the semantic memories that
- * list it (mn_consolidate_rederive, from the commit thread, in the forget's
- * batch): the remaining members give centroid, cohesion, medoid and summary
- * as here; the keywords are the old ones a remaining member holds (ranking
- * needs the word counts of every cluster: the next run ranks them again);
- * under the engine's min_support the memory is retired. So an erased
- * episode's words never outlive it in a semantic memory, and the next run
- * leaves the bytes a fresh run would.
- * A semantic memory's fields are functions of its support set (and of the
- * word counts over all supported episodes, for its keywords): centroid
- * embedding (normalised mean, summed in id order in double precision),
- * content = the medoid's text plus the cluster's top keywords, when =
+ * list it (mn_consolidate_rederive, semantic_build.c, from the commit thread
+ * in the forget's batch): the remaining members give centroid, cohesion,
+ * medoid and summary as here; the keywords are the old ones a remaining
+ * member holds (ranking needs the word counts of every cluster: the next run
+ * ranks them again); under the engine's min_support the memory is retired.
+ * So an erased episode's words never outlive it in a semantic memory, and the
+ * next run leaves the bytes a fresh run would.
+ *
+ * A semantic memory's fields (semantic_build.c) are functions of its support
+ * set (and of the word counts over all supported episodes, for its
+ * keywords): centroid embedding (normalised mean, summed in id order in
+ * double precision), content = the medoid's text plus the cluster's top
+ * keywords, when =
  * earliest episode, created_at = latest episode's created_at (the first
  * moment it could have existed: a deterministic time, unlike the run's
  * clock), importance = max, tags = those on at least half the episodes, who =
@@ -53,17 +55,13 @@
  * support enters recall confidence, recall.c). Its id is the key's 48-bit
  * time, version 8, and a hash of the key. Unchanged memories are not
  * rewritten. */
-#include "engine_internal.h"
 #include "keyword.h"
-#include "text.h"
+#include "semantic_build.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define KEYWORDS_MAX 5
-#define CONTENT_KEYWORDS_PREFIX "\n[keywords: "
 #define SESSION_BONUS 0.05f /* affinity added for a session neighbour's cluster */
 #define REFINE_PASSES 2
 
@@ -81,18 +79,6 @@ typedef struct cluster {
     float *centroid; /* unit centroid */
     uint32_t n;
 } cluster;
-
-/* A cluster that becomes a semantic memory: what the build needs, copied out
- * from under the space's lock. */
-typedef struct kept {
-    mn_id_t id;        /* the semantic memory's id, derived from the key */
-    mn_id_t *members;  /* sorted by id; members[0] is the key */
-    size_t n;
-    float *centroid;
-    double cohesion;
-    size_t medoid;     /* index into members */
-    bool skip;         /* a member vanished before the build: wait for the next run */
-} kept;
 
 static int cand_cmp(const void *a, const void *b)
 {
@@ -121,336 +107,6 @@ static mn_id_t semantic_id(const mn_id_t *key)
 bool mn_consolidate_made(const mn_id_t *id)
 {
     return (id->b[6] >> 4) == 8 && (id->b[8] & 0xc0) == 0x80;
-}
-
-static void centroid_of(const double *sum, uint32_t dim, float *out)
-{
-    double nn = 0;
-    for (uint32_t i = 0; i < dim; i++) nn += sum[i] * sum[i];
-    double inv = nn > 0 ? 1.0 / sqrt(nn) : 0;
-    for (uint32_t i = 0; i < dim; i++) out[i] = (float)(sum[i] * inv);
-}
-
-/* ---- words: a small open-addressing map from a token to counts ---- */
-typedef struct wentry {
-    char word[MN_TOKEN_MAX + 1];
-    uint32_t count; /* members (or, globally, supported episodes) containing it */
-    uint32_t last;  /* last member counted: a word counts once per member */
-    double score;
-} wentry;
-
-typedef struct wmap {
-    wentry *e;
-    size_t n, cap;
-    uint32_t *ix; /* entry + 1; 0 = empty */
-    size_t ix_cap;
-} wmap;
-
-static void wmap_free(wmap *m)
-{
-    free(m->e);
-    free(m->ix);
-    memset(m, 0, sizeof *m);
-}
-
-static uint64_t word_hash(const char *w, size_t len)
-{
-    return fnv64((const uint8_t *)w, len, 14695981039346656037ull);
-}
-
-/* The entry of word w (created with count 0), or NULL when out of memory. */
-static wentry *wmap_get(wmap *m, const char *w, size_t len, bool create)
-{
-    if (m->ix_cap) {
-        size_t mask = m->ix_cap - 1;
-        for (size_t i = word_hash(w, len) & mask;; i = (i + 1) & mask) {
-            if (!m->ix[i]) break;
-            wentry *x = &m->e[m->ix[i] - 1];
-            if (!strcmp(x->word, w)) return x;
-        }
-    }
-    if (!create) return NULL;
-    if ((m->n + 1) * 2 > m->ix_cap) { /* grow the index, rehash */
-        size_t nc = m->ix_cap ? m->ix_cap * 2 : 64;
-        uint32_t *ni = calloc(nc, sizeof *ni);
-        if (!ni) return NULL;
-        for (size_t k = 0; k < m->n; k++) {
-            size_t j = word_hash(m->e[k].word, strlen(m->e[k].word)) & (nc - 1);
-            while (ni[j]) j = (j + 1) & (nc - 1);
-            ni[j] = (uint32_t)k + 1;
-        }
-        free(m->ix);
-        m->ix = ni;
-        m->ix_cap = nc;
-    }
-    if (m->n == m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 32;
-        wentry *ne = realloc(m->e, nc * sizeof *ne);
-        if (!ne) return NULL;
-        m->e = ne;
-        m->cap = nc;
-    }
-    wentry *x = &m->e[m->n];
-    memcpy(x->word, w, len + 1);
-    x->count = 0;
-    x->last = 0;
-    x->score = 0;
-    size_t j = word_hash(w, len) & (m->ix_cap - 1);
-    while (m->ix[j]) j = (j + 1) & (m->ix_cap - 1);
-    m->ix[j] = (uint32_t)++m->n;
-    return x;
-}
-
-typedef struct kwctx {
-    wmap *words;
-    uint32_t member; /* 1-based */
-    bool oom;
-} kwctx;
-
-static int kw_token(void *arg, const char *tok, size_t len, uint32_t pos)
-{
-    (void)pos;
-    kwctx *c = arg;
-    if (len < 3) return 0; /* short words are rarely topical */
-    wentry *x = wmap_get(c->words, tok, len, true);
-    if (!x) {
-        c->oom = true;
-        return 1;
-    }
-    if (x->last != c->member) {
-        x->count++;
-        x->last = c->member;
-    }
-    return 0;
-}
-
-static int kw_best_first(const void *a, const void *b)
-{
-    const wentry *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    return strcmp(x->word, y->word);
-}
-
-static char *sdup(const char *s)
-{
-    size_t n = strlen(s);
-    char *p = malloc(n + 1);
-    if (p) memcpy(p, s, n + 1);
-    return p;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* What a cluster's semantic memory takes from its members' records. */
-typedef struct summary {
-    wmap words;
-    char *medoid_content;
-    size_t medoid_len;
-    int64_t when, created;
-    float importance;
-    char **tags, **who;
-    size_t n_tags, n_who;
-} summary;
-
-static void summary_free(summary *s)
-{
-    wmap_free(&s->words);
-    free(s->medoid_content);
-    for (size_t i = 0; i < s->n_tags; i++) free(s->tags[i]);
-    for (size_t i = 0; i < s->n_who; i++) free(s->who[i]);
-    free(s->tags);
-    free(s->who);
-    memset(s, 0, sizeof *s);
-}
-
-static mn_err push_str(char ***v, size_t *n, const char *s)
-{
-    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
-    if (!nv) return MN_ERR_NOMEM;
-    *v = nv;
-    if (!(nv[*n] = sdup(s))) return MN_ERR_NOMEM;
-    (*n)++;
-    return MN_OK;
-}
-
-/* Fills *s from the members' records ms[n] (sorted by id; ms[medoid] is the
- * medoid): words, times, tags, people. */
-static mn_err summarise_records(const mn_memory_t *ms, size_t n, size_t medoid, summary *s)
-{
-    memset(s, 0, sizeof *s);
-    s->when = INT64_MAX;
-    s->created = INT64_MIN;
-    mn_err rc = MN_OK;
-    kwctx kc = {&s->words, 0, false};
-    size_t n_pairs = 0;
-    for (size_t i = 0; !rc && i < n; i++) {
-        const mn_memory_t *m = &ms[i];
-        kc.member = (uint32_t)i + 1;
-        if (m->content) mn_text_tokenize(m->content, m->content_len, kw_token, &kc);
-        if (kc.oom) rc = MN_ERR_NOMEM;
-        if (m->when_ms < s->when) s->when = m->when_ms;
-        if (m->created_at_ms > s->created) s->created = m->created_at_ms;
-        if (m->importance > s->importance) s->importance = m->importance;
-        n_pairs += m->n_tags;
-        for (size_t w = 0; !rc && w < m->n_who && s->n_who < MN_WHO_MAX; w++) {
-            bool seen = false;
-            for (size_t j = 0; j < s->n_who && !seen; j++) seen = !strcmp(s->who[j], m->who[w]);
-            if (!seen) rc = push_str(&s->who, &s->n_who, m->who[w]);
-        }
-    }
-    /* tags on at least half the members: count each tag's members by sorting
-     * the (tag, member) pairs (a member lists a tag once) */
-    const char **pairs = !rc ? malloc((n_pairs ? n_pairs : 1) * sizeof *pairs) : NULL;
-    if (!rc && !pairs) rc = MN_ERR_NOMEM;
-    size_t np = 0;
-    for (size_t i = 0; !rc && i < n; i++)
-        for (size_t t = 0; t < ms[i].n_tags; t++) pairs[np++] = ms[i].tags[t];
-    if (!rc && np) qsort(pairs, np, sizeof *pairs, str_cmp);
-    for (size_t i = 0; !rc && i < np;) {
-        size_t j = i + 1;
-        while (j < np && !strcmp(pairs[j], pairs[i])) j++;
-        if ((j - i) * 2 >= n && s->n_tags < MN_TAGS_MAX)
-            rc = push_str(&s->tags, &s->n_tags, pairs[i]);
-        i = j;
-    }
-    free(pairs);
-    if (!rc) {
-        const mn_memory_t *med = &ms[medoid];
-        s->medoid_len = med->content_len;
-        s->medoid_content = malloc(med->content_len + 1);
-        if (!s->medoid_content) rc = MN_ERR_NOMEM;
-        else {
-            if (med->content_len) memcpy(s->medoid_content, med->content, med->content_len);
-            s->medoid_content[med->content_len] = '\0';
-        }
-    }
-    if (!rc) {
-        if (s->n_tags) qsort(s->tags, s->n_tags, sizeof *s->tags, str_cmp);
-        if (s->n_who) qsort(s->who, s->n_who, sizeof *s->who, str_cmp);
-    }
-    return rc;
-}
-
-/* Reads the members' records (sorted by id) into *s. MN_ERR_NOT_FOUND when
- * one is gone since the clustering: the cluster waits for the next run. */
-static mn_err summarise(mn_engine *e, mn_space *sp, const kept *k, summary *s)
-{
-    memset(s, 0, sizeof *s);
-    mn_memory_t *ms = calloc(k->n, sizeof *ms);
-    if (!ms) return MN_ERR_NOMEM;
-    mn_err rc = MN_OK;
-    size_t loaded = 0;
-    for (; loaded < k->n && !rc; loaded++) {
-        mn_error rerr = {0};
-        rc = mn_engine_read_memory(e, sp, &k->members[loaded], false, &ms[loaded], &rerr);
-        if (rc == MN_ERR_GONE) rc = MN_ERR_NOT_FOUND;
-    }
-    if (rc) loaded--; /* the failed read left nothing to clear */
-    if (!rc) rc = summarise_records(ms, k->n, k->medoid, s);
-    for (size_t i = 0; i < loaded; i++)
-        mn_memory_clear(&ms[i]);
-    free(ms);
-    return rc;
-}
-
-/* Fills every field of sem but its content from a cluster and its summary
- * (moves the summary's tags and people). */
-static mn_err fill_semantic(const mn_space *sp, const kept *k, summary *s, mn_memory_t *sem)
-{
-    uint32_t dim = sp->def.dim;
-    mn_memory_init(sem);
-    sem->id = k->id;
-    sem->kind = MN_KIND_SEMANTIC;
-    sem->lifecycle = MN_LIFECYCLE_PERSISTENT;
-    sem->dim = dim;
-    sem->embedding = malloc(dim * sizeof(float));
-    sem->support = malloc(k->n * sizeof *sem->support);
-    if (!sem->embedding || !sem->support) return MN_ERR_NOMEM;
-    memcpy(sem->embedding, k->centroid, dim * sizeof(float));
-    memcpy(sem->support, k->members, k->n * sizeof *sem->support);
-    sem->n_support = k->n;
-    sem->when_ms = s->when;
-    sem->created_at_ms = s->created;
-    sem->importance = s->importance;
-    float conf = (float)k->cohesion;
-    sem->confidence = conf < 0 ? 0 : conf > 1 ? 1 : conf;
-    sem->tags = s->tags;
-    sem->n_tags = s->n_tags;
-    sem->who = s->who;
-    sem->n_who = s->n_who;
-    s->tags = s->who = NULL;
-    s->n_tags = s->n_who = 0;
-    return MN_OK;
-}
-
-/* content = the medoid's text, then "[keywords: ...]" with kw[nk], cut to the
- * content limit at a character boundary. */
-static mn_err set_content(mn_memory_t *sem, const summary *s, const char *const *kw, size_t nk)
-{
-    size_t len = s->medoid_len + sizeof CONTENT_KEYWORDS_PREFIX + nk * (MN_TOKEN_MAX + 2) + 2;
-    sem->content = malloc(len);
-    if (!sem->content) return MN_ERR_NOMEM;
-    size_t off = (size_t)snprintf(sem->content, len, "%.*s", (int)s->medoid_len, s->medoid_content);
-    if (nk) {
-        off += (size_t)snprintf(sem->content + off, len - off, "%s", CONTENT_KEYWORDS_PREFIX);
-        for (size_t i = 0; i < nk; i++)
-            off += (size_t)snprintf(sem->content + off, len - off, "%s%s", i ? ", " : "", kw[i]);
-        off += (size_t)snprintf(sem->content + off, len - off, "]");
-    }
-    if (off > MN_CONTENT_MAX) off = MN_CONTENT_MAX; /* keep within the content limit */
-    while (off > 0 && ((unsigned char)sem->content[off] & 0xC0) == 0x80) off--;
-    sem->content[off] = '\0';
-    sem->content_len = off;
-    return MN_OK;
-}
-
-/* Fills sem from a cluster and its summary; the top keywords score
- * (members holding the word) x idf over every supported episode. Moves the
- * summary's strings. */
-static mn_err build_semantic(const mn_space *sp, const kept *k, summary *s, const wmap *df,
-                             double n_docs, mn_memory_t *sem)
-{
-    mn_err rc = fill_semantic(sp, k, s, sem);
-    if (rc) return rc;
-    for (size_t i = 0; i < s->words.n; i++) {
-        wentry *w = &s->words.e[i];
-        const wentry *g = wmap_get((wmap *)df, w->word, strlen(w->word), false);
-        double d = g ? g->count : w->count;
-        w->score = w->count * log(1.0 + (n_docs - d + 0.5) / (d + 0.5));
-    }
-    if (s->words.n) qsort(s->words.e, s->words.n, sizeof *s->words.e, kw_best_first);
-    size_t nk = s->words.n < KEYWORDS_MAX ? s->words.n : KEYWORDS_MAX;
-    const char *kw[KEYWORDS_MAX];
-    for (size_t i = 0; i < nk; i++)
-        kw[i] = s->words.e[i].word;
-    return set_content(sem, s, kw, nk);
-}
-
-static bool same_strv(char **a, size_t na, char **b, size_t nb)
-{
-    if (na != nb) return false;
-    for (size_t i = 0; i < na; i++)
-        if (strcmp(a[i], b[i])) return false;
-    return true;
-}
-
-/* Does the stored semantic memory old already hold what a run computed? */
-static bool same_semantic(const mn_memory_t *a, const mn_memory_t *old)
-{
-    return a->content_len == old->content_len && old->content &&
-           !memcmp(a->content, old->content, a->content_len) && old->embedding &&
-           a->dim == old->dim && !memcmp(a->embedding, old->embedding, a->dim * sizeof(float)) &&
-           a->n_support == old->n_support &&
-           !memcmp(a->support, old->support, a->n_support * sizeof(mn_id_t)) &&
-           a->when_ms == old->when_ms && a->created_at_ms == old->created_at_ms &&
-           !memcmp(&a->importance, &old->importance, sizeof(float)) &&
-           !memcmp(&a->confidence, &old->confidence, sizeof(float)) &&
-           a->lifecycle == old->lifecycle && a->kind == old->kind &&
-           same_strv(a->tags, a->n_tags, old->tags, old->n_tags) &&
-           same_strv(a->who, a->n_who, old->who, old->n_who);
 }
 
 /* ---- clustering (under the space's read lock) ---- */
@@ -522,7 +178,8 @@ static void recompute_centroids(clustering *c)
         for (uint32_t d = 0; d < c->dim; d++) k->sum[d] += u[d];
         k->n++;
     }
-    for (size_t k = 0; k < c->ncl; k++) centroid_of(c->cl[k].sum, c->dim, c->cl[k].centroid);
+    for (size_t k = 0; k < c->ncl; k++)
+        mn_sem_centroid(c->cl[k].sum, c->dim, c->cl[k].centroid);
 }
 
 static int by_session_when(const void *a, const void *b)
@@ -583,7 +240,7 @@ static mn_err cluster_candidates(clustering *c)
             cluster *k = &c->cl[pick];
             for (uint32_t d = 0; d < c->dim; d++) k->sum[d] += u[d];
             k->n++;
-            centroid_of(k->sum, c->dim, k->centroid);
+            mn_sem_centroid(k->sum, c->dim, k->centroid);
             assign[i] = pick;
         } else {
             rc = new_cluster(c, u);
@@ -620,7 +277,7 @@ static mn_err cluster_candidates(clustering *c)
     return rc;
 }
 
-static void free_kept(kept *k, size_t n)
+static void free_kept(mn_sem_cluster *k, size_t n)
 {
     for (size_t i = 0; k && i < n; i++) {
         free(k[i].members);
@@ -638,13 +295,13 @@ typedef struct existing {
 /* Steps 1-4 under the read lock: the clusters worth a semantic memory, and
  * the live semantic memories of the space. */
 static mn_err find_clusters(mn_engine *e, mn_space *sp, float tau, uint32_t min_support,
-                            int64_t now, kept **out, size_t *n_out, existing **sems, size_t *n_sems,
-                            uint64_t *candidates)
+                            int64_t now, mn_sem_cluster **out, size_t *n_out, existing **sems,
+                            size_t *n_sems, uint64_t *candidates)
 {
     uint32_t dim = sp->def.dim;
     clustering c = {.sp = sp, .dim = dim, .tau = tau};
     mn_err rc = MN_OK;
-    kept *ks = NULL;
+    mn_sem_cluster *ks = NULL;
     size_t nk = 0;
     pthread_rwlock_rdlock(&sp->lock);
     c.cs = malloc((sp->n_slots ? sp->n_slots : 1) * sizeof *c.cs);
@@ -685,13 +342,13 @@ static mn_err find_clusters(mn_engine *e, mn_space *sp, float tau, uint32_t min_
         ks = calloc(want ? want : 1, sizeof *ks);
         if (!ks) rc = MN_ERR_NOMEM;
     }
-    /* each kept cluster: members in id order (candidates are), cohesion, medoid */
+    /* each mn_sem_cluster cluster: members in id order (candidates are), cohesion, medoid */
     int32_t *kept_of = !rc ? malloc((c.ncl ? c.ncl : 1) * sizeof *kept_of) : NULL;
     if (!rc && !kept_of) rc = MN_ERR_NOMEM;
     for (size_t k = 0; !rc && k < c.ncl; k++) {
         kept_of[k] = -1;
         if (c.cl[k].n < min_support) continue;
-        kept *x = &ks[nk];
+        mn_sem_cluster *x = &ks[nk];
         x->members = malloc(c.cl[k].n * sizeof *x->members);
         x->centroid = malloc(dim * sizeof(float));
         if (!x->members || !x->centroid) {
@@ -708,7 +365,7 @@ static mn_err find_clusters(mn_engine *e, mn_space *sp, float tau, uint32_t min_
     for (size_t i = 0; !rc && i < c.nc; i++) {
         int32_t kx = kept_of[c.cs[i].cluster];
         if (kx < 0) continue;
-        kept *x = &ks[kx];
+        mn_sem_cluster *x = &ks[kx];
         float sim = mn_vec_dot(cand_vec(&c, i), x->centroid, dim);
         x->cohesion += sim;
         if (!x->n || sim > best[kx]) { /* ties: the lower id */
@@ -786,29 +443,29 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
     pthread_mutex_lock(&sp->consolidate_mu);
     int64_t now = mn_engine_now(e);
-    kept *ks = NULL;
+    mn_sem_cluster *ks = NULL;
     size_t nk = 0, n_existing = 0;
     existing *existing_ = NULL;
     mn_err rc = find_clusters(e, sp, tau, min_support, now, &ks, &nk, &existing_, &n_existing,
                               &out->candidates);
 
     /* the members' records: words, times, tags, people; a global word count */
-    summary *sums = !rc ? calloc(nk ? nk : 1, sizeof *sums) : NULL;
+    mn_sem_summary *sums = !rc ? calloc(nk ? nk : 1, sizeof *sums) : NULL;
     if (!rc && !sums) rc = MN_ERR_NOMEM;
-    wmap df = {0};
+    mn_sem_words df = {0};
     double n_docs = 0;
     for (size_t k = 0; !rc && k < nk; k++) {
-        mn_err sr = summarise(e, sp, &ks[k], &sums[k]);
+        mn_err sr = mn_sem_summarise(e, sp, &ks[k], &sums[k]);
         if (sr == MN_ERR_NOT_FOUND) { /* forgotten meanwhile: the next run sees the new set */
-            summary_free(&sums[k]);
+            mn_sem_summary_free(&sums[k]);
             ks[k].skip = true;
             continue;
         }
         if ((rc = sr)) break;
         n_docs += (double)ks[k].n;
         for (size_t i = 0; !rc && i < sums[k].words.n; i++) {
-            const wentry *w = &sums[k].words.e[i];
-            wentry *g = wmap_get(&df, w->word, strlen(w->word), true);
+            const mn_sem_word *w = &sums[k].words.e[i];
+            mn_sem_word *g = mn_sem_words_get(&df, w->word, strlen(w->word), true);
             if (!g) rc = MN_ERR_NOMEM;
             else g->count += w->count;
         }
@@ -825,7 +482,7 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
     for (size_t k = 0; !rc && k < nk; k++) {
         if (ks[k].skip) continue;
         mn_memory_t *m = &sems[n_sems];
-        if ((rc = build_semantic(sp, &ks[k], &sums[k], &df, n_docs, m))) {
+        if ((rc = mn_sem_build(sp, &ks[k], &sums[k], &df, n_docs, m))) {
             mn_memory_clear(m);
             break;
         }
@@ -852,7 +509,7 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
             m->suppressed = old.suppressed;
             m->suppressed_at_ms = old.suppressed_at_ms;
             m->unsuppressed_at_ms = old.unsuppressed_at_ms;
-            bool same = same_semantic(m, &old) && m->suppressed == old.suppressed;
+            bool same = mn_sem_same(m, &old) && m->suppressed == old.suppressed;
             mn_memory_clear(&old);
             if (same) {
                 mn_memory_clear(m);
@@ -919,9 +576,10 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
     free(what);
     for (size_t i = 0; sems && i < n_sems; i++) mn_memory_clear(&sems[i]);
     free(sems);
-    for (size_t k = 0; sums && k < nk; k++) summary_free(&sums[k]);
+    for (size_t k = 0; sums && k < nk; k++)
+        mn_sem_summary_free(&sums[k]);
     free(sums);
-    wmap_free(&df);
+    mn_sem_words_free(&df);
     free_kept(ks, nk);
     free(existing_);
     pthread_mutex_unlock(&sp->consolidate_mu);
@@ -938,186 +596,4 @@ mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consoli
 {
     int64_t t0 = mn_time_mono_ns();
     return mn_engine_timed(&e->h_consolidate, t0, consolidate_op(e, space, opts, out, err));
-}
-
-/* ---- re-derivation when supports are erased (commit thread) ---- */
-
-/* The keywords that content ends with (set_content's "[keywords: a, b]"),
- * copied into buf (content_len + 1 bytes) and pointed to by kw; how many. */
-static size_t parse_keywords(const char *content, size_t len, char *buf, const char **kw)
-{
-    size_t pl = sizeof CONTENT_KEYWORDS_PREFIX - 1;
-    if (!content || len < pl + 1 || content[len - 1] != ']') return 0;
-    size_t at = len - pl;
-    for (;; at--) {
-        if (!memcmp(content + at, CONTENT_KEYWORDS_PREFIX, pl)) break;
-        if (at == 0) return 0;
-    }
-    size_t n = len - 1 - (at + pl);
-    memcpy(buf, content + at + pl, n);
-    buf[n] = '\0';
-    size_t nk = 0;
-    for (char *w = buf; nk < KEYWORDS_MAX && *w;) {
-        char *end = strstr(w, ", ");
-        if (end) *end = '\0';
-        if (*w) kw[nk++] = w;
-        if (!end) break;
-        w = end + 2;
-    }
-    return nk;
-}
-
-/* A member of a semantic memory, as the batch sees it: live, with its record
- * and unit vector; false when it is gone (or has no usable vector). */
-static mn_err read_member(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b, const mn_id_t *id,
-                          mn_memory_t *m, float *unit, bool *ok, mn_error *err)
-{
-    mn_memory_record rec;
-    bool found;
-    *ok = false;
-    mn_err rc = mn_apply_read_record(e, b, sp, id, &rec, &found, err);
-    if (rc || !found) return rc;
-    if (rec.tombstone) {
-        mn_memory_clear(&rec.mem);
-        return MN_OK;
-    }
-    uint8_t k[KEY_MEM_LEN];
-    mn_key_mem(k, sp->sid, id);
-    char *v;
-    size_t vl;
-    if ((rc = mn_store_get_wi(&e->store, b, CF_VECTORS, k, sizeof k, &v, &vl, err))) {
-        mn_memory_clear(&rec.mem);
-        return rc;
-    }
-    if (v && vl == (size_t)sp->def.dim * sizeof(float)) {
-        /* the same unit vector a run compares (space.c normalises cosine vectors alike) */
-        memcpy(unit, v, vl);
-        *ok = mn_vec_normalize(unit, sp->def.dim);
-    }
-    free(v);
-    if (*ok)
-        *m = rec.mem;
-    else
-        mn_memory_clear(&rec.mem);
-    return MN_OK;
-}
-
-/* Rebuilds semantic memory old from its remaining members (ms, units: nr of
- * them, in id order) as a run builds a cluster: centroid, cohesion, medoid,
- * summary; its keywords are those of old that a remaining member holds (a
- * run's idf needs every cluster: the next run ranks them again). */
-static mn_err rebuild(const mn_space *sp, const mn_memory_t *old, const mn_memory_t *ms,
-                      const float *units, size_t nr, mn_memory_t *sem)
-{
-    uint32_t dim = sp->def.dim;
-    kept k = {.id = old->id, .n = nr};
-    k.members = malloc(nr * sizeof *k.members);
-    k.centroid = malloc(dim * sizeof(float));
-    double *sum = calloc(dim, sizeof *sum);
-    char *buf = malloc(old->content_len + 1);
-    summary s = {0};
-    mn_err rc = k.members && k.centroid && sum && buf ? MN_OK : MN_ERR_NOMEM;
-    mn_memory_init(sem);
-    for (size_t i = 0; !rc && i < nr; i++) {
-        k.members[i] = ms[i].id;
-        for (uint32_t d = 0; d < dim; d++)
-            sum[d] += units[(size_t)i * dim + d];
-    }
-    if (!rc) {
-        centroid_of(sum, dim, k.centroid);
-        float best = 0;
-        for (size_t i = 0; i < nr; i++) {
-            float sim = mn_vec_dot(units + (size_t)i * dim, k.centroid, dim);
-            k.cohesion += sim;
-            if (!i || sim > best) { /* ties: the lower id */
-                best = sim;
-                k.medoid = i;
-            }
-        }
-        k.cohesion /= (double)nr;
-        rc = summarise_records(ms, nr, k.medoid, &s);
-    }
-    if (!rc) rc = fill_semantic(sp, &k, &s, sem);
-    if (!rc) {
-        const char *kw[KEYWORDS_MAX], *keep[KEYWORDS_MAX];
-        size_t nk = parse_keywords(old->content, old->content_len, buf, kw), nkeep = 0;
-        for (size_t i = 0; i < nk; i++)
-            if (wmap_get(&s.words, kw[i], strlen(kw[i]), false)) keep[nkeep++] = kw[i];
-        rc = set_content(sem, &s, keep, nkeep);
-    }
-    if (!rc) { /* a client's suppression stays */
-        sem->suppressed = old->suppressed;
-        sem->suppressed_at_ms = old->suppressed_at_ms;
-        sem->unsuppressed_at_ms = old->unsuppressed_at_ms;
-    }
-    summary_free(&s);
-    free(k.members);
-    free(k.centroid);
-    free(sum);
-    free(buf);
-    return rc;
-}
-
-mn_err mn_consolidate_rederive(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
-                               const mn_id_t *ids, size_t n, int64_t at_ms, mn_memory_t **out,
-                               size_t *n_out, mn_error *err)
-{
-    uint32_t min_support = e->opts.consolidate.min_support ? e->opts.consolidate.min_support : 3;
-    uint32_t dim = sp->def.dim;
-    *n_out = 0;
-    *out = calloc(n ? n : 1, sizeof **out);
-    if (!*out) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    mn_err rc = MN_OK;
-    for (size_t i = 0; i < n && !rc; i++) {
-        mn_memory_record srec;
-        bool found;
-        if ((rc = mn_apply_read_record(e, b, sp, &ids[i], &srec, &found, err))) break;
-        if (!found) continue;
-        const mn_memory_t *old = &srec.mem;
-        if (srec.tombstone || old->kind != MN_KIND_SEMANTIC || !old->n_support) {
-            mn_memory_clear(&srec.mem);
-            continue;
-        }
-        mn_memory_t *ms = calloc(old->n_support, sizeof *ms);
-        float *units = malloc(old->n_support * dim * sizeof(float));
-        size_t nr = 0;
-        if (!ms || !units) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        for (size_t j = 0; j < old->n_support && !rc; j++) {
-            bool ok;
-            rc = read_member(e, sp, b, &old->support[j], &ms[nr], units + nr * dim, &ok, err);
-            nr += !rc && ok;
-        }
-        mn_memory_t *m = &(*out)[*n_out];
-        if (rc || nr == old->n_support) {
-            /* nothing lost: it stays as it is */
-        } else if (nr < min_support) { /* too few left: retired, in the same entry */
-            mn_memory_init(m);
-            m->id = old->id;
-            m->kind = MN_KIND_SEMANTIC;
-            m->when_ms = old->when_ms;
-            m->created_at_ms = old->created_at_ms;
-            m->forgotten = true;
-            m->retired = true;
-            m->forgotten_at_ms = at_ms;
-            (*n_out)++;
-        } else if ((rc = rebuild(sp, old, ms, units, nr, m))) {
-            mn_memory_clear(m);
-            mn_error_set(err, rc, "re-deriving a semantic memory: %s", mn_strerror(rc));
-        } else {
-            (*n_out)++;
-        }
-        for (size_t j = 0; ms && j < nr; j++)
-            mn_memory_clear(&ms[j]);
-        free(ms);
-        free(units);
-        mn_memory_clear(&srec.mem);
-    }
-    if (rc) {
-        for (size_t i = 0; i < *n_out; i++)
-            mn_memory_clear(&(*out)[i]);
-        free(*out);
-        *out = NULL;
-        *n_out = 0;
-    }
-    return rc;
 }
