@@ -22,15 +22,11 @@
  * memory's keyword term list (keywords family, loaded at start-up instead of
  * tokenising), and for a forgotten memory its entry in the as-of index.
  *
- * Semantic memories (consolidate entries) keep three things true in the batch
- * that writes them: each episode a memory lists is marked (sid|'c'|episode ->
- * the memories listing it) and linked to it, and one it no longer lists loses
- * mark and link; the WAL holds only a memory's latest version (the entries
- * that carried earlier ones drop it, so an old summary cannot keep the words
- * of an episode forgotten later); a memory that lists a forgotten episode is
- * not applied (it may hold its words). Erasing an episode collects the
- * semantic memories listing it (p->rederive): the commit thread re-derives
- * them at the end of the group, in the same batch (commit.c).
+ * Semantic memories (consolidate entries) are applied in apply_semantic.c:
+ * marks and links of the episodes they list, the WAL's latest version only.
+ * Erasing an episode collects the semantic memories listing it (p->rederive):
+ * the commit thread re-derives them at the end of the group, in the same
+ * batch (commit.c).
  *
  * Two kinds of tombstone: forgotten (by a client, or expired), which never
  * comes back, and retired (a semantic memory whose cluster consolidation no
@@ -42,7 +38,7 @@
  * Dropping a space is an entry too: its point mutations go in the indexed
  * batch, its range deletions (mn_apply_ranges) in the plain batch the group is
  * written as, after them. */
-#include "engine_internal.h"
+#include "apply_internal.h"
 #include "keyword.h"
 #include "space_index.h"
 
@@ -52,17 +48,6 @@
 
 static const char META_SPACE_PREFIX[] = "space/";
 static const char META_DROPPED_PREFIX[] = "dropped/";
-
-static void put(rocksdb_writebatch_wi_t *b, mn_engine *e, int cf, const void *k, size_t kl,
-                const void *v, size_t vl)
-{
-    rocksdb_writebatch_wi_put_cf(b, e->store.cf[cf], k, kl, v, vl);
-}
-
-static void del(rocksdb_writebatch_wi_t *b, mn_engine *e, int cf, const void *k, size_t kl)
-{
-    rocksdb_writebatch_wi_delete_cf(b, e->store.cf[cf], (const char *)k, kl);
-}
 
 mn_err mn_apply_read_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
                             const mn_id_t *id, mn_memory_record *rec, bool *found, mn_error *err)
@@ -82,8 +67,8 @@ mn_err mn_apply_read_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *
 
 /* A written memory's term list: stored with it (keywords family) and kept in
  * *kw for the in-memory index when the caller asks for it. */
-static mn_err put_terms(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
-                        const mn_memory_t *m, mn_kw_buf *kw, mn_error *err)
+mn_err mn_apply_put_terms(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                          const mn_memory_t *m, mn_kw_buf *kw, mn_error *err)
 {
     uint8_t k[KEY_MEM_LEN];
     mn_key_mem(k, sp->sid, &m->id);
@@ -95,7 +80,7 @@ static mn_err put_terms(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
     size_t len;
     if (mn_kw_doc_encode(m->content, m->content_len, &doc, &len))
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory indexing words");
-    put(b, e, CF_KEYWORDS, k, sizeof k, doc, len);
+    mn_wb_put(b, e, CF_KEYWORDS, k, sizeof k, doc, len);
     if (kw) {
         free(kw->buf);
         kw->buf = doc;
@@ -106,8 +91,8 @@ static mn_err put_terms(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
     return MN_OK;
 }
 
-static mn_err put_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
-                         const mn_memory_record *rec)
+mn_err mn_apply_put_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+                           const mn_memory_record *rec)
 {
     uint8_t k[KEY_MEM_LEN];
     mn_key_mem(k, sp->sid, &rec->mem.id);
@@ -115,17 +100,15 @@ static mn_err put_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
     size_t len;
     mn_err rc = mn_wire_memory_encode(rec, false, &buf, &len);
     if (rc) return rc;
-    put(b, e, CF_MEMORIES, k, sizeof k, buf, len);
+    mn_wb_put(b, e, CF_MEMORIES, k, sizeof k, buf, len);
     free(buf);
     return MN_OK;
 }
 
-enum { MEM_ABSENT, MEM_LIVE, MEM_GONE };
-
 /* Is id absent, live or tombstoned, as the batch sees it? (Decoded without
  * the content.) */
-static mn_err mem_state(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *id,
-                        int *state, mn_error *err)
+mn_err mn_apply_mem_state(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *id,
+                          int *state, mn_error *err)
 {
     uint8_t k[KEY_MEM_LEN];
     mn_key_mem(k, sp->sid, id);
@@ -133,13 +116,13 @@ static mn_err mem_state(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, 
     size_t vl;
     mn_err rc = mn_store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
     if (rc) return rc;
-    *state = MEM_ABSENT;
+    *state = MN_MEM_ABSENT;
     if (!v) return MN_OK;
     mn_memory_record rec;
     rc = mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, err);
     free(v);
     if (rc) return rc;
-    *state = rec.tombstone ? MEM_GONE : MEM_LIVE;
+    *state = rec.tombstone ? MN_MEM_GONE : MN_MEM_LIVE;
     mn_memory_clear(&rec.mem);
     return MN_OK;
 }
@@ -149,102 +132,8 @@ static mn_err is_live(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, co
                       bool *live, mn_error *err)
 {
     int st;
-    mn_err rc = mem_state(e, b, sp, id, &st, err);
-    *live = !rc && st == MEM_LIVE;
-    return rc;
-}
-
-static int id_order(const void *a, const void *b)
-{
-    return mn_id_cmp(a, b);
-}
-
-/* Adds (add) or removes semantic memory sem in the list of the memories that
- * list episode ep (its consolidated mark). */
-static mn_err holder_edit(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *ep,
-                          const mn_id_t *sem, bool add, mn_error *err)
-{
-    uint8_t k[KEY_CONSOLIDATED_LEN];
-    mn_key_consolidated(k, sp->sid, ep);
-    char *v;
-    size_t vl;
-    mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
-    if (rc) return rc;
-    size_t n = v ? vl / 16 : 0, at = 0;
-    const mn_id_t *ids = (const mn_id_t *)v;
-    while (at < n && mn_id_cmp(&ids[at], sem) < 0)
-        at++;
-    bool has = at < n && !mn_id_cmp(&ids[at], sem);
-    if (has == add) {
-        free(v);
-        return MN_OK;
-    }
-    if (!add && n == 1) {
-        free(v);
-        del(b, e, CF_INDEX, k, sizeof k);
-        return MN_OK;
-    }
-    mn_id_t *nv = malloc((n + 1) * sizeof *nv);
-    if (!nv) {
-        free(v);
-        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    }
-    if (at) memcpy(nv, ids, at * sizeof *nv);
-    size_t m = at;
-    if (add) nv[m++] = *sem;
-    size_t rest = n - at - (add ? 0 : 1);
-    if (rest) memcpy(nv + m, ids + (n - rest), rest * sizeof *nv);
-    m += rest;
-    free(v);
-    put(b, e, CF_INDEX, k, sizeof k, nv, m * sizeof *nv);
-    free(nv);
-    return MN_OK;
-}
-
-/* Episode ep no longer supports semantic memory sem: mark and link go. */
-static mn_err unlist_support(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
-                             const mn_id_t *ep, const mn_id_t *sem, mn_error *err)
-{
-    uint8_t ek[KEY_EDGE_LEN];
-    mn_key_edge(ek, sp->sid, ep, sem, MN_EDGE_CONSOLIDATION);
-    del(b, e, CF_INDEX, ek, sizeof ek);
-    return holder_edit(e, b, sp, ep, sem, false, err);
-}
-
-static mn_err push_rederive(mn_pending *p, const mn_id_t *id)
-{
-    if (p->n_rederive == p->cap_rederive) {
-        size_t nc = p->cap_rederive ? p->cap_rederive * 2 : 8;
-        mn_id_t *n = realloc(p->rederive, nc * sizeof *n);
-        if (!n) return MN_ERR_NOMEM;
-        p->rederive = n;
-        p->cap_rederive = nc;
-    }
-    p->rederive[p->n_rederive++] = *id;
-    return MN_OK;
-}
-
-/* An episode being erased: the semantic memories listing it are noted for
- * re-derivation; its mark and links go. */
-static mn_err take_holders(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b,
-                           const mn_id_t *ep, mn_error *err)
-{
-    uint8_t k[KEY_CONSOLIDATED_LEN];
-    mn_key_consolidated(k, p->sp->sid, ep);
-    char *v;
-    size_t vl;
-    mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
-    if (rc || !v) return rc;
-    for (size_t i = 0; i + 16 <= vl && !rc; i += 16) {
-        mn_id_t sem;
-        memcpy(sem.b, v + i, 16);
-        uint8_t ek[KEY_EDGE_LEN];
-        mn_key_edge(ek, p->sp->sid, ep, &sem, MN_EDGE_CONSOLIDATION);
-        del(b, e, CF_INDEX, ek, sizeof ek);
-        if (push_rederive(p, &sem)) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    }
-    free(v);
-    del(b, e, CF_INDEX, k, sizeof k);
+    mn_err rc = mn_apply_mem_state(e, b, sp, id, &st, err);
+    *live = !rc && st == MN_MEM_LIVE;
     return rc;
 }
 
@@ -317,7 +206,7 @@ static mn_err erase_in_wal(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *s
                          "forgotten memory",
                          sp->def.name, (unsigned long long)mn_get_be64(wk + KEY_SID_LEN),
                          derr.message);
-            del(b, e, CF_WAL, wk, sizeof wk);
+            mn_wb_del(b, e, CF_WAL, wk, sizeof wk);
             continue;
         }
         if (mn_wal_strip_memory(&en, id, at_ms, retired)) {
@@ -326,14 +215,14 @@ static mn_err erase_in_wal(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *s
             if ((rc = mn_wire_wal_encode(&en, &buf, &len)))
                 mn_error_set(err, rc, "re-encoding a WAL entry");
             else {
-                put(b, e, CF_WAL, wk, sizeof wk, buf, len);
+                mn_wb_put(b, e, CF_WAL, wk, sizeof wk, buf, len);
                 free(buf);
             }
         }
         mn_wal_entry_clear(&en);
     }
     free(refs);
-    if (!rc) del(b, e, CF_INDEX, rk, sizeof rk);
+    if (!rc) mn_wb_del(b, e, CF_INDEX, rk, sizeof rk);
     return rc;
 }
 
@@ -346,22 +235,22 @@ static void put_gone(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, con
     v[0] = (uint8_t)m->kind;
     mn_put_be64(v + 1, (uint64_t)m->created_at_ms);
     mn_put_be64(v + 9, (uint64_t)gone_at);
-    put(b, e, CF_INDEX, gk, sizeof gk, v, sizeof v);
+    mn_wb_put(b, e, CF_INDEX, gk, sizeof gk, v, sizeof v);
     mn_key_gone_by_time(gk, sp->sid, gone_at, &m->id);
     mn_put_be64(w, (uint64_t)m->when_ms);
-    put(b, e, CF_INDEX, gk, sizeof gk, w, sizeof w);
+    mn_wb_put(b, e, CF_INDEX, gk, sizeof gk, w, sizeof w);
 }
 
 /* A retired memory comes back: its as-of index entries go (as-of reads see
  * the memory that is there). */
-static void del_gone(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_memory_t *m,
-                     int64_t gone_at)
+void mn_apply_del_gone(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_memory_t *m,
+                       int64_t gone_at)
 {
     uint8_t gk[KEY_TIME_LEN];
     mn_key_gone(gk, sp->sid, m->when_ms, &m->id);
-    del(b, e, CF_INDEX, gk, sizeof gk);
+    mn_wb_del(b, e, CF_INDEX, gk, sizeof gk);
     mn_key_gone_by_time(gk, sp->sid, gone_at, &m->id);
-    del(b, e, CF_INDEX, gk, sizeof gk);
+    mn_wb_del(b, e, CF_INDEX, gk, sizeof gk);
 }
 
 /* Forgets a live memory for good, in the batch: its record becomes a tombstone
@@ -377,9 +266,9 @@ static mn_err erase_memory(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t 
     uint8_t k[KEY_MEM_LEN], tk[KEY_TIME_LEN];
     mn_key_mem(k, sp->sid, id);
     mn_key_time(tk, sp->sid, rec->mem.when_ms, id);
-    del(b, e, CF_VECTORS, k, sizeof k);
-    del(b, e, CF_KEYWORDS, k, sizeof k);
-    del(b, e, CF_INDEX, tk, sizeof tk);
+    mn_wb_del(b, e, CF_VECTORS, k, sizeof k);
+    mn_wb_del(b, e, CF_KEYWORDS, k, sizeof k);
+    mn_wb_del(b, e, CF_INDEX, tk, sizeof tk);
     /* its associations go too (the commit thread is the only writer of the adjacency) */
     uint32_t slot = mn_space_find(sp, id);
     for (uint32_t a = 0; slot != UINT32_MAX && a < sp->slots[slot].n_adj; a++) {
@@ -389,17 +278,17 @@ static mn_err erase_memory(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t 
             mn_key_edge(ek, sp->sid, id, &adj->other, adj->kind);
         else
             mn_key_edge(ek, sp->sid, &adj->other, id, adj->kind);
-        del(b, e, CF_INDEX, ek, sizeof ek);
+        mn_wb_del(b, e, CF_INDEX, ek, sizeof ek);
     }
     uint8_t sk[KEY_STRENGTH_LEN];
     mn_key_strength(sk, sp->sid, id);
-    del(b, e, CF_INDEX, sk, sizeof sk);
+    mn_wb_del(b, e, CF_INDEX, sk, sizeof sk);
     mn_err rc = MN_OK;
     if (rec->mem.kind == MN_KIND_SEMANTIC) /* its episodes lose the mark and the link */
         for (size_t j = 0; j < rec->mem.n_support && !rc; j++)
-            rc = unlist_support(e, b, sp, &rec->mem.support[j], id, err);
+            rc = mn_apply_unlist_support(e, b, sp, &rec->mem.support[j], id, err);
     else
-        rc = take_holders(e, p, b, id, err);
+        rc = mn_apply_take_holders(e, p, b, id, err);
     if (!rc) rc = erase_in_wal(e, b, sp, id, at_ms, retired, err);
     if (rc) return rc;
     put_gone(e, b, sp, &rec->mem, at_ms);
@@ -407,7 +296,7 @@ static mn_err erase_memory(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t 
     rec->forgotten_at_ms = at_ms;
     rec->mem.retired = retired && rec->mem.kind == MN_KIND_SEMANTIC;
     p->tombstones++;
-    return put_record(e, b, sp, rec);
+    return mn_apply_put_record(e, b, sp, rec);
 }
 
 /* A retired memory that a client forgets, or whose forgotten stub arrives:
@@ -416,14 +305,14 @@ static mn_err unretire(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
                        mn_memory_record *rec)
 {
     rec->mem.retired = false;
-    return put_record(e, b, sp, rec);
+    return mn_apply_put_record(e, b, sp, rec);
 }
 
 /* A memory that arrives erased (a stub in a rewritten entry): a tombstone if it
  * is unknown here, erased if it is live, and a retired tombstone that meets a
  * forgotten stub becomes forgotten. *applied says whether the state changed. */
-static mn_err apply_stub(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b,
-                         const mn_memory_t *m, bool *applied, mn_error *err)
+mn_err mn_apply_stub(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, const mn_memory_t *m,
+                     bool *applied, mn_error *err)
 {
     mn_space *sp = p->sp;
     mn_memory_record rec;
@@ -446,7 +335,7 @@ static mn_err apply_stub(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b
     }
     mn_memory_record t = {.mem = *m, .tombstone = true, .forgotten_at_ms = m->forgotten_at_ms};
     t.mem.retired = m->retired && m->kind == MN_KIND_SEMANTIC;
-    if ((rc = put_record(e, b, sp, &t))) return rc;
+    if ((rc = mn_apply_put_record(e, b, sp, &t))) return rc;
     put_gone(e, b, sp, m, m->forgotten_at_ms);
     p->tombstones++;
     *applied = true;
@@ -477,7 +366,7 @@ static mn_err apply_edges(mn_engine *e, mn_space *sp, const mn_edge *edges, size
         mn_key_edge(k, sp->sid, &edges[i].from, &edges[i].to, edges[i].kind);
         v[0] = edges[i].kind;
         memcpy(v + 1, &edges[i].weight, 4);
-        put(b, e, CF_INDEX, k, sizeof k, v, sizeof v);
+        mn_wb_put(b, e, CF_INDEX, k, sizeof k, v, sizeof v);
     }
     free(ok);
     return rc;
@@ -493,7 +382,7 @@ static mn_err apply_remember(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_
         p->accepted[i] = false;
         mn_err rc;
         if (m->forgotten) {
-            if ((rc = apply_stub(e, p, b, m, &p->accepted[i], err))) return rc;
+            if ((rc = mn_apply_stub(e, p, b, m, &p->accepted[i], err))) return rc;
             continue;
         }
         uint8_t k[KEY_MEM_LEN];
@@ -515,242 +404,23 @@ static mn_err apply_remember(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_
                 free(v);
                 continue;
             }
-            put(b, e, CF_INDEX, ik, il, m->id.b, 16);
+            mn_wb_put(b, e, CF_INDEX, ik, il, m->id.b, 16);
         }
         mn_memory_record rec = {.mem = *m, .tombstone = false};
-        if ((rc = put_record(e, b, sp, &rec))) return rc;
-        if ((rc = put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err))) return rc;
+        if ((rc = mn_apply_put_record(e, b, sp, &rec))) return rc;
+        if ((rc = mn_apply_put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err))) return rc;
         if (m->embedding)
-            put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
+            mn_wb_put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
         uint8_t tk[KEY_TIME_LEN];
         mn_key_time(tk, sp->sid, m->when_ms, &m->id);
-        put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
+        mn_wb_put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
         uint8_t rk[KEY_WALREF_LEN], lsn[8];
         mn_key_walref(rk, sp->sid, &m->id);
         mn_put_be64(lsn, en->lsn);
-        put(b, e, CF_INDEX, rk, sizeof rk, lsn, sizeof lsn);
+        mn_wb_put(b, e, CF_INDEX, rk, sizeof rk, lsn, sizeof lsn);
         p->accepted[i] = true;
     }
     return apply_edges(e, sp, en->op.remember.edges, en->op.remember.n_edges, b, false, err);
-}
-
-/* A WAL reference of a memory an entry rewrites: (entry, memory). */
-typedef struct walref {
-    uint64_t lsn;
-    mn_id_t id;
-    bool keep; /* the entry is not a consolidate entry: it keeps the memory */
-} walref;
-
-static int walref_order(const void *a, const void *b)
-{
-    const walref *x = a, *y = b;
-    if (x->lsn != y->lsn) return x->lsn < y->lsn ? -1 : 1;
-    return mn_id_cmp(&x->id, &y->id);
-}
-
-/* Removes the memories of consolidate entry en listed (by id) in refs[n], all of
- * this entry's lsn; false if it carried none of them. */
-static bool drop_versions(mn_wal_entry *en, const walref *refs, size_t n)
-{
-    bool changed = false;
-    size_t k = 0;
-    for (size_t i = 0; i < en->op.consolidate.n; i++) {
-        mn_memory_t *m = &en->op.consolidate.mems[i];
-        bool drop = false;
-        for (size_t j = 0; j < n && !drop; j++)
-            drop = !m->forgotten && !mn_id_cmp(&m->id, &refs[j].id);
-        if (drop) {
-            mn_memory_clear(m);
-            changed = true;
-        } else {
-            en->op.consolidate.mems[k++] = *m;
-        }
-    }
-    en->op.consolidate.n = k;
-    return changed;
-}
-
-/* The memories ids[n] are written anew by the entry at lsn: the consolidate
- * entries that carried their earlier versions drop them (each entry rewritten
- * once, keeping its lsn and hlc), and each memory's WAL references become the
- * entries that still carry it plus lsn. */
-static mn_err supersede(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *ids,
-                        size_t n, uint64_t lsn, mn_error *err)
-{
-    walref *refs = NULL;
-    size_t nr = 0, cap = 0;
-    mn_err rc = MN_OK;
-    for (size_t i = 0; i < n && !rc; i++) {
-        uint8_t rk[KEY_WALREF_LEN];
-        mn_key_walref(rk, sp->sid, &ids[i]);
-        char *v;
-        size_t vl;
-        if ((rc = mn_store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &v, &vl, err))) break;
-        for (size_t j = 0; v && j + 8 <= vl; j += 8) {
-            if (nr == cap) {
-                size_t nc = cap ? cap * 2 : 16;
-                walref *x = realloc(refs, nc * sizeof *x);
-                if (!x) {
-                    rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-                    break;
-                }
-                refs = x;
-                cap = nc;
-            }
-            refs[nr++] = (walref){mn_get_be64((const uint8_t *)v + j), ids[i], false};
-        }
-        free(v);
-    }
-    if (!rc && nr) qsort(refs, nr, sizeof *refs, walref_order);
-    for (size_t i = 0; i < nr && !rc;) {
-        size_t j = i;
-        while (j < nr && refs[j].lsn == refs[i].lsn)
-            j++;
-        uint8_t wk[KEY_WAL_LEN];
-        mn_key_wal(wk, sp->sid, refs[i].lsn);
-        char *v;
-        size_t vl;
-        if ((rc = mn_store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
-        mn_wal_entry en;
-        if (v && !mn_wire_wal_decode((const uint8_t *)v, vl, &en, NULL)) {
-            if (en.type != MN_WAL_OP_CONSOLIDATE) {
-                for (size_t k = i; k < j; k++)
-                    refs[k].keep = true;
-            } else if (drop_versions(&en, refs + i, j - i)) {
-                uint8_t *buf;
-                size_t len;
-                if ((rc = mn_wire_wal_encode(&en, &buf, &len)))
-                    mn_error_set(err, rc, "re-encoding a WAL entry");
-                else {
-                    put(b, e, CF_WAL, wk, sizeof wk, buf, len);
-                    free(buf);
-                }
-            }
-            mn_wal_entry_clear(&en);
-        } /* trimmed (or unreadable, erased at the memory's forget): nothing to keep */
-        free(v);
-        i = j;
-    }
-    /* the new references: kept entries (in lsn order) and this one */
-    uint8_t *val = !rc ? malloc((nr + 1) * 8) : NULL;
-    if (!rc && !val) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n && !rc; i++) {
-        size_t m = 0;
-        for (size_t j = 0; j < nr; j++)
-            if (refs[j].keep && !mn_id_cmp(&refs[j].id, &ids[i]))
-                mn_put_be64(val + 8 * m++, refs[j].lsn);
-        mn_put_be64(val + 8 * m++, lsn);
-        uint8_t rk[KEY_WALREF_LEN];
-        mn_key_walref(rk, sp->sid, &ids[i]);
-        put(b, e, CF_INDEX, rk, sizeof rk, val, m * 8);
-    }
-    free(val);
-    free(refs);
-    return rc;
-}
-
-/* One semantic memory of a consolidate entry. *written is the id to
- * supersede (its earlier versions), or stays unset. */
-static mn_err apply_semantic(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, size_t i,
-                             bool *written, mn_error *err)
-{
-    mn_space *sp = p->sp;
-    const mn_memory_t *m = &p->entry.op.consolidate.mems[i];
-    *written = false;
-    /* a memory listing a forgotten episode may hold its words: not applied */
-    int *state = malloc((m->n_support ? m->n_support : 1) * sizeof *state);
-    if (!state) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    mn_err rc = MN_OK;
-    bool blocked = false;
-    for (size_t j = 0; j < m->n_support && !rc && !blocked; j++) {
-        if (p->derived) { /* re-derived from members this batch read live */
-            state[j] = MEM_LIVE;
-            continue;
-        }
-        rc = mem_state(e, b, sp, &m->support[j], &state[j], err);
-        blocked = state[j] == MEM_GONE;
-    }
-    mn_memory_record old;
-    memset(&old, 0, sizeof old);
-    bool found = false;
-    if (!rc && !blocked) rc = mn_apply_read_record(e, b, sp, &m->id, &old, &found, err);
-    if (rc || blocked) {
-        free(state);
-        return rc;
-    }
-    if (found && old.tombstone && !old.mem.retired) { /* forgotten by a client: stays forgotten */
-        mn_memory_clear(&old.mem);
-        free(state);
-        return MN_OK;
-    }
-    bool was_live = found && !old.tombstone;
-    if (found && old.tombstone) { /* retired, and its cluster is back */
-        del_gone(e, b, sp, &old.mem, old.forgotten_at_ms);
-        p->tombstones--;
-    } else if (found) {
-        uint8_t tk[KEY_TIME_LEN];
-        mn_key_time(tk, sp->sid, old.mem.when_ms, &m->id);
-        del(b, e, CF_INDEX, tk, sizeof tk);
-        /* episodes it no longer lists lose the mark and the link */
-        for (size_t j = 0; j < old.mem.n_support && !rc; j++)
-            if (!bsearch(&old.mem.support[j], m->support, m->n_support, sizeof *m->support,
-                         id_order))
-                rc = unlist_support(e, b, sp, &old.mem.support[j], &m->id, err);
-    }
-    uint8_t k[KEY_MEM_LEN];
-    mn_key_mem(k, sp->sid, &m->id);
-    mn_memory_record rec = {.mem = *m, .tombstone = false};
-    if (!rc) rc = put_record(e, b, sp, &rec);
-    if (!rc) rc = put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err);
-    if (!rc && m->embedding)
-        put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
-    uint8_t tk[KEY_TIME_LEN];
-    mn_key_time(tk, sp->sid, m->when_ms, &m->id);
-    if (!rc) put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
-    /* its new episodes are marked (those not stored here yet too: a forget
-     * that reaches them later finds the memory) and linked */
-    for (size_t j = 0; j < m->n_support && !rc; j++) {
-        if (was_live && bsearch(&m->support[j], old.mem.support, old.mem.n_support,
-                                sizeof *old.mem.support, id_order))
-            continue; /* marked and linked when it joined */
-        if ((rc = holder_edit(e, b, sp, &m->support[j], &m->id, true, err))) break;
-        if (state[j] != MEM_LIVE) continue;
-        uint8_t ek[KEY_EDGE_LEN], v[5];
-        float w = 1.0f;
-        mn_key_edge(ek, sp->sid, &m->support[j], &m->id, MN_EDGE_CONSOLIDATION);
-        v[0] = MN_EDGE_CONSOLIDATION;
-        memcpy(v + 1, &w, 4);
-        put(b, e, CF_INDEX, ek, sizeof ek, v, sizeof v);
-    }
-    mn_memory_clear(&old.mem);
-    free(state);
-    if (!rc) *written = true;
-    return rc;
-}
-
-/* New, updated or revived semantic memories and the episodes they list, and
- * erased stubs (retired or forgotten). */
-static mn_err apply_consolidate(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
-{
-    const mn_wal_entry *en = &p->entry;
-    size_t n = en->op.consolidate.n;
-    mn_id_t *written = malloc((n ? n : 1) * sizeof *written);
-    if (!written) return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
-    size_t nw = 0;
-    mn_err rc = MN_OK;
-    for (size_t i = 0; i < n && !rc; i++) {
-        const mn_memory_t *m = &en->op.consolidate.mems[i];
-        p->accepted[i] = false;
-        if (m->forgotten) {
-            rc = apply_stub(e, p, b, m, &p->accepted[i], &p->err);
-            continue;
-        }
-        rc = apply_semantic(e, p, b, i, &p->accepted[i], &p->err);
-        if (!rc && p->accepted[i]) written[nw++] = m->id;
-    }
-    if (!rc) rc = supersede(e, b, p->sp, written, nw, en->lsn, &p->err);
-    free(written);
-    return rc;
 }
 
 static mn_err apply_forget(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
@@ -775,7 +445,7 @@ static mn_err apply_forget(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t 
         t.mem.id = *id;
         t.mem.kind = mn_consolidate_made(id) ? MN_KIND_SEMANTIC : MN_KIND_EPISODIC;
         t.mem.when_ms = 0;
-        if ((rc = put_record(e, b, sp, &t))) return rc;
+        if ((rc = mn_apply_put_record(e, b, sp, &t))) return rc;
         p->tombstones++;
         return MN_OK;
     }
@@ -807,7 +477,7 @@ static mn_err apply_forget(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t 
         rec.mem.unsuppressed_at_ms =
             en->op.unsuppress.at_ms ? en->op.unsuppress.at_ms : mn_hlc_ms(en->hlc);
     }
-    rc = put_record(e, b, sp, &rec);
+    rc = mn_apply_put_record(e, b, sp, &rec);
     mn_memory_clear(&rec.mem);
     return rc;
 }
@@ -864,11 +534,11 @@ mn_err mn_apply_entry(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
         uint8_t *buf;
         size_t len;
         if ((rc = mn_wire_wal_encode(entry, &buf, &len))) return rc;
-        put(b, e, CF_META, mk, (size_t)ml, buf, len);
+        mn_wb_put(b, e, CF_META, mk, (size_t)ml, buf, len);
         free(buf);
         uint8_t nk[4];
         mn_put_be32(nk, entry->op.space_create.space_id + 1);
-        put(b, e, CF_META, "next_sid", 8, nk, 4);
+        mn_wb_put(b, e, CF_META, "next_sid", 8, nk, 4);
         /* a name dropped before: its marker and the old WAL's drop entry go
          * (stage gave this space the next epoch) */
         char dk[sizeof META_DROPPED_PREFIX + MN_SPACE_NAME_MAX];
@@ -882,34 +552,34 @@ mn_err mn_apply_entry(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
                 old.type == MN_WAL_OP_SPACE_DROP) {
                 uint8_t wk[KEY_WAL_LEN];
                 mn_key_wal(wk, old.op.space_drop.space_id, old.lsn);
-                del(b, e, CF_WAL, wk, sizeof wk);
+                mn_wb_del(b, e, CF_WAL, wk, sizeof wk);
                 mn_wal_entry_clear(&old);
             }
             free(v);
-            del(b, e, CF_META, dk, (size_t)dl);
+            mn_wb_del(b, e, CF_META, dk, (size_t)dl);
         }
         /* memories of this space record which WAL entries carry them */
         uint8_t wm[KEY_SID_LEN + 1];
         mn_key_sid(wm, entry->op.space_create.space_id);
         wm[KEY_SID_LEN] = 'W';
-        put(b, e, CF_INDEX, wm, sizeof wm, "", 0);
+        mn_wb_put(b, e, CF_INDEX, wm, sizeof wm, "", 0);
         /* and store their term lists, made by this tokenizer */
         uint8_t kh[MN_KW_HEADER_LEN];
         mn_kw_header(kh);
-        put(b, e, CF_KEYWORDS, wm, KEY_SID_LEN, kh, sizeof kh);
+        mn_wb_put(b, e, CF_KEYWORDS, wm, KEY_SID_LEN, kh, sizeof kh);
         break;
     }
     case MN_WAL_OP_SPACE_DROP: {
         char mk[sizeof META_SPACE_PREFIX + MN_SPACE_NAME_MAX];
         int ml = snprintf(mk, sizeof mk, "%s%s", META_SPACE_PREFIX, entry->space);
-        del(b, e, CF_META, mk, (size_t)ml);
+        mn_wb_del(b, e, CF_META, mk, (size_t)ml);
         /* the marker: a space created under this name later takes the next epoch */
         char dk[sizeof META_DROPPED_PREFIX + MN_SPACE_NAME_MAX];
         int dl = snprintf(dk, sizeof dk, "%s%s", META_DROPPED_PREFIX, entry->space);
         uint8_t *buf;
         size_t len;
         if ((rc = mn_wire_wal_encode(entry, &buf, &len))) return rc;
-        put(b, e, CF_META, dk, (size_t)dl, buf, len);
+        mn_wb_put(b, e, CF_META, dk, (size_t)dl, buf, len);
         free(buf);
         break;
     }
@@ -921,7 +591,7 @@ mn_err mn_apply_entry(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
         rc = apply_forget(e, p, b);
         break;
     case MN_WAL_OP_CONSOLIDATE:
-        rc = apply_consolidate(e, p, b);
+        rc = mn_apply_consolidate(e, p, b);
         break;
     case MN_WAL_OP_REINFORCE:
         for (size_t i = 0; i < entry->op.reinforce.n && !rc; i++) {
@@ -934,7 +604,7 @@ mn_err mn_apply_entry(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
             memcpy(v, &st->stability_days, 4);
             memcpy(v + 4, &st->last_access_ms, 8);
             memcpy(v + 12, &st->access_count, 4);
-            put(b, e, CF_INDEX, sk, sizeof sk, v, sizeof v);
+            mn_wb_put(b, e, CF_INDEX, sk, sizeof sk, v, sizeof v);
         }
         break;
     case MN_WAL_OP_ASSOCIATE:
@@ -955,7 +625,7 @@ mn_err mn_apply_entry(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
     size_t len;
     if ((rc = encode_applied(entry, p->accepted, &buf, &len)))
         return mn_error_set(err, rc, "encoding the WAL entry");
-    put(b, e, CF_WAL, wk, sizeof wk, buf, len);
+    mn_wb_put(b, e, CF_WAL, wk, sizeof wk, buf, len);
     free(buf);
     return MN_OK;
 }
