@@ -12,12 +12,16 @@
  * a snapshot and written only if the node's seq has not moved since
  * (optimistic, like a compare-and-swap), so readers never wait on a pruning.
  *
- * Removal (our design, measured in tests/unit/test_hnsw.c): the node is marked
- * and stays traversable; every neighbour that links back to it has its list
- * rebuilt from its own links plus the removed node's links, through the same
- * heuristic, so the neighbourhood stays connected (the repair of hnswlib's
- * updatePoint, done eagerly). Any later pruning also drops links to removed
- * nodes. Reusing the slot re-inserts it with the new vector and its old level. */
+ * Removal (our design, measured with bench/ann --churn and in
+ * tests/unit/test_hnsw.c; figures in docs/hnsw.md): the node is marked and
+ * stays traversable until its slot is reused; every neighbour that links back
+ * to it keeps its other live links and has the lost ones replaced from the
+ * removed node's links (repair(): heuristic first, then nearest, so the list
+ * keeps its length). The candidates are the removed node's out-links, as in
+ * FreshDiskANN's delete consolidation (Singh et al. 2021), but the survivor's
+ * list is not re-pruned as a whole. Any later pruning also drops links to
+ * removed nodes. Reusing the slot re-inserts it with the new vector and its
+ * old level. */
 #include "hnsw_internal.h"
 
 #include <math.h>
@@ -297,12 +301,12 @@ static bool is_removed(const mn_hnsw *h, uint32_t slot)
     return hnsw_flags(h, slot) & HNSW_REMOVED;
 }
 
-/* Rebuilds the list of `node` at level from its links (dropping `drop` and
- * removed nodes) plus `extra` ids, keeping the best by the heuristic. Only
- * writes when the node did not change meanwhile; retries a few times, then
- * does it under the lock. `only_if_has_drop`: leave lists without `drop` alone. */
+/* Adds `extra` ids to the list of `node` at level (an insert's back-links):
+ * appended while there is room, else the list and the new ids go through the
+ * heuristic, links to removed nodes dropped. Only writes when the node did
+ * not change meanwhile; retries a few times, then does it under the lock. */
 static void relink(mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
-                   const uint32_t *extra, uint32_t n_extra, uint32_t drop, bool only_if_has_drop)
+                   const uint32_t *extra, uint32_t n_extra)
 {
     uint32_t max = hnsw_max_links(h, level);
     uint32_t cur[2 * HNSW_MAX_M], out[2 * HNSW_MAX_M];
@@ -313,41 +317,97 @@ static void relink(mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
         if (locked) hnsw_lock(h, node);
         uint32_t n = locked ? read_list_locked(h, node, level, cur)
                             : hnsw_read_list(h, node, level, cur, &seq);
-        bool has_drop = false, has_removed = false;
+        bool has_removed = false;
+        uint32_t nc = 0, m;
         for (uint32_t i = 0; i < n; i++) {
-            if (cur[i] == drop)
-                has_drop = true;
-            else if (is_removed(h, cur[i]))
+            if (is_removed(h, cur[i]))
                 has_removed = true;
+            else
+                cands[nc++] = (hnsw_cand){0, cur[i]};
         }
-        if (only_if_has_drop && !has_drop) {
-            if (locked) hnsw_unlock(h, node);
-            return;
-        }
-        /* fast path: room to append, nothing to drop */
-        uint32_t m = 0;
-        const float *nv = hnsw_vec(h, base, node);
-        uint32_t nc = 0;
-        for (uint32_t i = 0; i < n; i++)
-            if (cur[i] != drop && !is_removed(h, cur[i])) cands[nc++] = (hnsw_cand){0, cur[i]};
         for (uint32_t i = 0; i < n_extra; i++) {
             uint32_t id = extra[i];
-            if (id == node || id == drop || is_removed(h, id)) continue;
+            if (id == node || is_removed(h, id)) continue;
             bool dup = false;
             for (uint32_t j = 0; j < nc && !dup; j++)
                 dup = cands[j].id == id;
             if (!dup && nc < sizeof cands / sizeof cands[0]) cands[nc++] = (hnsw_cand){0, id};
         }
-        if (nc <= max && !has_drop && !has_removed) {
+        if (nc <= max && !has_removed) { /* fast path: room to append */
             for (uint32_t i = 0; i < nc; i++)
                 out[i] = cands[i].id;
             m = nc;
         } else {
+            const float *nv = hnsw_vec(h, base, node);
             for (uint32_t i = 0; i < nc; i++)
                 cands[i].d = hnsw_fdist(h, nv, hnsw_vec(h, base, cands[i].id));
             qsort(cands, nc, sizeof cands[0], cand_cmp);
             m = select_heuristic(h, base, cands, nc, max, out);
         }
+        if (locked || hnsw_lock_if(h, node, seq)) {
+            hnsw_write_list(h, node, level, out, m);
+            hnsw_unlock(h, node);
+            return;
+        }
+    }
+}
+
+/* Repairs the list of `node` at level after `gone` was removed (no-op when
+ * the list does not hold it): every other live link is kept as it is, and
+ * the links to `gone` and to other removed nodes are replaced from `subs`
+ * (the removed node's links), nearest first: first those that pass the
+ * heuristic against the links kept so far, then, while the list is shorter
+ * than before, the nearest of the rest. Re-pruning the whole union instead
+ * (FreshDiskANN's RobustPrune with alpha 1) thinned the lists and cost
+ * recall at small ef (docs/hnsw.md has the figures). */
+static void repair(mn_hnsw *h, const float *base, uint32_t node, uint32_t level, uint32_t gone,
+                   const uint32_t *subs, uint32_t n_subs)
+{
+    uint32_t max = hnsw_max_links(h, level);
+    uint32_t cur[2 * HNSW_MAX_M], out[2 * HNSW_MAX_M];
+    hnsw_cand cands[2 * HNSW_MAX_M];
+    for (int attempt = 0; attempt <= OPTIMISTIC_TRIES; attempt++) {
+        bool locked = attempt == OPTIMISTIC_TRIES;
+        uint32_t seq = 0;
+        if (locked) hnsw_lock(h, node);
+        uint32_t n = locked ? read_list_locked(h, node, level, cur)
+                            : hnsw_read_list(h, node, level, cur, &seq);
+        bool has_gone = false;
+        uint32_t m = 0, nc = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (cur[i] == gone)
+                has_gone = true;
+            else if (!is_removed(h, cur[i]))
+                out[m++] = cur[i];
+        }
+        if (!has_gone) {
+            if (locked) hnsw_unlock(h, node);
+            return;
+        }
+        const float *nv = hnsw_vec(h, base, node);
+        for (uint32_t i = 0; i < n_subs; i++) {
+            uint32_t id = subs[i];
+            if (id == node || id == gone || is_removed(h, id)) continue;
+            bool dup = false;
+            for (uint32_t j = 0; j < m && !dup; j++)
+                dup = out[j] == id;
+            for (uint32_t j = 0; j < nc && !dup; j++)
+                dup = cands[j].id == id;
+            if (!dup) cands[nc++] = (hnsw_cand){hnsw_fdist(h, nv, hnsw_vec(h, base, id)), id};
+        }
+        qsort(cands, nc, sizeof cands[0], cand_cmp);
+        for (uint32_t i = 0; i < nc && m < max; i++) {
+            const float *v = hnsw_vec(h, base, cands[i].id);
+            bool good = true;
+            for (uint32_t j = 0; j < m && good; j++)
+                if (hnsw_fdist(h, v, hnsw_vec(h, base, out[j])) < cands[i].d) good = false;
+            if (good) {
+                out[m++] = cands[i].id;
+                cands[i].id = UINT32_MAX;
+            }
+        }
+        for (uint32_t i = 0; i < nc && m + 1 < n; i++)
+            if (cands[i].id != UINT32_MAX) out[m++] = cands[i].id;
         if (locked || hnsw_lock_if(h, node, seq)) {
             hnsw_write_list(h, node, level, out, m);
             hnsw_unlock(h, node);
@@ -404,8 +464,7 @@ static void remove_locked(mn_hnsw *h, uint32_t slot)
     for (uint32_t l = 0; l <= level; l++) {
         uint32_t n = hnsw_read_list(h, slot, l, nb, NULL);
         for (uint32_t i = 0; i < n; i++)
-            if (nb[i] != slot && !is_removed(h, nb[i]))
-                relink(h, base, nb[i], l, nb, n, slot, true);
+            if (nb[i] != slot && !is_removed(h, nb[i])) repair(h, base, nb[i], l, slot, nb, n);
     }
     uint64_t e = atomic_load(&h->entry);
     if (e != HNSW_ENTRY_NONE && (uint32_t)e == slot) {
@@ -537,7 +596,7 @@ mn_err mn_hnsw_insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err
         hnsw_write_list(h, slot, l, sel, m);
         hnsw_unlock(h, slot);
         for (uint32_t i = 0; i < m; i++)
-            relink(h, base, sel[i], l, &slot, 1, UINT32_MAX, false);
+            relink(h, base, sel[i], l, &slot, 1);
         if (c->n_res) {
             cur = c->res[0].id;
             d = c->res[0].d;

@@ -177,6 +177,15 @@ void hnsw_write_list(const mn_hnsw *h, uint32_t slot, uint32_t level, const uint
 
 /* ---- search (hnsw_search.c) ---- */
 hnsw_ctx *hnsw_ctx_get(mn_hnsw *h);
+/* Starts a new set of visited marks (c->tags[id] == c->epoch: visited). */
+static inline void hnsw_ctx_next_epoch(hnsw_ctx *c)
+{
+    if (++c->epoch == 0) {
+        for (uint32_t i = 0; i < c->tag_cap; i++)
+            c->tags[i] = 0;
+        c->epoch = 1;
+    }
+}
 void hnsw_ctx_put(mn_hnsw *h, hnsw_ctx *c);
 void hnsw_ctx_free(hnsw_ctx *c);
 /* Greedy walk from (cur, *curd) down to level `to` (exclusive of levels <= to);

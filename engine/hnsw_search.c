@@ -285,10 +285,7 @@ void hnsw_search_layer(const mn_hnsw *h, const float *base, const hnsw_query *q,
                        uint32_t entry, float d_entry, uint32_t ef, mn_hnsw_accept_fn accept,
                        void *arg, uint32_t exclude, hnsw_ctx *c, mn_hnsw_stats *st)
 {
-    if (++c->epoch == 0) {
-        memset(c->tags, 0, (size_t)c->tag_cap * sizeof *c->tags);
-        c->epoch = 1;
-    }
+    hnsw_ctx_next_epoch(c);
     const uint16_t epoch = c->epoch;
     uint16_t *tags = c->tags;
     c->n_cand = c->n_res = 0;

@@ -2,13 +2,20 @@
  * file single-threaded, then for each ef runs every query one after another
  * and prints one JSON object: build seconds, memory, and per ef recall@k
  * against an ivecs ground truth and queries per second. Driven by
- * bench/ann/run.py, which runs hnswlib and FAISS on the same files. */
+ * bench/ann/run.py, which runs hnswlib and FAISS on the same files.
+ *
+ * --churn F measures deletes instead: the first m = n / (1 + F) rows are
+ * inserted, n - m of them (seeded random choice) removed, and the remaining
+ * rows inserted into the freed slots (vectors in the caller's array, as in
+ * the engine); recall@k against the exact top k of the final m points
+ * (brute force here; --gt is not read), beside a fresh build of those points. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/hnsw.h"
+#include "engine/vec_kernels.h"
 #include "mnemo/util.h"
 
 static float *read_fvecs(const char *path, uint32_t *n, uint32_t *dim)
@@ -69,11 +76,146 @@ static double now_s(void)
     return (double)mn_time_mono_ns() / 1e9;
 }
 
+/* Exact top k of each query among the n vectors of base (l2), into gt[nq][k]. */
+static void brute_force(const float *base, uint32_t n, uint32_t dim, const float *q, uint32_t nq,
+                        uint32_t k, int32_t *gt)
+{
+    const mn_vec_kernels *kern = mn_vec_kernels_best();
+    float *best = malloc((size_t)k * sizeof *best);
+    for (uint32_t i = 0; i < nq; i++) {
+        int32_t *out = gt + (size_t)i * k;
+        uint32_t nb = 0;
+        for (uint32_t s = 0; s < n; s++) {
+            float d = kern->l2sq(q + (size_t)i * dim, base + (size_t)s * dim, dim);
+            if (nb == k && d >= best[k - 1]) continue;
+            uint32_t j = nb < k ? nb++ : k - 1;
+            while (j > 0 && best[j - 1] > d) {
+                best[j] = best[j - 1];
+                out[j] = out[j - 1];
+                j--;
+            }
+            best[j] = d;
+            out[j] = (int32_t)s;
+        }
+    }
+    free(best);
+}
+
+/* One pass of every query at ef; returns recall@k against gt and sets *qps (best of reps). */
+static double sweep_one(mn_hnsw *h, const float *q, uint32_t nq, uint32_t dim, uint32_t k,
+                        uint32_t ef, const int32_t *gt, uint32_t kgt, uint32_t reps, double *qps)
+{
+    mn_hnsw_hit *hits = malloc((size_t)k * sizeof *hits);
+    uint64_t found = 0;
+    double secs = 0;
+    for (uint32_t rep = 0; rep < reps; rep++) {
+        double s0 = now_s();
+        for (uint32_t i = 0; i < nq; i++) {
+            size_t nh = mn_hnsw_search(h, q + (size_t)i * dim, k, ef, NULL, NULL, hits, NULL);
+            if (rep) continue;
+            for (size_t a = 0; a < nh; a++)
+                for (uint32_t b = 0; b < k; b++)
+                    if ((int32_t)hits[a].slot == gt[(size_t)i * kgt + b]) found++;
+        }
+        double t = now_s() - s0;
+        if (!rep || t < secs) secs = t;
+    }
+    free(hits);
+    *qps = nq / secs;
+    return (double)found / ((double)nq * k);
+}
+
+static int churn_run(const mn_hnsw_params *p, float *x, uint32_t n, const float *q, uint32_t nq,
+                     uint32_t k, double frac, const char *efs, uint32_t reps)
+{
+    uint32_t dim = p->dim, m = (uint32_t)((double)n / (1.0 + frac)), d = n - m;
+    if (!m || d > m) {
+        fprintf(stderr, "--churn: need 0 < F <= 1\n");
+        return 2;
+    }
+    float *arr = malloc((size_t)m * dim * sizeof(float));
+    uint8_t *gone = calloc(m, 1);
+    uint32_t *freed = malloc((d ? d : 1) * sizeof *freed);
+    int32_t *gt = malloc((size_t)nq * k * sizeof *gt);
+    if (!arr || !gone || !freed || !gt) return 1;
+    memcpy(arr, x, (size_t)m * dim * sizeof(float));
+    mn_hnsw *h = NULL, *f = NULL;
+    mn_error err = {0};
+    if (mn_hnsw_new(p, &arr, &h, &err) || mn_hnsw_reserve(h, m, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    double t0 = now_s();
+    for (uint32_t i = 0; i < m; i++)
+        if (mn_hnsw_insert(h, i, arr + (size_t)i * dim, &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+    double build_s = now_s() - t0;
+    mn_prng_t pr;
+    mn_prng_seed(&pr, 99);
+    for (uint32_t nf = 0; nf < d;) {
+        uint32_t s = (uint32_t)mn_prng_below(&pr, m);
+        if (gone[s]) continue;
+        gone[s] = 1;
+        freed[nf++] = s;
+    }
+    t0 = now_s();
+    for (uint32_t i = 0; i < d; i++)
+        mn_hnsw_remove(h, freed[i]);
+    double remove_s = now_s() - t0;
+    t0 = now_s();
+    for (uint32_t i = 0; i < d; i++) {
+        uint32_t s = freed[i];
+        memcpy(arr + (size_t)s * dim, x + (size_t)(m + i) * dim, dim * sizeof(float));
+        if (mn_hnsw_insert(h, s, arr + (size_t)s * dim, &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+    }
+    double reinsert_s = now_s() - t0;
+    brute_force(arr, m, dim, q, nq, k, gt);
+    if (mn_hnsw_new(p, &arr, &f, &err) || mn_hnsw_reserve(f, m, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    for (uint32_t i = 0; i < m; i++)
+        if (mn_hnsw_insert(f, i, arr + (size_t)i * dim, &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+    printf("{\"system\": \"mnemo-churn\", \"n\": %u, \"dim\": %u, \"removed\": %u, "
+           "\"build_s\": %.3f, \"remove_s\": %.3f, \"reinsert_s\": %.3f, \"runs\": [",
+           m, dim, d, build_s, remove_s, reinsert_s);
+    char *list = strdup(efs);
+    bool first = true;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        uint32_t ef = (uint32_t)atoi(tok);
+        double qa, qb;
+        double ra = sweep_one(h, q, nq, dim, k, ef, gt, k, reps, &qa);
+        double rb = sweep_one(f, q, nq, dim, k, ef, gt, k, reps, &qb);
+        printf("%s{\"ef\": %u, \"recall\": %.4f, \"qps\": %.1f, \"fresh_recall\": %.4f, "
+               "\"fresh_qps\": %.1f}",
+               first ? "" : ", ", ef, ra, qa, rb, qb);
+        fflush(stdout);
+        first = false;
+    }
+    printf("]}\n");
+    free(list);
+    mn_hnsw_free(h);
+    mn_hnsw_free(f);
+    free(arr);
+    free(gone);
+    free(freed);
+    free(gt);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: mn_ann_driver --base F --queries F --gt F [--metric l2|cosine|dot]\n"
                     "       [--M 16] [--efc 200] [--efs 16,32,64,128,256] [--k 10] [--int8]\n"
-                    "       [--ext] [--save PATH] [--load PATH] [--reps 3]\n");
+                    "       [--ext] [--save PATH] [--load PATH] [--reps 3] [--churn F]\n");
 }
 
 int main(int argc, char **argv)
@@ -83,6 +225,7 @@ int main(int argc, char **argv)
     mn_metric metric = MN_METRIC_L2;
     uint32_t M = 16, efc = 200, k = 10, reps = 3;
     bool int8 = false, ext = false;
+    double churn = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--int8"))
@@ -112,6 +255,8 @@ int main(int argc, char **argv)
             k = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--reps"))
             reps = (uint32_t)atoi(v), i++;
+        else if (!strcmp(a, "--churn"))
+            churn = atof(v), i++;
         else if (!strcmp(a, "--metric")) {
             if (mn_metric_parse(v, &metric)) {
                 usage();
@@ -123,13 +268,29 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!base_path || !q_path || !gt_path || !k || !reps) {
+    if (!base_path || !q_path || (!gt_path && churn <= 0) || !k || !reps) {
         usage();
         return 2;
     }
     uint32_t n, dim, nq, qdim, ngt, kgt;
     float *x = read_fvecs(base_path, &n, &dim);
     float *q = read_fvecs(q_path, &nq, &qdim);
+    if (churn > 0) {
+        if (!x || !q || qdim != dim) {
+            fprintf(stderr, "inputs do not match\n");
+            return 1;
+        }
+        mn_hnsw_params cp = {.dim = dim,
+                             .metric = metric,
+                             .M = M,
+                             .ef_construction = efc,
+                             .quantize = int8,
+                             .seed = 1};
+        int rc = churn_run(&cp, x, n, q, nq, k, churn, efs, reps);
+        free(x);
+        free((void *)q);
+        return rc;
+    }
     int32_t *gt = read_ivecs(gt_path, &ngt, &kgt);
     if (!x || !q || !gt || qdim != dim || ngt != nq || kgt < k) {
         fprintf(stderr, "inputs do not match\n");

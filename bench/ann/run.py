@@ -14,6 +14,12 @@ and the driver built by CMake (target mn_ann_driver).
 
   /usr/bin/python3 bench/ann/run.py --driver build/bench/ann/mn_ann_driver
   /usr/bin/python3 bench/ann/run.py --sizes 20000x768,50000x128 --nq 500   # quick
+  /usr/bin/python3 bench/ann/run.py --churn 0.3 --sizes 38000x128 --nq 1000  # deletes
+
+--churn F: mnemo only. For each size N, makes N (1 + F) points, builds the index
+over the first N, removes F N of them at random and inserts the rest into the
+freed slots, then prints recall@k per ef beside a fresh build of the final N
+points (exact ground truth by the driver) and the difference.
 """
 import argparse
 import json
@@ -155,6 +161,26 @@ def run_system(name, files, args):
     return res
 
 
+def run_churn(files, args):
+    base, queries, _ = files
+    cmd = [args.driver, "--base", base, "--queries", queries, "--M", str(args.M),
+           "--efc", str(args.efc), "--k", str(args.k), "--efs", args.efs, "--reps",
+           str(args.reps), "--churn", str(args.churn)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def report_churn(label, res, args):
+    print(f"\n=== {label}: {res['n']} points, {res['removed']} removed and as many inserted "
+          f"(M={args.M}, efC={args.efc}) ===")
+    print(f"build {res['build_s']:.1f} s, removals {res['remove_s']:.2f} s, "
+          f"re-inserts {res['reinsert_s']:.1f} s")
+    print(f"{'ef':>4} {'after churn':>11} {'fresh':>8} {'diff':>8} {'QPS churn':>10} {'QPS fresh':>10}")
+    for r in res["runs"]:
+        print(f"{r['ef']:>4} {r['recall']:>11.4f} {r['fresh_recall']:>8.4f} "
+              f"{r['recall'] - r['fresh_recall']:>+8.4f} {r['qps']:>10.0f} {r['fresh_qps']:>10.0f}")
+
+
 def first_reaching(res, target):
     for r in res["runs"]:
         if r["recall"] >= target:
@@ -219,6 +245,8 @@ def main():
     ap.add_argument("--dir", default=None, help="data dir (default: a temp dir, removed after)")
     ap.add_argument("--save-load", action="store_true", help="also time mnemo save + load")
     ap.add_argument("--json", default=None, help="write all results here")
+    ap.add_argument("--churn", type=float, default=0,
+                    help="measure deletes: remove this share and insert as many (mnemo only)")
     ap.add_argument("--worker", choices=["hnswlib", "faiss"], help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
     ap.add_argument("--queries", help=argparse.SUPPRESS)
@@ -227,7 +255,7 @@ def main():
     if args.worker:
         worker(args)
         return
-    systems = args.systems.split(",")
+    systems = ["mnemo"] if args.churn > 0 else args.systems.split(",")
     if any(s.startswith("mnemo") for s in systems) and not os.access(args.driver, os.X_OK):
         sys.exit(f"driver {args.driver} not found: build the mn_ann_driver target")
     tmp = args.dir or tempfile.mkdtemp(prefix="mnemo-ann-")
@@ -237,18 +265,26 @@ def main():
         for size in args.sizes.split(","):
             n, d = (int(v) for v in size.lower().split("x"))
             label = f"{n}x{d}"
+            total = int(round(n * (1 + args.churn)))
+            if args.churn > 0:
+                label += f"-churn{args.churn:g}"
             files = tuple(os.path.join(tmp, f"{label}.{s}") for s in ("base.fvecs", "query.fvecs",
                                                                       "gt.ivecs"))
-            if not all(os.path.exists(f) for f in files):
+            if not all(os.path.exists(f) for f in files[:2 if args.churn > 0 else 3]):
                 t0 = time.perf_counter()
-                x, q = make_data(n, d, args.nq, args.seed + d, args.clusters or max(1, n // 100),
-                                 args.sigma)
+                x, q = make_data(total, d, args.nq, args.seed + d,
+                                 args.clusters or max(1, n // 100), args.sigma)
                 write_vecs(files[0], x)
                 write_vecs(files[1], q)
-                write_vecs(files[2], ground_truth(x, q, args.k))
+                if args.churn <= 0:
+                    write_vecs(files[2], ground_truth(x, q, args.k))
                 del x, q
-                print(f"[{label}] data + ground truth in {time.perf_counter() - t0:.1f} s",
-                      flush=True)
+                print(f"[{label}] data in {time.perf_counter() - t0:.1f} s", flush=True)
+            if args.churn > 0:
+                res = run_churn(files, args)
+                report_churn(label, res, args)
+                everything.append({"data": label, "results": [res]})
+                continue
             results = []
             for s in systems:
                 t0 = time.perf_counter()

@@ -41,17 +41,21 @@ static void normalize(float *v, uint32_t dim)
         v[i] *= inv;
 }
 
-/* Points around 20 random centres; queries from the same distribution. */
-static void make_data(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_t seed, bool unit)
+/* Points around `clusters` centres, each coordinate of a centre uniform in
+ * [-1, 1] (spread 0.25: well separated, easy) or N(0, 1) (spread 1: clusters
+ * overlap, as bench/ann/run.py makes them; hard); queries from the same mixture. */
+static void make_mixture(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_t seed,
+                         bool unit, uint32_t clusters, bool gauss_centres, double spread)
 {
     mn_prng_t p;
     mn_prng_seed(&p, seed);
-    enum { C = 20 };
+    const uint32_t C = clusters;
     float *centres = malloc((size_t)C * dim * sizeof(float));
     assert_non_null(centres);
-    for (int c = 0; c < C; c++)
+    for (uint32_t c = 0; c < C; c++)
         for (uint32_t i = 0; i < dim; i++)
-            centres[(size_t)c * dim + i] = (float)(mn_prng_double(&p) * 2 - 1);
+            centres[(size_t)c * dim + i] =
+                (float)(gauss_centres ? gauss(&p) : mn_prng_double(&p) * 2 - 1);
     d->n = n;
     d->nq = nq;
     d->dim = dim;
@@ -59,13 +63,19 @@ static void make_data(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_
     assert_non_null(d->x);
     d->q = d->x + (size_t)n * dim;
     for (uint32_t r = 0; r < n + nq; r++) {
-        int c = (int)mn_prng_below(&p, C);
+        uint32_t c = (uint32_t)mn_prng_below(&p, C);
         float *v = d->x + (size_t)r * dim;
         for (uint32_t i = 0; i < dim; i++)
-            v[i] = centres[(size_t)c * dim + i] + (float)(0.25 * gauss(&p));
+            v[i] = centres[(size_t)c * dim + i] + (float)(spread * gauss(&p));
         if (unit) normalize(v, dim);
     }
     free(centres);
+}
+
+/* The easy mixture: 20 separated clusters. */
+static void make_data(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_t seed, bool unit)
+{
+    make_mixture(d, n, nq, dim, seed, unit, 20, false, 0.25);
 }
 
 static double ref_dist(mn_metric m, const float *a, const float *b, uint32_t dim)
@@ -242,32 +252,47 @@ static void test_new_rejects_bad_params(void **state)
 
 /* ---- removal ---- */
 
-typedef struct live_set {
-    const uint8_t *live;
-} live_set;
-
-static bool is_live(void *arg, uint32_t slot)
+/* Mean recall@K at ef against precomputed exact top K lists (truth[nq][K]). */
+static double recall_vs(mn_hnsw *h, const float *qs, uint32_t nq, uint32_t dim, uint32_t ef,
+                        const uint32_t *truth, const uint32_t *n_truth)
 {
-    return ((live_set *)arg)->live[slot];
+    double sum = 0;
+    for (uint32_t i = 0; i < nq; i++) {
+        mn_hnsw_hit hits[K];
+        size_t nh = mn_hnsw_search(h, qs + (size_t)i * dim, K, ef, NULL, NULL, hits, NULL);
+        uint32_t found = 0;
+        for (size_t a = 0; a < nh; a++)
+            for (uint32_t b = 0; b < n_truth[i]; b++)
+                if (hits[a].slot == truth[(size_t)i * K + b]) found++;
+        sum += n_truth[i] ? (double)found / n_truth[i] : 1.0;
+    }
+    return sum / nq;
 }
 
+/* The issue's criterion: delete 30% of the points, insert as many new ones
+ * (into the freed slots, as the engine does), and recall@10 at the same ef
+ * stays within 0.01 of a fresh build of the final points. Overlapping
+ * clusters keep recall at ef 16 off the ceiling, so a repair that thins the
+ * lists shows (re-pruning the whole union, the previous design, lost 0.012
+ * here at ef 16). */
 static void test_remove_and_reuse_keeps_recall_of_fresh_build(void **state)
 {
     (void)state;
-    const uint32_t n = 3000, extra = n * 3 / 10, ef = 24;
+    enum { RD = 24 };
+    const uint32_t n = 8000, extra = n * 3 / 10, nq = 300;
     dataset d;
-    make_data(&d, n + extra, 200, DIM, 21, false);
+    make_mixture(&d, n + extra, nq, RD, 21, false, 20, true, 1.0);
     /* vectors live in an external array indexed by slot, as in the engine */
-    float *arr = malloc((size_t)n * DIM * sizeof(float));
+    float *arr = malloc((size_t)n * RD * sizeof(float));
     assert_non_null(arr);
-    memcpy(arr, d.x, (size_t)n * DIM * sizeof(float));
+    memcpy(arr, d.x, (size_t)n * RD * sizeof(float));
     float *base = arr;
     mn_hnsw_params p = {
-        .dim = DIM, .metric = MN_METRIC_L2, .M = 12, .ef_construction = 100, .seed = 5};
+        .dim = RD, .metric = MN_METRIC_L2, .M = 16, .ef_construction = 100, .seed = 5};
     mn_hnsw *h = NULL;
     assert_int_equal(mn_hnsw_new(&p, &base, &h, NULL), MN_OK);
     for (uint32_t s = 0; s < n; s++)
-        assert_int_equal(mn_hnsw_insert(h, s, arr + (size_t)s * DIM, NULL), MN_OK);
+        assert_int_equal(mn_hnsw_insert(h, s, arr + (size_t)s * RD, NULL), MN_OK);
     /* remove 30% at random, then put new points into the freed slots */
     mn_prng_t pr;
     mn_prng_seed(&pr, 99);
@@ -282,37 +307,46 @@ static void test_remove_and_reuse_keeps_recall_of_fresh_build(void **state)
         assert_int_equal(mn_hnsw_remove(h, s), MN_OK);
         assert_false(mn_hnsw_contains(h, s));
     }
-    live_set ls = {live};
     /* nothing removed is ever returned */
-    double r_removed = recall_at_k(h, MN_METRIC_L2, arr, n, DIM, d.q, d.nq, ef, NULL, NULL);
-    (void)r_removed;
-    for (uint32_t i = 0; i < d.nq; i++) {
+    for (uint32_t i = 0; i < nq; i += 3) {
         mn_hnsw_hit hits[K];
-        size_t nh = mn_hnsw_search(h, d.q + (size_t)i * DIM, K, ef, NULL, NULL, hits, NULL);
+        size_t nh = mn_hnsw_search(h, d.q + (size_t)i * RD, K, 16, NULL, NULL, hits, NULL);
         for (size_t a = 0; a < nh; a++)
             assert_true(live[hits[a].slot]);
     }
     for (uint32_t i = 0; i < extra; i++) {
         uint32_t s = freed[i];
-        memcpy(arr + (size_t)s * DIM, d.x + (size_t)(n + i) * DIM, DIM * sizeof(float));
+        memcpy(arr + (size_t)s * RD, d.x + (size_t)(n + i) * RD, RD * sizeof(float));
         live[s] = 1;
-        assert_int_equal(mn_hnsw_insert(h, s, arr + (size_t)s * DIM, NULL), MN_OK);
+        assert_int_equal(mn_hnsw_insert(h, s, arr + (size_t)s * RD, NULL), MN_OK);
     }
     mn_hnsw_info info;
     mn_hnsw_get_info(h, &info);
     assert_int_equal(info.live, n);
     assert_int_equal(info.removed, 0);
-    double r_after = recall_at_k(h, MN_METRIC_L2, arr, n, DIM, d.q, d.nq, ef, is_live, &ls);
     /* a fresh index of the same final points */
     mn_hnsw *f = NULL;
     float *fbase = arr;
     assert_int_equal(mn_hnsw_new(&p, &fbase, &f, NULL), MN_OK);
     for (uint32_t s = 0; s < n; s++)
-        assert_int_equal(mn_hnsw_insert(f, s, arr + (size_t)s * DIM, NULL), MN_OK);
-    double r_fresh = recall_at_k(f, MN_METRIC_L2, arr, n, DIM, d.q, d.nq, ef, NULL, NULL);
-    print_message("remove 30%% + reuse: recall@10 %.4f, fresh build %.4f (ef %u)\n", r_after,
-                  r_fresh, ef);
-    assert_true(r_after >= r_fresh - 0.01);
+        assert_int_equal(mn_hnsw_insert(f, s, arr + (size_t)s * RD, NULL), MN_OK);
+    uint32_t *truth = malloc((size_t)nq * K * sizeof *truth), *nt = malloc(nq * sizeof *nt);
+    assert_non_null(truth);
+    assert_non_null(nt);
+    for (uint32_t i = 0; i < nq; i++)
+        nt[i] = brute_topk(MN_METRIC_L2, arr, n, RD, d.q + (size_t)i * RD, NULL, NULL,
+                           truth + (size_t)i * K);
+    const uint32_t efs[] = {16, 64};
+    for (size_t e = 0; e < 2; e++) {
+        double r_after = recall_vs(h, d.q, nq, RD, efs[e], truth, nt);
+        double r_fresh = recall_vs(f, d.q, nq, RD, efs[e], truth, nt);
+        print_message("remove 30%% + reuse: recall@10 %.4f, fresh build %.4f (ef %u)\n", r_after,
+                      r_fresh, efs[e]);
+        assert_true(r_after >= r_fresh - 0.01);
+        if (efs[e] == 16) assert_true(r_fresh < 0.99); /* off the ceiling: the check can fail */
+    }
+    free(truth);
+    free(nt);
     mn_hnsw_free(f);
     mn_hnsw_free(h);
     free(live);
@@ -373,16 +407,61 @@ static bool every_tenth(void *arg, uint32_t slot)
     return slot % t->mod == 3;
 }
 
+/* Accepts slots whose vector's first coordinate is at least `min`: a filter
+ * correlated with position (the accepted points sit on one side of the space). */
+typedef struct band {
+    const float *x;
+    uint32_t dim;
+    float min;
+} band;
+
+static bool in_band(void *arg, uint32_t slot)
+{
+    const band *b = arg;
+    return b->x[(size_t)slot * b->dim] >= b->min;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Filters passing 10% of 10,000 points in overlapping clusters: one
+ * independent of position (every tenth slot), one correlated with it (a band
+ * of the first coordinate). The filter runs inside the search, so recall@10
+ * at the default ef (64) stays >= 0.95; dropping rejected hits after an
+ * unfiltered search of the same width would keep about one in ten. */
 static void test_filtered_search_ten_percent(void **state)
 {
     (void)state;
+    enum { FD = 96 };
     dataset d;
-    make_data(&d, 3000, 100, DIM, 31, false);
-    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    make_mixture(&d, 10000, 200, FD, 31, false, 20, true, 1.0);
+    mn_hnsw_params p = {
+        .dim = FD, .metric = MN_METRIC_L2, .M = 16, .ef_construction = 100, .seed = 3};
+    mn_hnsw *h = NULL;
+    assert_int_equal(mn_hnsw_new(&p, NULL, &h, NULL), MN_OK);
+    for (uint32_t s = 0; s < d.n; s++)
+        assert_int_equal(mn_hnsw_insert(h, s, d.x + (size_t)s * FD, NULL), MN_OK);
+    double r_all = recall_at_k(h, MN_METRIC_L2, d.x, d.n, FD, d.q, d.nq, 0, NULL, NULL);
     tenth t = {10, 0};
-    double r = recall_at_k(h, MN_METRIC_L2, d.x, d.n, DIM, d.q, d.nq, 64, every_tenth, &t);
-    print_message("10%% filter: recall@10 = %.4f\n", r);
-    assert_true(r >= 0.95);
+    double r_tenth = recall_at_k(h, MN_METRIC_L2, d.x, d.n, FD, d.q, d.nq, 0, every_tenth, &t);
+    float *first = malloc(d.n * sizeof *first);
+    assert_non_null(first);
+    for (uint32_t s = 0; s < d.n; s++)
+        first[s] = d.x[(size_t)s * FD];
+    qsort(first, d.n, sizeof *first, cmp_float);
+    band b = {d.x, FD, first[d.n - d.n / 10]};
+    free(first);
+    double r_band = recall_at_k(h, MN_METRIC_L2, d.x, d.n, FD, d.q, d.nq, 0, in_band, &b);
+    double r_band16 = recall_at_k(h, MN_METRIC_L2, d.x, d.n, FD, d.q, d.nq, 16, in_band, &b);
+    print_message("recall@10 at ef 64: unfiltered %.4f, every tenth slot %.4f, band of 10%% "
+                  "%.4f (ef 16: %.4f)\n",
+                  r_all, r_tenth, r_band, r_band16);
+    assert_true(r_tenth >= 0.95);
+    assert_true(r_band >= 0.95);
+    assert_true(r_band16 < 0.99); /* the data set is not too easy to tell */
     double sel = mn_hnsw_selectivity(h, every_tenth, &t, 1000, 1);
     print_message("estimated selectivity %.3f (true 0.100)\n", sel);
     assert_true(sel > 0.06 && sel < 0.14);
