@@ -127,8 +127,10 @@ def main():
         results["grpc", "recall"] = load(args.load, G, "recall", "recall", args.conns,
                                          args.queries, args.dim, 5)
     finally:
+        t0 = time.time()
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
+        proc.wait(timeout=1800)
+        print("  server stopped in %.1f s" % (time.time() - t0), flush=True)
     print("in-process on the same data dir (%d threads)" % args.conns)
     I = "inproc:" + tmp
     results["inproc", "batch"] = load(args.load, I, "batch", "batch-inproc", args.conns, batches // 2,
