@@ -8,9 +8,14 @@ connections:
             gRPC) to N memories of DIM floats
   remember  one memory per request, over HTTP and over gRPC (spaces of their own)
   recall    k = 10 at N x DIM, over HTTP and over gRPC, once the HNSW index has caught up
-Then stops the server and runs the same operations in-process on the same data dir
-(mn_load inproc:DIR, CONNS threads calling the engine), and prints throughput and
-latency percentiles per target with the ratios HTTP/in-process and gRPC/in-process.
+Between phases it waits until every space's index has caught up (a write's graph insert
+and semantic links run in the background: a phase must not inherit another's backlog, nor
+leave one behind for the next). Then stops the server and runs the same operations
+in-process on the same data dir (mn_load inproc:DIR, CONNS threads calling the engine,
+which also waits for its background work before the clock starts), and prints throughput
+and latency percentiles per target with the ratios HTTP/in-process and gRPC/in-process.
+The server runs CONNS handler threads for HTTP and for gRPC, so all three targets make
+the same number of concurrent engine calls and the difference is the protocol's.
 The goal: protocol overhead <= 1.5x the in-process cost at p99. The load generator
 shares the machine with the server; every request is encoded before the clock starts.
 Seeded; every phase is bounded (N requests, a deadline on the index catch-up).
@@ -64,6 +69,19 @@ def http_json(port, method, path, body=None):
         return json.loads(r.read())
 
 
+def settle(port, deadline_s):
+    """Waits until no space has index work pending; returns the seconds it took."""
+    t0 = time.time()
+    while time.time() - t0 < deadline_s:
+        busy = [s["name"] for s in http_json(port, "GET", "/v1/spaces")["spaces"]
+                if http_json(port, "GET", "/v1/spaces/%s/stats" % s["name"])["index"]["state"]
+                == "catching_up"]
+        if not busy:
+            return time.time() - t0
+        time.sleep(1)
+    raise RuntimeError("the index did not catch up within %d s" % deadline_s)
+
+
 def load(tool, target, op, space, conns, requests, dim, seed, create=False):
     cmd = [tool, "--target", target, "--op", op, "--space", space, "--conns", str(conns),
            "--requests", str(requests), "--dim", str(dim), "--seed", str(seed)]
@@ -88,12 +106,14 @@ def main():
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--singles", type=int, default=20000, help="remember requests per target")
     ap.add_argument("--queries", type=int, default=20000, help="recall requests per target")
-    ap.add_argument("--workers", type=int, default=16,
-                    help="server handler threads: http.worker_threads and grpc.threads")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="server handler threads, http.worker_threads and grpc.threads "
+                         "(default: --conns, the in-process concurrency)")
     ap.add_argument("--dir", default=None, help="data dir (default: a temp dir, removed)")
     ap.add_argument("--index-deadline-s", type=int, default=3600)
     args = ap.parse_args()
     batches = args.n // 100
+    args.workers = args.workers or args.conns
     tmp = args.dir or tempfile.mkdtemp(prefix="mnemo-load-")
     print("mnemo load benchmark: %d x %d, %d connections, %d singles, %d queries, %d handler "
           "threads, data %s" % (args.n, args.dim, args.conns, args.singles, args.queries,
@@ -108,20 +128,19 @@ def main():
         print("server (HTTP :%d, gRPC :%d)" % (ports["http"], ports["grpc"]))
         results["http", "batch"] = load(args.load, H, "batch", "recall", args.conns, batches // 2,
                                         args.dim, 1)
+        print("  settled in %.1f s" % settle(ports["http"], args.index_deadline_s), flush=True)
         results["grpc", "batch"] = load(args.load, G, "batch", "recall", args.conns,
                                         batches - batches // 2, args.dim, 2)
+        wait = settle(ports["http"], args.index_deadline_s)
+        st = http_json(ports["http"], "GET", "/v1/spaces/recall/stats")
+        print("  index caught up %.1f s after the load (%d nodes, %d memories)" % (
+            wait, st["index"]["nodes"], st["memories"]), flush=True)
         results["http", "remember"] = load(args.load, H, "remember", "single-http", args.conns,
                                            args.singles, args.dim, 3)
+        print("  settled in %.1f s" % settle(ports["http"], args.index_deadline_s), flush=True)
         results["grpc", "remember"] = load(args.load, G, "remember", "single-grpc", args.conns,
                                            args.singles, args.dim, 4)
-        t0 = time.time()
-        while True:
-            st = http_json(ports["http"], "GET", "/v1/spaces/recall/stats")
-            if st["index"]["state"] == "ready" or time.time() - t0 > args.index_deadline_s:
-                break
-            time.sleep(1)
-        print("  index %s after %.1f s (%d nodes, %d memories)" % (
-            st["index"]["state"], time.time() - t0, st["index"]["nodes"], st["memories"]))
+        print("  settled in %.1f s" % settle(ports["http"], args.index_deadline_s), flush=True)
         results["http", "recall"] = load(args.load, H, "recall", "recall", args.conns,
                                          args.queries, args.dim, 5)
         results["grpc", "recall"] = load(args.load, G, "recall", "recall", args.conns,
