@@ -65,6 +65,17 @@ static void space_fields(api_jw *w, const mn_space_def *d)
                                                      : MN_LIFECYCLE_PERSISTENT));
     jw_key(w, "created_at");
     jw_time(w, d->created_at_ms);
+    jw_key(w, "index");
+    jw_obj(w);
+    jw_key(w, "m");
+    jw_uint(w, d->index.m);
+    jw_key(w, "ef_construction");
+    jw_uint(w, d->index.ef_construction);
+    jw_key(w, "ef_search");
+    jw_uint(w, d->index.ef_search);
+    jw_key(w, "quantize");
+    jw_bool(w, d->index.quantize == MN_QUANTIZE_INT8);
+    jw_obj_end(w);
 }
 
 static void stats_fields(api_jw *w, const mn_space_stats *s)
@@ -98,8 +109,38 @@ static void stats_fields(api_jw *w, const mn_space_stats *s)
     jw_obj_end(w);
 }
 
-static const char *const space_create_fields[] = {"name", "dim", "metric", "default_lifecycle",
-                                                  NULL};
+static const char *const space_create_fields[] = {"name",  "dim", "metric", "default_lifecycle",
+                                                  "index", NULL};
+static const char *const index_fields[] = {"m", "ef_construction", "ef_search", "quantize", NULL};
+
+/* One optional positive integer of "index" (absent: the engine default; it checks ranges). */
+static mn_err index_int(const cJSON *ix, const char *name, uint32_t *out, mn_error *err)
+{
+    bool has;
+    int64_t v = 0;
+    mn_err rc = api_get_int(ix, name, "index.", &has, &v, err);
+    if (rc || !has) return rc;
+    if (v < 1 || v > UINT32_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "index.%s: must be a positive integer, got %lld",
+                            name, (long long)v);
+    *out = (uint32_t)v;
+    return MN_OK;
+}
+
+static mn_err index_def_from_json(const cJSON *o, mn_index_def *d, mn_error *err)
+{
+    const cJSON *ix = cJSON_GetObjectItemCaseSensitive(o, "index");
+    if (!ix || cJSON_IsNull(ix)) return MN_OK;
+    if (!cJSON_IsObject(ix)) return mn_error_set(err, MN_ERR_INVALID, "index: expected an object");
+    mn_err rc = api_check_fields(ix, index_fields, "index.", err);
+    if (!rc) rc = index_int(ix, "m", &d->m, err);
+    if (!rc) rc = index_int(ix, "ef_construction", &d->ef_construction, err);
+    if (!rc) rc = index_int(ix, "ef_search", &d->ef_search, err);
+    bool has = false, q = false;
+    if (!rc) rc = api_get_bool(ix, "quantize", "index.", &has, &q, err);
+    if (!rc && has) d->quantize = q ? MN_QUANTIZE_INT8 : MN_QUANTIZE_NONE;
+    return rc;
+}
 
 static mn_err space_def_from_json(const cJSON *o, mn_space_def *d, mn_error *err)
 {
@@ -136,7 +177,7 @@ static mn_err space_def_from_json(const cJSON *o, mn_space_def *d, mn_error *err
                             "default_lifecycle: must be ephemeral, session or persistent, got "
                             "\"%.32s\"",
                             lifecycle);
-    return MN_OK;
+    return index_def_from_json(o, &d->index, err);
 }
 
 void api_h_space_create(void *ctx, const mn_http_request *req, mn_http_response *resp)

@@ -181,6 +181,7 @@ static mn_err engine_options(const mn_config *c, mn_engine_options *o, mn_error 
     o->hnsw_ef_construction = (uint32_t)c->engine.hnsw_ef_construction;
     o->hnsw_ef_search = (uint32_t)c->engine.hnsw_ef_search;
     o->hnsw_quantize = c->engine.hnsw_quantize;
+    o->hnsw_save_interval_ms = c->engine.hnsw_save_interval_s * 1000;
     return MN_OK;
 }
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mnemo/model.h"
 #include "toml.h"
 
 typedef enum { K_STRING, K_INT, K_FLOAT, K_BOOL, K_STRINGS, K_TABLES } kind;
@@ -212,13 +213,16 @@ static const cfg_key KEYS[] = {
          "episodes a new semantic memory needs"),
     KINT("engine", "hnsw_threshold", engine.hnsw_threshold, 2000, 1, INT32_MAX,
          "spaces with this many vectors recall through the HNSW index"),
-    KINT("engine", "hnsw_m", engine.hnsw_m, 16, 4, 128, "HNSW links per node (M)"),
-    KINT("engine", "hnsw_ef_construction", engine.hnsw_ef_construction, 200, 8, 4096,
-         "HNSW build-time search width"),
-    KINT("engine", "hnsw_ef_search", engine.hnsw_ef_search, 64, 1, 4096,
-         "HNSW query-time search width (a request may pass ef)"),
+    KINT("engine", "hnsw_m", engine.hnsw_m, 16, MN_INDEX_M_MIN, MN_INDEX_M_MAX,
+         "HNSW links per node (M) of spaces created without one"),
+    KINT("engine", "hnsw_ef_construction", engine.hnsw_ef_construction, 200, MN_INDEX_EFC_MIN,
+         MN_INDEX_EF_MAX, "HNSW build-time search width of spaces created without one"),
+    KINT("engine", "hnsw_ef_search", engine.hnsw_ef_search, 64, 1, MN_INDEX_EF_MAX,
+         "HNSW query-time search width of spaces created without one (a request may pass ef)"),
     KBOOL("engine", "hnsw_quantize", engine.hnsw_quantize, false,
-          "int8 codes in the index, exact re-ranking of candidates"),
+          "int8 codes in the index, exact re-ranking of candidates (spaces created without it)"),
+    KINT("engine", "hnsw_save_interval_s", engine.hnsw_save_interval_s, 60, 0, MAX_TTL_S,
+         "save a changed HNSW graph this often, in the background (0 = only at shutdown)"),
 
     KENUM("log", "level", log.level, "info", "debug|info|warn|error", "least severe level logged"),
     KENUM("log", "format", log.format, "text", "text|json", "log line format"),

@@ -411,5 +411,13 @@ Mnemo__V1__Space *g_space_out(api_arena *a, const mn_space_def *d)
     s->default_lifecycle =
         g_lifecycle_out(d->default_lifecycle ? d->default_lifecycle : MN_LIFECYCLE_PERSISTENT);
     s->created_at_ms = d->created_at_ms;
+    Mnemo__V1__IndexParams *ix = G_NEW(a, Mnemo__V1__IndexParams, mnemo__v1__index_params__init);
+    if (!ix) return NULL;
+    ix->has_m = ix->has_ef_construction = ix->has_ef_search = ix->has_quantize = true;
+    ix->m = d->index.m;
+    ix->ef_construction = d->index.ef_construction;
+    ix->ef_search = d->index.ef_search;
+    ix->quantize = d->index.quantize == MN_QUANTIZE_INT8;
+    s->index = ix;
     return s;
 }

@@ -51,6 +51,19 @@ static mn_err m_create_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessag
         (rc = g_lifecycle_in(q->default_lifecycle, &def.default_lifecycle, "default_lifecycle",
                              err)))
         return rc;
+    if (q->index) { /* absent: the engine default; the engine checks ranges */
+        const Mnemo__V1__IndexParams *x = q->index;
+        if ((x->has_m && !x->m) || (x->has_ef_construction && !x->ef_construction) ||
+            (x->has_ef_search && !x->ef_search))
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "index: m, ef_construction and ef_search "
+                                "must be positive when given");
+        if (x->has_m) def.index.m = x->m;
+        if (x->has_ef_construction) def.index.ef_construction = x->ef_construction;
+        if (x->has_ef_search) def.index.ef_search = x->ef_search;
+        if (q->index->has_quantize)
+            def.index.quantize = q->index->quantize ? MN_QUANTIZE_INT8 : MN_QUANTIZE_NONE;
+    }
     if ((rc = mn_engine_space_create(c->api->engine, &def, &out, err))) return rc;
     Mnemo__V1__Space *s = g_space_out(&c->arena, &out);
     if (!s) return OOM(err);

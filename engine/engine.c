@@ -29,6 +29,7 @@ void mn_engine_options_default(mn_engine_options *o)
     o->initial_stability_days = 7.0f;
     o->as_of_max_age_ms = 30LL * 86400 * 1000;
     o->consolidate_interval_ms = 3600LL * 1000;
+    o->hnsw_save_interval_ms = 60LL * 1000;
 }
 
 mn_err mn_engine_check_as_of(const mn_engine *e, const mn_filter_t *f, int64_t now, mn_error *err)
@@ -199,15 +200,20 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def *def, mn_space_
     if (def->metric > MN_METRIC_DOT) return mn_error_set(err, MN_ERR_INVALID, "metric: unknown");
     if (def->default_lifecycle > MN_LIFECYCLE_PERSISTENT)
         return mn_error_set(err, MN_ERR_INVALID, "default_lifecycle: unknown class");
+    mn_index_def ix = def->index;
+    mn_space_index_defaults(e, &ix);
+    mn_err rc = mn_space_index_check(&ix, err);
+    if (rc) return rc;
     mn_pending p = {0};
     p.entry.type = MN_WAL_OP_SPACE_CREATE;
     snprintf(p.entry.space, sizeof p.entry.space, "%s", def->name);
     mn_space_def *d = &p.entry.op.space_create.def;
     *d = *def;
     if (!d->default_lifecycle) d->default_lifecycle = e->opts.default_lifecycle;
+    d->index = ix;
     d->created_at_ms = mn_engine_now(e);
     p.sync = true;
-    mn_err rc = mn_commit_submit(e, &p);
+    rc = mn_commit_submit(e, &p);
     if (rc) {
         if (err) *err = p.err;
         return rc;

@@ -7,8 +7,9 @@
  * neighbours chosen by the diversity heuristic (Algorithm 4) with at most M
  * links per upper layer and 2M on layer 0.
  *
- * Concurrency: every operation holds h->grow shared; writers lock one node at
- * a time through its seqlock. A list update is computed outside the lock from
+ * Concurrency: every operation holds h->grow shared (inserts and removes
+ * also h->writers shared, which a save takes exclusively); writers lock one
+ * node at a time through its seqlock. A list update is computed outside the lock from
  * a snapshot and written only if the node's seq has not moved since
  * (optimistic, like a compare-and-swap), so readers never wait on a pruning.
  *
@@ -131,6 +132,7 @@ mn_err hnsw_alloc(const mn_hnsw_params *p, float *const *ext, mn_hnsw **out, mn_
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&h->grow, &attr);
+    pthread_rwlock_init(&h->writers, &attr);
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&h->ublk_mu, NULL);
     pthread_mutex_init(&h->entry_mu, NULL);
@@ -166,6 +168,7 @@ void mn_hnsw_free(mn_hnsw *h)
         hnsw_ctx_free(c);
     }
     pthread_rwlock_destroy(&h->grow);
+    pthread_rwlock_destroy(&h->writers);
     pthread_mutex_destroy(&h->ublk_mu);
     pthread_mutex_destroy(&h->entry_mu);
     pthread_mutex_destroy(&h->pool_mu);
@@ -352,20 +355,57 @@ static void relink(mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
     }
 }
 
+uint32_t hnsw_refill(const mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
+                     const uint32_t *keep, uint32_t n_keep, const uint32_t *subs, uint32_t n_subs,
+                     uint32_t target, uint32_t *out, hnsw_cand *scratch)
+{
+    uint32_t max = hnsw_max_links(h, level), m = 0, nc = 0;
+    if (target > max) target = max;
+    for (uint32_t i = 0; i < n_keep && m < max; i++)
+        out[m++] = keep[i];
+    const float *nv = hnsw_vec(h, base, node);
+    /* the candidates' vectors are scattered: start fetching them all first */
+    size_t vbytes = (size_t)h->dim * sizeof(float);
+    for (uint32_t i = 0; i < n_subs; i++)
+        for (size_t off = 0; off < vbytes && off < 512; off += 64)
+            __builtin_prefetch((const char *)hnsw_vec(h, base, subs[i]) + off);
+    for (uint32_t i = 0; i < n_subs; i++) {
+        uint32_t id = subs[i];
+        if (id == node || is_removed(h, id)) continue;
+        bool dup = false;
+        for (uint32_t j = 0; j < m && !dup; j++)
+            dup = out[j] == id;
+        for (uint32_t j = 0; j < nc && !dup; j++)
+            dup = scratch[j].id == id;
+        if (!dup) scratch[nc++] = (hnsw_cand){hnsw_fdist(h, nv, hnsw_vec(h, base, id)), id};
+    }
+    qsort(scratch, nc, sizeof scratch[0], cand_cmp);
+    for (uint32_t i = 0; i < nc && m < max; i++) {
+        const float *v = hnsw_vec(h, base, scratch[i].id);
+        bool good = true;
+        for (uint32_t j = 0; j < m && good; j++)
+            if (hnsw_fdist(h, v, hnsw_vec(h, base, out[j])) < scratch[i].d) good = false;
+        if (good) {
+            out[m++] = scratch[i].id;
+            scratch[i].id = UINT32_MAX;
+        }
+    }
+    for (uint32_t i = 0; i < nc && m < target; i++)
+        if (scratch[i].id != UINT32_MAX) out[m++] = scratch[i].id;
+    return m;
+}
+
 /* Repairs the list of `node` at level after `gone` was removed (no-op when
  * the list does not hold it): every other live link is kept as it is, and
  * the links to `gone` and to other removed nodes are replaced from `subs`
- * (the removed node's links), nearest first: first those that pass the
- * heuristic against the links kept so far, then, while the list is shorter
- * than before, the nearest of the rest. Re-pruning the whole union instead
- * (FreshDiskANN's RobustPrune with alpha 1) thinned the lists and cost
- * recall at small ef (docs/hnsw.md has the figures). */
+ * (the removed node's links) by hnsw_refill, so the list keeps its length.
+ * Re-pruning the whole union instead (FreshDiskANN's RobustPrune with
+ * alpha 1) thinned the lists and cost recall at small ef (docs/hnsw.md). */
 static void repair(mn_hnsw *h, const float *base, uint32_t node, uint32_t level, uint32_t gone,
                    const uint32_t *subs, uint32_t n_subs)
 {
-    uint32_t max = hnsw_max_links(h, level);
-    uint32_t cur[2 * HNSW_MAX_M], out[2 * HNSW_MAX_M];
-    hnsw_cand cands[2 * HNSW_MAX_M];
+    uint32_t cur[2 * HNSW_MAX_M], keep[2 * HNSW_MAX_M], out[2 * HNSW_MAX_M];
+    hnsw_cand scratch[2 * HNSW_MAX_M];
     for (int attempt = 0; attempt <= OPTIMISTIC_TRIES; attempt++) {
         bool locked = attempt == OPTIMISTIC_TRIES;
         uint32_t seq = 0;
@@ -373,41 +413,18 @@ static void repair(mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
         uint32_t n = locked ? read_list_locked(h, node, level, cur)
                             : hnsw_read_list(h, node, level, cur, &seq);
         bool has_gone = false;
-        uint32_t m = 0, nc = 0;
+        uint32_t nk = 0;
         for (uint32_t i = 0; i < n; i++) {
             if (cur[i] == gone)
                 has_gone = true;
             else if (!is_removed(h, cur[i]))
-                out[m++] = cur[i];
+                keep[nk++] = cur[i];
         }
         if (!has_gone) {
             if (locked) hnsw_unlock(h, node);
             return;
         }
-        const float *nv = hnsw_vec(h, base, node);
-        for (uint32_t i = 0; i < n_subs; i++) {
-            uint32_t id = subs[i];
-            if (id == node || id == gone || is_removed(h, id)) continue;
-            bool dup = false;
-            for (uint32_t j = 0; j < m && !dup; j++)
-                dup = out[j] == id;
-            for (uint32_t j = 0; j < nc && !dup; j++)
-                dup = cands[j].id == id;
-            if (!dup) cands[nc++] = (hnsw_cand){hnsw_fdist(h, nv, hnsw_vec(h, base, id)), id};
-        }
-        qsort(cands, nc, sizeof cands[0], cand_cmp);
-        for (uint32_t i = 0; i < nc && m < max; i++) {
-            const float *v = hnsw_vec(h, base, cands[i].id);
-            bool good = true;
-            for (uint32_t j = 0; j < m && good; j++)
-                if (hnsw_fdist(h, v, hnsw_vec(h, base, out[j])) < cands[i].d) good = false;
-            if (good) {
-                out[m++] = cands[i].id;
-                cands[i].id = UINT32_MAX;
-            }
-        }
-        for (uint32_t i = 0; i < nc && m + 1 < n; i++)
-            if (cands[i].id != UINT32_MAX) out[m++] = cands[i].id;
+        uint32_t m = hnsw_refill(h, base, node, level, keep, nk, subs, n_subs, n - 1, out, scratch);
         if (locked || hnsw_lock_if(h, node, seq)) {
             hnsw_write_list(h, node, level, out, m);
             hnsw_unlock(h, node);
@@ -477,9 +494,11 @@ static void remove_locked(mn_hnsw *h, uint32_t slot)
 
 mn_err mn_hnsw_remove(mn_hnsw *h, uint32_t slot)
 {
+    pthread_rwlock_rdlock(&h->writers);
     pthread_rwlock_rdlock(&h->grow);
     if (slot < h->cap) remove_locked(h, slot);
     pthread_rwlock_unlock(&h->grow);
+    pthread_rwlock_unlock(&h->writers);
     return MN_OK;
 }
 
@@ -519,10 +538,8 @@ static mn_err exclusive_grow(mn_hnsw *h, uint32_t slot, bool ublk)
     return rc;
 }
 
-mn_err mn_hnsw_insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err)
+static mn_err insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err)
 {
-    if (!vec || slot >= UINT32_MAX - 1)
-        return mn_error_set(err, MN_ERR_INVALID, "hnsw: bad slot or vector");
     pthread_rwlock_rdlock(&h->grow);
     mn_err rc = MN_OK;
     if (slot >= h->cap && (rc = exclusive_grow(h, slot, false))) goto fail;
@@ -615,6 +632,16 @@ mn_err mn_hnsw_insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err
 fail:
     pthread_rwlock_unlock(&h->grow);
     return mn_error_set(err, rc, "hnsw: %s inserting slot %u", mn_strerror(rc), slot);
+}
+
+mn_err mn_hnsw_insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err)
+{
+    if (!vec || slot >= UINT32_MAX - 1)
+        return mn_error_set(err, MN_ERR_INVALID, "hnsw: bad slot or vector");
+    pthread_rwlock_rdlock(&h->writers);
+    mn_err rc = insert(h, slot, vec, err);
+    pthread_rwlock_unlock(&h->writers);
+    return rc;
 }
 
 void mn_hnsw_get_info(mn_hnsw *h, mn_hnsw_info *out)

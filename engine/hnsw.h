@@ -87,21 +87,34 @@ typedef struct mn_hnsw_info {
 void mn_hnsw_get_info(mn_hnsw *h, mn_hnsw_info *out);
 
 /* ---- persistence (hnsw_persist.c) ---- */
-/* A 16-byte label per live node saved with the graph (e.g. the memory id), so
- * a loader can map nodes to new slot numbers. */
-typedef void (*mn_hnsw_label_fn)(void *arg, uint32_t slot, uint8_t label[16]);
-/* Maps a saved node to its slot now, or UINT32_MAX to drop it. */
-typedef uint32_t (*mn_hnsw_remap_fn)(void *arg, uint32_t saved_slot, const uint8_t label[16]);
+/* A label per live node saved with the graph (the engine: the memory id and
+ * a checksum of the vector the node was inserted with), so a loader can map
+ * nodes to new slot numbers and tell which no longer match. */
+#define MN_HNSW_LABEL_LEN 20
+typedef void (*mn_hnsw_label_fn)(void *arg, uint32_t slot, uint8_t label[MN_HNSW_LABEL_LEN]);
+/* Maps a saved node to its slot now, or UINT32_MAX to drop it. Files of
+ * format 1 have 16-byte labels: the last 4 bytes read as zero. */
+typedef uint32_t (*mn_hnsw_remap_fn)(void *arg, uint32_t saved_slot,
+                                     const uint8_t label[MN_HNSW_LABEL_LEN]);
 
-/* Writes the graph (own vectors included) to path atomically (temp file,
- * fsync, rename), stamped with lsn, the WAL position it reflects, and checksummed
- * with CRC32C. label may be NULL (zero labels). Blocks other operations. */
+/* Writes the graph (own vectors and codes included) to path atomically (temp
+ * file, fsync, rename, fsync of the directory), stamped with lsn (the WAL
+ * position it reflects, for the caller) and checksummed with CRC32C. label
+ * may be NULL (zero labels). Waits for running inserts and removes and holds
+ * new ones off until done; searches run alongside. */
 mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn label, void *arg,
                     mn_error *err);
 /* Reads a saved graph. MN_ERR_NOT_FOUND if path is absent; MN_ERR_CORRUPT if
- * a checksum or a structural check fails, or its dim/metric/M differ from p's
- * (the caller then rebuilds). remap NULL keeps slot numbers. ext as in new. */
+ * a checksum or a structural check fails, or its dim/metric/M/quantize differ
+ * from p's (the caller then rebuilds). remap NULL keeps slot numbers (and
+ * removed nodes). With remap, only the live nodes it maps are kept (a second
+ * node mapped to the same slot is dropped); a kept node that linked to a
+ * dropped one has the lost links replaced from the dropped node's links, as a
+ * removal repairs them (hnsw.c), which reads the vectors: in ext mode *ext
+ * must hold every kept slot's vector. ext as in new. *dropped (may be NULL)
+ * counts the saved live nodes not kept. */
 mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext,
-                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out, mn_error *err);
+                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out,
+                    uint64_t *dropped, mn_error *err);
 
 #endif

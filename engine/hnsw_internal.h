@@ -54,7 +54,8 @@ struct mn_hnsw {
     const mn_vec_kernels *k;
     uint32_t dim, M, M0, l0w, upw; /* l0w = 2 + M0 words; upw = 1 + M words per upper level */
     double mult;                   /* 1 / ln(M) */
-    pthread_rwlock_t grow;         /* shared: every operation; exclusive: grow, overwrite, save */
+    pthread_rwlock_t grow;         /* shared: every operation; exclusive: grow, overwrite */
+    pthread_rwlock_t writers;      /* shared: insert, remove; exclusive: save (taken first) */
     uint32_t cap;                  /* slots the arrays hold */
     _Atomic uint32_t hwm;          /* 1 + highest slot ever used */
     _Atomic uint32_t *l0;          /* cap * l0w */
@@ -174,6 +175,15 @@ void hnsw_unlock(const mn_hnsw *h, uint32_t slot);
 /* Writes a list (caller holds the node's lock); level 0 keeps the flags. */
 void hnsw_write_list(const mn_hnsw *h, uint32_t slot, uint32_t level, const uint32_t *ids,
                      uint32_t n);
+
+/* The list of node at level after some links were lost: keep[n_keep] stay
+ * as they are, then subs (repeats, node itself and removed nodes skipped)
+ * fill the room nearest first, those passing the heuristic against the
+ * links so far first, then the nearest of the rest until `target` links.
+ * scratch holds n_subs candidates. Returns the count written to out. */
+uint32_t hnsw_refill(const mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
+                     const uint32_t *keep, uint32_t n_keep, const uint32_t *subs, uint32_t n_subs,
+                     uint32_t target, uint32_t *out, hnsw_cand *scratch);
 
 /* ---- search (hnsw_search.c) ---- */
 hnsw_ctx *hnsw_ctx_get(mn_hnsw *h);

@@ -6,14 +6,20 @@
  *           quantize, owned, u64 lsn, seed, draws, live, removed, u32 hwm,
  *           n_ublk, entry slot, entry level, u32 CRC32C of the header
  *   body    layer-0 blocks of slots [0, hwm) (seqlocks stored as 0),
- *           upper[hwm], each upper block (level, lists), labels[hwm][16],
- *           own vectors [hwm][dim] if owned, code rows [hwm] if quantized
+ *           upper[hwm], each upper block (level, lists), labels[hwm][20]
+ *           (version 1: [16]), own vectors [hwm][dim] if owned, code rows
+ *           [hwm] if quantized
  *   trailer u32 CRC32C of the body
+ *
+ * A save holds inserts and removes off (h->writers) but not searches, so an
+ * engine that saves from its single index-writing thread blocks nobody.
  *
  * Loading checks both checksums and then the structure itself (counts in
  * range, ids below hwm, upper-layer ids that live on that layer, a live entry),
  * so even a file with a valid checksum cannot make a search read out of
- * bounds. Any failure is MN_ERR_CORRUPT and the caller rebuilds. */
+ * bounds. Any failure is MN_ERR_CORRUPT and the caller rebuilds. A loader
+ * that renumbers (remap) may drop nodes, e.g. memories forgotten since the
+ * save; their neighbours are repaired as a removal repairs them. */
 #include "hnsw_internal.h"
 
 #include <errno.h>
@@ -26,7 +32,8 @@
 #include "mnemo/util.h"
 
 static const char MAGIC[8] = {'M', 'N', 'H', 'N', 'S', 'W', 0, 1};
-#define VERSION 1u
+#define VERSION 2u
+#define V1_LABEL_LEN 16
 
 typedef struct file_header {
     char magic[8];
@@ -73,10 +80,12 @@ mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return mn_error_set(err, MN_ERR_INVALID, "hnsw: path too long");
-    pthread_rwlock_wrlock(&h->grow);
+    pthread_rwlock_wrlock(&h->writers);
+    pthread_rwlock_rdlock(&h->grow);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         pthread_rwlock_unlock(&h->grow);
+        pthread_rwlock_unlock(&h->writers);
         return mn_error_set(err, MN_ERR_IO, "hnsw: cannot create %s: %s", tmp, strerror(errno));
     }
     uint32_t hwm = atomic_load(&h->hwm);
@@ -119,7 +128,7 @@ mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn
         put(&w, (const void *)h->ublk[i], (1 + (size_t)lv * h->upw) * sizeof(uint32_t));
     }
     for (uint32_t s = 0; s < hwm && !w.bad; s++) {
-        uint8_t lb[16] = {0};
+        uint8_t lb[MN_HNSW_LABEL_LEN] = {0};
         if (label && (hnsw_flags(h, s) & (HNSW_LIVE | HNSW_REMOVED)) == HNSW_LIVE)
             label(arg, s, lb);
         put(&w, lb, sizeof lb);
@@ -131,6 +140,7 @@ mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn
     if (!w.bad && (fflush(f) || fsync(fileno(f)))) w.bad = true;
     if (fclose(f)) w.bad = true;
     pthread_rwlock_unlock(&h->grow);
+    pthread_rwlock_unlock(&h->writers);
     if (w.bad || rename(tmp, path) || fsync_dir_of(path)) {
         int en = errno;
         unlink(tmp);
@@ -206,19 +216,28 @@ static mn_err ublk_grow_or_add(mn_hnsw *h, uint32_t level, uint32_t *idx)
     return hnsw_ublk_add(h, level, idx);
 }
 
-/* Renumbers a loaded graph through remap into a new index (ext as given). */
+/* Candidates gathered to repair one list at load (the kept links and the
+ * links of the dropped ones). */
+#define REPAIR_CANDS (8 * HNSW_MAX_M)
+
+/* Renumbers a loaded graph through remap into a new index (ext as given):
+ * nodes remap drops are left out and the lists that linked to them repaired. */
 static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_hnsw_remap_fn remap,
-                          void *arg, float *const *ext, mn_hnsw **out, mn_error *err)
+                          void *arg, float *const *ext, mn_hnsw **out, uint64_t *dropped,
+                          mn_error *err)
 {
     uint32_t *map = malloc((size_t)(hwm ? hwm : 1) * sizeof *map);
     if (!map) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    uint64_t max_new = 0;
+    uint64_t max_new = 0, n_dropped = 0;
     bool any = false;
     for (uint32_t s = 0; s < hwm; s++) {
         map[s] = UINT32_MAX;
         if ((hnsw_flags(src, s) & (HNSW_LIVE | HNSW_REMOVED)) != HNSW_LIVE) continue;
-        uint32_t n = remap(arg, s, labels + (size_t)s * 16);
-        if (n >= UINT32_MAX - 1) continue;
+        uint32_t n = remap(arg, s, labels + (size_t)s * MN_HNSW_LABEL_LEN);
+        if (n >= UINT32_MAX - 1) {
+            n_dropped++;
+            continue;
+        }
         map[s] = n;
         if (!any || n > max_new) max_new = n;
         any = true;
@@ -236,8 +255,9 @@ static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_
         uint32_t t = map[s];
         if (t == UINT32_MAX) continue;
         if (atomic_load_explicit(hnsw_l0(h, t) + 1, memory_order_relaxed) & HNSW_LIVE) {
-            rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: two saved nodes map to slot %u", t);
-            goto fail;
+            map[s] = UINT32_MAX; /* a second node for the same slot: keep the first */
+            n_dropped++;
+            continue;
         }
         uint32_t lv = hnsw_level(src, s);
         if (lv) {
@@ -246,15 +266,6 @@ static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_
             h->upper[t] = idx;
         }
         atomic_store_explicit(hnsw_l0(h, t) + 1, HNSW_LIVE, memory_order_relaxed);
-        for (uint32_t l = 0; l <= lv; l++) {
-            const _Atomic uint32_t *lst = hnsw_list(src, s, l);
-            uint32_t n = atomic_load_explicit(lst, memory_order_relaxed) & HNSW_COUNT_MASK, m = 0;
-            for (uint32_t i = 0; i < n; i++) {
-                uint32_t x = map[atomic_load_explicit(lst + 1 + i, memory_order_relaxed)];
-                if (x != UINT32_MAX) ids[m++] = x;
-            }
-            hnsw_write_list(h, t, l, ids, m);
-        }
         if (src->own)
             memcpy(h->own + (size_t)t * h->dim, src->own + (size_t)s * src->dim, h->dim * 4);
         if (src->codes)
@@ -263,6 +274,49 @@ static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_
         if (best == HNSW_ENTRY_NONE || lv > (uint32_t)(best >> 32)) best = (uint64_t)lv << 32 | t;
         atomic_fetch_add(&h->live, 1);
     }
+    /* the lists, renumbered; a list that lost links gets them replaced */
+    const float *base = hnsw_base(h);
+    uint32_t *subs = malloc(REPAIR_CANDS * sizeof *subs);
+    hnsw_cand *scratch = malloc(REPAIR_CANDS * sizeof *scratch);
+    if (!subs || !scratch) {
+        free(subs);
+        free(scratch);
+        rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    uint32_t refilled[2 * HNSW_MAX_M];
+    for (uint32_t s = 0; s < hwm; s++) {
+        uint32_t t = map[s];
+        if (t == UINT32_MAX) continue;
+        uint32_t lv = hnsw_level(src, s);
+        for (uint32_t l = 0; l <= lv; l++) {
+            const _Atomic uint32_t *lst = hnsw_list(src, s, l);
+            uint32_t n = atomic_load_explicit(lst, memory_order_relaxed) & HNSW_COUNT_MASK, m = 0;
+            uint32_t ns = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                uint32_t o = atomic_load_explicit(lst + 1 + i, memory_order_relaxed);
+                if (map[o] != UINT32_MAX) {
+                    ids[m++] = map[o];
+                    continue;
+                }
+                /* o is dropped: its kept links are the substitutes */
+                const _Atomic uint32_t *ol = hnsw_list(src, o, l);
+                uint32_t on = atomic_load_explicit(ol, memory_order_relaxed) & HNSW_COUNT_MASK;
+                for (uint32_t j = 0; j < on && ns < REPAIR_CANDS; j++) {
+                    uint32_t x = map[atomic_load_explicit(ol + 1 + j, memory_order_relaxed)];
+                    if (x != UINT32_MAX && x != t) subs[ns++] = x;
+                }
+            }
+            if (m < n && ns) {
+                m = hnsw_refill(h, base, t, l, ids, m, subs, ns, n, refilled, scratch);
+                hnsw_write_list(h, t, l, refilled, m);
+            } else {
+                hnsw_write_list(h, t, l, ids, m);
+            }
+        }
+    }
+    free(subs);
+    free(scratch);
     uint64_t e = atomic_load(&src->entry);
     if (e != HNSW_ENTRY_NONE && map[(uint32_t)e] != UINT32_MAX)
         best = (e >> 32) << 32 | map[(uint32_t)e];
@@ -270,6 +324,7 @@ static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_
     atomic_store(&h->hwm, any ? (uint32_t)max_new + 1 : 0);
     atomic_store(&h->draws, atomic_load(&src->draws));
     free(map);
+    if (dropped) *dropped = n_dropped;
     *out = h;
     return MN_OK;
 fail:
@@ -279,9 +334,11 @@ fail:
 }
 
 mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext,
-                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out, mn_error *err)
+                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out,
+                    uint64_t *dropped, mn_error *err)
 {
     *out = NULL;
+    if (dropped) *dropped = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT) return mn_error_set(err, MN_ERR_NOT_FOUND, "hnsw: no saved graph");
@@ -292,7 +349,8 @@ mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext
     mn_err rc;
     uint8_t *labels = NULL;
     if (fread(&hd, sizeof hd, 1, f) != 1 || memcmp(hd.magic, MAGIC, 8) ||
-        hd.crc != mn_crc32c(0, &hd, offsetof(file_header, crc)) || hd.version != VERSION) {
+        hd.crc != mn_crc32c(0, &hd, offsetof(file_header, crc)) ||
+        (hd.version != VERSION && hd.version != 1)) {
         rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: bad header", path);
         goto out;
     }
@@ -354,12 +412,16 @@ mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext
             atomic_store_explicit(&h->ublk[idx][1 + j], tmp[j], memory_order_relaxed);
         free(tmp);
     }
-    labels = malloc((size_t)(hd.hwm ? hd.hwm : 1) * 16);
+    labels = calloc(hd.hwm ? hd.hwm : 1, MN_HNSW_LABEL_LEN);
     if (!labels) {
         rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
         goto out;
     }
-    get(&r, labels, (size_t)hd.hwm * 16);
+    if (hd.version == 1) /* 16-byte labels: read each into the front of its slot */
+        for (uint32_t s = 0; s < hd.hwm && !r.bad; s++)
+            get(&r, labels + (size_t)s * MN_HNSW_LABEL_LEN, V1_LABEL_LEN);
+    else
+        get(&r, labels, (size_t)hd.hwm * MN_HNSW_LABEL_LEN);
     if (hd.owned) get(&r, h->own, (size_t)hd.hwm * h->dim * sizeof(float));
     if (hd.quantize) get(&r, h->codes, (size_t)hd.hwm * h->code_stride);
     uint32_t body_crc = r.crc, stored;
@@ -381,7 +443,7 @@ mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext
     }
     if (remap) {
         mn_hnsw *m = NULL;
-        if ((rc = remap_graph(h, hd.hwm, labels, remap, arg, ext, &m, err))) goto out;
+        if ((rc = remap_graph(h, hd.hwm, labels, remap, arg, ext, &m, dropped, err))) goto out;
         mn_hnsw_free(h);
         h = m;
     }

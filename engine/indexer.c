@@ -5,13 +5,22 @@
  *
  * Spaces with work are queued once (sp->ix_queued); the thread takes them in
  * order and calls mn_space_index_work, which takes the space's notes and
- * inserts them under the space's read lock in short chunks. mn_indexer_stop
- * finishes the queued work first, so the graphs saved at shutdown reflect the
- * last lsn. */
+ * inserts them under the space's read lock in short chunks. Every
+ * engine.hnsw_save_interval_s it also saves the graphs with unsaved changes
+ * (mn_space_index_tick). mn_indexer_stop does not drain the queue: the thread
+ * stops after its current chunk, so shutdown takes no longer with a big
+ * backlog; the graphs are then saved as they are and the next start applies
+ * the difference. */
 #include <stdlib.h>
+#include <time.h>
 
 #include "engine_internal.h"
 #include "space_index.h"
+
+static bool halted_now(const mn_engine *e)
+{
+    return __atomic_load_n(&e->ixr_stop, __ATOMIC_RELAXED);
+}
 
 void mn_indexer_kick(mn_engine *e, mn_space *sp)
 {
@@ -35,14 +44,66 @@ void mn_indexer_kick(mn_engine *e, mn_space *sp)
     pthread_mutex_unlock(&e->ixr_mu);
 }
 
+static int64_t mono_ms(void)
+{
+    return mn_time_mono_ns() / 1000000;
+}
+
+/* Saves the graphs that are due (index thread, no lock held). */
+static void save_pass(mn_engine *e)
+{
+    pthread_rwlock_rdlock(&e->spaces_lock);
+    size_t n = e->n_spaces;
+    mn_space **spaces = malloc((n ? n : 1) * sizeof *spaces);
+    for (size_t i = 0; spaces && i < n; i++) {
+        spaces[i] = e->spaces[i];
+        atomic_fetch_add(&spaces[i]->refs, 1);
+    }
+    pthread_rwlock_unlock(&e->spaces_lock);
+    for (size_t i = 0; spaces && i < n; i++) {
+        if (!atomic_load(&spaces[i]->dropped) && !halted_now(e)) mn_space_index_tick(e, spaces[i]);
+        mn_engine_space_release(e, spaces[i]);
+    }
+    free(spaces);
+}
+
+/* Waits on ixr_cv until work, stop, or the monotonic deadline (0 = none). */
+static void wait_work(mn_engine *e, int64_t deadline)
+{
+    if (!deadline) {
+        pthread_cond_wait(&e->ixr_cv, &e->ixr_mu);
+        return;
+    }
+    int64_t left = deadline - mono_ms();
+    if (left <= 0) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (left % 1000) * 1000000LL;
+    ts.tv_sec += (time_t)(left / 1000 + ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    pthread_cond_timedwait(&e->ixr_cv, &e->ixr_mu, &ts);
+}
+
 static void *indexer_main(void *arg)
 {
     mn_engine *e = arg;
+    int64_t every = e->opts.hnsw_save_interval_ms;
+    int64_t next_save = every > 0 ? mono_ms() + every : 0;
     pthread_mutex_lock(&e->ixr_mu);
     for (;;) {
-        while (!e->ixr_n && !e->ixr_stop)
-            pthread_cond_wait(&e->ixr_cv, &e->ixr_mu);
-        if (!e->ixr_n) break; /* stopping and drained */
+        while (!e->ixr_n && !e->ixr_stop && !(next_save && mono_ms() >= next_save))
+            wait_work(e, next_save);
+        if (e->ixr_stop) break; /* queued work stays for the next start */
+        if (next_save && mono_ms() >= next_save) {
+            e->ixr_busy = true;
+            pthread_mutex_unlock(&e->ixr_mu);
+            save_pass(e);
+            pthread_mutex_lock(&e->ixr_mu);
+            e->ixr_busy = false;
+            next_save = mono_ms() + every;
+            if (!e->ixr_n) pthread_cond_broadcast(&e->ixr_idle_cv);
+            continue;
+        }
         mn_space *sp = e->ixr_q[0];
         e->ixr_n--;
         for (size_t i = 0; i < e->ixr_n; i++)
@@ -57,9 +118,19 @@ static void *indexer_main(void *arg)
         e->ixr_busy = false;
         if (!e->ixr_n) pthread_cond_broadcast(&e->ixr_idle_cv);
     }
+    /* stopping: release the queued spaces without working on them */
+    mn_space **left = e->ixr_q;
+    size_t n_left = e->ixr_n;
+    e->ixr_q = NULL;
+    e->ixr_n = e->ixr_cap = 0;
     e->ixr_busy = false;
     pthread_cond_broadcast(&e->ixr_idle_cv);
     pthread_mutex_unlock(&e->ixr_mu);
+    for (size_t i = 0; i < n_left; i++) {
+        atomic_store(&left[i]->ix_queued, false);
+        mn_engine_space_release(e, left[i]);
+    }
+    free(left);
     return NULL;
 }
 
@@ -92,7 +163,7 @@ void mn_indexer_stop(mn_engine *e)
 {
     if (!e->ixr_running) return;
     pthread_mutex_lock(&e->ixr_mu);
-    e->ixr_stop = true;
+    __atomic_store_n(&e->ixr_stop, true, __ATOMIC_RELAXED); /* read by the work loop too */
     pthread_cond_broadcast(&e->ixr_cv);
     pthread_mutex_unlock(&e->ixr_mu);
     pthread_join(e->ixr_thread, NULL);

@@ -22,11 +22,23 @@
  * the index thread caught up may still be visited: every hit is filtered on
  * the slot's live state and re-scored on its current vector.
  *
- * Persistence: <data_dir>/hnsw/<sid>.hnsw, written at clean shutdown (after
- * the index thread drained its work) and stamped with the space's last lsn,
- * nodes labelled by memory id. At start-up a file with the same lsn is loaded
- * and renumbered to the new slots; a missing, corrupt or stale file means a
- * background rebuild.
+ * Parameters: each space's own (mn_space_def.index: M, ef_construction,
+ * ef_search, int8), fixed when it was created; a space created before they
+ * existed takes the engine's (engine.hnsw_*). If its graph cannot be created
+ * the space ranks exactly and its stats say "failed" (logged once).
+ *
+ * Persistence: <data_dir>/hnsw/<sid>.hnsw, written by the index thread (so
+ * no insert runs meanwhile and nothing else waits: recalls go on, writers are
+ * only noted) every engine.hnsw_save_interval_s while the graph has unsaved
+ * changes, also between chunks of a long build, and at shutdown, which saves
+ * what the graph holds without applying the backlog (the index thread stops
+ * after its current chunk). Each node is labelled with its memory id and a
+ * checksum of the vector it was inserted with (kept per slot by the index
+ * thread). At start-up a saved graph of any age is loaded and reconciled by
+ * label: a node whose memory is gone or whose vector changed is dropped (its
+ * neighbours repaired), a live memory not in the graph is noted for the index
+ * thread, ranked exactly meanwhile, like any fresh write. Only a missing or
+ * unusable file (checksum, structure, other dim/metric/M) means a rebuild.
  *
  * Filters: the recall filter runs inside the search (hnsw_search.c). The
  * graph costs about ef / s node visits for a filter passing a share s of the
@@ -50,7 +62,7 @@
 #define CHUNK_NS 2000000 /* read-lock hold of the index thread between writer turns */
 
 typedef struct mn_space_index {
-    mn_hnsw *h;
+    mn_hnsw *h; /* NULL when it could not be created (failed) */
     /* slots changed since the index thread last took them (appended under the
      * write lock by the applier, taken under the write lock by the index thread) */
     uint32_t *notes;
@@ -60,9 +72,16 @@ typedef struct mn_space_index {
     uint32_t *work;
     size_t n_work, cap_work;
     atomic_size_t work_done;
-    bool lost; /* a note could not be kept: rebuild at the next turn (write lock) */
+    bool lost;   /* a note could not be kept: rebuild at the next turn (write lock) */
+    bool failed; /* no graph could be created: the space ranks exactly (set under the write lock) */
+    bool catch_up; /* the work after a load: its end is logged */
     uint32_t ef_search;
     char *path;
+    /* index thread only (and the closing thread once it stopped) */
+    uint8_t *labels;     /* per slot: the label of the graph node in it (MN_HNSW_LABEL_LEN) */
+    uint32_t cap_labels; /* slots labels holds */
+    uint64_t unsaved;    /* graph changes since the file was written */
+    int64_t saved_ns;    /* when it was written (or loaded), monotonic */
 } mn_space_index;
 
 static uint32_t threshold(const mn_engine *e)
@@ -70,16 +89,48 @@ static uint32_t threshold(const mn_engine *e)
     return e->opts.hnsw_threshold ? e->opts.hnsw_threshold : DEFAULT_THRESHOLD;
 }
 
+void mn_space_index_defaults(const mn_engine *e, mn_index_def *d)
+{
+    if (!d->m) d->m = e->opts.hnsw_m ? e->opts.hnsw_m : 16;
+    if (!d->ef_construction)
+        d->ef_construction = e->opts.hnsw_ef_construction ? e->opts.hnsw_ef_construction : 200;
+    if (!d->ef_search) d->ef_search = e->opts.hnsw_ef_search ? e->opts.hnsw_ef_search : 64;
+    if (!d->quantize) d->quantize = e->opts.hnsw_quantize ? MN_QUANTIZE_INT8 : MN_QUANTIZE_NONE;
+}
+
+mn_err mn_space_index_check(const mn_index_def *d, mn_error *err)
+{
+    if (d->m < MN_INDEX_M_MIN || d->m > MN_INDEX_M_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "index.m: must be in %d..%d, got %u",
+                            MN_INDEX_M_MIN, MN_INDEX_M_MAX, d->m);
+    if (d->ef_construction < MN_INDEX_EFC_MIN || d->ef_construction > MN_INDEX_EF_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "index.ef_construction: must be in %d..%d, got %u",
+                            MN_INDEX_EFC_MIN, MN_INDEX_EF_MAX, d->ef_construction);
+    if (d->ef_search < 1 || d->ef_search > MN_INDEX_EF_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "index.ef_search: must be in 1..%d, got %u",
+                            MN_INDEX_EF_MAX, d->ef_search);
+    if (d->quantize != MN_QUANTIZE_NONE && d->quantize != MN_QUANTIZE_INT8)
+        return mn_error_set(err, MN_ERR_INVALID, "index.quantize: unknown");
+    return MN_OK;
+}
+
 static void params_of(const mn_engine *e, const mn_space *sp, mn_hnsw_params *p)
 {
+    mn_index_def d = sp->def.index;
+    mn_space_index_defaults(e, &d);
     memset(p, 0, sizeof *p);
     p->dim = sp->def.dim;
     p->metric = sp->def.metric;
-    p->M = e->opts.hnsw_m;
-    p->ef_construction = e->opts.hnsw_ef_construction;
-    p->ef_search = e->opts.hnsw_ef_search;
-    p->quantize = e->opts.hnsw_quantize;
+    p->M = d.m;
+    p->ef_construction = d.ef_construction;
+    p->ef_search = d.ef_search;
+    p->quantize = d.quantize == MN_QUANTIZE_INT8;
     p->seed = sp->sid;
+}
+
+static bool halted(const mn_engine *e)
+{
+    return __atomic_load_n(&e->ixr_stop, __ATOMIC_RELAXED);
 }
 
 static char *path_of(const mn_engine *e, const mn_space *sp)
@@ -98,7 +149,7 @@ static bool indexable(const mn_space *sp, uint32_t slot)
 void mn_space_index_note(mn_space *sp, uint32_t slot)
 {
     mn_space_index *ix = sp->ix;
-    if (!ix) return;
+    if (!ix || ix->failed) return;
     if (ix->n_notes == ix->cap_notes) {
         size_t nc = ix->cap_notes ? ix->cap_notes * 2 : 64;
         uint32_t *n = realloc(ix->notes, nc * sizeof *n);
@@ -112,20 +163,23 @@ void mn_space_index_note(mn_space *sp, uint32_t slot)
     ix->notes[ix->n_notes++] = slot;
 }
 
+/* The index state of sp around graph h (NULL: creating it failed). */
 static mn_space_index *index_new(mn_engine *e, mn_space *sp, mn_hnsw *h)
 {
     mn_space_index *ix = calloc(1, sizeof *ix);
     if (!ix) return NULL;
     ix->h = h;
+    ix->failed = !h;
     ix->path = path_of(e, sp);
     atomic_init(&ix->work_done, 0);
-    mn_hnsw_info info;
-    mn_hnsw_get_info(h, &info);
-    ix->ef_search = info.params.ef_search;
+    mn_hnsw_params p;
+    params_of(e, sp, &p);
+    ix->ef_search = p.ef_search;
+    ix->saved_ns = mn_time_mono_ns();
     return ix;
 }
 
-/* An empty graph for sp (write lock held). */
+/* An empty graph for sp (write lock held); NULL (logged) when it cannot be made. */
 static mn_hnsw *graph_new(mn_engine *e, mn_space *sp)
 {
     mn_hnsw_params p;
@@ -133,11 +187,95 @@ static mn_hnsw *graph_new(mn_engine *e, mn_space *sp)
     mn_hnsw *h = NULL;
     mn_error err = {0};
     if (mn_hnsw_new(&p, &sp->vecs, &h, &err) || mn_hnsw_reserve(h, sp->n_slots, &err)) {
-        mn_log_error("space %s: cannot create the vector index: %s", sp->def.name, err.message);
+        mn_log_error("space %s: cannot create the vector index (recall stays exact, index state "
+                     "\"failed\" until a restart): %s",
+                     sp->def.name, err.message);
         mn_hnsw_free(h);
         return NULL;
     }
     return h;
+}
+
+/* ---- labels: memory id + a checksum of the vector, per graph node ---- */
+
+static uint32_t vec_check(const mn_space *sp, uint32_t slot)
+{
+    uint32_t c = mn_crc32c(0, sp->vecs + (size_t)slot * sp->def.dim, sp->def.dim * sizeof(float));
+    return c ? c : 1; /* 0 means "not known" (files of format 1) */
+}
+
+static bool labels_reserve(mn_space_index *ix, uint32_t n)
+{
+    if (n <= ix->cap_labels) return true;
+    uint32_t nc = ix->cap_labels ? ix->cap_labels : 1024;
+    while (nc < n)
+        nc = nc > UINT32_MAX / 2 ? n : nc * 2;
+    uint8_t *l = realloc(ix->labels, (size_t)nc * MN_HNSW_LABEL_LEN);
+    if (!l) return false;
+    memset(l + (size_t)ix->cap_labels * MN_HNSW_LABEL_LEN, 0,
+           (size_t)(nc - ix->cap_labels) * MN_HNSW_LABEL_LEN);
+    ix->labels = l;
+    ix->cap_labels = nc;
+    return true;
+}
+
+/* Labels slot with its memory now (read lock held; labels_reserve done). */
+static void label_set(mn_space_index *ix, const mn_space *sp, uint32_t slot)
+{
+    uint8_t *l = ix->labels + (size_t)slot * MN_HNSW_LABEL_LEN;
+    memcpy(l, sp->slots[slot].id.b, 16);
+    uint32_t c = vec_check(sp, slot);
+    memcpy(l + 16, &c, 4);
+}
+
+static void label_of(void *arg, uint32_t slot, uint8_t label[MN_HNSW_LABEL_LEN])
+{
+    const mn_space_index *ix = arg;
+    if (slot < ix->cap_labels)
+        memcpy(label, ix->labels + (size_t)slot * MN_HNSW_LABEL_LEN, MN_HNSW_LABEL_LEN);
+    else
+        memset(label, 0, MN_HNSW_LABEL_LEN);
+}
+
+/* Writes sp's graph to its file (index thread, or closing with it stopped). */
+static void save_graph(mn_engine *e, mn_space *sp, mn_space_index *ix, bool closing)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/hnsw", e->data_dir);
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        mn_log_error("cannot create %s: %s", dir, strerror(errno));
+        return;
+    }
+    int64_t t0 = mn_time_mono_ns();
+    uint64_t lsn = __atomic_load_n(&sp->last_lsn, __ATOMIC_ACQUIRE);
+    mn_error err = {0};
+    if (mn_hnsw_save(ix->h, ix->path, lsn, label_of, ix, &err)) {
+        mn_log_error("space %s: vector index not saved: %s", sp->def.name, err.message);
+        return;
+    }
+    int64_t t1 = mn_time_mono_ns();
+    ix->unsaved = 0;
+    ix->saved_ns = t1;
+    mn_hnsw_info info;
+    mn_hnsw_get_info(ix->h, &info);
+    mn_log(closing ? MN_LOG_INFO : MN_LOG_DEBUG,
+           "space %s: vector index saved (%llu vectors, lsn %llu) in %.2f s", sp->def.name,
+           (unsigned long long)info.live, (unsigned long long)lsn, (double)(t1 - t0) / 1e9);
+    if (atomic_load(&sp->dropped)) unlink(ix->path); /* dropped meanwhile */
+}
+
+/* Saves when the graph changed and the last save is older than the interval. */
+static void maybe_save(mn_engine *e, mn_space *sp, mn_space_index *ix)
+{
+    int64_t every = e->opts.hnsw_save_interval_ms;
+    if (every <= 0 || !ix || !ix->h || !ix->unsaved || atomic_load(&sp->dropped)) return;
+    if (mn_time_mono_ns() - ix->saved_ns < every * 1000000) return;
+    save_graph(e, sp, ix, false);
+}
+
+void mn_space_index_tick(mn_engine *e, mn_space *sp)
+{
+    maybe_save(e, sp, sp->ix); /* the index thread is the only one that sets sp->ix */
 }
 
 /* work := every indexed slot (write lock held). */
@@ -178,19 +316,28 @@ static bool take_work(mn_engine *e, mn_space *sp, bool *building)
     if (!ix) {
         if (sp->n_live < threshold(e)) return false;
         mn_hnsw *h = graph_new(e, sp);
-        if (!h) return false;
-        if (!(ix = index_new(e, sp, h)) || !work_all(sp, ix)) {
+        if (!(ix = index_new(e, sp, h)) || (h && !work_all(sp, ix))) {
             if (ix) free(ix->path);
             free(ix);
             mn_hnsw_free(h);
             return false;
         }
-        sp->ix = ix;
+        sp->ix = ix; /* a failed one too: its stats say so */
         atomic_store(&sp->ix_exists, true);
+        if (!h) return false;
         *building = true;
+    } else if (ix->failed) {
+        return false;
     } else if (ix->lost) {
         mn_hnsw *h = graph_new(e, sp);
-        if (!h || !work_all(sp, ix)) {
+        if (!h) {
+            mn_hnsw_free(ix->h);
+            ix->h = NULL;
+            ix->failed = true;
+            ix->n_notes = ix->n_work = 0;
+            return false;
+        }
+        if (!work_all(sp, ix)) {
             mn_hnsw_free(h);
             ix->n_work = 0;
             return false;
@@ -199,6 +346,7 @@ static bool take_work(mn_engine *e, mn_space *sp, bool *building)
         ix->h = h;
         ix->lost = false;
         ix->n_notes = 0;
+        ix->unsaved++;
         *building = true;
     } else {
         if (!ix->n_notes) return false;
@@ -230,24 +378,32 @@ void mn_space_index_work(mn_engine *e, mn_space *sp)
     size_t n = any ? ix->n_work : 0;
     pthread_rwlock_unlock(&sp->lock);
     if (!any) return;
+    bool catch_up = ix->catch_up;
+    ix->catch_up = false;
     int64_t t0 = mn_time_mono_ns();
     if (building)
         mn_log_info("space %s: building the vector index over %zu memories", sp->def.name, n);
     size_t i = 0, next_progress = PROGRESS_EVERY;
-    while (i < n) {
+    while (i < n && !halted(e)) {
         pthread_rwlock_rdlock(&sp->lock);
+        if (!labels_reserve(ix, sp->n_slots)) ix->lost = true;
         int64_t c0 = mn_time_mono_ns();
         do {
             uint32_t s = ix->work[i];
-            if (indexable(sp, s)) {
+            if (ix->lost) {
+                /* out of memory: the next turn rebuilds */
+            } else if (indexable(sp, s)) {
                 mn_error err = {0};
                 if (mn_hnsw_insert(ix->h, s, sp->vecs + (size_t)s * sp->def.dim, &err)) {
                     mn_log_error("space %s: vector index: %s", sp->def.name, err.message);
                     ix->lost = true; /* a bool only this thread reads outside the write lock */
+                } else {
+                    label_set(ix, sp, s);
                 }
             } else {
                 mn_hnsw_remove(ix->h, s);
             }
+            ix->unsaved++;
             atomic_store_explicit(&ix->work_done, ++i, memory_order_release);
         } while (i < n && mn_time_mono_ns() - c0 < CHUNK_NS);
         pthread_rwlock_unlock(&sp->lock);
@@ -256,10 +412,22 @@ void mn_space_index_work(mn_engine *e, mn_space *sp)
             next_progress += PROGRESS_EVERY;
         }
         if (atomic_load(&sp->dropped)) break;
+        maybe_save(e, sp, ix); /* a long build or catch-up is saved as it goes */
+    }
+    double secs = (double)(mn_time_mono_ns() - t0) / 1e9;
+    if (i < n && halted(e)) {
+        /* shutdown: the rest stays unapplied; the next start finds it by difference */
+        mn_log_info("space %s: index thread stopped with %zu of %zu changes not in the graph "
+                    "(applied after the next start)",
+                    sp->def.name, n - i, n);
+        return;
     }
     if (building)
-        mn_log_info("space %s: vector index of %zu vectors built in %.1f s", sp->def.name, n,
-                    (double)(mn_time_mono_ns() - t0) / 1e9);
+        mn_log_info("space %s: vector index of %zu vectors built in %.1f s", sp->def.name, n, secs);
+    else if (catch_up)
+        mn_log_info("space %s: vector index caught up: %zu changes since the saved graph applied "
+                    "in %.1f s",
+                    sp->def.name, n, secs);
     pthread_rwlock_wrlock(&sp->lock);
     ix->n_work = 0;
     atomic_store(&ix->work_done, 0);
@@ -359,95 +527,105 @@ void mn_space_index_stats(mn_engine *e, const mn_space *sp, mn_space_stats *out)
         if (due) out->index_pending = sp->n_live;
         return;
     }
+    if (ix->failed) {
+        out->index_state = "failed";
+        return;
+    }
+    /* done before the node count: nodes + pending never undercounts the inserts */
+    size_t done = atomic_load(&((mn_space_index *)ix)->work_done);
     mn_hnsw_info info;
     mn_hnsw_get_info(ix->h, &info);
     out->index_nodes = info.live;
-    size_t done = atomic_load(&((mn_space_index *)ix)->work_done);
     out->index_pending = ix->n_notes + (ix->n_work > done ? ix->n_work - done : 0);
     out->index_state = out->index_pending ? "catching_up" : "ready";
 }
 
-/* Saved node -> slot now, by memory id. */
-static uint32_t remap_by_id(void *arg, uint32_t saved, const uint8_t label[16])
+/* Saved node -> slot now: the slot of the memory the label names, if it is
+ * indexed and its vector is the one the node was inserted with; labels the
+ * slot in the new index's table. */
+typedef struct load_ctx {
+    const mn_space *sp;
+    mn_space_index *ix;
+} load_ctx;
+
+static uint32_t remap_by_label(void *arg, uint32_t saved, const uint8_t label[MN_HNSW_LABEL_LEN])
 {
     (void)saved;
-    const mn_space *sp = arg;
+    const load_ctx *c = arg;
     mn_id_t id;
     memcpy(id.b, label, 16);
-    uint32_t s = mn_space_find(sp, &id);
-    return s != UINT32_MAX && indexable(sp, s) ? s : UINT32_MAX;
-}
-
-static void label_by_id(void *arg, uint32_t slot, uint8_t label[16])
-{
-    const mn_space *sp = arg;
-    memcpy(label, sp->slots[slot].id.b, 16);
+    uint32_t check, s = mn_space_find(c->sp, &id);
+    memcpy(&check, label + 16, 4);
+    if (s == UINT32_MAX || !indexable(c->sp, s) || s >= c->ix->cap_labels) return UINT32_MAX;
+    uint32_t now = vec_check(c->sp, s);
+    if (check && check != now) return UINT32_MAX; /* its vector changed since */
+    label_set(c->ix, c->sp, s);
+    return s;
 }
 
 void mn_space_index_load(mn_engine *e, mn_space *sp)
 {
+    mn_space_index_defaults(e, &sp->def.index); /* spaces created before they were stored */
     if (threshold(e) == UINT32_MAX || sp->n_live < threshold(e)) return;
-    char *path = path_of(e, sp);
-    if (!path) return;
+    mn_space_index *ix = index_new(e, sp, NULL);
+    if (!ix || !ix->path || !labels_reserve(ix, sp->n_slots)) {
+        if (ix) {
+            free(ix->path);
+            free(ix->labels);
+        }
+        free(ix);
+        return; /* out of memory: the index thread builds it */
+    }
     mn_hnsw_params p;
     params_of(e, sp, &p);
     mn_hnsw *h = NULL;
     mn_error err = {0};
-    uint64_t lsn = 0;
+    uint64_t lsn = 0, dropped = 0;
     int64_t t0 = mn_time_mono_ns();
-    mn_err rc = mn_hnsw_load(path, &p, &sp->vecs, remap_by_id, sp, &lsn, &h, &err);
-    char why[MN_ERROR_MSG_MAX + 64];
-    if (rc == MN_ERR_NOT_FOUND) {
-        snprintf(why, sizeof why, "no saved graph");
-    } else if (rc) {
-        snprintf(why, sizeof why, "saved graph unusable: %s", err.message);
-    } else {
-        uint64_t want = 0;
-        for (uint32_t s = 0; s < sp->n_slots; s++)
-            want += indexable(sp, s);
-        mn_hnsw_info info;
-        mn_hnsw_get_info(h, &info);
-        if (lsn != sp->last_lsn || info.live != want) {
-            snprintf(why, sizeof why, "saved graph is stale (lsn %llu, space at %llu)",
-                     (unsigned long long)lsn, (unsigned long long)sp->last_lsn);
-            mn_hnsw_free(h);
-            h = NULL;
-        } else {
-            mn_log_info("space %s: vector index of %llu vectors loaded in %.2f s", sp->def.name,
-                        (unsigned long long)info.live, (double)(mn_time_mono_ns() - t0) / 1e9);
-        }
-    }
-    free(path);
-    if (!h) { /* the index thread builds it once it starts */
-        mn_log_info("space %s: vector index to rebuild in the background (%s)", sp->def.name, why);
-        return;
-    }
-    if (!(sp->ix = index_new(e, sp, h)))
+    load_ctx ctx = {sp, ix};
+    mn_err rc =
+        mn_hnsw_load(ix->path, &p, &sp->vecs, remap_by_label, &ctx, &lsn, &h, &dropped, &err);
+    if (rc || mn_hnsw_reserve(h, sp->n_slots, &err)) {
+        if (rc == MN_ERR_NOT_FOUND)
+            mn_log_info("space %s: vector index to rebuild in the background (no saved graph)",
+                        sp->def.name);
+        else
+            mn_log_warn("space %s: vector index to rebuild in the background (saved graph "
+                        "unusable: %s)",
+                        sp->def.name, err.message);
         mn_hnsw_free(h);
-    else
-        atomic_store(&sp->ix_exists, true);
+        free(ix->path);
+        free(ix->labels);
+        free(ix);
+        return; /* the index thread builds it once it starts */
+    }
+    ix->h = h;
+    ix->failed = false;
+    sp->ix = ix;
+    atomic_store(&sp->ix_exists, true);
+    /* live memories the graph lacks: the index thread adds them, recall ranks them exactly */
+    for (uint32_t s = 0; s < sp->n_slots; s++)
+        if (indexable(sp, s) && !mn_hnsw_contains(h, s)) mn_space_index_note(sp, s);
+    mn_hnsw_info info;
+    mn_hnsw_get_info(h, &info);
+    ix->catch_up = ix->n_notes > 0;
+    ix->unsaved = dropped; /* the file still holds the dropped nodes */
+    mn_log_info("space %s: vector index loaded in %.2f s: %llu vectors from the saved graph "
+                "(lsn %llu, space at %llu), %llu dropped (forgotten or changed since), %zu to add "
+                "in the background",
+                sp->def.name, (double)(mn_time_mono_ns() - t0) / 1e9, (unsigned long long)info.live,
+                (unsigned long long)lsn, (unsigned long long)sp->last_lsn,
+                (unsigned long long)dropped, ix->n_notes);
 }
 
 void mn_space_index_save_all(mn_engine *e)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/hnsw", e->data_dir);
-    bool made = false;
     for (size_t i = 0; i < e->n_spaces; i++) {
         mn_space *sp = e->spaces[i];
         mn_space_index *ix = sp->ix;
         if (!ix || !ix->h || !ix->path || atomic_load(&sp->dropped)) continue;
-        if (!made && mkdir(dir, 0755) && errno != EEXIST) {
-            mn_log_error("cannot create %s: %s", dir, strerror(errno));
-            return;
-        }
-        made = true;
-        mn_error err = {0};
-        pthread_rwlock_rdlock(&sp->lock);
-        if (mn_hnsw_save(ix->h, ix->path, sp->last_lsn, label_by_id, sp, &err))
-            mn_log_error("space %s: vector index not saved (rebuilt at start-up): %s", sp->def.name,
-                         err.message);
-        pthread_rwlock_unlock(&sp->lock);
+        if (!ix->unsaved && access(ix->path, F_OK) == 0) continue; /* the file is the graph */
+        save_graph(e, sp, ix, true);
     }
 }
 
@@ -470,6 +648,7 @@ void mn_space_index_free(mn_space *sp)
     free(ix->notes);
     free(ix->work);
     free(ix->path);
+    free(ix->labels);
     free(ix);
     sp->ix = NULL;
 }

@@ -11,6 +11,11 @@
 struct mn_space;
 struct mn_engine;
 
+/* Fills the 0 fields of an index definition with the engine's defaults
+ * (engine.hnsw_m, hnsw_ef_construction, hnsw_ef_search, hnsw_quantize). */
+void mn_space_index_defaults(const struct mn_engine *e, mn_index_def *d);
+/* MN_ERR_INVALID, naming the field, when a (filled) definition is out of range. */
+mn_err mn_space_index_check(const mn_index_def *d, mn_error *err);
 /* Records that slot changed (inserted, replaced or removed). Write lock held;
  * a no-op until the space has an index. */
 void mn_space_index_note(struct mn_space *sp, uint32_t slot);
@@ -18,7 +23,8 @@ void mn_space_index_note(struct mn_space *sp, uint32_t slot);
  * (or a first build once the space reached the threshold) to the index thread. */
 void mn_space_index_sync(struct mn_engine *e, struct mn_space *sp);
 /* Index thread: takes the space's noted changes and applies them to the graph
- * under the READ lock in short chunks (building the graph first if needed). */
+ * under the READ lock in short chunks (building the graph first if needed);
+ * stops after the current chunk once the index thread is told to stop. */
 void mn_space_index_work(struct mn_engine *e, struct mn_space *sp);
 /* The slots not yet in the graph (read lock held): two ranges, possibly with
  * repeats and with slots no longer live. Recall ranks them exactly. */
@@ -37,10 +43,17 @@ bool mn_space_index_nearest(struct mn_engine *e, const struct mn_space *sp, cons
                             uint32_t n, uint32_t **slots, size_t *n_out);
 /* The index figures of a space's stats (read lock held). */
 void mn_space_index_stats(struct mn_engine *e, const struct mn_space *sp, mn_space_stats *out);
-/* Start-up (before the commit thread runs): loads the saved graph of a space
- * at its last lsn; without one the index thread rebuilds it (progress in the log). */
+/* Start-up (before the commit thread runs): fills the space's index
+ * parameters left 0 with the engine's, loads its saved graph (of any age:
+ * nodes whose memory is gone or changed are dropped, live memories the graph
+ * lacks are noted for the index thread); without a usable file the index
+ * thread rebuilds it (progress in the log). */
 void mn_space_index_load(struct mn_engine *e, struct mn_space *sp);
-/* Clean shutdown (commit thread stopped): saves every space's graph. */
+/* Index thread, between jobs: saves the space's graph when it has unsaved
+ * changes older than engine.hnsw_save_interval_s. */
+void mn_space_index_tick(struct mn_engine *e, struct mn_space *sp);
+/* Shutdown (commit and index threads stopped): saves every graph with
+ * changes since its file was written, as it is (a backlog stays unapplied). */
 void mn_space_index_save_all(struct mn_engine *e);
 /* Live nodes and bytes of the space's index; false when it has none (read lock held). */
 bool mn_space_index_size(const struct mn_space *sp, uint64_t *nodes, uint64_t *bytes);

@@ -274,7 +274,8 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
         const mn_space_def *d = &e->op.space_create.def;
         op = w::CreateSpaceCreate(b, b.CreateString(d->name), d->dim, (int8_t)d->metric,
                                   (int8_t)d->default_lifecycle, d->created_at_ms,
-                                  e->op.space_create.space_id)
+                                  e->op.space_create.space_id, d->index.m, d->index.ef_construction,
+                                  d->index.ef_search, (int8_t)d->index.quantize)
                  .Union();
         op_type = w::Op_SpaceCreate;
         break;
@@ -398,6 +399,13 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
         d->metric = (mn_metric)sc->metric();
         d->default_lifecycle = (mn_lifecycle)sc->default_lifecycle();
         d->created_at_ms = sc->created_at_ms();
+        d->index.m = sc->index_m();
+        d->index.ef_construction = sc->index_ef_construction();
+        d->index.ef_search = sc->index_ef_search();
+        d->index.quantize =
+            sc->index_quantize() >= MN_QUANTIZE_DEFAULT && sc->index_quantize() <= MN_QUANTIZE_INT8
+                ? (mn_quantize)sc->index_quantize()
+                : MN_QUANTIZE_DEFAULT;
         out->op.space_create.space_id = sc->space_id();
         return MN_OK;
     }

@@ -308,7 +308,7 @@ int main(int argc, char **argv)
     double t0 = now_s();
     if (load) {
         mn_hnsw_free(h);
-        if (mn_hnsw_load(load, &p, ext ? &x : NULL, NULL, NULL, NULL, &h, &err)) {
+        if (mn_hnsw_load(load, &p, ext ? &x : NULL, NULL, NULL, NULL, &h, NULL, &err)) {
             fprintf(stderr, "%s\n", err.message);
             return 1;
         }
@@ -370,7 +370,7 @@ int main(int argc, char **argv)
         double ws = now_s() - s0;
         mn_hnsw_free(h);
         s0 = now_s();
-        if (mn_hnsw_load(save, &p, ext ? &x : NULL, NULL, NULL, NULL, &h, &err)) {
+        if (mn_hnsw_load(save, &p, ext ? &x : NULL, NULL, NULL, NULL, &h, NULL, &err)) {
             fprintf(stderr, "%s\n", err.message);
             return 1;
         }

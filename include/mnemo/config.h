@@ -72,6 +72,7 @@ typedef struct mn_config_engine {
     int64_t hnsw_ef_construction;  /* 200 */
     int64_t hnsw_ef_search;        /* 64 */
     bool hnsw_quantize;            /* false: int8 codes with exact re-ranking */
+    int64_t hnsw_save_interval_s;  /* 60: background save of changed graphs; 0 = at shutdown */
 } mn_config_engine;
 
 typedef struct mn_config_log {

@@ -138,13 +138,16 @@ typedef struct mn_engine_options {
     float initial_stability_days; /* forgetting-curve stability of a new memory of importance
                                      0.5 (default 7; scaled by 0.5 + importance) */
     /* HNSW vector index per space, built once a space holds hnsw_threshold memories
-     * (0 = default 2000; UINT32_MAX = never): links per node (0 = 16), build and
+     * (0 = default 2000; UINT32_MAX = never). The parameters of spaces created
+     * without their own (mn_space_def.index): links per node (0 = 16), build and
      * search widths (0 = 200 and 64), int8 codes with exact re-ranking (default off). */
     uint32_t hnsw_threshold;
     uint32_t hnsw_m;
     uint32_t hnsw_ef_construction;
     uint32_t hnsw_ef_search;
     bool hnsw_quantize;
+    int64_t hnsw_save_interval_ms; /* a changed graph is saved this often by the index thread
+                                      (default 60 s; 0 = only at shutdown) */
     mn_clock_fn clock;            /* NULL = mn_time_now_ms */
     void *clock_arg;
 } mn_engine_options;

@@ -76,12 +76,27 @@ typedef struct mn_kv {
     char *value;
 } mn_kv;
 
+/* A space's HNSW index parameters (docs/hnsw.md). On create, a 0 field takes
+ * the engine default (engine.hnsw_m, ...); the space stores the values it got. */
+typedef enum { MN_QUANTIZE_DEFAULT = 0, MN_QUANTIZE_NONE = 1, MN_QUANTIZE_INT8 = 2 } mn_quantize;
+#define MN_INDEX_M_MIN 4
+#define MN_INDEX_M_MAX 64
+#define MN_INDEX_EFC_MIN 8
+#define MN_INDEX_EF_MAX 4096
+typedef struct mn_index_def {
+    uint32_t m;               /* links per node (2m on layer 0): 4..64, default 16 */
+    uint32_t ef_construction; /* build search width: 8..4096, default 200 */
+    uint32_t ef_search;       /* search width when a recall names none: 1..4096, default 64 */
+    mn_quantize quantize;     /* int8 codes for traversal with exact re-ranking, default none */
+} mn_index_def;
+
 typedef struct mn_space_def {
     char name[MN_SPACE_NAME_MAX + 1];
     uint32_t dim;
     mn_metric metric;
     mn_lifecycle default_lifecycle; /* UNSET on create means persistent */
     int64_t created_at_ms;          /* set by the engine */
+    mn_index_def index;
 } mn_space_def;
 
 typedef struct mn_space_stats {

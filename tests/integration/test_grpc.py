@@ -88,6 +88,28 @@ def test_health_and_spaces(g, http):
     expect(grpc.StatusCode.NOT_FOUND, "space_not_found", g.Stats, pb().SpaceRequest(space="gspaces"))
 
 
+def test_space_index_parameters(g, http):
+    ix = pb().IndexParams(m=24, ef_construction=120, ef_search=30, quantize=True)
+    s = g.CreateSpace(pb().CreateSpaceRequest(name="gindex", dim=4, index=ix))
+    assert (s.index.m, s.index.ef_construction, s.index.ef_search, s.index.quantize) == (
+        24, 120, 30, True)
+    # absent fields take the server defaults; the HTTP space object says the same
+    s = g.CreateSpace(pb().CreateSpaceRequest(name="gindex2", dim=4,
+                                              index=pb().IndexParams(ef_search=10)))
+    assert (s.index.m, s.index.ef_construction, s.index.ef_search, s.index.quantize) == (
+        16, 200, 10, False)
+    assert http.get_space("gindex")["index"] == {"m": 24, "ef_construction": 120,
+                                                  "ef_search": 30, "quantize": True}
+    listed = {x.name: x for x in g.ListSpaces(pb().ListSpacesRequest()).spaces}
+    assert listed["gindex"].index.m == 24 and listed["gindex2"].index.ef_search == 10
+    for bad in (pb().IndexParams(m=65), pb().IndexParams(m=0), pb().IndexParams(ef_search=5000)):
+        e = expect(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", g.CreateSpace,
+                   pb().CreateSpaceRequest(name="gbad", dim=4, index=bad))
+        assert e.details().startswith("index"), e.details()
+    for name in ("gindex", "gindex2"):
+        g.DropSpace(pb().SpaceRequest(space=name))
+
+
 def test_remember_get_list_forget_unsuppress(g, http, space):
     r = g.Remember(pb().RememberRequest(space=space, memory=mem(
         "met Ada at the station", [0.1, 0.7, 0.2], confidence=0.75, importance=0.9,

@@ -1,18 +1,22 @@
 /* engine + HNSW: a space past the threshold recalls through the index (path
  * "hnsw") with the exact path's answers, follows forgets and reuses, applies
- * filters inside the search (exact path for very selective ones), honours
- * "exact", and comes back after a restart from its saved graph, or from a
- * rebuild when the file is corrupt or stale. */
+ * filters inside the search (the index for a 10% filter when s^2 N >= 4 ef,
+ * the exact path below), honours "exact", keeps its own index parameters, and
+ * comes back after a restart from its saved graph, catching up by difference
+ * when the graph is older than the space, or from a rebuild when the file is
+ * corrupt; a shutdown with a backlog saves the graph without applying it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mnemo/engine.h"
 #include "testutil.h"
@@ -187,37 +191,429 @@ static void test_forget_and_new_memories_follow_the_index(void **state)
     assert_true(a >= 0.95);
 }
 
+/* ---- the log of an engine: stderr captured into a file ---- */
+
+typedef struct capture {
+    int saved;
+    char path[600];
+} capture;
+
+static void capture_start(capture *c, const char *dir)
+{
+    fflush(stderr);
+    snprintf(c->path, sizeof c->path, "%s/log.txt", dir);
+    int fd = open(c->path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    assert_true(fd >= 0);
+    c->saved = dup(2);
+    assert_true(c->saved >= 0);
+    assert_true(dup2(fd, 2) >= 0);
+    close(fd);
+}
+
+/* Restores stderr; returns what was logged (malloc'd, NUL-terminated). */
+static char *capture_stop(capture *c)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    FILE *fp = fopen(c->path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *text = calloc((size_t)n + 1, 1);
+    assert_non_null(text);
+    assert_int_equal(fread(text, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    fputs(text, stderr); /* still visible in the test output */
+    return text;
+}
+
+/* The saved graph file of space "s" (the first space: its sid is the lowest there). */
+static void graph_file(fx *f, char *file, size_t n)
+{
+    file[0] = 0;
+    for (uint32_t sid = 1; sid < 8; sid++) {
+        snprintf(file, n, "%s/hnsw/%u.hnsw", f->dir, sid);
+        if (access(file, F_OK) == 0) return;
+    }
+    file[0] = 0;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    assert_int_equal(fclose(b), 0);
+}
+
 static void test_restart_loads_the_saved_graph_or_rebuilds(void **state)
 {
     fx *f = *state;
+    char *logdir = mn_test_tmpdir("mnemo-log");
+    capture cap;
     mn_engine_close(f->e);
-    char path[600];
-    snprintf(path, sizeof path, "%s/hnsw", f->dir);
     /* a saved graph exists after a clean shutdown */
-    char file[700] = {0};
-    for (uint32_t sid = 1; sid < 8 && !file[0]; sid++) {
-        snprintf(file, sizeof file, "%s/%u.hnsw", path, sid);
-        FILE *fp = fopen(file, "rb");
-        if (fp)
-            fclose(fp);
-        else
-            file[0] = 0;
-    }
+    char file[700];
+    graph_file(f, file, sizeof file);
     assert_true(file[0] != 0);
+    capture_start(&cap, logdir);
     open_engine(f);
+    char *log = capture_stop(&cap);
+    assert_non_null(strstr(log, "space s: vector index loaded"));
+    assert_non_null(strstr(log, "1200 vectors from the saved graph"));
+    assert_non_null(strstr(log, "0 dropped"));
+    assert_non_null(strstr(log, "0 to add"));
+    free(log);
     assert_true(agreement(f, 20, NULL, "hnsw") >= 0.95);
-    /* corrupt it: the engine rebuilds and still answers through the index */
+    /* corrupt it: the engine says so, rebuilds and still answers through the index */
     mn_engine_close(f->e);
     FILE *fp = fopen(file, "r+b");
     assert_non_null(fp);
     fseek(fp, 300, SEEK_SET);
-    fputc(0x77, fp);
+    int c = fgetc(fp);
+    fseek(fp, 300, SEEK_SET);
+    fputc(c ^ 0x77, fp);
     fclose(fp);
+    capture_start(&cap, logdir);
     open_engine(f);
     /* the graph is rebuilt in the background; recalls are right meanwhile */
     assert_true(agreement(f, 20, NULL, NULL) >= 0.95);
     mn_engine_wait_background(f->e);
+    log = capture_stop(&cap);
+    assert_non_null(strstr(log, "saved graph unusable"));
+    assert_non_null(strstr(log, "checksum mismatch"));
+    assert_non_null(strstr(log, "building the vector index over 1200 memories"));
+    assert_non_null(strstr(log, "vector index of 1200 vectors built"));
+    free(log);
     assert_true(agreement(f, 20, NULL, "hnsw") >= 0.95);
+    mn_test_rmrf(logdir);
+    free(logdir);
+}
+
+/* What a kill -9 leaves: a graph saved before the last changes. The engine
+ * loads it anyway, drops the nodes of forgotten memories, adds the memories
+ * it lacks in the background (recall ranks them exactly meanwhile) and never
+ * rebuilds. */
+static void test_restart_with_an_older_graph_catches_up_by_difference(void **state)
+{
+    fx *f = *state;
+    char *logdir = mn_test_tmpdir("mnemo-log");
+    capture cap;
+    mn_engine_close(f->e);
+    char file[700], old[760];
+    graph_file(f, file, sizeof file);
+    assert_true(file[0] != 0);
+    snprintf(old, sizeof old, "%s.old", file);
+    copy_file(file, old);
+    open_engine(f);
+    /* changes after that save: 100 forgotten, 100 new */
+    mn_error err = {0};
+    for (uint32_t s = 0; s < 300; s += 3) {
+        assert_int_equal(mn_engine_forget(f->e, "s", &f->ids[s], MN_FORGET_DELETE, &err), MN_OK);
+        f->gone[s] = true;
+    }
+    mn_prng_t p;
+    mn_prng_seed(&p, 77);
+    float *fresh = malloc((size_t)100 * DIM * sizeof(float));
+    mn_memory_t batch[100];
+    mn_id_t fresh_ids[100];
+    for (uint32_t i = 0; i < 100; i++) {
+        for (int d = 0; d < DIM; d++)
+            fresh[(size_t)i * DIM + d] = (float)(mn_prng_double(&p) * 2 - 1);
+        mn_memory_init(&batch[i]);
+        batch[i].content = "late";
+        batch[i].content_len = 4;
+        batch[i].embedding = fresh + (size_t)i * DIM;
+        batch[i].dim = DIM;
+    }
+    assert_int_equal(mn_engine_remember(f->e, "s", batch, 100, fresh_ids, &err), MN_OK);
+    mn_engine_wait_background(f->e);
+    mn_engine_close(f->e);
+    copy_file(old, file); /* the crash: only the older graph is on disk */
+    capture_start(&cap, logdir);
+    open_engine(f);
+    /* each late memory is found by its own vector at once (graph or tail) */
+    for (uint32_t i = 0; i < 100; i += 9) {
+        mn_recall_result r = recall(f, fresh + (size_t)i * DIM, false, NULL);
+        assert_string_equal(r.path, "hnsw");
+        assert_true(r.n_hits > 0);
+        assert_memory_equal(r.hits[0].memory.id.b, fresh_ids[i].b, 16);
+        mn_recall_result_clear(&r);
+    }
+    mn_engine_wait_background(f->e);
+    char *log = capture_stop(&cap);
+    assert_non_null(strstr(log, "1100 vectors from the saved graph"));
+    assert_non_null(strstr(log, "100 dropped"));
+    assert_non_null(strstr(log, "100 to add in the background"));
+    assert_non_null(strstr(log, "vector index caught up: 100 changes"));
+    assert_null(strstr(log, "building the vector index"));
+    free(log);
+    mn_space_stats st;
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_string_equal(st.index_state, "ready");
+    assert_int_equal(st.index_nodes, 1200);
+    double a = agreement(f, 30, NULL, "hnsw"); /* and no forgotten memory comes back */
+    print_message("after catching up: %.3f\n", a);
+    assert_true(a >= 0.95);
+    free(fresh);
+    unlink(old);
+    mn_test_rmrf(logdir);
+    free(logdir);
+}
+
+/* A shutdown with a backlog of inserts does not apply it: the index thread
+ * stops after its current chunk, the graph is saved as it is, and the next
+ * start adds the rest. Slow inserts (ef_construction 4096, M 64) keep the
+ * backlog long. */
+static void test_shutdown_saves_the_graph_without_draining_the_backlog(void **state)
+{
+    fx *f = *state;
+    enum { SD = 64, SN = 3000 };
+    mn_space_def d = {0};
+    snprintf(d.name, sizeof d.name, "slow");
+    d.dim = SD;
+    d.metric = MN_METRIC_L2;
+    d.index.m = 64;
+    d.index.ef_construction = 4096;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_OK);
+    mn_prng_t p;
+    mn_prng_seed(&p, 5);
+    float *v = malloc((size_t)SN * SD * sizeof(float));
+    for (size_t i = 0; i < (size_t)SN * SD; i++)
+        v[i] = (float)(mn_prng_double(&p) * 2 - 1);
+    enum { B = 500 };
+    mn_memory_t batch[B];
+    mn_id_t ids[B];
+    for (uint32_t b = 0; b < SN; b += B) {
+        for (uint32_t i = 0; i < B; i++) {
+            mn_memory_init(&batch[i]);
+            batch[i].content = "s";
+            batch[i].content_len = 1;
+            batch[i].embedding = v + (size_t)(b + i) * SD;
+            batch[i].dim = SD;
+        }
+        assert_int_equal(mn_engine_remember(f->e, "slow", batch, B, ids, &err), MN_OK);
+    }
+    char *logdir = mn_test_tmpdir("mnemo-log");
+    capture cap;
+    capture_start(&cap, logdir);
+    mn_engine_close(f->e); /* at once, with most of the 3000 inserts pending */
+    open_engine(f);
+    char *log = capture_stop(&cap);
+    assert_non_null(strstr(log, "space slow: index thread stopped with"));
+    assert_non_null(strstr(log, "space slow: vector index saved"));
+    assert_non_null(strstr(log, "space slow: vector index loaded"));
+    assert_null(strstr(log, "space slow: vector index to rebuild"));
+    free(log);
+    mn_space_stats st;
+    assert_int_equal(mn_engine_space_get(f->e, "slow", &st, &err), MN_OK);
+    print_message("after the restart: %llu nodes, %llu pending\n",
+                  (unsigned long long)st.index_nodes, (unsigned long long)st.index_pending);
+    assert_int_equal(st.memories, SN);
+    assert_true(st.index_nodes + st.index_pending >= SN);
+    /* recall is right before the graph has caught up */
+    mn_recall_req req = {.embedding = v + (size_t)(SN - 1) * SD, .dim = SD, .k = 1};
+    mn_filter_init(&req.filter);
+    mn_recall_result r;
+    assert_int_equal(mn_engine_recall(f->e, "slow", &req, &r, &err), MN_OK);
+    assert_int_equal(r.n_hits, 1);
+    assert_true(r.hits[0].distance < 1e-4f);
+    mn_recall_result_clear(&r);
+    free(v);
+    mn_test_rmrf(logdir);
+    free(logdir);
+}
+
+static int64_t fixed_clock(void *arg)
+{
+    (void)arg;
+    return 1700000000000LL; /* the selectivity sample is seeded by the time: deterministic */
+}
+
+/* A filter passing 10% of 8000 memories: at ef 16, s^2 N (about 80) >= 4 ef,
+ * so the filter runs inside the graph search (path "hnsw") and agrees with
+ * the exact scan; at ef 64 the scan is cheaper and runs (path "exact"). */
+static void test_filtered_recall_takes_the_index_path(void **state)
+{
+    (void)state;
+    enum { FN = 8000, FD = 16, QN = 30 };
+    char *dir = mn_test_tmpdir("mnemo-hnsw-filter");
+    mn_engine_options o;
+    mn_test_engine_options(&o, dir);
+    o.hnsw_threshold = THRESHOLD;
+    o.hnsw_m = 8;
+    o.hnsw_ef_construction = 64;
+    o.clock = fixed_clock;
+    mn_engine_t *e;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_open(&o, &e, &err), MN_OK);
+    assert_int_equal(mn_test_space(e, "f", FD, MN_METRIC_L2), MN_OK);
+    mn_prng_t p;
+    mn_prng_seed(&p, 9);
+    float *v = malloc((size_t)FN * FD * sizeof(float));
+    for (size_t i = 0; i < (size_t)FN * FD; i++)
+        v[i] = (float)(mn_prng_double(&p) * 2 - 1);
+    static char *rare[1] = {"rare"};
+    enum { B = 500 };
+    mn_memory_t batch[B];
+    mn_id_t ids[B];
+    for (uint32_t b = 0; b < FN; b += B) {
+        for (uint32_t i = 0; i < B; i++) {
+            mn_memory_init(&batch[i]);
+            batch[i].content = "m";
+            batch[i].content_len = 1;
+            batch[i].embedding = v + (size_t)(b + i) * FD;
+            batch[i].dim = FD;
+            if ((b + i) % 10 == 0) {
+                batch[i].tags = rare;
+                batch[i].n_tags = 1;
+            }
+        }
+        assert_int_equal(mn_engine_remember(e, "f", batch, B, ids, &err), MN_OK);
+    }
+    mn_engine_wait_background(e);
+    double sum = 0;
+    for (uint32_t q = 0; q < QN; q++) {
+        float qv[FD];
+        for (int d = 0; d < FD; d++)
+            qv[d] = (float)(mn_prng_double(&p) * 2 - 1);
+        mn_recall_result r[3];
+        const uint32_t efs[3] = {16, 64, 16};
+        for (int i = 0; i < 3; i++) {
+            mn_recall_req req = {.embedding = qv, .dim = FD, .k = K, .ef = efs[i], .exact = i == 2};
+            mn_filter_init(&req.filter);
+            req.filter.tags_any = rare;
+            req.filter.n_tags_any = 1;
+            assert_int_equal(mn_engine_recall(e, "f", &req, &r[i], &err), MN_OK);
+            assert_int_equal(r[i].n_hits, K);
+        }
+        assert_string_equal(r[0].path, "hnsw");
+        assert_string_equal(r[1].path, "exact");
+        assert_string_equal(r[2].path, "exact");
+        size_t found = 0;
+        for (size_t a = 0; a < r[0].n_hits; a++) {
+            bool tagged =
+                r[0].hits[a].memory.n_tags == 1 && !strcmp(r[0].hits[a].memory.tags[0], "rare");
+            assert_true(tagged);
+            for (size_t b = 0; b < r[2].n_hits; b++)
+                if (!memcmp(r[0].hits[a].memory.id.b, r[2].hits[b].memory.id.b, 16)) found++;
+        }
+        sum += (double)found / (double)r[2].n_hits;
+        for (int i = 0; i < 3; i++)
+            mn_recall_result_clear(&r[i]);
+    }
+    print_message("10%% filter through the index (ef 16): recall@10 vs exact %.3f\n", sum / QN);
+    assert_true(sum / QN >= 0.95);
+    free(v);
+    mn_engine_close(e);
+    mn_test_rmrf(dir);
+    free(dir);
+}
+
+/* Index parameters belong to the space: given at creation (or the engine's
+ * defaults then), checked, kept across a restart, and used by its graph. */
+static void test_index_parameters_are_per_space(void **state)
+{
+    fx *f = *state;
+    mn_error err = {0};
+    mn_space_def d = {0}, out;
+    d.dim = DIM;
+    d.metric = MN_METRIC_COSINE;
+    /* out of range: refused, naming the field */
+    struct {
+        mn_index_def ix;
+        const char *field;
+    } bad[] = {
+        {{.m = 3}, "index.m"},
+        {{.m = 65}, "index.m"},
+        {{.ef_construction = 7}, "index.ef_construction"},
+        {{.ef_construction = 4097}, "index.ef_construction"},
+        {{.ef_search = 4097}, "index.ef_search"},
+        {{.quantize = (mn_quantize)9}, "index.quantize"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(d.name, sizeof d.name, "bad%zu", i);
+        d.index = bad[i].ix;
+        assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_ERR_INVALID);
+        assert_non_null(strstr(err.message, bad[i].field));
+    }
+    snprintf(d.name, sizeof d.name, "wide");
+    d.index = (mn_index_def){
+        .m = 32, .ef_construction = 100, .ef_search = 20, .quantize = MN_QUANTIZE_INT8};
+    assert_int_equal(mn_engine_space_create(f->e, &d, &out, &err), MN_OK);
+    assert_int_equal(out.index.m, 32);
+    assert_int_equal(out.index.ef_construction, 100);
+    assert_int_equal(out.index.ef_search, 20);
+    assert_int_equal(out.index.quantize, MN_QUANTIZE_INT8);
+    snprintf(d.name, sizeof d.name, "narrow");
+    d.index = (mn_index_def){0}; /* the engine's: hnsw_m 8, ef_construction 64 (open_engine) */
+    assert_int_equal(mn_engine_space_create(f->e, &d, &out, &err), MN_OK);
+    assert_int_equal(out.index.m, 8);
+    assert_int_equal(out.index.ef_construction, 64);
+    assert_int_equal(out.index.ef_search, 64);
+    assert_int_equal(out.index.quantize, MN_QUANTIZE_NONE);
+    /* the same 600 memories in both */
+    enum { PN = 600 };
+    mn_memory_t batch[100];
+    mn_id_t ids[100];
+    for (uint32_t b = 0; b < PN; b += 100) {
+        for (uint32_t i = 0; i < 100; i++) {
+            mn_memory_init(&batch[i]);
+            batch[i].content = "p";
+            batch[i].content_len = 1;
+            batch[i].embedding = f->vecs + (size_t)(b + i) * DIM;
+            batch[i].dim = DIM;
+        }
+        assert_int_equal(mn_engine_remember(f->e, "wide", batch, 100, ids, &err), MN_OK);
+        assert_int_equal(mn_engine_remember(f->e, "narrow", batch, 100, ids, &err), MN_OK);
+    }
+    mn_engine_wait_background(f->e);
+    /* the graphs differ as their parameters say: 2 x 32 links and int8 codes per node
+     * against 2 x 8 links */
+    mn_engine_metrics m;
+    assert_int_equal(mn_engine_get_metrics(f->e, &m, &err), MN_OK);
+    uint64_t wide = 0, narrow = 0;
+    for (size_t i = 0; i < m.n_spaces; i++) {
+        if (!strcmp(m.spaces[i].name, "wide")) wide = m.spaces[i].hnsw_bytes;
+        if (!strcmp(m.spaces[i].name, "narrow")) narrow = m.spaces[i].hnsw_bytes;
+    }
+    mn_engine_metrics_clear(&m);
+    print_message("index bytes: m 32 + int8 %llu, m 8 %llu\n", (unsigned long long)wide,
+                  (unsigned long long)narrow);
+    assert_true(wide > narrow + (uint64_t)PN * (4 * 2 * (32 - 8) + DIM));
+    /* the quantized space still answers exactly re-ranked results through the index */
+    mn_recall_req req = {.embedding = f->vecs + 5 * DIM, .dim = DIM, .k = 3};
+    mn_filter_init(&req.filter);
+    mn_recall_result r;
+    assert_int_equal(mn_engine_recall(f->e, "wide", &req, &r, &err), MN_OK);
+    assert_string_equal(r.path, "hnsw");
+    assert_true(r.n_hits == 3 && r.hits[0].similarity > 0.9999f);
+    mn_recall_result_clear(&r);
+    /* kept across a restart, whatever the engine's defaults are then */
+    mn_engine_close(f->e);
+    open_engine(f);
+    mn_space_def *defs;
+    size_t n;
+    assert_int_equal(mn_engine_space_list(f->e, &defs, &n, &err), MN_OK);
+    bool seen = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(defs[i].name, "wide")) continue;
+        seen = true;
+        assert_int_equal(defs[i].index.m, 32);
+        assert_int_equal(defs[i].index.ef_construction, 100);
+        assert_int_equal(defs[i].index.ef_search, 20);
+        assert_int_equal(defs[i].index.quantize, MN_QUANTIZE_INT8);
+    }
+    free(defs);
+    assert_true(seen);
 }
 
 /* Writers remember and forget while the index thread catches up: a memory is
@@ -329,6 +725,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_restart_loads_the_saved_graph_or_rebuilds, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_restart_with_an_older_graph_catches_up_by_difference,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_saves_the_graph_without_draining_the_backlog,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_parameters_are_per_space, setup, teardown),
+        cmocka_unit_test(test_filtered_recall_takes_the_index_path),
         cmocka_unit_test_setup_teardown(test_fresh_writes_are_found_while_the_index_catches_up,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_small_space_stays_exact, setup, teardown),

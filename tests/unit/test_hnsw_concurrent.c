@@ -1,8 +1,9 @@
-/* HNSW under concurrency: inserters, a remover that reuses slots, and
- * searchers run at once on one index (owned vectors, then the caller's array).
- * Searches must return sorted results of inserted nodes only, and the graph
- * must be as good as a serial build afterwards. Meant to run under TSan too
- * (configure with -DMN_TSAN=ON; see bench/ann/README.md). */
+/* HNSW under concurrency: inserters, a remover that reuses slots, searchers
+ * and a saver run at once on one index (owned vectors, then the caller's
+ * array). Searches must return sorted results of inserted nodes only, every
+ * save must succeed and load back, and the graph must be as good as a serial
+ * build afterwards. Meant to run under TSan too (configure with -DMN_TSAN=ON;
+ * see bench/ann/README.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,11 +12,14 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/hnsw.h"
 #include "mnemo/util.h"
+#include "testutil.h"
 
 #define DIM 16
 #define N 3000
@@ -25,6 +29,8 @@
 
 typedef struct shared {
     mn_hnsw *h;
+    char path[600]; /* the saver's file */
+    atomic_int saves, bad_saves;
     float *x;             /* N + N/10 vectors: the points, then replacements */
     _Atomic uint8_t *ins; /* 1: an insert started, 2: it returned */
     atomic_int inserters_left;
@@ -61,6 +67,21 @@ static void *churn_main(void *arg)
         if (atomic_load(&s->ins[slot]) != 2) continue; /* one operation per slot at a time */
         mn_hnsw_remove(s->h, slot);
         mn_hnsw_insert(s->h, slot, s->x + (size_t)slot * DIM, NULL);
+    }
+    return NULL;
+}
+
+/* Saves the graph again and again while the others run (a save waits for
+ * running inserts and removes and holds new ones off; searches go on). */
+static void *save_main(void *arg)
+{
+    shared *s = arg;
+    while (atomic_load(&s->inserters_left) > 0 && atomic_load(&s->saves) < 20) {
+        mn_error err = {0};
+        if (mn_hnsw_save(s->h, s->path, 1, NULL, NULL, &err)) atomic_fetch_add(&s->bad_saves, 1);
+        atomic_fetch_add(&s->saves, 1);
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
     }
     return NULL;
 }
@@ -114,12 +135,31 @@ static void run(bool ext_mode)
         assert_int_equal(pthread_create(&ts[i], NULL, search_main, &ws[i]), 0);
     }
     assert_int_equal(pthread_create(&tc, NULL, churn_main, &s), 0);
+    char *dir = mn_test_tmpdir("hnsw-save");
+    snprintf(s.path, sizeof s.path, "%s/g.hnsw", dir);
+    pthread_t tsv;
+    assert_int_equal(pthread_create(&tsv, NULL, save_main, &s), 0);
     for (int i = 0; i < INSERTERS; i++)
         pthread_join(ti[i], NULL);
     for (int i = 0; i < SEARCHERS; i++)
         pthread_join(ts[i], NULL);
     pthread_join(tc, NULL);
+    pthread_join(tsv, NULL);
     assert_int_equal(atomic_load(&s.bad), 0);
+    assert_int_equal(atomic_load(&s.bad_saves), 0);
+    assert_true(atomic_load(&s.saves) > 0);
+    /* the last save taken during the inserts is a consistent graph */
+    mn_hnsw *g = NULL;
+    mn_error err = {0};
+    assert_int_equal(
+        mn_hnsw_load(s.path, &hp, ext_mode ? &base : NULL, NULL, NULL, NULL, &g, NULL, &err),
+        MN_OK);
+    mn_hnsw_info gi;
+    mn_hnsw_get_info(g, &gi);
+    assert_true(gi.live <= N);
+    mn_hnsw_free(g);
+    mn_test_rmrf(dir);
+    free(dir);
     mn_hnsw_info info;
     mn_hnsw_get_info(s.h, &info);
     assert_int_equal(info.live, N);
@@ -130,8 +170,9 @@ static void run(bool ext_mode)
         size_t n = mn_hnsw_search(s.h, s.x + (size_t)i * DIM, K, 64, NULL, NULL, hits, NULL);
         if (n && hits[0].slot == i) self++;
     }
-    print_message("%s: %lu searches during inserts; self-recall %.3f\n", ext_mode ? "ext" : "owned",
-                  (unsigned long)atomic_load(&s.searches), self / (double)(N / 10));
+    print_message("%s: %lu searches and %d saves during inserts; self-recall %.3f\n",
+                  ext_mode ? "ext" : "owned", (unsigned long)atomic_load(&s.searches),
+                  atomic_load(&s.saves), self / (double)(N / 10));
     assert_true(self >= (N / 10) * 95 / 100);
     mn_hnsw_free(s.h);
     free(s.x);
