@@ -14,7 +14,7 @@
 #include <string.h>
 
 /* Refuses query parameters and reads the JSON object body. NULL (with the
- * error already in resp) on failure; the caller frees with cJSON_Delete. */
+ * error already in resp) on failure; the caller frees with api_json_free. */
 static cJSON *read_body(const mn_http_request *req, mn_http_response *resp, api_arena *a,
                         api_ctx nf)
 {
@@ -102,7 +102,7 @@ void api_h_associate(void *ctx, const mn_http_request *req, mn_http_response *re
     size_t n = 0;
     mn_err rc = edges_from_json(body, &a, &edges, &n, &err);
     if (!rc) rc = mn_engine_associate(api->engine, req->params[0], edges, n, &err);
-    cJSON_Delete(body);
+    api_json_free(body);
     api_arena_free(&a);
     if (rc) {
         api_respond_err(resp, rc, &err, API_CTX_MEMORY);
@@ -195,7 +195,7 @@ void api_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *
     if (!rc && !(o.threshold >= 0 && o.threshold <= 1))
         rc = mn_error_set(&err, MN_ERR_INVALID, "threshold: must be in 0..1 (0 = default)");
     if (!rc) rc = mn_engine_consolidate(api->engine, req->params[0], &o, &res, &err);
-    cJSON_Delete(body);
+    api_json_free(body);
     api_arena_free(&a);
     if (rc) {
         api_respond_err(resp, rc, &err, API_CTX_SPACE);
@@ -263,7 +263,7 @@ void api_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *re
     if (!rc && !emb && !text)
         rc = mn_error_set(&err, MN_ERR_INVALID, "a cue needs an embedding, text, or both");
     if (!rc) rc = mn_engine_recognize(api->engine, req->params[0], &r, &res, &err);
-    cJSON_Delete(body);
+    api_json_free(body);
     api_arena_free(&a);
     if (rc) {
         api_respond_err(resp, rc, &err, API_CTX_SPACE);
@@ -345,7 +345,7 @@ void api_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *re
     mn_list_result res = {0};
     mn_err rc = reminisce_from_json(body, &a, &r, &err);
     if (!rc) rc = mn_engine_reminisce(api->engine, req->params[0], &r, &res, &err);
-    cJSON_Delete(body);
+    api_json_free(body);
     api_arena_free(&a);
     if (rc) {
         api_respond_err(resp, rc, &err, API_CTX_SPACE);
@@ -420,7 +420,7 @@ void api_h_complete(void *ctx, const mn_http_request *req, mn_http_response *res
     memset(&res, 0, sizeof res);
     mn_err rc = complete_from_json(body, &a, &partial, &k, &err);
     if (!rc) rc = mn_engine_complete(api->engine, req->params[0], &partial, k, &res, &err);
-    cJSON_Delete(body);
+    api_json_free(body);
     api_arena_free(&a);
     if (rc) {
         api_respond_err(resp, rc, &err, API_CTX_SPACE);

@@ -67,7 +67,7 @@ void api_h_remember(void *ctx, const mn_http_request *req, mn_http_response *res
         rc = api_memory_from_json(body, "", &a, &mems[0], &err);
     }
     if (!rc) rc = mn_engine_remember(api->engine, req->params[0], mems, n, ids, &err);
-    cJSON_Delete(body);
+    api_json_free(body);
     if (rc) {
         api_arena_free(&a);
         api_respond_err(resp, rc, &err, API_CTX_SPACE);

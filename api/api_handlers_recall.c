@@ -165,7 +165,7 @@ void api_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp)
     rc = recall_req_from_json(body, &a, &r, &err);
     if (!rc) rc = mn_engine_recall(api->engine, req->params[0], &r, &res, &err);
     double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
-    cJSON_Delete(body);
+    api_json_free(body);
     api_arena_free(&a);
     if (rc) {
         api_respond_err(resp, rc, &err, API_CTX_SPACE);

@@ -190,7 +190,7 @@ void api_h_space_create(void *ctx, const mn_http_request *req, mn_http_response 
     mn_space_def def, out;
     mn_err rc = space_def_from_json(body, &def, &err);
     if (!rc) rc = mn_engine_space_create(api->engine, &def, &out, &err);
-    cJSON_Delete(body);
+    api_json_free(body);
     if (rc) {
         api_respond_err(resp, rc, &err, API_CTX_SPACE);
         return;
@@ -314,7 +314,7 @@ void api_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *r
     if (!rc) rc = api_get_string(body, "path", "", &path, &err);
     if (!rc) rc = mn_engine_checkpoint(api->engine, path ? path : "", &err);
     if (rc) {
-        cJSON_Delete(body);
+        api_json_free(body);
         /* EXISTS here is the target directory, not a space */
         api_respond_err(resp, rc, &err, API_CTX_ADMIN);
         return;
@@ -325,6 +325,6 @@ void api_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *r
     jw_key(&w, "path");
     jw_str(&w, path);
     jw_obj_end(&w);
-    cJSON_Delete(body);
+    api_json_free(body);
     jw_respond(&w, resp, 201);
 }

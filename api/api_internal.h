@@ -84,10 +84,33 @@ const char *api_err_message(mn_err rc, const mn_error *err, char *clean, size_t 
 void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf);
 int api_http_status(mn_err rc);
 
+/* ---- JSON documents in one arena (json_parse.c) ---- */
+/* Nesting limit of api_json_parse: cJSON's CJSON_NESTING_LIMIT. */
+#define API_JSON_DEPTH_MAX 1000
+typedef enum {
+    API_JSON_OK,
+    API_JSON_SYNTAX,   /* not RFC 8259 JSON: offset is the first byte that cannot be read */
+    API_JSON_TRAILING, /* one whole value, then more than whitespace at offset */
+    API_JSON_DEPTH,    /* offset is the bracket that would nest deeper than the limit */
+    API_JSON_NOMEM,
+} api_json_status;
+typedef struct api_json_result {
+    api_json_status status;
+    size_t offset;
+    bool has_nul; /* a string holds \u0000 (its C string reads cut short there) */
+} api_json_result;
+/* Parses text[0..len) (NUL-terminated or not) as exactly one JSON value, strictly RFC 8259,
+ * into a tree of ordinary cJSON nodes that all live in one arena owned by the root: read it
+ * with any cJSON reader, never change it with cJSON functions, free it with api_json_free.
+ * NULL on failure, with why and where in *res. */
+cJSON *api_json_parse(const char *text, size_t len, api_json_result *res);
+/* Frees a tree of api_json_parse (NULL is fine). Not for cJSON_Parse trees, nor subtrees. */
+void api_json_free(cJSON *root);
+
 /* ---- request body ---- */
 /* Checks the Content-Type (415) and parses the body as JSON (400), which must
  * be an object. On failure the error is already in resp and NULL is returned.
- * The caller frees the result with cJSON_Delete. */
+ * The result is an api_json_parse tree: the caller frees it with api_json_free. */
 cJSON *api_body_object(const mn_http_request *req, mn_http_response *resp);
 
 /* ---- typed field readers: "prefix" + "field" name the value in messages ---- */

@@ -1,4 +1,5 @@
 /* JSON plumbing of the HTTP API: a per-request arena, a streaming JSON writer,
+ * the request body (parsed by json_parse.c into an arena tree of cJSON nodes),
  * typed readers over cJSON values, query-string parsing and the mapping of
  * engine errors to HTTP status + error body.
  *
@@ -424,17 +425,6 @@ static bool is_json_media_type(const char *ct)
            !strncasecmp(ct + n - 5, "+json", 5);
 }
 
-/* A \u0000 escape would be cut short by cJSON's C strings: refuse it. */
-static bool has_nul_escape(const char *s, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (s[i] != '\\') continue;
-        if (s[i + 1] == 'u' && i + 5 < n && !memcmp(s + i + 2, "0000", 4)) return true;
-        i++; /* skip the escaped character */
-    }
-    return false;
-}
-
 cJSON *api_body_object(const mn_http_request *req, mn_http_response *resp)
 {
     const char *ct = mn_http_header_get(req, "content-type");
@@ -459,31 +449,34 @@ cJSON *api_body_object(const mn_http_request *req, mn_http_response *resp)
         mn_http_respond_error(resp, 400, "invalid_json", "the body contains a NUL byte", NULL);
         return NULL;
     }
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(b, n, &end, 0);
+    api_json_result jr;
+    cJSON *j = api_json_parse(b, n, &jr);
     char msg[160];
     if (!j) {
-        snprintf(msg, sizeof msg, "malformed JSON at byte %zu",
-                 end && end >= b ? (size_t)(end - b) : (size_t)0);
-        mn_http_respond_error(resp, 400, "invalid_json", msg, "check the JSON syntax");
-        return NULL;
-    }
-    size_t off = end && end >= b && end <= b + n ? (size_t)(end - b) : n;
-    while (off < n && isspace((unsigned char)b[off])) off++;
-    if (off < n) {
-        cJSON_Delete(j);
-        snprintf(msg, sizeof msg, "unexpected data after the JSON value at byte %zu", off);
-        mn_http_respond_error(resp, 400, "invalid_json", msg, "send one JSON object");
+        if (jr.status == API_JSON_NOMEM) {
+            mn_http_respond_error(resp, 503, "unavailable", "out of memory reading the body",
+                                  "retry later");
+        } else if (jr.status == API_JSON_TRAILING) {
+            snprintf(msg, sizeof msg, "unexpected data after the JSON value at byte %zu",
+                     jr.offset);
+            mn_http_respond_error(resp, 400, "invalid_json", msg, "send one JSON object");
+        } else {
+            snprintf(msg, sizeof msg, "malformed JSON at byte %zu", jr.offset);
+            mn_http_respond_error(resp, 400, "invalid_json", msg,
+                                  jr.status == API_JSON_DEPTH
+                                      ? "JSON may nest at most 1000 arrays and objects deep"
+                                      : "check the JSON syntax");
+        }
         return NULL;
     }
     if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
+        api_json_free(j);
         mn_http_respond_error(resp, 422, "invalid_argument", "body: expected a JSON object",
                               NULL);
         return NULL;
     }
-    if (has_nul_escape(b, n)) {
-        cJSON_Delete(j);
+    if (jr.has_nul) {
+        api_json_free(j);
         mn_http_respond_error(resp, 422, "invalid_argument",
                               "strings must not contain the NUL character (\\u0000)", NULL);
         return NULL;
