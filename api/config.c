@@ -221,7 +221,7 @@ static const cfg_key KEYS[] = {
          "HNSW query-time search width of spaces created without one (a request may pass ef)"),
     KBOOL("engine", "hnsw_quantize", engine.hnsw_quantize, false,
           "int8 codes in the index, exact re-ranking of candidates (spaces created without it)"),
-    KINT("engine", "hnsw_save_interval_s", engine.hnsw_save_interval_s, 60, 0, MAX_TTL_S,
+    KINT("engine", "hnsw_save_interval_s", engine.hnsw_save_interval_s, 60, 0, 31536000,
          "save a changed HNSW graph this often, in the background (0 = only at shutdown)"),
 
     KENUM("log", "level", log.level, "info", "debug|info|warn|error", "least severe level logged"),

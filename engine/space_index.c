@@ -269,7 +269,7 @@ static void maybe_save(mn_engine *e, mn_space *sp, mn_space_index *ix)
 {
     int64_t every = e->opts.hnsw_save_interval_ms;
     if (every <= 0 || !ix || !ix->h || !ix->unsaved || atomic_load(&sp->dropped)) return;
-    if (mn_time_mono_ns() - ix->saved_ns < every * 1000000) return;
+    if ((mn_time_mono_ns() - ix->saved_ns) / 1000000 < every) return;
     save_graph(e, sp, ix, false);
 }
 
@@ -635,7 +635,9 @@ bool mn_space_index_size(const mn_space *sp, uint64_t *nodes, uint64_t *bytes)
     mn_hnsw_info info;
     mn_hnsw_get_info(sp->ix->h, &info);
     *nodes = info.live;
-    *bytes = info.bytes;
+    /* and the persistence labels, 20 bytes a slot (their table, owned by the
+     * index thread, is at least that and grows by doubling) */
+    *bytes = info.bytes + (uint64_t)sp->n_slots * MN_HNSW_LABEL_LEN;
     return true;
 }
 

@@ -55,7 +55,8 @@ void mn_space_index_tick(struct mn_engine *e, struct mn_space *sp);
 /* Shutdown (commit and index threads stopped): saves every graph with
  * changes since its file was written, as it is (a backlog stays unapplied). */
 void mn_space_index_save_all(struct mn_engine *e);
-/* Live nodes and bytes of the space's index; false when it has none (read lock held). */
+/* Live nodes and bytes of the space's index (the graph and its labels);
+ * false when it has none (read lock held). */
 bool mn_space_index_size(const struct mn_space *sp, uint64_t *nodes, uint64_t *bytes);
 /* Frees a space's index (mn_space_free); deletes its file if the space was dropped. */
 void mn_space_index_free(struct mn_space *sp);

@@ -1,7 +1,8 @@
 /* Engine restart with a large HNSW index: how long a clean restart and a
  * restart after kill -9 take with N vectors (default 1M x 128) in one space.
  *
- *   mn_restart_bench --dir EMPTY_DIR [--n 1000000] [--dim 128] [--changes 10000] [--reuse 1]
+ *   mn_restart_bench --dir EMPTY_DIR [--n 1000000] [--dim 128] [--changes 10000]
+ *                    [--backlog 100000] [--reuse 1]
  *
  * Each phase runs in its own process (the binary re-executes itself), so the
  * kill -9 is real and no RocksDB thread survives a fork:
@@ -16,6 +17,10 @@
  *   open    after the kill: the saved graph is older than the space; the
  *           engine drops the forgotten nodes and adds the new ones in the
  *           background (its log says so)
+ *   backlog remembers --backlog new vectors (default 100000) and closes at
+ *           once, as SIGTERM does: the close does not apply the backlog of
+ *           graph inserts, it saves the graph as it is
+ *   open    after that close: the backlog is added in the background
  * --reuse 1 skips the load phase on a dir a previous run filled (same --n).
  * Prints one "name value unit" line per figure; the engine's log is on stderr. */
 #include <errno.h>
@@ -31,7 +36,7 @@
 
 typedef struct cfg {
     const char *dir;
-    uint32_t n, dim, changes;
+    uint32_t n, dim, changes, backlog;
     bool reuse;
 } cfg;
 
@@ -222,12 +227,35 @@ static int phase_churn(const cfg *c)
         pause(); /* killed here, with the graph on disk older than the space */
 }
 
+static int phase_backlog(const cfg *c)
+{
+    double s;
+    mn_engine_t *e = open_engine(c, &s);
+    uint32_t nc;
+    float *centres = centres_of(c, &nc);
+    mn_prng_t p;
+    mn_prng_seed(&p, 3);
+    double t0 = now_s();
+    remember_rows(e, c, &p, centres, nc, c->backlog, NULL);
+    printf("backlog_remember_s %.1f s (%u memories)\n", now_s() - t0, c->backlog);
+    mn_space_stats st;
+    mn_error err = {0};
+    if (!mn_engine_space_get(e, "big", &st, &err))
+        printf("backlog_index_pending_at_close %llu\n", (unsigned long long)st.index_pending);
+    t0 = now_s();
+    mn_engine_close(e);
+    printf("backlog_close_s %.2f s (the graph saved, the backlog not applied)\n", now_s() - t0);
+    free(centres);
+    return 0;
+}
+
 static int run_child(const char *self, const cfg *c, const char *phase, bool kill_when_done)
 {
-    char n[16], dim[16], ch[16];
+    char n[16], dim[16], ch[16], bl[16];
     snprintf(n, sizeof n, "%u", c->n);
     snprintf(dim, sizeof dim, "%u", c->dim);
     snprintf(ch, sizeof ch, "%u", c->changes);
+    snprintf(bl, sizeof bl, "%u", c->backlog);
     int fds[2];
     if (pipe(fds)) return 1;
     fflush(stdout);
@@ -236,8 +264,8 @@ static int run_child(const char *self, const cfg *c, const char *phase, bool kil
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        execl(self, self, "--dir", c->dir, "--n", n, "--dim", dim, "--changes", ch, "--phase",
-              phase, (char *)NULL);
+        execl(self, self, "--dir", c->dir, "--n", n, "--dim", dim, "--changes", ch, "--backlog", bl,
+              "--phase", phase, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -260,7 +288,7 @@ static int run_child(const char *self, const cfg *c, const char *phase, bool kil
 
 int main(int argc, char **argv)
 {
-    cfg c = {.n = 1000000, .dim = 128, .changes = 10000};
+    cfg c = {.n = 1000000, .dim = 128, .changes = 10000, .backlog = 100000};
     const char *phase = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--dir"))
@@ -273,6 +301,8 @@ int main(int argc, char **argv)
             c.changes = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--phase"))
             phase = argv[i + 1];
+        else if (!strcmp(argv[i], "--backlog"))
+            c.backlog = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reuse"))
             c.reuse = atoi(argv[i + 1]) != 0;
         else {
@@ -288,6 +318,7 @@ int main(int argc, char **argv)
     if (phase && !strcmp(phase, "load")) return phase_load(&c);
     if (phase && !strcmp(phase, "open")) return phase_open(&c, "restart");
     if (phase && !strcmp(phase, "churn")) return phase_churn(&c);
+    if (phase && !strcmp(phase, "backlog")) return phase_backlog(&c);
     printf("restart_bench_n %u\nrestart_bench_dim %u\n", c.n, c.dim);
     const char *self = "/proc/self/exe";
     char exe[4096];
@@ -300,5 +331,10 @@ int main(int argc, char **argv)
     printf("# changes, then kill -9 (the saved graph is older than the space)\n");
     if (run_child(exe, &c, "churn", true)) return 1;
     printf("# restart after kill -9\n");
+    if (run_child(exe, &c, "open", false)) return 1;
+    if (!c.backlog) return 0;
+    printf("# a backlog of inserts, then a close (what SIGTERM does)\n");
+    if (run_child(exe, &c, "backlog", false)) return 1;
+    printf("# restart after that close\n");
     return run_child(exe, &c, "open", false);
 }
