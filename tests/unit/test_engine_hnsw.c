@@ -18,7 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/engine_internal.h"
 #include "mnemo/engine.h"
+#include "mnemo/wire.h"
 #include "testutil.h"
 
 #define DIM 16
@@ -432,6 +434,89 @@ static void test_shutdown_saves_the_graph_without_draining_the_backlog(void **st
     free(logdir);
 }
 
+/* A space stored before index parameters existed (its SpaceCreate has zeros)
+ * takes the engine's defaults at start-up; when those cannot make a graph
+ * (here M = 100, above the index's 64) the space stays exact, says "failed" and
+ * the log says why. A space with its own parameters is not affected. */
+static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
+{
+    fx *f = *state;
+    mn_error err = {0};
+    assert_int_equal(mn_test_space(f->e, "old", DIM, MN_METRIC_COSINE), MN_OK);
+    mn_memory_t batch[100];
+    mn_id_t ids[600];
+    for (uint32_t b = 0; b < 600; b += 100) {
+        for (uint32_t i = 0; i < 100; i++) {
+            mn_memory_init(&batch[i]);
+            batch[i].content = "o";
+            batch[i].content_len = 1;
+            batch[i].embedding = f->vecs + (size_t)(b + i) * DIM;
+            batch[i].dim = DIM;
+        }
+        assert_int_equal(mn_engine_remember(f->e, "old", batch, 100, ids + b, &err), MN_OK);
+    }
+    /* what an old data dir holds: the definition without index parameters */
+    mn_engine *e = (mn_engine *)f->e;
+    char *v;
+    size_t vl;
+    assert_int_equal(mn_store_get(&e->store, CF_META, "space/old", 9, &v, &vl, &err), MN_OK);
+    assert_non_null(v);
+    mn_wal_entry en;
+    assert_int_equal(mn_wire_wal_decode((const uint8_t *)v, vl, &en, &err), MN_OK);
+    free(v);
+    assert_int_equal(en.op.space_create.def.index.m, 8);
+    memset(&en.op.space_create.def.index, 0, sizeof en.op.space_create.def.index);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(mn_wire_wal_encode(&en, &buf, &len), MN_OK);
+    mn_wal_entry_clear(&en);
+    char *msg = NULL;
+    rocksdb_put_cf(e->store.db, e->store.wsync, e->store.cf[CF_META], "space/old", 9,
+                   (const char *)buf, len, &msg);
+    assert_null(msg);
+    free(buf);
+    mn_engine_close(f->e);
+    char *logdir = mn_test_tmpdir("mnemo-log");
+    capture cap;
+    capture_start(&cap, logdir);
+    mn_engine_options o;
+    mn_test_engine_options(&o, f->dir);
+    o.hnsw_threshold = THRESHOLD;
+    o.hnsw_m = 100; /* no graph can have that */
+    o.hnsw_ef_construction = 64;
+    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
+    mn_engine_wait_background(f->e);
+    char *log = capture_stop(&cap);
+    assert_non_null(strstr(log, "space old: cannot create the vector index"));
+    assert_non_null(strstr(log, "hnsw: M must be in 2..64"));
+    free(log);
+    mn_space_stats st;
+    assert_int_equal(mn_engine_space_get(f->e, "old", &st, &err), MN_OK);
+    assert_string_equal(st.index_state, "failed");
+    assert_int_equal(st.def.index.m, 100); /* what it runs with: the engine's */
+    mn_recall_req req = {.embedding = f->vecs + 7 * DIM, .dim = DIM, .k = 1};
+    mn_filter_init(&req.filter);
+    mn_recall_result r;
+    assert_int_equal(mn_engine_recall(f->e, "old", &req, &r, &err), MN_OK);
+    assert_string_equal(r.path, "exact");
+    assert_int_equal(r.n_hits, 1);
+    assert_memory_equal(r.hits[0].memory.id.b, ids[7].b, 16);
+    mn_recall_result_clear(&r);
+    /* the fixture's space keeps its stored M = 8 and its graph */
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_string_equal(st.index_state, "ready");
+    assert_int_equal(st.def.index.m, 8);
+    assert_true(agreement(f, 10, NULL, "hnsw") >= 0.95);
+    /* a new space with the bad default is refused, naming the field */
+    mn_space_def d = {0};
+    snprintf(d.name, sizeof d.name, "new");
+    d.dim = DIM;
+    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "index.m: must be in 4..64, got 100"));
+    mn_test_rmrf(logdir);
+    free(logdir);
+}
+
 static int64_t fixed_clock(void *arg)
 {
     (void)arg;
@@ -730,6 +815,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_saves_the_graph_without_draining_the_backlog,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_parameters_are_per_space, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_graph_that_cannot_be_made_is_reported_failed, setup,
+                                        teardown),
         cmocka_unit_test(test_filtered_recall_takes_the_index_path),
         cmocka_unit_test_setup_teardown(test_fresh_writes_are_found_while_the_index_catches_up,
                                         setup, teardown),
