@@ -628,7 +628,15 @@ static void on_event(mn_grpc_t *g, gtag *t, bool ok)
         arm(g);
         on_new(c);
         return;
-    case GT_RECV: /* the handler may block: a worker runs it */
+    case GT_RECV:
+        if (ok && c->recv_buf && c->m->shape == G_CLIENT_STREAM) {
+            /* a message of a client stream: decoding it and asking for the next calls no
+             * engine function, so it is done here; the stream's end goes to a worker */
+            on_recv(c, ok);
+            g_call_unref(c);
+            return;
+        }
+        /* the handler may block: a worker runs it */
         c->work_ok = ok;
         c->work_next = NULL;
         pthread_mutex_lock(&g->wlock);
