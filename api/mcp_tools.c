@@ -143,7 +143,13 @@ static const char create_space_schema[] = SCHEMA(
     P_SPACE ","
     PROP("dim", T_INT DESC("embedding size, 1..4096 (default: the server's mcp.default_dim)")) ","
     PROP("metric", T_STR ENUM(Q("cosine") "," Q("l2") "," Q("dot")) DESC("vector metric (default cosine)")) ","
-    P_LIFECYCLE("default_lifecycle", "lifecycle of memories that name none"),
+    P_LIFECYCLE("default_lifecycle", "lifecycle of memories that name none") ","
+    PROP("index", T_OBJ(
+        PROP("m", T_INT DESC("graph links per node, 4..64 (default: the server's)")) ","
+        PROP("ef_construction", T_INT DESC("candidates while building, 8..4096")) ","
+        PROP("ef_search", T_INT DESC("candidates while searching, 1..4096")) ","
+        PROP("quantize", T_BOOL DESC("int8 codes for the graph walk; floats re-rank")))
+        DESC("vector index parameters (default: the server's [engine] settings)")),
     Q("space"));
 /* clang-format on */
 

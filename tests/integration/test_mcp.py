@@ -467,6 +467,24 @@ def test_create_space_tool(server, space_name):
     assert e["code"] == "space_exists"
 
 
+def test_create_space_tool_takes_index_parameters(server, space_name):
+    s = Session(server)
+    tools = {t["name"]: t for t in s.request("tools/list").result["tools"]}
+    ix = tools["create_space"]["inputSchema"]["properties"]["index"]
+    assert set(ix["properties"]) == {"m", "ef_construction", "ef_search", "quantize"}
+    r = s.ok("create_space", space=space_name, dim=4,
+             index={"m": 8, "ef_construction": 40, "quantize": True})
+    assert r["index"]["m"] == 8 and r["index"]["ef_construction"] == 40
+    assert r["index"]["quantize"] is True
+    spaces = {x["name"]: x for x in s.ok("list_spaces")["spaces"]}
+    assert spaces[space_name]["index"]["m"] == 8
+    e = tool_error(s.call("create_space", space=space_name + "-bad", dim=4, index={"m": 1}))
+    assert e["code"] == "invalid_argument" and "index.m" in e["message"]
+    e = tool_error(s.call("create_space", space=space_name + "-bad", dim=4, index={"mm": 8}))
+    assert "index.mm" in e["message"]
+    assert space_name + "-bad" not in {x["name"] for x in s.ok("list_spaces")["spaces"]}
+
+
 def test_tool_failures_are_results(server, space_name):
     s = Session(server)
     e = tool_error(s.call("recall", space="no-such-space-here", text="x"))
