@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "mnemo/metrics.h"
-#include "mnemo/swim.h"
+#include "mnemo/swim_uv.h"
 #include "mnemo/util.h"
 
 #define SNAPSHOT_EVERY_MS 250

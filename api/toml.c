@@ -19,6 +19,8 @@
  * C locale's decimal point, which mnemo never changes. */
 #include "toml.h"
 
+#include "mnemo/util.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -252,30 +254,6 @@ static bool check_utf8(parser *p)
     return true;
 }
 
-static size_t utf8_encode(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* ---- growable string ---- */
 
 static bool sb_put(parser *p, sbuf *b, const char *s, size_t len)
@@ -485,7 +463,7 @@ static bool parse_hex_escape(parser *p, sbuf *b, int line, int col, int digits)
         return fail_at(p, line, col, "invalid escape: U+%04X is not a Unicode scalar value",
                        (unsigned)cp);
     char u[4];
-    return sb_put(p, b, u, utf8_encode(cp, u));
+    return sb_put(p, b, u, mn_utf8_encode(cp, u));
 }
 
 /* At a backslash inside a basic string. */

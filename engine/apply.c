@@ -39,7 +39,7 @@
  * batch, its range deletions (mn_apply_ranges) in the plain batch the group is
  * written as, after them. */
 #include "apply_internal.h"
-#include "keyword.h"
+#include "text/keyword.h"
 #include "space_index.h"
 
 #include <stdio.h>

@@ -55,7 +55,7 @@
  * support enters recall confidence, recall.c). Its id is the key's 48-bit
  * time, version 8, and a hash of the key. Unchanged memories are not
  * rewritten. */
-#include "keyword.h"
+#include "text/keyword.h"
 #include "semantic_build.h"
 
 #include <stdio.h>

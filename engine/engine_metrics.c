@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "engine_internal.h"
-#include "keyword.h"
+#include "text/keyword.h"
 #include "space_index.h"
 
 void mn_engine_metrics_init(mn_engine *e)

@@ -8,7 +8,7 @@
  * migrated once: its WAL is indexed by memory (sid|'w'|id) and the content of
  * memories that were forgotten meanwhile is stripped from the entries. */
 #include "engine_internal.h"
-#include "keyword.h"
+#include "text/keyword.h"
 #include "space_index.h"
 
 #include <stdlib.h>

@@ -19,7 +19,7 @@
 #include "activation.h"
 #include "confidence.h"
 #include "engine_internal.h"
-#include "keyword.h"
+#include "text/keyword.h"
 #include "space_index.h"
 
 #include <math.h>

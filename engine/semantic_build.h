@@ -6,7 +6,7 @@
 #define MN_SEMANTIC_BUILD_H
 
 #include "engine_internal.h"
-#include "text.h"
+#include "text/text.h"
 
 /* A cluster that becomes a semantic memory: what the build needs, copied out
  * from under the space's lock. */

@@ -4,9 +4,9 @@
  * reused. Callers hold sp->lock (write lock to mutate). */
 #include "engine_internal.h"
 #include "session_index.h"
-#include "keyword.h"
+#include "text/keyword.h"
 #include "space_index.h"
-#include "vec_kernels.h"
+#include "hnsw/vec_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>

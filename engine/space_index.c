@@ -54,7 +54,7 @@
 #include <unistd.h>
 
 #include "engine_internal.h"
-#include "hnsw.h"
+#include "hnsw/hnsw.h"
 
 #define DEFAULT_THRESHOLD 2000u
 #define SELECTIVITY_SAMPLES 256u

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Generates engine/text_fold.inc, the folding tables of the keyword tokeniser
-(engine/text.c), from the Unicode Character Database that Python ships
+"""Generates engine/text/text_fold.inc, the folding tables of the keyword tokeniser
+(engine/text/text.c), from the Unicode Character Database that Python ships
 (module unicodedata).
 
 For every code point of the blocks below:
@@ -15,8 +15,8 @@ For every code point of the blocks below:
 So precomposed and decomposed spellings give the same token ("é" and
 "e" + U+0301 both give "e"), and upper and lower case agree.
 
-Usage: python3 scripts/gen_text_fold.py > engine/text_fold.inc
-Re-run after changing a rule, and bump MN_TOKENIZER_VERSION in engine/text.h
+Usage: python3 scripts/gen_text_fold.py > engine/text/text_fold.inc
+Re-run after changing a rule, and bump MN_TOKENIZER_VERSION in engine/text/text.h
 when the tokens change.
 """
 import re

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "mnemo/swim.h"
+#include "mnemo/swim_uv.h"
 #include "mnemo/util.h"
 
 #define RESOLVE_EVERY_MS 30000

@@ -119,6 +119,10 @@ mn_err frame(fb::FlatBufferBuilder &b, uint8_t **out, size_t *len)
 mn_err unframe(const uint8_t *buf, size_t len, const uint8_t **body, size_t *body_len,
                mn_error *err)
 {
+    // Outputs are set on every path: gcc -O3 cannot see that mn_error_set returns nonzero,
+    // and would otherwise judge the callers' body/blen maybe-uninitialized.
+    *body = nullptr;
+    *body_len = 0;
     if (!buf || len < MN_WIRE_FRAME_HEADER + 8)
         return mn_error_set(err, MN_ERR_CORRUPT, "record too short (%zu bytes)", len);
     uint32_t want = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 |
@@ -368,8 +372,8 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
                                      mn_error *err)
 {
     memset(out, 0, sizeof *out);
-    const uint8_t *body;
-    size_t blen;
+    const uint8_t *body = nullptr;
+    size_t blen = 0;
     mn_err rc = unframe(buf, len, &body, &blen, err);
     if (rc) return rc;
     aligned_body ab(body, blen);
@@ -525,8 +529,8 @@ static mn_err memory_decode(const uint8_t *buf, size_t len, mn_memory_record *ou
                             bool with_content, mn_error *err)
 {
     memset(out, 0, sizeof *out);
-    const uint8_t *body;
-    size_t blen;
+    const uint8_t *body = nullptr;
+    size_t blen = 0;
     mn_err rc = unframe(buf, len, &body, &blen, err);
     if (rc) return rc;
     aligned_body ab(body, blen);

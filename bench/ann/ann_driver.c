@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/hnsw.h"
-#include "engine/vec_kernels.h"
+#include "engine/hnsw/hnsw.h"
+#include "engine/hnsw/vec_kernels.h"
 #include "mnemo/util.h"
 
 static float *read_fvecs(const char *path, uint32_t *n, uint32_t *dim)

@@ -128,5 +128,7 @@ static inline uint64_t mn_get_be64(const uint8_t *p)
 
 /* UTF-8 validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 bool mn_utf8_valid(const char *s, size_t len);
+/* Writes code point cp (<= U+10FFFF, not a surrogate) as 1 to 4 bytes at out; returns the count. */
+size_t mn_utf8_encode(uint32_t cp, char *out);
 
 #endif

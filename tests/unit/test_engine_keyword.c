@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
-#include "engine/keyword.h"
+#include "engine/text/keyword.h"
 #include "mnemo/engine.h"
 #include "testutil.h"
 

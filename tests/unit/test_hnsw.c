@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/hnsw.h"
+#include "engine/hnsw/hnsw.h"
 #include "mnemo/util.h"
 #include "testutil.h"
 

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/hnsw.h"
+#include "engine/hnsw/hnsw.h"
 #include "mnemo/util.h"
 #include "testutil.h"
 

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/keyword.h"
-#include "engine/text.h"
+#include "engine/text/keyword.h"
+#include "engine/text/text.h"
 
 typedef struct toks {
     char out[16][MN_TOKEN_MAX + 1];

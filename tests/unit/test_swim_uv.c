@@ -14,7 +14,7 @@
 #include <sys/un.h>
 #include <uv.h>
 
-#include "mnemo/swim.h"
+#include "mnemo/swim_uv.h"
 #include "mnemo/util.h"
 
 typedef struct node {

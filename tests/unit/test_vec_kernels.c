@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/vec_kernels.h"
+#include "engine/hnsw/vec_kernels.h"
 #include "mnemo/util.h"
 
 static const size_t lengths[] = {1,    2,    3,    5,    7,    8,    9,    15,  16,  17,

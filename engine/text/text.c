@@ -20,6 +20,8 @@
  * by scripts/gen_text_fold.py; MN_TOKENIZER_VERSION names these rules. */
 #include "text.h"
 
+#include "mnemo/util.h"
+
 #include <string.h>
 
 #include "text_fold.inc"
@@ -100,30 +102,6 @@ static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
     return n;
 }
 
-static size_t utf8_encode(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 uint32_t mn_text_tokenize(const char *text, size_t len, mn_token_fn fn, void *arg)
 {
     const unsigned char *s = (const unsigned char *)text;
@@ -144,7 +122,7 @@ uint32_t mn_text_tokenize(const char *text, size_t len, mn_token_fn fn, void *ar
         if (nf >= 0) {
             for (int j = 0; j < nf && !full; j++) {
                 char enc[4];
-                size_t el = utf8_encode(f[j], enc);
+                size_t el = mn_utf8_encode(f[j], enc);
                 if (tl + el > MN_TOKEN_MAX) {
                     full = true;
                     break;
