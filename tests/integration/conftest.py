@@ -228,10 +228,10 @@ def expect_error(fn, status, code=None, message_part=None):
     raise AssertionError("expected an error %s %s" % (status, code or ""))
 
 
-def node_client(node_dir, probe, args, timeout=120):
-    """Runs `node client.mjs args...` in node_dir, installing its pinned packages
-    (package-lock.json) with npm ci first when node_modules/<probe> is missing. Returns the
-    completed process; fails the test when node or npm are missing or npm ci fails."""
+def npm_ready(node_dir, probe):
+    """Installs node_dir's pinned packages (package-lock.json) with npm ci when
+    node_modules/<probe> is missing. Returns the path of node; fails the test when node or
+    npm are missing or npm ci fails."""
     node = shutil.which("node") or "/usr/bin/node"
     if not os.path.exists(node):
         pytest.fail("node is not installed (install Node.js 18 or later with npm)")
@@ -244,10 +244,17 @@ def node_client(node_dir, probe, args, timeout=120):
             p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=node_dir,
                                capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:
-            pytest.fail("npm ci in %s took over 300 s: is registry.npmjs.org reachable?"
+            pytest.fail("npm ci in %s took over 300 s: is the npm registry reachable?"
                         % node_dir)
         if p.returncode != 0:
-            pytest.fail("npm ci in %s failed (is registry.npmjs.org reachable?):\n%s\n%s"
+            pytest.fail("npm ci in %s failed (is the npm registry reachable?):\n%s\n%s"
                         % (node_dir, p.stdout[-2000:], p.stderr[-2000:]))
+    return node
+
+
+def node_client(node_dir, probe, args, timeout=120):
+    """Runs `node client.mjs args...` in node_dir after npm_ready; returns the completed
+    process."""
+    node = npm_ready(node_dir, probe)
     return subprocess.run([node, os.path.join(node_dir, "client.mjs")] + list(args),
                           cwd=node_dir, capture_output=True, text=True, timeout=timeout)

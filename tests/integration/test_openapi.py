@@ -4,6 +4,8 @@
 - The document's structure: OpenAPI 3.1, unique operationIds, responses, every
   $ref resolves, every {param} of a path is declared, every schema is a valid
   JSON Schema 2020-12 (python3-jsonschema).
+- The served document passes Redocly CLI's recommended lint rules with no error and no
+  warning (openapi_lint/redocly.yaml turns two rules off, each with its reason).
 - Every route in the router's own table (GET /v1/admin/routes, a server with
   [cluster] enabled so /v1/cluster/members is there too) is documented.
 - Every documented operation is routed and answers without the router's
@@ -16,10 +18,13 @@ import http.client
 import json
 import os
 import re
+import subprocess
 import warnings
 
 import jsonschema
 import yaml
+
+from conftest import npm_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOC = os.path.join(HERE, "..", "..", "docs", "openapi.yaml")
@@ -189,3 +194,26 @@ def test_router_and_document_agree(server_factory, tmp_path):
             assert not errors, "%s %s %d: %s at %s\n%s" % (
                 method, path, status, errors[0].message, list(errors[0].path),
                 json.dumps(parsed)[:500])
+
+
+def test_served_document_passes_the_openapi_linter(server, tmp_path):
+    lint_dir = os.path.join(HERE, "openapi_lint")
+    node = npm_ready(lint_dir, "@redocly/cli")
+    with server.client() as c:
+        served = c.request("GET", "/openapi.json")
+    path = tmp_path / "openapi.json"
+    path.write_text(json.dumps(served))
+    cli = os.path.join(lint_dir, "node_modules", "@redocly", "cli", "bin", "cli.js")
+    p = subprocess.run([node, cli, "lint", str(path), "--config",
+                        os.path.join(lint_dir, "redocly.yaml"), "--format", "json"],
+                       cwd=lint_dir, capture_output=True, text=True, timeout=300)
+    try:
+        report = json.loads(p.stdout)
+    except ValueError:
+        raise AssertionError("redocly lint printed no JSON report (exit %d):\n%s\n%s"
+                             % (p.returncode, p.stdout[-3000:], p.stderr[-3000:]))
+    problems = ["%s %s: %s" % (q.get("severity"), q.get("ruleId"), q.get("message"))
+                for q in report.get("problems", [])]
+    assert report["totals"]["errors"] == 0 and report["totals"]["warnings"] == 0, \
+        "redocly lint: %s" % "\n".join(problems)
+    assert p.returncode == 0, p.stderr[-3000:]
