@@ -1,33 +1,38 @@
 # The two commands of the README:
 #   make run    installs what is missing, builds, starts a single-node server
-#   make test   installs what is missing, builds, runs every test (also under ASan+UBSan)
-BUILD      ?= build
-ASAN_BUILD ?= build-asan
-TSAN_BUILD ?= build-tsan
+#   make test   installs what is missing, builds, runs every test (also under ASan+UBSan, TSan
+#               and with clang); warnings are errors there, never in a plain `make`
+BUILD       ?= build
+ASAN_BUILD  ?= build-asan
+TSAN_BUILD  ?= build-tsan
+CLANG_BUILD ?= build-clang
+# Warnings are errors in `make test` (every build it makes), never in a plain `make` / `make run`.
+WERROR     ?= OFF
 CONFIG     ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build build-asan build-tsan run test test-unit test-asan test-asan-integration test-tsan bench format clean
+.PHONY: all deps build build-asan build-tsan build-clang werror run test test-unit test-asan test-asan-integration test-tsan bench format clean
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
 
+# Release (-O3): what packagers and most users build.
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DMN_WERROR=$(WERROR)
 
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 $(ASAN_BUILD)/CMakeCache.txt:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMN_SANITIZE=ON -DMN_INTEGRATION=OFF
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMN_SANITIZE=ON -DMN_INTEGRATION=OFF -DMN_WERROR=$(WERROR)
 
 build-asan: $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 $(TSAN_BUILD)/CMakeCache.txt:
-	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_TSAN=ON -DMN_INTEGRATION=OFF
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_TSAN=ON -DMN_INTEGRATION=OFF -DMN_WERROR=$(WERROR)
 
 # ThreadSanitizer: the concurrent index and engine tests only (searches run beside inserts).
 TSAN_TESTS = test_hnsw test_hnsw_concurrent test_engine test_engine_hnsw test_engine_events test_metrics
@@ -36,6 +41,20 @@ build-tsan: $(TSAN_BUILD)/CMakeCache.txt
 
 test-tsan: build-tsan
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events|test_metrics)$$'
+
+# clang (Debian's clang), Debug: every target, so both compilers stay warning-free; its unit
+# tests run too.
+$(CLANG_BUILD)/CMakeCache.txt:
+	CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMN_INTEGRATION=OFF -DMN_WERROR=$(WERROR)
+
+build-clang: $(CLANG_BUILD)/CMakeCache.txt
+	cmake --build $(CLANG_BUILD) -j$(JOBS)
+
+# Turns -Werror on in every build directory `make test` uses (they may have been configured
+# without it by a plain `make`).
+werror:
+	@for d in $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(CLANG_BUILD); do \
+	  if [ -f $$d/CMakeCache.txt ]; then cmake -S . -B $$d -DMN_WERROR=ON > /dev/null; fi; done
 
 run: deps build
 	./$(BUILD)/mnemo serve $(if $(CONFIG),--config $(CONFIG),)
@@ -51,9 +70,12 @@ test-asan-integration: build-asan
 	  /usr/bin/python3 -m pytest -q -p no:cacheprovider $(addprefix tests/integration/,$(addsuffix .py,$(ASAN_INTEGRATION)))
 
 # Every test: unit + integration on the release build, the unit tests and the main API suites
-# under ASan+UBSan, and the concurrency tests under TSan.
-test: deps build build-asan build-tsan
+# under ASan+UBSan, the concurrency tests under TSan, the unit tests of the clang build.
+# Warnings are errors in all four builds.
+test: export WERROR = ON
+test: deps werror build build-asan build-tsan build-clang
 	cd $(BUILD) && ctest --output-on-failure -j1
+	cd $(CLANG_BUILD) && ctest --output-on-failure -j$(JOBS) -L unit
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j$(JOBS)
 	$(MAKE) --no-print-directory test-asan-integration
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events|test_metrics)$$'
@@ -68,4 +90,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(CLANG_BUILD)

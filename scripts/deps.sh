@@ -3,7 +3,7 @@
 # Idempotent: a second run with everything installed touches nothing.
 set -euo pipefail
 PKGS=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang nodejs
   libuv1-dev librocksdb-dev libflatbuffers-dev flatbuffers-compiler
   libhttp-parser-dev libcjson-dev libssl-dev libcmocka-dev
   python3 python3-pytest python3-numpy
