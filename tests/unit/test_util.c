@@ -5,8 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "mnemo/assert.h"
 #include "mnemo/util.h"
 
 static void test_crc32c_matches_rfc3720_vectors(void **state)
@@ -105,6 +111,77 @@ static void test_utf8_validation(void **state)
     assert_false(mn_utf8_valid("\x80", 1));             /* stray continuation */
 }
 
+static void test_utf8_encode_round_trips_through_validation(void **state)
+{
+    (void)state;
+    const uint32_t cps[] = {0x24, 0x7F, 0x80, 0xA2, 0x7FF, 0x800, 0x20AC, 0xFFFF, 0x10000, 0x10348,
+                            0x10FFFF};
+    const size_t lens[] = {1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4};
+    for (size_t i = 0; i < sizeof cps / sizeof cps[0]; i++) {
+        char buf[4];
+        size_t n = mn_utf8_encode(cps[i], buf);
+        assert_int_equal(n, lens[i]);
+        assert_true(mn_utf8_valid(buf, n));
+    }
+    char euro[4];
+    assert_int_equal(mn_utf8_encode(0x20AC, euro), 3);
+    assert_memory_equal(euro, "\xe2\x82\xac", 3);
+}
+
+/* Runs fn in a child with stderr on a pipe; returns the child's wait status and what it
+ * wrote to stderr (out, NUL-terminated). */
+static int run_child(void (*fn)(void), char *out, size_t cap)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn();
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(fds[0], out + n, cap - 1 - n)) > 0) n += (size_t)r;
+    out[n] = '\0';
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void assert_holds(void)
+{
+    int lsn = 4, last = 3;
+    mn_assert(lsn == last + 1);
+}
+
+static void assert_breaks(void)
+{
+    signal(SIGABRT, SIG_DFL);
+    int lsn = 6, last = 3;
+    mn_assert(lsn == last + 1);
+}
+
+static void test_mn_assert_passes_silently_and_aborts_naming_the_check(void **state)
+{
+    (void)state;
+    char out[512];
+    int st = run_child(assert_holds, out, sizeof out);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_string_equal(out, "");
+
+    st = run_child(assert_breaks, out, sizeof out);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+    assert_non_null(strstr(out, "invariant failed"));
+    assert_non_null(strstr(out, "test_util.c:"));
+    assert_non_null(strstr(out, "assert_breaks"));
+    assert_non_null(strstr(out, "lsn == last + 1"));
+}
+
 static void test_prng_is_deterministic_and_bounded(void **state)
 {
     (void)state;
@@ -127,6 +204,8 @@ int main(void)
         cmocka_unit_test(test_hlc_is_monotonic_and_merges_remote),
         cmocka_unit_test(test_rfc3339_round_trip_and_rejects_garbage),
         cmocka_unit_test(test_utf8_validation),
+        cmocka_unit_test(test_utf8_encode_round_trips_through_validation),
+        cmocka_unit_test(test_mn_assert_passes_silently_and_aborts_naming_the_check),
         cmocka_unit_test(test_prng_is_deterministic_and_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
