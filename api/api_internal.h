@@ -1,5 +1,6 @@
-/* Private to the HTTP API handlers: the request arena, the JSON writer, the
- * JSON -> engine struct readers and the error -> HTTP mapping (api_json.c). */
+/* Private to the API layer (api/ and its doors api/rest, api/grpc, api/mcp): the state the
+ * doors share, the request arena, the JSON writer and reader (api_json.c, json_parse.c),
+ * the typed field and query readers and the error -> HTTP mapping (api_json.c). */
 #ifndef MN_API_INTERNAL_H
 #define MN_API_INTERNAL_H
 
@@ -13,12 +14,12 @@
 #include "mnemo/engine.h"
 #include "mnemo/http.h"
 
-struct mcp_server; /* api/mcp_internal.h */
+struct mcp_server; /* api/mcp/mcp.h */
 
 struct mn_api {
     mn_engine_t *engine;
     atomic_bool draining;
-    /* observability (api_metrics.c, api_openapi.c) */
+    /* observability (api/rest/rest_metrics.c, rest_openapi.c) */
     const mn_http_router_t *router; /* set by mn_api_register; read by GET /v1/admin/routes */
     struct mn_metrics_family *http_requests, *http_duration;
     int64_t started_ms;
@@ -145,18 +146,6 @@ mn_err api_get_time(const cJSON *obj, const char *name, const char *pfx, bool *p
 /* Converts a double to float32 without undefined behaviour (out of range -> +-inf). */
 float api_to_float(double d);
 
-/* ---- memories and filters ---- */
-/* Reads one input memory (remember). pfx is "" or "memories[i]." */
-mn_err api_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_memory_t *m,
-                            mn_error *err);
-/* Writes the memory object of docs/api.md. */
-void api_memory_to_json(api_jw *w, const mn_memory_t *m);
-/* Reads the filter members of a recall body into f (already initialised). */
-mn_err api_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_error *err);
-
-/* Writes one recall hit (docs/api.md, "Recall"); activation and seed with spread, via with trace. */
-void api_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace);
-
 /* ---- query strings ---- */
 typedef struct api_qparam {
     char *key;
@@ -174,41 +163,5 @@ mn_err api_query_bool(const char *name, const char *v, bool *out, mn_error *err)
 mn_err api_query_int(const char *name, const char *v, int64_t min, int64_t max, int64_t *out,
                      mn_error *err);
 mn_err api_query_time(const char *name, const char *v, int64_t *out, mn_error *err);
-
-/* ---- observability (api_metrics.c, api_openapi.c) ---- */
-/* Registers the HTTP families in the process registry. */
-void api_metrics_init(mn_api_t *api);
-/* The server's observer: counts the response, times it, writes the access log line. */
-void api_access_observe(void *api, const char *method, const char *route, int status,
-                        int64_t duration_ns, const char *request_id, const mn_http_request *req);
-/* The operationId docs/openapi.yaml gives (method, route pattern), or NULL. */
-const char *api_openapi_op(const char *method, const char *route);
-void api_h_metrics(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_openapi(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_routes(void *ctx, const mn_http_request *req, mn_http_response *resp);
-
-/* ---- route handlers ---- */
-void api_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_ready(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_space_create(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_remember(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_unsuppress(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_associate(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_associations(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_complete(void *ctx, const mn_http_request *req, mn_http_response *resp);
-/* GET /v1/spaces/{space}/events: Server-Sent Events (api_events.c). */
-void api_h_events(void *ctx, const mn_http_request *req, mn_http_response *resp);
 
 #endif

@@ -10,8 +10,9 @@
 #include "api_internal.h"
 #include "auth.h"
 #include "cluster_routes.h"
-#include "grpc_internal.h"
-#include "mcp_internal.h"
+#include "grpc/grpc_server.h"
+#include "mcp/mcp.h"
+#include "rest/rest.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +31,7 @@ mn_api_t *mn_api_new(mn_engine_t *engine)
     api->engine = engine;
     atomic_init(&api->draining, false);
     api->started_ms = mn_time_now_ms();
-    api_metrics_init(api);
+    rest_metrics_init(api);
     if (!(api->mcp = mcp_server_new())) {
         free(api);
         return NULL;
@@ -61,35 +62,35 @@ typedef struct api_route {
 } api_route;
 
 static const api_route routes[] = {
-    {"GET", "/health", api_h_health},
-    {"GET", "/ready", api_h_ready},
-    {"POST", "/v1/spaces", api_h_space_create},
-    {"GET", "/v1/spaces", api_h_space_list},
-    {"GET", "/v1/spaces/{space}", api_h_space_get},
-    {"DELETE", "/v1/spaces/{space}", api_h_space_drop},
-    {"GET", "/v1/spaces/{space}/stats", api_h_space_stats},
-    {"POST", "/v1/spaces/{space}/memories", api_h_remember},
-    {"GET", "/v1/spaces/{space}/memories", api_h_list},
-    {"GET", "/v1/spaces/{space}/memories/{id}", api_h_get},
-    {"DELETE", "/v1/spaces/{space}/memories/{id}", api_h_forget},
-    {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", api_h_unsuppress},
-    {"POST", "/v1/spaces/{space}/recall", api_h_recall},
-    {"POST", "/v1/spaces/{space}/associations", api_h_associate},
-    {"GET", "/v1/spaces/{space}/memories/{id}/associations", api_h_associations},
-    {"POST", "/v1/spaces/{space}/consolidate", api_h_consolidate},
-    {"POST", "/v1/spaces/{space}/recognize", api_h_recognize},
-    {"POST", "/v1/spaces/{space}/reminisce", api_h_reminisce},
-    {"POST", "/v1/spaces/{space}/complete", api_h_complete},
-    {"GET", "/v1/spaces/{space}/events", api_h_events},
-    {"POST", "/v1/admin/checkpoint", api_h_checkpoint},
+    {"GET", "/health", rest_h_health},
+    {"GET", "/ready", rest_h_ready},
+    {"POST", "/v1/spaces", rest_h_space_create},
+    {"GET", "/v1/spaces", rest_h_space_list},
+    {"GET", "/v1/spaces/{space}", rest_h_space_get},
+    {"DELETE", "/v1/spaces/{space}", rest_h_space_drop},
+    {"GET", "/v1/spaces/{space}/stats", rest_h_space_stats},
+    {"POST", "/v1/spaces/{space}/memories", rest_h_remember},
+    {"GET", "/v1/spaces/{space}/memories", rest_h_list},
+    {"GET", "/v1/spaces/{space}/memories/{id}", rest_h_get},
+    {"DELETE", "/v1/spaces/{space}/memories/{id}", rest_h_forget},
+    {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", rest_h_unsuppress},
+    {"POST", "/v1/spaces/{space}/recall", rest_h_recall},
+    {"POST", "/v1/spaces/{space}/associations", rest_h_associate},
+    {"GET", "/v1/spaces/{space}/memories/{id}/associations", rest_h_associations},
+    {"POST", "/v1/spaces/{space}/consolidate", rest_h_consolidate},
+    {"POST", "/v1/spaces/{space}/recognize", rest_h_recognize},
+    {"POST", "/v1/spaces/{space}/reminisce", rest_h_reminisce},
+    {"POST", "/v1/spaces/{space}/complete", rest_h_complete},
+    {"GET", "/v1/spaces/{space}/events", rest_h_events},
+    {"POST", "/v1/admin/checkpoint", rest_h_checkpoint},
     /* observability */
-    {"GET", "/metrics", api_h_metrics},
-    {"GET", "/openapi.json", api_h_openapi},
-    {"GET", "/v1/admin/routes", api_h_routes},
-    /* MCP Streamable HTTP transport (api/mcp_transport.c) */
-    {"POST", "/mcp", api_h_mcp_post},
-    {"GET", "/mcp", api_h_mcp_get},
-    {"DELETE", "/mcp", api_h_mcp_delete},
+    {"GET", "/metrics", rest_h_metrics},
+    {"GET", "/openapi.json", rest_h_openapi},
+    {"GET", "/v1/admin/routes", rest_h_routes},
+    /* MCP Streamable HTTP transport (api/mcp/mcp_transport.c) */
+    {"POST", "/mcp", mcp_h_post},
+    {"GET", "/mcp", mcp_h_get},
+    {"DELETE", "/mcp", mcp_h_delete},
 };
 
 mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err)
@@ -313,7 +314,7 @@ static int serve(const mn_config *c, bool insecure)
         exit_code = 1;
         goto out;
     }
-    mn_http_server_set_observer(s.http, api_access_observe, s.api);
+    mn_http_server_set_observer(s.http, rest_access_observe, s.api);
     if (mn_auth_enabled(auth)) mn_http_server_set_gate(s.http, mn_auth_http_gate, auth);
     uv_signal_init(&s.loop, &s.sigterm);
     uv_signal_init(&s.loop, &s.sigint);

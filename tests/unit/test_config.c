@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/toml.h"
+#include "api/config/toml.h"
 #include "mnemo/config.h"
 #include "testutil.h"
 

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/grpc_internal.h"
+#include "api/grpc/grpc_internal.h"
 
 static void test_table_and_proto_service_agree(void **state)
 {

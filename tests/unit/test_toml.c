@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/toml.h"
+#include "api/config/toml.h"
 
 static mn_toml_value *parse_ok(const char *src)
 {

@@ -14,6 +14,7 @@
  * the embedding's length, or mcp.default_dim for text-only memories; cosine) and retries;
  * create_space makes one explicitly. Tools called without "space" use mcp.default_space. */
 #include "mcp_internal.h"
+#include "rest/rest.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -362,7 +363,7 @@ static cJSON *run_remember(mcp_call *c, const mcp_tool *t, const char *space, cJ
         cJSON *def = cJSON_CreateObject();
         cJSON_AddStringToObject(def, "name", space);
         cJSON_AddNumberToObject(def, "dim", n > 0 ? (double)n : (double)c->srv->default_dim);
-        answer s = call(c, api_h_space_create, "POST", NULL, NULL, NULL, def);
+        answer s = call(c, rest_h_space_create, "POST", NULL, NULL, NULL, def);
         cJSON_Delete(def);
         if (s.status != 201 && s.status != 409) { /* 409: another call made it first */
             cJSON_Delete(a.json);
@@ -525,34 +526,34 @@ static const mcp_tool tools[] = {
     {"remember", "Remember",
      "Store a memory: an event, fact, decision or preference worth keeping, in plain text "
      "(an embedding is optional). The space is created on first use. Returns the memory's id.",
-     remember_schema, false, false, false, true, api_h_remember, "POST", sum_remember,
+     remember_schema, false, false, false, true, rest_h_remember, "POST", sum_remember,
      run_remember},
     {"recall", "Recall",
      "Find memories matching a cue: text (words), an embedding, or both, with optional "
      "filters. Each result has a confidence (value 0..1 and a category).",
-     recall_schema, true, false, false, true, api_h_recall, "POST", sum_recall, NULL},
+     recall_schema, true, false, false, true, rest_h_recall, "POST", sum_recall, NULL},
     {"forget", "Forget",
      "Forget a memory by id: mode delete erases it for good (default), suppress hides it "
      "reversibly.",
-     forget_schema, false, true, true, true, api_h_forget, "DELETE", sum_forget, run_forget},
+     forget_schema, false, true, true, true, rest_h_forget, "DELETE", sum_forget, run_forget},
     {"list_spaces", "List spaces", "List the memory spaces with their dimension and metric.",
-     list_spaces_schema, true, false, true, false, api_h_space_list, "GET", sum_list_spaces, NULL},
+     list_spaces_schema, true, false, true, false, rest_h_space_list, "GET", sum_list_spaces, NULL},
     {"consolidate", "Consolidate",
      "Merge related episodes of a space into semantic memories now (this also runs on a "
      "schedule).",
-     consolidate_schema, false, false, true, true, api_h_consolidate, "POST", sum_consolidate,
+     consolidate_schema, false, false, true, true, rest_h_consolidate, "POST", sum_consolidate,
      NULL},
     {"recognize", "Recognize",
      "Has the space seen something like this cue? Answers recognized, a familiarity 0..1 and "
      "the closest memory, without recalling.",
-     recognize_schema, true, false, true, true, api_h_recognize, "POST", sum_recognize, NULL},
+     recognize_schema, true, false, true, true, rest_h_recognize, "POST", sum_recognize, NULL},
     {"reminisce", "Reminisce",
      "List memories in time order within a window, optionally about a topic or a person.",
-     reminisce_schema, true, false, true, true, api_h_reminisce, "POST", sum_reminisce, NULL},
+     reminisce_schema, true, false, true, true, rest_h_reminisce, "POST", sum_reminisce, NULL},
     {"create_space", "Create space",
      "Create a memory space with a given embedding size and metric (remember also creates "
      "spaces on first use).",
-     create_space_schema, false, false, false, true, api_h_space_create, "POST", sum_create_space,
+     create_space_schema, false, false, false, true, rest_h_space_create, "POST", sum_create_space,
      run_create_space},
 };
 #define N_TOOLS (sizeof tools / sizeof tools[0])

@@ -8,7 +8,6 @@
  *
  * The handler helpers run on thread-pool threads and only touch the request/response they
  * are given. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,24 +170,56 @@ void mn_http_respond(mn_http_response *resp, int status, const char *content_typ
     resp->body_len = len;
 }
 
+static bool buf_str(http_buf *b, const char *s)
+{
+    return http_buf_append(b, s, strlen(s));
+}
+
+/* Appends s as a JSON string byte for byte as cJSON prints one (the error bodies did not
+ * change when this file stopped using cJSON): '"', '\\' and the control characters
+ * escaped (\b \f \n \r \t, else \u00xx), every other byte as it is. */
+static bool buf_json_string(http_buf *b, const char *s)
+{
+    bool ok = buf_str(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++) {
+        const char *esc = NULL;
+        char hex[8];
+        switch (*p) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (*p < 32) {
+                snprintf(hex, sizeof hex, "\\u%04x", *p);
+                esc = hex;
+            }
+        }
+        ok = esc ? buf_str(b, esc) : http_buf_append(b, (const char *)p, 1);
+    }
+    return ok && buf_str(b, "\"");
+}
+
 void mn_http_respond_error(mn_http_response *resp, int status, const char *code,
                            const char *message, const char *hint)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON *err = cJSON_AddObjectToObject(root, "error");
-    char *text = NULL;
-    if (err && cJSON_AddStringToObject(err, "code", code ? code : "error") &&
-        cJSON_AddStringToObject(err, "message", message ? message : "") &&
-        (!hint || cJSON_AddStringToObject(err, "hint", hint)))
-        text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (text) {
-        mn_http_respond(resp, status, "application/json", text, strlen(text));
-        cJSON_free(text);
+    http_buf b = {0};
+    bool ok = buf_str(&b, "{\"error\":{\"code\":") &&
+              buf_json_string(&b, code ? code : "error") &&
+              buf_str(&b, ",\"message\":") &&
+              buf_json_string(&b, message ? message : "") &&
+              (!hint || (buf_str(&b, ",\"hint\":") && buf_json_string(&b, hint))) &&
+              buf_str(&b, "}}");
+    if (ok) {
+        mn_http_respond(resp, status, "application/json", b.p, b.len);
     } else {
         static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"\"}}";
         mn_http_respond(resp, status, "application/json", fallback, sizeof fallback - 1);
     }
+    http_buf_free(&b);
 }
 
 static bool is_tchar(char c)

@@ -6,7 +6,7 @@
  * one engine call, JSON out. Every value check (weights, kinds of edges,
  * thresholds, as-of age) is the engine's, so the messages match the library's.
  * A request that names a memory the space lacks is 404 memory_not_found. */
-#include "api_internal.h"
+#include "rest_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -87,7 +87,7 @@ static mn_err edges_from_json(const cJSON *body, api_arena *a, mn_edge **out, si
     return MN_OK;
 }
 
-void api_h_associate(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_associate(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};
@@ -117,7 +117,7 @@ void api_h_associate(void *ctx, const mn_http_request *req, mn_http_response *re
     jw_respond(&w, resp, 201);
 }
 
-void api_h_associations(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_associations(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};
@@ -170,7 +170,7 @@ void api_h_associations(void *ctx, const mn_http_request *req, mn_http_response 
 
 /* ---- consolidate ---- */
 
-void api_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     static const char *const fields[] = {"threshold", "min_support", NULL};
     mn_api_t *api = ctx;
@@ -231,7 +231,7 @@ static const char *const recognize_fields[] = {
     "metadata",  "kind",  "when",      "min_confidence", "include_suppressed",
     "who",       "where", "session",   "as_of",          NULL};
 
-void api_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};
@@ -254,7 +254,7 @@ void api_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *re
     if (!rc) rc = api_get_float(body, "threshold", "", NULL, &r.threshold, &err);
     if (!rc && !(r.threshold >= 0))
         rc = mn_error_set(&err, MN_ERR_INVALID, "threshold: must be in (0, 1]");
-    if (!rc) rc = api_filter_from_json(body, &a, &r.filter, &err);
+    if (!rc) rc = rest_filter_from_json(body, &a, &r.filter, &err);
     r.embedding = emb;
     if (text) {
         r.text = text;
@@ -311,7 +311,7 @@ static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req
     mn_err rc = api_check_fields(o, reminisce_fields, "", err);
     if (rc) return rc;
     /* "when" is not a member here: the window is from/to at the top level */
-    if ((rc = api_filter_from_json(o, a, &r->filter, err))) return rc;
+    if ((rc = rest_filter_from_json(o, a, &r->filter, err))) return rc;
     if ((rc = api_get_time(o, "from", "", NULL, &r->filter.when_from_ms, err))) return rc;
     if ((rc = api_get_time(o, "to", "", NULL, &r->filter.when_to_ms, err))) return rc;
     const char *topic = NULL;
@@ -330,7 +330,7 @@ static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req
     return api_get_bool(o, "include_embedding", "", NULL, &r->include_embedding, err);
 }
 
-void api_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};
@@ -357,7 +357,7 @@ void api_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *re
     jw_key(&w, "memories");
     jw_arr(&w);
     for (size_t i = 0; i < res.n; i++)
-        api_memory_to_json(&w, &res.memories[i]);
+        rest_memory_to_json(&w, &res.memories[i]);
     jw_arr_end(&w);
     jw_obj_end(&w);
     mn_list_result_clear(&res);
@@ -383,7 +383,7 @@ static mn_err complete_from_json(const cJSON *o, api_arena *a, mn_memory_t *m, u
     cJSON *copy = cJSON_Duplicate(o, 1);
     if (!copy) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "k");
-    rc = api_memory_from_json(copy, "", a, m, err);
+    rc = rest_memory_from_json(copy, "", a, m, err);
     /* the strings point into copy: keep them in the arena before it goes */
     if (!rc && m->content) {
         m->content = api_arena_strndup(a, m->content, m->content_len);
@@ -403,7 +403,7 @@ static mn_err complete_from_json(const cJSON *o, api_arena *a, mn_memory_t *m, u
     return rc;
 }
 
-void api_h_complete(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_complete(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};
@@ -432,7 +432,7 @@ void api_h_complete(void *ctx, const mn_http_request *req, mn_http_response *res
     jw_key(&w, "candidates");
     jw_arr(&w);
     for (size_t i = 0; i < res.candidates.n_hits; i++)
-        api_hit_to_json(&w, &res.candidates.hits[i], false, false);
+        rest_hit_to_json(&w, &res.candidates.hits[i], false, false);
     jw_arr_end(&w);
     jw_key(&w, "fields");
     jw_obj(&w);

@@ -261,7 +261,7 @@ static void post_batch(mcp_call *c, const cJSON *batch, mn_http_response *resp)
     respond_json(resp, 200, out);
 }
 
-void api_h_mcp_post(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void mcp_h_post(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mcp_call c;
@@ -305,7 +305,7 @@ void api_h_mcp_post(void *ctx, const mn_http_request *req, mn_http_response *res
     cJSON_Delete(body);
 }
 
-void api_h_mcp_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void mcp_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     if (!common_checks(api->mcp, req, resp)) return;
@@ -315,7 +315,7 @@ void api_h_mcp_get(void *ctx, const mn_http_request *req, mn_http_response *resp
                     "send JSON-RPC messages with POST; answers come in the POST response");
 }
 
-void api_h_mcp_delete(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void mcp_h_delete(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     if (!common_checks(api->mcp, req, resp)) return;

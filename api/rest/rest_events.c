@@ -16,7 +16,7 @@
  * stream also ends with `space_dropped` when the space is dropped and with
  * `closed` when the server shuts down. A comment line every 15 s keeps idle
  * connections alive through proxies and finds dead clients. */
-#include "api_internal.h"
+#include "rest_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,7 +250,7 @@ static void sse_closed(void *arg)
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 
-void api_h_events(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_events(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     sse *s = calloc(1, sizeof *s);

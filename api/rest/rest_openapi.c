@@ -10,20 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
+#include "rest_internal.h"
 
 /* openapi_json.c, generated at build time */
 extern const char *const mn_openapi_json;
 extern const size_t mn_openapi_json_len;
 
-void api_h_openapi(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_openapi(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     (void)ctx;
     (void)req;
     mn_http_respond(resp, 200, "application/json", mn_openapi_json, mn_openapi_json_len);
 }
 
-void api_h_routes(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_routes(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     (void)req;
     mn_api_t *api = ctx;
@@ -96,7 +96,7 @@ out:
     cJSON_Delete(doc);
 }
 
-const char *api_openapi_op(const char *method, const char *route)
+const char *rest_openapi_op(const char *method, const char *route)
 {
     if (!method || !route) return NULL;
     pthread_once(&g_ops_once, ops_load);

@@ -1,4 +1,4 @@
-/* Private to the gRPC door (api/grpc_*.c): the server over the gRPC C core
+/* Private to the gRPC door (api/grpc/grpc_*.c): the server over the gRPC C core
  * (grpc_server.c), the method table and its handlers (grpc_methods.c), the
  * protobuf <-> engine conversions (grpc_convert.c) and the Watch stream
  * (grpc_watch.c). api/proto/mnemo/v1/mnemo.proto is the contract and
@@ -19,34 +19,8 @@
 
 #include "api_internal.h"
 #include "auth.h"
+#include "grpc_server.h"
 #include "mnemo/v1/mnemo.pb-c.h"
-
-/* ---- the public face inside api/ (api_server.c) ---- */
-typedef struct mn_grpc mn_grpc_t;
-
-typedef struct mn_grpc_options {
-    const char *bind;         /* IPv4/IPv6 literal or host name */
-    int port;                 /* 0 = ephemeral */
-    int threads;              /* worker threads that run the handlers */
-    size_t max_message_bytes; /* largest request message */
-    int max_concurrent_streams;
-    int max_watches;          /* open Watch streams at most */
-    int handshake_timeout_ms; /* TLS/HTTP2 handshake budget of a new connection */
-    int idle_timeout_ms;      /* a connection without calls this long is closed */
-    const char *tls_cert;     /* "" or NULL = plaintext; else PEM files */
-    const char *tls_key;
-} mn_grpc_options;
-
-/* Starts the gRPC server on its own threads. auth (may be NULL: everything allowed) must
- * outlive it. Logs "grpc listening on HOST:PORT". */
-mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options *o,
-                     mn_grpc_t **out, mn_error *err);
-int mn_grpc_port(const mn_grpc_t *g);
-/* Stops accepting calls and ends every Watch stream with a CLOSED event (does not block). */
-void mn_grpc_shutdown_begin(mn_grpc_t *g);
-/* Waits up to grace_ms for in-flight calls, cancels the rest, joins the threads and frees g
- * (calls mn_grpc_shutdown_begin if it was not). Before the engine closes. */
-void mn_grpc_stop(mn_grpc_t *g, int64_t grace_ms);
 
 /* ---- handlers (grpc_methods.c) ---- */
 

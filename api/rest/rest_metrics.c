@@ -1,6 +1,6 @@
 /* GET /metrics (Prometheus text format 0.0.4) and the access log.
  *
- * Every response passes api_access_observe on the loop thread: it counts the
+ * Every response passes rest_access_observe on the loop thread: it counts the
  * response and its latency by (method, route pattern, status) in the process
  * registry and writes one access-log line. The route label is the matched
  * pattern ("/v1/spaces/{space}"), never the raw path, so the label sets stay
@@ -16,12 +16,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "api_internal.h"
+#include "rest_internal.h"
 #include "mnemo/metrics.h"
 
 static const char *const http_labels[] = {"method", "route", "status"};
 
-void api_metrics_init(mn_api_t *api)
+void rest_metrics_init(mn_api_t *api)
 {
     mn_metrics_t *m = mn_metrics_process();
     api->http_requests =
@@ -33,7 +33,7 @@ void api_metrics_init(mn_api_t *api)
         mn_hist_latency_ns, MN_HIST_LATENCY_N, 1e-9);
 }
 
-void api_access_observe(void *arg, const char *method, const char *route, int status,
+void rest_access_observe(void *arg, const char *method, const char *route, int status,
                         int64_t duration_ns, const char *request_id, const mn_http_request *req)
 {
     mn_api_t *api = arg;
@@ -46,7 +46,7 @@ void api_access_observe(void *arg, const char *method, const char *route, int st
 
     mn_log_level level = status >= 500 ? MN_LOG_WARN : MN_LOG_DEBUG;
     if (!mn_log_enabled(level)) return;
-    const char *op = route ? api_openapi_op(method, route) : NULL;
+    const char *op = route ? rest_openapi_op(method, route) : NULL;
     double ms = (double)ns / 1e6;
     mn_log_field f[] = {
         {.key = "method", .str = values[0], .in_msg = true},
@@ -242,7 +242,7 @@ static void process_section(mn_text *t, const mn_api_t *api)
             mn_metrics_dropped(mn_metrics_process()));
 }
 
-void api_h_metrics(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_metrics(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     (void)req;
     mn_api_t *api = ctx;

@@ -3,7 +3,7 @@
  *
  * Scores, distances and the per-cue figures are NaN in the engine when they do
  * not apply (a text-only hit has no distance); they are written as null. */
-#include "api_internal.h"
+#include "rest_internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -53,7 +53,7 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *
     r->k = (uint32_t)k;
     if ((rc = api_get_float(o, "threshold", "", &r->has_threshold, &r->threshold, err)))
         return rc;
-    if ((rc = api_filter_from_json(o, a, &r->filter, err))) return rc;
+    if ((rc = rest_filter_from_json(o, a, &r->filter, err))) return rc;
     if ((rc = api_get_bool(o, "include_embedding", "", NULL, &r->include_embedding, err)))
         return rc;
     r->spread = true; /* spreading activation is on unless the request turns it off */
@@ -85,7 +85,7 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *
     return MN_OK;
 }
 
-void api_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace)
+void rest_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace)
 {
     jw_obj(w);
     jw_key(w, "id");
@@ -136,11 +136,11 @@ void api_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace)
     jw_arr_end(w);
     jw_obj_end(w);
     jw_key(w, "memory");
-    api_memory_to_json(w, &h->memory);
+    rest_memory_to_json(w, &h->memory);
     jw_obj_end(w);
 }
 
-void api_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};
@@ -176,7 +176,7 @@ void api_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp)
     jw_obj(&w);
     jw_key(&w, "results");
     jw_arr(&w);
-    for (size_t i = 0; i < res.n_hits; i++) api_hit_to_json(&w, &res.hits[i], r.spread, r.trace);
+    for (size_t i = 0; i < res.n_hits; i++) rest_hit_to_json(&w, &res.hits[i], r.spread, r.trace);
     jw_arr_end(&w);
     jw_key(&w, "path");
     jw_str(&w, res.path ? res.path : "exact");

@@ -1,7 +1,7 @@
 /* HTTP handlers for health, readiness, spaces, space stats and backups
  * (docs/api.md). They run on the libuv thread pool and call the blocking
  * engine directly; they only translate JSON <-> engine structs. */
-#include "api_internal.h"
+#include "rest_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@ static bool reject_query(const mn_http_request *req, mn_http_response *resp)
     return rc != MN_OK;
 }
 
-void api_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     (void)ctx;
     (void)req;
@@ -38,7 +38,7 @@ void api_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp)
     jw_respond(&w, resp, 200);
 }
 
-void api_h_ready(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_ready(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     (void)req;
     mn_api_t *api = ctx;
@@ -180,7 +180,7 @@ static mn_err space_def_from_json(const cJSON *o, mn_space_def *d, mn_error *err
     return index_def_from_json(o, &d->index, err);
 }
 
-void api_h_space_create(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_create(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     if (reject_query(req, resp)) return;
@@ -203,7 +203,7 @@ void api_h_space_create(void *ctx, const mn_http_request *req, mn_http_response 
     jw_respond(&w, resp, 201);
 }
 
-void api_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     if (reject_query(req, resp)) return;
@@ -231,7 +231,7 @@ void api_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *r
     jw_respond(&w, resp, 200);
 }
 
-void api_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     if (reject_query(req, resp)) return;
@@ -254,7 +254,7 @@ void api_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *re
     jw_respond(&w, resp, 200);
 }
 
-void api_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     if (reject_query(req, resp)) return;
@@ -279,7 +279,7 @@ void api_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response *
     jw_respond(&w, resp, 200);
 }
 
-void api_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     if (reject_query(req, resp)) return;
@@ -302,7 +302,7 @@ void api_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *r
 
 static const char *const checkpoint_fields[] = {"path", NULL};
 
-void api_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     if (reject_query(req, resp)) return;

@@ -5,7 +5,7 @@
  * sees any, and the engine validates and writes the batch as one WAL entry.
  * A malformed memory id in the path is 422 invalid_argument ("id: not a memory
  * id"): the request is wrong, not the lookup. */
-#include "api_internal.h"
+#include "rest_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void api_h_remember(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_remember(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};
@@ -61,10 +61,10 @@ void api_h_remember(void *ctx, const mn_http_request *req, mn_http_response *res
         for (const cJSON *c = batch->child; c && !rc; c = c->next, i++) {
             char pfx[32];
             snprintf(pfx, sizeof pfx, "memories[%zu].", i);
-            rc = api_memory_from_json(c, pfx, &a, &mems[i], &err);
+            rc = rest_memory_from_json(c, pfx, &a, &mems[i], &err);
         }
     } else if (!rc) {
-        rc = api_memory_from_json(body, "", &a, &mems[0], &err);
+        rc = rest_memory_from_json(body, "", &a, &mems[0], &err);
     }
     if (!rc) rc = mn_engine_remember(api->engine, req->params[0], mems, n, ids, &err);
     api_json_free(body);
@@ -184,7 +184,7 @@ static mn_err list_req_from_query(const mn_http_request *req, api_arena *a, mn_l
     return rc;
 }
 
-void api_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};
@@ -204,7 +204,7 @@ void api_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
     jw_obj(&w);
     jw_key(&w, "memories");
     jw_arr(&w);
-    for (size_t i = 0; i < res.n; i++) api_memory_to_json(&w, &res.memories[i]);
+    for (size_t i = 0; i < res.n; i++) rest_memory_to_json(&w, &res.memories[i]);
     jw_arr_end(&w);
     jw_key(&w, "next");
     jw_str_or_null(&w, res.next);
@@ -224,7 +224,7 @@ static bool parse_id(const mn_http_request *req, mn_id_t *id, mn_http_response *
     return true;
 }
 
-void api_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     static const char *const params[] = {"include_embedding", NULL};
     mn_api_t *api = ctx;
@@ -252,12 +252,12 @@ void api_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
     }
     api_jw w;
     jw_init(&w);
-    api_memory_to_json(&w, &m);
+    rest_memory_to_json(&w, &m);
     mn_memory_clear(&m);
     jw_respond(&w, resp, 200);
 }
 
-void api_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     static const char *const params[] = {"mode", NULL};
     mn_api_t *api = ctx;
@@ -300,7 +300,7 @@ void api_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp)
     jw_respond(&w, resp, 200);
 }
 
-void api_h_unsuppress(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_unsuppress(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};

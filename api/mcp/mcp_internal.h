@@ -1,4 +1,4 @@
-/* Private to the MCP endpoint (api/mcp_*.c): the session table (mcp_session.c), the
+/* Private to the MCP endpoint (api/mcp/mcp_*.c): the session table (mcp_session.c), the
  * Streamable HTTP transport (mcp_transport.c), JSON-RPC dispatch (mcp_rpc.c) and the tools
  * (mcp_tools.c). docs/api.md, "MCP", is the reference; the MCP specification revisions
  * followed are those of mcp_versions[]. */
@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "api_internal.h"
+#include "mcp.h"
 #include "mnemo/config.h"
 
 /* 128 random bits as 32 lower-case hex digits: visible ASCII, as the transport requires. */
@@ -36,7 +37,7 @@ typedef struct mcp_session {
 } mcp_session;
 
 /* The MCP state of one API: settings, the tool list and the bounded session table. */
-typedef struct mcp_server {
+struct mcp_server {
     uv_mutex_t lock; /* guards sessions and n_sessions */
     mcp_session *sessions;
     size_t cap, n_sessions;
@@ -45,7 +46,7 @@ typedef struct mcp_server {
     char default_space[MN_SPACE_NAME_MAX + 1];
     mn_config_strlist allowed_origins; /* our own copy */
     cJSON *tools;                      /* the "tools" array of tools/list, built once */
-} mcp_server;
+};
 
 /* ---- mcp_session.c ---- */
 /* Protocol versions we speak, newest first; NULL-terminated. */
@@ -56,10 +57,6 @@ const char *mcp_version_negotiate(const char *requested);
 /* JSON-RPC batches were removed in 2025-06-18. */
 bool mcp_version_allows_batch(const char *v);
 
-mcp_server *mcp_server_new(void);
-void mcp_server_free(mcp_server *s);
-/* Applies [mcp] of the configuration; call before serving (drops every session). */
-mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp *o, mn_error *err);
 /* New session speaking version: its id into id_out. When the table is full the least
  * recently used session is evicted. MN_ERR_IO if no secure random bytes were available. */
 mn_err mcp_session_create(mcp_server *s, const char *version, char *id_out);
@@ -95,9 +92,5 @@ cJSON *mcp_tools_build(void);
  * set for a protocol error (unknown tool, malformed params). */
 cJSON *mcp_tools_call(mcp_call *c, const cJSON *params, int *code, char *msg, size_t msg_len);
 
-/* ---- mcp_transport.c: route handlers ---- */
-void api_h_mcp_post(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_mcp_get(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void api_h_mcp_delete(void *ctx, const mn_http_request *req, mn_http_response *resp);
 
 #endif

@@ -4,7 +4,7 @@
  * copied that the engine will copy anyway, and everything is freed with the
  * request. Only types are checked here; the engine checks values and names the
  * field in its message, with the same "memories[i]." prefix in batches. */
-#include "api_internal.h"
+#include "rest_internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -33,7 +33,7 @@ static mn_err read_context(const cJSON *o, const char *pfx, api_arena *a, mn_mem
     return rc;
 }
 
-mn_err api_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_memory_t *m,
+mn_err rest_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_memory_t *m,
                             mn_error *err)
 {
     mn_memory_init(m);
@@ -82,7 +82,7 @@ mn_err api_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_me
     return MN_OK;
 }
 
-void api_memory_to_json(api_jw *w, const mn_memory_t *m)
+void rest_memory_to_json(api_jw *w, const mn_memory_t *m)
 {
     if (m->forgotten) { /* an as-of read's forgotten memory: what is left of it */
         jw_obj(w);
@@ -174,7 +174,7 @@ void api_memory_to_json(api_jw *w, const mn_memory_t *m)
 
 static const char *const when_fields[] = {"from", "to", NULL};
 
-mn_err api_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_error *err)
+mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_error *err)
 {
     mn_err rc;
     if ((rc = api_get_strings(o, "tags_any", "", false, a, &f->tags_any, &f->n_tags_any, err)))
