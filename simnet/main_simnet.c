@@ -218,7 +218,7 @@ int main(int argc, char **argv)
         }
         if (used) i++;
     }
-    mn_simswim_scenario sc;
+    mn_simswim_scenario_t sc;
     if (mn_simswim_scenario_parse(scenario, &sc) != MN_OK) {
         fprintf(stderr, "simnet: unknown scenario %s\n", scenario);
         return 2;

@@ -7,17 +7,20 @@
  * instant run in insertion order (a sequence number breaks ties), so a run is
  * a pure function of the seed and of the calls made by the driver.
  *
- * Invariants: the clock never moves back; a node's core exists iff the node
- * is UP or PAUSED; each node has at most one live tick (older tick events are
- * recognised by their generation and skipped); every loop is bounded by the
- * event heap, whose events all lie in the future of the current clock or at
- * it, and a core that asks for a tick at or before the tick it just had is
- * moved one microsecond ahead, so time always advances. */
+ * Invariants: the clock never moves back (mn_simnet_run_until is never asked
+ * for an earlier time; callers compute their targets from the clock); a
+ * node's core exists iff the node is UP or PAUSED; each node has at most one
+ * live tick (older tick events are recognised by their generation and
+ * skipped); every loop is bounded by the event heap, whose events all lie in
+ * the future of the current clock or at it (a core's overdue deadline is
+ * scheduled now), and a core that asks for a tick at or before the tick it
+ * just had is moved one microsecond ahead, so time always advances. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mnemo/assert.h"
 #include "mnemo/simnet.h"
 
 #define SIMNET_PORT 7946
@@ -33,7 +36,7 @@ typedef struct sim_pkt {
 } sim_pkt;
 
 typedef struct sim_event {
-    int64_t t;
+    int64_t t_us;
     uint64_t seq;
     int kind;
     int node;
@@ -50,9 +53,9 @@ typedef struct sim_node {
     mn_simnet_core_ops_t ops;
     void *arg;
     void *core;
-    mn_simnet_node_state state;
-    uint64_t gen;    /* tick generation */
-    int64_t tick_at; /* time of the live tick, INT64_MAX = none */
+    mn_simnet_node_state_t state;
+    uint64_t gen;       /* tick generation */
+    int64_t tick_at_us; /* time of the live tick, INT64_MAX = none */
     sim_pkt **held;
     size_t n_held;
     sim_link_over *links;
@@ -61,7 +64,7 @@ typedef struct sim_node {
 } sim_node;
 
 struct mn_simnet {
-    int64_t now;
+    int64_t now_us;
     mn_prng_t prng;
     mn_simnet_link_t link;
     sim_node *nodes;
@@ -115,20 +118,21 @@ void mn_simnet_trace_note(mn_simnet_t *net, const char *fmt, ...)
     va_end(ap);
     if (n < 0) return;
     size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
-    hash_u64(net, (uint64_t)net->now);
+    hash_u64(net, (uint64_t)net->now_us);
     hash_bytes(net, buf, len);
-    if (net->trace) fprintf(net->trace, "%.6f note %s\n", (double)net->now / 1e6, buf);
+    if (net->trace) fprintf(net->trace, "%.6f note %s\n", (double)net->now_us / 1e6, buf);
 }
 
 /* ---- heap ---- */
 
 static bool ev_less(const sim_event *a, const sim_event *b)
 {
-    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+    return a->t_us < b->t_us || (a->t_us == b->t_us && a->seq < b->seq);
 }
 
 static bool push(mn_simnet_t *net, sim_event ev)
 {
+    mn_assert(ev.t_us >= net->now_us);
     if (net->n_heap == net->cap_heap) {
         size_t nc = net->cap_heap ? net->cap_heap * 2 : 1024;
         sim_event *nh = realloc(net->heap, nc * sizeof *nh);
@@ -217,7 +221,7 @@ int mn_simnet_add_node(mn_simnet_t *net, const mn_simnet_core_ops_t *ops, void *
     memset(nd, 0, sizeof *nd);
     nd->ops = *ops;
     nd->arg = arg;
-    nd->tick_at = INT64_MAX;
+    nd->tick_at_us = INT64_MAX;
     if (net->group) net->group[net->n] = 0;
     return net->n++;
 }
@@ -249,7 +253,7 @@ int mn_simnet_node_at(const mn_simnet_t *net, const mn_swim_addr_t *a)
     return v >= 1 && v <= net->n ? v - 1 : -1;
 }
 
-mn_simnet_node_state mn_simnet_state(const mn_simnet_t *net, int node)
+mn_simnet_node_state_t mn_simnet_state(const mn_simnet_t *net, int node)
 {
     return node >= 0 && node < net->n ? net->nodes[node].state : MN_SIMNET_DOWN;
 }
@@ -266,7 +270,7 @@ mn_prng_t *mn_simnet_prng(mn_simnet_t *net)
 
 int64_t mn_simnet_now(const mn_simnet_t *net)
 {
-    return net->now;
+    return net->now_us;
 }
 
 /* Re-arms the node's tick from its core's deadline. after_tick: the core just
@@ -275,26 +279,28 @@ static void resched(mn_simnet_t *net, int node, bool after_tick)
 {
     sim_node *nd = &net->nodes[node];
     if (nd->state != MN_SIMNET_UP || !nd->core) return;
-    int64_t d = nd->ops.next_deadline(nd->core);
-    if (d == INT64_MAX) {
-        nd->tick_at = INT64_MAX;
+    int64_t deadline_us = nd->ops.next_deadline(nd->core);
+    if (deadline_us == INT64_MAX) {
+        nd->tick_at_us = INT64_MAX;
         nd->gen++;
         return;
     }
-    if (d < net->now) d = net->now;
-    if (after_tick && d <= net->now) d = net->now + 1;
-    if (d == nd->tick_at) return;
-    nd->tick_at = d;
+    if (deadline_us < net->now_us) deadline_us = net->now_us;
+    if (after_tick && deadline_us <= net->now_us) deadline_us = net->now_us + 1;
+    mn_assert(after_tick ? deadline_us > net->now_us : deadline_us >= net->now_us);
+    if (deadline_us == nd->tick_at_us) return;
+    nd->tick_at_us = deadline_us;
     nd->gen++;
-    sim_event ev = {.t = d, .kind = EV_TICK, .node = node, .gen = nd->gen};
+    sim_event ev = {.t_us = deadline_us, .kind = EV_TICK, .node = node, .gen = nd->gen};
     push(net, ev);
 }
 
 static void deliver(mn_simnet_t *net, int node, sim_pkt *p)
 {
     sim_node *nd = &net->nodes[node];
+    mn_assert(nd->state == MN_SIMNET_UP && nd->core);
     net->nodes[p->from].stats.delivered++;
-    nd->ops.on_packet(nd->core, net->now, &p->from_addr, p->data, p->len);
+    nd->ops.on_packet(nd->core, net->now_us, &p->from_addr, p->data, p->len);
     resched(net, node, false);
 }
 
@@ -313,12 +319,12 @@ void mn_simnet_start(mn_simnet_t *net, int node)
     uint64_t seed = mn_prng_next(&net->prng);
     mn_simnet_trace_note(net, "start %d", node);
     nd->state = MN_SIMNET_UP; /* before create: the core may send at once */
-    nd->core = nd->ops.create(nd->arg, net, node, net->now, seed);
+    nd->core = nd->ops.create(nd->arg, net, node, net->now_us, seed);
     if (!nd->core) {
         nd->state = MN_SIMNET_DOWN;
         return;
     }
-    nd->tick_at = INT64_MAX;
+    nd->tick_at_us = INT64_MAX;
     resched(net, node, false);
 }
 
@@ -330,7 +336,7 @@ void mn_simnet_crash(mn_simnet_t *net, int node)
     mn_simnet_trace_note(net, "crash %d", node);
     nd->state = MN_SIMNET_DOWN;
     nd->gen++;
-    nd->tick_at = INT64_MAX;
+    nd->tick_at_us = INT64_MAX;
     drop_held(nd);
     void *core = nd->core;
     nd->core = NULL;
@@ -360,7 +366,7 @@ void mn_simnet_resume(mn_simnet_t *net, int node)
         free(held[i]);
     }
     free(held);
-    nd->tick_at = INT64_MAX;
+    nd->tick_at_us = INT64_MAX;
     resched(net, node, false);
 }
 
@@ -450,18 +456,18 @@ bool mn_simnet_cut(const mn_simnet_t *net, int from, int to)
 
 static int64_t delay_of(mn_simnet_t *net, const mn_simnet_link_t *l)
 {
-    int64_t d = l->latency_us;
+    int64_t delay_us = l->latency_us;
     if (l->jitter_us > 0) {
         double u = mn_prng_double(&net->prng);
-        d += (int64_t)(-(double)l->jitter_us * log1p(-u));
+        delay_us += (int64_t)(-(double)l->jitter_us * log1p(-u));
     }
     if (l->reorder > 0 && mn_prng_double(&net->prng) < l->reorder && l->reorder_us > 0)
-        d += (int64_t)mn_prng_below(&net->prng, (uint64_t)l->reorder_us + 1);
-    return d < 0 ? 0 : d;
+        delay_us += (int64_t)mn_prng_below(&net->prng, (uint64_t)l->reorder_us + 1);
+    return delay_us < 0 ? 0 : delay_us;
 }
 
 static void enqueue(mn_simnet_t *net, int from, int to, const uint8_t *buf, size_t len,
-                    int64_t delay)
+                    int64_t delay_us)
 {
     sim_pkt *p = malloc(sizeof *p + len);
     if (!p) return;
@@ -469,7 +475,7 @@ static void enqueue(mn_simnet_t *net, int from, int to, const uint8_t *buf, size
     p->from_addr = mn_simnet_addr(net, from);
     p->len = len;
     memcpy(p->data, buf, len);
-    sim_event ev = {.t = net->now + delay, .kind = EV_DELIVER, .node = to, .pkt = p};
+    sim_event ev = {.t_us = net->now_us + delay_us, .kind = EV_DELIVER, .node = to, .pkt = p};
     if (!push(net, ev)) free(p);
 }
 
@@ -505,7 +511,7 @@ void mn_simnet_send(mn_simnet_t *net, int from, const mn_swim_addr_t *to, const 
 
 static void trace_event(mn_simnet_t *net, const sim_event *ev)
 {
-    hash_u64(net, (uint64_t)ev->t);
+    hash_u64(net, (uint64_t)ev->t_us);
     hash_u64(net, ((uint64_t)ev->kind << 32) | (uint32_t)ev->node);
     if (ev->pkt) {
         hash_u64(net, ((uint64_t)(uint32_t)ev->pkt->from << 32) | ev->pkt->len);
@@ -513,24 +519,26 @@ static void trace_event(mn_simnet_t *net, const sim_event *ev)
     }
     if (net->trace) {
         if (ev->kind == EV_DELIVER)
-            fprintf(net->trace, "%.6f deliver %d->%d %zu\n", (double)ev->t / 1e6, ev->pkt->from,
+            fprintf(net->trace, "%.6f deliver %d->%d %zu\n", (double)ev->t_us / 1e6, ev->pkt->from,
                     ev->node, ev->pkt->len);
         else
-            fprintf(net->trace, "%.6f tick %d\n", (double)ev->t / 1e6, ev->node);
+            fprintf(net->trace, "%.6f tick %d\n", (double)ev->t_us / 1e6, ev->node);
     }
 }
 
-void mn_simnet_run_until(mn_simnet_t *net, int64_t t)
+void mn_simnet_run_until(mn_simnet_t *net, int64_t t_us)
 {
-    while (net->n_heap && net->heap[0].t <= t) {
+    while (net->n_heap && net->heap[0].t_us <= t_us) {
         sim_event ev = pop(net);
-        if (ev.t > net->now) net->now = ev.t;
+        mn_assert(ev.t_us >= net->now_us);
+        net->now_us = ev.t_us;
         sim_node *nd = &net->nodes[ev.node];
         if (ev.kind == EV_TICK) {
             if (ev.gen != nd->gen || nd->state != MN_SIMNET_UP) continue; /* stale or stalled */
+            mn_assert(nd->core && ev.t_us == nd->tick_at_us);
             trace_event(net, &ev);
-            nd->tick_at = INT64_MAX;
-            nd->ops.on_tick(nd->core, net->now);
+            nd->tick_at_us = INT64_MAX;
+            nd->ops.on_tick(nd->core, net->now_us);
             resched(net, ev.node, true);
             continue;
         }
@@ -554,7 +562,8 @@ void mn_simnet_run_until(mn_simnet_t *net, int64_t t)
             free(ev.pkt);
         }
     }
-    if (t > net->now) net->now = t;
+    mn_assert(t_us >= net->now_us);
+    net->now_us = t_us;
 }
 
 void mn_simnet_stats(const mn_simnet_t *net, int node, mn_simnet_stats_t *out)

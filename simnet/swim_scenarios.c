@@ -10,12 +10,12 @@
 
 #include "swim_sim_internal.h"
 
-mn_err mn_simswim_scenario_parse(const char *s, mn_simswim_scenario *out)
+mn_err mn_simswim_scenario_parse(const char *s, mn_simswim_scenario_t *out)
 {
     static const char *names[] = {"steady", "crash", "partition", "churn", "join"};
     for (int i = 0; i < 5; i++)
         if (s && strcmp(s, names[i]) == 0) {
-            *out = (mn_simswim_scenario)i;
+            *out = (mn_simswim_scenario_t)i;
             return MN_OK;
         }
     return MN_ERR_INVALID;
@@ -41,10 +41,10 @@ static bool crash_node(mn_simswim_t *h, int node)
     if (!f->seen) return false;
     h->n_faults++;
     for (size_t i = 0; i < h->n_joins; i++)
-        if (h->joins[i].node == node && h->joins[i].done < 0) h->joins[i].aborted = true;
+        if (h->joins[i].node == node && h->joins[i].done_us < 0) h->joins[i].aborted = true;
     f->target = node;
-    f->t0 = mn_simnet_now(h->net);
-    f->first = f->all = f->suspect = -1;
+    f->t0_us = mn_simnet_now(h->net);
+    f->first_us = f->all_us = f->suspect_us = -1;
     f->open = true;
     mn_simnet_crash(h->net, node);
     for (int o = 0; o < h->n; o++) {
@@ -53,7 +53,8 @@ static bool crash_node(mn_simswim_t *h, int node)
             continue;
         }
         f->expected++;
-        if (*sim_view_at(h, o, node) == MN_SWIM_DEAD) sim_fault_seen(f, o, f->t0);
+        if (*mn__simswim_view_at(h, o, node) == MN_SWIM_DEAD)
+            mn__simswim_fault_seen(f, o, f->t0_us);
     }
     if (f->expected == 0) f->open = false;
     return true;
@@ -64,7 +65,8 @@ static void start_join(mn_simswim_t *h, int node)
     sim_join *nj = realloc(h->joins, (h->n_joins + 1) * sizeof *nj);
     if (!nj) return;
     h->joins = nj;
-    h->joins[h->n_joins++] = (sim_join){.node = node, .t0 = mn_simnet_now(h->net), .done = -1};
+    h->joins[h->n_joins++] =
+        (sim_join){.node = node, .t0_us = mn_simnet_now(h->net), .done_us = -1};
     mn_simnet_start(h->net, node);
 }
 
@@ -78,18 +80,18 @@ static bool faults_open(const mn_simswim_t *h)
 static bool joins_open(const mn_simswim_t *h)
 {
     for (size_t i = 0; i < h->n_joins; i++)
-        if (h->joins[i].done < 0 && !h->joins[i].aborted) return true;
+        if (h->joins[i].done_us < 0 && !h->joins[i].aborted) return true;
     return false;
 }
 
 typedef bool (*sim_cond)(const mn_simswim_t *h);
 
 /* Runs until cond is false or the deadline. */
-static void run_while(mn_simswim_t *h, sim_cond cond, int64_t deadline)
+static void run_while(mn_simswim_t *h, sim_cond cond, int64_t deadline_us)
 {
-    while (cond(h) && mn_simnet_now(h->net) < deadline) {
-        int64_t next = mn_simnet_now(h->net) + SIM_STEP_US;
-        mn_simnet_run_until(h->net, next < deadline ? next : deadline);
+    while (cond(h) && mn_simnet_now(h->net) < deadline_us) {
+        int64_t next_us = mn_simnet_now(h->net) + SIM_STEP_US;
+        mn_simnet_run_until(h->net, next_us < deadline_us ? next_us : deadline_us);
     }
 }
 
@@ -101,23 +103,23 @@ static bool part_open(const mn_simswim_t *h)
 static void form(mn_simswim_t *h, int count, mn_simswim_result_t *r)
 {
     /* start times spread uniformly over join_spread_ms, in time order */
-    int64_t *at = calloc((size_t)count, sizeof *at);
-    if (!at) return;
+    int64_t *at_us = calloc((size_t)count, sizeof *at_us);
+    if (!at_us) return;
     for (int i = 0; i < count; i++)
-        at[i] = h->o.join_spread_ms > 0
-                    ? (int64_t)mn_prng_below(mn_simnet_prng(h->net),
-                                             (uint64_t)sim_ms(h->o.join_spread_ms))
-                    : 0;
+        at_us[i] = h->o.join_spread_ms > 0
+                       ? (int64_t)mn_prng_below(mn_simnet_prng(h->net),
+                                                (uint64_t)sim_ms_to_us(h->o.join_spread_ms))
+                       : 0;
     for (int done = 0; done < count; done++) {
         int best = -1;
         for (int i = 0; i < count; i++)
-            if (at[i] >= 0 && (best < 0 || at[i] < at[best])) best = i;
-        mn_simnet_run_until(h->net, at[best]);
+            if (at_us[i] >= 0 && (best < 0 || at_us[i] < at_us[best])) best = i;
+        mn_simnet_run_until(h->net, at_us[best]);
         mn_simnet_start(h->net, best);
-        at[best] = -1;
+        at_us[best] = -1;
     }
-    free(at);
-    r->formed = mn_simswim_run_until_converged(h, sim_ms(h->o.form_limit_ms));
+    free(at_us);
+    r->formed = mn_simswim_run_until_converged(h, sim_ms_to_us(h->o.form_limit_ms));
     r->formation_s = (double)mn_simnet_now(h->net) / 1e6;
 }
 
@@ -145,9 +147,9 @@ static void steady(mn_simswim_t *h, mn_simswim_result_t *r)
     mn_swim_stats_t sa, sb;
     sum_swim_stats(h, &sa);
     mn_simnet_stats(h->net, -1, &a);
-    int64_t t0 = mn_simnet_now(h->net);
-    int nodes = sim_running_count(h);
-    mn_simnet_run_until(h->net, t0 + sim_ms(h->o.steady_ms));
+    int64_t t0_us = mn_simnet_now(h->net);
+    int nodes = mn__simswim_running_count(h);
+    mn_simnet_run_until(h->net, t0_us + sim_ms_to_us(h->o.steady_ms));
     mn_simnet_stats(h->net, -1, &b);
     sum_swim_stats(h, &sb);
     uint64_t *d = (uint64_t *)&r->steady;
@@ -155,7 +157,7 @@ static void steady(mn_simswim_t *h, mn_simswim_result_t *r)
     for (size_t k = 0; k < sizeof sa / sizeof(uint64_t); k++)
         d[k] = pb[k] - pa[k];
     r->steady_net_sent = b.sent - a.sent;
-    double secs = (double)(mn_simnet_now(h->net) - t0) / 1e6;
+    double secs = (double)(mn_simnet_now(h->net) - t0_us) / 1e6;
     r->steady_node_s = secs * nodes;
     if (secs > 0 && nodes > 0) {
         r->msgs_per_node_s = (double)(b.sent - a.sent) / (secs * nodes);
@@ -168,7 +170,7 @@ static void steady(mn_simswim_t *h, mn_simswim_result_t *r)
 static bool crashable(const mn_simswim_t *h, int i, int skip_below, int64_t min_age_us)
 {
     return i >= skip_below && mn_simnet_state(h->net, i) == MN_SIMNET_UP &&
-           h->started[i] <= mn_simnet_now(h->net) - min_age_us;
+           h->started_us[i] <= mn_simnet_now(h->net) - min_age_us;
 }
 
 /* A random crashable node, or -1. */
@@ -184,7 +186,7 @@ static int random_running(mn_simswim_t *h, int skip_below, int64_t min_age_us)
     return -1;
 }
 
-static void partition(mn_simswim_t *h, int64_t horizon, mn_simswim_result_t *r)
+static void partition(mn_simswim_t *h, int64_t horizon_us, mn_simswim_result_t *r)
 {
     h->group = calloc((size_t)h->n, sizeof *h->group);
     if (!h->group) return;
@@ -206,71 +208,75 @@ static void partition(mn_simswim_t *h, int64_t horizon, mn_simswim_result_t *r)
     h->cross_dead = 0;
     for (int o = 0; o < h->n; o++)
         for (int t = 0; t < h->n; t++)
-            if (o != t && sim_cross(h, o, t) && sim_running(h, o) && sim_running(h, t))
+            if (o != t && mn__simswim_cross(h, o, t) && mn__simswim_running(h, o) &&
+                mn__simswim_running(h, t))
                 h->cross_expected++;
     h->part = (sim_fault){
-        .target = -1, .t0 = mn_simnet_now(h->net), .first = -1, .all = -1, .open = true};
+        .target = -1, .t0_us = mn_simnet_now(h->net), .first_us = -1, .all_us = -1, .open = true};
     mn_simnet_partition(h->net, h->group, h->o.oneway);
-    run_while(h, part_open, h->part.t0 + horizon);
+    run_while(h, part_open, h->part.t0_us + horizon_us);
     r->detect_first_s = malloc(sizeof(double));
     r->detect_all_s = malloc(sizeof(double));
     if (r->detect_first_s && r->detect_all_s) {
         r->n_faults = 1;
-        r->detect_first_s[0] = h->part.first < 0 ? -1 : (double)(h->part.first - h->part.t0) / 1e6;
-        r->detect_all_s[0] = h->part.all < 0 ? -1 : (double)(h->part.all - h->part.t0) / 1e6;
-        if (h->part.all < 0) r->undetected++;
+        r->detect_first_s[0] =
+            h->part.first_us < 0 ? -1 : (double)(h->part.first_us - h->part.t0_us) / 1e6;
+        r->detect_all_s[0] =
+            h->part.all_us < 0 ? -1 : (double)(h->part.all_us - h->part.t0_us) / 1e6;
+        if (h->part.all_us < 0) r->undetected++;
     }
     h->part.open = false;
     mn_simnet_heal(h->net);
     free(h->former);
     h->former = h->group;
     h->group = NULL;
-    h->grace_until = mn_simnet_now(h->net) + sim_ms(mn_simswim_detect_bound_ms(&h->o.swim, h->n));
-    int64_t t1 = mn_simnet_now(h->net);
-    bool ok = mn_simswim_run_until_converged(h, t1 + horizon);
-    r->heal_s = ok ? (double)(mn_simnet_now(h->net) - t1) / 1e6 : -1;
+    h->grace_until_us =
+        mn_simnet_now(h->net) + sim_ms_to_us(mn_simswim_detect_bound_ms(&h->o.swim, h->n));
+    int64_t t1_us = mn_simnet_now(h->net);
+    bool ok = mn_simswim_run_until_converged(h, t1_us + horizon_us);
+    r->heal_s = ok ? (double)(mn_simnet_now(h->net) - t1_us) / 1e6 : -1;
 }
 
-static void churn(mn_simswim_t *h, int64_t horizon)
+static void churn(mn_simswim_t *h, int64_t horizon_us)
 {
-    int64_t t0 = mn_simnet_now(h->net), end = t0 + sim_ms(h->o.churn_ms);
-    int64_t bound = sim_ms(mn_simswim_detect_bound_ms(&h->o.swim, h->n));
-    int64_t *restart_at = malloc((size_t)h->n * sizeof *restart_at);
-    if (!restart_at) return;
+    int64_t t0_us = mn_simnet_now(h->net), end_us = t0_us + sim_ms_to_us(h->o.churn_ms);
+    int64_t bound_us = sim_ms_to_us(mn_simswim_detect_bound_ms(&h->o.swim, h->n));
+    int64_t *restart_at_us = malloc((size_t)h->n * sizeof *restart_at_us);
+    if (!restart_at_us) return;
     for (int i = 0; i < h->n; i++)
-        restart_at[i] = -1;
-    int64_t next_crash = t0;
+        restart_at_us[i] = -1;
+    int64_t next_crash_us = t0_us;
     /* bounded: each pass advances the clock to the next action */
     for (;;) {
-        int64_t now = mn_simnet_now(h->net);
+        int64_t now_us = mn_simnet_now(h->net);
         for (int i = 0; i < h->n; i++)
-            if (restart_at[i] >= 0 && restart_at[i] <= now) {
-                restart_at[i] = -1;
+            if (restart_at_us[i] >= 0 && restart_at_us[i] <= now_us) {
+                restart_at_us[i] = -1;
                 start_join(h, i);
             }
-        if (next_crash <= now && now < end) {
+        if (next_crash_us <= now_us && now_us < end_us) {
             /* not a node restarted less than a detection bound ago: its
              * rejoin would be cut short (and its crash detected while the
              * cluster still learns it is back) */
-            int v = random_running(h, 0, bound);
+            int v = random_running(h, 0, bound_us);
             /* keep a majority running */
-            if (v >= 0 && sim_running_count(h) > h->n / 2 + 1) {
+            if (v >= 0 && mn__simswim_running_count(h) > h->n / 2 + 1) {
                 crash_node(h, v);
-                restart_at[v] = now + sim_ms(h->o.churn_down_ms);
+                restart_at_us[v] = now_us + sim_ms_to_us(h->o.churn_down_ms);
             }
-            next_crash = now + sim_ms(h->o.churn_every_ms);
+            next_crash_us = now_us + sim_ms_to_us(h->o.churn_every_ms);
         }
-        int64_t next = INT64_MAX;
-        if (now < end) next = next_crash;
+        int64_t next_us = INT64_MAX;
+        if (now_us < end_us) next_us = next_crash_us;
         for (int i = 0; i < h->n; i++)
-            if (restart_at[i] >= 0 && restart_at[i] < next) next = restart_at[i];
-        if (next == INT64_MAX) break;
-        mn_simnet_run_until(h->net, next);
+            if (restart_at_us[i] >= 0 && restart_at_us[i] < next_us) next_us = restart_at_us[i];
+        if (next_us == INT64_MAX) break;
+        mn_simnet_run_until(h->net, next_us);
     }
-    free(restart_at);
-    int64_t deadline = mn_simnet_now(h->net) + horizon;
-    run_while(h, faults_open, deadline);
-    run_while(h, joins_open, deadline);
+    free(restart_at_us);
+    int64_t deadline_us = mn_simnet_now(h->net) + horizon_us;
+    run_while(h, faults_open, deadline_us);
+    run_while(h, joins_open, deadline_us);
 }
 
 static void collect(mn_simswim_t *h, mn_simswim_result_t *r)
@@ -283,10 +289,12 @@ static void collect(mn_simswim_t *h, mn_simswim_result_t *r)
             r->n_faults = h->n_faults;
             for (size_t i = 0; i < h->n_faults; i++) {
                 sim_fault *f = &h->faults[i];
-                r->detect_first_s[i] = f->first < 0 ? -1 : (double)(f->first - f->t0) / 1e6;
-                r->suspect_first_s[i] = f->suspect < 0 ? -1 : (double)(f->suspect - f->t0) / 1e6;
-                r->detect_all_s[i] = f->all < 0 ? -1 : (double)(f->all - f->t0) / 1e6;
-                if (f->all < 0) r->undetected++;
+                r->detect_first_s[i] =
+                    f->first_us < 0 ? -1 : (double)(f->first_us - f->t0_us) / 1e6;
+                r->suspect_first_s[i] =
+                    f->suspect_us < 0 ? -1 : (double)(f->suspect_us - f->t0_us) / 1e6;
+                r->detect_all_s[i] = f->all_us < 0 ? -1 : (double)(f->all_us - f->t0_us) / 1e6;
+                if (f->all_us < 0) r->undetected++;
             }
         }
     }
@@ -299,8 +307,9 @@ static void collect(mn_simswim_t *h, mn_simswim_result_t *r)
                     r->joins_aborted++;
                     continue;
                 }
-                r->join_s[r->n_joins++] = j->done < 0 ? -1 : (double)(j->done - j->t0) / 1e6;
-                if (j->done < 0) r->joins_unconverged++;
+                r->join_s[r->n_joins++] =
+                    j->done_us < 0 ? -1 : (double)(j->done_us - j->t0_us) / 1e6;
+                if (j->done_us < 0) r->joins_unconverged++;
             }
         }
     }
@@ -317,22 +326,46 @@ static void collect(mn_simswim_t *h, mn_simswim_result_t *r)
     sum_swim_stats(h, &r->swim);
 }
 
-mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario sc, mn_simswim_result_t *r,
+/* The phases' lengths: the scenarios move the clock by them, and the clock
+ * never moves back (a negative length would ask simnet for an earlier time;
+ * a zero churn period would never move it on). */
+static mn_err check_durations(const mn_simswim_opts_t *o, mn_simswim_scenario_t sc, mn_error *err)
+{
+    const struct {
+        const char *name;
+        int64_t ms, min_ms;
+    } d[] = {
+        {"join_spread_ms", o->join_spread_ms, 0},
+        {"form_limit_ms", o->form_limit_ms, 0},
+        {"steady_ms", o->steady_ms, 0},
+        {"churn_ms", sc == MN_SIMSWIM_CHURN ? o->churn_ms : 0, 0},
+        {"churn_every_ms", sc == MN_SIMSWIM_CHURN ? o->churn_every_ms : 1, 1},
+        {"churn_down_ms", sc == MN_SIMSWIM_CHURN ? o->churn_down_ms : 0, 0},
+    };
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        if (d[i].ms < d[i].min_ms)
+            return mn_error_set(err, MN_ERR_INVALID, "simswim: %s = %lld is below %lld", d[i].name,
+                                (long long)d[i].ms, (long long)d[i].min_ms);
+    return MN_OK;
+}
+
+mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario_t sc, mn_simswim_result_t *r,
                       mn_error *err)
 {
     if (!o || !r) return mn_error_set(err, MN_ERR_INVALID, "simswim: no options");
     memset(r, 0, sizeof *r);
     if (o->nodes < 2) return mn_error_set(err, MN_ERR_INVALID, "simswim: need 2+ nodes");
     mn_err rc = mn_swim_config_check(&o->swim, err);
+    if (rc == MN_OK) rc = check_durations(o, sc, err);
     if (rc != MN_OK) return rc;
     mn_simswim_t *h = mn_simswim_new(o);
     if (!h) return mn_error_set(err, MN_ERR_NOMEM, "simswim: out of memory");
     /* a partition: every node has to see half the cluster fail by its own
      * probes (verify), so give it twice as long as a single crash */
     int64_t bounds = sc == MN_SIMSWIM_PARTITION ? 6 : 3;
-    int64_t horizon = o->horizon_ms > 0
-                          ? sim_ms(o->horizon_ms)
-                          : bounds * sim_ms(mn_simswim_detect_bound_ms(&o->swim, o->nodes));
+    int64_t horizon_us =
+        o->horizon_ms > 0 ? sim_ms_to_us(o->horizon_ms)
+                          : bounds * sim_ms_to_us(mn_simswim_detect_bound_ms(&o->swim, o->nodes));
     form(h, sc == MN_SIMSWIM_JOIN ? h->n - 1 : h->n, r);
     mn_simnet_trace_note(h->net, "formed");
     /* false positives count from the end of formation */
@@ -344,17 +377,17 @@ mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario sc, mn_sim
     switch (sc) {
     case MN_SIMSWIM_CRASH:
         crash_node(h, random_running(h, 1, 0));
-        run_while(h, faults_open, mn_simnet_now(h->net) + horizon);
+        run_while(h, faults_open, mn_simnet_now(h->net) + horizon_us);
         break;
     case MN_SIMSWIM_PARTITION:
-        partition(h, horizon, r);
+        partition(h, horizon_us, r);
         break;
     case MN_SIMSWIM_CHURN:
-        churn(h, horizon);
+        churn(h, horizon_us);
         break;
     case MN_SIMSWIM_JOIN:
         start_join(h, h->n - 1);
-        run_while(h, joins_open, mn_simnet_now(h->net) + horizon);
+        run_while(h, joins_open, mn_simnet_now(h->net) + horizon_us);
         break;
     default:
         break;

@@ -26,7 +26,7 @@
 
 #include "swim_sim_internal.h"
 
-int8_t *sim_view_at(const mn_simswim_t *h, int obs, int tgt)
+int8_t *mn__simswim_view_at(const mn_simswim_t *h, int obs, int tgt)
 {
     return &h->view[(size_t)obs * (size_t)h->n + (size_t)tgt];
 }
@@ -34,12 +34,12 @@ int8_t *sim_view_at(const mn_simswim_t *h, int obs, int tgt)
 static int parse_node(const mn_simswim_t *h, const char *id)
 {
     if (id[0] != 'n') return -1;
-    char *end = NULL;
-    long v = strtol(id + 1, &end, 10);
-    return (*end || v < 0 || v >= h->n) ? -1 : (int)v;
+    char *end_us = NULL;
+    long v = strtol(id + 1, &end_us, 10);
+    return (*end_us || v < 0 || v >= h->n) ? -1 : (int)v;
 }
 
-bool sim_running(const mn_simswim_t *h, int i)
+bool mn__simswim_running(const mn_simswim_t *h, int i)
 {
     return mn_simnet_state(h->net, i) != MN_SIMNET_DOWN;
 }
@@ -56,47 +56,61 @@ static bool reachable(const mn_simswim_t *h, int obs, int tgt)
  * it is about a former life, about a pause that ended less than a detection
  * bound ago, or about the other side of a partition healed less than a
  * detection bound ago (suspicions begun while it was real). */
-static bool wrongly_accused(const mn_simswim_t *h, int obs, int tgt, uint64_t inc, int64_t now)
+static bool wrongly_accused(const mn_simswim_t *h, int obs, int tgt, uint64_t inc, int64_t now_us)
 {
     if (!reachable(h, obs, tgt)) return false;
     if (inc < h->life_inc[tgt]) return false;
-    if (now < h->pause_grace[tgt] && inc <= h->pause_inc[tgt]) return false;
-    if (h->former && now < h->grace_until && h->former[obs] != h->former[tgt]) return false;
+    if (now_us < h->pause_grace_us[tgt] && inc <= h->pause_inc[tgt]) return false;
+    if (h->former && now_us < h->grace_until_us && h->former[obs] != h->former[tgt]) return false;
     return true;
 }
 
-bool sim_cross(const mn_simswim_t *h, int a, int b)
+bool mn__simswim_cross(const mn_simswim_t *h, int a, int b)
 {
     return h->group && h->group[a] != h->group[b];
 }
 
-int sim_running_count(const mn_simswim_t *h)
+int mn__simswim_running_count(const mn_simswim_t *h)
 {
     int c = 0;
     for (int i = 0; i < h->n; i++)
-        c += sim_running(h, i);
+        c += mn__simswim_running(h, i);
     return c;
 }
 
-void sim_fault_seen(sim_fault *f, int obs, int64_t now)
+void mn__simswim_fault_seen(sim_fault *f, int obs, int64_t now_us)
 {
     if (!f->open || f->seen[obs]) return;
     f->seen[obs] = 1;
     f->got++;
-    if (f->first < 0) f->first = now;
+    mn_assert(f->got <= f->expected);
+    if (f->first_us < 0) f->first_us = now_us;
     if (f->got >= f->expected) {
-        f->all = now;
+        f->all_us = now_us;
         f->open = false;
     }
 }
 
-static void check_join(mn_simswim_t *h, int tgt, int64_t now)
+#ifndef NDEBUG
+/* O(n): observers whose view has tgt alive or suspect (what known_cnt keeps). */
+static int known_count(const mn_simswim_t *h, int tgt)
+{
+    int c = 0;
+    for (int obs = 0; obs < h->n; obs++) {
+        int8_t v = *mn__simswim_view_at(h, obs, tgt);
+        c += v == MN_SWIM_ALIVE || v == MN_SWIM_SUSPECT;
+    }
+    return c;
+}
+#endif
+
+static void check_join(mn_simswim_t *h, int tgt, int64_t now_us)
 {
     for (size_t i = 0; i < h->n_joins; i++) {
         sim_join *j = &h->joins[i];
-        if (j->node == tgt && j->done < 0 && !j->aborted && sim_running(h, tgt) &&
-            h->known_cnt[tgt] >= sim_running_count(h) - 1)
-            j->done = now;
+        if (j->node == tgt && j->done_us < 0 && !j->aborted && mn__simswim_running(h, tgt) &&
+            h->known_cnt[tgt] >= mn__simswim_running_count(h) - 1)
+            j->done_us = now_us;
     }
 }
 
@@ -106,27 +120,30 @@ static void on_event(void *user, const mn_swim_event_t *ev)
     mn_simswim_t *h = sl->h;
     int obs = sl->idx, tgt = parse_node(h, ev->id);
     if (tgt < 0 || tgt == obs) return;
-    int64_t now = ev->now_us;
+    int64_t now_us = ev->now_us;
     h->events++;
     bool wrong = ev->state != MN_SWIM_ALIVE && ev->state != MN_SWIM_LEFT &&
-                 wrongly_accused(h, obs, tgt, ev->incarnation, now);
+                 wrongly_accused(h, obs, tgt, ev->incarnation, now_us);
     mn_simnet_trace_note(h->net, "view %d %d %s %llu%s", obs, tgt, mn_swim_state_name(ev->state),
                          (unsigned long long)ev->incarnation, wrong ? " wrong" : "");
-    int8_t *v = sim_view_at(h, obs, tgt);
+    int8_t *v = mn__simswim_view_at(h, obs, tgt);
     int old = *v;
     *v = (int8_t)ev->state;
     bool was = old == MN_SWIM_ALIVE || old == MN_SWIM_SUSPECT;
     bool is = ev->state == MN_SWIM_ALIVE || ev->state == MN_SWIM_SUSPECT;
     h->known_cnt[tgt] += (int)is - (int)was;
-    if (sim_cross(h, obs, tgt) && sim_running(h, obs) && sim_running(h, tgt)) {
+    mn_assert(h->known_cnt[tgt] >= 0 && h->known_cnt[tgt] < h->n);
+    mn_assert_debug(h->known_cnt[tgt] == known_count(h, tgt));
+    if (mn__simswim_cross(h, obs, tgt) && mn__simswim_running(h, obs) &&
+        mn__simswim_running(h, tgt)) {
         if (old != MN_SWIM_DEAD && ev->state == MN_SWIM_DEAD) {
             h->cross_dead++;
-            if (h->part.open && h->part.first < 0) h->part.first = now;
+            if (h->part.open && h->part.first_us < 0) h->part.first_us = now_us;
         } else if (old == MN_SWIM_DEAD && ev->state != MN_SWIM_DEAD) {
             h->cross_dead--;
         }
         if (h->part.open && h->cross_dead >= h->cross_expected) {
-            h->part.all = now;
+            h->part.all_us = now_us;
             h->part.open = false;
         }
     }
@@ -137,15 +154,15 @@ static void on_event(void *user, const mn_swim_event_t *ev)
             h->fp_marked[tgt] = 1;
         }
         for (size_t i = 0; i < h->n_faults; i++)
-            if (h->faults[i].target == tgt) sim_fault_seen(&h->faults[i], obs, now);
+            if (h->faults[i].target == tgt) mn__simswim_fault_seen(&h->faults[i], obs, now_us);
     } else if (ev->state == MN_SWIM_SUSPECT && wrong) {
         h->suspicions++;
     } else if (ev->state == MN_SWIM_SUSPECT) {
         for (size_t i = 0; i < h->n_faults; i++)
-            if (h->faults[i].target == tgt && h->faults[i].open && h->faults[i].suspect < 0)
-                h->faults[i].suspect = now;
+            if (h->faults[i].target == tgt && h->faults[i].open && h->faults[i].suspect_us < 0)
+                h->faults[i].suspect_us = now_us;
     } else if (ev->state == MN_SWIM_ALIVE) {
-        check_join(h, tgt, now);
+        check_join(h, tgt, now_us);
     }
 }
 
@@ -159,16 +176,16 @@ static void sim_send(void *user, const mn_swim_addr_t *to, const uint8_t *buf, s
     mn_simnet_send(sl->h->net, sl->idx, to, buf, len);
 }
 
-static void *sim_create(void *arg, mn_simnet_t *net, int node, int64_t now, uint64_t seed)
+static void *sim_create(void *arg, mn_simnet_t *net, int node, int64_t now_us, uint64_t seed)
 {
     sim_slot *sl = arg;
     mn_simswim_t *h = sl->h;
     char id[16];
     snprintf(id, sizeof id, "n%d", node);
     /* a new life: its first incarnation, as the server's wall-clock seconds */
-    h->life_inc[node] = (uint64_t)(now / 1000000);
-    h->started[node] = now;
-    h->pause_grace[node] = INT64_MIN;
+    h->life_inc[node] = (uint64_t)(now_us / 1000000);
+    h->started_us[node] = now_us;
+    h->pause_grace_us[node] = INT64_MIN;
     mn_swim_opts_t so = {
         .node_id = id,
         .addr = mn_simnet_addr(net, node),
@@ -181,7 +198,7 @@ static void *sim_create(void *arg, mn_simnet_t *net, int node, int64_t now, uint
     };
     mn_swim_t *s = NULL;
     mn_error err;
-    if (mn_swim_new(&so, now, &s, &err) != MN_OK) {
+    if (mn_swim_new(&so, now_us, &s, &err) != MN_OK) {
         mn_log_error("simnet: %s", err.message);
         return NULL;
     }
@@ -189,7 +206,7 @@ static void *sim_create(void *arg, mn_simnet_t *net, int node, int64_t now, uint
     size_t ns = 0;
     for (int i = 0; i < SIM_SEEDS && i < h->n; i++)
         if (i != node) seeds[ns++] = mn_simnet_addr(net, i);
-    mn_swim_join(s, now, seeds, ns);
+    mn_swim_join(s, now_us, seeds, ns);
     return s;
 }
 
@@ -198,11 +215,12 @@ static void sim_destroy(void *arg, void *core)
     sim_slot *sl = arg;
     mn_simswim_t *h = sl->h;
     int obs = sl->idx;
-    int64_t now = mn_simnet_now(h->net);
+    int64_t now_us = mn_simnet_now(h->net);
     for (int t = 0; t < h->n; t++) {
-        int8_t *v = sim_view_at(h, obs, t);
+        int8_t *v = mn__simswim_view_at(h, obs, t);
         if (*v == MN_SWIM_ALIVE || *v == MN_SWIM_SUSPECT) h->known_cnt[t]--;
-        if (*v == MN_SWIM_DEAD && sim_cross(h, obs, t) && sim_running(h, t)) h->cross_dead--;
+        if (*v == MN_SWIM_DEAD && mn__simswim_cross(h, obs, t) && mn__simswim_running(h, t))
+            h->cross_dead--;
         *v = -1;
     }
     /* a crashed observer no longer owes any detection */
@@ -212,23 +230,25 @@ static void sim_destroy(void *arg, void *core)
             f->seen[obs] = 1;
             f->expected--;
             if (f->got >= f->expected) {
-                f->all = now;
+                f->all_us = now_us;
                 f->open = false;
             }
         }
     }
+    /* the judge's rule: a core only ever raises the incarnation it began its life with */
+    mn_assert(mn_swim_incarnation(core) >= h->life_inc[obs]);
     mn_swim_free(core);
 }
 
-static void sim_packet(void *core, int64_t now, const mn_swim_addr_t *from, const uint8_t *buf,
+static void sim_packet(void *core, int64_t now_us, const mn_swim_addr_t *from, const uint8_t *buf,
                        size_t len)
 {
-    mn_swim_on_packet(core, now, from, buf, len);
+    mn_swim_on_packet(core, now_us, from, buf, len);
 }
 
-static void sim_tick(void *core, int64_t now)
+static void sim_tick(void *core, int64_t now_us)
 {
-    mn_swim_on_tick(core, now);
+    mn_swim_on_tick(core, now_us);
 }
 
 static int64_t sim_deadline(void *core)
@@ -285,18 +305,18 @@ mn_simswim_t *mn_simswim_new(const mn_simswim_opts_t *o)
     h->known_cnt = calloc((size_t)h->n, sizeof *h->known_cnt);
     h->fp_marked = calloc((size_t)h->n, 1);
     h->life_inc = calloc((size_t)h->n, sizeof *h->life_inc);
-    h->started = malloc((size_t)h->n * sizeof *h->started);
+    h->started_us = malloc((size_t)h->n * sizeof *h->started_us);
     h->pause_inc = calloc((size_t)h->n, sizeof *h->pause_inc);
-    h->pause_grace = malloc((size_t)h->n * sizeof *h->pause_grace);
+    h->pause_grace_us = malloc((size_t)h->n * sizeof *h->pause_grace_us);
     if (!h->net || !h->slots || !h->view || !h->known_cnt || !h->fp_marked || !h->life_inc ||
-        !h->started || !h->pause_inc || !h->pause_grace) {
+        !h->started_us || !h->pause_inc || !h->pause_grace_us) {
         mn_simswim_free(h);
         return NULL;
     }
     memset(h->view, -1, (size_t)h->n * (size_t)h->n);
     for (int i = 0; i < h->n; i++) {
-        h->started[i] = -1;
-        h->pause_grace[i] = INT64_MIN;
+        h->started_us[i] = -1;
+        h->pause_grace_us[i] = INT64_MIN;
     }
     if (o->trace) mn_simnet_trace_file(h->net, o->trace);
     for (int i = 0; i < h->n; i++) {
@@ -337,9 +357,9 @@ void mn_simswim_free(mn_simswim_t *h)
     free(h->known_cnt);
     free(h->fp_marked);
     free(h->life_inc);
-    free(h->started);
+    free(h->started_us);
     free(h->pause_inc);
-    free(h->pause_grace);
+    free(h->pause_grace_us);
     free(h);
 }
 
@@ -363,7 +383,8 @@ void mn_simswim_pause(mn_simswim_t *h, int node)
     mn_swim_t *s = mn_simnet_core(h->net, node);
     if (!s || mn_simnet_state(h->net, node) != MN_SIMNET_UP) return;
     h->pause_inc[node] = mn_swim_incarnation(s);
-    h->pause_grace[node] = INT64_MAX; /* until the resume starts the countdown */
+    mn_assert(h->pause_inc[node] >= h->life_inc[node]);
+    h->pause_grace_us[node] = INT64_MAX; /* until the resume starts the countdown */
     mn_simnet_pause(h->net, node);
 }
 
@@ -371,25 +392,25 @@ void mn_simswim_resume(mn_simswim_t *h, int node)
 {
     if (mn_simnet_state(h->net, node) != MN_SIMNET_PAUSED) return;
     mn_simnet_resume(h->net, node);
-    h->pause_grace[node] =
-        mn_simnet_now(h->net) + sim_ms(mn_simswim_detect_bound_ms(&h->o.swim, h->n));
+    h->pause_grace_us[node] =
+        mn_simnet_now(h->net) + sim_ms_to_us(mn_simswim_detect_bound_ms(&h->o.swim, h->n));
 }
 
 bool mn_simswim_converged(const mn_simswim_t *h)
 {
-    int r = sim_running_count(h);
+    int r = mn__simswim_running_count(h);
     for (int t = 0; t < h->n; t++)
-        if (sim_running(h, t) && h->known_cnt[t] < r - 1) return false;
+        if (mn__simswim_running(h, t) && h->known_cnt[t] < r - 1) return false;
     return true;
 }
 
-bool mn_simswim_run_until_converged(mn_simswim_t *h, int64_t deadline)
+bool mn_simswim_run_until_converged(mn_simswim_t *h, int64_t deadline_us)
 {
     while (!mn_simswim_converged(h)) {
-        int64_t now = mn_simnet_now(h->net);
-        if (now >= deadline) return false;
-        int64_t next = now + SIM_STEP_US;
-        mn_simnet_run_until(h->net, next < deadline ? next : deadline);
+        int64_t now_us = mn_simnet_now(h->net);
+        if (now_us >= deadline_us) return false;
+        int64_t next_us = now_us + SIM_STEP_US;
+        mn_simnet_run_until(h->net, next_us < deadline_us ? next_us : deadline_us);
     }
     return true;
 }
@@ -397,14 +418,15 @@ bool mn_simswim_run_until_converged(mn_simswim_t *h, int64_t deadline)
 int mn_simswim_view(const mn_simswim_t *h, int obs, int tgt)
 {
     if (obs < 0 || obs >= h->n || tgt < 0 || tgt >= h->n) return -1;
-    return *sim_view_at(h, obs, tgt);
+    return *mn__simswim_view_at(h, obs, tgt);
 }
 
-int mn_simswim_count_view(const mn_simswim_t *h, int tgt, mn_swim_state st)
+int mn_simswim_count_view(const mn_simswim_t *h, int tgt, mn_swim_state_t st)
 {
     int c = 0;
     for (int o = 0; o < h->n; o++)
-        if (o != tgt && sim_running(h, o) && *sim_view_at(h, o, tgt) == (int8_t)st) c++;
+        if (o != tgt && mn__simswim_running(h, o) && *mn__simswim_view_at(h, o, tgt) == (int8_t)st)
+            c++;
     return c;
 }
 

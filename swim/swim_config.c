@@ -17,7 +17,7 @@
 
 #include "mnemo/swim.h"
 
-const char *mn_swim_state_name(mn_swim_state s)
+const char *mn_swim_state_name(mn_swim_state_t s)
 {
     switch (s) {
     case MN_SWIM_ALIVE:

@@ -46,7 +46,7 @@ static bool valid_id(const char *id, size_t len)
     return mn_utf8_valid(id, len);
 }
 
-mn_err mn_swim_new(const mn_swim_opts_t *o, int64_t now, mn_swim_t **out, mn_error *err)
+mn_err mn_swim_new(const mn_swim_opts_t *o, int64_t now_us, mn_swim_t **out, mn_error *err)
 {
     if (!o || !out) return mn_error_set(err, MN_ERR_INVALID, "swim: no options");
     *out = NULL;
@@ -72,13 +72,13 @@ mn_err mn_swim_new(const mn_swim_opts_t *o, int64_t now, mn_swim_t **out, mn_err
         return mn_error_set(err, MN_ERR_NOMEM, "swim: out of memory");
     }
     if (o->key && o->key_len) {
-        rc = swim_mac_init(s, o->key, o->key_len);
+        rc = mn__swim_mac_init(s, o->key, o->key_len);
         if (rc != MN_OK) {
             mn_swim_free(s);
             return mn_error_set(err, rc, "swim: cannot set up HMAC-SHA256");
         }
     }
-    s->self = swim_add(s, o->node_id, id_len, now);
+    s->self = mn__swim_add(s, o->node_id, id_len, now_us);
     if (!s->self) {
         mn_swim_free(s);
         return mn_error_set(err, MN_ERR_NOMEM, "swim: out of memory");
@@ -86,13 +86,15 @@ mn_err mn_swim_new(const mn_swim_opts_t *o, int64_t now, mn_swim_t **out, mn_err
     s->self->addr = o->addr;
     s->self->inc = o->incarnation;
     s->next_seq = (uint32_t)mn_prng_next(&s->prng);
-    int64_t pi = s->cfg.probe_interval_ms * SWIM_US_PER_MS;
+    int64_t probe_interval_us = s->cfg.probe_interval_ms * SWIM_US_PER_MS;
     /* stagger the periodic work so nodes started together do not beat in step */
-    s->next_probe_at = now + (int64_t)mn_prng_below(&s->prng, (uint64_t)pi);
-    s->next_gossip_at = now;
-    int64_t pp = s->cfg.push_pull_interval_ms * SWIM_US_PER_MS;
-    s->next_sync_at = pp ? now + pp / 2 + (int64_t)mn_prng_below(&s->prng, (uint64_t)pp) : 0;
-    s->next_reclaim_at = now + 1000 * SWIM_US_PER_MS;
+    s->next_probe_at_us = now_us + (int64_t)mn_prng_below(&s->prng, (uint64_t)probe_interval_us);
+    s->next_gossip_at_us = now_us;
+    int64_t push_pull_us = s->cfg.push_pull_interval_ms * SWIM_US_PER_MS;
+    s->next_sync_at_us = push_pull_us ? now_us + push_pull_us / 2 +
+                                            (int64_t)mn_prng_below(&s->prng, (uint64_t)push_pull_us)
+                                      : 0;
+    s->next_reclaim_at_us = now_us + 1000 * SWIM_US_PER_MS;
     *out = s;
     return MN_OK;
 }
@@ -109,24 +111,24 @@ void mn_swim_free(mn_swim_t *s)
     free(s->queue);
     free(s->seeds);
     mn_wire_swim_enc_free(s->enc);
-    swim_mac_free(s);
+    mn__swim_mac_free(s);
     free(s);
 }
 
 /* ---- helpers ---- */
 
-typedef bool (*member_filter)(const mn_swim_t *s, const swim_member *m, int64_t now,
+typedef bool (*member_filter)(const mn_swim_t *s, const swim_member *m, int64_t now_us,
                               const swim_member *except);
 
 /* Up to k distinct random members passing f, written to s->pick[0..]. Tries
  * random slots first (cheap when most members qualify), then scans. */
-static size_t pick_random(mn_swim_t *s, member_filter f, size_t k, int64_t now,
+static size_t pick_random(mn_swim_t *s, member_filter f, size_t k, int64_t now_us,
                           const swim_member *except)
 {
     size_t got = 0;
     for (size_t tries = 0; got < k && s->n > 1 && tries < 4 * k + 8; tries++) {
         swim_member *m = s->members[mn_prng_below(&s->prng, s->n)];
-        if (m == s->self || m == except || !f(s, m, now, except)) continue;
+        if (m == s->self || m == except || !f(s, m, now_us, except)) continue;
         bool dup = false;
         for (size_t j = 0; j < got; j++)
             dup |= s->pick[j] == m;
@@ -135,7 +137,8 @@ static size_t pick_random(mn_swim_t *s, member_filter f, size_t k, int64_t now,
     if (got == k) return k;
     size_t c = 0;
     for (size_t i = 0; i < s->n; i++)
-        if (s->members[i] != s->self && s->members[i] != except && f(s, s->members[i], now, except))
+        if (s->members[i] != s->self && s->members[i] != except &&
+            f(s, s->members[i], now_us, except))
             s->pick[c++] = s->members[i];
     if (k > c) k = c;
     for (size_t i = 0; i < k; i++) {
@@ -147,32 +150,32 @@ static size_t pick_random(mn_swim_t *s, member_filter f, size_t k, int64_t now,
     return k;
 }
 
-static bool is_alive(const mn_swim_t *s, const swim_member *m, int64_t now, const swim_member *n)
+static bool is_alive(const mn_swim_t *s, const swim_member *m, int64_t now_us, const swim_member *n)
 {
     return m->state == MN_SWIM_ALIVE;
 }
 
-static bool is_dead(const mn_swim_t *s, const swim_member *m, int64_t now, const swim_member *n)
+static bool is_dead(const mn_swim_t *s, const swim_member *m, int64_t now_us, const swim_member *n)
 {
     return m->state == MN_SWIM_DEAD;
 }
 
-static bool gossip_target(const mn_swim_t *s, const swim_member *m, int64_t now,
+static bool gossip_target(const mn_swim_t *s, const swim_member *m, int64_t now_us,
                           const swim_member *n)
 {
     if (m->state == MN_SWIM_ALIVE || m->state == MN_SWIM_SUSPECT) return true;
     return m->state == MN_SWIM_DEAD &&
-           now - m->changed_us < s->cfg.gossip_to_dead_ms * SWIM_US_PER_MS;
+           now_us - m->changed_us < s->cfg.gossip_to_dead_ms * SWIM_US_PER_MS;
 }
 
 static bool has_peers(const mn_swim_t *s)
 {
-    size_t live = swim_live_count(s);
+    size_t live = mn__swim_live_count(s);
     bool self_live = s->self->state == MN_SWIM_ALIVE || s->self->state == MN_SWIM_SUSPECT;
     return live > (self_live ? 1u : 0u);
 }
 
-static void msg_init(mn_wire_swim_msg *m, uint8_t kind, uint32_t seq)
+static void msg_init(mn_wire_swim_msg_t *m, uint8_t kind, uint32_t seq)
 {
     memset(m, 0, sizeof *m);
     m->kind = kind;
@@ -181,44 +184,44 @@ static void msg_init(mn_wire_swim_msg *m, uint8_t kind, uint32_t seq)
 
 static void send_simple(mn_swim_t *s, const mn_swim_addr_t *to, uint8_t kind, uint32_t seq)
 {
-    mn_wire_swim_msg m;
+    mn_wire_swim_msg_t m;
     msg_init(&m, kind, seq);
-    swim_send(s, to, &m, true);
+    mn__swim_send(s, to, &m, true);
 }
 
 /* kind to `to`, carrying first our entries for the members its packet had
  * stale news about (s->answer), then queued updates. */
 static void send_answering(mn_swim_t *s, const mn_swim_addr_t *to, uint8_t kind, uint32_t seq)
 {
-    mn_wire_swim_msg m;
-    mn_wire_swim_entry es[SWIM_MAX_ANSWER];
+    mn_wire_swim_msg_t m;
+    mn_wire_swim_entry_t es[SWIM_MAX_ANSWER];
     msg_init(&m, kind, seq);
     for (size_t i = 0; i < s->n_answer; i++)
-        swim_entry_from_member(s->answer[i], &es[i]);
+        mn__swim_entry_from_member(s->answer[i], &es[i]);
     m.updates = es;
     m.n_updates = s->n_answer;
     s->n_answer = 0;
-    swim_send(s, to, &m, true);
+    mn__swim_send(s, to, &m, true);
 }
 
 /* Our full member table to `to`, in as many datagrams as it takes. */
 static void send_sync(mn_swim_t *s, const mn_swim_addr_t *to, uint32_t seq, bool want_reply)
 {
-    mn_wire_swim_entry *rows = malloc(s->n * sizeof *rows);
+    mn_wire_swim_entry_t *rows = malloc(s->n * sizeof *rows);
     if (!rows) return;
     size_t n = 0;
-    swim_entry_from_member(s->self, &rows[n++]);
+    mn__swim_entry_from_member(s->self, &rows[n++]);
     for (size_t i = 0; i < s->n; i++)
-        if (s->members[i] != s->self) swim_entry_from_member(s->members[i], &rows[n++]);
+        if (s->members[i] != s->self) mn__swim_entry_from_member(s->members[i], &rows[n++]);
     size_t off = 0;
     for (uint16_t chunk = 0; off < n && chunk < UINT16_MAX; chunk++) {
-        mn_wire_swim_msg m;
+        mn_wire_swim_msg_t m;
         msg_init(&m, MN_WIRE_SWIM_SYNC, seq);
         m.flags = want_reply ? MN_WIRE_SWIM_FLAG_REPLY : 0;
         m.chunk = chunk;
         m.state = rows + off;
         m.n_state = n - off;
-        size_t used = swim_send(s, to, &m, true);
+        size_t used = mn__swim_send(s, to, &m, true);
         if (!want_reply) s->stats.sent_sync_reply++;
         if (used == 0) break; /* cannot happen with a valid config; never loop */
         off += used;
@@ -229,14 +232,14 @@ static void send_sync(mn_swim_t *s, const mn_swim_addr_t *to, uint32_t seq, bool
 
 /* ---- join / leave ---- */
 
-static void contact_seeds(mn_swim_t *s, int64_t now)
+static void contact_seeds(mn_swim_t *s, int64_t now_us)
 {
     for (size_t i = 0; i < s->n_seeds; i++)
         send_sync(s, &s->seeds[i], s->next_seq++, true);
-    s->next_join_at = now + s->cfg.join_retry_ms * SWIM_US_PER_MS;
+    s->next_join_at_us = now_us + s->cfg.join_retry_ms * SWIM_US_PER_MS;
 }
 
-mn_err mn_swim_join(mn_swim_t *s, int64_t now, const mn_swim_addr_t *seeds, size_t n)
+mn_err mn_swim_join(mn_swim_t *s, int64_t now_us, const mn_swim_addr_t *seeds, size_t n)
 {
     if (!s || (n && !seeds)) return MN_ERR_INVALID;
     mn_swim_addr_t *copy = n ? calloc(n, sizeof *copy) : NULL;
@@ -250,24 +253,24 @@ mn_err mn_swim_join(mn_swim_t *s, int64_t now, const mn_swim_addr_t *seeds, size
     free(s->seeds);
     s->seeds = copy;
     s->n_seeds = k;
-    if (k) contact_seeds(s, now);
+    if (k) contact_seeds(s, now_us);
     return MN_OK;
 }
 
-void mn_swim_leave(mn_swim_t *s, int64_t now)
+void mn_swim_leave(mn_swim_t *s, int64_t now_us)
 {
     if (!s || s->leaving) return;
     s->leaving = true;
     s->probe_phase = PROBE_IDLE;
-    swim_set_state(s, s->self, MN_SWIM_LEFT, now);
-    swim_queue_member(s, s->self, s->self->id, s->self->id_len);
-    s->next_gossip_at = now;
+    mn__swim_set_state(s, s->self, MN_SWIM_LEFT, now_us);
+    mn__swim_queue_member(s, s->self, s->self->id, s->self->id_len);
+    s->next_gossip_at_us = now_us;
 }
 
 bool mn_swim_leave_done(const mn_swim_t *s)
 {
     if (!s || !s->leaving) return false;
-    return !has_peers(s) || !swim_queue_has(s, s->self->id, s->self->id_len, MN_SWIM_LEFT);
+    return !has_peers(s) || !mn__swim_queue_has(s, s->self->id, s->self->id_len, MN_SWIM_LEFT);
 }
 
 /* ---- receiving ---- */
@@ -277,16 +280,17 @@ static swim_indirect *indirect_slot(mn_swim_t *s)
     swim_indirect *oldest = &s->indirect[0];
     for (size_t i = 0; i < SWIM_MAX_INDIRECT; i++) {
         if (!s->indirect[i].used) {
+            mn_assert(s->n_indirect < SWIM_MAX_INDIRECT);
             s->n_indirect++;
             return &s->indirect[i];
         }
-        if (s->indirect[i].deadline < oldest->deadline) oldest = &s->indirect[i];
+        if (s->indirect[i].deadline_us < oldest->deadline_us) oldest = &s->indirect[i];
     }
     return oldest; /* full: the oldest request loses */
 }
 
-static void on_ping_req(mn_swim_t *s, const mn_wire_swim_msg *m, const mn_swim_addr_t *from,
-                        int64_t now)
+static void on_ping_req(mn_swim_t *s, const mn_wire_swim_msg_t *m, const mn_swim_addr_t *from,
+                        int64_t now_us)
 {
     if (m->target_addr.family != 4 && m->target_addr.family != 6) return;
     swim_indirect *slot = indirect_slot(s);
@@ -296,22 +300,22 @@ static void on_ping_req(mn_swim_t *s, const mn_wire_swim_msg *m, const mn_swim_a
     slot->their_seq = m->seq;
     slot->our_seq = s->next_seq++;
     slot->reply_to = *from;
-    slot->deadline = now + s->cfg.probe_timeout_ms * SWIM_US_PER_MS;
-    mn_wire_swim_msg p;
+    slot->deadline_us = now_us + s->cfg.probe_timeout_ms * SWIM_US_PER_MS;
+    mn_wire_swim_msg_t p;
     msg_init(&p, MN_WIRE_SWIM_PING, slot->our_seq);
     p.target = m->target;
     p.target_len = m->target_len;
     mn_swim_addr_t to;
     memcpy(&to, &m->target_addr, sizeof to);
-    swim_send(s, &to, &p, true);
+    mn__swim_send(s, &to, &p, true);
     s->stats.sent_ping_relay++;
 }
 
-static void on_ack(mn_swim_t *s, uint32_t seq, int64_t now)
+static void on_ack(mn_swim_t *s, uint32_t seq, int64_t now_us)
 {
     if (s->probe_phase != PROBE_IDLE && seq == s->probe_seq) {
         s->probe_phase = PROBE_IDLE;
-        swim_awareness(s, -1);
+        mn__swim_awareness(s, -1);
         return;
     }
     for (size_t i = 0; i < s->n_suspects; i++) {
@@ -320,7 +324,8 @@ static void on_ack(mn_swim_t *s, uint32_t seq, int64_t now)
             /* it answered a recheck; a refutation on this ack has already made
              * it alive, else (it did not refute) look again an interval later */
             m->check_pings = 0;
-            m->susp_deadline = now + swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
+            m->susp_deadline_us =
+                now_us + mn__swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
             return;
         }
     }
@@ -336,9 +341,9 @@ static void on_ack(mn_swim_t *s, uint32_t seq, int64_t now)
     }
 }
 
-static bool sync_answered(mn_swim_t *s, const mn_wire_swim_msg *m)
+static bool sync_answered(mn_swim_t *s, const mn_wire_swim_msg_t *m)
 {
-    uint64_t key = ((uint64_t)swim_hash(m->src, m->src_len) << 32) | m->seq;
+    uint64_t key = ((uint64_t)mn__swim_hash(m->src, m->src_len) << 32) | m->seq;
     for (size_t i = 0; i < SWIM_SYNC_SEEN; i++)
         if (s->sync_seen[i] == key) return true;
     s->sync_seen[s->sync_seen_pos] = key;
@@ -351,47 +356,47 @@ static bool sync_answered(mn_swim_t *s, const mn_wire_swim_msg *m)
  * This closes the gaps that infection-style dissemination leaves (a missed
  * join) and lets a dead-declared node learn it must refute, without waiting
  * for the periodic push-pull. */
-static void contact_sender(mn_swim_t *s, const mn_wire_swim_msg *m, const mn_swim_addr_t *from,
-                           int64_t now)
+static void contact_sender(mn_swim_t *s, const mn_wire_swim_msg_t *m, const mn_swim_addr_t *from,
+                           int64_t now_us)
 {
     if (s->leaving || m->kind == MN_WIRE_SWIM_SYNC) return;
-    const swim_member *sm = swim_find(s, m->src, m->src_len);
+    const swim_member *sm = mn__swim_find(s, m->src, m->src_len);
     /* the sender knows more members than we do: we missed a join */
     bool behind = m->known > s->n;
     if (sm && sm->state != MN_SWIM_DEAD && !behind) return;
     if (behind && sm && sm->state != MN_SWIM_DEAD) {
-        if (now < s->next_behind_sync) return;
-        s->next_behind_sync = now + s->cfg.join_retry_ms * SWIM_US_PER_MS;
+        if (now_us < s->next_behind_sync_us) return;
+        s->next_behind_sync_us = now_us + s->cfg.join_retry_ms * SWIM_US_PER_MS;
     }
-    uint32_t h = swim_hash(m->src, m->src_len);
+    uint32_t h = mn__swim_hash(m->src, m->src_len);
     size_t slot = 0;
     for (size_t i = 0; i < SWIM_SYNC_SEEN; i++) {
-        if (s->contact_hash[i] == h && s->contact_at[i] != 0) {
-            if (now - s->contact_at[i] < s->cfg.join_retry_ms * SWIM_US_PER_MS) return;
+        if (s->contact_hash[i] == h && s->contact_at_us[i] != 0) {
+            if (now_us - s->contact_at_us[i] < s->cfg.join_retry_ms * SWIM_US_PER_MS) return;
             slot = i;
             break;
         }
-        if (s->contact_at[i] < s->contact_at[slot]) slot = i;
+        if (s->contact_at_us[i] < s->contact_at_us[slot]) slot = i;
     }
     s->contact_hash[slot] = h;
-    s->contact_at[slot] = now ? now : 1;
+    s->contact_at_us[slot] = now_us ? now_us : 1;
     send_sync(s, from, s->next_seq++, true);
 }
 
-void mn_swim_on_packet(mn_swim_t *s, int64_t now, const mn_swim_addr_t *from, const uint8_t *buf,
+void mn_swim_on_packet(mn_swim_t *s, int64_t now_us, const mn_swim_addr_t *from, const uint8_t *buf,
                        size_t len)
 {
     if (!s || !from) return;
     s->stats.packets_recv++;
     s->stats.bytes_recv += len;
-    mn_wire_swim_msg m;
-    if (swim_receive(s, buf, len, &m) != MN_OK) return;
+    mn_wire_swim_msg_t m;
+    if (mn__swim_receive(s, buf, len, &m) != MN_OK) return;
     s->stats.updates_recv += m.n_updates;
     s->n_answer = 0;
     /* updates first: a refutation they cause then rides on our answer */
     for (size_t i = 0; i < m.n_updates; i++)
-        swim_apply(s, &m.updates[i], m.src, m.src_len, false, now);
-    contact_sender(s, &m, from, now);
+        mn__swim_apply(s, &m.updates[i], m.src, m.src_len, false, now_us);
+    contact_sender(s, &m, from, now_us);
     switch (m.kind) {
     case MN_WIRE_SWIM_PING:
         if (m.target_len &&
@@ -402,10 +407,10 @@ void mn_swim_on_packet(mn_swim_t *s, int64_t now, const mn_swim_addr_t *from, co
         send_answering(s, from, MN_WIRE_SWIM_ACK, m.seq);
         break;
     case MN_WIRE_SWIM_ACK:
-        on_ack(s, m.seq, now);
+        on_ack(s, m.seq, now_us);
         break;
     case MN_WIRE_SWIM_PING_REQ:
-        on_ping_req(s, &m, from, now);
+        on_ping_req(s, &m, from, now_us);
         break;
     case MN_WIRE_SWIM_NACK:
         if (s->probe_phase == PROBE_INDIRECT && m.seq == s->probe_seq) s->probe_nacks++;
@@ -413,7 +418,7 @@ void mn_swim_on_packet(mn_swim_t *s, int64_t now, const mn_swim_addr_t *from, co
     case MN_WIRE_SWIM_SYNC:
         s->stats.syncs_recv++;
         for (size_t i = 0; i < m.n_state; i++)
-            swim_apply(s, &m.state[i], m.src, m.src_len, true, now);
+            mn__swim_apply(s, &m.state[i], m.src, m.src_len, true, now_us);
         if ((m.flags & MN_WIRE_SWIM_FLAG_REPLY) && !sync_answered(s, &m))
             send_sync(s, from, m.seq, false);
         break;
@@ -449,69 +454,70 @@ static swim_member *next_probe_target(mn_swim_t *s)
 
 static void send_ping(mn_swim_t *s, const swim_member *t, uint32_t seq)
 {
-    mn_wire_swim_msg m;
+    mn_wire_swim_msg_t m;
     msg_init(&m, MN_WIRE_SWIM_PING, seq);
     m.target = t->id;
     m.target_len = t->id_len;
-    mn_wire_swim_entry buddy;
+    mn_wire_swim_entry_t buddy;
     if (t->state == MN_SWIM_SUSPECT && s->cfg.lifeguard) {
         /* buddy system: tell the suspect first, so it can refute now */
-        swim_entry_from_member(t, &buddy);
+        mn__swim_entry_from_member(t, &buddy);
         buddy.from = s->self->id;
         buddy.from_len = s->self->id_len;
         m.updates = &buddy;
         m.n_updates = 1;
     }
-    swim_send(s, &t->addr, &m, true);
+    mn__swim_send(s, &t->addr, &m, true);
 }
 
-void swim_recheck_ping(mn_swim_t *s, swim_member *m, int64_t now)
+void mn__swim_recheck_ping(mn_swim_t *s, swim_member *m, int64_t now_us)
 {
     m->check_seq = s->next_seq++;
     m->check_pings++;
-    m->susp_deadline = now + swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
+    m->susp_deadline_us = now_us + mn__swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
     send_ping(s, m, m->check_seq);
     s->stats.sent_ping_recheck++;
 }
 
-static void probe_start(mn_swim_t *s, int64_t now)
+static void probe_start(mn_swim_t *s, int64_t now_us)
 {
     /* a suspicion we heard of is checked first (verify), then round-robin */
-    swim_member *t = swim_verify_pop(s);
+    swim_member *t = mn__swim_verify_pop(s);
     s->probe_verify = t != NULL;
     if (!t) t = next_probe_target(s);
-    int64_t interval = swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
-    s->next_probe_at = now + interval;
+    int64_t interval_us = mn__swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
+    s->next_probe_at_us = now_us + interval_us;
     if (!t) return;
+    mn_assert(t != s->self && (t->state == MN_SWIM_ALIVE || t->state == MN_SWIM_SUSPECT));
     s->stats.probes++;
     memcpy(s->probe_id, t->id, t->id_len + 1u);
     s->probe_inc = t->inc;
     s->probe_seq = s->next_seq++;
-    s->probe_start = now;
-    s->probe_deadline = now + swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
+    s->probe_start_us = now_us;
+    s->probe_deadline_us = now_us + mn__swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
     s->probe_phase = PROBE_DIRECT;
     send_ping(s, t, s->probe_seq);
 }
 
-static void probe_indirect(mn_swim_t *s, int64_t now)
+static void probe_indirect(mn_swim_t *s, int64_t now_us)
 {
-    swim_member *t = swim_find(s, s->probe_id, strlen(s->probe_id));
+    swim_member *t = mn__swim_find(s, s->probe_id, strlen(s->probe_id));
     if (!t || t->state == MN_SWIM_DEAD || t->state == MN_SWIM_LEFT) {
         s->probe_phase = PROBE_IDLE;
         return;
     }
-    size_t k = pick_random(s, is_alive, (size_t)s->cfg.indirect_checks, now, t);
+    size_t k = pick_random(s, is_alive, (size_t)s->cfg.indirect_checks, now_us, t);
     if (k > SWIM_MAX_HELPERS) k = SWIM_MAX_HELPERS;
     swim_member *helpers[SWIM_MAX_HELPERS];
     memcpy(helpers, s->pick, k * sizeof helpers[0]);
     for (size_t i = 0; i < k; i++) {
-        mn_wire_swim_msg m;
+        mn_wire_swim_msg_t m;
         msg_init(&m, MN_WIRE_SWIM_PING_REQ, s->probe_seq);
         m.target = t->id;
         m.target_len = t->id_len;
         memcpy(&m.target_addr, &t->addr, sizeof m.target_addr);
         m.flags = MN_WIRE_SWIM_FLAG_NACK;
-        swim_send(s, &helpers[i]->addr, &m, true);
+        mn__swim_send(s, &helpers[i]->addr, &m, true);
     }
     s->stats.indirect_probes += k;
     /* and once more directly, alongside the helpers (memberlist's TCP ping) */
@@ -520,19 +526,20 @@ static void probe_indirect(mn_swim_t *s, int64_t now)
     s->probe_expected_nacks = (int)k;
     s->probe_nacks = 0;
     s->probe_phase = PROBE_INDIRECT;
-    int64_t timeout = swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
+    int64_t timeout_us = mn__swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
     /* a helper waits one probe timeout before its nack: give it that plus ours */
-    int64_t until = k ? now + 2 * timeout
-                      : s->probe_start + swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
-    s->probe_deadline = until > now ? until : now;
+    int64_t until_us =
+        k ? now_us + 2 * timeout_us
+          : s->probe_start_us + mn__swim_scaled(s, s->cfg.probe_interval_ms * SWIM_US_PER_MS);
+    s->probe_deadline_us = until_us > now_us ? until_us : now_us;
 }
 
 /* No ack to the first ping: send it once more before bothering k helpers. A
  * single lost datagram then costs one more ping instead of 3 ping-reqs, 3
  * pings and 3 answers (memberlist falls back to a TCP ping here). */
-static void probe_retry(mn_swim_t *s, int64_t now)
+static void probe_retry(mn_swim_t *s, int64_t now_us)
 {
-    swim_member *t = swim_find(s, s->probe_id, strlen(s->probe_id));
+    swim_member *t = mn__swim_find(s, s->probe_id, strlen(s->probe_id));
     if (!t || t->state == MN_SWIM_DEAD || t->state == MN_SWIM_LEFT) {
         s->probe_phase = PROBE_IDLE;
         return;
@@ -540,44 +547,45 @@ static void probe_retry(mn_swim_t *s, int64_t now)
     send_ping(s, t, s->probe_seq);
     s->stats.sent_ping_again++;
     s->probe_phase = PROBE_RETRY;
-    s->probe_deadline = now + swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
+    s->probe_deadline_us = now_us + mn__swim_scaled(s, s->cfg.probe_timeout_ms * SWIM_US_PER_MS);
 }
 
-static void probe_failed(mn_swim_t *s, int64_t now)
+static void probe_failed(mn_swim_t *s, int64_t now_us)
 {
     s->probe_phase = PROBE_IDLE;
     s->stats.probe_failures++;
     if (s->probe_verify) {
         /* no helpers asked, so no evidence about our own health either way */
-        swim_member *t = swim_find(s, s->probe_id, strlen(s->probe_id));
-        if (t && t->state == MN_SWIM_SUSPECT) swim_suspect_local(s, t, s->probe_inc, now);
+        swim_member *t = mn__swim_find(s, s->probe_id, strlen(s->probe_id));
+        if (t && t->state == MN_SWIM_SUSPECT) mn__swim_suspect_local(s, t, s->probe_inc, now_us);
         return;
     }
     s->stats.nacks_recv += (uint64_t)s->probe_nacks;
     if (s->probe_expected_nacks > 0) {
         if (s->probe_nacks < s->probe_expected_nacks)
-            swim_awareness(s, s->probe_expected_nacks - s->probe_nacks);
+            mn__swim_awareness(s, s->probe_expected_nacks - s->probe_nacks);
     } else {
-        swim_awareness(s, 1);
+        mn__swim_awareness(s, 1);
     }
-    swim_member *t = swim_find(s, s->probe_id, strlen(s->probe_id));
+    swim_member *t = mn__swim_find(s, s->probe_id, strlen(s->probe_id));
     if (t && (t->state == MN_SWIM_ALIVE || t->state == MN_SWIM_SUSPECT))
-        swim_suspect_local(s, t, s->probe_inc, now);
+        mn__swim_suspect_local(s, t, s->probe_inc, now_us);
 }
 
-static void run_probe(mn_swim_t *s, int64_t now)
+static void run_probe(mn_swim_t *s, int64_t now_us)
 {
-    if (s->probe_phase == PROBE_DIRECT && now >= s->probe_deadline) probe_retry(s, now);
+    if (s->probe_phase == PROBE_DIRECT && now_us >= s->probe_deadline_us) probe_retry(s, now_us);
     /* a verification (the member is already accused) confirms after the direct
      * pings; asking helpers too would multiply the load by the cluster size */
-    if (s->probe_phase == PROBE_RETRY && now >= s->probe_deadline) {
+    if (s->probe_phase == PROBE_RETRY && now_us >= s->probe_deadline_us) {
         if (s->probe_verify)
-            probe_failed(s, now);
+            probe_failed(s, now_us);
         else
-            probe_indirect(s, now);
+            probe_indirect(s, now_us);
     }
-    if (s->probe_phase == PROBE_INDIRECT && now >= s->probe_deadline) probe_failed(s, now);
-    if (s->probe_phase == PROBE_IDLE && !s->leaving && now >= s->next_probe_at) probe_start(s, now);
+    if (s->probe_phase == PROBE_INDIRECT && now_us >= s->probe_deadline_us) probe_failed(s, now_us);
+    if (s->probe_phase == PROBE_IDLE && !s->leaving && now_us >= s->next_probe_at_us)
+        probe_start(s, now_us);
 }
 
 /* Something to send in a gossip datagram: any queued update, or with
@@ -586,78 +594,81 @@ static void run_probe(mn_swim_t *s, int64_t now)
 static bool gossip_due(const mn_swim_t *s)
 {
     if (s->cfg.gossip_transmits <= 0 || s->leaving) return s->n_queue > 0;
-    return swim_queue_fresh(s, s->cfg.gossip_transmits);
+    return mn__swim_queue_fresh(s, s->cfg.gossip_transmits);
 }
 
-static void run_gossip(mn_swim_t *s, int64_t now)
+static void run_gossip(mn_swim_t *s, int64_t now_us)
 {
-    if (now < s->next_gossip_at || !gossip_due(s)) return;
-    s->next_gossip_at = now + s->cfg.gossip_interval_ms * SWIM_US_PER_MS;
-    size_t k = pick_random(s, gossip_target, (size_t)s->cfg.gossip_nodes, now, NULL);
+    if (now_us < s->next_gossip_at_us || !gossip_due(s)) return;
+    s->next_gossip_at_us = now_us + s->cfg.gossip_interval_ms * SWIM_US_PER_MS;
+    size_t k = pick_random(s, gossip_target, (size_t)s->cfg.gossip_nodes, now_us, NULL);
     for (size_t i = 0; i < k && gossip_due(s); i++) {
-        mn_wire_swim_msg m;
+        mn_wire_swim_msg_t m;
         msg_init(&m, MN_WIRE_SWIM_GOSSIP, 0);
-        swim_send(s, &s->pick[i]->addr, &m, true);
+        mn__swim_send(s, &s->pick[i]->addr, &m, true);
     }
 }
 
-static void run_sync(mn_swim_t *s, int64_t now)
+static void run_sync(mn_swim_t *s, int64_t now_us)
 {
-    if (!s->cfg.push_pull_interval_ms || s->leaving || now < s->next_sync_at) return;
-    s->next_sync_at = now + s->cfg.push_pull_interval_ms * SWIM_US_PER_MS;
-    if (pick_random(s, is_alive, 1, now, NULL) == 1)
+    if (!s->cfg.push_pull_interval_ms || s->leaving || now_us < s->next_sync_at_us) return;
+    s->next_sync_at_us = now_us + s->cfg.push_pull_interval_ms * SWIM_US_PER_MS;
+    if (pick_random(s, is_alive, 1, now_us, NULL) == 1)
         send_sync(s, &s->pick[0]->addr, s->next_seq++, true);
     /* reconnect: the more of the table is dead, the likelier we knock on a dead door */
     size_t dead = s->n_state[MN_SWIM_DEAD];
     if (dead && mn_prng_double(&s->prng) * (double)(s->n_state[MN_SWIM_ALIVE] + dead) <
                     (double)dead + 1.0) {
-        if (pick_random(s, is_dead, 1, now, NULL) == 1)
+        if (pick_random(s, is_dead, 1, now_us, NULL) == 1)
             send_sync(s, &s->pick[0]->addr, s->next_seq++, true);
     }
 }
 
-void mn_swim_on_tick(mn_swim_t *s, int64_t now)
+void mn_swim_on_tick(mn_swim_t *s, int64_t now_us)
 {
     if (!s) return;
-    swim_check_suspicions(s, now);
+    mn__swim_check_suspicions(s, now_us);
     for (size_t i = 0; s->n_indirect && i < SWIM_MAX_INDIRECT; i++) {
         swim_indirect *d = &s->indirect[i];
-        if (!d->used || d->deadline > now) continue;
+        if (!d->used || d->deadline_us > now_us) continue;
         d->used = false;
         s->n_indirect--;
         if (d->want_nack) send_simple(s, &d->reply_to, MN_WIRE_SWIM_NACK, d->their_seq);
     }
-    run_probe(s, now);
-    run_gossip(s, now);
-    run_sync(s, now);
-    if (s->n_seeds && !s->leaving && !has_peers(s) && now >= s->next_join_at) contact_seeds(s, now);
-    if (now >= s->next_reclaim_at) {
-        swim_reclaim(s, now);
-        s->next_reclaim_at = now + 1000 * SWIM_US_PER_MS;
+    run_probe(s, now_us);
+    run_gossip(s, now_us);
+    run_sync(s, now_us);
+    if (s->n_seeds && !s->leaving && !has_peers(s) && now_us >= s->next_join_at_us)
+        contact_seeds(s, now_us);
+    if (now_us >= s->next_reclaim_at_us) {
+        mn__swim_reclaim(s, now_us);
+        s->next_reclaim_at_us = now_us + 1000 * SWIM_US_PER_MS;
     }
+}
+
+/* Lowers *deadline_us to t_us if that is earlier. */
+static void keep_earliest(int64_t *deadline_us, int64_t t_us)
+{
+    if (t_us < *deadline_us) *deadline_us = t_us;
 }
 
 int64_t mn_swim_next_deadline(const mn_swim_t *s)
 {
     if (!s) return SWIM_NEVER;
-    int64_t d = swim_suspicion_deadline(s);
-#define AT(t)                                                                                      \
-    do {                                                                                           \
-        if ((t) < d) d = (t);                                                                      \
-    } while (0)
+    int64_t deadline_us = mn__swim_suspicion_deadline(s);
     for (size_t i = 0; s->n_indirect && i < SWIM_MAX_INDIRECT; i++)
-        if (s->indirect[i].used) AT(s->indirect[i].deadline);
+        if (s->indirect[i].used) keep_earliest(&deadline_us, s->indirect[i].deadline_us);
     if (s->probe_phase != PROBE_IDLE)
-        AT(s->probe_deadline);
+        keep_earliest(&deadline_us, s->probe_deadline_us);
     else if (!s->leaving)
-        AT(s->next_probe_at);
-    if (gossip_due(s)) AT(s->next_gossip_at);
-    if (s->cfg.push_pull_interval_ms && !s->leaving) AT(s->next_sync_at);
-    if (s->n_seeds && !s->leaving && !has_peers(s)) AT(s->next_join_at);
+        keep_earliest(&deadline_us, s->next_probe_at_us);
+    if (gossip_due(s)) keep_earliest(&deadline_us, s->next_gossip_at_us);
+    if (s->cfg.push_pull_interval_ms && !s->leaving)
+        keep_earliest(&deadline_us, s->next_sync_at_us);
+    if (s->n_seeds && !s->leaving && !has_peers(s)) keep_earliest(&deadline_us, s->next_join_at_us);
     if (s->n_state[MN_SWIM_DEAD] + s->n_state[MN_SWIM_LEFT] > (s->leaving ? 1u : 0u))
-        AT(s->next_reclaim_at);
-#undef AT
-    return d;
+        keep_earliest(&deadline_us, s->next_reclaim_at_us);
+    return deadline_us;
 }
 
 /* ---- accessors ---- */
@@ -667,7 +678,7 @@ static void info_from(const mn_swim_t *s, const swim_member *m, mn_swim_member_i
     memset(out, 0, sizeof *out);
     memcpy(out->id, m->id, m->id_len);
     out->addr = m->addr;
-    out->state = (mn_swim_state)m->state;
+    out->state = (mn_swim_state_t)m->state;
     out->incarnation = m->inc;
     out->changed_us = m->changed_us;
     out->self = m == s->self;
@@ -688,13 +699,13 @@ bool mn_swim_member_get(const mn_swim_t *s, size_t i, mn_swim_member_info_t *out
 bool mn_swim_member_find(const mn_swim_t *s, const char *id, mn_swim_member_info_t *out)
 {
     if (!s || !id) return false;
-    const swim_member *m = swim_find(s, id, strlen(id));
+    const swim_member *m = mn__swim_find(s, id, strlen(id));
     if (!m) return false;
     if (out) info_from(s, m, out);
     return true;
 }
 
-size_t mn_swim_count_state(const mn_swim_t *s, mn_swim_state st)
+size_t mn_swim_count_state(const mn_swim_t *s, mn_swim_state_t st)
 {
     return s && (unsigned)st < 4 ? s->n_state[st] : 0;
 }

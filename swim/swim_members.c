@@ -28,14 +28,14 @@
  * node declares a member dead on hearsay, or on a failure that a refutation
  * it missed has since answered. News that is older than what we know about
  * ourselves, or about a member that left, is answered to its sender with our
- * entry (swim_answer). */
+ * entry (mn__swim_answer). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "swim_internal.h"
 
-uint32_t swim_hash(const char *id, size_t len)
+uint32_t mn__swim_hash(const char *id, size_t len)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < len; i++) {
@@ -50,10 +50,10 @@ static size_t tab_slot(const mn_swim_t *s, uint32_t h)
     return (size_t)h & (s->tab_cap - 1);
 }
 
-swim_member *swim_find(const mn_swim_t *s, const char *id, size_t len)
+swim_member *mn__swim_find(const mn_swim_t *s, const char *id, size_t len)
 {
     if (len == 0 || len > MN_SWIM_ID_MAX) return NULL;
-    uint32_t h = swim_hash(id, len);
+    uint32_t h = mn__swim_hash(id, len);
     for (size_t i = tab_slot(s, h), probes = 0; probes < s->tab_cap;
          i = (i + 1) & (s->tab_cap - 1), probes++) {
         swim_member *m = s->tab[i];
@@ -62,6 +62,28 @@ swim_member *swim_find(const mn_swim_t *s, const char *id, size_t len)
     }
     return NULL;
 }
+
+#ifndef NDEBUG
+/* O(n): members[] and the index hold the same n members (each found by its
+ * id), the per-state counts add up to n, and every member on the suspects
+ * list is suspect. */
+static bool table_consistent(const mn_swim_t *s)
+{
+    size_t in_tab = 0, by_state = 0;
+    for (size_t i = 0; i < s->tab_cap; i++)
+        in_tab += s->tab[i] != NULL;
+    for (size_t st = 0; st < 4; st++)
+        by_state += s->n_state[st];
+    if (in_tab != s->n || by_state != s->n) return false;
+    for (size_t i = 0; i < s->n; i++) {
+        const swim_member *m = s->members[i];
+        if (m->state > MN_SWIM_LEFT || mn__swim_find(s, m->id, m->id_len) != m) return false;
+    }
+    for (size_t i = 0; i < s->n_suspects; i++)
+        if (s->suspects[i]->state != MN_SWIM_SUSPECT) return false;
+    return true;
+}
+#endif
 
 static void tab_insert(swim_member **tab, size_t cap, swim_member *m)
 {
@@ -96,16 +118,16 @@ static bool grow(mn_swim_t *s)
     return true;
 }
 
-swim_member *swim_add(mn_swim_t *s, const char *id, size_t len, int64_t now)
+swim_member *mn__swim_add(mn_swim_t *s, const char *id, size_t len, int64_t now_us)
 {
     if (len == 0 || len > MN_SWIM_ID_MAX || !grow(s)) return NULL;
     swim_member *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     memcpy(m->id, id, len);
     m->id_len = (uint8_t)len;
-    m->hash = swim_hash(id, len);
+    m->hash = mn__swim_hash(id, len);
     m->state = MN_SWIM_ALIVE;
-    m->changed_us = now;
+    m->changed_us = now_us;
     tab_insert(s->tab, s->tab_cap, m);
     /* a newcomer takes a random place in the probe order (memberlist) */
     size_t pos = (size_t)mn_prng_below(&s->prng, s->n + 1);
@@ -113,6 +135,7 @@ swim_member *swim_add(mn_swim_t *s, const char *id, size_t len, int64_t now)
     s->members[pos] = m;
     s->n++;
     s->n_state[MN_SWIM_ALIVE]++;
+    mn_assert_debug(table_consistent(s));
     return m;
 }
 
@@ -137,13 +160,13 @@ static void suspects_add(mn_swim_t *s, swim_member *m)
     s->suspects[s->n_suspects++] = m;
 }
 
-void swim_remove(mn_swim_t *s, swim_member *m)
+void mn__swim_remove(mn_swim_t *s, swim_member *m)
 {
-    if (m == s->self) return;
+    mn_assert(m != s->self);
     size_t idx = s->n;
     for (size_t i = 0; i < s->n; i++)
         if (s->members[i] == m) idx = i;
-    if (idx == s->n) return;
+    mn_assert(idx < s->n);
     s->members[idx] = s->members[--s->n];
     if (s->probe_idx > s->n) s->probe_idx = s->n;
     /* backward-shift delete from the index */
@@ -163,55 +186,62 @@ void swim_remove(mn_swim_t *s, swim_member *m)
         }
     }
     s->tab[i] = NULL;
+    mn_assert(s->n_state[m->state] > 0);
     s->n_state[m->state]--;
     if (m->state == MN_SWIM_SUSPECT) suspects_drop(s, m);
     free(m);
+    mn_assert_debug(table_consistent(s));
 }
 
-void swim_set_state(mn_swim_t *s, swim_member *m, uint8_t st, int64_t now)
+void mn__swim_set_state(mn_swim_t *s, swim_member *m, uint8_t st, int64_t now_us)
 {
+    mn_assert(st <= MN_SWIM_LEFT);
+    mn_assert(m != s->self || st == MN_SWIM_LEFT); /* only a leave changes our own state */
     if (m->state == MN_SWIM_SUSPECT) suspects_drop(s, m);
+    mn_assert(s->n_state[m->state] > 0);
     s->n_state[m->state]--;
     s->n_state[st]++;
-    if (m->state != st) m->changed_us = now;
+    if (m->state != st) m->changed_us = now_us;
     m->state = st;
     if (st == MN_SWIM_SUSPECT) suspects_add(s, m);
+    mn_assert_debug(table_consistent(s));
 }
 
-size_t swim_live_count(const mn_swim_t *s)
+size_t mn__swim_live_count(const mn_swim_t *s)
 {
     return s->n_state[MN_SWIM_ALIVE] + s->n_state[MN_SWIM_SUSPECT];
 }
 
-void swim_reclaim(mn_swim_t *s, int64_t now)
+void mn__swim_reclaim(mn_swim_t *s, int64_t now_us)
 {
-    int64_t keep = s->cfg.dead_reclaim_ms * SWIM_US_PER_MS;
+    int64_t keep_us = s->cfg.dead_reclaim_ms * SWIM_US_PER_MS;
     for (size_t i = s->n; i-- > 0;) {
         swim_member *m = s->members[i];
         if (m == s->self) continue;
-        if ((m->state == MN_SWIM_DEAD || m->state == MN_SWIM_LEFT) && now - m->changed_us >= keep)
-            swim_remove(s, m);
+        if ((m->state == MN_SWIM_DEAD || m->state == MN_SWIM_LEFT) &&
+            now_us - m->changed_us >= keep_us)
+            mn__swim_remove(s, m);
     }
 }
 
-void swim_emit(mn_swim_t *s, const swim_member *m, uint8_t old, bool is_new, int64_t now)
+static void emit(mn_swim_t *s, const swim_member *m, uint8_t old, bool is_new, int64_t now_us)
 {
     if (!s->cb.event) return;
     mn_swim_event_t ev = {
         .id = m->id,
         .addr = m->addr,
-        .state = (mn_swim_state)m->state,
-        .old_state = (mn_swim_state)old,
+        .state = (mn_swim_state_t)m->state,
+        .old_state = (mn_swim_state_t)old,
         .is_new = is_new,
         .incarnation = m->inc,
-        .now_us = now,
+        .now_us = now_us,
     };
     s->cb.event(s->cb.user, &ev);
 }
 
 /* ---- Lifeguard ---- */
 
-void swim_awareness(mn_swim_t *s, int delta)
+void mn__swim_awareness(mn_swim_t *s, int delta)
 {
     if (!s->cfg.lifeguard) return;
     int a = s->awareness + delta;
@@ -220,32 +250,34 @@ void swim_awareness(mn_swim_t *s, int delta)
     s->awareness = a;
 }
 
-int64_t swim_scaled(const mn_swim_t *s, int64_t base_us)
+int64_t mn__swim_scaled(const mn_swim_t *s, int64_t base_us)
 {
+    mn_assert(s->awareness >= 0 && s->awareness < s->cfg.awareness_max);
     return base_us * (s->awareness + 1);
 }
 
-static void suspicion_start(mn_swim_t *s, swim_member *m, uint32_t from_hash, int64_t now)
+static void suspicion_start(mn_swim_t *s, swim_member *m, uint32_t from_hash, int64_t now_us)
 {
-    size_t n = swim_live_count(s);
+    size_t n = mn__swim_live_count(s);
     double scale = n > 10 ? log10((double)n) : 1.0;
-    int64_t min = (int64_t)(s->cfg.suspicion_mult * scale * (double)s->cfg.probe_interval_ms *
-                            SWIM_US_PER_MS);
+    int64_t min_us = (int64_t)(s->cfg.suspicion_mult * scale * (double)s->cfg.probe_interval_ms *
+                               SWIM_US_PER_MS);
     int k = s->cfg.suspicion_confirmations >= 0 ? s->cfg.suspicion_confirmations
                                                 : s->cfg.suspicion_mult - 2;
     if (k > SWIM_MAX_CONFIRM) k = SWIM_MAX_CONFIRM;
     if ((int)n - 2 < k) k = 0;
     if (!s->cfg.lifeguard) k = 0;
-    m->susp_min = min;
-    m->susp_max = s->cfg.lifeguard ? min * s->cfg.suspicion_max_mult : min;
+    m->susp_min_us = min_us;
+    m->susp_max_us = s->cfg.lifeguard ? min_us * s->cfg.suspicion_max_mult : min_us;
     m->susp_k = k;
     m->susp_n = 0;
     m->susp_from[0] = from_hash;
     m->susp_nfrom = 1;
-    m->susp_start = now;
+    m->susp_start_us = now_us;
     m->susp_verified = false;
     m->susp_expired = false;
-    m->susp_deadline = now + (k < 1 ? m->susp_min : m->susp_max);
+    mn_assert(m->susp_max_us >= m->susp_min_us);
+    m->susp_deadline_us = now_us + (k < 1 ? m->susp_min_us : m->susp_max_us);
 }
 
 /* Counts an independent accuser; true if it was new (then re-gossip). */
@@ -254,38 +286,43 @@ static bool suspicion_confirm(swim_member *m, uint32_t from_hash)
     if (m->susp_k < 1 || m->susp_n >= m->susp_k) return false;
     for (int i = 0; i < m->susp_nfrom; i++)
         if (m->susp_from[i] == from_hash) return false;
+    /* susp_n < susp_k <= SWIM_MAX_CONFIRM, and susp_nfrom = susp_n + 1 */
+    mn_assert(m->susp_nfrom == m->susp_n + 1 && m->susp_nfrom <= SWIM_MAX_CONFIRM);
     m->susp_from[m->susp_nfrom++] = from_hash;
     m->susp_n++;
     double frac = log((double)m->susp_n + 1.0) / log((double)m->susp_k + 1.0);
-    int64_t timeout = m->susp_max - (int64_t)(frac * (double)(m->susp_max - m->susp_min));
-    if (timeout < m->susp_min) timeout = m->susp_min;
-    m->susp_deadline = m->susp_start + timeout;
+    int64_t timeout_us =
+        m->susp_max_us - (int64_t)(frac * (double)(m->susp_max_us - m->susp_min_us));
+    if (timeout_us < m->susp_min_us) timeout_us = m->susp_min_us;
+    m->susp_deadline_us = m->susp_start_us + timeout_us;
     return true;
 }
 
-int64_t swim_suspicion_deadline(const mn_swim_t *s)
+int64_t mn__swim_suspicion_deadline(const mn_swim_t *s)
 {
-    int64_t d = SWIM_NEVER;
+    int64_t deadline_us = SWIM_NEVER;
     for (size_t i = 0; i < s->n_suspects; i++)
-        if (s->suspects[i]->susp_deadline < d) d = s->suspects[i]->susp_deadline;
-    return d;
+        if (s->suspects[i]->susp_deadline_us < deadline_us)
+            deadline_us = s->suspects[i]->susp_deadline_us;
+    return deadline_us;
 }
 
-static void declare_dead(mn_swim_t *s, swim_member *m, int64_t now)
+static void declare_dead(mn_swim_t *s, swim_member *m, int64_t now_us)
 {
-    swim_set_state(s, m, MN_SWIM_DEAD, now);
+    mn__swim_set_state(s, m, MN_SWIM_DEAD, now_us);
     s->stats.dead_events++;
-    swim_queue_member(s, m, s->self->id, s->self->id_len);
-    swim_emit(s, m, MN_SWIM_SUSPECT, false, now);
+    mn__swim_queue_member(s, m, s->self->id, s->self->id_len);
+    emit(s, m, MN_SWIM_SUSPECT, false, now_us);
 }
 
-void swim_check_suspicions(mn_swim_t *s, int64_t now)
+void mn__swim_check_suspicions(mn_swim_t *s, int64_t now_us)
 {
     for (size_t i = s->n_suspects; i-- > 0;) {
         if (i >= s->n_suspects) continue;
         swim_member *m = s->suspects[i];
-        if (m->susp_deadline > now) continue;
-        if (s->cfg.verify && (!m->susp_verified || now - m->susp_failed_at > m->susp_min)) {
+        if (m->susp_deadline_us > now_us) continue;
+        if (s->cfg.verify &&
+            (!m->susp_verified || now_us - m->susp_failed_at_us > m->susp_min_us)) {
             /* mnemo: neither the accusers' word alone nor an old failure of
              * our own kills. We ping it ourselves, up to SWIM_RECHECK_PINGS
              * times one probe timeout apart (each ping carries the suspicion,
@@ -296,29 +333,44 @@ void swim_check_suspicions(mn_swim_t *s, int64_t now)
                 m->check_pings = 0;
             }
             if (m->check_pings < SWIM_RECHECK_PINGS) {
-                swim_recheck_ping(s, m, now);
+                mn__swim_recheck_ping(s, m, now_us);
                 continue;
             }
             m->susp_verified = true;
-            m->susp_failed_at = now;
+            m->susp_failed_at_us = now_us;
         }
-        declare_dead(s, m, now);
+        declare_dead(s, m, now_us);
     }
 }
 
 /* ---- applying updates ---- */
 
-void swim_refute(mn_swim_t *s, uint64_t accused_inc, int64_t now)
+void mn__swim_refute(mn_swim_t *s, uint64_t accused_inc, int64_t now_us)
 {
     swim_member *me = s->self;
+    /* nothing outranks the largest incarnation: a packet claiming it is
+     * hostile (a restart takes wall-clock seconds), and wrapping to 0 would
+     * move our incarnation back */
+    if (accused_inc == UINT64_MAX) return;
+    uint64_t old_inc = me->inc;
     me->inc = (accused_inc > me->inc ? accused_inc : me->inc) + 1;
+    mn_assert(me->inc > old_inc && me->inc > accused_inc);
     s->stats.refutations++;
-    swim_awareness(s, 1);
-    swim_queue_member(s, me, NULL, 0);
-    (void)now;
+    mn__swim_awareness(s, 1);
+    mn__swim_queue_member(s, me, NULL, 0);
+    (void)now_us;
 }
 
-static bool is_self(const mn_swim_t *s, const mn_wire_swim_entry *e)
+/* The only write of a known member's incarnation from gossip. The update
+ * rules above let through only news at an equal or greater incarnation, so
+ * it never moves back in this view. */
+static void set_incarnation(swim_member *m, uint64_t inc)
+{
+    mn_assert(inc >= m->inc);
+    m->inc = inc;
+}
+
+static bool is_self(const mn_swim_t *s, const mn_wire_swim_entry_t *e)
 {
     return e->id_len == s->self->id_len && memcmp(e->id, s->self->id, e->id_len) == 0;
 }
@@ -326,38 +378,39 @@ static bool is_self(const mn_swim_t *s, const mn_wire_swim_entry *e)
 /* Someone says we are suspect, dead or left. At our incarnation or above:
  * refute. Below it: the sender missed our refutation; the packet handler
  * answers it with our current entry. */
-static void self_accused(mn_swim_t *s, const mn_wire_swim_entry *e, int64_t now)
+static void self_accused(mn_swim_t *s, const mn_wire_swim_entry_t *e, int64_t now_us)
 {
     if (s->leaving) return;
     if (e->incarnation >= s->self->inc)
-        swim_refute(s, e->incarnation, now);
+        mn__swim_refute(s, e->incarnation, now_us);
     else
-        swim_answer(s, s->self);
+        mn__swim_answer(s, s->self);
 }
 
-void swim_answer(mn_swim_t *s, swim_member *m)
+void mn__swim_answer(mn_swim_t *s, swim_member *m)
 {
     for (size_t i = 0; i < s->n_answer; i++)
         if (s->answer[i] == m) return;
     if (s->n_answer < SWIM_MAX_ANSWER) s->answer[s->n_answer++] = m;
 }
 
-static void apply_alive(mn_swim_t *s, const mn_wire_swim_entry *e, int64_t now)
+static void apply_alive(mn_swim_t *s, const mn_wire_swim_entry_t *e, int64_t now_us)
 {
     if (is_self(s, e)) {
         /* a previous life of ours was known at a higher incarnation */
-        if (!s->leaving && e->incarnation > s->self->inc) swim_refute(s, e->incarnation, now);
+        if (!s->leaving && e->incarnation > s->self->inc)
+            mn__swim_refute(s, e->incarnation, now_us);
         return;
     }
     if (e->addr.family != 4 && e->addr.family != 6) return; /* unreachable: ignore */
-    swim_member *m = swim_find(s, e->id, e->id_len);
+    swim_member *m = mn__swim_find(s, e->id, e->id_len);
     if (!m) {
-        m = swim_add(s, e->id, e->id_len, now);
+        m = mn__swim_add(s, e->id, e->id_len, now_us);
         if (!m) return;
         memcpy(&m->addr, &e->addr, sizeof m->addr);
-        m->inc = e->incarnation;
-        swim_queue_member(s, m, NULL, 0);
-        swim_emit(s, m, MN_SWIM_ALIVE, true, now);
+        m->inc = e->incarnation; /* new member: its first incarnation */
+        mn__swim_queue_member(s, m, NULL, 0);
+        emit(s, m, MN_SWIM_ALIVE, true, now_us);
         return;
     }
     if (e->incarnation <= m->inc) return;
@@ -365,63 +418,63 @@ static void apply_alive(mn_swim_t *s, const mn_wire_swim_entry *e, int64_t now)
     mn_swim_addr_t a;
     memcpy(&a, &e->addr, sizeof a);
     bool moved = !mn_swim_addr_equal(&a, &m->addr);
-    m->inc = e->incarnation;
+    set_incarnation(m, e->incarnation);
     m->addr = a;
-    if (old != MN_SWIM_ALIVE) swim_set_state(s, m, MN_SWIM_ALIVE, now);
-    swim_queue_member(s, m, NULL, 0);
-    if (old != MN_SWIM_ALIVE || moved) swim_emit(s, m, old, false, now);
+    if (old != MN_SWIM_ALIVE) mn__swim_set_state(s, m, MN_SWIM_ALIVE, now_us);
+    mn__swim_queue_member(s, m, NULL, 0);
+    if (old != MN_SWIM_ALIVE || moved) emit(s, m, old, false, now_us);
 }
 
-static void apply_suspect(mn_swim_t *s, const mn_wire_swim_entry *e, const char *from,
-                          size_t from_len, int64_t now)
+static void apply_suspect(mn_swim_t *s, const mn_wire_swim_entry_t *e, const char *from,
+                          size_t from_len, int64_t now_us)
 {
     if (is_self(s, e)) {
-        self_accused(s, e, now);
+        self_accused(s, e, now_us);
         return;
     }
-    swim_member *m = swim_find(s, e->id, e->id_len);
+    swim_member *m = mn__swim_find(s, e->id, e->id_len);
     if (!m || e->incarnation < m->inc) return;
     if (m->state == MN_SWIM_LEFT) {
-        swim_answer(s, m); /* the sender missed the leave */
+        mn__swim_answer(s, m); /* the sender missed the leave */
         return;
     }
     if (m->state == MN_SWIM_DEAD) return;
-    uint32_t fh = swim_hash(from, from_len);
+    uint32_t fh = mn__swim_hash(from, from_len);
     if (m->state == MN_SWIM_SUSPECT) {
         if (e->incarnation == m->inc) {
             if (suspicion_confirm(m, fh)) {
                 s->stats.confirmations++;
-                swim_queue_member(s, m, from, from_len);
+                mn__swim_queue_member(s, m, from, from_len);
             }
             return;
         }
-        m->inc = e->incarnation; /* a newer suspicion restarts the timer */
-        suspicion_start(s, m, fh, now);
-        swim_queue_member(s, m, from, from_len);
-        if (fh != s->self->hash) swim_verify_push(s, m);
+        set_incarnation(m, e->incarnation); /* a newer suspicion restarts the timer */
+        suspicion_start(s, m, fh, now_us);
+        mn__swim_queue_member(s, m, from, from_len);
+        if (fh != s->self->hash) mn__swim_verify_push(s, m);
         return;
     }
-    m->inc = e->incarnation;
-    swim_set_state(s, m, MN_SWIM_SUSPECT, now);
-    suspicion_start(s, m, fh, now);
-    if (fh != s->self->hash) swim_verify_push(s, m);
+    set_incarnation(m, e->incarnation);
+    mn__swim_set_state(s, m, MN_SWIM_SUSPECT, now_us);
+    suspicion_start(s, m, fh, now_us);
+    if (fh != s->self->hash) mn__swim_verify_push(s, m);
     s->stats.suspect_events++;
-    swim_queue_member(s, m, from, from_len);
-    swim_emit(s, m, MN_SWIM_ALIVE, false, now);
+    mn__swim_queue_member(s, m, from, from_len);
+    emit(s, m, MN_SWIM_ALIVE, false, now_us);
 }
 
-static void apply_dead(mn_swim_t *s, const mn_wire_swim_entry *e, const char *from, size_t from_len,
-                       int64_t now)
+static void apply_dead(mn_swim_t *s, const mn_wire_swim_entry_t *e, const char *from,
+                       size_t from_len, int64_t now_us)
 {
     bool left = e->state == MN_SWIM_LEFT;
     if (is_self(s, e)) {
-        self_accused(s, e, now);
+        self_accused(s, e, now_us);
         return;
     }
-    swim_member *m = swim_find(s, e->id, e->id_len);
+    swim_member *m = mn__swim_find(s, e->id, e->id_len);
     if (!m || e->incarnation < m->inc) return;
     if (!left && m->state == MN_SWIM_LEFT) {
-        swim_answer(s, m); /* the sender missed the leave */
+        mn__swim_answer(s, m); /* the sender missed the leave */
         return;
     }
     if (!left && s->cfg.verify &&
@@ -429,21 +482,21 @@ static void apply_dead(mn_swim_t *s, const mn_wire_swim_entry *e, const char *fr
         /* we have not seen it fail ourselves (a missed suspicion, or news from
          * across a healed partition): an accusation, or one more confirmation;
          * our own probe and the timer decide */
-        apply_suspect(s, e, from, from_len, now);
+        apply_suspect(s, e, from, from_len, now_us);
         return;
     }
     if (m->state == MN_SWIM_LEFT) return;
     if (m->state == MN_SWIM_DEAD && !left) return;
     uint8_t old = m->state;
-    m->inc = e->incarnation;
-    swim_set_state(s, m, left ? MN_SWIM_LEFT : MN_SWIM_DEAD, now);
+    set_incarnation(m, e->incarnation);
+    mn__swim_set_state(s, m, left ? MN_SWIM_LEFT : MN_SWIM_DEAD, now_us);
     if (!left) s->stats.dead_events++;
-    swim_queue_member(s, m, from, from_len);
-    swim_emit(s, m, old, false, now);
+    mn__swim_queue_member(s, m, from, from_len);
+    emit(s, m, old, false, now_us);
 }
 
-void swim_apply(mn_swim_t *s, const mn_wire_swim_entry *e, const char *sender, size_t sender_len,
-                bool from_sync, int64_t now)
+void mn__swim_apply(mn_swim_t *s, const mn_wire_swim_entry_t *e, const char *sender,
+                    size_t sender_len, bool from_sync, int64_t now_us)
 {
     const char *from = e->from_len ? e->from : sender;
     size_t from_len = e->from_len ? e->from_len : sender_len;
@@ -456,18 +509,18 @@ void swim_apply(mn_swim_t *s, const mn_wire_swim_entry *e, const char *sender, s
     }
     switch (st) {
     case MN_SWIM_ALIVE:
-        apply_alive(s, e, now);
+        apply_alive(s, e, now_us);
         break;
     case MN_SWIM_SUSPECT:
-        apply_suspect(s, e, from, from_len, now);
+        apply_suspect(s, e, from, from_len, now_us);
         break;
     default:
-        apply_dead(s, e, from, from_len, now);
+        apply_dead(s, e, from, from_len, now_us);
         break;
     }
 }
 
-void swim_verify_push(mn_swim_t *s, const swim_member *m)
+void mn__swim_verify_push(mn_swim_t *s, const swim_member *m)
 {
     if (!s->cfg.verify) return;
     for (size_t i = 0; i < s->n_verify; i++)
@@ -476,37 +529,38 @@ void swim_verify_push(mn_swim_t *s, const swim_member *m)
         s->verify_head = (s->verify_head + 1) % SWIM_VERIFY_MAX;
         s->n_verify--;
     }
+    mn_assert(s->n_verify < SWIM_VERIFY_MAX);
     memcpy(s->verify[(s->verify_head + s->n_verify) % SWIM_VERIFY_MAX], m->id, m->id_len + 1u);
     s->n_verify++;
 }
 
-swim_member *swim_verify_pop(mn_swim_t *s)
+swim_member *mn__swim_verify_pop(mn_swim_t *s)
 {
     while (s->n_verify) {
         const char *id = s->verify[s->verify_head];
         s->verify_head = (s->verify_head + 1) % SWIM_VERIFY_MAX;
         s->n_verify--;
-        swim_member *m = swim_find(s, id, strlen(id));
+        swim_member *m = mn__swim_find(s, id, strlen(id));
         if (m && m->state == MN_SWIM_SUSPECT && m != s->self) return m;
     }
     return NULL;
 }
 
-void swim_suspect_local(mn_swim_t *s, swim_member *m, uint64_t inc, int64_t now)
+void mn__swim_suspect_local(mn_swim_t *s, swim_member *m, uint64_t inc, int64_t now_us)
 {
     /* it refuted while we waited: our failure is about its former incarnation
      * (memberlist accuses with the incarnation captured at probe start) */
     if (m->inc > inc) return;
     if (m->state == MN_SWIM_ALIVE) s->stats.suspicions_raised++;
-    mn_wire_swim_entry e;
-    swim_entry_from_member(m, &e);
+    mn_wire_swim_entry_t e;
+    mn__swim_entry_from_member(m, &e);
     e.state = MN_SWIM_SUSPECT;
     e.from = s->self->id;
     e.from_len = s->self->id_len;
-    apply_suspect(s, &e, s->self->id, s->self->id_len, now);
+    apply_suspect(s, &e, s->self->id, s->self->id_len, now_us);
     if (m->state != MN_SWIM_SUSPECT) return;
     m->susp_verified = true;
-    m->susp_failed_at = now;
+    m->susp_failed_at_us = now_us;
     /* its timer ran out before we had seen it fail lately: now we have */
-    if (m->susp_expired) declare_dead(s, m, now);
+    if (m->susp_expired) declare_dead(s, m, now_us);
 }

@@ -13,7 +13,7 @@
 
 #include "swim_internal.h"
 
-mn_err swim_mac_init(mn_swim_t *s, const uint8_t *key, size_t len)
+mn_err mn__swim_mac_init(mn_swim_t *s, const uint8_t *key, size_t len)
 {
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     if (!mac) return MN_ERR_INTERNAL;
@@ -28,7 +28,7 @@ mn_err swim_mac_init(mn_swim_t *s, const uint8_t *key, size_t len)
     return MN_OK;
 }
 
-void swim_mac_free(mn_swim_t *s)
+void mn__swim_mac_free(mn_swim_t *s)
 {
     EVP_MAC_CTX_free(s->mac);
     s->mac = NULL;
@@ -42,7 +42,8 @@ static bool mac_compute(mn_swim_t *s, const uint8_t *data, size_t len, uint8_t t
            EVP_MAC_final(s->mac, tag, &out, SWIM_TAG_LEN) && out == SWIM_TAG_LEN;
 }
 
-size_t swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg *msg, bool piggyback)
+size_t mn__swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg_t *msg,
+                     bool piggyback)
 {
     size_t preset = msg->n_updates;
     if (preset > MN_WIRE_SWIM_MAX_ENTRIES) preset = MN_WIRE_SWIM_MAX_ENTRIES;
@@ -51,7 +52,7 @@ size_t swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg *msg, 
             s->scratch[i] = msg->updates[i];
     size_t queued = 0;
     size_t room = MN_WIRE_SWIM_MAX_ENTRIES - preset; /* the encoder cuts to the bytes left */
-    if (piggyback) queued = swim_queue_peek(s, s->scratch + preset, room);
+    if (piggyback) queued = mn__swim_queue_peek(s, s->scratch + preset, room);
     msg->updates = s->scratch;
     msg->n_updates = preset + queued;
     msg->src = s->self->id;
@@ -68,7 +69,7 @@ size_t swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg *msg, 
     }
     if (piggyback && used_updates > preset) {
         s->stats.updates_sent += used_updates - preset;
-        swim_queue_sent(s, used_updates - preset);
+        mn__swim_queue_sent(s, used_updates - preset);
     }
     uint8_t *p = s->tx;
     p[0] = SWIM_MAGIC0;
@@ -85,6 +86,7 @@ size_t swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg *msg, 
         }
         len += SWIM_TAG_LEN;
     }
+    mn_assert(len <= (size_t)s->cfg.max_packet); /* the encoder kept to cap */
     s->stats.packets_sent++;
     s->stats.sent_kind[msg->kind & 7]++;
     s->stats.bytes_sent += len;
@@ -92,7 +94,7 @@ size_t swim_send(mn_swim_t *s, const mn_swim_addr_t *to, mn_wire_swim_msg *msg, 
     return used_state;
 }
 
-mn_err swim_receive(mn_swim_t *s, const uint8_t *buf, size_t len, mn_wire_swim_msg *msg)
+mn_err mn__swim_receive(mn_swim_t *s, const uint8_t *buf, size_t len, mn_wire_swim_msg_t *msg)
 {
     if (!buf || len < SWIM_HDR_LEN + 8 || len > MN_SWIM_MAX_PACKET || buf[0] != SWIM_MAGIC0 ||
         buf[1] != SWIM_MAGIC1 || buf[2] != SWIM_VERSION) {

@@ -12,7 +12,7 @@
 
 #include "swim_internal.h"
 
-void swim_entry_from_member(const swim_member *m, mn_wire_swim_entry *e)
+void mn__swim_entry_from_member(const swim_member *m, mn_wire_swim_entry_t *e)
 {
     memset(e, 0, sizeof *e);
     e->id = m->id;
@@ -22,9 +22,9 @@ void swim_entry_from_member(const swim_member *m, mn_wire_swim_entry *e)
     e->state = m->state;
 }
 
-int swim_retransmit_limit(const mn_swim_t *s)
+static int retransmit_limit(const mn_swim_t *s)
 {
-    double n = (double)swim_live_count(s);
+    double n = (double)mn__swim_live_count(s);
     int lim = s->cfg.retransmit_mult * (int)ceil(log10(n + 1.0));
     return lim < 1 ? 1 : lim;
 }
@@ -35,7 +35,7 @@ static void drop_at(mn_swim_t *s, size_t i)
     s->n_queue--;
 }
 
-void swim_queue_member(mn_swim_t *s, const swim_member *m, const char *from, size_t from_len)
+void mn__swim_queue_member(mn_swim_t *s, const swim_member *m, const char *from, size_t from_len)
 {
     for (size_t i = 0; i < s->n_queue; i++)
         if (s->queue[i].id_len == m->id_len && memcmp(s->queue[i].id, m->id, m->id_len) == 0) {
@@ -51,6 +51,7 @@ void swim_queue_member(mn_swim_t *s, const swim_member *m, const char *from, siz
                 worst = i;
         drop_at(s, worst);
     }
+    mn_assert(s->n_queue < SWIM_QUEUE_MAX);
     swim_bcast *b = &s->queue[s->n_queue++];
     memset(b, 0, sizeof *b);
     memcpy(b->id, m->id, m->id_len);
@@ -73,13 +74,13 @@ static int cmp_bcast(const void *pa, const void *pb)
     return 0;
 }
 
-size_t swim_queue_peek(mn_swim_t *s, mn_wire_swim_entry *out, size_t cap)
+size_t mn__swim_queue_peek(mn_swim_t *s, mn_wire_swim_entry_t *out, size_t cap)
 {
     if (s->n_queue > 1) qsort(s->queue, s->n_queue, sizeof s->queue[0], cmp_bcast);
     size_t n = s->n_queue < cap ? s->n_queue : cap;
     for (size_t i = 0; i < n; i++) {
         const swim_bcast *b = &s->queue[i];
-        mn_wire_swim_entry *e = &out[i];
+        mn_wire_swim_entry_t *e = &out[i];
         memset(e, 0, sizeof *e);
         e->id = b->id;
         e->id_len = b->id_len;
@@ -92,15 +93,15 @@ size_t swim_queue_peek(mn_swim_t *s, mn_wire_swim_entry *out, size_t cap)
     return n;
 }
 
-void swim_queue_sent(mn_swim_t *s, size_t n)
+void mn__swim_queue_sent(mn_swim_t *s, size_t n)
 {
     if (n > s->n_queue) n = s->n_queue;
-    int limit = swim_retransmit_limit(s);
+    int limit = retransmit_limit(s);
     for (size_t i = n; i-- > 0;)
         if (++s->queue[i].transmits >= limit) drop_at(s, i);
 }
 
-bool swim_queue_has(const mn_swim_t *s, const char *id, size_t len, uint8_t state)
+bool mn__swim_queue_has(const mn_swim_t *s, const char *id, size_t len, uint8_t state)
 {
     for (size_t i = 0; i < s->n_queue; i++)
         if (s->queue[i].id_len == len && memcmp(s->queue[i].id, id, len) == 0 &&
@@ -109,7 +110,7 @@ bool swim_queue_has(const mn_swim_t *s, const char *id, size_t len, uint8_t stat
     return false;
 }
 
-bool swim_queue_fresh(const mn_swim_t *s, int below)
+bool mn__swim_queue_fresh(const mn_swim_t *s, int below)
 {
     for (size_t i = 0; i < s->n_queue; i++)
         if (s->queue[i].transmits < below) return true;

@@ -47,7 +47,7 @@ typedef struct resolve_req {
     uint16_t port;
 } resolve_req;
 
-static int64_t now_us(void)
+static int64_t clock_now_us(void)
 {
     return (int64_t)(uv_hrtime() / 1000);
 }
@@ -147,10 +147,10 @@ static void on_timer(uv_timer_t *t);
 static void rearm(mn_swim_uv_t *u)
 {
     if (u->closing) return;
-    int64_t now = now_us();
-    int64_t d = mn_swim_next_deadline(u->core);
-    if (u->stopping && u->stop_deadline_us < d) d = u->stop_deadline_us;
-    int64_t wait_ms = d <= now ? 0 : (d - now + 999) / 1000;
+    int64_t now_us = clock_now_us();
+    int64_t deadline_us = mn_swim_next_deadline(u->core);
+    if (u->stopping && u->stop_deadline_us < deadline_us) deadline_us = u->stop_deadline_us;
+    int64_t wait_ms = deadline_us <= now_us ? 0 : (deadline_us - now_us + 999) / 1000;
     if (wait_ms > 60000) wait_ms = 60000;
     uv_timer_start(&u->timer, on_timer, (uint64_t)wait_ms, 0);
 }
@@ -158,9 +158,9 @@ static void rearm(mn_swim_uv_t *u)
 static void on_timer(uv_timer_t *t)
 {
     mn_swim_uv_t *u = t->data;
-    int64_t now = now_us();
-    mn_swim_on_tick(u->core, now);
-    if (u->stopping && (mn_swim_leave_done(u->core) || now >= u->stop_deadline_us)) {
+    int64_t now_us = clock_now_us();
+    mn_swim_on_tick(u->core, now_us);
+    if (u->stopping && (mn_swim_leave_done(u->core) || now_us >= u->stop_deadline_us)) {
         close_all(u);
         return;
     }
@@ -181,7 +181,7 @@ static void on_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct so
     if (n <= 0 || !sa || u->closing || (flags & UV_UDP_PARTIAL)) return;
     mn_swim_addr_t from;
     if (!from_sockaddr(sa, &from)) return;
-    mn_swim_on_packet(u->core, now_us(), &from, (const uint8_t *)buf->base, (size_t)n);
+    mn_swim_on_packet(u->core, clock_now_us(), &from, (const uint8_t *)buf->base, (size_t)n);
     rearm(u);
 }
 
@@ -208,7 +208,7 @@ size_t mn_swim_uv_add_resolved(const struct addrinfo *res, uint16_t port, mn_swi
 static void resolve_done(mn_swim_uv_t *u)
 {
     if (u->closing || u->stopping) return;
-    mn_swim_join(u->core, now_us(), u->found, u->n_found);
+    mn_swim_join(u->core, clock_now_us(), u->found, u->n_found);
     rearm(u);
 }
 
@@ -374,7 +374,7 @@ mn_err mn_swim_uv_start(uv_loop_t *loop, const mn_swim_uv_opts_t *o, mn_swim_uv_
         .config = o->config,
         .cb = {.user = u, .send = on_send, .event = on_event},
     };
-    u->mono0_us = now_us();
+    u->mono0_us = clock_now_us();
     u->wall0_ms = mn_time_now_ms();
     rc = mn_swim_new(&so, u->mono0_us, &u->core, err);
     if (rc == MN_OK && o->n_seeds) {
@@ -409,11 +409,11 @@ void mn_swim_uv_stop(mn_swim_uv_t *u, int64_t timeout_ms, void (*done)(void *arg
     u->done = done;
     u->done_arg = arg;
     u->stopping = true;
-    int64_t now = now_us();
-    u->stop_deadline_us = now + (timeout_ms > 0 ? timeout_ms : 0) * 1000;
-    mn_swim_leave(u->core, now);
+    int64_t now_us = clock_now_us();
+    u->stop_deadline_us = now_us + (timeout_ms > 0 ? timeout_ms : 0) * 1000;
+    mn_swim_leave(u->core, now_us);
     if (mn_swim_leave_done(u->core) || timeout_ms <= 0) {
-        mn_swim_on_tick(u->core, now); /* send the announcement at least once */
+        mn_swim_on_tick(u->core, now_us); /* send the announcement at least once */
         close_all(u);
         return;
     }

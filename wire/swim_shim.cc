@@ -32,12 +32,12 @@ namespace
 // is ~113; kept with margin).
 constexpr size_t kTailReserve = 128;
 
-sw::Addr to_fb(const mn_wire_swim_addr &a)
+sw::Addr to_fb(const mn_wire_swim_addr_t &a)
 {
     return sw::Addr(fb::span<const uint8_t, 16>(a.ip, 16), a.port, a.family);
 }
 
-void from_fb(const sw::Addr *a, mn_wire_swim_addr *out)
+void from_fb(const sw::Addr *a, mn_wire_swim_addr_t *out)
 {
     memset(out, 0, sizeof *out);
     if (!a) return;
@@ -64,13 +64,13 @@ bool fb_id_ok(const fb::String *s, bool may_be_empty)
     return id_ok(s->c_str(), s->size(), may_be_empty);
 }
 
-bool entry_ok(const mn_wire_swim_entry &en)
+bool entry_ok(const mn_wire_swim_entry_t &en)
 {
     return id_ok(en.id, en.id_len, false) && id_ok(en.from, en.from_len, true) && en.state <= 3 &&
            (en.addr.family == 0 || en.addr.family == 4 || en.addr.family == 6);
 }
 
-fb::Offset<sw::Entry> build_entry(fb::FlatBufferBuilder &b, const mn_wire_swim_entry &en)
+fb::Offset<sw::Entry> build_entry(fb::FlatBufferBuilder &b, const mn_wire_swim_entry_t &en)
 {
     auto id = b.CreateString(en.id, en.id_len);
     fb::Offset<fb::String> from;
@@ -85,7 +85,7 @@ fb::Offset<sw::Entry> build_entry(fb::FlatBufferBuilder &b, const mn_wire_swim_e
     return eb.Finish();
 }
 
-bool decode_entry(const sw::Entry *e, mn_wire_swim_entry *out)
+bool decode_entry(const sw::Entry *e, mn_wire_swim_entry_t *out)
 {
     if (!e || !fb_id_ok(e->id(), false) || !fb_id_ok(e->from(), true)) return false;
     if (e->state() > 3) return false;
@@ -104,17 +104,17 @@ bool decode_entry(const sw::Entry *e, mn_wire_swim_entry *out)
 
 extern "C" {
 
-mn_wire_swim_enc *mn_wire_swim_enc_new(void)
+mn_wire_swim_enc_t *mn_wire_swim_enc_new(void)
 {
     return new (std::nothrow) mn_wire_swim_enc();
 }
 
-void mn_wire_swim_enc_free(mn_wire_swim_enc *e)
+void mn_wire_swim_enc_free(mn_wire_swim_enc_t *e)
 {
     delete e;
 }
 
-size_t mn_wire_swim_entry_cost(const mn_wire_swim_entry *en)
+size_t mn_wire_swim_entry_cost(const mn_wire_swim_entry_t *en)
 {
     // vector slot 4 + table (soffset, 20-byte addr, u64, u8, two offsets, alignment) 48
     // + vtable 16 + id string (length prefix, NUL, padding) + from string, + margin 8.
@@ -123,7 +123,7 @@ size_t mn_wire_swim_entry_cost(const mn_wire_swim_entry *en)
     return c;
 }
 
-mn_err mn_wire_swim_encode(mn_wire_swim_enc *e, const mn_wire_swim_msg *m, size_t cap,
+mn_err mn_wire_swim_encode(mn_wire_swim_enc_t *e, const mn_wire_swim_msg_t *m, size_t cap,
                            size_t *n_state_used, size_t *n_updates_used, const uint8_t **out,
                            size_t *out_len)
 {
@@ -188,8 +188,8 @@ mn_err mn_wire_swim_encode(mn_wire_swim_enc *e, const mn_wire_swim_msg *m, size_
     return MN_OK;
 }
 
-mn_err mn_wire_swim_decode(const uint8_t *buf, size_t len, mn_wire_swim_msg *m,
-                           mn_wire_swim_entry *storage, size_t cap)
+mn_err mn_wire_swim_decode(const uint8_t *buf, size_t len, mn_wire_swim_msg_t *m,
+                           mn_wire_swim_entry_t *storage, size_t cap)
 {
     if (!buf || !m || len < 8 || (uintptr_t)buf % 8 != 0) return MN_ERR_CORRUPT;
     fb::Verifier v(buf, len, 16, 4096);

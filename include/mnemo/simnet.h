@@ -50,7 +50,7 @@ typedef struct mn_simnet_core_ops {
     int64_t (*next_deadline)(void *core);
 } mn_simnet_core_ops_t;
 
-typedef enum { MN_SIMNET_DOWN = 0, MN_SIMNET_UP, MN_SIMNET_PAUSED } mn_simnet_node_state;
+typedef enum { MN_SIMNET_DOWN = 0, MN_SIMNET_UP, MN_SIMNET_PAUSED } mn_simnet_node_state_t;
 
 typedef struct mn_simnet_stats {
     uint64_t sent, sent_bytes, delivered;
@@ -67,7 +67,7 @@ int mn_simnet_node_count(const mn_simnet_t *net);
 mn_swim_addr_t mn_simnet_addr(const mn_simnet_t *net, int node);
 /* Node index of an address, or -1. */
 int mn_simnet_node_at(const mn_simnet_t *net, const mn_swim_addr_t *a);
-mn_simnet_node_state mn_simnet_state(const mn_simnet_t *net, int node);
+mn_simnet_node_state_t mn_simnet_state(const mn_simnet_t *net, int node);
 void *mn_simnet_core(const mn_simnet_t *net, int node);
 
 /* Faults and lifecycle, effective at the current virtual time. */
@@ -115,10 +115,10 @@ typedef enum {
     MN_SIMSWIM_PARTITION,  /* split in halves, wait for detection, heal, reconverge */
     MN_SIMSWIM_CHURN,      /* crash and restart nodes repeatedly */
     MN_SIMSWIM_JOIN,       /* one node joins a formed cluster */
-} mn_simswim_scenario;
+} mn_simswim_scenario_t;
 
 /* Parses "steady" | "crash" | "partition" | "churn" | "join". */
-mn_err mn_simswim_scenario_parse(const char *s, mn_simswim_scenario *out);
+mn_err mn_simswim_scenario_parse(const char *s, mn_simswim_scenario_t *out);
 
 typedef struct mn_simswim_opts {
     int nodes;
@@ -180,7 +180,7 @@ typedef struct mn_simswim_result {
 } mn_simswim_result_t;
 
 void mn_simswim_result_clear(mn_simswim_result_t *r);
-mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario sc, mn_simswim_result_t *r,
+mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario_t sc, mn_simswim_result_t *r,
                       mn_error *err);
 
 /* Lower level: a cluster to drive by hand (tests). */
@@ -205,7 +205,7 @@ bool mn_simswim_run_until_converged(mn_simswim_t *h, int64_t deadline_us);
 /* State of tgt in obs's view (-1 = unknown or obs down). */
 int mn_simswim_view(const mn_simswim_t *h, int obs, int tgt);
 /* Running observers that see tgt in state st. */
-int mn_simswim_count_view(const mn_simswim_t *h, int tgt, mn_swim_state st);
+int mn_simswim_count_view(const mn_simswim_t *h, int tgt, mn_swim_state_t st);
 /* False-positive counters so far (see mn_simswim_result_t). */
 uint64_t mn_simswim_fp_dead(const mn_simswim_t *h);
 uint64_t mn_simswim_fp_dead_degraded(const mn_simswim_t *h);

@@ -10,7 +10,8 @@
  * one thread (the adapter's loop, or the simulator).
  *
  * The adapter (mnemo/swim_uv.h, its own library mn_swim_uv) binds a UDP
- * socket on a libuv loop and drives one core. See docs/swim.md for the protocol, the wire format and tuning. */
+ * socket on a libuv loop and drives one core. See docs/swim.md for the protocol, the wire format
+ * and tuning. */
 #ifndef MNEMO_SWIM_H
 #define MNEMO_SWIM_H
 
@@ -30,10 +31,12 @@ typedef enum {
     MN_SWIM_SUSPECT = 1,
     MN_SWIM_DEAD = 2,
     MN_SWIM_LEFT = 3,
-} mn_swim_state;
+} mn_swim_state_t;
+/* The former name, kept while api/cluster_routes.c still spells it. */
+typedef mn_swim_state_t mn_swim_state;
 
 /* "alive" | "suspect" | "dead" | "left". */
-const char *mn_swim_state_name(mn_swim_state s);
+const char *mn_swim_state_name(mn_swim_state_t s);
 
 /* An IPv4 or IPv6 endpoint. */
 typedef struct mn_swim_addr {
@@ -85,8 +88,8 @@ mn_err mn_swim_config_check(const mn_swim_config_t *c, mn_error *err);
 typedef struct mn_swim_event {
     const char *id; /* NUL-terminated, valid during the callback */
     mn_swim_addr_t addr;
-    mn_swim_state state;
-    mn_swim_state old_state; /* meaningless when is_new */
+    mn_swim_state_t state;
+    mn_swim_state_t old_state; /* meaningless when is_new */
     bool is_new;
     uint64_t incarnation;
     int64_t now_us;
@@ -139,7 +142,7 @@ int64_t mn_swim_next_deadline(const mn_swim_t *s);
 typedef struct mn_swim_member_info {
     char id[MN_SWIM_ID_MAX + 1];
     mn_swim_addr_t addr;
-    mn_swim_state state;
+    mn_swim_state_t state;
     uint64_t incarnation;
     int64_t changed_us; /* core time of the last state change */
     bool self;
@@ -151,7 +154,7 @@ size_t mn_swim_member_count(const mn_swim_t *s);
 bool mn_swim_member_get(const mn_swim_t *s, size_t i, mn_swim_member_info_t *out);
 bool mn_swim_member_find(const mn_swim_t *s, const char *id, mn_swim_member_info_t *out);
 /* Members (self included) currently in state st. */
-size_t mn_swim_count_state(const mn_swim_t *s, mn_swim_state st);
+size_t mn_swim_count_state(const mn_swim_t *s, mn_swim_state_t st);
 const char *mn_swim_self_id(const mn_swim_t *s);
 uint64_t mn_swim_incarnation(const mn_swim_t *s);
 /* Lifeguard local health score, 0 = healthy .. awareness_max-1. */

@@ -55,7 +55,7 @@ typedef struct wpkt {
 typedef struct wevent {
     int obs;
     char id[MN_SWIM_ID_MAX + 1];
-    mn_swim_state state;
+    mn_swim_state_t state;
     int64_t at;
 } wevent;
 
@@ -182,12 +182,12 @@ static void w_run(world *w, int64_t until)
     if (w->now < until) w->now = until;
 }
 
-static mn_swim_state w_state(world *w, int obs, int tgt)
+static mn_swim_state_t w_state(world *w, int obs, int tgt)
 {
     char id[16];
     snprintf(id, sizeof id, "node%d", tgt);
     mn_swim_member_info_t mi;
-    if (!mn_swim_member_find(w->n[obs].s, id, &mi)) return (mn_swim_state)-1;
+    if (!mn_swim_member_find(w->n[obs].s, id, &mi)) return (mn_swim_state_t)-1;
     return mi.state;
 }
 
@@ -214,20 +214,20 @@ typedef struct puppet {
     int64_t now;
     sent_rec *log; /* every datagram sent, decoded, when not NULL */
     size_t nlog, cap_log;
-    mn_wire_swim_entry log_storage[MN_WIRE_SWIM_MAX_ENTRIES];
+    mn_wire_swim_entry_t log_storage[MN_WIRE_SWIM_MAX_ENTRIES];
     _Alignas(8) uint8_t log_body[MN_SWIM_MAX_PACKET];
     bool auto_ack;     /* answer the core's pings on behalf of their target */
     bool ack_except_x; /* ... except pings to "X" */
     wpkt out[512];
     size_t nout;
-    mn_wire_swim_enc *enc;
-    mn_wire_swim_entry storage[MN_WIRE_SWIM_MAX_ENTRIES];
+    mn_wire_swim_enc_t *enc;
+    mn_wire_swim_entry_t storage[MN_WIRE_SWIM_MAX_ENTRIES];
     _Alignas(8) uint8_t body[MN_SWIM_MAX_PACKET];
 } puppet;
 
 static void p_log(puppet *p, const mn_swim_addr_t *to, const uint8_t *buf, size_t len)
 {
-    mn_wire_swim_msg m;
+    mn_wire_swim_msg_t m;
     if (p->nlog == p->cap_log || len < 8) return;
     memcpy(p->log_body, buf + 8, len - 8);
     if (mn_wire_swim_decode(p->log_body, len - 8, &m, p->log_storage, MN_WIRE_SWIM_MAX_ENTRIES) !=
@@ -257,7 +257,7 @@ static void p_send(void *user, const mn_swim_addr_t *to, const uint8_t *buf, siz
 }
 
 /* Decodes an unauthenticated datagram the core sent. */
-static bool p_decode(puppet *p, const wpkt *w, mn_wire_swim_msg *m)
+static bool p_decode(puppet *p, const wpkt *w, mn_wire_swim_msg_t *m)
 {
     if (w->len < 8) return false;
     memcpy(p->body, w->data + 8, w->len - 8);
@@ -265,7 +265,7 @@ static bool p_decode(puppet *p, const wpkt *w, mn_wire_swim_msg *m)
            MN_OK;
 }
 
-static void p_feed_msg(puppet *p, int from, mn_wire_swim_msg *m);
+static void p_feed_msg(puppet *p, int from, mn_wire_swim_msg_t *m);
 
 static void p_pump(puppet *p)
 {
@@ -276,12 +276,12 @@ static void p_pump(puppet *p)
         memcpy(copy, p->out, n * sizeof *copy);
         p->nout = 0;
         for (size_t i = 0; i < n; i++) {
-            mn_wire_swim_msg m;
+            mn_wire_swim_msg_t m;
             if (!p_decode(p, &copy[i], &m) || m.kind != MN_WIRE_SWIM_PING) continue;
             char target[MN_SWIM_ID_MAX + 1] = {0};
             memcpy(target, m.target, m.target_len);
             if (p->ack_except_x && strcmp(target, "X") == 0) continue;
-            mn_wire_swim_msg ack = {
+            mn_wire_swim_msg_t ack = {
                 .kind = MN_WIRE_SWIM_ACK, .seq = m.seq, .src = target, .src_len = strlen(target)};
             p_feed_msg(p, copy[i].to, &ack);
         }
@@ -289,7 +289,7 @@ static void p_pump(puppet *p)
     }
 }
 
-static void p_feed_msg(puppet *p, int from, mn_wire_swim_msg *m)
+static void p_feed_msg(puppet *p, int from, mn_wire_swim_msg_t *m)
 {
     size_t len = 0;
     const uint8_t *out = NULL;
@@ -304,10 +304,10 @@ static void p_feed_msg(puppet *p, int from, mn_wire_swim_msg *m)
     mn_swim_on_packet(p->s, p->now, &a, pkt, len + 8);
 }
 
-static mn_wire_swim_entry ent(const char *id, int addr_idx, uint64_t inc, uint8_t st,
-                              const char *from)
+static mn_wire_swim_entry_t ent(const char *id, int addr_idx, uint64_t inc, uint8_t st,
+                                const char *from)
 {
-    mn_wire_swim_entry e;
+    mn_wire_swim_entry_t e;
     memset(&e, 0, sizeof e);
     e.id = id;
     e.id_len = strlen(id);
@@ -323,13 +323,13 @@ static mn_wire_swim_entry ent(const char *id, int addr_idx, uint64_t inc, uint8_
 }
 
 /* A gossip packet from member `src` carrying one update. */
-static void p_gossip(puppet *p, const char *src, int src_idx, mn_wire_swim_entry e)
+static void p_gossip(puppet *p, const char *src, int src_idx, mn_wire_swim_entry_t e)
 {
-    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_GOSSIP,
-                          .src = src,
-                          .src_len = strlen(src),
-                          .updates = &e,
-                          .n_updates = 1};
+    mn_wire_swim_msg_t m = {.kind = MN_WIRE_SWIM_GOSSIP,
+                            .src = src,
+                            .src_len = strlen(src),
+                            .updates = &e,
+                            .n_updates = 1};
     p_feed_msg(p, src_idx, &m);
     p_pump(p);
 }
@@ -360,7 +360,7 @@ static void p_event(void *user, const mn_swim_event_t *ev)
     npev++;
 }
 
-static int64_t p_event_at(const char *id, mn_swim_state st)
+static int64_t p_event_at(const char *id, mn_swim_state_t st)
 {
     for (size_t i = 0; i < npev; i++)
         if (strcmp(pev[i].id, id) == 0 && pev[i].state == st) return pev[i].at;
@@ -405,18 +405,18 @@ static void p_free(puppet *p)
 static void p_members(puppet *p, int nb)
 {
     static char names[32][16];
-    mn_wire_swim_entry es[33];
+    mn_wire_swim_entry_t es[33];
     assert_true(nb <= 31); /* one sync datagram */
     es[0] = ent("X", 1, 1, MN_SWIM_ALIVE, NULL);
     for (int i = 0; i < nb; i++) {
         snprintf(names[i], sizeof names[i], "B%d", i + 1);
         es[i + 1] = ent(names[i], 2 + i, 1, MN_SWIM_ALIVE, NULL);
     }
-    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_SYNC,
-                          .src = "B1",
-                          .src_len = 2,
-                          .state = es,
-                          .n_state = (size_t)nb + 1};
+    mn_wire_swim_msg_t m = {.kind = MN_WIRE_SWIM_SYNC,
+                            .src = "B1",
+                            .src_len = 2,
+                            .state = es,
+                            .n_state = (size_t)nb + 1};
     p_feed_msg(p, 2, &m);
     p->nout = 0;
 }
@@ -798,7 +798,7 @@ static void test_swim_an_old_failure_of_our_own_is_rechecked_too(void **state)
 
 static bool carries(puppet *p, const wpkt *w, const char *id, uint8_t st, uint64_t inc)
 {
-    mn_wire_swim_msg m;
+    mn_wire_swim_msg_t m;
     if (!p_decode(p, w, &m)) return false;
     for (size_t i = 0; i < m.n_updates; i++)
         if (m.updates[i].id_len == strlen(id) && memcmp(m.updates[i].id, id, strlen(id)) == 0 &&
@@ -817,12 +817,12 @@ static void test_swim_refutes_accusations_by_bumping_incarnation(void **state)
     assert_int_equal(mn_swim_incarnation(p->s), 6);
     /* the refutation rides on the answer to the next ping */
     p->nout = 0;
-    mn_wire_swim_msg ping = {.kind = MN_WIRE_SWIM_PING,
-                             .seq = 77,
-                             .src = "B2",
-                             .src_len = 2,
-                             .target = "A",
-                             .target_len = 1};
+    mn_wire_swim_msg_t ping = {.kind = MN_WIRE_SWIM_PING,
+                               .seq = 77,
+                               .src = "B2",
+                               .src_len = 2,
+                               .target = "A",
+                               .target_len = 1};
     p_feed_msg(p, 3, &ping);
     assert_int_equal(p->nout, 1);
     assert_true(carries(p, &p->out[0], "A", MN_SWIM_ALIVE, 6));
@@ -856,7 +856,7 @@ static void test_swim_ping_to_a_suspect_carries_the_suspicion(void **state)
     p_tick_until(p, p->now + 300 * MS);
     bool found = false;
     for (size_t i = 0; i < p->nout && !found; i++) {
-        mn_wire_swim_msg m;
+        mn_wire_swim_msg_t m;
         if (p->out[i].to != 1 || !p_decode(p, &p->out[i], &m) || m.kind != MN_WIRE_SWIM_PING)
             continue;
         assert_true(m.n_updates >= 1);
@@ -900,8 +900,8 @@ static void test_swim_update_precedence_follows_incarnations(void **state)
     assert_int_equal(STATE_OF("X"), MN_SWIM_ALIVE);
     assert_int_equal(mi.addr.port, 9005);
     /* a full-state row saying dead only makes us suspect */
-    mn_wire_swim_entry row = ent("X", 5, 3, MN_SWIM_DEAD, NULL);
-    mn_wire_swim_msg m = {
+    mn_wire_swim_entry_t row = ent("X", 5, 3, MN_SWIM_DEAD, NULL);
+    mn_wire_swim_msg_t m = {
         .kind = MN_WIRE_SWIM_SYNC, .src = "B2", .src_len = 2, .state = &row, .n_state = 1};
     p_feed_msg(p, 3, &m);
     assert_int_equal(STATE_OF("X"), MN_SWIM_SUSPECT);
@@ -1218,31 +1218,31 @@ static void test_swim_full_state_sync_spans_datagrams_within_the_limit(void **st
         /* teach 304 members with 36-byte ids, 8 per datagram */
         static char names[304][40];
         for (int base = 0; base < 304; base += 8) {
-            mn_wire_swim_entry es[8];
+            mn_wire_swim_entry_t es[8];
             for (int i = 0; i < 8; i++) {
                 snprintf(names[base + i], sizeof names[0], "0190a0b0-c0d0-7e0f-8a0b-%012d",
                          base + i);
                 es[i] = ent(names[base + i], 1 + (base + i) % 200, 1, MN_SWIM_ALIVE, NULL);
             }
-            mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_GOSSIP,
-                                  .src = names[base],
-                                  .src_len = strlen(names[base]),
-                                  .updates = es,
-                                  .n_updates = 8};
+            mn_wire_swim_msg_t m = {.kind = MN_WIRE_SWIM_GOSSIP,
+                                    .src = names[base],
+                                    .src_len = strlen(names[base]),
+                                    .updates = es,
+                                    .n_updates = 8};
             p_feed_msg(p, 1, &m);
         }
         assert_int_equal(mn_swim_member_count(p->s), 305);
         p->nout = 0;
-        mn_wire_swim_msg req = {.kind = MN_WIRE_SWIM_SYNC,
-                                .seq = 1,
-                                .src = names[0],
-                                .src_len = strlen(names[0]),
-                                .flags = MN_WIRE_SWIM_FLAG_REPLY};
+        mn_wire_swim_msg_t req = {.kind = MN_WIRE_SWIM_SYNC,
+                                  .seq = 1,
+                                  .src = names[0],
+                                  .src_len = strlen(names[0]),
+                                  .flags = MN_WIRE_SWIM_FLAG_REPLY};
         p_feed_msg(p, 1, &req);
         size_t rows = 0, datagrams = 0;
         for (size_t i = 0; i < p->nout; i++) {
             assert_true(p->out[i].len <= (size_t)sizes[si]);
-            mn_wire_swim_msg m;
+            mn_wire_swim_msg_t m;
             assert_true(p_decode(p, &p->out[i], &m));
             if (m.kind != MN_WIRE_SWIM_SYNC) continue;
             rows += m.n_state;

@@ -26,7 +26,7 @@ static mn_simswim_opts_t opts(const char *profile, int nodes, double loss, uint6
     return o;
 }
 
-static mn_simswim_result_t run(const mn_simswim_opts_t *o, mn_simswim_scenario sc)
+static mn_simswim_result_t run(const mn_simswim_opts_t *o, mn_simswim_scenario_t sc)
 {
     mn_simswim_result_t r;
     mn_error err;

@@ -13,9 +13,9 @@
 
 static _Alignas(8) uint8_t abuf[4096];
 
-static mn_wire_swim_entry entry(const char *id, uint64_t inc, uint8_t state, const char *from)
+static mn_wire_swim_entry_t entry(const char *id, uint64_t inc, uint8_t state, const char *from)
 {
-    mn_wire_swim_entry e;
+    mn_wire_swim_entry_t e;
     memset(&e, 0, sizeof e);
     e.id = id;
     e.id_len = strlen(id);
@@ -33,24 +33,25 @@ static mn_wire_swim_entry entry(const char *id, uint64_t inc, uint8_t state, con
 static void test_swim_wire_round_trips_every_field(void **state)
 {
     (void)state;
-    mn_wire_swim_enc *enc = mn_wire_swim_enc_new();
+    mn_wire_swim_enc_t *enc = mn_wire_swim_enc_new();
     assert_non_null(enc);
-    mn_wire_swim_entry st[2] = {entry("alpha", 7, 0, NULL), entry("beta", 1ull << 40, 2, "alpha")};
-    mn_wire_swim_entry up[1] = {entry("gamma", 3, 1, "beta")};
-    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_SYNC,
-                          .seq = 0xdeadbeef,
-                          .src = "alpha",
-                          .src_len = 5,
-                          .target = "beta",
-                          .target_len = 4,
-                          .flags = MN_WIRE_SWIM_FLAG_REPLY,
-                          .chunk = 3,
-                          .chunks = 9,
-                          .known = 42,
-                          .state = st,
-                          .n_state = 2,
-                          .updates = up,
-                          .n_updates = 1};
+    mn_wire_swim_entry_t st[2] = {entry("alpha", 7, 0, NULL),
+                                  entry("beta", 1ull << 40, 2, "alpha")};
+    mn_wire_swim_entry_t up[1] = {entry("gamma", 3, 1, "beta")};
+    mn_wire_swim_msg_t m = {.kind = MN_WIRE_SWIM_SYNC,
+                            .seq = 0xdeadbeef,
+                            .src = "alpha",
+                            .src_len = 5,
+                            .target = "beta",
+                            .target_len = 4,
+                            .flags = MN_WIRE_SWIM_FLAG_REPLY,
+                            .chunk = 3,
+                            .chunks = 9,
+                            .known = 42,
+                            .state = st,
+                            .n_state = 2,
+                            .updates = up,
+                            .n_updates = 1};
     m.target_addr.family = 6;
     m.target_addr.port = 1;
     m.target_addr.ip[15] = 1;
@@ -60,8 +61,8 @@ static void test_swim_wire_round_trips_every_field(void **state)
     assert_int_equal(ns, 2);
     assert_int_equal(nu, 1);
     memcpy(abuf, out, len);
-    mn_wire_swim_msg d;
-    mn_wire_swim_entry storage[MN_WIRE_SWIM_MAX_ENTRIES];
+    mn_wire_swim_msg_t d;
+    mn_wire_swim_entry_t storage[MN_WIRE_SWIM_MAX_ENTRIES];
     assert_int_equal(mn_wire_swim_decode(abuf, len, &d, storage, MN_WIRE_SWIM_MAX_ENTRIES), MN_OK);
     assert_int_equal(d.kind, MN_WIRE_SWIM_SYNC);
     assert_int_equal(d.seq, 0xdeadbeef);
@@ -91,14 +92,14 @@ static void test_swim_wire_round_trips_every_field(void **state)
 static void test_swim_wire_encoder_never_exceeds_cap(void **state)
 {
     (void)state;
-    mn_wire_swim_enc *enc = mn_wire_swim_enc_new();
+    mn_wire_swim_enc_t *enc = mn_wire_swim_enc_new();
     mn_prng_t p;
     mn_prng_seed(&p, 99);
     static char ids[2 * MN_WIRE_SWIM_MAX_ENTRIES][MN_WIRE_SWIM_ID_MAX + 1];
     static char froms[MN_WIRE_SWIM_ID_MAX + 1];
     memset(froms, 'f', MN_WIRE_SWIM_ID_MAX);
-    mn_wire_swim_entry es[2 * MN_WIRE_SWIM_MAX_ENTRIES];
-    mn_wire_swim_entry storage[MN_WIRE_SWIM_MAX_ENTRIES];
+    mn_wire_swim_entry_t es[2 * MN_WIRE_SWIM_MAX_ENTRIES];
+    mn_wire_swim_entry_t storage[MN_WIRE_SWIM_MAX_ENTRIES];
     for (int it = 0; it < 3000; it++) {
         size_t n = (size_t)mn_prng_below(&p, 2 * MN_WIRE_SWIM_MAX_ENTRIES + 1);
         /* short ids (many small entries) and long ones alternate */
@@ -115,17 +116,17 @@ static void test_swim_wire_encoder_never_exceeds_cap(void **state)
             }
         }
         size_t split = n ? (size_t)mn_prng_below(&p, n + 1) : 0;
-        mn_wire_swim_msg m = {.kind = (uint8_t)(1 + mn_prng_below(&p, 6)),
-                              .seq = (uint32_t)mn_prng_next(&p),
-                              .src = "source-node",
-                              .src_len = 11,
-                              .target = "target",
-                              .target_len = 6,
-                              .known = 7,
-                              .state = es,
-                              .n_state = split,
-                              .updates = es + split,
-                              .n_updates = n - split};
+        mn_wire_swim_msg_t m = {.kind = (uint8_t)(1 + mn_prng_below(&p, 6)),
+                                .seq = (uint32_t)mn_prng_next(&p),
+                                .src = "source-node",
+                                .src_len = 11,
+                                .target = "target",
+                                .target_len = 6,
+                                .known = 7,
+                                .state = es,
+                                .n_state = split,
+                                .updates = es + split,
+                                .n_updates = n - split};
         size_t cap = 400 + (size_t)mn_prng_below(&p, 1000);
         size_t ns = 0, nu = 0, len = 0;
         const uint8_t *out = NULL;
@@ -136,7 +137,7 @@ static void test_swim_wire_encoder_never_exceeds_cap(void **state)
         if (ns < split && ns + nu < MN_WIRE_SWIM_MAX_ENTRIES)
             assert_true(len + 4 * (ns + nu) + mn_wire_swim_entry_cost(&es[ns]) > cap - 128);
         memcpy(abuf, out, len);
-        mn_wire_swim_msg d;
+        mn_wire_swim_msg_t d;
         assert_int_equal(mn_wire_swim_decode(abuf, len, &d, storage, MN_WIRE_SWIM_MAX_ENTRIES),
                          MN_OK);
         assert_int_equal(d.n_state, ns);
@@ -152,10 +153,10 @@ static void test_swim_wire_encoder_never_exceeds_cap(void **state)
 static void test_swim_wire_encoder_rejects_malformed_messages(void **state)
 {
     (void)state;
-    mn_wire_swim_enc *enc = mn_wire_swim_enc_new();
+    mn_wire_swim_enc_t *enc = mn_wire_swim_enc_new();
     size_t len;
     const uint8_t *out;
-    mn_wire_swim_msg m = {.kind = MN_WIRE_SWIM_PING, .src = "", .src_len = 0};
+    mn_wire_swim_msg_t m = {.kind = MN_WIRE_SWIM_PING, .src = "", .src_len = 0};
     assert_int_equal(mn_wire_swim_encode(enc, &m, 1360, NULL, NULL, &out, &len), MN_ERR_INVALID);
     char longid[MN_WIRE_SWIM_ID_MAX + 2];
     memset(longid, 'x', sizeof longid - 1);
@@ -171,7 +172,7 @@ static void test_swim_wire_encoder_rejects_malformed_messages(void **state)
     m.kind = 9;
     assert_int_equal(mn_wire_swim_encode(enc, &m, 1360, NULL, NULL, &out, &len), MN_ERR_INVALID);
     m.kind = MN_WIRE_SWIM_ACK;
-    mn_wire_swim_entry bad = entry("x", 1, 7, NULL);
+    mn_wire_swim_entry_t bad = entry("x", 1, 7, NULL);
     m.updates = &bad;
     m.n_updates = 1;
     assert_int_equal(mn_wire_swim_encode(enc, &m, 1360, NULL, NULL, &out, &len), MN_ERR_INVALID);
@@ -183,18 +184,18 @@ static void test_swim_wire_encoder_rejects_malformed_messages(void **state)
 static void test_swim_wire_decoder_rejects_garbage_and_damage(void **state)
 {
     (void)state;
-    mn_wire_swim_enc *enc = mn_wire_swim_enc_new();
-    mn_wire_swim_entry up[3] = {entry("a", 1, 0, NULL), entry("bb", 2, 1, "a"),
-                                entry("ccc", 3, 2, "bb")};
-    mn_wire_swim_msg m = {
+    mn_wire_swim_enc_t *enc = mn_wire_swim_enc_new();
+    mn_wire_swim_entry_t up[3] = {entry("a", 1, 0, NULL), entry("bb", 2, 1, "a"),
+                                  entry("ccc", 3, 2, "bb")};
+    mn_wire_swim_msg_t m = {
         .kind = MN_WIRE_SWIM_GOSSIP, .src = "src", .src_len = 3, .updates = up, .n_updates = 3};
     size_t len;
     const uint8_t *out;
     assert_int_equal(mn_wire_swim_encode(enc, &m, 1360, NULL, NULL, &out, &len), MN_OK);
     static _Alignas(8) uint8_t good[1400];
     memcpy(good, out, len);
-    mn_wire_swim_msg d;
-    mn_wire_swim_entry storage[MN_WIRE_SWIM_MAX_ENTRIES];
+    mn_wire_swim_msg_t d;
+    mn_wire_swim_entry_t storage[MN_WIRE_SWIM_MAX_ENTRIES];
     mn_prng_t p;
     mn_prng_seed(&p, 7);
     int rejected = 0;
