@@ -125,7 +125,21 @@ static void form(mn_simswim_t *h, int count, mn_simswim_result_t *r)
 
 _Static_assert(sizeof(mn_swim_stats_t) % sizeof(uint64_t) == 0, "stats are uint64_t counters");
 
-/* Adds the counters of every running core to *out (all fields are uint64_t). */
+/* sum += x, or sum -= x with subtract, counter by counter (all fields are uint64_t). */
+static void stats_combine(mn_swim_stats_t *sum, const mn_swim_stats_t *x, bool subtract)
+{
+    uint64_t *dst = (uint64_t *)sum;
+    const uint64_t *src = (const uint64_t *)x;
+    for (size_t k = 0; k < sizeof *x / sizeof(uint64_t); k++)
+        dst[k] = subtract ? dst[k] - src[k] : dst[k] + src[k];
+}
+
+void mn_simswim_stats_add(mn_swim_stats_t *sum, const mn_swim_stats_t *x)
+{
+    stats_combine(sum, x, false);
+}
+
+/* Adds the counters of every running core to *out. */
 static void sum_swim_stats(mn_simswim_t *h, mn_swim_stats_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -134,10 +148,7 @@ static void sum_swim_stats(mn_simswim_t *h, mn_swim_stats_t *out)
         if (!s) continue;
         mn_swim_stats_t st;
         mn_swim_stats_get(s, &st);
-        uint64_t *dst = (uint64_t *)out;
-        const uint64_t *src = (const uint64_t *)&st;
-        for (size_t k = 0; k < sizeof st / sizeof(uint64_t); k++)
-            dst[k] += src[k];
+        stats_combine(out, &st, false);
     }
 }
 
@@ -152,10 +163,8 @@ static void steady(mn_simswim_t *h, mn_simswim_result_t *r)
     mn_simnet_run_until(h->net, t0_us + sim_ms_to_us(h->o.steady_ms));
     mn_simnet_stats(h->net, -1, &b);
     sum_swim_stats(h, &sb);
-    uint64_t *d = (uint64_t *)&r->steady;
-    const uint64_t *pa = (const uint64_t *)&sa, *pb = (const uint64_t *)&sb;
-    for (size_t k = 0; k < sizeof sa / sizeof(uint64_t); k++)
-        d[k] = pb[k] - pa[k];
+    r->steady = sb;
+    stats_combine(&r->steady, &sa, true);
     r->steady_net_sent = b.sent - a.sent;
     double secs = (double)(mn_simnet_now(h->net) - t0_us) / 1e6;
     r->steady_node_s = secs * nodes;

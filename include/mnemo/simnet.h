@@ -180,6 +180,8 @@ typedef struct mn_simswim_result {
 } mn_simswim_result_t;
 
 void mn_simswim_result_clear(mn_simswim_result_t *r);
+/* sum += x, counter by counter (sums of runs' or cores' stats). */
+void mn_simswim_stats_add(mn_swim_stats_t *sum, const mn_swim_stats_t *x);
 mn_err mn_simswim_run(const mn_simswim_opts_t *o, mn_simswim_scenario_t sc, mn_simswim_result_t *r,
                       mn_error *err);
 
