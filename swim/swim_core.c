@@ -499,13 +499,20 @@ static void probe_start(mn_swim_t *s, int64_t now_us)
     send_ping(s, t, s->probe_seq);
 }
 
-static void probe_indirect(mn_swim_t *s, int64_t now_us)
+/* The member being probed; NULL, and the probe is over, when it is gone,
+ * dead or left. */
+static swim_member *probe_target(mn_swim_t *s)
 {
     swim_member *t = mn__swim_find(s, s->probe_id, strlen(s->probe_id));
-    if (!t || t->state == MN_SWIM_DEAD || t->state == MN_SWIM_LEFT) {
-        s->probe_phase = PROBE_IDLE;
-        return;
-    }
+    if (t && t->state != MN_SWIM_DEAD && t->state != MN_SWIM_LEFT) return t;
+    s->probe_phase = PROBE_IDLE;
+    return NULL;
+}
+
+static void probe_indirect(mn_swim_t *s, int64_t now_us)
+{
+    swim_member *t = probe_target(s);
+    if (!t) return;
     size_t k = pick_random(s, is_alive, (size_t)s->cfg.indirect_checks, now_us, t);
     if (k > SWIM_MAX_HELPERS) k = SWIM_MAX_HELPERS;
     swim_member *helpers[SWIM_MAX_HELPERS];
@@ -539,11 +546,8 @@ static void probe_indirect(mn_swim_t *s, int64_t now_us)
  * pings and 3 answers (memberlist falls back to a TCP ping here). */
 static void probe_retry(mn_swim_t *s, int64_t now_us)
 {
-    swim_member *t = mn__swim_find(s, s->probe_id, strlen(s->probe_id));
-    if (!t || t->state == MN_SWIM_DEAD || t->state == MN_SWIM_LEFT) {
-        s->probe_phase = PROBE_IDLE;
-        return;
-    }
+    swim_member *t = probe_target(s);
+    if (!t) return;
     send_ping(s, t, s->probe_seq);
     s->stats.sent_ping_again++;
     s->probe_phase = PROBE_RETRY;

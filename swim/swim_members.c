@@ -425,15 +425,24 @@ static void apply_alive(mn_swim_t *s, const mn_wire_swim_entry_t *e, int64_t now
     if (old != MN_SWIM_ALIVE || moved) emit(s, m, old, false, now_us);
 }
 
-static void apply_suspect(mn_swim_t *s, const mn_wire_swim_entry_t *e, const char *from,
-                          size_t from_len, int64_t now_us)
+/* The member a suspect, dead or left update is about; NULL when it is about
+ * us (refuted or answered here), about a member we do not know (only alive
+ * news adds one), or older than what we know. */
+static swim_member *accused(mn_swim_t *s, const mn_wire_swim_entry_t *e, int64_t now_us)
 {
     if (is_self(s, e)) {
         self_accused(s, e, now_us);
-        return;
+        return NULL;
     }
     swim_member *m = mn__swim_find(s, e->id, e->id_len);
-    if (!m || e->incarnation < m->inc) return;
+    return m && e->incarnation >= m->inc ? m : NULL;
+}
+
+static void apply_suspect(mn_swim_t *s, const mn_wire_swim_entry_t *e, const char *from,
+                          size_t from_len, int64_t now_us)
+{
+    swim_member *m = accused(s, e, now_us);
+    if (!m) return;
     if (m->state == MN_SWIM_LEFT) {
         mn__swim_answer(s, m); /* the sender missed the leave */
         return;
@@ -467,12 +476,8 @@ static void apply_dead(mn_swim_t *s, const mn_wire_swim_entry_t *e, const char *
                        size_t from_len, int64_t now_us)
 {
     bool left = e->state == MN_SWIM_LEFT;
-    if (is_self(s, e)) {
-        self_accused(s, e, now_us);
-        return;
-    }
-    swim_member *m = mn__swim_find(s, e->id, e->id_len);
-    if (!m || e->incarnation < m->inc) return;
+    swim_member *m = accused(s, e, now_us);
+    if (!m) return;
     if (!left && m->state == MN_SWIM_LEFT) {
         mn__swim_answer(s, m); /* the sender missed the leave */
         return;

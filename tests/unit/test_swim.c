@@ -112,13 +112,6 @@ static mn_swim_config_t fast_config(void)
     return c;
 }
 
-static void w_init(world *w)
-{
-    memset(w, 0, sizeof *w);
-    w->q = calloc(WQ, sizeof *w->q);
-    assert_non_null(w->q);
-}
-
 static void w_start(world *w, int i, const mn_swim_config_t *c, const char *key)
 {
     wnode *n = &w->n[i];
@@ -138,13 +131,6 @@ static void w_start(world *w, int i, const mn_swim_config_t *c, const char *key)
     mn_error err;
     assert_int_equal(mn_swim_new(&o, w->now, &n->s, &err), MN_OK);
     if (i >= w->count) w->count = i + 1;
-}
-
-static void w_free(world *w)
-{
-    for (int i = 0; i < w->count; i++)
-        mn_swim_free(w->n[i].s);
-    free(w->q);
 }
 
 /* Delivers queued datagrams (FIFO, zero latency) and ticks due cores until t. */
@@ -195,6 +181,36 @@ static void w_join(world *w, int i, int seed)
 {
     mn_swim_addr_t a = addr_of(seed);
     assert_int_equal(mn_swim_join(w->n[i].s, w->now, &a, 1), MN_OK);
+}
+
+static world *w_new(void)
+{
+    world *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->q = calloc(WQ, sizeof *w->q);
+    assert_non_null(w->q);
+    return w;
+}
+
+static void w_destroy(world *w)
+{
+    for (int i = 0; i < w->count; i++)
+        mn_swim_free(w->n[i].s);
+    free(w->q);
+    free(w);
+}
+
+/* n cores with config c (and HMAC key, or NULL) that join through node 0,
+ * run until `until`. */
+static world *w_cluster(int n, const mn_swim_config_t *c, const char *key, int64_t until)
+{
+    world *w = w_new();
+    for (int i = 0; i < n; i++)
+        w_start(w, i, c, key);
+    for (int i = 1; i < n; i++)
+        w_join(w, i, 0);
+    w_run(w, until);
+    return w;
 }
 
 /* ---- puppet: one core fed hand-made packets ---- */
@@ -421,6 +437,19 @@ static void p_members(puppet *p, int nb)
     p->nout = 0;
 }
 
+/* Ticks p in 10 ms steps until a probe of its core has failed (at most 10 s);
+ * returns the core's stats then. */
+static mn_swim_stats_t p_until_probe_failed(puppet *p)
+{
+    mn_swim_stats_t st;
+    for (int guard = 0; guard < 1000; guard++) {
+        mn_swim_stats_get(p->s, &st);
+        if (st.probe_failures) break;
+        p_tick_until(p, p->now + 10 * MS);
+    }
+    return st;
+}
+
 /* ---- tests ---- */
 
 static void test_swim_profiles_match_memberlist_lan_and_check_ranges(void **state)
@@ -514,14 +543,8 @@ static void test_swim_new_rejects_bad_options(void **state)
 static void test_swim_nodes_join_through_a_seed_and_see_each_other_alive(void **state)
 {
     (void)state;
-    world *w = malloc(sizeof *w);
-    w_init(w);
     mn_swim_config_t c = fast_config();
-    for (int i = 0; i < 4; i++)
-        w_start(w, i, &c, "k");
-    for (int i = 1; i < 4; i++)
-        w_join(w, i, 0);
-    w_run(w, 2 * SEC);
+    world *w = w_cluster(4, &c, "k", 2 * SEC);
     for (int a = 0; a < 4; a++) {
         assert_int_equal(mn_swim_count_state(w->n[a].s, MN_SWIM_ALIVE), 4);
         for (int b = 0; b < 4; b++)
@@ -537,15 +560,13 @@ static void test_swim_nodes_join_through_a_seed_and_see_each_other_alive(void **
         assert_true(st.probes > 100);
     }
     assert_true(w->max_len <= 1400);
-    w_free(w);
-    free(w);
+    w_destroy(w);
 }
 
 static void test_swim_join_retries_until_the_seed_is_up(void **state)
 {
     (void)state;
-    world *w = malloc(sizeof *w);
-    w_init(w);
+    world *w = w_new();
     mn_swim_config_t c = fast_config();
     w_start(w, 1, &c, NULL);
     w->count = 2;
@@ -556,15 +577,13 @@ static void test_swim_join_retries_until_the_seed_is_up(void **state)
     w_run(w, 5 * SEC);
     assert_int_equal(w_state(w, 0, 1), MN_SWIM_ALIVE);
     assert_int_equal(w_state(w, 1, 0), MN_SWIM_ALIVE);
-    w_free(w);
-    free(w);
+    w_destroy(w);
 }
 
 static void test_swim_drops_datagrams_with_a_wrong_or_missing_key(void **state)
 {
     (void)state;
-    world *w = malloc(sizeof *w);
-    w_init(w);
+    world *w = w_new();
     mn_swim_config_t c = fast_config();
     w_start(w, 0, &c, "right key");
     w_start(w, 1, &c, "wrong key");
@@ -578,15 +597,13 @@ static void test_swim_drops_datagrams_with_a_wrong_or_missing_key(void **state)
     mn_swim_stats_get(w->n[0].s, &st);
     assert_true(st.dropped_auth >= 2); /* from node1 (bad tag) and node2 (no tag) */
     assert_int_equal(st.dropped_verify, 0);
-    w_free(w);
-    free(w);
+    w_destroy(w);
 }
 
 static void test_swim_drops_tampered_and_malformed_datagrams(void **state)
 {
     (void)state;
-    world *w = malloc(sizeof *w);
-    w_init(w);
+    world *w = w_new();
     mn_swim_config_t c = fast_config();
     w_start(w, 0, &c, "key");
     w_start(w, 1, &c, "key");
@@ -627,8 +644,7 @@ static void test_swim_drops_tampered_and_malformed_datagrams(void **state)
     mn_swim_stats_get(p->s, &st);
     assert_int_equal(st.dropped_verify, 2);
     p_free(p);
-    w_free(w);
-    free(w);
+    w_destroy(w);
 }
 
 /* Lifeguard: remaining = max - log(n+1)/log(k+1) * (max - min), floored at min. */
@@ -922,12 +938,7 @@ static void test_swim_health_rises_when_helpers_stay_silent(void **state)
     puppet *p = p_new(&c, 1);
     p_members(p, 5);
     /* nobody answers: a failed probe adds the nacks that did not come (k = 3) */
-    mn_swim_stats_t st;
-    for (int guard = 0; guard < 1000; guard++) {
-        mn_swim_stats_get(p->s, &st);
-        if (st.probe_failures) break;
-        p_tick_until(p, p->now + 10 * MS);
-    }
+    mn_swim_stats_t st = p_until_probe_failed(p);
     assert_int_equal(st.probe_failures, 1);
     assert_int_equal(st.indirect_probes, 3);
     assert_int_equal(mn_swim_health(p->s), 3);
@@ -947,12 +958,7 @@ static void test_swim_indirect_phase_also_pings_the_target_directly(void **state
     p_members(p, 5);
     p->auto_ack = true;
     p->ack_except_x = true; /* X never answers; helpers never relay */
-    mn_swim_stats_t st;
-    for (int guard = 0; guard < 1000; guard++) {
-        mn_swim_stats_get(p->s, &st);
-        if (st.probe_failures) break;
-        p_tick_until(p, p->now + 10 * MS);
-    }
+    mn_swim_stats_t st = p_until_probe_failed(p);
     /* ping, one retry, then 3 ping-reqs with a third direct ping alongside */
     assert_int_equal(st.probe_failures, 1);
     assert_int_equal(st.indirect_probes, 3);
@@ -1144,14 +1150,8 @@ static void test_swim_without_lifeguard_health_stays_zero(void **state)
 static void test_swim_crashed_member_is_declared_dead_by_all(void **state)
 {
     (void)state;
-    world *w = malloc(sizeof *w);
-    w_init(w);
     mn_swim_config_t c = fast_config();
-    for (int i = 0; i < 6; i++)
-        w_start(w, i, &c, NULL);
-    for (int i = 1; i < 6; i++)
-        w_join(w, i, 0);
-    w_run(w, 3 * SEC);
+    world *w = w_cluster(6, &c, NULL, 3 * SEC);
     int64_t t0 = w->now;
     w->n[3].down = true;
     /* a crash is seen within two probe intervals, the probe (ping, retry,
@@ -1180,21 +1180,14 @@ static void test_swim_crashed_member_is_declared_dead_by_all(void **state)
         assert_true(st.sent_ack_relay <= st.sent_kind[MN_WIRE_SWIM_ACK]);
         assert_true(st.sent_sync_reply <= st.sent_kind[MN_WIRE_SWIM_SYNC]);
     }
-    w_free(w);
-    free(w);
+    w_destroy(w);
 }
 
 static void test_swim_graceful_leave_shows_left_not_dead(void **state)
 {
     (void)state;
-    world *w = malloc(sizeof *w);
-    w_init(w);
     mn_swim_config_t c = fast_config();
-    for (int i = 0; i < 4; i++)
-        w_start(w, i, &c, NULL);
-    for (int i = 1; i < 4; i++)
-        w_join(w, i, 0);
-    w_run(w, 3 * SEC);
+    world *w = w_cluster(4, &c, NULL, 3 * SEC);
     assert_false(mn_swim_leave_done(w->n[2].s));
     mn_swim_leave(w->n[2].s, w->now);
     w_run(w, w->now + 1 * SEC);
@@ -1203,8 +1196,7 @@ static void test_swim_graceful_leave_shows_left_not_dead(void **state)
     w_run(w, w->now + 20 * SEC);
     for (int a = 0; a < 4; a++)
         if (a != 2) assert_int_equal(w_state(w, a, 2), MN_SWIM_LEFT);
-    w_free(w);
-    free(w);
+    w_destroy(w);
 }
 
 static void test_swim_full_state_sync_spans_datagrams_within_the_limit(void **state)

@@ -264,16 +264,23 @@ static void test_swim_sim_churned_nodes_are_detected_and_rejoin(void **state)
     fclose(f);
 }
 
+/* A harness with every node started and seeing every other, within 10 s. */
+static mn_simswim_t *formed(const mn_simswim_opts_t *o)
+{
+    mn_simswim_t *h = mn_simswim_new(o);
+    assert_non_null(h);
+    for (int i = 0; i < o->nodes; i++)
+        mn_simswim_start(h, i);
+    assert_true(mn_simswim_run_until_converged(h, 10 * SEC));
+    return h;
+}
+
 static void test_swim_sim_paused_node_is_declared_dead_then_alive_again(void **state)
 {
     (void)state;
     mn_simswim_opts_t o = opts("fast", 30, 0.0, 13);
-    mn_simswim_t *h = mn_simswim_new(&o);
-    assert_non_null(h);
+    mn_simswim_t *h = formed(&o);
     mn_simnet_t *net = mn_simswim_net(h);
-    for (int i = 0; i < 30; i++)
-        mn_simswim_start(h, i);
-    assert_true(mn_simswim_run_until_converged(h, 10 * SEC));
     uint64_t inc = mn_swim_incarnation(mn_simswim_core(h, 7));
     uint64_t fp0 = mn_simswim_fp_dead(h);
     mn_simswim_pause(h, 7); /* a stalled process: its timers and socket freeze */
@@ -294,12 +301,8 @@ static void test_swim_sim_leaving_node_is_seen_as_left(void **state)
 {
     (void)state;
     mn_simswim_opts_t o = opts("fast", 30, 0.05, 17);
-    mn_simswim_t *h = mn_simswim_new(&o);
-    assert_non_null(h);
+    mn_simswim_t *h = formed(&o);
     mn_simnet_t *net = mn_simswim_net(h);
-    for (int i = 0; i < 30; i++)
-        mn_simswim_start(h, i);
-    assert_true(mn_simswim_run_until_converged(h, 10 * SEC));
     mn_swim_t *s = mn_simswim_core(h, 5);
     mn_swim_leave(s, mn_simnet_now(net));
     for (int i = 0; i < 100 && !mn_swim_leave_done(s); i++)
