@@ -233,121 +233,170 @@ static int check_exposure(const mn_config *c, bool insecure, mn_auth_t **auth)
     return 0;
 }
 
-static int serve(const mn_config *c, bool insecure)
+/* The process-wide settings of the configuration: the logger, the size of the libuv thread
+ * pool (created on its first use, which is the first request), SIGPIPE. 0 or an exit code. */
+static int setup_process(const mn_config *c)
 {
     mn_log_level level = MN_LOG_INFO;
     if (mn_log_level_parse(c->log.level, &level)) {
         fprintf(stderr, "mnemo: log.level: unknown level \"%s\"\n", c->log.level);
         return 2;
     }
-    mn_log_configure(level, strcmp(c->log.format, "json") ? MN_LOG_FORMAT_TEXT
-                                                          : MN_LOG_FORMAT_JSON);
-    /* The pool is created on its first use, which is the first request. */
+    mn_log_configure(level,
+                     strcmp(c->log.format, "json") ? MN_LOG_FORMAT_TEXT : MN_LOG_FORMAT_JSON);
     char threads[24];
     snprintf(threads, sizeof threads, "%lld", (long long)c->http.worker_threads);
     setenv("UV_THREADPOOL_SIZE", threads, 1);
     signal(SIGPIPE, SIG_IGN);
-    mn_auth_t *auth = NULL;
-    int sec_rc = check_exposure(c, insecure, &auth);
-    if (sec_rc) return sec_rc;
+    return 0;
+}
 
+/* Opens the engine of [storage] and [engine] into *out. 0 or an exit code. */
+static int open_engine(const mn_config *c, mn_engine_t **out)
+{
     mn_error err = {0};
     mn_engine_options eo;
     if (engine_options(c, &eo, &err)) {
         fprintf(stderr, "mnemo: %s\n", err.message);
-        mn_auth_free(auth);
         return 2;
     }
-    mn_engine_t *engine = NULL;
-    mn_err rc = mn_engine_open(&eo, &engine, &err);
-    if (rc) {
+    if (mn_engine_open(&eo, out, &err)) {
         mn_log_error("cannot open the data dir %s: %s", c->storage.data_dir, err.message);
-        mn_auth_free(auth);
         return 1;
     }
     mn_log_info("mnemo %s: data dir %s (sync %s)", mn_api_version(), c->storage.data_dir,
                 c->storage.sync ? "on" : "off");
+    return 0;
+}
 
-    int exit_code = 0;
+/* The routes of the API, and of the cluster when it is on (SWIM membership on this loop; data
+ * placement and replication come later). 0 or an exit code. */
+static int register_routes(server *s, const mn_config *c, mn_http_router_t *router)
+{
+    mn_error err = {0};
+    if (mn_api_set_mcp(s->api, &c->mcp, &err) || mn_api_register(s->api, router, &err)) {
+        mn_log_error("%s", err.message);
+        return 1;
+    }
+    if (c->cluster.enabled && (mn_cluster_start(&s->loop, c, &s->cluster, &err) ||
+                               mn_cluster_register(s->cluster, router, &err))) {
+        mn_log_error("cluster: %s", err.message);
+        return 1;
+    }
+    return 0;
+}
+
+static void http_options(const mn_config *c, mn_http_server_options *ho)
+{
+    mn_http_server_options_default(ho);
+    ho->bind = c->http.bind;
+    ho->port = (int)c->http.port;
+    ho->max_body_bytes = (size_t)c->http.max_body_bytes;
+    ho->max_header_bytes = (size_t)c->http.max_header_bytes;
+    ho->max_connections = (int)c->http.max_connections;
+    ho->idle_timeout_ms = (int)c->http.idle_timeout_ms;
+    ho->max_pipelined = (int)c->http.max_pipelined;
+    ho->request_timeout_ms = (int)c->http.request_timeout_ms;
+    ho->tls_cert = c->http.tls_cert;
+    ho->tls_key = c->http.tls_key;
+}
+
+/* Listens for HTTP with the access log, the auth gate and the signals that stop it. 0 or an
+ * exit code. */
+static int start_http(server *s, const mn_config *c, mn_http_router_t *router, mn_auth_t *auth)
+{
+    mn_error err = {0};
+    mn_http_server_options ho;
+    http_options(c, &ho);
+    if (mn_http_server_start(&s->loop, &ho, router, &s->http, &err)) {
+        mn_log_error("cannot listen on %s:%lld: %s", c->http.bind, (long long)c->http.port,
+                     err.message);
+        return 1;
+    }
+    mn_http_server_set_observer(s->http, rest_access_observe, s->api);
+    if (mn_auth_enabled(auth)) mn_http_server_set_gate(s->http, mn_auth_http_gate, auth);
+    uv_signal_init(&s->loop, &s->sigterm);
+    uv_signal_init(&s->loop, &s->sigint);
+    s->sigterm.data = s->sigint.data = s;
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    return 0;
+}
+
+/* Starts gRPC when it is on; if it cannot, stops the HTTP server already listening. 0 or an
+ * exit code. */
+static int start_grpc(server *s, const mn_config *c, const mn_auth_t *auth)
+{
+    if (!c->grpc.enabled) return 0;
+    mn_grpc_options go = {
+        .bind = c->grpc.bind,
+        .port = (int)c->grpc.port,
+        .threads = (int)c->grpc.threads,
+        .max_message_bytes = (size_t)c->grpc.max_message_bytes,
+        .max_concurrent_streams = (int)c->grpc.max_concurrent_streams,
+        .max_watches = (int)c->grpc.max_watches,
+        .handshake_timeout_ms = (int)c->grpc.handshake_timeout_ms,
+        .idle_timeout_ms = (int)c->grpc.idle_timeout_ms,
+        .tls_cert = c->grpc.tls_cert,
+        .tls_key = c->grpc.tls_key,
+    };
+    mn_error err = {0};
+    if (mn_grpc_start(s->api, auth, &go, &s->grpc, &err)) {
+        mn_log_error("%s", err.message);
+        s->stopping = true;
+        mn_http_server_shutdown(s->http, on_http_closed, s);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        return 1;
+    }
+    return 0;
+}
+
+/* Runs what a failed start left on the loop to its end, then closes the loop. */
+static void close_loop(server *s)
+{
+    if (s->cluster && !s->http) { /* failed before the HTTP server started */
+        mn_cluster_stop(s->cluster, 0, on_cluster_stopped, s);
+        s->cluster = NULL;
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+    }
+    if (s->http) {
+        /* start failed after listening: not reached today, kept for safety */
+        mn_http_server_shutdown(s->http, on_http_closed, s);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+    }
+    if (uv_loop_close(&s->loop)) {
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&s->loop);
+    }
+}
+
+static int serve(const mn_config *c, bool insecure)
+{
+    int exit_code = setup_process(c);
+    if (exit_code) return exit_code;
     server s;
     memset(&s, 0, sizeof s);
-    mn_http_router_t *router = mn_http_router_new();
+    mn_auth_t *auth = NULL;
+    mn_engine_t *engine = NULL;
+    mn_http_router_t *router = NULL;
+    bool loop_open = false;
+    if ((exit_code = check_exposure(c, insecure, &auth)) || (exit_code = open_engine(c, &engine)))
+        goto out;
+    router = mn_http_router_new();
     s.api = mn_api_new(engine);
     if (!router || !s.api || uv_loop_init(&s.loop)) {
         mn_log_error("out of memory starting the server");
-        mn_http_router_free(router);
-        mn_api_free(s.api);
-        mn_engine_close(engine);
-        mn_auth_free(auth);
-        return 1;
-    }
-    if ((rc = mn_api_set_mcp(s.api, &c->mcp, &err)) ||
-        (rc = mn_api_register(s.api, router, &err))) {
-        mn_log_error("%s", err.message);
         exit_code = 1;
         goto out;
     }
-    if (c->cluster.enabled) {
-        /* SWIM membership on this loop; data placement and replication come later */
-        if ((rc = mn_cluster_start(&s.loop, c, &s.cluster, &err)) ||
-            (rc = mn_cluster_register(s.cluster, router, &err))) {
-            mn_log_error("cluster: %s", err.message);
-            exit_code = 1;
-            goto out;
-        }
-    }
-    mn_http_server_options ho;
-    mn_http_server_options_default(&ho);
-    ho.bind = c->http.bind;
-    ho.port = (int)c->http.port;
-    ho.max_body_bytes = (size_t)c->http.max_body_bytes;
-    ho.max_header_bytes = (size_t)c->http.max_header_bytes;
-    ho.max_connections = (int)c->http.max_connections;
-    ho.idle_timeout_ms = (int)c->http.idle_timeout_ms;
-    ho.max_pipelined = (int)c->http.max_pipelined;
-    ho.request_timeout_ms = (int)c->http.request_timeout_ms;
-    ho.tls_cert = c->http.tls_cert;
-    ho.tls_key = c->http.tls_key;
-    if ((rc = mn_http_server_start(&s.loop, &ho, router, &s.http, &err))) {
-        mn_log_error("cannot listen on %s:%lld: %s", c->http.bind, (long long)c->http.port,
-                     err.message);
-        exit_code = 1;
+    loop_open = true;
+    if ((exit_code = register_routes(&s, c, router)) ||
+        (exit_code = start_http(&s, c, router, auth)) || (exit_code = start_grpc(&s, c, auth)))
         goto out;
-    }
-    mn_http_server_set_observer(s.http, rest_access_observe, s.api);
-    if (mn_auth_enabled(auth)) mn_http_server_set_gate(s.http, mn_auth_http_gate, auth);
-    uv_signal_init(&s.loop, &s.sigterm);
-    uv_signal_init(&s.loop, &s.sigint);
-    s.sigterm.data = s.sigint.data = &s;
-    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&s.sigint, on_signal, SIGINT);
-    const char *host = strchr(c->http.bind, ':') ? "[%s]" : "%s";
-    char hostbuf[300];
-    snprintf(hostbuf, sizeof hostbuf, host, c->http.bind);
-    if (c->grpc.enabled) {
-        mn_grpc_options go = {
-            .bind = c->grpc.bind,
-            .port = (int)c->grpc.port,
-            .threads = (int)c->grpc.threads,
-            .max_message_bytes = (size_t)c->grpc.max_message_bytes,
-            .max_concurrent_streams = (int)c->grpc.max_concurrent_streams,
-            .max_watches = (int)c->grpc.max_watches,
-            .handshake_timeout_ms = (int)c->grpc.handshake_timeout_ms,
-            .idle_timeout_ms = (int)c->grpc.idle_timeout_ms,
-            .tls_cert = c->grpc.tls_cert,
-            .tls_key = c->grpc.tls_key,
-        };
-        if ((rc = mn_grpc_start(s.api, auth, &go, &s.grpc, &err))) {
-            mn_log_error("%s", err.message);
-            exit_code = 1;
-            s.stopping = true;
-            mn_http_server_shutdown(s.http, on_http_closed, &s);
-            uv_run(&s.loop, UV_RUN_DEFAULT);
-            goto out;
-        }
-    }
-    mn_log_info("listening on %s://%s:%d (auth %s)", c->http.tls_cert[0] ? "https" : "http",
-                hostbuf, mn_http_server_port(s.http), mn_auth_enabled(auth) ? "on" : "off");
+    char host[300];
+    snprintf(host, sizeof host, strchr(c->http.bind, ':') ? "[%s]" : "%s", c->http.bind);
+    mn_log_info("listening on %s://%s:%d (auth %s)", c->http.tls_cert[0] ? "https" : "http", host,
+                mn_http_server_port(s.http), mn_auth_enabled(auth) ? "on" : "off");
 
     uv_run(&s.loop, UV_RUN_DEFAULT);
     /* HTTP is done; gRPC stopped accepting at the signal: let its calls finish */
@@ -356,20 +405,7 @@ static int serve(const mn_config *c, bool insecure)
     mn_log_info("closing the engine");
 
 out:
-    if (s.cluster && !s.http) { /* failed before the HTTP server started */
-        mn_cluster_stop(s.cluster, 0, on_cluster_stopped, &s);
-        s.cluster = NULL;
-        uv_run(&s.loop, UV_RUN_DEFAULT);
-    }
-    if (s.http) {
-        /* start failed after listening: not reached today, kept for safety */
-        mn_http_server_shutdown(s.http, on_http_closed, &s);
-        uv_run(&s.loop, UV_RUN_DEFAULT);
-    }
-    if (uv_loop_close(&s.loop)) {
-        uv_run(&s.loop, UV_RUN_DEFAULT);
-        uv_loop_close(&s.loop);
-    }
+    if (loop_open) close_loop(&s);
     mn_http_router_free(router);
     mn_engine_close(engine);
     mn_api_free(s.api);

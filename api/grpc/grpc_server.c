@@ -768,12 +768,11 @@ static grpc_server_credentials *credentials(const mn_grpc_options *o, mn_error *
 
 static const char *const grpc_labels[] = {"method", "code"};
 
-mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options *o,
-                     mn_grpc_t **out, mn_error *err)
+/* A server not listening yet: its settings, locks and metric families. NULL if out of memory. */
+static mn_grpc_t *server_new(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options *o)
 {
-    *out = NULL;
     mn_grpc_t *g = calloc(1, sizeof *g);
-    if (!g) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    if (!g) return NULL;
     g->api = api;
     g->auth = auth;
     g->max_message_bytes = o->max_message_bytes;
@@ -789,31 +788,42 @@ mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options
     g->duration = mn_metrics_histogram(reg, "mnemo_grpc_request_duration_seconds",
                                        "gRPC call latency from the call's arrival to its status.",
                                        grpc_labels, 2, mn_hist_latency_ns, MN_HIST_LATENCY_N, 1e-9);
-    grpc_init();
+    return g;
+}
+
+/* Frees a server that never started its threads (after grpc_init). */
+static void server_free(mn_grpc_t *g)
+{
+    grpc_shutdown();
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->wlock);
+    pthread_cond_destroy(&g->wcond);
+    free(g);
+}
+
+static grpc_arg int_arg(const char *key, int value)
+{
+    grpc_arg a = {.type = GRPC_ARG_INTEGER, .key = (char *)key};
+    a.value.integer = value;
+    return a;
+}
+
+/* Creates the gRPC server and its completion queue and binds the port (not started yet). On
+ * failure nothing of them is left. */
+static mn_err server_listen(mn_grpc_t *g, const mn_grpc_options *o, mn_error *err)
+{
     grpc_server_credentials *cr = credentials(o, err);
-    if (!cr) {
-        grpc_shutdown();
-        pthread_mutex_destroy(&g->lock);
-        pthread_cond_destroy(&g->cond);
-        pthread_mutex_destroy(&g->wlock);
-        pthread_cond_destroy(&g->wcond);
-        free(g);
-        return err ? err->code : MN_ERR_INVALID;
-    }
-    grpc_arg args[4];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = (int)o->max_message_bytes;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
-    args[1].value.integer = o->max_concurrent_streams;
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS;
-    args[2].value.integer = o->handshake_timeout_ms > 0 ? o->handshake_timeout_ms : 30000;
-    args[3].type = GRPC_ARG_INTEGER;
-    args[3].key = GRPC_ARG_MAX_CONNECTION_IDLE_MS;
-    args[3].value.integer = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 600000;
-    grpc_channel_args ca = {.num_args = 4, .args = args};
+    if (!cr) return err ? err->code : MN_ERR_INVALID;
+    grpc_arg args[] = {
+        int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)o->max_message_bytes),
+        int_arg(GRPC_ARG_MAX_CONCURRENT_STREAMS, o->max_concurrent_streams),
+        int_arg(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                o->handshake_timeout_ms > 0 ? o->handshake_timeout_ms : 30000),
+        int_arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 600000),
+    };
+    grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0], .args = args};
     g->server = grpc_server_create(&ca, NULL);
     g->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(g->server, g->cq, NULL);
@@ -836,19 +846,17 @@ mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options
         }
         grpc_server_destroy(g->server);
         grpc_completion_queue_destroy(g->cq);
-        grpc_shutdown();
-        pthread_mutex_destroy(&g->lock);
-        pthread_cond_destroy(&g->cond);
-        pthread_mutex_destroy(&g->wlock);
-        pthread_cond_destroy(&g->wcond);
-        free(g);
-        return rc;
     }
-    grpc_server_start(g->server);
-    int want = o->threads > 0 ? o->threads : 1;
-    g->workers = calloc((size_t)want, sizeof *g->workers);
+    return rc;
+}
+
+/* Starts the workers and the pollers; false if a thread could not be created (those that were
+ * are counted in n_workers / n_pollers for mn_grpc_stop). */
+static bool start_threads(mn_grpc_t *g, int workers)
+{
+    g->workers = calloc((size_t)workers, sizeof *g->workers);
     bool started = g->workers != NULL;
-    for (int i = 0; started && i < want; i++) {
+    for (int i = 0; started && i < workers; i++) {
         if (pthread_create(&g->workers[i], NULL, worker_main, g))
             started = false;
         else
@@ -860,7 +868,23 @@ mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options
         else
             g->n_pollers++;
     }
-    if (!started) {
+    return started;
+}
+
+mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options *o,
+                     mn_grpc_t **out, mn_error *err)
+{
+    *out = NULL;
+    mn_grpc_t *g = server_new(api, auth, o);
+    if (!g) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    grpc_init();
+    mn_err rc = server_listen(g, o, err);
+    if (rc) {
+        server_free(g);
+        return rc;
+    }
+    grpc_server_start(g->server);
+    if (!start_threads(g, o->threads > 0 ? o->threads : 1)) {
         mn_grpc_stop(g, 0);
         return mn_error_set(err, MN_ERR_NOMEM, "grpc: cannot start threads");
     }
