@@ -1,4 +1,4 @@
-/* mnemo configuration: binds a TOML document (api/toml.c) and MNEMO_* environment variables
+/* mnemo configuration: binds a TOML document (api/config/toml.c) and MNEMO_* environment variables
  * to struct mn_config through ONE static table of keys (KEYS below).
  *
  * Order: defaults, then the file, then the environment; each layer replaces whole values.
@@ -279,14 +279,20 @@ static void env_name(const cfg_key *k, char *buf, size_t len)
         buf[i] = buf[i] == '.' ? '_' : (char)toupper((unsigned char)buf[i]);
 }
 
-static const cfg_key *find_key(const char *name)
+/* The key that name_of (full_name or env_name) calls name, or NULL. */
+static const cfg_key *find_named(void (*name_of)(const cfg_key *, char *, size_t), const char *name)
 {
-    char fn[NAME_MAX_LEN];
+    char buf[NAME_MAX_LEN];
     for (size_t i = 0; i < N_KEYS; i++) {
-        full_name(&KEYS[i], fn, sizeof fn);
-        if (strcmp(fn, name) == 0) return &KEYS[i];
+        name_of(&KEYS[i], buf, sizeof buf);
+        if (strcmp(buf, name) == 0) return &KEYS[i];
     }
     return NULL;
+}
+
+static const cfg_key *find_key(const char *name)
+{
+    return find_named(full_name, name);
 }
 
 /* Is name a table of KEYS, or a parent of one ("cluster" for "cluster.swim")? */
@@ -851,12 +857,7 @@ static mn_err apply_table(mn_config *c, const mn_toml_value *t, const char *path
 
 static const cfg_key *find_env_key(const char *name)
 {
-    char en[NAME_MAX_LEN];
-    for (size_t i = 0; i < N_KEYS; i++) {
-        env_name(&KEYS[i], en, sizeof en);
-        if (strcmp(en, name) == 0) return &KEYS[i];
-    }
-    return NULL;
+    return find_named(env_name, name);
 }
 
 /* Does name start with MNEMO_<TABLE>_ for a known table? (Then it must be a known key.) */

@@ -156,6 +156,13 @@ static const char *describe(const parser *p, char *buf, size_t len)
     return buf;
 }
 
+/* "expected <what>, found <the character at the cursor>" at line:col. */
+static bool fail_expected(parser *p, int line, int col, const char *what)
+{
+    char d[32];
+    return fail_at(p, line, col, "expected %s, found %s", what, describe(p, d, sizeof d));
+}
+
 /* Control characters other than tab are not allowed in comments and strings. */
 static bool is_control(int c)
 {
@@ -425,9 +432,7 @@ static bool parse_key(parser *p, dkey *k)
             while (is_bare(peek(p))) adv(p);
             ok = sb_put(p, &b, p->s + start, p->i - start);
         } else {
-            char d[32];
-            return fail_at(p, p->line, p->col, "expected a key, found %s",
-                           describe(p, d, sizeof d));
+            return fail_expected(p, p->line, p->col, "a key");
         }
         if (!ok) {
             free(b.p);
@@ -610,8 +615,7 @@ static bool parse_number(parser *p, mn_toml_value **out)
     }
     const char *t = p->s + p->i;
     if (n == 0) {
-        char d[32];
-        return fail_at(p, line, col, "expected a value, found %s", describe(p, d, sizeof d));
+        return fail_expected(p, line, col, "a value");
     }
     if ((n >= 5 && digits_ok(t, 4, 10) && t[4] == '-') || (n == 2 && peek_at(p, 2) == ':'))
         return fail_at(p, line, col, "dates and times are not supported");
@@ -730,9 +734,7 @@ static mn_toml_value *parse_array(parser *p)
         if (peek(p) < 0) {
             fail_at(p, line, col, "unterminated array");
         } else {
-            char d[32];
-            fail_at(p, p->line, p->col, "expected ',' or ']' in array, found %s",
-                    describe(p, d, sizeof d));
+            fail_expected(p, p->line, p->col, "',' or ']' in array");
         }
         break;
     }
@@ -785,9 +787,7 @@ static mn_toml_value *parse_inline_table(parser *p)
         if (c < 0 || at_newline(p)) {
             fail_at(p, line, col, "unterminated inline table (it must close on the same line)");
         } else {
-            char d[32];
-            fail_at(p, p->line, p->col, "expected ',' or '}' in inline table, found %s",
-                    describe(p, d, sizeof d));
+            fail_expected(p, p->line, p->col, "',' or '}' in inline table");
         }
         break;
     }
@@ -849,8 +849,7 @@ static mn_toml_value *parse_value(parser *p)
                 p->s + p->i);
         return NULL;
     }
-    char d[32];
-    fail_at(p, line, col, "expected a value, found %s", describe(p, d, sizeof d));
+    fail_expected(p, line, col, "a value");
     return NULL;
 }
 

@@ -1,6 +1,6 @@
 /* A small TOML v1.0.0 reader (private to api/): parses a document into a tree of tables,
  * arrays and values, each carrying the line:col where it starts, so that the layer that
- * interprets the tree (api/config.c) can point at the offending spot in its own errors.
+ * interprets the tree (api/config/config.c) can point at the offending spot in its own errors.
  *
  * Supported: tables, dotted table headers, arrays of tables, dotted keys, bare and quoted
  * keys, basic/literal strings (single- and multi-line, all escapes), integers (decimal with

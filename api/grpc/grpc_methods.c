@@ -214,6 +214,15 @@ static mn_err m_get_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessage 
     return MN_OK;
 }
 
+/* A limit of 0 is refused: proto3 cannot tell it from an unset one, and the engine would
+ * read it as its default. */
+static mn_err limit_in(protobuf_c_boolean has, uint32_t limit, mn_error *err)
+{
+    if (has && limit == 0)
+        return mn_error_set(err, MN_ERR_INVALID, "limit: must be in 1..1000, got 0");
+    return MN_OK;
+}
+
 /* The memories of a list result as a repeated Memory field. */
 static mn_err memories_out(gctx *c, const mn_list_result *lr, Mnemo__V1__Memory ***out, size_t *n,
                            mn_error *err)
@@ -236,8 +245,7 @@ static mn_err m_list_memories(gctx *c, const ProtobufCMessage *r, ProtobufCMessa
     mn_err rc = g_filter_in(q->filter, &c->arena, &lr.filter, err);
     if (rc) return rc;
     lr.limit = q->has_limit ? q->limit : 0;
-    if (q->has_limit && q->limit == 0)
-        return mn_error_set(err, MN_ERR_INVALID, "limit: must be in 1..1000, got 0");
+    if ((rc = limit_in(q->has_limit, q->limit, err))) return rc;
     lr.cursor = q->cursor && *q->cursor ? q->cursor : NULL;
     lr.include_embedding = q->has_include_embedding && q->include_embedding;
     mn_list_result res;
@@ -522,8 +530,7 @@ static mn_err m_reminisce(gctx *c, const ProtobufCMessage *r, ProtobufCMessage *
         rr.topic = q->topic;
         rr.topic_len = strlen(q->topic);
     }
-    if (q->has_limit && q->limit == 0)
-        return mn_error_set(err, MN_ERR_INVALID, "limit: must be in 1..1000, got 0");
+    if ((rc = limit_in(q->has_limit, q->limit, err))) return rc;
     rr.limit = q->limit;
     rr.include_embedding = q->has_include_embedding && q->include_embedding;
     mn_list_result res;

@@ -91,7 +91,7 @@ static bool is_final(mn_event_kind k)
     return k == MN_EVENT_DROPPED || k == MN_EVENT_SPACE_DROPPED || k == MN_EVENT_CLOSED;
 }
 
-/* The Event message of ev (the same fields as the SSE data of api_events.c). */
+/* The Event message of ev (the same fields as the SSE data of api/rest/rest_events.c). */
 static grpc_byte_buffer *encode(const gwatch *w, const mn_event *ev)
 {
     Mnemo__V1__Event m = MNEMO__V1__EVENT__INIT;

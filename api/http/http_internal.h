@@ -1,4 +1,4 @@
-/* Private to the HTTP transport (api/http_*.c): the server, connection and request objects,
+/* Private to the HTTP transport (api/http/http_*.c): the server, connection and request objects,
  * and small helpers shared by the files. Everything here runs on the loop thread except
  * the handler call in http_conn.c, which runs on a thread-pool thread and touches only its
  * own request. */

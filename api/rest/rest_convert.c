@@ -172,6 +172,15 @@ void rest_memory_to_json(api_jw *w, const mn_memory_t *m)
     jw_obj_end(w);
 }
 
+void rest_memories_to_json(api_jw *w, const mn_memory_t *ms, size_t n)
+{
+    jw_key(w, "memories");
+    jw_arr(w);
+    for (size_t i = 0; i < n; i++)
+        rest_memory_to_json(w, &ms[i]);
+    jw_arr_end(w);
+}
+
 static const char *const when_fields[] = {"from", "to", NULL};
 
 mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_error *err)

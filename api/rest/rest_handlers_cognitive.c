@@ -13,22 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Refuses query parameters and reads the JSON object body. NULL (with the
- * error already in resp) on failure; the caller frees with api_json_free. */
-static cJSON *read_body(const mn_http_request *req, mn_http_response *resp, api_arena *a,
-                        api_ctx nf)
-{
-    mn_error err = {0};
-    api_qparam *qs;
-    size_t nq;
-    mn_err rc = api_query_read(req, NULL, false, a, &qs, &nq, &err);
-    if (rc) {
-        api_respond_err(resp, rc, &err, nf);
-        return NULL;
-    }
-    return api_body_object(req, resp);
-}
-
 /* ---- associations ---- */
 
 static const char *const associate_fields[] = {"edges", NULL};
@@ -90,24 +74,18 @@ static mn_err edges_from_json(const cJSON *body, api_arena *a, mn_edge **out, si
 void rest_h_associate(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
+    cJSON *body = rest_body(req, resp, API_CTX_MEMORY);
+    if (!body) return;
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    cJSON *body = read_body(req, resp, &a, API_CTX_MEMORY);
-    if (!body) {
-        api_arena_free(&a);
-        return;
-    }
     mn_edge *edges = NULL;
     size_t n = 0;
     mn_err rc = edges_from_json(body, &a, &edges, &n, &err);
     if (!rc) rc = mn_engine_associate(api->engine, req->params[0], edges, n, &err);
     api_json_free(body);
     api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -120,31 +98,13 @@ void rest_h_associate(void *ctx, const mn_http_request *req, mn_http_response *r
 void rest_h_associations(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
-    mn_error err = {0};
-    api_arena a;
-    api_arena_init(&a);
-    api_qparam *qs;
-    size_t nq;
-    mn_err rc = api_query_read(req, NULL, false, &a, &qs, &nq, &err);
-    api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
     mn_id_t id;
-    const char *s = req->params[1];
-    if (mn_id_parse(s, strlen(s), &id)) {
-        mn_http_respond_error(resp, 422, "invalid_argument", "id: not a memory id",
-                              "memory ids look like 0190a5b2-7c1e-7d3a-9f00-1234567890ab");
-        return;
-    }
+    if (!rest_query_none(req, resp, API_CTX_MEMORY) || !rest_path_id(req, &id, resp)) return;
+    mn_error err = {0};
     mn_assoc *as = NULL;
     size_t n = 0;
-    rc = mn_engine_associations(api->engine, req->params[0], &id, &as, &n, &err);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
+    mn_err rc = mn_engine_associations(api->engine, req->params[0], &id, &as, &n, &err);
+    if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -174,14 +134,11 @@ void rest_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response 
 {
     static const char *const fields[] = {"threshold", "min_support", NULL};
     mn_api_t *api = ctx;
+    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
+    if (!body) return;
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    cJSON *body = read_body(req, resp, &a, API_CTX_SPACE);
-    if (!body) {
-        api_arena_free(&a);
-        return;
-    }
     mn_consolidate_opts o = {0};
     mn_consolidate_result res = {0};
     bool has;
@@ -197,10 +154,7 @@ void rest_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response 
     if (!rc) rc = mn_engine_consolidate(api->engine, req->params[0], &o, &res, &err);
     api_json_free(body);
     api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -234,14 +188,11 @@ static const char *const recognize_fields[] = {
 void rest_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
+    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
+    if (!body) return;
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    cJSON *body = read_body(req, resp, &a, API_CTX_SPACE);
-    if (!body) {
-        api_arena_free(&a);
-        return;
-    }
     mn_recognize_req r;
     memset(&r, 0, sizeof r);
     mn_filter_init(&r.filter);
@@ -265,10 +216,7 @@ void rest_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *r
     if (!rc) rc = mn_engine_recognize(api->engine, req->params[0], &r, &res, &err);
     api_json_free(body);
     api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -333,32 +281,22 @@ static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req
 void rest_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
+    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
+    if (!body) return;
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    cJSON *body = read_body(req, resp, &a, API_CTX_SPACE);
-    if (!body) {
-        api_arena_free(&a);
-        return;
-    }
     mn_reminisce_req r;
     mn_list_result res = {0};
     mn_err rc = reminisce_from_json(body, &a, &r, &err);
     if (!rc) rc = mn_engine_reminisce(api->engine, req->params[0], &r, &res, &err);
     api_json_free(body);
     api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
-    jw_key(&w, "memories");
-    jw_arr(&w);
-    for (size_t i = 0; i < res.n; i++)
-        rest_memory_to_json(&w, &res.memories[i]);
-    jw_arr_end(&w);
+    rest_memories_to_json(&w, res.memories, res.n);
     jw_obj_end(&w);
     mn_list_result_clear(&res);
     jw_respond(&w, resp, 200);
@@ -406,14 +344,11 @@ static mn_err complete_from_json(const cJSON *o, api_arena *a, mn_memory_t *m, u
 void rest_h_complete(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
+    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
+    if (!body) return;
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    cJSON *body = read_body(req, resp, &a, API_CTX_SPACE);
-    if (!body) {
-        api_arena_free(&a);
-        return;
-    }
     mn_memory_t partial;
     uint32_t k = 5;
     mn_complete_result res;
@@ -422,10 +357,7 @@ void rest_h_complete(void *ctx, const mn_http_request *req, mn_http_response *re
     if (!rc) rc = mn_engine_complete(api->engine, req->params[0], &partial, k, &res, &err);
     api_json_free(body);
     api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);

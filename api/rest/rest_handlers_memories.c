@@ -16,22 +16,12 @@
 void rest_h_remember(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
+    cJSON *body = rest_body(req, resp, API_CTX_MEMORY);
+    if (!body) return;
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    api_qparam *qs;
-    size_t nq;
-    mn_err rc = api_query_read(req, NULL, false, &a, &qs, &nq, &err);
-    if (rc) {
-        api_arena_free(&a);
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
-    cJSON *body = api_body_object(req, resp);
-    if (!body) {
-        api_arena_free(&a);
-        return;
-    }
+    mn_err rc = MN_OK;
     const cJSON *batch = cJSON_GetObjectItemCaseSensitive(body, "memories");
     size_t n = 1;
     mn_memory_t *mems = NULL;
@@ -68,9 +58,8 @@ void rest_h_remember(void *ctx, const mn_http_request *req, mn_http_response *re
     }
     if (!rc) rc = mn_engine_remember(api->engine, req->params[0], mems, n, ids, &err);
     api_json_free(body);
-    if (rc) {
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) {
         api_arena_free(&a);
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
         return;
     }
     api_jw w;
@@ -195,33 +184,16 @@ void rest_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
     mn_err rc = list_req_from_query(req, &a, &lr, &err);
     if (!rc) rc = mn_engine_list(api->engine, req->params[0], &lr, &res, &err);
     api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
-    jw_key(&w, "memories");
-    jw_arr(&w);
-    for (size_t i = 0; i < res.n; i++) rest_memory_to_json(&w, &res.memories[i]);
-    jw_arr_end(&w);
+    rest_memories_to_json(&w, res.memories, res.n);
     jw_key(&w, "next");
     jw_str_or_null(&w, res.next);
     jw_obj_end(&w);
     mn_list_result_clear(&res);
     jw_respond(&w, resp, 200);
-}
-
-static bool parse_id(const mn_http_request *req, mn_id_t *id, mn_http_response *resp)
-{
-    const char *s = req->params[1];
-    if (mn_id_parse(s, strlen(s), id)) {
-        mn_http_respond_error(resp, 422, "invalid_argument", "id: not a memory id",
-                              "memory ids look like 0190a5b2-7c1e-7d3a-9f00-1234567890ab");
-        return false;
-    }
-    return true;
 }
 
 void rest_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
@@ -238,18 +210,12 @@ void rest_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
     for (size_t i = 0; i < nq && !rc; i++)
         rc = api_query_bool(qs[i].key, qs[i].value, &with_embedding, &err);
     api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     mn_id_t id;
-    if (!parse_id(req, &id, resp)) return;
+    if (!rest_path_id(req, &id, resp)) return;
     mn_memory_t m;
     rc = mn_engine_get(api->engine, req->params[0], &id, with_embedding, &m, &err);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     api_jw w;
     jw_init(&w);
     rest_memory_to_json(&w, &m);
@@ -276,17 +242,11 @@ void rest_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp
                               "\"%.32s\"", qs[i].value);
     }
     api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     mn_id_t id;
-    if (!parse_id(req, &id, resp)) return;
+    if (!rest_path_id(req, &id, resp)) return;
     rc = mn_engine_forget(api->engine, req->params[0], &id, mode, &err);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -303,24 +263,11 @@ void rest_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp
 void rest_h_unsuppress(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
-    mn_error err = {0};
-    api_arena a;
-    api_arena_init(&a);
-    api_qparam *qs;
-    size_t nq;
-    mn_err rc = api_query_read(req, NULL, false, &a, &qs, &nq, &err);
-    api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
     mn_id_t id;
-    if (!parse_id(req, &id, resp)) return;
-    rc = mn_engine_unsuppress(api->engine, req->params[0], &id, &err);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_MEMORY);
-        return;
-    }
+    if (!rest_query_none(req, resp, API_CTX_MEMORY) || !rest_path_id(req, &id, resp)) return;
+    mn_error err = {0};
+    mn_err rc = mn_engine_unsuppress(api->engine, req->params[0], &id, &err);
+    if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);

@@ -143,34 +143,20 @@ void rest_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace
 void rest_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
+    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
+    if (!body) return;
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    api_qparam *qs;
-    size_t nq;
-    mn_err rc = api_query_read(req, NULL, false, &a, &qs, &nq, &err);
-    if (rc) {
-        api_arena_free(&a);
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
-    cJSON *body = api_body_object(req, resp);
-    if (!body) {
-        api_arena_free(&a);
-        return;
-    }
     mn_recall_req r;
     mn_recall_result res = {0};
     int64_t t0 = mn_time_mono_ns();
-    rc = recall_req_from_json(body, &a, &r, &err);
+    mn_err rc = recall_req_from_json(body, &a, &r, &err);
     if (!rc) rc = mn_engine_recall(api->engine, req->params[0], &r, &res, &err);
     double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
     api_json_free(body);
     api_arena_free(&a);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);

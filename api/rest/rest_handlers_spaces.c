@@ -7,22 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const no_params[] = {NULL};
-
-/* Refuses any query parameter; true when resp already holds the error. */
-static bool reject_query(const mn_http_request *req, mn_http_response *resp)
-{
-    api_arena a;
-    api_arena_init(&a);
-    api_qparam *ps;
-    size_t n;
-    mn_error err = {0};
-    mn_err rc = api_query_read(req, no_params, false, &a, &ps, &n, &err);
-    api_arena_free(&a);
-    if (rc) api_respond_err(resp, rc, &err, API_CTX_SPACE);
-    return rc != MN_OK;
-}
-
 void rest_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     (void)ctx;
@@ -183,18 +167,14 @@ static mn_err space_def_from_json(const cJSON *o, mn_space_def *d, mn_error *err
 void rest_h_space_create(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
-    if (reject_query(req, resp)) return;
-    cJSON *body = api_body_object(req, resp);
+    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
     if (!body) return;
     mn_error err = {0};
     mn_space_def def, out;
     mn_err rc = space_def_from_json(body, &def, &err);
     if (!rc) rc = mn_engine_space_create(api->engine, &def, &out, &err);
     api_json_free(body);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -206,15 +186,12 @@ void rest_h_space_create(void *ctx, const mn_http_request *req, mn_http_response
 void rest_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
-    if (reject_query(req, resp)) return;
+    if (!rest_query_none(req, resp, API_CTX_SPACE)) return;
     mn_error err = {0};
     mn_space_def *defs = NULL;
     size_t n = 0;
     mn_err rc = mn_engine_space_list(api->engine, &defs, &n, &err);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -231,17 +208,20 @@ void rest_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *
     jw_respond(&w, resp, 200);
 }
 
+/* The space of the path and its stats: false when resp holds the error. */
+static bool space_get(mn_api_t *api, const mn_http_request *req, mn_http_response *resp,
+                      mn_space_stats *st)
+{
+    if (!rest_query_none(req, resp, API_CTX_SPACE)) return false;
+    mn_error err = {0};
+    mn_err rc = mn_engine_space_get(api->engine, req->params[0], st, &err);
+    return !rest_failed(resp, rc, &err, API_CTX_SPACE);
+}
+
 void rest_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
-    mn_api_t *api = ctx;
-    if (reject_query(req, resp)) return;
-    mn_error err = {0};
     mn_space_stats st;
-    mn_err rc = mn_engine_space_get(api->engine, req->params[0], &st, &err);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (!space_get(ctx, req, resp, &st)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -256,15 +236,8 @@ void rest_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *r
 
 void rest_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
-    mn_api_t *api = ctx;
-    if (reject_query(req, resp)) return;
-    mn_error err = {0};
     mn_space_stats st;
-    mn_err rc = mn_engine_space_get(api->engine, req->params[0], &st, &err);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (!space_get(ctx, req, resp, &st)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -282,13 +255,10 @@ void rest_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response 
 void rest_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
-    if (reject_query(req, resp)) return;
+    if (!rest_query_none(req, resp, API_CTX_SPACE)) return;
     mn_error err = {0};
     mn_err rc = mn_engine_space_drop(api->engine, req->params[0], &err);
-    if (rc) {
-        api_respond_err(resp, rc, &err, API_CTX_SPACE);
-        return;
-    }
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -305,8 +275,7 @@ static const char *const checkpoint_fields[] = {"path", NULL};
 void rest_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *resp)
 {
     mn_api_t *api = ctx;
-    if (reject_query(req, resp)) return;
-    cJSON *body = api_body_object(req, resp);
+    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
     if (!body) return;
     mn_error err = {0};
     const char *path = NULL;

@@ -4,10 +4,22 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "api_internal.h"
 #include "mnemo/engine.h"
 #include "rest.h"
+
+/* ---- the steps every handler takes (rest_request.c); on failure resp holds the answer ---- */
+/* Answers the engine error rc (nf names a 404 / 409); false when rc is MN_OK. */
+bool rest_failed(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf);
+/* Refuses any query parameter: false when there is one. */
+bool rest_query_none(const mn_http_request *req, mn_http_response *resp, api_ctx nf);
+/* rest_query_none, then the JSON object body of api_body_object (free it with api_json_free);
+ * NULL on failure. */
+cJSON *rest_body(const mn_http_request *req, mn_http_response *resp, api_ctx nf);
+/* The memory id of the path ({id}, the second parameter): false (422) when it is not one. */
+bool rest_path_id(const mn_http_request *req, mn_id_t *id, mn_http_response *resp);
 
 /* ---- memories, filters, hits (rest_convert.c, rest_handlers_recall.c) ---- */
 /* Reads one input memory (remember). pfx is "" or "memories[i]." */
@@ -15,6 +27,8 @@ mn_err rest_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_m
                             mn_error *err);
 /* Writes the memory object of docs/api.md. */
 void rest_memory_to_json(api_jw *w, const mn_memory_t *m);
+/* Writes the member "memories": the array of the n memories ms. */
+void rest_memories_to_json(api_jw *w, const mn_memory_t *ms, size_t n);
 /* Reads the filter members of a recall body into f (already initialised). */
 mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_error *err);
 

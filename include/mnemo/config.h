@@ -1,6 +1,7 @@
 /* mnemo configuration: defaults, then a TOML file, then MNEMO_<TABLE>_<KEY> environment
- * variables. Every key, its type, default, range and doc live in one table in api/config.c;
- * mnemo.example.toml documents them for operators and docs/config.md explains the rules. */
+ * variables. Every key, its type, default, range and doc live in one table in
+ * api/config/config.c; mnemo.example.toml documents them for operators and docs/config.md
+ * explains the rules. */
 #ifndef MNEMO_CONFIG_H
 #define MNEMO_CONFIG_H
 

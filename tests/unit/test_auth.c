@@ -13,6 +13,7 @@
 
 #include "api/auth.h"
 #include "mnemo/config.h"
+#include "config_fixture.h"
 #include "testutil.h"
 
 static void hex_sha256(const char *key, char out[65])
@@ -21,39 +22,6 @@ static void hex_sha256(const char *key, char out[65])
     SHA256((const unsigned char *)key, strlen(key), d);
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
         snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
-typedef struct fixture {
-    char *dir;
-    char path[512];
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f || !(f->dir = mn_test_tmpdir("mn-auth"))) return -1;
-    snprintf(f->path, sizeof f->path, "%s/mnemo.toml", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    mn_test_rmrf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-static const char *write_file(void **state, const char *text)
-{
-    fixture *f = *state;
-    FILE *fp = fopen(f->path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    return f->path;
 }
 
 /* A config with three keys: reader (alpha, beta), writer (alpha), admin (*). */
@@ -81,7 +49,7 @@ static mn_auth_t *load_auth(void **state, mn_config *c)
 {
     char text[2048];
     mn_error e = {0};
-    if (mn_config_load(c, write_file(state, three_keys(text, sizeof text)), NULL, &e))
+    if (mn_config_load(c, config_fixture_write(state, three_keys(text, sizeof text)), NULL, &e))
         fail_msg("config: %s", e.message);
     mn_auth_t *a = NULL;
     if (mn_auth_new(&c->auth, &a, &e)) fail_msg("auth: %s", e.message);
@@ -133,7 +101,7 @@ static void test_auth_defaults_are_off_without_keys(void **state)
 
 static void expect_file_error(void **state, const char *text, const char *part)
 {
-    const char *path = write_file(state, text);
+    const char *path = config_fixture_write(state, text);
     mn_config c;
     mn_error e = {0};
     assert_int_equal(mn_config_load(&c, path, NULL, &e), MN_ERR_INVALID);
@@ -200,7 +168,7 @@ static void test_auth_keys_from_the_environment(void **state)
 
 static void test_auth_keys_dump_round_trips(void **state)
 {
-    fixture *f = *state;
+    config_fixture *f = *state;
     mn_config c, back;
     mn_auth_t *a = load_auth(state, &c);
     mn_auth_free(a);
@@ -411,16 +379,22 @@ static void test_auth_loopback_addresses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_auth_keys_parse_from_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_keys_parse_from_the_file, config_fixture_setup,
+                                        config_fixture_teardown),
         cmocka_unit_test(test_auth_defaults_are_off_without_keys),
-        cmocka_unit_test_setup_teardown(test_auth_keys_errors_name_the_spot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_keys_errors_name_the_spot, config_fixture_setup,
+                                        config_fixture_teardown),
         cmocka_unit_test(test_auth_keys_from_the_environment),
-        cmocka_unit_test_setup_teardown(test_auth_keys_dump_round_trips, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_keys_dump_round_trips, config_fixture_setup,
+                                        config_fixture_teardown),
         cmocka_unit_test(test_auth_new_rejects_unusable_key_sets),
-        cmocka_unit_test_setup_teardown(test_auth_check_matches_keys_and_roles, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_auth_check_spaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_check_matches_keys_and_roles,
+                                        config_fixture_setup, config_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_check_spaces, config_fixture_setup,
+                                        config_fixture_teardown),
         cmocka_unit_test(test_auth_route_table_defaults_to_admin),
-        cmocka_unit_test_setup_teardown(test_auth_http_gate_answers_401_and_403, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_http_gate_answers_401_and_403,
+                                        config_fixture_setup, config_fixture_teardown),
         cmocka_unit_test(test_auth_loopback_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,45 +11,13 @@
 
 #include "api/config/toml.h"
 #include "mnemo/config.h"
+#include "config_fixture.h"
 #include "testutil.h"
 
 #ifndef MN_SOURCE_DIR
 #error "tests/unit/CMakeLists.txt defines MN_SOURCE_DIR"
 #endif
 #define EXAMPLE_PATH MN_SOURCE_DIR "/mnemo.example.toml"
-
-typedef struct fixture {
-    char *dir;
-    char path[512];
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f || !(f->dir = mn_test_tmpdir("mn-config"))) return -1;
-    snprintf(f->path, sizeof f->path, "%s/mnemo.toml", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    mn_test_rmrf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-static const char *write_config(void **state, const char *text)
-{
-    fixture *f = *state;
-    FILE *fp = fopen(f->path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    return f->path;
-}
 
 static void load_ok(mn_config *c, const char *path, char **envp)
 {
@@ -62,7 +30,7 @@ static void load_ok(mn_config *c, const char *path, char **envp)
  * the error names an environment variable). */
 static void expect_file_error(void **state, const char *text, mn_err code, const char *tail)
 {
-    const char *path = write_config(state, text);
+    const char *path = config_fixture_write(state, text);
     mn_config c;
     mn_error e = {0};
     assert_int_equal(mn_config_load(&c, path, NULL, &e), code);
@@ -177,23 +145,23 @@ static void test_config_example_file_documents_every_key(void **state)
 
 static void test_config_file_overrides_defaults(void **state)
 {
-    const char *path = write_config(state, "# partial config\n"
-                                           "[http]\n"
-                                           "port = 8080\n"
-                                           "bind = \"0.0.0.0\"\n"
-                                           "[storage]\n"
-                                           "data_dir = '/var/lib/mnemo'\n"
-                                           "sync = false\n"
-                                           "[log]\n"
-                                           "level = \"debug\"\n"
-                                           "[cluster]\n"
-                                           "enabled = true\n"
-                                           "seeds = [\n"
-                                           "  \"10.0.0.1:7946\",  # first\n"
-                                           "  \"[::1]:7946\",\n"
-                                           "]\n"
-                                           "key = \"s3cret\"\n"
-                                           "profile = \"fast\"\n");
+    const char *path = config_fixture_write(state, "# partial config\n"
+                                                   "[http]\n"
+                                                   "port = 8080\n"
+                                                   "bind = \"0.0.0.0\"\n"
+                                                   "[storage]\n"
+                                                   "data_dir = '/var/lib/mnemo'\n"
+                                                   "sync = false\n"
+                                                   "[log]\n"
+                                                   "level = \"debug\"\n"
+                                                   "[cluster]\n"
+                                                   "enabled = true\n"
+                                                   "seeds = [\n"
+                                                   "  \"10.0.0.1:7946\",  # first\n"
+                                                   "  \"[::1]:7946\",\n"
+                                                   "]\n"
+                                                   "key = \"s3cret\"\n"
+                                                   "profile = \"fast\"\n");
     mn_config c;
     load_ok(&c, path, NULL);
     assert_int_equal(c.http.port, 8080);
@@ -213,10 +181,11 @@ static void test_config_file_overrides_defaults(void **state)
 
 static void test_config_accepts_dotted_keys_and_inline_tables(void **state)
 {
-    const char *path = write_config(state, "http.port = 9000\n"
-                                           "storage = { data_dir = \"d\", block_cache_mb = 1 }\n"
-                                           "[engine]\n"
-                                           "expiry_interval_ms = 0x10\n");
+    const char *path =
+        config_fixture_write(state, "http.port = 9000\n"
+                                    "storage = { data_dir = \"d\", block_cache_mb = 1 }\n"
+                                    "[engine]\n"
+                                    "expiry_interval_ms = 0x10\n");
     mn_config c;
     load_ok(&c, path, NULL);
     assert_int_equal(c.http.port, 9000);
@@ -304,7 +273,7 @@ static void test_config_reports_syntax_errors_and_missing_file(void **state)
 
 static void test_config_env_overrides_file(void **state)
 {
-    const char *path = write_config(state, "[http]\nport = 8080\n[storage]\nsync = true\n");
+    const char *path = config_fixture_write(state, "[http]\nport = 8080\n[storage]\nsync = true\n");
     char *envp[] = {
         "PATH=/usr/bin",
         "MNEMO_CONFIG=/etc/mnemo.toml", /* not a table: not ours, ignored */
@@ -397,7 +366,7 @@ static void test_config_set_parses_text_per_type(void **state)
 
 static void test_config_dump_round_trips_and_hides_the_key(void **state)
 {
-    fixture *f = *state;
+    config_fixture *f = *state;
     char *envp[] = {
         "MNEMO_STORAGE_DATA_DIR=/d \"quoted\" \\ caf\xc3\xa9",
         "MNEMO_CLUSTER_SEEDS=h1:1,h2:2",
@@ -437,20 +406,25 @@ int main(void)
         cmocka_unit_test(test_config_defaults_without_file),
         cmocka_unit_test(test_config_example_file_equals_defaults),
         cmocka_unit_test(test_config_example_file_documents_every_key),
-        cmocka_unit_test_setup_teardown(test_config_file_overrides_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_accepts_dotted_keys_and_inline_tables, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_config_rejects_unknown_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_rejects_wrong_type, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_rejects_value_out_of_range, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_reports_syntax_errors_and_missing_file, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_config_env_overrides_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_file_overrides_defaults, config_fixture_setup,
+                                        config_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_config_accepts_dotted_keys_and_inline_tables,
+                                        config_fixture_setup, config_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_config_rejects_unknown_key, config_fixture_setup,
+                                        config_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_config_rejects_wrong_type, config_fixture_setup,
+                                        config_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_config_rejects_value_out_of_range,
+                                        config_fixture_setup, config_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_config_reports_syntax_errors_and_missing_file,
+                                        config_fixture_setup, config_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_config_env_overrides_file, config_fixture_setup,
+                                        config_fixture_teardown),
         cmocka_unit_test(test_config_env_accepts_toml_array_and_empty_list),
         cmocka_unit_test(test_config_rejects_bad_env_value),
         cmocka_unit_test(test_config_set_parses_text_per_type),
-        cmocka_unit_test_setup_teardown(test_config_dump_round_trips_and_hides_the_key, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_config_dump_round_trips_and_hides_the_key,
+                                        config_fixture_setup, config_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* The gRPC door's method table and conversions (api/grpc_methods.c, api/grpc_convert.c):
+/* The gRPC door's method table and conversions (api/grpc/grpc_methods.c, grpc_convert.c):
  * the table and the service in mnemo.proto agree both ways, roles follow the HTTP routes,
  * every enum converts both ways and unknown numbers are refused, and a memory survives
  * proto -> engine -> proto unchanged. The calls themselves are tested against a real server

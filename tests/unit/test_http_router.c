@@ -1,4 +1,4 @@
-/* Router (api/http_router.c) and handler helpers (api/http_util.c): pattern validation,
+/* Router (api/http/http_router.c) and handler helpers (api/http/http_util.c): pattern validation,
  * exact-over-parameter precedence, 405 allow lists, trailing slashes, percent-decoded params,
  * query-string decoding, error bodies and header building. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* HTTP server (api/http_*.c) over real sockets on 127.0.0.1 with an ephemeral port.
+/* HTTP server (api/http/http_*.c) over real sockets on 127.0.0.1 with an ephemeral port.
  *
  * The server's loop runs in its own thread; the test thread is a blocking client with
  * poll()-bounded reads. Stopping goes through a uv_async handle that calls
@@ -413,6 +413,22 @@ static bool cli_read_response(cli *c, resp *r)
     return cli_read_response_ex(c, r, false);
 }
 
+/* Sends req on c, reads the response into r and checks its status. */
+static void cli_ask(cli *c, const char *req, resp *r, int status)
+{
+    cli_sends(c, req);
+    assert_true(cli_read_response(c, r));
+    assert_int_equal(r->status, status);
+}
+
+/* cli_ask for a response that only its status matters of. */
+static void cli_expect_status(cli *c, const char *req, int status)
+{
+    resp r;
+    cli_ask(c, req, &r, status);
+    resp_free(&r);
+}
+
 /* True once the server has closed the connection (EOF or reset) within the bound. */
 static bool cli_wait_eof(cli *c)
 {
@@ -440,9 +456,7 @@ static void test_http_serves_get_and_echoes_post(void **state)
     srv *s = srv_start(NULL);
     cli *c = cli_open(s);
     resp r;
-    cli_sends(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
+    cli_ask(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", &r, 200);
     assert_string_equal(r.body, "hello");
     assert_string_equal(resp_header(&r, "server"), "mnemo");
     assert_string_equal(resp_header(&r, "content-type"), "application/json");
@@ -463,14 +477,10 @@ static void test_http_serves_get_and_echoes_post(void **state)
     resp_free(&r);
 
     /* empty body and 204 without content */
-    cli_sends(c, "PUT /echo HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
+    cli_ask(c, "PUT /echo HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &r, 200);
     assert_int_equal(r.body_len, 0);
     resp_free(&r);
-    cli_sends(c, "DELETE /nocontent HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 204);
+    cli_ask(c, "DELETE /nocontent HTTP/1.1\r\n\r\n", &r, 204);
     assert_null(resp_header(&r, "content-length"));
     resp_free(&r);
     /* HEAD maps to GET: headers only, the connection stays in sync */
@@ -495,10 +505,8 @@ static void test_http_keep_alive_serves_sequential_requests(void **state)
         char req[128], body[16];
         int bl = snprintf(body, sizeof body, "n=%d", i);
         snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s", bl, body);
-        cli_sends(c, req);
         resp r;
-        assert_true(cli_read_response(c, &r));
-        assert_int_equal(r.status, 200);
+        cli_ask(c, req, &r, 200);
         assert_string_equal(r.body, body);
         resp_free(&r);
     }
@@ -591,28 +599,19 @@ static void test_http_not_found_and_method_not_allowed(void **state)
     srv *s = srv_start(NULL);
     cli *c = cli_open(s);
     resp r;
-    cli_sends(c, "GET /nope HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 404);
+    cli_ask(c, "GET /nope HTTP/1.1\r\n\r\n", &r, 404);
     expect_error_code(&r, "not_found");
     assert_non_null(strstr(r.body, "\"message\":"));
     resp_free(&r);
-    cli_sends(c, "DELETE /hello HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 405);
+    cli_ask(c, "DELETE /hello HTTP/1.1\r\n\r\n", &r, 405);
     expect_error_code(&r, "method_not_allowed");
     assert_string_equal(resp_header(&r, "allow"), "GET, HEAD");
     resp_free(&r);
-    cli_sends(c, "GET /echo HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 405);
+    cli_ask(c, "GET /echo HTTP/1.1\r\n\r\n", &r, 405);
     assert_string_equal(resp_header(&r, "allow"), "POST, PUT");
     resp_free(&r);
     /* still usable */
-    cli_sends(c, "GET /hello HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
-    resp_free(&r);
+    cli_expect_status(c, "GET /hello HTTP/1.1\r\n\r\n", 200);
     cli_close(c);
     srv_stop(s);
 }
@@ -629,9 +628,7 @@ static void test_http_large_body_gets_413_and_close(void **state)
     cli *c = cli_open(s);
     resp r;
     /* declared length over the limit: answered before any body byte is sent */
-    cli_sends(c, "POST /echo HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 413);
+    cli_ask(c, "POST /echo HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n", &r, 413);
     expect_error_code(&r, "payload_too_large");
     assert_string_equal(resp_header(&r, "connection"), "close");
     resp_free(&r);
@@ -677,10 +674,8 @@ static void test_http_large_headers_get_431(void **state)
     big[sizeof big - 1] = '\0';
     cli_sends(c, "GET /hello HTTP/1.1\r\nX-Big: ");
     cli_sends(c, big);
-    cli_sends(c, "\r\n\r\n");
     resp r;
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 431);
+    cli_ask(c, "\r\n\r\n", &r, 431);
     expect_error_code(&r, "headers_too_large");
     assert_string_equal(resp_header(&r, "connection"), "close");
     resp_free(&r);
@@ -691,10 +686,7 @@ static void test_http_large_headers_get_431(void **state)
     c = cli_open(s);
     cli_sends(c, "GET /hello?");
     cli_sends(c, big);
-    cli_sends(c, " HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 431);
-    resp_free(&r);
+    cli_expect_status(c, " HTTP/1.1\r\n\r\n", 431);
     cli_close(c);
     srv_stop(s);
 }
@@ -704,9 +696,7 @@ static void test_http_malformed_request_gets_400_and_close(void **state)
     srv *s = srv_start(NULL);
     cli *c = cli_open(s);
     resp r;
-    cli_sends(c, "THIS IS NOT HTTP\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 400);
+    cli_ask(c, "THIS IS NOT HTTP\r\n\r\n", &r, 400);
     expect_error_code(&r, "bad_request");
     assert_string_equal(resp_header(&r, "connection"), "close");
     assert_non_null(resp_header(&r, "x-request-id"));
@@ -716,9 +706,7 @@ static void test_http_malformed_request_gets_400_and_close(void **state)
 
     /* a valid request before the garbage is answered first, in order */
     c = cli_open(s);
-    cli_sends(c, "GET /seq/1 HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nBad Header\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
+    cli_ask(c, "GET /seq/1 HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nBad Header\r\n\r\n", &r, 200);
     assert_string_equal(r.body, "1");
     resp_free(&r);
     assert_true(cli_read_response(c, &r));
@@ -729,15 +717,10 @@ static void test_http_malformed_request_gets_400_and_close(void **state)
 
     /* a bad escape in the path is a 400 on an intact connection */
     c = cli_open(s);
-    cli_sends(c, "GET /v1/spaces/%zz/memories/1 HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 400);
+    cli_ask(c, "GET /v1/spaces/%zz/memories/1 HTTP/1.1\r\n\r\n", &r, 400);
     assert_null(resp_header(&r, "connection"));
     resp_free(&r);
-    cli_sends(c, "GET /hello HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
-    resp_free(&r);
+    cli_expect_status(c, "GET /hello HTTP/1.1\r\n\r\n", 200);
     cli_close(c);
     srv_stop(s);
 }
@@ -746,11 +729,11 @@ static void test_http_chunked_body_is_dechunked(void **state)
 {
     srv *s = srv_start(NULL);
     cli *c = cli_open(s);
-    cli_sends(c, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     resp r;
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
+    cli_ask(c,
+            "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            &r, 200);
     assert_string_equal(r.body, "hello world");
     resp_free(&r);
     cli_close(c);
@@ -768,10 +751,8 @@ static void test_http_expect_100_continue(void **state)
         assert_true(cli_fill(c, deadline));
     assert_memory_equal(c->buf, cont, sizeof cont - 1);
     cli_consume(c, sizeof cont - 1);
-    cli_sends(c, "body");
     resp r;
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
+    cli_ask(c, "body", &r, 200);
     assert_string_equal(r.body, "body");
     resp_free(&r);
     cli_close(c);
@@ -823,9 +804,7 @@ static void test_http_request_id_is_echoed_or_generated(void **state)
     memset(longid, 'b', 64);
     longid[64] = '\0';
     snprintf(req, sizeof req, "GET /missing HTTP/1.1\r\nX-Request-Id: %s\r\n\r\n", longid);
-    cli_sends(c, req);
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 404);
+    cli_ask(c, req, &r, 404);
     assert_string_equal(resp_header(&r, "x-request-id"), longid);
     resp_free(&r);
     cli_close(c);
@@ -837,9 +816,7 @@ static void test_http_params_and_query_are_decoded(void **state)
     srv *s = srv_start(NULL);
     cli *c = cli_open(s);
     resp r;
-    cli_sends(c, "GET /v1/spaces/a%20b/memories/x%2Fy?k=v HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
+    cli_ask(c, "GET /v1/spaces/a%20b/memories/x%2Fy?k=v HTTP/1.1\r\n\r\n", &r, 200);
     assert_string_equal(r.body,
                         "a b|x/y|/v1/spaces/a b/memories/x/y|/v1/spaces/{space}/memories/{id}");
     resp_free(&r);
@@ -871,11 +848,7 @@ static void test_http_idle_and_slow_connections_are_closed(void **state)
     cli_close(c);
     /* idle after a keep-alive response */
     c = cli_open(s);
-    cli_sends(c, "GET /hello HTTP/1.1\r\n\r\n");
-    resp r;
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
-    resp_free(&r);
+    cli_expect_status(c, "GET /hello HTTP/1.1\r\n\r\n", 200);
     assert_true(cli_wait_eof(c));
     cli_close(c);
     /* slow loris: headers never complete */
@@ -943,9 +916,7 @@ static void test_http_http10_closes_unless_keep_alive(void **state)
     srv *s = srv_start(NULL);
     cli *c = cli_open(s);
     resp r;
-    cli_sends(c, "GET /hello HTTP/1.0\r\n\r\n");
-    assert_true(cli_read_response(c, &r));
-    assert_int_equal(r.status, 200);
+    cli_ask(c, "GET /hello HTTP/1.0\r\n\r\n", &r, 200);
     assert_string_equal(resp_header(&r, "connection"), "close");
     resp_free(&r);
     assert_true(cli_wait_eof(c));
@@ -988,10 +959,7 @@ static void test_http_connections_over_the_limit_are_refused(void **state)
     }
     assert_true(cli_wait_eof(b));
     cli_close(b);
-    cli_sends(a, "GET /hello HTTP/1.1\r\n\r\n");
-    assert_true(cli_read_response(a, &r));
-    assert_int_equal(r.status, 200);
-    resp_free(&r);
+    cli_expect_status(a, "GET /hello HTTP/1.1\r\n\r\n", 200);
     cli_close(a);
     srv_stop(s);
 }
