@@ -14,6 +14,8 @@
  * work is bounded by visited x degree. */
 #include "activation.h"
 
+#include "filter.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +28,8 @@ typedef struct smap {
 static bool smap_init(smap *m, uint32_t want)
 {
     m->cap = 64;
-    while (m->cap < want * 2) m->cap *= 2;
+    while (m->cap < want * 2)
+        m->cap *= 2;
     m->keys = calloc(m->cap, sizeof *m->keys);
     m->vals = malloc(m->cap * sizeof *m->vals);
     return m->keys && m->vals;
@@ -68,12 +71,12 @@ typedef struct contrib {
     float weight;
 } contrib;
 
-mn_err mn_spread(const mn_space *sp, const mn_filter_t *f, int64_t now, const uint32_t *seeds,
-                 const float *seed_act, size_t n_seeds, const mn_spread_params *p,
-                 mn_act_node **out, size_t *n_out)
+mn_err mn__spread(const mn__space *sp, const mn_filter_t *f, int64_t now, const uint32_t *seeds,
+                  const float *seed_act, size_t n_seeds, const mn__spread_params *p,
+                  mn__act_node **out, size_t *n_out)
 {
     uint32_t cap_nodes = p->max_visited > n_seeds ? p->max_visited : (uint32_t)n_seeds;
-    mn_act_node *nodes = malloc((cap_nodes ? cap_nodes : 1) * sizeof *nodes);
+    mn__act_node *nodes = malloc((cap_nodes ? cap_nodes : 1) * sizeof *nodes);
     contrib *pend = calloc(cap_nodes ? cap_nodes : 1, sizeof *pend);
     uint32_t *frontier = malloc((cap_nodes ? cap_nodes : 1) * sizeof *frontier);
     uint32_t *next = malloc((cap_nodes ? cap_nodes : 1) * sizeof *next);
@@ -95,7 +98,7 @@ mn_err mn_spread(const mn_space *sp, const mn_filter_t *f, int64_t now, const ui
         uint32_t *v = smap_slot(&m, seeds[i], &found);
         if (found) continue;
         *v = (uint32_t)n;
-        nodes[n] = (mn_act_node){seeds[i], sp->slots[seeds[i]].id, seed_act[i], true, -1, 0, 0};
+        nodes[n] = (mn__act_node){seeds[i], sp->slots[seeds[i]].id, seed_act[i], true, -1, 0, 0};
         frontier[nf++] = (uint32_t)n;
         n++;
     }
@@ -106,11 +109,11 @@ mn_err mn_spread(const mn_space *sp, const mn_filter_t *f, int64_t now, const ui
         }
         size_t n_before = n;
         for (size_t fi = 0; fi < nf; fi++) {
-            const mn_act_node *u = &nodes[frontier[fi]];
+            const mn__act_node *u = &nodes[frontier[fi]];
             float a_u = start[frontier[fi]];
-            const mn_slot *su = &sp->slots[u->slot];
+            const mn__slot *su = &sp->slots[u->slot];
             for (uint32_t j = 0; j < su->n_adj; j++) {
-                const mn_adj *ad = &su->adj[j];
+                const mn__adj *ad = &su->adj[j];
                 float c = a_u * ad->weight * p->hop_decay;
                 /* temporal links spread forward twice as strongly as backward:
                  * the forward asymmetry of the temporal contiguity effect
@@ -118,8 +121,8 @@ mn_err mn_spread(const mn_space *sp, const mn_filter_t *f, int64_t now, const ui
                  * Memory & Cognition 1996) */
                 if (ad->kind == MN_EDGE_TEMPORAL && !ad->out) c *= 0.5f;
                 if (c < p->min_activation) continue;
-                uint32_t vs = mn_space_find(sp, &ad->other);
-                if (vs == UINT32_MAX || !mn_filter_match(&sp->slots[vs], f, now)) continue;
+                uint32_t vs = mn__space_find(sp, &ad->other);
+                if (vs == UINT32_MAX || !mn__filter_match(&sp->slots[vs], f, now)) continue;
                 uint32_t vi;
                 if (!smap_get(&m, vs, &vi)) {
                     if (n >= cap_nodes) continue; /* visit cap reached */
@@ -127,7 +130,7 @@ mn_err mn_spread(const mn_space *sp, const mn_filter_t *f, int64_t now, const ui
                     uint32_t *v = smap_slot(&m, vs, &found);
                     vi = (uint32_t)n;
                     *v = vi;
-                    nodes[n] = (mn_act_node){vs, sp->slots[vs].id, 0, false, -1, 0, 0};
+                    nodes[n] = (mn__act_node){vs, sp->slots[vs].id, 0, false, -1, 0, 0};
                     pend[n] = (contrib){0, 0, -1, 0, 0};
                     start[n] = 0;
                     n++;

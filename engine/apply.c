@@ -1,7 +1,7 @@
 /* Applying WAL entries: the only code that changes a space's state. The commit
- * thread calls mn_apply_entry for each entry of a group (store mutations into
+ * thread calls mn__apply_entry for each entry of a group (store mutations into
  * the group's indexed batch, the entry itself included), writes the batch,
- * then calls mn_apply_memory (in-memory effects). Crash recovery needs no
+ * then calls mn__apply_memory (in-memory effects). Crash recovery needs no
  * replay because entry and state commit atomically; replicas will call the
  * same two functions with entries shipped from their primary. Apply is
  * deterministic given the stored state: an id that is already stored or
@@ -36,11 +36,18 @@
  * id unknown here, so the key stays blocked on every engine that saw it.
  *
  * Dropping a space is an entry too: its point mutations go in the indexed
- * batch, its range deletions (mn_apply_ranges) in the plain batch the group is
+ * batch, its range deletions (mn__apply_ranges) in the plain batch the group is
  * written as, after them. */
+#include "apply.h"
+
 #include "apply_internal.h"
-#include "text/keyword.h"
+#include "assoc.h"
+#include "consolidate.h"
+#include "events.h"
+#include "mnemo/assert.h"
+#include "record.h"
 #include "space_index.h"
+#include "text/keyword.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,29 +56,13 @@
 static const char META_SPACE_PREFIX[] = "space/";
 static const char META_DROPPED_PREFIX[] = "dropped/";
 
-mn_err mn_apply_read_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
-                            const mn_id_t *id, mn_memory_record *rec, bool *found, mn_error *err)
-{
-    uint8_t k[KEY_MEM_LEN];
-    mn_key_mem(k, sp->sid, id);
-    char *v;
-    size_t vl;
-    mn_err rc = mn_store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
-    if (rc) return rc;
-    *found = v != NULL;
-    if (!v) return MN_OK;
-    rc = mn_wire_memory_decode((const uint8_t *)v, vl, rec, err);
-    free(v);
-    return rc;
-}
-
 /* A written memory's term list: stored with it (keywords family) and kept in
  * *kw for the in-memory index when the caller asks for it. */
-mn_err mn_apply_put_terms(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
-                          const mn_memory_t *m, mn_kw_buf *kw, mn_error *err)
+mn_err mn__apply_put_terms(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                           const mn_memory_t *m, mn__kw_buf *kw, mn_error *err)
 {
     uint8_t k[KEY_MEM_LEN];
-    mn_key_mem(k, sp->sid, &m->id);
+    mn__key_mem(k, sp->sid, &m->id);
     if (!m->content || !m->content_len) {
         rocksdb_writebatch_wi_delete_cf(b, e->store.cf[CF_KEYWORDS], (const char *)k, sizeof k);
         return MN_OK;
@@ -80,7 +71,7 @@ mn_err mn_apply_put_terms(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp
     size_t len;
     if (mn_kw_doc_encode(m->content, m->content_len, &doc, &len))
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory indexing words");
-    mn_wb_put(b, e, CF_KEYWORDS, k, sizeof k, doc, len);
+    mn__wb_put(b, e, CF_KEYWORDS, k, sizeof k, doc, len);
     if (kw) {
         free(kw->buf);
         kw->buf = doc;
@@ -91,53 +82,31 @@ mn_err mn_apply_put_terms(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp
     return MN_OK;
 }
 
-mn_err mn_apply_put_record(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
-                           const mn_memory_record *rec)
+mn_err mn__apply_put_record(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                            const mn_memory_record *rec)
 {
     uint8_t k[KEY_MEM_LEN];
-    mn_key_mem(k, sp->sid, &rec->mem.id);
+    mn__key_mem(k, sp->sid, &rec->mem.id);
     uint8_t *buf;
     size_t len;
     mn_err rc = mn_wire_memory_encode(rec, false, &buf, &len);
     if (rc) return rc;
-    mn_wb_put(b, e, CF_MEMORIES, k, sizeof k, buf, len);
+    mn__wb_put(b, e, CF_MEMORIES, k, sizeof k, buf, len);
     free(buf);
     return MN_OK;
 }
 
-/* Is id absent, live or tombstoned, as the batch sees it? (Decoded without
- * the content.) */
-mn_err mn_apply_mem_state(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *id,
-                          int *state, mn_error *err)
-{
-    uint8_t k[KEY_MEM_LEN];
-    mn_key_mem(k, sp->sid, id);
-    char *v;
-    size_t vl;
-    mn_err rc = mn_store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
-    if (rc) return rc;
-    *state = MN_MEM_ABSENT;
-    if (!v) return MN_OK;
-    mn_memory_record rec;
-    rc = mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, err);
-    free(v);
-    if (rc) return rc;
-    *state = rec.tombstone ? MN_MEM_GONE : MN_MEM_LIVE;
-    mn_memory_clear(&rec.mem);
-    return MN_OK;
-}
-
 /* Is id a live (stored, not tombstoned) memory, as the batch sees it? */
-static mn_err is_live(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *id,
+static mn_err is_live(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp, const mn_id_t *id,
                       bool *live, mn_error *err)
 {
     int st;
-    mn_err rc = mn_apply_mem_state(e, b, sp, id, &st, err);
+    mn_err rc = mn__record_state_wi(&e->store, b, sp, id, &st, err);
     *live = !rc && st == MN_MEM_LIVE;
     return rc;
 }
 
-bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms, bool retired)
+bool mn__wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms, bool retired)
 {
     mn_memory_t *mems = NULL;
     size_t n = 0;
@@ -177,25 +146,37 @@ bool mn_wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms, boo
     return found;
 }
 
+mn_err mn__apply_rewrite_wal(mn__store *st, rocksdb_writebatch_wi_t *b, const void *wk, size_t wkl,
+                             const mn_wal_entry *en, mn_error *err)
+{
+    uint8_t *buf;
+    size_t len;
+    mn_err rc = mn_wire_wal_encode(en, &buf, &len);
+    if (rc) return mn_error_set(err, rc, "re-encoding a WAL entry");
+    rocksdb_writebatch_wi_put_cf(b, st->cf[CF_WAL], wk, wkl, (const char *)buf, len);
+    free(buf);
+    return MN_OK;
+}
+
 /* Rewrites the WAL entries that carry id without its content (same space,
  * epoch, lsn and hlc; a new CRC), and drops its WAL references. Entries that
  * were trimmed are gone already; one that cannot be read is deleted rather
  * than left holding the content. */
-static mn_err erase_in_wal(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+static mn_err erase_in_wal(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
                            const mn_id_t *id, int64_t at_ms, bool retired, mn_error *err)
 {
     uint8_t rk[KEY_WALREF_LEN];
-    mn_key_walref(rk, sp->sid, id);
+    mn__key_walref(rk, sp->sid, id);
     char *refs;
     size_t rl;
-    mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, err);
+    mn_err rc = mn__store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, err);
     if (rc || !refs) return rc;
     for (size_t i = 0; i + 8 <= rl && !rc; i += 8) {
         uint8_t wk[KEY_WAL_LEN];
-        mn_key_wal(wk, sp->sid, mn_get_be64((const uint8_t *)refs + i));
+        mn__key_wal(wk, sp->sid, mn_get_be64((const uint8_t *)refs + i));
         char *v;
         size_t vl;
-        if ((rc = mn_store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
+        if ((rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
         if (!v) continue; /* trimmed */
         mn_wal_entry en;
         mn_error derr = {0};
@@ -206,51 +187,43 @@ static mn_err erase_in_wal(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *s
                          "forgotten memory",
                          sp->def.name, (unsigned long long)mn_get_be64(wk + KEY_SID_LEN),
                          derr.message);
-            mn_wb_del(b, e, CF_WAL, wk, sizeof wk);
+            mn__wb_del(b, e, CF_WAL, wk, sizeof wk);
             continue;
         }
-        if (mn_wal_strip_memory(&en, id, at_ms, retired)) {
-            uint8_t *buf;
-            size_t len;
-            if ((rc = mn_wire_wal_encode(&en, &buf, &len)))
-                mn_error_set(err, rc, "re-encoding a WAL entry");
-            else {
-                mn_wb_put(b, e, CF_WAL, wk, sizeof wk, buf, len);
-                free(buf);
-            }
-        }
+        if (mn__wal_strip_memory(&en, id, at_ms, retired))
+            rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &en, err);
         mn_wal_entry_clear(&en);
     }
     free(refs);
-    if (!rc) mn_wb_del(b, e, CF_INDEX, rk, sizeof rk);
+    if (!rc) mn__wb_del(b, e, CF_INDEX, rk, sizeof rk);
     return rc;
 }
 
 /* Notes a forgotten memory in the as-of index: what an as-of read may show of it. */
-static void put_gone(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_memory_t *m,
-                     int64_t gone_at)
+static void put_gone(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                     const mn_memory_t *m, int64_t gone_at)
 {
     uint8_t gk[KEY_TIME_LEN], v[GONE_VALUE_LEN], w[8];
-    mn_key_gone(gk, sp->sid, m->when_ms, &m->id);
+    mn__key_gone(gk, sp->sid, m->when_ms, &m->id);
     v[0] = (uint8_t)m->kind;
     mn_put_be64(v + 1, (uint64_t)m->created_at_ms);
     mn_put_be64(v + 9, (uint64_t)gone_at);
-    mn_wb_put(b, e, CF_INDEX, gk, sizeof gk, v, sizeof v);
-    mn_key_gone_by_time(gk, sp->sid, gone_at, &m->id);
+    mn__wb_put(b, e, CF_INDEX, gk, sizeof gk, v, sizeof v);
+    mn__key_gone_by_time(gk, sp->sid, gone_at, &m->id);
     mn_put_be64(w, (uint64_t)m->when_ms);
-    mn_wb_put(b, e, CF_INDEX, gk, sizeof gk, w, sizeof w);
+    mn__wb_put(b, e, CF_INDEX, gk, sizeof gk, w, sizeof w);
 }
 
 /* A retired memory comes back: its as-of index entries go (as-of reads see
  * the memory that is there). */
-void mn_apply_del_gone(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_memory_t *m,
-                       int64_t gone_at)
+void mn__apply_del_gone(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                        const mn_memory_t *m, int64_t gone_at)
 {
     uint8_t gk[KEY_TIME_LEN];
-    mn_key_gone(gk, sp->sid, m->when_ms, &m->id);
-    mn_wb_del(b, e, CF_INDEX, gk, sizeof gk);
-    mn_key_gone_by_time(gk, sp->sid, gone_at, &m->id);
-    mn_wb_del(b, e, CF_INDEX, gk, sizeof gk);
+    mn__key_gone(gk, sp->sid, m->when_ms, &m->id);
+    mn__wb_del(b, e, CF_INDEX, gk, sizeof gk);
+    mn__key_gone_by_time(gk, sp->sid, gone_at, &m->id);
+    mn__wb_del(b, e, CF_INDEX, gk, sizeof gk);
 }
 
 /* Forgets a live memory for good, in the batch: its record becomes a tombstone
@@ -258,37 +231,37 @@ void mn_apply_del_gone(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, c
  * consolidation retires), and its vector, time index key, edges, strength,
  * consolidation marks and its content in the WAL go. An episode's semantic
  * memories are noted for re-derivation. */
-static mn_err erase_memory(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b,
+static mn_err erase_memory(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b,
                            mn_memory_record *rec, int64_t at_ms, bool retired, mn_error *err)
 {
-    mn_space *sp = p->sp;
+    mn__space *sp = p->sp;
     const mn_id_t *id = &rec->mem.id;
     uint8_t k[KEY_MEM_LEN], tk[KEY_TIME_LEN];
-    mn_key_mem(k, sp->sid, id);
-    mn_key_time(tk, sp->sid, rec->mem.when_ms, id);
-    mn_wb_del(b, e, CF_VECTORS, k, sizeof k);
-    mn_wb_del(b, e, CF_KEYWORDS, k, sizeof k);
-    mn_wb_del(b, e, CF_INDEX, tk, sizeof tk);
+    mn__key_mem(k, sp->sid, id);
+    mn__key_time(tk, sp->sid, rec->mem.when_ms, id);
+    mn__wb_del(b, e, CF_VECTORS, k, sizeof k);
+    mn__wb_del(b, e, CF_KEYWORDS, k, sizeof k);
+    mn__wb_del(b, e, CF_INDEX, tk, sizeof tk);
     /* its associations go too (the commit thread is the only writer of the adjacency) */
-    uint32_t slot = mn_space_find(sp, id);
+    uint32_t slot = mn__space_find(sp, id);
     for (uint32_t a = 0; slot != UINT32_MAX && a < sp->slots[slot].n_adj; a++) {
-        const mn_adj *adj = &sp->slots[slot].adj[a];
+        const mn__adj *adj = &sp->slots[slot].adj[a];
         uint8_t ek[KEY_EDGE_LEN];
         if (adj->out)
-            mn_key_edge(ek, sp->sid, id, &adj->other, adj->kind);
+            mn__key_edge(ek, sp->sid, id, &adj->other, adj->kind);
         else
-            mn_key_edge(ek, sp->sid, &adj->other, id, adj->kind);
-        mn_wb_del(b, e, CF_INDEX, ek, sizeof ek);
+            mn__key_edge(ek, sp->sid, &adj->other, id, adj->kind);
+        mn__wb_del(b, e, CF_INDEX, ek, sizeof ek);
     }
     uint8_t sk[KEY_STRENGTH_LEN];
-    mn_key_strength(sk, sp->sid, id);
-    mn_wb_del(b, e, CF_INDEX, sk, sizeof sk);
+    mn__key_strength(sk, sp->sid, id);
+    mn__wb_del(b, e, CF_INDEX, sk, sizeof sk);
     mn_err rc = MN_OK;
     if (rec->mem.kind == MN_KIND_SEMANTIC) /* its episodes lose the mark and the link */
         for (size_t j = 0; j < rec->mem.n_support && !rc; j++)
-            rc = mn_apply_unlist_support(e, b, sp, &rec->mem.support[j], id, err);
+            rc = mn__apply_unlist_support(e, b, sp, &rec->mem.support[j], id, err);
     else
-        rc = mn_apply_take_holders(e, p, b, id, err);
+        rc = mn__apply_take_holders(e, p, b, id, err);
     if (!rc) rc = erase_in_wal(e, b, sp, id, at_ms, retired, err);
     if (rc) return rc;
     put_gone(e, b, sp, &rec->mem, at_ms);
@@ -296,29 +269,29 @@ static mn_err erase_memory(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t 
     rec->forgotten_at_ms = at_ms;
     rec->mem.retired = retired && rec->mem.kind == MN_KIND_SEMANTIC;
     p->tombstones++;
-    return mn_apply_put_record(e, b, sp, rec);
+    return mn__apply_put_record(e, b, sp, rec);
 }
 
 /* A retired memory that a client forgets, or whose forgotten stub arrives:
  * forgotten for good from now on. */
-static mn_err unretire(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
+static mn_err unretire(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
                        mn_memory_record *rec)
 {
     rec->mem.retired = false;
-    return mn_apply_put_record(e, b, sp, rec);
+    return mn__apply_put_record(e, b, sp, rec);
 }
 
 /* A memory that arrives erased (a stub in a rewritten entry): a tombstone if it
  * is unknown here, erased if it is live, and a retired tombstone that meets a
  * forgotten stub becomes forgotten. *applied says whether the state changed. */
-mn_err mn_apply_stub(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, const mn_memory_t *m,
-                     bool *applied, mn_error *err)
+mn_err mn__apply_stub(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b,
+                      const mn_memory_t *m, bool *applied, mn_error *err)
 {
-    mn_space *sp = p->sp;
+    mn__space *sp = p->sp;
     mn_memory_record rec;
     bool found;
     *applied = false;
-    mn_err rc = mn_apply_read_record(e, b, sp, &m->id, &rec, &found, err);
+    mn_err rc = mn__record_get_wi(&e->store, b, sp, &m->id, &rec, &found, err);
     if (rc) return rc;
     if (found) {
         if (!rec.tombstone)
@@ -335,7 +308,7 @@ mn_err mn_apply_stub(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, co
     }
     mn_memory_record t = {.mem = *m, .tombstone = true, .forgotten_at_ms = m->forgotten_at_ms};
     t.mem.retired = m->retired && m->kind == MN_KIND_SEMANTIC;
-    if ((rc = mn_apply_put_record(e, b, sp, &t))) return rc;
+    if ((rc = mn__apply_put_record(e, b, sp, &t))) return rc;
     put_gone(e, b, sp, m, m->forgotten_at_ms);
     p->tombstones++;
     *applied = true;
@@ -345,7 +318,7 @@ mn_err mn_apply_stub(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, co
 /* Writes the edges whose two ends are live. strict (client associations): a
  * dead or unknown end fails the whole op before anything is written;
  * otherwise (auto-links) such an edge is skipped. */
-static mn_err apply_edges(mn_engine *e, mn_space *sp, const mn_edge *edges, size_t n,
+static mn_err apply_edges(mn_engine_t *e, mn__space *sp, const mn_edge *edges, size_t n,
                           rocksdb_writebatch_wi_t *b, bool strict, mn_error *err)
 {
     bool *ok = malloc((n ? n : 1) * sizeof *ok);
@@ -363,33 +336,33 @@ static mn_err apply_edges(mn_engine *e, mn_space *sp, const mn_edge *edges, size
     for (size_t i = 0; i < n && !rc; i++) {
         if (!ok[i]) continue;
         uint8_t k[KEY_EDGE_LEN], v[5];
-        mn_key_edge(k, sp->sid, &edges[i].from, &edges[i].to, edges[i].kind);
+        mn__key_edge(k, sp->sid, &edges[i].from, &edges[i].to, edges[i].kind);
         v[0] = edges[i].kind;
         memcpy(v + 1, &edges[i].weight, 4);
-        mn_wb_put(b, e, CF_INDEX, k, sizeof k, v, sizeof v);
+        mn__wb_put(b, e, CF_INDEX, k, sizeof k, v, sizeof v);
     }
     free(ok);
     return rc;
 }
 
-static mn_err apply_remember(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
+static mn_err apply_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
     const mn_wal_entry *en = &p->entry;
-    mn_space *sp = p->sp;
+    mn__space *sp = p->sp;
     mn_error *err = &p->err;
     for (size_t i = 0; i < en->op.remember.n; i++) {
         const mn_memory_t *m = &en->op.remember.mems[i];
         p->accepted[i] = false;
         mn_err rc;
         if (m->forgotten) {
-            if ((rc = mn_apply_stub(e, p, b, m, &p->accepted[i], err))) return rc;
+            if ((rc = mn__apply_stub(e, p, b, m, &p->accepted[i], err))) return rc;
             continue;
         }
         uint8_t k[KEY_MEM_LEN];
-        mn_key_mem(k, sp->sid, &m->id);
+        mn__key_mem(k, sp->sid, &m->id);
         char *v;
         size_t vl;
-        rc = mn_store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
+        rc = mn__store_get_wi(&e->store, b, CF_MEMORIES, k, sizeof k, &v, &vl, err);
         if (rc) return rc;
         if (v) { /* stored or tombstoned already: never resurrect */
             free(v);
@@ -397,43 +370,43 @@ static mn_err apply_remember(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_
         }
         if (m->idempotency_key) {
             uint8_t ik[KEY_SID_LEN + 1 + MN_IDEMPOTENCY_KEY_MAX];
-            size_t il = mn_key_idem(ik, sp->sid, m->idempotency_key);
-            rc = mn_store_get_wi(&e->store, b, CF_INDEX, ik, il, &v, &vl, err);
+            size_t il = mn__key_idem(ik, sp->sid, m->idempotency_key);
+            rc = mn__store_get_wi(&e->store, b, CF_INDEX, ik, il, &v, &vl, err);
             if (rc) return rc;
             if (v) {
                 free(v);
                 continue;
             }
-            mn_wb_put(b, e, CF_INDEX, ik, il, m->id.b, 16);
+            mn__wb_put(b, e, CF_INDEX, ik, il, m->id.b, 16);
         }
         mn_memory_record rec = {.mem = *m, .tombstone = false};
-        if ((rc = mn_apply_put_record(e, b, sp, &rec))) return rc;
-        if ((rc = mn_apply_put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err))) return rc;
+        if ((rc = mn__apply_put_record(e, b, sp, &rec))) return rc;
+        if ((rc = mn__apply_put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err))) return rc;
         if (m->embedding)
-            mn_wb_put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
+            mn__wb_put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
         uint8_t tk[KEY_TIME_LEN];
-        mn_key_time(tk, sp->sid, m->when_ms, &m->id);
-        mn_wb_put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
+        mn__key_time(tk, sp->sid, m->when_ms, &m->id);
+        mn__wb_put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
         uint8_t rk[KEY_WALREF_LEN], lsn[8];
-        mn_key_walref(rk, sp->sid, &m->id);
+        mn__key_walref(rk, sp->sid, &m->id);
         mn_put_be64(lsn, en->lsn);
-        mn_wb_put(b, e, CF_INDEX, rk, sizeof rk, lsn, sizeof lsn);
+        mn__wb_put(b, e, CF_INDEX, rk, sizeof rk, lsn, sizeof lsn);
         p->accepted[i] = true;
     }
     return apply_edges(e, sp, en->op.remember.edges, en->op.remember.n_edges, b, false, err);
 }
 
-static mn_err apply_forget(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
+static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
     const mn_wal_entry *en = &p->entry;
-    mn_space *sp = p->sp;
+    mn__space *sp = p->sp;
     mn_error *err = &p->err;
     const mn_id_t *id = en->type == MN_WAL_OP_FORGET ? &en->op.forget.id : &en->op.unsuppress.id;
     bool del_client = en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE &&
                       en->op.forget.reason == MN_FORGET_REASON_CLIENT;
     mn_memory_record rec;
     bool found;
-    mn_err rc = mn_apply_read_record(e, b, sp, id, &rec, &found, err);
+    mn_err rc = mn__record_get_wi(&e->store, b, sp, id, &rec, &found, err);
     if (rc) return rc;
     if (!found) {
         if (!(p->foreign && en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE))
@@ -443,9 +416,9 @@ static mn_err apply_forget(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t 
         mn_memory_record t = {.tombstone = true, .forgotten_at_ms = en->op.forget.at_ms};
         mn_memory_init(&t.mem);
         t.mem.id = *id;
-        t.mem.kind = mn_consolidate_made(id) ? MN_KIND_SEMANTIC : MN_KIND_EPISODIC;
+        t.mem.kind = mn__consolidate_made(id) ? MN_KIND_SEMANTIC : MN_KIND_EPISODIC;
         t.mem.when_ms = 0;
-        if ((rc = mn_apply_put_record(e, b, sp, &t))) return rc;
+        if ((rc = mn__apply_put_record(e, b, sp, &t))) return rc;
         p->tombstones++;
         return MN_OK;
     }
@@ -477,7 +450,7 @@ static mn_err apply_forget(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t 
         rec.mem.unsuppressed_at_ms =
             en->op.unsuppress.at_ms ? en->op.unsuppress.at_ms : mn_hlc_ms(en->hlc);
     }
-    rc = mn_apply_put_record(e, b, sp, &rec);
+    rc = mn__apply_put_record(e, b, sp, &rec);
     mn_memory_clear(&rec.mem);
     return rc;
 }
@@ -518,71 +491,131 @@ static mn_err encode_applied(const mn_wal_entry *en, const bool *accepted, uint8
     return rc;
 }
 
-mn_err mn_apply_entry(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
+/* A space creation: its definition, the next space id, the marker that its
+ * memories record their WAL entries, and its term lists' header; a name
+ * dropped before loses its marker and the old WAL's drop entry (stage gave
+ * this space the next epoch). */
+static mn_err apply_space_create(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
-    mn_space *sp = p->sp;
     const mn_wal_entry *entry = &p->entry;
-    mn_error *err = &p->err;
+    char mk[sizeof META_SPACE_PREFIX + MN_SPACE_NAME_MAX];
+    int ml = snprintf(mk, sizeof mk, "%s%s", META_SPACE_PREFIX, entry->space);
+    uint8_t *buf;
+    size_t len;
+    mn_err rc = mn_wire_wal_encode(entry, &buf, &len);
+    if (rc) return rc;
+    mn__wb_put(b, e, CF_META, mk, (size_t)ml, buf, len);
+    free(buf);
+    uint8_t nk[4];
+    mn_put_be32(nk, entry->op.space_create.space_id + 1);
+    mn__wb_put(b, e, CF_META, "next_sid", 8, nk, 4);
+    char dk[sizeof META_DROPPED_PREFIX + MN_SPACE_NAME_MAX];
+    int dl = snprintf(dk, sizeof dk, "%s%s", META_DROPPED_PREFIX, entry->space);
+    char *v;
+    size_t vl;
+    if ((rc = mn__store_get_wi(&e->store, b, CF_META, dk, (size_t)dl, &v, &vl, &p->err))) return rc;
+    if (v) {
+        mn_wal_entry old;
+        if (!mn_wire_wal_decode((const uint8_t *)v, vl, &old, NULL) &&
+            old.type == MN_WAL_OP_SPACE_DROP) {
+            uint8_t wk[KEY_WAL_LEN];
+            mn__key_wal(wk, old.op.space_drop.space_id, old.lsn);
+            mn__wb_del(b, e, CF_WAL, wk, sizeof wk);
+            mn_wal_entry_clear(&old);
+        }
+        free(v);
+        mn__wb_del(b, e, CF_META, dk, (size_t)dl);
+    }
+    uint8_t wm[KEY_SID_LEN + 1];
+    mn__key_sid(wm, entry->op.space_create.space_id);
+    wm[KEY_SID_LEN] = 'W';
+    mn__wb_put(b, e, CF_INDEX, wm, sizeof wm, "", 0);
+    uint8_t kh[MN_KW_HEADER_LEN];
+    mn_kw_header(kh);
+    mn__wb_put(b, e, CF_KEYWORDS, wm, KEY_SID_LEN, kh, sizeof kh);
+    return MN_OK;
+}
+
+/* A space drop's point mutations: its definition goes, and the marker that a
+ * space created under this name later takes the next epoch is written. */
+static mn_err apply_space_drop(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    const mn_wal_entry *entry = &p->entry;
+    char mk[sizeof META_SPACE_PREFIX + MN_SPACE_NAME_MAX];
+    int ml = snprintf(mk, sizeof mk, "%s%s", META_SPACE_PREFIX, entry->space);
+    mn__wb_del(b, e, CF_META, mk, (size_t)ml);
+    char dk[sizeof META_DROPPED_PREFIX + MN_SPACE_NAME_MAX];
+    int dl = snprintf(dk, sizeof dk, "%s%s", META_DROPPED_PREFIX, entry->space);
+    uint8_t *buf;
+    size_t len;
+    mn_err rc = mn_wire_wal_encode(entry, &buf, &len);
+    if (rc) return rc;
+    mn__wb_put(b, e, CF_META, dk, (size_t)dl, buf, len);
+    free(buf);
+    return MN_OK;
+}
+
+/* New strengths of live memories (a forgotten one's is gone with it). */
+static mn_err apply_reinforce(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    const mn_wal_entry *entry = &p->entry;
     mn_err rc = MN_OK;
+    for (size_t i = 0; i < entry->op.reinforce.n && !rc; i++) {
+        const mn_strength *st = &entry->op.reinforce.items[i];
+        bool live;
+        rc = is_live(e, b, p->sp, &st->id, &live, &p->err);
+        if (rc || !live) continue;
+        uint8_t sk[KEY_STRENGTH_LEN], v[STRENGTH_VALUE_LEN];
+        mn__key_strength(sk, p->sp->sid, &st->id);
+        memcpy(v, &st->stability_days, 4);
+        memcpy(v + 4, &st->last_access_ms, 8);
+        memcpy(v + 12, &st->access_count, 4);
+        mn__wb_put(b, e, CF_INDEX, sk, sizeof sk, v, sizeof v);
+    }
+    return rc;
+}
+
+/* Client edges (causal, explicit) must join live memories; derived links
+ * (semantic, from the linker) are dropped when an end is gone. */
+static mn_err apply_associate(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    const mn_wal_entry *entry = &p->entry;
+    size_t n = entry->op.associate.n;
+    const mn_edge *edges = entry->op.associate.edges;
+    bool strict = n && edges[0].kind >= MN_EDGE_CAUSAL && edges[0].kind <= MN_EDGE_EXPLICIT;
+    return apply_edges(e, p->sp, edges, n, b, strict, &p->err);
+}
+
+/* The entry itself, as stored (encode_applied), under its lsn. */
+static mn_err put_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    uint8_t wk[KEY_WAL_LEN];
+    mn__key_wal(wk, p->sp->sid, p->entry.lsn);
+    uint8_t *buf;
+    size_t len;
+    mn_err rc = encode_applied(&p->entry, p->accepted, &buf, &len);
+    if (rc) return mn_error_set(&p->err, rc, "encoding the WAL entry");
+    mn__wb_put(b, e, CF_WAL, wk, sizeof wk, buf, len);
+    free(buf);
+    return MN_OK;
+}
+
+mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    mn_assert(mn__commit_on_thread(e));
+    /* the entry takes the space's next lsn (stage, commit.c): lsns stay dense */
+    mn_assert(p->entry.lsn == p->sp->assigned_lsn + 1);
+    mn_err rc;
     p->tombstones = 0;
     p->n_rederive = 0;
     /* Preconditions first: a failing op leaves no trace in the batch. */
-    switch (entry->type) {
-    case MN_WAL_OP_SPACE_CREATE: {
-        char mk[sizeof META_SPACE_PREFIX + MN_SPACE_NAME_MAX];
-        int ml = snprintf(mk, sizeof mk, "%s%s", META_SPACE_PREFIX, entry->space);
-        uint8_t *buf;
-        size_t len;
-        if ((rc = mn_wire_wal_encode(entry, &buf, &len))) return rc;
-        mn_wb_put(b, e, CF_META, mk, (size_t)ml, buf, len);
-        free(buf);
-        uint8_t nk[4];
-        mn_put_be32(nk, entry->op.space_create.space_id + 1);
-        mn_wb_put(b, e, CF_META, "next_sid", 8, nk, 4);
-        /* a name dropped before: its marker and the old WAL's drop entry go
-         * (stage gave this space the next epoch) */
-        char dk[sizeof META_DROPPED_PREFIX + MN_SPACE_NAME_MAX];
-        int dl = snprintf(dk, sizeof dk, "%s%s", META_DROPPED_PREFIX, entry->space);
-        char *v;
-        size_t vl;
-        if ((rc = mn_store_get_wi(&e->store, b, CF_META, dk, (size_t)dl, &v, &vl, err))) return rc;
-        if (v) {
-            mn_wal_entry old;
-            if (!mn_wire_wal_decode((const uint8_t *)v, vl, &old, NULL) &&
-                old.type == MN_WAL_OP_SPACE_DROP) {
-                uint8_t wk[KEY_WAL_LEN];
-                mn_key_wal(wk, old.op.space_drop.space_id, old.lsn);
-                mn_wb_del(b, e, CF_WAL, wk, sizeof wk);
-                mn_wal_entry_clear(&old);
-            }
-            free(v);
-            mn_wb_del(b, e, CF_META, dk, (size_t)dl);
-        }
-        /* memories of this space record which WAL entries carry them */
-        uint8_t wm[KEY_SID_LEN + 1];
-        mn_key_sid(wm, entry->op.space_create.space_id);
-        wm[KEY_SID_LEN] = 'W';
-        mn_wb_put(b, e, CF_INDEX, wm, sizeof wm, "", 0);
-        /* and store their term lists, made by this tokenizer */
-        uint8_t kh[MN_KW_HEADER_LEN];
-        mn_kw_header(kh);
-        mn_wb_put(b, e, CF_KEYWORDS, wm, KEY_SID_LEN, kh, sizeof kh);
+    switch (p->entry.type) {
+    case MN_WAL_OP_SPACE_CREATE:
+        rc = apply_space_create(e, p, b);
         break;
-    }
-    case MN_WAL_OP_SPACE_DROP: {
-        char mk[sizeof META_SPACE_PREFIX + MN_SPACE_NAME_MAX];
-        int ml = snprintf(mk, sizeof mk, "%s%s", META_SPACE_PREFIX, entry->space);
-        mn_wb_del(b, e, CF_META, mk, (size_t)ml);
-        /* the marker: a space created under this name later takes the next epoch */
-        char dk[sizeof META_DROPPED_PREFIX + MN_SPACE_NAME_MAX];
-        int dl = snprintf(dk, sizeof dk, "%s%s", META_DROPPED_PREFIX, entry->space);
-        uint8_t *buf;
-        size_t len;
-        if ((rc = mn_wire_wal_encode(entry, &buf, &len))) return rc;
-        mn_wb_put(b, e, CF_META, dk, (size_t)dl, buf, len);
-        free(buf);
+    case MN_WAL_OP_SPACE_DROP:
+        rc = apply_space_drop(e, p, b);
         break;
-    }
     case MN_WAL_OP_REMEMBER:
         rc = apply_remember(e, p, b);
         break;
@@ -591,57 +624,33 @@ mn_err mn_apply_entry(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
         rc = apply_forget(e, p, b);
         break;
     case MN_WAL_OP_CONSOLIDATE:
-        rc = mn_apply_consolidate(e, p, b);
+        rc = mn__apply_consolidate(e, p, b);
         break;
     case MN_WAL_OP_REINFORCE:
-        for (size_t i = 0; i < entry->op.reinforce.n && !rc; i++) {
-            const mn_strength *st = &entry->op.reinforce.items[i];
-            bool live;
-            rc = is_live(e, b, sp, &st->id, &live, err);
-            if (rc || !live) continue;
-            uint8_t sk[KEY_STRENGTH_LEN], v[STRENGTH_VALUE_LEN];
-            mn_key_strength(sk, sp->sid, &st->id);
-            memcpy(v, &st->stability_days, 4);
-            memcpy(v + 4, &st->last_access_ms, 8);
-            memcpy(v + 12, &st->access_count, 4);
-            mn_wb_put(b, e, CF_INDEX, sk, sizeof sk, v, sizeof v);
-        }
+        rc = apply_reinforce(e, p, b);
         break;
     case MN_WAL_OP_ASSOCIATE:
-        /* client edges (causal, explicit) must join live memories; derived links
-         * (semantic, from the linker) are dropped when an end is gone */
-        rc = apply_edges(e, sp, entry->op.associate.edges, entry->op.associate.n, b,
-                         entry->op.associate.n && entry->op.associate.edges[0].kind >= MN_EDGE_CAUSAL &&
-                             entry->op.associate.edges[0].kind <= MN_EDGE_EXPLICIT,
-                         err);
+        rc = apply_associate(e, p, b);
         break;
     default:
-        return mn_error_set(err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)entry->type);
+        return mn_error_set(&p->err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)p->entry.type);
     }
     if (rc) return rc;
-    uint8_t wk[KEY_WAL_LEN];
-    mn_key_wal(wk, sp->sid, entry->lsn);
-    uint8_t *buf;
-    size_t len;
-    if ((rc = encode_applied(entry, p->accepted, &buf, &len)))
-        return mn_error_set(err, rc, "encoding the WAL entry");
-    mn_wb_put(b, e, CF_WAL, wk, sizeof wk, buf, len);
-    free(buf);
-    return MN_OK;
+    return put_entry(e, p, b);
 }
 
-mn_err mn_apply_ranges(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
-                       rocksdb_writebatch_t *b)
+mn_err mn__apply_ranges(mn_engine_t *e, mn__space *sp, const mn_wal_entry *entry,
+                        rocksdb_writebatch_t *b)
 {
     if (entry->type != MN_WAL_OP_SPACE_DROP) return MN_OK;
     uint8_t lo[KEY_SID_LEN], hi[KEY_SID_LEN];
-    mn_key_sid(lo, sp->sid);
-    mn_key_sid(hi, sp->sid + 1);
+    mn__key_sid(lo, sp->sid);
+    mn__key_sid(hi, sp->sid + 1);
     for (int cf = CF_WAL; cf < CF_COUNT; cf++)
         rocksdb_writebatch_delete_range_cf(b, e->store.cf[cf], (const char *)lo, sizeof lo,
                                            (const char *)hi, sizeof hi);
     uint8_t wk[KEY_WAL_LEN];
-    mn_key_wal(wk, sp->sid, entry->lsn);
+    mn__key_wal(wk, sp->sid, entry->lsn);
     uint8_t *buf;
     size_t len;
     mn_err rc = mn_wire_wal_encode(entry, &buf, &len);
@@ -652,91 +661,119 @@ mn_err mn_apply_ranges(mn_engine *e, mn_space *sp, const mn_wal_entry *entry,
     return MN_OK;
 }
 
-void mn_apply_memory(mn_engine *e, mn_pending *p)
+/* A remember's memories and edges (write lock held). */
+static void memory_remember(mn__space *sp, const mn__pending *p)
 {
-    mn_space *sp = p->sp;
     const mn_wal_entry *entry = &p->entry;
-    const bool *accepted = p->accepted;
-    const mn_kw_buf *kw = p->kw;
+    const mn__kw_buf *kw = p->kw;
+    for (size_t i = 0; i < entry->op.remember.n; i++) {
+        const mn_memory_t *m = &entry->op.remember.mems[i];
+        if (!p->accepted[i]) continue;
+        if (m->forgotten)
+            mn__space_remove(sp, &m->id);
+        else if (mn__space_insert_doc(sp, m, kw ? kw[i].buf : NULL, kw ? kw[i].len : 0))
+            mn_log_error("space %s: out of memory indexing a memory; restart reloads it",
+                         sp->def.name);
+    }
+    for (size_t i = 0; i < entry->op.remember.n_edges; i++)
+        mn__space_link(sp, &entry->op.remember.edges[i]);
+}
+
+/* A consolidate entry's semantic memories and their links (write lock held). */
+static void memory_consolidate(mn__space *sp, const mn__pending *p)
+{
+    const mn_wal_entry *entry = &p->entry;
+    const mn__kw_buf *kw = p->kw;
+    for (size_t i = 0; i < entry->op.consolidate.n; i++) {
+        const mn_memory_t *m = &entry->op.consolidate.mems[i];
+        if (!p->accepted[i]) continue;
+        if (m->forgotten) {
+            mn__space_remove(sp, &m->id);
+            continue;
+        }
+        if (mn__space_replace_doc(sp, m, kw ? kw[i].buf : NULL, kw ? kw[i].len : 0))
+            mn_log_error("space %s: out of memory indexing a semantic memory", sp->def.name);
+        mn__space_link_supports(sp, &m->id, m->support, m->n_support);
+    }
+}
+
+/* New strengths (write lock held). Merge rule (replicas may see
+ * reinforcements twice): keep the later access. */
+static void memory_reinforce(mn__space *sp, const mn_wal_entry *entry)
+{
+    for (size_t i = 0; i < entry->op.reinforce.n; i++) {
+        const mn_strength *st = &entry->op.reinforce.items[i];
+        uint32_t slot = mn__space_find(sp, &st->id);
+        if (slot == UINT32_MAX) continue;
+        mn__slot *sl = &sp->slots[slot];
+        if (st->last_access_ms < sl->last_access_ms) continue;
+        sl->stability_days = st->stability_days;
+        sl->last_access_ms = st->last_access_ms;
+        sl->access_count = st->access_count;
+    }
+}
+
+/* A forget (delete or suppress) or an unsuppress (write lock held); the
+ * suppression times are those apply_forget stored. */
+static void memory_forget(mn__space *sp, const mn_wal_entry *entry)
+{
+    if (entry->type == MN_WAL_OP_FORGET && entry->op.forget.mode == MN_FORGET_DELETE) {
+        mn__space_remove(sp, &entry->op.forget.id);
+        return;
+    }
+    bool suppress = entry->type == MN_WAL_OP_FORGET;
+    uint32_t slot = mn__space_find(sp, suppress ? &entry->op.forget.id : &entry->op.unsuppress.id);
+    if (slot == UINT32_MAX || sp->slots[slot].suppressed == suppress) return;
+    if (suppress)
+        sp->slots[slot].suppressed_at_ms = entry->op.forget.at_ms;
+    else
+        sp->slots[slot].unsuppressed_at_ms =
+            entry->op.unsuppress.at_ms ? entry->op.unsuppress.at_ms : mn_hlc_ms(entry->hlc);
+    mn__space_set_suppressed(sp, slot, suppress);
+}
+
+void mn__apply_memory(mn_engine_t *e, mn__pending *p)
+{
+    mn_assert(mn__commit_on_thread(e));
+    mn__space *sp = p->sp;
+    const mn_wal_entry *entry = &p->entry;
+    /* lsns are dense: each applied entry is the one after the last */
+    mn_assert(entry->lsn == sp->last_lsn + 1);
     if (entry->type == MN_WAL_OP_SPACE_DROP) {
         /* the commit thread takes the space out of the map */
         atomic_store(&sp->dropped, true);
         __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
-        mn_events_end(e, sp->def.name, MN_EVENT_SPACE_DROPPED);
+        mn__events_end(e, sp->def.name, MN_EVENT_SPACE_DROPPED);
         return;
     }
     pthread_rwlock_wrlock(&sp->lock);
     switch (entry->type) {
     case MN_WAL_OP_REMEMBER:
-        for (size_t i = 0; i < entry->op.remember.n; i++) {
-            const mn_memory_t *m = &entry->op.remember.mems[i];
-            if (!accepted[i]) continue;
-            if (m->forgotten)
-                mn_space_remove(sp, &m->id);
-            else if (mn_space_insert_doc(sp, m, kw ? kw[i].buf : NULL, kw ? kw[i].len : 0))
-                mn_log_error("space %s: out of memory indexing a memory; restart reloads it",
-                             sp->def.name);
-        }
-        for (size_t i = 0; i < entry->op.remember.n_edges; i++)
-            mn_space_link(sp, &entry->op.remember.edges[i]);
+        memory_remember(sp, p);
         break;
     case MN_WAL_OP_ASSOCIATE:
         for (size_t i = 0; i < entry->op.associate.n; i++)
-            mn_space_link(sp, &entry->op.associate.edges[i]);
+            mn__space_link(sp, &entry->op.associate.edges[i]);
         break;
     case MN_WAL_OP_CONSOLIDATE:
-        for (size_t i = 0; i < entry->op.consolidate.n; i++) {
-            const mn_memory_t *m = &entry->op.consolidate.mems[i];
-            if (!accepted[i]) continue;
-            if (m->forgotten) {
-                mn_space_remove(sp, &m->id);
-                continue;
-            }
-            if (mn_space_replace_doc(sp, m, kw ? kw[i].buf : NULL, kw ? kw[i].len : 0))
-                mn_log_error("space %s: out of memory indexing a semantic memory", sp->def.name);
-            mn_space_link_supports(sp, &m->id, m->support, m->n_support);
-        }
+        memory_consolidate(sp, p);
         break;
     case MN_WAL_OP_REINFORCE:
-        for (size_t i = 0; i < entry->op.reinforce.n; i++) {
-            const mn_strength *st = &entry->op.reinforce.items[i];
-            uint32_t slot = mn_space_find(sp, &st->id);
-            if (slot == UINT32_MAX) continue;
-            /* merge rule (replicas may see reinforcements twice): keep the later access */
-            mn_slot *sl = &sp->slots[slot];
-            if (st->last_access_ms < sl->last_access_ms) continue;
-            sl->stability_days = st->stability_days;
-            sl->last_access_ms = st->last_access_ms;
-            sl->access_count = st->access_count;
-        }
+        memory_reinforce(sp, entry);
         break;
     case MN_WAL_OP_FORGET:
-        if (entry->op.forget.mode == MN_FORGET_DELETE) {
-            mn_space_remove(sp, &entry->op.forget.id);
-        } else {
-            uint32_t slot = mn_space_find(sp, &entry->op.forget.id);
-            if (slot != UINT32_MAX && !sp->slots[slot].suppressed) { /* as apply_forget */
-                sp->slots[slot].suppressed_at_ms = entry->op.forget.at_ms;
-                mn_space_set_suppressed(sp, slot, true);
-            }
-        }
+    case MN_WAL_OP_UNSUPPRESS:
+        memory_forget(sp, entry);
         break;
-    case MN_WAL_OP_UNSUPPRESS: {
-        uint32_t slot = mn_space_find(sp, &entry->op.unsuppress.id);
-        if (slot != UINT32_MAX && sp->slots[slot].suppressed) {
-            sp->slots[slot].unsuppressed_at_ms =
-                entry->op.unsuppress.at_ms ? entry->op.unsuppress.at_ms : mn_hlc_ms(entry->hlc);
-            mn_space_set_suppressed(sp, slot, false);
-        }
-        break;
-    }
     default:
         break;
     }
+    /* the tombstone count follows the store's; it never goes below 0 */
+    mn_assert(p->tombstones >= 0 || (uint64_t)-p->tombstones <= sp->n_tombstones);
     sp->n_tombstones = (uint64_t)((int64_t)sp->n_tombstones + p->tombstones);
     __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&sp->lock);
-    mn_events_from_entry(e, entry, accepted);
+    mn__events_from_entry(e, entry, p->accepted);
     /* the vector index follows under the read lock, before the writer is answered */
-    mn_space_index_sync(e, sp);
+    mn__space_index_sync(e, sp);
 }

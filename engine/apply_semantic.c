@@ -12,7 +12,9 @@
  *    (its cluster was gone) comes back under its id.
  * Erasing an episode (apply.c) notes the memories listing it in p->rederive;
  * the commit thread re-derives them at the end of the group (commit.c). */
+#include "apply.h"
 #include "apply_internal.h"
+#include "assoc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +26,14 @@ static int id_order(const void *a, const void *b)
 
 /* Adds (add) or removes semantic memory sem in the list of the memories that
  * list episode ep (its consolidated mark). */
-static mn_err holder_edit(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *ep,
-                          const mn_id_t *sem, bool add, mn_error *err)
+static mn_err holder_edit(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                          const mn_id_t *ep, const mn_id_t *sem, bool add, mn_error *err)
 {
     uint8_t k[KEY_CONSOLIDATED_LEN];
-    mn_key_consolidated(k, sp->sid, ep);
+    mn__key_consolidated(k, sp->sid, ep);
     char *v;
     size_t vl;
-    mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
+    mn_err rc = mn__store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
     if (rc) return rc;
     size_t n = v ? vl / 16 : 0, at = 0;
     const mn_id_t *ids = (const mn_id_t *)v;
@@ -44,7 +46,7 @@ static mn_err holder_edit(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp
     }
     if (!add && n == 1) {
         free(v);
-        mn_wb_del(b, e, CF_INDEX, k, sizeof k);
+        mn__wb_del(b, e, CF_INDEX, k, sizeof k);
         return MN_OK;
     }
     mn_id_t *nv = malloc((n + 1) * sizeof *nv);
@@ -59,22 +61,22 @@ static mn_err holder_edit(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp
     if (rest) memcpy(nv + m, ids + (n - rest), rest * sizeof *nv);
     m += rest;
     free(v);
-    mn_wb_put(b, e, CF_INDEX, k, sizeof k, nv, m * sizeof *nv);
+    mn__wb_put(b, e, CF_INDEX, k, sizeof k, nv, m * sizeof *nv);
     free(nv);
     return MN_OK;
 }
 
 /* Episode ep no longer supports semantic memory sem: mark and link go. */
-mn_err mn_apply_unlist_support(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp,
-                               const mn_id_t *ep, const mn_id_t *sem, mn_error *err)
+mn_err mn__apply_unlist_support(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                                const mn_id_t *ep, const mn_id_t *sem, mn_error *err)
 {
     uint8_t ek[KEY_EDGE_LEN];
-    mn_key_edge(ek, sp->sid, ep, sem, MN_EDGE_CONSOLIDATION);
-    mn_wb_del(b, e, CF_INDEX, ek, sizeof ek);
+    mn__key_edge(ek, sp->sid, ep, sem, MN_EDGE_CONSOLIDATION);
+    mn__wb_del(b, e, CF_INDEX, ek, sizeof ek);
     return holder_edit(e, b, sp, ep, sem, false, err);
 }
 
-static mn_err push_rederive(mn_pending *p, const mn_id_t *id)
+static mn_err push_rederive(mn__pending *p, const mn_id_t *id)
 {
     if (p->n_rederive == p->cap_rederive) {
         size_t nc = p->cap_rederive ? p->cap_rederive * 2 : 8;
@@ -89,25 +91,25 @@ static mn_err push_rederive(mn_pending *p, const mn_id_t *id)
 
 /* An episode being erased: the semantic memories listing it are noted for
  * re-derivation; its mark and links go. */
-mn_err mn_apply_take_holders(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b,
-                             const mn_id_t *ep, mn_error *err)
+mn_err mn__apply_take_holders(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b,
+                              const mn_id_t *ep, mn_error *err)
 {
     uint8_t k[KEY_CONSOLIDATED_LEN];
-    mn_key_consolidated(k, p->sp->sid, ep);
+    mn__key_consolidated(k, p->sp->sid, ep);
     char *v;
     size_t vl;
-    mn_err rc = mn_store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
+    mn_err rc = mn__store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
     if (rc || !v) return rc;
     for (size_t i = 0; i + 16 <= vl && !rc; i += 16) {
         mn_id_t sem;
         memcpy(sem.b, v + i, 16);
         uint8_t ek[KEY_EDGE_LEN];
-        mn_key_edge(ek, p->sp->sid, ep, &sem, MN_EDGE_CONSOLIDATION);
-        mn_wb_del(b, e, CF_INDEX, ek, sizeof ek);
+        mn__key_edge(ek, p->sp->sid, ep, &sem, MN_EDGE_CONSOLIDATION);
+        mn__wb_del(b, e, CF_INDEX, ek, sizeof ek);
         if (push_rederive(p, &sem)) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     }
     free(v);
-    mn_wb_del(b, e, CF_INDEX, k, sizeof k);
+    mn__wb_del(b, e, CF_INDEX, k, sizeof k);
     return rc;
 }
 
@@ -151,18 +153,18 @@ static bool drop_versions(mn_wal_entry *en, const walref *refs, size_t n)
  * entries that carried their earlier versions drop them (each entry rewritten
  * once, keeping its lsn and hlc), and each memory's WAL references become the
  * entries that still carry it plus lsn. */
-static mn_err supersede(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, const mn_id_t *ids,
-                        size_t n, uint64_t lsn, mn_error *err)
+static mn_err supersede(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                        const mn_id_t *ids, size_t n, uint64_t lsn, mn_error *err)
 {
     walref *refs = NULL;
     size_t nr = 0, cap = 0;
     mn_err rc = MN_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         uint8_t rk[KEY_WALREF_LEN];
-        mn_key_walref(rk, sp->sid, &ids[i]);
+        mn__key_walref(rk, sp->sid, &ids[i]);
         char *v;
         size_t vl;
-        if ((rc = mn_store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &v, &vl, err))) break;
+        if ((rc = mn__store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &v, &vl, err))) break;
         for (size_t j = 0; v && j + 8 <= vl; j += 8) {
             if (nr == cap) {
                 size_t nc = cap ? cap * 2 : 16;
@@ -184,24 +186,17 @@ static mn_err supersede(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, 
         while (j < nr && refs[j].lsn == refs[i].lsn)
             j++;
         uint8_t wk[KEY_WAL_LEN];
-        mn_key_wal(wk, sp->sid, refs[i].lsn);
+        mn__key_wal(wk, sp->sid, refs[i].lsn);
         char *v;
         size_t vl;
-        if ((rc = mn_store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
+        if ((rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
         mn_wal_entry en;
         if (v && !mn_wire_wal_decode((const uint8_t *)v, vl, &en, NULL)) {
             if (en.type != MN_WAL_OP_CONSOLIDATE) {
                 for (size_t k = i; k < j; k++)
                     refs[k].keep = true;
             } else if (drop_versions(&en, refs + i, j - i)) {
-                uint8_t *buf;
-                size_t len;
-                if ((rc = mn_wire_wal_encode(&en, &buf, &len)))
-                    mn_error_set(err, rc, "re-encoding a WAL entry");
-                else {
-                    mn_wb_put(b, e, CF_WAL, wk, sizeof wk, buf, len);
-                    free(buf);
-                }
+                rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &en, err);
             }
             mn_wal_entry_clear(&en);
         } /* trimmed (or unreadable, erased at the memory's forget): nothing to keep */
@@ -218,8 +213,8 @@ static mn_err supersede(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, 
                 mn_put_be64(val + 8 * m++, refs[j].lsn);
         mn_put_be64(val + 8 * m++, lsn);
         uint8_t rk[KEY_WALREF_LEN];
-        mn_key_walref(rk, sp->sid, &ids[i]);
-        mn_wb_put(b, e, CF_INDEX, rk, sizeof rk, val, m * 8);
+        mn__key_walref(rk, sp->sid, &ids[i]);
+        mn__wb_put(b, e, CF_INDEX, rk, sizeof rk, val, m * 8);
     }
     free(val);
     free(refs);
@@ -228,10 +223,10 @@ static mn_err supersede(mn_engine *e, rocksdb_writebatch_wi_t *b, mn_space *sp, 
 
 /* One semantic memory of a consolidate entry. *written is the id to
  * supersede (its earlier versions), or stays unset. */
-static mn_err apply_semantic(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b, size_t i,
+static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, size_t i,
                              bool *written, mn_error *err)
 {
-    mn_space *sp = p->sp;
+    mn__space *sp = p->sp;
     const mn_memory_t *m = &p->entry.op.consolidate.mems[i];
     *written = false;
     /* a memory listing a forgotten episode may hold its words: not applied */
@@ -244,13 +239,13 @@ static mn_err apply_semantic(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_
             state[j] = MN_MEM_LIVE;
             continue;
         }
-        rc = mn_apply_mem_state(e, b, sp, &m->support[j], &state[j], err);
+        rc = mn__record_state_wi(&e->store, b, sp, &m->support[j], &state[j], err);
         blocked = state[j] == MN_MEM_GONE;
     }
     mn_memory_record old;
     memset(&old, 0, sizeof old);
     bool found = false;
-    if (!rc && !blocked) rc = mn_apply_read_record(e, b, sp, &m->id, &old, &found, err);
+    if (!rc && !blocked) rc = mn__record_get_wi(&e->store, b, sp, &m->id, &old, &found, err);
     if (rc || blocked) {
         free(state);
         return rc;
@@ -262,28 +257,28 @@ static mn_err apply_semantic(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_
     }
     bool was_live = found && !old.tombstone;
     if (found && old.tombstone) { /* retired, and its cluster is back */
-        mn_apply_del_gone(e, b, sp, &old.mem, old.forgotten_at_ms);
+        mn__apply_del_gone(e, b, sp, &old.mem, old.forgotten_at_ms);
         p->tombstones--;
     } else if (found) {
         uint8_t tk[KEY_TIME_LEN];
-        mn_key_time(tk, sp->sid, old.mem.when_ms, &m->id);
-        mn_wb_del(b, e, CF_INDEX, tk, sizeof tk);
+        mn__key_time(tk, sp->sid, old.mem.when_ms, &m->id);
+        mn__wb_del(b, e, CF_INDEX, tk, sizeof tk);
         /* episodes it no longer lists lose the mark and the link */
         for (size_t j = 0; j < old.mem.n_support && !rc; j++)
             if (!bsearch(&old.mem.support[j], m->support, m->n_support, sizeof *m->support,
                          id_order))
-                rc = mn_apply_unlist_support(e, b, sp, &old.mem.support[j], &m->id, err);
+                rc = mn__apply_unlist_support(e, b, sp, &old.mem.support[j], &m->id, err);
     }
     uint8_t k[KEY_MEM_LEN];
-    mn_key_mem(k, sp->sid, &m->id);
+    mn__key_mem(k, sp->sid, &m->id);
     mn_memory_record rec = {.mem = *m, .tombstone = false};
-    if (!rc) rc = mn_apply_put_record(e, b, sp, &rec);
-    if (!rc) rc = mn_apply_put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err);
+    if (!rc) rc = mn__apply_put_record(e, b, sp, &rec);
+    if (!rc) rc = mn__apply_put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err);
     if (!rc && m->embedding)
-        mn_wb_put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
+        mn__wb_put(b, e, CF_VECTORS, k, sizeof k, m->embedding, (size_t)m->dim * sizeof(float));
     uint8_t tk[KEY_TIME_LEN];
-    mn_key_time(tk, sp->sid, m->when_ms, &m->id);
-    if (!rc) mn_wb_put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
+    mn__key_time(tk, sp->sid, m->when_ms, &m->id);
+    if (!rc) mn__wb_put(b, e, CF_INDEX, tk, sizeof tk, "", 0);
     /* its new episodes are marked (those not stored here yet too: a forget
      * that reaches them later finds the memory) and linked */
     for (size_t j = 0; j < m->n_support && !rc; j++) {
@@ -294,10 +289,10 @@ static mn_err apply_semantic(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_
         if (state[j] != MN_MEM_LIVE) continue;
         uint8_t ek[KEY_EDGE_LEN], v[5];
         float w = 1.0f;
-        mn_key_edge(ek, sp->sid, &m->support[j], &m->id, MN_EDGE_CONSOLIDATION);
+        mn__key_edge(ek, sp->sid, &m->support[j], &m->id, MN_EDGE_CONSOLIDATION);
         v[0] = MN_EDGE_CONSOLIDATION;
         memcpy(v + 1, &w, 4);
-        mn_wb_put(b, e, CF_INDEX, ek, sizeof ek, v, sizeof v);
+        mn__wb_put(b, e, CF_INDEX, ek, sizeof ek, v, sizeof v);
     }
     mn_memory_clear(&old.mem);
     free(state);
@@ -307,7 +302,7 @@ static mn_err apply_semantic(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_
 
 /* New, updated or revived semantic memories and the episodes they list, and
  * erased stubs (retired or forgotten). */
-mn_err mn_apply_consolidate(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t *b)
+mn_err mn__apply_consolidate(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
     const mn_wal_entry *en = &p->entry;
     size_t n = en->op.consolidate.n;
@@ -319,7 +314,7 @@ mn_err mn_apply_consolidate(mn_engine *e, mn_pending *p, rocksdb_writebatch_wi_t
         const mn_memory_t *m = &en->op.consolidate.mems[i];
         p->accepted[i] = false;
         if (m->forgotten) {
-            rc = mn_apply_stub(e, p, b, m, &p->accepted[i], &p->err);
+            rc = mn__apply_stub(e, p, b, m, &p->accepted[i], &p->err);
             continue;
         }
         rc = apply_semantic(e, p, b, i, &p->accepted[i], &p->err);

@@ -21,13 +21,18 @@
  * node, so the WAL carries the results and replicas and restarts agree. If the
  * queue overflows (BG_QUEUE_MAX) jobs are dropped and counted rather than
  * slowing callers. */
+#include "background.h"
+
+#include "assoc.h"
+#include "commit.h"
+#include "decay.h"
 #include "engine_internal.h"
+#include "indexer.h"
 #include "space_index.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BG_QUEUE_MAX 100000
 #define BG_BATCH 256
@@ -37,61 +42,74 @@
  * counted); with one, neighbours come from the graph. */
 #define LINK_SCAN_MAX 50000
 
-typedef struct mn_link_job {
-    mn_space *sp; /* referenced while queued */
+typedef struct link_job {
+    mn__space *sp; /* referenced while queued */
     mn_id_t id;
     uint8_t kind;  /* BG_LINK | BG_REINFORCE */
     int64_t at_ms; /* reinforce: when the memory was recalled */
-} mn_link_job;
+} link_job;
 
 enum { BG_LINK = 0, BG_REINFORCE = 1 };
 
-static void enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n, uint8_t kind,
+/* The job queue and the thread that drains it. */
+struct mn__linker {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv; /* work arrived or stop */
+    pthread_cond_t idle_cv; /* queue drained */
+    link_job *jobs;
+    size_t n, cap, busy;
+    bool stop;
+};
+
+static void enqueue(mn_engine_t *e, mn__space *sp, const mn_id_t *ids, size_t n, uint8_t kind,
                     int64_t at_ms)
 {
-    if (!e->linker_running || !n) return;
-    pthread_mutex_lock(&e->lk_mu);
+    struct mn__linker *lk = e->linker;
+    if (!lk || !n) return;
+    pthread_mutex_lock(&lk->mu);
     for (size_t i = 0; i < n; i++) {
-        if (e->lk_n >= BG_QUEUE_MAX) {
+        if (lk->n >= BG_QUEUE_MAX) {
             atomic_fetch_add(&e->n_links_dropped, n - i);
             break;
         }
-        if (e->lk_n == e->lk_cap) {
-            size_t nc = e->lk_cap ? e->lk_cap * 2 : 1024;
-            mn_link_job *nj = realloc(e->lk_jobs, nc * sizeof *nj);
-            if (!nj) {
+        if (lk->n == lk->cap) {
+            size_t nc = lk->cap ? lk->cap * 2 : 1024;
+            link_job *grown = realloc(lk->jobs, nc * sizeof *grown);
+            if (!grown) {
                 atomic_fetch_add(&e->n_links_dropped, n - i);
                 break;
             }
-            e->lk_jobs = nj;
-            e->lk_cap = nc;
+            lk->jobs = grown;
+            lk->cap = nc;
         }
-        atomic_fetch_add(&sp->refs, 1);
-        e->lk_jobs[e->lk_n++] = (mn_link_job){sp, ids[i], kind, at_ms};
+        mn__space_ref(sp);
+        lk->jobs[lk->n++] = (link_job){sp, ids[i], kind, at_ms};
     }
-    pthread_cond_signal(&e->lk_cv);
-    pthread_mutex_unlock(&e->lk_mu);
+    pthread_cond_signal(&lk->work_cv);
+    pthread_mutex_unlock(&lk->mu);
 }
 
-void mn_linker_enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n)
+void mn__linker_enqueue(mn_engine_t *e, mn__space *sp, const mn_id_t *ids, size_t n)
 {
     if (e->opts.link_max) enqueue(e, sp, ids, n, BG_LINK, 0);
 }
 
-void mn_reinforce_enqueue(mn_engine *e, mn_space *sp, const mn_id_t *ids, size_t n, int64_t at_ms)
+void mn__reinforce_enqueue(mn_engine_t *e, mn__space *sp, const mn_id_t *ids, size_t n,
+                           int64_t at_ms)
 {
     enqueue(e, sp, ids, n, BG_REINFORCE, at_ms);
 }
 
 /* New strengths for recalled memories of sp, committed as one entry. */
-static void reinforce_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size_t n)
+static void reinforce_space(mn_engine_t *e, mn__space *sp, const link_job *jobs, size_t n)
 {
     mn_strength *items = malloc(n * sizeof *items);
     if (!items) return;
     size_t m = 0;
     pthread_rwlock_rdlock(&sp->lock);
     for (size_t i = 0; i < n; i++) {
-        uint32_t slot = mn_space_find(sp, &jobs[i].id);
+        uint32_t slot = mn__space_find(sp, &jobs[i].id);
         if (slot == UINT32_MAX) continue;
         /* a memory recalled twice in one batch is reinforced from its first new state */
         mn_strength cur;
@@ -101,8 +119,8 @@ static void reinforce_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs,
         if (j < m)
             cur = items[j];
         else
-            mn_slot_strength(sp, slot, e->opts.initial_stability_days, &cur);
-        mn_strength next = mn_reinforce(&cur, jobs[i].at_ms);
+            mn__slot_strength(&sp->slots[slot], e->opts.initial_stability_days, &cur);
+        mn_strength next = mn__reinforce(&cur, jobs[i].at_ms);
         if (j < m)
             items[j] = next;
         else
@@ -110,20 +128,18 @@ static void reinforce_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs,
     }
     pthread_rwlock_unlock(&sp->lock);
     if (m) {
-        mn_pending p = {0};
-        p.entry.type = MN_WAL_OP_REINFORCE;
-        snprintf(p.entry.space, sizeof p.entry.space, "%s", sp->def.name);
+        /* without fsync: a crash may forget a reinforcement, never a memory */
+        mn__pending p;
+        mn__pending_init(&p, MN_WAL_OP_REINFORCE, sp, false);
         p.entry.op.reinforce.items = items;
         p.entry.op.reinforce.n = m;
-        p.sp = sp;
-        p.sync = false; /* a crash may forget a reinforcement, never a memory */
-        if (mn_commit_submit(e, &p) == MN_OK) atomic_fetch_add(&e->n_reinforced, m);
+        if (mn__commit_submit(e, &p) == MN_OK) atomic_fetch_add(&e->n_reinforced, m);
     }
     free(items);
 }
 
 /* Links the jobs of one space (all jobs[i].sp == sp). */
-static void link_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size_t n)
+static void link_space(mn_engine_t *e, mn__space *sp, const link_job *jobs, size_t n)
 {
     pthread_rwlock_rdlock(&sp->lock);
     bool too_big = sp->n_live > LINK_SCAN_MAX && !atomic_load(&sp->ix_exists);
@@ -134,7 +150,7 @@ static void link_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size
     }
     mn_edge *edges = NULL;
     size_t n_edges = 0, cap = 0;
-    int64_t now = mn_engine_now(e);
+    int64_t now = mn__now(e);
     uint32_t dim = sp->def.dim;
     float *v = malloc(dim * sizeof(float));
     if (!v) return;
@@ -142,7 +158,7 @@ static void link_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size
         /* the read lock is taken per memory: the commit thread needs the write
          * lock between scans and must not wait for a whole batch */
         pthread_rwlock_rdlock(&sp->lock);
-        uint32_t slot = mn_space_find(sp, &jobs[i].id);
+        uint32_t slot = mn__space_find(sp, &jobs[i].id);
         if (slot == UINT32_MAX || !sp->slots[slot].has_vec) { /* forgotten meanwhile */
             pthread_rwlock_unlock(&sp->lock);
             continue;
@@ -156,35 +172,33 @@ static void link_space(mn_engine *e, mn_space *sp, const mn_link_job *jobs, size
         /* with a graph: its nearest (one more than link_max: the memory itself) */
         uint32_t *cands = NULL;
         size_t n_cands = 0;
-        bool indexed = mn_space_index_nearest(e, sp, v, e->opts.link_max + 1, &cands, &n_cands);
+        bool indexed = mn__space_index_nearest(e, sp, v, e->opts.link_max + 1, &cands, &n_cands);
         if (!indexed && sp->n_live > LINK_SCAN_MAX) {
             pthread_rwlock_unlock(&sp->lock);
             atomic_fetch_add(&e->n_links_dropped, 1);
             continue;
         }
-        mn_err rc = mn_space_autolink(sp, &m, NULL, 0, indexed ? cands : NULL, n_cands,
-                                      e->opts.link_threshold, e->opts.link_max, 0, now, &edges,
-                                      &n_edges, &cap);
+        mn_err rc = mn__space_autolink(sp, &m, NULL, 0, indexed ? cands : NULL, n_cands,
+                                       e->opts.link_threshold, e->opts.link_max, 0, now, &edges,
+                                       &n_edges, &cap);
         pthread_rwlock_unlock(&sp->lock);
         free(cands);
         if (rc) break;
     }
     free(v);
     if (n_edges) {
-        mn_pending p = {0};
-        p.entry.type = MN_WAL_OP_ASSOCIATE;
-        snprintf(p.entry.space, sizeof p.entry.space, "%s", sp->def.name);
+        /* derived data, without fsync: a crash loses at most links, never memories */
+        mn__pending p;
+        mn__pending_init(&p, MN_WAL_OP_ASSOCIATE, sp, false);
         p.entry.op.associate.edges = edges;
         p.entry.op.associate.n = n_edges;
-        p.sp = sp;
-        p.sync = false; /* derived data: a crash loses at most links, never memories */
-        if (mn_commit_submit(e, &p) == MN_OK) atomic_fetch_add(&e->n_links, n_edges);
+        if (mn__commit_submit(e, &p) == MN_OK) atomic_fetch_add(&e->n_links, n_edges);
     }
     free(edges);
 }
 
 /* Scheduled consolidation of every space. */
-static void consolidate_all(mn_engine *e)
+static void consolidate_all(mn_engine_t *e)
 {
     mn_space_def *defs;
     size_t n;
@@ -205,134 +219,139 @@ static void consolidate_all(mn_engine *e)
     free(defs);
 }
 
-static int64_t mono_ms(void)
+/* Shutdown: the queued reinforcements stay to be written, the link jobs go
+ * (mu held). Returns how many jobs are left. */
+static size_t keep_reinforcements(struct mn__linker *lk)
 {
-    return mn_time_mono_ns() / 1000000;
+    size_t m = 0;
+    for (size_t i = 0; i < lk->n; i++)
+        if (lk->jobs[i].kind == BG_REINFORCE)
+            lk->jobs[m++] = lk->jobs[i];
+        else
+            mn__space_unref(lk->jobs[i].sp);
+    lk->n = m;
+    return m;
 }
 
-/* Waits on lk_cv until work, stop, or the monotonic deadline (0 = none). */
-static void wait_work(mn_engine *e, int64_t deadline)
+/* Runs a batch of jobs: consecutive runs of one space and kind together (jobs
+ * arrive in order), each job's space released after. */
+static void run_batch(mn_engine_t *e, link_job *batch, size_t n)
 {
-    if (!deadline) {
-        pthread_cond_wait(&e->lk_cv, &e->lk_mu);
-        return;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && batch[j].sp == batch[i].sp && batch[j].kind == batch[i].kind)
+            j++;
+        if (!atomic_load(&batch[i].sp->dropped)) {
+            if (batch[i].kind == BG_LINK)
+                link_space(e, batch[i].sp, batch + i, j - i);
+            else
+                reinforce_space(e, batch[i].sp, batch + i, j - i);
+        }
+        for (size_t x = i; x < j; x++)
+            mn__space_unref(batch[x].sp);
+        i = j;
     }
-    int64_t left = deadline - mono_ms();
-    if (left <= 0) return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t ns = ts.tv_nsec + (left % 1000) * 1000000LL;
-    ts.tv_sec += (time_t)(left / 1000 + ns / 1000000000LL);
-    ts.tv_nsec = (long)(ns % 1000000000LL);
-    pthread_cond_timedwait(&e->lk_cv, &e->lk_mu, &ts);
 }
 
 static void *linker_main(void *arg)
 {
-    mn_engine *e = arg;
-    mn_link_job *batch = malloc(BG_BATCH * sizeof *batch);
-    int64_t interval = e->opts.consolidate_interval_ms;
-    int64_t next_run = interval > 0 ? mono_ms() + interval : 0;
-    int64_t coalesce_until = 0; /* a reinforce job heads the queue: wait for more until then */
-    pthread_mutex_lock(&e->lk_mu);
+    mn_engine_t *e = arg;
+    struct mn__linker *lk = e->linker;
+    link_job *batch = malloc(BG_BATCH * sizeof *batch);
+    int64_t interval_ms = e->opts.consolidate_interval_ms;
+    int64_t next_run_ms = interval_ms > 0 ? mn__mono_ms() + interval_ms : 0;
+    int64_t coalesce_until_ms = 0; /* a reinforce job heads the queue: wait for more until then */
+    pthread_mutex_lock(&lk->mu);
     while (batch) {
-        while (!e->lk_n && !e->lk_stop && !(next_run && mono_ms() >= next_run))
-            wait_work(e, next_run);
-        if (e->lk_stop) {
-            /* shutdown: write the queued reinforcements, drop the link jobs */
-            size_t m = 0;
-            for (size_t i = 0; i < e->lk_n; i++)
-                if (e->lk_jobs[i].kind == BG_REINFORCE) e->lk_jobs[m++] = e->lk_jobs[i];
-                else mn_engine_space_release(e, e->lk_jobs[i].sp);
-            e->lk_n = m;
-            if (!m) break;
-            coalesce_until = 0;
+        while (!lk->n && !lk->stop && !(next_run_ms && mn__mono_ms() >= next_run_ms))
+            mn__cond_wait_until(&lk->work_cv, &lk->mu, next_run_ms);
+        if (lk->stop) {
+            if (!keep_reinforcements(lk)) break;
+            coalesce_until_ms = 0;
         }
-        if (!e->lk_stop && next_run && mono_ms() >= next_run) {
-            pthread_mutex_unlock(&e->lk_mu);
+        if (!lk->stop && next_run_ms && mn__mono_ms() >= next_run_ms) {
+            pthread_mutex_unlock(&lk->mu);
             consolidate_all(e);
-            next_run = mono_ms() + interval;
-            pthread_mutex_lock(&e->lk_mu);
+            next_run_ms = mn__mono_ms() + interval_ms;
+            pthread_mutex_lock(&lk->mu);
             continue;
         }
-        if (!e->lk_stop && e->lk_jobs[0].kind == BG_REINFORCE && e->lk_n < BG_BATCH) {
-            int64_t now = mono_ms();
-            if (!coalesce_until) coalesce_until = now + REINFORCE_COALESCE_MS;
-            if (now < coalesce_until) {
-                int64_t until = next_run && next_run < coalesce_until ? next_run : coalesce_until;
-                wait_work(e, until);
+        if (!lk->stop && lk->jobs[0].kind == BG_REINFORCE && lk->n < BG_BATCH) {
+            int64_t now_ms = mn__mono_ms();
+            if (!coalesce_until_ms) coalesce_until_ms = now_ms + REINFORCE_COALESCE_MS;
+            if (now_ms < coalesce_until_ms) {
+                mn__cond_wait_until(&lk->work_cv, &lk->mu,
+                                    next_run_ms && next_run_ms < coalesce_until_ms
+                                        ? next_run_ms
+                                        : coalesce_until_ms);
                 continue;
             }
         }
-        coalesce_until = 0;
-        size_t n = e->lk_n < BG_BATCH ? e->lk_n : BG_BATCH;
-        memcpy(batch, e->lk_jobs, n * sizeof *batch);
-        memmove(e->lk_jobs, e->lk_jobs + n, (e->lk_n - n) * sizeof *batch);
-        e->lk_n -= n;
-        e->lk_busy = n;
-        pthread_mutex_unlock(&e->lk_mu);
-        /* jobs arrive in order; group consecutive runs of one space and kind */
-        for (size_t i = 0; i < n;) {
-            size_t j = i + 1;
-            while (j < n && batch[j].sp == batch[i].sp && batch[j].kind == batch[i].kind)
-                j++;
-            if (!atomic_load(&batch[i].sp->dropped)) {
-                if (batch[i].kind == BG_LINK)
-                    link_space(e, batch[i].sp, batch + i, j - i);
-                else
-                    reinforce_space(e, batch[i].sp, batch + i, j - i);
-            }
-            for (size_t x = i; x < j; x++)
-                mn_engine_space_release(e, batch[x].sp);
-            i = j;
-        }
-        pthread_mutex_lock(&e->lk_mu);
-        e->lk_busy = 0;
-        if (!e->lk_n) pthread_cond_broadcast(&e->lk_idle_cv);
+        coalesce_until_ms = 0;
+        size_t n = lk->n < BG_BATCH ? lk->n : BG_BATCH;
+        memcpy(batch, lk->jobs, n * sizeof *batch);
+        memmove(lk->jobs, lk->jobs + n, (lk->n - n) * sizeof *batch);
+        lk->n -= n;
+        lk->busy = n;
+        pthread_mutex_unlock(&lk->mu);
+        run_batch(e, batch, n);
+        pthread_mutex_lock(&lk->mu);
+        lk->busy = 0;
+        if (!lk->n) pthread_cond_broadcast(&lk->idle_cv);
     }
-    pthread_mutex_unlock(&e->lk_mu);
+    pthread_mutex_unlock(&lk->mu);
     free(batch);
     return NULL;
 }
 
-mn_err mn_linker_start(mn_engine *e, mn_error *err)
+static void linker_free(struct mn__linker *lk)
 {
-    pthread_mutex_init(&e->lk_mu, NULL);
-    pthread_cond_init(&e->lk_cv, NULL);
-    pthread_cond_init(&e->lk_idle_cv, NULL);
-    if (pthread_create(&e->linker, NULL, linker_main, e))
+    for (size_t i = 0; i < lk->n; i++)
+        mn__space_unref(lk->jobs[i].sp);
+    free(lk->jobs);
+    pthread_mutex_destroy(&lk->mu);
+    pthread_cond_destroy(&lk->work_cv);
+    pthread_cond_destroy(&lk->idle_cv);
+    free(lk);
+}
+
+mn_err mn__linker_start(mn_engine_t *e, mn_error *err)
+{
+    struct mn__linker *lk = calloc(1, sizeof *lk);
+    if (!lk) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&lk->mu, NULL);
+    pthread_cond_init(&lk->work_cv, NULL);
+    pthread_cond_init(&lk->idle_cv, NULL);
+    e->linker = lk;
+    if (pthread_create(&lk->thread, NULL, linker_main, e)) {
+        e->linker = NULL;
+        linker_free(lk);
         return mn_error_set(err, MN_ERR_IO, "cannot start the background thread");
-    e->linker_running = true;
+    }
     return MN_OK;
 }
 
-void mn_linker_stop(mn_engine *e)
+void mn__linker_stop(mn_engine_t *e)
 {
-    if (e->linker_running) {
-        pthread_mutex_lock(&e->lk_mu);
-        e->lk_stop = true;
-        pthread_cond_signal(&e->lk_cv);
-        pthread_mutex_unlock(&e->lk_mu);
-        pthread_join(e->linker, NULL);
-        e->linker_running = false;
-    }
-    for (size_t i = 0; i < e->lk_n; i++)
-        mn_engine_space_release(e, e->lk_jobs[i].sp);
-    free(e->lk_jobs);
-    e->lk_jobs = NULL;
-    e->lk_n = 0;
-    pthread_mutex_destroy(&e->lk_mu);
-    pthread_cond_destroy(&e->lk_cv);
-    pthread_cond_destroy(&e->lk_idle_cv);
+    struct mn__linker *lk = e->linker;
+    if (!lk) return;
+    pthread_mutex_lock(&lk->mu);
+    lk->stop = true;
+    pthread_cond_signal(&lk->work_cv);
+    pthread_mutex_unlock(&lk->mu);
+    pthread_join(lk->thread, NULL);
+    e->linker = NULL;
+    linker_free(lk);
 }
 
 void mn_engine_wait_background(mn_engine_t *e)
 {
-    if (e->linker_running) {
-        pthread_mutex_lock(&e->lk_mu);
-        while (e->lk_n || e->lk_busy)
-            pthread_cond_wait(&e->lk_idle_cv, &e->lk_mu);
-        pthread_mutex_unlock(&e->lk_mu);
+    struct mn__linker *lk = e->linker;
+    if (lk) {
+        pthread_mutex_lock(&lk->mu);
+        while (lk->n || lk->busy)
+            pthread_cond_wait(&lk->idle_cv, &lk->mu);
+        pthread_mutex_unlock(&lk->mu);
     }
-    mn_indexer_wait(e);
+    mn__indexer_wait(e);
 }

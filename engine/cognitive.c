@@ -3,7 +3,7 @@
  * completion (the rest of a partially remembered memory). Each is a thin,
  * deterministic composition of the engine's recall and list paths, so the
  * HTTP, gRPC and MCP doors can share them. */
-#include "engine_internal.h"
+#include "mnemo/engine.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -100,7 +100,8 @@ const char *mn_field_name(mn_field f)
 void mn_complete_result_clear(mn_complete_result *r)
 {
     mn_recall_result_clear(&r->candidates);
-    for (size_t i = 0; i < r->n_fields; i++) free(r->fields[i].value);
+    for (size_t i = 0; i < r->n_fields; i++)
+        free(r->fields[i].value);
     memset(r, 0, sizeof *r);
 }
 
@@ -135,17 +136,23 @@ static void field_value(const mn_memory_t *m, mn_field f, char *buf, size_t len)
 static bool field_given(const mn_memory_t *p, mn_field f)
 {
     switch (f) {
-    case MN_FIELD_CONTENT: return p->content && p->content_len > 0;
-    case MN_FIELD_WHO: return p->n_who > 0;
-    case MN_FIELD_WHERE: return p->where != NULL;
-    case MN_FIELD_SESSION: return p->session != NULL;
-    case MN_FIELD_TAGS: return p->n_tags > 0;
-    default: return true;
+    case MN_FIELD_CONTENT:
+        return p->content && p->content_len > 0;
+    case MN_FIELD_WHO:
+        return p->n_who > 0;
+    case MN_FIELD_WHERE:
+        return p->where != NULL;
+    case MN_FIELD_SESSION:
+        return p->session != NULL;
+    case MN_FIELD_TAGS:
+        return p->n_tags > 0;
+    default:
+        return true;
     }
 }
 
-mn_err mn_engine_complete(mn_engine_t *e, const char *space, const mn_memory_t *partial,
-                          uint32_t k, mn_complete_result *out, mn_error *err)
+mn_err mn_engine_complete(mn_engine_t *e, const char *space, const mn_memory_t *partial, uint32_t k,
+                          mn_complete_result *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!k) k = 5;
@@ -220,7 +227,8 @@ mn_err mn_engine_complete(mn_engine_t *e, const char *space, const mn_memory_t *
     free(b);
     free(w);
     if (res.n_hits > k) {
-        for (size_t i = k; i < res.n_hits; i++) mn_memory_clear(&res.hits[i].memory);
+        for (size_t i = k; i < res.n_hits; i++)
+            mn_memory_clear(&res.hits[i].memory);
         res.n_hits = k;
     }
     out->candidates = res;

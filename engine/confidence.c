@@ -22,14 +22,14 @@ static float clamp01(float x)
     return x > 0 ? (x < 1 ? x : 1) : 0; /* NaN: 0 */
 }
 
-float mn_support_factor(bool semantic, size_t n_support)
+float mn__support_factor(bool semantic, size_t n_support)
 {
     if (!semantic || n_support == 0) return 1.0f;
     return (float)(1.0 - exp(-(double)n_support / 3.0));
 }
 
-void mn_confidence_of(float match, float encoding, float retention, float support,
-                      mn_confidence *c)
+void mn__confidence_of(float match, float encoding, float retention, float support,
+                       mn_confidence *c)
 {
     match = clamp01(match);
     encoding = clamp01(encoding);

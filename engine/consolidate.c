@@ -35,7 +35,7 @@
  * run read it, so the answer counts what was applied).
  *
  * Between runs, forgetting an episode re-derives the semantic memories that
- * list it (mn_consolidate_rederive, semantic_build.c, from the commit thread
+ * list it (mn__consolidate_rederive, semantic_build.c, from the commit thread
  * in the forget's batch): the remaining members give centroid, cohesion,
  * medoid and summary as here; the keywords are the old ones a remaining
  * member holds (ranking needs the word counts of every cluster: the next run
@@ -55,8 +55,13 @@
  * support enters recall confidence, recall.c). Its id is the key's 48-bit
  * time, version 8, and a hash of the key. Unchanged memories are not
  * rewritten. */
-#include "text/keyword.h"
+#include "commit.h"
+#include "consolidate.h"
+#include "metrics.h"
+#include "record.h"
 #include "semantic_build.h"
+#include "text/keyword.h"
+#include "vec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +92,8 @@ static int cand_cmp(const void *a, const void *b)
 
 static uint64_t fnv64(const uint8_t *p, size_t n, uint64_t h)
 {
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
     return h;
 }
 
@@ -97,21 +103,23 @@ static mn_id_t semantic_id(const mn_id_t *key)
     mn_id_t id = *key;
     uint64_t h1 = fnv64(key->b, 16, 14695981039346656037ull ^ 0x73656d616e746963ull);
     uint64_t h2 = fnv64(key->b, 16, h1 ^ 0x636f6e736f6c6964ull);
-    for (int i = 0; i < 2; i++) id.b[6 + i] = (uint8_t)(h1 >> (8 * i));
-    for (int i = 0; i < 8; i++) id.b[8 + i] = (uint8_t)(h2 >> (8 * i));
+    for (int i = 0; i < 2; i++)
+        id.b[6 + i] = (uint8_t)(h1 >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        id.b[8 + i] = (uint8_t)(h2 >> (8 * i));
     id.b[6] = (uint8_t)(0x80 | (id.b[6] & 0x0f));
     id.b[8] = (uint8_t)(0x80 | (id.b[8] & 0x3f));
     return id;
 }
 
-bool mn_consolidate_made(const mn_id_t *id)
+bool mn__consolidate_made(const mn_id_t *id)
 {
     return (id->b[6] >> 4) == 8 && (id->b[8] & 0xc0) == 0x80;
 }
 
 /* ---- clustering (under the space's read lock) ---- */
 typedef struct clustering {
-    const mn_space *sp;
+    const mn__space *sp;
     uint32_t dim;
     float tau;
     cand *cs;
@@ -128,14 +136,14 @@ static const float *cand_vec(clustering *c, size_t i)
     const float *v = c->sp->vecs + (size_t)c->cs[i].slot * c->dim;
     if (c->sp->def.metric == MN_METRIC_COSINE) return v;
     memcpy(c->u, v, c->dim * sizeof(float));
-    mn_vec_normalize(c->u, c->dim);
+    mn__vec_normalize(c->u, c->dim);
     return c->u;
 }
 
 static float affinity(const clustering *c, const float *u, size_t i, int32_t k,
                       const int32_t *assign)
 {
-    float a = mn_vec_dot(u, c->cl[k].centroid, c->dim);
+    float a = mn__vec_dot(u, c->cl[k].centroid, c->dim);
     int32_t p = c->cs[i].prev, n = c->cs[i].next;
     if ((p >= 0 && assign[p] == k) || (n >= 0 && assign[n] == k)) a += SESSION_BONUS;
     return a;
@@ -159,7 +167,8 @@ static mn_err new_cluster(clustering *c, const float *u)
         free(k->centroid);
         return MN_ERR_NOMEM;
     }
-    for (uint32_t d = 0; d < c->dim; d++) k->sum[d] = u[d];
+    for (uint32_t d = 0; d < c->dim; d++)
+        k->sum[d] = u[d];
     memcpy(k->centroid, u, c->dim * sizeof(float));
     c->ncl++;
     return MN_OK;
@@ -175,11 +184,12 @@ static void recompute_centroids(clustering *c)
     for (size_t i = 0; i < c->nc; i++) {
         const float *u = cand_vec(c, i);
         cluster *k = &c->cl[c->cs[i].cluster];
-        for (uint32_t d = 0; d < c->dim; d++) k->sum[d] += u[d];
+        for (uint32_t d = 0; d < c->dim; d++)
+            k->sum[d] += u[d];
         k->n++;
     }
     for (size_t k = 0; k < c->ncl; k++)
-        mn_sem_centroid(c->cl[k].sum, c->dim, c->cl[k].centroid);
+        mn__sem_centroid(c->cl[k].sum, c->dim, c->cl[k].centroid);
 }
 
 static int by_session_when(const void *a, const void *b)
@@ -194,7 +204,8 @@ static int by_session_when(const void *a, const void *b)
  * they are within the temporal window. */
 static mn_err session_neighbours(cand *cs, size_t nc, int64_t window)
 {
-    for (size_t i = 0; i < nc; i++) cs[i].prev = cs[i].next = -1;
+    for (size_t i = 0; i < nc; i++)
+        cs[i].prev = cs[i].next = -1;
     if (window <= 0) return MN_OK;
     cand **order = malloc((nc ? nc : 1) * sizeof *order);
     if (!order) return MN_ERR_NOMEM;
@@ -223,7 +234,8 @@ static mn_err cluster_candidates(clustering *c)
         return MN_ERR_NOMEM;
     }
     mn_err rc = MN_OK;
-    for (size_t i = 0; i < nc; i++) assign[i] = -1;
+    for (size_t i = 0; i < nc; i++)
+        assign[i] = -1;
     /* leader pass in id order, with running centroids */
     for (size_t i = 0; i < nc && !rc; i++) {
         const float *u = cand_vec(c, i);
@@ -238,16 +250,18 @@ static mn_err cluster_candidates(clustering *c)
         }
         if (pick >= 0 && best >= c->tau) {
             cluster *k = &c->cl[pick];
-            for (uint32_t d = 0; d < c->dim; d++) k->sum[d] += u[d];
+            for (uint32_t d = 0; d < c->dim; d++)
+                k->sum[d] += u[d];
             k->n++;
-            mn_sem_centroid(k->sum, c->dim, k->centroid);
+            mn__sem_centroid(k->sum, c->dim, k->centroid);
             assign[i] = pick;
         } else {
             rc = new_cluster(c, u);
             assign[i] = (int32_t)c->ncl - 1;
         }
     }
-    for (size_t i = 0; i < nc && !rc; i++) c->cs[i].cluster = assign[i];
+    for (size_t i = 0; i < nc && !rc; i++)
+        c->cs[i].cluster = assign[i];
     /* synchronous refinement: every candidate against the exact centroids */
     for (int pass = 0; pass < REFINE_PASSES && !rc; pass++) {
         recompute_centroids(c);
@@ -268,7 +282,8 @@ static mn_err cluster_candidates(clustering *c)
             moved |= pick != assign[i];
         }
         memcpy(assign, next, nc * sizeof *assign);
-        for (size_t i = 0; i < nc; i++) c->cs[i].cluster = assign[i];
+        for (size_t i = 0; i < nc; i++)
+            c->cs[i].cluster = assign[i];
         if (!moved) break;
     }
     if (!rc) recompute_centroids(c);
@@ -277,7 +292,7 @@ static mn_err cluster_candidates(clustering *c)
     return rc;
 }
 
-static void free_kept(mn_sem_cluster *k, size_t n)
+static void free_kept(mn__sem_cluster *k, size_t n)
 {
     for (size_t i = 0; k && i < n; i++) {
         free(k[i].members);
@@ -286,115 +301,141 @@ static void free_kept(mn_sem_cluster *k, size_t n)
     free(k);
 }
 
+/* The clusters a run keeps. */
+typedef struct cluster_list {
+    mn__sem_cluster *ks;
+    size_t n;
+} cluster_list;
+
 /* A live semantic memory when the run began. */
 typedef struct existing {
     mn_id_t id;
     int64_t when_ms, created_at_ms;
 } existing;
 
-/* Steps 1-4 under the read lock: the clusters worth a semantic memory, and
- * the live semantic memories of the space. */
-static mn_err find_clusters(mn_engine *e, mn_space *sp, float tau, uint32_t min_support,
-                            int64_t now, mn_sem_cluster **out, size_t *n_out, existing **sems,
-                            size_t *n_sems, uint64_t *candidates)
+/* Step 1 (read lock held): the candidates into c, sorted by id, and the
+ * space's live semantic memories into sems[*n_sems]. */
+static void gather_candidates(const mn__space *sp, int64_t now_ms, clustering *c, existing *sems,
+                              size_t *n_sems)
 {
-    uint32_t dim = sp->def.dim;
-    clustering c = {.sp = sp, .dim = dim, .tau = tau};
-    mn_err rc = MN_OK;
-    mn_sem_cluster *ks = NULL;
-    size_t nk = 0;
-    pthread_rwlock_rdlock(&sp->lock);
-    c.cs = malloc((sp->n_slots ? sp->n_slots : 1) * sizeof *c.cs);
-    *sems = malloc((sp->n_semantic ? sp->n_semantic : 1) * sizeof **sems);
-    c.u = malloc(dim * sizeof(float));
-    if (!c.cs || !*sems || !c.u) rc = MN_ERR_NOMEM;
-    for (uint32_t i = 0; !rc && i < sp->n_slots; i++) {
-        const mn_slot *s = &sp->slots[i];
+    for (uint32_t i = 0; i < sp->n_slots; i++) {
+        const mn__slot *s = &sp->slots[i];
         if (s->state != SLOT_LIVE) continue;
-        if (s->expires_at_ms && s->expires_at_ms <= now) continue;
+        if (s->expires_at_ms && s->expires_at_ms <= now_ms) continue;
         if (s->kind == MN_KIND_SEMANTIC) {
             if (*n_sems < sp->n_semantic)
-                (*sems)[(*n_sems)++] = (existing){s->id, s->when_ms, s->created_at_ms};
+                sems[(*n_sems)++] = (existing){s->id, s->when_ms, s->created_at_ms};
             continue;
         }
         if (!s->has_vec || s->suppressed) continue;
-        cand *x = &c.cs[c.nc++];
+        cand *x = &c->cs[c->nc++];
         x->id = s->id;
         x->slot = i;
         x->when_ms = s->when_ms;
         x->session = 0;
         if (s->session) {
-            x->session = fnv64((const uint8_t *)s->session, strlen(s->session),
-                               14695981039346656037ull);
+            x->session =
+                fnv64((const uint8_t *)s->session, strlen(s->session), 14695981039346656037ull);
             if (!x->session) x->session = 1;
         }
         x->cluster = -1;
     }
-    *candidates = c.nc;
-    if (!rc) {
-        qsort(c.cs, c.nc, sizeof *c.cs, cand_cmp);
-        rc = session_neighbours(c.cs, c.nc, e->opts.temporal_window_ms);
+    qsort(c->cs, c->nc, sizeof *c->cs, cand_cmp);
+}
+
+/* Step 4 (read lock held): the clusters of at least min_support members, each
+ * with its members in id order (candidates are), centroid, cohesion, medoid. */
+static mn_err keep_clusters(clustering *c, uint32_t min_support, cluster_list *out)
+{
+    uint32_t dim = c->dim;
+    size_t want = 0, nk = 0;
+    for (size_t k = 0; k < c->ncl; k++)
+        want += c->cl[k].n >= min_support;
+    mn__sem_cluster *ks = calloc(want ? want : 1, sizeof *ks);
+    int32_t *kept_of = malloc((c->ncl ? c->ncl : 1) * sizeof *kept_of);
+    float *best = malloc((want ? want : 1) * sizeof *best);
+    mn_err rc = MN_OK;
+    if (!ks || !kept_of || !best) {
+        rc = MN_ERR_NOMEM;
+        goto out;
     }
-    if (!rc) rc = cluster_candidates(&c);
-    if (!rc) {
-        size_t want = 0;
-        for (size_t k = 0; k < c.ncl; k++) want += c.cl[k].n >= min_support;
-        ks = calloc(want ? want : 1, sizeof *ks);
-        if (!ks) rc = MN_ERR_NOMEM;
-    }
-    /* each mn_sem_cluster cluster: members in id order (candidates are), cohesion, medoid */
-    int32_t *kept_of = !rc ? malloc((c.ncl ? c.ncl : 1) * sizeof *kept_of) : NULL;
-    if (!rc && !kept_of) rc = MN_ERR_NOMEM;
-    for (size_t k = 0; !rc && k < c.ncl; k++) {
+    for (size_t k = 0; k < c->ncl; k++) {
         kept_of[k] = -1;
-        if (c.cl[k].n < min_support) continue;
-        mn_sem_cluster *x = &ks[nk];
-        x->members = malloc(c.cl[k].n * sizeof *x->members);
+        if (c->cl[k].n < min_support) continue;
+        mn__sem_cluster *x = &ks[nk];
+        x->members = malloc(c->cl[k].n * sizeof *x->members);
         x->centroid = malloc(dim * sizeof(float));
         if (!x->members || !x->centroid) {
             free(x->members);
             free(x->centroid);
             rc = MN_ERR_NOMEM;
-            break;
+            goto out;
         }
-        memcpy(x->centroid, c.cl[k].centroid, dim * sizeof(float));
+        memcpy(x->centroid, c->cl[k].centroid, dim * sizeof(float));
         kept_of[k] = (int32_t)nk++;
     }
-    float *best = !rc ? malloc((nk ? nk : 1) * sizeof *best) : NULL;
-    if (!rc && !best) rc = MN_ERR_NOMEM;
-    for (size_t i = 0; !rc && i < c.nc; i++) {
-        int32_t kx = kept_of[c.cs[i].cluster];
+    for (size_t i = 0; i < c->nc; i++) {
+        int32_t kx = kept_of[c->cs[i].cluster];
         if (kx < 0) continue;
-        mn_sem_cluster *x = &ks[kx];
-        float sim = mn_vec_dot(cand_vec(&c, i), x->centroid, dim);
+        mn__sem_cluster *x = &ks[kx];
+        float sim = mn__vec_dot(cand_vec(c, i), x->centroid, dim);
         x->cohesion += sim;
         if (!x->n || sim > best[kx]) { /* ties: the lower id */
             best[kx] = sim;
             x->medoid = x->n;
         }
-        x->members[x->n++] = c.cs[i].id;
+        x->members[x->n++] = c->cs[i].id;
     }
-    for (size_t k = 0; !rc && k < nk; k++) {
+    for (size_t k = 0; k < nk; k++) {
         ks[k].cohesion /= (double)ks[k].n;
         ks[k].id = semantic_id(&ks[k].members[0]);
     }
-    pthread_rwlock_unlock(&sp->lock);
+out:
     free(best);
     free(kept_of);
-    for (size_t k = 0; k < c.ncl; k++) {
-        free(c.cl[k].sum);
-        free(c.cl[k].centroid);
-    }
-    free(c.cl);
-    free(c.cs);
-    free(c.u);
     if (rc) {
         free_kept(ks, nk);
-        nk = 0;
         ks = NULL;
+        nk = 0;
     }
-    *out = ks;
-    *n_out = nk;
+    out->ks = ks;
+    out->n = nk;
+    return rc;
+}
+
+static void clustering_free(clustering *c)
+{
+    for (size_t k = 0; k < c->ncl; k++) {
+        free(c->cl[k].sum);
+        free(c->cl[k].centroid);
+    }
+    free(c->cl);
+    free(c->cs);
+    free(c->u);
+}
+
+/* Steps 1-4 under the read lock: the clusters worth a semantic memory, and
+ * the live semantic memories of the space. */
+static mn_err find_clusters(mn_engine_t *e, mn__space *sp, float tau, uint32_t min_support,
+                            int64_t now_ms, cluster_list *out, existing **sems, size_t *n_sems,
+                            uint64_t *candidates)
+{
+    clustering c = {.sp = sp, .dim = sp->def.dim, .tau = tau};
+    mn_err rc = MN_OK;
+    out->ks = NULL;
+    out->n = 0;
+    pthread_rwlock_rdlock(&sp->lock);
+    c.cs = malloc((sp->n_slots ? sp->n_slots : 1) * sizeof *c.cs);
+    *sems = malloc((sp->n_semantic ? sp->n_semantic : 1) * sizeof **sems);
+    c.u = malloc(c.dim * sizeof(float));
+    if (!c.cs || !*sems || !c.u) rc = MN_ERR_NOMEM;
+    if (!rc) gather_candidates(sp, now_ms, &c, *sems, n_sems);
+    *candidates = c.nc;
+    if (!rc) rc = session_neighbours(c.cs, c.nc, e->opts.temporal_window_ms);
+    if (!rc) rc = cluster_candidates(&c);
+    if (!rc) rc = keep_clusters(&c, min_support, out);
+    pthread_rwlock_unlock(&sp->lock);
+    clustering_free(&c);
     return rc;
 }
 
@@ -403,187 +444,226 @@ static int id_cmp(const void *a, const void *b)
     return mn_id_cmp(a, b);
 }
 
-/* Is the tombstone of id a retired semantic memory (not one a client forgot)? */
-static mn_err tombstone_retired(mn_engine *e, mn_space *sp, const mn_id_t *id, bool *retired)
+/* What a run made of a semantic memory. */
+enum { CREATED = 1, UPDATED, RETIRED };
+
+/* One run's working state. */
+typedef struct run {
+    mn_engine_t *e;
+    mn__space *sp;
+    int64_t now_ms;
+    cluster_list kept;
+    existing *existing; /* live semantic memories when the run began */
+    size_t n_existing;
+    mn__sem_summary *sums; /* per kept cluster */
+    mn__sem_words df;      /* word counts over all supported episodes */
+    double n_docs;
+    mn_memory_t *sems; /* the entry's memories */
+    uint8_t *what;     /* per memory: CREATED, UPDATED or RETIRED */
+    size_t n_sems;
+} run;
+
+/* Options left at 0 take the engine's (engine.consolidate_*), so on-demand
+ * and scheduled runs agree and do not undo each other. */
+static mn_err run_options(const mn_engine_t *e, const mn_consolidate_opts *opts, float *tau,
+                          uint32_t *min_support, mn_error *err)
 {
-    uint8_t k[KEY_MEM_LEN];
-    mn_key_mem(k, sp->sid, id);
-    char *v;
-    size_t vl;
-    *retired = false;
-    mn_err rc = mn_store_get(&e->store, CF_MEMORIES, k, sizeof k, &v, &vl, NULL);
-    if (rc || !v) return rc;
-    mn_memory_record rec;
-    if (!mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, NULL)) {
-        *retired = rec.tombstone && rec.mem.retired;
-        mn_memory_clear(&rec.mem);
-    }
-    free(v);
+    const mn_consolidate_opts *dflt = &e->opts.consolidate;
+    *tau = opts && opts->threshold > 0 ? opts->threshold
+           : dflt->threshold > 0       ? dflt->threshold
+                                       : 0.75f;
+    *min_support = opts && opts->min_support ? opts->min_support
+                   : dflt->min_support       ? dflt->min_support
+                                             : 3;
+    if (!(*tau > 0 && *tau <= 1))
+        return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in (0, 1]");
+    if (*min_support > 100000)
+        return mn_error_set(err, MN_ERR_INVALID, "min_support: at most 100000");
     return MN_OK;
+}
+
+/* The members' records of each kept cluster (words, times, tags, people) and
+ * the global word counts. A cluster with a member forgotten meanwhile is
+ * skipped: the next run sees the new set. */
+static mn_err summarise(run *r)
+{
+    size_t nk = r->kept.n;
+    if (!(r->sums = calloc(nk ? nk : 1, sizeof *r->sums))) return MN_ERR_NOMEM;
+    for (size_t k = 0; k < nk; k++) {
+        mn__sem_cluster *kc = &r->kept.ks[k];
+        mn_err sr = mn__sem_summarise(r->e, r->sp, kc, &r->sums[k]);
+        if (sr == MN_ERR_NOT_FOUND) {
+            mn__sem_summary_free(&r->sums[k]);
+            kc->skip = true;
+            continue;
+        }
+        if (sr) return sr;
+        r->n_docs += (double)kc->n;
+        for (size_t i = 0; i < r->sums[k].words.n; i++) {
+            const mn__sem_word *w = &r->sums[k].words.e[i];
+            mn__sem_word *g = mn__sem_words_get(&r->df, w->word, strlen(w->word), true);
+            if (!g) return MN_ERR_NOMEM;
+            g->count += w->count;
+        }
+    }
+    return MN_OK;
+}
+
+/* How built memory m compares with what is stored: *what CREATED (new, or
+ * retired before and its cluster is back) or UPDATED, or 0 to leave it out
+ * (unchanged, or forgotten by a client: its key stays without a memory). */
+static mn_err compare_stored(run *r, mn_memory_t *m, uint8_t *what)
+{
+    mn_memory_t old;
+    mn_error rerr = {0};
+    mn_err gr = mn__record_read(&r->e->store, r->e->opts.initial_stability_days, r->sp, &m->id,
+                                true, &old, &rerr);
+    *what = 0;
+    if (gr == MN_ERR_NOT_FOUND) {
+        *what = CREATED;
+    } else if (gr == MN_ERR_GONE) {
+        bool retired = false;
+        mn_err rc = mn__record_retired(&r->e->store, r->sp, &m->id, &retired);
+        if (rc) return rc;
+        if (retired) *what = CREATED;
+    } else if (gr) {
+        return gr;
+    } else {
+        /* a client's suppression stays */
+        m->suppressed = old.suppressed;
+        m->suppressed_at_ms = old.suppressed_at_ms;
+        m->unsuppressed_at_ms = old.unsuppressed_at_ms;
+        bool same = mn__sem_same(m, &old) && m->suppressed == old.suppressed;
+        mn_memory_clear(&old);
+        if (!same) *what = UPDATED;
+    }
+    return MN_OK;
+}
+
+/* Builds each kept cluster's memory and keeps those that change something. */
+static mn_err build_memories(run *r)
+{
+    for (size_t k = 0; k < r->kept.n; k++) {
+        if (r->kept.ks[k].skip) continue;
+        mn_memory_t *m = &r->sems[r->n_sems];
+        mn_err rc = mn__sem_build(r->sp, &r->kept.ks[k], &r->sums[k], &r->df, r->n_docs, m);
+        uint8_t what = 0;
+        if (!rc) rc = compare_stored(r, m, &what);
+        if (rc || !what) mn_memory_clear(m);
+        if (rc) return rc;
+        if (what) r->what[r->n_sems++] = what;
+    }
+    return MN_OK;
+}
+
+/* Step 5: retires what this module made and no cluster is keyed by any more,
+ * as erased stubs in the same entry. */
+static mn_err retire_stale(run *r)
+{
+    size_t nk = r->kept.n;
+    mn_id_t *keep = malloc((nk ? nk : 1) * sizeof *keep);
+    if (!keep) return MN_ERR_NOMEM;
+    for (size_t k = 0; k < nk; k++)
+        keep[k] = r->kept.ks[k].id; /* skipped ones too */
+    qsort(keep, nk, sizeof *keep, id_cmp);
+    for (size_t i = 0; i < r->n_existing; i++) {
+        const existing *x = &r->existing[i];
+        if (bsearch(&x->id, keep, nk, sizeof *keep, id_cmp)) continue;
+        if (!mn__consolidate_made(&x->id)) continue; /* a client remembered it */
+        mn_memory_t *st = &r->sems[r->n_sems];
+        mn_memory_init(st);
+        st->id = x->id;
+        st->kind = MN_KIND_SEMANTIC;
+        st->when_ms = x->when_ms;
+        st->created_at_ms = x->created_at_ms;
+        st->forgotten = true;
+        st->retired = true;
+        st->forgotten_at_ms = r->now_ms;
+        r->what[r->n_sems++] = RETIRED;
+    }
+    free(keep);
+    return MN_OK;
+}
+
+/* Commits the run's entry and counts what the apply took: a memory listing
+ * an episode forgotten meanwhile is not. */
+static mn_err commit_run(run *r, mn_consolidate_result *out, mn_error *err)
+{
+    mn__pending p;
+    mn__pending_init(&p, MN_WAL_OP_CONSOLIDATE, r->sp, true);
+    p.entry.op.consolidate.mems = r->sems;
+    p.entry.op.consolidate.n = r->n_sems;
+    p.keep_accepted = true;
+    mn_err rc = mn__commit_submit(r->e, &p);
+    if (rc && err) *err = p.err;
+    for (size_t i = 0; !rc && i < r->n_sems; i++) {
+        if (!p.accepted || !p.accepted[i]) continue;
+        if (r->what[i] == RETIRED) {
+            out->retired++;
+            continue;
+        }
+        if (r->what[i] == CREATED)
+            out->created++;
+        else
+            out->updated++;
+        out->episodes += (uint32_t)r->sems[i].n_support;
+        out->ids[out->n_ids++] = r->sems[i].id;
+    }
+    free(p.accepted);
+    return rc;
+}
+
+static void run_free(run *r)
+{
+    free(r->what);
+    for (size_t i = 0; r->sems && i < r->n_sems; i++)
+        mn_memory_clear(&r->sems[i]);
+    free(r->sems);
+    for (size_t k = 0; r->sums && k < r->kept.n; k++)
+        mn__sem_summary_free(&r->sums[k]);
+    free(r->sums);
+    mn__sem_words_free(&r->df);
+    free_kept(r->kept.ks, r->kept.n);
+    free(r->existing);
+}
+
+/* A run over space sp (its consolidation lock held). */
+static mn_err consolidate_space(run *r, float tau, uint32_t min_support, mn_consolidate_result *out,
+                                mn_error *err)
+{
+    size_t nk;
+    mn_err rc = find_clusters(r->e, r->sp, tau, min_support, r->now_ms, &r->kept, &r->existing,
+                              &r->n_existing, &out->candidates);
+    if (!rc) rc = summarise(r);
+    nk = r->kept.n;
+    if (!rc) {
+        r->sems = calloc(nk + r->n_existing + 1, sizeof *r->sems);
+        r->what = calloc(nk + r->n_existing + 1, 1);
+        out->ids = malloc((nk ? nk : 1) * sizeof *out->ids);
+        if (!r->sems || !r->what || !out->ids) rc = MN_ERR_NOMEM;
+    }
+    if (!rc) rc = build_memories(r);
+    if (!rc) rc = retire_stale(r);
+    if (rc) return mn_error_set(err, rc, "consolidation failed: %s", mn_strerror(rc));
+    return r->n_sems ? commit_run(r, out, err) : MN_OK;
 }
 
 static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
                              mn_consolidate_result *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
-    /* options left at 0 take the engine's (engine.consolidate_*), so on-demand
-     * and scheduled runs agree and do not undo each other */
-    const mn_consolidate_opts *dflt = &e->opts.consolidate;
-    float tau = opts && opts->threshold > 0 ? opts->threshold
-                : dflt->threshold > 0       ? dflt->threshold
-                                            : 0.75f;
-    uint32_t min_support = opts && opts->min_support ? opts->min_support
-                           : dflt->min_support       ? dflt->min_support
-                                                     : 3;
-    if (!(tau > 0 && tau <= 1))
-        return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in (0, 1]");
-    if (min_support > 100000)
-        return mn_error_set(err, MN_ERR_INVALID, "min_support: at most 100000");
-    mn_space *sp = mn_engine_space_acquire(e, space);
+    float tau;
+    uint32_t min_support;
+    mn_err rc = run_options(e, opts, &tau, &min_support, err);
+    if (rc) return rc;
+    mn__space *sp = mn__registry_acquire(&e->reg, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
     pthread_mutex_lock(&sp->consolidate_mu);
-    int64_t now = mn_engine_now(e);
-    mn_sem_cluster *ks = NULL;
-    size_t nk = 0, n_existing = 0;
-    existing *existing_ = NULL;
-    mn_err rc = find_clusters(e, sp, tau, min_support, now, &ks, &nk, &existing_, &n_existing,
-                              &out->candidates);
-
-    /* the members' records: words, times, tags, people; a global word count */
-    mn_sem_summary *sums = !rc ? calloc(nk ? nk : 1, sizeof *sums) : NULL;
-    if (!rc && !sums) rc = MN_ERR_NOMEM;
-    mn_sem_words df = {0};
-    double n_docs = 0;
-    for (size_t k = 0; !rc && k < nk; k++) {
-        mn_err sr = mn_sem_summarise(e, sp, &ks[k], &sums[k]);
-        if (sr == MN_ERR_NOT_FOUND) { /* forgotten meanwhile: the next run sees the new set */
-            mn_sem_summary_free(&sums[k]);
-            ks[k].skip = true;
-            continue;
-        }
-        if ((rc = sr)) break;
-        n_docs += (double)ks[k].n;
-        for (size_t i = 0; !rc && i < sums[k].words.n; i++) {
-            const mn_sem_word *w = &sums[k].words.e[i];
-            mn_sem_word *g = mn_sem_words_get(&df, w->word, strlen(w->word), true);
-            if (!g) rc = MN_ERR_NOMEM;
-            else g->count += w->count;
-        }
-    }
-
-    /* build, and compare with what is stored: created (or revived), updated,
-     * unchanged, or blocked by a client's forget; then the retirements */
-    enum { CREATED = 1, UPDATED, RETIRED };
-    mn_memory_t *sems = !rc ? calloc(nk + n_existing + 1, sizeof *sems) : NULL;
-    uint8_t *what = !rc ? calloc(nk + n_existing + 1, 1) : NULL;
-    size_t n_sems = 0;
-    if (!rc) out->ids = malloc((nk ? nk : 1) * sizeof *out->ids);
-    if (!rc && (!sems || !what || !out->ids)) rc = MN_ERR_NOMEM;
-    for (size_t k = 0; !rc && k < nk; k++) {
-        if (ks[k].skip) continue;
-        mn_memory_t *m = &sems[n_sems];
-        if ((rc = mn_sem_build(sp, &ks[k], &sums[k], &df, n_docs, m))) {
-            mn_memory_clear(m);
-            break;
-        }
-        mn_memory_t old;
-        mn_error rerr = {0};
-        mn_err gr = mn_engine_read_memory(e, sp, &m->id, true, &old, &rerr);
-        if (gr == MN_ERR_GONE) {
-            bool retired = false;
-            if ((rc = tombstone_retired(e, sp, &m->id, &retired))) {
-                mn_memory_clear(m);
-                break;
-            }
-            if (!retired) { /* forgotten by a client: its key stays without a memory */
-                mn_memory_clear(m);
-                continue;
-            }
-            what[n_sems] = CREATED; /* retired before, and its cluster is back */
-        } else if (gr && gr != MN_ERR_NOT_FOUND) {
-            mn_memory_clear(m);
-            rc = gr;
-            break;
-        } else if (!gr) {
-            /* a client's suppression stays */
-            m->suppressed = old.suppressed;
-            m->suppressed_at_ms = old.suppressed_at_ms;
-            m->unsuppressed_at_ms = old.unsuppressed_at_ms;
-            bool same = mn_sem_same(m, &old) && m->suppressed == old.suppressed;
-            mn_memory_clear(&old);
-            if (same) {
-                mn_memory_clear(m);
-                continue;
-            }
-            what[n_sems] = UPDATED;
-        } else {
-            what[n_sems] = CREATED;
-        }
-        n_sems++;
-    }
-
-    /* retire what this module made and no cluster is keyed by any more: an
-     * erased stub in the same entry */
-    mn_id_t *keep = !rc ? malloc((nk ? nk : 1) * sizeof *keep) : NULL;
-    if (!rc && !keep) rc = MN_ERR_NOMEM;
-    for (size_t k = 0; !rc && k < nk; k++)
-        keep[k] = ks[k].id; /* skipped ones too */
-    if (!rc) qsort(keep, nk, sizeof *keep, id_cmp);
-    for (size_t i = 0; !rc && i < n_existing; i++) {
-        if (bsearch(&existing_[i].id, keep, nk, sizeof *keep, id_cmp)) continue;
-        if (!mn_consolidate_made(&existing_[i].id)) continue; /* a client remembered it */
-        mn_memory_t *st = &sems[n_sems];
-        mn_memory_init(st);
-        st->id = existing_[i].id;
-        st->kind = MN_KIND_SEMANTIC;
-        st->when_ms = existing_[i].when_ms;
-        st->created_at_ms = existing_[i].created_at_ms;
-        st->forgotten = true;
-        st->retired = true;
-        st->forgotten_at_ms = now;
-        what[n_sems++] = RETIRED;
-    }
-    if (!rc && n_sems) {
-        mn_pending p = {0};
-        p.entry.type = MN_WAL_OP_CONSOLIDATE;
-        snprintf(p.entry.space, sizeof p.entry.space, "%s", sp->def.name);
-        p.entry.op.consolidate.mems = sems;
-        p.entry.op.consolidate.n = n_sems;
-        p.sp = sp;
-        p.sync = true;
-        p.keep_accepted = true;
-        rc = mn_commit_submit(e, &p);
-        if (rc && err) *err = p.err;
-        /* what the apply took: a memory listing an episode forgotten meanwhile is not */
-        for (size_t i = 0; !rc && i < n_sems; i++) {
-            if (!p.accepted || !p.accepted[i]) continue;
-            if (what[i] == RETIRED) {
-                out->retired++;
-                continue;
-            }
-            if (what[i] == CREATED)
-                out->created++;
-            else
-                out->updated++;
-            out->episodes += (uint32_t)sems[i].n_support;
-            out->ids[out->n_ids++] = sems[i].id;
-        }
-        free(p.accepted);
-    } else if (rc) {
-        mn_error_set(err, rc, "consolidation failed: %s", mn_strerror(rc));
-    }
-    free(keep);
-    free(what);
-    for (size_t i = 0; sems && i < n_sems; i++) mn_memory_clear(&sems[i]);
-    free(sems);
-    for (size_t k = 0; sums && k < nk; k++)
-        mn_sem_summary_free(&sums[k]);
-    free(sums);
-    mn_sem_words_free(&df);
-    free_kept(ks, nk);
-    free(existing_);
+    run r = {.e = e, .sp = sp, .now_ms = mn__now(e)};
+    rc = consolidate_space(&r, tau, min_support, out, err);
+    run_free(&r);
     pthread_mutex_unlock(&sp->consolidate_mu);
-    mn_engine_space_release(e, sp);
+    mn__space_unref(sp);
     if (rc) {
         free(out->ids);
         memset(out, 0, sizeof *out);
@@ -595,5 +675,5 @@ mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consoli
                              mn_consolidate_result *out, mn_error *err)
 {
     int64_t t0 = mn_time_mono_ns();
-    return mn_engine_timed(&e->h_consolidate, t0, consolidate_op(e, space, opts, out, err));
+    return mn__timed(&e->h_consolidate, t0, consolidate_op(e, space, opts, out, err));
 }

@@ -13,17 +13,16 @@
  * partly forgotten (the spacing effect): S' = S (1 + 0.1 + 3 (1 - R)). A recall
  * right after the last one (R ~ 1) adds 10%; a recall at R = 0.5 multiplies S
  * by 2.6. The initial stability scales with importance: S0 = base (0.5 + importance). */
-#include "engine_internal.h"
+#include "decay.h"
 
 #include <math.h>
-#include <string.h>
 
 #define DAY_MS 86400000.0
 #define MIN_GROWTH 0.1f
 #define SPACING_GAIN 3.0f
 #define MAX_STABILITY_DAYS 36500.0f
 
-float mn_retention(float stability_days, int64_t elapsed_ms)
+float mn__retention(float stability_days, int64_t elapsed_ms)
 {
     if (elapsed_ms <= 0) return 1.0f;
     if (!(stability_days > 0)) return 0.0f;
@@ -31,17 +30,17 @@ float mn_retention(float stability_days, int64_t elapsed_ms)
     return (float)(1.0 / (1.0 + t / (9.0 * stability_days)));
 }
 
-float mn_initial_stability(float initial_days, float importance)
+float mn__initial_stability(float initial_days, float importance)
 {
     if (importance < 0) importance = 0;
     if (importance > 1) importance = 1;
     return initial_days * (0.5f + importance);
 }
 
-mn_strength mn_reinforce(const mn_strength *cur, int64_t at_ms)
+mn_strength mn__reinforce(const mn_strength *cur, int64_t at_ms)
 {
     mn_strength next = *cur;
-    float r = mn_retention(cur->stability_days, at_ms - cur->last_access_ms);
+    float r = mn__retention(cur->stability_days, at_ms - cur->last_access_ms);
     float s = cur->stability_days * (1.0f + MIN_GROWTH + SPACING_GAIN * (1.0f - r));
     next.stability_days = s > MAX_STABILITY_DAYS ? MAX_STABILITY_DAYS : s;
     next.last_access_ms = at_ms > cur->last_access_ms ? at_ms : cur->last_access_ms;
@@ -49,19 +48,12 @@ mn_strength mn_reinforce(const mn_strength *cur, int64_t at_ms)
     return next;
 }
 
-void mn_slot_strength(const mn_space *sp, uint32_t slot, float initial_days, mn_strength *out)
+void mn__slot_strength(const mn__slot *s, float initial_days, mn_strength *out)
 {
-    const mn_slot *s = &sp->slots[slot];
     out->id = s->id;
-    out->stability_days =
-        s->stability_days > 0 ? s->stability_days : mn_initial_stability(initial_days, s->importance);
+    out->stability_days = s->stability_days > 0
+                              ? s->stability_days
+                              : mn__initial_stability(initial_days, s->importance);
     out->last_access_ms = s->last_access_ms ? s->last_access_ms : s->created_at_ms;
     out->access_count = s->access_count;
-}
-
-void mn_key_strength(uint8_t *k, uint32_t sid, const mn_id_t *id)
-{
-    mn_put_be32(k, sid);
-    k[KEY_SID_LEN] = 's';
-    memcpy(k + KEY_SID_LEN + 1, id->b, 16);
 }

@@ -11,11 +11,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine_internal.h"
-#include "text/keyword.h"
-#include "space_index.h"
+#include "metrics.h"
 
-void mn_engine_metrics_init(mn_engine *e)
+#include "engine_internal.h"
+#include "space_index.h"
+#include "text/keyword.h"
+
+void mn__metrics_init(mn_engine_t *e)
 {
     mn_histogram_init(&e->h_remember, mn_hist_latency_ns, MN_HIST_LATENCY_N);
     mn_histogram_init(&e->h_recall, mn_hist_latency_ns, MN_HIST_LATENCY_N);
@@ -25,7 +27,7 @@ void mn_engine_metrics_init(mn_engine *e)
     mn_histogram_init(&e->h_group_synced, mn_hist_pow2, MN_HIST_POW2_N);
 }
 
-mn_err mn_engine_timed(mn_histogram *h, int64_t t0_ns, mn_err rc)
+mn_err mn__timed(mn_histogram *h, int64_t t0_ns, mn_err rc)
 {
     if (rc == MN_OK) {
         int64_t d = mn_time_mono_ns() - t0_ns;
@@ -34,7 +36,7 @@ mn_err mn_engine_timed(mn_histogram *h, int64_t t0_ns, mn_err rc)
     return rc;
 }
 
-static void space_figures(mn_space *sp, mn_space_metrics *out)
+static void space_figures(mn__space *sp, mn_space_metrics *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", sp->def.name);
@@ -46,12 +48,12 @@ static void space_figures(mn_space *sp, mn_space_metrics *out)
     out->vector_bytes = (uint64_t)sp->cap * sp->def.dim * sizeof(float);
     out->keyword_docs = mn_kw_docs(sp->kw);
     out->keyword_terms = mn_kw_terms(sp->kw);
-    mn_space_index_size(sp, &out->hnsw_nodes, &out->hnsw_bytes);
+    mn__space_index_size(sp, &out->hnsw_nodes, &out->hnsw_bytes);
     pthread_rwlock_unlock(&sp->lock);
     out->last_lsn = __atomic_load_n(&sp->last_lsn, __ATOMIC_ACQUIRE);
 }
 
-static uint64_t prop(mn_store *s, int cf, const char *name)
+static uint64_t prop(mn__store *s, int cf, const char *name)
 {
     uint64_t v = 0;
     if (cf < 0) return rocksdb_property_int(s->db, name, &v) == 0 ? v : 0;
@@ -77,9 +79,6 @@ static uint64_t wal_files_bytes(const char *dir)
     return total;
 }
 
-static const char *const cf_label[CF_COUNT] = {"default", "meta",  "wal",     "memories",
-                                               "vectors", "index", "keywords"};
-
 mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -92,29 +91,20 @@ mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics *out, mn_error *e
     mn_histogram_snapshot(&e->h_group_synced, &out->group_synced);
 
     /* references, so the figures are read without holding the map lock */
-    pthread_rwlock_rdlock(&e->spaces_lock);
-    size_t n = e->n_spaces;
-    mn_space **sps = malloc((n ? n : 1) * sizeof *sps);
-    if (sps)
-        for (size_t i = 0; i < n; i++) {
-            sps[i] = e->spaces[i];
-            atomic_fetch_add(&sps[i]->refs, 1);
-        }
-    pthread_rwlock_unlock(&e->spaces_lock);
+    size_t n;
+    mn__space **sps = mn__registry_acquire_all(&e->reg, &n);
     if (!sps) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     out->spaces = malloc((n ? n : 1) * sizeof *out->spaces);
-    for (size_t i = 0; i < n; i++) {
-        if (out->spaces) space_figures(sps[i], &out->spaces[i]);
-        mn_engine_space_release(e, sps[i]);
-    }
-    free(sps);
+    for (size_t i = 0; out->spaces && i < n; i++)
+        space_figures(sps[i], &out->spaces[i]);
+    mn__registry_release_all(sps, n);
     if (!out->spaces) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     out->n_spaces = n;
 
-    mn_store *s = &e->store;
+    mn__store *s = &e->store;
     for (int cf = 0; cf < CF_COUNT && cf < MN_STORE_CF_MAX; cf++) {
         mn_store_cf_metrics *c = &out->cf[out->n_cf++];
-        c->name = cf_label[cf];
+        c->name = mn__store_cf_names[cf];
         c->live_sst_bytes = prop(s, cf, "rocksdb.live-sst-files-size");
         c->pending_compaction_bytes = prop(s, cf, "rocksdb.estimate-pending-compaction-bytes");
         c->memtable_bytes = prop(s, cf, "rocksdb.cur-size-all-mem-tables");

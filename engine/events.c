@@ -12,10 +12,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "events.h"
+
 #include "engine_internal.h"
 
+/* The engine's subscribers. */
+struct mn__events {
+    pthread_mutex_t mu;         /* guards the list */
+    struct mn_engine_sub *subs; /* newest first */
+    atomic_uint n_subs;         /* read without mu: publishing's fast path */
+};
+
 struct mn_engine_sub {
-    mn_engine *e;
+    mn_engine_t *e;
     char space[MN_SPACE_NAME_MAX + 1];
     mn_event_notify_fn notify;
     void *notify_arg;
@@ -28,7 +37,7 @@ struct mn_engine_sub {
     mn_event final;
     bool ended; /* final event taken */
     bool wake;
-    struct mn_engine_sub *prev, *next; /* engine list, under e->ev_mu */
+    struct mn_engine_sub *prev, *next; /* engine list, under e->events->mu */
 };
 
 static const char *const kind_names[] = {
@@ -45,14 +54,25 @@ const char *mn_event_kind_name(mn_event_kind k)
     return "unknown";
 }
 
-void mn_events_init(mn_engine *e)
+mn_err mn__events_init(mn_engine_t *e, mn_error *err)
 {
-    pthread_mutex_init(&e->ev_mu, NULL);
-    e->ev_subs = NULL;
-    atomic_init(&e->ev_n_subs, 0);
+    struct mn__events *ev = calloc(1, sizeof *ev);
+    if (!ev) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&ev->mu, NULL);
+    atomic_init(&ev->n_subs, 0);
+    e->events = ev;
+    return MN_OK;
 }
 
-/* Queues ev for s, or decides its end (caller holds e->ev_mu). */
+void mn__events_free(mn_engine_t *e)
+{
+    if (!e->events) return;
+    pthread_mutex_destroy(&e->events->mu);
+    free(e->events);
+    e->events = NULL;
+}
+
+/* Queues ev for s, or decides its end (caller holds the list's mu). */
 static void sub_push(mn_engine_sub *s, const mn_event *ev, bool final)
 {
     pthread_mutex_lock(&s->mu);
@@ -76,35 +96,36 @@ static void sub_push(mn_engine_sub *s, const mn_event *ev, bool final)
     if ((was_empty || s->has_final) && s->notify) s->notify(s->notify_arg);
 }
 
-static void publish(mn_engine *e, const char *space, const mn_event *ev, bool final)
+static void publish(mn_engine_t *e, const char *space, const mn_event *ev, bool final)
 {
-    if (atomic_load_explicit(&e->ev_n_subs, memory_order_acquire) == 0) return;
-    pthread_mutex_lock(&e->ev_mu);
-    for (mn_engine_sub *s = e->ev_subs; s; s = s->next)
+    struct mn__events *evs = e->events;
+    if (atomic_load_explicit(&evs->n_subs, memory_order_acquire) == 0) return;
+    pthread_mutex_lock(&evs->mu);
+    for (mn_engine_sub *s = evs->subs; s; s = s->next)
         if (!space || !strcmp(s->space, space)) sub_push(s, ev, final);
-    pthread_mutex_unlock(&e->ev_mu);
+    pthread_mutex_unlock(&evs->mu);
 }
 
-void mn_events_publish(mn_engine *e, const char *space, const mn_event *ev)
+void mn__events_publish(mn_engine_t *e, const char *space, const mn_event *ev)
 {
     publish(e, space, ev, false);
 }
 
-void mn_events_end(mn_engine *e, const char *space, mn_event_kind kind)
+void mn__events_end(mn_engine_t *e, const char *space, mn_event_kind kind)
 {
-    mn_event ev = {.kind = kind, .at_ms = mn_engine_now(e)};
+    mn_event ev = {.kind = kind, .at_ms = mn__now(e)};
     publish(e, space, &ev, true);
 }
 
-bool mn_events_wanted(mn_engine *e)
+bool mn__events_wanted(mn_engine_t *e)
 {
-    return atomic_load_explicit(&e->ev_n_subs, memory_order_acquire) != 0;
+    return atomic_load_explicit(&e->events->n_subs, memory_order_acquire) != 0;
 }
 
-void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *accepted)
+void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry *en, const bool *accepted)
 {
-    if (!mn_events_wanted(e)) return;
-    mn_event ev = {.at_ms = mn_engine_now(e), .lsn = en->lsn};
+    if (!mn__events_wanted(e)) return;
+    mn_event ev = {.at_ms = mn__now(e), .lsn = en->lsn};
     switch (en->type) {
     case MN_WAL_OP_REMEMBER:
         ev.kind = MN_EVENT_REMEMBER;
@@ -112,7 +133,7 @@ void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *acce
             if (!accepted[i] || en->op.remember.mems[i].forgotten) continue; /* erased stubs */
             ev.id = en->op.remember.mems[i].id;
             ev.memory_kind = (uint8_t)en->op.remember.mems[i].kind;
-            mn_events_publish(e, en->space, &ev);
+            mn__events_publish(e, en->space, &ev);
         }
         break;
     case MN_WAL_OP_CONSOLIDATE:
@@ -129,7 +150,7 @@ void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *acce
                 ev.kind = MN_EVENT_CONSOLIDATE;
                 ev.count = (uint32_t)m->n_support;
             }
-            mn_events_publish(e, en->space, &ev);
+            mn__events_publish(e, en->space, &ev);
         }
         break;
     case MN_WAL_OP_FORGET:
@@ -137,17 +158,17 @@ void mn_events_from_entry(mn_engine *e, const mn_wal_entry *en, const bool *acce
         ev.id = en->op.forget.id;
         ev.forget_mode = (uint8_t)en->op.forget.mode;
         ev.expired = en->op.forget.reason == MN_FORGET_REASON_EXPIRED;
-        mn_events_publish(e, en->space, &ev);
+        mn__events_publish(e, en->space, &ev);
         break;
     case MN_WAL_OP_UNSUPPRESS:
         ev.kind = MN_EVENT_UNSUPPRESS;
         ev.id = en->op.unsuppress.id;
-        mn_events_publish(e, en->space, &ev);
+        mn__events_publish(e, en->space, &ev);
         break;
     case MN_WAL_OP_ASSOCIATE:
         ev.kind = MN_EVENT_ASSOCIATE;
         ev.count = (uint32_t)en->op.associate.n;
-        mn_events_publish(e, en->space, &ev);
+        mn__events_publish(e, en->space, &ev);
         break;
     default: /* reinforcement and space creation are not events */
         break;
@@ -159,9 +180,9 @@ mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap
                            mn_error *err)
 {
     *out = NULL;
-    mn_space *sp = mn_engine_space_acquire(e, space);
+    mn__space *sp = mn__registry_acquire(&e->reg, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.80s\" does not exist", space);
-    mn_engine_space_release(e, sp);
+    mn__space_unref(sp);
     if (queue_cap == 0) queue_cap = 1024;
     mn_engine_sub *s = calloc(1, sizeof *s);
     if (s) s->q = calloc(queue_cap, sizeof *s->q);
@@ -180,12 +201,13 @@ mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_mutex_lock(&e->ev_mu);
-    s->next = e->ev_subs;
-    if (e->ev_subs) e->ev_subs->prev = s;
-    e->ev_subs = s;
-    atomic_fetch_add_explicit(&e->ev_n_subs, 1, memory_order_release);
-    pthread_mutex_unlock(&e->ev_mu);
+    struct mn__events *evs = e->events;
+    pthread_mutex_lock(&evs->mu);
+    s->next = evs->subs;
+    if (evs->subs) evs->subs->prev = s;
+    evs->subs = s;
+    atomic_fetch_add_explicit(&evs->n_subs, 1, memory_order_release);
+    pthread_mutex_unlock(&evs->mu);
     *out = s;
     return MN_OK;
 }
@@ -237,16 +259,17 @@ void mn_engine_sub_wake(mn_engine_sub *s)
 void mn_engine_unsubscribe(mn_engine_sub *s)
 {
     if (!s) return;
-    mn_engine *e = s->e; /* NULL once the engine closed */
+    mn_engine_t *e = s->e; /* NULL once the engine closed */
     if (e) {
-        pthread_mutex_lock(&e->ev_mu);
+        struct mn__events *evs = e->events;
+        pthread_mutex_lock(&evs->mu);
         if (s->prev)
             s->prev->next = s->next;
         else
-            e->ev_subs = s->next;
+            evs->subs = s->next;
         if (s->next) s->next->prev = s->prev;
-        atomic_fetch_sub_explicit(&e->ev_n_subs, 1, memory_order_release);
-        pthread_mutex_unlock(&e->ev_mu);
+        atomic_fetch_sub_explicit(&evs->n_subs, 1, memory_order_release);
+        pthread_mutex_unlock(&evs->mu);
     }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -254,18 +277,19 @@ void mn_engine_unsubscribe(mn_engine_sub *s)
     free(s);
 }
 
-void mn_events_close(mn_engine *e)
+void mn__events_close(mn_engine_t *e)
 {
-    mn_events_end(e, NULL, MN_EVENT_CLOSED);
+    mn__events_end(e, NULL, MN_EVENT_CLOSED);
     /* detach what is left: those subscriptions end with CLOSED and stay valid
      * until their owners unsubscribe */
-    pthread_mutex_lock(&e->ev_mu);
-    for (mn_engine_sub *s = e->ev_subs, *next; s; s = next) {
+    struct mn__events *evs = e->events;
+    pthread_mutex_lock(&evs->mu);
+    for (mn_engine_sub *s = evs->subs, *next; s; s = next) {
         next = s->next;
         s->e = NULL;
         s->prev = s->next = NULL;
     }
-    e->ev_subs = NULL;
-    atomic_store(&e->ev_n_subs, 0);
-    pthread_mutex_unlock(&e->ev_mu);
+    evs->subs = NULL;
+    atomic_store(&evs->n_subs, 0);
+    pthread_mutex_unlock(&evs->mu);
 }

@@ -7,16 +7,20 @@
  * A space written before forgetting erased WAL entries (no sid|'W' marker) is
  * migrated once: its WAL is indexed by memory (sid|'w'|id) and the content of
  * memories that were forgotten meanwhile is stripped from the entries. */
+#include "load.h"
+
+#include "apply.h"
+#include "assoc.h"
 #include "engine_internal.h"
-#include "text/keyword.h"
 #include "space_index.h"
+#include "text/keyword.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static rocksdb_iterator_t *iter(mn_engine *e, int cf)
+static rocksdb_iterator_t *iter(mn_engine_t *e, int cf)
 {
-    return rocksdb_create_iterator_cf(e->store.db, e->store.ropts, e->store.cf[cf]);
+    return mn__store_iter(&e->store, cf);
 }
 
 static bool has_prefix(rocksdb_iterator_t *it, const void *p, size_t n)
@@ -27,38 +31,30 @@ static bool has_prefix(rocksdb_iterator_t *it, const void *p, size_t n)
     return kl >= n && memcmp(k, p, n) == 0;
 }
 
-static uint64_t last_lsn(mn_engine *e, uint32_t sid)
+/* The lsn of the WAL key of space sid under it, or dflt when it is at none. */
+static uint64_t lsn_at(rocksdb_iterator_t *it, uint32_t sid, uint64_t dflt)
 {
-    rocksdb_iterator_t *it = iter(e, CF_WAL);
-    uint8_t hi[4], pre[4];
-    mn_key_sid(hi, sid + 1);
-    mn_key_sid(pre, sid);
-    rocksdb_iter_seek_for_prev(it, (const char *)hi, 4);
-    /* seek_for_prev lands on the last key <= hi; hi itself is never a WAL key */
-    uint64_t lsn = 0;
-    if (has_prefix(it, pre, 4)) {
-        size_t kl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        if (kl == KEY_WAL_LEN) lsn = mn_get_be64((const uint8_t *)k + 4);
-    }
-    rocksdb_iter_destroy(it);
-    return lsn;
+    uint8_t pre[KEY_SID_LEN];
+    mn__key_sid(pre, sid);
+    if (!has_prefix(it, pre, sizeof pre)) return dflt;
+    size_t kl;
+    const char *k = rocksdb_iter_key(it, &kl);
+    return kl == KEY_WAL_LEN ? mn_get_be64((const uint8_t *)k + KEY_SID_LEN) : dflt;
 }
 
-static uint64_t first_lsn(mn_engine *e, uint32_t sid)
+/* The newest and the oldest entry of a space's WAL (0 and 1 when it has none). */
+static void wal_range(mn_engine_t *e, uint32_t sid, uint64_t *last, uint64_t *first)
 {
     rocksdb_iterator_t *it = iter(e, CF_WAL);
-    uint8_t pre[4];
-    mn_key_sid(pre, sid);
-    rocksdb_iter_seek(it, (const char *)pre, 4);
-    uint64_t lsn = 1;
-    if (has_prefix(it, pre, 4)) {
-        size_t kl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        if (kl == KEY_WAL_LEN) lsn = mn_get_be64((const uint8_t *)k + 4);
-    }
+    uint8_t k[KEY_SID_LEN];
+    mn__key_sid(k, sid + 1);
+    /* seek_for_prev lands on the last key <= k; k itself is never a WAL key */
+    rocksdb_iter_seek_for_prev(it, (const char *)k, sizeof k);
+    *last = lsn_at(it, sid, 0);
+    mn__key_sid(k, sid);
+    rocksdb_iter_seek(it, (const char *)k, sizeof k);
+    *first = lsn_at(it, sid, 1);
     rocksdb_iter_destroy(it);
-    return lsn;
 }
 
 /* Removes memory i of a decoded remember or consolidate entry. */
@@ -72,7 +68,7 @@ static void drop_memory(mn_memory_t *mems, size_t *n, size_t i)
 /* Checks each memory an entry carries against the store: a live one gets the
  * entry's lsn among its WAL references, a forgotten one is stripped to its
  * erased stub, one that was never stored here leaves the entry. */
-static mn_err migrate_entry(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
+static mn_err migrate_entry(mn_engine_t *e, mn__space *sp, rocksdb_writebatch_wi_t *b,
                             mn_wal_entry *en, bool *changed, uint64_t *stripped, mn_error *err)
 {
     mn_memory_t *mems =
@@ -84,10 +80,10 @@ static mn_err migrate_entry(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t 
             continue;
         }
         uint8_t k[KEY_MEM_LEN];
-        mn_key_mem(k, sp->sid, &mems[i].id);
+        mn__key_mem(k, sp->sid, &mems[i].id);
         char *v;
         size_t vl;
-        mn_err rc = mn_store_get(&e->store, CF_MEMORIES, k, sizeof k, &v, &vl, err);
+        mn_err rc = mn__store_get(&e->store, CF_MEMORIES, k, sizeof k, &v, &vl, err);
         if (rc) return rc;
         mn_memory_record rec;
         bool live = false, tomb = false, retired = false;
@@ -102,10 +98,10 @@ static mn_err migrate_entry(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t 
         free(v);
         if (live) {
             uint8_t rk[KEY_WALREF_LEN];
-            mn_key_walref(rk, sp->sid, &mems[i].id);
+            mn__key_walref(rk, sp->sid, &mems[i].id);
             char *refs;
             size_t rl = 0;
-            if ((rc = mn_store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, err)))
+            if ((rc = mn__store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, err)))
                 return rc;
             if (!refs) rl = 0;
             uint8_t *nv = malloc(rl + 8);
@@ -122,7 +118,7 @@ static mn_err migrate_entry(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t 
             i++;
         } else if (tomb) {
             mn_id_t id = mems[i].id;
-            mn_wal_strip_memory(en, &id, at, retired);
+            mn__wal_strip_memory(en, &id, at, retired);
             *changed = true;
             (*stripped)++;
             i++;
@@ -134,20 +130,20 @@ static mn_err migrate_entry(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t 
     return MN_OK;
 }
 
-static mn_err migrate_wal(mn_engine *e, mn_space *sp, mn_error *err)
+static mn_err migrate_wal(mn_engine_t *e, mn__space *sp, mn_error *err)
 {
     uint8_t mk[KEY_SID_LEN + 1];
-    mn_key_sid(mk, sp->sid);
+    mn__key_sid(mk, sp->sid);
     mk[KEY_SID_LEN] = 'W';
     char *v;
     size_t vl;
-    mn_err rc = mn_store_get(&e->store, CF_INDEX, mk, sizeof mk, &v, &vl, err);
+    mn_err rc = mn__store_get(&e->store, CF_INDEX, mk, sizeof mk, &v, &vl, err);
     if (rc || v) {
         free(v);
         return rc;
     }
     uint8_t pre[KEY_SID_LEN];
-    mn_key_sid(pre, sp->sid);
+    mn__key_sid(pre, sp->sid);
     rocksdb_writebatch_wi_t *b = rocksdb_writebatch_wi_create(1 << 16, 1);
     rocksdb_iterator_t *it = iter(e, CF_WAL);
     uint64_t entries = 0, stripped = 0;
@@ -161,29 +157,20 @@ static mn_err migrate_wal(mn_engine *e, mn_space *sp, mn_error *err)
         bool changed = false;
         if (en.type == MN_WAL_OP_REMEMBER || en.type == MN_WAL_OP_CONSOLIDATE)
             rc = migrate_entry(e, sp, b, &en, &changed, &stripped, err);
-        if (!rc && changed) {
-            uint8_t *buf;
-            size_t len;
-            if ((rc = mn_wire_wal_encode(&en, &buf, &len)))
-                mn_error_set(err, rc, "re-encoding a WAL entry");
-            else {
-                rocksdb_writebatch_wi_put_cf(b, e->store.cf[CF_WAL], k, kl, (const char *)buf, len);
-                free(buf);
-            }
-        }
+        if (!rc && changed) rc = mn__apply_rewrite_wal(&e->store, b, k, kl, &en, err);
         mn_wal_entry_clear(&en);
         entries++;
         size_t size;
         rocksdb_writebatch_wi_data(b, &size);
         if (!rc && size > (64u << 20)) { /* bounded batches; re-running is harmless */
-            rc = mn_store_write(&e->store, b, false, err);
+            rc = mn__store_write(&e->store, b, false, err);
             rocksdb_writebatch_wi_clear(b);
         }
     }
     rocksdb_iter_destroy(it);
     if (!rc) {
         rocksdb_writebatch_wi_put_cf(b, e->store.cf[CF_INDEX], (const char *)mk, sizeof mk, "", 0);
-        rc = mn_store_write(&e->store, b, true, err);
+        rc = mn__store_write(&e->store, b, true, err);
     }
     rocksdb_writebatch_wi_destroy(b);
     if (!rc)
@@ -209,7 +196,7 @@ static bool seek_along(rocksdb_iterator_t *it, const char *k, size_t kl)
 /* Inserts a memory whose stored term list is missing or unusable: its record is
  * decoded again with its content, tokenised, and the new list put into fix.
  * MN_ERR_CORRUPT (logged) for a record that cannot be read. */
-static mn_err retokenize(mn_engine *e, mn_space *sp, const char *k, size_t kl, const char *v,
+static mn_err retokenize(mn_engine_t *e, mn__space *sp, const char *k, size_t kl, const char *v,
                          size_t vl, mn_memory_record *rec, rocksdb_writebatch_t *fix, mn_error *err)
 {
     float *emb = rec->mem.embedding;
@@ -229,35 +216,86 @@ static mn_err retokenize(mn_engine *e, mn_space *sp, const char *k, size_t kl, c
     if (mn_kw_doc_encode(rec->mem.content, rec->mem.content_len, &doc, &dl))
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
     rocksdb_writebatch_put_cf(fix, e->store.cf[CF_KEYWORDS], k, kl, (const char *)doc, dl);
-    mn_err rc = mn_space_insert_doc(sp, &rec->mem, doc, dl);
+    mn_err rc = mn__space_insert_doc(sp, &rec->mem, doc, dl);
     free(doc);
     return rc;
 }
 
-static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
-{
-    uint8_t pre[4];
-    mn_key_sid(pre, sp->sid);
-    /* keyword index: the stored term lists, if this build's tokenizer made them */
-    char *hv;
-    size_t hl;
-    mn_err rc = mn_store_get(&e->store, CF_KEYWORDS, pre, sizeof pre, &hv, &hl, err);
-    if (rc) return rc;
-    bool kw_current = mn_kw_header_current(hv, hl);
-    const char *kw_why = !hv ? "none stored" : "stored by another tokenizer";
-    free(hv);
-    rocksdb_writebatch_t *fix = rocksdb_writebatch_create();
-    uint64_t retokenized = 0, with_text = 0;
+/* The keyword index of a space being loaded: the stored term lists are used
+ * when this build's tokenizer made them; records whose list is missing or
+ * unusable are tokenised again and their lists rewritten (fix). */
+typedef struct kw_load {
+    bool current;    /* the space's term lists are this tokenizer's */
+    const char *why; /* why not */
+    rocksdb_writebatch_t *fix;
+    uint64_t retokenized, with_text;
+} kw_load;
 
-    rocksdb_iterator_t *mi = iter(e, CF_MEMORIES);
-    rocksdb_iterator_t *vi = iter(e, CF_VECTORS);
-    rocksdb_iterator_t *ki = iter(e, CF_KEYWORDS);
-    rocksdb_iter_seek(mi, (const char *)pre, 4);
-    rocksdb_iter_seek(vi, (const char *)pre, 4);
-    rocksdb_iter_seek(ki, (const char *)pre, 4);
+/* The vector of the record at key k (vi walks the vectors family alongside),
+ * copied into rec (NULL when it has none). */
+static mn_err load_vector(mn__space *sp, rocksdb_iterator_t *vi, const char *k, size_t kl,
+                          mn_memory_record *rec)
+{
+    const float *vec = NULL;
+    if (seek_along(vi, k, kl)) {
+        size_t vvl;
+        const char *vv = rocksdb_iter_value(vi, &vvl);
+        if (vvl == (size_t)sp->def.dim * sizeof(float)) vec = (const float *)vv;
+    }
+    float *copy = NULL;
+    if (vec) {
+        if (!(copy = malloc((size_t)sp->def.dim * sizeof(float)))) return MN_ERR_NOMEM;
+        memcpy(copy, vec, (size_t)sp->def.dim * sizeof(float));
+    }
+    rec->mem.embedding = copy;
+    rec->mem.dim = sp->def.dim;
+    return MN_OK;
+}
+
+/* Inserts the live memory of record rec (key k, value v) with its stored term
+ * list (ki walks the keywords family alongside), or tokenises it again.
+ * MN_ERR_CORRUPT (logged) for a record that cannot be read. */
+static mn_err load_memory(mn_engine_t *e, mn__space *sp, rocksdb_iterator_t *ki, const char *k,
+                          size_t kl, const char *v, size_t vl, mn_memory_record *rec, kw_load *kw,
+                          mn_error *err)
+{
+    const char *doc = NULL;
+    size_t dl = 0;
+    uint64_t cl = 0;
+    if (rec->mem.content_len) {
+        kw->with_text++;
+        if (kw->current && seek_along(ki, k, kl)) doc = rocksdb_iter_value(ki, &dl);
+        if (doc &&
+            (mn_kw_doc_content_len((const uint8_t *)doc, dl, &cl) || cl != rec->mem.content_len))
+            doc = NULL;
+    }
+    mn_err rc =
+        doc ? mn__space_insert_doc(sp, &rec->mem, (const uint8_t *)doc, dl) : MN_ERR_CORRUPT;
+    if (rc == MN_ERR_CORRUPT && rec->mem.content_len) {
+        /* no usable stored list: tokenise the record's content, and store the list */
+        rc = retokenize(e, sp, k, kl, v, vl, rec, kw->fix, err);
+        kw->retokenized += rc == MN_OK;
+    } else if (rc == MN_ERR_CORRUPT) {
+        rc = mn__space_insert(sp, &rec->mem);
+    }
+    return rc;
+}
+
+/* The space's live memories (and its tombstone count), from the memories,
+ * vectors and keywords families walked side by side (same keys, same order). */
+static mn_err load_memories(mn_engine_t *e, mn__space *sp, kw_load *kw, mn_error *err)
+{
+    uint8_t pre[KEY_SID_LEN];
+    mn__key_sid(pre, sp->sid);
+    rocksdb_iterator_t *mi = iter(e, CF_MEMORIES), *vi = iter(e, CF_VECTORS),
+                       *ki = iter(e, CF_KEYWORDS);
+    rocksdb_iter_seek(mi, (const char *)pre, sizeof pre);
+    rocksdb_iter_seek(vi, (const char *)pre, sizeof pre);
+    rocksdb_iter_seek(ki, (const char *)pre, sizeof pre);
     uint64_t loaded = 0;
-    int64_t t0 = mn_time_mono_ns();
-    for (; has_prefix(mi, pre, 4); rocksdb_iter_next(mi)) {
+    int64_t t0_ns = mn_time_mono_ns();
+    mn_err rc = MN_OK;
+    for (; !rc && has_prefix(mi, pre, sizeof pre); rocksdb_iter_next(mi)) {
         size_t kl, vl;
         const char *k = rocksdb_iter_key(mi, &kl);
         const char *v = rocksdb_iter_value(mi, &vl);
@@ -274,177 +312,173 @@ static mn_err load_space(mn_engine *e, mn_space *sp, mn_error *err)
             mn_memory_clear(&rec.mem);
             continue;
         }
-        /* advance the vector iterator to this key */
-        const float *vec = NULL;
-        if (seek_along(vi, k, kl)) {
-            size_t vvl;
-            const char *vv = rocksdb_iter_value(vi, &vvl);
-            if (vvl == (size_t)sp->def.dim * sizeof(float)) vec = (const float *)vv;
-        }
-        float *copy = NULL;
-        if (vec) {
-            copy = malloc((size_t)sp->def.dim * sizeof(float));
-            if (!copy) {
-                mn_memory_clear(&rec.mem);
-                rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
-                break;
-            }
-            memcpy(copy, vec, (size_t)sp->def.dim * sizeof(float));
-        }
-        rec.mem.embedding = copy;
-        rec.mem.dim = sp->def.dim;
-        const char *doc = NULL;
-        size_t dl = 0;
-        uint64_t cl = 0;
-        if (rec.mem.content_len) {
-            with_text++;
-            if (kw_current && seek_along(ki, k, kl)) doc = rocksdb_iter_value(ki, &dl);
-            if (doc &&
-                (mn_kw_doc_content_len((const uint8_t *)doc, dl, &cl) || cl != rec.mem.content_len))
-                doc = NULL;
-        }
-        rc = doc ? mn_space_insert_doc(sp, &rec.mem, (const uint8_t *)doc, dl) : MN_ERR_CORRUPT;
-        if (rc == MN_ERR_CORRUPT && rec.mem.content_len) {
-            /* no usable stored list: tokenise the record's content, and store the list */
-            rc = retokenize(e, sp, k, kl, v, vl, &rec, fix, err);
-            retokenized += rc == MN_OK;
-        } else if (rc == MN_ERR_CORRUPT) {
-            rc = mn_space_insert(sp, &rec.mem);
-        }
+        rc = load_vector(sp, vi, k, kl, &rec);
+        if (!rc) rc = load_memory(e, sp, ki, k, kl, v, vl, &rec, kw, err);
         mn_memory_clear(&rec.mem);
-        if (rc == MN_ERR_CORRUPT) continue; /* logged */
+        if (rc == MN_ERR_CORRUPT) { /* logged */
+            rc = MN_OK;
+            continue;
+        }
         if (rc) {
             rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
             break;
         }
         size_t fix_size;
-        rocksdb_writebatch_data(fix, &fix_size);
+        rocksdb_writebatch_data(kw->fix, &fix_size);
         if (fix_size > (32u << 20)) {
-            if ((rc = mn_store_write_batch(&e->store, fix, false, err))) break;
-            rocksdb_writebatch_clear(fix);
+            if ((rc = mn__store_write_batch(&e->store, kw->fix, false, err))) break;
+            rocksdb_writebatch_clear(kw->fix);
         }
         if (++loaded % 100000 == 0)
-            mn_log_info("space %s: loaded %llu memories", sp->def.name,
-                        (unsigned long long)loaded);
+            mn_log_info("space %s: loaded %llu memories", sp->def.name, (unsigned long long)loaded);
     }
     rocksdb_iter_destroy(mi);
     rocksdb_iter_destroy(vi);
     rocksdb_iter_destroy(ki);
-    if (!rc && (!kw_current || retokenized)) {
-        uint8_t kh[MN_KW_HEADER_LEN];
-        mn_kw_header(kh);
-        rocksdb_writebatch_put_cf(fix, e->store.cf[CF_KEYWORDS], (const char *)pre, sizeof pre,
-                                  (const char *)kh, sizeof kh);
-        rc = mn_store_write_batch(&e->store, fix, true, err);
-        if (!kw_current)
-            mn_log_info("space %s: keyword index: %s; rebuilt from %llu memories", sp->def.name,
-                        kw_why, (unsigned long long)retokenized);
-        else
-            mn_log_warn("space %s: keyword index: %llu of %llu term lists missing or "
-                        "inconsistent, rebuilt from the records",
-                        sp->def.name, (unsigned long long)retokenized,
-                        (unsigned long long)with_text);
-    }
-    rocksdb_writebatch_destroy(fix);
-    if (rc) return rc;
+    if (!rc && loaded >= 100000)
+        mn_log_info("space %s: %llu memories loaded in %.1f s", sp->def.name,
+                    (unsigned long long)loaded, (double)(mn_time_mono_ns() - t0_ns) / 1e9);
+    return rc;
+}
 
-    /* associations: sid | 'a' | from | to | kind -> kind, weight; dangling ones are skipped */
-    uint8_t apre[KEY_SID_LEN + 1];
-    mn_key_sid(apre, sp->sid);
-    apre[KEY_SID_LEN] = 'a';
-    rocksdb_iterator_t *ai = iter(e, CF_INDEX);
-    for (rocksdb_iter_seek(ai, (const char *)apre, sizeof apre); has_prefix(ai, apre, sizeof apre);
-         rocksdb_iter_next(ai)) {
+/* Writes the rebuilt term lists and the space's keyword header, when any was
+ * rebuilt. */
+static mn_err save_keywords(mn_engine_t *e, mn__space *sp, kw_load *kw, mn_error *err)
+{
+    if (kw->current && !kw->retokenized) return MN_OK;
+    uint8_t pre[KEY_SID_LEN], kh[MN_KW_HEADER_LEN];
+    mn__key_sid(pre, sp->sid);
+    mn_kw_header(kh);
+    rocksdb_writebatch_put_cf(kw->fix, e->store.cf[CF_KEYWORDS], (const char *)pre, sizeof pre,
+                              (const char *)kh, sizeof kh);
+    mn_err rc = mn__store_write_batch(&e->store, kw->fix, true, err);
+    if (!kw->current)
+        mn_log_info("space %s: keyword index: %s; rebuilt from %llu memories", sp->def.name,
+                    kw->why, (unsigned long long)kw->retokenized);
+    else
+        mn_log_warn("space %s: keyword index: %llu of %llu term lists missing or "
+                    "inconsistent, rebuilt from the records",
+                    sp->def.name, (unsigned long long)kw->retokenized,
+                    (unsigned long long)kw->with_text);
+    return rc;
+}
+
+/* Associations: sid | 'a' | from | to | kind -> kind, weight; dangling ones
+ * are skipped. */
+static void load_edges(mn_engine_t *e, mn__space *sp)
+{
+    uint8_t pre[KEY_SID_LEN + 1];
+    mn__key_sid(pre, sp->sid);
+    pre[KEY_SID_LEN] = 'a';
+    rocksdb_iterator_t *it = iter(e, CF_INDEX);
+    for (rocksdb_iter_seek(it, (const char *)pre, sizeof pre); has_prefix(it, pre, sizeof pre);
+         rocksdb_iter_next(it)) {
         size_t kl, vl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(ai, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(ai, &vl);
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
         if (kl != KEY_EDGE_LEN || vl != 5) continue;
         mn_edge ed;
         memcpy(ed.from.b, k + KEY_SID_LEN + 1, 16);
         memcpy(ed.to.b, k + KEY_SID_LEN + 17, 16);
         ed.kind = v[0];
         memcpy(&ed.weight, v + 1, 4);
-        mn_space_link(sp, &ed);
+        mn__space_link(sp, &ed);
     }
-    rocksdb_iter_destroy(ai);
+    rocksdb_iter_destroy(it);
+}
 
-    /* strengths: sid | 's' | id -> stability, last access, count */
-    apre[KEY_SID_LEN] = 's';
-    rocksdb_iterator_t *si = iter(e, CF_INDEX);
-    for (rocksdb_iter_seek(si, (const char *)apre, sizeof apre); has_prefix(si, apre, sizeof apre);
-         rocksdb_iter_next(si)) {
+/* Strengths: sid | 's' | id -> stability, last access, count. */
+static void load_strengths(mn_engine_t *e, mn__space *sp)
+{
+    uint8_t pre[KEY_SID_LEN + 1];
+    mn__key_sid(pre, sp->sid);
+    pre[KEY_SID_LEN] = 's';
+    rocksdb_iterator_t *it = iter(e, CF_INDEX);
+    for (rocksdb_iter_seek(it, (const char *)pre, sizeof pre); has_prefix(it, pre, sizeof pre);
+         rocksdb_iter_next(it)) {
         size_t kl, vl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(si, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(si, &vl);
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
         if (kl != KEY_STRENGTH_LEN || vl != STRENGTH_VALUE_LEN) continue;
         mn_id_t id;
         memcpy(id.b, k + KEY_SID_LEN + 1, 16);
-        uint32_t slot = mn_space_find(sp, &id);
+        uint32_t slot = mn__space_find(sp, &id);
         if (slot == UINT32_MAX) continue;
-        mn_slot *sl = &sp->slots[slot];
+        mn__slot *sl = &sp->slots[slot];
         memcpy(&sl->stability_days, v, 4);
         memcpy(&sl->last_access_ms, v + 4, 8);
         memcpy(&sl->access_count, v + 12, 4);
     }
-    rocksdb_iter_destroy(si);
+    rocksdb_iter_destroy(it);
+}
 
-    if (loaded >= 100000)
-        mn_log_info("space %s: %llu memories loaded in %.1f s", sp->def.name,
-                    (unsigned long long)loaded, (double)(mn_time_mono_ns() - t0) / 1e9);
+static mn_err load_space(mn_engine_t *e, mn__space *sp, mn_error *err)
+{
+    uint8_t pre[KEY_SID_LEN];
+    mn__key_sid(pre, sp->sid);
+    char *hv;
+    size_t hl;
+    mn_err rc = mn__store_get(&e->store, CF_KEYWORDS, pre, sizeof pre, &hv, &hl, err);
+    if (rc) return rc;
+    kw_load kw = {.current = mn_kw_header_current(hv, hl),
+                  .why = !hv ? "none stored" : "stored by another tokenizer",
+                  .fix = rocksdb_writebatch_create()};
+    free(hv);
+    rc = load_memories(e, sp, &kw, err);
+    if (!rc) rc = save_keywords(e, sp, &kw, err);
+    rocksdb_writebatch_destroy(kw.fix);
+    if (rc) return rc;
+    load_edges(e, sp);
+    load_strengths(e, sp);
+    return MN_OK;
+}
+
+/* The space whose definition (a space-create entry) is it's value: its
+ * counters, its WAL migrated if needed, its memories and its graph, into the
+ * registry. */
+static mn_err load_one(mn_engine_t *e, rocksdb_iterator_t *it, mn_error *err)
+{
+    size_t sl;
+    const char *sv = rocksdb_iter_value(it, &sl);
+    mn_wal_entry en;
+    mn_error derr = {0};
+    if (mn_wire_wal_decode((const uint8_t *)sv, sl, &en, &derr) ||
+        en.type != MN_WAL_OP_SPACE_CREATE)
+        return mn_error_set(err, MN_ERR_CORRUPT, "space definition unreadable: %s", derr.message);
+    mn__space *sp = mn__space_new(&en.op.space_create.def, en.op.space_create.space_id);
+    if (!sp) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    sp->epoch = en.epoch ? en.epoch : 1;
+    wal_range(e, sp->sid, &sp->last_lsn, &sp->first_lsn);
+    sp->assigned_lsn = sp->last_lsn;
+    if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
+    mn_err rc = migrate_wal(e, sp, err);
+    if (!rc) rc = load_space(e, sp, err);
+    if (rc) goto fail;
+    mn__space_index_load(e, sp); /* the saved graph, or a rebuild */
+    if (mn__registry_insert(&e->reg, sp)) {
+        rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    return MN_OK;
+fail:
+    mn__space_free(sp);
     return rc;
 }
 
-mn_err mn_engine_load(mn_engine *e, mn_error *err)
+mn_err mn__load(mn_engine_t *e, mn_error *err)
 {
     char *v;
     size_t vl;
-    mn_err rc = mn_store_get(&e->store, CF_META, "next_sid", 8, &v, &vl, err);
+    mn_err rc = mn__store_get(&e->store, CF_META, "next_sid", 8, &v, &vl, err);
     if (rc) return rc;
     if (v && vl == 4) e->next_sid = mn_get_be32((const uint8_t *)v);
     free(v);
-
     rocksdb_iterator_t *it = iter(e, CF_META);
     rocksdb_iter_seek(it, "space/", 6);
-    for (; has_prefix(it, "space/", 6); rocksdb_iter_next(it)) {
-        size_t sl;
-        const char *sv = rocksdb_iter_value(it, &sl);
-        mn_wal_entry en;
-        mn_error derr = {0};
-        if (mn_wire_wal_decode((const uint8_t *)sv, sl, &en, &derr) ||
-            en.type != MN_WAL_OP_SPACE_CREATE) {
-            rocksdb_iter_destroy(it);
-            return mn_error_set(err, MN_ERR_CORRUPT, "space definition unreadable: %s",
-                                derr.message);
-        }
-        mn_space *sp = mn_space_new(&en.op.space_create.def, en.op.space_create.space_id);
-        if (!sp) {
-            rocksdb_iter_destroy(it);
-            return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        }
-        sp->epoch = en.epoch ? en.epoch : 1;
-        sp->last_lsn = sp->assigned_lsn = last_lsn(e, sp->sid);
-        sp->first_lsn = first_lsn(e, sp->sid);
-        if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
-        if ((rc = migrate_wal(e, sp, err)) || (rc = load_space(e, sp, err))) {
-            mn_space_free(sp);
-            rocksdb_iter_destroy(it);
-            return rc;
-        }
-        mn_space_index_load(e, sp); /* the saved graph, or a rebuild */
-        if (e->n_spaces == e->cap_spaces) {
-            size_t nc = e->cap_spaces ? e->cap_spaces * 2 : 16;
-            mn_space **n = realloc(e->spaces, nc * sizeof *n);
-            if (!n) {
-                mn_space_free(sp);
-                rocksdb_iter_destroy(it);
-                return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-            }
-            e->spaces = n;
-            e->cap_spaces = nc;
-        }
-        e->spaces[e->n_spaces++] = sp; /* meta keys iterate in name order */
-    }
+    for (; !rc && has_prefix(it, "space/", 6); rocksdb_iter_next(it))
+        rc = load_one(e, it, err);
     rocksdb_iter_destroy(it);
-    mn_log_info("engine: %zu spaces loaded from %s", e->n_spaces, e->data_dir);
+    if (rc) return rc;
+    mn_log_info("engine: %zu spaces loaded from %s", mn__registry_count(&e->reg), e->data_dir);
     return MN_OK;
 }

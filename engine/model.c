@@ -8,19 +8,26 @@
 const char *mn_metric_name(mn_metric m)
 {
     switch (m) {
-    case MN_METRIC_COSINE: return "cosine";
-    case MN_METRIC_L2: return "l2";
-    case MN_METRIC_DOT: return "dot";
+    case MN_METRIC_COSINE:
+        return "cosine";
+    case MN_METRIC_L2:
+        return "l2";
+    case MN_METRIC_DOT:
+        return "dot";
     }
     return "unknown";
 }
 
 mn_err mn_metric_parse(const char *s, mn_metric *out)
 {
-    if (!strcmp(s, "cosine")) *out = MN_METRIC_COSINE;
-    else if (!strcmp(s, "l2")) *out = MN_METRIC_L2;
-    else if (!strcmp(s, "dot")) *out = MN_METRIC_DOT;
-    else return MN_ERR_INVALID;
+    if (!strcmp(s, "cosine"))
+        *out = MN_METRIC_COSINE;
+    else if (!strcmp(s, "l2"))
+        *out = MN_METRIC_L2;
+    else if (!strcmp(s, "dot"))
+        *out = MN_METRIC_DOT;
+    else
+        return MN_ERR_INVALID;
     return MN_OK;
 }
 
@@ -31,29 +38,40 @@ const char *mn_kind_name(mn_kind k)
 
 mn_err mn_kind_parse(const char *s, mn_kind *out)
 {
-    if (!strcmp(s, "episodic")) *out = MN_KIND_EPISODIC;
-    else if (!strcmp(s, "semantic")) *out = MN_KIND_SEMANTIC;
-    else return MN_ERR_INVALID;
+    if (!strcmp(s, "episodic"))
+        *out = MN_KIND_EPISODIC;
+    else if (!strcmp(s, "semantic"))
+        *out = MN_KIND_SEMANTIC;
+    else
+        return MN_ERR_INVALID;
     return MN_OK;
 }
 
 const char *mn_lifecycle_name(mn_lifecycle l)
 {
     switch (l) {
-    case MN_LIFECYCLE_EPHEMERAL: return "ephemeral";
-    case MN_LIFECYCLE_SESSION: return "session";
-    case MN_LIFECYCLE_PERSISTENT: return "persistent";
-    case MN_LIFECYCLE_UNSET: break;
+    case MN_LIFECYCLE_EPHEMERAL:
+        return "ephemeral";
+    case MN_LIFECYCLE_SESSION:
+        return "session";
+    case MN_LIFECYCLE_PERSISTENT:
+        return "persistent";
+    case MN_LIFECYCLE_UNSET:
+        break;
     }
     return "unset";
 }
 
 mn_err mn_lifecycle_parse(const char *s, mn_lifecycle *out)
 {
-    if (!strcmp(s, "ephemeral")) *out = MN_LIFECYCLE_EPHEMERAL;
-    else if (!strcmp(s, "session")) *out = MN_LIFECYCLE_SESSION;
-    else if (!strcmp(s, "persistent")) *out = MN_LIFECYCLE_PERSISTENT;
-    else return MN_ERR_INVALID;
+    if (!strcmp(s, "ephemeral"))
+        *out = MN_LIFECYCLE_EPHEMERAL;
+    else if (!strcmp(s, "session"))
+        *out = MN_LIFECYCLE_SESSION;
+    else if (!strcmp(s, "persistent"))
+        *out = MN_LIFECYCLE_PERSISTENT;
+    else
+        return MN_ERR_INVALID;
     return MN_OK;
 }
 
@@ -101,7 +119,8 @@ void mn_memory_init(mn_memory_t *m)
 
 static void free_strv(char **v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) free(v[i]);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
     free(v);
 }
 
@@ -142,14 +161,16 @@ const char *mn_reason_name(unsigned bit_index)
 
 void mn_recall_result_clear(mn_recall_result *r)
 {
-    for (size_t i = 0; i < r->n_hits; i++) mn_memory_clear(&r->hits[i].memory);
+    for (size_t i = 0; i < r->n_hits; i++)
+        mn_memory_clear(&r->hits[i].memory);
     free(r->hits);
     memset(r, 0, sizeof *r);
 }
 
 void mn_list_result_clear(mn_list_result *r)
 {
-    for (size_t i = 0; i < r->n; i++) mn_memory_clear(&r->memories[i]);
+    for (size_t i = 0; i < r->n; i++)
+        mn_memory_clear(&r->memories[i]);
     free(r->memories);
     free(r->next);
     memset(r, 0, sizeof *r);

@@ -17,90 +17,23 @@
  * activation (capped at 1). Retention comes from the forgetting curve
  * (decay.c); support from a semantic memory's episodes. */
 #include "activation.h"
+#include "background.h"
 #include "confidence.h"
+#include "decay.h"
 #include "engine_internal.h"
-#include "text/keyword.h"
+#include "events.h"
+#include "filter.h"
+#include "metrics.h"
+#include "record.h"
 #include "space_index.h"
+#include "text/keyword.h"
+#include "validate.h"
+#include "vec.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool has_tag(const mn_slot *s, const char *t)
-{
-    for (uint32_t i = 0; i < s->n_tags; i++)
-        if (!strcmp(s->tags[i], t)) return true;
-    return false;
-}
-
-bool mn_suppressed_at(bool suppressed_now, int64_t suppressed_at, int64_t unsuppressed_at,
-                      int64_t t)
-{
-    if (suppressed_now) return suppressed_at <= t;
-    return suppressed_at && unsuppressed_at && suppressed_at <= t && t < unsuppressed_at;
-}
-
-/* As-of reads (issue 4): a view of the space as it was at as_of. A memory is in
- * it when it was created by then (created_at, which for a semantic memory is
- * what consolidation says) and was not forgotten by then. Suppression is
- * judged at as_of from the times of the latest suppress and unsuppress. A
- * memory deleted or expired after as_of was there, but its content is erased:
- * it is never ranked, and list shows it as a redacted entry (list.c). Expiry
- * counts against the real now even in an as-of view, for the same reason. */
-bool mn_filter_match(const mn_slot *s, const mn_filter_t *f, int64_t now)
-{
-    if (s->state != SLOT_LIVE) return false;
-    if (s->expires_at_ms && s->expires_at_ms <= now) return false;
-    bool suppressed = s->suppressed;
-    if (f->as_of_ms != MN_TIME_UNSET) {
-        if (s->created_at_ms > f->as_of_ms) return false;
-        suppressed = mn_suppressed_at(s->suppressed, s->suppressed_at_ms, s->unsuppressed_at_ms,
-                                      f->as_of_ms);
-    }
-    if (suppressed && !f->include_suppressed) return false;
-    if (f->kind >= 0 && s->kind != f->kind) return false;
-    if (f->when_from_ms != MN_TIME_UNSET && s->when_ms < f->when_from_ms) return false;
-    if (f->when_to_ms != MN_TIME_UNSET && s->when_ms >= f->when_to_ms) return false;
-    if (s->confidence < f->min_confidence) return false;
-    if (f->n_tags_any) {
-        bool any = false;
-        for (size_t i = 0; i < f->n_tags_any && !any; i++)
-            any = has_tag(s, f->tags_any[i]);
-        if (!any) return false;
-    }
-    for (size_t i = 0; i < f->n_tags_all; i++)
-        if (!has_tag(s, f->tags_all[i])) return false;
-    if (f->where && (!s->where || strcmp(s->where, f->where))) return false;
-    if (f->session && (!s->session || strcmp(s->session, f->session))) return false;
-    if (f->who) {
-        bool any = false;
-        for (uint32_t i = 0; i < s->n_who && !any; i++)
-            any = !strcmp(s->who[i], f->who);
-        if (!any) return false;
-    }
-    for (size_t i = 0; i < f->n_metadata; i++) {
-        bool ok = false;
-        for (uint32_t j = 0; j < s->n_metadata && !ok; j++)
-            ok = !strcmp(s->metadata[j].key, f->metadata[i].key) &&
-                 !strcmp(s->metadata[j].value, f->metadata[i].value);
-        if (!ok) return false;
-    }
-    return true;
-}
-
-bool mn_filter_match_gone(uint8_t kind, int64_t when_ms, int64_t created_at_ms, int64_t gone_at_ms,
-                          const mn_filter_t *f)
-{
-    if (f->as_of_ms == MN_TIME_UNSET) return false;
-    if (created_at_ms > f->as_of_ms || gone_at_ms <= f->as_of_ms) return false;
-    if (f->kind >= 0 && kind != f->kind) return false;
-    if (f->when_from_ms != MN_TIME_UNSET && when_ms < f->when_from_ms) return false;
-    if (f->when_to_ms != MN_TIME_UNSET && when_ms >= f->when_to_ms) return false;
-    /* the rest of the memory is erased: a filter on it cannot be answered */
-    return !(f->n_tags_any || f->n_tags_all || f->n_metadata || f->who || f->where || f->session ||
-             f->min_confidence > 0);
-}
 
 typedef struct cand {
     float score;
@@ -150,39 +83,6 @@ static int best_first(const void *a, const void *b)
     return 0;
 }
 
-static float score_of(mn_metric m, const float *q, const float *v, uint32_t dim, float *dist)
-{
-    switch (m) {
-    case MN_METRIC_COSINE: {
-        float c = mn_vec_dot_fast(q, v, dim);
-        *dist = 1.0f - c;
-        return c;
-    }
-    case MN_METRIC_DOT: {
-        float d = mn_vec_dot_fast(q, v, dim);
-        *dist = -d;
-        return d;
-    }
-    case MN_METRIC_L2: {
-        float d = sqrtf(mn_vec_l2sq_fast(q, v, dim));
-        *dist = d;
-        return 1.0f / (1.0f + d);
-    }
-    }
-    *dist = 0;
-    return 0;
-}
-
-static float clamp01(float x)
-{
-    return x < 0 ? 0 : x > 1 ? 1 : x;
-}
-
-static float vector_match(mn_metric m, float sim)
-{
-    return m == MN_METRIC_L2 ? sim : clamp01(sim);
-}
-
 #define RRF_K 60.0f
 
 /* How well a memory matches the cue, in [0, 1]: the vector match, the keyword
@@ -192,7 +92,7 @@ static float cue_match(mn_metric m, float sim, float cov, bool by_vec, bool by_t
                        float wt)
 {
     bool has_v = by_vec && !isnan(sim), has_t = by_text;
-    float vm = has_v ? vector_match(m, sim) : 0, c = isnan(cov) ? 0 : cov;
+    float vm = has_v ? mn__vec_match(m, sim) : 0, c = isnan(cov) ? 0 : cov;
     if (has_v && has_t) return (wv * vm + wt * c) / (wv + wt);
     if (has_v) return vm;
     return c;
@@ -220,7 +120,7 @@ static int ranked_best_first(const void *a, const void *b)
 }
 
 typedef struct accept_arg {
-    const mn_space *sp;
+    const mn__space *sp;
     const mn_filter_t *f;
     int64_t now;
 } accept_arg;
@@ -228,10 +128,9 @@ typedef struct accept_arg {
 static bool accept_slot(void *arg, uint32_t slot)
 {
     const accept_arg *a = arg;
-    return slot < a->sp->n_slots && mn_filter_match(&a->sp->slots[slot], a->f, a->now);
+    return slot < a->sp->n_slots && mn__filter_match(&a->sp->slots[slot], a->f, a->now);
 }
 
-/* Vector top-n under the lock (sp->lock held). */
 /* Adds c to the bounded heap of the best cap. */
 static void heap_offer(cand *heap, size_t *n, size_t cap, const cand *c)
 {
@@ -254,73 +153,73 @@ static void heap_offer_unique(cand *heap, size_t *n, size_t cap, const cand *c)
     heap_offer(heap, n, cap, c);
 }
 
+/* Slot's candidate: its similarity to q (read lock held). */
+static cand cand_of(const mn__space *sp, const float *q, uint32_t slot)
+{
+    cand c = {.slot = slot, .id = sp->slots[slot].id};
+    uint32_t dim = sp->def.dim;
+    c.score = mn__vec_score(sp->def.metric, q, sp->vecs + (size_t)slot * dim, dim, &c.dist);
+    return c;
+}
+
+static bool below_threshold(const mn_recall_req *req, const cand *c)
+{
+    return req->has_threshold && c->score < req->threshold;
+}
+
 /* Vector top-n through the space's HNSW index (space_index.c) when it applies:
  * the filter runs inside the graph search, hits are re-scored exactly here,
  * and the slots the index thread has not reached yet are ranked exactly. */
-static bool vector_rank_index(mn_engine *e, const mn_space *sp, const float *q,
-                              const mn_recall_req *req, int64_t now, cand *heap, size_t cap,
+static bool vector_rank_index(mn_engine_t *e, const mn__space *sp, const float *q,
+                              const mn_recall_req *req, int64_t now_ms, cand *heap, size_t cap,
                               size_t *n_out, uint64_t *scanned)
 {
     /* the tail is read first: a slot the index thread inserts during the search
      * is then in the tail even if the search missed it */
     const uint32_t *tail[2];
     size_t nt[2];
-    mn_space_index_tail(sp, &tail[0], &nt[0], &tail[1], &nt[1]);
+    mn__space_index_tail(sp, &tail[0], &nt[0], &tail[1], &nt[1]);
     uint32_t *slots = malloc(cap * sizeof *slots);
     uint32_t m = 0;
-    if (!slots || !mn_space_index_rank(e, sp, q, req, now, (uint32_t)cap, slots, &m, scanned)) {
+    if (!slots || !mn__space_index_rank(e, sp, q, req, now_ms, (uint32_t)cap, slots, &m, scanned)) {
         free(slots);
         return false;
     }
-    uint32_t dim = sp->def.dim;
     size_t n = 0;
     for (uint32_t i = 0; i < m; i++) {
-        const mn_slot *s = &sp->slots[slots[i]];
-        cand c = {.slot = slots[i], .id = s->id};
-        c.score = score_of(sp->def.metric, q, sp->vecs + (size_t)slots[i] * dim, dim, &c.dist);
-        if (req->has_threshold && c.score < req->threshold) continue;
-        heap_offer_unique(heap, &n, cap, &c);
+        cand c = cand_of(sp, q, slots[i]);
+        if (!below_threshold(req, &c)) heap_offer_unique(heap, &n, cap, &c);
     }
     free(slots);
     for (int r = 0; r < 2; r++)
         for (size_t i = 0; i < nt[r]; i++) {
             uint32_t slot = tail[r][i];
             if (slot >= sp->n_slots) continue;
-            const mn_slot *s = &sp->slots[slot];
-            if (s->state != SLOT_LIVE || !s->has_vec || !mn_filter_match(s, &req->filter, now))
+            const mn__slot *s = &sp->slots[slot];
+            if (s->state != SLOT_LIVE || !s->has_vec || !mn__filter_match(s, &req->filter, now_ms))
                 continue;
             (*scanned)++;
-            cand c = {.slot = slot, .id = s->id};
-            c.score = score_of(sp->def.metric, q, sp->vecs + (size_t)slot * dim, dim, &c.dist);
-            if (req->has_threshold && c.score < req->threshold) continue;
-            heap_offer_unique(heap, &n, cap, &c);
+            cand c = cand_of(sp, q, slot);
+            if (!below_threshold(req, &c)) heap_offer_unique(heap, &n, cap, &c);
         }
     qsort(heap, n, sizeof *heap, best_first);
     *n_out = n;
     return true;
 }
 
-static size_t vector_rank(mn_engine *e, const mn_space *sp, const float *q,
-                          const mn_recall_req *req, int64_t now, cand *heap, size_t cap,
+/* Vector top-n (read lock held): through the index, or an exact scan. */
+static size_t vector_rank(mn_engine_t *e, const mn__space *sp, const float *q,
+                          const mn_recall_req *req, int64_t now_ms, cand *heap, size_t cap,
                           uint64_t *scanned, bool *indexed)
 {
-    uint32_t dim = sp->def.dim;
     size_t n = 0;
-    if ((*indexed = vector_rank_index(e, sp, q, req, now, heap, cap, &n, scanned))) return n;
+    if ((*indexed = vector_rank_index(e, sp, q, req, now_ms, heap, cap, &n, scanned))) return n;
     for (uint32_t i = 0; i < sp->n_slots; i++) {
-        const mn_slot *s = &sp->slots[i];
-        if (!s->has_vec || !mn_filter_match(s, &req->filter, now)) continue;
+        const mn__slot *s = &sp->slots[i];
+        if (!s->has_vec || !mn__filter_match(s, &req->filter, now_ms)) continue;
         (*scanned)++;
-        cand c = {.slot = i, .id = s->id};
-        c.score = score_of(sp->def.metric, q, sp->vecs + (size_t)i * dim, dim, &c.dist);
-        if (req->has_threshold && c.score < req->threshold) continue;
-        if (n < cap) {
-            heap[n++] = c;
-            sift_up(heap, n - 1);
-        } else if (worse(&heap[0], &c)) {
-            heap[0] = c;
-            sift_down(heap, n, 0);
-        }
+        cand c = cand_of(sp, q, i);
+        if (!below_threshold(req, &c)) heap_offer(heap, &n, cap, &c);
     }
     qsort(heap, n, sizeof *heap, best_first);
     return n;
@@ -335,10 +234,10 @@ static ranked *find_slot(ranked *r, size_t n, uint32_t slot)
 
 /* Runs spreading activation from the ranked seeds (lock held) and replaces
  * *r with every activated memory, ranked by activation. */
-static mn_err spread_ranked(const mn_space *sp, const mn_recall_req *req, int64_t now, ranked **r,
-                            size_t *n, mn_act_node **nodes, size_t *n_nodes)
+static mn_err spread_ranked(const mn__space *sp, const mn_recall_req *req, int64_t now, ranked **r,
+                            size_t *n, mn__act_node **nodes, size_t *n_nodes)
 {
-    mn_spread_params p = {
+    mn__spread_params p = {
         .max_hops = req->max_hops ? req->max_hops : 2,
         .hop_decay = req->hop_decay > 0 ? req->hop_decay : 0.5f,
         .min_activation = req->min_activation > 0 ? req->min_activation : 0.05f,
@@ -355,7 +254,7 @@ static mn_err spread_ranked(const mn_space *sp, const mn_recall_req *req, int64_
         slots[i] = (*r)[i].slot;
         acts[i] = (*r)[i].match;
     }
-    mn_err rc = mn_spread(sp, &req->filter, now, slots, acts, *n, &p, nodes, n_nodes);
+    mn_err rc = mn__spread(sp, &req->filter, now, slots, acts, *n, &p, nodes, n_nodes);
     free(slots);
     free(acts);
     if (rc) return rc;
@@ -363,7 +262,7 @@ static mn_err spread_ranked(const mn_space *sp, const mn_recall_req *req, int64_
     if (!nr) return MN_ERR_NOMEM;
     *r = nr;
     for (size_t i = 0; i < *n_nodes; i++) {
-        const mn_act_node *nd = &(*nodes)[i];
+        const mn__act_node *nd = &(*nodes)[i];
         if (i >= *n) /* reached only through associations */
             nr[i] = (ranked){.id = nd->id,
                              .slot = nd->slot,
@@ -382,7 +281,7 @@ static mn_err spread_ranked(const mn_space *sp, const mn_recall_req *req, int64_
     return MN_OK;
 }
 
-static void trace_path(const mn_act_node *nodes, int32_t at, mn_recall_hit *h)
+static void trace_path(const mn__act_node *nodes, int32_t at, mn_recall_hit *h)
 {
     mn_via_step rev[MN_MAX_HOPS];
     uint32_t n = 0;
@@ -393,240 +292,299 @@ static void trace_path(const mn_act_node *nodes, int32_t at, mn_recall_hit *h)
     h->n_via = n;
 }
 
-static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req *req,
-                        mn_recall_result *out, mn_error *err)
+/* One recall's working state. */
+typedef struct recall {
+    const mn_recall_req *req;
+    uint32_t k;
+    bool by_vec, by_text;
+    float wv, wt; /* fusion weights */
+    int64_t now_ms;
+    float *q; /* the vector cue as the space holds vectors (unit for cosine) */
+    size_t pool;
+    cand *vh;      /* vector ranking */
+    mn_kw_hit *th; /* keyword ranking */
+    ranked *r;     /* fused, then activated */
+    mn__act_node *nodes;
+    size_t n_nodes;
+    bool indexed;
+    uint64_t scanned;
+} recall;
+
+/* The request's own checks (the space's come with it). */
+static mn_err check_request(const mn_recall_req *req, recall *rc, mn_error *err)
 {
-    memset(out, 0, sizeof *out);
-    uint32_t k = req->k ? req->k : 10;
-    if (k > MN_K_MAX)
-        return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..%d, got %u", MN_K_MAX, k);
+    rc->k = req->k ? req->k : 10;
+    if (rc->k > MN_K_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..%d, got %u", MN_K_MAX, rc->k);
     if (req->ef > MN_EF_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "ef: at most %d, got %u", MN_EF_MAX, req->ef);
-    mn_err rc = mn_validate_filter(&req->filter, err);
-    if (rc) return rc;
+    mn_err r = mn__validate_filter(&req->filter, err);
+    if (r) return r;
     if (req->has_threshold && !isfinite(req->threshold))
         return mn_error_set(err, MN_ERR_INVALID, "threshold: not a finite number");
-    bool by_vec = req->embedding != NULL;
-    bool by_text = req->text != NULL;
-    if (!by_vec && !by_text)
+    rc->by_vec = req->embedding != NULL;
+    rc->by_text = req->text != NULL;
+    if (!rc->by_vec && !rc->by_text)
         return mn_error_set(err, MN_ERR_INVALID, "a recall needs an embedding, text, or both");
-    if (by_text && (req->text_len > MN_CONTENT_MAX || !mn_utf8_valid(req->text, req->text_len)))
+    if (rc->by_text && (req->text_len > MN_CONTENT_MAX || !mn_utf8_valid(req->text, req->text_len)))
         return mn_error_set(err, MN_ERR_INVALID, "text: not valid UTF-8 or longer than %d bytes",
                             MN_CONTENT_MAX);
-    float wv = req->vector_weight, wt = req->text_weight;
-    if (!(wv >= 0 && wt >= 0 && isfinite(wv) && isfinite(wt)))
+    rc->wv = req->vector_weight;
+    rc->wt = req->text_weight;
+    if (!(rc->wv >= 0 && rc->wt >= 0 && isfinite(rc->wv) && isfinite(rc->wt)))
         return mn_error_set(err, MN_ERR_INVALID, "weights: must be finite and >= 0");
-    if (wv == 0 && wt == 0) wv = wt = 1;
-    if (req->spread) {
-        if (req->max_hops > MN_MAX_HOPS)
-            return mn_error_set(err, MN_ERR_INVALID, "max_hops: at most %d", MN_MAX_HOPS);
-        if (!(req->hop_decay >= 0 && req->hop_decay <= 1))
-            return mn_error_set(err, MN_ERR_INVALID, "hop_decay: must be in (0, 1]");
-        if (!(req->min_activation >= 0 && req->min_activation < 1))
-            return mn_error_set(err, MN_ERR_INVALID, "min_activation: must be in (0, 1)");
-        if (req->max_visited > 100000)
-            return mn_error_set(err, MN_ERR_INVALID, "max_visited: at most 100000");
-    }
+    if (rc->wv == 0 && rc->wt == 0) rc->wv = rc->wt = 1;
+    if (!req->spread) return MN_OK;
+    if (req->max_hops > MN_MAX_HOPS)
+        return mn_error_set(err, MN_ERR_INVALID, "max_hops: at most %d", MN_MAX_HOPS);
+    if (!(req->hop_decay >= 0 && req->hop_decay <= 1))
+        return mn_error_set(err, MN_ERR_INVALID, "hop_decay: must be in (0, 1]");
+    if (!(req->min_activation >= 0 && req->min_activation < 1))
+        return mn_error_set(err, MN_ERR_INVALID, "min_activation: must be in (0, 1)");
+    if (req->max_visited > 100000)
+        return mn_error_set(err, MN_ERR_INVALID, "max_visited: at most 100000");
+    return MN_OK;
+}
 
-    mn_space *sp = mn_engine_space_acquire(e, space);
-    if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
+/* The vector cue checked against sp and copied into rc->q (unit for cosine). */
+static mn_err prepare_query(const mn__space *sp, recall *rc, mn_error *err)
+{
+    const mn_recall_req *req = rc->req;
     uint32_t dim = sp->def.dim;
-    float *q = NULL;
-    if (by_vec) {
-        if (req->dim != dim) {
-            mn_engine_space_release(e, sp);
-            return mn_error_set(err, MN_ERR_INVALID, "embedding: expected %u values, got %u", dim,
-                                req->dim);
-        }
-        q = malloc(dim * sizeof(float));
-        if (!q) {
-            mn_engine_space_release(e, sp);
-            return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        }
-        for (uint32_t i = 0; i < dim; i++) {
-            if (!isfinite(req->embedding[i])) {
-                free(q);
-                mn_engine_space_release(e, sp);
-                return mn_error_set(err, MN_ERR_INVALID, "embedding[%u]: not a finite float32", i);
-            }
-            q[i] = req->embedding[i];
-        }
-        if (sp->def.metric == MN_METRIC_COSINE && !mn_vec_normalize(q, dim)) {
-            free(q);
-            mn_engine_space_release(e, sp);
-            return mn_error_set(err, MN_ERR_INVALID,
-                                "embedding: the zero vector has no direction (cosine space)");
-        }
-    }
-    /* With two rankings to fuse, each contributes a deeper pool than k. */
-    size_t pool = by_vec && by_text ? (k * 2 < 50 ? 50 : k * 2) : k;
-    if (pool > MN_K_MAX) pool = MN_K_MAX;
-    cand *vh = by_vec ? malloc(pool * sizeof *vh) : NULL;
-    mn_kw_hit *th = by_text ? malloc(pool * sizeof *th) : NULL;
-    ranked *r = malloc(2 * pool * sizeof *r);
-    if ((by_vec && !vh) || (by_text && !th) || !r) {
-        free(q);
-        free(vh);
-        free(th);
-        free(r);
-        mn_engine_space_release(e, sp);
+    if (req->dim != dim)
+        return mn_error_set(err, MN_ERR_INVALID, "embedding: expected %u values, got %u", dim,
+                            req->dim);
+    if (!(rc->q = malloc(dim * sizeof(float))))
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < dim; i++) {
+        if (!isfinite(req->embedding[i]))
+            return mn_error_set(err, MN_ERR_INVALID, "embedding[%u]: not a finite float32", i);
+        rc->q[i] = req->embedding[i];
     }
+    if (sp->def.metric == MN_METRIC_COSINE && !mn__vec_normalize(rc->q, dim))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "embedding: the zero vector has no direction (cosine space)");
+    return MN_OK;
+}
 
-    int64_t now = mn_engine_now(e);
-    if ((rc = mn_engine_check_as_of(e, &req->filter, now, err))) {
-        free(q);
-        free(vh);
-        free(th);
-        free(r);
-        mn_engine_space_release(e, sp);
-        return rc;
-    }
-    size_t nv = 0, nt = 0, n = 0;
-    uint64_t scanned = 0;
-    pthread_rwlock_rdlock(&sp->lock);
-    bool indexed = false;
-    if (by_vec) nv = vector_rank(e, sp, q, req, now, vh, pool, &scanned, &indexed);
-    if (by_text) {
-        accept_arg aa = {sp, &req->filter, now};
-        nt = mn_kw_search(sp->kw, req->text, req->text_len, accept_slot, &aa, pool, th);
-        scanned += nt;
-    }
+/* The rankings' buffers: with two rankings to fuse, each contributes a deeper
+ * pool than k. */
+static mn_err alloc_pools(recall *rc, mn_error *err)
+{
+    size_t k = rc->k;
+    rc->pool = rc->by_vec && rc->by_text ? (k * 2 < 50 ? 50 : k * 2) : k;
+    if (rc->pool > MN_K_MAX) rc->pool = MN_K_MAX;
+    rc->vh = rc->by_vec ? malloc(rc->pool * sizeof *rc->vh) : NULL;
+    rc->th = rc->by_text ? malloc(rc->pool * sizeof *rc->th) : NULL;
+    rc->r = malloc(2 * rc->pool * sizeof *rc->r);
+    if ((rc->by_vec && !rc->vh) || (rc->by_text && !rc->th) || !rc->r)
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    return MN_OK;
+}
+
+/* Both rankings into rc->r, one entry per memory (read lock held). */
+static size_t merge_rankings(const mn__space *sp, recall *rc, size_t nv, size_t nt)
+{
+    ranked *r = rc->r;
+    size_t n = 0;
     for (size_t i = 0; i < nv; i++)
-        r[n++] = (ranked){.id = vh[i].id,
-                          .slot = vh[i].slot,
-                          .sim = vh[i].score,
-                          .dist = vh[i].dist,
+        r[n++] = (ranked){.id = rc->vh[i].id,
+                          .slot = rc->vh[i].slot,
+                          .sim = rc->vh[i].score,
+                          .dist = rc->vh[i].dist,
                           .kw = NAN,
                           .cov = NAN,
                           .vrank = (uint32_t)i + 1};
-
     for (size_t i = 0; i < nt; i++) {
-        ranked *x = by_vec ? find_slot(r, nv, th[i].slot) : NULL;
+        const mn_kw_hit *h = &rc->th[i];
+        ranked *x = rc->by_vec ? find_slot(r, nv, h->slot) : NULL;
         if (!x) {
-            const mn_slot *s = &sp->slots[th[i].slot];
+            const mn__slot *s = &sp->slots[h->slot];
             x = &r[n++];
-            *x = (ranked){.id = s->id, .slot = th[i].slot, .sim = NAN, .dist = NAN};
-            if (by_vec && s->has_vec) /* fused: give text-only finds their similarity too */
-                x->sim =
-                    score_of(sp->def.metric, q, sp->vecs + (size_t)th[i].slot * dim, dim, &x->dist);
+            *x = (ranked){.id = s->id, .slot = h->slot, .sim = NAN, .dist = NAN};
+            if (rc->by_vec && s->has_vec) { /* fused: text-only finds get their similarity too */
+                cand c = cand_of(sp, rc->q, h->slot);
+                x->sim = c.score;
+                x->dist = c.dist;
+            }
         }
-        x->kw = th[i].score;
-        x->cov = th[i].coverage;
+        x->kw = h->score;
+        x->cov = h->coverage;
         x->trank = (uint32_t)i + 1;
     }
+    return n;
+}
 
+/* Final scores (reciprocal rank fusion with both cues) and the threshold:
+ * vector similarity when there is a vector cue, else keyword coverage. */
+static size_t score_ranked(mn_metric metric, const recall *rc, size_t n)
+{
+    const mn_recall_req *req = rc->req;
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
-        ranked *x = &r[i];
-        if (by_vec && by_text)
-            x->score =
-                (x->vrank ? wv / (RRF_K + x->vrank) : 0) + (x->trank ? wt / (RRF_K + x->trank) : 0);
-        else if (by_vec)
+        ranked *x = &rc->r[i];
+        if (rc->by_vec && rc->by_text)
+            x->score = (x->vrank ? rc->wv / (RRF_K + x->vrank) : 0) +
+                       (x->trank ? rc->wt / (RRF_K + x->trank) : 0);
+        else if (rc->by_vec)
             x->score = x->sim;
         else
             x->score = x->kw;
-        /* threshold: vector similarity when there is a vector cue, else keyword coverage */
-        if (req->has_threshold && !by_vec && !(x->cov >= req->threshold)) continue;
-        x->match = cue_match(sp->def.metric, x->sim, x->cov, by_vec, by_text, wv, wt);
+        if (req->has_threshold && !rc->by_vec && !(x->cov >= req->threshold)) continue;
+        x->match = cue_match(metric, x->sim, x->cov, rc->by_vec, rc->by_text, rc->wv, rc->wt);
         x->act = NAN;
         x->seed = true;
         x->node = -1;
-        r[kept++] = *x;
+        rc->r[kept++] = *x;
     }
-    n = kept;
-    qsort(r, n, sizeof *r, ranked_best_first);
+    qsort(rc->r, kept, sizeof *rc->r, ranked_best_first);
+    return kept;
+}
 
-    mn_act_node *nodes = NULL;
-    size_t n_nodes = 0;
-    if (req->spread && n > 0) {
-        if (n > k) n = k; /* the cue's own top k seed the spread */
-        rc = spread_ranked(sp, req, now, &r, &n, &nodes, &n_nodes);
+/* Ranks sp's memories against the cue under the read lock: the top k (or,
+ * with spread, what the top k activate) in rc->r with their retention. */
+static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
+{
+    const mn_recall_req *req = rc->req;
+    size_t nv = 0, nt = 0, n;
+    mn_err r = MN_OK;
+    pthread_rwlock_rdlock(&sp->lock);
+    if (rc->by_vec)
+        nv = vector_rank(e, sp, rc->q, req, rc->now_ms, rc->vh, rc->pool, &rc->scanned,
+                         &rc->indexed);
+    if (rc->by_text) {
+        accept_arg aa = {sp, &req->filter, rc->now_ms};
+        nt = mn_kw_search(sp->kw, req->text, req->text_len, accept_slot, &aa, rc->pool, rc->th);
+        rc->scanned += nt;
     }
-    if (n > k) n = k;
+    n = score_ranked(sp->def.metric, rc, merge_rankings(sp, rc, nv, nt));
+    if (req->spread && n > 0) {
+        if (n > rc->k) n = rc->k; /* the cue's own top k seed the spread */
+        r = spread_ranked(sp, req, rc->now_ms, &rc->r, &n, &rc->nodes, &rc->n_nodes);
+    }
+    if (n > rc->k) n = rc->k;
     for (size_t i = 0; i < n; i++) {
         mn_strength st;
-        mn_slot_strength(sp, r[i].slot, e->opts.initial_stability_days, &st);
-        r[i].retention = mn_retention(st.stability_days, now - st.last_access_ms);
+        mn__slot_strength(&sp->slots[rc->r[i].slot], e->opts.initial_stability_days, &st);
+        rc->r[i].retention = mn__retention(st.stability_days, rc->now_ms - st.last_access_ms);
     }
     pthread_rwlock_unlock(&sp->lock);
+    *n_out = r ? 0 : n;
+    return r;
+}
 
-    if (rc) {
-        mn_error_set(err, rc, "out of memory spreading activation");
-        n = 0;
-    }
-    out->hits = rc ? NULL : calloc(n ? n : 1, sizeof *out->hits);
-    if (!rc && !out->hits) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    if (by_vec && by_text)
-        out->path = indexed ? "hnsw+keyword" : "exact+keyword";
-    else
-        out->path = by_vec ? (indexed ? "hnsw" : "exact") : "keyword";
-    out->scanned = scanned;
-    for (size_t i = 0; i < n && !rc; i++) {
+/* Hit h from ranked x and its record (read after the lock). */
+static void fill_hit(const recall *rc, const ranked *x, mn_recall_hit *h)
+{
+    const mn_recall_req *req = rc->req;
+    if (req->filter.as_of_ms != MN_TIME_UNSET) /* as it was then */
+        h->memory.suppressed =
+            mn__filter_suppressed_at(h->memory.suppressed, h->memory.suppressed_at_ms,
+                                     h->memory.unsuppressed_at_ms, req->filter.as_of_ms);
+    h->score = x->score;
+    h->similarity = x->sim;
+    h->distance = x->dist;
+    h->keyword = x->kw;
+    h->coverage = x->cov;
+    h->activation = isnan(x->act) ? NAN : x->act > 1 ? 1 : x->act;
+    h->seed = x->seed;
+    if (req->trace && x->node >= 0) trace_path(rc->nodes, x->node, h);
+    h->retention = x->retention;
+    float match = req->spread ? h->activation : x->match;
+    bool semantic = h->memory.kind == MN_KIND_SEMANTIC;
+    mn__confidence_of(match, h->memory.confidence, x->retention,
+                      mn__support_factor(semantic, h->memory.n_support), &h->confidence);
+    if (!x->seed) h->confidence.reasons |= MN_REASON_ASSOCIATIVE;
+}
+
+/* The hits of the n ranked memories, read from the store (a memory forgotten
+ * since the ranking is left out). */
+static mn_err read_hits(mn_engine_t *e, const mn__space *sp, const recall *rc, size_t n,
+                        mn_recall_result *out, mn_error *err)
+{
+    out->hits = calloc(n ? n : 1, sizeof *out->hits);
+    if (!out->hits) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
         mn_recall_hit *h = &out->hits[out->n_hits];
         mn_error rerr = {0};
-        mn_err rr =
-            mn_engine_read_memory(e, sp, &r[i].id, req->include_embedding, &h->memory, &rerr);
+        mn_err rr = mn__record_read(&e->store, e->opts.initial_stability_days, sp, &rc->r[i].id,
+                                    rc->req->include_embedding, &h->memory, &rerr);
         if (rr == MN_ERR_GONE || rr == MN_ERR_NOT_FOUND) continue; /* forgotten meanwhile */
         if (rr) {
             if (err) *err = rerr;
-            rc = rr;
-            break;
+            return rr;
         }
-        if (req->filter.as_of_ms != MN_TIME_UNSET) /* as it was then */
-            h->memory.suppressed =
-                mn_suppressed_at(h->memory.suppressed, h->memory.suppressed_at_ms,
-                                 h->memory.unsuppressed_at_ms, req->filter.as_of_ms);
-        h->score = r[i].score;
-        h->similarity = r[i].sim;
-        h->distance = r[i].dist;
-        h->keyword = r[i].kw;
-        h->coverage = r[i].cov;
-        h->activation = isnan(r[i].act) ? NAN : r[i].act > 1 ? 1 : r[i].act;
-        h->seed = r[i].seed;
-        if (req->trace && r[i].node >= 0) trace_path(nodes, r[i].node, h);
-        h->retention = r[i].retention;
-        float match = req->spread ? h->activation : r[i].match;
-        bool semantic = h->memory.kind == MN_KIND_SEMANTIC;
-        mn_confidence_of(match, h->memory.confidence, r[i].retention,
-                         mn_support_factor(semantic, h->memory.n_support), &h->confidence);
-        if (!r[i].seed) h->confidence.reasons |= MN_REASON_ASSOCIATIVE;
+        fill_hit(rc, &rc->r[i], h);
         out->n_hits++;
     }
-    if (!rc && req->reinforce && out->n_hits) {
+    return MN_OK;
+}
+
+/* After a recall: reinforcement of the hits, and the recall event. */
+static void after_recall(mn_engine_t *e, mn__space *sp, const char *space, const recall *rc,
+                         const mn_recall_result *out)
+{
+    if (rc->req->reinforce && out->n_hits) {
         mn_id_t *ids = malloc(out->n_hits * sizeof *ids);
         if (ids) {
             for (size_t i = 0; i < out->n_hits; i++)
                 ids[i] = out->hits[i].memory.id;
-            mn_reinforce_enqueue(e, sp, ids, out->n_hits, now);
+            mn__reinforce_enqueue(e, sp, ids, out->n_hits, rc->now_ms);
             free(ids);
         }
     }
-    for (size_t i = 0; !rc && i < out->n_hits; i++)
+    if (!mn__events_wanted(e)) return;
+    mn_event ev = {.kind = MN_EVENT_RECALL,
+                   .at_ms = rc->now_ms,
+                   .count = (uint32_t)out->n_hits,
+                   .recall_confidence = out->recall_confidence};
+    snprintf(ev.path, sizeof ev.path, "%s", out->path);
+    mn__events_publish(e, space, &ev);
+}
+
+static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req *req,
+                        mn_recall_result *out, mn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    recall rc = {.req = req};
+    mn_err r = check_request(req, &rc, err);
+    if (r) return r;
+    mn__space *sp = mn__registry_acquire(&e->reg, space);
+    if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
+    if (rc.by_vec && (r = prepare_query(sp, &rc, err))) goto out;
+    if ((r = alloc_pools(&rc, err))) goto out;
+    rc.now_ms = mn__now(e);
+    r = mn__filter_check_as_of(&req->filter, rc.now_ms, e->opts.as_of_max_age_ms, err);
+    if (r) goto out;
+    size_t n;
+    if ((r = rank(e, sp, &rc, &n))) {
+        mn_error_set(err, r, "out of memory spreading activation");
+        goto out;
+    }
+    if (rc.by_vec && rc.by_text)
+        out->path = rc.indexed ? "hnsw+keyword" : "exact+keyword";
+    else
+        out->path = rc.by_vec ? (rc.indexed ? "hnsw" : "exact") : "keyword";
+    out->scanned = rc.scanned;
+    if ((r = read_hits(e, sp, &rc, n, out, err))) goto out;
+    for (size_t i = 0; i < out->n_hits; i++)
         if (out->hits[i].confidence.value > out->recall_confidence)
             out->recall_confidence = out->hits[i].confidence.value;
-    if (rc)
-        mn_recall_result_clear(out);
-    else if (mn_events_wanted(e)) {
-        mn_event ev = {.kind = MN_EVENT_RECALL,
-                       .at_ms = now,
-                       .count = (uint32_t)out->n_hits,
-                       .recall_confidence = out->recall_confidence};
-        snprintf(ev.path, sizeof ev.path, "%s", out->path);
-        mn_events_publish(e, space, &ev);
-    }
-    free(nodes);
-    free(q);
-    free(vh);
-    free(th);
-    free(r);
-    mn_engine_space_release(e, sp);
-    return rc;
+    after_recall(e, sp, space, &rc, out);
+out:
+    if (r) mn_recall_result_clear(out);
+    free(rc.nodes);
+    free(rc.q);
+    free(rc.vh);
+    free(rc.th);
+    free(rc.r);
+    mn__space_unref(sp);
+    return r;
 }
 
 mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *req,
                         mn_recall_result *out, mn_error *err)
 {
     int64_t t0 = mn_time_mono_ns();
-    return mn_engine_timed(&e->h_recall, t0, recall_op(e, space, req, out, err));
+    return mn__timed(&e->h_recall, t0, recall_op(e, space, req, out, err));
 }

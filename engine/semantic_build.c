@@ -1,5 +1,5 @@
 /* Building a semantic memory from its members (semantic_build.h), and
- * re-deriving one whose supports were erased (mn_consolidate_rederive).
+ * re-deriving one whose supports were erased (mn__consolidate_rederive).
  *
  * Fields are functions of the member records (docs/recall.md §7): centroid
  * (normalised mean of unit vectors, summed in id order in double precision),
@@ -12,6 +12,10 @@
  * ranks them again. */
 #include "semantic_build.h"
 
+#include "consolidate.h"
+#include "record.h"
+#include "vec.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +24,7 @@
 #define KEYWORDS_MAX 5
 #define CONTENT_KEYWORDS_PREFIX "\n[keywords: "
 
-void mn_sem_centroid(const double *sum, uint32_t dim, float *out)
+void mn__sem_centroid(const double *sum, uint32_t dim, float *out)
 {
     double nn = 0;
     for (uint32_t i = 0; i < dim; i++)
@@ -31,7 +35,7 @@ void mn_sem_centroid(const double *sum, uint32_t dim, float *out)
 }
 
 /* ---- words: a small open-addressing map from a token to counts ---- */
-void mn_sem_words_free(mn_sem_words *m)
+void mn__sem_words_free(mn__sem_words *m)
 {
     free(m->e);
     free(m->ix);
@@ -47,13 +51,13 @@ static uint64_t word_hash(const char *w, size_t len)
 }
 
 /* The entry of word w (created with count 0), or NULL when out of memory. */
-mn_sem_word *mn_sem_words_get(mn_sem_words *m, const char *w, size_t len, bool create)
+mn__sem_word *mn__sem_words_get(mn__sem_words *m, const char *w, size_t len, bool create)
 {
     if (m->ix_cap) {
         size_t mask = m->ix_cap - 1;
         for (size_t i = word_hash(w, len) & mask;; i = (i + 1) & mask) {
             if (!m->ix[i]) break;
-            mn_sem_word *x = &m->e[m->ix[i] - 1];
+            mn__sem_word *x = &m->e[m->ix[i] - 1];
             if (!strcmp(x->word, w)) return x;
         }
     }
@@ -74,12 +78,12 @@ mn_sem_word *mn_sem_words_get(mn_sem_words *m, const char *w, size_t len, bool c
     }
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 32;
-        mn_sem_word *ne = realloc(m->e, nc * sizeof *ne);
+        mn__sem_word *ne = realloc(m->e, nc * sizeof *ne);
         if (!ne) return NULL;
         m->e = ne;
         m->cap = nc;
     }
-    mn_sem_word *x = &m->e[m->n];
+    mn__sem_word *x = &m->e[m->n];
     memcpy(x->word, w, len + 1);
     x->count = 0;
     x->last = 0;
@@ -92,7 +96,7 @@ mn_sem_word *mn_sem_words_get(mn_sem_words *m, const char *w, size_t len, bool c
 }
 
 typedef struct kwctx {
-    mn_sem_words *words;
+    mn__sem_words *words;
     uint32_t member; /* 1-based */
     bool oom;
 } kwctx;
@@ -102,7 +106,7 @@ static int kw_token(void *arg, const char *tok, size_t len, uint32_t pos)
     (void)pos;
     kwctx *c = arg;
     if (len < 3) return 0; /* short words are rarely topical */
-    mn_sem_word *x = mn_sem_words_get(c->words, tok, len, true);
+    mn__sem_word *x = mn__sem_words_get(c->words, tok, len, true);
     if (!x) {
         c->oom = true;
         return 1;
@@ -116,7 +120,7 @@ static int kw_token(void *arg, const char *tok, size_t len, uint32_t pos)
 
 static int kw_best_first(const void *a, const void *b)
 {
-    const mn_sem_word *x = a, *y = b;
+    const mn__sem_word *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
     return strcmp(x->word, y->word);
 }
@@ -134,9 +138,9 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void mn_sem_summary_free(mn_sem_summary *s)
+void mn__sem_summary_free(mn__sem_summary *s)
 {
-    mn_sem_words_free(&s->words);
+    mn__sem_words_free(&s->words);
     free(s->medoid_content);
     for (size_t i = 0; i < s->n_tags; i++)
         free(s->tags[i]);
@@ -159,7 +163,7 @@ static mn_err push_str(char ***v, size_t *n, const char *s)
 
 /* Fills *s from the members' records ms[n] (sorted by id; ms[medoid] is the
  * medoid): words, times, tags, people. */
-static mn_err summarise_records(const mn_memory_t *ms, size_t n, size_t medoid, mn_sem_summary *s)
+static mn_err summarise_records(const mn_memory_t *ms, size_t n, size_t medoid, mn__sem_summary *s)
 {
     memset(s, 0, sizeof *s);
     s->when = INT64_MAX;
@@ -221,7 +225,8 @@ static mn_err summarise_records(const mn_memory_t *ms, size_t n, size_t medoid, 
 
 /* Reads the members' records (sorted by id) into *s. MN_ERR_NOT_FOUND when
  * one is gone since the clustering: the cluster waits for the next run. */
-mn_err mn_sem_summarise(mn_engine *e, mn_space *sp, const mn_sem_cluster *k, mn_sem_summary *s)
+mn_err mn__sem_summarise(mn_engine_t *e, mn__space *sp, const mn__sem_cluster *k,
+                         mn__sem_summary *s)
 {
     memset(s, 0, sizeof *s);
     mn_memory_t *ms = calloc(k->n, sizeof *ms);
@@ -230,7 +235,8 @@ mn_err mn_sem_summarise(mn_engine *e, mn_space *sp, const mn_sem_cluster *k, mn_
     size_t loaded = 0;
     for (; loaded < k->n && !rc; loaded++) {
         mn_error rerr = {0};
-        rc = mn_engine_read_memory(e, sp, &k->members[loaded], false, &ms[loaded], &rerr);
+        rc = mn__record_read(&e->store, e->opts.initial_stability_days, sp, &k->members[loaded],
+                             false, &ms[loaded], &rerr);
         if (rc == MN_ERR_GONE) rc = MN_ERR_NOT_FOUND;
     }
     if (rc) loaded--; /* the failed read left nothing to clear */
@@ -243,7 +249,7 @@ mn_err mn_sem_summarise(mn_engine *e, mn_space *sp, const mn_sem_cluster *k, mn_
 
 /* Fills every field of sem but its content from a cluster and its summary
  * (moves the summary's tags and people). */
-static mn_err fill_semantic(const mn_space *sp, const mn_sem_cluster *k, mn_sem_summary *s,
+static mn_err fill_semantic(const mn__space *sp, const mn__sem_cluster *k, mn__sem_summary *s,
                             mn_memory_t *sem)
 {
     uint32_t dim = sp->def.dim;
@@ -274,7 +280,7 @@ static mn_err fill_semantic(const mn_space *sp, const mn_sem_cluster *k, mn_sem_
 
 /* content = the medoid's text, then "[keywords: ...]" with kw[nk], cut to the
  * content limit at a character boundary. */
-static mn_err set_content(mn_memory_t *sem, const mn_sem_summary *s, const char *const *kw,
+static mn_err set_content(mn_memory_t *sem, const mn__sem_summary *s, const char *const *kw,
                           size_t nk)
 {
     size_t len = s->medoid_len + sizeof CONTENT_KEYWORDS_PREFIX + nk * (MN_TOKEN_MAX + 2) + 2;
@@ -298,15 +304,15 @@ static mn_err set_content(mn_memory_t *sem, const mn_sem_summary *s, const char 
 /* Fills sem from a cluster and its summary; the top keywords score
  * (members holding the word) x idf over every supported episode. Moves the
  * summary's strings. */
-mn_err mn_sem_build(const mn_space *sp, const mn_sem_cluster *k, mn_sem_summary *s,
-                    const mn_sem_words *df, double n_docs, mn_memory_t *sem)
+mn_err mn__sem_build(const mn__space *sp, const mn__sem_cluster *k, mn__sem_summary *s,
+                     const mn__sem_words *df, double n_docs, mn_memory_t *sem)
 {
     mn_err rc = fill_semantic(sp, k, s, sem);
     if (rc) return rc;
     for (size_t i = 0; i < s->words.n; i++) {
-        mn_sem_word *w = &s->words.e[i];
-        const mn_sem_word *g =
-            mn_sem_words_get((mn_sem_words *)df, w->word, strlen(w->word), false);
+        mn__sem_word *w = &s->words.e[i];
+        const mn__sem_word *g =
+            mn__sem_words_get((mn__sem_words *)df, w->word, strlen(w->word), false);
         double d = g ? g->count : w->count;
         w->score = w->count * log(1.0 + (n_docs - d + 0.5) / (d + 0.5));
     }
@@ -327,7 +333,7 @@ static bool same_strv(char **a, size_t na, char **b, size_t nb)
 }
 
 /* Does the stored semantic memory old already hold what a run computed? */
-bool mn_sem_same(const mn_memory_t *a, const mn_memory_t *old)
+bool mn__sem_same(const mn_memory_t *a, const mn_memory_t *old)
 {
     return a->content_len == old->content_len && old->content &&
            !memcmp(a->content, old->content, a->content_len) && old->embedding &&
@@ -371,30 +377,30 @@ static size_t parse_keywords(const char *content, size_t len, char *buf, const c
 
 /* A member of a semantic memory, as the batch sees it: live, with its record
  * and unit vector; false when it is gone (or has no usable vector). */
-static mn_err read_member(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b, const mn_id_t *id,
-                          mn_memory_t *m, float *unit, bool *ok, mn_error *err)
+static mn_err read_member(mn_engine_t *e, mn__space *sp, rocksdb_writebatch_wi_t *b,
+                          const mn_id_t *id, mn_memory_t *m, float *unit, bool *ok, mn_error *err)
 {
     mn_memory_record rec;
     bool found;
     *ok = false;
-    mn_err rc = mn_apply_read_record(e, b, sp, id, &rec, &found, err);
+    mn_err rc = mn__record_get_wi(&e->store, b, sp, id, &rec, &found, err);
     if (rc || !found) return rc;
     if (rec.tombstone) {
         mn_memory_clear(&rec.mem);
         return MN_OK;
     }
     uint8_t k[KEY_MEM_LEN];
-    mn_key_mem(k, sp->sid, id);
+    mn__key_mem(k, sp->sid, id);
     char *v;
     size_t vl;
-    if ((rc = mn_store_get_wi(&e->store, b, CF_VECTORS, k, sizeof k, &v, &vl, err))) {
+    if ((rc = mn__store_get_wi(&e->store, b, CF_VECTORS, k, sizeof k, &v, &vl, err))) {
         mn_memory_clear(&rec.mem);
         return rc;
     }
     if (v && vl == (size_t)sp->def.dim * sizeof(float)) {
         /* the same unit vector a run compares (space.c normalises cosine vectors alike) */
         memcpy(unit, v, vl);
-        *ok = mn_vec_normalize(unit, sp->def.dim);
+        *ok = mn__vec_normalize(unit, sp->def.dim);
     }
     free(v);
     if (*ok)
@@ -408,16 +414,16 @@ static mn_err read_member(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b
  * them, in id order) as a run builds a cluster: centroid, cohesion, medoid,
  * summary; its keywords are those of old that a remaining member holds (a
  * run's idf needs every cluster: the next run ranks them again). */
-static mn_err rebuild(const mn_space *sp, const mn_memory_t *old, const mn_memory_t *ms,
+static mn_err rebuild(const mn__space *sp, const mn_memory_t *old, const mn_memory_t *ms,
                       const float *units, size_t nr, mn_memory_t *sem)
 {
     uint32_t dim = sp->def.dim;
-    mn_sem_cluster k = {.id = old->id, .n = nr};
+    mn__sem_cluster k = {.id = old->id, .n = nr};
     k.members = malloc(nr * sizeof *k.members);
     k.centroid = malloc(dim * sizeof(float));
     double *sum = calloc(dim, sizeof *sum);
     char *buf = malloc(old->content_len + 1);
-    mn_sem_summary s = {0};
+    mn__sem_summary s = {0};
     mn_err rc = k.members && k.centroid && sum && buf ? MN_OK : MN_ERR_NOMEM;
     mn_memory_init(sem);
     for (size_t i = 0; !rc && i < nr; i++) {
@@ -426,10 +432,10 @@ static mn_err rebuild(const mn_space *sp, const mn_memory_t *old, const mn_memor
             sum[d] += units[(size_t)i * dim + d];
     }
     if (!rc) {
-        mn_sem_centroid(sum, dim, k.centroid);
+        mn__sem_centroid(sum, dim, k.centroid);
         float best = 0;
         for (size_t i = 0; i < nr; i++) {
-            float sim = mn_vec_dot(units + (size_t)i * dim, k.centroid, dim);
+            float sim = mn__vec_dot(units + (size_t)i * dim, k.centroid, dim);
             k.cohesion += sim;
             if (!i || sim > best) { /* ties: the lower id */
                 best = sim;
@@ -444,7 +450,7 @@ static mn_err rebuild(const mn_space *sp, const mn_memory_t *old, const mn_memor
         const char *kw[KEYWORDS_MAX], *keep[KEYWORDS_MAX];
         size_t nk = parse_keywords(old->content, old->content_len, buf, kw), nkeep = 0;
         for (size_t i = 0; i < nk; i++)
-            if (mn_sem_words_get(&s.words, kw[i], strlen(kw[i]), false)) keep[nkeep++] = kw[i];
+            if (mn__sem_words_get(&s.words, kw[i], strlen(kw[i]), false)) keep[nkeep++] = kw[i];
         rc = set_content(sem, &s, keep, nkeep);
     }
     if (!rc) { /* a client's suppression stays */
@@ -452,7 +458,7 @@ static mn_err rebuild(const mn_space *sp, const mn_memory_t *old, const mn_memor
         sem->suppressed_at_ms = old->suppressed_at_ms;
         sem->unsuppressed_at_ms = old->unsuppressed_at_ms;
     }
-    mn_sem_summary_free(&s);
+    mn__sem_summary_free(&s);
     free(k.members);
     free(k.centroid);
     free(sum);
@@ -460,9 +466,9 @@ static mn_err rebuild(const mn_space *sp, const mn_memory_t *old, const mn_memor
     return rc;
 }
 
-mn_err mn_consolidate_rederive(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi_t *b,
-                               const mn_id_t *ids, size_t n, int64_t at_ms, mn_memory_t **out,
-                               size_t *n_out, mn_error *err)
+mn_err mn__consolidate_rederive(mn_engine_t *e, mn__space *sp, rocksdb_writebatch_wi_t *b,
+                                const mn_id_t *ids, size_t n, int64_t at_ms, mn_memory_t **out,
+                                size_t *n_out, mn_error *err)
 {
     uint32_t min_support = e->opts.consolidate.min_support ? e->opts.consolidate.min_support : 3;
     uint32_t dim = sp->def.dim;
@@ -473,7 +479,7 @@ mn_err mn_consolidate_rederive(mn_engine *e, mn_space *sp, rocksdb_writebatch_wi
     for (size_t i = 0; i < n && !rc; i++) {
         mn_memory_record srec;
         bool found;
-        if ((rc = mn_apply_read_record(e, b, sp, &ids[i], &srec, &found, err))) break;
+        if ((rc = mn__record_get_wi(&e->store, b, sp, &ids[i], &srec, &found, err))) break;
         if (!found) continue;
         const mn_memory_t *old = &srec.mem;
         if (srec.tombstone || old->kind != MN_KIND_SEMANTIC || !old->n_support) {

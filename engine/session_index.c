@@ -13,7 +13,7 @@ typedef struct entry {
     uint32_t n, cap;
 } entry;
 
-struct mn_session_ix {
+struct mn__session_ix {
     entry *t;
     size_t cap;  /* power of two, or 0 */
     size_t used; /* entries with a key */
@@ -27,12 +27,12 @@ static uint64_t hash(const char *s)
     return h;
 }
 
-mn_session_ix *mn_session_ix_new(void)
+mn__session_ix *mn__session_ix_new(void)
 {
-    return calloc(1, sizeof(mn_session_ix));
+    return calloc(1, sizeof(mn__session_ix));
 }
 
-void mn_session_ix_free(mn_session_ix *x)
+void mn__session_ix_free(mn__session_ix *x)
 {
     if (!x) return;
     for (size_t i = 0; i < x->cap; i++) {
@@ -43,7 +43,7 @@ void mn_session_ix_free(mn_session_ix *x)
     free(x);
 }
 
-static entry *find(const mn_session_ix *x, const char *key)
+static entry *find(const mn__session_ix *x, const char *key)
 {
     if (!x->cap) return NULL;
     size_t mask = x->cap - 1;
@@ -54,7 +54,7 @@ static entry *find(const mn_session_ix *x, const char *key)
     }
 }
 
-static int grow(mn_session_ix *x)
+static int grow(mn__session_ix *x)
 {
     size_t live = 0;
     for (size_t i = 0; i < x->cap; i++)
@@ -84,7 +84,7 @@ static int grow(mn_session_ix *x)
     return 0;
 }
 
-int mn_session_ix_add(mn_session_ix *x, const char *session, uint32_t slot)
+int mn__session_ix_add(mn__session_ix *x, const char *session, uint32_t slot)
 {
     entry *e = find(x, session);
     if (!e) {
@@ -108,7 +108,7 @@ int mn_session_ix_add(mn_session_ix *x, const char *session, uint32_t slot)
     return 0;
 }
 
-void mn_session_ix_remove(mn_session_ix *x, const char *session, uint32_t slot)
+void mn__session_ix_remove(mn__session_ix *x, const char *session, uint32_t slot)
 {
     entry *e = find(x, session);
     if (!e) return;
@@ -119,7 +119,7 @@ void mn_session_ix_remove(mn_session_ix *x, const char *session, uint32_t slot)
         }
 }
 
-const uint32_t *mn_session_ix_slots(const mn_session_ix *x, const char *session, size_t *n)
+const uint32_t *mn__session_ix_slots(const mn__session_ix *x, const char *session, size_t *n)
 {
     entry *e = find(x, session);
     *n = e ? e->n : 0;

@@ -7,14 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct mn_session_ix mn_session_ix;
+typedef struct mn__session_ix mn__session_ix;
 
-mn_session_ix *mn_session_ix_new(void);
-void mn_session_ix_free(mn_session_ix *x);
+mn__session_ix *mn__session_ix_new(void);
+void mn__session_ix_free(mn__session_ix *x);
 /* Adds slot under session; non-zero when out of memory. */
-int mn_session_ix_add(mn_session_ix *x, const char *session, uint32_t slot);
-void mn_session_ix_remove(mn_session_ix *x, const char *session, uint32_t slot);
+int mn__session_ix_add(mn__session_ix *x, const char *session, uint32_t slot);
+void mn__session_ix_remove(mn__session_ix *x, const char *session, uint32_t slot);
 /* The slots of session (unordered), NULL and 0 when none. */
-const uint32_t *mn_session_ix_slots(const mn_session_ix *x, const char *session, size_t *n);
+const uint32_t *mn__session_ix_slots(const mn__session_ix *x, const char *session, size_t *n);
 
 #endif

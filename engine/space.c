@@ -2,11 +2,13 @@
  * need, vectors in one contiguous array (unit-normalised for cosine, so cosine
  * is a dot product), and an open-addressing id -> slot table. Freed slots are
  * reused. Callers hold sp->lock (write lock to mutate). */
-#include "engine_internal.h"
+#include "space.h"
+
+#include "mnemo/assert.h"
 #include "session_index.h"
-#include "text/keyword.h"
 #include "space_index.h"
-#include "hnsw/vec_kernels.h"
+#include "text/keyword.h"
+#include "vec.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -15,19 +17,19 @@
 #define IDX_EMPTY 0u
 #define IDX_DELETED UINT32_MAX
 
-mn_space *mn_space_new(const mn_space_def *def, uint32_t sid)
+mn__space *mn__space_new(const mn_space_def *def, uint32_t sid)
 {
-    mn_space *sp = calloc(1, sizeof *sp);
+    mn__space *sp = calloc(1, sizeof *sp);
     if (!sp) return NULL;
     sp->def = *def;
     sp->sid = sid;
     sp->epoch = 1;
     pthread_mutex_init(&sp->consolidate_mu, NULL);
     sp->kw = mn_kw_new();
-    sp->sessions = mn_session_ix_new();
+    sp->sessions = mn__session_ix_new();
     if (!sp->kw || !sp->sessions) {
         mn_kw_free(sp->kw);
-        mn_session_ix_free(sp->sessions);
+        mn__session_ix_free(sp->sessions);
         free(sp);
         return NULL;
     }
@@ -42,7 +44,7 @@ mn_space *mn_space_new(const mn_space_def *def, uint32_t sid)
     return sp;
 }
 
-static void slot_clear(mn_slot *s)
+static void slot_clear(mn__slot *s)
 {
     free(s->session);
     free(s->where);
@@ -61,10 +63,10 @@ static void slot_clear(mn_slot *s)
     memset(s, 0, sizeof *s);
 }
 
-void mn_space_free(mn_space *sp)
+void mn__space_free(mn__space *sp)
 {
     if (!sp) return;
-    mn_space_index_free(sp);
+    mn__space_index_free(sp);
     for (uint32_t i = 0; i < sp->n_slots; i++)
         slot_clear(&sp->slots[i]);
     free(sp->slots);
@@ -72,10 +74,32 @@ void mn_space_free(mn_space *sp)
     free(sp->free_slots);
     free(sp->idx);
     mn_kw_free(sp->kw);
-    mn_session_ix_free(sp->sessions);
+    mn__session_ix_free(sp->sessions);
     pthread_mutex_destroy(&sp->consolidate_mu);
     pthread_rwlock_destroy(&sp->lock);
     free(sp);
+}
+
+void mn__space_ref(mn__space *sp)
+{
+    int before = atomic_fetch_add(&sp->refs, 1);
+    /* only a holder of a reference can make another: a space at 0 is freed */
+    mn_assert(before > 0);
+}
+
+void mn__space_unref(mn__space *sp)
+{
+    if (!sp) return;
+    int before = atomic_fetch_sub(&sp->refs, 1);
+    mn_assert(before > 0);
+    if (before == 1) mn__space_free(sp);
+}
+
+/* The live counts only fall for a slot that counted: never below 0. */
+static void count_down(uint64_t *count)
+{
+    mn_assert(*count > 0);
+    (*count)--;
 }
 
 static uint32_t id_hash(const mn_id_t *id)
@@ -86,7 +110,7 @@ static uint32_t id_hash(const mn_id_t *id)
     return h ^ ((uint32_t)id->b[11] << 24);
 }
 
-uint32_t mn_space_find(const mn_space *sp, const mn_id_t *id)
+uint32_t mn__space_find(const mn__space *sp, const mn_id_t *id)
 {
     if (!sp->idx_cap) return UINT32_MAX;
     uint32_t mask = sp->idx_cap - 1;
@@ -107,7 +131,7 @@ static void idx_put_raw(uint32_t *idx, uint32_t cap, const mn_id_t *id, uint32_t
     idx[i] = slot + 1;
 }
 
-static mn_err idx_grow(mn_space *sp)
+static mn_err idx_grow(mn__space *sp)
 {
     uint32_t ncap = sp->idx_cap ? sp->idx_cap * 2 : 1024;
     uint32_t *n = calloc(ncap, sizeof *n);
@@ -123,11 +147,11 @@ static mn_err idx_grow(mn_space *sp)
     return MN_OK;
 }
 
-static mn_err slots_reserve(mn_space *sp)
+static mn_err slots_reserve(mn__space *sp)
 {
     if (sp->n_slots < sp->cap) return MN_OK;
     uint32_t ncap = sp->cap ? sp->cap * 2 : 256;
-    mn_slot *ns = realloc(sp->slots, (size_t)ncap * sizeof *ns);
+    mn__slot *ns = realloc(sp->slots, (size_t)ncap * sizeof *ns);
     if (!ns) return MN_ERR_NOMEM;
     sp->slots = ns;
     float *nv = realloc(sp->vecs, (size_t)ncap * sp->def.dim * sizeof(float));
@@ -135,75 +159,6 @@ static mn_err slots_reserve(mn_space *sp)
     sp->vecs = nv;
     sp->cap = ncap;
     return MN_OK;
-}
-
-bool mn_vec_normalize(float *v, uint32_t dim)
-{
-    double s = 0;
-    for (uint32_t i = 0; i < dim; i++)
-        s += (double)v[i] * v[i];
-    if (!(s > 0) || !isfinite(s)) return false;
-    float inv = (float)(1.0 / sqrt(s));
-    for (uint32_t i = 0; i < dim; i++)
-        v[i] *= inv;
-    return true;
-}
-
-/* Portable kernels with a fixed summation order: their results are the same
- * bits on every machine, which consolidation relies on (two nodes must compute
- * byte-identical semantic memories). Ranking uses the SIMD kernels below. */
-float mn_vec_dot(const float *a, const float *b, uint32_t dim)
-{
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    uint32_t i = 0;
-    for (; i + 4 <= dim; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < dim; i++)
-        s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
-float mn_vec_l2sq(const float *a, const float *b, uint32_t dim)
-{
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    uint32_t i = 0;
-    for (; i + 4 <= dim; i += 4) {
-        float d0 = a[i] - b[i], d1 = a[i + 1] - b[i + 1];
-        float d2 = a[i + 2] - b[i + 2], d3 = a[i + 3] - b[i + 3];
-        s0 += d0 * d0;
-        s1 += d1 * d1;
-        s2 += d2 * d2;
-        s3 += d3 * d3;
-    }
-    for (; i < dim; i++) {
-        float d = a[i] - b[i];
-        s0 += d * d;
-    }
-    return (s0 + s1) + (s2 + s3);
-}
-
-static const mn_vec_kernels *kernels;
-static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
-
-static void pick_kernels(void)
-{
-    kernels = mn_vec_kernels_best();
-}
-
-float mn_vec_dot_fast(const float *a, const float *b, uint32_t dim)
-{
-    pthread_once(&kernels_once, pick_kernels);
-    return kernels->dot(a, b, dim);
-}
-
-float mn_vec_l2sq_fast(const float *a, const float *b, uint32_t dim)
-{
-    pthread_once(&kernels_once, pick_kernels);
-    return kernels->l2sq(a, b, dim);
 }
 
 static char *sdup(const char *s)
@@ -214,14 +169,14 @@ static char *sdup(const char *s)
     return p;
 }
 
-mn_err mn_space_insert(mn_space *sp, const mn_memory_t *m)
+mn_err mn__space_insert(mn__space *sp, const mn_memory_t *m)
 {
-    return mn_space_insert_doc(sp, m, NULL, 0);
+    return mn__space_insert_doc(sp, m, NULL, 0);
 }
 
-mn_err mn_space_insert_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len)
+mn_err mn__space_insert_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len)
 {
-    if (mn_space_find(sp, &m->id) != UINT32_MAX) return MN_OK; /* already there */
+    if (mn__space_find(sp, &m->id) != UINT32_MAX) return MN_OK; /* already there */
     if ((sp->idx_used + 1) * 4 >= sp->idx_cap * 3 && idx_grow(sp)) return MN_ERR_NOMEM;
     uint32_t slot;
     if (sp->n_free) {
@@ -230,7 +185,7 @@ mn_err mn_space_insert_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw
         if (slots_reserve(sp)) return MN_ERR_NOMEM;
         slot = sp->n_slots++;
     }
-    mn_slot *s = &sp->slots[slot];
+    mn__slot *s = &sp->slots[slot];
     memset(s, 0, sizeof *s);
     s->id = m->id;
     s->state = SLOT_LIVE;
@@ -270,7 +225,7 @@ mn_err mn_space_insert_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw
         memcpy(v, m->embedding, sp->def.dim * sizeof(float));
     else
         memset(v, 0, sp->def.dim * sizeof(float));
-    if (sp->def.metric == MN_METRIC_COSINE && s->has_vec) mn_vec_normalize(v, sp->def.dim);
+    if (sp->def.metric == MN_METRIC_COSINE && s->has_vec) mn__vec_normalize(v, sp->def.dim);
     mn_err krc = MN_OK;
     if (kw)
         krc = mn_kw_add_encoded(sp->kw, slot, kw, kw_len);
@@ -283,9 +238,9 @@ mn_err mn_space_insert_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw
     }
     idx_put_raw(sp->idx, sp->idx_cap, &m->id, slot);
     sp->idx_used++;
-    mn_space_index_note(sp, slot);
+    mn__space_index_note(sp, slot);
     /* out of memory here only costs a temporal link, never the memory */
-    if (s->session) (void)mn_session_ix_add(sp->sessions, s->session, slot);
+    if (s->session) (void)mn__session_ix_add(sp->sessions, s->session, slot);
     sp->n_live++;
     if (m->kind == MN_KIND_SEMANTIC)
         sp->n_semantic++;
@@ -295,7 +250,7 @@ mn_err mn_space_insert_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw
     return MN_OK;
 }
 
-bool mn_space_remove(mn_space *sp, const mn_id_t *id)
+bool mn__space_remove(mn__space *sp, const mn_id_t *id)
 {
     if (!sp->idx_cap) return false;
     uint32_t mask = sp->idx_cap - 1;
@@ -304,20 +259,17 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
         if (v == IDX_EMPTY) return false;
         if (v == IDX_DELETED || memcmp(sp->slots[v - 1].id.b, id->b, 16) != 0) continue;
         uint32_t slot = v - 1;
-        mn_slot *s = &sp->slots[slot];
-        sp->n_live--;
-        if (s->kind == MN_KIND_SEMANTIC)
-            sp->n_semantic--;
-        else
-            sp->n_episodic--;
-        if (s->suppressed) sp->n_suppressed--;
+        mn__slot *s = &sp->slots[slot];
+        count_down(&sp->n_live);
+        count_down(s->kind == MN_KIND_SEMANTIC ? &sp->n_semantic : &sp->n_episodic);
+        if (s->suppressed) count_down(&sp->n_suppressed);
         mn_kw_remove(sp->kw, slot);
         sp->idx[i] = IDX_DELETED;
         /* drop the other halves of this memory's edges */
         for (uint32_t a = 0; a < s->n_adj; a++) {
-            uint32_t o = mn_space_find(sp, &s->adj[a].other);
+            uint32_t o = mn__space_find(sp, &s->adj[a].other);
             if (o == UINT32_MAX) continue;
-            mn_slot *os = &sp->slots[o];
+            mn__slot *os = &sp->slots[o];
             for (uint32_t j = 0; j < os->n_adj; j++)
                 if (!memcmp(os->adj[j].other.b, id->b, 16) && os->adj[j].kind == s->adj[a].kind &&
                     os->adj[j].out != s->adj[a].out) {
@@ -325,9 +277,9 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
                     break;
                 }
         }
-        if (s->session) mn_session_ix_remove(sp->sessions, s->session, slot);
+        if (s->session) mn__session_ix_remove(sp->sessions, s->session, slot);
         slot_clear(s);
-        mn_space_index_note(sp, slot);
+        mn__space_index_note(sp, slot);
         if (sp->n_free == sp->free_cap) {
             uint32_t nc = sp->free_cap ? sp->free_cap * 2 : 64;
             uint32_t *nf = realloc(sp->free_slots, nc * sizeof *nf);
@@ -341,19 +293,19 @@ bool mn_space_remove(mn_space *sp, const mn_id_t *id)
     return false;
 }
 
-mn_err mn_space_replace(mn_space *sp, const mn_memory_t *m)
+mn_err mn__space_replace(mn__space *sp, const mn_memory_t *m)
 {
-    return mn_space_replace_doc(sp, m, NULL, 0);
+    return mn__space_replace_doc(sp, m, NULL, 0);
 }
 
-mn_err mn_space_replace_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len)
+mn_err mn__space_replace_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len)
 {
-    uint32_t slot = mn_space_find(sp, &m->id);
-    mn_adj *adj = NULL;
+    uint32_t slot = mn__space_find(sp, &m->id);
+    mn__adj *adj = NULL;
     uint32_t n_adj = 0, cap_adj = 0;
     mn_strength st = {0};
     if (slot != UINT32_MAX) {
-        mn_slot *s = &sp->slots[slot];
+        mn__slot *s = &sp->slots[slot];
         adj = s->adj;
         n_adj = s->n_adj;
         cap_adj = s->cap_adj;
@@ -362,15 +314,15 @@ mn_err mn_space_replace_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *k
         st.access_count = s->access_count;
         s->adj = NULL; /* keep the edges: remove must not unlink them */
         s->n_adj = s->cap_adj = 0;
-        mn_space_remove(sp, &m->id);
+        mn__space_remove(sp, &m->id);
     }
-    mn_err rc = mn_space_insert_doc(sp, m, kw, kw_len);
-    slot = mn_space_find(sp, &m->id);
+    mn_err rc = mn__space_insert_doc(sp, m, kw, kw_len);
+    slot = mn__space_find(sp, &m->id);
     if (rc || slot == UINT32_MAX) {
         free(adj);
         return rc ? rc : MN_ERR_NOMEM;
     }
-    mn_slot *s = &sp->slots[slot];
+    mn__slot *s = &sp->slots[slot];
     s->adj = adj;
     s->n_adj = n_adj;
     s->cap_adj = cap_adj;
@@ -380,13 +332,13 @@ mn_err mn_space_replace_doc(mn_space *sp, const mn_memory_t *m, const uint8_t *k
     return MN_OK;
 }
 
-void mn_space_set_suppressed(mn_space *sp, uint32_t slot, bool on)
+void mn__space_set_suppressed(mn__space *sp, uint32_t slot, bool on)
 {
-    mn_slot *s = &sp->slots[slot];
+    mn__slot *s = &sp->slots[slot];
     if (s->suppressed == on) return;
     s->suppressed = on;
     if (on)
         sp->n_suppressed++;
     else
-        sp->n_suppressed--;
+        count_down(&sp->n_suppressed);
 }

@@ -16,7 +16,7 @@
  *
  * Fresh writes are still found: until a slot is in the graph it is in the
  * tail (notes, and work[work_done..]), which recall ranks exactly beside the
- * graph's hits (mn_space_index_tail). The graph reads vectors in place from
+ * graph's hits (mn__space_index_tail). The graph reads vectors in place from
  * sp->vecs (re-reading the pointer at each operation; the array only moves
  * under the write lock). A graph node whose slot was freed or reused before
  * the index thread caught up may still be visited: every hit is filtered on
@@ -54,14 +54,16 @@
 #include <unistd.h>
 
 #include "engine_internal.h"
+#include "filter.h"
 #include "hnsw/hnsw.h"
+#include "indexer.h"
 
 #define DEFAULT_THRESHOLD 2000u
 #define SELECTIVITY_SAMPLES 256u
 #define PROGRESS_EVERY 100000u
 #define CHUNK_NS 2000000 /* read-lock hold of the index thread between writer turns */
 
-typedef struct mn_space_index {
+typedef struct mn__space_index {
     mn_hnsw *h; /* NULL when it could not be created (failed) */
     /* slots changed since the index thread last took them (appended under the
      * write lock by the applier, taken under the write lock by the index thread) */
@@ -82,14 +84,14 @@ typedef struct mn_space_index {
     uint32_t cap_labels; /* slots labels holds */
     uint64_t unsaved;    /* graph changes since the file was written */
     int64_t saved_ns;    /* when it was written (or loaded), monotonic */
-} mn_space_index;
+} mn__space_index;
 
-static uint32_t threshold(const mn_engine *e)
+static uint32_t threshold(const mn_engine_t *e)
 {
     return e->opts.hnsw_threshold ? e->opts.hnsw_threshold : DEFAULT_THRESHOLD;
 }
 
-void mn_space_index_defaults(const mn_engine *e, mn_index_def *d)
+void mn__space_index_defaults(const mn_engine_t *e, mn_index_def *d)
 {
     if (!d->m) d->m = e->opts.hnsw_m ? e->opts.hnsw_m : 16;
     if (!d->ef_construction)
@@ -98,7 +100,7 @@ void mn_space_index_defaults(const mn_engine *e, mn_index_def *d)
     if (!d->quantize) d->quantize = e->opts.hnsw_quantize ? MN_QUANTIZE_INT8 : MN_QUANTIZE_NONE;
 }
 
-mn_err mn_space_index_check(const mn_index_def *d, mn_error *err)
+mn_err mn__space_index_check(const mn_index_def *d, mn_error *err)
 {
     if (d->m < MN_INDEX_M_MIN || d->m > MN_INDEX_M_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "index.m: must be in %d..%d, got %u",
@@ -114,10 +116,10 @@ mn_err mn_space_index_check(const mn_index_def *d, mn_error *err)
     return MN_OK;
 }
 
-static void params_of(const mn_engine *e, const mn_space *sp, mn_hnsw_params *p)
+static void params_of(const mn_engine_t *e, const mn__space *sp, mn_hnsw_params *p)
 {
     mn_index_def d = sp->def.index;
-    mn_space_index_defaults(e, &d);
+    mn__space_index_defaults(e, &d);
     memset(p, 0, sizeof *p);
     p->dim = sp->def.dim;
     p->metric = sp->def.metric;
@@ -128,12 +130,7 @@ static void params_of(const mn_engine *e, const mn_space *sp, mn_hnsw_params *p)
     p->seed = sp->sid;
 }
 
-static bool halted(const mn_engine *e)
-{
-    return __atomic_load_n(&e->ixr_stop, __ATOMIC_RELAXED);
-}
-
-static char *path_of(const mn_engine *e, const mn_space *sp)
+static char *path_of(const mn_engine_t *e, const mn__space *sp)
 {
     size_t n = strlen(e->data_dir) + 32;
     char *p = malloc(n);
@@ -141,14 +138,14 @@ static char *path_of(const mn_engine *e, const mn_space *sp)
     return p;
 }
 
-static bool indexable(const mn_space *sp, uint32_t slot)
+static bool indexable(const mn__space *sp, uint32_t slot)
 {
     return slot < sp->n_slots && sp->slots[slot].state == SLOT_LIVE && sp->slots[slot].has_vec;
 }
 
-void mn_space_index_note(mn_space *sp, uint32_t slot)
+void mn__space_index_note(mn__space *sp, uint32_t slot)
 {
-    mn_space_index *ix = sp->ix;
+    mn__space_index *ix = sp->ix;
     if (!ix || ix->failed) return;
     if (ix->n_notes == ix->cap_notes) {
         size_t nc = ix->cap_notes ? ix->cap_notes * 2 : 64;
@@ -164,9 +161,9 @@ void mn_space_index_note(mn_space *sp, uint32_t slot)
 }
 
 /* The index state of sp around graph h (NULL: creating it failed). */
-static mn_space_index *index_new(mn_engine *e, mn_space *sp, mn_hnsw *h)
+static mn__space_index *index_new(mn_engine_t *e, mn__space *sp, mn_hnsw *h)
 {
-    mn_space_index *ix = calloc(1, sizeof *ix);
+    mn__space_index *ix = calloc(1, sizeof *ix);
     if (!ix) return NULL;
     ix->h = h;
     ix->failed = !h;
@@ -180,7 +177,7 @@ static mn_space_index *index_new(mn_engine *e, mn_space *sp, mn_hnsw *h)
 }
 
 /* An empty graph for sp (write lock held); NULL (logged) when it cannot be made. */
-static mn_hnsw *graph_new(mn_engine *e, mn_space *sp)
+static mn_hnsw *graph_new(mn_engine_t *e, mn__space *sp)
 {
     mn_hnsw_params p;
     params_of(e, sp, &p);
@@ -198,13 +195,13 @@ static mn_hnsw *graph_new(mn_engine *e, mn_space *sp)
 
 /* ---- labels: memory id + a checksum of the vector, per graph node ---- */
 
-static uint32_t vec_check(const mn_space *sp, uint32_t slot)
+static uint32_t vec_check(const mn__space *sp, uint32_t slot)
 {
     uint32_t c = mn_crc32c(0, sp->vecs + (size_t)slot * sp->def.dim, sp->def.dim * sizeof(float));
     return c ? c : 1; /* 0 means "not known" (files of format 1) */
 }
 
-static bool labels_reserve(mn_space_index *ix, uint32_t n)
+static bool labels_reserve(mn__space_index *ix, uint32_t n)
 {
     if (n <= ix->cap_labels) return true;
     uint32_t nc = ix->cap_labels ? ix->cap_labels : 1024;
@@ -220,7 +217,7 @@ static bool labels_reserve(mn_space_index *ix, uint32_t n)
 }
 
 /* Labels slot with its memory now (read lock held; labels_reserve done). */
-static void label_set(mn_space_index *ix, const mn_space *sp, uint32_t slot)
+static void label_set(mn__space_index *ix, const mn__space *sp, uint32_t slot)
 {
     uint8_t *l = ix->labels + (size_t)slot * MN_HNSW_LABEL_LEN;
     memcpy(l, sp->slots[slot].id.b, 16);
@@ -230,7 +227,7 @@ static void label_set(mn_space_index *ix, const mn_space *sp, uint32_t slot)
 
 static void label_of(void *arg, uint32_t slot, uint8_t label[MN_HNSW_LABEL_LEN])
 {
-    const mn_space_index *ix = arg;
+    const mn__space_index *ix = arg;
     if (slot < ix->cap_labels)
         memcpy(label, ix->labels + (size_t)slot * MN_HNSW_LABEL_LEN, MN_HNSW_LABEL_LEN);
     else
@@ -238,7 +235,7 @@ static void label_of(void *arg, uint32_t slot, uint8_t label[MN_HNSW_LABEL_LEN])
 }
 
 /* Writes sp's graph to its file (index thread, or closing with it stopped). */
-static void save_graph(mn_engine *e, mn_space *sp, mn_space_index *ix, bool closing)
+static void save_graph(mn_engine_t *e, mn__space *sp, mn__space_index *ix, bool closing)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/hnsw", e->data_dir);
@@ -265,7 +262,7 @@ static void save_graph(mn_engine *e, mn_space *sp, mn_space_index *ix, bool clos
 }
 
 /* Saves when the graph changed and the last save is older than the interval. */
-static void maybe_save(mn_engine *e, mn_space *sp, mn_space_index *ix)
+static void maybe_save(mn_engine_t *e, mn__space *sp, mn__space_index *ix)
 {
     int64_t every = e->opts.hnsw_save_interval_ms;
     if (every <= 0 || !ix || !ix->h || !ix->unsaved || atomic_load(&sp->dropped)) return;
@@ -273,13 +270,13 @@ static void maybe_save(mn_engine *e, mn_space *sp, mn_space_index *ix)
     save_graph(e, sp, ix, false);
 }
 
-void mn_space_index_tick(mn_engine *e, mn_space *sp)
+void mn__space_index_tick(mn_engine_t *e, mn__space *sp)
 {
     maybe_save(e, sp, sp->ix); /* the index thread is the only one that sets sp->ix */
 }
 
 /* work := every indexed slot (write lock held). */
-static bool work_all(mn_space *sp, mn_space_index *ix)
+static bool work_all(mn__space *sp, mn__space_index *ix)
 {
     if (ix->cap_work < sp->n_slots) {
         uint32_t *w = realloc(ix->work, (sp->n_slots ? sp->n_slots : 1) * sizeof *w);
@@ -299,19 +296,19 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void mn_space_index_sync(mn_engine *e, mn_space *sp)
+void mn__space_index_sync(mn_engine_t *e, mn__space *sp)
 {
     if (threshold(e) == UINT32_MAX) return; /* disabled */
     /* n_live is written by the applier (this thread, or load before the threads run) */
     if (sp->n_live < threshold(e) && !atomic_load(&sp->ix_exists)) return;
-    mn_indexer_kick(e, sp);
+    mn__indexer_kick(e, sp);
 }
 
 /* Takes the space's pending changes as work (write lock held); creates the
  * graph first when there is none. Returns false when there is nothing to do. */
-static bool take_work(mn_engine *e, mn_space *sp, bool *building)
+static bool take_work(mn_engine_t *e, mn__space *sp, bool *building)
 {
-    mn_space_index *ix = sp->ix;
+    mn__space_index *ix = sp->ix;
     *building = false;
     if (!ix) {
         if (sp->n_live < threshold(e)) return false;
@@ -369,12 +366,12 @@ static bool take_work(mn_engine *e, mn_space *sp, bool *building)
     return ix->n_work > 0;
 }
 
-void mn_space_index_work(mn_engine *e, mn_space *sp)
+void mn__space_index_work(mn_engine_t *e, mn__space *sp)
 {
     bool building = false;
     pthread_rwlock_wrlock(&sp->lock);
     bool any = take_work(e, sp, &building);
-    mn_space_index *ix = sp->ix; /* only this thread replaces it */
+    mn__space_index *ix = sp->ix; /* only this thread replaces it */
     size_t n = any ? ix->n_work : 0;
     pthread_rwlock_unlock(&sp->lock);
     if (!any) return;
@@ -384,7 +381,7 @@ void mn_space_index_work(mn_engine *e, mn_space *sp)
     if (building)
         mn_log_info("space %s: building the vector index over %zu memories", sp->def.name, n);
     size_t i = 0, next_progress = PROGRESS_EVERY;
-    while (i < n && !halted(e)) {
+    while (i < n && !mn__indexer_halted(e)) {
         pthread_rwlock_rdlock(&sp->lock);
         if (!labels_reserve(ix, sp->n_slots)) ix->lost = true;
         int64_t c0 = mn_time_mono_ns();
@@ -415,7 +412,7 @@ void mn_space_index_work(mn_engine *e, mn_space *sp)
         maybe_save(e, sp, ix); /* a long build or catch-up is saved as it goes */
     }
     double secs = (double)(mn_time_mono_ns() - t0) / 1e9;
-    if (i < n && halted(e)) {
+    if (i < n && mn__indexer_halted(e)) {
         /* shutdown: the rest stays unapplied; the next start finds it by difference */
         mn_log_info("space %s: index thread stopped with %zu of %zu changes not in the graph "
                     "(applied after the next start)",
@@ -433,19 +430,19 @@ void mn_space_index_work(mn_engine *e, mn_space *sp)
     atomic_store(&ix->work_done, 0);
     bool more = ix->n_notes > 0 || ix->lost;
     pthread_rwlock_unlock(&sp->lock);
-    if (more) mn_indexer_kick(e, sp);
+    if (more) mn__indexer_kick(e, sp);
 }
 
-void mn_space_index_tail(const mn_space *sp, const uint32_t **a, size_t *na, const uint32_t **b,
-                         size_t *nb)
+void mn__space_index_tail(const mn__space *sp, const uint32_t **a, size_t *na, const uint32_t **b,
+                          size_t *nb)
 {
-    const mn_space_index *ix = sp->ix;
+    const mn__space_index *ix = sp->ix;
     *a = *b = NULL;
     *na = *nb = 0;
     if (!ix) return;
     *a = ix->notes;
     *na = ix->n_notes;
-    size_t done = atomic_load_explicit(&((mn_space_index *)ix)->work_done, memory_order_acquire);
+    size_t done = atomic_load_explicit(&((mn__space_index *)ix)->work_done, memory_order_acquire);
     if (done < ix->n_work) {
         *b = ix->work + done;
         *nb = ix->n_work - done;
@@ -453,7 +450,7 @@ void mn_space_index_tail(const mn_space *sp, const uint32_t **a, size_t *na, con
 }
 
 typedef struct accept_ctx {
-    const mn_space *sp;
+    const mn__space *sp;
     const mn_filter_t *f;
     int64_t now;
 } accept_ctx;
@@ -461,14 +458,14 @@ typedef struct accept_ctx {
 static bool accept(void *arg, uint32_t slot)
 {
     const accept_ctx *a = arg;
-    return indexable(a->sp, slot) && mn_filter_match(&a->sp->slots[slot], a->f, a->now);
+    return indexable(a->sp, slot) && mn__filter_match(&a->sp->slots[slot], a->f, a->now);
 }
 
-bool mn_space_index_rank(mn_engine *e, const mn_space *sp, const float *q, const mn_recall_req *req,
-                         int64_t now, uint32_t n, uint32_t *slots, uint32_t *n_out,
-                         uint64_t *visited)
+bool mn__space_index_rank(mn_engine_t *e, const mn__space *sp, const float *q,
+                          const mn_recall_req *req, int64_t now, uint32_t n, uint32_t *slots,
+                          uint32_t *n_out, uint64_t *visited)
 {
-    const mn_space_index *ix = sp->ix;
+    const mn__space_index *ix = sp->ix;
     if (!ix || !ix->h || req->exact || sp->n_live < threshold(e) || !n) return false;
     accept_ctx a = {sp, &req->filter, now};
     uint32_t ef = req->ef ? req->ef : ix->ef_search;
@@ -488,16 +485,16 @@ bool mn_space_index_rank(mn_engine *e, const mn_space *sp, const float *q, const
     return true;
 }
 
-bool mn_space_index_nearest(mn_engine *e, const mn_space *sp, const float *q, uint32_t n,
-                            uint32_t **slots, size_t *n_out)
+bool mn__space_index_nearest(mn_engine_t *e, const mn__space *sp, const float *q, uint32_t n,
+                             uint32_t **slots, size_t *n_out)
 {
-    const mn_space_index *ix = sp->ix;
+    const mn__space_index *ix = sp->ix;
     *slots = NULL;
     *n_out = 0;
     if (!ix || !ix->h || sp->n_live < threshold(e) || !n) return false;
     const uint32_t *ta, *tb;
     size_t na, nb;
-    mn_space_index_tail(sp, &ta, &na, &tb, &nb);
+    mn__space_index_tail(sp, &ta, &na, &tb, &nb);
     uint32_t *out = malloc((n + na + nb) * sizeof *out);
     mn_hnsw_hit *hits = malloc(n * sizeof *hits);
     if (!out || !hits) {
@@ -517,9 +514,9 @@ bool mn_space_index_nearest(mn_engine *e, const mn_space *sp, const float *q, ui
     return true;
 }
 
-void mn_space_index_stats(mn_engine *e, const mn_space *sp, mn_space_stats *out)
+void mn__space_index_stats(mn_engine_t *e, const mn__space *sp, mn_space_stats *out)
 {
-    const mn_space_index *ix = sp->ix;
+    const mn__space_index *ix = sp->ix;
     out->index_nodes = out->index_pending = 0;
     if (!ix) {
         bool due = threshold(e) != UINT32_MAX && sp->n_live >= threshold(e);
@@ -532,7 +529,7 @@ void mn_space_index_stats(mn_engine *e, const mn_space *sp, mn_space_stats *out)
         return;
     }
     /* done before the node count: nodes + pending never undercounts the inserts */
-    size_t done = atomic_load(&((mn_space_index *)ix)->work_done);
+    size_t done = atomic_load(&((mn__space_index *)ix)->work_done);
     mn_hnsw_info info;
     mn_hnsw_get_info(ix->h, &info);
     out->index_nodes = info.live;
@@ -544,8 +541,8 @@ void mn_space_index_stats(mn_engine *e, const mn_space *sp, mn_space_stats *out)
  * indexed and its vector is the one the node was inserted with; labels the
  * slot in the new index's table. */
 typedef struct load_ctx {
-    const mn_space *sp;
-    mn_space_index *ix;
+    const mn__space *sp;
+    mn__space_index *ix;
 } load_ctx;
 
 static uint32_t remap_by_label(void *arg, uint32_t saved, const uint8_t label[MN_HNSW_LABEL_LEN])
@@ -554,7 +551,7 @@ static uint32_t remap_by_label(void *arg, uint32_t saved, const uint8_t label[MN
     const load_ctx *c = arg;
     mn_id_t id;
     memcpy(id.b, label, 16);
-    uint32_t check, s = mn_space_find(c->sp, &id);
+    uint32_t check, s = mn__space_find(c->sp, &id);
     memcpy(&check, label + 16, 4);
     if (s == UINT32_MAX || !indexable(c->sp, s) || s >= c->ix->cap_labels) return UINT32_MAX;
     uint32_t now = vec_check(c->sp, s);
@@ -563,11 +560,11 @@ static uint32_t remap_by_label(void *arg, uint32_t saved, const uint8_t label[MN
     return s;
 }
 
-void mn_space_index_load(mn_engine *e, mn_space *sp)
+void mn__space_index_load(mn_engine_t *e, mn__space *sp)
 {
-    mn_space_index_defaults(e, &sp->def.index); /* spaces created before they were stored */
+    mn__space_index_defaults(e, &sp->def.index); /* spaces created before they were stored */
     if (threshold(e) == UINT32_MAX || sp->n_live < threshold(e)) return;
-    mn_space_index *ix = index_new(e, sp, NULL);
+    mn__space_index *ix = index_new(e, sp, NULL);
     if (!ix || !ix->path || !labels_reserve(ix, sp->n_slots)) {
         if (ix) {
             free(ix->path);
@@ -605,7 +602,7 @@ void mn_space_index_load(mn_engine *e, mn_space *sp)
     atomic_store(&sp->ix_exists, true);
     /* live memories the graph lacks: the index thread adds them, recall ranks them exactly */
     for (uint32_t s = 0; s < sp->n_slots; s++)
-        if (indexable(sp, s) && !mn_hnsw_contains(h, s)) mn_space_index_note(sp, s);
+        if (indexable(sp, s) && !mn_hnsw_contains(h, s)) mn__space_index_note(sp, s);
     mn_hnsw_info info;
     mn_hnsw_get_info(h, &info);
     ix->catch_up = ix->n_notes > 0;
@@ -618,18 +615,18 @@ void mn_space_index_load(mn_engine *e, mn_space *sp)
                 (unsigned long long)dropped, ix->n_notes);
 }
 
-void mn_space_index_save_all(mn_engine *e)
+void mn__space_index_save_all(mn_engine_t *e)
 {
-    for (size_t i = 0; i < e->n_spaces; i++) {
-        mn_space *sp = e->spaces[i];
-        mn_space_index *ix = sp->ix;
+    for (size_t i = 0; i < e->reg.n; i++) {
+        mn__space *sp = e->reg.spaces[i];
+        mn__space_index *ix = sp->ix;
         if (!ix || !ix->h || !ix->path || atomic_load(&sp->dropped)) continue;
         if (!ix->unsaved && access(ix->path, F_OK) == 0) continue; /* the file is the graph */
         save_graph(e, sp, ix, true);
     }
 }
 
-bool mn_space_index_size(const mn_space *sp, uint64_t *nodes, uint64_t *bytes)
+bool mn__space_index_size(const mn__space *sp, uint64_t *nodes, uint64_t *bytes)
 {
     if (!sp->ix || !sp->ix->h) return false;
     mn_hnsw_info info;
@@ -641,9 +638,9 @@ bool mn_space_index_size(const mn_space *sp, uint64_t *nodes, uint64_t *bytes)
     return true;
 }
 
-void mn_space_index_free(mn_space *sp)
+void mn__space_index_free(mn__space *sp)
 {
-    mn_space_index *ix = sp->ix;
+    mn__space_index *ix = sp->ix;
     if (!ix) return;
     if (ix->path && atomic_load(&sp->dropped)) unlink(ix->path);
     mn_hnsw_free(ix->h);

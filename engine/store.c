@@ -9,16 +9,16 @@
  *             sid|'g'|when|id and sid|'G'|gone_at|id: forgotten memories for as-of reads
  *   keywords  each memory's term list for the keyword index, key sid|id, and per space
  *             the header sid -> list format, tokenizer fingerprint (keyword_store.c)
- * Every key of a space starts with its 4-byte id, so dropping a space is one
- * DeleteRange per family. Writes go through WriteBatchWithIndex groups built by
+ * Every key of a space starts with its 4-byte id (keys.h), so dropping a
+ * space is one DeleteRange per family. Writes go through WriteBatchWithIndex groups built by
  * the commit thread (commit.c). */
-#include "engine_internal.h"
+#include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const char *cf_names[CF_COUNT] = {"default", "meta",  "wal",     "memories",
-                                         "vectors", "index", "keywords"};
+const char *const mn__store_cf_names[CF_COUNT] = {"default", "meta",  "wal",     "memories",
+                                                  "vectors", "index", "keywords"};
 
 static mn_err rocks_err(mn_error *err, char *msg, const char *what)
 {
@@ -27,7 +27,7 @@ static mn_err rocks_err(mn_error *err, char *msg, const char *what)
     return MN_ERR_IO;
 }
 
-mn_err mn_store_open(mn_store *s, const mn_engine_options *o, mn_error *err)
+mn_err mn__store_open(mn__store *s, const mn_engine_options *o, mn_error *err)
 {
     memset(s, 0, sizeof *s);
     s->opts = rocksdb_options_create();
@@ -36,7 +36,7 @@ mn_err mn_store_open(mn_store *s, const mn_engine_options *o, mn_error *err)
     rocksdb_options_increase_parallelism(s->opts, 2);
     rocksdb_options_set_max_background_jobs(s->opts, 2);
     rocksdb_options_set_write_buffer_size(s->opts, o->write_buffer_bytes ? o->write_buffer_bytes
-                                                                          : 64u << 20);
+                                                                         : 64u << 20);
     rocksdb_options_set_compression(s->opts, rocksdb_no_compression);
 
     s->table_opts = rocksdb_block_based_options_create();
@@ -47,15 +47,16 @@ mn_err mn_store_open(mn_store *s, const mn_engine_options *o, mn_error *err)
     rocksdb_options_set_block_based_table_factory(s->opts, s->table_opts);
 
     const rocksdb_options_t *cf_opts[CF_COUNT];
-    for (int i = 0; i < CF_COUNT; i++) cf_opts[i] = s->opts;
+    for (int i = 0; i < CF_COUNT; i++)
+        cf_opts[i] = s->opts;
     char *msg = NULL;
-    s->db = rocksdb_open_column_families(s->opts, o->data_dir, CF_COUNT, cf_names, cf_opts, s->cf,
-                                         &msg);
+    s->db = rocksdb_open_column_families(s->opts, o->data_dir, CF_COUNT, mn__store_cf_names,
+                                         cf_opts, s->cf, &msg);
     if (msg) {
         mn_error_set(err, MN_ERR_IO, "open %s: %s", o->data_dir, msg);
         free(msg);
         s->db = NULL;
-        mn_store_close(s);
+        mn__store_close(s);
         return MN_ERR_IO;
     }
     s->ropts = rocksdb_readoptions_create();
@@ -66,7 +67,7 @@ mn_err mn_store_open(mn_store *s, const mn_engine_options *o, mn_error *err)
     return MN_OK;
 }
 
-void mn_store_close(mn_store *s)
+void mn__store_close(mn__store *s)
 {
     if (s->db) {
         char *msg = NULL;
@@ -85,8 +86,8 @@ void mn_store_close(mn_store *s)
     memset(s, 0, sizeof *s);
 }
 
-mn_err mn_store_get(mn_store *s, int cf, const void *key, size_t klen, char **val, size_t *vlen,
-                    mn_error *err)
+mn_err mn__store_get(mn__store *s, int cf, const void *key, size_t klen, char **val, size_t *vlen,
+                     mn_error *err)
 {
     char *msg = NULL;
     *val = rocksdb_get_cf(s->db, s->ropts, s->cf[cf], key, klen, vlen, &msg);
@@ -94,17 +95,17 @@ mn_err mn_store_get(mn_store *s, int cf, const void *key, size_t klen, char **va
     return MN_OK;
 }
 
-mn_err mn_store_get_wi(mn_store *s, rocksdb_writebatch_wi_t *b, int cf, const void *key,
-                       size_t klen, char **val, size_t *vlen, mn_error *err)
+mn_err mn__store_get_wi(mn__store *s, rocksdb_writebatch_wi_t *b, int cf, const void *key,
+                        size_t klen, char **val, size_t *vlen, mn_error *err)
 {
     char *msg = NULL;
-    *val = rocksdb_writebatch_wi_get_from_batch_and_db_cf(b, s->db, s->ropts, s->cf[cf], key,
-                                                           klen, vlen, &msg);
+    *val = rocksdb_writebatch_wi_get_from_batch_and_db_cf(b, s->db, s->ropts, s->cf[cf], key, klen,
+                                                          vlen, &msg);
     if (msg) return rocks_err(err, msg, "get");
     return MN_OK;
 }
 
-mn_err mn_store_write(mn_store *s, rocksdb_writebatch_wi_t *b, bool sync, mn_error *err)
+mn_err mn__store_write(mn__store *s, rocksdb_writebatch_wi_t *b, bool sync, mn_error *err)
 {
     char *msg = NULL;
     rocksdb_write_writebatch_wi(s->db, sync ? s->wsync : s->wnosync, b, &msg);
@@ -112,7 +113,7 @@ mn_err mn_store_write(mn_store *s, rocksdb_writebatch_wi_t *b, bool sync, mn_err
     return MN_OK;
 }
 
-mn_err mn_store_write_batch(mn_store *s, rocksdb_writebatch_t *b, bool sync, mn_error *err)
+mn_err mn__store_write_batch(mn__store *s, rocksdb_writebatch_t *b, bool sync, mn_error *err)
 {
     char *msg = NULL;
     rocksdb_write(s->db, sync ? s->wsync : s->wnosync, b, &msg);
@@ -120,65 +121,7 @@ mn_err mn_store_write_batch(mn_store *s, rocksdb_writebatch_t *b, bool sync, mn_
     return MN_OK;
 }
 
-void mn_key_gone(uint8_t *k, uint32_t sid, int64_t when_ms, const mn_id_t *id)
+rocksdb_iterator_t *mn__store_iter(mn__store *s, int cf)
 {
-    mn_key_time(k, sid, when_ms, id);
-    k[KEY_SID_LEN] = 'g';
-}
-
-void mn_key_gone_by_time(uint8_t *k, uint32_t sid, int64_t gone_ms, const mn_id_t *id)
-{
-    mn_key_time(k, sid, gone_ms, id);
-    k[KEY_SID_LEN] = 'G';
-}
-
-void mn_key_walref(uint8_t *k, uint32_t sid, const mn_id_t *id)
-{
-    mn_put_be32(k, sid);
-    k[KEY_SID_LEN] = 'w';
-    memcpy(k + KEY_SID_LEN + 1, id->b, 16);
-}
-
-void mn_key_sid(uint8_t *k, uint32_t sid)
-{
-    mn_put_be32(k, sid);
-}
-
-void mn_key_mem(uint8_t *k, uint32_t sid, const mn_id_t *id)
-{
-    mn_put_be32(k, sid);
-    memcpy(k + KEY_SID_LEN, id->b, 16);
-}
-
-void mn_key_wal(uint8_t *k, uint32_t sid, uint64_t lsn)
-{
-    mn_put_be32(k, sid);
-    mn_put_be64(k + KEY_SID_LEN, lsn);
-}
-
-uint64_t mn_key_time_bits(int64_t t)
-{
-    return (uint64_t)t ^ (1ull << 63);
-}
-
-int64_t mn_key_time_from_bits(uint64_t b)
-{
-    return (int64_t)(b ^ (1ull << 63));
-}
-
-void mn_key_time(uint8_t *k, uint32_t sid, int64_t when_ms, const mn_id_t *id)
-{
-    mn_put_be32(k, sid);
-    k[KEY_SID_LEN] = 't';
-    mn_put_be64(k + KEY_SID_LEN + 1, mn_key_time_bits(when_ms));
-    memcpy(k + KEY_SID_LEN + 9, id->b, 16);
-}
-
-size_t mn_key_idem(uint8_t *k, uint32_t sid, const char *key)
-{
-    size_t n = strlen(key);
-    mn_put_be32(k, sid);
-    k[KEY_SID_LEN] = 'k';
-    memcpy(k + KEY_SID_LEN + 1, key, n);
-    return KEY_SID_LEN + 1 + n;
+    return rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[cf]);
 }

@@ -1,7 +1,7 @@
 /* Input validation for memories and filters. Every check names the field so a
  * client (often an LLM agent) can correct its request. Runs on the caller's
  * thread before anything reaches the commit queue. */
-#include "engine_internal.h"
+#include "validate.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,8 +11,10 @@
 
 static void prefix(char *buf, size_t len, size_t index)
 {
-    if (index == SIZE_MAX) buf[0] = '\0';
-    else snprintf(buf, len, "memories[%zu].", index);
+    if (index == SIZE_MAX)
+        buf[0] = '\0';
+    else
+        snprintf(buf, len, "memories[%zu].", index);
 }
 
 static mn_err check_str(const char *s, size_t max, const char *pfx, const char *field,
@@ -26,7 +28,7 @@ static mn_err check_str(const char *s, size_t max, const char *pfx, const char *
     return MN_OK;
 }
 
-mn_err mn_validate_memory(const mn_space *sp, const mn_memory_t *m, size_t index, mn_error *err)
+mn_err mn__validate_memory(const mn__space *sp, const mn_memory_t *m, size_t index, mn_error *err)
 {
     char pfx[PFX_MAX];
     prefix(pfx, sizeof pfx, index);
@@ -41,16 +43,16 @@ mn_err mn_validate_memory(const mn_space *sp, const mn_memory_t *m, size_t index
     if (!m->embedding) {
         /* a text-only memory: found by keyword recall, skipped by vector recall */
         if (m->content_len == 0)
-            return mn_error_set(err, MN_ERR_INVALID,
-                                "%sembedding: required when content is empty", pfx);
+            return mn_error_set(err, MN_ERR_INVALID, "%sembedding: required when content is empty",
+                                pfx);
     } else if (m->dim != sp->def.dim)
         return mn_error_set(err, MN_ERR_INVALID, "%sembedding: expected %u values, got %u", pfx,
                             sp->def.dim, m->dim);
     double norm = 0;
     for (uint32_t i = 0; m->embedding && i < m->dim; i++) {
         if (!isfinite(m->embedding[i]))
-            return mn_error_set(err, MN_ERR_INVALID, "%sembedding[%u]: not a finite float32",
-                                pfx, i);
+            return mn_error_set(err, MN_ERR_INVALID, "%sembedding[%u]: not a finite float32", pfx,
+                                i);
         norm += (double)m->embedding[i] * m->embedding[i];
     }
     if (m->embedding && sp->def.metric == MN_METRIC_COSINE && !(norm > 0))
@@ -99,8 +101,8 @@ mn_err mn_validate_memory(const mn_space *sp, const mn_memory_t *m, size_t index
             return rc;
         for (size_t j = 0; j < i; j++)
             if (!strcmp(m->metadata[i].key, m->metadata[j].key))
-                return mn_error_set(err, MN_ERR_INVALID, "%smetadata: duplicate key \"%.64s\"",
-                                    pfx, m->metadata[i].key);
+                return mn_error_set(err, MN_ERR_INVALID, "%smetadata: duplicate key \"%.64s\"", pfx,
+                                    m->metadata[i].key);
     }
     if (m->idempotency_key) {
         if (!m->idempotency_key[0])
@@ -112,7 +114,7 @@ mn_err mn_validate_memory(const mn_space *sp, const mn_memory_t *m, size_t index
     return MN_OK;
 }
 
-mn_err mn_validate_filter(const mn_filter_t *f, mn_error *err)
+mn_err mn__validate_filter(const mn_filter_t *f, mn_error *err)
 {
     if (f->kind != -1 && f->kind != MN_KIND_EPISODIC && f->kind != MN_KIND_SEMANTIC)
         return mn_error_set(err, MN_ERR_INVALID, "kind: must be episodic or semantic");

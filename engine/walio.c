@@ -2,6 +2,7 @@
  * first is what replication will ship; the second applies a foreign entry
  * through the ordinary commit path (new local lsn, same memory ids), which is
  * how tests prove that two engines given the same episodes agree. */
+#include "commit.h"
 #include "engine_internal.h"
 
 #include <stdio.h>
@@ -11,11 +12,11 @@
 mn_err mn_engine_wal_read(mn_engine_t *e, const char *space, uint64_t from_lsn, size_t max,
                           mn_wal_fn fn, void *arg, mn_error *err)
 {
-    mn_space *sp = mn_engine_space_acquire(e, space);
+    mn__space *sp = mn__registry_acquire(&e->reg, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
     uint8_t lo[KEY_WAL_LEN], hi[KEY_SID_LEN];
-    mn_key_wal(lo, sp->sid, from_lsn);
-    mn_key_sid(hi, sp->sid + 1);
+    mn__key_wal(lo, sp->sid, from_lsn);
+    mn__key_sid(hi, sp->sid + 1);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, sizeof hi);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(e->store.db, ro, e->store.cf[CF_WAL]);
@@ -31,20 +32,20 @@ mn_err mn_engine_wal_read(mn_engine_t *e, const char *space, uint64_t from_lsn, 
     }
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    mn_engine_space_release(e, sp);
+    mn__space_unref(sp);
     return MN_OK;
 }
 
 mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_error *err)
 {
-    mn_pending p = {0};
+    mn__pending p = {0};
     mn_err rc = mn_wire_wal_decode(bytes, len, &p.entry, err);
     if (rc) return rc;
     if (p.entry.type == MN_WAL_OP_SPACE_CREATE) {
         mn_wal_entry_clear(&p.entry);
         return mn_error_set(err, MN_ERR_INVALID, "ingest: create the space first");
     }
-    mn_space *sp = mn_engine_space_acquire(e, p.entry.space);
+    mn__space *sp = mn__registry_acquire(&e->reg, p.entry.space);
     if (!sp) {
         mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", p.entry.space);
         mn_wal_entry_clear(&p.entry);
@@ -65,7 +66,7 @@ mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_err
         p.sp = sp;
         p.sync = true;
         p.foreign = true;
-        rc = mn_commit_submit(e, &p);
+        rc = mn__commit_submit(e, &p);
         if (rc && err) *err = p.err;
     }
     if (mems) {
@@ -74,6 +75,6 @@ mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_err
     }
     mn_wal_entry_clear(&p.entry);
     free(ids);
-    mn_engine_space_release(e, sp);
+    mn__space_unref(sp);
     return rc;
 }

@@ -143,7 +143,8 @@ static void test_consolidation_ignores_arrival_order_and_run_points(void **state
     eng a = {0};
     eng_open(&a, "mnemo-cog-a");
     assert_int_equal(mn_test_space(a.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
-    for (size_t i = 0; i < w.n; i++) ingest(&a, &w, i);
+    for (size_t i = 0; i < w.n; i++)
+        ingest(&a, &w, i);
     mn_consolidate_result ra = consolidate(&a, 0.8f, 3);
     assert_int_equal(ra.candidates, 12);
     assert_int_equal(ra.created, 2);
@@ -155,11 +156,13 @@ static void test_consolidation_ignores_arrival_order_and_run_points(void **state
     eng b = {0};
     eng_open(&b, "mnemo-cog-b");
     assert_int_equal(mn_test_space(b.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
-    for (size_t i = w.n / 2; i < w.n; i++) ingest(&b, &w, i);
+    for (size_t i = w.n / 2; i < w.n; i++)
+        ingest(&b, &w, i);
     mn_consolidate_result rb = consolidate(&b, 0.8f, 3);
     assert_int_equal(rb.created, 2);
     free(rb.ids);
-    for (size_t i = 0; i < w.n / 2; i++) ingest(&b, &w, i);
+    for (size_t i = 0; i < w.n / 2; i++)
+        ingest(&b, &w, i);
     rb = consolidate(&b, 0.8f, 3);
     assert_int_equal(rb.created, 2);
     assert_int_equal(rb.retired, 2);
@@ -171,7 +174,8 @@ static void test_consolidation_ignores_arrival_order_and_run_points(void **state
     eng_open(&c, "mnemo-cog-c");
     assert_int_equal(mn_test_space(c.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
     size_t order[12];
-    for (size_t i = 0; i < w.n; i++) order[i] = i;
+    for (size_t i = 0; i < w.n; i++)
+        order[i] = i;
     mn_prng_t p;
     mn_prng_seed(&p, 3);
     for (size_t i = w.n - 1; i > 0; i--) {
@@ -209,7 +213,8 @@ static void test_consolidation_retires_a_cluster_that_falls_apart(void **state)
     assert_int_equal(mn_test_space(g.e, "s", 2, MN_METRIC_COSINE), MN_OK);
     float v[3][2] = {{1, 0.01f}, {1, 0}, {1, -0.01f}};
     mn_id_t ids[3];
-    for (int i = 0; i < 3; i++) ids[i] = remember(&g, "a quiet morning", v[i], 2, NULL, 0);
+    for (int i = 0; i < 3; i++)
+        ids[i] = remember(&g, "a quiet morning", v[i], 2, NULL, 0);
     mn_consolidate_result r = consolidate(&g, 0.9f, 3);
     assert_int_equal(r.created, 1);
     mn_id_t sem = r.ids[0];
@@ -273,7 +278,8 @@ static void test_consolidation_keeps_session_neighbours_together(void **state)
         assert_int_equal(mn_test_space(g.e, "s", 2, MN_METRIC_COSINE), MN_OK);
         int64_t t = g.now;
         float tight[3][2] = {{1, 0.02f}, {1, 0}, {1, -0.02f}};
-        for (int i = 0; i < 3; i++) remember(&g, "standup notes", tight[i], 2, "s1", t + i * 60000);
+        for (int i = 0; i < 3; i++)
+            remember(&g, "standup notes", tight[i], 2, "s1", t + i * 60000);
         /* cos to the centroid 0.777: under the threshold 0.8, over it with the
          * 0.05 session bonus */
         float x[2] = {0.777f, 0.6295f};
@@ -301,7 +307,8 @@ static void test_scheduled_consolidation_runs_without_the_sweeper(void **state)
     eng_open_with(&g, "mnemo-cog-sched", fast_schedule);
     assert_int_equal(mn_test_space(g.e, "s", 2, MN_METRIC_COSINE), MN_OK);
     float v[2] = {1, 0};
-    for (int i = 0; i < 3; i++) remember(&g, "scheduled", v, 2, NULL, 0);
+    for (int i = 0; i < 3; i++)
+        remember(&g, "scheduled", v, 2, NULL, 0);
     mn_space_stats st = {0};
     mn_error err = {0};
     /* a deadline, not a duration: the run happens within a few intervals */
@@ -327,12 +334,13 @@ static void test_confidence_function_is_bounded_monotonic_and_explained(void **s
     for (int i = 0; i < 20000; i++) {
         /* inputs a little outside [0, 1] too: they are clamped */
         float f[4], g[4];
-        for (int j = 0; j < 4; j++) f[j] = g[j] = (float)(mn_prng_double(&p) * 1.2 - 0.1);
+        for (int j = 0; j < 4; j++)
+            f[j] = g[j] = (float)(mn_prng_double(&p) * 1.2 - 0.1);
         int which = (int)mn_prng_below(&p, 4);
         g[which] = f[which] + (float)mn_prng_double(&p) * 0.5f; /* one factor grows */
         mn_confidence a, b;
-        mn_confidence_of(f[0], f[1], f[2], f[3], &a);
-        mn_confidence_of(g[0], g[1], g[2], g[3], &b);
+        mn__confidence_of(f[0], f[1], f[2], f[3], &a);
+        mn__confidence_of(g[0], g[1], g[2], g[3], &b);
         assert_true(a.value >= 0 && a.value <= 1);
         assert_true(b.value >= a.value);
         assert_true(((a.reasons & MN_REASON_LOW_SIMILARITY) != 0) == (f[0] < 0.5f));
@@ -341,17 +349,17 @@ static void test_confidence_function_is_bounded_monotonic_and_explained(void **s
         assert_true(((a.reasons & MN_REASON_LOW_SUPPORT) != 0) == (f[3] < 0.9f));
     }
     mn_confidence c;
-    mn_confidence_of(NAN, 1, 1, 1, &c);
+    mn__confidence_of(NAN, 1, 1, 1, &c);
     assert_true(c.value == 0);
     /* support: episodes 1; semantic 1 - e^(-n/3): under 0.9 below 7 episodes */
-    assert_true(mn_support_factor(false, 50) == 1.0f);
-    assert_true(mn_support_factor(true, 0) == 1.0f);
-    assert_true(fabsf(mn_support_factor(true, 3) - 0.6321f) < 1e-4f);
-    assert_true(mn_support_factor(true, 6) < 0.9f && mn_support_factor(true, 7) >= 0.9f);
+    assert_true(mn__support_factor(false, 50) == 1.0f);
+    assert_true(mn__support_factor(true, 0) == 1.0f);
+    assert_true(fabsf(mn__support_factor(true, 3) - 0.6321f) < 1e-4f);
+    assert_true(mn__support_factor(true, 6) < 0.9f && mn__support_factor(true, 7) >= 0.9f);
     assert_string_equal(mn_reason_name(4), "low_support");
     assert_int_equal(MN_REASON_COUNT, 5);
     /* the worked example of docs/recall.md §6: cosine 0.9, encoding 1, R 0.5 */
-    mn_confidence_of(0.9f, 1, 0.5f, 1, &c);
+    mn__confidence_of(0.9f, 1, 0.5f, 1, &c);
     assert_true(fabsf(c.value - 0.675f) < 1e-6f);
     assert_string_equal(c.category, "medium");
     assert_int_equal(c.reasons, MN_REASON_DECAYED);
@@ -367,14 +375,17 @@ static float expected_confidence(const mn_recall_hit *h, bool by_vec, bool by_te
         float vm = isnan(h->similarity) ? NAN : h->similarity < 0 ? 0 : h->similarity;
         if (vm > 1) vm = 1;
         float cov = isnan(h->coverage) ? 0 : h->coverage;
-        if (by_vec && by_text && !isnan(vm)) match = (vm + cov) / 2;
-        else if (by_vec && !isnan(vm)) match = vm;
-        else match = cov;
+        if (by_vec && by_text && !isnan(vm))
+            match = (vm + cov) / 2;
+        else if (by_vec && !isnan(vm))
+            match = vm;
+        else
+            match = cov;
     }
     mn_confidence c;
-    mn_confidence_of(match, h->memory.confidence, h->retention,
-                     mn_support_factor(h->memory.kind == MN_KIND_SEMANTIC, h->memory.n_support),
-                     &c);
+    mn__confidence_of(match, h->memory.confidence, h->retention,
+                      mn__support_factor(h->memory.kind == MN_KIND_SEMANTIC, h->memory.n_support),
+                      &c);
     return c.value;
 }
 
@@ -383,9 +394,9 @@ static float match_of(const mn_recall_hit *h, bool by_vec, bool by_text, bool sp
     mn_confidence c;
     float v = expected_confidence(h, by_vec, by_text, spread);
     /* divide the other factors out: comparable only within equal factors */
-    mn_confidence_of(1, h->memory.confidence, h->retention,
-                     mn_support_factor(h->memory.kind == MN_KIND_SEMANTIC, h->memory.n_support),
-                     &c);
+    mn__confidence_of(1, h->memory.confidence, h->retention,
+                      mn__support_factor(h->memory.kind == MN_KIND_SEMANTIC, h->memory.n_support),
+                      &c);
     return c.value > 0 ? v / c.value : 0;
 }
 
@@ -403,8 +414,8 @@ static void test_confidence_properties_over_random_recalls(void **state)
     assert_int_equal(mn_test_space(g.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
     mn_prng_t p;
     mn_prng_seed(&p, 23);
-    static const char *vocab[] = {"river", "bridge", "lantern", "harbor", "meadow", "copper",
-                                  "violin", "glacier", "orchard", "comet"};
+    static const char *vocab[] = {"river",  "bridge", "lantern", "harbor",  "meadow",
+                                  "copper", "violin", "glacier", "orchard", "comet"};
     static const float encodings[] = {0.6f, 0.85f, 1.0f};
     /* random episodes in sessions (temporal links), some clustered (semantic
      * memories with different support), random encoding confidence */
@@ -439,7 +450,8 @@ static void test_confidence_properties_over_random_recalls(void **state)
         bool by_vec = cfg != 2, by_text = cfg >= 1 && cfg != 3, spread = cfg >= 3;
         for (int q = 0; q < 10; q++) {
             float cue[DIM];
-            for (int d = 0; d < DIM; d++) cue[d] = (float)(mn_prng_double(&p) * 2 - 1);
+            for (int d = 0; d < DIM; d++)
+                cue[d] = (float)(mn_prng_double(&p) * 2 - 1);
             cue[mn_prng_below(&p, 4)] += 1.5f;
             char text[64];
             snprintf(text, sizeof text, "%s %s", vocab[mn_prng_below(&p, 10)],
@@ -457,12 +469,12 @@ static void test_confidence_properties_over_random_recalls(void **state)
             for (size_t i = 0; i < before.n_hits; i++) {
                 const mn_recall_hit *h = &before.hits[i];
                 assert_true(h->confidence.value >= 0 && h->confidence.value <= 1);
-                assert_true(fabsf(h->confidence.value - expected_confidence(h, by_vec, by_text,
-                                                                            spread)) < 1e-5f);
+                assert_true(fabsf(h->confidence.value -
+                                  expected_confidence(h, by_vec, by_text, spread)) < 1e-5f);
                 assert_true(h->confidence.value <= before.recall_confidence);
                 if (h->memory.kind == MN_KIND_SEMANTIC) {
                     saw_semantic = true;
-                    bool low = mn_support_factor(true, h->memory.n_support) < 0.9f;
+                    bool low = mn__support_factor(true, h->memory.n_support) < 0.9f;
                     assert_true(((h->confidence.reasons & MN_REASON_LOW_SUPPORT) != 0) == low);
                     saw_low_support |= low;
                 } else {
@@ -527,10 +539,22 @@ static const mn_recall_hit *hit_of(const mn_recall_result *r, const mn_id_t *id)
     return NULL;
 }
 
-static void set_hops3(mn_recall_req *r) { r->max_hops = 3; }
-static void set_min_act(mn_recall_req *r) { r->min_activation = 0.3f; }
-static void set_visited2(mn_recall_req *r) { r->max_visited = 2; }
-static void set_decay_half_again(mn_recall_req *r) { r->hop_decay = 0.25f; }
+static void set_hops3(mn_recall_req *r)
+{
+    r->max_hops = 3;
+}
+static void set_min_act(mn_recall_req *r)
+{
+    r->min_activation = 0.3f;
+}
+static void set_visited2(mn_recall_req *r)
+{
+    r->max_visited = 2;
+}
+static void set_decay_half_again(mn_recall_req *r)
+{
+    r->hop_decay = 0.25f;
+}
 
 static void test_spreading_worked_example_and_parameters(void **state)
 {
@@ -541,7 +565,8 @@ static void test_spreading_worked_example_and_parameters(void **state)
     float v[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
     mn_id_t id[4];
     /* a chain A -> B -> C -> D one minute apart in a one-hour window: weight 0.985 */
-    for (int i = 0; i < 4; i++) id[i] = remember(&g, "turn", v[i], 4, "chat", g.now + i * 60000);
+    for (int i = 0; i < 4; i++)
+        id[i] = remember(&g, "turn", v[i], 4, "chat", g.now + i * 60000);
     const float w = 1.0f - 0.9f / 60.0f;
 
     /* docs/recall.md §4: A seeds at 1; default max_hops 2 */
@@ -552,13 +577,13 @@ static void test_spreading_worked_example_and_parameters(void **state)
     assert_non_null(b);
     assert_non_null(c);
     assert_null(hit_of(&r, &id[3]));
-    assert_true(fabsf(b->score - w * 0.5f) < 1e-5f);               /* 0.4925 */
-    assert_true(fabsf(c->score - w * 0.5f * w * 0.5f) < 1e-5f);    /* 0.2426 */
+    assert_true(fabsf(b->score - w * 0.5f) < 1e-5f);                         /* 0.4925 */
+    assert_true(fabsf(c->score - w * 0.5f * w * 0.5f) < 1e-5f);              /* 0.2426 */
     assert_true(fabsf(a->score - (1 + w * 0.5f * w * 0.5f * 0.5f)) < 1e-5f); /* 1.1213 */
     assert_true(fabsf(b->score - 0.4925f) < 1e-4f && fabsf(c->score - 0.2426f) < 1e-4f &&
                 fabsf(a->score - 1.1213f) < 1e-4f);
     assert_memory_equal(r.hits[0].memory.id.b, id[0].b, 16); /* ranked first */
-    assert_true(a->activation == 1.0f);                        /* reported capped */
+    assert_true(a->activation == 1.0f);                      /* reported capped */
     assert_true(a->seed && !b->seed && !c->seed);
     /* multi-step via, seed first */
     assert_int_equal(c->n_via, 2);
@@ -646,7 +671,8 @@ static size_t temporal_rows(const int *minutes, size_t n, link_row *rows)
         for (size_t j = 0; j < na; j++) {
             if (as[j].kind != MN_EDGE_TEMPORAL || !as[j].outgoing) continue;
             size_t o = 0;
-            while (o < n && mn_id_cmp(&ids[o], &as[j].other)) o++;
+            while (o < n && mn_id_cmp(&ids[o], &as[j].other))
+                o++;
             assert_true(o < n);
             memcpy(rows[nr].from, names[i], sizeof rows[nr].from);
             memcpy(rows[nr].to, names[o], sizeof rows[nr].to);

@@ -210,7 +210,8 @@ static void test_recall_matches_brute_force_every_metric(void **state)
         for (int b = 0; b < N / 100; b++) {
             for (int i = 0; i < 100; i++) {
                 float *v = vecs[b * 100 + i];
-                for (int d = 0; d < DIM; d++) v[d] = (float)(mn_prng_double(&p) * 2 - 1);
+                for (int d = 0; d < DIM; d++)
+                    v[d] = (float)(mn_prng_double(&p) * 2 - 1);
                 mn_memory_init(&batch[i]);
                 batch[i].content = "c";
                 batch[i].content_len = 1;
@@ -218,11 +219,13 @@ static void test_recall_matches_brute_force_every_metric(void **state)
                 batch[i].dim = DIM;
             }
             mn_error err = {0};
-            assert_int_equal(mn_engine_remember(f->e, name, batch, 100, &ids[b * 100], &err), MN_OK);
+            assert_int_equal(mn_engine_remember(f->e, name, batch, 100, &ids[b * 100], &err),
+                             MN_OK);
         }
         for (int qn = 0; qn < 5; qn++) {
             float q[DIM];
-            for (int d = 0; d < DIM; d++) q[d] = (float)(mn_prng_double(&p) * 2 - 1);
+            for (int d = 0; d < DIM; d++)
+                q[d] = (float)(mn_prng_double(&p) * 2 - 1);
             mn_recall_req req = {0};
             req.embedding = q;
             req.dim = DIM;
@@ -324,7 +327,8 @@ static void test_filters_threshold_and_list_pagination(void **state)
     req.has_threshold = true;
     req.threshold = 0.999f;
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
-    for (size_t i = 0; i < r.n_hits; i++) assert_true(r.hits[i].score >= 0.999f);
+    for (size_t i = 0; i < r.n_hits; i++)
+        assert_true(r.hits[i].score >= 0.999f);
     assert_true(r.n_hits >= 1 && r.n_hits < 30);
     mn_recall_result_clear(&r);
 
@@ -557,7 +561,8 @@ static void test_wal_trim_keeps_the_newest_entries(void **state)
     assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
     make_space(f, "s", 2, MN_METRIC_COSINE);
     float v[2] = {1, 2};
-    for (int i = 0; i < 30; i++) remember1(f, "s", "x", v, 2);
+    for (int i = 0; i < 30; i++)
+        remember1(f, "s", "x", v, 2);
     mn_space_stats st;
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.wal_first_lsn, 1);
@@ -759,7 +764,8 @@ static void test_associations_and_spreading_activation(void **state)
     /* a filter keeps activation inside what it allows */
     req.filter.when_to_ms = t + 90000;
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
-    for (size_t i = 0; i < r.n_hits; i++) assert_true(r.hits[i].memory.when_ms < t + 90000);
+    for (size_t i = 0; i < r.n_hits; i++)
+        assert_true(r.hits[i].memory.when_ms < t + 90000);
     mn_recall_result_clear(&r);
     mn_filter_init(&req.filter);
     req.max_hops = 9;
@@ -847,12 +853,14 @@ static void test_confidence_is_bounded_and_monotonic_in_similarity(void **state)
     mn_prng_seed(&p, 5);
     for (int i = 0; i < 200; i++) {
         float v[8];
-        for (int d = 0; d < 8; d++) v[d] = (float)(mn_prng_double(&p) * 2 - 1);
+        for (int d = 0; d < 8; d++)
+            v[d] = (float)(mn_prng_double(&p) * 2 - 1);
         remember1(f, "s", "x", v, 8);
     }
     for (int qn = 0; qn < 20; qn++) {
         float q[8];
-        for (int d = 0; d < 8; d++) q[d] = (float)(mn_prng_double(&p) * 2 - 1);
+        for (int d = 0; d < 8; d++)
+            q[d] = (float)(mn_prng_double(&p) * 2 - 1);
         mn_recall_req req = {0};
         mn_filter_init(&req.filter);
         req.embedding = q;
@@ -1118,7 +1126,8 @@ static void test_recognize_reminisce_complete_and_as_of(void **state)
     req.filter.as_of_ms = f->now - 1000;
     mn_recall_result r;
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
-    for (size_t i = 0; i < r.n_hits; i++) assert_true(mn_id_cmp(&r.hits[i].memory.id, &later));
+    for (size_t i = 0; i < r.n_hits; i++)
+        assert_true(mn_id_cmp(&r.hits[i].memory.id, &later));
     assert_int_equal(r.n_hits, 3);
     mn_recall_result_clear(&r);
     req.filter.as_of_ms = f->now - 31LL * 86400 * 1000;

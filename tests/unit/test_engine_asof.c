@@ -13,38 +13,20 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "engine/filter.h"
+#include "engine/sweeper.h"
 #include "mnemo/engine.h"
 #include "testutil.h"
 
 #define T0 1700000000000LL
 
-typedef struct fx {
-    char *dir;
-    mn_engine_t *e;
-    int64_t now;
-} fx;
-
-static int64_t fake_clock(void *arg)
-{
-    return __atomic_load_n(&((fx *)arg)->now, __ATOMIC_SEQ_CST);
-}
-
-static void open_engine(fx *f)
-{
-    mn_engine_options o;
-    mn_test_engine_options(&o, f->dir);
-    o.clock = fake_clock;
-    o.clock_arg = f;
-    mn_error err = {0};
-    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
-}
+typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = mn_test_tmpdir("mnemo-asof");
-    f->now = T0;
-    open_engine(f);
+    mn_test_eng_init(f, "mnemo-asof");
+    mn_test_eng_open(f);
     *state = f;
     return 0;
 }
@@ -52,17 +34,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    mn_engine_close(f->e);
-    mn_test_rmrf(f->dir);
-    free(f->dir);
+    mn_test_eng_free(f);
     free(f);
     return 0;
 }
 
 static void reopen(fx *f)
 {
-    mn_engine_close(f->e);
-    open_engine(f);
+    mn_test_eng_reopen(f);
 }
 
 static mn_id_t remember_at(fx *f, const char *text, float x, int64_t when, int64_t ttl_s)
@@ -322,11 +301,11 @@ static void test_as_of_filters_on_redacted_entries(void **state)
 
 static size_t count_gone_keys(fx *f)
 {
-    mn_engine *e = (mn_engine *)f->e;
-    mn_space *sp = mn_engine_space_acquire(e, "s");
+    mn_engine_t *e = (mn_engine_t *)f->e;
+    mn__space *sp = mn__registry_acquire(&e->reg, "s");
     uint8_t pre[KEY_SID_LEN + 1];
-    mn_key_sid(pre, sp->sid);
-    mn_engine_space_release(e, sp);
+    mn__key_sid(pre, sp->sid);
+    mn__space_unref(sp);
     size_t n = 0;
     for (int which = 0; which < 2; which++) {
         pre[KEY_SID_LEN] = which ? 'G' : 'g';
@@ -353,13 +332,13 @@ static void test_as_of_index_is_pruned_past_the_reachable_age(void **state)
     size_t expired = 0;
     assert_int_equal(mn_engine_expire(f->e, &expired, &err), MN_OK);
     assert_int_equal(count_gone_keys(f), 4); /* B and D, by when and by time gone */
-    assert_int_equal(mn_engine_prune_gone((mn_engine *)f->e, &err), MN_OK);
+    assert_int_equal(mn__prune_gone((mn_engine_t *)f->e, &err), MN_OK);
     assert_int_equal(count_gone_keys(f), 4);        /* still reachable */
     f->now = T0 + 100000 + 30LL * 86400 * 1000 - 1; /* D's time is still within reach */
-    assert_int_equal(mn_engine_prune_gone((mn_engine *)f->e, &err), MN_OK);
+    assert_int_equal(mn__prune_gone((mn_engine_t *)f->e, &err), MN_OK);
     assert_int_equal(count_gone_keys(f), 2);
     f->now += 2;
-    assert_int_equal(mn_engine_prune_gone((mn_engine *)f->e, &err), MN_OK);
+    assert_int_equal(mn__prune_gone((mn_engine_t *)f->e, &err), MN_OK);
     assert_int_equal(count_gone_keys(f), 0);
     /* the oldest view there can be: C and G, nothing redacted (D expired before it) */
     seen s[16];
@@ -404,16 +383,16 @@ static void test_suppressed_at_rules(void **state)
 {
     (void)state;
     /* suppressed now, since 100 */
-    assert_false(mn_suppressed_at(true, 100, 0, 99));
-    assert_true(mn_suppressed_at(true, 100, 0, 100));
+    assert_false(mn__filter_suppressed_at(true, 100, 0, 99));
+    assert_true(mn__filter_suppressed_at(true, 100, 0, 100));
     /* suppressed 100..200 */
-    assert_false(mn_suppressed_at(false, 100, 200, 99));
-    assert_true(mn_suppressed_at(false, 100, 200, 150));
-    assert_false(mn_suppressed_at(false, 100, 200, 200));
+    assert_false(mn__filter_suppressed_at(false, 100, 200, 99));
+    assert_true(mn__filter_suppressed_at(false, 100, 200, 150));
+    assert_false(mn__filter_suppressed_at(false, 100, 200, 200));
     /* never suppressed */
-    assert_false(mn_suppressed_at(false, 0, 0, 5));
+    assert_false(mn__filter_suppressed_at(false, 0, 0, 5));
     /* suppressed before its time was recorded: hidden at every time */
-    assert_true(mn_suppressed_at(true, 0, 0, 5));
+    assert_true(mn__filter_suppressed_at(true, 0, 0, 5));
 }
 
 int main(void)

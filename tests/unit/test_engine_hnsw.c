@@ -456,10 +456,10 @@ static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
         assert_int_equal(mn_engine_remember(f->e, "old", batch, 100, ids + b, &err), MN_OK);
     }
     /* what an old data dir holds: the definition without index parameters */
-    mn_engine *e = (mn_engine *)f->e;
+    mn_engine_t *e = (mn_engine_t *)f->e;
     char *v;
     size_t vl;
-    assert_int_equal(mn_store_get(&e->store, CF_META, "space/old", 9, &v, &vl, &err), MN_OK);
+    assert_int_equal(mn__store_get(&e->store, CF_META, "space/old", 9, &v, &vl, &err), MN_OK);
     assert_non_null(v);
     mn_wal_entry en;
     assert_int_equal(mn_wire_wal_decode((const uint8_t *)v, vl, &en, &err), MN_OK);

@@ -16,24 +16,14 @@
 #include "mnemo/engine.h"
 #include "testutil.h"
 
-typedef struct fx {
-    char *dir;
-    mn_engine_t *e;
-} fx;
-
-static void open_engine(fx *f)
-{
-    mn_engine_options o;
-    mn_test_engine_options(&o, f->dir);
-    mn_error err = {0};
-    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
-}
+typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = mn_test_tmpdir("mnemo-kw");
-    open_engine(f);
+    mn_test_eng_init(f, "mnemo-kw");
+    f->opts.clock = NULL; /* the system clock */
+    mn_test_eng_open(f);
     *state = f;
     return 0;
 }
@@ -41,31 +31,19 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    mn_engine_close(f->e);
-    mn_test_rmrf(f->dir);
-    free(f->dir);
+    mn_test_eng_free(f);
     free(f);
     return 0;
 }
 
 static void reopen(fx *f)
 {
-    mn_engine_close(f->e);
-    open_engine(f);
+    mn_test_eng_reopen(f);
 }
 
-static mn_engine *E(fx *f)
+static mn_engine_t *E(fx *f)
 {
-    return (mn_engine *)f->e;
-}
-
-static uint32_t sid_of(fx *f, const char *name)
-{
-    mn_space *sp = mn_engine_space_acquire(E(f), name);
-    assert_non_null(sp);
-    uint32_t sid = sp->sid;
-    mn_engine_space_release(E(f), sp);
-    return sid;
+    return (mn_engine_t *)f->e;
 }
 
 static mn_id_t remember_text(fx *f, const char *text)
@@ -98,12 +76,12 @@ static size_t recall_words(fx *f, const char *words, mn_id_t *first)
 
 static void kw_key(fx *f, const mn_id_t *id, uint8_t k[KEY_MEM_LEN])
 {
-    mn_key_mem(k, sid_of(f, "s"), id);
+    mn__key_mem(k, mn_test_space_sid(f->e, "s"), id);
 }
 
 static bool kw_get(fx *f, const void *k, size_t kl, char **v, size_t *vl)
 {
-    assert_int_equal(mn_store_get(&E(f)->store, CF_KEYWORDS, k, kl, v, vl, NULL), MN_OK);
+    assert_int_equal(mn__store_get(&E(f)->store, CF_KEYWORDS, k, kl, v, vl, NULL), MN_OK);
     return *v != NULL;
 }
 
@@ -157,7 +135,7 @@ static void test_term_lists_are_written_with_the_memory_and_loaded(void **state)
     assert_int_equal(terms[0].len, 5);
     assert_memory_equal(terms[0].text, "alpha", 5); /* folded */
     free(v);
-    mn_key_sid(hk, sid_of(f, "s"));
+    mn__key_sid(hk, mn_test_space_sid(f->e, "s"));
     assert_true(kw_get(f, hk, sizeof hk, &v, &vl));
     assert_true(mn_kw_header_current(v, vl));
     free(v);
@@ -227,7 +205,7 @@ static void test_another_tokenizer_rebuilds_every_list(void **state)
     plant_list(f, &a, "zebra zebra qqqq");
     /* the header says the lists were made by another tokenizer */
     uint8_t hk[KEY_SID_LEN], hv[MN_KW_HEADER_LEN];
-    mn_key_sid(hk, sid_of(f, "s"));
+    mn__key_sid(hk, mn_test_space_sid(f->e, "s"));
     mn_kw_header(hv);
     hv[6] ^= 0x5a;
     kw_put(f, hk, sizeof hk, hv, sizeof hv);

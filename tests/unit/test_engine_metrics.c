@@ -14,19 +14,14 @@
 #include "mnemo/engine.h"
 #include "testutil.h"
 
-typedef struct fx {
-    char *dir;
-    mn_engine_t *e;
-} fx;
+typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = mn_test_tmpdir("mnemo-metrics");
-    mn_engine_options o;
-    mn_test_engine_options(&o, f->dir);
-    mn_error err = {0};
-    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
+    mn_test_eng_init(f, "mnemo-metrics");
+    f->opts.clock = NULL; /* the system clock */
+    mn_test_eng_open(f);
     *state = f;
     return 0;
 }
@@ -34,9 +29,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    if (f->e) mn_engine_close(f->e);
-    mn_test_rmrf(f->dir);
-    free(f->dir);
+    mn_test_eng_free(f);
     free(f);
     return 0;
 }

@@ -13,38 +13,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/commit.h"
 #include "engine/engine_internal.h"
 #include "mnemo/engine.h"
 #include "mnemo/wire.h"
 #include "testutil.h"
 
-typedef struct fx {
-    char *dir;
-    mn_engine_t *e;
-    int64_t now;
-} fx;
-
-static int64_t fake_clock(void *arg)
-{
-    return __atomic_load_n(&((fx *)arg)->now, __ATOMIC_SEQ_CST);
-}
-
-static void open_engine(fx *f)
-{
-    mn_engine_options o;
-    mn_test_engine_options(&o, f->dir);
-    o.clock = fake_clock;
-    o.clock_arg = f;
-    mn_error err = {0};
-    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
-}
+typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = mn_test_tmpdir("mnemo-wal");
-    f->now = 1700000000000;
-    open_engine(f);
+    mn_test_eng_init(f, "mnemo-wal");
+    mn_test_eng_open(f);
     *state = f;
     return 0;
 }
@@ -52,17 +33,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    mn_engine_close(f->e);
-    mn_test_rmrf(f->dir);
-    free(f->dir);
+    mn_test_eng_free(f);
     free(f);
     return 0;
 }
 
 static void reopen(fx *f)
 {
-    mn_engine_close(f->e);
-    open_engine(f);
+    mn_test_eng_reopen(f);
 }
 
 static void sleep_ms(int ms)
@@ -101,14 +79,14 @@ static void held_group(fx *f, const mn_lifecycle *lc, int n, mn_engine_stats *be
                        mn_engine_stats *after, mn_hist_snapshot *synced_before,
                        mn_hist_snapshot *synced_after)
 {
-    mn_engine *e = (mn_engine *)f->e;
+    mn_engine_t *e = (mn_engine_t *)f->e;
     mn_engine_metrics m;
     mn_error err = {0};
     assert_int_equal(mn_engine_get_metrics(f->e, &m, &err), MN_OK);
     *before = m.stats;
     *synced_before = m.group_synced;
     mn_engine_metrics_clear(&m);
-    mn_commit_hold(e, true);
+    mn__commit_hold(e, true);
     pthread_t th[16];
     gc_writer w[16];
     assert_true(n <= 16);
@@ -117,12 +95,12 @@ static void held_group(fx *f, const mn_lifecycle *lc, int n, mn_engine_stats *be
         assert_int_equal(pthread_create(&th[i], NULL, gc_write, &w[i]), 0);
     }
     /* every writer is queued behind the held committer (10 s deadline) */
-    for (int waited = 0; mn_commit_queued(e) < (size_t)n; waited++) {
+    for (int waited = 0; mn__commit_queued(e) < (size_t)n; waited++) {
         assert_true(waited < 10000);
         sleep_ms(1);
     }
-    assert_int_equal(mn_commit_queued(e), n);
-    mn_commit_hold(e, false);
+    assert_int_equal(mn__commit_queued(e), n);
+    mn__commit_hold(e, false);
     for (int i = 0; i < n; i++) {
         pthread_join(th[i], NULL);
         assert_int_equal(w[i].rc, MN_OK);
@@ -203,7 +181,7 @@ static void test_ephemeral_writes_add_no_fsync(void **state)
 /* Occurrences of needle in the keys and values of column family cf. */
 static size_t count_in_cf(fx *f, int cf, const void *needle, size_t n)
 {
-    mn_engine *e = (mn_engine *)f->e;
+    mn_engine_t *e = (mn_engine_t *)f->e;
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(e->store.db, e->store.ropts, e->store.cf[cf]);
     size_t hits = 0;
@@ -226,15 +204,6 @@ static size_t count_everywhere(fx *f, const void *needle, size_t n)
     for (int cf = 0; cf < CF_COUNT; cf++)
         hits += count_in_cf(f, cf, needle, n);
     return hits;
-}
-
-static uint32_t sid_of(fx *f, const char *name)
-{
-    mn_space *sp = mn_engine_space_acquire((mn_engine *)f->e, name);
-    assert_non_null(sp);
-    uint32_t sid = sp->sid;
-    mn_engine_space_release((mn_engine *)f->e, sp);
-    return sid;
 }
 
 static mn_memory_t mem(const char *content, float *v, uint32_t dim)
@@ -347,8 +316,9 @@ static void test_forget_erases_content_and_vector_from_the_wal(void **state)
     assert_int_equal(st.tombstones, 2);
 
     /* replay: another engine fed this WAL gets tombstones, never the content */
-    fx g = {.dir = mn_test_tmpdir("mnemo-wal-b"), .now = f->now};
-    open_engine(&g);
+    fx g = {.now = f->now};
+    mn_test_eng_init(&g, "mnemo-wal-b");
+    mn_test_eng_open(&g);
     assert_int_equal(mn_test_space(g.e, "s", 4, MN_METRIC_COSINE), MN_OK);
     assert_int_equal(mn_engine_wal_read(f->e, "s", 2, 0, copy_entry, &w, &err), MN_OK);
     for (size_t i = 0; i < w.n; i++) {
@@ -367,8 +337,9 @@ static void test_forget_erases_content_and_vector_from_the_wal(void **state)
     assert_int_equal(count_everywhere(&g, ca, strlen(ca)), 0);
     assert_int_equal(count_everywhere(&g, va, sizeof va), 0);
     /* an erased stub reaching an engine where the memory is live forgets it there */
-    fx h = {.dir = mn_test_tmpdir("mnemo-wal-c"), .now = f->now};
-    open_engine(&h);
+    fx h = {.now = f->now};
+    mn_test_eng_init(&h, "mnemo-wal-c");
+    mn_test_eng_open(&h);
     assert_int_equal(mn_test_space(h.e, "s", 4, MN_METRIC_COSINE), MN_OK);
     mn_wal_entry live = {0};
     strcpy(live.space, "s");
@@ -391,12 +362,8 @@ static void test_forget_erases_content_and_vector_from_the_wal(void **state)
     assert_int_equal(mn_engine_get(h.e, "s", &ids[0], false, &out, &err), MN_ERR_GONE);
     assert_int_equal(count_everywhere(&h, ca, strlen(ca)), 0);
     assert_int_equal(count_everywhere(&h, va, sizeof va), 0);
-    mn_engine_close(h.e);
-    mn_test_rmrf(h.dir);
-    free(h.dir);
-    mn_engine_close(g.e);
-    mn_test_rmrf(g.dir);
-    free(g.dir);
+    mn_test_eng_free(&h);
+    mn_test_eng_free(&g);
 }
 
 static void test_forgetting_a_semantic_memory_erases_its_consolidate_entries(void **state)
@@ -466,13 +433,13 @@ static void test_old_wal_is_migrated_and_scrubbed_at_start(void **state)
     assert_int_equal(mn_engine_wal_read(f->e, "s", 2, 1, copy_entry, &w, &err), MN_OK);
     assert_int_equal(mn_engine_forget(f->e, "s", &ids[0], MN_FORGET_DELETE, &err), MN_OK);
     /* make it look like an old store: the entry as first written, no WAL index */
-    mn_engine *e = (mn_engine *)f->e;
-    uint32_t sid = sid_of(f, "s");
+    mn_engine_t *e = (mn_engine_t *)f->e;
+    uint32_t sid = mn_test_space_sid(f->e, "s");
     uint8_t wk[KEY_WAL_LEN], mk[KEY_SID_LEN + 1], rk[KEY_WALREF_LEN];
-    mn_key_wal(wk, sid, 2);
-    mn_key_sid(mk, sid);
+    mn__key_wal(wk, sid, 2);
+    mn__key_sid(mk, sid);
     mk[KEY_SID_LEN] = 'W';
-    mn_key_walref(rk, sid, &ids[1]);
+    mn__key_walref(rk, sid, &ids[1]);
     char *msg = NULL;
     rocksdb_put_cf(e->store.db, e->store.wsync, e->store.cf[CF_WAL], (const char *)wk, sizeof wk,
                    (const char *)w.bufs[0], w.lens[0], &msg);
@@ -499,9 +466,9 @@ static void test_old_wal_is_migrated_and_scrubbed_at_start(void **state)
 
 static size_t count_prefix(fx *f, int cf, uint32_t sid)
 {
-    mn_engine *e = (mn_engine *)f->e;
+    mn_engine_t *e = (mn_engine_t *)f->e;
     uint8_t pre[4];
-    mn_key_sid(pre, sid);
+    mn__key_sid(pre, sid);
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(e->store.db, e->store.ropts, e->store.cf[cf]);
     size_t n = 0;
@@ -518,10 +485,10 @@ static size_t count_prefix(fx *f, int cf, uint32_t sid)
 
 static bool meta_get(fx *f, const char *key, mn_wal_entry *out)
 {
-    mn_engine *e = (mn_engine *)f->e;
+    mn_engine_t *e = (mn_engine_t *)f->e;
     char *v;
     size_t vl;
-    assert_int_equal(mn_store_get(&e->store, CF_META, key, strlen(key), &v, &vl, NULL), MN_OK);
+    assert_int_equal(mn__store_get(&e->store, CF_META, key, strlen(key), &v, &vl, NULL), MN_OK);
     if (!v) return false;
     assert_int_equal(mn_wire_wal_decode((const uint8_t *)v, vl, out, NULL), MN_OK);
     free(v);
@@ -562,7 +529,7 @@ static void test_space_drop_is_a_wal_entry_and_recreate_takes_the_next_epoch(voi
     assert_int_equal(mn_engine_remember(f->e, "a", &m, 1, &id, &err), MN_OK);
     m = mem("stays in b", v, 2);
     assert_int_equal(mn_engine_remember(f->e, "b", &m, 1, &keep, &err), MN_OK);
-    uint32_t sa = sid_of(f, "a");
+    uint32_t sa = mn_test_space_sid(f->e, "a");
     mn_engine_stats es0;
     mn_engine_get_stats(f->e, &es0);
     assert_int_equal(mn_engine_space_drop(f->e, "a", &err), MN_OK);
@@ -611,19 +578,19 @@ static void test_space_drop_is_a_wal_entry_and_recreate_takes_the_next_epoch(voi
 
     /* in one group: a write queued before the drop goes with the space, one
      * queued after it finds no space */
-    mn_engine *e = (mn_engine *)f->e;
-    mn_commit_hold(e, true);
+    mn_engine_t *e = (mn_engine_t *)f->e;
+    mn__commit_hold(e, true);
     drop_arg args[3] = {
         {f, false, MN_ERR_INTERNAL}, {f, true, MN_ERR_INTERNAL}, {f, false, MN_ERR_INTERNAL}};
     pthread_t th[3];
     for (int i = 0; i < 3; i++) {
         assert_int_equal(pthread_create(&th[i], NULL, drop_or_write, &args[i]), 0);
-        for (int waited = 0; mn_commit_queued(e) < (size_t)i + 1; waited++) {
+        for (int waited = 0; mn__commit_queued(e) < (size_t)i + 1; waited++) {
             assert_true(waited < 10000);
             sleep_ms(1);
         }
     }
-    mn_commit_hold(e, false);
+    mn__commit_hold(e, false);
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
     assert_int_equal(args[0].rc, MN_OK);
@@ -654,7 +621,7 @@ static void test_ingested_space_drop_drops_the_local_space(void **state)
     size_t len;
     assert_int_equal(mn_wire_wal_encode(&d, &buf, &len), MN_OK);
     mn_error err = {0};
-    uint32_t sa = sid_of(f, "a");
+    uint32_t sa = mn_test_space_sid(f->e, "a");
     assert_int_equal(mn_engine_ingest(f->e, buf, len, &err), MN_OK);
     free(buf);
     mn_space_stats st;

@@ -12,6 +12,29 @@ void mn_test_rmrf(const char *path);
 /* Engine options for unit tests on dir: small caches, and no sweeper thread,
  * scheduled consolidation or semantic auto-links (a test turns on what it tests). */
 void mn_test_engine_options(mn_engine_options *o, const char *dir);
+/* An engine on a temp dir for a unit test. */
+typedef struct mn_test_eng {
+    char *dir;
+    mn_engine_t *e;
+    int64_t now;            /* the fake clock's time in ms (tests move it) */
+    mn_engine_options opts; /* what opening uses */
+} mn_test_eng;
+
+/* A temp dir named for prefix, now = 1700000000000 unless set, and the
+ * options (mn_test_eng_defaults). Opens nothing. t must not move after. */
+void mn_test_eng_init(mn_test_eng *t, const char *prefix);
+/* t->opts = mn_test_engine_options on t->dir with the fake clock reading t->now
+ * (a test that wants the system clock sets opts.clock to NULL). */
+void mn_test_eng_defaults(mn_test_eng *t);
+/* Opens t->e with t->opts; the test fails when it cannot. */
+void mn_test_eng_open(mn_test_eng *t);
+/* Closes and opens again on the same dir and options. */
+void mn_test_eng_reopen(mn_test_eng *t);
+/* Closes the engine (if open) and removes the dir. */
+void mn_test_eng_free(mn_test_eng *t);
+/* The store id of space name (test helper over the engine's internals). */
+uint32_t mn_test_space_sid(mn_engine_t *e, const char *name);
+
 /* Creates a space; returns the engine's result. */
 mn_err mn_test_space(mn_engine_t *e, const char *name, uint32_t dim, mn_metric metric);
 /* Occurrences of needle[n] in every key and value the engine stores (every

@@ -1,0 +1,24 @@
+/* Associations of a space in memory (assoc.c): the adjacency kept on both
+ * ends of each edge, and the links chosen for a new memory. */
+#ifndef MN_ENGINE_ASSOC_H
+#define MN_ENGINE_ASSOC_H
+
+#include "space.h"
+
+/* Records edge e on both endpoints if both are live (write lock); an edge of the
+ * same kind between the same pair has its weight replaced. */
+void mn__space_link(mn__space *sp, const mn_edge *e);
+/* Semantic memory sem lists episodes ids[n] (sorted): a consolidation edge from
+ * each live one, and none from an episode it no longer lists (write lock). */
+void mn__space_link_supports(mn__space *sp, const mn_id_t *sem, const mn_id_t *ids, size_t n);
+/* Auto-links for a memory (read lock held): up to link_max semantic
+ * neighbours whose similarity is >= link_threshold among the candidate slots
+ * cands[n_cands] (NULL: every slot), and the previous episode of its session
+ * within the temporal window, looking at the space and at the earlier memories
+ * `batch` of the same request. Appends to *edges (realloc'd). */
+mn_err mn__space_autolink(const mn__space *sp, const mn_memory_t *m, const mn_memory_t *batch,
+                          size_t n_batch, const uint32_t *cands, size_t n_cands,
+                          float link_threshold, uint32_t link_max, int64_t temporal_window_ms,
+                          int64_t now_ms, mn_edge **edges, size_t *n, size_t *cap);
+
+#endif

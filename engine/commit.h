@@ -1,0 +1,65 @@
+/* The commit queue (commit.c): every write of the engine is a WAL op handed to
+ * the commit thread, which gives it the space's next lsn, applies it into a
+ * group batch and writes the group with one fsync. */
+#ifndef MN_ENGINE_COMMIT_H
+#define MN_ENGINE_COMMIT_H
+
+#include "mnemo/wire.h"
+#include "space.h"
+
+/* A memory's encoded term list, made once by apply and used twice: stored in
+ * the keywords family, and added to the in-memory index. */
+typedef struct mn__kw_buf {
+    uint8_t *buf; /* malloc'd; NULL for a memory without content */
+    size_t len;
+} mn__kw_buf;
+
+/* One op on its way through the commit thread. */
+typedef struct mn__pending {
+    bool has_entry;       /* the committer wrote entry in this group */
+    bool *accepted;       /* remember: per memory of entry, written or not */
+    mn_memory_t *compact; /* remember: the accepted subset the entry carries */
+    mn__kw_buf *kw;       /* remember, consolidate: per memory of entry */
+    size_t n_kw;
+    mn_wal_entry entry; /* op filled by the caller; lsn/epoch/hlc by the committer */
+    mn__space *sp;      /* referenced by the caller for the op's life */
+    bool sync;
+    /* remember: per memory, the id to report (from idempotency or the new id) */
+    mn_id_t *ids_out;
+    bool foreign;       /* the entry comes from another engine's log (mn_engine_ingest) */
+    bool keep_accepted; /* the caller reads (and frees) accepted after the commit */
+    bool derived;       /* made by the commit thread (a re-derivation): it frees it */
+    /* filled by apply: the change in the space's tombstone count, and the
+     * semantic memories that listed an episode this entry erased (re-derived
+     * at the end of the group) */
+    int64_t tombstones;
+    mn_id_t *rederive;
+    size_t n_rederive, cap_rederive;
+    /* results */
+    mn_err rc;
+    mn_error err;
+    bool done;
+    struct mn__pending *next;
+} mn__pending;
+
+/* Sets up p for an op of type on space sp (sp NULL for a space creation, whose
+ * entry names the space): the entry's type and space name, durability. */
+void mn__pending_init(mn__pending *p, mn_wal_op_type type, mn__space *sp, bool sync);
+
+/* Starts the commit thread (its queue is e's until mn__commit_stop). */
+mn_err mn__commit_start(mn_engine_t *e, mn_error *err);
+/* Commits what is queued, then stops the thread. */
+void mn__commit_stop(mn_engine_t *e);
+/* Queues p, waits until committed; returns p->rc. */
+mn_err mn__commit_submit(mn_engine_t *e, mn__pending *p);
+/* Several at once (one group); waits for all. */
+void mn__commit_submit_many(mn_engine_t *e, mn__pending **ps, size_t n);
+/* Test hook: while held, the commit thread takes no new group, so the writers
+ * that arrive queue up and are committed as one group on release. */
+void mn__commit_hold(mn_engine_t *e, bool hold);
+/* Ops queued and not yet taken by the commit thread (test hook). */
+size_t mn__commit_queued(mn_engine_t *e);
+/* Is the caller the commit thread? (For the "commit thread only" checks.) */
+bool mn__commit_on_thread(const mn_engine_t *e);
+
+#endif

@@ -1,0 +1,94 @@
+/* Filters on a space's slots, and the as-of rules.
+ *
+ * As-of reads (issue 4): a view of the space as it was at as_of. A memory is in
+ * it when it was created by then (created_at, which for a semantic memory is
+ * what consolidation says) and was not forgotten by then. Suppression is
+ * judged at as_of from the times of the latest suppress and unsuppress. A
+ * memory deleted or expired after as_of was there, but its content is erased:
+ * it is never ranked, and list shows it as a redacted entry (list.c). Expiry
+ * counts against the real now even in an as-of view, for the same reason. */
+#include "filter.h"
+
+#include <string.h>
+
+static bool has_tag(const mn__slot *s, const char *t)
+{
+    for (uint32_t i = 0; i < s->n_tags; i++)
+        if (!strcmp(s->tags[i], t)) return true;
+    return false;
+}
+
+bool mn__filter_suppressed_at(bool suppressed_now, int64_t suppressed_at_ms,
+                              int64_t unsuppressed_at_ms, int64_t t_ms)
+{
+    if (suppressed_now) return suppressed_at_ms <= t_ms;
+    return suppressed_at_ms && unsuppressed_at_ms && suppressed_at_ms <= t_ms &&
+           t_ms < unsuppressed_at_ms;
+}
+
+bool mn__filter_match(const mn__slot *s, const mn_filter_t *f, int64_t now_ms)
+{
+    if (s->state != SLOT_LIVE) return false;
+    if (s->expires_at_ms && s->expires_at_ms <= now_ms) return false;
+    bool suppressed = s->suppressed;
+    if (f->as_of_ms != MN_TIME_UNSET) {
+        if (s->created_at_ms > f->as_of_ms) return false;
+        suppressed = mn__filter_suppressed_at(s->suppressed, s->suppressed_at_ms,
+                                              s->unsuppressed_at_ms, f->as_of_ms);
+    }
+    if (suppressed && !f->include_suppressed) return false;
+    if (f->kind >= 0 && s->kind != f->kind) return false;
+    if (f->when_from_ms != MN_TIME_UNSET && s->when_ms < f->when_from_ms) return false;
+    if (f->when_to_ms != MN_TIME_UNSET && s->when_ms >= f->when_to_ms) return false;
+    if (s->confidence < f->min_confidence) return false;
+    if (f->n_tags_any) {
+        bool any = false;
+        for (size_t i = 0; i < f->n_tags_any && !any; i++)
+            any = has_tag(s, f->tags_any[i]);
+        if (!any) return false;
+    }
+    for (size_t i = 0; i < f->n_tags_all; i++)
+        if (!has_tag(s, f->tags_all[i])) return false;
+    if (f->where && (!s->where || strcmp(s->where, f->where))) return false;
+    if (f->session && (!s->session || strcmp(s->session, f->session))) return false;
+    if (f->who) {
+        bool any = false;
+        for (uint32_t i = 0; i < s->n_who && !any; i++)
+            any = !strcmp(s->who[i], f->who);
+        if (!any) return false;
+    }
+    for (size_t i = 0; i < f->n_metadata; i++) {
+        bool ok = false;
+        for (uint32_t j = 0; j < s->n_metadata && !ok; j++)
+            ok = !strcmp(s->metadata[j].key, f->metadata[i].key) &&
+                 !strcmp(s->metadata[j].value, f->metadata[i].value);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+bool mn__filter_match_gone(uint8_t kind, int64_t when_ms, int64_t created_at_ms, int64_t gone_at_ms,
+                           const mn_filter_t *f)
+{
+    if (f->as_of_ms == MN_TIME_UNSET) return false;
+    if (created_at_ms > f->as_of_ms || gone_at_ms <= f->as_of_ms) return false;
+    if (f->kind >= 0 && kind != f->kind) return false;
+    if (f->when_from_ms != MN_TIME_UNSET && when_ms < f->when_from_ms) return false;
+    if (f->when_to_ms != MN_TIME_UNSET && when_ms >= f->when_to_ms) return false;
+    /* the rest of the memory is erased: a filter on it cannot be answered */
+    return !(f->n_tags_any || f->n_tags_all || f->n_metadata || f->who || f->where || f->session ||
+             f->min_confidence > 0);
+}
+
+mn_err mn__filter_check_as_of(const mn_filter_t *f, int64_t now_ms, int64_t max_age_ms,
+                              mn_error *err)
+{
+    if (f->as_of_ms == MN_TIME_UNSET) return MN_OK;
+    if (f->as_of_ms > now_ms) return mn_error_set(err, MN_ERR_INVALID, "as_of: in the future");
+    if (now_ms - f->as_of_ms > max_age_ms)
+        return mn_error_set(
+            err, MN_ERR_INVALID,
+            "as_of: older than the %lld s this server keeps (engine.as_of_max_age_s)",
+            (long long)(max_age_ms / 1000));
+    return MN_OK;
+}
