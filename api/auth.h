@@ -2,7 +2,7 @@
  * mn_auth_http_gate; gRPC and others through mn_auth_check with the role their operation
  * needs and the space it touches).
  *
- * A key is configured as the hex SHA-256 of its bytes ([[auth.keys]], api/config.c); a
+ * A key is configured as the hex SHA-256 of its bytes ([[auth.keys]], api/config/config.c); a
  * presented key is hashed and compared with every configured digest in constant time.
  * Roles are ordered: read < write < admin (a write key may read, an admin key may do all).
  * Everything here is read-only after mn_auth_new, so any thread may call it. */

@@ -1,5 +1,5 @@
-/* The gRPC door (api/grpc): the server api_server.c starts and stops (grpc_server.c). The contract is
- * api/proto/mnemo/v1/mnemo.proto, docs/grpc.md the reference. */
+/* The gRPC door (api/grpc): the server api_server.c starts and stops (grpc_server.c). The
+ * contract is api/proto/mnemo/v1/mnemo.proto, docs/grpc.md the reference. */
 #ifndef MN_API_GRPC_SERVER_H
 #define MN_API_GRPC_SERVER_H
 

@@ -13,7 +13,7 @@
 void rest_metrics_init(mn_api_t *api);
 /* The server's observer: counts the response, times it, writes the access log line. */
 void rest_access_observe(void *api, const char *method, const char *route, int status,
-                        int64_t duration_ns, const char *request_id, const mn_http_request *req);
+                         int64_t duration_ns, const char *request_id, const mn_http_request *req);
 void rest_h_metrics(void *ctx, const mn_http_request *req, mn_http_response *resp);
 void rest_h_openapi(void *ctx, const mn_http_request *req, mn_http_response *resp);
 void rest_h_routes(void *ctx, const mn_http_request *req, mn_http_response *resp);

@@ -34,7 +34,7 @@ static mn_err read_context(const cJSON *o, const char *pfx, api_arena *a, mn_mem
 }
 
 mn_err rest_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_memory_t *m,
-                            mn_error *err)
+                             mn_error *err)
 {
     mn_memory_init(m);
     if (!cJSON_IsObject(o))

@@ -162,7 +162,8 @@ void rest_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp
     jw_obj(&w);
     jw_key(&w, "results");
     jw_arr(&w);
-    for (size_t i = 0; i < res.n_hits; i++) rest_hit_to_json(&w, &res.hits[i], r.spread, r.trace);
+    for (size_t i = 0; i < res.n_hits; i++)
+        rest_hit_to_json(&w, &res.hits[i], r.spread, r.trace);
     jw_arr_end(&w);
     jw_key(&w, "path");
     jw_str(&w, res.path ? res.path : "exact");

@@ -24,7 +24,7 @@ bool rest_path_id(const mn_http_request *req, mn_id_t *id, mn_http_response *res
 /* ---- memories, filters, hits (rest_convert.c, rest_handlers_recall.c) ---- */
 /* Reads one input memory (remember). pfx is "" or "memories[i]." */
 mn_err rest_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_memory_t *m,
-                            mn_error *err);
+                             mn_error *err);
 /* Writes the memory object of docs/api.md. */
 void rest_memory_to_json(api_jw *w, const mn_memory_t *m);
 /* Writes the member "memories": the array of the n memories ms. */
@@ -32,7 +32,8 @@ void rest_memories_to_json(api_jw *w, const mn_memory_t *ms, size_t n);
 /* Reads the filter members of a recall body into f (already initialised). */
 mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_error *err);
 
-/* Writes one recall hit (docs/api.md, "Recall"); activation and seed with spread, via with trace. */
+/* Writes one recall hit (docs/api.md, "Recall"); activation and seed with spread, via with
+ * trace. */
 void rest_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace);
 
 /* The operationId docs/openapi.yaml gives (method, route pattern), or NULL. */

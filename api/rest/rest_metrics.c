@@ -34,7 +34,7 @@ void rest_metrics_init(mn_api_t *api)
 }
 
 void rest_access_observe(void *arg, const char *method, const char *route, int status,
-                        int64_t duration_ns, const char *request_id, const mn_http_request *req)
+                         int64_t duration_ns, const char *request_id, const mn_http_request *req)
 {
     mn_api_t *api = arg;
     char st[12];
