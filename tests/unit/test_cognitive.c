@@ -18,28 +18,16 @@
 #include "mnemo/wire.h"
 #include "testutil.h"
 
-typedef struct eng {
-    char *dir;
-    mn_engine_t *e;
-    int64_t now;
-} eng;
-
-static int64_t fake_clock(void *arg)
-{
-    return __atomic_load_n(&((eng *)arg)->now, __ATOMIC_SEQ_CST);
-}
+typedef mn_test_eng eng;
 
 static void eng_open_with(eng *g, const char *prefix, void (*tweak)(mn_engine_options *))
 {
-    if (!g->dir) g->dir = mn_test_tmpdir(prefix);
-    if (!g->now) g->now = 1700000000000;
-    mn_engine_options o;
-    mn_test_engine_options(&o, g->dir);
-    o.clock = fake_clock;
-    o.clock_arg = g;
-    if (tweak) tweak(&o);
-    mn_error err = {0};
-    assert_int_equal(mn_engine_open(&o, &g->e, &err), MN_OK);
+    if (!g->dir)
+        mn_test_eng_init(g, prefix);
+    else
+        mn_test_eng_defaults(g);
+    if (tweak) tweak(&g->opts);
+    mn_test_eng_open(g);
 }
 
 static void eng_open(eng *g, const char *prefix)
@@ -49,9 +37,7 @@ static void eng_open(eng *g, const char *prefix)
 
 static void eng_close(eng *g)
 {
-    mn_engine_close(g->e);
-    mn_test_rmrf(g->dir);
-    free(g->dir);
+    mn_test_eng_free(g);
     memset(g, 0, sizeof *g);
 }
 

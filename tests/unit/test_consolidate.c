@@ -19,47 +19,24 @@
 #include "mnemo/wire.h"
 #include "testutil.h"
 
-typedef struct eng {
-    char *dir;
-    mn_engine_t *e;
-    int64_t now;
-} eng;
-
-static int64_t fake_clock(void *arg)
-{
-    return __atomic_load_n(&((eng *)arg)->now, __ATOMIC_SEQ_CST);
-}
-
-static void eng_start(eng *g)
-{
-    mn_engine_options o;
-    mn_test_engine_options(&o, g->dir);
-    o.clock = fake_clock;
-    o.clock_arg = g;
-    mn_error err = {0};
-    assert_int_equal(mn_engine_open(&o, &g->e, &err), MN_OK);
-}
+typedef mn_test_eng eng;
 
 /* A new engine with space "s" of dim dimensions (cosine). */
 static void eng_open(eng *g, const char *prefix, uint32_t dim)
 {
-    g->dir = mn_test_tmpdir(prefix);
-    g->now = 1700000000000;
-    eng_start(g);
+    mn_test_eng_init(g, prefix);
+    mn_test_eng_open(g);
     assert_int_equal(mn_test_space(g->e, "s", dim, MN_METRIC_COSINE), MN_OK);
 }
 
 static void eng_reopen(eng *g)
 {
-    mn_engine_close(g->e);
-    eng_start(g);
+    mn_test_eng_reopen(g);
 }
 
 static void eng_close(eng *g)
 {
-    mn_engine_close(g->e);
-    mn_test_rmrf(g->dir);
-    free(g->dir);
+    mn_test_eng_free(g);
     memset(g, 0, sizeof *g);
 }
 

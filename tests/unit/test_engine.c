@@ -16,39 +16,13 @@
 #include "mnemo/wire.h"
 #include "testutil.h"
 
-typedef struct fx {
-    char *dir;
-    mn_engine_t *e;
-    int64_t now;
-    bool links; /* background semantic linking (adds WAL entries of its own) */
-} fx;
-
-static int64_t fake_clock(void *arg)
-{
-    return __atomic_load_n(&((fx *)arg)->now, __ATOMIC_SEQ_CST);
-}
-
-static void open_engine(fx *f)
-{
-    mn_engine_options o;
-    mn_engine_options_default(&o);
-    o.data_dir = f->dir;
-    o.block_cache_bytes = 8u << 20;
-    o.write_buffer_bytes = 4u << 20;
-    o.expiry_interval_ms = 0; /* tests call mn_engine_expire themselves */
-    o.clock = fake_clock;
-    o.clock_arg = f;
-    if (!f->links) o.link_max = 0;
-    mn_error err = {0};
-    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
-}
+typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = mn_test_tmpdir("mnemo-engine");
-    f->now = 1700000000000;
-    open_engine(f);
+    mn_test_eng_init(f, "mnemo-engine");
+    mn_test_eng_open(f);
     *state = f;
     return 0;
 }
@@ -56,17 +30,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    mn_engine_close(f->e);
-    mn_test_rmrf(f->dir);
-    free(f->dir);
+    mn_test_eng_free(f);
     free(f);
     return 0;
 }
 
 static void reopen(fx *f)
 {
-    mn_engine_close(f->e);
-    open_engine(f);
+    mn_test_eng_reopen(f);
 }
 
 static void make_space(fx *f, const char *name, uint32_t dim, mn_metric metric)
@@ -698,7 +669,9 @@ static bool has_assoc(fx *f, const mn_id_t *id, const mn_id_t *other, mn_edge_ki
 static void test_associations_and_spreading_activation(void **state)
 {
     fx *f = *state;
-    f->links = true;
+    mn_engine_options dflt;
+    mn_engine_options_default(&dflt);
+    f->opts.link_max = dflt.link_max; /* background semantic linking, as by default */
     reopen(f);
     make_space(f, "s", 2, MN_METRIC_COSINE);
     float east[2] = {1, 0}, north[2] = {0, 1}, ne[2] = {0.6f, 0.8f};
@@ -935,8 +908,9 @@ static void test_consolidation_is_deterministic_and_reconsolidates(void **state)
     remember_topics(f, "s", 15, 0, &p);
 
     /* a second engine gets the same episodes, in another order */
-    fx g = {.dir = mn_test_tmpdir("mnemo-engine-b"), .now = f->now};
-    open_engine(&g);
+    fx g = {.now = f->now};
+    mn_test_eng_init(&g, "mnemo-engine-b");
+    mn_test_eng_open(&g);
     make_space(&g, "s", 8, MN_METRIC_COSINE);
     wal_copy w = {0};
     mn_error err = {0};
@@ -996,9 +970,7 @@ static void test_consolidation_is_deterministic_and_reconsolidates(void **state)
         mn_memory_clear(&mb);
     }
     free(rb.ids);
-    mn_engine_close(g.e);
-    mn_test_rmrf(g.dir);
-    free(g.dir);
+    mn_test_eng_free(&g);
 
     /* nothing left to do: a second run (over every episode again) changes nothing */
     mn_consolidate_result r2;

@@ -29,38 +29,30 @@
 #define K 10
 
 typedef struct fx {
-    char *dir;
-    mn_engine_t *e;
+    mn_test_eng t; /* engine and dir */
     float *vecs;
     mn_id_t *ids;
     bool *gone;
 } fx;
 
-static void open_engine(fx *f)
-{
-    mn_engine_options o;
-    mn_test_engine_options(&o, f->dir);
-    o.hnsw_threshold = THRESHOLD;
-    o.hnsw_m = 8;
-    o.hnsw_ef_construction = 64;
-    mn_error err = {0};
-    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
-}
-
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = mn_test_tmpdir("mnemo-hnsw");
+    mn_test_eng_init(&f->t, "mnemo-hnsw");
+    f->t.opts.clock = NULL; /* the system clock */
+    f->t.opts.hnsw_threshold = THRESHOLD;
+    f->t.opts.hnsw_m = 8;
+    f->t.opts.hnsw_ef_construction = 64;
     f->vecs = malloc((size_t)N * DIM * sizeof(float));
     f->ids = calloc(N, sizeof *f->ids);
     f->gone = calloc(N, sizeof *f->gone);
-    open_engine(f);
+    mn_test_eng_open(&f->t);
     mn_space_def d = {0};
     snprintf(d.name, sizeof d.name, "s");
     d.dim = DIM;
     d.metric = MN_METRIC_COSINE;
     mn_error err = {0};
-    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_OK);
+    assert_int_equal(mn_engine_space_create(f->t.e, &d, NULL, &err), MN_OK);
     mn_prng_t p;
     mn_prng_seed(&p, 3);
     for (size_t i = 0; i < (size_t)N * DIM; i++)
@@ -81,9 +73,9 @@ static int setup(void **state)
                 batch[i].n_tags = 1;
             }
         }
-        assert_int_equal(mn_engine_remember(f->e, "s", batch, B, f->ids + b, &err), MN_OK);
+        assert_int_equal(mn_engine_remember(f->t.e, "s", batch, B, f->ids + b, &err), MN_OK);
     }
-    mn_engine_wait_background(f->e); /* the index thread built the graph */
+    mn_engine_wait_background(f->t.e); /* the index thread built the graph */
     *state = f;
     return 0;
 }
@@ -91,9 +83,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    mn_engine_close(f->e);
-    mn_test_rmrf(f->dir);
-    free(f->dir);
+    mn_test_eng_free(&f->t);
     free(f->vecs);
     free(f->ids);
     free(f->gone);
@@ -117,7 +107,7 @@ static mn_recall_result recall(fx *f, const float *q, bool exact, const char *ta
     }
     mn_recall_result r;
     mn_error err = {0};
-    assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
+    assert_int_equal(mn_engine_recall(f->t.e, "s", &req, &r, &err), MN_OK);
     return r;
 }
 
@@ -164,13 +154,13 @@ static void test_forget_and_new_memories_follow_the_index(void **state)
     fx *f = *state;
     mn_error err = {0};
     for (uint32_t s = 0; s < N; s += 3) {
-        assert_int_equal(mn_engine_forget(f->e, "s", &f->ids[s], MN_FORGET_DELETE, &err), MN_OK);
+        assert_int_equal(mn_engine_forget(f->t.e, "s", &f->ids[s], MN_FORGET_DELETE, &err), MN_OK);
         f->gone[s] = true;
     }
     /* forgotten memories are gone from recall at once, whatever the index thread did yet */
     double a0 = agreement(f, 10, NULL, "hnsw");
     assert_true(a0 >= 0.9);
-    mn_engine_wait_background(f->e); /* the graph has repaired its lists */
+    mn_engine_wait_background(f->t.e); /* the graph has repaired its lists */
     /* new memories take the freed slots; one is the query itself */
     float q[DIM];
     for (int d = 0; d < DIM; d++)
@@ -182,7 +172,7 @@ static void test_forget_and_new_memories_follow_the_index(void **state)
     m.embedding = q;
     m.dim = DIM;
     mn_id_t nid;
-    assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &nid, &err), MN_OK);
+    assert_int_equal(mn_engine_remember(f->t.e, "s", &m, 1, &nid, &err), MN_OK);
     mn_recall_result r = recall(f, q, false, NULL);
     assert_string_equal(r.path, "hnsw");
     assert_true(r.n_hits > 0);
@@ -236,7 +226,7 @@ static void graph_file(fx *f, char *file, size_t n)
 {
     file[0] = 0;
     for (uint32_t sid = 1; sid < 8; sid++) {
-        snprintf(file, n, "%s/hnsw/%u.hnsw", f->dir, sid);
+        snprintf(file, n, "%s/hnsw/%u.hnsw", f->t.dir, sid);
         if (access(file, F_OK) == 0) return;
     }
     file[0] = 0;
@@ -260,13 +250,13 @@ static void test_restart_loads_the_saved_graph_or_rebuilds(void **state)
     fx *f = *state;
     char *logdir = mn_test_tmpdir("mnemo-log");
     capture cap;
-    mn_engine_close(f->e);
+    mn_engine_close(f->t.e);
     /* a saved graph exists after a clean shutdown */
     char file[700];
     graph_file(f, file, sizeof file);
     assert_true(file[0] != 0);
     capture_start(&cap, logdir);
-    open_engine(f);
+    mn_test_eng_open(&f->t);
     char *log = capture_stop(&cap);
     assert_non_null(strstr(log, "space s: vector index loaded"));
     assert_non_null(strstr(log, "1200 vectors from the saved graph"));
@@ -275,7 +265,7 @@ static void test_restart_loads_the_saved_graph_or_rebuilds(void **state)
     free(log);
     assert_true(agreement(f, 20, NULL, "hnsw") >= 0.95);
     /* corrupt it: the engine says so, rebuilds and still answers through the index */
-    mn_engine_close(f->e);
+    mn_engine_close(f->t.e);
     FILE *fp = fopen(file, "r+b");
     assert_non_null(fp);
     fseek(fp, 300, SEEK_SET);
@@ -284,10 +274,10 @@ static void test_restart_loads_the_saved_graph_or_rebuilds(void **state)
     fputc(c ^ 0x77, fp);
     fclose(fp);
     capture_start(&cap, logdir);
-    open_engine(f);
+    mn_test_eng_open(&f->t);
     /* the graph is rebuilt in the background; recalls are right meanwhile */
     assert_true(agreement(f, 20, NULL, NULL) >= 0.95);
-    mn_engine_wait_background(f->e);
+    mn_engine_wait_background(f->t.e);
     log = capture_stop(&cap);
     assert_non_null(strstr(log, "saved graph unusable"));
     assert_non_null(strstr(log, "checksum mismatch"));
@@ -308,17 +298,17 @@ static void test_restart_with_an_older_graph_catches_up_by_difference(void **sta
     fx *f = *state;
     char *logdir = mn_test_tmpdir("mnemo-log");
     capture cap;
-    mn_engine_close(f->e);
+    mn_engine_close(f->t.e);
     char file[700], old[760];
     graph_file(f, file, sizeof file);
     assert_true(file[0] != 0);
     snprintf(old, sizeof old, "%s.old", file);
     copy_file(file, old);
-    open_engine(f);
+    mn_test_eng_open(&f->t);
     /* changes after that save: 100 forgotten, 100 new */
     mn_error err = {0};
     for (uint32_t s = 0; s < 300; s += 3) {
-        assert_int_equal(mn_engine_forget(f->e, "s", &f->ids[s], MN_FORGET_DELETE, &err), MN_OK);
+        assert_int_equal(mn_engine_forget(f->t.e, "s", &f->ids[s], MN_FORGET_DELETE, &err), MN_OK);
         f->gone[s] = true;
     }
     mn_prng_t p;
@@ -335,12 +325,12 @@ static void test_restart_with_an_older_graph_catches_up_by_difference(void **sta
         batch[i].embedding = fresh + (size_t)i * DIM;
         batch[i].dim = DIM;
     }
-    assert_int_equal(mn_engine_remember(f->e, "s", batch, 100, fresh_ids, &err), MN_OK);
-    mn_engine_wait_background(f->e);
-    mn_engine_close(f->e);
+    assert_int_equal(mn_engine_remember(f->t.e, "s", batch, 100, fresh_ids, &err), MN_OK);
+    mn_engine_wait_background(f->t.e);
+    mn_engine_close(f->t.e);
     copy_file(old, file); /* the crash: only the older graph is on disk */
     capture_start(&cap, logdir);
-    open_engine(f);
+    mn_test_eng_open(&f->t);
     /* each late memory is found by its own vector at once (graph or tail) */
     for (uint32_t i = 0; i < 100; i += 9) {
         mn_recall_result r = recall(f, fresh + (size_t)i * DIM, false, NULL);
@@ -349,7 +339,7 @@ static void test_restart_with_an_older_graph_catches_up_by_difference(void **sta
         assert_memory_equal(r.hits[0].memory.id.b, fresh_ids[i].b, 16);
         mn_recall_result_clear(&r);
     }
-    mn_engine_wait_background(f->e);
+    mn_engine_wait_background(f->t.e);
     char *log = capture_stop(&cap);
     assert_non_null(strstr(log, "1100 vectors from the saved graph"));
     assert_non_null(strstr(log, "100 dropped"));
@@ -358,7 +348,7 @@ static void test_restart_with_an_older_graph_catches_up_by_difference(void **sta
     assert_null(strstr(log, "building the vector index"));
     free(log);
     mn_space_stats st;
-    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(f->t.e, "s", &st, &err), MN_OK);
     assert_string_equal(st.index_state, "ready");
     assert_int_equal(st.index_nodes, 1200);
     double a = agreement(f, 30, NULL, "hnsw"); /* and no forgotten memory comes back */
@@ -385,7 +375,7 @@ static void test_shutdown_saves_the_graph_without_draining_the_backlog(void **st
     d.index.m = 64;
     d.index.ef_construction = 4096;
     mn_error err = {0};
-    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_OK);
+    assert_int_equal(mn_engine_space_create(f->t.e, &d, NULL, &err), MN_OK);
     mn_prng_t p;
     mn_prng_seed(&p, 5);
     float *v = malloc((size_t)SN * SD * sizeof(float));
@@ -402,13 +392,13 @@ static void test_shutdown_saves_the_graph_without_draining_the_backlog(void **st
             batch[i].embedding = v + (size_t)(b + i) * SD;
             batch[i].dim = SD;
         }
-        assert_int_equal(mn_engine_remember(f->e, "slow", batch, B, ids, &err), MN_OK);
+        assert_int_equal(mn_engine_remember(f->t.e, "slow", batch, B, ids, &err), MN_OK);
     }
     char *logdir = mn_test_tmpdir("mnemo-log");
     capture cap;
     capture_start(&cap, logdir);
-    mn_engine_close(f->e); /* at once, with most of the 3000 inserts pending */
-    open_engine(f);
+    mn_engine_close(f->t.e); /* at once, with most of the 3000 inserts pending */
+    mn_test_eng_open(&f->t);
     char *log = capture_stop(&cap);
     assert_non_null(strstr(log, "space slow: index thread stopped with"));
     assert_non_null(strstr(log, "space slow: vector index saved"));
@@ -416,7 +406,7 @@ static void test_shutdown_saves_the_graph_without_draining_the_backlog(void **st
     assert_null(strstr(log, "space slow: vector index to rebuild"));
     free(log);
     mn_space_stats st;
-    assert_int_equal(mn_engine_space_get(f->e, "slow", &st, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(f->t.e, "slow", &st, &err), MN_OK);
     print_message("after the restart: %llu nodes, %llu pending\n",
                   (unsigned long long)st.index_nodes, (unsigned long long)st.index_pending);
     assert_int_equal(st.memories, SN);
@@ -425,7 +415,7 @@ static void test_shutdown_saves_the_graph_without_draining_the_backlog(void **st
     mn_recall_req req = {.embedding = v + (size_t)(SN - 1) * SD, .dim = SD, .k = 1};
     mn_filter_init(&req.filter);
     mn_recall_result r;
-    assert_int_equal(mn_engine_recall(f->e, "slow", &req, &r, &err), MN_OK);
+    assert_int_equal(mn_engine_recall(f->t.e, "slow", &req, &r, &err), MN_OK);
     assert_int_equal(r.n_hits, 1);
     assert_true(r.hits[0].distance < 1e-4f);
     mn_recall_result_clear(&r);
@@ -442,7 +432,7 @@ static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
 {
     fx *f = *state;
     mn_error err = {0};
-    assert_int_equal(mn_test_space(f->e, "old", DIM, MN_METRIC_COSINE), MN_OK);
+    assert_int_equal(mn_test_space(f->t.e, "old", DIM, MN_METRIC_COSINE), MN_OK);
     mn_memory_t batch[100];
     mn_id_t ids[600];
     for (uint32_t b = 0; b < 600; b += 100) {
@@ -453,10 +443,10 @@ static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
             batch[i].embedding = f->vecs + (size_t)(b + i) * DIM;
             batch[i].dim = DIM;
         }
-        assert_int_equal(mn_engine_remember(f->e, "old", batch, 100, ids + b, &err), MN_OK);
+        assert_int_equal(mn_engine_remember(f->t.e, "old", batch, 100, ids + b, &err), MN_OK);
     }
     /* what an old data dir holds: the definition without index parameters */
-    mn_engine_t *e = (mn_engine_t *)f->e;
+    mn_engine_t *e = (mn_engine_t *)f->t.e;
     char *v;
     size_t vl;
     assert_int_equal(mn__store_get(&e->store, CF_META, "space/old", 9, &v, &vl, &err), MN_OK);
@@ -475,35 +465,35 @@ static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
                    (const char *)buf, len, &msg);
     assert_null(msg);
     free(buf);
-    mn_engine_close(f->e);
+    mn_engine_close(f->t.e);
     char *logdir = mn_test_tmpdir("mnemo-log");
     capture cap;
     capture_start(&cap, logdir);
     mn_engine_options o;
-    mn_test_engine_options(&o, f->dir);
+    mn_test_engine_options(&o, f->t.dir);
     o.hnsw_threshold = THRESHOLD;
     o.hnsw_m = 100; /* no graph can have that */
     o.hnsw_ef_construction = 64;
-    assert_int_equal(mn_engine_open(&o, &f->e, &err), MN_OK);
-    mn_engine_wait_background(f->e);
+    assert_int_equal(mn_engine_open(&o, &f->t.e, &err), MN_OK);
+    mn_engine_wait_background(f->t.e);
     char *log = capture_stop(&cap);
     assert_non_null(strstr(log, "space old: cannot create the vector index"));
     assert_non_null(strstr(log, "hnsw: M must be in 2..64"));
     free(log);
     mn_space_stats st;
-    assert_int_equal(mn_engine_space_get(f->e, "old", &st, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(f->t.e, "old", &st, &err), MN_OK);
     assert_string_equal(st.index_state, "failed");
     assert_int_equal(st.def.index.m, 100); /* what it runs with: the engine's */
     mn_recall_req req = {.embedding = f->vecs + 7 * DIM, .dim = DIM, .k = 1};
     mn_filter_init(&req.filter);
     mn_recall_result r;
-    assert_int_equal(mn_engine_recall(f->e, "old", &req, &r, &err), MN_OK);
+    assert_int_equal(mn_engine_recall(f->t.e, "old", &req, &r, &err), MN_OK);
     assert_string_equal(r.path, "exact");
     assert_int_equal(r.n_hits, 1);
     assert_memory_equal(r.hits[0].memory.id.b, ids[7].b, 16);
     mn_recall_result_clear(&r);
     /* the fixture's space keeps its stored M = 8 and its graph */
-    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(f->t.e, "s", &st, &err), MN_OK);
     assert_string_equal(st.index_state, "ready");
     assert_int_equal(st.def.index.m, 8);
     assert_true(agreement(f, 10, NULL, "hnsw") >= 0.95);
@@ -511,7 +501,7 @@ static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
     mn_space_def d = {0};
     snprintf(d.name, sizeof d.name, "new");
     d.dim = DIM;
-    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_ERR_INVALID);
+    assert_int_equal(mn_engine_space_create(f->t.e, &d, NULL, &err), MN_ERR_INVALID);
     assert_non_null(strstr(err.message, "index.m: must be in 4..64, got 100"));
     mn_test_rmrf(logdir);
     free(logdir);
@@ -627,20 +617,20 @@ static void test_index_parameters_are_per_space(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(d.name, sizeof d.name, "bad%zu", i);
         d.index = bad[i].ix;
-        assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_ERR_INVALID);
+        assert_int_equal(mn_engine_space_create(f->t.e, &d, NULL, &err), MN_ERR_INVALID);
         assert_non_null(strstr(err.message, bad[i].field));
     }
     snprintf(d.name, sizeof d.name, "wide");
     d.index = (mn_index_def){
         .m = 32, .ef_construction = 100, .ef_search = 20, .quantize = MN_QUANTIZE_INT8};
-    assert_int_equal(mn_engine_space_create(f->e, &d, &out, &err), MN_OK);
+    assert_int_equal(mn_engine_space_create(f->t.e, &d, &out, &err), MN_OK);
     assert_int_equal(out.index.m, 32);
     assert_int_equal(out.index.ef_construction, 100);
     assert_int_equal(out.index.ef_search, 20);
     assert_int_equal(out.index.quantize, MN_QUANTIZE_INT8);
     snprintf(d.name, sizeof d.name, "narrow");
-    d.index = (mn_index_def){0}; /* the engine's: hnsw_m 8, ef_construction 64 (open_engine) */
-    assert_int_equal(mn_engine_space_create(f->e, &d, &out, &err), MN_OK);
+    d.index = (mn_index_def){0}; /* the engine's: hnsw_m 8, ef_construction 64 (setup) */
+    assert_int_equal(mn_engine_space_create(f->t.e, &d, &out, &err), MN_OK);
     assert_int_equal(out.index.m, 8);
     assert_int_equal(out.index.ef_construction, 64);
     assert_int_equal(out.index.ef_search, 64);
@@ -657,14 +647,14 @@ static void test_index_parameters_are_per_space(void **state)
             batch[i].embedding = f->vecs + (size_t)(b + i) * DIM;
             batch[i].dim = DIM;
         }
-        assert_int_equal(mn_engine_remember(f->e, "wide", batch, 100, ids, &err), MN_OK);
-        assert_int_equal(mn_engine_remember(f->e, "narrow", batch, 100, ids, &err), MN_OK);
+        assert_int_equal(mn_engine_remember(f->t.e, "wide", batch, 100, ids, &err), MN_OK);
+        assert_int_equal(mn_engine_remember(f->t.e, "narrow", batch, 100, ids, &err), MN_OK);
     }
-    mn_engine_wait_background(f->e);
+    mn_engine_wait_background(f->t.e);
     /* the graphs differ as their parameters say: 2 x 32 links and int8 codes per node
      * against 2 x 8 links */
     mn_engine_metrics m;
-    assert_int_equal(mn_engine_get_metrics(f->e, &m, &err), MN_OK);
+    assert_int_equal(mn_engine_get_metrics(f->t.e, &m, &err), MN_OK);
     uint64_t wide = 0, narrow = 0;
     for (size_t i = 0; i < m.n_spaces; i++) {
         if (!strcmp(m.spaces[i].name, "wide")) wide = m.spaces[i].hnsw_bytes;
@@ -678,16 +668,16 @@ static void test_index_parameters_are_per_space(void **state)
     mn_recall_req req = {.embedding = f->vecs + 5 * DIM, .dim = DIM, .k = 3};
     mn_filter_init(&req.filter);
     mn_recall_result r;
-    assert_int_equal(mn_engine_recall(f->e, "wide", &req, &r, &err), MN_OK);
+    assert_int_equal(mn_engine_recall(f->t.e, "wide", &req, &r, &err), MN_OK);
     assert_string_equal(r.path, "hnsw");
     assert_true(r.n_hits == 3 && r.hits[0].similarity > 0.9999f);
     mn_recall_result_clear(&r);
     /* kept across a restart, whatever the engine's defaults are then */
-    mn_engine_close(f->e);
-    open_engine(f);
+    mn_engine_close(f->t.e);
+    mn_test_eng_open(&f->t);
     mn_space_def *defs;
     size_t n;
-    assert_int_equal(mn_engine_space_list(f->e, &defs, &n, &err), MN_OK);
+    assert_int_equal(mn_engine_space_list(f->t.e, &defs, &n, &err), MN_OK);
     bool seen = false;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(defs[i].name, "wide")) continue;
@@ -728,11 +718,11 @@ static void *fresh_writer(void *arg)
         m.dim = DIM;
         mn_id_t id;
         mn_error err = {0};
-        if (mn_engine_remember(a->f->e, "s", &m, 1, &id, &err)) return NULL;
+        if (mn_engine_remember(a->f->t.e, "s", &m, 1, &id, &err)) return NULL;
         mn_recall_req req = {.embedding = v, .dim = DIM, .k = 1};
         mn_filter_init(&req.filter);
         mn_recall_result r;
-        if (mn_engine_recall(a->f->e, "s", &req, &r, &err)) return NULL;
+        if (mn_engine_recall(a->f->t.e, "s", &req, &r, &err)) return NULL;
         if (!strcmp(r.path, "hnsw")) a->hnsw++;
         if (r.n_hits == 1 && !memcmp(r.hits[0].memory.id.b, id.b, 16))
             a->found++;
@@ -742,10 +732,10 @@ static void *fresh_writer(void *arg)
         if (it % 2 == 0) {
             uint32_t old = a->base + (uint32_t)it;
             const float *ov = a->f->vecs + (size_t)old * DIM;
-            if (mn_engine_forget(a->f->e, "s", &a->f->ids[old], MN_FORGET_DELETE, &err))
+            if (mn_engine_forget(a->f->t.e, "s", &a->f->ids[old], MN_FORGET_DELETE, &err))
                 return NULL;
             req.embedding = ov;
-            if (mn_engine_recall(a->f->e, "s", &req, &r, &err)) return NULL;
+            if (mn_engine_recall(a->f->t.e, "s", &req, &r, &err)) return NULL;
             if (r.n_hits == 1 && !memcmp(r.hits[0].memory.id.b, a->f->ids[old].b, 16))
                 a->resurrected++;
             mn_recall_result_clear(&r);
@@ -780,7 +770,7 @@ static void test_small_space_stays_exact(void **state)
     d.dim = DIM;
     d.metric = MN_METRIC_L2;
     mn_error err = {0};
-    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_OK);
+    assert_int_equal(mn_engine_space_create(f->t.e, &d, NULL, &err), MN_OK);
     mn_memory_t m;
     mn_memory_init(&m);
     m.content = "x";
@@ -788,14 +778,14 @@ static void test_small_space_stays_exact(void **state)
     m.embedding = f->vecs;
     m.dim = DIM;
     mn_id_t id;
-    assert_int_equal(mn_engine_remember(f->e, "small", &m, 1, &id, &err), MN_OK);
+    assert_int_equal(mn_engine_remember(f->t.e, "small", &m, 1, &id, &err), MN_OK);
     mn_recall_req req = {0};
     req.embedding = f->vecs;
     req.dim = DIM;
     req.k = 3;
     mn_filter_init(&req.filter);
     mn_recall_result r;
-    assert_int_equal(mn_engine_recall(f->e, "small", &req, &r, &err), MN_OK);
+    assert_int_equal(mn_engine_recall(f->t.e, "small", &req, &r, &err), MN_OK);
     assert_string_equal(r.path, "exact");
     assert_int_equal(r.n_hits, 1);
     mn_recall_result_clear(&r);
