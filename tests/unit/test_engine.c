@@ -20,19 +20,7 @@ typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    mn_test_eng_init(f, "mnemo-engine");
-    mn_test_eng_open(f);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    mn_test_eng_free(f);
-    free(f);
-    return 0;
+    return mn_test_eng_setup(state, "mnemo-engine", true);
 }
 
 static void reopen(fx *f)
@@ -1112,30 +1100,35 @@ static void test_recognize_reminisce_complete_and_as_of(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_space_lifecycle_and_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_remember_validates_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_space_lifecycle_and_errors, setup,
+                                        mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_remember_validates_input, setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_recall_matches_brute_force_every_metric, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_filters_threshold_and_list_pagination, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_forget_delete_and_suppress_survive_restart, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_ttl_expiry_through_forget_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_writers_keep_lsns_dense, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_checkpoint_opens_as_a_copy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_trim_keeps_the_newest_entries, setup, teardown),
+                                        mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_expiry_through_forget_path, setup,
+                                        mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers_keep_lsns_dense, setup,
+                                        mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_opens_as_a_copy, setup,
+                                        mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_wal_trim_keeps_the_newest_entries, setup,
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_text_only_memories_and_keyword_and_hybrid_recall,
-                                        setup, teardown),
+                                        setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_associations_and_spreading_activation, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_decay_lowers_confidence_and_reinforce_strengthens,
-                                        setup, teardown),
+                                        setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_confidence_is_bounded_and_monotonic_in_similarity,
-                                        setup, teardown),
+                                        setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_consolidation_is_deterministic_and_reconsolidates,
-                                        setup, teardown),
+                                        setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_recognize_reminisce_complete_and_as_of, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,19 +24,7 @@ typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    mn_test_eng_init(f, "mnemo-asof");
-    mn_test_eng_open(f);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    mn_test_eng_free(f);
-    free(f);
-    return 0;
+    return mn_test_eng_setup(state, "mnemo-asof", true);
 }
 
 static void reopen(fx *f)
@@ -398,12 +386,14 @@ static void test_suppressed_at_rules(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_as_of_views_show_what_was_there, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_as_of_filters_on_redacted_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_as_of_views_show_what_was_there, setup,
+                                        mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_as_of_filters_on_redacted_entries, setup,
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_as_of_index_is_pruned_past_the_reachable_age, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_as_of_follows_created_at_of_semantic_memories, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
         cmocka_unit_test(test_suppressed_at_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,20 +19,7 @@ typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    mn_test_eng_init(f, "mnemo-events");
-    f->opts.clock = NULL; /* the system clock */
-    mn_test_eng_open(f);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    mn_test_eng_free(f);
-    free(f);
-    return 0;
+    return mn_test_eng_setup(state, "mnemo-events", false);
 }
 
 static void make_space(fx *f, const char *name)
@@ -160,9 +147,10 @@ static void test_slow_subscriber_is_dropped_with_a_final_event(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_events_of_a_space_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_of_a_space_in_order, setup,
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_slow_subscriber_is_dropped_with_a_final_event, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,20 +20,7 @@ typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    mn_test_eng_init(f, "mnemo-kw");
-    f->opts.clock = NULL; /* the system clock */
-    mn_test_eng_open(f);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    mn_test_eng_free(f);
-    free(f);
-    return 0;
+    return mn_test_eng_setup(state, "mnemo-kw", false);
 }
 
 static void reopen(fx *f)
@@ -276,11 +263,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_term_lists_are_written_with_the_memory_and_loaded,
-                                        setup, teardown),
+                                        setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_missing_or_malformed_lists_are_rebuilt_from_records,
-                                        setup, teardown),
+                                        setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_another_tokenizer_rebuilds_every_list, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
         cmocka_unit_test(test_term_list_codec_rejects_damage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,20 +18,7 @@ typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    mn_test_eng_init(f, "mnemo-metrics");
-    f->opts.clock = NULL; /* the system clock */
-    mn_test_eng_open(f);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    mn_test_eng_free(f);
-    free(f);
-    return 0;
+    return mn_test_eng_setup(state, "mnemo-metrics", false);
 }
 
 static void make_space(fx *f, const char *name)
@@ -138,8 +125,9 @@ static void test_metrics_with_no_spaces(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_metrics_follow_operations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_with_no_spaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_follow_operations, setup,
+                                        mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_with_no_spaces, setup, mn_test_eng_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

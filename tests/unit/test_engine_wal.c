@@ -23,19 +23,7 @@ typedef mn_test_eng fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    mn_test_eng_init(f, "mnemo-wal");
-    mn_test_eng_open(f);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    mn_test_eng_free(f);
-    free(f);
-    return 0;
+    return mn_test_eng_setup(state, "mnemo-wal", true);
 }
 
 static void reopen(fx *f)
@@ -635,18 +623,22 @@ static void test_ingested_space_drop_drops_the_local_space(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_concurrent_writers_share_one_fsync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ephemeral_writes_add_no_fsync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers_share_one_fsync, setup,
+                                        mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_ephemeral_writes_add_no_fsync, setup,
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_forget_erases_content_and_vector_from_the_wal, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(
-            test_forgetting_a_semantic_memory_erases_its_consolidate_entries, setup, teardown),
+            test_forgetting_a_semantic_memory_erases_its_consolidate_entries, setup,
+            mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_old_wal_is_migrated_and_scrubbed_at_start, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(
-            test_space_drop_is_a_wal_entry_and_recreate_takes_the_next_epoch, setup, teardown),
+            test_space_drop_is_a_wal_entry_and_recreate_takes_the_next_epoch, setup,
+            mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_ingested_space_drop_drops_the_local_space, setup,
-                                        teardown),
+                                        mn_test_eng_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,6 +99,24 @@ void mn_test_eng_free(mn_test_eng *t)
     t->e = NULL;
 }
 
+int mn_test_eng_setup(void **state, const char *prefix, bool fake_clock)
+{
+    mn_test_eng *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    mn_test_eng_init(t, prefix);
+    if (!fake_clock) t->opts.clock = NULL;
+    mn_test_eng_open(t);
+    *state = t;
+    return 0;
+}
+
+int mn_test_eng_teardown(void **state)
+{
+    mn_test_eng_free(*state);
+    free(*state);
+    return 0;
+}
+
 uint32_t mn_test_space_sid(mn_engine_t *e, const char *name)
 {
     mn__space *sp = mn__registry_acquire(&e->reg, name);

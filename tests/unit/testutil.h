@@ -1,6 +1,7 @@
 /* Helpers shared by the unit tests: temp dirs and deadline polling. */
 #ifndef MN_TESTUTIL_H
 #define MN_TESTUTIL_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,10 @@ void mn_test_eng_open(mn_test_eng *t);
 void mn_test_eng_reopen(mn_test_eng *t);
 /* Closes the engine (if open) and removes the dir. */
 void mn_test_eng_free(mn_test_eng *t);
+/* cmocka fixtures: *state = a calloc'd mn_test_eng, open, on a dir named for
+ * prefix; fake_clock false keeps the system clock. */
+int mn_test_eng_setup(void **state, const char *prefix, bool fake_clock);
+int mn_test_eng_teardown(void **state);
 /* The store id of space name (test helper over the engine's internals). */
 uint32_t mn_test_space_sid(mn_engine_t *e, const char *name);
 
