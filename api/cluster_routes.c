@@ -225,7 +225,7 @@ static void h_members(void *ctx, const mn_http_request *req, mn_http_response *r
     cJSON_AddStringToObject(root, "self", cl->node_id);
     cJSON *c = cJSON_AddObjectToObject(root, "counts");
     for (int s = 0; s < 4; s++)
-        cJSON_AddNumberToObject(c, mn_swim_state_name((mn_swim_state)s), (double)counts[s]);
+        cJSON_AddNumberToObject(c, mn_swim_state_name((mn_swim_state_t)s), (double)counts[s]);
     cJSON_AddItemToObject(root, "members", arr);
     cJSON *so = cJSON_AddObjectToObject(root, "stats");
     if (so) {

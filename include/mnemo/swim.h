@@ -32,8 +32,6 @@ typedef enum {
     MN_SWIM_DEAD = 2,
     MN_SWIM_LEFT = 3,
 } mn_swim_state_t;
-/* The former name, kept while api/cluster_routes.c still spells it. */
-typedef mn_swim_state_t mn_swim_state;
 
 /* "alive" | "suspect" | "dead" | "left". */
 const char *mn_swim_state_name(mn_swim_state_t s);
