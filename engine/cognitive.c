@@ -22,8 +22,10 @@ mn_err mn_engine_recognize(mn_engine_t *e, const char *space, const mn_recognize
                            mn_recognize_result *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
+    /* the one range check of every door (HTTP, gRPC, MCP): 0 = the default; NaN fails */
+    if (!(req->threshold >= 0 && req->threshold <= 1))
+        return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in 0..1 (0 = default)");
     float threshold = req->threshold > 0 ? req->threshold : 0.85f;
-    if (threshold > 1) return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in (0, 1]");
     mn_recall_req r = {0};
     r.embedding = req->embedding;
     r.dim = req->dim;

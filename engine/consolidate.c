@@ -61,7 +61,10 @@
 #include "record.h"
 #include "semantic_build.h"
 #include "text/keyword.h"
+#include "validate.h"
 #include "vec.h"
+
+#include "mnemo/assert.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -468,6 +471,8 @@ typedef struct run {
 static mn_err run_options(const mn_engine_t *e, const mn_consolidate_opts *opts, float *tau,
                           uint32_t *min_support, mn_error *err)
 {
+    mn_err rc = mn__validate_consolidate_opts(opts, err);
+    if (rc) return rc;
     const mn_consolidate_opts *dflt = &e->opts.consolidate;
     *tau = opts && opts->threshold > 0 ? opts->threshold
            : dflt->threshold > 0       ? dflt->threshold
@@ -475,10 +480,9 @@ static mn_err run_options(const mn_engine_t *e, const mn_consolidate_opts *opts,
     *min_support = opts && opts->min_support ? opts->min_support
                    : dflt->min_support       ? dflt->min_support
                                              : 3;
-    if (!(*tau > 0 && *tau <= 1))
-        return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in (0, 1]");
-    if (*min_support > 100000)
-        return mn_error_set(err, MN_ERR_INVALID, "min_support: at most 100000");
+    /* the defaults come from the config, whose key table holds them to the same ranges */
+    mn_assert(*tau > 0 && *tau <= 1);
+    mn_assert(*min_support >= 1 && *min_support <= MN_CONSOLIDATE_MIN_SUPPORT_MAX);
     return MN_OK;
 }
 

@@ -106,9 +106,12 @@ static void engine_free(mn_engine_t *e)
 mn_err mn_engine_open(const mn_engine_options *o, mn_engine_t **out, mn_error *err)
 {
     *out = NULL;
+    /* the defaults of every run: the ranges a request's own options are held to */
+    mn_err rc = mn__validate_consolidate_opts(&o->consolidate, err);
+    if (rc) return rc;
     mn_engine_t *e = calloc(1, sizeof *e);
     if (!e) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    mn_err rc = engine_init(e, o, err);
+    rc = engine_init(e, o, err);
     if (rc) {
         free(e);
         return rc;

@@ -130,3 +130,14 @@ mn_err mn__validate_filter(const mn_filter_t *f, mn_error *err)
                             MN_METADATA_MAX);
     return MN_OK;
 }
+
+mn_err mn__validate_consolidate_opts(const mn_consolidate_opts *o, mn_error *err)
+{
+    if (!o) return MN_OK;
+    if (!(o->threshold >= 0 && o->threshold <= 1)) /* NaN fails too */
+        return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in 0..1 (0 = default)");
+    if (o->min_support > MN_CONSOLIDATE_MIN_SUPPORT_MAX)
+        return mn_error_set(err, MN_ERR_INVALID, "min_support: must be in 0..%u (0 = default)",
+                            MN_CONSOLIDATE_MIN_SUPPORT_MAX);
+    return MN_OK;
+}

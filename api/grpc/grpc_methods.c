@@ -450,11 +450,8 @@ static mn_err m_consolidate(gctx *c, const ProtobufCMessage *r, ProtobufCMessage
 {
     REQ(Mnemo__V1__ConsolidateRequest, r);
     mn_consolidate_opts opts = {0};
-    if (q->has_threshold) {
-        if (!(q->threshold >= 0 && q->threshold <= 1))
-            return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in 0..1 (0 = default)");
-        opts.threshold = q->threshold;
-    }
+    /* ranges are the engine's to judge (mn_engine_consolidate), as for every door */
+    if (q->has_threshold) opts.threshold = q->threshold;
     if (q->has_min_support) opts.min_support = q->min_support;
     mn_consolidate_result res = {0};
     mn_err rc = mn_engine_consolidate(c->api->engine, space_of(q->space), &opts, &res, err);
@@ -495,11 +492,7 @@ static mn_err m_recognize(gctx *c, const ProtobufCMessage *r, ProtobufCMessage *
         rr.text = q->text;
         rr.text_len = strlen(q->text);
     }
-    if (q->has_threshold) {
-        if (!(q->threshold > 0 && q->threshold <= 1))
-            return mn_error_set(err, MN_ERR_INVALID, "threshold: must be in (0, 1]");
-        rr.threshold = q->threshold;
-    }
+    if (q->has_threshold) rr.threshold = q->threshold; /* its range is the engine's to judge */
     mn_err rc = g_filter_in(q->filter, &c->arena, &rr.filter, err);
     if (!rc && !rr.embedding && !rr.text)
         rc = mn_error_set(err, MN_ERR_INVALID, "a cue needs an embedding, text, or both");

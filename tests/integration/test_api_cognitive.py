@@ -139,8 +139,14 @@ def test_consolidate_three_clusters_then_nothing_new(client, space_name):
 
 def test_consolidate_bad_options_are_422(client, space_name):
     client.create_space(space_name, dim=DIM)
-    expect_error(lambda: client.consolidate(space_name, threshold=2), 422, "invalid_argument")
-    expect_error(lambda: client.consolidate(space_name, min_support=0), 422, "invalid_argument")
+    for bad in (2, -0.5):
+        expect_error(lambda: client.consolidate(space_name, threshold=bad), 422,
+                     "invalid_argument", "threshold: must be in 0..1 (0 = default)")
+    for bad in (100001, -1, 2 ** 40):
+        expect_error(lambda: client.consolidate(space_name, min_support=bad), 422,
+                     "invalid_argument", "min_support: must be in 0..100000 (0 = default)")
+    # 0 means the server's default, on every door
+    assert client.consolidate(space_name, threshold=0, min_support=0)["created"] == 0
     expect_error(lambda: client.request("POST", "/v1/spaces/%s/consolidate" % space_name,
                                         {"nope": 1}), 422, "invalid_argument", "nope")
 
@@ -159,8 +165,10 @@ def test_recognize_seen_and_unseen(client, space_name):
     near = (np.array(axis(0)) + 0.6 * np.array(axis(5))).tolist()
     assert client.recognize(space_name, near, threshold=0.99)["recognized"] is False
     expect_error(lambda: client.recognize(space_name), 422, "invalid_argument")
-    expect_error(lambda: client.recognize(space_name, axis(0), threshold=3), 422,
-                 "invalid_argument")
+    for bad in (3, -0.1):
+        expect_error(lambda: client.recognize(space_name, axis(0), threshold=bad), 422,
+                     "invalid_argument", "threshold: must be in 0..1 (0 = default)")
+    assert client.recognize(space_name, axis(0), threshold=0)["recognized"] is True  # default
 
 
 def test_reminisce_by_who_and_topic(client, space_name):

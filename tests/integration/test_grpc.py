@@ -242,6 +242,17 @@ def test_cognitive_operations(g, http, space):
     again = g.Consolidate(pb().ConsolidateRequest(space=space))
     assert (again.created, again.retired) == (0, 0) and again.HasField("retired")
 
+    # the ranges are the engine's, so gRPC answers as HTTP does (test_api_cognitive)
+    for req, msg in ((pb().ConsolidateRequest(space=space, threshold=1.5),
+                      "threshold: must be in 0..1 (0 = default)"),
+                     (pb().ConsolidateRequest(space=space, min_support=100001),
+                      "min_support: must be in 0..100000 (0 = default)")):
+        e = expect(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", g.Consolidate, req)
+        assert e.details() == msg
+    e = expect(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", g.Recognize,
+               pb().RecognizeRequest(space=space, embedding=[1, 0, 0], threshold=1.5))
+    assert e.details() == "threshold: must be in 0..1 (0 = default)"
+
 
 def test_as_of_view_over_grpc(g, space):
     keep = g.Remember(pb().RememberRequest(space=space, memory=mem("kept", [1, 0, 0]))).id

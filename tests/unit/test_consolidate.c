@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "mnemo/engine.h"
@@ -615,12 +616,48 @@ static void test_engines_with_different_histories_and_forgets_agree(void **state
     eng_close(&d);
 }
 
+/* The engine judges the ranges of a run's options once for every door, and holds its
+ * own defaults to the same ranges when it opens. */
+static void test_consolidate_options_out_of_range_are_refused_by_the_engine(void **state)
+{
+    (void)state;
+    eng g;
+    eng_open(&g, "mn-consolidate-range", 3);
+    const mn_consolidate_opts bad[] = {{.threshold = 1.5f}, {.threshold = -0.25f},
+                                       {.threshold = NAN}, {.min_support = 100001}};
+    const char *msg[] = {"threshold: must be in 0..1 (0 = default)",
+                         "threshold: must be in 0..1 (0 = default)",
+                         "threshold: must be in 0..1 (0 = default)",
+                         "min_support: must be in 0..100000 (0 = default)"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mn_consolidate_result r;
+        mn_error err = {0};
+        assert_int_equal(mn_engine_consolidate(g.e, "s", &bad[i], &r, &err), MN_ERR_INVALID);
+        assert_string_equal(err.message, msg[i]);
+    }
+    mn_consolidate_opts dflt = {0}; /* 0 = the engine's defaults */
+    mn_consolidate_result r;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_consolidate(g.e, "s", &dflt, &r, &err), MN_OK);
+    free(r.ids);
+    eng_close(&g);
+
+    mn_test_eng_init(&g, "mn-consolidate-range-open");
+    g.opts.consolidate.min_support = 200000;
+    mn_engine_t *e = NULL;
+    assert_int_equal(mn_engine_open(&g.opts, &e, &err), MN_ERR_INVALID);
+    assert_null(e);
+    assert_string_equal(err.message, "min_support: must be in 0..100000 (0 = default)");
+    mn_test_eng_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lost_supports_lose_their_mark_and_link),
         cmocka_unit_test(test_forgetting_an_episode_erases_its_words_from_semantic_memories),
         cmocka_unit_test(test_retired_key_comes_back_and_a_client_forget_blocks_it),
+        cmocka_unit_test(test_consolidate_options_out_of_range_are_refused_by_the_engine),
         cmocka_unit_test(test_engines_with_different_histories_and_forgets_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
