@@ -21,7 +21,7 @@ struct mn_api {
     atomic_bool draining;
     /* observability (api/rest/rest_metrics.c, rest_openapi.c) */
     const mn_http_router_t *router; /* set by mn_api_register; read by GET /v1/admin/routes */
-    struct mn_metrics_family *http_requests, *http_duration;
+    struct mn_metrics_family_t *http_requests, *http_duration;
     int64_t started_ms;
     struct mcp_server *mcp; /* sessions and tools of POST /mcp */
 };
@@ -68,7 +68,7 @@ void jw_null(api_jw *w);
 void jw_time(api_jw *w, int64_t ms);
 void jw_id(api_jw *w, const mn_id_t *id);
 /* Hands the buffer to resp with status (503 if the writer ran out of memory). */
-void jw_respond(api_jw *w, mn_http_response *resp, int status);
+void jw_respond(api_jw *w, mn_http_response_t *resp, int status);
 
 /* ---- errors ---- */
 /* Copies in to out (len bytes with the NUL) replacing bytes that are not valid UTF-8 by '?'
@@ -82,7 +82,7 @@ const char *api_err_code(mn_err rc, const char *msg, api_ctx nf, const char **hi
 /* The message of an engine error, made valid UTF-8 in clean (len bytes); logs server faults. */
 const char *api_err_message(mn_err rc, const mn_error *err, char *clean, size_t len);
 /* Maps an engine error to its HTTP status and error body (docs/api.md, "Errors"). */
-void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf);
+void api_respond_err(mn_http_response_t *resp, mn_err rc, const mn_error *err, api_ctx nf);
 int api_http_status(mn_err rc);
 
 /* ---- JSON documents in one arena (json_parse.c) ---- */
@@ -112,7 +112,7 @@ void api_json_free(cJSON *root);
 /* Checks the Content-Type (415) and parses the body as JSON (400), which must
  * be an object. On failure the error is already in resp and NULL is returned.
  * The result is an api_json_parse tree: the caller frees it with api_json_free. */
-cJSON *api_body_object(const mn_http_request *req, mn_http_response *resp);
+cJSON *api_body_object(const mn_http_request_t *req, mn_http_response_t *resp);
 
 /* ---- typed field readers: "prefix" + "field" name the value in messages ---- */
 /* Fails with MN_ERR_INVALID "<pfx><name>: unknown field" on a member outside allowed
@@ -139,7 +139,7 @@ mn_err api_get_floats(const cJSON *obj, const char *name, const char *pfx, api_a
                       float **out, uint32_t *n, mn_error *err);
 /* An object of string values. */
 mn_err api_get_string_map(const cJSON *obj, const char *name, const char *pfx, api_arena *a,
-                          mn_kv **out, size_t *n, mn_error *err);
+                          mn_kv_t **out, size_t *n, mn_error *err);
 /* RFC 3339 string or integer milliseconds since the epoch. */
 mn_err api_get_time(const cJSON *obj, const char *name, const char *pfx, bool *present,
                     int64_t *out, mn_error *err);
@@ -156,7 +156,7 @@ mn_err api_query_parse(const char *query, api_arena *a, api_qparam **out, size_t
                        mn_error *err);
 /* Parses the query of req, refusing parameters outside allowed (NULL-terminated,
  * may be NULL) and, when metadata_ok, other than "metadata.<key>". */
-mn_err api_query_read(const mn_http_request *req, const char *const *allowed, bool metadata_ok,
+mn_err api_query_read(const mn_http_request_t *req, const char *const *allowed, bool metadata_ok,
                       api_arena *a, api_qparam **out, size_t *n, mn_error *err);
 /* Parses a boolean query value: true/false/1/0. */
 mn_err api_query_bool(const char *name, const char *v, bool *out, mn_error *err);

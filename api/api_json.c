@@ -338,7 +338,7 @@ void jw_id(api_jw *w, const mn_id_t *id)
     jw_strn(w, b, MN_ID_TEXT_LEN);
 }
 
-void jw_respond(api_jw *w, mn_http_response *resp, int status)
+void jw_respond(api_jw *w, mn_http_response_t *resp, int status)
 {
     if (w->oom) {
         jw_free(w);
@@ -403,7 +403,7 @@ const char *api_err_message(mn_err rc, const mn_error *err, char *clean, size_t 
     return clean;
 }
 
-void api_respond_err(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf)
+void api_respond_err(mn_http_response_t *resp, mn_err rc, const mn_error *err, api_ctx nf)
 {
     char clean[MN_ERROR_MSG_MAX * 2];
     const char *hint;
@@ -425,7 +425,7 @@ static bool is_json_media_type(const char *ct)
            !strncasecmp(ct + n - 5, "+json", 5);
 }
 
-cJSON *api_body_object(const mn_http_request *req, mn_http_response *resp)
+cJSON *api_body_object(const mn_http_request_t *req, mn_http_response_t *resp)
 {
     const char *ct = mn_http_header_get(req, "content-type");
     if (ct && !is_json_media_type(ct)) {
@@ -647,7 +647,7 @@ mn_err api_get_floats(const cJSON *obj, const char *name, const char *pfx, api_a
 }
 
 mn_err api_get_string_map(const cJSON *obj, const char *name, const char *pfx, api_arena *a,
-                          mn_kv **out, size_t *n, mn_error *err)
+                          mn_kv_t **out, size_t *n, mn_error *err)
 {
     const cJSON *v = member(obj, name);
     if (!v) return MN_OK;
@@ -655,7 +655,7 @@ mn_err api_get_string_map(const cJSON *obj, const char *name, const char *pfx, a
         return mn_error_set(err, MN_ERR_INVALID,
                             "%s%s: expected an object of string values", pfx, name);
     size_t cnt = (size_t)cJSON_GetArraySize(v);
-    mn_kv *kv = api_arena_alloc(a, (cnt ? cnt : 1) * sizeof *kv);
+    mn_kv_t *kv = api_arena_alloc(a, (cnt ? cnt : 1) * sizeof *kv);
     if (!kv) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     size_t i = 0;
     for (const cJSON *c = v->child; c; c = c->next, i++) {
@@ -795,7 +795,7 @@ mn_err api_query_time(const char *name, const char *v, int64_t *out, mn_error *e
                         name);
 }
 
-mn_err api_query_read(const mn_http_request *req, const char *const *allowed, bool metadata_ok,
+mn_err api_query_read(const mn_http_request_t *req, const char *const *allowed, bool metadata_ok,
                       api_arena *a, api_qparam **out, size_t *n, mn_error *err)
 {
     mn_err rc = api_query_parse(req->query, a, out, n, err);

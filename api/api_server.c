@@ -45,7 +45,7 @@ void mn_api_free(mn_api_t *api)
     free(api);
 }
 
-mn_err mn_api_set_mcp(mn_api_t *api, const mn_config_mcp *o, mn_error *err)
+mn_err mn_api_set_mcp(mn_api_t *api, const mn_config_mcp_t *o, mn_error *err)
 {
     return mcp_server_configure(api->mcp, o, err);
 }
@@ -155,7 +155,7 @@ static void on_signal(uv_signal_t *h, int signum)
     mn_http_server_shutdown(s->http, on_http_closed, s);
 }
 
-static mn_err engine_options(const mn_config *c, mn_engine_options *o, mn_error *err)
+static mn_err engine_options(const mn_config_t *c, mn_engine_options_t *o, mn_error *err)
 {
     mn_engine_options_default(o);
     o->data_dir = c->storage.data_dir;
@@ -188,7 +188,7 @@ static mn_err engine_options(const mn_config *c, mn_engine_options *o, mn_error 
 
 /* Security checks before anything is opened: the API keys, and no unauthenticated API on a
  * non-loopback address unless the operator said --insecure. 0 or an exit code. */
-static int check_exposure(const mn_config *c, bool insecure, mn_auth_t **auth)
+static int check_exposure(const mn_config_t *c, bool insecure, mn_auth_t **auth)
 {
     mn_error err = {0};
     if (mn_auth_new(&c->auth, auth, &err)) {
@@ -235,9 +235,9 @@ static int check_exposure(const mn_config *c, bool insecure, mn_auth_t **auth)
 
 /* The process-wide settings of the configuration: the logger, the size of the libuv thread
  * pool (created on its first use, which is the first request), SIGPIPE. 0 or an exit code. */
-static int setup_process(const mn_config *c)
+static int setup_process(const mn_config_t *c)
 {
-    mn_log_level level = MN_LOG_INFO;
+    mn_log_level_t level = MN_LOG_INFO;
     if (mn_log_level_parse(c->log.level, &level)) {
         fprintf(stderr, "mnemo: log.level: unknown level \"%s\"\n", c->log.level);
         return 2;
@@ -252,10 +252,10 @@ static int setup_process(const mn_config *c)
 }
 
 /* Opens the engine of [storage] and [engine] into *out. 0 or an exit code. */
-static int open_engine(const mn_config *c, mn_engine_t **out)
+static int open_engine(const mn_config_t *c, mn_engine_t **out)
 {
     mn_error err = {0};
-    mn_engine_options eo;
+    mn_engine_options_t eo;
     if (engine_options(c, &eo, &err)) {
         fprintf(stderr, "mnemo: %s\n", err.message);
         return 2;
@@ -271,7 +271,7 @@ static int open_engine(const mn_config *c, mn_engine_t **out)
 
 /* The routes of the API, and of the cluster when it is on (SWIM membership on this loop; data
  * placement and replication come later). 0 or an exit code. */
-static int register_routes(server *s, const mn_config *c, mn_http_router_t *router)
+static int register_routes(server *s, const mn_config_t *c, mn_http_router_t *router)
 {
     mn_error err = {0};
     if (mn_api_set_mcp(s->api, &c->mcp, &err) || mn_api_register(s->api, router, &err)) {
@@ -286,7 +286,7 @@ static int register_routes(server *s, const mn_config *c, mn_http_router_t *rout
     return 0;
 }
 
-static void http_options(const mn_config *c, mn_http_server_options *ho)
+static void http_options(const mn_config_t *c, mn_http_server_options_t *ho)
 {
     mn_http_server_options_default(ho);
     ho->bind = c->http.bind;
@@ -303,10 +303,10 @@ static void http_options(const mn_config *c, mn_http_server_options *ho)
 
 /* Listens for HTTP with the access log, the auth gate and the signals that stop it. 0 or an
  * exit code. */
-static int start_http(server *s, const mn_config *c, mn_http_router_t *router, mn_auth_t *auth)
+static int start_http(server *s, const mn_config_t *c, mn_http_router_t *router, mn_auth_t *auth)
 {
     mn_error err = {0};
-    mn_http_server_options ho;
+    mn_http_server_options_t ho;
     http_options(c, &ho);
     if (mn_http_server_start(&s->loop, &ho, router, &s->http, &err)) {
         mn_log_error("cannot listen on %s:%lld: %s", c->http.bind, (long long)c->http.port,
@@ -325,7 +325,7 @@ static int start_http(server *s, const mn_config *c, mn_http_router_t *router, m
 
 /* Starts gRPC when it is on; if it cannot, stops the HTTP server already listening. 0 or an
  * exit code. */
-static int start_grpc(server *s, const mn_config *c, const mn_auth_t *auth)
+static int start_grpc(server *s, const mn_config_t *c, const mn_auth_t *auth)
 {
     if (!c->grpc.enabled) return 0;
     mn_grpc_options go = {
@@ -370,7 +370,7 @@ static void close_loop(server *s)
     }
 }
 
-static int serve(const mn_config *c, bool insecure)
+static int serve(const mn_config_t *c, bool insecure)
 {
     int exit_code = setup_process(c);
     if (exit_code) return exit_code;
@@ -480,7 +480,7 @@ int mn_api_main(int argc, char **argv, char **envp)
     const char *path;
     bool insecure = false;
     if (!config_arg(argc, argv, &path, strcmp(cmd, "serve") ? NULL : &insecure)) return 2;
-    mn_config c;
+    mn_config_t c;
     mn_error err = {0};
     if (mn_config_load(&c, path, envp, &err)) {
         fprintf(stderr, "mnemo: configuration error: %s\n", err.message);

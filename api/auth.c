@@ -91,7 +91,7 @@ void mn_auth_free(mn_auth_t *a)
 }
 
 /* "auth.keys[2] (\"ci\")" for messages. */
-static void key_label(const mn_config_auth_key *k, size_t i, char *buf, size_t len)
+static void key_label(const mn_config_auth_key_t *k, size_t i, char *buf, size_t len)
 {
     if (k->name && *k->name)
         snprintf(buf, len, "auth.keys[%zu] (\"%.40s\")", i, k->name);
@@ -99,7 +99,7 @@ static void key_label(const mn_config_auth_key *k, size_t i, char *buf, size_t l
         snprintf(buf, len, "auth.keys[%zu]", i);
 }
 
-static mn_err add_key(mn_auth_t *a, const mn_config_auth_key *k, size_t i, mn_error *err)
+static mn_err add_key(mn_auth_t *a, const mn_config_auth_key_t *k, size_t i, mn_error *err)
 {
     char label[80];
     key_label(k, i, label, sizeof label);
@@ -136,7 +136,7 @@ static mn_err add_key(mn_auth_t *a, const mn_config_auth_key *k, size_t i, mn_er
     return MN_OK;
 }
 
-mn_err mn_auth_new(const mn_config_auth *cfg, mn_auth_t **out, mn_error *err)
+mn_err mn_auth_new(const mn_config_auth_t *cfg, mn_auth_t **out, mn_error *err)
 {
     *out = NULL;
     mn_auth_t *a = calloc(1, sizeof *a);

@@ -35,7 +35,7 @@ typedef struct mn_auth mn_auth_t;
 
 /* Builds the checker from cfg (copied; cfg may go away). Errors (MN_ERR_INVALID) name the
  * key: duplicate digests, an empty or invalid space list, auth enabled without keys. */
-mn_err mn_auth_new(const mn_config_auth *cfg, mn_auth_t **out, mn_error *err);
+mn_err mn_auth_new(const mn_config_auth_t *cfg, mn_auth_t **out, mn_error *err);
 void mn_auth_free(mn_auth_t *a);
 bool mn_auth_enabled(const mn_auth_t *a);
 
@@ -56,7 +56,7 @@ const char *mn_auth_role_name(mn_auth_role r);
 /* Gate for mn_http_server_set_gate (arg = the mn_auth_t): Authorization: Bearer <key>, the
  * route's role, the {space} path parameter; refusals are 401 (WWW-Authenticate: Bearer) or
  * 403 with the standard error body (codes unauthenticated / permission_denied). */
-bool mn_auth_http_gate(void *arg, const mn_http_request *req, mn_http_response *resp);
+bool mn_auth_http_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *resp);
 
 /* Is bind (an IPv4/IPv6 literal) a loopback address (127.0.0.0/8, ::1, ::ffff:127.x)? */
 bool mn_auth_bind_is_loopback(const char *bind);

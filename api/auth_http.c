@@ -66,7 +66,7 @@ mn_auth_role mn_auth_route_role(const char *method, const char *pattern)
 }
 
 /* The value of the {space} parameter of req (params are in pattern order), or NULL. */
-static const char *space_param(const mn_http_request *req)
+static const char *space_param(const mn_http_request_t *req)
 {
     size_t idx = 0;
     for (const char *p = req->route; p && (p = strchr(p, '{')) != NULL; p++, idx++)
@@ -75,7 +75,7 @@ static const char *space_param(const mn_http_request *req)
 }
 
 /* The token of "Authorization: Bearer <token>" (scheme case-insensitive), or NULL. */
-static const char *bearer_token(const mn_http_request *req)
+static const char *bearer_token(const mn_http_request_t *req)
 {
     const char *h = mn_http_header_get(req, "authorization");
     if (!h) return NULL;
@@ -88,7 +88,7 @@ static const char *bearer_token(const mn_http_request *req)
     return h;
 }
 
-bool mn_auth_http_gate(void *arg, const mn_http_request *req, mn_http_response *resp)
+bool mn_auth_http_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     const mn_auth_t *a = arg;
     mn_auth_role need = mn_auth_route_role(req->method, req->route);

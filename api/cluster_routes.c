@@ -46,7 +46,7 @@ struct mn_cluster {
     int health;
     /* loop thread: what the registry has been given so far */
     mn_swim_stats_t exported;
-    mn_metrics_family *m_packets, *m_dropped;
+    mn_metrics_family_t *m_packets, *m_dropped;
     int pending; /* handles still closing during stop */
     void (*done)(void *arg);
     void *done_arg;
@@ -62,7 +62,7 @@ static bool id_ok(const char *s, size_t n)
     return mn_utf8_valid(s, n);
 }
 
-static mn_err load_node_id(const mn_config *c, char *out, mn_error *err)
+static mn_err load_node_id(const mn_config_t *c, char *out, mn_error *err)
 {
     const char *given = c->cluster.node_id;
     if (given && *given) {
@@ -126,7 +126,7 @@ static void metrics_init(mn_cluster_t *cl)
         reason_label, 1);
 }
 
-static void add_delta(mn_metrics_family *f, const char *value, uint64_t now, uint64_t before)
+static void add_delta(mn_metrics_family_t *f, const char *value, uint64_t now, uint64_t before)
 {
     const char *v[] = {value};
     if (f) mn_metrics_add(f, v, now - before);
@@ -187,7 +187,7 @@ static int cmp_row(const void *a, const void *b)
     return strcmp(((const cl_row *)a)->info.id, ((const cl_row *)b)->info.id);
 }
 
-static void h_members(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_members(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     (void)req;
     mn_cluster_t *cl = ctx;
@@ -259,7 +259,7 @@ static void h_members(void *ctx, const mn_http_request *req, mn_http_response *r
 
 /* ---- lifecycle ---- */
 
-mn_err mn_cluster_start(uv_loop_t *loop, const mn_config *c, mn_cluster_t **out, mn_error *err)
+mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_cluster_t **out, mn_error *err)
 {
     *out = NULL;
     mn_swim_uv_opts_t o;
@@ -267,7 +267,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config *c, mn_cluster_t **out,
     if (mn_swim_config_profile(c->cluster.profile, &o.config) != MN_OK)
         return mn_error_set(err, MN_ERR_INVALID, "cluster.profile: unknown profile \"%s\"",
                             c->cluster.profile);
-    const mn_config_cluster_swim *t = &c->cluster_swim;
+    const mn_config_cluster_swim_t *t = &c->cluster_swim;
     if (t->probe_interval_ms) o.config.probe_interval_ms = t->probe_interval_ms;
     if (t->probe_timeout_ms) o.config.probe_timeout_ms = t->probe_timeout_ms;
     if (t->suspicion_mult) o.config.suspicion_mult = (int)t->suspicion_mult;

@@ -15,7 +15,7 @@ typedef struct mn_cluster mn_cluster_t;
 /* Starts SWIM on loop from c->cluster (node id: cluster.node_id, or the one
  * persisted as <storage.data_dir>/node_id, generated on first start; the data
  * dir must exist). Logs "swim: node ID listening on ADDR". Loop thread only. */
-mn_err mn_cluster_start(uv_loop_t *loop, const mn_config *c, mn_cluster_t **out, mn_error *err);
+mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_cluster_t **out, mn_error *err);
 /* Registers GET /v1/cluster/members on router (handlers may run on any thread):
  * self, counts by state, members, and the core's "stats" (datagrams, drops by
  * cause, suspicions raised, refutations, health). */

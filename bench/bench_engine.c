@@ -67,7 +67,7 @@ static void *writer(void *arg)
 /* N short memories in one space, then three timed opens. */
 static int startup_bench(const char *dir, int n, int words_max)
 {
-    mn_engine_options o;
+    mn_engine_options_t o;
     mn_engine_options_default(&o);
     o.data_dir = dir;
     o.sync = false;
@@ -80,7 +80,7 @@ static int startup_bench(const char *dir, int n, int words_max)
         fprintf(stderr, "open: %s\n", err.message);
         return 1;
     }
-    mn_space_def d = {.dim = 8, .metric = MN_METRIC_COSINE};
+    mn_space_def_t d = {.dim = 8, .metric = MN_METRIC_COSINE};
     strcpy(d.name, "bench-s");
     if (mn_engine_space_create(e, &d, NULL, &err)) {
         fprintf(stderr, "space: %s\n", err.message);
@@ -122,7 +122,7 @@ static int startup_bench(const char *dir, int n, int words_max)
         double s = (double)(mn_time_mono_ns() - t0) / 1e9;
         printf("startup_open_%d_s %.3f\n", r + 1, s);
         secs[r] = s;
-        mn_engine_metrics m;
+        mn_engine_metrics_t m;
         if (r == 0 && !mn_engine_get_metrics(e, &m, &err)) {
             for (size_t i = 0; i < m.n_spaces; i++)
                 printf("startup_keyword_docs %llu\nstartup_keyword_terms %llu\n",
@@ -220,7 +220,7 @@ int main(int argc, char **argv)
         }
         return startup_bench(c.dir, startup, startup_words);
     }
-    mn_engine_options o;
+    mn_engine_options_t o;
     mn_engine_options_default(&o);
     o.data_dir = c.dir;
     o.sync = c.sync;
@@ -231,7 +231,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "open: %s\n", err.message);
         return 1;
     }
-    mn_space_def d = {.dim = (uint32_t)c.dim, .metric = MN_METRIC_COSINE};
+    mn_space_def_t d = {.dim = (uint32_t)c.dim, .metric = MN_METRIC_COSINE};
     strcpy(d.name, "bench-w");
     if (mn_engine_space_create(e, &d, NULL, &err)) {
         fprintf(stderr, "space: %s\n", err.message);
@@ -239,7 +239,7 @@ int main(int argc, char **argv)
     }
     write_phase(e, &c, "bench-w", 1, c.singles / c.threads, "inproc_remember_single");
     write_phase(e, &c, "bench-w", 100, c.batches / c.threads, "inproc_remember_batch100");
-    mn_engine_stats es;
+    mn_engine_stats_t es;
     mn_engine_get_stats(e, &es);
     printf("inproc_commits %llu\ninproc_entries %llu\ninproc_max_group %llu\n",
            (unsigned long long)es.commits, (unsigned long long)es.entries,
@@ -266,10 +266,10 @@ int main(int argc, char **argv)
         mn_prng_seed(&p, 99);
         for (int i = 0; i < c.queries; i++) {
             fill(&p, q, c.dim);
-            mn_recall_req req = {.embedding = q, .dim = (uint32_t)c.dim, .k = 10};
+            mn_recall_req_t req = {.embedding = q, .dim = (uint32_t)c.dim, .k = 10};
             req.exact = mode == 0;
             mn_filter_init(&req.filter);
-            mn_recall_result r;
+            mn_recall_result_t r;
             int64_t t0 = mn_time_mono_ns();
             if (mn_engine_recall(e, "bench-r", &req, &r, &err)) {
                 fprintf(stderr, "recall: %s\n", err.message);

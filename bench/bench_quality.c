@@ -128,7 +128,7 @@ static void recall_quality(mn_engine_t *e, const opts *o, const char *space, con
 {
     mn_error err = {0};
     int dim = o->dim;
-    mn_space_def d = {.dim = (uint32_t)dim, .metric = MN_METRIC_COSINE};
+    mn_space_def_t d = {.dim = (uint32_t)dim, .metric = MN_METRIC_COSINE};
     snprintf(d.name, sizeof d.name, "%s", space);
     if (mn_engine_space_create(e, &d, NULL, &err)) die("space", &err);
     int n_ep = o->sessions * o->per_session;
@@ -194,7 +194,7 @@ static void recall_quality(mn_engine_t *e, const opts *o, const char *space, con
         }
         count[kind]++;
         for (int mode = 0; mode < MODES; mode++) {
-            mn_recall_req r = {0};
+            mn_recall_req_t r = {0};
             mn_filter_init(&r.filter);
             r.embedding = cue;
             r.dim = (uint32_t)dim;
@@ -205,7 +205,7 @@ static void recall_quality(mn_engine_t *e, const opts *o, const char *space, con
             }
             r.spread = mode == SPREAD;
             r.hop_decay = o->hop_decay;
-            mn_recall_result res;
+            mn_recall_result_t res;
             if (mn_engine_recall(e, space, &r, &res, &err)) die("recall", &err);
             for (size_t i = 0; i < res.n_hits; i++)
                 if (!mn_id_cmp(&res.hits[i].memory.id, &answer->id)) {
@@ -242,7 +242,7 @@ static void consolidation_quality(mn_engine_t *e, const opts *o, const char *spa
 {
     mn_error err = {0};
     int dim = o->dim, n = o->consolidate_n;
-    mn_space_def d = {.dim = (uint32_t)dim, .metric = MN_METRIC_COSINE};
+    mn_space_def_t d = {.dim = (uint32_t)dim, .metric = MN_METRIC_COSINE};
     snprintf(d.name, sizeof d.name, "%s", space);
     if (mn_engine_space_create(e, &d, NULL, &err)) die("space", &err);
     int *planted = malloc(n * sizeof(int));
@@ -264,8 +264,8 @@ static void consolidation_quality(mn_engine_t *e, const opts *o, const char *spa
         if (mn_engine_remember(e, space, ms, (size_t)m, ids + b, &err)) die("remember", &err);
     }
     mn_engine_wait_background(e);
-    mn_consolidate_opts co = {0};
-    mn_consolidate_result cr, again;
+    mn_consolidate_opts_t co = {0};
+    mn_consolidate_result_t cr, again;
     int64_t c0 = mn_time_mono_ns();
     if (mn_engine_consolidate(e, space, &co, &cr, &err)) die("consolidate", &err);
     double secs = (double)(mn_time_mono_ns() - c0) / 1e9;
@@ -326,7 +326,7 @@ int main(int argc, char **argv)
     mn_log_configure(MN_LOG_WARN, MN_LOG_FORMAT_TEXT);
     mn_prng_t p;
     mn_prng_seed(&p, o.seed);
-    mn_engine_options eo;
+    mn_engine_options_t eo;
     mn_engine_options_default(&eo);
     eo.data_dir = o.dir;
     eo.sync = false;

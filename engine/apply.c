@@ -83,7 +83,7 @@ mn_err mn__apply_put_terms(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space
 }
 
 mn_err mn__apply_put_record(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
-                            const mn_memory_record *rec)
+                            const mn_memory_record_t *rec)
 {
     uint8_t k[KEY_MEM_LEN];
     mn__key_mem(k, sp->sid, &rec->mem.id);
@@ -106,7 +106,7 @@ static mn_err is_live(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
     return rc;
 }
 
-bool mn__wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms, bool retired)
+bool mn__wal_strip_memory(mn_wal_entry_t *en, const mn_id_t *id, int64_t at_ms, bool retired)
 {
     mn_memory_t *mems = NULL;
     size_t n = 0;
@@ -137,7 +137,7 @@ bool mn__wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms, bo
     if (found && en->type == MN_WAL_OP_REMEMBER) {
         size_t k = 0;
         for (size_t i = 0; i < en->op.remember.n_edges; i++) {
-            const mn_edge *ed = &en->op.remember.edges[i];
+            const mn_edge_t *ed = &en->op.remember.edges[i];
             if (mn_id_cmp(&ed->from, id) && mn_id_cmp(&ed->to, id))
                 en->op.remember.edges[k++] = *ed;
         }
@@ -147,7 +147,7 @@ bool mn__wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms, bo
 }
 
 mn_err mn__apply_rewrite_wal(mn__store *st, rocksdb_writebatch_wi_t *b, const void *wk, size_t wkl,
-                             const mn_wal_entry *en, mn_error *err)
+                             const mn_wal_entry_t *en, mn_error *err)
 {
     uint8_t *buf;
     size_t len;
@@ -178,7 +178,7 @@ static mn_err erase_in_wal(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space
         size_t vl;
         if ((rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
         if (!v) continue; /* trimmed */
-        mn_wal_entry en;
+        mn_wal_entry_t en;
         mn_error derr = {0};
         mn_err drc = mn_wire_wal_decode((const uint8_t *)v, vl, &en, &derr);
         free(v);
@@ -232,7 +232,7 @@ void mn__apply_del_gone(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *s
  * consolidation marks and its content in the WAL go. An episode's semantic
  * memories are noted for re-derivation. */
 static mn_err erase_memory(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b,
-                           mn_memory_record *rec, int64_t at_ms, bool retired, mn_error *err)
+                           mn_memory_record_t *rec, int64_t at_ms, bool retired, mn_error *err)
 {
     mn__space *sp = p->sp;
     const mn_id_t *id = &rec->mem.id;
@@ -275,7 +275,7 @@ static mn_err erase_memory(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
 /* A retired memory that a client forgets, or whose forgotten stub arrives:
  * forgotten for good from now on. */
 static mn_err unretire(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
-                       mn_memory_record *rec)
+                       mn_memory_record_t *rec)
 {
     rec->mem.retired = false;
     return mn__apply_put_record(e, b, sp, rec);
@@ -288,7 +288,7 @@ mn_err mn__apply_stub(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b
                       const mn_memory_t *m, bool *applied, mn_error *err)
 {
     mn__space *sp = p->sp;
-    mn_memory_record rec;
+    mn_memory_record_t rec;
     bool found;
     *applied = false;
     mn_err rc = mn__record_get_wi(&e->store, b, sp, &m->id, &rec, &found, err);
@@ -306,7 +306,7 @@ mn_err mn__apply_stub(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b
         mn_memory_clear(&rec.mem);
         return rc;
     }
-    mn_memory_record t = {.mem = *m, .tombstone = true, .forgotten_at_ms = m->forgotten_at_ms};
+    mn_memory_record_t t = {.mem = *m, .tombstone = true, .forgotten_at_ms = m->forgotten_at_ms};
     t.mem.retired = m->retired && m->kind == MN_KIND_SEMANTIC;
     if ((rc = mn__apply_put_record(e, b, sp, &t))) return rc;
     put_gone(e, b, sp, m, m->forgotten_at_ms);
@@ -318,7 +318,7 @@ mn_err mn__apply_stub(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b
 /* Writes the edges whose two ends are live. strict (client associations): a
  * dead or unknown end fails the whole op before anything is written;
  * otherwise (auto-links) such an edge is skipped. */
-static mn_err apply_edges(mn_engine_t *e, mn__space *sp, const mn_edge *edges, size_t n,
+static mn_err apply_edges(mn_engine_t *e, mn__space *sp, const mn_edge_t *edges, size_t n,
                           rocksdb_writebatch_wi_t *b, bool strict, mn_error *err)
 {
     bool *ok = malloc((n ? n : 1) * sizeof *ok);
@@ -347,7 +347,7 @@ static mn_err apply_edges(mn_engine_t *e, mn__space *sp, const mn_edge *edges, s
 
 static mn_err apply_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
-    const mn_wal_entry *en = &p->entry;
+    const mn_wal_entry_t *en = &p->entry;
     mn__space *sp = p->sp;
     mn_error *err = &p->err;
     for (size_t i = 0; i < en->op.remember.n; i++) {
@@ -379,7 +379,7 @@ static mn_err apply_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
             }
             mn__wb_put(b, e, CF_INDEX, ik, il, m->id.b, 16);
         }
-        mn_memory_record rec = {.mem = *m, .tombstone = false};
+        mn_memory_record_t rec = {.mem = *m, .tombstone = false};
         if ((rc = mn__apply_put_record(e, b, sp, &rec))) return rc;
         if ((rc = mn__apply_put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err))) return rc;
         if (m->embedding)
@@ -398,13 +398,13 @@ static mn_err apply_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
 
 static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
-    const mn_wal_entry *en = &p->entry;
+    const mn_wal_entry_t *en = &p->entry;
     mn__space *sp = p->sp;
     mn_error *err = &p->err;
     const mn_id_t *id = en->type == MN_WAL_OP_FORGET ? &en->op.forget.id : &en->op.unsuppress.id;
     bool del_client = en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE &&
                       en->op.forget.reason == MN_FORGET_REASON_CLIENT;
-    mn_memory_record rec;
+    mn_memory_record_t rec;
     bool found;
     mn_err rc = mn__record_get_wi(&e->store, b, sp, id, &rec, &found, err);
     if (rc) return rc;
@@ -413,7 +413,7 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
             return mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
         /* another engine forgot a memory unknown here: its tombstone, so it
          * can neither arrive nor be consolidated here later */
-        mn_memory_record t = {.tombstone = true, .forgotten_at_ms = en->op.forget.at_ms};
+        mn_memory_record_t t = {.tombstone = true, .forgotten_at_ms = en->op.forget.at_ms};
         mn_memory_init(&t.mem);
         t.mem.id = *id;
         t.mem.kind = mn__consolidate_made(id) ? MN_KIND_SEMANTIC : MN_KIND_EPISODIC;
@@ -458,7 +458,7 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
 /* The entry as stored: a remember or consolidate keeps only the memories it
  * applied, so a copy of a memory that is stored (or forgotten) here already
  * never lands in the log, where erasure would not look for it. */
-static mn_err encode_applied(const mn_wal_entry *en, const bool *accepted, uint8_t **buf,
+static mn_err encode_applied(const mn_wal_entry_t *en, const bool *accepted, uint8_t **buf,
                              size_t *len)
 {
     const mn_memory_t *mems = NULL;
@@ -478,7 +478,7 @@ static mn_err encode_applied(const mn_wal_entry *en, const bool *accepted, uint8
     if (!kept) return MN_ERR_NOMEM;
     for (size_t i = 0, j = 0; i < n; i++)
         if (accepted[i]) kept[j++] = mems[i];
-    mn_wal_entry c = *en;
+    mn_wal_entry_t c = *en;
     if (en->type == MN_WAL_OP_REMEMBER) {
         c.op.remember.mems = kept;
         c.op.remember.n = keep;
@@ -497,7 +497,7 @@ static mn_err encode_applied(const mn_wal_entry *en, const bool *accepted, uint8
  * this space the next epoch). */
 static mn_err apply_space_create(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
-    const mn_wal_entry *entry = &p->entry;
+    const mn_wal_entry_t *entry = &p->entry;
     char mk[sizeof META_SPACE_PREFIX + MN_SPACE_NAME_MAX];
     int ml = snprintf(mk, sizeof mk, "%s%s", META_SPACE_PREFIX, entry->space);
     uint8_t *buf;
@@ -515,7 +515,7 @@ static mn_err apply_space_create(mn_engine_t *e, mn__pending *p, rocksdb_writeba
     size_t vl;
     if ((rc = mn__store_get_wi(&e->store, b, CF_META, dk, (size_t)dl, &v, &vl, &p->err))) return rc;
     if (v) {
-        mn_wal_entry old;
+        mn_wal_entry_t old;
         if (!mn_wire_wal_decode((const uint8_t *)v, vl, &old, NULL) &&
             old.type == MN_WAL_OP_SPACE_DROP) {
             uint8_t wk[KEY_WAL_LEN];
@@ -540,7 +540,7 @@ static mn_err apply_space_create(mn_engine_t *e, mn__pending *p, rocksdb_writeba
  * space created under this name later takes the next epoch is written. */
 static mn_err apply_space_drop(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
-    const mn_wal_entry *entry = &p->entry;
+    const mn_wal_entry_t *entry = &p->entry;
     char mk[sizeof META_SPACE_PREFIX + MN_SPACE_NAME_MAX];
     int ml = snprintf(mk, sizeof mk, "%s%s", META_SPACE_PREFIX, entry->space);
     mn__wb_del(b, e, CF_META, mk, (size_t)ml);
@@ -558,10 +558,10 @@ static mn_err apply_space_drop(mn_engine_t *e, mn__pending *p, rocksdb_writebatc
 /* New strengths of live memories (a forgotten one's is gone with it). */
 static mn_err apply_reinforce(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
-    const mn_wal_entry *entry = &p->entry;
+    const mn_wal_entry_t *entry = &p->entry;
     mn_err rc = MN_OK;
     for (size_t i = 0; i < entry->op.reinforce.n && !rc; i++) {
-        const mn_strength *st = &entry->op.reinforce.items[i];
+        const mn_strength_t *st = &entry->op.reinforce.items[i];
         bool live;
         rc = is_live(e, b, p->sp, &st->id, &live, &p->err);
         if (rc || !live) continue;
@@ -579,9 +579,9 @@ static mn_err apply_reinforce(mn_engine_t *e, mn__pending *p, rocksdb_writebatch
  * (semantic, from the linker) are dropped when an end is gone. */
 static mn_err apply_associate(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
-    const mn_wal_entry *entry = &p->entry;
+    const mn_wal_entry_t *entry = &p->entry;
     size_t n = entry->op.associate.n;
-    const mn_edge *edges = entry->op.associate.edges;
+    const mn_edge_t *edges = entry->op.associate.edges;
     bool strict = n && edges[0].kind >= MN_EDGE_CAUSAL && edges[0].kind <= MN_EDGE_EXPLICIT;
     return apply_edges(e, p->sp, edges, n, b, strict, &p->err);
 }
@@ -639,7 +639,7 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
     return put_entry(e, p, b);
 }
 
-mn_err mn__apply_ranges(mn_engine_t *e, mn__space *sp, const mn_wal_entry *entry,
+mn_err mn__apply_ranges(mn_engine_t *e, mn__space *sp, const mn_wal_entry_t *entry,
                         rocksdb_writebatch_t *b)
 {
     if (entry->type != MN_WAL_OP_SPACE_DROP) return MN_OK;
@@ -664,7 +664,7 @@ mn_err mn__apply_ranges(mn_engine_t *e, mn__space *sp, const mn_wal_entry *entry
 /* A remember's memories and edges (write lock held). */
 static void memory_remember(mn__space *sp, const mn__pending *p)
 {
-    const mn_wal_entry *entry = &p->entry;
+    const mn_wal_entry_t *entry = &p->entry;
     const mn__kw_buf *kw = p->kw;
     for (size_t i = 0; i < entry->op.remember.n; i++) {
         const mn_memory_t *m = &entry->op.remember.mems[i];
@@ -682,7 +682,7 @@ static void memory_remember(mn__space *sp, const mn__pending *p)
 /* A consolidate entry's semantic memories and their links (write lock held). */
 static void memory_consolidate(mn__space *sp, const mn__pending *p)
 {
-    const mn_wal_entry *entry = &p->entry;
+    const mn_wal_entry_t *entry = &p->entry;
     const mn__kw_buf *kw = p->kw;
     for (size_t i = 0; i < entry->op.consolidate.n; i++) {
         const mn_memory_t *m = &entry->op.consolidate.mems[i];
@@ -699,10 +699,10 @@ static void memory_consolidate(mn__space *sp, const mn__pending *p)
 
 /* New strengths (write lock held). Merge rule (replicas may see
  * reinforcements twice): keep the later access. */
-static void memory_reinforce(mn__space *sp, const mn_wal_entry *entry)
+static void memory_reinforce(mn__space *sp, const mn_wal_entry_t *entry)
 {
     for (size_t i = 0; i < entry->op.reinforce.n; i++) {
-        const mn_strength *st = &entry->op.reinforce.items[i];
+        const mn_strength_t *st = &entry->op.reinforce.items[i];
         uint32_t slot = mn__space_find(sp, &st->id);
         if (slot == UINT32_MAX) continue;
         mn__slot *sl = &sp->slots[slot];
@@ -715,7 +715,7 @@ static void memory_reinforce(mn__space *sp, const mn_wal_entry *entry)
 
 /* A forget (delete or suppress) or an unsuppress (write lock held); the
  * suppression times are those apply_forget stored. */
-static void memory_forget(mn__space *sp, const mn_wal_entry *entry)
+static void memory_forget(mn__space *sp, const mn_wal_entry_t *entry)
 {
     if (entry->type == MN_WAL_OP_FORGET && entry->op.forget.mode == MN_FORGET_DELETE) {
         mn__space_remove(sp, &entry->op.forget.id);
@@ -736,7 +736,7 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
 {
     mn_assert(mn__commit_on_thread(e));
     mn__space *sp = p->sp;
-    const mn_wal_entry *entry = &p->entry;
+    const mn_wal_entry_t *entry = &p->entry;
     /* lsns are dense: each applied entry is the one after the last */
     mn_assert(entry->lsn == sp->last_lsn + 1);
     if (entry->type == MN_WAL_OP_SPACE_DROP) {

@@ -21,7 +21,7 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
  * batch b after the point mutations of mn__apply_entry: everything stored under
  * the space's prefix goes, except the drop entry itself, which stays as the
  * last entry of the dropped space's WAL. */
-mn_err mn__apply_ranges(mn_engine_t *e, mn__space *sp, const mn_wal_entry *entry,
+mn_err mn__apply_ranges(mn_engine_t *e, mn__space *sp, const mn_wal_entry_t *entry,
                         rocksdb_writebatch_t *b);
 /* After the batch is durable: the in-memory effects of p->entry. */
 void mn__apply_memory(mn_engine_t *e, mn__pending *p);
@@ -29,10 +29,10 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p);
  * stub (id, kind, when, created_at, forgotten_at = at_ms, retired) and drops
  * the entry's edges that touch it. False if the entry does not carry it (or
  * carries it erased already). */
-bool mn__wal_strip_memory(mn_wal_entry *en, const mn_id_t *id, int64_t at_ms, bool retired);
+bool mn__wal_strip_memory(mn_wal_entry_t *en, const mn_id_t *id, int64_t at_ms, bool retired);
 /* Puts entry en, re-encoded, under WAL key wk in batch b (an entry rewritten
  * in place: same lsn, a new CRC). */
 mn_err mn__apply_rewrite_wal(mn__store *st, rocksdb_writebatch_wi_t *b, const void *wk, size_t wkl,
-                             const mn_wal_entry *en, mn_error *err);
+                             const mn_wal_entry_t *en, mn_error *err);
 
 #endif

@@ -23,7 +23,7 @@ static inline void mn__wb_del(rocksdb_writebatch_wi_t *b, mn_engine_t *e, int cf
 
 /* ---- apply.c ---- */
 mn_err mn__apply_put_record(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
-                            const mn_memory_record *rec);
+                            const mn_memory_record_t *rec);
 /* A written memory's term list (keywords family), also into *kw when given. */
 mn_err mn__apply_put_terms(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
                            const mn_memory_t *m, mn__kw_buf *kw, mn_error *err);

@@ -129,7 +129,7 @@ static int walref_order(const void *a, const void *b)
 
 /* Removes the memories of consolidate entry en listed (by id) in refs[n], all of
  * this entry's lsn; false if it carried none of them. */
-static bool drop_versions(mn_wal_entry *en, const walref *refs, size_t n)
+static bool drop_versions(mn_wal_entry_t *en, const walref *refs, size_t n)
 {
     bool changed = false;
     size_t k = 0;
@@ -190,7 +190,7 @@ static mn_err supersede(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *s
         char *v;
         size_t vl;
         if ((rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
-        mn_wal_entry en;
+        mn_wal_entry_t en;
         if (v && !mn_wire_wal_decode((const uint8_t *)v, vl, &en, NULL)) {
             if (en.type != MN_WAL_OP_CONSOLIDATE) {
                 for (size_t k = i; k < j; k++)
@@ -242,7 +242,7 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
         rc = mn__record_state_wi(&e->store, b, sp, &m->support[j], &state[j], err);
         blocked = state[j] == MN_MEM_GONE;
     }
-    mn_memory_record old;
+    mn_memory_record_t old;
     memset(&old, 0, sizeof old);
     bool found = false;
     if (!rc && !blocked) rc = mn__record_get_wi(&e->store, b, sp, &m->id, &old, &found, err);
@@ -271,7 +271,7 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
     }
     uint8_t k[KEY_MEM_LEN];
     mn__key_mem(k, sp->sid, &m->id);
-    mn_memory_record rec = {.mem = *m, .tombstone = false};
+    mn_memory_record_t rec = {.mem = *m, .tombstone = false};
     if (!rc) rc = mn__apply_put_record(e, b, sp, &rec);
     if (!rc) rc = mn__apply_put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err);
     if (!rc && m->embedding)
@@ -304,7 +304,7 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
  * erased stubs (retired or forgotten). */
 mn_err mn__apply_consolidate(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
-    const mn_wal_entry *en = &p->entry;
+    const mn_wal_entry_t *en = &p->entry;
     size_t n = en->op.consolidate.n;
     mn_id_t *written = malloc((n ? n : 1) * sizeof *written);
     if (!written) return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");

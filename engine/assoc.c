@@ -48,7 +48,7 @@ static void adj_put(mn__slot *s, const mn_id_t *other, uint8_t kind, uint8_t out
     s->adj[s->n_adj++] = (mn__adj){*other, w, kind, out};
 }
 
-void mn__space_link(mn__space *sp, const mn_edge *e)
+void mn__space_link(mn__space *sp, const mn_edge_t *e)
 {
     uint32_t a = mn__space_find(sp, &e->from), b = mn__space_find(sp, &e->to);
     if (a == UINT32_MAX || b == UINT32_MAX || a == b) return;
@@ -92,7 +92,7 @@ void mn__space_link_supports(mn__space *sp, const mn_id_t *sem, const mn_id_t *i
         uint32_t o = mn__space_find(sp, &ids[i]);
         if (o == UINT32_MAX || o == slot) continue;
         if (!have) { /* out of memory above: the searching path */
-            mn_edge ed = {ids[i], *sem, MN_EDGE_CONSOLIDATION, 1.0f};
+            mn_edge_t ed = {ids[i], *sem, MN_EDGE_CONSOLIDATION, 1.0f};
             mn__space_link(sp, &ed);
             continue;
         }
@@ -111,7 +111,7 @@ void mn__space_link_supports(mn__space *sp, const mn_id_t *sem, const mn_id_t *i
 }
 
 /* Keeps the n best (similarity, id) pairs, best first; n is small (link_max). */
-static void keep_best(mn_edge *best, float *sims, size_t *n, size_t max, const mn_id_t *id,
+static void keep_best(mn_edge_t *best, float *sims, size_t *n, size_t max, const mn_id_t *id,
                       float sim)
 {
     size_t pos = *n;
@@ -157,11 +157,11 @@ static bool has_temporal_out(const mn__slot *s, const mn_id_t *to)
     return false;
 }
 
-static mn_err push(mn_edge **edges, size_t *n, size_t *cap, const mn_edge *e)
+static mn_err push(mn_edge_t **edges, size_t *n, size_t *cap, const mn_edge_t *e)
 {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
-        mn_edge *ne = realloc(*edges, nc * sizeof *ne);
+        mn_edge_t *ne = realloc(*edges, nc * sizeof *ne);
         if (!ne) return MN_ERR_NOMEM;
         *edges = ne;
         *cap = nc;
@@ -174,11 +174,11 @@ static mn_err push(mn_edge **edges, size_t *n, size_t *cap, const mn_edge *e)
  * every slot) whose similarity is >= link_threshold, best first. */
 static mn_err link_semantic(const mn__space *sp, const mn_memory_t *m, const uint32_t *cands,
                             size_t n_cands, float link_threshold, uint32_t link_max, int64_t now_ms,
-                            mn_edge **edges, size_t *n, size_t *cap)
+                            mn_edge_t **edges, size_t *n, size_t *cap)
 {
     uint32_t dim = sp->def.dim;
     float *q = malloc(dim * sizeof(float));
-    mn_edge *best = calloc(link_max, sizeof *best);
+    mn_edge_t *best = calloc(link_max, sizeof *best);
     float *sims = calloc(link_max, sizeof *sims);
     mn_err rc = MN_OK;
     if (!q || !best || !sims) {
@@ -201,7 +201,7 @@ static mn_err link_semantic(const mn__space *sp, const mn_memory_t *m, const uin
         if (sim >= link_threshold) keep_best(best, sims, &nb, link_max, &s->id, sim);
     }
     for (size_t i = 0; i < nb && !rc; i++) {
-        mn_edge e = {.from = m->id,
+        mn_edge_t e = {.from = m->id,
                      .to = best[i].to,
                      .kind = MN_EDGE_SEMANTIC,
                      .weight = sims[i] > 0 ? sims[i] : 1e-3f};
@@ -254,10 +254,10 @@ static void session_neighbours(const mn__space *sp, const mn_memory_t *m, const 
 /* m now sits between prev and next: their edge goes. One not written yet (in
  * *edges) is dropped; a stored one is rewritten with weight 0, which unlinks. */
 static mn_err unlink_around(const mn__slot *sp_prev, const neighbour *prev, const neighbour *next,
-                            mn_edge **edges, size_t *n, size_t *cap)
+                            mn_edge_t **edges, size_t *n, size_t *cap)
 {
     for (size_t i = 0; i < *n; i++) {
-        mn_edge *x = &(*edges)[i];
+        mn_edge_t *x = &(*edges)[i];
         if (x->kind == MN_EDGE_TEMPORAL && !mn_id_cmp(&x->from, &prev->id) &&
             !mn_id_cmp(&x->to, &next->id)) {
             (*edges)[i] = (*edges)[--(*n)];
@@ -266,7 +266,7 @@ static mn_err unlink_around(const mn__slot *sp_prev, const neighbour *prev, cons
     }
     if (!sp_prev || mn_id_cmp(&sp_prev->id, &prev->id) || !has_temporal_out(sp_prev, &next->id))
         return MN_OK;
-    mn_edge e = {.from = prev->id, .to = next->id, .kind = MN_EDGE_TEMPORAL, .weight = 0};
+    mn_edge_t e = {.from = prev->id, .to = next->id, .kind = MN_EDGE_TEMPORAL, .weight = 0};
     return push(edges, n, cap, &e);
 }
 
@@ -274,7 +274,7 @@ static mn_err unlink_around(const mn__slot *sp_prev, const neighbour *prev, cons
  * either side within the window, and unlink the two from each other (an
  * episode may arrive with an earlier `when` than ones stored). */
 static mn_err link_temporal(const mn__space *sp, const mn_memory_t *m, const mn_memory_t *batch,
-                            size_t n_batch, int64_t window_ms, mn_edge **edges, size_t *n,
+                            size_t n_batch, int64_t window_ms, mn_edge_t **edges, size_t *n,
                             size_t *cap)
 {
     const mn__slot *sp_prev, *sp_next;
@@ -285,14 +285,14 @@ static mn_err link_temporal(const mn__space *sp, const mn_memory_t *m, const mn_
     mn_err rc = MN_OK;
     if (prev.found && next.found) rc = unlink_around(sp_prev, &prev, &next, edges, n, cap);
     if (!rc && link_prev) {
-        mn_edge e = {.from = prev.id,
+        mn_edge_t e = {.from = prev.id,
                      .to = m->id,
                      .kind = MN_EDGE_TEMPORAL,
                      .weight = temporal_weight(m->when_ms - prev.when, window_ms)};
         rc = push(edges, n, cap, &e);
     }
     if (!rc && link_next) {
-        mn_edge e = {.from = m->id,
+        mn_edge_t e = {.from = m->id,
                      .to = next.id,
                      .kind = MN_EDGE_TEMPORAL,
                      .weight = temporal_weight(next.when - m->when_ms, window_ms)};
@@ -304,7 +304,7 @@ static mn_err link_temporal(const mn__space *sp, const mn_memory_t *m, const mn_
 mn_err mn__space_autolink(const mn__space *sp, const mn_memory_t *m, const mn_memory_t *batch,
                           size_t n_batch, const uint32_t *cands, size_t n_cands,
                           float link_threshold, uint32_t link_max, int64_t temporal_window_ms,
-                          int64_t now_ms, mn_edge **edges, size_t *n, size_t *cap)
+                          int64_t now_ms, mn_edge_t **edges, size_t *n, size_t *cap)
 {
     mn_err rc = MN_OK;
     if (m->embedding && link_max > 0 && sp->n_live > 0)

@@ -7,7 +7,7 @@
 
 /* Records edge e on both endpoints if both are live (write lock); an edge of the
  * same kind between the same pair has its weight replaced. */
-void mn__space_link(mn__space *sp, const mn_edge *e);
+void mn__space_link(mn__space *sp, const mn_edge_t *e);
 /* Semantic memory sem lists episodes ids[n] (sorted): a consolidation edge from
  * each live one, and none from an episode it no longer lists (write lock). */
 void mn__space_link_supports(mn__space *sp, const mn_id_t *sem, const mn_id_t *ids, size_t n);
@@ -19,6 +19,6 @@ void mn__space_link_supports(mn__space *sp, const mn_id_t *sem, const mn_id_t *i
 mn_err mn__space_autolink(const mn__space *sp, const mn_memory_t *m, const mn_memory_t *batch,
                           size_t n_batch, const uint32_t *cands, size_t n_cands,
                           float link_threshold, uint32_t link_max, int64_t temporal_window_ms,
-                          int64_t now_ms, mn_edge **edges, size_t *n, size_t *cap);
+                          int64_t now_ms, mn_edge_t **edges, size_t *n, size_t *cap);
 
 #endif

@@ -104,7 +104,7 @@ void mn__reinforce_enqueue(mn_engine_t *e, mn__space *sp, const mn_id_t *ids, si
 /* New strengths for recalled memories of sp, committed as one entry. */
 static void reinforce_space(mn_engine_t *e, mn__space *sp, const link_job *jobs, size_t n)
 {
-    mn_strength *items = malloc(n * sizeof *items);
+    mn_strength_t *items = malloc(n * sizeof *items);
     if (!items) return;
     size_t m = 0;
     pthread_rwlock_rdlock(&sp->lock);
@@ -112,7 +112,7 @@ static void reinforce_space(mn_engine_t *e, mn__space *sp, const link_job *jobs,
         uint32_t slot = mn__space_find(sp, &jobs[i].id);
         if (slot == UINT32_MAX) continue;
         /* a memory recalled twice in one batch is reinforced from its first new state */
-        mn_strength cur;
+        mn_strength_t cur;
         size_t j;
         for (j = 0; j < m && mn_id_cmp(&items[j].id, &jobs[i].id); j++) {
         }
@@ -120,7 +120,7 @@ static void reinforce_space(mn_engine_t *e, mn__space *sp, const link_job *jobs,
             cur = items[j];
         else
             mn__slot_strength(&sp->slots[slot], e->opts.initial_stability_days, &cur);
-        mn_strength next = mn__reinforce(&cur, jobs[i].at_ms);
+        mn_strength_t next = mn__reinforce(&cur, jobs[i].at_ms);
         if (j < m)
             items[j] = next;
         else
@@ -148,7 +148,7 @@ static void link_space(mn_engine_t *e, mn__space *sp, const link_job *jobs, size
         atomic_fetch_add(&e->n_links_dropped, n);
         return;
     }
-    mn_edge *edges = NULL;
+    mn_edge_t *edges = NULL;
     size_t n_edges = 0, cap = 0;
     int64_t now = mn__now(e);
     uint32_t dim = sp->def.dim;
@@ -200,11 +200,11 @@ static void link_space(mn_engine_t *e, mn__space *sp, const link_job *jobs, size
 /* Scheduled consolidation of every space. */
 static void consolidate_all(mn_engine_t *e)
 {
-    mn_space_def *defs;
+    mn_space_def_t *defs;
     size_t n;
     if (mn_engine_space_list(e, &defs, &n, NULL)) return;
     for (size_t i = 0; i < n; i++) {
-        mn_consolidate_result r;
+        mn_consolidate_result_t r;
         mn_error err = {0};
         if (mn_engine_consolidate(e, defs[i].name, &e->opts.consolidate, &r, &err)) {
             if (err.code != MN_ERR_NOT_FOUND)

@@ -7,7 +7,7 @@
 
 #include <time.h>
 
-int64_t mn__clock_now_ms(const mn_engine_options *o)
+int64_t mn__clock_now_ms(const mn_engine_options_t *o)
 {
     return o->clock ? o->clock(o->clock_arg) : mn_time_now_ms();
 }

@@ -8,7 +8,7 @@
 #include "mnemo/engine.h"
 
 /* Wall-clock ms by the options' clock (tests pass a fake one), else the system's. */
-int64_t mn__clock_now_ms(const mn_engine_options *o);
+int64_t mn__clock_now_ms(const mn_engine_options_t *o);
 /* Monotonic ms, for the background threads' schedules. */
 int64_t mn__mono_ms(void);
 /* Waits on cv (mu held) until signalled or until the monotonic deadline_ms

@@ -43,7 +43,7 @@ struct mn__commitq {
     pthread_t self; /* the thread's own id, written by it before its first group */
 };
 
-void mn__pending_init(mn__pending *p, mn_wal_op_type type, mn__space *sp, bool sync)
+void mn__pending_init(mn__pending *p, mn_wal_op_type_t type, mn__space *sp, bool sync)
 {
     memset(p, 0, sizeof *p);
     p->entry.type = type;
@@ -114,7 +114,7 @@ static mn_err stage_create(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
     ml = snprintf(mk, sizeof mk, "dropped/%s", p->entry.space);
     if ((rc = mn__store_get_wi(&e->store, b, CF_META, mk, (size_t)ml, &v, &vl, &p->err))) return rc;
     if (v) {
-        mn_wal_entry d;
+        mn_wal_entry_t d;
         if (!mn_wire_wal_decode((const uint8_t *)v, vl, &d, NULL)) {
             epoch = d.epoch + 1;
             mn_wal_entry_clear(&d);
@@ -152,7 +152,7 @@ static mn_err stage_memories(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
  * preconditions consumes no lsn. */
 static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bool *group_sync)
 {
-    mn_wal_op_type type = p->entry.type;
+    mn_wal_op_type_t type = p->entry.type;
     if (type == MN_WAL_OP_SPACE_CREATE) {
         if ((p->rc = stage_create(e, p, b))) return;
     } else if (atomic_load(&p->sp->dropped) || p->sp->drop_staged) {

@@ -21,7 +21,7 @@ typedef struct mn__pending {
     mn_memory_t *compact; /* remember: the accepted subset the entry carries */
     mn__kw_buf *kw;       /* remember, consolidate: per memory of entry */
     size_t n_kw;
-    mn_wal_entry entry; /* op filled by the caller; lsn/epoch/hlc by the committer */
+    mn_wal_entry_t entry; /* op filled by the caller; lsn/epoch/hlc by the committer */
     mn__space *sp;      /* referenced by the caller for the op's life */
     bool sync;
     /* remember: per memory, the id to report (from idempotency or the new id) */
@@ -44,7 +44,7 @@ typedef struct mn__pending {
 
 /* Sets up p for an op of type on space sp (sp NULL for a space creation, whose
  * entry names the space): the entry's type and space name, durability. */
-void mn__pending_init(mn__pending *p, mn_wal_op_type type, mn__space *sp, bool sync);
+void mn__pending_init(mn__pending *p, mn_wal_op_type_t type, mn__space *sp, bool sync);
 
 /* Starts the commit thread (its queue is e's until mn__commit_stop). */
 mn_err mn__commit_start(mn_engine_t *e, mn_error *err);

@@ -29,7 +29,7 @@ float mn__support_factor(bool semantic, size_t n_support)
 }
 
 void mn__confidence_of(float match, float encoding, float retention, float support,
-                       mn_confidence *c)
+                       mn_confidence_t *c)
 {
     match = clamp01(match);
     encoding = clamp01(encoding);

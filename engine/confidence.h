@@ -16,6 +16,6 @@ float mn__support_factor(bool semantic, size_t n_support);
  * clamped to [0, 1]; reasons name the factors that lowered it (the caller adds
  * MN_REASON_ASSOCIATIVE). */
 void mn__confidence_of(float match, float encoding, float retention, float support,
-                       mn_confidence *c);
+                       mn_confidence_t *c);
 
 #endif

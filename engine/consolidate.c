@@ -468,12 +468,12 @@ typedef struct run {
 
 /* Options left at 0 take the engine's (engine.consolidate_*), so on-demand
  * and scheduled runs agree and do not undo each other. */
-static mn_err run_options(const mn_engine_t *e, const mn_consolidate_opts *opts, float *tau,
+static mn_err run_options(const mn_engine_t *e, const mn_consolidate_opts_t *opts, float *tau,
                           uint32_t *min_support, mn_error *err)
 {
     mn_err rc = mn__validate_consolidate_opts(opts, err);
     if (rc) return rc;
-    const mn_consolidate_opts *dflt = &e->opts.consolidate;
+    const mn_consolidate_opts_t *dflt = &e->opts.consolidate;
     *tau = opts && opts->threshold > 0 ? opts->threshold
            : dflt->threshold > 0       ? dflt->threshold
                                        : 0.75f;
@@ -591,7 +591,7 @@ static mn_err retire_stale(run *r)
 
 /* Commits the run's entry and counts what the apply took: a memory listing
  * an episode forgotten meanwhile is not. */
-static mn_err commit_run(run *r, mn_consolidate_result *out, mn_error *err)
+static mn_err commit_run(run *r, mn_consolidate_result_t *out, mn_error *err)
 {
     mn__pending p;
     mn__pending_init(&p, MN_WAL_OP_CONSOLIDATE, r->sp, true);
@@ -632,7 +632,7 @@ static void run_free(run *r)
 }
 
 /* A run over space sp (its consolidation lock held). */
-static mn_err consolidate_space(run *r, float tau, uint32_t min_support, mn_consolidate_result *out,
+static mn_err consolidate_space(run *r, float tau, uint32_t min_support, mn_consolidate_result_t *out,
                                 mn_error *err)
 {
     size_t nk;
@@ -652,8 +652,8 @@ static mn_err consolidate_space(run *r, float tau, uint32_t min_support, mn_cons
     return r->n_sems ? commit_run(r, out, err) : MN_OK;
 }
 
-static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
-                             mn_consolidate_result *out, mn_error *err)
+static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consolidate_opts_t *opts,
+                             mn_consolidate_result_t *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
     float tau;
@@ -675,8 +675,8 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
     return rc;
 }
 
-mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
-                             mn_consolidate_result *out, mn_error *err)
+mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts_t *opts,
+                             mn_consolidate_result_t *out, mn_error *err)
 {
     int64_t t0 = mn_time_mono_ns();
     return mn__timed(&e->h_consolidate, t0, consolidate_op(e, space, opts, out, err));

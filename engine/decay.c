@@ -37,9 +37,9 @@ float mn__initial_stability(float initial_days, float importance)
     return initial_days * (0.5f + importance);
 }
 
-mn_strength mn__reinforce(const mn_strength *cur, int64_t at_ms)
+mn_strength_t mn__reinforce(const mn_strength_t *cur, int64_t at_ms)
 {
-    mn_strength next = *cur;
+    mn_strength_t next = *cur;
     float r = mn__retention(cur->stability_days, at_ms - cur->last_access_ms);
     float s = cur->stability_days * (1.0f + MIN_GROWTH + SPACING_GAIN * (1.0f - r));
     next.stability_days = s > MAX_STABILITY_DAYS ? MAX_STABILITY_DAYS : s;
@@ -48,7 +48,7 @@ mn_strength mn__reinforce(const mn_strength *cur, int64_t at_ms)
     return next;
 }
 
-void mn__slot_strength(const mn__slot *s, float initial_days, mn_strength *out)
+void mn__slot_strength(const mn__slot *s, float initial_days, mn_strength_t *out)
 {
     out->id = s->id;
     out->stability_days = s->stability_days > 0

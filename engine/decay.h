@@ -10,10 +10,10 @@
 /* Retention in [0, 1] after elapsed_ms for a stability in days (power-law curve). */
 float mn__retention(float stability_days, int64_t elapsed_ms);
 /* The strength after a recall at at_ms (spacing effect). */
-mn_strength mn__reinforce(const mn_strength *cur, int64_t at_ms);
+mn_strength_t mn__reinforce(const mn_strength_t *cur, int64_t at_ms);
 /* Initial stability of a memory of this importance. */
 float mn__initial_stability(float initial_days, float importance);
 /* A slot's current strength (caller holds the space's lock). */
-void mn__slot_strength(const mn__slot *s, float initial_days, mn_strength *out);
+void mn__slot_strength(const mn__slot *s, float initial_days, mn_strength_t *out);
 
 #endif

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-void mn_engine_options_default(mn_engine_options *o)
+void mn_engine_options_default(mn_engine_options_t *o)
 {
     memset(o, 0, sizeof *o);
     o->data_dir = "./data";
@@ -69,7 +69,7 @@ static mn_err mkdirs(const char *path, mn_error *err)
 
 /* The state every engine has from its first steps on: options, store,
  * clocks, registry, events. MN_OK or an error with nothing left to free. */
-static mn_err engine_init(mn_engine_t *e, const mn_engine_options *o, mn_error *err)
+static mn_err engine_init(mn_engine_t *e, const mn_engine_options_t *o, mn_error *err)
 {
     e->opts = *o;
     mn__metrics_init(e);
@@ -103,7 +103,7 @@ static void engine_free(mn_engine_t *e)
     free(e);
 }
 
-mn_err mn_engine_open(const mn_engine_options *o, mn_engine_t **out, mn_error *err)
+mn_err mn_engine_open(const mn_engine_options_t *o, mn_engine_t **out, mn_error *err)
 {
     *out = NULL;
     /* the defaults of every run: the ranges a request's own options are held to */
@@ -143,7 +143,7 @@ void mn_engine_close(mn_engine_t *e)
 
 /* ---- spaces ---- */
 
-mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def *def, mn_space_def *out,
+mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_space_def_t *out,
                               mn_error *err)
 {
     if (!mn_space_name_valid(def->name))
@@ -155,14 +155,14 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def *def, mn_space_
     if (def->metric > MN_METRIC_DOT) return mn_error_set(err, MN_ERR_INVALID, "metric: unknown");
     if (def->default_lifecycle > MN_LIFECYCLE_PERSISTENT)
         return mn_error_set(err, MN_ERR_INVALID, "default_lifecycle: unknown class");
-    mn_index_def ix = def->index;
+    mn_index_def_t ix = def->index;
     mn__space_index_defaults(e, &ix);
     mn_err rc = mn__space_index_check(&ix, err);
     if (rc) return rc;
     mn__pending p;
     mn__pending_init(&p, MN_WAL_OP_SPACE_CREATE, NULL, true);
     snprintf(p.entry.space, sizeof p.entry.space, "%s", def->name);
-    mn_space_def *d = &p.entry.op.space_create.def;
+    mn_space_def_t *d = &p.entry.op.space_create.def;
     *d = *def;
     if (!d->default_lifecycle) d->default_lifecycle = e->opts.default_lifecycle;
     d->index = ix;
@@ -176,7 +176,7 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def *def, mn_space_
     return MN_OK;
 }
 
-static void fill_stats(mn_engine_t *e, mn__space *sp, mn_space_stats *out)
+static void fill_stats(mn_engine_t *e, mn__space *sp, mn_space_stats_t *out)
 {
     pthread_rwlock_rdlock(&sp->lock);
     out->def = sp->def;
@@ -193,7 +193,7 @@ static void fill_stats(mn_engine_t *e, mn__space *sp, mn_space_stats *out)
     pthread_rwlock_unlock(&sp->lock);
 }
 
-mn_err mn_engine_space_get(mn_engine_t *e, const char *name, mn_space_stats *out, mn_error *err)
+mn_err mn_engine_space_get(mn_engine_t *e, const char *name, mn_space_stats_t *out, mn_error *err)
 {
     mn__space *sp = acquire_or_err(e, name, err);
     if (!sp) return MN_ERR_NOT_FOUND;
@@ -202,7 +202,7 @@ mn_err mn_engine_space_get(mn_engine_t *e, const char *name, mn_space_stats *out
     return MN_OK;
 }
 
-mn_err mn_engine_space_list(mn_engine_t *e, mn_space_def **out, size_t *n, mn_error *err)
+mn_err mn_engine_space_list(mn_engine_t *e, mn_space_def_t **out, size_t *n, mn_error *err)
 {
     return mn__registry_defs(&e->reg, out, n, err);
 }
@@ -222,7 +222,7 @@ mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err)
 
 /* ---- memories ---- */
 
-static int64_t ttl_for(const mn_engine_t *e, mn_lifecycle l)
+static int64_t ttl_for(const mn_engine_t *e, mn_lifecycle_t l)
 {
     switch (l) {
     case MN_LIFECYCLE_EPHEMERAL:
@@ -283,7 +283,7 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
     mn_memory_t *copy = NULL;
-    mn_edge *edges = NULL;
+    mn_edge_t *edges = NULL;
     size_t n_edges = 0, cap_edges = 0;
     mn_err rc = MN_OK;
     for (size_t i = 0; i < n && !rc; i++)
@@ -330,7 +330,7 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
     return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, err));
 }
 
-static mn_err submit_id_op(mn_engine_t *e, const char *space, mn_wal_op_type type,
+static mn_err submit_id_op(mn_engine_t *e, const char *space, mn_wal_op_type_t type,
                            const mn_id_t *id, int mode, int reason, mn_error *err)
 {
     mn__space *sp = acquire_or_err(e, space, err);
@@ -352,7 +352,7 @@ static mn_err submit_id_op(mn_engine_t *e, const char *space, mn_wal_op_type typ
     return rc;
 }
 
-mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn_forget_mode mode,
+mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn_forget_mode_t mode,
                         mn_error *err)
 {
     if (mode != MN_FORGET_DELETE && mode != MN_FORGET_SUPPRESS)
@@ -360,7 +360,7 @@ mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn
     return submit_id_op(e, space, MN_WAL_OP_FORGET, id, mode, MN_FORGET_REASON_CLIENT, err);
 }
 
-mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edges, size_t n,
+mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge_t *edges, size_t n,
                            mn_error *err)
 {
     if (n == 0) return mn_error_set(err, MN_ERR_INVALID, "edges: empty");
@@ -381,7 +381,7 @@ mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edg
     if (!sp) return MN_ERR_NOT_FOUND;
     mn__pending p;
     mn__pending_init(&p, MN_WAL_OP_ASSOCIATE, sp, true);
-    p.entry.op.associate.edges = (mn_edge *)edges;
+    p.entry.op.associate.edges = (mn_edge_t *)edges;
     p.entry.op.associate.n = n;
     mn_err rc = mn__commit_submit(e, &p);
     if (rc && err) *err = p.err;
@@ -389,7 +389,7 @@ mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edg
     return rc;
 }
 
-mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *id, mn_assoc **out,
+mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *id, mn_assoc_t **out,
                               size_t *n, mn_error *err)
 {
     *out = NULL;
@@ -409,7 +409,7 @@ mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *
         } else {
             for (uint32_t i = 0; i < s->n_adj; i++)
                 (*out)[i] =
-                    (mn_assoc){s->adj[i].other, s->adj[i].kind, s->adj[i].out, s->adj[i].weight};
+                    (mn_assoc_t){s->adj[i].other, s->adj[i].kind, s->adj[i].out, s->adj[i].weight};
             *n = s->n_adj;
         }
     }
@@ -464,7 +464,7 @@ mn_err mn_engine_checkpoint(mn_engine_t *e, const char *dir, mn_error *err)
     return MN_OK;
 }
 
-void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out)
+void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats_t *out)
 {
     out->spaces = mn__registry_count(&e->reg);
     out->commits = atomic_load(&e->n_commits);

@@ -26,7 +26,7 @@
 #include "store.h"
 
 struct mn_engine {
-    mn_engine_options opts;
+    mn_engine_options_t opts;
     char *data_dir;
     mn__store store;
     mn_idgen_t idgen;
@@ -45,7 +45,7 @@ struct mn_engine {
     atomic_uint_fast64_t n_commits, n_synced, n_entries, max_group;
     atomic_uint_fast64_t n_links, n_links_dropped, n_reinforced;
     /* operation histograms (engine_metrics.c) */
-    mn_histogram h_remember, h_recall, h_consolidate, h_write, h_group, h_group_synced;
+    mn_histogram_t h_remember, h_recall, h_consolidate, h_write, h_group, h_group_synced;
 };
 
 /* The engine's wall clock in ms. */

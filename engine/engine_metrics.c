@@ -27,7 +27,7 @@ void mn__metrics_init(mn_engine_t *e)
     mn_histogram_init(&e->h_group_synced, mn_hist_pow2, MN_HIST_POW2_N);
 }
 
-mn_err mn__timed(mn_histogram *h, int64_t t0_ns, mn_err rc)
+mn_err mn__timed(mn_histogram_t *h, int64_t t0_ns, mn_err rc)
 {
     if (rc == MN_OK) {
         int64_t d = mn_time_mono_ns() - t0_ns;
@@ -36,7 +36,7 @@ mn_err mn__timed(mn_histogram *h, int64_t t0_ns, mn_err rc)
     return rc;
 }
 
-static void space_figures(mn__space *sp, mn_space_metrics *out)
+static void space_figures(mn__space *sp, mn_space_metrics_t *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", sp->def.name);
@@ -79,7 +79,7 @@ static uint64_t wal_files_bytes(const char *dir)
     return total;
 }
 
-mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics *out, mn_error *err)
+mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics_t *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
     mn_engine_get_stats(e, &out->stats);
@@ -103,7 +103,7 @@ mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics *out, mn_error *e
 
     mn__store *s = &e->store;
     for (int cf = 0; cf < CF_COUNT && cf < MN_STORE_CF_MAX; cf++) {
-        mn_store_cf_metrics *c = &out->cf[out->n_cf++];
+        mn_store_cf_metrics_t *c = &out->cf[out->n_cf++];
         c->name = mn__store_cf_names[cf];
         c->live_sst_bytes = prop(s, cf, "rocksdb.live-sst-files-size");
         c->pending_compaction_bytes = prop(s, cf, "rocksdb.estimate-pending-compaction-bytes");
@@ -119,7 +119,7 @@ mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics *out, mn_error *e
     return MN_OK;
 }
 
-void mn_engine_metrics_clear(mn_engine_metrics *m)
+void mn_engine_metrics_clear(mn_engine_metrics_t *m)
 {
     free(m->spaces);
     memset(m, 0, sizeof *m);

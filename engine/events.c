@@ -19,25 +19,25 @@
 /* The engine's subscribers. */
 struct mn__events {
     pthread_mutex_t mu;         /* guards the list */
-    struct mn_engine_sub *subs; /* newest first */
+    struct mn_engine_sub_t *subs; /* newest first */
     atomic_uint n_subs;         /* read without mu: publishing's fast path */
 };
 
-struct mn_engine_sub {
+struct mn_engine_sub_t {
     mn_engine_t *e;
     char space[MN_SPACE_NAME_MAX + 1];
     mn_event_notify_fn notify;
     void *notify_arg;
     pthread_mutex_t mu; /* guards the fields below */
     pthread_cond_t cv;
-    mn_event *q;
+    mn_event_t *q;
     uint32_t cap, head, n;
     uint64_t seq;
     bool has_final; /* final event decided (no more events are queued) */
-    mn_event final;
+    mn_event_t final;
     bool ended; /* final event taken */
     bool wake;
-    struct mn_engine_sub *prev, *next; /* engine list, under e->events->mu */
+    struct mn_engine_sub_t *prev, *next; /* engine list, under e->events->mu */
 };
 
 static const char *const kind_names[] = {
@@ -48,7 +48,7 @@ static const char *const kind_names[] = {
     [MN_EVENT_CLOSED] = "closed",
 };
 
-const char *mn_event_kind_name(mn_event_kind k)
+const char *mn_event_kind_name(mn_event_kind_t k)
 {
     if ((size_t)k < sizeof kind_names / sizeof kind_names[0] && kind_names[k]) return kind_names[k];
     return "unknown";
@@ -73,7 +73,7 @@ void mn__events_free(mn_engine_t *e)
 }
 
 /* Queues ev for s, or decides its end (caller holds the list's mu). */
-static void sub_push(mn_engine_sub *s, const mn_event *ev, bool final)
+static void sub_push(mn_engine_sub_t *s, const mn_event_t *ev, bool final)
 {
     pthread_mutex_lock(&s->mu);
     if (s->has_final) {
@@ -83,10 +83,10 @@ static void sub_push(mn_engine_sub *s, const mn_event *ev, bool final)
     bool was_empty = s->n == 0;
     if (final || s->n == s->cap) {
         s->has_final = true;
-        s->final = final ? *ev : (mn_event){.kind = MN_EVENT_DROPPED, .at_ms = ev->at_ms};
+        s->final = final ? *ev : (mn_event_t){.kind = MN_EVENT_DROPPED, .at_ms = ev->at_ms};
         s->final.seq = ++s->seq;
     } else {
-        mn_event *slot = &s->q[(s->head + s->n) % s->cap];
+        mn_event_t *slot = &s->q[(s->head + s->n) % s->cap];
         *slot = *ev;
         slot->seq = ++s->seq;
         s->n++;
@@ -96,24 +96,24 @@ static void sub_push(mn_engine_sub *s, const mn_event *ev, bool final)
     if ((was_empty || s->has_final) && s->notify) s->notify(s->notify_arg);
 }
 
-static void publish(mn_engine_t *e, const char *space, const mn_event *ev, bool final)
+static void publish(mn_engine_t *e, const char *space, const mn_event_t *ev, bool final)
 {
     struct mn__events *evs = e->events;
     if (atomic_load_explicit(&evs->n_subs, memory_order_acquire) == 0) return;
     pthread_mutex_lock(&evs->mu);
-    for (mn_engine_sub *s = evs->subs; s; s = s->next)
+    for (mn_engine_sub_t *s = evs->subs; s; s = s->next)
         if (!space || !strcmp(s->space, space)) sub_push(s, ev, final);
     pthread_mutex_unlock(&evs->mu);
 }
 
-void mn__events_publish(mn_engine_t *e, const char *space, const mn_event *ev)
+void mn__events_publish(mn_engine_t *e, const char *space, const mn_event_t *ev)
 {
     publish(e, space, ev, false);
 }
 
-void mn__events_end(mn_engine_t *e, const char *space, mn_event_kind kind)
+void mn__events_end(mn_engine_t *e, const char *space, mn_event_kind_t kind)
 {
-    mn_event ev = {.kind = kind, .at_ms = mn__now(e)};
+    mn_event_t ev = {.kind = kind, .at_ms = mn__now(e)};
     publish(e, space, &ev, true);
 }
 
@@ -122,10 +122,10 @@ bool mn__events_wanted(mn_engine_t *e)
     return atomic_load_explicit(&e->events->n_subs, memory_order_acquire) != 0;
 }
 
-void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry *en, const bool *accepted)
+void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry_t *en, const bool *accepted)
 {
     if (!mn__events_wanted(e)) return;
-    mn_event ev = {.at_ms = mn__now(e), .lsn = en->lsn};
+    mn_event_t ev = {.at_ms = mn__now(e), .lsn = en->lsn};
     switch (en->type) {
     case MN_WAL_OP_REMEMBER:
         ev.kind = MN_EVENT_REMEMBER;
@@ -176,7 +176,7 @@ void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry *en, const bool *a
 }
 
 mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap,
-                           mn_event_notify_fn notify, void *notify_arg, mn_engine_sub **out,
+                           mn_event_notify_fn notify, void *notify_arg, mn_engine_sub_t **out,
                            mn_error *err)
 {
     *out = NULL;
@@ -184,7 +184,7 @@ mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.80s\" does not exist", space);
     mn__space_unref(sp);
     if (queue_cap == 0) queue_cap = 1024;
-    mn_engine_sub *s = calloc(1, sizeof *s);
+    mn_engine_sub_t *s = calloc(1, sizeof *s);
     if (s) s->q = calloc(queue_cap, sizeof *s->q);
     if (!s || !s->q) {
         free(s);
@@ -212,7 +212,7 @@ mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap
     return MN_OK;
 }
 
-size_t mn_engine_sub_next(mn_engine_sub *s, mn_event *out, size_t max, int timeout_ms, bool *ended)
+size_t mn_engine_sub_next(mn_engine_sub_t *s, mn_event_t *out, size_t max, int timeout_ms, bool *ended)
 {
     size_t got = 0;
     pthread_mutex_lock(&s->mu);
@@ -248,7 +248,7 @@ size_t mn_engine_sub_next(mn_engine_sub *s, mn_event *out, size_t max, int timeo
     return got;
 }
 
-void mn_engine_sub_wake(mn_engine_sub *s)
+void mn_engine_sub_wake(mn_engine_sub_t *s)
 {
     pthread_mutex_lock(&s->mu);
     s->wake = true;
@@ -256,7 +256,7 @@ void mn_engine_sub_wake(mn_engine_sub *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-void mn_engine_unsubscribe(mn_engine_sub *s)
+void mn_engine_unsubscribe(mn_engine_sub_t *s)
 {
     if (!s) return;
     mn_engine_t *e = s->e; /* NULL once the engine closed */
@@ -284,7 +284,7 @@ void mn__events_close(mn_engine_t *e)
      * until their owners unsubscribe */
     struct mn__events *evs = e->events;
     pthread_mutex_lock(&evs->mu);
-    for (mn_engine_sub *s = evs->subs, *next; s; s = next) {
+    for (mn_engine_sub_t *s = evs->subs, *next; s; s = next) {
         next = s->next;
         s->e = NULL;
         s->prev = s->next = NULL;

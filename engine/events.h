@@ -13,10 +13,10 @@ void mn__events_close(mn_engine_t *e);
 void mn__events_free(mn_engine_t *e);
 /* True when someone listens (cheap: check before building an event). */
 bool mn__events_wanted(mn_engine_t *e);
-void mn__events_publish(mn_engine_t *e, const char *space, const mn_event *ev);
+void mn__events_publish(mn_engine_t *e, const char *space, const mn_event_t *ev);
 /* Ends the subscriptions of space (every space when NULL) with a final event. */
-void mn__events_end(mn_engine_t *e, const char *space, mn_event_kind kind);
+void mn__events_end(mn_engine_t *e, const char *space, mn_event_kind_t kind);
 /* The events of an applied WAL entry. */
-void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry *en, const bool *accepted);
+void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry_t *en, const bool *accepted);
 
 #endif

@@ -94,7 +94,7 @@ static rocksdb_iterator_t *index_iter(mn_engine_t *e, rocksdb_readoptions_t *ro,
 }
 
 /* Where the walk starts: the cursor, or the filter's when_from if later. */
-static void walk_bounds(walk *w, const mn__space *sp, const mn_list_req *req, const uint8_t *cur)
+static void walk_bounds(walk *w, const mn__space *sp, const mn_list_req_t *req, const uint8_t *cur)
 {
     mn_put_be32(w->start, sp->sid);
     w->start[KEY_SID_LEN] = 't';
@@ -178,7 +178,7 @@ static bool take_live(const mn__space *sp, const mn_filter_t *f, bool as_of, int
 
 /* Up to limit + 1 entries of the page into ents, in (when, id) order, under
  * the space's read lock. Returns how many. */
-static size_t collect_page(mn__space *sp, const mn_list_req *req, walk *w, int64_t now_ms,
+static size_t collect_page(mn__space *sp, const mn_list_req_t *req, walk *w, int64_t now_ms,
                            uint32_t limit, entry *ents)
 {
     bool as_of = req->filter.as_of_ms != MN_TIME_UNSET;
@@ -217,7 +217,7 @@ static mn_err redacted(const entry *en, mn_memory_t *m, mn_error *err)
 {
     mn_memory_init(m);
     m->id = en->id;
-    m->kind = (mn_kind)en->kind;
+    m->kind = (mn_kind_t)en->kind;
     m->when_ms = en->when;
     m->created_at_ms = en->created_at;
     m->forgotten = true;
@@ -228,8 +228,8 @@ static mn_err redacted(const entry *en, mn_memory_t *m, mn_error *err)
 
 /* The page's memories from the store, into out (a memory forgotten since the
  * walk is left out). */
-static mn_err fill_page(mn_engine_t *e, const mn__space *sp, const mn_list_req *req,
-                        const entry *ents, size_t n, mn_list_result *out, mn_error *err)
+static mn_err fill_page(mn_engine_t *e, const mn__space *sp, const mn_list_req_t *req,
+                        const entry *ents, size_t n, mn_list_result_t *out, mn_error *err)
 {
     bool as_of = req->filter.as_of_ms != MN_TIME_UNSET;
     out->memories = calloc(n ? n : 1, sizeof *out->memories);
@@ -258,8 +258,8 @@ static mn_err fill_page(mn_engine_t *e, const mn__space *sp, const mn_list_req *
     return MN_OK;
 }
 
-mn_err mn_engine_list(mn_engine_t *e, const char *space, const mn_list_req *req,
-                      mn_list_result *out, mn_error *err)
+mn_err mn_engine_list(mn_engine_t *e, const char *space, const mn_list_req_t *req,
+                      mn_list_result_t *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
     uint32_t limit = req->limit ? req->limit : 100;

@@ -69,7 +69,7 @@ static void drop_memory(mn_memory_t *mems, size_t *n, size_t i)
  * entry's lsn among its WAL references, a forgotten one is stripped to its
  * erased stub, one that was never stored here leaves the entry. */
 static mn_err migrate_entry(mn_engine_t *e, mn__space *sp, rocksdb_writebatch_wi_t *b,
-                            mn_wal_entry *en, bool *changed, uint64_t *stripped, mn_error *err)
+                            mn_wal_entry_t *en, bool *changed, uint64_t *stripped, mn_error *err)
 {
     mn_memory_t *mems =
         en->type == MN_WAL_OP_REMEMBER ? en->op.remember.mems : en->op.consolidate.mems;
@@ -85,7 +85,7 @@ static mn_err migrate_entry(mn_engine_t *e, mn__space *sp, rocksdb_writebatch_wi
         size_t vl;
         mn_err rc = mn__store_get(&e->store, CF_MEMORIES, k, sizeof k, &v, &vl, err);
         if (rc) return rc;
-        mn_memory_record rec;
+        mn_memory_record_t rec;
         bool live = false, tomb = false, retired = false;
         int64_t at = 0;
         if (v && !mn_wire_memory_decode((const uint8_t *)v, vl, &rec, NULL)) {
@@ -152,7 +152,7 @@ static mn_err migrate_wal(mn_engine_t *e, mn__space *sp, mn_error *err)
         size_t kl, el;
         const char *k = rocksdb_iter_key(it, &kl);
         const char *ev = rocksdb_iter_value(it, &el);
-        mn_wal_entry en;
+        mn_wal_entry_t en;
         if (kl != KEY_WAL_LEN || mn_wire_wal_decode((const uint8_t *)ev, el, &en, NULL)) continue;
         bool changed = false;
         if (en.type == MN_WAL_OP_REMEMBER || en.type == MN_WAL_OP_CONSOLIDATE)
@@ -197,7 +197,7 @@ static bool seek_along(rocksdb_iterator_t *it, const char *k, size_t kl)
  * decoded again with its content, tokenised, and the new list put into fix.
  * MN_ERR_CORRUPT (logged) for a record that cannot be read. */
 static mn_err retokenize(mn_engine_t *e, mn__space *sp, const char *k, size_t kl, const char *v,
-                         size_t vl, mn_memory_record *rec, rocksdb_writebatch_t *fix, mn_error *err)
+                         size_t vl, mn_memory_record_t *rec, rocksdb_writebatch_t *fix, mn_error *err)
 {
     float *emb = rec->mem.embedding;
     rec->mem.embedding = NULL;
@@ -234,7 +234,7 @@ typedef struct kw_load {
 /* The vector of the record at key k (vi walks the vectors family alongside),
  * copied into rec (NULL when it has none). */
 static mn_err load_vector(mn__space *sp, rocksdb_iterator_t *vi, const char *k, size_t kl,
-                          mn_memory_record *rec)
+                          mn_memory_record_t *rec)
 {
     const float *vec = NULL;
     if (seek_along(vi, k, kl)) {
@@ -256,7 +256,7 @@ static mn_err load_vector(mn__space *sp, rocksdb_iterator_t *vi, const char *k, 
  * list (ki walks the keywords family alongside), or tokenises it again.
  * MN_ERR_CORRUPT (logged) for a record that cannot be read. */
 static mn_err load_memory(mn_engine_t *e, mn__space *sp, rocksdb_iterator_t *ki, const char *k,
-                          size_t kl, const char *v, size_t vl, mn_memory_record *rec, kw_load *kw,
+                          size_t kl, const char *v, size_t vl, mn_memory_record_t *rec, kw_load *kw,
                           mn_error *err)
 {
     const char *doc = NULL;
@@ -299,7 +299,7 @@ static mn_err load_memories(mn_engine_t *e, mn__space *sp, kw_load *kw, mn_error
         size_t kl, vl;
         const char *k = rocksdb_iter_key(mi, &kl);
         const char *v = rocksdb_iter_value(mi, &vl);
-        mn_memory_record rec;
+        mn_memory_record_t rec;
         mn_error derr = {0};
         /* the words are not needed when the stored term list is usable */
         if (mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, &derr)) {
@@ -377,7 +377,7 @@ static void load_edges(mn_engine_t *e, mn__space *sp)
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
         if (kl != KEY_EDGE_LEN || vl != 5) continue;
-        mn_edge ed;
+        mn_edge_t ed;
         memcpy(ed.from.b, k + KEY_SID_LEN + 1, 16);
         memcpy(ed.to.b, k + KEY_SID_LEN + 17, 16);
         ed.kind = v[0];
@@ -440,7 +440,7 @@ static mn_err load_one(mn_engine_t *e, rocksdb_iterator_t *it, mn_error *err)
 {
     size_t sl;
     const char *sv = rocksdb_iter_value(it, &sl);
-    mn_wal_entry en;
+    mn_wal_entry_t en;
     mn_error derr = {0};
     if (mn_wire_wal_decode((const uint8_t *)sv, sl, &en, &derr) ||
         en.type != MN_WAL_OP_SPACE_CREATE)

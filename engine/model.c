@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *mn_metric_name(mn_metric m)
+const char *mn_metric_name(mn_metric_t m)
 {
     switch (m) {
     case MN_METRIC_COSINE:
@@ -18,7 +18,7 @@ const char *mn_metric_name(mn_metric m)
     return "unknown";
 }
 
-mn_err mn_metric_parse(const char *s, mn_metric *out)
+mn_err mn_metric_parse(const char *s, mn_metric_t *out)
 {
     if (!strcmp(s, "cosine"))
         *out = MN_METRIC_COSINE;
@@ -31,12 +31,12 @@ mn_err mn_metric_parse(const char *s, mn_metric *out)
     return MN_OK;
 }
 
-const char *mn_kind_name(mn_kind k)
+const char *mn_kind_name(mn_kind_t k)
 {
     return k == MN_KIND_SEMANTIC ? "semantic" : "episodic";
 }
 
-mn_err mn_kind_parse(const char *s, mn_kind *out)
+mn_err mn_kind_parse(const char *s, mn_kind_t *out)
 {
     if (!strcmp(s, "episodic"))
         *out = MN_KIND_EPISODIC;
@@ -47,7 +47,7 @@ mn_err mn_kind_parse(const char *s, mn_kind *out)
     return MN_OK;
 }
 
-const char *mn_lifecycle_name(mn_lifecycle l)
+const char *mn_lifecycle_name(mn_lifecycle_t l)
 {
     switch (l) {
     case MN_LIFECYCLE_EPHEMERAL:
@@ -62,7 +62,7 @@ const char *mn_lifecycle_name(mn_lifecycle l)
     return "unset";
 }
 
-mn_err mn_lifecycle_parse(const char *s, mn_lifecycle *out)
+mn_err mn_lifecycle_parse(const char *s, mn_lifecycle_t *out)
 {
     if (!strcmp(s, "ephemeral"))
         *out = MN_LIFECYCLE_EPHEMERAL;
@@ -78,16 +78,16 @@ mn_err mn_lifecycle_parse(const char *s, mn_lifecycle *out)
 static const char *edge_names[MN_EDGE_KINDS] = {"temporal", "semantic", "causal", "explicit",
                                                 "consolidation"};
 
-const char *mn_edge_kind_name(mn_edge_kind k)
+const char *mn_edge_kind_name(mn_edge_kind_t k)
 {
     return (unsigned)k < MN_EDGE_KINDS ? edge_names[k] : "unknown";
 }
 
-mn_err mn_edge_kind_parse(const char *s, mn_edge_kind *out)
+mn_err mn_edge_kind_parse(const char *s, mn_edge_kind_t *out)
 {
     for (int i = 0; i < MN_EDGE_KINDS; i++)
         if (!strcmp(s, edge_names[i])) {
-            *out = (mn_edge_kind)i;
+            *out = (mn_edge_kind_t)i;
             return MN_OK;
         }
     return MN_ERR_INVALID;
@@ -159,7 +159,7 @@ const char *mn_reason_name(unsigned bit_index)
     return bit_index < MN_REASON_COUNT ? names[bit_index] : "unknown";
 }
 
-void mn_recall_result_clear(mn_recall_result *r)
+void mn_recall_result_clear(mn_recall_result_t *r)
 {
     for (size_t i = 0; i < r->n_hits; i++)
         mn_memory_clear(&r->hits[i].memory);
@@ -167,7 +167,7 @@ void mn_recall_result_clear(mn_recall_result *r)
     memset(r, 0, sizeof *r);
 }
 
-void mn_list_result_clear(mn_list_result *r)
+void mn_list_result_clear(mn_list_result_t *r)
 {
     for (size_t i = 0; i < r->n; i++)
         mn_memory_clear(&r->memories[i]);

@@ -88,7 +88,7 @@ static int best_first(const void *a, const void *b)
 /* How well a memory matches the cue, in [0, 1]: the vector match, the keyword
  * coverage, or with both cues their weighted mean. A memory the keyword search
  * did not return has coverage 0; one without a vector is judged by words alone. */
-static float cue_match(mn_metric m, float sim, float cov, bool by_vec, bool by_text, float wv,
+static float cue_match(mn_metric_t m, float sim, float cov, bool by_vec, bool by_text, float wv,
                        float wt)
 {
     bool has_v = by_vec && !isnan(sim), has_t = by_text;
@@ -162,7 +162,7 @@ static cand cand_of(const mn__space *sp, const float *q, uint32_t slot)
     return c;
 }
 
-static bool below_threshold(const mn_recall_req *req, const cand *c)
+static bool below_threshold(const mn_recall_req_t *req, const cand *c)
 {
     return req->has_threshold && c->score < req->threshold;
 }
@@ -171,7 +171,7 @@ static bool below_threshold(const mn_recall_req *req, const cand *c)
  * the filter runs inside the graph search, hits are re-scored exactly here,
  * and the slots the index thread has not reached yet are ranked exactly. */
 static bool vector_rank_index(mn_engine_t *e, const mn__space *sp, const float *q,
-                              const mn_recall_req *req, int64_t now_ms, cand *heap, size_t cap,
+                              const mn_recall_req_t *req, int64_t now_ms, cand *heap, size_t cap,
                               size_t *n_out, uint64_t *scanned)
 {
     /* the tail is read first: a slot the index thread inserts during the search
@@ -209,7 +209,7 @@ static bool vector_rank_index(mn_engine_t *e, const mn__space *sp, const float *
 
 /* Vector top-n (read lock held): through the index, or an exact scan. */
 static size_t vector_rank(mn_engine_t *e, const mn__space *sp, const float *q,
-                          const mn_recall_req *req, int64_t now_ms, cand *heap, size_t cap,
+                          const mn_recall_req_t *req, int64_t now_ms, cand *heap, size_t cap,
                           uint64_t *scanned, bool *indexed)
 {
     size_t n = 0;
@@ -234,7 +234,7 @@ static ranked *find_slot(ranked *r, size_t n, uint32_t slot)
 
 /* Runs spreading activation from the ranked seeds (lock held) and replaces
  * *r with every activated memory, ranked by activation. */
-static mn_err spread_ranked(const mn__space *sp, const mn_recall_req *req, int64_t now, ranked **r,
+static mn_err spread_ranked(const mn__space *sp, const mn_recall_req_t *req, int64_t now, ranked **r,
                             size_t *n, mn__act_node **nodes, size_t *n_nodes)
 {
     mn__spread_params p = {
@@ -281,12 +281,12 @@ static mn_err spread_ranked(const mn__space *sp, const mn_recall_req *req, int64
     return MN_OK;
 }
 
-static void trace_path(const mn__act_node *nodes, int32_t at, mn_recall_hit *h)
+static void trace_path(const mn__act_node *nodes, int32_t at, mn_recall_hit_t *h)
 {
-    mn_via_step rev[MN_MAX_HOPS];
+    mn_via_step_t rev[MN_MAX_HOPS];
     uint32_t n = 0;
     for (int32_t i = at; i >= 0 && nodes[i].parent >= 0 && n < MN_MAX_HOPS; i = nodes[i].parent)
-        rev[n++] = (mn_via_step){nodes[nodes[i].parent].id, nodes[i].kind, nodes[i].weight};
+        rev[n++] = (mn_via_step_t){nodes[nodes[i].parent].id, nodes[i].kind, nodes[i].weight};
     for (uint32_t i = 0; i < n; i++)
         h->via[i] = rev[n - 1 - i]; /* seed first */
     h->n_via = n;
@@ -294,7 +294,7 @@ static void trace_path(const mn__act_node *nodes, int32_t at, mn_recall_hit *h)
 
 /* One recall's working state. */
 typedef struct recall {
-    const mn_recall_req *req;
+    const mn_recall_req_t *req;
     uint32_t k;
     bool by_vec, by_text;
     float wv, wt; /* fusion weights */
@@ -311,7 +311,7 @@ typedef struct recall {
 } recall;
 
 /* The request's own checks (the space's come with it). */
-static mn_err check_request(const mn_recall_req *req, recall *rc, mn_error *err)
+static mn_err check_request(const mn_recall_req_t *req, recall *rc, mn_error *err)
 {
     rc->k = req->k ? req->k : 10;
     if (rc->k > MN_K_MAX)
@@ -349,7 +349,7 @@ static mn_err check_request(const mn_recall_req *req, recall *rc, mn_error *err)
 /* The vector cue checked against sp and copied into rc->q (unit for cosine). */
 static mn_err prepare_query(const mn__space *sp, recall *rc, mn_error *err)
 {
-    const mn_recall_req *req = rc->req;
+    const mn_recall_req_t *req = rc->req;
     uint32_t dim = sp->def.dim;
     if (req->dim != dim)
         return mn_error_set(err, MN_ERR_INVALID, "embedding: expected %u values, got %u", dim,
@@ -417,9 +417,9 @@ static size_t merge_rankings(const mn__space *sp, recall *rc, size_t nv, size_t 
 
 /* Final scores (reciprocal rank fusion with both cues) and the threshold:
  * vector similarity when there is a vector cue, else keyword coverage. */
-static size_t score_ranked(mn_metric metric, const recall *rc, size_t n)
+static size_t score_ranked(mn_metric_t metric, const recall *rc, size_t n)
 {
-    const mn_recall_req *req = rc->req;
+    const mn_recall_req_t *req = rc->req;
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         ranked *x = &rc->r[i];
@@ -445,7 +445,7 @@ static size_t score_ranked(mn_metric metric, const recall *rc, size_t n)
  * with spread, what the top k activate) in rc->r with their retention. */
 static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
 {
-    const mn_recall_req *req = rc->req;
+    const mn_recall_req_t *req = rc->req;
     size_t nv = 0, nt = 0, n;
     mn_err r = MN_OK;
     pthread_rwlock_rdlock(&sp->lock);
@@ -464,7 +464,7 @@ static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
     }
     if (n > rc->k) n = rc->k;
     for (size_t i = 0; i < n; i++) {
-        mn_strength st;
+        mn_strength_t st;
         mn__slot_strength(&sp->slots[rc->r[i].slot], e->opts.initial_stability_days, &st);
         rc->r[i].retention = mn__retention(st.stability_days, rc->now_ms - st.last_access_ms);
     }
@@ -474,9 +474,9 @@ static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
 }
 
 /* Hit h from ranked x and its record (read after the lock). */
-static void fill_hit(const recall *rc, const ranked *x, mn_recall_hit *h)
+static void fill_hit(const recall *rc, const ranked *x, mn_recall_hit_t *h)
 {
-    const mn_recall_req *req = rc->req;
+    const mn_recall_req_t *req = rc->req;
     if (req->filter.as_of_ms != MN_TIME_UNSET) /* as it was then */
         h->memory.suppressed =
             mn__filter_suppressed_at(h->memory.suppressed, h->memory.suppressed_at_ms,
@@ -500,12 +500,12 @@ static void fill_hit(const recall *rc, const ranked *x, mn_recall_hit *h)
 /* The hits of the n ranked memories, read from the store (a memory forgotten
  * since the ranking is left out). */
 static mn_err read_hits(mn_engine_t *e, const mn__space *sp, const recall *rc, size_t n,
-                        mn_recall_result *out, mn_error *err)
+                        mn_recall_result_t *out, mn_error *err)
 {
     out->hits = calloc(n ? n : 1, sizeof *out->hits);
     if (!out->hits) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        mn_recall_hit *h = &out->hits[out->n_hits];
+        mn_recall_hit_t *h = &out->hits[out->n_hits];
         mn_error rerr = {0};
         mn_err rr = mn__record_read(&e->store, e->opts.initial_stability_days, sp, &rc->r[i].id,
                                     rc->req->include_embedding, &h->memory, &rerr);
@@ -522,7 +522,7 @@ static mn_err read_hits(mn_engine_t *e, const mn__space *sp, const recall *rc, s
 
 /* After a recall: reinforcement of the hits, and the recall event. */
 static void after_recall(mn_engine_t *e, mn__space *sp, const char *space, const recall *rc,
-                         const mn_recall_result *out)
+                         const mn_recall_result_t *out)
 {
     if (rc->req->reinforce && out->n_hits) {
         mn_id_t *ids = malloc(out->n_hits * sizeof *ids);
@@ -534,7 +534,7 @@ static void after_recall(mn_engine_t *e, mn__space *sp, const char *space, const
         }
     }
     if (!mn__events_wanted(e)) return;
-    mn_event ev = {.kind = MN_EVENT_RECALL,
+    mn_event_t ev = {.kind = MN_EVENT_RECALL,
                    .at_ms = rc->now_ms,
                    .count = (uint32_t)out->n_hits,
                    .recall_confidence = out->recall_confidence};
@@ -542,8 +542,8 @@ static void after_recall(mn_engine_t *e, mn__space *sp, const char *space, const
     mn__events_publish(e, space, &ev);
 }
 
-static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req *req,
-                        mn_recall_result *out, mn_error *err)
+static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req_t *req,
+                        mn_recall_result_t *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
     recall rc = {.req = req};
@@ -582,8 +582,8 @@ out:
     return r;
 }
 
-mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *req,
-                        mn_recall_result *out, mn_error *err)
+mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req_t *req,
+                        mn_recall_result_t *out, mn_error *err)
 {
     int64_t t0 = mn_time_mono_ns();
     return mn__timed(&e->h_recall, t0, recall_op(e, space, req, out, err));

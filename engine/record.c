@@ -71,7 +71,7 @@ mn_err mn__record_read(mn__store *st, float initial_days, const mn__space *sp, c
     mn_err rc = mn__store_get(st, CF_MEMORIES, k, sizeof k, &v, &vl, err);
     if (rc) return rc;
     if (!v) return mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
-    mn_memory_record rec;
+    mn_memory_record_t rec;
     rc = mn_wire_memory_decode((const uint8_t *)v, vl, &rec, err);
     free(v);
     if (rc) return rc;
@@ -98,7 +98,7 @@ mn_err mn__record_retired(mn__store *st, const mn__space *sp, const mn_id_t *id,
     *retired = false;
     mn_err rc = mn__store_get(st, CF_MEMORIES, k, sizeof k, &v, &vl, NULL);
     if (rc || !v) return rc;
-    mn_memory_record rec;
+    mn_memory_record_t rec;
     if (!mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, NULL)) {
         *retired = rec.tombstone && rec.mem.retired;
         mn_memory_clear(&rec.mem);
@@ -108,7 +108,7 @@ mn_err mn__record_retired(mn__store *st, const mn__space *sp, const mn_id_t *id,
 }
 
 mn_err mn__record_get_wi(mn__store *st, rocksdb_writebatch_wi_t *b, const mn__space *sp,
-                         const mn_id_t *id, mn_memory_record *rec, bool *found, mn_error *err)
+                         const mn_id_t *id, mn_memory_record_t *rec, bool *found, mn_error *err)
 {
     uint8_t k[KEY_MEM_LEN];
     mn__key_mem(k, sp->sid, id);
@@ -135,7 +135,7 @@ mn_err mn__record_state_wi(mn__store *st, rocksdb_writebatch_wi_t *b, const mn__
     *state = MN_MEM_ABSENT;
     if (!v) return MN_OK;
     /* decoded without the content */
-    mn_memory_record rec;
+    mn_memory_record_t rec;
     rc = mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, err);
     free(v);
     if (rc) return rc;

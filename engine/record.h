@@ -20,7 +20,7 @@ mn_err mn__record_read(mn__store *st, float initial_days, const mn__space *sp, c
 mn_err mn__record_retired(mn__store *st, const mn__space *sp, const mn_id_t *id, bool *retired);
 /* A memory record as the batch sees it (*found false when there is none). */
 mn_err mn__record_get_wi(mn__store *st, rocksdb_writebatch_wi_t *b, const mn__space *sp,
-                         const mn_id_t *id, mn_memory_record *rec, bool *found, mn_error *err);
+                         const mn_id_t *id, mn_memory_record_t *rec, bool *found, mn_error *err);
 /* Is id absent, live or tombstoned (MN_MEM_*), as the batch sees it? */
 mn_err mn__record_state_wi(mn__store *st, rocksdb_writebatch_wi_t *b, const mn__space *sp,
                            const mn_id_t *id, int *state, mn_error *err);

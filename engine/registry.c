@@ -125,7 +125,7 @@ size_t mn__registry_count(mn__registry *r)
     return n;
 }
 
-mn_err mn__registry_defs(mn__registry *r, mn_space_def **out, size_t *n, mn_error *err)
+mn_err mn__registry_defs(mn__registry *r, mn_space_def_t **out, size_t *n, mn_error *err)
 {
     mn_err rc = MN_OK;
     pthread_rwlock_rdlock(&r->lock);

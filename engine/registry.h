@@ -30,6 +30,6 @@ mn_err mn__registry_insert(mn__registry *r, mn__space *sp);
 void mn__registry_remove(mn__registry *r, mn__space *sp);
 size_t mn__registry_count(mn__registry *r);
 /* The definitions of every space, in name order (*out malloc'd). */
-mn_err mn__registry_defs(mn__registry *r, mn_space_def **out, size_t *n, mn_error *err);
+mn_err mn__registry_defs(mn__registry *r, mn_space_def_t **out, size_t *n, mn_error *err);
 
 #endif

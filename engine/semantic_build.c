@@ -380,7 +380,7 @@ static size_t parse_keywords(const char *content, size_t len, char *buf, const c
 static mn_err read_member(mn_engine_t *e, mn__space *sp, rocksdb_writebatch_wi_t *b,
                           const mn_id_t *id, mn_memory_t *m, float *unit, bool *ok, mn_error *err)
 {
-    mn_memory_record rec;
+    mn_memory_record_t rec;
     bool found;
     *ok = false;
     mn_err rc = mn__record_get_wi(&e->store, b, sp, id, &rec, &found, err);
@@ -477,7 +477,7 @@ mn_err mn__consolidate_rederive(mn_engine_t *e, mn__space *sp, rocksdb_writebatc
     if (!*out) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = MN_OK;
     for (size_t i = 0; i < n && !rc; i++) {
-        mn_memory_record srec;
+        mn_memory_record_t srec;
         bool found;
         if ((rc = mn__record_get_wi(&e->store, b, sp, &ids[i], &srec, &found, err))) break;
         if (!found) continue;

@@ -13,7 +13,7 @@ enum { SLOT_FREE = 0, SLOT_LIVE = 1 };
 typedef struct mn__adj {
     mn_id_t other;
     float weight;
-    uint8_t kind; /* mn_edge_kind */
+    uint8_t kind; /* mn_edge_kind_t */
     uint8_t out;  /* 1: this memory is the edge's `from` */
 } mn__adj;
 
@@ -33,7 +33,7 @@ typedef struct mn__slot {
     char **tags;
     uint32_t n_tags;
     uint32_t n_metadata;
-    mn_kv *metadata;
+    mn_kv_t *metadata;
     char *session; /* context.session, for temporal links */
     char *where;
     char **who;

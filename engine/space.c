@@ -17,7 +17,7 @@
 #define IDX_EMPTY 0u
 #define IDX_DELETED UINT32_MAX
 
-mn__space *mn__space_new(const mn_space_def *def, uint32_t sid)
+mn__space *mn__space_new(const mn_space_def_t *def, uint32_t sid)
 {
     mn__space *sp = calloc(1, sizeof *sp);
     if (!sp) return NULL;
@@ -213,7 +213,7 @@ mn_err mn__space_insert_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *
             if ((s->tags[i] = sdup(m->tags[i]))) s->n_tags++;
     }
     if (m->n_metadata) {
-        s->metadata = calloc(m->n_metadata, sizeof(mn_kv));
+        s->metadata = calloc(m->n_metadata, sizeof(mn_kv_t));
         for (size_t i = 0; s->metadata && i < m->n_metadata; i++) {
             s->metadata[i].key = sdup(m->metadata[i].key);
             s->metadata[i].value = sdup(m->metadata[i].value);
@@ -303,7 +303,7 @@ mn_err mn__space_replace_doc(mn__space *sp, const mn_memory_t *m, const uint8_t 
     uint32_t slot = mn__space_find(sp, &m->id);
     mn__adj *adj = NULL;
     uint32_t n_adj = 0, cap_adj = 0;
-    mn_strength st = {0};
+    mn_strength_t st = {0};
     if (slot != UINT32_MAX) {
         mn__slot *s = &sp->slots[slot];
         adj = s->adj;

@@ -12,7 +12,7 @@
 #include "slot.h"
 
 typedef struct mn__space {
-    mn_space_def def;
+    mn_space_def_t def;
     uint32_t sid;
     uint64_t epoch;
     uint64_t last_lsn;     /* committed; written only by the commit thread */
@@ -47,7 +47,7 @@ typedef struct mn__space {
 } mn__space;
 
 /* A new space with one reference (NULL when out of memory). */
-mn__space *mn__space_new(const mn_space_def *def, uint32_t sid);
+mn__space *mn__space_new(const mn_space_def_t *def, uint32_t sid);
 /* Frees a space nobody references (mn__space_unref does it at the last one). */
 void mn__space_free(mn__space *sp);
 void mn__space_ref(mn__space *sp);

@@ -22,7 +22,7 @@
  * the index thread caught up may still be visited: every hit is filtered on
  * the slot's live state and re-scored on its current vector.
  *
- * Parameters: each space's own (mn_space_def.index: M, ef_construction,
+ * Parameters: each space's own (mn_space_def_t.index: M, ef_construction,
  * ef_search, int8), fixed when it was created; a space created before they
  * existed takes the engine's (engine.hnsw_*). If its graph cannot be created
  * the space ranks exactly and its stats say "failed" (logged once).
@@ -91,7 +91,7 @@ static uint32_t threshold(const mn_engine_t *e)
     return e->opts.hnsw_threshold ? e->opts.hnsw_threshold : DEFAULT_THRESHOLD;
 }
 
-void mn__space_index_defaults(const mn_engine_t *e, mn_index_def *d)
+void mn__space_index_defaults(const mn_engine_t *e, mn_index_def_t *d)
 {
     if (!d->m) d->m = e->opts.hnsw_m ? e->opts.hnsw_m : 16;
     if (!d->ef_construction)
@@ -100,7 +100,7 @@ void mn__space_index_defaults(const mn_engine_t *e, mn_index_def *d)
     if (!d->quantize) d->quantize = e->opts.hnsw_quantize ? MN_QUANTIZE_INT8 : MN_QUANTIZE_NONE;
 }
 
-mn_err mn__space_index_check(const mn_index_def *d, mn_error *err)
+mn_err mn__space_index_check(const mn_index_def_t *d, mn_error *err)
 {
     if (d->m < MN_INDEX_M_MIN || d->m > MN_INDEX_M_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "index.m: must be in %d..%d, got %u",
@@ -118,7 +118,7 @@ mn_err mn__space_index_check(const mn_index_def *d, mn_error *err)
 
 static void params_of(const mn_engine_t *e, const mn__space *sp, mn_hnsw_params *p)
 {
-    mn_index_def d = sp->def.index;
+    mn_index_def_t d = sp->def.index;
     mn__space_index_defaults(e, &d);
     memset(p, 0, sizeof *p);
     p->dim = sp->def.dim;
@@ -462,7 +462,7 @@ static bool accept(void *arg, uint32_t slot)
 }
 
 bool mn__space_index_rank(mn_engine_t *e, const mn__space *sp, const float *q,
-                          const mn_recall_req *req, int64_t now, uint32_t n, uint32_t *slots,
+                          const mn_recall_req_t *req, int64_t now, uint32_t n, uint32_t *slots,
                           uint32_t *n_out, uint64_t *visited)
 {
     const mn__space_index *ix = sp->ix;
@@ -514,7 +514,7 @@ bool mn__space_index_nearest(mn_engine_t *e, const mn__space *sp, const float *q
     return true;
 }
 
-void mn__space_index_stats(mn_engine_t *e, const mn__space *sp, mn_space_stats *out)
+void mn__space_index_stats(mn_engine_t *e, const mn__space *sp, mn_space_stats_t *out)
 {
     const mn__space_index *ix = sp->ix;
     out->index_nodes = out->index_pending = 0;

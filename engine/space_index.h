@@ -13,9 +13,9 @@ struct mn_engine;
 
 /* Fills the 0 fields of an index definition with the engine's defaults
  * (engine.hnsw_m, hnsw_ef_construction, hnsw_ef_search, hnsw_quantize). */
-void mn__space_index_defaults(const struct mn_engine *e, mn_index_def *d);
+void mn__space_index_defaults(const struct mn_engine *e, mn_index_def_t *d);
 /* MN_ERR_INVALID, naming the field, when a (filled) definition is out of range. */
-mn_err mn__space_index_check(const mn_index_def *d, mn_error *err);
+mn_err mn__space_index_check(const mn_index_def_t *d, mn_error *err);
 /* Records that slot changed (inserted, replaced or removed). Write lock held;
  * a no-op until the space has an index. */
 void mn__space_index_note(struct mn__space *sp, uint32_t slot);
@@ -34,7 +34,7 @@ void mn__space_index_tail(const struct mn__space *sp, const uint32_t **a, size_t
  * exact scan should run instead: no index, below the threshold, `exact`
  * requested, or a filter so selective that a scan is cheaper. */
 bool mn__space_index_rank(struct mn_engine *e, const struct mn__space *sp, const float *q,
-                          const mn_recall_req *req, int64_t now, uint32_t n, uint32_t *slots,
+                          const mn_recall_req_t *req, int64_t now, uint32_t n, uint32_t *slots,
                           uint32_t *n_out, uint64_t *visited);
 /* Candidate neighbours of q for semantic linking (read lock held): the graph's
  * n nearest live slots plus the unindexed tail, in *slots (malloc'd). False
@@ -42,7 +42,7 @@ bool mn__space_index_rank(struct mn_engine *e, const struct mn__space *sp, const
 bool mn__space_index_nearest(struct mn_engine *e, const struct mn__space *sp, const float *q,
                              uint32_t n, uint32_t **slots, size_t *n_out);
 /* The index figures of a space's stats (read lock held). */
-void mn__space_index_stats(struct mn_engine *e, const struct mn__space *sp, mn_space_stats *out);
+void mn__space_index_stats(struct mn_engine *e, const struct mn__space *sp, mn_space_stats_t *out);
 /* Start-up (before the commit thread runs): fills the space's index
  * parameters left 0 with the engine's, loads its saved graph (of any age:
  * nodes whose memory is gone or changed are dropped, live memories the graph

@@ -27,7 +27,7 @@ static mn_err rocks_err(mn_error *err, char *msg, const char *what)
     return MN_ERR_IO;
 }
 
-mn_err mn__store_open(mn__store *s, const mn_engine_options *o, mn_error *err)
+mn_err mn__store_open(mn__store *s, const mn_engine_options_t *o, mn_error *err)
 {
     memset(s, 0, sizeof *s);
     s->opts = rocksdb_options_create();

@@ -28,7 +28,7 @@ typedef struct mn__store {
 /* The column families' names, by CF_* index. */
 extern const char *const mn__store_cf_names[CF_COUNT];
 
-mn_err mn__store_open(mn__store *s, const mn_engine_options *o, mn_error *err);
+mn_err mn__store_open(mn__store *s, const mn_engine_options_t *o, mn_error *err);
 void mn__store_close(mn__store *s);
 /* Get into a malloc'd buffer (*val NULL when absent). */
 mn_err mn__store_get(mn__store *s, int cf, const void *key, size_t klen, char **val, size_t *vlen,

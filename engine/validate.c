@@ -131,7 +131,7 @@ mn_err mn__validate_filter(const mn_filter_t *f, mn_error *err)
     return MN_OK;
 }
 
-mn_err mn__validate_consolidate_opts(const mn_consolidate_opts *o, mn_error *err)
+mn_err mn__validate_consolidate_opts(const mn_consolidate_opts_t *o, mn_error *err)
 {
     if (!o) return MN_OK;
     if (!(o->threshold >= 0 && o->threshold <= 1)) /* NaN fails too */

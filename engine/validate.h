@@ -11,6 +11,6 @@ mn_err mn__validate_filter(const mn_filter_t *f, mn_error *err);
  * MCP) and for the engine's defaults: 0 means the default, anything else must be in
  * range. The doors only convert types. */
 #define MN_CONSOLIDATE_MIN_SUPPORT_MAX 100000u
-mn_err mn__validate_consolidate_opts(const mn_consolidate_opts *o, mn_error *err);
+mn_err mn__validate_consolidate_opts(const mn_consolidate_opts_t *o, mn_error *err);
 
 #endif

@@ -52,7 +52,7 @@ float mn__vec_l2sq_fast(const float *a, const float *b, uint32_t dim)
     return fast->l2sq(a, b, dim);
 }
 
-float mn__vec_score(mn_metric m, const float *q, const float *v, uint32_t dim, float *dist)
+float mn__vec_score(mn_metric_t m, const float *q, const float *v, uint32_t dim, float *dist)
 {
     float score = 0, d = 0;
     switch (m) {
@@ -73,7 +73,7 @@ float mn__vec_score(mn_metric m, const float *q, const float *v, uint32_t dim, f
     return score;
 }
 
-float mn__vec_match(mn_metric m, float score)
+float mn__vec_match(mn_metric_t m, float score)
 {
     if (m == MN_METRIC_L2) return score; /* already 1 / (1 + d) */
     return score < 0 ? 0 : score > 1 ? 1 : score;

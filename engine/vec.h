@@ -19,8 +19,8 @@ float mn__vec_l2sq_fast(const float *a, const float *b, uint32_t dim);
 /* Similarity of query q to stored vector v for metric m (higher is better):
  * cosine = q.v (both unit), dot = q.v, l2 = 1 / (1 + |q - v|); *dist gets
  * the distance (1 - cos, -dot, |q - v|) when dist is not NULL. */
-float mn__vec_score(mn_metric m, const float *q, const float *v, uint32_t dim, float *dist);
+float mn__vec_score(mn_metric_t m, const float *q, const float *v, uint32_t dim, float *dist);
 /* A score of mn__vec_score as a match in [0, 1] (l2 scores are in it already). */
-float mn__vec_match(mn_metric m, float score);
+float mn__vec_match(mn_metric_t m, float score);
 
 #endif

@@ -9,22 +9,22 @@
 #include <stdio.h>
 #include <string.h>
 
-static mn_log_level g_level = MN_LOG_INFO;
-static mn_log_format g_format = MN_LOG_FORMAT_TEXT;
+static mn_log_level_t g_level = MN_LOG_INFO;
+static mn_log_format_t g_format = MN_LOG_FORMAT_TEXT;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 
-void mn_log_configure(mn_log_level level, mn_log_format format)
+void mn_log_configure(mn_log_level_t level, mn_log_format_t format)
 {
     g_level = level;
     g_format = format;
 }
 
-mn_err mn_log_level_parse(const char *s, mn_log_level *out)
+mn_err mn_log_level_parse(const char *s, mn_log_level_t *out)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++)
         if (strcmp(s, names[i]) == 0) {
-            *out = (mn_log_level)i;
+            *out = (mn_log_level_t)i;
             return MN_OK;
         }
     return MN_ERR_INVALID;
@@ -44,13 +44,13 @@ static void json_escape(FILE *f, const char *s)
     }
 }
 
-bool mn_log_enabled(mn_log_level level)
+bool mn_log_enabled(mn_log_level_t level)
 {
     return level >= g_level;
 }
 
 /* Text format: key=value, quoted (JSON escapes) when empty or holding a space, quote or '='. */
-static void text_field(FILE *f, const mn_log_field *fl)
+static void text_field(FILE *f, const mn_log_field_t *fl)
 {
     if (!fl->str) {
         fprintf(f, " %s=%.15g", fl->key, fl->num);
@@ -64,7 +64,7 @@ static void text_field(FILE *f, const mn_log_field *fl)
     if (quote) fputc('"', f);
 }
 
-static void json_field(FILE *f, const mn_log_field *fl)
+static void json_field(FILE *f, const mn_log_field_t *fl)
 {
     fputs(",\"", f);
     json_escape(f, fl->key);
@@ -80,7 +80,7 @@ static void json_field(FILE *f, const mn_log_field *fl)
     }
 }
 
-static void vlog(mn_log_level level, const mn_log_field *fields, size_t n, const char *fmt,
+static void vlog(mn_log_level_t level, const mn_log_field_t *fields, size_t n, const char *fmt,
                  va_list ap)
 {
     if (level < g_level) return;
@@ -106,7 +106,7 @@ static void vlog(mn_log_level level, const mn_log_field *fields, size_t n, const
     pthread_mutex_unlock(&g_mu);
 }
 
-void mn_log(mn_log_level level, const char *fmt, ...)
+void mn_log(mn_log_level_t level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -114,7 +114,7 @@ void mn_log(mn_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
-void mn_log_with(mn_log_level level, const mn_log_field *fields, size_t n, const char *fmt, ...)
+void mn_log_with(mn_log_level_t level, const mn_log_field_t *fields, size_t n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -22,14 +22,14 @@ const uint64_t mn_hist_latency_ns[MN_HIST_LATENCY_N] = {
 };
 const uint64_t mn_hist_pow2[MN_HIST_POW2_N] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 
-void mn_histogram_init(mn_histogram *h, const uint64_t *bounds, uint32_t n)
+void mn_histogram_init(mn_histogram_t *h, const uint64_t *bounds, uint32_t n)
 {
     memset(h, 0, sizeof *h);
     h->bounds = bounds;
     h->n_bounds = n > MN_HIST_BUCKETS_MAX ? MN_HIST_BUCKETS_MAX : n;
 }
 
-void mn_histogram_observe(mn_histogram *h, uint64_t v)
+void mn_histogram_observe(mn_histogram_t *h, uint64_t v)
 {
     /* bounds are few (<= 24): a linear scan beats a binary search's branches */
     uint32_t i = 0;
@@ -39,7 +39,7 @@ void mn_histogram_observe(mn_histogram *h, uint64_t v)
     __atomic_fetch_add(&h->sum, v, __ATOMIC_RELAXED);
 }
 
-void mn_histogram_snapshot(const mn_histogram *h, mn_hist_snapshot *out)
+void mn_histogram_snapshot(const mn_histogram_t *h, mn_hist_snapshot_t *out)
 {
     memset(out, 0, sizeof *out);
     out->bounds = h->bounds;
@@ -61,12 +61,12 @@ typedef struct series {
     uint64_t hash;
     char *values[MN_METRICS_LABELS_MAX];
     uint64_t counter;  /* counters */
-    mn_histogram hist; /* histograms */
+    mn_histogram_t hist; /* histograms */
 } series;
 
 typedef enum { FAM_COUNTER, FAM_HISTOGRAM } fam_type;
 
-struct mn_metrics_family {
+struct mn_metrics_family_t {
     mn_metrics_t *reg;
     fam_type type;
     char *name, *help;
@@ -82,7 +82,7 @@ struct mn_metrics_family {
 
 struct mn_metrics {
     pthread_mutex_t mu; /* registration and rendering of the family list */
-    mn_metrics_family *fams[MN_METRICS_FAMILIES_MAX];
+    mn_metrics_family_t *fams[MN_METRICS_FAMILIES_MAX];
     size_t n_fams;
     uint64_t dropped; /* atomic */
 };
@@ -94,7 +94,7 @@ mn_metrics_t *mn_metrics_new(void)
     return m;
 }
 
-static void family_free(mn_metrics_family *f)
+static void family_free(mn_metrics_family_t *f)
 {
     for (size_t i = 0; i < TABLE_SLOTS; i++) {
         series *s = f->table[i];
@@ -146,7 +146,7 @@ static bool name_ok(const char *s, bool label)
     return true;
 }
 
-static mn_metrics_family *family_register(mn_metrics_t *m, fam_type type, const char *name,
+static mn_metrics_family_t *family_register(mn_metrics_t *m, fam_type type, const char *name,
                                           const char *help, const char *const *labels,
                                           size_t n_labels, const uint64_t *bounds,
                                           uint32_t n_bounds, double scale)
@@ -156,7 +156,7 @@ static mn_metrics_family *family_register(mn_metrics_t *m, fam_type type, const 
         if (!name_ok(labels[i], true) || (type == FAM_HISTOGRAM && !strcmp(labels[i], "le")))
             return NULL;
     pthread_mutex_lock(&m->mu);
-    mn_metrics_family *f = NULL;
+    mn_metrics_family_t *f = NULL;
     for (size_t i = 0; i < m->n_fams; i++)
         if (!strcmp(m->fams[i]->name, name)) {
             f = m->fams[i];
@@ -189,13 +189,13 @@ out:
     return f;
 }
 
-mn_metrics_family *mn_metrics_counter(mn_metrics_t *m, const char *name, const char *help,
+mn_metrics_family_t *mn_metrics_counter(mn_metrics_t *m, const char *name, const char *help,
                                       const char *const *labels, size_t n_labels)
 {
     return family_register(m, FAM_COUNTER, name, help, labels, n_labels, NULL, 0, 1.0);
 }
 
-mn_metrics_family *mn_metrics_histogram(mn_metrics_t *m, const char *name, const char *help,
+mn_metrics_family_t *mn_metrics_histogram(mn_metrics_t *m, const char *name, const char *help,
                                         const char *const *labels, size_t n_labels,
                                         const uint64_t *bounds, uint32_t n_bounds, double scale)
 {
@@ -203,7 +203,7 @@ mn_metrics_family *mn_metrics_histogram(mn_metrics_t *m, const char *name, const
     return family_register(m, FAM_HISTOGRAM, name, help, labels, n_labels, bounds, n_bounds, scale);
 }
 
-static uint64_t hash_values(const mn_metrics_family *f, const char *const *values)
+static uint64_t hash_values(const mn_metrics_family_t *f, const char *const *values)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < f->n_labels; i++) {
@@ -215,14 +215,14 @@ static uint64_t hash_values(const mn_metrics_family *f, const char *const *value
     return h;
 }
 
-static bool same_values(const mn_metrics_family *f, const series *s, const char *const *values)
+static bool same_values(const mn_metrics_family_t *f, const series *s, const char *const *values)
 {
     for (size_t i = 0; i < f->n_labels; i++)
         if (strcmp(s->values[i], values && values[i] ? values[i] : "")) return false;
     return true;
 }
 
-static series *series_new(const mn_metrics_family *f, uint64_t h, const char *const *values)
+static series *series_new(const mn_metrics_family_t *f, uint64_t h, const char *const *values)
 {
     series *s = calloc(1, sizeof *s);
     if (!s) return NULL;
@@ -238,7 +238,7 @@ static series *series_new(const mn_metrics_family *f, uint64_t h, const char *co
     return s;
 }
 
-static void series_free(const mn_metrics_family *f, series *s)
+static void series_free(const mn_metrics_family_t *f, series *s)
 {
     for (size_t j = 0; j < f->n_labels; j++)
         free(s->values[j]);
@@ -246,7 +246,7 @@ static void series_free(const mn_metrics_family *f, series *s)
 }
 
 /* The series of values, created on first sight; NULL when the family is full. */
-static series *series_get(mn_metrics_family *f, const char *const *values)
+static series *series_get(mn_metrics_family_t *f, const char *const *values)
 {
     uint64_t h = hash_values(f, values);
     series *fresh = NULL;
@@ -276,14 +276,14 @@ static series *series_get(mn_metrics_family *f, const char *const *values)
     return NULL;
 }
 
-void mn_metrics_add(mn_metrics_family *f, const char *const *values, uint64_t delta)
+void mn_metrics_add(mn_metrics_family_t *f, const char *const *values, uint64_t delta)
 {
     if (!f || f->type != FAM_COUNTER) return;
     series *s = series_get(f, values);
     if (s) __atomic_fetch_add(&s->counter, delta, __ATOMIC_RELAXED);
 }
 
-void mn_metrics_observe(mn_metrics_family *f, const char *const *values, uint64_t v)
+void mn_metrics_observe(mn_metrics_family_t *f, const char *const *values, uint64_t v)
 {
     if (!f || f->type != FAM_HISTOGRAM) return;
     series *s = series_get(f, values);
@@ -295,25 +295,25 @@ uint64_t mn_metrics_dropped(const mn_metrics_t *m)
     return __atomic_load_n(&m->dropped, __ATOMIC_RELAXED);
 }
 
-void mn_metrics_render(mn_metrics_t *m, mn_text *out)
+void mn_metrics_render(mn_metrics_t *m, mn_text_t *out)
 {
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->n_fams; i++) {
-        mn_metrics_family *f = m->fams[i];
+        mn_metrics_family_t *f = m->fams[i];
         mn_prom_family(out, f->name, f->help, f->type == FAM_COUNTER ? "counter" : "histogram");
         uint32_t n = __atomic_load_n(&f->n_series, __ATOMIC_ACQUIRE);
         if (n > MN_METRICS_SERIES_MAX) n = MN_METRICS_SERIES_MAX;
         for (uint32_t k = 0; k < n; k++) {
             series *s = __atomic_load_n(&f->order[k], __ATOMIC_ACQUIRE);
             if (!s) continue; /* claimed, not yet stored: next scrape */
-            mn_prom_label lb[MN_METRICS_LABELS_MAX];
+            mn_prom_label_t lb[MN_METRICS_LABELS_MAX];
             for (size_t j = 0; j < f->n_labels; j++)
-                lb[j] = (mn_prom_label){f->labels[j], s->values[j]};
+                lb[j] = (mn_prom_label_t){f->labels[j], s->values[j]};
             if (f->type == FAM_COUNTER) {
                 mn_prom_sample_u64(out, f->name, lb, f->n_labels,
                                    __atomic_load_n(&s->counter, __ATOMIC_RELAXED));
             } else {
-                mn_hist_snapshot snap;
+                mn_hist_snapshot_t snap;
                 mn_histogram_snapshot(&s->hist, &snap);
                 mn_prom_histogram(out, f->name, lb, f->n_labels, &snap, f->scale);
             }

@@ -14,18 +14,18 @@
 
 #include "mnemo/metrics.h"
 
-void mn_text_init(mn_text *t)
+void mn_text_init(mn_text_t *t)
 {
     memset(t, 0, sizeof *t);
 }
 
-void mn_text_free(mn_text *t)
+void mn_text_free(mn_text_t *t)
 {
     free(t->buf);
     memset(t, 0, sizeof *t);
 }
 
-static bool reserve(mn_text *t, size_t more)
+static bool reserve(mn_text_t *t, size_t more)
 {
     if (t->oom) return false;
     if (t->len + more + 1 <= t->cap) return true;
@@ -42,7 +42,7 @@ static bool reserve(mn_text *t, size_t more)
     return true;
 }
 
-void mn_text_printf(mn_text *t, const char *fmt, ...)
+void mn_text_printf(mn_text_t *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -60,14 +60,14 @@ void mn_text_printf(mn_text *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
-static void putc_t(mn_text *t, char c)
+static void putc_t(mn_text_t *t, char c)
 {
     if (!reserve(t, 1)) return;
     t->buf[t->len++] = c;
     t->buf[t->len] = 0;
 }
 
-static void puts_t(mn_text *t, const char *s)
+static void puts_t(mn_text_t *t, const char *s)
 {
     size_t n = strlen(s);
     if (!reserve(t, n)) return;
@@ -76,7 +76,7 @@ static void puts_t(mn_text *t, const char *s)
 }
 
 /* quote: also escape '"' (label values; HELP text leaves it alone). */
-static void escaped(mn_text *t, const char *s, bool quote)
+static void escaped(mn_text_t *t, const char *s, bool quote)
 {
     for (; *s; s++) {
         if (*s == '\\')
@@ -90,14 +90,14 @@ static void escaped(mn_text *t, const char *s, bool quote)
     }
 }
 
-void mn_prom_family(mn_text *t, const char *name, const char *help, const char *type)
+void mn_prom_family(mn_text_t *t, const char *name, const char *help, const char *type)
 {
     mn_text_printf(t, "# HELP %s ", name);
     escaped(t, help ? help : "", false);
     mn_text_printf(t, "\n# TYPE %s %s\n", name, type);
 }
 
-static void labels_out(mn_text *t, const mn_prom_label *labels, size_t n, const char *le)
+static void labels_out(mn_text_t *t, const mn_prom_label_t *labels, size_t n, const char *le)
 {
     if (!n && !le) return;
     putc_t(t, '{');
@@ -117,7 +117,7 @@ static void labels_out(mn_text *t, const mn_prom_label *labels, size_t n, const 
     putc_t(t, '}');
 }
 
-static void number_out(mn_text *t, double v)
+static void number_out(mn_text_t *t, double v)
 {
     if (isnan(v))
         puts_t(t, "NaN");
@@ -129,7 +129,7 @@ static void number_out(mn_text *t, double v)
         mn_text_printf(t, "%.15g", v);
 }
 
-void mn_prom_sample(mn_text *t, const char *name, const mn_prom_label *labels, size_t n,
+void mn_prom_sample(mn_text_t *t, const char *name, const mn_prom_label_t *labels, size_t n,
                     double value)
 {
     puts_t(t, name);
@@ -139,7 +139,7 @@ void mn_prom_sample(mn_text *t, const char *name, const mn_prom_label *labels, s
     putc_t(t, '\n');
 }
 
-void mn_prom_sample_u64(mn_text *t, const char *name, const mn_prom_label *labels, size_t n,
+void mn_prom_sample_u64(mn_text_t *t, const char *name, const mn_prom_label_t *labels, size_t n,
                         uint64_t value)
 {
     puts_t(t, name);
@@ -147,8 +147,8 @@ void mn_prom_sample_u64(mn_text *t, const char *name, const mn_prom_label *label
     mn_text_printf(t, " %llu\n", (unsigned long long)value);
 }
 
-void mn_prom_histogram(mn_text *t, const char *name, const mn_prom_label *labels, size_t n,
-                       const mn_hist_snapshot *s, double scale)
+void mn_prom_histogram(mn_text_t *t, const char *name, const mn_prom_label_t *labels, size_t n,
+                       const mn_hist_snapshot_t *s, double scale)
 {
     for (uint32_t i = 0; i <= s->n_bounds; i++) {
         char le[40];

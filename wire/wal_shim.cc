@@ -92,7 +92,7 @@ fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *
 }
 
 fb::Offset<fb::Vector<fb::Offset<w::Edge>>> build_edges(fb::FlatBufferBuilder &b,
-                                                       const mn_edge *e, size_t n)
+                                                       const mn_edge_t *e, size_t n)
 {
     if (!n) return 0;
     std::vector<fb::Offset<w::Edge>> v;
@@ -192,13 +192,13 @@ bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_
 {
     mn_memory_init(m);
     if (!copy_id(src->id(), &m->id)) return false;
-    m->kind = (mn_kind)src->kind();
+    m->kind = (mn_kind_t)src->kind();
     m->when_ms = src->when_ms();
     m->created_at_ms = src->created_at_ms();
     m->confidence = src->confidence();
     m->importance = src->importance();
     m->emotional_valence = src->valence();
-    m->lifecycle = (mn_lifecycle)src->lifecycle();
+    m->lifecycle = (mn_lifecycle_t)src->lifecycle();
     m->expires_at_ms = src->expires_at_ms();
     m->suppressed = src->suppressed();
     m->suppressed_at_ms = src->suppressed_at_ms();
@@ -225,7 +225,7 @@ bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_
     if (!dup_str_vec(src->tags(), &m->tags, &m->n_tags)) return false;
     if (src->metadata() && src->metadata()->size()) {
         auto md = src->metadata();
-        m->metadata = (mn_kv *)calloc(md->size(), sizeof(mn_kv));
+        m->metadata = (mn_kv_t *)calloc(md->size(), sizeof(mn_kv_t));
         if (!m->metadata) return false;
         for (fb::uoffset_t i = 0; i < md->size(); i++) {
             auto kv = md->Get(i);
@@ -248,12 +248,12 @@ bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_
 }
 
 // Copies verified edges; false on a bad id or OOM.
-bool decode_edges(const fb::Vector<fb::Offset<w::Edge>> *v, mn_edge **out, size_t *n)
+bool decode_edges(const fb::Vector<fb::Offset<w::Edge>> *v, mn_edge_t **out, size_t *n)
 {
     *out = nullptr;
     *n = 0;
     if (!v || !v->size()) return true;
-    *out = (mn_edge *)calloc(v->size(), sizeof(mn_edge));
+    *out = (mn_edge_t *)calloc(v->size(), sizeof(mn_edge_t));
     if (!*out) return false;
     for (fb::uoffset_t i = 0; i < v->size(); i++) {
         auto e = v->Get(i);
@@ -267,7 +267,7 @@ bool decode_edges(const fb::Vector<fb::Offset<w::Edge>> *v, mn_edge **out, size_
 
 } // namespace
 
-extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_t *len)
+extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, size_t *len)
 {
     fb::FlatBufferBuilder b(1024);
     auto space = b.CreateString(e->space);
@@ -275,7 +275,7 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
     w::Op op_type = w::Op_NONE;
     switch (e->type) {
     case MN_WAL_OP_SPACE_CREATE: {
-        const mn_space_def *d = &e->op.space_create.def;
+        const mn_space_def_t *d = &e->op.space_create.def;
         op = w::CreateSpaceCreate(b, b.CreateString(d->name), d->dim, (int8_t)d->metric,
                                   (int8_t)d->default_lifecycle, d->created_at_ms,
                                   e->op.space_create.space_id, d->index.m, d->index.ef_construction,
@@ -329,7 +329,7 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
         std::vector<fb::Offset<w::Strength>> v;
         v.reserve(e->op.reinforce.n);
         for (size_t i = 0; i < e->op.reinforce.n; i++) {
-            const mn_strength *st = &e->op.reinforce.items[i];
+            const mn_strength_t *st = &e->op.reinforce.items[i];
             v.push_back(w::CreateStrength(b, b.CreateVector(st->id.b, 16), st->stability_days,
                                           st->last_access_ms, st->access_count));
         }
@@ -350,7 +350,7 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_
     return frame(b, out, len);
 }
 
-extern "C" void mn_wal_entry_clear(mn_wal_entry *e)
+extern "C" void mn_wal_entry_clear(mn_wal_entry_t *e)
 {
     if (e->type == MN_WAL_OP_REMEMBER) {
         for (size_t i = 0; e->op.remember.mems && i < e->op.remember.n; i++)
@@ -368,7 +368,7 @@ extern "C" void mn_wal_entry_clear(mn_wal_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entry *out,
+extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entry_t *out,
                                      mn_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -396,19 +396,19 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
         if (!sc->name() || sc->name()->size() > MN_SPACE_NAME_MAX)
             return mn_error_set(err, MN_ERR_CORRUPT, "space_create without a valid name");
         out->type = MN_WAL_OP_SPACE_CREATE;
-        mn_space_def *d = &out->op.space_create.def;
+        mn_space_def_t *d = &out->op.space_create.def;
         memcpy(d->name, sc->name()->data(), sc->name()->size());
         d->name[sc->name()->size()] = '\0';
         d->dim = sc->dim();
-        d->metric = (mn_metric)sc->metric();
-        d->default_lifecycle = (mn_lifecycle)sc->default_lifecycle();
+        d->metric = (mn_metric_t)sc->metric();
+        d->default_lifecycle = (mn_lifecycle_t)sc->default_lifecycle();
         d->created_at_ms = sc->created_at_ms();
         d->index.m = sc->index_m();
         d->index.ef_construction = sc->index_ef_construction();
         d->index.ef_search = sc->index_ef_search();
         d->index.quantize =
             sc->index_quantize() >= MN_QUANTIZE_DEFAULT && sc->index_quantize() <= MN_QUANTIZE_INT8
-                ? (mn_quantize)sc->index_quantize()
+                ? (mn_quantize_t)sc->index_quantize()
                 : MN_QUANTIZE_DEFAULT;
         out->op.space_create.space_id = sc->space_id();
         return MN_OK;
@@ -484,12 +484,12 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
         auto items = en->op_as_Reinforce()->items();
         size_t n = items ? items->size() : 0;
         if (n) {
-            out->op.reinforce.items = (mn_strength *)calloc(n, sizeof(mn_strength));
+            out->op.reinforce.items = (mn_strength_t *)calloc(n, sizeof(mn_strength_t));
             if (!out->op.reinforce.items) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
         }
         for (size_t i = 0; i < n; i++) {
             auto st = items->Get((fb::uoffset_t)i);
-            mn_strength *o = &out->op.reinforce.items[i];
+            mn_strength_t *o = &out->op.reinforce.items[i];
             out->op.reinforce.n = i + 1;
             if (!copy_id(st->id(), &o->id)) {
                 mn_wal_entry_clear(out);
@@ -517,7 +517,7 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
     }
 }
 
-extern "C" mn_err mn_wire_memory_encode(const mn_memory_record *r, bool with_embedding,
+extern "C" mn_err mn_wire_memory_encode(const mn_memory_record_t *r, bool with_embedding,
                                         uint8_t **out, size_t *len)
 {
     fb::FlatBufferBuilder b(512);
@@ -525,7 +525,7 @@ extern "C" mn_err mn_wire_memory_encode(const mn_memory_record *r, bool with_emb
     return frame(b, out, len);
 }
 
-static mn_err memory_decode(const uint8_t *buf, size_t len, mn_memory_record *out,
+static mn_err memory_decode(const uint8_t *buf, size_t len, mn_memory_record_t *out,
                             bool with_content, mn_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -547,13 +547,13 @@ static mn_err memory_decode(const uint8_t *buf, size_t len, mn_memory_record *ou
     return MN_OK;
 }
 
-extern "C" mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memory_record *out,
+extern "C" mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memory_record_t *out,
                                         mn_error *err)
 {
     return memory_decode(buf, len, out, true, err);
 }
 
-extern "C" mn_err mn_wire_memory_decode_meta(const uint8_t *buf, size_t len, mn_memory_record *out,
+extern "C" mn_err mn_wire_memory_decode_meta(const uint8_t *buf, size_t len, mn_memory_record_t *out,
                                              mn_error *err)
 {
     return memory_decode(buf, len, out, false, err);

@@ -1,8 +1,8 @@
 /* mnemo configuration: binds a TOML document (api/config/toml.c) and MNEMO_* environment variables
- * to struct mn_config through ONE static table of keys (KEYS below).
+ * to struct mn_config_t through ONE static table of keys (KEYS below).
  *
  * Order: defaults, then the file, then the environment; each layer replaces whole values.
- * Invariants: every field of mn_config appears exactly once in KEYS (mn_config_free and
+ * Invariants: every field of mn_config_t appears exactly once in KEYS (mn_config_free and
  * mn_config_dump rely on it); every value stored in the struct has passed its key's type,
  * range, choice and check rules; defaults are checked by the same rules on every load, so
  * a bad default fails loudly (MN_ERR_INTERNAL) instead of shipping.
@@ -24,7 +24,7 @@ typedef struct cfg_key {
     const char *table;   /* "http"; a nested table is written "a.b" */
     const char *key;     /* "port" */
     kind type;
-    size_t off;          /* offset of the field in mn_config */
+    size_t off;          /* offset of the field in mn_config_t */
     const char *s;       /* default of K_STRING; K_STRINGS: comma-separated, NULL = empty */
     int64_t i;           /* default of K_INT */
     double f;            /* default of K_FLOAT */
@@ -41,13 +41,13 @@ typedef struct cfg_key {
     const char *doc;                     /* one line for mn_config_dump */
 } cfg_key;
 
-/* Generic view of an array-of-tables field (mn_config_auth_keys and its kind). */
+/* Generic view of an array-of-tables field (mn_config_auth_keys_t and its kind). */
 typedef struct cfg_tables {
     void *items;
     size_t count;
 } cfg_tables;
-_Static_assert(sizeof(cfg_tables) == sizeof(mn_config_auth_keys) &&
-                   offsetof(cfg_tables, count) == offsetof(mn_config_auth_keys, count),
+_Static_assert(sizeof(cfg_tables) == sizeof(mn_config_auth_keys_t) &&
+                   offsetof(cfg_tables, count) == offsetof(mn_config_auth_keys_t, count),
                "arrays of tables share one layout");
 
 static const char *check_nonempty(const char *s)
@@ -69,9 +69,9 @@ static const char *check_hostport(const char *s)
     return port >= 1 && port <= 65535 ? NULL : "must be host:port (port 1..65535)";
 }
 
-/* FIELD(f, T): offset of mn_config field f, which must have type T (else a compile error). */
+/* FIELD(f, T): offset of mn_config_t field f, which must have type T (else a compile error). */
 #define FIELD(f, T)                                                                              \
-    (offsetof(mn_config, f) + 0 * sizeof(char[_Generic(((mn_config *)0)->f, T: 1, default: -1)]))
+    (offsetof(mn_config_t, f) + 0 * sizeof(char[_Generic(((mn_config_t *)0)->f, T: 1, default: -1)]))
 #define KSTR(t, k, f, def, chk, d)                                                               \
     {t, k, K_STRING, FIELD(f, char *), .s = def, .check = chk, .doc = d}
 #define KENUM(t, k, f, def, ch, d) {t, k, K_STRING, FIELD(f, char *), .s = def, .choices = ch, .doc = d}
@@ -82,7 +82,7 @@ static const char *check_hostport(const char *s)
     {t, k, K_FLOAT, FIELD(fld, double), .f = def, .fmin = lo, .fmax = hi, .doc = d}
 #define KBOOL(t, k, f, def, d) {t, k, K_BOOL, FIELD(f, bool), .b = def, .doc = d}
 #define KLIST(t, k, f, def, chk, d)                                                              \
-    {t, k, K_STRINGS, FIELD(f, mn_config_strlist), .s = def, .check = chk, .doc = d}
+    {t, k, K_STRINGS, FIELD(f, mn_config_strlist_t), .s = def, .check = chk, .doc = d}
 #define KTABLES(t, k, f, T, E, flds, d)                                                          \
     {t, k, K_TABLES, FIELD(f, T), .fields = flds, .n_fields = sizeof flds / sizeof flds[0],      \
      .elem_size = sizeof(E), .doc = d}
@@ -100,13 +100,13 @@ static const char *check_sha256(const char *s)
 
 /* The keys of one [[auth.keys]] element ("table" is the array's full name, for messages). */
 static const cfg_key AUTH_KEY_FIELDS[] = {
-    {"auth.keys", "name", K_STRING, EFIELD(mn_config_auth_key, name, char *), .s = "",
+    {"auth.keys", "name", K_STRING, EFIELD(mn_config_auth_key_t, name, char *), .s = "",
      .doc = "label in logs"},
-    {"auth.keys", "sha256", K_STRING, EFIELD(mn_config_auth_key, sha256, char *),
+    {"auth.keys", "sha256", K_STRING, EFIELD(mn_config_auth_key_t, sha256, char *),
      .check = check_sha256, .required = true, .doc = "SHA-256 of the key, hex"},
-    {"auth.keys", "role", K_STRING, EFIELD(mn_config_auth_key, role, char *),
+    {"auth.keys", "role", K_STRING, EFIELD(mn_config_auth_key_t, role, char *),
      .choices = "read|write|admin", .required = true, .doc = "what the key may do"},
-    {"auth.keys", "spaces", K_STRINGS, EFIELD(mn_config_auth_key, spaces, mn_config_strlist),
+    {"auth.keys", "spaces", K_STRINGS, EFIELD(mn_config_auth_key_t, spaces, mn_config_strlist_t),
      .check = check_nonempty, .required = true, .doc = "spaces the key may use, \"*\" = all"},
 };
 
@@ -124,14 +124,14 @@ static const cfg_key AUTH_KEY_FIELDS[] = {
  *   KINT(table, key, field, default, min, max, doc)      int64_t, inclusive range
  *   KFLOAT(table, key, field, default, min, max, doc)    double, inclusive range
  *   KBOOL(table, key, field, default, doc)
- *   KLIST(table, key, field, "a,b" or NULL, check fn or NULL, doc)  mn_config_strlist
+ *   KLIST(table, key, field, "a,b" or NULL, check fn or NULL, doc)  mn_config_strlist_t
  *   KTABLES(table, key, field, array type, element type, FIELDS, doc)  [[table.key]]
  *     an array of tables whose elements have the keys FIELDS (a static cfg_key array with
  *     EFIELD offsets; .required fields must be given, the others default). It must be the
  *     last key of its table (the dump prints [[table.key]] after the table's other keys).
  *     In the environment it is a TOML array of inline tables:
  *     MNEMO_AUTH_KEYS='[{sha256 = "...", role = "read", spaces = ["*"]}]'
- * A new table "x" (or nested "x.y") needs nothing but its keys; its struct goes in mn_config. */
+ * A new table "x" (or nested "x.y") needs nothing but its keys; its struct goes in mn_config_t. */
 static const cfg_key KEYS[] = {
     KSTR("http", "bind", http.bind, "127.0.0.1", check_nonempty, "address the HTTP API listens on"),
     KINT("http", "port", http.port, 7700, 0, 65535, "HTTP port (0 = any free port)"),
@@ -174,7 +174,7 @@ static const cfg_key KEYS[] = {
 
     KBOOL("auth", "enabled", auth.enabled, false,
           "require an API key (Authorization: Bearer) on the HTTP API"),
-    KTABLES("auth", "keys", auth.keys, mn_config_auth_keys, mn_config_auth_key, AUTH_KEY_FIELDS,
+    KTABLES("auth", "keys", auth.keys, mn_config_auth_keys_t, mn_config_auth_key_t, AUTH_KEY_FIELDS,
             "API keys: [[auth.keys]] tables with name, sha256, role, spaces"),
 
     KSTR("storage", "data_dir", storage.data_dir, "./data", check_nonempty,
@@ -366,12 +366,12 @@ typedef struct cfg_val {
     int64_t i;
     double f;
     bool b;
-    mn_config_strlist l;
+    mn_config_strlist_t l;
     cfg_tables t;
     const cfg_key *tk; /* the K_TABLES key t was built for (to free its elements) */
 } cfg_val;
 
-static void strlist_free(mn_config_strlist *l)
+static void strlist_free(mn_config_strlist_t *l)
 {
     for (size_t i = 0; i < l->count; i++) free(l->items[i]);
     free(l->items);
@@ -399,7 +399,7 @@ static void fields_free(const cfg_key *keys, size_t n, void *base)
             free(*(char **)p);
             *(char **)p = NULL;
         }
-        if (keys[i].type == K_STRINGS) strlist_free((mn_config_strlist *)p);
+        if (keys[i].type == K_STRINGS) strlist_free((mn_config_strlist_t *)p);
         if (keys[i].type == K_TABLES) {
             cfg_tables t;
             memcpy(&t, p, sizeof t);
@@ -422,7 +422,7 @@ static mn_err nomem(mn_error *err)
     return mn_error_set(err, MN_ERR_NOMEM, "config: out of memory");
 }
 
-static mn_err strlist_push(mn_config_strlist *l, const char *s, size_t len, mn_error *err)
+static mn_err strlist_push(mn_config_strlist_t *l, const char *s, size_t len, mn_error *err)
 {
     char **ni = realloc(l->items, (l->count + 1) * sizeof *ni);
     if (!ni) return nomem(err);
@@ -436,7 +436,7 @@ static mn_err strlist_push(mn_config_strlist *l, const char *s, size_t len, mn_e
 }
 
 /* "a, b,c" -> ["a","b","c"]; blanks around items are dropped, empty items skipped. */
-static mn_err split_list(const char *s, mn_config_strlist *out, mn_error *err)
+static mn_err split_list(const char *s, mn_config_strlist_t *out, mn_error *err)
 {
     while (s && *s) {
         const char *end = strchr(s, ',');
@@ -659,7 +659,7 @@ static mn_err validate(const cfg_key *k, const cfg_val *v, const char *where, mn
     return MN_OK;
 }
 
-/* Moves v into the field for k of the struct at base (mn_config or a table element),
+/* Moves v into the field for k of the struct at base (mn_config_t or a table element),
  * freeing what the field held. */
 static void store(void *base, const cfg_key *k, cfg_val *v)
 {
@@ -674,9 +674,9 @@ static void store(void *base, const cfg_key *k, cfg_val *v)
     case K_FLOAT: *(double *)p = v->f; break;
     case K_BOOL: *(bool *)p = v->b; break;
     case K_STRINGS:
-        strlist_free((mn_config_strlist *)p);
-        *(mn_config_strlist *)p = v->l;
-        v->l = (mn_config_strlist){0};
+        strlist_free((mn_config_strlist_t *)p);
+        *(mn_config_strlist_t *)p = v->l;
+        v->l = (mn_config_strlist_t){0};
         break;
     case K_TABLES: {
         cfg_tables old;
@@ -701,7 +701,7 @@ static mn_err check_and_store(void *base, const cfg_key *k, cfg_val *v, const ch
 
 /* ---- layers ---- */
 
-/* Stores the default of each of the n keys in the struct at base (mn_config or a table
+/* Stores the default of each of the n keys in the struct at base (mn_config_t or a table
  * element); required fields and arrays of tables start empty. */
 static mn_err apply_defaults(const cfg_key *keys, size_t n, void *base, mn_error *err)
 {
@@ -821,7 +821,7 @@ static mn_err unknown(const mn_toml_entry *e, const char *name, const char *file
 }
 
 /* Walks table t (at dotted path `path`, "" for the root) and binds every leaf to its key. */
-static mn_err apply_table(mn_config *c, const mn_toml_value *t, const char *path,
+static mn_err apply_table(mn_config_t *c, const mn_toml_value *t, const char *path,
                           const char *file, mn_error *err)
 {
     for (size_t i = 0; i < t->u.table.len; i++) {
@@ -872,7 +872,7 @@ static bool in_env_namespace(const char *name)
     return false;
 }
 
-static mn_err apply_env(mn_config *c, char **envp, mn_error *err)
+static mn_err apply_env(mn_config_t *c, char **envp, mn_error *err)
 {
     for (size_t i = 0; envp[i]; i++) {
         const char *eq = strchr(envp[i], '=');
@@ -901,7 +901,7 @@ static mn_err apply_env(mn_config *c, char **envp, mn_error *err)
 
 /* ---- public ---- */
 
-mn_err mn_config_load(mn_config *c, const char *path, char **envp, mn_error *err)
+mn_err mn_config_load(mn_config_t *c, const char *path, char **envp, mn_error *err)
 {
     memset(c, 0, sizeof *c);
     mn_err rc = apply_defaults(KEYS, N_KEYS, c, err);
@@ -916,7 +916,7 @@ mn_err mn_config_load(mn_config *c, const char *path, char **envp, mn_error *err
     return rc;
 }
 
-mn_err mn_config_set(mn_config *c, const char *name, const char *text, const char *origin,
+mn_err mn_config_set(mn_config_t *c, const char *name, const char *text, const char *origin,
                      mn_error *err)
 {
     const cfg_key *k = find_key(name);
@@ -933,7 +933,7 @@ mn_err mn_config_set(mn_config *c, const char *name, const char *text, const cha
     return rc;
 }
 
-void mn_config_free(mn_config *c)
+void mn_config_free(mn_config_t *c)
 {
     fields_free(KEYS, N_KEYS, c);
     memset(c, 0, sizeof *c);
@@ -968,7 +968,7 @@ static void dump_value(const cfg_key *k, const void *p, FILE *out)
     case K_FLOAT: dump_float(*(const double *)p, out); break;
     case K_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
     case K_STRINGS: {
-        const mn_config_strlist *l = p;
+        const mn_config_strlist_t *l = p;
         fputc('[', out);
         for (size_t j = 0; j < l->count; j++) {
             if (j) fputs(", ", out);
@@ -996,7 +996,7 @@ static void dump_tables(const cfg_key *k, const void *p, FILE *out)
     }
 }
 
-void mn_config_dump(const mn_config *c, FILE *out)
+void mn_config_dump(const mn_config_t *c, FILE *out)
 {
     const char *table = NULL;
     for (size_t i = 0; i < N_KEYS; i++) {

@@ -57,7 +57,7 @@ mn_err g_kind_in(Mnemo__V1__Kind k, bool allow_any, int *out, const char *field,
     }
 }
 
-Mnemo__V1__Kind g_kind_out(mn_kind k)
+Mnemo__V1__Kind g_kind_out(mn_kind_t k)
 {
     return k == MN_KIND_SEMANTIC ? MNEMO__V1__KIND__KIND_SEMANTIC : MNEMO__V1__KIND__KIND_EPISODIC;
 }
@@ -75,7 +75,7 @@ Mnemo__V1__EdgeKind g_edge_kind_out(uint8_t k)
     return k < MN_EDGE_KINDS ? edge_out[k] : MNEMO__V1__EDGE_KIND__EDGE_KIND_UNSPECIFIED;
 }
 
-mn_err g_edge_kind_in(Mnemo__V1__EdgeKind k, mn_edge_kind *out, const char *field, mn_error *err)
+mn_err g_edge_kind_in(Mnemo__V1__EdgeKind k, mn_edge_kind_t *out, const char *field, mn_error *err)
 {
     if (k == MNEMO__V1__EDGE_KIND__EDGE_KIND_UNSPECIFIED) {
         *out = MN_EDGE_EXPLICIT;
@@ -83,13 +83,13 @@ mn_err g_edge_kind_in(Mnemo__V1__EdgeKind k, mn_edge_kind *out, const char *fiel
     }
     for (int i = 0; i < MN_EDGE_KINDS; i++)
         if (edge_out[i] == k) {
-            *out = (mn_edge_kind)i;
+            *out = (mn_edge_kind_t)i;
             return MN_OK;
         }
     return mn_error_set(err, MN_ERR_INVALID, "%s: unknown EdgeKind %d", field, (int)k);
 }
 
-Mnemo__V1__Metric g_metric_out(mn_metric m)
+Mnemo__V1__Metric g_metric_out(mn_metric_t m)
 {
     switch (m) {
     case MN_METRIC_L2:
@@ -101,7 +101,7 @@ Mnemo__V1__Metric g_metric_out(mn_metric m)
     }
 }
 
-mn_err g_metric_in(Mnemo__V1__Metric m, mn_metric *out, mn_error *err)
+mn_err g_metric_in(Mnemo__V1__Metric m, mn_metric_t *out, mn_error *err)
 {
     switch (m) {
     case MNEMO__V1__METRIC__METRIC_UNSPECIFIED:
@@ -119,7 +119,7 @@ mn_err g_metric_in(Mnemo__V1__Metric m, mn_metric *out, mn_error *err)
     }
 }
 
-Mnemo__V1__Lifecycle g_lifecycle_out(mn_lifecycle l)
+Mnemo__V1__Lifecycle g_lifecycle_out(mn_lifecycle_t l)
 {
     switch (l) {
     case MN_LIFECYCLE_EPHEMERAL:
@@ -131,7 +131,7 @@ Mnemo__V1__Lifecycle g_lifecycle_out(mn_lifecycle l)
     }
 }
 
-mn_err g_lifecycle_in(Mnemo__V1__Lifecycle l, mn_lifecycle *out, const char *field, mn_error *err)
+mn_err g_lifecycle_in(Mnemo__V1__Lifecycle l, mn_lifecycle_t *out, const char *field, mn_error *err)
 {
     switch (l) {
     case MNEMO__V1__LIFECYCLE__LIFECYCLE_UNSPECIFIED:
@@ -155,12 +155,12 @@ mn_err g_lifecycle_in(Mnemo__V1__Lifecycle l, mn_lifecycle *out, const char *fie
 
 /* Metadata entries as engine pairs (a NULL value is ""). */
 static mn_err kv_in(Mnemo__V1__MetadataEntry *const *in, size_t n, const char *field, api_arena *a,
-                    mn_kv **out, size_t *n_out, mn_error *err)
+                    mn_kv_t **out, size_t *n_out, mn_error *err)
 {
     *out = NULL;
     *n_out = 0;
     if (!n) return MN_OK;
-    mn_kv *kv = api_arena_alloc(a, n * sizeof *kv);
+    mn_kv_t *kv = api_arena_alloc(a, n * sizeof *kv);
     if (!kv) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         if (!in[i]->key)
@@ -191,7 +191,7 @@ mn_err g_memory_in(const Mnemo__V1__Memory *pm, const char *pfx, api_arena *a, m
     mn_err rc;
     snprintf(field, sizeof field, "%skind", pfx);
     if (pm->has_kind && (rc = g_kind_in(pm->kind, false, &kind, field, err))) return rc;
-    m->kind = (mn_kind)kind;
+    m->kind = (mn_kind_t)kind;
     if (pm->has_when_ms) m->when_ms = pm->when_ms;
     if (pm->has_confidence) m->confidence = pm->confidence;
     if (pm->has_importance) m->importance = pm->importance;
@@ -220,7 +220,7 @@ mn_err g_memory_in(const Mnemo__V1__Memory *pm, const char *pfx, api_arena *a, m
     return MN_OK;
 }
 
-static Mnemo__V1__MetadataEntry **kv_out(api_arena *a, const mn_kv *kv, size_t n)
+static Mnemo__V1__MetadataEntry **kv_out(api_arena *a, const mn_kv_t *kv, size_t n)
 {
     Mnemo__V1__MetadataEntry **v = (Mnemo__V1__MetadataEntry **)g_ptrs(a, n);
     for (size_t i = 0; v && i < n; i++) {
@@ -288,7 +288,7 @@ Mnemo__V1__Memory *g_memory_out(api_arena *a, const mn_memory_t *m)
     pm->tags = dup_all(a, m->tags, m->n_tags);
     pm->n_tags = pm->tags ? m->n_tags : 0;
     if (m->n_metadata) {
-        mn_kv *kv = api_arena_alloc(a, m->n_metadata * sizeof *kv);
+        mn_kv_t *kv = api_arena_alloc(a, m->n_metadata * sizeof *kv);
         for (size_t i = 0; kv && i < m->n_metadata; i++) {
             kv[i].key = adup(a, m->metadata[i].key);
             kv[i].value = adup(a, m->metadata[i].value);
@@ -352,7 +352,7 @@ mn_err g_filter_in(const Mnemo__V1__Filter *pf, api_arena *a, mn_filter_t *f, mn
         }                                                                                          \
     } while (0)
 
-Mnemo__V1__RecallHit *g_hit_out(api_arena *a, const mn_recall_hit *h, bool spread, bool trace)
+Mnemo__V1__RecallHit *g_hit_out(api_arena *a, const mn_recall_hit_t *h, bool spread, bool trace)
 {
     Mnemo__V1__RecallHit *ph = G_NEW(a, Mnemo__V1__RecallHit, mnemo__v1__recall_hit__init);
     if (!ph) return NULL;
@@ -400,7 +400,7 @@ Mnemo__V1__RecallHit *g_hit_out(api_arena *a, const mn_recall_hit *h, bool sprea
     return ph;
 }
 
-Mnemo__V1__Space *g_space_out(api_arena *a, const mn_space_def *d)
+Mnemo__V1__Space *g_space_out(api_arena *a, const mn_space_def_t *d)
 {
     Mnemo__V1__Space *s = G_NEW(a, Mnemo__V1__Space, mnemo__v1__space__init);
     if (!s) return NULL;

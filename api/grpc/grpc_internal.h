@@ -64,19 +64,19 @@ mn_err g_memory_in(const Mnemo__V1__Memory *pm, const char *pfx, api_arena *a, m
  * g_oom). */
 Mnemo__V1__Memory *g_memory_out(api_arena *a, const mn_memory_t *m);
 mn_err g_filter_in(const Mnemo__V1__Filter *pf, api_arena *a, mn_filter_t *f, mn_error *err);
-Mnemo__V1__RecallHit *g_hit_out(api_arena *a, const mn_recall_hit *h, bool spread, bool trace);
-Mnemo__V1__Space *g_space_out(api_arena *a, const mn_space_def *d);
+Mnemo__V1__RecallHit *g_hit_out(api_arena *a, const mn_recall_hit_t *h, bool spread, bool trace);
+Mnemo__V1__Space *g_space_out(api_arena *a, const mn_space_def_t *d);
 mn_err g_id_in(const char *s, const char *field, mn_id_t *id, mn_error *err);
 char *g_id_out(api_arena *a, const mn_id_t *id);
 /* Enum conversions: MN_ERR_INVALID naming field for a number we do not know. */
 mn_err g_kind_in(Mnemo__V1__Kind k, bool allow_any, int *out, const char *field, mn_error *err);
-Mnemo__V1__Kind g_kind_out(mn_kind k);
+Mnemo__V1__Kind g_kind_out(mn_kind_t k);
 Mnemo__V1__EdgeKind g_edge_kind_out(uint8_t k);
-mn_err g_edge_kind_in(Mnemo__V1__EdgeKind k, mn_edge_kind *out, const char *field, mn_error *err);
-Mnemo__V1__Metric g_metric_out(mn_metric m);
-Mnemo__V1__Lifecycle g_lifecycle_out(mn_lifecycle l);
-mn_err g_lifecycle_in(Mnemo__V1__Lifecycle l, mn_lifecycle *out, const char *field, mn_error *err);
-mn_err g_metric_in(Mnemo__V1__Metric m, mn_metric *out, mn_error *err);
+mn_err g_edge_kind_in(Mnemo__V1__EdgeKind k, mn_edge_kind_t *out, const char *field, mn_error *err);
+Mnemo__V1__Metric g_metric_out(mn_metric_t m);
+Mnemo__V1__Lifecycle g_lifecycle_out(mn_lifecycle_t l);
+mn_err g_lifecycle_in(Mnemo__V1__Lifecycle l, mn_lifecycle_t *out, const char *field, mn_error *err);
+mn_err g_metric_in(Mnemo__V1__Metric m, mn_metric_t *out, mn_error *err);
 /* Allocates n zeroed pointers in the arena (NULL when n is 0 or out of memory). */
 void **g_ptrs(api_arena *a, size_t n);
 /* A message of the given type in the arena, initialised, or NULL. */

@@ -36,7 +36,7 @@ static mn_err m_create_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessag
                              mn_error *err)
 {
     REQ(Mnemo__V1__CreateSpaceRequest, r);
-    mn_space_def def, out;
+    mn_space_def_t def, out;
     memset(&def, 0, sizeof def);
     if (!q->name) return mn_error_set(err, MN_ERR_INVALID, "name: required");
     if (strlen(q->name) > MN_SPACE_NAME_MAX)
@@ -75,7 +75,7 @@ static mn_err m_list_spaces(gctx *c, const ProtobufCMessage *r, ProtobufCMessage
                             mn_error *err)
 {
     (void)r;
-    mn_space_def *defs = NULL;
+    mn_space_def_t *defs = NULL;
     size_t n = 0;
     mn_err rc = mn_engine_space_list(c->api->engine, &defs, &n, err);
     if (rc) return rc;
@@ -93,7 +93,7 @@ static mn_err m_list_spaces(gctx *c, const ProtobufCMessage *r, ProtobufCMessage
 static mn_err m_stats(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
 {
     REQ(Mnemo__V1__SpaceRequest, r);
-    mn_space_stats st;
+    mn_space_stats_t st;
     mn_err rc = mn_engine_space_get(c->api->engine, space_of(q->space), &st, err);
     if (rc) return rc;
     Mnemo__V1__SpaceStats *o =
@@ -224,7 +224,7 @@ static mn_err limit_in(protobuf_c_boolean has, uint32_t limit, mn_error *err)
 }
 
 /* The memories of a list result as a repeated Memory field. */
-static mn_err memories_out(gctx *c, const mn_list_result *lr, Mnemo__V1__Memory ***out, size_t *n,
+static mn_err memories_out(gctx *c, const mn_list_result_t *lr, Mnemo__V1__Memory ***out, size_t *n,
                            mn_error *err)
 {
     *out = (Mnemo__V1__Memory **)g_ptrs(&c->arena, lr->n);
@@ -239,7 +239,7 @@ static mn_err m_list_memories(gctx *c, const ProtobufCMessage *r, ProtobufCMessa
                               mn_error *err)
 {
     REQ(Mnemo__V1__ListMemoriesRequest, r);
-    mn_list_req lr;
+    mn_list_req_t lr;
     memset(&lr, 0, sizeof lr);
     mn_filter_init(&lr.filter);
     mn_err rc = g_filter_in(q->filter, &c->arena, &lr.filter, err);
@@ -248,7 +248,7 @@ static mn_err m_list_memories(gctx *c, const ProtobufCMessage *r, ProtobufCMessa
     if ((rc = limit_in(q->has_limit, q->limit, err))) return rc;
     lr.cursor = q->cursor && *q->cursor ? q->cursor : NULL;
     lr.include_embedding = q->has_include_embedding && q->include_embedding;
-    mn_list_result res;
+    mn_list_result_t res;
     memset(&res, 0, sizeof res);
     if ((rc = mn_engine_list(c->api->engine, space_of(q->space), &lr, &res, err))) return rc;
     Mnemo__V1__ListMemoriesResponse *o =
@@ -267,7 +267,7 @@ static mn_err m_forget(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **re
     mn_id_t id;
     mn_err rc = g_id_in(q->id, "id", &id, err);
     if (rc) return rc;
-    mn_forget_mode mode = MN_FORGET_DELETE;
+    mn_forget_mode_t mode = MN_FORGET_DELETE;
     if (q->has_mode) {
         if (q->mode == MNEMO__V1__FORGET_MODE__FORGET_MODE_SUPPRESS)
             mode = MN_FORGET_SUPPRESS;
@@ -306,7 +306,7 @@ static mn_err m_unsuppress(gctx *c, const ProtobufCMessage *r, ProtobufCMessage 
 
 /* ---- recall ---- */
 
-static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_req *rr,
+static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_req_t *rr,
                         mn_error *err)
 {
     memset(rr, 0, sizeof *rr);
@@ -343,7 +343,7 @@ static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_re
 }
 
 /* Recall hits as a repeated RecallHit field. */
-static mn_err hits_out(gctx *c, const mn_recall_result *res, bool spread, bool trace,
+static mn_err hits_out(gctx *c, const mn_recall_result_t *res, bool spread, bool trace,
                        Mnemo__V1__RecallHit ***out, size_t *n, mn_error *err)
 {
     *out = (Mnemo__V1__RecallHit **)g_ptrs(&c->arena, res->n_hits);
@@ -357,8 +357,8 @@ static mn_err hits_out(gctx *c, const mn_recall_result *res, bool spread, bool t
 static mn_err m_recall(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
 {
     REQ(Mnemo__V1__RecallRequest, r);
-    mn_recall_req rr;
-    mn_recall_result res;
+    mn_recall_req_t rr;
+    mn_recall_result_t res;
     memset(&res, 0, sizeof res);
     int64_t t0 = mn_time_mono_ns();
     mn_err rc = recall_in(c, q, &rr, err);
@@ -389,7 +389,7 @@ static mn_err m_associate(gctx *c, const ProtobufCMessage *r, ProtobufCMessage *
     if (q->n_edges < 1 || q->n_edges > MN_BATCH_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "edges: %zu in one request, must be 1..%d",
                             q->n_edges, MN_BATCH_MAX);
-    mn_edge *edges = api_arena_alloc(&c->arena, q->n_edges * sizeof *edges);
+    mn_edge_t *edges = api_arena_alloc(&c->arena, q->n_edges * sizeof *edges);
     if (!edges) return OOM(err);
     for (size_t i = 0; i < q->n_edges; i++) {
         const Mnemo__V1__Edge *pe = q->edges[i];
@@ -399,7 +399,7 @@ static mn_err m_associate(gctx *c, const ProtobufCMessage *r, ProtobufCMessage *
         if ((rc = g_id_in(pe->from, f, &edges[i].from, err))) return rc;
         snprintf(f, sizeof f, "edges[%zu].to", i);
         if ((rc = g_id_in(pe->to, f, &edges[i].to, err))) return rc;
-        mn_edge_kind k = MN_EDGE_EXPLICIT;
+        mn_edge_kind_t k = MN_EDGE_EXPLICIT;
         snprintf(f, sizeof f, "edges[%zu].kind", i);
         if (pe->has_kind && (rc = g_edge_kind_in(pe->kind, &k, f, err))) return rc;
         edges[i].kind = (uint8_t)k;
@@ -422,7 +422,7 @@ static mn_err m_associations(gctx *c, const ProtobufCMessage *r, ProtobufCMessag
     REQ(Mnemo__V1__MemoryRequest, r);
     mn_id_t id;
     mn_err rc = g_id_in(q->id, "id", &id, err);
-    mn_assoc *as = NULL;
+    mn_assoc_t *as = NULL;
     size_t n = 0;
     if (!rc) rc = mn_engine_associations(c->api->engine, space_of(q->space), &id, &as, &n, err);
     if (rc) return rc;
@@ -449,11 +449,11 @@ static mn_err m_consolidate(gctx *c, const ProtobufCMessage *r, ProtobufCMessage
                             mn_error *err)
 {
     REQ(Mnemo__V1__ConsolidateRequest, r);
-    mn_consolidate_opts opts = {0};
+    mn_consolidate_opts_t opts = {0};
     /* ranges are the engine's to judge (mn_engine_consolidate), as for every door */
     if (q->has_threshold) opts.threshold = q->threshold;
     if (q->has_min_support) opts.min_support = q->min_support;
-    mn_consolidate_result res = {0};
+    mn_consolidate_result_t res = {0};
     mn_err rc = mn_engine_consolidate(c->api->engine, space_of(q->space), &opts, &res, err);
     if (rc) return rc;
     Mnemo__V1__ConsolidateResponse *o =
@@ -481,7 +481,7 @@ static mn_err m_recognize(gctx *c, const ProtobufCMessage *r, ProtobufCMessage *
                           mn_error *err)
 {
     REQ(Mnemo__V1__RecognizeRequest, r);
-    mn_recognize_req rr;
+    mn_recognize_req_t rr;
     memset(&rr, 0, sizeof rr);
     mn_filter_init(&rr.filter);
     if (q->n_embedding) {
@@ -496,7 +496,7 @@ static mn_err m_recognize(gctx *c, const ProtobufCMessage *r, ProtobufCMessage *
     mn_err rc = g_filter_in(q->filter, &c->arena, &rr.filter, err);
     if (!rc && !rr.embedding && !rr.text)
         rc = mn_error_set(err, MN_ERR_INVALID, "a cue needs an embedding, text, or both");
-    mn_recognize_result res = {0};
+    mn_recognize_result_t res = {0};
     if (!rc) rc = mn_engine_recognize(c->api->engine, space_of(q->space), &rr, &res, err);
     if (rc) return rc;
     Mnemo__V1__RecognizeResponse *o =
@@ -514,7 +514,7 @@ static mn_err m_reminisce(gctx *c, const ProtobufCMessage *r, ProtobufCMessage *
                           mn_error *err)
 {
     REQ(Mnemo__V1__ReminisceRequest, r);
-    mn_reminisce_req rr;
+    mn_reminisce_req_t rr;
     memset(&rr, 0, sizeof rr);
     mn_filter_init(&rr.filter);
     mn_err rc = g_filter_in(q->filter, &c->arena, &rr.filter, err);
@@ -526,7 +526,7 @@ static mn_err m_reminisce(gctx *c, const ProtobufCMessage *r, ProtobufCMessage *
     if ((rc = limit_in(q->has_limit, q->limit, err))) return rc;
     rr.limit = q->limit;
     rr.include_embedding = q->has_include_embedding && q->include_embedding;
-    mn_list_result res;
+    mn_list_result_t res;
     memset(&res, 0, sizeof res);
     if ((rc = mn_engine_reminisce(c->api->engine, space_of(q->space), &rr, &res, err))) return rc;
     Mnemo__V1__ReminisceResponse *o =
@@ -545,7 +545,7 @@ static mn_err m_complete(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **
     if (rc) return rc;
     if (q->has_k && (q->k == 0 || q->k > 100))
         return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..100, got %u", q->k);
-    mn_complete_result res;
+    mn_complete_result_t res;
     memset(&res, 0, sizeof res);
     rc = mn_engine_complete(c->api->engine, space_of(q->space), &partial, q->has_k ? q->k : 5, &res,
                             err);

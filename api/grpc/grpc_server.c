@@ -62,7 +62,7 @@ struct mn_grpc {
     pthread_cond_t cond;
     bool shutdown_done;
     gwatch_hub *hub;
-    mn_metrics_family *requests, *duration;
+    mn_metrics_family_t *requests, *duration;
 };
 
 mn_api_t *g_srv_api(mn_grpc_t *g)
@@ -345,11 +345,11 @@ static void observe(gcall *c, grpc_status_code st)
     int64_t ns = mn_time_mono_ns() - c->started_ns;
     mn_metrics_add(g->requests, values, 1);
     mn_metrics_observe(g->duration, values, ns > 0 ? (uint64_t)ns : 0);
-    mn_log_level level =
+    mn_log_level_t level =
         st == GRPC_STATUS_INTERNAL || st == GRPC_STATUS_UNKNOWN ? MN_LOG_WARN : MN_LOG_DEBUG;
     if (!mn_log_enabled(level)) return;
     double ms = (double)ns / 1e6;
-    mn_log_field f[] = {
+    mn_log_field_t f[] = {
         {.key = "grpc_method", .str = method, .in_msg = true},
         {.key = "grpc_status", .str = values[1], .in_msg = true},
         {.key = "duration_ms", .num = (double)(int64_t)(ms * 1000) / 1000, .in_msg = true},

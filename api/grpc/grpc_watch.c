@@ -32,7 +32,7 @@
 typedef struct gwatch {
     gcall *c;
     gwatch_hub *hub;
-    mn_engine_sub *sub;
+    mn_engine_sub_t *sub;
     char space[MN_SPACE_NAME_MAX + 1];
     pthread_mutex_t lock;  /* the fields below and the call's batches */
     grpc_byte_buffer *buf; /* the message in flight */
@@ -61,7 +61,7 @@ struct gwatch_hub {
 
 static void pump(gwatch *w);
 
-static Mnemo__V1__EventKind event_kind_out(mn_event_kind k)
+static Mnemo__V1__EventKind event_kind_out(mn_event_kind_t k)
 {
     switch (k) {
     case MN_EVENT_REMEMBER:
@@ -86,13 +86,13 @@ static Mnemo__V1__EventKind event_kind_out(mn_event_kind k)
     return MNEMO__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED;
 }
 
-static bool is_final(mn_event_kind k)
+static bool is_final(mn_event_kind_t k)
 {
     return k == MN_EVENT_DROPPED || k == MN_EVENT_SPACE_DROPPED || k == MN_EVENT_CLOSED;
 }
 
 /* The Event message of ev (the same fields as the SSE data of api/rest/rest_events.c). */
-static grpc_byte_buffer *encode(const gwatch *w, const mn_event *ev)
+static grpc_byte_buffer *encode(const gwatch *w, const mn_event_t *ev)
 {
     Mnemo__V1__Event m = MNEMO__V1__EVENT__INIT;
     char id[MN_ID_TEXT_LEN + 1];
@@ -107,7 +107,7 @@ static grpc_byte_buffer *encode(const gwatch *w, const mn_event *ev)
     case MN_EVENT_REMEMBER:
     case MN_EVENT_CONSOLIDATE:
         m.has_memory_kind = true;
-        m.memory_kind = g_kind_out((mn_kind)ev->memory_kind);
+        m.memory_kind = g_kind_out((mn_kind_t)ev->memory_kind);
         /* fall through */
     case MN_EVENT_FORGET:
     case MN_EVENT_UNSUPPRESS:
@@ -180,7 +180,7 @@ static void pump(gwatch *w)
         g_call_finish_status(c, GRPC_STATUS_OK, "", NULL, NULL, NULL);
         return;
     }
-    mn_event ev;
+    mn_event_t ev;
     bool ended = false;
     size_t n = mn_engine_sub_next(w->sub, &ev, 1, 0, &ended);
     if (n == 0 && atomic_load(&w->hub->closing)) {

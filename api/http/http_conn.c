@@ -332,7 +332,7 @@ static int push_header(http_conn *c)
     if (count_header_bytes(c, HEADER_LINE_OVERHEAD) != 0) return -1;
     if (r->n_headers == r->cap_headers) {
         size_t cap = r->cap_headers ? r->cap_headers * 2 : 16;
-        mn_http_header *nh = realloc(r->headers, cap * sizeof *nh);
+        mn_http_header_t *nh = realloc(r->headers, cap * sizeof *nh);
         if (!nh) return oom(c);
         r->headers = nh;
         r->cap_headers = cap;
@@ -419,7 +419,7 @@ static int split_target(http_conn *c, http_req *r)
 static void route(http_conn *c, http_req *r)
 {
     if (r->direct_status) return;
-    mn_http_route_result res =
+    mn_http_route_result_t res =
         mn_http_router_match(c->s->router, r->pub.method, r->raw_path, &r->match);
     if (res == MN_HTTP_ROUTE_FOUND) {
         r->routed = true;
@@ -446,7 +446,7 @@ static int cb_headers_complete(http_parser *p)
 {
     http_conn *c = p->data;
     http_req *r = c->cur;
-    const mn_http_server_options *o = &c->s->opt;
+    const mn_http_server_options_t *o = &c->s->opt;
     if (push_header(c) != 0) return -1;
     r->pub.method = http_method_str((enum http_method)p->method);
     r->pub.headers = r->headers;
@@ -684,7 +684,7 @@ static void on_write(uv_write_t *w, int status)
         s->observer(s->observer_arg, r->pub.method, r->pub.route, r->status_sent,
                     (int64_t)(uv_hrtime() - r->t_start), r->pub.request_id, &r->pub);
     bool close = r->close_after;
-    mn_http_stream_src *src = r->streaming ? r->resp.stream : NULL;
+    mn_http_stream_src_t *src = r->streaming ? r->resp.stream : NULL;
     if (src) r->resp.stream = NULL;
     req_free(r);
     if (c->closing) {
@@ -726,7 +726,7 @@ static void on_write(uv_write_t *w, int status)
 
 static void conn_write_response(http_conn *c, http_req *r)
 {
-    mn_http_response *resp = &r->resp;
+    mn_http_response_t *resp = &r->resp;
     int st = resp->status;
     if (st < 200 || st > 599) {
         mn_log_warn("http: handler for %s returned status %d; sending 500",

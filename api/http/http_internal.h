@@ -29,9 +29,9 @@ typedef struct http_req {
     http_conn *c;
     uv_work_t work;
     uv_write_t write;
-    mn_http_request pub;
-    mn_http_response resp;
-    mn_http_route_match match;
+    mn_http_request_t pub;
+    mn_http_response_t resp;
+    mn_http_route_match_t match;
     bool routed;       /* match holds a FOUND route: run the handler */
     bool answered;     /* resp was filled before dispatch (the gate refused the request) */
     int direct_status; /* != 0: the server answers itself with this status */
@@ -49,7 +49,7 @@ typedef struct http_req {
     http_buf url;
     http_buf hfield, hvalue;
     bool in_value; /* the last header callback was a value */
-    mn_http_header *headers;
+    mn_http_header_t *headers;
     size_t n_headers, cap_headers;
     size_t header_bytes;
     http_buf body;
@@ -89,13 +89,13 @@ struct http_conn {
     int open_handles;
     enum http_timer_mode timer_mode;
     struct http_tls_conn *tls; /* NULL on a plain connection (http_tls.c) */
-    struct mn_http_stream *stream; /* a streaming response in progress (http_stream.c) */
+    struct mn_http_stream_t *stream; /* a streaming response in progress (http_stream.c) */
 };
 
 struct mn_http_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
-    mn_http_server_options opt;
+    mn_http_server_options_t opt;
     char bind[INET6_ADDRSTRLEN + 1];
     mn_http_router_t *router;
     http_conn *conns;
@@ -111,7 +111,7 @@ struct mn_http_server {
     mn_http_gate_fn gate;
     void *gate_arg;
     struct ssl_ctx_st *tls_ctx; /* SSL_CTX: HTTPS when set */
-    mn_http_server_stats stats;
+    mn_http_server_stats_t stats;
 };
 
 /* ---- http_util.c ---- */
@@ -165,13 +165,13 @@ bool http_tls_handshaking(const http_conn *c);
 
 /* ---- http_stream.c ---- */
 /* The stream's head was written: c carries src's stream from now on (takes src). */
-void http_stream_begin(http_conn *c, mn_http_stream_src *src);
+void http_stream_begin(http_conn *c, mn_http_stream_src_t *src);
 /* The connection is closing: tell the source (closed) and free the stream. */
 void http_stream_closed(http_conn *c);
 /* Server shutdown: ask the source for its last message (stop). */
 void http_stream_stop(http_conn *c);
 /* Releases a source that never started (its response was not written). */
-void http_stream_src_discard(mn_http_stream_src *src);
+void http_stream_src_discard(mn_http_stream_src_t *src);
 /* Half-closes c once its writes are out (http_conn.c). */
 void http_conn_finish(http_conn *c);
 

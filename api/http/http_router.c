@@ -231,8 +231,8 @@ static void allow_add(char *allow, size_t cap, const char *method)
     memcpy(allow + used, method, ml + 1);
 }
 
-mn_http_route_result mn_http_router_match(const mn_http_router_t *r, const char *method,
-                                          const char *path, mn_http_route_match *m)
+mn_http_route_result_t mn_http_router_match(const mn_http_router_t *r, const char *method,
+                                          const char *path, mn_http_route_match_t *m)
 {
     memset(m, 0, sizeof *m);
     if (!r || !method) return MN_HTTP_ROUTE_NOT_FOUND;
@@ -243,7 +243,7 @@ mn_http_route_result mn_http_router_match(const mn_http_router_t *r, const char 
     }
     const route *best = best_with_method(r, &sp, method);
     if (!best && strcmp(method, "HEAD") == 0) best = best_with_method(r, &sp, "GET");
-    mn_http_route_result res = MN_HTTP_ROUTE_FOUND;
+    mn_http_route_result_t res = MN_HTTP_ROUTE_FOUND;
     if (best) {
         m->fn = best->fn;
         m->ctx = best->ctx;
@@ -284,7 +284,7 @@ bool mn_http_router_route(const mn_http_router_t *r, size_t i, const char **meth
     return true;
 }
 
-void mn_http_route_match_free(mn_http_route_match *m)
+void mn_http_route_match_free(mn_http_route_match_t *m)
 {
     if (!m) return;
     for (size_t i = 0; i < m->n_params; i++)

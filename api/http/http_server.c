@@ -130,7 +130,7 @@ static void on_connection(uv_stream_t *listener, int status)
     http_conn_start(c);
 }
 
-static mn_err open_listen_socket(const mn_http_server_options *o, int *fd_out, int *port_out,
+static mn_err open_listen_socket(const mn_http_server_options_t *o, int *fd_out, int *port_out,
                                  mn_error *err)
 {
     struct sockaddr_storage ss;
@@ -188,7 +188,7 @@ static void on_listener_closed(uv_handle_t *h)
     maybe_done(s);
 }
 
-mn_err mn_http_server_start(uv_loop_t *loop, const mn_http_server_options *o,
+mn_err mn_http_server_start(uv_loop_t *loop, const mn_http_server_options_t *o,
                             mn_http_router_t *router, mn_http_server_t **out, mn_error *err)
 {
     *out = NULL;
@@ -265,7 +265,7 @@ void mn_http_server_set_gate(mn_http_server_t *s, mn_http_gate_fn fn, void *arg)
     s->gate_arg = arg;
 }
 
-void mn_http_server_get_stats(const mn_http_server_t *s, mn_http_server_stats *out)
+void mn_http_server_get_stats(const mn_http_server_t *s, mn_http_server_stats_t *out)
 {
     *out = s->stats;
     out->open_connections = s->n_conns;

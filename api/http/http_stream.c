@@ -7,9 +7,9 @@
 
 #include "http_internal.h"
 
-struct mn_http_stream {
+struct mn_http_stream_t {
     http_conn *c;
-    mn_http_stream_src src;
+    mn_http_stream_src_t src;
     size_t queued;
     bool ended;
 };
@@ -21,16 +21,16 @@ typedef struct stream_write {
     char data[];
 } stream_write;
 
-void http_stream_src_discard(mn_http_stream_src *src)
+void http_stream_src_discard(mn_http_stream_src_t *src)
 {
     if (!src) return;
     if (src->closed) src->closed(src->arg);
     free(src);
 }
 
-void http_stream_begin(http_conn *c, mn_http_stream_src *src)
+void http_stream_begin(http_conn *c, mn_http_stream_src_t *src)
 {
-    mn_http_stream *st = calloc(1, sizeof *st);
+    mn_http_stream_t *st = calloc(1, sizeof *st);
     if (!st) {
         http_stream_src_discard(src);
         http_conn_abort(c);
@@ -45,7 +45,7 @@ void http_stream_begin(http_conn *c, mn_http_stream_src *src)
 
 void http_stream_closed(http_conn *c)
 {
-    mn_http_stream *st = c->stream;
+    mn_http_stream_t *st = c->stream;
     c->stream = NULL;
     if (st->src.closed) st->src.closed(st->src.arg);
     free(st);
@@ -53,7 +53,7 @@ void http_stream_closed(http_conn *c)
 
 void http_stream_stop(http_conn *c)
 {
-    mn_http_stream *st = c->stream;
+    mn_http_stream_t *st = c->stream;
     if (st->src.stop && !st->ended) st->src.stop(st->src.arg);
     if (c->stream && !c->stream->ended) mn_http_stream_end(c->stream);
 }
@@ -68,7 +68,7 @@ static void on_stream_written(uv_write_t *w, int status)
     if (status < 0 && !c->closing) http_conn_abort(c);
 }
 
-int mn_http_stream_write(mn_http_stream *st, const char *data, size_t len)
+int mn_http_stream_write(mn_http_stream_t *st, const char *data, size_t len)
 {
     http_conn *c = st->c;
     if (st->ended || c->closing || c->lingering) return -1;
@@ -88,19 +88,19 @@ int mn_http_stream_write(mn_http_stream *st, const char *data, size_t len)
     return 0;
 }
 
-size_t mn_http_stream_queued(const mn_http_stream *st)
+size_t mn_http_stream_queued(const mn_http_stream_t *st)
 {
     return st->queued;
 }
 
-void mn_http_stream_end(mn_http_stream *st)
+void mn_http_stream_end(mn_http_stream_t *st)
 {
     if (st->ended) return;
     st->ended = true;
     http_conn_finish(st->c); /* the half-close waits for the queued writes */
 }
 
-uv_loop_t *mn_http_stream_loop(const mn_http_stream *st)
+uv_loop_t *mn_http_stream_loop(const mn_http_stream_t *st)
 {
     return st->c->s->loop;
 }

@@ -16,7 +16,7 @@
 #include "http_internal.h"
 #include "mnemo/http.h"
 
-void mn_http_server_options_default(mn_http_server_options *o)
+void mn_http_server_options_default(mn_http_server_options_t *o)
 {
     o->bind = "127.0.0.1";
     o->port = 7700;
@@ -112,7 +112,7 @@ const char *http_reason(int status)
 
 /* ---- handler helpers ---- */
 
-const char *mn_http_header_get(const mn_http_request *req, const char *name)
+const char *mn_http_header_get(const mn_http_request_t *req, const char *name)
 {
     if (!req || !name) return NULL;
     for (size_t i = 0; i < req->n_headers; i++)
@@ -120,7 +120,7 @@ const char *mn_http_header_get(const mn_http_request *req, const char *name)
     return NULL;
 }
 
-bool mn_http_query_get(const mn_http_request *req, const char *name, char *buf, size_t len)
+bool mn_http_query_get(const mn_http_request_t *req, const char *name, char *buf, size_t len)
 {
     if (!req || !name || !req->query || !buf || len == 0) return false;
     size_t name_len = strlen(name);
@@ -152,7 +152,7 @@ bool mn_http_query_get(const mn_http_request *req, const char *name, char *buf, 
     return false;
 }
 
-void mn_http_respond(mn_http_response *resp, int status, const char *content_type, const char *body,
+void mn_http_respond(mn_http_response_t *resp, int status, const char *content_type, const char *body,
                      size_t len)
 {
     free(resp->body);
@@ -203,7 +203,7 @@ static bool buf_json_string(http_buf *b, const char *s)
     return ok && buf_str(b, "\"");
 }
 
-void mn_http_respond_error(mn_http_response *resp, int status, const char *code,
+void mn_http_respond_error(mn_http_response_t *resp, int status, const char *code,
                            const char *message, const char *hint)
 {
     http_buf b = {0};
@@ -229,7 +229,7 @@ static bool is_tchar(char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-void mn_http_add_header(mn_http_response *resp, const char *name, const char *value)
+void mn_http_add_header(mn_http_response_t *resp, const char *name, const char *value)
 {
     if (!resp || !name || !name[0]) return;
     for (const char *p = name; *p; p++)

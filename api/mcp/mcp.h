@@ -13,11 +13,11 @@ typedef struct mcp_server mcp_server;
 mcp_server *mcp_server_new(void);
 void mcp_server_free(mcp_server *s);
 /* Applies [mcp] of the configuration; call before serving (drops every session). */
-mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp *o, mn_error *err);
+mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp_t *o, mn_error *err);
 
 /* Route handlers (mcp_transport.c); ctx is the mn_api_t. */
-void mcp_h_post(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void mcp_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void mcp_h_delete(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void mcp_h_post(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void mcp_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void mcp_h_delete(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 
 #endif

@@ -44,7 +44,7 @@ struct mcp_server {
     int64_t idle_ns;
     uint32_t default_dim;
     char default_space[MN_SPACE_NAME_MAX + 1];
-    mn_config_strlist allowed_origins; /* our own copy */
+    mn_config_strlist_t allowed_origins; /* our own copy */
     cJSON *tools;                      /* the "tools" array of tools/list, built once */
 };
 
@@ -72,7 +72,7 @@ bool mcp_session_end(mcp_server *s, const char *id);
 typedef struct mcp_call {
     mn_api_t *api;
     mcp_server *srv;
-    const mn_http_request *http;
+    const mn_http_request_t *http;
     char session[MCP_SESSION_ID_LEN + 1]; /* "" before initialize */
     char version[MCP_VERSION_MAX + 1];
     bool in_batch;

@@ -40,7 +40,7 @@ bool mcp_version_allows_batch(const char *v)
     return strcmp(v, "2025-06-18") < 0;
 }
 
-static void free_origins(mn_config_strlist *l)
+static void free_origins(mn_config_strlist_t *l)
 {
     for (size_t i = 0; i < l->count; i++)
         free(l->items[i]);
@@ -58,7 +58,7 @@ mcp_server *mcp_server_new(void)
         return NULL;
     }
     s->tools = mcp_tools_build();
-    mn_config_mcp defaults = {.max_sessions = 1024,
+    mn_config_mcp_t defaults = {.max_sessions = 1024,
                               .session_idle_s = 3600,
                               .default_dim = 384,
                               .default_space = (char *)"default"};
@@ -79,14 +79,14 @@ void mcp_server_free(mcp_server *s)
     free(s);
 }
 
-mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp *o, mn_error *err)
+mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp_t *o, mn_error *err)
 {
     if (o->max_sessions < 1 || o->session_idle_s < 1 || o->default_dim < 1 ||
         o->default_dim > MN_DIM_MAX || !o->default_space ||
         strlen(o->default_space) > MN_SPACE_NAME_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "mcp: setting out of range");
     mcp_session *t = calloc((size_t)o->max_sessions, sizeof *t);
-    mn_config_strlist origins = {0};
+    mn_config_strlist_t origins = {0};
     if (o->allowed_origins.count) {
         origins.items = calloc(o->allowed_origins.count, sizeof *origins.items);
         for (size_t i = 0; origins.items && i < o->allowed_origins.count; i++, origins.count++)

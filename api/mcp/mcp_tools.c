@@ -167,7 +167,7 @@ static answer call(mcp_call *c, mn_http_handler_fn fn, const char *method, const
     answer a = {503, NULL};
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     if (body && !text) return a;
-    mn_http_request r;
+    mn_http_request_t r;
     memset(&r, 0, sizeof r);
     r.method = method;
     r.path = c->http->path;
@@ -178,7 +178,7 @@ static answer call(mcp_call *c, mn_http_handler_fn fn, const char *method, const
     if (space) r.params[r.n_params++] = space;
     if (id) r.params[r.n_params++] = id;
     r.route = c->http->route;
-    mn_http_response resp;
+    mn_http_response_t resp;
     memset(&resp, 0, sizeof resp);
     resp.status = 200;
     fn(c->api, &r, &resp);

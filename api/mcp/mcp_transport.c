@@ -21,7 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-static void respond_json(mn_http_response *resp, int status, cJSON *body)
+static void respond_json(mn_http_response_t *resp, int status, cJSON *body)
 {
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     cJSON_Delete(body);
@@ -36,7 +36,7 @@ static void respond_json(mn_http_response *resp, int status, cJSON *body)
     resp->content_type = "application/json";
 }
 
-static void transport_error(mn_http_response *resp, int status, int rpc_code, const char *code,
+static void transport_error(mn_http_response_t *resp, int status, int rpc_code, const char *code,
                             const char *message, const char *hint)
 {
     cJSON *data = cJSON_CreateObject();
@@ -109,7 +109,7 @@ static bool origin_allowed(const mcp_server *s, const char *origin)
 }
 
 /* The checks every method shares; false when resp already holds the error. */
-static bool common_checks(const mcp_server *s, const mn_http_request *req, mn_http_response *resp)
+static bool common_checks(const mcp_server *s, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     if (!origin_allowed(s, mn_http_header_get(req, "origin"))) {
         transport_error(resp, 403, MCP_SERVER_ERROR, "forbidden",
@@ -131,7 +131,7 @@ static bool common_checks(const mcp_server *s, const mn_http_request *req, mn_ht
 }
 
 /* Looks the Mcp-Session-Id up; false (error in resp) when it is missing or unknown. */
-static bool session_check(mcp_call *c, const mn_http_request *req, mn_http_response *resp)
+static bool session_check(mcp_call *c, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     const char *sid = mn_http_header_get(req, "mcp-session-id");
     if (!sid || !*sid) {
@@ -186,7 +186,7 @@ static bool valid_utf8(const unsigned char *s, size_t n)
 }
 
 /* Parses the body as one JSON value; NULL with a -32700 answer in resp on failure. */
-static cJSON *parse_body(const mn_http_request *req, mn_http_response *resp)
+static cJSON *parse_body(const mn_http_request_t *req, mn_http_response_t *resp)
 {
     const char *b = req->body ? req->body : "";
     size_t n = req->body ? req->body_len : 0;
@@ -230,7 +230,7 @@ static int rpc_code(const cJSON *r)
 
 /* ---- handlers ---- */
 
-static void post_batch(mcp_call *c, const cJSON *batch, mn_http_response *resp)
+static void post_batch(mcp_call *c, const cJSON *batch, mn_http_response_t *resp)
 {
     int n = cJSON_GetArraySize(batch);
     char msg[160];
@@ -261,7 +261,7 @@ static void post_batch(mcp_call *c, const cJSON *batch, mn_http_response *resp)
     respond_json(resp, 200, out);
 }
 
-void mcp_h_post(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void mcp_h_post(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     mcp_call c;
@@ -305,7 +305,7 @@ void mcp_h_post(void *ctx, const mn_http_request *req, mn_http_response *resp)
     cJSON_Delete(body);
 }
 
-void mcp_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void mcp_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     if (!common_checks(api->mcp, req, resp)) return;
@@ -315,7 +315,7 @@ void mcp_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
                     "send JSON-RPC messages with POST; answers come in the POST response");
 }
 
-void mcp_h_delete(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void mcp_h_delete(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     if (!common_checks(api->mcp, req, resp)) return;

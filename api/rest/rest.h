@@ -13,33 +13,33 @@
 void rest_metrics_init(mn_api_t *api);
 /* The server's observer: counts the response, times it, writes the access log line. */
 void rest_access_observe(void *api, const char *method, const char *route, int status,
-                         int64_t duration_ns, const char *request_id, const mn_http_request *req);
-void rest_h_metrics(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_openapi(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_routes(void *ctx, const mn_http_request *req, mn_http_response *resp);
+                         int64_t duration_ns, const char *request_id, const mn_http_request_t *req);
+void rest_h_metrics(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_openapi(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_routes(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 
 /* ---- route handlers ---- */
-void rest_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_ready(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_space_create(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_remember(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_unsuppress(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_associate(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_associations(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *resp);
-void rest_h_complete(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void rest_h_health(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_ready(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_space_create(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_space_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_space_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_space_drop(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_space_stats(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_checkpoint(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_forget(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_unsuppress(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_associate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_associations(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_recognize(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_reminisce(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_complete(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 /* GET /v1/spaces/{space}/events: Server-Sent Events (rest_events.c). */
-void rest_h_events(void *ctx, const mn_http_request *req, mn_http_response *resp);
+void rest_h_events(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 
 #endif

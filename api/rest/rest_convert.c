@@ -195,7 +195,7 @@ mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_er
     const char *kind = NULL;
     if ((rc = api_get_string(o, "kind", "", &kind, err))) return rc;
     if (kind) {
-        mn_kind k;
+        mn_kind_t k;
         if (mn_kind_parse(kind, &k))
             return mn_error_set(err, MN_ERR_INVALID,
                                 "kind: must be episodic or semantic, got \"%.32s\"", kind);

@@ -29,8 +29,8 @@
 #define SSE_BATCH 64
 
 typedef struct sse {
-    mn_engine_sub *sub;
-    mn_http_stream *st;
+    mn_engine_sub_t *sub;
+    mn_http_stream_t *st;
     char space[MN_SPACE_NAME_MAX + 1];
     uv_async_t async;
     uv_timer_t timer;
@@ -49,7 +49,7 @@ static void sse_notify(void *arg)
 }
 
 /* One SSE message for ev into w (data: one line of JSON). */
-static void format_event(api_jw *w, const char *space, const mn_event *ev)
+static void format_event(api_jw *w, const char *space, const mn_event_t *ev)
 {
     char head[96];
     int n = snprintf(head, sizeof head, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->seq,
@@ -67,7 +67,7 @@ static void format_event(api_jw *w, const char *space, const mn_event *ev)
         jw_key(&j, "id");
         jw_id(&j, &ev->id);
         jw_key(&j, "memory_kind");
-        jw_str(&j, mn_kind_name((mn_kind)ev->memory_kind));
+        jw_str(&j, mn_kind_name((mn_kind_t)ev->memory_kind));
         if (ev->kind == MN_EVENT_CONSOLIDATE) {
             jw_key(&j, "support");
             jw_uint(&j, ev->count);
@@ -153,7 +153,7 @@ static void sse_drain(sse *s)
 {
     if (s->ended) return;
     atomic_store(&s->pending, false);
-    mn_event evs[SSE_BATCH];
+    mn_event_t evs[SSE_BATCH];
     for (;;) {
         if (mn_http_stream_queued(s->st) > SSE_MAX_QUEUED) return; /* see the top comment */
         bool ended = false;
@@ -194,7 +194,7 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-static void sse_start(void *arg, mn_http_stream *st)
+static void sse_start(void *arg, mn_http_stream_t *st)
 {
     sse *s = arg;
     s->st = st;
@@ -219,7 +219,7 @@ static void sse_stop(void *arg)
 {
     sse *s = arg;
     if (s->ended) return;
-    mn_event ev = {.kind = MN_EVENT_CLOSED, .at_ms = mn_time_now_ms()};
+    mn_event_t ev = {.kind = MN_EVENT_CLOSED, .at_ms = mn_time_now_ms()};
     sse_drain(s); /* what was queued first */
     if (s->ended) return;
     api_jw w;
@@ -250,11 +250,11 @@ static void sse_closed(void *arg)
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 
-void rest_h_events(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_events(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     sse *s = calloc(1, sizeof *s);
-    mn_http_stream_src *src = calloc(1, sizeof *src);
+    mn_http_stream_src_t *src = calloc(1, sizeof *src);
     if (!s || !src) {
         free(s);
         free(src);

@@ -29,7 +29,7 @@ static mn_err read_id(const cJSON *o, const char *name, const char *pfx, mn_id_t
     return MN_OK;
 }
 
-static mn_err edges_from_json(const cJSON *body, api_arena *a, mn_edge **out, size_t *n,
+static mn_err edges_from_json(const cJSON *body, api_arena *a, mn_edge_t **out, size_t *n,
                               mn_error *err)
 {
     mn_err rc = api_check_fields(body, associate_fields, "", err);
@@ -41,7 +41,7 @@ static mn_err edges_from_json(const cJSON *body, api_arena *a, mn_edge **out, si
     if (cnt < 1 || cnt > MN_BATCH_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "edges: %d in one request, must be 1..%d", cnt,
                             MN_BATCH_MAX);
-    mn_edge *edges = api_arena_alloc(a, (size_t)cnt * sizeof *edges);
+    mn_edge_t *edges = api_arena_alloc(a, (size_t)cnt * sizeof *edges);
     if (!edges) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     size_t i = 0;
     for (const cJSON *c = arr->child; c; c = c->next, i++) {
@@ -54,7 +54,7 @@ static mn_err edges_from_json(const cJSON *body, api_arena *a, mn_edge **out, si
         if ((rc = read_id(c, "to", pfx, &edges[i].to, err))) return rc;
         const char *kind = NULL;
         if ((rc = api_get_string(c, "kind", pfx, &kind, err))) return rc;
-        mn_edge_kind k = MN_EDGE_EXPLICIT;
+        mn_edge_kind_t k = MN_EDGE_EXPLICIT;
         if (kind && mn_edge_kind_parse(kind, &k))
             return mn_error_set(err, MN_ERR_INVALID,
                                 "%skind: must be causal or explicit, got "
@@ -71,7 +71,7 @@ static mn_err edges_from_json(const cJSON *body, api_arena *a, mn_edge **out, si
     return MN_OK;
 }
 
-void rest_h_associate(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_associate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     cJSON *body = rest_body(req, resp, API_CTX_MEMORY);
@@ -79,7 +79,7 @@ void rest_h_associate(void *ctx, const mn_http_request *req, mn_http_response *r
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    mn_edge *edges = NULL;
+    mn_edge_t *edges = NULL;
     size_t n = 0;
     mn_err rc = edges_from_json(body, &a, &edges, &n, &err);
     if (!rc) rc = mn_engine_associate(api->engine, req->params[0], edges, n, &err);
@@ -95,13 +95,13 @@ void rest_h_associate(void *ctx, const mn_http_request *req, mn_http_response *r
     jw_respond(&w, resp, 201);
 }
 
-void rest_h_associations(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_associations(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     mn_id_t id;
     if (!rest_query_none(req, resp, API_CTX_MEMORY) || !rest_path_id(req, &id, resp)) return;
     mn_error err = {0};
-    mn_assoc *as = NULL;
+    mn_assoc_t *as = NULL;
     size_t n = 0;
     mn_err rc = mn_engine_associations(api->engine, req->params[0], &id, &as, &n, &err);
     if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
@@ -115,7 +115,7 @@ void rest_h_associations(void *ctx, const mn_http_request *req, mn_http_response
         jw_key(&w, "id");
         jw_id(&w, &as[i].other);
         jw_key(&w, "kind");
-        jw_str(&w, mn_edge_kind_name((mn_edge_kind)as[i].kind));
+        jw_str(&w, mn_edge_kind_name((mn_edge_kind_t)as[i].kind));
         jw_key(&w, "direction");
         jw_str(&w, as[i].outgoing ? "out" : "in");
         jw_key(&w, "weight");
@@ -130,7 +130,7 @@ void rest_h_associations(void *ctx, const mn_http_request *req, mn_http_response
 
 /* ---- consolidate ---- */
 
-void rest_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     static const char *const fields[] = {"threshold", "min_support", NULL};
     mn_api_t *api = ctx;
@@ -139,8 +139,8 @@ void rest_h_consolidate(void *ctx, const mn_http_request *req, mn_http_response 
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    mn_consolidate_opts o = {0};
-    mn_consolidate_result res = {0};
+    mn_consolidate_opts_t o = {0};
+    mn_consolidate_result_t res = {0};
     bool has;
     int64_t ms = 0;
     mn_err rc = api_check_fields(body, fields, "", &err);
@@ -182,7 +182,7 @@ static const char *const recognize_fields[] = {
     "metadata",  "kind",  "when",      "min_confidence", "include_suppressed",
     "who",       "where", "session",   "as_of",          NULL};
 
-void rest_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_recognize(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     cJSON *body = rest_body(req, resp, API_CTX_SPACE);
@@ -190,10 +190,10 @@ void rest_h_recognize(void *ctx, const mn_http_request *req, mn_http_response *r
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    mn_recognize_req r;
+    mn_recognize_req_t r;
     memset(&r, 0, sizeof r);
     mn_filter_init(&r.filter);
-    mn_recognize_result res = {0};
+    mn_recognize_result_t res = {0};
     float *emb = NULL;
     const char *text = NULL;
     mn_err rc = api_check_fields(body, recognize_fields, "", &err);
@@ -247,7 +247,7 @@ static const char *const reminisce_fields[] = {"from",
                                                "as_of",
                                                NULL};
 
-static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req *r, mn_error *err)
+static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req_t *r, mn_error *err)
 {
     memset(r, 0, sizeof *r);
     mn_filter_init(&r->filter);
@@ -273,7 +273,7 @@ static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req
     return api_get_bool(o, "include_embedding", "", NULL, &r->include_embedding, err);
 }
 
-void rest_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_reminisce(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     cJSON *body = rest_body(req, resp, API_CTX_SPACE);
@@ -281,8 +281,8 @@ void rest_h_reminisce(void *ctx, const mn_http_request *req, mn_http_response *r
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    mn_reminisce_req r;
-    mn_list_result res = {0};
+    mn_reminisce_req_t r;
+    mn_list_result_t res = {0};
     mn_err rc = reminisce_from_json(body, &a, &r, &err);
     if (!rc) rc = mn_engine_reminisce(api->engine, req->params[0], &r, &res, &err);
     api_json_free(body);
@@ -336,7 +336,7 @@ static mn_err complete_from_json(const cJSON *o, api_arena *a, mn_memory_t *m, u
     return rc;
 }
 
-void rest_h_complete(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_complete(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     cJSON *body = rest_body(req, resp, API_CTX_SPACE);
@@ -346,7 +346,7 @@ void rest_h_complete(void *ctx, const mn_http_request *req, mn_http_response *re
     api_arena_init(&a);
     mn_memory_t partial;
     uint32_t k = 5;
-    mn_complete_result res;
+    mn_complete_result_t res;
     memset(&res, 0, sizeof res);
     mn_err rc = complete_from_json(body, &a, &partial, &k, &err);
     if (!rc) rc = mn_engine_complete(api->engine, req->params[0], &partial, k, &res, &err);

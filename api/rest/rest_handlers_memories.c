@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rest_h_remember(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     cJSON *body = rest_body(req, resp, API_CTX_MEMORY);
@@ -106,7 +106,7 @@ static const char *const list_params[] = {
     "limit", "cursor", "tags_any", "tags_all", "kind", "when_from", "when_to", "min_confidence",
     "include_suppressed", "include_embedding", "who", "where", "session", "as_of", NULL};
 
-static mn_err list_req_from_query(const mn_http_request *req, api_arena *a, mn_list_req *lr,
+static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn_list_req_t *lr,
                                   mn_error *err)
 {
     api_qparam *qs;
@@ -140,7 +140,7 @@ static mn_err list_req_from_query(const mn_http_request *req, api_arena *a, mn_l
         } else if (!strcmp(k, "tags_all")) {
             rc = add_list(a, k, v, &f->tags_all, &f->n_tags_all, err);
         } else if (!strcmp(k, "kind")) {
-            mn_kind kind = MN_KIND_EPISODIC;
+            mn_kind_t kind = MN_KIND_EPISODIC;
             if (mn_kind_parse(v, &kind))
                 rc = mn_error_set(err, MN_ERR_INVALID,
                                   "kind: must be episodic or semantic, got \"%.32s\"", v);
@@ -173,14 +173,14 @@ static mn_err list_req_from_query(const mn_http_request *req, api_arena *a, mn_l
     return rc;
 }
 
-void rest_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    mn_list_req lr;
-    mn_list_result res = {0};
+    mn_list_req_t lr;
+    mn_list_result_t res = {0};
     mn_err rc = list_req_from_query(req, &a, &lr, &err);
     if (!rc) rc = mn_engine_list(api->engine, req->params[0], &lr, &res, &err);
     api_arena_free(&a);
@@ -196,7 +196,7 @@ void rest_h_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
     jw_respond(&w, resp, 200);
 }
 
-void rest_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     static const char *const params[] = {"include_embedding", NULL};
     mn_api_t *api = ctx;
@@ -223,7 +223,7 @@ void rest_h_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
     jw_respond(&w, resp, 200);
 }
 
-void rest_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_forget(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     static const char *const params[] = {"mode", NULL};
     mn_api_t *api = ctx;
@@ -232,7 +232,7 @@ void rest_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp
     api_arena_init(&a);
     api_qparam *qs;
     size_t nq;
-    mn_forget_mode mode = MN_FORGET_DELETE;
+    mn_forget_mode_t mode = MN_FORGET_DELETE;
     mn_err rc = api_query_read(req, params, false, &a, &qs, &nq, &err);
     for (size_t i = 0; i < nq && !rc; i++) {
         if (!strcmp(qs[i].value, "delete")) mode = MN_FORGET_DELETE;
@@ -260,7 +260,7 @@ void rest_h_forget(void *ctx, const mn_http_request *req, mn_http_response *resp
     jw_respond(&w, resp, 200);
 }
 
-void rest_h_unsuppress(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_unsuppress(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     mn_id_t id;

@@ -15,7 +15,7 @@ static const char *const recall_fields[] = {
     "trace", "reinforce", "exact", "ef", "as_of", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
-static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *r, mn_error *err)
+static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err)
 {
     memset(r, 0, sizeof *r);
     mn_filter_init(&r->filter);
@@ -85,7 +85,7 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req *
     return MN_OK;
 }
 
-void rest_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace)
+void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool trace)
 {
     jw_obj(w);
     jw_key(w, "id");
@@ -116,7 +116,7 @@ void rest_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace
             jw_key(w, "from");
             jw_id(w, &h->via[i].from);
             jw_key(w, "kind");
-            jw_str(w, mn_edge_kind_name((mn_edge_kind)h->via[i].kind));
+            jw_str(w, mn_edge_kind_name((mn_edge_kind_t)h->via[i].kind));
             jw_key(w, "weight");
             jw_float(w, h->via[i].weight);
             jw_obj_end(w);
@@ -140,7 +140,7 @@ void rest_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace
     jw_obj_end(w);
 }
 
-void rest_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     cJSON *body = rest_body(req, resp, API_CTX_SPACE);
@@ -148,8 +148,8 @@ void rest_h_recall(void *ctx, const mn_http_request *req, mn_http_response *resp
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    mn_recall_req r;
-    mn_recall_result res = {0};
+    mn_recall_req_t r;
+    mn_recall_result_t res = {0};
     int64_t t0 = mn_time_mono_ns();
     mn_err rc = recall_req_from_json(body, &a, &r, &err);
     if (!rc) rc = mn_engine_recall(api->engine, req->params[0], &r, &res, &err);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rest_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_health(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     (void)ctx;
     (void)req;
@@ -22,7 +22,7 @@ void rest_h_health(void *ctx, const mn_http_request *req, mn_http_response *resp
     jw_respond(&w, resp, 200);
 }
 
-void rest_h_ready(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_ready(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     (void)req;
     mn_api_t *api = ctx;
@@ -36,7 +36,7 @@ void rest_h_ready(void *ctx, const mn_http_request *req, mn_http_response *resp)
     jw_respond(&w, resp, ready ? 200 : 503);
 }
 
-static void space_fields(api_jw *w, const mn_space_def *d)
+static void space_fields(api_jw *w, const mn_space_def_t *d)
 {
     jw_key(w, "name");
     jw_str(w, d->name);
@@ -62,7 +62,7 @@ static void space_fields(api_jw *w, const mn_space_def *d)
     jw_obj_end(w);
 }
 
-static void stats_fields(api_jw *w, const mn_space_stats *s)
+static void stats_fields(api_jw *w, const mn_space_stats_t *s)
 {
     jw_key(w, "memories");
     jw_uint(w, s->memories);
@@ -111,7 +111,7 @@ static mn_err index_int(const cJSON *ix, const char *name, uint32_t *out, mn_err
     return MN_OK;
 }
 
-static mn_err index_def_from_json(const cJSON *o, mn_index_def *d, mn_error *err)
+static mn_err index_def_from_json(const cJSON *o, mn_index_def_t *d, mn_error *err)
 {
     const cJSON *ix = cJSON_GetObjectItemCaseSensitive(o, "index");
     if (!ix || cJSON_IsNull(ix)) return MN_OK;
@@ -126,7 +126,7 @@ static mn_err index_def_from_json(const cJSON *o, mn_index_def *d, mn_error *err
     return rc;
 }
 
-static mn_err space_def_from_json(const cJSON *o, mn_space_def *d, mn_error *err)
+static mn_err space_def_from_json(const cJSON *o, mn_space_def_t *d, mn_error *err)
 {
     memset(d, 0, sizeof *d);
     mn_err rc = api_check_fields(o, space_create_fields, "", err);
@@ -164,13 +164,13 @@ static mn_err space_def_from_json(const cJSON *o, mn_space_def *d, mn_error *err
     return index_def_from_json(o, &d->index, err);
 }
 
-void rest_h_space_create(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_create(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     cJSON *body = rest_body(req, resp, API_CTX_SPACE);
     if (!body) return;
     mn_error err = {0};
-    mn_space_def def, out;
+    mn_space_def_t def, out;
     mn_err rc = space_def_from_json(body, &def, &err);
     if (!rc) rc = mn_engine_space_create(api->engine, &def, &out, &err);
     api_json_free(body);
@@ -183,12 +183,12 @@ void rest_h_space_create(void *ctx, const mn_http_request *req, mn_http_response
     jw_respond(&w, resp, 201);
 }
 
-void rest_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     if (!rest_query_none(req, resp, API_CTX_SPACE)) return;
     mn_error err = {0};
-    mn_space_def *defs = NULL;
+    mn_space_def_t *defs = NULL;
     size_t n = 0;
     mn_err rc = mn_engine_space_list(api->engine, &defs, &n, &err);
     if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
@@ -209,8 +209,8 @@ void rest_h_space_list(void *ctx, const mn_http_request *req, mn_http_response *
 }
 
 /* The space of the path and its stats: false when resp holds the error. */
-static bool space_get(mn_api_t *api, const mn_http_request *req, mn_http_response *resp,
-                      mn_space_stats *st)
+static bool space_get(mn_api_t *api, const mn_http_request_t *req, mn_http_response_t *resp,
+                      mn_space_stats_t *st)
 {
     if (!rest_query_none(req, resp, API_CTX_SPACE)) return false;
     mn_error err = {0};
@@ -218,9 +218,9 @@ static bool space_get(mn_api_t *api, const mn_http_request *req, mn_http_respons
     return !rest_failed(resp, rc, &err, API_CTX_SPACE);
 }
 
-void rest_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
-    mn_space_stats st;
+    mn_space_stats_t st;
     if (!space_get(ctx, req, resp, &st)) return;
     api_jw w;
     jw_init(&w);
@@ -234,9 +234,9 @@ void rest_h_space_get(void *ctx, const mn_http_request *req, mn_http_response *r
     jw_respond(&w, resp, 200);
 }
 
-void rest_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_stats(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
-    mn_space_stats st;
+    mn_space_stats_t st;
     if (!space_get(ctx, req, resp, &st)) return;
     api_jw w;
     jw_init(&w);
@@ -252,7 +252,7 @@ void rest_h_space_stats(void *ctx, const mn_http_request *req, mn_http_response 
     jw_respond(&w, resp, 200);
 }
 
-void rest_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_space_drop(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     if (!rest_query_none(req, resp, API_CTX_SPACE)) return;
@@ -272,7 +272,7 @@ void rest_h_space_drop(void *ctx, const mn_http_request *req, mn_http_response *
 
 static const char *const checkpoint_fields[] = {"path", NULL};
 
-void rest_h_checkpoint(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_checkpoint(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
     cJSON *body = rest_body(req, resp, API_CTX_SPACE);

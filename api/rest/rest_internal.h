@@ -12,14 +12,14 @@
 
 /* ---- the steps every handler takes (rest_request.c); on failure resp holds the answer ---- */
 /* Answers the engine error rc (nf names a 404 / 409); false when rc is MN_OK. */
-bool rest_failed(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf);
+bool rest_failed(mn_http_response_t *resp, mn_err rc, const mn_error *err, api_ctx nf);
 /* Refuses any query parameter: false when there is one. */
-bool rest_query_none(const mn_http_request *req, mn_http_response *resp, api_ctx nf);
+bool rest_query_none(const mn_http_request_t *req, mn_http_response_t *resp, api_ctx nf);
 /* rest_query_none, then the JSON object body of api_body_object (free it with api_json_free);
  * NULL on failure. */
-cJSON *rest_body(const mn_http_request *req, mn_http_response *resp, api_ctx nf);
+cJSON *rest_body(const mn_http_request_t *req, mn_http_response_t *resp, api_ctx nf);
 /* The memory id of the path ({id}, the second parameter): false (422) when it is not one. */
-bool rest_path_id(const mn_http_request *req, mn_id_t *id, mn_http_response *resp);
+bool rest_path_id(const mn_http_request_t *req, mn_id_t *id, mn_http_response_t *resp);
 
 /* ---- memories, filters, hits (rest_convert.c, rest_handlers_recall.c) ---- */
 /* Reads one input memory (remember). pfx is "" or "memories[i]." */
@@ -34,7 +34,7 @@ mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_er
 
 /* Writes one recall hit (docs/api.md, "Recall"); activation and seed with spread, via with
  * trace. */
-void rest_hit_to_json(api_jw *w, const mn_recall_hit *h, bool spread, bool trace);
+void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool trace);
 
 /* The operationId docs/openapi.yaml gives (method, route pattern), or NULL. */
 const char *rest_openapi_op(const char *method, const char *route);

@@ -34,7 +34,7 @@ void rest_metrics_init(mn_api_t *api)
 }
 
 void rest_access_observe(void *arg, const char *method, const char *route, int status,
-                         int64_t duration_ns, const char *request_id, const mn_http_request *req)
+                         int64_t duration_ns, const char *request_id, const mn_http_request_t *req)
 {
     mn_api_t *api = arg;
     char st[12];
@@ -44,11 +44,11 @@ void rest_access_observe(void *arg, const char *method, const char *route, int s
     mn_metrics_add(api->http_requests, values, 1);
     mn_metrics_observe(api->http_duration, values, ns);
 
-    mn_log_level level = status >= 500 ? MN_LOG_WARN : MN_LOG_DEBUG;
+    mn_log_level_t level = status >= 500 ? MN_LOG_WARN : MN_LOG_DEBUG;
     if (!mn_log_enabled(level)) return;
     const char *op = route ? rest_openapi_op(method, route) : NULL;
     double ms = (double)ns / 1e6;
-    mn_log_field f[] = {
+    mn_log_field_t f[] = {
         {.key = "method", .str = values[0], .in_msg = true},
         {.key = "route", .str = values[1], .in_msg = true},
         {.key = "status", .num = status, .in_msg = true},
@@ -61,57 +61,57 @@ void rest_access_observe(void *arg, const char *method, const char *route, int s
     if (op) nf++;
     /* every route about one space names it first: /v1/spaces/{space}/... */
     if (route && req && req->n_params && !strncmp(route, "/v1/spaces/{space}", 18))
-        f[nf++] = (mn_log_field){.key = "space", .str = req->params[0]};
+        f[nf++] = (mn_log_field_t){.key = "space", .str = req->params[0]};
     mn_log_with(level, f, nf, "%s %s %d %.3fms", values[0], values[1], status, ms);
 }
 
 /* ---- the scrape ---- */
 
-static void gauge(mn_text *t, const char *name, const char *help, double v)
+static void gauge(mn_text_t *t, const char *name, const char *help, double v)
 {
     mn_prom_family(t, name, help, "gauge");
     mn_prom_sample(t, name, NULL, 0, v);
 }
 
-static void counter(mn_text *t, const char *name, const char *help, uint64_t v)
+static void counter(mn_text_t *t, const char *name, const char *help, uint64_t v)
 {
     mn_prom_family(t, name, help, "counter");
     mn_prom_sample_u64(t, name, NULL, 0, v);
 }
 
-static void histogram(mn_text *t, const char *name, const char *help, const mn_hist_snapshot *s,
+static void histogram(mn_text_t *t, const char *name, const char *help, const mn_hist_snapshot_t *s,
                       double scale)
 {
     mn_prom_family(t, name, help, "histogram");
     mn_prom_histogram(t, name, NULL, 0, s, scale);
 }
 
-/* One gauge family over the spaces: the field at offset off of mn_space_metrics. */
-static void space_gauge(mn_text *t, const mn_engine_metrics *em, const char *name, const char *help,
+/* One gauge family over the spaces: the field at offset off of mn_space_metrics_t. */
+static void space_gauge(mn_text_t *t, const mn_engine_metrics_t *em, const char *name, const char *help,
                         size_t off)
 {
     mn_prom_family(t, name, help, "gauge");
     for (size_t i = 0; i < em->n_spaces; i++) {
-        mn_prom_label l = {"space", em->spaces[i].name};
+        mn_prom_label_t l = {"space", em->spaces[i].name};
         uint64_t v;
         memcpy(&v, (const char *)&em->spaces[i] + off, sizeof v);
         mn_prom_sample_u64(t, name, &l, 1, v);
     }
 }
 
-static void cf_gauge(mn_text *t, const mn_engine_metrics *em, const char *name, const char *help,
+static void cf_gauge(mn_text_t *t, const mn_engine_metrics_t *em, const char *name, const char *help,
                      size_t off)
 {
     mn_prom_family(t, name, help, "gauge");
     for (size_t i = 0; i < em->n_cf; i++) {
-        mn_prom_label l = {"cf", em->cf[i].name};
+        mn_prom_label_t l = {"cf", em->cf[i].name};
         uint64_t v;
         memcpy(&v, (const char *)&em->cf[i] + off, sizeof v);
         mn_prom_sample_u64(t, name, &l, 1, v);
     }
 }
 
-static void engine_section(mn_text *t, const mn_engine_metrics *em)
+static void engine_section(mn_text_t *t, const mn_engine_metrics_t *em)
 {
     const double ns = 1e-9;
     histogram(t, "mnemo_engine_remember_duration_seconds",
@@ -145,28 +145,28 @@ static void engine_section(mn_text *t, const mn_engine_metrics *em)
     mn_prom_family(t, "mnemo_memories", "Live memories by space and kind (suppressed included).",
                    "gauge");
     for (size_t i = 0; i < em->n_spaces; i++) {
-        mn_prom_label l[2] = {{"space", em->spaces[i].name}, {"kind", "episodic"}};
+        mn_prom_label_t l[2] = {{"space", em->spaces[i].name}, {"kind", "episodic"}};
         mn_prom_sample_u64(t, "mnemo_memories", l, 2, em->spaces[i].episodic);
         l[1].value = "semantic";
         mn_prom_sample_u64(t, "mnemo_memories", l, 2, em->spaces[i].semantic);
     }
     space_gauge(t, em, "mnemo_memories_suppressed", "Suppressed memories by space.",
-                offsetof(mn_space_metrics, suppressed));
+                offsetof(mn_space_metrics_t, suppressed));
     space_gauge(t, em, "mnemo_memory_tombstones", "Forgotten memories (tombstones) by space.",
-                offsetof(mn_space_metrics, tombstones));
+                offsetof(mn_space_metrics_t, tombstones));
     space_gauge(t, em, "mnemo_index_hnsw_nodes",
                 "Searchable nodes of the space's HNSW index (0: exact scan, no index yet).",
-                offsetof(mn_space_metrics, hnsw_nodes));
+                offsetof(mn_space_metrics_t, hnsw_nodes));
     space_gauge(t, em, "mnemo_index_hnsw_bytes", "Memory held by the space's HNSW index.",
-                offsetof(mn_space_metrics, hnsw_bytes));
+                offsetof(mn_space_metrics_t, hnsw_bytes));
     space_gauge(t, em, "mnemo_index_keyword_docs", "Memories in the space's keyword index.",
-                offsetof(mn_space_metrics, keyword_docs));
+                offsetof(mn_space_metrics_t, keyword_docs));
     space_gauge(t, em, "mnemo_index_keyword_terms", "Distinct words in the space's keyword index.",
-                offsetof(mn_space_metrics, keyword_terms));
+                offsetof(mn_space_metrics_t, keyword_terms));
     space_gauge(t, em, "mnemo_space_vector_bytes", "In-memory vector storage of the space.",
-                offsetof(mn_space_metrics, vector_bytes));
+                offsetof(mn_space_metrics_t, vector_bytes));
     space_gauge(t, em, "mnemo_space_last_lsn", "Last committed WAL position of the space.",
-                offsetof(mn_space_metrics, last_lsn));
+                offsetof(mn_space_metrics_t, last_lsn));
 
     gauge(t, "mnemo_rocksdb_block_cache_usage_bytes", "Bytes in the RocksDB block cache.",
           (double)em->block_cache_usage);
@@ -175,12 +175,12 @@ static void engine_section(mn_text *t, const mn_engine_metrics *em)
     gauge(t, "mnemo_rocksdb_block_cache_pinned_bytes", "Pinned bytes in the block cache.",
           (double)em->block_cache_pinned);
     cf_gauge(t, em, "mnemo_rocksdb_live_sst_bytes", "Live SST file bytes by column family.",
-             offsetof(mn_store_cf_metrics, live_sst_bytes));
+             offsetof(mn_store_cf_metrics_t, live_sst_bytes));
     cf_gauge(t, em, "mnemo_rocksdb_pending_compaction_bytes",
              "Estimated bytes compaction still has to rewrite, by column family.",
-             offsetof(mn_store_cf_metrics, pending_compaction_bytes));
+             offsetof(mn_store_cf_metrics_t, pending_compaction_bytes));
     cf_gauge(t, em, "mnemo_rocksdb_memtable_bytes", "Memtable bytes by column family.",
-             offsetof(mn_store_cf_metrics, memtable_bytes));
+             offsetof(mn_store_cf_metrics_t, memtable_bytes));
     gauge(t, "mnemo_rocksdb_wal_bytes", "Bytes of RocksDB's write-ahead log files.",
           (double)em->rocksdb_wal_bytes);
     gauge(t, "mnemo_rocksdb_running_compactions", "Compactions running now.",
@@ -213,7 +213,7 @@ static double open_fds(void)
     return (double)(n - 1);
 }
 
-static void process_section(mn_text *t, const mn_api_t *api)
+static void process_section(mn_text_t *t, const mn_api_t *api)
 {
     double rss = rss_bytes();
     if (rss >= 0) gauge(t, "mnemo_process_resident_memory_bytes", "Resident set size.", rss);
@@ -233,7 +233,7 @@ static void process_section(mn_text *t, const mn_api_t *api)
     gauge(t, "mnemo_process_start_time_seconds", "Start time since the Unix epoch.",
           (double)api->started_ms / 1000.0);
     mn_prom_family(t, "mnemo_build_info", "Always 1; the version is a label.", "gauge");
-    mn_prom_label v = {"version", mn_api_version()};
+    mn_prom_label_t v = {"version", mn_api_version()};
     mn_prom_sample(t, "mnemo_build_info", &v, 1, 1);
     gauge(t, "mnemo_ready", "1 while serving, 0 once a graceful shutdown started.",
           atomic_load(&api->draining) ? 0 : 1);
@@ -242,14 +242,14 @@ static void process_section(mn_text *t, const mn_api_t *api)
             mn_metrics_dropped(mn_metrics_process()));
 }
 
-void rest_h_metrics(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_metrics(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     (void)req;
     mn_api_t *api = ctx;
-    mn_text t;
+    mn_text_t t;
     mn_text_init(&t);
     mn_metrics_render(mn_metrics_process(), &t);
-    mn_engine_metrics em;
+    mn_engine_metrics_t em;
     mn_error err = {0};
     if (mn_engine_get_metrics(api->engine, &em, &err) == MN_OK)
         engine_section(&t, &em);

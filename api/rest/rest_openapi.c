@@ -16,14 +16,14 @@
 extern const char *const mn_openapi_json;
 extern const size_t mn_openapi_json_len;
 
-void rest_h_openapi(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_openapi(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     (void)ctx;
     (void)req;
     mn_http_respond(resp, 200, "application/json", mn_openapi_json, mn_openapi_json_len);
 }
 
-void rest_h_routes(void *ctx, const mn_http_request *req, mn_http_response *resp)
+void rest_h_routes(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     (void)req;
     mn_api_t *api = ctx;

@@ -5,14 +5,14 @@
 
 #include <string.h>
 
-bool rest_failed(mn_http_response *resp, mn_err rc, const mn_error *err, api_ctx nf)
+bool rest_failed(mn_http_response_t *resp, mn_err rc, const mn_error *err, api_ctx nf)
 {
     if (!rc) return false;
     api_respond_err(resp, rc, err, nf);
     return true;
 }
 
-bool rest_query_none(const mn_http_request *req, mn_http_response *resp, api_ctx nf)
+bool rest_query_none(const mn_http_request_t *req, mn_http_response_t *resp, api_ctx nf)
 {
     api_arena a;
     api_arena_init(&a);
@@ -24,13 +24,13 @@ bool rest_query_none(const mn_http_request *req, mn_http_response *resp, api_ctx
     return !rest_failed(resp, rc, &err, nf);
 }
 
-cJSON *rest_body(const mn_http_request *req, mn_http_response *resp, api_ctx nf)
+cJSON *rest_body(const mn_http_request_t *req, mn_http_response_t *resp, api_ctx nf)
 {
     if (!rest_query_none(req, resp, nf)) return NULL;
     return api_body_object(req, resp);
 }
 
-bool rest_path_id(const mn_http_request *req, mn_id_t *id, mn_http_response *resp)
+bool rest_path_id(const mn_http_request_t *req, mn_id_t *id, mn_http_response_t *resp)
 {
     const char *s = req->params[1];
     if (mn_id_parse(s, strlen(s), id)) {

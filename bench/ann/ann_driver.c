@@ -222,7 +222,7 @@ int main(int argc, char **argv)
 {
     const char *base_path = NULL, *q_path = NULL, *gt_path = NULL, *save = NULL, *load = NULL;
     const char *efs = "16,32,64,128,256";
-    mn_metric metric = MN_METRIC_L2;
+    mn_metric_t metric = MN_METRIC_L2;
     uint32_t M = 16, efc = 200, k = 10, reps = 3;
     bool int8 = false, ext = false;
     double churn = 0;

@@ -45,7 +45,7 @@ static double now_s(void)
     return (double)mn_time_mono_ns() / 1e9;
 }
 
-static void options(const cfg *c, mn_engine_options *o)
+static void options(const cfg *c, mn_engine_options_t *o)
 {
     mn_engine_options_default(o);
     o->data_dir = c->dir;
@@ -58,7 +58,7 @@ static void options(const cfg *c, mn_engine_options *o)
 
 static mn_engine_t *open_engine(const cfg *c, double *secs)
 {
-    mn_engine_options o;
+    mn_engine_options_t o;
     options(c, &o);
     mn_engine_t *e = NULL;
     mn_error err = {0};
@@ -123,7 +123,7 @@ static void remember_rows(mn_engine_t *e, const cfg *c, mn_prng_t *p, const floa
 
 static void print_index(mn_engine_t *e, const char *phase)
 {
-    mn_space_stats st;
+    mn_space_stats_t st;
     mn_error err = {0};
     if (mn_engine_space_get(e, "big", &st, &err)) return;
     printf("%s_memories %llu\n%s_index_nodes %llu\n%s_index_state %s\n", phase,
@@ -135,7 +135,7 @@ static int phase_load(const cfg *c)
 {
     double s;
     mn_engine_t *e = open_engine(c, &s);
-    mn_space_def d = {.dim = c->dim, .metric = MN_METRIC_L2};
+    mn_space_def_t d = {.dim = c->dim, .metric = MN_METRIC_L2};
     snprintf(d.name, sizeof d.name, "big");
     mn_error err = {0};
     if (mn_engine_space_create(e, &d, NULL, &err)) {
@@ -173,9 +173,9 @@ static int phase_open(const cfg *c, const char *name)
     mn_prng_seed(&p, 99);
     float *q = malloc(c->dim * sizeof *q);
     fill(&p, centres, nc, c->dim, q);
-    mn_recall_req req = {.embedding = q, .dim = c->dim, .k = 10};
+    mn_recall_req_t req = {.embedding = q, .dim = c->dim, .k = 10};
     mn_filter_init(&req.filter);
-    mn_recall_result r;
+    mn_recall_result_t r;
     mn_error err = {0};
     double t0 = now_s();
     if (!mn_engine_recall(e, "big", &req, &r, &err)) {
@@ -201,12 +201,12 @@ static int phase_churn(const cfg *c)
     uint32_t nc;
     float *centres = centres_of(c, &nc);
     /* forget changes/2 of the memories (the first ones listed), remember as many new */
-    mn_list_req lr = {.limit = 1000};
+    mn_list_req_t lr = {.limit = 1000};
     mn_filter_init(&lr.filter);
     uint32_t forgotten = 0;
     mn_error err = {0};
     while (forgotten < c->changes / 2) {
-        mn_list_result res;
+        mn_list_result_t res;
         if (mn_engine_list(e, "big", &lr, &res, &err)) {
             fprintf(stderr, "list: %s\n", err.message);
             return 1;
@@ -238,7 +238,7 @@ static int phase_backlog(const cfg *c)
     double t0 = now_s();
     remember_rows(e, c, &p, centres, nc, c->backlog, NULL);
     printf("backlog_remember_s %.1f s (%u memories)\n", now_s() - t0, c->backlog);
-    mn_space_stats st;
+    mn_space_stats_t st;
     mn_error err = {0};
     if (!mn_engine_space_get(e, "big", &st, &err))
         printf("backlog_index_pending_at_close %llu\n", (unsigned long long)st.index_pending);

@@ -398,9 +398,9 @@ static void *inproc_worker(void *arg)
         mn_err rc;
         int64_t t0 = mn_time_mono_ns();
         if (C.op == OP_RECALL) {
-            mn_recall_req q = {.embedding = R[i].vecs, .dim = (uint32_t)C.dim, .k = (uint32_t)C.k};
+            mn_recall_req_t q = {.embedding = R[i].vecs, .dim = (uint32_t)C.dim, .k = (uint32_t)C.k};
             mn_filter_init(&q.filter);
-            mn_recall_result res;
+            mn_recall_result_t res;
             rc = mn_engine_recall(E, C.space, &q, &res, NULL);
             if (!rc) mn_recall_result_clear(&res);
         } else {
@@ -512,7 +512,7 @@ int main(int argc, char **argv)
 
     mn_log_configure(MN_LOG_WARN, MN_LOG_FORMAT_TEXT);
     if (C.target == T_INPROC) {
-        mn_engine_options o;
+        mn_engine_options_t o;
         mn_engine_options_default(&o);
         o.data_dir = C.dir;
         o.expiry_interval_ms = 0;
@@ -523,7 +523,7 @@ int main(int argc, char **argv)
             return 1;
         }
         if (C.create) {
-            mn_space_def d = {.dim = (uint32_t)C.dim, .metric = MN_METRIC_COSINE};
+            mn_space_def_t d = {.dim = (uint32_t)C.dim, .metric = MN_METRIC_COSINE};
             snprintf(d.name, sizeof d.name, "%s", C.space);
             if (mn_engine_space_create(E, &d, NULL, &err) && err.code != MN_ERR_EXISTS) {
                 fprintf(stderr, "mn_load: space: %s\n", err.message);

@@ -25,7 +25,7 @@
 
 typedef struct mn_hnsw_params {
     uint32_t dim;
-    mn_metric metric;
+    mn_metric_t metric;
     uint32_t M;               /* links per node on upper layers, 2M on layer 0 (0 = 16) */
     uint32_t ef_construction; /* 0 = 200 */
     uint32_t ef_search;       /* default ef of a search (0 = 64) */

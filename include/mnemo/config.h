@@ -13,12 +13,12 @@
 #include "mnemo/err.h"
 
 /* An array of strings: items[0..count) malloc'd, owned by the config. */
-typedef struct mn_config_strlist {
+typedef struct mn_config_strlist_t {
     char **items;
     size_t count;
-} mn_config_strlist;
+} mn_config_strlist_t;
 
-typedef struct mn_config_http {
+typedef struct mn_config_http_t {
     char *bind;               /* "127.0.0.1" */
     int64_t port;             /* 7700; 0 = ephemeral */
     int64_t max_body_bytes;   /* 16 MiB */
@@ -30,10 +30,10 @@ typedef struct mn_config_http {
     int64_t request_timeout_ms; /* 30000: a request's headers + body must arrive within it */
     char *tls_cert;             /* "" = plain HTTP; else a PEM certificate chain file */
     char *tls_key;              /* PEM private key of tls_cert; set both or neither */
-} mn_config_http;
+} mn_config_http_t;
 
 /* [grpc]: the gRPC API (api/proto/mnemo/v1/mnemo.proto, docs/grpc.md). */
-typedef struct mn_config_grpc {
+typedef struct mn_config_grpc_t {
     bool enabled;                   /* true */
     char *bind;                     /* "127.0.0.1" */
     int64_t port;                   /* 7701; 0 = ephemeral */
@@ -45,17 +45,17 @@ typedef struct mn_config_grpc {
     int64_t idle_timeout_ms;        /* 600000 */
     char *tls_cert;                 /* "" = plaintext */
     char *tls_key;
-} mn_config_grpc;
+} mn_config_grpc_t;
 
-typedef struct mn_config_storage {
+typedef struct mn_config_storage_t {
     char *data_dir;          /* "./data" */
     int64_t block_cache_mb;  /* 256 */
     int64_t write_buffer_mb; /* 64 */
     bool sync;               /* true: fsync every write batch */
     int64_t wal_retain_entries; /* 100000 per space; 0 = keep all */
-} mn_config_storage;
+} mn_config_storage_t;
 
-typedef struct mn_config_engine {
+typedef struct mn_config_engine_t {
     char *default_lifecycle;       /* "ephemeral" | "session" | "persistent" (default) */
     int64_t ephemeral_ttl_seconds; /* 3600 */
     int64_t session_ttl_seconds;   /* 86400 */
@@ -74,73 +74,73 @@ typedef struct mn_config_engine {
     int64_t hnsw_ef_search;        /* 64 */
     bool hnsw_quantize;            /* false: int8 codes with exact re-ranking */
     int64_t hnsw_save_interval_s;  /* 60: background save of changed graphs; 0 = at shutdown */
-} mn_config_engine;
+} mn_config_engine_t;
 
-typedef struct mn_config_log {
+typedef struct mn_config_log_t {
     char *level;  /* "debug" | "info" (default) | "warn" | "error" */
     char *format; /* "text" (default) | "json" */
-} mn_config_log;
+} mn_config_log_t;
 
-typedef struct mn_config_cluster {
+typedef struct mn_config_cluster_t {
     bool enabled;            /* false: single node */
     char *node_id;           /* "" = generated and persisted in the data dir by the cluster code */
     char *bind;              /* "127.0.0.1" */
     int64_t swim_port;       /* 7946 */
-    mn_config_strlist seeds; /* "host:port" of nodes to join; empty = start a new cluster */
+    mn_config_strlist_t seeds; /* "host:port" of nodes to join; empty = start a new cluster */
     char *key;               /* cluster HMAC key; "" = none */
     char *profile;           /* "lan" (default) | "fast" */
-} mn_config_cluster;
+} mn_config_cluster_t;
 
 /* [cluster.swim]: overrides of the profile's SWIM timings (0 = the profile's value). */
-typedef struct mn_config_cluster_swim {
+typedef struct mn_config_cluster_swim_t {
     int64_t probe_interval_ms;
     int64_t probe_timeout_ms;
     int64_t suspicion_mult;
     int64_t gossip_interval_ms;
     int64_t push_pull_interval_ms;
     bool lifeguard; /* true: Lifeguard (health multiplier, dynamic suspicion, buddy) */
-} mn_config_cluster_swim;
+} mn_config_cluster_swim_t;
 
 /* [mcp]: the MCP endpoint POST /mcp (docs/api.md, "MCP"). */
-typedef struct mn_config_mcp {
+typedef struct mn_config_mcp_t {
     int64_t max_sessions;              /* 1024: more evicts the least recently used */
     int64_t session_idle_s;            /* 3600: a session unused this long ends */
     int64_t default_dim;               /* 384: dim of a space that remember creates */
     char *default_space;               /* "default": the space of tools given none */
-    mn_config_strlist allowed_origins; /* browser origins allowed besides loopback */
-} mn_config_mcp;
+    mn_config_strlist_t allowed_origins; /* browser origins allowed besides loopback */
+} mn_config_mcp_t;
 
 /* [[auth.keys]]: one API key of the HTTP API (api/auth.h checks requests against them). */
-typedef struct mn_config_auth_key {
+typedef struct mn_config_auth_key_t {
     char *name;               /* "" = unnamed; shown in logs, never the key itself */
     char *sha256;             /* 64 hex digits: SHA-256 of the key */
     char *role;               /* "read" | "write" | "admin" */
-    mn_config_strlist spaces; /* space names the key may use; "*" = every space */
-} mn_config_auth_key;
+    mn_config_strlist_t spaces; /* space names the key may use; "*" = every space */
+} mn_config_auth_key_t;
 
 /* An array of tables. Every such type has exactly this layout (items, count): config.c
  * handles them through one generic view. */
-typedef struct mn_config_auth_keys {
-    mn_config_auth_key *items; /* malloc'd, owned by the config */
+typedef struct mn_config_auth_keys_t {
+    mn_config_auth_key_t *items; /* malloc'd, owned by the config */
     size_t count;
-} mn_config_auth_keys;
+} mn_config_auth_keys_t;
 
-typedef struct mn_config_auth {
+typedef struct mn_config_auth_t {
     bool enabled;             /* false: every request is allowed (loopback only, or --insecure) */
-    mn_config_auth_keys keys; /* [[auth.keys]] */
-} mn_config_auth;
+    mn_config_auth_keys_t keys; /* [[auth.keys]] */
+} mn_config_auth_t;
 
-typedef struct mn_config {
-    mn_config_http http;
-    mn_config_grpc grpc;
-    mn_config_auth auth;
-    mn_config_storage storage;
-    mn_config_engine engine;
-    mn_config_log log;
-    mn_config_cluster cluster;
-    mn_config_cluster_swim cluster_swim;
-    mn_config_mcp mcp;
-} mn_config;
+typedef struct mn_config_t {
+    mn_config_http_t http;
+    mn_config_grpc_t grpc;
+    mn_config_auth_t auth;
+    mn_config_storage_t storage;
+    mn_config_engine_t engine;
+    mn_config_log_t log;
+    mn_config_cluster_t cluster;
+    mn_config_cluster_swim_t cluster_swim;
+    mn_config_mcp_t mcp;
+} mn_config_t;
 
 /* Fills c (overwriting whatever it held) with the defaults, then the values of the TOML file
  * at path (if path is not NULL), then the MNEMO_<TABLE>_<KEY> variables of envp (a
@@ -148,20 +148,20 @@ typedef struct mn_config {
  * and out-of-range values are errors: MN_ERR_PARSE / MN_ERR_INVALID with
  * "file:line:col: ..." or "MNEMO_X_Y: ..." in err; MN_ERR_IO if the file cannot be read.
  * On failure c is left zeroed; mn_config_free(c) is safe either way. */
-mn_err mn_config_load(mn_config *c, const char *path, char **envp, mn_error *err);
+mn_err mn_config_load(mn_config_t *c, const char *path, char **envp, mn_error *err);
 
 /* Frees every string of c and zeroes it. Safe on a zeroed or already freed config. */
-void mn_config_free(mn_config *c);
+void mn_config_free(mn_config_t *c);
 
 /* Sets one key, "table.key", from text parsed as the key's type (what an environment variable
  * holds: integers/floats/booleans as TOML literals, strings verbatim, string arrays
  * comma-separated or as a TOML array). origin prefixes error messages. */
-mn_err mn_config_set(mn_config *c, const char *name, const char *text, const char *origin,
+mn_err mn_config_set(mn_config_t *c, const char *name, const char *text, const char *origin,
                      mn_error *err);
 
 /* Writes the effective configuration as a TOML document, with each key's doc as a comment.
  * Secrets (cluster.key) are not printed, only whether they are set. Arrays of tables
  * ([[auth.keys]]) follow the other keys of their table. */
-void mn_config_dump(const mn_config *c, FILE *out);
+void mn_config_dump(const mn_config_t *c, FILE *out);
 
 #endif

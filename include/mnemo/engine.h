@@ -19,7 +19,7 @@
 /* A recall cue: an embedding, words, or both. With both, the vector and the
  * keyword rankings are fused by reciprocal rank fusion (RRF, k = 60):
  * score = vector_weight / (60 + vector rank) + text_weight / (60 + text rank). */
-typedef struct mn_recall_req {
+typedef struct mn_recall_req_t {
     const float *embedding; /* NULL for a text-only cue */
     uint32_t dim;
     const char *text;       /* NULL for a vector-only cue; UTF-8 */
@@ -43,7 +43,7 @@ typedef struct mn_recall_req {
     float hop_decay;       /* 0 = default 0.5 */
     float min_activation;  /* 0 = default 0.05 */
     uint32_t max_visited;  /* 0 = default 1000 */
-    bool trace;            /* fill mn_recall_hit.via */
+    bool trace;            /* fill mn_recall_hit_t.via */
     /* Strengthen the returned memories (spacing effect), in the background. */
     bool reinforce;
     /* Vector ranking: spaces at or above engine.hnsw_threshold use the HNSW index
@@ -51,20 +51,20 @@ typedef struct mn_recall_req {
      * ef is the search width (0 = engine.hnsw_ef_search; raised to k). */
     bool exact;
     uint32_t ef;
-} mn_recall_req;
+} mn_recall_req_t;
 
 #define MN_EF_MAX 10000
 
 #define MN_MAX_HOPS 4
 
 /* One step of the path that activated a memory: from `from` along an edge. */
-typedef struct mn_via_step {
+typedef struct mn_via_step_t {
     mn_id_t from;
-    uint8_t kind; /* mn_edge_kind */
+    uint8_t kind; /* mn_edge_kind_t */
     float weight;
-} mn_via_step;
+} mn_via_step_t;
 
-typedef struct mn_recall_hit {
+typedef struct mn_recall_hit_t {
     mn_memory_t memory;
     /* vector-only: the similarity (cosine: cos; dot: a.b; l2: 1 / (1 + distance));
      * text-only: the BM25 score; hybrid: the RRF score; with spread: the
@@ -77,45 +77,45 @@ typedef struct mn_recall_hit {
     float activation; /* with spread: final activation capped at 1 (score has it uncapped); else NAN */
     float retention;  /* forgetting curve at recall time, in [0, 1] */
     bool seed;        /* ranked by the cue itself (not only reached through associations) */
-    mn_via_step via[MN_MAX_HOPS]; /* with trace: the path from a seed, nearest step last */
+    mn_via_step_t via[MN_MAX_HOPS]; /* with trace: the path from a seed, nearest step last */
     uint32_t n_via;
-    mn_confidence confidence;
-} mn_recall_hit;
+    mn_confidence_t confidence;
+} mn_recall_hit_t;
 
-typedef struct mn_recall_result {
-    mn_recall_hit *hits; /* best first */
+typedef struct mn_recall_result_t {
+    mn_recall_hit_t *hits; /* best first */
     size_t n_hits;
     const char *path;    /* "exact", "hnsw", "keyword", "exact+keyword" or "hnsw+keyword" (static) */
     uint64_t scanned;    /* candidates examined */
     /* How far to trust the recall as a whole: the best result's confidence
      * (0 when nothing came back). */
     float recall_confidence;
-} mn_recall_result;
-void mn_recall_result_clear(mn_recall_result *r);
+} mn_recall_result_t;
+void mn_recall_result_clear(mn_recall_result_t *r);
 
-typedef struct mn_list_req {
+typedef struct mn_list_req_t {
     mn_filter_t filter;
     uint32_t limit;       /* 1..1000 (0 = default 100) */
-    const char *cursor;   /* from a previous mn_list_result.next, or NULL */
+    const char *cursor;   /* from a previous mn_list_result_t.next, or NULL */
     bool include_embedding;
-} mn_list_req;
+} mn_list_req_t;
 
-typedef struct mn_list_result {
+typedef struct mn_list_result_t {
     mn_memory_t *memories; /* in (when, id) order */
     size_t n;
     char *next;            /* cursor for the next page, NULL at the end */
-} mn_list_result;
-void mn_list_result_clear(mn_list_result *r);
+} mn_list_result_t;
+void mn_list_result_clear(mn_list_result_t *r);
 
-typedef struct mn_consolidate_opts {
+typedef struct mn_consolidate_opts_t {
     float threshold;      /* cosine similarity to join a cluster (0 = default 0.75) */
     uint32_t min_support; /* episodes a new semantic memory needs (0 = default 3) */
-} mn_consolidate_opts;
+} mn_consolidate_opts_t;
 
 
 typedef int64_t (*mn_clock_fn)(void *arg); /* wall time in ms */
 
-typedef struct mn_engine_options {
+typedef struct mn_engine_options_t {
     const char *data_dir;
     size_t block_cache_bytes;
     size_t write_buffer_bytes;
@@ -123,7 +123,7 @@ typedef struct mn_engine_options {
     int64_t ephemeral_ttl_s;      /* default 3600 */
     int64_t session_ttl_s;        /* default 86400 */
     int64_t expiry_interval_ms;   /* sweeper period (default 1000); 0 = no sweeper thread */
-    mn_lifecycle default_lifecycle; /* for spaces created without one (default persistent) */
+    mn_lifecycle_t default_lifecycle; /* for spaces created without one (default persistent) */
     uint64_t wal_retain_entries;  /* per space; older entries are trimmed by the sweeper
                                      (default 100000; 0 = keep every entry) */
     float link_threshold;         /* semantic auto-link when similarity >= this (default 0.8) */
@@ -134,12 +134,12 @@ typedef struct mn_engine_options {
     int64_t as_of_max_age_ms;     /* how far back an as-of read may look (default 30 days) */
     int64_t consolidate_interval_ms; /* scheduled consolidation of every space (default 1 h;
                                         0 = only on demand) */
-    mn_consolidate_opts consolidate; /* used by the schedule */
+    mn_consolidate_opts_t consolidate; /* used by the schedule */
     float initial_stability_days; /* forgetting-curve stability of a new memory of importance
                                      0.5 (default 7; scaled by 0.5 + importance) */
     /* HNSW vector index per space, built once a space holds hnsw_threshold memories
      * (0 = default 2000; UINT32_MAX = never). The parameters of spaces created
-     * without their own (mn_space_def.index): links per node (0 = 16), build and
+     * without their own (mn_space_def_t.index): links per node (0 = 16), build and
      * search widths (0 = 200 and 64), int8 codes with exact re-ranking (default off). */
     uint32_t hnsw_threshold;
     uint32_t hnsw_m;
@@ -150,21 +150,21 @@ typedef struct mn_engine_options {
                                       (default 60 s; 0 = only at shutdown) */
     mn_clock_fn clock;            /* NULL = mn_time_now_ms */
     void *clock_arg;
-} mn_engine_options;
-void mn_engine_options_default(mn_engine_options *o);
+} mn_engine_options_t;
+void mn_engine_options_default(mn_engine_options_t *o);
 
 typedef struct mn_engine mn_engine_t;
 
 /* Opens (creating if needed) the store under o->data_dir and loads every space. */
-mn_err mn_engine_open(const mn_engine_options *o, mn_engine_t **out, mn_error *err);
+mn_err mn_engine_open(const mn_engine_options_t *o, mn_engine_t **out, mn_error *err);
 /* Waits for in-flight writes, flushes and closes the store. */
 void mn_engine_close(mn_engine_t *e);
 
-mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def *def, mn_space_def *out,
+mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_space_def_t *out,
                               mn_error *err);
-mn_err mn_engine_space_get(mn_engine_t *e, const char *name, mn_space_stats *out, mn_error *err);
+mn_err mn_engine_space_get(mn_engine_t *e, const char *name, mn_space_stats_t *out, mn_error *err);
 /* *out is malloc'd (free()), sorted by name. */
-mn_err mn_engine_space_list(mn_engine_t *e, mn_space_def **out, size_t *n, mn_error *err);
+mn_err mn_engine_space_list(mn_engine_t *e, mn_space_def_t **out, size_t *n, mn_error *err);
 /* Drops the space and all its data. */
 mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err);
 
@@ -181,16 +181,16 @@ mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool 
  * memories that list it from their other episodes (or retires them when too
  * few are left); deleting a semantic memory, live or retired, keeps its
  * cluster from ever getting one again. MN_ERR_GONE if forgotten already. */
-mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn_forget_mode mode,
+mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn_forget_mode_t mode,
                         mn_error *err);
 /* Adds client associations (kind causal or explicit; weight in (0, 1]) atomically.
  * Both ends must be live memories of the space. */
-mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge *edges, size_t n,
+mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge_t *edges, size_t n,
                            mn_error *err);
 /* Consolidation: related episodes become semantic memories (see docs/recall.md). */
 
 
-typedef struct mn_consolidate_result {
+typedef struct mn_consolidate_result_t {
     uint64_t candidates; /* episodes examined (every eligible one: clusters are recomputed) */
     uint32_t created;    /* new semantic memories (and retired ones whose cluster is back) */
     uint32_t updated;    /* semantic memories whose support (or summary) changed */
@@ -198,7 +198,7 @@ typedef struct mn_consolidate_result {
     mn_id_t *ids;        /* created and updated semantic memories (free()) */
     size_t n_ids;
     uint32_t retired; /* semantic memories retired: their cluster is gone */
-} mn_consolidate_result;
+} mn_consolidate_result_t;
 
 /* Clusters the episodes of a space into semantic memories, updating those a
  * cluster already has (reconsolidation) and retiring those whose cluster is
@@ -206,42 +206,42 @@ typedef struct mn_consolidate_result {
  * bytes) are a function of the episodes and of the semantic memories clients
  * deleted, whatever order they arrived in and whenever earlier runs (and
  * forgets) happened. CPU-heavy: call off the event loop. */
-mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts *opts,
-                             mn_consolidate_result *out, mn_error *err);
+mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consolidate_opts_t *opts,
+                             mn_consolidate_result_t *out, mn_error *err);
 
 /* ---- cognitive operations (cognitive.c) ---- */
 
 /* Recognition (familiarity without recall): is the cue something the space has
  * seen? familiarity = the best match in [0, 1] (vector similarity mapped to
  * [0, 1], or keyword coverage) among the top candidates. */
-typedef struct mn_recognize_req {
+typedef struct mn_recognize_req_t {
     const float *embedding;
     uint32_t dim;
     const char *text;
     size_t text_len;
     float threshold; /* recognized when familiarity >= this (0 = default 0.85) */
     mn_filter_t filter;
-} mn_recognize_req;
-typedef struct mn_recognize_result {
+} mn_recognize_req_t;
+typedef struct mn_recognize_result_t {
     bool recognized;
     float familiarity;
     bool has_best;
     mn_id_t best; /* the most familiar memory, when has_best */
-} mn_recognize_result;
-mn_err mn_engine_recognize(mn_engine_t *e, const char *space, const mn_recognize_req *req,
-                           mn_recognize_result *out, mn_error *err);
+} mn_recognize_result_t;
+mn_err mn_engine_recognize(mn_engine_t *e, const char *space, const mn_recognize_req_t *req,
+                           mn_recognize_result_t *out, mn_error *err);
 
 /* Reminiscing: episodes by time window, who, where, session and optionally a
  * topic (words), in time order. */
-typedef struct mn_reminisce_req {
+typedef struct mn_reminisce_req_t {
     mn_filter_t filter;  /* kind defaults to episodic when left at -1 */
     const char *topic;   /* words, or NULL */
     size_t topic_len;
     uint32_t limit;      /* 1..1000 (0 = default 50) */
     bool include_embedding;
-} mn_reminisce_req;
-mn_err mn_engine_reminisce(mn_engine_t *e, const char *space, const mn_reminisce_req *req,
-                           mn_list_result *out, mn_error *err);
+} mn_reminisce_req_t;
+mn_err mn_engine_reminisce(mn_engine_t *e, const char *space, const mn_reminisce_req_t *req,
+                           mn_list_result_t *out, mn_error *err);
 
 /* Pattern completion: from a partial memory (some of content, embedding,
  * context, tags), the most likely whole memories and, for each field the cue
@@ -254,21 +254,21 @@ typedef enum {
     MN_FIELD_SESSION,
     MN_FIELD_TAGS,
     MN_FIELD_COUNT
-} mn_field;
-const char *mn_field_name(mn_field f);
-typedef struct mn_field_guess {
-    mn_field field;
+} mn_field_t;
+const char *mn_field_name(mn_field_t f);
+typedef struct mn_field_guess_t {
+    mn_field_t field;
     char *value;      /* tags: comma-separated */
     float confidence;
-} mn_field_guess;
-typedef struct mn_complete_result {
-    mn_recall_result candidates;
-    mn_field_guess fields[MN_FIELD_COUNT];
+} mn_field_guess_t;
+typedef struct mn_complete_result_t {
+    mn_recall_result_t candidates;
+    mn_field_guess_t fields[MN_FIELD_COUNT];
     size_t n_fields;
-} mn_complete_result;
-void mn_complete_result_clear(mn_complete_result *r);
+} mn_complete_result_t;
+void mn_complete_result_clear(mn_complete_result_t *r);
 mn_err mn_engine_complete(mn_engine_t *e, const char *space, const mn_memory_t *partial,
-                          uint32_t k, mn_complete_result *out, mn_error *err);
+                          uint32_t k, mn_complete_result_t *out, mn_error *err);
 
 /* Reads a space's WAL: fn gets each entry with lsn >= from_lsn in lsn order
  * (framed bytes as stored; valid only during the call), at most max entries
@@ -287,23 +287,23 @@ mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_err
  * inserts (tests and tools). */
 void mn_engine_wait_background(mn_engine_t *e);
 /* The associations of a memory (both directions): *out malloc'd (free()). */
-typedef struct mn_assoc {
+typedef struct mn_assoc_t {
     mn_id_t other;
     uint8_t kind;
     uint8_t outgoing; /* 1: this memory is the edge's `from` */
     float weight;
-} mn_assoc;
+} mn_assoc_t;
 mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *id,
-                              mn_assoc **out, size_t *n, mn_error *err);
+                              mn_assoc_t **out, size_t *n, mn_error *err);
 /* Reverses a suppress. */
 mn_err mn_engine_unsuppress(mn_engine_t *e, const char *space, const mn_id_t *id, mn_error *err);
-mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req *req,
-                        mn_recall_result *out, mn_error *err);
+mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req_t *req,
+                        mn_recall_result_t *out, mn_error *err);
 /* Memories in (when, id) order, a page at a time. With filter.as_of_ms, a memory
  * deleted or expired after as_of comes as a redacted entry: forgotten set, id,
  * kind, when, created_at and forgotten_at only (content ""). */
-mn_err mn_engine_list(mn_engine_t *e, const char *space, const mn_list_req *req,
-                      mn_list_result *out, mn_error *err);
+mn_err mn_engine_list(mn_engine_t *e, const char *space, const mn_list_req_t *req,
+                      mn_list_result_t *out, mn_error *err);
 /* Deletes (through the forget path) every memory whose expiry has passed; returns count. */
 mn_err mn_engine_expire(mn_engine_t *e, size_t *expired, mn_error *err);
 
@@ -316,7 +316,7 @@ mn_err mn_engine_trim_wal(mn_engine_t *e, mn_error *err);
 mn_err mn_engine_checkpoint(mn_engine_t *e, const char *dir, mn_error *err);
 
 /* Engine-wide figures. */
-typedef struct mn_engine_stats {
+typedef struct mn_engine_stats_t {
     uint64_t spaces;
     uint64_t commits;        /* WriteBatches written */
     uint64_t synced_commits; /* of which fsynced */
@@ -325,11 +325,11 @@ typedef struct mn_engine_stats {
     uint64_t links;          /* semantic links made by the background linker */
     uint64_t links_dropped;  /* background jobs dropped because the queue was full */
     uint64_t reinforced;     /* memories reinforced */
-} mn_engine_stats;
-void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats *out);
+} mn_engine_stats_t;
+void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats_t *out);
 
 /* ---- metrics (engine_metrics.c): the figures behind GET /metrics ---- */
-typedef struct mn_space_metrics {
+typedef struct mn_space_metrics_t {
     char name[MN_SPACE_NAME_MAX + 1];
     uint64_t episodic, semantic; /* live memories by kind (suppressed included) */
     uint64_t suppressed, tombstones;
@@ -339,35 +339,35 @@ typedef struct mn_space_metrics {
     uint64_t keyword_terms;      /* distinct words in it */
     uint64_t vector_bytes;       /* in-memory vector storage */
     uint64_t last_lsn;
-} mn_space_metrics;
+} mn_space_metrics_t;
 
-typedef struct mn_store_cf_metrics {
+typedef struct mn_store_cf_metrics_t {
     const char *name;           /* column family: "wal", "memories", ... (static) */
     uint64_t live_sst_bytes;
     uint64_t pending_compaction_bytes;
     uint64_t memtable_bytes;
-} mn_store_cf_metrics;
+} mn_store_cf_metrics_t;
 
 #define MN_STORE_CF_MAX 8
-typedef struct mn_engine_metrics {
-    mn_engine_stats stats;
+typedef struct mn_engine_metrics_t {
+    mn_engine_stats_t stats;
     /* successful calls, nanoseconds */
-    mn_hist_snapshot remember_ns, recall_ns, consolidate_ns;
-    mn_hist_snapshot commit_write_ns; /* the RocksDB write of one group, with its fsync if any */
-    mn_hist_snapshot group_entries;   /* WAL entries per group commit */
-    mn_hist_snapshot group_synced;    /* WAL entries per fsynced group commit */
-    mn_space_metrics *spaces;         /* malloc'd, sorted by name */
+    mn_hist_snapshot_t remember_ns, recall_ns, consolidate_ns;
+    mn_hist_snapshot_t commit_write_ns; /* the RocksDB write of one group, with its fsync if any */
+    mn_hist_snapshot_t group_entries;   /* WAL entries per group commit */
+    mn_hist_snapshot_t group_synced;    /* WAL entries per fsynced group commit */
+    mn_space_metrics_t *spaces;         /* malloc'd, sorted by name */
     size_t n_spaces;
-    mn_store_cf_metrics cf[MN_STORE_CF_MAX];
+    mn_store_cf_metrics_t cf[MN_STORE_CF_MAX];
     size_t n_cf;
     uint64_t block_cache_usage, block_cache_capacity, block_cache_pinned;
     uint64_t rocksdb_wal_bytes;       /* RocksDB's own log files (*.log) in the data dir */
     uint64_t running_compactions, background_errors;
-} mn_engine_metrics;
+} mn_engine_metrics_t;
 /* Fills *out (release with mn_engine_metrics_clear). Cheap: counters, a read
  * lock per space and a few RocksDB property reads. */
-mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics *out, mn_error *err);
-void mn_engine_metrics_clear(mn_engine_metrics *m);
+mn_err mn_engine_get_metrics(mn_engine_t *e, mn_engine_metrics_t *out, mn_error *err);
+void mn_engine_metrics_clear(mn_engine_metrics_t *m);
 
 /* ---- space events (events.c): the stream behind SSE and gRPC Watch ---- */
 typedef enum {
@@ -381,24 +381,24 @@ typedef enum {
     MN_EVENT_DROPPED,         /* the subscriber fell behind its queue and was dropped */
     MN_EVENT_SPACE_DROPPED,   /* the space was dropped */
     MN_EVENT_CLOSED,          /* the engine is closing */
-} mn_event_kind;
-const char *mn_event_kind_name(mn_event_kind k); /* "remember", ... */
+} mn_event_kind_t;
+const char *mn_event_kind_name(mn_event_kind_t k); /* "remember", ... */
 
-typedef struct mn_event {
+typedef struct mn_event_t {
     uint64_t seq;             /* per subscription, from 1, no gaps */
-    mn_event_kind kind;
+    mn_event_kind_t kind;
     int64_t at_ms;            /* wall time the event was published */
     uint64_t lsn;             /* WAL position of the change (0 for recall and final events) */
     mn_id_t id;
-    uint8_t memory_kind;      /* mn_kind */
-    uint8_t forget_mode;      /* mn_forget_mode */
+    uint8_t memory_kind;      /* mn_kind_t */
+    uint8_t forget_mode;      /* mn_forget_mode_t */
     bool expired;             /* forget by TTL expiry */
     uint32_t count;
     float recall_confidence;
     char path[16];            /* recall path */
-} mn_event;
+} mn_event_t;
 
-typedef struct mn_engine_sub mn_engine_sub;
+typedef struct mn_engine_sub_t mn_engine_sub_t;
 /* Called with the engine's event lock held when the queue turns non-empty or the
  * stream ends: must be quick and must not call back into the engine (uv_async_send). */
 typedef void (*mn_event_notify_fn)(void *arg);
@@ -406,18 +406,18 @@ typedef void (*mn_event_notify_fn)(void *arg);
  * bounds the events held for the subscriber (0 = 1024); when it is full the
  * subscriber is dropped: it receives what was queued, then MN_EVENT_DROPPED. */
 mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap,
-                           mn_event_notify_fn notify, void *notify_arg, mn_engine_sub **out,
+                           mn_event_notify_fn notify, void *notify_arg, mn_engine_sub_t **out,
                            mn_error *err);
 /* Takes up to max queued events into out, waiting up to timeout_ms for the first
  * (0: no wait; < 0: until one comes). Returns the count; *ended turns true once
  * a final event has been taken (later calls return 0 at once). */
-size_t mn_engine_sub_next(mn_engine_sub *s, mn_event *out, size_t max, int timeout_ms,
+size_t mn_engine_sub_next(mn_engine_sub_t *s, mn_event_t *out, size_t max, int timeout_ms,
                           bool *ended);
 /* Wakes a waiting mn_engine_sub_next (it returns 0). */
-void mn_engine_sub_wake(mn_engine_sub *s);
+void mn_engine_sub_wake(mn_engine_sub_t *s);
 /* Ends the subscription; no notify runs after it returns. mn_engine_close ends
  * every subscription with MN_EVENT_CLOSED; they must still be unsubscribed (after
  * the close, or before it, never at the same time). */
-void mn_engine_unsubscribe(mn_engine_sub *s);
+void mn_engine_unsubscribe(mn_engine_sub_t *s);
 
 #endif

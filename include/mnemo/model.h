@@ -24,22 +24,22 @@
 #define MN_WHO_MAX 32
 #define MN_IDEMPOTENCY_KEY_MAX 256
 
-typedef enum { MN_METRIC_COSINE = 0, MN_METRIC_L2 = 1, MN_METRIC_DOT = 2 } mn_metric;
-typedef enum { MN_KIND_EPISODIC = 0, MN_KIND_SEMANTIC = 1 } mn_kind;
+typedef enum { MN_METRIC_COSINE = 0, MN_METRIC_L2 = 1, MN_METRIC_DOT = 2 } mn_metric_t;
+typedef enum { MN_KIND_EPISODIC = 0, MN_KIND_SEMANTIC = 1 } mn_kind_t;
 typedef enum {
     MN_LIFECYCLE_UNSET = 0, /* input only: take the space default */
     MN_LIFECYCLE_EPHEMERAL = 1,
     MN_LIFECYCLE_SESSION = 2,
     MN_LIFECYCLE_PERSISTENT = 3,
-} mn_lifecycle;
-typedef enum { MN_FORGET_DELETE = 0, MN_FORGET_SUPPRESS = 1 } mn_forget_mode;
+} mn_lifecycle_t;
+typedef enum { MN_FORGET_DELETE = 0, MN_FORGET_SUPPRESS = 1 } mn_forget_mode_t;
 
-const char *mn_metric_name(mn_metric m);
-mn_err mn_metric_parse(const char *s, mn_metric *out);
-const char *mn_kind_name(mn_kind k);
-mn_err mn_kind_parse(const char *s, mn_kind *out);
-const char *mn_lifecycle_name(mn_lifecycle l);
-mn_err mn_lifecycle_parse(const char *s, mn_lifecycle *out);
+const char *mn_metric_name(mn_metric_t m);
+mn_err mn_metric_parse(const char *s, mn_metric_t *out);
+const char *mn_kind_name(mn_kind_t k);
+mn_err mn_kind_parse(const char *s, mn_kind_t *out);
+const char *mn_lifecycle_name(mn_lifecycle_t l);
+mn_err mn_lifecycle_parse(const char *s, mn_lifecycle_t *out);
 /* [a-z0-9][a-z0-9_-]{0,63} */
 bool mn_space_name_valid(const char *name);
 
@@ -50,57 +50,57 @@ typedef enum {
     MN_EDGE_CAUSAL = 2,        /* from a client: from caused to */
     MN_EDGE_EXPLICIT = 3,      /* from a client: related */
     MN_EDGE_CONSOLIDATION = 4, /* episode <-> the semantic memory it supports */
-} mn_edge_kind;
+} mn_edge_kind_t;
 #define MN_EDGE_KINDS 5
-const char *mn_edge_kind_name(mn_edge_kind k);
-mn_err mn_edge_kind_parse(const char *s, mn_edge_kind *out);
+const char *mn_edge_kind_name(mn_edge_kind_t k);
+mn_err mn_edge_kind_parse(const char *s, mn_edge_kind_t *out);
 
-typedef struct mn_edge {
+typedef struct mn_edge_t {
     mn_id_t from;
     mn_id_t to;
-    uint8_t kind;  /* mn_edge_kind */
+    uint8_t kind;  /* mn_edge_kind_t */
     float weight;  /* (0, 1] */
-} mn_edge;
+} mn_edge_t;
 
 /* How strongly a memory is held: its forgetting curve's stability, grown each
  * time it is recalled with reinforce (see docs/recall.md). */
-typedef struct mn_strength {
+typedef struct mn_strength_t {
     mn_id_t id;
     float stability_days;
     int64_t last_access_ms;
     uint32_t access_count;
-} mn_strength;
+} mn_strength_t;
 
-typedef struct mn_kv {
+typedef struct mn_kv_t {
     char *key;
     char *value;
-} mn_kv;
+} mn_kv_t;
 
 /* A space's HNSW index parameters (docs/hnsw.md). On create, a 0 field takes
  * the engine default (engine.hnsw_m, ...); the space stores the values it got. */
-typedef enum { MN_QUANTIZE_DEFAULT = 0, MN_QUANTIZE_NONE = 1, MN_QUANTIZE_INT8 = 2 } mn_quantize;
+typedef enum { MN_QUANTIZE_DEFAULT = 0, MN_QUANTIZE_NONE = 1, MN_QUANTIZE_INT8 = 2 } mn_quantize_t;
 #define MN_INDEX_M_MIN 4
 #define MN_INDEX_M_MAX 64
 #define MN_INDEX_EFC_MIN 8
 #define MN_INDEX_EF_MAX 4096
-typedef struct mn_index_def {
+typedef struct mn_index_def_t {
     uint32_t m;               /* links per node (2m on layer 0): 4..64, default 16 */
     uint32_t ef_construction; /* build search width: 8..4096, default 200 */
     uint32_t ef_search;       /* search width when a recall names none: 1..4096, default 64 */
-    mn_quantize quantize;     /* int8 codes for traversal with exact re-ranking, default none */
-} mn_index_def;
+    mn_quantize_t quantize;     /* int8 codes for traversal with exact re-ranking, default none */
+} mn_index_def_t;
 
-typedef struct mn_space_def {
+typedef struct mn_space_def_t {
     char name[MN_SPACE_NAME_MAX + 1];
     uint32_t dim;
-    mn_metric metric;
-    mn_lifecycle default_lifecycle; /* UNSET on create means persistent */
+    mn_metric_t metric;
+    mn_lifecycle_t default_lifecycle; /* UNSET on create means persistent */
     int64_t created_at_ms;          /* set by the engine */
-    mn_index_def index;
-} mn_space_def;
+    mn_index_def_t index;
+} mn_space_def_t;
 
-typedef struct mn_space_stats {
-    mn_space_def def;
+typedef struct mn_space_stats_t {
+    mn_space_def_t def;
     uint64_t memories;   /* live (not tombstoned, not expired), including suppressed */
     uint64_t episodic;
     uint64_t semantic;
@@ -115,14 +115,14 @@ typedef struct mn_space_stats {
     const char *index_state;
     uint64_t index_nodes;   /* vectors in the graph */
     uint64_t index_pending; /* changes the index thread has not applied yet */
-} mn_space_stats;
+} mn_space_stats_t;
 
 /* A memory. As input to remember, only the caller-settable fields are read; the
  * engine sets id, created_at_ms, expires_at_ms. As output, every pointer is
  * owned by the struct: release with mn_memory_clear. */
 typedef struct mn_memory {
     mn_id_t id;
-    mn_kind kind;
+    mn_kind_t kind;
     char *content;
     size_t content_len;
     float *embedding; /* dim floats, or NULL in outputs that skip it */
@@ -138,9 +138,9 @@ typedef struct mn_memory {
     char *session; /* may be NULL */
     char **tags;
     size_t n_tags;
-    mn_kv *metadata;
+    mn_kv_t *metadata;
     size_t n_metadata;
-    mn_lifecycle lifecycle;
+    mn_lifecycle_t lifecycle;
     int64_t expires_at_ms; /* 0 = never */
     bool suppressed;
     int64_t suppressed_at_ms;   /* last suppress, 0 = never (as-of reads) */
@@ -177,9 +177,9 @@ typedef struct mn_filter {
     size_t n_tags_any;
     char **tags_all; /* every one of these tags */
     size_t n_tags_all;
-    mn_kv *metadata; /* metadata[key] == value for each pair */
+    mn_kv_t *metadata; /* metadata[key] == value for each pair */
     size_t n_metadata;
-    int kind;             /* -1 = any, else mn_kind */
+    int kind;             /* -1 = any, else mn_kind_t */
     int64_t when_from_ms; /* inclusive; MN_TIME_UNSET = open */
     int64_t when_to_ms;   /* exclusive; MN_TIME_UNSET = open */
     float min_confidence; /* encoding confidence >= this */
@@ -195,7 +195,7 @@ typedef struct mn_filter {
 } mn_filter_t;
 void mn_filter_init(mn_filter_t *f);
 
-/* Bits of mn_confidence.reasons: what lowered a result's confidence. */
+/* Bits of mn_confidence_t.reasons: what lowered a result's confidence. */
 enum {
     MN_REASON_LOW_SIMILARITY = 1u << 0,
     MN_REASON_LOW_ENCODING_CONFIDENCE = 1u << 1,
@@ -206,10 +206,10 @@ enum {
 #define MN_REASON_COUNT 5
 const char *mn_reason_name(unsigned bit_index);
 
-typedef struct mn_confidence {
+typedef struct mn_confidence_t {
     float value;        /* 0..1 */
     const char *category; /* "high" | "medium" | "low" | "very_low" (static) */
     uint32_t reasons;   /* MN_REASON_* bits */
-} mn_confidence;
+} mn_confidence_t;
 
 #endif

@@ -63,45 +63,45 @@ int mn_id_cmp(const mn_id_t *a, const mn_id_t *b);
 bool mn_id_is_zero(const mn_id_t *id);
 
 /* ---- hybrid logical clock (Kulkarni et al. 2014): 48-bit ms | 16-bit logical ---- */
-typedef uint64_t mn_hlc_ts;
+typedef uint64_t mn_hlc_ts_t;
 typedef struct mn_hlc {
     pthread_mutex_t mu;
-    mn_hlc_ts last;
+    mn_hlc_ts_t last;
 } mn_hlc_t;
 void mn_hlc_init(mn_hlc_t *h);
 void mn_hlc_destroy(mn_hlc_t *h);
 /* Timestamp for a local event at wall time now_ms; strictly increasing. */
-mn_hlc_ts mn_hlc_now(mn_hlc_t *h, int64_t now_ms);
+mn_hlc_ts_t mn_hlc_now(mn_hlc_t *h, int64_t now_ms);
 /* Merge a timestamp received from elsewhere; returns the new local timestamp. */
-mn_hlc_ts mn_hlc_update(mn_hlc_t *h, mn_hlc_ts remote, int64_t now_ms);
-static inline int64_t mn_hlc_ms(mn_hlc_ts t) { return (int64_t)(t >> 16); }
-static inline uint16_t mn_hlc_logical(mn_hlc_ts t) { return (uint16_t)(t & 0xffff); }
-static inline mn_hlc_ts mn_hlc_make(int64_t ms, uint16_t logical)
+mn_hlc_ts_t mn_hlc_update(mn_hlc_t *h, mn_hlc_ts_t remote, int64_t now_ms);
+static inline int64_t mn_hlc_ms(mn_hlc_ts_t t) { return (int64_t)(t >> 16); }
+static inline uint16_t mn_hlc_logical(mn_hlc_ts_t t) { return (uint16_t)(t & 0xffff); }
+static inline mn_hlc_ts_t mn_hlc_make(int64_t ms, uint16_t logical)
 {
     return ((uint64_t)ms << 16) | logical;
 }
 
 /* ---- logging: the process-wide logger ---- */
-typedef enum { MN_LOG_DEBUG = 0, MN_LOG_INFO, MN_LOG_WARN, MN_LOG_ERROR } mn_log_level;
-typedef enum { MN_LOG_FORMAT_TEXT = 0, MN_LOG_FORMAT_JSON } mn_log_format;
-void mn_log_configure(mn_log_level level, mn_log_format format);
+typedef enum { MN_LOG_DEBUG = 0, MN_LOG_INFO, MN_LOG_WARN, MN_LOG_ERROR } mn_log_level_t;
+typedef enum { MN_LOG_FORMAT_TEXT = 0, MN_LOG_FORMAT_JSON } mn_log_format_t;
+void mn_log_configure(mn_log_level_t level, mn_log_format_t format);
 /* Parses "debug"|"info"|"warn"|"error". */
-mn_err mn_log_level_parse(const char *s, mn_log_level *out);
-void mn_log(mn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+mn_err mn_log_level_parse(const char *s, mn_log_level_t *out);
+void mn_log(mn_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A structured field of a log line: a string, or the number num when str is NULL
  * (non-finite numbers are written as null). in_msg: the message already says it,
  * so the text format leaves it out. */
-typedef struct mn_log_field {
+typedef struct mn_log_field_t {
     const char *key;
     const char *str;
     double num;
     bool in_msg;
-} mn_log_field;
+} mn_log_field_t;
 /* mn_log with fields: JSON members after "msg", or " key=value" after the text. */
-void mn_log_with(mn_log_level level, const mn_log_field *fields, size_t n, const char *fmt, ...)
+void mn_log_with(mn_log_level_t level, const mn_log_field_t *fields, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Whether a line of this level would be written (skip building costly fields). */
-bool mn_log_enabled(mn_log_level level);
+bool mn_log_enabled(mn_log_level_t level);
 #define mn_log_debug(...) mn_log(MN_LOG_DEBUG, __VA_ARGS__)
 #define mn_log_info(...) mn_log(MN_LOG_INFO, __VA_ARGS__)
 #define mn_log_warn(...) mn_log(MN_LOG_WARN, __VA_ARGS__)

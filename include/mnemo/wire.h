@@ -21,19 +21,19 @@ typedef enum {
     MN_WAL_OP_REINFORCE = 6,
     MN_WAL_OP_CONSOLIDATE = 7,
     MN_WAL_OP_SPACE_DROP = 8,
-} mn_wal_op_type;
+} mn_wal_op_type_t;
 
-typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason;
+typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason_t;
 
-typedef struct mn_wal_entry {
+typedef struct mn_wal_entry_t {
     char space[MN_SPACE_NAME_MAX + 1];
     uint64_t epoch;
     uint64_t lsn;
     uint64_t hlc;
-    mn_wal_op_type type;
+    mn_wal_op_type_t type;
     union {
         struct {
-            mn_space_def def;
+            mn_space_def_t def;
             uint32_t space_id;
         } space_create;
         struct {
@@ -42,13 +42,13 @@ typedef struct mn_wal_entry {
              * forgotten_at only (its content and embedding were stripped). */
             mn_memory_t *mems;
             size_t n;
-            mn_edge *edges; /* links of the new memories (same ownership as mems) */
+            mn_edge_t *edges; /* links of the new memories (same ownership as mems) */
             size_t n_edges;
         } remember;
         struct {
             mn_id_t id;
-            int mode;   /* mn_forget_mode */
-            int reason; /* mn_forget_reason */
+            int mode;   /* mn_forget_mode_t */
+            int reason; /* mn_forget_reason_t */
             int64_t at_ms;
         } forget;
         struct {
@@ -56,11 +56,11 @@ typedef struct mn_wal_entry {
             int64_t at_ms; /* 0 in old entries: use mn_hlc_ms(hlc) */
         } unsuppress;
         struct {
-            mn_edge *edges; /* decoded: owned; encoding: borrowed */
+            mn_edge_t *edges; /* decoded: owned; encoding: borrowed */
             size_t n;
         } associate;
         struct {
-            mn_strength *items; /* decoded: owned; encoding: borrowed */
+            mn_strength_t *items; /* decoded: owned; encoding: borrowed */
             size_t n;
         } reinforce;
         struct {
@@ -72,32 +72,32 @@ typedef struct mn_wal_entry {
             int64_t at_ms;
         } space_drop;
     } op;
-} mn_wal_entry;
+} mn_wal_entry_t;
 
 #define MN_WIRE_FRAME_HEADER 4 /* crc32c, little-endian */
 
 /* Encodes e as a framed buffer (*out malloc'd, free()). */
-mn_err mn_wire_wal_encode(const mn_wal_entry *e, uint8_t **out, size_t *len);
+mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, size_t *len);
 /* Decodes a framed buffer; on success release with mn_wal_entry_clear. */
-mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entry *out, mn_error *err);
+mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entry_t *out, mn_error *err);
 /* Frees what a decode allocated. */
-void mn_wal_entry_clear(mn_wal_entry *e);
+void mn_wal_entry_clear(mn_wal_entry_t *e);
 
 /* A stored memory record. with_embedding=false leaves the vector out. A tombstone
  * record keeps id, kind, when, created_at and forgotten_at only. */
-typedef struct mn_memory_record {
+typedef struct mn_memory_record_t {
     mn_memory_t mem;
     bool tombstone;
     int64_t forgotten_at_ms;
-} mn_memory_record;
-mn_err mn_wire_memory_encode(const mn_memory_record *r, bool with_embedding, uint8_t **out,
+} mn_memory_record_t;
+mn_err mn_wire_memory_encode(const mn_memory_record_t *r, bool with_embedding, uint8_t **out,
                              size_t *len);
 /* Decodes into out (clear out->mem with mn_memory_clear). */
-mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memory_record *out,
+mn_err mn_wire_memory_decode(const uint8_t *buf, size_t len, mn_memory_record_t *out,
                              mn_error *err);
 /* The same without copying the content (out->mem.content NULL, content_len its
  * length in bytes): for readers that need every field but the words. */
-mn_err mn_wire_memory_decode_meta(const uint8_t *buf, size_t len, mn_memory_record *out,
+mn_err mn_wire_memory_decode_meta(const uint8_t *buf, size_t len, mn_memory_record_t *out,
                                   mn_error *err);
 
 #endif

@@ -45,7 +45,7 @@ static const char *three_keys(char *buf, size_t len)
     return buf;
 }
 
-static mn_auth_t *load_auth(void **state, mn_config *c)
+static mn_auth_t *load_auth(void **state, mn_config_t *c)
 {
     char text[2048];
     mn_error e = {0};
@@ -66,7 +66,7 @@ static mn_auth_result check(const mn_auth_t *a, const char *key, mn_auth_role ne
 
 static void test_auth_keys_parse_from_the_file(void **state)
 {
-    mn_config c;
+    mn_config_t c;
     mn_auth_t *a = load_auth(state, &c);
     assert_true(c.auth.enabled);
     assert_int_equal(c.auth.keys.count, 3);
@@ -84,7 +84,7 @@ static void test_auth_keys_parse_from_the_file(void **state)
 static void test_auth_defaults_are_off_without_keys(void **state)
 {
     (void)state;
-    mn_config c;
+    mn_config_t c;
     mn_error e = {0};
     assert_int_equal(mn_config_load(&c, NULL, NULL, &e), MN_OK);
     assert_false(c.auth.enabled);
@@ -102,7 +102,7 @@ static void test_auth_defaults_are_off_without_keys(void **state)
 static void expect_file_error(void **state, const char *text, const char *part)
 {
     const char *path = config_fixture_write(state, text);
-    mn_config c;
+    mn_config_t c;
     mn_error e = {0};
     assert_int_equal(mn_config_load(&c, path, NULL, &e), MN_ERR_INVALID);
     if (!strstr(e.message, part))
@@ -146,7 +146,7 @@ static void test_auth_keys_from_the_environment(void **state)
              "[\"a\", \"b\"]}]",
              h);
     char *envp[] = {var, "MNEMO_AUTH_ENABLED=true", NULL};
-    mn_config c;
+    mn_config_t c;
     mn_error e = {0};
     assert_int_equal(mn_config_load(&c, NULL, envp, &e), MN_OK);
     assert_int_equal(c.auth.keys.count, 1);
@@ -169,7 +169,7 @@ static void test_auth_keys_from_the_environment(void **state)
 static void test_auth_keys_dump_round_trips(void **state)
 {
     config_fixture *f = *state;
-    mn_config c, back;
+    mn_config_t c, back;
     mn_auth_t *a = load_auth(state, &c);
     mn_auth_free(a);
     char *text = NULL;
@@ -197,7 +197,7 @@ static void test_auth_keys_dump_round_trips(void **state)
 static void test_auth_new_rejects_unusable_key_sets(void **state)
 {
     (void)state;
-    mn_config_auth_key k[2];
+    mn_config_auth_key_t k[2];
     memset(k, 0, sizeof k);
     char h[65];
     hex_sha256("dup", h);
@@ -206,20 +206,20 @@ static void test_auth_new_rejects_unusable_key_sets(void **state)
         k[i].name = "";
         k[i].sha256 = h;
         k[i].role = "read";
-        k[i].spaces = (mn_config_strlist){star, 1};
+        k[i].spaces = (mn_config_strlist_t){star, 1};
     }
-    mn_config_auth cfg = {.enabled = true, .keys = {k, 2}};
+    mn_config_auth_t cfg = {.enabled = true, .keys = {k, 2}};
     mn_auth_t *a = NULL;
     mn_error e = {0};
     assert_int_equal(mn_auth_new(&cfg, &a, &e), MN_ERR_INVALID);
     assert_string_equal(e.message, "auth.keys[1]: same sha256 as auth.keys[0]");
     assert_null(a);
     cfg.keys.count = 1;
-    k[0].spaces = (mn_config_strlist){none, 0};
+    k[0].spaces = (mn_config_strlist_t){none, 0};
     k[0].name = "empty";
     assert_int_equal(mn_auth_new(&cfg, &a, &e), MN_ERR_INVALID);
     assert_non_null(strstr(e.message, "auth.keys[0] (\"empty\"): spaces is empty"));
-    k[0].spaces = (mn_config_strlist){bad, 1};
+    k[0].spaces = (mn_config_strlist_t){bad, 1};
     assert_int_equal(mn_auth_new(&cfg, &a, &e), MN_ERR_INVALID);
     assert_non_null(strstr(e.message, "is not a space name"));
     cfg.keys.count = 0;
@@ -231,7 +231,7 @@ static void test_auth_new_rejects_unusable_key_sets(void **state)
 
 static void test_auth_check_matches_keys_and_roles(void **state)
 {
-    mn_config c;
+    mn_config_t c;
     mn_auth_t *a = load_auth(state, &c);
     assert_int_equal(check(a, NULL, MN_AUTH_READ, "alpha"), MN_AUTH_NO_KEY);
     assert_int_equal(check(a, "", MN_AUTH_READ, "alpha"), MN_AUTH_NO_KEY);
@@ -257,7 +257,7 @@ static void test_auth_check_matches_keys_and_roles(void **state)
 
 static void test_auth_check_spaces(void **state)
 {
-    mn_config c;
+    mn_config_t c;
     mn_auth_t *a = load_auth(state, &c);
     assert_int_equal(check(a, "reader-key", MN_AUTH_READ, "beta"), MN_AUTH_OK);
     assert_int_equal(check(a, "reader-key", MN_AUTH_READ, "gamma"), MN_AUTH_SPACE_DENIED);
@@ -297,10 +297,10 @@ static void test_auth_route_table_defaults_to_admin(void **state)
 
 /* ---- the HTTP gate ---- */
 
-static mn_http_request req_of(const char *method, const char *route, const char *space,
-                              mn_http_header *h, size_t nh)
+static mn_http_request_t req_of(const char *method, const char *route, const char *space,
+                              mn_http_header_t *h, size_t nh)
 {
-    mn_http_request r;
+    mn_http_request_t r;
     memset(&r, 0, sizeof r);
     r.method = method;
     r.route = route;
@@ -318,9 +318,9 @@ static mn_http_request req_of(const char *method, const char *route, const char 
 static void gate(const mn_auth_t *a, const char *method, const char *route, const char *space,
                  const char *auth, int want_status, const char *want_code)
 {
-    mn_http_header h = {"authorization", (char *)auth};
-    mn_http_request r = req_of(method, route, space, &h, auth ? 1 : 0);
-    mn_http_response resp = {.status = 200};
+    mn_http_header_t h = {"authorization", (char *)auth};
+    mn_http_request_t r = req_of(method, route, space, &h, auth ? 1 : 0);
+    mn_http_response_t resp = {.status = 200};
     bool pass = mn_auth_http_gate((void *)a, &r, &resp);
     if (want_status == 0) {
         if (!pass)
@@ -342,7 +342,7 @@ static void gate(const mn_auth_t *a, const char *method, const char *route, cons
 
 static void test_auth_http_gate_answers_401_and_403(void **state)
 {
-    mn_config c;
+    mn_config_t c;
     mn_auth_t *a = load_auth(state, &c);
     const char *recall = "/v1/spaces/{space}/recall";
     gate(a, "GET", "/health", NULL, NULL, 0, NULL);

@@ -20,7 +20,7 @@
 
 typedef mn_test_eng eng;
 
-static void eng_open_with(eng *g, const char *prefix, void (*tweak)(mn_engine_options *))
+static void eng_open_with(eng *g, const char *prefix, void (*tweak)(mn_engine_options_t *))
 {
     if (!g->dir)
         mn_test_eng_init(g, prefix);
@@ -67,10 +67,10 @@ static void ingest(eng *g, const mn_test_wal *w, size_t i)
     if (rc) fail_msg("ingest: %s", err.message);
 }
 
-static mn_consolidate_result consolidate(eng *g, float threshold, uint32_t min_support)
+static mn_consolidate_result_t consolidate(eng *g, float threshold, uint32_t min_support)
 {
-    mn_consolidate_opts o = {.threshold = threshold, .min_support = min_support};
-    mn_consolidate_result r;
+    mn_consolidate_opts_t o = {.threshold = threshold, .min_support = min_support};
+    mn_consolidate_result_t r;
     mn_error err = {0};
     mn_err rc = mn_engine_consolidate(g->e, "s", &o, &r, &err);
     if (rc) fail_msg("consolidate: %s", err.message);
@@ -131,7 +131,7 @@ static void test_consolidation_ignores_arrival_order_and_run_points(void **state
     assert_int_equal(mn_test_space(a.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
     for (size_t i = 0; i < w.n; i++)
         ingest(&a, &w, i);
-    mn_consolidate_result ra = consolidate(&a, 0.8f, 3);
+    mn_consolidate_result_t ra = consolidate(&a, 0.8f, 3);
     assert_int_equal(ra.candidates, 12);
     assert_int_equal(ra.created, 2);
     assert_int_equal(ra.episodes, 12);
@@ -144,7 +144,7 @@ static void test_consolidation_ignores_arrival_order_and_run_points(void **state
     assert_int_equal(mn_test_space(b.e, "s", DIM, MN_METRIC_COSINE), MN_OK);
     for (size_t i = w.n / 2; i < w.n; i++)
         ingest(&b, &w, i);
-    mn_consolidate_result rb = consolidate(&b, 0.8f, 3);
+    mn_consolidate_result_t rb = consolidate(&b, 0.8f, 3);
     assert_int_equal(rb.created, 2);
     free(rb.ids);
     for (size_t i = 0; i < w.n / 2; i++)
@@ -171,17 +171,17 @@ static void test_consolidation_ignores_arrival_order_and_run_points(void **state
     }
     for (size_t i = 0; i < w.n; i++) {
         ingest(&c, &w, order[i]);
-        mn_consolidate_result rc = consolidate(&c, 0.8f, 3);
+        mn_consolidate_result_t rc = consolidate(&c, 0.8f, 3);
         free(rc.ids);
     }
     assert_same_semantic(&a, &c, 2);
 
     /* and a run with nothing new changes nothing, anywhere */
-    mn_consolidate_result again = consolidate(&b, 0.8f, 3);
+    mn_consolidate_result_t again = consolidate(&b, 0.8f, 3);
     assert_int_equal(again.created + again.updated + again.retired, 0);
     assert_int_equal(again.n_ids, 0);
     free(again.ids);
-    mn_space_stats st;
+    mn_space_stats_t st;
     mn_error err = {0};
     assert_int_equal(mn_engine_space_get(b.e, "s", &st, &err), MN_OK);
     assert_int_equal(st.semantic, 2);
@@ -201,7 +201,7 @@ static void test_consolidation_retires_a_cluster_that_falls_apart(void **state)
     mn_id_t ids[3];
     for (int i = 0; i < 3; i++)
         ids[i] = remember(&g, "a quiet morning", v[i], 2, NULL, 0);
-    mn_consolidate_result r = consolidate(&g, 0.9f, 3);
+    mn_consolidate_result_t r = consolidate(&g, 0.9f, 3);
     assert_int_equal(r.created, 1);
     mn_id_t sem = r.ids[0];
     free(r.ids);
@@ -270,7 +270,7 @@ static void test_consolidation_keeps_session_neighbours_together(void **state)
          * 0.05 session bonus */
         float x[2] = {0.777f, 0.6295f};
         remember(&g, "standup follow-up", x, 2, same_session ? "s1" : "s2", t + 3 * 60000);
-        mn_consolidate_result r = consolidate(&g, 0.8f, 3);
+        mn_consolidate_result_t r = consolidate(&g, 0.8f, 3);
         assert_int_equal(r.created, 1);
         assert_int_equal(r.episodes, same_session ? 4 : 3);
         free(r.ids);
@@ -280,7 +280,7 @@ static void test_consolidation_keeps_session_neighbours_together(void **state)
 
 /* Scheduled consolidation runs on the background thread, also without the
  * expiry sweeper (engine.expiry_interval_ms = 0). */
-static void fast_schedule(mn_engine_options *o)
+static void fast_schedule(mn_engine_options_t *o)
 {
     o->expiry_interval_ms = 0;
     o->consolidate_interval_ms = 20;
@@ -295,7 +295,7 @@ static void test_scheduled_consolidation_runs_without_the_sweeper(void **state)
     float v[2] = {1, 0};
     for (int i = 0; i < 3; i++)
         remember(&g, "scheduled", v, 2, NULL, 0);
-    mn_space_stats st = {0};
+    mn_space_stats_t st = {0};
     mn_error err = {0};
     /* a deadline, not a duration: the run happens within a few intervals */
     for (int i = 0; i < 2000 && st.semantic == 0; i++) {
@@ -324,7 +324,7 @@ static void test_confidence_function_is_bounded_monotonic_and_explained(void **s
             f[j] = g[j] = (float)(mn_prng_double(&p) * 1.2 - 0.1);
         int which = (int)mn_prng_below(&p, 4);
         g[which] = f[which] + (float)mn_prng_double(&p) * 0.5f; /* one factor grows */
-        mn_confidence a, b;
+        mn_confidence_t a, b;
         mn__confidence_of(f[0], f[1], f[2], f[3], &a);
         mn__confidence_of(g[0], g[1], g[2], g[3], &b);
         assert_true(a.value >= 0 && a.value <= 1);
@@ -334,7 +334,7 @@ static void test_confidence_function_is_bounded_monotonic_and_explained(void **s
         assert_true(((a.reasons & MN_REASON_DECAYED) != 0) == (f[2] < 0.7f));
         assert_true(((a.reasons & MN_REASON_LOW_SUPPORT) != 0) == (f[3] < 0.9f));
     }
-    mn_confidence c;
+    mn_confidence_t c;
     mn__confidence_of(NAN, 1, 1, 1, &c);
     assert_true(c.value == 0);
     /* support: episodes 1; semantic 1 - e^(-n/3): under 0.9 below 7 episodes */
@@ -352,7 +352,7 @@ static void test_confidence_function_is_bounded_monotonic_and_explained(void **s
 }
 
 /* A hit's confidence recomputed from its own fields by the documented formula. */
-static float expected_confidence(const mn_recall_hit *h, bool by_vec, bool by_text, bool spread)
+static float expected_confidence(const mn_recall_hit_t *h, bool by_vec, bool by_text, bool spread)
 {
     float match;
     if (spread) {
@@ -368,16 +368,16 @@ static float expected_confidence(const mn_recall_hit *h, bool by_vec, bool by_te
         else
             match = cov;
     }
-    mn_confidence c;
+    mn_confidence_t c;
     mn__confidence_of(match, h->memory.confidence, h->retention,
                       mn__support_factor(h->memory.kind == MN_KIND_SEMANTIC, h->memory.n_support),
                       &c);
     return c.value;
 }
 
-static float match_of(const mn_recall_hit *h, bool by_vec, bool by_text, bool spread)
+static float match_of(const mn_recall_hit_t *h, bool by_vec, bool by_text, bool spread)
 {
-    mn_confidence c;
+    mn_confidence_t c;
     float v = expected_confidence(h, by_vec, by_text, spread);
     /* divide the other factors out: comparable only within equal factors */
     mn__confidence_of(1, h->memory.confidence, h->retention,
@@ -386,7 +386,7 @@ static float match_of(const mn_recall_hit *h, bool by_vec, bool by_text, bool sp
     return c.value > 0 ? v / c.value : 0;
 }
 
-static bool same_factors(const mn_recall_hit *a, const mn_recall_hit *b)
+static bool same_factors(const mn_recall_hit_t *a, const mn_recall_hit_t *b)
 {
     return a->memory.confidence == b->memory.confidence && a->retention == b->retention &&
            a->memory.kind == b->memory.kind && a->memory.n_support == b->memory.n_support;
@@ -427,7 +427,7 @@ static void test_confidence_properties_over_random_recalls(void **state)
         mn_error err = {0};
         assert_int_equal(mn_engine_remember(g.e, "s", &m, 1, &id, &err), MN_OK);
     }
-    mn_consolidate_result cr = consolidate(&g, 0.6f, 3);
+    mn_consolidate_result_t cr = consolidate(&g, 0.6f, 3);
     assert_true(cr.created >= 1);
     free(cr.ids);
     mn_error err = {0};
@@ -442,7 +442,7 @@ static void test_confidence_properties_over_random_recalls(void **state)
             char text[64];
             snprintf(text, sizeof text, "%s %s", vocab[mn_prng_below(&p, 10)],
                      vocab[mn_prng_below(&p, 10)]);
-            mn_recall_req req = {0};
+            mn_recall_req_t req = {0};
             mn_filter_init(&req.filter);
             req.embedding = by_vec ? cue : NULL;
             req.dim = DIM;
@@ -450,10 +450,10 @@ static void test_confidence_properties_over_random_recalls(void **state)
             req.text_len = by_text ? strlen(text) : 0;
             req.k = 60;
             req.spread = spread;
-            mn_recall_result before, after;
+            mn_recall_result_t before, after;
             assert_int_equal(mn_engine_recall(g.e, "s", &req, &before, &err), MN_OK);
             for (size_t i = 0; i < before.n_hits; i++) {
-                const mn_recall_hit *h = &before.hits[i];
+                const mn_recall_hit_t *h = &before.hits[i];
                 assert_true(h->confidence.value >= 0 && h->confidence.value <= 1);
                 assert_true(fabsf(h->confidence.value -
                                   expected_confidence(h, by_vec, by_text, spread)) < 1e-5f);
@@ -468,7 +468,7 @@ static void test_confidence_properties_over_random_recalls(void **state)
                 }
                 /* monotonic in the match for equal other factors */
                 for (size_t j = 0; j < i; j++) {
-                    const mn_recall_hit *o = &before.hits[j];
+                    const mn_recall_hit_t *o = &before.hits[j];
                     if (!same_factors(h, o)) continue;
                     float mh = match_of(h, by_vec, by_text, spread),
                           mo = match_of(o, by_vec, by_text, spread);
@@ -498,10 +498,10 @@ static void test_confidence_properties_over_random_recalls(void **state)
 
 /* ---- spreading activation ---- */
 
-static mn_recall_result spread_recall(eng *g, const float *cue, uint32_t dim,
-                                      void (*set)(mn_recall_req *))
+static mn_recall_result_t spread_recall(eng *g, const float *cue, uint32_t dim,
+                                      void (*set)(mn_recall_req_t *))
 {
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     mn_filter_init(&req.filter);
     req.embedding = cue;
     req.dim = dim;
@@ -511,33 +511,33 @@ static mn_recall_result spread_recall(eng *g, const float *cue, uint32_t dim,
     req.spread = true;
     req.trace = true;
     if (set) set(&req);
-    mn_recall_result r;
+    mn_recall_result_t r;
     mn_error err = {0};
     mn_err rc = mn_engine_recall(g->e, "s", &req, &r, &err);
     if (rc) fail_msg("recall: %s", err.message);
     return r;
 }
 
-static const mn_recall_hit *hit_of(const mn_recall_result *r, const mn_id_t *id)
+static const mn_recall_hit_t *hit_of(const mn_recall_result_t *r, const mn_id_t *id)
 {
     for (size_t i = 0; i < r->n_hits; i++)
         if (!mn_id_cmp(&r->hits[i].memory.id, id)) return &r->hits[i];
     return NULL;
 }
 
-static void set_hops3(mn_recall_req *r)
+static void set_hops3(mn_recall_req_t *r)
 {
     r->max_hops = 3;
 }
-static void set_min_act(mn_recall_req *r)
+static void set_min_act(mn_recall_req_t *r)
 {
     r->min_activation = 0.3f;
 }
-static void set_visited2(mn_recall_req *r)
+static void set_visited2(mn_recall_req_t *r)
 {
     r->max_visited = 2;
 }
-static void set_decay_half_again(mn_recall_req *r)
+static void set_decay_half_again(mn_recall_req_t *r)
 {
     r->hop_decay = 0.25f;
 }
@@ -556,9 +556,9 @@ static void test_spreading_worked_example_and_parameters(void **state)
     const float w = 1.0f - 0.9f / 60.0f;
 
     /* docs/recall.md §4: A seeds at 1; default max_hops 2 */
-    mn_recall_result r = spread_recall(&g, v[0], 4, NULL);
+    mn_recall_result_t r = spread_recall(&g, v[0], 4, NULL);
     assert_int_equal(r.n_hits, 3); /* D is three hops away */
-    const mn_recall_hit *a = hit_of(&r, &id[0]), *b = hit_of(&r, &id[1]), *c = hit_of(&r, &id[2]);
+    const mn_recall_hit_t *a = hit_of(&r, &id[0]), *b = hit_of(&r, &id[1]), *c = hit_of(&r, &id[2]);
     assert_non_null(a);
     assert_non_null(b);
     assert_non_null(c);
@@ -585,7 +585,7 @@ static void test_spreading_worked_example_and_parameters(void **state)
 
     /* max_hops 3 reaches D: 0.2426 x 0.985 x 0.5 */
     r = spread_recall(&g, v[0], 4, set_hops3);
-    const mn_recall_hit *d = hit_of(&r, &id[3]);
+    const mn_recall_hit_t *d = hit_of(&r, &id[3]);
     assert_non_null(d);
     assert_true(fabsf(d->score - w * w * w * 0.125f) < 1e-5f);
     assert_int_equal(d->n_via, 3);
@@ -611,7 +611,7 @@ static void test_spreading_worked_example_and_parameters(void **state)
 
     /* from the far end, backwards along the chain at half strength */
     r = spread_recall(&g, v[3], 4, NULL);
-    const mn_recall_hit *cb = hit_of(&r, &id[2]);
+    const mn_recall_hit_t *cb = hit_of(&r, &id[2]);
     assert_non_null(cb);
     assert_true(fabsf(cb->score - w * 0.5f * 0.5f) < 1e-5f);
     mn_recall_result_clear(&r);
@@ -650,7 +650,7 @@ static size_t temporal_rows(const int *minutes, size_t n, link_row *rows)
     }
     size_t nr = 0;
     for (size_t i = 0; i < n; i++) {
-        mn_assoc *as;
+        mn_assoc_t *as;
         size_t na;
         mn_error err = {0};
         assert_int_equal(mn_engine_associations(g.e, "s", &ids[i], &as, &na, &err), MN_OK);
@@ -711,9 +711,9 @@ static void test_reinforcement_is_batched_without_fsync(void **state)
     mn_id_t id = remember(&g, "the gate code", v, 2, NULL, 0);
     remember(&g, "the other gate", u, 2, NULL, 0);
     mn_engine_wait_background(g.e);
-    mn_engine_stats before, after;
+    mn_engine_stats_t before, after;
     mn_engine_get_stats(g.e, &before);
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     mn_filter_init(&req.filter);
     req.embedding = v;
     req.dim = 2;
@@ -722,7 +722,7 @@ static void test_reinforcement_is_batched_without_fsync(void **state)
     const int hits = 1000;
     int64_t t0 = mn_time_mono_ns();
     for (int i = 0; i < hits; i++) {
-        mn_recall_result r;
+        mn_recall_result_t r;
         mn_error err = {0};
         assert_int_equal(mn_engine_recall(g.e, "s", &req, &r, &err), MN_OK);
         mn_recall_result_clear(&r);

@@ -19,7 +19,7 @@
 #endif
 #define EXAMPLE_PATH MN_SOURCE_DIR "/mnemo.example.toml"
 
-static void load_ok(mn_config *c, const char *path, char **envp)
+static void load_ok(mn_config_t *c, const char *path, char **envp)
 {
     mn_error e = {0};
     mn_err rc = mn_config_load(c, path, envp, &e);
@@ -31,7 +31,7 @@ static void load_ok(mn_config *c, const char *path, char **envp)
 static void expect_file_error(void **state, const char *text, mn_err code, const char *tail)
 {
     const char *path = config_fixture_write(state, text);
-    mn_config c;
+    mn_config_t c;
     mn_error e = {0};
     assert_int_equal(mn_config_load(&c, path, NULL, &e), code);
     char want[1024];
@@ -45,14 +45,14 @@ static void expect_file_error(void **state, const char *text, mn_err code, const
 
 static void expect_env_error(char **envp, const char *msg)
 {
-    mn_config c;
+    mn_config_t c;
     mn_error e = {0};
     assert_int_equal(mn_config_load(&c, NULL, envp, &e), MN_ERR_INVALID);
     if (strcmp(e.message, msg) != 0) fail_msg("expected: %s\n     got: %s", msg, e.message);
     mn_config_free(&c);
 }
 
-static char *dump(const mn_config *c)
+static char *dump(const mn_config_t *c)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -68,7 +68,7 @@ static char *dump(const mn_config *c)
 static void test_config_defaults_without_file(void **state)
 {
     (void)state;
-    mn_config c;
+    mn_config_t c;
     load_ok(&c, NULL, NULL);
     assert_string_equal(c.http.bind, "127.0.0.1");
     assert_int_equal(c.http.port, 7700);
@@ -102,7 +102,7 @@ static void test_config_defaults_without_file(void **state)
 static void test_config_example_file_equals_defaults(void **state)
 {
     (void)state;
-    mn_config def, ex;
+    mn_config_t def, ex;
     load_ok(&def, NULL, NULL);
     load_ok(&ex, EXAMPLE_PATH, NULL);
     char *a = dump(&def), *b = dump(&ex);
@@ -117,7 +117,7 @@ static void test_config_example_file_equals_defaults(void **state)
 static void test_config_example_file_documents_every_key(void **state)
 {
     (void)state;
-    mn_config def;
+    mn_config_t def;
     load_ok(&def, NULL, NULL);
     char *text = dump(&def);
     mn_toml_value *known = NULL, *example = NULL;
@@ -162,7 +162,7 @@ static void test_config_file_overrides_defaults(void **state)
                                                    "]\n"
                                                    "key = \"s3cret\"\n"
                                                    "profile = \"fast\"\n");
-    mn_config c;
+    mn_config_t c;
     load_ok(&c, path, NULL);
     assert_int_equal(c.http.port, 8080);
     assert_string_equal(c.http.bind, "0.0.0.0");
@@ -186,7 +186,7 @@ static void test_config_accepts_dotted_keys_and_inline_tables(void **state)
                                     "storage = { data_dir = \"d\", block_cache_mb = 1 }\n"
                                     "[engine]\n"
                                     "expiry_interval_ms = 0x10\n");
-    mn_config c;
+    mn_config_t c;
     load_ok(&c, path, NULL);
     assert_int_equal(c.http.port, 9000);
     assert_string_equal(c.storage.data_dir, "d");
@@ -261,7 +261,7 @@ static void test_config_reports_syntax_errors_and_missing_file(void **state)
                       "2:8: expected '=' after key \"port\"");
     expect_file_error(state, "[http]\nport = 1\nport = 2\n", MN_ERR_PARSE,
                       "3:1: duplicate key \"port\" (first defined at 2:1)");
-    mn_config c;
+    mn_config_t c;
     mn_error e = {0};
     assert_int_equal(mn_config_load(&c, "/nonexistent/mnemo.toml", NULL, &e), MN_ERR_IO);
     assert_string_equal(e.message,
@@ -286,7 +286,7 @@ static void test_config_env_overrides_file(void **state)
         "MNEMO_LOG_LEVEL=warn",
         NULL,
     };
-    mn_config c;
+    mn_config_t c;
     load_ok(&c, path, envp);
     assert_int_equal(c.http.port, 9090);
     assert_string_equal(c.storage.data_dir, "/srv/mnemo data");
@@ -304,7 +304,7 @@ static void test_config_env_accepts_toml_array_and_empty_list(void **state)
 {
     (void)state;
     char *envp[] = {"MNEMO_CLUSTER_SEEDS=[\"x:1\", 'y:2']", NULL};
-    mn_config c;
+    mn_config_t c;
     load_ok(&c, NULL, envp);
     assert_int_equal(c.cluster.seeds.count, 2);
     assert_string_equal(c.cluster.seeds.items[1], "y:2");
@@ -336,7 +336,7 @@ static void test_config_rejects_bad_env_value(void **state)
                                "\"nope\"");
     char *bad_arr[] = {"MNEMO_CLUSTER_SEEDS=[\"a:1\", 2]", NULL};
     expect_env_error(bad_arr, "MNEMO_CLUSTER_SEEDS: cluster.seeds expects an array of strings");
-    mn_config c;
+    mn_config_t c;
     mn_error e = {0};
     char *bad_syntax[] = {"MNEMO_CLUSTER_SEEDS=[\"a:1\"", NULL};
     assert_int_equal(mn_config_load(&c, NULL, bad_syntax, &e), MN_ERR_PARSE);
@@ -349,7 +349,7 @@ static void test_config_rejects_bad_env_value(void **state)
 static void test_config_set_parses_text_per_type(void **state)
 {
     (void)state;
-    mn_config c;
+    mn_config_t c;
     mn_error e = {0};
     load_ok(&c, NULL, NULL);
     assert_int_equal(mn_config_set(&c, "http.port", "0", "--set", &e), MN_OK);
@@ -375,7 +375,7 @@ static void test_config_dump_round_trips_and_hides_the_key(void **state)
         "MNEMO_CLUSTER_ENABLED=true",
         NULL,
     };
-    mn_config c;
+    mn_config_t c;
     load_ok(&c, NULL, envp);
     char *text = dump(&c);
     assert_null(strstr(text, "top-secret"));
@@ -384,7 +384,7 @@ static void test_config_dump_round_trips_and_hides_the_key(void **state)
     FILE *fp = fopen(f->path, "w");
     fputs(text, fp);
     fclose(fp);
-    mn_config back;
+    mn_config_t back;
     load_ok(&back, f->path, NULL);
     assert_string_equal(back.storage.data_dir, c.storage.data_dir);
     assert_int_equal(back.cluster.seeds.count, 2);

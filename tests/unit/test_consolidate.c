@@ -57,10 +57,10 @@ static mn_id_t remember(eng *g, const char *content, const float *v, uint32_t di
     return id;
 }
 
-static mn_consolidate_result consolidate(eng *g)
+static mn_consolidate_result_t consolidate(eng *g)
 {
-    mn_consolidate_opts o = {.threshold = 0.9f, .min_support = 3};
-    mn_consolidate_result r;
+    mn_consolidate_opts_t o = {.threshold = 0.9f, .min_support = 3};
+    mn_consolidate_result_t r;
     mn_error err = {0};
     if (mn_engine_consolidate(g->e, "s", &o, &r, &err)) fail_msg("consolidate: %s", err.message);
     return r;
@@ -93,7 +93,7 @@ static bool consolidated(eng *g, const mn_id_t *id, size_t *links)
     assert_int_equal(get(g, id, &m), MN_OK);
     bool c = m.consolidated;
     mn_memory_clear(&m);
-    mn_assoc *a;
+    mn_assoc_t *a;
     size_t n;
     mn_error err = {0};
     assert_int_equal(mn_engine_associations(g->e, "s", id, &a, &n, &err), MN_OK);
@@ -106,7 +106,7 @@ static bool consolidated(eng *g, const mn_id_t *id, size_t *links)
 
 static size_t semantic_count(eng *g)
 {
-    mn_space_stats st;
+    mn_space_stats_t st;
     mn_error err = {0};
     assert_int_equal(mn_engine_space_get(g->e, "s", &st, &err), MN_OK);
     return st.semantic;
@@ -142,7 +142,7 @@ static void test_lost_supports_lose_their_mark_and_link(void **state)
         float v[2] = {1, 0.01f * (float)(i - 2)};
         ids[i] = remember(&g, "tide tables", v, 2, 0);
     }
-    mn_consolidate_result r = consolidate(&g);
+    mn_consolidate_result_t r = consolidate(&g);
     assert_int_equal(r.created, 1);
     mn_id_t sem = r.ids[0];
     free(r.ids);
@@ -163,7 +163,7 @@ static void test_lost_supports_lose_their_mark_and_link(void **state)
         assert_int_equal(consolidated(&g, &ids[i], &links), i < 3);
         assert_int_equal(links, i < 3);
     }
-    mn_assoc *a;
+    mn_assoc_t *a;
     size_t n;
     assert_int_equal(mn_engine_associations(g.e, "s", &sem, &a, &n, &err), MN_OK);
     assert_int_equal(n, 3);
@@ -238,7 +238,7 @@ static void test_forgetting_an_episode_erases_its_words_from_semantic_memories(v
     mn_id_t c[3];
     for (int i = 0; i < 3; i++)
         c[i] = remember(&f, "garden seeds spring", vc[i], 4, 0);
-    mn_consolidate_result r = consolidate(&f);
+    mn_consolidate_result_t r = consolidate(&f);
     assert_int_equal(r.created, 3);
     free(r.ids);
     a[4] = remember(&f, ta[4], va[4], 4, 0); /* a reconsolidation: a second version */
@@ -295,7 +295,7 @@ static void test_forgetting_an_episode_erases_its_words_from_semantic_memories(v
     assert_int_equal(stored(&h, "zanzibar") + stored(&h, "kilimanjaro") + stored(&h, "secret"), 0);
     /* an old consolidate entry that lists the forgotten episode is not applied */
     for (size_t i = 0; i < before.n; i++) {
-        mn_wal_entry en;
+        mn_wal_entry_t en;
         assert_int_equal(mn_wire_wal_decode(before.bufs[i], before.lens[i], &en, &err), MN_OK);
         if (en.type == MN_WAL_OP_CONSOLIDATE) ingest(&h, &before, i);
         mn_wal_entry_clear(&en);
@@ -309,7 +309,7 @@ static void test_forgetting_an_episode_erases_its_words_from_semantic_memories(v
     eng_open(&g, "mnemo-cons-privacy-g", 4);
     g.now = f.now;
     for (size_t i = 0; i < w.n; i++) {
-        mn_wal_entry en;
+        mn_wal_entry_t en;
         assert_int_equal(mn_wire_wal_decode(w.bufs[i], w.lens[i], &en, &err), MN_OK);
         if (en.type == MN_WAL_OP_REMEMBER) ingest(&g, &w, i);
         mn_wal_entry_clear(&en);
@@ -388,7 +388,7 @@ static void test_retired_key_comes_back_and_a_client_forget_blocks_it(void **sta
     eng_open(&a, "mnemo-cons-a", 2);
     for (size_t i = 3; i < 6; i++)
         ingest(&a, &w, i);
-    mn_consolidate_result r = consolidate(&a);
+    mn_consolidate_result_t r = consolidate(&a);
     assert_int_equal(r.created, 1);
     mn_id_t s4 = r.ids[0];
     free(r.ids);
@@ -521,9 +521,9 @@ static void topic_episodes(mn_test_wal *w, mn_id_t *ids)
     eng_close(&src);
 }
 
-static mn_consolidate_result run_free(eng *g)
+static mn_consolidate_result_t run_free(eng *g)
 {
-    mn_consolidate_result r = consolidate(g);
+    mn_consolidate_result_t r = consolidate(g);
     free(r.ids);
     return r;
 }
@@ -623,20 +623,20 @@ static void test_consolidate_options_out_of_range_are_refused_by_the_engine(void
     (void)state;
     eng g;
     eng_open(&g, "mn-consolidate-range", 3);
-    const mn_consolidate_opts bad[] = {{.threshold = 1.5f}, {.threshold = -0.25f},
+    const mn_consolidate_opts_t bad[] = {{.threshold = 1.5f}, {.threshold = -0.25f},
                                        {.threshold = NAN}, {.min_support = 100001}};
     const char *msg[] = {"threshold: must be in 0..1 (0 = default)",
                          "threshold: must be in 0..1 (0 = default)",
                          "threshold: must be in 0..1 (0 = default)",
                          "min_support: must be in 0..100000 (0 = default)"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        mn_consolidate_result r;
+        mn_consolidate_result_t r;
         mn_error err = {0};
         assert_int_equal(mn_engine_consolidate(g.e, "s", &bad[i], &r, &err), MN_ERR_INVALID);
         assert_string_equal(err.message, msg[i]);
     }
-    mn_consolidate_opts dflt = {0}; /* 0 = the engine's defaults */
-    mn_consolidate_result r;
+    mn_consolidate_opts_t dflt = {0}; /* 0 = the engine's defaults */
+    mn_consolidate_result_t r;
     mn_error err = {0};
     assert_int_equal(mn_engine_consolidate(g.e, "s", &dflt, &r, &err), MN_OK);
     free(r.ids);

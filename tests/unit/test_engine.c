@@ -28,9 +28,9 @@ static void reopen(fx *f)
     mn_test_eng_reopen(f);
 }
 
-static void make_space(fx *f, const char *name, uint32_t dim, mn_metric metric)
+static void make_space(fx *f, const char *name, uint32_t dim, mn_metric_t metric)
 {
-    mn_space_def d = {0};
+    mn_space_def_t d = {0};
     snprintf(d.name, sizeof d.name, "%s", name);
     d.dim = dim;
     d.metric = metric;
@@ -58,7 +58,7 @@ static void test_space_lifecycle_and_errors(void **state)
 {
     fx *f = *state;
     make_space(f, "agent-1", 4, MN_METRIC_COSINE);
-    mn_space_def d = {0};
+    mn_space_def_t d = {0};
     strcpy(d.name, "agent-1");
     d.dim = 4;
     mn_error err = {0};
@@ -71,13 +71,13 @@ static void test_space_lifecycle_and_errors(void **state)
     d.dim = 5000;
     assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_ERR_INVALID);
     make_space(f, "b-space", 2, MN_METRIC_L2);
-    mn_space_def *list;
+    mn_space_def_t *list;
     size_t n;
     assert_int_equal(mn_engine_space_list(f->e, &list, &n, &err), MN_OK);
     assert_int_equal(n, 2);
     assert_string_equal(list[0].name, "agent-1");
     free(list);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->e, "agent-1", &st, &err), MN_OK);
     assert_int_equal(st.def.dim, 4);
     assert_int_equal(st.last_lsn, 1); /* the create entry */
@@ -131,14 +131,14 @@ static void test_remember_validates_input(void **state)
     mn_id_t ids[3];
     assert_int_equal(mn_engine_remember(f->e, "s", batch, 3, ids, &err), MN_ERR_INVALID);
     assert_non_null(strstr(err.message, "memories[2]"));
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.memories, 0);
     assert_int_equal(st.last_lsn, 1);
 }
 
 /* Brute force in double precision for comparison. */
-static double ref_score(mn_metric m, const float *q, const float *v, uint32_t dim)
+static double ref_score(mn_metric_t m, const float *q, const float *v, uint32_t dim)
 {
     double dot = 0, nq = 0, nv = 0, l2 = 0;
     for (uint32_t i = 0; i < dim; i++) {
@@ -156,7 +156,7 @@ static void test_recall_matches_brute_force_every_metric(void **state)
 {
     fx *f = *state;
     enum { N = 500, DIM = 16, K = 10 };
-    mn_metric metrics[3] = {MN_METRIC_COSINE, MN_METRIC_L2, MN_METRIC_DOT};
+    mn_metric_t metrics[3] = {MN_METRIC_COSINE, MN_METRIC_L2, MN_METRIC_DOT};
     mn_prng_t p;
     mn_prng_seed(&p, 11);
     static float vecs[N][DIM];
@@ -185,12 +185,12 @@ static void test_recall_matches_brute_force_every_metric(void **state)
             float q[DIM];
             for (int d = 0; d < DIM; d++)
                 q[d] = (float)(mn_prng_double(&p) * 2 - 1);
-            mn_recall_req req = {0};
+            mn_recall_req_t req = {0};
             req.embedding = q;
             req.dim = DIM;
             req.k = K;
             mn_filter_init(&req.filter);
-            mn_recall_result r;
+            mn_recall_result_t r;
             mn_error err = {0};
             assert_int_equal(mn_engine_recall(f->e, name, &req, &r, &err), MN_OK);
             assert_int_equal(r.n_hits, K);
@@ -225,7 +225,7 @@ static void test_filters_threshold_and_list_pagination(void **state)
     fx *f = *state;
     make_space(f, "s", 2, MN_METRIC_COSINE);
     char *tag_a[] = {"a"}, *tag_ab[] = {"a", "b"};
-    mn_kv md[] = {{"user", "ann"}};
+    mn_kv_t md[] = {{"user", "ann"}};
     mn_id_t ids[30];
     for (int i = 0; i < 30; i++) {
         float v[2] = {1, (float)i / 30};
@@ -251,7 +251,7 @@ static void test_filters_threshold_and_list_pagination(void **state)
         assert_int_equal(mn_engine_remember(f->e, "s", &m, 1, &ids[i], &err), MN_OK);
     }
     float q[2] = {1, 0};
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     req.embedding = q;
     req.dim = 2;
     req.k = 100;
@@ -259,7 +259,7 @@ static void test_filters_threshold_and_list_pagination(void **state)
     char *all_b[] = {"b"};
     req.filter.tags_all = all_b;
     req.filter.n_tags_all = 1;
-    mn_recall_result r;
+    mn_recall_result_t r;
     mn_error err = {0};
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
     assert_int_equal(r.n_hits, 3); /* i = 0, 10, 20 */
@@ -292,7 +292,7 @@ static void test_filters_threshold_and_list_pagination(void **state)
     mn_recall_result_clear(&r);
 
     /* list: pages of 7 cover everything once, in (when, id) order */
-    mn_list_req lr = {0};
+    mn_list_req_t lr = {0};
     mn_filter_init(&lr.filter);
     lr.limit = 7;
     int seen = 0;
@@ -301,7 +301,7 @@ static void test_filters_threshold_and_list_pagination(void **state)
     char *cursor = NULL;
     for (int page = 0; page < 10; page++) {
         lr.cursor = cursor;
-        mn_list_result out;
+        mn_list_result_t out;
         assert_int_equal(mn_engine_list(f->e, "s", &lr, &out, &err), MN_OK);
         for (size_t i = 0; i < out.n; i++) {
             const mn_memory_t *m = &out.memories[i];
@@ -318,7 +318,7 @@ static void test_filters_threshold_and_list_pagination(void **state)
     }
     assert_int_equal(seen, 30);
     lr.cursor = "zz";
-    mn_list_result out;
+    mn_list_result_t out;
     assert_int_equal(mn_engine_list(f->e, "s", &lr, &out, &err), MN_ERR_INVALID);
 }
 
@@ -347,11 +347,11 @@ static void test_forget_delete_and_suppress_survive_restart(void **state)
     assert_int_equal(mn_engine_get(f->e, "s", &b, false, &out, &err), MN_OK);
     assert_true(out.suppressed);
     mn_memory_clear(&out);
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     req.embedding = v;
     req.dim = 2;
     mn_filter_init(&req.filter);
-    mn_recall_result r;
+    mn_recall_result_t r;
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
     assert_int_equal(r.n_hits, 0);
     mn_recall_result_clear(&r);
@@ -373,7 +373,7 @@ static void test_forget_delete_and_suppress_survive_restart(void **state)
     assert_memory_equal(r.hits[0].memory.id.b, b.b, 16);
     assert_string_equal(r.hits[0].memory.content, "keep");
     mn_recall_result_clear(&r);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.memories, 1);
     assert_int_equal(st.tombstones, 1);
@@ -415,7 +415,7 @@ static void test_ttl_expiry_through_forget_path(void **state)
     assert_int_equal(mn_engine_expire(f->e, &n, &err), MN_OK);
     assert_int_equal(n, 1);
     reopen(f);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.memories, 1);
     assert_int_equal(st.tombstones, 2);
@@ -462,12 +462,12 @@ static void test_concurrent_writers_keep_lsns_dense(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(args[i].failures, 0);
     }
-    mn_space_stats st;
+    mn_space_stats_t st;
     mn_error err = {0};
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.memories, T * PER);
     assert_int_equal(st.last_lsn, 1 + T * PER);
-    mn_engine_stats es;
+    mn_engine_stats_t es;
     mn_engine_get_stats(f->e, &es);
     assert_int_equal(es.entries, 1 + T * PER);
     /* that they share fsyncs is proven deterministically in test_engine_wal.c */
@@ -490,7 +490,7 @@ static void test_checkpoint_opens_as_a_copy(void **state)
     assert_int_equal(mn_engine_checkpoint(f->e, path, &err), MN_OK);
     assert_int_equal(mn_engine_checkpoint(f->e, path, &err), MN_ERR_EXISTS);
     /* the copy is a data dir of its own */
-    mn_engine_options o;
+    mn_engine_options_t o;
     mn_engine_options_default(&o);
     o.data_dir = path;
     o.expiry_interval_ms = 0;
@@ -510,7 +510,7 @@ static void test_wal_trim_keeps_the_newest_entries(void **state)
 {
     fx *f = *state;
     mn_engine_close(f->e);
-    mn_engine_options o;
+    mn_engine_options_t o;
     mn_engine_options_default(&o);
     o.data_dir = f->dir;
     o.expiry_interval_ms = 0;
@@ -522,7 +522,7 @@ static void test_wal_trim_keeps_the_newest_entries(void **state)
     float v[2] = {1, 2};
     for (int i = 0; i < 30; i++)
         remember1(f, "s", "x", v, 2);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.wal_first_lsn, 1);
     assert_int_equal(st.last_lsn, 31);
@@ -561,9 +561,9 @@ static void test_text_only_memories_and_keyword_and_hybrid_recall(void **state)
     mn_id_t tea = remember_text(f, "s", "Bob drinks green tea every morning", east);
     mn_id_t trip = remember_text(f, "s", "The Lisbon trip is booked for May", north);
     mn_error err = {0};
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     mn_filter_init(&req.filter);
-    mn_recall_result r;
+    mn_recall_result_t r;
     /* no cue at all */
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_ERR_INVALID);
     /* text only: finds the text-only memory, folds case */
@@ -641,9 +641,9 @@ static mn_id_t remember_turn(fx *f, const char *content, float *emb, const char 
     return id;
 }
 
-static bool has_assoc(fx *f, const mn_id_t *id, const mn_id_t *other, mn_edge_kind kind)
+static bool has_assoc(fx *f, const mn_id_t *id, const mn_id_t *other, mn_edge_kind_t kind)
 {
-    mn_assoc *a;
+    mn_assoc_t *a;
     size_t n;
     mn_error err = {0};
     assert_int_equal(mn_engine_associations(f->e, "s", id, &a, &n, &err), MN_OK);
@@ -657,7 +657,7 @@ static bool has_assoc(fx *f, const mn_id_t *id, const mn_id_t *other, mn_edge_ki
 static void test_associations_and_spreading_activation(void **state)
 {
     fx *f = *state;
-    mn_engine_options dflt;
+    mn_engine_options_t dflt;
     mn_engine_options_default(&dflt);
     f->opts.link_max = dflt.link_max; /* background semantic linking, as by default */
     reopen(f);
@@ -672,7 +672,7 @@ static void test_associations_and_spreading_activation(void **state)
     mn_id_t d = remember_turn(f, "other talk", north, "work", t + 1000);
     mn_id_t late = remember_turn(f, "much later", north, "trip", t + 4 * 3600 * 1000);
     mn_engine_wait_background(f->e); /* semantic links are made in the background */
-    mn_engine_stats es;
+    mn_engine_stats_t es;
     mn_engine_get_stats(f->e, &es);
     assert_true(es.links > 0);
     assert_int_equal(es.links_dropped, 0);
@@ -684,12 +684,12 @@ static void test_associations_and_spreading_activation(void **state)
     assert_true(has_assoc(f, &c, &b, MN_EDGE_SEMANTIC));
     assert_false(has_assoc(f, &b, &a, MN_EDGE_SEMANTIC)); /* orthogonal */
 
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     mn_filter_init(&req.filter);
     req.embedding = east;
     req.dim = 2;
     req.k = 1;
-    mn_recall_result r;
+    mn_recall_result_t r;
     mn_error err = {0};
     /* without spread: only the best vector match */
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
@@ -706,7 +706,7 @@ static void test_associations_and_spreading_activation(void **state)
     /* the vector ranking seeds a (1.0) and the orthogonal ones at match 0 */
     bool saw_b = false;
     for (size_t i = 0; i < r.n_hits; i++) {
-        mn_recall_hit *h = &r.hits[i];
+        mn_recall_hit_t *h = &r.hits[i];
         assert_true(h->activation >= 0 && h->activation <= 1);
         if (!mn_id_cmp(&h->memory.id, &b)) {
             saw_b = true;
@@ -734,10 +734,10 @@ static void test_associations_and_spreading_activation(void **state)
     req.max_hops = 0;
 
     /* explicit associations: validated, stored, listed, gone with a forget, kept by restart */
-    mn_edge ed = {.from = d, .to = a, .kind = MN_EDGE_CAUSAL, .weight = 0.9f};
+    mn_edge_t ed = {.from = d, .to = a, .kind = MN_EDGE_CAUSAL, .weight = 0.9f};
     assert_int_equal(mn_engine_associate(f->e, "s", &ed, 1, &err), MN_OK);
     assert_true(has_assoc(f, &a, &d, MN_EDGE_CAUSAL));
-    mn_edge bad = ed;
+    mn_edge_t bad = ed;
     bad.kind = MN_EDGE_SEMANTIC;
     assert_int_equal(mn_engine_associate(f->e, "s", &bad, 1, &err), MN_ERR_INVALID);
     bad = ed;
@@ -764,11 +764,11 @@ static void test_decay_lowers_confidence_and_reinforce_strengthens(void **state)
     make_space(f, "s", 2, MN_METRIC_COSINE);
     float v[2] = {1, 0};
     mn_id_t id = remember1(f, "s", "the door code is 4711", v, 2);
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     mn_filter_init(&req.filter);
     req.embedding = v;
     req.dim = 2;
-    mn_recall_result r;
+    mn_recall_result_t r;
     mn_error err = {0};
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
     assert_true(fabsf(r.hits[0].retention - 1.0f) < 1e-6f);
@@ -785,7 +785,7 @@ static void test_decay_lowers_confidence_and_reinforce_strengthens(void **state)
     assert_true(r.hits[0].confidence.reasons & MN_REASON_DECAYED);
     mn_recall_result_clear(&r);
     mn_engine_wait_background(f->e);
-    mn_engine_stats es;
+    mn_engine_stats_t es;
     mn_engine_get_stats(f->e, &es);
     assert_int_equal(es.reinforced, 1);
     mn_memory_t m;
@@ -822,12 +822,12 @@ static void test_confidence_is_bounded_and_monotonic_in_similarity(void **state)
         float q[8];
         for (int d = 0; d < 8; d++)
             q[d] = (float)(mn_prng_double(&p) * 2 - 1);
-        mn_recall_req req = {0};
+        mn_recall_req_t req = {0};
         mn_filter_init(&req.filter);
         req.embedding = q;
         req.dim = 8;
         req.k = 200;
-        mn_recall_result r;
+        mn_recall_result_t r;
         mn_error err = {0};
         assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
         for (size_t i = 0; i < r.n_hits; i++) {
@@ -921,12 +921,12 @@ static void test_consolidation_is_deterministic_and_reconsolidates(void **state)
     }
     free(w.bufs);
     free(w.lens);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(g.e, "s", &st, &err), MN_OK);
     assert_int_equal(st.memories, 60);
 
-    mn_consolidate_opts opts = {.threshold = 0.8f, .min_support = 3};
-    mn_consolidate_result ra, rb;
+    mn_consolidate_opts_t opts = {.threshold = 0.8f, .min_support = 3};
+    mn_consolidate_result_t ra, rb;
     assert_int_equal(mn_engine_consolidate(f->e, "s", &opts, &ra, &err), MN_OK);
     assert_int_equal(mn_engine_consolidate(g.e, "s", &opts, &rb, &err), MN_OK);
     assert_int_equal(ra.candidates, 60);
@@ -945,7 +945,7 @@ static void test_consolidation_is_deterministic_and_reconsolidates(void **state)
         assert_int_equal(ma.n_support, 15);
         assert_non_null(strstr(ma.content, "[keywords: "));
         /* byte-identical records, embedding included */
-        mn_memory_record xa = {.mem = ma}, xb = {.mem = mb};
+        mn_memory_record_t xa = {.mem = ma}, xb = {.mem = mb};
         uint8_t *ba, *bb;
         size_t la, lb;
         assert_int_equal(mn_wire_memory_encode(&xa, true, &ba, &la), MN_OK);
@@ -961,7 +961,7 @@ static void test_consolidation_is_deterministic_and_reconsolidates(void **state)
     mn_test_eng_free(&g);
 
     /* nothing left to do: a second run (over every episode again) changes nothing */
-    mn_consolidate_result r2;
+    mn_consolidate_result_t r2;
     assert_int_equal(mn_engine_consolidate(f->e, "s", &opts, &r2, &err), MN_OK);
     assert_int_equal(r2.candidates, 60);
     assert_int_equal(r2.created + r2.updated + r2.retired, 0);
@@ -1019,11 +1019,11 @@ static void test_recognize_reminisce_complete_and_as_of(void **state)
     remember_ctx(f, "Bob fixed the bike", v3, "bob", "berlin", t0 - 3000);
     mn_error err = {0};
     /* recognize: a seen cue is familiar, an unrelated one is not */
-    mn_recognize_req rq = {0};
+    mn_recognize_req_t rq = {0};
     mn_filter_init(&rq.filter);
     rq.embedding = v1;
     rq.dim = 2;
-    mn_recognize_result rr;
+    mn_recognize_result_t rr;
     assert_int_equal(mn_engine_recognize(f->e, "s", &rq, &rr, &err), MN_OK);
     assert_true(rr.recognized);
     assert_memory_equal(rr.best.b, a.b, 16);
@@ -1033,10 +1033,10 @@ static void test_recognize_reminisce_complete_and_as_of(void **state)
     assert_int_equal(mn_engine_recognize(f->e, "s", &rq, &rr, &err), MN_OK);
     assert_false(rr.recognized);
     /* reminisce: by who and place, in time order; by topic */
-    mn_reminisce_req mq = {0};
+    mn_reminisce_req_t mq = {0};
     mn_filter_init(&mq.filter);
     mq.filter.who = "ann";
-    mn_list_result lr;
+    mn_list_result_t lr;
     assert_int_equal(mn_engine_reminisce(f->e, "s", &mq, &lr, &err), MN_OK);
     assert_int_equal(lr.n, 2);
     assert_true(lr.memories[0].when_ms < lr.memories[1].when_ms);
@@ -1061,7 +1061,7 @@ static void test_recognize_reminisce_complete_and_as_of(void **state)
     char *who[1] = {"ann"};
     partial.who = who;
     partial.n_who = 1;
-    mn_complete_result cr;
+    mn_complete_result_t cr;
     assert_int_equal(mn_engine_complete(f->e, "s", &partial, 3, &cr, &err), MN_OK);
     assert_true(cr.candidates.n_hits >= 1);
     bool saw_where = false;
@@ -1078,13 +1078,13 @@ static void test_recognize_reminisce_complete_and_as_of(void **state)
     /* as-of: a memory created later is not there yet; too far back is refused */
     f->now += 60000;
     mn_id_t later = remember_ctx(f, "Ann flew home", v1, "ann", "airport", f->now);
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     mn_filter_init(&req.filter);
     req.embedding = v1;
     req.dim = 2;
     req.k = 10;
     req.filter.as_of_ms = f->now - 1000;
-    mn_recall_result r;
+    mn_recall_result_t r;
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
     for (size_t i = 0; i < r.n_hits; i++)
         assert_true(mn_id_cmp(&r.hits[i].memory.id, &later));

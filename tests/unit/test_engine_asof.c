@@ -62,7 +62,7 @@ typedef struct seen {
 
 static size_t list_as_of(fx *f, int64_t as_of, const mn_filter_t *base, seen *out, size_t cap)
 {
-    mn_list_req req = {0};
+    mn_list_req_t req = {0};
     if (base)
         req.filter = *base;
     else
@@ -73,7 +73,7 @@ static size_t list_as_of(fx *f, int64_t as_of, const mn_filter_t *base, seen *ou
     for (int page = 0; page < 100; page++) { /* one at a time: pages cross both indexes */
         req.limit = 1;
         req.cursor = cursor;
-        mn_list_result r;
+        mn_list_result_t r;
         mn_error err = {0};
         assert_int_equal(mn_engine_list(f->e, "s", &req, &r, &err), MN_OK);
         for (size_t i = 0; i < r.n && n < cap; i++, n++) {
@@ -100,14 +100,14 @@ static size_t list_as_of(fx *f, int64_t as_of, const mn_filter_t *base, seen *ou
 static size_t recall_as_of(fx *f, int64_t as_of, mn_id_t *ids, bool *suppressed, size_t cap)
 {
     float q[2] = {0.9f, 0.1f};
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     req.embedding = q;
     req.dim = 2;
     req.k = 10;
     mn_filter_init(&req.filter);
     req.filter.as_of_ms = as_of;
     req.filter.include_suppressed = false;
-    mn_recall_result r;
+    mn_recall_result_t r;
     mn_error err = {0};
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
     size_t n = 0;
@@ -228,9 +228,9 @@ static void test_as_of_views_show_what_was_there(void **state)
     n = recall_as_of(f, T0 + 60000, ids, NULL, 16);
     assert_true(has(ids, n, &w.g) && has(ids, n, &w.c) && !has(ids, n, &w.d));
     /* now (no as-of): C and G; A suppressed, B deleted, D expired */
-    mn_list_req req = {0};
+    mn_list_req_t req = {0};
     mn_filter_init(&req.filter);
-    mn_list_result r;
+    mn_list_result_t r;
     mn_error err = {0};
     assert_int_equal(mn_engine_list(f->e, "s", &req, &r, &err), MN_OK);
     assert_int_equal(r.n, 2);
@@ -276,10 +276,10 @@ static void test_as_of_filters_on_redacted_entries(void **state)
     fl.kind = MN_KIND_SEMANTIC;
     assert_int_equal(list_as_of(f, T0 + 5000, &fl, s, 16), 0);
     /* reminisce without a topic lists, redacted entries included */
-    mn_reminisce_req rq = {0};
+    mn_reminisce_req_t rq = {0};
     mn_filter_init(&rq.filter);
     rq.filter.as_of_ms = T0 + 5000;
-    mn_list_result r;
+    mn_list_result_t r;
     mn_error err = {0};
     assert_int_equal(mn_engine_reminisce(f->e, "s", &rq, &r, &err), MN_OK);
     assert_int_equal(r.n, 4);
@@ -345,8 +345,8 @@ static void test_as_of_follows_created_at_of_semantic_memories(void **state)
         remember_at(f, "the same thought", 1.0f - 0.001f * (float)i, f->now, 0);
     }
     f->now = T0 + 10000;
-    mn_consolidate_opts opts = {.threshold = 0.9f, .min_support = 3};
-    mn_consolidate_result r;
+    mn_consolidate_opts_t opts = {.threshold = 0.9f, .min_support = 3};
+    mn_consolidate_result_t r;
     mn_error err = {0};
     assert_int_equal(mn_engine_consolidate(f->e, "s", &opts, &r, &err), MN_OK);
     assert_int_equal(r.created, 1);

@@ -54,14 +54,14 @@ static void test_events_of_a_space_in_order(void **state)
     fx *f = *state;
     make_space(f, "a");
     make_space(f, "b");
-    mn_engine_sub *s = NULL;
+    mn_engine_sub_t *s = NULL;
     mn_error err = {0};
     assert_int_equal(mn_engine_subscribe(f->e, "nope", 0, NULL, NULL, &s, &err), MN_ERR_NOT_FOUND);
     assert_null(s);
     atomic_store(&notified, 0);
     assert_int_equal(mn_engine_subscribe(f->e, "a", 16, on_notify, NULL, &s, &err), MN_OK);
 
-    mn_event ev[8];
+    mn_event_t ev[8];
     bool ended = true;
     assert_int_equal(mn_engine_sub_next(s, ev, 8, 0, &ended), 0); /* nothing yet, no wait */
     assert_false(ended);
@@ -71,9 +71,9 @@ static void test_events_of_a_space_in_order(void **state)
     mn_id_t id2 = remember(f, "a", "second");
     assert_int_equal(mn_engine_forget(f->e, "a", &id1, MN_FORGET_SUPPRESS, &err), MN_OK);
     float q[2] = {1, 0.5f};
-    mn_recall_req rq = {.embedding = q, .dim = 2, .k = 5};
+    mn_recall_req_t rq = {.embedding = q, .dim = 2, .k = 5};
     mn_filter_init(&rq.filter);
-    mn_recall_result rr;
+    mn_recall_result_t rr;
     assert_int_equal(mn_engine_recall(f->e, "a", &rq, &rr, &err), MN_OK);
     mn_recall_result_clear(&rr);
     assert_true(atomic_load(&notified) >= 1);
@@ -113,13 +113,13 @@ static void test_slow_subscriber_is_dropped_with_a_final_event(void **state)
 {
     fx *f = *state;
     make_space(f, "a");
-    mn_engine_sub *s = NULL, *fast = NULL;
+    mn_engine_sub_t *s = NULL, *fast = NULL;
     mn_error err = {0};
     assert_int_equal(mn_engine_subscribe(f->e, "a", 4, NULL, NULL, &s, &err), MN_OK);
     assert_int_equal(mn_engine_subscribe(f->e, "a", 64, NULL, NULL, &fast, &err), MN_OK);
     for (int i = 0; i < 10; i++)
         remember(f, "a", "x");
-    mn_event ev[16];
+    mn_event_t ev[16];
     bool ended = false;
     size_t n = mn_engine_sub_next(s, ev, 16, 1000, &ended);
     assert_int_equal(n, 5); /* the 4 it could hold, then the end */

@@ -47,7 +47,7 @@ static int setup(void **state)
     f->ids = calloc(N, sizeof *f->ids);
     f->gone = calloc(N, sizeof *f->gone);
     mn_test_eng_open(&f->t);
-    mn_space_def d = {0};
+    mn_space_def_t d = {0};
     snprintf(d.name, sizeof d.name, "s");
     d.dim = DIM;
     d.metric = MN_METRIC_COSINE;
@@ -91,9 +91,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static mn_recall_result recall(fx *f, const float *q, bool exact, const char *tag)
+static mn_recall_result_t recall(fx *f, const float *q, bool exact, const char *tag)
 {
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     req.embedding = q;
     req.dim = DIM;
     req.k = K;
@@ -105,7 +105,7 @@ static mn_recall_result recall(fx *f, const float *q, bool exact, const char *ta
         req.filter.tags_any = tags;
         req.filter.n_tags_any = 1;
     }
-    mn_recall_result r;
+    mn_recall_result_t r;
     mn_error err = {0};
     assert_int_equal(mn_engine_recall(f->t.e, "s", &req, &r, &err), MN_OK);
     return r;
@@ -121,7 +121,7 @@ static double agreement(fx *f, uint32_t nq, const char *tag, const char *want_pa
         float q[DIM];
         for (int d = 0; d < DIM; d++)
             q[d] = (float)(mn_prng_double(&p) * 2 - 1);
-        mn_recall_result a = recall(f, q, false, tag), b = recall(f, q, true, tag);
+        mn_recall_result_t a = recall(f, q, false, tag), b = recall(f, q, true, tag);
         if (want_path) assert_string_equal(a.path, want_path);
         assert_string_equal(b.path, "exact");
         size_t found = 0;
@@ -173,7 +173,7 @@ static void test_forget_and_new_memories_follow_the_index(void **state)
     m.dim = DIM;
     mn_id_t nid;
     assert_int_equal(mn_engine_remember(f->t.e, "s", &m, 1, &nid, &err), MN_OK);
-    mn_recall_result r = recall(f, q, false, NULL);
+    mn_recall_result_t r = recall(f, q, false, NULL);
     assert_string_equal(r.path, "hnsw");
     assert_true(r.n_hits > 0);
     assert_memory_equal(r.hits[0].memory.id.b, nid.b, 16);
@@ -333,7 +333,7 @@ static void test_restart_with_an_older_graph_catches_up_by_difference(void **sta
     mn_test_eng_open(&f->t);
     /* each late memory is found by its own vector at once (graph or tail) */
     for (uint32_t i = 0; i < 100; i += 9) {
-        mn_recall_result r = recall(f, fresh + (size_t)i * DIM, false, NULL);
+        mn_recall_result_t r = recall(f, fresh + (size_t)i * DIM, false, NULL);
         assert_string_equal(r.path, "hnsw");
         assert_true(r.n_hits > 0);
         assert_memory_equal(r.hits[0].memory.id.b, fresh_ids[i].b, 16);
@@ -347,7 +347,7 @@ static void test_restart_with_an_older_graph_catches_up_by_difference(void **sta
     assert_non_null(strstr(log, "vector index caught up: 100 changes"));
     assert_null(strstr(log, "building the vector index"));
     free(log);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->t.e, "s", &st, &err), MN_OK);
     assert_string_equal(st.index_state, "ready");
     assert_int_equal(st.index_nodes, 1200);
@@ -368,7 +368,7 @@ static void test_shutdown_saves_the_graph_without_draining_the_backlog(void **st
 {
     fx *f = *state;
     enum { SD = 64, SN = 3000 };
-    mn_space_def d = {0};
+    mn_space_def_t d = {0};
     snprintf(d.name, sizeof d.name, "slow");
     d.dim = SD;
     d.metric = MN_METRIC_L2;
@@ -405,16 +405,16 @@ static void test_shutdown_saves_the_graph_without_draining_the_backlog(void **st
     assert_non_null(strstr(log, "space slow: vector index loaded"));
     assert_null(strstr(log, "space slow: vector index to rebuild"));
     free(log);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->t.e, "slow", &st, &err), MN_OK);
     print_message("after the restart: %llu nodes, %llu pending\n",
                   (unsigned long long)st.index_nodes, (unsigned long long)st.index_pending);
     assert_int_equal(st.memories, SN);
     assert_true(st.index_nodes + st.index_pending >= SN);
     /* recall is right before the graph has caught up */
-    mn_recall_req req = {.embedding = v + (size_t)(SN - 1) * SD, .dim = SD, .k = 1};
+    mn_recall_req_t req = {.embedding = v + (size_t)(SN - 1) * SD, .dim = SD, .k = 1};
     mn_filter_init(&req.filter);
-    mn_recall_result r;
+    mn_recall_result_t r;
     assert_int_equal(mn_engine_recall(f->t.e, "slow", &req, &r, &err), MN_OK);
     assert_int_equal(r.n_hits, 1);
     assert_true(r.hits[0].distance < 1e-4f);
@@ -451,7 +451,7 @@ static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
     size_t vl;
     assert_int_equal(mn__store_get(&e->store, CF_META, "space/old", 9, &v, &vl, &err), MN_OK);
     assert_non_null(v);
-    mn_wal_entry en;
+    mn_wal_entry_t en;
     assert_int_equal(mn_wire_wal_decode((const uint8_t *)v, vl, &en, &err), MN_OK);
     free(v);
     assert_int_equal(en.op.space_create.def.index.m, 8);
@@ -469,7 +469,7 @@ static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
     char *logdir = mn_test_tmpdir("mnemo-log");
     capture cap;
     capture_start(&cap, logdir);
-    mn_engine_options o;
+    mn_engine_options_t o;
     mn_test_engine_options(&o, f->t.dir);
     o.hnsw_threshold = THRESHOLD;
     o.hnsw_m = 100; /* no graph can have that */
@@ -480,13 +480,13 @@ static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
     assert_non_null(strstr(log, "space old: cannot create the vector index"));
     assert_non_null(strstr(log, "hnsw: M must be in 2..64"));
     free(log);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->t.e, "old", &st, &err), MN_OK);
     assert_string_equal(st.index_state, "failed");
     assert_int_equal(st.def.index.m, 100); /* what it runs with: the engine's */
-    mn_recall_req req = {.embedding = f->vecs + 7 * DIM, .dim = DIM, .k = 1};
+    mn_recall_req_t req = {.embedding = f->vecs + 7 * DIM, .dim = DIM, .k = 1};
     mn_filter_init(&req.filter);
-    mn_recall_result r;
+    mn_recall_result_t r;
     assert_int_equal(mn_engine_recall(f->t.e, "old", &req, &r, &err), MN_OK);
     assert_string_equal(r.path, "exact");
     assert_int_equal(r.n_hits, 1);
@@ -498,7 +498,7 @@ static void test_a_graph_that_cannot_be_made_is_reported_failed(void **state)
     assert_int_equal(st.def.index.m, 8);
     assert_true(agreement(f, 10, NULL, "hnsw") >= 0.95);
     /* a new space with the bad default is refused, naming the field */
-    mn_space_def d = {0};
+    mn_space_def_t d = {0};
     snprintf(d.name, sizeof d.name, "new");
     d.dim = DIM;
     assert_int_equal(mn_engine_space_create(f->t.e, &d, NULL, &err), MN_ERR_INVALID);
@@ -521,7 +521,7 @@ static void test_filtered_recall_takes_the_index_path(void **state)
     (void)state;
     enum { FN = 8000, FD = 16, QN = 30 };
     char *dir = mn_test_tmpdir("mnemo-hnsw-filter");
-    mn_engine_options o;
+    mn_engine_options_t o;
     mn_test_engine_options(&o, dir);
     o.hnsw_threshold = THRESHOLD;
     o.hnsw_m = 8;
@@ -560,10 +560,10 @@ static void test_filtered_recall_takes_the_index_path(void **state)
         float qv[FD];
         for (int d = 0; d < FD; d++)
             qv[d] = (float)(mn_prng_double(&p) * 2 - 1);
-        mn_recall_result r[3];
+        mn_recall_result_t r[3];
         const uint32_t efs[3] = {16, 64, 16};
         for (int i = 0; i < 3; i++) {
-            mn_recall_req req = {.embedding = qv, .dim = FD, .k = K, .ef = efs[i], .exact = i == 2};
+            mn_recall_req_t req = {.embedding = qv, .dim = FD, .k = K, .ef = efs[i], .exact = i == 2};
             mn_filter_init(&req.filter);
             req.filter.tags_any = rare;
             req.filter.n_tags_any = 1;
@@ -599,12 +599,12 @@ static void test_index_parameters_are_per_space(void **state)
 {
     fx *f = *state;
     mn_error err = {0};
-    mn_space_def d = {0}, out;
+    mn_space_def_t d = {0}, out;
     d.dim = DIM;
     d.metric = MN_METRIC_COSINE;
     /* out of range: refused, naming the field */
     struct {
-        mn_index_def ix;
+        mn_index_def_t ix;
         const char *field;
     } bad[] = {
         {{.m = 3}, "index.m"},
@@ -612,7 +612,7 @@ static void test_index_parameters_are_per_space(void **state)
         {{.ef_construction = 7}, "index.ef_construction"},
         {{.ef_construction = 4097}, "index.ef_construction"},
         {{.ef_search = 4097}, "index.ef_search"},
-        {{.quantize = (mn_quantize)9}, "index.quantize"},
+        {{.quantize = (mn_quantize_t)9}, "index.quantize"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(d.name, sizeof d.name, "bad%zu", i);
@@ -621,7 +621,7 @@ static void test_index_parameters_are_per_space(void **state)
         assert_non_null(strstr(err.message, bad[i].field));
     }
     snprintf(d.name, sizeof d.name, "wide");
-    d.index = (mn_index_def){
+    d.index = (mn_index_def_t){
         .m = 32, .ef_construction = 100, .ef_search = 20, .quantize = MN_QUANTIZE_INT8};
     assert_int_equal(mn_engine_space_create(f->t.e, &d, &out, &err), MN_OK);
     assert_int_equal(out.index.m, 32);
@@ -629,7 +629,7 @@ static void test_index_parameters_are_per_space(void **state)
     assert_int_equal(out.index.ef_search, 20);
     assert_int_equal(out.index.quantize, MN_QUANTIZE_INT8);
     snprintf(d.name, sizeof d.name, "narrow");
-    d.index = (mn_index_def){0}; /* the engine's: hnsw_m 8, ef_construction 64 (setup) */
+    d.index = (mn_index_def_t){0}; /* the engine's: hnsw_m 8, ef_construction 64 (setup) */
     assert_int_equal(mn_engine_space_create(f->t.e, &d, &out, &err), MN_OK);
     assert_int_equal(out.index.m, 8);
     assert_int_equal(out.index.ef_construction, 64);
@@ -653,7 +653,7 @@ static void test_index_parameters_are_per_space(void **state)
     mn_engine_wait_background(f->t.e);
     /* the graphs differ as their parameters say: 2 x 32 links and int8 codes per node
      * against 2 x 8 links */
-    mn_engine_metrics m;
+    mn_engine_metrics_t m;
     assert_int_equal(mn_engine_get_metrics(f->t.e, &m, &err), MN_OK);
     uint64_t wide = 0, narrow = 0;
     for (size_t i = 0; i < m.n_spaces; i++) {
@@ -665,9 +665,9 @@ static void test_index_parameters_are_per_space(void **state)
                   (unsigned long long)narrow);
     assert_true(wide > narrow + (uint64_t)PN * (4 * 2 * (32 - 8) + DIM));
     /* the quantized space still answers exactly re-ranked results through the index */
-    mn_recall_req req = {.embedding = f->vecs + 5 * DIM, .dim = DIM, .k = 3};
+    mn_recall_req_t req = {.embedding = f->vecs + 5 * DIM, .dim = DIM, .k = 3};
     mn_filter_init(&req.filter);
-    mn_recall_result r;
+    mn_recall_result_t r;
     assert_int_equal(mn_engine_recall(f->t.e, "wide", &req, &r, &err), MN_OK);
     assert_string_equal(r.path, "hnsw");
     assert_true(r.n_hits == 3 && r.hits[0].similarity > 0.9999f);
@@ -675,7 +675,7 @@ static void test_index_parameters_are_per_space(void **state)
     /* kept across a restart, whatever the engine's defaults are then */
     mn_engine_close(f->t.e);
     mn_test_eng_open(&f->t);
-    mn_space_def *defs;
+    mn_space_def_t *defs;
     size_t n;
     assert_int_equal(mn_engine_space_list(f->t.e, &defs, &n, &err), MN_OK);
     bool seen = false;
@@ -719,9 +719,9 @@ static void *fresh_writer(void *arg)
         mn_id_t id;
         mn_error err = {0};
         if (mn_engine_remember(a->f->t.e, "s", &m, 1, &id, &err)) return NULL;
-        mn_recall_req req = {.embedding = v, .dim = DIM, .k = 1};
+        mn_recall_req_t req = {.embedding = v, .dim = DIM, .k = 1};
         mn_filter_init(&req.filter);
-        mn_recall_result r;
+        mn_recall_result_t r;
         if (mn_engine_recall(a->f->t.e, "s", &req, &r, &err)) return NULL;
         if (!strcmp(r.path, "hnsw")) a->hnsw++;
         if (r.n_hits == 1 && !memcmp(r.hits[0].memory.id.b, id.b, 16))
@@ -765,7 +765,7 @@ static void test_fresh_writes_are_found_while_the_index_catches_up(void **state)
 static void test_small_space_stays_exact(void **state)
 {
     fx *f = *state;
-    mn_space_def d = {0};
+    mn_space_def_t d = {0};
     snprintf(d.name, sizeof d.name, "small");
     d.dim = DIM;
     d.metric = MN_METRIC_L2;
@@ -779,12 +779,12 @@ static void test_small_space_stays_exact(void **state)
     m.dim = DIM;
     mn_id_t id;
     assert_int_equal(mn_engine_remember(f->t.e, "small", &m, 1, &id, &err), MN_OK);
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     req.embedding = f->vecs;
     req.dim = DIM;
     req.k = 3;
     mn_filter_init(&req.filter);
-    mn_recall_result r;
+    mn_recall_result_t r;
     assert_int_equal(mn_engine_recall(f->t.e, "small", &req, &r, &err), MN_OK);
     assert_string_equal(r.path, "exact");
     assert_int_equal(r.n_hits, 1);

@@ -48,11 +48,11 @@ static mn_id_t remember_text(fx *f, const char *text)
 /* Ids recalled by words, as a count; *first gets the best. */
 static size_t recall_words(fx *f, const char *words, mn_id_t *first)
 {
-    mn_recall_req req = {0};
+    mn_recall_req_t req = {0};
     req.text = words;
     req.text_len = strlen(words);
     mn_filter_init(&req.filter);
-    mn_recall_result r;
+    mn_recall_result_t r;
     mn_error err = {0};
     assert_int_equal(mn_engine_recall(f->e, "s", &req, &r, &err), MN_OK);
     size_t n = r.n_hits;
@@ -176,7 +176,7 @@ static void test_missing_or_malformed_lists_are_rebuilt_from_records(void **stat
         assert_true(tokens >= 3);
         free(v);
     }
-    mn_engine_metrics m;
+    mn_engine_metrics_t m;
     mn_error err = {0};
     assert_int_equal(mn_engine_get_metrics(f->e, &m, &err), MN_OK);
     assert_int_equal(m.spaces[0].keyword_docs, 3);

@@ -39,7 +39,7 @@ static mn_err remember(fx *f, const char *space, const char *content, mn_id_t *i
     return mn_engine_remember(f->e, space, &m, 1, id, &err);
 }
 
-static const mn_space_metrics *space_of(const mn_engine_metrics *m, const char *name)
+static const mn_space_metrics_t *space_of(const mn_engine_metrics_t *m, const char *name)
 {
     for (size_t i = 0; i < m->n_spaces; i++)
         if (!strcmp(m->spaces[i].name, name)) return &m->spaces[i];
@@ -60,18 +60,18 @@ static void test_metrics_follow_operations(void **state)
     assert_int_equal(remember(f, "missing", "x", &none), MN_ERR_NOT_FOUND);
     mn_error err = {0};
     assert_int_equal(mn_engine_forget(f->e, "alpha", &ids[1], MN_FORGET_DELETE, &err), MN_OK);
-    mn_recall_req rq = {0};
+    mn_recall_req_t rq = {0};
     rq.text = "apple";
     rq.text_len = 5;
     mn_filter_init(&rq.filter);
-    mn_recall_result rr;
+    mn_recall_result_t rr;
     assert_int_equal(mn_engine_recall(f->e, "alpha", &rq, &rr, &err), MN_OK);
     mn_recall_result_clear(&rr);
-    mn_consolidate_result cr;
+    mn_consolidate_result_t cr;
     assert_int_equal(mn_engine_consolidate(f->e, "beta", NULL, &cr, &err), MN_OK);
     free(cr.ids);
 
-    mn_engine_metrics m;
+    mn_engine_metrics_t m;
     assert_int_equal(mn_engine_get_metrics(f->e, &m, &err), MN_OK);
     assert_int_equal(m.remember_ns.count, 3);
     assert_int_equal(m.recall_ns.count, 1);
@@ -84,8 +84,8 @@ static void test_metrics_follow_operations(void **state)
     assert_int_equal(m.commit_write_ns.count, m.stats.commits);
     assert_true(m.stats.entries >= 6);
     assert_int_equal(m.n_spaces, 2);
-    const mn_space_metrics *a = space_of(&m, "alpha");
-    const mn_space_metrics *b = space_of(&m, "beta");
+    const mn_space_metrics_t *a = space_of(&m, "alpha");
+    const mn_space_metrics_t *b = space_of(&m, "beta");
     assert_non_null(a);
     assert_non_null(b);
     assert_int_equal(a->episodic, 1);
@@ -113,7 +113,7 @@ static void test_metrics_follow_operations(void **state)
 static void test_metrics_with_no_spaces(void **state)
 {
     fx *f = *state;
-    mn_engine_metrics m;
+    mn_engine_metrics_t m;
     mn_error err = {0};
     assert_int_equal(mn_engine_get_metrics(f->e, &m, &err), MN_OK);
     assert_int_equal(m.n_spaces, 0);

@@ -41,7 +41,7 @@ static void sleep_ms(int ms)
 
 typedef struct gc_writer {
     fx *f;
-    mn_lifecycle lifecycle;
+    mn_lifecycle_t lifecycle;
     mn_err rc;
 } gc_writer;
 
@@ -63,12 +63,12 @@ static void *gc_write(void *arg)
 
 /* Holds the committer while n writers of the given lifecycles queue, then
  * releases it; returns the engine figures before and after. */
-static void held_group(fx *f, const mn_lifecycle *lc, int n, mn_engine_stats *before,
-                       mn_engine_stats *after, mn_hist_snapshot *synced_before,
-                       mn_hist_snapshot *synced_after)
+static void held_group(fx *f, const mn_lifecycle_t *lc, int n, mn_engine_stats_t *before,
+                       mn_engine_stats_t *after, mn_hist_snapshot_t *synced_before,
+                       mn_hist_snapshot_t *synced_after)
 {
     mn_engine_t *e = (mn_engine_t *)f->e;
-    mn_engine_metrics m;
+    mn_engine_metrics_t m;
     mn_error err = {0};
     assert_int_equal(mn_engine_get_metrics(f->e, &m, &err), MN_OK);
     *before = m.stats;
@@ -104,11 +104,11 @@ static void test_concurrent_writers_share_one_fsync(void **state)
     fx *f = *state;
     assert_int_equal(mn_test_space(f->e, "s", 2, MN_METRIC_COSINE), MN_OK);
     enum { N = 8 };
-    mn_lifecycle lc[N];
+    mn_lifecycle_t lc[N];
     for (int i = 0; i < N; i++)
         lc[i] = MN_LIFECYCLE_PERSISTENT;
-    mn_engine_stats b, a;
-    mn_hist_snapshot hb, ha;
+    mn_engine_stats_t b, a;
+    mn_hist_snapshot_t hb, ha;
     held_group(f, lc, N, &b, &a, &hb, &ha);
     /* the eight durable writes went out as one batch with one fsync */
     assert_int_equal(a.entries - b.entries, N);
@@ -119,7 +119,7 @@ static void test_concurrent_writers_share_one_fsync(void **state)
     /* the fsynced-group histogram saw one group of N entries */
     assert_int_equal(ha.count - hb.count, 1);
     assert_int_equal(ha.sum - hb.sum, N);
-    mn_space_stats st;
+    mn_space_stats_t st;
     mn_error err = {0};
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.memories, N);
@@ -131,11 +131,11 @@ static void test_ephemeral_writes_add_no_fsync(void **state)
     fx *f = *state;
     assert_int_equal(mn_test_space(f->e, "s", 2, MN_METRIC_COSINE), MN_OK);
     enum { N = 6 };
-    mn_lifecycle lc[N];
+    mn_lifecycle_t lc[N];
     for (int i = 0; i < N; i++)
         lc[i] = MN_LIFECYCLE_EPHEMERAL;
-    mn_engine_stats b, a;
-    mn_hist_snapshot hb, ha;
+    mn_engine_stats_t b, a;
+    mn_hist_snapshot_t hb, ha;
     held_group(f, lc, N, &b, &a, &hb, &ha);
     assert_int_equal(a.entries - b.entries, N);
     assert_int_equal(a.commits - b.commits, 1);
@@ -145,12 +145,12 @@ static void test_ephemeral_writes_add_no_fsync(void **state)
     gc_writer w = {f, MN_LIFECYCLE_EPHEMERAL, MN_ERR_INTERNAL};
     gc_write(&w);
     assert_int_equal(w.rc, MN_OK);
-    mn_engine_stats c;
+    mn_engine_stats_t c;
     mn_engine_get_stats(f->e, &c);
     assert_int_equal(c.commits - a.commits, 1);
     assert_int_equal(c.synced_commits - a.synced_commits, 0);
     /* a group mixing both classes needs (and shares) one fsync */
-    mn_lifecycle mix[4] = {MN_LIFECYCLE_EPHEMERAL, MN_LIFECYCLE_PERSISTENT, MN_LIFECYCLE_EPHEMERAL,
+    mn_lifecycle_t mix[4] = {MN_LIFECYCLE_EPHEMERAL, MN_LIFECYCLE_PERSISTENT, MN_LIFECYCLE_EPHEMERAL,
                            MN_LIFECYCLE_SESSION};
     held_group(f, mix, 4, &b, &a, &hb, &ha);
     assert_int_equal(a.entries - b.entries, 4);
@@ -158,7 +158,7 @@ static void test_ephemeral_writes_add_no_fsync(void **state)
     assert_int_equal(a.synced_commits - b.synced_commits, 1);
     assert_int_equal(ha.sum - hb.sum, 4);
     reopen(f);
-    mn_space_stats st;
+    mn_space_stats_t st;
     mn_error err = {0};
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.memories, N + 1 + 4);
@@ -262,7 +262,7 @@ static void test_forget_erases_content_and_vector_from_the_wal(void **state)
     wal_copy w = {0};
     assert_int_equal(mn_engine_wal_read(f->e, "s", 2, 1, copy_entry, &w, &err), MN_OK);
     assert_int_equal(w.n, 1);
-    mn_wal_entry en;
+    mn_wal_entry_t en;
     assert_int_equal(mn_wire_wal_decode(w.bufs[0], w.lens[0], &en, &err), MN_OK);
     assert_int_equal(en.type, MN_WAL_OP_REMEMBER);
     assert_int_equal(en.lsn, 2);
@@ -298,7 +298,7 @@ static void test_forget_erases_content_and_vector_from_the_wal(void **state)
     assert_int_equal(mn_engine_remember(f->e, "s", &batch[0], 1, &again, &err), MN_OK);
     assert_memory_equal(again.b, ids[0].b, 16);
     assert_int_equal(mn_engine_get(f->e, "s", &ids[0], false, &out, &err), MN_ERR_GONE);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.memories, 2);
     assert_int_equal(st.tombstones, 2);
@@ -329,7 +329,7 @@ static void test_forget_erases_content_and_vector_from_the_wal(void **state)
     mn_test_eng_init(&h, "mnemo-wal-c");
     mn_test_eng_open(&h);
     assert_int_equal(mn_test_space(h.e, "s", 4, MN_METRIC_COSINE), MN_OK);
-    mn_wal_entry live = {0};
+    mn_wal_entry_t live = {0};
     strcpy(live.space, "s");
     live.type = MN_WAL_OP_REMEMBER;
     mn_memory_t lm = mem(ca, va, 4);
@@ -363,8 +363,8 @@ static void test_forgetting_a_semantic_memory_erases_its_consolidate_entries(voi
     const char *texts[4] = {"harbor ferry schedule", "ferry leaves the harbor",
                             "harbor ferry at noon", "the ferry and the harbor"};
     mn_error err = {0};
-    mn_consolidate_opts opts = {.threshold = 0.9f, .min_support = 3};
-    mn_consolidate_result r;
+    mn_consolidate_opts_t opts = {.threshold = 0.9f, .min_support = 3};
+    mn_consolidate_result_t r;
     for (int i = 0; i < 3; i++) {
         mn_memory_t m = mem(texts[i], v[i], 4);
         mn_id_t id;
@@ -471,7 +471,7 @@ static size_t count_prefix(fx *f, int cf, uint32_t sid)
     return n;
 }
 
-static bool meta_get(fx *f, const char *key, mn_wal_entry *out)
+static bool meta_get(fx *f, const char *key, mn_wal_entry_t *out)
 {
     mn_engine_t *e = (mn_engine_t *)f->e;
     char *v;
@@ -518,14 +518,14 @@ static void test_space_drop_is_a_wal_entry_and_recreate_takes_the_next_epoch(voi
     m = mem("stays in b", v, 2);
     assert_int_equal(mn_engine_remember(f->e, "b", &m, 1, &keep, &err), MN_OK);
     uint32_t sa = mn_test_space_sid(f->e, "a");
-    mn_engine_stats es0;
+    mn_engine_stats_t es0;
     mn_engine_get_stats(f->e, &es0);
     assert_int_equal(mn_engine_space_drop(f->e, "a", &err), MN_OK);
     assert_int_equal(mn_engine_space_drop(f->e, "a", &err), MN_ERR_NOT_FOUND);
-    mn_engine_stats es1;
+    mn_engine_stats_t es1;
     mn_engine_get_stats(f->e, &es1);
     assert_int_equal(es1.entries - es0.entries, 1); /* the drop is one WAL entry */
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->e, "a", &st, &err), MN_ERR_NOT_FOUND);
     /* what survives: the drop entry, last of the old WAL, and the name's marker */
     assert_int_equal(count_prefix(f, CF_MEMORIES, sa), 0);
@@ -533,7 +533,7 @@ static void test_space_drop_is_a_wal_entry_and_recreate_takes_the_next_epoch(voi
     assert_int_equal(count_prefix(f, CF_INDEX, sa), 0);
     assert_int_equal(count_prefix(f, CF_WAL, sa), 1);
     assert_int_equal(count_everywhere(f, "dropped with its space", 22), 0);
-    mn_wal_entry d;
+    mn_wal_entry_t d;
     assert_true(meta_get(f, "dropped/a", &d));
     assert_int_equal(d.type, MN_WAL_OP_SPACE_DROP);
     assert_string_equal(d.space, "a");
@@ -598,7 +598,7 @@ static void test_ingested_space_drop_drops_the_local_space(void **state)
 {
     fx *f = *state;
     assert_int_equal(mn_test_space(f->e, "a", 2, MN_METRIC_COSINE), MN_OK);
-    mn_wal_entry d = {0};
+    mn_wal_entry_t d = {0};
     strcpy(d.space, "a");
     d.epoch = 1;
     d.lsn = 9;
@@ -612,7 +612,7 @@ static void test_ingested_space_drop_drops_the_local_space(void **state)
     uint32_t sa = mn_test_space_sid(f->e, "a");
     assert_int_equal(mn_engine_ingest(f->e, buf, len, &err), MN_OK);
     free(buf);
-    mn_space_stats st;
+    mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(f->e, "a", &st, &err), MN_ERR_NOT_FOUND);
     assert_true(meta_get(f, "dropped/a", &d));
     assert_int_equal(d.op.space_drop.space_id, sa);

@@ -99,18 +99,18 @@ static void test_enums_convert_both_ways(void **state)
     assert_int_equal(g_kind_in(MNEMO__V1__KIND__KIND_UNSPECIFIED, false, &k, "kind", &err), MN_OK);
     assert_int_equal(k, MN_KIND_EPISODIC);
     for (int i = MN_KIND_EPISODIC; i <= MN_KIND_SEMANTIC; i++) {
-        assert_int_equal(g_kind_in(g_kind_out((mn_kind)i), false, &k, "kind", &err), MN_OK);
+        assert_int_equal(g_kind_in(g_kind_out((mn_kind_t)i), false, &k, "kind", &err), MN_OK);
         assert_int_equal(k, i);
     }
     assert_int_equal(g_kind_in((Mnemo__V1__Kind)9, false, &k, "memory.kind", &err), MN_ERR_INVALID);
     assert_string_equal(err.message, "memory.kind: unknown Kind 9");
 
     for (int i = 0; i < MN_EDGE_KINDS; i++) {
-        mn_edge_kind e;
+        mn_edge_kind_t e;
         assert_int_equal(g_edge_kind_in(g_edge_kind_out((uint8_t)i), &e, "kind", &err), MN_OK);
         assert_int_equal(e, i);
     }
-    mn_edge_kind e;
+    mn_edge_kind_t e;
     assert_int_equal(g_edge_kind_in(MNEMO__V1__EDGE_KIND__EDGE_KIND_UNSPECIFIED, &e, "k", &err),
                      MN_OK);
     assert_int_equal(e, MN_EDGE_EXPLICIT);
@@ -118,20 +118,20 @@ static void test_enums_convert_both_ways(void **state)
                      MN_ERR_INVALID);
 
     for (int i = MN_METRIC_COSINE; i <= MN_METRIC_DOT; i++) {
-        mn_metric m;
-        assert_int_equal(g_metric_in(g_metric_out((mn_metric)i), &m, &err), MN_OK);
+        mn_metric_t m;
+        assert_int_equal(g_metric_in(g_metric_out((mn_metric_t)i), &m, &err), MN_OK);
         assert_int_equal(m, i);
     }
-    mn_metric m;
+    mn_metric_t m;
     assert_int_equal(g_metric_in((Mnemo__V1__Metric)-1, &m, &err), MN_ERR_INVALID);
 
     for (int i = MN_LIFECYCLE_EPHEMERAL; i <= MN_LIFECYCLE_PERSISTENT; i++) {
-        mn_lifecycle l;
-        assert_int_equal(g_lifecycle_in(g_lifecycle_out((mn_lifecycle)i), &l, "lifecycle", &err),
+        mn_lifecycle_t l;
+        assert_int_equal(g_lifecycle_in(g_lifecycle_out((mn_lifecycle_t)i), &l, "lifecycle", &err),
                          MN_OK);
         assert_int_equal(l, i);
     }
-    mn_lifecycle l;
+    mn_lifecycle_t l;
     assert_int_equal(g_lifecycle_in(MNEMO__V1__LIFECYCLE__LIFECYCLE_UNSPECIFIED, &l, "x", &err),
                      MN_OK);
     assert_int_equal(l, MN_LIFECYCLE_UNSET);

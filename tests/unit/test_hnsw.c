@@ -78,7 +78,7 @@ static void make_data(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint64_
     make_mixture(d, n, nq, dim, seed, unit, 20, false, 0.25);
 }
 
-static double ref_dist(mn_metric m, const float *a, const float *b, uint32_t dim)
+static double ref_dist(mn_metric_t m, const float *a, const float *b, uint32_t dim)
 {
     double s = 0;
     for (uint32_t i = 0; i < dim; i++)
@@ -90,7 +90,7 @@ static double ref_dist(mn_metric m, const float *a, const float *b, uint32_t dim
 typedef bool (*keep_fn)(void *arg, uint32_t slot);
 
 /* Exact top K slots among those `keep` accepts (NULL = all in [0, n)). */
-static uint32_t brute_topk(mn_metric m, const float *base, uint32_t n, uint32_t dim, const float *q,
+static uint32_t brute_topk(mn_metric_t m, const float *base, uint32_t n, uint32_t dim, const float *q,
                            keep_fn keep, void *arg, uint32_t *out)
 {
     double best[K];
@@ -112,7 +112,7 @@ static uint32_t brute_topk(mn_metric m, const float *base, uint32_t n, uint32_t 
 }
 
 /* Mean recall@K of the index over the queries. */
-static double recall_at_k(mn_hnsw *h, mn_metric m, const float *base, uint32_t n, uint32_t dim,
+static double recall_at_k(mn_hnsw *h, mn_metric_t m, const float *base, uint32_t n, uint32_t dim,
                           const float *qs, uint32_t nq, uint32_t ef, keep_fn keep, void *arg)
 {
     double sum = 0;
@@ -133,7 +133,7 @@ static double recall_at_k(mn_hnsw *h, mn_metric m, const float *base, uint32_t n
     return sum / nq;
 }
 
-static mn_hnsw *build(const dataset *d, mn_metric m, bool quant, float *const *ext)
+static mn_hnsw *build(const dataset *d, mn_metric_t m, bool quant, float *const *ext)
 {
     mn_hnsw_params p = {
         .dim = d->dim, .metric = m, .M = 12, .ef_construction = 100, .quantize = quant, .seed = 7};
@@ -145,7 +145,7 @@ static mn_hnsw *build(const dataset *d, mn_metric m, bool quant, float *const *e
     return h;
 }
 
-static void recall_for_metric(mn_metric m, bool quant)
+static void recall_for_metric(mn_metric_t m, bool quant)
 {
     dataset d;
     make_data(&d, 2000, 100, DIM, 11 + (uint64_t)m, m == MN_METRIC_COSINE);
@@ -245,7 +245,7 @@ static void test_new_rejects_bad_params(void **state)
     p.M = 1;
     assert_int_equal(mn_hnsw_new(&p, NULL, &h, &err), MN_ERR_INVALID);
     p.M = 16;
-    p.metric = (mn_metric)9;
+    p.metric = (mn_metric_t)9;
     assert_int_equal(mn_hnsw_new(&p, NULL, &h, &err), MN_ERR_INVALID);
     assert_null(h);
 }

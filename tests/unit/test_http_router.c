@@ -15,7 +15,7 @@
 
 static int tag_a, tag_b, tag_c, tag_d;
 
-static void h_noop(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_noop(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     (void)ctx;
     (void)req;
@@ -42,7 +42,7 @@ static void test_router_exact_segment_beats_parameter(void **state)
 {
     (void)state;
     mn_http_router_t *r = sample_router();
-    mn_http_route_match m;
+    mn_http_route_match_t m;
     assert_int_equal(mn_http_router_match(r, "GET", "/v1/spaces/stats", &m), MN_HTTP_ROUTE_FOUND);
     assert_ptr_equal(m.ctx, &tag_d);
     assert_string_equal(m.pattern, "/v1/spaces/stats");
@@ -62,7 +62,7 @@ static void test_router_method_falls_back_to_parameter_pattern(void **state)
 {
     (void)state;
     mn_http_router_t *r = sample_router();
-    mn_http_route_match m;
+    mn_http_route_match_t m;
     /* "stats" is exact only for GET; DELETE still reaches the {space} pattern. */
     assert_int_equal(mn_http_router_match(r, "DELETE", "/v1/spaces/stats", &m),
                      MN_HTTP_ROUTE_FOUND);
@@ -84,7 +84,7 @@ static void test_router_bad_method_lists_allowed_methods(void **state)
 {
     (void)state;
     mn_http_router_t *r = sample_router();
-    mn_http_route_match m;
+    mn_http_route_match_t m;
     assert_int_equal(mn_http_router_match(r, "PUT", "/v1/spaces", &m), MN_HTTP_ROUTE_BAD_METHOD);
     assert_string_equal(m.allow, "GET, POST, HEAD");
     assert_null(m.fn);
@@ -104,7 +104,7 @@ static void test_router_unknown_path_is_not_found(void **state)
 {
     (void)state;
     mn_http_router_t *r = sample_router();
-    mn_http_route_match m;
+    mn_http_route_match_t m;
     const char *paths[] = {
         "/",         "/v2/spaces", "/v1/spaces/a/b",       "/v1//spaces", "/v1/spaces/%zz",
         "v1/spaces", "",           "/v1/spaces/a/memories"};
@@ -120,7 +120,7 @@ static void test_router_tolerates_trailing_slash(void **state)
 {
     (void)state;
     mn_http_router_t *r = sample_router();
-    mn_http_route_match m;
+    mn_http_route_match_t m;
     assert_int_equal(mn_http_router_match(r, "GET", "/v1/spaces/", &m), MN_HTTP_ROUTE_FOUND);
     assert_ptr_equal(m.ctx, &tag_a);
     mn_http_route_match_free(&m);
@@ -140,7 +140,7 @@ static void test_router_decodes_params(void **state)
 {
     (void)state;
     mn_http_router_t *r = sample_router();
-    mn_http_route_match m;
+    mn_http_route_match_t m;
     assert_int_equal(mn_http_router_match(r, "GET", "/v1/spaces/a%20b/memories/x%2Fy+z", &m),
                      MN_HTTP_ROUTE_FOUND);
     assert_string_equal(m.params[0], "a b");
@@ -162,7 +162,7 @@ static void test_router_head_falls_back_to_get(void **state)
 {
     (void)state;
     mn_http_router_t *r = sample_router();
-    mn_http_route_match m;
+    mn_http_route_match_t m;
     assert_int_equal(mn_http_router_match(r, "HEAD", "/v1/spaces", &m), MN_HTTP_ROUTE_FOUND);
     assert_ptr_equal(m.ctx, &tag_a);
     mn_http_route_match_free(&m);
@@ -189,7 +189,7 @@ static void test_router_rejects_bad_patterns_and_duplicates(void **state)
     assert_int_equal(mn_http_router_add(r, "GET", "/s/{y}/", h_noop, NULL), MN_ERR_EXISTS);
     assert_int_equal(mn_http_router_add(r, "POST", "/s/{y}", h_noop, NULL), MN_OK);
     assert_int_equal(mn_http_router_add(r, "GET", "/", h_noop, &tag_a), MN_OK);
-    mn_http_route_match m;
+    mn_http_route_match_t m;
     assert_int_equal(mn_http_router_match(r, "GET", "/", &m), MN_HTTP_ROUTE_FOUND);
     assert_ptr_equal(m.ctx, &tag_a);
     mn_http_route_match_free(&m);
@@ -201,7 +201,7 @@ static void test_router_rejects_bad_patterns_and_duplicates(void **state)
 static void test_query_get_decodes_form_encoding(void **state)
 {
     (void)state;
-    mn_http_request req = {0};
+    mn_http_request_t req = {0};
     req.query = "q=hello+wor%6Cd&k=10&empty=&flag&q2=%zz&long=abcdefgh";
     char buf[32];
     assert_true(mn_http_query_get(&req, "q", buf, sizeof buf));
@@ -227,8 +227,8 @@ static void test_query_get_decodes_form_encoding(void **state)
 static void test_header_get_is_case_insensitive(void **state)
 {
     (void)state;
-    mn_http_header h[] = {{"content-type", "text/plain"}, {"x-a", "1"}, {"x-a", "2"}};
-    mn_http_request req = {0};
+    mn_http_header_t h[] = {{"content-type", "text/plain"}, {"x-a", "1"}, {"x-a", "2"}};
+    mn_http_request_t req = {0};
     req.headers = h;
     req.n_headers = 3;
     assert_string_equal(mn_http_header_get(&req, "content-type"), "text/plain");
@@ -240,7 +240,7 @@ static void test_header_get_is_case_insensitive(void **state)
 static void test_respond_error_builds_json(void **state)
 {
     (void)state;
-    mn_http_response resp = {0};
+    mn_http_response_t resp = {0};
     mn_http_respond_error(&resp, 422, "invalid", "bad \"dim\"", "use 384");
     assert_int_equal(resp.status, 422);
     assert_string_equal(resp.content_type, "application/json");
@@ -263,7 +263,7 @@ static void test_respond_error_builds_json(void **state)
 static void test_add_header_sanitises(void **state)
 {
     (void)state;
-    mn_http_response resp = {0};
+    mn_http_response_t resp = {0};
     mn_http_add_header(&resp, "x-one", "1");
     mn_http_add_header(&resp, "bad name", "v");
     mn_http_add_header(&resp, "x-two", "a\r\nset-cookie: evil");
@@ -279,7 +279,7 @@ static void test_add_header_sanitises(void **state)
 static void test_options_defaults(void **state)
 {
     (void)state;
-    mn_http_server_options o;
+    mn_http_server_options_t o;
     mn_http_server_options_default(&o);
     assert_string_equal(o.bind, "127.0.0.1");
     assert_int_equal(o.port, 7700);

@@ -41,7 +41,7 @@ typedef struct srv {
     uv_async_t stop_async;
     mn_http_router_t *router;
     mn_http_server_t *server;
-    mn_http_server_options opt;
+    mn_http_server_options_t opt;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -67,12 +67,12 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void h_hello(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_hello(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_http_respond(resp, 200, NULL, "hello", 5);
 }
 
-static void h_echo(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_echo(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     /* The body is NUL-terminated right after body_len bytes. */
     if (req->body[req->body_len] != '\0') {
@@ -85,7 +85,7 @@ static void h_echo(void *ctx, const mn_http_request *req, mn_http_response *resp
     if (t) mn_http_add_header(resp, "x-test-echo", t);
 }
 
-static void h_params(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_params(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     char out[256];
     int n = snprintf(out, sizeof out, "%s|%s|%s|%s", req->params[0], req->params[1], req->path,
@@ -93,25 +93,25 @@ static void h_params(void *ctx, const mn_http_request *req, mn_http_response *re
     mn_http_respond(resp, 200, "text/plain", out, (size_t)n);
 }
 
-static void h_query(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_query(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     char q[64];
     if (!mn_http_query_get(req, "q", q, sizeof q)) strcpy(q, "<none>");
     mn_http_respond(resp, 200, "text/plain", q, strlen(q));
 }
 
-static void h_rid(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_rid(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_http_respond(resp, 200, "text/plain", req->request_id, strlen(req->request_id));
 }
 
-static void h_nocontent(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_nocontent(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_http_respond(resp, 204, NULL, "ignored", 7);
 }
 
 /* Records how many handlers run at once; the first request of a pipeline does more work. */
-static void h_seq(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_seq(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     srv *s = ctx;
     pthread_mutex_lock(&s->mu);
@@ -128,7 +128,7 @@ static void h_seq(void *ctx, const mn_http_request *req, mn_http_response *resp)
 }
 
 /* Blocks until the test releases it (bounded by WAIT_MS). */
-static void h_slow(void *ctx, const mn_http_request *req, mn_http_response *resp)
+static void h_slow(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     srv *s = ctx;
     int64_t deadline = now_ms() + WAIT_MS;
@@ -147,7 +147,7 @@ static void h_slow(void *ctx, const mn_http_request *req, mn_http_response *resp
 }
 
 static void observe(void *arg, const char *method, const char *route, int status,
-                    int64_t duration_ns, const char *request_id, const mn_http_request *req)
+                    int64_t duration_ns, const char *request_id, const mn_http_request_t *req)
 {
     (void)req;
     srv *s = arg;
@@ -194,7 +194,7 @@ static void *loop_thread(void *arg)
     return NULL;
 }
 
-static srv *srv_start(void (*tweak)(mn_http_server_options *))
+static srv *srv_start(void (*tweak)(mn_http_server_options_t *))
 {
     srv *s = calloc(1, sizeof *s);
     assert_non_null(s);
@@ -566,7 +566,7 @@ static void test_http_requests_split_into_single_bytes(void **state)
     srv_stop(s);
 }
 
-static void small_pipeline(mn_http_server_options *o)
+static void small_pipeline(mn_http_server_options_t *o)
 {
     o->max_pipelined = 2;
 }
@@ -616,7 +616,7 @@ static void test_http_not_found_and_method_not_allowed(void **state)
     srv_stop(s);
 }
 
-static void small_limits(mn_http_server_options *o)
+static void small_limits(mn_http_server_options_t *o)
 {
     o->max_body_bytes = 1024;
     o->max_header_bytes = 2048;
@@ -833,7 +833,7 @@ static void test_http_params_and_query_are_decoded(void **state)
     srv_stop(s);
 }
 
-static void short_idle(mn_http_server_options *o)
+static void short_idle(mn_http_server_options_t *o)
 {
     o->idle_timeout_ms = 200;
     o->request_timeout_ms = 200;
@@ -937,7 +937,7 @@ static void test_http_http10_closes_unless_keep_alive(void **state)
     srv_stop(s);
 }
 
-static void one_conn(mn_http_server_options *o)
+static void one_conn(mn_http_server_options_t *o)
 {
     o->max_connections = 1;
 }
@@ -1002,7 +1002,7 @@ static void test_http_start_reports_port_in_use(void **state)
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     mn_http_router_t *router = mn_http_router_new();
-    mn_http_server_options o;
+    mn_http_server_options_t o;
     mn_http_server_options_default(&o);
     o.port = 0;
     mn_http_server_t *a = NULL, *b = NULL;

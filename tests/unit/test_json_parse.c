@@ -815,11 +815,11 @@ static void test_json_parse_tree_reads_like_cjson(void **state)
 static void expect_body(const char *body, size_t n, int status, const char *code,
                         const char *message)
 {
-    mn_http_request req;
+    mn_http_request_t req;
     memset(&req, 0, sizeof req);
     req.body = body;
     req.body_len = n;
-    mn_http_response resp;
+    mn_http_response_t resp;
     memset(&resp, 0, sizeof resp);
     cJSON *j = api_body_object(&req, &resp);
     if (!status) {

@@ -23,12 +23,12 @@ static const uint64_t bounds3[] = {10, 100, 1000};
 static void test_histogram_buckets_are_inclusive_and_cumulative(void **state)
 {
     (void)state;
-    mn_histogram h;
+    mn_histogram_t h;
     mn_histogram_init(&h, bounds3, 3);
     const uint64_t obs[] = {0, 10, 11, 100, 999, 1000, 1001, 5000};
     for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
         mn_histogram_observe(&h, obs[i]);
-    mn_hist_snapshot s;
+    mn_hist_snapshot_t s;
     mn_histogram_snapshot(&h, &s);
     assert_int_equal(s.n_bounds, 3);
     assert_int_equal(s.cumulative[0], 2); /* 0, 10 */
@@ -45,11 +45,11 @@ static void test_histogram_caps_bucket_count(void **state)
     static uint64_t many[40];
     for (int i = 0; i < 40; i++)
         many[i] = (uint64_t)i + 1;
-    mn_histogram h;
+    mn_histogram_t h;
     mn_histogram_init(&h, many, 40);
     assert_int_equal(h.n_bounds, MN_HIST_BUCKETS_MAX);
     mn_histogram_observe(&h, 1000); /* above every kept bound: the overflow bucket */
-    mn_hist_snapshot s;
+    mn_hist_snapshot_t s;
     mn_histogram_snapshot(&h, &s);
     assert_int_equal(s.cumulative[MN_HIST_BUCKETS_MAX - 1], 0);
     assert_int_equal(s.cumulative[MN_HIST_BUCKETS_MAX], 1);
@@ -58,10 +58,10 @@ static void test_histogram_caps_bucket_count(void **state)
 static void test_text_escapes_label_values_and_help(void **state)
 {
     (void)state;
-    mn_text t;
+    mn_text_t t;
     mn_text_init(&t);
     mn_prom_family(&t, "mnemo_x", "line one\nback\\slash \"quoted\"", "gauge");
-    mn_prom_label l[2] = {{"space", "a\"b\\c\nd"}, {"kind", NULL}};
+    mn_prom_label_t l[2] = {{"space", "a\"b\\c\nd"}, {"kind", NULL}};
     mn_prom_sample(&t, "mnemo_x", l, 2, 1.5);
     mn_prom_sample_u64(&t, "mnemo_x", NULL, 0, 18446744073709551615ull);
     mn_prom_sample(&t, "mnemo_x", NULL, 0, 1.0 / 0.0);
@@ -79,16 +79,16 @@ static void test_text_escapes_label_values_and_help(void **state)
 static void test_text_histogram_has_le_buckets_sum_and_count(void **state)
 {
     (void)state;
-    mn_histogram h;
+    mn_histogram_t h;
     mn_histogram_init(&h, mn_hist_latency_ns, MN_HIST_LATENCY_N);
     mn_histogram_observe(&h, 50000);       /* 50 us: first bucket */
     mn_histogram_observe(&h, 2000000);     /* 2 ms */
     mn_histogram_observe(&h, 20000000000); /* 20 s: only +Inf */
-    mn_hist_snapshot s;
+    mn_hist_snapshot_t s;
     mn_histogram_snapshot(&h, &s);
-    mn_text t;
+    mn_text_t t;
     mn_text_init(&t);
-    mn_prom_label l = {"op", "x"};
+    mn_prom_label_t l = {"op", "x"};
     mn_prom_histogram(&t, "mnemo_d_seconds", &l, 1, &s, 1e-9);
     assert_non_null(strstr(t.buf, "mnemo_d_seconds_bucket{op=\"x\",le=\"0.0001\"} 1\n"));
     assert_non_null(strstr(t.buf, "mnemo_d_seconds_bucket{op=\"x\",le=\"0.001\"} 1\n"));
@@ -116,7 +116,7 @@ static void test_registry_returns_same_family_and_rejects_bad_names(void **state
     (void)state;
     mn_metrics_t *m = mn_metrics_new();
     const char *lb[] = {"route", "status"};
-    mn_metrics_family *a = mn_metrics_counter(m, "mnemo_req_total", "h", lb, 2);
+    mn_metrics_family_t *a = mn_metrics_counter(m, "mnemo_req_total", "h", lb, 2);
     assert_non_null(a);
     assert_ptr_equal(mn_metrics_counter(m, "mnemo_req_total", "h", lb, 2), a);
     /* same name, other shape */
@@ -138,8 +138,8 @@ static void test_registry_renders_series_in_first_seen_order(void **state)
     (void)state;
     mn_metrics_t *m = mn_metrics_new();
     const char *lb[] = {"route", "status"};
-    mn_metrics_family *c = mn_metrics_counter(m, "mnemo_req_total", "Requests.", lb, 2);
-    mn_metrics_family *h =
+    mn_metrics_family_t *c = mn_metrics_counter(m, "mnemo_req_total", "Requests.", lb, 2);
+    mn_metrics_family_t *h =
         mn_metrics_histogram(m, "mnemo_req_seconds", "Latency.", lb, 2, bounds3, 3, 0.001);
     const char *v1[] = {"/v1/spaces/{space}", "200"};
     const char *v2[] = {"/health", "503"};
@@ -150,7 +150,7 @@ static void test_registry_renders_series_in_first_seen_order(void **state)
     mn_metrics_observe(h, v1, 5000);
     mn_metrics_add(h, v1, 1);     /* wrong type: ignored */
     mn_metrics_observe(c, v1, 1); /* wrong type: ignored */
-    mn_text t;
+    mn_text_t t;
     mn_text_init(&t);
     mn_metrics_render(m, &t);
     const char *want_c = "# HELP mnemo_req_total Requests.\n"
@@ -179,7 +179,7 @@ static void test_registry_bounds_label_sets(void **state)
     (void)state;
     mn_metrics_t *m = mn_metrics_new();
     const char *lb[] = {"k"};
-    mn_metrics_family *c = mn_metrics_counter(m, "mnemo_many_total", "", lb, 1);
+    mn_metrics_family_t *c = mn_metrics_counter(m, "mnemo_many_total", "", lb, 1);
     char v[32];
     const char *vals[] = {v};
     for (int i = 0; i < MN_METRICS_SERIES_MAX + 10; i++) {
@@ -191,7 +191,7 @@ static void test_registry_bounds_label_sets(void **state)
     snprintf(v, sizeof v, "v0");
     mn_metrics_add(c, vals, 1);
     assert_int_equal(mn_metrics_dropped(m), 10);
-    mn_text t;
+    mn_text_t t;
     mn_text_init(&t);
     mn_metrics_render(m, &t);
     assert_non_null(strstr(t.buf, "mnemo_many_total{k=\"v0\"} 2\n"));
@@ -201,7 +201,7 @@ static void test_registry_bounds_label_sets(void **state)
 }
 
 typedef struct worker_arg {
-    mn_metrics_family *c, *h;
+    mn_metrics_family_t *c, *h;
     int id;
 } worker_arg;
 
@@ -228,15 +228,15 @@ static void test_registry_counts_exactly_under_concurrency(void **state)
     const char *lb[] = {"route", "status"};
     worker_arg args[WORKERS];
     pthread_t th[WORKERS];
-    mn_metrics_family *c = mn_metrics_counter(m, "mnemo_c_total", "", lb, 2);
-    mn_metrics_family *h = mn_metrics_histogram(m, "mnemo_h", "", lb, 2, bounds3, 3, 1);
+    mn_metrics_family_t *c = mn_metrics_counter(m, "mnemo_c_total", "", lb, 2);
+    mn_metrics_family_t *h = mn_metrics_histogram(m, "mnemo_h", "", lb, 2, bounds3, 3, 1);
     for (int i = 0; i < WORKERS; i++) {
         args[i] = (worker_arg){c, h, i};
         assert_int_equal(pthread_create(&th[i], NULL, worker, &args[i]), 0);
     }
     for (int i = 0; i < WORKERS; i++)
         pthread_join(th[i], NULL);
-    mn_text t;
+    mn_text_t t;
     mn_text_init(&t);
     mn_metrics_render(m, &t);
     unsigned long long total = 0, hist_total = 0;
@@ -280,7 +280,7 @@ static char *capture_stderr(void (*fn)(void))
 
 static void log_some(void)
 {
-    mn_log_field f[] = {
+    mn_log_field_t f[] = {
         {.key = "request_id", .str = "abc"}, {.key = "status", .num = 201, .in_msg = true},
         {.key = "duration_ms", .num = 1.25}, {.key = "space", .str = "bad\xff utf8 \"q\""},
         {.key = "nan", .num = 0.0 / 0.0},

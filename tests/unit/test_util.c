@@ -65,16 +65,16 @@ static void test_hlc_is_monotonic_and_merges_remote(void **state)
     (void)state;
     mn_hlc_t h;
     mn_hlc_init(&h);
-    mn_hlc_ts a = mn_hlc_now(&h, 1000);
-    mn_hlc_ts b = mn_hlc_now(&h, 1000);
-    mn_hlc_ts c = mn_hlc_now(&h, 999); /* clock went back */
+    mn_hlc_ts_t a = mn_hlc_now(&h, 1000);
+    mn_hlc_ts_t b = mn_hlc_now(&h, 1000);
+    mn_hlc_ts_t c = mn_hlc_now(&h, 999); /* clock went back */
     assert_true(a < b && b < c);
     assert_int_equal(mn_hlc_ms(a), 1000);
-    mn_hlc_ts remote = mn_hlc_make(5000, 7);
-    mn_hlc_ts d = mn_hlc_update(&h, remote, 1001);
+    mn_hlc_ts_t remote = mn_hlc_make(5000, 7);
+    mn_hlc_ts_t d = mn_hlc_update(&h, remote, 1001);
     assert_true(d > remote);
     assert_int_equal(mn_hlc_ms(d), 5000);
-    mn_hlc_ts e = mn_hlc_now(&h, 6000);
+    mn_hlc_ts_t e = mn_hlc_now(&h, 6000);
     assert_int_equal(mn_hlc_ms(e), 6000);
     assert_int_equal(mn_hlc_logical(e), 0);
     mn_hlc_destroy(&h);

@@ -11,7 +11,7 @@
 #include "mnemo/engine.h"
 #include "mnemo/wire.h"
 
-static void fill_memory(mn_memory_t *m, float *emb, char **tags, mn_kv *md)
+static void fill_memory(mn_memory_t *m, float *emb, char **tags, mn_kv_t *md)
 {
     mn_memory_init(m);
     for (int i = 0; i < 16; i++) m->id.b[i] = (uint8_t)(i * 7 + 1);
@@ -37,10 +37,10 @@ static void test_wal_remember_round_trips(void **state)
     (void)state;
     float emb[4] = {0.5f, -1.25f, 3.0f, 0.0f};
     char *tags[2] = {"a", "b"};
-    mn_kv md[1] = {{"k", "v"}};
+    mn_kv_t md[1] = {{"k", "v"}};
     mn_memory_t m;
     fill_memory(&m, emb, tags, md);
-    mn_wal_entry e = {0};
+    mn_wal_entry_t e = {0};
     strcpy(e.space, "agent-1");
     e.epoch = 3;
     e.lsn = 99;
@@ -51,7 +51,7 @@ static void test_wal_remember_round_trips(void **state)
     uint8_t *buf;
     size_t len;
     assert_int_equal(mn_wire_wal_encode(&e, &buf, &len), MN_OK);
-    mn_wal_entry d;
+    mn_wal_entry_t d;
     mn_error err = {0};
     assert_int_equal(mn_wire_wal_decode(buf, len, &d, &err), MN_OK);
     assert_string_equal(d.space, "agent-1");
@@ -81,7 +81,7 @@ static void test_wal_remember_round_trips(void **state)
 static void test_wal_rejects_bad_crc_and_garbage(void **state)
 {
     (void)state;
-    mn_wal_entry e = {0};
+    mn_wal_entry_t e = {0};
     strcpy(e.space, "s");
     e.lsn = 1;
     e.type = MN_WAL_OP_FORGET;
@@ -90,7 +90,7 @@ static void test_wal_rejects_bad_crc_and_garbage(void **state)
     uint8_t *buf;
     size_t len;
     assert_int_equal(mn_wire_wal_encode(&e, &buf, &len), MN_OK);
-    mn_wal_entry d;
+    mn_wal_entry_t d;
     mn_error err = {0};
     assert_int_equal(mn_wire_wal_decode(buf, len, &d, &err), MN_OK);
     assert_int_equal(d.op.forget.mode, MN_FORGET_SUPPRESS);
@@ -127,15 +127,15 @@ static void test_memory_record_tombstone_keeps_no_content(void **state)
     (void)state;
     float emb[4] = {1, 2, 3, 4};
     char *tags[2] = {"a", "b"};
-    mn_kv md[1] = {{"k", "v"}};
-    mn_memory_record r = {0};
+    mn_kv_t md[1] = {{"k", "v"}};
+    mn_memory_record_t r = {0};
     fill_memory(&r.mem, emb, tags, md);
     r.tombstone = true;
     r.forgotten_at_ms = 1800000000000;
     uint8_t *buf;
     size_t len;
     assert_int_equal(mn_wire_memory_encode(&r, true, &buf, &len), MN_OK);
-    mn_memory_record d;
+    mn_memory_record_t d;
     assert_int_equal(mn_wire_memory_decode(buf, len, &d, NULL), MN_OK);
     assert_true(d.tombstone);
     assert_int_equal(d.forgotten_at_ms, 1800000000000);
@@ -162,14 +162,14 @@ static void test_wal_erased_memory_round_trips_without_content(void **state)
     (void)state;
     float emb[4] = {0.5f, -1.25f, 3.0f, 0.0f};
     char *tags[2] = {"a", "b"};
-    mn_kv md[1] = {{"k", "v"}};
+    mn_kv_t md[1] = {{"k", "v"}};
     mn_memory_t m[2];
     fill_memory(&m[0], emb, tags, md);
     fill_memory(&m[1], emb, tags, md);
     m[1].id.b[0] ^= 0xff;
     m[1].forgotten = true; /* erased after the entry was written */
     m[1].forgotten_at_ms = 1800000000000;
-    mn_wal_entry e = {0};
+    mn_wal_entry_t e = {0};
     strcpy(e.space, "s");
     e.epoch = 2;
     e.lsn = 7;
@@ -191,7 +191,7 @@ static void test_wal_erased_memory_round_trips_without_content(void **state)
     for (size_t i = 0; i + sizeof emb <= len; i++)
         if (!memcmp(buf + i, emb, sizeof emb)) hits++;
     assert_int_equal(hits, 1);
-    mn_wal_entry d;
+    mn_wal_entry_t d;
     mn_error err = {0};
     assert_int_equal(mn_wire_wal_decode(buf, len, &d, &err), MN_OK);
     assert_int_equal(d.lsn, 7);
@@ -216,7 +216,7 @@ static void test_wal_erased_memory_round_trips_without_content(void **state)
 static void test_wal_space_drop_and_unsuppress_round_trip(void **state)
 {
     (void)state;
-    mn_wal_entry e = {0};
+    mn_wal_entry_t e = {0};
     strcpy(e.space, "notes");
     e.epoch = 4;
     e.lsn = 12;
@@ -226,7 +226,7 @@ static void test_wal_space_drop_and_unsuppress_round_trip(void **state)
     uint8_t *buf;
     size_t len;
     assert_int_equal(mn_wire_wal_encode(&e, &buf, &len), MN_OK);
-    mn_wal_entry d;
+    mn_wal_entry_t d;
     mn_error err = {0};
     assert_int_equal(mn_wire_wal_decode(buf, len, &d, &err), MN_OK);
     assert_int_equal(d.type, MN_WAL_OP_SPACE_DROP);
@@ -255,8 +255,8 @@ static void test_memory_record_keeps_suppress_times(void **state)
     (void)state;
     float emb[4] = {1, 2, 3, 4};
     char *tags[2] = {"a", "b"};
-    mn_kv md[1] = {{"k", "v"}};
-    mn_memory_record r = {0};
+    mn_kv_t md[1] = {{"k", "v"}};
+    mn_memory_record_t r = {0};
     fill_memory(&r.mem, emb, tags, md);
     r.mem.suppressed = true;
     r.mem.suppressed_at_ms = 1700000005000;
@@ -264,7 +264,7 @@ static void test_memory_record_keeps_suppress_times(void **state)
     uint8_t *buf;
     size_t len;
     assert_int_equal(mn_wire_memory_encode(&r, false, &buf, &len), MN_OK);
-    mn_memory_record d;
+    mn_memory_record_t d;
     assert_int_equal(mn_wire_memory_decode(buf, len, &d, NULL), MN_OK);
     assert_true(d.mem.suppressed);
     assert_int_equal(d.mem.suppressed_at_ms, 1700000005000);

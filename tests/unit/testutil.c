@@ -45,7 +45,7 @@ void mn_test_rmrf(const char *path)
     if (path) nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-void mn_test_engine_options(mn_engine_options *o, const char *dir)
+void mn_test_engine_options(mn_engine_options_t *o, const char *dir)
 {
     mn_engine_options_default(o);
     o->data_dir = dir;
@@ -126,9 +126,9 @@ uint32_t mn_test_space_sid(mn_engine_t *e, const char *name)
     return sid;
 }
 
-mn_err mn_test_space(mn_engine_t *e, const char *name, uint32_t dim, mn_metric metric)
+mn_err mn_test_space(mn_engine_t *e, const char *name, uint32_t dim, mn_metric_t metric)
 {
-    mn_space_def d = {0};
+    mn_space_def_t d = {0};
     snprintf(d.name, sizeof d.name, "%s", name);
     d.dim = dim;
     d.metric = metric;
@@ -194,10 +194,10 @@ void mn_test_wal_free(mn_test_wal *w)
 
 uint8_t *mn_test_semantic_bytes(mn_engine_t *e, const char *space, size_t *len, size_t *n)
 {
-    mn_list_req lr = {.limit = 1000, .include_embedding = true};
+    mn_list_req_t lr = {.limit = 1000, .include_embedding = true};
     mn_filter_init(&lr.filter);
     lr.filter.kind = MN_KIND_SEMANTIC;
-    mn_list_result res;
+    mn_list_result_t res;
     mn_error err = {0};
     *len = *n = 0;
     if (mn_engine_list(e, space, &lr, &res, &err)) return NULL;
@@ -211,7 +211,7 @@ uint8_t *mn_test_semantic_bytes(mn_engine_t *e, const char *space, size_t *len, 
         }
     uint8_t *all = NULL;
     for (size_t i = 0; i < res.n; i++) {
-        mn_memory_record rec = {.mem = res.memories[i]};
+        mn_memory_record_t rec = {.mem = res.memories[i]};
         uint8_t *b, *na;
         size_t l;
         if (mn_wire_memory_encode(&rec, true, &b, &l)) continue;

@@ -12,13 +12,13 @@ char *mn_test_tmpdir(const char *prefix);
 void mn_test_rmrf(const char *path);
 /* Engine options for unit tests on dir: small caches, and no sweeper thread,
  * scheduled consolidation or semantic auto-links (a test turns on what it tests). */
-void mn_test_engine_options(mn_engine_options *o, const char *dir);
+void mn_test_engine_options(mn_engine_options_t *o, const char *dir);
 /* An engine on a temp dir for a unit test. */
 typedef struct mn_test_eng {
     char *dir;
     mn_engine_t *e;
     int64_t now;            /* the fake clock's time in ms (tests move it) */
-    mn_engine_options opts; /* what opening uses */
+    mn_engine_options_t opts; /* what opening uses */
 } mn_test_eng;
 
 /* A temp dir named for prefix, now = 1700000000000 unless set, and the
@@ -41,7 +41,7 @@ int mn_test_eng_teardown(void **state);
 uint32_t mn_test_space_sid(mn_engine_t *e, const char *name);
 
 /* Creates a space; returns the engine's result. */
-mn_err mn_test_space(mn_engine_t *e, const char *name, uint32_t dim, mn_metric metric);
+mn_err mn_test_space(mn_engine_t *e, const char *name, uint32_t dim, mn_metric_t metric);
 /* Occurrences of needle[n] in every key and value the engine stores (every
  * column family): erased bytes must be gone from all of them. */
 size_t mn_test_count_stored(mn_engine_t *e, const void *needle, size_t n);
