@@ -220,49 +220,48 @@ static mn_err ublk_grow_or_add(mn_hnsw *h, uint32_t level, uint32_t *idx)
  * links of the dropped ones). */
 #define REPAIR_CANDS (8 * HNSW_MAX_M)
 
-/* Renumbers a loaded graph through remap into a new index (ext as given):
- * nodes remap drops are left out and the lists that linked to them repaired. */
-static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_hnsw_remap_fn remap,
-                          void *arg, float *const *ext, mn_hnsw **out, uint64_t *dropped,
-                          mn_error *err)
+/* Slot s of src -> its new slot (UINT32_MAX: dropped) for every live node, through
+ * remap. *max_new is the highest new slot, *any whether there is one. */
+static void remap_slots(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_hnsw_remap_fn remap,
+                        void *arg, uint32_t *map, uint64_t *max_new, bool *any,
+                        uint64_t *n_dropped)
 {
-    uint32_t *map = malloc((size_t)(hwm ? hwm : 1) * sizeof *map);
-    if (!map) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    uint64_t max_new = 0, n_dropped = 0;
-    bool any = false;
+    *max_new = 0;
+    *any = false;
     for (uint32_t s = 0; s < hwm; s++) {
         map[s] = UINT32_MAX;
         if ((hnsw_flags(src, s) & (HNSW_LIVE | HNSW_REMOVED)) != HNSW_LIVE) continue;
         uint32_t n = remap(arg, s, labels + (size_t)s * MN_HNSW_LABEL_LEN);
         if (n >= UINT32_MAX - 1) {
-            n_dropped++;
+            (*n_dropped)++;
             continue;
         }
         map[s] = n;
-        if (!any || n > max_new) max_new = n;
-        any = true;
+        if (!*any || n > *max_new) *max_new = n;
+        *any = true;
     }
-    mn_hnsw *h;
-    mn_err rc = hnsw_alloc(&src->p, ext, &h, err);
-    if (rc) {
-        free(map);
-        return rc;
-    }
-    if (any && (rc = hnsw_grow_locked(h, (uint32_t)max_new + 1))) goto fail;
-    uint32_t ids[2 * HNSW_MAX_M];
-    uint64_t best = HNSW_ENTRY_NONE;
+}
+
+/* The kept nodes of src in h at their new slots: level, flags, owned vector, codes.
+ * A second node mapped to the same slot is dropped (the first is kept). *best is the
+ * highest-level node, the entry point unless src's own entry survives. */
+static mn_err copy_nodes(mn_hnsw *src, mn_hnsw *h, uint32_t hwm, uint32_t *map, uint64_t *best,
+                         uint64_t *n_dropped)
+{
+    *best = HNSW_ENTRY_NONE;
     for (uint32_t s = 0; s < hwm; s++) {
         uint32_t t = map[s];
         if (t == UINT32_MAX) continue;
         if (atomic_load_explicit(hnsw_l0(h, t) + 1, memory_order_relaxed) & HNSW_LIVE) {
             map[s] = UINT32_MAX; /* a second node for the same slot: keep the first */
-            n_dropped++;
+            (*n_dropped)++;
             continue;
         }
         uint32_t lv = hnsw_level(src, s);
         if (lv) {
             uint32_t idx;
-            if ((rc = ublk_grow_or_add(h, lv, &idx))) goto fail;
+            mn_err rc = ublk_grow_or_add(h, lv, &idx);
+            if (rc) return rc;
             h->upper[t] = idx;
         }
         atomic_store_explicit(hnsw_l0(h, t) + 1, HNSW_LIVE, memory_order_relaxed);
@@ -271,66 +270,192 @@ static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_
         if (src->codes)
             memcpy(h->codes + (size_t)t * h->code_stride, src->codes + (size_t)s * h->code_stride,
                    h->code_stride);
-        if (best == HNSW_ENTRY_NONE || lv > (uint32_t)(best >> 32)) best = (uint64_t)lv << 32 | t;
+        if (*best == HNSW_ENTRY_NONE || lv > (uint32_t)(*best >> 32))
+            *best = (uint64_t)lv << 32 | t;
         atomic_fetch_add(&h->live, 1);
     }
-    /* the lists, renumbered; a list that lost links gets them replaced */
-    const float *base = hnsw_base(h);
+    return MN_OK;
+}
+
+/* Node s's list at level l, renumbered into h's slot t; a list that lost links to
+ * dropped nodes gets them replaced from those nodes' kept links (subs, scratch:
+ * REPAIR_CANDS each). */
+static void copy_list(mn_hnsw *src, mn_hnsw *h, const uint32_t *map, uint32_t s, uint32_t t,
+                      uint32_t l, uint32_t *subs, hnsw_cand *scratch)
+{
+    uint32_t ids[2 * HNSW_MAX_M], refilled[2 * HNSW_MAX_M];
+    const _Atomic uint32_t *lst = hnsw_list(src, s, l);
+    uint32_t n = atomic_load_explicit(lst, memory_order_relaxed) & HNSW_COUNT_MASK, m = 0;
+    uint32_t ns = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t o = atomic_load_explicit(lst + 1 + i, memory_order_relaxed);
+        if (map[o] != UINT32_MAX) {
+            ids[m++] = map[o];
+            continue;
+        }
+        /* o is dropped: its kept links are the substitutes */
+        const _Atomic uint32_t *ol = hnsw_list(src, o, l);
+        uint32_t on = atomic_load_explicit(ol, memory_order_relaxed) & HNSW_COUNT_MASK;
+        for (uint32_t j = 0; j < on && ns < REPAIR_CANDS; j++) {
+            uint32_t x = map[atomic_load_explicit(ol + 1 + j, memory_order_relaxed)];
+            if (x != UINT32_MAX && x != t) subs[ns++] = x;
+        }
+    }
+    if (m < n && ns) {
+        m = hnsw_refill(h, hnsw_base(h), t, l, ids, m, subs, ns, n, refilled, scratch);
+        hnsw_write_list(h, t, l, refilled, m);
+    } else {
+        hnsw_write_list(h, t, l, ids, m);
+    }
+}
+
+/* Every kept node's lists, renumbered (copy_list). */
+static mn_err copy_lists(mn_hnsw *src, mn_hnsw *h, uint32_t hwm, const uint32_t *map,
+                         mn_error *err)
+{
     uint32_t *subs = malloc(REPAIR_CANDS * sizeof *subs);
     hnsw_cand *scratch = malloc(REPAIR_CANDS * sizeof *scratch);
+    mn_err rc = MN_OK;
     if (!subs || !scratch) {
-        free(subs);
-        free(scratch);
         rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        goto fail;
+        goto out;
     }
-    uint32_t refilled[2 * HNSW_MAX_M];
     for (uint32_t s = 0; s < hwm; s++) {
         uint32_t t = map[s];
         if (t == UINT32_MAX) continue;
         uint32_t lv = hnsw_level(src, s);
-        for (uint32_t l = 0; l <= lv; l++) {
-            const _Atomic uint32_t *lst = hnsw_list(src, s, l);
-            uint32_t n = atomic_load_explicit(lst, memory_order_relaxed) & HNSW_COUNT_MASK, m = 0;
-            uint32_t ns = 0;
-            for (uint32_t i = 0; i < n; i++) {
-                uint32_t o = atomic_load_explicit(lst + 1 + i, memory_order_relaxed);
-                if (map[o] != UINT32_MAX) {
-                    ids[m++] = map[o];
-                    continue;
-                }
-                /* o is dropped: its kept links are the substitutes */
-                const _Atomic uint32_t *ol = hnsw_list(src, o, l);
-                uint32_t on = atomic_load_explicit(ol, memory_order_relaxed) & HNSW_COUNT_MASK;
-                for (uint32_t j = 0; j < on && ns < REPAIR_CANDS; j++) {
-                    uint32_t x = map[atomic_load_explicit(ol + 1 + j, memory_order_relaxed)];
-                    if (x != UINT32_MAX && x != t) subs[ns++] = x;
-                }
-            }
-            if (m < n && ns) {
-                m = hnsw_refill(h, base, t, l, ids, m, subs, ns, n, refilled, scratch);
-                hnsw_write_list(h, t, l, refilled, m);
-            } else {
-                hnsw_write_list(h, t, l, ids, m);
-            }
-        }
+        for (uint32_t l = 0; l <= lv; l++) copy_list(src, h, map, s, t, l, subs, scratch);
     }
+out:
     free(subs);
     free(scratch);
+    return rc;
+}
+
+/* Renumbers a loaded graph through remap into a new index (ext as given):
+ * nodes remap drops are left out and the lists that linked to them repaired. */
+static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_hnsw_remap_fn remap,
+                          void *arg, float *const *ext, mn_hnsw **out, uint64_t *dropped,
+                          mn_error *err)
+{
+    uint32_t *map = malloc((size_t)(hwm ? hwm : 1) * sizeof *map);
+    if (!map) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    uint64_t max_new, n_dropped = 0, best;
+    bool any;
+    remap_slots(src, hwm, labels, remap, arg, map, &max_new, &any, &n_dropped);
+    mn_hnsw *h = NULL;
+    mn_err rc = hnsw_alloc(&src->p, ext, &h, err);
+    if (rc) goto out;
+    if ((any && (rc = hnsw_grow_locked(h, (uint32_t)max_new + 1))) ||
+        (rc = copy_nodes(src, h, hwm, map, &best, &n_dropped)) ||
+        (rc = copy_lists(src, h, hwm, map, err)))
+        goto out;
     uint64_t e = atomic_load(&src->entry);
     if (e != HNSW_ENTRY_NONE && map[(uint32_t)e] != UINT32_MAX)
         best = (e >> 32) << 32 | map[(uint32_t)e];
     atomic_store(&h->entry, best);
     atomic_store(&h->hwm, any ? (uint32_t)max_new + 1 : 0);
     atomic_store(&h->draws, atomic_load(&src->draws));
-    free(map);
     if (dropped) *dropped = n_dropped;
-    *out = h;
-    return MN_OK;
-fail:
+out:
     free(map);
-    mn_hnsw_free(h);
+    if (rc)
+        mn_hnsw_free(h);
+    else
+        *out = h;
     return rc;
+}
+
+/* The file's header, checked: magic, checksum, version, and the parameters the
+ * caller opens with (a graph saved with others is refused). */
+static mn_err read_header(FILE *f, const char *path, const mn_hnsw_params *p, float *const *ext,
+                          file_header *hd, mn_error *err)
+{
+    if (fread(hd, sizeof *hd, 1, f) != 1 || memcmp(hd->magic, MAGIC, 8) ||
+        hd->crc != mn_crc32c(0, hd, offsetof(file_header, crc)) ||
+        (hd->version != VERSION && hd->version != 1))
+        return mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: bad header", path);
+    uint32_t M = p->M ? p->M : 16;
+    if (hd->dim != p->dim || hd->metric != (uint32_t)p->metric || hd->M != M ||
+        hd->quantize != (uint32_t)p->quantize || hd->owned != (ext == NULL))
+        return mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: saved with other parameters", path);
+    if (hd->n_ublk == 0 || hd->n_ublk > hd->hwm + 1)
+        return mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: bad block count", path);
+    return MN_OK;
+}
+
+/* Layer 0's lists of hwm slots into h (a short read marks r bad). */
+static mn_err read_layer0(reader *r, mn_hnsw *h, uint32_t hwm, mn_error *err)
+{
+    uint32_t *buf = malloc((size_t)h->l0w * sizeof *buf);
+    if (!buf) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    for (uint32_t s = 0; s < hwm && !r->bad; s++) {
+        get(r, buf, (size_t)h->l0w * sizeof *buf);
+        _Atomic uint32_t *b = hnsw_l0(h, s);
+        for (uint32_t i = 1; i < h->l0w; i++)
+            atomic_store_explicit(&b[i], buf[i], memory_order_relaxed);
+    }
+    free(buf);
+    return MN_OK;
+}
+
+/* The upper layers' blocks (block 0 is the allocator's empty one); a bad level marks
+ * r bad. */
+static mn_err read_upper(reader *r, mn_hnsw *h, uint32_t n_ublk, mn_error *err)
+{
+    for (uint32_t i = 1; i < n_ublk && !r->bad; i++) {
+        uint32_t lv;
+        get(r, &lv, sizeof lv);
+        if (r->bad || lv == 0 || lv > HNSW_MAX_LEVEL) {
+            r->bad = true;
+            break;
+        }
+        uint32_t idx;
+        mn_err rc = ublk_grow_or_add(h, lv, &idx);
+        if (rc) return mn_error_set(err, rc, "out of memory");
+        uint32_t *tmp = malloc((size_t)lv * h->upw * sizeof *tmp);
+        if (!tmp) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        get(r, tmp, (size_t)lv * h->upw * sizeof *tmp);
+        for (size_t j = 0; j < (size_t)lv * h->upw; j++)
+            atomic_store_explicit(&h->ublk[idx][1 + j], tmp[j], memory_order_relaxed);
+        free(tmp);
+    }
+    return MN_OK;
+}
+
+/* The slots' labels (version 1 files hold 16-byte ones: each is read into the front of
+ * its slot); *labels is calloc'd. */
+static mn_err read_labels(reader *r, const file_header *hd, uint8_t **labels, mn_error *err)
+{
+    *labels = calloc(hd->hwm ? hd->hwm : 1, MN_HNSW_LABEL_LEN);
+    if (!*labels) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    if (hd->version == 1)
+        for (uint32_t s = 0; s < hd->hwm && !r->bad; s++)
+            get(r, *labels + (size_t)s * MN_HNSW_LABEL_LEN, V1_LABEL_LEN);
+    else
+        get(r, *labels, (size_t)hd->hwm * MN_HNSW_LABEL_LEN);
+    return MN_OK;
+}
+
+/* The body after the header: lists, blocks, labels, vectors and codes, then the
+ * body's checksum and the end of the file. */
+static mn_err read_body(FILE *f, const char *path, const file_header *hd, mn_hnsw *h,
+                        uint8_t **labels, mn_error *err)
+{
+    reader r = {f, 0, false};
+    mn_err rc;
+    if ((rc = read_layer0(&r, h, hd->hwm, err))) return rc;
+    get(&r, h->upper, (size_t)hd->hwm * sizeof *h->upper);
+    if ((rc = read_upper(&r, h, hd->n_ublk, err)) || (rc = read_labels(&r, hd, labels, err)))
+        return rc;
+    if (hd->owned) get(&r, h->own, (size_t)hd->hwm * h->dim * sizeof(float));
+    if (hd->quantize) get(&r, h->codes, (size_t)hd->hwm * h->code_stride);
+    uint32_t body_crc = r.crc, stored;
+    if (r.bad || fread(&stored, sizeof stored, 1, f) != 1 || stored != body_crc ||
+        fgetc(f) != EOF)
+        return mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: checksum mismatch or truncated",
+                            path);
+    return MN_OK;
 }
 
 mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext,
@@ -346,90 +471,22 @@ mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext
     }
     file_header hd;
     mn_hnsw *h = NULL;
-    mn_err rc;
     uint8_t *labels = NULL;
-    if (fread(&hd, sizeof hd, 1, f) != 1 || memcmp(hd.magic, MAGIC, 8) ||
-        hd.crc != mn_crc32c(0, &hd, offsetof(file_header, crc)) ||
-        (hd.version != VERSION && hd.version != 1)) {
-        rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: bad header", path);
-        goto out;
-    }
-    uint32_t M = p->M ? p->M : 16;
-    if (hd.dim != p->dim || hd.metric != (uint32_t)p->metric || hd.M != M ||
-        hd.quantize != (uint32_t)p->quantize || hd.owned != (ext == NULL)) {
-        rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: saved with other parameters", path);
-        goto out;
-    }
+    mn_err rc = read_header(f, path, p, ext, &hd, err);
+    if (rc) goto out;
     mn_hnsw_params hp = *p;
-    hp.M = M;
+    hp.M = p->M ? p->M : 16;
     hp.seed = hd.seed;
     /* With remap, the file is read into a staging index that computes no
      * distances: in ext mode it needs no vector array at all. */
     float *no_vectors = NULL;
     float *const *stage_ext = remap ? (ext ? &no_vectors : NULL) : ext;
     if ((rc = hnsw_alloc(&hp, stage_ext, &h, err))) goto out;
-    reader r = {f, 0, false};
     if (hd.hwm && (rc = hnsw_grow_locked(h, hd.hwm))) {
         rc = mn_error_set(err, rc, "out of memory");
         goto out;
     }
-    if (hd.n_ublk == 0 || hd.n_ublk > hd.hwm + 1) {
-        rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: bad block count", path);
-        goto out;
-    }
-    uint32_t *buf = malloc((size_t)h->l0w * sizeof *buf);
-    if (!buf) {
-        rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    for (uint32_t s = 0; s < hd.hwm && !r.bad; s++) {
-        get(&r, buf, (size_t)h->l0w * sizeof *buf);
-        _Atomic uint32_t *b = hnsw_l0(h, s);
-        for (uint32_t i = 1; i < h->l0w; i++)
-            atomic_store_explicit(&b[i], buf[i], memory_order_relaxed);
-    }
-    free(buf);
-    get(&r, h->upper, (size_t)hd.hwm * sizeof *h->upper);
-    for (uint32_t i = 1; i < hd.n_ublk && !r.bad; i++) {
-        uint32_t lv;
-        get(&r, &lv, sizeof lv);
-        if (r.bad || lv == 0 || lv > HNSW_MAX_LEVEL) {
-            r.bad = true;
-            break;
-        }
-        uint32_t idx;
-        if ((rc = ublk_grow_or_add(h, lv, &idx))) {
-            rc = mn_error_set(err, rc, "out of memory");
-            goto out;
-        }
-        uint32_t *tmp = malloc((size_t)lv * h->upw * sizeof *tmp);
-        if (!tmp) {
-            rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        get(&r, tmp, (size_t)lv * h->upw * sizeof *tmp);
-        for (size_t j = 0; j < (size_t)lv * h->upw; j++)
-            atomic_store_explicit(&h->ublk[idx][1 + j], tmp[j], memory_order_relaxed);
-        free(tmp);
-    }
-    labels = calloc(hd.hwm ? hd.hwm : 1, MN_HNSW_LABEL_LEN);
-    if (!labels) {
-        rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if (hd.version == 1) /* 16-byte labels: read each into the front of its slot */
-        for (uint32_t s = 0; s < hd.hwm && !r.bad; s++)
-            get(&r, labels + (size_t)s * MN_HNSW_LABEL_LEN, V1_LABEL_LEN);
-    else
-        get(&r, labels, (size_t)hd.hwm * MN_HNSW_LABEL_LEN);
-    if (hd.owned) get(&r, h->own, (size_t)hd.hwm * h->dim * sizeof(float));
-    if (hd.quantize) get(&r, h->codes, (size_t)hd.hwm * h->code_stride);
-    uint32_t body_crc = r.crc, stored;
-    if (r.bad || fread(&stored, sizeof stored, 1, f) != 1 || stored != body_crc ||
-        fgetc(f) != EOF) {
-        rc = mn_error_set(err, MN_ERR_CORRUPT, "hnsw: %s: checksum mismatch or truncated", path);
-        goto out;
-    }
+    if ((rc = read_body(f, path, &hd, h, &labels, err))) goto out;
     uint64_t entry = hd.entry_slot == UINT32_MAX ? HNSW_ENTRY_NONE
                                                  : (uint64_t)hd.entry_level << 32 | hd.entry_slot;
     atomic_store(&h->live, hd.live);
@@ -448,7 +505,6 @@ mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext
         h = m;
     }
     if (lsn) *lsn = hd.lsn;
-    rc = MN_OK;
 out:
     fclose(f);
     free(labels);
