@@ -21,7 +21,7 @@ struct mn_api {
     atomic_bool draining;
     /* observability (api/rest/rest_metrics.c, rest_openapi.c) */
     const mn_http_router_t *router; /* set by mn_api_register; read by GET /v1/admin/routes */
-    struct mn_metrics_family_t *http_requests, *http_duration;
+    struct mn_metrics_family *http_requests, *http_duration;
     int64_t started_ms;
     struct mcp_server *mcp; /* sessions and tools of POST /mcp */
 };

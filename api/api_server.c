@@ -328,7 +328,7 @@ static int start_http(server *s, const mn_config_t *c, mn_http_router_t *router,
 static int start_grpc(server *s, const mn_config_t *c, const mn_auth_t *auth)
 {
     if (!c->grpc.enabled) return 0;
-    mn_grpc_options go = {
+    mn_grpc_options_t go = {
         .bind = c->grpc.bind,
         .port = (int)c->grpc.port,
         .threads = (int)c->grpc.threads,

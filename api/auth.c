@@ -17,7 +17,7 @@
 
 typedef struct auth_key {
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    mn_auth_role role;
+    mn_auth_role_t role;
     bool all_spaces; /* spaces contains "*" */
     char **spaces;
     size_t n_spaces;
@@ -48,7 +48,7 @@ static bool parse_digest(const char *hex, unsigned char *out)
     return true;
 }
 
-static bool parse_role(const char *s, mn_auth_role *r)
+static bool parse_role(const char *s, mn_auth_role_t *r)
 {
     if (!s) return false;
     if (!strcmp(s, "read"))
@@ -62,7 +62,7 @@ static bool parse_role(const char *s, mn_auth_role *r)
     return true;
 }
 
-const char *mn_auth_role_name(mn_auth_role r)
+const char *mn_auth_role_name(mn_auth_role_t r)
 {
     switch (r) {
     case MN_AUTH_OPEN:
@@ -189,7 +189,7 @@ static bool space_allowed(const auth_key *k, const char *space)
     return false;
 }
 
-mn_auth_result mn_auth_check(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_role need,
+mn_auth_result_t mn_auth_check(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_role_t need,
                              const char *space, const char **name)
 {
     if (name) *name = "";

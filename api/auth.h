@@ -21,7 +21,7 @@ typedef enum {
     MN_AUTH_READ,
     MN_AUTH_WRITE,
     MN_AUTH_ADMIN,
-} mn_auth_role;
+} mn_auth_role_t;
 
 typedef enum {
     MN_AUTH_OK = 0,
@@ -29,7 +29,7 @@ typedef enum {
     MN_AUTH_BAD_KEY,      /* 401: the key matches no configured key */
     MN_AUTH_ROLE_DENIED,  /* 403: the key's role is below the one needed */
     MN_AUTH_SPACE_DENIED, /* 403: the key may not use this space (or needs "*") */
-} mn_auth_result;
+} mn_auth_result_t;
 
 typedef struct mn_auth mn_auth_t;
 
@@ -44,14 +44,14 @@ bool mn_auth_enabled(const mn_auth_t *a);
  * write and admin need a key whose spaces are "*" (they act on every space). With auth
  * disabled (or need OPEN) everything is MN_AUTH_OK. *name (may be NULL) gets the matched
  * key's name ("" if unnamed), for logs. */
-mn_auth_result mn_auth_check(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_role need,
+mn_auth_result_t mn_auth_check(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_role_t need,
                              const char *space, const char **name);
 
 /* The role an HTTP route needs: method and the route pattern as registered
  * ("/v1/spaces/{space}/recall"). Routes missing from the table in auth_routes.c need admin
  * (default deny). HEAD is checked as GET. */
-mn_auth_role mn_auth_route_role(const char *method, const char *pattern);
-const char *mn_auth_role_name(mn_auth_role r);
+mn_auth_role_t mn_auth_route_role(const char *method, const char *pattern);
+const char *mn_auth_role_name(mn_auth_role_t r);
 
 /* Gate for mn_http_server_set_gate (arg = the mn_auth_t): Authorization: Bearer <key>, the
  * route's role, the {space} path parameter; refusals are 401 (WWW-Authenticate: Bearer) or

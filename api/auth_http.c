@@ -17,7 +17,7 @@
 typedef struct route_role {
     const char *method; /* "*" = every method */
     const char *pattern;
-    mn_auth_role role;
+    mn_auth_role_t role;
 } route_role;
 
 static const route_role ROUTE_ROLES[] = {
@@ -53,7 +53,7 @@ static const route_role ROUTE_ROLES[] = {
     /* the admin and cluster routes are not listed: admin */
 };
 
-mn_auth_role mn_auth_route_role(const char *method, const char *pattern)
+mn_auth_role_t mn_auth_route_role(const char *method, const char *pattern)
 {
     if (!method || !pattern) return MN_AUTH_ADMIN;
     if (!strcmp(method, "HEAD")) method = "GET";
@@ -91,11 +91,11 @@ static const char *bearer_token(const mn_http_request_t *req)
 bool mn_auth_http_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     const mn_auth_t *a = arg;
-    mn_auth_role need = mn_auth_route_role(req->method, req->route);
+    mn_auth_role_t need = mn_auth_route_role(req->method, req->route);
     const char *space = space_param(req);
     const char *token = bearer_token(req);
     const char *name = "";
-    mn_auth_result res = mn_auth_check(a, token, token ? strlen(token) : 0, need, space, &name);
+    mn_auth_result_t res = mn_auth_check(a, token, token ? strlen(token) : 0, need, space, &name);
     char msg[160];
     switch (res) {
     case MN_AUTH_OK:

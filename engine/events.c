@@ -19,11 +19,11 @@
 /* The engine's subscribers. */
 struct mn__events {
     pthread_mutex_t mu;         /* guards the list */
-    struct mn_engine_sub_t *subs; /* newest first */
+    struct mn_engine_sub *subs; /* newest first */
     atomic_uint n_subs;         /* read without mu: publishing's fast path */
 };
 
-struct mn_engine_sub_t {
+struct mn_engine_sub {
     mn_engine_t *e;
     char space[MN_SPACE_NAME_MAX + 1];
     mn_event_notify_fn notify;
@@ -37,7 +37,7 @@ struct mn_engine_sub_t {
     mn_event_t final;
     bool ended; /* final event taken */
     bool wake;
-    struct mn_engine_sub_t *prev, *next; /* engine list, under e->events->mu */
+    struct mn_engine_sub *prev, *next; /* engine list, under e->events->mu */
 };
 
 static const char *const kind_names[] = {

@@ -302,7 +302,7 @@ typedef struct recall {
     float *q; /* the vector cue as the space holds vectors (unit for cosine) */
     size_t pool;
     cand *vh;      /* vector ranking */
-    mn_kw_hit *th; /* keyword ranking */
+    mn_kw_hit_t *th; /* keyword ranking */
     ranked *r;     /* fused, then activated */
     mn__act_node *nodes;
     size_t n_nodes;
@@ -396,7 +396,7 @@ static size_t merge_rankings(const mn__space *sp, recall *rc, size_t nv, size_t 
                           .cov = NAN,
                           .vrank = (uint32_t)i + 1};
     for (size_t i = 0; i < nt; i++) {
-        const mn_kw_hit *h = &rc->th[i];
+        const mn_kw_hit_t *h = &rc->th[i];
         ranked *x = rc->by_vec ? find_slot(r, nv, h->slot) : NULL;
         if (!x) {
             const mn__slot *s = &sp->slots[h->slot];

@@ -64,7 +64,7 @@
 #define CHUNK_NS 2000000 /* read-lock hold of the index thread between writer turns */
 
 typedef struct mn__space_index {
-    mn_hnsw *h; /* NULL when it could not be created (failed) */
+    mn_hnsw_t *h; /* NULL when it could not be created (failed) */
     /* slots changed since the index thread last took them (appended under the
      * write lock by the applier, taken under the write lock by the index thread) */
     uint32_t *notes;
@@ -116,7 +116,7 @@ mn_err mn__space_index_check(const mn_index_def_t *d, mn_error *err)
     return MN_OK;
 }
 
-static void params_of(const mn_engine_t *e, const mn__space *sp, mn_hnsw_params *p)
+static void params_of(const mn_engine_t *e, const mn__space *sp, mn_hnsw_params_t *p)
 {
     mn_index_def_t d = sp->def.index;
     mn__space_index_defaults(e, &d);
@@ -161,7 +161,7 @@ void mn__space_index_note(mn__space *sp, uint32_t slot)
 }
 
 /* The index state of sp around graph h (NULL: creating it failed). */
-static mn__space_index *index_new(mn_engine_t *e, mn__space *sp, mn_hnsw *h)
+static mn__space_index *index_new(mn_engine_t *e, mn__space *sp, mn_hnsw_t *h)
 {
     mn__space_index *ix = calloc(1, sizeof *ix);
     if (!ix) return NULL;
@@ -169,7 +169,7 @@ static mn__space_index *index_new(mn_engine_t *e, mn__space *sp, mn_hnsw *h)
     ix->failed = !h;
     ix->path = path_of(e, sp);
     atomic_init(&ix->work_done, 0);
-    mn_hnsw_params p;
+    mn_hnsw_params_t p;
     params_of(e, sp, &p);
     ix->ef_search = p.ef_search;
     ix->saved_ns = mn_time_mono_ns();
@@ -177,11 +177,11 @@ static mn__space_index *index_new(mn_engine_t *e, mn__space *sp, mn_hnsw *h)
 }
 
 /* An empty graph for sp (write lock held); NULL (logged) when it cannot be made. */
-static mn_hnsw *graph_new(mn_engine_t *e, mn__space *sp)
+static mn_hnsw_t *graph_new(mn_engine_t *e, mn__space *sp)
 {
-    mn_hnsw_params p;
+    mn_hnsw_params_t p;
     params_of(e, sp, &p);
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     mn_error err = {0};
     if (mn_hnsw_new(&p, &sp->vecs, &h, &err) || mn_hnsw_reserve(h, sp->n_slots, &err)) {
         mn_log_error("space %s: cannot create the vector index (recall stays exact, index state "
@@ -253,7 +253,7 @@ static void save_graph(mn_engine_t *e, mn__space *sp, mn__space_index *ix, bool 
     int64_t t1 = mn_time_mono_ns();
     ix->unsaved = 0;
     ix->saved_ns = t1;
-    mn_hnsw_info info;
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(ix->h, &info);
     mn_log(closing ? MN_LOG_INFO : MN_LOG_DEBUG,
            "space %s: vector index saved (%llu vectors, lsn %llu) in %.2f s", sp->def.name,
@@ -312,7 +312,7 @@ static bool take_work(mn_engine_t *e, mn__space *sp, bool *building)
     *building = false;
     if (!ix) {
         if (sp->n_live < threshold(e)) return false;
-        mn_hnsw *h = graph_new(e, sp);
+        mn_hnsw_t *h = graph_new(e, sp);
         if (!(ix = index_new(e, sp, h)) || (h && !work_all(sp, ix))) {
             if (ix) free(ix->path);
             free(ix);
@@ -326,7 +326,7 @@ static bool take_work(mn_engine_t *e, mn__space *sp, bool *building)
     } else if (ix->failed) {
         return false;
     } else if (ix->lost) {
-        mn_hnsw *h = graph_new(e, sp);
+        mn_hnsw_t *h = graph_new(e, sp);
         if (!h) {
             mn_hnsw_free(ix->h);
             ix->h = NULL;
@@ -473,9 +473,9 @@ bool mn__space_index_rank(mn_engine_t *e, const mn__space *sp, const float *q,
     double s = mn_hnsw_selectivity(ix->h, accept, &a, SELECTIVITY_SAMPLES,
                                    (uint64_t)now ^ ((uint64_t)sp->sid << 32));
     if (s * s * (double)sp->n_live < 4.0 * ef) return false;
-    mn_hnsw_hit *hits = malloc(n * sizeof *hits);
+    mn_hnsw_hit_t *hits = malloc(n * sizeof *hits);
     if (!hits) return false;
-    mn_hnsw_stats st = {0};
+    mn_hnsw_stats_t st = {0};
     size_t m = mn_hnsw_search(ix->h, q, n, ef, accept, &a, hits, &st);
     for (size_t i = 0; i < m; i++)
         slots[i] = hits[i].slot;
@@ -496,7 +496,7 @@ bool mn__space_index_nearest(mn_engine_t *e, const mn__space *sp, const float *q
     size_t na, nb;
     mn__space_index_tail(sp, &ta, &na, &tb, &nb);
     uint32_t *out = malloc((n + na + nb) * sizeof *out);
-    mn_hnsw_hit *hits = malloc(n * sizeof *hits);
+    mn_hnsw_hit_t *hits = malloc(n * sizeof *hits);
     if (!out || !hits) {
         free(out);
         free(hits);
@@ -530,7 +530,7 @@ void mn__space_index_stats(mn_engine_t *e, const mn__space *sp, mn_space_stats_t
     }
     /* done before the node count: nodes + pending never undercounts the inserts */
     size_t done = atomic_load(&((mn__space_index *)ix)->work_done);
-    mn_hnsw_info info;
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(ix->h, &info);
     out->index_nodes = info.live;
     out->index_pending = ix->n_notes + (ix->n_work > done ? ix->n_work - done : 0);
@@ -573,9 +573,9 @@ void mn__space_index_load(mn_engine_t *e, mn__space *sp)
         free(ix);
         return; /* out of memory: the index thread builds it */
     }
-    mn_hnsw_params p;
+    mn_hnsw_params_t p;
     params_of(e, sp, &p);
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     mn_error err = {0};
     uint64_t lsn = 0, dropped = 0;
     int64_t t0 = mn_time_mono_ns();
@@ -603,7 +603,7 @@ void mn__space_index_load(mn_engine_t *e, mn__space *sp)
     /* live memories the graph lacks: the index thread adds them, recall ranks them exactly */
     for (uint32_t s = 0; s < sp->n_slots; s++)
         if (indexable(sp, s) && !mn_hnsw_contains(h, s)) mn__space_index_note(sp, s);
-    mn_hnsw_info info;
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(h, &info);
     ix->catch_up = ix->n_notes > 0;
     ix->unsaved = dropped; /* the file still holds the dropped nodes */
@@ -629,7 +629,7 @@ void mn__space_index_save_all(mn_engine_t *e)
 bool mn__space_index_size(const mn__space *sp, uint64_t *nodes, uint64_t *bytes)
 {
     if (!sp->ix || !sp->ix->h) return false;
-    mn_hnsw_info info;
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(sp->ix->h, &info);
     *nodes = info.live;
     /* and the persistence labels, 20 bytes a slot (their table, owned by the

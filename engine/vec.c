@@ -10,7 +10,7 @@
 #include <math.h>
 #include <pthread.h>
 
-static const mn_vec_kernels *fast;
+static const mn_vec_kernels_t *fast;
 static pthread_once_t fast_once = PTHREAD_ONCE_INIT;
 
 static void pick_fast(void)

@@ -66,7 +66,7 @@ typedef struct series {
 
 typedef enum { FAM_COUNTER, FAM_HISTOGRAM } fam_type;
 
-struct mn_metrics_family_t {
+struct mn_metrics_family {
     mn_metrics_t *reg;
     fam_type type;
     char *name, *help;

@@ -1,5 +1,5 @@
 /* mnemo configuration: binds a TOML document (api/config/toml.c) and MNEMO_* environment variables
- * to struct mn_config_t through ONE static table of keys (KEYS below).
+ * to struct mn_config through ONE static table of keys (KEYS below).
  *
  * Order: defaults, then the file, then the environment; each layer replaces whole values.
  * Invariants: every field of mn_config_t appears exactly once in KEYS (mn_config_free and
@@ -466,7 +466,7 @@ static const char *expects(kind t)
     return "?";
 }
 
-static const char *a_type(mn_toml_type t)
+static const char *a_type(mn_toml_type_t t)
 {
     switch (t) {
     case MN_TOML_TABLE: return "a table";
@@ -479,16 +479,16 @@ static const char *a_type(mn_toml_type t)
     return "?";
 }
 
-static bool has_nul(const mn_toml_value *v)
+static bool has_nul(const mn_toml_value_t *v)
 {
     return strlen(v->u.str.ptr) != v->u.str.len;
 }
 
-static mn_err tables_from_toml(const cfg_key *k, const mn_toml_value *v, const char *file,
+static mn_err tables_from_toml(const cfg_key *k, const mn_toml_value_t *v, const char *file,
                                cfg_val *out, mn_error *err);
 
 /* Converts a TOML value to the key's type; where = "file:line:col" of v. */
-static mn_err from_toml(const cfg_key *k, const mn_toml_value *v, const char *file, cfg_val *out,
+static mn_err from_toml(const cfg_key *k, const mn_toml_value_t *v, const char *file, cfg_val *out,
                         mn_error *err)
 {
     char fn[NAME_MAX_LEN];
@@ -513,7 +513,7 @@ static mn_err from_toml(const cfg_key *k, const mn_toml_value *v, const char *fi
     case K_STRINGS:
         if (!(ok = v->type == MN_TOML_ARRAY)) break;
         for (size_t j = 0; j < v->u.arr.len; j++) {
-            const mn_toml_value *e = v->u.arr.items[j];
+            const mn_toml_value_t *e = v->u.arr.items[j];
             if (e->type != MN_TOML_STRING)
                 return mn_error_set(err, MN_ERR_INVALID,
                                     "%s:%d:%d: %s expects an array of strings, got %s element",
@@ -564,7 +564,7 @@ static mn_err from_text(const cfg_key *k, const char *text, const char *where, c
     while (isspace((unsigned char)*t)) t++;
     if (k->type == K_STRINGS && *t != '[') return split_list(text, &out->l, err);
 
-    mn_toml_value *v = NULL;
+    mn_toml_value_t *v = NULL;
     mn_error perr;
     mn_err rc = mn_toml_parse_value(text, strlen(text), where, &v, &perr);
     if (rc == MN_ERR_NOMEM) return nomem(err);
@@ -591,7 +591,7 @@ static mn_err from_text(const cfg_key *k, const char *text, const char *where, c
     if (k->type == K_INT) out->i = v->u.i;
     if (k->type == K_FLOAT) out->f = v->type == MN_TOML_INTEGER ? (double)v->u.i : v->u.f;
     for (size_t j = 0; k->type == K_STRINGS && j < v->u.arr.len; j++) {
-        const mn_toml_value *e = v->u.arr.items[j];
+        const mn_toml_value_t *e = v->u.arr.items[j];
         rc = e->type == MN_TOML_STRING
                  ? strlist_push(&out->l, e->u.str.ptr, e->u.str.len, err)
                  : mn_error_set(err, MN_ERR_INVALID, "%s: %s expects an array of strings", where,
@@ -726,7 +726,7 @@ static mn_err apply_defaults(const cfg_key *keys, size_t n, void *base, mn_error
 }
 
 /* The field key of array-of-tables key k named name, or NULL; *idx gets its index. */
-static const cfg_key *find_field(const cfg_key *k, const mn_toml_entry *e, size_t *idx)
+static const cfg_key *find_field(const cfg_key *k, const mn_toml_entry_t *e, size_t *idx)
 {
     for (size_t m = 0; m < k->n_fields; m++)
         if (strlen(e->key) == e->key_len && strcmp(k->fields[m].key, e->key) == 0) {
@@ -738,7 +738,7 @@ static const cfg_key *find_field(const cfg_key *k, const mn_toml_entry *e, size_
 
 /* Builds one element of k at elem from the TOML table tv: defaults, its keys, then the check
  * that every required key was given (index i for messages). */
-static mn_err element_from_toml(const cfg_key *k, const mn_toml_value *tv, size_t i,
+static mn_err element_from_toml(const cfg_key *k, const mn_toml_value_t *tv, size_t i,
                                 const char *file, void *elem, mn_error *err)
 {
     char fn[NAME_MAX_LEN];
@@ -748,7 +748,7 @@ static mn_err element_from_toml(const cfg_key *k, const mn_toml_value *tv, size_
     bool seen[16] = {false};
     assert(k->n_fields <= 16);
     for (size_t j = 0; j < tv->u.table.len; j++) {
-        const mn_toml_entry *e = &tv->u.table.entries[j];
+        const mn_toml_entry_t *e = &tv->u.table.entries[j];
         size_t m = 0;
         const cfg_key *f = find_field(k, e, &m);
         if (!f) {
@@ -779,7 +779,7 @@ static mn_err element_from_toml(const cfg_key *k, const mn_toml_value *tv, size_
 
 /* Builds the elements of array-of-tables key k from the TOML array v (file names where v
  * came from, for messages). */
-static mn_err tables_from_toml(const cfg_key *k, const mn_toml_value *v, const char *file,
+static mn_err tables_from_toml(const cfg_key *k, const mn_toml_value_t *v, const char *file,
                                cfg_val *out, mn_error *err)
 {
     char fn[NAME_MAX_LEN];
@@ -789,7 +789,7 @@ static mn_err tables_from_toml(const cfg_key *k, const mn_toml_value *v, const c
     out->t.items = calloc(v->u.arr.len, k->elem_size);
     if (!out->t.items) return nomem(err);
     for (size_t i = 0; i < v->u.arr.len; i++) {
-        const mn_toml_value *tv = v->u.arr.items[i];
+        const mn_toml_value_t *tv = v->u.arr.items[i];
         if (tv->type != MN_TOML_TABLE)
             return mn_error_set(err, MN_ERR_INVALID,
                                 "%s:%d:%d: %s expects an array of tables, got %s element", file,
@@ -803,7 +803,7 @@ static mn_err tables_from_toml(const cfg_key *k, const mn_toml_value *v, const c
 
 /* Reports entry e (full name `name`), which matches no key or table: names its first leaf,
  * e.g. "htp.port" for [htp] port = 1, or the empty table it ends in. */
-static mn_err unknown(const mn_toml_entry *e, const char *name, const char *file, mn_error *err)
+static mn_err unknown(const mn_toml_entry_t *e, const char *name, const char *file, mn_error *err)
 {
     char full[NAME_MAX_LEN], hint[NAME_MAX_LEN + 24];
     snprintf(full, sizeof full, "%s", name);
@@ -821,11 +821,11 @@ static mn_err unknown(const mn_toml_entry *e, const char *name, const char *file
 }
 
 /* Walks table t (at dotted path `path`, "" for the root) and binds every leaf to its key. */
-static mn_err apply_table(mn_config_t *c, const mn_toml_value *t, const char *path,
+static mn_err apply_table(mn_config_t *c, const mn_toml_value_t *t, const char *path,
                           const char *file, mn_error *err)
 {
     for (size_t i = 0; i < t->u.table.len; i++) {
-        const mn_toml_entry *e = &t->u.table.entries[i];
+        const mn_toml_entry_t *e = &t->u.table.entries[i];
         char name[NAME_MAX_LEN];
         int n = snprintf(name, sizeof name, "%s%s%s", path, *path ? "." : "", e->key);
         bool odd = n < 0 || (size_t)n >= sizeof name || strlen(e->key) != e->key_len ||
@@ -906,7 +906,7 @@ mn_err mn_config_load(mn_config_t *c, const char *path, char **envp, mn_error *e
     memset(c, 0, sizeof *c);
     mn_err rc = apply_defaults(KEYS, N_KEYS, c, err);
     if (!rc && path) {
-        mn_toml_value *doc = NULL;
+        mn_toml_value_t *doc = NULL;
         rc = mn_toml_parse_file(path, &doc, err);
         if (!rc) rc = apply_table(c, doc, "", path, err);
         mn_toml_free(doc);

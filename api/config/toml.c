@@ -47,7 +47,7 @@ typedef struct parser {
     const char *name;
     mn_error *err;
     mn_err rc; /* first error, 0 if none */
-    mn_toml_value *root;
+    mn_toml_value_t *root;
     int depth;
 } parser;
 
@@ -286,9 +286,9 @@ static bool sb_putc(parser *p, sbuf *b, char c)
 
 /* ---- tree ---- */
 
-static mn_toml_value *new_value(parser *p, mn_toml_type t, int line, int col)
+static mn_toml_value_t *new_value(parser *p, mn_toml_type_t t, int line, int col)
 {
-    mn_toml_value *v = calloc(1, sizeof *v);
+    mn_toml_value_t *v = calloc(1, sizeof *v);
     if (!v) {
         oom(p);
         return NULL;
@@ -299,7 +299,7 @@ static mn_toml_value *new_value(parser *p, mn_toml_type t, int line, int col)
     return v;
 }
 
-void mn_toml_free(mn_toml_value *v)
+void mn_toml_free(mn_toml_value_t *v)
 {
     if (!v) return;
     switch (v->type) {
@@ -323,21 +323,21 @@ void mn_toml_free(mn_toml_value *v)
     free(v);
 }
 
-static mn_toml_entry *find_entry(const mn_toml_value *t, const char *k, size_t len)
+static mn_toml_entry_t *find_entry(const mn_toml_value_t *t, const char *k, size_t len)
 {
     for (size_t i = 0; i < t->u.table.len; i++) {
-        mn_toml_entry *e = &t->u.table.entries[i];
+        mn_toml_entry_t *e = &t->u.table.entries[i];
         if (e->key_len == len && memcmp(e->key, k, len) == 0) return e;
     }
     return NULL;
 }
 
 /* Adds key -> v to table t (the key must be absent). Takes ownership of v, even on failure. */
-static bool table_add(parser *p, mn_toml_value *t, const keypart *kp, mn_toml_value *v)
+static bool table_add(parser *p, mn_toml_value_t *t, const keypart *kp, mn_toml_value_t *v)
 {
     if (t->u.table.len == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
-        mn_toml_entry *ne = realloc(t->u.table.entries, cap * sizeof *ne);
+        mn_toml_entry_t *ne = realloc(t->u.table.entries, cap * sizeof *ne);
         if (!ne) {
             mn_toml_free(v);
             return oom(p);
@@ -353,16 +353,16 @@ static bool table_add(parser *p, mn_toml_value *t, const keypart *kp, mn_toml_va
     memcpy(k, kp->s, kp->len);
     k[kp->len] = '\0';
     t->u.table.entries[t->u.table.len++] =
-        (mn_toml_entry){.key = k, .key_len = kp->len, .line = kp->line, .col = kp->col, .value = v};
+        (mn_toml_entry_t){.key = k, .key_len = kp->len, .line = kp->line, .col = kp->col, .value = v};
     return true;
 }
 
 /* Appends v to array a. Takes ownership of v, even on failure. */
-static bool array_push(parser *p, mn_toml_value *a, mn_toml_value *v)
+static bool array_push(parser *p, mn_toml_value_t *a, mn_toml_value_t *v)
 {
     if (a->u.arr.len == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 8;
-        mn_toml_value **ni = realloc(a->u.arr.items, cap * sizeof *ni);
+        mn_toml_value_t **ni = realloc(a->u.arr.items, cap * sizeof *ni);
         if (!ni) {
             mn_toml_free(v);
             return oom(p);
@@ -374,11 +374,11 @@ static bool array_push(parser *p, mn_toml_value *a, mn_toml_value *v)
     return true;
 }
 
-static void mark_inline(mn_toml_value *t)
+static void mark_inline(mn_toml_value_t *t)
 {
     t->flags |= F_INLINE;
     for (size_t i = 0; i < t->u.table.len; i++) {
-        mn_toml_value *v = t->u.table.entries[i].value;
+        mn_toml_value_t *v = t->u.table.entries[i].value;
         if (v->type == MN_TOML_TABLE) mark_inline(v);
     }
 }
@@ -604,7 +604,7 @@ static bool digits_ok(const char *s, size_t n, int base)
     return true;
 }
 
-static bool parse_number(parser *p, mn_toml_value **out)
+static bool parse_number(parser *p, mn_toml_value_t **out)
 {
     int line = p->line, col = p->col;
     size_t n = 0;
@@ -630,7 +630,7 @@ static bool parse_number(parser *p, mn_toml_value **out)
         s++;
         len--;
     }
-    mn_toml_value *v = NULL;
+    mn_toml_value_t *v = NULL;
     if ((len == 3 && memcmp(s, "inf", 3) == 0) || (len == 3 && memcmp(s, "nan", 3) == 0)) {
         if (!(v = new_value(p, MN_TOML_FLOAT, line, col))) return false;
         v->u.f = s[0] == 'i' ? (neg ? -INFINITY : INFINITY) : (neg ? -NAN : NAN);
@@ -705,13 +705,13 @@ static bool parse_number(parser *p, mn_toml_value **out)
 
 /* ---- values ---- */
 
-static mn_toml_value *parse_value(parser *p);
-static bool insert_kv(parser *p, mn_toml_value *t, const dkey *k, mn_toml_value *v);
+static mn_toml_value_t *parse_value(parser *p);
+static bool insert_kv(parser *p, mn_toml_value_t *t, const dkey *k, mn_toml_value_t *v);
 
-static mn_toml_value *parse_array(parser *p)
+static mn_toml_value_t *parse_array(parser *p)
 {
     int line = p->line, col = p->col;
-    mn_toml_value *a = new_value(p, MN_TOML_ARRAY, line, col);
+    mn_toml_value_t *a = new_value(p, MN_TOML_ARRAY, line, col);
     if (!a) return NULL;
     adv(p);
     for (;;) {
@@ -720,7 +720,7 @@ static mn_toml_value *parse_array(parser *p)
             adv(p);
             return a;
         }
-        mn_toml_value *v = parse_value(p);
+        mn_toml_value_t *v = parse_value(p);
         if (!v || !array_push(p, a, v)) break;
         if (!skip_ws_nl(p)) break;
         if (peek(p) == ',') {
@@ -742,10 +742,10 @@ static mn_toml_value *parse_array(parser *p)
     return NULL;
 }
 
-static mn_toml_value *parse_inline_table(parser *p)
+static mn_toml_value_t *parse_inline_table(parser *p)
 {
     int line = p->line, col = p->col;
-    mn_toml_value *t = new_value(p, MN_TOML_TABLE, line, col);
+    mn_toml_value_t *t = new_value(p, MN_TOML_TABLE, line, col);
     if (!t) return NULL;
     adv(p);
     skip_ws(p);
@@ -765,7 +765,7 @@ static mn_toml_value *parse_inline_table(parser *p)
         }
         adv(p);
         skip_ws(p);
-        mn_toml_value *v = parse_value(p);
+        mn_toml_value_t *v = parse_value(p);
         if (!v || !insert_kv(p, t, &k, v)) break;
         key_free(&k);
         skip_ws(p);
@@ -802,11 +802,11 @@ static bool match_word(const parser *p, const char *w)
     return p->n - p->i >= n && memcmp(p->s + p->i, w, n) == 0 && !is_bare(peek_at(p, n));
 }
 
-static mn_toml_value *parse_value(parser *p)
+static mn_toml_value_t *parse_value(parser *p)
 {
     int line = p->line, col = p->col;
     int c = peek(p);
-    mn_toml_value *v = NULL;
+    mn_toml_value_t *v = NULL;
     if (c == '"' || c == '\'') {
         bool multi = peek_at(p, 1) == c && peek_at(p, 2) == c;
         sbuf b = {0};
@@ -855,7 +855,7 @@ static mn_toml_value *parse_value(parser *p)
 
 /* ---- placing statements in the tree ---- */
 
-static bool not_a_table(parser *p, const dkey *k, size_t i, const mn_toml_value *v)
+static bool not_a_table(parser *p, const dkey *k, size_t i, const mn_toml_value_t *v)
 {
     char kt[96];
     return fail_at(p, k->parts[i].line, k->parts[i].col,
@@ -866,20 +866,20 @@ static bool not_a_table(parser *p, const dkey *k, size_t i, const mn_toml_value 
 }
 
 /* key = value inside table t. Takes ownership of v, even on failure. */
-static bool insert_kv(parser *p, mn_toml_value *t, const dkey *k, mn_toml_value *v)
+static bool insert_kv(parser *p, mn_toml_value_t *t, const dkey *k, mn_toml_value_t *v)
 {
     char kt[96];
     for (size_t i = 0; i + 1 < k->n; i++) {
         const keypart *kp = &k->parts[i];
-        mn_toml_entry *e = find_entry(t, kp->s, kp->len);
+        mn_toml_entry_t *e = find_entry(t, kp->s, kp->len);
         if (!e) {
-            mn_toml_value *nt = new_value(p, MN_TOML_TABLE, kp->line, kp->col);
+            mn_toml_value_t *nt = new_value(p, MN_TOML_TABLE, kp->line, kp->col);
             if (!nt || !table_add(p, t, kp, nt)) goto fail;
             nt->flags |= F_DOTTED;
             t = nt;
             continue;
         }
-        mn_toml_value *x = e->value;
+        mn_toml_value_t *x = e->value;
         if (x->type != MN_TOML_TABLE) {
             not_a_table(p, k, i, x);
             goto fail;
@@ -898,7 +898,7 @@ static bool insert_kv(parser *p, mn_toml_value *t, const dkey *k, mn_toml_value 
         t = x;
     }
     const keypart *last = &k->parts[k->n - 1];
-    mn_toml_entry *e = find_entry(t, last->s, last->len);
+    mn_toml_entry_t *e = find_entry(t, last->s, last->len);
     if (e) {
         fail_at(p, last->line, last->col, "duplicate key \"%s\" (first defined at %d:%d)",
                 key_text(k, k->n, kt, sizeof kt), e->line, e->col);
@@ -911,7 +911,7 @@ fail:
 }
 
 /* [a.b.c] or [[a.b.c]] at the cursor; on success *cur is the table that follows. */
-static bool open_header(parser *p, mn_toml_value **cur)
+static bool open_header(parser *p, mn_toml_value_t **cur)
 {
     int line = p->line, col = p->col;
     bool aot = peek_at(p, 1) == '[';
@@ -927,17 +927,17 @@ static bool open_header(parser *p, mn_toml_value **cur)
     adv_n(p, aot ? 2 : 1);
     if (!expect_eol(p, "table header")) goto fail;
 
-    mn_toml_value *t = p->root;
+    mn_toml_value_t *t = p->root;
     for (size_t i = 0; i + 1 < k.n; i++) {
         const keypart *kp = &k.parts[i];
-        mn_toml_entry *e = find_entry(t, kp->s, kp->len);
+        mn_toml_entry_t *e = find_entry(t, kp->s, kp->len);
         if (!e) {
-            mn_toml_value *nt = new_value(p, MN_TOML_TABLE, line, col);
+            mn_toml_value_t *nt = new_value(p, MN_TOML_TABLE, line, col);
             if (!nt || !table_add(p, t, kp, nt)) goto fail;
             t = nt;
             continue;
         }
-        mn_toml_value *x = e->value;
+        mn_toml_value_t *x = e->value;
         if (x->type == MN_TOML_ARRAY && (x->flags & F_AOT)) {
             t = x->u.arr.items[x->u.arr.len - 1];
             continue;
@@ -954,8 +954,8 @@ static bool open_header(parser *p, mn_toml_value **cur)
         t = x;
     }
     const keypart *last = &k.parts[k.n - 1];
-    mn_toml_entry *e = find_entry(t, last->s, last->len);
-    mn_toml_value *x = e ? e->value : NULL;
+    mn_toml_entry_t *e = find_entry(t, last->s, last->len);
+    mn_toml_value_t *x = e ? e->value : NULL;
     key_text(&k, k.n, kt, sizeof kt);
     if (!aot) {
         if (!x) {
@@ -988,7 +988,7 @@ static bool open_header(parser *p, mn_toml_value **cur)
                     x->line, x->col);
             goto fail;
         }
-        mn_toml_value *el = new_value(p, MN_TOML_TABLE, line, col);
+        mn_toml_value_t *el = new_value(p, MN_TOML_TABLE, line, col);
         if (!el || !array_push(p, x, el)) goto fail;
         el->flags |= F_DEFINED;
         *cur = el;
@@ -1000,11 +1000,11 @@ fail:
     return false;
 }
 
-static bool parse_statement(parser *p, mn_toml_value *cur)
+static bool parse_statement(parser *p, mn_toml_value_t *cur)
 {
     dkey k = {.n = 0};
     char kt[96];
-    mn_toml_value *v;
+    mn_toml_value_t *v;
     if (!parse_key(p, &k)) goto fail;
     if (peek(p) != '=') {
         fail_at(p, p->line, p->col, "expected '=' after key \"%s\"",
@@ -1031,7 +1031,7 @@ static void parser_init(parser *p, const char *src, size_t len, const char *name
     if (len >= 3 && memcmp(src, "\xEF\xBB\xBF", 3) == 0) p->i = 3; /* UTF-8 byte order mark */
 }
 
-mn_err mn_toml_parse(const char *src, size_t len, const char *name, mn_toml_value **out,
+mn_err mn_toml_parse(const char *src, size_t len, const char *name, mn_toml_value_t **out,
                      mn_error *err)
 {
     parser p;
@@ -1040,7 +1040,7 @@ mn_err mn_toml_parse(const char *src, size_t len, const char *name, mn_toml_valu
     if (!check_utf8(&p)) return p.rc;
     if (!(p.root = new_value(&p, MN_TOML_TABLE, 1, 1))) return p.rc;
     p.root->flags |= F_DEFINED;
-    mn_toml_value *cur = p.root;
+    mn_toml_value_t *cur = p.root;
     while (p.i < p.n) {
         skip_ws(&p);
         int c = peek(&p);
@@ -1063,7 +1063,7 @@ mn_err mn_toml_parse(const char *src, size_t len, const char *name, mn_toml_valu
     return MN_OK;
 }
 
-mn_err mn_toml_parse_value(const char *src, size_t len, const char *name, mn_toml_value **out,
+mn_err mn_toml_parse_value(const char *src, size_t len, const char *name, mn_toml_value_t **out,
                            mn_error *err)
 {
     parser p;
@@ -1071,7 +1071,7 @@ mn_err mn_toml_parse_value(const char *src, size_t len, const char *name, mn_tom
     *out = NULL;
     if (!check_utf8(&p)) return p.rc;
     skip_ws(&p);
-    mn_toml_value *v = parse_value(&p);
+    mn_toml_value_t *v = parse_value(&p);
     if (!v) return p.rc ? p.rc : MN_ERR_INTERNAL;
     skip_ws(&p);
     if (peek(&p) >= 0) {
@@ -1084,7 +1084,7 @@ mn_err mn_toml_parse_value(const char *src, size_t len, const char *name, mn_tom
     return MN_OK;
 }
 
-mn_err mn_toml_parse_file(const char *path, mn_toml_value **out, mn_error *err)
+mn_err mn_toml_parse_file(const char *path, mn_toml_value_t **out, mn_error *err)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -1109,19 +1109,19 @@ mn_err mn_toml_parse_file(const char *path, mn_toml_value **out, mn_error *err)
     return rc;
 }
 
-const mn_toml_entry *mn_toml_find(const mn_toml_value *t, const char *key)
+const mn_toml_entry_t *mn_toml_find(const mn_toml_value_t *t, const char *key)
 {
     if (!t || t->type != MN_TOML_TABLE) return NULL;
     return find_entry(t, key, strlen(key));
 }
 
-const mn_toml_value *mn_toml_get(const mn_toml_value *t, const char *key)
+const mn_toml_value_t *mn_toml_get(const mn_toml_value_t *t, const char *key)
 {
-    const mn_toml_entry *e = mn_toml_find(t, key);
+    const mn_toml_entry_t *e = mn_toml_find(t, key);
     return e ? e->value : NULL;
 }
 
-const char *mn_toml_type_name(mn_toml_type t)
+const char *mn_toml_type_name(mn_toml_type_t t)
 {
     switch (t) {
     case MN_TOML_TABLE: return "table";

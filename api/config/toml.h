@@ -29,20 +29,20 @@ typedef enum {
     MN_TOML_INTEGER,
     MN_TOML_FLOAT,
     MN_TOML_BOOL,
-} mn_toml_type;
+} mn_toml_type_t;
 
-typedef struct mn_toml_value mn_toml_value;
+typedef struct mn_toml_value mn_toml_value_t;
 
 /* One key = value of a table, in the order the document gave them. */
 typedef struct mn_toml_entry {
     char *key;      /* NUL-terminated (a quoted key may also hold NULs: use key_len) */
     size_t key_len;
     int line, col;  /* where the key was first written */
-    mn_toml_value *value;
-} mn_toml_entry;
+    mn_toml_value_t *value;
+} mn_toml_entry_t;
 
 struct mn_toml_value {
-    mn_toml_type type;
+    mn_toml_type_t type;
     int line, col; /* start of the value; for tables the header or the key that made it */
     union {
         struct {
@@ -53,11 +53,11 @@ struct mn_toml_value {
         double f;
         bool b;
         struct {
-            mn_toml_value **items;
+            mn_toml_value_t **items;
             size_t len;
         } arr;
         struct {
-            mn_toml_entry *entries;
+            mn_toml_entry_t *entries;
             size_t len;
         } table;
     } u;
@@ -68,22 +68,22 @@ struct mn_toml_value {
 
 /* Parses a whole document of len bytes; name prefixes error messages (a file name).
  * On success *out is a table the caller frees with mn_toml_free; on failure *out = NULL. */
-mn_err mn_toml_parse(const char *src, size_t len, const char *name, mn_toml_value **out,
+mn_err mn_toml_parse(const char *src, size_t len, const char *name, mn_toml_value_t **out,
                      mn_error *err);
 /* Reads and parses the file at path (at most 1 MiB); messages are prefixed with path. */
-mn_err mn_toml_parse_file(const char *path, mn_toml_value **out, mn_error *err);
+mn_err mn_toml_parse_file(const char *path, mn_toml_value_t **out, mn_error *err);
 /* Parses a single TOML value (e.g. `42`, `"x"`, `["a", "b"]`) surrounded by optional
  * whitespace, for values that come from elsewhere than a file (environment variables). */
-mn_err mn_toml_parse_value(const char *src, size_t len, const char *name, mn_toml_value **out,
+mn_err mn_toml_parse_value(const char *src, size_t len, const char *name, mn_toml_value_t **out,
                            mn_error *err);
-void mn_toml_free(mn_toml_value *v);
+void mn_toml_free(mn_toml_value_t *v);
 
 /* The entry of table t named key (one key, no dots), or NULL. */
-const mn_toml_entry *mn_toml_find(const mn_toml_value *t, const char *key);
+const mn_toml_entry_t *mn_toml_find(const mn_toml_value_t *t, const char *key);
 /* The value of table t at key (one key, no dots), or NULL. */
-const mn_toml_value *mn_toml_get(const mn_toml_value *t, const char *key);
+const mn_toml_value_t *mn_toml_get(const mn_toml_value_t *t, const char *key);
 /* "table", "array", "string", "integer", "float", "boolean". */
-const char *mn_toml_type_name(mn_toml_type t);
+const char *mn_toml_type_name(mn_toml_type_t t);
 
 /* Writes s as a TOML basic string ("..." with escapes) to f. */
 void mn_toml_fput_string(FILE *f, const char *s, size_t len);

@@ -44,7 +44,7 @@ typedef struct g_method {
     const char *path; /* "/mnemo.v1.Mnemo/Recall" */
     g_shape shape;
     const ProtobufCMessageDescriptor *req;
-    mn_auth_role role;
+    mn_auth_role_t role;
     api_ctx nf; /* what a NOT_FOUND / EXISTS is about */
     g_unary_fn unary;
     g_batch_fn batch;

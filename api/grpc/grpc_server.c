@@ -452,7 +452,7 @@ bool g_call_authorize(gcall *c, const char *space)
     }
     /* a space name that is not valid cannot be in any key's list: check it as such */
     const char *name = NULL;
-    mn_auth_result r = mn_auth_check(auth, key, key_len, c->m->role, space, &name);
+    mn_auth_result_t r = mn_auth_check(auth, key, key_len, c->m->role, space, &name);
     switch (r) {
     case MN_AUTH_OK:
         return true;
@@ -742,7 +742,7 @@ static char *read_file(const char *path, mn_error *err)
     return buf;
 }
 
-static grpc_server_credentials *credentials(const mn_grpc_options *o, mn_error *err)
+static grpc_server_credentials *credentials(const mn_grpc_options_t *o, mn_error *err)
 {
     bool cert = o->tls_cert && o->tls_cert[0], key = o->tls_key && o->tls_key[0];
     if (!cert && !key) return grpc_insecure_server_credentials_create();
@@ -769,7 +769,7 @@ static grpc_server_credentials *credentials(const mn_grpc_options *o, mn_error *
 static const char *const grpc_labels[] = {"method", "code"};
 
 /* A server not listening yet: its settings, locks and metric families. NULL if out of memory. */
-static mn_grpc_t *server_new(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options *o)
+static mn_grpc_t *server_new(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options_t *o)
 {
     mn_grpc_t *g = calloc(1, sizeof *g);
     if (!g) return NULL;
@@ -811,7 +811,7 @@ static grpc_arg int_arg(const char *key, int value)
 
 /* Creates the gRPC server and its completion queue and binds the port (not started yet). On
  * failure nothing of them is left. */
-static mn_err server_listen(mn_grpc_t *g, const mn_grpc_options *o, mn_error *err)
+static mn_err server_listen(mn_grpc_t *g, const mn_grpc_options_t *o, mn_error *err)
 {
     grpc_server_credentials *cr = credentials(o, err);
     if (!cr) return err ? err->code : MN_ERR_INVALID;
@@ -871,7 +871,7 @@ static bool start_threads(mn_grpc_t *g, int workers)
     return started;
 }
 
-mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options *o,
+mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options_t *o,
                      mn_grpc_t **out, mn_error *err)
 {
     *out = NULL;

@@ -23,11 +23,11 @@ typedef struct mn_grpc_options {
     int idle_timeout_ms;      /* a connection without calls this long is closed */
     const char *tls_cert;     /* "" or NULL = plaintext; else PEM files */
     const char *tls_key;
-} mn_grpc_options;
+} mn_grpc_options_t;
 
 /* Starts the gRPC server on its own threads. auth (may be NULL: everything allowed) must
  * outlive it. Logs "grpc listening on HOST:PORT". */
-mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options *o,
+mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options_t *o,
                      mn_grpc_t **out, mn_error *err);
 int mn_grpc_port(const mn_grpc_t *g);
 /* Stops accepting calls and ends every Watch stream with a CLOSED event (does not block). */

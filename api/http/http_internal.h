@@ -89,7 +89,7 @@ struct http_conn {
     int open_handles;
     enum http_timer_mode timer_mode;
     struct http_tls_conn *tls; /* NULL on a plain connection (http_tls.c) */
-    struct mn_http_stream_t *stream; /* a streaming response in progress (http_stream.c) */
+    struct mn_http_stream *stream; /* a streaming response in progress (http_stream.c) */
 };
 
 struct mn_http_server {

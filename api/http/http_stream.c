@@ -7,7 +7,7 @@
 
 #include "http_internal.h"
 
-struct mn_http_stream_t {
+struct mn_http_stream {
     http_conn *c;
     mn_http_stream_src_t src;
     size_t queued;

@@ -80,7 +80,7 @@ static double now_s(void)
 static void brute_force(const float *base, uint32_t n, uint32_t dim, const float *q, uint32_t nq,
                         uint32_t k, int32_t *gt)
 {
-    const mn_vec_kernels *kern = mn_vec_kernels_best();
+    const mn_vec_kernels_t *kern = mn_vec_kernels_best();
     float *best = malloc((size_t)k * sizeof *best);
     for (uint32_t i = 0; i < nq; i++) {
         int32_t *out = gt + (size_t)i * k;
@@ -102,10 +102,10 @@ static void brute_force(const float *base, uint32_t n, uint32_t dim, const float
 }
 
 /* One pass of every query at ef; returns recall@k against gt and sets *qps (best of reps). */
-static double sweep_one(mn_hnsw *h, const float *q, uint32_t nq, uint32_t dim, uint32_t k,
+static double sweep_one(mn_hnsw_t *h, const float *q, uint32_t nq, uint32_t dim, uint32_t k,
                         uint32_t ef, const int32_t *gt, uint32_t kgt, uint32_t reps, double *qps)
 {
-    mn_hnsw_hit *hits = malloc((size_t)k * sizeof *hits);
+    mn_hnsw_hit_t *hits = malloc((size_t)k * sizeof *hits);
     uint64_t found = 0;
     double secs = 0;
     for (uint32_t rep = 0; rep < reps; rep++) {
@@ -125,7 +125,7 @@ static double sweep_one(mn_hnsw *h, const float *q, uint32_t nq, uint32_t dim, u
     return (double)found / ((double)nq * k);
 }
 
-static int churn_run(const mn_hnsw_params *p, float *x, uint32_t n, const float *q, uint32_t nq,
+static int churn_run(const mn_hnsw_params_t *p, float *x, uint32_t n, const float *q, uint32_t nq,
                      uint32_t k, double frac, const char *efs, uint32_t reps)
 {
     uint32_t dim = p->dim, m = (uint32_t)((double)n / (1.0 + frac)), d = n - m;
@@ -139,7 +139,7 @@ static int churn_run(const mn_hnsw_params *p, float *x, uint32_t n, const float 
     int32_t *gt = malloc((size_t)nq * k * sizeof *gt);
     if (!arr || !gone || !freed || !gt) return 1;
     memcpy(arr, x, (size_t)m * dim * sizeof(float));
-    mn_hnsw *h = NULL, *f = NULL;
+    mn_hnsw_t *h = NULL, *f = NULL;
     mn_error err = {0};
     if (mn_hnsw_new(p, &arr, &h, &err) || mn_hnsw_reserve(h, m, &err)) {
         fprintf(stderr, "%s\n", err.message);
@@ -280,7 +280,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "inputs do not match\n");
             return 1;
         }
-        mn_hnsw_params cp = {.dim = dim,
+        mn_hnsw_params_t cp = {.dim = dim,
                              .metric = metric,
                              .M = M,
                              .ef_construction = efc,
@@ -296,9 +296,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "inputs do not match\n");
         return 1;
     }
-    mn_hnsw_params p = {
+    mn_hnsw_params_t p = {
         .dim = dim, .metric = metric, .M = M, .ef_construction = efc, .quantize = int8, .seed = 1};
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     mn_error err = {0};
     long rss0 = rss_kb();
     if (mn_hnsw_new(&p, ext ? &x : NULL, &h, &err) || mn_hnsw_reserve(h, n, &err)) {
@@ -321,21 +321,21 @@ int main(int argc, char **argv)
     }
     double build_s = now_s() - t0;
     long rss1 = rss_kb();
-    mn_hnsw_info info;
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(h, &info);
     printf("{\"system\": \"mnemo%s\", \"n\": %u, \"dim\": %u, \"simd\": \"%s\", \"build_s\": %.3f, "
            "\"index_bytes\": %llu, \"vector_bytes_owned\": %llu, \"rss_delta_bytes\": %ld, "
            "\"max_level\": %u, \"runs\": [",
            int8 ? "-int8" : "", n, dim, info.simd, build_s, (unsigned long long)info.bytes,
            (unsigned long long)info.vector_bytes, (rss1 - rss0) * 1024, info.max_level);
-    mn_hnsw_hit *hits = malloc((size_t)nq * k * sizeof *hits);
+    mn_hnsw_hit_t *hits = malloc((size_t)nq * k * sizeof *hits);
     uint32_t *nres = malloc((size_t)nq * sizeof *nres);
     char *list = strdup(efs);
     bool first = true;
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         uint32_t ef = (uint32_t)atoi(tok);
         uint64_t found = 0;
-        mn_hnsw_stats st = {0};
+        mn_hnsw_stats_t st = {0};
         double secs = 0;
         /* best of `reps` passes (the machine may be shared); recall from the first */
         for (uint32_t rep = 0; rep < reps; rep++) {

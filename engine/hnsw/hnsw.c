@@ -33,7 +33,7 @@
 
 /* ---- seqlock ---- */
 
-uint32_t hnsw_read_list(const mn_hnsw *h, uint32_t slot, uint32_t level, uint32_t *out,
+uint32_t hnsw_read_list(const mn_hnsw_t *h, uint32_t slot, uint32_t level, uint32_t *out,
                         uint32_t *seq_out)
 {
     _Atomic uint32_t *seq = hnsw_l0(h, slot);
@@ -56,7 +56,7 @@ uint32_t hnsw_read_list(const mn_hnsw *h, uint32_t slot, uint32_t level, uint32_
     }
 }
 
-bool hnsw_lock_if(const mn_hnsw *h, uint32_t slot, uint32_t seen)
+bool hnsw_lock_if(const mn_hnsw_t *h, uint32_t slot, uint32_t seen)
 {
     uint32_t exp = seen;
     if (!atomic_compare_exchange_strong_explicit(hnsw_l0(h, slot), &exp, seen + 1,
@@ -66,7 +66,7 @@ bool hnsw_lock_if(const mn_hnsw *h, uint32_t slot, uint32_t seen)
     return true;
 }
 
-void hnsw_lock(const mn_hnsw *h, uint32_t slot)
+void hnsw_lock(const mn_hnsw_t *h, uint32_t slot)
 {
     _Atomic uint32_t *seq = hnsw_l0(h, slot);
     for (;;) {
@@ -76,12 +76,12 @@ void hnsw_lock(const mn_hnsw *h, uint32_t slot)
     }
 }
 
-void hnsw_unlock(const mn_hnsw *h, uint32_t slot)
+void hnsw_unlock(const mn_hnsw_t *h, uint32_t slot)
 {
     atomic_fetch_add_explicit(hnsw_l0(h, slot), 1, memory_order_release);
 }
 
-void hnsw_write_list(const mn_hnsw *h, uint32_t slot, uint32_t level, const uint32_t *ids,
+void hnsw_write_list(const mn_hnsw_t *h, uint32_t slot, uint32_t level, const uint32_t *ids,
                      uint32_t n)
 {
     _Atomic uint32_t *lst = hnsw_list(h, slot, level);
@@ -91,7 +91,7 @@ void hnsw_write_list(const mn_hnsw *h, uint32_t slot, uint32_t level, const uint
     atomic_store_explicit(lst, keep | n, memory_order_relaxed);
 }
 
-static void set_flags(mn_hnsw *h, uint32_t slot, uint32_t set, uint32_t clear)
+static void set_flags(mn_hnsw_t *h, uint32_t slot, uint32_t set, uint32_t clear)
 {
     hnsw_lock(h, slot);
     _Atomic uint32_t *w = hnsw_l0(h, slot) + 1;
@@ -102,7 +102,7 @@ static void set_flags(mn_hnsw *h, uint32_t slot, uint32_t set, uint32_t clear)
 
 /* ---- allocation ---- */
 
-mn_err hnsw_alloc(const mn_hnsw_params *p, float *const *ext, mn_hnsw **out, mn_error *err)
+mn_err hnsw_alloc(const mn_hnsw_params_t *p, float *const *ext, mn_hnsw_t **out, mn_error *err)
 {
     *out = NULL;
     if (!p || p->dim == 0 || p->dim > MN_DIM_MAX)
@@ -112,7 +112,7 @@ mn_err hnsw_alloc(const mn_hnsw_params *p, float *const *ext, mn_hnsw **out, mn_
     uint32_t M = p->M ? p->M : 16;
     if (M < 2 || M > HNSW_MAX_M)
         return mn_error_set(err, MN_ERR_INVALID, "hnsw: M must be in 2..%d", HNSW_MAX_M);
-    mn_hnsw *h = calloc(1, sizeof *h);
+    mn_hnsw_t *h = calloc(1, sizeof *h);
     if (!h) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     h->p = *p;
     h->p.M = M;
@@ -147,12 +147,12 @@ mn_err hnsw_alloc(const mn_hnsw_params *p, float *const *ext, mn_hnsw **out, mn_
     return MN_OK;
 }
 
-mn_err mn_hnsw_new(const mn_hnsw_params *p, float *const *ext, mn_hnsw **out, mn_error *err)
+mn_err mn_hnsw_new(const mn_hnsw_params_t *p, float *const *ext, mn_hnsw_t **out, mn_error *err)
 {
     return hnsw_alloc(p, ext, out, err);
 }
 
-void mn_hnsw_free(mn_hnsw *h)
+void mn_hnsw_free(mn_hnsw_t *h)
 {
     if (!h) return;
     for (uint32_t i = 1; i < h->n_ublk; i++)
@@ -176,7 +176,7 @@ void mn_hnsw_free(mn_hnsw *h)
 }
 
 /* Grows the per-slot arrays to n slots (exclusive lock held, or no sharing yet). */
-mn_err hnsw_grow_locked(mn_hnsw *h, uint32_t n)
+mn_err hnsw_grow_locked(mn_hnsw_t *h, uint32_t n)
 {
     if (n <= h->cap) return MN_OK;
     size_t old = h->cap;
@@ -204,7 +204,7 @@ mn_err hnsw_grow_locked(mn_hnsw *h, uint32_t n)
     return MN_OK;
 }
 
-mn_err mn_hnsw_reserve(mn_hnsw *h, uint32_t n, mn_error *err)
+mn_err mn_hnsw_reserve(mn_hnsw_t *h, uint32_t n, mn_error *err)
 {
     pthread_rwlock_wrlock(&h->grow);
     mn_err rc = hnsw_grow_locked(h, n);
@@ -215,7 +215,7 @@ mn_err mn_hnsw_reserve(mn_hnsw *h, uint32_t n, mn_error *err)
 
 /* Appends an upper block for a node of `level` (shared lock held). Returns
  * MN_ERR_BUSY when the block table is full (grow it under the exclusive lock). */
-mn_err hnsw_ublk_add(mn_hnsw *h, uint32_t level, uint32_t *idx)
+mn_err hnsw_ublk_add(mn_hnsw_t *h, uint32_t level, uint32_t *idx)
 {
     pthread_mutex_lock(&h->ublk_mu);
     if (h->n_ublk >= h->cap_ublk) {
@@ -234,7 +234,7 @@ mn_err hnsw_ublk_add(mn_hnsw *h, uint32_t level, uint32_t *idx)
     return MN_OK;
 }
 
-mn_err hnsw_ublk_grow_locked(mn_hnsw *h)
+mn_err hnsw_ublk_grow_locked(mn_hnsw_t *h)
 {
     if (h->n_ublk < h->cap_ublk) return MN_OK;
     uint32_t nc = h->cap_ublk ? h->cap_ublk * 2 : 64;
@@ -245,7 +245,7 @@ mn_err hnsw_ublk_grow_locked(mn_hnsw *h)
     return MN_OK;
 }
 
-static uint32_t draw_level(mn_hnsw *h)
+static uint32_t draw_level(mn_hnsw_t *h)
 {
     uint64_t x = h->p.seed + 0x9e3779b97f4a7c15ULL * (atomic_fetch_add(&h->draws, 1) + 1);
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL; /* splitmix64 finaliser */
@@ -268,7 +268,7 @@ static int cand_cmp(const void *a, const void *b)
 /* Malkov & Yashunin Algorithm 4: from cands sorted nearest first, keep a
  * candidate only if it is nearer to the base than to every one kept so far.
  * Fewer than m candidates are all kept. Returns how many ids went to out. */
-static uint32_t select_heuristic(const mn_hnsw *h, const float *base, const hnsw_cand *cands,
+static uint32_t select_heuristic(const mn_hnsw_t *h, const float *base, const hnsw_cand *cands,
                                  uint32_t n, uint32_t m, uint32_t *out)
 {
     if (n <= m) {
@@ -288,7 +288,7 @@ static uint32_t select_heuristic(const mn_hnsw *h, const float *base, const hnsw
 }
 
 /* Reads a list the caller has locked (no seqlock retry). */
-static uint32_t read_list_locked(const mn_hnsw *h, uint32_t slot, uint32_t level, uint32_t *out)
+static uint32_t read_list_locked(const mn_hnsw_t *h, uint32_t slot, uint32_t level, uint32_t *out)
 {
     _Atomic uint32_t *lst = hnsw_list(h, slot, level);
     uint32_t max = hnsw_max_links(h, level);
@@ -299,7 +299,7 @@ static uint32_t read_list_locked(const mn_hnsw *h, uint32_t slot, uint32_t level
     return n;
 }
 
-static bool is_removed(const mn_hnsw *h, uint32_t slot)
+static bool is_removed(const mn_hnsw_t *h, uint32_t slot)
 {
     return hnsw_flags(h, slot) & HNSW_REMOVED;
 }
@@ -308,7 +308,7 @@ static bool is_removed(const mn_hnsw *h, uint32_t slot)
  * appended while there is room, else the list and the new ids go through the
  * heuristic, links to removed nodes dropped. Only writes when the node did
  * not change meanwhile; retries a few times, then does it under the lock. */
-static void relink(mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
+static void relink(mn_hnsw_t *h, const float *base, uint32_t node, uint32_t level,
                    const uint32_t *extra, uint32_t n_extra)
 {
     uint32_t max = hnsw_max_links(h, level);
@@ -355,7 +355,7 @@ static void relink(mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
     }
 }
 
-uint32_t hnsw_refill(const mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
+uint32_t hnsw_refill(const mn_hnsw_t *h, const float *base, uint32_t node, uint32_t level,
                      const uint32_t *keep, uint32_t n_keep, const uint32_t *subs, uint32_t n_subs,
                      uint32_t target, uint32_t *out, hnsw_cand *scratch)
 {
@@ -401,7 +401,7 @@ uint32_t hnsw_refill(const mn_hnsw *h, const float *base, uint32_t node, uint32_
  * (the removed node's links) by hnsw_refill, so the list keeps its length.
  * Re-pruning the whole union instead (FreshDiskANN's RobustPrune with
  * alpha 1) thinned the lists and cost recall at small ef (docs/hnsw.md). */
-static void repair(mn_hnsw *h, const float *base, uint32_t node, uint32_t level, uint32_t gone,
+static void repair(mn_hnsw_t *h, const float *base, uint32_t node, uint32_t level, uint32_t gone,
                    const uint32_t *subs, uint32_t n_subs)
 {
     uint32_t cur[2 * HNSW_MAX_M], keep[2 * HNSW_MAX_M], out[2 * HNSW_MAX_M];
@@ -442,7 +442,7 @@ static uint64_t pack_entry(uint32_t level, uint32_t slot)
 
 /* A live node to enter by once `gone` is removed: its highest-level live
  * neighbour, else the highest-level live node anywhere, else none. */
-static uint64_t pick_entry(mn_hnsw *h, uint32_t gone, uint32_t level)
+static uint64_t pick_entry(mn_hnsw_t *h, uint32_t gone, uint32_t level)
 {
     uint32_t nb[2 * HNSW_MAX_M];
     for (uint32_t l = level + 1; l-- > 0;) {
@@ -468,7 +468,7 @@ static uint64_t pick_entry(mn_hnsw *h, uint32_t gone, uint32_t level)
 /* ---- remove ---- */
 
 /* Marks slot removed and repairs its neighbours (shared lock held). */
-static void remove_locked(mn_hnsw *h, uint32_t slot)
+static void remove_locked(mn_hnsw_t *h, uint32_t slot)
 {
     uint32_t w = hnsw_flags(h, slot);
     if (!(w & HNSW_LIVE) || (w & HNSW_REMOVED)) return;
@@ -492,7 +492,7 @@ static void remove_locked(mn_hnsw *h, uint32_t slot)
     }
 }
 
-mn_err mn_hnsw_remove(mn_hnsw *h, uint32_t slot)
+mn_err mn_hnsw_remove(mn_hnsw_t *h, uint32_t slot)
 {
     pthread_rwlock_rdlock(&h->writers);
     pthread_rwlock_rdlock(&h->grow);
@@ -502,7 +502,7 @@ mn_err mn_hnsw_remove(mn_hnsw *h, uint32_t slot)
     return MN_OK;
 }
 
-bool mn_hnsw_contains(mn_hnsw *h, uint32_t slot)
+bool mn_hnsw_contains(mn_hnsw_t *h, uint32_t slot)
 {
     pthread_rwlock_rdlock(&h->grow);
     bool in = slot < h->cap && (hnsw_flags(h, slot) & (HNSW_LIVE | HNSW_REMOVED)) == HNSW_LIVE;
@@ -512,7 +512,7 @@ bool mn_hnsw_contains(mn_hnsw *h, uint32_t slot)
 
 /* ---- insert ---- */
 
-static void store_vector(mn_hnsw *h, uint32_t slot, const float *vec)
+static void store_vector(mn_hnsw_t *h, uint32_t slot, const float *vec)
 {
     if (h->own && h->own + (size_t)slot * h->dim != vec)
         memcpy(h->own + (size_t)slot * h->dim, vec, h->dim * sizeof(float));
@@ -520,7 +520,7 @@ static void store_vector(mn_hnsw *h, uint32_t slot, const float *vec)
 }
 
 /* Swaps the shared lock for the exclusive one, runs, and swaps back. */
-static mn_err exclusive_grow(mn_hnsw *h, uint32_t slot, bool ublk)
+static mn_err exclusive_grow(mn_hnsw_t *h, uint32_t slot, bool ublk)
 {
     pthread_rwlock_unlock(&h->grow);
     pthread_rwlock_wrlock(&h->grow);
@@ -538,7 +538,7 @@ static mn_err exclusive_grow(mn_hnsw *h, uint32_t slot, bool ublk)
     return rc;
 }
 
-static mn_err insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err)
+static mn_err insert(mn_hnsw_t *h, uint32_t slot, const float *vec, mn_error *err)
 {
     pthread_rwlock_rdlock(&h->grow);
     mn_err rc = MN_OK;
@@ -634,7 +634,7 @@ fail:
     return mn_error_set(err, rc, "hnsw: %s inserting slot %u", mn_strerror(rc), slot);
 }
 
-mn_err mn_hnsw_insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err)
+mn_err mn_hnsw_insert(mn_hnsw_t *h, uint32_t slot, const float *vec, mn_error *err)
 {
     if (!vec || slot >= UINT32_MAX - 1)
         return mn_error_set(err, MN_ERR_INVALID, "hnsw: bad slot or vector");
@@ -644,7 +644,7 @@ mn_err mn_hnsw_insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err
     return rc;
 }
 
-void mn_hnsw_get_info(mn_hnsw *h, mn_hnsw_info *out)
+void mn_hnsw_get_info(mn_hnsw_t *h, mn_hnsw_info_t *out)
 {
     pthread_rwlock_rdlock(&h->grow);
     memset(out, 0, sizeof *out);

@@ -31,9 +31,9 @@ typedef struct mn_hnsw_params {
     uint32_t ef_search;       /* default ef of a search (0 = 64) */
     bool quantize;            /* int8 codes for traversal, exact re-ranking of the pool */
     uint64_t seed;            /* level draws */
-} mn_hnsw_params;
+} mn_hnsw_params_t;
 
-typedef struct mn_hnsw mn_hnsw;
+typedef struct mn_hnsw mn_hnsw_t;
 
 /* A search's filter: true if slot may be returned (rejected nodes are still
  * traversed). Called under the index's shared lock, from the searching thread. */
@@ -42,49 +42,49 @@ typedef bool (*mn_hnsw_accept_fn)(void *arg, uint32_t slot);
 typedef struct mn_hnsw_hit {
     float dist;
     uint32_t slot;
-} mn_hnsw_hit;
+} mn_hnsw_hit_t;
 
 typedef struct mn_hnsw_stats {
     uint64_t visited;  /* nodes whose distance was computed */
     uint64_t rejected; /* visited nodes the filter (or a removal) excluded */
-} mn_hnsw_stats;
+} mn_hnsw_stats_t;
 
 /* Creates an empty index. ext: see above (NULL = the index copies vectors). */
-mn_err mn_hnsw_new(const mn_hnsw_params *p, float *const *ext, mn_hnsw **out, mn_error *err);
-void mn_hnsw_free(mn_hnsw *h);
+mn_err mn_hnsw_new(const mn_hnsw_params_t *p, float *const *ext, mn_hnsw_t **out, mn_error *err);
+void mn_hnsw_free(mn_hnsw_t *h);
 /* Grows the arrays for slots < n at once (optional; inserts grow by 1.5x). */
-mn_err mn_hnsw_reserve(mn_hnsw *h, uint32_t n, mn_error *err);
+mn_err mn_hnsw_reserve(mn_hnsw_t *h, uint32_t n, mn_error *err);
 
 /* Adds slot with vector vec (dim floats; in ext mode it must be the slot's
  * vector in the caller's array). A live slot is updated (re-linked); a removed
  * one is reused. Cosine: vec must be unit length. */
-mn_err mn_hnsw_insert(mn_hnsw *h, uint32_t slot, const float *vec, mn_error *err);
+mn_err mn_hnsw_insert(mn_hnsw_t *h, uint32_t slot, const float *vec, mn_error *err);
 /* Removes slot (no-op if absent): marks it and repairs the lists of its
  * neighbours. The node keeps its links for traversal until the slot is reused. */
-mn_err mn_hnsw_remove(mn_hnsw *h, uint32_t slot);
-bool mn_hnsw_contains(mn_hnsw *h, uint32_t slot);
+mn_err mn_hnsw_remove(mn_hnsw_t *h, uint32_t slot);
+bool mn_hnsw_contains(mn_hnsw_t *h, uint32_t slot);
 
 /* The k nearest accepted live nodes to q (best first) into out[k]; returns
  * how many. ef 0 = the index default; ef < k is raised to k. accept NULL =
  * every live node. stats may be NULL. */
-size_t mn_hnsw_search(mn_hnsw *h, const float *q, uint32_t k, uint32_t ef, mn_hnsw_accept_fn accept,
-                      void *arg, mn_hnsw_hit *out, mn_hnsw_stats *stats);
+size_t mn_hnsw_search(mn_hnsw_t *h, const float *q, uint32_t k, uint32_t ef, mn_hnsw_accept_fn accept,
+                      void *arg, mn_hnsw_hit_t *out, mn_hnsw_stats_t *stats);
 /* Share of live nodes the filter accepts, from up to `samples` random live
  * nodes (1.0 for an empty index). Lets the caller take the exact path when a
  * filter is very selective. */
-double mn_hnsw_selectivity(mn_hnsw *h, mn_hnsw_accept_fn accept, void *arg, uint32_t samples,
+double mn_hnsw_selectivity(mn_hnsw_t *h, mn_hnsw_accept_fn accept, void *arg, uint32_t samples,
                            uint64_t seed);
 
 typedef struct mn_hnsw_info {
-    mn_hnsw_params params; /* with defaults filled in */
+    mn_hnsw_params_t params; /* with defaults filled in */
     uint64_t live;         /* searchable nodes */
     uint64_t removed;      /* removed, not yet reused */
     uint32_t max_level;
     uint64_t bytes;        /* memory held by the index (own vectors and codes included) */
     uint64_t vector_bytes; /* of which float vectors the index owns */
     const char *simd;      /* kernel level in use */
-} mn_hnsw_info;
-void mn_hnsw_get_info(mn_hnsw *h, mn_hnsw_info *out);
+} mn_hnsw_info_t;
+void mn_hnsw_get_info(mn_hnsw_t *h, mn_hnsw_info_t *out);
 
 /* ---- persistence (hnsw_persist.c) ---- */
 /* A label per live node saved with the graph (the engine: the memory id and
@@ -102,7 +102,7 @@ typedef uint32_t (*mn_hnsw_remap_fn)(void *arg, uint32_t saved_slot,
  * position it reflects, for the caller) and checksummed with CRC32C. label
  * may be NULL (zero labels). Waits for running inserts and removes and holds
  * new ones off until done; searches run alongside. */
-mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn label, void *arg,
+mn_err mn_hnsw_save(mn_hnsw_t *h, const char *path, uint64_t lsn, mn_hnsw_label_fn label, void *arg,
                     mn_error *err);
 /* Reads a saved graph. MN_ERR_NOT_FOUND if path is absent; MN_ERR_CORRUPT if
  * a checksum or a structural check fails, or its dim/metric/M/quantize differ
@@ -113,8 +113,8 @@ mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn
  * removal repairs them (hnsw.c), which reads the vectors: in ext mode *ext
  * must hold every kept slot's vector. ext as in new. *dropped (may be NULL)
  * counts the saved live nodes not kept. */
-mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext,
-                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out,
+mn_err mn_hnsw_load(const char *path, const mn_hnsw_params_t *p, float *const *ext,
+                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw_t **out,
                     uint64_t *dropped, mn_error *err);
 
 #endif

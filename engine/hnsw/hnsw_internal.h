@@ -50,8 +50,8 @@ typedef struct hnsw_query {
 } hnsw_query;
 
 struct mn_hnsw {
-    mn_hnsw_params p;
-    const mn_vec_kernels *k;
+    mn_hnsw_params_t p;
+    const mn_vec_kernels_t *k;
     uint32_t dim, M, M0, l0w, upw; /* l0w = 2 + M0 words; upw = 1 + M words per upper level */
     double mult;                   /* 1 / ln(M) */
     pthread_rwlock_t grow;         /* shared: every operation; exclusive: grow, overwrite */
@@ -75,46 +75,46 @@ struct mn_hnsw {
     hnsw_ctx *pool;
 };
 
-static inline _Atomic uint32_t *hnsw_l0(const mn_hnsw *h, uint32_t slot)
+static inline _Atomic uint32_t *hnsw_l0(const mn_hnsw_t *h, uint32_t slot)
 {
     return h->l0 + (size_t)slot * h->l0w;
 }
 
-static inline uint32_t hnsw_level(const mn_hnsw *h, uint32_t slot)
+static inline uint32_t hnsw_level(const mn_hnsw_t *h, uint32_t slot)
 {
     uint32_t u = h->upper[slot];
     return u ? atomic_load_explicit(&h->ublk[u][0], memory_order_relaxed) : 0;
 }
 
 /* The count word of slot's list at level (ids follow it). */
-static inline _Atomic uint32_t *hnsw_list(const mn_hnsw *h, uint32_t slot, uint32_t level)
+static inline _Atomic uint32_t *hnsw_list(const mn_hnsw_t *h, uint32_t slot, uint32_t level)
 {
     if (level == 0) return hnsw_l0(h, slot) + 1;
     return h->ublk[h->upper[slot]] + 1 + (size_t)(level - 1) * h->upw;
 }
 
-static inline uint32_t hnsw_max_links(const mn_hnsw *h, uint32_t level)
+static inline uint32_t hnsw_max_links(const mn_hnsw_t *h, uint32_t level)
 {
     return level ? h->M : h->M0;
 }
 
-static inline uint32_t hnsw_flags(const mn_hnsw *h, uint32_t slot)
+static inline uint32_t hnsw_flags(const mn_hnsw_t *h, uint32_t slot)
 {
     return atomic_load_explicit(hnsw_l0(h, slot) + 1, memory_order_relaxed) & ~HNSW_COUNT_MASK;
 }
 
-static inline const float *hnsw_vec(const mn_hnsw *h, const float *base, uint32_t slot)
+static inline const float *hnsw_vec(const mn_hnsw_t *h, const float *base, uint32_t slot)
 {
     return base + (size_t)slot * h->dim;
 }
 
-static inline const float *hnsw_base(const mn_hnsw *h)
+static inline const float *hnsw_base(const mn_hnsw_t *h)
 {
     return h->own ? h->own : *h->ext;
 }
 
 /* Distance between two float vectors under the index metric. */
-static inline float hnsw_fdist(const mn_hnsw *h, const float *a, const float *b)
+static inline float hnsw_fdist(const mn_hnsw_t *h, const float *a, const float *b)
 {
     switch (h->p.metric) {
     case MN_METRIC_L2:
@@ -166,14 +166,14 @@ static inline void hnsw_pause(void)
 }
 
 /* Copies slot's list at level into out; returns the count. */
-uint32_t hnsw_read_list(const mn_hnsw *h, uint32_t slot, uint32_t level, uint32_t *out,
+uint32_t hnsw_read_list(const mn_hnsw_t *h, uint32_t slot, uint32_t level, uint32_t *out,
                         uint32_t *seq_out);
 /* Locks slot's seqlock if it still reads `seen` (even); false if it moved. */
-bool hnsw_lock_if(const mn_hnsw *h, uint32_t slot, uint32_t seen);
-void hnsw_lock(const mn_hnsw *h, uint32_t slot);
-void hnsw_unlock(const mn_hnsw *h, uint32_t slot);
+bool hnsw_lock_if(const mn_hnsw_t *h, uint32_t slot, uint32_t seen);
+void hnsw_lock(const mn_hnsw_t *h, uint32_t slot);
+void hnsw_unlock(const mn_hnsw_t *h, uint32_t slot);
 /* Writes a list (caller holds the node's lock); level 0 keeps the flags. */
-void hnsw_write_list(const mn_hnsw *h, uint32_t slot, uint32_t level, const uint32_t *ids,
+void hnsw_write_list(const mn_hnsw_t *h, uint32_t slot, uint32_t level, const uint32_t *ids,
                      uint32_t n);
 
 /* The list of node at level after some links were lost: keep[n_keep] stay
@@ -181,12 +181,12 @@ void hnsw_write_list(const mn_hnsw *h, uint32_t slot, uint32_t level, const uint
  * fill the room nearest first, those passing the heuristic against the
  * links so far first, then the nearest of the rest until `target` links.
  * scratch holds n_subs candidates. Returns the count written to out. */
-uint32_t hnsw_refill(const mn_hnsw *h, const float *base, uint32_t node, uint32_t level,
+uint32_t hnsw_refill(const mn_hnsw_t *h, const float *base, uint32_t node, uint32_t level,
                      const uint32_t *keep, uint32_t n_keep, const uint32_t *subs, uint32_t n_subs,
                      uint32_t target, uint32_t *out, hnsw_cand *scratch);
 
 /* ---- search (hnsw_search.c) ---- */
-hnsw_ctx *hnsw_ctx_get(mn_hnsw *h);
+hnsw_ctx *hnsw_ctx_get(mn_hnsw_t *h);
 /* Starts a new set of visited marks (c->tags[id] == c->epoch: visited). */
 static inline void hnsw_ctx_next_epoch(hnsw_ctx *c)
 {
@@ -196,28 +196,28 @@ static inline void hnsw_ctx_next_epoch(hnsw_ctx *c)
         c->epoch = 1;
     }
 }
-void hnsw_ctx_put(mn_hnsw *h, hnsw_ctx *c);
+void hnsw_ctx_put(mn_hnsw_t *h, hnsw_ctx *c);
 void hnsw_ctx_free(hnsw_ctx *c);
 /* Greedy walk from (cur, *curd) down to level `to` (exclusive of levels <= to);
  * returns the nearest node found. */
-uint32_t hnsw_greedy(const mn_hnsw *h, const float *base, const hnsw_query *q, uint32_t cur,
+uint32_t hnsw_greedy(const mn_hnsw_t *h, const float *base, const hnsw_query *q, uint32_t cur,
                      float *curd, uint32_t from_level, uint32_t to_level);
 /* Beam search of one layer from entry (distance d_entry) with width ef:
  * leaves the best ef accepted nodes in c->res (a max-heap). Removed nodes and
  * `exclude` are never accepted; accept (may be NULL) filters the rest. */
-void hnsw_search_layer(const mn_hnsw *h, const float *base, const hnsw_query *q, uint32_t level,
+void hnsw_search_layer(const mn_hnsw_t *h, const float *base, const hnsw_query *q, uint32_t level,
                        uint32_t entry, float d_entry, uint32_t ef, mn_hnsw_accept_fn accept,
-                       void *arg, uint32_t exclude, hnsw_ctx *c, mn_hnsw_stats *st);
+                       void *arg, uint32_t exclude, hnsw_ctx *c, mn_hnsw_stats_t *st);
 /* Distance from a query to a node (codes when q->code is set). */
-float hnsw_qdist(const mn_hnsw *h, const float *base, const hnsw_query *q, uint32_t slot);
+float hnsw_qdist(const mn_hnsw_t *h, const float *base, const hnsw_query *q, uint32_t slot);
 /* Fills a code row from a float vector. */
-void hnsw_quantize(const mn_hnsw *h, const float *v, uint8_t *row);
+void hnsw_quantize(const mn_hnsw_t *h, const float *v, uint8_t *row);
 
 /* ---- hnsw.c helpers used by persistence ---- */
-mn_err hnsw_alloc(const mn_hnsw_params *p, float *const *ext, mn_hnsw **out, mn_error *err);
-mn_err hnsw_grow_locked(mn_hnsw *h, uint32_t n);
-mn_err hnsw_ublk_add(mn_hnsw *h, uint32_t level, uint32_t *idx);
+mn_err hnsw_alloc(const mn_hnsw_params_t *p, float *const *ext, mn_hnsw_t **out, mn_error *err);
+mn_err hnsw_grow_locked(mn_hnsw_t *h, uint32_t n);
+mn_err hnsw_ublk_add(mn_hnsw_t *h, uint32_t level, uint32_t *idx);
 /* Doubles the upper-block table when full (exclusive lock held). */
-mn_err hnsw_ublk_grow_locked(mn_hnsw *h);
+mn_err hnsw_ublk_grow_locked(mn_hnsw_t *h);
 
 #endif

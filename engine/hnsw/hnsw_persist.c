@@ -74,7 +74,7 @@ static mn_err fsync_dir_of(const char *path)
     return rc ? MN_ERR_IO : MN_OK;
 }
 
-mn_err mn_hnsw_save(mn_hnsw *h, const char *path, uint64_t lsn, mn_hnsw_label_fn label, void *arg,
+mn_err mn_hnsw_save(mn_hnsw_t *h, const char *path, uint64_t lsn, mn_hnsw_label_fn label, void *arg,
                     mn_error *err)
 {
     char tmp[4096];
@@ -166,7 +166,7 @@ static void get(reader *r, void *p, size_t n)
 }
 
 /* Structural checks of a freshly read graph of hwm slots. */
-static bool graph_valid(const mn_hnsw *h, uint32_t hwm, uint64_t entry)
+static bool graph_valid(const mn_hnsw_t *h, uint32_t hwm, uint64_t entry)
 {
     uint64_t live = 0;
     for (uint32_t s = 0; s < hwm; s++) {
@@ -208,7 +208,7 @@ static bool graph_valid(const mn_hnsw *h, uint32_t hwm, uint64_t entry)
 }
 
 /* Adds an upper block, growing the table (single-threaded: loading). */
-static mn_err ublk_grow_or_add(mn_hnsw *h, uint32_t level, uint32_t *idx)
+static mn_err ublk_grow_or_add(mn_hnsw_t *h, uint32_t level, uint32_t *idx)
 {
     mn_err rc = hnsw_ublk_add(h, level, idx);
     if (rc != MN_ERR_BUSY) return rc;
@@ -222,7 +222,7 @@ static mn_err ublk_grow_or_add(mn_hnsw *h, uint32_t level, uint32_t *idx)
 
 /* Slot s of src -> its new slot (UINT32_MAX: dropped) for every live node, through
  * remap. *max_new is the highest new slot, *any whether there is one. */
-static void remap_slots(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_hnsw_remap_fn remap,
+static void remap_slots(mn_hnsw_t *src, uint32_t hwm, const uint8_t *labels, mn_hnsw_remap_fn remap,
                         void *arg, uint32_t *map, uint64_t *max_new, bool *any,
                         uint64_t *n_dropped)
 {
@@ -245,7 +245,7 @@ static void remap_slots(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_hn
 /* The kept nodes of src in h at their new slots: level, flags, owned vector, codes.
  * A second node mapped to the same slot is dropped (the first is kept). *best is the
  * highest-level node, the entry point unless src's own entry survives. */
-static mn_err copy_nodes(mn_hnsw *src, mn_hnsw *h, uint32_t hwm, uint32_t *map, uint64_t *best,
+static mn_err copy_nodes(mn_hnsw_t *src, mn_hnsw_t *h, uint32_t hwm, uint32_t *map, uint64_t *best,
                          uint64_t *n_dropped)
 {
     *best = HNSW_ENTRY_NONE;
@@ -280,7 +280,7 @@ static mn_err copy_nodes(mn_hnsw *src, mn_hnsw *h, uint32_t hwm, uint32_t *map, 
 /* Node s's list at level l, renumbered into h's slot t; a list that lost links to
  * dropped nodes gets them replaced from those nodes' kept links (subs, scratch:
  * REPAIR_CANDS each). */
-static void copy_list(mn_hnsw *src, mn_hnsw *h, const uint32_t *map, uint32_t s, uint32_t t,
+static void copy_list(mn_hnsw_t *src, mn_hnsw_t *h, const uint32_t *map, uint32_t s, uint32_t t,
                       uint32_t l, uint32_t *subs, hnsw_cand *scratch)
 {
     uint32_t ids[2 * HNSW_MAX_M], refilled[2 * HNSW_MAX_M];
@@ -310,7 +310,7 @@ static void copy_list(mn_hnsw *src, mn_hnsw *h, const uint32_t *map, uint32_t s,
 }
 
 /* Every kept node's lists, renumbered (copy_list). */
-static mn_err copy_lists(mn_hnsw *src, mn_hnsw *h, uint32_t hwm, const uint32_t *map,
+static mn_err copy_lists(mn_hnsw_t *src, mn_hnsw_t *h, uint32_t hwm, const uint32_t *map,
                          mn_error *err)
 {
     uint32_t *subs = malloc(REPAIR_CANDS * sizeof *subs);
@@ -334,8 +334,8 @@ out:
 
 /* Renumbers a loaded graph through remap into a new index (ext as given):
  * nodes remap drops are left out and the lists that linked to them repaired. */
-static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_hnsw_remap_fn remap,
-                          void *arg, float *const *ext, mn_hnsw **out, uint64_t *dropped,
+static mn_err remap_graph(mn_hnsw_t *src, uint32_t hwm, const uint8_t *labels, mn_hnsw_remap_fn remap,
+                          void *arg, float *const *ext, mn_hnsw_t **out, uint64_t *dropped,
                           mn_error *err)
 {
     uint32_t *map = malloc((size_t)(hwm ? hwm : 1) * sizeof *map);
@@ -343,7 +343,7 @@ static mn_err remap_graph(mn_hnsw *src, uint32_t hwm, const uint8_t *labels, mn_
     uint64_t max_new, n_dropped = 0, best;
     bool any;
     remap_slots(src, hwm, labels, remap, arg, map, &max_new, &any, &n_dropped);
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     mn_err rc = hnsw_alloc(&src->p, ext, &h, err);
     if (rc) goto out;
     if ((any && (rc = hnsw_grow_locked(h, (uint32_t)max_new + 1))) ||
@@ -368,7 +368,7 @@ out:
 
 /* The file's header, checked: magic, checksum, version, and the parameters the
  * caller opens with (a graph saved with others is refused). */
-static mn_err read_header(FILE *f, const char *path, const mn_hnsw_params *p, float *const *ext,
+static mn_err read_header(FILE *f, const char *path, const mn_hnsw_params_t *p, float *const *ext,
                           file_header *hd, mn_error *err)
 {
     if (fread(hd, sizeof *hd, 1, f) != 1 || memcmp(hd->magic, MAGIC, 8) ||
@@ -385,7 +385,7 @@ static mn_err read_header(FILE *f, const char *path, const mn_hnsw_params *p, fl
 }
 
 /* Layer 0's lists of hwm slots into h (a short read marks r bad). */
-static mn_err read_layer0(reader *r, mn_hnsw *h, uint32_t hwm, mn_error *err)
+static mn_err read_layer0(reader *r, mn_hnsw_t *h, uint32_t hwm, mn_error *err)
 {
     uint32_t *buf = malloc((size_t)h->l0w * sizeof *buf);
     if (!buf) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
@@ -401,7 +401,7 @@ static mn_err read_layer0(reader *r, mn_hnsw *h, uint32_t hwm, mn_error *err)
 
 /* The upper layers' blocks (block 0 is the allocator's empty one); a bad level marks
  * r bad. */
-static mn_err read_upper(reader *r, mn_hnsw *h, uint32_t n_ublk, mn_error *err)
+static mn_err read_upper(reader *r, mn_hnsw_t *h, uint32_t n_ublk, mn_error *err)
 {
     for (uint32_t i = 1; i < n_ublk && !r->bad; i++) {
         uint32_t lv;
@@ -439,7 +439,7 @@ static mn_err read_labels(reader *r, const file_header *hd, uint8_t **labels, mn
 
 /* The body after the header: lists, blocks, labels, vectors and codes, then the
  * body's checksum and the end of the file. */
-static mn_err read_body(FILE *f, const char *path, const file_header *hd, mn_hnsw *h,
+static mn_err read_body(FILE *f, const char *path, const file_header *hd, mn_hnsw_t *h,
                         uint8_t **labels, mn_error *err)
 {
     reader r = {f, 0, false};
@@ -458,8 +458,8 @@ static mn_err read_body(FILE *f, const char *path, const file_header *hd, mn_hns
     return MN_OK;
 }
 
-mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext,
-                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw **out,
+mn_err mn_hnsw_load(const char *path, const mn_hnsw_params_t *p, float *const *ext,
+                    mn_hnsw_remap_fn remap, void *arg, uint64_t *lsn, mn_hnsw_t **out,
                     uint64_t *dropped, mn_error *err)
 {
     *out = NULL;
@@ -470,11 +470,11 @@ mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext
         return mn_error_set(err, MN_ERR_IO, "hnsw: cannot open %s: %s", path, strerror(errno));
     }
     file_header hd;
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     uint8_t *labels = NULL;
     mn_err rc = read_header(f, path, p, ext, &hd, err);
     if (rc) goto out;
-    mn_hnsw_params hp = *p;
+    mn_hnsw_params_t hp = *p;
     hp.M = p->M ? p->M : 16;
     hp.seed = hd.seed;
     /* With remap, the file is read into a staging index that computes no
@@ -499,7 +499,7 @@ mn_err mn_hnsw_load(const char *path, const mn_hnsw_params *p, float *const *ext
         goto out;
     }
     if (remap) {
-        mn_hnsw *m = NULL;
+        mn_hnsw_t *m = NULL;
         if ((rc = remap_graph(h, hd.hwm, labels, remap, arg, ext, &m, dropped, err))) goto out;
         mn_hnsw_free(h);
         h = m;

@@ -37,7 +37,7 @@ void hnsw_ctx_free(hnsw_ctx *c)
     free(c);
 }
 
-hnsw_ctx *hnsw_ctx_get(mn_hnsw *h)
+hnsw_ctx *hnsw_ctx_get(mn_hnsw_t *h)
 {
     pthread_mutex_lock(&h->pool_mu);
     hnsw_ctx *c = h->pool;
@@ -62,7 +62,7 @@ hnsw_ctx *hnsw_ctx_get(mn_hnsw *h)
     return c;
 }
 
-void hnsw_ctx_put(mn_hnsw *h, hnsw_ctx *c)
+void hnsw_ctx_put(mn_hnsw_t *h, hnsw_ctx *c)
 {
     pthread_mutex_lock(&h->pool_mu);
     c->next = h->pool;
@@ -141,7 +141,7 @@ static inline void max_pop(hnsw_cand *h, size_t *n)
 
 /* ---- distances ---- */
 
-void hnsw_quantize(const mn_hnsw *h, const float *v, uint8_t *row)
+void hnsw_quantize(const mn_hnsw_t *h, const float *v, uint8_t *row)
 {
     float m = 0;
     double sq = 0;
@@ -162,7 +162,7 @@ void hnsw_quantize(const mn_hnsw *h, const float *v, uint8_t *row)
     memcpy(row + h->code_stride - sizeof(float), &sqf, sizeof sqf);
 }
 
-static inline float code_dist(const mn_hnsw *h, const uint8_t *a, const uint8_t *b)
+static inline float code_dist(const mn_hnsw_t *h, const uint8_t *a, const uint8_t *b)
 {
     float sa, sb, na, nb;
     size_t off = h->code_stride - 2 * sizeof(float);
@@ -190,7 +190,7 @@ static inline float code_dist(const mn_hnsw *h, const uint8_t *a, const uint8_t 
  * same decisions as with the full distance, reading less of far vectors. */
 #define ABANDON_BLOCK 128u
 
-static inline float qdist_bounded(const mn_hnsw *h, const float *base, const hnsw_query *q,
+static inline float qdist_bounded(const mn_hnsw_t *h, const float *base, const hnsw_query *q,
                                   uint32_t slot, float bound)
 {
 #ifdef HNSW_NO_ABANDON
@@ -209,7 +209,7 @@ static inline float qdist_bounded(const mn_hnsw *h, const float *base, const hns
     return sum + h->k->l2sq(q->v + i, v + i, h->dim - i);
 }
 
-float hnsw_qdist(const mn_hnsw *h, const float *base, const hnsw_query *q, uint32_t slot)
+float hnsw_qdist(const mn_hnsw_t *h, const float *base, const hnsw_query *q, uint32_t slot)
 {
     if (q->code) return code_dist(h, q->code, h->codes + (size_t)slot * h->code_stride);
     return hnsw_fdist(h, q->v, hnsw_vec(h, base, slot));
@@ -221,7 +221,7 @@ float hnsw_qdist(const mn_hnsw *h, const float *base, const hnsw_query *q, uint3
 #define HNSW_PREFETCH_BYTES 512
 #endif
 
-static inline void prefetch_node(const mn_hnsw *h, const float *base, const hnsw_query *q,
+static inline void prefetch_node(const mn_hnsw_t *h, const float *base, const hnsw_query *q,
                                  uint32_t slot)
 {
     const char *p = q->code ? (const char *)(h->codes + (size_t)slot * h->code_stride)
@@ -234,7 +234,7 @@ static inline void prefetch_node(const mn_hnsw *h, const float *base, const hnsw
 
 /* The part of a long vector prefetch_node left out, fetched one neighbour
  * ahead of its distance computation. */
-static inline void prefetch_rest(const mn_hnsw *h, const float *base, const hnsw_query *q,
+static inline void prefetch_rest(const mn_hnsw_t *h, const float *base, const hnsw_query *q,
                                  uint32_t slot)
 {
     size_t bytes = q->code ? h->code_stride : (size_t)h->dim * sizeof(float);
@@ -247,7 +247,7 @@ static inline void prefetch_rest(const mn_hnsw *h, const float *base, const hnsw
 
 /* ---- layer search ---- */
 
-uint32_t hnsw_greedy(const mn_hnsw *h, const float *base, const hnsw_query *q, uint32_t cur,
+uint32_t hnsw_greedy(const mn_hnsw_t *h, const float *base, const hnsw_query *q, uint32_t cur,
                      float *curd, uint32_t from_level, uint32_t to_level)
 {
     uint32_t nb[2 * HNSW_MAX_M];
@@ -273,7 +273,7 @@ uint32_t hnsw_greedy(const mn_hnsw *h, const float *base, const hnsw_query *q, u
 
 /* Links only ever point at inserted (LIVE) nodes, so without removals the
  * flags need not be read: that saves a cache miss per result candidate. */
-static inline bool acceptable(const mn_hnsw *h, uint32_t slot, mn_hnsw_accept_fn accept, void *arg,
+static inline bool acceptable(const mn_hnsw_t *h, uint32_t slot, mn_hnsw_accept_fn accept, void *arg,
                               uint32_t exclude, bool any_removed)
 {
     if (slot == exclude) return false;
@@ -281,9 +281,9 @@ static inline bool acceptable(const mn_hnsw *h, uint32_t slot, mn_hnsw_accept_fn
     return !accept || accept(arg, slot);
 }
 
-void hnsw_search_layer(const mn_hnsw *h, const float *base, const hnsw_query *q, uint32_t level,
+void hnsw_search_layer(const mn_hnsw_t *h, const float *base, const hnsw_query *q, uint32_t level,
                        uint32_t entry, float d_entry, uint32_t ef, mn_hnsw_accept_fn accept,
-                       void *arg, uint32_t exclude, hnsw_ctx *c, mn_hnsw_stats *st)
+                       void *arg, uint32_t exclude, hnsw_ctx *c, mn_hnsw_stats_t *st)
 {
     hnsw_ctx_next_epoch(c);
     const uint16_t epoch = c->epoch;
@@ -350,8 +350,8 @@ static int hit_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-size_t mn_hnsw_search(mn_hnsw *h, const float *q, uint32_t k, uint32_t ef, mn_hnsw_accept_fn accept,
-                      void *arg, mn_hnsw_hit *out, mn_hnsw_stats *st)
+size_t mn_hnsw_search(mn_hnsw_t *h, const float *q, uint32_t k, uint32_t ef, mn_hnsw_accept_fn accept,
+                      void *arg, mn_hnsw_hit_t *out, mn_hnsw_stats_t *st)
 {
     if (!k || !q) return 0;
     if (!ef) ef = h->p.ef_search;
@@ -379,13 +379,13 @@ size_t mn_hnsw_search(mn_hnsw *h, const float *q, uint32_t k, uint32_t ef, mn_hn
     qsort(c->res, c->n_res, sizeof c->res[0], hit_cmp);
     size_t n = c->n_res < k ? c->n_res : k;
     for (size_t i = 0; i < n; i++)
-        out[i] = (mn_hnsw_hit){c->res[i].d, c->res[i].id};
+        out[i] = (mn_hnsw_hit_t){c->res[i].d, c->res[i].id};
     hnsw_ctx_put(h, c);
     pthread_rwlock_unlock(&h->grow);
     return n;
 }
 
-double mn_hnsw_selectivity(mn_hnsw *h, mn_hnsw_accept_fn accept, void *arg, uint32_t samples,
+double mn_hnsw_selectivity(mn_hnsw_t *h, mn_hnsw_accept_fn accept, void *arg, uint32_t samples,
                            uint64_t seed)
 {
     if (!accept || !samples) return 1.0;

@@ -73,7 +73,7 @@ static int32_t l2sq_i8_scalar(const int8_t *a, const int8_t *b, size_t n)
     return s;
 }
 
-static const mn_vec_kernels k_scalar = {"scalar",    MN_SIMD_SCALAR, dot_scalar,
+static const mn_vec_kernels_t k_scalar = {"scalar",    MN_SIMD_SCALAR, dot_scalar,
                                         l2sq_scalar, dot_i8_scalar,  l2sq_i8_scalar};
 
 #ifdef MN_X86
@@ -205,7 +205,7 @@ __attribute__((target("avx2"))) static int32_t l2sq_i8_avx2(const int8_t *a, con
     return s;
 }
 
-static const mn_vec_kernels k_avx2 = {"avx2",    MN_SIMD_AVX2, dot_avx2,
+static const mn_vec_kernels_t k_avx2 = {"avx2",    MN_SIMD_AVX2, dot_avx2,
                                       l2sq_avx2, dot_i8_avx2,  l2sq_i8_avx2};
 
 /* ---- AVX-512F (int8 kernels: the AVX2 ones, which every AVX-512 CPU runs) ---- */
@@ -258,11 +258,11 @@ __attribute__((target("avx512f"))) static float l2sq_avx512(const float *a, cons
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-static const mn_vec_kernels k_avx512 = {"avx512",    MN_SIMD_AVX512, dot_avx512,
+static const mn_vec_kernels_t k_avx512 = {"avx512",    MN_SIMD_AVX512, dot_avx512,
                                         l2sq_avx512, dot_i8_avx2,    l2sq_i8_avx2};
 #endif
 
-const mn_vec_kernels *mn_vec_kernels_for(mn_simd_level level)
+const mn_vec_kernels_t *mn_vec_kernels_for(mn_simd_level_t level)
 {
     switch (level) {
     case MN_SIMD_SCALAR:
@@ -285,17 +285,17 @@ const mn_vec_kernels *mn_vec_kernels_for(mn_simd_level level)
     return NULL;
 }
 
-const mn_vec_kernels *mn_vec_kernels_best(void)
+const mn_vec_kernels_t *mn_vec_kernels_best(void)
 {
     const char *want = getenv("MNEMO_SIMD");
     if (want) {
         for (int l = 0; l < MN_SIMD_LEVELS; l++) {
-            const mn_vec_kernels *k = mn_vec_kernels_for((mn_simd_level)l);
+            const mn_vec_kernels_t *k = mn_vec_kernels_for((mn_simd_level_t)l);
             if (k && !strcmp(k->name, want)) return k;
         }
     }
     for (int l = MN_SIMD_LEVELS - 1; l > 0; l--) {
-        const mn_vec_kernels *k = mn_vec_kernels_for((mn_simd_level)l);
+        const mn_vec_kernels_t *k = mn_vec_kernels_for((mn_simd_level_t)l);
         if (k) return k;
     }
     return &k_scalar;

@@ -60,12 +60,12 @@ static uint32_t fnv1a(const char *s, size_t n)
     return h;
 }
 
-mn_kw_index *mn_kw_new(void)
+mn_kw_index_t *mn_kw_new(void)
 {
-    return calloc(1, sizeof(mn_kw_index));
+    return calloc(1, sizeof(mn_kw_index_t));
 }
 
-void mn_kw_free(mn_kw_index *ix)
+void mn_kw_free(mn_kw_index_t *ix)
 {
     if (!ix) return;
     for (uint32_t i = 0; i < ix->n_terms; i++) {
@@ -79,7 +79,7 @@ void mn_kw_free(mn_kw_index *ix)
     free(ix);
 }
 
-static uint32_t lookup(const mn_kw_index *ix, const char *t, size_t n, uint32_t h)
+static uint32_t lookup(const mn_kw_index_t *ix, const char *t, size_t n, uint32_t h)
 {
     if (!ix->table_cap) return UINT32_MAX;
     uint32_t mask = ix->table_cap - 1;
@@ -91,7 +91,7 @@ static uint32_t lookup(const mn_kw_index *ix, const char *t, size_t n, uint32_t 
     }
 }
 
-static mn_err table_grow(mn_kw_index *ix)
+static mn_err table_grow(mn_kw_index_t *ix)
 {
     uint32_t cap = ix->table_cap ? ix->table_cap * 2 : 1024;
     uint32_t *t = calloc(cap, sizeof *t);
@@ -107,7 +107,7 @@ static mn_err table_grow(mn_kw_index *ix)
     return MN_OK;
 }
 
-static uint32_t intern(mn_kw_index *ix, const char *t, size_t n)
+static uint32_t intern(mn_kw_index_t *ix, const char *t, size_t n)
 {
     uint32_t h = fnv1a(t, n);
     uint32_t id = lookup(ix, t, n, h);
@@ -137,7 +137,7 @@ static uint32_t intern(mn_kw_index *ix, const char *t, size_t n)
 
 /* Tokens of one document, gathered before touching the index. */
 typedef struct collect {
-    mn_kw_index *ix;
+    mn_kw_index_t *ix;
     uint32_t *ids;
     uint32_t *tfs;
     uint32_t n, cap;
@@ -182,7 +182,7 @@ static int on_token(void *arg, const char *tok, size_t len, uint32_t pos)
 }
 
 /* Makes room for slot's document and clears a previous one. */
-static mn_err doc_slot(mn_kw_index *ix, uint32_t slot)
+static mn_err doc_slot(mn_kw_index_t *ix, uint32_t slot)
 {
     if (slot >= ix->n_docs_cap) {
         uint32_t nc = ix->n_docs_cap ? ix->n_docs_cap : 256;
@@ -197,9 +197,9 @@ static mn_err doc_slot(mn_kw_index *ix, uint32_t slot)
     return MN_OK;
 }
 
-static mn_err add_postings(mn_kw_index *ix, uint32_t slot, collect *c);
+static mn_err add_postings(mn_kw_index_t *ix, uint32_t slot, collect *c);
 
-mn_err mn_kw_add(mn_kw_index *ix, uint32_t slot, const char *text, size_t len)
+mn_err mn_kw_add(mn_kw_index_t *ix, uint32_t slot, const char *text, size_t len)
 {
     if (doc_slot(ix, slot)) return MN_ERR_NOMEM;
     collect c = {.ix = ix};
@@ -212,11 +212,11 @@ mn_err mn_kw_add(mn_kw_index *ix, uint32_t slot, const char *text, size_t len)
     return add_postings(ix, slot, &c);
 }
 
-mn_err mn_kw_add_encoded(mn_kw_index *ix, uint32_t slot, const uint8_t *blob, size_t blen)
+mn_err mn_kw_add_encoded(mn_kw_index_t *ix, uint32_t slot, const uint8_t *blob, size_t blen)
 {
     uint64_t content_len = 0;
     uint32_t tokens = 0, n = 0;
-    mn_kw_term stack[64], *terms = stack;
+    mn_kw_term_t stack[64], *terms = stack;
     mn_err rc = mn_kw_doc_decode(blob, blen, &content_len, &tokens, terms, 64, &n);
     if (rc == MN_ERR_NOMEM) { /* more terms than the stack holds: n is how many */
         if (!(terms = malloc(n * sizeof *terms))) return MN_ERR_NOMEM;
@@ -248,7 +248,7 @@ mn_err mn_kw_add_encoded(mn_kw_index *ix, uint32_t slot, const uint8_t *blob, si
 }
 
 /* Adds the postings of a collected document (takes c's arrays). */
-static mn_err add_postings(mn_kw_index *ix, uint32_t slot, collect *cp)
+static mn_err add_postings(mn_kw_index_t *ix, uint32_t slot, collect *cp)
 {
     collect c = *cp;
     doc *d = &ix->docs[slot];
@@ -283,7 +283,7 @@ static mn_err add_postings(mn_kw_index *ix, uint32_t slot, collect *cp)
     return MN_OK;
 }
 
-static void compact(mn_kw_index *ix, term *tm)
+static void compact(mn_kw_index_t *ix, term *tm)
 {
     uint32_t w = 0;
     for (uint32_t r = 0; r < tm->n; r++) {
@@ -294,7 +294,7 @@ static void compact(mn_kw_index *ix, term *tm)
     tm->n = w;
 }
 
-void mn_kw_remove(mn_kw_index *ix, uint32_t slot)
+void mn_kw_remove(mn_kw_index_t *ix, uint32_t slot)
 {
     if (slot >= ix->n_docs_cap || !ix->docs[slot].live) return;
     doc *d = &ix->docs[slot];
@@ -313,18 +313,18 @@ void mn_kw_remove(mn_kw_index *ix, uint32_t slot)
     d->len = 0;
 }
 
-uint32_t mn_kw_df(const mn_kw_index *ix, const char *word, size_t len)
+uint32_t mn_kw_df(const mn_kw_index_t *ix, const char *word, size_t len)
 {
     uint32_t id = lookup(ix, word, len, fnv1a(word, len));
     return id == UINT32_MAX ? 0 : ix->terms[id].df;
 }
 
-uint64_t mn_kw_docs(const mn_kw_index *ix)
+uint64_t mn_kw_docs(const mn_kw_index_t *ix)
 {
     return ix->live_docs;
 }
 
-uint64_t mn_kw_terms(const mn_kw_index *ix)
+uint64_t mn_kw_terms(const mn_kw_index_t *ix)
 {
     return ix->live_terms;
 }
@@ -332,7 +332,7 @@ uint64_t mn_kw_terms(const mn_kw_index *ix)
 #define QUERY_TERMS_MAX 64
 
 typedef struct qterms {
-    const mn_kw_index *ix;
+    const mn_kw_index_t *ix;
     uint32_t ids[QUERY_TERMS_MAX];
     uint32_t n;
     uint32_t unknown; /* distinct words absent from the index */
@@ -354,31 +354,31 @@ static int on_query_token(void *arg, const char *tok, size_t len, uint32_t pos)
     return 0;
 }
 
-static bool hit_worse(const mn_kw_hit *a, const mn_kw_hit *b)
+static bool hit_worse(const mn_kw_hit_t *a, const mn_kw_hit_t *b)
 {
     return a->score < b->score || (a->score == b->score && a->slot > b->slot);
 }
 
-static void heap_down(mn_kw_hit *h, size_t n, size_t i)
+static void heap_down(mn_kw_hit_t *h, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         if (l < n && hit_worse(&h[l], &h[m])) m = l;
         if (r < n && hit_worse(&h[r], &h[m])) m = r;
         if (m == i) return;
-        mn_kw_hit t = h[i];
+        mn_kw_hit_t t = h[i];
         h[i] = h[m];
         h[m] = t;
         i = m;
     }
 }
 
-static void heap_up(mn_kw_hit *h, size_t i)
+static void heap_up(mn_kw_hit_t *h, size_t i)
 {
     while (i) {
         size_t p = (i - 1) / 2;
         if (!hit_worse(&h[i], &h[p])) return;
-        mn_kw_hit t = h[i];
+        mn_kw_hit_t t = h[i];
         h[i] = h[p];
         h[p] = t;
         i = p;
@@ -387,14 +387,14 @@ static void heap_up(mn_kw_hit *h, size_t i)
 
 static int hit_cmp(const void *a, const void *b)
 {
-    const mn_kw_hit *x = a, *y = b;
+    const mn_kw_hit_t *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
     return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
-size_t mn_kw_search(const mn_kw_index *ix, const char *query, size_t len,
+size_t mn_kw_search(const mn_kw_index_t *ix, const char *query, size_t len,
                     bool (*accept)(void *arg, uint32_t slot), void *arg, size_t k,
-                    mn_kw_hit *out)
+                    mn_kw_hit_t *out)
 {
     if (!k || !ix->live_docs) return 0;
     qterms q;
@@ -440,7 +440,7 @@ size_t mn_kw_search(const mn_kw_index *ix, const char *query, size_t len,
     size_t n = 0;
     for (uint32_t i = 0; i < n_touched; i++) {
         uint32_t s = touched[i];
-        mn_kw_hit h = {s, acc[s], cov[s] > 1 ? 1 : cov[s]};
+        mn_kw_hit_t h = {s, acc[s], cov[s] > 1 ? 1 : cov[s]};
         if (accept && !accept(arg, s)) continue;
         if (n < k) {
             out[n++] = h;

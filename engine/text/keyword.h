@@ -15,22 +15,22 @@
 
 #include "mnemo/err.h"
 
-typedef struct mn_kw_index mn_kw_index;
+typedef struct mn_kw_index mn_kw_index_t;
 
 typedef struct mn_kw_hit {
     uint32_t slot;
     float score;    /* BM25 */
     float coverage; /* sum of idf of the query words the document has / sum over all query
                        words (words the index has never seen count with the highest idf) */
-} mn_kw_hit;
+} mn_kw_hit_t;
 
-mn_kw_index *mn_kw_new(void);
-void mn_kw_free(mn_kw_index *ix);
+mn_kw_index_t *mn_kw_new(void);
+void mn_kw_free(mn_kw_index_t *ix);
 /* Indexes text under slot (which must not be indexed already). */
-mn_err mn_kw_add(mn_kw_index *ix, uint32_t slot, const char *text, size_t len);
+mn_err mn_kw_add(mn_kw_index_t *ix, uint32_t slot, const char *text, size_t len);
 /* Indexes a stored term list (mn_kw_doc_encode) under slot without tokenising;
  * MN_ERR_CORRUPT if it does not parse. */
-mn_err mn_kw_add_encoded(mn_kw_index *ix, uint32_t slot, const uint8_t *doc, size_t len);
+mn_err mn_kw_add_encoded(mn_kw_index_t *ix, uint32_t slot, const uint8_t *doc, size_t len);
 
 /* ---- stored term lists (keyword_store.c) ---- */
 #define MN_KW_DOC_FORMAT 1
@@ -39,7 +39,7 @@ typedef struct mn_kw_term {
     const char *text;
     uint32_t len;
     uint32_t tf;
-} mn_kw_term;
+} mn_kw_term_t;
 /* Tokenises text into an encoded term list: format, content length, token
  * count, then each distinct term with its frequency. *out malloc'd (free()). */
 mn_err mn_kw_doc_encode(const char *text, size_t len, uint8_t **out, size_t *out_len);
@@ -47,7 +47,7 @@ mn_err mn_kw_doc_encode(const char *text, size_t len, uint8_t **out, size_t *out
  * (*n_terms set; MN_ERR_CORRUPT if malformed, MN_ERR_NOMEM if more than cap).
  * With terms NULL it only checks the whole list. */
 mn_err mn_kw_doc_decode(const uint8_t *doc, size_t len, uint64_t *content_len, uint32_t *tokens,
-                        mn_kw_term *terms, uint32_t cap, uint32_t *n_terms);
+                        mn_kw_term_t *terms, uint32_t cap, uint32_t *n_terms);
 /* The content length an encoded list was made from (MN_ERR_CORRUPT if its head
  * does not parse; the rest is checked when it is added). */
 mn_err mn_kw_doc_content_len(const uint8_t *doc, size_t len, uint64_t *content_len);
@@ -61,16 +61,16 @@ void mn_kw_header(uint8_t out[MN_KW_HEADER_LEN]);
 /* Were a stored header's lists made the way this build makes them? */
 bool mn_kw_header_current(const void *v, size_t len);
 /* Removes slot's document, if any. */
-void mn_kw_remove(mn_kw_index *ix, uint32_t slot);
+void mn_kw_remove(mn_kw_index_t *ix, uint32_t slot);
 /* BM25 (k1 = 1.2, b = 0.75) top-k over documents accepted by accept (NULL =
  * all). Writes up to k hits best first into out; returns how many. */
-size_t mn_kw_search(const mn_kw_index *ix, const char *query, size_t len,
+size_t mn_kw_search(const mn_kw_index_t *ix, const char *query, size_t len,
                     bool (*accept)(void *arg, uint32_t slot), void *arg, size_t k,
-                    mn_kw_hit *out);
+                    mn_kw_hit_t *out);
 /* Document frequency of a folded term (0 if unknown). */
-uint32_t mn_kw_df(const mn_kw_index *ix, const char *word, size_t len);
+uint32_t mn_kw_df(const mn_kw_index_t *ix, const char *word, size_t len);
 /* Number of indexed documents and distinct live terms. */
-uint64_t mn_kw_docs(const mn_kw_index *ix);
-uint64_t mn_kw_terms(const mn_kw_index *ix);
+uint64_t mn_kw_docs(const mn_kw_index_t *ix);
+uint64_t mn_kw_terms(const mn_kw_index_t *ix);
 
 #endif

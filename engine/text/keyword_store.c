@@ -155,7 +155,7 @@ mn_err mn_kw_doc_encode(const char *text, size_t len, uint8_t **out, size_t *out
 }
 
 mn_err mn_kw_doc_decode(const uint8_t *doc, size_t len, uint64_t *content_len, uint32_t *tokens,
-                        mn_kw_term *terms, uint32_t cap, uint32_t *n_terms)
+                        mn_kw_term_t *terms, uint32_t cap, uint32_t *n_terms)
 {
     *n_terms = 0;
     size_t o = 1;

@@ -22,8 +22,8 @@ void mn_api_free(mn_api_t *api);
 mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err);
 /* Applies the [mcp] settings (session table size and idle time, defaults of the tools);
  * call before serving. */
-struct mn_config_mcp_t;
-mn_err mn_api_set_mcp(mn_api_t *api, const struct mn_config_mcp_t *o, mn_error *err);
+struct mn_config_mcp;
+mn_err mn_api_set_mcp(mn_api_t *api, const struct mn_config_mcp *o, mn_error *err);
 /* From now on GET /ready answers 503 (called when a graceful shutdown starts). */
 void mn_api_set_draining(mn_api_t *api);
 

@@ -13,12 +13,12 @@
 #include "mnemo/err.h"
 
 /* An array of strings: items[0..count) malloc'd, owned by the config. */
-typedef struct mn_config_strlist_t {
+typedef struct mn_config_strlist {
     char **items;
     size_t count;
 } mn_config_strlist_t;
 
-typedef struct mn_config_http_t {
+typedef struct mn_config_http {
     char *bind;               /* "127.0.0.1" */
     int64_t port;             /* 7700; 0 = ephemeral */
     int64_t max_body_bytes;   /* 16 MiB */
@@ -33,7 +33,7 @@ typedef struct mn_config_http_t {
 } mn_config_http_t;
 
 /* [grpc]: the gRPC API (api/proto/mnemo/v1/mnemo.proto, docs/grpc.md). */
-typedef struct mn_config_grpc_t {
+typedef struct mn_config_grpc {
     bool enabled;                   /* true */
     char *bind;                     /* "127.0.0.1" */
     int64_t port;                   /* 7701; 0 = ephemeral */
@@ -47,7 +47,7 @@ typedef struct mn_config_grpc_t {
     char *tls_key;
 } mn_config_grpc_t;
 
-typedef struct mn_config_storage_t {
+typedef struct mn_config_storage {
     char *data_dir;          /* "./data" */
     int64_t block_cache_mb;  /* 256 */
     int64_t write_buffer_mb; /* 64 */
@@ -55,7 +55,7 @@ typedef struct mn_config_storage_t {
     int64_t wal_retain_entries; /* 100000 per space; 0 = keep all */
 } mn_config_storage_t;
 
-typedef struct mn_config_engine_t {
+typedef struct mn_config_engine {
     char *default_lifecycle;       /* "ephemeral" | "session" | "persistent" (default) */
     int64_t ephemeral_ttl_seconds; /* 3600 */
     int64_t session_ttl_seconds;   /* 86400 */
@@ -76,12 +76,12 @@ typedef struct mn_config_engine_t {
     int64_t hnsw_save_interval_s;  /* 60: background save of changed graphs; 0 = at shutdown */
 } mn_config_engine_t;
 
-typedef struct mn_config_log_t {
+typedef struct mn_config_log {
     char *level;  /* "debug" | "info" (default) | "warn" | "error" */
     char *format; /* "text" (default) | "json" */
 } mn_config_log_t;
 
-typedef struct mn_config_cluster_t {
+typedef struct mn_config_cluster {
     bool enabled;            /* false: single node */
     char *node_id;           /* "" = generated and persisted in the data dir by the cluster code */
     char *bind;              /* "127.0.0.1" */
@@ -92,7 +92,7 @@ typedef struct mn_config_cluster_t {
 } mn_config_cluster_t;
 
 /* [cluster.swim]: overrides of the profile's SWIM timings (0 = the profile's value). */
-typedef struct mn_config_cluster_swim_t {
+typedef struct mn_config_cluster_swim {
     int64_t probe_interval_ms;
     int64_t probe_timeout_ms;
     int64_t suspicion_mult;
@@ -102,7 +102,7 @@ typedef struct mn_config_cluster_swim_t {
 } mn_config_cluster_swim_t;
 
 /* [mcp]: the MCP endpoint POST /mcp (docs/api.md, "MCP"). */
-typedef struct mn_config_mcp_t {
+typedef struct mn_config_mcp {
     int64_t max_sessions;              /* 1024: more evicts the least recently used */
     int64_t session_idle_s;            /* 3600: a session unused this long ends */
     int64_t default_dim;               /* 384: dim of a space that remember creates */
@@ -111,7 +111,7 @@ typedef struct mn_config_mcp_t {
 } mn_config_mcp_t;
 
 /* [[auth.keys]]: one API key of the HTTP API (api/auth.h checks requests against them). */
-typedef struct mn_config_auth_key_t {
+typedef struct mn_config_auth_key {
     char *name;               /* "" = unnamed; shown in logs, never the key itself */
     char *sha256;             /* 64 hex digits: SHA-256 of the key */
     char *role;               /* "read" | "write" | "admin" */
@@ -120,17 +120,17 @@ typedef struct mn_config_auth_key_t {
 
 /* An array of tables. Every such type has exactly this layout (items, count): config.c
  * handles them through one generic view. */
-typedef struct mn_config_auth_keys_t {
+typedef struct mn_config_auth_keys {
     mn_config_auth_key_t *items; /* malloc'd, owned by the config */
     size_t count;
 } mn_config_auth_keys_t;
 
-typedef struct mn_config_auth_t {
+typedef struct mn_config_auth {
     bool enabled;             /* false: every request is allowed (loopback only, or --insecure) */
     mn_config_auth_keys_t keys; /* [[auth.keys]] */
 } mn_config_auth_t;
 
-typedef struct mn_config_t {
+typedef struct mn_config {
     mn_config_http_t http;
     mn_config_grpc_t grpc;
     mn_config_auth_t auth;

@@ -19,7 +19,7 @@
 /* A recall cue: an embedding, words, or both. With both, the vector and the
  * keyword rankings are fused by reciprocal rank fusion (RRF, k = 60):
  * score = vector_weight / (60 + vector rank) + text_weight / (60 + text rank). */
-typedef struct mn_recall_req_t {
+typedef struct mn_recall_req {
     const float *embedding; /* NULL for a text-only cue */
     uint32_t dim;
     const char *text;       /* NULL for a vector-only cue; UTF-8 */
@@ -58,13 +58,13 @@ typedef struct mn_recall_req_t {
 #define MN_MAX_HOPS 4
 
 /* One step of the path that activated a memory: from `from` along an edge. */
-typedef struct mn_via_step_t {
+typedef struct mn_via_step {
     mn_id_t from;
     uint8_t kind; /* mn_edge_kind_t */
     float weight;
 } mn_via_step_t;
 
-typedef struct mn_recall_hit_t {
+typedef struct mn_recall_hit {
     mn_memory_t memory;
     /* vector-only: the similarity (cosine: cos; dot: a.b; l2: 1 / (1 + distance));
      * text-only: the BM25 score; hybrid: the RRF score; with spread: the
@@ -82,7 +82,7 @@ typedef struct mn_recall_hit_t {
     mn_confidence_t confidence;
 } mn_recall_hit_t;
 
-typedef struct mn_recall_result_t {
+typedef struct mn_recall_result {
     mn_recall_hit_t *hits; /* best first */
     size_t n_hits;
     const char *path;    /* "exact", "hnsw", "keyword", "exact+keyword" or "hnsw+keyword" (static) */
@@ -93,21 +93,21 @@ typedef struct mn_recall_result_t {
 } mn_recall_result_t;
 void mn_recall_result_clear(mn_recall_result_t *r);
 
-typedef struct mn_list_req_t {
+typedef struct mn_list_req {
     mn_filter_t filter;
     uint32_t limit;       /* 1..1000 (0 = default 100) */
     const char *cursor;   /* from a previous mn_list_result_t.next, or NULL */
     bool include_embedding;
 } mn_list_req_t;
 
-typedef struct mn_list_result_t {
+typedef struct mn_list_result {
     mn_memory_t *memories; /* in (when, id) order */
     size_t n;
     char *next;            /* cursor for the next page, NULL at the end */
 } mn_list_result_t;
 void mn_list_result_clear(mn_list_result_t *r);
 
-typedef struct mn_consolidate_opts_t {
+typedef struct mn_consolidate_opts {
     float threshold;      /* cosine similarity to join a cluster (0 = default 0.75) */
     uint32_t min_support; /* episodes a new semantic memory needs (0 = default 3) */
 } mn_consolidate_opts_t;
@@ -115,7 +115,7 @@ typedef struct mn_consolidate_opts_t {
 
 typedef int64_t (*mn_clock_fn)(void *arg); /* wall time in ms */
 
-typedef struct mn_engine_options_t {
+typedef struct mn_engine_options {
     const char *data_dir;
     size_t block_cache_bytes;
     size_t write_buffer_bytes;
@@ -190,7 +190,7 @@ mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge_t *e
 /* Consolidation: related episodes become semantic memories (see docs/recall.md). */
 
 
-typedef struct mn_consolidate_result_t {
+typedef struct mn_consolidate_result {
     uint64_t candidates; /* episodes examined (every eligible one: clusters are recomputed) */
     uint32_t created;    /* new semantic memories (and retired ones whose cluster is back) */
     uint32_t updated;    /* semantic memories whose support (or summary) changed */
@@ -214,7 +214,7 @@ mn_err mn_engine_consolidate(mn_engine_t *e, const char *space, const mn_consoli
 /* Recognition (familiarity without recall): is the cue something the space has
  * seen? familiarity = the best match in [0, 1] (vector similarity mapped to
  * [0, 1], or keyword coverage) among the top candidates. */
-typedef struct mn_recognize_req_t {
+typedef struct mn_recognize_req {
     const float *embedding;
     uint32_t dim;
     const char *text;
@@ -222,7 +222,7 @@ typedef struct mn_recognize_req_t {
     float threshold; /* recognized when familiarity >= this (0 = default 0.85) */
     mn_filter_t filter;
 } mn_recognize_req_t;
-typedef struct mn_recognize_result_t {
+typedef struct mn_recognize_result {
     bool recognized;
     float familiarity;
     bool has_best;
@@ -233,7 +233,7 @@ mn_err mn_engine_recognize(mn_engine_t *e, const char *space, const mn_recognize
 
 /* Reminiscing: episodes by time window, who, where, session and optionally a
  * topic (words), in time order. */
-typedef struct mn_reminisce_req_t {
+typedef struct mn_reminisce_req {
     mn_filter_t filter;  /* kind defaults to episodic when left at -1 */
     const char *topic;   /* words, or NULL */
     size_t topic_len;
@@ -256,12 +256,12 @@ typedef enum {
     MN_FIELD_COUNT
 } mn_field_t;
 const char *mn_field_name(mn_field_t f);
-typedef struct mn_field_guess_t {
+typedef struct mn_field_guess {
     mn_field_t field;
     char *value;      /* tags: comma-separated */
     float confidence;
 } mn_field_guess_t;
-typedef struct mn_complete_result_t {
+typedef struct mn_complete_result {
     mn_recall_result_t candidates;
     mn_field_guess_t fields[MN_FIELD_COUNT];
     size_t n_fields;
@@ -287,7 +287,7 @@ mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_err
  * inserts (tests and tools). */
 void mn_engine_wait_background(mn_engine_t *e);
 /* The associations of a memory (both directions): *out malloc'd (free()). */
-typedef struct mn_assoc_t {
+typedef struct mn_assoc {
     mn_id_t other;
     uint8_t kind;
     uint8_t outgoing; /* 1: this memory is the edge's `from` */
@@ -316,7 +316,7 @@ mn_err mn_engine_trim_wal(mn_engine_t *e, mn_error *err);
 mn_err mn_engine_checkpoint(mn_engine_t *e, const char *dir, mn_error *err);
 
 /* Engine-wide figures. */
-typedef struct mn_engine_stats_t {
+typedef struct mn_engine_stats {
     uint64_t spaces;
     uint64_t commits;        /* WriteBatches written */
     uint64_t synced_commits; /* of which fsynced */
@@ -329,7 +329,7 @@ typedef struct mn_engine_stats_t {
 void mn_engine_get_stats(mn_engine_t *e, mn_engine_stats_t *out);
 
 /* ---- metrics (engine_metrics.c): the figures behind GET /metrics ---- */
-typedef struct mn_space_metrics_t {
+typedef struct mn_space_metrics {
     char name[MN_SPACE_NAME_MAX + 1];
     uint64_t episodic, semantic; /* live memories by kind (suppressed included) */
     uint64_t suppressed, tombstones;
@@ -341,7 +341,7 @@ typedef struct mn_space_metrics_t {
     uint64_t last_lsn;
 } mn_space_metrics_t;
 
-typedef struct mn_store_cf_metrics_t {
+typedef struct mn_store_cf_metrics {
     const char *name;           /* column family: "wal", "memories", ... (static) */
     uint64_t live_sst_bytes;
     uint64_t pending_compaction_bytes;
@@ -349,7 +349,7 @@ typedef struct mn_store_cf_metrics_t {
 } mn_store_cf_metrics_t;
 
 #define MN_STORE_CF_MAX 8
-typedef struct mn_engine_metrics_t {
+typedef struct mn_engine_metrics {
     mn_engine_stats_t stats;
     /* successful calls, nanoseconds */
     mn_hist_snapshot_t remember_ns, recall_ns, consolidate_ns;
@@ -384,7 +384,7 @@ typedef enum {
 } mn_event_kind_t;
 const char *mn_event_kind_name(mn_event_kind_t k); /* "remember", ... */
 
-typedef struct mn_event_t {
+typedef struct mn_event {
     uint64_t seq;             /* per subscription, from 1, no gaps */
     mn_event_kind_t kind;
     int64_t at_ms;            /* wall time the event was published */
@@ -398,7 +398,7 @@ typedef struct mn_event_t {
     char path[16];            /* recall path */
 } mn_event_t;
 
-typedef struct mn_engine_sub_t mn_engine_sub_t;
+typedef struct mn_engine_sub mn_engine_sub_t;
 /* Called with the engine's event lock held when the queue turns non-empty or the
  * stream ends: must be quick and must not call back into the engine (uv_async_send). */
 typedef void (*mn_event_notify_fn)(void *arg);

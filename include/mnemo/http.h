@@ -18,12 +18,12 @@
 /* A client's x-request-id is echoed when it is 1..64 printable ASCII characters (no space). */
 #define MN_HTTP_REQUEST_ID_MAX 64
 
-typedef struct mn_http_header_t {
+typedef struct mn_http_header {
     char *name; /* lower-cased */
     char *value;
 } mn_http_header_t;
 
-typedef struct mn_http_request_t {
+typedef struct mn_http_request {
     const char *method;  /* "GET", "POST", ... */
     const char *path;    /* percent-decoded path, no query */
     const char *query;   /* raw query string after '?', "" if none */
@@ -41,8 +41,8 @@ typedef struct mn_http_request_t {
  * A handler may answer with a stream instead of a body: the server writes the
  * status line and headers (no content-length; the connection closes at the
  * end), then the source writes on the loop thread until it ends it. */
-typedef struct mn_http_stream_t mn_http_stream_t;
-typedef struct mn_http_stream_src_t {
+typedef struct mn_http_stream mn_http_stream_t;
+typedef struct mn_http_stream_src {
     /* Loop thread, once the headers went out: keep st to write with. */
     void (*start)(void *arg, mn_http_stream_t *st);
     /* Loop thread, on server shutdown: write a last message, then mn_http_stream_end. */
@@ -60,7 +60,7 @@ size_t mn_http_stream_queued(const mn_http_stream_t *st);
 void mn_http_stream_end(mn_http_stream_t *st);
 uv_loop_t *mn_http_stream_loop(const mn_http_stream_t *st);
 
-typedef struct mn_http_response_t {
+typedef struct mn_http_response {
     int status;               /* default 200; outside 200..599 -> 500; 204/304 send no body */
     char *body;               /* malloc'd; the server frees it */
     size_t body_len;
@@ -94,7 +94,7 @@ typedef enum {
     MN_HTTP_ROUTE_NOT_FOUND,   /* no pattern matches the path -> 404 */
     MN_HTTP_ROUTE_BAD_METHOD,  /* a pattern matches, not with this method -> 405 + Allow */
 } mn_http_route_result_t;
-typedef struct mn_http_route_match_t {
+typedef struct mn_http_route_match {
     mn_http_handler_fn fn;
     void *ctx;
     const char *pattern;
@@ -111,7 +111,7 @@ mn_http_route_result_t mn_http_router_match(const mn_http_router_t *r, const cha
                                           const char *path, mn_http_route_match_t *m);
 void mn_http_route_match_free(mn_http_route_match_t *m);
 
-typedef struct mn_http_server_options_t {
+typedef struct mn_http_server_options {
     const char *bind;           /* "127.0.0.1" */
     int port;                   /* 0 = ephemeral (see mn_http_server_port) */
     size_t max_body_bytes;      /* larger bodies -> 413 */
@@ -155,7 +155,7 @@ typedef bool (*mn_http_gate_fn)(void *arg, const mn_http_request_t *req, mn_http
 /* Sets (or clears, fn NULL) the gate. Loop thread only. */
 void mn_http_server_set_gate(mn_http_server_t *s, mn_http_gate_fn fn, void *arg);
 /* Counters of the transport, for logs and metrics (loop thread). */
-typedef struct mn_http_server_stats_t {
+typedef struct mn_http_server_stats {
     int open_connections;
     uint64_t rejected_connections;   /* beyond max_connections */
     uint64_t request_timeouts;       /* 408: a request did not arrive in request_timeout_ms */

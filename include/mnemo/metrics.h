@@ -15,7 +15,7 @@
 /* Observations are unsigned integers in a base unit (nanoseconds, items); the
  * bounds are inclusive upper bounds in that unit, ascending, in static storage.
  * Fields are updated with __atomic builtins only. */
-typedef struct mn_histogram_t {
+typedef struct mn_histogram {
     const uint64_t *bounds;
     uint32_t n_bounds;                        /* <= MN_HIST_BUCKETS_MAX */
     uint64_t counts[MN_HIST_BUCKETS_MAX + 1]; /* per bucket, not cumulative; last: above all */
@@ -23,7 +23,7 @@ typedef struct mn_histogram_t {
 } mn_histogram_t;
 
 /* A consistent-enough copy for exposition: cumulative counts, count = the last one. */
-typedef struct mn_hist_snapshot_t {
+typedef struct mn_hist_snapshot {
     const uint64_t *bounds;
     uint32_t n_bounds;
     uint64_t cumulative[MN_HIST_BUCKETS_MAX + 1]; /* observations <= bounds[i]; last = count */
@@ -44,7 +44,7 @@ extern const uint64_t mn_hist_pow2[];
 #define MN_HIST_POW2_N 11
 
 /* ---- exposition text ---- */
-typedef struct mn_text_t {
+typedef struct mn_text {
     char *buf;
     size_t len, cap;
     bool oom; /* an append failed: the text is incomplete */
@@ -53,7 +53,7 @@ void mn_text_init(mn_text_t *t);
 void mn_text_free(mn_text_t *t);
 void mn_text_printf(mn_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-typedef struct mn_prom_label_t {
+typedef struct mn_prom_label {
     const char *name;
     const char *value; /* escaped on output: backslash, double quote, newline */
 } mn_prom_label_t;
@@ -77,7 +77,7 @@ void mn_prom_histogram(mn_text_t *t, const char *name, const mn_prom_label_t *la
 #define MN_METRICS_SERIES_MAX 512
 
 typedef struct mn_metrics mn_metrics_t;
-typedef struct mn_metrics_family_t mn_metrics_family_t;
+typedef struct mn_metrics_family mn_metrics_family_t;
 
 mn_metrics_t *mn_metrics_new(void);
 void mn_metrics_free(mn_metrics_t *m);

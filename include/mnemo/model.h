@@ -55,7 +55,7 @@ typedef enum {
 const char *mn_edge_kind_name(mn_edge_kind_t k);
 mn_err mn_edge_kind_parse(const char *s, mn_edge_kind_t *out);
 
-typedef struct mn_edge_t {
+typedef struct mn_edge {
     mn_id_t from;
     mn_id_t to;
     uint8_t kind;  /* mn_edge_kind_t */
@@ -64,14 +64,14 @@ typedef struct mn_edge_t {
 
 /* How strongly a memory is held: its forgetting curve's stability, grown each
  * time it is recalled with reinforce (see docs/recall.md). */
-typedef struct mn_strength_t {
+typedef struct mn_strength {
     mn_id_t id;
     float stability_days;
     int64_t last_access_ms;
     uint32_t access_count;
 } mn_strength_t;
 
-typedef struct mn_kv_t {
+typedef struct mn_kv {
     char *key;
     char *value;
 } mn_kv_t;
@@ -83,14 +83,14 @@ typedef enum { MN_QUANTIZE_DEFAULT = 0, MN_QUANTIZE_NONE = 1, MN_QUANTIZE_INT8 =
 #define MN_INDEX_M_MAX 64
 #define MN_INDEX_EFC_MIN 8
 #define MN_INDEX_EF_MAX 4096
-typedef struct mn_index_def_t {
+typedef struct mn_index_def {
     uint32_t m;               /* links per node (2m on layer 0): 4..64, default 16 */
     uint32_t ef_construction; /* build search width: 8..4096, default 200 */
     uint32_t ef_search;       /* search width when a recall names none: 1..4096, default 64 */
     mn_quantize_t quantize;     /* int8 codes for traversal with exact re-ranking, default none */
 } mn_index_def_t;
 
-typedef struct mn_space_def_t {
+typedef struct mn_space_def {
     char name[MN_SPACE_NAME_MAX + 1];
     uint32_t dim;
     mn_metric_t metric;
@@ -99,7 +99,7 @@ typedef struct mn_space_def_t {
     mn_index_def_t index;
 } mn_space_def_t;
 
-typedef struct mn_space_stats_t {
+typedef struct mn_space_stats {
     mn_space_def_t def;
     uint64_t memories;   /* live (not tombstoned, not expired), including suppressed */
     uint64_t episodic;
@@ -206,7 +206,7 @@ enum {
 #define MN_REASON_COUNT 5
 const char *mn_reason_name(unsigned bit_index);
 
-typedef struct mn_confidence_t {
+typedef struct mn_confidence {
     float value;        /* 0..1 */
     const char *category; /* "high" | "medium" | "low" | "very_low" (static) */
     uint32_t reasons;   /* MN_REASON_* bits */

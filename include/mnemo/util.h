@@ -91,7 +91,7 @@ void mn_log(mn_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 /* A structured field of a log line: a string, or the number num when str is NULL
  * (non-finite numbers are written as null). in_msg: the message already says it,
  * so the text format leaves it out. */
-typedef struct mn_log_field_t {
+typedef struct mn_log_field {
     const char *key;
     const char *str;
     double num;

@@ -25,7 +25,7 @@ typedef enum {
 
 typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason_t;
 
-typedef struct mn_wal_entry_t {
+typedef struct mn_wal_entry {
     char space[MN_SPACE_NAME_MAX + 1];
     uint64_t epoch;
     uint64_t lsn;
@@ -85,7 +85,7 @@ void mn_wal_entry_clear(mn_wal_entry_t *e);
 
 /* A stored memory record. with_embedding=false leaves the vector out. A tombstone
  * record keeps id, kind, when, created_at and forgotten_at only. */
-typedef struct mn_memory_record_t {
+typedef struct mn_memory_record {
     mn_memory_t mem;
     bool tombstone;
     int64_t forgotten_at_ms;

@@ -56,7 +56,7 @@ static mn_auth_t *load_auth(void **state, mn_config_t *c)
     return a;
 }
 
-static mn_auth_result check(const mn_auth_t *a, const char *key, mn_auth_role need,
+static mn_auth_result_t check(const mn_auth_t *a, const char *key, mn_auth_role_t need,
                             const char *space)
 {
     return mn_auth_check(a, key, key ? strlen(key) : 0, need, space, NULL);

@@ -120,14 +120,14 @@ static void test_config_example_file_documents_every_key(void **state)
     mn_config_t def;
     load_ok(&def, NULL, NULL);
     char *text = dump(&def);
-    mn_toml_value *known = NULL, *example = NULL;
+    mn_toml_value_t *known = NULL, *example = NULL;
     mn_error e = {0};
     assert_int_equal(mn_toml_parse(text, strlen(text), "dump", &known, &e), MN_OK);
     assert_int_equal(mn_toml_parse_file(EXAMPLE_PATH, &example, &e), MN_OK);
     size_t n = 0;
     for (size_t i = 0; i < known->u.table.len; i++) {
-        const mn_toml_entry *t = &known->u.table.entries[i];
-        const mn_toml_value *et = mn_toml_get(example, t->key);
+        const mn_toml_entry_t *t = &known->u.table.entries[i];
+        const mn_toml_value_t *et = mn_toml_get(example, t->key);
         if (!et) fail_msg("mnemo.example.toml lacks [%s]", t->key);
         for (size_t j = 0; j < t->value->u.table.len; j++, n++) {
             const char *k = t->value->u.table.entries[j].key;

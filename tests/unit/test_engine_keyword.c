@@ -112,7 +112,7 @@ static void test_term_lists_are_written_with_the_memory_and_loaded(void **state)
     char *v;
     size_t vl;
     assert_true(kw_get(f, k, sizeof k, &v, &vl));
-    mn_kw_term terms[8];
+    mn_kw_term_t terms[8];
     uint64_t cl;
     uint32_t tokens, n;
     assert_int_equal(mn_kw_doc_decode((uint8_t *)v, vl, &cl, &tokens, terms, 8, &n), MN_OK);
@@ -223,7 +223,7 @@ static void test_term_list_codec_rejects_damage(void **state)
     uint8_t *doc;
     size_t len;
     assert_int_equal(mn_kw_doc_encode(t, strlen(t), &doc, &len), MN_OK);
-    mn_kw_term terms[4];
+    mn_kw_term_t terms[4];
     uint64_t cl;
     uint32_t tokens, n;
     assert_int_equal(mn_kw_doc_decode(doc, len, &cl, &tokens, terms, 4, &n), MN_OK);

@@ -81,7 +81,7 @@ static void test_roles_follow_the_http_routes(void **state)
     g_methods_all(&n);
     assert_int_equal(n, sizeof pairs / sizeof pairs[0]);
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-        mn_auth_role want = mn_auth_route_role(pairs[i].http_method, pairs[i].http_route);
+        mn_auth_role_t want = mn_auth_route_role(pairs[i].http_method, pairs[i].http_route);
         if (method(pairs[i].grpc)->role != want)
             fail_msg("%s needs %s, its HTTP route %s %s needs %s", pairs[i].grpc,
                      mn_auth_role_name(method(pairs[i].grpc)->role), pairs[i].http_method,

@@ -112,7 +112,7 @@ static uint32_t brute_topk(mn_metric_t m, const float *base, uint32_t n, uint32_
 }
 
 /* Mean recall@K of the index over the queries. */
-static double recall_at_k(mn_hnsw *h, mn_metric_t m, const float *base, uint32_t n, uint32_t dim,
+static double recall_at_k(mn_hnsw_t *h, mn_metric_t m, const float *base, uint32_t n, uint32_t dim,
                           const float *qs, uint32_t nq, uint32_t ef, keep_fn keep, void *arg)
 {
     double sum = 0;
@@ -120,7 +120,7 @@ static double recall_at_k(mn_hnsw *h, mn_metric_t m, const float *base, uint32_t
         const float *q = qs + (size_t)i * dim;
         uint32_t truth[K];
         uint32_t nt = brute_topk(m, base, n, dim, q, keep, arg, truth);
-        mn_hnsw_hit hits[K];
+        mn_hnsw_hit_t hits[K];
         size_t nh = mn_hnsw_search(h, q, K, ef, keep, arg, hits, NULL);
         uint32_t found = 0;
         for (size_t a = 0; a < nh; a++) {
@@ -133,11 +133,11 @@ static double recall_at_k(mn_hnsw *h, mn_metric_t m, const float *base, uint32_t
     return sum / nq;
 }
 
-static mn_hnsw *build(const dataset *d, mn_metric_t m, bool quant, float *const *ext)
+static mn_hnsw_t *build(const dataset *d, mn_metric_t m, bool quant, float *const *ext)
 {
-    mn_hnsw_params p = {
+    mn_hnsw_params_t p = {
         .dim = d->dim, .metric = m, .M = 12, .ef_construction = 100, .quantize = quant, .seed = 7};
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     mn_error err;
     assert_int_equal(mn_hnsw_new(&p, ext, &h, &err), MN_OK);
     for (uint32_t s = 0; s < d->n; s++)
@@ -149,8 +149,8 @@ static void recall_for_metric(mn_metric_t m, bool quant)
 {
     dataset d;
     make_data(&d, 2000, 100, DIM, 11 + (uint64_t)m, m == MN_METRIC_COSINE);
-    mn_hnsw *h = build(&d, m, quant, NULL);
-    mn_hnsw_info info;
+    mn_hnsw_t *h = build(&d, m, quant, NULL);
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(h, &info);
     assert_int_equal(info.live, d.n);
     double r = recall_at_k(h, m, d.x, d.n, d.dim, d.q, d.nq, 64, NULL, NULL);
@@ -187,11 +187,11 @@ static void test_recall_l2_long_vectors(void **state)
     enum { LD = 300 };
     dataset d;
     make_data(&d, 800, 40, LD, 13, false);
-    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    mn_hnsw_t *h = build(&d, MN_METRIC_L2, false, NULL);
     double r = recall_at_k(h, MN_METRIC_L2, d.x, d.n, LD, d.q, d.nq, 64, NULL, NULL);
     print_message("l2 dim %d: recall@10 = %.4f\n", LD, r);
     assert_true(r >= 0.95);
-    mn_hnsw_hit hits[K];
+    mn_hnsw_hit_t hits[K];
     size_t n = mn_hnsw_search(h, d.q, K, 32, NULL, NULL, hits, NULL);
     for (size_t i = 0; i < n; i++) {
         double ref = ref_dist(MN_METRIC_L2, d.q, d.x + (size_t)hits[i].slot * LD, LD);
@@ -214,8 +214,8 @@ static void test_results_are_sorted_and_exact_distances(void **state)
     (void)state;
     dataset d;
     make_data(&d, 500, 5, DIM, 3, false);
-    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
-    mn_hnsw_hit hits[K];
+    mn_hnsw_t *h = build(&d, MN_METRIC_L2, false, NULL);
+    mn_hnsw_hit_t hits[K];
     size_t n = mn_hnsw_search(h, d.q, K, 0, NULL, NULL, hits, NULL);
     assert_int_equal(n, K);
     for (size_t i = 0; i < n; i++) {
@@ -224,8 +224,8 @@ static void test_results_are_sorted_and_exact_distances(void **state)
         if (i) assert_true(hits[i - 1].dist <= hits[i].dist);
     }
     /* an empty index returns nothing; k = 0 returns nothing */
-    mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_L2};
-    mn_hnsw *e = NULL;
+    mn_hnsw_params_t p = {.dim = DIM, .metric = MN_METRIC_L2};
+    mn_hnsw_t *e = NULL;
     assert_int_equal(mn_hnsw_new(&p, NULL, &e, NULL), MN_OK);
     assert_int_equal(mn_hnsw_search(e, d.q, K, 0, NULL, NULL, hits, NULL), 0);
     assert_int_equal(mn_hnsw_search(h, d.q, 0, 0, NULL, NULL, hits, NULL), 0);
@@ -237,9 +237,9 @@ static void test_results_are_sorted_and_exact_distances(void **state)
 static void test_new_rejects_bad_params(void **state)
 {
     (void)state;
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     mn_error err;
-    mn_hnsw_params p = {.dim = 0, .metric = MN_METRIC_L2};
+    mn_hnsw_params_t p = {.dim = 0, .metric = MN_METRIC_L2};
     assert_int_equal(mn_hnsw_new(&p, NULL, &h, &err), MN_ERR_INVALID);
     p.dim = 8;
     p.M = 1;
@@ -254,12 +254,12 @@ static void test_new_rejects_bad_params(void **state)
 
 /* Mean recall@K at ef against precomputed exact top K lists (truth[nq][K]);
  * keep (may be NULL) filters the search, and every hit must pass it. */
-static double recall_vs(mn_hnsw *h, const float *qs, uint32_t nq, uint32_t dim, uint32_t ef,
+static double recall_vs(mn_hnsw_t *h, const float *qs, uint32_t nq, uint32_t dim, uint32_t ef,
                         keep_fn keep, void *arg, const uint32_t *truth, const uint32_t *n_truth)
 {
     double sum = 0;
     for (uint32_t i = 0; i < nq; i++) {
-        mn_hnsw_hit hits[K];
+        mn_hnsw_hit_t hits[K];
         size_t nh = mn_hnsw_search(h, qs + (size_t)i * dim, K, ef, keep, arg, hits, NULL);
         uint32_t found = 0;
         for (size_t a = 0; a < nh; a++) {
@@ -290,9 +290,9 @@ static void test_remove_and_reuse_keeps_recall_of_fresh_build(void **state)
     assert_non_null(arr);
     memcpy(arr, d.x, (size_t)n * RD * sizeof(float));
     float *base = arr;
-    mn_hnsw_params p = {
+    mn_hnsw_params_t p = {
         .dim = RD, .metric = MN_METRIC_L2, .M = 16, .ef_construction = 64, .seed = 5};
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     assert_int_equal(mn_hnsw_new(&p, &base, &h, NULL), MN_OK);
     for (uint32_t s = 0; s < n; s++)
         assert_int_equal(mn_hnsw_insert(h, s, arr + (size_t)s * RD, NULL), MN_OK);
@@ -312,7 +312,7 @@ static void test_remove_and_reuse_keeps_recall_of_fresh_build(void **state)
     }
     /* nothing removed is ever returned */
     for (uint32_t i = 0; i < nq; i += 3) {
-        mn_hnsw_hit hits[K];
+        mn_hnsw_hit_t hits[K];
         size_t nh = mn_hnsw_search(h, d.q + (size_t)i * RD, K, 16, NULL, NULL, hits, NULL);
         for (size_t a = 0; a < nh; a++)
             assert_true(live[hits[a].slot]);
@@ -323,12 +323,12 @@ static void test_remove_and_reuse_keeps_recall_of_fresh_build(void **state)
         live[s] = 1;
         assert_int_equal(mn_hnsw_insert(h, s, arr + (size_t)s * RD, NULL), MN_OK);
     }
-    mn_hnsw_info info;
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(h, &info);
     assert_int_equal(info.live, n);
     assert_int_equal(info.removed, 0);
     /* a fresh index of the same final points */
-    mn_hnsw *f = NULL;
+    mn_hnsw_t *f = NULL;
     float *fbase = arr;
     assert_int_equal(mn_hnsw_new(&p, &fbase, &f, NULL), MN_OK);
     for (uint32_t s = 0; s < n; s++)
@@ -363,12 +363,12 @@ static void test_remove_everything_then_insert(void **state)
     (void)state;
     dataset d;
     make_data(&d, 300, 3, DIM, 8, false);
-    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    mn_hnsw_t *h = build(&d, MN_METRIC_L2, false, NULL);
     for (uint32_t s = 0; s < d.n; s++)
         assert_int_equal(mn_hnsw_remove(h, s), MN_OK);
     assert_int_equal(mn_hnsw_remove(h, 5), MN_OK);      /* twice: no-op */
     assert_int_equal(mn_hnsw_remove(h, 100000), MN_OK); /* never there */
-    mn_hnsw_hit hits[K];
+    mn_hnsw_hit_t hits[K];
     assert_int_equal(mn_hnsw_search(h, d.q, K, 0, NULL, NULL, hits, NULL), 0);
     assert_int_equal(mn_hnsw_insert(h, 42, d.q, NULL), MN_OK);
     assert_int_equal(mn_hnsw_search(h, d.q, K, 0, NULL, NULL, hits, NULL), 1);
@@ -382,14 +382,14 @@ static void test_update_moves_a_vector(void **state)
     (void)state;
     dataset d;
     make_data(&d, 1000, 1, DIM, 9, false);
-    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    mn_hnsw_t *h = build(&d, MN_METRIC_L2, false, NULL);
     /* move slot 3 onto the query: it must now be the nearest */
     assert_int_equal(mn_hnsw_insert(h, 3, d.q, NULL), MN_OK);
-    mn_hnsw_hit hits[K];
+    mn_hnsw_hit_t hits[K];
     assert_int_equal(mn_hnsw_search(h, d.q, K, 0, NULL, NULL, hits, NULL), K);
     assert_int_equal(hits[0].slot, 3);
     assert_true(hits[0].dist < 1e-6f);
-    mn_hnsw_info info;
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(h, &info);
     assert_int_equal(info.live, d.n);
     mn_hnsw_free(h);
@@ -441,9 +441,9 @@ static void test_filtered_search_ten_percent(void **state)
     enum { FD = 64 };
     dataset d;
     make_mixture(&d, 6000, 200, FD, 31, false, 20, true, 1.0);
-    mn_hnsw_params p = {
+    mn_hnsw_params_t p = {
         .dim = FD, .metric = MN_METRIC_L2, .M = 16, .ef_construction = 64, .seed = 3};
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     assert_int_equal(mn_hnsw_new(&p, NULL, &h, NULL), MN_OK);
     for (uint32_t s = 0; s < d.n; s++)
         assert_int_equal(mn_hnsw_insert(h, s, d.x + (size_t)s * FD, NULL), MN_OK);
@@ -479,8 +479,8 @@ static void test_filtered_search_ten_percent(void **state)
     assert_true(mn_hnsw_selectivity(h, NULL, NULL, 100, 1) == 1.0);
     /* a filter nobody passes returns nothing (after a full traversal) */
     tenth none = {1, 0}; /* slot % 1 is never 3 */
-    mn_hnsw_hit hits[K];
-    mn_hnsw_stats st = {0};
+    mn_hnsw_hit_t hits[K];
+    mn_hnsw_stats_t st = {0};
     assert_int_equal(mn_hnsw_search(h, d.q, K, 16, every_tenth, &none, hits, &st), 0);
     assert_true(st.rejected > 0);
     mn_hnsw_free(h);
@@ -513,24 +513,24 @@ static void test_save_load_round_trip(void **state)
     snprintf(path, sizeof path, "%s/graph.hnsw", dir);
     dataset d;
     make_data(&d, 1500, 50, DIM, 41, true);
-    mn_hnsw *h = build(&d, MN_METRIC_COSINE, true, NULL);
+    mn_hnsw_t *h = build(&d, MN_METRIC_COSINE, true, NULL);
     for (uint32_t s = 0; s < 100; s++)
         mn_hnsw_remove(h, s * 7);
     mn_error err;
     assert_int_equal(mn_hnsw_save(h, path, 1234, label_of, NULL, &err), MN_OK);
-    mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_COSINE, .M = 12, .quantize = true};
-    mn_hnsw *g = NULL;
+    mn_hnsw_params_t p = {.dim = DIM, .metric = MN_METRIC_COSINE, .M = 12, .quantize = true};
+    mn_hnsw_t *g = NULL;
     uint64_t lsn = 0;
     assert_int_equal(mn_hnsw_load(path, &p, NULL, NULL, NULL, &lsn, &g, NULL, &err), MN_OK);
     assert_int_equal(lsn, 1234);
-    mn_hnsw_info a, b;
+    mn_hnsw_info_t a, b;
     mn_hnsw_get_info(h, &a);
     mn_hnsw_get_info(g, &b);
     assert_int_equal(a.live, b.live);
     assert_int_equal(a.removed, b.removed);
     assert_int_equal(a.max_level, b.max_level);
     for (uint32_t i = 0; i < d.nq; i++) {
-        mn_hnsw_hit x[K], y[K];
+        mn_hnsw_hit_t x[K], y[K];
         size_t nx = mn_hnsw_search(h, d.q + (size_t)i * DIM, K, 32, NULL, NULL, x, NULL);
         size_t ny = mn_hnsw_search(g, d.q + (size_t)i * DIM, K, 32, NULL, NULL, y, NULL);
         assert_int_equal(nx, ny);
@@ -548,7 +548,7 @@ static void test_save_load_round_trip(void **state)
     assert_int_equal(b.live, a.live);
     assert_int_equal(b.removed, 0);
     for (uint32_t i = 0; i < d.nq; i++) {
-        mn_hnsw_hit x[K], y[K];
+        mn_hnsw_hit_t x[K], y[K];
         size_t nx = mn_hnsw_search(h, d.q + (size_t)i * DIM, K, 64, NULL, NULL, x, NULL);
         size_t ny = mn_hnsw_search(g, d.q + (size_t)i * DIM, K, 64, NULL, NULL, y, NULL);
         assert_int_equal(nx, ny);
@@ -611,10 +611,10 @@ static void test_load_dropping_nodes_repairs_their_neighbours(void **state)
     enum { LD = 24 };
     dataset d;
     make_mixture(&d, 4500, 200, LD, 61, false, 20, true, 1.0);
-    mn_hnsw_params p = {
+    mn_hnsw_params_t p = {
         .dim = LD, .metric = MN_METRIC_L2, .M = 16, .ef_construction = 64, .seed = 4};
     float *base = d.x;
-    mn_hnsw *h = NULL;
+    mn_hnsw_t *h = NULL;
     assert_int_equal(mn_hnsw_new(&p, &base, &h, NULL), MN_OK);
     for (uint32_t s = 0; s < d.n; s++)
         assert_int_equal(mn_hnsw_insert(h, s, d.x + (size_t)s * LD, NULL), MN_OK);
@@ -624,14 +624,14 @@ static void test_load_dropping_nodes_repairs_their_neighbours(void **state)
     double before = recall_at_k(h, MN_METRIC_L2, d.x, d.n, LD, d.q, d.nq, 16, is_kept, &k);
     mn_hnsw_free(h);
     dropper dr = {3, 0, UINT32_MAX};
-    mn_hnsw *g = NULL;
+    mn_hnsw_t *g = NULL;
     uint64_t lsn = 0, dropped = 0;
     assert_int_equal(mn_hnsw_load(path, &p, &base, drop_some, &dr, &lsn, &g, &dropped, &err),
                      MN_OK);
     assert_int_equal(lsn, 7);
     assert_int_equal(dropped, 1500);
     assert_int_equal(dr.zero_tails, 0); /* format 2 keeps all 20 label bytes */
-    mn_hnsw_info info;
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(g, &info);
     assert_int_equal(info.live, 3000);
     assert_int_equal(info.removed, 0);
@@ -668,7 +668,7 @@ static void test_load_reads_format_1(void **state)
     snprintf(old, sizeof old, "%s/v1.hnsw", dir);
     dataset d;
     make_data(&d, 700, 20, DIM, 71, false);
-    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
+    mn_hnsw_t *h = build(&d, MN_METRIC_L2, false, NULL);
     mn_error err;
     assert_int_equal(mn_hnsw_save(h, path, 3, label_with_tail, NULL, &err), MN_OK);
     /* rewrite it as version 1: header version and CRC, labels cut to 16 bytes, body CRC */
@@ -704,18 +704,18 @@ static void test_load_reads_format_1(void **state)
     f = fopen(old, "wb");
     assert_int_equal(fwrite(out, 1, o, f), o);
     fclose(f);
-    mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_L2, .M = 12};
+    mn_hnsw_params_t p = {.dim = DIM, .metric = MN_METRIC_L2, .M = 12};
     dropper dr = {0, 0, UINT32_MAX};
-    mn_hnsw *g = NULL;
+    mn_hnsw_t *g = NULL;
     uint64_t lsn = 0;
     assert_int_equal(mn_hnsw_load(old, &p, NULL, drop_some, &dr, &lsn, &g, NULL, &err), MN_OK);
     assert_int_equal(lsn, 3);
-    mn_hnsw_info a, b;
+    mn_hnsw_info_t a, b;
     mn_hnsw_get_info(h, &a);
     mn_hnsw_get_info(g, &b);
     assert_int_equal(b.live, a.live);
     assert_int_equal(dr.zero_tails, a.live);
-    mn_hnsw_hit x[K], y[K];
+    mn_hnsw_hit_t x[K], y[K];
     assert_int_equal(mn_hnsw_search(h, d.q, K, 32, NULL, NULL, x, NULL),
                      mn_hnsw_search(g, d.q, K, 32, NULL, NULL, y, NULL));
     assert_int_equal(x[0].slot, y[0].slot);
@@ -736,9 +736,9 @@ static void test_load_rejects_corrupt_or_mismatched_file(void **state)
     snprintf(path, sizeof path, "%s/graph.hnsw", dir);
     dataset d;
     make_data(&d, 400, 1, DIM, 51, false);
-    mn_hnsw *h = build(&d, MN_METRIC_L2, false, NULL);
-    mn_hnsw_params p = {.dim = DIM, .metric = MN_METRIC_L2, .M = 12};
-    mn_hnsw *g = NULL;
+    mn_hnsw_t *h = build(&d, MN_METRIC_L2, false, NULL);
+    mn_hnsw_params_t p = {.dim = DIM, .metric = MN_METRIC_L2, .M = 12};
+    mn_hnsw_t *g = NULL;
     mn_error err;
     assert_int_equal(mn_hnsw_load(path, &p, NULL, NULL, NULL, NULL, &g, NULL, &err),
                      MN_ERR_NOT_FOUND);
@@ -782,7 +782,7 @@ static void test_load_rejects_corrupt_or_mismatched_file(void **state)
     assert_int_equal(mn_hnsw_load(path, &p, NULL, NULL, NULL, NULL, &g, NULL, &err), MN_OK);
     mn_hnsw_free(g);
     g = NULL;
-    mn_hnsw_params q = p;
+    mn_hnsw_params_t q = p;
     q.dim = DIM + 1;
     assert_int_equal(mn_hnsw_load(path, &q, NULL, NULL, NULL, NULL, &g, NULL, &err),
                      MN_ERR_CORRUPT);

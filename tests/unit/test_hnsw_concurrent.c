@@ -28,7 +28,7 @@
 #define SEARCHERS 2
 
 typedef struct shared {
-    mn_hnsw *h;
+    mn_hnsw_t *h;
     char path[600]; /* the saver's file */
     atomic_int saves, bad_saves;
     float *x;             /* N + N/10 vectors: the points, then replacements */
@@ -95,7 +95,7 @@ static void *search_main(void *arg)
     /* bounded: stops when the inserters finish, or after many rounds */
     for (uint32_t round = 0; round < 2000000 && atomic_load(&s->inserters_left) > 0; round++) {
         const float *q = s->x + (size_t)mn_prng_below(&p, N) * DIM;
-        mn_hnsw_hit hits[K];
+        mn_hnsw_hit_t hits[K];
         size_t n = mn_hnsw_search(s->h, q, K, 32, NULL, NULL, hits, NULL);
         for (size_t i = 0; i < n; i++) {
             if (hits[i].slot >= N || !atomic_load(&s->ins[hits[i].slot]))
@@ -120,7 +120,7 @@ static void run(bool ext_mode)
     for (size_t i = 0; i < (size_t)N * DIM; i++)
         s.x[i] = (float)mn_prng_double(&p);
     float *base = s.x;
-    mn_hnsw_params hp = {
+    mn_hnsw_params_t hp = {
         .dim = DIM, .metric = MN_METRIC_L2, .M = 8, .ef_construction = 64, .seed = 3};
     assert_int_equal(mn_hnsw_new(&hp, ext_mode ? &base : NULL, &s.h, NULL), MN_OK);
     atomic_store(&s.inserters_left, INSERTERS);
@@ -149,24 +149,24 @@ static void run(bool ext_mode)
     assert_int_equal(atomic_load(&s.bad_saves), 0);
     assert_true(atomic_load(&s.saves) > 0);
     /* the last save taken during the inserts is a consistent graph */
-    mn_hnsw *g = NULL;
+    mn_hnsw_t *g = NULL;
     mn_error err = {0};
     assert_int_equal(
         mn_hnsw_load(s.path, &hp, ext_mode ? &base : NULL, NULL, NULL, NULL, &g, NULL, &err),
         MN_OK);
-    mn_hnsw_info gi;
+    mn_hnsw_info_t gi;
     mn_hnsw_get_info(g, &gi);
     assert_true(gi.live <= N);
     mn_hnsw_free(g);
     mn_test_rmrf(dir);
     free(dir);
-    mn_hnsw_info info;
+    mn_hnsw_info_t info;
     mn_hnsw_get_info(s.h, &info);
     assert_int_equal(info.live, N);
     /* every point finds itself */
     uint32_t self = 0;
     for (uint32_t i = 0; i < N; i += 10) {
-        mn_hnsw_hit hits[K];
+        mn_hnsw_hit_t hits[K];
         size_t n = mn_hnsw_search(s.h, s.x + (size_t)i * DIM, K, 64, NULL, NULL, hits, NULL);
         if (n && hits[0].slot == i) self++;
     }

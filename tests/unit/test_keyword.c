@@ -146,7 +146,7 @@ static bool only_even(void *arg, uint32_t slot)
 static void test_bm25_ranks_rare_terms_and_short_docs_higher(void **state)
 {
     (void)state;
-    mn_kw_index *ix = mn_kw_new();
+    mn_kw_index_t *ix = mn_kw_new();
     const char *docs[] = {
         "the cat sat on the mat",
         "the dog chased the cat around the garden for a long long time",
@@ -155,7 +155,7 @@ static void test_bm25_ranks_rare_terms_and_short_docs_higher(void **state)
     };
     for (uint32_t i = 0; i < 4; i++) assert_int_equal(mn_kw_add(ix, i, docs[i], strlen(docs[i])), MN_OK);
     assert_int_equal(mn_kw_docs(ix), 4);
-    mn_kw_hit hits[8];
+    mn_kw_hit_t hits[8];
     size_t n = mn_kw_search(ix, "cat", 3, NULL, NULL, 8, hits);
     assert_int_equal(n, 3);
     /* same tf: shorter documents first (5, 6, then 13 tokens) */
@@ -194,7 +194,7 @@ static void test_bm25_ranks_rare_terms_and_short_docs_higher(void **state)
 static void test_removal_and_slot_reuse(void **state)
 {
     (void)state;
-    mn_kw_index *ix = mn_kw_new();
+    mn_kw_index_t *ix = mn_kw_new();
     char buf[64];
     for (uint32_t i = 0; i < 100; i++) {
         snprintf(buf, sizeof buf, "common word%u", i);
@@ -202,7 +202,7 @@ static void test_removal_and_slot_reuse(void **state)
     }
     for (uint32_t i = 0; i < 100; i += 2) mn_kw_remove(ix, i);
     assert_int_equal(mn_kw_docs(ix), 50);
-    mn_kw_hit hits[128];
+    mn_kw_hit_t hits[128];
     size_t n = mn_kw_search(ix, "common", 6, NULL, NULL, 128, hits);
     assert_int_equal(n, 50);
     for (size_t i = 0; i < n; i++) assert_int_equal(hits[i].slot % 2, 1);

@@ -12,10 +12,10 @@
 
 #include "api/config/toml.h"
 
-static mn_toml_value *parse_ok(const char *src)
+static mn_toml_value_t *parse_ok(const char *src)
 {
     mn_error e = {0};
-    mn_toml_value *v = NULL;
+    mn_toml_value_t *v = NULL;
     mn_err rc = mn_toml_parse(src, strlen(src), "t.toml", &v, &e);
     if (rc != MN_OK) fail_msg("unexpected error %d: %s", rc, e.message);
     assert_non_null(v);
@@ -26,7 +26,7 @@ static mn_toml_value *parse_ok(const char *src)
 static void expect_error(const char *src, const char *msg)
 {
     mn_error e = {0};
-    mn_toml_value *v = (mn_toml_value *)1;
+    mn_toml_value_t *v = (mn_toml_value_t *)1;
     mn_err rc = mn_toml_parse(src, strlen(src), "t.toml", &v, &e);
     assert_int_equal(rc, MN_ERR_PARSE);
     assert_null(v);
@@ -35,11 +35,11 @@ static void expect_error(const char *src, const char *msg)
 }
 
 /* The value at a dotted path of plain keys ("a.b.c"); fails the test if absent. */
-static const mn_toml_value *at(const mn_toml_value *t, const char *path)
+static const mn_toml_value_t *at(const mn_toml_value_t *t, const char *path)
 {
     char buf[128];
     snprintf(buf, sizeof buf, "%s", path);
-    const mn_toml_value *v = t;
+    const mn_toml_value_t *v = t;
     for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
         v = mn_toml_get(v, k);
         if (!v) fail_msg("no value at %s", path);
@@ -47,23 +47,23 @@ static const mn_toml_value *at(const mn_toml_value *t, const char *path)
     return v;
 }
 
-static int64_t int_at(const mn_toml_value *t, const char *path)
+static int64_t int_at(const mn_toml_value_t *t, const char *path)
 {
-    const mn_toml_value *v = at(t, path);
+    const mn_toml_value_t *v = at(t, path);
     assert_int_equal(v->type, MN_TOML_INTEGER);
     return v->u.i;
 }
 
-static const char *str_at(const mn_toml_value *t, const char *path)
+static const char *str_at(const mn_toml_value_t *t, const char *path)
 {
-    const mn_toml_value *v = at(t, path);
+    const mn_toml_value_t *v = at(t, path);
     assert_int_equal(v->type, MN_TOML_STRING);
     return v->u.str.ptr;
 }
 
-static double float_at(const mn_toml_value *t, const char *path)
+static double float_at(const mn_toml_value_t *t, const char *path)
 {
-    const mn_toml_value *v = at(t, path);
+    const mn_toml_value_t *v = at(t, path);
     assert_int_equal(v->type, MN_TOML_FLOAT);
     return v->u.f;
 }
@@ -73,7 +73,7 @@ static double float_at(const mn_toml_value *t, const char *path)
 static void test_toml_parses_tables_and_dotted_headers(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("top = 1\n"
+    mn_toml_value_t *d = parse_ok("top = 1\n"
                                 "[a]\n"
                                 "x = 2\n"
                                 "[a.b]\n"
@@ -86,8 +86,8 @@ static void test_toml_parses_tables_and_dotted_headers(void **state)
     assert_int_equal(int_at(d, "top"), 1);
     assert_int_equal(int_at(d, "a.x"), 2);
     assert_int_equal(int_at(d, "a.b.y"), 3);
-    const mn_toml_value *c = at(d, "c");
-    const mn_toml_value *de = mn_toml_get(c, "d e");
+    const mn_toml_value_t *c = at(d, "c");
+    const mn_toml_value_t *de = mn_toml_get(c, "d e");
     assert_non_null(de);
     assert_int_equal(int_at(de, "f.z"), 4);
     assert_int_equal(int_at(d, "g.w"), 5);
@@ -101,7 +101,7 @@ static void test_toml_parses_tables_and_dotted_headers(void **state)
 static void test_toml_parses_arrays_of_tables(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("[[auth.keys]]\n"
+    mn_toml_value_t *d = parse_ok("[[auth.keys]]\n"
                                 "name = \"alice\"\n"
                                 "[auth.keys.limits]\n"
                                 "rps = 10\n"
@@ -109,7 +109,7 @@ static void test_toml_parses_arrays_of_tables(void **state)
                                 "[[auth.keys]]\n"
                                 "name = \"bob\"\n"
                                 "[[auth.keys]]\n");
-    const mn_toml_value *keys = at(d, "auth.keys");
+    const mn_toml_value_t *keys = at(d, "auth.keys");
     assert_int_equal(keys->type, MN_TOML_ARRAY);
     assert_int_equal(keys->u.arr.len, 3);
     assert_string_equal(str_at(keys->u.arr.items[0], "name"), "alice");
@@ -124,7 +124,7 @@ static void test_toml_parses_arrays_of_tables(void **state)
 static void test_toml_parses_dotted_and_quoted_keys(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("a.b.c = 1\n"
+    mn_toml_value_t *d = parse_ok("a.b.c = 1\n"
                                 "a . b . d = 2\n"
                                 "\"quoted.key\" = 3\n"
                                 "'lit\\eral' = 4\n"
@@ -144,7 +144,7 @@ static void test_toml_parses_dotted_and_quoted_keys(void **state)
     assert_int_equal(int_at(d, "-_-"), 7);
     assert_int_equal(int_at(d, "t.u.v"), 8);
     assert_int_equal(int_at(d, "t.u.w.x"), 9);
-    const mn_toml_entry *e = mn_toml_find(d, "quoted.key");
+    const mn_toml_entry_t *e = mn_toml_find(d, "quoted.key");
     assert_int_equal(e->line, 3);
     assert_int_equal(e->col, 1);
     mn_toml_free(d);
@@ -153,7 +153,7 @@ static void test_toml_parses_dotted_and_quoted_keys(void **state)
 static void test_toml_parses_basic_and_literal_strings(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("a = \"tab\\tnl\\nq\\\"bs\\\\ \\b\\f\\r\"\n"
+    mn_toml_value_t *d = parse_ok("a = \"tab\\tnl\\nq\\\"bs\\\\ \\b\\f\\r\"\n"
                                 "b = \"\\u00e9\\u20AC\\U0001F600\"\n"
                                 "c = 'C:\\Users\\x'\n"
                                 "d = \"caf\xc3\xa9\"\n"
@@ -165,7 +165,7 @@ static void test_toml_parses_basic_and_literal_strings(void **state)
     assert_string_equal(str_at(d, "c"), "C:\\Users\\x");
     assert_string_equal(str_at(d, "d"), "caf\xc3\xa9");
     assert_string_equal(str_at(d, "e"), "");
-    const mn_toml_value *f = at(d, "f");
+    const mn_toml_value_t *f = at(d, "f");
     assert_int_equal(f->u.str.len, 6);
     assert_memory_equal(f->u.str.ptr, "nul\0in", 7);
     assert_string_equal(str_at(d, "g"), "a # not a comment");
@@ -175,7 +175,7 @@ static void test_toml_parses_basic_and_literal_strings(void **state)
 static void test_toml_parses_multiline_strings(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("a = \"\"\"\nline1\nline2\"\"\"\n"
+    mn_toml_value_t *d = parse_ok("a = \"\"\"\nline1\nline2\"\"\"\n"
                                 "b = \"\"\"one \\\n     two \\\n\n   three\"\"\"\n"
                                 "c = '''\nraw \\n\n'''\n"
                                 "d = \"\"\"quote \"\" inside\"\"\"\n"
@@ -195,7 +195,7 @@ static void test_toml_parses_multiline_strings(void **state)
 static void test_toml_parses_integers(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("a = 42\nb = +17\nc = -5\nd = 0\ne = 1_000_000\n"
+    mn_toml_value_t *d = parse_ok("a = 42\nb = +17\nc = -5\nd = 0\ne = 1_000_000\n"
                                 "f = 0xDEAD_beef\ng = 0o755\nh = 0b1101\n"
                                 "i = 9223372036854775807\nj = -9223372036854775808\n"
                                 "k = -0\nl = 0x7FFFFFFFFFFFFFFF\n");
@@ -217,7 +217,7 @@ static void test_toml_parses_integers(void **state)
 static void test_toml_parses_floats(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("a = 3.14\nb = -0.01\nc = 5e+22\nd = 1e06\ne = -2E-2\n"
+    mn_toml_value_t *d = parse_ok("a = 3.14\nb = -0.01\nc = 5e+22\nd = 1e06\ne = -2E-2\n"
                                 "f = 6.626e-34\ng = 224_617.445_991\nh = inf\ni = -inf\n"
                                 "j = nan\nk = +nan\nl = 0.0\nm = 1e1_0\n");
     assert_true(float_at(d, "a") == 3.14);
@@ -239,7 +239,7 @@ static void test_toml_parses_floats(void **state)
 static void test_toml_parses_booleans_arrays_and_inline_tables(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("t = true\nf = false\n"
+    mn_toml_value_t *d = parse_ok("t = true\nf = false\n"
                                 "empty = []\n"
                                 "nums = [ 1, 2, 3 ]\n"
                                 "multi = [\n"
@@ -254,19 +254,19 @@ static void test_toml_parses_booleans_arrays_and_inline_tables(void **state)
     assert_true(at(d, "t")->u.b);
     assert_false(at(d, "f")->u.b);
     assert_int_equal(at(d, "empty")->u.arr.len, 0);
-    const mn_toml_value *nums = at(d, "nums");
+    const mn_toml_value_t *nums = at(d, "nums");
     assert_int_equal(nums->u.arr.len, 3);
     assert_int_equal(nums->u.arr.items[2]->u.i, 3);
     assert_int_equal(nums->u.arr.items[2]->col, 16);
-    const mn_toml_value *multi = at(d, "multi");
+    const mn_toml_value_t *multi = at(d, "multi");
     assert_int_equal(multi->u.arr.len, 2);
     assert_string_equal(multi->u.arr.items[1]->u.str.ptr, "b");
     assert_int_equal(multi->u.arr.items[1]->line, 8);
     assert_int_equal(multi->u.arr.items[1]->col, 3);
-    const mn_toml_value *nested = at(d, "nested");
+    const mn_toml_value_t *nested = at(d, "nested");
     assert_int_equal(nested->u.arr.items[0]->u.arr.len, 2);
     assert_int_equal(nested->u.arr.items[2]->u.arr.len, 0);
-    const mn_toml_value *mixed = at(d, "mixed");
+    const mn_toml_value_t *mixed = at(d, "mixed");
     assert_int_equal(mixed->u.arr.items[4]->type, MN_TOML_TABLE);
     assert_int_equal(int_at(d, "p.x"), 1);
     assert_string_equal(str_at(d, "p.y.z"), "s");
@@ -277,7 +277,7 @@ static void test_toml_parses_booleans_arrays_and_inline_tables(void **state)
 static void test_toml_accepts_comments_crlf_bom_and_blank_documents(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("\xEF\xBB\xBF# comment\r\n"
+    mn_toml_value_t *d = parse_ok("\xEF\xBB\xBF# comment\r\n"
                                 "\r\n"
                                 "  a = 1 # trailing\r\n"
                                 "\t[t] # header comment\r\n"
@@ -299,7 +299,7 @@ static void test_toml_accepts_comments_crlf_bom_and_blank_documents(void **state
 static void test_toml_columns_count_code_points(void **state)
 {
     (void)state;
-    mn_toml_value *d = parse_ok("\"\xc3\xa9t\xc3\xa9\" = 1\n");
+    mn_toml_value_t *d = parse_ok("\"\xc3\xa9t\xc3\xa9\" = 1\n");
     assert_int_equal(mn_toml_get(d, "\xc3\xa9t\xc3\xa9")->col, 9);
     mn_toml_free(d);
     expect_error("s = \"\xe2\x82\xac\xe2\x82\xac\" x", "t.toml:1:10: expected end of line after "
@@ -310,7 +310,7 @@ static void test_toml_parses_single_values(void **state)
 {
     (void)state;
     mn_error e = {0};
-    mn_toml_value *v = NULL;
+    mn_toml_value_t *v = NULL;
     assert_int_equal(mn_toml_parse_value(" 8080 ", 6, "ENV", &v, &e), MN_OK);
     assert_int_equal(v->type, MN_TOML_INTEGER);
     assert_int_equal(v->u.i, 8080);
@@ -338,8 +338,8 @@ static void test_toml_string_writer_round_trips(void **state)
     mn_toml_fput_string(f, s, sizeof s - 1);
     fputc('\n', f);
     fclose(f);
-    mn_toml_value *d = parse_ok(buf);
-    const mn_toml_value *k = at(d, "k");
+    mn_toml_value_t *d = parse_ok(buf);
+    const mn_toml_value_t *k = at(d, "k");
     assert_int_equal(k->u.str.len, sizeof s - 1);
     assert_memory_equal(k->u.str.ptr, s, sizeof s - 1);
     mn_toml_free(d);
@@ -356,7 +356,7 @@ static void test_toml_reads_files_and_reports_missing_ones(void **state)
     fputs("[a]\nb = 1\nc = \n", f);
     fclose(f);
     mn_error e = {0};
-    mn_toml_value *v = NULL;
+    mn_toml_value_t *v = NULL;
     assert_int_equal(mn_toml_parse_file(path, &v, &e), MN_ERR_PARSE);
     char want[128];
     snprintf(want, sizeof want, "%s:3:5: expected a value, found end of line", path);
@@ -549,7 +549,7 @@ static uint64_t splitmix(uint64_t *s)
 static void parse_any(const char *buf, size_t len)
 {
     mn_error e = {0};
-    mn_toml_value *v = NULL;
+    mn_toml_value_t *v = NULL;
     mn_err rc = mn_toml_parse(buf, len, "fuzz.toml", &v, &e);
     if (rc == MN_OK) {
         assert_non_null(v);
@@ -612,7 +612,7 @@ static void test_toml_survives_random_mutations(void **state)
             }
         }
         mn_error e = {0};
-        mn_toml_value *v = NULL;
+        mn_toml_value_t *v = NULL;
         if (mn_toml_parse(buf, len, "fuzz.toml", &v, &e) == MN_OK) ok++;
         mn_toml_free(v);
         parse_any(buf, len);

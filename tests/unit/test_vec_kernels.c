@@ -40,7 +40,7 @@ static void assert_close(float x, float ref, double mag, const char *what, size_
 static void test_simd_variants_agree_with_scalar(void **state)
 {
     (void)state;
-    const mn_vec_kernels *ref = mn_vec_kernels_for(MN_SIMD_SCALAR);
+    const mn_vec_kernels_t *ref = mn_vec_kernels_for(MN_SIMD_SCALAR);
     assert_non_null(ref);
     mn_prng_t p;
     mn_prng_seed(&p, 42);
@@ -52,7 +52,7 @@ static void test_simd_variants_agree_with_scalar(void **state)
     assert_non_null(ib);
     int tested = 0;
     for (int l = MN_SIMD_AVX2; l < MN_SIMD_LEVELS; l++) {
-        const mn_vec_kernels *k = mn_vec_kernels_for((mn_simd_level)l);
+        const mn_vec_kernels_t *k = mn_vec_kernels_for((mn_simd_level_t)l);
         if (!k) {
             print_message("simd level %d not supported here: skipped\n", l);
             continue;
@@ -95,7 +95,7 @@ static void test_simd_variants_agree_with_scalar(void **state)
 static void test_scalar_kernels_are_correct(void **state)
 {
     (void)state;
-    const mn_vec_kernels *k = mn_vec_kernels_for(MN_SIMD_SCALAR);
+    const mn_vec_kernels_t *k = mn_vec_kernels_for(MN_SIMD_SCALAR);
     float a[5] = {1, 2, 3, 4, 5}, b[5] = {5, 4, 3, 2, 1};
     assert_true(k->dot(a, b, 5) == 35.0f);
     assert_true(k->l2sq(a, b, 5) == 40.0f);
@@ -110,7 +110,7 @@ static void test_env_override_selects_level(void **state)
     setenv("MNEMO_SIMD", "scalar", 1);
     assert_string_equal(mn_vec_kernels_best()->name, "scalar");
     setenv("MNEMO_SIMD", "no-such-level", 1);
-    const mn_vec_kernels *best = mn_vec_kernels_best();
+    const mn_vec_kernels_t *best = mn_vec_kernels_best();
     unsetenv("MNEMO_SIMD");
     assert_ptr_equal(best, mn_vec_kernels_best());
     if (mn_vec_kernels_for(MN_SIMD_AVX2)) {
