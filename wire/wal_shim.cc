@@ -368,6 +368,152 @@ extern "C" void mn_wal_entry_clear(mn_wal_entry_t *e)
     memset(e, 0, sizeof *e);
 }
 
+// ---- decoding a WAL entry: one function per op; mn_wire_wal_decode keeps the switch.
+// Each fills out (its type first, so mn_wal_entry_clear frees what was decoded) and, on
+// failure, returns MN_ERR_CORRUPT naming the op; the caller clears out.
+
+static mn_err decode_space_create(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    auto sc = en->op_as_SpaceCreate();
+    if (!sc->name() || sc->name()->size() > MN_SPACE_NAME_MAX)
+        return mn_error_set(err, MN_ERR_CORRUPT, "space_create without a valid name");
+    out->type = MN_WAL_OP_SPACE_CREATE;
+    mn_space_def_t *d = &out->op.space_create.def;
+    memcpy(d->name, sc->name()->data(), sc->name()->size());
+    d->name[sc->name()->size()] = '\0';
+    d->dim = sc->dim();
+    d->metric = (mn_metric_t)sc->metric();
+    d->default_lifecycle = (mn_lifecycle_t)sc->default_lifecycle();
+    d->created_at_ms = sc->created_at_ms();
+    d->index.m = sc->index_m();
+    d->index.ef_construction = sc->index_ef_construction();
+    d->index.ef_search = sc->index_ef_search();
+    d->index.quantize =
+        sc->index_quantize() >= MN_QUANTIZE_DEFAULT && sc->index_quantize() <= MN_QUANTIZE_INT8
+            ? (mn_quantize_t)sc->index_quantize()
+            : MN_QUANTIZE_DEFAULT;
+    out->op.space_create.space_id = sc->space_id();
+    return MN_OK;
+}
+
+// The memories of a remember or consolidate entry into *mems (calloc'd); *n counts the
+// ones decoded so far, so a failure leaves only those to free.
+static mn_err decode_memories(const fb::Vector<fb::Offset<w::Memory>> *v, mn_memory_t **mems,
+                              size_t *n, const char *what, mn_error *err)
+{
+    size_t count = v ? v->size() : 0;
+    if (count) {
+        *mems = (mn_memory_t *)calloc(count, sizeof(mn_memory_t));
+        if (!*mems) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < count; i++) {
+        *n = i + 1;
+        if (!decode_memory(v->Get((fb::uoffset_t)i), &(*mems)[i], nullptr, nullptr))
+            return mn_error_set(err, MN_ERR_CORRUPT, "%s entry: bad memory %zu", what, i);
+    }
+    return MN_OK;
+}
+
+static mn_err decode_remember(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    auto r = en->op_as_Remember();
+    out->type = MN_WAL_OP_REMEMBER;
+    mn_err rc = decode_memories(r->memories(), &out->op.remember.mems, &out->op.remember.n,
+                                "remember", err);
+    if (rc) return rc;
+    if (!decode_edges(r->edges(), &out->op.remember.edges, &out->op.remember.n_edges))
+        return mn_error_set(err, MN_ERR_CORRUPT, "remember entry: bad edge");
+    return MN_OK;
+}
+
+static mn_err decode_forget(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    auto f = en->op_as_Forget();
+    out->type = MN_WAL_OP_FORGET;
+    if (!copy_id(f->id(), &out->op.forget.id))
+        return mn_error_set(err, MN_ERR_CORRUPT, "forget entry: bad id");
+    out->op.forget.mode = f->mode();
+    out->op.forget.reason = f->reason();
+    out->op.forget.at_ms = f->at_ms();
+    return MN_OK;
+}
+
+static mn_err decode_unsuppress(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    out->type = MN_WAL_OP_UNSUPPRESS;
+    if (!copy_id(en->op_as_Unsuppress()->id(), &out->op.unsuppress.id))
+        return mn_error_set(err, MN_ERR_CORRUPT, "unsuppress entry: bad id");
+    out->op.unsuppress.at_ms = en->op_as_Unsuppress()->at_ms();
+    return MN_OK;
+}
+
+static mn_err decode_associate(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    out->type = MN_WAL_OP_ASSOCIATE;
+    if (!decode_edges(en->op_as_Associate()->edges(), &out->op.associate.edges,
+                      &out->op.associate.n))
+        return mn_error_set(err, MN_ERR_CORRUPT, "associate entry: bad edge");
+    return MN_OK;
+}
+
+static mn_err decode_consolidate(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    out->type = MN_WAL_OP_CONSOLIDATE;
+    return decode_memories(en->op_as_Consolidate()->memories(), &out->op.consolidate.mems,
+                           &out->op.consolidate.n, "consolidate", err);
+}
+
+static mn_err decode_reinforce(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    out->type = MN_WAL_OP_REINFORCE;
+    auto items = en->op_as_Reinforce()->items();
+    size_t n = items ? items->size() : 0;
+    if (n) {
+        out->op.reinforce.items = (mn_strength_t *)calloc(n, sizeof(mn_strength_t));
+        if (!out->op.reinforce.items) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        auto st = items->Get((fb::uoffset_t)i);
+        mn_strength_t *o = &out->op.reinforce.items[i];
+        out->op.reinforce.n = i + 1;
+        if (!copy_id(st->id(), &o->id))
+            return mn_error_set(err, MN_ERR_CORRUPT, "reinforce entry: bad id");
+        o->stability_days = st->stability_days();
+        o->last_access_ms = st->last_access_ms();
+        o->access_count = st->access_count();
+    }
+    return MN_OK;
+}
+
+static mn_err decode_space_drop(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    auto d = en->op_as_SpaceDrop();
+    if (!d->name() || d->name()->size() != en->space()->size() ||
+        memcmp(d->name()->data(), en->space()->data(), d->name()->size()))
+        return mn_error_set(err, MN_ERR_CORRUPT, "space_drop names another space");
+    out->type = MN_WAL_OP_SPACE_DROP;
+    out->op.space_drop.space_id = d->space_id();
+    out->op.space_drop.at_ms = d->at_ms();
+    return MN_OK;
+}
+
+static mn_err decode_op(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    switch (en->op_type()) {
+    case w::Op_SpaceCreate: return decode_space_create(en, out, err);
+    case w::Op_Remember: return decode_remember(en, out, err);
+    case w::Op_Forget: return decode_forget(en, out, err);
+    case w::Op_Unsuppress: return decode_unsuppress(en, out, err);
+    case w::Op_Associate: return decode_associate(en, out, err);
+    case w::Op_Consolidate: return decode_consolidate(en, out, err);
+    case w::Op_Reinforce: return decode_reinforce(en, out, err);
+    case w::Op_SpaceDrop: return decode_space_drop(en, out, err);
+    default:
+        return mn_error_set(err, MN_ERR_CORRUPT, "wal entry with unknown op %d",
+                            (int)en->op_type());
+    }
+}
+
 extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entry_t *out,
                                      mn_error *err)
 {
@@ -390,131 +536,9 @@ extern "C" mn_err mn_wire_wal_decode(const uint8_t *buf, size_t len, mn_wal_entr
     out->epoch = en->epoch();
     out->lsn = en->lsn();
     out->hlc = en->hlc();
-    switch (en->op_type()) {
-    case w::Op_SpaceCreate: {
-        auto sc = en->op_as_SpaceCreate();
-        if (!sc->name() || sc->name()->size() > MN_SPACE_NAME_MAX)
-            return mn_error_set(err, MN_ERR_CORRUPT, "space_create without a valid name");
-        out->type = MN_WAL_OP_SPACE_CREATE;
-        mn_space_def_t *d = &out->op.space_create.def;
-        memcpy(d->name, sc->name()->data(), sc->name()->size());
-        d->name[sc->name()->size()] = '\0';
-        d->dim = sc->dim();
-        d->metric = (mn_metric_t)sc->metric();
-        d->default_lifecycle = (mn_lifecycle_t)sc->default_lifecycle();
-        d->created_at_ms = sc->created_at_ms();
-        d->index.m = sc->index_m();
-        d->index.ef_construction = sc->index_ef_construction();
-        d->index.ef_search = sc->index_ef_search();
-        d->index.quantize =
-            sc->index_quantize() >= MN_QUANTIZE_DEFAULT && sc->index_quantize() <= MN_QUANTIZE_INT8
-                ? (mn_quantize_t)sc->index_quantize()
-                : MN_QUANTIZE_DEFAULT;
-        out->op.space_create.space_id = sc->space_id();
-        return MN_OK;
-    }
-    case w::Op_Remember: {
-        auto r = en->op_as_Remember();
-        out->type = MN_WAL_OP_REMEMBER;
-        size_t n = r->memories() ? r->memories()->size() : 0;
-        if (n) {
-            out->op.remember.mems = (mn_memory_t *)calloc(n, sizeof(mn_memory_t));
-            if (!out->op.remember.mems) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        }
-        for (size_t i = 0; i < n; i++) {
-            out->op.remember.n = i + 1;
-            if (!decode_memory(r->memories()->Get((fb::uoffset_t)i), &out->op.remember.mems[i],
-                               nullptr, nullptr)) {
-                mn_wal_entry_clear(out);
-                return mn_error_set(err, MN_ERR_CORRUPT, "remember entry: bad memory %zu", i);
-            }
-        }
-        if (!decode_edges(r->edges(), &out->op.remember.edges, &out->op.remember.n_edges)) {
-            mn_wal_entry_clear(out);
-            return mn_error_set(err, MN_ERR_CORRUPT, "remember entry: bad edge");
-        }
-        return MN_OK;
-    }
-    case w::Op_Forget: {
-        auto f = en->op_as_Forget();
-        out->type = MN_WAL_OP_FORGET;
-        if (!copy_id(f->id(), &out->op.forget.id))
-            return mn_error_set(err, MN_ERR_CORRUPT, "forget entry: bad id");
-        out->op.forget.mode = f->mode();
-        out->op.forget.reason = f->reason();
-        out->op.forget.at_ms = f->at_ms();
-        return MN_OK;
-    }
-    case w::Op_Unsuppress: {
-        out->type = MN_WAL_OP_UNSUPPRESS;
-        if (!copy_id(en->op_as_Unsuppress()->id(), &out->op.unsuppress.id))
-            return mn_error_set(err, MN_ERR_CORRUPT, "unsuppress entry: bad id");
-        out->op.unsuppress.at_ms = en->op_as_Unsuppress()->at_ms();
-        return MN_OK;
-    }
-    case w::Op_Associate: {
-        out->type = MN_WAL_OP_ASSOCIATE;
-        if (!decode_edges(en->op_as_Associate()->edges(), &out->op.associate.edges,
-                          &out->op.associate.n)) {
-            mn_wal_entry_clear(out);
-            return mn_error_set(err, MN_ERR_CORRUPT, "associate entry: bad edge");
-        }
-        return MN_OK;
-    }
-    case w::Op_Consolidate: {
-        auto c = en->op_as_Consolidate();
-        out->type = MN_WAL_OP_CONSOLIDATE;
-        size_t n = c->memories() ? c->memories()->size() : 0;
-        if (n) {
-            out->op.consolidate.mems = (mn_memory_t *)calloc(n, sizeof(mn_memory_t));
-            if (!out->op.consolidate.mems) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        }
-        for (size_t i = 0; i < n; i++) {
-            out->op.consolidate.n = i + 1;
-            if (!decode_memory(c->memories()->Get((fb::uoffset_t)i), &out->op.consolidate.mems[i],
-                               nullptr, nullptr)) {
-                mn_wal_entry_clear(out);
-                return mn_error_set(err, MN_ERR_CORRUPT, "consolidate entry: bad memory %zu", i);
-            }
-        }
-        return MN_OK;
-    }
-    case w::Op_Reinforce: {
-        out->type = MN_WAL_OP_REINFORCE;
-        auto items = en->op_as_Reinforce()->items();
-        size_t n = items ? items->size() : 0;
-        if (n) {
-            out->op.reinforce.items = (mn_strength_t *)calloc(n, sizeof(mn_strength_t));
-            if (!out->op.reinforce.items) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        }
-        for (size_t i = 0; i < n; i++) {
-            auto st = items->Get((fb::uoffset_t)i);
-            mn_strength_t *o = &out->op.reinforce.items[i];
-            out->op.reinforce.n = i + 1;
-            if (!copy_id(st->id(), &o->id)) {
-                mn_wal_entry_clear(out);
-                return mn_error_set(err, MN_ERR_CORRUPT, "reinforce entry: bad id");
-            }
-            o->stability_days = st->stability_days();
-            o->last_access_ms = st->last_access_ms();
-            o->access_count = st->access_count();
-        }
-        return MN_OK;
-    }
-    case w::Op_SpaceDrop: {
-        auto d = en->op_as_SpaceDrop();
-        if (!d->name() || d->name()->size() != en->space()->size() ||
-            memcmp(d->name()->data(), en->space()->data(), d->name()->size()))
-            return mn_error_set(err, MN_ERR_CORRUPT, "space_drop names another space");
-        out->type = MN_WAL_OP_SPACE_DROP;
-        out->op.space_drop.space_id = d->space_id();
-        out->op.space_drop.at_ms = d->at_ms();
-        return MN_OK;
-    }
-    default:
-        return mn_error_set(err, MN_ERR_CORRUPT, "wal entry with unknown op %d",
-                            (int)en->op_type());
-    }
+    rc = decode_op(en, out, err);
+    if (rc) mn_wal_entry_clear(out); /* frees what the op's decoder had taken */
+    return rc;
 }
 
 extern "C" mn_err mn_wire_memory_encode(const mn_memory_record_t *r, bool with_embedding,
