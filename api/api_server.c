@@ -296,6 +296,11 @@ static void http_options(const mn_config_t *c, mn_http_server_options_t *ho)
     ho->max_connections = (int)c->http.max_connections;
     ho->idle_timeout_ms = (int)c->http.idle_timeout_ms;
     ho->max_pipelined = (int)c->http.max_pipelined;
+    ho->max_pipelined_bytes = (size_t)c->http.max_pipelined_bytes;
+    ho->max_inflight_bytes = (size_t)c->http.max_inflight_bytes;
+    ho->max_streams = (int)c->http.max_streams;
+    ho->max_streams_per_principal = (int)c->http.max_streams_per_key;
+    ho->stream_max_lifetime_ms = c->http.stream_max_lifetime_s * 1000;
     ho->request_timeout_ms = (int)c->http.request_timeout_ms;
     ho->tls_cert = c->http.tls_cert;
     ho->tls_key = c->http.tls_key;

@@ -7,6 +7,8 @@
  *
  * Bearer tokens: RFC 6750 §2.1 (Authorization: Bearer) and §3 (WWW-Authenticate). The same
  * header value is sent with every 401, whatever was wrong with the key. */
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -88,6 +90,20 @@ static const char *bearer_token(const mn_http_request_t *req)
     return h;
 }
 
+/* Names an admitted key for the per-key quotas of the transport (resp->principal: event
+ * streams, http.max_streams_per_key): "sha256:" and the first 16 hex digits of its digest,
+ * as configured in [[auth.keys]], so the log-safe name of one key is always the same. */
+static void name_principal(const char *token, mn_http_response_t *resp)
+{
+    if (!token || !*token) return;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, strlen(token), d);
+    int n = snprintf(resp->principal, sizeof resp->principal, "sha256:");
+    for (size_t i = 0; i < 8 && n > 0 && (size_t)n + 2 < sizeof resp->principal; i++)
+        n += snprintf(resp->principal + n, sizeof resp->principal - (size_t)n, "%02x", d[i]);
+    OPENSSL_cleanse(d, sizeof d);
+}
+
 bool mn_auth_http_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     const mn_auth_t *a = arg;
@@ -99,6 +115,7 @@ bool mn_auth_http_gate(void *arg, const mn_http_request_t *req, mn_http_response
     char msg[160];
     switch (res) {
     case MN_AUTH_OK:
+        if (need != MN_AUTH_OPEN) name_principal(token, resp);
         return true;
     case MN_AUTH_NO_KEY:
     case MN_AUTH_BAD_KEY:

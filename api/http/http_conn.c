@@ -15,9 +15,17 @@
  * completes is the next request dispatched. So at most one request per connection is on the
  * pool, and responses leave in request order.
  *
- * Back-pressure: when queued + active requests reach max_pipelined, the parser is paused at
- * the end of a message, the unparsed rest of the read buffer is kept in `pending`, and reading
- * stops until a response has been written.
+ * Back-pressure: when queued + active requests reach max_pipelined, or the connection holds
+ * max_pipelined_bytes of requests (line, headers, bodies; conn_bytes) while earlier ones are
+ * still unanswered, the parser is paused (at the end of a message, or inside a body), the
+ * unparsed rest of the read buffer is kept in `pending`, and reading stops until a response
+ * has been written. So one connection holds at most about max(max_pipelined_bytes,
+ * max_body_bytes) plus one read chunk, however many requests it pipelines and whether or
+ * not it reads its responses.
+ *
+ * Budget: every body is charged to the server's max_inflight_bytes (its Content-Length when
+ * the headers are in, a chunked body as it arrives) until its request is freed; a body the
+ * budget cannot take is answered 503 with Retry-After at once, without reading it.
  *
  * Timer (one per connection): runs while the connection waits for the client or for a
  * response write to drain; stopped while a handler runs. An idle keep-alive connection or a
@@ -28,6 +36,12 @@
  * Gate: the route is matched as soon as the headers are in, and the server's gate (API keys,
  * api/auth_http.c) may refuse the request there; a refused request with a body is answered
  * at once and the connection closed, so nobody unauthenticated makes the server buffer a body.
+ * Nor does anybody else where no handler would read it: a body on GET or HEAD (400), or on a
+ * path that answers 404 or 405, is refused the same way.
+ *
+ * Streams: a handler's streaming answer takes a slot (http_server_stream_admit: max_streams,
+ * max_streams_per_principal) or is replaced by 503/429; a stream is stopped after
+ * stream_max_lifetime_ms (the connection timer in TM_STREAM).
  *
  * Transport: bytes pass through http_conn_input (in) and http_conn_write (out); with TLS
  * (http_tls.c) those sit behind an OpenSSL session on memory BIOs, and nothing else here
@@ -41,6 +55,7 @@
 #include <strings.h>
 
 #include "http_internal.h"
+#include "mnemo/assert.h"
 #include "mnemo/util.h"
 
 #define READ_CHUNK 65536
@@ -72,6 +87,11 @@ static http_req *req_new(http_conn *c)
 static void req_free(http_req *r)
 {
     if (!r) return;
+    http_conn *c = r->c;
+    /* the charges are released here only, and were made only with the checks below */
+    mn_assert(c->buffered_bytes >= r->conn_bytes && c->s->inflight_bytes >= r->budget_bytes);
+    c->buffered_bytes -= r->conn_bytes;
+    c->s->inflight_bytes -= r->budget_bytes;
     http_buf_free(&r->url);
     http_buf_free(&r->hfield);
     http_buf_free(&r->hvalue);
@@ -185,6 +205,11 @@ static void conn_abort(http_conn *c)
 static void on_timer(uv_timer_t *t)
 {
     http_conn *c = t->data;
+    if (c->timer_mode == TM_STREAM && c->stream && !c->closing && !c->lingering) {
+        c->timer_mode = TM_NONE;
+        http_stream_stop(c, MN_HTTP_STREAM_EXPIRED); /* its last message, then the close */
+        return;
+    }
     if (c->timer_mode == TM_PARTIAL && !c->closing && !c->lingering) {
         if (c->tls && http_tls_handshaking(c)) {
             c->s->stats.tls_handshake_failures++;
@@ -238,10 +263,12 @@ static void conn_update_timer(http_conn *c)
 {
     if (c->closing || c->lingering) return;
     enum http_timer_mode mode;
-    if (c->in_pool || c->stream) /* a stream lives until it ends or the peer goes */
+    if (c->stream) /* a stream lives until it ends, the peer goes, or its lifetime is up */
+        mode = c->s->opt.stream_max_lifetime_ms > 0 ? TM_STREAM : TM_NONE;
+    else if (c->in_pool)
         mode = TM_NONE;
-    else if (c->cur || (c->tls && http_tls_handshaking(c)))
-        mode = TM_PARTIAL;
+    else if ((c->cur && !c->paused) || (c->tls && http_tls_handshaking(c)))
+        mode = TM_PARTIAL; /* a request paused by back-pressure waits for us, not the peer */
     else if (c->writing)
         mode = TM_WRITE;
     else if (!c->active && !c->q_head)
@@ -250,11 +277,13 @@ static void conn_update_timer(http_conn *c)
         mode = TM_NONE;
     if (mode == c->timer_mode) return;
     c->timer_mode = mode;
-    int ms = mode == TM_PARTIAL ? c->s->opt.request_timeout_ms : c->s->opt.idle_timeout_ms;
+    uint64_t ms = mode == TM_PARTIAL  ? (uint64_t)c->s->opt.request_timeout_ms
+                  : mode == TM_STREAM ? (uint64_t)c->s->opt.stream_max_lifetime_ms
+                                      : (uint64_t)c->s->opt.idle_timeout_ms;
     if (mode == TM_NONE)
         uv_timer_stop(&c->timer);
     else
-        uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+        uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
 void http_conn_update_timer(http_conn *c)
@@ -299,6 +328,8 @@ static int oom(http_conn *c)
 static int count_header_bytes(http_conn *c, size_t n)
 {
     c->cur->header_bytes += n;
+    c->cur->conn_bytes += n;
+    c->buffered_bytes += n;
     if (c->cur->header_bytes > c->s->opt.max_header_bytes)
         return cb_fail(c, 431, "headers_too_large",
                        "the request line and headers exceed the server limit");
@@ -379,6 +410,35 @@ static void set_direct(http_req *r, int status, const char *code, const char *ms
     r->direct_status = status;
     r->direct_code = code;
     snprintf(r->direct_msg, sizeof r->direct_msg, "%s", msg);
+}
+
+/* Charges n more body bytes of r to the server's max_inflight_bytes. false when the budget
+ * cannot take them (or is spent, for n == 0: a chunked body's start): r answers 503 with
+ * Retry-After. Invariant: s->inflight_bytes <= max_inflight_bytes. */
+static bool budget_charge(http_conn *c, http_req *r, size_t n)
+{
+    mn_http_server_t *s = c->s;
+    mn_assert(s->inflight_bytes <= s->opt.max_inflight_bytes);
+    size_t room = s->opt.max_inflight_bytes - s->inflight_bytes;
+    if (n > room || room == 0) {
+        s->stats.inflight_refused++;
+        set_direct(r, 503, "unavailable",
+                   "the server holds http.max_inflight_bytes of request bodies; retry later");
+        r->retry_after = true;
+        return false;
+    }
+    s->inflight_bytes += n;
+    r->budget_bytes += n;
+    return true;
+}
+
+/* Back-pressure (see the top comment): the queue is full, or the connection holds
+ * max_pipelined_bytes while requests before the one being read are still unanswered. */
+static bool conn_must_wait(const http_conn *c)
+{
+    size_t ahead = c->q_len + (c->active ? 1 : 0);
+    if (ahead >= (size_t)c->s->opt.max_pipelined) return true;
+    return ahead > 0 && c->buffered_bytes >= c->s->opt.max_pipelined_bytes;
 }
 
 /* Splits the request target into raw path, decoded path and raw query (RFC 9112 §3.2:
@@ -464,13 +524,18 @@ static int cb_headers_complete(http_parser *p)
     bool has_length = p->content_length != ULLONG_MAX;
     if (has_length && p->content_length > o->max_body_bytes)
         return cb_fail(c, 413, "payload_too_large", "the request body exceeds the server limit");
-    if (has_length && p->content_length > 0 && !(p->flags & F_CHUNKED) &&
-        !http_buf_reserve(&r->body, (size_t)p->content_length))
-        return oom(c);
-    bool has_body = (p->flags & F_CHUNKED) || (has_length && p->content_length > 0);
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    bool has_body = chunked || (has_length && p->content_length > 0);
+    if (has_body && (p->method == HTTP_GET || p->method == HTTP_HEAD))
+        set_direct(r, 400, "bad_request", "GET and HEAD requests take no body");
     route(c, r);
-    if (r->answered && has_body) /* refused: answer now, never read the body */
-        return cb_fail(c, r->resp.status, NULL, NULL);
+    if (has_body && (r->answered || r->direct_status)) { /* answer now, never read the body */
+        c->s->stats.bodies_refused++;
+        return cb_fail(c, r->answered ? r->resp.status : r->direct_status, NULL, NULL);
+    }
+    size_t declared = has_length && !chunked ? (size_t)p->content_length : 0;
+    if (has_body && !budget_charge(c, r, declared)) return cb_fail(c, 503, NULL, NULL);
+    if (declared > 0 && !http_buf_reserve(&r->body, declared)) return oom(c);
     const char *expect = mn_http_header_get(&r->pub, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && has_body && !r->http10) {
         c->continue_pending = true;
@@ -486,7 +551,14 @@ static int cb_body(http_parser *p, const char *at, size_t len)
     c->continue_pending = false; /* the client did not wait for it */
     if (len > c->s->opt.max_body_bytes - r->body.len)
         return cb_fail(c, 413, "payload_too_large", "the request body exceeds the server limit");
-    return http_buf_append(&r->body, at, len) ? 0 : oom(c);
+    size_t have = r->body.len + len;
+    if (have > r->budget_bytes && !budget_charge(c, r, have - r->budget_bytes))
+        return cb_fail(c, 503, NULL, NULL);
+    if (!http_buf_append(&r->body, at, len)) return oom(c);
+    r->conn_bytes += len;
+    c->buffered_bytes += len;
+    if (conn_must_wait(c)) http_parser_pause(p, 1); /* the rest of the body waits */
+    return 0;
 }
 
 static int cb_message_complete(http_parser *p)
@@ -501,7 +573,7 @@ static int cb_message_complete(http_parser *p)
     if (!r->keep_alive) {
         c->no_more_input = true;
         http_parser_pause(p, 1);
-    } else if (c->q_len + (c->active ? 1 : 0) >= (size_t)c->s->opt.max_pipelined) {
+    } else if (conn_must_wait(c)) {
         http_parser_pause(p, 1);
     }
     conn_dispatch(c);
@@ -540,6 +612,7 @@ static void conn_feed(http_conn *c, const char *data, size_t len)
             c->pending = rest;
             c->pending_len = len - n;
         }
+        conn_update_timer(c); /* paused inside a body: the request's clock stops */
         return;
     }
     if (e == HPE_OK) return;
@@ -566,7 +639,7 @@ static void conn_fail(http_conn *c, int status, const char *code, const char *ms
         return;
     }
     c->fail_status = 0;
-    if (!r->answered) set_direct(r, status, code, msg);
+    if (!r->answered && msg) set_direct(r, status, code, msg); /* NULL: r holds its answer */
     r->routed = false;
     r->keep_alive = false;
     if (!r->pub.request_id[0]) http_server_request_id(c->s, r->pub.request_id);
@@ -585,7 +658,7 @@ static void conn_fail(http_conn *c, int status, const char *code, const char *ms
 static void conn_resume(http_conn *c)
 {
     if (!c->paused || c->no_more_input || c->closing) return;
-    if (c->q_len + (c->active ? 1 : 0) >= (size_t)c->s->opt.max_pipelined) return;
+    if (conn_must_wait(c)) return;
     http_parser_pause(&c->parser, 0);
     c->paused = false;
     char *buf = c->pending;
@@ -669,6 +742,7 @@ static void conn_dispatch(http_conn *c)
         return;
     }
     if (r->direct_status == 405) mn_http_add_header(&r->resp, "allow", r->allow);
+    if (r->retry_after) mn_http_add_header(&r->resp, "retry-after", "1");
     mn_http_respond_error(&r->resp, r->direct_status, r->direct_code, r->direct_msg, NULL);
     conn_write_response(c, r);
 }
@@ -727,6 +801,10 @@ static void on_write(uv_write_t *w, int status)
 static void conn_write_response(http_conn *c, http_req *r)
 {
     mn_http_response_t *resp = &r->resp;
+    bool stream_ok = resp->status >= 200 && resp->status < 300 && resp->status != 204 &&
+                     !r->head && !c->s->stopping;
+    /* a refused stream leaves resp an error answer (503/429) without the stream */
+    if (resp->stream && stream_ok) (void)http_server_stream_admit(c->s, c, r);
     int st = resp->status;
     if (st < 200 || st > 599) {
         mn_log_warn("http: handler for %s returned status %d; sending 500",
@@ -737,7 +815,7 @@ static void conn_write_response(http_conn *c, http_req *r)
     r->close_after = !r->keep_alive || c->s->stopping;
     bool no_body = st == 204 || st == 304; /* RFC 9110 §6.4.1: these never carry content */
     /* a stream: no length, the connection closes at its end (HEAD gets the head only) */
-    r->streaming = resp->stream && st >= 200 && st < 300 && !no_body && !r->head && !c->s->stopping;
+    r->streaming = resp->stream && stream_ok && !no_body;
     if (r->streaming) r->close_after = true;
     const char *ctype = resp->content_type ? resp->content_type : "application/json";
     const char *extra = resp->extra_headers ? resp->extra_headers : "";
@@ -834,7 +912,7 @@ void http_conn_stop(http_conn *c)
 {
     if (c->closing) return;
     if (c->stream && !c->lingering) {
-        http_stream_stop(c); /* the source writes its last message and ends */
+        http_stream_stop(c, MN_HTTP_STREAM_SHUTDOWN); /* its last message, then the end */
         return;
     }
     if (!c->active || c->lingering) {

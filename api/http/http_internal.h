@@ -43,6 +43,9 @@ typedef struct http_req {
     bool head;        /* HEAD: send the headers only */
     bool http10;      /* HTTP/1.0 request */
     bool streaming;   /* the response is a stream's head: the stream follows */
+    bool retry_after; /* a direct 503 for a full budget: send Retry-After */
+    size_t conn_bytes;   /* bytes of this request counted in c->buffered_bytes */
+    size_t budget_bytes; /* body bytes charged to the server's max_inflight_bytes */
     int status_sent;
     uint64_t t_start; /* uv_hrtime() of the first byte */
     /* parse storage */
@@ -59,7 +62,7 @@ typedef struct http_req {
     char *out_head; /* serialized response head while it is written */
 } http_req;
 
-enum http_timer_mode { TM_NONE = 0, TM_IDLE, TM_PARTIAL, TM_WRITE, TM_LINGER };
+enum http_timer_mode { TM_NONE = 0, TM_IDLE, TM_PARTIAL, TM_WRITE, TM_LINGER, TM_STREAM };
 
 struct http_conn {
     uv_tcp_t tcp;
@@ -90,6 +93,9 @@ struct http_conn {
     enum http_timer_mode timer_mode;
     struct http_tls_conn *tls; /* NULL on a plain connection (http_tls.c) */
     struct mn_http_stream *stream; /* a streaming response in progress (http_stream.c) */
+    size_t buffered_bytes; /* request bytes held: cur, the queue and active (conn_bytes) */
+    bool stream_slot;      /* counted in s->n_streams (from the stream's head to the free) */
+    char principal[MN_HTTP_PRINCIPAL_MAX + 1]; /* the stream's principal, with stream_slot */
 };
 
 struct mn_http_server {
@@ -100,6 +106,8 @@ struct mn_http_server {
     mn_http_router_t *router;
     http_conn *conns;
     int n_conns;
+    int n_streams;         /* connections holding a stream slot; not counted by max_connections */
+    size_t inflight_bytes; /* request bodies charged (budget_bytes) on every connection */
     size_t n_handles; /* listener + connections + rejected sockets not yet closed */
     bool stopping;
     void (*done)(void *arg);
@@ -168,8 +176,8 @@ bool http_tls_handshaking(const http_conn *c);
 void http_stream_begin(http_conn *c, mn_http_stream_src_t *src);
 /* The connection is closing: tell the source (closed) and free the stream. */
 void http_stream_closed(http_conn *c);
-/* Server shutdown: ask the source for its last message (stop). */
-void http_stream_stop(http_conn *c);
+/* The server ends the stream (shutdown, lifetime): ask the source for its last message. */
+void http_stream_stop(http_conn *c, mn_http_stream_stop_t why);
 /* Releases a source that never started (its response was not written). */
 void http_stream_src_discard(mn_http_stream_src_t *src);
 /* Half-closes c once its writes are out (http_conn.c). */
@@ -177,6 +185,9 @@ void http_conn_finish(http_conn *c);
 
 /* ---- http_server.c ---- */
 void http_server_conn_freed(mn_http_server_t *s, http_conn *c);
+/* May r's stream start? Takes a stream slot for c (true), or fills r's answer: 503 when
+ * max_streams are open, 429 when its principal has max_streams_per_principal (false). */
+bool http_server_stream_admit(mn_http_server_t *s, http_conn *c, http_req *r);
 void http_server_request_id(mn_http_server_t *s, char *out);
 extern const http_parser_settings http_conn_settings;
 

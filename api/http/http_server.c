@@ -1,6 +1,11 @@
-/* HTTP server: the listening socket, admission (max_connections), request ids, the observer
- * and gate hooks, the TLS context and graceful shutdown. Connections live in http_conn.c,
- * TLS sessions in http_tls.c.
+/* HTTP server: the listening socket, admission (max_connections, and max_streams with its
+ * per-principal share), request ids, the observer and gate hooks, the TLS context and
+ * graceful shutdown. Connections live in http_conn.c, TLS sessions in http_tls.c.
+ *
+ * Streams are outside max_connections: a connection that carries a stream stops counting
+ * against it, so streams (bounded by max_streams) never lock out /health, /ready or any
+ * other request. Per principal (the gate's name for an API key) at most
+ * max_streams_per_principal, so one key cannot take every stream slot.
  *
  * The socket is created, bound and put into listening state with plain syscalls before libuv
  * sees it, so a bind failure (address in use, bad address) is reported synchronously and
@@ -9,7 +14,7 @@
  * Invariants (all on the loop thread): n_handles counts the listener while open, every
  * connection until it is freed, and every rejected socket until its close callback; done() is
  * called exactly once, when stopping and n_handles reaches 0, and the server is freed right
- * after it. */
+ * after it; n_streams counts the connections with stream_slot, until they are freed. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
@@ -20,6 +25,7 @@
 #include <unistd.h>
 
 #include "http_internal.h"
+#include "mnemo/assert.h"
 #include "mnemo/http.h"
 #include "mnemo/util.h"
 
@@ -46,6 +52,8 @@ void http_server_conn_freed(mn_http_server_t *s, http_conn *c)
     if (c->next) c->next->prev = c->prev;
     s->n_conns--;
     s->n_handles--;
+    if (c->stream_slot) s->n_streams--;
+    mn_assert(s->n_streams >= 0 && s->n_streams <= s->n_conns);
     if (c->tls) http_tls_conn_free(c);
     free(c);
     maybe_done(s);
@@ -113,7 +121,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     uv_tcp_init(s->loop, &c->tcp);
     int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
-    if (rc != 0 || s->stopping || s->n_conns >= s->opt.max_connections) {
+    if (rc != 0 || s->stopping || s->n_conns - s->n_streams >= s->opt.max_connections) {
         reject(s, &c->tcp, rc == 0);
         return;
     }
@@ -128,6 +136,49 @@ static void on_connection(uv_stream_t *listener, int status)
     s->n_conns++;
     s->n_handles++;
     http_conn_start(c);
+}
+
+static int streams_of(const mn_http_server_t *s, const char *principal)
+{
+    int n = 0;
+    for (const http_conn *c = s->conns; c; c = c->next)
+        n += c->stream_slot && !strcmp(c->principal, principal);
+    return n;
+}
+
+bool http_server_stream_admit(mn_http_server_t *s, http_conn *c, http_req *r)
+{
+    mn_http_response_t *resp = &r->resp;
+    const char *who = resp->principal;
+    int per = s->opt.max_streams_per_principal;
+    int status = 0;
+    if (c->stream_slot) return true;
+    if (s->n_streams >= s->opt.max_streams)
+        status = 503;
+    else if (who[0] && per > 0 && streams_of(s, who) >= per)
+        status = 429;
+    if (!status) {
+        c->stream_slot = true;
+        snprintf(c->principal, sizeof c->principal, "%s", who);
+        s->n_streams++;
+        return true;
+    }
+    s->stats.streams_refused++;
+    http_stream_src_discard(resp->stream);
+    resp->stream = NULL;
+    free(resp->extra_headers);
+    resp->extra_headers = NULL;
+    char msg[128];
+    if (status == 503)
+        snprintf(msg, sizeof msg, "%d streams are open, the most http.max_streams allows",
+                 s->opt.max_streams);
+    else
+        snprintf(msg, sizeof msg, "this API key has %d streams open, the most "
+                 "http.max_streams_per_key allows", per);
+    mn_http_respond_error(resp, status, status == 503 ? "unavailable" : "too_many_streams", msg,
+                          "close a stream you no longer read, or retry later");
+    mn_http_add_header(resp, "retry-after", "5");
+    return false;
 }
 
 static mn_err open_listen_socket(const mn_http_server_options_t *o, int *fd_out, int *port_out,
@@ -195,8 +246,15 @@ mn_err mn_http_server_start(uv_loop_t *loop, const mn_http_server_options_t *o,
     if (!loop || !o || !router)
         return mn_error_set(err, MN_ERR_INVALID, "http: loop, options and router are required");
     if (o->max_connections <= 0 || o->idle_timeout_ms <= 0 || o->request_timeout_ms <= 0 ||
-        o->max_pipelined <= 0 || o->max_header_bytes == 0)
+        o->max_pipelined <= 0 || o->max_header_bytes == 0 || o->max_pipelined_bytes == 0 ||
+        o->max_streams <= 0 || o->max_streams_per_principal < 0 || o->stream_max_lifetime_ms < 0)
         return mn_error_set(err, MN_ERR_INVALID, "http: limits must be positive");
+    if (o->max_inflight_bytes < o->max_body_bytes)
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "http: http.max_inflight_bytes (%zu) is below http.max_body_bytes "
+                            "(%zu): no body of the largest allowed size could be taken; raise "
+                            "it or lower max_body_bytes",
+                            o->max_inflight_bytes, o->max_body_bytes);
     if (o->bind && strlen(o->bind) >= INET6_ADDRSTRLEN)
         return mn_error_set(err, MN_ERR_INVALID, "http: bind address too long");
     bool has_cert = o->tls_cert && *o->tls_cert, has_key = o->tls_key && *o->tls_key;
@@ -269,6 +327,8 @@ void mn_http_server_get_stats(const mn_http_server_t *s, mn_http_server_stats_t 
 {
     *out = s->stats;
     out->open_connections = s->n_conns;
+    out->open_streams = s->n_streams;
+    out->inflight_bytes = s->inflight_bytes;
 }
 
 void mn_http_server_shutdown(mn_http_server_t *s, void (*done)(void *arg), void *arg)

@@ -1,7 +1,9 @@
 /* Streaming responses: after a stream's head is written (http_conn.c), the
  * source writes through the connection until it ends the stream or the peer
  * leaves. Writes are copied and queued on the socket; `queued` counts the bytes
- * the socket has not taken yet, so a source can stop feeding a slow reader. */
+ * the socket has not taken yet, so a source can stop feeding a slow reader.
+ * Admission (max_streams, per principal) is the server's (http_server.c); the lifetime
+ * timer is the connection's (http_conn.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,10 +53,10 @@ void http_stream_closed(http_conn *c)
     free(st);
 }
 
-void http_stream_stop(http_conn *c)
+void http_stream_stop(http_conn *c, mn_http_stream_stop_t why)
 {
     mn_http_stream_t *st = c->stream;
-    if (st->src.stop && !st->ended) st->src.stop(st->src.arg);
+    if (st->src.stop && !st->ended) st->src.stop(st->src.arg, why);
     if (c->stream && !c->stream->ended) mn_http_stream_end(c->stream);
 }
 

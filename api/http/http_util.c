@@ -28,6 +28,11 @@ void mn_http_server_options_default(mn_http_server_options_t *o)
     o->tls_cert = NULL;
     o->tls_key = NULL;
     o->max_pipelined = 64;
+    o->max_pipelined_bytes = 16u << 20;
+    o->max_inflight_bytes = 256u << 20;
+    o->max_streams = 256;
+    o->max_streams_per_principal = 16;
+    o->stream_max_lifetime_ms = 3600 * 1000;
 }
 
 /* ---- buffers ---- */

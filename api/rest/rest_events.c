@@ -14,8 +14,11 @@
  * draining, the engine's bounded queue (SSE_EVENT_QUEUE events) fills, the
  * engine drops the subscriber, and the stream ends with `event: dropped`. The
  * stream also ends with `space_dropped` when the space is dropped and with
- * `closed` when the server shuts down. A comment line every 15 s keeps idle
- * connections alive through proxies and finds dead clients. */
+ * `closed` when the server shuts down or the stream reaches
+ * http.stream_max_lifetime_s (the transport's timer; the client reconnects). A
+ * comment line every 15 s keeps idle connections alive through proxies and finds
+ * dead clients. How many streams may be open (http.max_streams, and per API key
+ * http.max_streams_per_key) is the transport's admission (api/http/http_server.c). */
 #include "rest_internal.h"
 
 #include <stdio.h>
@@ -48,8 +51,9 @@ static void sse_notify(void *arg)
     if (atomic_load(&s->started)) uv_async_send(&s->async);
 }
 
-/* One SSE message for ev into w (data: one line of JSON). */
-static void format_event(api_jw *w, const char *space, const mn_event_t *ev)
+/* One SSE message for ev into w (data: one line of JSON); why gives a `closed` its reason. */
+static void format_event(api_jw *w, const char *space, const mn_event_t *ev,
+                         mn_http_stream_stop_t why)
 {
     char head[96];
     int n = snprintf(head, sizeof head, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->seq,
@@ -107,7 +111,9 @@ static void format_event(api_jw *w, const char *space, const mn_event_t *ev)
         break;
     case MN_EVENT_CLOSED:
         jw_key(&j, "reason");
-        jw_str(&j, "the server is shutting down");
+        jw_str(&j, why == MN_HTTP_STREAM_EXPIRED
+                       ? "the stream reached http.stream_max_lifetime_s; reconnect"
+                       : "the server is shutting down");
         break;
     }
     if (ev->lsn) {
@@ -162,7 +168,7 @@ static void sse_drain(sse *s)
             api_jw w;
             jw_init(&w);
             for (size_t i = 0; i < n; i++)
-                format_event(&w, s->space, &evs[i]);
+                format_event(&w, s->space, &evs[i], MN_HTTP_STREAM_SHUTDOWN);
             int rc = w.oom ? -1 : mn_http_stream_write(s->st, w.buf, w.len);
             jw_free(&w);
             if (rc) {
@@ -215,7 +221,7 @@ static void sse_start(void *arg, mn_http_stream_t *st)
     if (atomic_load(&s->pending)) sse_drain(s);
 }
 
-static void sse_stop(void *arg)
+static void sse_stop(void *arg, mn_http_stream_stop_t why)
 {
     sse *s = arg;
     if (s->ended) return;
@@ -224,7 +230,7 @@ static void sse_stop(void *arg)
     if (s->ended) return;
     api_jw w;
     jw_init(&w);
-    format_event(&w, s->space, &ev);
+    format_event(&w, s->space, &ev, why);
     if (!w.oom) mn_http_stream_write(s->st, w.buf, w.len);
     jw_free(&w);
     sse_end(s);

@@ -26,6 +26,11 @@ typedef struct mn_config_http {
     int64_t max_connections;  /* 1024 */
     int64_t idle_timeout_ms;  /* 60000 */
     int64_t max_pipelined;    /* 64 */
+    int64_t max_pipelined_bytes; /* 16 MiB: request bytes one connection holds unanswered */
+    int64_t max_inflight_bytes;  /* 256 MiB: request bodies the server holds */
+    int64_t max_streams;         /* 256 event streams (outside max_connections) */
+    int64_t max_streams_per_key; /* 16 per API key; 0 = no per-key cap */
+    int64_t stream_max_lifetime_s; /* 3600; 0 = streams never expire */
     int64_t worker_threads;   /* 16 */
     int64_t request_timeout_ms; /* 30000: a request's headers + body must arrive within it */
     char *tls_cert;             /* "" = plain HTTP; else a PEM certificate chain file */

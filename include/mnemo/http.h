@@ -17,6 +17,8 @@
 #define MN_HTTP_MAX_PARAMS 8
 /* A client's x-request-id is echoed when it is 1..64 printable ASCII characters (no space). */
 #define MN_HTTP_REQUEST_ID_MAX 64
+/* Longest principal name a gate gives (mn_http_response_t.principal). */
+#define MN_HTTP_PRINCIPAL_MAX 40
 
 typedef struct mn_http_header {
     char *name; /* lower-cased */
@@ -42,11 +44,16 @@ typedef struct mn_http_request {
  * status line and headers (no content-length; the connection closes at the
  * end), then the source writes on the loop thread until it ends it. */
 typedef struct mn_http_stream mn_http_stream_t;
+typedef enum {
+    MN_HTTP_STREAM_SHUTDOWN = 0, /* the server is stopping */
+    MN_HTTP_STREAM_EXPIRED,      /* the stream reached stream_max_lifetime_ms */
+} mn_http_stream_stop_t;
 typedef struct mn_http_stream_src {
     /* Loop thread, once the headers went out: keep st to write with. */
     void (*start)(void *arg, mn_http_stream_t *st);
-    /* Loop thread, on server shutdown: write a last message, then mn_http_stream_end. */
-    void (*stop)(void *arg);
+    /* Loop thread, when the server ends the stream (why): write a last message, then
+     * mn_http_stream_end. */
+    void (*stop)(void *arg, mn_http_stream_stop_t why);
     /* Loop thread, exactly once: the stream is over (ended, peer gone, error, or the
      * response never went out, without start); st is invalid; release arg. */
     void (*closed)(void *arg);
@@ -69,6 +76,9 @@ typedef struct mn_http_response {
     /* malloc'd, or NULL: a 2xx answer becomes a stream (body ignored); the server frees
      * the struct and calls its closed in every case */
     mn_http_stream_src_t *stream;
+    /* Who asked, as the gate names them when it admits the request ("" = anonymous): streams
+     * are counted per principal against max_streams_per_principal. */
+    char principal[MN_HTTP_PRINCIPAL_MAX + 1];
 } mn_http_response_t;
 
 /* Runs on a thread-pool thread. Fill resp; never free req. */
@@ -116,12 +126,23 @@ typedef struct mn_http_server_options {
     int port;                   /* 0 = ephemeral (see mn_http_server_port) */
     size_t max_body_bytes;      /* larger bodies -> 413 */
     size_t max_header_bytes;    /* larger request line + headers -> 431 (http-parser caps at 80 KiB) */
-    int max_connections;        /* further accepts are closed at once */
+    int max_connections;        /* further accepts get 503 and close; open streams do not
+                                   count (they have max_streams) */
     int idle_timeout_ms;     /* a keep-alive connection idle this long is closed */
     int request_timeout_ms;  /* a request (line, headers, body) must arrive within this from
                                 its first byte, else 408 and close (slow loris); also bounds
                                 a TLS handshake */
     int max_pipelined;          /* queued requests per connection before reading pauses */
+    /* Request bytes (line, headers, bodies) one connection may hold unanswered: past it
+     * reading pauses until responses drain (back-pressure). A request alone on its
+     * connection may still be max_body_bytes long. */
+    size_t max_pipelined_bytes;
+    /* Request bodies held by the whole server; a new body past it gets 503 + Retry-After,
+     * answered at once without reading it. Must be >= max_body_bytes. */
+    size_t max_inflight_bytes;
+    int max_streams;               /* open streaming responses; more get 503 + Retry-After */
+    int max_streams_per_principal; /* per gate principal (API key); more get 429; 0 = no cap */
+    int64_t stream_max_lifetime_ms; /* a stream older than this is stopped (EXPIRED); 0 = never */
     const char *tls_cert;    /* PEM certificate chain; NULL or "" = plain HTTP */
     const char *tls_key;     /* PEM private key; required with tls_cert */
 } mn_http_server_options_t;
@@ -148,9 +169,12 @@ typedef void (*mn_http_observer_fn)(void *arg, const char *method, const char *r
 void mn_http_server_set_observer(mn_http_server_t *s, mn_http_observer_fn fn, void *arg);
 /* Admission hook (authentication, api/auth.h): called on the loop thread for every request
  * that matched a route, as soon as its headers are in (req->route, params and headers set;
- * no body yet). true runs the handler; false answers with resp as the gate filled it and the
- * handler never runs; a refused request that has a body is answered at once and the
- * connection closed, without reading the body. Must be quick: it runs on the loop. */
+ * no body yet). true runs the handler (the gate may name resp->principal); false answers
+ * with resp as the gate filled it and the handler never runs; a refused request that has a
+ * body is answered at once and the connection closed, without reading the body. Must be
+ * quick: it runs on the loop.
+ * Bodies are never read for GET or HEAD (400) nor for paths that answer 404 or 405: those
+ * are answered at once and the connection closed, gate or not. */
 typedef bool (*mn_http_gate_fn)(void *arg, const mn_http_request_t *req, mn_http_response_t *resp);
 /* Sets (or clears, fn NULL) the gate. Loop thread only. */
 void mn_http_server_set_gate(mn_http_server_t *s, mn_http_gate_fn fn, void *arg);
@@ -160,6 +184,11 @@ typedef struct mn_http_server_stats {
     uint64_t rejected_connections;   /* beyond max_connections */
     uint64_t request_timeouts;       /* 408: a request did not arrive in request_timeout_ms */
     uint64_t tls_handshake_failures; /* bad or timed-out TLS handshakes (connection closed) */
+    uint64_t bodies_refused;   /* bodies not read: GET/HEAD, 404, 405, or refused by the gate */
+    uint64_t inflight_refused; /* 503: max_inflight_bytes was reached */
+    uint64_t streams_refused;  /* 503/429: max_streams or max_streams_per_principal */
+    size_t inflight_bytes;     /* request bodies held now */
+    int open_streams;          /* streaming responses open now (outside max_connections) */
 } mn_http_server_stats_t;
 void mn_http_server_get_stats(const mn_http_server_t *s, mn_http_server_stats_t *out);
 /* Graceful stop: stop accepting, let in-flight requests finish and their responses
