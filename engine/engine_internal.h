@@ -40,6 +40,8 @@ struct mn_engine {
     struct mn__linker *linker;   /* background.c; NULL when not running */
     struct mn__indexer *indexer; /* indexer.c; NULL when not running */
     struct mn__events *events;   /* events.c */
+    struct mn__acked *acked;     /* acked.c: the acknowledged-lsn watermark */
+    struct mn__damage *damage;   /* damage.c: what a salvage start dropped; NULL if nothing */
 
     /* figures */
     atomic_uint_fast64_t n_commits, n_synced, n_entries, max_group;

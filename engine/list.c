@@ -281,11 +281,12 @@ mn_err mn_engine_list(mn_engine_t *e, const char *space, const mn_list_req_t *re
     walk_open(e, &w, req->filter.as_of_ms != MN_TIME_UNSET);
     entry *ents = malloc((size_t)(limit + 1) * sizeof *ents);
     size_t n = ents ? collect_page(sp, req, &w, mn__now(e), limit, ents) : 0;
+    /* a walk that met a bad block is an error, never a short page */
+    if (ents && !(rc = mn__store_iter_status(w.it, "index", err)) && w.git)
+        rc = mn__store_iter_status(w.git, "index", err);
     walk_close(e, &w);
-    if (!ents) {
-        rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    if (!ents) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    if (rc) goto out;
     bool more = n > limit;
     if (more) n = limit;
     if ((rc = fill_page(e, sp, req, ents, n, out, err))) goto out;

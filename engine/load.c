@@ -6,11 +6,19 @@
  *
  * A space written before forgetting erased WAL entries (no sid|'W' marker) is
  * migrated once: its WAL is indexed by memory (sid|'w'|id) and the content of
- * memories that were forgotten meanwhile is stripped from the entries. */
+ * memories that were forgotten meanwhile is stripped from the entries..
+ *
+ * Nothing unreadable is skipped quietly (damage.c): every walk checks its
+ * iterator's status when it ends, so a bad block is an error, never the end of
+ * a space; a record, vector, term list, association or strength that does not
+ * decode is damage too. Without salvage the start refuses; with it, the load
+ * goes on with what is readable and says what it dropped. The term lists are
+ * derived from the records, so a damaged one is rebuilt, not dropped. */
 #include "load.h"
 
 #include "apply.h"
 #include "assoc.h"
+#include "damage.h"
 #include "engine_internal.h"
 #include "space_index.h"
 #include "text/keyword.h"
@@ -42,19 +50,29 @@ static uint64_t lsn_at(rocksdb_iterator_t *it, uint32_t sid, uint64_t dflt)
     return kl == KEY_WAL_LEN ? mn_get_be64((const uint8_t *)k + KEY_SID_LEN) : dflt;
 }
 
-/* The newest and the oldest entry of a space's WAL (0 and 1 when it has none). */
-static void wal_range(mn_engine_t *e, uint32_t sid, uint64_t *last, uint64_t *first)
+/* The newest and the oldest entry of a space's WAL (0 and 1 when it has none).
+ * Not even a salvage start goes on without them: new writes would reuse lsns. */
+static mn_err wal_range(mn_engine_t *e, mn__space *sp, mn_error *err)
 {
     rocksdb_iterator_t *it = iter(e, CF_WAL);
     uint8_t k[KEY_SID_LEN];
-    mn__key_sid(k, sid + 1);
+    mn__key_sid(k, sp->sid + 1);
     /* seek_for_prev lands on the last key <= k; k itself is never a WAL key */
     rocksdb_iter_seek_for_prev(it, (const char *)k, sizeof k);
-    *last = lsn_at(it, sid, 0);
-    mn__key_sid(k, sid);
-    rocksdb_iter_seek(it, (const char *)k, sizeof k);
-    *first = lsn_at(it, sid, 1);
+    sp->last_lsn = lsn_at(it, sp->sid, 0);
+    mn_error ierr = {0};
+    mn_err rc = mn__store_iter_status(it, "wal", &ierr);
+    if (!rc) {
+        mn__key_sid(k, sp->sid);
+        rocksdb_iter_seek(it, (const char *)k, sizeof k);
+        sp->first_lsn = lsn_at(it, sp->sid, 1);
+        rc = mn__store_iter_status(it, "wal", &ierr);
+    }
     rocksdb_iter_destroy(it);
+    if (rc)
+        rc = mn_error_set(err, rc, "space %s: cannot find where its WAL ends: %.160s", sp->def.name,
+                          ierr.message);
+    return rc;
 }
 
 /* Removes memory i of a decoded remember or consolidate entry. */
@@ -153,7 +171,12 @@ static mn_err migrate_wal(mn_engine_t *e, mn__space *sp, mn_error *err)
         const char *k = rocksdb_iter_key(it, &kl);
         const char *ev = rocksdb_iter_value(it, &el);
         mn_wal_entry_t en;
-        if (kl != KEY_WAL_LEN || mn_wire_wal_decode((const uint8_t *)ev, el, &en, NULL)) continue;
+        mn_error derr = {0};
+        if (kl != KEY_WAL_LEN || mn_wire_wal_decode((const uint8_t *)ev, el, &en, &derr)) {
+            rc = mn__damage(e, sp->sid, sp->def.name, err, "WAL entry unreadable: %s",
+                            kl == KEY_WAL_LEN ? derr.message : "bad key");
+            continue;
+        }
         bool changed = false;
         if (en.type == MN_WAL_OP_REMEMBER || en.type == MN_WAL_OP_CONSOLIDATE)
             rc = migrate_entry(e, sp, b, &en, &changed, &stripped, err);
@@ -167,6 +190,10 @@ static mn_err migrate_wal(mn_engine_t *e, mn__space *sp, mn_error *err)
             rocksdb_writebatch_wi_clear(b);
         }
     }
+    mn_error ierr = {0};
+    if (!rc && mn__store_iter_status(it, "wal", &ierr))
+        rc = mn_error_set(err, MN_ERR_CORRUPT, "space %s: WAL unreadable: %.180s", sp->def.name,
+                          ierr.message);
     rocksdb_iter_destroy(it);
     if (!rc) {
         rocksdb_writebatch_wi_put_cf(b, e->store.cf[CF_INDEX], (const char *)mk, sizeof mk, "", 0);
@@ -193,21 +220,48 @@ static bool seek_along(rocksdb_iterator_t *it, const char *k, size_t kl)
     return false;
 }
 
+/* A family walked alongside the memories (vectors, keywords), and the keys it
+ * could not read. */
+typedef struct side {
+    rocksdb_iterator_t *it;
+    const char *name;
+    uint64_t damaged;
+    mn_error first; /* the first error */
+} side;
+
+/* Moves s->it to key k; true if it is there. A walk that stopped on an error is
+ * sought again at k (a seek clears the error and reads k's own block), so a bad
+ * block costs the keys in it, not the rest of the space; a key that still
+ * cannot be read is counted in s->damaged. */
+static bool side_at(side *s, const char *k, size_t kl)
+{
+    for (int tries = 0;; tries++) {
+        if (seek_along(s->it, k, kl)) return true;
+        if (rocksdb_iter_valid(s->it)) return false; /* past k: there is none */
+        mn_error ierr = {0};
+        if (!mn__store_iter_status(s->it, s->name, &ierr)) return false; /* the end */
+        if (tries) {
+            if (!s->damaged++) s->first = ierr;
+            return false;
+        }
+        rocksdb_iter_seek(s->it, k, kl);
+    }
+}
+
 /* Inserts a memory whose stored term list is missing or unusable: its record is
  * decoded again with its content, tokenised, and the new list put into fix.
- * MN_ERR_CORRUPT (logged) for a record that cannot be read. */
+ * MN_ERR_CORRUPT (derr set) for a record that cannot be read. */
 static mn_err retokenize(mn_engine_t *e, mn__space *sp, const char *k, size_t kl, const char *v,
-                         size_t vl, mn_memory_record_t *rec, rocksdb_writebatch_t *fix, mn_error *err)
+                         size_t vl, mn_memory_record_t *rec, rocksdb_writebatch_t *fix,
+                         mn_error *derr, mn_error *err)
 {
     float *emb = rec->mem.embedding;
     rec->mem.embedding = NULL;
     mn_memory_clear(&rec->mem);
-    mn_error derr = {0};
-    if (mn_wire_memory_decode((const uint8_t *)v, vl, rec, &derr)) {
+    mn_err rc = mn_wire_memory_decode((const uint8_t *)v, vl, rec, derr);
+    if (rc) {
         free(emb);
-        mn_log_error("space %s: skipping an unreadable memory record: %s", sp->def.name,
-                     derr.message);
-        return MN_ERR_CORRUPT;
+        return rc == MN_ERR_NOMEM ? rc : MN_ERR_CORRUPT;
     }
     rec->mem.embedding = emb;
     rec->mem.dim = sp->def.dim;
@@ -216,9 +270,9 @@ static mn_err retokenize(mn_engine_t *e, mn__space *sp, const char *k, size_t kl
     if (mn_kw_doc_encode(rec->mem.content, rec->mem.content_len, &doc, &dl))
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
     rocksdb_writebatch_put_cf(fix, e->store.cf[CF_KEYWORDS], k, kl, (const char *)doc, dl);
-    mn_err rc = mn__space_insert_doc(sp, &rec->mem, doc, dl);
+    rc = mn__space_insert_doc(sp, &rec->mem, doc, dl);
     free(doc);
-    return rc;
+    return rc == MN_ERR_CORRUPT ? MN_ERR_NOMEM : rc; /* a list just made is never unusable */
 }
 
 /* The keyword index of a space being loaded: the stored term lists are used
@@ -231,21 +285,33 @@ typedef struct kw_load {
     uint64_t retokenized, with_text;
 } kw_load;
 
-/* The vector of the record at key k (vi walks the vectors family alongside),
- * copied into rec (NULL when it has none). */
-static mn_err load_vector(mn__space *sp, rocksdb_iterator_t *vi, const char *k, size_t kl,
+/* The memories walk of a space: the records (mi) drive, vectors and term lists
+ * follow; what could not be read. */
+typedef struct mem_walk {
+    rocksdb_iterator_t *mi;
+    side vec, kw;
+    uint64_t loaded;
+    uint64_t unreadable; /* records that do not decode */
+    mn_error first;      /* the first of them */
+} mem_walk;
+
+/* The vector of the record at key k, copied into rec (NULL when it has none).
+ * A vector of the wrong size is damage, like one in a block that cannot be read. */
+static mn_err load_vector(mn__space *sp, mem_walk *w, const char *k, size_t kl,
                           mn_memory_record_t *rec)
 {
-    const float *vec = NULL;
-    if (seek_along(vi, k, kl)) {
-        size_t vvl;
-        const char *vv = rocksdb_iter_value(vi, &vvl);
-        if (vvl == (size_t)sp->def.dim * sizeof(float)) vec = (const float *)vv;
+    size_t bytes = (size_t)sp->def.dim * sizeof(float), vvl = 0;
+    const char *vv = side_at(&w->vec, k, kl) ? rocksdb_iter_value(w->vec.it, &vvl) : NULL;
+    if (vv && vvl != bytes) {
+        if (!w->vec.damaged++)
+            mn_error_set(&w->vec.first, MN_ERR_CORRUPT, "vectors: %zu bytes where %zu belong", vvl,
+                         bytes);
+        vv = NULL;
     }
     float *copy = NULL;
-    if (vec) {
-        if (!(copy = malloc((size_t)sp->def.dim * sizeof(float)))) return MN_ERR_NOMEM;
-        memcpy(copy, vec, (size_t)sp->def.dim * sizeof(float));
+    if (vv) {
+        if (!(copy = malloc(bytes))) return MN_ERR_NOMEM;
+        memcpy(copy, vv, bytes);
     }
     rec->mem.embedding = copy;
     rec->mem.dim = sp->def.dim;
@@ -253,18 +319,18 @@ static mn_err load_vector(mn__space *sp, rocksdb_iterator_t *vi, const char *k, 
 }
 
 /* Inserts the live memory of record rec (key k, value v) with its stored term
- * list (ki walks the keywords family alongside), or tokenises it again.
- * MN_ERR_CORRUPT (logged) for a record that cannot be read. */
-static mn_err load_memory(mn_engine_t *e, mn__space *sp, rocksdb_iterator_t *ki, const char *k,
-                          size_t kl, const char *v, size_t vl, mn_memory_record_t *rec, kw_load *kw,
-                          mn_error *err)
+ * list, or tokenises it again. MN_ERR_CORRUPT (derr set) for a record that
+ * cannot be read. */
+static mn_err load_memory(mn_engine_t *e, mn__space *sp, mem_walk *w, const char *k, size_t kl,
+                          const char *v, size_t vl, mn_memory_record_t *rec, kw_load *kw,
+                          mn_error *derr, mn_error *err)
 {
     const char *doc = NULL;
     size_t dl = 0;
     uint64_t cl = 0;
     if (rec->mem.content_len) {
         kw->with_text++;
-        if (kw->current && seek_along(ki, k, kl)) doc = rocksdb_iter_value(ki, &dl);
+        if (kw->current && side_at(&w->kw, k, kl)) doc = rocksdb_iter_value(w->kw.it, &dl);
         if (doc &&
             (mn_kw_doc_content_len((const uint8_t *)doc, dl, &cl) || cl != rec->mem.content_len))
             doc = NULL;
@@ -273,12 +339,94 @@ static mn_err load_memory(mn_engine_t *e, mn__space *sp, rocksdb_iterator_t *ki,
         doc ? mn__space_insert_doc(sp, &rec->mem, (const uint8_t *)doc, dl) : MN_ERR_CORRUPT;
     if (rc == MN_ERR_CORRUPT && rec->mem.content_len) {
         /* no usable stored list: tokenise the record's content, and store the list */
-        rc = retokenize(e, sp, k, kl, v, vl, rec, kw->fix, err);
+        rc = retokenize(e, sp, k, kl, v, vl, rec, kw->fix, derr, err);
         kw->retokenized += rc == MN_OK;
     } else if (rc == MN_ERR_CORRUPT) {
         rc = mn__space_insert(sp, &rec->mem);
     }
     return rc;
+}
+
+/* One record of the walk: a tombstone is counted, a live memory loaded. */
+static mn_err load_record(mn_engine_t *e, mn__space *sp, mem_walk *w, kw_load *kw, mn_error *err)
+{
+    size_t kl, vl;
+    const char *k = rocksdb_iter_key(w->mi, &kl);
+    const char *v = rocksdb_iter_value(w->mi, &vl);
+    mn_memory_record_t rec;
+    mn_error derr = {0};
+    /* the words are not needed when the stored term list is usable */
+    mn_err rc = mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, &derr);
+    if (!rc && rec.tombstone) {
+        sp->n_tombstones++;
+        mn_memory_clear(&rec.mem);
+        return MN_OK;
+    }
+    if (!rc) rc = load_vector(sp, w, k, kl, &rec);
+    if (!rc) rc = load_memory(e, sp, w, k, kl, v, vl, &rec, kw, &derr, err);
+    mn_memory_clear(&rec.mem);  /* a failed decode leaves it cleared */
+    if (rc == MN_ERR_CORRUPT) { /* the record does not decode */
+        if (!w->unreadable++) w->first = derr;
+        return MN_OK;
+    }
+    if (rc) return mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
+    w->loaded++;
+    return MN_OK;
+}
+
+/* Keys of the space under tag in the index family (the time index 't' has one
+ * per live memory); UINT64_MAX when they cannot all be read. */
+static uint64_t count_index(mn_engine_t *e, uint32_t sid, char tag)
+{
+    uint8_t pre[KEY_SID_LEN + 1];
+    mn__key_sid(pre, sid);
+    pre[KEY_SID_LEN] = (uint8_t)tag;
+    rocksdb_iterator_t *it = iter(e, CF_INDEX);
+    uint64_t n = 0;
+    for (rocksdb_iter_seek(it, (const char *)pre, sizeof pre); has_prefix(it, pre, sizeof pre);
+         rocksdb_iter_next(it))
+        n++;
+    if (mn__store_iter_status(it, "index", NULL)) n = UINT64_MAX;
+    rocksdb_iter_destroy(it);
+    return n;
+}
+
+/* What the walk could not read: damage (refused, or reported by a salvage start
+ * with what it cost). */
+static mn_err walk_damage(mn_engine_t *e, mn__space *sp, mem_walk *w, const mn_error *stop,
+                          mn_error *err)
+{
+    mn_err rc = MN_OK;
+    const char *n = sp->def.name;
+    if (stop->code) {
+        uint64_t listed = count_index(e, sp->sid, 't');
+        if (listed != UINT64_MAX && listed > w->loaded)
+            rc = mn__damage(e, sp->sid, n, err, "%s; %llu of its %llu memories dropped",
+                            stop->message, (unsigned long long)(listed - w->loaded),
+                            (unsigned long long)listed);
+        else
+            rc = mn__damage(e, sp->sid, n, err, "%s; the memories after the damage dropped",
+                            stop->message);
+    }
+    if (!rc && w->unreadable)
+        rc = mn__damage(e, sp->sid, n, err, "%llu memory records unreadable: %s",
+                        (unsigned long long)w->unreadable, w->first.message);
+    if (!rc && w->vec.damaged && !e->opts.salvage)
+        rc = mn__damage(e, sp->sid, n, err, "%s", w->vec.first.message);
+    else if (!rc && w->vec.damaged)
+        rc = mn__damage(e, sp->sid, n, err,
+                        "%s; %llu memories lost their embedding (found by words only)",
+                        w->vec.first.message, (unsigned long long)w->vec.damaged);
+    if (!rc && w->kw.damaged)
+        mn_log_warn("space %s: %s; %llu term lists rebuilt from the records", n,
+                    w->kw.first.message, (unsigned long long)w->kw.damaged);
+    return rc;
+}
+
+/* Without salvage, the first damage the walk met ends it. */
+static bool walk_damaged(const mn_engine_t *e, const mem_walk *w)
+{
+    return !e->opts.salvage && (w->unreadable || w->vec.damaged);
 }
 
 /* The space's live memories (and its tombstone count), from the memories,
@@ -287,57 +435,36 @@ static mn_err load_memories(mn_engine_t *e, mn__space *sp, kw_load *kw, mn_error
 {
     uint8_t pre[KEY_SID_LEN];
     mn__key_sid(pre, sp->sid);
-    rocksdb_iterator_t *mi = iter(e, CF_MEMORIES), *vi = iter(e, CF_VECTORS),
-                       *ki = iter(e, CF_KEYWORDS);
-    rocksdb_iter_seek(mi, (const char *)pre, sizeof pre);
-    rocksdb_iter_seek(vi, (const char *)pre, sizeof pre);
-    rocksdb_iter_seek(ki, (const char *)pre, sizeof pre);
-    uint64_t loaded = 0;
+    mem_walk w = {.mi = iter(e, CF_MEMORIES),
+                  .vec = {.it = iter(e, CF_VECTORS), .name = "vectors"},
+                  .kw = {.it = iter(e, CF_KEYWORDS), .name = "keywords"}};
+    rocksdb_iter_seek(w.mi, (const char *)pre, sizeof pre);
+    rocksdb_iter_seek(w.vec.it, (const char *)pre, sizeof pre);
+    rocksdb_iter_seek(w.kw.it, (const char *)pre, sizeof pre);
     int64_t t0_ns = mn_time_mono_ns();
     mn_err rc = MN_OK;
-    for (; !rc && has_prefix(mi, pre, sizeof pre); rocksdb_iter_next(mi)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(mi, &kl);
-        const char *v = rocksdb_iter_value(mi, &vl);
-        mn_memory_record_t rec;
-        mn_error derr = {0};
-        /* the words are not needed when the stored term list is usable */
-        if (mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, &derr)) {
-            mn_log_error("space %s: skipping an unreadable memory record: %s", sp->def.name,
-                         derr.message);
-            continue;
-        }
-        if (rec.tombstone) {
-            sp->n_tombstones++;
-            mn_memory_clear(&rec.mem);
-            continue;
-        }
-        rc = load_vector(sp, vi, k, kl, &rec);
-        if (!rc) rc = load_memory(e, sp, ki, k, kl, v, vl, &rec, kw, err);
-        mn_memory_clear(&rec.mem);
-        if (rc == MN_ERR_CORRUPT) { /* logged */
-            rc = MN_OK;
-            continue;
-        }
-        if (rc) {
-            rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
-            break;
-        }
+    for (; !rc && !walk_damaged(e, &w) && has_prefix(w.mi, pre, sizeof pre);
+         rocksdb_iter_next(w.mi)) {
+        if ((rc = load_record(e, sp, &w, kw, err))) break;
         size_t fix_size;
         rocksdb_writebatch_data(kw->fix, &fix_size);
         if (fix_size > (32u << 20)) {
             if ((rc = mn__store_write_batch(&e->store, kw->fix, false, err))) break;
             rocksdb_writebatch_clear(kw->fix);
         }
-        if (++loaded % 100000 == 0)
-            mn_log_info("space %s: loaded %llu memories", sp->def.name, (unsigned long long)loaded);
+        if (w.loaded && w.loaded % 100000 == 0)
+            mn_log_info("space %s: loaded %llu memories", sp->def.name,
+                        (unsigned long long)w.loaded);
     }
-    rocksdb_iter_destroy(mi);
-    rocksdb_iter_destroy(vi);
-    rocksdb_iter_destroy(ki);
-    if (!rc && loaded >= 100000)
+    mn_error stop = {0};
+    if (!rc && !walk_damaged(e, &w)) mn__store_iter_status(w.mi, "memories", &stop);
+    if (!rc) rc = walk_damage(e, sp, &w, &stop, err);
+    rocksdb_iter_destroy(w.mi);
+    rocksdb_iter_destroy(w.vec.it);
+    rocksdb_iter_destroy(w.kw.it);
+    if (!rc && w.loaded >= 100000)
         mn_log_info("space %s: %llu memories loaded in %.1f s", sp->def.name,
-                    (unsigned long long)loaded, (double)(mn_time_mono_ns() - t0_ns) / 1e9);
+                    (unsigned long long)w.loaded, (double)(mn_time_mono_ns() - t0_ns) / 1e9);
     return rc;
 }
 
@@ -363,53 +490,64 @@ static mn_err save_keywords(mn_engine_t *e, mn__space *sp, kw_load *kw, mn_error
     return rc;
 }
 
-/* Associations: sid | 'a' | from | to | kind -> kind, weight; dangling ones
- * are skipped. */
-static void load_edges(mn_engine_t *e, mn__space *sp)
+/* An entry of the index family under sid | tag: false when it does not decode. */
+typedef bool (*index_entry_fn)(mn__space *sp, const uint8_t *k, size_t kl, const uint8_t *v,
+                               size_t vl);
+
+/* Associations: sid | 'a' | from | to | kind -> kind, weight. */
+static bool take_edge(mn__space *sp, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
-    uint8_t pre[KEY_SID_LEN + 1];
-    mn__key_sid(pre, sp->sid);
-    pre[KEY_SID_LEN] = 'a';
-    rocksdb_iterator_t *it = iter(e, CF_INDEX);
-    for (rocksdb_iter_seek(it, (const char *)pre, sizeof pre); has_prefix(it, pre, sizeof pre);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        if (kl != KEY_EDGE_LEN || vl != 5) continue;
-        mn_edge_t ed;
-        memcpy(ed.from.b, k + KEY_SID_LEN + 1, 16);
-        memcpy(ed.to.b, k + KEY_SID_LEN + 17, 16);
-        ed.kind = v[0];
-        memcpy(&ed.weight, v + 1, 4);
-        mn__space_link(sp, &ed);
-    }
-    rocksdb_iter_destroy(it);
+    if (kl != KEY_EDGE_LEN || vl != 5) return false;
+    mn_edge_t ed;
+    memcpy(ed.from.b, k + KEY_SID_LEN + 1, 16);
+    memcpy(ed.to.b, k + KEY_SID_LEN + 17, 16);
+    ed.kind = v[0];
+    memcpy(&ed.weight, v + 1, 4);
+    mn__space_link(sp, &ed); /* a dangling one is skipped */
+    return true;
 }
 
 /* Strengths: sid | 's' | id -> stability, last access, count. */
-static void load_strengths(mn_engine_t *e, mn__space *sp)
+static bool take_strength(mn__space *sp, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    if (kl != KEY_STRENGTH_LEN || vl != STRENGTH_VALUE_LEN) return false;
+    mn_id_t id;
+    memcpy(id.b, k + KEY_SID_LEN + 1, 16);
+    uint32_t slot = mn__space_find(sp, &id);
+    if (slot == UINT32_MAX) return true;
+    mn__slot *sl = &sp->slots[slot];
+    memcpy(&sl->stability_days, v, 4);
+    memcpy(&sl->last_access_ms, v + 4, 8);
+    memcpy(&sl->access_count, v + 12, 4);
+    return true;
+}
+
+/* Walks the space's index entries under tag (what names them) into fn. */
+static mn_err load_index(mn_engine_t *e, mn__space *sp, char tag, const char *what,
+                         index_entry_fn fn, mn_error *err)
 {
     uint8_t pre[KEY_SID_LEN + 1];
     mn__key_sid(pre, sp->sid);
-    pre[KEY_SID_LEN] = 's';
+    pre[KEY_SID_LEN] = (uint8_t)tag;
     rocksdb_iterator_t *it = iter(e, CF_INDEX);
+    uint64_t bad = 0;
     for (rocksdb_iter_seek(it, (const char *)pre, sizeof pre); has_prefix(it, pre, sizeof pre);
          rocksdb_iter_next(it)) {
         size_t kl, vl;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        if (kl != KEY_STRENGTH_LEN || vl != STRENGTH_VALUE_LEN) continue;
-        mn_id_t id;
-        memcpy(id.b, k + KEY_SID_LEN + 1, 16);
-        uint32_t slot = mn__space_find(sp, &id);
-        if (slot == UINT32_MAX) continue;
-        mn__slot *sl = &sp->slots[slot];
-        memcpy(&sl->stability_days, v, 4);
-        memcpy(&sl->last_access_ms, v + 4, 8);
-        memcpy(&sl->access_count, v + 12, 4);
+        bad += !fn(sp, k, kl, v, vl);
     }
+    mn_error ierr = {0};
+    mn_err rc = MN_OK;
+    if (mn__store_iter_status(it, "index", &ierr))
+        rc = mn__damage(e, sp->sid, sp->def.name, err, "%s: %s; the %s after it dropped", what,
+                        ierr.message, what);
+    if (!rc && bad)
+        rc = mn__damage(e, sp->sid, sp->def.name, err, "%s: %llu entries unreadable", what,
+                        (unsigned long long)bad);
     rocksdb_iter_destroy(it);
+    return rc;
 }
 
 static mn_err load_space(mn_engine_t *e, mn__space *sp, mn_error *err)
@@ -427,10 +565,9 @@ static mn_err load_space(mn_engine_t *e, mn__space *sp, mn_error *err)
     rc = load_memories(e, sp, &kw, err);
     if (!rc) rc = save_keywords(e, sp, &kw, err);
     rocksdb_writebatch_destroy(kw.fix);
-    if (rc) return rc;
-    load_edges(e, sp);
-    load_strengths(e, sp);
-    return MN_OK;
+    if (!rc) rc = load_index(e, sp, 'a', "associations", take_edge, err);
+    if (!rc) rc = load_index(e, sp, 's', "strengths", take_strength, err);
+    return rc;
 }
 
 /* The space whose definition (a space-create entry) is it's value: its
@@ -438,20 +575,26 @@ static mn_err load_space(mn_engine_t *e, mn__space *sp, mn_error *err)
  * registry. */
 static mn_err load_one(mn_engine_t *e, rocksdb_iterator_t *it, mn_error *err)
 {
-    size_t sl;
+    size_t sl, kl;
     const char *sv = rocksdb_iter_value(it, &sl);
+    const char *key = rocksdb_iter_key(it, &kl);
     mn_wal_entry_t en;
     mn_error derr = {0};
-    if (mn_wire_wal_decode((const uint8_t *)sv, sl, &en, &derr) ||
-        en.type != MN_WAL_OP_SPACE_CREATE)
-        return mn_error_set(err, MN_ERR_CORRUPT, "space definition unreadable: %s", derr.message);
+    mn_err drc = mn_wire_wal_decode((const uint8_t *)sv, sl, &en, &derr);
+    if (!drc && en.type != MN_WAL_OP_SPACE_CREATE) {
+        mn_wal_entry_clear(&en);
+        drc = mn_error_set(&derr, MN_ERR_CORRUPT, "not a space definition");
+    }
+    if (drc) /* the space is dropped whole by a salvage start */
+        return mn__damage(e, 0, NULL, err, "meta: the definition of %.*s is unreadable (%s)",
+                          (int)(kl > 70 ? 70 : kl), key, derr.message);
     mn__space *sp = mn__space_new(&en.op.space_create.def, en.op.space_create.space_id);
     if (!sp) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     sp->epoch = en.epoch ? en.epoch : 1;
-    wal_range(e, sp->sid, &sp->last_lsn, &sp->first_lsn);
-    sp->assigned_lsn = sp->last_lsn;
     if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
-    mn_err rc = migrate_wal(e, sp, err);
+    mn_err rc = wal_range(e, sp, err);
+    sp->assigned_lsn = sp->last_lsn;
+    if (!rc) rc = migrate_wal(e, sp, err);
     if (!rc) rc = load_space(e, sp, err);
     if (rc) goto fail;
     mn__space_index_load(e, sp); /* the saved graph, or a rebuild */
@@ -469,7 +612,11 @@ mn_err mn__load(mn_engine_t *e, mn_error *err)
 {
     char *v;
     size_t vl;
-    mn_err rc = mn__store_get(&e->store, CF_META, "next_sid", 8, &v, &vl, err);
+    mn_err rc = MN_OK;
+    if (e->store.log_damage[0])
+        rc = mn__damage(e, 0, NULL, err, "RocksDB's log (*.log): %s; replayed up to the damage",
+                        e->store.log_damage);
+    if (!rc) rc = mn__store_get(&e->store, CF_META, "next_sid", 8, &v, &vl, err);
     if (rc) return rc;
     if (v && vl == 4) e->next_sid = mn_get_be32((const uint8_t *)v);
     free(v);
@@ -477,8 +624,16 @@ mn_err mn__load(mn_engine_t *e, mn_error *err)
     rocksdb_iter_seek(it, "space/", 6);
     for (; !rc && has_prefix(it, "space/", 6); rocksdb_iter_next(it))
         rc = load_one(e, it, err);
+    mn_error ierr = {0};
+    if (!rc && mn__store_iter_status(it, "meta", &ierr))
+        rc = mn__damage(e, 0, NULL, err, "%s; the spaces after it dropped", ierr.message);
     rocksdb_iter_destroy(it);
+    if (!rc) rc = mn__damage_check_acked(e, err);
     if (rc) return rc;
     mn_log_info("engine: %zu spaces loaded from %s", mn__registry_count(&e->reg), e->data_dir);
+    const char *dropped = mn_engine_salvaged(e);
+    if (dropped)
+        mn_log_error("salvage: the node runs on a damaged data dir with what was readable: %s",
+                     dropped);
     return MN_OK;
 }

@@ -167,10 +167,11 @@ static mn_err prune_space(mn_engine_t *e, mn__space *sp, int64_t cutoff_ms, mn_e
         }
         n++;
     }
+    mn_err rc = mn__store_iter_status(it, "index", err); /* stopped at a bad block? */
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    mn_err rc = MN_OK;
-    if (n && !atomic_load(&sp->dropped)) rc = mn__store_write_batch(&e->store, b, false, err);
+    if (!rc && n && !atomic_load(&sp->dropped))
+        rc = mn__store_write_batch(&e->store, b, false, err);
     rocksdb_writebatch_destroy(b);
     return rc;
 }

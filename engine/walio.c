@@ -30,10 +30,12 @@ mn_err mn_engine_wal_read(mn_engine_t *e, const char *space, uint64_t from_lsn, 
         if (fn(arg, mn_get_be64(k + KEY_SID_LEN), v, vl)) break;
         if (max && ++n >= max) break;
     }
+    /* a bad block is an error, not the end of the WAL */
+    mn_err rc = mn__store_iter_status(it, "wal", err);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     mn__space_unref(sp);
-    return MN_OK;
+    return rc;
 }
 
 mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_error *err)

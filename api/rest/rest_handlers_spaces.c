@@ -27,11 +27,19 @@ void rest_h_ready(void *ctx, const mn_http_request_t *req, mn_http_response_t *r
     (void)req;
     mn_api_t *api = ctx;
     bool ready = !atomic_load(&api->draining);
+    /* a salvaged node serves (its operator chose to), and says so */
+    const char *salvaged = mn_engine_salvaged(api->engine);
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
     jw_key(&w, "ready");
     jw_bool(&w, ready);
+    if (salvaged) {
+        jw_key(&w, "salvaged");
+        jw_bool(&w, true);
+        jw_key(&w, "damage");
+        jw_str(&w, salvaged);
+    }
     jw_obj_end(&w);
     jw_respond(&w, resp, ready ? 200 : 503);
 }
@@ -62,7 +70,8 @@ static void space_fields(api_jw *w, const mn_space_def_t *d)
     jw_obj_end(w);
 }
 
-static void stats_fields(api_jw *w, const mn_space_stats_t *s)
+/* The stats of a space; damage: what a salvage start dropped from it (NULL: nothing). */
+static void stats_fields(api_jw *w, const mn_space_stats_t *s, const char *damage)
 {
     jw_key(w, "memories");
     jw_uint(w, s->memories);
@@ -91,6 +100,10 @@ static void stats_fields(api_jw *w, const mn_space_stats_t *s)
     jw_key(w, "pending");
     jw_uint(w, s->index_pending);
     jw_obj_end(w);
+    jw_key(w, "damaged");
+    jw_bool(w, damage != NULL);
+    jw_key(w, "damage");
+    jw_str_or_null(w, damage);
 }
 
 static const char *const space_create_fields[] = {"name",  "dim", "metric", "default_lifecycle",
@@ -220,15 +233,16 @@ static bool space_get(mn_api_t *api, const mn_http_request_t *req, mn_http_respo
 
 void rest_h_space_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
+    mn_api_t *api = ctx;
     mn_space_stats_t st;
-    if (!space_get(ctx, req, resp, &st)) return;
+    if (!space_get(api, req, resp, &st)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
     space_fields(&w, &st.def);
     jw_key(&w, "stats");
     jw_obj(&w);
-    stats_fields(&w, &st);
+    stats_fields(&w, &st, mn_engine_space_damage(api->engine, st.def.name));
     jw_obj_end(&w);
     jw_obj_end(&w);
     jw_respond(&w, resp, 200);
@@ -236,14 +250,15 @@ void rest_h_space_get(void *ctx, const mn_http_request_t *req, mn_http_response_
 
 void rest_h_space_stats(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
+    mn_api_t *api = ctx;
     mn_space_stats_t st;
-    if (!space_get(ctx, req, resp, &st)) return;
+    if (!space_get(api, req, resp, &st)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
     jw_key(&w, "name");
     jw_str(&w, st.def.name);
-    stats_fields(&w, &st);
+    stats_fields(&w, &st, mn_engine_space_damage(api->engine, st.def.name));
     jw_key(&w, "dim");
     jw_uint(&w, st.def.dim);
     jw_key(&w, "metric");
