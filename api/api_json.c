@@ -363,7 +363,8 @@ int api_http_status(mn_err rc)
     case MN_ERR_PARSE: return 400;
     case MN_ERR_NOT_FOUND:
     case MN_ERR_GONE: return 404;
-    case MN_ERR_EXISTS: return 409;
+    case MN_ERR_EXISTS:
+    case MN_ERR_LIMIT: return 409;
     case MN_ERR_TOO_LARGE: return 413;
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
@@ -388,6 +389,9 @@ const char *api_err_code(mn_err rc, const char *msg, api_ctx nf, const char **hi
     case MN_ERR_GONE: return "memory_forgotten";
     case MN_ERR_EXISTS: return nf == API_CTX_SPACE ? "space_exists" : "already_exists";
     case MN_ERR_TOO_LARGE: return "payload_too_large";
+    case MN_ERR_LIMIT:
+        if (nf == API_CTX_SPACE) *hint = "drop spaces no longer used, or raise engine.max_spaces";
+        return "limit_reached";
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
     case MN_ERR_NOMEM: *hint = "retry later"; return "unavailable";

@@ -183,14 +183,39 @@ static mn_err engine_options(const mn_config_t *c, mn_engine_options_t *o, mn_er
     o->hnsw_ef_search = (uint32_t)c->engine.hnsw_ef_search;
     o->hnsw_quantize = c->engine.hnsw_quantize;
     o->hnsw_save_interval_ms = c->engine.hnsw_save_interval_s * 1000;
+    o->max_spaces = (uint64_t)c->engine.max_spaces;
     return MN_OK;
 }
 
-/* Security checks before anything is opened: the API keys, and no unauthenticated API on a
- * non-loopback address unless the operator said --insecure. 0 or an exit code. */
+/* The cluster port beyond loopback needs cluster.key (or --insecure): without it anyone who
+ * can reach the port joins the membership and forges what it says. 0 or an exit code. */
+static int check_cluster_exposure(const mn_config_t *c, bool insecure)
+{
+    if (!c->cluster.enabled || (c->cluster.key && c->cluster.key[0]) ||
+        mn_auth_bind_is_loopback(c->cluster.bind))
+        return 0;
+    if (insecure) {
+        mn_log_warn("--insecure: the cluster port on %s has no cluster.key", c->cluster.bind);
+        return 0;
+    }
+    fprintf(stderr,
+            "mnemo: refusing to open the cluster port on %s without cluster.key: anyone who can "
+            "reach it could join the cluster and forge its membership. Set cluster.key (the "
+            "same secret on every node; see runbooks/single-node.md, \"Exposing mnemo beyond "
+            "localhost\"), bind cluster.bind to 127.0.0.1, or start with `mnemo serve "
+            "--insecure` to accept the risk.\n",
+            c->cluster.bind);
+    return 2;
+}
+
+/* Security checks before anything is opened: the API keys, and no unauthenticated API or
+ * cluster port on a non-loopback address unless the operator said --insecure. 0 or an
+ * exit code. */
 static int check_exposure(const mn_config_t *c, bool insecure, mn_auth_t **auth)
 {
     mn_error err = {0};
+    int rc = check_cluster_exposure(c, insecure);
+    if (rc) return rc;
     if (mn_auth_new(&c->auth, auth, &err)) {
         fprintf(stderr, "mnemo: configuration error: %s\n", err.message);
         return 2;
@@ -252,7 +277,7 @@ static int setup_process(const mn_config_t *c)
 }
 
 /* Opens the engine of [storage] and [engine] into *out. 0 or an exit code. */
-static int open_engine(const mn_config_t *c, bool salvage, mn_engine_t **out)
+static int open_engine(const mn_config_t *c, mn_engine_t **out)
 {
     mn_error err = {0};
     mn_engine_options_t eo;
@@ -260,7 +285,6 @@ static int open_engine(const mn_config_t *c, bool salvage, mn_engine_t **out)
         fprintf(stderr, "mnemo: %s\n", err.message);
         return 2;
     }
-    eo.salvage = salvage;
     if (mn_engine_open(&eo, out, &err)) {
         mn_log_error("cannot open the data dir %s: %s", c->storage.data_dir, err.message);
         return 1;
@@ -321,6 +345,7 @@ static int start_http(server *s, const mn_config_t *c, mn_http_router_t *router,
     }
     mn_http_server_set_observer(s->http, rest_access_observe, s->api);
     if (mn_auth_enabled(auth)) mn_http_server_set_gate(s->http, mn_auth_http_gate, auth);
+    mcp_server_set_auth(s->api->mcp, auth); /* MCP tools check their own operations */
     uv_signal_init(&s->loop, &s->sigterm);
     uv_signal_init(&s->loop, &s->sigint);
     s->sigterm.data = s->sigint.data = s;
@@ -376,7 +401,7 @@ static void close_loop(server *s)
     }
 }
 
-static int serve(const mn_config_t *c, bool insecure, bool salvage)
+static int serve(const mn_config_t *c, bool insecure)
 {
     int exit_code = setup_process(c);
     if (exit_code) return exit_code;
@@ -386,8 +411,7 @@ static int serve(const mn_config_t *c, bool insecure, bool salvage)
     mn_engine_t *engine = NULL;
     mn_http_router_t *router = NULL;
     bool loop_open = false;
-    if ((exit_code = check_exposure(c, insecure, &auth)) ||
-        (exit_code = open_engine(c, salvage, &engine)))
+    if ((exit_code = check_exposure(c, insecure, &auth)) || (exit_code = open_engine(c, &engine)))
         goto out;
     router = mn_http_router_new();
     s.api = mn_api_new(engine);
@@ -429,12 +453,10 @@ static void usage(FILE *f)
             "mnemo %s: cognitive memory for AI agents\n"
             "\n"
             "usage:\n"
-            "  mnemo serve [--config FILE] [--insecure] [--salvage]\n"
+            "  mnemo serve [--config FILE] [--insecure]\n"
             "                                run the server (HTTP API, see docs/api.md);\n"
             "                                --insecure allows a non-loopback http.bind\n"
-            "                                with auth.enabled = false; --salvage starts\n"
-            "                                on a damaged data dir with what is readable\n"
-            "  mnemo check DATA_DIR          verify a data dir offline (exit 1 on damage)\n"
+            "                                with auth.enabled = false\n"
             "  mnemo config [--config FILE]  print the effective configuration as TOML\n"
             "  mnemo --version               print the version\n"
             "  mnemo help                    this text\n"
@@ -444,18 +466,14 @@ static void usage(FILE *f)
             mn_api_version());
 }
 
-/* Reads [--config FILE | --config=FILE] (and --insecure, --salvage when insecure is not NULL)
- * after the command; false on a bad argument. */
-static bool config_arg(int argc, char **argv, const char **path, bool *insecure, bool *salvage)
+/* Reads [--config FILE | --config=FILE] (and --insecure when insecure is not NULL) after the
+ * command; false on a bad argument. */
+static bool config_arg(int argc, char **argv, const char **path, bool *insecure)
 {
     *path = NULL;
     for (int i = 2; i < argc; i++) {
         if (insecure && !strcmp(argv[i], "--insecure")) {
             *insecure = true;
-            continue;
-        }
-        if (insecure && !strcmp(argv[i], "--salvage")) {
-            *salvage = true;
             continue;
         }
         if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
@@ -474,22 +492,6 @@ static bool config_arg(int argc, char **argv, const char **path, bool *insecure,
     return true;
 }
 
-/* `mnemo check DATA_DIR`: 0 when the data dir is whole, 1 on damage, 2 when it cannot look. */
-static int check(int argc, char **argv)
-{
-    if (argc != 3 || argv[2][0] == '-') {
-        fprintf(stderr, "usage: mnemo check DATA_DIR (no server may run on it)\n");
-        return 2;
-    }
-    mn_engine_check_report_t rep;
-    mn_error err = {0};
-    if (mn_engine_check(argv[2], stdout, &rep, &err)) {
-        fprintf(stderr, "mnemo check: %s\n", err.message);
-        return 2;
-    }
-    return rep.problems ? 1 : 0;
-}
-
 int mn_api_main(int argc, char **argv, char **envp)
 {
     const char *cmd = argc > 1 ? argv[1] : "help";
@@ -501,16 +503,14 @@ int mn_api_main(int argc, char **argv, char **envp)
         usage(stdout);
         return argc > 1 ? 0 : 2;
     }
-    if (!strcmp(cmd, "check")) return check(argc, argv);
     if (strcmp(cmd, "serve") && strcmp(cmd, "config")) {
         fprintf(stderr, "mnemo: unknown command \"%s\"\n\n", cmd);
         usage(stderr);
         return 2;
     }
     const char *path;
-    bool insecure = false, salvage = false;
-    if (!config_arg(argc, argv, &path, strcmp(cmd, "serve") ? NULL : &insecure, &salvage))
-        return 2;
+    bool insecure = false;
+    if (!config_arg(argc, argv, &path, strcmp(cmd, "serve") ? NULL : &insecure)) return 2;
     mn_config_t c;
     mn_error err = {0};
     if (mn_config_load(&c, path, envp, &err)) {
@@ -520,7 +520,7 @@ int mn_api_main(int argc, char **argv, char **envp)
     }
     int rc = 0;
     if (!strcmp(cmd, "config")) mn_config_dump(&c, stdout);
-    else rc = serve(&c, insecure, salvage);
+    else rc = serve(&c, insecure);
     mn_config_free(&c);
     return rc;
 }

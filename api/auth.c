@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,19 +190,109 @@ static bool space_allowed(const auth_key *k, const char *space)
     return false;
 }
 
-mn_auth_result_t mn_auth_check(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_role_t need,
-                             const char *space, const char **name)
+/* The role and scope of each operation (auth.h). per_space: about the one space the request
+ * names; otherwise about every space, which write and admin reach only with "*". */
+typedef struct op_rule {
+    const char *name;
+    mn_auth_role_t role;
+    bool per_space;
+} op_rule;
+
+static const op_rule OP_RULES[MN_AUTH_OP_COUNT] = {
+    [MN_AUTH_OP_PROBE] = {"probe", MN_AUTH_OPEN, false},
+    [MN_AUTH_OP_METRICS] = {"metrics", MN_AUTH_READ, false},
+    [MN_AUTH_OP_SPACE_LIST] = {"list spaces", MN_AUTH_READ, false},
+    [MN_AUTH_OP_SPACE_READ] = {"read space", MN_AUTH_READ, true},
+    [MN_AUTH_OP_EVENTS] = {"events", MN_AUTH_READ, true},
+    [MN_AUTH_OP_MEMORY_READ] = {"read memories", MN_AUTH_READ, true},
+    [MN_AUTH_OP_RECALL] = {"recall", MN_AUTH_READ, true},
+    [MN_AUTH_OP_MCP] = {"mcp", MN_AUTH_READ, false},
+    [MN_AUTH_OP_REMEMBER] = {"remember", MN_AUTH_WRITE, true},
+    [MN_AUTH_OP_FORGET] = {"forget", MN_AUTH_WRITE, true},
+    [MN_AUTH_OP_ASSOCIATE] = {"associate", MN_AUTH_WRITE, true},
+    [MN_AUTH_OP_CONSOLIDATE] = {"consolidate", MN_AUTH_WRITE, true},
+    [MN_AUTH_OP_SPACE_CREATE] = {"create space", MN_AUTH_ADMIN, false},
+    [MN_AUTH_OP_SPACE_DROP] = {"drop space", MN_AUTH_ADMIN, true},
+    [MN_AUTH_OP_ADMIN] = {"admin", MN_AUTH_ADMIN, false},
+};
+
+/* An operation outside the enum is treated as admin (fails closed). */
+static const op_rule *op_rule_of(mn_auth_op_t op)
 {
-    if (name) *name = "";
-    if (!mn_auth_enabled(a) || need == MN_AUTH_OPEN) return MN_AUTH_OK;
+    return (unsigned)op < MN_AUTH_OP_COUNT ? &OP_RULES[op] : &OP_RULES[MN_AUTH_OP_ADMIN];
+}
+
+mn_auth_role_t mn_auth_op_role(mn_auth_op_t op)
+{
+    return op_rule_of(op)->role;
+}
+
+const char *mn_auth_op_name(mn_auth_op_t op)
+{
+    return op_rule_of(op)->name;
+}
+
+/* The result of the key against the rule, before any message is written. */
+static mn_auth_result_t decide(const mn_auth_t *a, const char *key, size_t key_len,
+                               const op_rule *r, const char *space, const char **name)
+{
+    if (!mn_auth_enabled(a) || r->role == MN_AUTH_OPEN) return MN_AUTH_OK;
     if (!key || key_len == 0) return MN_AUTH_NO_KEY;
     const auth_key *k = find_key(a, key, key_len);
     if (!k) return MN_AUTH_BAD_KEY;
-    if (name) *name = k->name;
-    if (k->role < need) return MN_AUTH_ROLE_DENIED;
-    if (space ? !space_allowed(k, space) : (need > MN_AUTH_READ && !k->all_spaces))
+    *name = k->name;
+    if (k->role < r->role) return MN_AUTH_ROLE_DENIED;
+    if (!r->per_space) space = NULL;
+    if (space ? !space_allowed(k, space) : (r->role > MN_AUTH_READ && !k->all_spaces))
         return MN_AUTH_SPACE_DENIED;
     return MN_AUTH_OK;
+}
+
+mn_auth_result_t mn_auth_allow(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_op_t op,
+                               const char *space, mn_auth_verdict_t *v)
+{
+    const op_rule *r = op_rule_of(op);
+    const char *name = "";
+    mn_auth_result_t res = decide(a, key, key_len, r, space, &name);
+    if (!v) return res;
+    v->result = res;
+    v->need = r->role;
+    v->key_name = name;
+    v->message[0] = '\0';
+    v->hint = NULL;
+    switch (res) {
+    case MN_AUTH_OK:
+        break;
+    case MN_AUTH_NO_KEY:
+    case MN_AUTH_BAD_KEY:
+        snprintf(v->message, sizeof v->message, "%s",
+                 res == MN_AUTH_NO_KEY ? "this operation needs an API key"
+                                       : "the API key is not valid");
+        v->hint = "send Authorization: Bearer <key> with a key listed in [[auth.keys]]";
+        break;
+    case MN_AUTH_ROLE_DENIED:
+        snprintf(v->message, sizeof v->message, "%s needs the %s role", r->name,
+                 mn_auth_role_name(r->role));
+        v->hint = "use a key whose role allows it (read < write < admin)";
+        break;
+    case MN_AUTH_SPACE_DENIED:
+        if (r->per_space && space)
+            snprintf(v->message, sizeof v->message, "the API key may not use space \"%.64s\"",
+                     space);
+        else
+            snprintf(v->message, sizeof v->message,
+                     "%s acts on every space: it needs a key for \"*\"", r->name);
+        v->hint = "list the space in the key's spaces, or use a key for \"*\"";
+        break;
+    }
+    return res;
+}
+
+size_t mn_auth_key_id(const mn_auth_t *a, const char *key, size_t key_len)
+{
+    if (!mn_auth_enabled(a) || !key || key_len == 0) return 0;
+    const auth_key *k = find_key(a, key, key_len);
+    return k ? (size_t)(k - a->keys) + 1 : 0;
 }
 
 bool mn_auth_bind_is_loopback(const char *bind)

@@ -1,6 +1,6 @@
-/* API keys and roles: the one access check every door of mnemo calls (HTTP through
- * mn_auth_http_gate; gRPC and others through mn_auth_check with the role their operation
- * needs and the space it touches).
+/* API keys and roles: the one access check every door of mnemo calls (HTTP and SSE through
+ * mn_auth_http_gate; gRPC methods and MCP tools through mn_auth_allow with the operation
+ * they run and the space it touches).
  *
  * A key is configured as the hex SHA-256 of its bytes ([[auth.keys]], api/config/config.c); a
  * presented key is hashed and compared with every configured digest in constant time.
@@ -39,24 +39,67 @@ mn_err mn_auth_new(const mn_config_auth_t *cfg, mn_auth_t **out, mn_error *err);
 void mn_auth_free(mn_auth_t *a);
 bool mn_auth_enabled(const mn_auth_t *a);
 
-/* May the key (key_len bytes; NULL or empty = none) do an operation that needs `need` on
- * `space`? space NULL = an operation not about one space: read needs any key with the role,
- * write and admin need a key whose spaces are "*" (they act on every space). With auth
- * disabled (or need OPEN) everything is MN_AUTH_OK. *name (may be NULL) gets the matched
- * key's name ("" if unnamed), for logs. */
-mn_auth_result_t mn_auth_check(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_role_t need,
-                             const char *space, const char **name);
+/* What a request does. Every door (HTTP routes and SSE, gRPC methods, MCP tools) names the
+ * operation it is about to run and asks mn_auth_allow; the table in auth.c gives each one
+ * the role it needs and whether it is about one space or every space. */
+typedef enum {
+    MN_AUTH_OP_PROBE = 0,    /* health, ready, the API description: no key */
+    MN_AUTH_OP_METRICS,      /* read, every space */
+    MN_AUTH_OP_SPACE_LIST,   /* read, every space */
+    MN_AUTH_OP_SPACE_READ,   /* read: a space's definition and stats */
+    MN_AUTH_OP_EVENTS,       /* read: SSE /events, gRPC Watch */
+    MN_AUTH_OP_MEMORY_READ,  /* read: get and list memories, list associations */
+    MN_AUTH_OP_RECALL,       /* read: recall, recognize, reminisce, complete */
+    MN_AUTH_OP_MCP,          /* read, any key: an MCP session (each tool asks again) */
+    MN_AUTH_OP_REMEMBER,     /* write */
+    MN_AUTH_OP_FORGET,       /* write: forget, unsuppress */
+    MN_AUTH_OP_ASSOCIATE,    /* write */
+    MN_AUTH_OP_CONSOLIDATE,  /* write */
+    MN_AUTH_OP_SPACE_CREATE, /* admin, every space ("*"): the name is not the key's to pick */
+    MN_AUTH_OP_SPACE_DROP,   /* admin */
+    MN_AUTH_OP_ADMIN,        /* admin, every space: checkpoint, routes, cluster */
+    MN_AUTH_OP_COUNT
+} mn_auth_op_t;
 
-/* The role an HTTP route needs: method and the route pattern as registered
- * ("/v1/spaces/{space}/recall"). Routes missing from the table in auth_routes.c need admin
- * (default deny). HEAD is checked as GET. */
-mn_auth_role_t mn_auth_route_role(const char *method, const char *pattern);
+/* The answer of mn_auth_allow: the result, and for a refusal the message and hint every
+ * door sends (401 / UNAUTHENTICATED for NO_KEY and BAD_KEY, 403 / PERMISSION_DENIED for
+ * the others). */
+typedef struct mn_auth_verdict {
+    mn_auth_result_t result;
+    mn_auth_role_t need;  /* the operation's role */
+    const char *key_name; /* the matched key's name ("" if unnamed or none), for logs */
+    char message[160];
+    const char *hint;
+} mn_auth_verdict_t;
+
+/* May the key (key_len bytes; NULL or empty = none) run op on space? space is ignored by
+ * an operation about every space; for one about one space, NULL means it names none (then a
+ * read needs any key with the role, write and admin a key for "*"). With auth disabled
+ * everything is allowed. v (may be NULL) gets the reasons. The one check of every door. */
+mn_auth_result_t mn_auth_allow(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_op_t op,
+                               const char *space, mn_auth_verdict_t *v);
+/* The role op needs, and its name in messages ("create space"). */
+mn_auth_role_t mn_auth_op_role(mn_auth_op_t op);
+const char *mn_auth_op_name(mn_auth_op_t op);
+
+/* The operation of an HTTP route: method and the route pattern as registered
+ * ("/v1/spaces/{space}/recall"). Routes missing from the table in auth_http.c are
+ * MN_AUTH_OP_ADMIN (default deny). HEAD is checked as GET. */
+mn_auth_op_t mn_auth_route_op(const char *method, const char *pattern);
 const char *mn_auth_role_name(mn_auth_role_t r);
+
+/* The key of "Authorization: Bearer <key>" (scheme case-insensitive): NULL without the
+ * header, "" with another scheme. Points into req. */
+const char *mn_auth_http_key(const mn_http_request_t *req);
 
 /* Gate for mn_http_server_set_gate (arg = the mn_auth_t): Authorization: Bearer <key>, the
  * route's role, the {space} path parameter; refusals are 401 (WWW-Authenticate: Bearer) or
  * 403 with the standard error body (codes unauthenticated / permission_denied). */
 bool mn_auth_http_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *resp);
+
+/* Which configured key this is: its place in [[auth.keys]] + 1, or 0 (none, unknown, or
+ * auth disabled). Compared in constant time like every check; for per-key quotas. */
+size_t mn_auth_key_id(const mn_auth_t *a, const char *key, size_t key_len);
 
 /* Is bind (an IPv4/IPv6 literal) a loopback address (127.0.0.0/8, ::1, ::ffff:127.x)? */
 bool mn_auth_bind_is_loopback(const char *bind);

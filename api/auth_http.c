@@ -1,8 +1,10 @@
-/* API keys on the HTTP door: which role each route needs, and the gate the HTTP server runs
- * (on the loop thread) for every routed request before its handler.
+/* API keys on the HTTP door: which operation each route is (auth.h, mn_auth_op_t; its role
+ * is auth.c's), and the gate the HTTP server runs (on the loop thread) for every routed
+ * request before its handler. SSE streams (/events) pass this gate like any route.
  *
- * To add a route: add its line to ROUTE_ROLES with the pattern exactly as registered.
- * A route that is not listed needs admin (default deny), so a forgotten line fails closed.
+ * To add a route: add its line to ROUTE_OPS with the pattern exactly as registered.
+ * A route that is not listed is an admin operation (default deny), so a forgotten line
+ * fails closed.
  * A route whose pattern has a {space} parameter is also checked against the key's spaces.
  *
  * Bearer tokens: RFC 6750 §2.1 (Authorization: Bearer) and §3 (WWW-Authenticate). The same
@@ -16,55 +18,55 @@
 #include "auth.h"
 #include "mnemo/util.h"
 
-typedef struct route_role {
+typedef struct route_op {
     const char *method; /* "*" = every method */
     const char *pattern;
-    mn_auth_role_t role;
-} route_role;
+    mn_auth_op_t op;
+} route_op;
 
-static const route_role ROUTE_ROLES[] = {
+static const route_op ROUTE_OPS[] = {
     /* probes and the API description: no key (they reveal no data) */
-    {"GET", "/health", MN_AUTH_OPEN},
-    {"GET", "/ready", MN_AUTH_OPEN},
-    {"GET", "/openapi.json", MN_AUTH_OPEN},
+    {"GET", "/health", MN_AUTH_OP_PROBE},
+    {"GET", "/ready", MN_AUTH_OP_PROBE},
+    {"GET", "/openapi.json", MN_AUTH_OP_PROBE},
     /* a Prometheus scraper gets a read key */
-    {"GET", "/metrics", MN_AUTH_READ},
+    {"GET", "/metrics", MN_AUTH_OP_METRICS},
     /* spaces */
-    {"GET", "/v1/spaces", MN_AUTH_READ},
-    {"POST", "/v1/spaces", MN_AUTH_ADMIN},
-    {"GET", "/v1/spaces/{space}", MN_AUTH_READ},
-    {"DELETE", "/v1/spaces/{space}", MN_AUTH_ADMIN},
-    {"GET", "/v1/spaces/{space}/stats", MN_AUTH_READ},
-    {"GET", "/v1/spaces/{space}/events", MN_AUTH_READ},
+    {"GET", "/v1/spaces", MN_AUTH_OP_SPACE_LIST},
+    {"POST", "/v1/spaces", MN_AUTH_OP_SPACE_CREATE},
+    {"GET", "/v1/spaces/{space}", MN_AUTH_OP_SPACE_READ},
+    {"DELETE", "/v1/spaces/{space}", MN_AUTH_OP_SPACE_DROP},
+    {"GET", "/v1/spaces/{space}/stats", MN_AUTH_OP_SPACE_READ},
+    {"GET", "/v1/spaces/{space}/events", MN_AUTH_OP_EVENTS},
     /* memories */
-    {"POST", "/v1/spaces/{space}/memories", MN_AUTH_WRITE},
-    {"GET", "/v1/spaces/{space}/memories", MN_AUTH_READ},
-    {"GET", "/v1/spaces/{space}/memories/{id}", MN_AUTH_READ},
-    {"DELETE", "/v1/spaces/{space}/memories/{id}", MN_AUTH_WRITE},
-    {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", MN_AUTH_WRITE},
-    {"GET", "/v1/spaces/{space}/memories/{id}/associations", MN_AUTH_READ},
+    {"POST", "/v1/spaces/{space}/memories", MN_AUTH_OP_REMEMBER},
+    {"GET", "/v1/spaces/{space}/memories", MN_AUTH_OP_MEMORY_READ},
+    {"GET", "/v1/spaces/{space}/memories/{id}", MN_AUTH_OP_MEMORY_READ},
+    {"DELETE", "/v1/spaces/{space}/memories/{id}", MN_AUTH_OP_FORGET},
+    {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", MN_AUTH_OP_FORGET},
+    {"GET", "/v1/spaces/{space}/memories/{id}/associations", MN_AUTH_OP_MEMORY_READ},
     /* recall-like POSTs read; the others change the space */
-    {"POST", "/v1/spaces/{space}/recall", MN_AUTH_READ},
-    {"POST", "/v1/spaces/{space}/recognize", MN_AUTH_READ},
-    {"POST", "/v1/spaces/{space}/reminisce", MN_AUTH_READ},
-    {"POST", "/v1/spaces/{space}/complete", MN_AUTH_READ},
-    {"POST", "/v1/spaces/{space}/associations", MN_AUTH_WRITE},
-    {"POST", "/v1/spaces/{space}/consolidate", MN_AUTH_WRITE},
-    /* MCP tools reach every space and write: a write key for "*" */
-    {"*", "/mcp", MN_AUTH_WRITE},
+    {"POST", "/v1/spaces/{space}/recall", MN_AUTH_OP_RECALL},
+    {"POST", "/v1/spaces/{space}/recognize", MN_AUTH_OP_RECALL},
+    {"POST", "/v1/spaces/{space}/reminisce", MN_AUTH_OP_RECALL},
+    {"POST", "/v1/spaces/{space}/complete", MN_AUTH_OP_RECALL},
+    {"POST", "/v1/spaces/{space}/associations", MN_AUTH_OP_ASSOCIATE},
+    {"POST", "/v1/spaces/{space}/consolidate", MN_AUTH_OP_CONSOLIDATE},
+    /* MCP: any key opens a session; each tool call is checked as its own operation */
+    {"*", "/mcp", MN_AUTH_OP_MCP},
     /* the admin and cluster routes are not listed: admin */
 };
 
-mn_auth_role_t mn_auth_route_role(const char *method, const char *pattern)
+mn_auth_op_t mn_auth_route_op(const char *method, const char *pattern)
 {
-    if (!method || !pattern) return MN_AUTH_ADMIN;
+    if (!method || !pattern) return MN_AUTH_OP_ADMIN;
     if (!strcmp(method, "HEAD")) method = "GET";
-    for (size_t i = 0; i < sizeof ROUTE_ROLES / sizeof ROUTE_ROLES[0]; i++) {
-        const route_role *r = &ROUTE_ROLES[i];
+    for (size_t i = 0; i < sizeof ROUTE_OPS / sizeof ROUTE_OPS[0]; i++) {
+        const route_op *r = &ROUTE_OPS[i];
         if ((!strcmp(r->method, "*") || !strcmp(r->method, method)) && !strcmp(r->pattern, pattern))
-            return r->role;
+            return r->op;
     }
-    return MN_AUTH_ADMIN;
+    return MN_AUTH_OP_ADMIN;
 }
 
 /* The value of the {space} parameter of req (params are in pattern order), or NULL. */
@@ -76,8 +78,7 @@ static const char *space_param(const mn_http_request_t *req)
     return NULL;
 }
 
-/* The token of "Authorization: Bearer <token>" (scheme case-insensitive), or NULL. */
-static const char *bearer_token(const mn_http_request_t *req)
+const char *mn_auth_http_key(const mn_http_request_t *req)
 {
     const char *h = mn_http_header_get(req, "authorization");
     if (!h) return NULL;
@@ -107,41 +108,22 @@ static void name_principal(const char *token, mn_http_response_t *resp)
 bool mn_auth_http_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     const mn_auth_t *a = arg;
-    mn_auth_role_t need = mn_auth_route_role(req->method, req->route);
+    mn_auth_op_t op = mn_auth_route_op(req->method, req->route);
     const char *space = space_param(req);
-    const char *token = bearer_token(req);
-    const char *name = "";
-    mn_auth_result_t res = mn_auth_check(a, token, token ? strlen(token) : 0, need, space, &name);
-    char msg[160];
-    switch (res) {
-    case MN_AUTH_OK:
-        if (need != MN_AUTH_OPEN) name_principal(token, resp);
+    const char *token = mn_auth_http_key(req);
+    mn_auth_verdict_t v;
+    mn_auth_result_t res = mn_auth_allow(a, token, token ? strlen(token) : 0, op, space, &v);
+    if (res == MN_AUTH_OK) {
+        if (op != MN_AUTH_OP_PROBE) name_principal(token, resp);
         return true;
-    case MN_AUTH_NO_KEY:
-    case MN_AUTH_BAD_KEY:
-        mn_http_respond_error(
-            resp, 401, "unauthenticated",
-            res == MN_AUTH_NO_KEY ? "this route needs an API key" : "the API key is not valid",
-            "send Authorization: Bearer <key> with a key listed in [[auth.keys]]");
+    }
+    if (res == MN_AUTH_NO_KEY || res == MN_AUTH_BAD_KEY) {
+        mn_http_respond_error(resp, 401, "unauthenticated", v.message, v.hint);
         mn_http_add_header(resp, "www-authenticate", "Bearer realm=\"mnemo\"");
         return false;
-    case MN_AUTH_ROLE_DENIED:
-        mn_log_debug("auth: key \"%s\" (needs %s) refused on %s %s", name, mn_auth_role_name(need),
-                     req->method, req->route);
-        snprintf(msg, sizeof msg, "this route needs the %s role", mn_auth_role_name(need));
-        mn_http_respond_error(resp, 403, "permission_denied", msg,
-                              "use a key whose role allows it (read < write < admin)");
-        return false;
-    case MN_AUTH_SPACE_DENIED:
-        mn_log_debug("auth: key \"%s\" refused on %s %s (space %s)", name, req->method, req->route,
-                     space ? space : "*");
-        if (space)
-            snprintf(msg, sizeof msg, "the API key may not use space \"%.64s\"", space);
-        else
-            snprintf(msg, sizeof msg, "this route acts on every space: it needs a key for \"*\"");
-        mn_http_respond_error(resp, 403, "permission_denied", msg,
-                              "list the space in the key's spaces, or use a key for \"*\"");
-        return false;
     }
+    mn_log_debug("auth: key \"%s\" refused %s on %s %s", v.key_name, mn_auth_op_name(op),
+                 req->method, req->route);
+    mn_http_respond_error(resp, 403, "permission_denied", v.message, v.hint);
     return false;
 }

@@ -20,7 +20,6 @@
  * the group's last, in the same batch; if that fails the whole group fails. */
 #include "commit.h"
 
-#include "acked.h"
 #include "apply.h"
 #include "consolidate.h"
 #include "engine_internal.h"
@@ -40,6 +39,9 @@ struct mn__commitq {
     size_t len;    /* ops queued (test hook) */
     bool hold;     /* test hook: the commit thread takes no group while set */
     bool stopping; /* no more ops are queued */
+    /* commit thread only: spaces created minus spaces dropped by the group being staged,
+     * which the registry does not count until the group is published */
+    int64_t group_spaces;
     pthread_t thread;
     pthread_t self; /* the thread's own id, written by it before its first group */
 };
@@ -97,8 +99,22 @@ static mn_err prefilter_remember(mn_engine_t *e, mn__pending *p, rocksdb_writeba
     return MN_OK;
 }
 
+/* The cap on spaces: the registry's count and the group's staged creations and drops.
+ * Only the commit thread creates spaces, so two creations racing for the last place are
+ * staged one after the other and the second is refused. */
+static mn_err check_space_cap(mn_engine_t *e, mn__pending *p)
+{
+    uint64_t max = e->opts.max_spaces ? e->opts.max_spaces : MN_ENGINE_MAX_SPACES_DEFAULT;
+    int64_t n = (int64_t)mn__registry_count(&e->reg) + e->commitq->group_spaces;
+    if (n < 0 || (uint64_t)n < max) return MN_OK;
+    return mn_error_set(&p->err, MN_ERR_LIMIT,
+                        "space \"%s\": the store holds %lld spaces, engine.max_spaces is %llu",
+                        p->entry.space, (long long)n, (unsigned long long)max);
+}
+
 /* A space creation: the name is free (or was dropped before: the new space
- * continues with the next epoch); makes the space, with the next space id. */
+ * continues with the next epoch) and the cap has room; makes the space, with the next
+ * space id. */
 static mn_err stage_create(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
     char mk[16 + MN_SPACE_NAME_MAX];
@@ -111,6 +127,7 @@ static mn_err stage_create(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
         free(v);
         return mn_error_set(&p->err, MN_ERR_EXISTS, "space \"%s\" already exists", p->entry.space);
     }
+    if ((rc = check_space_cap(e, p))) return rc;
     uint64_t epoch = 1;
     ml = snprintf(mk, sizeof mk, "dropped/%s", p->entry.space);
     if ((rc = mn__store_get_wi(&e->store, b, CF_META, mk, (size_t)ml, &v, &vl, &p->err))) return rc;
@@ -179,6 +196,8 @@ static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bo
     sp->assigned_lsn++;
     p->has_entry = true;
     if (type == MN_WAL_OP_SPACE_DROP) sp->drop_staged = true;
+    if (type == MN_WAL_OP_SPACE_CREATE) e->commitq->group_spaces++;
+    if (type == MN_WAL_OP_SPACE_DROP) e->commitq->group_spaces--;
     if (p->sync) *group_sync = true;
 }
 
@@ -202,21 +221,6 @@ static mn_err write_group(mn_engine_t *e, mn__pending **ps, size_t n, rocksdb_wr
     if (!rc) rc = mn__store_write_batch(&e->store, wb, sync, err);
     rocksdb_writebatch_destroy(wb);
     return rc;
-}
-
-/* After the group's write: a synced one makes its lsns the acknowledged ones
- * (acked.c); a dropped space is forgotten there, synced or not. */
-static void note_acked(mn_engine_t *e, mn__pending **ps, size_t n, bool sync)
-{
-    for (size_t i = 0; i < n; i++) {
-        const mn__pending *p = ps[i];
-        if (!p->has_entry) continue;
-        if (p->entry.type == MN_WAL_OP_SPACE_DROP)
-            mn__acked_note(e->acked, p->sp->sid, 0);
-        else if (sync)
-            mn__acked_note(e->acked, p->sp->sid, p->entry.lsn);
-    }
-    mn__acked_write(e->acked);
 }
 
 /* Writes the group's entries, if any, and counts them; a failed write fails
@@ -244,7 +248,6 @@ static void write_entries(mn_engine_t *e, mn__pending **ps, size_t n, rocksdb_wr
             }
         return;
     }
-    note_acked(e, ps, n, sync);
     atomic_fetch_add(&e->n_commits, 1);
     if (sync) atomic_fetch_add(&e->n_synced, 1);
     atomic_fetch_add(&e->n_entries, entries);
@@ -455,6 +458,7 @@ static void run_group(mn_engine_t *e, mn__pending *list, mn__pending ***ps, size
 {
     size_t n = 0;
     bool group_sync = false;
+    e->commitq->group_spaces = 0;
     for (mn__pending *p = list; p; p = p->next) {
         if (n == *cap) {
             size_t nc = *cap * 2;

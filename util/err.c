@@ -21,6 +21,7 @@ const char *mn_strerror(mn_err code)
     case MN_ERR_UNSUPPORTED: return "unsupported";
     case MN_ERR_BUSY: return "busy";
     case MN_ERR_INTERNAL: return "internal";
+    case MN_ERR_LIMIT: return "limit_reached";
     default: return "unknown_error";
     }
 }

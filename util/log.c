@@ -1,7 +1,11 @@
 /* The process-wide logger: one line per event on stderr, either human text or
  * one JSON object per line (ts, level, msg, then any structured fields: request_id,
  * route, status, duration_ms, space, op ...). The level and format are the only
- * global state. */
+ * global state.
+ *
+ * One event is one line whatever it quotes: messages and fields carry client input (a
+ * decoded path parameter can hold %0A), so control characters are always escaped, in
+ * text as \n, \r, \t or \xNN and in JSON as JSON escapes; no caller needs to clean. */
 #include "mnemo/util.h"
 
 #include <math.h>
@@ -44,19 +48,45 @@ static void json_escape(FILE *f, const char *s)
     }
 }
 
+static bool is_control(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if (is_control((unsigned char)*s)) return true;
+    return false;
+}
+
+/* Text format: s with its control characters escaped, so it never ends or forges a line. */
+static void text_escape(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!is_control(c)) fputc(c, f);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\r') fputs("\\r", f);
+        else if (c == '\t') fputs("\\t", f);
+        else fprintf(f, "\\x%02x", c);
+    }
+}
+
 bool mn_log_enabled(mn_log_level_t level)
 {
     return level >= g_level;
 }
 
-/* Text format: key=value, quoted (JSON escapes) when empty or holding a space, quote or '='. */
+/* Text format: key=value, quoted (JSON escapes) when empty or holding a space, quote, '=' or
+ * a control character. */
 static void text_field(FILE *f, const mn_log_field_t *fl)
 {
     if (!fl->str) {
         fprintf(f, " %s=%.15g", fl->key, fl->num);
         return;
     }
-    bool quote = !*fl->str || strpbrk(fl->str, " \t\"=") != NULL;
+    bool quote = !*fl->str || strpbrk(fl->str, " \"=") != NULL || has_control(fl->str);
     fprintf(f, " %s=", fl->key);
     if (quote) fputc('"', f);
     if (quote) json_escape(f, fl->str);
@@ -97,7 +127,8 @@ static void vlog(mn_log_level_t level, const mn_log_field_t *fields, size_t n, c
         for (size_t i = 0; i < n; i++) json_field(stderr, &fields[i]);
         fputs("}\n", stderr);
     } else {
-        fprintf(stderr, "%s %-5s %s", ts, names[level], msg);
+        fprintf(stderr, "%s %-5s ", ts, names[level]);
+        text_escape(stderr, msg);
         for (size_t i = 0; i < n; i++)
             if (!fields[i].in_msg) text_field(stderr, &fields[i]);
         fputc('\n', stderr);

@@ -234,6 +234,8 @@ static const cfg_key KEYS[] = {
           "int8 codes in the index, exact re-ranking of candidates (spaces created without it)"),
     KINT("engine", "hnsw_save_interval_s", engine.hnsw_save_interval_s, 60, 0, 31536000,
          "save a changed HNSW graph this often, in the background (0 = only at shutdown)"),
+    KINT("engine", "max_spaces", engine.max_spaces, 10000, 1, 1000000,
+         "spaces the store may hold; creating one more is refused (409 limit_reached)"),
 
     KENUM("log", "level", log.level, "info", "debug|info|warn|error", "least severe level logged"),
     KENUM("log", "format", log.format, "text", "text|json", "log line format"),
@@ -262,7 +264,10 @@ static const cfg_key KEYS[] = {
           "false = plain SWIM (fixed suspicion timeout, no health multiplier)"),
 
     KINT("mcp", "max_sessions", mcp.max_sessions, 1024, 1, 65536,
-         "MCP sessions kept; one more evicts the least recently used"),
+         "MCP sessions kept, all keys together; when full of live sessions, initialize is "
+         "refused"),
+    KINT("mcp", "max_sessions_per_key", mcp.max_sessions_per_key, 256, 1, 65536,
+         "MCP sessions one API key holds; one more evicts that key's least recently used"),
     KINT("mcp", "session_idle_s", mcp.session_idle_s, 3600, 1, 30 * 86400,
          "an MCP session unused this long ends (404, the client initializes again)"),
     KINT("mcp", "default_dim", mcp.default_dim, 384, 1, 4096,

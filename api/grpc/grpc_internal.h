@@ -44,7 +44,7 @@ typedef struct g_method {
     const char *path; /* "/mnemo.v1.Mnemo/Recall" */
     g_shape shape;
     const ProtobufCMessageDescriptor *req;
-    mn_auth_role_t role;
+    mn_auth_op_t op; /* what the method does, for mn_auth_allow */
     api_ctx nf; /* what a NOT_FOUND / EXISTS is about */
     g_unary_fn unary;
     g_batch_fn batch;
@@ -135,7 +135,7 @@ struct gcall {
 /* The engine and the auth of the server (for grpc_watch.c). */
 mn_api_t *g_srv_api(mn_grpc_t *g);
 gwatch_hub *g_srv_hub(mn_grpc_t *g);
-/* Checks the call's API key for its method's role on space (NULL: no space); on refusal
+/* Checks the call's API key for its method's operation on space (NULL: none); on refusal
  * finishes the call with UNAUTHENTICATED / PERMISSION_DENIED and returns false. */
 bool g_call_authorize(gcall *c, const char *space);
 /* Finishes the call: initial metadata if not sent yet, resp (may be NULL) and the status of

@@ -288,6 +288,7 @@ static grpc_status_code status_of(mn_err rc)
     case MN_ERR_EXISTS:
         return GRPC_STATUS_ALREADY_EXISTS;
     case MN_ERR_TOO_LARGE:
+    case MN_ERR_LIMIT:
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
@@ -451,39 +452,22 @@ bool g_call_authorize(gcall *c, const char *space)
         }
     }
     /* a space name that is not valid cannot be in any key's list: check it as such */
-    const char *name = NULL;
-    mn_auth_result_t r = mn_auth_check(auth, key, key_len, c->m->role, space, &name);
-    switch (r) {
+    mn_auth_verdict_t v;
+    switch (mn_auth_allow(auth, key, key_len, c->m->op, space, &v)) {
     case MN_AUTH_OK:
         return true;
     case MN_AUTH_NO_KEY:
-        g_call_finish_status(c, GRPC_STATUS_UNAUTHENTICATED,
-                             "an API key is required: metadata authorization: Bearer <key>",
-                             "unauthenticated", NULL, NULL);
-        return false;
     case MN_AUTH_BAD_KEY:
-        g_call_finish_status(c, GRPC_STATUS_UNAUTHENTICATED, "the API key is not valid",
-                             "unauthenticated", NULL, NULL);
+        g_call_finish_status(c, GRPC_STATUS_UNAUTHENTICATED, v.message, "unauthenticated",
+                             "send metadata authorization: Bearer <key>", NULL);
         return false;
-    case MN_AUTH_ROLE_DENIED: {
-        char msg[96];
-        snprintf(msg, sizeof msg, "this method needs the %s role", mn_auth_role_name(c->m->role));
-        g_call_finish_status(c, GRPC_STATUS_PERMISSION_DENIED, msg, "permission_denied", NULL,
-                             NULL);
-        return false;
-    }
+    case MN_AUTH_ROLE_DENIED:
     case MN_AUTH_SPACE_DENIED:
-    default: {
-        char msg[160];
-        if (space)
-            snprintf(msg, sizeof msg, "the API key may not use space \"%.64s\"", space);
-        else
-            snprintf(msg, sizeof msg, "this method needs a key for every space (\"*\")");
-        g_call_finish_status(c, GRPC_STATUS_PERMISSION_DENIED, msg, "permission_denied", NULL,
-                             NULL);
-        return false;
+        break;
     }
-    }
+    g_call_finish_status(c, GRPC_STATUS_PERMISSION_DENIED, v.message, "permission_denied", v.hint,
+                         NULL);
+    return false;
 }
 
 /* The `space` of a request message, or NULL (CreateSpace, ListSpaces, ...). */

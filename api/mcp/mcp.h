@@ -12,6 +12,10 @@ typedef struct mcp_server mcp_server;
 
 mcp_server *mcp_server_new(void);
 void mcp_server_free(mcp_server *s);
+/* The API keys tool calls are checked against (NULL or disabled: every call is allowed);
+ * not owned, must outlive s. Call before serving. */
+struct mn_auth;
+void mcp_server_set_auth(mcp_server *s, const struct mn_auth *auth);
 /* Applies [mcp] of the configuration; call before serving (drops every session). */
 mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp_t *o, mn_error *err);
 

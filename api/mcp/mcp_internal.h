@@ -33,6 +33,7 @@ typedef struct mcp_session {
     char id[MCP_SESSION_ID_LEN + 1]; /* "" = free slot */
     char version[MCP_VERSION_MAX + 1];
     int64_t last_used_ns; /* monotonic */
+    size_t owner;         /* mn_auth_key_id of the key that made it (0: auth off) */
     bool initialized;     /* notifications/initialized seen */
 } mcp_session;
 
@@ -41,11 +42,13 @@ struct mcp_server {
     uv_mutex_t lock; /* guards sessions and n_sessions */
     mcp_session *sessions;
     size_t cap, n_sessions;
+    size_t per_key_max; /* sessions one key (one owner) may hold */
     int64_t idle_ns;
     uint32_t default_dim;
     char default_space[MN_SPACE_NAME_MAX + 1];
     mn_config_strlist_t allowed_origins; /* our own copy */
     cJSON *tools;                      /* the "tools" array of tools/list, built once */
+    const struct mn_auth *auth;        /* the API keys (NULL: auth off), read-only */
 };
 
 /* ---- mcp_session.c ---- */
@@ -57,9 +60,11 @@ const char *mcp_version_negotiate(const char *requested);
 /* JSON-RPC batches were removed in 2025-06-18. */
 bool mcp_version_allows_batch(const char *v);
 
-/* New session speaking version: its id into id_out. When the table is full the least
- * recently used session is evicted. MN_ERR_IO if no secure random bytes were available. */
-mn_err mcp_session_create(mcp_server *s, const char *version, char *id_out);
+/* New session speaking version for the client presenting key (NULL: none): its id into
+ * id_out. A key that holds mcp.max_sessions_per_key sessions loses its own least recently
+ * used one; no key ever ends another key's session: when the table is full of other keys'
+ * live sessions, MN_ERR_BUSY. MN_ERR_IO if no secure random bytes were available. */
+mn_err mcp_session_create(mcp_server *s, const char *version, const char *key, char *id_out);
 /* Looks a session up and marks it used; copies its version (may be NULL). false if unknown
  * or idle for longer than mcp.session_idle_s (then it is ended). */
 bool mcp_session_touch(mcp_server *s, const char *id, char *version_out);

@@ -6,6 +6,7 @@
  * Errors: a message that is not a JSON-RPC object is -32600 (id null when the id itself
  * is unusable), an unknown method -32601, malformed params -32602. Failures of a tool are
  * not errors here: they are tool results with isError (mcp_tools.c). */
+#include "auth.h"
 #include "mcp_internal.h"
 
 #include <stdio.h>
@@ -64,7 +65,13 @@ static cJSON *initialize(mcp_call *c, const cJSON *id, const cJSON *params)
         return mcp_rpc_error(id, MCP_INVALID_PARAMS,
                              "Invalid params: params.protocolVersion (a string) is required", NULL);
     const char *v = mcp_version_negotiate(pv->valuestring);
-    if (mcp_session_create(c->srv, v, c->session))
+    mn_err rc = mcp_session_create(c->srv, v, mn_auth_http_key(c->http), c->session);
+    if (rc == MN_ERR_BUSY)
+        return mcp_rpc_error(id, MCP_SERVER_ERROR,
+                             "Server busy: every MCP session slot holds another key's live "
+                             "session; retry later",
+                             NULL);
+    if (rc)
         return mcp_rpc_error(id, MCP_INTERNAL_ERROR,
                              "Internal error: no secure random bytes for a session id", NULL);
     snprintf(c->version, sizeof c->version, "%s", v);

@@ -2,9 +2,13 @@
  * Management", basic/lifecycle "Version Negotiation").
  *
  * A session is created by an initialize request and named by 128 bits from getrandom()
- * written as hex, so ids cannot be guessed. The table is bounded: mcp.max_sessions slots;
- * creating one more evicts the least recently used session, and a session idle for longer
- * than mcp.session_idle_s is ended when it is next looked up or when a slot is needed.
+ * written as hex, so ids cannot be guessed. The table is bounded: mcp.max_sessions slots,
+ * of which one API key holds at most mcp.max_sessions_per_key (with auth off every client
+ * is one owner: the server is on loopback, where they all share one address). A key at its
+ * limit that opens one more loses its own least recently used session; a key never ends
+ * another's: with the table full of other keys' live sessions the new one is refused
+ * (MN_ERR_BUSY). A session idle for longer than mcp.session_idle_s is ended when it is next
+ * looked up or when a slot is needed.
  * An ended session's id answers 404, which tells the client to initialize again.
  * Every function takes the table lock; handlers on the thread pool call them concurrently.
  * Lookups scan the table: it is small (default 1024) and the scan is a few microseconds. */
@@ -16,6 +20,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "auth.h"
 #include "mnemo/util.h"
 
 const char *const mcp_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05", NULL};
@@ -59,6 +64,7 @@ mcp_server *mcp_server_new(void)
     }
     s->tools = mcp_tools_build();
     mn_config_mcp_t defaults = {.max_sessions = 1024,
+                              .max_sessions_per_key = 256,
                               .session_idle_s = 3600,
                               .default_dim = 384,
                               .default_space = (char *)"default"};
@@ -81,7 +87,7 @@ void mcp_server_free(mcp_server *s)
 
 mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp_t *o, mn_error *err)
 {
-    if (o->max_sessions < 1 || o->session_idle_s < 1 || o->default_dim < 1 ||
+    if (o->max_sessions < 1 || o->max_sessions_per_key < 1 || o->session_idle_s < 1 || o->default_dim < 1 ||
         o->default_dim > MN_DIM_MAX || !o->default_space ||
         strlen(o->default_space) > MN_SPACE_NAME_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "mcp: setting out of range");
@@ -101,6 +107,8 @@ mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp_t *o, mn_error *e
     free(s->sessions);
     s->sessions = t;
     s->cap = (size_t)o->max_sessions;
+    s->per_key_max = (size_t)(o->max_sessions_per_key < o->max_sessions ? o->max_sessions_per_key
+                                                                         : o->max_sessions);
     s->n_sessions = 0;
     s->idle_ns = o->session_idle_s * (int64_t)1000000000;
     s->default_dim = (uint32_t)o->default_dim;
@@ -109,6 +117,11 @@ mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp_t *o, mn_error *e
     s->allowed_origins = origins;
     uv_mutex_unlock(&s->lock);
     return MN_OK;
+}
+
+void mcp_server_set_auth(mcp_server *s, const struct mn_auth *auth)
+{
+    s->auth = auth;
 }
 
 /* Under the lock: the slot of id, or NULL. */
@@ -127,7 +140,29 @@ static void drop(mcp_server *s, mcp_session *x)
     s->n_sessions--;
 }
 
-mn_err mcp_session_create(mcp_server *s, const char *version, char *id_out)
+/* Under the lock: the slot for a new session of owner, after ending idle sessions: a free
+ * one, or the owner's least recently used when it is at its limit; NULL if the table is
+ * full of other owners' sessions. */
+static mcp_session *claim_slot(mcp_server *s, size_t owner, int64_t now)
+{
+    mcp_session *free_slot = NULL, *own_lru = NULL;
+    size_t owned = 0;
+    for (size_t i = 0; i < s->cap; i++) {
+        mcp_session *x = &s->sessions[i];
+        if (x->id[0] && now - x->last_used_ns > s->idle_ns) drop(s, x);
+        if (!x->id[0]) {
+            if (!free_slot) free_slot = x;
+        } else if (x->owner == owner) {
+            owned++;
+            if (!own_lru || x->last_used_ns < own_lru->last_used_ns) own_lru = x;
+        }
+    }
+    if (owned < s->per_key_max) return free_slot;
+    drop(s, own_lru);
+    return own_lru;
+}
+
+mn_err mcp_session_create(mcp_server *s, const char *version, const char *key, char *id_out)
 {
     unsigned char rnd[MCP_SESSION_ID_LEN / 2];
     size_t got = 0;
@@ -146,24 +181,17 @@ mn_err mcp_session_create(mcp_server *s, const char *version, char *id_out)
     }
     id_out[MCP_SESSION_ID_LEN] = '\0';
 
+    size_t owner = mn_auth_key_id(s->auth, key, key ? strlen(key) : 0);
     int64_t now = mn_time_mono_ns();
     uv_mutex_lock(&s->lock);
-    mcp_session *slot = NULL, *lru = NULL;
-    for (size_t i = 0; i < s->cap; i++) {
-        mcp_session *x = &s->sessions[i];
-        if (x->id[0] && now - x->last_used_ns > s->idle_ns) drop(s, x);
-        if (!x->id[0]) {
-            if (!slot) slot = x;
-        } else if (!lru || x->last_used_ns < lru->last_used_ns) {
-            lru = x;
-        }
-    }
+    mcp_session *slot = claim_slot(s, owner, now);
     if (!slot) {
-        /* full: the least recently used session goes */
-        drop(s, lru);
-        slot = lru;
+        uv_mutex_unlock(&s->lock);
+        id_out[0] = '\0'; /* no session: no Mcp-Session-Id */
+        return MN_ERR_BUSY;
     }
     memcpy(slot->id, id_out, MCP_SESSION_ID_LEN + 1);
+    slot->owner = owner;
     snprintf(slot->version, sizeof slot->version, "%s", version);
     slot->last_used_ns = now;
     slot->initialized = false;

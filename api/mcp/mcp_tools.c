@@ -12,7 +12,12 @@
  *
  * How a space comes to exist: remember into a space that does not exist creates it (dim =
  * the embedding's length, or mcp.default_dim for text-only memories; cosine) and retries;
- * create_space makes one explicitly. Tools called without "space" use mcp.default_space. */
+ * create_space makes one explicitly. Tools called without "space" use mcp.default_space.
+ *
+ * Access: the in-process call passes no HTTP gate, so each tool asks mn_auth_allow for its
+ * own operation on its space with the key of the POST, and remember asks again for "create
+ * space" before it makes one: a key gets from MCP exactly what it gets from HTTP. */
+#include "auth.h"
 #include "mcp_internal.h"
 #include "rest/rest.h"
 
@@ -304,15 +309,34 @@ static cJSON *error_result(answer *a)
     return r;
 }
 
-/* An isError result with a mnemo error body made here (argument checks). */
-static cJSON *invalid(const char *message, const char *hint)
+/* An isError result with a mnemo error body made here (argument and access checks). */
+static cJSON *refusal(int status, const char *code, const char *message, const char *hint)
 {
-    answer a = {422, cJSON_CreateObject()};
+    answer a = {status, cJSON_CreateObject()};
     cJSON *e = cJSON_AddObjectToObject(a.json, "error");
-    cJSON_AddStringToObject(e, "code", "invalid_argument");
+    cJSON_AddStringToObject(e, "code", code);
     cJSON_AddStringToObject(e, "message", message);
     if (hint) cJSON_AddStringToObject(e, "hint", hint);
     return error_result(&a);
+}
+
+static cJSON *invalid(const char *message, const char *hint)
+{
+    return refusal(422, "invalid_argument", message, hint);
+}
+
+/* NULL if the POST's key may run op on space, else the isError result, with the codes of
+ * HTTP's 401 and 403. */
+static cJSON *authorize(const mcp_call *c, mn_auth_op_t op, const char *space)
+{
+    const char *key = mn_auth_http_key(c->http);
+    mn_auth_verdict_t v;
+    mn_auth_result_t res = mn_auth_allow(c->srv->auth, key, key ? strlen(key) : 0, op, space, &v);
+    if (res == MN_AUTH_OK) return NULL;
+    mn_log_debug("mcp: key \"%s\" refused %s", v.key_name, mn_auth_op_name(op));
+    if (res == MN_AUTH_NO_KEY || res == MN_AUTH_BAD_KEY)
+        return refusal(401, "unauthenticated", v.message, v.hint);
+    return refusal(403, "permission_denied", v.message, v.hint);
 }
 
 /* ---- the tools ---- */
@@ -332,6 +356,7 @@ struct mcp_tool {
     const char *method; /* GET sends no body */
     summary_fn summarize;
     tool_fn run;
+    mn_auth_op_t op; /* what it does, for mn_auth_allow */
 };
 
 /* The tool result of a handler's answer. */
@@ -357,7 +382,13 @@ static cJSON *run_remember(mcp_call *c, const mcp_tool *t, const char *space, cJ
     bool created = false;
     const char *code = error_code(&a);
     if (a.status == 404 && code && !strcmp(code, "space_not_found")) {
-        /* first use of the space: make it, sized by the embedding if there is one */
+        /* first use of the space: make it, sized by the embedding if there is one, if the key
+         * may create spaces; else the refusal an explicit create_space would get */
+        cJSON *denied = authorize(c, MN_AUTH_OP_SPACE_CREATE, space);
+        if (denied) {
+            cJSON_Delete(a.json);
+            return denied;
+        }
         const cJSON *emb = cJSON_GetObjectItemCaseSensitive(args, "embedding");
         int n = cJSON_IsArray(emb) ? cJSON_GetArraySize(emb) : 0;
         cJSON *def = cJSON_CreateObject();
@@ -365,7 +396,9 @@ static cJSON *run_remember(mcp_call *c, const mcp_tool *t, const char *space, cJ
         cJSON_AddNumberToObject(def, "dim", n > 0 ? (double)n : (double)c->srv->default_dim);
         answer s = call(c, rest_h_space_create, "POST", NULL, NULL, NULL, def);
         cJSON_Delete(def);
-        if (s.status != 201 && s.status != 409) { /* 409: another call made it first */
+        const char *made = error_code(&s);
+        bool raced = s.status == 409 && made && !strcmp(made, "space_exists");
+        if (s.status != 201 && !raced) { /* space_exists: another call made it first */
             cJSON_Delete(a.json);
             return error_result(&s);
         }
@@ -521,40 +554,43 @@ static void sum_create_space(text *t, const char *space, const cJSON *json)
 }
 
 /* name, title, description, schema, read-only, destructive, idempotent, has_space, handler,
- * method, summary, runner */
+ * method, summary, runner, auth operation */
 static const mcp_tool tools[] = {
     {"remember", "Remember",
      "Store a memory: an event, fact, decision or preference worth keeping, in plain text "
      "(an embedding is optional). The space is created on first use. Returns the memory's id.",
      remember_schema, false, false, false, true, rest_h_remember, "POST", sum_remember,
-     run_remember},
+     run_remember, MN_AUTH_OP_REMEMBER},
     {"recall", "Recall",
      "Find memories matching a cue: text (words), an embedding, or both, with optional "
      "filters. Each result has a confidence (value 0..1 and a category).",
-     recall_schema, true, false, false, true, rest_h_recall, "POST", sum_recall, NULL},
+     recall_schema, true, false, false, true, rest_h_recall, "POST", sum_recall, NULL, MN_AUTH_OP_RECALL},
     {"forget", "Forget",
      "Forget a memory by id: mode delete erases it for good (default), suppress hides it "
      "reversibly.",
-     forget_schema, false, true, true, true, rest_h_forget, "DELETE", sum_forget, run_forget},
+     forget_schema, false, true, true, true, rest_h_forget, "DELETE", sum_forget, run_forget, MN_AUTH_OP_FORGET},
     {"list_spaces", "List spaces", "List the memory spaces with their dimension and metric.",
-     list_spaces_schema, true, false, true, false, rest_h_space_list, "GET", sum_list_spaces, NULL},
+     list_spaces_schema, true, false, true, false, rest_h_space_list, "GET", sum_list_spaces, NULL,
+     MN_AUTH_OP_SPACE_LIST},
     {"consolidate", "Consolidate",
      "Merge related episodes of a space into semantic memories now (this also runs on a "
      "schedule).",
      consolidate_schema, false, false, true, true, rest_h_consolidate, "POST", sum_consolidate,
-     NULL},
+     NULL, MN_AUTH_OP_CONSOLIDATE},
     {"recognize", "Recognize",
      "Has the space seen something like this cue? Answers recognized, a familiarity 0..1 and "
      "the closest memory, without recalling.",
-     recognize_schema, true, false, true, true, rest_h_recognize, "POST", sum_recognize, NULL},
+     recognize_schema, true, false, true, true, rest_h_recognize, "POST", sum_recognize, NULL,
+     MN_AUTH_OP_RECALL},
     {"reminisce", "Reminisce",
      "List memories in time order within a window, optionally about a topic or a person.",
-     reminisce_schema, true, false, true, true, rest_h_reminisce, "POST", sum_reminisce, NULL},
+     reminisce_schema, true, false, true, true, rest_h_reminisce, "POST", sum_reminisce, NULL,
+     MN_AUTH_OP_RECALL},
     {"create_space", "Create space",
      "Create a memory space with a given embedding size and metric (remember also creates "
      "spaces on first use).",
      create_space_schema, false, false, false, true, rest_h_space_create, "POST", sum_create_space,
-     run_create_space},
+     run_create_space, MN_AUTH_OP_SPACE_CREATE},
 };
 #define N_TOOLS (sizeof tools / sizeof tools[0])
 
@@ -669,6 +705,7 @@ cJSON *mcp_tools_call(mcp_call *c, const cJSON *params, int *code, char *msg, si
                      cJSON_IsString(s) ? s->valuestring : c->srv->default_space);
         cJSON_Delete(s);
     }
+    if (!r) r = authorize(c, t->op, space);
     if (!r) r = (t->run ? t->run : run_plain)(c, t, space, a);
     cJSON_Delete(a);
     return r;

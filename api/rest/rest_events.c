@@ -271,8 +271,11 @@ void rest_h_events(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     atomic_init(&s->started, false);
     atomic_init(&s->pending, false);
     mn_error err = {0};
+    /* the name as sent, not s->space: a name longer than a space's is no space's (the copy
+     * would be cut to another one's name) */
     mn_err rc =
-        mn_engine_subscribe(api->engine, s->space, SSE_EVENT_QUEUE, sse_notify, s, &s->sub, &err);
+        mn_engine_subscribe(api->engine, req->params[0], SSE_EVENT_QUEUE, sse_notify, s, &s->sub,
+                            &err);
     if (rc) {
         free(s);
         free(src);

@@ -79,6 +79,7 @@ typedef struct mn_config_engine {
     int64_t hnsw_ef_search;        /* 64 */
     bool hnsw_quantize;            /* false: int8 codes with exact re-ranking */
     int64_t hnsw_save_interval_s;  /* 60: background save of changed graphs; 0 = at shutdown */
+    int64_t max_spaces;            /* 10000: creating one more space is refused */
 } mn_config_engine_t;
 
 typedef struct mn_config_log {
@@ -108,7 +109,8 @@ typedef struct mn_config_cluster_swim {
 
 /* [mcp]: the MCP endpoint POST /mcp (docs/api.md, "MCP"). */
 typedef struct mn_config_mcp {
-    int64_t max_sessions;              /* 1024: more evicts the least recently used */
+    int64_t max_sessions;              /* 1024: sessions in the table */
+    int64_t max_sessions_per_key;      /* 256: more evicts the key's least recently used */
     int64_t session_idle_s;            /* 3600: a session unused this long ends */
     int64_t default_dim;               /* 384: dim of a space that remember creates */
     char *default_space;               /* "default": the space of tools given none */

@@ -23,6 +23,8 @@ enum {
     MN_ERR_UNSUPPORTED = -11, /* not implemented / unsupported media (HTTP 415) */
     MN_ERR_BUSY = -12,        /* overloaded, retry later (HTTP 503) */
     MN_ERR_INTERNAL = -13,    /* invariant broken; a bug (HTTP 500) */
+    MN_ERR_LIMIT = -14,       /* a count cap of the store is reached, e.g. engine.max_spaces
+                                 (HTTP 409, gRPC RESOURCE_EXHAUSTED) */
 };
 
 #define MN_ERROR_MSG_MAX 256

@@ -290,6 +290,40 @@ def test_non_loopback_with_auth_starts(server_factory):
     assert st == 200
 
 
+CLUSTER_OUT = {"MNEMO_CLUSTER_ENABLED": "true", "MNEMO_CLUSTER_BIND": "0.0.0.0",
+               "MNEMO_CLUSTER_SWIM_PORT": "0", "MNEMO_CLUSTER_PROFILE": "fast"}
+
+
+def test_cluster_beyond_loopback_without_key_is_refused(tmp_path):
+    r = run(["serve"], env=dict(CLUSTER_OUT, MNEMO_STORAGE_DATA_DIR=str(tmp_path / "d"),
+                                MNEMO_HTTP_PORT="0"))
+    assert r.returncode == 2, r.stderr
+    assert "refusing to open the cluster port on 0.0.0.0" in r.stderr
+    for fix in ("cluster.key", "--insecure", "127.0.0.1"):
+        assert fix in r.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_cluster_beyond_loopback_starts_with_a_key_or_insecure(server_factory):
+    s = server_factory(env=dict(CLUSTER_OUT, MNEMO_CLUSTER_KEY="a-cluster-secret"))
+    assert "cluster port" not in s.log()
+    s = server_factory(env=CLUSTER_OUT, args=["--insecure"])
+    assert "--insecure: the cluster port on 0.0.0.0 has no cluster.key" in s.log()
+
+
+def test_path_parameters_cannot_forge_log_lines(server_factory):
+    """A decoded %0A in a path parameter is escaped in the text log, not a new line."""
+    s = server_factory(env={"MNEMO_LOG_LEVEL": "debug"})
+    st, _, _ = raw(s, "GET", "/v1/spaces/x%0Aforged-line%0D%1B/stats")
+    assert st == 404
+    wait_until(lambda: "forged-line" in s.log(), 30, what="the access log line")
+    lines = s.log().split("\n")
+    assert not any(line.startswith("forged-line") for line in lines), s.log()
+    hit = [line for line in lines if "forged-line" in line]
+    assert len(hit) == 1 and 'space="x\\nforged-line\\u000d\\u001b"' in hit[0], hit
+    assert "\x1b" not in s.log() and "\r" not in s.log()
+
+
 def test_insecure_is_only_for_serve(tmp_path):
     r = run(["config", "--insecure"])
     assert r.returncode == 2 and "--insecure" in r.stderr

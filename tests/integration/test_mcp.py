@@ -586,6 +586,62 @@ def test_session_table_evicts_least_recently_used(server_factory):
     assert c.request("ping").result == {}
 
 
+class KeyedSession(Session):
+    """A Session whose every POST carries an API key."""
+
+    def __init__(self, server, key):
+        self.key = key
+        super().__init__(server)
+
+    def post_raw(self, body, headers=None):
+        h = {"Authorization": "Bearer " + self.key}
+        h.update(headers or {})
+        return http_call(self.server, "POST", body, h)
+
+    def post(self, body, headers=None):
+        h = {"Mcp-Session-Id": self.sid, "MCP-Protocol-Version": self.version}
+        h.update(headers or {})
+        return self.post_raw(body, h)
+
+    def delete(self):
+        return http_call(self.server, "DELETE", None,
+                         {"Mcp-Session-Id": self.sid, "Authorization": "Bearer " + self.key})
+
+
+def test_sessions_are_limited_and_evicted_per_key(server_factory, tmp_path):
+    """A client can only end its own key's sessions: at mcp.max_sessions_per_key its oldest
+    goes; a table full of other keys' live sessions refuses it instead of evicting them."""
+    import hashlib
+    keys = {n: "mcp-%s-0123456789" % n for n in ("a", "b", "c")}
+    cfg = ["[auth]", "enabled = true", "[mcp]", "max_sessions = 4", "max_sessions_per_key = 2"]
+    for n, k in keys.items():
+        cfg += ["[[auth.keys]]", 'name = "%s"' % n,
+                'sha256 = "%s"' % hashlib.sha256(k.encode()).hexdigest(),
+                'role = "read"', 'spaces = ["*"]']
+    (tmp_path / "mcp.toml").write_text("\n".join(cfg) + "\n")
+    srv = server_factory(args=["--config", str(tmp_path / "mcp.toml")])
+    a1, a2 = KeyedSession(srv, keys["a"]), KeyedSession(srv, keys["a"])
+    b1, b2 = KeyedSession(srv, keys["b"]), KeyedSession(srv, keys["b"])
+    a1.request("ping")  # a2 is now a's least recently used, b1 the table's
+    a3 = KeyedSession(srv, keys["a"])
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    assert a2.post(ping).status == 404
+    for s in (a1, a3, b1, b2):
+        assert s.request("ping").result == {}
+    # the table is full of live sessions of a and b: c may not end any of them
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": LATEST, "capabilities": {},
+                       "clientInfo": {"name": "c", "version": "1"}}}
+    r = http_call(srv, "POST", init, {"Authorization": "Bearer " + keys["c"]})
+    assert r.json["error"]["code"] == -32000 and "busy" in r.json["error"]["message"], r.raw
+    assert r.header("mcp-session-id") is None
+    for s in (a1, a3, b1, b2):
+        assert s.request("ping").result == {}
+    # once a key lets one go, c gets the slot
+    assert b2.delete().status == 204
+    assert KeyedSession(srv, keys["c"]).request("ping").result == {}
+
+
 def test_idle_session_ends(server_factory):
     srv = server_factory(env={"MNEMO_MCP_SESSION_IDLE_S": "1"})
     a = Session(srv)

@@ -56,10 +56,10 @@ static mn_auth_t *load_auth(void **state, mn_config_t *c)
     return a;
 }
 
-static mn_auth_result_t check(const mn_auth_t *a, const char *key, mn_auth_role_t need,
-                            const char *space)
+static mn_auth_result_t check(const mn_auth_t *a, const char *key, mn_auth_op_t op,
+                              const char *space)
 {
-    return mn_auth_check(a, key, key ? strlen(key) : 0, need, space, NULL);
+    return mn_auth_allow(a, key, key ? strlen(key) : 0, op, space, NULL);
 }
 
 /* ---- configuration ---- */
@@ -94,7 +94,7 @@ static void test_auth_defaults_are_off_without_keys(void **state)
     assert_int_equal(mn_auth_new(&c.auth, &a, &e), MN_OK);
     assert_false(mn_auth_enabled(a));
     /* disabled: everything passes, with or without a key */
-    assert_int_equal(check(a, NULL, MN_AUTH_ADMIN, NULL), MN_AUTH_OK);
+    assert_int_equal(check(a, NULL, MN_AUTH_OP_ADMIN, NULL), MN_AUTH_OK);
     mn_auth_free(a);
     mn_config_free(&c);
 }
@@ -233,24 +233,25 @@ static void test_auth_check_matches_keys_and_roles(void **state)
 {
     mn_config_t c;
     mn_auth_t *a = load_auth(state, &c);
-    assert_int_equal(check(a, NULL, MN_AUTH_READ, "alpha"), MN_AUTH_NO_KEY);
-    assert_int_equal(check(a, "", MN_AUTH_READ, "alpha"), MN_AUTH_NO_KEY);
-    assert_int_equal(check(a, "reader-keyx", MN_AUTH_READ, "alpha"), MN_AUTH_BAD_KEY);
-    assert_int_equal(check(a, "reader-ke", MN_AUTH_READ, "alpha"), MN_AUTH_BAD_KEY);
+    assert_int_equal(check(a, NULL, MN_AUTH_OP_RECALL, "alpha"), MN_AUTH_NO_KEY);
+    assert_int_equal(check(a, "", MN_AUTH_OP_RECALL, "alpha"), MN_AUTH_NO_KEY);
+    assert_int_equal(check(a, "reader-keyx", MN_AUTH_OP_RECALL, "alpha"), MN_AUTH_BAD_KEY);
+    assert_int_equal(check(a, "reader-ke", MN_AUTH_OP_RECALL, "alpha"), MN_AUTH_BAD_KEY);
     /* the key's bytes, not a prefix: a NUL inside makes another key */
-    assert_int_equal(mn_auth_check(a, "reader-key\0", 11, MN_AUTH_READ, "alpha", NULL),
+    assert_int_equal(mn_auth_allow(a, "reader-key\0", 11, MN_AUTH_OP_RECALL, "alpha", NULL),
                      MN_AUTH_BAD_KEY);
-    /* open routes need nothing */
-    assert_int_equal(check(a, NULL, MN_AUTH_OPEN, NULL), MN_AUTH_OK);
-    const char *name = NULL;
-    assert_int_equal(mn_auth_check(a, "reader-key", 10, MN_AUTH_READ, "alpha", &name), MN_AUTH_OK);
-    assert_string_equal(name, "reader");
+    /* open operations need nothing */
+    assert_int_equal(check(a, NULL, MN_AUTH_OP_PROBE, NULL), MN_AUTH_OK);
+    mn_auth_verdict_t v;
+    assert_int_equal(mn_auth_allow(a, "reader-key", 10, MN_AUTH_OP_RECALL, "alpha", &v),
+                     MN_AUTH_OK);
+    assert_string_equal(v.key_name, "reader");
     /* role order read < write < admin */
-    assert_int_equal(check(a, "reader-key", MN_AUTH_WRITE, "alpha"), MN_AUTH_ROLE_DENIED);
-    assert_int_equal(check(a, "writer-key", MN_AUTH_WRITE, "alpha"), MN_AUTH_OK);
-    assert_int_equal(check(a, "writer-key", MN_AUTH_READ, "alpha"), MN_AUTH_OK);
-    assert_int_equal(check(a, "writer-key", MN_AUTH_ADMIN, "alpha"), MN_AUTH_ROLE_DENIED);
-    assert_int_equal(check(a, "admin-key", MN_AUTH_ADMIN, "anything"), MN_AUTH_OK);
+    assert_int_equal(check(a, "reader-key", MN_AUTH_OP_REMEMBER, "alpha"), MN_AUTH_ROLE_DENIED);
+    assert_int_equal(check(a, "writer-key", MN_AUTH_OP_REMEMBER, "alpha"), MN_AUTH_OK);
+    assert_int_equal(check(a, "writer-key", MN_AUTH_OP_RECALL, "alpha"), MN_AUTH_OK);
+    assert_int_equal(check(a, "writer-key", MN_AUTH_OP_SPACE_DROP, "alpha"), MN_AUTH_ROLE_DENIED);
+    assert_int_equal(check(a, "admin-key", MN_AUTH_OP_SPACE_DROP, "anything"), MN_AUTH_OK);
     mn_auth_free(a);
     mn_config_free(&c);
 }
@@ -259,40 +260,120 @@ static void test_auth_check_spaces(void **state)
 {
     mn_config_t c;
     mn_auth_t *a = load_auth(state, &c);
-    assert_int_equal(check(a, "reader-key", MN_AUTH_READ, "beta"), MN_AUTH_OK);
-    assert_int_equal(check(a, "reader-key", MN_AUTH_READ, "gamma"), MN_AUTH_SPACE_DENIED);
-    assert_int_equal(check(a, "reader-key", MN_AUTH_READ, "alph"), MN_AUTH_SPACE_DENIED);
-    assert_int_equal(check(a, "writer-key", MN_AUTH_WRITE, "beta"), MN_AUTH_SPACE_DENIED);
+    assert_int_equal(check(a, "reader-key", MN_AUTH_OP_RECALL, "beta"), MN_AUTH_OK);
+    assert_int_equal(check(a, "reader-key", MN_AUTH_OP_RECALL, "gamma"), MN_AUTH_SPACE_DENIED);
+    assert_int_equal(check(a, "reader-key", MN_AUTH_OP_RECALL, "alph"), MN_AUTH_SPACE_DENIED);
+    assert_int_equal(check(a, "writer-key", MN_AUTH_OP_REMEMBER, "beta"), MN_AUTH_SPACE_DENIED);
     /* not about one space: read needs any key, write/admin need "*" */
-    assert_int_equal(check(a, "reader-key", MN_AUTH_READ, NULL), MN_AUTH_OK);
-    assert_int_equal(check(a, "writer-key", MN_AUTH_WRITE, NULL), MN_AUTH_SPACE_DENIED);
-    assert_int_equal(check(a, "admin-key", MN_AUTH_ADMIN, NULL), MN_AUTH_OK);
+    assert_int_equal(check(a, "reader-key", MN_AUTH_OP_SPACE_LIST, NULL), MN_AUTH_OK);
+    assert_int_equal(check(a, "writer-key", MN_AUTH_OP_REMEMBER, NULL), MN_AUTH_SPACE_DENIED);
+    assert_int_equal(check(a, "admin-key", MN_AUTH_OP_ADMIN, NULL), MN_AUTH_OK);
     /* the role is checked before the space */
-    assert_int_equal(check(a, "reader-key", MN_AUTH_ADMIN, "gamma"), MN_AUTH_ROLE_DENIED);
+    assert_int_equal(check(a, "reader-key", MN_AUTH_OP_SPACE_DROP, "gamma"), MN_AUTH_ROLE_DENIED);
     mn_auth_free(a);
     mn_config_free(&c);
+}
+
+/* Creating a space is about every space: the name the request picks does not make it the
+ * key's, so only an admin key for "*" may, whatever door (or MCP remember) asks. */
+static void test_auth_create_space_needs_admin_for_every_space(void **state)
+{
+    mn_config_t c;
+    char r[65], w[65], o[65], text[2048];
+    hex_sha256("reader-key", r);
+    hex_sha256("writer-key", w);
+    hex_sha256("ops-key", o);
+    snprintf(text, sizeof text,
+             "[auth]\nenabled = true\n\n"
+             "[[auth.keys]]\nsha256 = \"%s\"\nrole = \"read\"\nspaces = [\"*\"]\n\n"
+             "[[auth.keys]]\nsha256 = \"%s\"\nrole = \"write\"\nspaces = [\"*\"]\n\n"
+             "[[auth.keys]]\nname = \"ops\"\nsha256 = \"%s\"\nrole = \"admin\"\n"
+             "spaces = [\"alpha\"]\n",
+             r, w, o);
+    mn_error e = {0};
+    if (mn_config_load(&c, config_fixture_write(state, text), NULL, &e))
+        fail_msg("config: %s", e.message);
+    mn_auth_t *a = NULL;
+    assert_int_equal(mn_auth_new(&c.auth, &a, &e), MN_OK);
+    mn_auth_verdict_t v;
+    assert_int_equal(mn_auth_allow(a, "writer-key", 10, MN_AUTH_OP_SPACE_CREATE, "alpha", &v),
+                     MN_AUTH_ROLE_DENIED);
+    assert_string_equal(v.message, "create space needs the admin role");
+    assert_int_equal(mn_auth_allow(a, "ops-key", 7, MN_AUTH_OP_SPACE_CREATE, "alpha", &v),
+                     MN_AUTH_SPACE_DENIED);
+    assert_string_equal(v.message, "create space acts on every space: it needs a key for \"*\"");
+    assert_string_equal(v.key_name, "ops");
+    /* its own space it may drop */
+    assert_int_equal(check(a, "ops-key", MN_AUTH_OP_SPACE_DROP, "alpha"), MN_AUTH_OK);
+    assert_int_equal(mn_auth_allow(a, "reader-key", 10, MN_AUTH_OP_SPACE_LIST, NULL, &v),
+                     MN_AUTH_OK);
+    assert_string_equal(v.message, "");
+    assert_int_equal(mn_auth_allow(a, NULL, 0, MN_AUTH_OP_RECALL, "x", &v), MN_AUTH_NO_KEY);
+    assert_non_null(v.hint);
+    /* an operation outside the enum fails closed, as admin */
+    assert_int_equal(check(a, "writer-key", (mn_auth_op_t)999, NULL), MN_AUTH_ROLE_DENIED);
+    /* keys are told apart for per-key quotas, unknown ones are 0 */
+    assert_int_equal(mn_auth_key_id(a, "reader-key", 10), 1);
+    assert_int_equal(mn_auth_key_id(a, "ops-key", 7), 3);
+    assert_int_equal(mn_auth_key_id(a, "nope", 4), 0);
+    assert_int_equal(mn_auth_key_id(a, NULL, 0), 0);
+    mn_auth_free(a);
+    mn_config_free(&c);
+}
+
+/* Every operation has a name and a role; the roles are those docs/api.md lists. */
+static void test_auth_operation_table(void **state)
+{
+    (void)state;
+    static const struct {
+        mn_auth_op_t op;
+        mn_auth_role_t role;
+    } want[] = {
+        {MN_AUTH_OP_PROBE, MN_AUTH_OPEN},          {MN_AUTH_OP_METRICS, MN_AUTH_READ},
+        {MN_AUTH_OP_SPACE_LIST, MN_AUTH_READ},     {MN_AUTH_OP_SPACE_READ, MN_AUTH_READ},
+        {MN_AUTH_OP_EVENTS, MN_AUTH_READ},         {MN_AUTH_OP_MEMORY_READ, MN_AUTH_READ},
+        {MN_AUTH_OP_RECALL, MN_AUTH_READ},         {MN_AUTH_OP_MCP, MN_AUTH_READ},
+        {MN_AUTH_OP_REMEMBER, MN_AUTH_WRITE},      {MN_AUTH_OP_FORGET, MN_AUTH_WRITE},
+        {MN_AUTH_OP_ASSOCIATE, MN_AUTH_WRITE},     {MN_AUTH_OP_CONSOLIDATE, MN_AUTH_WRITE},
+        {MN_AUTH_OP_SPACE_CREATE, MN_AUTH_ADMIN},  {MN_AUTH_OP_SPACE_DROP, MN_AUTH_ADMIN},
+        {MN_AUTH_OP_ADMIN, MN_AUTH_ADMIN},
+    };
+    assert_int_equal(sizeof want / sizeof want[0], MN_AUTH_OP_COUNT);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_int_equal(mn_auth_op_role(want[i].op), want[i].role);
+        assert_true(strlen(mn_auth_op_name(want[i].op)) > 0);
+    }
 }
 
 static void test_auth_route_table_defaults_to_admin(void **state)
 {
     (void)state;
-    assert_int_equal(mn_auth_route_role("GET", "/health"), MN_AUTH_OPEN);
-    assert_int_equal(mn_auth_route_role("HEAD", "/health"), MN_AUTH_OPEN);
-    assert_int_equal(mn_auth_route_role("POST", "/health"), MN_AUTH_ADMIN);
-    assert_int_equal(mn_auth_route_role("GET", "/v1/spaces"), MN_AUTH_READ);
-    assert_int_equal(mn_auth_route_role("POST", "/v1/spaces"), MN_AUTH_ADMIN);
-    assert_int_equal(mn_auth_route_role("POST", "/v1/spaces/{space}/recall"), MN_AUTH_READ);
-    assert_int_equal(mn_auth_route_role("POST", "/v1/spaces/{space}/complete"), MN_AUTH_READ);
-    assert_int_equal(mn_auth_route_role("POST", "/v1/spaces/{space}/memories"), MN_AUTH_WRITE);
-    assert_int_equal(mn_auth_route_role("DELETE", "/v1/spaces/{space}/memories/{id}"),
-                     MN_AUTH_WRITE);
-    assert_int_equal(mn_auth_route_role("POST", "/v1/spaces/{space}/consolidate"), MN_AUTH_WRITE);
-    assert_int_equal(mn_auth_route_role("DELETE", "/v1/spaces/{space}"), MN_AUTH_ADMIN);
-    assert_int_equal(mn_auth_route_role("POST", "/v1/admin/checkpoint"), MN_AUTH_ADMIN);
-    assert_int_equal(mn_auth_route_role("GET", "/v1/cluster/members"), MN_AUTH_ADMIN);
-    assert_int_equal(mn_auth_route_role("DELETE", "/mcp"), MN_AUTH_WRITE);
-    assert_int_equal(mn_auth_route_role("GET", "/v1/some/new/route"), MN_AUTH_ADMIN);
-    assert_int_equal(mn_auth_route_role(NULL, NULL), MN_AUTH_ADMIN);
+    static const struct {
+        const char *method, *pattern;
+        mn_auth_op_t op;
+    } want[] = {
+        {"GET", "/health", MN_AUTH_OP_PROBE},
+        {"HEAD", "/health", MN_AUTH_OP_PROBE},
+        {"POST", "/health", MN_AUTH_OP_ADMIN},
+        {"GET", "/v1/spaces", MN_AUTH_OP_SPACE_LIST},
+        {"POST", "/v1/spaces", MN_AUTH_OP_SPACE_CREATE},
+        {"POST", "/v1/spaces/{space}/recall", MN_AUTH_OP_RECALL},
+        {"POST", "/v1/spaces/{space}/complete", MN_AUTH_OP_RECALL},
+        {"POST", "/v1/spaces/{space}/memories", MN_AUTH_OP_REMEMBER},
+        {"DELETE", "/v1/spaces/{space}/memories/{id}", MN_AUTH_OP_FORGET},
+        {"POST", "/v1/spaces/{space}/consolidate", MN_AUTH_OP_CONSOLIDATE},
+        {"GET", "/v1/spaces/{space}/events", MN_AUTH_OP_EVENTS},
+        {"DELETE", "/v1/spaces/{space}", MN_AUTH_OP_SPACE_DROP},
+        {"POST", "/v1/admin/checkpoint", MN_AUTH_OP_ADMIN},
+        {"GET", "/v1/cluster/members", MN_AUTH_OP_ADMIN},
+        {"DELETE", "/mcp", MN_AUTH_OP_MCP},
+        {"GET", "/v1/some/new/route", MN_AUTH_OP_ADMIN},
+        {NULL, NULL, MN_AUTH_OP_ADMIN},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (mn_auth_route_op(want[i].method, want[i].pattern) != want[i].op)
+            fail_msg("%s %s is not %s", want[i].method ? want[i].method : "NULL",
+                     want[i].pattern ? want[i].pattern : "NULL", mn_auth_op_name(want[i].op));
 }
 
 /* ---- the HTTP gate ---- */
@@ -392,6 +473,9 @@ int main(void)
                                         config_fixture_setup, config_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_auth_check_spaces, config_fixture_setup,
                                         config_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_create_space_needs_admin_for_every_space,
+                                        config_fixture_setup, config_fixture_teardown),
+        cmocka_unit_test(test_auth_operation_table),
         cmocka_unit_test(test_auth_route_table_defaults_to_admin),
         cmocka_unit_test_setup_teardown(test_auth_http_gate_answers_401_and_403,
                                         config_fixture_setup, config_fixture_teardown),

@@ -49,7 +49,7 @@ static const g_method *method(const char *name)
     return m;
 }
 
-static void test_roles_follow_the_http_routes(void **state)
+static void test_operations_follow_the_http_routes(void **state)
 {
     (void)state;
     static const struct {
@@ -81,11 +81,11 @@ static void test_roles_follow_the_http_routes(void **state)
     g_methods_all(&n);
     assert_int_equal(n, sizeof pairs / sizeof pairs[0]);
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-        mn_auth_role_t want = mn_auth_route_role(pairs[i].http_method, pairs[i].http_route);
-        if (method(pairs[i].grpc)->role != want)
-            fail_msg("%s needs %s, its HTTP route %s %s needs %s", pairs[i].grpc,
-                     mn_auth_role_name(method(pairs[i].grpc)->role), pairs[i].http_method,
-                     pairs[i].http_route, mn_auth_role_name(want));
+        mn_auth_op_t want = mn_auth_route_op(pairs[i].http_method, pairs[i].http_route);
+        if (method(pairs[i].grpc)->op != want)
+            fail_msg("%s is %s, its HTTP route %s %s is %s", pairs[i].grpc,
+                     mn_auth_op_name(method(pairs[i].grpc)->op), pairs[i].http_method,
+                     pairs[i].http_route, mn_auth_op_name(want));
     }
 }
 
@@ -262,7 +262,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_and_proto_service_agree),
-        cmocka_unit_test(test_roles_follow_the_http_routes),
+        cmocka_unit_test(test_operations_follow_the_http_routes),
         cmocka_unit_test(test_enums_convert_both_ways),
         cmocka_unit_test(test_memory_round_trip),
         cmocka_unit_test(test_filter_and_ids),

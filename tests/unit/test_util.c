@@ -1,5 +1,5 @@
 /* util: CRC32C check values, UUIDv7 ordering and text form, HLC monotonicity,
- * RFC 3339 round trips, UTF-8 validation, PRNG determinism. */
+ * RFC 3339 round trips, UTF-8 validation, PRNG determinism, one log line per event. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -196,6 +196,71 @@ static void test_prng_is_deterministic_and_bounded(void **state)
     }
 }
 
+/* ---- the logger ---- */
+
+/* What one mn_log_with call writes to stderr, with the given format (at most len bytes). */
+static void log_capture(mn_log_format_t format, const mn_log_field_t *f, size_t nf,
+                        const char *msg, char *out, size_t len)
+{
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+    mn_log_configure(MN_LOG_DEBUG, format);
+    mn_log_with(MN_LOG_INFO, f, nf, "%s", msg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    mn_log_configure(MN_LOG_INFO, MN_LOG_FORMAT_TEXT);
+    rewind(tmp);
+    size_t n = fread(out, 1, len - 1, tmp);
+    out[n] = '\0';
+    fclose(tmp);
+}
+
+static size_t count_char(const char *s, char c)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == c;
+    return n;
+}
+
+/* Client input (a decoded path parameter holding %0A) must not end the line or forge
+ * another: control characters in the message and in field values are escaped. */
+static void test_log_text_lines_escape_control_characters(void **state)
+{
+    (void)state;
+    char out[1024];
+    mn_log_field_t f[] = {{.key = "space", .str = "x\n2026-01-01T00:00:00.000Z error forged"},
+                          {.key = "id", .str = "a\rb\x1b[2Jc"},
+                          {.key = "plain", .str = "abc"}};
+    log_capture(MN_LOG_FORMAT_TEXT, f, 3, "got \"x\nfake line\" and\ttab\x7f", out, sizeof out);
+    assert_int_equal(count_char(out, '\n'), 1);
+    assert_int_equal(count_char(out, '\r'), 0);
+    assert_null(strchr(out, 0x1b));
+    assert_null(strchr(out, 0x7f));
+    assert_null(strchr(out, '\t'));
+    assert_non_null(strstr(out, " info  got \"x\\nfake line\" and\\ttab\\x7f "));
+    assert_non_null(strstr(out, " space=\"x\\n2026-01-01T00:00:00.000Z error forged\""));
+    /* a value with control characters only is quoted too */
+    assert_non_null(strstr(out, " id=\"a\\u000db\\u001b[2Jc\""));
+    assert_non_null(strstr(out, " plain=abc\n"));
+}
+
+static void test_log_json_lines_escape_control_characters(void **state)
+{
+    (void)state;
+    char out[1024];
+    mn_log_field_t f[] = {{.key = "space", .str = "x\ny\x01"}};
+    log_capture(MN_LOG_FORMAT_JSON, f, 1, "a\nb", out, sizeof out);
+    assert_int_equal(count_char(out, '\n'), 1);
+    assert_non_null(strstr(out, "\"msg\":\"a\\nb\""));
+    assert_non_null(strstr(out, "\"space\":\"x\\ny\\u0001\"}\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +272,8 @@ int main(void)
         cmocka_unit_test(test_utf8_encode_round_trips_through_validation),
         cmocka_unit_test(test_mn_assert_passes_silently_and_aborts_naming_the_check),
         cmocka_unit_test(test_prng_is_deterministic_and_bounded),
+        cmocka_unit_test(test_log_text_lines_escape_control_characters),
+        cmocka_unit_test(test_log_json_lines_escape_control_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
