@@ -277,7 +277,7 @@ static int setup_process(const mn_config_t *c)
 }
 
 /* Opens the engine of [storage] and [engine] into *out. 0 or an exit code. */
-static int open_engine(const mn_config_t *c, mn_engine_t **out)
+static int open_engine(const mn_config_t *c, bool salvage, mn_engine_t **out)
 {
     mn_error err = {0};
     mn_engine_options_t eo;
@@ -285,6 +285,7 @@ static int open_engine(const mn_config_t *c, mn_engine_t **out)
         fprintf(stderr, "mnemo: %s\n", err.message);
         return 2;
     }
+    eo.salvage = salvage;
     if (mn_engine_open(&eo, out, &err)) {
         mn_log_error("cannot open the data dir %s: %s", c->storage.data_dir, err.message);
         return 1;
@@ -401,7 +402,7 @@ static void close_loop(server *s)
     }
 }
 
-static int serve(const mn_config_t *c, bool insecure)
+static int serve(const mn_config_t *c, bool insecure, bool salvage)
 {
     int exit_code = setup_process(c);
     if (exit_code) return exit_code;
@@ -411,7 +412,8 @@ static int serve(const mn_config_t *c, bool insecure)
     mn_engine_t *engine = NULL;
     mn_http_router_t *router = NULL;
     bool loop_open = false;
-    if ((exit_code = check_exposure(c, insecure, &auth)) || (exit_code = open_engine(c, &engine)))
+    if ((exit_code = check_exposure(c, insecure, &auth)) ||
+        (exit_code = open_engine(c, salvage, &engine)))
         goto out;
     router = mn_http_router_new();
     s.api = mn_api_new(engine);
@@ -453,10 +455,12 @@ static void usage(FILE *f)
             "mnemo %s: cognitive memory for AI agents\n"
             "\n"
             "usage:\n"
-            "  mnemo serve [--config FILE] [--insecure]\n"
+            "  mnemo serve [--config FILE] [--insecure] [--salvage]\n"
             "                                run the server (HTTP API, see docs/api.md);\n"
             "                                --insecure allows a non-loopback http.bind\n"
-            "                                with auth.enabled = false\n"
+            "                                with auth.enabled = false; --salvage starts\n"
+            "                                on a damaged data dir with what is readable\n"
+            "  mnemo check DATA_DIR          verify a data dir offline (exit 1 on damage)\n"
             "  mnemo config [--config FILE]  print the effective configuration as TOML\n"
             "  mnemo --version               print the version\n"
             "  mnemo help                    this text\n"
@@ -466,14 +470,18 @@ static void usage(FILE *f)
             mn_api_version());
 }
 
-/* Reads [--config FILE | --config=FILE] (and --insecure when insecure is not NULL) after the
- * command; false on a bad argument. */
-static bool config_arg(int argc, char **argv, const char **path, bool *insecure)
+/* Reads [--config FILE | --config=FILE] (and --insecure, --salvage when insecure is not NULL)
+ * after the command; false on a bad argument. */
+static bool config_arg(int argc, char **argv, const char **path, bool *insecure, bool *salvage)
 {
     *path = NULL;
     for (int i = 2; i < argc; i++) {
         if (insecure && !strcmp(argv[i], "--insecure")) {
             *insecure = true;
+            continue;
+        }
+        if (insecure && !strcmp(argv[i], "--salvage")) {
+            *salvage = true;
             continue;
         }
         if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
@@ -492,6 +500,22 @@ static bool config_arg(int argc, char **argv, const char **path, bool *insecure)
     return true;
 }
 
+/* `mnemo check DATA_DIR`: 0 when the data dir is whole, 1 on damage, 2 when it cannot look. */
+static int check(int argc, char **argv)
+{
+    if (argc != 3 || argv[2][0] == '-') {
+        fprintf(stderr, "usage: mnemo check DATA_DIR (no server may run on it)\n");
+        return 2;
+    }
+    mn_engine_check_report_t rep;
+    mn_error err = {0};
+    if (mn_engine_check(argv[2], stdout, &rep, &err)) {
+        fprintf(stderr, "mnemo check: %s\n", err.message);
+        return 2;
+    }
+    return rep.problems ? 1 : 0;
+}
+
 int mn_api_main(int argc, char **argv, char **envp)
 {
     const char *cmd = argc > 1 ? argv[1] : "help";
@@ -503,14 +527,16 @@ int mn_api_main(int argc, char **argv, char **envp)
         usage(stdout);
         return argc > 1 ? 0 : 2;
     }
+    if (!strcmp(cmd, "check")) return check(argc, argv);
     if (strcmp(cmd, "serve") && strcmp(cmd, "config")) {
         fprintf(stderr, "mnemo: unknown command \"%s\"\n\n", cmd);
         usage(stderr);
         return 2;
     }
     const char *path;
-    bool insecure = false;
-    if (!config_arg(argc, argv, &path, strcmp(cmd, "serve") ? NULL : &insecure)) return 2;
+    bool insecure = false, salvage = false;
+    if (!config_arg(argc, argv, &path, strcmp(cmd, "serve") ? NULL : &insecure, &salvage))
+        return 2;
     mn_config_t c;
     mn_error err = {0};
     if (mn_config_load(&c, path, envp, &err)) {
@@ -520,7 +546,7 @@ int mn_api_main(int argc, char **argv, char **envp)
     }
     int rc = 0;
     if (!strcmp(cmd, "config")) mn_config_dump(&c, stdout);
-    else rc = serve(&c, insecure);
+    else rc = serve(&c, insecure, salvage);
     mn_config_free(&c);
     return rc;
 }

@@ -20,6 +20,7 @@
  * the group's last, in the same batch; if that fails the whole group fails. */
 #include "commit.h"
 
+#include "acked.h"
 #include "apply.h"
 #include "consolidate.h"
 #include "engine_internal.h"
@@ -223,6 +224,21 @@ static mn_err write_group(mn_engine_t *e, mn__pending **ps, size_t n, rocksdb_wr
     return rc;
 }
 
+/* After the group's write: a synced one makes its lsns the acknowledged ones
+ * (acked.c); a dropped space is forgotten there, synced or not. */
+static void note_acked(mn_engine_t *e, mn__pending **ps, size_t n, bool sync)
+{
+    for (size_t i = 0; i < n; i++) {
+        const mn__pending *p = ps[i];
+        if (!p->has_entry) continue;
+        if (p->entry.type == MN_WAL_OP_SPACE_DROP)
+            mn__acked_note(e->acked, p->sp->sid, 0);
+        else if (sync)
+            mn__acked_note(e->acked, p->sp->sid, p->entry.lsn);
+    }
+    mn__acked_write(e->acked);
+}
+
 /* Writes the group's entries, if any, and counts them; a failed write fails
  * every op that had an entry and marks the engine failed. */
 static void write_entries(mn_engine_t *e, mn__pending **ps, size_t n, rocksdb_writebatch_wi_t *b,
@@ -248,6 +264,7 @@ static void write_entries(mn_engine_t *e, mn__pending **ps, size_t n, rocksdb_wr
             }
         return;
     }
+    note_acked(e, ps, n, sync);
     atomic_fetch_add(&e->n_commits, 1);
     if (sync) atomic_fetch_add(&e->n_synced, 1);
     atomic_fetch_add(&e->n_entries, entries);

@@ -2,9 +2,11 @@
  * get. Writes are validated on the caller's thread, then handed to the commit
  * thread (commit.c) as WAL ops; reads take a space's read lock or go to the
  * store directly. */
+#include "acked.h"
 #include "assoc.h"
 #include "background.h"
 #include "commit.h"
+#include "damage.h"
 #include "engine_internal.h"
 #include "events.h"
 #include "indexer.h"
@@ -80,7 +82,14 @@ static mn_err engine_init(mn_engine_t *e, const mn_engine_options_t *o, mn_error
     e->opts.data_dir = e->data_dir;
     mn_err rc = mkdirs(e->data_dir, err);
     if (!rc) rc = mn__store_open(&e->store, &e->opts, err);
-    if (!rc && (rc = mn__events_init(e, err))) mn__store_close(&e->store);
+    size_t torn = 0;
+    if (!rc && (rc = mn__acked_open(e->data_dir, true, &e->acked, &torn, err)))
+        mn__store_close(&e->store);
+    if (torn) mn_log_warn("%s: %zu torn records skipped", MN__ACKED_FILE, torn);
+    if (!rc && (rc = mn__events_init(e, err))) {
+        mn__acked_close(e->acked);
+        mn__store_close(&e->store);
+    }
     if (rc) {
         free(e->data_dir);
         return rc;
@@ -97,6 +106,8 @@ static void engine_free(mn_engine_t *e)
 {
     mn__registry_destroy(&e->reg);
     mn__store_close(&e->store);
+    mn__acked_close(e->acked);
+    mn__damage_free(e);
     mn_idgen_destroy(&e->idgen);
     mn_hlc_destroy(&e->hlc);
     mn__events_free(e);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mnemo/err.h"
 #include "mnemo/metrics.h"
@@ -151,6 +152,10 @@ typedef struct mn_engine_options {
     bool hnsw_quantize;
     int64_t hnsw_save_interval_ms; /* a changed graph is saved this often by the index thread
                                       (default 60 s; 0 = only at shutdown) */
+    /* Start on a damaged data dir with what is readable (mnemo serve --salvage):
+     * the damage is logged, counted and reported (mn_engine_space_damage,
+     * mn_engine_salvaged) instead of refusing to open. */
+    bool salvage;
     /* Spaces the store may hold (0 = default 10000): creating one more fails with
      * MN_ERR_LIMIT. Checked on the commit thread, so concurrent creates cannot pass it. */
     uint64_t max_spaces;
@@ -320,6 +325,27 @@ mn_err mn_engine_trim_wal(mn_engine_t *e, mn_error *err);
 /* Writes a consistent RocksDB checkpoint (hard links where possible) of the
  * whole store into dir, which must not exist yet. A backup: open it as a data dir. */
 mn_err mn_engine_checkpoint(mn_engine_t *e, const char *dir, mn_error *err);
+
+/* ---- damage (damage.c, check.c; runbooks/single-node.md, "Damaged data directory") ---- */
+/* Why space name runs with less than was acknowledged after a salvage start
+ * (what was dropped and where), or NULL when it is whole. The string lives as
+ * long as the engine. */
+const char *mn_engine_space_damage(mn_engine_t *e, const char *name);
+/* What a salvage start dropped, for the node (NULL: nothing was dropped). The
+ * string lives as long as the engine. */
+const char *mn_engine_salvaged(mn_engine_t *e);
+
+/* What mnemo check found. */
+typedef struct mn_engine_check_report {
+    uint64_t spaces, wal_entries, records, vectors, keyword_lists, graphs;
+    uint64_t problems; /* damage found: 0 means the data dir is whole */
+} mn_engine_check_report_t;
+/* Verifies the data dir offline (no server may run on it): RocksDB's files and
+ * log, every WAL entry (checksum, decode, lsns dense per space), memory record,
+ * vector, keyword list and graph file. Prints each problem and a summary to out.
+ * MN_OK when it could look (rep->problems says what it found). */
+mn_err mn_engine_check(const char *data_dir, FILE *out, mn_engine_check_report_t *rep,
+                       mn_error *err);
 
 /* Engine-wide figures. */
 typedef struct mn_engine_stats {
