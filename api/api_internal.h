@@ -94,25 +94,87 @@ typedef enum {
     API_JSON_TRAILING, /* one whole value, then more than whitespace at offset */
     API_JSON_DEPTH,    /* offset is the bracket that would nest deeper than the limit */
     API_JSON_NOMEM,
+    API_JSON_LIMIT, /* a limit of api_json_opts: which in limit, where in path */
 } api_json_status;
+typedef enum {
+    API_JSON_LIMIT_NONE,
+    API_JSON_LIMIT_MEMBERS, /* count: members_max + 1 */
+    API_JSON_LIMIT_FLOATS,  /* count: the values of the array */
+    API_JSON_LIMIT_STRING,  /* count: the string's bytes (decoded) */
+    API_JSON_LIMIT_NODES,   /* count: nodes_max + 1 */
+} api_json_limit;
+#define API_JSON_PATH_MAX 160
 typedef struct api_json_result {
     api_json_status status;
     size_t offset;
     bool has_nul; /* a string holds \u0000 (its C string reads cut short there) */
+    api_json_limit limit;
+    size_t count;
+    char path[API_JSON_PATH_MAX]; /* "memories[3].embedding"; "" = the document itself */
 } api_json_result;
+/* Limits applied while parsing (0 = none of that kind): a document past one is refused there,
+ * before the rest of it is read into nodes. */
+typedef struct api_json_opts {
+    size_t depth_max;        /* nesting of arrays and objects; 0 = API_JSON_DEPTH_MAX */
+    size_t members_max;      /* members of one array or object (compact arrays aside) */
+    size_t floats_max;       /* values of one compact number array */
+    size_t string_bytes_max; /* bytes of one string or key, decoded */
+    size_t nodes_max;        /* nodes of the whole document */
+    bool compact_floats;     /* all-number arrays as one node of float32 values */
+} api_json_opts;
+/* The type bit of a compact number array (a cJSON_Array without children): read it with
+ * api_json_floats or api_json_array_size. cJSON_Print and cJSON_Duplicate see it as []. */
+#define API_JSON_FLOATS (1 << 12)
 /* Parses text[0..len) (NUL-terminated or not) as exactly one JSON value, strictly RFC 8259,
  * into a tree of ordinary cJSON nodes that all live in one arena owned by the root: read it
  * with any cJSON reader, never change it with cJSON functions, free it with api_json_free.
  * NULL on failure, with why and where in *res. */
 cJSON *api_json_parse(const char *text, size_t len, api_json_result *res);
+/* api_json_parse within the limits of o (NULL: none), compact number arrays if o says so. */
+cJSON *api_json_parse_opts(const char *text, size_t len, const api_json_opts *o,
+                           api_json_result *res);
 /* Frees a tree of api_json_parse (NULL is fine). Not for cJSON_Parse trees, nor subtrees. */
 void api_json_free(cJSON *root);
+/* A root of its own (free it with api_json_free) for an object whose members stay where they
+ * are and must outlive it: readers see obj's members, freeing it frees none of them. */
+cJSON *api_json_borrow(const cJSON *obj);
+/* True when v is a compact number array: its float32 values (in its tree) and count. */
+bool api_json_floats(const cJSON *v, const float **out, size_t *n);
+/* Elements of an array, compact or not; 0 if v is not an array. */
+size_t api_json_array_size(const cJSON *v);
+/* A malloc'd object (cJSON_Delete) whose members are cJSON references to obj's: members
+ * may be detached from it, added to it and deleted with it without touching obj's tree.
+ * NULL when out of memory. */
+cJSON *api_json_refs(const cJSON *obj);
 
 /* ---- request body ---- */
+/* Limits of a request body (REST and MCP): nesting 32, 1000 members in an array or object
+ * (MN_BATCH_MAX), strings of at most MN_CONTENT_MAX bytes, nodes_max nodes (256 per memory
+ * of the largest batch), number arrays compact and at most floats_max long (a space's dim,
+ * or MN_DIM_MAX when it is not known). */
+#define API_BODY_DEPTH_MAX 32
+#define API_BODY_NODES_MAX (MN_BATCH_MAX * 256)
+void api_body_opts(api_json_opts *o, uint32_t dim);
 /* Checks the Content-Type (415) and parses the body as JSON (400), which must
  * be an object. On failure the error is already in resp and NULL is returned.
- * The result is an api_json_parse tree: the caller frees it with api_json_free. */
-cJSON *api_body_object(const mn_http_request_t *req, mn_http_response_t *resp);
+ * The result is an api_json_parse tree: the caller frees it with api_json_free.
+ * Bodies are read within api_body_opts(dim): past a limit, 422 naming the field (a number
+ * array longer than dim: the engine's "embedding: expected <dim> values, got <n>") or 413
+ * (too many nodes). dim 0: the space is unknown (MN_DIM_MAX bounds the arrays). */
+cJSON *api_body_object(const mn_http_request_t *req, uint32_t dim, mn_http_response_t *resp);
+/* The error body (status, code, message, hint) of a refused parse r of a request body. */
+int api_json_refusal(const api_json_result *r, uint32_t dim, const char **code, char *msg,
+                     size_t msg_len, const char **hint);
+
+/* A request one door makes to another in-process (the MCP tools call the REST handlers)
+ * with its body already parsed: the handler's api_body_object reads body as it is, with no
+ * printing and no second parse. */
+typedef struct api_inproc_req {
+    mn_http_request_t http; /* what the handler gets */
+    const cJSON *body;      /* an object, or NULL for no body; not owned */
+} api_inproc_req;
+/* Zeroes r and marks its http.body as standing for body. */
+void api_inproc_init(api_inproc_req *r, const cJSON *body);
 
 /* ---- typed field readers: "prefix" + "field" name the value in messages ---- */
 /* Fails with MN_ERR_INVALID "<pfx><name>: unknown field" on a member outside allowed
@@ -134,7 +196,8 @@ mn_err api_get_bool(const cJSON *obj, const char *name, const char *pfx, bool *p
 /* An array of strings (a single string is accepted as one element when one_ok). */
 mn_err api_get_strings(const cJSON *obj, const char *name, const char *pfx, bool one_ok,
                        api_arena *a, char ***out, size_t *n, mn_error *err);
-/* An array of numbers as float32. */
+/* An array of numbers as float32 (a compact array's values are not copied: *out points into
+ * obj's tree, which must outlive it). */
 mn_err api_get_floats(const cJSON *obj, const char *name, const char *pfx, api_arena *a,
                       float **out, uint32_t *n, mn_error *err);
 /* An object of string values. */

@@ -429,8 +429,103 @@ static bool is_json_media_type(const char *ct)
            !strncasecmp(ct + n - 5, "+json", 5);
 }
 
-cJSON *api_body_object(const mn_http_request_t *req, mn_http_response_t *resp)
+#define STR_(x) #x
+#define STR(x) STR_(x) /* a limit's digits in a hint */
+
+void api_body_opts(api_json_opts *o, uint32_t dim)
 {
+    memset(o, 0, sizeof *o);
+    o->depth_max = API_BODY_DEPTH_MAX;
+    o->members_max = MN_BATCH_MAX;
+    o->floats_max = dim ? dim : MN_DIM_MAX;
+    o->string_bytes_max = MN_CONTENT_MAX;
+    o->nodes_max = API_BODY_NODES_MAX;
+    o->compact_floats = true;
+}
+
+int api_json_refusal(const api_json_result *r, uint32_t dim, const char **code, char *msg,
+                     size_t msg_len, const char **hint)
+{
+    const char *at = r->path[0] ? r->path : "body";
+    size_t n = strlen(r->path);
+    bool embedding = n >= 9 && !strcmp(r->path + n - 9, "embedding");
+    *code = "invalid_argument";
+    *hint = NULL;
+    switch (r->status) {
+    case API_JSON_NOMEM:
+        *code = "unavailable";
+        *hint = "retry later";
+        snprintf(msg, msg_len, "out of memory reading the body");
+        return 503;
+    case API_JSON_TRAILING:
+        *code = "invalid_json";
+        *hint = "send one JSON object";
+        snprintf(msg, msg_len, "unexpected data after the JSON value at byte %zu", r->offset);
+        return 400;
+    case API_JSON_SYNTAX:
+    case API_JSON_DEPTH:
+        *code = "invalid_json";
+        *hint = r->status == API_JSON_DEPTH
+                    ? "a request body nests at most " STR(API_BODY_DEPTH_MAX)
+                      " arrays and objects deep"
+                    : "check the JSON syntax";
+        snprintf(msg, msg_len, "malformed JSON at byte %zu", r->offset);
+        return 400;
+    default:
+        break;
+    }
+    switch (r->limit) {
+    case API_JSON_LIMIT_FLOATS:
+        if (dim && embedding) /* the engine's words for a vector of the wrong size */
+            snprintf(msg, msg_len, "%s: expected %u values, got %zu", at, dim, r->count);
+        else
+            snprintf(msg, msg_len, "%s: %zu numbers, the limit is %u (%s)", at, r->count,
+                     dim ? dim : MN_DIM_MAX, dim ? "the space's dim" : "the largest dim");
+        return 422;
+    case API_JSON_LIMIT_STRING:
+        snprintf(msg, msg_len, "%s: a string of %zu bytes, the limit is %d", at, r->count,
+                 MN_CONTENT_MAX);
+        return 422;
+    case API_JSON_LIMIT_MEMBERS:
+        snprintf(msg, msg_len, "%s: more than %d values in one array or object", at,
+                 MN_BATCH_MAX);
+        *hint = "send at most " STR(MN_BATCH_MAX) " memories or edges in one request";
+        return 422;
+    default:
+        *code = "payload_too_large";
+        *hint = "split the request";
+        snprintf(msg, msg_len, "the body holds more than %d JSON values", API_BODY_NODES_MAX);
+        return 413;
+    }
+}
+
+static const char api_inproc_body[1] = ""; /* its address marks an api_inproc_req */
+
+void api_inproc_init(api_inproc_req *r, const cJSON *body)
+{
+    memset(r, 0, sizeof *r);
+    r->http.body = body ? api_inproc_body : "";
+    r->body = body;
+}
+
+/* The tree an in-process caller gave (api_inproc_req), as a root of its own. */
+static cJSON *inproc_body(const mn_http_request_t *req, mn_http_response_t *resp)
+{
+    const api_inproc_req *r =
+        (const api_inproc_req *)(const void *)((const char *)req - offsetof(api_inproc_req, http));
+    cJSON *j = cJSON_IsObject(r->body) ? api_json_borrow(r->body) : NULL;
+    if (!j)
+        mn_http_respond_error(resp, cJSON_IsObject(r->body) ? 503 : 422,
+                              cJSON_IsObject(r->body) ? "unavailable" : "invalid_argument",
+                              cJSON_IsObject(r->body) ? "out of memory reading the body"
+                                                      : "body: expected a JSON object",
+                              NULL);
+    return j;
+}
+
+cJSON *api_body_object(const mn_http_request_t *req, uint32_t dim, mn_http_response_t *resp)
+{
+    if (req->body == api_inproc_body) return inproc_body(req, resp);
     const char *ct = mn_http_header_get(req, "content-type");
     if (ct && !is_json_media_type(ct)) {
         char raw[200], msg[200];
@@ -453,24 +548,16 @@ cJSON *api_body_object(const mn_http_request_t *req, mn_http_response_t *resp)
         mn_http_respond_error(resp, 400, "invalid_json", "the body contains a NUL byte", NULL);
         return NULL;
     }
+    api_json_opts o;
+    api_body_opts(&o, dim);
     api_json_result jr;
-    cJSON *j = api_json_parse(b, n, &jr);
-    char msg[160];
+    cJSON *j = api_json_parse_opts(b, n, &o, &jr);
     if (!j) {
-        if (jr.status == API_JSON_NOMEM) {
-            mn_http_respond_error(resp, 503, "unavailable", "out of memory reading the body",
-                                  "retry later");
-        } else if (jr.status == API_JSON_TRAILING) {
-            snprintf(msg, sizeof msg, "unexpected data after the JSON value at byte %zu",
-                     jr.offset);
-            mn_http_respond_error(resp, 400, "invalid_json", msg, "send one JSON object");
-        } else {
-            snprintf(msg, sizeof msg, "malformed JSON at byte %zu", jr.offset);
-            mn_http_respond_error(resp, 400, "invalid_json", msg,
-                                  jr.status == API_JSON_DEPTH
-                                      ? "JSON may nest at most 1000 arrays and objects deep"
-                                      : "check the JSON syntax");
-        }
+        const char *code, *hint;
+        char raw[API_JSON_PATH_MAX + 100], msg[sizeof raw];
+        int status = api_json_refusal(&jr, dim, &code, raw, sizeof raw, &hint);
+        api_utf8_sanitize(raw, msg, sizeof msg); /* the path holds the body's keys */
+        mn_http_respond_error(resp, status, code, msg, hint);
         return NULL;
     }
     if (!cJSON_IsObject(j)) {
@@ -486,6 +573,17 @@ cJSON *api_body_object(const mn_http_request_t *req, mn_http_response_t *resp)
         return NULL;
     }
     return j;
+}
+
+cJSON *api_json_refs(const cJSON *obj)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (const cJSON *m = obj ? obj->child : NULL; o && m; m = m->next)
+        if (!cJSON_AddItemReferenceToObject(o, m->string, (cJSON *)m)) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+    return o;
 }
 
 /* ---- typed readers ---- */
@@ -632,10 +730,16 @@ mn_err api_get_floats(const cJSON *obj, const char *name, const char *pfx, api_a
     if (!cJSON_IsArray(v))
         return mn_error_set(err, MN_ERR_INVALID, "%s%s: expected an array of numbers", pfx,
                             name);
-    int cnt = cJSON_GetArraySize(v);
+    const float *compact = NULL;
+    size_t cnt = api_json_array_size(v);
     if (cnt > 1000000)
-        return mn_error_set(err, MN_ERR_INVALID, "%s%s: %d values, far more than any space has",
+        return mn_error_set(err, MN_ERR_INVALID, "%s%s: %zu values, far more than any space has",
                             pfx, name, cnt);
+    if (api_json_floats(v, &compact, &cnt)) {
+        *out = (float *)compact; /* read-only for every caller, like the rest of the tree */
+        *n = (uint32_t)cnt;
+        return MN_OK;
+    }
     float *f = api_arena_alloc(a, (size_t)(cnt ? cnt : 1) * sizeof *f);
     if (!f) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     uint32_t i = 0;

@@ -34,7 +34,18 @@
  * bits gives the correctly rounded double unless the 64-bit result is itself a
  * midpoint between two doubles (its 11 low bits are 0x400): that covers the
  * 17-digit mantissas of printed doubles. Every other number is strtod on a
- * NUL-terminated copy of its text. */
+ * NUL-terminated copy of its text.
+ *
+ * Limits (api_json_parse_opts): a body is refused at the first value past a limit, before
+ * the rest of it becomes nodes, so what a refused body costs is what was read up to there.
+ * Nesting, members of one container, bytes of one string and nodes of the document are
+ * counted as they are made. With compact_floats an array that holds only numbers is one
+ * node whose float32 values sit in the arena (4 bytes a value instead of a 64-byte node):
+ * a scan of its text counts the values first, so an array longer than floats_max is
+ * refused before a value is converted, with its exact length. The compact node is a
+ * cJSON_Array with no children; the API_JSON_FLOATS bit of its type says to read it with
+ * api_json_floats (the values, after api_to_float, bit-identical to strtod then a float32
+ * conversion), valuestring points at the values and valueint holds their count. */
 #include "api_internal.h"
 
 #include <assert.h>
@@ -69,6 +80,12 @@ typedef struct jdoc {
     cJSON root;
 } jdoc;
 
+/* An open array or object and the members it has so far. */
+typedef struct level {
+    cJSON *node;
+    size_t members;
+} level;
+
 typedef struct parser {
     const unsigned char *p, *begin, *end;
     unsigned char *cur, *lim; /* the free part of the newest chunk */
@@ -76,6 +93,13 @@ typedef struct parser {
     size_t next_cap;
     bool has_nul;
     api_json_status status;
+    api_json_opts o;       /* every limit set (0 replaced by "none") */
+    size_t nodes;          /* made so far */
+    api_json_limit limit;  /* with API_JSON_LIMIT: which one, */
+    size_t count;          /* what was found, */
+    int path_levels;       /* and the open containers whose members name the place */
+    int depth;             /* open containers */
+    level open[API_JSON_DEPTH_MAX];
 } parser;
 
 /* n bytes at the start of a new chunk (the rest of the current one is left unused). */
@@ -104,8 +128,23 @@ static bool nomem(parser *ps)
     return fail(ps, ps->p, API_JSON_NOMEM);
 }
 
+/* A limit broken: the place is named by the current members of the first `levels` open
+ * containers (api_json_parse_opts writes it out). */
+static bool over(parser *ps, api_json_limit what, size_t count, int levels)
+{
+    ps->limit = what;
+    ps->count = count;
+    ps->path_levels = levels;
+    return fail(ps, ps->p, API_JSON_LIMIT);
+}
+
 static cJSON *node(parser *ps)
 {
+    if (ps->nodes == ps->o.nodes_max) {
+        over(ps, API_JSON_LIMIT_NODES, ps->nodes + 1, 0);
+        return NULL;
+    }
+    ps->nodes++;
     size_t pad = (size_t)(-(uintptr_t)ps->cur & (alignof(cJSON) - 1));
     cJSON *n;
     if ((size_t)(ps->lim - ps->cur) >= pad + sizeof *n) {
@@ -221,6 +260,7 @@ static bool string(parser *ps, char **out)
         p++;
     if (p < e && *p == '"') { /* no escape: the common case */
         size_t n = (size_t)(p - s);
+        if (n > ps->o.string_bytes_max) return over(ps, API_JSON_LIMIT_STRING, n, ps->depth);
         char *d = bytes(ps, n + 1);
         if (!d) return nomem(ps);
         memcpy(d, s, n);
@@ -253,6 +293,7 @@ static bool string(parser *ps, char **out)
     }
     d[o] = '\0';
     ps->cur = (unsigned char *)d + o + 1; /* give back what the escapes saved */
+    if (o > ps->o.string_bytes_max) return over(ps, API_JSON_LIMIT_STRING, o, ps->depth);
     *out = d;
     ps->p = q + 1;
     return true;
@@ -306,8 +347,8 @@ static bool is_digit(const parser *ps, const unsigned char *p)
     return p < ps->end && *p >= '0' && *p <= '9';
 }
 
-/* The number at ps->p into n. */
-static bool number(parser *ps, cJSON *n)
+/* The number at ps->p into *out. */
+static bool read_number(parser *ps, double *out)
 {
     const unsigned char *start = ps->p, *p = start;
     bool neg = *p == '-';
@@ -365,11 +406,88 @@ static bool number(parser *ps, cJSON *n)
         if (t != small) free(t);
     }
     ps->p = p;
+    *out = v;
+    return true;
+}
+
+/* The number at ps->p into n. */
+static bool number(parser *ps, cJSON *n)
+{
+    double v;
+    if (!read_number(ps, &v)) return false;
     n->type = cJSON_Number;
     n->valuedouble = v;
     /* saturated as cJSON does */
     n->valueint = v >= INT_MAX ? INT_MAX : v <= (double)INT_MIN ? INT_MIN : (int)v;
     return true;
+}
+
+/* ---- all-number arrays, compact ---- */
+
+/* With ps->p on the first value of an array: its number of values when its text, up to the
+ * closing bracket, has only the bytes of numbers, commas and blanks; else 0. Nothing is
+ * allocated, so an array too long for floats_max costs only this scan. */
+static size_t count_numbers(const parser *ps)
+{
+    size_t n = 1;
+    for (const unsigned char *p = ps->p; p < ps->end; p++) {
+        unsigned char c = *p;
+        if (c == ']') return n;
+        if (c == ',') n++;
+        else if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' ||
+                   c == 'E' || c == ' ' || c == '\t' || c == '\n' || c == '\r'))
+            return 0;
+    }
+    return 0;
+}
+
+/* The array at ps->p (its '[' read, blanks skipped, a number next) into n as a compact node
+ * when it holds only numbers: true and *done. *done false (ps->p unchanged) means: read it
+ * as ordinary nodes. Malformed text fails where the ordinary reading fails. */
+static bool floats(parser *ps, cJSON *n, bool *done)
+{
+    size_t cnt = count_numbers(ps);
+    *done = cnt != 0;
+    if (!cnt) return true;
+    if (cnt > ps->o.floats_max) return over(ps, API_JSON_LIMIT_FLOATS, cnt, ps->depth);
+    /* one float more, 0: its zero bytes end valuestring for strdup (cJSON_Duplicate) */
+    char *raw = bytes(ps, (cnt + 1) * sizeof(float) + alignof(float) - 1);
+    if (!raw) return nomem(ps);
+    float *f = (float *)(void *)(raw + (-(uintptr_t)raw & (alignof(float) - 1)));
+    for (size_t i = 0; i < cnt; i++) {
+        double d;
+        skip_ws(ps);
+        if (!read_number(ps, &d)) return false;
+        f[i] = api_to_float(d);
+        skip_ws(ps);
+        if (!at(ps, i + 1 < cnt ? ',' : ']')) return fail(ps, ps->p, API_JSON_SYNTAX);
+        ps->p++;
+    }
+    f[cnt] = 0;
+    n->type = cJSON_Array | API_JSON_FLOATS;
+    n->valuestring = (char *)f;
+    n->valueint = cnt > INT_MAX ? INT_MAX : (int)cnt;
+    n->valuedouble = (double)cnt;
+    return true;
+}
+
+bool api_json_floats(const cJSON *v, const float **out, size_t *n)
+{
+    if (!v || !(v->type & API_JSON_FLOATS) || (v->type & 0xff) != cJSON_Array) return false;
+    *out = (const float *)(const void *)v->valuestring;
+    *n = (size_t)v->valuedouble;
+    return true;
+}
+
+size_t api_json_array_size(const cJSON *v)
+{
+    const float *f;
+    size_t n = 0;
+    if (api_json_floats(v, &f, &n)) return n;
+    if (!cJSON_IsArray(v)) return 0;
+    for (const cJSON *c = v->child; c; c = c->next)
+        n++;
+    return n;
 }
 
 /* ---- values ---- */
@@ -402,11 +520,28 @@ static bool scalar(parser *ps, cJSON *n)
     }
 }
 
-/* A new last child of c; in an object, with its key read (through the ':'). */
-static cJSON *member(parser *ps, cJSON *c)
+/* A new last child of the innermost open container; in an object, with its key read
+ * (through the ':'). */
+static cJSON *member(parser *ps)
 {
+    level *lv = &ps->open[ps->depth - 1];
+    cJSON *c = lv->node;
+    if (lv->members == ps->o.members_max) {
+        /* named by the container itself: its parent's current member */
+        over(ps, API_JSON_LIMIT_MEMBERS, lv->members + 1, ps->depth - 1);
+        return NULL;
+    }
     cJSON *n = node(ps);
     if (!n) return NULL;
+    if (!c->child) {
+        c->child = n;
+    } else {
+        cJSON *last = c->child->prev;
+        last->next = n;
+        n->prev = last;
+    }
+    c->child->prev = n;
+    lv->members++;
     if (c->type == cJSON_Object) {
         skip_ws(ps);
         if (!at(ps, '"')) {
@@ -421,37 +556,46 @@ static cJSON *member(parser *ps, cJSON *c)
         }
         ps->p++;
     }
-    if (!c->child) {
-        c->child = n;
-    } else {
-        cJSON *last = c->child->prev;
-        last->next = n;
-        n->prev = last;
-    }
-    c->child->prev = n;
     return n;
+}
+
+/* The '[' or '{' at ps->p into n: true with *n_out the first member to read, or NULL when
+ * the container is complete already (empty, or a compact number array). */
+static bool open_container(parser *ps, cJSON *n, cJSON **n_out)
+{
+    unsigned char c = *ps->p;
+    *n_out = NULL;
+    if (ps->depth == (int)ps->o.depth_max) return fail(ps, ps->p, API_JSON_DEPTH);
+    n->type = c == '[' ? cJSON_Array : cJSON_Object;
+    ps->p++;
+    skip_ws(ps);
+    if (at(ps, c == '[' ? ']' : '}')) {
+        ps->p++;
+        return true;
+    }
+    if (c == '[' && ps->o.compact_floats && ps->p < ps->end &&
+        (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))) {
+        bool done;
+        if (!floats(ps, n, &done)) return false;
+        if (done) return true;
+    }
+    ps->open[ps->depth++] = (level){n, 0};
+    return (*n_out = member(ps)) != NULL;
 }
 
 /* The value at ps->p into root. Iterative: open containers are on an explicit stack. */
 static bool parse_value(parser *ps, cJSON *root)
 {
-    cJSON *open[API_JSON_DEPTH_MAX];
-    int depth = 0;
     cJSON *n = root;
     for (;;) {
         skip_ws(ps);
         if (ps->p == ps->end) return fail(ps, ps->p, API_JSON_SYNTAX);
         unsigned char c = *ps->p;
         if (c == '[' || c == '{') {
-            if (depth == API_JSON_DEPTH_MAX) return fail(ps, ps->p, API_JSON_DEPTH);
-            n->type = c == '[' ? cJSON_Array : cJSON_Object;
-            ps->p++;
-            skip_ws(ps);
-            if (at(ps, c == '[' ? ']' : '}')) {
-                ps->p++;
-            } else {
-                open[depth++] = n;
-                if (!(n = member(ps, n))) return false;
+            cJSON *next;
+            if (!open_container(ps, n, &next)) return false;
+            if (next) {
+                n = next;
                 continue;
             }
         } else if (!scalar(ps, n)) {
@@ -459,18 +603,18 @@ static bool parse_value(parser *ps, cJSON *root)
         }
         /* after a value: close what ends here, then on to the next member */
         for (;;) {
-            if (depth == 0) return true;
-            cJSON *top = open[depth - 1];
+            if (ps->depth == 0) return true;
+            cJSON *top = ps->open[ps->depth - 1].node;
             skip_ws(ps);
             if (at(ps, ',')) {
                 ps->p++;
-                if (!(n = member(ps, top))) return false;
+                if (!(n = member(ps))) return false;
                 break;
             }
             if (!at(ps, top->type == cJSON_Array ? ']' : '}'))
                 return fail(ps, ps->p, API_JSON_SYNTAX);
             ps->p++;
-            depth--;
+            ps->depth--;
         }
     }
 }
@@ -486,38 +630,103 @@ static void free_chunks(jchunk *c)
     }
 }
 
-cJSON *api_json_parse(const char *text, size_t len, api_json_result *res)
+/* Writes where a limit broke: the current member of each of the first ps->path_levels open
+ * containers ("memories[3].embedding"); "" for the document itself. */
+static void limit_path(const parser *ps, char *out, size_t len)
 {
-    parser ps;
-    memset(&ps, 0, sizeof ps);
-    ps.begin = (const unsigned char *)(text ? text : "");
-    ps.p = ps.begin;
-    ps.end = ps.begin + (text ? len : 0);
-    /* a node for every few bytes of a large document: start big enough for a small one */
-    size_t first = len < CHUNK_FIRST_MIN ? CHUNK_FIRST_MIN : len < CHUNK_MAX ? len : CHUNK_MAX;
-    ps.next_cap = first;
-    jdoc *d = grow(&ps, sizeof *d);
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < ps->path_levels && o < len; i++) {
+        const cJSON *c = ps->open[i].node, *last = c->child ? c->child->prev : NULL;
+        int w;
+        if (!last || (c->type == cJSON_Object && !last->string)) break;
+        if (c->type == cJSON_Object)
+            w = snprintf(out + o, len - o, "%s%.64s", o ? "." : "", last->string);
+        else
+            w = snprintf(out + o, len - o, "[%zu]", ps->open[i].members - 1);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+}
+
+/* Every limit of o set: 0 becomes "none" (the nesting limit, API_JSON_DEPTH_MAX). */
+static api_json_opts resolve(const api_json_opts *o)
+{
+    api_json_opts r = o ? *o : (api_json_opts){0};
+    if (!r.depth_max || r.depth_max > API_JSON_DEPTH_MAX) r.depth_max = API_JSON_DEPTH_MAX;
+    if (!r.members_max) r.members_max = SIZE_MAX;
+    if (!r.floats_max) r.floats_max = SIZE_MAX;
+    if (!r.string_bytes_max) r.string_bytes_max = SIZE_MAX;
+    if (!r.nodes_max) r.nodes_max = SIZE_MAX;
+    return r;
+}
+
+cJSON *api_json_parse_opts(const char *text, size_t len, const api_json_opts *opts,
+                           api_json_result *res)
+{
+    parser *ps = malloc(sizeof *ps); /* the stack of open containers is 16 KiB */
     memset(res, 0, sizeof *res);
-    if (!d) {
+    if (!ps) {
         res->status = API_JSON_NOMEM;
         return NULL;
     }
+    memset(ps, 0, offsetof(parser, open));
+    ps->o = resolve(opts);
+    ps->begin = (const unsigned char *)(text ? text : "");
+    ps->p = ps->begin;
+    ps->end = ps->begin + (text ? len : 0);
+    /* a node for every few bytes of a large document: start big enough for a small one */
+    size_t first = len < CHUNK_FIRST_MIN ? CHUNK_FIRST_MIN : len < CHUNK_MAX ? len : CHUNK_MAX;
+    ps->next_cap = first;
+    jdoc *d = grow(ps, sizeof *d);
+    cJSON *root = NULL;
+    if (!d) {
+        res->status = API_JSON_NOMEM;
+        goto out;
+    }
     memset(d, 0, sizeof *d);
     d->magic = DOC_MAGIC;
-    if (ps.end - ps.p >= 3 && !memcmp(ps.p, "\xef\xbb\xbf", 3)) ps.p += 3;
-    bool ok = parse_value(&ps, &d->root);
+    if (ps->end - ps->p >= 3 && !memcmp(ps->p, "\xef\xbb\xbf", 3)) ps->p += 3;
+    bool ok = parse_value(ps, &d->root);
     if (ok) {
-        skip_ws(&ps);
-        if (ps.p != ps.end) ok = fail(&ps, ps.p, API_JSON_TRAILING);
+        skip_ws(ps);
+        if (ps->p != ps->end) ok = fail(ps, ps->p, API_JSON_TRAILING);
     }
-    res->status = ok ? API_JSON_OK : ps.status;
-    res->offset = (size_t)(ps.p - ps.begin);
-    res->has_nul = ps.has_nul;
+    res->status = ok ? API_JSON_OK : ps->status;
+    res->offset = (size_t)(ps->p - ps->begin);
+    res->has_nul = ps->has_nul;
+    if (!ok && ps->status == API_JSON_LIMIT) {
+        res->limit = ps->limit;
+        res->count = ps->count;
+        limit_path(ps, res->path, sizeof res->path);
+    }
     if (!ok) {
-        free_chunks(ps.chunks);
-        return NULL;
+        free_chunks(ps->chunks);
+        goto out;
     }
-    d->chunks = ps.chunks;
+    d->chunks = ps->chunks;
+    root = &d->root;
+out:
+    free(ps);
+    return root;
+}
+
+cJSON *api_json_parse(const char *text, size_t len, api_json_result *res)
+{
+    return api_json_parse_opts(text, len, NULL, res);
+}
+
+cJSON *api_json_borrow(const cJSON *obj)
+{
+    jchunk *c = malloc(sizeof *c + sizeof(jdoc));
+    if (!c) return NULL;
+    c->next = NULL;
+    jdoc *d = (jdoc *)(void *)c->data;
+    memset(d, 0, sizeof *d);
+    d->magic = DOC_MAGIC;
+    d->chunks = c;
+    d->root.type = cJSON_Object;
+    d->root.child = obj->child; /* shared, read-only: freeing d never reaches them */
     return &d->root;
 }
 

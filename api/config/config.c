@@ -272,6 +272,9 @@ static const cfg_key KEYS[] = {
          "an MCP session unused this long ends (404, the client initializes again)"),
     KINT("mcp", "default_dim", mcp.default_dim, 384, 1, 4096,
          "dim of a space created by the remember tool without an embedding"),
+    KINT("mcp", "max_body_bytes", mcp.max_body_bytes, MIB, 1024, 1024 * MIB,
+         "largest POST body on /mcp; larger gets 413 before it is parsed (http.max_body_bytes "
+         "still bounds what is read)"),
     KSTR("mcp", "default_space", mcp.default_space, "default", check_nonempty,
          "space of MCP tools called without a space"),
     KLIST("mcp", "allowed_origins", mcp.allowed_origins, NULL, NULL,

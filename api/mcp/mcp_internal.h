@@ -20,6 +20,10 @@
 #define MCP_VERSION_MAX 15
 /* Messages in one JSON-RPC batch (older protocol versions only). */
 #define MCP_BATCH_MAX 256
+/* Bytes of one POST when mcp.max_body_bytes is not set; nodes of its JSON (one tool call
+ * needs a few hundred; a batch of MCP_BATCH_MAX of them fits). */
+#define MCP_BODY_DEFAULT (1u << 20)
+#define MCP_NODES_MAX 65536
 
 /* JSON-RPC 2.0 error codes, and the one MCP servers use for transport errors. */
 #define MCP_PARSE_ERROR -32700
@@ -45,6 +49,7 @@ struct mcp_server {
     size_t per_key_max; /* sessions one key (one owner) may hold */
     int64_t idle_ns;
     uint32_t default_dim;
+    size_t max_body_bytes; /* mcp.max_body_bytes (0: MCP_BODY_DEFAULT) */
     char default_space[MN_SPACE_NAME_MAX + 1];
     mn_config_strlist_t allowed_origins; /* our own copy */
     cJSON *tools;                      /* the "tools" array of tools/list, built once */

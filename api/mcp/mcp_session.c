@@ -112,6 +112,7 @@ mn_err mcp_server_configure(mcp_server *s, const mn_config_mcp_t *o, mn_error *e
     s->n_sessions = 0;
     s->idle_ns = o->session_idle_s * (int64_t)1000000000;
     s->default_dim = (uint32_t)o->default_dim;
+    s->max_body_bytes = (size_t)o->max_body_bytes; /* 0: MCP_BODY_DEFAULT */
     strcpy(s->default_space, o->default_space);
     free_origins(&s->allowed_origins);
     s->allowed_origins = origins;

@@ -170,24 +170,20 @@ static answer call(mcp_call *c, mn_http_handler_fn fn, const char *method, const
                    const char *id, const char *query, const cJSON *body)
 {
     answer a = {503, NULL};
-    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-    if (body && !text) return a;
-    mn_http_request_t r;
-    memset(&r, 0, sizeof r);
-    r.method = method;
-    r.path = c->http->path;
-    r.query = query ? query : "";
-    r.body = text ? text : "";
-    r.body_len = strlen(r.body);
-    memcpy(r.request_id, c->http->request_id, sizeof r.request_id);
-    if (space) r.params[r.n_params++] = space;
-    if (id) r.params[r.n_params++] = id;
-    r.route = c->http->route;
+    api_inproc_req ir; /* the handler reads body as it is: no print, no second parse */
+    api_inproc_init(&ir, body);
+    mn_http_request_t *r = &ir.http;
+    r->method = method;
+    r->path = c->http->path;
+    r->query = query ? query : "";
+    memcpy(r->request_id, c->http->request_id, sizeof r->request_id);
+    if (space) r->params[r->n_params++] = space;
+    if (id) r->params[r->n_params++] = id;
+    r->route = c->http->route;
     mn_http_response_t resp;
     memset(&resp, 0, sizeof resp);
     resp.status = 200;
-    fn(c->api, &r, &resp);
-    free(text);
+    fn(c->api, r, &resp);
     a.status = resp.status;
     if (resp.body && resp.body_len) a.json = cJSON_ParseWithLength(resp.body, resp.body_len);
     free(resp.body);
@@ -390,7 +386,7 @@ static cJSON *run_remember(mcp_call *c, const mcp_tool *t, const char *space, cJ
             return denied;
         }
         const cJSON *emb = cJSON_GetObjectItemCaseSensitive(args, "embedding");
-        int n = cJSON_IsArray(emb) ? cJSON_GetArraySize(emb) : 0;
+        int n = (int)api_json_array_size(emb); /* compact arrays have no children */
         cJSON *def = cJSON_CreateObject();
         cJSON_AddStringToObject(def, "name", space);
         cJSON_AddNumberToObject(def, "dim", n > 0 ? (double)n : (double)c->srv->default_dim);
@@ -682,7 +678,9 @@ cJSON *mcp_tools_call(mcp_call *c, const cJSON *params, int *code, char *msg, si
         snprintf(msg, msg_len, "Invalid params: params.arguments must be an object");
         return NULL;
     }
-    cJSON *a = cJSON_IsObject(args) ? cJSON_Duplicate(args, 1) : cJSON_CreateObject();
+    /* references to the arguments (compact arrays and all): space is detached from it, and
+     * create_space adds to it, without a copy of the tree */
+    cJSON *a = api_json_refs(cJSON_IsObject(args) ? args : NULL);
     if (!a) {
         *code = MCP_INTERNAL_ERROR;
         snprintf(msg, msg_len, "Internal error: out of memory");

@@ -10,7 +10,8 @@
  * Checks, in order: Origin (browsers: only loopback origins and mcp.allowed_origins, else
  * 403, against DNS rebinding), Accept (must admit application/json, else 406),
  * Content-Type (JSON, else 415), MCP-Protocol-Version (a version we speak, else 400), the
- * body (UTF-8 JSON, else -32700), then the session: every message except initialize needs
+ * body's size (mcp.max_body_bytes, else 413), the body (UTF-8 JSON, else -32700; within the
+ * limits of a request body, else -32602 naming the field), then the session: every message except initialize needs
  * a live Mcp-Session-Id (missing 400, unknown or ended 404). Transport errors carry a
  * JSON-RPC error without id whose data is the usual {"code","message","hint"}. */
 #include "mcp_internal.h"
@@ -185,12 +186,24 @@ static bool valid_utf8(const unsigned char *s, size_t n)
     return true;
 }
 
-/* Parses the body as one JSON value; NULL with a -32700 answer in resp on failure. */
-static cJSON *parse_body(const mn_http_request_t *req, mn_http_response_t *resp)
+/* Parses the body as one JSON value, within the limits of a request body (api_body_opts) and
+ * MCP_NODES_MAX nodes, number arrays compact; NULL with the answer in resp on failure:
+ * -32700 for what is not JSON, -32602 (400, or 413 for too many nodes) for a limit, which
+ * the message names as the REST door does ("params.arguments.embedding: ..."). */
+static cJSON *parse_body(const mcp_server *s, const mn_http_request_t *req,
+                         mn_http_response_t *resp)
 {
     const char *b = req->body ? req->body : "";
     size_t n = req->body ? req->body_len : 0;
-    char msg[160];
+    char msg[API_JSON_PATH_MAX + 160];
+    size_t max = s->max_body_bytes ? s->max_body_bytes : MCP_BODY_DEFAULT;
+    if (n > max) {
+        snprintf(msg, sizeof msg, "Payload Too Large: a body of %zu bytes, the limit is %zu", n,
+                 max);
+        transport_error(resp, 413, MCP_INVALID_REQUEST, "payload_too_large", msg,
+                        "mcp.max_body_bytes bounds one POST to /mcp");
+        return NULL;
+    }
     size_t ws = 0;
     while (ws < n && isspace((unsigned char)b[ws]))
         ws++;
@@ -204,20 +217,37 @@ static cJSON *parse_body(const mn_http_request_t *req, mn_http_response_t *resp)
                         "Parse error: the body is not UTF-8 text", NULL);
         return NULL;
     }
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(b, n, &end, 0);
-    size_t off = end && end >= b && end <= b + n ? (size_t)(end - b) : n;
+    api_json_opts o;
+    api_body_opts(&o, 0); /* the space is in the arguments: MN_DIM_MAX bounds arrays here */
+    o.nodes_max = MCP_NODES_MAX;
+    api_json_result jr;
+    cJSON *j = api_json_parse_opts(b, n, &o, &jr);
+    if (j && !jr.has_nul) return j;
+    api_json_free(j);
     if (j) {
-        while (off < n && isspace((unsigned char)b[off]))
-            off++;
-        if (off == n) return j;
-        cJSON_Delete(j);
-        snprintf(msg, sizeof msg, "Parse error: unexpected data after the JSON value at byte %zu",
-                 off);
+        transport_error(resp, 400, MCP_INVALID_REQUEST, "invalid_argument",
+                        "Invalid Request: strings must not contain the NUL character (\\u0000)",
+                        NULL);
+    } else if (jr.status == API_JSON_LIMIT || jr.status == API_JSON_NOMEM) {
+        const char *code, *hint;
+        char raw[API_JSON_PATH_MAX + 100], clean[sizeof raw];
+        int status = api_json_refusal(&jr, 0, &code, raw, sizeof raw, &hint);
+        api_utf8_sanitize(raw, clean, sizeof clean);
+        snprintf(msg, sizeof msg, "%s: %s", status >= 500 ? "Internal error" : "Invalid params",
+                 clean);
+        transport_error(resp, status == 422 ? 400 : status,
+                        status >= 500 ? MCP_INTERNAL_ERROR : MCP_INVALID_PARAMS, code, msg, hint);
     } else {
-        snprintf(msg, sizeof msg, "Parse error: malformed JSON at byte %zu", off);
+        if (jr.status == API_JSON_TRAILING)
+            snprintf(msg, sizeof msg,
+                     "Parse error: unexpected data after the JSON value at byte %zu", jr.offset);
+        else
+            snprintf(msg, sizeof msg, "Parse error: malformed JSON at byte %zu", jr.offset);
+        transport_error(resp, 400, MCP_PARSE_ERROR, "invalid_json", msg,
+                        jr.status == API_JSON_DEPTH
+                            ? "a message nests at most 32 arrays and objects deep"
+                            : "check the JSON syntax");
     }
-    transport_error(resp, 400, MCP_PARSE_ERROR, "invalid_json", msg, "check the JSON syntax");
     return NULL;
 }
 
@@ -281,7 +311,7 @@ void mcp_h_post(void *ctx, const mn_http_request_t *req, mn_http_response_t *res
                         "Unsupported Media Type: send Content-Type: application/json", NULL);
         return;
     }
-    cJSON *body = parse_body(req, resp);
+    cJSON *body = parse_body(c.srv, req, resp);
     if (!body) return;
     if (mcp_rpc_is_initialize(body)) {
         /* a new session, whatever Mcp-Session-Id the request carries */
@@ -302,7 +332,7 @@ void mcp_h_post(void *ctx, const mn_http_request_t *req, mn_http_response_t *res
                 respond_json(resp, rpc_code(r) == MCP_INVALID_REQUEST ? 400 : 200, r);
         }
     }
-    cJSON_Delete(body);
+    api_json_free(body);
 }
 
 void mcp_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)

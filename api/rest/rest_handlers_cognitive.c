@@ -185,7 +185,7 @@ static const char *const recognize_fields[] = {
 void rest_h_recognize(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
-    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
+    cJSON *body = rest_body_in_space(api, req, resp);
     if (!body) return;
     mn_error err = {0};
     api_arena a;
@@ -313,7 +313,7 @@ static mn_err complete_from_json(const cJSON *o, api_arena *a, mn_memory_t *m, u
     if (kk < 1 || kk > 100)
         return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..100, got %lld", (long long)kk);
     *k = (uint32_t)kk;
-    cJSON *copy = cJSON_Duplicate(o, 1);
+    cJSON *copy = api_json_refs(o); /* references: a compact embedding stays as it is */
     if (!copy) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "k");
     rc = rest_memory_from_json(copy, "", a, m, err);
@@ -339,7 +339,7 @@ static mn_err complete_from_json(const cJSON *o, api_arena *a, mn_memory_t *m, u
 void rest_h_complete(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
-    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
+    cJSON *body = rest_body_in_space(api, req, resp);
     if (!body) return;
     mn_error err = {0};
     api_arena a;

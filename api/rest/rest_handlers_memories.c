@@ -16,7 +16,7 @@
 void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
-    cJSON *body = rest_body(req, resp, API_CTX_MEMORY);
+    cJSON *body = rest_body_in_space(api, req, resp);
     if (!body) return;
     mn_error err = {0};
     api_arena a;

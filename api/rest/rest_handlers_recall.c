@@ -143,7 +143,7 @@ void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool tra
 void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
-    cJSON *body = rest_body(req, resp, API_CTX_SPACE);
+    cJSON *body = rest_body_in_space(api, req, resp);
     if (!body) return;
     mn_error err = {0};
     api_arena a;

@@ -18,6 +18,9 @@ bool rest_query_none(const mn_http_request_t *req, mn_http_response_t *resp, api
 /* rest_query_none, then the JSON object body of api_body_object (free it with api_json_free);
  * NULL on failure. */
 cJSON *rest_body(const mn_http_request_t *req, mn_http_response_t *resp, api_ctx nf);
+/* rest_body for a route under /v1/spaces/{space} whose body may hold embeddings: the space's
+ * dim bounds every number array while the body is parsed (422 as the engine words it). */
+cJSON *rest_body_in_space(mn_api_t *api, const mn_http_request_t *req, mn_http_response_t *resp);
 /* The memory id of the path ({id}, the second parameter): false (422) when it is not one. */
 bool rest_path_id(const mn_http_request_t *req, mn_id_t *id, mn_http_response_t *resp);
 

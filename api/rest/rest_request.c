@@ -27,7 +27,16 @@ bool rest_query_none(const mn_http_request_t *req, mn_http_response_t *resp, api
 cJSON *rest_body(const mn_http_request_t *req, mn_http_response_t *resp, api_ctx nf)
 {
     if (!rest_query_none(req, resp, nf)) return NULL;
-    return api_body_object(req, resp);
+    return api_body_object(req, 0, resp);
+}
+
+cJSON *rest_body_in_space(mn_api_t *api, const mn_http_request_t *req, mn_http_response_t *resp)
+{
+    if (!rest_query_none(req, resp, API_CTX_SPACE)) return NULL;
+    mn_space_stats_t st;
+    uint32_t dim = 0; /* a space that does not exist: the engine answers 404 after the parse */
+    if (!mn_engine_space_get(api->engine, req->params[0], &st, NULL)) dim = st.def.dim;
+    return api_body_object(req, dim, resp);
 }
 
 bool rest_path_id(const mn_http_request_t *req, mn_id_t *id, mn_http_response_t *resp)

@@ -113,6 +113,7 @@ typedef struct mn_config_mcp {
     int64_t max_sessions_per_key;      /* 256: more evicts the key's least recently used */
     int64_t session_idle_s;            /* 3600: a session unused this long ends */
     int64_t default_dim;               /* 384: dim of a space that remember creates */
+    int64_t max_body_bytes;            /* 1 MiB: one POST /mcp (http.max_body_bytes still applies) */
     char *default_space;               /* "default": the space of tools given none */
     mn_config_strlist_t allowed_origins; /* browser origins allowed besides loopback */
 } mn_config_mcp_t;

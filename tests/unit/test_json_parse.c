@@ -1,8 +1,10 @@
 /* Arena JSON parser (api/json_parse.c): against cJSON on seeded generated documents, node by
  * node; numbers bit for bit against strtod; the documents both refuse and the ones only the
  * strict parser refuses; nesting limit, \u0000 flag, error offsets, tree shape and the cJSON
- * readers on it; api_body_object's answers; and a bounded mutation fuzz loop (under ASan in
- * the sanitizer build: no crash, no leak). */
+ * readers on it; api_body_object's answers; the limits applied while parsing (where, what,
+ * the field named) and compact number arrays (api_to_float of strtod, bit for bit); trees
+ * passed in process (references, borrowed roots); and a bounded mutation fuzz loop, plain and
+ * within limits with compact arrays (under ASan in the sanitizer build: no crash, no leak). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,8 +94,32 @@ static bool same_str(const char *a, const char *b)
 
 /* Node by node: types, keys, values (doubles bit for bit), and the links, including
  * child->prev = the last child. On a difference, says where in why. */
+static bool same_tree(const cJSON *a, const cJSON *b, char *why, size_t len);
+
+/* A compact array of ours against cJSON's array of numbers: the same count, and each value
+ * bit for bit what api_get_floats made of cJSON's double before (api_to_float). */
+static bool same_floats(const cJSON *a, const cJSON *b, char *why, size_t len)
+{
+    const float *f;
+    size_t n;
+    if (!api_json_floats(a, &f, &n) || !cJSON_IsArray(b))
+        return snprintf(why, len, "compact vs type %d", b->type), false;
+    size_t i = 0;
+    for (const cJSON *c = b->child; c; c = c->next, i++) {
+        if (i >= n || !cJSON_IsNumber(c)) return snprintf(why, len, "compact: count"), false;
+        float want = api_to_float(c->valuedouble);
+        if (memcmp(&want, &f[i], sizeof want))
+            return snprintf(why, len, "compact [%zu]: %a vs %a", i, (double)f[i], (double)want),
+                   false;
+    }
+    if (i != n || a->child) return snprintf(why, len, "compact: count %zu vs %zu", n, i), false;
+    if (!same_str(a->string, b->string)) return snprintf(why, len, "key differs"), false;
+    return true;
+}
+
 static bool same_tree(const cJSON *a, const cJSON *b, char *why, size_t len)
 {
+    if (a->type & API_JSON_FLOATS) return same_floats(a, b, why, len);
     if (a->type != b->type) return snprintf(why, len, "type %d vs %d", a->type, b->type), false;
     if (!same_str(a->string, b->string)) return snprintf(why, len, "key differs"), false;
     if (!same_str(a->valuestring, b->valuestring))
@@ -812,8 +838,8 @@ static void test_json_parse_tree_reads_like_cjson(void **state)
 
 /* ---- api_body_object ---- */
 
-static void expect_body(const char *body, size_t n, int status, const char *code,
-                        const char *message)
+static void expect_body_dim(const char *body, size_t n, uint32_t dim, int status,
+                            const char *code, const char *message)
 {
     mn_http_request_t req;
     memset(&req, 0, sizeof req);
@@ -821,7 +847,7 @@ static void expect_body(const char *body, size_t n, int status, const char *code
     req.body_len = n;
     mn_http_response_t resp;
     memset(&resp, 0, sizeof resp);
-    cJSON *j = api_body_object(&req, &resp);
+    cJSON *j = api_body_object(&req, dim, &resp);
     if (!status) {
         assert_non_null(j);
         assert_null(resp.body);
@@ -838,6 +864,12 @@ static void expect_body(const char *body, size_t n, int status, const char *code
     cJSON_Delete(e);
     free(resp.body);
     free(resp.extra_headers);
+}
+
+static void expect_body(const char *body, size_t n, int status, const char *code,
+                        const char *message)
+{
+    expect_body_dim(body, n, 0, status, code, message);
 }
 
 #define BODY(lit, status, code, msg) expect_body(lit, sizeof lit - 1, status, code, msg)
@@ -861,11 +893,270 @@ static void test_json_parse_body_object_keeps_its_answers(void **state)
     puts_(&b, "{\"a\":");
     for (int i = 0; i < 2000; i++)
         puts_(&b, "[");
-    expect_body(b.p, b.len, 400, "invalid_json", "malformed JSON at byte 1004");
+    expect_body(b.p, b.len, 400, "invalid_json", "malformed JSON at byte 36"); /* 32 deep */
+    free(b.p);
+}
+
+/* ---- limits while parsing, compact number arrays ---- */
+
+/* Parses s with o: refused with limit `what`, count and path. */
+static void expect_limit(const char *s, const api_json_opts *o, api_json_limit what, size_t count,
+                         const char *path)
+{
+    api_json_result r;
+    cJSON *j = api_json_parse_opts(s, strlen(s), o, &r);
+    if (j) fail_msg("accepted: %s", s);
+    assert_int_equal(r.status, API_JSON_LIMIT);
+    assert_int_equal(r.limit, what);
+    assert_int_equal(r.count, count);
+    assert_string_equal(r.path, path);
+}
+
+static void test_json_parse_limits_apply_while_parsing(void **state)
+{
+    (void)state;
+    api_json_opts o = {.floats_max = 2, .compact_floats = true};
+    expect_limit("{\"embedding\":[1,2,3]}", &o, API_JSON_LIMIT_FLOATS, 3, "embedding");
+    expect_limit("{\"memories\":[{\"content\":\"a\"},{\"embedding\":[1, 2 ,3e5,-4]}]}", &o,
+                 API_JSON_LIMIT_FLOATS, 4, "memories[1].embedding");
+    expect_limit("[0,1,2]", &o, API_JSON_LIMIT_FLOATS, 3, "");
+    /* refused at the array, before the rest is read: the syntax error after it is not seen */
+    buf b = {0};
+    puts_(&b, "{\"embedding\":[");
+    for (int i = 0; i < 100000; i++)
+        puts_(&b, i ? ",0.125" : "0.125");
+    puts_(&b, "], \"x\": }");
+    api_json_result r;
+    assert_null(api_json_parse_opts(b.p, b.len, &o, &r));
+    assert_int_equal(r.status, API_JSON_LIMIT);
+    assert_int_equal(r.count, 100000);
+    assert_int_equal(r.offset, 14); /* the first value */
+    free(b.p);
+
+    o = (api_json_opts){.members_max = 2};
+    expect_limit("{\"memories\":[{},{},{}]}", &o, API_JSON_LIMIT_MEMBERS, 3, "memories");
+    expect_limit("{\"a\":[1,2],\"b\":{\"x\":1,\"y\":2,\"z\":3}}", &o, API_JSON_LIMIT_MEMBERS, 3,
+                 "b");
+    expect_limit("{\"a\":1,\"b\":2,\"c\":3}", &o, API_JSON_LIMIT_MEMBERS, 3, "");
+    expect_limit("[[1],[2,[3,4,5]]]", &o, API_JSON_LIMIT_MEMBERS, 3, "[1][1]");
+
+    o = (api_json_opts){.string_bytes_max = 4};
+    expect_limit("{\"a\":{\"c\":\"12345\"}}", &o, API_JSON_LIMIT_STRING, 5, "a.c");
+    expect_limit("{\"a\":[\"\\u00e9\\u00e9\\u00e9\"]}", &o, API_JSON_LIMIT_STRING, 6, "a[0]");
+    expect_limit("{\"a\":{\"longkey\":1}}", &o, API_JSON_LIMIT_STRING, 7, "a"); /* a key */
+    api_json_result ok;
+    static const char four[] = "[\"\\u00e9\\u00e9\",\"1234\"]";
+    cJSON *j = api_json_parse_opts(four, sizeof four - 1, &o, &ok);
+    assert_non_null(j); /* 4 bytes decoded is within the limit, whatever the text's length */
+    api_json_free(j);
+
+    o = (api_json_opts){.nodes_max = 3};
+    expect_limit("[1,\"a\",true,null]", &o, API_JSON_LIMIT_NODES, 4, ""); /* the root aside */
+    o.compact_floats = true; /* a compact array is one node */
+    static const char two[] = "[[1,2,3,4,5,6],[7]]";
+    j = api_json_parse_opts(two, sizeof two - 1, &o, &ok);
+    assert_non_null(j);
+    api_json_free(j);
+
+    o = (api_json_opts){.depth_max = 2};
+    assert_null(api_json_parse_opts("[[[]]]", 6, &o, &r));
+    assert_int_equal(r.status, API_JSON_DEPTH);
+    assert_int_equal(r.offset, 2);
+}
+
+/* api_get_floats reads o's "embedding" as want[0..n), bit for bit. */
+static void expect_floats(const cJSON *o, const float *want, size_t n)
+{
+    api_arena a;
+    api_arena_init(&a);
+    float *got = NULL;
+    uint32_t ng = 0;
+    mn_error err = {0};
+    assert_int_equal(api_get_floats(o, "embedding", "", &a, &got, &ng, &err), MN_OK);
+    assert_int_equal(ng, n);
+    assert_memory_equal(got, want, n * sizeof *want);
+    api_arena_free(&a);
+}
+
+/* Every number of gen_number, alone and in arrays with blanks: the compact values are
+ * api_to_float(strtod(text)) bit for bit, and api_get_floats reads them. */
+static void test_json_parse_compact_floats_are_strtod_then_float(void **state)
+{
+    (void)state;
+    mn_prng_t p;
+    mn_prng_seed(&p, 777);
+    api_json_opts o = {.compact_floats = true};
+    buf b = {0}, num = {0};
+    for (int round = 0; round < 2000; round++) {
+        size_t n = 1 + (size_t)below(&p, 40);
+        float *want = malloc(n * sizeof *want);
+        b.len = 0;
+        puts_(&b, "{\"embedding\":[");
+        for (size_t i = 0; i < n; i++) {
+            num.len = 0;
+            gen_number(&p, &num);
+            want[i] = api_to_float(strtod(num.p, NULL));
+            if (i) puts_(&b, below(&p, 2) ? "," : " ,\n");
+            gen_ws(&p, &b);
+            put(&b, num.p, num.len);
+            gen_ws(&p, &b);
+        }
+        puts_(&b, "]}");
+        api_json_result r;
+        cJSON *j = api_json_parse_opts(b.p, b.len, &o, &r);
+        if (!j) fail_msg("refused (%d at %zu): %s", r.status, r.offset, b.p);
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "embedding");
+        assert_true(cJSON_IsArray(e));
+        assert_null(e->child);
+        assert_int_equal(api_json_array_size(e), n);
+        const float *f;
+        size_t nf;
+        assert_true(api_json_floats(e, &f, &nf));
+        assert_int_equal(nf, n);
+        for (size_t i = 0; i < n; i++)
+            if (memcmp(&f[i], &want[i], sizeof *f))
+                fail_msg("value %zu: %a, want %a: %s", i, (double)f[i], (double)want[i], b.p);
+        expect_floats(j, want, n);
+        api_json_free(j);
+        free(want);
+    }
+    /* arrays that are not all numbers are ordinary nodes, as cJSON builds them */
+    static const char *const mixed[] = {"[1,\"a\"]", "[1,[2]]", "[-1,true]", "[1,{}]",
+                                        "[1,null,2]", "[\"a\",1]"};
+    for (size_t i = 0; i < sizeof mixed / sizeof *mixed; i++) {
+        api_json_result r;
+        cJSON *j = api_json_parse_opts(mixed[i], strlen(mixed[i]), &o, &r);
+        cJSON *c = cJSON_Parse(mixed[i]);
+        char why[200];
+        assert_non_null(j);
+        assert_false(j->type & API_JSON_FLOATS);
+        if (!same_tree(j, c, why, sizeof why)) fail_msg("%s: %s", why, mixed[i]);
+        cJSON_Delete(c);
+        api_json_free(j);
+    }
+    /* malformed number arrays fail where the ordinary reading fails */
+    static const char *const bad[] = {"[1,,2]", "[1 2]", "[1,]", "[-]", "[1e]", "[1.]",
+                                      "[01]", "[1,2", "[1e5.3]", "[--1]", "[1,-]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        api_json_result r1, r2;
+        assert_null(api_json_parse_opts(bad[i], strlen(bad[i]), &o, &r1));
+        assert_null(api_json_parse(bad[i], strlen(bad[i]), &r2));
+        assert_int_equal(r1.status, r2.status);
+        if (r1.offset != r2.offset) fail_msg("%s: at %zu, not %zu", bad[i], r1.offset, r2.offset);
+    }
+    free(b.p);
+    free(num.p);
+}
+
+/* The MCP tools' path: references to the arguments, the REST handler's body read from the
+ * tree itself (api_inproc_req), every tree freed by its owner. */
+static void test_json_parse_trees_pass_in_process_without_copies(void **state)
+{
+    (void)state;
+    static const char doc[] = "{\"space\":\"s\",\"content\":\"hi\",\"embedding\":[0.5,-1,2]}";
+    api_json_opts o = {.compact_floats = true};
+    api_json_result r;
+    cJSON *args = api_json_parse_opts(doc, sizeof doc - 1, &o, &r);
+    assert_non_null(args);
+    cJSON *refs = api_json_refs(args);
+    assert_non_null(refs);
+    cJSON *space = cJSON_DetachItemFromObjectCaseSensitive(refs, "space");
+    assert_string_equal(space->valuestring, "s");
+    cJSON_Delete(space);
+    cJSON_AddNumberToObject(refs, "dim", 3);
+
+    api_inproc_req ir;
+    api_inproc_init(&ir, refs);
+    mn_http_response_t resp;
+    memset(&resp, 0, sizeof resp);
+    cJSON *body = api_body_object(&ir.http, 3, &resp);
+    assert_non_null(body);
+    assert_null(resp.body);
+    assert_null(cJSON_GetObjectItemCaseSensitive(body, "space"));
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(body, "dim")->valueint, 3);
+    static const float want[] = {0.5f, -1.0f, 2.0f};
+    expect_floats(body, want, 3);
+    api_json_free(body); /* the borrowed root only */
+    cJSON_Delete(refs); /* the references and "dim" only */
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(args, "space")->valuestring, "s");
+    assert_int_equal(api_json_array_size(cJSON_GetObjectItemCaseSensitive(args, "embedding")),
+                     3);
+    api_json_free(args);
+
+    api_inproc_init(&ir, NULL); /* no body: the ordinary empty-body answer */
+    memset(&resp, 0, sizeof resp);
+    assert_null(api_body_object(&ir.http, 0, &resp));
+    assert_int_equal(resp.status, 400);
+    free(resp.body);
+    free(resp.extra_headers);
+}
+
+/* A body past a limit gets the engine's status and words, naming the field. */
+static void test_json_parse_body_limits_name_the_field(void **state)
+{
+    (void)state;
+    static const char five[] = "{\"k\":3,\"embedding\":[0.1,0.2,0.3,0.4,0.5]}";
+    expect_body_dim(five, sizeof five - 1, 4, 422, "invalid_argument",
+                    "embedding: expected 4 values, got 5");
+    expect_body_dim(five, sizeof five - 1, 5, 0, NULL, NULL);
+    static const char batch[] = "{\"memories\":[{\"content\":\"a\"},{\"embedding\":[1,2,3]}]}";
+    expect_body_dim(batch, sizeof batch - 1, 2, 422, "invalid_argument",
+                    "memories[1].embedding: expected 2 values, got 3");
+    buf b = {0};
+    puts_(&b, "{\"embedding\":[");
+    for (int i = 0; i < MN_DIM_MAX + 1; i++)
+        puts_(&b, i ? ",1" : "1");
+    puts_(&b, "]}");
+    expect_body_dim(b.p, b.len, 0, 422, "invalid_argument",
+                    "embedding: 4097 numbers, the limit is 4096 (the largest dim)");
+    b.len = 0;
+    puts_(&b, "{\"memories\":[");
+    for (int i = 0; i <= MN_BATCH_MAX; i++)
+        puts_(&b, i ? ",{}" : "{}");
+    puts_(&b, "]}");
+    expect_body(b.p, b.len, 422, "invalid_argument",
+                "memories: more than 1000 values in one array or object");
+    b.len = 0;
+    puts_(&b, "{\"content\":\"");
+    for (int i = 0; i <= MN_CONTENT_MAX; i++)
+        put(&b, "x", 1);
+    puts_(&b, "\"}");
+    expect_body(b.p, b.len, 422, "invalid_argument",
+                "content: a string of 65537 bytes, the limit is 65536");
+    b.len = 0; /* 300 memories of 900 tags: more nodes than the largest batch needs */
+    puts_(&b, "{\"memories\":[");
+    for (int i = 0; i < 300; i++) {
+        puts_(&b, i ? ",{\"tags\":[" : "{\"tags\":[");
+        for (int t = 0; t < 900; t++)
+            puts_(&b, t ? ",\"t\"" : "\"t\"");
+        puts_(&b, "]}");
+    }
+    puts_(&b, "]}");
+    expect_body(b.p, b.len, 413, "payload_too_large", "the body holds more than 256000 JSON values");
     free(b.p);
 }
 
 /* ---- fuzz ---- */
+
+/* One mutated input: whatever the parser accepts (with o: within its limits), cJSON accepts
+ * too, with the same tree (compact arrays: the same float32 values); a refusal says where. */
+static int fuzz_one(const char *in, size_t n, const api_json_opts *o)
+{
+    api_json_result r;
+    cJSON *j = api_json_parse_opts(in, n, o, &r);
+    if (!j) {
+        assert_true(r.offset <= n);
+        assert_true(r.status != API_JSON_OK && r.status != API_JSON_NOMEM);
+        return 0;
+    }
+    cJSON *c = cjson_parse(in, n);
+    char why[200];
+    if (!c) fail_msg("cJSON refuses what we accept: %.*s", (int)n, in);
+    if (!same_tree(j, c, why, sizeof why)) fail_msg("%s: %.*s", why, (int)n, in);
+    cJSON_Delete(c);
+    api_json_free(j);
+    return 1;
+}
 
 /* Seeded mutations of generated documents: never a crash or a leak, and whatever the
  * strict parser accepts, cJSON accepts too, with the same tree. */
@@ -883,6 +1174,11 @@ static void test_json_parse_survives_mutations(void **state)
         gen_value(&p, &seeds[i], 0);
     buf b = {0};
     int accepted = 0;
+    api_json_opts body;
+    api_body_opts(&body, 8);
+    body.members_max = 4; /* low enough that mutations reach every limit */
+    body.string_bytes_max = 16;
+    body.nodes_max = 40;
     for (int i = 0; i < 200000; i++) {
         const buf *s = &seeds[below(&p, 64)];
         b.len = 0;
@@ -916,20 +1212,9 @@ static void test_json_parse_survives_mutations(void **state)
         /* an exact-size heap copy, so ASan sees any read past the end */
         char *in = malloc(b.len ? b.len : 1);
         memcpy(in, b.p, b.len);
-        api_json_result r;
-        cJSON *j = api_json_parse(in, b.len, &r);
-        if (j) {
-            accepted++;
-            cJSON *c = cjson_parse(in, b.len);
-            char why[200];
-            if (!c) fail_msg("cJSON refuses what we accept: %.*s", (int)b.len, in);
-            if (!same_tree(j, c, why, sizeof why)) fail_msg("%s: %.*s", why, (int)b.len, in);
-            cJSON_Delete(c);
-            api_json_free(j);
-        } else {
-            assert_true(r.offset <= b.len);
-            assert_true(r.status != API_JSON_OK && r.status != API_JSON_NOMEM);
-        }
+        /* plain, then within the body limits with compact number arrays */
+        accepted += fuzz_one(in, b.len, NULL);
+        fuzz_one(in, b.len, &body);
         free(in);
     }
     assert_true(accepted > 1000); /* the loop reaches past the first error */
@@ -952,6 +1237,10 @@ int main(void)
         cmocka_unit_test(test_json_parse_reports_offsets),
         cmocka_unit_test(test_json_parse_tree_reads_like_cjson),
         cmocka_unit_test(test_json_parse_body_object_keeps_its_answers),
+        cmocka_unit_test(test_json_parse_limits_apply_while_parsing),
+        cmocka_unit_test(test_json_parse_compact_floats_are_strtod_then_float),
+        cmocka_unit_test(test_json_parse_trees_pass_in_process_without_copies),
+        cmocka_unit_test(test_json_parse_body_limits_name_the_field),
         cmocka_unit_test(test_json_parse_survives_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
