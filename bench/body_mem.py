@@ -22,8 +22,9 @@ then, from /proc/PID/status, the bodies' bytes, and the ratio
   /usr/bin/python3 bench/body_mem.py --bin build/mnemo [--old /tmp/old/mnemo] [--case NAME]
 
 Prints one line per binary and case: "case binary body_mib rss_before_mib hwm_mib
-rss_after_mib peak_per_body_byte status". The server runs with its defaults
-(http.max_body_bytes 16 MiB, 16 worker threads, mcp.max_body_bytes 1 MiB where it exists).
+rss_after_mib peak_per_body_byte status". The server is bench/mem/run.py's (auth on; the
+requests carry its admin key) with the defaults (http.max_body_bytes 16 MiB, 16 worker
+threads, mcp.max_body_bytes 1 MiB where it exists).
 """
 
 import argparse
@@ -31,53 +32,26 @@ import http.client
 import json
 import os
 import random
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "mem"))
+import run as mem_bench  # noqa: E402  bench/mem/run.py: the server with an admin key
+
 MIB = 1 << 20
 BODY_MAX = 16 * MIB
-LISTEN = re.compile(r"listening on https?://[^:\s]+:(\d+)")
 
 
-def kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class Server:
-    def __init__(self, binary):
-        self.dir = tempfile.mkdtemp(prefix="mnemo-body-mem-")
-        env = dict(os.environ, MNEMO_HTTP_PORT="0", MNEMO_HTTP_BIND="127.0.0.1",
-                   MNEMO_GRPC_PORT="0", MNEMO_STORAGE_DATA_DIR=self.dir)
-        self.proc = subprocess.Popen([binary, "serve"], env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        self.port = None
-        while self.port is None:
-            line = self.proc.stderr.readline().decode("utf-8", "replace")
-            m = LISTEN.search(line)
-            if m:
-                self.port = int(m.group(1))
-            elif not line or time.monotonic() > deadline:
-                raise SystemExit("mnemo did not start: " + line)
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        while self.proc.stderr.readline():
-            pass
+class Server(mem_bench.Server):
+    """bench/mem/run.py's server (auth on, a read and an admin key, space "m" of dim 3);
+    requests here carry the admin key."""
 
     def post(self, path, body, headers=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
         try:
-            h = {"Content-Type": "application/json", "Accept": "application/json"}
+            h = {"Content-Type": "application/json", "Accept": "application/json",
+                 "Authorization": "Bearer " + mem_bench.ADMIN}
             h.update(headers or {})
             conn.request("POST", path, body=body, headers=h)
             r = conn.getresponse()
@@ -86,16 +60,7 @@ class Server:
             conn.close()
 
     def mib(self, field):
-        return kib(self.proc.pid, field) / 1024
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        return mem_bench.status_kib(self.proc.pid, field) / 1024
 
 
 def numbers(count, fmt, rng):
@@ -144,15 +109,15 @@ def case_bodies(name, srv, rng):
         one = b'{"content":"t","tags":[' + b",".join([b'"t"'] * 250) + b"]}"
         return "/v1/spaces/t/memories", [b'{"memories":[' + b",".join([one] * 1000) + b"]}"], {}
     if name == "mcp-16m-x4":
-        space("m", 768)
+        space("mc", 768)
         head = mcp_session(srv)
         prefix = (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"recall",'
-                  b'"arguments":{"space":"m","embedding":[')
+                  b'"arguments":{"space":"mc","embedding":[')
         return "/mcp", [fill_embedding(prefix, b"]}}}", "%.0f", rng)] * 4, head
     if name == "mcp-100k-x4":
-        space("m", 4096)
+        space("mc", 4096)
         head = mcp_session(srv)
-        return "/mcp", [mcp_recall(b"m", numbers(4096, "%.17g", rng))] * 4, head
+        return "/mcp", [mcp_recall(b"mc", numbers(4096, "%.17g", rng))] * 4, head
     raise SystemExit("unknown case " + name)
 
 
