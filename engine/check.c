@@ -12,6 +12,7 @@
  * line on the report, and the summary counts what was read. A damaged log does
  * not end the check: the rest is read as a salvage start would see it. */
 #include "acked.h"
+#include "damage.h"
 #include "engine_internal.h"
 #include "hnsw/hnsw.h"
 #include "mnemo/wire.h"
@@ -205,7 +206,8 @@ static void check_acked(checker *c)
     for (uint32_t sid = 1; sid && sid <= max; sid++) {
         uint8_t k[KEY_SID_LEN];
         mn_put_be32(k, sid);
-        if (mn__acked_get(c->acked, sid) && !space_of(c, k, sizeof k))
+        if (mn__acked_get(c->acked, sid) && !space_of(c, k, sizeof k) &&
+            !mn__damage_dropped(&c->st, sid))
             problem(c, "space id %u is missing: writes to it up to lsn %llu were acknowledged", sid,
                     (unsigned long long)mn__acked_get(c->acked, sid));
     }

@@ -12,6 +12,7 @@
 
 #include "acked.h"
 #include "engine_internal.h"
+#include "mnemo/wire.h"
 #include "space.h"
 
 #include <stdarg.h>
@@ -107,7 +108,30 @@ static mn_err check_space(mn_engine_t *e, mn__space *sp, mn_error *err)
                       (unsigned long long)(acked - sp->last_lsn));
 }
 
-/* Space ids with an acknowledged lsn that no loaded space has. */
+bool mn__damage_dropped(mn__store *st, uint32_t sid)
+{
+    uint8_t k[KEY_SID_LEN];
+    mn__key_sid(k, sid + 1);
+    rocksdb_iterator_t *it = mn__store_iter(st, CF_WAL);
+    rocksdb_iter_seek_for_prev(it, (const char *)k, sizeof k); /* the space's last entry */
+    bool dropped = false;
+    size_t kl, vl;
+    if (rocksdb_iter_valid(it)) {
+        const char *ik = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        mn_wal_entry_t en;
+        if (kl == KEY_WAL_LEN && mn_get_be32((const uint8_t *)ik) == sid &&
+            !mn_wire_wal_decode((const uint8_t *)v, vl, &en, NULL)) {
+            dropped = en.type == MN_WAL_OP_SPACE_DROP;
+            mn_wal_entry_clear(&en);
+        }
+    }
+    rocksdb_iter_destroy(it);
+    return dropped;
+}
+
+/* Space ids with an acknowledged lsn that no loaded space has, and that were
+ * not dropped (a crash between a drop's write and its note leaves one). */
 static mn_err check_missing(mn_engine_t *e, mn__space **spaces, size_t ns, mn_error *err)
 {
     uint32_t max = mn__acked_max_sid(e->acked);
@@ -117,7 +141,7 @@ static mn_err check_missing(mn_engine_t *e, mn__space **spaces, size_t ns, mn_er
         bool loaded = false;
         for (size_t i = 0; i < ns && !loaded; i++)
             loaded = spaces[i]->sid == sid;
-        if (acked && !loaded)
+        if (acked && !loaded && !mn__damage_dropped(&e->store, sid))
             rc = mn__damage(e, sid, NULL, err,
                             "space id %u is missing: writes to it up to lsn %llu were "
                             "acknowledged (RocksDB's log *.log was cut short or damaged)",

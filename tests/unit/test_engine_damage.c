@@ -108,6 +108,12 @@ static void test_synced_writes_note_their_lsn_and_a_drop_forgets_it(void **state
     assert_int_equal(acked_of(f->dir, sid), 0);
     mn_test_eng_reopen(f); /* no false alarm for the dropped space */
     assert_null(mn_engine_salvaged(f->e));
+    /* nor when a crash came between the drop's write and its note */
+    mn_engine_close(f->e);
+    f->e = NULL;
+    set_acked(f->dir, sid, st.last_lsn);
+    mn_test_eng_open(f);
+    assert_null(mn_engine_salvaged(f->e));
 }
 
 static void test_start_refuses_a_wal_that_ends_before_its_acknowledged_lsn(void **state)
