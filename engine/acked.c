@@ -6,12 +6,13 @@
  * looks the same, and would open with fewer memories than were acknowledged.
  * This file is the second witness: after each fsynced group the commit thread
  * writes, for every space the group touched, the group's last lsn of that space.
- * At start-up (salvage.c) a space whose WAL ends below its watermark, or a space
+ * At start-up (damage.c) a space whose WAL ends below its watermark, or a space
  * with a watermark that the store does not have, lost acknowledged writes.
  *
  * Invariant: a record never claims more than the store holds. It is written
  * after the synced RocksDB write returns, so every lsn it names is durable in
- * RocksDB first. It is not fsynced itself: after a process crash the page cache
+ * RocksDB first; the commit thread checks that each lsn it notes moves its space's
+ * watermark forward (commit.c, note_acked). It is not fsynced itself: after a process crash the page cache
  * still has it; after a power loss it may be older than the store, which only
  * weakens the check, never raises a false alarm.
  *

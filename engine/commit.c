@@ -233,8 +233,11 @@ static void note_acked(mn_engine_t *e, mn__pending **ps, size_t n, bool sync)
         if (!p->has_entry) continue;
         if (p->entry.type == MN_WAL_OP_SPACE_DROP)
             mn__acked_note(e->acked, p->sp->sid, 0);
-        else if (sync)
+        else if (sync) {
+            /* lsns only grow: a note never moves a watermark back over durable entries */
+            mn_assert(p->entry.lsn > mn__acked_get(e->acked, p->sp->sid));
             mn__acked_note(e->acked, p->sp->sid, p->entry.lsn);
+        }
     }
     mn__acked_write(e->acked);
 }

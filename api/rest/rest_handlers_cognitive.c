@@ -83,9 +83,7 @@ void rest_h_associate(void *ctx, const mn_http_request_t *req, mn_http_response_
     size_t n = 0;
     mn_err rc = edges_from_json(body, &a, &edges, &n, &err);
     if (!rc) rc = mn_engine_associate(api->engine, req->params[0], edges, n, &err);
-    api_json_free(body);
-    api_arena_free(&a);
-    if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
+    if (rest_done(resp, body, &a, rc, &err, API_CTX_MEMORY)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -149,9 +147,7 @@ void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_respons
     /* ranges are the engine's to judge; a value outside uint32 saturates to one it refuses */
     if (!rc && has) o.min_support = ms < 0 || ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
     if (!rc) rc = mn_engine_consolidate(api->engine, req->params[0], &o, &res, &err);
-    api_json_free(body);
-    api_arena_free(&a);
-    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
+    if (rest_done(resp, body, &a, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -209,9 +205,7 @@ void rest_h_recognize(void *ctx, const mn_http_request_t *req, mn_http_response_
     if (!rc && !emb && !text)
         rc = mn_error_set(&err, MN_ERR_INVALID, "a cue needs an embedding, text, or both");
     if (!rc) rc = mn_engine_recognize(api->engine, req->params[0], &r, &res, &err);
-    api_json_free(body);
-    api_arena_free(&a);
-    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
+    if (rest_done(resp, body, &a, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -285,9 +279,7 @@ void rest_h_reminisce(void *ctx, const mn_http_request_t *req, mn_http_response_
     mn_list_result_t res = {0};
     mn_err rc = reminisce_from_json(body, &a, &r, &err);
     if (!rc) rc = mn_engine_reminisce(api->engine, req->params[0], &r, &res, &err);
-    api_json_free(body);
-    api_arena_free(&a);
-    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
+    if (rest_done(resp, body, &a, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -350,9 +342,7 @@ void rest_h_complete(void *ctx, const mn_http_request_t *req, mn_http_response_t
     memset(&res, 0, sizeof res);
     mn_err rc = complete_from_json(body, &a, &partial, &k, &err);
     if (!rc) rc = mn_engine_complete(api->engine, req->params[0], &partial, k, &res, &err);
-    api_json_free(body);
-    api_arena_free(&a);
-    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
+    if (rest_done(resp, body, &a, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);

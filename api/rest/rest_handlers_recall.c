@@ -154,9 +154,7 @@ void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     mn_err rc = recall_req_from_json(body, &a, &r, &err);
     if (!rc) rc = mn_engine_recall(api->engine, req->params[0], &r, &res, &err);
     double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
-    api_json_free(body);
-    api_arena_free(&a);
-    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
+    if (rest_done(resp, body, &a, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);

@@ -13,6 +13,10 @@
 /* ---- the steps every handler takes (rest_request.c); on failure resp holds the answer ---- */
 /* Answers the engine error rc (nf names a 404 / 409); false when rc is MN_OK. */
 bool rest_failed(mn_http_response_t *resp, mn_err rc, const mn_error *err, api_ctx nf);
+/* The end of a body handler's input side: frees the parsed body and the request's arena,
+ * then, when rc failed, answers it (rest_failed) and returns true. */
+bool rest_done(mn_http_response_t *resp, cJSON *body, api_arena *a, mn_err rc,
+               const mn_error *err, api_ctx nf);
 /* Refuses any query parameter: false when there is one. */
 bool rest_query_none(const mn_http_request_t *req, mn_http_response_t *resp, api_ctx nf);
 /* rest_query_none, then the JSON object body of api_body_object (free it with api_json_free);

@@ -12,6 +12,14 @@ bool rest_failed(mn_http_response_t *resp, mn_err rc, const mn_error *err, api_c
     return true;
 }
 
+bool rest_done(mn_http_response_t *resp, cJSON *body, api_arena *a, mn_err rc,
+               const mn_error *err, api_ctx nf)
+{
+    api_json_free(body);
+    api_arena_free(a);
+    return rest_failed(resp, rc, err, nf);
+}
+
 bool rest_query_none(const mn_http_request_t *req, mn_http_response_t *resp, api_ctx nf)
 {
     api_arena a;
