@@ -293,11 +293,6 @@ bool mn__space_remove(mn__space *sp, const mn_id_t *id)
     return false;
 }
 
-mn_err mn__space_replace(mn__space *sp, const mn_memory_t *m)
-{
-    return mn__space_replace_doc(sp, m, NULL, 0);
-}
-
 mn_err mn__space_replace_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len)
 {
     uint32_t slot = mn__space_find(sp, &m->id);

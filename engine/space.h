@@ -64,8 +64,8 @@ mn_err mn__space_insert_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *
 /* Removes the slot of id if present (write lock). Returns true if it was there. */
 bool mn__space_remove(mn__space *sp, const mn_id_t *id);
 /* Replaces a live memory's indexed state (vector, keywords, filter fields),
- * keeping its associations; inserts it if absent (write lock). */
-mn_err mn__space_replace(mn__space *sp, const mn_memory_t *m);
+ * keeping its associations; inserts it if absent (write lock). kw: its stored term
+ * list (NULL: tokenise m->content). */
 mn_err mn__space_replace_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len);
 void mn__space_set_suppressed(mn__space *sp, uint32_t slot, bool on);
 

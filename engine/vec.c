@@ -35,11 +35,6 @@ float mn__vec_dot(const float *a, const float *b, uint32_t dim)
     return mn_vec_kernels_for(MN_SIMD_SCALAR)->dot(a, b, dim);
 }
 
-float mn__vec_l2sq(const float *a, const float *b, uint32_t dim)
-{
-    return mn_vec_kernels_for(MN_SIMD_SCALAR)->l2sq(a, b, dim);
-}
-
 float mn__vec_dot_fast(const float *a, const float *b, uint32_t dim)
 {
     pthread_once(&fast_once, pick_fast);

@@ -10,9 +10,8 @@
 
 /* Normalises v in place to unit length; returns false for a zero vector. */
 bool mn__vec_normalize(float *v, uint32_t dim);
-/* Fixed-order portable kernels: bit-identical everywhere (consolidation). */
+/* Fixed-order portable kernel: bit-identical everywhere (consolidation). */
 float mn__vec_dot(const float *a, const float *b, uint32_t dim);
-float mn__vec_l2sq(const float *a, const float *b, uint32_t dim);
 /* The fastest kernels this CPU has (AVX2/AVX-512): for ranking. */
 float mn__vec_dot_fast(const float *a, const float *b, uint32_t dim);
 float mn__vec_l2sq_fast(const float *a, const float *b, uint32_t dim);
