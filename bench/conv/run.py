@@ -6,7 +6,8 @@ conversation (content = the turn's text, context.who = its speaker, when = its t
 context.session = its session), over HTTP in batches. Each question is then recalled
 with text = the question, k = 10, once with "spread": false and once with
 "spread": true. Beside it, SQLite FTS5 (tokenize = 'porter unicode61', ranked by bm25(),
-the question's words OR'ed as quoted terms) indexes the same turns per conversation.
+the question's words OR'ed as quoted terms) indexes the same turns per conversation,
+and once more without the Porter stemmer ('unicode61', "fts5-nostem").
 With --vectors, fastText word vectors are trained on the turn texts (unsupervised), each
 turn and question is embedded as the normalised mean of its word vectors, and the hybrid
 runs too (mnemo: text + embedding fused by mnemo; FTS5 + cosine fused by RRF here).
@@ -308,9 +309,9 @@ class Fts:
     def __init__(self):
         self.db = sqlite3.connect(":memory:")
 
-    def ingest(self, conv, table):
-        self.db.execute("CREATE VIRTUAL TABLE %s USING fts5(content, tokenize='porter unicode61')"
-                        % table)
+    def ingest(self, conv, table, tokenize="porter unicode61"):
+        self.db.execute("CREATE VIRTUAL TABLE %s USING fts5(content, tokenize='%s')"
+                        % (table, tokenize))
         self.db.executemany("INSERT INTO %s(rowid, content) VALUES (?, ?)" % table,
                             [(i, t["text"]) for i, t in enumerate(conv["turns"])])
         self.db.commit()
@@ -492,11 +493,13 @@ def main():
         for n, c in enumerate(convs):
             fts.ingest(c, "t%d" % n)
         fts_ing = time.perf_counter() - t0
+        for n, c in enumerate(convs):  # the same without stemming: what the stemmer is worth
+            fts.ingest(c, "u%d" % n, "unicode61")
         figures["ingest_s"] = {"mnemo": mnemo_ing, "fts5": fts_ing}
         log("ingest: mnemo %.2f s (%.0f turns/s), fts5 %.2f s"
             % (mnemo_ing, nturns / max(mnemo_ing, 1e-9), fts_ing))
 
-        systems = ["mnemo", "mnemo+spread", "fts5"]
+        systems = ["mnemo", "mnemo+spread", "fts5", "fts5-nostem"]
         if args.vectors:
             systems += ["mnemo-vec", "mnemo-hybrid", "mnemo-hybrid+spread", "vec", "fts5+vec"]
         lat = {s: [] for s in systems}
@@ -522,6 +525,8 @@ def main():
                 lat["mnemo"].append(l1)
                 lat["mnemo+spread"].append(l2)
                 lat["fts5"].append(l3)
+                ranked["fts5-nostem"], l3 = fts.search("u%d" % n, c, q["text"], k)
+                lat["fts5-nostem"].append(l3)
                 if args.vectors:
                     qv = qvecs[q["qid"]]
                     if qv is not None:
