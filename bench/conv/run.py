@@ -431,9 +431,22 @@ def main():
     ap.add_argument("--vec-dim", type=int, default=100)
     ap.add_argument("--vec-epoch", type=int, default=10)
     ap.add_argument("--json", help="write every figure (and each question's top k) here")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
+                    help="one more mnemo system: the text recall body with JSON merged in, e.g. "
+                         "'hops1={\"spread\": true, \"max_hops\": 1}' (repeatable)")
     args = ap.parse_args()
     if not 1 <= args.k <= 1000:
         sys.exit("--k must be in 1..1000")
+    variants = []
+    for v in args.variant:
+        name, _, body = v.partition("=")
+        try:
+            extra = json.loads(body)
+        except ValueError as e:
+            sys.exit("--variant %s: not JSON: %s" % (v, e))
+        if not name or not isinstance(extra, dict):
+            sys.exit("--variant takes NAME={json object}, got %r" % v)
+        variants.append((name, extra))
     t_start = time.perf_counter()
 
     convs, dstats, files = load_data(args.data)
@@ -500,6 +513,7 @@ def main():
             % (mnemo_ing, nturns / max(mnemo_ing, 1e-9), fts_ing))
 
         systems = ["mnemo", "mnemo+spread", "fts5", "fts5-nostem"]
+        systems += [name for name, _ in variants]
         if args.vectors:
             systems += ["mnemo-vec", "mnemo-hybrid", "mnemo-hybrid+spread", "vec", "fts5+vec"]
         lat = {s: [] for s in systems}
@@ -527,6 +541,10 @@ def main():
                 lat["fts5"].append(l3)
                 ranked["fts5-nostem"], l3 = fts.search("u%d" % n, c, q["text"], k)
                 lat["fts5-nostem"].append(l3)
+                for name, extra in variants:
+                    ranked[name], l3 = mnemo_recall(h, space, dict({"text": q["text"], "k": k,
+                                                                    "spread": False}, **extra), m)
+                    lat[name].append(l3)
                 if args.vectors:
                     qv = qvecs[q["qid"]]
                     if qv is not None:
