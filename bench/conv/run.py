@@ -287,6 +287,33 @@ def wait_index(h, space, deadline_s=600):
     raise RuntimeError("index of %s still catching up after %d s" % (space, deadline_s))
 
 
+def metric(h, name):
+    h.conn.request("GET", "/metrics")
+    resp = h.conn.getresponse()
+    text = resp.read().decode("utf-8", "replace")
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def settle_links(h, deadline_s=600):
+    """The background linker makes semantic links after remember has answered; recall is
+    measured once mnemo_engine_links_total has not moved for 2 s (bounded)."""
+    end = time.time() + deadline_s
+    last, still = None, 0
+    while time.time() < end:
+        n = metric(h, "mnemo_engine_links_total")
+        if n is None:
+            return None
+        still = still + 1 if n == last else 0
+        if still >= 4:
+            return int(n)
+        last = n
+        time.sleep(0.5)
+    raise RuntimeError("semantic linking still going after %d s" % deadline_s)
+
+
 def mnemo_recall(h, space, body, id2tid):
     t0 = time.perf_counter()
     r = h.call("POST", "/v1/spaces/%s/recall" % space, body)
@@ -336,11 +363,14 @@ def tokens(text):
 def train_vectors(convs, dim, epoch, seed, workdir):
     corpus = os.path.join(workdir, "corpus.txt")
     vocab = set()
+    counts = {}
     with open(corpus, "w", encoding="utf-8") as f:
         for c in convs:
             for t in c["turns"]:
                 tk = tokens(t["text"])
                 vocab.update(tk)
+                for w in tk:
+                    counts[w] = counts.get(w, 0) + 1
                 f.write(" ".join(tk) + "\n")
             for q in c["questions"]:
                 vocab.update(tokens(q["text"]))
@@ -361,18 +391,44 @@ def train_vectors(convs, dim, epoch, seed, workdir):
         parts = line.rstrip().split(" ")
         if len(parts) == dim + 1:
             table[parts[0]] = np.array([float(x) for x in parts[1:]], dtype=np.float32)
-    return table, train_s
+    return table, counts, train_s
 
 
-def embed(text, table, dim):
-    vs = [table[w] for w in tokens(text) if w in table]
-    if not vs:
-        return None
-    v = np.mean(vs, axis=0)
-    n = float(np.linalg.norm(v))
-    if not np.isfinite(n) or n < 1e-9:
-        return None
-    return (v / n).astype(np.float32)
+class Embedder:
+    """A text's vector: the mean of its words' vectors, normalised ("mean"), or with
+    "sif" the smooth-inverse-frequency weighted mean a / (a + p(w)), a = 1e-3, less its
+    projection on the first principal component of the turns' vectors (Arora, Liang & Ma
+    2017, "A simple but tough-to-beat baseline for sentence embeddings")."""
+
+    def __init__(self, table, counts, mode, turn_texts):
+        self.table, self.mode = table, mode
+        total = float(sum(counts.values())) or 1.0
+        self.weight = {w: 1e-3 / (1e-3 + counts.get(w, 0) / total) for w in table}
+        self.pc = None
+        if mode == "sif":
+            raw = [self._raw(t) for t in turn_texts]
+            m = np.stack([v for v in raw if v is not None])
+            # the first right singular vector of the stacked vectors (no centring, as the paper)
+            self.pc = np.linalg.svd(m, full_matrices=False)[2][0]
+
+    def _raw(self, text):
+        ws = [w for w in tokens(text) if w in self.table]
+        if not ws:
+            return None
+        if self.mode == "sif":
+            return np.sum([self.table[w] * self.weight[w] for w in ws], axis=0) / len(ws)
+        return np.mean([self.table[w] for w in ws], axis=0)
+
+    def __call__(self, text):
+        v = self._raw(text)
+        if v is None:
+            return None
+        if self.pc is not None:
+            v = v - self.pc * float(v @ self.pc)
+        n = float(np.linalg.norm(v))
+        if not np.isfinite(n) or n < 1e-9:
+            return None
+        return (v / n).astype(np.float32)
 
 
 def rrf(lists, k):
@@ -430,6 +486,8 @@ def main():
     ap.add_argument("--vectors", action="store_true", help="train fastText vectors and run hybrids")
     ap.add_argument("--vec-dim", type=int, default=100)
     ap.add_argument("--vec-epoch", type=int, default=10)
+    ap.add_argument("--vec-weight", choices=("mean", "sif"), default="mean",
+                    help="a text's vector: plain mean of its word vectors, or SIF-weighted")
     ap.add_argument("--json", help="write every figure (and each question's top k) here")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                     help="one more mnemo system: the text recall body with JSON merged in, e.g. "
@@ -470,7 +528,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="mnemo-bench-conv-")
     figures = {"dataset": {"files": [os.path.basename(f) for f in files], "conversations": len(convs),
                            "turns": nturns, "questions": nq, **dstats},
-               "k": args.k, "seed": args.seed, "limit": args.limit, "vectors": args.vectors}
+               "k": args.k, "seed": args.seed, "limit": args.limit, "vectors": args.vectors,
+               "vec": {"dim": args.vec_dim, "epoch": args.vec_epoch, "weight": args.vec_weight}}
     proc = None
     try:
         tvecs_by_conv, qvecs = {}, {}
@@ -479,13 +538,15 @@ def main():
             dim = args.vec_dim
             log("vectors: training fastText skipgram (dim %d, %d epochs, 1 thread) on %d turns"
                 % (dim, args.vec_epoch, nturns))
-            table, train_s = train_vectors(convs, dim, args.vec_epoch, args.seed, tmp)
+            table, counts, train_s = train_vectors(convs, dim, args.vec_epoch, args.seed, tmp)
+            embed = Embedder(table, counts, args.vec_weight,
+                             [t["text"] for c in convs for t in c["turns"]])
             figures["vector_train_s"] = train_s
             log("vectors: trained in %.1f s, %d words" % (train_s, len(table)))
             for c in convs:
-                tvecs_by_conv[c["id"]] = [embed(t["text"], table, dim) for t in c["turns"]]
+                tvecs_by_conv[c["id"]] = [embed(t["text"]) for t in c["turns"]]
                 for q in c["questions"]:
-                    qvecs[q["qid"]] = embed(q["text"], table, dim)
+                    qvecs[q["qid"]] = embed(q["text"])
 
         proc, port = start_server(args.bin, os.path.join(tmp, "db"))
         h = Http(port)
@@ -502,6 +563,13 @@ def main():
             for n in range(len(convs)):
                 wait_index(h, "c%d" % n)
         mnemo_ing = time.perf_counter() - t0
+        links = settle_links(h)
+        figures["semantic_links"] = links
+        figures["links_settled_s"] = time.perf_counter() - t0 - mnemo_ing
+        if links is not None:
+            log("ingest: %d semantic links (%.2f a turn), settled %.1f s after the last write "
+                "(2 s of them waiting for quiet)" % (links, links / max(nturns, 1),
+                                                     figures["links_settled_s"]))
         t0 = time.perf_counter()
         for n, c in enumerate(convs):
             fts.ingest(c, "t%d" % n)
