@@ -178,11 +178,15 @@ def load_data(paths):
     for f in files:
         if "locomo" in os.path.abspath(f).lower():
             sys.exit("refusing %s: the LoCoMo set is held out and never used here" % f)
-        head = open(f, encoding="utf-8").read(1)
-        if head == "[":
-            convs += load_longmemeval(json.load(open(f, encoding="utf-8")), stats)
-        else:
-            convs.append(load_realtalk(f, stats))
+        try:
+            head = open(f, encoding="utf-8").read(1)
+            if head == "[":
+                convs += load_longmemeval(json.load(open(f, encoding="utf-8")), stats)
+            else:
+                convs.append(load_realtalk(f, stats))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.exit("%s: not a REALTALK conversation or a LongMemEval file: %s: %s"
+                     % (f, type(e).__name__, e))
     return convs, stats, files
 
 
@@ -666,12 +670,13 @@ def main():
         cols = ["all"] + types
         print("evidence recall@%d / MRR@%d over %d questions (%d conversations, %d turns)"
               % (k, k, nq, len(convs), nturns))
-        print("%-20s" % "system" + "".join("%22s" % ("%s (%d)" % (ty, summary[systems[0]][ty]["n"]))
-                                         for ty in cols))
+        heads = ["%s (%d)" % (ty, summary[systems[0]][ty]["n"]) for ty in cols]
+        widths = [max(15, len(hd)) + 2 for hd in heads]
+        print("%-20s" % "system" + "".join(hd.rjust(w) for hd, w in zip(heads, widths)))
         for s in systems:
-            print("%-20s" % s + "".join("%22s" % ("%.3f / %.3f" % (summary[s][ty]["recall"],
-                                                                  summary[s][ty]["mrr"]))
-                                        for ty in cols))
+            print("%-20s" % s + "".join(("%.3f / %.3f" % (summary[s][ty]["recall"],
+                                                         summary[s][ty]["mrr"])).rjust(w)
+                                        for ty, w in zip(cols, widths)))
         print()
         print("ingest: mnemo %.2f s, fts5 %.2f s%s" % (
             mnemo_ing, fts_ing,
