@@ -192,12 +192,13 @@ def load_data(paths):
 
 # ---------------------------------------------------------------- mnemo over HTTP
 
-def start_server(binary, data_dir):
+def start_server(binary, data_dir, extra_env=None):
     env = dict(os.environ)
     env.update({"MNEMO_HTTP_PORT": "0", "MNEMO_HTTP_BIND": "127.0.0.1", "MNEMO_GRPC_PORT": "0",
                 "MNEMO_STORAGE_DATA_DIR": data_dir, "MNEMO_LOG_LEVEL": "info",
                 # scheduled consolidation would add semantic memories on its own clock
                 "MNEMO_ENGINE_CONSOLIDATE_INTERVAL_S": "0"})
+    env.update(extra_env or {})
     proc = subprocess.Popen([binary, "serve"], env=env, stderr=subprocess.PIPE, text=True)
     found = queue.Queue()
 
@@ -493,6 +494,9 @@ def main():
     ap.add_argument("--vec-weight", choices=("mean", "sif"), default="mean",
                     help="a text's vector: plain mean of its word vectors, or SIF-weighted")
     ap.add_argument("--json", help="write every figure (and each question's top k) here")
+    ap.add_argument("--server-env", action="append", default=[], metavar="MNEMO_X=VALUE",
+                    help="configuration for the server, e.g. MNEMO_ENGINE_LINK_THRESHOLD=0.95 "
+                         "(docs/config.md; repeatable)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                     help="one more mnemo system: the text recall body with JSON merged in, e.g. "
                          "'hops1={\"spread\": true, \"max_hops\": 1}' (repeatable)")
@@ -509,6 +513,12 @@ def main():
         if not name or not isinstance(extra, dict):
             sys.exit("--variant takes NAME={json object}, got %r" % v)
         variants.append((name, extra))
+    server_env = {}
+    for v in args.server_env:
+        key, eq, val = v.partition("=")
+        if not eq or not key.startswith("MNEMO_"):
+            sys.exit("--server-env takes MNEMO_<TABLE>_<KEY>=VALUE, got %r" % v)
+        server_env[key] = val
     t_start = time.perf_counter()
 
     convs, dstats, files = load_data(args.data)
@@ -533,6 +543,7 @@ def main():
     figures = {"dataset": {"files": [os.path.basename(f) for f in files], "conversations": len(convs),
                            "turns": nturns, "questions": nq, **dstats},
                "k": args.k, "seed": args.seed, "limit": args.limit, "vectors": args.vectors,
+               "server_env": args.server_env, "variants": args.variant,
                "vec": {"dim": args.vec_dim, "epoch": args.vec_epoch, "weight": args.vec_weight}}
     proc = None
     try:
@@ -552,7 +563,7 @@ def main():
                 for q in c["questions"]:
                     qvecs[q["qid"]] = embed(q["text"])
 
-        proc, port = start_server(args.bin, os.path.join(tmp, "db"))
+        proc, port = start_server(args.bin, os.path.join(tmp, "db"), server_env)
         h = Http(port)
         fts = Fts()
         id2tid, fts_ing = {}, 0.0
