@@ -86,7 +86,7 @@ def realtalk_time(s):
     return int(dt.timestamp() * 1000)
 
 
-def load_realtalk(path, stats):
+def load_realtalk(path, stats, when_mode="turn"):
     d = json.load(open(path, encoding="utf-8"))
     cid = re.sub(r"[^a-z0-9]+", "-", os.path.basename(path).lower().replace(".json", ""))
     sessions = sorted((k for k in d if re.fullmatch(r"session_\d+", k)),
@@ -94,14 +94,17 @@ def load_realtalk(path, stats):
     turns, ids = [], set()
     for sk in sessions:
         sdate = d.get(sk + "_date_time")
-        for t in d[sk]:
+        for ti, t in enumerate(d[sk]):
             text = (t.get("clean_text") or t.get("text") or "").strip()
             if not text:
                 stats["empty_turns"] += 1
                 continue
-            ts = t.get("date_time") or sdate
+            if when_mode == "session":  # the session's time, one second a turn, in order
+                when_ms = realtalk_time(sdate or t["date_time"]) + ti * 1000
+            else:
+                when_ms = realtalk_time(t.get("date_time") or sdate)
             turns.append({"tid": t["dia_id"], "text": text, "who": t.get("speaker") or "",
-                          "when_ms": realtalk_time(ts), "session": sk})
+                          "when_ms": when_ms, "session": sk})
             ids.add(t["dia_id"])
     questions = []
     for i, q in enumerate(d.get("qa", [])):
@@ -161,7 +164,7 @@ def load_longmemeval(items, stats):
     return convs
 
 
-def load_data(paths):
+def load_data(paths, when_mode="turn"):
     stats = {"empty_turns": 0, "evidence_ids": 0, "evidence_unresolved": 0,
              "questions_without_evidence": 0}
     files = []
@@ -183,7 +186,7 @@ def load_data(paths):
             if head == "[":
                 convs += load_longmemeval(json.load(open(f, encoding="utf-8")), stats)
             else:
-                convs.append(load_realtalk(f, stats))
+                convs.append(load_realtalk(f, stats, when_mode))
         except (OSError, ValueError, KeyError, TypeError) as e:
             sys.exit("%s: not a REALTALK conversation or a LongMemEval file: %s: %s"
                      % (f, type(e).__name__, e))
@@ -488,6 +491,9 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="at most this many questions (seeded sample)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--when", choices=("turn", "session"), default="turn",
+                    help="REALTALK: a turn's `when` is its own message time, or its session's "
+                         "time plus one second a turn (as data with only session dates gives)")
     ap.add_argument("--vectors", action="store_true", help="train fastText vectors and run hybrids")
     ap.add_argument("--vec-dim", type=int, default=100)
     ap.add_argument("--vec-epoch", type=int, default=10)
@@ -521,7 +527,7 @@ def main():
         server_env[key] = val
     t_start = time.perf_counter()
 
-    convs, dstats, files = load_data(args.data)
+    convs, dstats, files = load_data(args.data, args.when)
     allq = [(ci, qi) for ci, c in enumerate(convs) for qi in range(len(c["questions"]))]
     if args.limit and args.limit < len(allq):
         rng = random.Random(args.seed)
@@ -543,7 +549,7 @@ def main():
     figures = {"dataset": {"files": [os.path.basename(f) for f in files], "conversations": len(convs),
                            "turns": nturns, "questions": nq, **dstats},
                "k": args.k, "seed": args.seed, "limit": args.limit, "vectors": args.vectors,
-               "server_env": args.server_env, "variants": args.variant,
+               "server_env": args.server_env, "variants": args.variant, "when": args.when,
                "vec": {"dim": args.vec_dim, "epoch": args.vec_epoch, "weight": args.vec_weight}}
     proc = None
     try:
