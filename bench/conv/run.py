@@ -11,6 +11,8 @@ and once more without the Porter stemmer ('unicode61', "fts5-nostem").
 With --vectors, fastText word vectors are trained on the turn texts (unsupervised), each
 turn and question is embedded as the normalised mean of its word vectors, and the hybrid
 runs too (mnemo: text + embedding fused by mnemo; FTS5 + cosine fused by RRF here).
+--variant adds mnemo systems with more recall parameters, --server-env configures the server
+under test, --when session dates turns by their session (see --help).
 
 Metrics per question: evidence recall@k (share of its evidence turns in the top k) and
 MRR (1 / rank of the first evidence turn in the top k, 0 if none); averaged overall and
