@@ -60,11 +60,16 @@ struct mn_kw_index {
     mn_kw_params_t params;
 };
 
-/* Chosen on a conversation benchmark (docs/recall.md §1 gives the figures). */
+/* k1, content's b and who's weight were chosen on a conversation benchmark
+ * (REALTALK, bench/conv/run.py; docs/recall.md §1 gives the figures): short
+ * turns want a low k1 and a low b (0.4..0.9 and 0.2..0.4 score within 0.007 of
+ * each other; Lucene's 1.2 / 0.75 lose 0.02 of recall@10), and the speaker
+ * field adds 0.02 at weight 1 (0.5: -0.004, 2: +0.001). Tags and where have no
+ * test data yet: weight 1 like content, a mild b. */
 const mn_kw_params_t mn_kw_params_default = {
-    .k1 = 1.2,
-    .weight = {[MN_KW_CONTENT] = 1.0, [MN_KW_TAGS] = 1.0, [MN_KW_WHO] = 0.5, [MN_KW_WHERE] = 0.5},
-    .b = {[MN_KW_CONTENT] = 0.75, [MN_KW_TAGS] = 0.5, [MN_KW_WHO] = 0.5, [MN_KW_WHERE] = 0.5},
+    .k1 = 0.6,
+    .weight = {[MN_KW_CONTENT] = 1.0, [MN_KW_TAGS] = 1.0, [MN_KW_WHO] = 1.0, [MN_KW_WHERE] = 1.0},
+    .b = {[MN_KW_CONTENT] = 0.3, [MN_KW_TAGS] = 0.5, [MN_KW_WHO] = 0.5, [MN_KW_WHERE] = 0.5},
 };
 
 static uint32_t fnv1a(const char *s, size_t n)
@@ -434,8 +439,9 @@ typedef struct scratch {
     uint32_t n_touched;
 } scratch;
 
-/* Adds one term's BM25F contributions to every live document that has it. */
-static void score_term(const mn_kw_index_t *ix, const term *tm, double idf, double idf_total,
+/* Adds one term's BM25F contributions to every live document that has it;
+ * cov_share is what the term adds to their coverage. */
+static void score_term(const mn_kw_index_t *ix, const term *tm, double idf, double cov_share,
                        const double norm_b[MN_KW_FIELDS], const double inv_avg[MN_KW_FIELDS],
                        scratch *sc)
 {
@@ -453,8 +459,28 @@ static void score_term(const mn_kw_index_t *ix, const term *tm, double idf, doub
         /* every term score is > 0 (idf > 0, tf > 0), so 0 means untouched */
         if (sc->acc[po->slot] == 0) sc->touched[sc->n_touched++] = po->slot;
         sc->acc[po->slot] += (float)(idf * tf * (p->k1 + 1) / (tf + p->k1));
-        sc->cov[po->slot] += (float)(idf / idf_total);
+        sc->cov[po->slot] += (float)cov_share;
     }
+}
+
+/* The k best accepted documents of the scores, as a heap (unsorted). */
+static size_t best_of(const scratch *sc, bool (*accept)(void *arg, uint32_t slot), void *arg,
+                      size_t k, mn_kw_hit_t *out)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < sc->n_touched; i++) {
+        uint32_t s = sc->touched[i];
+        mn_kw_hit_t h = {s, sc->acc[s], sc->cov[s] > 1 ? 1 : sc->cov[s]};
+        if (accept && !accept(arg, s)) continue;
+        if (n < k) {
+            out[n++] = h;
+            heap_up(out, n - 1);
+        } else if (hit_worse(&out[0], &h)) {
+            out[0] = h;
+            heap_down(out, n, 0);
+        }
+    }
+    return n;
 }
 
 size_t mn_kw_search(const mn_kw_index_t *ix, const char *query, size_t len,
@@ -482,20 +508,10 @@ size_t mn_kw_search(const mn_kw_index_t *ix, const char *query, size_t len,
     for (uint32_t t = 0; t < q.n; t++) idf_total += idf_of(n_docs, ix->terms[q.ids[t]].df);
     for (uint32_t t = 0; t < q.n; t++) {
         const term *tm = &ix->terms[q.ids[t]];
-        score_term(ix, tm, idf_of(n_docs, tm->df), idf_total, norm_b, inv_avg, &sc);
+        double idf = idf_of(n_docs, tm->df);
+        score_term(ix, tm, idf, idf / idf_total, norm_b, inv_avg, &sc);
     }
-    for (uint32_t i = 0; i < sc.n_touched; i++) {
-        uint32_t s = sc.touched[i];
-        mn_kw_hit_t h = {s, sc.acc[s], sc.cov[s] > 1 ? 1 : sc.cov[s]};
-        if (accept && !accept(arg, s)) continue;
-        if (n < k) {
-            out[n++] = h;
-            heap_up(out, n - 1);
-        } else if (hit_worse(&out[0], &h)) {
-            out[0] = h;
-            heap_down(out, n, 0);
-        }
-    }
+    n = best_of(&sc, accept, arg, k, out);
     qsort(out, n, sizeof *out, hit_cmp);
 out:
     free(sc.acc);
