@@ -400,6 +400,33 @@ static void test_bm25f_weighs_and_normalises_each_field(void **state)
     for (int fl = 0; fl < MN_KW_FIELDS; fl++) assert_true(mn_kw_params_default.weight[fl] > 0);
 }
 
+/* docs/recall.md §1's worked example, with the default parameters. */
+static void test_the_worked_example_of_the_docs(void **state)
+{
+    (void)state;
+    mn_kw_index_t *ix = mn_kw_new(mn_text_language_parse("english"));
+    char *caroline[] = {"Caroline"}, *melanie[] = {"Melanie"};
+    mn_kw_text_t a = {.content = "I went to a LGBTQ support group yesterday", .content_len = 41,
+                      .who = caroline, .n_who = 1};
+    mn_kw_text_t b = {.content = "Caroline and I painted the lake last week", .content_len = 41,
+                      .who = melanie, .n_who = 1};
+    mn_kw_text_t c = {.content = "Support your friends, they say", .content_len = 30,
+                      .who = melanie, .n_who = 1};
+    assert_int_equal(mn_kw_add(ix, 0, &a), MN_OK);
+    assert_int_equal(mn_kw_add(ix, 1, &b), MN_OK);
+    assert_int_equal(mn_kw_add(ix, 2, &c), MN_OK);
+    mn_kw_hit_t hits[4];
+    assert_int_equal(search(ix, "When did Caroline go to the LGBTQ support group?", hits, 4), 3);
+    const uint32_t slot[] = {0, 2, 1};
+    const double score[] = {2.8632, 0.4856, 0.4626}, cov[] = {0.5825, 0.0944, 0.0944};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(hits[i].slot, slot[i]);
+        if (fabs(hits[i].score - score[i]) > 1e-4 || fabs(hits[i].coverage - cov[i]) > 1e-4)
+            fail_msg("hit %d: score %.4f coverage %.4f", i, hits[i].score, hits[i].coverage);
+    }
+    mn_kw_free(ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_threads_stem_with_their_own_stemmers),
         cmocka_unit_test(test_query_stop_words_are_dropped_when_another_word_is_left),
         cmocka_unit_test(test_bm25f_weighs_and_normalises_each_field),
+        cmocka_unit_test(test_the_worked_example_of_the_docs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
