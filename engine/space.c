@@ -29,7 +29,8 @@ mn__space *mn__space_new(const mn_space_def_t *def, uint32_t sid)
     pthread_mutex_init(&sp->consolidate_mu, NULL);
     /* a definition stored before languages existed has none: english, like a
      * new space's default; a name this libstemmer lacks keeps folding only */
-    if (!sp->def.text_language[0]) snprintf(sp->def.text_language, sizeof sp->def.text_language, "english");
+    if (!sp->def.text_language[0])
+        snprintf(sp->def.text_language, sizeof sp->def.text_language, "english");
     int lang = mn_text_language_parse(sp->def.text_language);
     if (lang < 0) {
         lang = MN_TEXT_LANG_NONE;

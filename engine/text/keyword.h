@@ -1,12 +1,13 @@
 /* In-memory BM25F inverted index of one space, keyed by slot number, over a
  * memory's fields content, tags, who and where, in the space's language (its
- * stemmer and query stop words, text.h). Each memory's terms are stored (the keywords column family, written by the apply
- * path in the same batch as the memory) as an encoded term list, so start-up
- * loads the index without tokenising; a list is rebuilt from the record when
- * it is missing, malformed, or was made by another tokenizer (the stored
- * header carries the tokenizer's fingerprint). Callers hold the space lock: a
- * write lock to add or remove, a read lock to search (searches share no state
- * and may run in parallel). */
+ * stemmer and query stop words, text.h). Each memory's terms are stored (the
+ * keywords column family, written by the apply path in the same batch as the
+ * memory) as an encoded term list, so start-up loads the index without
+ * tokenising; a list is rebuilt from the record when it is missing, malformed,
+ * or was made by another tokenizer or language (the stored header carries the
+ * tokenizer's fingerprint). Callers hold the space lock: a write lock to add
+ * or remove, a read lock to search (searches share no state and may run in
+ * parallel). */
 #ifndef MN_ENGINE_KEYWORD_H
 #define MN_ENGINE_KEYWORD_H
 

@@ -27,7 +27,8 @@ static pthread_key_t stem_key;
 static void stemmers_free(void *p)
 {
     struct sb_stemmer **s = p;
-    for (int i = 0; i < n_langs; i++) sb_stemmer_delete(s[i]);
+    for (int i = 0; i < n_langs; i++)
+        sb_stemmer_delete(s[i]);
     free(s);
 }
 
@@ -95,7 +96,8 @@ size_t mn_text_stem(int lang, const char *tok, size_t len, char out[MN_TOKEN_MAX
     }
     if (sl > MN_TOKEN_MAX) { /* never seen, but a stem longer than a token is cut at a character */
         sl = MN_TOKEN_MAX;
-        while (sl && (st[sl] & 0xC0) == 0x80) sl--;
+        while (sl && (st[sl] & 0xC0) == 0x80)
+            sl--;
     }
     memcpy(out, st, sl);
     out[sl] = '\0';
