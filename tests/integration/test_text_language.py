@@ -34,8 +34,7 @@ def test_http_default_english_stems_and_drops_question_words(client, space_name)
 
 
 def test_http_none_keeps_word_forms(client, space_name):
-    s = client.raw("POST", "/v1/spaces", {"name": space_name, "dim": 2,
-                                           "text_language": "none"}).json
+    s = client.create_space(space_name, dim=2, text_language="none")
     assert s["text_language"] == "none"
     client.remember(space_name, "Melanie is painting a sunrise")
     assert words(client, space_name, "paints") == []
