@@ -69,7 +69,7 @@ mn_err mn__apply_put_terms(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space
     }
     uint8_t *doc;
     size_t len;
-    if (mn_kw_doc_encode(m->content, m->content_len, &doc, &len))
+    if (mn_kw_doc_encode(mn_kw_language(sp->kw), &(mn_kw_text_t){MN__KW_TEXT_OF(m)}, &doc, &len))
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory indexing words");
     mn__wb_put(b, e, CF_KEYWORDS, k, sizeof k, doc, len);
     if (kw) {
@@ -531,7 +531,7 @@ static mn_err apply_space_create(mn_engine_t *e, mn__pending *p, rocksdb_writeba
     wm[KEY_SID_LEN] = 'W';
     mn__wb_put(b, e, CF_INDEX, wm, sizeof wm, "", 0);
     uint8_t kh[MN_KW_HEADER_LEN];
-    mn_kw_header(kh);
+    mn_kw_header(mn_kw_language(p->sp->kw), kh);
     mn__wb_put(b, e, CF_KEYWORDS, wm, KEY_SID_LEN, kh, sizeof kh);
     return MN_OK;
 }

@@ -171,6 +171,9 @@ static void on_keywords(checker *c, cspace *sp, const uint8_t *k, size_t kl, con
     uint64_t cl;
     if (!sp || kl == KEY_SID_LEN) return; /* the space's header */
     c->rep->keyword_lists++;
+    /* a list of an older format (a store not started by this version yet) is
+     * rebuilt at start like every list of another tokenizer: not damage */
+    if (kl == KEY_MEM_LEN && vl && v[0] >= 1 && v[0] < MN_KW_DOC_FORMAT) return;
     if (kl != KEY_MEM_LEN || mn_kw_doc_content_len(v, vl, &cl))
         problem(c, "space %s: keywords: a term list does not parse (rebuilt at start)",
                 sp->def.name);

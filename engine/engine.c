@@ -15,6 +15,7 @@
 #include "record.h"
 #include "space_index.h"
 #include "sweeper.h"
+#include "text/text.h"
 #include "validate.h"
 
 #include <errno.h>
@@ -155,6 +156,11 @@ void mn_engine_close(mn_engine_t *e)
 
 /* ---- spaces ---- */
 
+const char *mn_engine_text_languages(void)
+{
+    return mn_text_languages();
+}
+
 mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_space_def_t *out,
                               mn_error *err)
 {
@@ -167,6 +173,9 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_spac
     if (def->metric > MN_METRIC_DOT) return mn_error_set(err, MN_ERR_INVALID, "metric: unknown");
     if (def->default_lifecycle > MN_LIFECYCLE_PERSISTENT)
         return mn_error_set(err, MN_ERR_INVALID, "default_lifecycle: unknown class");
+    if (def->text_language[0] && mn_text_language_parse(def->text_language) < 0)
+        return mn_error_set(err, MN_ERR_INVALID, "text_language: \"%.16s\" is not one of %s",
+                            def->text_language, mn_text_languages());
     mn_index_def_t ix = def->index;
     mn__space_index_defaults(e, &ix);
     mn_err rc = mn__space_index_check(&ix, err);
@@ -177,6 +186,7 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_spac
     mn_space_def_t *d = &p.entry.op.space_create.def;
     *d = *def;
     if (!d->default_lifecycle) d->default_lifecycle = e->opts.default_lifecycle;
+    if (!d->text_language[0]) snprintf(d->text_language, sizeof d->text_language, "english");
     d->index = ix;
     d->created_at_ms = mn__now(e);
     rc = mn__commit_submit(e, &p);

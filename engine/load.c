@@ -267,7 +267,8 @@ static mn_err retokenize(mn_engine_t *e, mn__space *sp, const char *k, size_t kl
     rec->mem.dim = sp->def.dim;
     uint8_t *doc;
     size_t dl;
-    if (mn_kw_doc_encode(rec->mem.content, rec->mem.content_len, &doc, &dl))
+    if (mn_kw_doc_encode(mn_kw_language(sp->kw), &(mn_kw_text_t){MN__KW_TEXT_OF(&rec->mem)}, &doc,
+                         &dl))
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory loading %s", sp->def.name);
     rocksdb_writebatch_put_cf(fix, e->store.cf[CF_KEYWORDS], k, kl, (const char *)doc, dl);
     rc = mn__space_insert_doc(sp, &rec->mem, doc, dl);
@@ -475,7 +476,7 @@ static mn_err save_keywords(mn_engine_t *e, mn__space *sp, kw_load *kw, mn_error
     if (kw->current && !kw->retokenized) return MN_OK;
     uint8_t pre[KEY_SID_LEN], kh[MN_KW_HEADER_LEN];
     mn__key_sid(pre, sp->sid);
-    mn_kw_header(kh);
+    mn_kw_header(mn_kw_language(sp->kw), kh);
     rocksdb_writebatch_put_cf(kw->fix, e->store.cf[CF_KEYWORDS], (const char *)pre, sizeof pre,
                               (const char *)kh, sizeof kh);
     mn_err rc = mn__store_write_batch(&e->store, kw->fix, true, err);
@@ -558,7 +559,7 @@ static mn_err load_space(mn_engine_t *e, mn__space *sp, mn_error *err)
     size_t hl;
     mn_err rc = mn__store_get(&e->store, CF_KEYWORDS, pre, sizeof pre, &hv, &hl, err);
     if (rc) return rc;
-    kw_load kw = {.current = mn_kw_header_current(hv, hl),
+    kw_load kw = {.current = mn_kw_header_current(mn_kw_language(sp->kw), hv, hl),
                   .why = !hv ? "none stored" : "stored by another tokenizer",
                   .fix = rocksdb_writebatch_create()};
     free(hv);
@@ -590,6 +591,11 @@ static mn_err load_one(mn_engine_t *e, rocksdb_iterator_t *it, mn_error *err)
                           (int)(kl > 70 ? 70 : kl), key, derr.message);
     mn__space *sp = mn__space_new(&en.op.space_create.def, en.op.space_create.space_id);
     if (!sp) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    const char *stored = en.op.space_create.def.text_language;
+    if (stored[0] && strcmp(stored, sp->def.text_language))
+        mn_log_warn("space %s: text_language \"%s\" is not a stemmer this build has: "
+                    "words are folded, not stemmed",
+                    sp->def.name, stored);
     sp->epoch = en.epoch ? en.epoch : 1;
     if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
     mn_err rc = wal_range(e, sp, err);

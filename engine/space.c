@@ -8,9 +8,11 @@
 #include "session_index.h"
 #include "space_index.h"
 #include "text/keyword.h"
+#include "text/text.h"
 #include "vec.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +27,16 @@ mn__space *mn__space_new(const mn_space_def_t *def, uint32_t sid)
     sp->sid = sid;
     sp->epoch = 1;
     pthread_mutex_init(&sp->consolidate_mu, NULL);
-    sp->kw = mn_kw_new();
+    /* a definition stored before languages existed has none: english, like a
+     * new space's default; a name this libstemmer lacks keeps folding only */
+    if (!sp->def.text_language[0])
+        snprintf(sp->def.text_language, sizeof sp->def.text_language, "english");
+    int lang = mn_text_language_parse(sp->def.text_language);
+    if (lang < 0) {
+        lang = MN_TEXT_LANG_NONE;
+        snprintf(sp->def.text_language, sizeof sp->def.text_language, "none");
+    }
+    sp->kw = mn_kw_new(lang);
     sp->sessions = mn__session_ix_new();
     if (!sp->kw || !sp->sessions) {
         mn_kw_free(sp->kw);
@@ -230,7 +241,7 @@ mn_err mn__space_insert_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *
     if (kw)
         krc = mn_kw_add_encoded(sp->kw, slot, kw, kw_len);
     else if (m->content && m->content_len)
-        krc = mn_kw_add(sp->kw, slot, m->content, m->content_len);
+        krc = mn_kw_add(sp->kw, slot, &(mn_kw_text_t){MN__KW_TEXT_OF(m)});
     if (krc) {
         slot_clear(s);
         if (sp->n_free < sp->free_cap) sp->free_slots[sp->n_free++] = slot;

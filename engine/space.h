@@ -10,6 +10,7 @@
 
 #include "mnemo/engine.h"
 #include "slot.h"
+#include "text/keyword.h"
 
 typedef struct mn__space {
     mn_space_def_t def;
@@ -55,6 +56,12 @@ void mn__space_ref(mn__space *sp);
 void mn__space_unref(mn__space *sp);
 /* Lookup (caller holds lock). Returns slot index or UINT32_MAX. */
 uint32_t mn__space_find(const mn__space *sp, const mn_id_t *id);
+/* A memory's fields as the keyword index reads them, as an mn_kw_text_t's
+ * initialisers: mn_kw_text_t t = {MN__KW_TEXT_OF(m)}. */
+#define MN__KW_TEXT_OF(m)                                                                          \
+    .content = (m)->content, .content_len = (m)->content_len, .tags = (m)->tags,                   \
+    .n_tags = (m)->n_tags, .who = (m)->who, .n_who = (m)->n_who, .where = (m)->where
+
 /* Inserts a live memory (caller holds the write lock). Takes the filter fields
  * and copies the vector (normalising it for cosine). */
 mn_err mn__space_insert(mn__space *sp, const mn_memory_t *m);

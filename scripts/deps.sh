@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang nodejs
   libuv1-dev librocksdb-dev libflatbuffers-dev flatbuffers-compiler
-  libhttp-parser-dev libcjson-dev libssl-dev libcmocka-dev
+  libhttp-parser-dev libcjson-dev libstemmer-dev libssl-dev libcmocka-dev
   python3 python3-pytest python3-numpy
   python3-hnswlib python3-faiss
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-grpcio python3-yaml python3-jsonschema wrk

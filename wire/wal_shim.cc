@@ -279,7 +279,8 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, siz
         op = w::CreateSpaceCreate(b, b.CreateString(d->name), d->dim, (int8_t)d->metric,
                                   (int8_t)d->default_lifecycle, d->created_at_ms,
                                   e->op.space_create.space_id, d->index.m, d->index.ef_construction,
-                                  d->index.ef_search, (int8_t)d->index.quantize)
+                                  d->index.ef_search, (int8_t)d->index.quantize,
+                                  d->text_language[0] ? b.CreateString(d->text_language) : 0)
                  .Union();
         op_type = w::Op_SpaceCreate;
         break;
@@ -392,6 +393,12 @@ static mn_err decode_space_create(const w::Entry *en, mn_wal_entry_t *out, mn_er
         sc->index_quantize() >= MN_QUANTIZE_DEFAULT && sc->index_quantize() <= MN_QUANTIZE_INT8
             ? (mn_quantize_t)sc->index_quantize()
             : MN_QUANTIZE_DEFAULT;
+    if (sc->text_language()) { /* a name too long for any stemmer is kept cut: load says so */
+        size_t n = sc->text_language()->size();
+        if (n > MN_TEXT_LANGUAGE_MAX) n = MN_TEXT_LANGUAGE_MAX;
+        memcpy(d->text_language, sc->text_language()->data(), n);
+        d->text_language[n] = '\0';
+    }
     out->op.space_create.space_id = sc->space_id();
     return MN_OK;
 }

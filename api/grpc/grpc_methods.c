@@ -51,6 +51,12 @@ static mn_err m_create_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessag
         (rc = g_lifecycle_in(q->default_lifecycle, &def.default_lifecycle, "default_lifecycle",
                              err)))
         return rc;
+    if (q->text_language) { /* absent: english; the engine checks the name */
+        if (!*q->text_language || strlen(q->text_language) > MN_TEXT_LANGUAGE_MAX)
+            return mn_error_set(err, MN_ERR_INVALID, "text_language: \"%.16s\" is not one of %s",
+                                q->text_language, mn_engine_text_languages());
+        memcpy(def.text_language, q->text_language, strlen(q->text_language) + 1);
+    }
     if (q->index) { /* absent: the engine default; the engine checks ranges */
         const Mnemo__V1__IndexParams *x = q->index;
         if ((x->has_m && !x->m) || (x->has_ef_construction && !x->ef_construction) ||

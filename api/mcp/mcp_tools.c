@@ -150,6 +150,8 @@ static const char create_space_schema[] = SCHEMA(
     PROP("dim", T_INT DESC("embedding size, 1..4096 (default: the server's mcp.default_dim)")) ","
     PROP("metric", T_STR ENUM(Q("cosine") "," Q("l2") "," Q("dot")) DESC("vector metric (default cosine)")) ","
     P_LIFECYCLE("default_lifecycle", "lifecycle of memories that name none") ","
+    PROP("text_language", T_STR DESC("stemming for word search: english (default), none, or "
+                                     "another Snowball language (french, german, spanish, ...)")) ","
     PROP("index", T_OBJ(
         PROP("m", T_INT DESC("graph links per node, 4..64 (default: the server's)")) ","
         PROP("ef_construction", T_INT DESC("candidates while building, 8..4096")) ","

@@ -57,6 +57,8 @@ static void space_fields(api_jw *w, const mn_space_def_t *d)
                                                      : MN_LIFECYCLE_PERSISTENT));
     jw_key(w, "created_at");
     jw_time(w, d->created_at_ms);
+    jw_key(w, "text_language");
+    jw_str(w, d->text_language[0] ? d->text_language : "english");
     jw_key(w, "index");
     jw_obj(w);
     jw_key(w, "m");
@@ -106,8 +108,8 @@ static void stats_fields(api_jw *w, const mn_space_stats_t *s, const char *damag
     jw_str_or_null(w, damage);
 }
 
-static const char *const space_create_fields[] = {"name",  "dim", "metric", "default_lifecycle",
-                                                  "index", NULL};
+static const char *const space_create_fields[] = {
+    "name", "dim", "metric", "default_lifecycle", "text_language", "index", NULL};
 static const char *const index_fields[] = {"m", "ef_construction", "ef_search", "quantize", NULL};
 
 /* One optional positive integer of "index" (absent: the engine default; it checks ranges). */
@@ -174,6 +176,12 @@ static mn_err space_def_from_json(const cJSON *o, mn_space_def_t *d, mn_error *e
                             "default_lifecycle: must be ephemeral, session or persistent, got "
                             "\"%.32s\"",
                             lifecycle);
+    const char *lang = NULL; /* absent: english; the engine checks the name */
+    if ((rc = api_get_string(o, "text_language", "", &lang, err))) return rc;
+    if (lang && (!*lang || strlen(lang) > MN_TEXT_LANGUAGE_MAX))
+        return mn_error_set(err, MN_ERR_INVALID, "text_language: \"%.16s\" is not one of %s", lang,
+                            mn_engine_text_languages());
+    if (lang) memcpy(d->text_language, lang, strlen(lang) + 1);
     return index_def_from_json(o, &d->index, err);
 }
 

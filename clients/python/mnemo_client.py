@@ -171,10 +171,14 @@ class MnemoClient:
 
     # ---- spaces ----
 
-    def create_space(self, name, dim, metric="cosine", default_lifecycle=None):
+    def create_space(self, name, dim, metric="cosine", default_lifecycle=None,
+                     text_language=None):
+        """text_language: stemming of word search ("english" by default, "none", "french" ...)."""
         body = {"name": name, "dim": dim, "metric": metric}
         if default_lifecycle is not None:
             body["default_lifecycle"] = default_lifecycle
+        if text_language is not None:
+            body["text_language"] = text_language
         return self.request("POST", "/v1/spaces", body)
 
     def list_spaces(self):

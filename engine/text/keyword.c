@@ -1,9 +1,15 @@
-/* BM25 inverted index (Robertson & Zaragoza, "The Probabilistic Relevance
- * Framework: BM25 and Beyond", 2009), with k1 = 1.2, b = 0.75 and the
- * non-negative idf ln(1 + (N - df + 0.5) / (df + 0.5)) used by Lucene.
+/* BM25F inverted index (Robertson, Zaragoza & Taylor, "Simple BM25 extension
+ * to multiple weighted fields", CIKM 2004; Robertson & Zaragoza, "The
+ * Probabilistic Relevance Framework: BM25 and Beyond", 2009) with the
+ * non-negative idf ln(1 + (N - df + 0.5) / (df + 0.5)) used by Lucene. A
+ * term's frequencies in the fields are length-normalised each in its field,
+ * weighted and added before the one saturation:
+ *   tf~(t, d) = sum_f w_f * tf_f / (1 - b_f + b_f * len_f(d) / avglen_f)
+ *   score(d)  = sum_t idf(t) * tf~ * (k1 + 1) / (tf~ + k1)
+ * so with the content field alone (w = 1) it is BM25.
  *
  * Terms live in an open-addressing table; each term has a postings array of
- * (slot, tf). Each document keeps the ids of its distinct terms so removal can
+ * (slot, tf per field). Each document keeps the ids of its distinct terms so removal can
  * decrement document frequencies at once; its postings are dropped lazily: a
  * removed slot's entries are skipped during search (the slot's generation no
  * longer matches) and a term's postings are compacted when half of them are
@@ -20,7 +26,7 @@
 typedef struct posting {
     uint32_t slot;
     uint32_t gen;
-    uint32_t tf;
+    uint16_t tf[MN_KW_FIELDS]; /* saturated at 65535 (content holds at most 32768 tokens) */
 } posting;
 
 typedef struct term {
@@ -34,7 +40,7 @@ typedef struct term {
 
 typedef struct doc {
     uint32_t gen; /* bumped on removal; 0 = never indexed */
-    uint32_t len; /* tokens; 0 when not indexed */
+    uint32_t len[MN_KW_FIELDS]; /* tokens per field; 0 when not indexed */
     uint32_t n_terms;
     uint32_t *terms; /* distinct term ids */
     bool live;
@@ -48,9 +54,22 @@ struct mn_kw_index {
     doc *docs;
     uint32_t n_docs_cap;
     uint64_t live_docs;
-    uint64_t total_len;
+    uint64_t total_len[MN_KW_FIELDS];
     uint64_t live_terms;
+    int lang;
+    mn_kw_params_t params;
+};
 
+/* k1, content's b and who's weight were chosen on a conversation benchmark
+ * (REALTALK, bench/conv/run.py; docs/recall.md §1 gives the figures): short
+ * turns want a low k1 and a low b (0.4..0.9 and 0.2..0.4 score within 0.007 of
+ * each other; Lucene's 1.2 / 0.75 lose 0.02 of recall@10), and the speaker
+ * field adds 0.02 at weight 1 (0.5: -0.004, 2: +0.001). Tags and where have no
+ * test data yet: weight 1 like content, a mild b. */
+const mn_kw_params_t mn_kw_params_default = {
+    .k1 = 0.6,
+    .weight = {[MN_KW_CONTENT] = 1.0, [MN_KW_TAGS] = 1.0, [MN_KW_WHO] = 1.0, [MN_KW_WHERE] = 1.0},
+    .b = {[MN_KW_CONTENT] = 0.3, [MN_KW_TAGS] = 0.5, [MN_KW_WHO] = 0.5, [MN_KW_WHERE] = 0.5},
 };
 
 static uint32_t fnv1a(const char *s, size_t n)
@@ -60,9 +79,23 @@ static uint32_t fnv1a(const char *s, size_t n)
     return h;
 }
 
-mn_kw_index_t *mn_kw_new(void)
+mn_kw_index_t *mn_kw_new(int lang)
 {
-    return calloc(1, sizeof(mn_kw_index_t));
+    mn_kw_index_t *ix = calloc(1, sizeof(mn_kw_index_t));
+    if (!ix) return NULL;
+    ix->lang = lang;
+    ix->params = mn_kw_params_default;
+    return ix;
+}
+
+int mn_kw_language(const mn_kw_index_t *ix)
+{
+    return ix->lang;
+}
+
+void mn_kw_set_params(mn_kw_index_t *ix, const mn_kw_params_t *p)
+{
+    ix->params = *p;
 }
 
 void mn_kw_free(mn_kw_index_t *ix)
@@ -135,51 +168,14 @@ static uint32_t intern(mn_kw_index_t *ix, const char *t, size_t n)
     return id;
 }
 
-/* Tokens of one document, gathered before touching the index. */
+/* A document's distinct term ids and frequencies, gathered before touching
+ * the index. */
 typedef struct collect {
-    mn_kw_index_t *ix;
     uint32_t *ids;
-    uint32_t *tfs;
-    uint32_t n, cap;
-    uint32_t len;
-    bool oom;
+    uint16_t (*tfs)[MN_KW_FIELDS];
+    uint32_t n;
+    uint32_t len[MN_KW_FIELDS];
 } collect;
-
-static int on_token(void *arg, const char *tok, size_t len, uint32_t pos)
-{
-    (void)pos;
-    collect *c = arg;
-    c->len++;
-    uint32_t id = intern(c->ix, tok, len);
-    if (id == UINT32_MAX) {
-        c->oom = true;
-        return 1;
-    }
-    for (uint32_t i = 0; i < c->n; i++)
-        if (c->ids[i] == id) {
-            c->tfs[i]++;
-            return 0;
-        }
-    if (c->n == c->cap) {
-        uint32_t nc = c->cap ? c->cap * 2 : 32;
-        uint32_t *ni = realloc(c->ids, nc * sizeof *ni);
-        if (!ni) {
-            c->oom = true;
-            return 1;
-        }
-        c->ids = ni;
-        uint32_t *nt = realloc(c->tfs, nc * sizeof *nt);
-        if (!nt) {
-            c->oom = true;
-            return 1;
-        }
-        c->tfs = nt;
-        c->cap = nc;
-    }
-    c->ids[c->n] = id;
-    c->tfs[c->n++] = 1;
-    return 0;
-}
 
 /* Makes room for slot's document and clears a previous one. */
 static mn_err doc_slot(mn_kw_index_t *ix, uint32_t slot)
@@ -199,31 +195,29 @@ static mn_err doc_slot(mn_kw_index_t *ix, uint32_t slot)
 
 static mn_err add_postings(mn_kw_index_t *ix, uint32_t slot, collect *c);
 
-mn_err mn_kw_add(mn_kw_index_t *ix, uint32_t slot, const char *text, size_t len)
+mn_err mn_kw_add(mn_kw_index_t *ix, uint32_t slot, const mn_kw_text_t *text)
 {
-    if (doc_slot(ix, slot)) return MN_ERR_NOMEM;
-    collect c = {.ix = ix};
-    mn_text_tokenize(text, len, on_token, &c);
-    if (c.oom) {
-        free(c.ids);
-        free(c.tfs);
-        return MN_ERR_NOMEM;
-    }
-    return add_postings(ix, slot, &c);
+    uint8_t *list;
+    size_t len;
+    mn_err rc = mn_kw_doc_encode(ix->lang, text, &list, &len);
+    if (rc) return rc;
+    rc = mn_kw_add_encoded(ix, slot, list, len);
+    free(list);
+    return rc == MN_ERR_CORRUPT ? MN_ERR_NOMEM : rc; /* a list just made always parses */
 }
 
 mn_err mn_kw_add_encoded(mn_kw_index_t *ix, uint32_t slot, const uint8_t *blob, size_t blen)
 {
     uint64_t content_len = 0;
-    uint32_t tokens = 0, n = 0;
+    uint32_t n = 0;
+    collect c = {0};
     mn_kw_term_t stack[64], *terms = stack;
-    mn_err rc = mn_kw_doc_decode(blob, blen, &content_len, &tokens, terms, 64, &n);
+    mn_err rc = mn_kw_doc_decode(blob, blen, &content_len, c.len, terms, 64, &n);
     if (rc == MN_ERR_NOMEM) { /* more terms than the stack holds: n is how many */
         if (!(terms = malloc(n * sizeof *terms))) return MN_ERR_NOMEM;
-        rc = mn_kw_doc_decode(blob, blen, &content_len, &tokens, terms, n, &n);
+        rc = mn_kw_doc_decode(blob, blen, &content_len, c.len, terms, n, &n);
     }
     if (!rc) rc = doc_slot(ix, slot);
-    collect c = {.ix = ix, .len = tokens};
     if (!rc && n) {
         c.ids = malloc(n * sizeof *c.ids);
         c.tfs = malloc(n * sizeof *c.tfs);
@@ -236,7 +230,9 @@ mn_err mn_kw_add_encoded(mn_kw_index_t *ix, uint32_t slot, const uint8_t *blob, 
             break;
         }
         c.ids[c.n] = id;
-        c.tfs[c.n++] = terms[i].tf;
+        for (int f = 0; f < MN_KW_FIELDS; f++)
+            c.tfs[c.n][f] = (uint16_t)(terms[i].tf[f] > UINT16_MAX ? UINT16_MAX : terms[i].tf[f]);
+        c.n++;
     }
     if (terms != stack) free(terms);
     if (rc) {
@@ -270,16 +266,19 @@ static mn_err add_postings(mn_kw_index_t *ix, uint32_t slot, collect *cp)
             tm->post = np;
             tm->cap = nc;
         }
-        tm->post[tm->n++] = (posting){slot, d->gen, c.tfs[i]};
+        posting *p = &tm->post[tm->n++];
+        p->slot = slot;
+        p->gen = d->gen;
+        memcpy(p->tf, c.tfs[i], sizeof p->tf);
         if (tm->df++ == 0) ix->live_terms++;
     }
     free(c.tfs);
     d->terms = c.ids;
     d->n_terms = c.n;
-    d->len = c.len;
+    memcpy(d->len, c.len, sizeof d->len);
     d->live = true;
     ix->live_docs++;
-    ix->total_len += c.len;
+    for (int f = 0; f < MN_KW_FIELDS; f++) ix->total_len[f] += c.len[f];
     return MN_OK;
 }
 
@@ -301,7 +300,7 @@ void mn_kw_remove(mn_kw_index_t *ix, uint32_t slot)
     d->live = false;
     d->gen++;
     ix->live_docs--;
-    ix->total_len -= d->len;
+    for (int f = 0; f < MN_KW_FIELDS; f++) ix->total_len[f] -= d->len[f];
     for (uint32_t i = 0; i < d->n_terms; i++) {
         term *tm = &ix->terms[d->terms[i]];
         if (--tm->df == 0) ix->live_terms--;
@@ -310,7 +309,7 @@ void mn_kw_remove(mn_kw_index_t *ix, uint32_t slot)
     free(d->terms);
     d->terms = NULL;
     d->n_terms = 0;
-    d->len = 0;
+    memset(d->len, 0, sizeof d->len);
 }
 
 uint32_t mn_kw_df(const mn_kw_index_t *ix, const char *word, size_t len)
@@ -331,27 +330,61 @@ uint64_t mn_kw_terms(const mn_kw_index_t *ix)
 
 #define QUERY_TERMS_MAX 64
 
-typedef struct qterms {
-    const mn_kw_index_t *ix;
-    uint32_t ids[QUERY_TERMS_MAX];
-    uint32_t n;
-    uint32_t unknown; /* distinct words absent from the index */
-    char seen[QUERY_TERMS_MAX][MN_TOKEN_MAX + 1];
-    uint32_t n_seen;
-} qterms;
+/* The distinct stems of a query, each marked a stop word when every word it
+ * came from is one. */
+typedef struct qwords {
+    int lang;
+    char stem[QUERY_TERMS_MAX][MN_TOKEN_MAX + 1];
+    bool stop[QUERY_TERMS_MAX];
+    uint32_t n, n_content; /* stems, and those not stop words */
+} qwords;
 
 static int on_query_token(void *arg, const char *tok, size_t len, uint32_t pos)
 {
     (void)pos;
-    qterms *q = arg;
-    for (uint32_t i = 0; i < q->n_seen; i++)
-        if (!strcmp(q->seen[i], tok)) return 0; /* repeated query words count once */
-    if (q->n_seen == QUERY_TERMS_MAX) return 1;
-    memcpy(q->seen[q->n_seen++], tok, len + 1);
-    uint32_t id = lookup(q->ix, tok, len, fnv1a(tok, len));
-    if (id == UINT32_MAX || !q->ix->terms[id].df) q->unknown++;
-    else q->ids[q->n++] = id;
+    qwords *q = arg;
+    char st[MN_TOKEN_MAX + 1];
+    mn_text_stem(q->lang, tok, len, st);
+    bool stop = mn_text_stopword(q->lang, tok);
+    for (uint32_t i = 0; i < q->n; i++)
+        if (!strcmp(q->stem[i], st)) { /* repeated query words count once */
+            if (q->stop[i] && !stop) {
+                q->stop[i] = false;
+                q->n_content++;
+            }
+            return 0;
+        }
+    if (q->n == QUERY_TERMS_MAX) return 1;
+    memcpy(q->stem[q->n], st, strlen(st) + 1);
+    q->stop[q->n++] = stop;
+    q->n_content += !stop;
     return 0;
+}
+
+/* The query's terms: its stems, without the stop words when another word is
+ * left; those the index knows in ids, the others counted in *unknown. */
+typedef struct qterms {
+    uint32_t ids[QUERY_TERMS_MAX];
+    uint32_t n;
+    uint32_t unknown;
+} qterms;
+
+static void query_terms(const mn_kw_index_t *ix, const char *query, size_t len, qterms *out)
+{
+    qwords *q = malloc(sizeof *q); /* 4 KiB: off the stack of a worker thread */
+    out->n = out->unknown = 0;
+    if (!q) return;
+    q->lang = ix->lang;
+    q->n = q->n_content = 0;
+    mn_text_tokenize(query, len, on_query_token, q);
+    for (uint32_t i = 0; i < q->n; i++) {
+        if (q->stop[i] && q->n_content) continue;
+        size_t sl = strlen(q->stem[i]);
+        uint32_t id = lookup(ix, q->stem[i], sl, fnv1a(q->stem[i], sl));
+        if (id == UINT32_MAX || !ix->terms[id].df) out->unknown++;
+        else out->ids[out->n++] = id;
+    }
+    free(q);
 }
 
 static bool hit_worse(const mn_kw_hit_t *a, const mn_kw_hit_t *b)
@@ -392,55 +425,52 @@ static int hit_cmp(const void *a, const void *b)
     return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
-size_t mn_kw_search(const mn_kw_index_t *ix, const char *query, size_t len,
-                    bool (*accept)(void *arg, uint32_t slot), void *arg, size_t k,
-                    mn_kw_hit_t *out)
+/* A term's idf, ln(1 + (N - df + 0.5) / (df + 0.5)): positive for any df <= N. */
+static double idf_of(double n_docs, double df)
 {
-    if (!k || !ix->live_docs) return 0;
-    qterms q;
-    q.ix = ix;
-    q.n = q.unknown = q.n_seen = 0;
-    mn_text_tokenize(query, len, on_query_token, &q);
-    if (!q.n) return 0;
-    /* Per-query scratch, so concurrent searches under a read lock never share
-     * state. Large callocs come from fresh zero pages: only touched pages cost. */
-    float *acc = calloc(ix->n_docs_cap, sizeof *acc);
-    float *cov = calloc(ix->n_docs_cap, sizeof *cov);
-    uint32_t *touched = malloc(ix->n_docs_cap * sizeof *touched);
-    if (!acc || !cov || !touched) {
-        free(acc);
-        free(cov);
-        free(touched);
-        return 0;
+    return log(1.0 + (n_docs - df + 0.5) / (df + 0.5));
+}
+
+/* Per-query scratch, so concurrent searches under a read lock never share
+ * state. Large callocs come from fresh zero pages: only touched pages cost. */
+typedef struct scratch {
+    float *acc, *cov;
+    uint32_t *touched;
+    uint32_t n_touched;
+} scratch;
+
+/* Adds one term's BM25F contributions to every live document that has it;
+ * cov_share is what the term adds to their coverage. */
+static void score_term(const mn_kw_index_t *ix, const term *tm, double idf, double cov_share,
+                       const double norm_b[MN_KW_FIELDS], const double inv_avg[MN_KW_FIELDS],
+                       scratch *sc)
+{
+    const mn_kw_params_t *p = &ix->params;
+    for (uint32_t i = 0; i < tm->n; i++) {
+        const posting *po = &tm->post[i];
+        const doc *d = &ix->docs[po->slot];
+        if (!d->live || d->gen != po->gen) continue;
+        double tf = 0;
+        for (int f = 0; f < MN_KW_FIELDS; f++)
+            if (po->tf[f])
+                tf += p->weight[f] * po->tf[f] /
+                      (1 - norm_b[f] + norm_b[f] * d->len[f] * inv_avg[f]);
+        if (tf <= 0) continue; /* only in fields of weight 0 */
+        /* every term score is > 0 (idf > 0, tf > 0), so 0 means untouched */
+        if (sc->acc[po->slot] == 0) sc->touched[sc->n_touched++] = po->slot;
+        sc->acc[po->slot] += (float)(idf * tf * (p->k1 + 1) / (tf + p->k1));
+        sc->cov[po->slot] += (float)cov_share;
     }
-    uint32_t n_touched = 0;
-    const double k1 = 1.2, b = 0.75;
-    double n_docs = (double)ix->live_docs;
-    double avgdl = (double)ix->total_len / n_docs;
-    if (avgdl <= 0) avgdl = 1;
-    double idf_total = q.unknown * log(1.0 + (n_docs + 0.5) / 0.5);
-    for (uint32_t t = 0; t < q.n; t++) {
-        const term *tm = &ix->terms[q.ids[t]];
-        idf_total += log(1.0 + (n_docs - tm->df + 0.5) / (tm->df + 0.5));
-    }
-    for (uint32_t t = 0; t < q.n; t++) {
-        const term *tm = &ix->terms[q.ids[t]];
-        double idf = log(1.0 + (n_docs - tm->df + 0.5) / (tm->df + 0.5));
-        for (uint32_t i = 0; i < tm->n; i++) {
-            const posting *p = &tm->post[i];
-            const doc *d = &ix->docs[p->slot];
-            if (!d->live || d->gen != p->gen) continue;
-            double tf = p->tf;
-            /* every term score is > 0 (idf > 0, tf > 0), so 0 means untouched */
-            if (acc[p->slot] == 0) touched[n_touched++] = p->slot;
-            acc[p->slot] += (float)(idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * d->len / avgdl)));
-            cov[p->slot] += (float)(idf / idf_total);
-        }
-    }
+}
+
+/* The k best accepted documents of the scores, as a heap (unsorted). */
+static size_t best_of(const scratch *sc, bool (*accept)(void *arg, uint32_t slot), void *arg,
+                      size_t k, mn_kw_hit_t *out)
+{
     size_t n = 0;
-    for (uint32_t i = 0; i < n_touched; i++) {
-        uint32_t s = touched[i];
-        mn_kw_hit_t h = {s, acc[s], cov[s] > 1 ? 1 : cov[s]};
+    for (uint32_t i = 0; i < sc->n_touched; i++) {
+        uint32_t s = sc->touched[i];
+        mn_kw_hit_t h = {s, sc->acc[s], sc->cov[s] > 1 ? 1 : sc->cov[s]};
         if (accept && !accept(arg, s)) continue;
         if (n < k) {
             out[n++] = h;
@@ -450,9 +480,42 @@ size_t mn_kw_search(const mn_kw_index_t *ix, const char *query, size_t len,
             heap_down(out, n, 0);
         }
     }
-    free(acc);
-    free(cov);
-    free(touched);
+    return n;
+}
+
+size_t mn_kw_search(const mn_kw_index_t *ix, const char *query, size_t len,
+                    bool (*accept)(void *arg, uint32_t slot), void *arg, size_t k,
+                    mn_kw_hit_t *out)
+{
+    if (!k || !ix->live_docs) return 0;
+    qterms q;
+    query_terms(ix, query, len, &q);
+    if (!q.n) return 0;
+    scratch sc = {.acc = calloc(ix->n_docs_cap, sizeof(float)),
+                  .cov = calloc(ix->n_docs_cap, sizeof(float)),
+                  .touched = malloc(ix->n_docs_cap * sizeof(uint32_t))};
+    size_t n = 0;
+    if (!sc.acc || !sc.cov || !sc.touched) goto out;
+    double n_docs = (double)ix->live_docs;
+    double norm_b[MN_KW_FIELDS], inv_avg[MN_KW_FIELDS];
+    for (int f = 0; f < MN_KW_FIELDS; f++) {
+        double avg = (double)ix->total_len[f] / n_docs;
+        /* a field nobody has text in normalises nothing */
+        norm_b[f] = avg > 0 ? ix->params.b[f] : 0;
+        inv_avg[f] = avg > 0 ? 1 / avg : 0;
+    }
+    double idf_total = q.unknown * idf_of(n_docs, 0);
+    for (uint32_t t = 0; t < q.n; t++) idf_total += idf_of(n_docs, ix->terms[q.ids[t]].df);
+    for (uint32_t t = 0; t < q.n; t++) {
+        const term *tm = &ix->terms[q.ids[t]];
+        double idf = idf_of(n_docs, tm->df);
+        score_term(ix, tm, idf, idf / idf_total, norm_b, inv_avg, &sc);
+    }
+    n = best_of(&sc, accept, arg, k, out);
     qsort(out, n, sizeof *out, hit_cmp);
+out:
+    free(sc.acc);
+    free(sc.cov);
+    free(sc.touched);
     return n;
 }

@@ -171,6 +171,8 @@ mn_err mn_engine_open(const mn_engine_options_t *o, mn_engine_t **out, mn_error 
 /* Waits for in-flight writes, flushes and closes the store. */
 void mn_engine_close(mn_engine_t *e);
 
+/* The names text_language accepts, comma-separated ("none,arabic,...", static). */
+const char *mn_engine_text_languages(void);
 mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_space_def_t *out,
                               mn_error *err);
 mn_err mn_engine_space_get(mn_engine_t *e, const char *name, mn_space_stats_t *out, mn_error *err);

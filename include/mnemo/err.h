@@ -27,7 +27,7 @@ enum {
                                  (HTTP 409, gRPC RESOURCE_EXHAUSTED) */
 };
 
-#define MN_ERROR_MSG_MAX 256
+#define MN_ERROR_MSG_MAX 384 /* room for a list of accepted names (text_language) */
 
 /* Optional error detail. Functions write it only on failure. */
 typedef struct mn_error {

@@ -90,8 +90,12 @@ typedef struct mn_index_def {
     mn_quantize_t quantize;     /* int8 codes for traversal with exact re-ranking, default none */
 } mn_index_def_t;
 
+#define MN_TEXT_LANGUAGE_MAX 31
 typedef struct mn_space_def {
     char name[MN_SPACE_NAME_MAX + 1];
+    /* keyword search's stemming: "none" or a Snowball language ("english",
+     * "french", ...); "" on create means "english" (docs/recall.md §1) */
+    char text_language[MN_TEXT_LANGUAGE_MAX + 1];
     uint32_t dim;
     mn_metric_t metric;
     mn_lifecycle_t default_lifecycle; /* UNSET on create means persistent */
