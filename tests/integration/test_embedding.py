@@ -260,6 +260,11 @@ def test_restart_with_a_backlog_backfills(server_factory, standin, tmp_path):
     r = c.recall("r", embedding=expected("remembered before the restart 3"), k=1, spread=False)
     assert r["results"][0]["memory"]["id"] == ids[3]
     c.close()
+    # the offline check reads the embed entries like any other
+    assert srv.stop() == 0, srv.log()
+    p = subprocess.run([mnemo_bin(), "check", str(tmp_path / "d")], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("mode,result", [("fail", "http_error"), ("malformed", "malformed"),
@@ -336,6 +341,63 @@ def test_api_key_from_the_environment(server_factory):
         mid = c.remember("k", "behind a key")
         wait_vector(c, "k", mid)
         assert "s3cret-key" not in srv.log()
+        c.close()
+    finally:
+        s.stop()
+
+
+# ---- gRPC: the same paths ----
+
+def test_grpc_remember_and_recall_by_text(server_factory, standin):
+    from grpc_util import Grpc, pb
+    srv = server_factory(env=provider_env(standin))
+    g = Grpc("127.0.0.1:%d" % srv.grpc_port)
+    c = srv.client()
+    try:
+        g.CreateSpace(pb().CreateSpaceRequest(name="g", dim=DIM, metric=pb().METRIC_COSINE))
+        one = g.Remember(pb().RememberRequest(space="g", memory=pb().Memory(
+            content="the lighthouse keeper lights the lamp"))).id
+        ids = g.RememberBatch(iter([pb().RememberRequest(space="g", memory=pb().Memory(
+            content=t)) for t in ("ships pass the harbour", "the lamp is bright")])).ids
+        for mid in [one] + list(ids):
+            wait_vector(c, "g", mid)
+        r = g.Recall(pb().RecallRequest(space="g", text="lighthouse lamp", k=1, spread=False))
+        assert r.path == "exact+keyword"
+        assert r.results[0].memory.id == one
+        standin.stop()
+        r = g.Recall(pb().RecallRequest(space="g", text="lighthouse lamp", k=1, spread=False))
+        assert r.path == "keyword"
+        assert "embedding_unavailable" in r.results[0].confidence.reasons
+    finally:
+        g.close()
+        c.close()
+
+
+# ---- the stand-in's fastText mode (for benchmarks through the real provider path) ----
+
+def test_standin_serves_fasttext_vectors(server_factory, tmp_path):
+    vec = tmp_path / "tiny.vec"
+    rows = {"cat": [1, 0, 0, 0], "kitten": [0.9, 0.1, 0, 0], "car": [0, 0, 1, 0],
+            "truck": [0, 0, 0.9, 0.1]}
+    vec.write_text("%d 4\n" % len(rows) + "".join(
+        "%s %s\n" % (w, " ".join(str(x) for x in v)) for w, v in rows.items()))
+    s = Standin(["--vectors", str(vec)])
+    s.start()
+    try:
+        srv = server_factory(env=provider_env(s, dim=4))
+        c = srv.client()
+        c.create_space("ft", 4)
+        a = c.remember("ft", "a cat")
+        b = c.remember("ft", "a truck")
+        va = wait_vector(c, "ft", a)
+        wait_vector(c, "ft", b)
+        assert cosine(va, [1, 0, 0, 0]) > 0.999  # the mean of the known words, normalised
+        # no shared word, yet the fastText neighbours meet
+        r = c.recall("ft", text="kitten", k=1, spread=False)
+        assert r["path"] == "exact+keyword"
+        assert r["results"][0]["memory"]["id"] == a
+        r = c.recall("ft", text="car", k=1, spread=False)
+        assert r["results"][0]["memory"]["id"] == b
         c.close()
     finally:
         s.stop()
