@@ -24,8 +24,8 @@ Switches, for failure tests (POST /control with a JSON object; GET /stats for wh
 "Down" is this process stopped (connection refused); start it again on the same --port.
 
 Usage: standin.py [--host 127.0.0.1] [--port 0] [--dim 32] [--seed 0] [--vectors FILE]
-         [--api-key KEY]
-It prints "listening on HOST:PORT" on stdout once it accepts connections.
+         [--api-key KEY] [--tls-cert PEM --tls-key PEM]
+With --tls-cert it speaks HTTPS. It prints "listening on HOST:PORT" on stdout once it accepts connections.
 """
 
 import argparse
@@ -201,12 +201,19 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vectors", help="fastText .vec text file")
     ap.add_argument("--api-key", help="require Authorization: Bearer KEY")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
+    ap.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     a = ap.parse_args()
     model = Model(a.dim, a.seed, a.vectors)
     state = State()
     ThreadingHTTPServer.allow_reuse_address = True
     ThreadingHTTPServer.daemon_threads = True
     srv = ThreadingHTTPServer((a.host, a.port), make_handler(model, state, a.api_key))
+    if a.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print("listening on %s:%d dim %d" % (a.host, srv.server_address[1], model.dim), flush=True)
     try:
         srv.serve_forever(poll_interval=0.1)
