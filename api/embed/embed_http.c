@@ -9,6 +9,8 @@
  * deadline does not bound (a numeric address or a local resolver keeps it short). */
 #include "embed_internal.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -198,7 +200,10 @@ static mn_err conn_open(conn *c, const mn__embed_url *u, void *tls_ctx, mn_error
     c->ssl = SSL_new(tls_ctx);
     if (!c->ssl) return mn_error_set(err, MN_ERR_NOMEM, "TLS: out of memory");
     SSL_set_fd(c->ssl, c->fd);
-    SSL_set_tlsext_host_name(c->ssl, u->host);
+    unsigned char addr[16];
+    bool literal =
+        inet_pton(AF_INET, u->host, addr) == 1 || inet_pton(AF_INET6, u->host, addr) == 1;
+    if (!literal) SSL_set_tlsext_host_name(c->ssl, u->host); /* SNI names hosts, not addresses */
     SSL_set1_host(c->ssl, u->host); /* the certificate must name the host */
     for (;;) {
         ERR_clear_error();
@@ -312,6 +317,31 @@ static bool header(const char *h, const char *name, char *out, size_t cap)
     return false;
 }
 
+/* Is the chunked body b[0..len) complete (its last chunk and the blank line after it, or after
+ * its trailers, are in)? Walks the chunk sizes without changing anything. */
+static bool chunked_complete(const char *b, size_t len)
+{
+    size_t r = 0;
+    for (;;) {
+        size_t sz = 0, digits = 0;
+        while (r < len && isxdigit((unsigned char)b[r])) {
+            char ch = b[r++];
+            if (++digits > 8) return false;
+            sz = sz * 16 + (size_t)(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+        }
+        if (!digits) return false;
+        while (r < len && b[r] != '\n')
+            r++;
+        if (r >= len) return false;
+        r++;
+        if (!sz) /* no trailers: a blank line; else the trailers end with one */
+            return (len - r >= 2 && b[r] == '\r' && b[r + 1] == '\n') ||
+                   (len - r >= 4 && memmem(b + r, len - r, "\r\n\r\n", 4));
+        if (sz + 2 > len - r) return false;
+        r += sz + 2;
+    }
+}
+
 /* Decodes a chunked body in place: its length, or -1 when malformed or cut short. */
 static long dechunk(char *b, size_t len)
 {
@@ -421,8 +451,7 @@ mn_err mn__embed_post(const mn__embed_url *u, void *tls_ctx, const char *bearer,
             }
         }
         if (hdr_end && want >= 0 && len - hdr_end >= (size_t)want) break;
-        if (hdr_end && chunked && len >= hdr_end + 5 && !memcmp(buf + len - 5, "0\r\n\r\n", 5))
-            break;
+        if (hdr_end && chunked && chunked_complete(buf + hdr_end, len - hdr_end)) break;
         if (n == 0) {
             if (!hdr_end)
                 rc = mn_error_set(err, MN_ERR_IO, "the connection closed before an answer");

@@ -21,6 +21,8 @@ Switches, for failure tests (POST /control with a JSON object; GET /stats for wh
   {"mode": "malformed"}   answer 200 with a body that is not JSON
   {"mode": "wrong_dim"}   answer vectors of dim + 1 values
   {"mode": "close"}       close the connection without an answer
+  {"mode": "chunked"}     answer correctly in Transfer-Encoding: chunked (small chunks)
+  {"mode": "eof"}         answer correctly without Content-Length, ended by the close
 "Down" is this process stopped (connection refused); start it again on the same --port.
 
 Usage: standin.py [--host 127.0.0.1] [--port 0] [--dim 32] [--seed 0] [--vectors FILE]
@@ -184,6 +186,24 @@ def make_handler(model, state, api_key):
                 data.append({"object": "embedding", "index": i, "embedding": v})
             with state.lock:
                 state.batches.append(len(texts))
+            if mode in ("chunked", "eof"):
+                body = json.dumps({"object": "list", "data": data, "model": req.get("model")})
+                body = body.encode()
+                head = ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%s"
+                        "Connection: close\r\n\r\n"
+                        % ("Transfer-Encoding: chunked\r\n" if mode == "chunked" else ""))
+                out = head.encode()
+                if mode == "chunked":
+                    for i in range(0, len(body), 100):
+                        part = body[i:i + 100]
+                        out += b"%x\r\n" % len(part) + part + b"\r\n"
+                    out += b"0\r\n\r\n"
+                else:
+                    out += body
+                self.wfile.write(out)
+                self.wfile.flush()
+                self.close_connection = True
+                return
             try:
                 self._json(200, {"object": "list", "data": data, "model": req.get("model"),
                                  "usage": {"prompt_tokens": 0, "total_tokens": 0}})

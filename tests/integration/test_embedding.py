@@ -188,6 +188,22 @@ def test_texts_go_in_batches(server_factory, standin):
     c.close()
 
 
+@pytest.mark.parametrize("mode", ["chunked", "eof"])
+def test_answers_chunked_or_ended_by_close(server_factory, standin, mode):
+    srv = server_factory(env=provider_env(standin))
+    c = srv.client()
+    c.create_space("w", DIM)
+    standin.mode(mode)
+    texts = ["framing test %d with some more words to span chunks" % i for i in range(6)]
+    ids = [c.remember("w", t) for t in texts]
+    for mid, t in zip(ids, texts):
+        assert cosine(wait_vector(c, "w", mid), expected(t)) > 0.999
+    r = c.recall("w", text="framing test 3", k=1, spread=False)
+    assert r["path"] == "exact+keyword"
+    assert metric(c, "mnemo_embedding_requests_total", {"op": "memory", "result": "malformed"}) == 0
+    c.close()
+
+
 # ---- a provider that is down, slow or wrong ----
 
 def test_provider_down_then_back(server_factory, standin):
