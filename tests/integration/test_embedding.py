@@ -177,9 +177,9 @@ def test_texts_go_in_batches(server_factory, standin):
     srv = server_factory(env=provider_env(standin))
     c = srv.client()
     c.create_space("b", DIM)
-    standin.mode("slow", 1.0)  # the first request holds the rest back: they queue
+    standin.stop()  # they all queue while the provider is down
     ids = [c.remember("b", "note number %d" % i) for i in range(10)]
-    standin.mode("ok")
+    standin.start()
     for mid in ids:
         wait_vector(c, "b", mid)
     st = standin.stats()
@@ -326,10 +326,10 @@ def test_timeouts(server_factory, standin):
 
 
 def test_forgotten_memory_never_gets_a_vector(server_factory, standin):
-    srv = server_factory(env=provider_env(standin))
+    srv = server_factory(env=provider_env(standin, timeout_ms=60000))
     c = srv.client()
     c.create_space("f", DIM)
-    standin.mode("slow", 1.5)
+    standin.mode("slow", 5.0)  # long enough for the forget to land while it waits
     text = "forgotten while its vector is computed"
     mid = c.remember("f", text)
     wait_until(lambda: text in standin.stats()["inputs"], DEADLINE_S,
