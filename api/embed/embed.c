@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api_internal.h"
 #include "embed_internal.h"
@@ -78,7 +80,9 @@ struct mn_embed {
     atomic_uint_fast64_t embedded, refused, gone, dropped, given_up, fallbacks, scanned;
     atomic_uint_fast64_t requests[OP_COUNT][RES_COUNT];
     atomic_bool up;
-    atomic_bool warned; /* the failing provider was logged as a warning */
+    atomic_bool stopping; /* mn_embed_stop began: a failure now is the cancel, not the provider */
+    int stop_fd;          /* eventfd, written by mn_embed_stop: cancels a batch in flight */
+    atomic_bool warned;   /* the failing provider was logged as a warning */
     mn_histogram_t latency[OP_COUNT];
 };
 
@@ -153,6 +157,7 @@ static void embed_free(mn_embed_t *em)
     free(em->model);
     free(em->bearer);
     if (em->tls) mn__embed_tls_free(em->tls);
+    if (em->stop_fd >= 0) close(em->stop_fd);
     pthread_mutex_destroy(&em->mu);
     pthread_cond_destroy(&em->cv);
     pthread_cond_destroy(&em->idle_cv);
@@ -177,6 +182,7 @@ mn_err mn_embed_start(const mn_config_embedding_t *c, mn_engine_t *engine, mn_em
     pthread_cond_init(&em->idle_cv, &ca);
     pthread_condattr_destroy(&ca);
     em->engine = engine;
+    em->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     mn__embed_url_parse(c->url, &em->url, NULL);
     em->dim = (uint32_t)c->dim;
     em->batch = (size_t)c->batch_size;
@@ -187,7 +193,7 @@ mn_err mn_embed_start(const mn_config_embedding_t *c, mn_engine_t *engine, mn_em
     em->model = strdup(c->model);
     em->q = calloc(em->cap, sizeof *em->q);
     em->spaces = calloc(c->spaces.count ? c->spaces.count : 1, sizeof *em->spaces);
-    bool oom = !em->model || !em->q || !em->spaces;
+    bool oom = !em->model || !em->q || !em->spaces || em->stop_fd < 0;
     for (size_t i = 0; !oom && i < c->spaces.count; i++) {
         if (!strcmp(c->spaces.items[i], "*")) em->all_spaces = true;
         oom = !(em->spaces[em->n_spaces++] = strdup(c->spaces.items[i]));
@@ -223,6 +229,10 @@ void mn_embed_stop(mn_embed_t *em)
     em->stop = true;
     pthread_cond_broadcast(&em->cv);
     pthread_mutex_unlock(&em->mu);
+    atomic_store(&em->stopping, true);
+    uint64_t one = 1;
+    if (write(em->stop_fd, &one, sizeof one) < 0) { /* the batch in flight runs to its timeout */
+    }
     pthread_join(em->thread, NULL);
     embed_free(em);
 }
@@ -350,8 +360,10 @@ static int embed_texts(mn_embed_t *em, int op, const char *const *texts, const s
     int status;
     char *resp;
     size_t rlen;
-    mn_err rc = mn__embed_post(&em->url, em->tls, em->bearer, body, blen, em->timeout_ms, &status,
-                               &resp, &rlen, err);
+    /* a background batch gives up at once when the server stops; a recall cue runs on a
+     * handler thread that the server waits for anyway */
+    mn_err rc = mn__embed_post(&em->url, em->tls, em->bearer, body, blen, em->timeout_ms,
+                               op == OP_MEMORY ? em->stop_fd : -1, &status, &resp, &rlen, err);
     free(body);
     int r;
     if (rc == MN_ERR_BUSY) {
@@ -453,7 +465,9 @@ static int run_batch(mn_embed_t *em, job *const *jobs, size_t k)
         }
         mn_error err = {0};
         r = embed_texts(em, OP_MEMORY, texts, lens, k, vecs, &err);
-        if (r != RES_OK) {
+        if (r != RES_OK && atomic_load(&em->stopping)) {
+            /* cancelled by the stop: the texts are backfilled after the next start */
+        } else if (r != RES_OK) {
             /* a warning when it starts failing, then debug lines (a down provider must not
              * flood the log; mnemo_embedding_up and the counters say it goes on) */
             mn_log(atomic_exchange(&em->warned, true) ? MN_LOG_DEBUG : MN_LOG_WARN,

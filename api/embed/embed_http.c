@@ -125,6 +125,7 @@ typedef struct conn {
     int fd;
     SSL *ssl;
     int64_t deadline_ms; /* monotonic */
+    int cancel_fd;       /* readable: give up at once (the server stops); -1 = none */
 } conn;
 
 /* Waits until fd is ready for events or the deadline passes: 1 ready, 0 timed out, -1 error. */
@@ -133,8 +134,13 @@ static int wait_fd(const conn *c, short events)
     for (;;) {
         int64_t left = c->deadline_ms - mn_time_mono_ns() / 1000000;
         if (left <= 0) return 0;
-        struct pollfd p = {.fd = c->fd, .events = events};
-        int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+        struct pollfd p[2] = {{.fd = c->fd, .events = events},
+                              {.fd = c->cancel_fd, .events = POLLIN}};
+        int r = poll(p, c->cancel_fd >= 0 ? 2 : 1, left > 60000 ? 60000 : (int)left);
+        if (r > 0 && c->cancel_fd >= 0 && p[1].revents) {
+            errno = ECANCELED;
+            return -1;
+        }
         if (r > 0) return 1;
         if (r < 0 && errno != EINTR) return -1;
     }
@@ -371,13 +377,14 @@ static long dechunk(char *b, size_t len)
 }
 
 mn_err mn__embed_post(const mn__embed_url *u, void *tls_ctx, const char *bearer, const char *body,
-                      size_t body_len, int64_t timeout_ms, int *status, char **resp,
+                      size_t body_len, int64_t timeout_ms, int cancel_fd, int *status, char **resp,
                       size_t *resp_len, mn_error *err)
 {
     *resp = NULL;
     *resp_len = 0;
     *status = 0;
-    conn c = {.fd = -1, .deadline_ms = mn_time_mono_ns() / 1000000 + timeout_ms};
+    conn c = {
+        .fd = -1, .deadline_ms = mn_time_mono_ns() / 1000000 + timeout_ms, .cancel_fd = cancel_fd};
     mn_err rc = conn_open(&c, u, tls_ctx, err);
     char *head = NULL, *buf = NULL;
     if (!rc) {

@@ -23,10 +23,11 @@ mn_err mn__embed_tls_new(const char *ca_file, void **ctx, mn_error *err);
 void mn__embed_tls_free(void *ctx);
 /* POSTs body (JSON) to u within timeout_ms; the status and the body of the answer
  * (*resp malloc'd, NUL-terminated). MN_ERR_BUSY when the deadline passed, MN_ERR_IO when the
- * provider cannot be reached, MN_ERR_PARSE for an answer that is not HTTP. bearer: the API
- * key or NULL. tls_ctx: for an https url. */
+ * provider cannot be reached (or cancel_fd turned readable: the caller stops; -1 = none),
+ * MN_ERR_PARSE for an answer that is not HTTP. bearer: the API key or NULL. tls_ctx: for an
+ * https url. */
 mn_err mn__embed_post(const mn__embed_url *u, void *tls_ctx, const char *bearer, const char *body,
-                      size_t body_len, int64_t timeout_ms, int *status, char **resp,
+                      size_t body_len, int64_t timeout_ms, int cancel_fd, int *status, char **resp,
                       size_t *resp_len, mn_error *err);
 
 #endif

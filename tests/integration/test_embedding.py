@@ -325,6 +325,25 @@ def test_timeouts(server_factory, standin):
     c.close()
 
 
+def test_stop_does_not_wait_for_a_slow_provider(server_factory, standin, tmp_path):
+    # a batch waits 300 s for its answer; the stop cancels it (the fixture's stop deadline,
+    # 60 s, would fail otherwise) and the next start backfills the memory
+    srv = server_factory(env=provider_env(standin, timeout_ms=300000), data_dir=tmp_path / "d")
+    c = srv.client()
+    c.create_space("s", DIM)
+    standin.mode("slow", 300)
+    mid = c.remember("s", "in flight at the stop")
+    wait_until(lambda: "in flight at the stop" in standin.stats()["inputs"], DEADLINE_S,
+               what="the text at the provider")
+    c.close()
+    assert srv.stop() == 0, srv.log()
+    standin.mode("ok")
+    srv.start()
+    c = srv.client()
+    wait_vector(c, "s", mid)
+    c.close()
+
+
 def test_forgotten_memory_never_gets_a_vector(server_factory, standin):
     srv = server_factory(env=provider_env(standin, timeout_ms=60000))
     c = srv.client()
