@@ -12,7 +12,10 @@ Vectors are deterministic:
   dim >= 32). A text without words gets the first unit vector.
 - --vectors FILE: the normalised mean of the text's words' vectors from a fastText .vec text
   file ("count dim" header, then "word v1 ... vdim" lines; e.g. Debian's fasttext trains
-  them, or the published cc.*.vec files); words not in the file fall back to the default.
+  them, or the published cc.*.vec files). Words not in the file are left out of the mean
+  (write every word a benchmark uses, e.g. from `fasttext print-word-vectors`, which gives
+  out-of-vocabulary words their n-gram vector); a text with no word in the file gets the
+  default vector above.
 
 Switches, for failure tests (POST /control with a JSON object; GET /stats for what happened):
   {"mode": "ok"}          answer normally
@@ -211,6 +214,18 @@ def make_handler(model, state, api_key):
                 pass  # the client gave up (its timeout)
 
     return H
+
+
+def start_in_thread(dim=32, seed=0, vectors=None, host="127.0.0.1", port=0, api_key=None):
+    """Serves in a daemon thread of this process (for a benchmark that would rather not run a
+    process): returns (server, url of /v1/embeddings, dim); server.shutdown() stops it."""
+    model = Model(dim, seed, vectors)
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.daemon_threads = True
+    srv = ThreadingHTTPServer((host, port), make_handler(model, State(), api_key))
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                     daemon=True).start()
+    return srv, "http://%s:%d/v1/embeddings" % (host, srv.server_address[1]), model.dim
 
 
 def main():
