@@ -169,11 +169,56 @@ static void test_forget_wins(void **state)
     assert_int_equal(mn_id_cmp(&ids[0], &z), 0);
 }
 
+/* With an HNSW index: the embedded memories go into the graph and recall finds them there. */
+static void test_embedded_memories_enter_the_index(void **state)
+{
+    (void)state;
+    mn_test_eng t;
+    mn_test_eng_init(&t, "mnemo-embed-hnsw");
+    t.opts.hnsw_threshold = 4;
+    mn_test_eng_open(&t);
+    assert_int_equal(mn_test_space(t.e, "h", 4, MN_METRIC_COSINE), MN_OK);
+    enum { N = 40 };
+    mn_id_t ids[N];
+    char text[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(text, sizeof text, "memory number %d", i);
+        ids[i] = remember_text(t.e, "h", text);
+    }
+    mn_engine_wait_background(t.e);
+    mn_space_stats_t st;
+    assert_int_equal(mn_engine_space_get(t.e, "h", &st, NULL), MN_OK);
+    assert_int_equal(st.index_nodes, 0); /* text only: nothing to index */
+    for (int i = 0; i < N; i++) {
+        float v[4] = {cosf((float)i * 0.15f), sinf((float)i * 0.15f), (float)(i % 3) * 0.1f, 1};
+        assert_int_equal(embed_one(t.e, "h", &ids[i], v, 4), MN_OK);
+    }
+    mn_engine_wait_background(t.e);
+    assert_int_equal(mn_engine_space_get(t.e, "h", &st, NULL), MN_OK);
+    assert_int_equal(st.index_nodes, N);
+    float q[4] = {cosf(17 * 0.15f), sinf(17 * 0.15f), (float)(17 % 3) * 0.1f, 1};
+    mn_recall_req_t r;
+    memset(&r, 0, sizeof r);
+    mn_filter_init(&r.filter);
+    r.embedding = q;
+    r.dim = 4;
+    r.k = 1;
+    r.ef = 8; /* the graph beats a scan of 40 at this width (space_index.c) */
+    mn_recall_result_t res = {0};
+    assert_int_equal(mn_engine_recall(t.e, "h", &r, &res, NULL), MN_OK);
+    assert_string_equal(res.path, "hnsw");
+    assert_int_equal(res.n_hits, 1);
+    assert_int_equal(mn_id_cmp(&res.hits[0].memory.id, &ids[17]), 0);
+    mn_recall_result_clear(&res);
+    mn_test_eng_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_embed_later, setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_forget_wins, setup, mn_test_eng_teardown),
+        cmocka_unit_test(test_embedded_memories_enter_the_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
