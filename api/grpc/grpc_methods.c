@@ -116,6 +116,7 @@ static mn_err m_stats(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **res
     o->index_state = (char *)(st.index_state ? st.index_state : "none");
     o->index_nodes = st.index_nodes;
     o->index_pending = st.index_pending;
+    o->embedding_model = (char *)mn_embed_model_for(c->api->embed, &st.def); /* NULL: none */
     *resp = &o->base;
     return MN_OK;
 }

@@ -204,6 +204,23 @@ def test_answers_chunked_or_ended_by_close(server_factory, standin, mode):
     c.close()
 
 
+def test_only_the_spaces_listed_use_the_provider(server_factory, standin):
+    srv = server_factory(env=provider_env(standin, spaces="mine, theirs"))
+    c = srv.client()
+    for name in ("mine", "other"):
+        c.create_space(name, DIM)
+    assert c.get_space("mine")["embedding_provider"] == {"model": "standin"}
+    assert c.get_space("other")["embedding_provider"] is None
+    a = c.remember("mine", "listed space")
+    b = c.remember("other", "unlisted space")
+    wait_vector(c, "mine", a)
+    r = c.recall("other", text="unlisted", k=1, spread=False)
+    assert r["path"] == "keyword" and not r["results"][0]["confidence"]["reasons"]
+    assert vector_of(c, "other", b) is None
+    assert standin.stats()["inputs"] == ["listed space"]
+    c.close()
+
+
 # ---- a provider that is down, slow or wrong ----
 
 def test_provider_down_then_back(server_factory, standin):
@@ -426,6 +443,9 @@ def test_grpc_remember_and_recall_by_text(server_factory, standin):
     c = srv.client()
     try:
         g.CreateSpace(pb().CreateSpaceRequest(name="g", dim=DIM, metric=pb().METRIC_COSINE))
+        assert g.GetSpace(pb().SpaceRequest(space="g")).embedding_model == "standin"
+        g.CreateSpace(pb().CreateSpaceRequest(name="g2", dim=DIM + 1))
+        assert not g.GetSpace(pb().SpaceRequest(space="g2")).HasField("embedding_model")
         one = g.Remember(pb().RememberRequest(space="g", memory=pb().Memory(
             content="the lighthouse keeper lights the lamp"))).id
         ids = g.RememberBatch(iter([pb().RememberRequest(space="g", memory=pb().Memory(
