@@ -522,7 +522,10 @@ static void scan_step(mn_embed_t *em)
         pthread_mutex_unlock(&em->mu);
         mn_err rc = mn_engine_space_list(em->engine, &defs, &nd, NULL);
         pthread_mutex_lock(&em->mu);
-        if (rc) return;
+        if (rc) { /* out of memory: the next interval tries again */
+            em->next_scan_ms = now_ms() + em->backfill_interval_ms;
+            return;
+        }
         em->scan_spaces = calloc(nd ? nd : 1, sizeof *em->scan_spaces);
         em->scan_n = em->scan_i = 0;
         em->scan_cursor = 0;
@@ -530,7 +533,10 @@ static void scan_step(mn_embed_t *em)
             if (mn_embed_model_for(em, &defs[i]))
                 memcpy(em->scan_spaces[em->scan_n++], defs[i].name, sizeof defs[i].name);
         free(defs);
-        if (!em->scan_spaces) return;
+        if (!em->scan_spaces) {
+            em->next_scan_ms = now_ms() + em->backfill_interval_ms;
+            return;
+        }
     }
     enum { CHUNK = 256 };
     mn_id_t ids[CHUNK];
