@@ -2,8 +2,9 @@
  * the metrics (embed.h says what each does for its callers).
  *
  * The thread's loop: while backing off after a failure, wait; else take up to batch_size
- * texts from the head of the queue (they stay queued until their vectors are written, so a
- * failure loses nothing), POST them, check the answer (one vector of dim finite numbers per
+ * memories from the head of the queue (they stay queued until their vectors are written, so
+ * a failure loses nothing; the queue holds ids, the texts are read from the store when the
+ * batch goes), POST their texts, check the answer (one vector of dim finite numbers per
  * text, by index) and write the vectors with mn_engine_embed. A failure doubles the wait
  * (from 100 ms up to retry_max_ms); a batch that failed MAX_TRIES times in a row leaves the
  * queue (the next backfill scan brings its texts back), so one text the provider always
@@ -38,8 +39,6 @@
 typedef struct job {
     char space[MN_SPACE_NAME_MAX + 1];
     mn_id_t id;
-    char *text; /* malloc'd */
-    size_t len;
 } job;
 
 /* Request outcomes, the label of mnemo_embedding_requests_total. */
@@ -147,8 +146,6 @@ mn_err mn_embed_config_check(const mn_config_embedding_t *c, mn_error *err)
 static void embed_free(mn_embed_t *em)
 {
     if (!em) return;
-    for (size_t i = 0; i < em->n; i++)
-        free(em->q[(em->head + i) % em->cap].text);
     free(em->q);
     free(em->scan_spaces);
     for (size_t i = 0; i < em->n_spaces; i++)
@@ -396,19 +393,15 @@ static int embed_texts(mn_embed_t *em, int op, const char *const *texts, const s
 
 /* ---- the queue ---- */
 
-/* Queues one text (mu held); false when the queue is full. */
-static bool push(mn_embed_t *em, const char *space, const mn_id_t *id, const char *text, size_t len)
+/* Queues a memory (mu held); false when the queue is full. The queue holds ids only (the
+ * texts are read from the store when their batch goes), so max_backlog bounds it to about
+ * 100 bytes an entry whatever the memories hold. */
+static bool push(mn_embed_t *em, const char *space, const mn_id_t *id)
 {
     if (em->n == em->cap) return false;
-    char *t = malloc(len + 1);
-    if (!t) return false;
-    memcpy(t, text, len);
-    t[len] = '\0';
     job *j = &em->q[(em->head + em->n) % em->cap];
     snprintf(j->space, sizeof j->space, "%s", space);
     j->id = *id;
-    j->text = t;
-    j->len = len;
     em->n++;
     return true;
 }
@@ -416,11 +409,7 @@ static bool push(mn_embed_t *em, const char *space, const mn_id_t *id, const cha
 /* Drops the k jobs at the head (mu held). */
 static void pop(mn_embed_t *em, size_t k)
 {
-    for (size_t i = 0; i < k; i++) {
-        free(em->q[em->head].text);
-        em->q[em->head].text = NULL;
-        em->head = (em->head + 1) % em->cap;
-    }
+    em->head = (em->head + k) % em->cap;
     em->n -= k;
 }
 
@@ -435,7 +424,7 @@ void mn_embed_remembered(mn_embed_t *em, const char *space, const mn_memory_t *m
     pthread_mutex_lock(&em->mu);
     for (size_t i = 0; i < n; i++) {
         if (mems[i].embedding || !mems[i].content_len) continue;
-        if (!push(em, space, &ids[i], mems[i].content, mems[i].content_len)) {
+        if (!push(em, space, &ids[i])) {
             /* the backfill scan finds it when the queue has room again */
             atomic_fetch_add(&em->dropped, 1);
             em->scan_due = true;
@@ -447,10 +436,13 @@ void mn_embed_remembered(mn_embed_t *em, const char *space, const mn_memory_t *m
 
 /* ---- the thread ---- */
 
-/* Sends the jobs at the head (batch of them, in flight) and writes their vectors. RES_OK or
+/* Sends the jobs at the head (batch of them, in flight) and writes their vectors. Their texts
+ * are read from the store now: a memory forgotten since it was queued is skipped. RES_OK or
  * the failure. */
 static int run_batch(mn_embed_t *em, job *const *jobs, size_t k)
 {
+    mn_memory_t *mems = calloc(k, sizeof *mems);
+    job **live = calloc(k, sizeof *live);
     const char **texts = calloc(k, sizeof *texts);
     size_t *lens = calloc(k, sizeof *lens);
     float *vecs = malloc(k * em->dim * sizeof(float));
@@ -458,35 +450,50 @@ static int run_batch(mn_embed_t *em, job *const *jobs, size_t k)
     mn_id_t *ids = malloc(k * sizeof *ids);
     mn_err *rcs = malloc(k * sizeof *rcs);
     int r = RES_UNREACHABLE;
-    if (texts && lens && vecs && vp && ids && rcs) {
+    size_t m = 0, skipped = 0;
+    if (mems && live && texts && lens && vecs && vp && ids && rcs) {
         for (size_t i = 0; i < k; i++) {
-            texts[i] = jobs[i]->text;
-            lens[i] = jobs[i]->len;
+            mn_memory_t *mm = &mems[m];
+            if (mn_engine_get(em->engine, jobs[i]->space, &jobs[i]->id, false, mm, NULL)) {
+                /* forgotten (or its space dropped) since it was queued */
+                mn_memory_clear(mm);
+                skipped++;
+                continue;
+            }
+            if (!mm->content_len) { /* nothing to embed (not queued so; kept safe) */
+                mn_memory_clear(mm);
+                continue;
+            }
+            live[m] = jobs[i];
+            texts[m] = mm->content;
+            lens[m] = mm->content_len;
+            m++;
         }
         mn_error err = {0};
-        r = embed_texts(em, OP_MEMORY, texts, lens, k, vecs, &err);
+        r = m ? embed_texts(em, OP_MEMORY, texts, lens, m, vecs, &err) : RES_OK;
+        if (r == RES_OK) atomic_fetch_add(&em->gone, skipped); /* counted once, when done */
         if (r != RES_OK && atomic_load(&em->stopping)) {
             /* cancelled by the stop: the texts are backfilled after the next start */
         } else if (r != RES_OK) {
             /* a warning when it starts failing, then debug lines (a down provider must not
              * flood the log; mnemo_embedding_up and the counters say it goes on) */
             mn_log(atomic_exchange(&em->warned, true) ? MN_LOG_DEBUG : MN_LOG_WARN,
-                   "embedding: %zu texts: %s (%s); retrying with backoff", k, err.message,
+                   "embedding: %zu texts: %s (%s); retrying with backoff", m, err.message,
                    RESULT_NAMES[r]);
-        } else {
+        } else if (m) {
             if (atomic_exchange(&em->warned, false))
                 mn_log_info("embedding: the provider answers again");
             /* one engine call per run of jobs of one space */
-            for (size_t i = 0; i < k;) {
+            for (size_t i = 0; i < m;) {
                 size_t j = i;
-                while (j < k && !strcmp(jobs[j]->space, jobs[i]->space)) {
-                    ids[j] = jobs[j]->id;
+                while (j < m && !strcmp(live[j]->space, live[i]->space)) {
+                    ids[j] = live[j]->id;
                     vp[j] = vecs + j * em->dim;
                     j++;
                 }
                 mn_error eerr = {0};
                 mn_err rc =
-                    mn_engine_embed(em->engine, jobs[i]->space, ids + i,
+                    mn_engine_embed(em->engine, live[i]->space, ids + i,
                                     (const float *const *)(vp + i), em->dim, j - i, rcs + i, &eerr);
                 for (size_t x = i; x < j; x++) {
                     mn_err one = rc ? rc : rcs[x];
@@ -498,11 +505,15 @@ static int run_batch(mn_embed_t *em, job *const *jobs, size_t k)
                         atomic_fetch_add(&em->refused, 1);
                 }
                 if (rc && rc != MN_ERR_NOT_FOUND)
-                    mn_log_warn("embedding: space %s: %s", jobs[i]->space, eerr.message);
+                    mn_log_warn("embedding: space %s: %s", live[i]->space, eerr.message);
                 i = j;
             }
         }
     }
+    for (size_t i = 0; mems && i < m; i++)
+        mn_memory_clear(&mems[i]);
+    free(mems);
+    free(live);
     free(texts);
     free(lens);
     free(vecs);
@@ -548,19 +559,9 @@ static void scan_step(mn_embed_t *em)
         pthread_mutex_unlock(&em->mu);
         mn_err rc = mn_engine_unembedded(em->engine, space, &cursor, room < CHUNK ? room : CHUNK,
                                          ids, &got, NULL);
-        /* their texts, read outside the lock */
-        mn_memory_t *mems = calloc(got ? got : 1, sizeof *mems);
-        for (size_t i = 0; mems && i < got; i++)
-            if (mn_engine_get(em->engine, space, &ids[i], false, &mems[i], NULL))
-                mn_memory_init(&mems[i]);
         pthread_mutex_lock(&em->mu);
-        for (size_t i = 0; mems && i < got; i++) {
-            if (mems[i].content_len && !mems[i].embedding &&
-                push(em, space, &ids[i], mems[i].content, mems[i].content_len))
-                atomic_fetch_add(&em->scanned, 1);
-            mn_memory_clear(&mems[i]);
-        }
-        free(mems);
+        for (size_t i = 0; i < got; i++)
+            if (push(em, space, &ids[i])) atomic_fetch_add(&em->scanned, 1);
         if (rc || cursor == UINT32_MAX) { /* this space is done (or gone) */
             em->scan_i++;
             em->scan_cursor = 0;

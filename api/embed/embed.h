@@ -5,9 +5,9 @@
  * One provider per process. A space uses it when its dim is embedding.dim and its name is
  * in embedding.spaces ("*" = all); GET of a space names it ("embedding_provider").
  *
- * - remember: the doors call mn_embed_remembered after the engine acknowledged; texts go
- *   to a bounded queue and a background thread ("embed") sends them in batches and writes
- *   the vectors through the WAL (mn_engine_embed). A failing provider is retried with
+ * - remember: the doors call mn_embed_remembered after the engine acknowledged; the memories
+ *   (ids) go to a bounded queue and a background thread ("embed") reads their texts, sends
+ *   them in batches and writes the vectors through the WAL (mn_engine_embed). A failing provider is retried with
  *   exponential backoff; memories that did not fit the queue, or whose vector was lost,
  *   are found by the backfill scan (mn_engine_unembedded) at start, every
  *   backfill_interval_s, and when the provider answers again.
@@ -47,8 +47,8 @@ void mn_embed_remembered(mn_embed_t *em, const char *space, const mn_memory_t *m
                          const mn_id_t *ids, size_t n);
 /* A recall cue: when the cue has text and no embedding and space uses the provider, embeds
  * the text (waiting at most timeout_ms) into *vec (malloc'd, the caller frees) and *dim.
- * When that fails, *unavailable is set (the recall goes on by words). Nothing happens (MN_OK,
- * *vec NULL) otherwise. */
+ * When that fails, *unavailable is set and *vec is NULL (the recall goes on by words).
+ * Otherwise nothing happens (*vec NULL, *unavailable false). */
 void mn_embed_cue(mn_embed_t *em, const char *space, bool has_embedding, const char *text,
                   size_t text_len, float **vec, uint32_t *dim, bool *unavailable);
 /* Writes the mnemo_embedding_* families of GET /metrics (nothing when em is NULL). */

@@ -384,6 +384,23 @@ def test_forgotten_memory_never_gets_a_vector(server_factory, standin):
     c.close()
 
 
+def test_forgotten_while_queued_is_never_sent(server_factory, standin):
+    srv = server_factory(env=provider_env(standin))
+    c = srv.client()
+    c.create_space("q", DIM)
+    standin.stop()
+    gone = c.remember("q", "forgotten while it waits")
+    kept = c.remember("q", "kept while it waits")
+    c.forget("q", gone)
+    standin.start()
+    wait_vector(c, "q", kept)
+    wait_until(lambda: metric(c, "mnemo_embedding_backlog") == 0, DEADLINE_S,
+               what="the backlog drained")
+    assert standin.stats()["inputs"] == ["kept while it waits"]  # the store is read per batch
+    expect_error(lambda: c.get("q", gone), 404)
+    c.close()
+
+
 def test_api_key_from_the_environment(server_factory):
     s = Standin(["--api-key", "s3cret-key"]).start()
     try:
