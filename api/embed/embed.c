@@ -35,6 +35,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define MAX_TRIES 5
+#define CUE_SKIP_MS 5000 /* at most this long without asking a provider that did not answer */
 
 typedef struct job {
     char space[MN_SPACE_NAME_MAX + 1];
@@ -79,6 +80,10 @@ struct mn_embed {
     atomic_uint_fast64_t embedded, refused, gone, dropped, given_up, fallbacks, scanned;
     atomic_uint_fast64_t requests[OP_COUNT][RES_COUNT];
     atomic_bool up;
+    /* after the provider did not answer (timeout, unreachable), text-only recalls do not wait
+     * for it until this monotonic time: they fall back at once, then one tries again */
+    atomic_int_fast64_t cue_skip_until_ms;
+    atomic_uint_fast64_t cue_skipped;
     atomic_bool stopping; /* mn_embed_stop began: a failure now is the cancel, not the provider */
     int stop_fd;          /* eventfd, written by mn_embed_stop: cancels a batch in flight */
     atomic_bool warned;   /* the failing provider was logged as a warning */
@@ -380,6 +385,11 @@ static int embed_texts(mn_embed_t *em, int op, const char *const *texts, const s
     free(resp);
     mn_histogram_observe(&em->latency[op], (uint64_t)(mn_time_mono_ns() - t0));
     atomic_fetch_add(&em->requests[op][r], 1);
+    if (r == RES_OK)
+        atomic_store(&em->cue_skip_until_ms, 0);
+    else if (r == RES_TIMEOUT || r == RES_UNREACHABLE)
+        atomic_store(&em->cue_skip_until_ms,
+                     now_ms() + (em->retry_max_ms < CUE_SKIP_MS ? em->retry_max_ms : CUE_SKIP_MS));
     bool was_up = atomic_exchange(&em->up, r == RES_OK);
     if (r == RES_OK && !was_up) {
         /* it answers again: memories that waited go now, not at the next interval */
@@ -650,6 +660,12 @@ void mn_embed_cue(mn_embed_t *em, const char *space, bool has_embedding, const c
     *vec = NULL;
     *unavailable = false;
     if (!em || has_embedding || !text || !text_len || !space_uses(em, space)) return;
+    if (now_ms() < atomic_load(&em->cue_skip_until_ms)) { /* it did not answer just now */
+        *unavailable = true;
+        atomic_fetch_add(&em->fallbacks, 1);
+        atomic_fetch_add(&em->cue_skipped, 1);
+        return;
+    }
     float *v = malloc(em->dim * sizeof(float));
     mn_error err = {0};
     int r = v ? embed_texts(em, OP_QUERY, &text, &text_len, 1, v, &err) : RES_UNREACHABLE;
@@ -704,6 +720,10 @@ void mn_embed_metrics(mn_embed_t *em, mn_text_t *t)
     counter(t, "mnemo_embedding_recall_fallbacks_total",
             "Recalls that ran on words only because the cue could not be embedded.",
             atomic_load(&em->fallbacks));
+    counter(t, "mnemo_embedding_recall_skipped_total",
+            "Of those, recalls that did not ask the provider because it did not answer (timeout, "
+            "unreachable) within the last seconds.",
+            atomic_load(&em->cue_skipped));
     mn_prom_family(t, "mnemo_embedding_requests_total",
                    "Requests to the provider by op (memory: background batches; query: recall "
                    "cues) and result.",

@@ -234,9 +234,11 @@ def test_provider_down_then_back(server_factory, standin):
     hit = r["results"][0]
     assert hit["memory"]["id"] == mid
     assert "embedding_unavailable" in hit["confidence"]["reasons"]
-    assert metric(c, "mnemo_embedding_recall_fallbacks_total") >= 1
+    assert metric(c, "mnemo_embedding_recall_fallbacks_total") == 1
+    # it asked the provider, or skipped it because a batch had just found it unreachable
     assert metric(c, "mnemo_embedding_requests_total",
-                  {"op": "query", "result": "unreachable"}) >= 1
+                  {"op": "query", "result": "unreachable"}) + \
+        metric(c, "mnemo_embedding_recall_skipped_total") == 1
     wait_until(lambda: metric(c, "mnemo_embedding_requests_total",
                               {"op": "memory", "result": "unreachable"}) >= 2,
                DEADLINE_S, what="retries")
@@ -316,7 +318,11 @@ def test_errors_are_retried(server_factory, standin, mode, result):
     r = c.recall("e", text="mangles", k=1)
     assert r["path"] == "keyword"
     assert "embedding_unavailable" in r["results"][0]["confidence"]["reasons"]
-    assert metric(c, "mnemo_embedding_requests_total", {"op": "query", "result": result}) == 1
+    # it asked (or, the provider not answering at all, skipped it after a failed batch)
+    skipped = metric(c, "mnemo_embedding_recall_skipped_total")
+    assert skipped == 0 or result == "unreachable"
+    assert metric(c, "mnemo_embedding_requests_total",
+                  {"op": "query", "result": result}) + skipped == 1
     assert vector_of(c, "e", mid) is None
     assert srv.alive()
     standin.mode("ok")
@@ -325,15 +331,23 @@ def test_errors_are_retried(server_factory, standin, mode, result):
 
 
 def test_timeouts(server_factory, standin):
-    srv = server_factory(env=provider_env(standin, timeout_ms=300))
+    # retry_max_ms 60 s: after a timeout, recalls skip the provider for 5 s (the cap)
+    srv = server_factory(env=provider_env(standin, timeout_ms=300, retry_max_ms=60000))
     c = srv.client()
     c.create_space("t", DIM)
     standin.mode("slow", 3.0)
+    # nothing remembered yet: the only request is the cue's, which times out
+    r = c.recall("t", text="slow provider", k=1)
+    assert r["path"] == "keyword" and r["results"] == []
+    assert metric(c, "mnemo_embedding_requests_total", {"op": "query", "result": "timeout"}) == 1
+    # the next recalls do not wait for it again: words at once, no request
     mid = c.remember("t", "slow provider")
     r = c.recall("t", text="slow provider", k=1)
     assert r["path"] == "keyword"
     assert "embedding_unavailable" in r["results"][0]["confidence"]["reasons"]
     assert metric(c, "mnemo_embedding_requests_total", {"op": "query", "result": "timeout"}) == 1
+    assert metric(c, "mnemo_embedding_recall_skipped_total") == 1
+    assert metric(c, "mnemo_embedding_recall_fallbacks_total") == 2
     wait_until(lambda: metric(c, "mnemo_embedding_requests_total",
                               {"op": "memory", "result": "timeout"}) >= 1,
                DEADLINE_S, what="a timed-out batch")
