@@ -419,6 +419,7 @@ static bool push(mn_embed_t *em, const char *space, const mn_id_t *id)
 /* Drops the k jobs at the head (mu held). */
 static void pop(mn_embed_t *em, size_t k)
 {
+    mn_assert(k <= em->n); /* only the thread pops, and only what it took from the head */
     em->head = (em->head + k) % em->cap;
     em->n -= k;
 }
@@ -617,6 +618,8 @@ static void *embed_main(void *arg)
         pthread_mutex_unlock(&em->mu);
         int r = run_batch(em, batch, k);
         pthread_mutex_lock(&em->mu);
+        /* pushes only append: the batch is still the head of the queue */
+        mn_assert(em->n >= k && batch[0] == &em->q[em->head]);
         em->in_flight = 0;
         if (r == RES_OK) {
             pop(em, k);
