@@ -315,7 +315,7 @@ static const cfg_key KEYS[] = {
     KINT("embedding", "timeout_ms", embedding.timeout_ms, 10000, 10, 600000,
          "one request to the provider; a recall waits at most this for its cue's vector"),
     KINT("embedding", "max_backlog", embedding.max_backlog, 10000, 1, 10000000,
-         "texts waiting for a vector in memory; more are found by the backfill scan"),
+         "memories queued for a vector (ids, ~100 bytes each); more wait for the backfill scan"),
     KINT("embedding", "retry_max_ms", embedding.retry_max_ms, 30000, 10, 3600000,
          "longest wait between retries while the provider fails (backoff doubles up to it)"),
     KINT("embedding", "backfill_interval_s", embedding.backfill_interval_s, 60, 1, 86400,

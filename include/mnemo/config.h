@@ -127,7 +127,7 @@ typedef struct mn_config_embedding {
     mn_config_strlist_t spaces; /* names of the spaces that use it ("*" = every one of dim) */
     int64_t batch_size;  /* 32 texts per request */
     int64_t timeout_ms;  /* 10000: one request (a recall waits at most this) */
-    int64_t max_backlog; /* 10000 texts queued; more wait for the backfill scan */
+    int64_t max_backlog; /* 10000 memories (ids) queued; more wait for the backfill scan */
     int64_t retry_max_ms; /* 30000: the longest wait between retries (backoff doubles to it) */
     int64_t backfill_interval_s; /* 60: scan for memories without a vector this often */
     char *api_key_env;   /* "" = no key; else the environment variable holding it */
