@@ -697,7 +697,7 @@ void mn_embed_metrics(mn_embed_t *em, mn_text_t *t)
     pthread_mutex_lock(&em->mu);
     size_t backlog = em->n;
     pthread_mutex_unlock(&em->mu);
-    mn_prom_family(t, "mnemo_embedding_backlog", "Texts waiting for a vector from the provider.",
+    mn_prom_family(t, "mnemo_embedding_backlog", "Memories queued for a vector from the provider.",
                    "gauge");
     mn_prom_sample(t, "mnemo_embedding_backlog", NULL, 0, (double)backlog);
     mn_prom_family(t, "mnemo_embedding_up", "1 when the provider's last answer was good, else 0.",
