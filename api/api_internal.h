@@ -15,6 +15,7 @@
 #include "mnemo/http.h"
 
 struct mcp_server; /* api/mcp/mcp.h */
+struct mn_embed;   /* api/embed/embed.h */
 
 struct mn_api {
     mn_engine_t *engine;
@@ -24,6 +25,7 @@ struct mn_api {
     struct mn_metrics_family *http_requests, *http_duration;
     int64_t started_ms;
     struct mcp_server *mcp; /* sessions and tools of POST /mcp */
+    struct mn_embed *embed; /* the embedding provider, NULL when [embedding] is off */
 };
 
 /* ---- per-request arena: every allocation of one request, freed at once ---- */

@@ -10,6 +10,7 @@
 #include "api_internal.h"
 #include "auth.h"
 #include "cluster_routes.h"
+#include "embed/embed.h"
 #include "grpc/grpc_server.h"
 #include "mcp/mcp.h"
 #include "rest/rest.h"
@@ -300,7 +301,15 @@ static int open_engine(const mn_config_t *c, bool salvage, mn_engine_t **out)
 static int register_routes(server *s, const mn_config_t *c, mn_http_router_t *router)
 {
     mn_error err = {0};
-    if (mn_api_set_mcp(s->api, &c->mcp, &err) || mn_api_register(s->api, router, &err)) {
+    /* with a provider, the spaces the remember tool makes are of its dim (text is all an
+     * MCP agent has) */
+    mn_config_mcp_t mcp = c->mcp;
+    if (c->embedding.url[0]) mcp.default_dim = c->embedding.dim;
+    if (mn_embed_start(&c->embedding, s->api->engine, &s->api->embed, &err)) {
+        mn_log_error("embedding: %s", err.message);
+        return 1;
+    }
+    if (mn_api_set_mcp(s->api, &mcp, &err) || mn_api_register(s->api, router, &err)) {
         mn_log_error("%s", err.message);
         return 1;
     }
@@ -412,6 +421,12 @@ static int serve(const mn_config_t *c, bool insecure, bool salvage)
     mn_engine_t *engine = NULL;
     mn_http_router_t *router = NULL;
     bool loop_open = false;
+    mn_error eerr = {0};
+    if (mn_embed_config_check(&c->embedding, &eerr)) {
+        fprintf(stderr, "mnemo: configuration error: %s\n", eerr.message);
+        exit_code = 2;
+        goto out;
+    }
     if ((exit_code = check_exposure(c, insecure, &auth)) ||
         (exit_code = open_engine(c, salvage, &engine)))
         goto out;
@@ -440,6 +455,7 @@ static int serve(const mn_config_t *c, bool insecure, bool salvage)
 out:
     if (loop_open) close_loop(&s);
     mn_http_router_free(router);
+    if (s.api) mn_embed_stop(s.api->embed); /* its thread writes to the engine */
     mn_engine_close(engine);
     mn_api_free(s.api);
     mn_auth_free(auth);

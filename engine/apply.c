@@ -48,6 +48,7 @@
 #include "record.h"
 #include "space_index.h"
 #include "text/keyword.h"
+#include "vec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,13 @@ static mn_err is_live(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
 
 bool mn__wal_strip_memory(mn_wal_entry_t *en, const mn_id_t *id, int64_t at_ms, bool retired)
 {
+    if (en->type == MN_WAL_OP_EMBED) { /* the vector goes; the entry stays, changing nothing */
+        if (mn_id_cmp(&en->op.embed.id, id) || !en->op.embed.embedding) return false;
+        free(en->op.embed.embedding);
+        en->op.embed.embedding = NULL;
+        en->op.embed.dim = 0;
+        return true;
+    }
     mn_memory_t *mems = NULL;
     size_t n = 0;
     if (en->type == MN_WAL_OP_REMEMBER) {
@@ -586,6 +594,55 @@ static mn_err apply_associate(mn_engine_t *e, mn__pending *p, rocksdb_writebatch
     return apply_edges(e, p->sp, edges, n, b, strict, &p->err);
 }
 
+/* A vector computed later for a memory remembered without one (api/embed): written
+ * when the memory is live and has no vector yet, and the entry is noted among the
+ * memory's WAL references so a later forget strips the vector from it too. A
+ * memory forgotten first never gets one (MN_ERR_GONE, no entry: the op consumes
+ * no lsn); one that has a vector already keeps it (MN_ERR_EXISTS). */
+static mn_err apply_embed(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    const mn_wal_entry_t *en = &p->entry;
+    mn__space *sp = p->sp;
+    if (!en->op.embed.embedding)
+        return mn_error_set(&p->err, MN_ERR_GONE, "embed: the vector was erased");
+    if (en->op.embed.dim != sp->def.dim)
+        return mn_error_set(&p->err, MN_ERR_INVALID, "embedding: expected %u values, got %u",
+                            sp->def.dim, en->op.embed.dim);
+    int st;
+    mn_err rc = mn__record_state_wi(&e->store, b, sp, &en->op.embed.id, &st, &p->err);
+    if (rc) return rc;
+    if (st == MN_MEM_GONE) return mn_error_set(&p->err, MN_ERR_GONE, "memory was forgotten");
+    if (st != MN_MEM_LIVE) return mn_error_set(&p->err, MN_ERR_NOT_FOUND, "memory not found");
+    uint8_t k[KEY_MEM_LEN];
+    mn__key_mem(k, sp->sid, &en->op.embed.id);
+    char *v;
+    size_t vl;
+    if ((rc = mn__store_get_wi(&e->store, b, CF_VECTORS, k, sizeof k, &v, &vl, &p->err))) return rc;
+    if (v) { /* it came with one, or an earlier embed gave it one */
+        free(v);
+        return mn_error_set(&p->err, MN_ERR_EXISTS, "memory has an embedding already");
+    }
+    mn__wb_put(b, e, CF_VECTORS, k, sizeof k, en->op.embed.embedding,
+               (size_t)en->op.embed.dim * sizeof(float));
+    uint8_t rk[KEY_WALREF_LEN];
+    mn__key_walref(rk, sp->sid, &en->op.embed.id);
+    char *refs;
+    size_t rl;
+    if ((rc = mn__store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, &p->err)))
+        return rc;
+    uint8_t *nr = malloc(rl + 8);
+    if (!nr) {
+        free(refs);
+        return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+    }
+    if (refs && rl) memcpy(nr, refs, rl);
+    mn_put_be64(nr + (refs ? rl : 0), en->lsn);
+    mn__wb_put(b, e, CF_INDEX, rk, sizeof rk, nr, (refs ? rl : 0) + 8);
+    free(nr);
+    free(refs);
+    return MN_OK;
+}
+
 /* The entry itself, as stored (encode_applied), under its lsn. */
 static mn_err put_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
@@ -631,6 +688,9 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
         break;
     case MN_WAL_OP_ASSOCIATE:
         rc = apply_associate(e, p, b);
+        break;
+    case MN_WAL_OP_EMBED:
+        rc = apply_embed(e, p, b);
         break;
     default:
         return mn_error_set(&p->err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)p->entry.type);
@@ -732,6 +792,20 @@ static void memory_forget(mn__space *sp, const mn_wal_entry_t *entry)
     mn__space_set_suppressed(sp, slot, suppress);
 }
 
+/* The vector apply_embed wrote (write lock held): the slot gets it and the index
+ * thread is told, as for a memory that came with its vector. */
+static void memory_embed(mn__space *sp, const mn_wal_entry_t *entry)
+{
+    uint32_t slot = mn__space_find(sp, &entry->op.embed.id);
+    if (slot == UINT32_MAX || sp->slots[slot].has_vec) return;
+    mn_assert(entry->op.embed.dim == sp->def.dim);
+    float *v = sp->vecs + (size_t)slot * sp->def.dim;
+    memcpy(v, entry->op.embed.embedding, sp->def.dim * sizeof(float));
+    if (sp->def.metric == MN_METRIC_COSINE) mn__vec_normalize(v, sp->def.dim);
+    sp->slots[slot].has_vec = 1;
+    mn__space_index_note(sp, slot);
+}
+
 void mn__apply_memory(mn_engine_t *e, mn__pending *p)
 {
     mn_assert(mn__commit_on_thread(e));
@@ -764,6 +838,9 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
     case MN_WAL_OP_FORGET:
     case MN_WAL_OP_UNSUPPRESS:
         memory_forget(sp, entry);
+        break;
+    case MN_WAL_OP_EMBED:
+        memory_embed(sp, entry);
         break;
     default:
         break;

@@ -344,6 +344,14 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, siz
                  .Union();
         op_type = w::Op_SpaceDrop;
         break;
+    case MN_WAL_OP_EMBED: {
+        fb::Offset<fb::Vector<float>> ev = 0;
+        if (e->op.embed.embedding && e->op.embed.dim)
+            ev = b.CreateVector(e->op.embed.embedding, e->op.embed.dim);
+        op = w::CreateEmbed(b, b.CreateVector(e->op.embed.id.b, 16), ev).Union();
+        op_type = w::Op_Embed;
+        break;
+    }
     default:
         return MN_ERR_INVALID;
     }
@@ -361,6 +369,7 @@ extern "C" void mn_wal_entry_clear(mn_wal_entry_t *e)
     }
     if (e->type == MN_WAL_OP_ASSOCIATE) free(e->op.associate.edges);
     if (e->type == MN_WAL_OP_REINFORCE) free(e->op.reinforce.items);
+    if (e->type == MN_WAL_OP_EMBED) free(e->op.embed.embedding);
     if (e->type == MN_WAL_OP_CONSOLIDATE) {
         for (size_t i = 0; e->op.consolidate.mems && i < e->op.consolidate.n; i++)
             mn_memory_clear(&e->op.consolidate.mems[i]);
@@ -504,6 +513,23 @@ static mn_err decode_space_drop(const w::Entry *en, mn_wal_entry_t *out, mn_erro
     return MN_OK;
 }
 
+static mn_err decode_embed(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    auto d = en->op_as_Embed();
+    out->type = MN_WAL_OP_EMBED;
+    if (!copy_id(d->id(), &out->op.embed.id))
+        return mn_error_set(err, MN_ERR_CORRUPT, "embed entry: bad id");
+    auto v = d->embedding();
+    if (!v || !v->size()) return MN_OK; /* stripped: the memory was forgotten */
+    if (v->size() > MN_DIM_MAX)
+        return mn_error_set(err, MN_ERR_CORRUPT, "embed entry: %u values", (unsigned)v->size());
+    out->op.embed.embedding = (float *)malloc(v->size() * sizeof(float));
+    if (!out->op.embed.embedding) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    for (fb::uoffset_t i = 0; i < v->size(); i++) out->op.embed.embedding[i] = v->Get(i);
+    out->op.embed.dim = v->size();
+    return MN_OK;
+}
+
 static mn_err decode_op(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
 {
     switch (en->op_type()) {
@@ -515,6 +541,7 @@ static mn_err decode_op(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
     case w::Op_Consolidate: return decode_consolidate(en, out, err);
     case w::Op_Reinforce: return decode_reinforce(en, out, err);
     case w::Op_SpaceDrop: return decode_space_drop(en, out, err);
+    case w::Op_Embed: return decode_embed(en, out, err);
     default:
         return mn_error_set(err, MN_ERR_CORRUPT, "wal entry with unknown op %d",
                             (int)en->op_type());

@@ -90,6 +90,29 @@ static const char *check_hostport(const char *s)
 #define EFIELD(E, f, T)                                                                          \
     (offsetof(E, f) + 0 * sizeof(char[_Generic(((E *)0)->f, T: 1, default: -1)]))
 
+/* "" (off), or http(s)://host[:port][/path]: the rest is judged where it is used
+ * (api/embed/embed_http.c). */
+static const char *check_url(const char *s)
+{
+    if (!*s) return NULL;
+    const char *h = !strncmp(s, "http://", 7) ? s + 7 : !strncmp(s, "https://", 8) ? s + 8 : NULL;
+    if (!h) return "must start with http:// or https://";
+    if (!*h || *h == '/' || *h == ':') return "has no host";
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) return "must not hold spaces or control bytes";
+    return NULL;
+}
+
+/* "" or an environment variable's name: [A-Za-z_][A-Za-z0-9_]* */
+static const char *check_env_name(const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if (!(isalpha((unsigned char)*p) || *p == '_' || (p > s && isdigit((unsigned char)*p))))
+            return "must be the name of an environment variable (the key itself never goes in "
+                   "the file)";
+    return NULL;
+}
+
 static const char *check_sha256(const char *s)
 {
     size_t n = 0;
@@ -279,6 +302,28 @@ static const cfg_key KEYS[] = {
          "space of MCP tools called without a space"),
     KLIST("mcp", "allowed_origins", mcp.allowed_origins, NULL, NULL,
           "browser Origins allowed on /mcp besides loopback ones, e.g. https://app.example"),
+
+    KSTR("embedding", "url", embedding.url, "", check_url,
+         "OpenAI-compatible embeddings endpoint, e.g. http://127.0.0.1:11434/v1/embeddings; "
+         "\"\" = off"),
+    KSTR("embedding", "model", embedding.model, "", NULL, "model named in each request"),
+    KINT("embedding", "dim", embedding.dim, 0, 0, MN_DIM_MAX,
+         "values per vector (required with url); spaces of this dim use the provider"),
+    KLIST("embedding", "spaces", embedding.spaces, "*", check_nonempty,
+          "spaces that use the provider when their dim matches (\"*\" = all)"),
+    KINT("embedding", "batch_size", embedding.batch_size, 32, 1, 2048, "texts per request"),
+    KINT("embedding", "timeout_ms", embedding.timeout_ms, 10000, 10, 600000,
+         "one request to the provider; a recall waits at most this for its cue's vector"),
+    KINT("embedding", "max_backlog", embedding.max_backlog, 10000, 1, 10000000,
+         "memories queued for a vector (ids, ~100 bytes each); more wait for the backfill scan"),
+    KINT("embedding", "retry_max_ms", embedding.retry_max_ms, 30000, 10, 3600000,
+         "longest wait between retries while the provider fails (backoff doubles up to it)"),
+    KINT("embedding", "backfill_interval_s", embedding.backfill_interval_s, 60, 1, 86400,
+         "scan for memories still without a vector this often"),
+    KSTR("embedding", "api_key_env", embedding.api_key_env, "", check_env_name,
+         "environment variable holding the provider's API key (sent as Bearer); \"\" = none"),
+    KSTR("embedding", "ca_file", embedding.ca_file, "", NULL,
+         "PEM CA certificates for an https url; \"\" = the system's"),
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 

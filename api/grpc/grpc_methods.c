@@ -6,6 +6,8 @@
  * they are released. */
 #include "grpc_internal.h"
 
+#include "embed/embed.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,7 @@ static mn_err m_stats(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **res
     o->index_state = (char *)(st.index_state ? st.index_state : "none");
     o->index_nodes = st.index_nodes;
     o->index_pending = st.index_pending;
+    o->embedding_model = (char *)mn_embed_model_for(c->api->embed, &st.def); /* NULL: none */
     *resp = &o->base;
     return MN_OK;
 }
@@ -164,6 +167,7 @@ static mn_err m_remember(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **
     mn_err rc = g_memory_in(q->memory, "", &c->arena, &m, err);
     if (!rc) rc = mn_engine_remember(c->api->engine, space_of(q->space), &m, 1, &id, err);
     if (rc) return rc;
+    mn_embed_remembered(c->api->embed, space_of(q->space), &m, &id, 1); /* text-only: later */
     Mnemo__V1__RememberResponse *o =
         G_NEW(&c->arena, Mnemo__V1__RememberResponse, mnemo__v1__remember_response__init);
     if (!o || !(o->id = g_id_out(&c->arena, &id))) return OOM(err);
@@ -191,6 +195,7 @@ static mn_err m_remember_batch(gctx *c, ProtobufCMessage *const *rs, size_t n,
     }
     mn_err rc = mn_engine_remember(c->api->engine, space, mems, n, ids, err);
     if (rc) return rc;
+    mn_embed_remembered(c->api->embed, space, mems, ids, n); /* text-only: later */
     Mnemo__V1__RememberBatchResponse *o = G_NEW(&c->arena, Mnemo__V1__RememberBatchResponse,
                                                 mnemo__v1__remember_batch_response__init);
     if (!o || !(o->ids = (char **)g_ptrs(&c->arena, n))) return OOM(err);
@@ -368,8 +373,19 @@ static mn_err m_recall(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **re
     memset(&res, 0, sizeof res);
     int64_t t0 = mn_time_mono_ns();
     mn_err rc = recall_in(c, q, &rr, err);
+    /* a text-only cue in a space with an embedding provider: its vector too (api/embed) */
+    float *cue = NULL;
+    bool no_vector = false;
+    if (!rc) {
+        mn_embed_cue(c->api->embed, space_of(q->space), rr.embedding != NULL, rr.text,
+                     rr.text_len, &cue, &rr.dim, &no_vector);
+        if (cue) rr.embedding = cue;
+    }
     if (!rc) rc = mn_engine_recall(c->api->engine, space_of(q->space), &rr, &res, err);
+    free(cue);
     if (rc) return rc;
+    for (size_t i = 0; no_vector && i < res.n_hits; i++)
+        res.hits[i].confidence.reasons |= MN_REASON_EMBEDDING_UNAVAILABLE;
     double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
     Mnemo__V1__RecallResponse *o =
         G_NEW(&c->arena, Mnemo__V1__RecallResponse, mnemo__v1__recall_response__init);

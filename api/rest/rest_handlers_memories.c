@@ -7,6 +7,8 @@
  * id"): the request is wrong, not the lookup. */
 #include "rest_internal.h"
 
+#include "embed/embed.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -57,6 +59,8 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
         rc = rest_memory_from_json(body, "", &a, &mems[0], &err);
     }
     if (!rc) rc = mn_engine_remember(api->engine, req->params[0], mems, n, ids, &err);
+    /* memories with text and no embedding get their vector later, off this path */
+    if (!rc) mn_embed_remembered(api->embed, req->params[0], mems, ids, n);
     api_json_free(body);
     if (rest_failed(resp, rc, &err, API_CTX_SPACE)) {
         api_arena_free(&a);

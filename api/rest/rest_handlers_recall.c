@@ -5,7 +5,10 @@
  * not apply (a text-only hit has no distance); they are written as null. */
 #include "rest_internal.h"
 
+#include "embed/embed.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const recall_fields[] = {
@@ -152,7 +155,19 @@ void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     mn_recall_result_t res = {0};
     int64_t t0 = mn_time_mono_ns();
     mn_err rc = recall_req_from_json(body, &a, &r, &err);
+    /* a text-only cue in a space with an embedding provider: its vector too (or words only,
+     * said on every hit, when the provider cannot answer in time) */
+    float *cue = NULL;
+    bool no_vector = false;
+    if (!rc) {
+        mn_embed_cue(api->embed, req->params[0], r.embedding != NULL, r.text, r.text_len, &cue,
+                     &r.dim, &no_vector);
+        if (cue) r.embedding = cue;
+    }
     if (!rc) rc = mn_engine_recall(api->engine, req->params[0], &r, &res, &err);
+    free(cue);
+    for (size_t i = 0; !rc && no_vector && i < res.n_hits; i++)
+        res.hits[i].confidence.reasons |= MN_REASON_EMBEDDING_UNAVAILABLE;
     double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
     if (rest_done(resp, body, &a, rc, &err, API_CTX_SPACE)) return;
     api_jw w;

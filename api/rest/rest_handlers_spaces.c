@@ -3,6 +3,8 @@
  * engine directly; they only translate JSON <-> engine structs. */
 #include "rest_internal.h"
 
+#include "embed/embed.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +250,17 @@ void rest_h_space_get(void *ctx, const mn_http_request_t *req, mn_http_response_
     jw_init(&w);
     jw_obj(&w);
     space_fields(&w, &st.def);
+    /* the model that embeds its text-only memories and cues, or null ([embedding]) */
+    jw_key(&w, "embedding_provider");
+    const char *model = mn_embed_model_for(api->embed, &st.def);
+    if (model) {
+        jw_obj(&w);
+        jw_key(&w, "model");
+        jw_str(&w, model);
+        jw_obj_end(&w);
+    } else {
+        jw_null(&w);
+    }
     jw_key(&w, "stats");
     jw_obj(&w);
     stats_fields(&w, &st, mn_engine_space_damage(api->engine, st.def.name));

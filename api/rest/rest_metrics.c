@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "embed/embed.h"
 #include "rest_internal.h"
 #include "mnemo/metrics.h"
 
@@ -257,6 +258,7 @@ void rest_h_metrics(void *ctx, const mn_http_request_t *req, mn_http_response_t 
         mn_log_warn("metrics: engine figures unavailable: %s", err.message);
     mn_engine_metrics_clear(&em);
     process_section(&t, api);
+    mn_embed_metrics(api->embed, &t); /* mnemo_embedding_*, with [embedding] */
     if (t.oom || !t.buf) {
         mn_text_free(&t);
         mn_http_respond_error(resp, 503, "unavailable", "out of memory rendering metrics", NULL);

@@ -118,6 +118,22 @@ typedef struct mn_config_mcp {
     mn_config_strlist_t allowed_origins; /* browser origins allowed besides loopback */
 } mn_config_mcp_t;
 
+/* [embedding]: an OpenAI-compatible POST /v1/embeddings provider for memories and recalls
+ * that come with text only (api/embed/embed.h, docs/config.md). Off while url is "". */
+typedef struct mn_config_embedding {
+    char *url;           /* "" = off; http://host:port/path or https://... (the endpoint) */
+    char *model;         /* the "model" of each request; required with url */
+    int64_t dim;         /* values per vector; required with url; spaces of this dim use it */
+    mn_config_strlist_t spaces; /* names of the spaces that use it ("*" = every one of dim) */
+    int64_t batch_size;  /* 32 texts per request */
+    int64_t timeout_ms;  /* 10000: one request (a recall waits at most this) */
+    int64_t max_backlog; /* 10000 memories (ids) queued; more wait for the backfill scan */
+    int64_t retry_max_ms; /* 30000: the longest wait between retries (backoff doubles to it) */
+    int64_t backfill_interval_s; /* 60: scan for memories without a vector this often */
+    char *api_key_env;   /* "" = no key; else the environment variable holding it */
+    char *ca_file;       /* "" = the system's CA certificates (https) */
+} mn_config_embedding_t;
+
 /* [[auth.keys]]: one API key of the HTTP API (api/auth.h checks requests against them). */
 typedef struct mn_config_auth_key {
     char *name;               /* "" = unnamed; shown in logs, never the key itself */
@@ -148,6 +164,7 @@ typedef struct mn_config {
     mn_config_cluster_t cluster;
     mn_config_cluster_swim_t cluster_swim;
     mn_config_mcp_t mcp;
+    mn_config_embedding_t embedding;
 } mn_config_t;
 
 /* Fills c (overwriting whatever it held) with the defaults, then the values of the TOML file

@@ -295,6 +295,22 @@ mn_err mn_engine_wal_read(mn_engine_t *e, const char *space, uint64_t from_lsn, 
  * creation entries are refused (create the space first). */
 mn_err mn_engine_ingest(mn_engine_t *e, const uint8_t *bytes, size_t len, mn_error *err);
 
+/* ---- vectors computed after the memory (embedding.c; api/embed is the caller) ---- */
+/* Gives memories remembered without an embedding their vectors (vecs[i]: dim floats for
+ * ids[i]), one embed WAL entry each, committed together without fsync; each is then ranked
+ * by vector, indexed and linked as if it had come with the memory. rcs[i] is each one's
+ * result: MN_ERR_GONE (forgotten first: it never gets a vector), MN_ERR_NOT_FOUND,
+ * MN_ERR_EXISTS (it has a vector already), MN_ERR_INVALID (not finite, or the zero vector
+ * in a cosine space). Returns an error for the whole call (unknown space, wrong dim). */
+mn_err mn_engine_embed(mn_engine_t *e, const char *space, const mn_id_t *ids,
+                       const float *const *vecs, uint32_t dim, size_t n, mn_err *rcs,
+                       mn_error *err);
+/* The backfill's scan: up to max live memories of space without a vector into out (*n of
+ * them), from *cursor (0 = the start); *cursor becomes where the next call goes on, or
+ * UINT32_MAX after the last. */
+mn_err mn_engine_unembedded(mn_engine_t *e, const char *space, uint32_t *cursor, size_t max,
+                            mn_id_t *out, size_t *n, mn_error *err);
+
 /* Blocks until the background work queued so far is done: semantic links of
  * remembered memories, reinforcements of recalled ones, and vector-index
  * inserts (tests and tools). */

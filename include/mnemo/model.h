@@ -206,8 +206,11 @@ enum {
     MN_REASON_ASSOCIATIVE = 1u << 2, /* reached only through associations */
     MN_REASON_DECAYED = 1u << 3,     /* retention below 0.7: not recalled for a long time */
     MN_REASON_LOW_SUPPORT = 1u << 4, /* a semantic memory of few episodes (support < 0.9) */
+    /* the cue was text only and the space's embedding provider could not embed it in
+     * time: ranked by words alone (api/embed) */
+    MN_REASON_EMBEDDING_UNAVAILABLE = 1u << 5,
 };
-#define MN_REASON_COUNT 5
+#define MN_REASON_COUNT 6
 const char *mn_reason_name(unsigned bit_index);
 
 typedef struct mn_confidence {

@@ -21,6 +21,7 @@ typedef enum {
     MN_WAL_OP_REINFORCE = 6,
     MN_WAL_OP_CONSOLIDATE = 7,
     MN_WAL_OP_SPACE_DROP = 8,
+    MN_WAL_OP_EMBED = 9,
 } mn_wal_op_type_t;
 
 typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason_t;
@@ -67,6 +68,12 @@ typedef struct mn_wal_entry {
             mn_memory_t *mems; /* semantic memories; decoded: owned; encoding: borrowed */
             size_t n;
         } consolidate;
+        struct {
+            mn_id_t id;
+            float *embedding; /* dim floats; NULL (dim 0) once the memory was forgotten;
+                                 decoded: owned; encoding: borrowed */
+            uint32_t dim;
+        } embed;
         struct {
             uint32_t space_id; /* the dropped space's local storage prefix */
             int64_t at_ms;
