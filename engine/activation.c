@@ -189,7 +189,7 @@ static void fire(spread *s, uint32_t ui, float a_u)
         if (su->adj[j].kind < MN_EDGE_KINDS) fan[su->adj[j].kind]++;
     for (uint32_t j = 0; j < su->n_adj; j++) {
         const mn__adj *ad = &su->adj[j];
-        if (ad->kind >= MN_EDGE_KINDS) continue;
+        if (ad->kind >= MN_EDGE_KINDS || !(s->p->kinds & (1u << ad->kind))) continue;
         float strength = s->p->hop_decay * ad->weight * mn__fan_factor(fan[ad->kind]);
         if (ad->kind == MN_EDGE_TEMPORAL && !ad->out) strength *= 0.5f;
         if (strength > 1) strength = 1;

@@ -20,6 +20,7 @@ typedef struct mn__spread_params {
     float hop_decay;
     float min_activation;
     uint32_t max_visited;
+    uint32_t kinds; /* bit (1 << kind) set: edges of that kind spread */
 } mn__spread_params;
 
 /* The cue's own score in [0, 1] of a memory that is not a seed (it was not in

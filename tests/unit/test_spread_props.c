@@ -92,12 +92,13 @@ static void near_dup(mn_prng_t *p, const float *v, float eps, float *out, uint32
     normalize(out, dim);
 }
 
-static mn_id_t put(eng *g, const float *v, uint32_t dim, const char *session, int64_t when)
+static mn_id_t put_text(eng *g, const char *content, const float *v, uint32_t dim,
+                        const char *session, int64_t when)
 {
     mn_memory_t m;
     mn_memory_init(&m);
-    m.content = "memory";
-    m.content_len = 6;
+    m.content = (char *)content;
+    m.content_len = strlen(content);
     m.embedding = (float *)v;
     m.dim = dim;
     m.session = (char *)session;
@@ -106,6 +107,26 @@ static mn_id_t put(eng *g, const float *v, uint32_t dim, const char *session, in
     mn_error err = {0};
     if (mn_engine_remember(g->e, "s", &m, 1, &id, &err)) fail_msg("remember: %s", err.message);
     return id;
+}
+
+static mn_id_t put(eng *g, const float *v, uint32_t dim, const char *session, int64_t when)
+{
+    return put_text(g, "memory", v, dim, session, when);
+}
+
+static mn_recall_result_t recall_text(eng *g, const char *text, uint32_t k)
+{
+    mn_recall_req_t req = {0};
+    mn_filter_init(&req.filter);
+    req.text = text;
+    req.text_len = strlen(text);
+    req.k = k;
+    req.spread = true;
+    req.trace = true;
+    mn_recall_result_t r;
+    mn_error err = {0};
+    if (mn_engine_recall(g->e, "s", &req, &r, &err)) fail_msg("recall: %s", err.message);
+    return r;
 }
 
 static mn_recall_result_t recall(eng *g, const float *q, uint32_t dim, uint32_t k, bool spread)
@@ -131,14 +152,14 @@ static long pos_of(const mn_recall_result_t *r, const mn_id_t *id)
 }
 
 /* Every hit: 0 <= similarity-match <= score <= 1, score reported as activation
- * (a vector cue), and a lifted hit ranks below the memory it came from. */
+ * (for a vector cue), and a lifted hit ranks below the memory it came from. */
 static void check_bounded(const mn_recall_result_t *r)
 {
     for (size_t i = 0; i < r->n_hits; i++) {
         const mn_recall_hit_t *h = &r->hits[i];
         float match = h->similarity > 0 ? h->similarity : 0;
         assert_true(h->score >= match - 1e-6f && h->score <= 1 + 1e-6f);
-        assert_true(fabsf(h->activation - h->score) < 1e-6f);
+        if (!isnan(h->similarity)) assert_true(fabsf(h->activation - h->score) < 1e-6f);
         if (h->n_via) {
             long p = pos_of(r, &h->via[h->n_via - 1].from);
             if (p >= 0) assert_true((size_t)p < i && r->hits[p].score > h->score);
@@ -191,10 +212,10 @@ static void test_defect_topic_clusters_session_pair(void **state)
     assert_int_equal(hb->n_via, 1); /* a seed (the pool is 120 deep) lifted by A */
     assert_memory_equal(hb->via[0].from.b, a.b, 16);
     assert_int_equal(hb->via[0].kind, MN_EDGE_TEMPORAL);
-    /* B's score: A's activation x hop_decay x weight 1 x fan(1) = 1, from its
-     * own base (cosine ~0, clamped) */
+    /* B's score: from its own base (cosine ~0, clamped) a share hop_decay 0.75
+     * x weight 1 x fan(1) = 1 of the way to A's activation */
     float bs = hb->similarity > 0 ? hb->similarity : 0;
-    assert_true(fabsf(hb->score - (bs + 0.5f * (r.hits[0].score - bs))) < 1e-4f);
+    assert_true(fabsf(hb->score - (bs + 0.75f * (r.hits[0].score - bs))) < 1e-4f);
     mn_recall_result_clear(&r);
     mn_test_eng_free(&g);
 }
@@ -264,13 +285,16 @@ static bool check_reorder_rule(const mn_recall_result_t *r)
     return reordered;
 }
 
-/* Random 16-d space of 300 memories, default linking (threshold 0.8, 5 links),
- * each in a session of its own (only the few semantic links random vectors
- * make), then in sessions of ten turns a minute apart (temporal chains of
- * weight 0.985). A recall where no association lifted a memory by
- * min_activation returns cosine's order with each score its similarity; where
+/* Random 16-d space of 300 memories, default linking (threshold 0.8, 5 links).
+ * Each in a session of its own: the only associations are the few semantic
+ * links random vectors make, which do not spread for an embedding cue (they
+ * are made from the vectors), so spread returns cosine's order with each score
+ * its similarity, in every recall (the old sum reordered 4 of 20 and put a
+ * memory at 0.49 first, above one at 0.73). Then in sessions of ten turns a
+ * minute apart (temporal chains of weight 0.985): a recall where no
+ * association lifted a memory by min_activation is in cosine's order; where
  * one did, only the lifted memories move up, each below the memory that
- * lifted it (the old sum put a memory at 0.49 first, above one at 0.73). */
+ * lifted it. */
 static void test_defect_random_space_keeps_cosine_order(void **state)
 {
     (void)state;
@@ -313,6 +337,7 @@ static void test_defect_random_space_keeps_cosine_order(void **state)
             mn_recall_result_clear(&sp);
         }
         assert_true(reordered <= n_lifted);
+        if (!sessions) assert_int_equal(n_lifted, 0);
         print_message("random 16-d, %s: %d of %d recalls lifted a memory, %d reordered\n",
                       sessions ? "sessions of 10" : "no sessions", n_lifted, Q, reordered);
         mn_test_eng_free(&g);
@@ -336,7 +361,9 @@ static void background(eng *g, mn_prng_t *p, uint32_t dim, int n, const char *pr
 
 /* A memory that matches the cue better than every member of a cluster of
  * near-duplicates (linked to each other, semantically and in a session)
- * stays above all of them, however many there are and however small the gap. */
+ * stays above all of them, however many there are and however small the gap:
+ * for an embedding cue (cosine) and for a words cue (BM25; there the
+ * near-duplicates' semantic links spread too). */
 static void test_prop_better_match_stays_above_near_duplicates(void **state)
 {
     (void)state;
@@ -350,21 +377,44 @@ static void test_prop_better_match_stays_above_near_duplicates(void **state)
         background(&g, &p, dim, 150, "b");
         float q[MAXD], d[MAXD], v[MAXD];
         unit_rand(&p, q, dim);
+        bool words = seed > 12; /* words cue: "w1 w2 w3"; dups hold w1 w2, x all three */
+        static const char *vocab[] = {"w1", "amber", "basil", "cedar", "delta", "ember"};
+        char text[64];
         at_cos(&p, q, 0.3f + 0.4f * (float)mn_prng_double(&p), d, dim);
         int n = 5 + (int)mn_prng_below(&p, 26);
         mn_id_t dups[30];
         float best = -1;
         for (int i = 0; i < n; i++) {
             near_dup(&p, d, 0.1f, v, dim);
-            dups[i] = put(&g, v, dim, "dups", g.now + 10000000 + i * 1000);
+            if (words) { /* w1 w2 and a word some background memories hold too */
+                snprintf(text, sizeof text, "w1 w2 %s", vocab[1 + mn_prng_below(&p, 5)]);
+                dups[i] = put_text(&g, text, v, dim, "dups", g.now + 10000000 + i * 1000);
+            } else {
+                dups[i] = put(&g, v, dim, "dups", g.now + 10000000 + i * 1000);
+            }
             float c = dot(v, q, dim);
             if (c > best) best = c;
         }
         float gap = 0.01f + 0.09f * (float)mn_prng_double(&p);
         at_cos(&p, q, best + gap, v, dim);
-        mn_id_t x = put(&g, v, dim, "x", g.now + 20000000);
+        mn_id_t x = words ? put_text(&g, "w1 w2 w3", v, dim, "x", g.now + 20000000)
+                          : put(&g, v, dim, "x", g.now + 20000000);
+        if (words) /* background that shares some of the cue's words */
+            for (int i = 0; i < 40; i++) {
+                snprintf(text, sizeof text, "%s %s %s", vocab[mn_prng_below(&p, 6)],
+                         vocab[mn_prng_below(&p, 6)], vocab[mn_prng_below(&p, 6)]);
+                unit_rand(&p, v, dim);
+                put_text(&g, text, v, dim, "bw", g.now + 30000000 + i * 60000);
+            }
         mn_engine_wait_background(g.e);
-        mn_recall_result_t r = recall(&g, q, dim, 200, true);
+        mn_recall_result_t r = words ? recall_text(&g, "w1 w2 w3", 200) : recall(&g, q, dim, 200, true);
+        if (words) {
+            assert_memory_equal(r.hits[0].memory.id.b, x.b, 16); /* the only one with w3 */
+            bool lifted = false;
+            for (size_t i = 0; i < r.n_hits; i++)
+                lifted |= r.hits[i].n_via > 0;
+            assert_true(lifted); /* the near-duplicates' links took part */
+        }
         check_bounded(&r);
         long px = pos_of(&r, &x);
         assert_true(px >= 0);
@@ -491,7 +541,7 @@ static void test_prop_session_neighbour_of_best_match_enters(void **state)
         check_bounded(&r);
         assert_memory_equal(r.hits[0].memory.id.b, x.b, 16);
         float w = 1.0f - 0.9f / 60.0f;
-        float bound = 0.5f * w * mn__fan_factor(2) * r.hits[0].score;
+        float bound = 0.75f * w * mn__fan_factor(2) * r.hits[0].score;
         int above = 0;
         for (int i = 0; i < N; i++) {
             float ceiling = i < N / 2 ? sess_best[i / 5] : sim[i];
