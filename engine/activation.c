@@ -228,7 +228,8 @@ static void hop(spread *s)
         s->start[i] = s->nodes[i].act;
     }
     for (size_t fi = 0; fi < s->nf; fi++)
-        fire(s, s->frontier[fi], s->start[s->frontier[fi]]);
+        if (s->start[s->frontier[fi]] >= s->p->fire_floor)
+            fire(s, s->frontier[fi], s->start[s->frontier[fi]]);
     size_t nn = 0;
     for (size_t i = 0; i < s->n; i++) {
         const contrib *pc = &s->pend[i];

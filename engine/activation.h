@@ -21,6 +21,11 @@ typedef struct mn__spread_params {
     float min_activation;
     uint32_t max_visited;
     uint32_t kinds; /* bit (1 << kind) set: edges of that kind spread */
+    /* A memory whose activation is below this does not fire: the caller's
+     * k-th best base, so what it could offer (at most its own activation) can
+     * never reach the top k, nor can anything it would raise pass it on
+     * further. 0 = every memory fires. */
+    float fire_floor;
 } mn__spread_params;
 
 /* The cue's own score in [0, 1] of a memory that is not a seed (it was not in

@@ -460,6 +460,9 @@ static mn_err spread_ranked(const mn__space *sp, recall *rc, size_t *n)
         slots[i] = r[i].slot;
         bases[i] = base_of_ranked(rc, sp->def.metric, &r[i], kw_top);
     }
+    /* the k-th best base bounds the k-th activation from below: a memory under
+     * it cannot lift anything into the top k (activation.h) */
+    p.fire_floor = *n >= rc->k ? bases[rc->k - 1] : 0;
     base_arg ba = {sp, rc};
     mn_err err = mn__spread(sp, &req->filter, rc->now_ms, slots, bases, *n, base_of_slot, &ba, &p,
                             &rc->nodes, &rc->n_nodes);
