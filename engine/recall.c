@@ -406,15 +406,23 @@ static size_t score_ranked(mn_metric_t metric, const recall *rc, size_t n)
     return kept;
 }
 
-/* The cue's own score of each ranked memory mapped onto [0, 1] without
- * changing their order (docs/recall.md §4): a vector cue's match; the words'
- * BM25 over the best BM25; the fused RRF score over the best possible,
- * (w_v + w_t) / 61. Spreading mixes it with associates' activation. */
+/* The cue's own evidence for a ranked memory, in [0, 1] (docs/recall.md §4):
+ * a vector cue's match; the words' BM25 over the best BM25 (both in the
+ * cue's order); with both cues their weighted mean, a score fusion (RRF's
+ * ranks say nothing of how well a memory matched). Spreading mixes it with
+ * associates' activation. */
 static float base_of_ranked(const recall *rc, mn_metric_t metric, const ranked *x, float kw_top)
 {
-    if (rc->by_vec && rc->by_text) return x->score * (RRF_K + 1) / (rc->wv + rc->wt);
-    if (rc->by_vec) return mn__vec_match(metric, x->sim);
-    return kw_top > 0 && x->kw > 0 ? x->kw / kw_top : 0;
+    float vm = rc->by_vec && !isnan(x->sim) ? mn__vec_match(metric, x->sim) : 0;
+    float t = kw_top > 0 && x->kw > 0 ? x->kw / kw_top : 0;
+    if (rc->by_vec && rc->by_text) return (rc->wv * vm + rc->wt * t) / (rc->wv + rc->wt);
+    return rc->by_vec ? vm : t;
+}
+
+static int float_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x > y ? -1 : x < y;
 }
 
 typedef struct base_arg {
@@ -455,14 +463,27 @@ static mn_err spread_ranked(const mn__space *sp, recall *rc, size_t *n)
         free(bases);
         return MN_ERR_NOMEM;
     }
-    float kw_top = *n && !isnan(r[0].kw) ? r[0].kw : 0;
+    float kw_top = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!isnan(r[i].kw) && r[i].kw > kw_top) kw_top = r[i].kw;
     for (size_t i = 0; i < *n; i++) {
         slots[i] = r[i].slot;
         bases[i] = base_of_ranked(rc, sp->def.metric, &r[i], kw_top);
     }
     /* the k-th best base bounds the k-th activation from below: a memory under
      * it cannot lift anything into the top k (activation.h) */
-    p.fire_floor = *n >= rc->k ? bases[rc->k - 1] : 0;
+    if (*n >= rc->k) {
+        float *sorted = malloc(*n * sizeof *sorted);
+        if (!sorted) {
+            free(slots);
+            free(bases);
+            return MN_ERR_NOMEM;
+        }
+        memcpy(sorted, bases, *n * sizeof *sorted);
+        qsort(sorted, *n, sizeof *sorted, float_desc);
+        p.fire_floor = sorted[rc->k - 1];
+        free(sorted);
+    }
     base_arg ba = {sp, rc};
     mn_err err = mn__spread(sp, &req->filter, rc->now_ms, slots, bases, *n, base_of_slot, &ba, &p,
                             &rc->nodes, &rc->n_nodes);
@@ -524,10 +545,8 @@ static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
         rc->scanned += nt;
     }
     n = score_ranked(sp->def.metric, rc, merge_rankings(sp, rc, nv, nt));
-    if (req->spread && n > 0) {
-        if (n > rc->pool) n = rc->pool; /* the cue's own top max(2k, 50) seed the spread */
+    if (req->spread && n > 0) /* the cue's top max(2k, 50) (of each ranking) seed the spread */
         r = spread_ranked(sp, rc, &n);
-    }
     if (n > rc->k) n = rc->k;
     for (size_t i = 0; i < n; i++) {
         mn_strength_t st;
