@@ -415,7 +415,8 @@ static float base_of_ranked(const recall *rc, mn_metric_t metric, const ranked *
 {
     float vm = rc->by_vec && !isnan(x->sim) ? mn__vec_match(metric, x->sim) : 0;
     float t = kw_top > 0 && x->kw > 0 ? x->kw / kw_top : 0;
-    if (rc->by_vec && rc->by_text) return (rc->wv * vm + rc->wt * t) / (rc->wv + rc->wt);
+    if (rc->by_vec && rc->by_text) /* a memory without a vector: its words alone, as match */
+        return isnan(x->sim) ? t : (rc->wv * vm + rc->wt * t) / (rc->wv + rc->wt);
     return rc->by_vec ? vm : t;
 }
 

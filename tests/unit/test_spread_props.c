@@ -344,6 +344,71 @@ static void test_defect_random_space_keeps_cosine_order(void **state)
     }
 }
 
+/* A cue with words and an embedding, over memories with no associations
+ * (no sessions; semantic links do not spread for it): spread ranks by the
+ * base of docs/recall.md §4, (w_v clamp(cos, 0, 1) + w_t BM25 / best BM25) /
+ * (w_v + w_t), each score equal to it, and the activation (what confidence
+ * reads) is the match of §2, the weighted mean of the vector match and the
+ * coverage. */
+static void test_hybrid_without_associations_ranks_by_score_fusion(void **state)
+{
+    (void)state;
+    enum { DIM = 16, N = 120 };
+    eng g;
+    eng_open(&g, "mnemo-spread-hybrid", 5, 0.8f);
+    eng_space(&g, DIM);
+    mn_prng_t p;
+    mn_prng_seed(&p, 77);
+    static const char *vocab[] = {"river", "bridge", "lantern", "harbor", "meadow", "copper"};
+    float v[DIM], q[DIM];
+    for (int i = 0; i < N; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "%s %s %s", vocab[mn_prng_below(&p, 6)],
+                 vocab[mn_prng_below(&p, 6)], vocab[mn_prng_below(&p, 6)]);
+        unit_rand(&p, v, DIM);
+        put_text(&g, text, v, DIM, NULL, g.now + i);
+    }
+    mn_engine_wait_background(g.e);
+    for (int t = 0; t < 10; t++) {
+        unit_rand(&p, q, DIM);
+        char text[64];
+        snprintf(text, sizeof text, "%s %s", vocab[mn_prng_below(&p, 6)],
+                 vocab[mn_prng_below(&p, 6)]);
+        float wt = t % 2 ? 2.0f : 1.0f;
+        mn_recall_req_t req = {0};
+        mn_filter_init(&req.filter);
+        req.embedding = q;
+        req.dim = DIM;
+        req.text = text;
+        req.text_len = strlen(text);
+        req.text_weight = wt;
+        req.vector_weight = 1;
+        req.k = 1000; /* every memory either ranking returned */
+        req.spread = true;
+        mn_recall_result_t r;
+        mn_error err = {0};
+        assert_int_equal(mn_engine_recall(g.e, "s", &req, &r, &err), MN_OK);
+        assert_true(r.n_hits >= 50);
+        float best_kw = 0;
+        for (size_t i = 0; i < r.n_hits; i++)
+            if (!isnan(r.hits[i].keyword) && r.hits[i].keyword > best_kw)
+                best_kw = r.hits[i].keyword;
+        assert_true(best_kw > 0);
+        for (size_t i = 0; i < r.n_hits; i++) {
+            const mn_recall_hit_t *h = &r.hits[i];
+            assert_true(h->seed && h->n_via == 0);
+            float vm = h->similarity < 0 ? 0 : h->similarity > 1 ? 1 : h->similarity;
+            float kw = isnan(h->keyword) ? 0 : h->keyword / best_kw;
+            float cov = isnan(h->coverage) ? 0 : h->coverage;
+            assert_true(fabsf(h->score - (vm + wt * kw) / (1 + wt)) < 1e-5f);
+            assert_true(fabsf(h->activation - (vm + wt * cov) / (1 + wt)) < 1e-5f);
+            if (i) assert_true(r.hits[i - 1].score >= h->score);
+        }
+        mn_recall_result_clear(&r);
+    }
+    mn_test_eng_free(&g);
+}
+
 /* ---- properties over random spaces ---- */
 
 /* Background: n random memories, in sessions of 5 (temporal chains) with
@@ -580,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_defect_topic_clusters_session_pair),
         cmocka_unit_test(test_defect_strong_match_vs_near_duplicates),
         cmocka_unit_test(test_defect_random_space_keeps_cosine_order),
+        cmocka_unit_test(test_hybrid_without_associations_ranks_by_score_fusion),
         cmocka_unit_test(test_prop_better_match_stays_above_near_duplicates),
         cmocka_unit_test(test_prop_near_duplicates_do_not_reorder_above),
         cmocka_unit_test(test_prop_session_neighbour_of_best_match_enters),
