@@ -331,13 +331,15 @@ static mn_err prepare_query(const mn__space *sp, recall *rc, mn_error *err)
     return MN_OK;
 }
 
-/* The rankings' buffers: with two rankings to fuse, or spreading (whose seeds
- * are the cue's top max(2k, 50), so that an associate can enter the top k
- * without beating the k-th seed), each ranking contributes a deeper pool than k. */
+/* The rankings' buffers: with two rankings to fuse, or spreading from a cue
+ * with words (whose seeds are its top max(2k, 50), so that a memory the words
+ * ranked below k keeps its base when an associate lifts it into the top k),
+ * each ranking contributes a deeper pool than k. An embedding cue alone seeds
+ * its top k: a memory spreading reaches is scored by its own vector anyway. */
 static mn_err alloc_pools(recall *rc, mn_error *err)
 {
     size_t k = rc->k;
-    rc->pool = (rc->by_vec && rc->by_text) || rc->req->spread ? (k * 2 < 50 ? 50 : k * 2) : k;
+    rc->pool = rc->by_text && (rc->by_vec || rc->req->spread) ? (k * 2 < 50 ? 50 : k * 2) : k;
     if (rc->pool > MN_K_MAX) rc->pool = MN_K_MAX;
     rc->vh = rc->by_vec ? malloc(rc->pool * sizeof *rc->vh) : NULL;
     rc->th = rc->by_text ? malloc(rc->pool * sizeof *rc->th) : NULL;

@@ -209,7 +209,7 @@ static void test_defect_topic_clusters_session_pair(void **state)
         assert_true(at >= 0 && at <= PER); /* topic 1 and A are the first 21 */
     }
     const mn_recall_hit_t *hb = &r.hits[pos_of(&r, &b)];
-    assert_int_equal(hb->n_via, 1); /* a seed (the pool is 120 deep) lifted by A */
+    assert_int_equal(hb->n_via, 1); /* lifted by A */
     assert_memory_equal(hb->via[0].from.b, a.b, 16);
     assert_int_equal(hb->via[0].kind, MN_EDGE_TEMPORAL);
     /* B's score: from its own base (cosine ~0, clamped) a share hop_decay 0.75
