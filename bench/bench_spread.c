@@ -45,13 +45,16 @@ int main(int argc, char **argv)
     const char *dir = NULL;
     int n = 10000, dim = 64, queries = 400;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--n")) n = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--dim")) dim = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--queries")) queries = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--dir"))
+            dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--n"))
+            n = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dim"))
+            dim = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--queries"))
+            queries = atoi(argv[i + 1]);
     }
-    if (!dir || n < 10 || n > 1000000 || dim < 2 || dim > 4096 || queries < 1 ||
-        queries > 100000) {
+    if (!dir || n < 10 || n > 1000000 || dim < 2 || dim > 4096 || queries < 1 || queries > 100000) {
         fprintf(stderr, "usage: mn_bench_spread --dir EMPTY_DIR [--n 10000] [--dim 64] "
                         "[--queries 400]\n");
         return 2;

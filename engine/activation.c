@@ -199,8 +199,8 @@ static void fire(spread *s, uint32_t ui, float a_u)
         if (vs == UINT32_MAX || !mn__filter_match(&s->sp->slots[vs], s->f, s->now_ms)) continue;
         uint32_t vi;
         bool known = smap_get(&s->m, vs, &vi);
-        float base = known ? s->nodes[vi].base
-                           : (s->base_of ? clamp01(s->base_of(s->base_arg, vs)) : 0);
+        float base =
+            known ? s->nodes[vi].base : (s->base_of ? clamp01(s->base_of(s->base_arg, vs)) : 0);
         if (a_u <= base) continue; /* a source no better than v lends nothing */
         float c = base + strength * (a_u - base);
         if (c > a_u) c = a_u; /* rounding: never above the source */

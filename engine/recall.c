@@ -513,8 +513,8 @@ static mn_err spread_ranked(const mn__space *sp, recall *rc, size_t *n)
                 x->sim = c.score;
                 x->dist = c.dist;
             }
-            x->match = cue_match(sp->def.metric, x->sim, x->cov, rc->by_vec, rc->by_text, rc->wv,
-                                 rc->wt);
+            x->match =
+                cue_match(sp->def.metric, x->sim, x->cov, rc->by_vec, rc->by_text, rc->wv, rc->wt);
         } else {
             x->order = (uint32_t)i;
         }

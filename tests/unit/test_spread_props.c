@@ -472,7 +472,8 @@ static void test_prop_better_match_stays_above_near_duplicates(void **state)
                 put_text(&g, text, v, dim, "bw", g.now + 30000000 + i * 60000);
             }
         mn_engine_wait_background(g.e);
-        mn_recall_result_t r = words ? recall_text(&g, "w1 w2 w3", 200) : recall(&g, q, dim, 200, true);
+        mn_recall_result_t r =
+            words ? recall_text(&g, "w1 w2 w3", 200) : recall(&g, q, dim, 200, true);
         if (words) {
             assert_memory_equal(r.hits[0].memory.id.b, x.b, 16); /* the only one with w3 */
             bool lifted = false;
@@ -615,8 +616,9 @@ static void test_prop_session_neighbour_of_best_match_enters(void **state)
         if (above < K - 1) {
             in_scope++;
             long py = pos_of(&r, &y);
-            if (py < 0) fail_msg("seed %lu: the next turn of the best match is not in the top %d",
-                                 (unsigned long)seed, K);
+            if (py < 0)
+                fail_msg("seed %lu: the next turn of the best match is not in the top %d",
+                         (unsigned long)seed, K);
             assert_true(r.hits[py].score >= bound - 1e-5f);
             assert_false(r.hits[py].seed && r.hits[py].n_via == 0);
         }
