@@ -28,8 +28,11 @@
  * round; a memory fires in the round after its activation rose (so a path of
  * at most max_hops edges is followed). A rise smaller than min_activation
  * above the memory's base is ignored, and at most max_visited memories take
- * part. A rise is strict and a mix never exceeds its source, so the parents
- * form chains of strictly rising activation (no cycles). */
+ * part. Edges of a kind left out of p->kinds do not spread (recall leaves out
+ * semantic links for an embedding cue), and a memory below p->fire_floor does
+ * not fire (recall's k-th best base: what it could start never reaches the
+ * top k). A memory takes a parent only by rising, to at most the parent's
+ * activation, so following parents never comes back to a memory (no cycles). */
 #include "activation.h"
 
 #include "filter.h"
