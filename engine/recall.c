@@ -433,14 +433,17 @@ typedef struct base_arg {
     const recall *rc;
 } base_arg;
 
-/* A memory reached only through associations: a vector cue scores it by its
- * own vector; a cue with words has no score for it outside its ranking. */
+/* A memory reached only through associations: an embedding cue scores it by
+ * its own vector (with words too, weighted as in base_of_ranked: the words
+ * did not return it, so their part is 0); words alone have no score for it. */
 static float base_of_slot(void *arg, uint32_t slot)
 {
     const base_arg *a = arg;
-    if (!a->rc->by_vec || a->rc->by_text || !a->sp->slots[slot].has_vec) return 0;
-    cand c = cand_of(a->sp, a->rc->q, slot);
-    return mn__vec_match(a->sp->def.metric, c.score);
+    const recall *rc = a->rc;
+    if (!rc->by_vec || !a->sp->slots[slot].has_vec) return 0;
+    cand c = cand_of(a->sp, rc->q, slot);
+    float vm = mn__vec_match(a->sp->def.metric, c.score);
+    return rc->by_text ? rc->wv * vm / (rc->wv + rc->wt) : vm;
 }
 
 /* Runs spreading activation from the cue's ranked memories (lock held; the
