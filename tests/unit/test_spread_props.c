@@ -628,6 +628,95 @@ static void test_prop_session_neighbour_of_best_match_enters(void **state)
     assert_true(in_scope >= 20); /* the property was tested, not vacuous */
 }
 
+/* The same for a words cue: X holds the cue's three words, the background
+ * (half in sessions of 5) holds random words of which some are the cue's (the
+ * rarest, lantern, in one memory of 100); Y,
+ * X's next turn, holds none. Where X is the best BM25 (base 1), Y scores at
+ * least 0.75 x w x fan(2), and is in the top k whenever fewer than k - 1 other
+ * memories could score that much (one's ceiling: the best BM25 / best in its
+ * session, from a recall without spreading). */
+static void test_prop_session_neighbour_of_best_words_match_enters(void **state)
+{
+    (void)state;
+    enum { N = 300, K = 10 };
+    static const char *vocab[] = {"kayak",   "harbor",  "lamp",  "meadow", "copper", "violin",
+                                  "glacier", "orchard", "comet", "bridge", "river",  "ember"};
+    int in_scope = 0;
+    for (uint64_t seed = 1; seed <= 16; seed++) {
+        mn_prng_t p;
+        mn_prng_seed(&p, 4000 + seed);
+        eng g;
+        eng_open(&g, "mnemo-spread-p3w", 5, 0.8f);
+        eng_space(&g, 8);
+        float v[8];
+        mn_id_t bg[N];
+        char text[96];
+        for (int i = 0; i < N; i++) {
+            char sess[16];
+            snprintf(sess, sizeof sess, "b%d", i / 5);
+            /* the cue's rarest word, lantern, in one memory of 100 */
+            snprintf(text, sizeof text, "%s %s %s %s", vocab[mn_prng_below(&p, 12)],
+                     vocab[mn_prng_below(&p, 12)], vocab[mn_prng_below(&p, 12)],
+                     mn_prng_below(&p, 100) ? vocab[mn_prng_below(&p, 12)] : "lantern");
+            unit_rand(&p, v, 8);
+            bg[i] = put_text(&g, text, v, 8, i < N / 2 ? sess : NULL, g.now + (int64_t)i * 60000);
+        }
+        int64_t t0 = g.now + 100000000;
+        bool x_second = mn_prng_below(&p, 2);
+        unit_rand(&p, v, 8);
+        if (x_second) put_text(&g, "small talk first", v, 8, "xy", t0 - 60000);
+        mn_id_t x = put_text(&g, "kayak harbor lantern", v, 8, "xy", t0);
+        mn_id_t y = put_text(&g, "sounds wonderful", v, 8, "xy", t0 + 60000);
+        mn_engine_wait_background(g.e);
+        /* ceilings from the words' own ranking */
+        mn_recall_req_t req = {0};
+        mn_filter_init(&req.filter);
+        req.text = "kayak harbor lantern";
+        req.text_len = strlen(req.text);
+        req.k = 1000;
+        mn_recall_result_t plain;
+        mn_error err = {0};
+        assert_int_equal(mn_engine_recall(g.e, "s", &req, &plain, &err), MN_OK);
+        if (mn_id_cmp(&plain.hits[0].memory.id, &x)) { /* a background memory matches better */
+            mn_recall_result_clear(&plain);
+            mn_test_eng_free(&g);
+            continue;
+        }
+        float top = plain.hits[0].keyword, base[N], sess_best[N / 10];
+        for (int i = 0; i < N; i++) {
+            long at = pos_of(&plain, &bg[i]);
+            base[i] = at >= 0 ? plain.hits[at].keyword / top : 0;
+        }
+        for (int i = 0; i < N / 10; i++)
+            sess_best[i] = 0;
+        for (int i = 0; i < N / 2; i++)
+            if (base[i] > sess_best[i / 5]) sess_best[i / 5] = base[i];
+        mn_recall_result_clear(&plain);
+        mn_recall_result_t r = recall_text(&g, "kayak harbor lantern", K);
+        check_bounded(&r);
+        assert_memory_equal(r.hits[0].memory.id.b, x.b, 16);
+        float bound = 0.75f * (1.0f - 0.9f / 60.0f) * mn__fan_factor(2);
+        int above = 0;
+        for (int i = 0; i < N; i++)
+            above += (i < N / 2 ? sess_best[i / 5] : base[i]) >= bound;
+        if (above < K - 1) {
+            in_scope++;
+            long py = pos_of(&r, &y);
+            if (py < 0)
+                fail_msg("seed %lu: the next turn of the best words match is not in the "
+                         "top %d",
+                         (unsigned long)seed, K);
+            assert_true(r.hits[py].score >= bound - 1e-5f);
+            assert_true(r.hits[py].n_via == 1);
+            assert_memory_equal(r.hits[py].via[0].from.b, x.b, 16);
+        }
+        mn_recall_result_clear(&r);
+        mn_test_eng_free(&g);
+    }
+    print_message("words cue: %d of 16 spaces in scope\n", in_scope);
+    assert_true(in_scope >= 12); /* the property was tested, not vacuous */
+}
+
 /* The fan factor: ACT-R's S - ln(fan) as a share of S = ln 64. */
 static void test_fan_factor(void **state)
 {
@@ -651,6 +740,7 @@ int main(void)
         cmocka_unit_test(test_prop_better_match_stays_above_near_duplicates),
         cmocka_unit_test(test_prop_near_duplicates_do_not_reorder_above),
         cmocka_unit_test(test_prop_session_neighbour_of_best_match_enters),
+        cmocka_unit_test(test_prop_session_neighbour_of_best_words_match_enters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
