@@ -4,11 +4,13 @@
  *     strong match next to 20 near-duplicates; a random 16-d space of 300
  *     memories (spread keeps cosine's order unless an association lifts a
  *     memory, and then only below the memory it came from);
+ *   - a cue with words and an embedding, without associations, is ranked by
+ *     the documented score fusion;
  *   - three properties over many trials: a memory that matches the cue
  *     better than a cluster of near-duplicates stays above all of them;
  *     adding near-duplicates of a weak match never changes the order of what
  *     is above it; the session neighbour of the best match enters the top k
- *     when only background noise is below. */
+ *     when only background noise is below (embedding and words cues). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
