@@ -13,8 +13,8 @@
  * retention) x support, where match is the vector similarity mapped to [0, 1]
  * (clamp(cos, 0, 1), clamp(q.v, 0, 1), or 1 / (1 + |q - v|)), the keyword
  * coverage (the idf-weighted share of the query words the memory contains),
- * or with both cues their weighted mean; with spreading on it is the
- * activation (capped at 1). Retention comes from the forgetting curve
+ * or with both cues their weighted mean; with spreading on it is that match
+ * plus the associative bonus (capped at 1; activation.c). Retention comes from the forgetting curve
  * (decay.c); support from a semantic memory's episodes. */
 #include "activation.h"
 #include "background.h"
@@ -24,6 +24,7 @@
 #include "events.h"
 #include "filter.h"
 #include "metrics.h"
+#include "mnemo/assert.h"
 #include "record.h"
 #include "space_index.h"
 #include "text/keyword.h"
@@ -105,17 +106,29 @@ typedef struct ranked {
     float score; /* final ranking score */
     float sim, dist, kw, cov;
     float match; /* the cue's match in [0, 1]: best of vector similarity and coverage */
-    float act;   /* activation (spread), NAN otherwise */
+    float base;  /* spread: the cue's own score on [0, 1] (order-preserving, §4) */
+    float act;   /* spread: match + associative bonus, capped at 1; NAN otherwise */
     float retention;
     bool seed;
     int32_t node;          /* index in the activation nodes, -1 without spread */
     uint32_t vrank, trank; /* 1-based; 0 = not in that ranking */
+    uint32_t order;        /* spread: position in the cue's ranking; UINT32_MAX if not in it */
 } ranked;
 
 static int ranked_best_first(const void *a, const void *b)
 {
     const ranked *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return mn_id_cmp(&x->id, &y->id);
+}
+
+/* After spreading: activation, then the cue's own order (so equal scores, such
+ * as similarities clamped to a match of 0, keep the cue's ranking), then id. */
+static int spread_best_first(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->order != y->order) return x->order < y->order ? -1 : 1;
     return mn_id_cmp(&x->id, &y->id);
 }
 
@@ -232,55 +245,6 @@ static ranked *find_slot(ranked *r, size_t n, uint32_t slot)
     return NULL;
 }
 
-/* Runs spreading activation from the ranked seeds (lock held) and replaces
- * *r with every activated memory, ranked by activation. */
-static mn_err spread_ranked(const mn__space *sp, const mn_recall_req_t *req, int64_t now, ranked **r,
-                            size_t *n, mn__act_node **nodes, size_t *n_nodes)
-{
-    mn__spread_params p = {
-        .max_hops = req->max_hops ? req->max_hops : 2,
-        .hop_decay = req->hop_decay > 0 ? req->hop_decay : 0.5f,
-        .min_activation = req->min_activation > 0 ? req->min_activation : 0.05f,
-        .max_visited = req->max_visited ? req->max_visited : 1000,
-    };
-    uint32_t *slots = malloc(*n * sizeof *slots);
-    float *acts = malloc(*n * sizeof *acts);
-    if (!slots || !acts) {
-        free(slots);
-        free(acts);
-        return MN_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < *n; i++) {
-        slots[i] = (*r)[i].slot;
-        acts[i] = (*r)[i].match;
-    }
-    mn_err rc = mn__spread(sp, &req->filter, now, slots, acts, *n, &p, nodes, n_nodes);
-    free(slots);
-    free(acts);
-    if (rc) return rc;
-    ranked *nr = realloc(*r, (*n_nodes ? *n_nodes : 1) * sizeof *nr);
-    if (!nr) return MN_ERR_NOMEM;
-    *r = nr;
-    for (size_t i = 0; i < *n_nodes; i++) {
-        const mn__act_node *nd = &(*nodes)[i];
-        if (i >= *n) /* reached only through associations */
-            nr[i] = (ranked){.id = nd->id,
-                             .slot = nd->slot,
-                             .sim = NAN,
-                             .dist = NAN,
-                             .kw = NAN,
-                             .cov = NAN,
-                             .match = 0};
-        nr[i].act = nd->act;
-        nr[i].seed = nd->seed;
-        nr[i].node = (int32_t)i;
-        nr[i].score = nd->act;
-    }
-    *n = *n_nodes;
-    qsort(nr, *n, sizeof *nr, ranked_best_first);
-    return MN_OK;
-}
-
 static void trace_path(const mn__act_node *nodes, int32_t at, mn_recall_hit_t *h)
 {
     mn_via_step_t rev[MN_MAX_HOPS];
@@ -367,12 +331,15 @@ static mn_err prepare_query(const mn__space *sp, recall *rc, mn_error *err)
     return MN_OK;
 }
 
-/* The rankings' buffers: with two rankings to fuse, each contributes a deeper
- * pool than k. */
+/* The rankings' buffers: with two rankings to fuse, or spreading from a cue
+ * with words (whose seeds are its top max(2k, 50), so that a memory the words
+ * ranked below k keeps its base when an associate lifts it into the top k),
+ * each ranking contributes a deeper pool than k. An embedding cue alone seeds
+ * its top k: a memory spreading reaches is scored by its own vector anyway. */
 static mn_err alloc_pools(recall *rc, mn_error *err)
 {
     size_t k = rc->k;
-    rc->pool = rc->by_vec && rc->by_text ? (k * 2 < 50 ? 50 : k * 2) : k;
+    rc->pool = rc->by_text && (rc->by_vec || rc->req->spread) ? (k * 2 < 50 ? 50 : k * 2) : k;
     if (rc->pool > MN_K_MAX) rc->pool = MN_K_MAX;
     rc->vh = rc->by_vec ? malloc(rc->pool * sizeof *rc->vh) : NULL;
     rc->th = rc->by_text ? malloc(rc->pool * sizeof *rc->th) : NULL;
@@ -441,6 +408,132 @@ static size_t score_ranked(mn_metric_t metric, const recall *rc, size_t n)
     return kept;
 }
 
+/* The cue's own evidence for a ranked memory, in [0, 1] (docs/recall.md §4):
+ * a vector cue's match; the words' BM25 over the best BM25 (both in the
+ * cue's order); with both cues their weighted mean, a score fusion (RRF's
+ * ranks say nothing of how well a memory matched). Spreading mixes it with
+ * associates' activation. */
+static float base_of_ranked(const recall *rc, mn_metric_t metric, const ranked *x, float kw_top)
+{
+    float vm = rc->by_vec && !isnan(x->sim) ? mn__vec_match(metric, x->sim) : 0;
+    float t = kw_top > 0 && x->kw > 0 ? x->kw / kw_top : 0;
+    if (rc->by_vec && rc->by_text) /* a memory without a vector: its words alone, as match */
+        return isnan(x->sim) ? t : (rc->wv * vm + rc->wt * t) / (rc->wv + rc->wt);
+    return rc->by_vec ? vm : t;
+}
+
+static int float_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x > y ? -1 : x < y;
+}
+
+typedef struct base_arg {
+    const mn__space *sp;
+    const recall *rc;
+} base_arg;
+
+/* A memory reached only through associations: an embedding cue scores it by
+ * its own vector (with words too, weighted as in base_of_ranked: the words
+ * did not return it, so their part is 0); words alone have no score for it. */
+static float base_of_slot(void *arg, uint32_t slot)
+{
+    const base_arg *a = arg;
+    const recall *rc = a->rc;
+    if (!rc->by_vec || !a->sp->slots[slot].has_vec) return 0;
+    cand c = cand_of(a->sp, rc->q, slot);
+    float vm = mn__vec_match(a->sp->def.metric, c.score);
+    return rc->by_text ? rc->wv * vm / (rc->wv + rc->wt) : vm;
+}
+
+/* Runs spreading activation from the cue's ranked memories (lock held; the
+ * first n of rc->r, best first) and replaces rc->r with every activated
+ * memory, ranked by activation. */
+static mn_err spread_ranked(const mn__space *sp, recall *rc, size_t *n)
+{
+    const mn_recall_req_t *req = rc->req;
+    mn__spread_params p = {
+        .max_hops = req->max_hops ? req->max_hops : 2,
+        .hop_decay = req->hop_decay > 0 ? req->hop_decay : 0.75f,
+        .min_activation = req->min_activation > 0 ? req->min_activation : 0.05f,
+        .max_visited = req->max_visited ? req->max_visited : 1000,
+        /* semantic links are made from the vectors: with an embedding cue what
+         * they say is in every memory's base already (docs/recall.md §4) */
+        .kinds = ((1u << MN_EDGE_KINDS) - 1) & ~(rc->by_vec ? 1u << MN_EDGE_SEMANTIC : 0u),
+    };
+    ranked *r = rc->r;
+    uint32_t *slots = malloc(*n * sizeof *slots);
+    float *bases = malloc(*n * sizeof *bases);
+    if (!slots || !bases) {
+        free(slots);
+        free(bases);
+        return MN_ERR_NOMEM;
+    }
+    float kw_top = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!isnan(r[i].kw) && r[i].kw > kw_top) kw_top = r[i].kw;
+    for (size_t i = 0; i < *n; i++) {
+        slots[i] = r[i].slot;
+        bases[i] = base_of_ranked(rc, sp->def.metric, &r[i], kw_top);
+    }
+    /* the k-th best base bounds the k-th activation from below: a memory under
+     * it cannot lift anything into the top k (activation.h) */
+    if (*n >= rc->k) {
+        float *sorted = malloc(*n * sizeof *sorted);
+        if (!sorted) {
+            free(slots);
+            free(bases);
+            return MN_ERR_NOMEM;
+        }
+        memcpy(sorted, bases, *n * sizeof *sorted);
+        qsort(sorted, *n, sizeof *sorted, float_desc);
+        p.fire_floor = sorted[rc->k - 1];
+        free(sorted);
+    }
+    base_arg ba = {sp, rc};
+    mn_err err = mn__spread(sp, &req->filter, rc->now_ms, slots, bases, *n, base_of_slot, &ba, &p,
+                            &rc->nodes, &rc->n_nodes);
+    free(slots);
+    free(bases);
+    if (err) return err;
+    size_t nn = rc->n_nodes;
+    ranked *nr = realloc(r, (nn ? nn : 1) * sizeof *nr);
+    if (!nr) return MN_ERR_NOMEM;
+    rc->r = nr;
+    for (size_t i = 0; i < nn; i++) {
+        const mn__act_node *nd = &rc->nodes[i];
+        ranked *x = &nr[i];
+        if (i >= *n) { /* reached only through associations */
+            *x = (ranked){.id = nd->id,
+                          .slot = nd->slot,
+                          .sim = NAN,
+                          .dist = NAN,
+                          .kw = NAN,
+                          .cov = NAN,
+                          .order = UINT32_MAX};
+            if (rc->by_vec && sp->slots[nd->slot].has_vec) {
+                cand c = cand_of(sp, rc->q, nd->slot);
+                x->sim = c.score;
+                x->dist = c.dist;
+            }
+            x->match =
+                cue_match(sp->def.metric, x->sim, x->cov, rc->by_vec, rc->by_text, rc->wv, rc->wt);
+        } else {
+            x->order = (uint32_t)i;
+        }
+        mn_assert(nd->act >= nd->base);
+        x->base = nd->base;
+        x->score = nd->act;
+        float a = x->match + (nd->act - nd->base); /* the cue's match plus the bonus */
+        x->act = a < 1 ? a : 1;
+        x->seed = nd->seed;
+        x->node = (int32_t)i;
+    }
+    *n = nn;
+    qsort(nr, nn, sizeof *nr, spread_best_first);
+    return MN_OK;
+}
+
 /* Ranks sp's memories against the cue under the read lock: the top k (or,
  * with spread, what the top k activate) in rc->r with their retention. */
 static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
@@ -458,10 +551,8 @@ static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
         rc->scanned += nt;
     }
     n = score_ranked(sp->def.metric, rc, merge_rankings(sp, rc, nv, nt));
-    if (req->spread && n > 0) {
-        if (n > rc->k) n = rc->k; /* the cue's own top k seed the spread */
-        r = spread_ranked(sp, req, rc->now_ms, &rc->r, &n, &rc->nodes, &rc->n_nodes);
-    }
+    if (req->spread && n > 0) /* the cue's top max(2k, 50) (of each ranking) seed the spread */
+        r = spread_ranked(sp, rc, &n);
     if (n > rc->k) n = rc->k;
     for (size_t i = 0; i < n; i++) {
         mn_strength_t st;

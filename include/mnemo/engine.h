@@ -32,16 +32,18 @@ typedef struct mn_recall_req {
     float threshold;     /* minimum similarity (vector score; keyword coverage for text-only) */
     mn_filter_t filter;
     bool include_embedding;
-    /* Spreading activation (the doors default it on; zeroed here it is off):
-     * the ranked memories seed activation (their match in [0, 1]); for up to
-     * max_hops rounds every memory fires once, passing activation x edge weight
-     * x hop_decay to its associates (both directions; backwards along a
-     * temporal edge at half strength), contributions under min_activation are
-     * dropped and at most max_visited memories take part. Activation adds up
-     * uncapped and ranks the results (score); it is reported capped at 1. */
+    /* Spreading activation (the doors default it on; zeroed here it is off;
+     * docs/recall.md §4): the cue's top max(2k, 50) seed it, each with its own
+     * score mapped onto [0, 1] in the cue's order (its base); an association
+     * j -> i offers i base_i + S (a_j - base_i), S = hop_decay x edge weight x
+     * a fan factor (half backwards along a temporal edge), and i keeps the best
+     * offer (a max, not a sum). A memory fires in the round after it rose, for
+     * up to max_hops rounds; rises under min_activation are ignored and at most
+     * max_visited memories take part. Activation (in [0, 1]) ranks the results
+     * (score). */
     bool spread;
     uint32_t max_hops;     /* 0 = default 2; at most MN_MAX_HOPS */
-    float hop_decay;       /* 0 = default 0.5 */
+    float hop_decay;       /* 0 = default 0.75 */
     float min_activation;  /* 0 = default 0.05 */
     uint32_t max_visited;  /* 0 = default 1000 */
     bool trace;            /* fill mn_recall_hit_t.via */
@@ -69,13 +71,13 @@ typedef struct mn_recall_hit {
     mn_memory_t memory;
     /* vector-only: the similarity (cosine: cos; dot: a.b; l2: 1 / (1 + distance));
      * text-only: the BM25 score; hybrid: the RRF score; with spread: the
-     * activation (uncapped). */
+     * activation, in [0, 1]. */
     float score;
     float distance;   /* vector distance (l2: euclidean; cosine: 1 - cos; dot: -a.b); NAN if none */
     float similarity; /* vector similarity as above, NAN if not ranked by vector */
     float keyword;    /* BM25 score, NAN if not ranked by text */
     float coverage;   /* idf-weighted share of the query words the memory contains, or NAN */
-    float activation; /* with spread: final activation capped at 1 (score has it uncapped); else NAN */
+    float activation; /* with spread: the cue's match + the associative bonus, capped at 1; else NAN */
     float retention;  /* forgetting curve at recall time, in [0, 1] */
     bool seed;        /* ranked by the cue itself (not only reached through associations) */
     mn_via_step_t via[MN_MAX_HOPS]; /* with trace: the path from a seed, nearest step last */

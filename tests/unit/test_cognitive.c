@@ -532,7 +532,7 @@ static void set_hops3(mn_recall_req_t *r)
 }
 static void set_min_act(mn_recall_req_t *r)
 {
-    r->min_activation = 0.3f;
+    r->min_activation = 0.5f;
 }
 static void set_visited2(mn_recall_req_t *r)
 {
@@ -556,7 +556,11 @@ static void test_spreading_worked_example_and_parameters(void **state)
         id[i] = remember(&g, "turn", v[i], 4, "chat", g.now + i * 60000);
     const float w = 1.0f - 0.9f / 60.0f;
 
-    /* docs/recall.md §4: A seeds at 1; default max_hops 2 */
+    /* docs/recall.md §4: A's base is 1, the others' 0 (orthogonal); default
+     * max_hops 2, hop_decay 0.75. B: A has one temporal association (fan 1), so S = 0.75 x w;
+     * C: B has two (fan 2: 1 - ln 2 / ln 64 = 5/6); nothing comes back to A,
+     * whose activation is already above B's */
+    const float fan2 = 1.0f - logf(2.0f) / logf(64.0f);
     mn_recall_result_t r = spread_recall(&g, v[0], 4, NULL);
     assert_int_equal(r.n_hits, 3); /* D is three hops away */
     const mn_recall_hit_t *a = hit_of(&r, &id[0]), *b = hit_of(&r, &id[1]), *c = hit_of(&r, &id[2]);
@@ -564,13 +568,13 @@ static void test_spreading_worked_example_and_parameters(void **state)
     assert_non_null(b);
     assert_non_null(c);
     assert_null(hit_of(&r, &id[3]));
-    assert_true(fabsf(b->score - w * 0.5f) < 1e-5f);                         /* 0.4925 */
-    assert_true(fabsf(c->score - w * 0.5f * w * 0.5f) < 1e-5f);              /* 0.2426 */
-    assert_true(fabsf(a->score - (1 + w * 0.5f * w * 0.5f * 0.5f)) < 1e-5f); /* 1.1213 */
-    assert_true(fabsf(b->score - 0.4925f) < 1e-4f && fabsf(c->score - 0.2426f) < 1e-4f &&
-                fabsf(a->score - 1.1213f) < 1e-4f);
+    assert_true(fabsf(b->score - w * 0.75f) < 1e-5f);                          /* 0.7388 */
+    assert_true(fabsf(c->score - w * 0.75f * fan2 * w * 0.75f) < 1e-5f);       /* 0.4548 */
+    assert_true(fabsf(a->score - 1.0f) < 1e-6f);                               /* no echo */
+    assert_true(fabsf(b->score - 0.7388f) < 1e-4f && fabsf(c->score - 0.4548f) < 1e-4f);
+    assert_true(b->activation == b->score && c->activation == c->score); /* a vector cue */
     assert_memory_equal(r.hits[0].memory.id.b, id[0].b, 16); /* ranked first */
-    assert_true(a->activation == 1.0f);                      /* reported capped */
+    assert_true(a->activation == 1.0f);
     assert_true(a->seed && !b->seed && !c->seed);
     /* multi-step via, seed first */
     assert_int_equal(c->n_via, 2);
@@ -584,15 +588,16 @@ static void test_spreading_worked_example_and_parameters(void **state)
     assert_false(a->confidence.reasons & MN_REASON_ASSOCIATIVE);
     mn_recall_result_clear(&r);
 
-    /* max_hops 3 reaches D: 0.2426 x 0.985 x 0.5 */
+    /* max_hops 3 reaches D: 0.4548 x 0.985 x 0.75 x 5/6 = 0.2800 */
     r = spread_recall(&g, v[0], 4, set_hops3);
     const mn_recall_hit_t *d = hit_of(&r, &id[3]);
     assert_non_null(d);
-    assert_true(fabsf(d->score - w * w * w * 0.125f) < 1e-5f);
+    assert_true(fabsf(d->score - w * w * w * 0.421875f * fan2 * fan2) < 1e-5f);
+    assert_true(fabsf(d->score - 0.2800f) < 1e-4f);
     assert_int_equal(d->n_via, 3);
     mn_recall_result_clear(&r);
 
-    /* min_activation 0.3 drops C's 0.2426 and A's echo of 0.1213 */
+    /* min_activation 0.5 drops C's 0.4548 */
     r = spread_recall(&g, v[0], 4, set_min_act);
     assert_int_equal(r.n_hits, 2);
     assert_null(hit_of(&r, &id[2]));
@@ -610,11 +615,11 @@ static void test_spreading_worked_example_and_parameters(void **state)
     assert_true(fabsf(hit_of(&r, &id[1])->score - w * 0.25f) < 1e-5f);
     mn_recall_result_clear(&r);
 
-    /* from the far end, backwards along the chain at half strength */
+    /* from the far end, backwards along the chain at half strength (D's fan 1) */
     r = spread_recall(&g, v[3], 4, NULL);
     const mn_recall_hit_t *cb = hit_of(&r, &id[2]);
     assert_non_null(cb);
-    assert_true(fabsf(cb->score - w * 0.5f * 0.5f) < 1e-5f);
+    assert_true(fabsf(cb->score - w * 0.75f * 0.5f) < 1e-5f); /* 0.3694 */
     mn_recall_result_clear(&r);
     eng_close(&g);
 }
