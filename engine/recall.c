@@ -24,7 +24,6 @@
 #include "events.h"
 #include "filter.h"
 #include "metrics.h"
-#include "recall_time.h"
 #include "record.h"
 #include "space_index.h"
 #include "text/keyword.h"
@@ -35,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "recall_time.h" /* time named in the cue */
 
 typedef struct cand {
     float score;

@@ -96,7 +96,11 @@ mn_err rest_recall_time_from_json(const cJSON *o, mn_recall_req_t *r, mn_error *
         return mn_error_set(err, MN_ERR_INVALID,
                             "time: must be \"boost\", \"filter\" or \"off\", got \"%.32s\"",
                             time);
-    if ((rc = api_get_float(o, "time_boost", "", NULL, &r->time_boost, err))) return rc;
+    bool has_boost;
+    if ((rc = api_get_float(o, "time_boost", "", &has_boost, &r->time_boost, err))) return rc;
+    if (has_boost && r->time_boost == 0) /* 0 would mean the default in the engine */
+        return mn_error_set(err, MN_ERR_INVALID, "time_boost: must be in 1..%g",
+                            (double)MN_RECALL_TIME_BOOST_MAX);
     return api_get_time(o, "time_ref", "", &r->has_time_ref, &r->time_ref_ms, err);
 }
 
