@@ -143,3 +143,42 @@ def test_grpc_and_mcp_understand_the_same_window(server, client, space_name):
     res = s.call("recall", space=space_name, text=CUE, k=3, time="off")
     assert res["structuredContent"]["time_window"] is None
     assert target not in [h["memory"]["id"] for h in res["structuredContent"]["results"]]
+
+
+def test_the_boosted_ranking_is_exact(client, space_name):
+    """Against a brute force: every memory's BM25 (time off, k = all), times the boost when
+    its `when` lies within a day of the named day; the boosted top k must be that order
+    (ties: smaller id first), for several k, boosts and days."""
+    import random
+    from datetime import datetime, timedelta, timezone
+    rnd = random.Random(11)
+    words = ["pasta", "ragu", "wine", "bread", "salad", "friends", "dinner", "cake", "tea"]
+    client.create_space(space_name, dim=3)
+    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    mems = []
+    for i in range(300):
+        when = base + timedelta(minutes=rnd.randrange(0, 40 * 24 * 60))
+        text = " ".join(rnd.choice(words) for _ in range(rnd.randint(1, 12)))
+        mems.append({"content": text, "when": when.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    ids = client.remember_batch(space_name, mems)
+    when_of = dict(zip(ids, [datetime.strptime(m["when"], "%Y-%m-%dT%H:%M:%SZ")
+                             .replace(tzinfo=timezone.utc) for m in mems]))
+    for day, boost, k in ((5, 3, 10), (17, 1.5, 25), (30, 10, 7), (2, 3, 1)):
+        cue = "pasta and wine on %d Jan 2024" % day
+        everything = client.recall(space_name, text=cue, k=1000, spread=False, time="off")
+        lo = base + timedelta(days=day - 2)  # [day - 1 day, day + 1 + 1 day)
+        hi = base + timedelta(days=day + 1)
+        scored = [(r["keyword"] * (boost if lo <= when_of[r["id"]] < hi else 1), r["id"])
+                  for r in everything["results"]]
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        got = client.recall(space_name, text=cue, k=k, spread=False, time_boost=boost)
+        assert got["time_window"]["from"].startswith("2024-01-%02d" % day)
+        want = scored[:k]
+        assert len(got["results"]) == len(want)
+        # position by position the same boosted score (memories of equal score may swap)
+        for r, (s, i) in zip(got["results"], want):
+            assert r["keyword"] == pytest.approx(s, rel=1e-5), (r["id"], i)
+            boosted = lo <= when_of[r["id"]] < hi
+            assert r["keyword"] == pytest.approx(
+                [x["keyword"] for x in everything["results"] if x["id"] == r["id"]][0]
+                * (boost if boosted else 1), rel=1e-5)
