@@ -1,16 +1,15 @@
 /* Time in a recall cue: the window the text names (text/when.c), reported to
  * the caller, then used as a boost of the words' ranking (the default of the
- * doors) or as a filter. Measured on REALTALK (docs/recall-quality.md): for
+ * doors) or as a filter. Measured on REALTALK (docs/recall.md §9): for the
  * questions that name a day, boosting the memories told within a day of it
- * beats filtering to them, which loses "before <date>" questions whose
- * evidence lies outside. */
+ * (recall@10 0.42 -> 0.68) beats keeping only them (0.61), which drops the
+ * evidence told just outside. */
 #include "recall_time.h"
 
 #include "filter.h"
 #include "mnemo/assert.h"
 #include "text/when.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
