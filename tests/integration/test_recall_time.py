@@ -56,7 +56,7 @@ def test_a_dated_cue_lifts_the_memory_of_that_day(client, space_name):
     assert top(f) == [target] and f["time_window"]["applied"] == "filter"
 
 
-def test_relative_dates_use_time_ref_then_as_of(client, space_name):
+def test_relative_dates_use_time_ref(client, space_name):
     others, target = fill(client, space_name)
     cue = "what pasta did Kate make yesterday"
     r = client.recall(space_name, text=cue, k=3, spread=False, time_ref="2024-01-08T09:00:00Z")
