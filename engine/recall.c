@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recall_time.h" /* time named in the cue */
+
 typedef struct cand {
     float score;
     float dist;
@@ -272,6 +274,7 @@ typedef struct recall {
     size_t n_nodes;
     bool indexed;
     uint64_t scanned;
+    mn__time_plan time; /* the text's time window (recall_time.c) */
 } recall;
 
 /* The request's own checks (the space's come with it). */
@@ -549,6 +552,8 @@ static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
         accept_arg aa = {sp, &req->filter, rc->now_ms};
         nt = mn_kw_search(sp->kw, req->text, req->text_len, accept_slot, &aa, rc->pool, rc->th);
         rc->scanned += nt;
+        nt = mn__recall_time_boost(sp, &rc->time, req, rc->now_ms, rc->th, nt, rc->pool,
+                                   &rc->scanned);
     }
     n = score_ranked(sp->def.metric, rc, merge_rankings(sp, rc, nv, nt));
     if (req->spread && n > 0) /* the cue's top max(2k, 50) (of each ranking) seed the spread */
@@ -647,6 +652,9 @@ static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req_t
     rc.now_ms = mn__now(e);
     r = mn__filter_check_as_of(&req->filter, rc.now_ms, e->opts.as_of_max_age_ms, err);
     if (r) goto out;
+    mn_recall_req_t treq; /* req with the text's time window applied */
+    if ((r = mn__recall_time_plan(req, rc.now_ms, &treq, &rc.time, out, err))) goto out;
+    rc.req = &treq;
     size_t n;
     if ((r = rank(e, sp, &rc, &n))) {
         mn_error_set(err, r, "out of memory spreading activation");

@@ -350,7 +350,38 @@ static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_re
     rr->reinforce = q->has_reinforce && q->reinforce;
     rr->exact = q->has_exact && q->exact;
     rr->ef = q->ef;
+    rr->time = MN_RECALL_TIME_BOOST; /* as over HTTP */
+    if (q->time && mn_recall_time_parse(q->time, &rr->time))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "time: must be \"boost\", \"filter\" or \"off\", got \"%.32s\"",
+                            q->time);
+    rr->time_boost = q->has_time_boost ? q->time_boost : 0;
+    if (q->has_time_boost && q->time_boost == 0)
+        return mn_error_set(err, MN_ERR_INVALID, "time_boost: must be in 1..%g",
+                            (double)MN_RECALL_TIME_BOOST_MAX);
+    rr->has_time_ref = q->has_time_ref_ms;
+    rr->time_ref_ms = q->time_ref_ms;
     return g_filter_in(q->filter, &c->arena, &rr->filter, err);
+}
+
+/* The time window the text named (absent when none). */
+static mn_err time_window_out(gctx *c, const mn_recall_result_t *res, Mnemo__V1__TimeWindow **out,
+                              mn_error *err)
+{
+    if (!res->has_time_window) return MN_OK;
+    Mnemo__V1__TimeWindow *t =
+        G_NEW(&c->arena, Mnemo__V1__TimeWindow, mnemo__v1__time_window__init);
+    if (!t) return OOM(err);
+    t->text = api_arena_strndup(&c->arena, res->time_window.text, strlen(res->time_window.text));
+    if (!t->text) return OOM(err);
+    t->has_from_ms = res->time_window.has_from;
+    t->from_ms = res->time_window.from_ms;
+    t->has_to_ms = res->time_window.has_to;
+    t->to_ms = res->time_window.to_ms;
+    t->unit = (char *)res->time_window.unit;
+    t->applied = (char *)res->time_window.applied;
+    *out = t;
+    return MN_OK;
 }
 
 /* Recall hits as a repeated RecallHit field. */
@@ -396,7 +427,8 @@ static mn_err m_recall(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **re
         o->recall_confidence = res.recall_confidence;
         o->scanned = res.scanned;
         o->took_ms = took_ms;
-        *resp = &o->base;
+        rc = time_window_out(c, &res, &o->time_window, err);
+        if (!rc) *resp = &o->base;
     }
     mn_recall_result_clear(&res);
     return rc;

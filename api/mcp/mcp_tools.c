@@ -109,7 +109,12 @@ static const char recall_schema[] = SCHEMA(
     P_FILTERS ","
     PROP("spread", T_BOOL DESC("also follow associations (spreading activation; default true)")) ","
     PROP("max_hops", T_INT DESC("with spread: hops (default 2)")) ","
-    PROP("reinforce", T_BOOL DESC("strengthen the returned memories so they fade slower")),
+    PROP("reinforce", T_BOOL DESC("strengthen the returned memories so they fade slower")) ","
+    PROP("time", T_STR ENUM(Q("boost") "," Q("filter") "," Q("off"))
+         DESC("a time the text names ('on 7 Jan 2024', 'last May', 'two weeks ago'): "
+              "boost the memories of then (default), keep only them, or ignore it")) ","
+    PROP("time_ref", T_TIME DESC("when the question is asked, for 'last May' or 'yesterday' "
+                                 "(RFC 3339 or ms; default as_of, else now)")),
     "");
 
 static const char forget_schema[] = SCHEMA(
@@ -431,16 +436,31 @@ static void memory_line(text *t, const cJSON *m)
     }
 }
 
+/* The time window the cue's text named, so an agent can see and correct it. */
+static void sum_time_window(text *t, const cJSON *json)
+{
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(json, "time_window");
+    if (!cJSON_IsObject(w)) return;
+    const char *from = jstr(w, "from"), *to = jstr(w, "to"), *applied = jtext(w, "applied");
+    tprintf(t, "\nTime named: \"%s\" = [%s, %s) (%s).", jtext(w, "text"), from ? from : "open",
+            to ? to : "open",
+            !strcmp(applied, "boost")    ? "memories of then ranked higher"
+            : !strcmp(applied, "filter") ? "only memories of then"
+                                         : "not used: a year or an open range");
+}
+
 static void sum_recall(text *t, const char *space, const cJSON *json)
 {
     const cJSON *hits = cJSON_GetObjectItemCaseSensitive(json, "results");
     int n = cJSON_GetArraySize(hits);
     if (n == 0) {
         tprintf(t, "Nothing recalled from space \"%s\".", space);
+        sum_time_window(t, json);
         return;
     }
     tprintf(t, "Recalled %d memor%s from space \"%s\" (recall confidence %.2f):", n,
             n == 1 ? "y" : "ies", space, jnum(json, "recall_confidence"));
+    sum_time_window(t, json);
     int i = 1;
     for (const cJSON *h = hits->child; h; h = h->next, i++) {
         const cJSON *conf = cJSON_GetObjectItemCaseSensitive(h, "confidence");

@@ -15,7 +15,7 @@ static const char *const recall_fields[] = {
     "embedding", "text", "weights", "k", "threshold", "tags_any", "tags_all", "metadata",
     "kind", "when", "min_confidence", "include_suppressed", "who", "where", "session",
     "include_embedding", "spread", "max_hops", "hop_decay", "min_activation", "max_visited",
-    "trace", "reinforce", "exact", "ef", "as_of", NULL};
+    "trace", "reinforce", "exact", "ef", "as_of", "time", "time_boost", "time_ref", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
 static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err)
@@ -85,7 +85,53 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t
         if (v < 1 || v > 4096) return mn_error_set(err, MN_ERR_INVALID, "ef: must be in 1..4096");
         r->ef = (uint32_t)v;
     }
-    return MN_OK;
+    return rest_recall_time_from_json(o, r, err);
+}
+
+mn_err rest_recall_time_from_json(const cJSON *o, mn_recall_req_t *r, mn_error *err)
+{
+    /* a time the text names boosts the memories of then unless turned off */
+    r->time = MN_RECALL_TIME_BOOST;
+    const char *time = NULL;
+    mn_err rc = api_get_string(o, "time", "", &time, err);
+    if (rc) return rc;
+    if (time && mn_recall_time_parse(time, &r->time))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "time: must be \"boost\", \"filter\" or \"off\", got \"%.32s\"",
+                            time);
+    bool has_boost;
+    if ((rc = api_get_float(o, "time_boost", "", &has_boost, &r->time_boost, err))) return rc;
+    if (has_boost && r->time_boost == 0) /* 0 would mean the default in the engine */
+        return mn_error_set(err, MN_ERR_INVALID, "time_boost: must be in 1..%g",
+                            (double)MN_RECALL_TIME_BOOST_MAX);
+    return api_get_time(o, "time_ref", "", &r->has_time_ref, &r->time_ref_ms, err);
+}
+
+void rest_time_window_to_json(api_jw *w, const mn_recall_result_t *res)
+{
+    jw_key(w, "time_window");
+    if (!res->has_time_window) {
+        jw_null(w);
+        return;
+    }
+    jw_obj(w);
+    jw_key(w, "text");
+    jw_str(w, res->time_window.text);
+    jw_key(w, "from");
+    if (res->time_window.has_from)
+        jw_time(w, res->time_window.from_ms);
+    else
+        jw_null(w);
+    jw_key(w, "to");
+    if (res->time_window.has_to)
+        jw_time(w, res->time_window.to_ms);
+    else
+        jw_null(w);
+    jw_key(w, "unit");
+    jw_str(w, res->time_window.unit);
+    jw_key(w, "applied");
+    jw_str(w, res->time_window.applied);
+    jw_obj_end(w);
 }
 
 void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool trace)
@@ -184,6 +230,7 @@ void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     jw_float(&w, res.recall_confidence);
     jw_key(&w, "scanned");
     jw_uint(&w, res.scanned);
+    rest_time_window_to_json(&w, &res);
     jw_key(&w, "took_ms");
     jw_double(&w, took_ms, 4);
     jw_obj_end(&w);

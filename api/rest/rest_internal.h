@@ -42,6 +42,10 @@ mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_er
 /* Writes one recall hit (docs/api.md, "Recall"); activation and seed with spread, via with
  * trace. */
 void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool trace);
+/* The request's time fields (time, time_boost, time_ref; docs/api.md) and the
+ * response's time_window (null when the text names no time). */
+mn_err rest_recall_time_from_json(const cJSON *o, mn_recall_req_t *r, mn_error *err);
+void rest_time_window_to_json(api_jw *w, const mn_recall_result_t *res);
 
 /* The operationId docs/openapi.yaml gives (method, route pattern), or NULL. */
 const char *rest_openapi_op(const char *method, const char *route);

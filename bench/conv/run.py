@@ -13,6 +13,13 @@ turn and question is embedded as the normalised mean of its word vectors, and th
 runs too (mnemo: text + embedding fused by mnemo; FTS5 + cosine fused by RRF here).
 --variant adds mnemo systems with more recall parameters, --server-env configures the server
 under test, --when session dates turns by their session (see --help).
+Each mnemo recall carries "time_ref", when the question is asked (REALTALK: the time of the
+conversation's last turn, as the questions are asked after it; LongMemEval: question_date),
+so that dates without a year and relative ones ("last week") resolve as they would have
+then (--time-ref none leaves it out, for servers older than the field). Beside the question
+types, the figures have a column "dated": the questions whose text names a calendar day
+(e.g. "on 7 Jan 2024", "on 21.01.2024", "December 28 2023"; a regular expression here,
+independent of the server's parser).
 
 Metrics per question: evidence recall@k (share of its evidence turns in the top k) and
 MRR (1 / rank of the first evidence turn in the top k, 0 if none); averaged overall and
@@ -51,6 +58,10 @@ import numpy as np
 BATCH = 200          # memories per remember request (the API allows 1..1000)
 RRF_K = 60           # the constant of mnemo's own fusion (docs/recall.md §2)
 WORD_RE = re.compile(r"\w+", re.UNICODE)
+_MON = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
+DATED_RE = re.compile(r"\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?%s,?\s+\d{4}|\b%s\s+\d{1,2}"
+                      r"(?:st|nd|rd|th)?,?\s+\d{4}|\b\d{1,2}\.\d{1,2}\.\d{4}\b" % (_MON, _MON),
+                      re.IGNORECASE)
 
 
 def log(*a):
@@ -119,7 +130,9 @@ def load_realtalk(path, stats, when_mode="turn"):
             continue
         questions.append({"qid": "%s#%d" % (cid, i), "text": q["question"],
                           "type": REALTALK_TYPES.get(q.get("category"), "cat%s" % q.get("category")),
-                          "evidence": found})
+                          "evidence": found,
+                          # asked after the conversation: its last turn's time
+                          "ref_ms": max((t["when_ms"] for t in turns), default=None)})
     return {"id": cid, "turns": turns, "questions": questions}
 
 
@@ -162,7 +175,9 @@ def load_longmemeval(items, stats):
         cid = "q-" + re.sub(r"[^a-z0-9]+", "-", qid.lower())
         convs.append({"id": cid[:60], "turns": turns,
                       "questions": [{"qid": qid, "text": it["question"],
-                                     "type": it["question_type"], "evidence": evidence}]})
+                                     "type": it["question_type"], "evidence": evidence,
+                                     "ref_ms": (longmemeval_time(it["question_date"])
+                                                if it.get("question_date") else None)}]})
     return convs
 
 
@@ -324,10 +339,19 @@ def settle_links(h, deadline_s=600):
     raise RuntimeError("semantic linking still going after %d s" % deadline_s)
 
 
-def mnemo_recall(h, space, body, id2tid):
+TIME_REF = True  # send "time_ref" (main() turns it off for --time-ref none)
+QUESTION_REF = {"ms": None}  # the reference time of the question being recalled
+
+
+def mnemo_recall(h, space, body, id2tid, ref_ms=None, info=None):
+    ref_ms = QUESTION_REF["ms"] if ref_ms is None else ref_ms
+    if TIME_REF and ref_ms is not None and "time_ref" not in body:
+        body = dict(body, time_ref=ref_ms)
     t0 = time.perf_counter()
     r = h.call("POST", "/v1/spaces/%s/recall" % space, body)
     lat = time.perf_counter() - t0
+    if info is not None:
+        info["time_window"] = r.get("time_window")
     out = []
     for res in r["results"]:
         tid = id2tid.get(res["id"])
@@ -474,8 +498,9 @@ def summarize(per_q, systems, types):
     out = {}
     for s in systems:
         row = {}
-        for ty in ["all"] + types:
-            qs = [q for q in per_q if ty == "all" or q["type"] == ty]
+        for ty in ["all"] + types + ["dated"]:
+            qs = [q for q in per_q if ty == "all" or q["type"] == ty
+                  or (ty == "dated" and q.get("dated"))]
             if not qs:
                 continue
             row[ty] = {"n": len(qs),
@@ -496,6 +521,9 @@ def main():
     ap.add_argument("--when", choices=("turn", "session"), default="turn",
                     help="REALTALK: a turn's `when` is its own message time, or its session's "
                          "time plus one second a turn (as data with only session dates gives)")
+    ap.add_argument("--time-ref", choices=("question", "none"), default="question",
+                    help="send each question's reference time as time_ref (none: servers "
+                         "older than the field)")
     ap.add_argument("--vectors", action="store_true", help="train fastText vectors and run hybrids")
     ap.add_argument("--vec-dim", type=int, default=100)
     ap.add_argument("--vec-epoch", type=int, default=10)
@@ -509,6 +537,8 @@ def main():
                     help="one more mnemo system: the text recall body with JSON merged in, e.g. "
                          "'hops1={\"spread\": true, \"max_hops\": 1}' (repeatable)")
     args = ap.parse_args()
+    global TIME_REF
+    TIME_REF = args.time_ref == "question"
     if not 1 <= args.k <= 1000:
         sys.exit("--k must be in 1..1000")
     variants = []
@@ -552,6 +582,7 @@ def main():
                            "turns": nturns, "questions": nq, **dstats},
                "k": args.k, "seed": args.seed, "limit": args.limit, "vectors": args.vectors,
                "server_env": args.server_env, "variants": args.variant, "when": args.when,
+               "time_ref": args.time_ref,
                "vec": {"dim": args.vec_dim, "epoch": args.vec_epoch, "weight": args.vec_weight}}
     proc = None
     try:
@@ -622,8 +653,10 @@ def main():
                 mat = np.stack([tv[i] for i in idx]) if idx else np.zeros((0, dim), np.float32)
             for q in c["questions"]:
                 ranked = {}
+                QUESTION_REF["ms"] = q.get("ref_ms")
+                info = {}
                 ranked["mnemo"], l1 = mnemo_recall(h, space, {"text": q["text"], "k": k,
-                                                              "spread": False}, m)
+                                                              "spread": False}, m, info=info)
                 ranked["mnemo+spread"], l2 = mnemo_recall(h, space, {"text": q["text"], "k": k,
                                                                      "spread": True}, m)
                 ranked["fts5"], l3 = fts.search(table, c, q["text"], k)
@@ -670,7 +703,8 @@ def main():
                         ranked["mnemo-hybrid+spread"] = ranked["mnemo+spread"]
                         ranked["fts5+vec"] = ranked["fts5"]
                 rec = {"qid": q["qid"], "conv": c["id"], "type": q["type"], "question": q["text"],
-                       "evidence": q["evidence"], "sys": {}}
+                       "evidence": q["evidence"], "dated": bool(DATED_RE.search(q["text"])),
+                       "time_window": info.get("time_window"), "sys": {}}
                 for s in systems:
                     r, rr = score(ranked[s], q["evidence"], k)
                     rec["sys"][s] = {"recall": r, "mrr": rr, "top": ranked[s][:k]}
@@ -686,7 +720,7 @@ def main():
                                      "n": len(lat[s])} for s in systems}
         figures["total_s"] = time.perf_counter() - t_start
 
-        cols = ["all"] + types
+        cols = [ty for ty in ["all"] + types + ["dated"] if ty in summary[systems[0]]]
         print("evidence recall@%d / MRR@%d over %d questions (%d conversations, %d turns)"
               % (k, k, nq, len(convs), nturns))
         heads = ["%s (%d)" % (ty, summary[systems[0]][ty]["n"]) for ty in cols]

@@ -260,7 +260,10 @@ class MnemoClient:
     def recall(self, space, embedding=None, k=10, text=None, **options):
         """Recall by embedding and/or text. options: threshold, tags_any, tags_all, metadata,
         kind, when={"from","to"}, min_confidence, include_suppressed, include_embedding,
-        who, where, session, weights={"vector","text"}, spread, trace, reinforce ..."""
+        who, where, session, weights={"vector","text"}, spread, trace, reinforce, time
+        ("boost" | "filter" | "off": a time the text names, docs/recall.md §9), time_boost,
+        time_ref (when the question is asked) ...; the response's "time_window" says which
+        time the text named."""
         body = dict(options)
         body["k"] = k
         if embedding is not None:

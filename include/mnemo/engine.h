@@ -17,6 +17,17 @@
 #include "mnemo/model.h"
 #include "mnemo/util.h"
 
+typedef enum {
+    MN_RECALL_TIME_OFF = 0,
+    MN_RECALL_TIME_BOOST = 1,
+    MN_RECALL_TIME_FILTER = 2,
+} mn_recall_time_t;
+const char *mn_recall_time_name(mn_recall_time_t t);
+mn_err mn_recall_time_parse(const char *s, mn_recall_time_t *out);
+#define MN_RECALL_TIME_BOOST_DEFAULT 3.0f
+#define MN_RECALL_TIME_BOOST_MAX 1000.0f
+#define MN_RECALL_TIME_TEXT_MAX 95
+
 /* A recall cue: an embedding, words, or both. With both, the vector and the
  * keyword rankings are fused by reciprocal rank fusion (RRF, k = 60):
  * score = vector_weight / (60 + vector rank) + text_weight / (60 + text rank). */
@@ -54,6 +65,18 @@ typedef struct mn_recall_req {
      * ef is the search width (0 = engine.hnsw_ef_search; raised to k). */
     bool exact;
     uint32_t ef;
+    /* Time named in the text (docs/recall.md §9; the doors default it to
+     * boost, zeroed here it is off): the text's first time expression ("on 7
+     * Jan 2024", "last May", "two weeks ago"), resolved against time_ref_ms
+     * (else filter.as_of_ms, else now), widened by a day on each bounded side.
+     * BOOST multiplies the words' score (BM25) of the memories whose `when`
+     * lies in it by time_boost; FILTER keeps only them. A year ("in 2017",
+     * "last year"), which names when an event happened rather than when it
+     * was told, and an open range ("before May 5") are reported, not used. */
+    mn_recall_time_t time;
+    float time_boost; /* > 1; 0 = default MN_RECALL_TIME_BOOST_DEFAULT */
+    bool has_time_ref;
+    int64_t time_ref_ms;
 } mn_recall_req_t;
 
 #define MN_EF_MAX 10000
@@ -93,6 +116,19 @@ typedef struct mn_recall_result {
     /* How far to trust the recall as a whole: the best result's confidence
      * (0 when nothing came back). */
     float recall_confidence;
+    /* The time window the cue's text named (time not off), as understood:
+     * [from, to) before widening, the expression as written (cut to
+     * MN_RECALL_TIME_TEXT_MAX bytes), its unit ("day", "week", "month",
+     * "year", "range") and what was done with it ("boost", "filter", or
+     * "none" for a year). */
+    bool has_time_window;
+    struct {
+        bool has_from, has_to;
+        int64_t from_ms, to_ms;
+        char text[MN_RECALL_TIME_TEXT_MAX + 1];
+        const char *unit;    /* static */
+        const char *applied; /* static */
+    } time_window;
 } mn_recall_result_t;
 void mn_recall_result_clear(mn_recall_result_t *r);
 
