@@ -458,7 +458,7 @@ static mn_err spread_ranked(const mn__space *sp, recall *rc, size_t *n)
     mn__spread_params p = {
         .max_hops = req->max_hops ? req->max_hops : 2,
         .hop_decay = req->hop_decay > 0 ? req->hop_decay : 0.75f,
-        .min_activation = req->min_activation > 0 ? req->min_activation : 0.05f,
+        .min_activation = req->min_activation > 0 ? req->min_activation : 0.1f,
         .max_visited = req->max_visited ? req->max_visited : 1000,
         /* semantic links are made from the vectors: with an embedding cue what
          * they say is in every memory's base already (docs/recall.md §4) */

@@ -55,7 +55,7 @@ typedef struct mn_recall_req {
     bool spread;
     uint32_t max_hops;     /* 0 = default 2; at most MN_MAX_HOPS */
     float hop_decay;       /* 0 = default 0.75 */
-    float min_activation;  /* 0 = default 0.05 */
+    float min_activation;  /* 0 = default 0.1 */
     uint32_t max_visited;  /* 0 = default 1000 */
     bool trace;            /* fill mn_recall_hit_t.via */
     /* Strengthen the returned memories (spacing effect), in the background. */

@@ -279,7 +279,7 @@ static bool check_reorder_rule(const mn_recall_result_t *r)
             if (!(a->similarity < b->similarity)) continue;
             reordered = true;
             float ma = a->similarity > 0 ? a->similarity : 0;
-            assert_true(a->score - ma >= 0.05f - 1e-6f); /* lifted by at least min_activation */
+            assert_true(a->score - ma >= 0.1f - 1e-6f); /* lifted by at least min_activation */
             assert_true(a->n_via >= 1);
             long p = pos_of(r, &a->via[a->n_via - 1].from);
             assert_true(p >= 0 && (size_t)p < i);
