@@ -161,6 +161,20 @@ const char *mn_engine_text_languages(void)
     return mn_text_languages();
 }
 
+mn_err mn_engine_embedding_model_check(const char *s, size_t n, mn_error *err)
+{
+    if (n > MN_EMBEDDING_MODEL_MAX)
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "embedding_model: at most %d bytes, got %zu", MN_EMBEDDING_MODEL_MAX,
+                            n);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "embedding_model: printable ASCII only, byte %zu is 0x%02x", i,
+                                (unsigned char)s[i]);
+    return MN_OK;
+}
+
 mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_space_def_t *out,
                               mn_error *err)
 {
@@ -176,6 +190,14 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_spac
     if (def->text_language[0] && mn_text_language_parse(def->text_language) < 0)
         return mn_error_set(err, MN_ERR_INVALID, "text_language: \"%.16s\" is not one of %s",
                             def->text_language, mn_text_languages());
+    if (def->embedding_model_set) {
+        size_t n = strnlen(def->embedding_model, sizeof def->embedding_model);
+        if (n == sizeof def->embedding_model) /* not terminated: longer than the room */
+            return mn_error_set(err, MN_ERR_INVALID, "embedding_model: at most %d bytes",
+                                MN_EMBEDDING_MODEL_MAX);
+        mn_err mrc = mn_engine_embedding_model_check(def->embedding_model, n, err);
+        if (mrc) return mrc;
+    }
     mn_index_def_t ix = def->index;
     mn__space_index_defaults(e, &ix);
     mn_err rc = mn__space_index_check(&ix, err);
@@ -187,6 +209,7 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_spac
     *d = *def;
     if (!d->default_lifecycle) d->default_lifecycle = e->opts.default_lifecycle;
     if (!d->text_language[0]) snprintf(d->text_language, sizeof d->text_language, "english");
+    if (!d->embedding_model_set) memset(d->embedding_model, 0, sizeof d->embedding_model);
     d->index = ix;
     d->created_at_ms = mn__now(e);
     rc = mn__commit_submit(e, &p);

@@ -276,11 +276,16 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, siz
     switch (e->type) {
     case MN_WAL_OP_SPACE_CREATE: {
         const mn_space_def_t *d = &e->op.space_create.def;
+        fb::Offset<fb::String> model = 0; /* absent: none recorded */
+        if (d->embedding_model_set)
+            model = b.CreateString(d->embedding_model,
+                                   strnlen(d->embedding_model, sizeof d->embedding_model));
         op = w::CreateSpaceCreate(b, b.CreateString(d->name), d->dim, (int8_t)d->metric,
                                   (int8_t)d->default_lifecycle, d->created_at_ms,
                                   e->op.space_create.space_id, d->index.m, d->index.ef_construction,
                                   d->index.ef_search, (int8_t)d->index.quantize,
-                                  d->text_language[0] ? b.CreateString(d->text_language) : 0)
+                                  d->text_language[0] ? b.CreateString(d->text_language) : 0,
+                                  model)
                  .Union();
         op_type = w::Op_SpaceCreate;
         break;
@@ -407,6 +412,15 @@ static mn_err decode_space_create(const w::Entry *en, mn_wal_entry_t *out, mn_er
         if (n > MN_TEXT_LANGUAGE_MAX) n = MN_TEXT_LANGUAGE_MAX;
         memcpy(d->text_language, sc->text_language()->data(), n);
         d->text_language[n] = '\0';
+    }
+    if (sc->embedding_model()) { /* longer than any create accepts: damage, refused */
+        size_t n = sc->embedding_model()->size();
+        if (n > MN_EMBEDDING_MODEL_MAX)
+            return mn_error_set(err, MN_ERR_CORRUPT, "space create: embedding_model of %zu bytes",
+                                n);
+        memcpy(d->embedding_model, sc->embedding_model()->data(), n);
+        d->embedding_model[n] = '\0';
+        d->embedding_model_set = true;
     }
     out->op.space_create.space_id = sc->space_id();
     return MN_OK;

@@ -211,6 +211,9 @@ void mn_engine_close(mn_engine_t *e);
 
 /* The names text_language accepts, comma-separated ("none,arabic,...", static). */
 const char *mn_engine_text_languages(void);
+/* Checks a space's embedding_model (n bytes of s): at most MN_EMBEDDING_MODEL_MAX bytes of
+ * printable ASCII ("" is fine: none). MN_ERR_INVALID names the fault. */
+mn_err mn_engine_embedding_model_check(const char *s, size_t n, mn_error *err);
 mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_space_def_t *out,
                               mn_error *err);
 mn_err mn_engine_space_get(mn_engine_t *e, const char *name, mn_space_stats_t *out, mn_error *err);

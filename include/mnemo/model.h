@@ -91,6 +91,7 @@ typedef struct mn_index_def {
 } mn_index_def_t;
 
 #define MN_TEXT_LANGUAGE_MAX 31
+#define MN_EMBEDDING_MODEL_MAX 128 /* bytes of printable ASCII */
 typedef struct mn_space_def {
     char name[MN_SPACE_NAME_MAX + 1];
     /* keyword search's stemming: "none" or a Snowball language ("english",
@@ -101,6 +102,11 @@ typedef struct mn_space_def {
     mn_lifecycle_t default_lifecycle; /* UNSET on create means persistent */
     int64_t created_at_ms;          /* set by the engine */
     mn_index_def_t index;
+    /* the embedding model whose vectors the space holds (docs/config.md, "Embedding
+     * provider"): set = recorded ("" = none: the provider never embeds for it); unset =
+     * none recorded (a space made before the field or without a provider) */
+    bool embedding_model_set;
+    char embedding_model[MN_EMBEDDING_MODEL_MAX + 1];
 } mn_space_def_t;
 
 typedef struct mn_space_stats {
