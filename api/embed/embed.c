@@ -104,6 +104,8 @@ static void wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
+static void log_other_models(const mn_embed_t *em);
+
 /* ---- configuration ---- */
 
 mn_err mn_embed_config_check(const mn_config_embedding_t *c, mn_error *err)
@@ -122,6 +124,10 @@ mn_err mn_embed_config_check(const mn_config_embedding_t *c, mn_error *err)
         return mn_error_set(err, MN_ERR_INVALID,
                             "embedding.model is required with embedding.url (the \"model\" of "
                             "each request)");
+    mn_error merr = {0}; /* spaces record the model: it must fit their field */
+    if (mn_engine_embedding_model_check(c->model, strlen(c->model), &merr))
+        return mn_error_set(err, MN_ERR_INVALID, "embedding.model: %s",
+                            merr.message + strlen("embedding_model: "));
     if (c->dim < 1)
         return mn_error_set(err, MN_ERR_INVALID,
                             "embedding.dim is required with embedding.url (1..%d: the size of "
@@ -220,6 +226,7 @@ mn_err mn_embed_start(const mn_config_embedding_t *c, mn_engine_t *engine, mn_em
     mn_log_info("embedding: %s (model %s, dim %u) for %s", c->url, em->model, em->dim,
                 em->all_spaces ? "every space of that dim"
                                : "the spaces listed in embedding.spaces");
+    log_other_models(em);
     *out = em;
     return MN_OK;
 }
@@ -242,10 +249,37 @@ void mn_embed_stop(mn_embed_t *em)
 const char *mn_embed_model_for(const mn_embed_t *em, const mn_space_def_t *def)
 {
     if (!em || def->dim != em->dim) return NULL;
+    /* a space that recorded a model takes vectors of that model only ("" = none) */
+    if (def->embedding_model_set && strcmp(def->embedding_model, em->model)) return NULL;
     if (em->all_spaces) return em->model;
     for (size_t i = 0; i < em->n_spaces; i++)
         if (!strcmp(em->spaces[i], def->name)) return em->model;
     return NULL;
+}
+
+void mn_embed_space_new(const mn_embed_t *em, mn_space_def_t *def)
+{
+    if (def->embedding_model_set || !mn_embed_model_for(em, def)) return;
+    mn_assert(strlen(em->model) <= MN_EMBEDDING_MODEL_MAX); /* mn_embed_config_check */
+    memcpy(def->embedding_model, em->model, strlen(em->model) + 1);
+    def->embedding_model_set = true;
+}
+
+/* At start: one line per space that recorded a model the provider does not serve (its
+ * text-only memories and cues get no vector from it). */
+static void log_other_models(const mn_embed_t *em)
+{
+    mn_space_def_t *defs;
+    size_t nd;
+    if (mn_engine_space_list(em->engine, &defs, &nd, NULL)) return;
+    for (size_t i = 0; i < nd; i++) {
+        const mn_space_def_t *d = &defs[i];
+        if (d->embedding_model_set && d->embedding_model[0] && strcmp(d->embedding_model, em->model))
+            mn_log_warn("embedding: space %s names the model \"%s\", which the provider "
+                        "(model %s) does not serve: no vectors from it for that space",
+                        d->name, d->embedding_model, em->model);
+    }
+    free(defs);
 }
 
 static bool space_uses(mn_embed_t *em, const char *space)

@@ -2,8 +2,11 @@
  * cues that come with text only, from an OpenAI-compatible POST /v1/embeddings endpoint
  * named by [embedding] (docs/config.md; docs/api.md, "Embedding provider").
  *
- * One provider per process. A space uses it when its dim is embedding.dim and its name is
- * in embedding.spaces ("*" = all); GET of a space names it ("embedding_provider").
+ * One provider per process. A space uses it when its dim is embedding.dim, its name is in
+ * embedding.spaces ("*" = all) and the model it recorded (embedding_model) is
+ * embedding.model, or it recorded none (spaces made before the field or without a
+ * provider); "" recorded = never. GET of a space names it ("embedding_provider"). A space
+ * created while the provider applies to it records its model (mn_embed_space_new).
  *
  * - remember: the doors call mn_embed_remembered after the engine acknowledged; the memories
  *   (ids) go to a bounded queue and a background thread ("embed") reads their texts, sends
@@ -41,6 +44,10 @@ void mn_embed_stop(mn_embed_t *em);
 
 /* The model name when space def uses the provider, else NULL. em NULL: NULL. */
 const char *mn_embed_model_for(const mn_embed_t *em, const mn_space_def_t *def);
+/* Before a space is created: when def names no model and the provider applies to it,
+ * records the provider's model in def (so a later embedding.model cannot mix models in
+ * it). em NULL: nothing. */
+void mn_embed_space_new(const mn_embed_t *em, mn_space_def_t *def);
 /* After a remember in space acknowledged: queues the memories that came without an
  * embedding (mems[i] with id ids[i]). Never blocks on the provider. */
 void mn_embed_remembered(mn_embed_t *em, const char *space, const mn_memory_t *mems,

@@ -59,6 +59,12 @@ static mn_err m_create_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessag
                                 q->text_language, mn_engine_text_languages());
         memcpy(def.text_language, q->text_language, strlen(q->text_language) + 1);
     }
+    if (q->embedding_model) { /* absent: the provider's when it applies */
+        size_t n = strlen(q->embedding_model);
+        if ((rc = mn_engine_embedding_model_check(q->embedding_model, n, err))) return rc;
+        memcpy(def.embedding_model, q->embedding_model, n + 1);
+        def.embedding_model_set = true;
+    }
     if (q->index) { /* absent: the engine default; the engine checks ranges */
         const Mnemo__V1__IndexParams *x = q->index;
         if ((x->has_m && !x->m) || (x->has_ef_construction && !x->ef_construction) ||
@@ -72,6 +78,7 @@ static mn_err m_create_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessag
         if (q->index->has_quantize)
             def.index.quantize = q->index->quantize ? MN_QUANTIZE_INT8 : MN_QUANTIZE_NONE;
     }
+    mn_embed_space_new(c->api->embed, &def);
     if ((rc = mn_engine_space_create(c->api->engine, &def, &out, err))) return rc;
     Mnemo__V1__Space *s = g_space_out(&c->arena, &out);
     if (!s) return OOM(err);

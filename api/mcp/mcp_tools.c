@@ -157,6 +157,10 @@ static const char create_space_schema[] = SCHEMA(
     P_LIFECYCLE("default_lifecycle", "lifecycle of memories that name none") ","
     PROP("text_language", T_STR DESC("stemming for word search: english (default), none, or "
                                      "another Snowball language (french, german, spanish, ...)")) ","
+    PROP("embedding_model", T_STR DESC("the embedding model whose vectors the space holds: the "
+                                       "server's provider embeds its text only while it serves "
+                                       "this model; \"\" = never (bring your own vectors). "
+                                       "Default: the provider's model when it applies")) ","
     PROP("index", T_OBJ(
         PROP("m", T_INT DESC("graph links per node, 4..64 (default: the server's)")) ","
         PROP("ef_construction", T_INT DESC("candidates while building, 8..4096")) ","

@@ -61,6 +61,11 @@ static void space_fields(api_jw *w, const mn_space_def_t *d)
     jw_time(w, d->created_at_ms);
     jw_key(w, "text_language");
     jw_str(w, d->text_language[0] ? d->text_language : "english");
+    jw_key(w, "embedding_model"); /* the recorded one ("" = none), null: none recorded */
+    if (d->embedding_model_set)
+        jw_str(w, d->embedding_model);
+    else
+        jw_null(w);
     jw_key(w, "index");
     jw_obj(w);
     jw_key(w, "m");
@@ -111,7 +116,8 @@ static void stats_fields(api_jw *w, const mn_space_stats_t *s, const char *damag
 }
 
 static const char *const space_create_fields[] = {
-    "name", "dim", "metric", "default_lifecycle", "text_language", "index", NULL};
+    "name",          "dim",   "metric", "default_lifecycle", "text_language",
+    "embedding_model", "index", NULL};
 static const char *const index_fields[] = {"m", "ef_construction", "ef_search", "quantize", NULL};
 
 /* One optional positive integer of "index" (absent: the engine default; it checks ranges). */
@@ -184,6 +190,13 @@ static mn_err space_def_from_json(const cJSON *o, mn_space_def_t *d, mn_error *e
         return mn_error_set(err, MN_ERR_INVALID, "text_language: \"%.16s\" is not one of %s", lang,
                             mn_engine_text_languages());
     if (lang) memcpy(d->text_language, lang, strlen(lang) + 1);
+    const char *model = NULL; /* absent: the provider's when it applies (mn_embed_space_new) */
+    if ((rc = api_get_string(o, "embedding_model", "", &model, err))) return rc;
+    if (model) {
+        if ((rc = mn_engine_embedding_model_check(model, strlen(model), err))) return rc;
+        memcpy(d->embedding_model, model, strlen(model) + 1);
+        d->embedding_model_set = true;
+    }
     return index_def_from_json(o, &d->index, err);
 }
 
@@ -195,6 +208,7 @@ void rest_h_space_create(void *ctx, const mn_http_request_t *req, mn_http_respon
     mn_error err = {0};
     mn_space_def_t def, out;
     mn_err rc = space_def_from_json(body, &def, &err);
+    if (!rc) mn_embed_space_new(api->embed, &def);
     if (!rc) rc = mn_engine_space_create(api->engine, &def, &out, &err);
     api_json_free(body);
     if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
