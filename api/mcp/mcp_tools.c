@@ -159,7 +159,8 @@ static const char create_space_schema[] = SCHEMA(
                                      "another Snowball language (french, german, spanish, ...)")) ","
     PROP("embedding_model", T_STR DESC("the embedding model whose vectors the space holds: the "
                                        "server's provider embeds its text only while it serves "
-                                       "this model; \"\" = never (bring your own vectors). "
+                                       "this model; an empty string = never (bring your own "
+                                       "vectors). "
                                        "Default: the provider's model when it applies")) ","
     PROP("index", T_OBJ(
         PROP("m", T_INT DESC("graph links per node, 4..64 (default: the server's)")) ","

@@ -172,13 +172,17 @@ class MnemoClient:
     # ---- spaces ----
 
     def create_space(self, name, dim, metric="cosine", default_lifecycle=None,
-                     text_language=None):
-        """text_language: stemming of word search ("english" by default, "none", "french" ...)."""
+                     text_language=None, embedding_model=None):
+        """text_language: stemming of word search ("english" by default, "none", "french" ...).
+        embedding_model: the model whose vectors the space holds ("" = never embedded by the
+        server's provider; None: the provider's model when it applies)."""
         body = {"name": name, "dim": dim, "metric": metric}
         if default_lifecycle is not None:
             body["default_lifecycle"] = default_lifecycle
         if text_language is not None:
             body["text_language"] = text_language
+        if embedding_model is not None:
+            body["embedding_model"] = embedding_model
         return self.request("POST", "/v1/spaces", body)
 
     def list_spaces(self):
