@@ -164,9 +164,8 @@ const char *mn_engine_text_languages(void)
 mn_err mn_engine_embedding_model_check(const char *s, size_t n, mn_error *err)
 {
     if (n > MN_EMBEDDING_MODEL_MAX)
-        return mn_error_set(err, MN_ERR_INVALID,
-                            "embedding_model: at most %d bytes, got %zu", MN_EMBEDDING_MODEL_MAX,
-                            n);
+        return mn_error_set(err, MN_ERR_INVALID, "embedding_model: at most %d bytes, got %zu",
+                            MN_EMBEDDING_MODEL_MAX, n);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
             return mn_error_set(err, MN_ERR_INVALID,

@@ -274,7 +274,8 @@ static void log_other_models(const mn_embed_t *em)
     if (mn_engine_space_list(em->engine, &defs, &nd, NULL)) return;
     for (size_t i = 0; i < nd; i++) {
         const mn_space_def_t *d = &defs[i];
-        if (d->embedding_model_set && d->embedding_model[0] && strcmp(d->embedding_model, em->model))
+        if (d->embedding_model_set && d->embedding_model[0] &&
+            strcmp(d->embedding_model, em->model))
             mn_log_warn("embedding: space %s names the model \"%s\", which the provider "
                         "(model %s) does not serve: no vectors from it for that space",
                         d->name, d->embedding_model, em->model);

@@ -413,8 +413,7 @@ Mnemo__V1__Space *g_space_out(api_arena *a, const mn_space_def_t *d)
     s->created_at_ms = d->created_at_ms;
     s->text_language = adup(a, d->text_language[0] ? d->text_language : "english");
     if (!s->text_language) return NULL;
-    if (d->embedding_model_set && !(s->embedding_model = adup(a, d->embedding_model)))
-        return NULL;
+    if (d->embedding_model_set && !(s->embedding_model = adup(a, d->embedding_model))) return NULL;
     Mnemo__V1__IndexParams *ix = G_NEW(a, Mnemo__V1__IndexParams, mnemo__v1__index_params__init);
     if (!ix) return NULL;
     ix->has_m = ix->has_ef_construction = ix->has_ef_search = ix->has_quantize = true;

@@ -116,8 +116,8 @@ static void stats_fields(api_jw *w, const mn_space_stats_t *s, const char *damag
 }
 
 static const char *const space_create_fields[] = {
-    "name",          "dim",   "metric", "default_lifecycle", "text_language",
-    "embedding_model", "index", NULL};
+    "name",  "dim", "metric", "default_lifecycle", "text_language", "embedding_model",
+    "index", NULL};
 static const char *const index_fields[] = {"m", "ef_construction", "ef_search", "quantize", NULL};
 
 /* One optional positive integer of "index" (absent: the engine default; it checks ranges). */
