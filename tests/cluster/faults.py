@@ -220,7 +220,8 @@ print("ready", flush=True)
 got = []
 end = time.monotonic() + float(sys.argv[4])
 while time.monotonic() < end:
-    s.settimeout(max(0.01, end - time.monotonic()))
+    # after the first datagram, 1 s of silence ends the wait (the sender is done)
+    s.settimeout(max(0.01, min(end - time.monotonic(), 1.0 if got else 1e9)))
     try:
         data, peer = s.recvfrom(2048)
     except socket.timeout:

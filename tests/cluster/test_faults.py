@@ -59,8 +59,10 @@ def test_one_way_partition_is_asymmetric(env):
     assert len(F.udp_deliveries(net, 1, 0, count=20)) == 20
     assert "ip daddr %s drop" % net.addrs[1] in f.rules(0)
     assert f.rules(1) == ""
-    # SWIM: node 2 reaches both and relays indirect probes, so it never
-    # declares either dead; record what every view shows over a bounded window
+    # SWIM: node 2 reaches both and relays indirect probes (0 -> 2 -> 1 and
+    # the acks 1 -> 2 -> 0 and 0 -> 2 -> 1), so no view declares 0 or 1 dead
+    # (suspect may come and go); record every view over a bounded window.
+    # Observed here: every view stays all-alive, SWIM masks a one-way link.
     seen = {o: set() for o in range(N)}
     end = time.monotonic() + 6.0
     polls = 0
@@ -72,7 +74,9 @@ def test_one_way_partition_is_asymmetric(env):
         polls += 1
         time.sleep(0.05)
     assert polls > 0
-    assert (0, "dead") not in seen[2] and (1, "dead") not in seen[2], seen
+    print("one-way 0->1, states seen by each observer:", {o: sorted(seen[o], key=str) for o in seen})
+    for o in range(N):
+        assert (0, "dead") not in seen[o] and (1, "dead") not in seen[o], seen
     assert all(st in F_STATES for o in seen for (_, st) in seen[o]), seen
     f.heal()
     c.wait_converged(DEADLINE_S)
