@@ -28,6 +28,10 @@ START_DEADLINE_S = 30.0
 STATES = ("alive", "suspect", "dead", "left")
 
 
+class NodeExited(AssertionError):
+    """A node's process ended while it was waited for: no point polling on."""
+
+
 def wait_for(pred, deadline_s, what, interval_s=0.1):
     """Polls pred until it returns something truthy or deadline_s passes."""
     end = time.monotonic() + deadline_s
@@ -37,6 +41,8 @@ def wait_for(pred, deadline_s, what, interval_s=0.1):
             v = pred()
             if v:
                 return v
+        except NodeExited:
+            raise
         except Exception as e:  # noqa: BLE001 - a node restarting or paused: poll again
             last_exc = e
         if time.monotonic() >= end:
@@ -98,7 +104,7 @@ class Node:
 
         def up():
             if self.proc.poll() is not None:
-                raise RuntimeError("node %d exited with %s:\n%s"
+                raise NodeExited("node %d exited with %s:\n%s"
                                    % (self.i, self.proc.returncode, self.log()[-4000:]))
             doc = self.members_doc(timeout=1.0)
             for m in doc["members"]:
@@ -106,10 +112,7 @@ class Node:
                     return m["id"]
             return None
 
-        try:
-            node_id = wait_for(up, START_DEADLINE_S, "node %d's HTTP API" % self.i)
-        except RuntimeError as e:
-            raise AssertionError(str(e)) from None
+        node_id = wait_for(up, START_DEADLINE_S, "node %d's HTTP API" % self.i)
         assert self.id is None or self.id == node_id, "node %d changed id" % self.i
         self.id = node_id
         return self
@@ -230,6 +233,6 @@ class Cluster:
         return node_id
 
     def wait_converged(self, deadline_s):
-        """Every running, unpaused node sees every node alive."""
+        """Every node sees every node alive (call it after heal())."""
         live = [nd.i for nd in self.nodes]
         self.wait_states(live, live, "alive", deadline_s, "every node alive in every view")
