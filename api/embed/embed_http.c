@@ -8,6 +8,7 @@
  * to the model's work). Host names are resolved with getaddrinfo, which the
  * deadline does not bound (a numeric address or a local resolver keeps it short). */
 #include "embed_internal.h"
+#include "mnemo/assert.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -348,6 +349,46 @@ static bool chunked_complete(const char *b, size_t len)
     }
 }
 
+/* Writes the request line, the headers and the body. */
+static mn_err send_request(conn *c, const mn__embed_url *u, const char *bearer, const char *body,
+                           size_t body_len, mn_error *err)
+{
+    size_t hcap = 1024 + strlen(u->path) + strlen(u->authority) + (bearer ? strlen(bearer) : 0);
+    char *head = malloc(hcap);
+    if (!head) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    int hl = snprintf(head, hcap,
+                      "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mnemo\r\n"
+                      "Content-Type: application/json\r\nAccept: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n",
+                      u->path, u->authority, body_len, bearer ? "Authorization: Bearer " : "",
+                      bearer ? bearer : "", bearer ? "\r\n" : "");
+    mn_assert(hl > 0 && (size_t)hl < hcap); /* 1024 bytes cover the fixed text */
+    mn_err rc = conn_write(c, head, (size_t)hl, err);
+    if (!rc) rc = conn_write(c, body, body_len, err);
+    free(head);
+    return rc;
+}
+
+/* The status line and the framing headers of an answer's header block (NUL-terminated):
+ * *status, and either *chunked or *want (Content-Length; left at -1 when absent). */
+static mn_err parse_head(const char *head, int *status, bool *chunked, long *want, mn_error *err)
+{
+    int code = 0;
+    if (sscanf(head, "HTTP/1.%*1[01] %3d", &code) != 1 || code < 100)
+        return mn_error_set(err, MN_ERR_PARSE, "not an HTTP answer");
+    *status = code;
+    char v[64];
+    if (header(head, "Transfer-Encoding", v, sizeof v) && strcasestr(v, "chunked")) {
+        *chunked = true;
+    } else if (header(head, "Content-Length", v, sizeof v)) {
+        char *endp;
+        *want = strtol(v, &endp, 10);
+        if (*endp || *want < 0 || *want > (long)RESP_MAX)
+            return mn_error_set(err, MN_ERR_PARSE, "bad Content-Length \"%s\"", v);
+    }
+    return MN_OK;
+}
+
 /* Decodes a chunked body in place: its length, or -1 when malformed or cut short. */
 static long dechunk(char *b, size_t len)
 {
@@ -386,23 +427,8 @@ mn_err mn__embed_post(const mn__embed_url *u, void *tls_ctx, const char *bearer,
     conn c = {
         .fd = -1, .deadline_ms = mn_time_mono_ns() / 1000000 + timeout_ms, .cancel_fd = cancel_fd};
     mn_err rc = conn_open(&c, u, tls_ctx, err);
-    char *head = NULL, *buf = NULL;
-    if (!rc) {
-        size_t hcap = 1024 + strlen(u->path) + strlen(u->authority) + (bearer ? strlen(bearer) : 0);
-        head = malloc(hcap);
-        if (!head) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    }
-    if (!rc) {
-        int hl = snprintf(
-            head, 1024 + strlen(u->path) + strlen(u->authority) + (bearer ? strlen(bearer) : 0),
-            "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mnemo\r\n"
-            "Content-Type: application/json\r\nAccept: application/json\r\n"
-            "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n",
-            u->path, u->authority, body_len, bearer ? "Authorization: Bearer " : "",
-            bearer ? bearer : "", bearer ? "\r\n" : "");
-        rc = conn_write(&c, head, (size_t)hl, err);
-        if (!rc) rc = conn_write(&c, body, body_len, err);
-    }
+    char *buf = NULL;
+    if (!rc) rc = send_request(&c, u, bearer, body, body_len, err);
     size_t len = 0, cap = 0;
     size_t hdr_end = 0; /* offset of the body once the headers are in */
     long want = -1;     /* Content-Length, once known */
@@ -435,23 +461,7 @@ mn_err mn__embed_post(const mn__embed_url *u, void *tls_ctx, const char *bearer,
             if (e) {
                 hdr_end = (size_t)(e - buf) + 4;
                 e[2] = '\0'; /* the header block ends with the last header's CRLF */
-                int code = 0;
-                if (sscanf(buf, "HTTP/1.%*1[01] %3d", &code) != 1 || code < 100) {
-                    rc = mn_error_set(err, MN_ERR_PARSE, "not an HTTP answer");
-                    break;
-                }
-                *status = code;
-                char v[64];
-                if (header(buf, "Transfer-Encoding", v, sizeof v) && strcasestr(v, "chunked"))
-                    chunked = true;
-                else if (header(buf, "Content-Length", v, sizeof v)) {
-                    char *endp;
-                    want = strtol(v, &endp, 10);
-                    if (*endp || want < 0 || want > (long)RESP_MAX) {
-                        rc = mn_error_set(err, MN_ERR_PARSE, "bad Content-Length \"%s\"", v);
-                        break;
-                    }
-                }
+                if ((rc = parse_head(buf, status, &chunked, &want, err))) break;
             } else if (len > 65536) {
                 rc = mn_error_set(err, MN_ERR_PARSE, "headers larger than 64 KiB");
                 break;
@@ -468,7 +478,6 @@ mn_err mn__embed_post(const mn__embed_url *u, void *tls_ctx, const char *bearer,
         }
     }
     conn_close(&c);
-    free(head);
     if (rc) {
         free(buf);
         return rc;
