@@ -176,7 +176,7 @@ void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_respons
 static const char *const recognize_fields[] = {
     "embedding", "text",  "threshold", "tags_any",       "tags_all",
     "metadata",  "kind",  "when",      "min_confidence", "include_suppressed",
-    "who",       "where", "session",   "as_of",          NULL};
+    "who",       "where", "session",   "as_of",          "filter", NULL};
 
 void rest_h_recognize(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
@@ -239,6 +239,7 @@ static const char *const reminisce_fields[] = {"from",
                                                "min_confidence",
                                                "include_suppressed",
                                                "as_of",
+                                               "filter",
                                                NULL};
 
 static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req_t *r, mn_error *err)

@@ -108,10 +108,12 @@ static mn_err add_list(api_arena *a, const char *name, char *v, char ***list, si
 
 static const char *const list_params[] = {
     "limit", "cursor", "tags_any", "tags_all", "kind", "when_from", "when_to", "min_confidence",
-    "include_suppressed", "include_embedding", "who", "where", "session", "as_of", NULL};
+    "include_suppressed", "include_embedding", "who", "where", "session", "as_of", "filter", NULL};
 
+/* The query of a list; the parameter filter (URL-encoded JSON) leaves its parsed tree in
+ * *ftree, which the filter points into. */
 static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn_list_req_t *lr,
-                                  mn_error *err)
+                                  cJSON **ftree, mn_error *err)
 {
     api_qparam *qs;
     size_t nq;
@@ -172,6 +174,9 @@ static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn
             f->session = v;
         } else if (!strcmp(k, "as_of")) {
             rc = api_query_time(k, v, &f->as_of_ms, err);
+        } else if (!strcmp(k, "filter")) {
+            if (*ftree) rc = mn_error_set(err, MN_ERR_INVALID, "filter: given twice");
+            else rc = api_filter_from_text(v, strlen(v), a, ftree, f, err);
         }
     }
     return rc;
@@ -185,8 +190,10 @@ void rest_h_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *re
     api_arena_init(&a);
     mn_list_req_t lr;
     mn_list_result_t res = {0};
-    mn_err rc = list_req_from_query(req, &a, &lr, &err);
+    cJSON *ftree = NULL;
+    mn_err rc = list_req_from_query(req, &a, &lr, &ftree, &err);
     if (!rc) rc = mn_engine_list(api->engine, req->params[0], &lr, &res, &err);
+    api_json_free(ftree);
     api_arena_free(&a);
     if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;

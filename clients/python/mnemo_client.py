@@ -229,10 +229,13 @@ class MnemoClient:
     @staticmethod
     def _list_query(limit=None, cursor=None, tags_any=None, tags_all=None, kind=None,
                     when_from=None, when_to=None, min_confidence=None, include_suppressed=None,
-                    include_embedding=None, who=None, where=None, session=None, metadata=None):
+                    include_embedding=None, who=None, where=None, session=None, metadata=None,
+                    filter=None):
         q = {"limit": limit, "cursor": cursor, "kind": kind, "when_from": when_from,
              "when_to": when_to, "min_confidence": min_confidence, "who": who, "where": where,
              "session": session}
+        if filter is not None:  # the filter language (docs/api.md, "Filters") as JSON
+            q["filter"] = json.dumps(filter, separators=(",", ":"))
         if tags_any:
             q["tags_any"] = ",".join(tags_any)
         if tags_all:
