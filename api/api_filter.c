@@ -162,6 +162,8 @@ static mn_err read_values(fc *c, mn_filter_node_t *x, const cJSON *v)
     bool list = x->op == MN_FILTER_OP_IN || x->op == MN_FILTER_OP_NIN ||
                 (x->op == MN_FILTER_OP_CONTAINS && cJSON_IsArray(v));
     if (list && !cJSON_IsArray(v)) return fail(c, "expects an array");
+    if (v->type & API_JSON_FLOATS) /* a parse with compact_floats but no plain_member */
+        return fail(c, "cannot be read: numbers parsed as float32");
     size_t n = list ? (size_t)cJSON_GetArraySize(v) : 1;
     if (x->op == MN_FILTER_OP_CONTAINS && !n) return fail(c, "expects a non-empty array");
     if (n > MN_FILTER_VALUES_MAX - c->n_vals)

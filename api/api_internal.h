@@ -123,6 +123,9 @@ typedef struct api_json_opts {
     size_t string_bytes_max; /* bytes of one string or key, decoded */
     size_t nodes_max;        /* nodes of the whole document */
     bool compact_floats;     /* all-number arrays as one node of float32 values */
+    /* with compact_floats: every array inside the value of a member of this name stays
+     * ordinary nodes of doubles (a filter's operands: times, exact numbers) */
+    const char *plain_member;
 } api_json_opts;
 /* The type bit of a compact number array (a cJSON_Array without children): read it with
  * api_json_floats or api_json_array_size. cJSON_Print and cJSON_Duplicate see it as []. */
@@ -153,7 +156,7 @@ cJSON *api_json_refs(const cJSON *obj);
 /* Limits of a request body (REST and MCP): nesting 32, 1000 members in an array or object
  * (MN_BATCH_MAX), strings of at most MN_CONTENT_MAX bytes, nodes_max nodes (256 per memory
  * of the largest batch), number arrays compact and at most floats_max long (a space's dim,
- * or MN_DIM_MAX when it is not known). */
+ * or MN_DIM_MAX when it is not known), except those inside a "filter" (ordinary doubles). */
 #define API_BODY_DEPTH_MAX 32
 #define API_BODY_NODES_MAX (MN_BATCH_MAX * 256)
 void api_body_opts(api_json_opts *o, uint32_t dim);
