@@ -286,9 +286,9 @@ static mn_err read_filter(fc *c, const cJSON *v, uint32_t depth)
     bool several = !v->child || v->child->next;
     mn_err rc = several ? new_node(c, MN_FILTER_AND, depth, &at) : MN_OK;
     for (const cJSON *m = v->child; m && !rc; m = m->next) {
+        size_t back = path_push(c, m->string, 0);
         for (const cJSON *p = v->child; p != m && !rc; p = p->next)
             if (!strcmp(p->string, m->string)) rc = fail(c, "duplicate member");
-        size_t back = path_push(c, m->string, 0);
         if (!rc) rc = read_member(c, m, depth + several);
         if (!rc) path_pop(c, back);
     }
