@@ -8,7 +8,9 @@
  * The nodes go into an array in prefix order as they are read, each non-leaf's size set
  * once its children are in. Every refusal names where it is, as a path from "filter"
  * ("filter.or[0].and[1][\"metadata.n\"].gte: expects a string or a number"). What the
- * operators mean is the engine's (engine/filter_expr.c); this file only reads and types. */
+ * operators mean is the engine's (engine/filter_expr.c); this file only reads and types.
+ * Every string of the expression is copied into the request's arena, so the expression
+ * outlives the JSON it was read from. */
 #include "api_internal.h"
 
 #include <math.h>
@@ -112,8 +114,9 @@ static bool name_of(const cJSON *v, const char *const *names, int n, double *out
     return false;
 }
 
-/* One operand of field f into *out; a message of what it expects when it does not fit. */
-static const char *read_value(uint8_t f, const cJSON *v, mn_filter_value_t *out)
+/* One operand of field f into *out (strings copied into a); a message of what it expects
+ * when it does not fit, or "out of memory". */
+static const char *read_value(uint8_t f, const cJSON *v, api_arena *a, mn_filter_value_t *out)
 {
     static const char *const kinds[] = {
         [MN_KIND_EPISODIC] = "episodic", [MN_KIND_SEMANTIC] = "semantic"};
@@ -125,9 +128,9 @@ static const char *read_value(uint8_t f, const cJSON *v, mn_filter_value_t *out)
     switch (f) {
     case MN_FILTER_FIELD_METADATA:
         if (cJSON_IsString(v)) {
-            out->s = v->valuestring;
+            out->s = api_arena_strndup(a, v->valuestring, strlen(v->valuestring));
             out->has_num = mn_filter_number(v->valuestring, &out->num);
-            return NULL;
+            return out->s ? NULL : "out of memory";
         }
         if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
             out->num = v->valuedouble;
@@ -151,9 +154,9 @@ static const char *read_value(uint8_t f, const cJSON *v, mn_filter_value_t *out)
                                        "milliseconds since the epoch)";
     default: /* tags, context.* */
         if (!cJSON_IsString(v)) return "expects a string";
-        out->s = v->valuestring;
+        out->s = api_arena_strndup(a, v->valuestring, strlen(v->valuestring));
         out->has_num = false;
-        return NULL;
+        return out->s ? NULL : "out of memory";
     }
 }
 
@@ -174,7 +177,7 @@ static mn_err read_values(fc *c, mn_filter_node_t *x, const cJSON *v)
     const cJSON *it = list ? v->child : v;
     for (size_t i = 0; i < n; i++, it = it->next) {
         size_t back = list ? path_push(c, NULL, (int)i) : c->path_len;
-        const char *why = read_value(x->field, it, &vals[i]);
+        const char *why = read_value(x->field, it, c->a, &vals[i]);
         if (why) return fail(c, why);
         path_pop(c, back);
     }
@@ -223,7 +226,8 @@ static mn_err read_leaf(fc *c, uint8_t field, const char *key, const cJSON *op, 
     mn_filter_node_t *x = &c->nodes[at];
     x->field = field;
     x->op = (uint8_t)o;
-    x->key = key;
+    if (key && !(x->key = api_arena_strndup(c->a, key, strlen(key))))
+        return mn_error_set(c->err, MN_ERR_NOMEM, "out of memory");
     if (o != MN_FILTER_OP_EXISTS) return read_values(c, x, op);
     if (!cJSON_IsBool(op)) return fail(c, "expects true or false");
     x->exists = cJSON_IsTrue(op);
@@ -311,20 +315,22 @@ mn_err api_filter_compile(const cJSON *v, api_arena *a, mn_filter_t *f, mn_error
     return MN_OK;
 }
 
-mn_err api_filter_from_text(const char *text, size_t len, api_arena *a, cJSON **tree,
-                            mn_filter_t *f, mn_error *err)
+mn_err api_filter_from_text(const char *text, size_t len, api_arena *a, mn_filter_t *f,
+                            mn_error *err)
 {
     api_json_opts o = {.depth_max = API_BODY_DEPTH_MAX,
                        .members_max = MN_BATCH_MAX,
                        .string_bytes_max = MN_METADATA_VALUE_MAX,
                        .nodes_max = 4 * MN_FILTER_VALUES_MAX};
     api_json_result res;
-    *tree = api_json_parse_opts(text, len, &o, &res);
-    if (!*tree) {
+    cJSON *tree = api_json_parse_opts(text, len, &o, &res);
+    if (!tree) {
         if (res.status == API_JSON_NOMEM) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
         return mn_error_set(err, MN_ERR_INVALID,
                             "filter: not a JSON filter within limits (%s at byte %zu)",
                             res.status == API_JSON_LIMIT ? "too large" : "syntax", res.offset);
     }
-    return api_filter_compile(*tree, a, f, err);
+    mn_err rc = api_filter_compile(tree, a, f, err);
+    api_json_free(tree);
+    return rc;
 }

@@ -216,14 +216,12 @@ float api_to_float(double d);
 
 /* ---- the filter language (api_filter.c; docs/api.md, "Filters") ---- */
 /* Compiles the JSON filter v (the value of a request's "filter"; NULL or null: none) into
- * f->expr and f->n_expr, in the arena. A bad filter is MN_ERR_INVALID naming its path
- * ("filter.or[0].tags.contains: expects a string"). */
+ * f->expr and f->n_expr, all of it (strings too) in the arena a. A bad filter is
+ * MN_ERR_INVALID naming its path ("filter.or[0].tags.contains: expects a string"). */
 mn_err api_filter_compile(const cJSON *v, api_arena *a, mn_filter_t *f, mn_error *err);
-/* api_filter_compile of the JSON text[0..len) (a query parameter, a gRPC string): *tree gets
- * the parsed document, which f->expr points into (api_json_free it after f's last use; NULL
- * on a parse failure). */
-mn_err api_filter_from_text(const char *text, size_t len, api_arena *a, cJSON **tree,
-                            mn_filter_t *f, mn_error *err);
+/* api_filter_compile of the JSON text[0..len) (a query parameter, a gRPC string). */
+mn_err api_filter_from_text(const char *text, size_t len, api_arena *a, mn_filter_t *f,
+                            mn_error *err);
 
 /* ---- query strings ---- */
 typedef struct api_qparam {

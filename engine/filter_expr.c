@@ -271,3 +271,41 @@ uint32_t mn__filter_expr_fields(const mn_filter_node_t *x, uint32_t n)
         if (x[i].type == MN_FILTER_LEAF) bits |= 1u << x[i].field;
     return bits;
 }
+
+/* ---- copies ---- */
+
+mn_filter_node_t *mn__filter_expr_dup(const mn_filter_node_t *x, uint32_t n)
+{
+    size_t n_vals = 0, bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        n_vals += x[i].n_vals;
+        if (x[i].key) bytes += strlen(x[i].key) + 1;
+        for (uint32_t j = 0; j < x[i].n_vals; j++)
+            if (x[i].vals[j].s) bytes += strlen(x[i].vals[j].s) + 1;
+    }
+    /* nodes, then values (both 8-byte aligned), then the strings */
+    size_t head = n * sizeof *x + n_vals * sizeof(mn_filter_value_t);
+    char *block = malloc(head + bytes);
+    if (!block) return NULL;
+    mn_filter_node_t *out = (mn_filter_node_t *)(void *)block;
+    mn_filter_value_t *vals = (mn_filter_value_t *)(void *)(block + n * sizeof *x);
+    char *str = block + head;
+    for (uint32_t i = 0; i < n; i++) {
+        out[i] = x[i];
+        if (x[i].key) {
+            size_t l = strlen(x[i].key) + 1;
+            out[i].key = memcpy(str, x[i].key, l);
+            str += l;
+        }
+        out[i].vals = x[i].n_vals ? vals : NULL;
+        for (uint32_t j = 0; j < x[i].n_vals; j++, vals++) {
+            *vals = x[i].vals[j];
+            if (!vals->s) continue;
+            size_t l = strlen(vals->s) + 1;
+            vals->s = memcpy(str, vals->s, l);
+            str += l;
+        }
+    }
+    mn_assert(str == block + head + bytes);
+    return out;
+}

@@ -14,6 +14,9 @@
 mn_err mn__filter_expr_check(const mn_filter_node_t *x, uint32_t n, mn_error *err);
 /* The value of the checked expression x (n > 0 nodes) on the slot s. */
 bool mn__filter_expr_match(const mn_filter_node_t *x, uint32_t n, const mn__slot *s);
+/* A copy of the checked expression x[0 .. n) in one malloc'd block (free it with free);
+ * NULL when out of memory. */
+mn_filter_node_t *mn__filter_expr_dup(const mn_filter_node_t *x, uint32_t n);
 /* The fields x reads, as bits 1u << mn_filter_field_t. */
 uint32_t mn__filter_expr_fields(const mn_filter_node_t *x, uint32_t n);
 

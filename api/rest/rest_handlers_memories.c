@@ -110,10 +110,9 @@ static const char *const list_params[] = {
     "limit", "cursor", "tags_any", "tags_all", "kind", "when_from", "when_to", "min_confidence",
     "include_suppressed", "include_embedding", "who", "where", "session", "as_of", "filter", NULL};
 
-/* The query of a list; the parameter filter (URL-encoded JSON) leaves its parsed tree in
- * *ftree, which the filter points into. */
+/* The query of a list (filter: the filter language as URL-encoded JSON). */
 static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn_list_req_t *lr,
-                                  cJSON **ftree, mn_error *err)
+                                  mn_error *err)
 {
     api_qparam *qs;
     size_t nq;
@@ -175,8 +174,8 @@ static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn
         } else if (!strcmp(k, "as_of")) {
             rc = api_query_time(k, v, &f->as_of_ms, err);
         } else if (!strcmp(k, "filter")) {
-            if (*ftree) rc = mn_error_set(err, MN_ERR_INVALID, "filter: given twice");
-            else rc = api_filter_from_text(v, strlen(v), a, ftree, f, err);
+            if (f->expr) rc = mn_error_set(err, MN_ERR_INVALID, "filter: given twice");
+            else rc = api_filter_from_text(v, strlen(v), a, f, err);
         }
     }
     return rc;
@@ -190,10 +189,8 @@ void rest_h_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *re
     api_arena_init(&a);
     mn_list_req_t lr;
     mn_list_result_t res = {0};
-    cJSON *ftree = NULL;
-    mn_err rc = list_req_from_query(req, &a, &lr, &ftree, &err);
+    mn_err rc = list_req_from_query(req, &a, &lr, &err);
     if (!rc) rc = mn_engine_list(api->engine, req->params[0], &lr, &res, &err);
-    api_json_free(ftree);
     api_arena_free(&a);
     if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;

@@ -351,14 +351,19 @@ class MnemoClient:
 
     # ---- events (Server-Sent Events) ----
 
-    def events(self, space, timeout=None, max_events=None):
+    def events(self, space, timeout=None, max_events=None, filter=None):
         """Yields the events of a space as dicts ({"event": kind, "id": seq, "data": {...}})
         from GET /v1/spaces/{space}/events, on a connection of its own. The stream ends
         after a final event (dropped, space_dropped, closed), after max_events, or when
-        timeout seconds pass without a byte (socket.timeout is raised)."""
+        timeout seconds pass without a byte (socket.timeout is raised). filter (the filter
+        language, docs/api.md "Filters") keeps the remember and consolidate events of the
+        memories that match it."""
         conn = self._new_connection(timeout)
+        path = "/v1/spaces/%s/events" % _q(space)
+        if filter is not None:
+            path += "?" + urllib.parse.urlencode({"filter": json.dumps(filter)})
         try:
-            conn.request("GET", self.prefix + "/v1/spaces/%s/events" % _q(space),
+            conn.request("GET", self.prefix + path,
                          headers=self._base_headers("text/event-stream"))
             r = conn.getresponse()
             if r.status != 200:

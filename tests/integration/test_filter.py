@@ -4,16 +4,18 @@ operator, field and nesting, and the ids list and recall return compared with th
 answer. Then the 422 paths, the shorthands (alone and ANDed with a filter), and the as-of
 view of forgotten memories."""
 
+import http.client
 import json
 import math
 import random
 import re
+import threading
 from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 
-from conftest import expect_error
+from conftest import expect_error, wait_until
 
 TAGS = ["red", "green", "blue", "x y"]
 WHO = ["ann", "bob", "cy"]
@@ -346,3 +348,125 @@ def test_empty_and_null_filters_select_everything(population):
                                "spread": False, "filter": f})
         assert len(body["results"]) == len(stored)
     assert client.list_memories("filters", limit=1000, filter={"or": []})["memories"] == []
+
+
+# ---- the other doors: SSE, gRPC (Filter.expr, Watch), MCP ----
+
+def test_sse_stream_keeps_the_remember_events_of_matching_memories(server, client):
+    client.create_space("sse-filter", dim=2)
+    events = client.events("sse-filter", timeout=30,
+                           filter={"or": [{"tags": {"contains": "red"}},
+                                          {"metadata.n": {"gt": 5}}]})
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(
+        e for e in events if e["event"] in ("remember", "forget", "space_dropped")))
+    reader.start()
+    # the stream is subscribed once its headers arrived; the first event proves it
+    wait_until(lambda: _probe(client, got), 30, what="the stream to be live")
+    red = client.remember("sse-filter", "red", [1, 0], tags=["red"])
+    client.remember("sse-filter", "blue", [0, 1], tags=["blue"], metadata={"n": "2"})
+    big = client.remember("sse-filter", "big", [1, 1], metadata={"n": "12"})
+    client.forget("sse-filter", red)
+    client.delete_space("sse-filter")
+    reader.join(30)
+    kinds = [(e["event"], e["data"].get("id")) for e in got]
+    rem = [i for k, i in kinds if k == "remember"]
+    assert rem[-2:] == [red, big]  # after the red probes: blue never came
+    assert ("forget", red) in kinds  # forget events all pass
+    assert kinds[-1][0] == "space_dropped"
+
+
+def _probe(client, got):
+    """One poll: has a probe's event come? If not, writes another red probe memory."""
+    if any(e["event"] == "remember" for e in got):
+        return True
+    client.remember("sse-filter", "probe", [1, 0], tags=["red"])
+    return False
+
+
+def test_sse_bad_filter_is_422(server, client):
+    client.create_space("sse-bad", dim=2)
+    r = client.raw("GET", "/v1/spaces/sse-bad/events",
+                   query={"filter": json.dumps({"tags": {"gte": 1}})})
+    assert r.status == 422 and b"filter.tags.gte" in r.body
+
+
+def test_grpc_filter_expr_and_watch(server):
+    import grpc
+    from grpc_util import Grpc, pb
+    g = Grpc("127.0.0.1:%d" % server.grpc_port)
+    try:
+        g.CreateSpace(pb().CreateSpaceRequest(name="gfilter", dim=2, metric=pb().METRIC_COSINE))
+        w = g.Watch(pb().WatchRequest(space="gfilter",
+                                      filter=json.dumps({"tags": {"contains": "red"}})),
+                    timeout=30)
+        w.initial_metadata()
+        ids = {}
+        for name, tags in (("a", ["red"]), ("b", ["blue"]), ("c", ["red", "x"])):
+            ids[name] = g.Remember(pb().RememberRequest(space="gfilter", memory=pb().Memory(
+                content=name, embedding=[1, 0.5], tags=tags))).id
+        seen = []
+        for ev in w:
+            if ev.kind == pb().EVENT_KIND_REMEMBER:
+                seen.append(ev.id)
+            if len(seen) == 2:
+                break
+        assert seen == [ids["a"], ids["c"]]
+        w.cancel()
+        f = pb().Filter(expr=json.dumps({"not": {"tags": {"in": ["blue"]}}}), tags_any=["x"])
+        lst = g.ListMemories(pb().ListMemoriesRequest(space="gfilter", filter=f)).memories
+        assert [m.id for m in lst] == [ids["c"]]
+        hits = g.Recall(pb().RecallRequest(space="gfilter", embedding=[1, 0], filter=pb().Filter(
+            expr=json.dumps({"tags": {"eq": "blue"}})))).results
+        assert [h.id for h in hits] == [ids["b"]]
+        with pytest.raises(grpc.RpcError) as ei:
+            g.ListMemories(pb().ListMemoriesRequest(space="gfilter", filter=pb().Filter(
+                expr=json.dumps({"or": [{"kind": {"gt": 1}}]}))))
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "filter.or[0].kind.gt" in ei.value.details()
+        with pytest.raises(grpc.RpcError) as ei:
+            next(g.Watch(pb().WatchRequest(space="gfilter", filter="{")))
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        g.close()
+
+
+def mcp(server, method, params, sid=None):
+    """One JSON-RPC call to POST /mcp: (answer, session id)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if sid:
+        h.update({"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18"})
+    conn.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
+                                             "params": params}), h)
+    r = conn.getresponse()
+    body = json.loads(r.read())
+    sid = sid or r.getheader("mcp-session-id")
+    conn.close()
+    return body, sid
+
+
+def test_mcp_tools_take_a_filter(server, client):
+    client.create_space("mcpfilter", dim=2)
+    a = client.remember("mcpfilter", "lunch with ann", [1, 0], tags=["food"],
+                        context={"who": ["ann"]}, when="2026-01-05T12:00:00Z")
+    client.remember("mcpfilter", "lunch with bob", [1, 0.1], tags=["food"],
+                    context={"who": ["bob"]}, when="2026-01-06T12:00:00Z")
+    _, sid = mcp(server, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                        "clientInfo": {"name": "t", "version": "1"}})
+    tools, _ = mcp(server, "tools/list", {}, sid)
+    for t in tools["result"]["tools"]:
+        if t["name"] in ("recall", "recognize", "reminisce"):
+            assert t["inputSchema"]["properties"]["filter"]["type"] == "object", t["name"]
+    f = {"and": [{"context.who": {"contains": "ann"}}, {"when": {"lt": "2026-01-06T00:00:00Z"}}]}
+    r, _ = mcp(server, "tools/call", {"name": "recall", "arguments": {
+        "space": "mcpfilter", "embedding": [1, 0], "filter": f}}, sid)
+    assert [h["memory"]["id"] for h in r["result"]["structuredContent"]["results"]] == [a]
+    r, _ = mcp(server, "tools/call", {"name": "reminisce", "arguments": {
+        "space": "mcpfilter", "filter": {"context.who": {"nin": ["ann"]}}}}, sid)
+    assert [m["content"] for m in r["result"]["structuredContent"]["memories"]] == \
+        ["lunch with bob"]
+    r, _ = mcp(server, "tools/call", {"name": "recall", "arguments": {
+        "space": "mcpfilter", "embedding": [1, 0], "filter": {"when": {"in": [1, "x"]}}}}, sid)
+    assert r["result"]["isError"] is True
+    assert "filter.when.in[1]: expects a time" in r["result"]["content"][0]["text"]
