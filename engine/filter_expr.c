@@ -58,6 +58,15 @@ bool mn_filter_number(const char *s, double *out)
         if (!digits(&p)) return false;
     }
     if (*p) return false;
+    /* a short integer, the common case of a metadata count, exactly without strtod */
+    const char *q = s + (*s == '+' || *s == '-');
+    if (whole && p - q <= 15 && !strpbrk(q, ".eE")) {
+        int64_t v = 0;
+        for (; *q; q++)
+            v = v * 10 + (*q - '0');
+        *out = *s == '-' ? -(double)v : (double)v;
+        return true;
+    }
     errno = 0;
     double d = strtod(s, NULL);
     if (!isfinite(d)) return false;

@@ -10,6 +10,7 @@ import math
 import random
 import re
 import threading
+import time
 from datetime import datetime, timezone
 
 import numpy as np
@@ -470,3 +471,29 @@ def test_mcp_tools_take_a_filter(server, client):
         "space": "mcpfilter", "embedding": [1, 0], "filter": {"when": {"in": [1, "x"]}}}}, sid)
     assert r["result"]["isError"] is True
     assert "filter.when.in[1]: expects a time" in r["result"]["content"][0]["text"]
+
+
+def test_as_of_view_judges_forgotten_memories_on_what_is_left(client):
+    client.create_space("asof-filter", dim=2)
+    a = client.remember("asof-filter", "red one", [1, 0], tags=["red"])
+    b = client.remember("asof-filter", "blue one", [0, 1], tags=["blue"])
+    created = max(ms_of(m["created_at"])
+                  for m in client.list_memories("asof-filter")["memories"])
+    then = created + 1
+    wait_until(lambda: time.time() * 1000 > then + 1, 10, what="the clock to pass as_of")
+    client.forget("asof-filter", a)
+
+    def view(f):
+        q = {"as_of": str(then), "filter": json.dumps(f)}
+        page = client.request("GET", "/v1/spaces/asof-filter/memories", query=q)
+        return sorted((m["id"], bool(m.get("forgotten"))) for m in page["memories"])
+
+    # tags are erased: a filter that reads them leaves the forgotten memory out, either way
+    assert view({"tags": {"contains": "red"}}) == []
+    assert view({"not": {"tags": {"contains": "red"}}}) == [(b, False)]
+    # kind, when and created_at are kept: judged on them, it is there, redacted
+    assert view({"kind": {"eq": "episodic"}}) == sorted([(a, True), (b, False)])
+    assert view({"created_at": {"lte": then}}) == sorted([(a, True), (b, False)])
+    # now (no as_of) it is simply gone
+    assert [m["id"] for m in client.list_memories(
+        "asof-filter", filter={"kind": {"eq": "episodic"}})["memories"]] == [b]
