@@ -497,3 +497,17 @@ def test_as_of_view_judges_forgotten_memories_on_what_is_left(client):
     # now (no as_of) it is simply gone
     assert [m["id"] for m in client.list_memories(
         "asof-filter", filter={"kind": {"eq": "episodic"}})["memories"]] == [b]
+
+
+def test_recognize_and_reminisce_take_the_filter(population):
+    client, stored = population
+    tagged = next(m for m in stored if m["tags"])
+    cue = client.get("filters", tagged["id"], include_embedding=True)["embedding"]
+    hit = client.recognize("filters", embedding=cue, filter={"tags": {"exists": True}})
+    assert hit["best"] == tagged["id"] and hit["recognized"] is True
+    none = client.recognize("filters", embedding=cue, filter={"or": []})
+    assert none["best"] is None and none["recognized"] is False
+    f = {"and": [{"lifecycle": {"eq": "session"}}, {"importance": {"gt": 0.3}}]}
+    got = client.reminisce("filters", limit=1000, filter=f)
+    want = [m["id"] for m in stored if evaluate(m, f) and m["kind"] == "episodic"]
+    assert sorted(m["id"] for m in got) == sorted(want) and want
