@@ -11,7 +11,8 @@ Starts a real `mnemo serve` on a free loopback port with a temp data dir, then:
   filter language that 10% and then 1% of the memories pass ({"metadata.b": {"lt": 10}}
   and {"lt": 1}, b = the memory's number mod 100), printed as ratios to the unfiltered
   default path of the same run (and in-process, with recall@10 against the exact
-  filtered scan)
+  filtered scan; the path printed is the last query's: the planner scans instead of
+  searching the graph when its sample finds the filter selective)
 Runs bench/bench_engine.c (mn_bench_engine) with the same sizes and prints the
 HTTP figures, the in-process figures and their ratios. Request bodies are
 encoded before the clock starts, so the Python client measures the server.

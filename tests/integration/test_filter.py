@@ -511,3 +511,30 @@ def test_recognize_and_reminisce_take_the_filter(population):
     got = client.reminisce("filters", limit=1000, filter=f)
     want = [m["id"] for m in stored if evaluate(m, f) and m["kind"] == "episodic"]
     assert sorted(m["id"] for m in got) == sorted(want) and want
+
+
+def test_filter_inside_the_hnsw_search(server_factory):
+    """Above engine.hnsw_threshold the filter runs inside the graph search: every hit
+    matches, and a filter half the memories pass still fills k."""
+    s = server_factory(env={"MNEMO_ENGINE_HNSW_THRESHOLD": "100"})
+    client = s.client()
+    rng = random.Random(5)
+    client.create_space("graph", dim=8)
+    mems = [random_memory(rng, i, 8) for i in range(600)]
+    for start in range(0, len(mems), 200):
+        client.remember_batch("graph", mems[start:start + 200])
+    wait_until(lambda: client.stats("graph")["index"]["state"] == "ready", 60,
+               what="the index to catch up")
+    stored = client.list_memories("graph", limit=1000)["memories"]
+    paths = set()
+    for f in ({"kind": {"eq": "episodic"}}, {"not": {"tags": {"contains": "red"}}},
+              {"metadata.n": {"exists": True}}):
+        want = set(ids_matching(stored, f))
+        assert 0.3 < len(want) / len(stored) < 0.8, f
+        for _ in range(5):
+            res = client.recall("graph", [rng.uniform(-1, 1) for _ in range(8)], k=20,
+                                spread=False, filter=f)
+            paths.add(res["path"])
+            got = [h["memory"]["id"] for h in res["results"]]
+            assert len(got) == 20 and set(got) <= want, f
+    assert "hnsw" in paths
