@@ -231,6 +231,28 @@ static void test_filter_gone_memories_answer_only_kind_and_times(void **state)
     release(&c);
 }
 
+static void test_filter_copy_stands_alone(void **state)
+{
+    (void)state;
+    compiled c;
+    compile(&c, "{\"or\": [{\"metadata.n\": {\"in\": [\"7\", 8]}}, {\"tags\": "
+                "{\"contains\": [\"red\", \"blue\"]}}, {\"kind\": {\"exists\": false}}]}");
+    assert_int_equal(c.rc, MN_OK);
+    mn_filter_node_t *copy = mn__filter_expr_dup(c.f.expr, c.f.n_expr);
+    uint32_t n = c.f.n_expr;
+    release(&c); /* the copy owns everything it points to */
+    assert_non_null(copy);
+    mn_error err = {0};
+    assert_int_equal(mn__filter_expr_check(copy, n, &err), MN_OK);
+    mn__slot s = sample();
+    assert_true(mn__filter_expr_match(copy, n, &s));
+    s.n_metadata = 0;
+    assert_true(mn__filter_expr_match(copy, n, &s)); /* still red and blue */
+    s.n_tags = 1;
+    assert_false(mn__filter_expr_match(copy, n, &s));
+    free(copy);
+}
+
 /* ---- laws on random slots and random filters ---- */
 
 static const char *const pool[] = {"red", "blue", "ann", "home", "7", "abc", "-2"};
@@ -325,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_filter_refusals_name_the_path),
         cmocka_unit_test(test_filter_engine_check_refuses_malformed_arrays),
         cmocka_unit_test(test_filter_gone_memories_answer_only_kind_and_times),
+        cmocka_unit_test(test_filter_copy_stands_alone),
         cmocka_unit_test(test_filter_laws_hold_on_random_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
