@@ -261,12 +261,17 @@ static mn_err read_filter(fc *c, const cJSON *v, uint32_t depth);
 
 static mn_err read_member(fc *c, const cJSON *m, uint32_t depth)
 {
-    bool and = !strcmp(m->string, "and"), or = !strcmp(m->string, "or");
-    if (!and&&! or &&strcmp(m->string, "not")) return read_ops(c, m, depth);
+    bool is_and = !strcmp(m->string, "and"), is_or = !strcmp(m->string, "or");
+    bool is_not = !strcmp(m->string, "not");
+    if (!is_and && !is_or && !is_not) return read_ops(c, m, depth);
     uint32_t at = 0;
-    mn_err rc = new_node(c, and? MN_FILTER_AND : or ? MN_FILTER_OR : MN_FILTER_NOT, depth, &at);
+    mn_err rc = new_node(c,
+                         is_and  ? MN_FILTER_AND
+                         : is_or ? MN_FILTER_OR
+                                 : MN_FILTER_NOT,
+                         depth, &at);
     if (rc) return rc;
-    if (!and&&! or) {
+    if (is_not) {
         rc = read_filter(c, m, depth + 1);
     } else if (!cJSON_IsArray(m)) {
         rc = fail(c, "expects an array of filters");
