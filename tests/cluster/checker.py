@@ -9,7 +9,9 @@ prints the report (JSON) and exits 1 on any violation. The history holds
 - the clients' ops, `fault` records (schedule.py), `unavailable` faults;
 - `heal` (when the faults were undone), `converge` (what convergence saw);
 - `final_list` (every id a holder has for a space, after the heal) and
-  `final_get` (a holder's answer for an id whose forget was invoked).
+  `final_get` (a holder's answer for an id whose forget was invoked);
+- `node_exit`: each node's exit code on the SIGTERM that ends the run (not 0:
+  a violation, e.g. a sanitizer's report).
 
 Checks:
 1. Acknowledged writes: every remember answered 201 whose id no forget ever
@@ -83,6 +85,7 @@ class Index:
         self.unavailable = [r for r in recs if r["op"] == "unavailable"]
         self.converge = next((r for r in recs if r["op"] == "converge"), None)
         self.harness_errors = [r for r in recs if r["op"] in ("client_error", "harness_error")]
+        self.bad_exits = [r for r in recs if r["op"] == "node_exit" and r["code"] != 0]
 
 
 GONE_CODES = ("memory_forgotten", "memory_not_found")
@@ -242,6 +245,9 @@ def check(recs, stale_bound_s=5.0):
         v.append("stale reads: p99.9 %.3fs >= %.1fs" % (p999, stale_bound_s))
     if ix.harness_errors:
         v.append("%d harness errors" % len(ix.harness_errors))
+    if ix.bad_exits:
+        v.append("nodes exited badly on SIGTERM: %s"
+                 % ", ".join("%s: %s" % (r["node"], r["code"]) for r in ix.bad_exits))
     if not ix.final_lists:
         v.append("no final reads: the run did not finish")
     report["violations"] = v

@@ -113,6 +113,13 @@ def test_checker_counts_an_acknowledged_id_whose_first_forget_finds_it_gone_as_l
     assert checker.check(h)["violations"] == []
 
 
+def test_checker_counts_a_node_that_exits_badly_on_sigterm():
+    h = _history([{"op": "node_exit", "node": 0, "code": 0}])
+    assert checker.check(h)["violations"] == []
+    h.append({"op": "node_exit", "node": 1, "code": -6})  # e.g. abort_on_error after ASan
+    assert checker.check(h)["violations"] == ["nodes exited badly on SIGTERM: 1: -6"]
+
+
 def test_checker_cli_exits_non_zero_and_names_the_seed(tmp_path):
     p = tmp_path / "history.jsonl"
     h = _history([])
