@@ -185,7 +185,7 @@ class Client(threading.Thread):
                 last = repr(e)
             except (TimeoutError, ConnectionError) as e:
                 last, maybe = repr(e), True
-            if time.monotonic() >= end or self.stop.is_set() and attempts >= 3:
+            if time.monotonic() >= end or (self.stop.is_set() and attempts >= 3):
                 break
             time.sleep(min(0.2 * attempts, 1.0))
         self.finish(rec, "unknown" if maybe else "fail", attempts=attempts, error=last)
