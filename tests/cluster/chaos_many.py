@@ -17,7 +17,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 COLS = (("seed", "%5s"), ("faults", "%6s"), ("ops", "%7s"), ("acked", "%6s"), ("lost", "%4s"),
-        ("resurr", "%6s"), ("conv", "%5s"), ("conv_s", "%7s"), ("stale_p999_s", "%12s"),
+        ("resurr", "%6s"), ("conv", "%5s"), ("heal_s", "%6s"), ("conv_s", "%7s"), ("stale_p999_s", "%12s"),
         ("stale_max_s", "%11s"), ("violations", "%s"))
 
 
@@ -25,7 +25,7 @@ def row(r):
     return {"seed": r["seed"], "faults": len(r["faults"]), "ops": r["ops"],
             "acked": r["acked_writes"], "lost": r["lost_acked_writes"],
             "resurr": r["resurrected"], "conv": "yes" if r["converged"] else "NO",
-            "conv_s": r["convergence_s"], "stale_p999_s": r["stale_read_p999_s"],
+            "heal_s": r.get("heal_s"), "conv_s": r["convergence_s"], "stale_p999_s": r["stale_read_p999_s"],
             "stale_max_s": r["stale_read_max_s"], "violations": len(r["violations"])}
 
 

@@ -24,7 +24,9 @@ Checks:
    the forget was acknowledged saw it.
 3. Convergence after the heal within the bound: every SWIM view has every node
    alive, and each space's last lsn is equal across its holders (today one
-   holder each: trivially equal); `convergence_s` is the time it took.
+   holder each: trivially equal); `convergence_s` is the time it took from the
+   end of the heal, `heal_s` the heal itself (rules removed node by node,
+   killed / skewed nodes restarted), during which SWIM already mends.
 4. Staleness of reads: a read misses an acknowledged write when the write
    completed before the read was invoked, no forget of it was invoked before the
    read completed, and the read does not show it; the read's staleness is its
@@ -84,6 +86,7 @@ class Index:
         self.faults = [r for r in recs if r["op"] == "fault"]
         self.unavailable = [r for r in recs if r["op"] == "unavailable"]
         self.converge = next((r for r in recs if r["op"] == "converge"), None)
+        self.heal = next((r for r in recs if r["op"] == "heal"), {})
         self.harness_errors = [r for r in recs if r["op"] in ("client_error", "harness_error")]
         self.bad_exits = [r for r in recs if r["op"] == "node_exit" and r["code"] != 0]
 
@@ -190,7 +193,7 @@ def fault_summary(ix):
     out = []
     for f in ix.faults:
         d = {"kind": f["kind"], "at_s": round(f["at_s"], 3), "targets": f["targets"]}
-        for k in ("mode", "until_s", "skipped", "why", "flips", "error"):
+        for k in ("mode", "until_s", "skipped", "why", "flips", "error", "left_for_heal", "final"):
             if f.get(k) is not None:
                 d[k] = round(f[k], 3) if isinstance(f[k], float) else f[k]
         out.append(d)
@@ -219,6 +222,8 @@ def check(recs, stale_bound_s=5.0):
         "resurrected": len(res),
         "converged": bool(conv.get("converged")),
         "convergence_s": conv.get("convergence_s"),
+        "heal_s": (round(ix.heal["done_s"] - ix.heal["at_s"], 3)
+                   if "done_s" in ix.heal else None),
         "stale_read_p999_s": round(p999, 3),
         "stale_read_bound_s": stale_bound_s,
         "reads": len(values),

@@ -23,7 +23,9 @@ undoes whatever a failure left). Kinds and their modes:
 their times (relative to the history's t0) and writes each as a `fault`
 record: {"op": "fault", "kind", "mode", "at_s", "until_s", "targets", ...}.
 An episode still on at stop_at_s is left in place (`left_for_heal`): the run's
-final heal undoes it, so convergence is measured from a real fault.
+final heal undoes it. The plan always ends so (on 2 nodes or more): its last
+FINAL_S seconds are a minority cut off (`final`), long enough for SWIM to
+declare it dead, so convergence is measured from a real partition.
 """
 
 import random
@@ -33,6 +35,7 @@ import faults as F
 HOLD_S = (2.0, 8.0)
 GAP_S = (1.0, 3.0)
 FIRST_S = 2.0
+FINAL_S = 8.0  # the run's last seconds: a minority cut off until the final heal
 KINDS = (("partition", "majority-minority", 3, 3), ("partition", "asymmetric", 2, 2),
          ("partition", "bridge", 3, 2), ("partition", "flapping", 3, 2),
          ("loss", None, 2, 2), ("duplicate", None, 2, 1), ("delay", None, 1, 1),
@@ -44,7 +47,7 @@ def _targets(rnd, kind, mode, n):
     nodes = list(range(n))
     rnd.shuffle(nodes)
     if kind == "partition" and mode in ("majority-minority", "flapping"):
-        k = rnd.randint(1, (n - 1) // 2)
+        k = rnd.randint(1, max(1, (n - 1) // 2))
         return {"groups": [sorted(nodes[:k]), sorted(nodes[k:])]}
     if kind == "partition" and mode == "asymmetric":
         return {"from": nodes[0], "to": nodes[1]}
@@ -66,20 +69,24 @@ def plan(seed, n, duration_s):
     """The episodes of a run: [{"kind", "mode", "at_s", "hold_s", "targets", ...}]."""
     rnd = random.Random(seed)
     kinds = [(k, m) for (k, m, least, w) in KINDS if n >= least for _ in range(w)]
+    final = n >= 2 and duration_s >= FIRST_S + FINAL_S + 1.0
+    end_s = duration_s - FINAL_S if final else duration_s
     out = []
     t = FIRST_S
-    while True:
+    while t + 1.0 <= end_s:
         kind, mode = rnd.choice(kinds)
-        hold = round(rnd.uniform(*HOLD_S), 3)
-        if t + 1.0 > duration_s:
-            break
-        hold = round(min(hold, duration_s - t), 3)  # the last one may be cut by the run's end
+        hold = round(min(rnd.uniform(*HOLD_S), end_s - t), 3)  # the last one may be cut short
         ep = {"kind": kind, "mode": mode, "at_s": round(t, 3), "hold_s": hold,
               "targets": _targets(rnd, kind, mode, n)}
         if mode == "flapping":
             ep["period_s"] = round(rnd.uniform(0.3, 1.5), 3)
         out.append(ep)
         t += hold + rnd.uniform(*GAP_S)
+    if final:
+        at = max(t, end_s)
+        out.append({"kind": "partition", "mode": "majority-minority", "at_s": round(at, 3),
+                    "hold_s": round(duration_s - at, 3), "final": True,
+                    "targets": _targets(rnd, "partition", "majority-minority", n)})
     return out
 
 
@@ -149,7 +156,7 @@ class Runner:
 
     def episode(self, ep, stop, stop_at_s):
         rec = {"op": "fault", "kind": ep["kind"], "mode": ep["mode"], "targets": ep["targets"],
-               "planned_at_s": ep["at_s"], "at_s": self.h.now()}
+               "planned_at_s": ep["at_s"], "at_s": self.h.now(), "final": ep.get("final")}
         try:
             self.apply(ep)
         except F.FaultUnavailable as e:
