@@ -567,6 +567,32 @@ static bool same_log(const mn__rs_disk *a, const mn__rs_disk *b)
     return true;
 }
 
+/* MN_SIMREPL_DEBUG=1: what a node that did not converge holds, and every
+ * node's epoch history and log epochs (stderr). */
+static void dump_unconverged(const mn_simrepl_t *h, int i, int p)
+{
+    mn_spaces_repl_status_t st;
+    if (h->nodes[i].core && mn_spaces_repl_status(h->nodes[i].core, mn_simnet_now(h->net),
+                                                  MN__SIMREPL_SPACE, &st) == MN_OK)
+        fprintf(stderr,
+                "n%d: log %zu (primary n%d: %zu) role %d epoch %llu primary '%s' "
+                "snapshot %d\n",
+                i, h->nodes[i].disk.n, p, h->nodes[p].disk.n, st.role, (unsigned long long)st.epoch,
+                st.primary, st.snapshot_needed);
+    for (int k = 0; k < h->n; k++) {
+        const mn__rs_disk *d = &h->nodes[k].disk;
+        fprintf(stderr, "  n%d history:", k);
+        for (size_t j = 0; j < d->d.n_history; j++)
+            fprintf(stderr, " (%llu,%llu)", (unsigned long long)d->d.history[j].epoch,
+                    (unsigned long long)d->d.history[j].lsn);
+        fprintf(stderr, " base %llu; log epochs:", (unsigned long long)d->d.base_lsn);
+        for (size_t j = 0; j < d->n; j++)
+            if (j == 0 || d->log[j].epoch != d->log[j - 1].epoch)
+                fprintf(stderr, " %llu@%zu", (unsigned long long)d->log[j].epoch, j + 1);
+        fprintf(stderr, "\n");
+    }
+}
+
 static void judge_end(mn_simrepl_t *h)
 {
     mn_simrepl_result_t *res = h->res;
@@ -593,7 +619,10 @@ static void judge_end(mn_simrepl_t *h)
         if (!disk_has(pd, h->acked[i].id)) res->lost[h->acked[i].level]++;
     res->converged = true;
     for (int i = 0; i < h->n; i++)
-        if (!same_log(&h->nodes[i].disk, pd)) res->converged = false;
+        if (!same_log(&h->nodes[i].disk, pd)) {
+            res->converged = false;
+            if (getenv("MN_SIMREPL_DEBUG")) dump_unconverged(h, i, p);
+        }
 }
 
 void mn__simrepl_finish(mn_simrepl_t *h)

@@ -266,6 +266,7 @@ mn_err mn_spaces_repl_open(mn_spaces_repl_t *r, int64_t now_us, const char *spac
     memcpy(s->name, space, s->name_len);
     s->last_lsn = s->applied_lsn = last_lsn;
     s->opened_us = s->heard_us = now_us;
+    s->fetch_us = INT64_MIN / 2;
     s->batch_due_us = INT64_MAX;
     if (d) s->d = *d;
     mn_err rc = set_holders(r, s, holders, n, err);
@@ -383,23 +384,25 @@ uint64_t mn__repl_epoch_end(const mn_spaces_repl_durable_t *d, uint64_t last_lsn
     return end < last_lsn ? end : last_lsn;
 }
 
-void mn__repl_history_push(mn__repl_space *s, uint64_t epoch, uint64_t lsn)
+bool mn__repl_history_push(mn__repl_space *s, uint64_t epoch, uint64_t lsn)
 {
     mn_spaces_repl_durable_t *d = &s->d;
+    size_t n0 = d->n_history;
+    /* epochs that begin at or after lsn have no entry in this log (a term that
+     * wrote nothing here): they go */
+    while (d->n_history && d->history[d->n_history - 1].lsn >= lsn)
+        d->n_history--;
     if (d->n_history) {
-        mn_spaces_repl_epoch_start_t *last = &d->history[d->n_history - 1];
-        mn_assert(last->epoch <= epoch && last->lsn <= lsn);
-        if (last->epoch == epoch) return;
-        if (last->lsn == lsn) { /* that epoch wrote nothing here */
-            last->epoch = epoch;
-            return;
-        }
+        const mn_spaces_repl_epoch_start_t *last = &d->history[d->n_history - 1];
+        mn_assert(last->epoch <= epoch && last->lsn < lsn);
+        if (last->epoch == epoch) return d->n_history != n0;
     }
     if (d->n_history == MN_SPACES_REPL_HISTORY_MAX) {
         memmove(&d->history[0], &d->history[1], (d->n_history - 1) * sizeof d->history[0]);
         d->n_history--;
     }
     d->history[d->n_history++] = (mn_spaces_repl_epoch_start_t){epoch, lsn};
+    return true;
 }
 
 /* ---- frames in ---- */

@@ -104,7 +104,9 @@ static void check_votes(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us)
 static void request_votes(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us)
 {
     s->role = MN_SPACES_REPL_CANDIDATE;
-    mn_assert(s->elect_epoch > s->d.voted_epoch);
+    /* a vote granted since the round began used its epoch: ask for the next */
+    if (s->elect_epoch <= s->d.voted_epoch) s->elect_epoch = s->d.voted_epoch + 1;
+    mn_assert(s->elect_epoch > s->d.voted_epoch && s->elect_epoch > s->d.epoch);
     s->d.voted_epoch = s->elect_epoch;
     strcpy(s->d.voted_for, r->self);
     mn__repl_persist(r, s);
@@ -178,6 +180,11 @@ void mn__repl_on_vote_req(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer 
         strcpy(s->d.voted_for, p->node);
         mn__repl_persist(r, s);
         r->stats.votes_granted++;
+        if (s->role == MN_SPACES_REPL_CANDIDATE) { /* our own bid is for a lower epoch: drop it */
+            s->role = MN_SPACES_REPL_FOLLOWER;
+            for (size_t i = 0; i < s->n_peers; i++)
+                s->peers[i].granted = false;
+        }
     }
     mn_wire_repl_frame_t v = mn__repl_frame(r, s, MN_WIRE_REPL_VOTE);
     v.epoch = t;

@@ -103,8 +103,10 @@ uint64_t mn__repl_epoch_at(const mn_spaces_repl_durable_t *d, uint64_t lsn);
 /* The last lsn of the newest epoch <= e in the local log (*found false if none). */
 uint64_t mn__repl_epoch_end(const mn_spaces_repl_durable_t *d, uint64_t last_lsn, uint64_t e,
                             uint64_t *found_epoch, bool *found);
-/* Records that the local log's entries from lsn on are of epoch. */
-void mn__repl_history_push(mn__repl_space *s, uint64_t epoch, uint64_t lsn);
+/* Records that the local log's entries from lsn on are of epoch (lsn is the
+ * log's end + 1); drops the epochs that begin at or after lsn, which wrote
+ * nothing here. Returns whether the history changed (persist it). */
+bool mn__repl_history_push(mn__repl_space *s, uint64_t epoch, uint64_t lsn);
 bool mn__repl_same(const char *a, size_t alen, const char *b);
 
 /* repl_primary.c */

@@ -68,10 +68,7 @@ static void take_entries(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
             send_fetch(r, s, now_us, true);
             return;
         }
-        if (e->epoch != mn__repl_epoch_at(&s->d, s->last_lsn) || s->d.n_history == 0) {
-            mn__repl_history_push(s, e->epoch, e->lsn);
-            mn__repl_persist(r, s);
-        }
+        if (mn__repl_history_push(s, e->epoch, e->lsn)) mn__repl_persist(r, s);
         mn_assert(e->lsn == s->last_lsn + 1);
         s->last_lsn = e->lsn;
         r->cb.apply(r->cb.user, s->name, e->epoch, e->lsn, e->data, e->len);

@@ -1,6 +1,6 @@
 /* simnet: a deterministic discrete-event network simulator that runs many
- * sans-IO protocol cores (SWIM today; gossip and replication later) in one
- * thread, on a virtual clock, with one seeded PRNG.
+ * sans-IO protocol cores (SWIM and the replication core of spaces/ today;
+ * gossip later) in one thread, on a virtual clock, with one seeded PRNG.
  *
  * Nodes are generic: a core is anything with on_packet / on_tick /
  * next_deadline callbacks (mn_simnet_core_ops_t); simnet creates it at start
@@ -11,7 +11,8 @@
  * On top sits a SWIM harness (mn_simswim_*): N swim cores, a ground-truth
  * view matrix fed by their membership events, and scenarios (steady, crash,
  * partition, churn, join) that measure detection time, false positives,
- * message load and join convergence. */
+ * message load and join convergence; and a replication harness
+ * (mn_simrepl_*, below). */
 #ifndef MNEMO_SIMNET_H
 #define MNEMO_SIMNET_H
 

@@ -265,7 +265,8 @@ mn_err mn_spaces_repl_restored(mn_spaces_repl_t *r, int64_t now_us, const char *
 
 /* A received frame (any bytes: a bad frame is counted and dropped). */
 void mn_spaces_repl_on_message(mn_spaces_repl_t *r, int64_t now_us, const uint8_t *buf, size_t len);
-/* Timers: call when now >= mn_spaces_repl_next_deadline (INT64_MAX = none). */
+/* Timers: call when now >= mn_spaces_repl_next_deadline (INT64_MAX = none).
+ * Any call into the core may move the deadline: read it again after each. */
 void mn_spaces_repl_on_tick(mn_spaces_repl_t *r, int64_t now_us);
 int64_t mn_spaces_repl_next_deadline(const mn_spaces_repl_t *r);
 
