@@ -35,6 +35,8 @@ static void repl_usage(FILE *f)
           "  --random         draw each run's seed from the OS; print failing ones\n"
           "  --nodes N        holders, 3..7 (3)\n"
           "  --loss P         datagram loss probability (0; random: drawn 0..0.05)\n"
+          "  --dup P          datagram duplication probability (0)\n"
+          "  --reorder P      probability of an extra delay of up to 20 ms (0)\n"
           "  --writes N       client writes per second (400)\n"
           "  --detect-ms MS   the membership oracle's detection delay (1500)\n"
           "  --quiet          print failures and the summary only\n"
@@ -62,7 +64,12 @@ static int parse(int argc, char **argv, repl_cli *c)
             c->o.nodes = atoi(v);
         else if (strcmp(a, "--loss") == 0)
             c->o.link.loss = atof(v);
-        else if (strcmp(a, "--writes") == 0)
+        else if (strcmp(a, "--dup") == 0)
+            c->o.link.dup = atof(v);
+        else if (strcmp(a, "--reorder") == 0) {
+            c->o.link.reorder = atof(v);
+            c->o.link.reorder_us = 20000;
+        } else if (strcmp(a, "--writes") == 0)
             c->o.writes_per_s = atof(v);
         else if (strcmp(a, "--detect-ms") == 0)
             c->o.detect_ms = atoll(v);

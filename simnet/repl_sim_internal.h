@@ -29,7 +29,7 @@ typedef struct mn_simrepl mn_simrepl_t;
 typedef struct mn__rs_node {
     mn_simrepl_t *h;
     int idx;
-    char id[8];
+    char id[16];
     mn__rs_disk disk;
     mn_spaces_repl_t *core; /* NULL while down */
     int life;               /* +1 per crash */

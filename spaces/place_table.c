@@ -349,6 +349,7 @@ static void stamp(const mn_spaces_table_t *prev, mn_spaces_table_t *next)
 mn_err mn_spaces_step(const mn_spaces_table_t *prev, const mn_spaces_member_t *view, size_t n_view,
                       const mn_spaces_opts_t *o, mn_spaces_table_t *next, mn_error *err)
 {
+    if (prev == next) return mn_error_set(err, MN_ERR_INVALID, "placement: next is prev");
     mn__place_view v;
     mn__place_plan p;
     mn_err rc = mn__place_prepare(prev, view, n_view, o, &v, &p, err);

@@ -350,7 +350,7 @@ void mn__repl_adopt(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us, uint
     bool was_primary = s->role == MN_SPACES_REPL_PRIMARY;
     s->role = MN_SPACES_REPL_FOLLOWER;
     s->d.epoch = epoch;
-    memcpy(s->primary, leader, leader_len);
+    if (leader_len) memcpy(s->primary, leader, leader_len);
     s->primary[leader_len] = 0;
     s->reconciled = false;
     s->heard_us = now_us;

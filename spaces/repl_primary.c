@@ -214,6 +214,9 @@ void mn__repl_on_ack(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, i
     if (f->lsn > s->last_lsn) return; /* not from this log: ignore */
     p->ack_us = now_us;
     p->synced = true;
+    /* only a reconciled replica acks: a "needs a snapshot" mark from a stale
+     * (duplicated, reordered) fetch no longer holds */
+    p->snapshot = false;
     if (f->lsn > p->match) {
         p->match = f->lsn;
         p->progress_us = now_us;
@@ -230,9 +233,12 @@ void mn__repl_on_fetch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
                        const mn_wire_repl_frame_t *f)
 {
     uint64_t last = f->lsn ? f->lsn - 1 : 0; /* the follower's last entry */
+    /* a replica that acknowledged match in this epoch keeps it (acks come
+     * only once reconciled, and its log only grows from there): a fetch
+     * below it is an old one, duplicated or overtaken */
+    if (last < p->match) return;
     p->snapshot = false;
     p->synced = false;
-    if (p->match > last) p->match = last;
     if (last > s->last_lsn || (last > 0 && mn__repl_epoch_at(&s->d, last) != f->last_epoch)) {
         bool found;
         uint64_t fe = 0;

@@ -102,7 +102,8 @@ const mn_spaces_entry_t *mn_spaces_table_find(const mn_spaces_table_t *t, const 
 mn_err mn_spaces_table_add(mn_spaces_table_t *t, const char *space, mn_error *err);
 
 /* One placement step: next = f(prev, view, opts), a pure function (the order
- * of view does not matter). next must be initialised; it is overwritten.
+ * of view does not matter). next must be initialised and not be prev; it is
+ * overwritten.
  * Marks holders outside the view down, flags failovers, removes down
  * replicas, adds catching-up copies for repairs (unbounded) and for balance
  * (at most rebalance_concurrency spaces at once), drops a surplus copy only

@@ -81,7 +81,7 @@ static void test_repl_wire_encoder_rejects_malformed_frames(void **state)
 {
     (void)state;
     mn_wire_repl_enc_t *enc = mn_wire_repl_enc_new();
-    static const uint8_t d[1] = {0};
+    static const uint8_t d[8] = {0};
     mn_wire_repl_entry_t e[2];
     const uint8_t *out;
     size_t len;
