@@ -6,7 +6,8 @@
  *
  * The random scenario draws, every 400 ms of its fault phase, one of: crash
  * a node, restart one, partition the nodes in two, heal, cut one link, flap
- * a node's view of another; and a link loss of 0..5 % for the whole run. */
+ * a node's view of another, hand the primary's role to another node; and a
+ * link loss of 0..5 % for the whole run. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,7 @@
 
 static const char *const NAMES[] = {"crash-primary", "replica-wal", "replica-snapshot",
                                     "cut-replica",   "old-primary", "flaps",
-                                    "random"};
+                                    "handover",      "random"};
 
 mn_err mn_simrepl_scenario_parse(const char *s, mn_simrepl_scenario_t *out)
 {
@@ -68,7 +69,7 @@ static void random_action(mn_simrepl_t *h)
 {
     mn_prng_t *g = mn_simnet_prng(h->net);
     int a = (int)mn_prng_below(g, (uint64_t)h->n), b = (int)mn_prng_below(g, (uint64_t)h->n);
-    switch (mn_prng_below(g, 6)) {
+    switch (mn_prng_below(g, 7)) {
     case 0:
         if (a == primary_now(h)) mn__simrepl_fault(h);
         mn__simrepl_crash(h, a);
@@ -85,6 +86,9 @@ static void random_action(mn_simrepl_t *h)
     }
     case 3:
         mn__simrepl_heal(h);
+        break;
+    case 6:
+        if (a != primary_now(h)) mn__simrepl_handover(h, primary_now(h), a);
         break;
     case 4:
         if (a != b) mn__simrepl_cut(h, a, b);
@@ -135,6 +139,11 @@ static void fault_phase(mn_simrepl_t *h, mn_simrepl_scenario_t sc)
                 if (i != p) mn__simrepl_flap(h, i, p, 150 + 50 * k);
             mn__simrepl_advance(h, ms / 6);
         }
+        break;
+    case MN_SIMREPL_HANDOVER:
+        mn__simrepl_fault(h);
+        mn__simrepl_handover(h, p, r);
+        mn__simrepl_advance(h, ms);
         break;
     case MN_SIMREPL_RANDOM:
         for (int64_t t = 0; t < 3 * ms; t += 400) {

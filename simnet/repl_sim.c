@@ -420,6 +420,15 @@ int mn__simrepl_primary(const mn_simrepl_t *h, int64_t now_us)
     return best;
 }
 
+void mn__simrepl_handover(mn_simrepl_t *h, int from, int to)
+{
+    mn__rs_node *nd = &h->nodes[from];
+    if (!nd->core) return;
+    if (mn_spaces_repl_handover(nd->core, mn_simnet_now(h->net), MN__SIMREPL_SPACE, h->nodes[to].id,
+                                NULL) == MN_OK)
+        mn_simnet_wake(h->net, from);
+}
+
 void mn__simrepl_fault(mn_simrepl_t *h)
 {
     int p = mn__simrepl_primary(h, mn_simnet_now(h->net));

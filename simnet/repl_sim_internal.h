@@ -99,6 +99,8 @@ void mn__simrepl_cut(mn_simrepl_t *h, int a, int b);
 void mn__simrepl_flap(mn_simrepl_t *h, int obs, int tgt, int64_t ms);
 /* The judge's end of run: heal, restart, settle, check. */
 void mn__simrepl_finish(mn_simrepl_t *h);
+/* Asks node from (if it leads) to hand its role to node to. */
+void mn__simrepl_handover(mn_simrepl_t *h, int from, int to);
 /* Marks a primary fault now (for the failover time). */
 void mn__simrepl_fault(mn_simrepl_t *h);
 

@@ -468,6 +468,9 @@ static void dispatch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, i
     case MN_WIRE_REPL_VOTE:
         mn__repl_on_vote(r, s, p, now_us, f);
         break;
+    case MN_WIRE_REPL_HANDOVER:
+        if (from_leader) mn__repl_on_handover(r, s, now_us, f);
+        break;
     }
 }
 
@@ -526,7 +529,7 @@ bool mn_spaces_repl_writable(const mn_spaces_repl_t *r, int64_t now_us, const ch
                              uint64_t *epoch)
 {
     const mn__repl_space *s = space ? mn__repl_space_of(r, space, strlen(space)) : NULL;
-    if (!s || s->role != MN_SPACES_REPL_PRIMARY || !mn__repl_lease_ok(r, s, now_us)) return false;
+    if (!s || !mn__repl_taking_writes(r, s, now_us)) return false;
     if (epoch) *epoch = s->d.epoch;
     return true;
 }

@@ -101,7 +101,7 @@ static void check_votes(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us)
     mn__repl_primary_start(r, s, now_us, false);
 }
 
-static void request_votes(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us)
+static void request_votes(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us, bool transfer)
 {
     s->role = MN_SPACES_REPL_CANDIDATE;
     /* a vote granted since the round began used its epoch: ask for the next */
@@ -114,6 +114,7 @@ static void request_votes(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us
     f.epoch = s->elect_epoch;
     f.last_epoch = my_epoch(s);
     f.lsn = s->applied_lsn;
+    f.flags = transfer ? MN_WIRE_REPL_FLAG_TRANSFER : 0;
     for (size_t i = 0; i < s->n_peers; i++)
         if (s->peers[i].voter) mn__repl_send(r, s, s->peers[i].node, &f);
     check_votes(r, s, now_us);
@@ -140,7 +141,7 @@ static void check_gathered(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_u
     }
     if (heard < mn__repl_voters(s) / 2 + 1) return;
     bool tie = s->elect_streak > 0 && be == my_epoch(s) && bl == s->applied_lsn;
-    if (strcmp(best, r->self) == 0 || tie) request_votes(r, s, now_us);
+    if (strcmp(best, r->self) == 0 || tie) request_votes(r, s, now_us, false);
 }
 
 void mn__repl_on_state(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, int64_t now_us,
@@ -171,9 +172,10 @@ void mn__repl_on_vote_req(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer 
 {
     uint64_t t = f->epoch;
     bool again = t == s->d.voted_epoch && strcmp(s->d.voted_for, p->node) == 0;
+    bool transfer = f->flags & MN_WIRE_REPL_FLAG_TRANSFER;
     bool grant = s->self_voter && p->voter && t > s->d.epoch && (t > s->d.voted_epoch || again) &&
                  !better(my_epoch(s), s->applied_lsn, "", f->last_epoch, f->lsn, "") &&
-                 !sticky(r, s, p, now_us);
+                 (transfer || !sticky(r, s, p, now_us));
     if (grant && !again) {
         mn_assert(t > s->d.voted_epoch);
         s->d.voted_epoch = t;
@@ -199,6 +201,24 @@ void mn__repl_on_vote(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, 
     if (!(f->flags & MN_WIRE_REPL_FLAG_GRANTED)) return;
     p->granted = true;
     check_votes(r, s, now_us);
+}
+
+/* The primary hands over to this node, which has every entry it wrote: a
+ * round without the state phase, whose vote requests bypass the voters'
+ * loyalty to their live primary (it asked for this). */
+void mn__repl_on_handover(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
+                          const mn_wire_repl_frame_t *f)
+{
+    if (!s->self_voter || !s->reconciled || s->applied_lsn != f->lsn) return;
+    if (s->role == MN_SPACES_REPL_CANDIDATE) return; /* already asking */
+    uint64_t t = s->d.epoch > s->d.voted_epoch ? s->d.epoch : s->d.voted_epoch;
+    mn__repl_elect_stop(s);
+    s->electing = true;
+    s->elect_streak = 0;
+    s->elect_epoch = t + 1;
+    s->elect_deadline_us = now_us + r->cfg.election_timeout_us;
+    r->stats.elections++;
+    request_votes(r, s, now_us, true);
 }
 
 void mn__repl_elect_tick(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us)

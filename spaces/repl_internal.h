@@ -56,6 +56,8 @@ typedef struct mn__repl_space {
     int64_t batch_due_us; /* INT64_MAX = nothing waits */
     size_t pending_bytes; /* appended, not yet shipped to everyone */
     uint64_t quorum_lsn, all_lsn;
+    char handover_to[MN_SPACES_NODE_MAX + 1]; /* "" = none */
+    int64_t handover_until_us, handover_sent_us;
     int64_t ring_us[MN__REPL_RING]; /* append time of lsn, at lsn % ring */
     /* elections */
     bool electing;
@@ -121,6 +123,8 @@ void mn__repl_on_fetch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
 void mn__repl_primary_tick(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us);
 int64_t mn__repl_primary_deadline(const mn_spaces_repl_t *r, const mn__repl_space *s);
 bool mn__repl_lease_ok(const mn_spaces_repl_t *r, const mn__repl_space *s, int64_t now_us);
+/* Primary with a lease and no handover under way. */
+bool mn__repl_taking_writes(const mn_spaces_repl_t *r, const mn__repl_space *s, int64_t now_us);
 int64_t mn__repl_lag_ms(const mn__repl_space *s, const mn__repl_peer *p, int64_t now_us);
 
 /* repl_replica.c */
@@ -143,5 +147,7 @@ void mn__repl_on_vote(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, 
 void mn__repl_elect_tick(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us);
 int64_t mn__repl_elect_deadline(const mn_spaces_repl_t *r, const mn__repl_space *s);
 void mn__repl_elect_stop(mn__repl_space *s);
+void mn__repl_on_handover(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
+                          const mn_wire_repl_frame_t *f);
 
 #endif

@@ -67,6 +67,7 @@ void mn__repl_primary_start(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_
     for (size_t i = 0; i < MN__REPL_RING; i++)
         s->ring_us[i] = now_us;
     s->quorum_lsn = s->all_lsn = 0;
+    s->handover_to[0] = 0;
     s->pending_bytes = 0;
     s->batch_due_us = now_us;
     mn__repl_elect_stop(s);
@@ -80,6 +81,12 @@ bool mn__repl_lease_ok(const mn_spaces_repl_t *r, const mn__repl_space *s, int64
     for (size_t i = 0; i < s->n_peers; i++)
         in_contact += s->peers[i].voter && s->peers[i].ack_us >= now_us - r->cfg.lease_us;
     return in_contact >= nv / 2 + 1;
+}
+
+bool mn__repl_taking_writes(const mn_spaces_repl_t *r, const mn__repl_space *s, int64_t now_us)
+{
+    return s->role == MN_SPACES_REPL_PRIMARY && mn__repl_lease_ok(r, s, now_us) &&
+           !(s->handover_to[0] && now_us < s->handover_until_us);
 }
 
 int64_t mn__repl_lag_ms(const mn__repl_space *s, const mn__repl_peer *p, int64_t now_us)
@@ -191,7 +198,7 @@ mn_err mn_spaces_repl_append(mn_spaces_repl_t *r, int64_t now_us, const char *sp
     (void)data;
     mn__repl_space *s = space ? mn__repl_space_of(r, space, strlen(space)) : NULL;
     if (!s) return mn_error_set(err, MN_ERR_NOT_FOUND, "space is not open");
-    if (s->role != MN_SPACES_REPL_PRIMARY || !mn__repl_lease_ok(r, s, now_us))
+    if (!mn__repl_taking_writes(r, s, now_us))
         return mn_error_set(err, MN_ERR_BUSY, "not the primary of '%s' (epoch %llu)", space,
                             (unsigned long long)s->d.epoch);
     if (lsn != s->last_lsn + 1)
@@ -260,10 +267,48 @@ void mn__repl_on_fetch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
     ship_to(r, s, p, now_us, true);
 }
 
+/* ---- handover ---- */
+
+mn_err mn_spaces_repl_handover(mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                               const char *target, mn_error *err)
+{
+    mn__repl_space *s = space ? mn__repl_space_of(r, space, strlen(space)) : NULL;
+    if (!s) return mn_error_set(err, MN_ERR_NOT_FOUND, "space is not open");
+    if (s->role != MN_SPACES_REPL_PRIMARY)
+        return mn_error_set(err, MN_ERR_BUSY, "not the primary of '%s'", space);
+    mn__repl_peer *p = target ? mn__repl_peer_of(s, target, strlen(target)) : NULL;
+    if (!p || !p->voter)
+        return mn_error_set(err, MN_ERR_INVALID, "'%s' is not a voting holder of '%s'",
+                            target ? target : "", space);
+    strcpy(s->handover_to, p->node);
+    s->handover_until_us = now_us + 2 * r->cfg.election_timeout_us;
+    s->handover_sent_us = INT64_MIN / 2;
+    ship_all(r, s, now_us); /* what is pending goes now */
+    return MN_OK;
+}
+
+/* While handing over: once the target has every entry, tell it (again every
+ * retry_us); give up at the deadline. */
+static void handover_tick(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us)
+{
+    if (!s->handover_to[0]) return;
+    if (now_us >= s->handover_until_us) {
+        s->handover_to[0] = 0;
+        return;
+    }
+    mn__repl_peer *p = mn__repl_peer_of(s, s->handover_to, strlen(s->handover_to));
+    if (!p || p->match < s->last_lsn || now_us - s->handover_sent_us < r->cfg.retry_us) return;
+    mn_wire_repl_frame_t f = mn__repl_frame(r, s, MN_WIRE_REPL_HANDOVER);
+    f.lsn = s->last_lsn;
+    mn__repl_send(r, s, p->node, &f);
+    s->handover_sent_us = now_us;
+}
+
 /* ---- timers ---- */
 
 void mn__repl_primary_tick(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us)
 {
+    handover_tick(r, s, now_us);
     if (s->batch_due_us <= now_us) ship_all(r, s, now_us);
     for (size_t i = 0; i < s->n_peers; i++) {
         mn__repl_peer *p = &s->peers[i];
@@ -280,6 +325,11 @@ void mn__repl_primary_tick(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_u
 int64_t mn__repl_primary_deadline(const mn_spaces_repl_t *r, const mn__repl_space *s)
 {
     int64_t t = s->batch_due_us;
+    if (s->handover_to[0]) {
+        int64_t h = s->handover_sent_us + r->cfg.retry_us;
+        t = h < t ? h : t;
+        t = s->handover_until_us < t ? s->handover_until_us : t;
+    }
     for (size_t i = 0; i < s->n_peers; i++) {
         const mn__repl_peer *p = &s->peers[i];
         int64_t hb = p->sent_us + r->cfg.heartbeat_us;

@@ -47,7 +47,7 @@ bool fb_label_ok(const fb::String *s, size_t max, bool may_be_empty)
 
 bool frame_ok(const mn_wire_repl_frame_t &f)
 {
-    if (f.kind < MN_WIRE_REPL_APPEND || f.kind > MN_WIRE_REPL_VOTE) return false;
+    if (f.kind < MN_WIRE_REPL_APPEND || f.kind > MN_WIRE_REPL_KIND_MAX) return false;
     if (!label_ok(f.space, f.space_len, MN_WIRE_REPL_SPACE_MAX, false)) return false;
     if (!label_ok(f.from, f.from_len, MN_WIRE_REPL_ID_MAX, false)) return false;
     if (!label_ok(f.leader, f.leader_len, MN_WIRE_REPL_ID_MAX, true)) return false;
@@ -143,7 +143,7 @@ mn_err mn_wire_repl_decode(const uint8_t *buf, size_t len, mn_wire_repl_frame_t 
     if (!rw::VerifyFrameBuffer(v)) return MN_ERR_CORRUPT;
     const rw::Frame *p = rw::GetFrame(buf);
     if (p->version() / 256 != MN_WIRE_REPL_MAJOR) return MN_ERR_UNSUPPORTED;
-    if (p->kind() < MN_WIRE_REPL_APPEND || p->kind() > MN_WIRE_REPL_VOTE) return MN_ERR_CORRUPT;
+    if (p->kind() < MN_WIRE_REPL_APPEND || p->kind() > MN_WIRE_REPL_KIND_MAX) return MN_ERR_CORRUPT;
     if (!fb_label_ok(p->space(), MN_WIRE_REPL_SPACE_MAX, false) ||
         !fb_label_ok(p->from(), MN_WIRE_REPL_ID_MAX, false) ||
         !fb_label_ok(p->leader(), MN_WIRE_REPL_ID_MAX, true))

@@ -242,11 +242,12 @@ typedef enum {
     MN_SIMREPL_CUT_REPLICA,       /* the primary's link to one replica is cut, then healed */
     MN_SIMREPL_OLD_PRIMARY,       /* the primary is partitioned away, keeps writing, returns */
     MN_SIMREPL_FLAPS,             /* membership flaps: the primary is reported dead and alive */
+    MN_SIMREPL_HANDOVER,          /* the primary hands its role to a replica under writes */
     MN_SIMREPL_RANDOM,            /* a random mix of the above, from the seed */
 } mn_simrepl_scenario_t;
 
 /* Parses "crash-primary" | "replica-wal" | "replica-snapshot" | "cut-replica" |
- * "old-primary" | "flaps" | "random". */
+ * "old-primary" | "flaps" | "handover" | "random". */
 mn_err mn_simrepl_scenario_parse(const char *s, mn_simrepl_scenario_t *out);
 const char *mn_simrepl_scenario_name(mn_simrepl_scenario_t sc);
 

@@ -257,6 +257,13 @@ void mn_spaces_repl_member(mn_spaces_repl_t *r, int64_t now_us, const char *node
  * when this node may not take writes (not the primary, or no lease). */
 mn_err mn_spaces_repl_append(mn_spaces_repl_t *r, int64_t now_us, const char *space, uint64_t lsn,
                              const uint8_t *data, size_t len, mn_error *err);
+/* Primary: hands the role to target, a voting holder: writes stop, and once
+ * target has every entry it is told to call an election that voters grant
+ * even while they hear this primary (Raft's leadership transfer). Cancelled
+ * if no new primary within two election timeouts. MN_ERR_BUSY if not the
+ * primary; MN_ERR_INVALID if target is not a voting holder. */
+mn_err mn_spaces_repl_handover(mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                               const char *target, mn_error *err);
 /* Follower: the store applied every entry up to lsn durably. */
 void mn_spaces_repl_applied(mn_spaces_repl_t *r, const char *space, uint64_t lsn);
 /* Follower: a snapshot of the primary's space up to lsn (whose entry is of

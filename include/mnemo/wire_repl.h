@@ -30,11 +30,14 @@ typedef enum {
     MN_WIRE_REPL_STATE = 7,
     MN_WIRE_REPL_VOTE_REQ = 8,
     MN_WIRE_REPL_VOTE = 9,
+    MN_WIRE_REPL_HANDOVER = 10,
 } mn_wire_repl_kind_t;
+#define MN_WIRE_REPL_KIND_MAX MN_WIRE_REPL_HANDOVER
 
-#define MN_WIRE_REPL_FLAG_CHECKED 1 /* append: answers a fetch; the prefix agrees */
-#define MN_WIRE_REPL_FLAG_REPLY 1   /* state: answer with yours */
-#define MN_WIRE_REPL_FLAG_GRANTED 1 /* vote */
+#define MN_WIRE_REPL_FLAG_CHECKED 1  /* append: answers a fetch; the prefix agrees */
+#define MN_WIRE_REPL_FLAG_REPLY 1    /* state: answer with yours */
+#define MN_WIRE_REPL_FLAG_GRANTED 1  /* vote */
+#define MN_WIRE_REPL_FLAG_TRANSFER 1 /* vote-req: a handover the primary asked for */
 
 typedef struct mn_wire_repl_entry {
     uint64_t epoch, lsn;

@@ -90,6 +90,15 @@ static void test_simnet_repl_membership_flaps_keep_the_invariants(void **state)
     run(MN_SIMREPL_FLAPS, 15);
 }
 
+static void test_simnet_repl_handover_moves_the_role_without_an_outage(void **state)
+{
+    (void)state;
+    mn_simrepl_result_t r = run(MN_SIMREPL_HANDOVER, 16);
+    assert_int_equal(r.epochs, 2);
+    assert_true(r.failover_s >= 0 && r.failover_s < 0.1);
+    assert_int_equal(r.truncations, 0); /* nothing to hand back: the target had it all */
+}
+
 static void test_simnet_repl_random_faults_keep_the_invariants(void **state)
 {
     (void)state;
@@ -118,6 +127,7 @@ int main(void)
         cmocka_unit_test(test_simnet_repl_primary_cut_from_one_replica_keeps_quorum),
         cmocka_unit_test(test_simnet_repl_old_primary_returns_and_hands_back_its_entries),
         cmocka_unit_test(test_simnet_repl_membership_flaps_keep_the_invariants),
+        cmocka_unit_test(test_simnet_repl_handover_moves_the_role_without_an_outage),
         cmocka_unit_test(test_simnet_repl_random_faults_keep_the_invariants),
         cmocka_unit_test(test_simnet_repl_same_seed_replays_the_same_trace),
     };

@@ -250,9 +250,9 @@ static void test_spaces_repl_hostile_frames_never_break_it(void **state)
                 uint64_t base = mn_prng_below(&g, 8);
                 for (size_t k = 0; k < ne; k++)
                     e[k] = entry(1 + mn_prng_below(&g, 4), base + k, d, mn_prng_below(&g, 4) != 0);
-                deliver(w, now, (uint8_t)(1 + mn_prng_below(&g, 9)), FROM[mn_prng_below(&g, 3)],
-                        mn_prng_below(&g, 6), mn_prng_below(&g, 12), mn_prng_below(&g, 6),
-                        (uint8_t)mn_prng_below(&g, 2), e, ne);
+                deliver(w, now, (uint8_t)(1 + mn_prng_below(&g, MN_WIRE_REPL_KIND_MAX)),
+                        FROM[mn_prng_below(&g, 3)], mn_prng_below(&g, 6), mn_prng_below(&g, 12),
+                        mn_prng_below(&g, 6), (uint8_t)mn_prng_below(&g, 2), e, ne);
             }
             if (mn_spaces_repl_next_deadline(w->core) <= now) mn_spaces_repl_on_tick(w->core, now);
             mn_spaces_repl_status_t st;
