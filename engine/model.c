@@ -75,8 +75,24 @@ mn_err mn_lifecycle_parse(const char *s, mn_lifecycle_t *out)
     return MN_OK;
 }
 
-static const char *edge_names[MN_EDGE_KINDS] = {"temporal", "semantic", "causal", "explicit",
-                                                "consolidation"};
+static const char *edge_names[MN_EDGE_KINDS] = {"temporal", "semantic",      "causal",
+                                                "explicit", "consolidation", "duplicate"};
+
+const char *mn_dedup_mode_name(mn_dedup_mode_t m)
+{
+    return m == MN_DEDUP_OFF ? "off" : "exact";
+}
+
+mn_err mn_dedup_mode_parse(const char *s, mn_dedup_mode_t *out)
+{
+    if (!strcmp(s, "exact"))
+        *out = MN_DEDUP_EXACT;
+    else if (!strcmp(s, "off"))
+        *out = MN_DEDUP_OFF;
+    else
+        return MN_ERR_INVALID;
+    return MN_OK;
+}
 
 const char *mn_edge_kind_name(mn_edge_kind_t k)
 {
@@ -155,8 +171,8 @@ void mn_filter_init(mn_filter_t *f)
 const char *mn_reason_name(unsigned bit_index)
 {
     static const char *names[MN_REASON_COUNT] = {"low_similarity", "low_encoding_confidence",
-                                                 "associative", "decayed", "low_support",
-                                                 "embedding_unavailable"};
+                                                 "associative",    "decayed",
+                                                 "low_support",    "embedding_unavailable"};
     return bit_index < MN_REASON_COUNT ? names[bit_index] : "unknown";
 }
 

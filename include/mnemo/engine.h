@@ -227,6 +227,13 @@ mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err);
  * earlier id and is not written again. Returns once durable (per lifecycle). */
 mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *mems, size_t n,
                           mn_id_t *ids_out, mn_error *err);
+/* mn_engine_remember that also says, in dup_out[i] (when not NULL), whether
+ * mems[i] was an exact duplicate (space option dedup "exact", docs/api.md
+ * "Duplicates"): then ids_out[i] is the live memory it equals, or the earlier
+ * memory of the same batch, and nothing was written for it. An idempotency key
+ * seen before wins: its id is the answer and dup_out[i] is false. */
+mn_err mn_engine_remember_dedup(mn_engine_t *e, const char *space, const mn_memory_t *mems,
+                                size_t n, mn_id_t *ids_out, bool *dup_out, mn_error *err);
 /* Fills *out (clear with mn_memory_clear). MN_ERR_GONE if forgotten. */
 mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool with_embedding,
                      mn_memory_t *out, mn_error *err);

@@ -1,0 +1,113 @@
+"""Duplicates on the way in (docs/api.md, "Duplicates"): exact duplicates answer the
+existing id with duplicate_of and store nothing, also under concurrent identical
+remembers from many HTTP clients; the space options round-trip and are checked."""
+import threading
+
+from conftest import expect_error
+
+
+def test_exact_duplicate_single_and_batch(client, space_name):
+    s = client.create_space(space_name, 2)
+    assert s["dedup"] == "exact" and s["dedup_threshold"] is None
+    first = client.request("POST", "/v1/spaces/%s/memories" % space_name,
+                           {"content": "the kettle is broken", "embedding": [1, 0]})
+    assert "duplicate_of" not in first
+    again = client.request("POST", "/v1/spaces/%s/memories" % space_name,
+                           {"content": "  the kettle\n is broken ", "embedding": [1, 0]})
+    assert again == {"id": first["id"], "duplicate_of": first["id"]}
+    batch = client.request("POST", "/v1/spaces/%s/memories" % space_name, {"memories": [
+        {"content": "the kettle is broken", "embedding": [1, 0]},
+        {"content": "new", "embedding": [0, 1]},
+        {"content": "new", "embedding": [0, 1]},
+        {"content": "The kettle is broken", "embedding": [1, 0]}]})
+    ids, dup = batch["ids"], batch["duplicate_of"]
+    assert dup[0] == ids[0] == first["id"]
+    assert dup[1] is None and dup[2] == ids[1] == ids[2]
+    assert dup[3] is None and ids[3] not in (ids[0], ids[1])
+    assert client.stats(space_name)["memories"] == 3
+
+
+def test_context_or_embedding_that_differs_is_stored(client, space_name):
+    client.create_space(space_name, 2)
+    a = client.remember(space_name, "ok", [1, 0], context={"session": "s1", "who": ["ann"]})
+    assert client.remember(space_name, "ok", [1, 0], context={"session": "s2", "who": ["ann"]}) != a
+    assert client.remember(space_name, "ok", [1, 0.5], context={"session": "s1", "who": ["ann"]}) != a
+    assert client.remember(space_name, "ok", [1, 0], context={"session": "s1", "who": ["ann"]}) == a
+    assert client.stats(space_name)["memories"] == 3
+
+
+def test_dedup_off_and_bad_options(client, space_name):
+    s = client.create_space(space_name, 2, dedup="off", dedup_threshold=0.97)
+    assert s["dedup"] == "off" and abs(s["dedup_threshold"] - 0.97) < 1e-6
+    got = client.get_space(space_name)
+    assert got["dedup"] == "off" and abs(got["dedup_threshold"] - 0.97) < 1e-6
+    a = client.remember(space_name, "twice", [1, 0])
+    assert client.remember(space_name, "twice", [1, 0]) != a
+    expect_error(lambda: client.create_space(space_name + "-b", 2, dedup="fuzzy"), 422,
+                 message_part="dedup")
+    expect_error(lambda: client.create_space(space_name + "-c", 2, dedup_threshold=1.5), 422,
+                 message_part="dedup_threshold")
+    expect_error(lambda: client.create_space(space_name + "-d", 2, dedup_threshold="high"), 422,
+                 message_part="dedup_threshold")
+    names = [x["name"] for x in client.list_spaces()]
+    assert space_name + "-b" not in names and space_name + "-c" not in names
+
+
+def test_forget_then_remember_again_stores_anew(client, space_name):
+    client.create_space(space_name, 2)
+    a = client.remember(space_name, "passing thought", [1, 0])
+    client.forget(space_name, a)
+    b = client.remember(space_name, "passing thought", [1, 0])
+    assert b != a
+    assert client.remember(space_name, "passing thought", [1, 0]) == b
+
+
+def test_concurrent_identical_remembers_over_http_store_one(server, space_name):
+    c = server.client()
+    c.create_space(space_name, 2)
+    threads, per = 8, 25
+    answers, errors = [], []
+    lock = threading.Lock()
+
+    def worker():
+        cl = server.client()
+        try:
+            for _ in range(per):
+                r = cl.request("POST", "/v1/spaces/%s/memories" % space_name,
+                               {"content": "all at once", "embedding": [0.3, 0.7],
+                                "context": {"session": "race"}})
+                with lock:
+                    answers.append(r)
+        except Exception as e:  # reported below, with the others
+            with lock:
+                errors.append(e)
+        finally:
+            cl.close()
+
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+    assert len(answers) == threads * per
+    ids = {r["id"] for r in answers}
+    assert len(ids) == 1
+    assert sum(1 for r in answers if "duplicate_of" not in r) == 1
+    assert c.stats(space_name)["memories"] == 1
+    c.close()
+
+
+def test_restart_keeps_the_dedup_index(server_factory):
+    s = server_factory()
+    c = s.client()
+    c.create_space("d", 2, dedup_threshold=0.9)
+    a = c.remember("d", "kept", [1, 0])
+    c.close()
+    s.restart()
+    c = s.client()
+    assert c.request("POST", "/v1/spaces/d/memories",
+                     {"content": "kept", "embedding": [1, 0]})["duplicate_of"] == a
+    got = c.get_space("d")
+    assert got["dedup"] == "exact" and abs(got["dedup_threshold"] - 0.9) < 1e-6
+    c.close()
