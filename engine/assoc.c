@@ -18,6 +18,7 @@
  * same whatever order the episodes arrived in. */
 #include "assoc.h"
 
+#include "mnemo/assert.h"
 #include "session_index.h"
 #include "vec.h"
 
@@ -202,9 +203,9 @@ static mn_err link_semantic(const mn__space *sp, const mn_memory_t *m, const uin
     }
     for (size_t i = 0; i < nb && !rc; i++) {
         mn_edge_t e = {.from = m->id,
-                     .to = best[i].to,
-                     .kind = MN_EDGE_SEMANTIC,
-                     .weight = sims[i] > 0 ? sims[i] : 1e-3f};
+                       .to = best[i].to,
+                       .kind = MN_EDGE_SEMANTIC,
+                       .weight = sims[i] > 0 ? sims[i] : 1e-3f};
         rc = push(edges, n, cap, &e);
     }
 out:
@@ -286,19 +287,52 @@ static mn_err link_temporal(const mn__space *sp, const mn_memory_t *m, const mn_
     if (prev.found && next.found) rc = unlink_around(sp_prev, &prev, &next, edges, n, cap);
     if (!rc && link_prev) {
         mn_edge_t e = {.from = prev.id,
-                     .to = m->id,
-                     .kind = MN_EDGE_TEMPORAL,
-                     .weight = temporal_weight(m->when_ms - prev.when, window_ms)};
+                       .to = m->id,
+                       .kind = MN_EDGE_TEMPORAL,
+                       .weight = temporal_weight(m->when_ms - prev.when, window_ms)};
         rc = push(edges, n, cap, &e);
     }
     if (!rc && link_next) {
         mn_edge_t e = {.from = m->id,
-                     .to = next.id,
-                     .kind = MN_EDGE_TEMPORAL,
-                     .weight = temporal_weight(next.when - m->when_ms, window_ms)};
+                       .to = next.id,
+                       .kind = MN_EDGE_TEMPORAL,
+                       .weight = temporal_weight(next.when - m->when_ms, window_ms)};
         rc = push(edges, n, cap, &e);
     }
     return rc;
+}
+
+mn_id_t mn__slot_canonical(const mn__slot *s)
+{
+    for (uint32_t i = 0; i < s->n_adj; i++)
+        if (s->adj[i].kind == MN_EDGE_DUPLICATE && s->adj[i].out) return s->adj[i].other;
+    return s->id;
+}
+
+mn_err mn__space_link_duplicate(const mn__space *sp, const mn_id_t *id, float threshold,
+                                size_t from, mn_edge_t **edges, size_t *n, size_t *cap)
+{
+    if (!(threshold > 0)) return MN_OK;
+    size_t end = *n;
+    for (size_t i = from; i < end; i++) {
+        const mn_edge_t x = (*edges)[i];
+        if (x.kind != MN_EDGE_SEMANTIC || mn_id_cmp(&x.from, id)) continue;
+        if (x.weight < threshold) break;         /* best first: the rest are further */
+        if (mn_id_cmp(&x.to, id) >= 0) continue; /* a newer one links to this one */
+        uint32_t slot = mn__space_find(sp, &x.to);
+        if (slot == UINT32_MAX) continue;
+        mn_edge_t d = {.from = *id,
+                       .to = mn__slot_canonical(&sp->slots[slot]),
+                       .kind = MN_EDGE_DUPLICATE,
+                       .weight = x.weight};
+        for (size_t j = 0; j < end; j++) /* linked in this batch, not yet committed */
+            if ((*edges)[j].kind == MN_EDGE_DUPLICATE && !mn_id_cmp(&(*edges)[j].from, &x.to))
+                d.to = (*edges)[j].to;
+        /* its canonical, older still, never this memory: a star, never a cycle */
+        mn_assert(mn_id_cmp(&d.to, id) < 0);
+        return push(edges, n, cap, &d);
+    }
+    return MN_OK;
 }
 
 mn_err mn__space_autolink(const mn__space *sp, const mn_memory_t *m, const mn_memory_t *batch,

@@ -178,8 +178,10 @@ const char *mn_reason_name(unsigned bit_index)
 
 void mn_recall_result_clear(mn_recall_result_t *r)
 {
-    for (size_t i = 0; i < r->n_hits; i++)
+    for (size_t i = 0; i < r->n_hits; i++) {
         mn_memory_clear(&r->hits[i].memory);
+        free(r->hits[i].duplicate_ids);
+    }
     free(r->hits);
     memset(r, 0, sizeof *r);
 }

@@ -77,6 +77,10 @@ typedef struct mn_recall_req {
     float time_boost; /* > 1; 0 = default MN_RECALL_TIME_BOOST_DEFAULT */
     bool has_time_ref;
     int64_t time_ref_ms;
+    /* Near-duplicates (duplicate edges, space option dedup_threshold) fold into
+     * the best-ranked of their group, which carries how many (docs/recall.md
+     * §10) unless keep_duplicates is set (the doors' collapse_duplicates: false). */
+    bool keep_duplicates;
 } mn_recall_req_t;
 
 #define MN_EF_MAX 10000
@@ -106,6 +110,9 @@ typedef struct mn_recall_hit {
     mn_via_step_t via[MN_MAX_HOPS]; /* with trace: the path from a seed, nearest step last */
     uint32_t n_via;
     mn_confidence_t confidence;
+    /* near-duplicates folded into this hit (malloc'd ids, best-ranked first) */
+    mn_id_t *duplicate_ids;
+    uint32_t duplicates;
 } mn_recall_hit_t;
 
 typedef struct mn_recall_result {

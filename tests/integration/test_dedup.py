@@ -3,7 +3,7 @@ existing id with duplicate_of and store nothing, also under concurrent identical
 remembers from many HTTP clients; the space options round-trip and are checked."""
 import threading
 
-from conftest import expect_error
+from conftest import expect_error, wait_until
 
 
 def test_exact_duplicate_single_and_batch(client, space_name):
@@ -111,3 +111,37 @@ def test_restart_keeps_the_dedup_index(server_factory):
     got = c.get_space("d")
     assert got["dedup"] == "exact" and abs(got["dedup_threshold"] - 0.9) < 1e-6
     c.close()
+
+
+def near_dup_space(client, name):
+    """A group of three near-duplicates (a is the oldest) and one other memory, with the
+    duplicate links in place (the background linker makes them: polled, 10 s deadline)."""
+    client.create_space(name, 2, dedup_threshold=0.99)
+    a = client.remember(name, "the meeting moved to 3pm", [1, 0])
+    b = client.remember(name, "meeting moved to 3 pm", [1, 0.02])
+    c = client.remember(name, "the meeting is now at 3pm", [1, -0.03])
+    d = client.remember(name, "lunch with ann", [0.6, 0.8])
+
+    def linked():
+        return all(any(x["kind"] == "duplicate" and x["direction"] == "out" and x["id"] == a
+                       for x in client.associations(name, m)) for m in (b, c))
+    wait_until(linked, 10, what="duplicate links")
+    return a, b, c, d
+
+
+def test_near_duplicates_are_stored_linked_and_folded_by_recall(client, space_name):
+    a, b, c, d = near_dup_space(client, space_name)
+    assert client.stats(space_name)["memories"] == 4  # every episode is kept
+    assert not any(x["kind"] == "duplicate" and x["direction"] == "out"
+                   for x in client.associations(space_name, a))
+    for spread in (False, True):
+        r = client.recall(space_name, [1, 0.001], k=2, spread=spread)["results"]
+        assert len(r) == 2
+        assert r[0]["id"] in (a, b, c) and r[0]["duplicates"] == 2
+        assert sorted(r[0]["duplicate_ids"]) == sorted({a, b, c} - {r[0]["id"]})
+        assert r[1]["id"] == d and r[1]["duplicates"] == 0 and "duplicate_ids" not in r[1]
+    r = client.recall(space_name, [1, 0.001], k=2, collapse_duplicates=False)["results"]
+    assert [x["id"] in (a, b, c) for x in r] == [True, True]
+    assert all(x["duplicates"] == 0 for x in r)
+    expect_error(lambda: client.recall(space_name, [1, 0], collapse_duplicates="no"), 422,
+                 message_part="collapse_duplicates")

@@ -235,7 +235,7 @@ static void test_batch_duplicates_within_and_against_the_store(void **state)
     mn_id_t o = put(f, "s", &old, NULL);
     mn_memory_t ms[4] = {mem("one", NULL), mem(" one ", NULL), mem("stored  before", NULL),
                          mem("two", NULL)};
-    mn_id_t ids[4];
+    mn_id_t ids[6];
     bool dups[4];
     mn_error err = {0};
     assert_int_equal(mn_engine_remember_dedup(f->e, "s", ms, 4, ids, dups, &err), MN_OK);
@@ -290,6 +290,134 @@ static void test_space_options_are_checked_and_kept(void **state)
     assert_int_equal(mn_engine_space_get(f->e, "t", &st, &err), MN_OK);
     assert_int_equal(st.def.dedup, MN_DEDUP_OFF);
     assert_true(st.def.dedup_threshold == 0.95f);
+}
+
+/* ---- near-duplicates: linked in the background, folded by recall ---- */
+
+/* The other end of id's outgoing duplicate edge (*found says). */
+static mn_id_t duplicate_of(fx *f, const mn_id_t *id, bool *found)
+{
+    mn_assoc_t *as = NULL;
+    size_t n = 0;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_associations(f->e, "s", id, &as, &n, &err), MN_OK);
+    mn_id_t to = {{0}};
+    *found = false;
+    for (size_t i = 0; i < n; i++)
+        if (as[i].kind == MN_EDGE_DUPLICATE && as[i].outgoing) {
+            assert_false(*found); /* one canonical */
+            to = as[i].other;
+            *found = true;
+        }
+    free(as);
+    return to;
+}
+
+static void near_dup_space(fx *f, mn_id_t *ids)
+{
+    f->opts.link_max = 5; /* the background linker finds near-duplicates */
+    mn_test_eng_reopen(f);
+    mn_space_def_t d = {0};
+    snprintf(d.name, sizeof d.name, "s");
+    d.dim = 2;
+    d.dedup_threshold = 0.99f;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_OK);
+    float va[2] = {1, 0}, vb[2] = {1, 0.02f}, vc[2] = {1, -0.03f}, vd[2] = {0.6f, 0.8f};
+    mn_memory_t a = mem("the meeting moved to 3pm", va), b = mem("meeting moved to 3 pm", vb),
+                c = mem("the meeting is now at 3pm", vc), o = mem("lunch with ann", vd);
+    ids[0] = put(f, "s", &a, NULL);
+    f->now += 1000;
+    ids[1] = put(f, "s", &b, NULL);
+    f->now += 1000;
+    ids[2] = put(f, "s", &c, NULL);
+    ids[3] = put(f, "s", &o, NULL);
+    /* two more of the group: with k = 2 its five fill the first ranking (2k deep) */
+    float ve[2] = {1, 0.01f}, vf[2] = {1, -0.01f};
+    mn_memory_t x = mem("meeting: 3pm now", ve), y = mem("3pm is the meeting", vf);
+    ids[4] = put(f, "s", &x, NULL);
+    ids[5] = put(f, "s", &y, NULL);
+    mn_engine_wait_background(f->e);
+}
+
+static void test_near_duplicates_link_to_the_oldest_of_their_group(void **state)
+{
+    fx *f = *state;
+    mn_id_t ids[6];
+    near_dup_space(f, ids);
+    bool found;
+    duplicate_of(f, &ids[0], &found);
+    assert_false(found); /* the canonical */
+    mn_id_t to = duplicate_of(f, &ids[1], &found);
+    assert_true(found);
+    assert_memory_equal(to.b, ids[0].b, 16);
+    to = duplicate_of(f, &ids[2], &found); /* nearest may be b: still linked to a */
+    assert_true(found);
+    assert_memory_equal(to.b, ids[0].b, 16);
+    duplicate_of(f, &ids[3], &found);
+    assert_false(found);
+    for (int i = 4; i < 6; i++) {
+        to = duplicate_of(f, &ids[i], &found);
+        assert_true(found);
+        assert_memory_equal(to.b, ids[0].b, 16);
+    }
+    assert_int_equal(live(f, "s"), 6); /* all stored */
+    mn_test_eng_reopen(f);             /* the links are durable */
+    to = duplicate_of(f, &ids[2], &found);
+    assert_true(found);
+    assert_memory_equal(to.b, ids[0].b, 16);
+}
+
+static mn_recall_result_t recall_k2(fx *f, bool keep, bool spread)
+{
+    float q[2] = {1, 0.001f};
+    mn_recall_req_t r = {0};
+    r.embedding = q;
+    r.dim = 2;
+    r.k = 2;
+    mn_filter_init(&r.filter);
+    r.keep_duplicates = keep;
+    r.spread = spread;
+    mn_recall_result_t res;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_recall(f->e, "s", &r, &res, &err), MN_OK);
+    return res;
+}
+
+static bool has_id(const mn_id_t *ids, size_t n, const mn_id_t *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!mn_id_cmp(&ids[i], id)) return true;
+    return false;
+}
+
+static void test_recall_folds_near_duplicates_and_still_returns_k(void **state)
+{
+    fx *f = *state;
+    mn_id_t ids[6];
+    near_dup_space(f, ids);
+    for (int spread = 0; spread < 2; spread++) {
+        mn_recall_result_t res = recall_k2(f, false, spread);
+        /* the five of a group are one result; the other still comes (ranked deeper) */
+        assert_int_equal(res.n_hits, 2);
+        mn_id_t group[5] = {ids[0], ids[1], ids[2], ids[4], ids[5]};
+        assert_true(has_id(group, 5, &res.hits[0].memory.id));
+        assert_int_equal(res.hits[0].duplicates, 4);
+        for (uint32_t i = 0; i < 4; i++) {
+            assert_true(has_id(group, 5, &res.hits[0].duplicate_ids[i]));
+            assert_memory_not_equal(res.hits[0].duplicate_ids[i].b, res.hits[0].memory.id.b, 16);
+        }
+        assert_memory_equal(res.hits[1].memory.id.b, ids[3].b, 16);
+        assert_int_equal(res.hits[1].duplicates, 0);
+        mn_recall_result_clear(&res);
+    }
+    mn_recall_result_t res = recall_k2(f, true, false); /* collapse_duplicates: false */
+    assert_int_equal(res.n_hits, 2);
+    mn_id_t group[5] = {ids[0], ids[1], ids[2], ids[4], ids[5]};
+    assert_true(has_id(group, 5, &res.hits[0].memory.id));
+    assert_true(has_id(group, 5, &res.hits[1].memory.id));
+    assert_int_equal(res.hits[0].duplicates + res.hits[1].duplicates, 0);
+    mn_recall_result_clear(&res);
 }
 
 /* ---- concurrency: identical remembers from many threads store one ---- */
@@ -398,6 +526,10 @@ int main(void)
                                         mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_an_idempotency_key_seen_before_wins, setup,
                                         mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_near_duplicates_link_to_the_oldest_of_their_group,
+                                        setup, mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_recall_folds_near_duplicates_and_still_returns_k,
+                                        setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_space_options_are_checked_and_kept, setup,
                                         mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_identical_remembers_in_one_group_store_one,
