@@ -203,9 +203,9 @@ static mn_err link_semantic(const mn__space *sp, const mn_memory_t *m, const uin
     }
     for (size_t i = 0; i < nb && !rc; i++) {
         mn_edge_t e = {.from = m->id,
-                       .to = best[i].to,
-                       .kind = MN_EDGE_SEMANTIC,
-                       .weight = sims[i] > 0 ? sims[i] : 1e-3f};
+                     .to = best[i].to,
+                     .kind = MN_EDGE_SEMANTIC,
+                     .weight = sims[i] > 0 ? sims[i] : 1e-3f};
         rc = push(edges, n, cap, &e);
     }
 out:
@@ -287,16 +287,16 @@ static mn_err link_temporal(const mn__space *sp, const mn_memory_t *m, const mn_
     if (prev.found && next.found) rc = unlink_around(sp_prev, &prev, &next, edges, n, cap);
     if (!rc && link_prev) {
         mn_edge_t e = {.from = prev.id,
-                       .to = m->id,
-                       .kind = MN_EDGE_TEMPORAL,
-                       .weight = temporal_weight(m->when_ms - prev.when, window_ms)};
+                     .to = m->id,
+                     .kind = MN_EDGE_TEMPORAL,
+                     .weight = temporal_weight(m->when_ms - prev.when, window_ms)};
         rc = push(edges, n, cap, &e);
     }
     if (!rc && link_next) {
         mn_edge_t e = {.from = m->id,
-                       .to = next.id,
-                       .kind = MN_EDGE_TEMPORAL,
-                       .weight = temporal_weight(next.when - m->when_ms, window_ms)};
+                     .to = next.id,
+                     .kind = MN_EDGE_TEMPORAL,
+                     .weight = temporal_weight(next.when - m->when_ms, window_ms)};
         rc = push(edges, n, cap, &e);
     }
     return rc;

@@ -66,8 +66,7 @@ mn_err mn_engine_reminisce(mn_engine_t *e, const char *space, const mn_reminisce
     mn_filter_t f = req->filter;
     if (f.kind < 0) f.kind = MN_KIND_EPISODIC;
     if (!req->topic) {
-        mn_list_req_t lr = {
-            .filter = f, .limit = limit, .include_embedding = req->include_embedding};
+        mn_list_req_t lr = {.filter = f, .limit = limit, .include_embedding = req->include_embedding};
         return mn_engine_list(e, space, &lr, out, err);
     }
     mn_recall_req_t r = {0};

@@ -446,8 +446,8 @@ mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge_t *e
     return rc;
 }
 
-mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *id,
-                              mn_assoc_t **out, size_t *n, mn_error *err)
+mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *id, mn_assoc_t **out,
+                              size_t *n, mn_error *err)
 {
     *out = NULL;
     *n = 0;

@@ -268,9 +268,9 @@ typedef struct recall {
     int64_t now_ms;
     float *q; /* the vector cue as the space holds vectors (unit for cosine) */
     size_t pool;
-    cand *vh;        /* vector ranking */
+    cand *vh;      /* vector ranking */
     mn_kw_hit_t *th; /* keyword ranking */
-    ranked *r;       /* fused, then activated */
+    ranked *r;     /* fused, then activated */
     mn__act_node *nodes;
     size_t n_nodes;
     bool indexed;
@@ -696,9 +696,9 @@ static void after_recall(mn_engine_t *e, mn__space *sp, const char *space, const
     }
     if (!mn__events_wanted(e)) return;
     mn_event_t ev = {.kind = MN_EVENT_RECALL,
-                     .at_ms = rc->now_ms,
-                     .count = (uint32_t)out->n_hits,
-                     .recall_confidence = out->recall_confidence};
+                   .at_ms = rc->now_ms,
+                   .count = (uint32_t)out->n_hits,
+                   .recall_confidence = out->recall_confidence};
     snprintf(ev.path, sizeof ev.path, "%s", out->path);
     mn__events_publish(e, space, &ev);
 }

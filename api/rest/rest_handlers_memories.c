@@ -74,8 +74,7 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
     if (batch) {
         jw_key(&w, "ids");
         jw_arr(&w);
-        for (size_t i = 0; i < n; i++)
-            jw_id(&w, &ids[i]);
+        for (size_t i = 0; i < n; i++) jw_id(&w, &ids[i]);
         jw_arr_end(&w);
         jw_key(&w, "duplicate_of"); /* per memory: the live memory it equals, or null */
         jw_arr(&w);
@@ -104,8 +103,7 @@ static mn_err add_list(api_arena *a, const char *name, char *v, char ***list, si
                        mn_error *err)
 {
     size_t cnt = 1;
-    for (const char *p = v; *p; p++)
-        cnt += *p == ',';
+    for (const char *p = v; *p; p++) cnt += *p == ',';
     char **nl = api_arena_alloc(a, (*n + cnt) * sizeof *nl);
     if (!nl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     if (*n) memcpy(nl, *list, *n * sizeof *nl);
@@ -123,21 +121,9 @@ static mn_err add_list(api_arena *a, const char *name, char *v, char ***list, si
     return MN_OK;
 }
 
-static const char *const list_params[] = {"limit",
-                                          "cursor",
-                                          "tags_any",
-                                          "tags_all",
-                                          "kind",
-                                          "when_from",
-                                          "when_to",
-                                          "min_confidence",
-                                          "include_suppressed",
-                                          "include_embedding",
-                                          "who",
-                                          "where",
-                                          "session",
-                                          "as_of",
-                                          NULL};
+static const char *const list_params[] = {
+    "limit", "cursor", "tags_any", "tags_all", "kind", "when_from", "when_to", "min_confidence",
+    "include_suppressed", "include_embedding", "who", "where", "session", "as_of", NULL};
 
 static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn_list_req_t *lr,
                                   mn_error *err)
@@ -150,8 +136,7 @@ static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn
     mn_filter_init(&lr->filter);
     lr->limit = 100;
     size_t n_meta = 0;
-    for (size_t i = 0; i < nq; i++)
-        n_meta += !strncmp(qs[i].key, "metadata.", 9);
+    for (size_t i = 0; i < nq; i++) n_meta += !strncmp(qs[i].key, "metadata.", 9);
     if (n_meta) {
         lr->filter.metadata = api_arena_alloc(a, n_meta * sizeof *lr->filter.metadata);
         if (!lr->filter.metadata) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
@@ -269,15 +254,11 @@ void rest_h_forget(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     mn_forget_mode_t mode = MN_FORGET_DELETE;
     mn_err rc = api_query_read(req, params, false, &a, &qs, &nq, &err);
     for (size_t i = 0; i < nq && !rc; i++) {
-        if (!strcmp(qs[i].value, "delete"))
-            mode = MN_FORGET_DELETE;
-        else if (!strcmp(qs[i].value, "suppress"))
-            mode = MN_FORGET_SUPPRESS;
+        if (!strcmp(qs[i].value, "delete")) mode = MN_FORGET_DELETE;
+        else if (!strcmp(qs[i].value, "suppress")) mode = MN_FORGET_SUPPRESS;
         else
-            rc = mn_error_set(&err, MN_ERR_INVALID,
-                              "mode: must be delete or suppress, got "
-                              "\"%.32s\"",
-                              qs[i].value);
+            rc = mn_error_set(&err, MN_ERR_INVALID, "mode: must be delete or suppress, got "
+                              "\"%.32s\"", qs[i].value);
     }
     api_arena_free(&a);
     if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;

@@ -11,37 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const recall_fields[] = {"embedding",
-                                            "text",
-                                            "weights",
-                                            "k",
-                                            "threshold",
-                                            "tags_any",
-                                            "tags_all",
-                                            "metadata",
-                                            "kind",
-                                            "when",
-                                            "min_confidence",
-                                            "include_suppressed",
-                                            "who",
-                                            "where",
-                                            "session",
-                                            "include_embedding",
-                                            "spread",
-                                            "max_hops",
-                                            "hop_decay",
-                                            "min_activation",
-                                            "max_visited",
-                                            "trace",
-                                            "reinforce",
-                                            "exact",
-                                            "ef",
-                                            "as_of",
-                                            "time",
-                                            "time_boost",
-                                            "time_ref",
-                                            "collapse_duplicates",
-                                            NULL};
+static const char *const recall_fields[] = {
+    "embedding", "text", "weights", "k", "threshold", "tags_any", "tags_all", "metadata",
+    "kind", "when", "min_confidence", "include_suppressed", "who", "where", "session",
+    "include_embedding", "spread", "max_hops", "hop_decay", "min_activation", "max_visited",
+    "trace", "reinforce", "exact", "ef", "as_of", "time", "time_boost", "time_ref",
+    "collapse_duplicates", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
 static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err)
@@ -66,7 +41,8 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t
                                 "weights: expected an object {\"vector\": ..., \"text\": ...}");
         if ((rc = api_check_fields(wts, weight_fields, "weights.", err))) return rc;
         bool hv, ht;
-        if ((rc = api_get_float(wts, "vector", "weights.", &hv, &r->vector_weight, err))) return rc;
+        if ((rc = api_get_float(wts, "vector", "weights.", &hv, &r->vector_weight, err)))
+            return rc;
         if ((rc = api_get_float(wts, "text", "weights.", &ht, &r->text_weight, err))) return rc;
         /* one weight given: the other keeps its default of 1 */
         if (hv && !ht) r->text_weight = 1;
@@ -79,7 +55,8 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t
         return mn_error_set(err, MN_ERR_INVALID, "k: must be in 1..%d, got %lld", MN_K_MAX,
                             (long long)k);
     r->k = (uint32_t)k;
-    if ((rc = api_get_float(o, "threshold", "", &r->has_threshold, &r->threshold, err))) return rc;
+    if ((rc = api_get_float(o, "threshold", "", &r->has_threshold, &r->threshold, err)))
+        return rc;
     if ((rc = rest_filter_from_json(o, a, &r->filter, err))) return rc;
     if ((rc = api_get_bool(o, "include_embedding", "", NULL, &r->include_embedding, err)))
         return rc;
@@ -124,7 +101,8 @@ mn_err rest_recall_time_from_json(const cJSON *o, mn_recall_req_t *r, mn_error *
     if (rc) return rc;
     if (time && mn_recall_time_parse(time, &r->time))
         return mn_error_set(err, MN_ERR_INVALID,
-                            "time: must be \"boost\", \"filter\" or \"off\", got \"%.32s\"", time);
+                            "time: must be \"boost\", \"filter\" or \"off\", got \"%.32s\"",
+                            time);
     bool has_boost;
     if ((rc = api_get_float(o, "time_boost", "", &has_boost, &r->time_boost, err))) return rc;
     if (has_boost && r->time_boost == 0) /* 0 would mean the default in the engine */
