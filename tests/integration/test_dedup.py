@@ -145,3 +145,51 @@ def test_near_duplicates_are_stored_linked_and_folded_by_recall(client, space_na
     assert all(x["duplicates"] == 0 for x in r)
     expect_error(lambda: client.recall(space_name, [1, 0], collapse_duplicates="no"), 422,
                  message_part="collapse_duplicates")
+
+
+# ---- gRPC ----
+
+def test_grpc_duplicates_spaces_and_recall(server, space_name):
+    import grpc
+    from grpc_util import Grpc, pb
+    g = Grpc("127.0.0.1:%d" % server.grpc_port)
+    try:
+        sp = g.CreateSpace(pb().CreateSpaceRequest(name=space_name, dim=2, dedup_threshold=0.99))
+        assert sp.dedup == "exact" and abs(sp.dedup_threshold - 0.99) < 1e-6
+        m = pb().Memory(content="grpc twice", embedding=[1, 0])
+        a = g.Remember(pb().RememberRequest(space=space_name, memory=m))
+        assert a.id and not a.HasField("duplicate_of")
+        b = g.Remember(pb().RememberRequest(space=space_name, memory=m))
+        assert b.id == a.id and b.duplicate_of == a.id
+        reqs = [pb().RememberRequest(space=space_name, memory=x) for x in
+                (m, pb().Memory(content="grpc new", embedding=[0.6, 0.8]))]
+        r = g.RememberBatch(iter(reqs))
+        assert r.ids[0] == a.id and list(r.duplicate_of) == [a.id, ""]
+        off = g.CreateSpace(pb().CreateSpaceRequest(name=space_name + "-off", dim=2, dedup="off"))
+        assert off.dedup == "off" and not off.HasField("dedup_threshold")
+        try:
+            g.CreateSpace(pb().CreateSpaceRequest(name=space_name + "-bad", dim=2, dedup="maybe"))
+            raise AssertionError("expected INVALID_ARGUMENT")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "dedup" in e.details()
+    finally:
+        g.close()
+
+
+def test_grpc_recall_folds_near_duplicates(server, client, space_name):
+    from grpc_util import Grpc, pb
+    a, b, c, d = near_dup_space(client, space_name)
+    g = Grpc("127.0.0.1:%d" % server.grpc_port)
+    try:
+        res = g.Recall(pb().RecallRequest(space=space_name, embedding=[1, 0.001], k=2)).results
+        assert len(res) == 2 and res[0].duplicates == 2
+        assert sorted(res[0].duplicate_ids) == sorted({a, b, c} - {res[0].id})
+        assert res[1].id == d and res[1].duplicates == 0
+        res = g.Recall(pb().RecallRequest(space=space_name, embedding=[1, 0.001], k=2,
+                                          collapse_duplicates=False)).results
+        assert all(x.id in (a, b, c) and x.duplicates == 0 for x in res)
+        links = g.ListAssociations(pb().MemoryRequest(space=space_name, id=b)).associations
+        assert [(x.id, x.outgoing) for x in links if x.kind == pb().EDGE_KIND_DUPLICATE] == \
+            [(a, True)]
+    finally:
+        g.close()
