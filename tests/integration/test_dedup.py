@@ -193,3 +193,31 @@ def test_grpc_recall_folds_near_duplicates(server, client, space_name):
             [(a, True)]
     finally:
         g.close()
+
+
+# ---- MCP: an agent with only text sees duplicates and folded results ----
+
+def test_mcp_remember_says_duplicate_of_and_recall_folds(server, client, space_name):
+    from test_mcp import Session
+    s = Session(server)
+    made = s.ok("create_space", space=space_name, dim=2, dedup="exact", dedup_threshold=0.99)
+    assert made["dedup"] == "exact"
+    first = s.call("remember", space=space_name, content="mcp twice", embedding=[1, 0])
+    assert "duplicate_of" not in first["structuredContent"]
+    again = s.call("remember", space=space_name, content="mcp  twice ", embedding=[1, 0])
+    st = again["structuredContent"]
+    assert st["duplicate_of"] == st["id"] == first["structuredContent"]["id"]
+    assert "duplicate_of" in again["content"][0]["text"]
+    # near-duplicates: folded, said in words, and unfolded on request
+    b = client.remember(space_name, "mcp twice, said again", [1, 0.02])
+    wait_until(lambda: any(x["kind"] == "duplicate" for x in client.associations(space_name, b)),
+               10, what="duplicate link")
+    r = s.call("recall", space=space_name, embedding=[1, 0], k=1)
+    hit = r["structuredContent"]["results"][0]
+    assert hit["duplicates"] == 1
+    assert "near-duplicate" in r["content"][0]["text"]
+    r = s.ok("recall", space=space_name, embedding=[1, 0], k=2, collapse_duplicates=False)
+    assert [x["duplicates"] for x in r["results"]] == [0, 0]
+    tools = s.request("tools/list").result["tools"]
+    schema = {t["name"]: t["inputSchema"]["properties"] for t in tools}
+    assert "collapse_duplicates" in schema["recall"] and "dedup" in schema["create_space"]
