@@ -18,7 +18,6 @@
  * same whatever order the episodes arrived in. */
 #include "assoc.h"
 
-#include "mnemo/assert.h"
 #include "session_index.h"
 #include "vec.h"
 
@@ -328,8 +327,10 @@ mn_err mn__space_link_duplicate(const mn__space *sp, const mn_id_t *id, float th
         for (size_t j = 0; j < end; j++) /* linked in this batch, not yet committed */
             if ((*edges)[j].kind == MN_EDGE_DUPLICATE && !mn_id_cmp(&(*edges)[j].from, &x.to))
                 d.to = (*edges)[j].to;
-        /* its canonical, older still, never this memory: a star, never a cycle */
-        mn_assert(mn_id_cmp(&d.to, id) < 0);
+        /* its canonical is older still (this linker makes duplicate edges only
+         * towards older memories), so the group stays a star, never a cycle; an
+         * edge another engine wrote (ingested) that says otherwise is not followed */
+        if (mn_id_cmp(&d.to, id) >= 0) d.to = x.to;
         return push(edges, n, cap, &d);
     }
     return MN_OK;
