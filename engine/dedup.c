@@ -131,7 +131,7 @@ void mn__dedup_hash(const mn_memory_t *m, uint8_t out[MN__DEDUP_HASH_LEN])
     const char *few[MN_WHO_MAX], **who = few;
     size_t n_who = m->n_who;
     if (n_who > MN_WHO_MAX && !(who = malloc(n_who * sizeof *who))) who = NULL;
-    if (who) {
+    if (who && n_who) {
         memcpy(who, m->who, n_who * sizeof *who);
         qsort(who, n_who, sizeof *who, str_order);
     }
