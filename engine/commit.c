@@ -124,7 +124,10 @@ static mn_err prefilter_remember(mn_engine_t *e, mn__pending *p, rocksdb_writeba
         uint8_t h[MN__DEDUP_HASH_LEN];
         mn_err rc = idem_retry(e, p, b, i, &retry);
         if (!rc && !retry && dedup) {
-            mn__dedup_hash(&in[i], h);
+            if (p->dedup_in)
+                memcpy(h, p->dedup_in[i], MN__DEDUP_HASH_LEN);
+            else
+                mn__dedup_hash(&in[i], h);
             rc = exact_dup(e, p, b, i, h, k, &dup);
         }
         if (rc) return rc;

@@ -30,6 +30,8 @@ typedef struct mn__pending {
     bool *dup_out;
     uint8_t (*dedup)[16]; /* remember: per memory of compact, its dedup hash (dedup.c);
                            * NULL in a space with dedup off */
+    const uint8_t (*dedup_in)[16]; /* remember: per memory of entry, its hash computed by
+                                    * the caller off the commit thread (NULL: computed here) */
     bool foreign;       /* the entry comes from another engine's log (mn_engine_ingest) */
     bool keep_accepted; /* the caller reads (and frees) accepted after the commit */
     bool derived;       /* made by the commit thread (a re-derivation): it frees it */

@@ -7,6 +7,7 @@
 #include "background.h"
 #include "commit.h"
 #include "damage.h"
+#include "dedup.h"
 #include "engine_internal.h"
 #include "events.h"
 #include "indexer.h"
@@ -332,6 +333,7 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
     mn_memory_t *copy = NULL;
+    uint8_t(*hashes)[MN__DEDUP_HASH_LEN] = NULL;
     mn_edge_t *edges = NULL;
     size_t n_edges = 0, cap_edges = 0;
     mn_err rc = MN_OK;
@@ -363,10 +365,16 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     p.entry.op.remember.n_edges = n_edges;
     p.ids_out = ids_out;
     p.dup_out = dup_out;
+    /* the dedup hashes are computed here, not on the commit thread, which only looks them up */
+    if (sp->def.dedup == MN_DEDUP_EXACT && (hashes = malloc(n * sizeof *hashes)))
+        for (size_t i = 0; i < n; i++)
+            mn__dedup_hash(&copy[i], hashes[i]);
+    p.dedup_in = (const uint8_t(*)[16])hashes;
     rc = mn__commit_submit(e, &p);
     if (rc && err) *err = p.err;
     if (!rc && e->opts.link_max) enqueue_links(e, sp, copy, ids_out, n);
 out:
+    free(hashes);
     free(edges);
     free(copy);
     mn__space_unref(sp);
