@@ -43,6 +43,7 @@
 #include "apply_internal.h"
 #include "assoc.h"
 #include "consolidate.h"
+#include "dedup.h"
 #include "events.h"
 #include "mnemo/assert.h"
 #include "record.h"
@@ -271,6 +272,7 @@ static mn_err erase_memory(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
     else
         rc = mn__apply_take_holders(e, p, b, id, err);
     if (!rc) rc = erase_in_wal(e, b, sp, id, at_ms, retired, err);
+    if (!rc) rc = mn__dedup_erase(e, b, sp, id, err);
     if (rc) return rc;
     put_gone(e, b, sp, &rec->mem, at_ms);
     rec->tombstone = true;
@@ -387,6 +389,7 @@ static mn_err apply_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
             }
             mn__wb_put(b, e, CF_INDEX, ik, il, m->id.b, 16);
         }
+        if (p->dedup) mn__dedup_put(e, b, sp, p->dedup[i], &m->id);
         mn_memory_record_t rec = {.mem = *m, .tombstone = false};
         if ((rc = mn__apply_put_record(e, b, sp, &rec))) return rc;
         if ((rc = mn__apply_put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err))) return rc;

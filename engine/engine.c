@@ -7,6 +7,7 @@
 #include "background.h"
 #include "commit.h"
 #include "damage.h"
+#include "dedup.h"
 #include "engine_internal.h"
 #include "events.h"
 #include "indexer.h"
@@ -199,6 +200,11 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_spac
         mn_err mrc = mn_engine_embedding_model_check(def->embedding_model, n, err);
         if (mrc) return mrc;
     }
+    if (def->dedup != MN_DEDUP_EXACT && def->dedup != MN_DEDUP_OFF)
+        return mn_error_set(err, MN_ERR_INVALID, "dedup: must be \"exact\" or \"off\"");
+    if (!(def->dedup_threshold >= 0 && def->dedup_threshold <= 1))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "dedup_threshold: must be in (0, 1], or 0 for no near-duplicate links");
     mn_index_def_t ix = def->index;
     mn__space_index_defaults(e, &ix);
     mn_err rc = mn__space_index_check(&ix, err);
@@ -320,7 +326,7 @@ static void enqueue_links(mn_engine_t *e, mn__space *sp, const mn_memory_t *copy
 }
 
 static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mems, size_t n,
-                       mn_id_t *ids_out, mn_error *err)
+                       mn_id_t *ids_out, bool *dup_out, mn_error *err)
 {
     if (n == 0) return mn_error_set(err, MN_ERR_INVALID, "memories: empty batch");
     if (n > MN_BATCH_MAX)
@@ -329,6 +335,7 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
     mn_memory_t *copy = NULL;
+    uint8_t(*hashes)[MN__DEDUP_HASH_LEN] = NULL;
     mn_edge_t *edges = NULL;
     size_t n_edges = 0, cap_edges = 0;
     mn_err rc = MN_OK;
@@ -359,11 +366,18 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     p.entry.op.remember.edges = edges;
     p.entry.op.remember.n_edges = n_edges;
     p.ids_out = ids_out;
+    p.dup_out = dup_out;
+    /* the dedup hashes are computed here, not on the commit thread, which only looks them up */
+    if (sp->def.dedup == MN_DEDUP_EXACT && (hashes = malloc(n * sizeof *hashes)))
+        for (size_t i = 0; i < n; i++)
+            mn__dedup_hash(&copy[i], hashes[i]);
+    p.dedup_in = (const uint8_t(*)[16])hashes;
     rc = mn__commit_submit(e, &p);
     if (rc && err) *err = p.err;
     if (!rc && e->opts.link_max) enqueue_links(e, sp, copy, ids_out, n);
     if (!rc) mn__test_drop_after_remember(e, space, ids_out, n);
 out:
+    free(hashes);
     free(edges);
     free(copy);
     mn__space_unref(sp);
@@ -374,7 +388,14 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
                           mn_id_t *ids_out, mn_error *err)
 {
     int64_t t0 = mn_time_mono_ns();
-    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, err));
+    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, NULL, err));
+}
+
+mn_err mn_engine_remember_dedup(mn_engine_t *e, const char *space, const mn_memory_t *mems,
+                                size_t n, mn_id_t *ids_out, bool *dup_out, mn_error *err)
+{
+    int64_t t0 = mn_time_mono_ns();
+    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, dup_out, err));
 }
 
 static mn_err submit_id_op(mn_engine_t *e, const char *space, mn_wal_op_type_t type,

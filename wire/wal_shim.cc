@@ -285,7 +285,7 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, siz
                                   e->op.space_create.space_id, d->index.m, d->index.ef_construction,
                                   d->index.ef_search, (int8_t)d->index.quantize,
                                   d->text_language[0] ? b.CreateString(d->text_language) : 0,
-                                  model)
+                                  model, (int8_t)d->dedup, d->dedup_threshold)
                  .Union();
         op_type = w::Op_SpaceCreate;
         break;
@@ -422,6 +422,11 @@ static mn_err decode_space_create(const w::Entry *en, mn_wal_entry_t *out, mn_er
         d->embedding_model[n] = '\0';
         d->embedding_model_set = true;
     }
+    /* an unknown mode (a later version's) is the default; a threshold out of
+     * (0, 1] links nothing */
+    d->dedup = sc->dedup() == MN_DEDUP_OFF ? MN_DEDUP_OFF : MN_DEDUP_EXACT;
+    float thr = sc->dedup_threshold();
+    d->dedup_threshold = thr > 0 && thr <= 1 ? thr : 0;
     out->op.space_create.space_id = sc->space_id();
     return MN_OK;
 }

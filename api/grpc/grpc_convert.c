@@ -68,6 +68,7 @@ static const Mnemo__V1__EdgeKind edge_out[MN_EDGE_KINDS] = {
     [MN_EDGE_CAUSAL] = MNEMO__V1__EDGE_KIND__EDGE_KIND_CAUSAL,
     [MN_EDGE_EXPLICIT] = MNEMO__V1__EDGE_KIND__EDGE_KIND_EXPLICIT,
     [MN_EDGE_CONSOLIDATION] = MNEMO__V1__EDGE_KIND__EDGE_KIND_CONSOLIDATION,
+    [MN_EDGE_DUPLICATE] = MNEMO__V1__EDGE_KIND__EDGE_KIND_DUPLICATE,
 };
 
 Mnemo__V1__EdgeKind g_edge_kind_out(uint8_t k)
@@ -396,6 +397,12 @@ Mnemo__V1__RecallHit *g_hit_out(api_arena *a, const mn_recall_hit_t *h, bool spr
                 c->reasons[c->n_reasons++] = (char *)mn_reason_name(b);
     }
     ph->confidence = c;
+    ph->has_duplicates = true;
+    ph->duplicates = h->duplicates;
+    if (h->duplicates && !(ph->duplicate_ids = (char **)g_ptrs(a, h->duplicates))) return NULL;
+    for (uint32_t i = 0; i < h->duplicates; i++)
+        if (!(ph->duplicate_ids[ph->n_duplicate_ids++] = g_id_out(a, &h->duplicate_ids[i])))
+            return NULL;
     ph->memory = g_memory_out(a, &h->memory);
     return ph;
 }
@@ -414,6 +421,9 @@ Mnemo__V1__Space *g_space_out(api_arena *a, const mn_space_def_t *d)
     s->text_language = adup(a, d->text_language[0] ? d->text_language : "english");
     if (!s->text_language) return NULL;
     if (d->embedding_model_set && !(s->embedding_model = adup(a, d->embedding_model))) return NULL;
+    s->dedup = (char *)mn_dedup_mode_name(d->dedup);
+    s->has_dedup_threshold = d->dedup_threshold > 0;
+    s->dedup_threshold = d->dedup_threshold;
     Mnemo__V1__IndexParams *ix = G_NEW(a, Mnemo__V1__IndexParams, mnemo__v1__index_params__init);
     if (!ix) return NULL;
     ix->has_m = ix->has_ef_construction = ix->has_ef_search = ix->has_quantize = true;

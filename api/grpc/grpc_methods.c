@@ -65,6 +65,10 @@ static mn_err m_create_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessag
         memcpy(def.embedding_model, q->embedding_model, n + 1);
         def.embedding_model_set = true;
     }
+    if (q->dedup && mn_dedup_mode_parse(q->dedup, &def.dedup)) /* absent: exact */
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "dedup: must be \"exact\" or \"off\", got \"%.32s\"", q->dedup);
+    if (q->has_dedup_threshold) def.dedup_threshold = q->dedup_threshold; /* the engine checks */
     if (q->index) { /* absent: the engine default; the engine checks ranges */
         const Mnemo__V1__IndexParams *x = q->index;
         if ((x->has_m && !x->m) || (x->has_ef_construction && !x->ef_construction) ||
@@ -171,13 +175,16 @@ static mn_err m_remember(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **
     REQ(Mnemo__V1__RememberRequest, r);
     mn_memory_t m;
     mn_id_t id;
+    bool dup = false;
     mn_err rc = g_memory_in(q->memory, "", &c->arena, &m, err);
-    if (!rc) rc = mn_engine_remember(c->api->engine, space_of(q->space), &m, 1, &id, err);
+    if (!rc)
+        rc = mn_engine_remember_dedup(c->api->engine, space_of(q->space), &m, 1, &id, &dup, err);
     if (rc) return rc;
     mn_embed_remembered(c->api->embed, space_of(q->space), &m, &id, 1); /* text-only: later */
     Mnemo__V1__RememberResponse *o =
         G_NEW(&c->arena, Mnemo__V1__RememberResponse, mnemo__v1__remember_response__init);
     if (!o || !(o->id = g_id_out(&c->arena, &id))) return OOM(err);
+    if (dup) o->duplicate_of = o->id;
     *resp = &o->base;
     return MN_OK;
 }
@@ -187,7 +194,8 @@ static mn_err m_remember_batch(gctx *c, ProtobufCMessage *const *rs, size_t n,
 {
     mn_memory_t *mems = api_arena_alloc(&c->arena, n * sizeof *mems);
     mn_id_t *ids = api_arena_alloc(&c->arena, n * sizeof *ids);
-    if (!mems || !ids) return OOM(err);
+    bool *dups = api_arena_alloc(&c->arena, n * sizeof *dups);
+    if (!mems || !ids || !dups) return OOM(err);
     const char *space = space_of(((const Mnemo__V1__RememberRequest *)rs[0])->space);
     for (size_t i = 0; i < n; i++) {
         const Mnemo__V1__RememberRequest *q = (const Mnemo__V1__RememberRequest *)rs[i];
@@ -200,15 +208,18 @@ static mn_err m_remember_batch(gctx *c, ProtobufCMessage *const *rs, size_t n,
         mn_err rc = g_memory_in(q->memory, pfx, &c->arena, &mems[i], err);
         if (rc) return rc;
     }
-    mn_err rc = mn_engine_remember(c->api->engine, space, mems, n, ids, err);
+    mn_err rc = mn_engine_remember_dedup(c->api->engine, space, mems, n, ids, dups, err);
     if (rc) return rc;
     mn_embed_remembered(c->api->embed, space, mems, ids, n); /* text-only: later */
     Mnemo__V1__RememberBatchResponse *o = G_NEW(&c->arena, Mnemo__V1__RememberBatchResponse,
                                                 mnemo__v1__remember_batch_response__init);
     if (!o || !(o->ids = (char **)g_ptrs(&c->arena, n))) return OOM(err);
-    for (size_t i = 0; i < n; i++)
+    if (!(o->duplicate_of = (char **)g_ptrs(&c->arena, n))) return OOM(err);
+    for (size_t i = 0; i < n; i++) {
         if (!(o->ids[i] = g_id_out(&c->arena, &ids[i]))) return OOM(err);
-    o->n_ids = n;
+        o->duplicate_of[i] = dups[i] ? o->ids[i] : (char *)""; /* "": stored */
+    }
+    o->n_ids = o->n_duplicate_of = n;
     *resp = &o->base;
     return MN_OK;
 }
@@ -356,6 +367,7 @@ static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_re
     rr->trace = q->has_trace && q->trace;
     rr->reinforce = q->has_reinforce && q->reinforce;
     rr->exact = q->has_exact && q->exact;
+    rr->keep_duplicates = q->has_collapse_duplicates && !q->collapse_duplicates;
     rr->ef = q->ef;
     rr->time = MN_RECALL_TIME_BOOST; /* as over HTTP */
     if (q->time && mn_recall_time_parse(q->time, &rr->time))

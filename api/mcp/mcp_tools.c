@@ -123,7 +123,9 @@ static const char recall_schema[] = SCHEMA(
          DESC("a time the text names ('on 7 Jan 2024', 'last May', 'two weeks ago'): "
               "boost the memories of then (default), keep only them, or ignore it")) ","
     PROP("time_ref", T_TIME DESC("when the question is asked, for 'last May' or 'yesterday' "
-                                 "(RFC 3339 or ms; default as_of, else now)")),
+                                 "(RFC 3339 or ms; default as_of, else now)")) ","
+    PROP("collapse_duplicates", T_BOOL DESC("fold near-duplicates into one result that says how "
+                                            "many it stands for (default true)")),
     "");
 
 static const char forget_schema[] = SCHEMA(
@@ -176,7 +178,13 @@ static const char create_space_schema[] = SCHEMA(
         PROP("ef_construction", T_INT DESC("candidates while building, 8..4096")) ","
         PROP("ef_search", T_INT DESC("candidates while searching, 1..4096")) ","
         PROP("quantize", T_BOOL DESC("int8 codes for the graph walk; floats re-rank")))
-        DESC("vector index parameters (default: the server's [engine] settings)")),
+        DESC("vector index parameters (default: the server's [engine] settings)")) ","
+    PROP("dedup", T_STR ENUM(Q("exact") "," Q("off"))
+         DESC("exact (default): remembering what is already stored (same words up to white "
+              "space, same context and embedding) writes nothing and answers duplicate_of")) ","
+    PROP("dedup_threshold", T_NUM DESC("link a new memory at least this similar (0..1) to an "
+                                       "older one as its near-duplicate; recall folds them. "
+                                       "Default: off")),
     Q("space"));
 /* clang-format on */
 
@@ -433,7 +441,13 @@ static cJSON *run_remember(mcp_call *c, const mcp_tool *t, const char *space, cJ
 
 static void sum_remember(text *t, const char *space, const cJSON *json)
 {
-    tprintf(t, "Remembered in space \"%s\" as memory %s.", space, jtext(json, "id"));
+    if (jstr(json, "duplicate_of"))
+        tprintf(t,
+                "Already remembered in space \"%s\" as memory %s (duplicate_of: an equal "
+                "memory is stored, nothing new was written).",
+                space, jtext(json, "duplicate_of"));
+    else
+        tprintf(t, "Remembered in space \"%s\" as memory %s.", space, jtext(json, "id"));
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "space_created")))
         tprintf(t, " (The space was created by this call.)");
 }
@@ -480,6 +494,13 @@ static void sum_recall(text *t, const char *space, const cJSON *json)
         const cJSON *conf = cJSON_GetObjectItemCaseSensitive(h, "confidence");
         tprintf(t, "\n%d. [confidence %.2f %s] ", i, jnum(conf, "value"), jtext(conf, "category"));
         memory_line(t, cJSON_GetObjectItemCaseSensitive(h, "memory"));
+        const cJSON *dups = cJSON_GetObjectItemCaseSensitive(h, "duplicate_ids");
+        if (cJSON_GetArraySize(dups) > 0) {
+            tprintf(t, "\n   stands for %d near-duplicate%s:", cJSON_GetArraySize(dups),
+                    cJSON_GetArraySize(dups) == 1 ? "" : "s");
+            for (const cJSON *x = dups->child; x; x = x->next)
+                if (cJSON_IsString(x)) tprintf(t, " %s", x->valuestring);
+        }
     }
 }
 
@@ -581,8 +602,8 @@ static cJSON *run_create_space(mcp_call *c, const mcp_tool *t, const char *space
 
 static void sum_create_space(text *t, const char *space, const cJSON *json)
 {
-    tprintf(t, "Created space \"%s\" (dim %.0f, %s).", space, jnum(json, "dim"),
-            jtext(json, "metric"));
+    tprintf(t, "Created space \"%s\" (dim %.0f, %s, dedup %s).", space, jnum(json, "dim"),
+            jtext(json, "metric"), jtext(json, "dedup"));
 }
 
 /* name, title, description, schema, read-only, destructive, idempotent, has_space, handler,
@@ -590,7 +611,8 @@ static void sum_create_space(text *t, const char *space, const cJSON *json)
 static const mcp_tool tools[] = {
     {"remember", "Remember",
      "Store a memory: an event, fact, decision or preference worth keeping, in plain text "
-     "(an embedding is optional). The space is created on first use. Returns the memory's id.",
+     "(an embedding is optional). The space is created on first use. Returns the memory's id; "
+     "if an equal memory is stored already, its id and duplicate_of, and nothing is written.",
      remember_schema, false, false, false, true, rest_h_remember, "POST", sum_remember,
      run_remember, MN_AUTH_OP_REMEMBER},
     {"recall", "Recall",

@@ -172,10 +172,12 @@ class MnemoClient:
     # ---- spaces ----
 
     def create_space(self, name, dim, metric="cosine", default_lifecycle=None,
-                     text_language=None, embedding_model=None):
+                     text_language=None, embedding_model=None, dedup=None, dedup_threshold=None):
         """text_language: stemming of word search ("english" by default, "none", "french" ...).
         embedding_model: the model whose vectors the space holds ("" = never embedded by the
-        server's provider; None: the provider's model when it applies)."""
+        server's provider; None: the provider's model when it applies).
+        dedup: "exact" (default: a remember equal to a live memory returns its id and
+        duplicate_of) or "off"; dedup_threshold: near-duplicate links at this similarity."""
         body = {"name": name, "dim": dim, "metric": metric}
         if default_lifecycle is not None:
             body["default_lifecycle"] = default_lifecycle
@@ -183,6 +185,10 @@ class MnemoClient:
             body["text_language"] = text_language
         if embedding_model is not None:
             body["embedding_model"] = embedding_model
+        if dedup is not None:
+            body["dedup"] = dedup
+        if dedup_threshold is not None:
+            body["dedup_threshold"] = dedup_threshold
         return self.request("POST", "/v1/spaces", body)
 
     def list_spaces(self):

@@ -77,6 +77,10 @@ typedef struct mn_recall_req {
     float time_boost; /* > 1; 0 = default MN_RECALL_TIME_BOOST_DEFAULT */
     bool has_time_ref;
     int64_t time_ref_ms;
+    /* Near-duplicates (duplicate edges, space option dedup_threshold) fold into
+     * the best-ranked of their group, which carries how many (docs/recall.md
+     * §10) unless keep_duplicates is set (the doors' collapse_duplicates: false). */
+    bool keep_duplicates;
 } mn_recall_req_t;
 
 #define MN_EF_MAX 10000
@@ -106,6 +110,9 @@ typedef struct mn_recall_hit {
     mn_via_step_t via[MN_MAX_HOPS]; /* with trace: the path from a seed, nearest step last */
     uint32_t n_via;
     mn_confidence_t confidence;
+    /* near-duplicates folded into this hit (malloc'd ids, best-ranked first) */
+    mn_id_t *duplicate_ids;
+    uint32_t duplicates;
 } mn_recall_hit_t;
 
 typedef struct mn_recall_result {
@@ -227,6 +234,13 @@ mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err);
  * earlier id and is not written again. Returns once durable (per lifecycle). */
 mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *mems, size_t n,
                           mn_id_t *ids_out, mn_error *err);
+/* mn_engine_remember that also says, in dup_out[i] (when not NULL), whether
+ * mems[i] was an exact duplicate (space option dedup "exact", docs/api.md
+ * "Duplicates"): then ids_out[i] is the live memory it equals, or the earlier
+ * memory of the same batch, and nothing was written for it. An idempotency key
+ * seen before wins: its id is the answer and dup_out[i] is false. */
+mn_err mn_engine_remember_dedup(mn_engine_t *e, const char *space, const mn_memory_t *mems,
+                                size_t n, mn_id_t *ids_out, bool *dup_out, mn_error *err);
 /* Fills *out (clear with mn_memory_clear). MN_ERR_GONE if forgotten. */
 mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool with_embedding,
                      mn_memory_t *out, mn_error *err);

@@ -50,8 +50,9 @@ typedef enum {
     MN_EDGE_CAUSAL = 2,        /* from a client: from caused to */
     MN_EDGE_EXPLICIT = 3,      /* from a client: related */
     MN_EDGE_CONSOLIDATION = 4, /* episode <-> the semantic memory it supports */
+    MN_EDGE_DUPLICATE = 5,     /* a near-duplicate -> its canonical (older) memory */
 } mn_edge_kind_t;
-#define MN_EDGE_KINDS 5
+#define MN_EDGE_KINDS 6
 const char *mn_edge_kind_name(mn_edge_kind_t k);
 mn_err mn_edge_kind_parse(const char *s, mn_edge_kind_t *out);
 
@@ -90,6 +91,13 @@ typedef struct mn_index_def {
     mn_quantize_t quantize;     /* int8 codes for traversal with exact re-ranking, default none */
 } mn_index_def_t;
 
+/* Exact duplicates on the way in (docs/api.md, "Duplicates"): EXACT (the default,
+ * and what a space made before the option has) answers a remember whose normalised
+ * content, context and embedding equal a live memory's with that memory's id. */
+typedef enum { MN_DEDUP_EXACT = 0, MN_DEDUP_OFF = 1 } mn_dedup_mode_t;
+const char *mn_dedup_mode_name(mn_dedup_mode_t m);
+mn_err mn_dedup_mode_parse(const char *s, mn_dedup_mode_t *out);
+
 #define MN_TEXT_LANGUAGE_MAX 31
 #define MN_EMBEDDING_MODEL_MAX 128 /* bytes of printable ASCII */
 typedef struct mn_space_def {
@@ -107,6 +115,10 @@ typedef struct mn_space_def {
      * none recorded (a space made before the field or without a provider) */
     bool embedding_model_set;
     char embedding_model[MN_EMBEDDING_MODEL_MAX + 1];
+    mn_dedup_mode_t dedup;
+    /* near-duplicates: a new memory whose similarity to an older one is >= this
+     * is linked to it by a duplicate edge; 0 = off (the default), else (0, 1] */
+    float dedup_threshold;
 } mn_space_def_t;
 
 typedef struct mn_space_stats {
