@@ -287,6 +287,8 @@ static grpc_status_code status_of(mn_err rc)
         return GRPC_STATUS_NOT_FOUND;
     case MN_ERR_EXISTS:
         return GRPC_STATUS_ALREADY_EXISTS;
+    case MN_ERR_CONFLICT:
+        return GRPC_STATUS_ABORTED;
     case MN_ERR_TOO_LARGE:
     case MN_ERR_LIMIT:
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
