@@ -191,6 +191,10 @@ static answer call(mcp_call *c, mn_http_handler_fn fn, const char *method, const
     memcpy(r->request_id, c->http->request_id, sizeof r->request_id);
     if (space) r->params[r->n_params++] = space;
     if (id) r->params[r->n_params++] = id;
+    /* only the key goes through: a handler may name who made a change (corrections) */
+    mn_http_header_t auth = {(char *)"authorization",
+                             (char *)mn_http_header_get(c->http, "authorization")};
+    if (auth.value) r->headers = &auth, r->n_headers = 1;
     r->route = c->http->route;
     mn_http_response_t resp;
     memset(&resp, 0, sizeof resp);
