@@ -96,6 +96,16 @@ static mn_err update_from_json(const cJSON *o, api_arena *a, mn_update_req_t *u,
     return rc;
 }
 
+/* 200 with memory m, which it clears. */
+static void respond_memory(mn_http_response_t *resp, mn_memory_t *m)
+{
+    api_jw w;
+    jw_init(&w);
+    rest_memory_to_json(&w, m);
+    mn_memory_clear(m);
+    jw_respond(&w, resp, 200);
+}
+
 void rest_h_update(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
@@ -118,11 +128,7 @@ void rest_h_update(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     mn_memory_t m;
     if (!rc) rc = mn_engine_update(api->engine, req->params[0], &id, &u, &m, &err);
     if (rest_done(resp, body, &a, rc, &err, API_CTX_MEMORY)) return;
-    api_jw w;
-    jw_init(&w);
-    rest_memory_to_json(&w, &m);
-    mn_memory_clear(&m);
-    jw_respond(&w, resp, 200);
+    respond_memory(resp, &m);
 }
 
 void rest_h_history(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
@@ -173,9 +179,5 @@ void rest_h_invalidate(void *ctx, const mn_http_request_t *req, mn_http_response
         rc = mn_engine_invalidate(api->engine, req->params[0], &id, by_s ? &by : NULL, reason, &m,
                                   &err);
     if (rest_done(resp, body, &a, rc, &err, API_CTX_MEMORY)) return;
-    api_jw w;
-    jw_init(&w);
-    rest_memory_to_json(&w, &m);
-    mn_memory_clear(&m);
-    jw_respond(&w, resp, 200);
+    respond_memory(resp, &m);
 }
