@@ -5,25 +5,8 @@ API, on the same data."""
 import grpc
 import pytest
 
-from conftest import MnemoServer
-from grpc_util import Grpc, error_code, pb
-
-
-@pytest.fixture(scope="module")
-def gserver(tmp_path_factory):
-    s = MnemoServer(tmp_path_factory.mktemp("grpc-versions")).start()
-    assert s.grpc_port, s.log()
-    yield s
-    if s.alive():
-        assert s.stop() == 0, s.log()
-
-
-@pytest.fixture
-def g(gserver):
-    c = Grpc("127.0.0.1:%d" % gserver.grpc_port)
-    yield c
-    c.close()
-    assert gserver.alive(), gserver.log()
+from grpc_util import error_code, pb
+from test_grpc import g, gserver  # noqa: F401 (the fixtures: a server, a channel to it)
 
 
 def test_update_history_and_invalidate(g, gserver):
