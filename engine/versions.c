@@ -17,6 +17,7 @@
 #include "background.h"
 #include "commit.h"
 #include "engine_internal.h"
+#include "filter.h"
 #include "registry.h"
 #include "validate.h"
 
@@ -293,6 +294,54 @@ mn_err mn_engine_update(mn_engine_t *e, const char *space, const mn_id_t *id,
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
     mn_err rc = update(e, sp, id, req, out, err);
+    mn__space_unref(sp);
+    return rc;
+}
+
+/* ---- as of a time ---- */
+
+/* The version of the chain ids (newest first) that was current at as_of_ms. */
+static mn_err version_at(mn_engine_t *e, mn__space *sp, const mn_id_t *ids, size_t n,
+                         int64_t as_of_ms, mn_id_t *out, mn_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        mn_memory_record_t rec;
+        bool found;
+        mn_err rc = read_meta(&e->store, NULL, sp, &ids[i], &rec, &found, err);
+        if (rc) return rc;
+        if (!found) break;
+        int64_t from = rec.mem.valid_from_ms ? rec.mem.valid_from_ms : rec.mem.created_at_ms;
+        mn_memory_clear(&rec.mem);
+        if (from <= as_of_ms) {
+            *out = ids[i];
+            return MN_OK;
+        }
+    }
+    return mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found as of then (made later)");
+}
+
+mn_err mn_engine_get_as_of(mn_engine_t *e, const char *space, const mn_id_t *id, int64_t as_of_ms,
+                           bool with_embedding, mn_memory_t *out, mn_error *err)
+{
+    if (as_of_ms == MN_TIME_UNSET) return mn_engine_get(e, space, id, with_embedding, out, err);
+    memset(out, 0, sizeof *out);
+    mn_filter_t f;
+    mn_filter_init(&f);
+    f.as_of_ms = as_of_ms;
+    mn_err rc = mn__filter_check_as_of(&f, mn__now(e), e->opts.as_of_max_age_ms, err);
+    if (rc) return rc;
+    mn__space *sp = acquire_or_err(e, space, err);
+    if (!sp) return MN_ERR_NOT_FOUND;
+    mn_id_t lineage, head, vid, *ids = NULL;
+    size_t n = 0;
+    rc = mn__versions_resolve(&e->store, NULL, sp, id, &lineage, &head, err);
+    if (!rc) rc = mn__versions_chain(&e->store, NULL, sp, &head, &ids, &n, err);
+    if (!rc) rc = version_at(e, sp, ids, n, as_of_ms, &vid, err);
+    if (!rc) rc = read_version(e, sp, &vid, with_embedding, out, err);
+    if (!rc) /* as it was then */
+        out->suppressed = mn__filter_suppressed_at(out->suppressed, out->suppressed_at_ms,
+                                                   out->unsuppressed_at_ms, as_of_ms);
+    free(ids);
     mn__space_unref(sp);
     return rc;
 }

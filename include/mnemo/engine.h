@@ -271,6 +271,11 @@ typedef struct mn_update_req {
  * *out (may be NULL) is the new version as get shows it (clear with mn_memory_clear). */
 mn_err mn_engine_update(mn_engine_t *e, const char *space, const mn_id_t *id,
                         const mn_update_req_t *req, mn_memory_t *out, mn_error *err);
+/* mn_engine_get as of a time (MN_TIME_UNSET: now): the version of memory id that was current
+ * then. MN_ERR_NOT_FOUND when it did not exist yet; as_of is held to the ranges of
+ * filter.as_of_ms (not in the future, within engine.as_of_max_age). */
+mn_err mn_engine_get_as_of(mn_engine_t *e, const char *space, const mn_id_t *id, int64_t as_of_ms,
+                           bool with_embedding, mn_memory_t *out, mn_error *err);
 /* Every version of memory id, oldest first (*out malloc'd: mn_memory_clear each, then
  * free), as get shows them: id is the lineage, version_id each version's own. */
 mn_err mn_engine_history(mn_engine_t *e, const char *space, const mn_id_t *id, mn_memory_t **out,

@@ -58,6 +58,10 @@ def test_patch_writes_a_new_version_under_the_same_id(client, space_name):
                          query={"as_of": before["created_at"]})["memories"]
     assert [m["content"] for m in old] == ["the meeting is on monday"]
 
+    got = client.request("GET", "/v1/spaces/%s/memories/%s" % (space_name, mid),
+                         query={"as_of": before["created_at"]})
+    assert got["content"] == "the meeting is on monday" and got["version"] == 1
+
     # a version's own id reads that version
     assert client.get(space_name, new["version_id"])["version"] == 2
 

@@ -189,6 +189,25 @@ static void test_history_and_as_of_survive_a_restart(void **state)
         assert_int_equal(recall_text(f, "bravo", T0 + 2000, NULL), 0); /* [from, to) */
         assert_int_equal(recall_text(f, "charlie", T0 + 1500, NULL), 0);
         assert_int_equal(recall_text(f, "alpha", MN_TIME_UNSET, NULL), 0);
+        static const struct {
+            int64_t at;
+            const char *content;
+        } at[] = {{T0, "alpha one"},
+                  {T0 + 999, "alpha one"},
+                  {T0 + 1000, "bravo two"},
+                  {T0 + 2000, "charlie three"}};
+        for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+            mn_memory_t m;
+            mn_error gerr = {0};
+            assert_int_equal(mn_engine_get_as_of(f->e, "s", &a, at[i].at, false, &m, &gerr), MN_OK);
+            assert_string_equal(m.content, at[i].content);
+            assert_int_equal(mn_id_cmp(&m.id, &a), 0);
+            mn_memory_clear(&m);
+        }
+        mn_memory_t none;
+        mn_error gerr = {0};
+        assert_int_equal(mn_engine_get_as_of(f->e, "s", &a, T0 - 1, false, &none, &gerr),
+                         MN_ERR_NOT_FOUND);
         mn_list_req_t lr = {0};
         mn_filter_init(&lr.filter);
         lr.filter.as_of_ms = T0 + 1500;
