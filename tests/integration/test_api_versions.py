@@ -6,10 +6,9 @@ every version, invalidation flags a memory without deleting it; all of it across
 restart and a kill -9."""
 
 import hashlib
+import subprocess
 
-import pytest
-
-from conftest import MnemoServer, expect_error
+from conftest import MnemoServer, expect_error, mnemo_bin
 
 
 def patch(c, space, mid, body, headers=None):
@@ -146,6 +145,11 @@ def test_versions_survive_restart_and_kill(server_factory):
     got = c.get("v", mid)
     assert got["version"] == 3 and got["tags"] == ["done"] and got["content"] == "final"
     c.close()
+    assert s.stop() == 0, s.log()
+    # the offline check finds a corrected memory's store whole
+    p = subprocess.run([mnemo_bin(), "check", s.data_dir], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_changed_by_names_the_key(tmp_path):
