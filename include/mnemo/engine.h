@@ -524,6 +524,9 @@ typedef enum {
     MN_EVENT_DROPPED,         /* the subscriber fell behind its queue and was dropped */
     MN_EVENT_SPACE_DROPPED,   /* the space was dropped */
     MN_EVENT_CLOSED,          /* the engine is closing */
+    /* not final (after the final ones so their numbers stay): a correction wrote a new
+     * version: id (the memory's lineage id), count = the new version number */
+    MN_EVENT_UPDATE,
 } mn_event_kind_t;
 const char *mn_event_kind_name(mn_event_kind_t k); /* "remember", ... */
 

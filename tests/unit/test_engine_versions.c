@@ -464,6 +464,25 @@ static void test_versions_replicate_through_the_wal(void **state)
     mn_test_eng_free(&g);
 }
 
+static void test_a_correction_is_an_update_event(void **state)
+{
+    fx *f = *state;
+    mn_id_t a = remember(f, "event me", 0.5f);
+    mn_engine_sub_t *sub;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_subscribe(f->e, "s", 0, NULL, NULL, &sub, &err), MN_OK);
+    assert_int_equal(correct(f, &a, "evented", NULL, 0, NULL), MN_OK);
+    mn_event_t ev;
+    bool ended = false;
+    assert_int_equal(mn_engine_sub_next(sub, &ev, 1, 10000, &ended), 1);
+    assert_int_equal(ev.kind, MN_EVENT_UPDATE);
+    assert_string_equal(mn_event_kind_name(ev.kind), "update");
+    assert_int_equal(mn_id_cmp(&ev.id, &a), 0);
+    assert_int_equal(ev.count, 2);
+    assert_true(ev.lsn > 0);
+    mn_engine_unsubscribe(sub);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, mn_test_eng_teardown)
@@ -478,6 +497,7 @@ int main(void)
         T(test_invalidated_memory_stays_flagged),
         T(test_associations_follow_the_current_version),
         T(test_versions_replicate_through_the_wal),
+        T(test_a_correction_is_an_update_event),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
