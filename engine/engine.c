@@ -482,6 +482,12 @@ mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *
         }
     }
     pthread_rwlock_unlock(&sp->lock);
+    /* the other ends as clients know them: a corrected memory by its lineage id */
+    for (size_t i = 0; !rc && i < *n; i++) {
+        mn_id_t other_head;
+        (void)mn__versions_resolve(&e->store, NULL, sp, &(*out)[i].other, &(*out)[i].other,
+                                   &other_head, NULL);
+    }
     mn__space_unref(sp);
     return rc;
 }

@@ -430,12 +430,18 @@ static void test_associations_follow_the_current_version(void **state)
     mn_error err = {0};
     assert_int_equal(mn_engine_associate(f->e, "s", &e, 1, &err), MN_OK);
     assert_int_equal(correct(f, &a, "left corrected", NULL, 0, NULL), MN_OK);
+    assert_int_equal(correct(f, &b, "right corrected", NULL, 0, NULL), MN_OK);
+    /* a new edge to a corrected memory's id joins its current version */
+    mn_id_t c = remember(f, "third", 0.5f);
+    mn_edge_t e2 = {c, a, MN_EDGE_CAUSAL, 0.7f};
+    assert_int_equal(mn_engine_associate(f->e, "s", &e2, 1, &err), MN_OK);
     for (int round = 0; round < 2; round++) {
         mn_assoc_t *as;
         size_t n;
         assert_int_equal(mn_engine_associations(f->e, "s", &a, &as, &n, &err), MN_OK);
-        assert_int_equal(n, 1);
-        assert_int_equal(mn_id_cmp(&as[0].other, &b), 0);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(mn_id_cmp(&as[i].other, as[i].kind == MN_EDGE_CAUSAL ? &c : &b), 0);
         free(as);
         mn_test_eng_reopen(f);
     }
