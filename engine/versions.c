@@ -154,7 +154,9 @@ static mn_err check_update_req(const mn_update_req_t *r, mn_error *err)
 /* The fields a correction sets, as MN_CHANGED_* bits. */
 static uint32_t changed_bits(const mn_update_req_t *r)
 {
-    return (r->content ? MN_CHANGED_CONTENT : 0) | (r->embedding ? MN_CHANGED_EMBEDDING : 0) |
+    bool dropped = r->drop_embedding && r->content;
+    return (r->content ? MN_CHANGED_CONTENT : 0) |
+           (r->embedding || dropped ? MN_CHANGED_EMBEDDING : 0) |
            (r->has_tags ? MN_CHANGED_TAGS : 0) | (r->has_metadata ? MN_CHANGED_METADATA : 0) |
            (r->has_importance ? MN_CHANGED_IMPORTANCE : 0) |
            (r->has_who || r->has_where || r->has_session ? MN_CHANGED_CONTEXT : 0);
@@ -174,6 +176,9 @@ static void build_version(mn_engine_t *e, const mn_memory_t *cur, const mn_updat
     if (r->embedding) {
         m->embedding = (float *)r->embedding;
         m->dim = r->dim;
+    } else if (r->drop_embedding && r->content) {
+        m->embedding = NULL;
+        m->dim = 0;
     }
     if (r->has_tags) m->tags = r->tags, m->n_tags = r->n_tags;
     if (r->has_metadata) m->metadata = r->metadata, m->n_metadata = r->n_metadata;

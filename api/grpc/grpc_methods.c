@@ -251,8 +251,10 @@ static mn_err m_update_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessa
     if (!rc) rc = g_update_in(q, &c->arena, &u, err);
     if (rc) return rc;
     u.by = c->key_name;
+    u.drop_embedding = u.content && !u.embedding && mn_embed_space_uses(c->api->embed, space_of(q->space));
     mn_memory_t m;
     if ((rc = mn_engine_update(c->api->engine, space_of(q->space), &id, &u, &m, err))) return rc;
+    if (u.drop_embedding) mn_embed_remembered(c->api->embed, space_of(q->space), &m, &m.version_id, 1);
     return memory_resp(c, &m, resp, err);
 }
 

@@ -8,6 +8,7 @@
 #include "rest_internal.h"
 
 #include "auth.h"
+#include "embed/embed.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -125,8 +126,12 @@ void rest_h_update(void *ctx, const mn_http_request_t *req, mn_http_response_t *
                           u.expected_version, header_version);
     if (header_version) u.expected_version = header_version;
     u.by = rest_caller_name(api, req);
+    /* new words without a vector: the space's provider embeds them, as for a remember */
+    u.drop_embedding = u.content && !u.embedding && mn_embed_space_uses(api->embed, req->params[0]);
     mn_memory_t m;
     if (!rc) rc = mn_engine_update(api->engine, req->params[0], &id, &u, &m, &err);
+    if (!rc && u.drop_embedding)
+        mn_embed_remembered(api->embed, req->params[0], &m, &m.version_id, 1);
     if (rest_done(resp, body, &a, rc, &err, API_CTX_MEMORY)) return;
     respond_memory(resp, &m);
 }

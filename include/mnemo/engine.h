@@ -259,6 +259,9 @@ typedef struct mn_update_req {
     size_t n_who;
     const char *where;
     const char *session;
+    /* with content and no embedding: the new version has no vector (an embedding provider
+     * computes one, api/embed) instead of carrying the old one over */
+    bool drop_embedding;
     uint32_t expected_version;   /* 0: none; else MN_ERR_CONFLICT unless it is the current one */
     const char *idempotency_key; /* a retry with the key answers with the version it wrote */
     const char *by;              /* who corrects (the API key's name), or NULL */

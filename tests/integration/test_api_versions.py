@@ -9,6 +9,7 @@ import hashlib
 import subprocess
 
 from conftest import MnemoServer, expect_error, mnemo_bin
+from test_embedding import standin  # noqa: F401 (the stand-in embedding provider)
 
 
 def patch(c, space, mid, body, headers=None):
@@ -173,3 +174,22 @@ def test_changed_by_names_the_key(tmp_path):
         c.close()
     finally:
         assert s.stop() == 0, s.log()
+
+
+def test_new_words_get_a_new_vector_from_the_provider(server_factory, standin):
+    from test_embedding import DIM, cosine, expected, provider_env, vector_of, wait_vector
+    s = server_factory(env=provider_env(standin))
+    c = s.client()
+    c.create_space("e", DIM)
+    mid = c.remember("e", "the cat sleeps on the sofa")
+    v1 = wait_vector(c, "e", mid)
+    assert cosine(v1, expected("the cat sleeps on the sofa")) > 0.999
+    new = c.update("e", mid, content="the dog guards the garden gate")
+    assert sorted(new["changed"]) == ["content", "embedding"]
+    # the old vector is not carried over: the provider embeds the new words
+    v2 = wait_vector(c, "e", mid)
+    assert cosine(v2, expected("the dog guards the garden gate")) > 0.999
+    # a correction of the tags alone keeps the vector
+    c.update("e", mid, tags=["pets"])
+    assert vector_of(c, "e", mid) == v2
+    c.close()
