@@ -26,6 +26,7 @@ struct mn_api {
     int64_t started_ms;
     struct mcp_server *mcp; /* sessions and tools of POST /mcp */
     struct mn_embed *embed; /* the embedding provider, NULL when [embedding] is off */
+    const struct mn_auth *auth; /* the API keys (names of who corrects), NULL before serve */
 };
 
 /* ---- per-request arena: every allocation of one request, freed at once ---- */

@@ -75,6 +75,9 @@ static const api_route routes[] = {
     {"GET", "/v1/spaces/{space}/memories/{id}", rest_h_get},
     {"DELETE", "/v1/spaces/{space}/memories/{id}", rest_h_forget},
     {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", rest_h_unsuppress},
+    {"PATCH", "/v1/spaces/{space}/memories/{id}", rest_h_update},
+    {"GET", "/v1/spaces/{space}/memories/{id}/history", rest_h_history},
+    {"POST", "/v1/spaces/{space}/memories/{id}/invalidate", rest_h_invalidate},
     {"POST", "/v1/spaces/{space}/recall", rest_h_recall},
     {"POST", "/v1/spaces/{space}/associations", rest_h_associate},
     {"GET", "/v1/spaces/{space}/memories/{id}/associations", rest_h_associations},
@@ -365,6 +368,7 @@ static int start_http(server *s, const mn_config_t *c, mn_http_router_t *router,
     mn_http_server_set_observer(s->http, rest_access_observe, s->api);
     if (mn_auth_enabled(auth)) mn_http_server_set_gate(s->http, mn_auth_http_gate, auth);
     mcp_server_set_auth(s->api->mcp, auth); /* MCP tools check their own operations */
+    s->api->auth = auth;                    /* corrections name the key that made them */
     uv_signal_init(&s->loop, &s->sigterm);
     uv_signal_init(&s->loop, &s->sigint);
     s->sigterm.data = s->sigint.data = s;

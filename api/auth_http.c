@@ -44,6 +44,9 @@ static const route_op ROUTE_OPS[] = {
     {"GET", "/v1/spaces/{space}/memories/{id}", MN_AUTH_OP_MEMORY_READ},
     {"DELETE", "/v1/spaces/{space}/memories/{id}", MN_AUTH_OP_FORGET},
     {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", MN_AUTH_OP_FORGET},
+    {"PATCH", "/v1/spaces/{space}/memories/{id}", MN_AUTH_OP_REMEMBER},
+    {"GET", "/v1/spaces/{space}/memories/{id}/history", MN_AUTH_OP_MEMORY_READ},
+    {"POST", "/v1/spaces/{space}/memories/{id}/invalidate", MN_AUTH_OP_REMEMBER},
     {"GET", "/v1/spaces/{space}/memories/{id}/associations", MN_AUTH_OP_MEMORY_READ},
     /* recall-like POSTs read; the others change the space */
     {"POST", "/v1/spaces/{space}/recall", MN_AUTH_OP_RECALL},

@@ -50,6 +50,7 @@
 #include "space_index.h"
 #include "text/keyword.h"
 #include "vec.h"
+#include "versions.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,8 +109,30 @@ static mn_err is_live(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
     return rc;
 }
 
+/* Replaces m by its erased stub: id, kind, when, created_at, forgotten_at. */
+static void to_stub(mn_memory_t *m, int64_t at_ms, bool retired)
+{
+    mn_memory_t stub;
+    mn_memory_init(&stub);
+    stub.id = m->id;
+    stub.kind = m->kind;
+    stub.when_ms = m->when_ms;
+    stub.created_at_ms = m->created_at_ms;
+    stub.forgotten = true;
+    stub.forgotten_at_ms = at_ms;
+    stub.retired = retired && m->kind == MN_KIND_SEMANTIC;
+    mn_memory_clear(m);
+    *m = stub;
+}
+
 bool mn__wal_strip_memory(mn_wal_entry_t *en, const mn_id_t *id, int64_t at_ms, bool retired)
 {
+    if (en->type == MN_WAL_OP_UPDATE) { /* a version of a corrected memory */
+        mn_memory_t *m = &en->op.update.mem;
+        if (mn_id_cmp(&m->id, id) || m->forgotten) return false;
+        to_stub(m, at_ms, retired);
+        return true;
+    }
     if (en->type == MN_WAL_OP_EMBED) { /* the vector goes; the entry stays, changing nothing */
         if (mn_id_cmp(&en->op.embed.id, id) || !en->op.embed.embedding) return false;
         free(en->op.embed.embedding);
@@ -130,17 +153,7 @@ bool mn__wal_strip_memory(mn_wal_entry_t *en, const mn_id_t *id, int64_t at_ms, 
     for (size_t i = 0; i < n; i++) {
         mn_memory_t *m = &mems[i];
         if (mn_id_cmp(&m->id, id) || m->forgotten) continue;
-        mn_memory_t stub;
-        mn_memory_init(&stub);
-        stub.id = m->id;
-        stub.kind = m->kind;
-        stub.when_ms = m->when_ms;
-        stub.created_at_ms = m->created_at_ms;
-        stub.forgotten = true;
-        stub.forgotten_at_ms = at_ms;
-        stub.retired = retired && m->kind == MN_KIND_SEMANTIC;
-        mn_memory_clear(m);
-        *m = stub;
+        to_stub(m, at_ms, retired);
         found = true;
     }
     if (found && en->type == MN_WAL_OP_REMEMBER) {
@@ -274,7 +287,8 @@ static mn_err erase_memory(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
     if (!rc) rc = erase_in_wal(e, b, sp, id, at_ms, retired, err);
     if (!rc) rc = mn__dedup_erase(e, b, sp, id, err);
     if (rc) return rc;
-    put_gone(e, b, sp, &rec->mem, at_ms);
+    /* as-of reads show a forgotten memory once: its first version stands for its lineage */
+    if (mn_id_is_zero(&rec->mem.lineage)) put_gone(e, b, sp, &rec->mem, at_ms);
     rec->tombstone = true;
     rec->forgotten_at_ms = at_ms;
     rec->mem.retired = retired && rec->mem.kind == MN_KIND_SEMANTIC;
@@ -407,6 +421,48 @@ static mn_err apply_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
     return apply_edges(e, sp, en->op.remember.edges, en->op.remember.n_edges, b, false, err);
 }
 
+/* The versions a forget of rec's memory acts on, into p->versions: its lineage's current
+ * version first, back to the first (one, for a memory never corrected); rec becomes the
+ * current version's record. */
+static mn_err forget_versions(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b,
+                              mn_memory_record_t *rec)
+{
+    mn_id_t lineage, head;
+    mn_err rc = mn__versions_resolve(&e->store, b, p->sp, &rec->mem.id, &lineage, &head, &p->err);
+    if (!rc)
+        rc = mn__versions_chain(&e->store, b, p->sp, &head, &p->versions, &p->n_versions, &p->err);
+    if (rc || !mn_id_cmp(&head, &rec->mem.id)) return rc;
+    mn_memory_clear(&rec->mem);
+    bool found;
+    rc = mn__record_get_wi(&e->store, b, p->sp, &head, rec, &found, &p->err);
+    if (!rc && (!found || rec->tombstone))
+        rc = mn_error_set(&p->err, MN_ERR_GONE, "memory was forgotten");
+    return rc;
+}
+
+/* A delete of a corrected memory: every version older than the current one (rec, erased
+ * by the caller) goes the same way, and the lineage's head key with them. */
+static mn_err erase_older_versions(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b,
+                                   int64_t at_ms, mn_error *err)
+{
+    mn_err rc = MN_OK;
+    for (size_t i = 1; i < p->n_versions && !rc; i++) {
+        mn_memory_record_t v;
+        bool found;
+        if ((rc = mn__record_get_wi(&e->store, b, p->sp, &p->versions[i], &v, &found, err)) ||
+            !found)
+            continue;
+        if (!v.tombstone) rc = erase_memory(e, p, b, &v, at_ms, false, err);
+        mn_memory_clear(&v.mem);
+    }
+    if (!rc && p->n_versions > 1) {
+        uint8_t hk[KEY_HEAD_LEN];
+        mn__key_head(hk, p->sp->sid, &p->versions[p->n_versions - 1]);
+        mn__wb_del(b, e, CF_INDEX, hk, sizeof hk);
+    }
+    return rc;
+}
+
 static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
     const mn_wal_entry_t *en = &p->entry;
@@ -442,6 +498,11 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
         mn_memory_clear(&rec.mem);
         return mn_error_set(err, MN_ERR_GONE, "memory was forgotten");
     }
+    /* a corrected memory is forgotten, suppressed or restored as a whole: its lineage */
+    if ((rc = forget_versions(e, p, b, &rec))) {
+        mn_memory_clear(&rec.mem);
+        return rc;
+    }
     if (en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE) {
         /* an expired memory was gone when its TTL ran out, not when the sweeper came */
         int64_t at = en->op.forget.at_ms;
@@ -449,6 +510,7 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
             rec.mem.expires_at_ms < at)
             at = rec.mem.expires_at_ms;
         rc = erase_memory(e, p, b, &rec, at, false, err);
+        if (!rc) rc = erase_older_versions(e, p, b, at, err);
         mn_memory_clear(&rec.mem);
         return rc;
     }
@@ -695,6 +757,12 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
     case MN_WAL_OP_EMBED:
         rc = apply_embed(e, p, b);
         break;
+    case MN_WAL_OP_UPDATE:
+        rc = mn__apply_update(e, p, b);
+        break;
+    case MN_WAL_OP_INVALIDATE:
+        rc = mn__apply_invalidate(e, p, b);
+        break;
     default:
         return mn_error_set(&p->err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)p->entry.type);
     }
@@ -777,15 +845,20 @@ static void memory_reinforce(mn__space *sp, const mn_wal_entry_t *entry)
 }
 
 /* A forget (delete or suppress) or an unsuppress (write lock held); the
- * suppression times are those apply_forget stored. */
-static void memory_forget(mn__space *sp, const mn_wal_entry_t *entry)
+ * suppression times are those apply_forget stored. A corrected memory's versions
+ * (p->versions) are deleted together; suppression is its current version's. */
+static void memory_forget(mn__space *sp, const mn__pending *p)
 {
+    const mn_wal_entry_t *entry = &p->entry;
     if (entry->type == MN_WAL_OP_FORGET && entry->op.forget.mode == MN_FORGET_DELETE) {
         mn__space_remove(sp, &entry->op.forget.id);
+        for (size_t i = 0; i < p->n_versions; i++)
+            mn__space_remove(sp, &p->versions[i]);
         return;
     }
     bool suppress = entry->type == MN_WAL_OP_FORGET;
-    uint32_t slot = mn__space_find(sp, suppress ? &entry->op.forget.id : &entry->op.unsuppress.id);
+    const mn_id_t *id = suppress ? &entry->op.forget.id : &entry->op.unsuppress.id;
+    uint32_t slot = mn__space_find(sp, p->n_versions ? &p->versions[0] : id);
     if (slot == UINT32_MAX || sp->slots[slot].suppressed == suppress) return;
     if (suppress)
         sp->slots[slot].suppressed_at_ms = entry->op.forget.at_ms;
@@ -840,10 +913,16 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
         break;
     case MN_WAL_OP_FORGET:
     case MN_WAL_OP_UNSUPPRESS:
-        memory_forget(sp, entry);
+        memory_forget(sp, p);
         break;
     case MN_WAL_OP_EMBED:
         memory_embed(sp, entry);
+        break;
+    case MN_WAL_OP_UPDATE:
+        mn__apply_memory_update(sp, p);
+        break;
+    case MN_WAL_OP_INVALIDATE:
+        mn__apply_memory_invalidate(sp, p);
         break;
     default:
         break;

@@ -199,7 +199,7 @@ static mn_err stage_memories(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
         if ((rc = prefilter_remember(e, p, b))) return rc;
         n = p->entry.op.remember.n;
     } else {
-        n = p->entry.op.consolidate.n;
+        n = p->entry.type == MN_WAL_OP_UPDATE ? 1 : p->entry.op.consolidate.n;
         if (!(p->accepted = malloc((n ? n : 1) * sizeof *p->accepted)))
             return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
     }
@@ -225,7 +225,8 @@ static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bo
         p->entry.op.space_drop.space_id = sp->sid; /* ours, whoever wrote the entry */
         if (!p->entry.op.space_drop.at_ms) p->entry.op.space_drop.at_ms = mn__now(e);
     }
-    if (type == MN_WAL_OP_REMEMBER || type == MN_WAL_OP_CONSOLIDATE) {
+    if (type == MN_WAL_OP_REMEMBER || type == MN_WAL_OP_CONSOLIDATE ||
+        type == MN_WAL_OP_UPDATE) {
         if ((p->rc = stage_memories(e, p, b))) return;
         if (type == MN_WAL_OP_REMEMBER && p->entry.op.remember.n == 0)
             return; /* every memory was a retry */
@@ -427,6 +428,9 @@ static void free_pending_results(mn__pending *p)
         free(p->kw[j].buf);
     free(p->kw);
     free(p->rederive);
+    free(p->versions);
+    p->versions = NULL;
+    p->n_versions = 0;
     p->compact = NULL;
     if (!p->keep_accepted) p->accepted = NULL;
     p->kw = NULL;

@@ -39,6 +39,10 @@ typedef struct mn__pending {
      * semantic memories that listed an episode this entry erased (re-derived
      * at the end of the group) */
     int64_t tombstones;
+    /* filled by apply (forget, invalidate; versions.c): the versions the entry's memory id
+     * stands for, its lineage's current one first (mn__apply_memory acts on them) */
+    mn_id_t *versions;
+    size_t n_versions;
     mn_id_t *rederive;
     size_t n_rederive, cap_rederive;
     /* results */

@@ -15,6 +15,8 @@
  *           sid | 'c' | episode id             -> ids of the semantic memories listing it
  *           sid | 'd' | dedup hash (16 bytes)  -> id of the live memory with that hash
  *           sid | 'D' | id                     -> its dedup hash (so a forget finds 'd')
+ *           sid | 'v' | lineage id             -> the id of its current version (corrected
+ *                                                 memories only)
  * Times are stored order-preserving (mn__key_time_bits). A leaf: it knows
  * bytes, not the store. */
 #ifndef MN_ENGINE_KEYS_H
@@ -34,6 +36,7 @@
 #define KEY_STRENGTH_LEN (KEY_SID_LEN + 1 + 16)
 #define KEY_CONSOLIDATED_LEN (KEY_SID_LEN + 1 + 16)
 #define KEY_DEDUP_LEN (KEY_SID_LEN + 1 + 16)
+#define KEY_HEAD_LEN (KEY_SID_LEN + 1 + 16)
 /* As-of index value: kind u8, created_at be64, gone_at be64. */
 #define GONE_VALUE_LEN 17
 /* Strength value: f32 stability_days, i64 last access ms, u32 access count. */
@@ -62,6 +65,9 @@ void mn__key_strength(uint8_t *k, uint32_t sid, const mn_id_t *id);
 /* A consolidated episode: the semantic memories that list it (16 bytes each,
  * sorted; the key goes with the last one). */
 void mn__key_consolidated(uint8_t *k, uint32_t sid, const mn_id_t *id);
+/* A corrected memory's lineage: the id of its current version (versions.c). A lineage
+ * never corrected has no key: its first version is current. */
+void mn__key_head(uint8_t *k, uint32_t sid, const mn_id_t *lineage);
 /* Order-preserving encoding of a signed 64-bit time. */
 uint64_t mn__key_time_bits(int64_t t);
 int64_t mn__key_time_from_bits(uint64_t b);

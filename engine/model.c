@@ -155,6 +155,8 @@ void mn_memory_clear(mn_memory_t *m)
     free(m->metadata);
     free(m->idempotency_key);
     free(m->support);
+    free(m->changed_by);
+    free(m->invalid_reason);
     memset(m, 0, sizeof *m);
 }
 
@@ -172,8 +174,15 @@ const char *mn_reason_name(unsigned bit_index)
 {
     static const char *names[MN_REASON_COUNT] = {"low_similarity", "low_encoding_confidence",
                                                  "associative", "decayed", "low_support",
-                                                 "embedding_unavailable"};
+                                                 "embedding_unavailable", "superseded"};
     return bit_index < MN_REASON_COUNT ? names[bit_index] : "unknown";
+}
+
+const char *mn_changed_name(unsigned bit_index)
+{
+    static const char *names[MN_CHANGED_COUNT] = {"content",  "embedding",  "tags",
+                                                  "metadata", "importance", "context"};
+    return bit_index < MN_CHANGED_COUNT ? names[bit_index] : "unknown";
 }
 
 void mn_recall_result_clear(mn_recall_result_t *r)

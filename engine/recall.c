@@ -30,6 +30,7 @@
 #include "space_index.h"
 #include "text/keyword.h"
 #include "validate.h"
+#include "versions.h"
 #include "vec.h"
 
 #include <math.h>
@@ -642,6 +643,10 @@ static void fill_hit(const recall *rc, const ranked *x, mn_recall_hit_t *h)
     mn__confidence_of(match, h->memory.confidence, x->retention,
                       mn__support_factor(semantic, h->memory.n_support), &h->confidence);
     if (!x->seed) h->confidence.reasons |= MN_REASON_ASSOCIATIVE;
+    /* invalidated by then (a superseded version is only ever ranked in its own time) */
+    int64_t t = req->filter.as_of_ms != MN_TIME_UNSET ? req->filter.as_of_ms : rc->now_ms;
+    if (h->memory.valid_to_ms && !h->memory.superseded && h->memory.valid_to_ms <= t)
+        mn__confidence_superseded(&h->confidence);
 }
 
 /* The near-duplicates folded into rc->r[i], onto h. */
@@ -674,6 +679,7 @@ static mn_err read_hits(mn_engine_t *e, const mn__space *sp, const recall *rc, s
             if (err) *err = rerr;
             return rr;
         }
+        mn__versions_present(&h->memory);
         fill_hit(rc, &rc->r[i], h);
         out->n_hits++;
         if (attach_duplicates(rc, i, h)) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
@@ -689,7 +695,7 @@ static void after_recall(mn_engine_t *e, mn__space *sp, const char *space, const
         mn_id_t *ids = malloc(out->n_hits * sizeof *ids);
         if (ids) {
             for (size_t i = 0; i < out->n_hits; i++)
-                ids[i] = out->hits[i].memory.id;
+                ids[i] = out->hits[i].memory.version_id; /* the version ranked */
             mn__reinforce_enqueue(e, sp, ids, out->n_hits, rc->now_ms);
             free(ids);
         }

@@ -224,6 +224,16 @@ static mn_err m_remember_batch(gctx *c, ProtobufCMessage *const *rs, size_t n,
     return MN_OK;
 }
 
+/* The memory the engine returned, as the response (it is cleared). */
+static mn_err memory_resp(gctx *c, mn_memory_t *m, ProtobufCMessage **resp, mn_error *err)
+{
+    Mnemo__V1__Memory *o = g_memory_out(&c->arena, m);
+    mn_memory_clear(m);
+    if (!o) return OOM(err);
+    *resp = &o->base;
+    return MN_OK;
+}
+
 static mn_err m_get_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
                            mn_error *err)
 {
@@ -236,11 +246,67 @@ static mn_err m_get_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessage 
     rc = mn_engine_get(c->api->engine, space_of(q->space), &id,
                        q->has_include_embedding && q->include_embedding, &m, err);
     if (rc) return rc;
-    Mnemo__V1__Memory *o = g_memory_out(&c->arena, &m);
-    mn_memory_clear(&m);
-    if (!o) return OOM(err);
+    return memory_resp(c, &m, resp, err);
+}
+
+/* ---- corrections ---- */
+
+static mn_err m_update_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                              mn_error *err)
+{
+    REQ(Mnemo__V1__UpdateMemoryRequest, r);
+    mn_id_t id;
+    mn_update_req_t u;
+    memset(&u, 0, sizeof u);
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    if (!rc) rc = g_update_in(q, &c->arena, &u, err);
+    if (rc) return rc;
+    u.by = c->key_name;
+    u.drop_embedding = u.content && !u.embedding && mn_embed_space_uses(c->api->embed, space_of(q->space));
+    mn_memory_t m;
+    if ((rc = mn_engine_update(c->api->engine, space_of(q->space), &id, &u, &m, err))) return rc;
+    if (u.drop_embedding) mn_embed_remembered(c->api->embed, space_of(q->space), &m, &m.version_id, 1);
+    return memory_resp(c, &m, resp, err);
+}
+
+static mn_err m_memory_history(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                               mn_error *err)
+{
+    REQ(Mnemo__V1__MemoryRequest, r);
+    mn_id_t id;
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    if (rc) return rc;
+    mn_memory_t *vs;
+    size_t n;
+    if ((rc = mn_engine_history(c->api->engine, space_of(q->space), &id, &vs, &n, err))) return rc;
+    Mnemo__V1__MemoryHistoryResponse *o = G_NEW(&c->arena, Mnemo__V1__MemoryHistoryResponse,
+                                                mnemo__v1__memory_history_response__init);
+    if (o) o->id = g_id_out(&c->arena, &id);
+    if (o) o->versions = (Mnemo__V1__Memory **)g_ptrs(&c->arena, n);
+    for (size_t i = 0; i < n; i++) {
+        if (o && o->versions && (o->versions[o->n_versions] = g_memory_out(&c->arena, &vs[i])))
+            o->n_versions++;
+        mn_memory_clear(&vs[i]);
+    }
+    free(vs);
+    if (!o || !o->id || o->n_versions != n) return OOM(err);
     *resp = &o->base;
     return MN_OK;
+}
+
+static mn_err m_invalidate_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                                  mn_error *err)
+{
+    REQ(Mnemo__V1__InvalidateMemoryRequest, r);
+    mn_id_t id, by;
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    if (!rc && q->by) rc = g_id_in(q->by, "by", &by, err);
+    if (rc) return rc;
+    mn_memory_t m;
+    if ((rc = mn_engine_invalidate(c->api->engine, space_of(q->space), &id, q->by ? &by : NULL,
+                                   q->reason, &m, err)))
+        return rc;
+    return memory_resp(c, &m, resp, err);
 }
 
 /* A limit of 0 is refused: proto3 cannot tell it from an unset one, and the engine would
@@ -673,6 +739,12 @@ static const g_method methods[] = {
     {P("Forget"), G_UNARY, D(forget_request), MN_AUTH_OP_FORGET, API_CTX_MEMORY, m_forget, NULL},
     {P("Unsuppress"), G_UNARY, D(memory_request), MN_AUTH_OP_FORGET, API_CTX_MEMORY, m_unsuppress,
      NULL},
+    {P("UpdateMemory"), G_UNARY, D(update_memory_request), MN_AUTH_OP_REMEMBER, API_CTX_MEMORY,
+     m_update_memory, NULL},
+    {P("MemoryHistory"), G_UNARY, D(memory_request), MN_AUTH_OP_MEMORY_READ, API_CTX_MEMORY,
+     m_memory_history, NULL},
+    {P("InvalidateMemory"), G_UNARY, D(invalidate_memory_request), MN_AUTH_OP_REMEMBER,
+     API_CTX_MEMORY, m_invalidate_memory, NULL},
     {P("Recall"), G_UNARY, D(recall_request), MN_AUTH_OP_RECALL, API_CTX_SPACE, m_recall, NULL},
     {P("Associate"), G_UNARY, D(associate_request), MN_AUTH_OP_ASSOCIATE, API_CTX_MEMORY, m_associate,
      NULL},

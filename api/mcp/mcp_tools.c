@@ -1,6 +1,6 @@
-/* The MCP tools (MCP 2025-06-18, server/tools): remember, recall, forget, list_spaces,
- * consolidate, recognize, reminisce and create_space, each with a JSON Schema of its
- * arguments.
+/* The MCP tools (MCP 2025-06-18, server/tools): remember, recall, forget, update, history,
+ * invalidate, list_spaces, consolidate, recognize, reminisce and create_space, each with a
+ * JSON Schema of its arguments.
  *
  * Each tool is a thin adapter over the HTTP handler of the same operation: it turns its
  * arguments into that handler's request (the "space" argument becomes the {space} of the
@@ -135,6 +135,38 @@ static const char forget_schema[] = SCHEMA(
          DESC("delete: erased for good (default); suppress: hidden, reversible")),
     Q("id"));
 
+static const char update_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("id", T_STR DESC("id of the memory to correct (it keeps this id)")) ","
+    PROP("content", T_STR DESC("the corrected text")) ","
+    PROP("embedding", T_NUMS DESC("the corrected embedding (send one with new content if the "
+                                  "space's vectors come from you; default: kept)")) ","
+    PROP("tags", T_STRS DESC("replace the tags")) ","
+    PROP("metadata", T_STRMAP DESC("replace the metadata")) ","
+    PROP("importance", T_NUM DESC("0..1")) ","
+    PROP("context", T_OBJ(
+        PROP("who", T_STRS DESC("people involved")) ","
+        PROP("where", Q("type") ":[" Q("string") "," Q("null") "]," DESC("place; null clears it")) ","
+        PROP("session", Q("type") ":[" Q("string") "," Q("null") "]," DESC("session; null clears it")))
+        DESC("each part given replaces that part")) ","
+    PROP("expected_version", T_INT DESC("only if this is still the current version (else a "
+                                        "conflict error: read the memory again)")) ","
+    PROP("idempotency_key", T_STR DESC("a retry with the same key writes nothing and returns "
+                                       "the version written the first time")),
+    Q("id"));
+
+static const char memory_id_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("id", T_STR DESC("id of the memory")),
+    Q("id"));
+
+static const char invalidate_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("id", T_STR DESC("id of the memory that no longer holds")) ","
+    PROP("by", T_STR DESC("id of the memory that contradicts it")) ","
+    PROP("reason", T_STR DESC("why it no longer holds")),
+    Q("id"));
+
 static const char list_spaces_schema[] = SCHEMA("", "");
 
 static const char consolidate_schema[] = SCHEMA(
@@ -208,6 +240,10 @@ static answer call(mcp_call *c, mn_http_handler_fn fn, const char *method, const
     memcpy(r->request_id, c->http->request_id, sizeof r->request_id);
     if (space) r->params[r->n_params++] = space;
     if (id) r->params[r->n_params++] = id;
+    /* only the key goes through: a handler may name who made a change (corrections) */
+    mn_http_header_t auth = {(char *)"authorization",
+                             (char *)mn_http_header_get(c->http, "authorization")};
+    if (auth.value) r->headers = &auth, r->n_headers = 1;
     r->route = c->http->route;
     mn_http_response_t resp;
     memset(&resp, 0, sizeof resp);
@@ -546,6 +582,65 @@ static void sum_forget(text *t, const char *space, const cJSON *json)
             jtext(json, "mode"));
 }
 
+/* A tool about one memory: "id" becomes the {id} of the path, the other arguments the body
+ * (none for a GET). */
+static cJSON *run_on_memory(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(args, "id");
+    cJSON *r;
+    if (!cJSON_IsString(id)) {
+        r = invalid("id: expected a string (a memory id)", NULL);
+    } else {
+        bool get = !strcmp(t->method, "GET");
+        answer a = call(c, t->handler, t->method, space, id->valuestring, NULL, get ? NULL : args);
+        r = finish(t, &a, space);
+    }
+    cJSON_Delete(id);
+    return r;
+}
+
+static void changed_list(text *t, const cJSON *m)
+{
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(m, "changed");
+    for (const cJSON *x = ch ? ch->child : NULL; x; x = x->next)
+        if (cJSON_IsString(x)) tprintf(t, "%s%s", x == ch->child ? "" : ", ", x->valuestring);
+}
+
+static void sum_update(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t, "Corrected memory %s in space \"%s\": now version %.0f (changed: ",
+            jtext(json, "id"), space, jnum(json, "version"));
+    changed_list(t, json);
+    tprintf(t, "). The earlier version is kept in its history.");
+}
+
+static void sum_history(text *t, const char *space, const cJSON *json)
+{
+    const cJSON *vs = cJSON_GetObjectItemCaseSensitive(json, "versions");
+    int n = cJSON_GetArraySize(vs);
+    tprintf(t, "Memory %s of space \"%s\" has %d version%s, oldest first:", jtext(json, "id"),
+            space, n, n == 1 ? "" : "s");
+    for (const cJSON *v = vs ? vs->child : NULL; v; v = v->next) {
+        tprintf(t, "\nv%.0f, valid from %s%s%s", jnum(v, "version"), jtext(v, "valid_from"),
+                jstr(v, "valid_to") ? " to " : "", jtext(v, "valid_to"));
+        if (jstr(v, "changed_by")) tprintf(t, ", by %s", jstr(v, "changed_by"));
+        if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(v, "changed")) > 0) {
+            tprintf(t, ", changed ");
+            changed_list(t, v);
+        }
+        tprintf(t, ": ");
+        tclip(t, jtext(v, "content"), 200);
+    }
+}
+
+static void sum_invalidate(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t, "Memory %s of space \"%s\" no longer holds since %s", jtext(json, "id"), space,
+            jtext(json, "valid_to"));
+    if (jstr(json, "invalidated_by")) tprintf(t, " (contradicted by %s)", jstr(json, "invalidated_by"));
+    tprintf(t, "; it is kept, and recall flags it \"superseded\".");
+}
+
 static void sum_list_spaces(text *t, const char *space, const cJSON *json)
 {
     const cJSON *spaces = cJSON_GetObjectItemCaseSensitive(json, "spaces");
@@ -623,6 +718,21 @@ static const mcp_tool tools[] = {
      "Forget a memory by id: mode delete erases it for good (default), suppress hides it "
      "reversibly.",
      forget_schema, false, true, true, true, rest_h_forget, "DELETE", sum_forget, run_forget, MN_AUTH_OP_FORGET},
+    {"update", "Correct a memory",
+     "Correct a memory that was wrong or is out of date: give its id and the fields to change "
+     "(content, tags, metadata, importance, context, embedding); the rest is kept. The memory "
+     "keeps its id and becomes a new version; the old one stays in its history.",
+     update_schema, false, false, false, true, rest_h_update, "PATCH", sum_update,
+     run_on_memory, MN_AUTH_OP_REMEMBER},
+    {"history", "Memory history",
+     "Every version of a memory, oldest first: what it said, when, and who changed what.",
+     memory_id_schema, true, false, true, true, rest_h_history, "GET", sum_history,
+     run_on_memory, MN_AUTH_OP_MEMORY_READ},
+    {"invalidate", "Invalidate a memory",
+     "Mark a memory as no longer true because another contradicts it (give that one as by), "
+     "without deleting it: it stays readable, and recall flags it as superseded.",
+     invalidate_schema, false, false, true, true, rest_h_invalidate, "POST", sum_invalidate,
+     run_on_memory, MN_AUTH_OP_REMEMBER},
     {"list_spaces", "List spaces", "List the memory spaces with their dimension and metric.",
      list_spaces_schema, true, false, true, false, rest_h_space_list, "GET", sum_list_spaces, NULL,
      MN_AUTH_OP_SPACE_LIST},

@@ -39,6 +39,10 @@ void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_respons
 void rest_h_recognize(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_reminisce(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_complete(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Corrections (rest_handlers_versions.c): PATCH a memory, its history, invalidation. */
+void rest_h_update(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_history(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_invalidate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 /* GET /v1/spaces/{space}/events: Server-Sent Events (rest_events.c). */
 void rest_h_events(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 

@@ -228,7 +228,7 @@ void rest_h_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *re
 
 void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
-    static const char *const params[] = {"include_embedding", NULL};
+    static const char *const params[] = {"include_embedding", "as_of", NULL};
     mn_api_t *api = ctx;
     mn_error err = {0};
     api_arena a;
@@ -236,15 +236,18 @@ void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *res
     api_qparam *qs;
     size_t nq;
     bool with_embedding = false;
+    int64_t as_of = MN_TIME_UNSET;
     mn_err rc = api_query_read(req, params, false, &a, &qs, &nq, &err);
     for (size_t i = 0; i < nq && !rc; i++)
-        rc = api_query_bool(qs[i].key, qs[i].value, &with_embedding, &err);
+        rc = !strcmp(qs[i].key, "as_of")
+                 ? api_query_time(qs[i].key, qs[i].value, &as_of, &err)
+                 : api_query_bool(qs[i].key, qs[i].value, &with_embedding, &err);
     api_arena_free(&a);
     if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     mn_id_t id;
     if (!rest_path_id(req, &id, resp)) return;
     mn_memory_t m;
-    rc = mn_engine_get(api->engine, req->params[0], &id, with_embedding, &m, &err);
+    rc = mn_engine_get_as_of(api->engine, req->params[0], &id, as_of, with_embedding, &m, &err);
     if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     api_jw w;
     jw_init(&w);

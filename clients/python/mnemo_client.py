@@ -232,6 +232,28 @@ class MnemoClient:
         return self.request("POST", "/v1/spaces/%s/memories/%s/unsuppress"
                             % (_q(space), _q(memory_id)))
 
+    # ---- corrections (docs/api.md, "Corrections") ----
+
+    def update(self, space, memory_id, **fields):
+        """Corrects a memory: a new version with the fields given (content, embedding, tags,
+        metadata, importance, context), the others carried over; expected_version (or
+        idempotency_key) as in the docs. Returns the new version."""
+        if fields.get("embedding") is not None:
+            fields["embedding"] = [float(x) for x in fields["embedding"]]
+        return self.request("PATCH", "/v1/spaces/%s/memories/%s" % (_q(space), _q(memory_id)),
+                            fields)
+
+    def history(self, space, memory_id):
+        """Every version of a memory, oldest first."""
+        return self.request("GET", "/v1/spaces/%s/memories/%s/history"
+                            % (_q(space), _q(memory_id)))["versions"]
+
+    def invalidate(self, space, memory_id, by=None, reason=None):
+        """Marks a memory as no longer valid (another contradicts it), without deleting it."""
+        body = {k: v for k, v in (("by", by), ("reason", reason)) if v is not None}
+        return self.request("POST", "/v1/spaces/%s/memories/%s/invalidate"
+                            % (_q(space), _q(memory_id)), body)
+
     @staticmethod
     def _list_query(limit=None, cursor=None, tags_any=None, tags_all=None, kind=None,
                     when_from=None, when_to=None, min_confidence=None, include_suppressed=None,

@@ -251,6 +251,61 @@ mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool 
  * cluster from ever getting one again. MN_ERR_GONE if forgotten already. */
 mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn_forget_mode_t mode,
                         mn_error *err);
+/* ---- corrections and their history (versions.c; docs/api.md, "Corrections") ---- */
+/* What a correction changes; every field left out is carried over from the current
+ * version (the embedding too: send a new one with new content). Pointers are borrowed. */
+typedef struct mn_update_req {
+    const char *content; /* NULL: keep */
+    size_t content_len;
+    const float *embedding; /* NULL: keep */
+    uint32_t dim;
+    bool has_tags;
+    char **tags;
+    size_t n_tags;
+    bool has_metadata; /* replaces the whole map */
+    mn_kv_t *metadata;
+    size_t n_metadata;
+    bool has_importance;
+    float importance;
+    /* context: each part given replaces that part (where or session NULL: cleared) */
+    bool has_who, has_where, has_session;
+    char **who;
+    size_t n_who;
+    const char *where;
+    const char *session;
+    /* with content and no embedding: the new version has no vector (an embedding provider
+     * computes one, api/embed) instead of carrying the old one over */
+    bool drop_embedding;
+    uint32_t expected_version;   /* 0: none; else MN_ERR_CONFLICT unless it is the current one */
+    const char *idempotency_key; /* a retry with the key answers with the version it wrote */
+    const char *by;              /* who corrects (the API key's name), or NULL */
+} mn_update_req_t;
+/* Writes a new version of memory id (its lineage id, or any of its versions' ids) that
+ * supersedes the current one: same lineage, version + 1, valid from now, one WAL entry.
+ * The old version is kept (as-of reads and the history see it). Episodes only (a semantic
+ * memory is consolidation's). Concurrent corrections are serialised: without
+ * expected_version a correction that lost the race is rebuilt on the winner's version.
+ * *out (may be NULL) is the new version as get shows it (clear with mn_memory_clear). */
+mn_err mn_engine_update(mn_engine_t *e, const char *space, const mn_id_t *id,
+                        const mn_update_req_t *req, mn_memory_t *out, mn_error *err);
+/* mn_engine_get as of a time (MN_TIME_UNSET: now): the version of memory id that was current
+ * then. MN_ERR_NOT_FOUND when it did not exist yet; as_of is held to the ranges of
+ * filter.as_of_ms (not in the future, within engine.as_of_max_age). */
+mn_err mn_engine_get_as_of(mn_engine_t *e, const char *space, const mn_id_t *id, int64_t as_of_ms,
+                           bool with_embedding, mn_memory_t *out, mn_error *err);
+/* Every version of memory id, oldest first (*out malloc'd: mn_memory_clear each, then
+ * free), as get shows them: id is the lineage, version_id each version's own. */
+mn_err mn_engine_history(mn_engine_t *e, const char *space, const mn_id_t *id, mn_memory_t **out,
+                         size_t *n, mn_error *err);
+/* Another memory contradicts memory id: its current version gets valid_to = now (and by,
+ * reason), and is kept: recall ranks it lower with the reason "superseded". by (may be
+ * NULL) must be a live memory of the space. Invalidating again changes nothing. *out (may
+ * be NULL) is the memory as get shows it then. */
+mn_err mn_engine_invalidate(mn_engine_t *e, const char *space, const mn_id_t *id,
+                            const mn_id_t *by, const char *reason, mn_memory_t *out,
+                            mn_error *err);
+#define MN_INVALID_REASON_MAX 1024
+
 /* Adds client associations (kind causal or explicit; weight in (0, 1]) atomically.
  * Both ends must be live memories of the space. */
 mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge_t *edges, size_t n,
@@ -486,6 +541,9 @@ typedef enum {
     MN_EVENT_DROPPED,         /* the subscriber fell behind its queue and was dropped */
     MN_EVENT_SPACE_DROPPED,   /* the space was dropped */
     MN_EVENT_CLOSED,          /* the engine is closing */
+    /* not final (after the final ones so their numbers stay): a correction wrote a new
+     * version: id (the memory's lineage id), count = the new version number */
+    MN_EVENT_UPDATE,
 } mn_event_kind_t;
 const char *mn_event_kind_name(mn_event_kind_t k); /* "remember", ... */
 

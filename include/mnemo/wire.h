@@ -22,6 +22,8 @@ typedef enum {
     MN_WAL_OP_CONSOLIDATE = 7,
     MN_WAL_OP_SPACE_DROP = 8,
     MN_WAL_OP_EMBED = 9,
+    MN_WAL_OP_UPDATE = 11,     /* a correction: a new version of a memory */
+    MN_WAL_OP_INVALIDATE = 12, /* a memory stops being valid, kept */
 } mn_wal_op_type_t;
 
 typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason_t;
@@ -78,6 +80,17 @@ typedef struct mn_wal_entry {
             uint32_t space_id; /* the dropped space's local storage prefix */
             int64_t at_ms;
         } space_drop;
+        struct {
+            /* the new version (decoded: owned; encoding: borrowed); forgotten set once the
+             * lineage was erased (its stub) */
+            mn_memory_t mem;
+        } update;
+        struct {
+            mn_id_t id;        /* the lineage, or one of its versions */
+            int64_t at_ms;
+            mn_id_t by;        /* zero: none named */
+            char *reason;      /* NULL: none; decoded: owned; encoding: borrowed */
+        } invalidate;
     } op;
 } mn_wal_entry_t;
 
