@@ -463,6 +463,48 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
     return rc;
 }
 
+/* A forget by filter's chunk: each id goes through apply_forget as the single
+ * forget entry it stands for (p->entry is swapped for the call and restored),
+ * so a chunk erases exactly what as many forgets would. An id gone or unknown
+ * by now is skipped (p->accepted[i] false); a chunk that changes nothing fails
+ * with MN_ERR_GONE and takes no lsn; any other failure rolls the chunk's
+ * mutations back out of the batch. */
+static mn_err apply_forget_batch(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    const mn_wal_entry_t batch = p->entry;
+    size_t n = batch.op.forget_batch.n;
+    mn_assert(n <= MN_WAL_FORGET_BATCH_MAX);
+    free(p->accepted);
+    if (!(p->accepted = calloc(n ? n : 1, sizeof *p->accepted)))
+        return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+    rocksdb_writebatch_wi_set_save_point(b);
+    mn_err rc = MN_OK;
+    size_t applied = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        p->entry.type = MN_WAL_OP_FORGET;
+        p->entry.op.forget.id = batch.op.forget_batch.ids[i];
+        p->entry.op.forget.mode = batch.op.forget_batch.mode;
+        p->entry.op.forget.reason = batch.op.forget_batch.reason;
+        p->entry.op.forget.at_ms = batch.op.forget_batch.at_ms;
+        rc = apply_forget(e, p, b);
+        p->accepted[i] = rc == MN_OK;
+        applied += rc == MN_OK;
+        if (rc == MN_ERR_GONE || rc == MN_ERR_NOT_FOUND) rc = MN_OK;
+    }
+    p->entry = batch;
+    if (rc) {
+        char *msg = NULL;
+        rocksdb_writebatch_wi_rollback_to_save_point(b, &msg);
+        free(msg);
+        p->tombstones = 0;
+        p->n_rederive = 0;
+        return rc;
+    }
+    memset(&p->err, 0, sizeof p->err);
+    if (!applied) return mn_error_set(&p->err, MN_ERR_GONE, "every memory was gone already");
+    return MN_OK;
+}
+
 /* The entry as stored: a remember or consolidate keeps only the memories it
  * applied, so a copy of a memory that is stored (or forgotten) here already
  * never lands in the log, where erasure would not look for it. */
@@ -692,6 +734,9 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
     case MN_WAL_OP_EMBED:
         rc = apply_embed(e, p, b);
         break;
+    case MN_WAL_OP_FORGET_BATCH:
+        rc = apply_forget_batch(e, p, b);
+        break;
     default:
         return mn_error_set(&p->err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)p->entry.type);
     }
@@ -792,6 +837,21 @@ static void memory_forget(mn__space *sp, const mn_wal_entry_t *entry)
     mn__space_set_suppressed(sp, slot, suppress);
 }
 
+/* A forget batch's applied ids, each as its single forget (write lock held). */
+static void memory_forget_batch(mn__space *sp, const mn__pending *p)
+{
+    const mn_wal_entry_t *entry = &p->entry;
+    mn_wal_entry_t one = {.type = MN_WAL_OP_FORGET, .lsn = entry->lsn, .hlc = entry->hlc};
+    one.op.forget.mode = entry->op.forget_batch.mode;
+    one.op.forget.reason = entry->op.forget_batch.reason;
+    one.op.forget.at_ms = entry->op.forget_batch.at_ms;
+    for (size_t i = 0; i < entry->op.forget_batch.n; i++) {
+        if (!p->accepted[i]) continue;
+        one.op.forget.id = entry->op.forget_batch.ids[i];
+        memory_forget(sp, &one);
+    }
+}
+
 /* The vector apply_embed wrote (write lock held): the slot gets it and the index
  * thread is told, as for a memory that came with its vector. */
 static void memory_embed(mn__space *sp, const mn_wal_entry_t *entry)
@@ -841,6 +901,9 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
         break;
     case MN_WAL_OP_EMBED:
         memory_embed(sp, entry);
+        break;
+    case MN_WAL_OP_FORGET_BATCH:
+        memory_forget_batch(sp, p);
         break;
     default:
         break;
