@@ -166,12 +166,94 @@ mn_err mn__apply_rewrite_wal(mn__store *st, rocksdb_writebatch_wi_t *b, const vo
     return MN_OK;
 }
 
+/* A forget batch's WAL entries being erased: each decoded once, stripped of every memory
+ * the batch forgets, written back once (walcache_flush). Without it a chunk of 1000
+ * memories remembered in one batch would decode, re-encode and put the same entry 1000
+ * times into the group's batch. */
+typedef struct mn__walcached {
+    uint64_t lsn;
+    mn_wal_entry_t en;
+    bool dirty;
+} mn__walcached;
+struct mn__walcache {
+    mn__walcached *items;
+    size_t n, cap;
+};
+
+static void walcache_clear(struct mn__walcache *wc)
+{
+    for (size_t i = 0; i < wc->n; i++)
+        mn_wal_entry_clear(&wc->items[i].en);
+    free(wc->items);
+    memset(wc, 0, sizeof *wc);
+}
+
+/* Writes the entries the batch changed into b, then empties the cache. */
+static mn_err walcache_flush(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                             struct mn__walcache *wc, mn_error *err)
+{
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < wc->n && !rc; i++) {
+        if (!wc->items[i].dirty) continue;
+        uint8_t wk[KEY_WAL_LEN];
+        mn__key_wal(wk, sp->sid, wc->items[i].lsn);
+        rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &wc->items[i].en, err);
+    }
+    walcache_clear(wc);
+    return rc;
+}
+
+/* The WAL entry at wk (lsn) decoded: from the cache, or read and added to it; *en NULL
+ * when it was trimmed or could not be read (then it is deleted: it must not keep the
+ * content). Without a cache, *en is the caller's tmp (clear it). */
+static mn_err wal_entry_for(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                            struct mn__walcache *wc, const uint8_t *wk, uint64_t lsn,
+                            mn_wal_entry_t *tmp, mn__walcached **cached, mn_error *err)
+{
+    *cached = NULL;
+    for (size_t i = 0; wc && i < wc->n; i++)
+        if (wc->items[i].lsn == lsn) {
+            *cached = &wc->items[i];
+            return MN_OK;
+        }
+    char *v;
+    size_t vl;
+    mn_err rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, KEY_WAL_LEN, &v, &vl, err);
+    if (rc || !v) return rc; /* trimmed */
+    mn_error derr = {0};
+    mn_err drc = mn_wire_wal_decode((const uint8_t *)v, vl, tmp, &derr);
+    free(v);
+    if (drc) {
+        mn_log_error("space %s: WAL entry %llu is unreadable (%s); deleted to erase a "
+                     "forgotten memory",
+                     sp->def.name, (unsigned long long)lsn, derr.message);
+        mn__wb_del(b, e, CF_WAL, wk, KEY_WAL_LEN);
+        return MN_OK;
+    }
+    if (wc && wc->n == wc->cap) {
+        size_t nc = wc->cap ? wc->cap * 2 : 16;
+        mn__walcached *x = realloc(wc->items, nc * sizeof *x);
+        if (!x) {
+            mn_wal_entry_clear(tmp);
+            return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        }
+        wc->items = x;
+        wc->cap = nc;
+    }
+    mn__walcached c = {.lsn = lsn, .en = *tmp};
+    if (wc) wc->items[wc->n++] = c;
+    *cached = wc ? &wc->items[wc->n - 1] : NULL;
+    return MN_OK;
+}
+
 /* Rewrites the WAL entries that carry id without its content (same space,
  * epoch, lsn and hlc; a new CRC), and drops its WAL references. Entries that
  * were trimmed are gone already; one that cannot be read is deleted rather
- * than left holding the content. */
+ * than left holding the content. With a cache (a forget batch) the rewrite
+ * waits for walcache_flush. */
 static mn_err erase_in_wal(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
-                           const mn_id_t *id, int64_t at_ms, bool retired, mn_error *err)
+                           struct mn__walcache *wc, const mn_id_t *id, int64_t at_ms, bool retired,
+                           mn_error *err)
 {
     uint8_t rk[KEY_WALREF_LEN];
     mn__key_walref(rk, sp->sid, id);
@@ -180,27 +262,19 @@ static mn_err erase_in_wal(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space
     mn_err rc = mn__store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, err);
     if (rc || !refs) return rc;
     for (size_t i = 0; i + 8 <= rl && !rc; i += 8) {
+        uint64_t lsn = mn_get_be64((const uint8_t *)refs + i);
         uint8_t wk[KEY_WAL_LEN];
-        mn__key_wal(wk, sp->sid, mn_get_be64((const uint8_t *)refs + i));
-        char *v;
-        size_t vl;
-        if ((rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
-        if (!v) continue; /* trimmed */
-        mn_wal_entry_t en;
-        mn_error derr = {0};
-        mn_err drc = mn_wire_wal_decode((const uint8_t *)v, vl, &en, &derr);
-        free(v);
-        if (drc) {
-            mn_log_error("space %s: WAL entry %llu is unreadable (%s); deleted to erase a "
-                         "forgotten memory",
-                         sp->def.name, (unsigned long long)mn_get_be64(wk + KEY_SID_LEN),
-                         derr.message);
-            mn__wb_del(b, e, CF_WAL, wk, sizeof wk);
-            continue;
+        mn__key_wal(wk, sp->sid, lsn);
+        mn_wal_entry_t tmp = {0};
+        mn__walcached *c;
+        if ((rc = wal_entry_for(e, b, sp, wc, wk, lsn, &tmp, &c, err))) break;
+        if (c) {
+            c->dirty |= mn__wal_strip_memory(&c->en, id, at_ms, retired);
+        } else if (tmp.type != MN_WAL_OP_NONE) {
+            if (mn__wal_strip_memory(&tmp, id, at_ms, retired))
+                rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &tmp, err);
+            mn_wal_entry_clear(&tmp);
         }
-        if (mn__wal_strip_memory(&en, id, at_ms, retired))
-            rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &en, err);
-        mn_wal_entry_clear(&en);
     }
     free(refs);
     if (!rc) mn__wb_del(b, e, CF_INDEX, rk, sizeof rk);
@@ -270,7 +344,7 @@ static mn_err erase_memory(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
             rc = mn__apply_unlist_support(e, b, sp, &rec->mem.support[j], id, err);
     else
         rc = mn__apply_take_holders(e, p, b, id, err);
-    if (!rc) rc = erase_in_wal(e, b, sp, id, at_ms, retired, err);
+    if (!rc) rc = erase_in_wal(e, b, sp, p->walcache, id, at_ms, retired, err);
     if (rc) return rc;
     put_gone(e, b, sp, &rec->mem, at_ms);
     rec->tombstone = true;
@@ -478,6 +552,8 @@ static mn_err apply_forget_batch(mn_engine_t *e, mn__pending *p, rocksdb_writeba
     if (!(p->accepted = calloc(n ? n : 1, sizeof *p->accepted)))
         return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
     rocksdb_writebatch_wi_set_save_point(b);
+    struct mn__walcache wc = {0};
+    p->walcache = &wc;
     mn_err rc = MN_OK;
     size_t applied = 0;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -492,6 +568,9 @@ static mn_err apply_forget_batch(mn_engine_t *e, mn__pending *p, rocksdb_writeba
         if (rc == MN_ERR_GONE || rc == MN_ERR_NOT_FOUND) rc = MN_OK;
     }
     p->entry = batch;
+    p->walcache = NULL;
+    if (!rc) rc = walcache_flush(e, b, p->sp, &wc, &p->err);
+    walcache_clear(&wc);
     if (rc) {
         char *msg = NULL;
         rocksdb_writebatch_wi_rollback_to_save_point(b, &msg);

@@ -33,6 +33,9 @@ typedef struct mn__pending {
      * semantic memories that listed an episode this entry erased (re-derived
      * at the end of the group) */
     int64_t tombstones;
+    /* a forget batch: the WAL entries its erasures rewrite, decoded once and written
+     * once at its end (apply.c); NULL for every other op (each erasure writes through) */
+    struct mn__walcache *walcache;
     mn_id_t *rederive;
     size_t n_rederive, cap_rederive;
     /* results */
