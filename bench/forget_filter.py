@@ -169,6 +169,12 @@ def main():
         seed(conn, space, args.doomed, "doomed", args.dim, rng)
         print("seeded %d + %d memories (dim %d) in %.1f s" % (args.keep, args.doomed, args.dim,
                                                               time.time() - t0))
+        t0 = time.time()
+        while call(conn, "GET", "/v1/spaces/%s/stats" % space)["index"]["pending"]:
+            if time.time() - t0 > 1800:
+                raise RuntimeError("the vector index did not catch up in 30 min")
+            time.sleep(0.5)
+        print("vector index caught up in %.1f s" % (time.time() - t0))
         load = Load(port, space, args.dim, args.write_interval_ms / 1000.0)
         threads = [threading.Thread(target=load.recalls), threading.Thread(target=load.writes)]
         for t in threads:

@@ -455,6 +455,7 @@ bool g_call_authorize(gcall *c, const char *space)
     mn_auth_verdict_t v;
     switch (mn_auth_allow(auth, key, key_len, c->m->op, space, &v)) {
     case MN_AUTH_OK:
+        c->key_name = v.key_name;
         return true;
     case MN_AUTH_NO_KEY:
     case MN_AUTH_BAD_KEY:
@@ -484,7 +485,7 @@ static const char *request_space(const ProtobufCMessage *msg)
 
 static void run_unary(gcall *c, ProtobufCMessage *req)
 {
-    gctx ctx = {.api = c->srv->api};
+    gctx ctx = {.api = c->srv->api, .key_name = c->key_name ? c->key_name : ""};
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
