@@ -181,7 +181,10 @@ void rest_h_forget_where(void *ctx, const mn_http_request_t *req, mn_http_respon
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    api_forget_req r = {.space = req->params[0], .mode = MN_FORGET_DELETE, .door = "http"};
+    /* the MCP tools call this handler in-process, on their own route */
+    bool mcp = req->route && !strcmp(req->route, "/mcp");
+    api_forget_req r = {.space = req->params[0], .mode = MN_FORGET_DELETE,
+                        .door = mcp ? "mcp" : "http"};
     mn_err rc = req_from_json(body, &a, &r, &err);
     char *filter_json = rc ? NULL : conditions_json(body);
     api_forget_result out;
