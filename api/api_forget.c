@@ -136,8 +136,8 @@ mn_err api_forget_where(mn_api_t *api, const api_forget_req *r, api_forget_resul
         ids = NULL; /* the job's, started or not */
         out->is_job = !rc;
     } else {
-        rc = mn_engine_forget_ids(api->engine, r->space, r->mode, ids, n, NULL, NULL,
-                                  &out->progress, err);
+        rc = mn_engine_forget_ids(api->engine, r->space, r->mode, ids, n, API_FORGET_PACE_MS, NULL,
+                                  NULL, &out->progress, err);
     }
     free(ids);
     if (!rc || out->progress.done) audit(api, r, out);

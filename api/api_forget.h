@@ -12,6 +12,9 @@
 #define API_FORGET_SAMPLE 10
 /* Selections larger than this run as a job (202) even without async. */
 #define API_FORGET_SYNC_MAX 10000
+/* The pace of every run (mn_engine_forget_ids): a chunk commits in about this long, the
+ * longest a write to the space waits behind one. */
+#define API_FORGET_PACE_MS 50
 
 typedef struct api_forget_req {
     const char *space;

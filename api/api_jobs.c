@@ -7,6 +7,7 @@
  * joined) only once the job has ended: when it expires or makes room, or at shutdown. */
 #include "api_jobs.h"
 
+#include "api_forget.h"
 #include "mnemo/assert.h"
 
 #include <pthread.h>
@@ -94,7 +95,7 @@ static void *job_main(void *arg)
     mn_forget_progress_t pr;
     mn_error err = {0};
     mn_err rc = mn_engine_forget_ids(j->e, job->st.space, job->st.mode, job->ids, job->n,
-                                     on_progress, job, &pr, &err);
+                                     API_FORGET_PACE_MS, on_progress, job, &pr, &err);
     pthread_mutex_lock(&j->mu);
     job->st.done = pr.done;
     job->st.forgotten = pr.forgotten;

@@ -115,7 +115,7 @@ static void test_delete_goes_in_chunks_and_erases(void **state)
     mn_forget_progress_t pr;
     mn_error err = {0};
     assert_int_equal(
-        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, on_progress, &c, &pr, &err),
+        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, 0, on_progress, &c, &pr, &err),
         MN_OK);
     assert_int_equal(c.n, 2); /* 1000 + 250 */
     assert_int_equal(pr.total, 1250);
@@ -150,7 +150,7 @@ static void test_suppress_hides_and_delete_takes_suppressed(void **state)
     mn_forget_progress_t pr;
     mn_error err = {0};
     assert_int_equal(
-        mn_engine_forget_ids(f->e, "s", MN_FORGET_SUPPRESS, ids, n, NULL, NULL, &pr, &err), MN_OK);
+        mn_engine_forget_ids(f->e, "s", MN_FORGET_SUPPRESS, ids, n, 0, NULL, NULL, &pr, &err), MN_OK);
     assert_int_equal(pr.forgotten, 20);
     mn_memory_t out;
     assert_int_equal(mn_engine_get(f->e, "s", &ids[3], false, &out, &err), MN_OK);
@@ -184,7 +184,7 @@ static void test_memory_written_after_the_selection_survives(void **state)
     assert_int_equal(mn_engine_forget(f->e, "s", &ids[2], MN_FORGET_DELETE, &err), MN_OK);
     mn_forget_progress_t pr;
     assert_int_equal(
-        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, NULL, NULL, &pr, &err), MN_OK);
+        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, 0, NULL, NULL, &pr, &err), MN_OK);
     assert_int_equal(pr.done, 5);
     assert_int_equal(pr.forgotten, 4);
     assert_int_equal(count_tag(f, "red", MN_FORGET_DELETE), 1);
@@ -193,7 +193,7 @@ static void test_memory_written_after_the_selection_survives(void **state)
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     uint64_t lsn = st.last_lsn;
     assert_int_equal(
-        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, NULL, NULL, &pr, &err), MN_OK);
+        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, 0, NULL, NULL, &pr, &err), MN_OK);
     assert_int_equal(pr.forgotten, 0);
     assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
     assert_int_equal(st.last_lsn, lsn);
@@ -213,11 +213,37 @@ static void test_run_stops_between_chunks_when_asked(void **state)
     mn_forget_progress_t pr;
     mn_error err = {0};
     assert_int_equal(
-        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, on_progress, &c, &pr, &err),
+        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, 0, on_progress, &c, &pr, &err),
         MN_OK);
     assert_int_equal(c.n, 1);
     assert_int_equal(pr.done, MN_FORGET_CHUNK);
     assert_int_equal(count_tag(f, "red", MN_FORGET_DELETE), 2500 - MN_FORGET_CHUNK);
+    free(ids);
+}
+
+static void test_a_paced_run_sizes_its_chunks_within_bounds(void **state)
+{
+    fx *f = *state;
+    make_space(f);
+    remember_colours(f, 5000);
+    mn_id_t *ids;
+    size_t n;
+    select_tag(f, "red", MN_FORGET_DELETE, &ids, &n);
+    assert_int_equal(n, 2500);
+    calls c = {0};
+    mn_forget_progress_t pr;
+    mn_error err = {0};
+    assert_int_equal(
+        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, 1, on_progress, &c, &pr, &err),
+        MN_OK);
+    assert_int_equal(pr.done, 2500);
+    assert_int_equal(pr.forgotten, 2500);
+    /* it starts at 2 x MN_FORGET_CHUNK_MIN and at most doubles: 100, 200, 400, 800, 1000 at
+     * the fastest; never below MN_FORGET_CHUNK_MIN */
+    assert_true(pr.chunks >= 5);
+    assert_true(pr.chunks <= 2500 / MN_FORGET_CHUNK_MIN);
+    assert_int_equal(c.n, pr.chunks);
+    assert_int_equal(count_tag(f, "red", MN_FORGET_DELETE), 0);
     free(ids);
 }
 
@@ -242,7 +268,7 @@ static void test_bad_requests_are_refused(void **state)
     mn_forget_progress_t pr;
     mn_id_t one = {{0}};
     assert_int_equal(
-        mn_engine_forget_ids(f->e, "nope", MN_FORGET_DELETE, &one, 1, NULL, NULL, &pr, &err),
+        mn_engine_forget_ids(f->e, "nope", MN_FORGET_DELETE, &one, 1, 0, NULL, NULL, &pr, &err),
         MN_ERR_NOT_FOUND);
 }
 
@@ -256,6 +282,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memory_written_after_the_selection_survives, setup,
                                         mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_run_stops_between_chunks_when_asked, setup,
+                                        mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_a_paced_run_sizes_its_chunks_within_bounds, setup,
                                         mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests_are_refused, setup, mn_test_eng_teardown),
     };
