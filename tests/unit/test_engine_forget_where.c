@@ -87,6 +87,17 @@ static size_t count_tag(fx *f, const char *tag, mn_forget_mode_t mode)
     return n;
 }
 
+/* A space of n memories (remember_colours) and the selection of its red ones. */
+static size_t seed_red(fx *f, size_t n, mn_id_t **ids)
+{
+    make_space(f);
+    remember_colours(f, n);
+    size_t m;
+    select_tag(f, "red", MN_FORGET_DELETE, ids, &m);
+    assert_int_equal(m, (n + 1) / 2);
+    return m;
+}
+
 typedef struct calls {
     size_t n;
     size_t stop_after; /* 0: never stop */
@@ -105,12 +116,8 @@ static bool on_progress(void *arg, const mn_forget_progress_t *p)
 static void test_delete_goes_in_chunks_and_erases(void **state)
 {
     fx *f = *state;
-    make_space(f);
-    remember_colours(f, 2500); /* 3 remember entries */
     mn_id_t *ids;
-    size_t n;
-    select_tag(f, "red", MN_FORGET_DELETE, &ids, &n);
-    assert_int_equal(n, 1250);
+    size_t n = seed_red(f, 2500, &ids); /* 3 remember entries */
     calls c = {0};
     mn_forget_progress_t pr;
     mn_error err = {0};
@@ -203,12 +210,8 @@ static void test_memory_written_after_the_selection_survives(void **state)
 static void test_run_stops_between_chunks_when_asked(void **state)
 {
     fx *f = *state;
-    make_space(f);
-    remember_colours(f, 5000);
     mn_id_t *ids;
-    size_t n;
-    select_tag(f, "red", MN_FORGET_DELETE, &ids, &n);
-    assert_int_equal(n, 2500);
+    size_t n = seed_red(f, 5000, &ids);
     calls c = {.stop_after = 1};
     mn_forget_progress_t pr;
     mn_error err = {0};
@@ -224,12 +227,8 @@ static void test_run_stops_between_chunks_when_asked(void **state)
 static void test_a_paced_run_sizes_its_chunks_within_bounds(void **state)
 {
     fx *f = *state;
-    make_space(f);
-    remember_colours(f, 5000);
     mn_id_t *ids;
-    size_t n;
-    select_tag(f, "red", MN_FORGET_DELETE, &ids, &n);
-    assert_int_equal(n, 2500);
+    size_t n = seed_red(f, 5000, &ids);
     calls c = {0};
     mn_forget_progress_t pr;
     mn_error err = {0};
