@@ -11,7 +11,7 @@ WERROR     ?= OFF
 CONFIG     ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build build-asan build-tsan build-clang werror run test test-unit chaos-smoke test-asan test-asan-integration test-tsan bench format clean
+.PHONY: all deps build build-asan build-tsan build-clang werror run test test-unit chaos-smoke chaos test-asan test-asan-integration test-tsan bench format clean
 
 all: build
 
@@ -64,7 +64,7 @@ run: deps build
 ASAN_INTEGRATION = test_api_memories test_api_recall test_api_index test_api_cognitive test_api_fuzz \
                    test_events test_mcp test_auth test_tls test_limits test_grpc \
                    test_http_bounds test_body_memory test_auth_matrix test_corruption test_embedding \
-                   test_embedding_model test_recall_time test_text_language \
+                   test_embedding_model test_recall_time test_text_language test_filter \
                    test_api_forget_where test_grpc_forget_where test_mcp_forget_where
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
@@ -84,9 +84,23 @@ test: deps werror build build-asan build-tsan build-clang
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events|test_metrics)$$'
 
 # The chaos harness's fault tests (tests/cluster/README.md): three mnemo processes in network
-# namespaces of their own; needs root and nftables. Not part of `make test` yet.
+# namespaces of their own; needs root and nftables. Not part of `make test` (its delay test
+# needs sch_netem; MNEMO_CHAOS_WITHOUT_NETEM=1 skips it, saying why).
 chaos-smoke: deps build
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster/test_faults.py --bin $(CURDIR)/$(BUILD)/mnemo
+
+# Long chaos runs (tests/cluster/README.md): SEEDS seeds of DURATION seconds each on NODES nodes,
+# a table of faults, ops, violations, convergence and staleness at the end; runs and their
+# histories under CHAOS_OUT. Needs root and nftables. A short fixed-seed run is in `make test`
+# (ctest label `cluster`).
+SEEDS ?= 20
+DURATION ?= 600
+NODES ?= 3
+FIRST_SEED ?= 1
+CHAOS_OUT ?= $(BUILD)/chaos
+chaos: deps build
+	/usr/bin/python3 tests/cluster/chaos_many.py --bin $(CURDIR)/$(BUILD)/mnemo --seeds $(SEEDS) \
+	  --first-seed $(FIRST_SEED) --duration $(DURATION) --nodes $(NODES) --out $(CHAOS_OUT)
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

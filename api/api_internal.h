@@ -129,6 +129,9 @@ typedef struct api_json_opts {
     size_t string_bytes_max; /* bytes of one string or key, decoded */
     size_t nodes_max;        /* nodes of the whole document */
     bool compact_floats;     /* all-number arrays as one node of float32 values */
+    /* with compact_floats: every array inside the value of a member of this name stays
+     * ordinary nodes of doubles (a filter's operands: times, exact numbers) */
+    const char *plain_member;
 } api_json_opts;
 /* The type bit of a compact number array (a cJSON_Array without children): read it with
  * api_json_floats or api_json_array_size. cJSON_Print and cJSON_Duplicate see it as []. */
@@ -159,7 +162,7 @@ cJSON *api_json_refs(const cJSON *obj);
 /* Limits of a request body (REST and MCP): nesting 32, 1000 members in an array or object
  * (MN_BATCH_MAX), strings of at most MN_CONTENT_MAX bytes, nodes_max nodes (256 per memory
  * of the largest batch), number arrays compact and at most floats_max long (a space's dim,
- * or MN_DIM_MAX when it is not known). */
+ * or MN_DIM_MAX when it is not known), except those inside a "filter" (ordinary doubles). */
 #define API_BODY_DEPTH_MAX 32
 #define API_BODY_NODES_MAX (MN_BATCH_MAX * 256)
 void api_body_opts(api_json_opts *o, uint32_t dim);
@@ -216,6 +219,15 @@ mn_err api_get_time(const cJSON *obj, const char *name, const char *pfx, bool *p
                     int64_t *out, mn_error *err);
 /* Converts a double to float32 without undefined behaviour (out of range -> +-inf). */
 float api_to_float(double d);
+
+/* ---- the filter language (api_filter.c; docs/api.md, "Filters") ---- */
+/* Compiles the JSON filter v (the value of a request's "filter"; NULL or null: none) into
+ * f->expr and f->n_expr, all of it (strings too) in the arena a. A bad filter is
+ * MN_ERR_INVALID naming its path ("filter.or[0].tags.contains: expects a string"). */
+mn_err api_filter_compile(const cJSON *v, api_arena *a, mn_filter_t *f, mn_error *err);
+/* api_filter_compile of the JSON text[0..len) (a query parameter, a gRPC string). */
+mn_err api_filter_from_text(const char *text, size_t len, api_arena *a, mn_filter_t *f,
+                            mn_error *err);
 
 /* ---- query strings ---- */
 typedef struct api_qparam {

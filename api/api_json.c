@@ -447,6 +447,7 @@ void api_body_opts(api_json_opts *o, uint32_t dim)
     o->string_bytes_max = MN_CONTENT_MAX;
     o->nodes_max = API_BODY_NODES_MAX;
     o->compact_floats = true;
+    o->plain_member = "filter";
 }
 
 int api_json_refusal(const api_json_result *r, uint32_t dim, const char **code, char *msg,

@@ -300,6 +300,15 @@ static int setup_process(const mn_config_t *c)
     }
     mn_log_configure(level,
                      strcmp(c->log.format, "json") ? MN_LOG_FORMAT_TEXT : MN_LOG_FORMAT_JSON);
+    const char *skew = getenv("MNEMO_TEST_CLOCK_OFFSET_MS");
+    if (mn_time_test_offset_ms())
+        mn_log_warn("TEST ONLY: MNEMO_TEST_CLOCK_OFFSET_MS=%lld: this process's wall clock is "
+                    "shifted by that many ms (a chaos-harness fault; never set it in production)",
+                    (long long)mn_time_test_offset_ms());
+    else if (skew && *skew && strcmp(skew, "0"))
+        mn_log_warn("TEST ONLY: MNEMO_TEST_CLOCK_OFFSET_MS=\"%s\" ignored: not an integer of ms "
+                    "within +-10 years",
+                    skew);
     char threads[24];
     snprintf(threads, sizeof threads, "%lld", (long long)c->http.worker_threads);
     setenv("UV_THREADPOOL_SIZE", threads, 1);

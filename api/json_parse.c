@@ -559,6 +559,19 @@ static cJSON *member(parser *ps)
     return n;
 }
 
+/* Is the value being read inside the value of a member named o.plain_member? */
+static bool in_plain_member(const parser *ps)
+{
+    if (!ps->o.plain_member) return false;
+    for (int i = 0; i < ps->depth; i++) {
+        const cJSON *c = ps->open[i].node;
+        if (c->type == cJSON_Object && c->child && c->child->prev->string &&
+            !strcmp(c->child->prev->string, ps->o.plain_member))
+            return true;
+    }
+    return false;
+}
+
 /* The '[' or '{' at ps->p into n: true with *n_out the first member to read, or NULL when
  * the container is complete already (empty, or a compact number array). */
 static bool open_container(parser *ps, cJSON *n, cJSON **n_out)
@@ -574,7 +587,7 @@ static bool open_container(parser *ps, cJSON *n, cJSON **n_out)
         return true;
     }
     if (c == '[' && ps->o.compact_floats && ps->p < ps->end &&
-        (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))) {
+        (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9')) && !in_plain_member(ps)) {
         bool done;
         if (!floats(ps, n, &done)) return false;
         if (done) return true;

@@ -5,6 +5,9 @@
  *   recall at N x DIM, k = 10, one thread, p50/p99: exact (the scan, exact: true)
  *   and the default path (the HNSW index above engine.hnsw_threshold, 2,000),
  *   and the default path with spreading (spread: true, as the doors default it)
+ *   and the default path with a filter of the filter language that 10% and 1% of the
+ *   memories pass (metadata.b lt 10 / lt 1, b = i mod 100), with each filtered query's
+ *   recall@10 against the exact filtered scan
  * Prints one "name value unit" line per figure (parsed by run_bench.py). Seeded.
  *
  * --startup N instead measures start-up: it stores N text-only memories of
@@ -27,6 +30,7 @@ typedef struct warg {
     mn_engine_t *e;
     const char *space;
     int dim, calls, batch;
+    bool bucket; /* metadata b = the memory's number mod 100, as text */
     uint64_t seed;
     int64_t *lat_ns;
     int fails;
@@ -45,6 +49,8 @@ static void *writer(void *arg)
     float *vecs = malloc((size_t)w->batch * w->dim * sizeof(float));
     mn_memory_t *ms = calloc((size_t)w->batch, sizeof *ms);
     mn_id_t *ids = calloc((size_t)w->batch, sizeof *ids);
+    mn_kv_t *kv = calloc((size_t)w->batch, sizeof *kv);
+    char(*bucket)[4] = calloc((size_t)w->batch, sizeof *bucket);
     char content[] = "the user said they prefer window seats on long flights";
     for (int c = 0; c < w->calls; c++) {
         for (int i = 0; i < w->batch; i++) {
@@ -54,6 +60,11 @@ static void *writer(void *arg)
             ms[i].content_len = sizeof content - 1;
             ms[i].embedding = vecs + (size_t)i * w->dim;
             ms[i].dim = (uint32_t)w->dim;
+            if (!w->bucket) continue;
+            snprintf(bucket[i], sizeof bucket[i], "%d", (c * w->batch + i) % 100);
+            kv[i] = (mn_kv_t){"b", bucket[i]};
+            ms[i].metadata = &kv[i];
+            ms[i].n_metadata = 1;
         }
         int64_t t0 = mn_time_mono_ns();
         if (mn_engine_remember(w->e, w->space, ms, (size_t)w->batch, ids, NULL)) w->fails++;
@@ -62,6 +73,8 @@ static void *writer(void *arg)
     free(vecs);
     free(ms);
     free(ids);
+    free(kv);
+    free(bucket);
     return NULL;
 }
 
@@ -159,14 +172,15 @@ static double pct(int64_t *v, size_t n, double q)
 }
 
 static void write_phase(mn_engine_t *e, const cfg *c, const char *space, int batch, int calls,
-                        const char *label)
+                        bool bucket, const char *label)
 {
     pthread_t th[64];
     warg args[64];
     int64_t *lat = calloc((size_t)c->threads * calls, sizeof *lat);
     int64_t t0 = mn_time_mono_ns();
     for (int t = 0; t < c->threads; t++) {
-        args[t] = (warg){e, space, c->dim, calls, batch, 1000 + (uint64_t)t, lat + (size_t)t * calls, 0};
+        args[t] = (warg){
+            e, space, c->dim, calls, batch, bucket, 1000 + (uint64_t)t, lat + (size_t)t * calls, 0};
         pthread_create(&th[t], NULL, writer, &args[t]);
     }
     int fails = 0;
@@ -182,6 +196,65 @@ static void write_phase(mn_engine_t *e, const cfg *c, const char *space, int bat
     printf("%s_p99_ms %.3f\n", label, pct(lat, n, 0.99));
     if (fails) printf("%s_failures %d\n", label, fails);
     free(lat);
+}
+
+static mn_err recall_once(mn_engine_t *e, const float *q, const cfg *c, bool exact, bool spread,
+                          const mn_filter_node_t *expr, mn_recall_result_t *r, mn_error *err)
+{
+    mn_recall_req_t req = {.embedding = q, .dim = (uint32_t)c->dim, .k = 10};
+    req.exact = exact;
+    req.spread = spread;
+    mn_filter_init(&req.filter);
+    req.filter.expr = expr;
+    req.filter.n_expr = expr ? 1 : 0;
+    return mn_engine_recall(e, "bench-r", &req, r, err);
+}
+
+/* The queries of one recall mode (seeded: every mode asks the same ones): p50, p99 and the
+ * path; under a filter also the recall@10 of the answers against the exact filtered scan. */
+static int recall_mode(mn_engine_t *e, const cfg *c, const char *label, bool exact, bool spread,
+                       const mn_filter_node_t *expr)
+{
+    float *q = malloc((size_t)c->dim * sizeof(float));
+    int64_t *lat = calloc((size_t)c->queries, sizeof *lat);
+    const char *path = "?";
+    size_t found = 0, wanted = 0;
+    mn_prng_t p;
+    mn_prng_seed(&p, 99);
+    mn_error err = {0};
+    int rc = 0;
+    for (int i = 0; i < c->queries && !rc; i++) {
+        fill(&p, q, c->dim);
+        mn_recall_result_t r, x;
+        int64_t t0 = mn_time_mono_ns();
+        if (recall_once(e, q, c, exact, spread, expr, &r, &err)) {
+            rc = 1;
+            break;
+        }
+        lat[i] = mn_time_mono_ns() - t0;
+        path = r.path;
+        if (expr && !recall_once(e, q, c, true, false, expr, &x, &err)) {
+            for (size_t a = 0; a < x.n_hits; a++)
+                for (size_t b = 0; b < r.n_hits; b++)
+                    found += !memcmp(&x.hits[a].memory.id, &r.hits[b].memory.id, sizeof(mn_id_t));
+            wanted += x.n_hits;
+            mn_recall_result_clear(&x);
+        }
+        mn_recall_result_clear(&r);
+    }
+    if (rc)
+        fprintf(stderr, "recall: %s\n", err.message);
+    else {
+        printf("inproc_recall_%s_path %s\n", label, path);
+        printf("inproc_recall_%s_p50_ms %.3f\n", label, pct(lat, (size_t)c->queries, 0.50));
+        printf("inproc_recall_%s_p99_ms %.3f\n", label, pct(lat, (size_t)c->queries, 0.99));
+        if (expr)
+            printf("inproc_recall_%s_recall_at_10 %.4f\n", label,
+                   (double)found / (double)(wanted ? wanted : 1));
+    }
+    free(q);
+    free(lat);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -238,8 +311,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "space: %s\n", err.message);
         return 1;
     }
-    write_phase(e, &c, "bench-w", 1, c.singles / c.threads, "inproc_remember_single");
-    write_phase(e, &c, "bench-w", 100, c.batches / c.threads, "inproc_remember_batch100");
+    write_phase(e, &c, "bench-w", 1, c.singles / c.threads, false, "inproc_remember_single");
+    write_phase(e, &c, "bench-w", 100, c.batches / c.threads, false, "inproc_remember_batch100");
     mn_engine_stats_t es;
     mn_engine_get_stats(e, &es);
     printf("inproc_commits %llu\ninproc_entries %llu\ninproc_max_group %llu\n",
@@ -251,43 +324,31 @@ int main(int argc, char **argv)
     mn_engine_space_create(e, &d, NULL, &err);
     cfg rc = c;
     rc.threads = 1;
-    write_phase(e, &rc, "bench-r", 100, c.recall_n / 100, "inproc_load_batch100");
+    write_phase(e, &rc, "bench-r", 100, c.recall_n / 100, true, "inproc_load_batch100");
     int64_t w0 = mn_time_mono_ns();
     mn_engine_wait_background(e); /* recall is measured on a caught-up index */
     printf("inproc_index_catch_up_s %.3f\n", (double)(mn_time_mono_ns() - w0) / 1e9);
-    /* the same queries three times: the exact scan (exact: true; the oracle),
+    /* the same queries (seeded) in every mode: the exact scan (exact: true; the oracle),
      * the default path, the HNSW index above engine.hnsw_threshold (2,000; path
-     * printed), and the default path with spreading (as the doors default it) */
-    float *q = malloc((size_t)c.dim * sizeof(float));
-    int64_t *lat = calloc((size_t)c.queries, sizeof *lat);
+     * printed), the default path with spreading (as the doors default it), and the
+     * default path under filters that 10% and 1% of the memories pass */
     printf("inproc_recall_n %d\n", c.recall_n);
-    for (int mode = 0; mode < 3; mode++) {
-        const char *label = mode == 0 ? "exact" : mode == 1 ? "hnsw" : "spread";
-        const char *path = "?";
-        mn_prng_t p;
-        mn_prng_seed(&p, 99);
-        for (int i = 0; i < c.queries; i++) {
-            fill(&p, q, c.dim);
-            mn_recall_req_t req = {.embedding = q, .dim = (uint32_t)c.dim, .k = 10};
-            req.exact = mode == 0;
-            req.spread = mode == 2; /* the doors' default, on the default path */
-            mn_filter_init(&req.filter);
-            mn_recall_result_t r;
-            int64_t t0 = mn_time_mono_ns();
-            if (mn_engine_recall(e, "bench-r", &req, &r, &err)) {
-                fprintf(stderr, "recall: %s\n", err.message);
-                return 1;
-            }
-            lat[i] = mn_time_mono_ns() - t0;
-            path = r.path;
-            mn_recall_result_clear(&r);
-        }
-        printf("inproc_recall_%s_path %s\n", label, path);
-        printf("inproc_recall_%s_p50_ms %.3f\n", label, pct(lat, (size_t)c.queries, 0.50));
-        printf("inproc_recall_%s_p99_ms %.3f\n", label, pct(lat, (size_t)c.queries, 0.99));
-    }
-    free(q);
-    free(lat);
+    mn_filter_value_t ten = {.num = 10, .has_num = true}, one = {.num = 1, .has_num = true};
+    mn_filter_node_t f10 = {.type = MN_FILTER_LEAF,
+                            .field = MN_FILTER_FIELD_METADATA,
+                            .op = MN_FILTER_OP_LT,
+                            .size = 1,
+                            .key = "b",
+                            .vals = &ten,
+                            .n_vals = 1};
+    mn_filter_node_t f1 = f10;
+    f1.vals = &one;
+    if (recall_mode(e, &c, "exact", true, false, NULL) ||
+        recall_mode(e, &c, "hnsw", false, false, NULL) ||
+        recall_mode(e, &c, "spread", false, true, NULL) ||
+        recall_mode(e, &c, "filter10", false, false, &f10) ||
+        recall_mode(e, &c, "filter1", false, false, &f1))
+        return 1;
     mn_engine_close(e);
     return 0;
 }

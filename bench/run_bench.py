@@ -7,7 +7,12 @@ Starts a real `mnemo serve` on a free loopback port with a temp data dir, then:
   recall at R x DIM (k=10, no spreading), one connection: p50/p99, measured once
   the background index thread has caught up, twice: the exact scan ("exact":
   true, the oracle) and the default path (HNSW above engine.hnsw_threshold,
-  2,000; the path each took is printed)
+  2,000; the path each took is printed), and the default path under a filter of the
+  filter language that 10% and then 1% of the memories pass ({"metadata.b": {"lt": 10}}
+  and {"lt": 1}, b = the memory's number mod 100), printed as ratios to the unfiltered
+  default path of the same run (and in-process, with recall@10 against the exact
+  filtered scan; the path printed is the last query's: the planner scans instead of
+  searching the graph when its sample finds the filter selective)
 Runs bench/bench_engine.c (mn_bench_engine) with the same sizes and prints the
 HTTP figures, the in-process figures and their ratios. Request bodies are
 encoded before the clock starts, so the Python client measures the server.
@@ -68,8 +73,10 @@ def vec_json(v):
     return "[" + ",".join("%.6f" % x for x in v) + "]"
 
 
-def memory_body(v, i):
-    return '{"content":"the user said they prefer window seats on long flights %d","embedding":%s}' % (i, vec_json(v))
+def memory_body(v, i, bucket=False):
+    meta = ',"metadata":{"b":"%d"}' % (i % 100) if bucket else ""
+    return ('{"content":"the user said they prefer window seats on long flights %d",'
+            '"embedding":%s%s}' % (i, vec_json(v), meta))
 
 
 def pct(lat, q):
@@ -167,7 +174,7 @@ def main():
         res["http_remember_batch100_p99_ms"] = pct(lats, 0.99)
 
         for b in range(args.recall_n // 100):
-            body = '{"memories":[' + ",".join(memory_body(v, i) for i, v in
+            body = '{"memories":[' + ",".join(memory_body(v, i, True) for i, v in
                                               enumerate(rng.standard_normal((100, args.dim)))) + "]}"
             request(c, "POST", "/v1/spaces/bench-r/memories", body)
         # recall is measured once the background index thread has caught up
@@ -180,7 +187,9 @@ def main():
             time.sleep(0.5)
         res["http_index_catch_up_s"] = time.perf_counter() - t0
         qs = rng.standard_normal((args.queries, args.dim))
-        for mode, extra in (("exact", ',"exact":true'), ("hnsw", "")):
+        for mode, extra in (("exact", ',"exact":true'), ("hnsw", ""),
+                            ("filter10", ',"filter":{"metadata.b":{"lt":10}}'),
+                            ("filter1", ',"filter":{"metadata.b":{"lt":1}}')):
             queries = ['{"embedding":%s,"k":10,"spread":false%s}' % (vec_json(q), extra)
                        for q in qs]
             lats = []
@@ -214,13 +223,31 @@ def main():
              ("recall_exact_p50_ms", "inproc_recall_exact_p50_ms"),
              ("recall_exact_p99_ms", "inproc_recall_exact_p99_ms"),
              ("recall_hnsw_p50_ms", "inproc_recall_hnsw_p50_ms"),
-             ("recall_hnsw_p99_ms", "inproc_recall_hnsw_p99_ms")]
+             ("recall_hnsw_p99_ms", "inproc_recall_hnsw_p99_ms"),
+             ("recall_filter10_p50_ms", "inproc_recall_filter10_p50_ms"),
+             ("recall_filter10_p99_ms", "inproc_recall_filter10_p99_ms"),
+             ("recall_filter1_p50_ms", "inproc_recall_filter1_p50_ms"),
+             ("recall_filter1_p99_ms", "inproc_recall_filter1_p99_ms")]
     for h, i in pairs:
         hv, iv = res["http_" + h], inp.get(i, float("nan"))
         print("%-40s %12.3f %12.3f %8.2f" % (h, hv, iv, hv / iv if iv else float("nan")))
     print("recall paths: exact rows http %s, in-process %s; hnsw rows http %s, in-process %s"
           % (res.get("recall_exact_path"), inp.get("inproc_recall_exact_path"),
              res.get("recall_hnsw_path"), inp.get("inproc_recall_hnsw_path")))
+    print("filtered recall / unfiltered recall (default path, same run):")
+    for sel in ("filter10", "filter1"):
+        for q in ("p50", "p99"):
+            hf, hu = res["http_recall_%s_%s_ms" % (sel, q)], res["http_recall_hnsw_%s_ms" % q]
+            i_f = inp.get("inproc_recall_%s_%s_ms" % (sel, q), float("nan"))
+            i_u = inp.get("inproc_recall_hnsw_%s_ms" % q, float("nan"))
+            print("  %-9s %s  http %8.2f   in-process %8.2f" % (
+                {"filter10": "10% pass", "filter1": "1% pass"}[sel], q, hf / hu,
+                i_f / i_u if i_u else float("nan")))
+        print("  %-9s paths: http %s, in-process %s; in-process recall@10 vs the exact filtered "
+              "scan %.3f" % ({"filter10": "10% pass", "filter1": "1% pass"}[sel],
+                              res.get("recall_%s_path" % sel),
+                              inp.get("inproc_recall_%s_path" % sel),
+                              inp.get("inproc_recall_%s_recall_at_10" % sel, float("nan"))))
     print("index caught up after the load in %.1f s (http), %.1f s (in-process)"
           % (res["http_index_catch_up_s"], inp.get("inproc_index_catch_up_s", float("nan"))))
     print("(ratio = http / in-process; Engram's targets for reference: write p99 5 ms, "

@@ -15,6 +15,7 @@
 #include "record.h"
 #include "space_index.h"
 #include "sweeper.h"
+#include "test_drop.h"
 #include "text/text.h"
 #include "validate.h"
 
@@ -99,6 +100,7 @@ static mn_err engine_init(mn_engine_t *e, const mn_engine_options_t *o, mn_error
     mn_hlc_init(&e->hlc);
     mn__registry_init(&e->reg);
     e->next_sid = 1;
+    mn__test_drop_init(e);
     return MN_OK;
 }
 
@@ -360,6 +362,7 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     rc = mn__commit_submit(e, &p);
     if (rc && err) *err = p.err;
     if (!rc && e->opts.link_max) enqueue_links(e, sp, copy, ids_out, n);
+    if (!rc) mn__test_drop_after_remember(e, space, ids_out, n);
 out:
     free(edges);
     free(copy);

@@ -48,6 +48,10 @@ struct mn_engine {
     atomic_uint_fast64_t n_links, n_links_dropped, n_reinforced;
     /* operation histograms (engine_metrics.c) */
     mn_histogram_t h_remember, h_recall, h_consolidate, h_write, h_group, h_group_synced;
+
+    /* TEST ONLY (test_drop.c): lose the test_drop_nth acknowledged memory; 0 = never */
+    uint64_t test_drop_nth;
+    atomic_uint_fast64_t test_acked;
 };
 
 /* The engine's wall clock in ms. */

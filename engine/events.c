@@ -15,6 +15,7 @@
 #include "events.h"
 
 #include "engine_internal.h"
+#include "filter_expr.h"
 
 /* The engine's subscribers. */
 struct mn__events {
@@ -37,6 +38,8 @@ struct mn_engine_sub {
     mn_event_t final;
     bool ended; /* final event taken */
     bool wake;
+    mn_filter_node_t *expr; /* the filter of remember and consolidate events (owned), or NULL */
+    uint32_t n_expr;
     struct mn_engine_sub *prev, *next; /* engine list, under e->events->mu */
 };
 
@@ -96,25 +99,50 @@ static void sub_push(mn_engine_sub_t *s, const mn_event_t *ev, bool final)
     if ((was_empty || s->has_final) && s->notify) s->notify(s->notify_arg);
 }
 
-static void publish(mn_engine_t *e, const char *space, const mn_event_t *ev, bool final)
+/* The memory m as a slot for the filter (its pointers borrowed). */
+static mn__slot slot_of(const mn_memory_t *m)
+{
+    return (mn__slot){.kind = (uint8_t)m->kind,
+                      .lifecycle = (uint8_t)m->lifecycle,
+                      .when_ms = m->when_ms,
+                      .created_at_ms = m->created_at_ms,
+                      .tags = m->tags,
+                      .n_tags = (uint32_t)m->n_tags,
+                      .who = m->who,
+                      .n_who = (uint32_t)m->n_who,
+                      .where = m->where,
+                      .session = m->session,
+                      .metadata = m->metadata,
+                      .n_metadata = (uint32_t)m->n_metadata,
+                      .importance = m->importance};
+}
+
+/* Queues ev for the subscribers of space (all when NULL); m, when the event is about a
+ * memory written, is judged by each subscriber's filter. */
+static void publish(mn_engine_t *e, const char *space, const mn_event_t *ev, bool final,
+                    const mn_memory_t *m)
 {
     struct mn__events *evs = e->events;
     if (atomic_load_explicit(&evs->n_subs, memory_order_acquire) == 0) return;
+    const mn__slot as_slot = m ? slot_of(m) : (mn__slot){0};
     pthread_mutex_lock(&evs->mu);
-    for (mn_engine_sub_t *s = evs->subs; s; s = s->next)
-        if (!space || !strcmp(s->space, space)) sub_push(s, ev, final);
+    for (mn_engine_sub_t *s = evs->subs; s; s = s->next) {
+        if (space && strcmp(s->space, space)) continue;
+        if (m && s->n_expr && !mn__filter_expr_match(s->expr, s->n_expr, &as_slot)) continue;
+        sub_push(s, ev, final);
+    }
     pthread_mutex_unlock(&evs->mu);
 }
 
 void mn__events_publish(mn_engine_t *e, const char *space, const mn_event_t *ev)
 {
-    publish(e, space, ev, false);
+    publish(e, space, ev, false, NULL);
 }
 
 void mn__events_end(mn_engine_t *e, const char *space, mn_event_kind_t kind)
 {
     mn_event_t ev = {.kind = kind, .at_ms = mn__now(e)};
-    publish(e, space, &ev, true);
+    publish(e, space, &ev, true, NULL);
 }
 
 bool mn__events_wanted(mn_engine_t *e)
@@ -133,7 +161,7 @@ void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry_t *en, const bool 
             if (!accepted[i] || en->op.remember.mems[i].forgotten) continue; /* erased stubs */
             ev.id = en->op.remember.mems[i].id;
             ev.memory_kind = (uint8_t)en->op.remember.mems[i].kind;
-            mn__events_publish(e, en->space, &ev);
+            publish(e, en->space, &ev, false, &en->op.remember.mems[i]);
         }
         break;
     case MN_WAL_OP_CONSOLIDATE:
@@ -150,7 +178,7 @@ void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry_t *en, const bool 
                 ev.kind = MN_EVENT_CONSOLIDATE;
                 ev.count = (uint32_t)m->n_support;
             }
-            mn__events_publish(e, en->space, &ev);
+            publish(e, en->space, &ev, false, m->forgotten ? NULL : m);
         }
         break;
     case MN_WAL_OP_FORGET:
@@ -188,14 +216,29 @@ mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap
                            mn_event_notify_fn notify, void *notify_arg, mn_engine_sub_t **out,
                            mn_error *err)
 {
+    return mn_engine_subscribe_filtered(e, space, queue_cap, NULL, notify, notify_arg, out, err);
+}
+
+mn_err mn_engine_subscribe_filtered(mn_engine_t *e, const char *space, uint32_t queue_cap,
+                                    const mn_filter_t *filter, mn_event_notify_fn notify,
+                                    void *notify_arg, mn_engine_sub_t **out, mn_error *err)
+{
     *out = NULL;
+    uint32_t n_expr = filter && filter->expr ? filter->n_expr : 0;
+    mn_err rc = n_expr ? mn__filter_expr_check(filter->expr, n_expr, err) : MN_OK;
+    if (rc) return rc;
     mn__space *sp = mn__registry_acquire(&e->reg, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.80s\" does not exist", space);
     mn__space_unref(sp);
     if (queue_cap == 0) queue_cap = 1024;
     mn_engine_sub_t *s = calloc(1, sizeof *s);
     if (s) s->q = calloc(queue_cap, sizeof *s->q);
-    if (!s || !s->q) {
+    if (s && n_expr && (s->expr = mn__filter_expr_dup(filter->expr, n_expr))) s->n_expr = n_expr;
+    if (!s || !s->q || s->n_expr != n_expr) {
+        if (s) {
+            free(s->q);
+            free(s->expr);
+        }
         free(s);
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     }
@@ -221,7 +264,8 @@ mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap
     return MN_OK;
 }
 
-size_t mn_engine_sub_next(mn_engine_sub_t *s, mn_event_t *out, size_t max, int timeout_ms, bool *ended)
+size_t mn_engine_sub_next(mn_engine_sub_t *s, mn_event_t *out, size_t max, int timeout_ms,
+                          bool *ended)
 {
     size_t got = 0;
     pthread_mutex_lock(&s->mu);
@@ -283,6 +327,7 @@ void mn_engine_unsubscribe(mn_engine_sub_t *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->q);
+    free(s->expr);
     free(s);
 }
 

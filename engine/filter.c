@@ -9,6 +9,8 @@
  * counts against the real now even in an as-of view, for the same reason. */
 #include "filter.h"
 
+#include "filter_expr.h"
+
 #include <string.h>
 
 static bool has_tag(const mn__slot *s, const char *t)
@@ -64,7 +66,7 @@ bool mn__filter_match(const mn__slot *s, const mn_filter_t *f, int64_t now_ms)
                  !strcmp(s->metadata[j].value, f->metadata[i].value);
         if (!ok) return false;
     }
-    return true;
+    return !f->n_expr || mn__filter_expr_match(f->expr, f->n_expr, s);
 }
 
 bool mn__filter_match_gone(uint8_t kind, int64_t when_ms, int64_t created_at_ms, int64_t gone_at_ms,
@@ -76,8 +78,15 @@ bool mn__filter_match_gone(uint8_t kind, int64_t when_ms, int64_t created_at_ms,
     if (f->when_from_ms != MN_TIME_UNSET && when_ms < f->when_from_ms) return false;
     if (f->when_to_ms != MN_TIME_UNSET && when_ms >= f->when_to_ms) return false;
     /* the rest of the memory is erased: a filter on it cannot be answered */
-    return !(f->n_tags_any || f->n_tags_all || f->n_metadata || f->who || f->where || f->session ||
-             f->min_confidence > 0);
+    if (f->n_tags_any || f->n_tags_all || f->n_metadata || f->who || f->where || f->session ||
+        f->min_confidence > 0)
+        return false;
+    if (!f->n_expr) return true;
+    const uint32_t kept = 1u << MN_FILTER_FIELD_KIND | 1u << MN_FILTER_FIELD_WHEN |
+                          1u << MN_FILTER_FIELD_CREATED_AT;
+    if (mn__filter_expr_fields(f->expr, f->n_expr) & ~kept) return false;
+    mn__slot what_is_left = {.kind = kind, .when_ms = when_ms, .created_at_ms = created_at_ms};
+    return mn__filter_expr_match(f->expr, f->n_expr, &what_is_left);
 }
 
 mn_err mn__filter_check_as_of(const mn_filter_t *f, int64_t now_ms, int64_t max_age_ms,

@@ -18,8 +18,9 @@ bool mn__filter_match(const mn__slot *s, const mn_filter_t *f, int64_t now_ms);
 bool mn__filter_suppressed_at(bool suppressed_now, int64_t suppressed_at_ms,
                               int64_t unsuppressed_at_ms, int64_t t_ms);
 /* Does a memory forgotten at gone_at belong in an as-of view (f->as_of_ms set)?
- * Only kind and the when range can be checked on what is left of it, so a
- * filter on anything else (tags, metadata, context, confidence) leaves it out. */
+ * Only kind, when and created_at can be checked on what is left of it, so a
+ * filter on anything else (tags, metadata, context, confidence, and in an expression
+ * lifecycle and importance) leaves it out. */
 bool mn__filter_match_gone(uint8_t kind, int64_t when_ms, int64_t created_at_ms, int64_t gone_at_ms,
                            const mn_filter_t *f);
 /* MN_ERR_INVALID for an as-of time in the future or older than max_age_ms. */

@@ -3,6 +3,8 @@
  * thread before anything reaches the commit queue. */
 #include "validate.h"
 
+#include "filter_expr.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -128,7 +130,7 @@ mn_err mn__validate_filter(const mn_filter_t *f, mn_error *err)
     if (f->n_metadata > MN_METADATA_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "metadata filter: more than %d keys",
                             MN_METADATA_MAX);
-    return MN_OK;
+    return mn__filter_expr_check(f->expr, f->n_expr, err);
 }
 
 mn_err mn__validate_consolidate_opts(const mn_consolidate_opts_t *o, mn_error *err)

@@ -295,6 +295,12 @@ static void resched(mn_simnet_t *net, int node, bool after_tick)
     push(net, ev);
 }
 
+void mn_simnet_wake(mn_simnet_t *net, int node)
+{
+    if (node < 0 || node >= net->n) return;
+    resched(net, node, false);
+}
+
 static void deliver(mn_simnet_t *net, int node, sim_pkt *p)
 {
     sim_node *nd = &net->nodes[node];

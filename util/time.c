@@ -1,16 +1,46 @@
-/* Wall and monotonic clocks, RFC 3339 formatting and parsing (UTC). */
+/* Wall and monotonic clocks, RFC 3339 formatting and parsing (UTC).
+ *
+ * TEST ONLY: MNEMO_TEST_CLOCK_OFFSET_MS=<integer> shifts the wall clock of the whole
+ * process by that many ms (the chaos harness's clock skew, tests/cluster/README.md). It
+ * is read once, at the first reading of the clock, and the server logs it as a warning at
+ * start; unset (or not an integer within +-10 years) it changes nothing. The monotonic
+ * clock is never shifted. */
 #include "mnemo/util.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define TEST_OFFSET_MAX_MS (10LL * 366 * 86400 * 1000)
+
+static pthread_once_t test_offset_once = PTHREAD_ONCE_INIT;
+static int64_t test_offset_ms; /* written once, under test_offset_once */
+
+static void test_offset_read(void)
+{
+    const char *s = getenv("MNEMO_TEST_CLOCK_OFFSET_MS");
+    if (!s || !*s) return;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < -TEST_OFFSET_MAX_MS || v > TEST_OFFSET_MAX_MS) return;
+    test_offset_ms = (int64_t)v;
+}
+
+int64_t mn_time_test_offset_ms(void)
+{
+    pthread_once(&test_offset_once, test_offset_read);
+    return test_offset_ms;
+}
 
 int64_t mn_time_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + mn_time_test_offset_ms() * 1000000LL;
 }
 
 int64_t mn_time_now_ms(void)

@@ -339,7 +339,7 @@ mn_err g_filter_in(const Mnemo__V1__Filter *pf, api_arena *a, mn_filter_t *f, mn
     f->where = pf->where;
     f->session = pf->session;
     if (pf->has_as_of_ms) f->as_of_ms = pf->as_of_ms;
-    return MN_OK;
+    return pf->expr ? api_filter_from_text(pf->expr, strlen(pf->expr), a, f, err) : MN_OK;
 }
 
 /* ---- recall hits and spaces ---- */

@@ -267,11 +267,23 @@ void g_watch_start(gcall *c, const Mnemo__V1__WatchRequest *req)
         g_call_finish(c, MN_ERR_NOT_FOUND, &err, API_CTX_SPACE, NULL);
         return;
     }
+    api_arena a; /* the filter until the engine has copied it */
+    api_arena_init(&a);
+    mn_filter_t f;
+    mn_filter_init(&f);
+    mn_err frc =
+        req->filter ? api_filter_from_text(req->filter, strlen(req->filter), &a, &f, &err) : MN_OK;
+    if (frc) {
+        api_arena_free(&a);
+        g_call_finish(c, frc, &err, API_CTX_SPACE, NULL);
+        return;
+    }
     /* a slot first, so a full hub refuses before subscribing */
     pthread_mutex_lock(&h->lock);
     bool full = h->n >= h->max, closing = atomic_load(&h->closing);
     if (!full && !closing) h->n++;
     pthread_mutex_unlock(&h->lock);
+    if (closing || full) api_arena_free(&a);
     if (closing) {
         g_call_finish(c, MN_ERR_CLOSED, NULL, API_CTX_SPACE, NULL);
         return;
@@ -292,8 +304,10 @@ void g_watch_start(gcall *c, const Mnemo__V1__WatchRequest *req)
         snprintf(w->space, sizeof w->space, "%s", space);
         pthread_mutex_init(&w->lock, NULL);
         atomic_init(&w->pending, false);
-        rc = mn_engine_subscribe(api->engine, space, WATCH_QUEUE, notify, w, &w->sub, &err);
+        rc = mn_engine_subscribe_filtered(api->engine, space, WATCH_QUEUE, &f, notify, w, &w->sub,
+                                          &err);
     }
+    api_arena_free(&a);
     if (rc) {
         if (w) {
             pthread_mutex_destroy(&w->lock);

@@ -66,7 +66,16 @@
     PROP("who", T_STR DESC("only memories with this person in their context")) "," \
     PROP("where", T_STR DESC("only memories of this place")) "," \
     PROP("session", T_STR DESC("only memories of this session")) "," \
-    PROP("min_confidence", T_NUM DESC("minimum encoding confidence, 0..1"))
+    PROP("min_confidence", T_NUM DESC("minimum encoding confidence, 0..1")) "," \
+    P_FILTER_EXPR
+/* the filter language (docs/api.md, "Filters") */
+#define P_FILTER_EXPR PROP("filter", Q("type") ":" Q("object") "," DESC( \
+    "a filter, ANDed with the other arguments: {\\\"and\\\": [f, ...]}, {\\\"or\\\": [f, ...]}, " \
+    "{\\\"not\\\": f} or {\\\"<field>\\\": {\\\"<op>\\\": value}}. Fields: tags, context.who, " \
+    "context.where, context.session, metadata.<key>, kind, lifecycle, importance, when, " \
+    "created_at. Ops: eq, ne, in, nin (a list), gt, gte, lt, lte (numbers; times as RFC 3339 " \
+    "or ms), contains (tags, context.who), exists (true/false). Example: {\\\"or\\\": " \
+    "[{\\\"tags\\\": {\\\"contains\\\": \\\"red\\\"}}, {\\\"metadata.n\\\": {\\\"gte\\\": 5}}]}"))
 #define P_FILTERS \
     P_CONTEXT_FILTERS "," \
     PROP("metadata", T_STRMAP DESC("metadata that must match exactly")) "," \

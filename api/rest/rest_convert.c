@@ -217,5 +217,5 @@ mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_er
     if ((rc = api_get_string(o, "where", "", &f->where, err))) return rc;
     if ((rc = api_get_string(o, "session", "", &f->session, err))) return rc;
     if ((rc = api_get_time(o, "as_of", "", NULL, &f->as_of_ms, err))) return rc;
-    return MN_OK;
+    return api_filter_compile(cJSON_GetObjectItemCaseSensitive(o, "filter"), a, f, err);
 }

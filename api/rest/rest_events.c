@@ -256,26 +256,51 @@ static void sse_closed(void *arg)
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 
+/* The query: filter, the filter language as URL-encoded JSON (docs/api.md, "Events"). */
+static mn_err events_filter(const mn_http_request_t *req, api_arena *a, mn_filter_t *f,
+                            mn_error *err)
+{
+    static const char *const params[] = {"filter", NULL};
+    api_qparam *qs;
+    size_t nq;
+    mn_filter_init(f);
+    mn_err rc = api_query_read(req, params, false, a, &qs, &nq, err);
+    for (size_t i = 0; i < nq && !rc; i++)
+        rc = f->expr ? mn_error_set(err, MN_ERR_INVALID, "filter: given twice")
+                     : api_filter_from_text(qs[i].value, strlen(qs[i].value), a, f, err);
+    return rc;
+}
+
 void rest_h_events(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
+    api_arena a;
+    api_arena_init(&a);
+    mn_filter_t f;
+    mn_error err = {0};
+    mn_err rc = events_filter(req, &a, &f, &err);
+    if (rc) {
+        api_arena_free(&a);
+        api_respond_err(resp, rc, &err, API_CTX_SPACE);
+        return;
+    }
     sse *s = calloc(1, sizeof *s);
     mn_http_stream_src_t *src = calloc(1, sizeof *src);
     if (!s || !src) {
         free(s);
         free(src);
+        api_arena_free(&a);
         mn_http_respond_error(resp, 503, "unavailable", "out of memory", NULL);
         return;
     }
     snprintf(s->space, sizeof s->space, "%s", req->params[0]);
     atomic_init(&s->started, false);
     atomic_init(&s->pending, false);
-    mn_error err = {0};
     /* the name as sent, not s->space: a name longer than a space's is no space's (the copy
-     * would be cut to another one's name) */
-    mn_err rc =
-        mn_engine_subscribe(api->engine, req->params[0], SSE_EVENT_QUEUE, sse_notify, s, &s->sub,
-                            &err);
+     * would be cut to another one's name); the engine copies the filter */
+    rc = mn_engine_subscribe_filtered(api->engine, req->params[0], SSE_EVENT_QUEUE, &f, sse_notify,
+                                      s, &s->sub, &err);
+    api_arena_free(&a);
     if (rc) {
         free(s);
         free(src);

@@ -141,7 +141,13 @@ void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_respons
     mn_consolidate_result_t res = {0};
     bool has;
     int64_t ms = 0;
-    mn_err rc = api_check_fields(body, fields, "", &err);
+    /* a run's semantic memories are a function of every eligible episode (consolidate.c):
+     * a filtered run would retire the clusters outside the filter (docs/api.md) */
+    mn_err rc = cJSON_GetObjectItemCaseSensitive(body, "filter")
+                    ? mn_error_set(&err, MN_ERR_INVALID,
+                                   "filter: consolidation takes no filter (it clusters every "
+                                   "eligible episode of the space; filter its results instead)")
+                    : api_check_fields(body, fields, "", &err);
     if (!rc) rc = api_get_float(body, "threshold", "", NULL, &o.threshold, &err);
     if (!rc) rc = api_get_int(body, "min_support", "", &has, &ms, &err);
     /* ranges are the engine's to judge; a value outside uint32 saturates to one it refuses */
@@ -176,7 +182,7 @@ void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_respons
 static const char *const recognize_fields[] = {
     "embedding", "text",  "threshold", "tags_any",       "tags_all",
     "metadata",  "kind",  "when",      "min_confidence", "include_suppressed",
-    "who",       "where", "session",   "as_of",          NULL};
+    "who",       "where", "session",   "as_of",          "filter", NULL};
 
 void rest_h_recognize(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
@@ -239,6 +245,7 @@ static const char *const reminisce_fields[] = {"from",
                                                "min_confidence",
                                                "include_suppressed",
                                                "as_of",
+                                               "filter",
                                                NULL};
 
 static mn_err reminisce_from_json(const cJSON *o, api_arena *a, mn_reminisce_req_t *r, mn_error *err)

@@ -108,8 +108,9 @@ static mn_err add_list(api_arena *a, const char *name, char *v, char ***list, si
 
 static const char *const list_params[] = {
     "limit", "cursor", "tags_any", "tags_all", "kind", "when_from", "when_to", "min_confidence",
-    "include_suppressed", "include_embedding", "who", "where", "session", "as_of", NULL};
+    "include_suppressed", "include_embedding", "who", "where", "session", "as_of", "filter", NULL};
 
+/* The query of a list (filter: the filter language as URL-encoded JSON). */
 static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn_list_req_t *lr,
                                   mn_error *err)
 {
@@ -172,6 +173,9 @@ static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn
             f->session = v;
         } else if (!strcmp(k, "as_of")) {
             rc = api_query_time(k, v, &f->as_of_ms, err);
+        } else if (!strcmp(k, "filter")) {
+            if (f->expr) rc = mn_error_set(err, MN_ERR_INVALID, "filter: given twice");
+            else rc = api_filter_from_text(v, strlen(v), a, f, err);
         }
     }
     return rc;

@@ -15,7 +15,7 @@ static const char *const recall_fields[] = {
     "embedding", "text", "weights", "k", "threshold", "tags_any", "tags_all", "metadata",
     "kind", "when", "min_confidence", "include_suppressed", "who", "where", "session",
     "include_embedding", "spread", "max_hops", "hop_decay", "min_activation", "max_visited",
-    "trace", "reinforce", "exact", "ef", "as_of", "time", "time_boost", "time_ref", NULL};
+    "trace", "reinforce", "exact", "ef", "as_of", "time", "time_boost", "time_ref", "filter", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
 static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err)

@@ -36,7 +36,8 @@ mn_err rest_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_m
 void rest_memory_to_json(api_jw *w, const mn_memory_t *m);
 /* Writes the member "memories": the array of the n memories ms. */
 void rest_memories_to_json(api_jw *w, const mn_memory_t *ms, size_t n);
-/* Reads the filter members of a recall body into f (already initialised). */
+/* Reads the filter members of a recall body into f (already initialised): the shorthands
+ * (tags_any, ..., as_of) and "filter", the filter language (api_filter_compile). */
 mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_error *err);
 
 /* Writes one recall hit (docs/api.md, "Recall"); activation and seed with spread, via with

@@ -247,10 +247,13 @@ class MnemoClient:
     @staticmethod
     def _list_query(limit=None, cursor=None, tags_any=None, tags_all=None, kind=None,
                     when_from=None, when_to=None, min_confidence=None, include_suppressed=None,
-                    include_embedding=None, who=None, where=None, session=None, metadata=None):
+                    include_embedding=None, who=None, where=None, session=None, metadata=None,
+                    filter=None):
         q = {"limit": limit, "cursor": cursor, "kind": kind, "when_from": when_from,
              "when_to": when_to, "min_confidence": min_confidence, "who": who, "where": where,
              "session": session}
+        if filter is not None:  # the filter language (docs/api.md, "Filters") as JSON
+            q["filter"] = json.dumps(filter, separators=(",", ":"))
         if tags_any:
             q["tags_any"] = ",".join(tags_any)
         if tags_all:
@@ -366,14 +369,19 @@ class MnemoClient:
 
     # ---- events (Server-Sent Events) ----
 
-    def events(self, space, timeout=None, max_events=None):
+    def events(self, space, timeout=None, max_events=None, filter=None):
         """Yields the events of a space as dicts ({"event": kind, "id": seq, "data": {...}})
         from GET /v1/spaces/{space}/events, on a connection of its own. The stream ends
         after a final event (dropped, space_dropped, closed), after max_events, or when
-        timeout seconds pass without a byte (socket.timeout is raised)."""
+        timeout seconds pass without a byte (socket.timeout is raised). filter (the filter
+        language, docs/api.md "Filters") keeps the remember and consolidate events of the
+        memories that match it."""
         conn = self._new_connection(timeout)
+        path = "/v1/spaces/%s/events" % _q(space)
+        if filter is not None:
+            path += "?" + urllib.parse.urlencode({"filter": json.dumps(filter)})
         try:
-            conn.request("GET", self.prefix + "/v1/spaces/%s/events" % _q(space),
+            conn.request("GET", self.prefix + path,
                          headers=self._base_headers("text/event-stream"))
             r = conn.getresponse()
             if r.status != 200:

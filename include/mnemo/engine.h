@@ -529,6 +529,14 @@ typedef void (*mn_event_notify_fn)(void *arg);
 mn_err mn_engine_subscribe(mn_engine_t *e, const char *space, uint32_t queue_cap,
                            mn_event_notify_fn notify, void *notify_arg, mn_engine_sub_t **out,
                            mn_error *err);
+/* mn_engine_subscribe with the filter language: filter->expr (copied; NULL or no expression
+ * = every event) selects the remember and consolidate events whose memory matches it, judged
+ * on the memory as written; the other events (forget, unsuppress, associate, recall) name no
+ * memory's fields and all pass. The filter's other members are not read. MN_ERR_INVALID for
+ * a malformed expression. */
+mn_err mn_engine_subscribe_filtered(mn_engine_t *e, const char *space, uint32_t queue_cap,
+                                    const mn_filter_t *filter, mn_event_notify_fn notify,
+                                    void *notify_arg, mn_engine_sub_t **out, mn_error *err);
 /* Takes up to max queued events into out, waiting up to timeout_ms for the first
  * (0: no wait; < 0: until one comes). Returns the count; *ended turns true once
  * a final event has been taken (later calls return 0 at once). */

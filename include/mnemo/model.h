@@ -182,6 +182,62 @@ void mn_memory_init(mn_memory_t *m);
 /* Frees every owned pointer and zeroes the struct. */
 void mn_memory_clear(mn_memory_t *m);
 
+/* The filter language (docs/api.md, "Filters"), compiled by the doors from JSON into an
+ * array of nodes in prefix order: node i's subtree is nodes[i .. i + size), its children
+ * the subtrees that follow it one after another. The engine checks the shape
+ * (mn__validate_filter) and evaluates it against each candidate (engine/filter_expr.c). */
+typedef enum { MN_FILTER_AND = 0, MN_FILTER_OR = 1, MN_FILTER_NOT = 2, MN_FILTER_LEAF = 3 } mn_filter_type_t;
+typedef enum {
+    MN_FILTER_FIELD_TAGS = 0,
+    MN_FILTER_FIELD_WHO,     /* context.who */
+    MN_FILTER_FIELD_WHERE,   /* context.where */
+    MN_FILTER_FIELD_SESSION, /* context.session */
+    MN_FILTER_FIELD_METADATA, /* metadata.<key> */
+    MN_FILTER_FIELD_KIND,     /* operand: mn_kind_t in num */
+    MN_FILTER_FIELD_LIFECYCLE, /* operand: mn_lifecycle_t in num */
+    MN_FILTER_FIELD_IMPORTANCE,
+    MN_FILTER_FIELD_WHEN,       /* operand: ms since the epoch in num */
+    MN_FILTER_FIELD_CREATED_AT, /* operand: ms since the epoch in num */
+    MN_FILTER_FIELDS
+} mn_filter_field_t;
+typedef enum {
+    MN_FILTER_OP_EQ = 0,
+    MN_FILTER_OP_NE,  /* exactly not eq: true on a missing field */
+    MN_FILTER_OP_IN,  /* eq one of the operands */
+    MN_FILTER_OP_NIN, /* exactly not in */
+    MN_FILTER_OP_GT,
+    MN_FILTER_OP_GTE,
+    MN_FILTER_OP_LT,
+    MN_FILTER_OP_LTE,
+    MN_FILTER_OP_CONTAINS, /* tags, who: holds every operand */
+    MN_FILTER_OP_EXISTS,   /* the field is present (tags, who: non-empty) == exists */
+    MN_FILTER_OPS
+} mn_filter_op_t;
+#define MN_FILTER_NODES_MAX 256  /* nodes of one expression */
+#define MN_FILTER_DEPTH_MAX 10   /* and/or/not nesting (a leaf under 10 of them at most) */
+#define MN_FILTER_VALUES_MAX 1024 /* operands of one expression */
+typedef struct mn_filter_value {
+    const char *s; /* a string operand, or NULL for a number */
+    double num;    /* the number, or the number s reads as when has_num */
+    bool has_num;
+} mn_filter_value_t;
+typedef struct mn_filter_node {
+    uint8_t type;  /* mn_filter_type_t */
+    uint8_t field; /* leaves: mn_filter_field_t */
+    uint8_t op;    /* leaves: mn_filter_op_t */
+    bool exists;   /* op exists: the wanted answer */
+    uint32_t size; /* nodes of the subtree, this one included (1 for a leaf) */
+    const char *key; /* metadata.<key>: the key */
+    const mn_filter_value_t *vals; /* operands: 1 (eq ... lte), 1+ (contains), 0+ (in, nin) */
+    uint32_t n_vals;
+} mn_filter_node_t;
+/* Does op apply to field? Ordering (gt ... lte) to metadata, importance, when and
+ * created_at; contains to tags and who; eq, ne, in, nin and exists to every field. */
+bool mn_filter_op_applies(mn_filter_field_t field, mn_filter_op_t op);
+/* Does s read as a number for the filter language: [+-]digits[.digits][(e|E)[+-]digits]
+ * (a digit on at least one side of the point), finite? The number goes to *out. */
+bool mn_filter_number(const char *s, double *out);
+
 typedef struct mn_filter {
     char **tags_any; /* at least one of these tags */
     size_t n_tags_any;
@@ -202,6 +258,10 @@ typedef struct mn_filter {
      * then. One deleted or expired after it has no content any more: recall
      * never ranks it, list returns it redacted (forgotten set). MN_TIME_UNSET = now. */
     int64_t as_of_ms;
+    /* An expression of the filter language, ANDed with the members above (NULL = none; not
+     * owned: it lives as long as the request). */
+    const mn_filter_node_t *expr;
+    uint32_t n_expr;
 } mn_filter_t;
 void mn_filter_init(mn_filter_t *f);
 

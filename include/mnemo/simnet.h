@@ -1,6 +1,6 @@
 /* simnet: a deterministic discrete-event network simulator that runs many
- * sans-IO protocol cores (SWIM today; gossip and replication later) in one
- * thread, on a virtual clock, with one seeded PRNG.
+ * sans-IO protocol cores (SWIM and the replication core of spaces/ today;
+ * gossip later) in one thread, on a virtual clock, with one seeded PRNG.
  *
  * Nodes are generic: a core is anything with on_packet / on_tick /
  * next_deadline callbacks (mn_simnet_core_ops_t); simnet creates it at start
@@ -11,7 +11,8 @@
  * On top sits a SWIM harness (mn_simswim_*): N swim cores, a ground-truth
  * view matrix fed by their membership events, and scenarios (steady, crash,
  * partition, churn, join) that measure detection time, false positives,
- * message load and join convergence. */
+ * message load and join convergence; and a replication harness
+ * (mn_simrepl_*, below). */
 #ifndef MNEMO_SIMNET_H
 #define MNEMO_SIMNET_H
 
@@ -21,6 +22,7 @@
 #include <stdio.h>
 
 #include "mnemo/err.h"
+#include "mnemo/spaces.h"
 #include "mnemo/swim.h"
 #include "mnemo/util.h"
 
@@ -86,6 +88,11 @@ void mn_simnet_partition(mn_simnet_t *net, const int *group, bool oneway);
 void mn_simnet_heal(mn_simnet_t *net);
 /* Would a datagram from -> to be dropped by a partition or block now? */
 bool mn_simnet_cut(const mn_simnet_t *net, int from, int to);
+
+/* Re-arms node's tick from its core's next_deadline: for drivers that call
+ * into a core from outside simnet's events (a client write, a membership
+ * notice), which may have moved the deadline. */
+void mn_simnet_wake(mn_simnet_t *net, int node);
 
 /* Called by cores: send a datagram from node to an address. */
 void mn_simnet_send(mn_simnet_t *net, int from, const mn_swim_addr_t *to, const uint8_t *buf,
@@ -214,5 +221,71 @@ uint64_t mn_simswim_fp_dead_degraded(const mn_simswim_t *h);
 int mn_simswim_fp_targets(const mn_simswim_t *h);
 uint64_t mn_simswim_suspicions(const mn_simswim_t *h);
 uint64_t mn_simswim_events(const mn_simswim_t *h);
+
+/* ---- replication harness (mn_simrepl_*, simnet/repl_sim.c) ----
+ *
+ * N nodes "n0".."n<N-1>" hold one space and run the replication core of
+ * spaces/ over simnet. Each node has a disk that survives crashes (its log
+ * of entries, its durable state); clients write at whichever node is
+ * writable, at a random level (one, quorum, all); a membership oracle tells
+ * each node, after a detection delay, which others are dead, the way SWIM
+ * would (a crash or a two-way partition is seen; a cut link between two
+ * nodes that others still reach is not). A judge checks, all along and at
+ * the end: at most one primary per epoch; every (epoch, lsn) names one entry
+ * everywhere and every log is dense; no acknowledged write is missing from
+ * the final primary's log; every live holder converges to it. */
+
+typedef enum {
+    MN_SIMREPL_CRASH_PRIMARY = 0, /* the primary crashes with batches in flight, restarts later */
+    MN_SIMREPL_REPLICA_WAL,       /* a replica crashes, restarts, catches up from the WAL */
+    MN_SIMREPL_REPLICA_SNAPSHOT,  /* ... after the WAL it needs was trimmed: a snapshot */
+    MN_SIMREPL_CUT_REPLICA,       /* the primary's link to one replica is cut, then healed */
+    MN_SIMREPL_OLD_PRIMARY,       /* the primary is partitioned away, keeps writing, returns */
+    MN_SIMREPL_FLAPS,             /* membership flaps: the primary is reported dead and alive */
+    MN_SIMREPL_HANDOVER,          /* the primary hands its role to a replica under writes */
+    MN_SIMREPL_RANDOM,            /* a random mix of the above, from the seed */
+} mn_simrepl_scenario_t;
+
+/* Parses "crash-primary" | "replica-wal" | "replica-snapshot" | "cut-replica" |
+ * "old-primary" | "flaps" | "handover" | "random". */
+mn_err mn_simrepl_scenario_parse(const char *s, mn_simrepl_scenario_t *out);
+const char *mn_simrepl_scenario_name(mn_simrepl_scenario_t sc);
+
+typedef struct mn_simrepl_opts {
+    int nodes; /* 3..7 (3) */
+    uint64_t seed;
+    mn_simnet_link_t link;
+    mn_spaces_repl_config_t repl;
+    double writes_per_s; /* client writes (400) */
+    int64_t detect_ms;   /* the oracle's death detection delay (1500) */
+    uint64_t wal_retain; /* entries a log keeps readable (0 = all) */
+    int64_t fault_ms;    /* length of the fault phase (3000) */
+    int64_t settle_ms;   /* healed, no writes: time to converge (8000) */
+    FILE *trace;
+} mn_simrepl_opts_t;
+
+void mn_simrepl_opts_default(mn_simrepl_opts_t *o);
+
+typedef struct mn_simrepl_result {
+    uint64_t writes;            /* client writes taken by a primary */
+    uint64_t acked[3];          /* by level (mn_spaces_level_t) */
+    uint64_t lost[3];           /* acknowledged, missing from the final primary's log */
+    uint64_t primary_conflicts; /* epochs with two primaries */
+    uint64_t log_violations;    /* a gap in a log, or an (epoch, lsn) naming two entries */
+    uint64_t epochs;            /* the final epoch */
+    uint64_t promotions;
+    uint64_t reapplied, truncations, snapshots, fenced, gaps;
+    double failover_s; /* first fault -> a new writable primary (< 0: none) */
+    bool has_primary;  /* a writable primary at the end */
+    bool converged;    /* every running holder has the primary's log at the end */
+    uint64_t final_lsn;
+    uint64_t trace_hash;
+} mn_simrepl_result_t;
+
+/* Runs one scenario; fills r. The run is a pure function of o (the seed). */
+mn_err mn_simrepl_run(const mn_simrepl_opts_t *o, mn_simrepl_scenario_t sc, mn_simrepl_result_t *r,
+                      mn_error *err);
+/* Did the run keep every invariant (and end with a primary and converged)? */
+bool mn_simrepl_ok(const mn_simrepl_result_t *r);
 
 #endif

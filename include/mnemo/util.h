@@ -15,6 +15,9 @@ int64_t mn_time_now_ms(void);
 int64_t mn_time_now_ns(void);
 /* Monotonic clock in nanoseconds (for durations and timers). */
 int64_t mn_time_mono_ns(void);
+/* TEST ONLY: the wall clock's shift in ms from MNEMO_TEST_CLOCK_OFFSET_MS (0 when unset or
+ * invalid), read once per process; mn_time_now_* include it (the chaos harness's skew). */
+int64_t mn_time_test_offset_ms(void);
 /* Formats ms since epoch as RFC 3339 UTC with milliseconds ("2026-11-23T06:30:24.123Z").
  * buf must hold at least 32 bytes. */
 void mn_time_format_rfc3339(int64_t ms, char *buf, size_t len);

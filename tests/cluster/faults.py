@@ -18,11 +18,17 @@ namespace (the harness never touches the root namespace's rules):
   sch_netem; where it is missing, FaultUnavailable says so (never a skip).
   tc netem is the only delay here: nftables has no delay.
 
+- bridge(left, mid, right): left and right cannot reach each other (both
+  ways), mid reaches both: a node that bridges two halves.
+
 Process faults: kill(i) (SIGKILL) / restart(i) (same data dir), pause(i)
-(SIGSTOP) / resume(i) (SIGCONT).
+(SIGSTOP) / resume(i) (SIGCONT), skew(i, ms): node i is stopped and started
+again with the TEST ONLY MNEMO_TEST_CLOCK_OFFSET_MS=ms (its wall clock runs
+ms ahead, or behind when negative; docs/config.md), unskew(i) the same with
+the offset removed.
 
 heal() undoes all of them (rules removed, qdisc deleted, paused nodes
-resumed, killed nodes restarted); leaving the Net removes the namespaces,
+resumed, killed nodes restarted, skewed nodes restarted unskewed); leaving the Net removes the namespaces,
 and with them whatever rules were left.
 """
 
@@ -50,6 +56,7 @@ class Faults:
         self.delayed = {}    # node -> ms
         self.killed = set()
         self.paused = set()
+        self.skewed = {}     # node -> ms
         self.log = []        # (monotonic s, kind, targets), in order
 
     def _note(self, kind, targets):
@@ -120,6 +127,21 @@ class Faults:
         for i in range(self.net.n):
             self._apply(i)
         self._note("partition", groups)
+
+    def bridge(self, left, mid, right):
+        """left and right (lists) are cut from each other both ways; mid, in
+        neither, reaches both sides (and is reached by both)."""
+        self._check_node(mid)
+        for i in list(left) + list(right):
+            self._check_node(i)
+        if mid in left or mid in right or set(left) & set(right):
+            raise ValueError("bridge: left, mid and right must be disjoint")
+        for a in left:
+            for b in right:
+                self.drops.update({(a, b), (b, a)})
+        for i in range(self.net.n):
+            self._apply(i)
+        self._note("bridge", [list(left), mid, list(right)])
 
     def one_way(self, src, dst):
         """src's datagrams to dst are dropped; dst's to src still arrive."""
@@ -198,14 +220,43 @@ class Faults:
         self.paused.discard(i)
         self._note("resume", [i])
 
+    def _restart_with_offset(self, i, ms):
+        nd = self.cluster.nodes[i]
+        if nd.paused:
+            self.resume(i)
+        nd.stop()
+        if ms:
+            nd.extra_env["MNEMO_TEST_CLOCK_OFFSET_MS"] = str(ms)
+        else:
+            nd.extra_env.pop("MNEMO_TEST_CLOCK_OFFSET_MS", None)
+        nd.start()
+        self.killed.discard(i)
+
+    def skew(self, i, ms):
+        """Restarts node i (SIGTERM, same data dir) with its wall clock ms off."""
+        self._check_node(i)
+        if not (isinstance(ms, int) and ms != 0 and abs(ms) <= 86400000):
+            raise ValueError("skew must be a non-zero integer of ms within a day, not %r" % (ms,))
+        self._restart_with_offset(i, ms)
+        self.skewed[i] = ms
+        self._note("skew", [i, ms])
+
+    def unskew(self, i):
+        self._check_node(i)
+        self._restart_with_offset(i, 0)
+        self.skewed.pop(i, None)
+        self._note("unskew", [i])
+
     def heal(self):
         """Undoes every fault: network rules and qdiscs removed, paused nodes
-        resumed, killed nodes restarted."""
+        resumed, killed nodes restarted, skewed nodes restarted on the true clock."""
         self.clear_network()
         for i in sorted(self.paused):
             self.resume(i)
         for i in sorted(self.killed):
             self.restart(i)
+        for i in sorted(self.skewed):
+            self.unskew(i)
         self._note("heal", [])
 
 

@@ -61,6 +61,7 @@ class Node:
         self.proc = None
         self.id = None
         self.paused = False
+        self.extra_env = {}  # e.g. the test-only MNEMO_TEST_* hooks; applied at the next start
 
     @property
     def url(self):
@@ -82,6 +83,7 @@ class Node:
             "MNEMO_CLUSTER_KEY": KEY,
             "MNEMO_CLUSTER_SEEDS": ",".join(seeds),
         })
+        e.update(self.extra_env)
         return e
 
     def log(self):
@@ -160,12 +162,14 @@ class Cluster:
     """n nodes over a Net; a context manager that stops them and removes the
     data dirs (kept, with the logs, when MNEMO_CHAOS_KEEP is set)."""
 
-    def __init__(self, net, binary):
+    def __init__(self, net, binary, extra_env=None):
         if not os.access(binary, os.X_OK):
             raise FileNotFoundError("mnemo binary %r is not executable" % binary)
         self.net = net
         self.root = tempfile.mkdtemp(prefix="mnemo-chaos-%s-" % net.prefix)
         self.nodes = [Node(net, i, os.path.abspath(binary), self.root) for i in range(net.n)]
+        for nd in self.nodes:
+            nd.extra_env.update(extra_env or {})
 
     def __enter__(self):
         try:

@@ -14,31 +14,13 @@ import time
 
 import pytest
 
-from conftest import HERE, mnemo_bin
+from conftest import DEADLINE_S, HERE
 import faults as F
 import netns
-from nodes import Cluster
 
 N = 3
-DEADLINE_S = 20.0     # SWIM `fast` marks a silent node dead in a few seconds
 GONE = ("suspect", "dead")
 F_STATES = ("alive", "suspect", "dead", "left")
-
-
-@pytest.fixture
-def env(request):
-    """(net, cluster, faults) of three converged nodes; after the test, the
-    run's namespaces and bridge must be gone."""
-    binary = mnemo_bin(request.config)
-    assert os.access(binary, os.X_OK), "no mnemo binary at %s (build it, or pass --bin)" % binary
-    with netns.Net(N) as net:
-        prefix = net.prefix
-        with Cluster(net, binary) as cluster:
-            cluster.wait_converged(DEADLINE_S)
-            faults = F.Faults(cluster)
-            yield net, cluster, faults
-            faults.heal()
-    assert netns.leftovers(prefix) == [], "namespaces/links of run %s left behind" % prefix
 
 
 def test_partition_one_node_away_then_heal(env):

@@ -1,0 +1,326 @@
+/* spaces: where each memory space lives in a cluster, and how its WAL
+ * reaches its replicas. Two pure parts, no sockets, clocks or engine:
+ *
+ *  - placement (mn_spaces_*): rendezvous (HRW) hashing of a space name over
+ *    the alive members, with a replication factor, zone spread and bounded
+ *    loads, into a placement table that is a pure function of (previous
+ *    table, membership view, recorded events), the same on every node;
+ *  - the replication core (mn_spaces_repl_*): a sans-IO state machine per
+ *    node that ships WAL entries (opaque bytes) from a space's primary to its
+ *    replicas, detects gaps and forks, tracks lag and write levels, and elects
+ *    a new primary with a majority of the space's holders.
+ *
+ * docs/replication.md describes both; simnet/ drives the core in tests. */
+#ifndef MNEMO_SPACES_H
+#define MNEMO_SPACES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mnemo/err.h"
+#include "mnemo/model.h"
+
+#define MN_SPACES_NODE_MAX 64 /* bytes of a node id (the SWIM id) */
+#define MN_SPACES_ZONE_MAX 64 /* bytes of a zone label */
+#define MN_SPACES_RF_MAX 7    /* largest replication factor */
+/* a space's holders: the factor, plus one copy being added by a move */
+#define MN_SPACES_HOLDERS_MAX (MN_SPACES_RF_MAX + 1)
+
+/* ---- placement ---- */
+
+/* One alive member of the membership view. zone NULL or "" = no zone. */
+typedef struct mn_spaces_member {
+    const char *id;
+    const char *zone;
+} mn_spaces_member_t;
+
+typedef struct mn_spaces_opts {
+    int replication_factor;    /* copies including the primary, 1..MN_SPACES_RF_MAX (3) */
+    int rebalance_concurrency; /* spaces gaining a copy for balance at once, >= 1 (4) */
+    double balance_slack;      /* a node takes at most ceil((1 + slack) * mean) copies, and as
+                                * many primaries; 0.01..1 (0.05) */
+} mn_spaces_opts_t;
+
+void mn_spaces_opts_default(mn_spaces_opts_t *o);
+mn_err mn_spaces_opts_check(const mn_spaces_opts_t *o, mn_error *err);
+
+/* The placement hash: FNV-1a 64 over the bytes, then the MurmurHash3 64-bit
+ * finaliser (full avalanche). Part of the cluster's wire contract: every
+ * node must compute the same, so it never changes within a format version. */
+uint64_t mn_spaces_hash(const char *s, size_t len);
+/* HRW score of a (space, node) pair from their hashes: the finaliser over
+ * space ^ finaliser(node ^ a constant). Higher wins. */
+uint64_t mn_spaces_score(uint64_t space_hash, uint64_t node_hash);
+
+typedef enum {
+    MN_SPACES_PRIMARY = 0,
+    MN_SPACES_REPLICA = 1,
+    MN_SPACES_CATCHING_UP = 2, /* added by a join or a repair; not a voter until caught up */
+} mn_spaces_role_t;
+
+/* "primary" | "replica" | "catching_up". */
+const char *mn_spaces_role_name(mn_spaces_role_t r);
+
+typedef struct mn_spaces_holder {
+    char node[MN_SPACES_NODE_MAX + 1];
+    uint8_t role; /* mn_spaces_role_t */
+    bool down;    /* not in the view of the last step */
+} mn_spaces_holder_t;
+
+#define MN_SPACES_UNDER_REPLICATED 1u /* fewer live full copies than the factor */
+#define MN_SPACES_FAILOVER 2u         /* the primary is down: the repl core elects one */
+#define MN_SPACES_HANDOVER                                                                         \
+    4u                           /* the primary is not the desired one and the desired one is a    \
+                                  * full replica: the repl core hands over */
+#define MN_SPACES_UNAVAILABLE 8u /* no holder is alive */
+
+typedef struct mn_spaces_entry {
+    char name[MN_SPACE_NAME_MAX + 1];
+    uint64_t epoch;   /* the primary's term, from the repl core's elections (1 at creation) */
+    uint64_t changed; /* table version of this entry's last change */
+    mn_spaces_holder_t holders[MN_SPACES_HOLDERS_MAX]; /* holders[0] is the primary */
+    uint8_t n_holders;
+    uint8_t flags;
+} mn_spaces_entry_t;
+
+/* The placement table: entries sorted by name; version + 1 per change. */
+typedef struct mn_spaces_table {
+    uint64_t version;
+    mn_spaces_entry_t *entries;
+    size_t n, cap;
+} mn_spaces_table_t;
+
+void mn_spaces_table_init(mn_spaces_table_t *t);
+void mn_spaces_table_free(mn_spaces_table_t *t);
+/* dst (initialised) becomes a copy of src. */
+mn_err mn_spaces_table_copy(mn_spaces_table_t *dst, const mn_spaces_table_t *src);
+const mn_spaces_entry_t *mn_spaces_table_find(const mn_spaces_table_t *t, const char *space);
+
+/* Records a new space (no holders yet: the next step places it). MN_ERR_EXISTS
+ * if known, MN_ERR_INVALID for a bad name. */
+mn_err mn_spaces_table_add(mn_spaces_table_t *t, const char *space, mn_error *err);
+
+/* One placement step: next = f(prev, view, opts), a pure function (the order
+ * of view does not matter). next must be initialised and not be prev; it is
+ * overwritten.
+ * Marks holders outside the view down, flags failovers, removes down
+ * replicas, adds catching-up copies for repairs (unbounded) and for balance
+ * (at most rebalance_concurrency spaces at once), drops a surplus copy only
+ * once the factor is met by full live copies, and flags handovers. New spaces
+ * get their desired holders at once (an empty space has nothing to catch up).
+ * MN_ERR_INVALID for a bad view (empty or over-long id, duplicate id). */
+mn_err mn_spaces_step(const mn_spaces_table_t *prev, const mn_spaces_member_t *view, size_t n_view,
+                      const mn_spaces_opts_t *o, mn_spaces_table_t *next, mn_error *err);
+
+/* Events from replication, recorded in the table (version + 1):
+ * caught_up: node, a catching-up holder of space, has the primary's WAL;
+ * promoted: node, a full live holder, won the election (or handover) of
+ * epoch, which must be above the entry's; the former primary stays listed as
+ * a replica (a down one is removed by the next step). */
+mn_err mn_spaces_caught_up(mn_spaces_table_t *t, const char *space, const char *node,
+                           mn_error *err);
+mn_err mn_spaces_promoted(mn_spaces_table_t *t, const char *space, const char *node, uint64_t epoch,
+                          mn_error *err);
+
+/* The desired holders of one space in the view, primary first, as the step
+ * aims for them (bounded loads over all of t's spaces): writes up to
+ * MN_SPACES_RF_MAX node indexes into the view to out, returns the count. */
+mn_err mn_spaces_desired(const mn_spaces_table_t *t, const mn_spaces_member_t *view, size_t n_view,
+                         const mn_spaces_opts_t *o, const char *space, size_t *out, size_t *n_out,
+                         mn_error *err);
+
+/* ---- the replication core (sans-IO) ---- */
+
+typedef struct mn_spaces_repl mn_spaces_repl_t;
+
+/* How many copies a write must reach before it is acknowledged. */
+typedef enum {
+    MN_SPACES_ONE = 0,    /* the primary's fsync */
+    MN_SPACES_QUORUM = 1, /* a majority of the voting holders, durably */
+    MN_SPACES_ALL = 2,    /* every holder */
+} mn_spaces_level_t;
+
+const char *mn_spaces_level_name(mn_spaces_level_t l);
+mn_err mn_spaces_level_parse(const char *s, mn_spaces_level_t *out);
+
+typedef struct mn_spaces_repl_config {
+    size_t batch_max_bytes;      /* a batch ships once it holds this many bytes (65536) */
+    int64_t batch_delay_us;      /* ... or once its first entry waited this long (2000) */
+    int64_t retry_us;            /* no progress for this long: resend, fetch again (50000) */
+    int64_t heartbeat_us;        /* an idle primary sends an empty append this often (100000) */
+    int64_t lease_us;            /* a primary without acks from a majority for this long takes
+                                  * no writes; a follower that heard its live primary within it
+                                  * grants no vote (1000000) */
+    int64_t election_timeout_us; /* an election without a result restarts after this plus up
+                                  * to as much jitter; a follower that knows no primary waits
+                                  * this long before calling one (300000) */
+    uint64_t window_entries;     /* entries in flight to one replica (4096) */
+} mn_spaces_repl_config_t;
+
+void mn_spaces_repl_config_default(mn_spaces_repl_config_t *c);
+mn_err mn_spaces_repl_config_check(const mn_spaces_repl_config_t *c, mn_error *err);
+
+#define MN_SPACES_REPL_HISTORY_MAX 32
+
+/* The first lsn of an epoch in the local log. */
+typedef struct mn_spaces_repl_epoch_start {
+    uint64_t epoch, lsn;
+} mn_spaces_repl_epoch_start_t;
+
+/* What a node keeps durably per space: given back to mn_spaces_repl_open
+ * after a restart, written through the persist callback (which must make it
+ * durable before it returns). */
+typedef struct mn_spaces_repl_durable {
+    uint64_t epoch;       /* the highest epoch this node followed or led */
+    uint64_t voted_epoch; /* the highest epoch it voted in */
+    char voted_for[MN_SPACES_NODE_MAX + 1];
+    /* the epochs of the local log, ascending: where each one's entries begin */
+    mn_spaces_repl_epoch_start_t history[MN_SPACES_REPL_HISTORY_MAX];
+    size_t n_history;
+    uint64_t base_lsn; /* entries up to this one came in a snapshot (0 = none) */
+} mn_spaces_repl_durable_t;
+
+typedef enum {
+    MN_SPACES_REPL_FOLLOWER = 0,
+    MN_SPACES_REPL_CANDIDATE = 1, /* asked the voters for an epoch */
+    MN_SPACES_REPL_PRIMARY = 2,
+} mn_spaces_repl_role_t;
+
+typedef enum {
+    MN_SPACES_REPL_PROMOTED = 1,    /* this node leads space from epoch */
+    MN_SPACES_REPL_DEMOTED,         /* this node stopped leading space (a newer epoch, epoch) */
+    MN_SPACES_REPL_PROGRESS,        /* primary: the quorum or all lsn moved (lsn = quorum) */
+    MN_SPACES_REPL_CAUGHT_UP,       /* primary: node (a holder) has every entry up to lsn */
+    MN_SPACES_REPL_SNAPSHOT_NEEDED, /* this node needs a snapshot: the primary lacks lsn */
+} mn_spaces_repl_event_type_t;
+
+typedef struct mn_spaces_repl_event {
+    mn_spaces_repl_event_type_t type;
+    const char *space;
+    const char *node;
+    uint64_t epoch, lsn;
+} mn_spaces_repl_event_t;
+
+/* The core's way out. Callbacks run inside the core's calls and must not call
+ * back into it, except mn_spaces_repl_applied from apply. */
+typedef struct mn_spaces_repl_cb {
+    void *user;
+    /* a frame for node `to` */
+    void (*send)(void *user, const char *to, const uint8_t *frame, size_t len);
+    /* follower: store a verified entry, lsn = the previous one + 1; report
+     * durability with mn_spaces_repl_applied (now or later) */
+    void (*apply)(void *user, const char *space, uint64_t epoch, uint64_t lsn, const uint8_t *data,
+                  size_t len);
+    /* the local log's entry lsn: its epoch and bytes (valid until the next
+     * call); MN_ERR_NOT_FOUND when trimmed or absent */
+    mn_err (*read)(void *user, const char *space, uint64_t lsn, uint64_t *epoch,
+                   const uint8_t **data, size_t *len);
+    /* drop the local log after lsn (a fork); MN_ERR_UNSUPPORTED: a snapshot is needed */
+    mn_err (*truncate)(void *user, const char *space, uint64_t after_lsn);
+    /* an entry of this node past a fork: re-apply it through the primary, ids kept */
+    void (*reapply)(void *user, const char *space, uint64_t epoch, uint64_t lsn,
+                    const uint8_t *data, size_t len);
+    void (*persist)(void *user, const char *space, const mn_spaces_repl_durable_t *d);
+    void (*event)(void *user, const mn_spaces_repl_event_t *ev); /* may be NULL */
+} mn_spaces_repl_cb_t;
+
+/* node_id: this node (1..MN_SPACES_NODE_MAX bytes). seed: the election jitter's PRNG. */
+mn_err mn_spaces_repl_new(const char *node_id, const mn_spaces_repl_config_t *cfg,
+                          const mn_spaces_repl_cb_t *cb, uint64_t seed, mn_spaces_repl_t **out,
+                          mn_error *err);
+void mn_spaces_repl_free(mn_spaces_repl_t *r);
+
+/* A holder of a space, as the placement table lists it. Voters are the
+ * primary and the full replicas; a catching-up copy is not one. */
+typedef struct mn_spaces_repl_holder {
+    const char *node;
+    bool voter;
+} mn_spaces_repl_holder_t;
+
+/* Opens a space this node holds (this node must be among holders). d: its
+ * durable state, NULL for a new space, whose first holder then leads epoch 1
+ * (every node computes the same from the placement table). last_lsn: the end
+ * of the local log, which the store knows. A reopened space starts as a
+ * follower: a former primary leads again only through an election. */
+mn_err mn_spaces_repl_open(mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                           const mn_spaces_repl_holder_t *holders, size_t n,
+                           const mn_spaces_repl_durable_t *d, uint64_t last_lsn, mn_error *err);
+/* A new holder list for an open space (placement moved copies). */
+mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                                  const mn_spaces_repl_holder_t *holders, size_t n, mn_error *err);
+/* Membership: node is alive or not (SWIM). A follower whose primary dies
+ * calls an election. */
+void mn_spaces_repl_member(mn_spaces_repl_t *r, int64_t now_us, const char *node, bool alive);
+
+/* Primary: entry lsn (= last + 1) is durable in the local log. MN_ERR_BUSY
+ * when this node may not take writes (not the primary, or no lease). */
+mn_err mn_spaces_repl_append(mn_spaces_repl_t *r, int64_t now_us, const char *space, uint64_t lsn,
+                             const uint8_t *data, size_t len, mn_error *err);
+/* Primary: hands the role to target, a voting holder: writes stop, and once
+ * target has every entry it is told to call an election that voters grant
+ * even while they hear this primary (Raft's leadership transfer). Cancelled
+ * if no new primary within two election timeouts. MN_ERR_BUSY if not the
+ * primary; MN_ERR_INVALID if target is not a voting holder. */
+mn_err mn_spaces_repl_handover(mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                               const char *target, mn_error *err);
+/* Follower: the store applied every entry up to lsn durably. */
+void mn_spaces_repl_applied(mn_spaces_repl_t *r, const char *space, uint64_t lsn);
+/* Follower: a snapshot of the primary's space up to lsn (whose entry is of
+ * epoch) replaced the local log; shipping resumes after it. */
+mn_err mn_spaces_repl_restored(mn_spaces_repl_t *r, int64_t now_us, const char *space, uint64_t lsn,
+                               uint64_t epoch, mn_error *err);
+
+/* A received frame (any bytes: a bad frame is counted and dropped). */
+void mn_spaces_repl_on_message(mn_spaces_repl_t *r, int64_t now_us, const uint8_t *buf, size_t len);
+/* Timers: call when now >= mn_spaces_repl_next_deadline (INT64_MAX = none).
+ * Any call into the core may move the deadline: read it again after each. */
+void mn_spaces_repl_on_tick(mn_spaces_repl_t *r, int64_t now_us);
+int64_t mn_spaces_repl_next_deadline(const mn_spaces_repl_t *r);
+
+/* May this node take a write for space now (primary with a lease)? *epoch: its epoch. */
+bool mn_spaces_repl_writable(const mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                             uint64_t *epoch);
+/* The highest lsn that has reached the level at this primary (0 = none or not primary). */
+uint64_t mn_spaces_repl_reached(const mn_spaces_repl_t *r, const char *space,
+                                mn_spaces_level_t level);
+
+typedef struct mn_spaces_repl_peer_status {
+    char node[MN_SPACES_NODE_MAX + 1];
+    bool voter, alive;
+    uint64_t applied_lsn; /* as last acknowledged (primary's view) */
+    uint64_t lag_entries;
+    int64_t lag_ms;
+} mn_spaces_repl_peer_status_t;
+
+typedef struct mn_spaces_repl_status {
+    mn_spaces_repl_role_t role;
+    uint64_t epoch;
+    char primary[MN_SPACES_NODE_MAX + 1]; /* "" = unknown */
+    uint64_t last_lsn, applied_lsn, last_epoch;
+    bool snapshot_needed;
+    mn_spaces_repl_peer_status_t peers[MN_SPACES_HOLDERS_MAX];
+    size_t n_peers;
+} mn_spaces_repl_status_t;
+
+mn_err mn_spaces_repl_status(const mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                             mn_spaces_repl_status_t *out);
+
+typedef struct mn_spaces_repl_stats {
+    uint64_t frames_sent, frames_received, bytes_sent;
+    uint64_t dropped_decode;  /* frames that failed verification */
+    uint64_t dropped_unknown; /* frames for a space not open here, or from a non-holder */
+    uint64_t fenced;          /* appends refused for an older epoch */
+    uint64_t gaps;            /* lsn gaps that triggered a fetch */
+    uint64_t bad_crc;         /* entries whose checksum failed */
+    uint64_t truncations;     /* forks cut from the local log */
+    uint64_t reapplied;       /* entries handed back for re-application */
+    uint64_t snapshots;       /* snapshot-needed answers sent */
+    uint64_t elections;       /* elections this node started */
+    uint64_t votes_granted;
+    uint64_t entries_shipped;
+} mn_spaces_repl_stats_t;
+
+void mn_spaces_repl_stats(const mn_spaces_repl_t *r, mn_spaces_repl_stats_t *out);
+
+#endif

@@ -1,0 +1,101 @@
+"""Many chaos runs, one per seed, and a table of what they found (`make chaos`).
+
+    /usr/bin/python3 tests/cluster/chaos_many.py --bin build/mnemo --seeds 20 --duration 600
+        --out DIR [--first-seed 1] [--nodes 3] [chaos.py options after --]
+
+Each run writes DIR/seed-<n>/ (history.jsonl, report.json, node logs);
+DIR/summary.json holds every report's figures. Exits 1 if any run had a
+violation (its replay command is printed), 2 if a run could not be made.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+COLS = (("seed", "%5s"), ("faults", "%6s"), ("ops", "%7s"), ("acked", "%6s"), ("lost", "%4s"),
+        ("resurr", "%6s"), ("conv", "%5s"), ("heal_s", "%6s"), ("conv_s", "%7s"), ("stale_p999_s", "%12s"),
+        ("stale_max_s", "%11s"), ("violations", "%s"))
+
+
+def row(r):
+    return {"seed": r["seed"], "faults": len(r["faults"]), "ops": r["ops"],
+            "acked": r["acked_writes"], "lost": r["lost_acked_writes"],
+            "resurr": r["resurrected"], "conv": "yes" if r["converged"] else "NO",
+            "heal_s": r.get("heal_s"), "conv_s": r["convergence_s"], "stale_p999_s": r["stale_read_p999_s"],
+            "stale_max_s": r["stale_read_max_s"], "violations": len(r["violations"])}
+
+
+def table(rows):
+    lines = [" ".join(fmt % name for name, fmt in COLS)]
+    for r in rows:
+        lines.append(" ".join(fmt % (r[name],) for name, fmt in COLS))
+    return "\n".join(lines)
+
+
+def kinds(reports):
+    out = {}
+    for r in reports:
+        for f in r["faults"]:
+            k = f["kind"] + ("/" + f["mode"] if f.get("mode") else "")
+            k += " (skipped)" if f.get("skipped") else ""
+            out[k] = out.get(k, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="chaos runs over many seeds")
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--duration", type=float, default=600)
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("rest", nargs="*", help="more chaos.py options (after --)")
+    a = ap.parse_args(argv)
+    os.makedirs(a.out, exist_ok=True)
+    reports, rows, failed, broken = [], [], [], []
+    for seed in range(a.first_seed, a.first_seed + a.seeds):
+        out = os.path.join(a.out, "seed-%d" % seed)
+        cmd = [sys.executable, os.path.join(HERE, "chaos.py"), "--bin", a.bin, "--seed", str(seed),
+               "--duration", str(a.duration), "--nodes", str(a.nodes), "--out", out] + a.rest
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.duration + 600)
+        sys.stdout.write(p.stdout)
+        sys.stderr.write(p.stderr)
+        sys.stdout.flush()
+        if p.returncode == 2 or not os.path.exists(os.path.join(out, "report.json")):
+            broken.append(seed)
+            continue
+        with open(os.path.join(out, "report.json")) as f:
+            r = json.load(f)
+        reports.append(r)
+        rows.append(row(r))
+        if p.returncode != 0:
+            failed.append(seed)
+    print()
+    print(table(rows))
+    conv = sorted(r["convergence_s"] for r in reports if r["convergence_s"] is not None)
+    total = {"runs": len(reports), "faults": sum(len(r["faults"]) for r in reports),
+             "ops": sum(r["ops"] for r in reports),
+             "acked_writes": sum(r["acked_writes"] for r in reports),
+             "reads": sum(r["reads"] for r in reports),
+             "violations": sum(len(r["violations"]) for r in reports),
+             "convergence_s_max": conv[-1] if conv else None,
+             "convergence_s_median": conv[len(conv) // 2] if conv else None,
+             "stale_read_p999_s_max": max((r["stale_read_p999_s"] for r in reports), default=None),
+             "fault_kinds": kinds(reports), "failed_seeds": failed, "broken_seeds": broken,
+             "unavailable": {k: v for r in reports for k, v in r["unavailable"].items()},
+             "duration_s": a.duration, "nodes": a.nodes}
+    print("\ntotal: " + json.dumps(total, indent=1))
+    with open(os.path.join(a.out, "summary.json"), "w") as f:
+        json.dump({"total": total, "runs": rows}, f, indent=1)
+    if broken:
+        return 2
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""The chaos harness's checker: judges a history (history.jsonl) alone.
+
+    /usr/bin/python3 tests/cluster/checker.py DIR/history.jsonl [--stale-bound-s 5]
+
+prints the report (JSON) and exits 1 on any violation. The history holds
+(workload.py for the op records):
+
+- `meta`: seed, nodes, `placement` {space: [nodes holding it]}, run settings;
+- the clients' ops, `fault` records (schedule.py), `unavailable` faults;
+- `heal` (when the faults were undone), `converge` (what convergence saw);
+- `final_list` (every id a holder has for a space, after the heal) and
+  `final_get` (a holder's answer for an id whose forget was invoked);
+- `node_exit`: each node's exit code on the SIGTERM that ends the run (not 0:
+  a violation, e.g. a sanitizer's report).
+
+Checks:
+1. Acknowledged writes: every remember answered 201 whose id no forget ever
+   named is in the final list of every holder of its space; and the first
+   forget of an acknowledged id does not find it gone already (404). `holders(meta,
+   space)` says who must hold it: today the node the space was made on; with
+   replication, the replicas its consistency level promises.
+2. No resurrection: an id whose forget was acknowledged is in no holder's
+   final list and every final get of it answers 404; no read that began after
+   the forget was acknowledged saw it.
+3. Convergence after the heal within the bound: every SWIM view has every node
+   alive, and each space's last lsn is equal across its holders (today one
+   holder each: trivially equal); `convergence_s` is the time it took from the
+   end of the heal, `heal_s` the heal itself (rules removed node by node,
+   killed / skewed nodes restarted), during which SWIM already mends.
+4. Staleness of reads: a read misses an acknowledged write when the write
+   completed before the read was invoked, no forget of it was invoked before the
+   read completed, and the read does not show it; the read's staleness is its
+   invocation time minus the completion of the oldest write it misses (0 for a
+   read that misses nothing). The target (Engram's): 99.9 % of reads under
+   5 s stale, so the p99.9 over successful reads must be below the bound.
+"""
+
+import argparse
+import json
+import math
+import sys
+
+READS = ("get", "recall", "list")
+
+
+def load(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def holders(meta, space):
+    """The nodes that must hold space's acknowledged writes after the heal."""
+    return meta["placement"][space]
+
+
+def percentile(values, q):
+    """Nearest-rank percentile (q in 0..1) of a list; 0.0 for none."""
+    if not values:
+        return 0.0
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, math.ceil(q * len(v)) - 1))]
+
+
+class Index:
+    """The history by kind, with the facts the checks share."""
+
+    def __init__(self, recs):
+        self.meta = next(r for r in recs if r["op"] == "meta")
+        self.ops = [r for r in recs if "client" in r and "outcome" in r]
+        self.remembers = [r for r in self.ops if r["op"] == "remember"]
+        self.acked = [r for r in self.remembers if r["outcome"] == "ok"]
+        forgets = [r for r in self.ops if r["op"] == "forget"]
+        self.forget_inv = {}     # id -> earliest forget invocation
+        self.forget_ack = {}     # id -> earliest acknowledged forget completion
+        for r in forgets:
+            self.forget_inv[r["id"]] = min(r["inv"], self.forget_inv.get(r["id"], math.inf))
+            if r["outcome"] == "ok":
+                self.forget_ack[r["id"]] = min(r["cmp"], self.forget_ack.get(r["id"], math.inf))
+        self.final_lists = {}    # (space, node) -> set of ids
+        self.final_gets = []
+        for r in recs:
+            if r["op"] == "final_list":
+                self.final_lists[(r["space"], r["node"])] = set(r["ids"])
+            elif r["op"] == "final_get":
+                self.final_gets.append(r)
+        self.faults = [r for r in recs if r["op"] == "fault"]
+        self.unavailable = [r for r in recs if r["op"] == "unavailable"]
+        self.converge = next((r for r in recs if r["op"] == "converge"), None)
+        self.heal = next((r for r in recs if r["op"] == "heal"), {})
+        self.harness_errors = [r for r in recs if r["op"] in ("client_error", "harness_error")]
+        self.bad_exits = [r for r in recs if r["op"] == "node_exit" and r["code"] != 0]
+
+
+GONE_CODES = ("memory_forgotten", "memory_not_found")
+
+
+def gone_before_forget(ix):
+    """{id: forget record}: the first forget of an acknowledged id was refused because
+    the id was already gone (404), though no forget had named it before."""
+    acked = {r["id"] for r in ix.acked}
+    first = {}
+    for r in sorted((r for r in ix.ops if r["op"] == "forget"), key=lambda r: r["inv"]):
+        first.setdefault(r["id"], r)
+    return {mid: r for mid, r in first.items()
+            if mid in acked and r["outcome"] == "fail" and r.get("code") in GONE_CODES}
+
+
+def lost_writes(ix):
+    """Acknowledged remembers never forgotten that a holder lacks after the heal, and
+    those whose first forget found them gone already."""
+    lost = []
+    for mid, f in sorted(gone_before_forget(ix).items()):
+        lost.append({"id": mid, "space": f["space"], "node": f["node"],
+                     "why": "first forget at %.3fs answered %s" % (f["inv"], f["code"])})
+    for r in ix.acked:
+        if r["id"] in ix.forget_inv:
+            continue
+        for node in holders(ix.meta, r["space"]):
+            ids = ix.final_lists.get((r["space"], node))
+            if ids is None or r["id"] not in ids:
+                lost.append({"id": r["id"], "space": r["space"], "node": node, "key": r["key"],
+                             "acked_at_s": r["cmp"],
+                             "why": "no final list" if ids is None else "absent"})
+    return lost
+
+
+def read_shows(r, mid):
+    if r["op"] == "get":
+        return r["found"] and r["id"] == mid
+    return mid in r.get("ids", ())
+
+
+def resurrections(ix):
+    """Ids whose forget was acknowledged but that were seen afterwards."""
+    out = []
+    for (space, node), ids in sorted(ix.final_lists.items()):
+        for mid in sorted(ids & set(ix.forget_ack)):
+            out.append({"id": mid, "space": space, "node": node, "seen": "final list"})
+    for g in ix.final_gets:
+        if g["id"] in ix.forget_ack and g.get("status") != 404:
+            out.append({"id": g["id"], "space": g["space"], "node": g["node"],
+                        "seen": "final get answered %s" % g.get("status")})
+    for r in ix.ops:
+        if r["op"] not in READS or r["outcome"] != "ok":
+            continue
+        for mid in ([r["id"]] if r["op"] == "get" else r.get("ids", ())):
+            t = ix.forget_ack.get(mid)
+            if t is not None and r["inv"] > t and read_shows(r, mid):
+                out.append({"id": mid, "space": r["space"], "node": r["node"],
+                            "seen": "%s at %.3fs, forget acknowledged at %.3fs"
+                                    % (r["op"], r["inv"], t)})
+    return out
+
+
+def expected_by_read(ix, r, by_id):
+    """The acknowledged writes read r must show: [(id, write completion)]."""
+    if r["op"] == "get":
+        cand = [by_id.get(r["id"])]
+    elif r["op"] == "recall":
+        cand = [by_id.get(r["target"])]
+    else:
+        cand = [w for w in ix.acked
+                if w["space"] == r["space"] and w["when_ms"] >= r["when_from_ms"]]
+    out = []
+    for w in cand:
+        if w is None or w["space"] != r["space"] or w["cmp"] >= r["inv"]:
+            continue
+        if ix.forget_inv.get(w["id"], math.inf) <= r["cmp"]:
+            continue
+        out.append((w["id"], w["cmp"]))
+    return out
+
+
+def staleness(ix):
+    """[staleness_s of each successful read], [the stale ones, described]."""
+    by_id = {w["id"]: w for w in ix.acked}
+    values, stale = [], []
+    for r in ix.ops:
+        if r["op"] not in READS or r["outcome"] != "ok":
+            continue
+        missed = [(mid, t) for (mid, t) in expected_by_read(ix, r, by_id)
+                  if not read_shows(r, mid)]
+        s = max((r["inv"] - t for (_, t) in missed), default=0.0)
+        values.append(s)
+        if missed:
+            stale.append({"op": r["op"], "space": r["space"], "node": r["node"],
+                          "inv": r["inv"], "staleness_s": round(s, 3),
+                          "missed": [m for (m, _) in missed[:5]]})
+    return values, stale
+
+
+def fault_summary(ix):
+    out = []
+    for f in ix.faults:
+        d = {"kind": f["kind"], "at_s": round(f["at_s"], 3), "targets": f["targets"]}
+        for k in ("mode", "until_s", "skipped", "why", "flips", "error", "left_for_heal", "final"):
+            if f.get(k) is not None:
+                d[k] = round(f[k], 3) if isinstance(f[k], float) else f[k]
+        out.append(d)
+    return out
+
+
+def check(recs, stale_bound_s=5.0):
+    """The report of a history (a list of records); report["violations"] lists what failed."""
+    ix = Index(recs)
+    lost = lost_writes(ix)
+    res = resurrections(ix)
+    values, stale = staleness(ix)
+    p999 = percentile(values, 0.999)
+    conv = ix.converge or {}
+    counts = {}
+    for r in ix.ops:
+        key = "%s_%s" % (r["op"], r["outcome"])
+        counts[key] = counts.get(key, 0) + 1
+    report = {
+        "seed": ix.meta["seed"],
+        "nodes": ix.meta["nodes"],
+        "faults": fault_summary(ix),
+        "ops": len(ix.ops),
+        "acked_writes": len(ix.acked),
+        "lost_acked_writes": len(lost),
+        "resurrected": len(res),
+        "converged": bool(conv.get("converged")),
+        "convergence_s": conv.get("convergence_s"),
+        "heal_s": (round(ix.heal["done_s"] - ix.heal["at_s"], 3)
+                   if "done_s" in ix.heal else None),
+        "stale_read_p999_s": round(p999, 3),
+        "stale_read_bound_s": stale_bound_s,
+        "reads": len(values),
+        "stale_reads": len(stale),
+        "stale_read_max_s": round(max(values, default=0.0), 3),
+        "ops_by_outcome": dict(sorted(counts.items())),
+        "acked_forgets": len(ix.forget_ack),
+        "unavailable": {u["kind"]: u["why"] for u in ix.unavailable},
+        "placement": ix.meta["placement"],
+        "convergence": conv,
+        "lost": lost[:50],
+        "resurrections": res[:50],
+        "stale_examples": sorted(stale, key=lambda s: -s["staleness_s"])[:20],
+        "harness_errors": [r.get("error") for r in ix.harness_errors][:20],
+    }
+    v = []
+    if lost:
+        v.append("%d acknowledged writes lost" % len(lost))
+    if res:
+        v.append("%d forgotten ids visible again" % len(res))
+    if not report["converged"]:
+        v.append("not converged after the heal: %s" % conv.get("why", "no convergence record"))
+    if p999 >= stale_bound_s:
+        v.append("stale reads: p99.9 %.3fs >= %.1fs" % (p999, stale_bound_s))
+    if ix.harness_errors:
+        v.append("%d harness errors" % len(ix.harness_errors))
+    if ix.bad_exits:
+        v.append("nodes exited badly on SIGTERM: %s"
+                 % ", ".join("%s: %s" % (r["node"], r["code"]) for r in ix.bad_exits))
+    if not ix.final_lists:
+        v.append("no final reads: the run did not finish")
+    report["violations"] = v
+    return report
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("history")
+    ap.add_argument("--stale-bound-s", type=float, default=5.0)
+    a = ap.parse_args(argv)
+    report = check(load(a.history), a.stale_bound_s)
+    print(json.dumps(report, indent=1))
+    if report["violations"]:
+        print("VIOLATIONS (seed %s): %s" % (report["seed"], "; ".join(report["violations"])),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The chaos run's parts: the seeded plan, the checker on hand-made histories,
+the faults the schedule adds (bridge node, flapping, clock skew) seen to act,
+and a deliberately broken build (TEST ONLY MNEMO_TEST_DROP_ACKED) that the
+checker must catch. Run as root:
+
+    /usr/bin/python3 -m pytest tests/cluster/test_chaos.py [--bin PATH]
+"""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import DEADLINE_S, HERE, mnemo_bin
+import checker
+import faults as F
+import schedule
+import workload as W
+
+
+# --- the plan (no processes)
+
+def test_plan_is_a_function_of_the_seed_and_covers_every_kind():
+    a, b = schedule.plan(7, 3, 600), schedule.plan(7, 3, 600)
+    assert a == b and a != schedule.plan(8, 3, 600)
+    kinds = {(e["kind"], e["mode"]) for e in a}
+    assert kinds == {(k, m) for (k, m, _, _) in schedule.KINDS}, kinds
+    for e in a:
+        assert 0 < e["at_s"] and e["at_s"] + e["hold_s"] <= 600 + 1e-6
+    for x, y in zip(a, a[1:]):
+        assert y["at_s"] >= x["at_s"] + x["hold_s"] + schedule.GAP_S[0] - 1e-6  # one at a time
+    # the short run of `make test` (tests/CMakeLists.txt: seed 204, 70 s) meets every kind
+    assert {(e["kind"], e["mode"]) for e in schedule.plan(204, 3, 70)} == kinds
+    # every plan ends with a minority cut off until the heal, held long enough for SWIM
+    for seed in range(50):
+        last = schedule.plan(seed, 3, 120)[-1]
+        assert last["final"] and last["mode"] == "majority-minority"
+        assert last["at_s"] + last["hold_s"] == pytest.approx(120) and last["hold_s"] >= 5
+    # one node: no network faults, only what a process can suffer
+    assert {e["kind"] for e in schedule.plan(7, 1, 600)} <= {"kill", "pause", "skew", "delay"}
+    # bridge halves and minorities are well formed on 5 nodes
+    for e in schedule.plan(3, 5, 600):
+        t = e["targets"]
+        if e["mode"] == "bridge":
+            assert t["left"] and t["right"] and t["mid"] not in t["left"] + t["right"]
+            assert sorted(t["left"] + t["right"] + [t["mid"]]) == list(range(5))
+        if e["mode"] in ("majority-minority", "flapping"):
+            assert 1 <= len(t["groups"][0]) < len(t["groups"][1])
+
+
+# --- the checker on hand-made histories (no processes)
+
+def _history(extra):
+    meta = {"op": "meta", "seed": 5, "nodes": 1, "placement": {"s": [0]}}
+    ops = [
+        {"op": "remember", "client": 0, "node": 0, "space": "s", "inv": 1.0, "cmp": 1.1,
+         "outcome": "ok", "id": "A", "key": "k1", "token": "ta", "when_ms": 1000},
+        {"op": "remember", "client": 0, "node": 0, "space": "s", "inv": 2.0, "cmp": 2.1,
+         "outcome": "ok", "id": "B", "key": "k2", "token": "tb", "when_ms": 2000},
+        {"op": "forget", "client": 0, "node": 0, "space": "s", "inv": 3.0, "cmp": 3.1,
+         "outcome": "ok", "id": "B"},
+        {"op": "get", "client": 0, "node": 0, "space": "s", "inv": 4.0, "cmp": 4.1,
+         "outcome": "ok", "id": "A", "found": True},
+        {"op": "converge", "converged": True, "convergence_s": 0.5},
+        {"op": "final_list", "space": "s", "node": 0, "ids": ["A"]},
+        {"op": "final_get", "space": "s", "node": 0, "id": "B", "status": 404},
+    ]
+    return [meta] + ops + extra
+
+
+def test_checker_passes_a_clean_history_and_reports_the_issue_keys():
+    r = checker.check(_history([]))
+    assert r["violations"] == []
+    for k in ("seed", "nodes", "faults", "ops", "acked_writes", "lost_acked_writes",
+              "resurrected", "converged", "convergence_s", "stale_read_p999_s"):
+        assert k in r, k
+    assert (r["acked_writes"], r["lost_acked_writes"], r["resurrected"]) == (2, 0, 0)
+    assert r["stale_read_p999_s"] == 0.0 and r["reads"] == 1
+
+
+def test_checker_catches_a_lost_write_a_resurrection_a_stale_read_and_no_convergence():
+    h = _history([])
+    h[-2]["ids"] = ["B"]                              # A lost, B (forgotten) back
+    h[5] = {"op": "converge", "converged": False, "convergence_s": 60.0, "why": "views"}
+    h.insert(5, {"op": "get", "client": 1, "node": 0, "space": "s", "inv": 9.0, "cmp": 9.1,
+                 "outcome": "ok", "id": "A", "found": False})  # misses A, acked at 1.1
+    r = checker.check(h)
+    assert r["lost_acked_writes"] == 1 and r["lost"][0]["id"] == "A"
+    assert r["resurrected"] == 1 and r["resurrections"][0]["id"] == "B"
+    assert r["stale_reads"] == 1 and r["stale_read_max_s"] == pytest.approx(7.9)
+    assert r["stale_read_p999_s"] == pytest.approx(7.9)  # 1 of 2 reads: the p99.9 is it
+    assert not r["converged"] and len(r["violations"]) == 4, r["violations"]
+
+
+def test_checker_does_not_expect_what_a_forget_or_an_unknown_write_may_have_removed():
+    h = _history([])
+    h.insert(3, {"op": "forget", "client": 0, "node": 0, "space": "s", "inv": 3.5, "cmp": 6.5,
+                 "outcome": "unknown", "id": "A"})
+    h.insert(1, {"op": "remember", "client": 0, "node": 0, "space": "s", "inv": 0.5, "cmp": 9,
+                 "outcome": "unknown", "id": None, "key": "k0", "token": "t0", "when_ms": 500})
+    h[-2]["ids"] = []                                 # A's forget may have happened
+    r = checker.check(h)
+    assert r["violations"] == [] and r["lost_acked_writes"] == 0
+
+
+def test_checker_counts_an_acknowledged_id_whose_first_forget_finds_it_gone_as_lost():
+    h = _history([])
+    h[3].update({"outcome": "fail", "status": 404, "code": "memory_forgotten"})  # B's forget
+    r = checker.check(h)
+    assert r["lost_acked_writes"] == 1 and r["lost"][0]["id"] == "B", r["lost"]
+    h[3]["code"] = "space_not_found"  # refused for another reason: B may still be there
+    h[-2]["ids"] = ["A", "B"]
+    assert checker.check(h)["violations"] == []
+
+
+def test_checker_counts_a_node_that_exits_badly_on_sigterm():
+    h = _history([{"op": "node_exit", "node": 0, "code": 0}])
+    assert checker.check(h)["violations"] == []
+    h.append({"op": "node_exit", "node": 1, "code": -6})  # e.g. abort_on_error after ASan
+    assert checker.check(h)["violations"] == ["nodes exited badly on SIGTERM: 1: -6"]
+
+
+def test_checker_cli_exits_non_zero_and_names_the_seed(tmp_path):
+    p = tmp_path / "history.jsonl"
+    h = _history([])
+    h[-2]["ids"] = []
+    p.write_text("".join(json.dumps(r) + "\n" for r in h))
+    out = subprocess.run([sys.executable, os.path.join(HERE, "checker.py"), str(p)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "seed 5" in out.stderr
+    assert json.loads(out.stdout)["lost_acked_writes"] == 1
+
+
+# --- faults of the schedule, seen to act (three real nodes)
+
+def test_bridge_node_reaches_both_halves_which_cannot_reach_each_other(env):
+    net, c, f = env
+    f.bridge([0], 1, [2])
+    assert F.udp_deliveries(net, 0, 2, count=10) == []
+    assert F.udp_deliveries(net, 2, 0, count=10) == []
+    assert len(F.udp_deliveries(net, 0, 1, count=10)) == 10
+    assert len(F.udp_deliveries(net, 1, 2, count=10)) == 10
+    # SWIM: 0 and 2 probe each other through node 1 (indirect probes), so no
+    # view declares anyone dead (suspect may come and go); record every view
+    # over a bounded window. Observed here: every view stays all-alive.
+    seen = set()
+    end = time.monotonic() + 6.0
+    while time.monotonic() < end:
+        for o in range(3):
+            for t, st in c.nodes[o].view().items():
+                seen.add((o, c.index_of(t), st))
+        time.sleep(0.05)
+    print("bridge 0 | 1 | 2, (observer, target, state) seen:", sorted(seen))
+    assert {st for (_, _, st) in seen} <= {"alive", "suspect"}, seen
+    assert {(o, t) for (o, t, _) in seen} == {(o, t) for o in range(3) for t in range(3)}
+    f.heal()
+    assert f.rules(0) == "" and f.rules(2) == ""
+    c.wait_converged(DEADLINE_S)
+
+
+def test_flapping_partition_cuts_and_heals_again_and_again(env, tmp_path):
+    net, c, f = env
+    h = W.History(str(tmp_path / "h.jsonl"), time.monotonic())
+    runner = schedule.Runner(f, h)
+    # 8 s of 0.5 s periods: 15 flips on an idle machine; each flip reloads three
+    # namespaces' rules, which a loaded machine makes slow, so fewer are asked for
+    ep = {"kind": "partition", "mode": "flapping", "at_s": 0.0, "hold_s": 8.0,
+          "period_s": 0.5, "targets": {"groups": [[2], [0, 1]]}}
+    stop = threading.Event()
+    t = threading.Thread(target=runner.episode, args=(ep, stop, 1e9))
+    t.start()
+    states = []
+    while t.is_alive():
+        states.append("drop" in f.rules(2))
+        time.sleep(0.05)
+    t.join()
+    h.close()
+    changes = sum(1 for a, b in zip(states, states[1:]) if a != b)
+    assert True in states and False in states and changes >= 3, states
+    rec = [json.loads(x) for x in open(tmp_path / "h.jsonl")][-1]
+    assert rec["op"] == "fault" and rec["mode"] == "flapping" and rec["flips"] >= 3, rec
+    assert f.rules(2) == ""  # the episode's end undoes the last cut
+    c.wait_converged(DEADLINE_S)
+
+
+def _created_at_offset_s(node, space):
+    """created_at of a memory remembered on node now, minus the harness's clock (s)."""
+    st, doc = W.http(node.url + "/v1/spaces", "POST", {"name": space, "dim": W.DIM}, timeout=10)
+    assert st == 201, doc
+    before = time.time()
+    st, doc = W.http("%s/v1/spaces/%s/memories" % (node.url, space), "POST",
+                     {"content": "what time is it"}, timeout=10)
+    assert st == 201, doc
+    st, mem = W.http("%s/v1/spaces/%s/memories/%s" % (node.url, space, doc["id"]), timeout=10)
+    assert st == 200, mem
+    created = datetime.datetime.fromisoformat(mem["created_at"].replace("Z", "+00:00"))
+    return created.timestamp() - before
+
+
+def test_clock_skew_shifts_the_skewed_nodes_wall_clock_only(env):
+    net, c, f = env
+    hour_ms = 3600 * 1000
+    f.skew(1, hour_ms)
+    assert "TEST ONLY: MNEMO_TEST_CLOCK_OFFSET_MS=3600000" in c.nodes[1].log()
+    # a one-hour shift is far beyond any request's duration: the sign and size are the fault's
+    assert abs(_created_at_offset_s(c.nodes[1], "skewed") - 3600) < 600
+    assert abs(_created_at_offset_s(c.nodes[0], "true")) < 600
+    c.wait_converged(DEADLINE_S)  # SWIM times by the monotonic clock: unaffected
+    f.skew(2, -hour_ms)
+    assert abs(_created_at_offset_s(c.nodes[2], "behind") + 3600) < 600
+    f.heal()  # restarts the skewed nodes on the true clock
+    assert f.skewed == {}
+    assert abs(_created_at_offset_s(c.nodes[1], "healed")) < 600
+    c.wait_converged(DEADLINE_S)
+
+
+# --- whole runs
+
+def _chaos(binary, out, seed, duration, *extra):
+    cmd = [sys.executable, os.path.join(HERE, "chaos.py"), "--bin", binary, "--seed", str(seed),
+           "--duration", str(duration), "--out", str(out)] + list(extra)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 240)
+
+
+def test_a_broken_build_that_drops_an_acknowledged_write_fails_the_checker(request, tmp_path):
+    binary = mnemo_bin(request.config)
+    p = _chaos(binary, tmp_path, 11, 12, "--env", "MNEMO_TEST_DROP_ACKED=20")
+    print(p.stdout, p.stderr)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    r = json.load(open(tmp_path / "report.json"))
+    assert r["lost_acked_writes"] >= 1, r
+    assert "acknowledged writes lost" in " ".join(r["violations"])
+    assert "replay:" in p.stdout and "--seed 11" in p.stdout and "MNEMO_TEST_DROP_ACKED=20" in p.stdout
+    # the node logs say loudly that the build was broken on purpose
+    assert "TEST ONLY: MNEMO_TEST_DROP_ACKED" in open(tmp_path / "node0.log").read()
+    # the history alone gives the same verdict
+    again = checker.check(checker.load(str(tmp_path / "history.jsonl")))
+    assert again["lost_acked_writes"] == r["lost_acked_writes"]
+
+
+def test_a_short_run_of_the_true_build_is_clean_and_says_what_was_unavailable(request, tmp_path):
+    binary = mnemo_bin(request.config)
+    p = _chaos(binary, tmp_path, 4, 15)
+    print(p.stdout, p.stderr)
+    r = json.load(open(tmp_path / "report.json"))
+    assert p.returncode == 0 and r["violations"] == [], (p.stdout, r["violations"])
+    assert r["acked_writes"] > 0 and r["reads"] > 0 and r["converged"]
+    assert r["faults"], "seed 4 plans faults within 15 s"
+    hist = checker.load(str(tmp_path / "history.jsonl"))
+    assert {"remember", "forget", "get", "recall", "list"} <= {h["op"] for h in hist}
+    for h in hist:
+        if "outcome" in h:
+            assert h["outcome"] in ("ok", "fail", "unknown") and h["inv"] <= h["cmp"]
+    # delay is either applied or said to be unavailable, never silently dropped
+    skipped = [x for x in r["faults"] if x.get("skipped")]
+    assert all(x["kind"] == "delay" and x["why"] for x in skipped), skipped
+    if skipped:
+        assert "sch_netem" in r["unavailable"]["delay"]

@@ -1,0 +1,297 @@
+"""The chaos harness's workload: concurrent clients on every node, each op
+recorded in a history (JSONL, one object per line).
+
+Each client is a thread bound to one node, working on the spaces that node
+holds. An op is one of:
+
+- remember: a memory whose content carries a word unique to it (its token),
+  `when` set by the client (its wall clock, so lists by time do not depend on a
+  node's skewed clock) and an idempotency key; a timeout or error is retried
+  with the same key until it is acknowledged or the op's budget is spent;
+- forget (mode delete) of an id this client saw acknowledged;
+- get of an id acknowledged in the space (by any client);
+- recall by the token of an acknowledged memory (text cue, k results);
+- list of the space's memories whose `when` is in the last LIST_WINDOW_S.
+
+History record (times are seconds since the run's start, monotonic):
+  {"op", "client", "node", "space", "inv", "cmp", "outcome": "ok"|"fail"|"unknown", ...}
+"unknown" = no answer (timeout, connection reset): the op may have happened.
+"fail" = a definite refusal (an error answer, or a refused connection): it did
+not happen. The op's own fields: remember: key, token, when_ms, id, attempts;
+forget: id; get: id, found, code; recall: token, target, ids; list: when_from_ms,
+ids. Each line is flushed as it completes, so a crashed run keeps its history.
+"""
+
+import http.client as http_client
+import json
+import random
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+DIM = 4
+OP_TIMEOUT_S = 3.0          # one HTTP request
+REMEMBER_BUDGET_S = 12.0    # a remember's retries (same key) end after this
+LIST_WINDOW_S = 2.0
+RECALL_K = 5
+WEIGHTS = (("remember", 40), ("get", 20), ("recall", 15), ("list", 10), ("forget", 15))
+
+
+class History:
+    """Thread-safe JSONL writer; times relative to t0 (monotonic)."""
+
+    def __init__(self, path, t0):
+        self.t0 = t0
+        self._f = open(path, "w", buffering=1)
+        self._mu = threading.Lock()
+        self.count = 0
+
+    def now(self):
+        return round(time.monotonic() - self.t0, 6)
+
+    def add(self, rec):
+        line = json.dumps(rec, separators=(",", ":"))
+        with self._mu:
+            self._f.write(line + "\n")
+            self.count += 1
+
+    def close(self):
+        with self._mu:
+            self._f.close()
+
+
+def http(url, method="GET", body=None, timeout=OP_TIMEOUT_S):
+    """(status, json doc) or raises: Timeout-like errors as TimeoutError,
+    refused connections as ConnectionRefusedError."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read().decode("utf-8") or "null")
+    except urllib.error.HTTPError as e:
+        try:
+            doc = json.loads(e.read().decode("utf-8") or "null")
+        except ValueError:
+            doc = None
+        return e.code, doc
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, ConnectionRefusedError):
+            raise ConnectionRefusedError(str(e)) from None
+        if isinstance(e.reason, (socket.timeout, TimeoutError)):
+            raise TimeoutError(str(e)) from None
+        raise ConnectionError(str(e)) from None
+    except (socket.timeout, TimeoutError):
+        raise TimeoutError("timed out") from None
+    except (http_client.HTTPException, ConnectionResetError, BrokenPipeError) as e:
+        raise ConnectionError(repr(e)) from None
+
+
+def error_code(doc):
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        return doc["error"].get("code")
+    return None
+
+
+def token_of(client, seq):
+    """A word unique to (client, seq): letters only, so every stemmer keeps it whole
+    enough to match itself."""
+    n = client * 1000003 + seq
+    out = ""
+    while True:
+        out = "abcdefghijklmnopqrstuvwxyz"[n % 26] + out
+        n //= 26
+        if not n:
+            break
+    return "zq" + out + "xv"
+
+
+class Shared:
+    """What the clients of one space know: acknowledged ids (and their tokens),
+    ids whose forget was invoked."""
+
+    def __init__(self):
+        self.mu = threading.Lock()
+        self.acked = {}      # space -> [(id, token)]
+        self.forgetting = set()
+
+
+class Client(threading.Thread):
+    def __init__(self, num, node, spaces, url_of, history, shared, stop, seed, think_s):
+        super().__init__(name="client-%d" % num, daemon=True)
+        self.num, self.node, self.spaces = num, node, spaces
+        self.url_of, self.h, self.shared, self.stop = url_of, history, shared, stop
+        self.rnd = random.Random(seed)
+        self.think_s = think_s
+        self.seq = 0
+        self.mine = {s: [] for s in spaces}  # ids this client saw acknowledged, not yet forgotten
+        self.errors = 0
+
+    def base(self, op, space):
+        return {"op": op, "client": self.num, "node": self.node, "space": space,
+                "inv": self.h.now()}
+
+    def finish(self, rec, outcome, **kw):
+        rec.update(kw)
+        rec["outcome"] = outcome
+        rec["cmp"] = self.h.now()
+        self.h.add(rec)
+
+    def run(self):
+        kinds = [k for k, w in WEIGHTS for _ in range(w)]
+        while not self.stop.is_set():
+            space = self.rnd.choice(self.spaces)
+            kind = self.rnd.choice(kinds)
+            try:
+                getattr(self, "op_" + kind)(space)
+            except Exception as e:  # noqa: BLE001 - a harness bug must not stop the others
+                self.errors += 1
+                self.h.add({"op": "client_error", "client": self.num, "error": repr(e)})
+            self.stop.wait(self.rnd.uniform(0, self.think_s))
+
+    def url(self, space, tail=""):
+        return "%s/v1/spaces/%s%s" % (self.url_of(self.node), space, tail)
+
+    def op_remember(self, space):
+        self.seq += 1
+        token = token_of(self.num, self.seq)
+        when_ms = int(time.time() * 1000)
+        key = "c%d-%d" % (self.num, self.seq)
+        body = {"content": "chaos memory %s" % token, "when": when_ms, "idempotency_key": key,
+                "embedding": [self.rnd.uniform(-1, 1) for _ in range(DIM - 1)] + [1.0],
+                "tags": ["chaos"], "metadata": {"client": str(self.num)}}
+        rec = self.base("remember", space)
+        rec.update({"key": key, "token": token, "when_ms": when_ms})
+        end = time.monotonic() + REMEMBER_BUDGET_S
+        attempts, maybe = 0, False
+        last = None
+        while True:
+            attempts += 1
+            try:
+                st, doc = http(self.url(space, "/memories"), "POST", body)
+                if st == 201:
+                    self.finish(rec, "ok", id=doc["id"], attempts=attempts)
+                    with self.shared.mu:
+                        self.shared.acked.setdefault(space, []).append((doc["id"], token))
+                    self.mine[space].append(doc["id"])
+                    return
+                last = "%d %s" % (st, error_code(doc))
+                if st < 500 and st not in (408, 429):
+                    break  # a definite refusal: retrying would get the same
+                maybe = True
+            except ConnectionRefusedError as e:
+                last = repr(e)
+            except (TimeoutError, ConnectionError) as e:
+                last, maybe = repr(e), True
+            if time.monotonic() >= end or (self.stop.is_set() and attempts >= 3):
+                break
+            time.sleep(min(0.2 * attempts, 1.0))
+        self.finish(rec, "unknown" if maybe else "fail", attempts=attempts, error=last)
+
+    def read(self, rec, fn):
+        """Runs fn() -> dict of fields; records ok, or unknown/fail on errors."""
+        try:
+            fields = fn()
+        except ConnectionRefusedError as e:
+            return self.finish(rec, "fail", error=repr(e))
+        except (TimeoutError, ConnectionError) as e:
+            return self.finish(rec, "unknown", error=repr(e))
+        if fields is None:
+            return None
+        outcome = fields.pop("_outcome", "ok")
+        return self.finish(rec, outcome, **fields)
+
+    def op_forget(self, space):
+        if not self.mine[space]:
+            return self.op_remember(space)
+        mid = self.mine[space].pop(self.rnd.randrange(len(self.mine[space])))
+        with self.shared.mu:
+            self.shared.forgetting.add(mid)
+        rec = self.base("forget", space)
+        rec["id"] = mid
+
+        def go():
+            st, doc = http(self.url(space, "/memories/%s?mode=delete" % mid), "DELETE")
+            if st == 200:
+                return {}
+            return {"_outcome": "unknown" if st >= 500 else "fail", "status": st,
+                    "code": error_code(doc)}
+        self.read(rec, go)
+
+    def pick_acked(self, space):
+        with self.shared.mu:
+            acked = self.shared.acked.get(space) or []
+            if not acked:
+                return None
+            return acked[self.rnd.randrange(len(acked))]
+
+    def op_get(self, space):
+        pick = self.pick_acked(space)
+        if not pick:
+            return self.op_remember(space)
+        rec = self.base("get", space)
+        rec["id"] = pick[0]
+
+        def go():
+            st, doc = http(self.url(space, "/memories/%s" % pick[0]))
+            if st == 200:
+                return {"found": True}
+            if st == 404:
+                return {"found": False, "code": error_code(doc)}
+            return {"_outcome": "fail", "status": st, "code": error_code(doc)}
+        self.read(rec, go)
+
+    def op_recall(self, space):
+        pick = self.pick_acked(space)
+        if not pick:
+            return self.op_remember(space)
+        rec = self.base("recall", space)
+        rec.update({"target": pick[0], "token": pick[1]})
+
+        def go():
+            st, doc = http(self.url(space, "/recall"), "POST", {"text": pick[1], "k": RECALL_K})
+            if st != 200:
+                return {"_outcome": "fail", "status": st, "code": error_code(doc)}
+            return {"ids": [r["id"] for r in doc.get("results", [])]}
+        self.read(rec, go)
+
+    def op_list(self, space):
+        rec = self.base("list", space)
+        when_from = int((time.time() - LIST_WINDOW_S) * 1000)
+        rec["when_from_ms"] = when_from
+
+        def go():
+            ids, cursor = [], None
+            for _ in range(5):
+                q = "/memories?limit=1000&when_from=%d" % when_from
+                if cursor:
+                    q += "&cursor=" + urllib.request.quote(cursor, safe="")
+                st, doc = http(self.url(space, q))
+                if st != 200:
+                    return {"_outcome": "fail", "status": st, "code": error_code(doc)}
+                ids += [m["id"] for m in doc["memories"]]
+                cursor = doc.get("next")
+                if not cursor:
+                    return {"ids": ids}
+            return {"_outcome": "fail", "error": "more than 5 pages", "ids": ids}
+        self.read(rec, go)
+
+
+def run_clients(nodes_spaces, url_of, history, seed, per_node, think_s, stop):
+    """Starts per_node clients on every node; returns the threads (joined by the caller
+    after stop is set)."""
+    shared = Shared()
+    clients = []
+    num = 0
+    for node, spaces in sorted(nodes_spaces.items()):
+        for _ in range(per_node):
+            c = Client(num, node, spaces, url_of, history, shared, stop,
+                       (seed << 16) ^ num, think_s)
+            clients.append(c)
+            num += 1
+    for c in clients:
+        c.start()
+    return clients
+

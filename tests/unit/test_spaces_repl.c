@@ -1,0 +1,291 @@
+/* The replication core driven by hand: write levels from acks, fencing of an
+ * older epoch, gaps and bad checksums answered by a fetch, and a storm of
+ * hostile frames (random bytes, and well-formed frames with random fields)
+ * that must never crash it, lower its epoch, or hand the store an entry out
+ * of order. simnet's scenarios (test_simnet_repl) run it under faults. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/spaces.h"
+#include "mnemo/util.h"
+#include "mnemo/wire_repl.h"
+
+#define LOG_MAX 4096
+
+/* The node's world: its log, its durable state, the frames it sent. */
+typedef struct world {
+    mn_spaces_repl_t *core;
+    uint64_t n;
+    uint64_t epochs[LOG_MAX];
+    uint8_t data[LOG_MAX][8];
+    int out_of_order;
+    mn_spaces_repl_durable_t d;
+    int sent[16]; /* frames sent, by kind */
+    _Alignas(8) uint8_t last[1 << 16];
+    size_t last_len;
+    char last_to[16];
+} world;
+
+static void w_send(void *user, const char *to, const uint8_t *frame, size_t len)
+{
+    world *w = user;
+    mn_wire_repl_frame_t f;
+    static mn_wire_repl_entry_t st[MN_WIRE_REPL_MAX_ENTRIES];
+    memcpy(w->last, frame, len);
+    w->last_len = len;
+    snprintf(w->last_to, sizeof w->last_to, "%s", to);
+    assert_int_equal(mn_wire_repl_decode(w->last, len, &f, st, MN_WIRE_REPL_MAX_ENTRIES), MN_OK);
+    w->sent[f.kind]++;
+}
+
+static void w_apply(void *user, const char *space, uint64_t epoch, uint64_t lsn,
+                    const uint8_t *data, size_t len)
+{
+    world *w = user;
+    if (lsn != w->n + 1 || lsn >= LOG_MAX || len > 8) {
+        w->out_of_order++;
+        return;
+    }
+    w->epochs[lsn] = epoch;
+    memcpy(w->data[lsn], data, len);
+    w->n = lsn;
+    mn_spaces_repl_applied(w->core, space, lsn);
+}
+
+static mn_err w_read(void *user, const char *space, uint64_t lsn, uint64_t *epoch,
+                     const uint8_t **data, size_t *len)
+{
+    world *w = user;
+    (void)space;
+    if (lsn == 0 || lsn > w->n) return MN_ERR_NOT_FOUND;
+    *epoch = w->epochs[lsn];
+    *data = w->data[lsn];
+    *len = 8;
+    return MN_OK;
+}
+
+static mn_err w_truncate(void *user, const char *space, uint64_t after)
+{
+    world *w = user;
+    (void)space;
+    if (after < w->n) w->n = after;
+    return MN_OK;
+}
+
+static void w_reapply(void *user, const char *space, uint64_t epoch, uint64_t lsn,
+                      const uint8_t *data, size_t len)
+{
+    (void)user, (void)space, (void)epoch, (void)lsn, (void)data, (void)len;
+}
+
+static void w_persist(void *user, const char *space, const mn_spaces_repl_durable_t *d)
+{
+    world *w = user;
+    (void)space;
+    w->d = *d;
+}
+
+/* A core "self" holding space "s" with n0, n1, n2 (voters); d NULL = new (n0 leads epoch 1). */
+static world *world_new(const char *self, const mn_spaces_repl_durable_t *d, uint64_t last)
+{
+    world *w = calloc(1, sizeof *w);
+    mn_spaces_repl_cb_t cb = {w, w_send, w_apply, w_read, w_truncate, w_reapply, w_persist, NULL};
+    assert_int_equal(mn_spaces_repl_new(self, NULL, &cb, 7, &w->core, NULL), MN_OK);
+    mn_spaces_repl_holder_t h[3] = {{"n0", true}, {"n1", true}, {"n2", true}};
+    w->n = last;
+    if (d) w->d = *d;
+    for (uint64_t i = 1; i <= last; i++)
+        w->epochs[i] = 1;
+    assert_int_equal(mn_spaces_repl_open(w->core, 0, "s", h, 3, d, last, NULL), MN_OK);
+    return w;
+}
+
+static void world_free(world *w)
+{
+    mn_spaces_repl_free(w->core);
+    free(w);
+}
+
+static mn_wire_repl_enc_t *enc;
+
+/* Delivers a frame of kind from `from` to w's core. */
+static void deliver(world *w, int64_t now, uint8_t kind, const char *from, uint64_t epoch,
+                    uint64_t lsn, uint64_t last_epoch, uint8_t flags, const mn_wire_repl_entry_t *e,
+                    size_t ne)
+{
+    mn_wire_repl_frame_t f;
+    memset(&f, 0, sizeof f);
+    f.kind = kind;
+    f.space = "s";
+    f.space_len = 1;
+    f.from = from;
+    f.from_len = strlen(from);
+    f.epoch = epoch;
+    f.lsn = lsn;
+    f.last_epoch = last_epoch;
+    f.flags = flags;
+    f.entries = e;
+    f.n_entries = ne;
+    const uint8_t *out;
+    size_t len;
+    assert_int_equal(mn_wire_repl_encode(enc, &f, &out, &len), MN_OK);
+    mn_spaces_repl_on_message(w->core, now, out, len);
+}
+
+static mn_wire_repl_entry_t entry(uint64_t epoch, uint64_t lsn, const uint8_t *data, bool good)
+{
+    uint32_t crc = mn_wire_repl_entry_crc("s", 1, epoch, lsn, data, 8);
+    return (mn_wire_repl_entry_t){epoch, lsn, good ? crc : crc ^ 1, data, 8};
+}
+
+static void test_spaces_repl_levels_follow_the_acks(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0);
+    uint64_t epoch = 0;
+    assert_true(mn_spaces_repl_writable(w->core, 0, "s", &epoch) && epoch == 1);
+    static const uint8_t d[8] = {1};
+    for (uint64_t lsn = 1; lsn <= 3; lsn++) {
+        w->n = lsn;
+        w->epochs[lsn] = 1;
+        assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", lsn, d, 8, NULL), MN_OK);
+    }
+    assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", 5, d, 8, NULL), MN_ERR_INVALID);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_ONE), 3);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 0);
+    deliver(w, 20, MN_WIRE_REPL_ACK, "n1", 1, 3, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 3);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_ALL), 0);
+    deliver(w, 30, MN_WIRE_REPL_ACK, "n2", 1, 2, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_ALL), 2);
+    /* an ack past the log is not believed */
+    deliver(w, 40, MN_WIRE_REPL_ACK, "n2", 1, 99, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_ALL), 2);
+    mn_spaces_repl_status_t st;
+    assert_int_equal(mn_spaces_repl_status(w->core, 40, "s", &st), MN_OK);
+    assert_int_equal(st.n_peers, 2);
+    assert_int_equal(st.peers[1].lag_entries, 1);
+    /* a newer epoch in a fetch demotes it: it takes no more writes */
+    deliver(w, 50, MN_WIRE_REPL_FENCED, "n1", 4, 0, 0, 0, NULL, 0);
+    assert_false(mn_spaces_repl_writable(w->core, 50, "s", NULL));
+    assert_int_equal(w->d.epoch, 4);
+    assert_int_equal(mn_spaces_repl_append(w->core, 60, "s", 4, d, 8, NULL), MN_ERR_BUSY);
+    world_free(w);
+}
+
+static void test_spaces_repl_fences_an_older_epoch(void **state)
+{
+    (void)state;
+    mn_spaces_repl_durable_t d;
+    memset(&d, 0, sizeof d);
+    d.epoch = 3;
+    d.history[0] = (mn_spaces_repl_epoch_start_t){1, 1};
+    d.n_history = 1;
+    world *w = world_new("n1", &d, 2);
+    deliver(w, 10, MN_WIRE_REPL_APPEND, "n0", 2, 2, 0, 0, NULL, 0);
+    assert_int_equal(w->sent[MN_WIRE_REPL_FENCED], 1);
+    assert_string_equal(w->last_to, "n0");
+    assert_int_equal(w->d.epoch, 3);
+    world_free(w);
+}
+
+static void test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing(void **state)
+{
+    (void)state;
+    world *w = world_new("n1", NULL, 0); /* n0 leads epoch 1 */
+    static const uint8_t d[8] = {7};
+    /* not reconciled yet: the first append makes it fetch */
+    mn_wire_repl_entry_t e1 = entry(1, 1, d, true);
+    deliver(w, 10, MN_WIRE_REPL_APPEND, "n0", 1, 1, 0, 0, &e1, 1);
+    assert_int_equal(w->n, 0);
+    assert_int_equal(w->sent[MN_WIRE_REPL_FETCH], 1);
+    /* the checked answer: taken, acknowledged */
+    deliver(w, 20, MN_WIRE_REPL_APPEND, "n0", 1, 1, 0, MN_WIRE_REPL_FLAG_CHECKED, &e1, 1);
+    assert_int_equal(w->n, 1);
+    assert_int_equal(w->sent[MN_WIRE_REPL_ACK], 1);
+    /* a gap (lsn 3 after 1): nothing taken, a fetch */
+    mn_wire_repl_entry_t e3 = entry(1, 3, d, true);
+    deliver(w, 30, MN_WIRE_REPL_APPEND, "n0", 1, 3, 0, 0, &e3, 1);
+    assert_int_equal(w->n, 1);
+    assert_int_equal(w->sent[MN_WIRE_REPL_FETCH], 2);
+    /* a bad checksum: nothing taken, a fetch */
+    mn_wire_repl_entry_t bad = entry(1, 2, d, false);
+    deliver(w, 40, MN_WIRE_REPL_APPEND, "n0", 1, 2, 0, 0, &bad, 1);
+    assert_int_equal(w->n, 1);
+    assert_int_equal(w->sent[MN_WIRE_REPL_FETCH], 3);
+    mn_spaces_repl_stats_t st;
+    mn_spaces_repl_stats(w->core, &st);
+    assert_true(st.gaps == 1 && st.bad_crc == 1);
+    world_free(w);
+}
+
+static void test_spaces_repl_hostile_frames_never_break_it(void **state)
+{
+    (void)state;
+    static const char *const FROM[] = {"n0", "n2", "x9"};
+    mn_prng_t g;
+    mn_prng_seed(&g, 42);
+    for (int run = 0; run < 20; run++) {
+        world *w = world_new(run % 2 ? "n1" : "n0", NULL, 0);
+        uint64_t epoch_seen = 1;
+        int64_t now = 0;
+        for (int i = 0; i < 3000; i++) {
+            now += (int64_t)mn_prng_below(&g, 20000);
+            if (i % 5 == 0) { /* random bytes */
+                uint8_t junk[64];
+                size_t len = (size_t)mn_prng_below(&g, sizeof junk);
+                for (size_t k = 0; k < len; k++)
+                    junk[k] = (uint8_t)mn_prng_next(&g);
+                mn_spaces_repl_on_message(w->core, now, junk, len);
+            } else {
+                static const uint8_t d[8] = {3};
+                mn_wire_repl_entry_t e[3];
+                size_t ne = (size_t)mn_prng_below(&g, 4);
+                uint64_t base = mn_prng_below(&g, 8);
+                for (size_t k = 0; k < ne; k++)
+                    e[k] = entry(1 + mn_prng_below(&g, 4), base + k, d, mn_prng_below(&g, 4) != 0);
+                deliver(w, now, (uint8_t)(1 + mn_prng_below(&g, MN_WIRE_REPL_KIND_MAX)),
+                        FROM[mn_prng_below(&g, 3)], mn_prng_below(&g, 6), mn_prng_below(&g, 12),
+                        mn_prng_below(&g, 6), (uint8_t)mn_prng_below(&g, 2), e, ne);
+            }
+            if (mn_spaces_repl_next_deadline(w->core) <= now) mn_spaces_repl_on_tick(w->core, now);
+            mn_spaces_repl_status_t st;
+            assert_int_equal(mn_spaces_repl_status(w->core, now, "s", &st), MN_OK);
+            assert_true(st.epoch >= epoch_seen);
+            epoch_seen = st.epoch;
+        }
+        assert_int_equal(w->out_of_order, 0);
+        world_free(w);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    enc = mn_wire_repl_enc_new();
+    return enc ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mn_wire_repl_enc_free(enc);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spaces_repl_levels_follow_the_acks),
+        cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
+        cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
+        cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
