@@ -114,10 +114,25 @@ static void read_sample(mn_api_t *api, const char *space, const mn_id_t *ids, si
     }
 }
 
+/* Does f hold any condition? (An empty list or object given as one is none: a forget by
+ * filter that matches everything would empty the space.) Every member of mn_filter_t that
+ * narrows a selection is listed here. */
+static bool has_condition(const mn_filter_t *f)
+{
+    return f->n_tags_any || f->n_tags_all || f->n_metadata || f->kind >= 0 ||
+           f->when_from_ms != MN_TIME_UNSET || f->when_to_ms != MN_TIME_UNSET ||
+           f->min_confidence > 0 || f->who || f->where || f->session || f->n_expr;
+}
+
 mn_err api_forget_where(mn_api_t *api, const api_forget_req *r, api_forget_result *out,
                         mn_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (!has_condition(&r->filter))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "filter: a forget by filter needs at least one condition that "
+                            "narrows it (empty lists and objects are none); to empty a space, "
+                            "drop it");
     mn_id_t *ids = NULL;
     size_t n = 0;
     mn_err rc = mn_engine_forget_select(api->engine, r->space, &r->filter, r->mode, &ids, &n, err);

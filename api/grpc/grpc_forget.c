@@ -89,8 +89,9 @@ static char *conditions_json(api_arena *a, const Mnemo__V1__Filter *f)
         jw_key(&w, "min_confidence");
         jw_float(&w, f->min_confidence);
     }
-    const char *const strs[][2] = {{"who", f->who}, {"where", f->where}, {"session", f->session}};
-    for (size_t i = 0; i < 3; i++)
+    const char *const strs[][2] = {
+        {"who", f->who}, {"where", f->where}, {"session", f->session}, {"expr", f->expr}};
+    for (size_t i = 0; i < 4; i++)
         if (strs[i][1]) {
             jw_key(&w, strs[i][0]);
             jw_str(&w, strs[i][1]);
@@ -108,9 +109,9 @@ static mn_err check_filter(const Mnemo__V1__Filter *f, mn_error *err)
         return mn_error_set(err, MN_ERR_INVALID,
                             "filter.include_suppressed: not for a forget (a delete takes "
                             "suppressed memories too)");
-    if (!f ||
-        !(f->n_tags_any || f->n_tags_all || f->n_metadata || f->has_kind || f->has_when_from_ms ||
-          f->has_when_to_ms || f->has_min_confidence || f->who || f->where || f->session))
+    if (!f || !(f->n_tags_any || f->n_tags_all || f->n_metadata || f->has_kind ||
+                f->has_when_from_ms || f->has_when_to_ms || f->has_min_confidence || f->who ||
+                f->where || f->session || (f->expr && *f->expr)))
         return mn_error_set(err, MN_ERR_INVALID,
                             "filter: a forget by filter needs at least one condition; to empty "
                             "a space, drop it");

@@ -172,6 +172,9 @@ def test_errors(client, space):
     expect_error(lambda: client.forget_where(space, tags_any=5), 422, "invalid_argument",
                  "tags_any")
     expect_error(lambda: client.forget_where(space), 422, "invalid_argument", "condition")
+    for empty in ({"tags_any": []}, {"metadata": {}}):
+        expect_error(lambda: client.forget_where(space, **empty), 422, "invalid_argument",
+                     "condition")
     expect_error(lambda: client.forget_where(space, tags_any=["red"], colour="red"), 422,
                  "invalid_argument", "colour")
     expect_error(lambda: client.forget_where(space, tags_any=["red"],

@@ -75,6 +75,13 @@ def test_suppress_as_job_polled_and_cancelled(g, space):
     assert len(listed) == 15
 
 
+def test_expr_alone_is_a_condition(g, space):
+    p = pb()
+    f = p.Filter(expr='{"context.who": {"in": ["ann"]}}')
+    r = g.ForgetWhere(p.ForgetWhereRequest(space=space, filter=f, dry_run=True))
+    assert r.count == 5
+
+
 def test_errors(g, space):
     p = pb()
     expect(grpc.StatusCode.NOT_FOUND, "space_not_found", g.ForgetWhere,
