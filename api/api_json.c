@@ -324,6 +324,12 @@ void jw_null(api_jw *w)
     put(w, "null", 4);
 }
 
+void jw_raw(api_jw *w, const char *json)
+{
+    value_sep(w);
+    put(w, json, strlen(json));
+}
+
 void jw_time(api_jw *w, int64_t ms)
 {
     char b[40];

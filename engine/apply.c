@@ -180,12 +180,94 @@ mn_err mn__apply_rewrite_wal(mn__store *st, rocksdb_writebatch_wi_t *b, const vo
     return MN_OK;
 }
 
+/* A forget batch's WAL entries being erased: each decoded once, stripped of every memory
+ * the batch forgets, written back once (walcache_flush). Without it a chunk of 1000
+ * memories remembered in one batch would decode, re-encode and put the same entry 1000
+ * times into the group's batch. */
+typedef struct mn__walcached {
+    uint64_t lsn;
+    mn_wal_entry_t en;
+    bool dirty;
+} mn__walcached;
+struct mn__walcache {
+    mn__walcached *items;
+    size_t n, cap;
+};
+
+static void walcache_clear(struct mn__walcache *wc)
+{
+    for (size_t i = 0; i < wc->n; i++)
+        mn_wal_entry_clear(&wc->items[i].en);
+    free(wc->items);
+    memset(wc, 0, sizeof *wc);
+}
+
+/* Writes the entries the batch changed into b, then empties the cache. */
+static mn_err walcache_flush(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                             struct mn__walcache *wc, mn_error *err)
+{
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < wc->n && !rc; i++) {
+        if (!wc->items[i].dirty) continue;
+        uint8_t wk[KEY_WAL_LEN];
+        mn__key_wal(wk, sp->sid, wc->items[i].lsn);
+        rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &wc->items[i].en, err);
+    }
+    walcache_clear(wc);
+    return rc;
+}
+
+/* The WAL entry at wk (lsn) decoded: from the cache, or read and added to it; *en NULL
+ * when it was trimmed or could not be read (then it is deleted: it must not keep the
+ * content). Without a cache, *en is the caller's tmp (clear it). */
+static mn_err wal_entry_for(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                            struct mn__walcache *wc, const uint8_t *wk, uint64_t lsn,
+                            mn_wal_entry_t *tmp, mn__walcached **cached, mn_error *err)
+{
+    *cached = NULL;
+    for (size_t i = 0; wc && i < wc->n; i++)
+        if (wc->items[i].lsn == lsn) {
+            *cached = &wc->items[i];
+            return MN_OK;
+        }
+    char *v;
+    size_t vl;
+    mn_err rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, KEY_WAL_LEN, &v, &vl, err);
+    if (rc || !v) return rc; /* trimmed */
+    mn_error derr = {0};
+    mn_err drc = mn_wire_wal_decode((const uint8_t *)v, vl, tmp, &derr);
+    free(v);
+    if (drc) {
+        mn_log_error("space %s: WAL entry %llu is unreadable (%s); deleted to erase a "
+                     "forgotten memory",
+                     sp->def.name, (unsigned long long)lsn, derr.message);
+        mn__wb_del(b, e, CF_WAL, wk, KEY_WAL_LEN);
+        return MN_OK;
+    }
+    if (wc && wc->n == wc->cap) {
+        size_t nc = wc->cap ? wc->cap * 2 : 16;
+        mn__walcached *x = realloc(wc->items, nc * sizeof *x);
+        if (!x) {
+            mn_wal_entry_clear(tmp);
+            return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        }
+        wc->items = x;
+        wc->cap = nc;
+    }
+    mn__walcached c = {.lsn = lsn, .en = *tmp};
+    if (wc) wc->items[wc->n++] = c;
+    *cached = wc ? &wc->items[wc->n - 1] : NULL;
+    return MN_OK;
+}
+
 /* Rewrites the WAL entries that carry id without its content (same space,
  * epoch, lsn and hlc; a new CRC), and drops its WAL references. Entries that
  * were trimmed are gone already; one that cannot be read is deleted rather
- * than left holding the content. */
+ * than left holding the content. With a cache (a forget batch) the rewrite
+ * waits for walcache_flush. */
 static mn_err erase_in_wal(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
-                           const mn_id_t *id, int64_t at_ms, bool retired, mn_error *err)
+                           struct mn__walcache *wc, const mn_id_t *id, int64_t at_ms, bool retired,
+                           mn_error *err)
 {
     uint8_t rk[KEY_WALREF_LEN];
     mn__key_walref(rk, sp->sid, id);
@@ -194,27 +276,19 @@ static mn_err erase_in_wal(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space
     mn_err rc = mn__store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, err);
     if (rc || !refs) return rc;
     for (size_t i = 0; i + 8 <= rl && !rc; i += 8) {
+        uint64_t lsn = mn_get_be64((const uint8_t *)refs + i);
         uint8_t wk[KEY_WAL_LEN];
-        mn__key_wal(wk, sp->sid, mn_get_be64((const uint8_t *)refs + i));
-        char *v;
-        size_t vl;
-        if ((rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
-        if (!v) continue; /* trimmed */
-        mn_wal_entry_t en;
-        mn_error derr = {0};
-        mn_err drc = mn_wire_wal_decode((const uint8_t *)v, vl, &en, &derr);
-        free(v);
-        if (drc) {
-            mn_log_error("space %s: WAL entry %llu is unreadable (%s); deleted to erase a "
-                         "forgotten memory",
-                         sp->def.name, (unsigned long long)mn_get_be64(wk + KEY_SID_LEN),
-                         derr.message);
-            mn__wb_del(b, e, CF_WAL, wk, sizeof wk);
-            continue;
+        mn__key_wal(wk, sp->sid, lsn);
+        mn_wal_entry_t tmp = {0};
+        mn__walcached *c;
+        if ((rc = wal_entry_for(e, b, sp, wc, wk, lsn, &tmp, &c, err))) break;
+        if (c) {
+            c->dirty |= mn__wal_strip_memory(&c->en, id, at_ms, retired);
+        } else if (tmp.type != MN_WAL_OP_NONE) {
+            if (mn__wal_strip_memory(&tmp, id, at_ms, retired))
+                rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &tmp, err);
+            mn_wal_entry_clear(&tmp);
         }
-        if (mn__wal_strip_memory(&en, id, at_ms, retired))
-            rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &en, err);
-        mn_wal_entry_clear(&en);
     }
     free(refs);
     if (!rc) mn__wb_del(b, e, CF_INDEX, rk, sizeof rk);
@@ -284,7 +358,7 @@ static mn_err erase_memory(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
             rc = mn__apply_unlist_support(e, b, sp, &rec->mem.support[j], id, err);
     else
         rc = mn__apply_take_holders(e, p, b, id, err);
-    if (!rc) rc = erase_in_wal(e, b, sp, id, at_ms, retired, err);
+    if (!rc) rc = erase_in_wal(e, b, sp, p->walcache, id, at_ms, retired, err);
     if (!rc) rc = mn__dedup_erase(e, b, sp, id, err);
     if (rc) return rc;
     /* as-of reads show a forgotten memory once: its first version stands for its lineage */
@@ -528,6 +602,89 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
     return rc;
 }
 
+typedef struct id_list {
+    mn_id_t *ids;
+    size_t n, cap;
+} id_list;
+
+/* After apply_forget of one id of a batch: the slots its memory_forget would act on (the
+ * lineage apply_forget put in p->versions, current version first). */
+static mn_err batch_targets_add(mn__pending *p, id_list *t, uint8_t mode)
+{
+    size_t add = mode == MN_FORGET_DELETE ? p->n_versions : (p->n_versions ? 1 : 0);
+    if (t->n + add > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        while (cap < t->n + add)
+            cap *= 2;
+        mn_id_t *g = realloc(t->ids, cap * sizeof *g);
+        if (!g) return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+        t->ids = g;
+        t->cap = cap;
+    }
+    for (size_t i = 0; i < add; i++)
+        t->ids[t->n++] = p->versions[i];
+    return MN_OK;
+}
+
+/* A forget by filter's chunk: each id goes through apply_forget as the single
+ * forget entry it stands for (p->entry is swapped for the call and restored),
+ * so a chunk erases exactly what as many forgets would. An id gone or unknown
+ * by now is skipped (p->accepted[i] false); a chunk that changes nothing fails
+ * with MN_ERR_GONE and takes no lsn; any other failure rolls the chunk's
+ * mutations back out of the batch. */
+static mn_err apply_forget_batch(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    const mn_wal_entry_t batch = p->entry;
+    size_t n = batch.op.forget_batch.n;
+    mn_assert(n <= MN_WAL_FORGET_BATCH_MAX);
+    free(p->accepted);
+    if (!(p->accepted = calloc(n ? n : 1, sizeof *p->accepted)))
+        return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+    rocksdb_writebatch_wi_set_save_point(b);
+    id_list targets = {0};
+    struct mn__walcache wc = {0};
+    p->walcache = &wc;
+    mn_err rc = MN_OK;
+    size_t applied = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        p->entry.type = MN_WAL_OP_FORGET;
+        p->entry.op.forget.id = batch.op.forget_batch.ids[i];
+        p->entry.op.forget.mode = batch.op.forget_batch.mode;
+        p->entry.op.forget.reason = batch.op.forget_batch.reason;
+        p->entry.op.forget.at_ms = batch.op.forget_batch.at_ms;
+        rc = apply_forget(e, p, b);
+        p->accepted[i] = rc == MN_OK;
+        applied += rc == MN_OK;
+        if (!rc) rc = batch_targets_add(p, &targets, batch.op.forget_batch.mode);
+        free(p->versions);
+        p->versions = NULL;
+        p->n_versions = 0;
+        if (rc == MN_ERR_GONE || rc == MN_ERR_NOT_FOUND) rc = MN_OK;
+    }
+    p->entry = batch;
+    p->walcache = NULL;
+    /* what memory_forget_batch acts on: every version of each lineage deleted, or the
+     * current version of each suppressed */
+    p->versions = targets.ids;
+    p->n_versions = targets.n;
+    if (!rc) rc = walcache_flush(e, b, p->sp, &wc, &p->err);
+    walcache_clear(&wc);
+    if (rc) {
+        char *msg = NULL;
+        free(p->versions);
+        p->versions = NULL;
+        p->n_versions = 0;
+        rocksdb_writebatch_wi_rollback_to_save_point(b, &msg);
+        free(msg);
+        p->tombstones = 0;
+        p->n_rederive = 0;
+        return rc;
+    }
+    memset(&p->err, 0, sizeof p->err);
+    if (!applied) return mn_error_set(&p->err, MN_ERR_GONE, "every memory was gone already");
+    return MN_OK;
+}
+
 /* The entry as stored: a remember or consolidate keeps only the memories it
  * applied, so a copy of a memory that is stored (or forgotten) here already
  * never lands in the log, where erasure would not look for it. */
@@ -763,6 +920,9 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
     case MN_WAL_OP_INVALIDATE:
         rc = mn__apply_invalidate(e, p, b);
         break;
+    case MN_WAL_OP_FORGET_BATCH:
+        rc = apply_forget_batch(e, p, b);
+        break;
     default:
         return mn_error_set(&p->err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)p->entry.type);
     }
@@ -868,6 +1028,23 @@ static void memory_forget(mn__space *sp, const mn__pending *p)
     mn__space_set_suppressed(sp, slot, suppress);
 }
 
+/* A forget batch's applied ids, each as its single forget (write lock held): the slots
+ * apply_forget_batch gathered in p->versions (every version of a deleted lineage, the
+ * current version of a suppressed one), each forgotten as a memory never corrected. */
+static void memory_forget_batch(mn__space *sp, const mn__pending *p)
+{
+    const mn_wal_entry_t *entry = &p->entry;
+    mn__pending one = {.sp = sp};
+    one.entry = (mn_wal_entry_t){.type = MN_WAL_OP_FORGET, .lsn = entry->lsn, .hlc = entry->hlc};
+    one.entry.op.forget.mode = entry->op.forget_batch.mode;
+    one.entry.op.forget.reason = entry->op.forget_batch.reason;
+    one.entry.op.forget.at_ms = entry->op.forget_batch.at_ms;
+    for (size_t i = 0; i < p->n_versions; i++) {
+        one.entry.op.forget.id = p->versions[i];
+        memory_forget(sp, &one);
+    }
+}
+
 /* The vector apply_embed wrote (write lock held): the slot gets it and the index
  * thread is told, as for a memory that came with its vector. */
 static void memory_embed(mn__space *sp, const mn_wal_entry_t *entry)
@@ -923,6 +1100,9 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
         break;
     case MN_WAL_OP_INVALIDATE:
         mn__apply_memory_invalidate(sp, p);
+        break;
+    case MN_WAL_OP_FORGET_BATCH:
+        memory_forget_batch(sp, p);
         break;
     default:
         break;

@@ -43,6 +43,9 @@ typedef struct mn__pending {
      * stands for, its lineage's current one first (mn__apply_memory acts on them) */
     mn_id_t *versions;
     size_t n_versions;
+    /* a forget batch: the WAL entries its erasures rewrite, decoded once and written
+     * once at its end (apply.c); NULL for every other op (each erasure writes through) */
+    struct mn__walcache *walcache;
     mn_id_t *rederive;
     size_t n_rederive, cap_rederive;
     /* results */

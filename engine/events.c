@@ -188,6 +188,15 @@ void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry_t *en, const bool 
         ev.expired = en->op.forget.reason == MN_FORGET_REASON_EXPIRED;
         mn__events_publish(e, en->space, &ev);
         break;
+    case MN_WAL_OP_FORGET_BATCH: /* one forget event per memory the chunk forgot */
+        ev.kind = MN_EVENT_FORGET;
+        ev.forget_mode = (uint8_t)en->op.forget_batch.mode;
+        for (size_t i = 0; i < en->op.forget_batch.n; i++) {
+            if (!accepted[i]) continue;
+            ev.id = en->op.forget_batch.ids[i];
+            mn__events_publish(e, en->space, &ev);
+        }
+        break;
     case MN_WAL_OP_UNSUPPRESS:
         ev.kind = MN_EVENT_UNSUPPRESS;
         ev.id = en->op.unsuppress.id;

@@ -426,6 +426,13 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, siz
                  .Union();
         op_type = w::Op_Invalidate;
         break;
+    case MN_WAL_OP_FORGET_BATCH: {
+        const auto *f = &e->op.forget_batch;
+        auto ids = b.CreateVector(reinterpret_cast<const uint8_t *>(f->ids), f->n * 16);
+        op = w::CreateForgetBatch(b, ids, (int8_t)f->mode, (int8_t)f->reason, f->at_ms).Union();
+        op_type = w::Op_ForgetBatch;
+        break;
+    }
     default:
         return MN_ERR_INVALID;
     }
@@ -446,6 +453,7 @@ extern "C" void mn_wal_entry_clear(mn_wal_entry_t *e)
     if (e->type == MN_WAL_OP_EMBED) free(e->op.embed.embedding);
     if (e->type == MN_WAL_OP_UPDATE) mn_memory_clear(&e->op.update.mem);
     if (e->type == MN_WAL_OP_INVALIDATE) free(e->op.invalidate.reason);
+    if (e->type == MN_WAL_OP_FORGET_BATCH) free(e->op.forget_batch.ids);
     if (e->type == MN_WAL_OP_CONSOLIDATE) {
         for (size_t i = 0; e->op.consolidate.mems && i < e->op.consolidate.n; i++)
             mn_memory_clear(&e->op.consolidate.mems[i]);
@@ -642,6 +650,25 @@ static mn_err decode_invalidate(const w::Entry *en, mn_wal_entry_t *out, mn_erro
     return MN_OK;
 }
 
+static mn_err decode_forget_batch(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    auto f = en->op_as_ForgetBatch();
+    out->type = MN_WAL_OP_FORGET_BATCH;
+    auto v = f->ids();
+    if (!v || v->size() % 16 || v->size() / 16 > MN_WAL_FORGET_BATCH_MAX)
+        return mn_error_set(err, MN_ERR_CORRUPT, "forget batch entry: %u id bytes",
+                            v ? (unsigned)v->size() : 0u);
+    size_t n = v->size() / 16;
+    out->op.forget_batch.ids = (mn_id_t *)malloc((n ? n : 1) * sizeof(mn_id_t));
+    if (!out->op.forget_batch.ids) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) memcpy(out->op.forget_batch.ids[i].b, v->data() + i * 16, 16);
+    out->op.forget_batch.n = n;
+    out->op.forget_batch.mode = f->mode();
+    out->op.forget_batch.reason = f->reason();
+    out->op.forget_batch.at_ms = f->at_ms();
+    return MN_OK;
+}
+
 static mn_err decode_op(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
 {
     switch (en->op_type()) {
@@ -656,6 +683,7 @@ static mn_err decode_op(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
     case w::Op_Embed: return decode_embed(en, out, err);
     case w::Op_Update: return decode_update(en, out, err);
     case w::Op_Invalidate: return decode_invalidate(en, out, err);
+    case w::Op_ForgetBatch: return decode_forget_batch(en, out, err);
     default:
         return mn_error_set(err, MN_ERR_CORRUPT, "wal entry with unknown op %d",
                             (int)en->op_type());

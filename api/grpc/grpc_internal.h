@@ -29,7 +29,7 @@
 typedef struct gctx {
     mn_api_t *api;
     api_arena arena;
-    const char *key_name; /* the admitted key's configured name, or NULL (changed_by) */
+    const char *key_name; /* the admitted key's configured name, or NULL (changed_by, audit) */
 } gctx;
 
 typedef enum { G_UNARY, G_CLIENT_STREAM, G_SERVER_STREAM } g_shape;
@@ -50,6 +50,13 @@ typedef struct g_method {
     g_unary_fn unary;
     g_batch_fn batch;
 } g_method;
+
+/* Forget by filter and its jobs (grpc_forget.c). */
+mn_err g_m_forget_where(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                        mn_error *err);
+mn_err g_m_get_job(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp, mn_error *err);
+mn_err g_m_cancel_job(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                      mn_error *err);
 
 /* The method of a request path, or NULL. */
 const g_method *g_method_find(const char *path, size_t len);
@@ -121,6 +128,7 @@ struct gcall {
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;
     size_t n_msgs, cap_msgs;
+    const char *key_name; /* set by g_call_authorize (the auth's storage) */
     /* status being sent */
     grpc_status_code status;
     grpc_slice status_msg;

@@ -1,6 +1,6 @@
-/* The MCP tools (MCP 2025-06-18, server/tools): remember, recall, forget, update, history,
- * invalidate, list_spaces, consolidate, recognize, reminisce and create_space, each with a
- * JSON Schema of its arguments.
+/* The MCP tools (MCP 2025-06-18, server/tools): remember, recall, forget, forget_where,
+ * forget_job, update, history, invalidate, list_spaces, consolidate, recognize, reminisce and
+ * create_space, each with a JSON Schema of its arguments.
  *
  * Each tool is a thin adapter over the HTTP handler of the same operation: it turns its
  * arguments into that handler's request (the "space" argument becomes the {space} of the
@@ -167,6 +167,29 @@ static const char invalidate_schema[] = SCHEMA(
     PROP("reason", T_STR DESC("why it no longer holds")),
     Q("id"));
 
+static const char forget_where_schema[] = SCHEMA(
+    P_SPACE ","
+    P_CONTEXT_FILTERS ","
+    PROP("metadata", T_STRMAP DESC("metadata that must match exactly")) ","
+    P_WHEN_WINDOW ","
+    PROP("filter", Q("type") ":" Q("object") ","
+         DESC("a nested filter: an object with and: [filters], or: [filters], not: filter, and "
+              "leaves such as tags: {contains: red} or metadata.n: {gte: 5} (docs/api.md, "
+              "Filters)")) ","
+    PROP("mode", T_STR ENUM(Q("delete") "," Q("suppress"))
+         DESC("delete: erased for good (default); suppress: hidden, reversible")) ","
+    PROP("dry_run", T_BOOL DESC("only count the matches and show a sample; change nothing. "
+                                "Do this first")) ","
+    PROP("async", T_BOOL DESC("run as a job even when small (past 10000 matches it always is); "
+                              "poll it with forget_job")),
+    "");
+
+static const char forget_job_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("job", T_STR DESC("the job id forget_where answered")) ","
+    PROP("cancel", T_BOOL DESC("stop the job after its current chunk of 1000 memories")),
+    Q("job"));
+
 static const char list_spaces_schema[] = SCHEMA("", "");
 
 static const char consolidate_schema[] = SCHEMA(
@@ -237,6 +260,8 @@ static answer call(mcp_call *c, mn_http_handler_fn fn, const char *method, const
     r->method = method;
     r->path = c->http->path;
     r->query = query ? query : "";
+    r->headers = c->http->headers; /* the key, for audit lines */
+    r->n_headers = c->http->n_headers;
     memcpy(r->request_id, c->http->request_id, sizeof r->request_id);
     if (space) r->params[r->n_params++] = space;
     if (id) r->params[r->n_params++] = id;
@@ -641,6 +666,58 @@ static void sum_invalidate(text *t, const char *space, const cJSON *json)
     tprintf(t, "; it is kept, and recall flags it \"superseded\".");
 }
 
+static void sum_job(text *t, const cJSON *j)
+{
+    tprintf(t, "Job %s in space \"%s\" is %s: %.0f of %.0f memories gone through, %.0f %s.",
+            jtext(j, "job"), jtext(j, "space"), jtext(j, "state"), jnum(j, "done"),
+            jnum(j, "total"), jnum(j, "forgotten"),
+            !strcmp(jtext(j, "mode"), "suppress") ? "suppressed" : "deleted");
+    if (!strcmp(jtext(j, "state"), "running"))
+        tprintf(t, " Poll it with forget_job {\"job\": \"%s\"}.", jtext(j, "job"));
+}
+
+static void sum_forget_where(text *t, const char *space, const cJSON *json)
+{
+    if (jstr(json, "job")) {
+        sum_job(t, json);
+        return;
+    }
+    bool suppress = !strcmp(jtext(json, "mode"), "suppress");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "dry_run"))) {
+        tprintf(t, "Dry run: %.0f memories of space \"%s\" match and would be %s; nothing "
+                   "changed.", jnum(json, "count"), space, suppress ? "suppressed" : "deleted");
+        const cJSON *sample = cJSON_GetObjectItemCaseSensitive(json, "sample");
+        int i = 1;
+        for (const cJSON *m = sample ? sample->child : NULL; m; m = m->next, i++) {
+            tprintf(t, "\n%d. ", i);
+            memory_line(t, m);
+        }
+        return;
+    }
+    tprintf(t, "%s %.0f memories of space \"%s\" (%.0f matched).",
+            suppress ? "Suppressed" : "Deleted", jnum(json, "forgotten"), space,
+            jnum(json, "count"));
+}
+
+static cJSON *run_forget_job(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    const cJSON *job = cJSON_GetObjectItemCaseSensitive(args, "job");
+    const cJSON *cancel = cJSON_GetObjectItemCaseSensitive(args, "cancel");
+    if (!cJSON_IsString(job)) return invalid("job: expected a string (a job id)", NULL);
+    if (cancel && !cJSON_IsNull(cancel) && !cJSON_IsBool(cancel))
+        return invalid("cancel: expected true or false", NULL);
+    bool stop = cJSON_IsTrue(cancel);
+    answer a = call(c, stop ? rest_h_job_cancel : t->handler, stop ? "DELETE" : "GET", space,
+                    job->valuestring, NULL, NULL);
+    return finish(t, &a, space);
+}
+
+static void sum_forget_job(text *t, const char *space, const cJSON *json)
+{
+    (void)space;
+    sum_job(t, json);
+}
+
 static void sum_list_spaces(text *t, const char *space, const cJSON *json)
 {
     const cJSON *spaces = cJSON_GetObjectItemCaseSensitive(json, "spaces");
@@ -733,6 +810,17 @@ static const mcp_tool tools[] = {
      "without deleting it: it stays readable, and recall flags it as superseded.",
      invalidate_schema, false, false, true, true, rest_h_invalidate, "POST", sum_invalidate,
      run_on_memory, MN_AUTH_OP_REMEMBER},
+    {"forget_where", "Forget by filter",
+     "Forget every memory of a space that a filter matches (tags, metadata, kind, time window, "
+     "who, where, session, or a nested filter): delete erases them for good, suppress hides "
+     "them. Run it with dry_run first to see how many match and a sample. Large runs become a "
+     "job: poll it with forget_job.",
+     forget_where_schema, false, true, false, true, rest_h_forget_where, "POST", sum_forget_where,
+     NULL, MN_AUTH_OP_FORGET},
+    {"forget_job", "Forget job",
+     "The progress of a forget_where job (done of total), or cancel it.",
+     forget_job_schema, false, false, true, true, rest_h_job_get, "GET", sum_forget_job,
+     run_forget_job, MN_AUTH_OP_FORGET},
     {"list_spaces", "List spaces", "List the memory spaces with their dimension and metric.",
      list_spaces_schema, true, false, true, false, rest_h_space_list, "GET", sum_list_spaces, NULL,
      MN_AUTH_OP_SPACE_LIST},

@@ -32,6 +32,10 @@ void rest_h_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *re
 void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_forget(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_unsuppress(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Forget by filter and its jobs (rest_handlers_forget.c). */
+void rest_h_forget_where(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_job_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_job_cancel(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_associate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_associations(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);

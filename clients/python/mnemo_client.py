@@ -228,6 +228,24 @@ class MnemoClient:
         return self.request("DELETE", "/v1/spaces/%s/memories/%s" % (_q(space), _q(memory_id)),
                             query={"mode": mode})
 
+    def forget_where(self, space, mode="delete", dry_run=False, run_async=False, **conditions):
+        """Forget by filter: conditions are the filter shorthands (tags_any, metadata, kind,
+        when, who, ...) and/or filter=<the nested filter>. Returns the answer: a count (and a
+        sample on a dry run), or a job (HTTP 202) to poll with job()."""
+        body = dict(conditions, mode=mode)
+        if dry_run:
+            body["dry_run"] = True
+        if run_async:
+            body["async"] = True
+        return self.request("POST", "/v1/spaces/%s/forget" % _q(space), body=body,
+                            expect=(200, 202))
+
+    def job(self, space, job_id):
+        return self.request("GET", "/v1/spaces/%s/jobs/%s" % (_q(space), _q(job_id)))
+
+    def cancel_job(self, space, job_id):
+        return self.request("DELETE", "/v1/spaces/%s/jobs/%s" % (_q(space), _q(job_id)))
+
     def unsuppress(self, space, memory_id):
         return self.request("POST", "/v1/spaces/%s/memories/%s/unsuppress"
                             % (_q(space), _q(memory_id)))

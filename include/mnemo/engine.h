@@ -306,6 +306,36 @@ mn_err mn_engine_invalidate(mn_engine_t *e, const char *space, const mn_id_t *id
                             mn_error *err);
 #define MN_INVALID_REASON_MAX 1024
 
+/* ---- forget by filter (forget_where.c; docs/api.md, "Forget by filter") ---- */
+/* Ids per forget batch WAL entry (one commit each): at most MN_FORGET_CHUNK, and with a
+ * pace at least MN_FORGET_CHUNK_MIN. */
+#define MN_FORGET_CHUNK 1000
+#define MN_FORGET_CHUNK_MIN 50
+/* The selection, a snapshot: the ids (*ids malloc'd, free()) of the memories of space
+ * that f matches now, in one pass under the space's read lock; mode delete takes
+ * suppressed memories too, mode suppress leaves them out (nothing to do). Memories
+ * written after it are not in it. MN_ERR_INVALID for a bad mode or an as-of filter. */
+mn_err mn_engine_forget_select(mn_engine_t *e, const char *space, const mn_filter_t *f,
+                               mn_forget_mode_t mode, mn_id_t **ids, size_t *n, mn_error *err);
+typedef struct mn_forget_progress {
+    size_t total;     /* ids to go through */
+    size_t done;      /* ids gone through so far */
+    size_t forgotten; /* of which this run forgot (the rest were gone already) */
+    uint64_t chunks;  /* forget batch entries committed */
+} mn_forget_progress_t;
+/* Called after each chunk; returning false stops the run before the next one. */
+typedef bool (*mn_forget_progress_fn)(void *arg, const mn_forget_progress_t *p);
+/* Forgets ids[0..n) of space with mode, a chunk at a time: each chunk is one forget batch
+ * WAL entry, committed (fsynced) on its own, so recalls and writes go on between chunks.
+ * pace_ms 0: chunks of MN_FORGET_CHUNK; else each chunk is sized from the last one's commit
+ * time to take about pace_ms (within [MN_FORGET_CHUNK_MIN, MN_FORGET_CHUNK]): the longest a
+ * writer queued behind a chunk waits. Each id is forgotten as mn_engine_forget would; an id
+ * gone by then is skipped. fn (may be NULL) is called after each chunk. *out says how far it
+ * got, also on failure (the chunks committed stay). */
+mn_err mn_engine_forget_ids(mn_engine_t *e, const char *space, mn_forget_mode_t mode,
+                            const mn_id_t *ids, size_t n, uint32_t pace_ms,
+                            mn_forget_progress_fn fn, void *arg, mn_forget_progress_t *out,
+                            mn_error *err);
 /* Adds client associations (kind causal or explicit; weight in (0, 1]) atomically.
  * Both ends must be live memories of the space. */
 mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge_t *edges, size_t n,
