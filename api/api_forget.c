@@ -114,6 +114,15 @@ static void read_sample(mn_api_t *api, const char *space, const mn_id_t *ids, si
     }
 }
 
+/* Does the filter expression test any field? ({}, {"and": []} and {"not": {"or": []}} test
+ * none: they match every memory or none.) */
+static bool expr_has_leaf(const mn_filter_t *f)
+{
+    for (uint32_t i = 0; i < f->n_expr; i++)
+        if (f->expr[i].type == MN_FILTER_LEAF) return true;
+    return false;
+}
+
 /* Does f hold any condition? (An empty list or object given as one is none: a forget by
  * filter that matches everything would empty the space.) Every member of mn_filter_t that
  * narrows a selection is listed here. */
@@ -121,7 +130,7 @@ static bool has_condition(const mn_filter_t *f)
 {
     return f->n_tags_any || f->n_tags_all || f->n_metadata || f->kind >= 0 ||
            f->when_from_ms != MN_TIME_UNSET || f->when_to_ms != MN_TIME_UNSET ||
-           f->min_confidence > 0 || f->who || f->where || f->session || f->n_expr;
+           f->min_confidence > 0 || f->who || f->where || f->session || expr_has_leaf(f);
 }
 
 mn_err api_forget_where(mn_api_t *api, const api_forget_req *r, api_forget_result *out,

@@ -172,7 +172,9 @@ def test_errors(client, space):
     expect_error(lambda: client.forget_where(space, tags_any=5), 422, "invalid_argument",
                  "tags_any")
     expect_error(lambda: client.forget_where(space), 422, "invalid_argument", "condition")
-    for empty in ({"tags_any": []}, {"metadata": {}}):
+    # a filter that tests no field matches everything (or nothing): refused, not a wipe
+    for empty in ({"tags_any": []}, {"metadata": {}}, {"filter": {}}, {"filter": {"and": []}},
+                  {"filter": {"not": {"or": []}}}):
         expect_error(lambda: client.forget_where(space, **empty), 422, "invalid_argument",
                      "condition")
     expect_error(lambda: client.forget_where(space, tags_any=["red"], colour="red"), 422,
