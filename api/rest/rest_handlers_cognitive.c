@@ -145,7 +145,8 @@ void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_respons
     mn_filter_init(&f);
     /* the filter scopes which changes of a full run are applied (consolidate.c) */
     mn_err rc = api_check_fields(body, fields, "", &err);
-    if (!rc) rc = api_filter_compile(cJSON_GetObjectItemCaseSensitive(body, "filter"), &a, &f, &err);
+    if (!rc)
+        rc = api_filter_compile(cJSON_GetObjectItemCaseSensitive(body, "filter"), &a, &f, &err);
     if (!rc && f.n_expr) o.filter = &f;
     if (!rc) rc = api_get_float(body, "threshold", "", NULL, &o.threshold, &err);
     if (!rc) rc = api_get_int(body, "min_support", "", &has, &ms, &err);
