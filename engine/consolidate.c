@@ -34,6 +34,13 @@
  * version right; it skips a memory that lists an episode forgotten since the
  * run read it, so the answer counts what was applied).
  *
+ * A scoped run (mn_consolidate_opts_t.filter) computes all of the above as
+ * usual, then writes only the changes to clusters with a member matching the
+ * filter, and the retirements of memories whose stored support lists one; the
+ * others stay as they are for a later run (counted as skipped). Every memory
+ * it writes is byte for byte the one an unscoped run would write, so a scoped
+ * run followed by an unscoped one leaves what the unscoped one alone would.
+ *
  * Between runs, forgetting an episode re-derives the semantic memories that
  * list it (mn__consolidate_rederive, semantic_build.c, from the commit thread
  * in the forget's batch): the remaining members give centroid, cohesion,
@@ -57,6 +64,7 @@
  * rewritten. */
 #include "commit.h"
 #include "consolidate.h"
+#include "filter.h"
 #include "metrics.h"
 #include "record.h"
 #include "semantic_build.h"
@@ -417,11 +425,45 @@ static void clustering_free(clustering *c)
     free(c->u);
 }
 
-/* Steps 1-4 under the read lock: the clusters worth a semantic memory, and
- * the live semantic memories of the space. */
+static int id_cmp(const void *a, const void *b)
+{
+    return mn_id_cmp(a, b);
+}
+
+/* A scoped run's episodes that match its filter (read lock held), sorted. */
+typedef struct id_set {
+    mn_id_t *ids;
+    size_t n;
+} id_set;
+
+static mn_err gather_matching(const mn__space *sp, const mn_filter_t *f, int64_t now_ms,
+                              id_set *out)
+{
+    out->ids = malloc((sp->n_slots ? sp->n_slots : 1) * sizeof *out->ids);
+    if (!out->ids) return MN_ERR_NOMEM;
+    for (uint32_t i = 0; i < sp->n_slots; i++) {
+        const mn__slot *s = &sp->slots[i];
+        if (s->kind != MN_KIND_SEMANTIC && mn__filter_match(s, f, now_ms))
+            out->ids[out->n++] = s->id;
+    }
+    qsort(out->ids, out->n, sizeof *out->ids, id_cmp);
+    return MN_OK;
+}
+
+/* Does the scope take a change to a memory supported by ids? (no scope: all) */
+static bool in_scope(const mn_filter_t *scope, const id_set *match, const mn_id_t *ids, size_t n)
+{
+    if (!scope) return true;
+    for (size_t i = 0; i < n; i++)
+        if (bsearch(&ids[i], match->ids, match->n, sizeof *match->ids, id_cmp)) return true;
+    return false;
+}
+
+/* Steps 1-4 under the read lock: the clusters worth a semantic memory, the
+ * live semantic memories of the space, and a scope's matching episodes. */
 static mn_err find_clusters(mn_engine_t *e, mn__space *sp, float tau, uint32_t min_support,
                             int64_t now_ms, cluster_list *out, existing **sems, size_t *n_sems,
-                            uint64_t *candidates)
+                            const mn_filter_t *scope, id_set *match, uint64_t *candidates)
 {
     clustering c = {.sp = sp, .dim = sp->def.dim, .tau = tau};
     mn_err rc = MN_OK;
@@ -434,17 +476,13 @@ static mn_err find_clusters(mn_engine_t *e, mn__space *sp, float tau, uint32_t m
     if (!c.cs || !*sems || !c.u) rc = MN_ERR_NOMEM;
     if (!rc) gather_candidates(sp, now_ms, &c, *sems, n_sems);
     *candidates = c.nc;
+    if (!rc && scope) rc = gather_matching(sp, scope, now_ms, match);
     if (!rc) rc = session_neighbours(c.cs, c.nc, e->opts.temporal_window_ms);
     if (!rc) rc = cluster_candidates(&c);
     if (!rc) rc = keep_clusters(&c, min_support, out);
     pthread_rwlock_unlock(&sp->lock);
     clustering_free(&c);
     return rc;
-}
-
-static int id_cmp(const void *a, const void *b)
-{
-    return mn_id_cmp(a, b);
 }
 
 /* What a run made of a semantic memory. */
@@ -455,6 +493,9 @@ typedef struct run {
     mn_engine_t *e;
     mn__space *sp;
     int64_t now_ms;
+    const mn_filter_t *scope; /* NULL = apply every change */
+    id_set match;             /* the scope's matching episodes */
+    uint32_t skipped;         /* changes outside the scope */
     cluster_list kept;
     existing *existing; /* live semantic memories when the run began */
     size_t n_existing;
@@ -553,10 +594,33 @@ static mn_err build_memories(run *r)
         mn_err rc = mn__sem_build(r->sp, &r->kept.ks[k], &r->sums[k], &r->df, r->n_docs, m);
         uint8_t what = 0;
         if (!rc) rc = compare_stored(r, m, &what);
+        if (!rc && what && !in_scope(r->scope, &r->match, m->support, m->n_support)) {
+            r->skipped++;
+            what = 0;
+        }
         if (rc || !what) mn_memory_clear(m);
         if (rc) return rc;
         if (what) r->what[r->n_sems++] = what;
     }
+    return MN_OK;
+}
+
+/* Does the scope take the retirement of x? Judged by its stored support: the
+ * episodes it was made of. One gone meanwhile is left too (not counted). */
+static mn_err retire_in_scope(run *r, const existing *x, bool *take)
+{
+    *take = true;
+    if (!r->scope) return MN_OK;
+    mn_memory_t old;
+    mn_error rerr = {0};
+    mn_err gr = mn__record_read(&r->e->store, r->e->opts.initial_stability_days, r->sp, &x->id,
+                                false, &old, &rerr);
+    *take = false;
+    if (gr == MN_ERR_NOT_FOUND || gr == MN_ERR_GONE) return MN_OK;
+    if (gr) return gr;
+    *take = in_scope(r->scope, &r->match, old.support, old.n_support);
+    if (!*take) r->skipped++;
+    mn_memory_clear(&old);
     return MN_OK;
 }
 
@@ -574,6 +638,13 @@ static mn_err retire_stale(run *r)
         const existing *x = &r->existing[i];
         if (bsearch(&x->id, keep, nk, sizeof *keep, id_cmp)) continue;
         if (!mn__consolidate_made(&x->id)) continue; /* a client remembered it */
+        bool take = true;
+        mn_err rc = retire_in_scope(r, x, &take);
+        if (rc) {
+            free(keep);
+            return rc;
+        }
+        if (!take) continue;
         mn_memory_t *st = &r->sems[r->n_sems];
         mn_memory_init(st);
         st->id = x->id;
@@ -629,6 +700,7 @@ static void run_free(run *r)
     mn__sem_words_free(&r->df);
     free_kept(r->kept.ks, r->kept.n);
     free(r->existing);
+    free(r->match.ids);
 }
 
 /* A run over space sp (its consolidation lock held). */
@@ -637,7 +709,7 @@ static mn_err consolidate_space(run *r, float tau, uint32_t min_support, mn_cons
 {
     size_t nk;
     mn_err rc = find_clusters(r->e, r->sp, tau, min_support, r->now_ms, &r->kept, &r->existing,
-                              &r->n_existing, &out->candidates);
+                              &r->n_existing, r->scope, &r->match, &out->candidates);
     if (!rc) rc = summarise(r);
     nk = r->kept.n;
     if (!rc) {
@@ -649,6 +721,7 @@ static mn_err consolidate_space(run *r, float tau, uint32_t min_support, mn_cons
     if (!rc) rc = build_memories(r);
     if (!rc) rc = retire_stale(r);
     if (rc) return mn_error_set(err, rc, "consolidation failed: %s", mn_strerror(rc));
+    out->skipped = r->skipped;
     return r->n_sems ? commit_run(r, out, err) : MN_OK;
 }
 
@@ -663,7 +736,7 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
     mn__space *sp = mn__registry_acquire(&e->reg, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
     pthread_mutex_lock(&sp->consolidate_mu);
-    run r = {.e = e, .sp = sp, .now_ms = mn__now(e)};
+    run r = {.e = e, .sp = sp, .now_ms = mn__now(e), .scope = opts ? opts->filter : NULL};
     rc = consolidate_space(&r, tau, min_support, out, err);
     run_free(&r);
     pthread_mutex_unlock(&sp->consolidate_mu);

@@ -141,5 +141,9 @@ mn_err mn__validate_consolidate_opts(const mn_consolidate_opts_t *o, mn_error *e
     if (o->min_support > MN_CONSOLIDATE_MIN_SUPPORT_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "min_support: must be in 0..%u (0 = default)",
                             MN_CONSOLIDATE_MIN_SUPPORT_MAX);
-    return MN_OK;
+    if (!o->filter) return MN_OK;
+    if (o->filter->as_of_ms != MN_TIME_UNSET)
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "filter.as_of: consolidation works on the space as it is now");
+    return mn__validate_filter(o->filter, err);
 }

@@ -592,15 +592,21 @@ static mn_err m_consolidate(gctx *c, const ProtobufCMessage *r, ProtobufCMessage
     /* ranges are the engine's to judge (mn_engine_consolidate), as for every door */
     if (q->has_threshold) opts.threshold = q->threshold;
     if (q->has_min_support) opts.min_support = q->min_support;
+    mn_filter_t f;
+    mn_filter_init(&f);
+    mn_err rc = g_filter_in(q->filter, &c->arena, &f, err);
+    if (rc) return rc;
+    if (q->filter) opts.filter = &f;
     mn_consolidate_result_t res = {0};
-    mn_err rc = mn_engine_consolidate(c->api->engine, space_of(q->space), &opts, &res, err);
+    rc = mn_engine_consolidate(c->api->engine, space_of(q->space), &opts, &res, err);
     if (rc) return rc;
     Mnemo__V1__ConsolidateResponse *o =
         G_NEW(&c->arena, Mnemo__V1__ConsolidateResponse, mnemo__v1__consolidate_response__init);
     if (o) {
         o->has_candidates = o->has_created = o->has_updated = o->has_episodes = true;
-        o->has_retired = true;
+        o->has_retired = o->has_skipped = true;
         o->retired = res.retired;
+        o->skipped = res.skipped;
         o->candidates = res.candidates;
         o->created = res.created;
         o->updated = res.updated;

@@ -195,7 +195,8 @@ static const char list_spaces_schema[] = SCHEMA("", "");
 static const char consolidate_schema[] = SCHEMA(
     P_SPACE ","
     PROP("threshold", T_NUM DESC("similarity to join a cluster, 0..1 (default: server setting)")) ","
-    PROP("min_support", T_INT DESC("episodes a new semantic memory needs")),
+    PROP("min_support", T_INT DESC("episodes a new semantic memory needs")) ","
+    P_FILTER_EXPR,
     "");
 
 static const char recognize_schema[] = SCHEMA(
@@ -734,9 +735,10 @@ static void sum_consolidate(text *t, const char *space, const cJSON *json)
 {
     tprintf(t,
             "Consolidated space \"%s\": %.0f episodes examined, %.0f semantic memories created, "
-            "%.0f updated, %.0f episodes absorbed.",
+            "%.0f updated, %.0f retired, %.0f episodes absorbed, %.0f changes outside the "
+            "filter left for a later run.",
             space, jnum(json, "candidates"), jnum(json, "created"), jnum(json, "updated"),
-            jnum(json, "episodes"));
+            jnum(json, "retired"), jnum(json, "episodes"), jnum(json, "skipped"));
 }
 
 static void sum_recognize(text *t, const char *space, const cJSON *json)
@@ -826,7 +828,8 @@ static const mcp_tool tools[] = {
      MN_AUTH_OP_SPACE_LIST},
     {"consolidate", "Consolidate",
      "Merge related episodes of a space into semantic memories now (this also runs on a "
-     "schedule).",
+     "schedule). With a filter, only the semantic memories of clusters holding a matching "
+     "episode are written; the rest wait for a later run (counted as skipped).",
      consolidate_schema, false, false, true, true, rest_h_consolidate, "POST", sum_consolidate,
      NULL, MN_AUTH_OP_CONSOLIDATE},
     {"recognize", "Recognize",

@@ -130,7 +130,7 @@ void rest_h_associations(void *ctx, const mn_http_request_t *req, mn_http_respon
 
 void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
-    static const char *const fields[] = {"threshold", "min_support", NULL};
+    static const char *const fields[] = {"threshold", "min_support", "filter", NULL};
     mn_api_t *api = ctx;
     cJSON *body = rest_body(req, resp, API_CTX_SPACE);
     if (!body) return;
@@ -141,13 +141,13 @@ void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_respons
     mn_consolidate_result_t res = {0};
     bool has;
     int64_t ms = 0;
-    /* a run's semantic memories are a function of every eligible episode (consolidate.c):
-     * a filtered run would retire the clusters outside the filter (docs/api.md) */
-    mn_err rc = cJSON_GetObjectItemCaseSensitive(body, "filter")
-                    ? mn_error_set(&err, MN_ERR_INVALID,
-                                   "filter: consolidation takes no filter (it clusters every "
-                                   "eligible episode of the space; filter its results instead)")
-                    : api_check_fields(body, fields, "", &err);
+    mn_filter_t f;
+    mn_filter_init(&f);
+    /* the filter scopes which changes of a full run are applied (consolidate.c) */
+    mn_err rc = api_check_fields(body, fields, "", &err);
+    if (!rc)
+        rc = api_filter_compile(cJSON_GetObjectItemCaseSensitive(body, "filter"), &a, &f, &err);
+    if (!rc && f.n_expr) o.filter = &f;
     if (!rc) rc = api_get_float(body, "threshold", "", NULL, &o.threshold, &err);
     if (!rc) rc = api_get_int(body, "min_support", "", &has, &ms, &err);
     /* ranges are the engine's to judge; a value outside uint32 saturates to one it refuses */
@@ -167,6 +167,8 @@ void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_respons
     jw_uint(&w, res.episodes);
     jw_key(&w, "retired");
     jw_uint(&w, res.retired);
+    jw_key(&w, "skipped");
+    jw_uint(&w, res.skipped);
     jw_key(&w, "ids");
     jw_arr(&w);
     for (size_t i = 0; i < res.n_ids; i++)

@@ -338,9 +338,13 @@ class MnemoClient:
         return self.request("GET", "/v1/spaces/%s/memories/%s/associations"
                             % (_q(space), _q(memory_id)))["associations"]
 
-    def consolidate(self, space, threshold=None, min_support=None):
-        """Runs consolidation now: {"candidates", "created", "updated", "episodes", "ids"}."""
+    def consolidate(self, space, threshold=None, min_support=None, filter=None):
+        """Runs consolidation now: {"candidates", "created", "updated", "episodes", "retired",
+        "skipped", "ids"}. A filter (the filter language) applies only the changes to clusters
+        holding a matching episode; the others are counted in "skipped"."""
         body = {}
+        if filter is not None:
+            body["filter"] = filter
         if threshold is not None:
             body["threshold"] = threshold
         if min_support is not None:

@@ -156,6 +156,12 @@ void mn_list_result_clear(mn_list_result_t *r);
 typedef struct mn_consolidate_opts {
     float threshold;      /* cosine similarity to join a cluster (0 = default 0.75) */
     uint32_t min_support; /* episodes a new semantic memory needs (0 = default 3) */
+    /* Scope (NULL = the whole run). The run still clusters every eligible episode;
+     * it then applies only the changes to clusters with a member that matches
+     * (for a retirement: whose stored support lists a matching episode) and
+     * leaves the others for a later run (mn_consolidate_result_t.skipped). So
+     * every memory written is the one an unscoped run would write. No as_of. */
+    const mn_filter_t *filter;
 } mn_consolidate_opts_t;
 
 
@@ -351,6 +357,7 @@ typedef struct mn_consolidate_result {
     mn_id_t *ids;        /* created and updated semantic memories (free()) */
     size_t n_ids;
     uint32_t retired; /* semantic memories retired: their cluster is gone */
+    uint32_t skipped; /* changes (creates, updates, retirements) outside the filter: left */
 } mn_consolidate_result_t;
 
 /* Clusters the episodes of a space into semantic memories, updating those a

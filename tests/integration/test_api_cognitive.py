@@ -137,6 +137,53 @@ def test_consolidate_three_clusters_then_nothing_new(client, space_name):
     assert len(semantic) == 3
 
 
+def semantic_state(client, space):
+    """{id: (content, support)} of the space's semantic memories."""
+    mems = client.list_memories(space, kind="semantic")["memories"]
+    return {m["id"]: (m["content"], tuple(m["support"])) for m in mems}
+
+
+def test_consolidate_filter_applies_only_matching_clusters(client, space_name):
+    client.create_space(space_name, dim=DIM)
+    rng = np.random.default_rng(9)
+    mems = []
+    for c in range(3):
+        for j in range(4):
+            v = np.array(axis(c), dtype=np.float32) + rng.normal(scale=0.02, size=DIM)
+            mems.append({"content": "topic%d fact %d" % (c, j), "embedding": v.tolist(),
+                         "tags": ["t%d" % c], "when": T0 + (c * 4 + j) * 1000})
+    ids = client.remember_batch(space_name, mems)
+    full = client.consolidate(space_name)
+    assert full["created"] == 3 and full["skipped"] == 0, full
+    alone = semantic_state(client, space_name)
+    # retire them all (no cluster reaches 5), then bring them back in two runs
+    assert client.consolidate(space_name, min_support=5)["retired"] == 3
+    assert semantic_state(client, space_name) == {}
+    only1 = {"tags": {"contains": "t1"}}
+    res = client.consolidate(space_name, filter=only1)
+    assert (res["created"], res["updated"], res["retired"], res["skipped"]) == (1, 0, 0, 2), res
+    assert res["candidates"] == 12 and res["episodes"] == 4
+    got = semantic_state(client, space_name)
+    assert list(got) == res["ids"]
+    assert set(got[res["ids"][0]][1]) == set(ids[4:8])
+    assert got[res["ids"][0]] == alone[res["ids"][0]]  # what the unfiltered run wrote
+    # a filter matching nothing applies nothing; then the unfiltered run completes the state
+    none = client.consolidate(space_name, filter={"tags": {"contains": "nope"}})
+    assert (none["created"], none["skipped"]) == (0, 2), none
+    rest = client.consolidate(space_name)
+    assert (rest["created"], rest["updated"], rest["skipped"]) == (2, 0, 0), rest
+    assert semantic_state(client, space_name) == alone
+    # a filtered retirement is judged by the stored support
+    res = client.consolidate(space_name, min_support=5, filter={"tags": {"contains": "t2"}})
+    assert (res["retired"], res["skipped"]) == (1, 2), res
+    assert set(semantic_state(client, space_name)) == set(alone) - {
+        sid for sid, (_, sup) in alone.items() if set(sup) == set(ids[8:12])}
+    # a bad filter: 422 naming its path, nothing written
+    expect_error(lambda: client.consolidate(space_name, filter={"tags": {"like": "t%"}}), 422,
+                 "invalid_argument", "filter.tags.like: unknown operator")
+    assert len(semantic_state(client, space_name)) == 2
+
+
 def test_consolidate_bad_options_are_422(client, space_name):
     client.create_space(space_name, dim=DIM)
     for bad in (2, -0.5):

@@ -321,6 +321,7 @@ def test_bad_filter_is_422_naming_its_path(population, f, path):
     expect_error(lambda: client.recall("filters", [1, 0, 0, 0], filter=f), 422,
                  message_part=path)
     expect_error(lambda: client.list_memories("filters", filter=f), 422, message_part=path)
+    expect_error(lambda: client.consolidate("filters", filter=f), 422, message_part=path)
 
 
 def test_filter_limits_are_422(population):

@@ -235,8 +235,19 @@ def test_cognitive_operations(g, http, space):
     fields = {f.field: f for f in comp.fields}
     assert fields["where"].value == "corner cafe" and 0 < fields["where"].confidence <= 1
 
-    con = g.Consolidate(pb().ConsolidateRequest(space=space, min_support=3))
-    assert con.created == 1 and con.episodes == 3 and len(con.ids) == 1
+    # a filter scopes which changes of the full run are applied (api.md, consolidate)
+    none = g.Consolidate(pb().ConsolidateRequest(space=space, min_support=3, filter=pb().Filter(
+        expr='{"tags": {"contains": "nope"}}')))
+    assert (none.created, none.skipped, len(none.ids)) == (0, 1, 0) and none.candidates == 3
+    for f, msg in ((pb().Filter(as_of_ms=1), "filter.as_of: consolidation works on the space"),
+                   (pb().Filter(expr='{"tags": {"like": "x"}}'),
+                    "filter.tags.like: unknown operator")):
+        e = expect(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", g.Consolidate,
+                   pb().ConsolidateRequest(space=space, filter=f))
+        assert msg in e.details()
+    con = g.Consolidate(pb().ConsolidateRequest(space=space, min_support=3,
+                                                filter=pb().Filter(who="sam")))
+    assert con.created == 1 and con.episodes == 3 and len(con.ids) == 1 and con.skipped == 0
     sem = g.GetMemory(pb().GetMemoryRequest(space=space, id=con.ids[0]))
     assert sem.kind == pb().KIND_SEMANTIC and sorted(sem.support) == sorted([a.id, b.id, c.id])
     again = g.Consolidate(pb().ConsolidateRequest(space=space))

@@ -536,7 +536,30 @@ def test_recognize_reminisce_consolidate(server, space_name):
     assert [m["id"] for m in mem] == ids
     assert s.ok("reminisce", space=space_name, topic="window seat")["memories"][0]["id"] == ids[1]
     c = s.ok("consolidate", space=space_name)
-    assert {"candidates", "created", "updated", "episodes", "ids"} <= set(c)
+    assert {"candidates", "created", "updated", "episodes", "skipped", "ids"} <= set(c)
+
+
+def test_consolidate_with_a_filter(server, space_name):
+    """The filter scopes which clusters' semantic memories a run writes; the text result
+    says what was left; a bad filter is a tool error naming its path."""
+    s = Session(server)
+    s.ok("create_space", space=space_name, dim=4)
+    for c, tag in enumerate(["boats", "bikes"]):
+        for j in range(3):
+            v = [0.0] * 4
+            v[c], v[3] = 1.0, 0.01 * j
+            s.ok("remember", space=space_name, content="%s note %d" % (tag, j), embedding=v,
+                 tags=[tag], when=1_700_000_000_000 + (c * 3 + j) * 1000)
+    r = s.call("consolidate", space=space_name, min_support=3,
+               filter={"tags": {"contains": "bikes"}})
+    assert r["isError"] is False, r
+    c = r["structuredContent"]
+    assert (c["created"], c["skipped"], c["episodes"]) == (1, 1, 3), c
+    assert "1 changes outside the filter left for a later run" in r["content"][0]["text"]
+    c = s.ok("consolidate", space=space_name, min_support=3)
+    assert (c["created"], c["updated"], c["skipped"]) == (1, 0, 0), c
+    e = tool_error(s.call("consolidate", space=space_name, filter={"tags": {"like": "x"}}))
+    assert "filter.tags.like: unknown operator" in json.dumps(e), e
 
 
 def test_mutated_messages_never_break_the_server(server):

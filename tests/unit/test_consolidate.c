@@ -616,6 +616,138 @@ static void test_engines_with_different_histories_and_forgets_agree(void **state
     eng_close(&d);
 }
 
+/* ---- a filter scopes which changes of a full run are applied ---- */
+
+static mn_consolidate_result_t run_scoped(eng *g, uint32_t min_support, const mn_filter_t *f)
+{
+    mn_consolidate_opts_t o = {.threshold = 0.9f, .min_support = min_support, .filter = f};
+    mn_consolidate_result_t r;
+    mn_error err = {0};
+    if (mn_engine_consolidate(g->e, "s", &o, &r, &err)) fail_msg("consolidate: %s", err.message);
+    free(r.ids);
+    return r;
+}
+
+/* A filter that matches episode id alone (by its when). */
+static mn_filter_t only(eng *g, const mn_id_t *id)
+{
+    mn_memory_t m;
+    assert_int_equal(get(g, id, &m), MN_OK);
+    mn_filter_t f;
+    mn_filter_init(&f);
+    f.when_from_ms = m.when_ms;
+    f.when_to_ms = m.when_ms + 1;
+    mn_memory_clear(&m);
+    return f;
+}
+
+/* The semantic memory in g that lists episode id (its cluster's), or fails. */
+static mn_id_t semantic_of(eng *g, const mn_id_t *id)
+{
+    mn_list_req_t lr;
+    memset(&lr, 0, sizeof lr);
+    mn_filter_init(&lr.filter);
+    lr.filter.kind = MN_KIND_SEMANTIC;
+    lr.limit = 100;
+    mn_list_result_t res;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_list(g->e, "s", &lr, &res, &err), MN_OK);
+    mn_id_t found;
+    memset(&found, 0, sizeof found);
+    bool any = false;
+    for (size_t i = 0; i < res.n; i++)
+        for (size_t k = 0; k < res.memories[i].n_support; k++)
+            if (!mn_id_cmp(&res.memories[i].support[k], id)) {
+                found = res.memories[i].id;
+                any = true;
+            }
+    mn_list_result_clear(&res);
+    if (!any) fail_msg("no semantic memory lists the episode");
+    return found;
+}
+
+static void test_a_filtered_run_applies_only_the_matching_clusters(void **state)
+{
+    (void)state;
+    mn_test_wal w = {0};
+    mn_id_t ids[N_EPISODES];
+    topic_episodes(&w, ids); /* ids[i * TOPICS + t] is of topic t */
+    eng a = {0}, b = {0};
+    eng_open(&a, "mnemo-cons-fa", DIM);
+    eng_open(&b, "mnemo-cons-fb", DIM);
+    for (size_t i = 0; i < w.n; i++) {
+        ingest(&a, &w, i);
+        ingest(&b, &w, i);
+    }
+    mn_filter_t t1 = only(&a, &ids[4]); /* topic 1's third episode */
+
+    /* a filter on consolidate cannot look back in time */
+    mn_filter_t past = t1;
+    past.as_of_ms = 1;
+    mn_consolidate_opts_t o = {.filter = &past};
+    mn_consolidate_result_t r;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_consolidate(a.e, "s", &o, &r, &err), MN_ERR_INVALID);
+    assert_string_equal(err.message, "filter.as_of: consolidation works on the space as it is now");
+
+    /* a filter matching nothing writes nothing and leaves every change */
+    mn_filter_t none;
+    mn_filter_init(&none);
+    none.when_from_ms = 1;
+    none.when_to_ms = 2;
+    r = run_scoped(&a, 3, &none);
+    assert_int_equal(r.candidates, N_EPISODES);
+    assert_int_equal(r.created + r.updated + r.retired, 0);
+    assert_int_equal(r.skipped, TOPICS);
+    assert_int_equal(semantic_count(&a), 0);
+
+    /* A: only topic 1's cluster is written, as B's unfiltered run writes it */
+    r = run_scoped(&a, 3, &t1);
+    assert_int_equal(r.created, 1);
+    assert_int_equal(r.skipped, TOPICS - 1);
+    assert_int_equal(r.episodes, PER_TOPIC);
+    assert_int_equal(semantic_count(&a), 1);
+    r = run_scoped(&b, 3, NULL);
+    assert_int_equal(r.created, TOPICS);
+    assert_int_equal(r.skipped, 0);
+    mn_id_t sa = semantic_of(&a, &ids[4]), sb = semantic_of(&b, &ids[4]);
+    assert_memory_equal(&sa, &sb, sizeof sa);
+    mn_memory_t ma, mb;
+    assert_int_equal(get(&a, &sa, &ma), MN_OK);
+    assert_int_equal(get(&b, &sb, &mb), MN_OK);
+    assert_int_equal(ma.content_len, mb.content_len);
+    assert_memory_equal(ma.content, mb.content, ma.content_len);
+    assert_int_equal(ma.n_support, mb.n_support);
+    assert_memory_equal(ma.support, mb.support, ma.n_support * sizeof *ma.support);
+    mn_memory_clear(&ma);
+    mn_memory_clear(&mb);
+
+    /* filtered then unfiltered: the state of the unfiltered run alone */
+    r = run_scoped(&a, 3, NULL);
+    assert_int_equal(r.created, TOPICS - 1);
+    assert_int_equal(r.updated, 0);
+    assert_same_semantic(&a, &b, TOPICS);
+
+    /* retirements are scoped by the stored support: with a support no cluster
+     * reaches, the filter retires topic 1's memory only */
+    r = run_scoped(&a, PER_TOPIC + 1, &t1);
+    assert_int_equal(r.retired, 1);
+    assert_int_equal(r.skipped, TOPICS - 1);
+    assert_int_equal(semantic_count(&a), TOPICS - 1);
+    r = run_scoped(&a, PER_TOPIC + 1, NULL);
+    assert_int_equal(r.retired, TOPICS - 1);
+    assert_int_equal(run_scoped(&b, PER_TOPIC + 1, NULL).retired, TOPICS);
+    assert_same_semantic(&a, &b, 0);
+    /* and back: all three, the same bytes */
+    assert_int_equal(run_scoped(&a, 3, &t1).created, 1);
+    run_scoped(&a, 3, NULL);
+    run_scoped(&b, 3, NULL);
+    assert_same_semantic(&a, &b, TOPICS);
+    mn_test_wal_free(&w);
+    eng_close(&a);
+    eng_close(&b);
+}
+
 /* The engine judges the ranges of a run's options once for every door, and holds its
  * own defaults to the same ranges when it opens. */
 static void test_consolidate_options_out_of_range_are_refused_by_the_engine(void **state)
@@ -659,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_retired_key_comes_back_and_a_client_forget_blocks_it),
         cmocka_unit_test(test_consolidate_options_out_of_range_are_refused_by_the_engine),
         cmocka_unit_test(test_engines_with_different_histories_and_forgets_agree),
+        cmocka_unit_test(test_a_filtered_run_applies_only_the_matching_clusters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
