@@ -29,6 +29,7 @@ static void make_space(fx *f)
     snprintf(d.name, sizeof d.name, "s");
     d.dim = 2;
     d.metric = MN_METRIC_COSINE;
+    d.dedup = MN_DEDUP_OFF; /* remember_colours writes the same texts again */
     mn_error err = {0};
     assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_OK);
 }
@@ -271,6 +272,61 @@ static void test_bad_requests_are_refused(void **state)
         MN_ERR_NOT_FOUND);
 }
 
+static void correct(fx *f, const mn_id_t *id, const char *text)
+{
+    mn_update_req_t u = {.content = text, .content_len = strlen(text)};
+    mn_error err = {0};
+    assert_int_equal(mn_engine_update(f->e, "s", id, &u, NULL, &err), MN_OK);
+}
+
+/* A corrected memory is one lineage of versions: a forget by filter deletes every version
+ * (none comes back as current) or suppresses the current one, as a single forget does. */
+static void test_a_corrected_memory_goes_as_a_whole(void **state)
+{
+    fx *f = *state;
+    make_space(f);
+    remember_colours(f, 4); /* red 0, 2; blue 1, 3 */
+    mn_id_t *all;
+    size_t n;
+    select_tag(f, "red", MN_FORGET_DELETE, &all, &n);
+    assert_int_equal(n, 2);
+    mn_id_t lineage = all[0];
+    free(all);
+    correct(f, &lineage, "red, corrected once");
+    correct(f, &lineage, "red, corrected twice");
+    mn_id_t *ids;
+    select_tag(f, "red", MN_FORGET_DELETE, &ids, &n);
+    assert_int_equal(n, 2); /* the lineage once, at its current version */
+    mn_forget_progress_t pr;
+    mn_error err = {0};
+    assert_int_equal(
+        mn_engine_forget_ids(f->e, "s", MN_FORGET_DELETE, ids, n, 0, NULL, NULL, &pr, &err), MN_OK);
+    assert_int_equal(pr.forgotten, 2);
+    free(ids);
+    assert_int_equal(count_tag(f, "red", MN_FORGET_DELETE), 0);
+    mn_memory_t m;
+    assert_int_not_equal(mn_engine_get(f->e, "s", &lineage, false, &m, &err), MN_OK);
+    mn_memory_t *vs = NULL;
+    size_t nv = 0;
+    assert_int_not_equal(mn_engine_history(f->e, "s", &lineage, &vs, &nv, &err), MN_OK);
+    mn_space_stats_t st;
+    assert_int_equal(mn_engine_space_get(f->e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.memories, 2); /* the blue ones; no superseded version left live */
+    /* suppress: the current version of a corrected blue one is hidden */
+    select_tag(f, "blue", MN_FORGET_SUPPRESS, &all, &n);
+    assert_int_equal(n, 2);
+    correct(f, &all[1], "blue, corrected");
+    free(all);
+    select_tag(f, "blue", MN_FORGET_SUPPRESS, &ids, &n);
+    assert_int_equal(
+        mn_engine_forget_ids(f->e, "s", MN_FORGET_SUPPRESS, ids, n, 0, NULL, NULL, &pr, &err),
+        MN_OK);
+    assert_int_equal(pr.forgotten, 2);
+    free(ids);
+    assert_int_equal(count_tag(f, "blue", MN_FORGET_SUPPRESS), 0);
+    assert_int_equal(count_tag(f, "blue", MN_FORGET_DELETE), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +341,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_paced_run_sizes_its_chunks_within_bounds, setup,
                                         mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests_are_refused, setup, mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_a_corrected_memory_goes_as_a_whole, setup,
+                                        mn_test_eng_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
