@@ -17,36 +17,13 @@ against a Release build:
 import argparse
 import http.client
 import json
-import os
 import random
-import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 
-
-def start(binary, data_dir):
-    env = dict(os.environ)
-    env.update({"MNEMO_HTTP_PORT": "0", "MNEMO_HTTP_BIND": "127.0.0.1", "MNEMO_GRPC_PORT": "0",
-                "MNEMO_STORAGE_DATA_DIR": data_dir, "MNEMO_LOG_LEVEL": "info",
-                "MNEMO_ENGINE_CONSOLIDATE_INTERVAL_S": "0", "MNEMO_ENGINE_LINK_MAX": "0"})
-    proc = subprocess.Popen([binary, "serve"], env=env, stderr=subprocess.PIPE, text=True)
-    port = []
-    ready = threading.Event()
-
-    def drain():
-        for line in proc.stderr:
-            m = re.search(r"listening on http://[^:]+:(\d+)", line)
-            if m and not port:
-                port.append(int(m.group(1)))
-                ready.set()
-    threading.Thread(target=drain, daemon=True).start()
-    if not ready.wait(60):
-        proc.kill()
-        raise RuntimeError("mnemo did not report its port")
-    return proc, port[0]
+import mnemo_proc
 
 
 def call(conn, method, path, body=None, ok=(200, 201, 202)):
@@ -158,7 +135,7 @@ def main():
     ap.add_argument("--mode", default="delete", choices=("delete", "suppress"))
     args = ap.parse_args()
     data = tempfile.mkdtemp(prefix="mnemo-bench-forget-")
-    proc, port = start(args.bin, data)
+    proc, port = mnemo_proc.start(args.bin, data, {"MNEMO_ENGINE_LINK_MAX": "0"})
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         space = "bench"

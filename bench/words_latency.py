@@ -14,34 +14,11 @@ import glob
 import http.client
 import json
 import os
-import re
 import shutil
-import subprocess
 import tempfile
-import threading
 import time
 
-
-def start(binary, data_dir):
-    env = dict(os.environ)
-    env.update({"MNEMO_HTTP_PORT": "0", "MNEMO_HTTP_BIND": "127.0.0.1", "MNEMO_GRPC_PORT": "0",
-                "MNEMO_STORAGE_DATA_DIR": data_dir, "MNEMO_LOG_LEVEL": "info",
-                "MNEMO_ENGINE_CONSOLIDATE_INTERVAL_S": "0"})
-    proc = subprocess.Popen([binary, "serve"], env=env, stderr=subprocess.PIPE, text=True)
-    port = []
-    ready = threading.Event()
-
-    def drain():
-        for line in proc.stderr:
-            m = re.search(r"listening on http://[^:]+:(\d+)", line)
-            if m and not port:
-                port.append(int(m.group(1)))
-                ready.set()
-    threading.Thread(target=drain, daemon=True).start()
-    if not ready.wait(60):
-        proc.kill()
-        raise RuntimeError("mnemo did not report its port")
-    return proc, port[0]
+import mnemo_proc
 
 
 def call(conn, method, path, body=None):
@@ -79,7 +56,7 @@ def main():
     a = ap.parse_args()
     turns, questions = load(glob.glob(os.path.join(a.data, "Chat_*.json")))
     tmp = tempfile.mkdtemp(prefix="mnemo-words-lat-")
-    proc, port = start(a.bin, tmp)
+    proc, port = mnemo_proc.start(a.bin, tmp)
     try:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         call(c, "POST", "/v1/spaces", {"name": "w", "dim": 2})
