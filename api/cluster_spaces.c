@@ -43,6 +43,8 @@ struct cl_spaces {
     size_t n_nodes;
     uint64_t promotions;
     char error[sizeof(((mn_error *)0)->message)]; /* the last step's failure, "" = none */
+    uint64_t published_version; /* loop thread: the version of the table copied last */
+    bool published;
 };
 
 /* ---- metadata ---- */
@@ -134,13 +136,19 @@ static void publish(cl_spaces *cs, cl_node *nodes, size_t n_nodes, const mn_erro
 {
     mn_spaces_table_t copy;
     mn_spaces_table_init(&copy);
-    bool ok =
-        !err->code && mn_spaces_table_copy(&copy, mn_spaces_driver_table(cs->driver)) == MN_OK;
+    const mn_spaces_table_t *t = mn_spaces_driver_table(cs->driver);
+    /* the table is copied only when it changed (its version only rises) */
+    bool fresh = !cs->published || t->version != cs->published_version;
+    bool ok = !err->code && (!fresh || mn_spaces_table_copy(&copy, t) == MN_OK);
     pthread_mutex_lock(&cs->mu);
     if (ok) {
-        mn_spaces_table_t old = cs->table;
-        cs->table = copy;
-        copy = old;
+        if (fresh) {
+            mn_spaces_table_t old = cs->table;
+            cs->table = copy;
+            copy = old;
+            cs->published_version = t->version;
+            cs->published = true;
+        }
         cl_node *old_nodes = cs->nodes;
         cs->nodes = nodes;
         cs->n_nodes = n_nodes;

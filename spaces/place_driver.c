@@ -18,6 +18,9 @@ struct mn_spaces_driver {
     mn_spaces_opts_t opts;
     mn_spaces_table_t cur, next;
     uint64_t promotions;
+    uint64_t settled_view;    /* the view hash of the last update that reached a fixed point */
+    uint64_t settled_version; /* ... and the table version it left */
+    bool settled;
 };
 
 mn_err mn_spaces_driver_new(const mn_spaces_opts_t *o, mn_spaces_driver_t **out, mn_error *err)
@@ -132,10 +135,27 @@ static mn_err settle(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size
     return rc;
 }
 
+/* A hash of the view that does not depend on its order (a sum of per-member hashes). */
+static uint64_t view_hash(const mn_spaces_member_t *view, size_t n)
+{
+    uint64_t h = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *z = view[i].zone ? view[i].zone : "";
+        uint64_t id = mn_spaces_hash(view[i].id, strlen(view[i].id));
+        h += mn_spaces_score(id, mn_spaces_hash(z, strlen(z)));
+    }
+    return h;
+}
+
 mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size_t n_view,
                                const char *const *names, size_t n_names, mn_error *err)
 {
     mn_err rc = sync_names(&d->cur, names, n_names, err);
+    uint64_t vh = view_hash(view, n_view);
+    /* the same inputs as an update that settled: stepping again would change nothing */
+    if (rc == MN_OK && d->settled && vh == d->settled_view && d->cur.version == d->settled_version)
+        return MN_OK;
+    d->settled = false;
     for (int round = 0; rc == MN_OK && round < DRIVER_ROUNDS; round++) {
         rc = mn_spaces_step(&d->cur, view, n_view, &d->opts, &d->next, err);
         if (rc != MN_OK) break;
@@ -146,7 +166,12 @@ mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *
         size_t promoted = 0;
         rc = settle(d, view, n_view, &promoted, err);
         d->promotions += promoted;
-        if (!stepped && promoted == 0) break;
+        if (!stepped && promoted == 0) {
+            d->settled = true;
+            d->settled_view = vh;
+            d->settled_version = d->cur.version;
+            break;
+        }
     }
     mn_assert(d->cur.n == n_names || rc != MN_OK);
     return rc;
