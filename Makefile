@@ -64,7 +64,8 @@ run: deps build
 ASAN_INTEGRATION = test_api_memories test_api_recall test_api_index test_api_cognitive test_api_fuzz \
                    test_events test_mcp test_auth test_tls test_limits test_grpc \
                    test_http_bounds test_body_memory test_auth_matrix test_corruption test_embedding \
-                   test_embedding_model test_recall_time test_text_language test_filter
+                   test_embedding_model test_recall_time test_text_language test_filter \
+                   test_cluster_spaces
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 test-asan-integration: build-asan

@@ -403,11 +403,27 @@ static cJSON *render(cl_spaces *cs, const cl_view *v, const char *const *want, s
     return root;
 }
 
+/* Is parameter name in the raw query (whatever its value)? */
+static bool query_has(const char *query, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == '=' || p[n] == '&' || p[n] == 0)) return true;
+    return false;
+}
+
 void cl_spaces_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     cl_spaces *cs = ctx;
     static _Thread_local char names[PREVIEW_MAX * (MN_SPACE_NAME_MAX + 1) + 1];
     bool is_preview = mn_http_query_get(req, "names", names, sizeof names);
+    if (!is_preview && query_has(req->query, "names")) {
+        mn_http_respond_error(resp, 422, "invalid_argument",
+                              "names: too long or badly encoded (at most 100 comma-separated "
+                              "space names)",
+                              NULL);
+        return;
+    }
     const char *want[PREVIEW_MAX];
     size_t n_want = 0;
     mn_error err = {0};

@@ -108,6 +108,13 @@ def test_three_nodes_agree_on_placement_and_fail_over(server_factory):
     assert sorted(s["name"] for s in previews[0]["spaces"]) == sorted(PREVIEW)
     assert all(placement(p) == placement(previews[0]) for p in previews[1:])
     assert sorted(s["name"] for s in spaces_doc(nodes[0])["spaces"]) == sorted(SPACES)
+    # bad previews are refused, naming the parameter
+    for bad in ["a b", ",", "x" * 65, ",".join("p%d" % i for i in range(101)), "y" * 8000]:
+        with nodes[0].client(timeout=5.0) as c:
+            r = c.raw("GET", "/v1/cluster/spaces", query={"names": bad})
+        assert r.status == 422, (bad[:20], r.status)
+        assert r.json["error"]["code"] == "invalid_argument"
+        assert r.json["error"]["message"].startswith("names: ")
 
     # SIGKILL one node: the survivors declare it dead and agree again without it
     dead = 2
