@@ -35,12 +35,13 @@ $(TSAN_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_TSAN=ON -DMN_INTEGRATION=OFF -DMN_WERROR=$(WERROR)
 
 # ThreadSanitizer: the concurrent index and engine tests only (searches run beside inserts).
-TSAN_TESTS = test_hnsw test_hnsw_concurrent test_engine test_engine_hnsw test_engine_events test_metrics
+TSAN_TESTS = test_hnsw test_hnsw_concurrent test_engine test_engine_hnsw test_engine_events test_metrics \
+             test_engine_dedup
 build-tsan: $(TSAN_BUILD)/CMakeCache.txt
 	cmake --build $(TSAN_BUILD) -j$(JOBS) --target $(TSAN_TESTS)
 
 test-tsan: build-tsan
-	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events|test_metrics)$$'
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events|test_metrics|test_engine_dedup)$$'
 
 # clang (Debian's clang), Debug: every target, so both compilers stay warning-free; its unit
 # tests run too.
@@ -64,7 +65,9 @@ run: deps build
 ASAN_INTEGRATION = test_api_memories test_api_recall test_api_index test_api_cognitive test_api_fuzz \
                    test_events test_mcp test_auth test_tls test_limits test_grpc \
                    test_http_bounds test_body_memory test_auth_matrix test_corruption test_embedding \
-                   test_embedding_model test_recall_time test_text_language test_filter \
+                   test_embedding_model test_recall_time test_text_language test_filter test_dedup \
+                   test_api_versions test_grpc_versions test_mcp_versions \
+                   test_api_forget_where test_grpc_forget_where test_mcp_forget_where \
                    test_cluster_spaces
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 

@@ -26,6 +26,10 @@ struct mn_api {
     int64_t started_ms;
     struct mcp_server *mcp; /* sessions and tools of POST /mcp */
     struct mn_embed *embed; /* the embedding provider, NULL when [embedding] is off */
+    /* forget by filter (api_forget.c): its jobs, the audit log, the keys' names */
+    struct api_jobs *jobs;
+    struct api_audit *audit; /* NULL: no audit log */
+    const struct mn_auth *auth; /* NULL: auth off (key names: audit lines, changed_by) */
 };
 
 /* ---- per-request arena: every allocation of one request, freed at once ---- */
@@ -66,6 +70,8 @@ void jw_float(api_jw *w, float v);
 void jw_double(api_jw *w, double v, int precision);
 void jw_bool(api_jw *w, bool v);
 void jw_null(api_jw *w);
+/* A value that is JSON text already (written as it is). */
+void jw_raw(api_jw *w, const char *json);
 /* RFC 3339 UTC with milliseconds. */
 void jw_time(api_jw *w, int64_t ms);
 void jw_id(api_jw *w, const mn_id_t *id);

@@ -324,6 +324,12 @@ void jw_null(api_jw *w)
     put(w, "null", 4);
 }
 
+void jw_raw(api_jw *w, const char *json)
+{
+    value_sep(w);
+    put(w, json, strlen(json));
+}
+
 void jw_time(api_jw *w, int64_t ms)
 {
     char b[40];
@@ -364,7 +370,8 @@ int api_http_status(mn_err rc)
     case MN_ERR_NOT_FOUND:
     case MN_ERR_GONE: return 404;
     case MN_ERR_EXISTS:
-    case MN_ERR_LIMIT: return 409;
+    case MN_ERR_LIMIT:
+    case MN_ERR_CONFLICT: return 409;
     case MN_ERR_TOO_LARGE: return 413;
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
@@ -392,6 +399,9 @@ const char *api_err_code(mn_err rc, const char *msg, api_ctx nf, const char **hi
     case MN_ERR_LIMIT:
         if (nf == API_CTX_SPACE) *hint = "drop spaces no longer used, or raise engine.max_spaces";
         return "limit_reached";
+    case MN_ERR_CONFLICT:
+        *hint = "read the memory again (GET), then retry with its current version";
+        return "conflict";
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
     case MN_ERR_NOMEM: *hint = "retry later"; return "unavailable";

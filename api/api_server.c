@@ -7,7 +7,9 @@
  * for its writes, flushes and closes RocksDB, and the process exits 0.
  * The libuv thread pool runs the handlers, so UV_THREADPOOL_SIZE is set from
  * http.worker_threads before the loop first uses the pool. */
+#include "api_audit.h"
 #include "api_internal.h"
+#include "api_jobs.h"
 #include "auth.h"
 #include "cluster_routes.h"
 #include "embed/embed.h"
@@ -37,12 +39,37 @@ mn_api_t *mn_api_new(mn_engine_t *engine)
         free(api);
         return NULL;
     }
+    if (!(api->jobs = api_jobs_new(engine))) {
+        mcp_server_free(api->mcp);
+        free(api);
+        return NULL;
+    }
     return api;
+}
+
+void mn_api_stop_jobs(mn_api_t *api)
+{
+    if (!api) return;
+    api_jobs_free(api->jobs);
+    api->jobs = NULL;
+}
+
+mn_err mn_api_set_audit(mn_api_t *api, const char *path, mn_error *err)
+{
+    api_audit_close(api->audit);
+    api->audit = NULL;
+    int e = api_audit_open(path, &api->audit);
+    if (e) return mn_error_set(err, MN_ERR_IO, "audit log %s: %s", path, strerror(e));
+    return MN_OK;
 }
 
 void mn_api_free(mn_api_t *api)
 {
-    if (api) mcp_server_free(api->mcp);
+    if (api) {
+        mcp_server_free(api->mcp);
+        api_jobs_free(api->jobs);
+        api_audit_close(api->audit);
+    }
     free(api);
 }
 
@@ -75,6 +102,12 @@ static const api_route routes[] = {
     {"GET", "/v1/spaces/{space}/memories/{id}", rest_h_get},
     {"DELETE", "/v1/spaces/{space}/memories/{id}", rest_h_forget},
     {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", rest_h_unsuppress},
+    {"PATCH", "/v1/spaces/{space}/memories/{id}", rest_h_update},
+    {"GET", "/v1/spaces/{space}/memories/{id}/history", rest_h_history},
+    {"POST", "/v1/spaces/{space}/memories/{id}/invalidate", rest_h_invalidate},
+    {"POST", "/v1/spaces/{space}/forget", rest_h_forget_where},
+    {"GET", "/v1/spaces/{space}/jobs/{id}", rest_h_job_get},
+    {"DELETE", "/v1/spaces/{space}/jobs/{id}", rest_h_job_cancel},
     {"POST", "/v1/spaces/{space}/recall", rest_h_recall},
     {"POST", "/v1/spaces/{space}/associations", rest_h_associate},
     {"GET", "/v1/spaces/{space}/memories/{id}/associations", rest_h_associations},
@@ -305,6 +338,19 @@ static int open_engine(const mn_config_t *c, bool salvage, mn_engine_t **out)
     return 0;
 }
 
+/* [audit] path: "" = <data_dir>/audit.jsonl, "off" = none. */
+static mn_err set_audit(mn_api_t *api, const mn_config_t *c, mn_error *err)
+{
+    const char *p = c->audit.path;
+    if (!strcmp(p, "off")) return MN_OK;
+    char def[4096];
+    if (!*p) {
+        snprintf(def, sizeof def, "%s/audit.jsonl", c->storage.data_dir);
+        p = def;
+    }
+    return mn_api_set_audit(api, p, err);
+}
+
 /* The routes of the API, and of the cluster when it is on (SWIM membership on this loop; data
  * placement and replication come later). 0 or an exit code. */
 static int register_routes(server *s, const mn_config_t *c, mn_http_router_t *router)
@@ -318,7 +364,8 @@ static int register_routes(server *s, const mn_config_t *c, mn_http_router_t *ro
         mn_log_error("embedding: %s", err.message);
         return 1;
     }
-    if (mn_api_set_mcp(s->api, &mcp, &err) || mn_api_register(s->api, router, &err)) {
+    if (mn_api_set_mcp(s->api, &mcp, &err) || mn_api_register(s->api, router, &err) ||
+        set_audit(s->api, c, &err)) {
         mn_log_error("%s", err.message);
         return 1;
     }
@@ -365,6 +412,7 @@ static int start_http(server *s, const mn_config_t *c, mn_http_router_t *router,
     mn_http_server_set_observer(s->http, rest_access_observe, s->api);
     if (mn_auth_enabled(auth)) mn_http_server_set_gate(s->http, mn_auth_http_gate, auth);
     mcp_server_set_auth(s->api->mcp, auth); /* MCP tools check their own operations */
+    s->api->auth = auth; /* key names: corrections' changed_by, audit lines */
     uv_signal_init(&s->loop, &s->sigterm);
     uv_signal_init(&s->loop, &s->sigint);
     s->sigterm.data = s->sigint.data = s;
@@ -466,6 +514,7 @@ out:
     if (loop_open) close_loop(&s);
     mn_http_router_free(router);
     if (s.api) mn_embed_stop(s.api->embed); /* its thread writes to the engine */
+    mn_api_stop_jobs(s.api);                /* so do the forget-by-filter jobs */
     mn_engine_close(engine);
     mn_api_free(s.api);
     mn_auth_free(auth);

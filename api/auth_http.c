@@ -44,6 +44,13 @@ static const route_op ROUTE_OPS[] = {
     {"GET", "/v1/spaces/{space}/memories/{id}", MN_AUTH_OP_MEMORY_READ},
     {"DELETE", "/v1/spaces/{space}/memories/{id}", MN_AUTH_OP_FORGET},
     {"POST", "/v1/spaces/{space}/memories/{id}/unsuppress", MN_AUTH_OP_FORGET},
+    {"PATCH", "/v1/spaces/{space}/memories/{id}", MN_AUTH_OP_REMEMBER},
+    {"GET", "/v1/spaces/{space}/memories/{id}/history", MN_AUTH_OP_MEMORY_READ},
+    {"POST", "/v1/spaces/{space}/memories/{id}/invalidate", MN_AUTH_OP_REMEMBER},
+    /* forget by filter and its jobs: what forget needs (reading a job too) */
+    {"POST", "/v1/spaces/{space}/forget", MN_AUTH_OP_FORGET},
+    {"GET", "/v1/spaces/{space}/jobs/{id}", MN_AUTH_OP_FORGET},
+    {"DELETE", "/v1/spaces/{space}/jobs/{id}", MN_AUTH_OP_FORGET},
     {"GET", "/v1/spaces/{space}/memories/{id}/associations", MN_AUTH_OP_MEMORY_READ},
     /* recall-like POSTs read; the others change the space */
     {"POST", "/v1/spaces/{space}/recall", MN_AUTH_OP_RECALL},

@@ -43,12 +43,14 @@
 #include "apply_internal.h"
 #include "assoc.h"
 #include "consolidate.h"
+#include "dedup.h"
 #include "events.h"
 #include "mnemo/assert.h"
 #include "record.h"
 #include "space_index.h"
 #include "text/keyword.h"
 #include "vec.h"
+#include "versions.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,8 +109,30 @@ static mn_err is_live(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
     return rc;
 }
 
+/* Replaces m by its erased stub: id, kind, when, created_at, forgotten_at. */
+static void to_stub(mn_memory_t *m, int64_t at_ms, bool retired)
+{
+    mn_memory_t stub;
+    mn_memory_init(&stub);
+    stub.id = m->id;
+    stub.kind = m->kind;
+    stub.when_ms = m->when_ms;
+    stub.created_at_ms = m->created_at_ms;
+    stub.forgotten = true;
+    stub.forgotten_at_ms = at_ms;
+    stub.retired = retired && m->kind == MN_KIND_SEMANTIC;
+    mn_memory_clear(m);
+    *m = stub;
+}
+
 bool mn__wal_strip_memory(mn_wal_entry_t *en, const mn_id_t *id, int64_t at_ms, bool retired)
 {
+    if (en->type == MN_WAL_OP_UPDATE) { /* a version of a corrected memory */
+        mn_memory_t *m = &en->op.update.mem;
+        if (mn_id_cmp(&m->id, id) || m->forgotten) return false;
+        to_stub(m, at_ms, retired);
+        return true;
+    }
     if (en->type == MN_WAL_OP_EMBED) { /* the vector goes; the entry stays, changing nothing */
         if (mn_id_cmp(&en->op.embed.id, id) || !en->op.embed.embedding) return false;
         free(en->op.embed.embedding);
@@ -129,17 +153,7 @@ bool mn__wal_strip_memory(mn_wal_entry_t *en, const mn_id_t *id, int64_t at_ms, 
     for (size_t i = 0; i < n; i++) {
         mn_memory_t *m = &mems[i];
         if (mn_id_cmp(&m->id, id) || m->forgotten) continue;
-        mn_memory_t stub;
-        mn_memory_init(&stub);
-        stub.id = m->id;
-        stub.kind = m->kind;
-        stub.when_ms = m->when_ms;
-        stub.created_at_ms = m->created_at_ms;
-        stub.forgotten = true;
-        stub.forgotten_at_ms = at_ms;
-        stub.retired = retired && m->kind == MN_KIND_SEMANTIC;
-        mn_memory_clear(m);
-        *m = stub;
+        to_stub(m, at_ms, retired);
         found = true;
     }
     if (found && en->type == MN_WAL_OP_REMEMBER) {
@@ -166,12 +180,94 @@ mn_err mn__apply_rewrite_wal(mn__store *st, rocksdb_writebatch_wi_t *b, const vo
     return MN_OK;
 }
 
+/* A forget batch's WAL entries being erased: each decoded once, stripped of every memory
+ * the batch forgets, written back once (walcache_flush). Without it a chunk of 1000
+ * memories remembered in one batch would decode, re-encode and put the same entry 1000
+ * times into the group's batch. */
+typedef struct mn__walcached {
+    uint64_t lsn;
+    mn_wal_entry_t en;
+    bool dirty;
+} mn__walcached;
+struct mn__walcache {
+    mn__walcached *items;
+    size_t n, cap;
+};
+
+static void walcache_clear(struct mn__walcache *wc)
+{
+    for (size_t i = 0; i < wc->n; i++)
+        mn_wal_entry_clear(&wc->items[i].en);
+    free(wc->items);
+    memset(wc, 0, sizeof *wc);
+}
+
+/* Writes the entries the batch changed into b, then empties the cache. */
+static mn_err walcache_flush(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                             struct mn__walcache *wc, mn_error *err)
+{
+    mn_err rc = MN_OK;
+    for (size_t i = 0; i < wc->n && !rc; i++) {
+        if (!wc->items[i].dirty) continue;
+        uint8_t wk[KEY_WAL_LEN];
+        mn__key_wal(wk, sp->sid, wc->items[i].lsn);
+        rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &wc->items[i].en, err);
+    }
+    walcache_clear(wc);
+    return rc;
+}
+
+/* The WAL entry at wk (lsn) decoded: from the cache, or read and added to it; *en NULL
+ * when it was trimmed or could not be read (then it is deleted: it must not keep the
+ * content). Without a cache, *en is the caller's tmp (clear it). */
+static mn_err wal_entry_for(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                            struct mn__walcache *wc, const uint8_t *wk, uint64_t lsn,
+                            mn_wal_entry_t *tmp, mn__walcached **cached, mn_error *err)
+{
+    *cached = NULL;
+    for (size_t i = 0; wc && i < wc->n; i++)
+        if (wc->items[i].lsn == lsn) {
+            *cached = &wc->items[i];
+            return MN_OK;
+        }
+    char *v;
+    size_t vl;
+    mn_err rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, KEY_WAL_LEN, &v, &vl, err);
+    if (rc || !v) return rc; /* trimmed */
+    mn_error derr = {0};
+    mn_err drc = mn_wire_wal_decode((const uint8_t *)v, vl, tmp, &derr);
+    free(v);
+    if (drc) {
+        mn_log_error("space %s: WAL entry %llu is unreadable (%s); deleted to erase a "
+                     "forgotten memory",
+                     sp->def.name, (unsigned long long)lsn, derr.message);
+        mn__wb_del(b, e, CF_WAL, wk, KEY_WAL_LEN);
+        return MN_OK;
+    }
+    if (wc && wc->n == wc->cap) {
+        size_t nc = wc->cap ? wc->cap * 2 : 16;
+        mn__walcached *x = realloc(wc->items, nc * sizeof *x);
+        if (!x) {
+            mn_wal_entry_clear(tmp);
+            return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        }
+        wc->items = x;
+        wc->cap = nc;
+    }
+    mn__walcached c = {.lsn = lsn, .en = *tmp};
+    if (wc) wc->items[wc->n++] = c;
+    *cached = wc ? &wc->items[wc->n - 1] : NULL;
+    return MN_OK;
+}
+
 /* Rewrites the WAL entries that carry id without its content (same space,
  * epoch, lsn and hlc; a new CRC), and drops its WAL references. Entries that
  * were trimmed are gone already; one that cannot be read is deleted rather
- * than left holding the content. */
+ * than left holding the content. With a cache (a forget batch) the rewrite
+ * waits for walcache_flush. */
 static mn_err erase_in_wal(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
-                           const mn_id_t *id, int64_t at_ms, bool retired, mn_error *err)
+                           struct mn__walcache *wc, const mn_id_t *id, int64_t at_ms, bool retired,
+                           mn_error *err)
 {
     uint8_t rk[KEY_WALREF_LEN];
     mn__key_walref(rk, sp->sid, id);
@@ -180,27 +276,19 @@ static mn_err erase_in_wal(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space
     mn_err rc = mn__store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &refs, &rl, err);
     if (rc || !refs) return rc;
     for (size_t i = 0; i + 8 <= rl && !rc; i += 8) {
+        uint64_t lsn = mn_get_be64((const uint8_t *)refs + i);
         uint8_t wk[KEY_WAL_LEN];
-        mn__key_wal(wk, sp->sid, mn_get_be64((const uint8_t *)refs + i));
-        char *v;
-        size_t vl;
-        if ((rc = mn__store_get_wi(&e->store, b, CF_WAL, wk, sizeof wk, &v, &vl, err))) break;
-        if (!v) continue; /* trimmed */
-        mn_wal_entry_t en;
-        mn_error derr = {0};
-        mn_err drc = mn_wire_wal_decode((const uint8_t *)v, vl, &en, &derr);
-        free(v);
-        if (drc) {
-            mn_log_error("space %s: WAL entry %llu is unreadable (%s); deleted to erase a "
-                         "forgotten memory",
-                         sp->def.name, (unsigned long long)mn_get_be64(wk + KEY_SID_LEN),
-                         derr.message);
-            mn__wb_del(b, e, CF_WAL, wk, sizeof wk);
-            continue;
+        mn__key_wal(wk, sp->sid, lsn);
+        mn_wal_entry_t tmp = {0};
+        mn__walcached *c;
+        if ((rc = wal_entry_for(e, b, sp, wc, wk, lsn, &tmp, &c, err))) break;
+        if (c) {
+            c->dirty |= mn__wal_strip_memory(&c->en, id, at_ms, retired);
+        } else if (tmp.type != MN_WAL_OP_NONE) {
+            if (mn__wal_strip_memory(&tmp, id, at_ms, retired))
+                rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &tmp, err);
+            mn_wal_entry_clear(&tmp);
         }
-        if (mn__wal_strip_memory(&en, id, at_ms, retired))
-            rc = mn__apply_rewrite_wal(&e->store, b, wk, sizeof wk, &en, err);
-        mn_wal_entry_clear(&en);
     }
     free(refs);
     if (!rc) mn__wb_del(b, e, CF_INDEX, rk, sizeof rk);
@@ -270,9 +358,11 @@ static mn_err erase_memory(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
             rc = mn__apply_unlist_support(e, b, sp, &rec->mem.support[j], id, err);
     else
         rc = mn__apply_take_holders(e, p, b, id, err);
-    if (!rc) rc = erase_in_wal(e, b, sp, id, at_ms, retired, err);
+    if (!rc) rc = erase_in_wal(e, b, sp, p->walcache, id, at_ms, retired, err);
+    if (!rc) rc = mn__dedup_erase(e, b, sp, id, err);
     if (rc) return rc;
-    put_gone(e, b, sp, &rec->mem, at_ms);
+    /* as-of reads show a forgotten memory once: its first version stands for its lineage */
+    if (mn_id_is_zero(&rec->mem.lineage)) put_gone(e, b, sp, &rec->mem, at_ms);
     rec->tombstone = true;
     rec->forgotten_at_ms = at_ms;
     rec->mem.retired = retired && rec->mem.kind == MN_KIND_SEMANTIC;
@@ -387,6 +477,7 @@ static mn_err apply_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
             }
             mn__wb_put(b, e, CF_INDEX, ik, il, m->id.b, 16);
         }
+        if (p->dedup) mn__dedup_put(e, b, sp, p->dedup[i], &m->id);
         mn_memory_record_t rec = {.mem = *m, .tombstone = false};
         if ((rc = mn__apply_put_record(e, b, sp, &rec))) return rc;
         if ((rc = mn__apply_put_terms(e, b, sp, m, p->kw ? &p->kw[i] : NULL, err))) return rc;
@@ -402,6 +493,48 @@ static mn_err apply_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
         p->accepted[i] = true;
     }
     return apply_edges(e, sp, en->op.remember.edges, en->op.remember.n_edges, b, false, err);
+}
+
+/* The versions a forget of rec's memory acts on, into p->versions: its lineage's current
+ * version first, back to the first (one, for a memory never corrected); rec becomes the
+ * current version's record. */
+static mn_err forget_versions(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b,
+                              mn_memory_record_t *rec)
+{
+    mn_id_t lineage, head;
+    mn_err rc = mn__versions_resolve(&e->store, b, p->sp, &rec->mem.id, &lineage, &head, &p->err);
+    if (!rc)
+        rc = mn__versions_chain(&e->store, b, p->sp, &head, &p->versions, &p->n_versions, &p->err);
+    if (rc || !mn_id_cmp(&head, &rec->mem.id)) return rc;
+    mn_memory_clear(&rec->mem);
+    bool found;
+    rc = mn__record_get_wi(&e->store, b, p->sp, &head, rec, &found, &p->err);
+    if (!rc && (!found || rec->tombstone))
+        rc = mn_error_set(&p->err, MN_ERR_GONE, "memory was forgotten");
+    return rc;
+}
+
+/* A delete of a corrected memory: every version older than the current one (rec, erased
+ * by the caller) goes the same way, and the lineage's head key with them. */
+static mn_err erase_older_versions(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b,
+                                   int64_t at_ms, mn_error *err)
+{
+    mn_err rc = MN_OK;
+    for (size_t i = 1; i < p->n_versions && !rc; i++) {
+        mn_memory_record_t v;
+        bool found;
+        if ((rc = mn__record_get_wi(&e->store, b, p->sp, &p->versions[i], &v, &found, err)) ||
+            !found)
+            continue;
+        if (!v.tombstone) rc = erase_memory(e, p, b, &v, at_ms, false, err);
+        mn_memory_clear(&v.mem);
+    }
+    if (!rc && p->n_versions > 1) {
+        uint8_t hk[KEY_HEAD_LEN];
+        mn__key_head(hk, p->sp->sid, &p->versions[p->n_versions - 1]);
+        mn__wb_del(b, e, CF_INDEX, hk, sizeof hk);
+    }
+    return rc;
 }
 
 static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
@@ -439,6 +572,11 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
         mn_memory_clear(&rec.mem);
         return mn_error_set(err, MN_ERR_GONE, "memory was forgotten");
     }
+    /* a corrected memory is forgotten, suppressed or restored as a whole: its lineage */
+    if ((rc = forget_versions(e, p, b, &rec))) {
+        mn_memory_clear(&rec.mem);
+        return rc;
+    }
     if (en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE) {
         /* an expired memory was gone when its TTL ran out, not when the sweeper came */
         int64_t at = en->op.forget.at_ms;
@@ -446,6 +584,7 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
             rec.mem.expires_at_ms < at)
             at = rec.mem.expires_at_ms;
         rc = erase_memory(e, p, b, &rec, at, false, err);
+        if (!rc) rc = erase_older_versions(e, p, b, at, err);
         mn_memory_clear(&rec.mem);
         return rc;
     }
@@ -461,6 +600,89 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
     rc = mn__apply_put_record(e, b, sp, &rec);
     mn_memory_clear(&rec.mem);
     return rc;
+}
+
+typedef struct id_list {
+    mn_id_t *ids;
+    size_t n, cap;
+} id_list;
+
+/* After apply_forget of one id of a batch: the slots its memory_forget would act on (the
+ * lineage apply_forget put in p->versions, current version first). */
+static mn_err batch_targets_add(mn__pending *p, id_list *t, uint8_t mode)
+{
+    size_t add = mode == MN_FORGET_DELETE ? p->n_versions : (p->n_versions ? 1 : 0);
+    if (t->n + add > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        while (cap < t->n + add)
+            cap *= 2;
+        mn_id_t *g = realloc(t->ids, cap * sizeof *g);
+        if (!g) return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+        t->ids = g;
+        t->cap = cap;
+    }
+    for (size_t i = 0; i < add; i++)
+        t->ids[t->n++] = p->versions[i];
+    return MN_OK;
+}
+
+/* A forget by filter's chunk: each id goes through apply_forget as the single
+ * forget entry it stands for (p->entry is swapped for the call and restored),
+ * so a chunk erases exactly what as many forgets would. An id gone or unknown
+ * by now is skipped (p->accepted[i] false); a chunk that changes nothing fails
+ * with MN_ERR_GONE and takes no lsn; any other failure rolls the chunk's
+ * mutations back out of the batch. */
+static mn_err apply_forget_batch(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    const mn_wal_entry_t batch = p->entry;
+    size_t n = batch.op.forget_batch.n;
+    mn_assert(n <= MN_WAL_FORGET_BATCH_MAX);
+    free(p->accepted);
+    if (!(p->accepted = calloc(n ? n : 1, sizeof *p->accepted)))
+        return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+    rocksdb_writebatch_wi_set_save_point(b);
+    id_list targets = {0};
+    struct mn__walcache wc = {0};
+    p->walcache = &wc;
+    mn_err rc = MN_OK;
+    size_t applied = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        p->entry.type = MN_WAL_OP_FORGET;
+        p->entry.op.forget.id = batch.op.forget_batch.ids[i];
+        p->entry.op.forget.mode = batch.op.forget_batch.mode;
+        p->entry.op.forget.reason = batch.op.forget_batch.reason;
+        p->entry.op.forget.at_ms = batch.op.forget_batch.at_ms;
+        rc = apply_forget(e, p, b);
+        p->accepted[i] = rc == MN_OK;
+        applied += rc == MN_OK;
+        if (!rc) rc = batch_targets_add(p, &targets, batch.op.forget_batch.mode);
+        free(p->versions);
+        p->versions = NULL;
+        p->n_versions = 0;
+        if (rc == MN_ERR_GONE || rc == MN_ERR_NOT_FOUND) rc = MN_OK;
+    }
+    p->entry = batch;
+    p->walcache = NULL;
+    /* what memory_forget_batch acts on: every version of each lineage deleted, or the
+     * current version of each suppressed */
+    p->versions = targets.ids;
+    p->n_versions = targets.n;
+    if (!rc) rc = walcache_flush(e, b, p->sp, &wc, &p->err);
+    walcache_clear(&wc);
+    if (rc) {
+        char *msg = NULL;
+        free(p->versions);
+        p->versions = NULL;
+        p->n_versions = 0;
+        rocksdb_writebatch_wi_rollback_to_save_point(b, &msg);
+        free(msg);
+        p->tombstones = 0;
+        p->n_rederive = 0;
+        return rc;
+    }
+    memset(&p->err, 0, sizeof p->err);
+    if (!applied) return mn_error_set(&p->err, MN_ERR_GONE, "every memory was gone already");
+    return MN_OK;
 }
 
 /* The entry as stored: a remember or consolidate keeps only the memories it
@@ -692,6 +914,15 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
     case MN_WAL_OP_EMBED:
         rc = apply_embed(e, p, b);
         break;
+    case MN_WAL_OP_UPDATE:
+        rc = mn__apply_update(e, p, b);
+        break;
+    case MN_WAL_OP_INVALIDATE:
+        rc = mn__apply_invalidate(e, p, b);
+        break;
+    case MN_WAL_OP_FORGET_BATCH:
+        rc = apply_forget_batch(e, p, b);
+        break;
     default:
         return mn_error_set(&p->err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)p->entry.type);
     }
@@ -774,15 +1005,20 @@ static void memory_reinforce(mn__space *sp, const mn_wal_entry_t *entry)
 }
 
 /* A forget (delete or suppress) or an unsuppress (write lock held); the
- * suppression times are those apply_forget stored. */
-static void memory_forget(mn__space *sp, const mn_wal_entry_t *entry)
+ * suppression times are those apply_forget stored. A corrected memory's versions
+ * (p->versions) are deleted together; suppression is its current version's. */
+static void memory_forget(mn__space *sp, const mn__pending *p)
 {
+    const mn_wal_entry_t *entry = &p->entry;
     if (entry->type == MN_WAL_OP_FORGET && entry->op.forget.mode == MN_FORGET_DELETE) {
         mn__space_remove(sp, &entry->op.forget.id);
+        for (size_t i = 0; i < p->n_versions; i++)
+            mn__space_remove(sp, &p->versions[i]);
         return;
     }
     bool suppress = entry->type == MN_WAL_OP_FORGET;
-    uint32_t slot = mn__space_find(sp, suppress ? &entry->op.forget.id : &entry->op.unsuppress.id);
+    const mn_id_t *id = suppress ? &entry->op.forget.id : &entry->op.unsuppress.id;
+    uint32_t slot = mn__space_find(sp, p->n_versions ? &p->versions[0] : id);
     if (slot == UINT32_MAX || sp->slots[slot].suppressed == suppress) return;
     if (suppress)
         sp->slots[slot].suppressed_at_ms = entry->op.forget.at_ms;
@@ -790,6 +1026,23 @@ static void memory_forget(mn__space *sp, const mn_wal_entry_t *entry)
         sp->slots[slot].unsuppressed_at_ms =
             entry->op.unsuppress.at_ms ? entry->op.unsuppress.at_ms : mn_hlc_ms(entry->hlc);
     mn__space_set_suppressed(sp, slot, suppress);
+}
+
+/* A forget batch's applied ids, each as its single forget (write lock held): the slots
+ * apply_forget_batch gathered in p->versions (every version of a deleted lineage, the
+ * current version of a suppressed one), each forgotten as a memory never corrected. */
+static void memory_forget_batch(mn__space *sp, const mn__pending *p)
+{
+    const mn_wal_entry_t *entry = &p->entry;
+    mn__pending one = {.sp = sp};
+    one.entry = (mn_wal_entry_t){.type = MN_WAL_OP_FORGET, .lsn = entry->lsn, .hlc = entry->hlc};
+    one.entry.op.forget.mode = entry->op.forget_batch.mode;
+    one.entry.op.forget.reason = entry->op.forget_batch.reason;
+    one.entry.op.forget.at_ms = entry->op.forget_batch.at_ms;
+    for (size_t i = 0; i < p->n_versions; i++) {
+        one.entry.op.forget.id = p->versions[i];
+        memory_forget(sp, &one);
+    }
 }
 
 /* The vector apply_embed wrote (write lock held): the slot gets it and the index
@@ -837,10 +1090,19 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
         break;
     case MN_WAL_OP_FORGET:
     case MN_WAL_OP_UNSUPPRESS:
-        memory_forget(sp, entry);
+        memory_forget(sp, p);
         break;
     case MN_WAL_OP_EMBED:
         memory_embed(sp, entry);
+        break;
+    case MN_WAL_OP_UPDATE:
+        mn__apply_memory_update(sp, p);
+        break;
+    case MN_WAL_OP_INVALIDATE:
+        mn__apply_memory_invalidate(sp, p);
+        break;
+    case MN_WAL_OP_FORGET_BATCH:
+        memory_forget_batch(sp, p);
         break;
     default:
         break;

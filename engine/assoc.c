@@ -301,6 +301,41 @@ static mn_err link_temporal(const mn__space *sp, const mn_memory_t *m, const mn_
     return rc;
 }
 
+mn_id_t mn__slot_canonical(const mn__slot *s)
+{
+    for (uint32_t i = 0; i < s->n_adj; i++)
+        if (s->adj[i].kind == MN_EDGE_DUPLICATE && s->adj[i].out) return s->adj[i].other;
+    return s->id;
+}
+
+mn_err mn__space_link_duplicate(const mn__space *sp, const mn_id_t *id, float threshold,
+                                size_t from, mn_edge_t **edges, size_t *n, size_t *cap)
+{
+    if (!(threshold > 0)) return MN_OK;
+    size_t end = *n;
+    for (size_t i = from; i < end; i++) {
+        const mn_edge_t x = (*edges)[i];
+        if (x.kind != MN_EDGE_SEMANTIC || mn_id_cmp(&x.from, id)) continue;
+        if (x.weight < threshold) break;         /* best first: the rest are further */
+        if (mn_id_cmp(&x.to, id) >= 0) continue; /* a newer one links to this one */
+        uint32_t slot = mn__space_find(sp, &x.to);
+        if (slot == UINT32_MAX) continue;
+        mn_edge_t d = {.from = *id,
+                       .to = mn__slot_canonical(&sp->slots[slot]),
+                       .kind = MN_EDGE_DUPLICATE,
+                       .weight = x.weight};
+        for (size_t j = 0; j < end; j++) /* linked in this batch, not yet committed */
+            if ((*edges)[j].kind == MN_EDGE_DUPLICATE && !mn_id_cmp(&(*edges)[j].from, &x.to))
+                d.to = (*edges)[j].to;
+        /* its canonical is older still (this linker makes duplicate edges only
+         * towards older memories), so the group stays a star, never a cycle; an
+         * edge another engine wrote (ingested) that says otherwise is not followed */
+        if (mn_id_cmp(&d.to, id) >= 0) d.to = x.to;
+        return push(edges, n, cap, &d);
+    }
+    return MN_OK;
+}
+
 mn_err mn__space_autolink(const mn__space *sp, const mn_memory_t *m, const mn_memory_t *batch,
                           size_t n_batch, const uint32_t *cands, size_t n_cands,
                           float link_threshold, uint32_t link_max, int64_t temporal_window_ms,

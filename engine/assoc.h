@@ -21,4 +21,14 @@ mn_err mn__space_autolink(const mn__space *sp, const mn_memory_t *m, const mn_me
                           float link_threshold, uint32_t link_max, int64_t temporal_window_ms,
                           int64_t now_ms, mn_edge_t **edges, size_t *n, size_t *cap);
 
+/* Near-duplicates (docs/api.md, "Duplicates"): among memory id's semantic links
+ * (*edges)[from..*n), best first, the best to an older memory (smaller id) with
+ * similarity >= threshold gives a duplicate edge from id to that memory's
+ * canonical (the memory it is itself a duplicate of, else itself), appended
+ * to *edges. So each group is a star around its oldest memory (read lock held). */
+mn_err mn__space_link_duplicate(const mn__space *sp, const mn_id_t *id, float threshold,
+                                size_t from, mn_edge_t **edges, size_t *n, size_t *cap);
+/* The canonical memory of slot s: the other end of its duplicate edge, or its own id. */
+mn_id_t mn__slot_canonical(const mn__slot *s);
+
 #endif

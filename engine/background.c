@@ -1,7 +1,9 @@
 /* Background work that follows reads and writes, off their paths, on one thread:
  *
  * - semantic linking: each newly remembered memory is linked to its nearest
- *   neighbours (similarity >= link_threshold, at most link_max). A remember
+ *   neighbours (similarity >= link_threshold, at most link_max), and in a space
+ *   with a dedup_threshold, to the canonical memory of its best older neighbour
+ *   at or above it by a duplicate edge (assoc.c). A remember
  *   returns as soon as it is durable; the links are found here under the
  *   space's read lock and committed as one associate WAL entry per batch.
  * - reinforcement: memories recalled with reinforce get a new stability (the
@@ -178,9 +180,13 @@ static void link_space(mn_engine_t *e, mn__space *sp, const link_job *jobs, size
             atomic_fetch_add(&e->n_links_dropped, 1);
             continue;
         }
+        size_t from = n_edges;
         mn_err rc = mn__space_autolink(sp, &m, NULL, 0, indexed ? cands : NULL, n_cands,
                                        e->opts.link_threshold, e->opts.link_max, 0, now, &edges,
                                        &n_edges, &cap);
+        if (!rc)
+            rc = mn__space_link_duplicate(sp, &m.id, sp->def.dedup_threshold, from, &edges,
+                                          &n_edges, &cap);
         pthread_rwlock_unlock(&sp->lock);
         free(cands);
         if (rc) break;

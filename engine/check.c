@@ -188,6 +188,8 @@ static void on_index(checker *c, cspace *sp, const uint8_t *k, size_t kl, const 
         problem(c, "space %s: index: an association of %zu/%zu bytes", sp->def.name, kl, vl);
     if (k[KEY_SID_LEN] == 's' && (kl != KEY_STRENGTH_LEN || vl != STRENGTH_VALUE_LEN))
         problem(c, "space %s: index: a strength of %zu/%zu bytes", sp->def.name, kl, vl);
+    if ((k[KEY_SID_LEN] == 'd' || k[KEY_SID_LEN] == 'D') && (kl != KEY_DEDUP_LEN || vl != 16))
+        problem(c, "space %s: index: a dedup key of %zu/%zu bytes", sp->def.name, kl, vl);
 }
 
 static void on_any(checker *c, cspace *sp, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)

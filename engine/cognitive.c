@@ -229,8 +229,10 @@ mn_err mn_engine_complete(mn_engine_t *e, const char *space, const mn_memory_t *
     free(b);
     free(w);
     if (res.n_hits > k) {
-        for (size_t i = k; i < res.n_hits; i++)
+        for (size_t i = k; i < res.n_hits; i++) {
             mn_memory_clear(&res.hits[i].memory);
+            free(res.hits[i].duplicate_ids);
+        }
         res.n_hits = k;
     }
     out->candidates = res;

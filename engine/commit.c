@@ -23,6 +23,7 @@
 #include "acked.h"
 #include "apply.h"
 #include "consolidate.h"
+#include "dedup.h"
 #include "engine_internal.h"
 #include "metrics.h"
 #include "mnemo/assert.h"
@@ -56,44 +57,85 @@ void mn__pending_init(mn__pending *p, mn_wal_op_type_t type, mn__space *sp, bool
     p->sync = sync;
 }
 
-/* Remember: resolve idempotency keys against the store and earlier memories of
- * the same request; keep the new memories in p->compact for the entry. */
+/* Memory i of a remember: a retry of an idempotency key seen before (in the
+ * store or earlier in the same request)? Sets p->ids_out[i] to the key's id. */
+static mn_err idem_retry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, size_t i,
+                         bool *retry)
+{
+    const mn_memory_t *in = p->entry.op.remember.mems;
+    const char *key = in[i].idempotency_key;
+    *retry = false;
+    if (!key) return MN_OK;
+    for (size_t j = 0; j < i; j++)
+        if (in[j].idempotency_key && !strcmp(in[j].idempotency_key, key)) {
+            p->ids_out[i] = p->ids_out[j];
+            *retry = true;
+            return MN_OK;
+        }
+    uint8_t ik[KEY_SID_LEN + 1 + MN_IDEMPOTENCY_KEY_MAX];
+    size_t il = mn__key_idem(ik, p->sp->sid, key);
+    char *v;
+    size_t vl;
+    mn_err rc = mn__store_get_wi(&e->store, b, CF_INDEX, ik, il, &v, &vl, &p->err);
+    if (rc) return rc;
+    if (v && vl == 16) {
+        memcpy(p->ids_out[i].b, v, 16);
+        *retry = true;
+    }
+    free(v);
+    return MN_OK;
+}
+
+/* Memory i of a remember, whose dedup hash is h: an exact duplicate of a live
+ * memory, or of one kept earlier in the same request (compact[0..k), their
+ * hashes in p->dedup)? Sets p->ids_out[i] to it. Another engine's entry
+ * (ingest) was judged where it was written: never a duplicate here. */
+static mn_err exact_dup(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, size_t i,
+                        const uint8_t *h, size_t k, bool *dup)
+{
+    *dup = false;
+    if (p->foreign || p->entry.op.remember.mems[i].forgotten) return MN_OK;
+    for (size_t j = 0; j < k; j++)
+        if (!memcmp(p->dedup[j], h, MN__DEDUP_HASH_LEN)) {
+            p->ids_out[i] = p->compact[j].id;
+            *dup = true;
+            return MN_OK;
+        }
+    return mn__dedup_find(e, b, p->sp, h, mn__now(e), &p->ids_out[i], dup, &p->err);
+}
+
+/* Remember: resolve idempotency keys and exact duplicates against the store
+ * and earlier memories of the same request; keep the new memories in
+ * p->compact for the entry (and their dedup hashes in p->dedup). An
+ * idempotency key seen before wins over the content: its id is the answer. */
 static mn_err prefilter_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
-    mn__space *sp = p->sp;
     size_t n = p->entry.op.remember.n;
     mn_memory_t *in = p->entry.op.remember.mems;
+    bool dedup = p->sp->def.dedup == MN_DEDUP_EXACT;
     p->compact = malloc(n * sizeof *p->compact);
     p->accepted = malloc(n * sizeof *p->accepted);
-    if (!p->compact || !p->accepted) return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+    if (dedup) p->dedup = malloc(n * sizeof *p->dedup);
+    if (!p->compact || !p->accepted || (dedup && !p->dedup))
+        return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *key = in[i].idempotency_key;
-        bool dup = false;
-        if (key) {
-            for (size_t j = 0; j < i && !dup; j++)
-                if (in[j].idempotency_key && !strcmp(in[j].idempotency_key, key)) {
-                    p->ids_out[i] = p->ids_out[j];
-                    dup = true;
-                }
-            if (!dup) {
-                uint8_t ik[KEY_SID_LEN + 1 + MN_IDEMPOTENCY_KEY_MAX];
-                size_t il = mn__key_idem(ik, sp->sid, key);
-                char *v;
-                size_t vl;
-                mn_err rc = mn__store_get_wi(&e->store, b, CF_INDEX, ik, il, &v, &vl, &p->err);
-                if (rc) return rc;
-                if (v && vl == 16) {
-                    memcpy(p->ids_out[i].b, v, 16);
-                    dup = true;
-                }
-                free(v);
-            }
+        bool retry, dup = false;
+        uint8_t h[MN__DEDUP_HASH_LEN];
+        mn_err rc = idem_retry(e, p, b, i, &retry);
+        if (!rc && !retry && dedup) {
+            if (p->dedup_in)
+                memcpy(h, p->dedup_in[i], MN__DEDUP_HASH_LEN);
+            else
+                mn__dedup_hash(&in[i], h);
+            rc = exact_dup(e, p, b, i, h, k, &dup);
         }
-        if (!dup) {
-            p->ids_out[i] = in[i].id;
-            p->compact[k++] = in[i];
-        }
+        if (rc) return rc;
+        if (p->dup_out) p->dup_out[i] = dup;
+        if (retry || dup) continue;
+        p->ids_out[i] = in[i].id;
+        if (dedup) memcpy(p->dedup[k], h, MN__DEDUP_HASH_LEN);
+        p->compact[k++] = in[i];
     }
     p->entry.op.remember.mems = p->compact;
     p->entry.op.remember.n = k;
@@ -157,7 +199,7 @@ static mn_err stage_memories(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
         if ((rc = prefilter_remember(e, p, b))) return rc;
         n = p->entry.op.remember.n;
     } else {
-        n = p->entry.op.consolidate.n;
+        n = p->entry.type == MN_WAL_OP_UPDATE ? 1 : p->entry.op.consolidate.n;
         if (!(p->accepted = malloc((n ? n : 1) * sizeof *p->accepted)))
             return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
     }
@@ -183,7 +225,8 @@ static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bo
         p->entry.op.space_drop.space_id = sp->sid; /* ours, whoever wrote the entry */
         if (!p->entry.op.space_drop.at_ms) p->entry.op.space_drop.at_ms = mn__now(e);
     }
-    if (type == MN_WAL_OP_REMEMBER || type == MN_WAL_OP_CONSOLIDATE) {
+    if (type == MN_WAL_OP_REMEMBER || type == MN_WAL_OP_CONSOLIDATE ||
+        type == MN_WAL_OP_UPDATE) {
         if ((p->rc = stage_memories(e, p, b))) return;
         if (type == MN_WAL_OP_REMEMBER && p->entry.op.remember.n == 0)
             return; /* every memory was a retry */
@@ -378,11 +421,16 @@ static mn_err stage_rederive(mn_engine_t *e, mn__space *sp, mn__pending **ps, si
 static void free_pending_results(mn__pending *p)
 {
     free(p->compact);
+    free(p->dedup);
+    p->dedup = NULL;
     if (!p->keep_accepted) free(p->accepted);
     for (size_t j = 0; p->kw && j < p->n_kw; j++)
         free(p->kw[j].buf);
     free(p->kw);
     free(p->rederive);
+    free(p->versions);
+    p->versions = NULL;
+    p->n_versions = 0;
     p->compact = NULL;
     if (!p->keep_accepted) p->accepted = NULL;
     p->kw = NULL;

@@ -24,8 +24,14 @@ typedef struct mn__pending {
     mn_wal_entry_t entry; /* op filled by the caller; lsn/epoch/hlc by the committer */
     mn__space *sp;      /* referenced by the caller for the op's life */
     bool sync;
-    /* remember: per memory, the id to report (from idempotency or the new id) */
+    /* remember: per memory, the id to report (from idempotency, an exact
+     * duplicate, or the new id), and (when not NULL) whether it is a duplicate */
     mn_id_t *ids_out;
+    bool *dup_out;
+    uint8_t (*dedup)[16]; /* remember: per memory of compact, its dedup hash (dedup.c);
+                           * NULL in a space with dedup off */
+    const uint8_t (*dedup_in)[16]; /* remember: per memory of entry, its hash computed by
+                                    * the caller off the commit thread (NULL: computed here) */
     bool foreign;       /* the entry comes from another engine's log (mn_engine_ingest) */
     bool keep_accepted; /* the caller reads (and frees) accepted after the commit */
     bool derived;       /* made by the commit thread (a re-derivation): it frees it */
@@ -33,6 +39,13 @@ typedef struct mn__pending {
      * semantic memories that listed an episode this entry erased (re-derived
      * at the end of the group) */
     int64_t tombstones;
+    /* filled by apply (forget, invalidate; versions.c): the versions the entry's memory id
+     * stands for, its lineage's current one first (mn__apply_memory acts on them) */
+    mn_id_t *versions;
+    size_t n_versions;
+    /* a forget batch: the WAL entries its erasures rewrite, decoded once and written
+     * once at its end (apply.c); NULL for every other op (each erasure writes through) */
+    struct mn__walcache *walcache;
     mn_id_t *rederive;
     size_t n_rederive, cap_rederive;
     /* results */

@@ -12,7 +12,10 @@
  * episodes (3 give 0.63, 7 give 0.90), 1 otherwise. The product is monotonic
  * in each factor. Each factor below its mark is a reason: match < 0.5
  * low_similarity, encoding < 0.9 low_encoding_confidence, R < 0.7 decayed,
- * support < 0.9 low_support (fewer than 7 episodes). */
+ * support < 0.9 low_support (fewer than 7 episodes).
+ *
+ * A memory another one contradicts (invalidated, docs/api.md "Corrections") keeps its
+ * place in the ranking but half its confidence, with the reason superseded. */
 #include "confidence.h"
 
 #include <math.h>
@@ -20,6 +23,11 @@
 static float clamp01(float x)
 {
     return x > 0 ? (x < 1 ? x : 1) : 0; /* NaN: 0 */
+}
+
+static const char *category_of(float value)
+{
+    return value >= 0.8f ? "high" : value >= 0.6f ? "medium" : value >= 0.3f ? "low" : "very_low";
 }
 
 float mn__support_factor(bool semantic, size_t n_support)
@@ -41,8 +49,12 @@ void mn__confidence_of(float match, float encoding, float retention, float suppo
     if (encoding < 0.9f) c->reasons |= MN_REASON_LOW_ENCODING_CONFIDENCE;
     if (retention < 0.7f) c->reasons |= MN_REASON_DECAYED;
     if (support < 0.9f) c->reasons |= MN_REASON_LOW_SUPPORT;
-    c->category = c->value >= 0.8f   ? "high"
-                  : c->value >= 0.6f ? "medium"
-                  : c->value >= 0.3f ? "low"
-                                     : "very_low";
+    c->category = category_of(c->value);
+}
+
+void mn__confidence_superseded(mn_confidence_t *c)
+{
+    c->value *= 0.5f;
+    c->reasons |= MN_REASON_SUPERSEDED;
+    c->category = category_of(c->value);
 }

@@ -17,5 +17,7 @@ float mn__support_factor(bool semantic, size_t n_support);
  * MN_REASON_ASSOCIATIVE). */
 void mn__confidence_of(float match, float encoding, float retention, float support,
                        mn_confidence_t *c);
+/* An invalidated memory (another contradicts it): half the value, reason superseded. */
+void mn__confidence_superseded(mn_confidence_t *c);
 
 #endif

@@ -330,7 +330,7 @@ static void gather_candidates(const mn__space *sp, int64_t now_ms, clustering *c
                 sems[(*n_sems)++] = (existing){s->id, s->when_ms, s->created_at_ms};
             continue;
         }
-        if (!s->has_vec || s->suppressed) continue;
+        if (!s->has_vec || s->suppressed || s->superseded) continue;
         cand *x = &c->cs[c->nc++];
         x->id = s->id;
         x->slot = i;

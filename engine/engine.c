@@ -7,6 +7,7 @@
 #include "background.h"
 #include "commit.h"
 #include "damage.h"
+#include "dedup.h"
 #include "engine_internal.h"
 #include "events.h"
 #include "indexer.h"
@@ -18,6 +19,7 @@
 #include "test_drop.h"
 #include "text/text.h"
 #include "validate.h"
+#include "versions.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -199,6 +201,11 @@ mn_err mn_engine_space_create(mn_engine_t *e, const mn_space_def_t *def, mn_spac
         mn_err mrc = mn_engine_embedding_model_check(def->embedding_model, n, err);
         if (mrc) return mrc;
     }
+    if (def->dedup != MN_DEDUP_EXACT && def->dedup != MN_DEDUP_OFF)
+        return mn_error_set(err, MN_ERR_INVALID, "dedup: must be \"exact\" or \"off\"");
+    if (!(def->dedup_threshold >= 0 && def->dedup_threshold <= 1))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "dedup_threshold: must be in (0, 1], or 0 for no near-duplicate links");
     mn_index_def_t ix = def->index;
     mn__space_index_defaults(e, &ix);
     mn_err rc = mn__space_index_check(&ix, err);
@@ -226,8 +233,9 @@ static void fill_stats(mn_engine_t *e, mn__space *sp, mn_space_stats_t *out)
 {
     pthread_rwlock_rdlock(&sp->lock);
     out->def = sp->def;
-    out->memories = sp->n_live;
-    out->episodic = sp->n_episodic;
+    /* a corrected memory counts once: its superseded versions (episodes) are not memories */
+    out->memories = sp->n_live - sp->n_superseded;
+    out->episodic = sp->n_episodic - sp->n_superseded;
     out->semantic = sp->n_semantic;
     out->suppressed = sp->n_suppressed;
     out->tombstones = sp->n_tombstones;
@@ -320,7 +328,7 @@ static void enqueue_links(mn_engine_t *e, mn__space *sp, const mn_memory_t *copy
 }
 
 static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mems, size_t n,
-                       mn_id_t *ids_out, mn_error *err)
+                       mn_id_t *ids_out, bool *dup_out, mn_error *err)
 {
     if (n == 0) return mn_error_set(err, MN_ERR_INVALID, "memories: empty batch");
     if (n > MN_BATCH_MAX)
@@ -329,6 +337,7 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
     mn_memory_t *copy = NULL;
+    uint8_t(*hashes)[MN__DEDUP_HASH_LEN] = NULL;
     mn_edge_t *edges = NULL;
     size_t n_edges = 0, cap_edges = 0;
     mn_err rc = MN_OK;
@@ -359,11 +368,18 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     p.entry.op.remember.edges = edges;
     p.entry.op.remember.n_edges = n_edges;
     p.ids_out = ids_out;
+    p.dup_out = dup_out;
+    /* the dedup hashes are computed here, not on the commit thread, which only looks them up */
+    if (sp->def.dedup == MN_DEDUP_EXACT && (hashes = malloc(n * sizeof *hashes)))
+        for (size_t i = 0; i < n; i++)
+            mn__dedup_hash(&copy[i], hashes[i]);
+    p.dedup_in = (const uint8_t(*)[16])hashes;
     rc = mn__commit_submit(e, &p);
     if (rc && err) *err = p.err;
     if (!rc && e->opts.link_max) enqueue_links(e, sp, copy, ids_out, n);
     if (!rc) mn__test_drop_after_remember(e, space, ids_out, n);
 out:
+    free(hashes);
     free(edges);
     free(copy);
     mn__space_unref(sp);
@@ -374,7 +390,14 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
                           mn_id_t *ids_out, mn_error *err)
 {
     int64_t t0 = mn_time_mono_ns();
-    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, err));
+    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, NULL, err));
+}
+
+mn_err mn_engine_remember_dedup(mn_engine_t *e, const char *space, const mn_memory_t *mems,
+                                size_t n, mn_id_t *ids_out, bool *dup_out, mn_error *err)
+{
+    int64_t t0 = mn_time_mono_ns();
+    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, dup_out, err));
 }
 
 static mn_err submit_id_op(mn_engine_t *e, const char *space, mn_wal_op_type_t type,
@@ -426,12 +449,26 @@ mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge_t *e
     }
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
+    mn_edge_t *cur = malloc(n * sizeof *cur);
+    if (!cur) {
+        mn__space_unref(sp);
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    }
+    /* an edge joins the current versions of corrected memories (unknown ends: apply says) */
+    for (size_t i = 0; i < n; i++) {
+        mn_id_t lineage;
+        cur[i] = edges[i];
+        (void)mn__versions_resolve(&e->store, NULL, sp, &edges[i].from, &lineage, &cur[i].from,
+                                   NULL);
+        (void)mn__versions_resolve(&e->store, NULL, sp, &edges[i].to, &lineage, &cur[i].to, NULL);
+    }
     mn__pending p;
     mn__pending_init(&p, MN_WAL_OP_ASSOCIATE, sp, true);
-    p.entry.op.associate.edges = (mn_edge_t *)edges;
+    p.entry.op.associate.edges = cur;
     p.entry.op.associate.n = n;
     mn_err rc = mn__commit_submit(e, &p);
     if (rc && err) *err = p.err;
+    free(cur);
     mn__space_unref(sp);
     return rc;
 }
@@ -443,9 +480,17 @@ mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *
     *n = 0;
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
-    mn_err rc = MN_OK;
+    /* a corrected memory's associations are its current version's */
+    mn_id_t lineage, head = *id;
+    mn_err rc = mn__versions_resolve(&e->store, NULL, sp, id, &lineage, &head, NULL);
+    if (rc == MN_ERR_GONE || rc == MN_ERR_NOT_FOUND) head = *id; /* as before: the slot decides */
+    else if (rc) {
+        mn__space_unref(sp);
+        return mn_error_set(err, rc, "reading memory");
+    }
+    rc = MN_OK;
     pthread_rwlock_rdlock(&sp->lock);
-    uint32_t slot = mn__space_find(sp, id);
+    uint32_t slot = mn__space_find(sp, &head);
     if (slot == UINT32_MAX) {
         rc = mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
     } else {
@@ -461,6 +506,12 @@ mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *
         }
     }
     pthread_rwlock_unlock(&sp->lock);
+    /* the other ends as clients know them: a corrected memory by its lineage id */
+    for (size_t i = 0; !rc && i < *n; i++) {
+        mn_id_t other_head;
+        (void)mn__versions_resolve(&e->store, NULL, sp, &(*out)[i].other, &(*out)[i].other,
+                                   &other_head, NULL);
+    }
     mn__space_unref(sp);
     return rc;
 }
@@ -476,8 +527,13 @@ mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool 
     memset(out, 0, sizeof *out);
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
-    mn_err rc = mn__record_read(&e->store, e->opts.initial_stability_days, sp, id, with_embedding,
-                                out, err);
+    /* a lineage id reads its current version; a version's own id reads that version */
+    mn_id_t lineage, head;
+    mn_err rc = mn__versions_resolve(&e->store, NULL, sp, id, &lineage, &head, err);
+    if (!rc)
+        rc = mn__record_read(&e->store, e->opts.initial_stability_days, sp,
+                             mn_id_cmp(id, &lineage) ? id : &head, with_embedding, out, err);
+    if (!rc) mn__versions_present(out);
     if (rc == MN_OK && out->expires_at_ms && out->expires_at_ms <= mn__now(e)) {
         mn_memory_clear(out);
         rc = mn_error_set(err, MN_ERR_GONE, "memory expired");

@@ -48,7 +48,7 @@ static const char *const kind_names[] = {
     [MN_EVENT_UNSUPPRESS] = "unsuppress",   [MN_EVENT_ASSOCIATE] = "associate",
     [MN_EVENT_CONSOLIDATE] = "consolidate", [MN_EVENT_RECALL] = "recall",
     [MN_EVENT_DROPPED] = "dropped",         [MN_EVENT_SPACE_DROPPED] = "space_dropped",
-    [MN_EVENT_CLOSED] = "closed",
+    [MN_EVENT_CLOSED] = "closed",           [MN_EVENT_UPDATE] = "update",
 };
 
 const char *mn_event_kind_name(mn_event_kind_t k)
@@ -188,6 +188,15 @@ void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry_t *en, const bool 
         ev.expired = en->op.forget.reason == MN_FORGET_REASON_EXPIRED;
         mn__events_publish(e, en->space, &ev);
         break;
+    case MN_WAL_OP_FORGET_BATCH: /* one forget event per memory the chunk forgot */
+        ev.kind = MN_EVENT_FORGET;
+        ev.forget_mode = (uint8_t)en->op.forget_batch.mode;
+        for (size_t i = 0; i < en->op.forget_batch.n; i++) {
+            if (!accepted[i]) continue;
+            ev.id = en->op.forget_batch.ids[i];
+            mn__events_publish(e, en->space, &ev);
+        }
+        break;
     case MN_WAL_OP_UNSUPPRESS:
         ev.kind = MN_EVENT_UNSUPPRESS;
         ev.id = en->op.unsuppress.id;
@@ -196,6 +205,14 @@ void mn__events_from_entry(mn_engine_t *e, const mn_wal_entry_t *en, const bool 
     case MN_WAL_OP_ASSOCIATE:
         ev.kind = MN_EVENT_ASSOCIATE;
         ev.count = (uint32_t)en->op.associate.n;
+        mn__events_publish(e, en->space, &ev);
+        break;
+    case MN_WAL_OP_UPDATE:
+        if (!accepted[0] || en->op.update.mem.forgotten) break; /* an erased stub */
+        ev.kind = MN_EVENT_UPDATE;
+        ev.id = en->op.update.mem.lineage;
+        ev.memory_kind = (uint8_t)en->op.update.mem.kind;
+        ev.count = en->op.update.mem.version;
         mn__events_publish(e, en->space, &ev);
         break;
     default: /* reinforcement and space creation are not events */

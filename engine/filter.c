@@ -6,7 +6,11 @@
  * judged at as_of from the times of the latest suppress and unsuppress. A
  * memory deleted or expired after as_of was there, but its content is erased:
  * it is never ranked, and list shows it as a redacted entry (list.c). Expiry
- * counts against the real now even in an as-of view, for the same reason. */
+ * counts against the real now even in an as-of view, for the same reason.
+ *
+ * Versions (issue 20): a corrected memory keeps its superseded versions as slots. A view
+ * of now sees only the current version; an as-of view sees the version that was current
+ * at as_of: valid from valid_from (created_at for a first version) until valid_to. */
 #include "filter.h"
 
 #include "filter_expr.h"
@@ -28,9 +32,17 @@ bool mn__filter_suppressed_at(bool suppressed_now, int64_t suppressed_at_ms,
            t_ms < unsuppressed_at_ms;
 }
 
+bool mn__filter_version_current(const mn__slot *s, int64_t as_of_ms)
+{
+    if (as_of_ms == MN_TIME_UNSET) return !s->superseded;
+    if (s->valid_from_ms > as_of_ms) return false;
+    return !s->superseded || as_of_ms < s->valid_to_ms;
+}
+
 bool mn__filter_match(const mn__slot *s, const mn_filter_t *f, int64_t now_ms)
 {
     if (s->state != SLOT_LIVE) return false;
+    if (!mn__filter_version_current(s, f->as_of_ms)) return false;
     if (s->expires_at_ms && s->expires_at_ms <= now_ms) return false;
     bool suppressed = s->suppressed;
     if (f->as_of_ms != MN_TIME_UNSET) {

@@ -12,6 +12,9 @@
  * memory as it was at as_of: created by then, suppressed then or not; a
  * memory expired by now never passes (its content is gone). */
 bool mn__filter_match(const mn__slot *s, const mn_filter_t *f, int64_t now_ms);
+/* Is the slot's version the current one of its memory at as_of_ms (MN_TIME_UNSET = now)?
+ * A superseded version was current from valid_from until valid_to. */
+bool mn__filter_version_current(const mn__slot *s, int64_t as_of_ms);
 /* Was a memory suppressed at time t_ms, given whether it is now and the times
  * of its latest suppress and unsuppress? (A suppression older than its
  * recorded time counts from the start: the safe side.) */

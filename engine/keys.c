@@ -71,6 +71,18 @@ static void key_tagged_id(uint8_t *k, uint32_t sid, uint8_t tag, const mn_id_t *
     memcpy(k + KEY_SID_LEN + 1, id->b, 16);
 }
 
+void mn__key_dedup(uint8_t *k, uint32_t sid, const uint8_t hash[16])
+{
+    mn_id_t h;
+    memcpy(h.b, hash, 16);
+    key_tagged_id(k, sid, 'd', &h);
+}
+
+void mn__key_dedup_of(uint8_t *k, uint32_t sid, const mn_id_t *id)
+{
+    key_tagged_id(k, sid, 'D', id);
+}
+
 void mn__key_walref(uint8_t *k, uint32_t sid, const mn_id_t *id)
 {
     key_tagged_id(k, sid, 'w', id);
@@ -84,6 +96,11 @@ void mn__key_strength(uint8_t *k, uint32_t sid, const mn_id_t *id)
 void mn__key_consolidated(uint8_t *k, uint32_t sid, const mn_id_t *id)
 {
     key_tagged_id(k, sid, 'c', id);
+}
+
+void mn__key_head(uint8_t *k, uint32_t sid, const mn_id_t *lineage)
+{
+    key_tagged_id(k, sid, 'v', lineage);
 }
 
 void mn__key_edge(uint8_t *k, uint32_t sid, const mn_id_t *from, const mn_id_t *to, uint8_t kind)

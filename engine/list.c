@@ -15,6 +15,7 @@
 #include "filter.h"
 #include "record.h"
 #include "validate.h"
+#include "versions.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,7 @@ static mn_err fill_page(mn_engine_t *e, const mn__space *sp, const mn_list_req_t
             if (err) *err = rerr;
             return r;
         }
+        mn__versions_present(m);
         if (as_of) /* as it was then */
             m->suppressed = mn__filter_suppressed_at(m->suppressed, m->suppressed_at_ms,
                                                      m->unsuppressed_at_ms, req->filter.as_of_ms);

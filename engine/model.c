@@ -75,8 +75,24 @@ mn_err mn_lifecycle_parse(const char *s, mn_lifecycle_t *out)
     return MN_OK;
 }
 
-static const char *edge_names[MN_EDGE_KINDS] = {"temporal", "semantic", "causal", "explicit",
-                                                "consolidation"};
+static const char *edge_names[MN_EDGE_KINDS] = {"temporal", "semantic",      "causal",
+                                                "explicit", "consolidation", "duplicate"};
+
+const char *mn_dedup_mode_name(mn_dedup_mode_t m)
+{
+    return m == MN_DEDUP_OFF ? "off" : "exact";
+}
+
+mn_err mn_dedup_mode_parse(const char *s, mn_dedup_mode_t *out)
+{
+    if (!strcmp(s, "exact"))
+        *out = MN_DEDUP_EXACT;
+    else if (!strcmp(s, "off"))
+        *out = MN_DEDUP_OFF;
+    else
+        return MN_ERR_INVALID;
+    return MN_OK;
+}
 
 const char *mn_edge_kind_name(mn_edge_kind_t k)
 {
@@ -139,6 +155,8 @@ void mn_memory_clear(mn_memory_t *m)
     free(m->metadata);
     free(m->idempotency_key);
     free(m->support);
+    free(m->changed_by);
+    free(m->invalid_reason);
     memset(m, 0, sizeof *m);
 }
 
@@ -156,14 +174,23 @@ const char *mn_reason_name(unsigned bit_index)
 {
     static const char *names[MN_REASON_COUNT] = {"low_similarity", "low_encoding_confidence",
                                                  "associative", "decayed", "low_support",
-                                                 "embedding_unavailable"};
+                                                 "embedding_unavailable", "superseded"};
     return bit_index < MN_REASON_COUNT ? names[bit_index] : "unknown";
+}
+
+const char *mn_changed_name(unsigned bit_index)
+{
+    static const char *names[MN_CHANGED_COUNT] = {"content",  "embedding",  "tags",
+                                                  "metadata", "importance", "context"};
+    return bit_index < MN_CHANGED_COUNT ? names[bit_index] : "unknown";
 }
 
 void mn_recall_result_clear(mn_recall_result_t *r)
 {
-    for (size_t i = 0; i < r->n_hits; i++)
+    for (size_t i = 0; i < r->n_hits; i++) {
         mn_memory_clear(&r->hits[i].memory);
+        free(r->hits[i].duplicate_ids);
+    }
     free(r->hits);
     memset(r, 0, sizeof *r);
 }

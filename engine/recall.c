@@ -17,6 +17,7 @@
  * plus the associative bonus (capped at 1; activation.c). Retention comes from the forgetting curve
  * (decay.c); support from a semantic memory's episodes. */
 #include "activation.h"
+#include "assoc.h"
 #include "background.h"
 #include "confidence.h"
 #include "decay.h"
@@ -29,6 +30,7 @@
 #include "space_index.h"
 #include "text/keyword.h"
 #include "validate.h"
+#include "versions.h"
 #include "vec.h"
 
 #include <math.h>
@@ -275,6 +277,14 @@ typedef struct recall {
     bool indexed;
     uint64_t scanned;
     mn__time_plan time; /* the text's time window (recall_time.c) */
+    /* near-duplicates (docs/recall.md §10): fold them (a space with a
+     * dedup_threshold, unless keep_duplicates); more: folding left fewer than k
+     * while a ranking was full, so rank deeper (pool at least pool_min) */
+    bool collapse, more;
+    size_t pool_min;
+    mn_id_t *folded;     /* the ids folded ... */
+    uint32_t *folded_to; /* ... into rc->r[folded_to[i]] */
+    size_t n_folded;
 } recall;
 
 /* The request's own checks (the space's come with it). */
@@ -343,6 +353,7 @@ static mn_err alloc_pools(recall *rc, mn_error *err)
 {
     size_t k = rc->k;
     rc->pool = rc->by_text && (rc->by_vec || rc->req->spread) ? (k * 2 < 50 ? 50 : k * 2) : k;
+    if (rc->pool < rc->pool_min) rc->pool = rc->pool_min;
     if (rc->pool > MN_K_MAX) rc->pool = MN_K_MAX;
     rc->vh = rc->by_vec ? malloc(rc->pool * sizeof *rc->vh) : NULL;
     rc->th = rc->by_text ? malloc(rc->pool * sizeof *rc->th) : NULL;
@@ -462,7 +473,8 @@ static mn_err spread_ranked(const mn__space *sp, recall *rc, size_t *n)
         .max_visited = req->max_visited ? req->max_visited : 1000,
         /* semantic links are made from the vectors: with an embedding cue what
          * they say is in every memory's base already (docs/recall.md §4) */
-        .kinds = ((1u << MN_EDGE_KINDS) - 1) & ~(rc->by_vec ? 1u << MN_EDGE_SEMANTIC : 0u),
+        .kinds = ((1u << MN_EDGE_KINDS) - 1) & ~(rc->by_vec ? 1u << MN_EDGE_SEMANTIC : 0u) &
+                 ~(1u << MN_EDGE_DUPLICATE), /* a twin is no second piece of evidence */
     };
     ranked *r = rc->r;
     uint32_t *slots = malloc(*n * sizeof *slots);
@@ -537,6 +549,40 @@ static mn_err spread_ranked(const mn__space *sp, recall *rc, size_t *n)
     return MN_OK;
 }
 
+/* Near-duplicates fold into the best-ranked of their group (the memories
+ * sharing a canonical, assoc.c), lock held: rc->r[0..*n), best first, keeps the
+ * first of each group, at most k groups; the others of those groups are noted
+ * in rc->folded for the hit they fold into. */
+static mn_err collapse_ranked(const mn__space *sp, recall *rc, size_t *n)
+{
+    mn_id_t *canon = malloc((rc->k ? rc->k : 1) * sizeof *canon);
+    rc->folded = malloc((*n ? *n : 1) * sizeof *rc->folded);
+    rc->folded_to = malloc((*n ? *n : 1) * sizeof *rc->folded_to);
+    if (!canon || !rc->folded || !rc->folded_to) {
+        free(canon);
+        return MN_ERR_NOMEM;
+    }
+    size_t kept = 0;
+    rc->n_folded = 0;
+    for (size_t i = 0; i < *n; i++) {
+        mn_id_t c = mn__slot_canonical(&sp->slots[rc->r[i].slot]);
+        size_t j = 0;
+        while (j < kept && mn_id_cmp(&canon[j], &c))
+            j++;
+        if (j < kept) {
+            rc->folded[rc->n_folded] = rc->r[i].id;
+            rc->folded_to[rc->n_folded++] = (uint32_t)j;
+        } else if (kept < rc->k) {
+            canon[kept] = c;
+            rc->r[kept++] = rc->r[i];
+        }
+    }
+    free(canon);
+    mn_assert(kept <= *n && kept <= rc->k);
+    *n = kept;
+    return MN_OK;
+}
+
 /* Ranks sp's memories against the cue under the read lock: the top k (or,
  * with spread, what the top k activate) in rc->r with their retention. */
 static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
@@ -558,6 +604,12 @@ static mn_err rank(mn_engine_t *e, mn__space *sp, recall *rc, size_t *n_out)
     n = score_ranked(sp->def.metric, rc, merge_rankings(sp, rc, nv, nt));
     if (req->spread && n > 0) /* the cue's top max(2k, 50) (of each ranking) seed the spread */
         r = spread_ranked(sp, rc, &n);
+    rc->more = false;
+    if (!r && rc->collapse) {
+        r = collapse_ranked(sp, rc, &n);
+        rc->more = !r && n < rc->k && rc->n_folded && rc->pool < MN_K_MAX &&
+                   (nv == rc->pool || nt == rc->pool);
+    }
     if (n > rc->k) n = rc->k;
     for (size_t i = 0; i < n; i++) {
         mn_strength_t st;
@@ -591,6 +643,23 @@ static void fill_hit(const recall *rc, const ranked *x, mn_recall_hit_t *h)
     mn__confidence_of(match, h->memory.confidence, x->retention,
                       mn__support_factor(semantic, h->memory.n_support), &h->confidence);
     if (!x->seed) h->confidence.reasons |= MN_REASON_ASSOCIATIVE;
+    /* invalidated by then (a superseded version is only ever ranked in its own time) */
+    int64_t t = req->filter.as_of_ms != MN_TIME_UNSET ? req->filter.as_of_ms : rc->now_ms;
+    if (h->memory.valid_to_ms && !h->memory.superseded && h->memory.valid_to_ms <= t)
+        mn__confidence_superseded(&h->confidence);
+}
+
+/* The near-duplicates folded into rc->r[i], onto h. */
+static mn_err attach_duplicates(const recall *rc, size_t i, mn_recall_hit_t *h)
+{
+    uint32_t n = 0;
+    for (size_t j = 0; j < rc->n_folded; j++)
+        n += rc->folded_to[j] == i;
+    if (!n) return MN_OK;
+    if (!(h->duplicate_ids = malloc(n * sizeof *h->duplicate_ids))) return MN_ERR_NOMEM;
+    for (size_t j = 0; j < rc->n_folded; j++)
+        if (rc->folded_to[j] == i) h->duplicate_ids[h->duplicates++] = rc->folded[j];
+    return MN_OK;
 }
 
 /* The hits of the n ranked memories, read from the store (a memory forgotten
@@ -610,8 +679,10 @@ static mn_err read_hits(mn_engine_t *e, const mn__space *sp, const recall *rc, s
             if (err) *err = rerr;
             return rr;
         }
+        mn__versions_present(&h->memory);
         fill_hit(rc, &rc->r[i], h);
         out->n_hits++;
+        if (attach_duplicates(rc, i, h)) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     }
     return MN_OK;
 }
@@ -624,7 +695,7 @@ static void after_recall(mn_engine_t *e, mn__space *sp, const char *space, const
         mn_id_t *ids = malloc(out->n_hits * sizeof *ids);
         if (ids) {
             for (size_t i = 0; i < out->n_hits; i++)
-                ids[i] = out->hits[i].memory.id;
+                ids[i] = out->hits[i].memory.version_id; /* the version ranked */
             mn__reinforce_enqueue(e, sp, ids, out->n_hits, rc->now_ms);
             free(ids);
         }
@@ -638,6 +709,31 @@ static void after_recall(mn_engine_t *e, mn__space *sp, const char *space, const
     mn__events_publish(e, space, &ev);
 }
 
+static void free_rankings(recall *rc)
+{
+    free(rc->nodes);
+    free(rc->vh);
+    free(rc->th);
+    free(rc->r);
+    free(rc->folded);
+    free(rc->folded_to);
+    rc->nodes = NULL;
+    rc->vh = NULL;
+    rc->th = NULL;
+    rc->r = NULL;
+    rc->folded = NULL;
+    rc->folded_to = NULL;
+    rc->n_nodes = rc->n_folded = 0;
+}
+
+/* Folding near-duplicates left fewer than k: rank again with twice the pool. */
+static mn_err deepen(recall *rc, mn_error *err)
+{
+    rc->pool_min = 2 * rc->pool;
+    free_rankings(rc);
+    return alloc_pools(rc, err);
+}
+
 static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req_t *req,
                         mn_recall_result_t *out, mn_error *err)
 {
@@ -648,6 +744,8 @@ static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req_t
     mn__space *sp = mn__registry_acquire(&e->reg, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
     if (rc.by_vec && (r = prepare_query(sp, &rc, err))) goto out;
+    rc.collapse = !req->keep_duplicates && sp->def.dedup_threshold > 0;
+    if (rc.collapse) rc.pool_min = 2 * (size_t)rc.k; /* room for the folded */
     if ((r = alloc_pools(&rc, err))) goto out;
     rc.now_ms = mn__now(e);
     r = mn__filter_check_as_of(&req->filter, rc.now_ms, e->opts.as_of_max_age_ms, err);
@@ -656,9 +754,13 @@ static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req_t
     if ((r = mn__recall_time_plan(req, rc.now_ms, &treq, &rc.time, out, err))) goto out;
     rc.req = &treq;
     size_t n;
-    if ((r = rank(e, sp, &rc, &n))) {
-        mn_error_set(err, r, "out of memory spreading activation");
-        goto out;
+    for (;;) {
+        if ((r = rank(e, sp, &rc, &n))) {
+            mn_error_set(err, r, "out of memory spreading activation");
+            goto out;
+        }
+        if (!rc.more) break;
+        if ((r = deepen(&rc, err))) goto out;
     }
     if (rc.by_vec && rc.by_text)
         out->path = rc.indexed ? "hnsw+keyword" : "exact+keyword";
@@ -672,11 +774,8 @@ static mn_err recall_op(mn_engine_t *e, const char *space, const mn_recall_req_t
     after_recall(e, sp, space, &rc, out);
 out:
     if (r) mn_recall_result_clear(out);
-    free(rc.nodes);
     free(rc.q);
-    free(rc.vh);
-    free(rc.th);
-    free(rc.r);
+    free_rankings(&rc);
     mn__space_unref(sp);
     return r;
 }

@@ -24,6 +24,9 @@ typedef struct mn__slot {
     uint8_t suppressed;
     uint8_t lifecycle;
     uint8_t has_vec;            /* memories may be text-only */
+    uint8_t superseded;         /* a later version of the memory replaced it at valid_to */
+    int64_t valid_from_ms;      /* versions: when it became current (0 = created_at) */
+    int64_t valid_to_ms;        /* superseded or invalidated since (0 = valid) */
     int64_t suppressed_at_ms;   /* latest suppress (0 = never): as-of reads */
     int64_t unsuppressed_at_ms; /* latest unsuppress (0 = never) */
     float confidence;

@@ -206,6 +206,9 @@ mn_err mn__space_insert_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *
     s->unsuppressed_at_ms = m->unsuppressed_at_ms;
     s->lifecycle = (uint8_t)m->lifecycle;
     s->has_vec = m->embedding != NULL;
+    s->superseded = m->superseded;
+    s->valid_from_ms = m->valid_from_ms;
+    s->valid_to_ms = m->valid_to_ms;
     s->importance = m->importance;
     if (m->session) s->session = sdup(m->session);
     if (m->where) s->where = sdup(m->where);
@@ -258,6 +261,7 @@ mn_err mn__space_insert_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *
     else
         sp->n_episodic++;
     if (m->suppressed) sp->n_suppressed++;
+    if (m->superseded) sp->n_superseded++;
     return MN_OK;
 }
 
@@ -274,6 +278,7 @@ bool mn__space_remove(mn__space *sp, const mn_id_t *id)
         count_down(&sp->n_live);
         count_down(s->kind == MN_KIND_SEMANTIC ? &sp->n_semantic : &sp->n_episodic);
         if (s->suppressed) count_down(&sp->n_suppressed);
+        if (s->superseded) count_down(&sp->n_superseded);
         mn_kw_remove(sp->kw, slot);
         sp->idx[i] = IDX_DELETED;
         /* drop the other halves of this memory's edges */
@@ -347,4 +352,41 @@ void mn__space_set_suppressed(mn__space *sp, uint32_t slot, bool on)
         sp->n_suppressed++;
     else
         count_down(&sp->n_suppressed);
+}
+
+/* The other end's half of each edge now names the new version. */
+static void rename_other_halves(mn__space *sp, const mn__slot *s, const mn_id_t *old_id)
+{
+    for (uint32_t a = 0; a < s->n_adj; a++) {
+        uint32_t o = mn__space_find(sp, &s->adj[a].other);
+        if (o == UINT32_MAX) continue;
+        mn__slot *os = &sp->slots[o];
+        for (uint32_t j = 0; j < os->n_adj; j++)
+            if (!memcmp(os->adj[j].other.b, old_id->b, 16) && os->adj[j].kind == s->adj[a].kind &&
+                os->adj[j].out != s->adj[a].out) {
+                os->adj[j].other = s->id;
+                break;
+            }
+    }
+}
+
+void mn__space_supersede(mn__space *sp, uint32_t from, uint32_t to, int64_t at_ms)
+{
+    mn__slot *old = &sp->slots[from], *s = &sp->slots[to];
+    mn_assert(from != to && old->state == SLOT_LIVE && s->state == SLOT_LIVE);
+    if (!old->superseded) sp->n_superseded++;
+    old->superseded = 1;
+    if (!old->valid_to_ms || old->valid_to_ms > at_ms) old->valid_to_ms = at_ms;
+    /* the new version starts with no edges of its own: it takes the old one's */
+    mn_assert(s->n_adj == 0);
+    free(s->adj);
+    s->adj = old->adj;
+    s->n_adj = old->n_adj;
+    s->cap_adj = old->cap_adj;
+    old->adj = NULL;
+    old->n_adj = old->cap_adj = 0;
+    rename_other_halves(sp, s, &old->id);
+    s->stability_days = old->stability_days;
+    s->last_access_ms = old->last_access_ms;
+    s->access_count = old->access_count;
 }

@@ -37,6 +37,7 @@ typedef struct mn__space {
     uint32_t idx_used;
     /* counts of live slots; none ever goes below 0 */
     uint64_t n_live, n_episodic, n_semantic, n_suppressed, n_tombstones;
+    uint64_t n_superseded; /* live slots of versions a correction replaced (counted in n_live) */
     struct mn_kw_index *kw;          /* BM25 over content, keyed by slot */
     struct mn__session_ix *sessions; /* slots by context.session (temporal links) */
     /* HNSW index (space_index.c): NULL until the space reaches engine.hnsw_threshold; set
@@ -75,5 +76,8 @@ bool mn__space_remove(mn__space *sp, const mn_id_t *id);
  * list (NULL: tokenise m->content). */
 mn_err mn__space_replace_doc(mn__space *sp, const mn_memory_t *m, const uint8_t *kw, size_t kw_len);
 void mn__space_set_suppressed(mn__space *sp, uint32_t slot, bool on);
+/* A correction (versions): slot `from` is superseded at at_ms, and its associations and
+ * strength pass to slot `to`, the new version (write lock). */
+void mn__space_supersede(mn__space *sp, uint32_t from, uint32_t to, int64_t at_ms);
 
 #endif

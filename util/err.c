@@ -22,6 +22,7 @@ const char *mn_strerror(mn_err code)
     case MN_ERR_BUSY: return "busy";
     case MN_ERR_INTERNAL: return "internal";
     case MN_ERR_LIMIT: return "limit_reached";
+    case MN_ERR_CONFLICT: return "conflict";
     default: return "unknown_error";
     }
 }

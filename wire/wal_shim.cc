@@ -33,6 +33,42 @@ fb::Offset<fb::Vector<fb::Offset<fb::String>>> str_vec(fb::FlatBufferBuilder &b,
     return b.CreateVector(offs);
 }
 
+fb::Offset<fb::Vector<uint8_t>> id_or_null(fb::FlatBufferBuilder &b, const mn_id_t *id)
+{
+    return mn_id_is_zero(id) ? fb::Offset<fb::Vector<uint8_t>>() : b.CreateVector(id->b, 16);
+}
+
+// The version fields of a memory (absent in a first version that was never superseded).
+struct version_offs {
+    fb::Offset<fb::Vector<uint8_t>> lineage, supersedes, invalidated_by;
+    fb::Offset<fb::String> changed_by, invalid_reason;
+};
+
+version_offs build_version_offs(fb::FlatBufferBuilder &b, const mn_memory_t *m)
+{
+    version_offs o;
+    o.lineage = id_or_null(b, &m->lineage);
+    o.supersedes = id_or_null(b, &m->supersedes);
+    o.invalidated_by = id_or_null(b, &m->invalidated_by);
+    o.changed_by = str_or_null(b, m->changed_by);
+    o.invalid_reason = str_or_null(b, m->invalid_reason);
+    return o;
+}
+
+void add_version(w::MemoryBuilder &mb, const mn_memory_t *m, const version_offs &o)
+{
+    if (!o.lineage.IsNull()) mb.add_lineage(o.lineage);
+    if (m->version > 1) mb.add_version(m->version);
+    if (!o.supersedes.IsNull()) mb.add_supersedes(o.supersedes);
+    if (m->valid_from_ms) mb.add_valid_from_ms(m->valid_from_ms);
+    if (m->valid_to_ms) mb.add_valid_to_ms(m->valid_to_ms);
+    if (m->superseded) mb.add_superseded(true);
+    if (m->changed) mb.add_changed(m->changed);
+    if (!o.changed_by.IsNull()) mb.add_changed_by(o.changed_by);
+    if (!o.invalidated_by.IsNull()) mb.add_invalidated_by(o.invalidated_by);
+    if (!o.invalid_reason.IsNull()) mb.add_invalid_reason(o.invalid_reason);
+}
+
 fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *m,
                                    bool tombstone, int64_t forgotten_at, bool with_embedding)
 {
@@ -61,6 +97,8 @@ fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *
     fb::Offset<fb::Vector<uint8_t>> support;
     if (!tombstone && m->n_support)
         support = b.CreateVector((const uint8_t *)m->support, m->n_support * 16);
+    version_offs vo;
+    if (!tombstone) vo = build_version_offs(b, m);
     w::MemoryBuilder mb(b);
     mb.add_id(id);
     mb.add_kind((int8_t)m->kind);
@@ -82,6 +120,7 @@ fb::Offset<w::Memory> build_memory(fb::FlatBufferBuilder &b, const mn_memory_t *
         if (!support.IsNull()) mb.add_support(support);
         mb.add_suppressed_at_ms(m->suppressed_at_ms);
         mb.add_unsuppressed_at_ms(m->unsuppressed_at_ms);
+        add_version(mb, m, vo);
     }
     mb.add_when_ms(m->when_ms);
     mb.add_created_at_ms(m->created_at_ms);
@@ -185,6 +224,23 @@ bool copy_id(const fb::Vector<uint8_t> *v, mn_id_t *id)
     return true;
 }
 
+// The version fields of a verified Memory table; false on a bad id or OOM.
+bool decode_version(const w::Memory *src, mn_memory_t *m)
+{
+    if (src->lineage() && !copy_id(src->lineage(), &m->lineage)) return false;
+    if (src->supersedes() && !copy_id(src->supersedes(), &m->supersedes)) return false;
+    if (src->invalidated_by() && !copy_id(src->invalidated_by(), &m->invalidated_by)) return false;
+    m->version = src->version() ? src->version() : 1;
+    m->valid_from_ms = src->valid_from_ms();
+    m->valid_to_ms = src->valid_to_ms();
+    m->superseded = src->superseded();
+    m->changed = src->changed();
+    if (src->changed_by() && !(m->changed_by = dup_str(src->changed_by()))) return false;
+    if (src->invalid_reason() && !(m->invalid_reason = dup_str(src->invalid_reason())))
+        return false;
+    return true;
+}
+
 // Copies a verified Memory table into m (zeroed by the caller). False on OOM or bad id.
 // Without with_content, content stays NULL and content_len is its length.
 bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_t *forgotten_at,
@@ -244,7 +300,7 @@ bool decode_memory(const w::Memory *src, mn_memory_t *m, bool *tombstone, int64_
         if (!m->support) return false;
         memcpy(m->support, src->support()->data(), m->n_support * 16);
     }
-    return true;
+    return decode_version(src, m);
 }
 
 // Copies verified edges; false on a bad id or OOM.
@@ -285,7 +341,7 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, siz
                                   e->op.space_create.space_id, d->index.m, d->index.ef_construction,
                                   d->index.ef_search, (int8_t)d->index.quantize,
                                   d->text_language[0] ? b.CreateString(d->text_language) : 0,
-                                  model)
+                                  model, (int8_t)d->dedup, d->dedup_threshold)
                  .Union();
         op_type = w::Op_SpaceCreate;
         break;
@@ -357,6 +413,26 @@ extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, siz
         op_type = w::Op_Embed;
         break;
     }
+    case MN_WAL_OP_UPDATE: {
+        const mn_memory_t *m = &e->op.update.mem;
+        op = w::CreateUpdate(b, build_memory(b, m, m->forgotten, m->forgotten_at_ms, true)).Union();
+        op_type = w::Op_Update;
+        break;
+    }
+    case MN_WAL_OP_INVALIDATE:
+        op = w::CreateInvalidate(b, b.CreateVector(e->op.invalidate.id.b, 16),
+                                 e->op.invalidate.at_ms, id_or_null(b, &e->op.invalidate.by),
+                                 str_or_null(b, e->op.invalidate.reason))
+                 .Union();
+        op_type = w::Op_Invalidate;
+        break;
+    case MN_WAL_OP_FORGET_BATCH: {
+        const auto *f = &e->op.forget_batch;
+        auto ids = b.CreateVector(reinterpret_cast<const uint8_t *>(f->ids), f->n * 16);
+        op = w::CreateForgetBatch(b, ids, (int8_t)f->mode, (int8_t)f->reason, f->at_ms).Union();
+        op_type = w::Op_ForgetBatch;
+        break;
+    }
     default:
         return MN_ERR_INVALID;
     }
@@ -375,6 +451,9 @@ extern "C" void mn_wal_entry_clear(mn_wal_entry_t *e)
     if (e->type == MN_WAL_OP_ASSOCIATE) free(e->op.associate.edges);
     if (e->type == MN_WAL_OP_REINFORCE) free(e->op.reinforce.items);
     if (e->type == MN_WAL_OP_EMBED) free(e->op.embed.embedding);
+    if (e->type == MN_WAL_OP_UPDATE) mn_memory_clear(&e->op.update.mem);
+    if (e->type == MN_WAL_OP_INVALIDATE) free(e->op.invalidate.reason);
+    if (e->type == MN_WAL_OP_FORGET_BATCH) free(e->op.forget_batch.ids);
     if (e->type == MN_WAL_OP_CONSOLIDATE) {
         for (size_t i = 0; e->op.consolidate.mems && i < e->op.consolidate.n; i++)
             mn_memory_clear(&e->op.consolidate.mems[i]);
@@ -422,6 +501,11 @@ static mn_err decode_space_create(const w::Entry *en, mn_wal_entry_t *out, mn_er
         d->embedding_model[n] = '\0';
         d->embedding_model_set = true;
     }
+    /* an unknown mode (a later version's) is the default; a threshold out of
+     * (0, 1] links nothing */
+    d->dedup = sc->dedup() == MN_DEDUP_OFF ? MN_DEDUP_OFF : MN_DEDUP_EXACT;
+    float thr = sc->dedup_threshold();
+    d->dedup_threshold = thr > 0 && thr <= 1 ? thr : 0;
     out->op.space_create.space_id = sc->space_id();
     return MN_OK;
 }
@@ -544,6 +628,47 @@ static mn_err decode_embed(const w::Entry *en, mn_wal_entry_t *out, mn_error *er
     return MN_OK;
 }
 
+static mn_err decode_update(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    out->type = MN_WAL_OP_UPDATE;
+    auto m = en->op_as_Update()->memory();
+    if (!m || !decode_memory(m, &out->op.update.mem, nullptr, nullptr))
+        return mn_error_set(err, MN_ERR_CORRUPT, "update entry: bad memory");
+    return MN_OK;
+}
+
+static mn_err decode_invalidate(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    auto d = en->op_as_Invalidate();
+    out->type = MN_WAL_OP_INVALIDATE;
+    if (!copy_id(d->id(), &out->op.invalidate.id) ||
+        (d->by() && !copy_id(d->by(), &out->op.invalidate.by)))
+        return mn_error_set(err, MN_ERR_CORRUPT, "invalidate entry: bad id");
+    out->op.invalidate.at_ms = d->at_ms();
+    if (d->reason() && !(out->op.invalidate.reason = dup_str(d->reason())))
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    return MN_OK;
+}
+
+static mn_err decode_forget_batch(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
+{
+    auto f = en->op_as_ForgetBatch();
+    out->type = MN_WAL_OP_FORGET_BATCH;
+    auto v = f->ids();
+    if (!v || v->size() % 16 || v->size() / 16 > MN_WAL_FORGET_BATCH_MAX)
+        return mn_error_set(err, MN_ERR_CORRUPT, "forget batch entry: %u id bytes",
+                            v ? (unsigned)v->size() : 0u);
+    size_t n = v->size() / 16;
+    out->op.forget_batch.ids = (mn_id_t *)malloc((n ? n : 1) * sizeof(mn_id_t));
+    if (!out->op.forget_batch.ids) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) memcpy(out->op.forget_batch.ids[i].b, v->data() + i * 16, 16);
+    out->op.forget_batch.n = n;
+    out->op.forget_batch.mode = f->mode();
+    out->op.forget_batch.reason = f->reason();
+    out->op.forget_batch.at_ms = f->at_ms();
+    return MN_OK;
+}
+
 static mn_err decode_op(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
 {
     switch (en->op_type()) {
@@ -556,6 +681,9 @@ static mn_err decode_op(const w::Entry *en, mn_wal_entry_t *out, mn_error *err)
     case w::Op_Reinforce: return decode_reinforce(en, out, err);
     case w::Op_SpaceDrop: return decode_space_drop(en, out, err);
     case w::Op_Embed: return decode_embed(en, out, err);
+    case w::Op_Update: return decode_update(en, out, err);
+    case w::Op_Invalidate: return decode_invalidate(en, out, err);
+    case w::Op_ForgetBatch: return decode_forget_batch(en, out, err);
     default:
         return mn_error_set(err, MN_ERR_CORRUPT, "wal entry with unknown op %d",
                             (int)en->op_type());

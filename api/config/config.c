@@ -344,6 +344,9 @@ static const cfg_key KEYS[] = {
          "environment variable holding the provider's API key (sent as Bearer); \"\" = none"),
     KSTR("embedding", "ca_file", embedding.ca_file, "", NULL,
          "PEM CA certificates for an https url; \"\" = the system's"),
+    KSTR("audit", "path", audit.path, "", NULL,
+         "JSON lines of bulk operations (forget by filter): \"\" = <data_dir>/audit.jsonl, "
+         "\"off\" = none"),
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 

@@ -285,6 +285,12 @@ static void log_other_models(const mn_embed_t *em)
 
 static bool space_uses(mn_embed_t *em, const char *space)
 {
+    return mn_embed_space_uses(em, space);
+}
+
+bool mn_embed_space_uses(const mn_embed_t *em, const char *space)
+{
+    if (!em) return false;
     mn_space_stats_t st;
     if (mn_engine_space_get(em->engine, space, &st, NULL)) return false;
     return mn_embed_model_for(em, &st.def) != NULL;

@@ -44,6 +44,8 @@ void mn_embed_stop(mn_embed_t *em);
 
 /* The model name when space def uses the provider, else NULL. em NULL: NULL. */
 const char *mn_embed_model_for(const mn_embed_t *em, const mn_space_def_t *def);
+/* Does the provider embed the texts of space (by name)? em NULL: false. */
+bool mn_embed_space_uses(const mn_embed_t *em, const char *space);
 /* Before a space is created: when def names no model and the provider applies to it,
  * records the provider's model in def (so a later embedding.model cannot mix models in
  * it). em NULL: nothing. */

@@ -68,6 +68,7 @@ static const Mnemo__V1__EdgeKind edge_out[MN_EDGE_KINDS] = {
     [MN_EDGE_CAUSAL] = MNEMO__V1__EDGE_KIND__EDGE_KIND_CAUSAL,
     [MN_EDGE_EXPLICIT] = MNEMO__V1__EDGE_KIND__EDGE_KIND_EXPLICIT,
     [MN_EDGE_CONSOLIDATION] = MNEMO__V1__EDGE_KIND__EDGE_KIND_CONSOLIDATION,
+    [MN_EDGE_DUPLICATE] = MNEMO__V1__EDGE_KIND__EDGE_KIND_DUPLICATE,
 };
 
 Mnemo__V1__EdgeKind g_edge_kind_out(uint8_t k)
@@ -247,6 +248,27 @@ static char **dup_all(api_arena *a, char *const *v, size_t n)
     return out;
 }
 
+/* A memory's version fields (docs/api.md, "Corrections"); false when out of memory. */
+static bool version_out(api_arena *a, const mn_memory_t *m, Mnemo__V1__Memory *pm)
+{
+    pm->has_version = pm->has_valid_from_ms = pm->has_valid_to_ms = pm->has_superseded = true;
+    pm->version = m->version ? m->version : 1;
+    pm->version_id = g_id_out(a, mn_id_is_zero(&m->version_id) ? &m->id : &m->version_id);
+    if (!mn_id_is_zero(&m->supersedes) && !(pm->supersedes = g_id_out(a, &m->supersedes)))
+        return false;
+    pm->valid_from_ms = m->valid_from_ms ? m->valid_from_ms : m->created_at_ms;
+    pm->valid_to_ms = m->valid_to_ms;
+    pm->superseded = m->superseded;
+    pm->changed = (char **)g_ptrs(a, MN_CHANGED_COUNT);
+    for (unsigned b = 0; pm->changed && b < MN_CHANGED_COUNT; b++)
+        if (m->changed & (1u << b)) pm->changed[pm->n_changed++] = (char *)mn_changed_name(b);
+    pm->changed_by = adup(a, m->changed_by);
+    if (!mn_id_is_zero(&m->invalidated_by))
+        pm->invalidated_by = g_id_out(a, &m->invalidated_by);
+    pm->invalid_reason = adup(a, m->invalid_reason);
+    return pm->version_id && pm->changed;
+}
+
 Mnemo__V1__Memory *g_memory_out(api_arena *a, const mn_memory_t *m)
 {
     Mnemo__V1__Memory *pm = G_NEW(a, Mnemo__V1__Memory, mnemo__v1__memory__init);
@@ -315,7 +337,55 @@ Mnemo__V1__Memory *g_memory_out(api_arena *a, const mn_memory_t *m)
     pm->stability_days = m->stability_days;
     pm->last_access_ms = m->last_access_ms;
     pm->access_count = m->access_count;
-    return pm;
+    return version_out(a, m, pm) ? pm : NULL;
+}
+
+/* ---- corrections ---- */
+
+/* UpdateMemory's clear: the fields it names are given, empty. */
+static mn_err clear_in(char *const *names, size_t n, mn_update_req_t *u, mn_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *f = names[i];
+        if (!strcmp(f, "tags")) u->has_tags = true;
+        else if (!strcmp(f, "metadata")) u->has_metadata = true;
+        else if (!strcmp(f, "context.who")) u->has_who = true;
+        else if (!strcmp(f, "context.where")) u->has_where = true;
+        else if (!strcmp(f, "context.session")) u->has_session = true;
+        else
+            return mn_error_set(err, MN_ERR_INVALID,
+                                "clear[%zu]: \"%.32s\" is not one of tags, metadata, "
+                                "context.who, context.where, context.session",
+                                i, f);
+    }
+    return MN_OK;
+}
+
+mn_err g_update_in(const Mnemo__V1__UpdateMemoryRequest *q, api_arena *a, mn_update_req_t *u,
+                   mn_error *err)
+{
+    mn_err rc = clear_in(q->clear, q->n_clear, u, err);
+    if (rc) return rc;
+    if (q->content) u->content = q->content, u->content_len = strlen(q->content);
+    if (q->n_embedding) u->embedding = q->embedding, u->dim = (uint32_t)q->n_embedding;
+    if (q->n_tags) u->has_tags = true, u->tags = q->tags, u->n_tags = q->n_tags;
+    if (q->n_metadata) {
+        u->has_metadata = true;
+        rc = kv_in(q->metadata, q->n_metadata, "metadata", a, &u->metadata, &u->n_metadata, err);
+        if (rc) return rc;
+    }
+    if (q->has_importance) u->has_importance = true, u->importance = q->importance;
+    if (q->context) {
+        if (q->context->n_who) u->has_who = true, u->who = q->context->who;
+        u->n_who = q->context->n_who;
+        if (q->context->where) u->has_where = true, u->where = q->context->where;
+        if (q->context->session) u->has_session = true, u->session = q->context->session;
+    }
+    if (q->has_expected_version && !q->expected_version)
+        return mn_error_set(err, MN_ERR_INVALID, "expected_version: must be a version number >= 1");
+    if (q->has_expected_version) u->expected_version = q->expected_version;
+    u->idempotency_key = q->idempotency_key;
+    return MN_OK;
 }
 
 /* ---- filters ---- */
@@ -396,6 +466,12 @@ Mnemo__V1__RecallHit *g_hit_out(api_arena *a, const mn_recall_hit_t *h, bool spr
                 c->reasons[c->n_reasons++] = (char *)mn_reason_name(b);
     }
     ph->confidence = c;
+    ph->has_duplicates = true;
+    ph->duplicates = h->duplicates;
+    if (h->duplicates && !(ph->duplicate_ids = (char **)g_ptrs(a, h->duplicates))) return NULL;
+    for (uint32_t i = 0; i < h->duplicates; i++)
+        if (!(ph->duplicate_ids[ph->n_duplicate_ids++] = g_id_out(a, &h->duplicate_ids[i])))
+            return NULL;
     ph->memory = g_memory_out(a, &h->memory);
     return ph;
 }
@@ -414,6 +490,9 @@ Mnemo__V1__Space *g_space_out(api_arena *a, const mn_space_def_t *d)
     s->text_language = adup(a, d->text_language[0] ? d->text_language : "english");
     if (!s->text_language) return NULL;
     if (d->embedding_model_set && !(s->embedding_model = adup(a, d->embedding_model))) return NULL;
+    s->dedup = (char *)mn_dedup_mode_name(d->dedup);
+    s->has_dedup_threshold = d->dedup_threshold > 0;
+    s->dedup_threshold = d->dedup_threshold;
     Mnemo__V1__IndexParams *ix = G_NEW(a, Mnemo__V1__IndexParams, mnemo__v1__index_params__init);
     if (!ix) return NULL;
     ix->has_m = ix->has_ef_construction = ix->has_ef_search = ix->has_quantize = true;

@@ -29,6 +29,7 @@
 typedef struct gctx {
     mn_api_t *api;
     api_arena arena;
+    const char *key_name; /* the admitted key's configured name, or NULL (changed_by, audit) */
 } gctx;
 
 typedef enum { G_UNARY, G_CLIENT_STREAM, G_SERVER_STREAM } g_shape;
@@ -50,6 +51,13 @@ typedef struct g_method {
     g_batch_fn batch;
 } g_method;
 
+/* Forget by filter and its jobs (grpc_forget.c). */
+mn_err g_m_forget_where(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                        mn_error *err);
+mn_err g_m_get_job(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp, mn_error *err);
+mn_err g_m_cancel_job(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                      mn_error *err);
+
 /* The method of a request path, or NULL. */
 const g_method *g_method_find(const char *path, size_t len);
 /* Every method, for tests and docs: *n gets the count. */
@@ -59,6 +67,9 @@ const g_method *g_methods_all(size_t *n);
 
 /* ---- conversions (grpc_convert.c): inputs point into the decoded message ---- */
 mn_err g_memory_in(const Mnemo__V1__Memory *pm, const char *pfx, api_arena *a, mn_memory_t *m,
+                   mn_error *err);
+/* A correction's fields (UpdateMemory) into u, by clear's names too. */
+mn_err g_update_in(const Mnemo__V1__UpdateMemoryRequest *q, api_arena *a, mn_update_req_t *u,
                    mn_error *err);
 /* Output messages are built in the arena (NULL members on out-of-memory are caught by
  * g_oom). */
@@ -112,10 +123,12 @@ struct gcall {
     bool initial_sent; /* SEND_INITIAL_METADATA went out */
     bool close_armed;  /* RECV_CLOSE_ON_SERVER is in flight or done */
     int64_t started_ns;
-    size_t stream_bytes; /* received so far */
+    const char *key_name; /* set by g_call_authorize: the key's configured name, or NULL */
+    size_t stream_bytes;  /* received so far */
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;
     size_t n_msgs, cap_msgs;
+    const char *key_name; /* set by g_call_authorize (the auth's storage) */
     /* status being sent */
     grpc_status_code status;
     grpc_slice status_msg;

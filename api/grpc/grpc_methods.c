@@ -65,6 +65,10 @@ static mn_err m_create_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessag
         memcpy(def.embedding_model, q->embedding_model, n + 1);
         def.embedding_model_set = true;
     }
+    if (q->dedup && mn_dedup_mode_parse(q->dedup, &def.dedup)) /* absent: exact */
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "dedup: must be \"exact\" or \"off\", got \"%.32s\"", q->dedup);
+    if (q->has_dedup_threshold) def.dedup_threshold = q->dedup_threshold; /* the engine checks */
     if (q->index) { /* absent: the engine default; the engine checks ranges */
         const Mnemo__V1__IndexParams *x = q->index;
         if ((x->has_m && !x->m) || (x->has_ef_construction && !x->ef_construction) ||
@@ -171,13 +175,16 @@ static mn_err m_remember(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **
     REQ(Mnemo__V1__RememberRequest, r);
     mn_memory_t m;
     mn_id_t id;
+    bool dup = false;
     mn_err rc = g_memory_in(q->memory, "", &c->arena, &m, err);
-    if (!rc) rc = mn_engine_remember(c->api->engine, space_of(q->space), &m, 1, &id, err);
+    if (!rc)
+        rc = mn_engine_remember_dedup(c->api->engine, space_of(q->space), &m, 1, &id, &dup, err);
     if (rc) return rc;
     mn_embed_remembered(c->api->embed, space_of(q->space), &m, &id, 1); /* text-only: later */
     Mnemo__V1__RememberResponse *o =
         G_NEW(&c->arena, Mnemo__V1__RememberResponse, mnemo__v1__remember_response__init);
     if (!o || !(o->id = g_id_out(&c->arena, &id))) return OOM(err);
+    if (dup) o->duplicate_of = o->id;
     *resp = &o->base;
     return MN_OK;
 }
@@ -187,7 +194,8 @@ static mn_err m_remember_batch(gctx *c, ProtobufCMessage *const *rs, size_t n,
 {
     mn_memory_t *mems = api_arena_alloc(&c->arena, n * sizeof *mems);
     mn_id_t *ids = api_arena_alloc(&c->arena, n * sizeof *ids);
-    if (!mems || !ids) return OOM(err);
+    bool *dups = api_arena_alloc(&c->arena, n * sizeof *dups);
+    if (!mems || !ids || !dups) return OOM(err);
     const char *space = space_of(((const Mnemo__V1__RememberRequest *)rs[0])->space);
     for (size_t i = 0; i < n; i++) {
         const Mnemo__V1__RememberRequest *q = (const Mnemo__V1__RememberRequest *)rs[i];
@@ -200,15 +208,28 @@ static mn_err m_remember_batch(gctx *c, ProtobufCMessage *const *rs, size_t n,
         mn_err rc = g_memory_in(q->memory, pfx, &c->arena, &mems[i], err);
         if (rc) return rc;
     }
-    mn_err rc = mn_engine_remember(c->api->engine, space, mems, n, ids, err);
+    mn_err rc = mn_engine_remember_dedup(c->api->engine, space, mems, n, ids, dups, err);
     if (rc) return rc;
     mn_embed_remembered(c->api->embed, space, mems, ids, n); /* text-only: later */
     Mnemo__V1__RememberBatchResponse *o = G_NEW(&c->arena, Mnemo__V1__RememberBatchResponse,
                                                 mnemo__v1__remember_batch_response__init);
     if (!o || !(o->ids = (char **)g_ptrs(&c->arena, n))) return OOM(err);
-    for (size_t i = 0; i < n; i++)
+    if (!(o->duplicate_of = (char **)g_ptrs(&c->arena, n))) return OOM(err);
+    for (size_t i = 0; i < n; i++) {
         if (!(o->ids[i] = g_id_out(&c->arena, &ids[i]))) return OOM(err);
-    o->n_ids = n;
+        o->duplicate_of[i] = dups[i] ? o->ids[i] : (char *)""; /* "": stored */
+    }
+    o->n_ids = o->n_duplicate_of = n;
+    *resp = &o->base;
+    return MN_OK;
+}
+
+/* The memory the engine returned, as the response (it is cleared). */
+static mn_err memory_resp(gctx *c, mn_memory_t *m, ProtobufCMessage **resp, mn_error *err)
+{
+    Mnemo__V1__Memory *o = g_memory_out(&c->arena, m);
+    mn_memory_clear(m);
+    if (!o) return OOM(err);
     *resp = &o->base;
     return MN_OK;
 }
@@ -225,11 +246,67 @@ static mn_err m_get_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessage 
     rc = mn_engine_get(c->api->engine, space_of(q->space), &id,
                        q->has_include_embedding && q->include_embedding, &m, err);
     if (rc) return rc;
-    Mnemo__V1__Memory *o = g_memory_out(&c->arena, &m);
-    mn_memory_clear(&m);
-    if (!o) return OOM(err);
+    return memory_resp(c, &m, resp, err);
+}
+
+/* ---- corrections ---- */
+
+static mn_err m_update_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                              mn_error *err)
+{
+    REQ(Mnemo__V1__UpdateMemoryRequest, r);
+    mn_id_t id;
+    mn_update_req_t u;
+    memset(&u, 0, sizeof u);
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    if (!rc) rc = g_update_in(q, &c->arena, &u, err);
+    if (rc) return rc;
+    u.by = c->key_name;
+    u.drop_embedding = u.content && !u.embedding && mn_embed_space_uses(c->api->embed, space_of(q->space));
+    mn_memory_t m;
+    if ((rc = mn_engine_update(c->api->engine, space_of(q->space), &id, &u, &m, err))) return rc;
+    if (u.drop_embedding) mn_embed_remembered(c->api->embed, space_of(q->space), &m, &m.version_id, 1);
+    return memory_resp(c, &m, resp, err);
+}
+
+static mn_err m_memory_history(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                               mn_error *err)
+{
+    REQ(Mnemo__V1__MemoryRequest, r);
+    mn_id_t id;
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    if (rc) return rc;
+    mn_memory_t *vs;
+    size_t n;
+    if ((rc = mn_engine_history(c->api->engine, space_of(q->space), &id, &vs, &n, err))) return rc;
+    Mnemo__V1__MemoryHistoryResponse *o = G_NEW(&c->arena, Mnemo__V1__MemoryHistoryResponse,
+                                                mnemo__v1__memory_history_response__init);
+    if (o) o->id = g_id_out(&c->arena, &id);
+    if (o) o->versions = (Mnemo__V1__Memory **)g_ptrs(&c->arena, n);
+    for (size_t i = 0; i < n; i++) {
+        if (o && o->versions && (o->versions[o->n_versions] = g_memory_out(&c->arena, &vs[i])))
+            o->n_versions++;
+        mn_memory_clear(&vs[i]);
+    }
+    free(vs);
+    if (!o || !o->id || o->n_versions != n) return OOM(err);
     *resp = &o->base;
     return MN_OK;
+}
+
+static mn_err m_invalidate_memory(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                                  mn_error *err)
+{
+    REQ(Mnemo__V1__InvalidateMemoryRequest, r);
+    mn_id_t id, by;
+    mn_err rc = g_id_in(q->id, "id", &id, err);
+    if (!rc && q->by) rc = g_id_in(q->by, "by", &by, err);
+    if (rc) return rc;
+    mn_memory_t m;
+    if ((rc = mn_engine_invalidate(c->api->engine, space_of(q->space), &id, q->by ? &by : NULL,
+                                   q->reason, &m, err)))
+        return rc;
+    return memory_resp(c, &m, resp, err);
 }
 
 /* A limit of 0 is refused: proto3 cannot tell it from an unset one, and the engine would
@@ -356,6 +433,7 @@ static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_re
     rr->trace = q->has_trace && q->trace;
     rr->reinforce = q->has_reinforce && q->reinforce;
     rr->exact = q->has_exact && q->exact;
+    rr->keep_duplicates = q->has_collapse_duplicates && !q->collapse_duplicates;
     rr->ef = q->ef;
     rr->time = MN_RECALL_TIME_BOOST; /* as over HTTP */
     if (q->time && mn_recall_time_parse(q->time, &rr->time))
@@ -660,6 +738,17 @@ static const g_method methods[] = {
      m_list_memories, NULL},
     {P("Forget"), G_UNARY, D(forget_request), MN_AUTH_OP_FORGET, API_CTX_MEMORY, m_forget, NULL},
     {P("Unsuppress"), G_UNARY, D(memory_request), MN_AUTH_OP_FORGET, API_CTX_MEMORY, m_unsuppress,
+     NULL},
+    {P("UpdateMemory"), G_UNARY, D(update_memory_request), MN_AUTH_OP_REMEMBER, API_CTX_MEMORY,
+     m_update_memory, NULL},
+    {P("MemoryHistory"), G_UNARY, D(memory_request), MN_AUTH_OP_MEMORY_READ, API_CTX_MEMORY,
+     m_memory_history, NULL},
+    {P("InvalidateMemory"), G_UNARY, D(invalidate_memory_request), MN_AUTH_OP_REMEMBER,
+     API_CTX_MEMORY, m_invalidate_memory, NULL},
+    {P("ForgetWhere"), G_UNARY, D(forget_where_request), MN_AUTH_OP_FORGET, API_CTX_SPACE,
+     g_m_forget_where, NULL},
+    {P("GetJob"), G_UNARY, D(job_request), MN_AUTH_OP_FORGET, API_CTX_ADMIN, g_m_get_job, NULL},
+    {P("CancelJob"), G_UNARY, D(job_request), MN_AUTH_OP_FORGET, API_CTX_ADMIN, g_m_cancel_job,
      NULL},
     {P("Recall"), G_UNARY, D(recall_request), MN_AUTH_OP_RECALL, API_CTX_SPACE, m_recall, NULL},
     {P("Associate"), G_UNARY, D(associate_request), MN_AUTH_OP_ASSOCIATE, API_CTX_MEMORY, m_associate,

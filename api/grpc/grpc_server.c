@@ -287,6 +287,8 @@ static grpc_status_code status_of(mn_err rc)
         return GRPC_STATUS_NOT_FOUND;
     case MN_ERR_EXISTS:
         return GRPC_STATUS_ALREADY_EXISTS;
+    case MN_ERR_CONFLICT:
+        return GRPC_STATUS_ABORTED;
     case MN_ERR_TOO_LARGE:
     case MN_ERR_LIMIT:
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
@@ -455,6 +457,7 @@ bool g_call_authorize(gcall *c, const char *space)
     mn_auth_verdict_t v;
     switch (mn_auth_allow(auth, key, key_len, c->m->op, space, &v)) {
     case MN_AUTH_OK:
+        c->key_name = v.key_name && v.key_name[0] ? v.key_name : NULL;
         return true;
     case MN_AUTH_NO_KEY:
     case MN_AUTH_BAD_KEY:
@@ -484,7 +487,7 @@ static const char *request_space(const ProtobufCMessage *msg)
 
 static void run_unary(gcall *c, ProtobufCMessage *req)
 {
-    gctx ctx = {.api = c->srv->api};
+    gctx ctx = {.api = c->srv->api, .key_name = c->key_name};
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
@@ -495,7 +498,7 @@ static void run_unary(gcall *c, ProtobufCMessage *req)
 
 static void run_batch(gcall *c)
 {
-    gctx ctx = {.api = c->srv->api};
+    gctx ctx = {.api = c->srv->api, .key_name = c->key_name};
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};

@@ -82,6 +82,8 @@ static Mnemo__V1__EventKind event_kind_out(mn_event_kind_t k)
         return MNEMO__V1__EVENT_KIND__EVENT_KIND_SPACE_DROPPED;
     case MN_EVENT_CLOSED:
         return MNEMO__V1__EVENT_KIND__EVENT_KIND_CLOSED;
+    case MN_EVENT_UPDATE:
+        return MNEMO__V1__EVENT_KIND__EVENT_KIND_UPDATE;
     }
     return MNEMO__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED;
 }
@@ -111,6 +113,7 @@ static grpc_byte_buffer *encode(const gwatch *w, const mn_event_t *ev)
         /* fall through */
     case MN_EVENT_FORGET:
     case MN_EVENT_UNSUPPRESS:
+    case MN_EVENT_UPDATE:
         mn_id_format(&ev->id, id);
         m.id = id;
         break;
@@ -125,7 +128,7 @@ static grpc_byte_buffer *encode(const gwatch *w, const mn_event_t *ev)
         m.expired = ev->expired;
     }
     if (ev->kind == MN_EVENT_ASSOCIATE || ev->kind == MN_EVENT_CONSOLIDATE ||
-        ev->kind == MN_EVENT_RECALL) {
+        ev->kind == MN_EVENT_RECALL || ev->kind == MN_EVENT_UPDATE) {
         m.has_count = true;
         m.count = ev->count;
     }

@@ -1,6 +1,6 @@
-/* The MCP tools (MCP 2025-06-18, server/tools): remember, recall, forget, list_spaces,
- * consolidate, recognize, reminisce and create_space, each with a JSON Schema of its
- * arguments.
+/* The MCP tools (MCP 2025-06-18, server/tools): remember, recall, forget, forget_where,
+ * forget_job, update, history, invalidate, list_spaces, consolidate, recognize, reminisce and
+ * create_space, each with a JSON Schema of its arguments.
  *
  * Each tool is a thin adapter over the HTTP handler of the same operation: it turns its
  * arguments into that handler's request (the "space" argument becomes the {space} of the
@@ -123,7 +123,9 @@ static const char recall_schema[] = SCHEMA(
          DESC("a time the text names ('on 7 Jan 2024', 'last May', 'two weeks ago'): "
               "boost the memories of then (default), keep only them, or ignore it")) ","
     PROP("time_ref", T_TIME DESC("when the question is asked, for 'last May' or 'yesterday' "
-                                 "(RFC 3339 or ms; default as_of, else now)")),
+                                 "(RFC 3339 or ms; default as_of, else now)")) ","
+    PROP("collapse_duplicates", T_BOOL DESC("fold near-duplicates into one result that says how "
+                                            "many it stands for (default true)")),
     "");
 
 static const char forget_schema[] = SCHEMA(
@@ -132,6 +134,61 @@ static const char forget_schema[] = SCHEMA(
     PROP("mode", T_STR ENUM(Q("delete") "," Q("suppress"))
          DESC("delete: erased for good (default); suppress: hidden, reversible")),
     Q("id"));
+
+static const char update_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("id", T_STR DESC("id of the memory to correct (it keeps this id)")) ","
+    PROP("content", T_STR DESC("the corrected text")) ","
+    PROP("embedding", T_NUMS DESC("the corrected embedding (send one with new content if the "
+                                  "space's vectors come from you; default: kept)")) ","
+    PROP("tags", T_STRS DESC("replace the tags")) ","
+    PROP("metadata", T_STRMAP DESC("replace the metadata")) ","
+    PROP("importance", T_NUM DESC("0..1")) ","
+    PROP("context", T_OBJ(
+        PROP("who", T_STRS DESC("people involved")) ","
+        PROP("where", Q("type") ":[" Q("string") "," Q("null") "]," DESC("place; null clears it")) ","
+        PROP("session", Q("type") ":[" Q("string") "," Q("null") "]," DESC("session; null clears it")))
+        DESC("each part given replaces that part")) ","
+    PROP("expected_version", T_INT DESC("only if this is still the current version (else a "
+                                        "conflict error: read the memory again)")) ","
+    PROP("idempotency_key", T_STR DESC("a retry with the same key writes nothing and returns "
+                                       "the version written the first time")),
+    Q("id"));
+
+static const char memory_id_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("id", T_STR DESC("id of the memory")),
+    Q("id"));
+
+static const char invalidate_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("id", T_STR DESC("id of the memory that no longer holds")) ","
+    PROP("by", T_STR DESC("id of the memory that contradicts it")) ","
+    PROP("reason", T_STR DESC("why it no longer holds")),
+    Q("id"));
+
+static const char forget_where_schema[] = SCHEMA(
+    P_SPACE ","
+    P_CONTEXT_FILTERS ","
+    PROP("metadata", T_STRMAP DESC("metadata that must match exactly")) ","
+    P_WHEN_WINDOW ","
+    PROP("filter", Q("type") ":" Q("object") ","
+         DESC("a nested filter: an object with and: [filters], or: [filters], not: filter, and "
+              "leaves such as tags: {contains: red} or metadata.n: {gte: 5} (docs/api.md, "
+              "Filters)")) ","
+    PROP("mode", T_STR ENUM(Q("delete") "," Q("suppress"))
+         DESC("delete: erased for good (default); suppress: hidden, reversible")) ","
+    PROP("dry_run", T_BOOL DESC("only count the matches and show a sample; change nothing. "
+                                "Do this first")) ","
+    PROP("async", T_BOOL DESC("run as a job even when small (past 10000 matches it always is); "
+                              "poll it with forget_job")),
+    "");
+
+static const char forget_job_schema[] = SCHEMA(
+    P_SPACE ","
+    PROP("job", T_STR DESC("the job id forget_where answered")) ","
+    PROP("cancel", T_BOOL DESC("stop the job after its current chunk of 1000 memories")),
+    Q("job"));
 
 static const char list_spaces_schema[] = SCHEMA("", "");
 
@@ -176,7 +233,13 @@ static const char create_space_schema[] = SCHEMA(
         PROP("ef_construction", T_INT DESC("candidates while building, 8..4096")) ","
         PROP("ef_search", T_INT DESC("candidates while searching, 1..4096")) ","
         PROP("quantize", T_BOOL DESC("int8 codes for the graph walk; floats re-rank")))
-        DESC("vector index parameters (default: the server's [engine] settings)")),
+        DESC("vector index parameters (default: the server's [engine] settings)")) ","
+    PROP("dedup", T_STR ENUM(Q("exact") "," Q("off"))
+         DESC("exact (default): remembering what is already stored (same words up to white "
+              "space, same context and embedding) writes nothing and answers duplicate_of")) ","
+    PROP("dedup_threshold", T_NUM DESC("link a new memory at least this similar (0..1) to an "
+                                       "older one as its near-duplicate; recall folds them. "
+                                       "Default: off")),
     Q("space"));
 /* clang-format on */
 
@@ -197,9 +260,15 @@ static answer call(mcp_call *c, mn_http_handler_fn fn, const char *method, const
     r->method = method;
     r->path = c->http->path;
     r->query = query ? query : "";
+    r->headers = c->http->headers; /* the key, for audit lines */
+    r->n_headers = c->http->n_headers;
     memcpy(r->request_id, c->http->request_id, sizeof r->request_id);
     if (space) r->params[r->n_params++] = space;
     if (id) r->params[r->n_params++] = id;
+    /* only the key goes through: a handler may name who made a change (corrections) */
+    mn_http_header_t auth = {(char *)"authorization",
+                             (char *)mn_http_header_get(c->http, "authorization")};
+    if (auth.value) r->headers = &auth, r->n_headers = 1;
     r->route = c->http->route;
     mn_http_response_t resp;
     memset(&resp, 0, sizeof resp);
@@ -433,7 +502,13 @@ static cJSON *run_remember(mcp_call *c, const mcp_tool *t, const char *space, cJ
 
 static void sum_remember(text *t, const char *space, const cJSON *json)
 {
-    tprintf(t, "Remembered in space \"%s\" as memory %s.", space, jtext(json, "id"));
+    if (jstr(json, "duplicate_of"))
+        tprintf(t,
+                "Already remembered in space \"%s\" as memory %s (duplicate_of: an equal "
+                "memory is stored, nothing new was written).",
+                space, jtext(json, "duplicate_of"));
+    else
+        tprintf(t, "Remembered in space \"%s\" as memory %s.", space, jtext(json, "id"));
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "space_created")))
         tprintf(t, " (The space was created by this call.)");
 }
@@ -480,6 +555,13 @@ static void sum_recall(text *t, const char *space, const cJSON *json)
         const cJSON *conf = cJSON_GetObjectItemCaseSensitive(h, "confidence");
         tprintf(t, "\n%d. [confidence %.2f %s] ", i, jnum(conf, "value"), jtext(conf, "category"));
         memory_line(t, cJSON_GetObjectItemCaseSensitive(h, "memory"));
+        const cJSON *dups = cJSON_GetObjectItemCaseSensitive(h, "duplicate_ids");
+        if (cJSON_GetArraySize(dups) > 0) {
+            tprintf(t, "\n   stands for %d near-duplicate%s:", cJSON_GetArraySize(dups),
+                    cJSON_GetArraySize(dups) == 1 ? "" : "s");
+            for (const cJSON *x = dups->child; x; x = x->next)
+                if (cJSON_IsString(x)) tprintf(t, " %s", x->valuestring);
+        }
     }
 }
 
@@ -523,6 +605,117 @@ static void sum_forget(text *t, const char *space, const cJSON *json)
 {
     tprintf(t, "Forgot memory %s in space \"%s\" (%s).", jtext(json, "id"), space,
             jtext(json, "mode"));
+}
+
+/* A tool about one memory: "id" becomes the {id} of the path, the other arguments the body
+ * (none for a GET). */
+static cJSON *run_on_memory(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(args, "id");
+    cJSON *r;
+    if (!cJSON_IsString(id)) {
+        r = invalid("id: expected a string (a memory id)", NULL);
+    } else {
+        bool get = !strcmp(t->method, "GET");
+        answer a = call(c, t->handler, t->method, space, id->valuestring, NULL, get ? NULL : args);
+        r = finish(t, &a, space);
+    }
+    cJSON_Delete(id);
+    return r;
+}
+
+static void changed_list(text *t, const cJSON *m)
+{
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(m, "changed");
+    for (const cJSON *x = ch ? ch->child : NULL; x; x = x->next)
+        if (cJSON_IsString(x)) tprintf(t, "%s%s", x == ch->child ? "" : ", ", x->valuestring);
+}
+
+static void sum_update(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t, "Corrected memory %s in space \"%s\": now version %.0f (changed: ",
+            jtext(json, "id"), space, jnum(json, "version"));
+    changed_list(t, json);
+    tprintf(t, "). The earlier version is kept in its history.");
+}
+
+static void sum_history(text *t, const char *space, const cJSON *json)
+{
+    const cJSON *vs = cJSON_GetObjectItemCaseSensitive(json, "versions");
+    int n = cJSON_GetArraySize(vs);
+    tprintf(t, "Memory %s of space \"%s\" has %d version%s, oldest first:", jtext(json, "id"),
+            space, n, n == 1 ? "" : "s");
+    for (const cJSON *v = vs ? vs->child : NULL; v; v = v->next) {
+        tprintf(t, "\nv%.0f, valid from %s%s%s", jnum(v, "version"), jtext(v, "valid_from"),
+                jstr(v, "valid_to") ? " to " : "", jtext(v, "valid_to"));
+        if (jstr(v, "changed_by")) tprintf(t, ", by %s", jstr(v, "changed_by"));
+        if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(v, "changed")) > 0) {
+            tprintf(t, ", changed ");
+            changed_list(t, v);
+        }
+        tprintf(t, ": ");
+        tclip(t, jtext(v, "content"), 200);
+    }
+}
+
+static void sum_invalidate(text *t, const char *space, const cJSON *json)
+{
+    tprintf(t, "Memory %s of space \"%s\" no longer holds since %s", jtext(json, "id"), space,
+            jtext(json, "valid_to"));
+    if (jstr(json, "invalidated_by")) tprintf(t, " (contradicted by %s)", jstr(json, "invalidated_by"));
+    tprintf(t, "; it is kept, and recall flags it \"superseded\".");
+}
+
+static void sum_job(text *t, const cJSON *j)
+{
+    tprintf(t, "Job %s in space \"%s\" is %s: %.0f of %.0f memories gone through, %.0f %s.",
+            jtext(j, "job"), jtext(j, "space"), jtext(j, "state"), jnum(j, "done"),
+            jnum(j, "total"), jnum(j, "forgotten"),
+            !strcmp(jtext(j, "mode"), "suppress") ? "suppressed" : "deleted");
+    if (!strcmp(jtext(j, "state"), "running"))
+        tprintf(t, " Poll it with forget_job {\"job\": \"%s\"}.", jtext(j, "job"));
+}
+
+static void sum_forget_where(text *t, const char *space, const cJSON *json)
+{
+    if (jstr(json, "job")) {
+        sum_job(t, json);
+        return;
+    }
+    bool suppress = !strcmp(jtext(json, "mode"), "suppress");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "dry_run"))) {
+        tprintf(t, "Dry run: %.0f memories of space \"%s\" match and would be %s; nothing "
+                   "changed.", jnum(json, "count"), space, suppress ? "suppressed" : "deleted");
+        const cJSON *sample = cJSON_GetObjectItemCaseSensitive(json, "sample");
+        int i = 1;
+        for (const cJSON *m = sample ? sample->child : NULL; m; m = m->next, i++) {
+            tprintf(t, "\n%d. ", i);
+            memory_line(t, m);
+        }
+        return;
+    }
+    tprintf(t, "%s %.0f memories of space \"%s\" (%.0f matched).",
+            suppress ? "Suppressed" : "Deleted", jnum(json, "forgotten"), space,
+            jnum(json, "count"));
+}
+
+static cJSON *run_forget_job(mcp_call *c, const mcp_tool *t, const char *space, cJSON *args)
+{
+    const cJSON *job = cJSON_GetObjectItemCaseSensitive(args, "job");
+    const cJSON *cancel = cJSON_GetObjectItemCaseSensitive(args, "cancel");
+    if (!cJSON_IsString(job)) return invalid("job: expected a string (a job id)", NULL);
+    if (cancel && !cJSON_IsNull(cancel) && !cJSON_IsBool(cancel))
+        return invalid("cancel: expected true or false", NULL);
+    bool stop = cJSON_IsTrue(cancel);
+    answer a = call(c, stop ? rest_h_job_cancel : t->handler, stop ? "DELETE" : "GET", space,
+                    job->valuestring, NULL, NULL);
+    return finish(t, &a, space);
+}
+
+static void sum_forget_job(text *t, const char *space, const cJSON *json)
+{
+    (void)space;
+    sum_job(t, json);
 }
 
 static void sum_list_spaces(text *t, const char *space, const cJSON *json)
@@ -581,8 +774,8 @@ static cJSON *run_create_space(mcp_call *c, const mcp_tool *t, const char *space
 
 static void sum_create_space(text *t, const char *space, const cJSON *json)
 {
-    tprintf(t, "Created space \"%s\" (dim %.0f, %s).", space, jnum(json, "dim"),
-            jtext(json, "metric"));
+    tprintf(t, "Created space \"%s\" (dim %.0f, %s, dedup %s).", space, jnum(json, "dim"),
+            jtext(json, "metric"), jtext(json, "dedup"));
 }
 
 /* name, title, description, schema, read-only, destructive, idempotent, has_space, handler,
@@ -590,7 +783,8 @@ static void sum_create_space(text *t, const char *space, const cJSON *json)
 static const mcp_tool tools[] = {
     {"remember", "Remember",
      "Store a memory: an event, fact, decision or preference worth keeping, in plain text "
-     "(an embedding is optional). The space is created on first use. Returns the memory's id.",
+     "(an embedding is optional). The space is created on first use. Returns the memory's id; "
+     "if an equal memory is stored already, its id and duplicate_of, and nothing is written.",
      remember_schema, false, false, false, true, rest_h_remember, "POST", sum_remember,
      run_remember, MN_AUTH_OP_REMEMBER},
     {"recall", "Recall",
@@ -601,6 +795,32 @@ static const mcp_tool tools[] = {
      "Forget a memory by id: mode delete erases it for good (default), suppress hides it "
      "reversibly.",
      forget_schema, false, true, true, true, rest_h_forget, "DELETE", sum_forget, run_forget, MN_AUTH_OP_FORGET},
+    {"update", "Correct a memory",
+     "Correct a memory that was wrong or is out of date: give its id and the fields to change "
+     "(content, tags, metadata, importance, context, embedding); the rest is kept. The memory "
+     "keeps its id and becomes a new version; the old one stays in its history.",
+     update_schema, false, false, false, true, rest_h_update, "PATCH", sum_update,
+     run_on_memory, MN_AUTH_OP_REMEMBER},
+    {"history", "Memory history",
+     "Every version of a memory, oldest first: what it said, when, and who changed what.",
+     memory_id_schema, true, false, true, true, rest_h_history, "GET", sum_history,
+     run_on_memory, MN_AUTH_OP_MEMORY_READ},
+    {"invalidate", "Invalidate a memory",
+     "Mark a memory as no longer true because another contradicts it (give that one as by), "
+     "without deleting it: it stays readable, and recall flags it as superseded.",
+     invalidate_schema, false, false, true, true, rest_h_invalidate, "POST", sum_invalidate,
+     run_on_memory, MN_AUTH_OP_REMEMBER},
+    {"forget_where", "Forget by filter",
+     "Forget every memory of a space that a filter matches (tags, metadata, kind, time window, "
+     "who, where, session, or a nested filter): delete erases them for good, suppress hides "
+     "them. Run it with dry_run first to see how many match and a sample. Large runs become a "
+     "job: poll it with forget_job.",
+     forget_where_schema, false, true, false, true, rest_h_forget_where, "POST", sum_forget_where,
+     NULL, MN_AUTH_OP_FORGET},
+    {"forget_job", "Forget job",
+     "The progress of a forget_where job (done of total), or cancel it.",
+     forget_job_schema, false, false, true, true, rest_h_job_get, "GET", sum_forget_job,
+     run_forget_job, MN_AUTH_OP_FORGET},
     {"list_spaces", "List spaces", "List the memory spaces with their dimension and metric.",
      list_spaces_schema, true, false, true, false, rest_h_space_list, "GET", sum_list_spaces, NULL,
      MN_AUTH_OP_SPACE_LIST},

@@ -32,6 +32,10 @@ void rest_h_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *re
 void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_forget(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_unsuppress(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Forget by filter and its jobs (rest_handlers_forget.c). */
+void rest_h_forget_where(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_job_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_job_cancel(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_associate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_associations(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
@@ -39,6 +43,10 @@ void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_respons
 void rest_h_recognize(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_reminisce(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_complete(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Corrections (rest_handlers_versions.c): PATCH a memory, its history, invalidation. */
+void rest_h_update(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_history(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_invalidate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 /* GET /v1/spaces/{space}/events: Server-Sent Events (rest_events.c). */
 void rest_h_events(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 

@@ -82,6 +82,39 @@ mn_err rest_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_m
     return MN_OK;
 }
 
+/* A memory's version fields (docs/api.md, "Corrections"). */
+static void version_to_json(api_jw *w, const mn_memory_t *m)
+{
+    jw_key(w, "version");
+    jw_uint(w, m->version ? m->version : 1);
+    jw_key(w, "version_id");
+    jw_id(w, mn_id_is_zero(&m->version_id) ? &m->id : &m->version_id);
+    jw_key(w, "supersedes");
+    if (mn_id_is_zero(&m->supersedes)) jw_null(w);
+    else jw_id(w, &m->supersedes);
+    jw_key(w, "valid_from");
+    jw_time(w, m->valid_from_ms ? m->valid_from_ms : m->created_at_ms);
+    jw_key(w, "valid_to");
+    if (m->valid_to_ms) jw_time(w, m->valid_to_ms);
+    else jw_null(w);
+    jw_key(w, "superseded");
+    jw_bool(w, m->superseded);
+    jw_key(w, "changed");
+    jw_arr(w);
+    for (unsigned b = 0; b < MN_CHANGED_COUNT; b++)
+        if (m->changed & (1u << b)) jw_str(w, mn_changed_name(b));
+    jw_arr_end(w);
+    jw_key(w, "changed_by");
+    jw_str_or_null(w, m->changed_by);
+    if (m->valid_to_ms && !m->superseded) { /* invalidated */
+        jw_key(w, "invalidated_by");
+        if (mn_id_is_zero(&m->invalidated_by)) jw_null(w);
+        else jw_id(w, &m->invalidated_by);
+        jw_key(w, "invalid_reason");
+        jw_str_or_null(w, m->invalid_reason);
+    }
+}
+
 void rest_memory_to_json(api_jw *w, const mn_memory_t *m)
 {
     if (m->forgotten) { /* an as-of read's forgotten memory: what is left of it */
@@ -163,6 +196,7 @@ void rest_memory_to_json(api_jw *w, const mn_memory_t *m)
     else jw_null(w);
     jw_key(w, "access_count");
     jw_uint(w, m->access_count);
+    version_to_json(w, m);
     if (m->embedding) {
         jw_key(w, "embedding");
         jw_arr(w);

@@ -89,6 +89,12 @@ static void format_event(api_jw *w, const char *space, const mn_event_t *ev,
         jw_key(&j, "id");
         jw_id(&j, &ev->id);
         break;
+    case MN_EVENT_UPDATE:
+        jw_key(&j, "id");
+        jw_id(&j, &ev->id);
+        jw_key(&j, "version");
+        jw_uint(&j, ev->count);
+        break;
     case MN_EVENT_ASSOCIATE:
         jw_key(&j, "edges");
         jw_uint(&j, ev->count);

@@ -15,6 +15,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A remember's answer: {"id"} (with "duplicate_of" for a duplicate) or, for a batch,
+ * {"ids", "duplicate_of"}; 201 for a duplicate too, as for an idempotent retry. */
+static void remember_answer(mn_http_response_t *resp, bool batch, const mn_id_t *ids,
+                            const bool *dups, size_t n)
+{
+    api_jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    if (batch) {
+        jw_key(&w, "ids");
+        jw_arr(&w);
+        for (size_t i = 0; i < n; i++) jw_id(&w, &ids[i]);
+        jw_arr_end(&w);
+        jw_key(&w, "duplicate_of"); /* per memory: the live memory it equals, or null */
+        jw_arr(&w);
+        for (size_t i = 0; i < n; i++)
+            if (dups[i])
+                jw_id(&w, &ids[i]);
+            else
+                jw_null(&w);
+        jw_arr_end(&w);
+    } else {
+        jw_key(&w, "id");
+        jw_id(&w, &ids[0]);
+        if (dups[0]) {
+            jw_key(&w, "duplicate_of");
+            jw_id(&w, &ids[0]);
+        }
+    }
+    jw_obj_end(&w);
+    jw_respond(&w, resp, 201);
+}
+
 void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
@@ -28,6 +61,7 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
     size_t n = 1;
     mn_memory_t *mems = NULL;
     mn_id_t *ids = NULL;
+    bool *dups = NULL;
     if (batch) {
         static const char *const batch_fields[] = {"memories", NULL};
         rc = api_check_fields(body, batch_fields, "", &err);
@@ -46,7 +80,8 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
     if (!rc) {
         mems = api_arena_alloc(&a, n * sizeof *mems);
         ids = api_arena_alloc(&a, n * sizeof *ids);
-        if (!mems || !ids) rc = mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
+        dups = api_arena_alloc(&a, n * sizeof *dups);
+        if (!mems || !ids || !dups) rc = mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
     }
     if (!rc && batch) {
         size_t i = 0;
@@ -58,7 +93,7 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
     } else if (!rc) {
         rc = rest_memory_from_json(body, "", &a, &mems[0], &err);
     }
-    if (!rc) rc = mn_engine_remember(api->engine, req->params[0], mems, n, ids, &err);
+    if (!rc) rc = mn_engine_remember_dedup(api->engine, req->params[0], mems, n, ids, dups, &err);
     /* memories with text and no embedding get their vector later, off this path */
     if (!rc) mn_embed_remembered(api->embed, req->params[0], mems, ids, n);
     api_json_free(body);
@@ -66,21 +101,8 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
         api_arena_free(&a);
         return;
     }
-    api_jw w;
-    jw_init(&w);
-    jw_obj(&w);
-    if (batch) {
-        jw_key(&w, "ids");
-        jw_arr(&w);
-        for (size_t i = 0; i < n; i++) jw_id(&w, &ids[i]);
-        jw_arr_end(&w);
-    } else {
-        jw_key(&w, "id");
-        jw_id(&w, &ids[0]);
-    }
-    jw_obj_end(&w);
+    remember_answer(resp, batch != NULL, ids, dups, n);
     api_arena_free(&a);
-    jw_respond(&w, resp, 201);
 }
 
 /* Appends the comma-separated items of v to a string list in the arena. */
@@ -206,7 +228,7 @@ void rest_h_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *re
 
 void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
-    static const char *const params[] = {"include_embedding", NULL};
+    static const char *const params[] = {"include_embedding", "as_of", NULL};
     mn_api_t *api = ctx;
     mn_error err = {0};
     api_arena a;
@@ -214,15 +236,18 @@ void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *res
     api_qparam *qs;
     size_t nq;
     bool with_embedding = false;
+    int64_t as_of = MN_TIME_UNSET;
     mn_err rc = api_query_read(req, params, false, &a, &qs, &nq, &err);
     for (size_t i = 0; i < nq && !rc; i++)
-        rc = api_query_bool(qs[i].key, qs[i].value, &with_embedding, &err);
+        rc = !strcmp(qs[i].key, "as_of")
+                 ? api_query_time(qs[i].key, qs[i].value, &as_of, &err)
+                 : api_query_bool(qs[i].key, qs[i].value, &with_embedding, &err);
     api_arena_free(&a);
     if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     mn_id_t id;
     if (!rest_path_id(req, &id, resp)) return;
     mn_memory_t m;
-    rc = mn_engine_get(api->engine, req->params[0], &id, with_embedding, &m, &err);
+    rc = mn_engine_get_as_of(api->engine, req->params[0], &id, as_of, with_embedding, &m, &err);
     if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
     api_jw w;
     jw_init(&w);

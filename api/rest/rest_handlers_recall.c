@@ -15,7 +15,8 @@ static const char *const recall_fields[] = {
     "embedding", "text", "weights", "k", "threshold", "tags_any", "tags_all", "metadata",
     "kind", "when", "min_confidence", "include_suppressed", "who", "where", "session",
     "include_embedding", "spread", "max_hops", "hop_decay", "min_activation", "max_visited",
-    "trace", "reinforce", "exact", "ef", "as_of", "time", "time_boost", "time_ref", "filter", NULL};
+    "trace", "reinforce", "exact", "ef", "as_of", "time", "time_boost", "time_ref", "filter",
+    "collapse_duplicates", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
 static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err)
@@ -80,6 +81,9 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t
     if ((rc = api_get_bool(o, "trace", "", NULL, &r->trace, err))) return rc;
     if ((rc = api_get_bool(o, "reinforce", "", NULL, &r->reinforce, err))) return rc;
     if ((rc = api_get_bool(o, "exact", "", NULL, &r->exact, err))) return rc;
+    bool collapse = true;
+    if ((rc = api_get_bool(o, "collapse_duplicates", "", NULL, &collapse, err))) return rc;
+    r->keep_duplicates = !collapse;
     if ((rc = api_get_int(o, "ef", "", &has, &v, err))) return rc;
     if (has) {
         if (v < 1 || v > 4096) return mn_error_set(err, MN_ERR_INVALID, "ef: must be in 1..4096");
@@ -170,6 +174,15 @@ void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool tra
             jw_float(w, h->via[i].weight);
             jw_obj_end(w);
         }
+        jw_arr_end(w);
+    }
+    jw_key(w, "duplicates"); /* near-duplicates folded into this hit */
+    jw_uint(w, h->duplicates);
+    if (h->duplicates) {
+        jw_key(w, "duplicate_ids");
+        jw_arr(w);
+        for (uint32_t i = 0; i < h->duplicates; i++)
+            jw_id(w, &h->duplicate_ids[i]);
         jw_arr_end(w);
     }
     jw_key(w, "confidence");

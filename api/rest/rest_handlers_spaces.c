@@ -66,6 +66,13 @@ static void space_fields(api_jw *w, const mn_space_def_t *d)
         jw_str(w, d->embedding_model);
     else
         jw_null(w);
+    jw_key(w, "dedup");
+    jw_str(w, mn_dedup_mode_name(d->dedup));
+    jw_key(w, "dedup_threshold"); /* null: no near-duplicate links */
+    if (d->dedup_threshold > 0)
+        jw_float(w, d->dedup_threshold);
+    else
+        jw_null(w);
     jw_key(w, "index");
     jw_obj(w);
     jw_key(w, "m");
@@ -115,9 +122,16 @@ static void stats_fields(api_jw *w, const mn_space_stats_t *s, const char *damag
     jw_str_or_null(w, damage);
 }
 
-static const char *const space_create_fields[] = {
-    "name",  "dim", "metric", "default_lifecycle", "text_language", "embedding_model",
-    "index", NULL};
+static const char *const space_create_fields[] = {"name",
+                                                  "dim",
+                                                  "metric",
+                                                  "default_lifecycle",
+                                                  "text_language",
+                                                  "embedding_model",
+                                                  "index",
+                                                  "dedup",
+                                                  "dedup_threshold",
+                                                  NULL};
 static const char *const index_fields[] = {"m", "ef_construction", "ef_search", "quantize", NULL};
 
 /* One optional positive integer of "index" (absent: the engine default; it checks ranges). */
@@ -147,6 +161,20 @@ static mn_err index_def_from_json(const cJSON *o, mn_index_def_t *d, mn_error *e
     if (!rc) rc = api_get_bool(ix, "quantize", "index.", &has, &q, err);
     if (!rc && has) d->quantize = q ? MN_QUANTIZE_INT8 : MN_QUANTIZE_NONE;
     return rc;
+}
+
+/* "dedup" (absent: exact) and "dedup_threshold" (absent or null: no near-duplicate
+ * links; the engine checks the range). */
+static mn_err dedup_def_from_json(const cJSON *o, mn_space_def_t *d, mn_error *err)
+{
+    const char *mode = NULL;
+    mn_err rc = api_get_string(o, "dedup", "", &mode, err);
+    if (rc) return rc;
+    if (mode && mn_dedup_mode_parse(mode, &d->dedup))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "dedup: must be \"exact\" or \"off\", got \"%.32s\"", mode);
+    bool has;
+    return api_get_float(o, "dedup_threshold", "", &has, &d->dedup_threshold, err);
 }
 
 static mn_err space_def_from_json(const cJSON *o, mn_space_def_t *d, mn_error *err)
@@ -197,6 +225,7 @@ static mn_err space_def_from_json(const cJSON *o, mn_space_def_t *d, mn_error *e
         memcpy(d->embedding_model, model, strlen(model) + 1);
         d->embedding_model_set = true;
     }
+    if ((rc = dedup_def_from_json(o, d, err))) return rc;
     return index_def_from_json(o, &d->index, err);
 }
 

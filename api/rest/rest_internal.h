@@ -48,6 +48,10 @@ void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool tra
 mn_err rest_recall_time_from_json(const cJSON *o, mn_recall_req_t *r, mn_error *err);
 void rest_time_window_to_json(api_jw *w, const mn_recall_result_t *res);
 
+/* The configured name of the request's API key, for "who changed it" (NULL: auth off, no
+ * key, or a key without a name); lives as long as the server's auth table. */
+const char *rest_caller_name(const mn_api_t *api, const mn_http_request_t *req);
+
 /* The operationId docs/openapi.yaml gives (method, route pattern), or NULL. */
 const char *rest_openapi_op(const char *method, const char *route);
 

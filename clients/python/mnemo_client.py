@@ -172,10 +172,12 @@ class MnemoClient:
     # ---- spaces ----
 
     def create_space(self, name, dim, metric="cosine", default_lifecycle=None,
-                     text_language=None, embedding_model=None):
+                     text_language=None, embedding_model=None, dedup=None, dedup_threshold=None):
         """text_language: stemming of word search ("english" by default, "none", "french" ...).
         embedding_model: the model whose vectors the space holds ("" = never embedded by the
-        server's provider; None: the provider's model when it applies)."""
+        server's provider; None: the provider's model when it applies).
+        dedup: "exact" (default: a remember equal to a live memory returns its id and
+        duplicate_of) or "off"; dedup_threshold: near-duplicate links at this similarity."""
         body = {"name": name, "dim": dim, "metric": metric}
         if default_lifecycle is not None:
             body["default_lifecycle"] = default_lifecycle
@@ -183,6 +185,10 @@ class MnemoClient:
             body["text_language"] = text_language
         if embedding_model is not None:
             body["embedding_model"] = embedding_model
+        if dedup is not None:
+            body["dedup"] = dedup
+        if dedup_threshold is not None:
+            body["dedup_threshold"] = dedup_threshold
         return self.request("POST", "/v1/spaces", body)
 
     def list_spaces(self):
@@ -222,9 +228,49 @@ class MnemoClient:
         return self.request("DELETE", "/v1/spaces/%s/memories/%s" % (_q(space), _q(memory_id)),
                             query={"mode": mode})
 
+    def forget_where(self, space, mode="delete", dry_run=False, run_async=False, **conditions):
+        """Forget by filter: conditions are the filter shorthands (tags_any, metadata, kind,
+        when, who, ...) and/or filter=<the nested filter>. Returns the answer: a count (and a
+        sample on a dry run), or a job (HTTP 202) to poll with job()."""
+        body = dict(conditions, mode=mode)
+        if dry_run:
+            body["dry_run"] = True
+        if run_async:
+            body["async"] = True
+        return self.request("POST", "/v1/spaces/%s/forget" % _q(space), body=body,
+                            expect=(200, 202))
+
+    def job(self, space, job_id):
+        return self.request("GET", "/v1/spaces/%s/jobs/%s" % (_q(space), _q(job_id)))
+
+    def cancel_job(self, space, job_id):
+        return self.request("DELETE", "/v1/spaces/%s/jobs/%s" % (_q(space), _q(job_id)))
+
     def unsuppress(self, space, memory_id):
         return self.request("POST", "/v1/spaces/%s/memories/%s/unsuppress"
                             % (_q(space), _q(memory_id)))
+
+    # ---- corrections (docs/api.md, "Corrections") ----
+
+    def update(self, space, memory_id, **fields):
+        """Corrects a memory: a new version with the fields given (content, embedding, tags,
+        metadata, importance, context), the others carried over; expected_version (or
+        idempotency_key) as in the docs. Returns the new version."""
+        if fields.get("embedding") is not None:
+            fields["embedding"] = [float(x) for x in fields["embedding"]]
+        return self.request("PATCH", "/v1/spaces/%s/memories/%s" % (_q(space), _q(memory_id)),
+                            fields)
+
+    def history(self, space, memory_id):
+        """Every version of a memory, oldest first."""
+        return self.request("GET", "/v1/spaces/%s/memories/%s/history"
+                            % (_q(space), _q(memory_id)))["versions"]
+
+    def invalidate(self, space, memory_id, by=None, reason=None):
+        """Marks a memory as no longer valid (another contradicts it), without deleting it."""
+        body = {k: v for k, v in (("by", by), ("reason", reason)) if v is not None}
+        return self.request("POST", "/v1/spaces/%s/memories/%s/invalidate"
+                            % (_q(space), _q(memory_id)), body)
 
     @staticmethod
     def _list_query(limit=None, cursor=None, tags_any=None, tags_all=None, kind=None,

@@ -24,6 +24,10 @@ mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err);
  * call before serving. */
 struct mn_config_mcp;
 mn_err mn_api_set_mcp(mn_api_t *api, const struct mn_config_mcp *o, mn_error *err);
+/* Opens the audit log at path ("" = none; docs/config.md, [audit]), replacing any. */
+mn_err mn_api_set_audit(mn_api_t *api, const char *path, mn_error *err);
+/* Cancels the forget-by-filter jobs and waits for them: call before the engine closes. */
+void mn_api_stop_jobs(mn_api_t *api);
 /* From now on GET /ready answers 503 (called when a graceful shutdown starts). */
 void mn_api_set_draining(mn_api_t *api);
 

@@ -160,6 +160,11 @@ typedef struct mn_config_auth {
     mn_config_auth_keys_t keys; /* [[auth.keys]] */
 } mn_config_auth_t;
 
+/* [audit]: the audit log of bulk operations (forget by filter; docs/config.md). */
+typedef struct mn_config_audit {
+    char *path; /* "" = <data_dir>/audit.jsonl; "off" = none */
+} mn_config_audit_t;
+
 typedef struct mn_config {
     mn_config_http_t http;
     mn_config_grpc_t grpc;
@@ -171,6 +176,7 @@ typedef struct mn_config {
     mn_config_cluster_swim_t cluster_swim;
     mn_config_mcp_t mcp;
     mn_config_embedding_t embedding;
+    mn_config_audit_t audit;
 } mn_config_t;
 
 /* Fills c (overwriting whatever it held) with the defaults, then the values of the TOML file

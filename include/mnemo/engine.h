@@ -77,6 +77,10 @@ typedef struct mn_recall_req {
     float time_boost; /* > 1; 0 = default MN_RECALL_TIME_BOOST_DEFAULT */
     bool has_time_ref;
     int64_t time_ref_ms;
+    /* Near-duplicates (duplicate edges, space option dedup_threshold) fold into
+     * the best-ranked of their group, which carries how many (docs/recall.md
+     * §10) unless keep_duplicates is set (the doors' collapse_duplicates: false). */
+    bool keep_duplicates;
 } mn_recall_req_t;
 
 #define MN_EF_MAX 10000
@@ -106,6 +110,9 @@ typedef struct mn_recall_hit {
     mn_via_step_t via[MN_MAX_HOPS]; /* with trace: the path from a seed, nearest step last */
     uint32_t n_via;
     mn_confidence_t confidence;
+    /* near-duplicates folded into this hit (malloc'd ids, best-ranked first) */
+    mn_id_t *duplicate_ids;
+    uint32_t duplicates;
 } mn_recall_hit_t;
 
 typedef struct mn_recall_result {
@@ -227,6 +234,13 @@ mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err);
  * earlier id and is not written again. Returns once durable (per lifecycle). */
 mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *mems, size_t n,
                           mn_id_t *ids_out, mn_error *err);
+/* mn_engine_remember that also says, in dup_out[i] (when not NULL), whether
+ * mems[i] was an exact duplicate (space option dedup "exact", docs/api.md
+ * "Duplicates"): then ids_out[i] is the live memory it equals, or the earlier
+ * memory of the same batch, and nothing was written for it. An idempotency key
+ * seen before wins: its id is the answer and dup_out[i] is false. */
+mn_err mn_engine_remember_dedup(mn_engine_t *e, const char *space, const mn_memory_t *mems,
+                                size_t n, mn_id_t *ids_out, bool *dup_out, mn_error *err);
 /* Fills *out (clear with mn_memory_clear). MN_ERR_GONE if forgotten. */
 mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool with_embedding,
                      mn_memory_t *out, mn_error *err);
@@ -237,6 +251,91 @@ mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool 
  * cluster from ever getting one again. MN_ERR_GONE if forgotten already. */
 mn_err mn_engine_forget(mn_engine_t *e, const char *space, const mn_id_t *id, mn_forget_mode_t mode,
                         mn_error *err);
+/* ---- corrections and their history (versions.c; docs/api.md, "Corrections") ---- */
+/* What a correction changes; every field left out is carried over from the current
+ * version (the embedding too: send a new one with new content). Pointers are borrowed. */
+typedef struct mn_update_req {
+    const char *content; /* NULL: keep */
+    size_t content_len;
+    const float *embedding; /* NULL: keep */
+    uint32_t dim;
+    bool has_tags;
+    char **tags;
+    size_t n_tags;
+    bool has_metadata; /* replaces the whole map */
+    mn_kv_t *metadata;
+    size_t n_metadata;
+    bool has_importance;
+    float importance;
+    /* context: each part given replaces that part (where or session NULL: cleared) */
+    bool has_who, has_where, has_session;
+    char **who;
+    size_t n_who;
+    const char *where;
+    const char *session;
+    /* with content and no embedding: the new version has no vector (an embedding provider
+     * computes one, api/embed) instead of carrying the old one over */
+    bool drop_embedding;
+    uint32_t expected_version;   /* 0: none; else MN_ERR_CONFLICT unless it is the current one */
+    const char *idempotency_key; /* a retry with the key answers with the version it wrote */
+    const char *by;              /* who corrects (the API key's name), or NULL */
+} mn_update_req_t;
+/* Writes a new version of memory id (its lineage id, or any of its versions' ids) that
+ * supersedes the current one: same lineage, version + 1, valid from now, one WAL entry.
+ * The old version is kept (as-of reads and the history see it). Episodes only (a semantic
+ * memory is consolidation's). Concurrent corrections are serialised: without
+ * expected_version a correction that lost the race is rebuilt on the winner's version.
+ * *out (may be NULL) is the new version as get shows it (clear with mn_memory_clear). */
+mn_err mn_engine_update(mn_engine_t *e, const char *space, const mn_id_t *id,
+                        const mn_update_req_t *req, mn_memory_t *out, mn_error *err);
+/* mn_engine_get as of a time (MN_TIME_UNSET: now): the version of memory id that was current
+ * then. MN_ERR_NOT_FOUND when it did not exist yet; as_of is held to the ranges of
+ * filter.as_of_ms (not in the future, within engine.as_of_max_age). */
+mn_err mn_engine_get_as_of(mn_engine_t *e, const char *space, const mn_id_t *id, int64_t as_of_ms,
+                           bool with_embedding, mn_memory_t *out, mn_error *err);
+/* Every version of memory id, oldest first (*out malloc'd: mn_memory_clear each, then
+ * free), as get shows them: id is the lineage, version_id each version's own. */
+mn_err mn_engine_history(mn_engine_t *e, const char *space, const mn_id_t *id, mn_memory_t **out,
+                         size_t *n, mn_error *err);
+/* Another memory contradicts memory id: its current version gets valid_to = now (and by,
+ * reason), and is kept: recall ranks it lower with the reason "superseded". by (may be
+ * NULL) must be a live memory of the space. Invalidating again changes nothing. *out (may
+ * be NULL) is the memory as get shows it then. */
+mn_err mn_engine_invalidate(mn_engine_t *e, const char *space, const mn_id_t *id,
+                            const mn_id_t *by, const char *reason, mn_memory_t *out,
+                            mn_error *err);
+#define MN_INVALID_REASON_MAX 1024
+
+/* ---- forget by filter (forget_where.c; docs/api.md, "Forget by filter") ---- */
+/* Ids per forget batch WAL entry (one commit each): at most MN_FORGET_CHUNK, and with a
+ * pace at least MN_FORGET_CHUNK_MIN. */
+#define MN_FORGET_CHUNK 1000
+#define MN_FORGET_CHUNK_MIN 50
+/* The selection, a snapshot: the ids (*ids malloc'd, free()) of the memories of space
+ * that f matches now, in one pass under the space's read lock; mode delete takes
+ * suppressed memories too, mode suppress leaves them out (nothing to do). Memories
+ * written after it are not in it. MN_ERR_INVALID for a bad mode or an as-of filter. */
+mn_err mn_engine_forget_select(mn_engine_t *e, const char *space, const mn_filter_t *f,
+                               mn_forget_mode_t mode, mn_id_t **ids, size_t *n, mn_error *err);
+typedef struct mn_forget_progress {
+    size_t total;     /* ids to go through */
+    size_t done;      /* ids gone through so far */
+    size_t forgotten; /* of which this run forgot (the rest were gone already) */
+    uint64_t chunks;  /* forget batch entries committed */
+} mn_forget_progress_t;
+/* Called after each chunk; returning false stops the run before the next one. */
+typedef bool (*mn_forget_progress_fn)(void *arg, const mn_forget_progress_t *p);
+/* Forgets ids[0..n) of space with mode, a chunk at a time: each chunk is one forget batch
+ * WAL entry, committed (fsynced) on its own, so recalls and writes go on between chunks.
+ * pace_ms 0: chunks of MN_FORGET_CHUNK; else each chunk is sized from the last one's commit
+ * time to take about pace_ms (within [MN_FORGET_CHUNK_MIN, MN_FORGET_CHUNK]): the longest a
+ * writer queued behind a chunk waits. Each id is forgotten as mn_engine_forget would; an id
+ * gone by then is skipped. fn (may be NULL) is called after each chunk. *out says how far it
+ * got, also on failure (the chunks committed stay). */
+mn_err mn_engine_forget_ids(mn_engine_t *e, const char *space, mn_forget_mode_t mode,
+                            const mn_id_t *ids, size_t n, uint32_t pace_ms,
+                            mn_forget_progress_fn fn, void *arg, mn_forget_progress_t *out,
+                            mn_error *err);
 /* Adds client associations (kind causal or explicit; weight in (0, 1]) atomically.
  * Both ends must be live memories of the space. */
 mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge_t *edges, size_t n,
@@ -472,6 +571,9 @@ typedef enum {
     MN_EVENT_DROPPED,         /* the subscriber fell behind its queue and was dropped */
     MN_EVENT_SPACE_DROPPED,   /* the space was dropped */
     MN_EVENT_CLOSED,          /* the engine is closing */
+    /* not final (after the final ones so their numbers stay): a correction wrote a new
+     * version: id (the memory's lineage id), count = the new version number */
+    MN_EVENT_UPDATE,
 } mn_event_kind_t;
 const char *mn_event_kind_name(mn_event_kind_t k); /* "remember", ... */
 

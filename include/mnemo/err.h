@@ -25,6 +25,9 @@ enum {
     MN_ERR_INTERNAL = -13,    /* invariant broken; a bug (HTTP 500) */
     MN_ERR_LIMIT = -14,       /* a count cap of the store is reached, e.g. engine.max_spaces
                                  (HTTP 409, gRPC RESOURCE_EXHAUSTED) */
+    MN_ERR_CONFLICT = -15,    /* a precondition on the current state failed, e.g. the version
+                                 a correction expected is not the current one (HTTP 409,
+                                 gRPC ABORTED) */
 };
 
 #define MN_ERROR_MSG_MAX 384 /* room for a list of accepted names (text_language) */

@@ -50,8 +50,9 @@ typedef enum {
     MN_EDGE_CAUSAL = 2,        /* from a client: from caused to */
     MN_EDGE_EXPLICIT = 3,      /* from a client: related */
     MN_EDGE_CONSOLIDATION = 4, /* episode <-> the semantic memory it supports */
+    MN_EDGE_DUPLICATE = 5,     /* a near-duplicate -> its canonical (older) memory */
 } mn_edge_kind_t;
-#define MN_EDGE_KINDS 5
+#define MN_EDGE_KINDS 6
 const char *mn_edge_kind_name(mn_edge_kind_t k);
 mn_err mn_edge_kind_parse(const char *s, mn_edge_kind_t *out);
 
@@ -90,6 +91,13 @@ typedef struct mn_index_def {
     mn_quantize_t quantize;     /* int8 codes for traversal with exact re-ranking, default none */
 } mn_index_def_t;
 
+/* Exact duplicates on the way in (docs/api.md, "Duplicates"): EXACT (the default,
+ * and what a space made before the option has) answers a remember whose normalised
+ * content, context and embedding equal a live memory's with that memory's id. */
+typedef enum { MN_DEDUP_EXACT = 0, MN_DEDUP_OFF = 1 } mn_dedup_mode_t;
+const char *mn_dedup_mode_name(mn_dedup_mode_t m);
+mn_err mn_dedup_mode_parse(const char *s, mn_dedup_mode_t *out);
+
 #define MN_TEXT_LANGUAGE_MAX 31
 #define MN_EMBEDDING_MODEL_MAX 128 /* bytes of printable ASCII */
 typedef struct mn_space_def {
@@ -107,6 +115,10 @@ typedef struct mn_space_def {
      * none recorded (a space made before the field or without a provider) */
     bool embedding_model_set;
     char embedding_model[MN_EMBEDDING_MODEL_MAX + 1];
+    mn_dedup_mode_t dedup;
+    /* near-duplicates: a new memory whose similarity to an older one is >= this
+     * is linked to it by a duplicate edge; 0 = off (the default), else (0, 1] */
+    float dedup_threshold;
 } mn_space_def_t;
 
 typedef struct mn_space_stats {
@@ -175,7 +187,35 @@ typedef struct mn_memory {
     /* input only */
     char *idempotency_key; /* may be NULL */
     int64_t ttl_seconds;   /* < 0 = unset; overrides the lifecycle's TTL; 0 = no expiry */
+    /* Versions (docs/api.md, "Corrections"): a correction (mn_engine_update) writes a new
+     * version with a record of its own; the old one is kept, superseded. The lineage is the
+     * id its first version got, and the id reads show. Zero ids and times mean "unset". */
+    mn_id_t lineage;       /* the first version's id; zero in a first version (its own id) */
+    uint32_t version;      /* 1-based; 0 in records written before versions: 1 */
+    mn_id_t supersedes;    /* the version this one replaced; zero in a first version */
+    int64_t valid_from_ms; /* when this version became current; 0 = created_at */
+    int64_t valid_to_ms;   /* when it stopped being valid (superseded or invalidated); 0 = valid */
+    bool superseded;       /* a later version replaced it at valid_to */
+    uint32_t changed;      /* MN_CHANGED_* bits: the fields this version changed */
+    char *changed_by;      /* who wrote this version (the API key's name), or NULL */
+    mn_id_t invalidated_by; /* invalidated: the memory that contradicts it (zero: none named) */
+    char *invalid_reason;   /* invalidated: why, or NULL */
+    /* output only: the id of this version's own record (reads show the lineage as id) */
+    mn_id_t version_id;
 } mn_memory_t;
+
+/* Bits of mn_memory_t.changed: the fields a correction may change. */
+enum {
+    MN_CHANGED_CONTENT = 1u << 0,
+    MN_CHANGED_EMBEDDING = 1u << 1,
+    MN_CHANGED_TAGS = 1u << 2,
+    MN_CHANGED_METADATA = 1u << 3,
+    MN_CHANGED_IMPORTANCE = 1u << 4,
+    MN_CHANGED_CONTEXT = 1u << 5,
+};
+#define MN_CHANGED_COUNT 6
+/* "content", "embedding", "tags", "metadata", "importance", "context" (static). */
+const char *mn_changed_name(unsigned bit_index);
 
 /* Sets the defaults above on a zeroed input memory. */
 void mn_memory_init(mn_memory_t *m);
@@ -275,8 +315,10 @@ enum {
     /* the cue was text only and the space's embedding provider could not embed it in
      * time: ranked by words alone (api/embed) */
     MN_REASON_EMBEDDING_UNAVAILABLE = 1u << 5,
+    /* invalidated (mn_engine_invalidate): another memory contradicts it, since valid_to */
+    MN_REASON_SUPERSEDED = 1u << 6,
 };
-#define MN_REASON_COUNT 6
+#define MN_REASON_COUNT 7
 const char *mn_reason_name(unsigned bit_index);
 
 typedef struct mn_confidence {

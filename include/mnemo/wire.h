@@ -22,6 +22,9 @@ typedef enum {
     MN_WAL_OP_CONSOLIDATE = 7,
     MN_WAL_OP_SPACE_DROP = 8,
     MN_WAL_OP_EMBED = 9,
+    MN_WAL_OP_FORGET_BATCH = 10,
+    MN_WAL_OP_UPDATE = 11,     /* a correction: a new version of a memory */
+    MN_WAL_OP_INVALIDATE = 12, /* a memory stops being valid, kept */
 } mn_wal_op_type_t;
 
 typedef enum { MN_FORGET_REASON_CLIENT = 0, MN_FORGET_REASON_EXPIRED = 1 } mn_forget_reason_t;
@@ -57,6 +60,16 @@ typedef struct mn_wal_entry {
             int64_t at_ms; /* 0 in old entries: use mn_hlc_ms(hlc) */
         } unsuppress;
         struct {
+            /* a forget by filter's chunk: each id as one forget of the same mode,
+             * reason and time; ids already gone are skipped. decoded: owned;
+             * encoding: borrowed */
+            mn_id_t *ids;
+            size_t n;
+            int mode;   /* mn_forget_mode_t */
+            int reason; /* mn_forget_reason_t */
+            int64_t at_ms;
+        } forget_batch;
+        struct {
             mn_edge_t *edges; /* decoded: owned; encoding: borrowed */
             size_t n;
         } associate;
@@ -78,8 +91,22 @@ typedef struct mn_wal_entry {
             uint32_t space_id; /* the dropped space's local storage prefix */
             int64_t at_ms;
         } space_drop;
+        struct {
+            /* the new version (decoded: owned; encoding: borrowed); forgotten set once the
+             * lineage was erased (its stub) */
+            mn_memory_t mem;
+        } update;
+        struct {
+            mn_id_t id;        /* the lineage, or one of its versions */
+            int64_t at_ms;
+            mn_id_t by;        /* zero: none named */
+            char *reason;      /* NULL: none; decoded: owned; encoding: borrowed */
+        } invalidate;
     } op;
 } mn_wal_entry_t;
+
+/* The most ids one forget batch entry carries. */
+#define MN_WAL_FORGET_BATCH_MAX 10000
 
 #define MN_WIRE_FRAME_HEADER 4 /* crc32c, little-endian */
 

@@ -141,7 +141,7 @@ def test_idempotency_key_returns_the_same_id(client, space):
     a = client.remember(space, "once", vec(1), idempotency_key="req-42")
     b = client.remember(space, "once", vec(1), idempotency_key="req-42")
     assert a == b
-    c = client.remember(space, "once", vec(1), idempotency_key="req-43")
+    c = client.remember(space, "once", vec(2), idempotency_key="req-43")  # not a duplicate
     assert c != a
     ids = client.remember_batch(space, [{"content": "once", "embedding": vec(1),
                                          "idempotency_key": "req-42"},

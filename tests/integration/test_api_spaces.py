@@ -253,14 +253,15 @@ def test_pipelined_requests_are_answered_in_order(server, space_name):
     c = server.client()
     c.create_space(space_name, dim=2)
     c.close()
-    body = json.dumps({"content": "p", "embedding": [1, 2]}).encode()
-    post = (b"POST /v1/spaces/%s/memories HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-            % (space_name.encode(), len(body), body))
+    def post_of(content):  # two different memories (the same one twice is a duplicate)
+        body = json.dumps({"content": content, "embedding": [1, 2]}).encode()
+        return (b"POST /v1/spaces/%s/memories HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (space_name.encode(), len(body), body))
     get = b"GET /v1/spaces/%s/stats HTTP/1.1\r\nHost: x\r\n\r\n" % space_name.encode()
     last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
-        s.sendall(post + get + post + get + last)
+        s.sendall(post_of("p") + get + post_of("q") + get + last)
         data = b""
         while True:
             chunk = s.recv(65536)

@@ -470,7 +470,8 @@ def test_slow_watch_consumer_is_dropped(server_factory):
     http = s.client()
     written = 0
     for b in range(20):
-        http.remember_batch("slow", [{"content": "m%d" % i, "embedding": [1, i]} for i in range(1000)])
+        http.remember_batch("slow", [{"content": "m%d-%d" % (b, i), "embedding": [1, i]}
+                                    for i in range(1000)])
         written += 1000
     evs = list(w)
     http.close()

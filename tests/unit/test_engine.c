@@ -34,6 +34,7 @@ static void make_space(fx *f, const char *name, uint32_t dim, mn_metric_t metric
     snprintf(d.name, sizeof d.name, "%s", name);
     d.dim = dim;
     d.metric = metric;
+    d.dedup = MN_DEDUP_OFF; /* identical memories on purpose: dedup is test_engine_dedup.c's */
     mn_error err = {0};
     assert_int_equal(mn_engine_space_create(f->e, &d, NULL, &err), MN_OK);
 }

@@ -250,6 +250,36 @@ static void test_wal_space_drop_and_unsuppress_round_trip(void **state)
     free(buf);
 }
 
+static void test_wal_forget_batch_round_trips(void **state)
+{
+    (void)state;
+    mn_id_t ids[3] = {{{0}}};
+    for (int i = 0; i < 3; i++) ids[i].b[15] = (uint8_t)(i + 1);
+    mn_wal_entry_t e = {0};
+    strcpy(e.space, "notes");
+    e.lsn = 7;
+    e.type = MN_WAL_OP_FORGET_BATCH;
+    e.op.forget_batch.ids = ids;
+    e.op.forget_batch.n = 3;
+    e.op.forget_batch.mode = MN_FORGET_SUPPRESS;
+    e.op.forget_batch.reason = MN_FORGET_REASON_CLIENT;
+    e.op.forget_batch.at_ms = 1700000002000;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(mn_wire_wal_encode(&e, &buf, &len), MN_OK);
+    mn_wal_entry_t d;
+    mn_error err = {0};
+    assert_int_equal(mn_wire_wal_decode(buf, len, &d, &err), MN_OK);
+    assert_int_equal(d.type, MN_WAL_OP_FORGET_BATCH);
+    assert_int_equal(d.lsn, 7);
+    assert_int_equal(d.op.forget_batch.n, 3);
+    for (int i = 0; i < 3; i++) assert_memory_equal(d.op.forget_batch.ids[i].b, ids[i].b, 16);
+    assert_int_equal(d.op.forget_batch.mode, MN_FORGET_SUPPRESS);
+    assert_int_equal(d.op.forget_batch.at_ms, 1700000002000);
+    mn_wal_entry_clear(&d);
+    free(buf);
+}
+
 static void test_memory_record_keeps_suppress_times(void **state)
 {
     (void)state;
@@ -283,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_wal_erased_memory_round_trips_without_content),
         cmocka_unit_test(test_wal_space_drop_and_unsuppress_round_trip),
         cmocka_unit_test(test_memory_record_keeps_suppress_times),
+        cmocka_unit_test(test_wal_forget_batch_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

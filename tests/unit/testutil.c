@@ -132,6 +132,9 @@ mn_err mn_test_space(mn_engine_t *e, const char *name, uint32_t dim, mn_metric_t
     snprintf(d.name, sizeof d.name, "%s", name);
     d.dim = dim;
     d.metric = metric;
+    /* the engine's tests write identical memories on purpose (counting writes,
+     * groups, events): duplicates are test_engine_dedup.c's */
+    d.dedup = MN_DEDUP_OFF;
     mn_error err = {0};
     return mn_engine_space_create(e, &d, NULL, &err);
 }
