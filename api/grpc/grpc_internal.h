@@ -128,7 +128,6 @@ struct gcall {
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;
     size_t n_msgs, cap_msgs;
-    const char *key_name; /* set by g_call_authorize (the auth's storage) */
     /* status being sent */
     grpc_status_code status;
     grpc_slice status_msg;
