@@ -369,7 +369,7 @@ static int register_routes(server *s, const mn_config_t *c, mn_http_router_t *ro
         mn_log_error("%s", err.message);
         return 1;
     }
-    if (c->cluster.enabled && (mn_cluster_start(&s->loop, c, &s->cluster, &err) ||
+    if (c->cluster.enabled && (mn_cluster_start(&s->loop, c, s->api->engine, &s->cluster, &err) ||
                                mn_cluster_register(s->cluster, router, &err))) {
         mn_log_error("cluster: %s", err.message);
         return 1;
@@ -502,6 +502,7 @@ static int serve(const mn_config_t *c, bool insecure, bool salvage)
     snprintf(host, sizeof host, strchr(c->http.bind, ':') ? "[%s]" : "%s", c->http.bind);
     mn_log_info("listening on %s://%s:%d (auth %s)", c->http.tls_cert[0] ? "https" : "http", host,
                 mn_http_server_port(s.http), mn_auth_enabled(auth) ? "on" : "off");
+    if (s.cluster) mn_cluster_advertise(s.cluster, c, mn_http_server_port(s.http));
 
     uv_run(&s.loop, UV_RUN_DEFAULT);
     /* HTTP is done; gRPC stopped accepting at the signal: let its calls finish */

@@ -15,6 +15,8 @@
  * mnemo_swim_dropped_packets_total{reason = auth | verify | misdirected}. */
 #include "cluster_routes.h"
 
+#include "cluster_spaces.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
@@ -37,6 +39,8 @@ typedef struct cl_row {
 struct mn_cluster {
     uv_loop_t *loop;
     mn_swim_uv_t *swim;
+    cl_spaces *spaces; /* placement: stepped on every snapshot */
+    char meta[MN_SWIM_META_MAX + 1];
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
     pthread_mutex_t mu;
@@ -167,6 +171,7 @@ static void publish(mn_cluster_t *cl)
     cl->health = mn_swim_health(core);
     pthread_mutex_unlock(&cl->mu);
     free(old);
+    cl_spaces_tick(cl->spaces, core);
 }
 
 static void on_event(void *user, const mn_swim_event_t *ev)
@@ -259,7 +264,8 @@ static void h_members(void *ctx, const mn_http_request_t *req, mn_http_response_
 
 /* ---- lifecycle ---- */
 
-mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_cluster_t **out, mn_error *err)
+mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engine,
+                        mn_cluster_t **out, mn_error *err)
 {
     *out = NULL;
     mn_swim_uv_opts_t o;
@@ -280,10 +286,12 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_cluster_t **ou
     mn_cluster_t *cl = calloc(1, sizeof *cl);
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = load_node_id(c, cl->node_id, err);
+    if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->node_id, &cl->spaces, err);
     if (rc != MN_OK) {
         free(cl);
         return rc;
     }
+    cl_spaces_meta(c, NULL, cl->meta, sizeof cl->meta);
     pthread_mutex_init(&cl->mu, NULL);
     cl->loop = loop;
     o.node_id = cl->node_id;
@@ -294,8 +302,10 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_cluster_t **ou
     o.key = c->cluster.key;
     o.cb.user = cl;
     o.cb.event = on_event;
+    o.meta = cl->meta;
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
+        cl_spaces_free(cl->spaces);
         pthread_mutex_destroy(&cl->mu);
         free(cl);
         return rc;
@@ -314,7 +324,22 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_http_router_t *router, mn_error 
     mn_err rc = mn_http_router_add(router, "GET", "/v1/cluster/members", h_members, cl);
     if (rc != MN_OK)
         return mn_error_set(err, rc, "route GET /v1/cluster/members: %s", mn_strerror(rc));
+    rc = mn_http_router_add(router, "GET", "/v1/cluster/spaces", cl_spaces_handle, cl->spaces);
+    if (rc != MN_OK)
+        return mn_error_set(err, rc, "route GET /v1/cluster/spaces: %s", mn_strerror(rc));
     return MN_OK;
+}
+
+void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port)
+{
+    const char *host = c->http.bind;
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !*host) host = c->cluster.bind;
+    char api[MN_SWIM_META_MAX];
+    snprintf(api, sizeof api, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    cl_spaces_meta(c, api, cl->meta, sizeof cl->meta);
+    if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
+        mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
+    publish(cl);
 }
 
 static void finish(mn_cluster_t *cl)
@@ -323,6 +348,7 @@ static void finish(mn_cluster_t *cl)
     void (*done)(void *) = cl->done;
     void *arg = cl->done_arg;
     free(cl->rows);
+    cl_spaces_free(cl->spaces);
     pthread_mutex_destroy(&cl->mu);
     free(cl);
     if (done) done(arg);

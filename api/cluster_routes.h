@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "mnemo/config.h"
+#include "mnemo/engine.h"
 #include "mnemo/err.h"
 #include "mnemo/http.h"
 
@@ -15,11 +16,18 @@ typedef struct mn_cluster mn_cluster_t;
 /* Starts SWIM on loop from c->cluster (node id: cluster.node_id, or the one
  * persisted as <storage.data_dir>/node_id, generated on first start; the data
  * dir must exist). Logs "swim: node ID listening on ADDR". Loop thread only. */
-mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_cluster_t **out, mn_error *err);
+mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engine,
+                        mn_cluster_t **out, mn_error *err);
 /* Registers GET /v1/cluster/members on router (handlers may run on any thread):
  * self, counts by state, members, and the core's "stats" (datagrams, drops by
- * cause, suspicions raised, refutations, health). */
+ * cause, suspicions raised, refutations, health), and GET /v1/cluster/spaces
+ * (this node's placement table, api/cluster_spaces.c). */
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_http_router_t *router, mn_error *err);
+/* Announces this node's API address in its SWIM metadata, with cluster.zone
+ * (GET /v1/cluster/spaces lists both per member): http.bind:port, or
+ * cluster.bind:port when http.bind is a wildcard. Loop thread only, once the
+ * HTTP server listens on port. */
+void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port);
 /* Leaves the cluster gracefully (bounded by timeout_ms), closes its handles
  * and frees cl, then calls done(arg) on the loop thread. Call it after the
  * HTTP server has stopped (no handler may run during or after it). */

@@ -142,6 +142,18 @@ mn_err mn_spaces_table_add(mn_spaces_table_t *t, const char *space, mn_error *er
     return MN_OK;
 }
 
+mn_err mn_spaces_table_remove(mn_spaces_table_t *t, const char *space, mn_error *err)
+{
+    mn_spaces_entry_t *e = space ? find_entry(t, space) : NULL;
+    if (!e)
+        return mn_error_set(err, MN_ERR_NOT_FOUND, "space '%s' is not placed", space ? space : "");
+    size_t i = (size_t)(e - t->entries);
+    memmove(&t->entries[i], &t->entries[i + 1], (t->n - i - 1) * sizeof *t->entries);
+    t->n--;
+    t->version++;
+    return MN_OK;
+}
+
 /* ---- holders ---- */
 
 static int holder_at(const mn_spaces_entry_t *e, const char *node)

@@ -36,14 +36,23 @@
 
 #include "swim_internal.h"
 
-static bool valid_id(const char *id, size_t len)
+static bool printable(const char *id, size_t len)
 {
-    if (len == 0 || len > MN_SWIM_ID_MAX) return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)id[i];
         if (c < 0x20 || c == 0x7f) return false;
     }
     return mn_utf8_valid(id, len);
+}
+
+static bool valid_id(const char *id, size_t len)
+{
+    return len > 0 && len <= MN_SWIM_ID_MAX && printable(id, len);
+}
+
+static bool valid_meta(const char *meta, size_t len)
+{
+    return len <= MN_SWIM_META_MAX && (len == 0 || (meta && printable(meta, len)));
 }
 
 mn_err mn_swim_new(const mn_swim_opts_t *o, int64_t now_us, mn_swim_t **out, mn_error *err)
@@ -57,6 +66,10 @@ mn_err mn_swim_new(const mn_swim_opts_t *o, int64_t now_us, mn_swim_t **out, mn_
     if (o->addr.family != 4 && o->addr.family != 6)
         return mn_error_set(err, MN_ERR_INVALID, "swim: no address to advertise");
     if (!o->cb.send) return mn_error_set(err, MN_ERR_INVALID, "swim: no send callback");
+    if (o->meta_len && !valid_meta(o->meta, o->meta_len))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "swim: metadata must be 0..%d bytes of printable UTF-8",
+                            MN_SWIM_META_MAX);
     mn_err rc = mn_swim_config_check(&o->config, err);
     if (rc != MN_OK) return rc;
 
@@ -85,6 +98,8 @@ mn_err mn_swim_new(const mn_swim_opts_t *o, int64_t now_us, mn_swim_t **out, mn_
     }
     s->self->addr = o->addr;
     s->self->inc = o->incarnation;
+    if (o->meta_len) memcpy(s->self->meta, o->meta, o->meta_len);
+    s->self->meta_len = (uint8_t)o->meta_len;
     s->next_seq = (uint32_t)mn_prng_next(&s->prng);
     int64_t probe_interval_us = s->cfg.probe_interval_ms * SWIM_US_PER_MS;
     /* stagger the periodic work so nodes started together do not beat in step */
@@ -686,6 +701,9 @@ static void info_from(const mn_swim_t *s, const swim_member *m, mn_swim_member_i
     out->incarnation = m->inc;
     out->changed_us = m->changed_us;
     out->self = m == s->self;
+    memcpy(out->meta, m->meta, m->meta_len);
+    out->meta[m->meta_len] = 0;
+    out->meta_len = m->meta_len;
 }
 
 size_t mn_swim_member_count(const mn_swim_t *s)
@@ -722,6 +740,19 @@ const char *mn_swim_self_id(const mn_swim_t *s)
 uint64_t mn_swim_incarnation(const mn_swim_t *s)
 {
     return s ? s->self->inc : 0;
+}
+
+mn_err mn_swim_set_meta(mn_swim_t *s, int64_t now_us, const char *meta, size_t len)
+{
+    if (!s || !valid_meta(meta, len)) return MN_ERR_INVALID;
+    swim_member *me = s->self;
+    if (me->inc == UINT64_MAX) return MN_ERR_INVALID; /* no higher incarnation to announce it */
+    if (len) memcpy(me->meta, meta, len);
+    me->meta_len = (uint8_t)len;
+    me->inc++;
+    mn__swim_queue_member(s, me, NULL, 0);
+    (void)now_us;
+    return MN_OK;
 }
 
 int mn_swim_health(const mn_swim_t *s)

@@ -26,6 +26,9 @@
 #define SWIM_VERSION 1
 #define SWIM_HDR_FLAG_AUTH 1
 
+_Static_assert(MN_SWIM_META_MAX == MN_WIRE_SWIM_META_MAX && MN_SWIM_META_MAX <= 255,
+               "metadata fits the wire and a uint8_t length");
+
 typedef struct swim_member {
     char id[MN_SWIM_ID_MAX + 1];
     uint8_t id_len;
@@ -45,6 +48,8 @@ typedef struct swim_member {
     bool susp_expired;   /* verify: the timer ran out without a recent failure: being rechecked */
     uint8_t check_pings; /* recheck pings sent (answered ones reset it) */
     uint32_t check_seq;  /* the last one's sequence number */
+    char meta[MN_SWIM_META_MAX]; /* from the newest incarnation that carried any */
+    uint8_t meta_len;
 } swim_member;
 
 /* One queued membership update (TransmitLimitedQueue of memberlist). */
@@ -56,6 +61,8 @@ typedef struct swim_bcast {
     mn_swim_addr_t addr;
     uint64_t inc;
     uint8_t state;
+    char meta[MN_SWIM_META_MAX];
+    uint8_t meta_len;
     int transmits;
     uint64_t order; /* insertion counter: newer first among equal transmits */
 } swim_bcast;

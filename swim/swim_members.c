@@ -394,6 +394,16 @@ void mn__swim_answer(mn_swim_t *s, swim_member *m)
     if (s->n_answer < SWIM_MAX_ANSWER) s->answer[s->n_answer++] = m;
 }
 
+/* Metadata is fixed per incarnation, so an entry at the member's incarnation
+ * or above that carries any is the newest known. Gossip never clears it. */
+static void take_meta(swim_member *m, const mn_wire_swim_entry_t *e)
+{
+    if (!e->meta_len || e->incarnation < m->inc) return;
+    mn_assert(e->meta_len <= MN_SWIM_META_MAX);
+    memcpy(m->meta, e->meta, e->meta_len);
+    m->meta_len = (uint8_t)e->meta_len;
+}
+
 static void apply_alive(mn_swim_t *s, const mn_wire_swim_entry_t *e, int64_t now_us)
 {
     if (is_self(s, e)) {
@@ -409,6 +419,7 @@ static void apply_alive(mn_swim_t *s, const mn_wire_swim_entry_t *e, int64_t now
         if (!m) return;
         memcpy(&m->addr, &e->addr, sizeof m->addr);
         m->inc = e->incarnation; /* new member: its first incarnation */
+        take_meta(m, e);
         mn__swim_queue_member(s, m, NULL, 0);
         emit(s, m, MN_SWIM_ALIVE, true, now_us);
         return;
@@ -419,6 +430,7 @@ static void apply_alive(mn_swim_t *s, const mn_wire_swim_entry_t *e, int64_t now
     memcpy(&a, &e->addr, sizeof a);
     bool moved = !mn_swim_addr_equal(&a, &m->addr);
     set_incarnation(m, e->incarnation);
+    take_meta(m, e); /* before the update is queued again: relays carry the new metadata */
     m->addr = a;
     if (old != MN_SWIM_ALIVE) mn__swim_set_state(s, m, MN_SWIM_ALIVE, now_us);
     mn__swim_queue_member(s, m, NULL, 0);
@@ -523,6 +535,8 @@ void mn__swim_apply(mn_swim_t *s, const mn_wire_swim_entry_t *e, const char *sen
         apply_dead(s, e, from, from_len, now_us);
         break;
     }
+    swim_member *m = is_self(s, e) ? NULL : mn__swim_find(s, e->id, e->id_len);
+    if (m) take_meta(m, e);
 }
 
 void mn__swim_verify_push(mn_swim_t *s, const swim_member *m)

@@ -20,6 +20,8 @@ void mn__swim_entry_from_member(const swim_member *m, mn_wire_swim_entry_t *e)
     memcpy(&e->addr, &m->addr, sizeof e->addr);
     e->incarnation = m->inc;
     e->state = m->state;
+    e->meta = m->meta_len ? m->meta : NULL;
+    e->meta_len = m->meta_len;
 }
 
 static int retransmit_limit(const mn_swim_t *s)
@@ -61,6 +63,8 @@ void mn__swim_queue_member(mn_swim_t *s, const swim_member *m, const char *from,
         b->from_len = (uint8_t)from_len;
     }
     b->addr = m->addr;
+    memcpy(b->meta, m->meta, m->meta_len);
+    b->meta_len = m->meta_len;
     b->inc = m->inc;
     b->state = m->state;
     b->order = ++s->queue_order;
@@ -89,6 +93,8 @@ size_t mn__swim_queue_peek(mn_swim_t *s, mn_wire_swim_entry_t *out, size_t cap)
         memcpy(&e->addr, &b->addr, sizeof e->addr);
         e->incarnation = b->inc;
         e->state = b->state;
+        e->meta = b->meta_len ? b->meta : NULL;
+        e->meta_len = b->meta_len;
     }
     return n;
 }

@@ -373,6 +373,8 @@ mn_err mn_swim_uv_start(uv_loop_t *loop, const mn_swim_uv_opts_t *o, mn_swim_uv_
         .seed = mn_random_seed(),
         .config = o->config,
         .cb = {.user = u, .send = on_send, .event = on_event},
+        .meta = o->meta,
+        .meta_len = o->meta ? strlen(o->meta) : 0,
     };
     u->mono0_us = clock_now_us();
     u->wall0_ms = mn_time_now_ms();
@@ -441,4 +443,11 @@ mn_swim_addr_t mn_swim_uv_addr(const mn_swim_uv_t *u)
 int64_t mn_swim_uv_wall_ms(const mn_swim_uv_t *u, int64_t core_us)
 {
     return u->wall0_ms + (core_us - u->mono0_us) / 1000;
+}
+
+mn_err mn_swim_uv_set_meta(mn_swim_uv_t *u, const char *meta)
+{
+    mn_err rc = mn_swim_set_meta(u->core, clock_now_us(), meta, meta ? strlen(meta) : 0);
+    if (rc == MN_OK) rearm(u);
+    return rc;
 }

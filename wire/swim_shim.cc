@@ -47,15 +47,20 @@ void from_fb(const sw::Addr *a, mn_wire_swim_addr_t *out)
         out->ip[i] = a->ip()->Get(i);
 }
 
-bool id_ok(const char *s, size_t n, bool may_be_empty)
+bool text_ok(const char *s, size_t n, size_t max, bool may_be_empty)
 {
     if (n == 0) return may_be_empty;
-    if (!s || n > MN_WIRE_SWIM_ID_MAX) return false;
+    if (!s || n > max) return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f) return false;
     }
     return mn_utf8_valid(s, n);
+}
+
+bool id_ok(const char *s, size_t n, bool may_be_empty)
+{
+    return text_ok(s, n, MN_WIRE_SWIM_ID_MAX, may_be_empty);
 }
 
 bool fb_id_ok(const fb::String *s, bool may_be_empty)
@@ -66,7 +71,8 @@ bool fb_id_ok(const fb::String *s, bool may_be_empty)
 
 bool entry_ok(const mn_wire_swim_entry_t &en)
 {
-    return id_ok(en.id, en.id_len, false) && id_ok(en.from, en.from_len, true) && en.state <= 3 &&
+    return id_ok(en.id, en.id_len, false) && id_ok(en.from, en.from_len, true) &&
+           text_ok(en.meta, en.meta_len, MN_WIRE_SWIM_META_MAX, true) && en.state <= 3 &&
            (en.addr.family == 0 || en.addr.family == 4 || en.addr.family == 6);
 }
 
@@ -75,11 +81,14 @@ fb::Offset<sw::Entry> build_entry(fb::FlatBufferBuilder &b, const mn_wire_swim_e
     auto id = b.CreateString(en.id, en.id_len);
     fb::Offset<fb::String> from;
     if (en.from_len) from = b.CreateString(en.from, en.from_len);
+    fb::Offset<fb::String> meta;
+    if (en.meta_len) meta = b.CreateString(en.meta, en.meta_len);
     sw::Addr addr = to_fb(en.addr);
     sw::EntryBuilder eb(b);
     eb.add_incarnation(en.incarnation);
     eb.add_id(id);
     if (!from.IsNull()) eb.add_from(from);
+    if (!meta.IsNull()) eb.add_meta(meta);
     eb.add_addr(&addr);
     eb.add_state(en.state);
     return eb.Finish();
@@ -89,6 +98,10 @@ bool decode_entry(const sw::Entry *e, mn_wire_swim_entry_t *out)
 {
     if (!e || !fb_id_ok(e->id(), false) || !fb_id_ok(e->from(), true)) return false;
     if (e->state() > 3) return false;
+    const fb::String *meta = e->meta();
+    if (meta && !text_ok(meta->c_str(), meta->size(), MN_WIRE_SWIM_META_MAX, true)) return false;
+    out->meta = meta && meta->size() ? meta->c_str() : nullptr;
+    out->meta_len = meta ? meta->size() : 0;
     out->id = e->id()->c_str();
     out->id_len = e->id()->size();
     out->from = e->from() ? e->from()->c_str() : nullptr;
@@ -120,6 +133,7 @@ size_t mn_wire_swim_entry_cost(const mn_wire_swim_entry_t *en)
     // + vtable 16 + id string (length prefix, NUL, padding) + from string, + margin 8.
     size_t c = 4 + 48 + 16 + 8 + (en->id_len + 8);
     if (en->from_len) c += en->from_len + 8;
+    if (en->meta_len) c += en->meta_len + 8 + 4; // string + its vtable slot
     return c;
 }
 

@@ -103,6 +103,16 @@ static const char *check_url(const char *s)
     return NULL;
 }
 
+/* "" or a zone label: up to 64 bytes of [A-Za-z0-9._:-] (it travels in SWIM metadata). */
+static const char *check_zone(const char *s)
+{
+    if (strlen(s) > 64) return "must be at most 64 bytes";
+    for (const char *p = s; *p; p++)
+        if (!(isalnum((unsigned char)*p) || strchr("._:-", *p)))
+            return "may only hold letters, digits and . _ : -";
+    return NULL;
+}
+
 /* "" or an environment variable's name: [A-Za-z_][A-Za-z0-9_]* */
 static const char *check_env_name(const char *s)
 {
@@ -273,6 +283,16 @@ static const cfg_key KEYS[] = {
           "host:port of nodes to join; empty = start a new cluster"),
     KSECRET("cluster", "key", cluster.key, "shared HMAC key of the cluster; \"\" = none"),
     KENUM("cluster", "profile", cluster.profile, "lan", "lan|fast", "SWIM timing profile"),
+    KINT("cluster", "replication_factor", cluster.replication_factor, 3, 1, 7,
+         "copies of each space, the primary included"),
+    KINT("cluster", "rebalance_concurrency", cluster.rebalance_concurrency, 4, 1, 1024,
+         "spaces gaining a copy for balance at once"),
+    KSTR("cluster", "zone", cluster.zone, "", check_zone,
+         "failure-domain label; copies of a space spread over zones (\"\" = none)"),
+    KINT("cluster", "peer_port", cluster.peer_port, 7702, 0, 65535,
+         "replication TCP port (reserved: not bound yet)"),
+    KENUM("cluster", "write_consistency", cluster.write_consistency, "quorum", "one|quorum|all",
+          "copies a write reaches before it is acknowledged (not enforced yet)"),
     KINT("cluster.swim", "probe_interval_ms", cluster_swim.probe_interval_ms, 0, 0, 600000,
          "SWIM probe period (0 = the profile's)"),
     KINT("cluster.swim", "probe_timeout_ms", cluster_swim.probe_timeout_ms, 0, 0, 600000,

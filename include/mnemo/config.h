@@ -95,6 +95,12 @@ typedef struct mn_config_cluster {
     mn_config_strlist_t seeds; /* "host:port" of nodes to join; empty = start a new cluster */
     char *key;               /* cluster HMAC key; "" = none */
     char *profile;           /* "lan" (default) | "fast" */
+    /* placement (docs/replication.md); served by GET /v1/cluster/spaces */
+    int64_t replication_factor;    /* 3: copies of each space, the primary included (1..7) */
+    int64_t rebalance_concurrency; /* 4: spaces gaining a copy for balance at once */
+    char *zone;                    /* "" = none; copies of a space spread over zones */
+    int64_t peer_port;             /* 7702: replication TCP port (validated, not bound yet) */
+    char *write_consistency;       /* "quorum" | "one" | "all" (validated, not enforced yet) */
 } mn_config_cluster_t;
 
 /* [cluster.swim]: overrides of the profile's SWIM timings (0 = the profile's value). */

@@ -101,6 +101,9 @@ const mn_spaces_entry_t *mn_spaces_table_find(const mn_spaces_table_t *t, const 
  * if known, MN_ERR_INVALID for a bad name. */
 mn_err mn_spaces_table_add(mn_spaces_table_t *t, const char *space, mn_error *err);
 
+/* Forgets a space (it was dropped). MN_ERR_NOT_FOUND if not placed. */
+mn_err mn_spaces_table_remove(mn_spaces_table_t *t, const char *space, mn_error *err);
+
 /* One placement step: next = f(prev, view, opts), a pure function (the order
  * of view does not matter). next must be initialised and not be prev; it is
  * overwritten.
@@ -129,6 +132,28 @@ mn_err mn_spaces_promoted(mn_spaces_table_t *t, const char *space, const char *n
 mn_err mn_spaces_desired(const mn_spaces_table_t *t, const mn_spaces_member_t *view, size_t n_view,
                          const mn_spaces_opts_t *o, const char *space, size_t *out, size_t *n_out,
                          mn_error *err);
+
+/* ---- the placement driver: one node's table, stepped as its inputs change ---- */
+
+/* Holds a node's placement table and moves it on: each update makes the
+ * table's spaces the given names, steps it over the view, and then settles
+ * what the replication core will settle once the server runs it, in the
+ * same deterministic way on every node: a failover whose live voters are a
+ * majority of the voters promotes the desired primary if it is a live full
+ * replica, else the smallest such node id, at epoch + 1; a handover promotes
+ * the desired primary at epoch + 1. Catching-up copies stay catching up (no
+ * WAL moves yet). It steps again until nothing changes (at most 8 rounds). */
+typedef struct mn_spaces_driver mn_spaces_driver_t;
+
+mn_err mn_spaces_driver_new(const mn_spaces_opts_t *o, mn_spaces_driver_t **out, mn_error *err);
+void mn_spaces_driver_free(mn_spaces_driver_t *d);
+/* names: the spaces to place (any order, no duplicates). */
+mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size_t n_view,
+                               const char *const *names, size_t n_names, mn_error *err);
+/* The current table (valid until the next update). */
+const mn_spaces_table_t *mn_spaces_driver_table(const mn_spaces_driver_t *d);
+/* The promotions the driver made (failovers and handovers settled). */
+uint64_t mn_spaces_driver_promotions(const mn_spaces_driver_t *d);
 
 /* ---- the replication core (sans-IO) ---- */
 

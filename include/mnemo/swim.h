@@ -25,6 +25,7 @@
 #define MN_SWIM_ADDR_TEXT 56    /* buffer size for mn_swim_addr_format */
 #define MN_SWIM_MAX_PACKET 1400 /* default and upper bound of a datagram */
 #define MN_SWIM_MIN_PACKET 512
+#define MN_SWIM_META_MAX 128 /* bytes of a member's metadata (MN_WIRE_SWIM_META_MAX) */
 
 typedef enum {
     MN_SWIM_ALIVE = 0,
@@ -111,6 +112,11 @@ typedef struct mn_swim_opts {
     uint64_t seed;        /* PRNG seed: probe order, helpers, gossip targets */
     mn_swim_config_t config;
     mn_swim_callbacks_t cb;
+    /* This node's metadata: 0..MN_SWIM_META_MAX bytes of printable UTF-8, opaque
+     * to SWIM, carried with every entry about this node (memberlist's "meta").
+     * Change it later with mn_swim_set_meta. */
+    const char *meta;
+    size_t meta_len;
 } mn_swim_opts_t;
 
 typedef struct mn_swim mn_swim_t;
@@ -144,6 +150,8 @@ typedef struct mn_swim_member_info {
     uint64_t incarnation;
     int64_t changed_us; /* core time of the last state change */
     bool self;
+    char meta[MN_SWIM_META_MAX + 1]; /* NUL-terminated; "" = none known */
+    size_t meta_len;
 } mn_swim_member_info_t;
 
 /* The member table, this node included. Index order is unspecified and changes
@@ -155,6 +163,11 @@ bool mn_swim_member_find(const mn_swim_t *s, const char *id, mn_swim_member_info
 size_t mn_swim_count_state(const mn_swim_t *s, mn_swim_state_t st);
 const char *mn_swim_self_id(const mn_swim_t *s);
 uint64_t mn_swim_incarnation(const mn_swim_t *s);
+/* Replaces this node's metadata and announces it: the incarnation goes up by
+ * one and the new alive entry is gossiped, so every member learns it (a
+ * member takes the metadata of the newest incarnation it has seen of a node).
+ * MN_ERR_INVALID for too long or non-printable metadata. */
+mn_err mn_swim_set_meta(mn_swim_t *s, int64_t now_us, const char *meta, size_t len);
 /* Lifeguard local health score, 0 = healthy .. awareness_max-1. */
 int mn_swim_health(const mn_swim_t *s);
 

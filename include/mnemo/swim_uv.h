@@ -19,6 +19,7 @@ typedef struct mn_swim_uv_opts {
     const char *key; /* "" or NULL = unauthenticated */
     mn_swim_config_t config;
     mn_swim_callbacks_t cb; /* send is ignored (the adapter sends); event optional */
+    const char *meta;       /* this node's metadata (mn_swim_opts_t.meta); NULL = none */
 } mn_swim_uv_opts_t;
 
 /* Binds, creates the core and joins the seeds. */
@@ -30,6 +31,8 @@ void mn_swim_uv_stop(mn_swim_uv_t *u, int64_t timeout_ms, void (*done)(void *arg
 /* Closes without leaving (as a crash would look to peers), frees on close. */
 void mn_swim_uv_close(mn_swim_uv_t *u, void (*done)(void *arg), void *arg);
 mn_swim_t *mn_swim_uv_core(mn_swim_uv_t *u);
+/* Announces new metadata for this node (mn_swim_set_meta). Loop thread only. */
+mn_err mn_swim_uv_set_meta(mn_swim_uv_t *u, const char *meta);
 /* The bound address (port resolved when 0 was asked). */
 mn_swim_addr_t mn_swim_uv_addr(const mn_swim_uv_t *u);
 /* The seed step after resolving one "host:port": appends every IPv4/IPv6

@@ -14,6 +14,7 @@
 
 #define MN_WIRE_SWIM_ID_MAX 64      /* bytes in a node id */
 #define MN_WIRE_SWIM_MAX_ENTRIES 64 /* state + updates entries in one packet */
+#define MN_WIRE_SWIM_META_MAX 128   /* bytes of a member's metadata */
 
 typedef enum {
     MN_WIRE_SWIM_PING = 1,
@@ -41,6 +42,8 @@ typedef struct mn_wire_swim_entry {
     uint8_t state; /* 0 alive, 1 suspect, 2 dead, 3 left */
     const char *from;
     size_t from_len; /* 0..MN_WIRE_SWIM_ID_MAX */
+    const char *meta;
+    size_t meta_len; /* 0..MN_WIRE_SWIM_META_MAX, printable UTF-8 */
 } mn_wire_swim_entry_t;
 
 typedef struct mn_wire_swim_msg {

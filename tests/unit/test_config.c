@@ -344,6 +344,36 @@ static void test_config_rejects_bad_env_value(void **state)
     mn_config_free(&c);
 }
 
+static void test_config_cluster_placement_keys_default_override_and_check(void **state)
+{
+    (void)state;
+    mn_config_t c;
+    load_ok(&c, NULL, NULL);
+    assert_int_equal(c.cluster.replication_factor, 3);
+    assert_int_equal(c.cluster.rebalance_concurrency, 4);
+    assert_int_equal(c.cluster.peer_port, 7702);
+    assert_string_equal(c.cluster.write_consistency, "quorum");
+    assert_string_equal(c.cluster.zone, "");
+    mn_config_free(&c);
+    char *envp[] = {"MNEMO_CLUSTER_REPLICATION_FACTOR=5", "MNEMO_CLUSTER_PEER_PORT=7800",
+                    "MNEMO_CLUSTER_WRITE_CONSISTENCY=one", "MNEMO_CLUSTER_ZONE=eu-west.1a", NULL};
+    load_ok(&c, NULL, envp);
+    assert_int_equal(c.cluster.replication_factor, 5);
+    assert_int_equal(c.cluster.peer_port, 7800);
+    assert_string_equal(c.cluster.write_consistency, "one");
+    assert_string_equal(c.cluster.zone, "eu-west.1a");
+    mn_config_free(&c);
+    char *rf[] = {"MNEMO_CLUSTER_REPLICATION_FACTOR=8", NULL};
+    expect_env_error(rf, "MNEMO_CLUSTER_REPLICATION_FACTOR: cluster.replication_factor must be "
+                         "in 1..7, got 8");
+    char *wc[] = {"MNEMO_CLUSTER_WRITE_CONSISTENCY=most", NULL};
+    expect_env_error(wc, "MNEMO_CLUSTER_WRITE_CONSISTENCY: cluster.write_consistency must be "
+                         "one of one|quorum|all, got \"most\"");
+    char *zone[] = {"MNEMO_CLUSTER_ZONE=a;b", NULL};
+    expect_env_error(zone, "MNEMO_CLUSTER_ZONE: cluster.zone may only hold letters, digits and "
+                           ". _ : -, got \"a;b\"");
+}
+
 /* ---- set and dump ---- */
 
 static void test_config_set_parses_text_per_type(void **state)
@@ -422,6 +452,7 @@ int main(void)
                                         config_fixture_teardown),
         cmocka_unit_test(test_config_env_accepts_toml_array_and_empty_list),
         cmocka_unit_test(test_config_rejects_bad_env_value),
+        cmocka_unit_test(test_config_cluster_placement_keys_default_override_and_check),
         cmocka_unit_test(test_config_set_parses_text_per_type),
         cmocka_unit_test_setup_teardown(test_config_dump_round_trips_and_hides_the_key,
                                         config_fixture_setup, config_fixture_teardown),

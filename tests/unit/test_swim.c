@@ -1291,6 +1291,53 @@ static void test_swim_reclaims_dead_members_and_keeps_the_index_consistent(void 
     p_free(p);
 }
 
+static bool meta_is(world *w, int obs, int tgt, const char *want)
+{
+    char id[16];
+    snprintf(id, sizeof id, "node%d", tgt);
+    mn_swim_member_info_t mi;
+    return mn_swim_member_find(w->n[obs].s, id, &mi) && mi.meta_len == strlen(want) &&
+           strcmp(mi.meta, want) == 0;
+}
+
+static void test_swim_member_metadata_reaches_everyone_and_follows_changes(void **state)
+{
+    (void)state;
+    mn_swim_config_t c = fast_config();
+    world *w = w_new();
+    char meta[4][32];
+    for (int i = 0; i < 4; i++) {
+        w_start(w, i, &c, "k");
+        snprintf(meta[i], sizeof meta[i], "api=10.0.0.%d:7700;zone=z%d", i, i % 2);
+        assert_int_equal(mn_swim_set_meta(w->n[i].s, w->now, meta[i], strlen(meta[i])), MN_OK);
+    }
+    for (int i = 1; i < 4; i++)
+        w_join(w, i, 0);
+    w_run(w, 3 * SEC);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            assert_true(meta_is(w, a, b, meta[b]));
+    /* a change is announced with a higher incarnation and replaces the old one everywhere,
+     * also when members relay the new incarnation to each other */
+    mn_swim_member_info_t before, after;
+    assert_true(mn_swim_member_find(w->n[0].s, "node2", &before));
+    assert_int_equal(mn_swim_set_meta(w->n[2].s, w->now, "zone=moved", 10), MN_OK);
+    w_run(w, 6 * SEC);
+    for (int a = 0; a < 4; a++)
+        assert_true(meta_is(w, a, 2, "zone=moved"));
+    assert_true(mn_swim_member_find(w->n[0].s, "node2", &after));
+    assert_true(after.incarnation > before.incarnation);
+    assert_int_equal(after.state, MN_SWIM_ALIVE);
+    /* bad metadata is refused and changes nothing */
+    char big[MN_SWIM_META_MAX + 2];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(mn_swim_set_meta(w->n[1].s, w->now, big, MN_SWIM_META_MAX + 1),
+                     MN_ERR_INVALID);
+    assert_int_equal(mn_swim_set_meta(w->n[1].s, w->now, "a\nb", 3), MN_ERR_INVALID);
+    assert_true(meta_is(w, 1, 1, meta[1]));
+    w_destroy(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1322,6 +1369,7 @@ int main(void)
         cmocka_unit_test(test_swim_graceful_leave_shows_left_not_dead),
         cmocka_unit_test(test_swim_full_state_sync_spans_datagrams_within_the_limit),
         cmocka_unit_test(test_swim_reclaims_dead_members_and_keeps_the_index_consistent),
+        cmocka_unit_test(test_swim_member_metadata_reaches_everyone_and_follows_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

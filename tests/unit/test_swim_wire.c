@@ -38,6 +38,8 @@ static void test_swim_wire_round_trips_every_field(void **state)
     mn_wire_swim_entry_t st[2] = {entry("alpha", 7, 0, NULL),
                                   entry("beta", 1ull << 40, 2, "alpha")};
     mn_wire_swim_entry_t up[1] = {entry("gamma", 3, 1, "beta")};
+    st[0].meta = "api=10.0.0.1:7700;zone=z1";
+    st[0].meta_len = strlen(st[0].meta);
     mn_wire_swim_msg_t m = {.kind = MN_WIRE_SWIM_SYNC,
                             .seq = 0xdeadbeef,
                             .src = "alpha",
@@ -82,6 +84,10 @@ static void test_swim_wire_round_trips_every_field(void **state)
     assert_int_equal(d.state[1].from_len, 5);
     assert_memory_equal(d.state[1].from, "alpha", 5);
     assert_int_equal(d.state[0].from_len, 0);
+    assert_int_equal(d.state[0].meta_len, strlen(st[0].meta));
+    assert_memory_equal(d.state[0].meta, st[0].meta, d.state[0].meta_len);
+    assert_int_equal(d.state[1].meta_len, 0);
+    assert_null(d.state[1].meta);
     assert_int_equal(d.updates[0].state, 1);
     assert_memory_equal(d.updates[0].id, "gamma", 5);
     assert_int_equal(d.updates[0].addr.port, 7946);
@@ -96,8 +102,9 @@ static void test_swim_wire_encoder_never_exceeds_cap(void **state)
     mn_prng_t p;
     mn_prng_seed(&p, 99);
     static char ids[2 * MN_WIRE_SWIM_MAX_ENTRIES][MN_WIRE_SWIM_ID_MAX + 1];
-    static char froms[MN_WIRE_SWIM_ID_MAX + 1];
+    static char froms[MN_WIRE_SWIM_ID_MAX + 1], metas[MN_WIRE_SWIM_META_MAX + 1];
     memset(froms, 'f', MN_WIRE_SWIM_ID_MAX);
+    memset(metas, 'm', MN_WIRE_SWIM_META_MAX);
     mn_wire_swim_entry_t es[2 * MN_WIRE_SWIM_MAX_ENTRIES];
     mn_wire_swim_entry_t storage[MN_WIRE_SWIM_MAX_ENTRIES];
     for (int it = 0; it < 3000; it++) {
@@ -113,6 +120,10 @@ static void test_swim_wire_encoder_never_exceeds_cap(void **state)
             if (mn_prng_below(&p, 2)) {
                 es[i].from = froms;
                 es[i].from_len = 1 + (size_t)mn_prng_below(&p, MN_WIRE_SWIM_ID_MAX);
+            }
+            if (mn_prng_below(&p, 2)) {
+                es[i].meta = metas;
+                es[i].meta_len = 1 + (size_t)mn_prng_below(&p, MN_WIRE_SWIM_META_MAX);
             }
         }
         size_t split = n ? (size_t)mn_prng_below(&p, n + 1) : 0;
@@ -145,6 +156,7 @@ static void test_swim_wire_encoder_never_exceeds_cap(void **state)
         for (size_t i = 0; i < ns; i++) {
             assert_int_equal(d.state[i].id_len, es[i].id_len);
             assert_int_equal(d.state[i].incarnation, es[i].incarnation);
+            assert_int_equal(d.state[i].meta_len, es[i].meta_len);
         }
     }
     mn_wire_swim_enc_free(enc);

@@ -1,0 +1,446 @@
+/* Placement inside the server (cluster mode).
+ *
+ * The loop thread owns the placement driver (spaces/place_driver.c): on
+ * every SWIM snapshot (each membership event and every 250 ms) it steps the
+ * table over the view — the alive and suspect members, each with the zone
+ * from its SWIM metadata — and the spaces this node holds, then publishes a
+ * copy under a mutex. GET /v1/cluster/spaces reads that copy on any thread.
+ *
+ * Known limit of this increment: a node knows only its own spaces (nothing
+ * replicates space definitions yet), so nodes agree on a space's holders
+ * only when they hold the same spaces and stepped through the same views;
+ * ?names= previews placement for any names over the current table. */
+#include "cluster_spaces.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/spaces.h"
+#include "mnemo/util.h"
+
+#define PREVIEW_MAX 100
+
+typedef struct cl_node {
+    char id[MN_SWIM_ID_MAX + 1];
+    char zone[MN_SPACES_ZONE_MAX + 1];
+    char api[MN_SWIM_META_MAX + 1];
+} cl_node;
+
+struct cl_spaces {
+    mn_engine_t *engine;
+    char self[MN_SWIM_ID_MAX + 1];
+    mn_spaces_opts_t opts;
+    const char *consistency;
+    int64_t peer_port;
+    char zone[MN_SPACES_ZONE_MAX + 1];
+    mn_spaces_driver_t *driver; /* loop thread */
+    pthread_mutex_t mu;         /* guards the snapshot below */
+    mn_spaces_table_t table;
+    cl_node *nodes; /* the view of the last step */
+    size_t n_nodes;
+    uint64_t promotions;
+    char error[sizeof(((mn_error *)0)->message)]; /* the last step's failure, "" = none */
+    uint64_t published_version; /* loop thread: the version of the table copied last */
+    bool published;
+};
+
+/* ---- metadata ---- */
+
+void cl_spaces_meta(const mn_config_t *c, const char *api, char *buf, size_t len)
+{
+    const char *zone = c->cluster.zone ? c->cluster.zone : "";
+    snprintf(buf, len, "%s%s%s%s", api ? "api=" : "", api ? api : "", api && *zone ? ";" : "",
+             *zone ? "zone=" : "");
+    if (*zone) snprintf(buf + strlen(buf), len - strlen(buf), "%s", zone);
+}
+
+/* The value of key in "k=v;k=v" meta, into out ("" when absent). */
+static void meta_get(const char *meta, const char *key, char *out, size_t cap)
+{
+    out[0] = 0;
+    size_t kl = strlen(key);
+    for (const char *p = meta; p && *p;) {
+        const char *end = strchr(p, ';');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t vl = n - kl - 1 < cap - 1 ? n - kl - 1 : cap - 1;
+            memcpy(out, p + kl + 1, vl);
+            out[vl] = 0;
+            return;
+        }
+        p = end ? end + 1 : NULL;
+    }
+}
+
+/* ---- lifecycle ---- */
+
+mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, const char *self_id,
+                     cl_spaces **out, mn_error *err)
+{
+    *out = NULL;
+    cl_spaces *cs = calloc(1, sizeof *cs);
+    if (!cs) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    mn_spaces_opts_default(&cs->opts);
+    cs->opts.replication_factor = (int)c->cluster.replication_factor;
+    cs->opts.rebalance_concurrency = (int)c->cluster.rebalance_concurrency;
+    mn_err rc = mn_spaces_driver_new(&cs->opts, &cs->driver, err);
+    if (rc != MN_OK) {
+        free(cs);
+        return rc;
+    }
+    cs->engine = engine;
+    snprintf(cs->self, sizeof cs->self, "%s", self_id);
+    cs->consistency = c->cluster.write_consistency;
+    cs->peer_port = c->cluster.peer_port;
+    snprintf(cs->zone, sizeof cs->zone, "%s", c->cluster.zone ? c->cluster.zone : "");
+    mn_spaces_table_init(&cs->table);
+    pthread_mutex_init(&cs->mu, NULL);
+    *out = cs;
+    return MN_OK;
+}
+
+void cl_spaces_free(cl_spaces *cs)
+{
+    if (!cs) return;
+    mn_spaces_driver_free(cs->driver);
+    mn_spaces_table_free(&cs->table);
+    free(cs->nodes);
+    pthread_mutex_destroy(&cs->mu);
+    free(cs);
+}
+
+/* ---- the step (loop thread) ---- */
+
+static size_t view_of(const mn_swim_t *core, size_t n, cl_node *nodes, mn_spaces_member_t *view)
+{
+    size_t k = 0;
+    mn_swim_member_info_t mi;
+    for (size_t i = 0; i < n && k < n; i++) {
+        if (!mn_swim_member_get(core, i, &mi)) continue;
+        if (mi.state != MN_SWIM_ALIVE && mi.state != MN_SWIM_SUSPECT) continue;
+        cl_node *nd = &nodes[k];
+        snprintf(nd->id, sizeof nd->id, "%s", mi.id);
+        meta_get(mi.meta, "zone", nd->zone, sizeof nd->zone);
+        meta_get(mi.meta, "api", nd->api, sizeof nd->api);
+        view[k].id = nd->id;
+        view[k].zone = nd->zone;
+        k++;
+    }
+    return k;
+}
+
+static void publish(cl_spaces *cs, cl_node *nodes, size_t n_nodes, const mn_error *err)
+{
+    mn_spaces_table_t copy;
+    mn_spaces_table_init(&copy);
+    const mn_spaces_table_t *t = mn_spaces_driver_table(cs->driver);
+    /* the table is copied only when it changed (its version only rises) */
+    bool fresh = !cs->published || t->version != cs->published_version;
+    bool ok = !err->code && (!fresh || mn_spaces_table_copy(&copy, t) == MN_OK);
+    pthread_mutex_lock(&cs->mu);
+    if (ok) {
+        if (fresh) {
+            mn_spaces_table_t old = cs->table;
+            cs->table = copy;
+            copy = old;
+            cs->published_version = t->version;
+            cs->published = true;
+        }
+        cl_node *old_nodes = cs->nodes;
+        cs->nodes = nodes;
+        cs->n_nodes = n_nodes;
+        nodes = old_nodes;
+        cs->promotions = mn_spaces_driver_promotions(cs->driver);
+        cs->error[0] = 0;
+    } else {
+        snprintf(cs->error, sizeof cs->error, "%s", err->code ? err->message : "out of memory");
+    }
+    pthread_mutex_unlock(&cs->mu);
+    mn_spaces_table_free(&copy);
+    free(nodes);
+}
+
+void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
+{
+    mn_error err = {0};
+    size_t n = mn_swim_member_count(core);
+    cl_node *nodes = calloc(n ? n : 1, sizeof *nodes);
+    mn_spaces_member_t *view = calloc(n ? n : 1, sizeof *view);
+    mn_space_def_t *defs = NULL;
+    size_t n_defs = 0;
+    const char **names = NULL;
+    if (!nodes || !view) {
+        mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
+    } else if (mn_engine_space_list(cs->engine, &defs, &n_defs, &err) == MN_OK) {
+        names = calloc(n_defs ? n_defs : 1, sizeof *names);
+        for (size_t i = 0; names && i < n_defs; i++)
+            names[i] = defs[i].name;
+        size_t n_view = view_of(core, n, nodes, view);
+        if (!names)
+            mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
+        else
+            mn_spaces_driver_update(cs->driver, view, n_view, names, n_defs, &err);
+        if (!err.code) n = n_view;
+    }
+    if (err.code) mn_log_warn("cluster: placement step failed: %s", err.message);
+    publish(cs, err.code ? NULL : nodes, n, &err);
+    if (err.code) free(nodes);
+    free(names);
+    free(defs);
+    free(view);
+}
+
+/* ---- GET /v1/cluster/spaces (any thread) ---- */
+
+static void add_flags(cJSON *o, uint8_t flags)
+{
+    static const struct {
+        uint8_t bit;
+        const char *name;
+    } f[] = {{MN_SPACES_UNDER_REPLICATED, "under_replicated"},
+             {MN_SPACES_FAILOVER, "failover"},
+             {MN_SPACES_HANDOVER, "handover"},
+             {MN_SPACES_UNAVAILABLE, "unavailable"}};
+    cJSON *arr = cJSON_AddArrayToObject(o, "flags");
+    for (size_t i = 0; arr && i < sizeof f / sizeof f[0]; i++)
+        if (flags & f[i].bit) cJSON_AddItemToArray(arr, cJSON_CreateString(f[i].name));
+}
+
+/* applied_lsn: this node's copy from the engine; other nodes' are not known without shipping. */
+static void add_holder(cl_spaces *cs, cJSON *arr, const mn_spaces_entry_t *e,
+                       const mn_spaces_holder_t *h)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return;
+    cJSON_AddStringToObject(o, "node", h->node);
+    cJSON_AddStringToObject(o, "role", mn_spaces_role_name((mn_spaces_role_t)h->role));
+    cJSON_AddBoolToObject(o, "down", h->down);
+    mn_space_stats_t st;
+    mn_error err = {0};
+    if (strcmp(h->node, cs->self) == 0 &&
+        mn_engine_space_get(cs->engine, e->name, &st, &err) == MN_OK)
+        cJSON_AddNumberToObject(o, "applied_lsn", (double)st.last_lsn);
+    else
+        cJSON_AddNullToObject(o, "applied_lsn");
+    cJSON_AddNullToObject(o, "lag_entries");
+    cJSON_AddNullToObject(o, "lag_ms");
+    cJSON_AddItemToArray(arr, o);
+}
+
+static cJSON *space_json(cl_spaces *cs, const mn_spaces_entry_t *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "name", e->name);
+    cJSON_AddNumberToObject(o, "epoch", (double)e->epoch);
+    if (e->n_holders && e->holders[0].role == MN_SPACES_PRIMARY)
+        cJSON_AddStringToObject(o, "primary", e->holders[0].node);
+    else
+        cJSON_AddNullToObject(o, "primary");
+    cJSON *reps = cJSON_AddArrayToObject(o, "replicas");
+    cJSON *hs = cJSON_AddArrayToObject(o, "holders");
+    for (int i = 0; i < e->n_holders; i++) {
+        const mn_spaces_holder_t *h = &e->holders[i];
+        if (reps && h->role == MN_SPACES_REPLICA)
+            cJSON_AddItemToArray(reps, cJSON_CreateString(h->node));
+        if (hs) add_holder(cs, hs, e, h);
+    }
+    add_flags(o, e->flags);
+    cJSON_AddNumberToObject(o, "changed", (double)e->changed);
+    return o;
+}
+
+static void add_nodes(cJSON *root, const cl_node *nodes, size_t n)
+{
+    cJSON *arr = cJSON_AddArrayToObject(root, "members");
+    for (size_t i = 0; arr && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o) return;
+        cJSON_AddStringToObject(o, "id", nodes[i].id);
+        if (nodes[i].zone[0])
+            cJSON_AddStringToObject(o, "zone", nodes[i].zone);
+        else
+            cJSON_AddNullToObject(o, "zone");
+        if (nodes[i].api[0])
+            cJSON_AddStringToObject(o, "api", nodes[i].api);
+        else
+            cJSON_AddNullToObject(o, "api");
+        cJSON_AddItemToArray(arr, o);
+    }
+}
+
+static void add_config(cl_spaces *cs, cJSON *root)
+{
+    cJSON_AddStringToObject(root, "self", cs->self);
+    cJSON_AddNumberToObject(root, "replication_factor", cs->opts.replication_factor);
+    cJSON_AddStringToObject(root, "write_consistency", cs->consistency);
+    cJSON_AddBoolToObject(root, "write_consistency_enforced", false);
+    cJSON_AddNumberToObject(root, "peer_port", (double)cs->peer_port);
+    if (cs->zone[0])
+        cJSON_AddStringToObject(root, "zone", cs->zone);
+    else
+        cJSON_AddNullToObject(root, "zone");
+    cJSON_AddStringToObject(root, "spaces_known", "local");
+}
+
+/* Splits "a,b,c" into the table t as new entries (names placed already are
+ * skipped); want[] gets every name. 0 or an HTTP status with err set. */
+static int parse_names(char *list, mn_spaces_table_t *t, const char **want, size_t *n_want,
+                       mn_error *err)
+{
+    *n_want = 0;
+    for (char *save = NULL, *name = strtok_r(list, ",", &save); name;
+         name = strtok_r(NULL, ",", &save)) {
+        if (!mn_space_name_valid(name)) {
+            mn_error_set(err, MN_ERR_INVALID, "names: \"%.64s\" is not a valid space name", name);
+            return 422;
+        }
+        if (*n_want == PREVIEW_MAX) {
+            mn_error_set(err, MN_ERR_INVALID, "names: at most %d names", PREVIEW_MAX);
+            return 422;
+        }
+        want[(*n_want)++] = name;
+        if (!mn_spaces_table_find(t, name) && mn_spaces_table_add(t, name, err) != MN_OK)
+            return err->code == MN_ERR_NOMEM ? 503 : 422;
+    }
+    if (*n_want == 0) {
+        mn_error_set(err, MN_ERR_INVALID, "names: give one or more space names, comma-separated");
+        return 422;
+    }
+    return 0;
+}
+
+/* ?names=a,b: the table as it would be with these names added, stepped once over the
+ * current view; only those names are listed. */
+static int preview(cl_spaces *cs, const mn_spaces_table_t *t, char *list, mn_spaces_table_t *out,
+                   const char **want, size_t *n_want, mn_error *err)
+{
+    mn_spaces_table_t tmp;
+    mn_spaces_table_init(&tmp);
+    int status = mn_spaces_table_copy(&tmp, t) == MN_OK ? 0 : 503;
+    if (!status) status = parse_names(list, &tmp, want, n_want, err);
+    mn_spaces_member_t *view = calloc(cs->n_nodes ? cs->n_nodes : 1, sizeof *view);
+    if (!status && !view) status = 503;
+    for (size_t i = 0; !status && i < cs->n_nodes; i++) {
+        view[i].id = cs->nodes[i].id;
+        view[i].zone = cs->nodes[i].zone;
+    }
+    if (!status && mn_spaces_step(&tmp, view, cs->n_nodes, &cs->opts, out, err) != MN_OK)
+        status = 503;
+    if (status == 503 && !err->code) mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    free(view);
+    mn_spaces_table_free(&tmp);
+    return status;
+}
+
+typedef struct cl_view {
+    mn_spaces_table_t table;
+    cl_node *nodes;
+    size_t n_nodes;
+    uint64_t promotions;
+    char error[sizeof(((mn_error *)0)->message)];
+} cl_view;
+
+/* A consistent copy of the snapshot (or of a preview of it). 0 or an HTTP status. */
+static int take_view(cl_spaces *cs, char *names, cl_view *v, const char **want, size_t *n_want,
+                     mn_error *err)
+{
+    mn_spaces_table_init(&v->table);
+    pthread_mutex_lock(&cs->mu);
+    int status = 0;
+    if (names)
+        status = preview(cs, &cs->table, names, &v->table, want, n_want, err);
+    else if (mn_spaces_table_copy(&v->table, &cs->table) != MN_OK)
+        status = 503;
+    v->n_nodes = cs->n_nodes;
+    v->nodes = malloc((v->n_nodes ? v->n_nodes : 1) * sizeof *v->nodes);
+    if (v->nodes) memcpy(v->nodes, cs->nodes, v->n_nodes * sizeof *v->nodes);
+    if (!v->nodes && !status) status = 503;
+    v->promotions = cs->promotions;
+    memcpy(v->error, cs->error, sizeof v->error);
+    pthread_mutex_unlock(&cs->mu);
+    if (status == 503 && !err->code) mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    return status;
+}
+
+static bool wanted(const char *name, const char *const *want, size_t n_want)
+{
+    for (size_t i = 0; i < n_want; i++)
+        if (strcmp(want[i], name) == 0) return true;
+    return false;
+}
+
+static cJSON *render(cl_spaces *cs, const cl_view *v, const char *const *want, size_t n_want,
+                     bool is_preview)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    add_config(cs, root);
+    cJSON_AddBoolToObject(root, "preview", is_preview);
+    cJSON_AddNumberToObject(root, "table_version", (double)v->table.version);
+    cJSON_AddNumberToObject(root, "promotions", (double)v->promotions);
+    if (v->error[0])
+        cJSON_AddStringToObject(root, "step_error", v->error);
+    else
+        cJSON_AddNullToObject(root, "step_error");
+    add_nodes(root, v->nodes, v->n_nodes);
+    cJSON *arr = cJSON_AddArrayToObject(root, "spaces");
+    size_t under = 0, failover = 0, unavailable = 0;
+    for (size_t i = 0; arr && i < v->table.n; i++) {
+        const mn_spaces_entry_t *e = &v->table.entries[i];
+        if (is_preview && !wanted(e->name, want, n_want)) continue;
+        cJSON_AddItemToArray(arr, space_json(cs, e));
+        under += (e->flags & MN_SPACES_UNDER_REPLICATED) != 0;
+        failover += (e->flags & MN_SPACES_FAILOVER) != 0;
+        unavailable += (e->flags & MN_SPACES_UNAVAILABLE) != 0;
+    }
+    cJSON_AddNumberToObject(root, "under_replicated", (double)under);
+    cJSON_AddNumberToObject(root, "failovers_pending", (double)failover);
+    cJSON_AddNumberToObject(root, "unavailable", (double)unavailable);
+    return root;
+}
+
+/* Is parameter name in the raw query (whatever its value)? */
+static bool query_has(const char *query, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == '=' || p[n] == '&' || p[n] == 0)) return true;
+    return false;
+}
+
+void cl_spaces_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
+{
+    cl_spaces *cs = ctx;
+    static _Thread_local char names[PREVIEW_MAX * (MN_SPACE_NAME_MAX + 1) + 1];
+    bool is_preview = mn_http_query_get(req, "names", names, sizeof names);
+    if (!is_preview && query_has(req->query, "names")) {
+        mn_http_respond_error(resp, 422, "invalid_argument",
+                              "names: too long or badly encoded (at most 100 comma-separated "
+                              "space names)",
+                              NULL);
+        return;
+    }
+    const char *want[PREVIEW_MAX];
+    size_t n_want = 0;
+    mn_error err = {0};
+    cl_view v;
+    int status = take_view(cs, is_preview ? names : NULL, &v, want, &n_want, &err);
+    cJSON *root = status ? NULL : render(cs, &v, want, n_want, is_preview);
+    char *body = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    mn_spaces_table_free(&v.table);
+    free(v.nodes);
+    if (status == 422) {
+        mn_http_respond_error(resp, 422, "invalid_argument", err.message, NULL);
+    } else if (!body) {
+        mn_http_respond_error(resp, 503, "unavailable", err.code ? err.message : "out of memory",
+                              NULL);
+    } else {
+        mn_http_respond(resp, 200, NULL, body, strlen(body));
+    }
+    cJSON_free(body);
+}

@@ -1,0 +1,178 @@
+/* The placement driver: one node's placement table, moved on by updates of
+ * its inputs (the view and the space names), with failovers and handovers
+ * settled the way every node settles them alike (include/mnemo/spaces.h).
+ *
+ * Until the server runs the replication core, the driver stands in for its
+ * elections: it promotes the node the core would be expected to, at the next
+ * epoch, but only when the core could (a majority of the space's voters is
+ * live). When the core runs, its promoted events replace this settling. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/assert.h"
+#include "placement.h"
+
+#define DRIVER_ROUNDS 8
+
+struct mn_spaces_driver {
+    mn_spaces_opts_t opts;
+    mn_spaces_table_t cur, next;
+    uint64_t promotions;
+    uint64_t settled_view;    /* the view hash of the last update that reached a fixed point */
+    uint64_t settled_version; /* ... and the table version it left */
+    bool settled;
+};
+
+mn_err mn_spaces_driver_new(const mn_spaces_opts_t *o, mn_spaces_driver_t **out, mn_error *err)
+{
+    *out = NULL;
+    mn_err rc = mn_spaces_opts_check(o, err);
+    if (rc != MN_OK) return rc;
+    mn_spaces_driver_t *d = calloc(1, sizeof *d);
+    if (!d) return mn_error_set(err, MN_ERR_NOMEM, "placement: out of memory");
+    d->opts = *o;
+    mn_spaces_table_init(&d->cur);
+    mn_spaces_table_init(&d->next);
+    *out = d;
+    return MN_OK;
+}
+
+void mn_spaces_driver_free(mn_spaces_driver_t *d)
+{
+    if (!d) return;
+    mn_spaces_table_free(&d->cur);
+    mn_spaces_table_free(&d->next);
+    free(d);
+}
+
+const mn_spaces_table_t *mn_spaces_driver_table(const mn_spaces_driver_t *d)
+{
+    return &d->cur;
+}
+
+uint64_t mn_spaces_driver_promotions(const mn_spaces_driver_t *d)
+{
+    return d->promotions;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The table's spaces become names: new ones added, missing ones removed. */
+static mn_err sync_names(mn_spaces_table_t *t, const char *const *names, size_t n, mn_error *err)
+{
+    const char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!sorted) return mn_error_set(err, MN_ERR_NOMEM, "placement: out of memory");
+    if (n) memcpy(sorted, names, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_name);
+    mn_err rc = MN_OK;
+    for (size_t i = t->n; i-- > 0 && rc == MN_OK;)
+        if (!bsearch(&(const char *){t->entries[i].name}, sorted, n, sizeof *sorted, cmp_name))
+            rc = mn_spaces_table_remove(t, t->entries[i].name, err);
+    for (size_t i = 0; i < n && rc == MN_OK; i++)
+        if (!mn_spaces_table_find(t, sorted[i])) rc = mn_spaces_table_add(t, sorted[i], err);
+    free(sorted);
+    return rc;
+}
+
+static bool live_full(const mn_spaces_holder_t *h)
+{
+    return !h->down && h->role != MN_SPACES_CATCHING_UP;
+}
+
+/* Voters are the primary and the full replicas, down ones included. */
+static bool live_majority(const mn_spaces_entry_t *e)
+{
+    int voters = 0, live = 0;
+    for (int i = 0; i < e->n_holders; i++)
+        if (e->holders[i].role != MN_SPACES_CATCHING_UP) {
+            voters++;
+            if (!e->holders[i].down) live++;
+        }
+    return 2 * live > voters;
+}
+
+/* The node to promote: the desired primary if it is a live full replica,
+ * else (a failover) the smallest id among them; NULL when there is none. */
+static const char *successor(const mn_spaces_entry_t *e, const char *desired)
+{
+    const char *best = NULL;
+    for (int i = 1; i < e->n_holders; i++) {
+        const mn_spaces_holder_t *h = &e->holders[i];
+        if (!live_full(h)) continue;
+        if (desired && strcmp(h->node, desired) == 0) return h->node;
+        if (!best || strcmp(h->node, best) < 0) best = h->node;
+    }
+    return (e->flags & MN_SPACES_FAILOVER) ? best : NULL;
+}
+
+/* Settles the flagged failovers and handovers of t; how many it promoted. */
+static mn_err settle(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size_t n_view,
+                     size_t *promoted, mn_error *err)
+{
+    mn_spaces_table_t *t = &d->cur;
+    *promoted = 0;
+    mn__place_view v;
+    mn__place_plan p;
+    mn_err rc = mn__place_prepare(t, view, n_view, &d->opts, &v, &p, err);
+    if (rc != MN_OK) return rc;
+    for (size_t i = 0; i < t->n && rc == MN_OK; i++) {
+        mn_spaces_entry_t *e = &t->entries[i];
+        if (!(e->flags & (MN_SPACES_FAILOVER | MN_SPACES_HANDOVER)) || e->n_holders == 0) continue;
+        if ((e->flags & MN_SPACES_FAILOVER) && !live_majority(e)) continue;
+        const char *desired = p.count[i] ? v.m[p.nodes[i * MN_SPACES_RF_MAX]].id : NULL;
+        const char *to = successor(e, desired);
+        if (!to) continue;
+        char node[MN_SPACES_NODE_MAX + 1];
+        memcpy(node, to, strlen(to) + 1); /* the promotion moves holders around */
+        rc = mn_spaces_promoted(t, e->name, node, e->epoch + 1, err);
+        if (rc == MN_OK) (*promoted)++;
+    }
+    mn__place_plan_free(&p);
+    mn__place_view_free(&v);
+    return rc;
+}
+
+/* A hash of the view that does not depend on its order (a sum of per-member hashes). */
+static uint64_t view_hash(const mn_spaces_member_t *view, size_t n)
+{
+    uint64_t h = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *z = view[i].zone ? view[i].zone : "";
+        uint64_t id = mn_spaces_hash(view[i].id, strlen(view[i].id));
+        h += mn_spaces_score(id, mn_spaces_hash(z, strlen(z)));
+    }
+    return h;
+}
+
+mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size_t n_view,
+                               const char *const *names, size_t n_names, mn_error *err)
+{
+    mn_err rc = sync_names(&d->cur, names, n_names, err);
+    uint64_t vh = view_hash(view, n_view);
+    /* the same inputs as an update that settled: stepping again would change nothing */
+    if (rc == MN_OK && d->settled && vh == d->settled_view && d->cur.version == d->settled_version)
+        return MN_OK;
+    d->settled = false;
+    for (int round = 0; rc == MN_OK && round < DRIVER_ROUNDS; round++) {
+        rc = mn_spaces_step(&d->cur, view, n_view, &d->opts, &d->next, err);
+        if (rc != MN_OK) break;
+        bool stepped = d->next.version != d->cur.version;
+        mn_spaces_table_t tmp = d->cur;
+        d->cur = d->next;
+        d->next = tmp;
+        size_t promoted = 0;
+        rc = settle(d, view, n_view, &promoted, err);
+        d->promotions += promoted;
+        if (!stepped && promoted == 0) {
+            d->settled = true;
+            d->settled_view = vh;
+            d->settled_version = d->cur.version;
+            break;
+        }
+    }
+    mn_assert(d->cur.n == n_names || rc != MN_OK);
+    return rc;
+}
