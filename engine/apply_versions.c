@@ -4,11 +4,12 @@
  * concurrent corrections. In the same batch: the old version's record gets valid_to and
  * superseded (its content stays), the new one is written like a remembered memory
  * (record, term list, vector, time key, WAL reference), sid|'v'|lineage names it, and
- * the old version's associations and strength pass to it. Preconditions are all checked
- * before the first write: a refused entry leaves no trace in the batch. */
+ * the old version's associations, strength and dedup entry pass to it. Preconditions are all
+ * checked before the first write: a refused entry leaves no trace in the batch. */
 #include "versions.h"
 
 #include "apply_internal.h"
+#include "dedup.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,20 @@ static mn_err copy_strength(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__spac
     if (rc || !v) return rc;
     mn__wb_put(b, e, CF_INDEX, tk, sizeof tk, v, vl);
     free(v);
+    return MN_OK;
+}
+
+/* The lineage's exact-dedup entry follows its content (docs/api.md, "Duplicates"): the
+ * superseded version's hash leaves the index and, where the space dedups, the new
+ * version's hash names the new version (mn__dedup_find answers with its lineage). */
+static mn_err move_dedup(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                         const mn_memory_t *m, mn_error *err)
+{
+    mn_err rc = mn__dedup_erase(e, b, sp, &m->supersedes, err);
+    if (rc || sp->def.dedup != MN_DEDUP_EXACT) return rc;
+    uint8_t h[MN__DEDUP_HASH_LEN];
+    mn__dedup_hash(m, h);
+    mn__dedup_put(e, b, sp, h, &m->id);
     return MN_OK;
 }
 
@@ -135,6 +150,7 @@ mn_err mn__apply_update(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t 
     mn_memory_clear(&cur.mem);
     if (!rc) rc = put_version(e, p, b, m);
     if (!rc) rc = copy_strength(e, b, p->sp, &m->supersedes, &m->id, &p->err);
+    if (!rc) rc = move_dedup(e, b, p->sp, m, &p->err);
     if (rc) return rc;
     move_edges(e, b, p->sp, &m->supersedes, &m->id);
     p->accepted[0] = true;

@@ -174,9 +174,11 @@ mn_err mn__dedup_find(mn_engine_t *e, rocksdb_writebatch_wi_t *b, const mn__spac
     mn_memory_record_t rec;
     bool have;
     if ((rc = mn__record_get_wi(&e->store, b, sp, id, &rec, &have, err)) || !have) return rc;
-    /* a suppressed or expired memory is no answer: the new one is stored */
-    *found = !rec.tombstone && !rec.mem.suppressed &&
+    /* a suppressed, superseded or expired memory is no answer: the new one is stored; a
+     * corrected memory's current version answers with its lineage (the id clients use) */
+    *found = !rec.tombstone && !rec.mem.suppressed && !rec.mem.superseded &&
              !(rec.mem.expires_at_ms && rec.mem.expires_at_ms <= now_ms);
+    if (*found && !mn_id_is_zero(&rec.mem.lineage)) *id = rec.mem.lineage;
     mn_memory_clear(&rec.mem);
     return MN_OK;
 }

@@ -505,9 +505,78 @@ static void test_concurrent_identical_remembers_from_many_threads_store_one(void
     assert_int_equal(live(f, "s"), 1);
 }
 
+/* A correction of the content of memory id in space. */
+static void correct(fx *f, const char *space, const mn_id_t *id, const char *text)
+{
+    mn_update_req_t r = {0};
+    r.content = text;
+    r.content_len = strlen(text);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_update(f->e, space, id, &r, NULL, &err), MN_OK);
+}
+
+/* A correction moves the lineage's dedup entry: the corrected text is a duplicate of the
+ * lineage (its id), the old text is not any more; across a restart too. */
+static void test_a_correction_moves_the_dedup_entry_to_the_new_content(void **state)
+{
+    fx *f = *state;
+    make_space(f, "s", MN_DEDUP_EXACT);
+    mn_memory_t mon = mem("the meeting is on monday", NULL);
+    mn_memory_t tue = mem("the meeting is on tuesday", NULL);
+    mn_memory_t wed = mem("the meeting is on wednesday", NULL);
+    bool dup;
+    mn_id_t a = put(f, "s", &mon, NULL);
+    correct(f, "s", &a, "the meeting is on tuesday");
+    mn_id_t b = put(f, "s", &tue, &dup);
+    assert_true(dup);
+    assert_memory_equal(a.b, b.b, 16); /* the lineage id, not the version's */
+    mn_id_t c = put(f, "s", &mon, &dup);
+    assert_false(dup);
+    assert_memory_not_equal(a.b, c.b, 16);
+    mn_test_eng_reopen(f);
+    b = put(f, "s", &tue, &dup);
+    assert_true(dup);
+    assert_memory_equal(a.b, b.b, 16);
+    b = put(f, "s", &mon, &dup);
+    assert_true(dup);
+    assert_memory_equal(c.b, b.b, 16);
+    /* a second correction moves it again; a forget of the lineage takes it away */
+    correct(f, "s", &a, "the meeting is on wednesday");
+    b = put(f, "s", &wed, &dup);
+    assert_true(dup);
+    assert_memory_equal(a.b, b.b, 16);
+    mn_id_t d = put(f, "s", &tue, &dup);
+    assert_false(dup);
+    assert_memory_not_equal(a.b, d.b, 16);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_forget(f->e, "s", &a, MN_FORGET_DELETE, &err), MN_OK);
+    b = put(f, "s", &wed, &dup);
+    assert_false(dup);
+    assert_memory_not_equal(a.b, b.b, 16);
+}
+
+/* With dedup off a correction writes no dedup entry: the corrected text is stored again. */
+static void test_a_correction_in_a_space_without_dedup_indexes_nothing(void **state)
+{
+    fx *f = *state;
+    make_space(f, "o", MN_DEDUP_OFF);
+    mn_memory_t mon = mem("the meeting is on monday", NULL);
+    mn_memory_t tue = mem("the meeting is on tuesday", NULL);
+    bool dup;
+    mn_id_t a = put(f, "o", &mon, NULL);
+    correct(f, "o", &a, "the meeting is on tuesday");
+    mn_id_t b = put(f, "o", &tue, &dup);
+    assert_false(dup);
+    assert_memory_not_equal(a.b, b.b, 16);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_correction_moves_the_dedup_entry_to_the_new_content,
+                                        setup, mn_test_eng_teardown),
+        cmocka_unit_test_setup_teardown(test_a_correction_in_a_space_without_dedup_indexes_nothing,
+                                        setup, mn_test_eng_teardown),
         cmocka_unit_test_setup_teardown(
             test_exact_duplicate_gets_the_existing_id_and_writes_nothing, setup,
             mn_test_eng_teardown),
