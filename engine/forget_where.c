@@ -18,6 +18,7 @@
 #include "engine_internal.h"
 #include "filter.h"
 #include "mnemo/assert.h"
+#include "versions.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,11 @@ static mn_err check_mode(mn_forget_mode_t mode, mn_error *err)
     return MN_OK;
 }
 
-/* Appends the matching live slots' ids of sp (read lock held) to *ids. */
+/* Appends the matching live slots' ids of sp (read lock held) to *ids; *later the bit
+ * i set when slot id i may be a later version of a corrected memory (its valid_from set:
+ * a first version's is 0 unless ingested so), *later NULL when none may be. */
 static mn_err collect(const mn__space *sp, const mn_filter_t *f, int64_t now_ms, mn_id_t **ids,
-                      size_t *n, mn_error *err)
+                      size_t *n, uint8_t **later, mn_error *err)
 {
     size_t cap = 0;
     for (uint32_t i = 0; i < sp->n_slots; i++) {
@@ -45,9 +48,22 @@ static mn_err collect(const mn__space *sp, const mn_filter_t *f, int64_t now_ms,
             if (!grown) return mn_error_set(err, MN_ERR_NOMEM, "out of memory selecting");
             *ids = grown;
         }
+        if (sp->slots[i].valid_from_ms && !*later && !(*later = calloc(sp->n_slots / 8 + 1, 1)))
+            return mn_error_set(err, MN_ERR_NOMEM, "out of memory selecting");
+        if (sp->slots[i].valid_from_ms) (*later)[*n / 8] |= (uint8_t)(1u << (*n % 8));
         (*ids)[(*n)++] = sp->slots[i].id;
     }
     return MN_OK;
+}
+
+/* The selection's version ids as clients name them: lineage ids (a forget of one erases
+ * the whole lineage, apply.c). Store reads, outside the space's lock. */
+static void to_lineages(mn_engine_t *e, const mn__space *sp, mn_id_t *ids, size_t n,
+                        const uint8_t *later)
+{
+    for (size_t i = 0; later && i < n; i++)
+        if (later[i / 8] & (1u << (i % 8)))
+            ids[i] = mn__versions_lineage_of(&e->store, sp, &ids[i]);
 }
 
 mn_err mn_engine_forget_select(mn_engine_t *e, const char *space, const mn_filter_t *f,
@@ -66,9 +82,12 @@ mn_err mn_engine_forget_select(mn_engine_t *e, const char *space, const mn_filte
     /* a delete takes what is hidden too; a suppress has nothing to do there */
     sel.include_suppressed = mode == MN_FORGET_DELETE;
     int64_t now_ms = mn__now(e);
+    uint8_t *later = NULL;
     pthread_rwlock_rdlock(&sp->lock);
-    rc = collect(sp, &sel, now_ms, ids, n, err);
+    rc = collect(sp, &sel, now_ms, ids, n, &later, err);
     pthread_rwlock_unlock(&sp->lock);
+    if (!rc) to_lineages(e, sp, *ids, *n, later);
+    free(later);
     mn__space_unref(sp);
     if (rc) {
         free(*ids);

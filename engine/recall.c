@@ -662,6 +662,16 @@ static mn_err attach_duplicates(const recall *rc, size_t i, mn_recall_hit_t *h)
     return MN_OK;
 }
 
+/* The ids h shows besides its own (trace steps, folded near-duplicates) come from slots:
+ * a corrected memory's are its current version's; clients see lineage ids. */
+static void show_lineages(mn_engine_t *e, const mn__space *sp, mn_recall_hit_t *h)
+{
+    for (uint32_t i = 0; i < h->n_via; i++)
+        h->via[i].from = mn__versions_lineage_of(&e->store, sp, &h->via[i].from);
+    for (uint32_t i = 0; i < h->duplicates; i++)
+        h->duplicate_ids[i] = mn__versions_lineage_of(&e->store, sp, &h->duplicate_ids[i]);
+}
+
 /* The hits of the n ranked memories, read from the store (a memory forgotten
  * since the ranking is left out). */
 static mn_err read_hits(mn_engine_t *e, const mn__space *sp, const recall *rc, size_t n,
@@ -683,6 +693,7 @@ static mn_err read_hits(mn_engine_t *e, const mn__space *sp, const recall *rc, s
         fill_hit(rc, &rc->r[i], h);
         out->n_hits++;
         if (attach_duplicates(rc, i, h)) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        show_lineages(e, sp, h);
     }
     return MN_OK;
 }

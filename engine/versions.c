@@ -74,6 +74,17 @@ mn_err mn__versions_resolve(mn__store *st, rocksdb_writebatch_wi_t *b, const mn_
     return MN_OK;
 }
 
+mn_id_t mn__versions_lineage_of(mn__store *st, const mn__space *sp, const mn_id_t *id)
+{
+    mn_memory_record_t rec;
+    bool found;
+    mn_error err = {0};
+    if (read_meta(st, NULL, sp, id, &rec, &found, &err) || !found) return *id;
+    mn_id_t lineage = mn_id_is_zero(&rec.mem.lineage) ? *id : rec.mem.lineage;
+    mn_memory_clear(&rec.mem);
+    return lineage;
+}
+
 mn_err mn__versions_chain(mn__store *st, rocksdb_writebatch_wi_t *b, const mn__space *sp,
                           const mn_id_t *head, mn_id_t **ids, size_t *n, mn_error *err)
 {

@@ -18,6 +18,9 @@
  * MN_ERR_NOT_FOUND when id is unknown, MN_ERR_GONE when it was forgotten. */
 mn_err mn__versions_resolve(mn__store *st, rocksdb_writebatch_wi_t *b, const mn__space *sp,
                             const mn_id_t *id, mn_id_t *lineage, mn_id_t *head, mn_error *err);
+/* The lineage of version id as clients name it: its lineage id, or id itself for a first
+ * version (and when its record cannot be read: a forgotten memory's ids stay as they are). */
+mn_id_t mn__versions_lineage_of(mn__store *st, const mn__space *sp, const mn_id_t *id);
 /* The ids of the versions from head back to the first, following supersedes (*ids
  * malloc'd, head first; a first version alone gives itself). */
 mn_err mn__versions_chain(mn__store *st, rocksdb_writebatch_wi_t *b, const mn__space *sp,

@@ -317,8 +317,8 @@ mn_err mn_engine_invalidate(mn_engine_t *e, const char *space, const mn_id_t *id
  * pace at least MN_FORGET_CHUNK_MIN. */
 #define MN_FORGET_CHUNK 1000
 #define MN_FORGET_CHUNK_MIN 50
-/* The selection, a snapshot: the ids (*ids malloc'd, free()) of the memories of space
- * that f matches now, in one pass under the space's read lock; mode delete takes
+/* The selection, a snapshot: the ids (*ids malloc'd, free(); a corrected memory's
+ * lineage id, as reads show it) of the memories of space that f matches now, in one pass under the space's read lock; mode delete takes
  * suppressed memories too, mode suppress leaves them out (nothing to do). Memories
  * written after it are not in it. MN_ERR_INVALID for a bad mode or an as-of filter. */
 mn_err mn_engine_forget_select(mn_engine_t *e, const char *space, const mn_filter_t *f,

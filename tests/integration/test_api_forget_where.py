@@ -204,3 +204,15 @@ def test_nested_filter_language(client, space):
     assert r["count"] == 4 + 5 - 2
     r = client.forget_where(space, filter=f)
     assert r["forgotten"] == 7
+
+
+def test_a_corrected_memory_is_selected_and_forgotten_by_its_id(client, space):
+    mid = client.remember(space, "the kettle is broken", vec(1), tags=["red"])
+    new = client.update(space, mid, content="the kettle is fixed")
+    r = client.forget_where(space, tags_any=["red"], dry_run=True)
+    assert r["count"] == 1 and [m["id"] for m in r["sample"]] == [mid]
+    assert r["sample"][0]["version"] == 2
+    r = client.forget_where(space, tags_any=["red"])
+    assert (r["count"], r["forgotten"]) == (1, 1)
+    expect_error(lambda: client.get(space, mid), 404, "memory_forgotten")
+    expect_error(lambda: client.get(space, new["version_id"]), 404, "memory_forgotten")

@@ -193,3 +193,19 @@ def test_new_words_get_a_new_vector_from_the_provider(server_factory, standin):
     c.update("e", mid, tags=["pets"])
     assert vector_of(c, "e", mid) == v2
     c.close()
+
+
+def test_a_trace_names_a_corrected_memory_by_its_id(client, space_name):
+    client.create_space(space_name, dim=2)
+    a = client.remember(space_name, "we ordered coffee", [1.0, 0.0])
+    b = client.remember(space_name, "the bill arrived", [0.0, 1.0])
+    assert client.associate(space_name, [{"from": a, "to": b, "kind": "causal"}]) == 1
+    new = client.update(space_name, a, content="we ordered tea")
+    assert new["version_id"] != a
+    # only a matches the cue; b is reached through the association its new version holds
+    res = client.recall(space_name, [1.0, 0.0], k=5, threshold=0.99, spread=True, trace=True)
+    by_id = {r["id"]: r for r in res["results"]}
+    assert by_id[a]["seed"] is True and by_id[a]["memory"]["version"] == 2
+    assert b in by_id and by_id[b]["seed"] is False, res
+    assert [step["from"] for step in by_id[b]["via"]] == [a]  # the id, not the version's
+

@@ -221,3 +221,18 @@ def test_mcp_remember_says_duplicate_of_and_recall_folds(server, client, space_n
     tools = s.request("tools/list").result["tools"]
     schema = {t["name"]: t["inputSchema"]["properties"] for t in tools}
     assert "collapse_duplicates" in schema["recall"] and "dedup" in schema["create_space"]
+
+
+def test_a_corrected_memory_is_compared_by_its_current_content(client, space_name):
+    client.create_space(space_name, 2)
+    path = "/v1/spaces/%s/memories" % space_name
+    first = client.request("POST", path, {"content": "the meeting is on monday",
+                                          "embedding": [1, 0]})["id"]
+    client.update(space_name, first, content="the meeting is on tuesday")
+    again = client.request("POST", path, {"content": "the meeting is on tuesday",
+                                          "embedding": [1, 0]})
+    assert again == {"id": first, "duplicate_of": first}  # the memory's id, not the version's
+    old = client.request("POST", path, {"content": "the meeting is on monday",
+                                        "embedding": [1, 0]})
+    assert "duplicate_of" not in old and old["id"] != first
+    assert client.stats(space_name)["memories"] == 2
