@@ -426,8 +426,11 @@ static mn_err apply_edges(mn_engine_t *e, mn__space *sp, const mn_edge_t *edges,
         bool a = false, c = false;
         rc = is_live(e, b, sp, &edges[i].from, &a, err);
         if (!rc) rc = is_live(e, b, sp, &edges[i].to, &c, err);
-        ok[i] = a && c;
-        if (!rc && strict && !ok[i])
+        bool self = !mn_id_cmp(&edges[i].from, &edges[i].to); /* two versions of one memory */
+        ok[i] = a && c && !self;
+        if (!rc && strict && self)
+            rc = mn_error_set(err, MN_ERR_INVALID, "edges[%zu]: a memory cannot link to itself", i);
+        else if (!rc && strict && !ok[i])
             rc = mn_error_set(err, MN_ERR_NOT_FOUND, "edges[%zu]: %s memory not found", i,
                               !a ? "from" : "to");
     }
@@ -805,6 +808,22 @@ static mn_err apply_reinforce(mn_engine_t *e, mn__pending *p, rocksdb_writebatch
     return rc;
 }
 
+/* Each end of edges as its lineage's current version, as the batch sees it: a correction
+ * committed after the caller resolved it (or earlier in this group) moved that memory's
+ * associations on, so an edge joins the version that holds them; the entry, stored
+ * after this, and the in-memory link (apply_memory) name the same ends. */
+static void edges_to_current(mn_engine_t *e, rocksdb_writebatch_wi_t *b, const mn__space *sp,
+                             mn_edge_t *edges, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mn_id_t lineage, head;
+        if (!mn__versions_resolve(&e->store, b, sp, &edges[i].from, &lineage, &head, NULL))
+            edges[i].from = head;
+        if (!mn__versions_resolve(&e->store, b, sp, &edges[i].to, &lineage, &head, NULL))
+            edges[i].to = head;
+    }
+}
+
 /* Client edges (causal, explicit) must join live memories; derived links
  * (semantic, from the linker) are dropped when an end is gone. */
 static mn_err apply_associate(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
@@ -812,6 +831,7 @@ static mn_err apply_associate(mn_engine_t *e, mn__pending *p, rocksdb_writebatch
     const mn_wal_entry_t *entry = &p->entry;
     size_t n = entry->op.associate.n;
     const mn_edge_t *edges = entry->op.associate.edges;
+    edges_to_current(e, b, p->sp, entry->op.associate.edges, n);
     bool strict = n && edges[0].kind >= MN_EDGE_CAUSAL && edges[0].kind <= MN_EDGE_EXPLICIT;
     return apply_edges(e, p->sp, edges, n, b, strict, &p->err);
 }

@@ -14,27 +14,59 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The old version's associations, rewritten to name the new one (the commit thread is
- * the only writer of the adjacency it reads). */
-static void move_edges(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
-                       const mn_id_t *from, const mn_id_t *to)
+/* The stored edge between from (its `from` end when out) and other, rewritten to name to. */
+static void move_edge(mn_engine_t *e, rocksdb_writebatch_wi_t *b, const mn__space *sp,
+                      const mn_id_t *from, const mn_id_t *to, const mn_id_t *other, bool out,
+                      const uint8_t v[5])
+{
+    uint8_t ok[KEY_EDGE_LEN], nk[KEY_EDGE_LEN];
+    mn__key_edge(ok, sp->sid, out ? from : other, out ? other : from, v[0]);
+    mn__key_edge(nk, sp->sid, out ? to : other, out ? other : to, v[0]);
+    mn__wb_del(b, e, CF_INDEX, ok, sizeof ok);
+    mn__wb_put(b, e, CF_INDEX, nk, sizeof nk, v, 5);
+}
+
+/* Edges on from that associate entries staged earlier in this group wrote into the batch:
+ * the adjacency holds them only once the group is published. */
+static mn_err move_staged_edges(mn_engine_t *e, rocksdb_writebatch_wi_t *b, const mn__space *sp,
+                                const mn_id_t *from, const mn_id_t *to, mn_error *err)
+{
+    mn__pending *const *ps;
+    size_t n = mn__commit_group_before(e, &ps);
+    for (size_t i = 0; i < n; i++) {
+        const mn__pending *q = ps[i];
+        if (!q->has_entry || q->sp != sp || q->entry.type != MN_WAL_OP_ASSOCIATE) continue;
+        for (size_t j = 0; j < q->entry.op.associate.n; j++) {
+            const mn_edge_t *ed = &q->entry.op.associate.edges[j];
+            bool out = !mn_id_cmp(&ed->from, from);
+            if (!out && mn_id_cmp(&ed->to, from)) continue;
+            uint8_t k[KEY_EDGE_LEN];
+            mn__key_edge(k, sp->sid, &ed->from, &ed->to, ed->kind);
+            char *v;
+            size_t vl;
+            mn_err rc = mn__store_get_wi(&e->store, b, CF_INDEX, k, sizeof k, &v, &vl, err);
+            if (rc) return rc;
+            if (v && vl == 5)
+                move_edge(e, b, sp, from, to, out ? &ed->to : &ed->from, out, (const uint8_t *)v);
+            free(v); /* not written (an end was gone), or moved already */
+        }
+    }
+    return MN_OK;
+}
+
+/* The old version's associations, rewritten to name the new one: those of its adjacency
+ * (the commit thread is the only writer of it) and those staged earlier in the group. */
+static mn_err move_edges(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
+                         const mn_id_t *from, const mn_id_t *to, mn_error *err)
 {
     uint32_t slot = mn__space_find(sp, from);
     for (uint32_t a = 0; slot != UINT32_MAX && a < sp->slots[slot].n_adj; a++) {
         const mn__adj *adj = &sp->slots[slot].adj[a];
-        uint8_t ok[KEY_EDGE_LEN], nk[KEY_EDGE_LEN], v[5];
-        if (adj->out) {
-            mn__key_edge(ok, sp->sid, from, &adj->other, adj->kind);
-            mn__key_edge(nk, sp->sid, to, &adj->other, adj->kind);
-        } else {
-            mn__key_edge(ok, sp->sid, &adj->other, from, adj->kind);
-            mn__key_edge(nk, sp->sid, &adj->other, to, adj->kind);
-        }
-        v[0] = adj->kind;
+        uint8_t v[5] = {adj->kind};
         memcpy(v + 1, &adj->weight, 4);
-        mn__wb_del(b, e, CF_INDEX, ok, sizeof ok);
-        mn__wb_put(b, e, CF_INDEX, nk, sizeof nk, v, sizeof v);
+        move_edge(e, b, sp, from, to, &adj->other, adj->out, v);
     }
+    return move_staged_edges(e, b, sp, from, to, err);
 }
 
 /* The old version's strength (stability, accesses) goes on with the new one. */
@@ -151,8 +183,8 @@ mn_err mn__apply_update(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t 
     if (!rc) rc = put_version(e, p, b, m);
     if (!rc) rc = copy_strength(e, b, p->sp, &m->supersedes, &m->id, &p->err);
     if (!rc) rc = move_dedup(e, b, p->sp, m, &p->err);
+    if (!rc) rc = move_edges(e, b, p->sp, &m->supersedes, &m->id, &p->err);
     if (rc) return rc;
-    move_edges(e, b, p->sp, &m->supersedes, &m->id);
     p->accepted[0] = true;
     return MN_OK;
 }

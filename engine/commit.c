@@ -44,6 +44,9 @@ struct mn__commitq {
     /* commit thread only: spaces created minus spaces dropped by the group being staged,
      * which the registry does not count until the group is published */
     int64_t group_spaces;
+    /* commit thread only: the ops of the group staged before the one being staged */
+    mn__pending *const *group;
+    size_t group_before;
     pthread_t thread;
     pthread_t self; /* the thread's own id, written by it before its first group */
 };
@@ -536,12 +539,15 @@ static void run_group(mn_engine_t *e, mn__pending *list, mn__pending ***ps, size
             *cap = nc;
         }
         (*ps)[n++] = p;
+        e->commitq->group = *ps;
+        e->commitq->group_before = n - 1;
         if (e->failed) {
             p->rc = mn_error_set(&p->err, MN_ERR_IO, "engine is read-only after a write failure");
             continue;
         }
         stage(e, p, b, &group_sync);
     }
+    e->commitq->group_before = 0; /* a re-derivation sees no earlier op of the group */
     stage_rederivations(e, ps, &n, cap, b, &group_sync);
     flush_group(e, *ps, n, b, group_sync);
     /* nobody waits for the derived ops (the others may be gone once done) */
@@ -626,6 +632,13 @@ size_t mn__commit_queued(mn_engine_t *e)
     size_t n = q->len;
     pthread_mutex_unlock(&q->mu);
     return n;
+}
+
+size_t mn__commit_group_before(mn_engine_t *e, mn__pending *const **ps)
+{
+    mn_assert(mn__commit_on_thread(e));
+    *ps = e->commitq->group;
+    return e->commitq->group_before;
 }
 
 bool mn__commit_on_thread(const mn_engine_t *e)

@@ -72,6 +72,9 @@ void mn__commit_submit_many(mn_engine_t *e, mn__pending **ps, size_t n);
 void mn__commit_hold(mn_engine_t *e, bool hold);
 /* Ops queued and not yet taken by the commit thread (test hook). */
 size_t mn__commit_queued(mn_engine_t *e);
+/* Commit thread, while it stages an op of a group: the ops staged before it (*ps; those
+ * with has_entry were applied into the group's batch). */
+size_t mn__commit_group_before(mn_engine_t *e, mn__pending *const **ps);
 /* Is the caller the commit thread? (For the "commit thread only" checks.) */
 bool mn__commit_on_thread(const mn_engine_t *e);
 

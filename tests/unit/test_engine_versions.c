@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "engine/commit.h"
 #include "mnemo/engine.h"
 #include "testutil.h"
 
@@ -447,6 +449,85 @@ static void test_associations_follow_the_current_version(void **state)
     }
 }
 
+/* One op of a group: an associate of a to b (which 0) or a correction of a (which 1). */
+typedef struct group_op {
+    fx *f;
+    mn_id_t a, b;
+    int which;
+    mn_err rc;
+} group_op;
+
+static void *run_group_op(void *arg)
+{
+    group_op *o = arg;
+    mn_edge_t e = {o->a, o->b, MN_EDGE_CAUSAL, 0.6f};
+    mn_error err = {0};
+    if (o->which == 0)
+        o->rc = mn_engine_associate(o->f->e, "s", &e, 1, &err);
+    else
+        o->rc = correct(o->f, &o->a, "left corrected", NULL, 0, NULL);
+    return NULL;
+}
+
+/* a's one association, to b, as the engine reads it (the current version's). */
+static void expect_one_edge(fx *f, const mn_id_t *a, const mn_id_t *b)
+{
+    mn_assoc_t *as;
+    size_t n;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_associations(f->e, "s", a, &as, &n, &err), MN_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(mn_id_cmp(&as[0].other, b), 0);
+    assert_int_equal(as[0].kind, MN_EDGE_CAUSAL);
+    free(as);
+}
+
+/* An associate and a correction of the same memory in one commit group, in either order:
+ * the stored edge joins the current version (a restart reads it back from the store). */
+static void test_an_associate_and_a_correction_in_one_group(void **state)
+{
+    fx *f = *state;
+    for (int first = 0; first < 2; first++) {
+        mn_id_t a = remember(f, first ? "left one" : "left two", 0.5f);
+        mn_id_t b = remember(f, first ? "right one" : "right two", 0.5f);
+        group_op ops[2] = {{f, a, b, first, MN_OK}, {f, a, b, !first, MN_OK}};
+        pthread_t th[2];
+        mn__commit_hold(f->e, true);
+        for (size_t i = 0; i < 2; i++) {
+            assert_int_equal(pthread_create(&th[i], NULL, run_group_op, &ops[i]), 0);
+            for (int waited = 0; mn__commit_queued(f->e) < i + 1; waited++) { /* 10 s */
+                assert_true(waited < 10000);
+                struct timespec ts = {0, 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        mn__commit_hold(f->e, false);
+        for (size_t i = 0; i < 2; i++) {
+            pthread_join(th[i], NULL);
+            assert_int_equal(ops[i].rc, MN_OK);
+        }
+        expect_one_edge(f, &a, &b);
+        expect_one_edge(f, &b, &a);
+        mn_test_eng_reopen(f);
+        expect_one_edge(f, &a, &b);
+        expect_one_edge(f, &b, &a);
+    }
+}
+
+/* A memory's two versions are one memory: no edge between them. */
+static void test_an_edge_between_versions_of_one_memory_is_refused(void **state)
+{
+    fx *f = *state;
+    mn_id_t a = remember(f, "alone", 0.5f);
+    mn_memory_t v2;
+    assert_int_equal(correct(f, &a, "alone corrected", NULL, 0, &v2), MN_OK);
+    mn_edge_t e = {a, v2.version_id, MN_EDGE_EXPLICIT, 0.5f};
+    mn_memory_clear(&v2);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_associate(f->e, "s", &e, 1, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "itself"));
+}
+
 static void test_versions_replicate_through_the_wal(void **state)
 {
     fx *f = *state;
@@ -501,6 +582,8 @@ int main(void)
         T(test_idempotent_correction_is_written_once),
         T(test_bad_corrections_change_nothing),
         T(test_invalidated_memory_stays_flagged),
+        T(test_an_associate_and_a_correction_in_one_group),
+        T(test_an_edge_between_versions_of_one_memory_is_refused),
         T(test_associations_follow_the_current_version),
         T(test_versions_replicate_through_the_wal),
         T(test_a_correction_is_an_update_event),
