@@ -378,11 +378,14 @@ def test_sse_stream_keeps_the_remember_events_of_matching_memories(server, clien
     assert kinds[-1][0] == "space_dropped"
 
 
-def _probe(client, got):
-    """One poll: has a probe's event come? If not, writes another red probe memory."""
+def _probe(client, got, sent=[0]):
+    """One poll: has a probe's event come? If not, writes another red probe memory (each
+    with its own text: an exact duplicate of an earlier probe would write nothing, and
+    publish no event)."""
     if any(e["event"] == "remember" for e in got):
         return True
-    client.remember("sse-filter", "probe", [1, 0], tags=["red"])
+    sent[0] += 1
+    client.remember("sse-filter", "probe %d" % sent[0], [1, 0], tags=["red"])
     return False
 
 

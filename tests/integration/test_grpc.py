@@ -529,12 +529,14 @@ def test_watch_limit(server_factory):
         next(third)
     assert ei.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     a.cancel()
+    tries = [0]
 
     def slot_free():
         w = c.Watch(pb().WatchRequest(space="w"))
         try:
             w.initial_metadata()
-            c.Remember(pb().RememberRequest(space="w", memory=mem("x", [1, 0])))
+            tries[0] += 1  # a new text each try: a duplicate would publish no event
+            c.Remember(pb().RememberRequest(space="w", memory=mem("x%d" % tries[0], [1, 0])))
             return next(w).kind == pb().EVENT_KIND_REMEMBER
         except grpc.RpcError:
             return False
