@@ -30,7 +30,26 @@ struct mn_api {
     struct api_jobs *jobs;
     struct api_audit *audit; /* NULL: no audit log */
     const struct mn_auth *auth; /* NULL: auth off (key names: audit lines, changed_by) */
+    /* cluster mode: set once by the cluster glue before the server listens; NULL in
+     * single-node mode, where nothing below is ever called */
+    const struct api_cluster_hooks *cluster;
 };
+
+/* What the doors ask of the cluster (api/cluster_*.c implement them; the doors sit below
+ * mn_api in the link order, so they call through these pointers). Any thread. */
+typedef struct api_cluster_hooks {
+    void *arg;
+    /* Serves req elsewhere when this node must not serve it itself (a write on a non-primary,
+     * a read whose preference this node cannot meet): forwards it and fills resp, returns
+     * true. false = serve it here. write: the request changes the space. */
+    bool (*route)(void *arg, const mn_http_request_t *req, mn_http_response_t *resp,
+                  const char *space, bool write);
+    /* Blocks until space's log up to lsn has reached level (an mn_spaces_level_t: 0 one,
+     * 1 quorum, 2 all) or timeout_ms ran out: MN_ERR_UNAVAILABLE naming how many copies it
+     * reached. */
+    mn_err (*write_wait)(void *arg, const char *space, uint64_t lsn, int level,
+                         int64_t timeout_ms, mn_error *err);
+} api_cluster_hooks;
 
 /* ---- per-request arena: every allocation of one request, freed at once ---- */
 typedef struct api_chunk api_chunk;

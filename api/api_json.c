@@ -375,6 +375,7 @@ int api_http_status(mn_err rc)
     case MN_ERR_TOO_LARGE: return 413;
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
+    case MN_ERR_UNAVAILABLE:
     case MN_ERR_NOMEM: return 503;
     default: return 500;
     }
@@ -405,6 +406,9 @@ const char *api_err_code(mn_err rc, const char *msg, api_ctx nf, const char **hi
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
     case MN_ERR_NOMEM: *hint = "retry later"; return "unavailable";
+    case MN_ERR_UNAVAILABLE:
+        *hint = "retry later; a remember with the same idempotency_key is not stored twice";
+        return "unavailable";
     default: return "internal";
     }
 }

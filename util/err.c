@@ -23,6 +23,7 @@ const char *mn_strerror(mn_err code)
     case MN_ERR_INTERNAL: return "internal";
     case MN_ERR_LIMIT: return "limit_reached";
     case MN_ERR_CONFLICT: return "conflict";
+    case MN_ERR_UNAVAILABLE: return "unavailable";
     default: return "unknown_error";
     }
 }

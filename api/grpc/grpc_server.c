@@ -294,6 +294,7 @@ static grpc_status_code status_of(mn_err rc)
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case MN_ERR_CLOSED:
     case MN_ERR_BUSY:
+    case MN_ERR_UNAVAILABLE:
     case MN_ERR_NOMEM:
         return GRPC_STATUS_UNAVAILABLE;
     case MN_ERR_UNSUPPORTED:

@@ -28,6 +28,9 @@ enum {
     MN_ERR_CONFLICT = -15,    /* a precondition on the current state failed, e.g. the version
                                  a correction expected is not the current one (HTTP 409,
                                  gRPC ABORTED) */
+    MN_ERR_UNAVAILABLE = -16, /* cluster: a write did not reach its consistency level in time,
+                                 or no holder of the space could be reached (HTTP 503, gRPC
+                                 UNAVAILABLE); the message says how many copies it reached */
 };
 
 #define MN_ERROR_MSG_MAX 384 /* room for a list of accepted names (text_language) */
