@@ -49,6 +49,10 @@ typedef struct api_cluster_hooks {
      * reached. */
     mn_err (*write_wait)(void *arg, const char *space, uint64_t lsn, int level,
                          int64_t timeout_ms, mn_error *err);
+    /* The space catalog: a space was created / dropped through this node's engine (after
+     * the engine call succeeded); every node learns its definition. May be NULL. */
+    void (*space_created)(void *arg, const char *space);
+    void (*space_dropped)(void *arg, const char *space);
 } api_cluster_hooks;
 
 /* ---- per-request arena: every allocation of one request, freed at once ---- */
