@@ -323,119 +323,135 @@ bool decode_edges(const fb::Vector<fb::Offset<w::Edge>> *v, mn_edge_t **out, siz
 
 } // namespace
 
-extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, size_t *len)
+static fb::Offset<void> build_space_create(fb::FlatBufferBuilder &b, const mn_wal_entry_t *e)
 {
-    fb::FlatBufferBuilder b(1024);
-    auto space = b.CreateString(e->space);
-    fb::Offset<void> op;
-    w::Op op_type = w::Op_NONE;
+    const mn_space_def_t *d = &e->op.space_create.def;
+    fb::Offset<fb::String> model = 0; /* absent: none recorded */
+    if (d->embedding_model_set)
+        model = b.CreateString(d->embedding_model,
+                               strnlen(d->embedding_model, sizeof d->embedding_model));
+    return w::CreateSpaceCreate(b, b.CreateString(d->name), d->dim, (int8_t)d->metric,
+                                (int8_t)d->default_lifecycle, d->created_at_ms,
+                                e->op.space_create.space_id, d->index.m, d->index.ef_construction,
+                                d->index.ef_search, (int8_t)d->index.quantize,
+                                d->text_language[0] ? b.CreateString(d->text_language) : 0, model,
+                                (int8_t)d->dedup, d->dedup_threshold)
+        .Union();
+}
+
+static fb::Offset<fb::Vector<fb::Offset<w::Memory>>> build_memories(fb::FlatBufferBuilder &b,
+                                                                    const mn_memory_t *m, size_t n)
+{
+    std::vector<fb::Offset<w::Memory>> v;
+    v.reserve(n);
+    for (size_t i = 0; i < n; i++)
+        v.push_back(build_memory(b, &m[i], m[i].forgotten, m[i].forgotten_at_ms, true));
+    return b.CreateVector(v);
+}
+
+static fb::Offset<void> build_reinforce(fb::FlatBufferBuilder &b, const mn_wal_entry_t *e)
+{
+    std::vector<fb::Offset<w::Strength>> v;
+    v.reserve(e->op.reinforce.n);
+    for (size_t i = 0; i < e->op.reinforce.n; i++) {
+        const mn_strength_t *st = &e->op.reinforce.items[i];
+        v.push_back(w::CreateStrength(b, b.CreateVector(st->id.b, 16), st->stability_days,
+                                      st->last_access_ms, st->access_count));
+    }
+    return w::CreateReinforce(b, b.CreateVector(v)).Union();
+}
+
+/* The ops that carry memory records, definitions or vectors. */
+static fb::Offset<void> build_record_op(fb::FlatBufferBuilder &b, const mn_wal_entry_t *e,
+                                        w::Op *type)
+{
     switch (e->type) {
-    case MN_WAL_OP_SPACE_CREATE: {
-        const mn_space_def_t *d = &e->op.space_create.def;
-        fb::Offset<fb::String> model = 0; /* absent: none recorded */
-        if (d->embedding_model_set)
-            model = b.CreateString(d->embedding_model,
-                                   strnlen(d->embedding_model, sizeof d->embedding_model));
-        op = w::CreateSpaceCreate(b, b.CreateString(d->name), d->dim, (int8_t)d->metric,
-                                  (int8_t)d->default_lifecycle, d->created_at_ms,
-                                  e->op.space_create.space_id, d->index.m, d->index.ef_construction,
-                                  d->index.ef_search, (int8_t)d->index.quantize,
-                                  d->text_language[0] ? b.CreateString(d->text_language) : 0,
-                                  model, (int8_t)d->dedup, d->dedup_threshold)
-                 .Union();
-        op_type = w::Op_SpaceCreate;
-        break;
-    }
+    case MN_WAL_OP_SPACE_CREATE:
+        *type = w::Op_SpaceCreate;
+        return build_space_create(b, e);
     case MN_WAL_OP_REMEMBER: {
-        std::vector<fb::Offset<w::Memory>> mems;
-        mems.reserve(e->op.remember.n);
-        for (size_t i = 0; i < e->op.remember.n; i++)
-            mems.push_back(build_memory(b, &e->op.remember.mems[i],
-                                        e->op.remember.mems[i].forgotten,
-                                        e->op.remember.mems[i].forgotten_at_ms, true));
-        auto mv = b.CreateVector(mems);
+        auto mv = build_memories(b, e->op.remember.mems, e->op.remember.n);
         auto ev = build_edges(b, e->op.remember.edges, e->op.remember.n_edges);
-        op = w::CreateRemember(b, mv, ev).Union();
-        op_type = w::Op_Remember;
-        break;
+        *type = w::Op_Remember;
+        return w::CreateRemember(b, mv, ev).Union();
     }
-    case MN_WAL_OP_FORGET:
-        op = w::CreateForget(b, b.CreateVector(e->op.forget.id.b, 16), (int8_t)e->op.forget.mode,
-                             (int8_t)e->op.forget.reason, e->op.forget.at_ms)
-                 .Union();
-        op_type = w::Op_Forget;
-        break;
-    case MN_WAL_OP_UNSUPPRESS:
-        op = w::CreateUnsuppress(b, b.CreateVector(e->op.unsuppress.id.b, 16),
-                                 e->op.unsuppress.at_ms)
-                 .Union();
-        op_type = w::Op_Unsuppress;
-        break;
-    case MN_WAL_OP_ASSOCIATE:
-        op = w::CreateAssociate(b, build_edges(b, e->op.associate.edges, e->op.associate.n))
-                 .Union();
-        op_type = w::Op_Associate;
-        break;
-    case MN_WAL_OP_CONSOLIDATE: {
-        std::vector<fb::Offset<w::Memory>> mems;
-        mems.reserve(e->op.consolidate.n);
-        for (size_t i = 0; i < e->op.consolidate.n; i++)
-            mems.push_back(build_memory(b, &e->op.consolidate.mems[i],
-                                        e->op.consolidate.mems[i].forgotten,
-                                        e->op.consolidate.mems[i].forgotten_at_ms, true));
-        op = w::CreateConsolidate(b, b.CreateVector(mems)).Union();
-        op_type = w::Op_Consolidate;
-        break;
-    }
-    case MN_WAL_OP_REINFORCE: {
-        std::vector<fb::Offset<w::Strength>> v;
-        v.reserve(e->op.reinforce.n);
-        for (size_t i = 0; i < e->op.reinforce.n; i++) {
-            const mn_strength_t *st = &e->op.reinforce.items[i];
-            v.push_back(w::CreateStrength(b, b.CreateVector(st->id.b, 16), st->stability_days,
-                                          st->last_access_ms, st->access_count));
-        }
-        op = w::CreateReinforce(b, b.CreateVector(v)).Union();
-        op_type = w::Op_Reinforce;
-        break;
-    }
-    case MN_WAL_OP_SPACE_DROP:
-        op = w::CreateSpaceDrop(b, b.CreateString(e->space), e->op.space_drop.space_id,
-                                e->op.space_drop.at_ms)
-                 .Union();
-        op_type = w::Op_SpaceDrop;
-        break;
+    case MN_WAL_OP_CONSOLIDATE:
+        *type = w::Op_Consolidate;
+        return w::CreateConsolidate(b,
+                                    build_memories(b, e->op.consolidate.mems, e->op.consolidate.n))
+            .Union();
+    case MN_WAL_OP_REINFORCE:
+        *type = w::Op_Reinforce;
+        return build_reinforce(b, e);
     case MN_WAL_OP_EMBED: {
         fb::Offset<fb::Vector<float>> ev = 0;
         if (e->op.embed.embedding && e->op.embed.dim)
             ev = b.CreateVector(e->op.embed.embedding, e->op.embed.dim);
-        op = w::CreateEmbed(b, b.CreateVector(e->op.embed.id.b, 16), ev).Union();
-        op_type = w::Op_Embed;
-        break;
+        *type = w::Op_Embed;
+        return w::CreateEmbed(b, b.CreateVector(e->op.embed.id.b, 16), ev).Union();
     }
     case MN_WAL_OP_UPDATE: {
         const mn_memory_t *m = &e->op.update.mem;
-        op = w::CreateUpdate(b, build_memory(b, m, m->forgotten, m->forgotten_at_ms, true)).Union();
-        op_type = w::Op_Update;
-        break;
+        *type = w::Op_Update;
+        return w::CreateUpdate(b, build_memory(b, m, m->forgotten, m->forgotten_at_ms, true))
+            .Union();
     }
+    default:
+        *type = w::Op_NONE;
+        return 0;
+    }
+}
+
+/* The ops that name memories (or a space) by id and change their state. */
+static fb::Offset<void> build_state_op(fb::FlatBufferBuilder &b, const mn_wal_entry_t *e,
+                                       w::Op *type)
+{
+    switch (e->type) {
+    case MN_WAL_OP_FORGET:
+        *type = w::Op_Forget;
+        return w::CreateForget(b, b.CreateVector(e->op.forget.id.b, 16), (int8_t)e->op.forget.mode,
+                               (int8_t)e->op.forget.reason, e->op.forget.at_ms)
+            .Union();
+    case MN_WAL_OP_UNSUPPRESS:
+        *type = w::Op_Unsuppress;
+        return w::CreateUnsuppress(b, b.CreateVector(e->op.unsuppress.id.b, 16),
+                                   e->op.unsuppress.at_ms)
+            .Union();
+    case MN_WAL_OP_ASSOCIATE:
+        *type = w::Op_Associate;
+        return w::CreateAssociate(b, build_edges(b, e->op.associate.edges, e->op.associate.n))
+            .Union();
+    case MN_WAL_OP_SPACE_DROP:
+        *type = w::Op_SpaceDrop;
+        return w::CreateSpaceDrop(b, b.CreateString(e->space), e->op.space_drop.space_id,
+                                  e->op.space_drop.at_ms)
+            .Union();
     case MN_WAL_OP_INVALIDATE:
-        op = w::CreateInvalidate(b, b.CreateVector(e->op.invalidate.id.b, 16),
-                                 e->op.invalidate.at_ms, id_or_null(b, &e->op.invalidate.by),
-                                 str_or_null(b, e->op.invalidate.reason))
-                 .Union();
-        op_type = w::Op_Invalidate;
-        break;
+        *type = w::Op_Invalidate;
+        return w::CreateInvalidate(b, b.CreateVector(e->op.invalidate.id.b, 16),
+                                   e->op.invalidate.at_ms, id_or_null(b, &e->op.invalidate.by),
+                                   str_or_null(b, e->op.invalidate.reason))
+            .Union();
     case MN_WAL_OP_FORGET_BATCH: {
         const auto *f = &e->op.forget_batch;
         auto ids = b.CreateVector(reinterpret_cast<const uint8_t *>(f->ids), f->n * 16);
-        op = w::CreateForgetBatch(b, ids, (int8_t)f->mode, (int8_t)f->reason, f->at_ms).Union();
-        op_type = w::Op_ForgetBatch;
-        break;
+        *type = w::Op_ForgetBatch;
+        return w::CreateForgetBatch(b, ids, (int8_t)f->mode, (int8_t)f->reason, f->at_ms).Union();
     }
     default:
-        return MN_ERR_INVALID;
+        *type = w::Op_NONE;
+        return 0;
     }
+}
+
+extern "C" mn_err mn_wire_wal_encode(const mn_wal_entry_t *e, uint8_t **out, size_t *len)
+{
+    fb::FlatBufferBuilder b(1024);
+    auto space = b.CreateString(e->space);
+    w::Op op_type = w::Op_NONE;
+    fb::Offset<void> op = build_record_op(b, e, &op_type);
+    if (op_type == w::Op_NONE) op = build_state_op(b, e, &op_type);
+    if (op_type == w::Op_NONE) return MN_ERR_INVALID;
     b.Finish(w::CreateEntry(b, space, e->epoch, e->lsn, e->hlc, op_type, op));
     return frame(b, out, len);
 }
