@@ -259,37 +259,17 @@ static void notify(void *arg)
     pthread_mutex_unlock(&h->lock);
 }
 
-void g_watch_start(gcall *c, const Mnemo__V1__WatchRequest *req)
+/* Takes a slot of the hub before subscribing, so a full hub refuses first; false: the call
+ * has been finished (closing, or grpc.max_watches reached). */
+static bool watch_take_slot(gcall *c, gwatch_hub *h)
 {
-    gwatch_hub *h = g_srv_hub(c->srv);
-    mn_api_t *api = g_srv_api(c->srv);
-    const char *space = req->space ? req->space : "";
-    mn_error err = {0};
-    if (strlen(space) > MN_SPACE_NAME_MAX || !mn_space_name_valid(space)) {
-        mn_error_set(&err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
-        g_call_finish(c, MN_ERR_NOT_FOUND, &err, API_CTX_SPACE, NULL);
-        return;
-    }
-    api_arena a; /* the filter until the engine has copied it */
-    api_arena_init(&a);
-    mn_filter_t f;
-    mn_filter_init(&f);
-    mn_err frc =
-        req->filter ? api_filter_from_text(req->filter, strlen(req->filter), &a, &f, &err) : MN_OK;
-    if (frc) {
-        api_arena_free(&a);
-        g_call_finish(c, frc, &err, API_CTX_SPACE, NULL);
-        return;
-    }
-    /* a slot first, so a full hub refuses before subscribing */
     pthread_mutex_lock(&h->lock);
     bool full = h->n >= h->max, closing = atomic_load(&h->closing);
     if (!full && !closing) h->n++;
     pthread_mutex_unlock(&h->lock);
-    if (closing || full) api_arena_free(&a);
     if (closing) {
         g_call_finish(c, MN_ERR_CLOSED, NULL, API_CTX_SPACE, NULL);
-        return;
+        return false;
     }
     if (full) {
         char msg[96];
@@ -297,21 +277,28 @@ void g_watch_start(gcall *c, const Mnemo__V1__WatchRequest *req)
                  h->max);
         g_call_finish_status(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, "unavailable", "retry later",
                              NULL);
-        return;
+        return false;
     }
+    return true;
+}
+
+/* A watch subscribed to space with filter f, linked into the hub (its slot taken); NULL with
+ * *rc and err set (the slot is given back). */
+static gwatch *watch_subscribe(gcall *c, gwatch_hub *h, mn_api_t *api, const char *space,
+                               const mn_filter_t *f, mn_err *rc, mn_error *err)
+{
     gwatch *w = calloc(1, sizeof *w);
-    mn_err rc = w ? MN_OK : MN_ERR_NOMEM;
+    *rc = w ? MN_OK : MN_ERR_NOMEM;
     if (w) {
         w->c = c;
         w->hub = h;
         snprintf(w->space, sizeof w->space, "%s", space);
         pthread_mutex_init(&w->lock, NULL);
         atomic_init(&w->pending, false);
-        rc = mn_engine_subscribe_filtered(api->engine, space, WATCH_QUEUE, &f, notify, w, &w->sub,
-                                          &err);
+        *rc = mn_engine_subscribe_filtered(api->engine, space, WATCH_QUEUE, f, notify, w, &w->sub,
+                                           err);
     }
-    api_arena_free(&a);
-    if (rc) {
+    if (*rc) {
         if (w) {
             pthread_mutex_destroy(&w->lock);
             free(w);
@@ -319,17 +306,20 @@ void g_watch_start(gcall *c, const Mnemo__V1__WatchRequest *req)
         pthread_mutex_lock(&h->lock);
         h->n--;
         pthread_mutex_unlock(&h->lock);
-        g_call_finish(c, rc, &err, API_CTX_SPACE, NULL);
-        return;
+        return NULL;
     }
     pthread_mutex_lock(&h->lock);
     w->next = h->head;
     if (h->head) h->head->prev = w;
     h->head = w;
     pthread_mutex_unlock(&h->lock);
-    c->watch = w; /* from here on freeing the call frees the watch */
+    return w;
+}
 
-    /* the head now, so the client knows the subscription is live; and the close watch */
+/* Sends the head now, so the client knows the subscription is live, and arms the close
+ * watch. */
+static void watch_arm(gcall *c, gwatch *w)
+{
     grpc_op ops[1];
     memset(ops, 0, sizeof ops);
     pthread_mutex_lock(&w->lock);
@@ -353,6 +343,40 @@ void g_watch_start(gcall *c, const Mnemo__V1__WatchRequest *req)
     bool drop = w->closed && !w->sending;
     pthread_mutex_unlock(&w->lock);
     if (drop) drop_base(w);
+}
+
+void g_watch_start(gcall *c, const Mnemo__V1__WatchRequest *req)
+{
+    gwatch_hub *h = g_srv_hub(c->srv);
+    mn_api_t *api = g_srv_api(c->srv);
+    const char *space = req->space ? req->space : "";
+    mn_error err = {0};
+    if (strlen(space) > MN_SPACE_NAME_MAX || !mn_space_name_valid(space)) {
+        mn_error_set(&err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
+        g_call_finish(c, MN_ERR_NOT_FOUND, &err, API_CTX_SPACE, NULL);
+        return;
+    }
+    api_arena a; /* the filter until the engine has copied it */
+    api_arena_init(&a);
+    mn_filter_t f;
+    mn_filter_init(&f);
+    mn_err rc =
+        req->filter ? api_filter_from_text(req->filter, strlen(req->filter), &a, &f, &err) : MN_OK;
+    gwatch *w = NULL;
+    if (!rc) {
+        if (!watch_take_slot(c, h)) {
+            api_arena_free(&a);
+            return;
+        }
+        w = watch_subscribe(c, h, api, space, &f, &rc, &err);
+    }
+    api_arena_free(&a);
+    if (rc) {
+        g_call_finish(c, rc, &err, API_CTX_SPACE, NULL);
+        return;
+    }
+    c->watch = w; /* from here on freeing the call frees the watch */
+    watch_arm(c, w);
 }
 
 void g_watch_free(gcall *c)
