@@ -37,21 +37,34 @@ mn_err mn__space_writable(const mn__space *sp, mn_error *err)
                         sp->def.name);
 }
 
-static void stage_role(mn__pending *p)
+/* The epoch of the entry staged last in sp's log: the group's latest of sp, or the last
+ * committed one. */
+static uint64_t staged_epoch(mn_engine_t *e, const mn__space *sp)
+{
+    mn__pending *const *ps;
+    size_t n = mn__commit_group_before(e, &ps);
+    while (n--)
+        if (ps[n]->has_entry && ps[n]->sp == sp) return ps[n]->entry.epoch;
+    return sp->last_epoch;
+}
+
+static void stage_role(mn_engine_t *e, mn__pending *p)
 {
     mn__space *sp = p->sp;
     if (atomic_load(&sp->dropped) || sp->drop_staged) {
         p->rc = mn_error_set(&p->err, MN_ERR_NOT_FOUND, "space \"%s\" not found", sp->def.name);
         return;
     }
-    if (p->role_epoch && p->role_epoch < sp->last_epoch) {
+    uint64_t last = staged_epoch(e, sp);
+    if (p->role_epoch && p->role_epoch < last) {
         p->rc = mn_error_set(&p->err, MN_ERR_CONFLICT,
                              "space %s: epoch %llu is below its last entry's, %llu", sp->def.name,
-                             (unsigned long long)p->role_epoch, (unsigned long long)sp->last_epoch);
+                             (unsigned long long)p->role_epoch, (unsigned long long)last);
         return;
     }
     pthread_rwlock_wrlock(&sp->lock);
     if (p->role_epoch) sp->epoch = p->role_epoch;
+    if (sp->epoch < last) sp->epoch = last; /* "keep": at least the log's */
     atomic_store_explicit(&sp->role, (int)p->role, memory_order_release);
     pthread_rwlock_unlock(&sp->lock);
 }
@@ -65,17 +78,26 @@ void mn__replica_stage_control(mn_engine_t *e, mn__pending *p)
         e->wal_hook_arg = p->hook_arg;
         return;
     }
-    stage_role(p);
+    stage_role(e, p);
 }
 
 mn_err mn__replica_stamp(mn_engine_t *e, mn__pending *p)
 {
     const mn__space *sp = p->sp;
+    if (!mn__space_is_replica(sp))
+        return mn_error_set(&p->err, MN_ERR_CONFLICT, "space %s: this node is its primary",
+                            sp->def.name);
     uint64_t want = sp->assigned_lsn + 1;
     if (p->entry.lsn != want)
         return mn_error_set(&p->err, MN_ERR_CONFLICT, "space %s: expected lsn %llu, got %llu",
                             sp->def.name, (unsigned long long)want,
                             (unsigned long long)p->entry.lsn);
+    uint64_t before = staged_epoch(e, sp);
+    if (p->entry.epoch < before)
+        return mn_error_set(&p->err, MN_ERR_CONFLICT,
+                            "space %s: lsn %llu has epoch %llu, below its last entry's %llu",
+                            sp->def.name, (unsigned long long)p->entry.lsn,
+                            (unsigned long long)p->entry.epoch, (unsigned long long)before);
     mn_hlc_update(&e->hlc, p->entry.hlc, mn__now(e));
     return MN_OK;
 }

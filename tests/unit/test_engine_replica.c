@@ -557,12 +557,47 @@ static void test_gaps_duplicates_and_bad_entries_are_refused(void **state)
     free(bad);
     assert_int_equal(mn_engine_replicate(x.r.e, "other", 3, b + 2, w.lens + 2, 1, &err),
                      MN_ERR_INVALID);
+    /* a space this node leads takes no replicated entry */
+    assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_PRIMARY, 0, &err), MN_OK);
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 3, b + 2, w.lens + 2, 1, &err),
+                     MN_ERR_CONFLICT);
+    assert_string_equal(err.message, "space s: this node is its primary");
+    assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_REPLICA, 0, &err), MN_OK);
     /* nothing changed, and the rest still goes in */
     assert_int_equal(last_lsn(x.r.e, "s", NULL), 2);
     assert_int_equal(mn_engine_replicate(x.r.e, "s", 3, b + 2, w.lens + 2, 3, &err), MN_OK);
     assert_int_equal(last_lsn(x.r.e, "s", NULL), 5);
     same_wal(x.p.e, x.r.e, "s");
     mn_test_wal_free(&w);
+    pair_close(&x);
+}
+
+/* An entry the primary stored with nothing in it (a remember whose memories were all
+ * here already: an ingested copy of its own entry) still takes its lsn on the replica. */
+static void test_an_empty_entry_keeps_its_lsn(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    make_space(x.p.e, "s");
+    float v[DIM] = {1, 0, 0, 0};
+    put(&x.p, "s", "only once", v, NULL, NULL);
+    mn_test_wal w = {0};
+    assert_int_equal(mn_test_wal_read(x.p.e, "s", 2, 1, &w), MN_OK);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_ingest(x.p.e, w.bufs[0], w.lens[0], &err), MN_OK);
+    mn_test_wal_free(&w);
+    assert_int_equal(mn_test_wal_read(x.p.e, "s", 3, 1, &w), MN_OK);
+    mn_wal_entry_t en;
+    assert_int_equal(mn_wire_wal_decode(w.bufs[0], w.lens[0], &en, &err), MN_OK);
+    assert_int_equal(en.type, MN_WAL_OP_REMEMBER);
+    assert_int_equal(en.op.remember.n, 0);
+    mn_wal_entry_clear(&en);
+    mn_test_wal_free(&w);
+    put(&x.p, "s", "after it", NULL, NULL, NULL);
+    assert_int_equal(ship(x.p.e, x.r.e, "s"), 4);
+    same_wal(x.p.e, x.r.e, "s");
+    assert_int_equal(same_list(x.p.e, x.r.e, "s"), 2);
     pair_close(&x);
 }
 
@@ -818,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_replica_matches_primary_and_survives_a_restart),
         cmocka_unit_test(test_replicated_drop_drops_the_space),
         cmocka_unit_test(test_gaps_duplicates_and_bad_entries_are_refused),
+        cmocka_unit_test(test_an_empty_entry_keeps_its_lsn),
         cmocka_unit_test(test_replica_takes_no_writes),
         cmocka_unit_test(test_promotion_carries_the_new_epoch),
         cmocka_unit_test(test_hook_hears_each_durable_entry),
