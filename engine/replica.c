@@ -102,6 +102,35 @@ mn_err mn__replica_stamp(mn_engine_t *e, mn__pending *p)
     return MN_OK;
 }
 
+/* The memories a replicated entry carries that its apply left out. None, while the replica
+ * holds its primary's state: the primary stored only the memories it applied, and an
+ * erasure after the entry strips them from it (and supersedes an older copy of a semantic
+ * memory) before a later read can ship it. One left out means the states differ (its words
+ * would then outlive a forget here): said loudly, not hidden. */
+static void warn_left_out(const mn__pending *p)
+{
+    const mn_wal_entry_t *en = &p->entry;
+    const mn_memory_t *mems = NULL;
+    size_t n = 0;
+    if (en->type == MN_WAL_OP_REMEMBER) {
+        mems = en->op.remember.mems;
+        n = en->op.remember.n;
+    } else if (en->type == MN_WAL_OP_CONSOLIDATE) {
+        mems = en->op.consolidate.mems;
+        n = en->op.consolidate.n;
+    } else if (en->type == MN_WAL_OP_UPDATE) {
+        mems = &en->op.update.mem;
+        n = 1;
+    }
+    size_t left = 0;
+    for (size_t i = 0; p->accepted && i < n; i++)
+        left += !p->accepted[i] && !mems[i].forgotten;
+    if (left)
+        mn_log_warn("space %s: lsn %llu: %zu of its %zu memories not applied here: this "
+                    "replica's state differs from its primary's",
+                    en->space, (unsigned long long)en->lsn, left, n);
+}
+
 /* The errors of a precondition on the state here, which a replicated entry may meet
  * when its memory was erased on the primary after it was written. */
 static bool state_precondition(mn_err rc)
@@ -117,6 +146,7 @@ mn_err mn__replica_apply(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t
     mn_err rc = mn__apply_entry(e, p, b);
     if (!rc) {
         p->n_rederive = 0; /* the primary's re-derivation comes as an entry of its own */
+        warn_left_out(p);
         return MN_OK;
     }
     char *msg = NULL;
@@ -280,6 +310,10 @@ static mn_err decode_one(repl_batch *rb, size_t i, const char *space, uint64_t f
                             derr.message);
     rb->decoded = i + 1;
     const mn_wal_entry_t *en = &p->entry;
+    if (en->type == MN_WAL_OP_REMEMBER) { /* batch_free gives them back to the entry */
+        rb->mems[i] = en->op.remember.mems;
+        rb->n_mems[i] = en->op.remember.n;
+    }
     if (strcmp(en->space, space))
         return mn_error_set(err, MN_ERR_INVALID, "space %.64s: entry %zu is of space %s", space, i,
                             en->space);
@@ -301,8 +335,6 @@ static mn_err decode_one(repl_batch *rb, size_t i, const char *space, uint64_t f
     p->raw_len = len;
     p->sync = true;
     if (en->type == MN_WAL_OP_REMEMBER) {
-        rb->mems[i] = en->op.remember.mems;
-        rb->n_mems[i] = en->op.remember.n;
         rb->ids[i] = malloc((en->op.remember.n ? en->op.remember.n : 1) * sizeof(mn_id_t));
         if (!rb->ids[i]) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
         p->ids_out = rb->ids[i];

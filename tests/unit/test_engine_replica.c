@@ -355,14 +355,17 @@ static void correct(mn_test_eng *t, const char *space, const mn_id_t *id, const 
     t->now += 1000;
 }
 
-static void consolidate(mn_test_eng *t, const char *space)
+/* Consolidates space; returns the first semantic memory made. */
+static mn_id_t consolidate(mn_test_eng *t, const char *space)
 {
     mn_consolidate_opts_t o = {.threshold = 0.9f, .min_support = 3};
     mn_consolidate_result_t r;
     mn_error err = {0};
     if (mn_engine_consolidate(t->e, space, &o, &r, &err)) fail_msg("consolidate: %s", err.message);
-    assert_true(r.created >= 1);
+    assert_true(r.created >= 1 && r.n_ids >= 1);
+    mn_id_t id = r.ids[0];
     free(r.ids);
+    return id;
 }
 
 static void embed(mn_test_eng *t, const char *space, const mn_id_t *id, const float *v)
@@ -410,7 +413,7 @@ static void workload_a(mn_test_eng *t, mn_id_t *keep)
  * an invalidation, a consolidation and an episode of it forgotten (a re-derivation),
  * a memory embedded then forgotten before it was shipped (its entries arrive
  * stripped), and another space created and dropped. */
-static void workload_b(mn_test_eng *t, const mn_id_t *keep)
+static void workload_b(mn_test_eng *t, const mn_id_t *keep, bool forget_semantic)
 {
     mn_error err = {0};
     forget_tag(t, "s", "bulk");
@@ -429,8 +432,10 @@ static void workload_b(mn_test_eng *t, const mn_id_t *keep)
         snprintf(text, sizeof text, "standup coffee every morning, day %d", i);
         eps[i] = put(t, "s", text, v, "standup", "sess-2");
     }
-    consolidate(t, "s");
+    mn_id_t sem = consolidate(t, "s");
     assert_int_equal(mn_engine_forget(t->e, "s", &eps[0], MN_FORGET_DELETE, &err), MN_OK);
+    if (forget_semantic) /* its words leave every entry that carried them, on both */
+        assert_int_equal(mn_engine_forget(t->e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
     make_space(t->e, "t");
     put(t, "t", "in a space about to go", NULL, NULL, NULL);
     assert_int_equal(mn_engine_space_drop(t->e, "t", &err), MN_OK);
@@ -457,7 +462,7 @@ static void test_replica_matches_primary_and_survives_a_restart(void **state)
     assert_int_equal(ship(x.p.e, x.r.e, "t"), 1); /* the drop entry outlives its space */
     mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(x.r.e, "t", &st, &err), MN_ERR_NOT_FOUND);
-    workload_b(&x.p, keep);
+    workload_b(&x.p, keep, false);
     ship(x.p.e, x.r.e, "s");
     x.r.now = x.p.now;
     same_state(&x, "s");
@@ -472,6 +477,25 @@ static void test_replica_matches_primary_and_survives_a_restart(void **state)
 /* A dropped space keeps its drop entry for readers of its WAL: shipped, it drops the
  * space on the replica; a replica further behind is told the rest is gone. The name
  * created again starts at lsn 1 with the next epoch, on both. */
+/* The primary consolidates, forgets an episode (its semantic memory re-derived) and then
+ * the semantic memory, all before the replica reads any of it: the replica meets the
+ * episode erased already, and still ends with the primary's bytes in every entry. */
+static void test_erasures_read_late_leave_the_same_log(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    mn_id_t keep[3];
+    workload_a(&x.p, keep);
+    workload_b(&x.p, keep, true);
+    ship(x.p.e, x.r.e, "s");
+    x.r.now = x.p.now;
+    same_state(&x, "s");
+    mn_test_eng_reopen(&x.r);
+    same_state(&x, "s");
+    pair_close(&x);
+}
+
 static void test_replicated_drop_drops_the_space(void **state)
 {
     (void)state;
@@ -851,6 +875,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replica_matches_primary_and_survives_a_restart),
+        cmocka_unit_test(test_erasures_read_late_leave_the_same_log),
         cmocka_unit_test(test_replicated_drop_drops_the_space),
         cmocka_unit_test(test_gaps_duplicates_and_bad_entries_are_refused),
         cmocka_unit_test(test_an_empty_entry_keeps_its_lsn),
