@@ -474,6 +474,64 @@ static void test_replica_matches_primary_and_survives_a_restart(void **state)
     pair_close(&x);
 }
 
+/* ---- shipping while the primary writes ---- */
+
+typedef struct writer {
+    mn_engine_t *e;
+    int id, n;
+    mn_err rc;
+} writer;
+
+static void *write_many(void *arg)
+{
+    writer *w = arg;
+    for (int i = 0; i < w->n && !w->rc; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "writer %d wrote coffee note %d", w->id, i);
+        float v[DIM] = {(float)w->id, (float)i, 1, 0.5f};
+        mn_memory_t m;
+        mn_memory_init(&m);
+        m.content = text;
+        m.content_len = strlen(text);
+        m.embedding = v;
+        m.dim = DIM;
+        mn_id_t id;
+        mn_error err = {0};
+        w->rc = mn_engine_remember(w->e, "s", &m, 1, &id, &err);
+        if (!w->rc && i % 5 == 4) w->rc = mn_engine_forget(w->e, "s", &id, MN_FORGET_DELETE, &err);
+    }
+    return NULL;
+}
+
+/* Three writers on the primary while the test ships what is there, again and again: the
+ * replica follows a log that grows under it (and erases under it), and ends equal. */
+static void test_shipping_while_the_primary_writes(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    make_space(x.p.e, "s");
+    writer w[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = (writer){.e = x.p.e, .id = i, .n = 60};
+        assert_int_equal(pthread_create(&th[i], NULL, write_many, &w[i]), 0);
+    }
+    size_t shipped = 0;
+    for (int round = 0; round < 400; round++)
+        shipped += ship(x.p.e, x.r.e, "s");
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].rc, MN_OK);
+    }
+    shipped += ship(x.p.e, x.r.e, "s");
+    assert_int_equal(shipped, last_lsn(x.p.e, "s", NULL));
+    assert_int_equal(shipped, 1 + 3 * 60 + 3 * 12);
+    x.r.now = x.p.now;
+    same_state(&x, "s");
+    pair_close(&x);
+}
+
 /* A dropped space keeps its drop entry for readers of its WAL: shipped, it drops the
  * space on the replica; a replica further behind is told the rest is gone. The name
  * created again starts at lsn 1 with the next epoch, on both. */
@@ -877,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_replica_matches_primary_and_survives_a_restart),
         cmocka_unit_test(test_erasures_read_late_leave_the_same_log),
         cmocka_unit_test(test_replicated_drop_drops_the_space),
+        cmocka_unit_test(test_shipping_while_the_primary_writes),
         cmocka_unit_test(test_gaps_duplicates_and_bad_entries_are_refused),
         cmocka_unit_test(test_an_empty_entry_keeps_its_lsn),
         cmocka_unit_test(test_replica_takes_no_writes),
