@@ -190,7 +190,9 @@ mn_err mn__replica_load(mn_engine_t *e, mn__space *sp, mn_error *err)
     if (rc || !v) return rc;
     mn_wal_entry_t en;
     if (!mn_wire_wal_decode((const uint8_t *)v, vl, &en, NULL)) {
+        /* a replica's log may have moved past the epoch its creation carried */
         sp->last_epoch = en.epoch;
+        if (sp->epoch < en.epoch) sp->epoch = en.epoch;
         mn_wal_entry_clear(&en);
     } else {
         mn_log_warn("space %s: its last WAL entry (lsn %llu) is unreadable; its epoch is taken "

@@ -791,6 +791,11 @@ static void test_promotion_carries_the_new_epoch(void **state)
     assert_int_equal(last_lsn(x.p.e, "s", &epoch), last + 1);
     assert_int_equal(epoch, 2);
     same_wal(x.p.e, x.r.e, "s");
+    /* restarted without spaces_start_replica, the old primary leads at the log's epoch */
+    mn_test_eng_reopen(&x.p);
+    put(&x.p, "s", "after a restart", NULL, NULL, NULL);
+    assert_int_equal(last_lsn(x.p.e, "s", &epoch), last + 2);
+    assert_int_equal(epoch, 2);
     /* the new primary cannot go back to epoch 1 */
     assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_PRIMARY, 1, &err),
                      MN_ERR_CONFLICT);
