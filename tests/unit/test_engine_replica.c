@@ -654,6 +654,46 @@ static void test_gaps_duplicates_and_bad_entries_are_refused(void **state)
     pair_close(&x);
 }
 
+/* A watcher of the replica sees the replicated changes at the primary's lsns; a memory
+ * that arrives erased (forgotten before it shipped) is never seen, neither its remember
+ * nor its forget. */
+static void test_replica_watchers_see_replicated_changes(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    make_space(x.p.e, "s");
+    ship(x.p.e, x.r.e, "s");
+    mn_engine_sub_t *sub;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_subscribe(x.r.e, "s", 0, NULL, NULL, &sub, &err), MN_OK);
+    float v[DIM] = {1, 0, 0, 0};
+    mn_id_t a = put(&x.p, "s", "seen on the replica", v, NULL, NULL);
+    mn_id_t b = put(&x.p, "s", "forgotten before it ships", NULL, NULL, NULL);
+    assert_int_equal(mn_engine_forget(x.p.e, "s", &b, MN_FORGET_DELETE, &err), MN_OK);
+    assert_int_equal(mn_engine_forget(x.p.e, "s", &a, MN_FORGET_SUPPRESS, &err), MN_OK);
+    assert_int_equal(ship(x.p.e, x.r.e, "s"), 4);
+    mn_event_t ev[8];
+    bool ended = false;
+    size_t n = 0;
+    while (n < 2) {
+        size_t got = mn_engine_sub_next(sub, ev + n, 8 - n, 5000, &ended);
+        assert_true(got > 0);
+        n += got;
+    }
+    assert_int_equal(mn_engine_sub_next(sub, ev + n, 8 - n, 0, &ended), 0);
+    assert_int_equal(ev[0].kind, MN_EVENT_REMEMBER);
+    assert_int_equal(ev[0].lsn, 2);
+    assert_memory_equal(ev[0].id.b, a.b, 16);
+    /* lsn 3 arrives as an erased stub and lsn 4, its forget, changes nothing here */
+    assert_int_equal(ev[1].kind, MN_EVENT_FORGET);
+    assert_int_equal(ev[1].lsn, 5);
+    assert_memory_equal(ev[1].id.b, a.b, 16);
+    assert_int_equal(ev[1].forget_mode, MN_FORGET_SUPPRESS);
+    mn_engine_unsubscribe(sub);
+    pair_close(&x);
+}
+
 /* An entry the primary stored with nothing in it (a remember whose memories were all
  * here already: an ingested copy of its own entry) still takes its lsn on the replica. */
 static void test_an_empty_entry_keeps_its_lsn(void **state)
@@ -943,6 +983,7 @@ int main(void)
         cmocka_unit_test(test_shipping_while_the_primary_writes),
         cmocka_unit_test(test_gaps_duplicates_and_bad_entries_are_refused),
         cmocka_unit_test(test_an_empty_entry_keeps_its_lsn),
+        cmocka_unit_test(test_replica_watchers_see_replicated_changes),
         cmocka_unit_test(test_replica_takes_no_writes),
         cmocka_unit_test(test_promotion_carries_the_new_epoch),
         cmocka_unit_test(test_hook_hears_each_durable_entry),
