@@ -66,11 +66,17 @@ typedef struct pair {
     mn_test_eng p, r; /* primary, replica */
 } pair;
 
-static void pair_open(pair *x)
+/* linked: the primary's background thread links similar memories (associate entries it
+ * writes on its own), as a server's does. */
+static void pair_open(pair *x, bool linked)
 {
     memset(x, 0, sizeof *x);
     mn_test_eng_init(&x->p, "mnemo-repl-p");
     mn_test_eng_init(&x->r, "mnemo-repl-r");
+    if (linked) {
+        x->p.opts.link_max = 5;
+        x->p.opts.link_threshold = 0.5f;
+    }
     mn_test_eng_open(&x->p);
     mn_test_eng_open(&x->r);
 }
@@ -96,6 +102,7 @@ static uint64_t last_lsn(mn_engine_t *e, const char *space, uint64_t *epoch)
  * entries; returns how many. */
 static size_t ship(mn_engine_t *from, mn_engine_t *to, const char *space)
 {
+    mn_engine_wait_background(from); /* its links and reinforcements are entries too */
     uint64_t next = last_lsn(to, space, NULL) + 1;
     mn_test_wal w = {0};
     assert_int_equal(mn_test_wal_read(from, space, next, 0, &w), MN_OK);
@@ -118,6 +125,27 @@ static size_t ship(mn_engine_t *from, mn_engine_t *to, const char *space)
 }
 
 /* ---- comparing the two ---- */
+
+/* The associations of the given kind over every listed memory of space. */
+static size_t count_links(mn_engine_t *e, const char *space, int kind)
+{
+    mn_list_req_t q = {.limit = 1000};
+    mn_filter_init(&q.filter);
+    mn_list_result_t l;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_list(e, space, &q, &l, &err), MN_OK);
+    size_t k = 0;
+    for (size_t j = 0; j < l.n; j++) {
+        mn_assoc_t *a;
+        size_t n;
+        assert_int_equal(mn_engine_associations(e, space, &l.memories[j].id, &a, &n, &err), MN_OK);
+        for (size_t i = 0; i < n; i++)
+            k += a[i].kind == kind;
+        free(a);
+    }
+    mn_list_result_clear(&l);
+    return k;
+}
 
 static void same_wal(mn_engine_t *a, mn_engine_t *b, const char *space)
 {
@@ -447,10 +475,11 @@ static void test_replica_matches_primary_and_survives_a_restart(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, true);
     mn_id_t keep[3];
     workload_a(&x.p, keep);
     assert_true(ship(x.p.e, x.r.e, "s") > 10);
+    assert_true(count_links(x.r.e, "s", MN_EDGE_SEMANTIC) > 0); /* the primary's linker's */
     x.r.now = x.p.now;
     same_state(&x, "s");
     make_space(x.p.e, "t"); /* a second space, shipped, then dropped on the primary */
@@ -509,7 +538,7 @@ static void test_shipping_while_the_primary_writes(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     make_space(x.p.e, "s");
     writer w[3];
     pthread_t th[3];
@@ -542,7 +571,7 @@ static void test_erasures_read_late_leave_the_same_log(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, true);
     mn_id_t keep[3];
     workload_a(&x.p, keep);
     workload_b(&x.p, keep, true);
@@ -558,7 +587,7 @@ static void test_replicated_drop_drops_the_space(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     make_space(x.p.e, "t");
     put(&x.p, "t", "one", NULL, NULL, NULL);
     put(&x.p, "t", "two", NULL, NULL, NULL);
@@ -595,7 +624,7 @@ static void test_gaps_duplicates_and_bad_entries_are_refused(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     make_space(x.p.e, "s");
     float v[DIM] = {1, 0, 0, 0};
     for (int i = 0; i < 4; i++) {
@@ -661,7 +690,7 @@ static void test_replica_watchers_see_replicated_changes(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     make_space(x.p.e, "s");
     ship(x.p.e, x.r.e, "s");
     mn_engine_sub_t *sub;
@@ -700,7 +729,7 @@ static void test_an_empty_entry_keeps_its_lsn(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     make_space(x.p.e, "s");
     float v[DIM] = {1, 0, 0, 0};
     put(&x.p, "s", "only once", v, NULL, NULL);
@@ -729,7 +758,7 @@ static void test_replica_takes_no_writes(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     mn_id_t keep[3];
     workload_a(&x.p, keep);
     mn_memory_t m;
@@ -794,7 +823,7 @@ static void test_promotion_carries_the_new_epoch(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     mn_id_t keep[3];
     workload_a(&x.p, keep);
     ship(x.p.e, x.r.e, "s");
@@ -861,7 +890,7 @@ static void test_hook_hears_each_durable_entry(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     hook_log hp, hr;
     hook_init(&hp);
     hook_init(&hr);
