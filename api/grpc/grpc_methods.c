@@ -490,18 +490,8 @@ static mn_err m_recall(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **re
     int64_t t0 = mn_time_mono_ns();
     mn_err rc = recall_in(c, q, &rr, err);
     /* a text-only cue in a space with an embedding provider: its vector too (api/embed) */
-    float *cue = NULL;
-    bool no_vector = false;
-    if (!rc) {
-        mn_embed_cue(c->api->embed, space_of(q->space), rr.embedding != NULL, rr.text,
-                     rr.text_len, &cue, &rr.dim, &no_vector);
-        if (cue) rr.embedding = cue;
-    }
-    if (!rc) rc = mn_engine_recall(c->api->engine, space_of(q->space), &rr, &res, err);
-    free(cue);
+    if (!rc) rc = mn_embed_recall(c->api->embed, c->api->engine, space_of(q->space), &rr, &res, err);
     if (rc) return rc;
-    for (size_t i = 0; no_vector && i < res.n_hits; i++)
-        res.hits[i].confidence.reasons |= MN_REASON_EMBEDDING_UNAVAILABLE;
     double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
     Mnemo__V1__RecallResponse *o =
         G_NEW(&c->arena, Mnemo__V1__RecallResponse, mnemo__v1__recall_response__init);
