@@ -143,8 +143,8 @@ void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool tra
     rest_hit_in_space_to_json(w, h, NULL, spread, trace);
 }
 
-void rest_hit_in_space_to_json(api_jw *w, const mn_recall_hit_t *h, const char *space,
-                               bool spread, bool trace)
+void rest_hit_in_space_to_json(api_jw *w, const mn_recall_hit_t *h, const char *space, bool spread,
+                               bool trace)
 {
     jw_obj(w);
     jw_key(w, "id");
