@@ -17,6 +17,7 @@ The 5-node figures of issue 19 (spaces on other nodes, one slow node) wait for t
 (issue 16): this script measures the planner, the pool, the gather and the merge on one node.
 
   /usr/bin/python3 bench/recall_multi.py --bin build/mnemo [--total 20000] [--rounds 300]
+                                          [--no-spread]
 """
 import argparse
 import http.client
@@ -71,6 +72,8 @@ def main():
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=300)
     ap.add_argument("--seed", type=int, default=19)
+    ap.add_argument("--no-spread", action="store_true",
+                    help="recall with spread: false (rank by the cue alone)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     data = tempfile.mkdtemp(prefix="mnemo-bench-multi-")
@@ -83,10 +86,12 @@ def main():
         load(conn, rng, ["s100-%03d" % i for i in range(100)], a.total, a.dim)
         print("loaded 3 x %d memories (dim %d) in %.1f s" % (a.total, a.dim,
                                                             time.perf_counter() - t0))
-        kinds = [("single", "/v1/spaces/one/recall", {}),
-                 ("many-1", "/v1/recall", {"spaces": ["one"]}),
-                 ("many-10", "/v1/recall", {"space_prefix": "s10-", "timeout_ms": 60000}),
-                 ("many-100", "/v1/recall", {"space_prefix": "s100-", "timeout_ms": 60000})]
+        spread = {"spread": not a.no_spread}
+        kinds = [("single", "/v1/spaces/one/recall", dict(spread)),
+                 ("many-1", "/v1/recall", dict(spread, spaces=["one"])),
+                 ("many-10", "/v1/recall", dict(spread, space_prefix="s10-", timeout_ms=60000)),
+                 ("many-100", "/v1/recall",
+                  dict(spread, space_prefix="s100-", timeout_ms=60000))]
         for _, path, extra in kinds:  # warm up: caches, the index thread's catching up
             measure(conn, rng, a.dim, 20, path, extra)
         rows = [(name,) + measure(conn, rng, a.dim, a.rounds, path, extra)
@@ -97,8 +102,8 @@ def main():
         for name, p50, p99, missing in rows:
             print("%-9s %9.3f %9.3f %9.2f %9.2f %8d" % (name, p50, p99, p50 / base50,
                                                         p99 / base99, missing))
-        print("(%d rounds each, k = 10, one connection; ratios against single; %d memories "
-              "in every layout)" % (a.rounds, a.total))
+        print("(%d rounds each, k = 10, spread %s, one connection; ratios against single; %d "
+              "memories in every layout)" % (a.rounds, "off" if a.no_spread else "on", a.total))
         conn.close()
     finally:
         mnemo_proc.stop(proc, data)
