@@ -1,13 +1,15 @@
 /* query: a recall over many spaces (include/mnemo/query.h, docs/recall.md §11). The plan
  * (lists, prefixes, the key's right, the limits), the merge (score, then id; duplicates), the
  * missing-partition factor, and runs on a real engine: the merged top k equals the spaces' own
- * answers merged by score, and a stalled space (the test hook) is missing with "timeout". */
+ * answers merged by score, a stalled space (the test hook) is missing with "timeout", and a
+ * space that answers after the run gave up is dropped on the run's own copy of the request. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +411,71 @@ static void test_run_fails_on_a_cue_that_does_not_fit_a_space(void **state)
     assert_non_null(strstr(err.message, "timeout_ms"));
 }
 
+/* A holder whose space "q-d" answers only once the test lets it, after the run gave up on it:
+ * the late job must run on the run's own copy of the request (the caller's is freed by then:
+ * ASan would see a use after free) and its answer must be dropped, not leaked. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+    mn_engine_t *e;
+} gate;
+
+static void gated_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req,
+                       int64_t deadline_ns, mn_query_answer_t *out)
+{
+    gate *g = arg;
+    (void)deadline_ns;
+    bool late = n == 1 && !strcmp(spaces[0], "q-d");
+    pthread_mutex_lock(&g->mu);
+    while (late && !g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    for (size_t i = 0; i < n; i++)
+        out[i].rc = mn_engine_recall(g->e, spaces[i], req, &out[i].res, &out[i].err);
+}
+
+static void test_run_drops_a_late_answer_on_its_own_copy(void **state)
+{
+    fx *f = *state;
+    gate g = {.e = f->t.e};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    mn_query_holder_t h = {"gated", gated_exec, &g, 1};
+    mn_query_opts_t o = {.threads = 2, .holders = &h, .n_holders = 1};
+    mn_error err = {0};
+    assert_int_equal(mn_query_new(&o, &f->q, &err), MN_OK);
+    float *v = calloc(DIM, sizeof *v);
+    char *text = strdup("apples");
+    v[0] = 1;
+    mn_recall_req_t r = cue(v, 5);
+    r.text = text;
+    r.text_len = strlen(text);
+    mn_query_result_t res;
+    assert_int_equal(mn_query_run(f->q, NAMES, NULL, SPACES, &r, 50, &res, &err), MN_OK);
+    free(v); /* the late job must not read these */
+    free(text);
+    bool d_missing = false;
+    for (size_t i = 0; i < res.n_missing; i++)
+        if (!strcmp(NAMES[res.missing[i].space], "q-d")) {
+            d_missing = true;
+            assert_string_equal(res.missing[i].reason, MN_QUERY_MISSING_TIMEOUT);
+        }
+    assert_true(d_missing);
+    for (size_t i = 0; i < res.n_hits; i++)
+        assert_string_not_equal(NAMES[res.hit_space[i]], "q-d");
+    mn_query_result_clear(&res);
+    /* let it answer now (if its job started before the deadline, else the job skips) */
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    mn_query_free(f->q); /* joins: the late job has run and released the run */
+    f->q = NULL;
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
 /* ---- the request copy the jobs own ---- */
 
 static void test_recall_req_dup_outlives_its_source(void **state)
@@ -464,6 +531,8 @@ int main(void)
                                         teardown_run),
         cmocka_unit_test_setup_teardown(test_run_fails_on_a_cue_that_does_not_fit_a_space,
                                         setup_run, teardown_run),
+        cmocka_unit_test_setup_teardown(test_run_drops_a_late_answer_on_its_own_copy, setup_run,
+                                        teardown_run),
         cmocka_unit_test(test_recall_req_dup_outlives_its_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
