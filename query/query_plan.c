@@ -7,6 +7,7 @@
  * learns nothing about spaces it may not read; a prefix never names a space it may not read.
  * The plan is sorted by name with no duplicates (checked by mn_assert_debug where it is
  * made), so the same request always scatters in the same order. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,11 +74,11 @@ static mn_err plan_names(const mn_query_plan_in_t *in, mn_query_plan_t *p, mn_er
     if (p->n > MN_QUERY_SPACES_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "spaces: %zu spaces, at most %d in one recall",
                             p->n, MN_QUERY_SPACES_MAX);
-    for (size_t i = 0; i < in->n_names; i++)
-        if (!may_read(in, in->names[i])) {
-            p->denied = in->names[i];
+    for (size_t i = 0; i < p->n; i++) /* once per distinct name: an auth check hashes the key */
+        if (!may_read(in, p->spaces[i])) {
+            snprintf(p->denied, sizeof p->denied, "%s", p->spaces[i]);
             return mn_error_set(err, MN_ERR_INVALID, "spaces: this key may not read space \"%s\"",
-                                in->names[i]);
+                                p->spaces[i]);
         }
     for (size_t i = 0; i < p->n; i++)
         if (!is_known(in, p->spaces[i]))
@@ -121,9 +122,10 @@ mn_err mn_query_plan(const mn_query_plan_in_t *in, mn_query_plan_t *out, mn_erro
     if (!out->spaces) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = in->names ? plan_names(in, out, err) : plan_prefix(in, out, err);
     if (rc) {
-        const char *denied = out->denied;
+        char denied[sizeof out->denied];
+        memcpy(denied, out->denied, sizeof denied);
         mn_query_plan_clear(out);
-        out->denied = denied;
+        memcpy(out->denied, denied, sizeof denied);
     }
     return rc;
 }

@@ -79,7 +79,7 @@ mn_err g_m_recall_many(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **re
     api_many m = {0};
     mn_err rc = request_in(c, q, &in, &rr, err);
     if (!rc) rc = api_recall_many(c->api, &in, &rr, &m, err);
-    c->denied = rc && m.plan.denied;
+    c->denied = rc && m.plan.denied[0];
     Mnemo__V1__RecallManyResponse *o =
         rc ? NULL
            : G_NEW(&c->arena, Mnemo__V1__RecallManyResponse, mnemo__v1__recall_many_response__init);

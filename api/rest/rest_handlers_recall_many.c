@@ -94,7 +94,7 @@ void rest_h_recall_many(void *ctx, const mn_http_request_t *req, mn_http_respons
     in.key = key;
     in.key_len = key ? strlen(key) : 0;
     if (!rc) rc = api_recall_many(api, &in, &r, &m, &err);
-    if (rc && m.plan.denied) {
+    if (rc && m.plan.denied[0]) {
         api_json_free(body);
         api_arena_free(&a);
         api_many_clear(&m);

@@ -43,9 +43,9 @@ typedef struct mn_query_plan_in {
 typedef struct mn_query_plan {
     char **spaces; /* sorted by name, no duplicates; malloc'd (mn_query_plan_clear) */
     size_t n;
-    /* on MN_ERR_INVALID for a refusal of auth: the named space the caller may not read
-     * (points into in->names); the doors answer 403 naming it */
-    const char *denied;
+    /* on MN_ERR_INVALID for a refusal of auth: the first named space (by name) the caller may
+     * not read, else ""; the doors answer 403 naming it */
+    char denied[MN_SPACE_NAME_MAX + 1];
 } mn_query_plan_t;
 
 /* The spaces a request searches. A list: each a valid space name, duplicates dropped, at
