@@ -6,7 +6,6 @@ confidence lowered by 0.5 + 0.5 r, bad input is 422 / 400 / 404 naming the field
 same over gRPC (RecallMany) and MCP (the recall tool with spaces / space_prefix)."""
 
 import http.client
-import json
 import random
 
 import grpc
