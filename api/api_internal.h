@@ -16,6 +16,7 @@
 
 struct mcp_server; /* api/mcp/mcp.h */
 struct mn_embed;   /* api/embed/embed.h */
+struct mn_query;   /* include/mnemo/query.h */
 
 struct mn_api {
     mn_engine_t *engine;
@@ -30,6 +31,7 @@ struct mn_api {
     struct api_jobs *jobs;
     struct api_audit *audit; /* NULL: no audit log */
     const struct mn_auth *auth; /* NULL: auth off (key names: audit lines, changed_by) */
+    struct mn_query *query; /* recalls over many spaces: the pool, the holders (query_local.c) */
     /* cluster mode: set once by the cluster glue before the server listens; NULL in
      * single-node mode, where nothing below is ever called */
     const struct api_cluster_hooks *cluster;

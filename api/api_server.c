@@ -44,6 +44,12 @@ mn_api_t *mn_api_new(mn_engine_t *engine)
         free(api);
         return NULL;
     }
+    if (mn_api_start_query(api, 0, NULL)) {
+        api_jobs_free(api->jobs);
+        mcp_server_free(api->mcp);
+        free(api);
+        return NULL;
+    }
     return api;
 }
 
@@ -66,6 +72,7 @@ mn_err mn_api_set_audit(mn_api_t *api, const char *path, mn_error *err)
 void mn_api_free(mn_api_t *api)
 {
     if (api) {
+        mn_api_stop_query(api);
         mcp_server_free(api->mcp);
         api_jobs_free(api->jobs);
         api_audit_close(api->audit);
@@ -109,6 +116,7 @@ static const api_route routes[] = {
     {"GET", "/v1/spaces/{space}/jobs/{id}", rest_h_job_get},
     {"DELETE", "/v1/spaces/{space}/jobs/{id}", rest_h_job_cancel},
     {"POST", "/v1/spaces/{space}/recall", rest_h_recall},
+    {"POST", "/v1/recall", rest_h_recall_many},
     {"POST", "/v1/spaces/{space}/associations", rest_h_associate},
     {"GET", "/v1/spaces/{space}/memories/{id}/associations", rest_h_associations},
     {"POST", "/v1/spaces/{space}/consolidate", rest_h_consolidate},
@@ -513,6 +521,7 @@ static int serve(const mn_config_t *c, bool insecure, bool salvage)
 out:
     if (loop_open) close_loop(&s);
     mn_http_router_free(router);
+    mn_api_stop_query(s.api); /* its jobs recall through the provider and the engine */
     if (s.api) mn_embed_stop(s.api->embed); /* its thread writes to the engine */
     mn_api_stop_jobs(s.api);                /* so do the forget-by-filter jobs */
     mn_engine_close(engine);

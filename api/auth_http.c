@@ -54,6 +54,8 @@ static const route_op ROUTE_OPS[] = {
     {"GET", "/v1/spaces/{space}/memories/{id}/associations", MN_AUTH_OP_MEMORY_READ},
     /* recall-like POSTs read; the others change the space */
     {"POST", "/v1/spaces/{space}/recall", MN_AUTH_OP_RECALL},
+    /* over many spaces: any read key passes here; the handler asks for each space */
+    {"POST", "/v1/recall", MN_AUTH_OP_RECALL},
     {"POST", "/v1/spaces/{space}/recognize", MN_AUTH_OP_RECALL},
     {"POST", "/v1/spaces/{space}/reminisce", MN_AUTH_OP_RECALL},
     {"POST", "/v1/spaces/{space}/complete", MN_AUTH_OP_RECALL},

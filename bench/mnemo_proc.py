@@ -1,8 +1,10 @@
 """Starting `mnemo serve` for a benchmark script: loopback, ports the kernel picks, a data
-dir of the caller's, consolidation off. Shared by bench/words_latency.py and
-bench/forget_filter.py."""
+dir of the caller's, consolidation off. Shared by bench/words_latency.py,
+bench/forget_filter.py and bench/recall_multi.py."""
+import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 
@@ -29,3 +31,21 @@ def start(binary, data_dir, extra_env=None):
         proc.kill()
         raise RuntimeError("mnemo did not report its port")
     return proc, port[0]
+
+
+def stop(proc, data_dir):
+    """Stops the server (SIGTERM, waited for) and removes its data dir."""
+    proc.terminate()
+    proc.wait(60)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def call(conn, method, path, body=None):
+    """One JSON request on conn; the decoded answer, or RuntimeError on a status >= 300."""
+    data = json.dumps(body).encode() if body is not None else None
+    conn.request(method, path, body=data, headers={"content-type": "application/json"})
+    r = conn.getresponse()
+    out = r.read()
+    if r.status >= 300:
+        raise RuntimeError("%s %s: %d %s" % (method, path, r.status, out[:300]))
+    return json.loads(out) if out else None

@@ -19,16 +19,7 @@ import tempfile
 import time
 
 import mnemo_proc
-
-
-def call(conn, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    conn.request(method, path, body=data, headers={"content-type": "application/json"})
-    r = conn.getresponse()
-    out = r.read()
-    if r.status >= 300:
-        raise RuntimeError("%s %s: %d %s" % (method, path, r.status, out[:200]))
-    return json.loads(out) if out else None
+from mnemo_proc import call
 
 
 def load(paths):

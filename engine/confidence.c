@@ -25,7 +25,7 @@ static float clamp01(float x)
     return x > 0 ? (x < 1 ? x : 1) : 0; /* NaN: 0 */
 }
 
-static const char *category_of(float value)
+const char *mn_confidence_category(float value)
 {
     return value >= 0.8f ? "high" : value >= 0.6f ? "medium" : value >= 0.3f ? "low" : "very_low";
 }
@@ -49,12 +49,12 @@ void mn__confidence_of(float match, float encoding, float retention, float suppo
     if (encoding < 0.9f) c->reasons |= MN_REASON_LOW_ENCODING_CONFIDENCE;
     if (retention < 0.7f) c->reasons |= MN_REASON_DECAYED;
     if (support < 0.9f) c->reasons |= MN_REASON_LOW_SUPPORT;
-    c->category = category_of(c->value);
+    c->category = mn_confidence_category(c->value);
 }
 
 void mn__confidence_superseded(mn_confidence_t *c)
 {
     c->value *= 0.5f;
     c->reasons |= MN_REASON_SUPERSEDED;
-    c->category = category_of(c->value);
+    c->category = mn_confidence_category(c->value);
 }

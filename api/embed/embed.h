@@ -60,6 +60,10 @@ void mn_embed_remembered(mn_embed_t *em, const char *space, const mn_memory_t *m
  * Otherwise nothing happens (*vec NULL, *unavailable false). */
 void mn_embed_cue(mn_embed_t *em, const char *space, bool has_embedding, const char *text,
                   size_t text_len, float **vec, uint32_t *dim, bool *unavailable);
+/* mn_engine_recall of req in space with the cue mn_embed_cue makes (embed_recall.c): what
+ * every door's recall runs. em may be NULL (no provider). */
+mn_err mn_embed_recall(mn_embed_t *em, mn_engine_t *e, const char *space,
+                       const mn_recall_req_t *req, mn_recall_result_t *out, mn_error *err);
 /* Writes the mnemo_embedding_* families of GET /metrics (nothing when em is NULL). */
 void mn_embed_metrics(mn_embed_t *em, mn_text_t *t);
 /* Blocks until the queue is empty and no batch is in flight, or timeout_ms passes (tests,

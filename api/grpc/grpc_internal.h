@@ -30,6 +30,9 @@ typedef struct gctx {
     mn_api_t *api;
     api_arena arena;
     const char *key_name; /* the admitted key's configured name, or NULL (changed_by, audit) */
+    const char *key;      /* the key presented (not NUL-terminated), or NULL: RecallMany asks */
+    size_t key_len;       /* for each space it reads */
+    bool denied;          /* set by a method: its error is PERMISSION_DENIED */
 } gctx;
 
 typedef enum { G_UNARY, G_CLIENT_STREAM, G_SERVER_STREAM } g_shape;
@@ -50,6 +53,15 @@ typedef struct g_method {
     g_unary_fn unary;
     g_batch_fn batch;
 } g_method;
+
+/* Recall (grpc_methods.c): a RecallRequest as the engine's request (its space aside), and the
+ * time window of an answer (absent when none). */
+mn_err g_recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_req_t *rr, mn_error *err);
+mn_err g_time_window_out(gctx *c, const mn_recall_result_t *res, Mnemo__V1__TimeWindow **out,
+                         mn_error *err);
+/* RecallMany: one cue over many spaces (grpc_recall_many.c). */
+mn_err g_m_recall_many(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                       mn_error *err);
 
 /* Forget by filter and its jobs (grpc_forget.c). */
 mn_err g_m_forget_where(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -124,6 +136,8 @@ struct gcall {
     bool close_armed;  /* RECV_CLOSE_ON_SERVER is in flight or done */
     int64_t started_ns;
     const char *key_name; /* set by g_call_authorize: the key's configured name, or NULL */
+    const char *key;      /* set by g_call_authorize: the key presented (in md), or NULL */
+    size_t key_len;
     size_t stream_bytes;  /* received so far */
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;

@@ -401,8 +401,7 @@ static mn_err m_unsuppress(gctx *c, const ProtobufCMessage *r, ProtobufCMessage 
 
 /* ---- recall ---- */
 
-static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_req_t *rr,
-                        mn_error *err)
+mn_err g_recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_req_t *rr, mn_error *err)
 {
     memset(rr, 0, sizeof *rr);
     mn_filter_init(&rr->filter);
@@ -450,8 +449,8 @@ static mn_err recall_in(gctx *c, const Mnemo__V1__RecallRequest *q, mn_recall_re
 }
 
 /* The time window the text named (absent when none). */
-static mn_err time_window_out(gctx *c, const mn_recall_result_t *res, Mnemo__V1__TimeWindow **out,
-                              mn_error *err)
+mn_err g_time_window_out(gctx *c, const mn_recall_result_t *res, Mnemo__V1__TimeWindow **out,
+                         mn_error *err)
 {
     if (!res->has_time_window) return MN_OK;
     Mnemo__V1__TimeWindow *t =
@@ -488,20 +487,11 @@ static mn_err m_recall(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **re
     mn_recall_result_t res;
     memset(&res, 0, sizeof res);
     int64_t t0 = mn_time_mono_ns();
-    mn_err rc = recall_in(c, q, &rr, err);
+    mn_err rc = g_recall_in(c, q, &rr, err);
     /* a text-only cue in a space with an embedding provider: its vector too (api/embed) */
-    float *cue = NULL;
-    bool no_vector = false;
-    if (!rc) {
-        mn_embed_cue(c->api->embed, space_of(q->space), rr.embedding != NULL, rr.text,
-                     rr.text_len, &cue, &rr.dim, &no_vector);
-        if (cue) rr.embedding = cue;
-    }
-    if (!rc) rc = mn_engine_recall(c->api->engine, space_of(q->space), &rr, &res, err);
-    free(cue);
+    if (!rc)
+        rc = mn_embed_recall(c->api->embed, c->api->engine, space_of(q->space), &rr, &res, err);
     if (rc) return rc;
-    for (size_t i = 0; no_vector && i < res.n_hits; i++)
-        res.hits[i].confidence.reasons |= MN_REASON_EMBEDDING_UNAVAILABLE;
     double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
     Mnemo__V1__RecallResponse *o =
         G_NEW(&c->arena, Mnemo__V1__RecallResponse, mnemo__v1__recall_response__init);
@@ -512,7 +502,7 @@ static mn_err m_recall(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **re
         o->recall_confidence = res.recall_confidence;
         o->scanned = res.scanned;
         o->took_ms = took_ms;
-        rc = time_window_out(c, &res, &o->time_window, err);
+        rc = g_time_window_out(c, &res, &o->time_window, err);
         if (!rc) *resp = &o->base;
     }
     mn_recall_result_clear(&res);
@@ -757,6 +747,8 @@ static const g_method methods[] = {
     {P("CancelJob"), G_UNARY, D(job_request), MN_AUTH_OP_FORGET, API_CTX_ADMIN, g_m_cancel_job,
      NULL},
     {P("Recall"), G_UNARY, D(recall_request), MN_AUTH_OP_RECALL, API_CTX_SPACE, m_recall, NULL},
+    {P("RecallMany"), G_UNARY, D(recall_many_request), MN_AUTH_OP_RECALL, API_CTX_SPACE,
+     g_m_recall_many, NULL},
     {P("Associate"), G_UNARY, D(associate_request), MN_AUTH_OP_ASSOCIATE, API_CTX_MEMORY, m_associate,
      NULL},
     {P("ListAssociations"), G_UNARY, D(memory_request), MN_AUTH_OP_MEMORY_READ, API_CTX_MEMORY,

@@ -454,6 +454,8 @@ bool g_call_authorize(gcall *c, const char *space)
             key_len = 0;
         }
     }
+    c->key = key;
+    c->key_len = key_len;
     /* a space name that is not valid cannot be in any key's list: check it as such */
     mn_auth_verdict_t v;
     switch (mn_auth_allow(auth, key, key_len, c->m->op, space, &v)) {
@@ -488,18 +490,22 @@ static const char *request_space(const ProtobufCMessage *msg)
 
 static void run_unary(gcall *c, ProtobufCMessage *req)
 {
-    gctx ctx = {.api = c->srv->api, .key_name = c->key_name};
+    gctx ctx = {.api = c->srv->api, .key_name = c->key_name, .key = c->key, .key_len = c->key_len};
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
     mn_err rc = c->m->unary(&ctx, req, &resp, &err);
-    g_call_finish(c, rc, &err, c->m->nf, resp);
+    if (rc && ctx.denied) /* RecallMany: a space the key may not read */
+        g_call_finish_status(c, GRPC_STATUS_PERMISSION_DENIED, err.message, "permission_denied",
+                             "a key reads the spaces its [[auth.keys]] entry lists", NULL);
+    else
+        g_call_finish(c, rc, &err, c->m->nf, resp);
     api_arena_free(&ctx.arena);
 }
 
 static void run_batch(gcall *c)
 {
-    gctx ctx = {.api = c->srv->api, .key_name = c->key_name};
+    gctx ctx = {.api = c->srv->api, .key_name = c->key_name, .key = c->key, .key_len = c->key_len};
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};

@@ -106,6 +106,13 @@ static const char remember_schema[] = SCHEMA(
 
 static const char recall_schema[] = SCHEMA(
     P_SPACE ","
+    PROP("spaces", T_STRS DESC("search these spaces together instead of one (at most 256): "
+                               "results merged by score, each naming its space")) ","
+    PROP("space_prefix", T_STR DESC("search every space you may read whose name starts with "
+                                    "this (instead of space or spaces)")) ","
+    PROP("timeout_ms", T_INT DESC("with spaces or space_prefix: wait at most this long "
+                                  "(default 1000); spaces not answered by then are listed as "
+                                  "missing and lower the confidence")) ","
     PROP("text", T_STR DESC("words to look for; text alone is a complete cue")) ","
     PROP("embedding", T_NUMS DESC("cue embedding (the space's dim values)")) ","
     PROP("k", T_INT DESC("results, 1..1000 (default 10)")) ","
@@ -539,6 +546,26 @@ static void sum_time_window(text *t, const cJSON *json)
                                          : "not used: a year or an open range");
 }
 
+/* The numbered lines of a recall's results; each names its space when it has one. */
+static void hit_lines(text *t, const cJSON *hits)
+{
+    int i = 1;
+    for (const cJSON *h = hits ? hits->child : NULL; h; h = h->next, i++) {
+        const cJSON *conf = cJSON_GetObjectItemCaseSensitive(h, "confidence");
+        tprintf(t, "\n%d. [", i);
+        if (jstr(h, "space")) tprintf(t, "space %s, ", jstr(h, "space"));
+        tprintf(t, "confidence %.2f %s] ", jnum(conf, "value"), jtext(conf, "category"));
+        memory_line(t, cJSON_GetObjectItemCaseSensitive(h, "memory"));
+        const cJSON *dups = cJSON_GetObjectItemCaseSensitive(h, "duplicate_ids");
+        if (cJSON_GetArraySize(dups) > 0) {
+            tprintf(t, "\n   stands for %d near-duplicate%s:", cJSON_GetArraySize(dups),
+                    cJSON_GetArraySize(dups) == 1 ? "" : "s");
+            for (const cJSON *x = dups->child; x; x = x->next)
+                if (cJSON_IsString(x)) tprintf(t, " %s", x->valuestring);
+        }
+    }
+}
+
 static void sum_recall(text *t, const char *space, const cJSON *json)
 {
     const cJSON *hits = cJSON_GetObjectItemCaseSensitive(json, "results");
@@ -551,19 +578,41 @@ static void sum_recall(text *t, const char *space, const cJSON *json)
     tprintf(t, "Recalled %d memor%s from space \"%s\" (recall confidence %.2f):", n,
             n == 1 ? "y" : "ies", space, jnum(json, "recall_confidence"));
     sum_time_window(t, json);
-    int i = 1;
-    for (const cJSON *h = hits->child; h; h = h->next, i++) {
-        const cJSON *conf = cJSON_GetObjectItemCaseSensitive(h, "confidence");
-        tprintf(t, "\n%d. [confidence %.2f %s] ", i, jnum(conf, "value"), jtext(conf, "category"));
-        memory_line(t, cJSON_GetObjectItemCaseSensitive(h, "memory"));
-        const cJSON *dups = cJSON_GetObjectItemCaseSensitive(h, "duplicate_ids");
-        if (cJSON_GetArraySize(dups) > 0) {
-            tprintf(t, "\n   stands for %d near-duplicate%s:", cJSON_GetArraySize(dups),
-                    cJSON_GetArraySize(dups) == 1 ? "" : "s");
-            for (const cJSON *x = dups->child; x; x = x->next)
-                if (cJSON_IsString(x)) tprintf(t, " %s", x->valuestring);
-        }
+    hit_lines(t, hits);
+}
+
+/* A recall over many spaces: how many were searched, which are missing and why. */
+static void sum_recall_many(text *t, const cJSON *json)
+{
+    const cJSON *hits = cJSON_GetObjectItemCaseSensitive(json, "results");
+    const cJSON *missing = cJSON_GetObjectItemCaseSensitive(json, "missing");
+    int n = cJSON_GetArraySize(hits),
+        spaces = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(json, "spaces"));
+    tprintf(t, "Recalled %d memor%s from %d space%s (recall confidence %.2f)", n,
+            n == 1 ? "y" : "ies", spaces, spaces == 1 ? "" : "s", jnum(json, "recall_confidence"));
+    if (cJSON_GetArraySize(missing) > 0) {
+        tprintf(t, "; not searched, so a better answer may be missing:");
+        for (const cJSON *m = missing->child; m; m = m->next)
+            tprintf(t, " %s (%s)", jtext(m, "space"), jtext(m, "reason"));
     }
+    tprintf(t, n ? ":" : ".");
+    sum_time_window(t, json);
+    hit_lines(t, hits);
+}
+
+/* The recall tool with "spaces" or "space_prefix": POST /v1/recall, whose handler asks for
+ * each space what the key may read (so the tool itself needs only a read key). */
+static cJSON *run_recall_many(mcp_call *c, cJSON *args)
+{
+    if (cJSON_GetObjectItemCaseSensitive(args, "space"))
+        return invalid("space: give space, or spaces / space_prefix, not both", NULL);
+    cJSON *denied = authorize(c, MN_AUTH_OP_RECALL, NULL);
+    if (denied) return denied;
+    answer a = call(c, rest_h_recall_many, "POST", NULL, NULL, NULL, args);
+    if (a.status >= 300) return error_result(&a);
+    text s = {0};
+    sum_recall_many(&s, a.json);
+    return result(&s, a.json, false);
 }
 
 /* Percent-encodes s into a query value. */
@@ -791,22 +840,25 @@ static const mcp_tool tools[] = {
      run_remember, MN_AUTH_OP_REMEMBER},
     {"recall", "Recall",
      "Find memories matching a cue: text (words), an embedding, or both, with optional "
-     "filters. Each result has a confidence (value 0..1 and a category).",
-     recall_schema, true, false, false, true, rest_h_recall, "POST", sum_recall, NULL, MN_AUTH_OP_RECALL},
+     "filters. Each result has a confidence (value 0..1 and a category). Give spaces or "
+     "space_prefix to search many spaces at once.",
+     recall_schema, true, false, false, true, rest_h_recall, "POST", sum_recall, NULL,
+     MN_AUTH_OP_RECALL},
     {"forget", "Forget",
      "Forget a memory by id: mode delete erases it for good (default), suppress hides it "
      "reversibly.",
-     forget_schema, false, true, true, true, rest_h_forget, "DELETE", sum_forget, run_forget, MN_AUTH_OP_FORGET},
+     forget_schema, false, true, true, true, rest_h_forget, "DELETE", sum_forget, run_forget,
+     MN_AUTH_OP_FORGET},
     {"update", "Correct a memory",
      "Correct a memory that was wrong or is out of date: give its id and the fields to change "
      "(content, tags, metadata, importance, context, embedding); the rest is kept. The memory "
      "keeps its id and becomes a new version; the old one stays in its history.",
-     update_schema, false, false, false, true, rest_h_update, "PATCH", sum_update,
-     run_on_memory, MN_AUTH_OP_REMEMBER},
+     update_schema, false, false, false, true, rest_h_update, "PATCH", sum_update, run_on_memory,
+     MN_AUTH_OP_REMEMBER},
     {"history", "Memory history",
      "Every version of a memory, oldest first: what it said, when, and who changed what.",
-     memory_id_schema, true, false, true, true, rest_h_history, "GET", sum_history,
-     run_on_memory, MN_AUTH_OP_MEMORY_READ},
+     memory_id_schema, true, false, true, true, rest_h_history, "GET", sum_history, run_on_memory,
+     MN_AUTH_OP_MEMORY_READ},
     {"invalidate", "Invalidate a memory",
      "Mark a memory as no longer true because another contradicts it (give that one as by), "
      "without deleting it: it stays readable, and recall flags it as superseded.",
@@ -820,9 +872,8 @@ static const mcp_tool tools[] = {
      forget_where_schema, false, true, false, true, rest_h_forget_where, "POST", sum_forget_where,
      NULL, MN_AUTH_OP_FORGET},
     {"forget_job", "Forget job",
-     "The progress of a forget_where job (done of total), or cancel it.",
-     forget_job_schema, false, false, true, true, rest_h_job_get, "GET", sum_forget_job,
-     run_forget_job, MN_AUTH_OP_FORGET},
+     "The progress of a forget_where job (done of total), or cancel it.", forget_job_schema, false,
+     false, true, true, rest_h_job_get, "GET", sum_forget_job, run_forget_job, MN_AUTH_OP_FORGET},
     {"list_spaces", "List spaces", "List the memory spaces with their dimension and metric.",
      list_spaces_schema, true, false, true, false, rest_h_space_list, "GET", sum_list_spaces, NULL,
      MN_AUTH_OP_SPACE_LIST},
@@ -951,6 +1002,12 @@ cJSON *mcp_tools_call(mcp_call *c, const cJSON *params, int *code, char *msg, si
         return r;
     }
     char space[MN_SPACE_NAME_MAX + 1] = "";
+    if (t->handler == rest_h_recall && (cJSON_GetObjectItemCaseSensitive(a, "spaces") ||
+                                        cJSON_GetObjectItemCaseSensitive(a, "space_prefix"))) {
+        r = run_recall_many(c, a);
+        cJSON_Delete(a);
+        return r;
+    }
     if (t->has_space) {
         cJSON *s = cJSON_DetachItemFromObjectCaseSensitive(a, "space");
         if (s && !cJSON_IsNull(s) && !cJSON_IsString(s))

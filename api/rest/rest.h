@@ -37,6 +37,8 @@ void rest_h_forget_where(void *ctx, const mn_http_request_t *req, mn_http_respon
 void rest_h_job_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_job_cancel(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* POST /v1/recall: one cue over many spaces (rest_handlers_recall_many.c). */
+void rest_h_recall_many(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_associate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_associations(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_consolidate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);

@@ -19,7 +19,7 @@ static const char *const recall_fields[] = {
     "collapse_duplicates", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
-static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err)
+mn_err rest_recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err)
 {
     memset(r, 0, sizeof *r);
     mn_filter_init(&r->filter);
@@ -140,9 +140,19 @@ void rest_time_window_to_json(api_jw *w, const mn_recall_result_t *res)
 
 void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool trace)
 {
+    rest_hit_in_space_to_json(w, h, NULL, spread, trace);
+}
+
+void rest_hit_in_space_to_json(api_jw *w, const mn_recall_hit_t *h, const char *space, bool spread,
+                               bool trace)
+{
     jw_obj(w);
     jw_key(w, "id");
     jw_id(w, &h->memory.id);
+    if (space) {
+        jw_key(w, "space");
+        jw_str(w, space);
+    }
     jw_key(w, "score");
     jw_float(w, h->score);
     jw_key(w, "distance");
@@ -213,20 +223,10 @@ void rest_h_recall(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     mn_recall_req_t r;
     mn_recall_result_t res = {0};
     int64_t t0 = mn_time_mono_ns();
-    mn_err rc = recall_req_from_json(body, &a, &r, &err);
+    mn_err rc = rest_recall_req_from_json(body, &a, &r, &err);
     /* a text-only cue in a space with an embedding provider: its vector too (or words only,
      * said on every hit, when the provider cannot answer in time) */
-    float *cue = NULL;
-    bool no_vector = false;
-    if (!rc) {
-        mn_embed_cue(api->embed, req->params[0], r.embedding != NULL, r.text, r.text_len, &cue,
-                     &r.dim, &no_vector);
-        if (cue) r.embedding = cue;
-    }
-    if (!rc) rc = mn_engine_recall(api->engine, req->params[0], &r, &res, &err);
-    free(cue);
-    for (size_t i = 0; !rc && no_vector && i < res.n_hits; i++)
-        res.hits[i].confidence.reasons |= MN_REASON_EMBEDDING_UNAVAILABLE;
+    if (!rc) rc = mn_embed_recall(api->embed, api->engine, req->params[0], &r, &res, &err);
     double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
     if (rest_done(resp, body, &a, rc, &err, API_CTX_SPACE)) return;
     api_jw w;

@@ -43,6 +43,11 @@ mn_err rest_filter_from_json(const cJSON *o, api_arena *a, mn_filter_t *f, mn_er
 /* Writes one recall hit (docs/api.md, "Recall"); activation and seed with spread, via with
  * trace. */
 void rest_hit_to_json(api_jw *w, const mn_recall_hit_t *h, bool spread, bool trace);
+/* The same with the member "space" (a recall over many spaces; NULL: none). */
+void rest_hit_in_space_to_json(api_jw *w, const mn_recall_hit_t *h, const char *space, bool spread,
+                               bool trace);
+/* The body of a recall (docs/api.md, "Recall") into r: every member but the space's. */
+mn_err rest_recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err);
 /* The request's time fields (time, time_boost, time_ref; docs/api.md) and the
  * response's time_window (null when the text names no time). */
 mn_err rest_recall_time_from_json(const cJSON *o, mn_recall_req_t *r, mn_error *err);

@@ -28,6 +28,11 @@ mn_err mn_api_set_mcp(mn_api_t *api, const struct mn_config_mcp *o, mn_error *er
 mn_err mn_api_set_audit(mn_api_t *api, const char *path, mn_error *err);
 /* Cancels the forget-by-filter jobs and waits for them: call before the engine closes. */
 void mn_api_stop_jobs(mn_api_t *api);
+/* Starts / stops the pool of recalls over many spaces (api/query_local.c; threads 0 = the
+ * default). mn_api_new starts it; stop it after the doors stopped and before the embedding
+ * provider and the engine go (mn_api_free stops it too). */
+mn_err mn_api_start_query(mn_api_t *api, uint32_t threads, mn_error *err);
+void mn_api_stop_query(mn_api_t *api);
 /* From now on GET /ready answers 503 (called when a graceful shutdown starts). */
 void mn_api_set_draining(mn_api_t *api);
 

@@ -138,6 +138,11 @@ typedef struct mn_recall_result {
     } time_window;
 } mn_recall_result_t;
 void mn_recall_result_clear(mn_recall_result_t *r);
+/* A deep copy of req (the cue, the text, the filter and its expression) that lives on its
+ * own: for recalls that may run after the request that made req is gone (query/, a recall
+ * over many spaces). NULL when out of memory. Free it with mn_recall_req_free. */
+mn_recall_req_t *mn_recall_req_dup(const mn_recall_req_t *req);
+void mn_recall_req_free(mn_recall_req_t *r);
 
 typedef struct mn_list_req {
     mn_filter_t filter;

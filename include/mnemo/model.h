@@ -317,9 +317,15 @@ enum {
     MN_REASON_EMBEDDING_UNAVAILABLE = 1u << 5,
     /* invalidated (mn_engine_invalidate): another memory contradicts it, since valid_to */
     MN_REASON_SUPERSEDED = 1u << 6,
+    /* a recall over many spaces (query/) could not search them all: some are listed as
+     * missing, and the confidence is lowered by how much of the data they hold */
+    MN_REASON_MISSING_PARTITION = 1u << 7,
 };
-#define MN_REASON_COUNT 7
+#define MN_REASON_COUNT 8
 const char *mn_reason_name(unsigned bit_index);
+/* The category of a confidence value: "high" (>= 0.8), "medium" (>= 0.6), "low" (>= 0.3) or
+ * "very_low" (static). */
+const char *mn_confidence_category(float value);
 
 typedef struct mn_confidence {
     float value;        /* 0..1 */

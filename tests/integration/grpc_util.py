@@ -53,6 +53,7 @@ def methods():
         "GetJob": ("unary", p.JobRequest, p.Job),
         "CancelJob": ("unary", p.JobRequest, p.Job),
         "Recall": ("unary", p.RecallRequest, p.RecallResponse),
+        "RecallMany": ("unary", p.RecallManyRequest, p.RecallManyResponse),
         "Associate": ("unary", p.AssociateRequest, p.AssociateResponse),
         "ListAssociations": ("unary", p.MemoryRequest, p.ListAssociationsResponse),
         "Consolidate": ("unary", p.ConsolidateRequest, p.ConsolidateResponse),

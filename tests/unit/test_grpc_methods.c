@@ -73,6 +73,7 @@ static void test_operations_follow_the_http_routes(void **state)
         {"GetJob", "GET", "/v1/spaces/{space}/jobs/{id}"},
         {"CancelJob", "DELETE", "/v1/spaces/{space}/jobs/{id}"},
         {"Recall", "POST", "/v1/spaces/{space}/recall"},
+        {"RecallMany", "POST", "/v1/recall"},
         {"Associate", "POST", "/v1/spaces/{space}/associations"},
         {"ListAssociations", "GET", "/v1/spaces/{space}/memories/{id}/associations"},
         {"Consolidate", "POST", "/v1/spaces/{space}/consolidate"},

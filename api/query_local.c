@@ -1,0 +1,32 @@
+/* The local holder of a recall over many spaces (include/mnemo/query.h): each space is one
+ * job on the query pool, run as a single-space recall runs (mn_embed_recall), so a memory's
+ * score is the one a recall of its space alone gives. The remote holders of cluster mode
+ * plug in beside it (issue 16: the peer port's query channel). */
+#include "api_internal.h"
+#include "embed/embed.h"
+#include "mnemo/api.h"
+#include "mnemo/query.h"
+
+static void local_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req,
+                       int64_t deadline_ns, mn_query_answer_t *out)
+{
+    mn_api_t *api = arg;
+    (void)deadline_ns; /* a local recall cannot be interrupted; it is short */
+    for (size_t i = 0; i < n; i++)
+        out[i].rc =
+            mn_embed_recall(api->embed, api->engine, spaces[i], req, &out[i].res, &out[i].err);
+}
+
+mn_err mn_api_start_query(mn_api_t *api, uint32_t threads, mn_error *err)
+{
+    mn_query_holder_t local = {.name = "local", .exec = local_exec, .arg = api, .batch_max = 1};
+    mn_query_opts_t o = {.threads = threads, .holders = &local, .n_holders = 1};
+    return mn_query_new(&o, &api->query, err);
+}
+
+void mn_api_stop_query(mn_api_t *api)
+{
+    if (!api) return;
+    mn_query_free(api->query);
+    api->query = NULL;
+}
