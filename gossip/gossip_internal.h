@@ -27,7 +27,7 @@ typedef struct mn__gossip_tree {
 
 void mn__gossip_tree_init(mn__gossip_tree *t);
 void mn__gossip_tree_free(mn__gossip_tree *t);
-/* Room for `more` new nodes (at a load of at most 1/2): after it, that
+/* Room for `more` new nodes (at a load of at most 3/4): after it, that
  * many new nodes cannot fail to fit. */
 mn_err mn__gossip_tree_reserve(mn__gossip_tree *t, size_t more);
 /* An entry in bucket changes from old_digest to new_digest (NULL: absent

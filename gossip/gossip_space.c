@@ -10,34 +10,34 @@
  * of its state; each tree equals a rebuild from its entries; a space is in
  * the directory tree iff it holds records, with the digest of its current
  * root. Buckets (which leaf an entry falls in) are part of the wire
- * contract: the first 8 bytes of SHA-256 over a tag byte ('R' for a record
- * id, 'S' for a space name) and the key. */
+ * contract: splitmix64's finaliser over the id's two halves (the low half
+ * mixed first, so UUIDv7 ids, which share their leading time bits, spread
+ * over every leaf), and over two CRC32Cs of a space name. */
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gossip_internal.h"
 
-/* The first 8 bytes of SHA-256(tag, key): uniform over the leaves whatever
- * the keys look like (UUIDv7 ids share their leading time bits). */
-static uint64_t bucket_of(const char tag, const void *key, size_t len)
+/* splitmix64's finaliser (Steele, Lea, Flood, "Fast splittable
+ * pseudorandom number generators", OOPSLA 2014): every input bit flips
+ * every output bit with odds near 1/2. */
+static uint64_t mix64(uint64_t z)
 {
-    uint8_t buf[1 + MN_GOSSIP_SPACE_MAX], full[SHA256_DIGEST_LENGTH];
-    mn_assert(len <= MN_GOSSIP_SPACE_MAX);
-    buf[0] = (uint8_t)tag;
-    memcpy(buf + 1, key, len);
-    SHA256(buf, len + 1, full);
-    return mn_get_be64(full);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 uint64_t mn__gossip_id_bucket(const mn_id_t *id)
 {
-    return bucket_of('R', id->b, sizeof id->b);
+    return mix64(mn_get_be64(id->b) ^ mix64(mn_get_be64(id->b + 8)));
 }
 
 uint64_t mn__gossip_name_bucket(const char *name, size_t len)
 {
-    return bucket_of('S', name, len);
+    uint64_t crcs = ((uint64_t)mn_crc32c(0, name, len) << 32) | mn_crc32c(0x5eed, name, len);
+    return mix64(crcs);
 }
 
 /* ---- the directory ---- */

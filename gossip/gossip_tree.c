@@ -14,7 +14,7 @@
  * peers (the transport's HMAC).
  *
  * Nodes are stored sparsely: an open-addressing map (linear probing,
- * backward-shift deletion) holds only the nodes with count > 0, so a space
+ * backward-shift deletion, load at most 3/4) holds only the nodes with count > 0, so a space
  * of n records costs at most 1 + 16 + min(256, n) + min(4096, n) nodes.
  * Invariants: every stored node has count > 0; a node whose count reaches 0
  * has a zero digest and leaves the map; a parent's count is the sum of its
@@ -72,9 +72,9 @@ static void put_slot(mn__gossip_node *nodes, size_t cap, const mn__gossip_node *
 
 mn_err mn__gossip_tree_reserve(mn__gossip_tree *t, size_t more)
 {
-    if ((t->n + more) * 2 <= t->cap) return MN_OK;
-    size_t cap = t->cap ? t->cap : 32;
-    while ((t->n + more) * 2 > cap)
+    if ((t->n + more) * 4 <= t->cap * 3) return MN_OK;
+    size_t cap = t->cap ? t->cap : 16;
+    while ((t->n + more) * 4 > cap * 3)
         cap *= 2;
     mn__gossip_node *nodes = malloc(cap * sizeof *nodes);
     if (!nodes) return MN_ERR_NOMEM;

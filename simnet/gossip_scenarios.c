@@ -166,8 +166,8 @@ mn_err mn_simgossip_run(const mn_simgossip_opts_t *o, mn_simgossip_scenario_t sc
 {
     if (o->nodes < 2 || o->nodes > 1000)
         return mn_error_set(err, MN_ERR_INVALID, "nodes must be 2..1000");
-    if (o->spaces < 1 || o->spaces > 1000 || o->records < 4 || o->records > 100000)
-        return mn_error_set(err, MN_ERR_INVALID, "spaces must be 1..1000, records 4..100000");
+    if (o->spaces < 1 || o->spaces > 100000 || o->records < 4 || o->records > 100000)
+        return mn_error_set(err, MN_ERR_INVALID, "spaces must be 1..100000, records 4..100000");
     mn_err rc = mn_gossip_config_check(&o->gossip, err);
     if (rc != MN_OK) return rc;
     mn_simgossip_opts_t go = *o;
