@@ -33,6 +33,8 @@ static mn_gossip_t *core(void)
 }
 
 static mn_id_t SUP[64];
+static uint8_t PAYLOAD[MN_GOSSIP_PAYLOAD_MAX];
+static size_t PAYLOAD_LEN;
 
 static mn_gossip_record_t rec(uint64_t k, uint64_t hlc, size_t n_support)
 {
@@ -46,6 +48,12 @@ static mn_gossip_record_t rec(uint64_t k, uint64_t hlc, size_t n_support)
     r.support_n = (uint32_t)n_support;
     r.support = SUP;
     r.n_support = n_support;
+    if (PAYLOAD_LEN) {
+        mn_put_be64(PAYLOAD, hlc); /* each version's bytes differ */
+        r.payload = PAYLOAD;
+        r.payload_len = PAYLOAD_LEN;
+        mn_gossip_payload_digest(PAYLOAD, PAYLOAD_LEN, r.digest);
+    }
     return r;
 }
 
@@ -178,15 +186,17 @@ static void time_figures(void)
 
 int main(int argc, char **argv)
 {
-    int spaces = 10000, records = 10;
+    int spaces = 10000, records = 10, payload = 3584;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--spaces") == 0)
             spaces = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--records") == 0)
             records = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--payload") == 0)
+            payload = atoi(argv[i + 1]);
     }
-    if (spaces < 1 || records < 1) {
-        fprintf(stderr, "usage: mn_bench_gossip [--spaces N] [--records N]\n");
+    if (spaces < 1 || records < 1 || payload < 8 || payload > (int)MN_GOSSIP_PAYLOAD_MAX) {
+        fprintf(stderr, "usage: mn_bench_gossip [--spaces N] [--records N] [--payload 8..65536]\n");
         return 2;
     }
     for (int i = 0; i < 64; i++) {
@@ -194,6 +204,8 @@ int main(int argc, char **argv)
         mn_put_be64(SUP[i].b + 8, 1);
     }
     wire_figures();
+    PAYLOAD_LEN = (size_t)payload;
+    printf("payload %zu bytes\n", PAYLOAD_LEN);
     memory_figures(spaces, records);
     time_figures();
     return 0;

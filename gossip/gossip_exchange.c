@@ -140,6 +140,7 @@ static void on_nodes(exch *x)
 typedef struct batch {
     exch *x;
     mn_wire_gossip_frame_t f;
+    size_t bytes; /* payload bytes in f */
 } batch;
 
 static void batch_flush(batch *b)
@@ -148,6 +149,7 @@ static void batch_flush(batch *b)
     if (b->f.kind == MN_WIRE_GOSSIP_PUSH) b->x->g->stats.entries_pushed += b->f.n_records;
     reply(b->x, &b->f);
     b->f.n_keys = b->f.n_records = 0;
+    b->bytes = 0;
 }
 
 static void push_add(batch *b, const mn__gossip_rec *r)
@@ -165,8 +167,12 @@ static void push_add(batch *b, const mn__gossip_rec *r)
                                    .support = s->n_support ? s->support[0].b : NULL,
                                    .n_support = s->n_support,
                                    .forgotten = s->n_forgotten_eps ? s->forgotten_eps[0].b : NULL,
-                                   .n_forgotten = s->n_forgotten_eps};
-    if (b->f.n_records == b->x->g->cfg.batch_max) batch_flush(b);
+                                   .n_forgotten = s->n_forgotten_eps,
+                                   .payload = s->payload,
+                                   .payload_len = s->payload_len};
+    b->bytes += s->payload_len;
+    if (b->f.n_records == b->x->g->cfg.batch_max || b->bytes >= MN_GOSSIP_PUSH_BYTES)
+        batch_flush(b);
 }
 
 /* A pull batch's ids are copied to out_keys, free while a space's summary
@@ -189,8 +195,8 @@ static void on_space_summary(exch *x)
     if (!in->keys && in->n_keys) return; /* a directory-shaped summary for a space */
     size_t first = 0, end = 0, j = 0;
     if (x->sp) mn__gossip_rec_range(x->sp, in->level, in->index, &first, &end);
-    batch push = {x, {.kind = MN_WIRE_GOSSIP_PUSH, .records = x->g->out_recs}};
-    batch pull = {x, {.kind = MN_WIRE_GOSSIP_PULL, .keys = x->g->out_keys}};
+    batch push = {.x = x, .f = {.kind = MN_WIRE_GOSSIP_PUSH, .records = x->g->out_recs}};
+    batch pull = {.x = x, .f = {.kind = MN_WIRE_GOSSIP_PULL, .keys = x->g->out_keys}};
     uint32_t sent = 0, asked = 0, cap = x->g->cfg.batch_max;
     for (size_t i = first; (i < end || j < in->n_keys) && (sent < cap || asked < cap);) {
         mn_id_t id;
@@ -263,7 +269,7 @@ static void on_dir_summary(exch *x)
 
 static void on_pull(exch *x)
 {
-    batch push = {x, {.kind = MN_WIRE_GOSSIP_PUSH, .records = x->g->out_recs}};
+    batch push = {.x = x, .f = {.kind = MN_WIRE_GOSSIP_PUSH, .records = x->g->out_recs}};
     for (size_t j = 0; x->sp && x->in->keys && j < x->in->n_keys && j < x->g->cfg.batch_max; j++) {
         mn_id_t id;
         memcpy(id.b, x->in->keys + 16 * j, 16);
@@ -293,6 +299,8 @@ static void wire_to_record(const mn_wire_gossip_record_t *w, mn_gossip_record_t 
     r->n_support = w->n_support;
     r->forgotten_eps = fgt;
     r->n_forgotten_eps = w->n_forgotten;
+    r->payload = w->payload;
+    r->payload_len = w->payload_len;
 }
 
 static void on_push(exch *x)

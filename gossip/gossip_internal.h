@@ -46,7 +46,7 @@ typedef struct mn__gossip_rec {
     uint64_t bucket;
     uint8_t hash[MN_GOSSIP_DIGEST_LEN]; /* mn_gossip_record_hash(&r) */
     mn_gossip_record_t r;               /* arrays point into ids */
-    mn_id_t ids[];                      /* support, then forgotten_eps */
+    mn_id_t ids[];                      /* support, then forgotten_eps, then the payload */
 } mn__gossip_rec;
 
 typedef struct mn__gossip_space {

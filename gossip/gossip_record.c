@@ -5,8 +5,9 @@
  * Replicated Data Types", SSS 2011, §2.2: a state-based object converges when
  * its merge is the least upper bound of a join-semilattice):
  *  - the version: max under a total order (epoch, hlc, support_n,
- *    confidence, retired, digest), every field of the version in the key, so
- *    two versions that compare equal are equal;
+ *    confidence, retired, digest, payload_len), every field of the version
+ *    in the key (the payload through its digest, which record_check holds
+ *    it to), so two versions that compare equal are equal;
  *  - support and forgotten_eps: the lowest K ids of the union (the lowest K
  *    of a union are the lowest K of the parts' lowest K: still a join);
  *  - the tombstone (forgotten_hlc != 0) absorbs: merge(tombstone, x) is the
@@ -45,13 +46,33 @@ static bool zero_bytes(const uint8_t *p, size_t n)
     return true;
 }
 
+void mn_gossip_payload_digest(const uint8_t *payload, size_t len, uint8_t out[MN_GOSSIP_DIGEST_LEN])
+{
+    uint8_t full[SHA256_DIGEST_LENGTH];
+    SHA256(payload, len, full);
+    memcpy(out, full, MN_GOSSIP_DIGEST_LEN);
+}
+
+static mn_err payload_check(const mn_gossip_record_t *r, mn_error *err)
+{
+    if (!r->payload_len) return MN_OK;
+    if (r->payload_len > MN_GOSSIP_PAYLOAD_MAX || !r->payload)
+        return mn_error_set(err, MN_ERR_INVALID, "payload: 1..%u bytes", MN_GOSSIP_PAYLOAD_MAX);
+    uint8_t d[MN_GOSSIP_DIGEST_LEN];
+    mn_gossip_payload_digest(r->payload, r->payload_len, d);
+    if (memcmp(d, r->digest, sizeof d) != 0)
+        return mn_error_set(err, MN_ERR_INVALID, "digest: not the payload's SHA-256");
+    return MN_OK;
+}
+
 static mn_err tombstone_check(const mn_gossip_record_t *r, mn_error *err)
 {
     if (r->epoch || r->hlc || r->support_n || r->retired || conf_bits(r->confidence) ||
-        !zero_bytes(r->digest, sizeof r->digest) || r->n_support || r->n_forgotten_eps)
+        !zero_bytes(r->digest, sizeof r->digest) || r->n_support || r->n_forgotten_eps ||
+        r->payload_len)
         return mn_error_set(err, MN_ERR_INVALID,
-                            "forgotten_hlc: a tombstone carries no version, support or "
-                            "forgotten episodes");
+                            "forgotten_hlc: a tombstone carries no version, support, "
+                            "forgotten episodes or payload");
     return MN_OK;
 }
 
@@ -68,7 +89,7 @@ mn_err mn_gossip_record_check(const mn_gossip_record_t *r, mn_error *err)
     if (rc == MN_OK)
         rc = ids_check(r->forgotten_eps, r->n_forgotten_eps, MN_GOSSIP_FORGOTTEN_MAX,
                        "forgotten_eps", err);
-    return rc;
+    return rc == MN_OK ? payload_check(r, err) : rc;
 }
 
 /* ---- the canonical digest ---- */
@@ -77,7 +98,7 @@ mn_err mn_gossip_record_check(const mn_gossip_record_t *r, mn_error *err)
  * and both id lists with their counts (big-endian throughout). */
 #define CANON_MAX                                                                                  \
     (16 + 16 + 4 * 8 + 1 + MN_GOSSIP_DIGEST_LEN + 2 * 8 +                                          \
-     (MN_GOSSIP_SUPPORT_MAX + MN_GOSSIP_FORGOTTEN_MAX) * 16)
+     (MN_GOSSIP_SUPPORT_MAX + MN_GOSSIP_FORGOTTEN_MAX) * 16 + 8)
 
 static uint8_t *put_u64(uint8_t *p, uint64_t v)
 {
@@ -113,6 +134,7 @@ void mn_gossip_record_hash(const mn_gossip_record_t *r, uint8_t out[MN_GOSSIP_DI
         p += MN_GOSSIP_DIGEST_LEN;
         p = put_ids(p, r->support, r->n_support);
         p = put_ids(p, r->forgotten_eps, r->n_forgotten_eps);
+        p = put_u64(p, r->payload_len); /* the bytes themselves: through the digest */
     }
     uint8_t full[SHA256_DIGEST_LENGTH];
     SHA256(buf, (size_t)(p - buf), full);
@@ -135,6 +157,7 @@ int mn__gossip_version_cmp(const mn_gossip_record_t *a, const mn_gossip_record_t
     if (!c) c = cmp_u64(conf_bits(a->confidence), conf_bits(b->confidence));
     if (!c) c = (int)a->retired - (int)b->retired;
     if (!c) c = memcmp(a->digest, b->digest, sizeof a->digest);
+    if (!c) c = cmp_u64(a->payload_len, b->payload_len);
     return c;
 }
 

@@ -187,7 +187,7 @@ mn__gossip_rec *mn__gossip_rec_find(const mn__gossip_space *sp, const mn_id_t *i
 static mn__gossip_rec *rec_new(const mn_gossip_record_t *r, uint64_t bucket)
 {
     size_t n_ids = r->n_support + r->n_forgotten_eps;
-    mn__gossip_rec *x = malloc(sizeof *x + n_ids * sizeof(mn_id_t));
+    mn__gossip_rec *x = malloc(sizeof *x + n_ids * sizeof(mn_id_t) + r->payload_len);
     if (!x) return NULL;
     x->bucket = bucket;
     x->r = *r;
@@ -196,6 +196,9 @@ static mn__gossip_rec *rec_new(const mn_gossip_record_t *r, uint64_t bucket)
         memcpy(x->ids + r->n_support, r->forgotten_eps, r->n_forgotten_eps * sizeof(mn_id_t));
     x->r.support = r->n_support ? x->ids : NULL;
     x->r.forgotten_eps = r->n_forgotten_eps ? x->ids + r->n_support : NULL;
+    uint8_t *payload = (uint8_t *)(x->ids + n_ids);
+    if (r->payload_len) memcpy(payload, r->payload, r->payload_len);
+    x->r.payload = r->payload_len ? payload : NULL;
     mn_gossip_record_hash(&x->r, x->hash);
     return x;
 }

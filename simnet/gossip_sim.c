@@ -49,8 +49,10 @@ static void support_of(int s, uint64_t k, mn_id_t *sup)
         }
 }
 
-/* A live version of record k of space s, stamped hlc. */
-static void make_version(int s, uint64_t k, mn_hlc_ts_t hlc, mn_id_t *sup, mn_gossip_record_t *r)
+/* A live version of record k of space s, stamped hlc; its payload (the
+ * memory's bytes) is payload_bytes of a pattern from (k, hlc). */
+static void make_version(const mn_simgossip_t *h, int s, uint64_t k, mn_hlc_ts_t hlc, mn_id_t *sup,
+                         mn_gossip_record_t *r)
 {
     memset(r, 0, sizeof *r);
     r->id = record_id(s, k);
@@ -63,6 +65,12 @@ static void make_version(int s, uint64_t k, mn_hlc_ts_t hlc, mn_id_t *sup, mn_go
     r->confidence = 0.5f + (float)(hlc % 50) / 100.0f;
     mn_put_be64(r->digest, hlc);
     mn_put_be64(r->digest + 8, k);
+    if (!h->o.payload_bytes) return;
+    for (int i = 0; i < h->o.payload_bytes; i++)
+        h->payload[i] = (uint8_t)(k * 31 + hlc * 7 + (uint64_t)i);
+    r->payload = h->payload;
+    r->payload_len = (size_t)h->o.payload_bytes;
+    mn_gossip_payload_digest(r->payload, r->payload_len, r->digest);
 }
 
 /* ---- simnet core ops ---- */
@@ -84,7 +92,7 @@ static void preload(mn_simgossip_t *h, mn_gossip_t *g)
         space_name(s, name, sizeof name);
         for (int k = 0; k < h->o.records; k++) {
             mn_gossip_record_t r;
-            make_version(s, (uint64_t)k, mn_hlc_make(HLC_BASE_MS, 0), sup, &r);
+            make_version(h, s, (uint64_t)k, mn_hlc_make(HLC_BASE_MS, 0), sup, &r);
             mn_assert(mn_gossip_put(g, name, &r, NULL) == MN_OK);
         }
     }
@@ -148,9 +156,10 @@ mn_simgossip_t *mn__simgossip_new(const mn_simgossip_opts_t *o, mn_simgossip_res
     h->next_record = (uint64_t)o->records;
     h->nodes = calloc((size_t)h->n, sizeof *h->nodes);
     h->ids = calloc((size_t)h->n, sizeof *h->ids);
+    h->payload = malloc((size_t)o->payload_bytes + 1);
     h->net = mn_simnet_new(o->seed, &o->link);
     mn_gossip_cb_t jcb = {.send = judge_send};
-    if (!h->nodes || !h->ids || !h->net ||
+    if (!h->nodes || !h->ids || !h->payload || !h->net ||
         mn_gossip_new("judge", &o->gossip, &jcb, 0, 0, &h->judge, NULL) != MN_OK) {
         mn__simgossip_free(h);
         return NULL;
@@ -178,6 +187,7 @@ void mn__simgossip_free(mn_simgossip_t *h)
     free(h->nodes);
     free(h->ids);
     free(h->tombs);
+    free(h->payload);
     free(h);
 }
 
@@ -212,7 +222,7 @@ void mn__simgossip_change(mn_simgossip_t *h, int node, mn__sg_change kind, int s
     if (kind == MN__SG_CREATE) k = h->next_record++;
     mn_id_t sup[3], fgt[1];
     mn_gossip_record_t r;
-    make_version(s, k, stamp(h), sup, &r);
+    make_version(h, s, k, stamp(h), sup, &r);
     if (kind == MN__SG_RETIRE) r.retired = true;
     if (kind == MN__SG_FORGET_EP) { /* the episode sup[2] is gone: re-derived from two */
         fgt[0] = sup[2];
@@ -223,7 +233,7 @@ void mn__simgossip_change(mn_simgossip_t *h, int node, mn__sg_change kind, int s
     }
     if (kind == MN__SG_FORGET) {
         mn_hlc_ts_t t = r.hlc;
-        memset(&r, 0, sizeof r);
+        memset(&r, 0, sizeof r); /* no version, no payload */
         r.id = record_id(s, k);
         r.forgotten_hlc = t;
         note_tomb(h, s, &r.id);

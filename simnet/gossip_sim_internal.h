@@ -29,6 +29,7 @@ struct mn_simgossip {
     mn_gossip_t *judge;   /* every change, no network */
     uint64_t next_record; /* records created so far per space (ids are unique) */
     uint32_t hlc_logical;
+    uint8_t *payload;  /* o.payload_bytes of scratch */
     mn__sg_key *tombs; /* every tombstone made */
     size_t n_tombs, cap_tombs;
     mn_simgossip_result_t *res;

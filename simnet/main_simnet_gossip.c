@@ -34,6 +34,7 @@ static void gossip_usage(FILE *f)
           "  --nodes N        nodes (100)\n"
           "  --spaces N       spaces every node starts with (4)\n"
           "  --records N      records per space at the start (250)\n"
+          "  --payload B      bytes of each version's payload (1024)\n"
           "  --loss P         datagram loss probability (0; loss: 0.05; random: 0..0.05)\n"
           "  --interval-ms MS gossip.interval_ms (1000)\n"
           "  --fanout N       gossip.fanout (3)\n"
@@ -57,6 +58,8 @@ static int parse_value(gossip_cli *c, const char *a, const char *v)
         c->o.spaces = atoi(v);
     else if (strcmp(a, "--records") == 0)
         c->o.records = atoi(v);
+    else if (strcmp(a, "--payload") == 0)
+        c->o.payload_bytes = atoi(v);
     else if (strcmp(a, "--loss") == 0)
         c->o.link.loss = atof(v);
     else if (strcmp(a, "--interval-ms") == 0)

@@ -40,7 +40,8 @@ bool record_ok(const mn_wire_gossip_record_t &r)
 {
     return r.id && r.digest && r.n_support <= MN_WIRE_GOSSIP_MAX_IDS &&
            r.n_forgotten <= MN_WIRE_GOSSIP_MAX_IDS && (!r.n_support || r.support) &&
-           (!r.n_forgotten || r.forgotten);
+           (!r.n_forgotten || r.forgotten) && r.payload_len <= MN_WIRE_GOSSIP_PAYLOAD_MAX &&
+           (!r.payload_len || r.payload);
 }
 
 bool frame_ok(const mn_wire_gossip_frame_t &f)
@@ -101,6 +102,8 @@ void crc_record(crc_acc &a, const mn_wire_gossip_record_t &r)
     if (r.n_support) a.bytes(r.support, 16 * r.n_support);
     a.u64(r.n_forgotten);
     if (r.n_forgotten) a.bytes(r.forgotten, 16 * r.n_forgotten);
+    a.u64(r.payload_len);
+    if (r.payload_len) a.bytes(r.payload, r.payload_len);
 }
 
 uint32_t frame_crc(const mn_wire_gossip_frame_t &f)
@@ -131,7 +134,8 @@ size_t frame_bytes(const mn_wire_gossip_frame_t &f)
 {
     size_t n = 256 + f.n_nodes * 32 + f.n_keys * (32 + 8 + MN_WIRE_GOSSIP_SPACE_MAX);
     for (size_t i = 0; i < f.n_records; i++)
-        n += 160 + 16 * (f.records[i].n_support + f.records[i].n_forgotten);
+        n += 160 + 16 * (f.records[i].n_support + f.records[i].n_forgotten) +
+             f.records[i].payload_len;
     return n;
 }
 
@@ -139,7 +143,8 @@ fb::Offset<gw::Record> build_record(fb::FlatBufferBuilder &b, const mn_wire_goss
 {
     auto id = b.CreateVector(r.id, 16);
     auto digest = b.CreateVector(r.digest, 16);
-    fb::Offset<fb::Vector<uint8_t>> support, forgotten;
+    fb::Offset<fb::Vector<uint8_t>> support, forgotten, payload;
+    if (r.payload_len) payload = b.CreateVector(r.payload, r.payload_len);
     if (r.n_support) support = b.CreateVector(r.support, 16 * r.n_support);
     if (r.n_forgotten) forgotten = b.CreateVector(r.forgotten, 16 * r.n_forgotten);
     gw::RecordBuilder rb(b);
@@ -153,6 +158,7 @@ fb::Offset<gw::Record> build_record(fb::FlatBufferBuilder &b, const mn_wire_goss
     rb.add_forgotten_hlc(r.forgotten_hlc);
     if (!support.IsNull()) rb.add_support(support);
     if (!forgotten.IsNull()) rb.add_forgotten(forgotten);
+    if (!payload.IsNull()) rb.add_payload(payload);
     return rb.Finish();
 }
 
@@ -233,6 +239,13 @@ bool decode_record(const gw::Record *r, mn_wire_gossip_record_t &o)
     o.support_n = r->support_n();
     o.retired = r->retired();
     o.forgotten_hlc = r->forgotten_hlc();
+    o.payload = nullptr;
+    o.payload_len = 0;
+    if (r->payload()) {
+        if (r->payload()->size() > MN_WIRE_GOSSIP_PAYLOAD_MAX) return false;
+        o.payload_len = r->payload()->size();
+        o.payload = o.payload_len ? r->payload()->data() : nullptr;
+    }
     return ids_vec(r->support(), &o.support, &o.n_support) &&
            ids_vec(r->forgotten(), &o.forgotten, &o.n_forgotten);
 }

@@ -25,20 +25,25 @@
 #include "mnemo/err.h"
 #include "mnemo/util.h"
 
-#define MN_GOSSIP_DIGEST_LEN 16    /* bytes of every digest: SHA-256 truncated to 128 bits */
-#define MN_GOSSIP_TREE_FANOUT 16   /* children of an inner node */
-#define MN_GOSSIP_TREE_DEPTH 3     /* levels below the root: 16^3 = 4096 leaves */
-#define MN_GOSSIP_SUPPORT_MAX 64   /* supporting episode ids a record carries (the lowest) */
-#define MN_GOSSIP_FORGOTTEN_MAX 64 /* forgotten episode ids a record carries (the lowest) */
-#define MN_GOSSIP_NODE_ID_MAX 64   /* bytes of a node id */
-#define MN_GOSSIP_SPACE_MAX 64     /* bytes of a space name */
+#define MN_GOSSIP_DIGEST_LEN 16           /* bytes of every digest: SHA-256 truncated to 128 bits */
+#define MN_GOSSIP_TREE_FANOUT 16          /* children of an inner node */
+#define MN_GOSSIP_TREE_DEPTH 3            /* levels below the root: 16^3 = 4096 leaves */
+#define MN_GOSSIP_SUPPORT_MAX 64          /* supporting episode ids a record carries (the lowest) */
+#define MN_GOSSIP_FORGOTTEN_MAX 64        /* forgotten episode ids a record carries (the lowest) */
+#define MN_GOSSIP_NODE_ID_MAX 64          /* bytes of a node id */
+#define MN_GOSSIP_SPACE_MAX 64            /* bytes of a space name */
+#define MN_GOSSIP_PAYLOAD_MAX (64u << 10) /* bytes of a record's payload */
+#define MN_GOSSIP_PUSH_BYTES (1u << 20)   /* payload bytes that end a push frame */
 
 /* A semantic memory as gossip carries it. Its state is a join of three
  * parts: the version (the winner of a total order, below), two grow-only
  * sets of episode ids, and a tombstone that absorbs everything.
  *
- *  - version: (epoch, hlc, support_n, confidence, retired, digest), compared
- *    in that order, the larger wins. epoch is the space's primary term that
+ *  - version: (epoch, hlc, support_n, confidence, retired, digest,
+ *    payload_len), compared in that order, the larger wins; the payload
+ *    (the engine's bytes of the semantic memory: text, vector, fields, so a
+ *    node that holds no episodes can still answer from it) belongs to the
+ *    version and travels with it. epoch is the space's primary term that
  *    derived it and hlc its clock then: one primary per epoch makes (epoch,
  *    hlc) a causal order (a re-derivation after a forget has less support and
  *    must still win); the rest orders versions with equal stamps.
@@ -52,8 +57,10 @@
  *    version: a later version revives the memory, as the engine does. */
 typedef struct mn_gossip_record {
     mn_id_t id; /* the lowest supporting episode's id (the engine's key) */
-    uint8_t digest[MN_GOSSIP_DIGEST_LEN]; /* of the memory's content, from the engine */
-    float confidence;                     /* [0, 1], +0.0 not -0.0 */
+    /* of the memory's content: with a payload, its SHA-256 truncated (checked),
+     * so equal digests mean equal payloads; without one, the engine's */
+    uint8_t digest[MN_GOSSIP_DIGEST_LEN];
+    float confidence; /* [0, 1], +0.0 not -0.0 */
     uint64_t epoch;
     mn_hlc_ts_t hlc;
     uint32_t support_n; /* episodes the version was derived from (may exceed the list) */
@@ -63,11 +70,18 @@ typedef struct mn_gossip_record {
     size_t n_support;
     const mn_id_t *forgotten_eps;
     size_t n_forgotten_eps;
+    const uint8_t *payload; /* NULL when payload_len is 0 */
+    size_t payload_len;     /* 0..MN_GOSSIP_PAYLOAD_MAX */
 } mn_gossip_record_t;
 
+/* The digest a payload must carry: SHA-256 of the bytes, truncated. */
+void mn_gossip_payload_digest(const uint8_t *payload, size_t len,
+                              uint8_t out[MN_GOSSIP_DIGEST_LEN]);
+
 /* MN_ERR_INVALID (naming the field) unless r is a well-formed record: ids
- * sorted and unique within bounds, confidence in range, a tombstone with no
- * version fields or sets, hlc != 0 for a live version. */
+ * sorted and unique within bounds, confidence in range, a payload within
+ * bounds whose digest matches, a tombstone with no version fields, sets or
+ * payload, hlc != 0 for a live version. */
 mn_err mn_gossip_record_check(const mn_gossip_record_t *r, mn_error *err);
 
 /* The record's Merkle digest: SHA-256 (truncated) of its canonical bytes, so
@@ -86,7 +100,8 @@ bool mn_gossip_record_equal(const mn_gossip_record_t *a, const mn_gossip_record_
 typedef struct mn_gossip_config {
     int64_t interval_ms;   /* a round this often, +-10 % jitter (1000) */
     int fanout;            /* peers per round, 1..16 (3) */
-    uint32_t batch_max;    /* records in one push, ids in one pull, 1..1024 (64) */
+    uint32_t batch_max;    /* records in one push, ids in one pull, 1..1024 (64); a push also
+                            * ends past MN_GOSSIP_PUSH_BYTES of payloads */
     uint32_t summary_max;  /* a differing subtree this small is listed, not descended, 1..1024
                             * (32) */
     uint32_t spaces_max;   /* differing spaces descended per exchange, 1..1024 (16) */

@@ -318,6 +318,7 @@ typedef struct mn_simgossip_opts {
     mn_gossip_config_t gossip;
     int spaces;         /* spaces every node holds at the start (4) */
     int records;        /* records per space at the start (250) */
+    int payload_bytes;  /* each version's payload (the memory's bytes), 0..65536 (1024) */
     int64_t steady_ms;  /* fault-free phase whose traffic is measured (10000) */
     int64_t horizon_ms; /* a change not everywhere within this is a failure (60000) */
     FILE *trace;
@@ -326,11 +327,11 @@ typedef struct mn_simgossip_opts {
 void mn_simgossip_opts_default(mn_simgossip_opts_t *o);
 
 typedef struct mn_simgossip_result {
-    bool converged;            /* every node's root equals the judge's at the end */
-    int mismatched;            /* nodes whose root does not */
-    bool tombstones_held;      /* every node holds the judge's tombstones as tombstones */
-    double converge_s;         /* last change -> every root equal (< 0: not within horizon) */
-    double converge_rounds;    /* converge_s / interval */
+    bool converged;             /* every node's root equals the judge's at the end */
+    int mismatched;             /* nodes whose root does not */
+    bool tombstones_held;       /* every node holds the judge's tombstones as tombstones */
+    double converge_s;          /* last change -> every root equal (< 0: not within horizon) */
+    double converge_rounds;     /* converge_s / interval */
     double steady_bytes_node_s; /* bytes sent per node per second, steady phase */
     double steady_frames_node_s;
     double converge_bytes_node_s; /* ... while converging */

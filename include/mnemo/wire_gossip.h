@@ -18,12 +18,13 @@
 #define MN_WIRE_GOSSIP_MAJOR 1
 #define MN_WIRE_GOSSIP_MINOR 0
 #define MN_WIRE_GOSSIP_VERSION (MN_WIRE_GOSSIP_MAJOR * 256 + MN_WIRE_GOSSIP_MINOR)
-#define MN_WIRE_GOSSIP_ID_MAX 64        /* bytes of a node id */
-#define MN_WIRE_GOSSIP_SPACE_MAX 64     /* bytes of a space name */
-#define MN_WIRE_GOSSIP_MAX_NODES 1024   /* nodes in one frame */
-#define MN_WIRE_GOSSIP_MAX_KEYS 4096    /* summary entries or pulled ids in one frame */
-#define MN_WIRE_GOSSIP_MAX_RECORDS 1024 /* records in one push */
-#define MN_WIRE_GOSSIP_MAX_IDS 64       /* ids in a record's support or forgotten list */
+#define MN_WIRE_GOSSIP_ID_MAX 64               /* bytes of a node id */
+#define MN_WIRE_GOSSIP_SPACE_MAX 64            /* bytes of a space name */
+#define MN_WIRE_GOSSIP_MAX_NODES 1024          /* nodes in one frame */
+#define MN_WIRE_GOSSIP_MAX_KEYS 4096           /* summary entries or pulled ids in one frame */
+#define MN_WIRE_GOSSIP_MAX_RECORDS 1024        /* records in one push */
+#define MN_WIRE_GOSSIP_MAX_IDS 64              /* ids in a record's support or forgotten list */
+#define MN_WIRE_GOSSIP_PAYLOAD_MAX (64u << 10) /* bytes of a record's payload */
 #define MN_WIRE_GOSSIP_MAX_FRAME (8u << 20)
 #define MN_WIRE_GOSSIP_DEPTH 3 /* deepest node level */
 
@@ -54,6 +55,8 @@ typedef struct mn_wire_gossip_record {
     size_t n_support;
     const uint8_t *forgotten;
     size_t n_forgotten;
+    const uint8_t *payload;
+    size_t payload_len; /* 0..MN_WIRE_GOSSIP_PAYLOAD_MAX */
 } mn_wire_gossip_record_t;
 
 typedef struct mn_wire_gossip_frame {

@@ -68,6 +68,12 @@ static void random_rec(mn_prng_t *p, uint64_t key, trec *t)
     t->r.n_support =
         random_ids(p, t->sup, 80 > MN_GOSSIP_SUPPORT_MAX ? MN_GOSSIP_SUPPORT_MAX : 80, 120);
     t->r.n_forgotten_eps = random_ids(p, t->fgt, 4, 120);
+    static const char *payloads[] = {"centroid and medoid text", "another summary", "x"};
+    uint64_t k = mn_prng_below(p, 4); /* one in four without a payload */
+    if (k == 3) return;
+    t->r.payload = (const uint8_t *)payloads[k];
+    t->r.payload_len = strlen(payloads[k]);
+    mn_gossip_payload_digest(t->r.payload, t->r.payload_len, t->r.digest);
 }
 
 static void merge(const mn_gossip_record_t *a, const mn_gossip_record_t *b, trec *out)
@@ -227,6 +233,14 @@ static void test_gossip_record_check_refuses_bad_records_naming_the_field(void *
     b = t;
     b.r.forgotten_hlc = 5; /* a tombstone with a version */
     expect_invalid(&b.r, "forgotten_hlc");
+    b = t;
+    b.r.payload = (const uint8_t *)"bytes";
+    b.r.payload_len = 5; /* its digest is not the payload's */
+    expect_invalid(&b.r, "digest");
+    mn_gossip_payload_digest(b.r.payload, 5, b.r.digest);
+    assert_int_equal(mn_gossip_record_check(&b.r, NULL), MN_OK);
+    b.r.payload_len = MN_GOSSIP_PAYLOAD_MAX + 1;
+    expect_invalid(&b.r, "payload");
 }
 
 /* ---- histories on cores ---- */

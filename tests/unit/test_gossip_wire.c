@@ -78,6 +78,8 @@ static mn_wire_gossip_frame_t sample(int kind, mn_wire_gossip_node_t *nodes,
                                          .support = SUP,
                                          .n_support = 2,
                                          .forgotten = SUP + 16,
+                                         .payload = (const uint8_t *)"the memory's bytes",
+                                         .payload_len = 18,
                                          .n_forgotten = 1};
         f.records = rec;
         f.n_records = 1;
@@ -137,6 +139,8 @@ static void test_gossip_wire_round_trips_every_kind(void **state)
                         r->support_n == 5 && r->retired && r->n_support == 2 &&
                         r->n_forgotten == 1);
             assert_memory_equal(r->forgotten, SUP + 16, 16);
+            assert_int_equal(r->payload_len, 18);
+            assert_memory_equal(r->payload, "the memory's bytes", 18);
         }
         free(buf);
     }
