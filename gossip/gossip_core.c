@@ -10,9 +10,9 @@
  * creation; time only from the callers' now_us (timers) and wall_ms (gc).
  *
  * Invariants: next_round_us is always set (a round is always due, so a
- * node with no peers just skips it); after every change the trees equal a
- * rebuild (mn_assert_debug: the changed space and the directory after a
- * change, every space after a collection). */
+ * node with no peers just skips it); after a collection every tree equals a
+ * rebuild (mn_assert_debug(mn_gossip_verify)); after every change the path
+ * it touched is consistent (gossip_space.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,16 +167,6 @@ mn_err mn_gossip_set_peers(mn_gossip_t *g, const char *const *ids, size_t n, mn_
     return MN_OK;
 }
 
-/* The debug check after a change to one space: that space's tree and the
- * directory's (mn_gossip_verify checks every space). */
-#ifndef NDEBUG
-static bool verify_space(const mn_gossip_t *g, const char *space, size_t len)
-{
-    const mn__gossip_space *sp = len ? mn__gossip_space_find(&g->dir, space, len) : NULL;
-    return (!sp || mn__gossip_space_verify(sp)) && mn__gossip_dir_verify(&g->dir, false);
-}
-#endif
-
 /* ---- local changes and received records ---- */
 
 static bool tombstone_expired(const mn_gossip_t *g, const mn_gossip_record_t *r)
@@ -196,7 +186,6 @@ mn_err mn_gossip_put(mn_gossip_t *g, const char *space, const mn_gossip_record_t
     bool changed;
     if (!sp || mn__gossip_space_merge(&g->dir, sp, rec, &changed, NULL) != MN_OK)
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-    mn_assert_debug(verify_space(g, space, strlen(space)));
     return MN_OK;
 }
 
@@ -254,7 +243,6 @@ void mn_gossip_on_message(mn_gossip_t *g, int64_t now_us, const uint8_t *buf, si
         return;
     }
     mn__gossip_handle(g, &f);
-    mn_assert_debug(verify_space(g, f.space, f.space_len));
 }
 
 /* ---- rounds ---- */

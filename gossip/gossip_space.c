@@ -5,11 +5,14 @@
  * shape over the spaces that hold records, each entry's digest a hash of
  * (name, root, count).
  *
- * Invariants, checked by mn__gossip_dir_verify (O(n), after every change in
- * debug builds): records sorted and unique; each record's hash is the hash
- * of its state; each tree equals a rebuild from its entries; a space is in
- * the directory tree iff it holds records, with the digest of its current
- * root. Buckets (which leaf an entry falls in) are part of the wire
+ * Invariants, checked by mn__gossip_dir_verify (O(n): in tests, and after a
+ * tombstone collection in debug builds): records sorted and unique; each
+ * record's hash is the hash of its state; each tree equals a rebuild from
+ * its entries; a space is in the directory tree iff it holds records, with
+ * the digest of its current root. After every change, debug builds check
+ * the path it touched in O(16 x depth + leaf): the leaf is the XOR and count
+ * of its entries, and each node up to the root the XOR and sum of its 16
+ * children (path_ok). Buckets (which leaf an entry falls in) are part of the wire
  * contract: splitmix64's finaliser over the id's two halves (the low half
  * mixed first, so UUIDv7 ids, which share their leading time bits, spread
  * over every leaf), and over two CRC32Cs of a space name. */
@@ -143,6 +146,71 @@ static void dir_digest(const mn__gossip_space *sp, uint8_t out[MN_GOSSIP_DIGEST_
     memcpy(out, full, MN_GOSSIP_DIGEST_LEN);
 }
 
+static uint64_t rec_bucket(const void *const *v, size_t i);
+static uint64_t space_bucket(const void *const *v, size_t i);
+static void range_of(const void *const *v, size_t n,
+                     uint64_t (*bucket)(const void *const *, size_t), int level, uint32_t index,
+                     size_t *first, size_t *end);
+
+#ifndef NDEBUG
+/* The tree's nodes on bucket's path agree with the entries below them:
+ * the leaf with its entries (digest(v, i) NULL = not in the tree), each
+ * node above with its 16 children. */
+static bool path_ok(const mn__gossip_tree *t, uint64_t bucket, const void *const *v, size_t n,
+                    uint64_t (*bucket_of)(const void *const *, size_t),
+                    const uint8_t *(*digest)(const void *const *, size_t))
+{
+    uint8_t want[MN_GOSSIP_DIGEST_LEN] = {0}, got[MN_GOSSIP_DIGEST_LEN],
+            child[MN_GOSSIP_DIGEST_LEN];
+    uint32_t want_n = 0, got_n, child_n;
+    uint32_t leaf = mn__gossip_index_at(bucket, MN_GOSSIP_TREE_DEPTH);
+    size_t first, end;
+    range_of(v, n, bucket_of, MN_GOSSIP_TREE_DEPTH, leaf, &first, &end);
+    for (size_t i = first; i < end; i++) {
+        const uint8_t *d = digest(v, i);
+        for (int b = 0; d && b < MN_GOSSIP_DIGEST_LEN; b++)
+            want[b] ^= d[b];
+        want_n += d != NULL;
+    }
+    mn__gossip_tree_node(t, MN_GOSSIP_TREE_DEPTH, leaf, got, &got_n);
+    if (got_n != want_n || memcmp(got, want, sizeof got)) return false;
+    for (int level = MN_GOSSIP_TREE_DEPTH - 1; level >= 0; level--) {
+        uint32_t index = mn__gossip_index_at(bucket, level);
+        memset(want, 0, sizeof want);
+        want_n = 0;
+        for (uint32_t c = 0; c < MN_GOSSIP_TREE_FANOUT; c++) {
+            mn__gossip_tree_node(t, level + 1, index * MN_GOSSIP_TREE_FANOUT + c, child, &child_n);
+            for (int b = 0; b < MN_GOSSIP_DIGEST_LEN; b++)
+                want[b] ^= child[b];
+            want_n += child_n;
+        }
+        mn__gossip_tree_node(t, level, index, got, &got_n);
+        if (got_n != want_n || memcmp(got, want, sizeof got)) return false;
+    }
+    return true;
+}
+
+static const uint8_t *rec_digest(const void *const *v, size_t i)
+{
+    return ((const mn__gossip_rec *const *)v)[i]->hash;
+}
+
+static const uint8_t *space_digest(const void *const *v, size_t i)
+{
+    const mn__gossip_space *sp = ((const mn__gossip_space *const *)v)[i];
+    return sp->in_dir ? sp->dir_digest : NULL;
+}
+
+/* The paths a change of one record of sp touched, in its tree and the directory's. */
+static bool change_ok(const mn__gossip_dir *d, const mn__gossip_space *sp, uint64_t bucket)
+{
+    return path_ok(&sp->tree, bucket, (const void *const *)sp->recs, sp->n, rec_bucket,
+                   rec_digest) &&
+           path_ok(&d->tree, sp->bucket, (const void *const *)d->spaces, d->n, space_bucket,
+                   space_digest);
+}
+#endif
+
 /* Brings the space's directory entry up to date (room reserved). */
 static void dir_update(mn__gossip_dir *d, mn__gossip_space *sp)
 {
@@ -240,6 +308,7 @@ mn_err mn__gossip_space_merge(mn__gossip_dir *d, mn__gossip_space *sp, const mn_
     }
     sp->recs[i] = x;
     dir_update(d, sp);
+    mn_assert_debug(change_ok(d, sp, bucket));
     *changed = true;
     if (out) *out = x;
     return MN_OK;
@@ -249,12 +318,17 @@ void mn__gossip_space_remove(mn__gossip_dir *d, mn__gossip_space *sp, size_t i)
 {
     mn_assert(i < sp->n);
     mn__gossip_rec *x = sp->recs[i];
+    uint64_t x_bucket = x->bucket;
     mn_err rc = mn__gossip_tree_apply(&sp->tree, x->bucket, x->hash, NULL);
     mn_assert(rc == MN_OK); /* a removal allocates nothing */
     free(x);
     memmove(&sp->recs[i], &sp->recs[i + 1], (sp->n - i - 1) * sizeof *sp->recs);
     sp->n--;
     dir_update(d, sp); /* a removal from the directory allocates nothing either */
+    mn_assert_debug(change_ok(d, sp, x_bucket));
+#ifdef NDEBUG
+    (void)x_bucket;
+#endif
 }
 
 /* The bucket range [lo, hi] of a node. */

@@ -32,8 +32,9 @@ static mn_id_t id_n(uint64_t n)
 static void tcopy(trec *dst, const mn_gossip_record_t *src)
 {
     dst->r = *src;
-    memcpy(dst->sup, src->support, src->n_support * sizeof(mn_id_t));
-    memcpy(dst->fgt, src->forgotten_eps, src->n_forgotten_eps * sizeof(mn_id_t));
+    if (src->n_support) memcpy(dst->sup, src->support, src->n_support * sizeof(mn_id_t));
+    if (src->n_forgotten_eps)
+        memcpy(dst->fgt, src->forgotten_eps, src->n_forgotten_eps * sizeof(mn_id_t));
     dst->r.support = dst->sup;
     dst->r.forgotten_eps = dst->fgt;
 }
