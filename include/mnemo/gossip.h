@@ -126,7 +126,8 @@ typedef struct mn_gossip_stats {
     uint64_t rounds; /* rounds started */
     uint64_t frames_sent, bytes_sent;
     uint64_t frames_received, bytes_received;
-    uint64_t frames_rejected; /* failed to decode, or named another node as us */
+    uint64_t frames_rejected; /* frames that failed to decode or came from our own id, and
+                               * received records that failed mn_gossip_record_check */
     uint64_t entries_pushed;  /* records sent */
     uint64_t entries_pulled;  /* records received */
     uint64_t entries_changed; /* received records that changed our state */
