@@ -99,7 +99,11 @@ static void send_summary(exch *x, int level, uint32_t index)
         f.n_keys = list_space(x, level, index);
         f.keys = x->g->out_keys;
     }
-    if (!f.n_keys) f.digests = NULL, f.names = NULL, f.name_lens = NULL, f.keys = NULL;
+    if (!f.n_keys) { /* an empty list: no vectors at all */
+        f.digests = f.keys = NULL;
+        f.names = NULL;
+        f.name_lens = NULL;
+    }
     reply(x, &f);
 }
 
@@ -207,8 +211,14 @@ static void on_space_summary(exch *x)
         }
         int c = i == end ? 1 : j == in->n_keys ? -1 : -key_cmp(bk, &id, x->sp->recs[i]);
         bool differ = c == 0 && memcmp(x->sp->recs[i]->hash, in->digests + 16 * j, 16) != 0;
-        if ((c < 0 || differ) && sent < cap) push_add(&push, x->sp->recs[i]), sent++;
-        if ((c > 0 || differ) && asked < cap) pull_add(&pull, in->keys + 16 * j), asked++;
+        if ((c < 0 || differ) && sent < cap) {
+            push_add(&push, x->sp->recs[i]);
+            sent++;
+        }
+        if ((c > 0 || differ) && asked < cap) {
+            pull_add(&pull, in->keys + 16 * j);
+            asked++;
+        }
         i += c <= 0;
         j += c >= 0;
     }
@@ -254,12 +264,14 @@ static void on_dir_summary(exch *x)
         int c = !mine             ? 1
                 : j == in->n_keys ? -1
                                   : -name_cmp(bk, in->names[j], in->name_lens[j], mine);
-        if (c < 0)
-            descend_space(x, mine->name, mine->name_len), started++;
-        else if (c > 0)
-            descend_space(x, in->names[j], in->name_lens[j]), started++;
-        else if (memcmp(mine->dir_digest, in->digests + 16 * j, 16) != 0)
-            descend_space(x, mine->name, mine->name_len), started++;
+        bool differ = c == 0 && memcmp(mine->dir_digest, in->digests + 16 * j, 16) != 0;
+        if (c > 0) { /* only the peer has it */
+            descend_space(x, in->names[j], in->name_lens[j]);
+            started++;
+        } else if (c < 0 || differ) { /* only we have it, or both and it differs */
+            descend_space(x, mine->name, mine->name_len);
+            started++;
+        }
         i += c <= 0;
         j += c >= 0;
     }
