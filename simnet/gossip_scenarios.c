@@ -11,7 +11,10 @@
  *    heals and the time to equal roots is the heal time;
  *  - random: for 20 s, every 500 ms one of: a burst of random changes at
  *    random running nodes, a random two-way partition, a heal, a pause or a
- *    resume; link loss 0..5 % drawn from the seed; then everything heals.
+ *    resume; link loss 0..5 % drawn from the seed; then everything heals;
+ *  - join: the last node crashes and starts again empty (a new node, or
+ *    one whose disk was lost); the time until its root equals everyone's is
+ *    the time to fetch every space in bounded batches.
  * Every run ends with the judge (equal roots, tombstones held). */
 #include <math.h>
 #include <stdlib.h>
@@ -19,7 +22,7 @@
 
 #include "gossip_sim_internal.h"
 
-static const char *const NAMES[] = {"converge", "loss", "partition", "random"};
+static const char *const NAMES[] = {"converge", "loss", "partition", "random", "join"};
 
 mn_err mn_simgossip_scenario_parse(const char *s, mn_simgossip_scenario_t *out)
 {
@@ -197,6 +200,12 @@ mn_err mn_simgossip_run(const mn_simgossip_opts_t *o, mn_simgossip_scenario_t sc
         break;
     case MN_SIMGOSSIP_RANDOM:
         random_script(h);
+        break;
+    case MN_SIMGOSSIP_JOIN:
+        mn_simnet_crash(h->net, h->n - 1);
+        h->nodes[h->n - 1].wiped = true;
+        mn_simnet_start(h->net, h->n - 1);
+        converge(h);
         break;
     }
     mn__simgossip_judge(h);

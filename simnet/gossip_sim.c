@@ -107,7 +107,7 @@ static void *core_create(void *arg, mn_simnet_t *net, int node, int64_t now_us, 
     if (mn_gossip_new(nd->id, &h->o.gossip, &cb, seed, now_us, &nd->core, NULL) != MN_OK)
         return NULL;
     mn_assert(mn_gossip_set_peers(nd->core, h->ids, (size_t)h->n, NULL) == MN_OK);
-    preload(h, nd->core);
+    if (!nd->wiped) preload(h, nd->core);
     return nd;
 }
 

@@ -13,6 +13,7 @@ typedef struct mn__sg_node {
     int idx;
     char id[16];
     mn_gossip_t *core; /* NULL while down */
+    bool wiped;        /* its next start begins empty (no preload) */
 } mn__sg_node;
 
 typedef struct mn__sg_key {

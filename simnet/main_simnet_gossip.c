@@ -27,7 +27,7 @@ typedef struct gossip_cli {
 static void gossip_usage(FILE *f)
 {
     fputs("usage: simnet gossip [options]\n"
-          "  --scenario S     converge|loss|partition|random (all of them in turn)\n"
+          "  --scenario S     converge|loss|partition|random|join (all of them in turn)\n"
           "  --seed N         first seed (1); run r uses seed + r\n"
           "  --runs N         runs (1)\n"
           "  --random         draw each run's seed from the OS; print failing ones\n"
@@ -145,7 +145,7 @@ int mn__simnet_gossip_main(int argc, char **argv)
     mn_simgossip_opts_default(&c.o);
     int rc = parse(argc, argv, &c);
     if (rc >= 0) return rc;
-    mn_simgossip_scenario_t first = MN_SIMGOSSIP_CONVERGE, last = MN_SIMGOSSIP_RANDOM;
+    mn_simgossip_scenario_t first = MN_SIMGOSSIP_CONVERGE, last = MN_SIMGOSSIP_JOIN;
     if (c.scenario) {
         if (mn_simgossip_scenario_parse(c.scenario, &first) != MN_OK) {
             fprintf(stderr, "simnet gossip: unknown scenario '%s'\n", c.scenario);

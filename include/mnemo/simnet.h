@@ -305,9 +305,10 @@ typedef enum {
     MN_SIMGOSSIP_PARTITION,    /* halves apart, changes on both sides (a tombstone racing an
                                 * update of the same record), heal */
     MN_SIMGOSSIP_RANDOM,       /* random changes, tombstones, partitions, pauses, 0..5 % loss */
+    MN_SIMGOSSIP_JOIN,         /* a node restarts empty (a new or wiped node) and fetches it all */
 } mn_simgossip_scenario_t;
 
-/* Parses "converge" | "loss" | "partition" | "random". */
+/* Parses "converge" | "loss" | "partition" | "random" | "join". */
 mn_err mn_simgossip_scenario_parse(const char *s, mn_simgossip_scenario_t *out);
 const char *mn_simgossip_scenario_name(mn_simgossip_scenario_t sc);
 

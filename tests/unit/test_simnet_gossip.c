@@ -71,6 +71,13 @@ static void test_simnet_gossip_random_faults_converge(void **state)
         run(MN_SIMGOSSIP_RANDOM, seed);
 }
 
+static void test_simnet_gossip_an_empty_node_fetches_every_space_in_batches(void **state)
+{
+    (void)state;
+    mn_simgossip_result_t r = run(MN_SIMGOSSIP_JOIN, 31);
+    assert_true(r.stats.entries_changed >= 4 * 250); /* all of it, through pushes */
+}
+
 static void test_simnet_gossip_same_seed_replays_the_same_trace(void **state)
 {
     (void)state;
@@ -94,6 +101,7 @@ int main(void)
         cmocka_unit_test(test_simnet_gossip_converges_under_5_percent_loss),
         cmocka_unit_test(test_simnet_gossip_partition_heals_to_equal_roots_tombstone_winning),
         cmocka_unit_test(test_simnet_gossip_random_faults_converge),
+        cmocka_unit_test(test_simnet_gossip_an_empty_node_fetches_every_space_in_batches),
         cmocka_unit_test(test_simnet_gossip_same_seed_replays_the_same_trace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
