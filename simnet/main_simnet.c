@@ -119,7 +119,8 @@ static const opt OPTS[] = {
 static void usage(FILE *f)
 {
     fputs("usage: simnet swim [options]\n"
-          "       simnet repl [options]    (replication scenarios: simnet repl --help)\n",
+          "       simnet repl [options]    (replication scenarios: simnet repl --help)\n"
+          "       simnet gossip [options]  (gossip scenarios: simnet gossip --help)\n",
           f);
     for (size_t i = 0; i < N_OPTS; i++)
         if (OPTS[i].help) fputs(OPTS[i].help, f);
@@ -503,11 +504,13 @@ static double seconds_between(const struct timespec *a, const struct timespec *b
     return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
-int mn__simnet_repl_main(int argc, char **argv); /* main_simnet_repl.c */
+int mn__simnet_repl_main(int argc, char **argv);   /* main_simnet_repl.c */
+int mn__simnet_gossip_main(int argc, char **argv); /* main_simnet_gossip.c */
 
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "repl") == 0) return mn__simnet_repl_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "gossip") == 0) return mn__simnet_gossip_main(argc, argv);
     if (argc < 2 || strcmp(argv[1], "swim") != 0) {
         bool help = argc >= 2 && strcmp(argv[1], "--help") == 0;
         usage(help ? stdout : stderr);

@@ -14,6 +14,7 @@
 
 extern "C" {
 #include "mnemo/util.h"
+#include "mnemo/wire_label.h"
 #include "mnemo/wire_repl.h"
 }
 
@@ -28,29 +29,18 @@ struct mn_wire_repl_enc {
 namespace
 {
 
-bool label_ok(const char *s, size_t n, size_t max, bool may_be_empty)
-{
-    if (n == 0) return may_be_empty;
-    if (!s || n > max) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f) return false;
-    }
-    return mn_utf8_valid(s, n);
-}
-
 bool fb_label_ok(const fb::String *s, size_t max, bool may_be_empty)
 {
     if (!s) return may_be_empty;
-    return label_ok(s->c_str(), s->size(), max, may_be_empty);
+    return mn_wire_label_ok(s->c_str(), s->size(), max, may_be_empty);
 }
 
 bool frame_ok(const mn_wire_repl_frame_t &f)
 {
     if (f.kind < MN_WIRE_REPL_APPEND || f.kind > MN_WIRE_REPL_KIND_MAX) return false;
-    if (!label_ok(f.space, f.space_len, MN_WIRE_REPL_SPACE_MAX, false)) return false;
-    if (!label_ok(f.from, f.from_len, MN_WIRE_REPL_ID_MAX, false)) return false;
-    if (!label_ok(f.leader, f.leader_len, MN_WIRE_REPL_ID_MAX, true)) return false;
+    if (!mn_wire_label_ok(f.space, f.space_len, MN_WIRE_REPL_SPACE_MAX, false)) return false;
+    if (!mn_wire_label_ok(f.from, f.from_len, MN_WIRE_REPL_ID_MAX, false)) return false;
+    if (!mn_wire_label_ok(f.leader, f.leader_len, MN_WIRE_REPL_ID_MAX, true)) return false;
     if (f.n_entries > MN_WIRE_REPL_MAX_ENTRIES || (f.n_entries && !f.entries)) return false;
     for (size_t i = 0; i < f.n_entries; i++)
         if (f.entries[i].len && !f.entries[i].data) return false;

@@ -13,6 +13,7 @@
 
 extern "C" {
 #include "mnemo/util.h"
+#include "mnemo/wire_label.h"
 #include "mnemo/wire_swim.h"
 }
 
@@ -47,20 +48,9 @@ void from_fb(const sw::Addr *a, mn_wire_swim_addr_t *out)
         out->ip[i] = a->ip()->Get(i);
 }
 
-bool text_ok(const char *s, size_t n, size_t max, bool may_be_empty)
-{
-    if (n == 0) return may_be_empty;
-    if (!s || n > max) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f) return false;
-    }
-    return mn_utf8_valid(s, n);
-}
-
 bool id_ok(const char *s, size_t n, bool may_be_empty)
 {
-    return text_ok(s, n, MN_WIRE_SWIM_ID_MAX, may_be_empty);
+    return mn_wire_label_ok(s, n, MN_WIRE_SWIM_ID_MAX, may_be_empty);
 }
 
 bool fb_id_ok(const fb::String *s, bool may_be_empty)
@@ -72,7 +62,7 @@ bool fb_id_ok(const fb::String *s, bool may_be_empty)
 bool entry_ok(const mn_wire_swim_entry_t &en)
 {
     return id_ok(en.id, en.id_len, false) && id_ok(en.from, en.from_len, true) &&
-           text_ok(en.meta, en.meta_len, MN_WIRE_SWIM_META_MAX, true) && en.state <= 3 &&
+           mn_wire_label_ok(en.meta, en.meta_len, MN_WIRE_SWIM_META_MAX, true) && en.state <= 3 &&
            (en.addr.family == 0 || en.addr.family == 4 || en.addr.family == 6);
 }
 
@@ -99,7 +89,8 @@ bool decode_entry(const sw::Entry *e, mn_wire_swim_entry_t *out)
     if (!e || !fb_id_ok(e->id(), false) || !fb_id_ok(e->from(), true)) return false;
     if (e->state() > 3) return false;
     const fb::String *meta = e->meta();
-    if (meta && !text_ok(meta->c_str(), meta->size(), MN_WIRE_SWIM_META_MAX, true)) return false;
+    if (meta && !mn_wire_label_ok(meta->c_str(), meta->size(), MN_WIRE_SWIM_META_MAX, true))
+        return false;
     out->meta = meta && meta->size() ? meta->c_str() : nullptr;
     out->meta_len = meta ? meta->size() : 0;
     out->id = e->id()->c_str();

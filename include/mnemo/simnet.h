@@ -11,8 +11,8 @@
  * On top sits a SWIM harness (mn_simswim_*): N swim cores, a ground-truth
  * view matrix fed by their membership events, and scenarios (steady, crash,
  * partition, churn, join) that measure detection time, false positives,
- * message load and join convergence; and a replication harness
- * (mn_simrepl_*, below). */
+ * message load and join convergence; a replication harness
+ * (mn_simrepl_*, below); and a gossip harness (mn_simgossip_*, below). */
 #ifndef MNEMO_SIMNET_H
 #define MNEMO_SIMNET_H
 
@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "mnemo/err.h"
+#include "mnemo/gossip.h"
 #include "mnemo/spaces.h"
 #include "mnemo/swim.h"
 #include "mnemo/util.h"
@@ -287,5 +288,65 @@ mn_err mn_simrepl_run(const mn_simrepl_opts_t *o, mn_simrepl_scenario_t sc, mn_s
                       mn_error *err);
 /* Did the run keep every invariant (and end with a primary and converged)? */
 bool mn_simrepl_ok(const mn_simrepl_result_t *r);
+
+/* ---- gossip harness (mn_simgossip_*, simnet/gossip_sim.c) ----
+ *
+ * N nodes "n0".."n<N-1>" run the gossip core over simnet, every node a peer
+ * of every other (gossip.scope = "cluster"). Every node starts with the same
+ * `spaces` x `records` records; then the scenario changes records at some
+ * nodes (new versions, new records, tombstones) under its faults. A judge
+ * folds every change into one more core that no network reaches (the
+ * merge is order-free, so that is the state every node must reach) and
+ * reports when every node's directory root equals the judge's. */
+
+typedef enum {
+    MN_SIMGOSSIP_CONVERGE = 0, /* steady phase, then one change at one node */
+    MN_SIMGOSSIP_LOSS,         /* the same under 5 % datagram loss (unless --loss is given) */
+    MN_SIMGOSSIP_PARTITION,    /* halves apart, changes on both sides (a tombstone racing an
+                                * update of the same record), heal */
+    MN_SIMGOSSIP_RANDOM,       /* random changes, tombstones, partitions, pauses, 0..5 % loss */
+    MN_SIMGOSSIP_JOIN,         /* a node restarts empty (a new or wiped node) and fetches it all */
+} mn_simgossip_scenario_t;
+
+/* Parses "converge" | "loss" | "partition" | "random" | "join". */
+mn_err mn_simgossip_scenario_parse(const char *s, mn_simgossip_scenario_t *out);
+const char *mn_simgossip_scenario_name(mn_simgossip_scenario_t sc);
+
+typedef struct mn_simgossip_opts {
+    int nodes; /* 2..1000 (100) */
+    uint64_t seed;
+    mn_simnet_link_t link;
+    mn_gossip_config_t gossip;
+    int spaces;         /* spaces every node holds at the start (4) */
+    int records;        /* records per space at the start (250) */
+    int payload_bytes;  /* each version's payload (the memory's bytes), 0..65536 (1024) */
+    int64_t steady_ms;  /* fault-free phase whose traffic is measured (10000) */
+    int64_t horizon_ms; /* a change not everywhere within this is a failure (60000) */
+    FILE *trace;
+} mn_simgossip_opts_t;
+
+void mn_simgossip_opts_default(mn_simgossip_opts_t *o);
+
+typedef struct mn_simgossip_result {
+    bool converged;             /* every node's root equals the judge's at the end */
+    int mismatched;             /* nodes whose root does not */
+    bool tombstones_held;       /* every node holds the judge's tombstones as tombstones */
+    double converge_s;          /* last change -> every root equal (< 0: not within horizon) */
+    double converge_rounds;     /* converge_s / interval */
+    double steady_bytes_node_s; /* bytes sent per node per second, steady phase */
+    double steady_frames_node_s;
+    double converge_bytes_node_s; /* ... while converging */
+    double heal_s;                /* partition: heal -> every root equal */
+    uint64_t changes;             /* records changed by the scenario */
+    mn_gossip_stats_t stats;      /* summed over the nodes */
+    double sim_s;
+    uint64_t trace_hash;
+} mn_simgossip_result_t;
+
+/* Runs one scenario; fills r. The run is a pure function of o (the seed). */
+mn_err mn_simgossip_run(const mn_simgossip_opts_t *o, mn_simgossip_scenario_t sc,
+                        mn_simgossip_result_t *r, mn_error *err);
+/* Converged, with the tombstones held, within the horizon. */
+bool mn_simgossip_ok(const mn_simgossip_result_t *r);
 
 #endif

@@ -1,0 +1,171 @@
+/* `simnet gossip`: runs gossip scenarios (simnet/gossip_sim.c) and prints
+ * each run's figures and whether every node converged on the judge's state.
+ *
+ *   simnet gossip --scenario converge --nodes 100 --seed 1   one run
+ *   simnet gossip --scenario partition --runs 20             seeds seed..seed+19
+ *   simnet gossip --random --runs 50                         random seeds, every scenario
+ *
+ * With --random the seeds are drawn from the OS and each failing one is
+ * printed as a command line that replays it. Exit status 1 if any run failed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/simnet.h"
+
+int mn__simnet_gossip_main(int argc, char **argv);
+
+typedef struct gossip_cli {
+    mn_simgossip_opts_t o;
+    const char *scenario; /* NULL: every scenario in turn */
+    int runs;
+    bool random, quiet;
+    const char *trace_path;
+} gossip_cli;
+
+static void gossip_usage(FILE *f)
+{
+    fputs("usage: simnet gossip [options]\n"
+          "  --scenario S     converge|loss|partition|random|join (all of them in turn)\n"
+          "  --seed N         first seed (1); run r uses seed + r\n"
+          "  --runs N         runs (1)\n"
+          "  --random         draw each run's seed from the OS; print failing ones\n"
+          "  --nodes N        nodes (100)\n"
+          "  --spaces N       spaces every node starts with (4)\n"
+          "  --records N      records per space at the start (250)\n"
+          "  --payload B      bytes of each version's payload (1024)\n"
+          "  --loss P         datagram loss probability (0; loss: 0.05; random: 0..0.05)\n"
+          "  --interval-ms MS gossip.interval_ms (1000)\n"
+          "  --fanout N       gossip.fanout (3)\n"
+          "  --steady-ms MS   the steady phase measured (10000)\n"
+          "  --quiet          print failures and the summary only\n"
+          "  --trace FILE     text trace of the first run\n",
+          f);
+}
+
+static int parse_value(gossip_cli *c, const char *a, const char *v)
+{
+    if (strcmp(a, "--scenario") == 0)
+        c->scenario = v;
+    else if (strcmp(a, "--seed") == 0)
+        c->o.seed = strtoull(v, NULL, 10);
+    else if (strcmp(a, "--runs") == 0)
+        c->runs = atoi(v);
+    else if (strcmp(a, "--nodes") == 0)
+        c->o.nodes = atoi(v);
+    else if (strcmp(a, "--spaces") == 0)
+        c->o.spaces = atoi(v);
+    else if (strcmp(a, "--records") == 0)
+        c->o.records = atoi(v);
+    else if (strcmp(a, "--payload") == 0)
+        c->o.payload_bytes = atoi(v);
+    else if (strcmp(a, "--loss") == 0)
+        c->o.link.loss = atof(v);
+    else if (strcmp(a, "--interval-ms") == 0)
+        c->o.gossip.interval_ms = atoll(v);
+    else if (strcmp(a, "--fanout") == 0)
+        c->o.gossip.fanout = atoi(v);
+    else if (strcmp(a, "--steady-ms") == 0)
+        c->o.steady_ms = atoll(v);
+    else if (strcmp(a, "--trace") == 0)
+        c->trace_path = v;
+    else
+        return 2;
+    return -1;
+}
+
+static int parse(int argc, char **argv, gossip_cli *c)
+{
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--random") == 0) {
+            c->random = true;
+            continue;
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            c->quiet = true;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0) {
+            gossip_usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "simnet gossip: %s needs a value\n", a);
+            return 2;
+        }
+        if (parse_value(c, a, v) >= 0) {
+            gossip_usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    return c->runs >= 1 ? -1 : 2;
+}
+
+static void print_run(mn_simgossip_scenario_t sc, uint64_t seed, int nodes,
+                      const mn_simgossip_result_t *r)
+{
+    printf("%-9s seed %-20llu %s nodes %d changes %llu converge %.2f s (%.1f rounds; log2 N %.1f) "
+           "heal %.2f s steady %.0f B/node/s %.2f frames/node/s converging %.0f B/node/s "
+           "pushed %llu pulled %llu rejected %llu%s%s\n",
+           mn_simgossip_scenario_name(sc), (unsigned long long)seed,
+           mn_simgossip_ok(r) ? "ok  " : "FAIL", nodes, (unsigned long long)r->changes,
+           r->converge_s, r->converge_rounds, log2((double)nodes), r->heal_s,
+           r->steady_bytes_node_s, r->steady_frames_node_s, r->converge_bytes_node_s,
+           (unsigned long long)r->stats.entries_pushed, (unsigned long long)r->stats.entries_pulled,
+           (unsigned long long)r->stats.frames_rejected, r->converged ? "" : " NOT-CONVERGED",
+           r->tombstones_held ? "" : " TOMBSTONE-LOST");
+}
+
+/* One run; returns true if it converged with its tombstones held. */
+static bool one(const gossip_cli *c, mn_simgossip_scenario_t sc, uint64_t seed, FILE *trace)
+{
+    mn_simgossip_opts_t o = c->o;
+    o.seed = seed;
+    o.trace = trace;
+    mn_simgossip_result_t r;
+    mn_error err;
+    if (mn_simgossip_run(&o, sc, &r, &err) != MN_OK) {
+        fprintf(stderr, "simnet gossip: %s\n", err.message);
+        return false;
+    }
+    bool ok = mn_simgossip_ok(&r);
+    if (!c->quiet || !ok) print_run(sc, seed, o.nodes, &r);
+    if (!ok)
+        printf("  replay: simnet gossip --scenario %s --seed %llu --nodes %d\n",
+               mn_simgossip_scenario_name(sc), (unsigned long long)seed, o.nodes);
+    return ok;
+}
+
+int mn__simnet_gossip_main(int argc, char **argv)
+{
+    gossip_cli c = {.runs = 1};
+    mn_simgossip_opts_default(&c.o);
+    int rc = parse(argc, argv, &c);
+    if (rc >= 0) return rc;
+    mn_simgossip_scenario_t first = MN_SIMGOSSIP_CONVERGE, last = MN_SIMGOSSIP_JOIN;
+    if (c.scenario) {
+        if (mn_simgossip_scenario_parse(c.scenario, &first) != MN_OK) {
+            fprintf(stderr, "simnet gossip: unknown scenario '%s'\n", c.scenario);
+            return 2;
+        }
+        last = first;
+    }
+    FILE *trace = c.trace_path ? fopen(c.trace_path, "w") : NULL;
+    if (c.trace_path && !trace) {
+        perror(c.trace_path);
+        return 1;
+    }
+    int runs = 0, failed = 0;
+    for (int r = 0; r < c.runs; r++)
+        for (int sc = (int)first; sc <= (int)last; sc++) {
+            uint64_t seed = c.random ? mn_random_seed() : c.o.seed + (uint64_t)r;
+            runs++;
+            failed += !one(&c, (mn_simgossip_scenario_t)sc, seed, runs == 1 ? trace : NULL);
+        }
+    if (trace) fclose(trace);
+    printf("simnet gossip: %d runs, %d failed\n", runs, failed);
+    return failed ? 1 : 0;
+}

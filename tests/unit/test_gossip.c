@@ -1,0 +1,282 @@
+/* The gossip core's exchange (gossip/gossip_core.c, gossip_exchange.c) on a
+ * hand-driven network of a few cores: one exchange brings two nodes to the
+ * join of their states in both directions (records, new spaces,
+ * tombstones); nodes that agree exchange one frame; batches stay within
+ * batch_max and a large difference closes over a few rounds; rounds go to
+ * `fanout` distinct peers; bad configuration and names are refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/gossip.h"
+#include "mnemo/wire_gossip.h"
+
+#define NODES 3
+#define QMAX 20000
+
+typedef struct frame {
+    int to;
+    size_t len;
+    uint8_t *buf;
+} frame;
+
+typedef struct net {
+    mn_gossip_t *g[NODES];
+    int idx[NODES];
+    frame q[QMAX];
+    size_t head, tail;
+    uint64_t frames, max_records, changed_calls;
+    mn_wire_gossip_storage_t st;
+} net;
+
+static net *NET;
+
+static void on_send(void *user, const char *to, const uint8_t *buf, size_t len)
+{
+    (void)user;
+    net *n = NET;
+    assert_true(n->tail < QMAX);
+    frame *f = &n->q[n->tail++];
+    f->to = to[1] - '0';
+    f->len = len;
+    f->buf = aligned_alloc(8, (len + 7) & ~(size_t)7);
+    assert_non_null(f->buf);
+    memcpy(f->buf, buf, len);
+    n->frames++;
+    mn_wire_gossip_frame_t d; /* every frame we build decodes, within its batch */
+    assert_int_equal(mn_wire_gossip_decode(f->buf, len, &d, &n->st), MN_OK);
+    if (d.n_records > n->max_records) n->max_records = d.n_records;
+    if (d.kind == MN_WIRE_GOSSIP_PULL && d.n_keys > n->max_records) n->max_records = d.n_keys;
+}
+
+static void on_changed(void *user, const char *space, const mn_gossip_record_t *r)
+{
+    (void)user, (void)space, (void)r;
+    NET->changed_calls++;
+}
+
+static net *net_new(const mn_gossip_config_t *c)
+{
+    net *n = calloc(1, sizeof *n);
+    assert_non_null(n);
+    NET = n;
+    n->st.nodes = calloc(MN_WIRE_GOSSIP_MAX_NODES, sizeof *n->st.nodes);
+    n->st.nodes_cap = MN_WIRE_GOSSIP_MAX_NODES;
+    n->st.records = calloc(MN_WIRE_GOSSIP_MAX_RECORDS, sizeof *n->st.records);
+    n->st.records_cap = MN_WIRE_GOSSIP_MAX_RECORDS;
+    n->st.names = calloc(MN_WIRE_GOSSIP_MAX_KEYS, sizeof *n->st.names);
+    n->st.name_lens = calloc(MN_WIRE_GOSSIP_MAX_KEYS, sizeof *n->st.name_lens);
+    n->st.names_cap = MN_WIRE_GOSSIP_MAX_KEYS;
+    const char *ids[NODES] = {"n0", "n1", "n2"};
+    for (int i = 0; i < NODES; i++) {
+        mn_gossip_cb_t cb = {.user = &n->idx[i], .send = on_send, .changed = on_changed};
+        n->idx[i] = i;
+        assert_int_equal(mn_gossip_new(ids[i], c, &cb, 100 + (uint64_t)i, 0, &n->g[i], NULL),
+                         MN_OK);
+        assert_int_equal(mn_gossip_set_peers(n->g[i], ids, NODES, NULL), MN_OK);
+    }
+    return n;
+}
+
+static void net_free(net *n)
+{
+    for (size_t i = n->head; i < n->tail; i++)
+        free(n->q[i].buf);
+    for (int i = 0; i < NODES; i++)
+        mn_gossip_free(n->g[i]);
+    free(n->st.nodes);
+    free(n->st.records);
+    free(n->st.names);
+    free(n->st.name_lens);
+    free(n);
+}
+
+/* Delivers until nothing is in flight (an exchange ends by itself). */
+static void drain(net *n)
+{
+    while (n->head < n->tail) {
+        frame f = n->q[n->head++];
+        mn_gossip_on_message(n->g[f.to], 0, f.buf, f.len);
+        free(f.buf);
+    }
+    n->head = n->tail = 0;
+}
+
+/* Node a starts an exchange with node b (a round with b as the only peer). */
+static void exchange(net *n, int a, int b)
+{
+    char id[3] = {'n', (char)('0' + b), 0};
+    const char *peers[] = {id};
+    assert_int_equal(mn_gossip_set_peers(n->g[a], peers, 1, NULL), MN_OK);
+    mn_gossip_on_tick(n->g[a], INT64_MAX / 2);
+    drain(n);
+}
+
+static bool same_root(const net *n, int a, int b)
+{
+    uint8_t x[MN_GOSSIP_DIGEST_LEN], y[MN_GOSSIP_DIGEST_LEN];
+    uint64_t cx, cy;
+    mn_gossip_root(n->g[a], NULL, x, &cx);
+    mn_gossip_root(n->g[b], NULL, y, &cy);
+    return cx == cy && memcmp(x, y, sizeof x) == 0;
+}
+
+static mn_gossip_record_t rec(uint64_t k, uint64_t hlc)
+{
+    mn_gossip_record_t r;
+    memset(&r, 0, sizeof r);
+    mn_put_be64(r.id.b, 0x0190000000000000ull + k);
+    mn_put_be64(r.id.b + 8, 0x8000000000000000ull + k);
+    r.epoch = 1;
+    r.hlc = hlc;
+    r.confidence = 0.5f;
+    r.support_n = 1;
+    return r;
+}
+
+static void put(net *n, int node, const char *space, mn_gossip_record_t r)
+{
+    assert_int_equal(mn_gossip_put(n->g[node], space, &r, NULL), MN_OK);
+}
+
+static void test_gossip_one_exchange_brings_both_sides_to_the_join(void **state)
+{
+    (void)state;
+    net *n = net_new(NULL);
+    for (uint64_t k = 0; k < 100; k++) { /* a common base */
+        put(n, 0, "s1", rec(k, 1));
+        put(n, 1, "s1", rec(k, 1));
+    }
+    put(n, 0, "s1", rec(5, 2));    /* newer at n0 */
+    put(n, 1, "s1", rec(6, 2));    /* newer at n1 */
+    put(n, 1, "s1", rec(500, 1));  /* only at n1 */
+    put(n, 0, "only0", rec(1, 1)); /* spaces each side lacks */
+    put(n, 1, "only1", rec(1, 1));
+    mn_gossip_record_t t = rec(7, 0);
+    t.forgotten_hlc = 9, t.epoch = 0, t.confidence = 0, t.support_n = 0;
+    put(n, 0, "s1", t); /* forgotten at n0 */
+    assert_false(same_root(n, 0, 1));
+    exchange(n, 1, 0);
+    assert_true(same_root(n, 0, 1));
+    assert_int_equal(mn_gossip_space_count(n->g[0]), 3);
+    mn_gossip_record_t got;
+    assert_int_equal(mn_gossip_get(n->g[1], "s1", &t.id, &got), MN_OK);
+    assert_true(got.forgotten_hlc == 9);
+    put(n, 1, "s1", rec(7, 99)); /* a later version of a forgotten memory stays forgotten */
+    assert_int_equal(mn_gossip_get(n->g[1], "s1", &t.id, &got), MN_OK);
+    assert_true(got.forgotten_hlc == 9);
+    mn_gossip_stats_t st;
+    mn_gossip_stats(n->g[0], &st);
+    assert_int_equal(st.peers_differing, 1);
+    assert_true(st.entries_pushed >= 3 && st.entries_pulled >= 3);
+    assert_true(n->changed_calls >= 6);
+    assert_true(mn_gossip_verify(n->g[0]) && mn_gossip_verify(n->g[1]));
+    net_free(n);
+}
+
+static void test_gossip_nodes_that_agree_exchange_one_frame(void **state)
+{
+    (void)state;
+    net *n = net_new(NULL);
+    for (uint64_t k = 0; k < 50; k++)
+        for (int i = 0; i < 2; i++)
+            put(n, i, k % 2 ? "a" : "b", rec(k, 1));
+    uint64_t before = n->frames;
+    exchange(n, 0, 1);
+    assert_int_equal(n->frames - before, 1);
+    mn_gossip_stats_t st;
+    mn_gossip_stats(n->g[1], &st);
+    assert_int_equal(st.peers_differing, 0);
+    net_free(n);
+}
+
+static void test_gossip_batches_stay_bounded_and_a_large_gap_closes_in_rounds(void **state)
+{
+    (void)state;
+    mn_gossip_config_t c;
+    mn_gossip_config_default(&c);
+    c.batch_max = 16;
+    net *n = net_new(&c);
+    for (uint64_t k = 0; k < 3000; k++)
+        put(n, 0, "big", rec(k, 1));
+    int rounds = 0;
+    while (!same_root(n, 0, 1) && rounds < 100) {
+        exchange(n, rounds % 2, 1 - rounds % 2); /* either side starts */
+        rounds++;
+    }
+    assert_true(same_root(n, 0, 1));
+    assert_true(rounds > 1);
+    assert_true(n->max_records <= 16);
+    net_free(n);
+}
+
+static void test_gossip_rounds_go_to_fanout_distinct_peers(void **state)
+{
+    (void)state;
+    mn_gossip_config_t c;
+    mn_gossip_config_default(&c);
+    c.fanout = 2;
+    net *n = net_new(&c);
+    int64_t due = mn_gossip_next_deadline(n->g[0]);
+    assert_true(due >= 0 && due <= c.interval_ms * 1000);
+    mn_gossip_on_tick(n->g[0], due - 1); /* not yet */
+    assert_int_equal(n->tail, 0);
+    mn_gossip_on_tick(n->g[0], due);
+    assert_int_equal(n->tail, 2);
+    assert_true(n->q[0].to != n->q[1].to && n->q[0].to != 0 && n->q[1].to != 0);
+    int64_t next = mn_gossip_next_deadline(n->g[0]);
+    assert_true(next >= due + c.interval_ms * 900 && next <= due + c.interval_ms * 1100);
+    drain(n);
+    assert_int_equal(mn_gossip_set_peers(n->g[0], NULL, 0, NULL), MN_OK);
+    mn_gossip_on_tick(n->g[0], next); /* no peers: a round that sends nothing */
+    assert_int_equal(n->tail, 0);
+    net_free(n);
+}
+
+static void test_gossip_refuses_bad_configuration_and_names(void **state)
+{
+    (void)state;
+    mn_gossip_config_t c;
+    mn_error err;
+    mn_gossip_config_default(&c);
+    c.fanout = 0;
+    assert_int_equal(mn_gossip_config_check(&c, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "gossip.fanout"));
+    mn_gossip_config_default(&c);
+    c.gc_horizon_ms = 1000;
+    assert_int_equal(mn_gossip_config_check(&c, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "gossip.gc_horizon_ms"));
+    mn_gossip_config_default(&c);
+    c.batch_max = MN_WIRE_GOSSIP_MAX_RECORDS + 1;
+    assert_int_equal(mn_gossip_config_check(&c, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "gossip.batch_max"));
+    mn_gossip_cb_t cb = {.send = on_send};
+    mn_gossip_t *g;
+    assert_int_equal(mn_gossip_new("", NULL, &cb, 1, 0, &g, &err), MN_ERR_INVALID);
+    assert_int_equal(mn_gossip_new("bad\nid", NULL, &cb, 1, 0, &g, &err), MN_ERR_INVALID);
+    assert_int_equal(mn_gossip_new("n0", NULL, &cb, 1, 0, &g, NULL), MN_OK);
+    const char *peers[] = {"n1", "n\x7f"};
+    assert_int_equal(mn_gossip_set_peers(g, peers, 2, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "peers[1]"));
+    mn_gossip_record_t r = rec(1, 1);
+    assert_int_equal(mn_gossip_put(g, "", &r, &err), MN_ERR_INVALID);
+    assert_non_null(strstr(err.message, "space"));
+    assert_int_equal(mn_gossip_space_count(g), 0);
+    mn_gossip_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gossip_one_exchange_brings_both_sides_to_the_join),
+        cmocka_unit_test(test_gossip_nodes_that_agree_exchange_one_frame),
+        cmocka_unit_test(test_gossip_batches_stay_bounded_and_a_large_gap_closes_in_rounds),
+        cmocka_unit_test(test_gossip_rounds_go_to_fanout_distinct_peers),
+        cmocka_unit_test(test_gossip_refuses_bad_configuration_and_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
