@@ -523,6 +523,14 @@ void api_inproc_init(api_inproc_req *r, const cJSON *body)
     r->body = body;
 }
 
+const cJSON *api_inproc_tree(const mn_http_request_t *req)
+{
+    if (req->body != api_inproc_body) return NULL;
+    return ((const api_inproc_req *)(const void *)((const char *)req -
+                                                   offsetof(api_inproc_req, http)))
+        ->body;
+}
+
 /* The tree an in-process caller gave (api_inproc_req), as a root of its own. */
 static cJSON *inproc_body(const mn_http_request_t *req, mn_http_response_t *resp)
 {

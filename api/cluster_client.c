@@ -39,6 +39,7 @@ void cl_http_resp_free(cl_http_resp *r)
 {
     free(r->content_type);
     free(r->body);
+    free(r->head);
     memset(r, 0, sizeof *r);
 }
 
@@ -258,7 +259,15 @@ typedef struct head {
     bool chunked;
     int64_t length; /* -1: none given */
     char *content_type;
+    char *raw;
 } head;
+
+char *cl_http_resp_header(const cl_http_resp *r, const char *name)
+{
+    if (!r->head) return NULL;
+    const char *first = strchr(r->head, '\n');
+    return first ? header_value(first + 1, r->head + strlen(r->head), name) : NULL;
+}
 
 static cl_http_fail parse_head(conn *c, size_t end, head *h)
 {
@@ -272,6 +281,10 @@ static cl_http_fail parse_head(conn *c, size_t end, head *h)
     char *te = header_value(hb, b + end, "transfer-encoding");
     char *cl = header_value(hb, b + end, "content-length");
     h->content_type = header_value(hb, b + end, "content-type");
+    if ((h->raw = malloc(end + 1)) != NULL) {
+        memcpy(h->raw, b, end);
+        h->raw[end] = 0;
+    }
     h->chunked = te && strcasestr(te, "chunked") != NULL;
     h->length = -1;
     char *stop = NULL;
@@ -393,11 +406,13 @@ cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_res
     if (!f) {
         out->status = h.status;
         out->content_type = h.content_type;
-        h.content_type = NULL;
+        out->head = h.raw;
+        h.content_type = h.raw = NULL;
     } else {
         cl_http_resp_free(out);
     }
     free(h.content_type);
+    free(h.raw);
     free(c.buf);
     if (c.fd >= 0) close(c.fd);
     return f;

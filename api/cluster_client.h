@@ -43,8 +43,11 @@ typedef struct cl_http_resp {
     char *content_type; /* malloc'd copy of the header, or NULL */
     char *body;         /* malloc'd, NUL-terminated (body_len bytes before the NUL), or NULL */
     size_t body_len;
+    char *head; /* malloc'd: the status line and the headers, as they came */
 } cl_http_resp;
 void cl_http_resp_free(cl_http_resp *r);
+/* A malloc'd copy of the value of header name (case-insensitive) of r, or NULL. */
+char *cl_http_resp_header(const cl_http_resp *r, const char *name);
 
 /* How an exchange failed: whether the peer may have seen the request decides whether a
  * retry is safe. */
