@@ -10,7 +10,6 @@ breaker closes again. Single-node: the options are validated (422 naming the fie
 change nothing. Every wait polls with a deadline."""
 
 import hashlib
-import hmac
 import json
 import os
 import signal
@@ -19,10 +18,11 @@ import urllib.parse
 
 import pytest
 
+from cluster_hop import create_here, sign
 from conftest import MnemoServer, wait_until
 from mnemo_client import MnemoClient
 from test_cluster_spaces import agreed
-from test_cluster_swim import KEY, cluster_env, swim_endpoint, view_is
+from test_cluster_swim import cluster_env, swim_endpoint, view_is
 from test_mcp import Session
 
 DEADLINE_S = 30.0
@@ -72,30 +72,6 @@ def start_node(server_factory, seeds, zone):
     return server_factory(env=env)
 
 
-def sign(method, path, query, body, node="test-node", role="admin", key_name="-",
-         spaces="*", key=KEY, now_ms=None):
-    """The x-mnemo-hop-* headers of an internal hop (api/cluster_client.h)."""
-    t = str(now_ms if now_ms is not None else int(time.time() * 1000))
-    digest = hashlib.sha256(body).hexdigest()
-    text = "mnemo-hop-v1\n%s\n%s%s\n%s\n%s\n%s\n%s\n%s\n%s" % (
-        method, path, "?" + query if query else "", t, node, role, key_name, spaces, digest)
-    sig = hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
-    return {"x-mnemo-hop-node": node, "x-mnemo-hop-time": t, "x-mnemo-hop-role": role,
-            "x-mnemo-hop-key": key_name, "x-mnemo-hop-spaces": spaces,
-            "x-mnemo-hop-body": digest, "x-mnemo-hop-sig": sig}
-
-
-def hop(server, method, path, body=None, query="", headers=None, **kw):
-    data = json.dumps(body).encode() if body is not None else b""
-    h = sign(method, path, query, data, **kw)
-    if body is not None:
-        h["Content-Type"] = "application/json"
-    h.update(headers or {})
-    with server.client(timeout=10.0, key=None) as c:
-        return c.raw(method, path + ("?" + query if query else ""),
-                     body=data if body is not None else None, headers=h)
-
-
 def call(server, method, path, body=None, query=None, timeout=10.0, key=WRITER):
     with server.client(timeout=timeout, key=key) as c:
         return c.raw(method, path, body=body, query=query)
@@ -120,8 +96,7 @@ def cluster(tmp_path_factory):
         wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
                    what="three alive members in every view")
     for s in nodes:  # a hop is served where it lands: the space is made on each node
-        r = hop(s, "POST", "/v1/spaces", {"name": SPACE, "dim": 4})
-        assert r.status == 201, (r.status, r.body)
+        create_here(s, SPACE)
     docs = wait_until(lambda: agreed(nodes, [SPACE], ids), DEADLINE_S,
                       what="the same placement on every node")
     primary = ids.index(docs[0]["spaces"][0]["primary"])
