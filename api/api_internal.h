@@ -62,6 +62,9 @@ typedef struct api_route_ask {
     bool write;        /* it changes the space */
     bool create;       /* POST /v1/spaces: the space is born on its desired primary */
     api_read_pref read;
+    /* a door that cannot forward (gRPC): where the request would go is answered instead, as
+     * 421 wrong_node naming the node that serves it (or 503 when none can) */
+    bool no_forward;
     const cJSON *tree; /* the body of an in-process request (printed when forwarded), or NULL */
     int64_t replica_lag_ms; /* out: served here from a replica this far behind; -1 = not one,
                              * or its lag is not known */
@@ -287,6 +290,18 @@ mn_err api_filter_compile(const cJSON *v, api_arena *a, mn_filter_t *f, mn_error
 /* api_filter_compile of the JSON text[0..len) (a query parameter, a gRPC string). */
 mn_err api_filter_from_text(const char *text, size_t len, api_arena *a, mn_filter_t *f,
                             mn_error *err);
+
+/* ---- cluster-mode request options (docs/api.md, "Cluster mode") ---- */
+/* "consistency": one | quorum | all -> 0 | 1 | 2 (an mn_spaces_level_t); else MN_ERR_INVALID
+ * naming the field. */
+mn_err api_consistency_parse(const char *v, int *level, mn_error *err);
+/* "read": primary | nearest. */
+mn_err api_read_parse(const char *v, api_read_pref *out, mn_error *err);
+
+/* After a write the engine made durable here (api_cluster.c): in cluster mode, waits until
+ * space's log, up to its last lsn now (*lsn), reached level (-1: the configured default);
+ * MN_OK at once in single-node mode or when the space is gone. */
+mn_err api_write_wait(mn_api_t *api, const char *space, int level, uint64_t *lsn, mn_error *err);
 
 /* ---- query strings ---- */
 typedef struct api_qparam {

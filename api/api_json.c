@@ -950,3 +950,30 @@ mn_err api_query_read(const mn_http_request_t *req, const char *const *allowed, 
     }
     return MN_OK;
 }
+
+/* ---- cluster-mode request options ---- */
+
+mn_err api_consistency_parse(const char *v, int *level, mn_error *err)
+{
+    static const char *const names[] = {"one", "quorum", "all"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, names[i])) {
+            *level = i;
+            return MN_OK;
+        }
+    return mn_error_set(err, MN_ERR_INVALID,
+                        "consistency: must be one, quorum or all, got \"%.32s\"", v);
+}
+
+mn_err api_read_parse(const char *v, api_read_pref *out, mn_error *err)
+{
+    if (!strcmp(v, "primary"))
+        *out = API_READ_PRIMARY;
+    else if (!strcmp(v, "nearest"))
+        *out = API_READ_NEAREST;
+    else
+        return mn_error_set(err, MN_ERR_INVALID, "read: must be primary or nearest, got \"%.32s\"",
+                            v);
+    return MN_OK;
+}
+

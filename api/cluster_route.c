@@ -460,6 +460,29 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
     return true;
 }
 
+/* A door that cannot forward: which node serves the request (421), or 503 when none can. */
+static bool redirect(mn_http_response_t *resp, const api_route_ask *ask, const cl_placement *pl,
+                     const plan *p)
+{
+    char msg[400];
+    if (p->n == 0 && !p->local_fallback) {
+        snprintf(msg, sizeof msg, "space \"%s\": %s", ask->space, p->why);
+        unavailable(resp, msg, "retry later");
+        return true;
+    }
+    if (p->n == 0) return false; /* only this node's own copy can serve the read */
+    const cl_holder *to = &pl->holders[p->targets[0]];
+    snprintf(msg, sizeof msg,
+             "space \"%s\" is served by node %s (its %s, HTTP API at %s): connect to it, or "
+             "use the HTTP API, which forwards",
+             ask->space, to->node, p->targets[0] == 0 ? "primary" : "replica", to->api);
+    mn_http_respond_error(resp, 421, "wrong_node", msg,
+                          ask->write ? "writes run on the space's primary"
+                                     : "or read with read=nearest from a node that holds a copy");
+    mn_http_add_header(resp, "x-mnemo-node", to->node);
+    return true;
+}
+
 /* ---- the hook ---- */
 
 bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_response_t *resp,
@@ -492,6 +515,7 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
         }
         return false;
     }
+    if (ask->no_forward) return redirect(resp, ask, &pl, &p);
     if (forward(rt, req, resp, ask, &pl, &p)) return true;
     /* no other copy answered a read: this node's own, in rotation, serves it */
     ask->replica_lag_ms = p.local_lag_ms;

@@ -207,7 +207,7 @@ static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn
             else rc = api_filter_from_text(v, strlen(v), a, f, err);
         } else if (!strcmp(k, "read")) {
             api_read_pref p;
-            rc = rest_read_text(v, &p, err);
+            rc = api_read_parse(v, &p, err);
         }
     }
     return rc;
@@ -252,7 +252,7 @@ void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *res
     for (size_t i = 0; i < nq && !rc; i++)
         rc = !strcmp(qs[i].key, "as_of") ? api_query_time(qs[i].key, qs[i].value, &as_of, &err)
              : !strcmp(qs[i].key, "read")
-                 ? rest_read_text(qs[i].value, &pref, &err)
+                 ? api_read_parse(qs[i].value, &pref, &err)
                  : api_query_bool(qs[i].key, qs[i].value, &with_embedding, &err);
     api_arena_free(&a);
     if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
@@ -281,7 +281,7 @@ void rest_h_forget(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     int level = -1;
     mn_err rc = api_query_read(req, params, false, &a, &qs, &nq, &err);
     for (size_t i = 0; i < nq && !rc; i++) {
-        if (!strcmp(qs[i].key, "consistency")) rc = rest_consistency_text(qs[i].value, &level, &err);
+        if (!strcmp(qs[i].key, "consistency")) rc = api_consistency_parse(qs[i].value, &level, &err);
         else if (!strcmp(qs[i].value, "delete")) mode = MN_FORGET_DELETE;
         else if (!strcmp(qs[i].value, "suppress")) mode = MN_FORGET_SUPPRESS;
         else

@@ -29,13 +29,11 @@ cJSON *rest_body_in_space(mn_api_t *api, const mn_http_request_t *req, mn_http_r
 bool rest_path_id(const mn_http_request_t *req, mn_id_t *id, mn_http_response_t *resp);
 
 /* ---- cluster-mode options (rest_route.c; docs/api.md, "Cluster mode") ---- */
-/* "consistency": one | quorum | all -> 0 | 1 | 2; absent or null -> -1 (the configured
- * default). A bad value is MN_ERR_INVALID naming the field. */
+/* The body's "consistency" (api_consistency_parse); absent or null -> -1 (the configured
+ * default). */
 mn_err rest_consistency_body(const cJSON *o, int *level, mn_error *err);
-mn_err rest_consistency_text(const char *v, int *level, mn_error *err);
-/* "read": primary (the default) | nearest. */
+/* The body's "read" (api_read_parse); absent or null -> primary. */
 mn_err rest_read_body(const cJSON *o, api_read_pref *out, mn_error *err);
-mn_err rest_read_text(const char *v, api_read_pref *out, mn_error *err);
 /* After a write the engine made durable here: in cluster mode, waits until it reached level
  * (write_wait); false when it did not, with 503 unavailable in resp. True in single-node
  * mode. */

@@ -33,36 +33,12 @@ bool rest_routable(const char *method, const char *pattern)
 
 /* ---- the options ---- */
 
-mn_err rest_consistency_text(const char *v, int *level, mn_error *err)
-{
-    static const char *const names[] = {"one", "quorum", "all"};
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(v, names[i])) {
-            *level = i;
-            return MN_OK;
-        }
-    return mn_error_set(err, MN_ERR_INVALID,
-                        "consistency: must be one, quorum or all, got \"%.32s\"", v);
-}
-
 mn_err rest_consistency_body(const cJSON *o, int *level, mn_error *err)
 {
     const char *v = NULL;
     *level = -1;
     mn_err rc = api_get_string(o, "consistency", "", &v, err);
-    return rc || !v ? rc : rest_consistency_text(v, level, err);
-}
-
-mn_err rest_read_text(const char *v, api_read_pref *out, mn_error *err)
-{
-    if (!strcmp(v, "primary"))
-        *out = API_READ_PRIMARY;
-    else if (!strcmp(v, "nearest"))
-        *out = API_READ_NEAREST;
-    else
-        return mn_error_set(err, MN_ERR_INVALID, "read: must be primary or nearest, got \"%.32s\"",
-                            v);
-    return MN_OK;
+    return rc || !v ? rc : api_consistency_parse(v, level, err);
 }
 
 mn_err rest_read_body(const cJSON *o, api_read_pref *out, mn_error *err)
@@ -70,24 +46,19 @@ mn_err rest_read_body(const cJSON *o, api_read_pref *out, mn_error *err)
     const char *v = NULL;
     *out = API_READ_PRIMARY;
     mn_err rc = api_get_string(o, "read", "", &v, err);
-    return rc || !v ? rc : rest_read_text(v, out, err);
+    return rc || !v ? rc : api_read_parse(v, out, err);
 }
 
 bool rest_write_settled(mn_api_t *api, const char *space, int level, mn_http_response_t *resp)
 {
-    const api_cluster_hooks *h = api->cluster;
-    if (!h || !h->write_wait) return true;
-    mn_space_stats_t st;
     mn_error err = {0};
-    /* the space's last lsn now: at or past this write's (a later write only waits longer) */
-    mn_err rc = mn_engine_space_get(api->engine, space, &st, &err);
-    if (!rc) rc = h->write_wait(h->arg, space, st.last_lsn, level, -1, &err);
-    if (!rc) return true;
+    uint64_t lsn;
+    if (api_write_wait(api, space, level, &lsn, &err) == MN_OK) return true;
     char msg[sizeof err.message + 200];
     snprintf(msg, sizeof msg,
              "%s; the write is durable on the primary (lsn %llu) but did not reach its "
              "consistency level in time",
-             err.message, (unsigned long long)st.last_lsn);
+             err.message, (unsigned long long)lsn);
     mn_http_respond_error(resp, 503, "unavailable", msg,
                           "retry it: remember with the same idempotency_key stores nothing "
                           "twice; or ask for consistency \"one\"");
@@ -103,7 +74,7 @@ static api_read_pref read_pref(const api_route *r, const mn_http_request_t *req)
     api_read_pref p = API_READ_PRIMARY;
     char v[16];
     if (!strcmp(r->method, "GET")) {
-        if (mn_http_query_get(req, "read", v, sizeof v)) rest_read_text(v, &p, NULL);
+        if (mn_http_query_get(req, "read", v, sizeof v)) api_read_parse(v, &p, NULL);
         return p;
     }
     if (strcmp(r->pattern, "/v1/spaces/{space}/recall") != 0) return p;

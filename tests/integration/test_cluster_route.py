@@ -16,10 +16,12 @@ import signal
 import time
 import urllib.parse
 
+import grpc
 import pytest
 
 from cluster_hop import create_here, sign
 from conftest import MnemoServer, wait_until
+from grpc_util import Grpc, error_code, pb
 from mnemo_client import MnemoClient
 from test_cluster_spaces import agreed
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
@@ -240,6 +242,40 @@ def test_forged_and_tampered_hops_are_refused(cluster):
     assert r.status == 201 and r.headers["x-mnemo-served-by"] == ids[(p + 1) % 3], r.body
 
 
+def grpc_error(fn, *args):
+    with pytest.raises(grpc.RpcError) as ei:
+        fn(*args)
+    return ei.value
+
+
+def test_grpc_calls_name_the_node_that_serves_them(cluster):
+    nodes, ids, p = cluster
+    replica = nodes[(p + 1) % 3]
+    mem = pb().Memory(content="over grpc", embedding=EMB)
+    g = Grpc("127.0.0.1:%d" % replica.grpc_port, api_key=WRITER)
+    try:
+        e = grpc_error(g.Remember, pb().RememberRequest(space=SPACE, memory=mem))
+        assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e.details()
+        assert error_code(e) == "wrong_node" and ids[p] in e.details(), e.details()
+        e = grpc_error(g.Remember, pb().RememberRequest(space=SPACE, memory=mem,
+                                                        consistency="most"))
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert e.details().startswith("consistency:"), e.details()
+        # read=primary (the default) is the primary's; read=nearest is served here
+        e = grpc_error(g.ListMemories, pb().ListMemoriesRequest(space=SPACE))
+        assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
+        g.ListMemories(pb().ListMemoriesRequest(space=SPACE, read="nearest"))
+        g.Recall(pb().RecallRequest(space=SPACE, embedding=EMB, read="nearest"))
+    finally:
+        g.close()
+    g = Grpc("127.0.0.1:%d" % nodes[p].grpc_port, api_key=WRITER)
+    try:
+        r = g.Remember(pb().RememberRequest(space=SPACE, memory=mem, consistency="all"))
+        assert r.id
+    finally:
+        g.close()
+
+
 def test_paused_primary_gets_503_and_opens_the_breaker(cluster):
     nodes, ids, p = cluster
     via = nodes[(p + 1) % 3]
@@ -324,6 +360,20 @@ def test_single_node_validates_the_options(server, client):
     assert st == 422 and msg.startswith("read:"), msg
     st, _ = status("DELETE", base + "/memories/" + mid, query={"consistency": "all"})
     assert st == 200
+    # the same over gRPC
+    g = Grpc("127.0.0.1:%d" % server.grpc_port)
+    try:
+        mem = pb().Memory(content="g", embedding=EMB)
+        r = g.Remember(pb().RememberRequest(space="opts", memory=mem, consistency="quorum"))
+        for bad in (pb().RememberRequest(space="opts", memory=mem, consistency="x"),):
+            e = grpc_error(g.Remember, bad)
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "consistency" in e.details()
+        e = grpc_error(g.GetMemory, pb().GetMemoryRequest(space="opts", id=r.id, read="far"))
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and e.details().startswith("read:")
+        g.GetMemory(pb().GetMemoryRequest(space="opts", id=r.id, read="nearest"))
+        g.Forget(pb().ForgetRequest(space="opts", id=r.id, consistency="one"))
+    finally:
+        g.close()
     # a hop header without cluster mode is no hop: nothing routes, the key rules apply
     r = client.raw("GET", base + "/memories", headers={"x-mnemo-hop-node": "x"})
     assert r.status == 200 and "x-mnemo-served-by" not in r.headers
