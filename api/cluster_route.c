@@ -34,7 +34,6 @@
 #include "mnemo/util.h"
 
 #define BREAKERS_MAX 64
-#define OUT_OF_ROTATION_MS 10000 /* a replica further behind serves no reads */
 #define TARGET_MAX 1024
 
 typedef struct breaker {
@@ -189,18 +188,12 @@ bool cl_route_breaker_open(cl_route *rt, const char *node)
 
 /* ---- the plan: where a request runs ---- */
 
-typedef struct plan {
-    int targets[MN_SPACES_HOLDERS_MAX]; /* holders to try, in order */
-    int n;
-    bool local_fallback; /* serve here when none answers (this node's copy is in rotation) */
-    int64_t local_lag_ms;
-    char why[200]; /* nothing to try: why (503) */
-} plan;
+typedef cl_route_plan_t plan;
 
 static bool in_rotation(const cl_holder *h)
 {
     return h->role == MN_SPACES_PRIMARY ||
-           (h->role == MN_SPACES_REPLICA && h->lag_ms <= OUT_OF_ROTATION_MS);
+           (h->role == MN_SPACES_REPLICA && h->lag_ms <= CL_ROUTE_OUT_OF_ROTATION_MS);
 }
 
 static bool reachable(const cl_holder *h)
@@ -208,8 +201,7 @@ static bool reachable(const cl_holder *h)
     return h->alive && h->api[0];
 }
 
-/* true: serve here. false: try p's targets (none: 503 with p->why). */
-static bool plan_of(const char *self, const api_route_ask *ask, const cl_placement *pl, plan *p)
+bool cl_route_plan(const char *self, const api_route_ask *ask, const cl_placement *pl, plan *p)
 {
     memset(p, 0, sizeof *p);
     p->local_lag_ms = -1;
@@ -505,7 +497,7 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
     plan p = {.local_lag_ms = -1};
     bool found = cl_spaces_lookup(rt->cs, ask->space, ask->create, &pl);
     /* unknown here, or a creation of a space this node holds already: served (refused) here */
-    if (!found || (ask->create && !pl.preview) || plan_of(self, ask, &pl, &p)) {
+    if (!found || (ask->create && !pl.preview) || cl_route_plan(self, ask, &pl, &p)) {
         ask->replica_lag_ms = p.local_lag_ms;
         mn_http_add_header(resp, "x-mnemo-served-by", self);
         if (ask->replica_lag_ms >= 0) {

@@ -40,6 +40,23 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
  * request goes to the API-key gate (mn_auth_http_gate) when auth is on. */
 bool cl_route_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *resp);
 
+/* A replica further behind than this serves no reads (out of rotation). */
+#define CL_ROUTE_OUT_OF_ROTATION_MS 10000
+
+/* Where a request runs: the decision of cl_route_request, a pure function of the request and
+ * the placement (exposed for tests). */
+typedef struct cl_route_plan {
+    int targets[MN_SPACES_HOLDERS_MAX]; /* holders to try, in order */
+    int n;
+    bool local_fallback;  /* serve here when none answers (this node's copy is in rotation) */
+    int64_t local_lag_ms; /* serving here from a replica this far behind; -1 = not / unknown */
+    char why[200];        /* no target and no fallback: why (the 503) */
+} cl_route_plan_t;
+/* true: serve here (p->local_lag_ms set). false: try p's targets in order, then serve here if
+ * p->local_fallback, else 503 (p->why when there is no target). self: this node's id. */
+bool cl_route_plan(const char *self, const api_route_ask *ask, const cl_placement *pl,
+                   cl_route_plan_t *p);
+
 /* Counters since start, for GET /v1/cluster/spaces and tests. */
 typedef struct cl_route_stats {
     uint64_t forwarded;     /* requests answered by another node */
