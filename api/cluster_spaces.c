@@ -507,3 +507,16 @@ bool cl_spaces_lookup(cl_spaces *cs, const char *space, bool want_preview, cl_pl
         out->holders[i].lag_ms = fn(arg, space, out->holders[i].node);
     return e != NULL;
 }
+
+bool cl_spaces_node_api(cl_spaces *cs, const char *node, char *out, size_t cap)
+{
+    bool found = false;
+    pthread_mutex_lock(&cs->mu);
+    for (size_t k = 0; k < cs->n_nodes && !found; k++)
+        if (!strcmp(cs->nodes[k].id, node) && cs->nodes[k].api[0]) {
+            snprintf(out, cap, "%s", cs->nodes[k].api);
+            found = true;
+        }
+    pthread_mutex_unlock(&cs->mu);
+    return found;
+}

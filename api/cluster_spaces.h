@@ -52,6 +52,10 @@ typedef struct cl_placement {
     cl_holder holders[MN_SPACES_HOLDERS_MAX]; /* holders[0] is the primary if its role says so */
 } cl_placement;
 
+/* The HTTP API address node announces ("api=" of its SWIM metadata) into out (cap bytes):
+ * false when node is not in the current view or has announced none. */
+bool cl_spaces_node_api(cl_spaces *cs, const char *node, char *out, size_t cap);
+
 /* The placement of space in the published table: false when the table does not know it
  * (unless preview: then where the space would be placed if it were created now). */
 bool cl_spaces_lookup(cl_spaces *cs, const char *space, bool preview, cl_placement *out);
