@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mnemo/assert.h"
 #include "mnemo/metrics.h"
 #include "mnemo/util.h"
 
@@ -203,6 +204,9 @@ static bool reachable(const cl_holder *h)
 
 bool cl_route_plan(const char *self, const api_route_ask *ask, const cl_placement *pl, plan *p)
 {
+    /* a placement holds at most MN_SPACES_HOLDERS_MAX holders (cl_spaces_lookup checks it
+     * where it copies them), so the targets fit */
+    mn_assert(pl->n_holders >= 0 && pl->n_holders <= MN_SPACES_HOLDERS_MAX);
     memset(p, 0, sizeof *p);
     p->local_lag_ms = -1;
     int me = -1, primary = pl->n_holders && pl->holders[0].role == MN_SPACES_PRIMARY ? 0 : -1;
