@@ -53,8 +53,7 @@ struct cl_route {
     breaker br[BREAKERS_MAX];
     size_t n_br;
     mn_prng_t prng;
-    cl_route_stats st;
-    mn_metrics_family_t *m_forwards, *m_breaker, *m_refused;
+    mn_metrics_family_t *m_forwards, *m_breaker, *m_refused, *m_retries;
 };
 
 void cl_route_opts_default(cl_route_opts *o)
@@ -92,6 +91,9 @@ mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_er
         result_label, 1);
     rt->m_breaker = mn_metrics_counter(m, "mnemo_route_breaker_opens_total",
                                        "Times a peer's circuit breaker opened.", NULL, 0);
+    rt->m_retries = mn_metrics_counter(
+        m, "mnemo_route_retries_total",
+        "Connect attempts repeated while forwarding (nothing had been sent).", NULL, 0);
     rt->m_refused =
         mn_metrics_counter(m, "mnemo_route_hops_refused_total",
                            "Internal hops refused: bad signature, clock, grant or body.", NULL, 0);
@@ -112,18 +114,9 @@ void cl_route_set_auth(cl_route *rt, const mn_auth_t *auth)
     rt->auth = auth;
 }
 
-void cl_route_stats_get(cl_route *rt, cl_route_stats *out)
+/* One more in metric family f (label: its one label's value, or NULL for none). */
+static void count(mn_metrics_family_t *f, const char *label)
 {
-    pthread_mutex_lock(&rt->mu);
-    *out = rt->st;
-    pthread_mutex_unlock(&rt->mu);
-}
-
-static void count(cl_route *rt, uint64_t *counter, mn_metrics_family_t *f, const char *label)
-{
-    pthread_mutex_lock(&rt->mu);
-    (*counter)++;
-    pthread_mutex_unlock(&rt->mu);
     const char *v[] = {label};
     if (f) mn_metrics_add(f, label ? v : NULL, 1);
 }
@@ -169,22 +162,12 @@ static void breaker_result(cl_route *rt, const char *node, bool ok, int64_t now_
             b->probing = false;
         }
     }
-    if (opened) rt->st.breaker_opens++;
     pthread_mutex_unlock(&rt->mu);
     if (opened) {
         mn_log_warn("route: circuit breaker of node %s open for %lld ms", node,
                     (long long)rt->o.breaker_open_ms);
-        if (rt->m_breaker) mn_metrics_add(rt->m_breaker, NULL, 1);
+        count(rt->m_breaker, NULL);
     }
-}
-
-bool cl_route_breaker_open(cl_route *rt, const char *node)
-{
-    pthread_mutex_lock(&rt->mu);
-    breaker *b = breaker_of(rt, node);
-    bool open = b && b->open_until_ms && mn_time_now_ms() < b->open_until_ms;
-    pthread_mutex_unlock(&rt->mu);
-    return open;
 }
 
 /* ---- the plan: where a request runs ---- */
@@ -371,8 +354,8 @@ static cl_http_fail attempt(cl_route *rt, const cl_holder *to, const mn_http_req
         if (f != CL_HTTP_CONNECT || a >= rt->o.retries) return f;
         pthread_mutex_lock(&rt->mu);
         double jitter = 0.5 + mn_prng_double(&rt->prng); /* 0.5 .. 1.5 */
-        rt->st.retries++;
         pthread_mutex_unlock(&rt->mu);
+        count(rt->m_retries, NULL);
         sleep_ms((int64_t)((double)(rt->o.backoff_ms << a) * jitter));
     }
 }
@@ -429,7 +412,7 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
             breaker_result(rt, to->node, true, mn_time_now_ms());
             relay(rt, &hr, resp);
             cl_http_resp_free(&hr);
-            count(rt, &rt->st.forwarded, rt->m_forwards, "ok");
+            count(rt->m_forwards, "ok");
             free(h.owned);
             return true;
         } else {
@@ -444,7 +427,7 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
     }
     free(h.owned);
     if (p->local_fallback && !sent) return false;
-    count(rt, &rt->st.failed, rt->m_forwards, "failed");
+    count(rt->m_forwards, "failed");
     if (sent)
         snprintf(msg, sizeof msg,
                  "space \"%s\": its primary did not answer in time (%s): the write may or may "
@@ -495,7 +478,7 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
         /* the gate checked its head; the body is checked here, before anything runs */
         mn_error err = {0};
         if (cl_hop_verify_body(req, &err)) {
-            count(rt, &rt->st.hops_refused, rt->m_refused, NULL);
+            count(rt->m_refused, NULL);
             mn_http_respond_error(resp, 401, "unauthenticated", err.message, NULL);
             return true;
         }
@@ -584,7 +567,7 @@ static mn_auth_role_t role_of(const char *name)
 
 static bool refuse(cl_route *rt, mn_http_response_t *resp, int status, const char *msg)
 {
-    count(rt, &rt->st.hops_refused, rt->m_refused, NULL);
+    count(rt->m_refused, NULL);
     mn_log_warn("route: internal hop refused: %s", msg);
     mn_http_respond_error(resp, status, status == 401 ? "unauthenticated" : "permission_denied",
                           msg, NULL);
