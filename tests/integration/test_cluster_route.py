@@ -106,7 +106,8 @@ def cluster(tmp_path_factory):
     for s in made:
         if s.proc and s.proc.poll() is None:
             os.kill(s.proc.pid, signal.SIGCONT)
-            s.stop()
+            rc = s.stop()
+            assert rc == 0, "mnemo exited with %s:\n%s" % (rc, s.log()[-3000:])
 
 
 def remember(server, content, **extra):
