@@ -6,8 +6,8 @@
  * can be changed on the way. The gate checks the head (the body is not read yet) against the
  * digest the hop claims; the handler's routing step then checks the body against that digest
  * (cl_hop_verify_body) before anything is served. A hop outside CL_HOP_SKEW_MS of the
- * receiver's clock is refused, which bounds how long a captured hop can be replayed (within
- * the window it can: remember's idempotency_key is what makes a replayed write harmless). */
+ * receiver's clock is refused, and within that window the gate refuses a signature it saw
+ * already (api/cluster_replay.c), so a captured hop cannot be replayed. */
 #include "cluster_client.h"
 
 #include <openssl/crypto.h>

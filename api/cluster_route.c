@@ -23,6 +23,7 @@
 #include "cluster_route.h"
 
 #include "cluster_client.h"
+#include "cluster_replay.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@ struct cl_route {
     breaker br[BREAKERS_MAX];
     size_t n_br;
     mn_prng_t prng;
+    cl_replay *replay; /* the hops the gate admitted lately */
     mn_metrics_family_t *m_forwards, *m_breaker, *m_refused, *m_retries;
 };
 
@@ -73,7 +75,9 @@ static const char *const result_label[] = {"result"};
 mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_error *err)
 {
     cl_route *rt = calloc(1, sizeof *rt);
-    if (!rt || !(rt->key = strdup(o->cluster_key ? o->cluster_key : ""))) {
+    if (!rt || !(rt->key = strdup(o->cluster_key ? o->cluster_key : "")) ||
+        !(rt->replay = cl_replay_new(2 * CL_HOP_SKEW_MS))) {
+        if (rt) free(rt->key);
         free(rt);
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     }
@@ -105,6 +109,7 @@ void cl_route_free(cl_route *rt)
 {
     if (!rt) return;
     pthread_mutex_destroy(&rt->mu);
+    cl_replay_free(rt->replay);
     free(rt->key);
     free(rt);
 }
@@ -588,6 +593,12 @@ bool cl_route_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *
     mn_auth_op_t op = mn_auth_route_op(req->method, req->route);
     mn_auth_result_t res = mn_auth_allow_grant(rt->auth, &g, op, mn_auth_http_space(req), &v);
     if (res != MN_AUTH_OK) return refuse(rt, resp, res == MN_AUTH_NO_KEY ? 401 : 403, v.message);
+    /* a hop is admitted once: a second one with its signature is a replay */
+    pthread_mutex_lock(&rt->mu);
+    bool again =
+        cl_replay_seen(rt->replay, mn_http_header_get(req, "x-mnemo-hop-sig"), mn_time_now_ms());
+    pthread_mutex_unlock(&rt->mu);
+    if (again) return refuse(rt, resp, 401, "internal hop: replayed (its signature was seen)");
     snprintf(resp->principal, sizeof resp->principal, "hop:%.30s", id.node);
     return true;
 }
