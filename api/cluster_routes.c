@@ -15,6 +15,7 @@
  * mnemo_swim_dropped_packets_total{reason = auth | verify | misdirected}. */
 #include "cluster_routes.h"
 
+#include "cluster_route.h"
 #include "cluster_spaces.h"
 
 #include <cjson/cJSON.h>
@@ -40,6 +41,8 @@ struct mn_cluster {
     uv_loop_t *loop;
     mn_swim_uv_t *swim;
     cl_spaces *spaces; /* placement: stepped on every snapshot */
+    cl_route *route;   /* forwarding: any node serves any space */
+    api_cluster_hooks hooks; /* what the doors call (api->cluster) */
     char meta[MN_SWIM_META_MAX + 1];
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
@@ -262,6 +265,24 @@ static void h_members(void *ctx, const mn_http_request_t *req, mn_http_response_
     cJSON_free(body);
 }
 
+/* ---- the hooks the doors call ---- */
+
+static bool hook_route(void *arg, const mn_http_request_t *req, mn_http_response_t *resp,
+                       api_route_ask *ask)
+{
+    mn_cluster_t *cl = arg;
+    return cl_route_request(cl->route, req, resp, ask);
+}
+
+static mn_err route_new(const mn_config_t *c, mn_cluster_t *cl, mn_error *err)
+{
+    cl_route_opts ro;
+    cl_route_opts_default(&ro);
+    ro.cluster_key = c->cluster.key ? c->cluster.key : "";
+    ro.forward_timeout_ms = c->cluster.forward_timeout_ms;
+    return cl_route_new(cl->spaces, &ro, &cl->route, err);
+}
+
 /* ---- lifecycle ---- */
 
 mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engine,
@@ -287,7 +308,9 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = load_node_id(c, cl->node_id, err);
     if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->node_id, &cl->spaces, err);
+    if (rc == MN_OK) rc = route_new(c, cl, err);
     if (rc != MN_OK) {
+        cl_spaces_free(cl->spaces);
         free(cl);
         return rc;
     }
@@ -305,6 +328,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     o.meta = cl->meta;
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
+        cl_route_free(cl->route);
         cl_spaces_free(cl->spaces);
         pthread_mutex_destroy(&cl->mu);
         free(cl);
@@ -319,8 +343,12 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     return MN_OK;
 }
 
-mn_err mn_cluster_register(mn_cluster_t *cl, mn_http_router_t *router, mn_error *err)
+mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router,
+                           mn_error *err)
 {
+    cl->hooks.arg = cl;
+    cl->hooks.route = hook_route;
+    api->cluster = &cl->hooks;
     mn_err rc = mn_http_router_add(router, "GET", "/v1/cluster/members", h_members, cl);
     if (rc != MN_OK)
         return mn_error_set(err, rc, "route GET /v1/cluster/members: %s", mn_strerror(rc));
@@ -328,6 +356,12 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_http_router_t *router, mn_error 
     if (rc != MN_OK)
         return mn_error_set(err, rc, "route GET /v1/cluster/spaces: %s", mn_strerror(rc));
     return MN_OK;
+}
+
+void mn_cluster_set_gate(mn_cluster_t *cl, mn_http_server_t *http, const mn_auth_t *auth)
+{
+    cl_route_set_auth(cl->route, auth);
+    mn_http_server_set_gate(http, cl_route_gate, cl->route);
 }
 
 void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port)
@@ -348,6 +382,7 @@ static void finish(mn_cluster_t *cl)
     void (*done)(void *) = cl->done;
     void *arg = cl->done_arg;
     free(cl->rows);
+    cl_route_free(cl->route);
     cl_spaces_free(cl->spaces);
     pthread_mutex_destroy(&cl->mu);
     free(cl);

@@ -479,11 +479,7 @@ bool g_call_authorize(gcall *c, const char *space)
 /* The `space` of a request message, or NULL (CreateSpace, ListSpaces, ...). */
 static const char *request_space(const ProtobufCMessage *msg)
 {
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, "space");
-    if (!f || f->type != PROTOBUF_C_TYPE_STRING) return NULL;
-    const char *s = *(char *const *)((const char *)msg + f->offset);
-    return s ? s : "";
+    return g_msg_string(msg, "space");
 }
 
 /* ---- the state machine ---- */
@@ -495,6 +491,7 @@ static void run_unary(gcall *c, ProtobufCMessage *req)
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
     mn_err rc = c->m->unary(&ctx, req, &resp, &err);
+    if (!rc && mn_auth_op_role(c->m->op) >= MN_AUTH_WRITE) rc = g_call_settle(c, c->srv->api, req, &err);
     if (rc && ctx.denied) /* RecallMany: a space the key may not read */
         g_call_finish_status(c, GRPC_STATUS_PERMISSION_DENIED, err.message, "permission_denied",
                              "a key reads the spaces its [[auth.keys]] entry lists", NULL);
@@ -510,6 +507,7 @@ static void run_batch(gcall *c)
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
     mn_err rc = c->m->batch(&ctx, c->msgs, c->n_msgs, &resp, &err);
+    if (!rc) rc = g_call_settle(c, c->srv->api, c->msgs[0], &err); /* the first message's level and space */
     g_call_finish(c, rc, &err, c->m->nf, resp);
     api_arena_free(&ctx.arena);
 }
@@ -568,7 +566,7 @@ static void on_recv(gcall *c, bool ok)
     }
     switch (m->shape) {
     case G_UNARY:
-        if (g_call_authorize(c, request_space(req))) run_unary(c, req);
+        if (g_call_authorize(c, request_space(req)) && g_call_route(c, c->srv->api, req)) run_unary(c, req);
         protobuf_c_message_free_unpacked(req, &g_allocator);
         return;
     case G_SERVER_STREAM:
@@ -577,7 +575,7 @@ static void on_recv(gcall *c, bool ok)
         protobuf_c_message_free_unpacked(req, &g_allocator);
         return;
     case G_CLIENT_STREAM:
-        if (c->n_msgs == 0 && !g_call_authorize(c, request_space(req))) {
+        if (c->n_msgs == 0 && !(g_call_authorize(c, request_space(req)) && g_call_route(c, c->srv->api, req))) {
             protobuf_c_message_free_unpacked(req, &g_allocator);
             return;
         }
