@@ -17,6 +17,7 @@
 
 #include "api_internal.h"
 #include "cluster_catalog.h"
+#include "cluster_drain.h"
 #include "cluster_spaces.h"
 
 #include <cjson/cJSON.h>
@@ -41,10 +42,13 @@ typedef struct cl_row {
 struct mn_cluster {
     uv_loop_t *loop;
     mn_swim_uv_t *swim;
-    cl_spaces *spaces;   /* placement: stepped on every snapshot */
-    cl_catalog *catalog; /* every space's definition (api/cluster_catalog.c) */
+    cl_spaces *spaces;       /* placement: stepped on every snapshot */
+    cl_catalog *catalog;     /* every space's definition (api/cluster_catalog.c) */
     api_cluster_hooks hooks; /* what the doors call (api->cluster points here) */
     char meta[MN_SWIM_META_MAX + 1];
+    char zone[MN_SWIM_META_MAX + 1]; /* cluster.zone, announced in meta */
+    char api[MN_SWIM_META_MAX + 1];  /* the API address announced, "" until HTTP listens */
+    cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
     pthread_mutex_t mu;
@@ -152,8 +156,18 @@ static void metrics_export(mn_cluster_t *cl, const mn_swim_stats_t *st)
     cl->exported = *st;
 }
 
+/* Announces this node's metadata (API address, zone, drain flag). Loop thread. */
+static void announce(mn_cluster_t *cl)
+{
+    cl_spaces_meta(cl->zone, cl->api[0] ? cl->api : NULL, atomic_load(&cl->drain.draining),
+                   cl->meta, sizeof cl->meta);
+    if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
+        mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
+}
+
 static void publish(mn_cluster_t *cl)
 {
+    if (atomic_exchange(&cl->drain.announce, false)) announce(cl);
     mn_swim_t *core = mn_swim_uv_core(cl->swim);
     mn_swim_stats_t st;
     mn_swim_stats_get(core, &st);
@@ -266,6 +280,23 @@ static void h_members(void *ctx, const mn_http_request_t *req, mn_http_response_
     cJSON_free(body);
 }
 
+/* The API address an alive or suspect member announces (cl_drain's api_of; any thread). */
+static bool api_of(void *arg, const char *node, char *out, size_t cap)
+{
+    mn_cluster_t *cl = arg;
+    bool found = false;
+    pthread_mutex_lock(&cl->mu);
+    for (size_t i = 0; i < cl->n_rows && !found; i++) {
+        const mn_swim_member_info_t *m = &cl->rows[i].info;
+        if (strcmp(m->id, node) || (m->state != MN_SWIM_ALIVE && m->state != MN_SWIM_SUSPECT))
+            continue;
+        cl_meta_get(m->meta, "api", out, cap);
+        found = out[0] != 0;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return found;
+}
+
 /* ---- lifecycle ---- */
 
 mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engine,
@@ -290,6 +321,9 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     mn_cluster_t *cl = calloc(1, sizeof *cl);
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = load_node_id(c, cl->node_id, err);
+    if (rc == MN_OK) rc = cl_drain_init(&cl->drain, c->storage.data_dir, cl->node_id, err);
+    cl->drain.api_of = api_of;
+    cl->drain.arg = cl;
     if (rc == MN_OK) rc = cl_catalog_new(c, engine, cl->node_id, &cl->catalog, err);
     if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->catalog, cl->node_id, &cl->spaces, err);
     if (rc != MN_OK) {
@@ -297,7 +331,8 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
         free(cl);
         return rc;
     }
-    cl_spaces_meta(c, NULL, cl->meta, sizeof cl->meta);
+    snprintf(cl->zone, sizeof cl->zone, "%s", c->cluster.zone ? c->cluster.zone : "");
+    cl_spaces_meta(cl->zone, NULL, atomic_load(&cl->drain.draining), cl->meta, sizeof cl->meta);
     pthread_mutex_init(&cl->mu, NULL);
     cl->loop = loop;
     o.node_id = cl->node_id;
@@ -343,8 +378,7 @@ static mn_err hook_space_list(void *arg, mn_space_def_t **out, size_t *n, mn_err
     return cl_catalog_list(((mn_cluster_t *)arg)->catalog, out, n, err);
 }
 
-mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router,
-                           mn_error *err)
+mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
 {
     const struct {
         const char *method, *pattern;
@@ -355,6 +389,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
         {"GET", "/v1/cluster/spaces", cl_spaces_handle, cl->spaces},
         {"GET", "/v1/cluster/catalog", cl_catalog_handle_get, cl->catalog},
         {"POST", "/v1/cluster/catalog", cl_catalog_handle_post, cl->catalog},
+        {"POST", "/v1/cluster/drain", cl_drain_handle, &cl->drain},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         mn_err rc = mn_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn,
@@ -375,11 +410,8 @@ void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port)
 {
     const char *host = c->http.bind;
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !*host) host = c->cluster.bind;
-    char api[MN_SWIM_META_MAX];
-    snprintf(api, sizeof api, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    cl_spaces_meta(c, api, cl->meta, sizeof cl->meta);
-    if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
-        mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
+    snprintf(cl->api, sizeof cl->api, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    announce(cl);
     publish(cl);
 }
 

@@ -25,6 +25,7 @@ typedef struct cl_node {
     char id[MN_SWIM_ID_MAX + 1];
     char zone[MN_SPACES_ZONE_MAX + 1];
     char api[MN_SWIM_META_MAX + 1];
+    bool draining; /* announces drain=1 (mnemo admin drain) */
 } cl_node;
 
 struct cl_spaces {
@@ -48,16 +49,13 @@ struct cl_spaces {
 
 /* ---- metadata ---- */
 
-void cl_spaces_meta(const mn_config_t *c, const char *api, char *buf, size_t len)
+void cl_spaces_meta(const char *zone, const char *api, bool draining, char *buf, size_t len)
 {
-    const char *zone = c->cluster.zone ? c->cluster.zone : "";
-    snprintf(buf, len, "%s%s%s%s", api ? "api=" : "", api ? api : "", api && *zone ? ";" : "",
-             *zone ? "zone=" : "");
-    if (*zone) snprintf(buf + strlen(buf), len - strlen(buf), "%s", zone);
+    snprintf(buf, len, "%s%s%s%s%s%s", api ? "api=" : "", api ? api : "", api && *zone ? ";" : "",
+             *zone ? "zone=" : "", zone, draining ? (api || *zone ? ";drain=1" : "drain=1") : "");
 }
 
-/* The value of key in "k=v;k=v" meta, into out ("" when absent). */
-static void meta_get(const char *meta, const char *key, char *out, size_t cap)
+void cl_meta_get(const char *meta, const char *key, char *out, size_t cap)
 {
     out[0] = 0;
     size_t kl = strlen(key);
@@ -123,10 +121,14 @@ static size_t view_of(const mn_swim_t *core, size_t n, cl_node *nodes, mn_spaces
         if (mi.state != MN_SWIM_ALIVE && mi.state != MN_SWIM_SUSPECT) continue;
         cl_node *nd = &nodes[k];
         snprintf(nd->id, sizeof nd->id, "%s", mi.id);
-        meta_get(mi.meta, "zone", nd->zone, sizeof nd->zone);
-        meta_get(mi.meta, "api", nd->api, sizeof nd->api);
+        cl_meta_get(mi.meta, "zone", nd->zone, sizeof nd->zone);
+        cl_meta_get(mi.meta, "api", nd->api, sizeof nd->api);
+        char drain[4];
+        cl_meta_get(mi.meta, "drain", drain, sizeof drain);
+        nd->draining = !strcmp(drain, "1");
         view[k].id = nd->id;
         view[k].zone = nd->zone;
+        view[k].draining = nd->draining;
         k++;
     }
     return k;
@@ -278,6 +280,7 @@ static void add_nodes(cJSON *root, const cl_node *nodes, size_t n)
             cJSON_AddStringToObject(o, "api", nodes[i].api);
         else
             cJSON_AddNullToObject(o, "api");
+        cJSON_AddBoolToObject(o, "draining", nodes[i].draining);
         cJSON_AddItemToArray(arr, o);
     }
 }
@@ -337,6 +340,7 @@ static int preview(cl_spaces *cs, const mn_spaces_table_t *t, char *list, mn_spa
     for (size_t i = 0; !status && i < cs->n_nodes; i++) {
         view[i].id = cs->nodes[i].id;
         view[i].zone = cs->nodes[i].zone;
+        view[i].draining = cs->nodes[i].draining;
     }
     if (!status && mn_spaces_step(&tmp, view, cs->n_nodes, &cs->opts, out, err) != MN_OK)
         status = 503;

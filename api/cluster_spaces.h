@@ -15,8 +15,11 @@
 typedef struct cl_spaces cl_spaces;
 
 /* The SWIM metadata of this node: "zone=Z" and, once known, "api=HOST:PORT"
- * ("api=...;zone=..."). api NULL = not known yet. */
-void cl_spaces_meta(const mn_config_t *c, const char *api, char *buf, size_t len);
+ * ("api=...;zone=..."), then ";drain=1" while it drains. api NULL = not known yet;
+ * zone "" = none. */
+void cl_spaces_meta(const char *zone, const char *api, bool draining, char *buf, size_t len);
+/* The value of key in "k=v;k=v" metadata, into out ("" when absent). */
+void cl_meta_get(const char *meta, const char *key, char *out, size_t cap);
 
 /* catalog: the names to place (borrowed; it outlives cs). */
 mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, cl_catalog *catalog,
