@@ -9,7 +9,7 @@
  * there is nothing to trigger. Exit codes: admin_cli.h. */
 #include "admin_cli.h"
 
-#include "cluster_call.h"
+#include "cluster_client.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -116,18 +116,34 @@ static bool parse(int argc, char **argv, bool drain, admin_opts *o)
     return url_addr(o);
 }
 
-/* One request; *out the parsed JSON answer (cJSON_Delete). An exit code. */
+/* One request (Authorization: Bearer with --key); *out the parsed JSON answer
+ * (cJSON_Delete). An exit code. */
 static int call(const admin_opts *o, const char *method, const char *path, const char *body,
                 cJSON **out)
 {
     *out = NULL;
-    cl_call_resp r;
+    char auth[600];
+    cl_http_header h[1] = {{"Authorization", auth}};
+    snprintf(auth, sizeof auth, "Bearer %s", o->key ? o->key : "");
+    cl_http_req req = {.method = method,
+                       .addr = o->addr,
+                       .target = path,
+                       .headers = h,
+                       .n_headers = o->key ? 1 : 0,
+                       .body = body,
+                       .body_len = body ? strlen(body) : 0};
+    cl_http_opts ho;
+    cl_http_opts_default(&ho);
+    ho.total_timeout_ms = ho.io_timeout_ms = o->timeout_ms;
+    ho.connect_timeout_ms =
+        o->timeout_ms < ho.connect_timeout_ms ? o->timeout_ms : ho.connect_timeout_ms;
+    cl_http_resp r;
     mn_error err = {0};
-    if (cl_call(o->addr, method, path, body, o->key, o->timeout_ms, &r, &err) != MN_OK) {
+    if (cl_http_do(&req, &ho, &r, &err) != CL_HTTP_OK) {
         fprintf(stderr, "mnemo admin: cannot reach %s: %s\n", o->url, err.message);
         return ADMIN_UNREACHABLE;
     }
-    cJSON *doc = cJSON_ParseWithLength(r.body, r.len);
+    cJSON *doc = r.body ? cJSON_ParseWithLength(r.body, r.body_len) : NULL;
     int rc = ADMIN_OK;
     if (r.status != 200) {
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
@@ -141,7 +157,7 @@ static int call(const admin_opts *o, const char *method, const char *path, const
         fprintf(stderr, "mnemo admin: %s %s: the answer is not JSON\n", method, path);
         rc = ADMIN_REFUSED;
     }
-    cl_call_resp_free(&r);
+    cl_http_resp_free(&r);
     if (rc)
         cJSON_Delete(doc);
     else

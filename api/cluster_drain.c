@@ -1,6 +1,7 @@
 /* POST /v1/cluster/drain: sets or clears this node's drain flag, or carries the
- * request one hop to the node it names (over that member's API address, with
- * the caller's own API key, marked "forwarded" so it never travels further).
+ * request one hop to the node it names (a signed internal hop of this node,
+ * cl_route_call, marked "forwarded" so it never travels further; the caller's
+ * key was checked here, as an admin operation).
  *
  * The flag is a file, present while draining, created with fsync and
  * removed with an fsync of the folder: a restart keeps what was
@@ -10,8 +11,8 @@
 #include "cluster_drain.h"
 
 #include "api_internal.h"
-#include "auth.h"
-#include "cluster_call.h"
+#include "cluster_client.h"
+#include "cluster_route.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,31 +94,27 @@ static void set_here(cl_drain *d, bool on, mn_http_response_t *resp)
 }
 
 /* One hop to the member named node; its answer becomes ours. */
-static void hop(cl_drain *d, const mn_http_request_t *req, const char *node, bool on,
-                mn_http_response_t *resp)
+static void hop(cl_drain *d, const char *node, bool on, mn_http_response_t *resp)
 {
-    char addr[MN_SWIM_META_MAX + 1], body[160], msg[512];
-    if (!d->api_of(d->arg, node, addr, sizeof addr)) {
+    char body[160], msg[512];
+    snprintf(body, sizeof body, "{\"node\":\"%s\",\"drain\":%s,\"forwarded\":true}", node,
+             on ? "true" : "false");
+    cl_http_resp r;
+    mn_error err = {0};
+    cl_http_fail f =
+        cl_route_call(d->route, node, "POST", "/v1/cluster/drain", body, strlen(body), &r, &err);
+    if (f == CL_HTTP_BAD_ADDR) {
         snprintf(msg, sizeof msg, "node: \"%.64s\" is not an alive member with an API address",
                  node);
         mn_http_respond_error(resp, 404, "node_not_found", msg,
                               "GET /v1/cluster/members lists the members and their ids");
-        return;
-    }
-    snprintf(body, sizeof body, "{\"node\":\"%s\",\"drain\":%s,\"forwarded\":true}", node,
-             on ? "true" : "false");
-    const char *key = mn_auth_http_key(req);
-    cl_call_resp r;
-    mn_error err = {0};
-    if (cl_call(addr, "POST", "/v1/cluster/drain", body, key && *key ? key : NULL, HOP_TIMEOUT_MS,
-                &r, &err) != MN_OK) {
-        snprintf(msg, sizeof msg, "node %.64s (%.130s) did not answer: %.200s", node, addr,
-                 err.message);
+    } else if (f != CL_HTTP_OK) {
+        snprintf(msg, sizeof msg, "node %.64s did not answer: %.300s", node, err.message);
         mn_http_respond_error(resp, 503, "unavailable", msg, NULL);
-        return;
+    } else {
+        mn_http_respond(resp, r.status, NULL, r.body ? r.body : "", r.body_len);
     }
-    mn_http_respond(resp, r.status, NULL, r.body, r.len);
-    cl_call_resp_free(&r);
+    if (f == CL_HTTP_OK) cl_http_resp_free(&r);
 }
 
 static const char *const fields[] = {"node", "drain", "forwarded", NULL};
@@ -125,6 +122,11 @@ static const char *const fields[] = {"node", "drain", "forwarded", NULL};
 void cl_drain_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     cl_drain *d = ctx;
+    mn_error herr = {0};
+    if (cl_hop_present(req) && cl_hop_verify_body(req, &herr) != MN_OK) {
+        mn_http_respond_error(resp, 401, "unauthenticated", herr.message, NULL);
+        return;
+    }
     cJSON *doc = api_body_object(req, 0, resp); /* 415 / 400 / 413 in resp */
     if (!doc) return;
     const char *node = NULL;
@@ -144,7 +146,7 @@ void cl_drain_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t
         mn_http_respond_error(resp, 404, "node_not_found", "node: this node is not the one named",
                               NULL);
     } else {
-        hop(d, req, node, on, resp);
+        hop(d, node, on, resp);
     }
     api_json_free(doc);
 }

@@ -1,7 +1,7 @@
 /* Draining a node (`mnemo admin drain NODE`): the node announces "drain=1" in its SWIM
  * metadata, and every node's placement gives it no desired copy, so its primaries and
  * replicas move away (spaces/placement.c). POST /v1/cluster/drain {"node", "drain"} on any
- * node reaches the target (one hop over its API address). The flag is kept in
+ * node reaches the target (one signed internal hop, cl_route_call). The flag is kept in
  * <data_dir>/cluster_drain, so a drained node that restarts stays drained. Private to api/. */
 #ifndef MN_API_CLUSTER_DRAIN_H
 #define MN_API_CLUSTER_DRAIN_H
@@ -13,14 +13,14 @@
 #include "mnemo/http.h"
 #include "mnemo/swim.h"
 
+struct cl_route; /* api/cluster_route.h */
+
 typedef struct cl_drain {
     char path[4096]; /* <data_dir>/cluster_drain */
     char self[MN_SWIM_ID_MAX + 1];
-    atomic_bool draining; /* what this node announces */
-    atomic_bool announce; /* the loop thread must announce the metadata again */
-    /* The API address ("HOST:PORT") a member announces, into out; false if unknown. */
-    bool (*api_of)(void *arg, const char *node, char *out, size_t cap);
-    void *arg;
+    atomic_bool draining;   /* what this node announces */
+    atomic_bool announce;   /* the loop thread must announce the metadata again */
+    struct cl_route *route; /* the hop to another node (set before requests come) */
 } cl_drain;
 
 /* Reads the kept flag (absent: not draining). MN_ERR_IO when it cannot tell. */

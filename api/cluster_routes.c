@@ -18,6 +18,7 @@
 #include "api_internal.h"
 #include "cluster_catalog.h"
 #include "cluster_drain.h"
+#include "cluster_route.h"
 #include "cluster_spaces.h"
 
 #include <cjson/cJSON.h>
@@ -44,6 +45,7 @@ struct mn_cluster {
     mn_swim_uv_t *swim;
     cl_spaces *spaces;       /* placement: stepped on every snapshot */
     cl_catalog *catalog;     /* every space's definition (api/cluster_catalog.c) */
+    cl_route *route;         /* forwarding: any node serves any space */
     api_cluster_hooks hooks; /* what the doors call (api->cluster points here) */
     char meta[MN_SWIM_META_MAX + 1];
     char zone[MN_SWIM_META_MAX + 1]; /* cluster.zone, announced in meta */
@@ -280,21 +282,22 @@ static void h_members(void *ctx, const mn_http_request_t *req, mn_http_response_
     cJSON_free(body);
 }
 
-/* The API address an alive or suspect member announces (cl_drain's api_of; any thread). */
-static bool api_of(void *arg, const char *node, char *out, size_t cap)
+/* ---- the hooks the doors call ---- */
+
+static bool hook_route(void *arg, const mn_http_request_t *req, mn_http_response_t *resp,
+                       api_route_ask *ask)
 {
     mn_cluster_t *cl = arg;
-    bool found = false;
-    pthread_mutex_lock(&cl->mu);
-    for (size_t i = 0; i < cl->n_rows && !found; i++) {
-        const mn_swim_member_info_t *m = &cl->rows[i].info;
-        if (strcmp(m->id, node) || (m->state != MN_SWIM_ALIVE && m->state != MN_SWIM_SUSPECT))
-            continue;
-        cl_meta_get(m->meta, "api", out, cap);
-        found = out[0] != 0;
-    }
-    pthread_mutex_unlock(&cl->mu);
-    return found;
+    return cl_route_request(cl->route, req, resp, ask);
+}
+
+static mn_err route_new(const mn_config_t *c, mn_cluster_t *cl, mn_error *err)
+{
+    cl_route_opts ro;
+    cl_route_opts_default(&ro);
+    ro.cluster_key = c->cluster.key ? c->cluster.key : "";
+    ro.forward_timeout_ms = c->cluster.forward_timeout_ms;
+    return cl_route_new(cl->spaces, &ro, &cl->route, err);
 }
 
 /* ---- lifecycle ---- */
@@ -322,12 +325,15 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = load_node_id(c, cl->node_id, err);
     if (rc == MN_OK) rc = cl_drain_init(&cl->drain, c->storage.data_dir, cl->node_id, err);
-    cl->drain.api_of = api_of;
-    cl->drain.arg = cl;
     if (rc == MN_OK) rc = cl_catalog_new(c, engine, cl->node_id, &cl->catalog, err);
     if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->catalog, cl->node_id, &cl->spaces, err);
+    if (rc == MN_OK) rc = route_new(c, cl, err);
+    cl->drain.route = cl->route;
+    if (rc == MN_OK) rc = cl_catalog_start(cl->catalog, cl->route, err);
     if (rc != MN_OK) {
-        cl_catalog_free(cl->catalog);
+        cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
+        cl_route_free(cl->route);
+        cl_spaces_free(cl->spaces);
         free(cl);
         return rc;
     }
@@ -346,8 +352,9 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     o.meta = cl->meta;
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
+        cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
+        cl_route_free(cl->route);
         cl_spaces_free(cl->spaces);
-        cl_catalog_free(cl->catalog);
         pthread_mutex_destroy(&cl->mu);
         free(cl);
         return rc;
@@ -399,11 +406,18 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
                                 mn_strerror(rc));
     }
     cl->hooks.arg = cl;
+    cl->hooks.route = hook_route;
     cl->hooks.space_created = hook_space_created;
     cl->hooks.space_dropped = hook_space_dropped;
     cl->hooks.space_list = hook_space_list;
     api->cluster = &cl->hooks;
     return MN_OK;
+}
+
+void mn_cluster_set_gate(mn_cluster_t *cl, mn_http_server_t *http, const mn_auth_t *auth)
+{
+    cl_route_set_auth(cl->route, auth);
+    mn_http_server_set_gate(http, cl_route_gate, cl->route);
 }
 
 void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port)
@@ -421,8 +435,9 @@ static void finish(mn_cluster_t *cl)
     void (*done)(void *) = cl->done;
     void *arg = cl->done_arg;
     free(cl->rows);
+    cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
+    cl_route_free(cl->route);
     cl_spaces_free(cl->spaces);
-    cl_catalog_free(cl->catalog);
     pthread_mutex_destroy(&cl->mu);
     free(cl);
     if (done) done(arg);

@@ -45,6 +45,8 @@ struct cl_spaces {
     char error[sizeof(((mn_error *)0)->message)]; /* the last step's failure, "" = none */
     uint64_t published_version; /* loop thread: the version of the table copied last */
     bool published;
+    cl_lag_fn lag_fn; /* under mu */
+    void *lag_arg;
 };
 
 /* ---- metadata ---- */
@@ -457,4 +459,78 @@ void cl_spaces_handle(void *ctx, const mn_http_request_t *req, mn_http_response_
         mn_http_respond(resp, 200, NULL, body, strlen(body));
     }
     cJSON_free(body);
+}
+
+/* ---- lookups for routing (any thread) ---- */
+
+void cl_spaces_set_lag_source(cl_spaces *cs, cl_lag_fn fn, void *arg)
+{
+    pthread_mutex_lock(&cs->mu);
+    cs->lag_fn = fn;
+    cs->lag_arg = arg;
+    pthread_mutex_unlock(&cs->mu);
+}
+
+const char *cl_spaces_self(const cl_spaces *cs)
+{
+    return cs->self;
+}
+
+/* Entry e as out, each holder with its API address from the view (under mu). */
+static void placement_of(const cl_spaces *cs, const mn_spaces_entry_t *e, cl_placement *out)
+{
+    out->epoch = e->epoch;
+    out->n_holders = e->n_holders;
+    for (int i = 0; i < e->n_holders; i++) {
+        const mn_spaces_holder_t *h = &e->holders[i];
+        cl_holder *o = &out->holders[i];
+        snprintf(o->node, sizeof o->node, "%s", h->node);
+        o->role = (mn_spaces_role_t)h->role;
+        o->lag_ms = -1;
+        for (size_t k = 0; k < cs->n_nodes; k++)
+            if (!strcmp(cs->nodes[k].id, h->node)) {
+                o->alive = !h->down;
+                snprintf(o->api, sizeof o->api, "%s", cs->nodes[k].api);
+            }
+    }
+}
+
+bool cl_spaces_lookup(cl_spaces *cs, const char *space, bool want_preview, cl_placement *out)
+{
+    memset(out, 0, sizeof *out);
+    mn_spaces_table_t tmp;
+    mn_spaces_table_init(&tmp);
+    pthread_mutex_lock(&cs->mu);
+    const mn_spaces_entry_t *e = mn_spaces_table_find(&cs->table, space);
+    if (!e && want_preview && mn_space_name_valid(space)) {
+        char list[MN_SPACE_NAME_MAX + 1];
+        const char *want[1];
+        size_t n_want = 0;
+        mn_error err = {0};
+        snprintf(list, sizeof list, "%s", space);
+        if (preview(cs, &cs->table, list, &tmp, want, &n_want, &err) == 0)
+            e = mn_spaces_table_find(&tmp, space);
+        out->preview = e != NULL;
+    }
+    if (e) placement_of(cs, e, out);
+    cl_lag_fn fn = cs->lag_fn;
+    void *arg = cs->lag_arg;
+    pthread_mutex_unlock(&cs->mu);
+    mn_spaces_table_free(&tmp);
+    for (int i = 0; fn && i < out->n_holders; i++)
+        out->holders[i].lag_ms = fn(arg, space, out->holders[i].node);
+    return e != NULL;
+}
+
+bool cl_spaces_node_api(cl_spaces *cs, const char *node, char *out, size_t cap)
+{
+    bool found = false;
+    pthread_mutex_lock(&cs->mu);
+    for (size_t k = 0; k < cs->n_nodes && !found; k++)
+        if (!strcmp(cs->nodes[k].id, node) && cs->nodes[k].api[0]) {
+            snprintf(out, cap, "%s", cs->nodes[k].api);
+            found = true;
+        }
+    pthread_mutex_unlock(&cs->mu);
+    return found;
 }
