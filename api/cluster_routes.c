@@ -15,6 +15,9 @@
  * mnemo_swim_dropped_packets_total{reason = auth | verify | misdirected}. */
 #include "cluster_routes.h"
 
+#include "api_internal.h"
+#include "cluster_catalog.h"
+#include "cluster_drain.h"
 #include "cluster_route.h"
 #include "cluster_spaces.h"
 
@@ -40,10 +43,14 @@ typedef struct cl_row {
 struct mn_cluster {
     uv_loop_t *loop;
     mn_swim_uv_t *swim;
-    cl_spaces *spaces; /* placement: stepped on every snapshot */
-    cl_route *route;   /* forwarding: any node serves any space */
-    api_cluster_hooks hooks; /* what the doors call (api->cluster) */
+    cl_spaces *spaces;       /* placement: stepped on every snapshot */
+    cl_catalog *catalog;     /* every space's definition (api/cluster_catalog.c) */
+    cl_route *route;         /* forwarding: any node serves any space */
+    api_cluster_hooks hooks; /* what the doors call (api->cluster points here) */
     char meta[MN_SWIM_META_MAX + 1];
+    char zone[MN_SWIM_META_MAX + 1]; /* cluster.zone, announced in meta */
+    char api[MN_SWIM_META_MAX + 1];  /* the API address announced, "" until HTTP listens */
+    cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
     pthread_mutex_t mu;
@@ -151,8 +158,18 @@ static void metrics_export(mn_cluster_t *cl, const mn_swim_stats_t *st)
     cl->exported = *st;
 }
 
+/* Announces this node's metadata (API address, zone, drain flag). Loop thread. */
+static void announce(mn_cluster_t *cl)
+{
+    cl_spaces_meta(cl->zone, cl->api[0] ? cl->api : NULL, atomic_load(&cl->drain.draining),
+                   cl->meta, sizeof cl->meta);
+    if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
+        mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
+}
+
 static void publish(mn_cluster_t *cl)
 {
+    if (atomic_exchange(&cl->drain.announce, false)) announce(cl);
     mn_swim_t *core = mn_swim_uv_core(cl->swim);
     mn_swim_stats_t st;
     mn_swim_stats_get(core, &st);
@@ -307,14 +324,21 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     mn_cluster_t *cl = calloc(1, sizeof *cl);
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = load_node_id(c, cl->node_id, err);
-    if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->node_id, &cl->spaces, err);
+    if (rc == MN_OK) rc = cl_drain_init(&cl->drain, c->storage.data_dir, cl->node_id, err);
+    if (rc == MN_OK) rc = cl_catalog_new(c, engine, cl->node_id, &cl->catalog, err);
+    if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->catalog, cl->node_id, &cl->spaces, err);
     if (rc == MN_OK) rc = route_new(c, cl, err);
+    cl->drain.route = cl->route;
+    if (rc == MN_OK) rc = cl_catalog_start(cl->catalog, cl->route, err);
     if (rc != MN_OK) {
+        cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
+        cl_route_free(cl->route);
         cl_spaces_free(cl->spaces);
         free(cl);
         return rc;
     }
-    cl_spaces_meta(c, NULL, cl->meta, sizeof cl->meta);
+    snprintf(cl->zone, sizeof cl->zone, "%s", c->cluster.zone ? c->cluster.zone : "");
+    cl_spaces_meta(cl->zone, NULL, atomic_load(&cl->drain.draining), cl->meta, sizeof cl->meta);
     pthread_mutex_init(&cl->mu, NULL);
     cl->loop = loop;
     o.node_id = cl->node_id;
@@ -328,6 +352,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     o.meta = cl->meta;
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
+        cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
         cl_route_free(cl->route);
         cl_spaces_free(cl->spaces);
         pthread_mutex_destroy(&cl->mu);
@@ -343,18 +368,49 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     return MN_OK;
 }
 
-mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router,
-                           mn_error *err)
+/* ---- the hooks of the doors (api_cluster_hooks; arg = the mn_cluster_t) ---- */
+
+static void hook_space_created(void *arg, const char *space)
 {
+    cl_catalog_created(((mn_cluster_t *)arg)->catalog, space);
+}
+
+static void hook_space_dropped(void *arg, const char *space)
+{
+    cl_catalog_dropped(((mn_cluster_t *)arg)->catalog, space);
+}
+
+static mn_err hook_space_list(void *arg, mn_space_def_t **out, size_t *n, mn_error *err)
+{
+    return cl_catalog_list(((mn_cluster_t *)arg)->catalog, out, n, err);
+}
+
+mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
+{
+    const struct {
+        const char *method, *pattern;
+        mn_http_handler_fn fn;
+        void *ctx;
+    } routes[] = {
+        {"GET", "/v1/cluster/members", h_members, cl},
+        {"GET", "/v1/cluster/spaces", cl_spaces_handle, cl->spaces},
+        {"GET", "/v1/cluster/catalog", cl_catalog_handle_get, cl->catalog},
+        {"POST", "/v1/cluster/catalog", cl_catalog_handle_post, cl->catalog},
+        {"POST", "/v1/cluster/drain", cl_drain_handle, &cl->drain},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        mn_err rc = mn_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn,
+                                       routes[i].ctx);
+        if (rc != MN_OK)
+            return mn_error_set(err, rc, "route %s %s: %s", routes[i].method, routes[i].pattern,
+                                mn_strerror(rc));
+    }
     cl->hooks.arg = cl;
     cl->hooks.route = hook_route;
+    cl->hooks.space_created = hook_space_created;
+    cl->hooks.space_dropped = hook_space_dropped;
+    cl->hooks.space_list = hook_space_list;
     api->cluster = &cl->hooks;
-    mn_err rc = mn_http_router_add(router, "GET", "/v1/cluster/members", h_members, cl);
-    if (rc != MN_OK)
-        return mn_error_set(err, rc, "route GET /v1/cluster/members: %s", mn_strerror(rc));
-    rc = mn_http_router_add(router, "GET", "/v1/cluster/spaces", cl_spaces_handle, cl->spaces);
-    if (rc != MN_OK)
-        return mn_error_set(err, rc, "route GET /v1/cluster/spaces: %s", mn_strerror(rc));
     return MN_OK;
 }
 
@@ -368,11 +424,8 @@ void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port)
 {
     const char *host = c->http.bind;
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !*host) host = c->cluster.bind;
-    char api[MN_SWIM_META_MAX];
-    snprintf(api, sizeof api, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    cl_spaces_meta(c, api, cl->meta, sizeof cl->meta);
-    if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
-        mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
+    snprintf(cl->api, sizeof cl->api, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    announce(cl);
     publish(cl);
 }
 
@@ -382,6 +435,7 @@ static void finish(mn_cluster_t *cl)
     void (*done)(void *) = cl->done;
     void *arg = cl->done_arg;
     free(cl->rows);
+    cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
     cl_route_free(cl->route);
     cl_spaces_free(cl->spaces);
     pthread_mutex_destroy(&cl->mu);

@@ -3,13 +3,11 @@
  * The loop thread owns the placement driver (spaces/place_driver.c): on
  * every SWIM snapshot (each membership event and every 250 ms) it steps the
  * table over the view — the alive and suspect members, each with the zone
- * from its SWIM metadata — and the spaces this node holds, then publishes a
- * copy under a mutex. GET /v1/cluster/spaces reads that copy on any thread.
- *
- * Known limit of this increment: a node knows only its own spaces (nothing
- * replicates space definitions yet), so nodes agree on a space's holders
- * only when they hold the same spaces and stepped through the same views;
- * ?names= previews placement for any names over the current table. */
+ * from its SWIM metadata — and the catalog's spaces (every space of the
+ * cluster, held here or not: api/cluster_catalog.c), then publishes a copy
+ * under a mutex. GET /v1/cluster/spaces reads that copy on any thread.
+ * Nodes whose catalogs and views agree compute the same holders for every
+ * space; ?names= previews placement for any names over the current table. */
 #include "cluster_spaces.h"
 
 #include <cjson/cJSON.h>
@@ -28,10 +26,12 @@ typedef struct cl_node {
     char id[MN_SWIM_ID_MAX + 1];
     char zone[MN_SPACES_ZONE_MAX + 1];
     char api[MN_SWIM_META_MAX + 1];
+    bool draining; /* announces drain=1 (mnemo admin drain) */
 } cl_node;
 
 struct cl_spaces {
     mn_engine_t *engine;
+    cl_catalog *catalog; /* the names placed */
     char self[MN_SWIM_ID_MAX + 1];
     mn_spaces_opts_t opts;
     const char *consistency;
@@ -52,16 +52,13 @@ struct cl_spaces {
 
 /* ---- metadata ---- */
 
-void cl_spaces_meta(const mn_config_t *c, const char *api, char *buf, size_t len)
+void cl_spaces_meta(const char *zone, const char *api, bool draining, char *buf, size_t len)
 {
-    const char *zone = c->cluster.zone ? c->cluster.zone : "";
-    snprintf(buf, len, "%s%s%s%s", api ? "api=" : "", api ? api : "", api && *zone ? ";" : "",
-             *zone ? "zone=" : "");
-    if (*zone) snprintf(buf + strlen(buf), len - strlen(buf), "%s", zone);
+    snprintf(buf, len, "%s%s%s%s%s%s", api ? "api=" : "", api ? api : "", api && *zone ? ";" : "",
+             *zone ? "zone=" : "", zone, draining ? (api || *zone ? ";drain=1" : "drain=1") : "");
 }
 
-/* The value of key in "k=v;k=v" meta, into out ("" when absent). */
-static void meta_get(const char *meta, const char *key, char *out, size_t cap)
+void cl_meta_get(const char *meta, const char *key, char *out, size_t cap)
 {
     out[0] = 0;
     size_t kl = strlen(key);
@@ -80,8 +77,8 @@ static void meta_get(const char *meta, const char *key, char *out, size_t cap)
 
 /* ---- lifecycle ---- */
 
-mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, const char *self_id,
-                     cl_spaces **out, mn_error *err)
+mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, cl_catalog *catalog,
+                     const char *self_id, cl_spaces **out, mn_error *err)
 {
     *out = NULL;
     cl_spaces *cs = calloc(1, sizeof *cs);
@@ -95,6 +92,7 @@ mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, const char *self
         return rc;
     }
     cs->engine = engine;
+    cs->catalog = catalog;
     snprintf(cs->self, sizeof cs->self, "%s", self_id);
     cs->consistency = c->cluster.write_consistency;
     cs->peer_port = c->cluster.peer_port;
@@ -126,10 +124,14 @@ static size_t view_of(const mn_swim_t *core, size_t n, cl_node *nodes, mn_spaces
         if (mi.state != MN_SWIM_ALIVE && mi.state != MN_SWIM_SUSPECT) continue;
         cl_node *nd = &nodes[k];
         snprintf(nd->id, sizeof nd->id, "%s", mi.id);
-        meta_get(mi.meta, "zone", nd->zone, sizeof nd->zone);
-        meta_get(mi.meta, "api", nd->api, sizeof nd->api);
+        cl_meta_get(mi.meta, "zone", nd->zone, sizeof nd->zone);
+        cl_meta_get(mi.meta, "api", nd->api, sizeof nd->api);
+        char drain[4];
+        cl_meta_get(mi.meta, "drain", drain, sizeof drain);
+        nd->draining = !strcmp(drain, "1");
         view[k].id = nd->id;
         view[k].zone = nd->zone;
+        view[k].draining = nd->draining;
         k++;
     }
     return k;
@@ -166,33 +168,43 @@ static void publish(cl_spaces *cs, cl_node *nodes, size_t n_nodes, const mn_erro
     free(nodes);
 }
 
+/* The members of the view other than this node that announce an API address: the ones
+ * the catalog syncs with. */
+static void give_members(cl_spaces *cs, const cl_node *nodes, size_t n)
+{
+    cl_catalog_member *m = calloc(n ? n : 1, sizeof *m);
+    if (!m) return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(nodes[i].id, cs->self) || !nodes[i].api[0]) continue;
+        snprintf(m[k].id, sizeof m[k].id, "%s", nodes[i].id);
+        snprintf(m[k].api, sizeof m[k].api, "%s", nodes[i].api);
+        k++;
+    }
+    cl_catalog_set_members(cs->catalog, m, k);
+    free(m);
+}
+
 void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
 {
     mn_error err = {0};
     size_t n = mn_swim_member_count(core);
     cl_node *nodes = calloc(n ? n : 1, sizeof *nodes);
     mn_spaces_member_t *view = calloc(n ? n : 1, sizeof *view);
-    mn_space_def_t *defs = NULL;
-    size_t n_defs = 0;
     const char **names = NULL;
+    size_t n_names = 0;
     if (!nodes || !view) {
         mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
-    } else if (mn_engine_space_list(cs->engine, &defs, &n_defs, &err) == MN_OK) {
-        names = calloc(n_defs ? n_defs : 1, sizeof *names);
-        for (size_t i = 0; names && i < n_defs; i++)
-            names[i] = defs[i].name;
+    } else if (cl_catalog_names(cs->catalog, &names, &n_names, &err) == MN_OK) {
         size_t n_view = view_of(core, n, nodes, view);
-        if (!names)
-            mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
-        else
-            mn_spaces_driver_update(cs->driver, view, n_view, names, n_defs, &err);
+        give_members(cs, nodes, n_view);
+        mn_spaces_driver_update(cs->driver, view, n_view, names, n_names, &err);
         if (!err.code) n = n_view;
     }
     if (err.code) mn_log_warn("cluster: placement step failed: %s", err.message);
     publish(cs, err.code ? NULL : nodes, n, &err);
     if (err.code) free(nodes);
     free(names);
-    free(defs);
     free(view);
 }
 
@@ -271,6 +283,7 @@ static void add_nodes(cJSON *root, const cl_node *nodes, size_t n)
             cJSON_AddStringToObject(o, "api", nodes[i].api);
         else
             cJSON_AddNullToObject(o, "api");
+        cJSON_AddBoolToObject(o, "draining", nodes[i].draining);
         cJSON_AddItemToArray(arr, o);
     }
 }
@@ -286,7 +299,7 @@ static void add_config(cl_spaces *cs, cJSON *root)
         cJSON_AddStringToObject(root, "zone", cs->zone);
     else
         cJSON_AddNullToObject(root, "zone");
-    cJSON_AddStringToObject(root, "spaces_known", "local");
+    cJSON_AddStringToObject(root, "spaces_known", "catalog");
 }
 
 /* Splits "a,b,c" into the table t as new entries (names placed already are
@@ -330,6 +343,7 @@ static int preview(cl_spaces *cs, const mn_spaces_table_t *t, char *list, mn_spa
     for (size_t i = 0; !status && i < cs->n_nodes; i++) {
         view[i].id = cs->nodes[i].id;
         view[i].zone = cs->nodes[i].zone;
+        view[i].draining = cs->nodes[i].draining;
     }
     if (!status && mn_spaces_step(&tmp, view, cs->n_nodes, &cs->opts, out, err) != MN_OK)
         status = 503;

@@ -102,6 +102,9 @@ typedef struct mn_config_cluster {
     char *zone;                    /* "" = none; copies of a space spread over zones */
     int64_t peer_port;             /* 7702: replication TCP port (validated, not bound yet) */
     char *write_consistency;       /* "quorum" | "one" | "all" (validated, not enforced yet) */
+    /* the space catalog (api/cluster_catalog.c, docs/replication.md "The space catalog") */
+    int64_t catalog_sync_interval_ms; /* 2000: anti-entropy with one random member this often */
+    int64_t catalog_tombstone_ttl_s;  /* 604800: a drop's tombstone is kept this long */
 } mn_config_cluster_t;
 
 /* [cluster.swim]: overrides of the profile's SWIM timings (0 = the profile's value). */
