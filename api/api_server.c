@@ -370,7 +370,7 @@ static int register_routes(server *s, const mn_config_t *c, mn_http_router_t *ro
         return 1;
     }
     if (c->cluster.enabled && (mn_cluster_start(&s->loop, c, s->api->engine, &s->cluster, &err) ||
-                               mn_cluster_register(s->cluster, router, &err))) {
+                               mn_cluster_register(s->cluster, s->api, router, &err))) {
         mn_log_error("cluster: %s", err.message);
         return 1;
     }

@@ -15,6 +15,8 @@
  * mnemo_swim_dropped_packets_total{reason = auth | verify | misdirected}. */
 #include "cluster_routes.h"
 
+#include "api_internal.h"
+#include "cluster_repl.h"
 #include "cluster_spaces.h"
 
 #include <cjson/cJSON.h>
@@ -40,6 +42,10 @@ struct mn_cluster {
     uv_loop_t *loop;
     mn_swim_uv_t *swim;
     cl_spaces *spaces; /* placement: stepped on every snapshot */
+    cl_repl *repl;     /* replication: its own thread and the peer bus */
+    api_cluster_hooks hooks;
+    char peer[80]; /* this node's peer bus address, "HOST:PORT" */
+    char api_addr[MN_SWIM_META_MAX + 1];
     char meta[MN_SWIM_META_MAX + 1];
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
@@ -262,6 +268,44 @@ static void h_members(void *ctx, const mn_http_request_t *req, mn_http_response_
     cJSON_free(body);
 }
 
+/* ---- metadata ---- */
+
+static bool wildcard(const char *host)
+{
+    return !*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+}
+
+/* cl->peer: cluster.bind and the bus's port; a wildcard bind takes SWIM's advertised IP
+ * (swim NULL: not known yet, left empty). Whether it changed. */
+static bool peer_address(mn_cluster_t *cl, const mn_config_t *c, mn_swim_uv_t *swim)
+{
+    char host[MN_SWIM_ADDR_TEXT] = "";
+    if (!wildcard(c->cluster.bind)) {
+        snprintf(host, sizeof host, strchr(c->cluster.bind, ':') ? "[%s]" : "%s", c->cluster.bind);
+    } else if (swim) {
+        mn_swim_addr_t a = mn_swim_uv_addr(swim);
+        mn_swim_addr_format(&a, host, sizeof host);
+        char *colon = strrchr(host, ':'); /* "IP:PORT" / "[IP6]:PORT": drop the port */
+        if (colon) *colon = 0;
+    }
+    char was[sizeof cl->peer];
+    memcpy(was, cl->peer, sizeof was);
+    if (host[0])
+        snprintf(cl->peer, sizeof cl->peer, "%s:%d", host, cl_repl_port(cl->repl));
+    else
+        cl->peer[0] = 0;
+    return strcmp(was, cl->peer) != 0;
+}
+
+/* Announces api, zone and peer in this node's SWIM metadata. */
+static void announce(mn_cluster_t *cl, const mn_config_t *c)
+{
+    cl_spaces_meta(c, cl->api_addr[0] ? cl->api_addr : NULL, cl->peer[0] ? cl->peer : NULL,
+                   cl->meta, sizeof cl->meta);
+    if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
+        mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
+}
+
 /* ---- lifecycle ---- */
 
 mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engine,
@@ -287,11 +331,15 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = load_node_id(c, cl->node_id, err);
     if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->node_id, &cl->spaces, err);
+    if (rc == MN_OK && (rc = cl_repl_start(c, engine, cl->node_id, &cl->repl, err)) != MN_OK)
+        cl_spaces_free(cl->spaces);
     if (rc != MN_OK) {
         free(cl);
         return rc;
     }
-    cl_spaces_meta(c, NULL, cl->meta, sizeof cl->meta);
+    cl_spaces_set_repl(cl->spaces, cl->repl);
+    peer_address(cl, c, NULL);
+    cl_spaces_meta(c, NULL, cl->peer, cl->meta, sizeof cl->meta);
     pthread_mutex_init(&cl->mu, NULL);
     cl->loop = loop;
     o.node_id = cl->node_id;
@@ -305,12 +353,14 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     o.meta = cl->meta;
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
+        cl_repl_stop(cl->repl);
         cl_spaces_free(cl->spaces);
         pthread_mutex_destroy(&cl->mu);
         free(cl);
         return rc;
     }
     metrics_init(cl);
+    if (peer_address(cl, c, cl->swim)) announce(cl, c);
     publish(cl);
     uv_timer_init(loop, &cl->timer);
     cl->timer.data = cl;
@@ -319,8 +369,18 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     return MN_OK;
 }
 
-mn_err mn_cluster_register(mn_cluster_t *cl, mn_http_router_t *router, mn_error *err)
+static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, int level,
+                              int64_t timeout_ms, mn_error *err)
 {
+    mn_cluster_t *cl = arg;
+    return cl_repl_write_wait(cl->repl, space, lsn, level, timeout_ms, err);
+}
+
+mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
+{
+    cl->hooks.arg = cl;
+    cl->hooks.write_wait = hook_write_wait;
+    api->cluster = &cl->hooks;
     mn_err rc = mn_http_router_add(router, "GET", "/v1/cluster/members", h_members, cl);
     if (rc != MN_OK)
         return mn_error_set(err, rc, "route GET /v1/cluster/members: %s", mn_strerror(rc));
@@ -334,11 +394,9 @@ void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port)
 {
     const char *host = c->http.bind;
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !*host) host = c->cluster.bind;
-    char api[MN_SWIM_META_MAX];
-    snprintf(api, sizeof api, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    cl_spaces_meta(c, api, cl->meta, sizeof cl->meta);
-    if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
-        mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
+    snprintf(cl->api_addr, sizeof cl->api_addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+             port);
+    announce(cl, c);
     publish(cl);
 }
 
@@ -347,6 +405,7 @@ static void finish(mn_cluster_t *cl)
     if (--cl->pending > 0) return;
     void (*done)(void *) = cl->done;
     void *arg = cl->done_arg;
+    cl_repl_stop(cl->repl); /* no handler runs any more: nobody waits on it */
     free(cl->rows);
     cl_spaces_free(cl->spaces);
     pthread_mutex_destroy(&cl->mu);

@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include "mnemo/api.h"
 #include "mnemo/config.h"
 #include "mnemo/engine.h"
 #include "mnemo/err.h"
@@ -21,8 +22,10 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
 /* Registers GET /v1/cluster/members on router (handlers may run on any thread):
  * self, counts by state, members, and the core's "stats" (datagrams, drops by
  * cause, suspicions raised, refutations, health), and GET /v1/cluster/spaces
- * (this node's placement table, api/cluster_spaces.c). */
-mn_err mn_cluster_register(mn_cluster_t *cl, mn_http_router_t *router, mn_error *err);
+ * (this node's placement table, api/cluster_spaces.c); and gives api the
+ * cluster's hooks (write_wait: api/cluster_repl.c). */
+mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router,
+                           mn_error *err);
 /* Announces this node's API address in its SWIM metadata, with cluster.zone
  * (GET /v1/cluster/spaces lists both per member): http.bind:port, or
  * cluster.bind:port when http.bind is a wildcard. Loop thread only, once the

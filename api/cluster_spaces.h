@@ -13,13 +13,19 @@
 
 typedef struct cl_spaces cl_spaces;
 
-/* The SWIM metadata of this node: "zone=Z" and, once known, "api=HOST:PORT"
- * ("api=...;zone=..."). api NULL = not known yet. */
-void cl_spaces_meta(const mn_config_t *c, const char *api, char *buf, size_t len);
+struct cl_repl;
+
+/* The SWIM metadata of this node: "api=HOST:PORT;zone=Z;peer=HOST:PORT", each part only
+ * when known (api, peer NULL = not yet; zone "" = none). */
+void cl_spaces_meta(const mn_config_t *c, const char *api, const char *peer, char *buf, size_t len);
 
 mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, const char *self_id,
                      cl_spaces **out, mn_error *err);
 void cl_spaces_free(cl_spaces *cs);
+/* Replication runs (loop thread, before the first tick): each tick hands repl the table and
+ * the members, and records the primaries its core elected in the table (the driver no
+ * longer settles the failovers of spaces this node holds). */
+void cl_spaces_set_repl(cl_spaces *cs, struct cl_repl *repl);
 /* Loop thread: steps the table over the alive and suspect members of the
  * SWIM core (this node included) and this node's spaces, then publishes it. */
 void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core);

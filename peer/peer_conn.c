@@ -19,19 +19,6 @@
 #include "mnemo/assert.h"
 #include "peer_internal.h"
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 peer_wreq *mn__peer_wreq_new(peer_node *node, uint8_t channel, const uint8_t *buf, size_t len)
 {
     peer_wreq *w = malloc(sizeof *w + PEER_HDR_LEN + len);
@@ -39,7 +26,7 @@ peer_wreq *mn__peer_wreq_new(peer_node *node, uint8_t channel, const uint8_t *bu
     memset(w, 0, sizeof *w);
     w->node = node;
     w->len = PEER_HDR_LEN + len;
-    put_u32(w->data, (uint32_t)(len + 1));
+    mn_put_be32(w->data, (uint32_t)(len + 1));
     w->data[4] = channel;
     if (len) memcpy(w->data + PEER_HDR_LEN, buf, len);
     return w;
@@ -238,7 +225,7 @@ static void parse(peer_conn *c)
     mn_peer_t *p = c->bus;
     size_t off = 0;
     while (c->state != CONN_CLOSING && c->rx_len - off >= 4) {
-        uint32_t len = get_u32(c->rx + off);
+        uint32_t len = mn_get_be32(c->rx + off);
         size_t limit = c->state == CONN_OPEN ? p->cfg.max_frame_bytes + 1 : PEER_CTL_MAX;
         if (len == 0 || len > limit) {
             mn_log_warn("peer: a frame of %u bytes from %s: over the bound, closing", len,
