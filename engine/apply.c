@@ -885,11 +885,14 @@ static mn_err apply_embed(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_
     return MN_OK;
 }
 
-/* The entry itself, as stored (encode_applied), under its lsn. */
-static mn_err put_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+mn_err mn__apply_put_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
     uint8_t wk[KEY_WAL_LEN];
     mn__key_wal(wk, p->sp->sid, p->entry.lsn);
+    if (p->raw) { /* a replicated entry: the bytes its primary stored */
+        mn__wb_put(b, e, CF_WAL, wk, sizeof wk, p->raw, p->raw_len);
+        return MN_OK;
+    }
     uint8_t *buf;
     size_t len;
     mn_err rc = encode_applied(&p->entry, p->accepted, &buf, &len);
@@ -947,7 +950,7 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
         return mn_error_set(&p->err, MN_ERR_INTERNAL, "apply: unknown op %d", (int)p->entry.type);
     }
     if (rc) return rc;
-    return put_entry(e, p, b);
+    return mn__apply_put_entry(e, p, b);
 }
 
 mn_err mn__apply_ranges(mn_engine_t *e, mn__space *sp, const mn_wal_entry_t *entry,
@@ -1086,6 +1089,13 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
     const mn_wal_entry_t *entry = &p->entry;
     /* lsns are dense: each applied entry is the one after the last */
     mn_assert(entry->lsn == sp->last_lsn + 1);
+    if (p->noop) { /* a replicated entry that changes nothing here (replica.c) */
+        pthread_rwlock_wrlock(&sp->lock);
+        sp->last_epoch = entry->epoch;
+        __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
+        pthread_rwlock_unlock(&sp->lock);
+        return;
+    }
     if (entry->type == MN_WAL_OP_SPACE_DROP) {
         /* the commit thread takes the space out of the map */
         atomic_store(&sp->dropped, true);
@@ -1130,6 +1140,7 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
     /* the tombstone count follows the store's; it never goes below 0 */
     mn_assert(p->tombstones >= 0 || (uint64_t)-p->tombstones <= sp->n_tombstones);
     sp->n_tombstones = (uint64_t)((int64_t)sp->n_tombstones + p->tombstones);
+    sp->last_epoch = entry->epoch;
     __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&sp->lock);
     mn__events_from_entry(e, entry, p->accepted);

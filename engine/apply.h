@@ -17,6 +17,9 @@
  * (NULL or one per memory) receives each written memory's term list for
  * mn__apply_memory. Sets p->tombstones and p->rederive; errors go to p->err. */
 mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b);
+/* The entry itself under its lsn: as stored (a remember or consolidate keeps only the
+ * memories it applied), or for a replicated entry p->raw, the bytes its primary stored. */
+mn_err mn__apply_put_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b);
 /* The range deletions of entry (a space drop), appended to the group's plain
  * batch b after the point mutations of mn__apply_entry: everything stored under
  * the space's prefix goes, except the drop entry itself, which stays as the

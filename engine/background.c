@@ -30,6 +30,7 @@
 #include "decay.h"
 #include "engine_internal.h"
 #include "indexer.h"
+#include "replica.h"
 #include "space_index.h"
 
 #include <stdio.h>
@@ -106,6 +107,7 @@ void mn__reinforce_enqueue(mn_engine_t *e, mn__space *sp, const mn_id_t *ids, si
 /* New strengths for recalled memories of sp, committed as one entry. */
 static void reinforce_space(mn_engine_t *e, mn__space *sp, const link_job *jobs, size_t n)
 {
+    if (mn__space_is_replica(sp)) return; /* its primary reinforces */
     mn_strength_t *items = malloc(n * sizeof *items);
     if (!items) return;
     size_t m = 0;
@@ -143,6 +145,7 @@ static void reinforce_space(mn_engine_t *e, mn__space *sp, const link_job *jobs,
 /* Links the jobs of one space (all jobs[i].sp == sp). */
 static void link_space(mn_engine_t *e, mn__space *sp, const link_job *jobs, size_t n)
 {
+    if (mn__space_is_replica(sp)) return; /* its primary links, and ships the links */
     pthread_rwlock_rdlock(&sp->lock);
     bool too_big = sp->n_live > LINK_SCAN_MAX && !atomic_load(&sp->ix_exists);
     pthread_rwlock_unlock(&sp->lock);
@@ -213,7 +216,8 @@ static void consolidate_all(mn_engine_t *e)
         mn_consolidate_result_t r;
         mn_error err = {0};
         if (mn_engine_consolidate(e, defs[i].name, &e->opts.consolidate, &r, &err)) {
-            if (err.code != MN_ERR_NOT_FOUND)
+            /* gone meanwhile, or a replica here (its primary consolidates) */
+            if (err.code != MN_ERR_NOT_FOUND && err.code != MN_ERR_UNAVAILABLE)
                 mn_log_warn("scheduled consolidation of %s failed: %s", defs[i].name, err.message);
             continue;
         }

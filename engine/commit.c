@@ -27,6 +27,7 @@
 #include "engine_internal.h"
 #include "metrics.h"
 #include "mnemo/assert.h"
+#include "replica.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,12 +93,12 @@ static mn_err idem_retry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t
 /* Memory i of a remember, whose dedup hash is h: an exact duplicate of a live
  * memory, or of one kept earlier in the same request (compact[0..k), their
  * hashes in p->dedup)? Sets p->ids_out[i] to it. Another engine's entry
- * (ingest) was judged where it was written: never a duplicate here. */
+ * (ingest, a replica's) was judged where it was written: never a duplicate here. */
 static mn_err exact_dup(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, size_t i,
                         const uint8_t *h, size_t k, bool *dup)
 {
     *dup = false;
-    if (p->foreign || p->entry.op.remember.mems[i].forgotten) return MN_OK;
+    if (p->foreign || p->replicated || p->entry.op.remember.mems[i].forgotten) return MN_OK;
     for (size_t j = 0; j < k; j++)
         if (!memcmp(p->dedup[j], h, MN__DEDUP_HASH_LEN)) {
             p->ids_out[i] = p->compact[j].id;
@@ -110,7 +111,8 @@ static mn_err exact_dup(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t 
 /* Remember: resolve idempotency keys and exact duplicates against the store
  * and earlier memories of the same request; keep the new memories in
  * p->compact for the entry (and their dedup hashes in p->dedup). An
- * idempotency key seen before wins over the content: its id is the answer. */
+ * idempotency key seen before wins over the content: its id is the answer. A
+ * replicated entry was judged on its primary: its hashes are computed, nothing more. */
 static mn_err prefilter_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
     size_t n = p->entry.op.remember.n;
@@ -125,7 +127,7 @@ static mn_err prefilter_remember(mn_engine_t *e, mn__pending *p, rocksdb_writeba
     for (size_t i = 0; i < n; i++) {
         bool retry, dup = false;
         uint8_t h[MN__DEDUP_HASH_LEN];
-        mn_err rc = idem_retry(e, p, b, i, &retry);
+        mn_err rc = p->replicated ? (retry = false, MN_OK) : idem_retry(e, p, b, i, &retry);
         if (!rc && !retry && dedup) {
             if (p->dedup_in)
                 memcpy(h, p->dedup_in[i], MN__DEDUP_HASH_LEN);
@@ -188,7 +190,9 @@ static mn_err stage_create(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
     p->entry.op.space_create.space_id = e->next_sid++;
     p->sp = mn__space_new(&p->entry.op.space_create.def, p->entry.op.space_create.space_id);
     if (!p->sp) return mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
-    p->sp->epoch = epoch;
+    /* a replica's space: the primary's epoch, and no client writes here */
+    p->sp->epoch = p->replicated ? p->entry.epoch : epoch;
+    if (p->replicated) atomic_store(&p->sp->role, MN_SPACE_REPLICA);
     return MN_OK;
 }
 
@@ -213,14 +217,20 @@ static mn_err stage_memories(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
 }
 
 /* Prepares and applies one op into the group batch; an op that fails its
- * preconditions consumes no lsn. */
+ * preconditions consumes no lsn. A replica's space takes replicated entries only. */
 static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bool *group_sync)
 {
     mn_wal_op_type_t type = p->entry.type;
+    if (type == MN_WAL_OP_NONE) {
+        mn__replica_stage_control(e, p);
+        return;
+    }
     if (type == MN_WAL_OP_SPACE_CREATE) {
         if ((p->rc = stage_create(e, p, b))) return;
     } else if (atomic_load(&p->sp->dropped) || p->sp->drop_staged) {
         p->rc = mn_error_set(&p->err, MN_ERR_NOT_FOUND, "space \"%s\" not found", p->sp->def.name);
+        return;
+    } else if (!p->replicated && (p->rc = mn__space_writable(p->sp, &p->err))) {
         return;
     }
     mn__space *sp = p->sp;
@@ -236,10 +246,15 @@ static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bo
     }
     /* lsns are dense: the group's entries of a space take last_lsn + 1, + 2 ... */
     mn_assert(sp->assigned_lsn >= sp->last_lsn);
-    p->entry.epoch = sp->epoch;
-    p->entry.lsn = sp->assigned_lsn + 1;
-    p->entry.hlc = mn_hlc_now(&e->hlc, mn__now(e));
-    if ((p->rc = mn__apply_entry(e, p, b))) return;
+    if (p->replicated) {
+        if ((p->rc = mn__replica_stamp(e, p))) return;
+        if ((p->rc = mn__replica_apply(e, p, b))) return;
+    } else {
+        p->entry.epoch = sp->epoch;
+        p->entry.lsn = sp->assigned_lsn + 1;
+        p->entry.hlc = mn_hlc_now(&e->hlc, mn__now(e));
+        if ((p->rc = mn__apply_entry(e, p, b))) return;
+    }
     sp->assigned_lsn++;
     p->has_entry = true;
     if (type == MN_WAL_OP_SPACE_DROP) sp->drop_staged = true;
@@ -298,7 +313,8 @@ static void write_entries(mn_engine_t *e, mn__pending **ps, size_t n, rocksdb_wr
         entries += ps[i]->has_entry;
     if (!entries) return;
     mn_error werr = {0};
-    bool sync = group_sync && e->opts.sync;
+    /* with a WAL hook (cluster mode) every entry it hears of is durable: it may be shipped */
+    bool sync = (group_sync || e->wal_hook) && e->opts.sync;
     int64_t t0_ns = mn_time_mono_ns();
     mn_err rc = write_group(e, ps, n, b, sync, &werr);
     mn__timed(&e->h_write, t0_ns, rc);
@@ -327,6 +343,7 @@ static void publish_create(mn_engine_t *e, mn__pending *p)
 {
     if (p->has_entry) {
         p->sp->last_lsn = p->entry.lsn;
+        p->sp->last_epoch = p->entry.epoch;
         p->sp->first_lsn = p->entry.lsn;
         if (mn__registry_insert(&e->reg, p->sp)) {
             p->rc = mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
@@ -362,6 +379,7 @@ static void flush_group(mn_engine_t *e, mn__pending **ps, size_t n, rocksdb_writ
     /* every lsn handed out in the group was committed, or taken back */
     for (size_t i = 0; i < n; i++)
         if (ps[i]->sp) mn_assert(ps[i]->sp->assigned_lsn == ps[i]->sp->last_lsn);
+    if (e->wal_hook) mn__replica_notify(e, ps, n);
     rocksdb_writebatch_wi_clear(b);
 }
 

@@ -33,6 +33,19 @@ typedef struct mn__pending {
     const uint8_t (*dedup_in)[16]; /* remember: per memory of entry, its hash computed by
                                     * the caller off the commit thread (NULL: computed here) */
     bool foreign;       /* the entry comes from another engine's log (mn_engine_ingest) */
+    /* replica.c: the entry is the primary's, stored at its own lsn as raw[0..raw_len): no
+     * dedup judgement, no re-derivation; one that changes nothing here is stored (noop) */
+    bool replicated;
+    bool noop;
+    const uint8_t *raw;
+    size_t raw_len;
+    /* replica.c: an op without an entry (type NONE) that sets sp's role and epoch, or
+     * (set_hook) the engine's WAL hook */
+    bool set_role, set_hook;
+    mn_space_role_t role;
+    uint64_t role_epoch;
+    mn_wal_hook_fn hook;
+    void *hook_arg;
     bool keep_accepted; /* the caller reads (and frees) accepted after the commit */
     bool derived;       /* made by the commit thread (a re-derivation): it frees it */
     /* filled by apply: the change in the space's tombstone count, and the

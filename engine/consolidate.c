@@ -67,6 +67,7 @@
 #include "filter.h"
 #include "metrics.h"
 #include "record.h"
+#include "replica.h"
 #include "semantic_build.h"
 #include "text/keyword.h"
 #include "validate.h"
@@ -735,6 +736,10 @@ static mn_err consolidate_op(mn_engine_t *e, const char *space, const mn_consoli
     if (rc) return rc;
     mn__space *sp = mn__registry_acquire(&e->reg, space);
     if (!sp) return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space);
+    if (mn__space_writable(sp, err)) {
+        mn__space_unref(sp);
+        return MN_ERR_UNAVAILABLE;
+    }
     pthread_mutex_lock(&sp->consolidate_mu);
     run r = {.e = e, .sp = sp, .now_ms = mn__now(e), .scope = opts ? opts->filter : NULL};
     rc = consolidate_space(&r, tau, min_support, out, err);

@@ -11,6 +11,7 @@
 #include "background.h"
 #include "commit.h"
 #include "engine_internal.h"
+#include "replica.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -26,8 +27,8 @@ mn_err mn_engine_embed(mn_engine_t *e, const char *space, const mn_id_t *ids,
     mn__space *sp = space ? mn__registry_acquire(&e->reg, space) : NULL;
     if (!sp)
         return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space ? space : "");
-    mn_err rc = MN_OK;
-    if (dim != sp->def.dim)
+    mn_err rc = mn__space_writable(sp, err);
+    if (!rc && dim != sp->def.dim)
         rc = mn_error_set(err, MN_ERR_INVALID, "embedding: expected %u values, got %u", sp->def.dim,
                           dim);
     mn__pending *ps = NULL, **pp = NULL;
@@ -86,6 +87,11 @@ mn_err mn_engine_unembedded(mn_engine_t *e, const char *space, uint32_t *cursor,
     mn__space *sp = space ? mn__registry_acquire(&e->reg, space) : NULL;
     if (!sp)
         return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space ? space : "");
+    /* a replica's vectors come from its primary's embed entries: no backfill here */
+    if (mn__space_writable(sp, err)) {
+        mn__space_unref(sp);
+        return MN_ERR_UNAVAILABLE;
+    }
     pthread_rwlock_rdlock(&sp->lock);
     uint32_t s = *cursor;
     for (; s < sp->n_slots && *n < max; s++) {

@@ -9,6 +9,7 @@
 #include "damage.h"
 #include "dedup.h"
 #include "engine_internal.h"
+#include "replica.h"
 #include "events.h"
 #include "indexer.h"
 #include "load.h"
@@ -265,6 +266,10 @@ mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err)
 {
     mn__space *sp = acquire_or_err(e, name, err);
     if (!sp) return MN_ERR_NOT_FOUND;
+    if (mn__space_writable(sp, err)) {
+        mn__space_unref(sp);
+        return MN_ERR_UNAVAILABLE;
+    }
     mn__pending p;
     mn__pending_init(&p, MN_WAL_OP_SPACE_DROP, sp, true);
     p.entry.op.space_drop.at_ms = mn__now(e);
@@ -336,6 +341,10 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
                             MN_BATCH_MAX);
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
+    if (mn__space_writable(sp, err)) {
+        mn__space_unref(sp);
+        return MN_ERR_UNAVAILABLE;
+    }
     mn_memory_t *copy = NULL;
     uint8_t(*hashes)[MN__DEDUP_HASH_LEN] = NULL;
     mn_edge_t *edges = NULL;
@@ -405,6 +414,10 @@ static mn_err submit_id_op(mn_engine_t *e, const char *space, mn_wal_op_type_t t
 {
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
+    if (mn__space_writable(sp, err)) {
+        mn__space_unref(sp);
+        return MN_ERR_UNAVAILABLE;
+    }
     mn__pending p;
     mn__pending_init(&p, type, sp, true);
     if (type == MN_WAL_OP_FORGET) {
@@ -449,6 +462,10 @@ mn_err mn_engine_associate(mn_engine_t *e, const char *space, const mn_edge_t *e
     }
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
+    if (mn__space_writable(sp, err)) {
+        mn__space_unref(sp);
+        return MN_ERR_UNAVAILABLE;
+    }
     mn_edge_t *cur = malloc(n * sizeof *cur);
     if (!cur) {
         mn__space_unref(sp);

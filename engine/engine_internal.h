@@ -42,6 +42,9 @@ struct mn_engine {
     struct mn__events *events;   /* events.c */
     struct mn__acked *acked;     /* acked.c: the acknowledged-lsn watermark */
     struct mn__damage *damage;   /* damage.c: what a salvage start dropped; NULL if nothing */
+    /* replica.c: called by the commit thread for each durable entry; NULL = none */
+    mn_wal_hook_fn wal_hook;
+    void *wal_hook_arg;
 
     /* figures */
     atomic_uint_fast64_t n_commits, n_synced, n_entries, max_group;

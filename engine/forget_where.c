@@ -16,6 +16,7 @@
  * again, the filter selects what is left). */
 #include "commit.h"
 #include "engine_internal.h"
+#include "replica.h"
 #include "filter.h"
 #include "mnemo/assert.h"
 #include "versions.h"
@@ -147,6 +148,10 @@ mn_err mn_engine_forget_ids(mn_engine_t *e, const char *space, mn_forget_mode_t 
     mn__space *sp = space ? mn__registry_acquire(&e->reg, space) : NULL;
     if (!sp)
         return mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" not found", space ? space : "");
+    if (mn__space_writable(sp, err)) {
+        mn__space_unref(sp);
+        return MN_ERR_UNAVAILABLE;
+    }
     size_t chunk = pace_ms ? MN_FORGET_CHUNK_MIN * 2 : MN_FORGET_CHUNK; /* a pace starts low */
     while (out->done < n) {
         size_t k = n - out->done < chunk ? n - out->done : chunk;

@@ -20,6 +20,7 @@
 #include "assoc.h"
 #include "damage.h"
 #include "engine_internal.h"
+#include "replica.h"
 #include "space_index.h"
 #include "text/keyword.h"
 
@@ -600,6 +601,7 @@ static mn_err load_one(mn_engine_t *e, rocksdb_iterator_t *it, mn_error *err)
     if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
     mn_err rc = wal_range(e, sp, err);
     sp->assigned_lsn = sp->last_lsn;
+    if (!rc) rc = mn__replica_load(e, sp, err);
     if (!rc) rc = migrate_wal(e, sp, err);
     if (!rc) rc = load_space(e, sp, err);
     if (rc) goto fail;

@@ -15,8 +15,10 @@
 typedef struct mn__space {
     mn_space_def_t def;
     uint32_t sid;
-    uint64_t epoch;
+    uint64_t epoch;        /* what new entries carry (replica.c: set with the role) */
     uint64_t last_lsn;     /* committed; written only by the commit thread */
+    uint64_t last_epoch;   /* the epoch of the entry at last_lsn (commit thread, write lock) */
+    atomic_int role;       /* mn_space_role_t; changed on the commit thread (replica.c) */
     uint64_t assigned_lsn; /* handed out in the current group (commit thread only) */
     uint64_t first_lsn;    /* oldest WAL entry kept (sweeper only after load) */
     atomic_int refs;       /* > 0 while the space lives; the last unref frees it */

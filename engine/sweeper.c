@@ -11,6 +11,7 @@
 
 #include "commit.h"
 #include "engine_internal.h"
+#include "replica.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,7 @@ mn_err mn_engine_expire(mn_engine_t *e, size_t *expired, mn_error *err)
     mn_err rc = MN_OK;
     for (size_t s = 0; s < ns; s++) {
         mn__space *sp = spaces[s];
+        if (mn__space_is_replica(sp)) continue; /* its primary expires, and ships the forgets */
         mn_id_t *ids;
         size_t n = collect_expired(sp, now_ms, &ids);
         if (n) {

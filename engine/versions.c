@@ -17,6 +17,7 @@
 #include "background.h"
 #include "commit.h"
 #include "engine_internal.h"
+#include "replica.h"
 #include "filter.h"
 #include "registry.h"
 #include "validate.h"
@@ -309,6 +310,10 @@ mn_err mn_engine_update(mn_engine_t *e, const char *space, const mn_id_t *id,
     if (out) memset(out, 0, sizeof *out);
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
+    if (mn__space_writable(sp, err)) {
+        mn__space_unref(sp);
+        return MN_ERR_UNAVAILABLE;
+    }
     mn_err rc = update(e, sp, id, req, out, err);
     mn__space_unref(sp);
     return rc;
@@ -414,6 +419,10 @@ mn_err mn_engine_invalidate(mn_engine_t *e, const char *space, const mn_id_t *id
         return mn_error_set(err, MN_ERR_INVALID, "reason: not valid UTF-8");
     mn__space *sp = acquire_or_err(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;
+    if (mn__space_writable(sp, err)) {
+        mn__space_unref(sp);
+        return MN_ERR_UNAVAILABLE;
+    }
     mn_id_t lineage, head;
     mn_err rc = mn__versions_resolve(&e->store, NULL, sp, id, &lineage, &head, err);
     if (!rc && by) {

@@ -210,6 +210,10 @@ typedef struct mn_engine_options {
     /* Spaces the store may hold (0 = default 10000): creating one more fails with
      * MN_ERR_LIMIT. Checked on the commit thread, so concurrent creates cannot pass it. */
     uint64_t max_spaces;
+    /* Cluster mode: every space the store holds opens as a REPLICA (no client or
+     * background writes) until mn_engine_space_set_role makes it PRIMARY. Default false:
+     * every space is PRIMARY, as in single-node mode. */
+    bool spaces_start_replica;
     mn_clock_fn clock;            /* NULL = mn_time_now_ms */
     void *clock_arg;
 } mn_engine_options_t;
@@ -432,10 +436,54 @@ mn_err mn_engine_complete(mn_engine_t *e, const char *space, const mn_memory_t *
 
 /* Reads a space's WAL: fn gets each entry with lsn >= from_lsn in lsn order
  * (framed bytes as stored; valid only during the call), at most max entries
- * (0 = all); fn returns non-zero to stop. */
+ * (0 = all); fn returns non-zero to stop. A from_lsn >= 1 below the first entry
+ * the space still holds (trimmed by storage.wal_retain_entries, mn_engine_trim_wal;
+ * mn_space_stats_t.wal_first_lsn) fails with MN_ERR_GONE before fn sees anything:
+ * the reader needs a snapshot. from_lsn 0 reads from the first entry kept; one past
+ * the last entry reads nothing. */
 typedef int (*mn_wal_fn)(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len);
 mn_err mn_engine_wal_read(mn_engine_t *e, const char *space, uint64_t from_lsn, size_t max,
                           mn_wal_fn fn, void *arg, mn_error *err);
+
+/* ---- replication (replica.c; docs/replication.md, "The engine's side") ---- */
+/* A space's role on this node. PRIMARY takes client writes, and its new entries carry
+ * the epoch set last; a REPLICA takes entries only through mn_engine_replicate. */
+typedef enum { MN_SPACE_PRIMARY = 0, MN_SPACE_REPLICA = 1 } mn_space_role_t;
+/* Sets space's role. epoch (0 = keep the current) is the epoch the space's new entries
+ * carry while PRIMARY; it may not go below the epoch of its last entry (MN_ERR_CONFLICT).
+ * On a REPLICA every client write fails with MN_ERR_UNAVAILABLE ("space S: this node is not
+ * its primary") and the background writers (reinforcement, links, consolidation, expiry)
+ * skip the space. Ordered with the writes: those queued before it get the old role. */
+mn_err mn_engine_space_set_role(mn_engine_t *e, const char *space, mn_space_role_t role,
+                                uint64_t epoch, mn_error *err);
+/* The space's role on this node. */
+mn_err mn_engine_space_role(mn_engine_t *e, const char *space, mn_space_role_t *role,
+                            mn_error *err);
+/* The lsn of the space's last entry and that entry's epoch. */
+mn_err mn_engine_space_position(mn_engine_t *e, const char *space, uint64_t *last_lsn,
+                                uint64_t *epoch, mn_error *err);
+/* Stores n entries of space's primary (framed bytes, as mn_engine_wal_read gives them) at
+ * their lsns first_lsn, first_lsn + 1, ...: each verified and decoded, applied through the
+ * engine's apply path keeping its lsn, epoch, hlc and ids, and stored as the bytes given;
+ * all in one commit group with one fsync. first_lsn must be the space's last lsn + 1 (a
+ * missing space is at 0), the entries' own lsns consecutive from it and their epochs never
+ * below the last entry's: else MN_ERR_CONFLICT ("space S: expected lsn X, got Y") and
+ * nothing changes. A space-create entry at lsn 1 creates a missing space, as a REPLICA; a
+ * space-drop entry drops it. No dedup judgement and no re-derivation run on these entries
+ * (the primary made them, and ships their results as entries of their own); an entry that
+ * changes nothing here (its memory was erased since: the primary stripped it) is stored all
+ * the same. On an error past the checks, the entries before the failing one stay stored. */
+mn_err mn_engine_replicate(mn_engine_t *e, const char *space, uint64_t first_lsn,
+                           const uint8_t *const *entries, const size_t *lens, size_t n,
+                           mn_error *err);
+/* Called on the commit thread once per entry after its group's write (with the hook set,
+ * every group is fsynced when engine sync is on), in lsn order per space: client writes,
+ * background writes and replicated entries alike. Must be quick, must not block and must
+ * not call the engine. */
+typedef void (*mn_wal_hook_fn)(void *arg, const char *space, uint64_t epoch, uint64_t lsn);
+/* Sets (fn NULL: clears) the hook; call it before writes start or between them. */
+void mn_engine_set_wal_hook(mn_engine_t *e, mn_wal_hook_fn fn, void *arg);
+
 /* Applies an entry from another engine's WAL (framed bytes) to the space of
  * the same name here, as a new local entry: memory ids, times and links are
  * kept; anything already stored or forgotten here stays as it is. Space

@@ -1,0 +1,828 @@
+/* The engine's side of replication (engine/replica.c): two engines, a primary running
+ * a mixed workload and a replica fed its WAL through mn_engine_replicate, end in the
+ * same state, the same positions and the same WAL bytes, before and after a restart;
+ * gaps and duplicates are refused without a trace; a replica takes no client or
+ * background write; roles and epochs; the WAL hook; reads of a trimmed WAL. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnemo/engine.h"
+#include "mnemo/wire.h"
+#include "testutil.h"
+
+#define DIM 4
+
+/* ---- the WAL hook's record ---- */
+
+typedef struct heard {
+    char space[MN_SPACE_NAME_MAX + 1];
+    uint64_t epoch, lsn;
+} heard;
+
+typedef struct hook_log {
+    pthread_mutex_t mu;
+    heard *items;
+    size_t n, cap;
+} hook_log;
+
+static void on_entry(void *arg, const char *space, uint64_t epoch, uint64_t lsn)
+{
+    hook_log *h = arg;
+    pthread_mutex_lock(&h->mu);
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 64;
+        h->items = realloc(h->items, h->cap * sizeof *h->items);
+        assert_non_null(h->items);
+    }
+    heard *x = &h->items[h->n++];
+    snprintf(x->space, sizeof x->space, "%s", space);
+    x->epoch = epoch;
+    x->lsn = lsn;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void hook_init(hook_log *h)
+{
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->mu, NULL);
+}
+
+static void hook_free(hook_log *h)
+{
+    free(h->items);
+    pthread_mutex_destroy(&h->mu);
+}
+
+/* ---- two engines ---- */
+
+typedef struct pair {
+    mn_test_eng p, r; /* primary, replica */
+} pair;
+
+static void pair_open(pair *x)
+{
+    memset(x, 0, sizeof *x);
+    mn_test_eng_init(&x->p, "mnemo-repl-p");
+    mn_test_eng_init(&x->r, "mnemo-repl-r");
+    mn_test_eng_open(&x->p);
+    mn_test_eng_open(&x->r);
+}
+
+static void pair_close(pair *x)
+{
+    mn_test_eng_free(&x->p);
+    mn_test_eng_free(&x->r);
+}
+
+static uint64_t last_lsn(mn_engine_t *e, const char *space, uint64_t *epoch)
+{
+    uint64_t lsn = 0, ep = 0;
+    mn_error err = {0};
+    mn_err rc = mn_engine_space_position(e, space, &lsn, &ep, &err);
+    if (rc == MN_ERR_NOT_FOUND) return 0;
+    assert_int_equal(rc, MN_OK);
+    if (epoch) *epoch = ep;
+    return lsn;
+}
+
+/* Ships space's entries the replica lacks from e to r, in batches of 1, 2, 3, 5, 8 ...
+ * entries; returns how many. */
+static size_t ship(mn_engine_t *from, mn_engine_t *to, const char *space)
+{
+    uint64_t next = last_lsn(to, space, NULL) + 1;
+    mn_test_wal w = {0};
+    assert_int_equal(mn_test_wal_read(from, space, next, 0, &w), MN_OK);
+    size_t sizes[] = {1, 2, 3, 5, 8, 13};
+    size_t done = 0;
+    for (size_t k = 0; done < w.n; k++) {
+        size_t m = sizes[k % 6];
+        if (m > w.n - done) m = w.n - done;
+        mn_error err = {0};
+        mn_err rc = mn_engine_replicate(
+            to, space, next + done, (const uint8_t *const *)w.bufs + done, w.lens + done, m, &err);
+        if (rc)
+            fail_msg("replicate lsn %llu (+%zu): %s", (unsigned long long)(next + done), m,
+                     err.message);
+        done += m;
+    }
+    size_t n = w.n;
+    mn_test_wal_free(&w);
+    return n;
+}
+
+/* ---- comparing the two ---- */
+
+static void same_wal(mn_engine_t *a, mn_engine_t *b, const char *space)
+{
+    mn_test_wal wa = {0}, wb = {0};
+    assert_int_equal(mn_test_wal_read(a, space, 0, 0, &wa), MN_OK);
+    assert_int_equal(mn_test_wal_read(b, space, 0, 0, &wb), MN_OK);
+    assert_int_equal(wa.n, wb.n);
+    for (size_t i = 0; i < wa.n; i++) {
+        assert_int_equal(wa.lens[i], wb.lens[i]);
+        assert_memory_equal(wa.bufs[i], wb.bufs[i], wa.lens[i]);
+    }
+    mn_test_wal_free(&wa);
+    mn_test_wal_free(&wb);
+}
+
+static void same_memory(const mn_memory_t *a, const mn_memory_t *b)
+{
+    assert_memory_equal(a->id.b, b->id.b, 16);
+    assert_int_equal(a->kind, b->kind);
+    assert_int_equal(a->content_len, b->content_len);
+    if (a->content_len) assert_memory_equal(a->content, b->content, a->content_len);
+    assert_int_equal(a->dim, b->dim);
+    if (a->dim) assert_memory_equal(a->embedding, b->embedding, a->dim * sizeof(float));
+    assert_int_equal(a->when_ms, b->when_ms);
+    assert_int_equal(a->created_at_ms, b->created_at_ms);
+    assert_int_equal(a->suppressed, b->suppressed);
+    assert_int_equal(a->forgotten, b->forgotten);
+    assert_int_equal(a->version, b->version);
+    assert_int_equal(a->valid_to_ms, b->valid_to_ms);
+    assert_int_equal(a->n_tags, b->n_tags);
+    assert_int_equal(a->n_support, b->n_support);
+    assert_true(a->importance == b->importance);
+}
+
+/* Associations in a stable order (a slot keeps them in the order it met them). */
+static int assoc_order(const void *a, const void *b)
+{
+    const mn_assoc_t *x = a, *y = b;
+    int c = memcmp(x->other.b, y->other.b, 16);
+    if (c) return c;
+    if (x->kind != y->kind) return x->kind < y->kind ? -1 : 1;
+    return (int)x->outgoing - (int)y->outgoing;
+}
+
+/* Every memory listed (suppressed included), then each one got by id with its vector,
+ * and its associations. */
+static size_t same_list(mn_engine_t *a, mn_engine_t *b, const char *space)
+{
+    mn_list_req_t q = {.limit = 1000, .include_embedding = true};
+    mn_filter_init(&q.filter);
+    q.filter.include_suppressed = true;
+    mn_list_result_t la, lb;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_list(a, space, &q, &la, &err), MN_OK);
+    assert_int_equal(mn_engine_list(b, space, &q, &lb, &err), MN_OK);
+    assert_int_equal(la.n, lb.n);
+    for (size_t i = 0; i < la.n; i++) {
+        same_memory(&la.memories[i], &lb.memories[i]);
+        mn_memory_t ga, gb;
+        assert_int_equal(mn_engine_get(a, space, &la.memories[i].id, true, &ga, &err), MN_OK);
+        assert_int_equal(mn_engine_get(b, space, &la.memories[i].id, true, &gb, &err), MN_OK);
+        same_memory(&ga, &gb);
+        mn_memory_clear(&ga);
+        mn_memory_clear(&gb);
+        mn_assoc_t *xa, *xb;
+        size_t na, nb;
+        assert_int_equal(mn_engine_associations(a, space, &la.memories[i].id, &xa, &na, &err),
+                         MN_OK);
+        assert_int_equal(mn_engine_associations(b, space, &la.memories[i].id, &xb, &nb, &err),
+                         MN_OK);
+        assert_int_equal(na, nb);
+        qsort(xa, na, sizeof *xa, assoc_order);
+        qsort(xb, nb, sizeof *xb, assoc_order);
+        for (size_t j = 0; j < na; j++) {
+            assert_memory_equal(xa[j].other.b, xb[j].other.b, 16);
+            assert_int_equal(xa[j].kind, xb[j].kind);
+            assert_int_equal(xa[j].outgoing, xb[j].outgoing);
+            assert_true(xa[j].weight == xb[j].weight);
+        }
+        free(xa);
+        free(xb);
+    }
+    size_t n = la.n;
+    mn_list_result_clear(&la);
+    mn_list_result_clear(&lb);
+    return n;
+}
+
+/* Hits by score, ties by id (the order of equal scores follows slot order, which a
+ * restart changes on any engine). */
+static int hit_order(const void *a, const void *b)
+{
+    const mn_recall_hit_t *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return memcmp(x->memory.id.b, y->memory.id.b, 16);
+}
+
+static void same_recall(mn_engine_t *a, mn_engine_t *b, const char *space, const float *v,
+                        const char *text)
+{
+    mn_recall_req_t q = {.embedding = v, .dim = v ? DIM : 0, .k = 20, .spread = true};
+    mn_filter_init(&q.filter);
+    if (text) {
+        q.text = text;
+        q.text_len = strlen(text);
+    }
+    mn_recall_result_t ra, rb;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_recall(a, space, &q, &ra, &err), MN_OK);
+    assert_int_equal(mn_engine_recall(b, space, &q, &rb, &err), MN_OK);
+    assert_int_equal(ra.n_hits, rb.n_hits);
+    assert_true(ra.n_hits > 0);
+    qsort(ra.hits, ra.n_hits, sizeof *ra.hits, hit_order);
+    qsort(rb.hits, rb.n_hits, sizeof *rb.hits, hit_order);
+    for (size_t i = 0; i < ra.n_hits; i++) {
+        same_memory(&ra.hits[i].memory, &rb.hits[i].memory);
+        assert_true(ra.hits[i].score == rb.hits[i].score);
+    }
+    mn_recall_result_clear(&ra);
+    mn_recall_result_clear(&rb);
+}
+
+static void same_state(pair *x, const char *space)
+{
+    uint64_t ep_p = 0, ep_r = 0;
+    assert_int_equal(last_lsn(x->p.e, space, &ep_p), last_lsn(x->r.e, space, &ep_r));
+    assert_int_equal(ep_p, ep_r);
+    same_wal(x->p.e, x->r.e, space);
+    assert_true(same_list(x->p.e, x->r.e, space) > 0);
+    float v[DIM] = {1, 0.1f, 0, 0};
+    same_recall(x->p.e, x->r.e, space, v, NULL);
+    same_recall(x->p.e, x->r.e, space, NULL, "coffee");
+    same_recall(x->p.e, x->r.e, space, v, "coffee meeting");
+    mn_space_stats_t sa, sb;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_get(x->p.e, space, &sa, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(x->r.e, space, &sb, &err), MN_OK);
+    assert_int_equal(sa.memories, sb.memories);
+    assert_int_equal(sa.semantic, sb.semantic);
+    assert_int_equal(sa.suppressed, sb.suppressed);
+    assert_int_equal(sa.tombstones, sb.tombstones);
+}
+
+/* ---- the primary's workload ---- */
+
+static mn_id_t put(mn_test_eng *t, const char *space, const char *content, const float *v,
+                   const char *tag, const char *session)
+{
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = (char *)content;
+    m.content_len = strlen(content);
+    m.embedding = (float *)v;
+    m.dim = v ? DIM : 0;
+    char *tags[1] = {(char *)tag};
+    if (tag) {
+        m.tags = tags;
+        m.n_tags = 1;
+    }
+    m.session = (char *)session;
+    mn_id_t id;
+    mn_error err = {0};
+    if (mn_engine_remember(t->e, space, &m, 1, &id, &err)) fail_msg("remember: %s", err.message);
+    t->now += 1000;
+    return id;
+}
+
+static void make_space(mn_engine_t *e, const char *name)
+{
+    mn_space_def_t d = {0};
+    snprintf(d.name, sizeof d.name, "%s", name);
+    d.dim = DIM;
+    d.metric = MN_METRIC_COSINE;
+    d.dedup = MN_DEDUP_EXACT;
+    mn_error err = {0};
+    if (mn_engine_space_create(e, &d, NULL, &err)) fail_msg("create: %s", err.message);
+}
+
+/* Remembers a batch of n memories tagged tag (vectors near axis), in one entry. */
+static void put_batch(mn_test_eng *t, const char *space, size_t n, const char *tag, int axis)
+{
+    mn_memory_t m[8];
+    float v[8][DIM];
+    char text[8][64];
+    char *tags[1] = {(char *)tag};
+    mn_id_t ids[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        mn_memory_init(&m[i]);
+        memset(v[i], 0, sizeof v[i]);
+        v[i][axis] = 1;
+        v[i][(axis + 1) % DIM] = 0.05f * (float)(i + 1);
+        snprintf(text[i], sizeof text[i], "coffee meeting %s number %zu", tag, i);
+        m[i].content = text[i];
+        m[i].content_len = strlen(text[i]);
+        m[i].embedding = v[i];
+        m[i].dim = DIM;
+        m[i].tags = tags;
+        m[i].n_tags = 1;
+        m[i].session = "sess-1";
+    }
+    mn_error err = {0};
+    if (mn_engine_remember(t->e, space, m, n, ids, &err)) fail_msg("batch: %s", err.message);
+    t->now += 1000;
+}
+
+static void forget_tag(mn_test_eng *t, const char *space, const char *tag)
+{
+    mn_filter_t f;
+    mn_filter_init(&f);
+    char *tags[1] = {(char *)tag};
+    f.tags_any = tags;
+    f.n_tags_any = 1;
+    mn_id_t *ids;
+    size_t n;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_forget_select(t->e, space, &f, MN_FORGET_DELETE, &ids, &n, &err),
+                     MN_OK);
+    assert_true(n > 0);
+    mn_forget_progress_t pr;
+    assert_int_equal(
+        mn_engine_forget_ids(t->e, space, MN_FORGET_DELETE, ids, n, 0, NULL, NULL, &pr, &err),
+        MN_OK);
+    assert_int_equal(pr.forgotten, n);
+    free(ids);
+}
+
+static void correct(mn_test_eng *t, const char *space, const mn_id_t *id, const char *content)
+{
+    mn_update_req_t u = {.content = content, .content_len = strlen(content)};
+    mn_memory_t out;
+    mn_error err = {0};
+    if (mn_engine_update(t->e, space, id, &u, &out, &err)) fail_msg("update: %s", err.message);
+    mn_memory_clear(&out);
+    t->now += 1000;
+}
+
+static void consolidate(mn_test_eng *t, const char *space)
+{
+    mn_consolidate_opts_t o = {.threshold = 0.9f, .min_support = 3};
+    mn_consolidate_result_t r;
+    mn_error err = {0};
+    if (mn_engine_consolidate(t->e, space, &o, &r, &err)) fail_msg("consolidate: %s", err.message);
+    assert_true(r.created >= 1);
+    free(r.ids);
+}
+
+static void embed(mn_test_eng *t, const char *space, const mn_id_t *id, const float *v)
+{
+    mn_err rcs[1];
+    const float *vs[1] = {v};
+    mn_error err = {0};
+    assert_int_equal(mn_engine_embed(t->e, space, id, vs, DIM, 1, rcs, &err), MN_OK);
+    assert_int_equal(rcs[0], MN_OK);
+}
+
+static void recall_reinforce(mn_test_eng *t, const char *space)
+{
+    float v[DIM] = {1, 0, 0, 0};
+    mn_recall_req_t q = {.embedding = v, .dim = DIM, .k = 5, .reinforce = true};
+    mn_filter_init(&q.filter);
+    mn_recall_result_t r;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_recall(t->e, space, &q, &r, &err), MN_OK);
+    mn_recall_result_clear(&r);
+    mn_engine_wait_background(t->e);
+}
+
+/* The first half: memories, a batch, a correction, links, a suppression. */
+static void workload_a(mn_test_eng *t, mn_id_t *keep)
+{
+    make_space(t->e, "s");
+    float v1[DIM] = {1, 0.1f, 0, 0}, v2[DIM] = {0, 1, 0, 0};
+    keep[0] = put(t, "s", "coffee with Ana at nine", v1, "work", "sess-1");
+    keep[1] = put(t, "s", "the meeting moved to Tuesday", v2, "work", "sess-1");
+    keep[2] = put(t, "s", "a note without a vector about coffee", NULL, "misc", NULL);
+    put_batch(t, "s", 5, "bulk", 2);
+    correct(t, "s", &keep[1], "the meeting moved to Wednesday");
+    mn_edge_t edge = {.from = keep[0], .to = keep[1], .kind = MN_EDGE_EXPLICIT, .weight = 0.5f};
+    mn_error err = {0};
+    assert_int_equal(mn_engine_associate(t->e, "s", &edge, 1, &err), MN_OK);
+    assert_int_equal(mn_engine_forget(t->e, "s", &keep[2], MN_FORGET_SUPPRESS, &err), MN_OK);
+    assert_int_equal(mn_engine_unsuppress(t->e, "s", &keep[2], &err), MN_OK);
+    float v3[DIM] = {0.1f, 0.1f, 0.1f, 1};
+    embed(t, "s", &keep[2], v3);
+    recall_reinforce(t, "s");
+}
+
+/* The second half, partly erasing what the first wrote: forgets (one, by filter),
+ * an invalidation, a consolidation and an episode of it forgotten (a re-derivation),
+ * a memory embedded then forgotten before it was shipped (its entries arrive
+ * stripped), and another space created and dropped. */
+static void workload_b(mn_test_eng *t, const mn_id_t *keep)
+{
+    mn_error err = {0};
+    forget_tag(t, "s", "bulk");
+    float near[DIM] = {0, 0, 1, 0.02f};
+    mn_id_t late = put(t, "s", "late coffee to be forgotten", NULL, "late", NULL);
+    embed(t, "s", &late, near);
+    mn_edge_t edge = {.from = keep[0], .to = late, .kind = MN_EDGE_CAUSAL, .weight = 0.7f};
+    assert_int_equal(mn_engine_associate(t->e, "s", &edge, 1, &err), MN_OK);
+    assert_int_equal(mn_engine_forget(t->e, "s", &late, MN_FORGET_DELETE, &err), MN_OK);
+    assert_int_equal(mn_engine_invalidate(t->e, "s", &keep[1], NULL, "cancelled", NULL, &err),
+                     MN_OK);
+    mn_id_t eps[4];
+    for (int i = 0; i < 4; i++) {
+        float v[DIM] = {0, 0, 0.1f * (float)i, 1};
+        char text[64];
+        snprintf(text, sizeof text, "standup coffee every morning, day %d", i);
+        eps[i] = put(t, "s", text, v, "standup", "sess-2");
+    }
+    consolidate(t, "s");
+    assert_int_equal(mn_engine_forget(t->e, "s", &eps[0], MN_FORGET_DELETE, &err), MN_OK);
+    make_space(t->e, "t");
+    put(t, "t", "in a space about to go", NULL, NULL, NULL);
+    assert_int_equal(mn_engine_space_drop(t->e, "t", &err), MN_OK);
+}
+
+/* ---- tests ---- */
+
+static void test_replica_matches_primary_and_survives_a_restart(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    mn_id_t keep[3];
+    workload_a(&x.p, keep);
+    assert_true(ship(x.p.e, x.r.e, "s") > 10);
+    x.r.now = x.p.now;
+    same_state(&x, "s");
+    make_space(x.p.e, "t"); /* a second space, shipped, then dropped on the primary */
+    put(&x.p, "t", "short lived", NULL, NULL, NULL);
+    ship(x.p.e, x.r.e, "t");
+    assert_int_equal(last_lsn(x.r.e, "t", NULL), 2);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_drop(x.p.e, "t", &err), MN_OK);
+    assert_int_equal(ship(x.p.e, x.r.e, "t"), 1); /* the drop entry outlives its space */
+    mn_space_stats_t st;
+    assert_int_equal(mn_engine_space_get(x.r.e, "t", &st, &err), MN_ERR_NOT_FOUND);
+    workload_b(&x.p, keep);
+    ship(x.p.e, x.r.e, "s");
+    x.r.now = x.p.now;
+    same_state(&x, "s");
+    mn_space_role_t role;
+    assert_int_equal(mn_engine_space_role(x.r.e, "s", &role, &err), MN_OK);
+    assert_int_equal(role, MN_SPACE_REPLICA);
+    mn_test_eng_reopen(&x.r);
+    same_state(&x, "s");
+    pair_close(&x);
+}
+
+/* A dropped space keeps its drop entry for readers of its WAL: shipped, it drops the
+ * space on the replica; a replica further behind is told the rest is gone. The name
+ * created again starts at lsn 1 with the next epoch, on both. */
+static void test_replicated_drop_drops_the_space(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    make_space(x.p.e, "t");
+    put(&x.p, "t", "one", NULL, NULL, NULL);
+    put(&x.p, "t", "two", NULL, NULL, NULL);
+    mn_test_wal w = {0};
+    assert_int_equal(mn_test_wal_read(x.p.e, "t", 1, 0, &w), MN_OK);
+    mn_error err = {0};
+    assert_int_equal(
+        mn_engine_replicate(x.r.e, "t", 1, (const uint8_t *const *)w.bufs, w.lens, 3, &err), MN_OK);
+    mn_test_wal_free(&w);
+    assert_int_equal(mn_engine_space_drop(x.p.e, "t", &err), MN_OK);
+    assert_int_equal(mn_test_wal_read(x.p.e, "t", 3, 0, &w), MN_ERR_GONE); /* lsn 3: "two" */
+    assert_int_equal(w.n, 0);
+    assert_int_equal(mn_test_wal_read(x.p.e, "t", 5, 0, &w), MN_OK);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(mn_test_wal_read(x.p.e, "t", 4, 0, &w), MN_OK);
+    assert_int_equal(w.n, 1);
+    mn_test_wal_free(&w);
+    assert_int_equal(ship(x.p.e, x.r.e, "t"), 1);
+    mn_space_stats_t st;
+    assert_int_equal(mn_engine_space_get(x.r.e, "t", &st, &err), MN_ERR_NOT_FOUND);
+    make_space(x.p.e, "t");
+    put(&x.p, "t", "three", NULL, NULL, NULL);
+    assert_int_equal(ship(x.p.e, x.r.e, "t"), 2);
+    uint64_t ep_p, ep_r;
+    assert_int_equal(last_lsn(x.p.e, "t", &ep_p), 2);
+    assert_int_equal(last_lsn(x.r.e, "t", &ep_r), 2);
+    assert_int_equal(ep_p, 2);
+    assert_int_equal(ep_r, 2);
+    same_wal(x.p.e, x.r.e, "t");
+    pair_close(&x);
+}
+
+static void test_gaps_duplicates_and_bad_entries_are_refused(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    make_space(x.p.e, "s");
+    float v[DIM] = {1, 0, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "memory %d", i);
+        put(&x.p, "s", text, v, NULL, NULL);
+    }
+    mn_test_wal w = {0};
+    assert_int_equal(mn_test_wal_read(x.p.e, "s", 1, 0, &w), MN_OK);
+    assert_int_equal(w.n, 5);
+    const uint8_t *const *b = (const uint8_t *const *)w.bufs;
+    mn_error err = {0};
+    /* a missing space starts at its creation */
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 2, b + 1, w.lens + 1, 1, &err),
+                     MN_ERR_CONFLICT);
+    assert_non_null(strstr(err.message, "expected lsn 1, got 2"));
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 1, b, w.lens, 2, &err), MN_OK);
+    assert_int_equal(last_lsn(x.r.e, "s", NULL), 2);
+    /* a gap */
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 4, b + 3, w.lens + 3, 1, &err),
+                     MN_ERR_CONFLICT);
+    assert_non_null(strstr(err.message, "space s: expected lsn 3, got 4"));
+    /* a duplicate */
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 2, b + 1, w.lens + 1, 2, &err),
+                     MN_ERR_CONFLICT);
+    assert_non_null(strstr(err.message, "expected lsn 3, got 2"));
+    /* first_lsn that does not name the entries' own lsns */
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 3, b + 3, w.lens + 3, 1, &err),
+                     MN_ERR_CONFLICT);
+    /* entries out of order within a batch */
+    const uint8_t *swapped[2] = {b[3], b[2]};
+    size_t swapped_lens[2] = {w.lens[3], w.lens[2]};
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 3, swapped, swapped_lens, 2, &err),
+                     MN_ERR_CONFLICT);
+    /* a damaged entry (one bit) and another space's entries */
+    uint8_t *bad = malloc(w.lens[2]);
+    memcpy(bad, w.bufs[2], w.lens[2]);
+    bad[w.lens[2] / 2] ^= 0x10;
+    const uint8_t *bads[1] = {bad};
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 3, bads, w.lens + 2, 1, &err), MN_ERR_CORRUPT);
+    free(bad);
+    assert_int_equal(mn_engine_replicate(x.r.e, "other", 3, b + 2, w.lens + 2, 1, &err),
+                     MN_ERR_INVALID);
+    /* nothing changed, and the rest still goes in */
+    assert_int_equal(last_lsn(x.r.e, "s", NULL), 2);
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 3, b + 2, w.lens + 2, 3, &err), MN_OK);
+    assert_int_equal(last_lsn(x.r.e, "s", NULL), 5);
+    same_wal(x.p.e, x.r.e, "s");
+    mn_test_wal_free(&w);
+    pair_close(&x);
+}
+
+/* Every client write fails with MN_ERR_UNAVAILABLE on a replica, and its background work
+ * (reinforcement, expiry, consolidation, the backfill's scan) writes nothing. */
+static void test_replica_takes_no_writes(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    mn_id_t keep[3];
+    workload_a(&x.p, keep);
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = "expires soon";
+    m.content_len = strlen(m.content);
+    m.ttl_seconds = 1;
+    mn_id_t eph;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_remember(x.p.e, "s", &m, 1, &eph, &err), MN_OK);
+    ship(x.p.e, x.r.e, "s");
+    uint64_t before = last_lsn(x.r.e, "s", NULL);
+    mn_engine_t *r = x.r.e;
+    assert_int_equal(mn_engine_remember(r, "s", &m, 1, &eph, &err), MN_ERR_UNAVAILABLE);
+    assert_string_equal(err.message, "space s: this node is not its primary");
+    assert_int_equal(mn_engine_forget(r, "s", &keep[0], MN_FORGET_DELETE, &err),
+                     MN_ERR_UNAVAILABLE);
+    assert_int_equal(mn_engine_forget(r, "s", &keep[0], MN_FORGET_SUPPRESS, &err),
+                     MN_ERR_UNAVAILABLE);
+    assert_int_equal(mn_engine_unsuppress(r, "s", &keep[0], &err), MN_ERR_UNAVAILABLE);
+    mn_edge_t edge = {.from = keep[0], .to = keep[2], .kind = MN_EDGE_CAUSAL, .weight = 0.5f};
+    assert_int_equal(mn_engine_associate(r, "s", &edge, 1, &err), MN_ERR_UNAVAILABLE);
+    mn_update_req_t u = {.content = "x", .content_len = 1};
+    assert_int_equal(mn_engine_update(r, "s", &keep[0], &u, NULL, &err), MN_ERR_UNAVAILABLE);
+    assert_int_equal(mn_engine_invalidate(r, "s", &keep[0], NULL, NULL, NULL, &err),
+                     MN_ERR_UNAVAILABLE);
+    mn_forget_progress_t pr;
+    assert_int_equal(
+        mn_engine_forget_ids(r, "s", MN_FORGET_DELETE, keep, 1, 0, NULL, NULL, &pr, &err),
+        MN_ERR_UNAVAILABLE);
+    mn_consolidate_opts_t o = {.threshold = 0.5f, .min_support = 2};
+    mn_consolidate_result_t cr;
+    assert_int_equal(mn_engine_consolidate(r, "s", &o, &cr, &err), MN_ERR_UNAVAILABLE);
+    float v[DIM] = {0, 0, 0, 1};
+    const float *vs[1] = {v};
+    mn_err rcs[1];
+    assert_int_equal(mn_engine_embed(r, "s", &keep[0], vs, DIM, 1, rcs, &err), MN_ERR_UNAVAILABLE);
+    uint32_t cursor = 0;
+    mn_id_t un[4];
+    size_t nu;
+    assert_int_equal(mn_engine_unembedded(r, "s", &cursor, 4, un, &nu, &err), MN_ERR_UNAVAILABLE);
+    assert_int_equal(mn_engine_space_drop(r, "s", &err), MN_ERR_UNAVAILABLE);
+    /* background: a reinforcing recall, expiry past the TTL */
+    x.r.now = x.p.now + 3600 * 1000;
+    recall_reinforce(&x.r, "s");
+    size_t expired = 99;
+    assert_int_equal(mn_engine_expire(r, &expired, &err), MN_OK);
+    assert_int_equal(expired, 0);
+    mn_engine_wait_background(r);
+    assert_int_equal(last_lsn(r, "s", NULL), before);
+    /* reads still work */
+    mn_memory_t got;
+    assert_int_equal(mn_engine_get(r, "s", &keep[0], false, &got, &err), MN_OK);
+    mn_memory_clear(&got);
+    pair_close(&x);
+}
+
+/* Failover: the replica becomes primary at epoch 2, its writes carry epoch 2 and a later
+ * hlc than anything it replicated (its clock is an hour behind), and the old primary,
+ * made a replica, takes them. */
+static void test_promotion_carries_the_new_epoch(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    mn_id_t keep[3];
+    workload_a(&x.p, keep);
+    ship(x.p.e, x.r.e, "s");
+    x.r.now = x.p.now - 3600 * 1000;
+    mn_error err = {0};
+    uint64_t last = last_lsn(x.r.e, "s", NULL);
+    mn_test_wal w = {0};
+    assert_int_equal(mn_test_wal_read(x.r.e, "s", last, 0, &w), MN_OK);
+    mn_wal_entry_t en;
+    assert_int_equal(mn_wire_wal_decode(w.bufs[0], w.lens[0], &en, &err), MN_OK);
+    uint64_t hlc_before = en.hlc;
+    mn_wal_entry_clear(&en);
+    mn_test_wal_free(&w);
+    /* an epoch below the last entry's is refused */
+    assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_PRIMARY, 2, &err), MN_OK);
+    assert_int_equal(mn_engine_space_set_role(x.p.e, "s", MN_SPACE_REPLICA, 0, &err), MN_OK);
+    float v[DIM] = {0, 1, 1, 0};
+    mn_id_t id = put(&x.r, "s", "written by the new primary", v, NULL, NULL);
+    uint64_t epoch;
+    assert_int_equal(last_lsn(x.r.e, "s", &epoch), last + 1);
+    assert_int_equal(epoch, 2);
+    assert_int_equal(mn_test_wal_read(x.r.e, "s", last + 1, 0, &w), MN_OK);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(mn_wire_wal_decode(w.bufs[0], w.lens[0], &en, &err), MN_OK);
+    assert_int_equal(en.epoch, 2);
+    assert_true(en.hlc > hlc_before);
+    mn_wal_entry_clear(&en);
+    mn_test_wal_free(&w);
+    /* the old primary follows */
+    assert_int_equal(ship(x.r.e, x.p.e, "s"), 1);
+    mn_memory_t got;
+    assert_int_equal(mn_engine_get(x.p.e, "s", &id, false, &got, &err), MN_OK);
+    mn_memory_clear(&got);
+    assert_int_equal(last_lsn(x.p.e, "s", &epoch), last + 1);
+    assert_int_equal(epoch, 2);
+    same_wal(x.p.e, x.r.e, "s");
+    /* the new primary cannot go back to epoch 1 */
+    assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_PRIMARY, 1, &err),
+                     MN_ERR_CONFLICT);
+    /* the dedup index came along: the same memory again is a duplicate on the new primary */
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = "written by the new primary";
+    m.content_len = strlen(m.content);
+    m.embedding = v;
+    m.dim = DIM;
+    mn_id_t again;
+    bool dup = false;
+    x.r.now += 1000;
+    assert_int_equal(mn_engine_remember_dedup(x.r.e, "s", &m, 1, &again, &dup, &err), MN_OK);
+    assert_true(dup);
+    assert_memory_equal(again.b, id.b, 16);
+    pair_close(&x);
+}
+
+/* The hook hears every entry once, in lsn order, with its epoch: client writes,
+ * background writes and replicated entries alike. */
+static void test_hook_hears_each_durable_entry(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x);
+    hook_log hp, hr;
+    hook_init(&hp);
+    hook_init(&hr);
+    mn_engine_set_wal_hook(x.p.e, on_entry, &hp);
+    mn_engine_set_wal_hook(x.r.e, on_entry, &hr);
+    mn_id_t keep[3];
+    workload_a(&x.p, keep);
+    ship(x.p.e, x.r.e, "s");
+    uint64_t last = last_lsn(x.p.e, "s", NULL);
+    assert_int_equal(hp.n, last);
+    assert_int_equal(hr.n, last);
+    for (size_t i = 0; i < last; i++) {
+        assert_string_equal(hp.items[i].space, "s");
+        assert_int_equal(hp.items[i].lsn, i + 1);
+        assert_int_equal(hp.items[i].epoch, 1);
+        assert_int_equal(hr.items[i].lsn, i + 1);
+        assert_int_equal(hr.items[i].epoch, 1);
+    }
+    /* the replica, promoted at epoch 3, hears its own write at 3 */
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_PRIMARY, 3, &err), MN_OK);
+    put(&x.r, "s", "after the promotion", NULL, NULL, NULL);
+    assert_int_equal(hr.n, last + 1);
+    assert_int_equal(hr.items[last].lsn, last + 1);
+    assert_int_equal(hr.items[last].epoch, 3);
+    /* cleared: no more calls */
+    mn_engine_set_wal_hook(x.p.e, NULL, NULL);
+    put(&x.p, "s", "unheard", NULL, NULL, NULL);
+    assert_int_equal(hp.n, last);
+    pair_close(&x);
+    hook_free(&hp);
+    hook_free(&hr);
+}
+
+/* spaces_start_replica: after a restart no space takes writes until it is made primary;
+ * without it every space opens primary, as in single-node mode. */
+static void test_spaces_start_replica_across_a_restart(void **state)
+{
+    (void)state;
+    mn_test_eng t = {0};
+    mn_test_eng_init(&t, "mnemo-repl-start");
+    mn_test_eng_open(&t);
+    make_space(t.e, "s");
+    put(&t, "s", "before the restart", NULL, NULL, NULL);
+    mn_error err = {0};
+    mn_space_role_t role;
+    assert_int_equal(mn_engine_space_role(t.e, "s", &role, &err), MN_OK);
+    assert_int_equal(role, MN_SPACE_PRIMARY);
+    t.opts.spaces_start_replica = true;
+    mn_test_eng_reopen(&t);
+    assert_int_equal(mn_engine_space_role(t.e, "s", &role, &err), MN_OK);
+    assert_int_equal(role, MN_SPACE_REPLICA);
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = "refused";
+    m.content_len = 7;
+    mn_id_t id;
+    assert_int_equal(mn_engine_remember(t.e, "s", &m, 1, &id, &err), MN_ERR_UNAVAILABLE);
+    /* a space created by a client here leads at once */
+    make_space(t.e, "fresh");
+    assert_int_equal(mn_engine_remember(t.e, "fresh", &m, 1, &id, &err), MN_OK);
+    assert_int_equal(mn_engine_space_set_role(t.e, "s", MN_SPACE_PRIMARY, 0, &err), MN_OK);
+    assert_int_equal(mn_engine_remember(t.e, "s", &m, 1, &id, &err), MN_OK);
+    uint64_t epoch;
+    assert_int_equal(last_lsn(t.e, "s", &epoch), 3);
+    assert_int_equal(epoch, 1);
+    t.opts.spaces_start_replica = false;
+    mn_test_eng_reopen(&t);
+    assert_int_equal(mn_engine_space_role(t.e, "s", &role, &err), MN_OK);
+    assert_int_equal(role, MN_SPACE_PRIMARY);
+    assert_int_equal(mn_engine_space_set_role(t.e, "nope", MN_SPACE_PRIMARY, 0, &err),
+                     MN_ERR_NOT_FOUND);
+    assert_int_equal(mn_engine_space_set_role(t.e, "s", (mn_space_role_t)7, 0, &err),
+                     MN_ERR_INVALID);
+    mn_test_eng_free(&t);
+}
+
+/* A read from below the first kept lsn says the entries were trimmed. */
+static void test_wal_read_of_trimmed_entries_is_gone(void **state)
+{
+    (void)state;
+    mn_test_eng t = {0};
+    mn_test_eng_init(&t, "mnemo-repl-trim");
+    t.opts.wal_retain_entries = 5;
+    mn_test_eng_open(&t);
+    make_space(t.e, "s");
+    for (int i = 0; i < 12; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "memory %d", i);
+        put(&t, "s", text, NULL, NULL, NULL);
+    }
+    mn_error err = {0};
+    assert_int_equal(mn_engine_trim_wal(t.e, &err), MN_OK);
+    mn_space_stats_t st;
+    assert_int_equal(mn_engine_space_get(t.e, "s", &st, &err), MN_OK);
+    assert_int_equal(st.last_lsn, 13);
+    assert_int_equal(st.wal_first_lsn, 9);
+    mn_test_wal w = {0};
+    assert_int_equal(mn_test_wal_read(t.e, "s", 1, 0, &w), MN_ERR_GONE);
+    assert_int_equal(mn_test_wal_read(t.e, "s", 8, 0, &w), MN_ERR_GONE);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(mn_test_wal_read(t.e, "s", 9, 0, &w), MN_OK);
+    assert_int_equal(w.n, 5);
+    mn_test_wal_free(&w);
+    assert_int_equal(mn_test_wal_read(t.e, "s", 0, 0, &w), MN_OK); /* from the first kept */
+    assert_int_equal(w.n, 5);
+    mn_test_wal_free(&w);
+    assert_int_equal(mn_test_wal_read(t.e, "s", 14, 0, &w), MN_OK); /* past the end */
+    assert_int_equal(w.n, 0);
+    mn_test_eng_free(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replica_matches_primary_and_survives_a_restart),
+        cmocka_unit_test(test_replicated_drop_drops_the_space),
+        cmocka_unit_test(test_gaps_duplicates_and_bad_entries_are_refused),
+        cmocka_unit_test(test_replica_takes_no_writes),
+        cmocka_unit_test(test_promotion_carries_the_new_epoch),
+        cmocka_unit_test(test_hook_hears_each_durable_entry),
+        cmocka_unit_test(test_spaces_start_replica_across_a_restart),
+        cmocka_unit_test(test_wal_read_of_trimmed_entries_is_gone),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
