@@ -53,7 +53,17 @@ typedef struct api_cluster_hooks {
      * the engine call succeeded); every node learns its definition. May be NULL. */
     void (*space_created)(void *arg, const char *space);
     void (*space_dropped)(void *arg, const char *space);
+    /* Every space of the cluster (the catalog's live ones, held here or not), as
+     * mn_engine_space_list gives them: *out malloc'd, sorted by name. May be NULL (then the
+     * doors list the engine's). */
+    mn_err (*space_list)(void *arg, mn_space_def_t **out, size_t *n, mn_error *err);
 } api_cluster_hooks;
+
+/* The spaces GET /v1/spaces and ListSpaces answer: the cluster's (its space_list hook) in
+ * cluster mode, else the engine's. *out malloc'd, sorted by name. held (may be NULL): in
+ * cluster mode a malloc'd array of n flags, "this node's engine holds it"; NULL otherwise. */
+mn_err api_space_list(const mn_api_t *api, mn_space_def_t **out, size_t *n, bool **held,
+                      mn_error *err);
 
 /* ---- per-request arena: every allocation of one request, freed at once ---- */
 typedef struct api_chunk api_chunk;

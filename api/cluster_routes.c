@@ -16,6 +16,7 @@
 #include "cluster_routes.h"
 
 #include "api_internal.h"
+#include "cluster_catalog.h"
 #include "cluster_repl.h"
 #include "cluster_spaces.h"
 
@@ -41,10 +42,11 @@ typedef struct cl_row {
 struct mn_cluster {
     uv_loop_t *loop;
     mn_swim_uv_t *swim;
-    cl_spaces *spaces; /* placement: stepped on every snapshot */
-    cl_repl *repl;     /* replication: its own thread and the peer bus */
-    api_cluster_hooks hooks;
-    char peer[80]; /* this node's peer bus address, "HOST:PORT" */
+    cl_spaces *spaces;       /* placement: stepped on every snapshot */
+    cl_catalog *catalog;     /* every space's definition (api/cluster_catalog.c) */
+    cl_repl *repl;           /* replication: its own thread and the peer bus */
+    api_cluster_hooks hooks; /* what the doors call (api->cluster points here) */
+    char peer[80];           /* this node's peer bus address, "HOST:PORT" */
     char api_addr[MN_SWIM_META_MAX + 1];
     char meta[MN_SWIM_META_MAX + 1];
     uv_timer_t timer;
@@ -330,10 +332,12 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     mn_cluster_t *cl = calloc(1, sizeof *cl);
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = load_node_id(c, cl->node_id, err);
-    if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->node_id, &cl->spaces, err);
+    if (rc == MN_OK) rc = cl_catalog_new(c, engine, cl->node_id, &cl->catalog, err);
+    if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->catalog, cl->node_id, &cl->spaces, err);
     if (rc == MN_OK && (rc = cl_repl_start(c, engine, cl->node_id, &cl->repl, err)) != MN_OK)
         cl_spaces_free(cl->spaces);
     if (rc != MN_OK) {
+        cl_catalog_free(cl->catalog);
         free(cl);
         return rc;
     }
@@ -355,6 +359,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     if (rc != MN_OK) {
         cl_repl_stop(cl->repl);
         cl_spaces_free(cl->spaces);
+        cl_catalog_free(cl->catalog);
         pthread_mutex_destroy(&cl->mu);
         free(cl);
         return rc;
@@ -369,6 +374,23 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     return MN_OK;
 }
 
+/* ---- the hooks of the doors (api_cluster_hooks; arg = the mn_cluster_t) ---- */
+
+static void hook_space_created(void *arg, const char *space)
+{
+    cl_catalog_created(((mn_cluster_t *)arg)->catalog, space);
+}
+
+static void hook_space_dropped(void *arg, const char *space)
+{
+    cl_catalog_dropped(((mn_cluster_t *)arg)->catalog, space);
+}
+
+static mn_err hook_space_list(void *arg, mn_space_def_t **out, size_t *n, mn_error *err)
+{
+    return cl_catalog_list(((mn_cluster_t *)arg)->catalog, out, n, err);
+}
+
 static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, int level,
                               int64_t timeout_ms, mn_error *err)
 {
@@ -378,15 +400,29 @@ static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, int le
 
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
 {
+    const struct {
+        const char *method, *pattern;
+        mn_http_handler_fn fn;
+        void *ctx;
+    } routes[] = {
+        {"GET", "/v1/cluster/members", h_members, cl},
+        {"GET", "/v1/cluster/spaces", cl_spaces_handle, cl->spaces},
+        {"GET", "/v1/cluster/catalog", cl_catalog_handle_get, cl->catalog},
+        {"POST", "/v1/cluster/catalog", cl_catalog_handle_post, cl->catalog},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        mn_err rc = mn_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn,
+                                       routes[i].ctx);
+        if (rc != MN_OK)
+            return mn_error_set(err, rc, "route %s %s: %s", routes[i].method, routes[i].pattern,
+                                mn_strerror(rc));
+    }
     cl->hooks.arg = cl;
+    cl->hooks.space_created = hook_space_created;
+    cl->hooks.space_dropped = hook_space_dropped;
+    cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
     api->cluster = &cl->hooks;
-    mn_err rc = mn_http_router_add(router, "GET", "/v1/cluster/members", h_members, cl);
-    if (rc != MN_OK)
-        return mn_error_set(err, rc, "route GET /v1/cluster/members: %s", mn_strerror(rc));
-    rc = mn_http_router_add(router, "GET", "/v1/cluster/spaces", cl_spaces_handle, cl->spaces);
-    if (rc != MN_OK)
-        return mn_error_set(err, rc, "route GET /v1/cluster/spaces: %s", mn_strerror(rc));
     return MN_OK;
 }
 
@@ -408,6 +444,7 @@ static void finish(mn_cluster_t *cl)
     cl_repl_stop(cl->repl); /* no handler runs any more: nobody waits on it */
     free(cl->rows);
     cl_spaces_free(cl->spaces);
+    cl_catalog_free(cl->catalog);
     pthread_mutex_destroy(&cl->mu);
     free(cl);
     if (done) done(arg);

@@ -21,9 +21,10 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
                         mn_cluster_t **out, mn_error *err);
 /* Registers GET /v1/cluster/members on router (handlers may run on any thread):
  * self, counts by state, members, and the core's "stats" (datagrams, drops by
- * cause, suspicions raised, refutations, health), and GET /v1/cluster/spaces
- * (this node's placement table, api/cluster_spaces.c); and gives api the
- * cluster's hooks (write_wait: api/cluster_repl.c). */
+ * cause, suspicions raised, refutations, health), GET /v1/cluster/spaces
+ * (this node's placement table, api/cluster_spaces.c), GET and POST
+ * /v1/cluster/catalog (api/cluster_catalog.c); and points api->cluster at the
+ * hooks the doors call (they live as long as cl; write_wait: api/cluster_repl.c). */
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router,
                            mn_error *err);
 /* Announces this node's API address in its SWIM metadata, with cluster.zone

@@ -3,13 +3,11 @@
  * The loop thread owns the placement driver (spaces/place_driver.c): on
  * every SWIM snapshot (each membership event and every 250 ms) it steps the
  * table over the view — the alive and suspect members, each with the zone
- * from its SWIM metadata — and the spaces this node holds, then publishes a
- * copy under a mutex. GET /v1/cluster/spaces reads that copy on any thread.
- *
- * Known limit of this increment: a node knows only its own spaces (nothing
- * replicates space definitions yet), so nodes agree on a space's holders
- * only when they hold the same spaces and stepped through the same views;
- * ?names= previews placement for any names over the current table. */
+ * from its SWIM metadata — and the catalog's spaces (every space of the
+ * cluster, held here or not: api/cluster_catalog.c), then publishes a copy
+ * under a mutex. GET /v1/cluster/spaces reads that copy on any thread.
+ * Nodes whose catalogs and views agree compute the same holders for every
+ * space; ?names= previews placement for any names over the current table. */
 #include "cluster_spaces.h"
 
 #include "cluster_repl.h"
@@ -34,6 +32,7 @@ typedef struct cl_node {
 
 struct cl_spaces {
     mn_engine_t *engine;
+    cl_catalog *catalog; /* the names placed */
     char self[MN_SWIM_ID_MAX + 1];
     mn_spaces_opts_t opts;
     const char *consistency;
@@ -91,8 +90,8 @@ static void meta_get(const char *meta, const char *key, char *out, size_t cap)
 
 /* ---- lifecycle ---- */
 
-mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, const char *self_id,
-                     cl_spaces **out, mn_error *err)
+mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, cl_catalog *catalog,
+                     const char *self_id, cl_spaces **out, mn_error *err)
 {
     *out = NULL;
     cl_spaces *cs = calloc(1, sizeof *cs);
@@ -106,6 +105,7 @@ mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, const char *self
         return rc;
     }
     cs->engine = engine;
+    cs->catalog = catalog;
     snprintf(cs->self, sizeof cs->self, "%s", self_id);
     cs->consistency = c->cluster.write_consistency;
     cs->peer_port = c->cluster.peer_port;
@@ -259,27 +259,38 @@ static void publish(cl_spaces *cs, cl_node *nodes, size_t n_nodes, const mn_erro
     free(nodes);
 }
 
+/* The members of the view other than this node that announce an API address: the ones
+ * the catalog syncs with. */
+static void give_members(cl_spaces *cs, const cl_node *nodes, size_t n)
+{
+    cl_catalog_member *m = calloc(n ? n : 1, sizeof *m);
+    if (!m) return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(nodes[i].id, cs->self) || !nodes[i].api[0]) continue;
+        snprintf(m[k].id, sizeof m[k].id, "%s", nodes[i].id);
+        snprintf(m[k].api, sizeof m[k].api, "%s", nodes[i].api);
+        k++;
+    }
+    cl_catalog_set_members(cs->catalog, m, k);
+    free(m);
+}
+
 void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
 {
     mn_error err = {0};
     size_t n = mn_swim_member_count(core);
     cl_node *nodes = calloc(n ? n : 1, sizeof *nodes);
     mn_spaces_member_t *view = calloc(n ? n : 1, sizeof *view);
-    mn_space_def_t *defs = NULL;
-    size_t n_defs = 0;
     const char **names = NULL;
+    size_t n_names = 0;
     if (!nodes || !view) {
         mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
-    } else if (mn_engine_space_list(cs->engine, &defs, &n_defs, &err) == MN_OK) {
-        names = calloc(n_defs ? n_defs : 1, sizeof *names);
-        for (size_t i = 0; names && i < n_defs; i++)
-            names[i] = defs[i].name;
+    } else if (cl_catalog_names(cs->catalog, &names, &n_names, &err) == MN_OK) {
         size_t n_view = view_of(core, n, nodes, view);
+        give_members(cs, nodes, n_view);
         if (cs->repl) cl_repl_leaders(cs->repl, known_epoch, record_leader, cs);
-        if (!names)
-            mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
-        else
-            mn_spaces_driver_update(cs->driver, view, n_view, names, n_defs, &err);
+        mn_spaces_driver_update(cs->driver, view, n_view, names, n_names, &err);
         if (!err.code) n = n_view;
     }
     if (err.code) mn_log_warn("cluster: placement step failed: %s", err.message);
@@ -287,7 +298,6 @@ void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
     publish(cs, err.code ? NULL : nodes, n, &err);
     if (err.code) free(nodes);
     free(names);
-    free(defs);
     free(view);
 }
 
@@ -408,7 +418,7 @@ static void add_config(cl_spaces *cs, cJSON *root)
         cJSON_AddStringToObject(root, "zone", cs->zone);
     else
         cJSON_AddNullToObject(root, "zone");
-    cJSON_AddStringToObject(root, "spaces_known", "local");
+    cJSON_AddStringToObject(root, "spaces_known", "catalog");
 }
 
 /* Splits "a,b,c" into the table t as new entries (names placed already are

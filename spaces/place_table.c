@@ -20,6 +20,12 @@
  *    desired one, when the desired one is a full live replica, is flagged for
  *    a handover (the replication core moves the role; it is never removed
  *    while it is the primary).
+ * A draining member (mnemo admin drain) stays in the view but is given no
+ * desired copy (placement.c): repairs never add a copy on it, and its copies
+ * go by the balance rule above, which removes a copy only while the live full
+ * copies exceed min(factor, members) counting the draining ones: so a drain
+ * never takes a space below its factor, and a drain that would (fewer other
+ * members than the factor) keeps the copies it cannot move.
  * Invariant (checked): a copy is removed by the balance rule only while live
  * full copies exceed the target, so a move never takes a space below its
  * factor. */
@@ -238,7 +244,7 @@ static void repair(mn_spaces_entry_t *e, const want *w, const mn__place_view *v,
             live++;
         }
     for (size_t i = 0; i < v->n && live < target && e->n_holders < MN_SPACES_HOLDERS_MAX; i++)
-        if (holder_at(e, v->m[i].id) < 0) {
+        if (mn__place_view_takes(v, i) && holder_at(e, v->m[i].id) < 0) {
             holder_add(e, v->m[i].id, MN_SPACES_CATCHING_UP);
             live++;
         }
@@ -272,6 +278,8 @@ static void set_flags(mn_spaces_entry_t *e, const want *w, int factor)
 static void settle_entry(mn_spaces_entry_t *e, const want *w, const mn__place_view *v, int factor)
 {
     int target = (int)w->n;
+    /* the copies kept: draining members count (their copies go only once others have them) */
+    int keep = factor < (int)v->n ? factor : (int)v->n;
     if (e->n_holders == 0) {
         e->flags = v->n ? 0 : MN_SPACES_UNAVAILABLE;
         if (v->n) place_new(e, w);
@@ -291,7 +299,7 @@ static void settle_entry(mn_spaces_entry_t *e, const want *w, const mn__place_vi
         e->flags &= (uint8_t)~MN_SPACES_FAILOVER;
     drop_down(e);
     repair(e, w, v, target);
-    if (!(e->flags & MN_SPACES_FAILOVER)) trim_surplus(e, w, target);
+    if (!(e->flags & MN_SPACES_FAILOVER)) trim_surplus(e, w, keep > target ? keep : target);
     set_flags(e, w, factor);
 }
 

@@ -16,9 +16,13 @@
  * zone not yet used, then the rest by rank, so the k copies span
  * min(k, zones) zones. A member without a zone is a zone of its own.
  *
- * Invariants: every plan names k distinct members; a node's copies never
- * exceed its cap unless every node is at its cap (impossible: the caps sum to
- * at least the copies; checked). */
+ * Draining members (mnemo admin drain) are left out of the ranking, the caps
+ * and k: they are given no desired copy (unless every member drains, then
+ * the ranking takes them all), so the step moves their copies away.
+ *
+ * Invariants: every plan names k distinct members, none draining while one
+ * is not; a node's copies never exceed its cap unless every node is at its
+ * cap (impossible: the caps sum to at least the copies; checked). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +91,9 @@ mn_err mn__place_view_make(const mn_spaces_member_t *view, size_t n, mn__place_v
         out->hash[i] = mn_spaces_hash(out->m[i].id, strlen(out->m[i].id));
     }
     number_zones(out);
+    for (size_t i = 0; i < n; i++)
+        out->n_eligible += !out->m[i].draining;
+    if (out->n_eligible == 0) out->n_eligible = n; /* every member drains: none does */
     return MN_OK;
 }
 
@@ -96,6 +103,16 @@ void mn__place_view_free(mn__place_view *v)
     free(v->hash);
     free(v->zone);
     memset(v, 0, sizeof *v);
+}
+
+size_t mn__place_view_eligible(const mn__place_view *v)
+{
+    return v->n_eligible;
+}
+
+bool mn__place_view_takes(const mn__place_view *v, size_t i)
+{
+    return !v->m[i].draining || v->n_eligible == v->n;
 }
 
 long mn__place_view_find(const mn__place_view *v, const char *id)
@@ -129,6 +146,7 @@ static int ranked_cmp(const void *a, const void *b)
 
 typedef struct plan_state {
     const mn__place_view *v;
+    size_t n_rank; /* the members ranked: the ones not draining */
     size_t k;
     uint64_t cap_copies, cap_primaries;
     uint64_t *copies, *primaries;
@@ -153,11 +171,11 @@ static bool zone_used(const plan_state *s, const uint32_t *out, size_t n, uint32
 
 static uint32_t pick_primary(const plan_state *s)
 {
-    for (size_t i = 0; i < s->v->n; i++) {
+    for (size_t i = 0; i < s->n_rank; i++) {
         uint32_t nd = s->rank[i].node;
         if (s->primaries[nd] < s->cap_primaries && s->copies[nd] < s->cap_copies) return nd;
     }
-    for (size_t i = 0; i < s->v->n; i++)
+    for (size_t i = 0; i < s->n_rank; i++)
         if (s->copies[s->rank[i].node] < s->cap_copies) return s->rank[i].node;
     return s->rank[0].node;
 }
@@ -167,7 +185,7 @@ static uint32_t pick_primary(const plan_state *s)
 static size_t pick_replicas(const plan_state *s, uint32_t *out, size_t n)
 {
     for (int pass = 0; pass < 3 && n < s->k; pass++)
-        for (size_t i = 0; i < s->v->n && n < s->k; i++) {
+        for (size_t i = 0; i < s->n_rank && n < s->k; i++) {
             uint32_t nd = s->rank[i].node;
             if (chosen(out, n, nd)) continue;
             if (pass < 2 && s->copies[nd] >= s->cap_copies) continue;
@@ -180,9 +198,12 @@ static size_t pick_replicas(const plan_state *s, uint32_t *out, size_t n)
 static void plan_space(plan_state *s, const char *name, uint32_t *out, uint8_t *count)
 {
     uint64_t sh = mn_spaces_hash(name, strlen(name));
+    size_t r = 0;
     for (size_t i = 0; i < s->v->n; i++)
-        s->rank[i] = (ranked){mn_spaces_score(sh, s->v->hash[i]), (uint32_t)i};
-    qsort(s->rank, s->v->n, sizeof *s->rank, ranked_cmp);
+        if (s->n_rank == s->v->n || !s->v->m[i].draining)
+            s->rank[r++] = (ranked){mn_spaces_score(sh, s->v->hash[i]), (uint32_t)i};
+    mn_assert(r == s->n_rank);
+    qsort(s->rank, r, sizeof *s->rank, ranked_cmp);
     out[0] = pick_primary(s);
     size_t n = pick_replicas(s, out, 1);
     mn_assert(n == s->k);
@@ -251,10 +272,11 @@ mn_err mn__place_plan_make(const mn_spaces_table_t *t, const mn__place_view *v,
         goto out;
     }
     if (v->n == 0) goto out;
-    s.k = (size_t)o->replication_factor < v->n ? (size_t)o->replication_factor : v->n;
-    s.cap_copies = cap_of(o->balance_slack, (uint64_t)t->n * s.k, v->n);
-    s.cap_primaries = cap_of(o->balance_slack, (uint64_t)t->n, v->n);
-    mn_assert(s.cap_copies * v->n >= (uint64_t)t->n * s.k);
+    s.n_rank = mn__place_view_eligible(v);
+    s.k = (size_t)o->replication_factor < s.n_rank ? (size_t)o->replication_factor : s.n_rank;
+    s.cap_copies = cap_of(o->balance_slack, (uint64_t)t->n * s.k, s.n_rank);
+    s.cap_primaries = cap_of(o->balance_slack, (uint64_t)t->n, s.n_rank);
+    mn_assert(s.cap_copies * s.n_rank >= (uint64_t)t->n * s.k);
     for (size_t i = 0; i < t->n; i++) {
         size_t e = order[i];
         plan_space(&s, t->entries[e].name, &out->nodes[e * MN_SPACES_RF_MAX], &out->count[e]);

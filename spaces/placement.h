@@ -9,6 +9,7 @@
  * zone; equal labels share a number). */
 typedef struct mn__place_view {
     size_t n;
+    size_t n_eligible; /* members that take copies (mn__place_view_eligible) */
     mn_spaces_member_t *m; /* sorted copies of the caller's pointers */
     uint64_t *hash;
     uint32_t *zone;
@@ -19,6 +20,10 @@ typedef struct mn__place_view {
 mn_err mn__place_view_make(const mn_spaces_member_t *view, size_t n, mn__place_view *out,
                            mn_error *err);
 void mn__place_view_free(mn__place_view *v);
+/* The members that take copies: those not draining, or all when every one drains. */
+size_t mn__place_view_eligible(const mn__place_view *v);
+/* Does member i take copies (mn__place_view_eligible's rule)? */
+bool mn__place_view_takes(const mn__place_view *v, size_t i);
 /* Index of id in the view, or -1. */
 long mn__place_view_find(const mn__place_view *v, const char *id);
 

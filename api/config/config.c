@@ -295,6 +295,11 @@ static const cfg_key KEYS[] = {
           "copies a write reaches before it is acknowledged (not enforced yet)"),
     KINT("cluster", "write_timeout_ms", cluster.write_timeout_ms, 2000, 1, 600000,
          "how long a write waits for its consistency level before 503 unavailable"),
+    KINT("cluster", "catalog_sync_interval_ms", cluster.catalog_sync_interval_ms, 2000, 100,
+         3600000, "anti-entropy of the space catalog with one random member this often"),
+    KINT("cluster", "catalog_tombstone_ttl_s", cluster.catalog_tombstone_ttl_s, 604800, 60,
+         315360000, "a dropped space's tombstone is kept this long (a node down longer must be "
+         "wiped before it rejoins)"),
     KINT("cluster.swim", "probe_interval_ms", cluster_swim.probe_interval_ms, 0, 0, 600000,
          "SWIM probe period (0 = the profile's)"),
     KINT("cluster.swim", "probe_timeout_ms", cluster_swim.probe_timeout_ms, 0, 0, 600000,

@@ -84,6 +84,8 @@ static mn_err m_create_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessag
     }
     mn_embed_space_new(c->api->embed, &def);
     if ((rc = mn_engine_space_create(c->api->engine, &def, &out, err))) return rc;
+    if (c->api->cluster && c->api->cluster->space_created)
+        c->api->cluster->space_created(c->api->cluster->arg, out.name);
     Mnemo__V1__Space *s = g_space_out(&c->arena, &out);
     if (!s) return OOM(err);
     *resp = &s->base;
@@ -96,7 +98,7 @@ static mn_err m_list_spaces(gctx *c, const ProtobufCMessage *r, ProtobufCMessage
     (void)r;
     mn_space_def_t *defs = NULL;
     size_t n = 0;
-    mn_err rc = mn_engine_space_list(c->api->engine, &defs, &n, err);
+    mn_err rc = api_space_list(c->api, &defs, &n, NULL, err);
     if (rc) return rc;
     Mnemo__V1__ListSpacesResponse *o =
         G_NEW(&c->arena, Mnemo__V1__ListSpacesResponse, mnemo__v1__list_spaces_response__init);
@@ -144,6 +146,8 @@ static mn_err m_drop_space(gctx *c, const ProtobufCMessage *r, ProtobufCMessage 
     REQ(Mnemo__V1__SpaceRequest, r);
     mn_err rc = mn_engine_space_drop(c->api->engine, space_of(q->space), err);
     if (rc) return rc;
+    if (c->api->cluster && c->api->cluster->space_dropped)
+        c->api->cluster->space_dropped(c->api->cluster->arg, space_of(q->space));
     Mnemo__V1__DropSpaceResponse *o =
         G_NEW(&c->arena, Mnemo__V1__DropSpaceResponse, mnemo__v1__drop_space_response__init);
     if (!o) return OOM(err);

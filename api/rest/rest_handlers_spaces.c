@@ -241,6 +241,8 @@ void rest_h_space_create(void *ctx, const mn_http_request_t *req, mn_http_respon
     if (!rc) rc = mn_engine_space_create(api->engine, &def, &out, &err);
     api_json_free(body);
     if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
+    if (api->cluster && api->cluster->space_created)
+        api->cluster->space_created(api->cluster->arg, out.name);
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -256,7 +258,8 @@ void rest_h_space_list(void *ctx, const mn_http_request_t *req, mn_http_response
     mn_error err = {0};
     mn_space_def_t *defs = NULL;
     size_t n = 0;
-    mn_err rc = mn_engine_space_list(api->engine, &defs, &n, &err);
+    bool *held = NULL; /* cluster mode: every space of the catalog, held here or not */
+    mn_err rc = api_space_list(api, &defs, &n, &held, &err);
     if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
     api_jw w;
     jw_init(&w);
@@ -266,11 +269,16 @@ void rest_h_space_list(void *ctx, const mn_http_request_t *req, mn_http_response
     for (size_t i = 0; i < n; i++) {
         jw_obj(&w);
         space_fields(&w, &defs[i]);
+        if (held) {
+            jw_key(&w, "held_here");
+            jw_bool(&w, held[i]);
+        }
         jw_obj_end(&w);
     }
     jw_arr_end(&w);
     jw_obj_end(&w);
     free(defs);
+    free(held);
     jw_respond(&w, resp, 200);
 }
 
@@ -338,6 +346,8 @@ void rest_h_space_drop(void *ctx, const mn_http_request_t *req, mn_http_response
     mn_error err = {0};
     mn_err rc = mn_engine_space_drop(api->engine, req->params[0], &err);
     if (rest_failed(resp, rc, &err, API_CTX_SPACE)) return;
+    if (api->cluster && api->cluster->space_dropped)
+        api->cluster->space_dropped(api->cluster->arg, req->params[0]);
     api_jw w;
     jw_init(&w);
     jw_obj(&w);

@@ -29,10 +29,14 @@
 
 /* ---- placement ---- */
 
-/* One alive member of the membership view. zone NULL or "" = no zone. */
+/* One alive member of the membership view. zone NULL or "" = no zone.
+ * draining: the member is leaving (`mnemo admin drain`): it stays in the view
+ * (its copies still count and can ship) but is given no desired copy, so the
+ * step moves its copies away; unless every member drains (then none does). */
 typedef struct mn_spaces_member {
     const char *id;
     const char *zone;
+    bool draining;
 } mn_spaces_member_t;
 
 typedef struct mn_spaces_opts {

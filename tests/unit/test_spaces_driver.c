@@ -69,7 +69,8 @@ static void test_spaces_driver_nodes_agree_and_fail_over_at_the_next_epoch(void 
 {
     (void)state;
     setup_names();
-    mn_spaces_member_t view[NODES] = {{"n-a", NULL}, {"n-b", NULL}, {"n-c", NULL}};
+    mn_spaces_member_t view[NODES] = {
+        {"n-a", NULL, false}, {"n-b", NULL, false}, {"n-c", NULL, false}};
     mn_spaces_driver_t *d[NODES];
     for (int k = 0; k < NODES; k++) {
         d[k] = driver(3);
@@ -126,7 +127,8 @@ static void test_spaces_driver_epochs_rise_only_for_the_dead_primarys_spaces(voi
 {
     (void)state;
     setup_names();
-    mn_spaces_member_t view[NODES] = {{"n-a", "z1"}, {"n-b", "z2"}, {"n-c", "z3"}};
+    mn_spaces_member_t view[NODES] = {
+        {"n-a", "z1", false}, {"n-b", "z2", false}, {"n-c", "z3", false}};
     mn_spaces_driver_t *d = driver(3);
     update(d, view, NODES, 0, NAMES);
     mn_spaces_table_t before;
@@ -150,7 +152,8 @@ static void test_spaces_driver_leaves_the_spaces_it_holds_to_the_core(void **sta
 {
     (void)state;
     setup_names();
-    mn_spaces_member_t view[NODES] = {{"n-a", NULL}, {"n-b", NULL}, {"n-c", NULL}};
+    mn_spaces_member_t view[NODES] = {
+        {"n-a", NULL, false}, {"n-b", NULL, false}, {"n-c", NULL, false}};
     mn_spaces_driver_t *d = driver(3), *alone = driver(3);
     mn_spaces_driver_external(d, "n-a");
     update(d, view, NODES, 0, NAMES);

@@ -353,8 +353,8 @@ static void test_spaces_bad_views_are_refused(void **state)
     mn_spaces_table_init(&t);
     mn_spaces_table_init(&next);
     add_spaces(&t, 3);
-    mn_spaces_member_t dup[2] = {{"a", NULL}, {"a", NULL}};
-    mn_spaces_member_t empty[1] = {{"", NULL}};
+    mn_spaces_member_t dup[2] = {{"a", NULL, false}, {"a", NULL, false}};
+    mn_spaces_member_t empty[1] = {{"", NULL, false}};
     mn_error err;
     assert_int_equal(mn_spaces_step(&t, dup, 2, &o, &next, &err), MN_ERR_INVALID);
     assert_int_equal(mn_spaces_step(&t, empty, 1, &o, &next, &err), MN_ERR_INVALID);

@@ -1,0 +1,118 @@
+/* The space catalog (cluster mode): every node knows every space's definition
+ * (its creation options and creation time) and every drop (a tombstone), so
+ * that every node places the same names (api/cluster_spaces.c). Private to api/.
+ *
+ * Three parts:
+ *  - the set (cluster_catalog_set.c): entries sorted by name and their merge,
+ *    a join over a total order (deterministic, commutative, idempotent);
+ *  - the codec and the file (cluster_catalog_json.c): entries as JSON, the
+ *    catalog kept in <data_dir>/cluster_catalog.json (fsync + rename);
+ *  - the live catalog (cluster_catalog.c): the hooks of a create and a drop, a
+ *    push to every alive member, anti-entropy with a random member, and the
+ *    routes GET and POST /v1/cluster/catalog. docs/replication.md, "The space
+ *    catalog", says why each rule is what it is. */
+#ifndef MN_API_CLUSTER_CATALOG_H
+#define MN_API_CLUSTER_CATALOG_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mnemo/config.h"
+#include "mnemo/engine.h"
+#include "mnemo/err.h"
+#include "mnemo/http.h"
+#include "mnemo/swim.h"
+
+/* ---- the set ---- */
+
+/* One space as the catalog knows it. def.created_at_ms (the engine's, carried in the
+ * space's WAL so that every copy has the same) names the incarnation: a name dropped and
+ * created again is a new incarnation. dropped_ms: 0 = live, else a tombstone. */
+typedef struct cl_catalog_entry {
+    mn_space_def_t def;
+    int64_t dropped_ms;
+} cl_catalog_entry;
+
+/* Entries sorted by name, one per name. */
+typedef struct cl_catalog_set {
+    cl_catalog_entry *e;
+    size_t n, cap;
+} cl_catalog_set;
+
+void cl_catalog_set_init(cl_catalog_set *s);
+void cl_catalog_set_free(cl_catalog_set *s);
+/* dst (initialised) becomes a copy of src. */
+mn_err cl_catalog_set_copy(cl_catalog_set *dst, const cl_catalog_set *src);
+const cl_catalog_entry *cl_catalog_set_find(const cl_catalog_set *s, const char *name);
+/* The order the merge keeps the greatest of, for two entries of one name: the later
+ * incarnation (created_at_ms), then the definition's fields in a fixed order (two creations
+ * in the same ms), then dropped_ms (0, live, is the least: a tombstone wins over the live
+ * entry of its incarnation, and the later of two tombstones wins). <0, 0, >0. */
+int cl_catalog_entry_cmp(const cl_catalog_entry *a, const cl_catalog_entry *b);
+/* Merges in into s: s keeps, for in's name, the greater of its entry and in. *changed (may
+ * be NULL) says whether s changed. MN_ERR_INVALID for a bad name, MN_ERR_NOMEM. */
+mn_err cl_catalog_set_merge(cl_catalog_set *s, const cl_catalog_entry *in, bool *changed);
+/* Removes the tombstones dropped before before_ms; returns how many. */
+size_t cl_catalog_set_collect(cl_catalog_set *s, int64_t before_ms);
+/* Live entries. */
+size_t cl_catalog_set_live(const cl_catalog_set *s);
+
+/* ---- the codec (cluster_catalog_json.c) ---- */
+
+/* An entry as a JSON object: the fields of POST /v1/spaces with their stored values, plus
+ * "created_at_ms" and "dropped_at_ms" (null: live). */
+cJSON *cl_catalog_entry_json(const cl_catalog_entry *e);
+/* Reads an entry; MN_ERR_INVALID names the field ("<pfx>dim: ..."). */
+mn_err cl_catalog_entry_from_json(const cJSON *o, const char *pfx, cl_catalog_entry *out,
+                                  mn_error *err);
+/* {"spaces": [entries]} into s (merged: a document may name a space twice). */
+mn_err cl_catalog_set_from_json(const cJSON *doc, cl_catalog_set *s, mn_error *err);
+/* {"spaces": [entries]} as text (cJSON_free; NULL: no memory); file: pretty, with the
+ * file's "format". */
+char *cl_catalog_set_text(const cl_catalog_set *s, bool file);
+/* The digest of a set: hex SHA-256 of its entries' canonical JSON in name order (65 bytes
+ * with the NUL). Equal sets have equal digests on every node. */
+void cl_catalog_set_digest(const cl_catalog_set *s, char out[65]);
+/* Writes s to path (a temporary file, fsync, rename, fsync of the folder). */
+mn_err cl_catalog_save(const cl_catalog_set *s, const char *path, mn_error *err);
+/* Loads path into s (merged); a missing file is an empty catalog. MN_ERR_CORRUPT names the
+ * file and the fault. */
+mn_err cl_catalog_load(const char *path, cl_catalog_set *s, mn_error *err);
+
+/* ---- the live catalog (cluster_catalog.c) ---- */
+
+typedef struct cl_catalog cl_catalog;
+
+/* An alive member other than this node, with its API address ("HOST:PORT"). */
+typedef struct cl_catalog_member {
+    char id[MN_SWIM_ID_MAX + 1];
+    char api[MN_SWIM_META_MAX + 1];
+} cl_catalog_member;
+
+/* Loads <data_dir>/cluster_catalog.json, merges in the spaces of engine (a space the engine
+ * holds is live unless a tombstone covers it), drops the engine's copies that a tombstone
+ * covers, saves, and starts the sync thread (cluster.catalog_sync_interval_ms). */
+mn_err cl_catalog_new(const mn_config_t *c, mn_engine_t *engine, const char *self_id,
+                      cl_catalog **out, mn_error *err);
+/* Stops the sync thread and frees. No hook or handler may run during or after it. */
+void cl_catalog_free(cl_catalog *cat);
+
+/* The hooks of api_cluster_hooks (any thread, after the engine call succeeded): records
+ * the space (read from the engine) or its tombstone, saves, and pushes it to every alive
+ * member (on the sync thread, at once). */
+void cl_catalog_created(cl_catalog *cat, const char *space);
+void cl_catalog_dropped(cl_catalog *cat, const char *space);
+/* The live spaces, sorted by name: *out malloc'd (free()). */
+mn_err cl_catalog_list(cl_catalog *cat, mn_space_def_t **out, size_t *n, mn_error *err);
+/* The live names, sorted: *out malloc'd (free()), one block (the strings live in it). */
+mn_err cl_catalog_names(cl_catalog *cat, const char ***out, size_t *n, mn_error *err);
+/* Loop thread: the alive members (this node excluded) the sync thread talks to. */
+void cl_catalog_set_members(cl_catalog *cat, const cl_catalog_member *m, size_t n);
+
+/* GET /v1/cluster/catalog[?digest=1] and POST /v1/cluster/catalog (ctx = the catalog). */
+void cl_catalog_handle_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void cl_catalog_handle_post(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+
+#endif
