@@ -12,6 +12,8 @@
 #include "api_internal.h"
 #include "auth.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,39 @@ const char *api_key_name(const mn_api_t *api, const char *key, size_t key_len)
     /* any op that needs a key: the name is found before the role is judged */
     mn_auth_allow(api->auth, key, key_len, MN_AUTH_OP_METRICS, NULL, &v);
     return v.key_name ? v.key_name : "";
+}
+
+/* Percent-decodes s into out (cap bytes); false if it does not fit or is malformed. */
+static bool pct_decode(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        unsigned v = (unsigned char)*s;
+        if (*s == '%' && sscanf(s + 1, "%2x", &v) == 1 && isxdigit((unsigned char)s[1]) &&
+            isxdigit((unsigned char)s[2]))
+            s += 2;
+        else if (*s == '%')
+            return false;
+        if (n + 1 >= cap) return false;
+        out[n++] = (char)v;
+    }
+    out[n] = 0;
+    return true;
+}
+
+const char *api_request_key_name(const mn_api_t *api, const mn_http_request_t *req)
+{
+    const char *hop = api->cluster && mn_http_header_get(req, "x-mnemo-hop-node")
+                          ? mn_http_header_get(req, "x-mnemo-hop-key")
+                          : NULL;
+    if (!hop) {
+        const char *key = mn_auth_http_key(req);
+        return api_key_name(api, key, key ? strlen(key) : 0);
+    }
+    char name[128];
+    const char *known =
+        pct_decode(hop, name, sizeof name) ? mn_auth_name_known(api->auth, name) : NULL;
+    return known ? known : "";
 }
 
 static const char *mode_name(mn_forget_mode_t m)

@@ -43,5 +43,8 @@ mn_err api_forget_where(mn_api_t *api, const api_forget_req *r, api_forget_resul
 /* The name of the API key (key_len bytes) for audit lines ("" when auth is off, the key is
  * unnamed or unknown). */
 const char *api_key_name(const mn_api_t *api, const char *key, size_t key_len);
+/* The configured name of the key behind req ("" if none): its Authorization key, or in cluster
+ * mode the key an internal hop vouches for (the cluster gate verified the hop). */
+const char *api_request_key_name(const mn_api_t *api, const mn_http_request_t *req);
 
 #endif

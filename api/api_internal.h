@@ -33,7 +33,42 @@ struct mn_api {
     /* cluster mode: set once by the cluster glue before the server listens; NULL in
      * single-node mode, where nothing below is ever called */
     const struct api_cluster_hooks *cluster;
+    /* the REST routes as registered (mn_api_register): the router's context of the routing
+     * entry (api/rest/rest_route.c), and where the MCP tools find the path of a handler */
+    struct api_route_ctx *routes;
+    size_t n_routes;
 };
+
+/* One REST route (api_server.c's table). */
+typedef struct api_route {
+    const char *method;
+    const char *pattern;
+    mn_http_handler_fn fn;
+} api_route;
+/* A route as mn_api_register registers it: the context of its routing entry. */
+typedef struct api_route_ctx {
+    api_route route;
+    mn_api_t *api;
+} api_route_ctx;
+
+/* A read's preference (docs/api.md, "Cluster mode"): "read" in recall bodies, ?read= on get
+ * and list. */
+typedef enum { API_READ_PRIMARY = 0, API_READ_NEAREST = 1 } api_read_pref;
+
+/* What the REST entry asks the cluster's route hook about one request. */
+typedef struct api_route_ask {
+    const char *space; /* the space it is about (POST /v1/spaces: the name in the body) */
+    const char *path;  /* its path (decoded), what a forward sends: "/v1/spaces/a/recall" */
+    bool write;        /* it changes the space */
+    bool create;       /* POST /v1/spaces: the space is born on its desired primary */
+    api_read_pref read;
+    /* a door that cannot forward (gRPC): where the request would go is answered instead, as
+     * 421 wrong_node naming the node that serves it (or 503 when none can) */
+    bool no_forward;
+    const cJSON *tree; /* the body of an in-process request (printed when forwarded), or NULL */
+    int64_t replica_lag_ms; /* out: served here from a replica this far behind; -1 = not one,
+                             * or its lag is not known */
+} api_route_ask;
 
 /* What the doors ask of the cluster (api/cluster_*.c implement them; the doors sit below
  * mn_api in the link order, so they call through these pointers). Any thread. */
@@ -41,11 +76,13 @@ typedef struct api_cluster_hooks {
     void *arg;
     /* Serves req elsewhere when this node must not serve it itself (a write on a non-primary,
      * a read whose preference this node cannot meet): forwards it and fills resp, returns
-     * true. false = serve it here. write: the request changes the space. */
+     * true; also true when it refuses req (a hop whose body does not match its signature,
+     * no holder reachable: 503). false = serve it here. */
     bool (*route)(void *arg, const mn_http_request_t *req, mn_http_response_t *resp,
-                  const char *space, bool write);
+                  api_route_ask *ask);
     /* Blocks until space's log up to lsn has reached level (an mn_spaces_level_t: 0 one,
-     * 1 quorum, 2 all) or timeout_ms ran out: MN_ERR_UNAVAILABLE naming how many copies it
+     * 1 quorum, 2 all; -1 = the client named none: cluster.write_consistency) or timeout_ms
+     * ran out (-1 = cluster.write_timeout_ms): MN_ERR_UNAVAILABLE naming how many copies it
      * reached. */
     mn_err (*write_wait)(void *arg, const char *space, uint64_t lsn, int level,
                          int64_t timeout_ms, mn_error *err);
@@ -219,6 +256,8 @@ typedef struct api_inproc_req {
 } api_inproc_req;
 /* Zeroes r and marks its http.body as standing for body. */
 void api_inproc_init(api_inproc_req *r, const cJSON *body);
+/* The body tree of an in-process request (api_inproc_req), NULL for any other request. */
+const cJSON *api_inproc_tree(const mn_http_request_t *req);
 
 /* ---- typed field readers: "prefix" + "field" name the value in messages ---- */
 /* Fails with MN_ERR_INVALID "<pfx><name>: unknown field" on a member outside allowed
@@ -261,6 +300,18 @@ mn_err api_filter_compile(const cJSON *v, api_arena *a, mn_filter_t *f, mn_error
 /* api_filter_compile of the JSON text[0..len) (a query parameter, a gRPC string). */
 mn_err api_filter_from_text(const char *text, size_t len, api_arena *a, mn_filter_t *f,
                             mn_error *err);
+
+/* ---- cluster-mode request options (docs/api.md, "Cluster mode") ---- */
+/* "consistency": one | quorum | all -> 0 | 1 | 2 (an mn_spaces_level_t); else MN_ERR_INVALID
+ * naming the field. */
+mn_err api_consistency_parse(const char *v, int *level, mn_error *err);
+/* "read": primary | nearest. */
+mn_err api_read_parse(const char *v, api_read_pref *out, mn_error *err);
+
+/* After a write the engine made durable here (api_cluster.c): in cluster mode, waits until
+ * space's log, up to its last lsn now (*lsn), reached level (-1: the configured default);
+ * MN_OK at once in single-node mode or when the space is gone. */
+mn_err api_write_wait(mn_api_t *api, const char *space, int level, uint64_t *lsn, mn_error *err);
 
 /* ---- query strings ---- */
 typedef struct api_qparam {

@@ -523,6 +523,14 @@ void api_inproc_init(api_inproc_req *r, const cJSON *body)
     r->body = body;
 }
 
+const cJSON *api_inproc_tree(const mn_http_request_t *req)
+{
+    if (req->body != api_inproc_body) return NULL;
+    return ((const api_inproc_req *)(const void *)((const char *)req -
+                                                   offsetof(api_inproc_req, http)))
+        ->body;
+}
+
 /* The tree an in-process caller gave (api_inproc_req), as a root of its own. */
 static cJSON *inproc_body(const mn_http_request_t *req, mn_http_response_t *resp)
 {
@@ -942,3 +950,30 @@ mn_err api_query_read(const mn_http_request_t *req, const char *const *allowed, 
     }
     return MN_OK;
 }
+
+/* ---- cluster-mode request options ---- */
+
+mn_err api_consistency_parse(const char *v, int *level, mn_error *err)
+{
+    static const char *const names[] = {"one", "quorum", "all"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, names[i])) {
+            *level = i;
+            return MN_OK;
+        }
+    return mn_error_set(err, MN_ERR_INVALID,
+                        "consistency: must be one, quorum or all, got \"%.32s\"", v);
+}
+
+mn_err api_read_parse(const char *v, api_read_pref *out, mn_error *err)
+{
+    if (!strcmp(v, "primary"))
+        *out = API_READ_PRIMARY;
+    else if (!strcmp(v, "nearest"))
+        *out = API_READ_NEAREST;
+    else
+        return mn_error_set(err, MN_ERR_INVALID, "read: must be primary or nearest, got \"%.32s\"",
+                            v);
+    return MN_OK;
+}
+

@@ -69,6 +69,7 @@ void mn_api_free(mn_api_t *api)
         mcp_server_free(api->mcp);
         api_jobs_free(api->jobs);
         api_audit_close(api->audit);
+        free(api->routes);
     }
     free(api);
 }
@@ -82,12 +83,6 @@ void mn_api_set_draining(mn_api_t *api)
 {
     atomic_store(&api->draining, true);
 }
-
-typedef struct api_route {
-    const char *method;
-    const char *pattern;
-    mn_http_handler_fn fn;
-} api_route;
 
 static const api_route routes[] = {
     {"GET", "/health", rest_h_health},
@@ -130,11 +125,22 @@ static const api_route routes[] = {
 mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err)
 {
     api->router = router;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        mn_err rc = mn_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn,
-                                       api);
+    size_t n = sizeof routes / sizeof routes[0];
+    free(api->routes);
+    if (!(api->routes = malloc(n * sizeof *api->routes)))
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    api->n_routes = n;
+    for (size_t i = 0; i < n; i++) {
+        api_route_ctx *ctx = &api->routes[i];
+        ctx->route = routes[i];
+        ctx->api = api;
+        const api_route *r = &ctx->route;
+        /* a route about one space goes through the routing entry (cluster mode) */
+        bool routed = rest_routable(r->method, r->pattern);
+        mn_err rc = mn_http_router_add(router, r->method, r->pattern,
+                                       routed ? rest_h_routed : r->fn, routed ? (void *)ctx : api);
         if (rc)
-            return mn_error_set(err, rc, "route %s %s: %s", routes[i].method, routes[i].pattern,
+            return mn_error_set(err, rc, "route %s %s: %s", r->method, r->pattern,
                                 mn_strerror(rc));
     }
     return MN_OK;
@@ -412,7 +418,10 @@ static int start_http(server *s, const mn_config_t *c, mn_http_router_t *router,
         return 1;
     }
     mn_http_server_set_observer(s->http, rest_access_observe, s->api);
-    if (mn_auth_enabled(auth)) mn_http_server_set_gate(s->http, mn_auth_http_gate, auth);
+    if (s->cluster) /* signed internal hops, then the API keys */
+        mn_cluster_set_gate(s->cluster, s->http, auth);
+    else if (mn_auth_enabled(auth))
+        mn_http_server_set_gate(s->http, mn_auth_http_gate, auth);
     mcp_server_set_auth(s->api->mcp, auth); /* MCP tools check their own operations */
     s->api->auth = auth; /* key names: corrections' changed_by, audit lines */
     uv_signal_init(&s->loop, &s->sigterm);

@@ -248,12 +248,10 @@ static mn_auth_result_t decide(const mn_auth_t *a, const char *key, size_t key_l
     return MN_AUTH_OK;
 }
 
-mn_auth_result_t mn_auth_allow(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_op_t op,
-                               const char *space, mn_auth_verdict_t *v)
+/* v (may be NULL) gets the reasons of res for rule r: the message and hint every door sends. */
+static mn_auth_result_t explain(mn_auth_result_t res, const op_rule *r, const char *name,
+                                const char *space, mn_auth_verdict_t *v)
 {
-    const op_rule *r = op_rule_of(op);
-    const char *name = "";
-    mn_auth_result_t res = decide(a, key, key_len, r, space, &name);
     if (!v) return res;
     v->result = res;
     v->need = r->role;
@@ -286,6 +284,67 @@ mn_auth_result_t mn_auth_allow(const mn_auth_t *a, const char *key, size_t key_l
         break;
     }
     return res;
+}
+
+mn_auth_result_t mn_auth_allow(const mn_auth_t *a, const char *key, size_t key_len, mn_auth_op_t op,
+                               const char *space, mn_auth_verdict_t *v)
+{
+    const op_rule *r = op_rule_of(op);
+    const char *name = "";
+    mn_auth_result_t res = decide(a, key, key_len, r, space, &name); /* names the key */
+    return explain(res, r, name, space, v);
+}
+
+/* Is space one of the comma-separated names of list ("*": every space)? */
+static bool listed(const char *list, const char *space)
+{
+    if (!strcmp(list, "*")) return true;
+    size_t n = strlen(space);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, space, n) && (p[n] == ',' || p[n] == 0)) return true;
+    return false;
+}
+
+mn_auth_result_t mn_auth_allow_grant(const mn_auth_t *a, const mn_auth_grant_t *g, mn_auth_op_t op,
+                                     const char *space, mn_auth_verdict_t *v)
+{
+    const op_rule *r = op_rule_of(op);
+    mn_auth_result_t res = MN_AUTH_OK;
+    if (!mn_auth_enabled(a) || r->role == MN_AUTH_OPEN)
+        res = MN_AUTH_OK;
+    else if (g->role == MN_AUTH_OPEN)
+        res = MN_AUTH_NO_KEY;
+    else if (g->role < r->role)
+        res = MN_AUTH_ROLE_DENIED;
+    else if (r->per_space && space ? !listed(g->spaces, space)
+                                   : (r->role > MN_AUTH_READ && strcmp(g->spaces, "*") != 0))
+        res = MN_AUTH_SPACE_DENIED;
+    return explain(res, r, g->name, space, v);
+}
+
+const char *mn_auth_name_known(const mn_auth_t *a, const char *name)
+{
+    for (size_t i = 0; a && name && *name && i < a->n_keys; i++)
+        if (a->keys[i].name && !strcmp(a->keys[i].name, name)) return a->keys[i].name;
+    return NULL;
+}
+
+bool mn_auth_grant_of(const mn_auth_t *a, const char *key, size_t key_len, const char *space,
+                      char *buf, size_t cap, mn_auth_grant_t *g)
+{
+    *g = (mn_auth_grant_t){MN_AUTH_OPEN, "", "*"};
+    if (!mn_auth_enabled(a)) return true;
+    const auth_key *k = key && key_len ? find_key(a, key, key_len) : NULL;
+    if (!k) return false;
+    g->role = k->role;
+    g->name = k->name ? k->name : "";
+    if (k->all_spaces) return true;
+    size_t n = 0;
+    for (size_t i = 0; i < k->n_spaces && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "," : "", k->spaces[i]);
+    if (n >= cap) snprintf(buf, cap, "%s", space ? space : "");
+    g->spaces = buf;
+    return true;
 }
 
 size_t mn_auth_key_id(const mn_auth_t *a, const char *key, size_t key_len)

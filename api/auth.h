@@ -101,6 +101,29 @@ bool mn_auth_http_gate(void *arg, const mn_http_request_t *req, mn_http_response
  * auth disabled). Compared in constant time like every check; for per-key quotas. */
 size_t mn_auth_key_id(const mn_auth_t *a, const char *key, size_t key_len);
 
+/* What a key may do, as the node that checked it vouches for it to another node (an internal
+ * hop of cluster mode, api/cluster_client.h): the raw key never travels, only this. */
+typedef struct mn_auth_grant {
+    mn_auth_role_t role; /* MN_AUTH_OPEN: auth is off on the vouching node */
+    const char *name;    /* the key's name, "" if none */
+    const char *spaces;  /* "*" or space names, comma-separated */
+} mn_auth_grant_t;
+/* The grant of key: its role, name and spaces ("*" or names joined into buf, cap bytes; when
+ * they do not fit, only `space`, which the gate already checked, or "" if NULL). Auth
+ * disabled: role OPEN, spaces "*". false: no key or an unknown key under auth. */
+bool mn_auth_grant_of(const mn_auth_t *a, const char *key, size_t key_len, const char *space,
+                      char *buf, size_t cap, mn_auth_grant_t *g);
+/* mn_auth_allow for a grant instead of a key: the grant's role and spaces against op and
+ * space. With auth disabled here everything is allowed; with auth enabled here an OPEN grant
+ * (auth off where the key was checked) is MN_AUTH_NO_KEY. */
+mn_auth_result_t mn_auth_allow_grant(const mn_auth_t *a, const mn_auth_grant_t *g,
+                                     mn_auth_op_t op, const char *space, mn_auth_verdict_t *v);
+/* The configured name of a key named name (the table's own copy: it lives as long as a), or
+ * NULL when no key has that name (or name is ""). */
+const char *mn_auth_name_known(const mn_auth_t *a, const char *name);
+/* The {space} path parameter of a routed request (params are in pattern order), or NULL. */
+const char *mn_auth_http_space(const mn_http_request_t *req);
+
 /* Is bind (an IPv4/IPv6 literal) a loopback address (127.0.0.0/8, ::1, ::ffff:127.x)? */
 bool mn_auth_bind_is_loopback(const char *bind);
 

@@ -76,8 +76,7 @@ mn_auth_op_t mn_auth_route_op(const char *method, const char *pattern)
     return MN_AUTH_OP_ADMIN;
 }
 
-/* The value of the {space} parameter of req (params are in pattern order), or NULL. */
-static const char *space_param(const mn_http_request_t *req)
+const char *mn_auth_http_space(const mn_http_request_t *req)
 {
     size_t idx = 0;
     for (const char *p = req->route; p && (p = strchr(p, '{')) != NULL; p++, idx++)
@@ -116,7 +115,7 @@ bool mn_auth_http_gate(void *arg, const mn_http_request_t *req, mn_http_response
 {
     const mn_auth_t *a = arg;
     mn_auth_op_t op = mn_auth_route_op(req->method, req->route);
-    const char *space = space_param(req);
+    const char *space = mn_auth_http_space(req);
     const char *token = mn_auth_http_key(req);
     mn_auth_verdict_t v;
     mn_auth_result_t res = mn_auth_allow(a, token, token ? strlen(token) : 0, op, space, &v);

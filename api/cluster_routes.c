@@ -15,9 +15,9 @@
  * mnemo_swim_dropped_packets_total{reason = auth | verify | misdirected}. */
 #include "cluster_routes.h"
 
-#include "api_internal.h"
 #include "cluster_catalog.h"
 #include "cluster_repl.h"
+#include "cluster_route.h"
 #include "cluster_spaces.h"
 
 #include <cjson/cJSON.h>
@@ -45,6 +45,7 @@ struct mn_cluster {
     cl_spaces *spaces;       /* placement: stepped on every snapshot */
     cl_catalog *catalog;     /* every space's definition (api/cluster_catalog.c) */
     cl_repl *repl;           /* replication: its own thread and the peer bus */
+    cl_route *route;         /* forwarding: any node serves any space */
     api_cluster_hooks hooks; /* what the doors call (api->cluster points here) */
     char peer[80];           /* this node's peer bus address, "HOST:PORT" */
     char api_addr[MN_SWIM_META_MAX + 1];
@@ -308,6 +309,24 @@ static void announce(mn_cluster_t *cl, const mn_config_t *c)
         mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
 }
 
+/* ---- the hooks the doors call ---- */
+
+static bool hook_route(void *arg, const mn_http_request_t *req, mn_http_response_t *resp,
+                       api_route_ask *ask)
+{
+    mn_cluster_t *cl = arg;
+    return cl_route_request(cl->route, req, resp, ask);
+}
+
+static mn_err route_new(const mn_config_t *c, mn_cluster_t *cl, mn_error *err)
+{
+    cl_route_opts ro;
+    cl_route_opts_default(&ro);
+    ro.cluster_key = c->cluster.key ? c->cluster.key : "";
+    ro.forward_timeout_ms = c->cluster.forward_timeout_ms;
+    return cl_route_new(cl->spaces, &ro, &cl->route, err);
+}
+
 /* ---- lifecycle ---- */
 
 mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engine,
@@ -334,9 +353,11 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     mn_err rc = load_node_id(c, cl->node_id, err);
     if (rc == MN_OK) rc = cl_catalog_new(c, engine, cl->node_id, &cl->catalog, err);
     if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->catalog, cl->node_id, &cl->spaces, err);
-    if (rc == MN_OK && (rc = cl_repl_start(c, engine, cl->node_id, &cl->repl, err)) != MN_OK)
-        cl_spaces_free(cl->spaces);
+    if (rc == MN_OK) rc = route_new(c, cl, err);
+    if (rc == MN_OK) rc = cl_repl_start(c, engine, cl->node_id, &cl->repl, err);
     if (rc != MN_OK) {
+        cl_route_free(cl->route);
+        cl_spaces_free(cl->spaces);
         cl_catalog_free(cl->catalog);
         free(cl);
         return rc;
@@ -358,6 +379,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
         cl_repl_stop(cl->repl);
+        cl_route_free(cl->route);
         cl_spaces_free(cl->spaces);
         cl_catalog_free(cl->catalog);
         pthread_mutex_destroy(&cl->mu);
@@ -422,8 +444,15 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.space_dropped = hook_space_dropped;
     cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
+    cl->hooks.route = hook_route;
     api->cluster = &cl->hooks;
     return MN_OK;
+}
+
+void mn_cluster_set_gate(mn_cluster_t *cl, mn_http_server_t *http, const mn_auth_t *auth)
+{
+    cl_route_set_auth(cl->route, auth);
+    mn_http_server_set_gate(http, cl_route_gate, cl->route);
 }
 
 void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port)
@@ -443,6 +472,7 @@ static void finish(mn_cluster_t *cl)
     void *arg = cl->done_arg;
     cl_repl_stop(cl->repl); /* no handler runs any more: nobody waits on it */
     free(cl->rows);
+    cl_route_free(cl->route);
     cl_spaces_free(cl->spaces);
     cl_catalog_free(cl->catalog);
     pthread_mutex_destroy(&cl->mu);

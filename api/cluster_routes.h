@@ -6,7 +6,8 @@
 
 #include <uv.h>
 
-#include "mnemo/api.h"
+#include "api_internal.h"
+#include "auth.h"
 #include "mnemo/config.h"
 #include "mnemo/engine.h"
 #include "mnemo/err.h"
@@ -27,6 +28,9 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
  * hooks the doors call (they live as long as cl; write_wait: api/cluster_repl.c). */
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router,
                            mn_error *err);
+/* Sets the HTTP gate of cluster mode on http (cl_route_gate: signed internal hops, then the
+ * API keys of auth as mn_auth_http_gate would). Loop thread, before requests arrive. */
+void mn_cluster_set_gate(mn_cluster_t *cl, mn_http_server_t *http, const mn_auth_t *auth);
 /* Announces this node's API address in its SWIM metadata, with cluster.zone
  * (GET /v1/cluster/spaces lists both per member): http.bind:port, or
  * cluster.bind:port when http.bind is a wildcard. Loop thread only, once the

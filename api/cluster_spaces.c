@@ -50,6 +50,8 @@ struct cl_spaces {
     cl_repl *repl;        /* NULL: no replication (tests of placement alone) */
     uint64_t fed_version; /* loop thread: the table version handed to repl last */
     uint64_t fed_members; /* ... and a hash of the members handed with it */
+    cl_lag_fn lag_fn;     /* under mu */
+    void *lag_arg;
 };
 
 /* ---- metadata ---- */
@@ -128,10 +130,16 @@ void cl_spaces_free(cl_spaces *cs)
 
 /* ---- replication (loop thread) ---- */
 
+static int64_t repl_lag(void *arg, const char *space, const char *node)
+{
+    return cl_repl_lag_ms(arg, space, node);
+}
+
 void cl_spaces_set_repl(cl_spaces *cs, cl_repl *repl)
 {
     cs->repl = repl;
     mn_spaces_driver_external(cs->driver, repl ? cs->self : NULL);
+    cl_spaces_set_lag_source(cs, repl ? repl_lag : NULL, repl);
 }
 
 static uint64_t known_epoch(void *arg, const char *space)
@@ -578,4 +586,65 @@ void cl_spaces_handle(void *ctx, const mn_http_request_t *req, mn_http_response_
         mn_http_respond(resp, 200, NULL, body, strlen(body));
     }
     cJSON_free(body);
+}
+
+/* ---- lookups for routing (any thread) ---- */
+
+void cl_spaces_set_lag_source(cl_spaces *cs, cl_lag_fn fn, void *arg)
+{
+    pthread_mutex_lock(&cs->mu);
+    cs->lag_fn = fn;
+    cs->lag_arg = arg;
+    pthread_mutex_unlock(&cs->mu);
+}
+
+const char *cl_spaces_self(const cl_spaces *cs)
+{
+    return cs->self;
+}
+
+/* Entry e as out, each holder with its API address from the view (under mu). */
+static void placement_of(const cl_spaces *cs, const mn_spaces_entry_t *e, cl_placement *out)
+{
+    out->epoch = e->epoch;
+    out->n_holders = e->n_holders;
+    for (int i = 0; i < e->n_holders; i++) {
+        const mn_spaces_holder_t *h = &e->holders[i];
+        cl_holder *o = &out->holders[i];
+        snprintf(o->node, sizeof o->node, "%s", h->node);
+        o->role = (mn_spaces_role_t)h->role;
+        o->lag_ms = -1;
+        for (size_t k = 0; k < cs->n_nodes; k++)
+            if (!strcmp(cs->nodes[k].id, h->node)) {
+                o->alive = !h->down;
+                snprintf(o->api, sizeof o->api, "%s", cs->nodes[k].api);
+            }
+    }
+}
+
+bool cl_spaces_lookup(cl_spaces *cs, const char *space, bool want_preview, cl_placement *out)
+{
+    memset(out, 0, sizeof *out);
+    mn_spaces_table_t tmp;
+    mn_spaces_table_init(&tmp);
+    pthread_mutex_lock(&cs->mu);
+    const mn_spaces_entry_t *e = mn_spaces_table_find(&cs->table, space);
+    if (!e && want_preview && mn_space_name_valid(space)) {
+        char list[MN_SPACE_NAME_MAX + 1];
+        const char *want[1];
+        size_t n_want = 0;
+        mn_error err = {0};
+        snprintf(list, sizeof list, "%s", space);
+        if (preview(cs, &cs->table, list, &tmp, want, &n_want, &err) == 0)
+            e = mn_spaces_table_find(&tmp, space);
+        out->preview = e != NULL;
+    }
+    if (e) placement_of(cs, e, out);
+    cl_lag_fn fn = cs->lag_fn;
+    void *arg = cs->lag_arg;
+    pthread_mutex_unlock(&cs->mu);
+    mn_spaces_table_free(&tmp);
+    for (int i = 0; fn && i < out->n_holders; i++)
+        out->holders[i].lag_ms = fn(arg, space, out->holders[i].node);
+    return e != NULL;
 }

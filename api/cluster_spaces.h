@@ -10,6 +10,7 @@
 #include "mnemo/engine.h"
 #include "mnemo/err.h"
 #include "mnemo/http.h"
+#include "mnemo/spaces.h"
 #include "mnemo/swim.h"
 
 typedef struct cl_spaces cl_spaces;
@@ -34,5 +35,34 @@ void cl_spaces_set_repl(cl_spaces *cs, struct cl_repl *repl);
 void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core);
 /* GET /v1/cluster/spaces (any thread). */
 void cl_spaces_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+
+/* ---- lookups for routing (any thread) ---- */
+
+/* How far behind the primary a copy is, in ms (-1 = not known); space and node as placed.
+ * Called from thread-pool threads: must be thread-safe and quick. */
+typedef int64_t (*cl_lag_fn)(void *arg, const char *space, const char *node);
+/* Where holders' lags come from (the replication core); none set: every lag is -1. */
+void cl_spaces_set_lag_source(cl_spaces *cs, cl_lag_fn fn, void *arg);
+/* This node's id. */
+const char *cl_spaces_self(const cl_spaces *cs);
+
+typedef struct cl_holder {
+    char node[MN_SPACES_NODE_MAX + 1];
+    char api[MN_SWIM_META_MAX + 1]; /* its HTTP API address ("api=" of its metadata), "" = none */
+    mn_spaces_role_t role;
+    bool alive;     /* in the current view (alive or suspect) and not marked down */
+    int64_t lag_ms; /* -1 = not known */
+} cl_holder;
+
+typedef struct cl_placement {
+    uint64_t epoch;
+    bool preview; /* not placed yet: where it would go (?names= preview) */
+    int n_holders;
+    cl_holder holders[MN_SPACES_HOLDERS_MAX]; /* holders[0] is the primary if its role says so */
+} cl_placement;
+
+/* The placement of space in the published table: false when the table does not know it
+ * (unless preview: then where the space would be placed if it were created now). */
+bool cl_spaces_lookup(cl_spaces *cs, const char *space, bool preview, cl_placement *out);
 
 #endif

@@ -283,6 +283,8 @@ static const cfg_key KEYS[] = {
           "host:port of nodes to join; empty = start a new cluster"),
     KSECRET("cluster", "key", cluster.key, "shared HMAC key of the cluster; \"\" = none"),
     KENUM("cluster", "profile", cluster.profile, "lan", "lan|fast", "SWIM timing profile"),
+    KINT("cluster", "forward_timeout_ms", cluster.forward_timeout_ms, 5000, 100, 600000,
+         "a request forwarded to the node that serves it must be answered within this"),
     KINT("cluster", "replication_factor", cluster.replication_factor, 3, 1, 7,
          "copies of each space, the primary included"),
     KINT("cluster", "rebalance_concurrency", cluster.rebalance_concurrency, 4, 1, 1024,

@@ -124,6 +124,7 @@ struct gcall {
     bool close_armed;  /* RECV_CLOSE_ON_SERVER is in flight or done */
     int64_t started_ns;
     const char *key_name; /* set by g_call_authorize: the key's configured name, or NULL */
+    int level;            /* set by g_call_route: the request's consistency, -1 = default */
     size_t stream_bytes;  /* received so far */
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;
@@ -175,5 +176,16 @@ void g_watch_start(gcall *c, const Mnemo__V1__WatchRequest *req);
 void g_watch_on_op(gcall *c, gtag_kind kind, bool ok);
 /* Frees the watch of a call being freed. */
 void g_watch_free(gcall *c);
+
+/* ---- cluster mode (grpc_route.c) ---- */
+/* The string field name of msg ("" when unset), or NULL when msg has no such field. */
+const char *g_msg_string(const ProtobufCMessage *msg, const char *name);
+/* Validates the request options of req (consistency, read) and, in cluster mode, whether
+ * this node serves it: false when the call was answered (INVALID_ARGUMENT,
+ * FAILED_PRECONDITION naming the node that serves it, UNAVAILABLE). */
+bool g_call_route(gcall *c, mn_api_t *api, const ProtobufCMessage *req);
+/* After a write method succeeded: waits for the request's level (methods with a
+ * "consistency" field only); MN_ERR_UNAVAILABLE when it was not reached. */
+mn_err g_call_settle(gcall *c, mn_api_t *api, const ProtobufCMessage *req, mn_error *err);
 
 #endif

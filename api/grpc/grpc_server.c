@@ -477,11 +477,7 @@ bool g_call_authorize(gcall *c, const char *space)
 /* The `space` of a request message, or NULL (CreateSpace, ListSpaces, ...). */
 static const char *request_space(const ProtobufCMessage *msg)
 {
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, "space");
-    if (!f || f->type != PROTOBUF_C_TYPE_STRING) return NULL;
-    const char *s = *(char *const *)((const char *)msg + f->offset);
-    return s ? s : "";
+    return g_msg_string(msg, "space");
 }
 
 /* ---- the state machine ---- */
@@ -493,6 +489,7 @@ static void run_unary(gcall *c, ProtobufCMessage *req)
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
     mn_err rc = c->m->unary(&ctx, req, &resp, &err);
+    if (!rc && mn_auth_op_role(c->m->op) >= MN_AUTH_WRITE) rc = g_call_settle(c, c->srv->api, req, &err);
     g_call_finish(c, rc, &err, c->m->nf, resp);
     api_arena_free(&ctx.arena);
 }
@@ -504,6 +501,7 @@ static void run_batch(gcall *c)
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
     mn_err rc = c->m->batch(&ctx, c->msgs, c->n_msgs, &resp, &err);
+    if (!rc) rc = g_call_settle(c, c->srv->api, c->msgs[0], &err); /* the first message's level and space */
     g_call_finish(c, rc, &err, c->m->nf, resp);
     api_arena_free(&ctx.arena);
 }
@@ -562,7 +560,7 @@ static void on_recv(gcall *c, bool ok)
     }
     switch (m->shape) {
     case G_UNARY:
-        if (g_call_authorize(c, request_space(req))) run_unary(c, req);
+        if (g_call_authorize(c, request_space(req)) && g_call_route(c, c->srv->api, req)) run_unary(c, req);
         protobuf_c_message_free_unpacked(req, &g_allocator);
         return;
     case G_SERVER_STREAM:
@@ -571,7 +569,7 @@ static void on_recv(gcall *c, bool ok)
         protobuf_c_message_free_unpacked(req, &g_allocator);
         return;
     case G_CLIENT_STREAM:
-        if (c->n_msgs == 0 && !g_call_authorize(c, request_space(req))) {
+        if (c->n_msgs == 0 && !(g_call_authorize(c, request_space(req)) && g_call_route(c, c->srv->api, req))) {
             protobuf_c_message_free_unpacked(req, &g_allocator);
             return;
         }

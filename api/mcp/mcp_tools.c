@@ -51,6 +51,13 @@
 
 #define P_SPACE PROP("space", T_STR Q("pattern") ":" Q("^[a-z0-9][a-z0-9_-]{0,63}$") "," \
     DESC("memory space (one per agent, user or project); omitted: the server's default space"))
+/* cluster mode (docs/api.md, "Cluster mode"); accepted and without effect on a single node */
+#define P_CONSISTENCY PROP("consistency", T_STR ENUM(Q("one") "," Q("quorum") "," Q("all")) \
+    DESC("cluster: copies the write must reach before the answer (default: the server's " \
+         "cluster.write_consistency)"))
+#define P_READ PROP("read", T_STR ENUM(Q("primary") "," Q("nearest")) \
+    DESC("cluster: primary (default) reads your own writes; nearest answers from a copy on " \
+         "the node you asked when it holds one (maybe behind: stale_replica)"))
 #define P_KIND PROP("kind", T_STR ENUM(Q("episodic") "," Q("semantic")) DESC("kind of memory"))
 #define P_LIFECYCLE(name, d) PROP(name, T_STR ENUM(Q("ephemeral") "," Q("session") "," \
     Q("persistent")) DESC(d))
@@ -101,7 +108,8 @@ static const char remember_schema[] = SCHEMA(
     PROP("emotional_valence", T_NUM DESC("-1..1 (default 0)")) ","
     P_LIFECYCLE("lifecycle", "how long to keep it (default: the space's)") ","
     PROP("ttl_seconds", T_INT DESC("expire after this many seconds; 0 = never")) ","
-    PROP("idempotency_key", T_STR DESC("a retry with the same key writes nothing and returns the first id")),
+    PROP("idempotency_key", T_STR DESC("a retry with the same key writes nothing and returns the first id")) ","
+    P_CONSISTENCY,
     Q("content"));
 
 static const char recall_schema[] = SCHEMA(
@@ -125,14 +133,16 @@ static const char recall_schema[] = SCHEMA(
     PROP("time_ref", T_TIME DESC("when the question is asked, for 'last May' or 'yesterday' "
                                  "(RFC 3339 or ms; default as_of, else now)")) ","
     PROP("collapse_duplicates", T_BOOL DESC("fold near-duplicates into one result that says how "
-                                            "many it stands for (default true)")),
+                                            "many it stands for (default true)")) ","
+    P_READ,
     "");
 
 static const char forget_schema[] = SCHEMA(
     P_SPACE ","
     PROP("id", T_STR DESC("id of the memory to forget")) ","
     PROP("mode", T_STR ENUM(Q("delete") "," Q("suppress"))
-         DESC("delete: erased for good (default); suppress: hidden, reversible")),
+         DESC("delete: erased for good (default); suppress: hidden, reversible")) ","
+    P_CONSISTENCY,
     Q("id"));
 
 static const char update_schema[] = SCHEMA(
@@ -152,7 +162,8 @@ static const char update_schema[] = SCHEMA(
     PROP("expected_version", T_INT DESC("only if this is still the current version (else a "
                                         "conflict error: read the memory again)")) ","
     PROP("idempotency_key", T_STR DESC("a retry with the same key writes nothing and returns "
-                                       "the version written the first time")),
+                                       "the version written the first time")) ","
+    P_CONSISTENCY,
     Q("id"));
 
 static const char memory_id_schema[] = SCHEMA(
@@ -164,7 +175,8 @@ static const char invalidate_schema[] = SCHEMA(
     P_SPACE ","
     PROP("id", T_STR DESC("id of the memory that no longer holds")) ","
     PROP("by", T_STR DESC("id of the memory that contradicts it")) ","
-    PROP("reason", T_STR DESC("why it no longer holds")),
+    PROP("reason", T_STR DESC("why it no longer holds")) ","
+    P_CONSISTENCY,
     Q("id"));
 
 static const char forget_where_schema[] = SCHEMA(
@@ -181,7 +193,8 @@ static const char forget_where_schema[] = SCHEMA(
     PROP("dry_run", T_BOOL DESC("only count the matches and show a sample; change nothing. "
                                 "Do this first")) ","
     PROP("async", T_BOOL DESC("run as a job even when small (past 10000 matches it always is); "
-                              "poll it with forget_job")),
+                              "poll it with forget_job")) ","
+    P_CONSISTENCY,
     "");
 
 static const char forget_job_schema[] = SCHEMA(
@@ -274,7 +287,12 @@ static answer call(mcp_call *c, mn_http_handler_fn fn, const char *method, const
     mn_http_response_t resp;
     memset(&resp, 0, sizeof resp);
     resp.status = 200;
-    fn(c->api, r, &resp);
+    /* as the HTTP route would run it: routed to another node in cluster mode */
+    const api_route_ctx *route = rest_route_of(c->api, fn, method);
+    if (route)
+        rest_dispatch(route, r, &resp);
+    else
+        fn(c->api, r, &resp);
     a.status = resp.status;
     if (resp.body && resp.body_len) a.json = cJSON_ParseWithLength(resp.body, resp.body_len);
     free(resp.body);
@@ -589,14 +607,21 @@ static cJSON *run_forget(mcp_call *c, const mcp_tool *t, const char *space, cJSO
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(args, "id");
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(args, "mode");
+    const cJSON *level = cJSON_GetObjectItemCaseSensitive(args, "consistency");
     if (!cJSON_IsString(id)) return invalid("id: expected a string (a memory id)", NULL);
     if (mode && !cJSON_IsNull(mode) && !cJSON_IsString(mode))
         return invalid("mode: expected \"delete\" or \"suppress\"", NULL);
-    char query[128] = "";
+    if (level && !cJSON_IsNull(level) && !cJSON_IsString(level))
+        return invalid("consistency: expected \"one\", \"quorum\" or \"all\"", NULL);
+    char query[256] = "", v[96];
     if (cJSON_IsString(mode)) {
-        char v[96];
         query_value(mode->valuestring, v, sizeof v);
         snprintf(query, sizeof query, "mode=%s", v);
+    }
+    if (cJSON_IsString(level)) {
+        query_value(level->valuestring, v, sizeof v);
+        snprintf(query + strlen(query), sizeof query - strlen(query), "%sconsistency=%s",
+                 *query ? "&" : "", v);
     }
     answer a = call(c, t->handler, t->method, space, id->valuestring, query, NULL);
     return finish(t, &a, space);

@@ -3,6 +3,7 @@
 #ifndef MN_API_REST_H
 #define MN_API_REST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mnemo/api.h"
@@ -17,6 +18,20 @@ void rest_access_observe(void *api, const char *method, const char *route, int s
 void rest_h_metrics(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_openapi(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_routes(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+
+/* ---- routing (rest_route.c) ---- */
+struct api_route_ctx; /* api_internal.h */
+/* Is the route about one space (routed in cluster mode)? */
+bool rest_routable(const char *method, const char *pattern);
+/* The handler of every routable route (ctx: its api_route_ctx): rest_dispatch. */
+void rest_h_routed(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Runs route's handler for req, after asking the cluster's route hook (cluster mode), which
+ * may answer it from another node. The MCP tools call their handlers through this. */
+void rest_dispatch(const struct api_route_ctx *route, const mn_http_request_t *req,
+                   mn_http_response_t *resp);
+/* The registered route of handler fn with method (NULL: none). */
+const struct api_route_ctx *rest_route_of(const mn_api_t *api, mn_http_handler_fn fn,
+                                          const char *method);
 
 /* ---- route handlers ---- */
 void rest_h_health(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);

@@ -11,7 +11,9 @@
 
 static const char *const memory_fields[] = {
     "content", "embedding", "kind", "when", "confidence", "importance", "emotional_valence",
-    "context", "tags", "metadata", "lifecycle", "ttl_seconds", "idempotency_key", NULL};
+    "context", "tags", "metadata", "lifecycle", "ttl_seconds", "idempotency_key",
+    "consistency", /* the request's, read by the remember handler (never per memory) */
+    NULL};
 static const char *const context_fields[] = {"who", "where", "session", NULL};
 
 static mn_err read_context(const cJSON *o, const char *pfx, api_arena *a, mn_memory_t *m,

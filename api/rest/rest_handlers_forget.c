@@ -24,7 +24,7 @@ static const char *const cond_fields[] = {
 static const char *const forget_fields[] = {
     "filter", "tags_any",       "tags_all", "metadata", "kind",
     "when",   "min_confidence", "who",      "where",    "session",
-    "as_of",  "mode",           "dry_run",  "async",    NULL};
+    "as_of",  "mode",           "dry_run",  "async",    "consistency", NULL};
 
 static bool language_built;
 static pthread_once_t language_once = PTHREAD_ONCE_INIT;
@@ -185,18 +185,21 @@ void rest_h_forget_where(void *ctx, const mn_http_request_t *req, mn_http_respon
     bool mcp = req->route && !strcmp(req->route, "/mcp");
     api_forget_req r = {.space = req->params[0], .mode = MN_FORGET_DELETE,
                         .door = mcp ? "mcp" : "http"};
+    int level = -1;
     mn_err rc = req_from_json(body, &a, &r, &err);
+    if (!rc) rc = rest_consistency_body(body, &level, &err);
     char *filter_json = rc ? NULL : conditions_json(body);
     api_forget_result out;
     if (!rc) {
-        const char *key = mn_auth_http_key(req);
-        r.key = api_key_name(api, key, key ? strlen(key) : 0);
+        r.key = api_request_key_name(api, req);
         r.filter_json = filter_json;
         rc = api_forget_where(api, &r, &out, &err);
     }
     free(filter_json);
     if (rest_done(resp, body, &a, rc, &err, API_CTX_SPACE)) return;
-    respond_result(resp, &r, &out);
+    /* a run answered at once waits for its level; a job (202) is not waited for */
+    if (out.is_job || r.dry_run || rest_write_settled(api, r.space, level, resp))
+        respond_result(resp, &r, &out);
     api_forget_result_clear(&out);
 }
 

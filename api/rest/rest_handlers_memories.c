@@ -56,15 +56,16 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
     mn_error err = {0};
     api_arena a;
     api_arena_init(&a);
-    mn_err rc = MN_OK;
+    int level = -1;
+    mn_err rc = rest_consistency_body(body, &level, &err);
     const cJSON *batch = cJSON_GetObjectItemCaseSensitive(body, "memories");
     size_t n = 1;
     mn_memory_t *mems = NULL;
     mn_id_t *ids = NULL;
     bool *dups = NULL;
     if (batch) {
-        static const char *const batch_fields[] = {"memories", NULL};
-        rc = api_check_fields(body, batch_fields, "", &err);
+        static const char *const batch_fields[] = {"memories", "consistency", NULL};
+        if (!rc) rc = api_check_fields(body, batch_fields, "", &err);
         if (!rc && !cJSON_IsArray(batch))
             rc = mn_error_set(&err, MN_ERR_INVALID, "memories: expected an array of memories");
         if (!rc) {
@@ -88,7 +89,10 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
         for (const cJSON *c = batch->child; c && !rc; c = c->next, i++) {
             char pfx[32];
             snprintf(pfx, sizeof pfx, "memories[%zu].", i);
-            rc = rest_memory_from_json(c, pfx, &a, &mems[i], &err);
+            if (cJSON_GetObjectItemCaseSensitive(c, "consistency"))
+                rc = mn_error_set(&err, MN_ERR_INVALID,
+                                  "%sconsistency: give it once, beside \"memories\"", pfx);
+            if (!rc) rc = rest_memory_from_json(c, pfx, &a, &mems[i], &err);
         }
     } else if (!rc) {
         rc = rest_memory_from_json(body, "", &a, &mems[0], &err);
@@ -97,7 +101,8 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
     /* memories with text and no embedding get their vector later, off this path */
     if (!rc) mn_embed_remembered(api->embed, req->params[0], mems, ids, n);
     api_json_free(body);
-    if (rest_failed(resp, rc, &err, API_CTX_SPACE)) {
+    if (rest_failed(resp, rc, &err, API_CTX_SPACE) ||
+        !rest_write_settled(api, req->params[0], level, resp)) {
         api_arena_free(&a);
         return;
     }
@@ -130,7 +135,9 @@ static mn_err add_list(api_arena *a, const char *name, char *v, char ***list, si
 
 static const char *const list_params[] = {
     "limit", "cursor", "tags_any", "tags_all", "kind", "when_from", "when_to", "min_confidence",
-    "include_suppressed", "include_embedding", "who", "where", "session", "as_of", "filter", NULL};
+    "include_suppressed", "include_embedding", "who", "where", "session", "as_of", "filter",
+    "read", /* where to read (cluster mode): validated here, used by the routing step */
+    NULL};
 
 /* The query of a list (filter: the filter language as URL-encoded JSON). */
 static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn_list_req_t *lr,
@@ -198,6 +205,9 @@ static mn_err list_req_from_query(const mn_http_request_t *req, api_arena *a, mn
         } else if (!strcmp(k, "filter")) {
             if (f->expr) rc = mn_error_set(err, MN_ERR_INVALID, "filter: given twice");
             else rc = api_filter_from_text(v, strlen(v), a, f, err);
+        } else if (!strcmp(k, "read")) {
+            api_read_pref p;
+            rc = api_read_parse(v, &p, err);
         }
     }
     return rc;
@@ -228,7 +238,7 @@ void rest_h_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *re
 
 void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
-    static const char *const params[] = {"include_embedding", "as_of", NULL};
+    static const char *const params[] = {"include_embedding", "as_of", "read", NULL};
     mn_api_t *api = ctx;
     mn_error err = {0};
     api_arena a;
@@ -238,9 +248,11 @@ void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *res
     bool with_embedding = false;
     int64_t as_of = MN_TIME_UNSET;
     mn_err rc = api_query_read(req, params, false, &a, &qs, &nq, &err);
+    api_read_pref pref;
     for (size_t i = 0; i < nq && !rc; i++)
-        rc = !strcmp(qs[i].key, "as_of")
-                 ? api_query_time(qs[i].key, qs[i].value, &as_of, &err)
+        rc = !strcmp(qs[i].key, "as_of") ? api_query_time(qs[i].key, qs[i].value, &as_of, &err)
+             : !strcmp(qs[i].key, "read")
+                 ? api_read_parse(qs[i].value, &pref, &err)
                  : api_query_bool(qs[i].key, qs[i].value, &with_embedding, &err);
     api_arena_free(&a);
     if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
@@ -258,7 +270,7 @@ void rest_h_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *res
 
 void rest_h_forget(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
-    static const char *const params[] = {"mode", NULL};
+    static const char *const params[] = {"mode", "consistency", NULL};
     mn_api_t *api = ctx;
     mn_error err = {0};
     api_arena a;
@@ -266,9 +278,11 @@ void rest_h_forget(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     api_qparam *qs;
     size_t nq;
     mn_forget_mode_t mode = MN_FORGET_DELETE;
+    int level = -1;
     mn_err rc = api_query_read(req, params, false, &a, &qs, &nq, &err);
     for (size_t i = 0; i < nq && !rc; i++) {
-        if (!strcmp(qs[i].value, "delete")) mode = MN_FORGET_DELETE;
+        if (!strcmp(qs[i].key, "consistency")) rc = api_consistency_parse(qs[i].value, &level, &err);
+        else if (!strcmp(qs[i].value, "delete")) mode = MN_FORGET_DELETE;
         else if (!strcmp(qs[i].value, "suppress")) mode = MN_FORGET_SUPPRESS;
         else
             rc = mn_error_set(&err, MN_ERR_INVALID, "mode: must be delete or suppress, got "
@@ -279,7 +293,9 @@ void rest_h_forget(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     mn_id_t id;
     if (!rest_path_id(req, &id, resp)) return;
     rc = mn_engine_forget(api->engine, req->params[0], &id, mode, &err);
-    if (rest_failed(resp, rc, &err, API_CTX_MEMORY)) return;
+    if (rest_failed(resp, rc, &err, API_CTX_MEMORY) ||
+        !rest_write_settled(api, req->params[0], level, resp))
+        return;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);

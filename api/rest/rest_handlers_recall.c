@@ -16,7 +16,7 @@ static const char *const recall_fields[] = {
     "kind", "when", "min_confidence", "include_suppressed", "who", "where", "session",
     "include_embedding", "spread", "max_hops", "hop_decay", "min_activation", "max_visited",
     "trace", "reinforce", "exact", "ef", "as_of", "time", "time_boost", "time_ref", "filter",
-    "collapse_duplicates", NULL};
+    "collapse_duplicates", "read", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
 static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err)
@@ -24,6 +24,8 @@ static mn_err recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t
     memset(r, 0, sizeof *r);
     mn_filter_init(&r->filter);
     mn_err rc = api_check_fields(o, recall_fields, "", err);
+    api_read_pref pref; /* where to read (cluster mode): used by the routing step */
+    if (!rc) rc = rest_read_body(o, &pref, err);
     if (rc) return rc;
     float *emb = NULL;
     if ((rc = api_get_floats(o, "embedding", "", a, &emb, &r->dim, err))) return rc;

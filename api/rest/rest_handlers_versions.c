@@ -7,6 +7,7 @@
  * expected_version or as an If-Match header holding the version number ("3" or 3). */
 #include "rest_internal.h"
 
+#include "api_forget.h"
 #include "auth.h"
 #include "embed/embed.h"
 
@@ -16,13 +17,18 @@
 
 static const char *const update_fields[] = {"content",          "embedding",       "tags",
                                             "metadata",         "importance",      "context",
-                                            "expected_version", "idempotency_key", NULL};
+                                            "expected_version", "idempotency_key", "consistency",
+                                            NULL};
 static const char *const context_fields[] = {"who", "where", "session", NULL};
-static const char *const invalidate_fields[] = {"by", "reason", NULL};
+static const char *const invalidate_fields[] = {"by", "reason", "consistency", NULL};
 
 const char *rest_caller_name(const mn_api_t *api, const mn_http_request_t *req)
 {
     if (!api->auth || !mn_auth_enabled(api->auth)) return NULL;
+    if (api->cluster && mn_http_header_get(req, "x-mnemo-hop-node")) {
+        const char *name = api_request_key_name(api, req); /* vouched for by the node */
+        return *name ? name : NULL;
+    }
     const char *key = mn_auth_http_key(req);
     mn_auth_verdict_t v;
     /* the key was admitted already (the gate, or the MCP tool's own check): only its name */
@@ -107,6 +113,16 @@ static void respond_memory(mn_http_response_t *resp, mn_memory_t *m)
     jw_respond(&w, resp, 200);
 }
 
+/* A correction made durable here: 200 with m once it reached level (else 503); clears m. */
+static void settle_and_respond(mn_api_t *api, const mn_http_request_t *req, int level,
+                               mn_http_response_t *resp, mn_memory_t *m)
+{
+    if (rest_write_settled(api, req->params[0], level, resp))
+        respond_memory(resp, m);
+    else
+        mn_memory_clear(m);
+}
+
 void rest_h_update(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
@@ -119,7 +135,9 @@ void rest_h_update(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     mn_error err = {0};
     mn_update_req_t u = {0};
     uint32_t header_version = 0;
+    int level = -1;
     mn_err rc = update_from_json(body, &a, &u, &err);
+    if (!rc) rc = rest_consistency_body(body, &level, &err);
     if (!rc) rc = if_match(req, &header_version, &err);
     if (!rc && header_version && u.expected_version && header_version != u.expected_version)
         rc = mn_error_set(&err, MN_ERR_INVALID, "expected_version: %u, but If-Match says %u",
@@ -133,7 +151,7 @@ void rest_h_update(void *ctx, const mn_http_request_t *req, mn_http_response_t *
     if (!rc && u.drop_embedding)
         mn_embed_remembered(api->embed, req->params[0], &m, &m.version_id, 1);
     if (rest_done(resp, body, &a, rc, &err, API_CTX_MEMORY)) return;
-    respond_memory(resp, &m);
+    settle_and_respond(api, req, level, resp, &m);
 }
 
 void rest_h_history(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
@@ -179,10 +197,12 @@ void rest_h_invalidate(void *ctx, const mn_http_request_t *req, mn_http_response
     if (!rc && by_s && mn_id_parse(by_s, strlen(by_s), &by))
         rc = mn_error_set(&err, MN_ERR_INVALID, "by: not a memory id");
     if (!rc) rc = api_get_string(body, "reason", "", &reason, &err);
+    int level = -1;
+    if (!rc) rc = rest_consistency_body(body, &level, &err);
     mn_memory_t m;
     if (!rc)
         rc = mn_engine_invalidate(api->engine, req->params[0], &id, by_s ? &by : NULL, reason, &m,
                                   &err);
     if (rest_done(resp, body, &a, rc, &err, API_CTX_MEMORY)) return;
-    respond_memory(resp, &m);
+    settle_and_respond(api, req, level, resp, &m);
 }

@@ -28,6 +28,17 @@ cJSON *rest_body_in_space(mn_api_t *api, const mn_http_request_t *req, mn_http_r
 /* The memory id of the path ({id}, the second parameter): false (422) when it is not one. */
 bool rest_path_id(const mn_http_request_t *req, mn_id_t *id, mn_http_response_t *resp);
 
+/* ---- cluster-mode options (rest_route.c; docs/api.md, "Cluster mode") ---- */
+/* The body's "consistency" (api_consistency_parse); absent or null -> -1 (the configured
+ * default). */
+mn_err rest_consistency_body(const cJSON *o, int *level, mn_error *err);
+/* The body's "read" (api_read_parse); absent or null -> primary. */
+mn_err rest_read_body(const cJSON *o, api_read_pref *out, mn_error *err);
+/* After a write the engine made durable here: in cluster mode, waits until it reached level
+ * (write_wait); false when it did not, with 503 unavailable in resp. True in single-node
+ * mode. */
+bool rest_write_settled(mn_api_t *api, const char *space, int level, mn_http_response_t *resp);
+
 /* ---- memories, filters, hits (rest_convert.c, rest_handlers_recall.c) ---- */
 /* Reads one input memory (remember). pfx is "" or "memories[i]." */
 mn_err rest_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_memory_t *m,

@@ -95,6 +95,7 @@ typedef struct mn_config_cluster {
     mn_config_strlist_t seeds; /* "host:port" of nodes to join; empty = start a new cluster */
     char *key;               /* cluster HMAC key; "" = none */
     char *profile;           /* "lan" (default) | "fast" */
+    int64_t forward_timeout_ms; /* 5000: one forwarded request (any node serves any space) */
     /* placement (docs/replication.md); served by GET /v1/cluster/spaces */
     int64_t replication_factor;    /* 3: copies of each space, the primary included (1..7) */
     int64_t rebalance_concurrency; /* 4: spaces gaining a copy for balance at once */

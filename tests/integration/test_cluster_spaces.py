@@ -8,6 +8,7 @@ spaces it led moved to a higher epoch. Every wait polls with a deadline.
 """
 
 from mnemo_client import MnemoError
+from cluster_hop import create_here
 from conftest import wait_until
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
 
@@ -71,10 +72,9 @@ def test_three_nodes_agree_on_placement_and_fail_over(server_factory):
     for s in nodes:
         wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
                    what="three alive members in every view")
-    for s in nodes:
-        with s.client(timeout=5.0) as c:
-            for name in SPACES:
-                c.create_space(name, dim=4)
+    for s in nodes:  # on each node itself: a creation through the API goes to the primary
+        for name in SPACES:
+            create_here(s, name)
 
     docs = wait_until(lambda: agreed(nodes, SPACES, ids), DEADLINE_S,
                       what="the same placement of every space on every node")

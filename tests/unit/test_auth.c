@@ -322,6 +322,52 @@ static void test_auth_create_space_needs_admin_for_every_space(void **state)
 }
 
 /* Every operation has a name and a role; the roles are those docs/api.md lists. */
+/* A key's grant as another node vouches for it, and the check of a grant. */
+static void test_auth_grants_travel_for_keys(void **state)
+{
+    mn_config_t c;
+    mn_auth_t *a = load_auth(state, &c);
+    char buf[64];
+    mn_auth_grant_t g;
+    assert_false(mn_auth_grant_of(a, "no-such-key", 11, "alpha", buf, sizeof buf, &g));
+    assert_false(mn_auth_grant_of(a, NULL, 0, "alpha", buf, sizeof buf, &g));
+    assert_true(mn_auth_grant_of(a, "reader-key", 10, "alpha", buf, sizeof buf, &g));
+    assert_int_equal(g.role, MN_AUTH_READ);
+    assert_string_equal(g.name, "reader");
+    assert_string_equal(g.spaces, "alpha,beta");
+    /* a list that does not fit: only the space the request is about */
+    char tiny[8];
+    assert_true(mn_auth_grant_of(a, "reader-key", 10, "beta", tiny, sizeof tiny, &g));
+    assert_string_equal(g.spaces, "beta");
+    assert_true(mn_auth_grant_of(a, "admin-key", 9, NULL, buf, sizeof buf, &g));
+    assert_string_equal(g.spaces, "*");
+    /* the grant is judged as its key would be */
+    mn_auth_grant_t rd = {MN_AUTH_READ, "reader", "alpha,beta"};
+    mn_auth_grant_t wr = {MN_AUTH_WRITE, "", "alpha"};
+    mn_auth_grant_t open = {MN_AUTH_OPEN, "", "*"};
+    mn_auth_verdict_t v;
+    assert_int_equal(mn_auth_allow_grant(a, &rd, MN_AUTH_OP_RECALL, "beta", &v), MN_AUTH_OK);
+    assert_int_equal(mn_auth_allow_grant(a, &rd, MN_AUTH_OP_RECALL, "bet", &v),
+                     MN_AUTH_SPACE_DENIED);
+    assert_int_equal(mn_auth_allow_grant(a, &rd, MN_AUTH_OP_REMEMBER, "beta", &v),
+                     MN_AUTH_ROLE_DENIED);
+    assert_string_equal(v.key_name, "reader");
+    assert_int_equal(mn_auth_allow_grant(a, &wr, MN_AUTH_OP_REMEMBER, "alpha", &v), MN_AUTH_OK);
+    assert_int_equal(mn_auth_allow_grant(a, &wr, MN_AUTH_OP_SPACE_LIST, NULL, &v), MN_AUTH_OK);
+    assert_int_equal(mn_auth_allow_grant(a, &wr, MN_AUTH_OP_FORGET, NULL, &v),
+                     MN_AUTH_SPACE_DENIED);
+    /* auth off where the key was checked, on here: no key */
+    assert_int_equal(mn_auth_allow_grant(a, &open, MN_AUTH_OP_RECALL, "alpha", &v), MN_AUTH_NO_KEY);
+    /* auth off here: anything */
+    assert_int_equal(mn_auth_allow_grant(NULL, &open, MN_AUTH_OP_ADMIN, NULL, &v), MN_AUTH_OK);
+    assert_true(mn_auth_grant_of(NULL, NULL, 0, NULL, buf, sizeof buf, &g));
+    assert_int_equal(g.role, MN_AUTH_OPEN);
+    assert_string_equal(mn_auth_name_known(a, "reader"), "reader");
+    assert_null(mn_auth_name_known(a, "nobody"));
+    assert_null(mn_auth_name_known(a, ""));
+    mn_auth_free(a);
+}
+
 static void test_auth_operation_table(void **state)
 {
     (void)state;
@@ -475,6 +521,8 @@ int main(void)
                                         config_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_auth_create_space_needs_admin_for_every_space,
                                         config_fixture_setup, config_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_grants_travel_for_keys, config_fixture_setup,
+                                        config_fixture_teardown),
         cmocka_unit_test(test_auth_operation_table),
         cmocka_unit_test(test_auth_route_table_defaults_to_admin),
         cmocka_unit_test_setup_teardown(test_auth_http_gate_answers_401_and_403,

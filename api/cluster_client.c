@@ -1,0 +1,419 @@
+/* A blocking HTTP/1.1 client for the thread pool: one request per connection
+ * (Connection: close), every step under a timeout, the answer read by
+ * Content-Length, chunked transfer coding, or up to the close (RFC 9112 §6.3),
+ * within size bounds. Non-blocking sockets waited on with poll(2), so no step
+ * can hang past its timeout or the exchange's deadline.
+ *
+ * It keeps no state between calls: a caller that wants connection reuse,
+ * retries or a circuit breaker builds them on top (api/cluster_route.c). */
+#include "cluster_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mnemo/assert.h"
+#include "mnemo/util.h"
+
+#define HOST_MAX 256
+
+void cl_http_opts_default(cl_http_opts *o)
+{
+    o->connect_timeout_ms = 1000;
+    o->io_timeout_ms = 5000;
+    o->total_timeout_ms = 10000;
+    o->max_header_bytes = 16384;
+    o->max_body_bytes = (size_t)64 << 20;
+}
+
+void cl_http_resp_free(cl_http_resp *r)
+{
+    free(r->content_type);
+    free(r->body);
+    free(r->head);
+    memset(r, 0, sizeof *r);
+}
+
+const char *cl_http_fail_name(cl_http_fail f)
+{
+    switch (f) {
+    case CL_HTTP_OK:
+        return "ok";
+    case CL_HTTP_CONNECT:
+        return "connect";
+    case CL_HTTP_TIMEOUT:
+        return "timeout";
+    case CL_HTTP_BROKEN:
+        return "broken";
+    case CL_HTTP_PROTOCOL:
+        return "protocol";
+    case CL_HTTP_BAD_ADDR:
+        return "bad_addr";
+    }
+    return "?";
+}
+
+/* ---- one exchange ---- */
+
+typedef struct conn {
+    int fd;
+    int64_t deadline_ns; /* monotonic: the whole exchange */
+    int64_t io_ms;
+    const cl_http_opts *o;
+    char *buf; /* what was read and not consumed yet: buf[pos..len) */
+    size_t len, pos, cap;
+    mn_error *err;
+} conn;
+
+static cl_http_fail fail(conn *c, cl_http_fail f, const char *what)
+{
+    mn_error_set(c->err, MN_ERR_UNAVAILABLE, "%s", what);
+    return f;
+}
+
+/* Waits until fd is ready for events within the step and exchange bounds: 1 ready,
+ * 0 timed out, -1 failed. */
+static int wait_fd(conn *c, short events, int64_t step_ms)
+{
+    for (;;) {
+        int64_t left_ms = (c->deadline_ns - mn_time_mono_ns()) / 1000000;
+        if (left_ms <= 0) return 0;
+        int ms = (int)(left_ms < step_ms ? left_ms : step_ms);
+        struct pollfd p = {.fd = c->fd, .events = events};
+        int n = poll(&p, 1, ms);
+        if (n > 0) return 1;
+        if (n == 0) return 0; /* the step's or the exchange's time is up */
+        if (errno != EINTR) return -1;
+    }
+}
+
+static bool split_addr(const char *addr, char *host, char *port)
+{
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':' || (size_t)(end - addr - 1) >= HOST_MAX) return false;
+        memcpy(host, addr + 1, (size_t)(end - addr - 1));
+        host[end - addr - 1] = 0;
+        colon = end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon || (size_t)(colon - addr) >= HOST_MAX || colon == addr) return false;
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = 0;
+    }
+    size_t pl = strlen(colon + 1);
+    if (pl == 0 || pl > 5 || strspn(colon + 1, "0123456789") != pl) return false;
+    memcpy(port, colon + 1, pl + 1);
+    return true;
+}
+
+/* A non-blocking connect to one address within connect_timeout_ms: 0 or -1. */
+static int connect_one(conn *c, const struct addrinfo *ai)
+{
+    c->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) return -1;
+    if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0) return 0;
+    int soerr = errno;
+    if (soerr == EINPROGRESS && wait_fd(c, POLLOUT, c->o->connect_timeout_ms) == 1) {
+        socklen_t sl = sizeof soerr;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) soerr = errno;
+        if (soerr == 0) return 0;
+    }
+    close(c->fd);
+    c->fd = -1;
+    return -1;
+}
+
+static cl_http_fail open_conn(conn *c, const char *addr)
+{
+    char host[HOST_MAX], port[8];
+    if (!split_addr(addr, host, port)) return fail(c, CL_HTTP_BAD_ADDR, "bad address");
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+        return fail(c, CL_HTTP_BAD_ADDR, "cannot resolve the address");
+    for (const struct addrinfo *ai = res; ai && c->fd < 0; ai = ai->ai_next)
+        connect_one(c, ai);
+    freeaddrinfo(res);
+    if (c->fd < 0) return fail(c, CL_HTTP_CONNECT, "cannot connect");
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return CL_HTTP_OK;
+}
+
+static cl_http_fail send_all(conn *c, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int w = wait_fd(c, POLLOUT, c->io_ms);
+            if (w == 0) return fail(c, CL_HTTP_TIMEOUT, "timed out sending the request");
+            if (w > 0) continue;
+        }
+        return fail(c, CL_HTTP_BROKEN, "the connection failed while sending");
+    }
+    return CL_HTTP_OK;
+}
+
+static cl_http_fail send_request(conn *c, const cl_http_req *r)
+{
+    size_t cap = 256 + strlen(r->method) + strlen(r->target) + strlen(r->addr);
+    for (size_t i = 0; i < r->n_headers; i++)
+        cap += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 4;
+    char *head = malloc(cap);
+    if (!head) {
+        mn_error_set(c->err, MN_ERR_NOMEM, "out of memory");
+        return CL_HTTP_BROKEN;
+    }
+    int n = snprintf(head, cap, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", r->method,
+                     r->target, r->addr);
+    for (size_t i = 0; i < r->n_headers; i++)
+        n += snprintf(head + n, cap - (size_t)n, "%s: %s\r\n", r->headers[i].name,
+                      r->headers[i].value);
+    if (r->body) n += snprintf(head + n, cap - (size_t)n, "Content-Length: %zu\r\n", r->body_len);
+    n += snprintf(head + n, cap - (size_t)n, "\r\n");
+    mn_assert((size_t)n < cap);
+    cl_http_fail f = send_all(c, head, (size_t)n);
+    free(head);
+    if (f == CL_HTTP_OK && r->body && r->body_len) f = send_all(c, r->body, r->body_len);
+    return f;
+}
+
+/* Reads more into buf (at most limit bytes held in all): >0 read, 0 closed, or a failure
+ * (negative: -CL_HTTP_*). */
+static int fill(conn *c, size_t limit)
+{
+    if (c->len >= limit) return -CL_HTTP_PROTOCOL;
+    if (c->len == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 4096;
+        if (cap > limit + 1) cap = limit + 1;
+        char *b = realloc(c->buf, cap);
+        if (!b) return -CL_HTTP_BROKEN;
+        c->buf = b;
+        c->cap = cap;
+    }
+    for (;;) {
+        ssize_t k = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (k >= 0) {
+            c->len += (size_t)k;
+            return (int)(k > 0);
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -CL_HTTP_BROKEN;
+        int w = wait_fd(c, POLLIN, c->io_ms);
+        if (w == 0) return -CL_HTTP_TIMEOUT;
+        if (w < 0) return -CL_HTTP_BROKEN;
+    }
+}
+
+static cl_http_fail read_fail(conn *c, int rc, const char *what)
+{
+    if (rc == -CL_HTTP_TIMEOUT) return fail(c, CL_HTTP_TIMEOUT, "timed out reading the answer");
+    if (rc == -CL_HTTP_PROTOCOL) return fail(c, CL_HTTP_PROTOCOL, "the answer is too large");
+    return fail(c, CL_HTTP_BROKEN, what);
+}
+
+/* The value of header name in the head block [from, to), copied (NULL if absent). */
+static char *header_value(const char *from, const char *to, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *p = from; p < to;) {
+        const char *eol = memchr(p, '\n', (size_t)(to - p));
+        if (!eol) eol = to;
+        if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1, *e = eol;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            char *out = malloc((size_t)(e - v) + 1);
+            if (out) {
+                memcpy(out, v, (size_t)(e - v));
+                out[e - v] = 0;
+            }
+            return out;
+        }
+        p = eol + 1;
+    }
+    return NULL;
+}
+
+typedef struct head {
+    int status;
+    bool chunked;
+    int64_t length; /* -1: none given */
+    char *content_type;
+    char *raw;
+} head;
+
+char *cl_http_resp_header(const cl_http_resp *r, const char *name)
+{
+    if (!r->head) return NULL;
+    const char *first = strchr(r->head, '\n');
+    return first ? header_value(first + 1, r->head + strlen(r->head), name) : NULL;
+}
+
+static cl_http_fail parse_head(conn *c, size_t end, head *h)
+{
+    const char *b = c->buf;
+    if (end < 12 || strncmp(b, "HTTP/1.", 7) != 0 || b[8] != ' ')
+        return fail(c, CL_HTTP_PROTOCOL, "the answer is not HTTP/1.x");
+    h->status = atoi(b + 9);
+    if (h->status < 100 || h->status > 599)
+        return fail(c, CL_HTTP_PROTOCOL, "the answer has no valid status");
+    const char *hb = memchr(b, '\n', end);
+    char *te = header_value(hb, b + end, "transfer-encoding");
+    char *cl = header_value(hb, b + end, "content-length");
+    h->content_type = header_value(hb, b + end, "content-type");
+    if ((h->raw = malloc(end + 1)) != NULL) {
+        memcpy(h->raw, b, end);
+        h->raw[end] = 0;
+    }
+    h->chunked = te && strcasestr(te, "chunked") != NULL;
+    h->length = -1;
+    char *stop = NULL;
+    if (cl && !h->chunked) {
+        errno = 0;
+        long long v = strtoll(cl, &stop, 10);
+        if (errno || stop == cl || *stop || v < 0)
+            h->length = -2;
+        else
+            h->length = v;
+    }
+    free(te);
+    free(cl);
+    if (h->length == -2) return fail(c, CL_HTTP_PROTOCOL, "the answer has a bad Content-Length");
+    return CL_HTTP_OK;
+}
+
+static cl_http_fail read_head(conn *c, head *h)
+{
+    for (;;) {
+        char *e = c->len >= 4 ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
+        if (e) {
+            size_t end = (size_t)(e - c->buf) + 2;
+            c->pos = end + 2;
+            return parse_head(c, end, h);
+        }
+        int rc = fill(c, c->o->max_header_bytes);
+        if (rc == 0) return fail(c, CL_HTTP_BROKEN, "the connection closed before an answer");
+        if (rc < 0) return read_fail(c, rc, "the connection failed while reading the answer");
+    }
+}
+
+/* Makes sure buf[pos..pos+n) is read: CL_HTTP_OK, or why not. */
+static cl_http_fail need(conn *c, size_t n, size_t limit)
+{
+    while (c->len - c->pos < n) {
+        int rc = fill(c, limit);
+        if (rc == 0) return fail(c, CL_HTTP_BROKEN, "the connection closed in the body");
+        if (rc < 0) return read_fail(c, rc, "the connection failed while reading the body");
+    }
+    return CL_HTTP_OK;
+}
+
+/* Decodes the chunked body in place: buf[body_at..) becomes the payload, *n_out long. */
+static cl_http_fail read_chunked(conn *c, size_t body_at, size_t *n_out)
+{
+    size_t out = body_at, limit = c->o->max_header_bytes + c->o->max_body_bytes + 1024;
+    for (;;) {
+        char *eol;
+        while (!(eol = memmem(c->buf + c->pos, c->len - c->pos, "\r\n", 2))) {
+            cl_http_fail f = need(c, c->len - c->pos + 1, limit);
+            if (f) return f;
+        }
+        char *stop = NULL;
+        unsigned long long size = strtoull(c->buf + c->pos, &stop, 16);
+        if (stop == c->buf + c->pos || (*stop != '\r' && *stop != ';'))
+            return fail(c, CL_HTTP_PROTOCOL, "bad chunk size");
+        if (size > c->o->max_body_bytes - (out - body_at))
+            return fail(c, CL_HTTP_PROTOCOL, "the answer is too large");
+        c->pos = (size_t)(eol - c->buf) + 2;
+        cl_http_fail f = need(c, (size_t)size + 2, limit);
+        if (f) return f;
+        if (size == 0) break; /* trailers are not read: the connection closes anyway */
+        memmove(c->buf + out, c->buf + c->pos, (size_t)size);
+        out += (size_t)size;
+        c->pos += (size_t)size + 2;
+        /* what was consumed is gone: keep buf small as the body streams in */
+        memmove(c->buf + out, c->buf + c->pos, c->len - c->pos);
+        c->len = out + (c->len - c->pos);
+        c->pos = out;
+    }
+    *n_out = out - body_at;
+    return CL_HTTP_OK;
+}
+
+static cl_http_fail read_body(conn *c, const head *h, cl_http_resp *out)
+{
+    size_t at = c->pos, n = 0, limit = at + c->o->max_body_bytes;
+    cl_http_fail f = CL_HTTP_OK;
+    if (h->status == 204 || h->status == 304 || (h->status >= 100 && h->status < 200)) {
+        n = 0;
+    } else if (h->chunked) {
+        f = read_chunked(c, at, &n);
+    } else if (h->length >= 0) {
+        if ((uint64_t)h->length > c->o->max_body_bytes)
+            return fail(c, CL_HTTP_PROTOCOL, "the answer is too large");
+        f = need(c, (size_t)h->length, limit);
+        n = (size_t)h->length;
+    } else {
+        int rc;
+        while ((rc = fill(c, limit)) > 0) {
+        }
+        if (rc < 0) return read_fail(c, rc, "the connection failed while reading the body");
+        n = c->len - at;
+    }
+    if (f) return f;
+    out->body = malloc(n + 1);
+    if (!out->body) {
+        mn_error_set(c->err, MN_ERR_NOMEM, "out of memory");
+        return CL_HTTP_BROKEN;
+    }
+    memcpy(out->body, c->buf + at, n);
+    out->body[n] = 0;
+    out->body_len = n;
+    return CL_HTTP_OK;
+}
+
+cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_resp *out,
+                        mn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    conn c = {.fd = -1, .o = o, .io_ms = o->io_timeout_ms, .err = err};
+    c.deadline_ns = mn_time_mono_ns() + o->total_timeout_ms * 1000000;
+    head h = {0};
+    cl_http_fail f = open_conn(&c, r->addr);
+    if (!f) f = send_request(&c, r);
+    if (!f) f = read_head(&c, &h);
+    if (!f) f = read_body(&c, &h, out);
+    if (!f) {
+        out->status = h.status;
+        out->content_type = h.content_type;
+        out->head = h.raw;
+        h.content_type = h.raw = NULL;
+    } else {
+        cl_http_resp_free(out);
+    }
+    free(h.content_type);
+    free(h.raw);
+    free(c.buf);
+    if (c.fd >= 0) close(c.fd);
+    return f;
+}
