@@ -47,10 +47,15 @@ struct cl_spaces {
     char error[sizeof(((mn_error *)0)->message)]; /* the last step's failure, "" = none */
     uint64_t published_version; /* loop thread: the version of the table copied last */
     bool published;
-    cl_repl *repl;        /* NULL: no replication (tests of placement alone) */
-    uint64_t fed_version; /* loop thread: the table version handed to repl last */
-    uint64_t fed_members; /* ... and a hash of the members handed with it */
-    cl_lag_fn lag_fn;     /* under mu */
+    cl_repl *repl;         /* NULL: no replication (tests of placement alone) */
+    uint64_t fed_version;  /* loop thread: the table version handed to repl last */
+    uint64_t fed_members;  /* ... and a hash of the members handed with it */
+    bool has_seeds;        /* cluster.seeds given: this node joins an existing cluster */
+    bool settled;          /* loop thread: placement started (view_settled) */
+    int64_t start_ms;      /* loop thread: monotonic, the first tick */
+    int64_t view_since_ms; /* ... when the view last changed */
+    uint64_t view_hash;
+    cl_lag_fn lag_fn; /* under mu */
     void *lag_arg;
 };
 
@@ -110,6 +115,7 @@ mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, cl_catalog *cata
     cs->catalog = catalog;
     snprintf(cs->self, sizeof cs->self, "%s", self_id);
     cs->consistency = c->cluster.write_consistency;
+    cs->has_seeds = c->cluster.seeds.count > 0;
     cs->peer_port = c->cluster.peer_port;
     snprintf(cs->zone, sizeof cs->zone, "%s", c->cluster.zone ? c->cluster.zone : "");
     mn_spaces_table_init(&cs->table);
@@ -284,6 +290,32 @@ static void give_members(cl_spaces *cs, const cl_node *nodes, size_t n)
     free(m);
 }
 
+#define SETTLE_MS 1000      /* the first view unchanged this long before placement starts */
+#define SETTLE_MAX_MS 15000 /* ... or this long after the first tick, whatever the view */
+
+/* Placement starts once the first view is complete. A node placing spaces over a view of
+ * itself alone (a restart, before SWIM rejoined) would give them holders the cluster never
+ * had, and the replication core a voter set of one. Settled: the view unchanged for
+ * SETTLE_MS and, with seeds, holding another member; or SETTLE_MAX_MS after the start. */
+static bool view_settled(cl_spaces *cs, const mn_spaces_member_t *view, size_t n)
+{
+    if (cs->settled) return true;
+    int64_t now = mn_time_mono_ns() / 1000000;
+    if (!cs->start_ms) cs->start_ms = now;
+    uint64_t h = n;
+    for (size_t i = 0; i < n; i++)
+        h += mn_spaces_hash(view[i].id, strlen(view[i].id));
+    if (h != cs->view_hash || !cs->view_since_ms) {
+        cs->view_hash = h;
+        cs->view_since_ms = now;
+    }
+    bool joined = !cs->has_seeds || n > 1;
+    cs->settled =
+        (joined && now - cs->view_since_ms >= SETTLE_MS) || now - cs->start_ms >= SETTLE_MAX_MS;
+    if (cs->settled) mn_log_info("cluster: placement starts over a view of %zu members", n);
+    return cs->settled;
+}
+
 void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
 {
     mn_error err = {0};
@@ -298,11 +330,12 @@ void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
         size_t n_view = view_of(core, n, nodes, view);
         give_members(cs, nodes, n_view);
         if (cs->repl) cl_repl_leaders(cs->repl, known_epoch, record_leader, cs);
-        mn_spaces_driver_update(cs->driver, view, n_view, names, n_names, &err);
+        if (view_settled(cs, view, n_view))
+            mn_spaces_driver_update(cs->driver, view, n_view, names, n_names, &err);
         if (!err.code) n = n_view;
     }
     if (err.code) mn_log_warn("cluster: placement step failed: %s", err.message);
-    if (!err.code && cs->repl) repl_feed(cs, core);
+    if (!err.code && cs->repl && cs->settled) repl_feed(cs, core);
     publish(cs, err.code ? NULL : nodes, n, &err);
     if (err.code) free(nodes);
     free(names);

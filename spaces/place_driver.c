@@ -91,6 +91,13 @@ void mn_spaces_driver_external(mn_spaces_driver_t *d, const char *self)
 mn_err mn_spaces_driver_promoted(mn_spaces_driver_t *d, const char *space, const char *node,
                                  uint64_t epoch, mn_error *err)
 {
+    /* a node the core elected has the log: a catching-up copy here is one this table added
+     * while it did not know better (a restart), so it is caught up */
+    const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, space);
+    for (int i = 0; e && i < e->n_holders; i++)
+        if (strcmp(e->holders[i].node, node) == 0 && e->holders[i].role == MN_SPACES_CATCHING_UP &&
+            mn_spaces_caught_up(&d->cur, space, node, err) != MN_OK)
+            return err ? err->code : MN_ERR_INVALID;
     mn_err rc = mn_spaces_promoted(&d->cur, space, node, epoch, err);
     if (rc == MN_OK) d->settled = false; /* the next update steps from the new table */
     return rc;

@@ -162,7 +162,9 @@ const mn_spaces_table_t *mn_spaces_driver_table(const mn_spaces_driver_t *d);
  * no core for them) are still settled by the rule above: a guess at the core's result,
  * until the table is shared. NULL: the driver settles everything again. */
 void mn_spaces_driver_external(mn_spaces_driver_t *d, const char *self);
-/* Records a promotion made by the core (mn_spaces_promoted on the current table). */
+/* Records a promotion made by the core (mn_spaces_promoted on the current table); a node
+ * the table lists as catching up is first recorded as caught up (the core elected it, so
+ * it has the log). */
 mn_err mn_spaces_driver_promoted(mn_spaces_driver_t *d, const char *space, const char *node,
                                  uint64_t epoch, mn_error *err);
 /* The promotions the driver made (failovers and handovers settled). */
