@@ -452,7 +452,7 @@ static void add_config(cl_spaces *cs, cJSON *root)
     cJSON_AddStringToObject(root, "self", cs->self);
     cJSON_AddNumberToObject(root, "replication_factor", cs->opts.replication_factor);
     cJSON_AddStringToObject(root, "write_consistency", cs->consistency);
-    cJSON_AddBoolToObject(root, "write_consistency_enforced", false);
+    cJSON_AddBoolToObject(root, "write_consistency_enforced", cs->repl != NULL);
     cJSON_AddNumberToObject(root, "peer_port",
                             (double)(cs->repl ? cl_repl_port(cs->repl) : cs->peer_port));
     if (cs->zone[0])
