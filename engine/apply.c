@@ -1082,6 +1082,15 @@ static void memory_embed(mn__space *sp, const mn_wal_entry_t *entry)
     mn__space_index_note(sp, slot);
 }
 
+/* The epoch of the entry now last (write lock): epochs never decrease along a log, and the
+ * epoch a space writes at follows a replica's log (its primary's elections). */
+static void note_epoch(mn__space *sp, uint64_t epoch)
+{
+    mn_assert(epoch >= sp->last_epoch);
+    sp->last_epoch = epoch;
+    if (sp->epoch < epoch) sp->epoch = epoch;
+}
+
 void mn__apply_memory(mn_engine_t *e, mn__pending *p)
 {
     mn_assert(mn__commit_on_thread(e));
@@ -1091,7 +1100,7 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
     mn_assert(entry->lsn == sp->last_lsn + 1);
     if (p->noop) { /* a replicated entry that changes nothing here (replica.c) */
         pthread_rwlock_wrlock(&sp->lock);
-        sp->last_epoch = entry->epoch;
+        note_epoch(sp, entry->epoch);
         __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
         pthread_rwlock_unlock(&sp->lock);
         return;
@@ -1140,7 +1149,7 @@ void mn__apply_memory(mn_engine_t *e, mn__pending *p)
     /* the tombstone count follows the store's; it never goes below 0 */
     mn_assert(p->tombstones >= 0 || (uint64_t)-p->tombstones <= sp->n_tombstones);
     sp->n_tombstones = (uint64_t)((int64_t)sp->n_tombstones + p->tombstones);
-    sp->last_epoch = entry->epoch;
+    note_epoch(sp, entry->epoch);
     __atomic_store_n(&sp->last_lsn, entry->lsn, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&sp->lock);
     mn__events_from_entry(e, entry, p->accepted);

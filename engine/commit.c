@@ -241,8 +241,8 @@ static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bo
     if (type == MN_WAL_OP_REMEMBER || type == MN_WAL_OP_CONSOLIDATE ||
         type == MN_WAL_OP_UPDATE) {
         if ((p->rc = stage_memories(e, p, b))) return;
-        if (type == MN_WAL_OP_REMEMBER && p->entry.op.remember.n == 0)
-            return; /* every memory was a retry */
+        if (type == MN_WAL_OP_REMEMBER && p->entry.op.remember.n == 0 && !p->replicated)
+            return; /* every memory was a retry (a replicated entry keeps its lsn all the same) */
     }
     /* lsns are dense: the group's entries of a space take last_lsn + 1, + 2 ... */
     mn_assert(sp->assigned_lsn >= sp->last_lsn);
@@ -250,6 +250,8 @@ static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bo
         if ((p->rc = mn__replica_stamp(e, p))) return;
         if ((p->rc = mn__replica_apply(e, p, b))) return;
     } else {
+        /* a space's log never goes back an epoch (replica.c keeps epoch >= last_epoch) */
+        mn_assert(sp->epoch >= sp->last_epoch);
         p->entry.epoch = sp->epoch;
         p->entry.lsn = sp->assigned_lsn + 1;
         p->entry.hlc = mn_hlc_now(&e->hlc, mn__now(e));

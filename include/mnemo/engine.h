@@ -465,13 +465,13 @@ mn_err mn_engine_space_position(mn_engine_t *e, const char *space, uint64_t *las
 /* Stores n entries of space's primary (framed bytes, as mn_engine_wal_read gives them) at
  * their lsns first_lsn, first_lsn + 1, ...: each verified and decoded, applied through the
  * engine's apply path keeping its lsn, epoch, hlc and ids, and stored as the bytes given;
- * all in one commit group with one fsync. first_lsn must be the space's last lsn + 1 (a
- * missing space is at 0), the entries' own lsns consecutive from it and their epochs never
- * below the last entry's: else MN_ERR_CONFLICT ("space S: expected lsn X, got Y") and
- * nothing changes. A space-create entry at lsn 1 creates a missing space, as a REPLICA; a
- * space-drop entry drops it. No dedup judgement and no re-derivation run on these entries
- * (the primary made them, and ships their results as entries of their own); an entry that
- * changes nothing here (its memory was erased since: the primary stripped it) is stored all
+ * all in one commit group with one fsync (a missing space's creation goes first, alone).
+ * first_lsn must be the space's last lsn + 1 (a missing space is at 0), the entries' own lsns
+ * consecutive from it and their epochs never below the last entry's: else MN_ERR_CONFLICT ("space
+ * S: expected lsn X, got Y") and nothing changes. A space-create entry at lsn 1 creates a missing
+ * space, as a REPLICA; a space-drop entry drops it. No dedup judgement and no re-derivation run on
+ * these entries (the primary made them, and ships their results as entries of their own); an entry
+ * that changes nothing here (its memory was erased since: the primary stripped it) is stored all
  * the same. On an error past the checks, the entries before the failing one stay stored. */
 mn_err mn_engine_replicate(mn_engine_t *e, const char *space, uint64_t first_lsn,
                            const uint8_t *const *entries, const size_t *lens, size_t n,

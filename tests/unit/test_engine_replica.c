@@ -66,11 +66,17 @@ typedef struct pair {
     mn_test_eng p, r; /* primary, replica */
 } pair;
 
-static void pair_open(pair *x)
+/* linked: the primary's background thread links similar memories (associate entries it
+ * writes on its own), as a server's does. */
+static void pair_open(pair *x, bool linked)
 {
     memset(x, 0, sizeof *x);
     mn_test_eng_init(&x->p, "mnemo-repl-p");
     mn_test_eng_init(&x->r, "mnemo-repl-r");
+    if (linked) {
+        x->p.opts.link_max = 5;
+        x->p.opts.link_threshold = 0.5f;
+    }
     mn_test_eng_open(&x->p);
     mn_test_eng_open(&x->r);
 }
@@ -96,6 +102,7 @@ static uint64_t last_lsn(mn_engine_t *e, const char *space, uint64_t *epoch)
  * entries; returns how many. */
 static size_t ship(mn_engine_t *from, mn_engine_t *to, const char *space)
 {
+    mn_engine_wait_background(from); /* its links and reinforcements are entries too */
     uint64_t next = last_lsn(to, space, NULL) + 1;
     mn_test_wal w = {0};
     assert_int_equal(mn_test_wal_read(from, space, next, 0, &w), MN_OK);
@@ -118,6 +125,27 @@ static size_t ship(mn_engine_t *from, mn_engine_t *to, const char *space)
 }
 
 /* ---- comparing the two ---- */
+
+/* The associations of the given kind over every listed memory of space. */
+static size_t count_links(mn_engine_t *e, const char *space, int kind)
+{
+    mn_list_req_t q = {.limit = 1000};
+    mn_filter_init(&q.filter);
+    mn_list_result_t l;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_list(e, space, &q, &l, &err), MN_OK);
+    size_t k = 0;
+    for (size_t j = 0; j < l.n; j++) {
+        mn_assoc_t *a;
+        size_t n;
+        assert_int_equal(mn_engine_associations(e, space, &l.memories[j].id, &a, &n, &err), MN_OK);
+        for (size_t i = 0; i < n; i++)
+            k += a[i].kind == kind;
+        free(a);
+    }
+    mn_list_result_clear(&l);
+    return k;
+}
 
 static void same_wal(mn_engine_t *a, mn_engine_t *b, const char *space)
 {
@@ -355,14 +383,17 @@ static void correct(mn_test_eng *t, const char *space, const mn_id_t *id, const 
     t->now += 1000;
 }
 
-static void consolidate(mn_test_eng *t, const char *space)
+/* Consolidates space; returns the first semantic memory made. */
+static mn_id_t consolidate(mn_test_eng *t, const char *space)
 {
     mn_consolidate_opts_t o = {.threshold = 0.9f, .min_support = 3};
     mn_consolidate_result_t r;
     mn_error err = {0};
     if (mn_engine_consolidate(t->e, space, &o, &r, &err)) fail_msg("consolidate: %s", err.message);
-    assert_true(r.created >= 1);
+    assert_true(r.created >= 1 && r.n_ids >= 1);
+    mn_id_t id = r.ids[0];
     free(r.ids);
+    return id;
 }
 
 static void embed(mn_test_eng *t, const char *space, const mn_id_t *id, const float *v)
@@ -410,7 +441,7 @@ static void workload_a(mn_test_eng *t, mn_id_t *keep)
  * an invalidation, a consolidation and an episode of it forgotten (a re-derivation),
  * a memory embedded then forgotten before it was shipped (its entries arrive
  * stripped), and another space created and dropped. */
-static void workload_b(mn_test_eng *t, const mn_id_t *keep)
+static void workload_b(mn_test_eng *t, const mn_id_t *keep, bool forget_semantic)
 {
     mn_error err = {0};
     forget_tag(t, "s", "bulk");
@@ -429,8 +460,10 @@ static void workload_b(mn_test_eng *t, const mn_id_t *keep)
         snprintf(text, sizeof text, "standup coffee every morning, day %d", i);
         eps[i] = put(t, "s", text, v, "standup", "sess-2");
     }
-    consolidate(t, "s");
+    mn_id_t sem = consolidate(t, "s");
     assert_int_equal(mn_engine_forget(t->e, "s", &eps[0], MN_FORGET_DELETE, &err), MN_OK);
+    if (forget_semantic) /* its words leave every entry that carried them, on both */
+        assert_int_equal(mn_engine_forget(t->e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
     make_space(t->e, "t");
     put(t, "t", "in a space about to go", NULL, NULL, NULL);
     assert_int_equal(mn_engine_space_drop(t->e, "t", &err), MN_OK);
@@ -442,10 +475,11 @@ static void test_replica_matches_primary_and_survives_a_restart(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, true);
     mn_id_t keep[3];
     workload_a(&x.p, keep);
     assert_true(ship(x.p.e, x.r.e, "s") > 10);
+    assert_true(count_links(x.r.e, "s", MN_EDGE_SEMANTIC) > 0); /* the primary's linker's */
     x.r.now = x.p.now;
     same_state(&x, "s");
     make_space(x.p.e, "t"); /* a second space, shipped, then dropped on the primary */
@@ -457,7 +491,7 @@ static void test_replica_matches_primary_and_survives_a_restart(void **state)
     assert_int_equal(ship(x.p.e, x.r.e, "t"), 1); /* the drop entry outlives its space */
     mn_space_stats_t st;
     assert_int_equal(mn_engine_space_get(x.r.e, "t", &st, &err), MN_ERR_NOT_FOUND);
-    workload_b(&x.p, keep);
+    workload_b(&x.p, keep, false);
     ship(x.p.e, x.r.e, "s");
     x.r.now = x.p.now;
     same_state(&x, "s");
@@ -469,14 +503,91 @@ static void test_replica_matches_primary_and_survives_a_restart(void **state)
     pair_close(&x);
 }
 
+/* ---- shipping while the primary writes ---- */
+
+typedef struct writer {
+    mn_engine_t *e;
+    int id, n;
+    mn_err rc;
+} writer;
+
+static void *write_many(void *arg)
+{
+    writer *w = arg;
+    for (int i = 0; i < w->n && !w->rc; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "writer %d wrote coffee note %d", w->id, i);
+        float v[DIM] = {(float)w->id, (float)i, 1, 0.5f};
+        mn_memory_t m;
+        mn_memory_init(&m);
+        m.content = text;
+        m.content_len = strlen(text);
+        m.embedding = v;
+        m.dim = DIM;
+        mn_id_t id;
+        mn_error err = {0};
+        w->rc = mn_engine_remember(w->e, "s", &m, 1, &id, &err);
+        if (!w->rc && i % 5 == 4) w->rc = mn_engine_forget(w->e, "s", &id, MN_FORGET_DELETE, &err);
+    }
+    return NULL;
+}
+
+/* Three writers on the primary while the test ships what is there, again and again: the
+ * replica follows a log that grows under it (and erases under it), and ends equal. */
+static void test_shipping_while_the_primary_writes(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x, false);
+    make_space(x.p.e, "s");
+    writer w[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = (writer){.e = x.p.e, .id = i, .n = 60};
+        assert_int_equal(pthread_create(&th[i], NULL, write_many, &w[i]), 0);
+    }
+    size_t shipped = 0;
+    for (int round = 0; round < 400; round++)
+        shipped += ship(x.p.e, x.r.e, "s");
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].rc, MN_OK);
+    }
+    shipped += ship(x.p.e, x.r.e, "s");
+    assert_int_equal(shipped, last_lsn(x.p.e, "s", NULL));
+    assert_int_equal(shipped, 1 + 3 * 60 + 3 * 12);
+    x.r.now = x.p.now;
+    same_state(&x, "s");
+    pair_close(&x);
+}
+
 /* A dropped space keeps its drop entry for readers of its WAL: shipped, it drops the
  * space on the replica; a replica further behind is told the rest is gone. The name
  * created again starts at lsn 1 with the next epoch, on both. */
+/* The primary consolidates, forgets an episode (its semantic memory re-derived) and then
+ * the semantic memory, all before the replica reads any of it: the replica meets the
+ * episode erased already, and still ends with the primary's bytes in every entry. */
+static void test_erasures_read_late_leave_the_same_log(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x, true);
+    mn_id_t keep[3];
+    workload_a(&x.p, keep);
+    workload_b(&x.p, keep, true);
+    ship(x.p.e, x.r.e, "s");
+    x.r.now = x.p.now;
+    same_state(&x, "s");
+    mn_test_eng_reopen(&x.r);
+    same_state(&x, "s");
+    pair_close(&x);
+}
+
 static void test_replicated_drop_drops_the_space(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     make_space(x.p.e, "t");
     put(&x.p, "t", "one", NULL, NULL, NULL);
     put(&x.p, "t", "two", NULL, NULL, NULL);
@@ -513,7 +624,7 @@ static void test_gaps_duplicates_and_bad_entries_are_refused(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     make_space(x.p.e, "s");
     float v[DIM] = {1, 0, 0, 0};
     for (int i = 0; i < 4; i++) {
@@ -557,6 +668,12 @@ static void test_gaps_duplicates_and_bad_entries_are_refused(void **state)
     free(bad);
     assert_int_equal(mn_engine_replicate(x.r.e, "other", 3, b + 2, w.lens + 2, 1, &err),
                      MN_ERR_INVALID);
+    /* a space this node leads takes no replicated entry */
+    assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_PRIMARY, 0, &err), MN_OK);
+    assert_int_equal(mn_engine_replicate(x.r.e, "s", 3, b + 2, w.lens + 2, 1, &err),
+                     MN_ERR_CONFLICT);
+    assert_string_equal(err.message, "space s: this node is its primary");
+    assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_REPLICA, 0, &err), MN_OK);
     /* nothing changed, and the rest still goes in */
     assert_int_equal(last_lsn(x.r.e, "s", NULL), 2);
     assert_int_equal(mn_engine_replicate(x.r.e, "s", 3, b + 2, w.lens + 2, 3, &err), MN_OK);
@@ -566,13 +683,82 @@ static void test_gaps_duplicates_and_bad_entries_are_refused(void **state)
     pair_close(&x);
 }
 
+/* A watcher of the replica sees the replicated changes at the primary's lsns; a memory
+ * that arrives erased (forgotten before it shipped) is never seen, neither its remember
+ * nor its forget. */
+static void test_replica_watchers_see_replicated_changes(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x, false);
+    make_space(x.p.e, "s");
+    ship(x.p.e, x.r.e, "s");
+    mn_engine_sub_t *sub;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_subscribe(x.r.e, "s", 0, NULL, NULL, &sub, &err), MN_OK);
+    float v[DIM] = {1, 0, 0, 0};
+    mn_id_t a = put(&x.p, "s", "seen on the replica", v, NULL, NULL);
+    mn_id_t b = put(&x.p, "s", "forgotten before it ships", NULL, NULL, NULL);
+    assert_int_equal(mn_engine_forget(x.p.e, "s", &b, MN_FORGET_DELETE, &err), MN_OK);
+    assert_int_equal(mn_engine_forget(x.p.e, "s", &a, MN_FORGET_SUPPRESS, &err), MN_OK);
+    assert_int_equal(ship(x.p.e, x.r.e, "s"), 4);
+    mn_event_t ev[8];
+    bool ended = false;
+    size_t n = 0;
+    while (n < 2) {
+        size_t got = mn_engine_sub_next(sub, ev + n, 8 - n, 5000, &ended);
+        assert_true(got > 0);
+        n += got;
+    }
+    assert_int_equal(mn_engine_sub_next(sub, ev + n, 8 - n, 0, &ended), 0);
+    assert_int_equal(ev[0].kind, MN_EVENT_REMEMBER);
+    assert_int_equal(ev[0].lsn, 2);
+    assert_memory_equal(ev[0].id.b, a.b, 16);
+    /* lsn 3 arrives as an erased stub and lsn 4, its forget, changes nothing here */
+    assert_int_equal(ev[1].kind, MN_EVENT_FORGET);
+    assert_int_equal(ev[1].lsn, 5);
+    assert_memory_equal(ev[1].id.b, a.b, 16);
+    assert_int_equal(ev[1].forget_mode, MN_FORGET_SUPPRESS);
+    mn_engine_unsubscribe(sub);
+    pair_close(&x);
+}
+
+/* An entry the primary stored with nothing in it (a remember whose memories were all
+ * here already: an ingested copy of its own entry) still takes its lsn on the replica. */
+static void test_an_empty_entry_keeps_its_lsn(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x, false);
+    make_space(x.p.e, "s");
+    float v[DIM] = {1, 0, 0, 0};
+    put(&x.p, "s", "only once", v, NULL, NULL);
+    mn_test_wal w = {0};
+    assert_int_equal(mn_test_wal_read(x.p.e, "s", 2, 1, &w), MN_OK);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_ingest(x.p.e, w.bufs[0], w.lens[0], &err), MN_OK);
+    mn_test_wal_free(&w);
+    assert_int_equal(mn_test_wal_read(x.p.e, "s", 3, 1, &w), MN_OK);
+    mn_wal_entry_t en;
+    assert_int_equal(mn_wire_wal_decode(w.bufs[0], w.lens[0], &en, &err), MN_OK);
+    assert_int_equal(en.type, MN_WAL_OP_REMEMBER);
+    assert_int_equal(en.op.remember.n, 0);
+    mn_wal_entry_clear(&en);
+    mn_test_wal_free(&w);
+    put(&x.p, "s", "after it", NULL, NULL, NULL);
+    assert_int_equal(ship(x.p.e, x.r.e, "s"), 4);
+    same_wal(x.p.e, x.r.e, "s");
+    assert_int_equal(same_list(x.p.e, x.r.e, "s"), 2);
+    pair_close(&x);
+}
+
 /* Every client write fails with MN_ERR_UNAVAILABLE on a replica, and its background work
  * (reinforcement, expiry, consolidation, the backfill's scan) writes nothing. */
 static void test_replica_takes_no_writes(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     mn_id_t keep[3];
     workload_a(&x.p, keep);
     mn_memory_t m;
@@ -637,7 +823,7 @@ static void test_promotion_carries_the_new_epoch(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     mn_id_t keep[3];
     workload_a(&x.p, keep);
     ship(x.p.e, x.r.e, "s");
@@ -674,6 +860,11 @@ static void test_promotion_carries_the_new_epoch(void **state)
     assert_int_equal(last_lsn(x.p.e, "s", &epoch), last + 1);
     assert_int_equal(epoch, 2);
     same_wal(x.p.e, x.r.e, "s");
+    /* restarted without spaces_start_replica, the old primary leads at the log's epoch */
+    mn_test_eng_reopen(&x.p);
+    put(&x.p, "s", "after a restart", NULL, NULL, NULL);
+    assert_int_equal(last_lsn(x.p.e, "s", &epoch), last + 2);
+    assert_int_equal(epoch, 2);
     /* the new primary cannot go back to epoch 1 */
     assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_PRIMARY, 1, &err),
                      MN_ERR_CONFLICT);
@@ -699,7 +890,7 @@ static void test_hook_hears_each_durable_entry(void **state)
 {
     (void)state;
     pair x;
-    pair_open(&x);
+    pair_open(&x, false);
     hook_log hp, hr;
     hook_init(&hp);
     hook_init(&hr);
@@ -816,8 +1007,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replica_matches_primary_and_survives_a_restart),
+        cmocka_unit_test(test_erasures_read_late_leave_the_same_log),
         cmocka_unit_test(test_replicated_drop_drops_the_space),
+        cmocka_unit_test(test_shipping_while_the_primary_writes),
         cmocka_unit_test(test_gaps_duplicates_and_bad_entries_are_refused),
+        cmocka_unit_test(test_an_empty_entry_keeps_its_lsn),
+        cmocka_unit_test(test_replica_watchers_see_replicated_changes),
         cmocka_unit_test(test_replica_takes_no_writes),
         cmocka_unit_test(test_promotion_carries_the_new_epoch),
         cmocka_unit_test(test_hook_hears_each_durable_entry),
