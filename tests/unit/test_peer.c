@@ -1,7 +1,7 @@
 /* peer bus (peer/): buses on one loop over 127.0.0.1 (ephemeral ports)
  * exchange frames both ways, redial after the other end restarts, refuse a
- * wrong key, close a peer that sends garbage, an oversize length or nothing
- * at all, keep a peer's queue within its bound, and ignore unknown channels. */
+ * wrong key, close a peer that sends garbage (crafted and random), an oversize
+ * length or nothing at all, keep a peer's queue within its bound, and ignore unknown channels. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -240,6 +240,25 @@ static int raw_send(int port, const void *buf, size_t len)
     return fd;
 }
 
+static uint64_t closed_total(const mn_peer_stats_t *st)
+{
+    return st->closed_auth + st->closed_hello + st->closed_oversize + st->closed_protocol +
+           st->closed_timeout + st->closed_io;
+}
+
+typedef struct closes_since {
+    mn_peer_t *p;
+    uint64_t at_least;
+} closes_since;
+
+static bool closed_enough(void *arg)
+{
+    closes_since *c = arg;
+    mn_peer_stats_t st;
+    mn_peer_stats(c->p, &st);
+    return closed_total(&st) >= c->at_least;
+}
+
 static void test_peer_closes_garbage_oversize_and_silent_peers(void **state)
 {
     (void)state;
@@ -296,6 +315,26 @@ static void test_peer_closes_garbage_oversize_and_silent_peers(void **state)
         assert_true(r <= 0);
         close(fds[i]);
     }
+    /* random bytes, 40 connections: each is closed, whatever the cause */
+    mn_peer_stats_t before;
+    mn_peer_stats(b, &before);
+    mn_prng_t prng;
+    mn_prng_seed(&prng, 7);
+    int junk[40];
+    for (int i = 0; i < 40; i++) {
+        uint8_t bytes[300];
+        size_t len = 1 + mn_prng_below(&prng, sizeof bytes);
+        for (size_t k = 0; k < len; k++)
+            bytes[k] = (uint8_t)mn_prng_next(&prng);
+        junk[i] = raw_send(port, bytes, len);
+    }
+    closes_since cs = {b, closed_total(&before) + 40};
+    assert_true(run_until(&loop, closed_enough, &cs));
+    mn_peer_stats_t after;
+    mn_peer_stats(b, &after);
+    assert_int_equal(after.handshakes, before.handshakes);
+    for (int i = 0; i < 40; i++)
+        close(junk[i]);
     /* and the bus still works */
     mn_peer_t *a = bus(&loop, "a", "secret", 0);
     inbox in = {0};
