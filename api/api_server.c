@@ -7,6 +7,7 @@
  * for its writes, flushes and closes RocksDB, and the process exits 0.
  * The libuv thread pool runs the handlers, so UV_THREADPOOL_SIZE is set from
  * http.worker_threads before the loop first uses the pool. */
+#include "admin_cli.h"
 #include "api_audit.h"
 #include "api_internal.h"
 #include "api_jobs.h"
@@ -547,6 +548,9 @@ static void usage(FILE *f)
             "                                with auth.enabled = false; --salvage starts\n"
             "                                on a damaged data dir with what is readable\n"
             "  mnemo check DATA_DIR          verify a data dir offline (exit 1 on damage)\n"
+            "  mnemo admin status|drain NODE|rebalance [--url URL] [--key KEY]\n"
+            "                                operate a cluster through any node\n"
+            "                                (mnemo admin help; runbooks/cluster.md)\n"
             "  mnemo config [--config FILE]  print the effective configuration as TOML\n"
             "  mnemo --version               print the version\n"
             "  mnemo help                    this text\n"
@@ -614,6 +618,7 @@ int mn_api_main(int argc, char **argv, char **envp)
         return argc > 1 ? 0 : 2;
     }
     if (!strcmp(cmd, "check")) return check(argc, argv);
+    if (!strcmp(cmd, "admin")) return mn_admin_main(argc, argv);
     if (strcmp(cmd, "serve") && strcmp(cmd, "config")) {
         fprintf(stderr, "mnemo: unknown command \"%s\"\n\n", cmd);
         usage(stderr);

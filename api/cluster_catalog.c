@@ -49,6 +49,7 @@ struct cl_catalog {
     size_t n_members;
     mn_prng_t rng;
     bool stop;
+    struct cl_route *route; /* set once, before the thread starts */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t save_mu;
@@ -366,18 +367,29 @@ mn_err cl_catalog_new(const mn_config_t *c, mn_engine_t *engine, const char *sel
         cl__catalog_reconcile(cat);
         cl__catalog_collect(cat, mn_time_now_ms());
         save(cat);
-        if (pthread_create(&cat->thread, NULL, cl__catalog_thread, cat) != 0)
-            rc = mn_error_set(err, MN_ERR_IO, "catalog: cannot start its thread");
     }
     if (rc != MN_OK) {
         cl_catalog_free(cat);
         return rc;
     }
-    cat->thread_started = true;
     mn_log_info("catalog: %zu spaces, %zu tombstones (%s)", cl_catalog_set_live(&cat->set),
                 cat->set.n - cl_catalog_set_live(&cat->set), cat->path);
     *out = cat;
     return MN_OK;
+}
+
+mn_err cl_catalog_start(cl_catalog *cat, struct cl_route *rt, mn_error *err)
+{
+    cat->route = rt;
+    if (pthread_create(&cat->thread, NULL, cl__catalog_thread, cat) != 0)
+        return mn_error_set(err, MN_ERR_IO, "catalog: cannot start its thread");
+    cat->thread_started = true;
+    return MN_OK;
+}
+
+struct cl_route *cl__catalog_route(const cl_catalog *cat)
+{
+    return cat->route;
 }
 
 void cl_catalog_free(cl_catalog *cat)

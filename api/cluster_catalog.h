@@ -84,8 +84,9 @@ mn_err cl_catalog_load(const char *path, cl_catalog_set *s, mn_error *err);
 /* ---- the live catalog (cluster_catalog.c) ---- */
 
 typedef struct cl_catalog cl_catalog;
+struct cl_route; /* api/cluster_route.h */
 
-/* An alive member other than this node, with its API address ("HOST:PORT"). */
+/* An alive member other than this node, with its API address ("HOST:PORT", for logs). */
 typedef struct cl_catalog_member {
     char id[MN_SWIM_ID_MAX + 1];
     char api[MN_SWIM_META_MAX + 1];
@@ -93,10 +94,14 @@ typedef struct cl_catalog_member {
 
 /* Loads <data_dir>/cluster_catalog.json, merges in the spaces of engine (a space the engine
  * holds is live unless a tombstone covers it), drops the engine's copies that a tombstone
- * covers, saves, and starts the sync thread (cluster.catalog_sync_interval_ms). */
+ * covers, and saves. */
 mn_err cl_catalog_new(const mn_config_t *c, mn_engine_t *engine, const char *self_id,
                       cl_catalog **out, mn_error *err);
-/* Stops the sync thread and frees. No hook or handler may run during or after it. */
+/* Starts the sync thread (cluster.catalog_sync_interval_ms), which calls the other nodes
+ * through rt (signed internal hops; rt outlives cat). */
+mn_err cl_catalog_start(cl_catalog *cat, struct cl_route *rt, mn_error *err);
+/* Stops the sync thread (if started) and frees. No hook or handler may run during or
+ * after it. */
 void cl_catalog_free(cl_catalog *cat);
 
 /* The hooks of api_cluster_hooks (any thread, after the engine call succeeded): records

@@ -6,6 +6,8 @@
 #include "cluster_catalog.h"
 #include "mnemo/util.h"
 
+/* The route the sync thread calls other nodes through. */
+struct cl_route *cl__catalog_route(const cl_catalog *cat);
 /* The digest of the current set (65 bytes with the NUL). */
 void cl__catalog_digest(cl_catalog *cat, char out[65]);
 /* Merges every entry of in (queueing the changed ones for a push when push), saves when

@@ -2,25 +2,25 @@
  * engine, tombstone collection), its lifecycle, and the routes
  * GET /v1/cluster/catalog[?digest=1] and POST /v1/cluster/catalog.
  *
+ * Every call is a signed internal hop (cl_route_call: role admin, the
+ * forward timeout, the member's circuit breaker, no retry).
  * The thread wakes at once when a hook queued entries (a push: POST of the
- * changed entries to every alive member, PUSH_TIMEOUT_MS each, failures only
- * logged: anti-entropy repairs them) and every interval for a round with one
+ * changed entries to every alive member, failures only logged:
+ * anti-entropy repairs them) and every interval for a round with one
  * random alive member: GET its digest; if it differs, GET its catalog,
  * merge it, and POST ours back if the digests still differ (push-pull, so
  * either side's news reaches the other in one round). */
 #include "cluster_catalog_internal.h"
 
 #include "api_internal.h"
-#include "cluster_call.h"
+#include "cluster_client.h"
+#include "cluster_route.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mnemo/util.h"
-
-#define PUSH_TIMEOUT_MS 1000
-#define PULL_TIMEOUT_MS 5000
 
 /* ---- JSON documents ---- */
 
@@ -38,20 +38,37 @@ static bool parse_set(const char *from, const char *text, size_t len, cl_catalog
 
 /* ---- pushes and pulls ---- */
 
-static void push_to(const cl_catalog_member *m, const char *doc, int64_t timeout_ms)
+/* One signed call of this node to m (cl_route_call: its breaker, the forward timeout). A
+ * 200's body into out (free()); false when m could not be asked or did not say 200. */
+static bool call_member(cl_catalog *cat, const cl_catalog_member *m, const char *method,
+                        const char *target, const char *body, char **out, size_t *len)
 {
-    cl_call_resp r;
+    cl_http_resp r;
     mn_error err = {0};
-    if (cl_call(m->api, "POST", "/v1/cluster/catalog", doc, NULL, timeout_ms, &r, &err)) {
-        mn_log_debug("catalog: push to %s (%s) failed: %s", m->id, m->api, err.message);
-        return;
+    cl_http_fail f = cl_route_call(cl__catalog_route(cat), m->id, method, target, body,
+                                   body ? strlen(body) : 0, &r, &err);
+    if (f != CL_HTTP_OK) {
+        mn_log_debug("catalog: %s %s on %s failed: %s", method, target, m->id, err.message);
+        return false;
     }
-    if (r.status != 200)
-        mn_log_warn("catalog: push to %s (%s) refused: HTTP %d", m->id, m->api, r.status);
-    cl_call_resp_free(&r);
+    bool ok = r.status == 200;
+    if (!ok) mn_log_warn("catalog: %s %s refused by %s: HTTP %d", method, target, m->id, r.status);
+    if (ok && out) {
+        *out = r.body;
+        *len = r.body_len;
+        r.body = NULL;
+    }
+    cl_http_resp_free(&r);
+    return ok;
 }
 
-static void push(const cl_catalog_set *pending, const cl_catalog_member *m, size_t n)
+static void push_to(cl_catalog *cat, const cl_catalog_member *m, const char *doc)
+{
+    call_member(cat, m, "POST", "/v1/cluster/catalog", doc, NULL, NULL);
+}
+
+static void push(cl_catalog *cat, const cl_catalog_set *pending, const cl_catalog_member *m,
+                 size_t n)
 {
     char *doc = cl_catalog_set_text(pending, false);
     if (!doc) {
@@ -59,27 +76,24 @@ static void push(const cl_catalog_set *pending, const cl_catalog_member *m, size
         return;
     }
     for (size_t i = 0; i < n; i++)
-        push_to(&m[i], doc, PUSH_TIMEOUT_MS);
+        push_to(cat, &m[i], doc);
     cJSON_free(doc);
 }
 
 /* The "digest" of GET ?digest=1 into out; false when the member cannot say. */
-static bool remote_digest(const cl_catalog_member *m, char out[65])
+static bool remote_digest(cl_catalog *cat, const cl_catalog_member *m, char out[65])
 {
-    cl_call_resp r;
-    mn_error err = {0};
-    if (cl_call(m->api, "GET", "/v1/cluster/catalog?digest=1", NULL, NULL, PULL_TIMEOUT_MS, &r,
-                &err)) {
-        mn_log_debug("catalog: digest of %s failed: %s", m->id, err.message);
+    char *body = NULL;
+    size_t len = 0;
+    if (!call_member(cat, m, "GET", "/v1/cluster/catalog?digest=1", NULL, &body, &len))
         return false;
-    }
     api_json_result res;
-    cJSON *doc = r.status == 200 ? api_json_parse(r.body, r.len, &res) : NULL;
+    cJSON *doc = api_json_parse(body, len, &res);
     const cJSON *d = doc ? cJSON_GetObjectItemCaseSensitive(doc, "digest") : NULL;
     bool ok = cJSON_IsString(d) && strlen(d->valuestring) == 64;
     if (ok) memcpy(out, d->valuestring, 65);
     api_json_free(doc);
-    cl_call_resp_free(&r);
+    free(body);
     return ok;
 }
 
@@ -87,22 +101,19 @@ static bool remote_digest(const cl_catalog_member *m, char out[65])
 static void exchange(cl_catalog *cat, const cl_catalog_member *m)
 {
     char theirs[65], ours[65];
-    if (!remote_digest(m, theirs)) return;
+    if (!remote_digest(cat, m, theirs)) return;
     cl__catalog_digest(cat, ours);
     if (!strcmp(ours, theirs)) return;
-    cl_call_resp r;
-    mn_error err = {0};
-    if (cl_call(m->api, "GET", "/v1/cluster/catalog", NULL, NULL, PULL_TIMEOUT_MS, &r, &err)) {
-        mn_log_debug("catalog: pull from %s failed: %s", m->id, err.message);
-        return;
-    }
+    char *body = NULL;
+    size_t len = 0;
+    if (!call_member(cat, m, "GET", "/v1/cluster/catalog", NULL, &body, &len)) return;
     cl_catalog_set in;
     cl_catalog_set_init(&in);
-    if (r.status == 200 && parse_set(m->id, r.body, r.len, &in)) {
+    if (parse_set(m->id, body, len, &in)) {
         size_t k = cl__catalog_merge_all(cat, &in, false);
         if (k) mn_log_info("catalog: learned %zu entries from %s", k, m->id);
     }
-    cl_call_resp_free(&r);
+    free(body);
     cl_catalog_set_free(&in);
     cl__catalog_digest(cat, ours);
     if (!strcmp(ours, theirs)) return;
@@ -110,7 +121,7 @@ static void exchange(cl_catalog *cat, const cl_catalog_member *m)
     cl_catalog_set_init(&mine);
     if (cl__catalog_copy(cat, &mine) == MN_OK) {
         char *doc = cl_catalog_set_text(&mine, false);
-        if (doc) push_to(m, doc, PULL_TIMEOUT_MS);
+        if (doc) push_to(cat, m, doc);
         cJSON_free(doc);
     }
     cl_catalog_set_free(&mine);
@@ -142,7 +153,7 @@ void *cl__catalog_thread(void *arg)
             free(members);
             return NULL;
         }
-        if (pending.n) push(&pending, members, n);
+        if (pending.n) push(cat, &pending, members, n);
         cl_catalog_set_free(&pending);
         free(members);
         if (mn_time_now_ms() >= next_ms) {
@@ -185,6 +196,11 @@ void cl_catalog_handle_get(void *ctx, const mn_http_request_t *req, mn_http_resp
 void cl_catalog_handle_post(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     cl_catalog *cat = ctx;
+    mn_error herr = {0};
+    if (cl_hop_present(req) && cl_hop_verify_body(req, &herr) != MN_OK) {
+        mn_http_respond_error(resp, 401, "unauthenticated", herr.message, NULL);
+        return;
+    }
     api_json_result res;
     cJSON *doc = api_json_parse(req->body ? req->body : "", req->body_len, &res);
     if (!cJSON_IsObject(doc)) {

@@ -360,11 +360,12 @@ static cl_http_fail read_chunked(conn *c, size_t body_at, size_t *n_out)
     return CL_HTTP_OK;
 }
 
-static cl_http_fail read_body(conn *c, const head *h, cl_http_resp *out)
+/* The body of the answer (none for HEAD, 1xx, 204, 304: RFC 9112 §6.3). */
+static cl_http_fail read_body(conn *c, const head *h, bool head_req, cl_http_resp *out)
 {
     size_t at = c->pos, n = 0, limit = at + c->o->max_body_bytes;
     cl_http_fail f = CL_HTTP_OK;
-    if (h->status == 204 || h->status == 304 || (h->status >= 100 && h->status < 200)) {
+    if (head_req || h->status == 204 || h->status == 304 || h->status < 200) {
         n = 0;
     } else if (h->chunked) {
         f = read_chunked(c, at, &n);
@@ -402,7 +403,7 @@ cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_res
     cl_http_fail f = open_conn(&c, r->addr);
     if (!f) f = send_request(&c, r);
     if (!f) f = read_head(&c, &h);
-    if (!f) f = read_body(&c, &h, out);
+    if (!f) f = read_body(&c, &h, !strcmp(r->method, "HEAD"), out);
     if (!f) {
         out->status = h.status;
         out->content_type = h.content_type;

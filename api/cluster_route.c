@@ -341,14 +341,20 @@ static void sleep_ms(int64_t ms)
     }
 }
 
+/* The client's bounds for one forwarded exchange. */
+static void http_opts(const cl_route *rt, cl_http_opts *o)
+{
+    cl_http_opts_default(o);
+    o->connect_timeout_ms = rt->o.connect_timeout_ms;
+    o->io_timeout_ms = o->total_timeout_ms = rt->o.forward_timeout_ms;
+}
+
 /* One node, retrying connect failures (nothing was sent) with backoff and jitter. */
 static cl_http_fail attempt(cl_route *rt, const cl_holder *to, const mn_http_request_t *req,
                             const hop *h, cl_http_resp *out, mn_error *err)
 {
     cl_http_opts o;
-    cl_http_opts_default(&o);
-    o.connect_timeout_ms = rt->o.connect_timeout_ms;
-    o.io_timeout_ms = o.total_timeout_ms = rt->o.forward_timeout_ms;
+    http_opts(rt, &o);
     cl_http_req r = {.method = req->method,
                      .addr = to->api,
                      .target = h->target,
@@ -513,6 +519,52 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
     ask->replica_lag_ms = p.local_lag_ms;
     mn_http_add_header(resp, "x-mnemo-served-by", self);
     return false;
+}
+
+/* ---- the cluster's own calls ---- */
+
+cl_http_fail cl_route_call(cl_route *rt, const char *node, const char *method, const char *target,
+                           const char *body, size_t body_len, cl_http_resp *out, mn_error *err)
+{
+    cl_holder to = {0};
+    memset(out, 0, sizeof *out);
+    if (!cl_spaces_node_api(rt->cs, node, to.api, sizeof to.api)) {
+        mn_error_set(err, MN_ERR_UNAVAILABLE, "node %s: no API address known", node);
+        return CL_HTTP_BAD_ADDR;
+    }
+    if (!breaker_admit(rt, node, mn_time_now_ms())) {
+        mn_error_set(err, MN_ERR_UNAVAILABLE, "node %s: circuit breaker open", node);
+        return CL_HTTP_CONNECT;
+    }
+    char path[TARGET_MAX];
+    const char *q = strchr(target, '?');
+    snprintf(path, sizeof path, "%.*s", (int)(q ? q - target : (ptrdiff_t)strlen(target)), target);
+    hop h;
+    memset(&h, 0, sizeof h);
+    snprintf(h.id.node, sizeof h.id.node, "%s", cl_spaces_self(rt->cs));
+    snprintf(h.id.role, sizeof h.id.role, "admin");
+    snprintf(h.id.key, sizeof h.id.key, "-");
+    snprintf(h.id.spaces, sizeof h.id.spaces, "*");
+    snprintf(h.target, sizeof h.target, "%s", target);
+    h.body = body;
+    h.body_len = body_len;
+    cl_hop_sign(rt->key, &h.id, method, path, q ? q + 1 : "", body, body_len, mn_time_now_ms(),
+                &h.sig);
+    memcpy(h.headers, h.sig.headers, sizeof h.sig.headers);
+    h.n_headers = CL_HOP_HEADERS;
+    if (body) h.headers[h.n_headers++] = (cl_http_header){"content-type", "application/json"};
+    cl_http_opts o;
+    http_opts(rt, &o);
+    cl_http_req r = {.method = method,
+                     .addr = to.api,
+                     .target = h.target,
+                     .headers = h.headers,
+                     .n_headers = h.n_headers,
+                     .body = body,
+                     .body_len = body_len};
+    cl_http_fail f = cl_http_do(&r, &o, out, err);
+    breaker_result(rt, node, f == CL_HTTP_OK, mn_time_now_ms());
+    return f;
 }
 
 /* ---- the gate ---- */

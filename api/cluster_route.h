@@ -7,6 +7,7 @@
 
 #include "api_internal.h"
 #include "auth.h"
+#include "cluster_client.h"
 #include "cluster_spaces.h"
 
 typedef struct cl_route cl_route;
@@ -56,6 +57,13 @@ typedef struct cl_route_plan {
  * p->local_fallback, else 503 (p->why when there is no target). self: this node's id. */
 bool cl_route_plan(const char *self, const api_route_ask *ask, const cl_placement *pl,
                    cl_route_plan_t *p);
+
+/* A request of this node itself to node's HTTP API (the cluster's own calls, e.g. the space
+ * catalog): signed as an internal hop with role admin over every space, within the forward
+ * timeout, through node's circuit breaker, no retry. target: "/path?query" (path plain: no
+ * byte to encode). CL_HTTP_OK fills out (cl_http_resp_free). */
+cl_http_fail cl_route_call(cl_route *rt, const char *node, const char *method, const char *target,
+                           const char *body, size_t body_len, cl_http_resp *out, mn_error *err);
 
 /* Counters since start, for GET /v1/cluster/spaces and tests. */
 typedef struct cl_route_stats {

@@ -15,7 +15,9 @@
  * mnemo_swim_dropped_packets_total{reason = auth | verify | misdirected}. */
 #include "cluster_routes.h"
 
+#include "api_internal.h"
 #include "cluster_catalog.h"
+#include "cluster_drain.h"
 #include "cluster_repl.h"
 #include "cluster_route.h"
 #include "cluster_spaces.h"
@@ -44,12 +46,14 @@ struct mn_cluster {
     mn_swim_uv_t *swim;
     cl_spaces *spaces;       /* placement: stepped on every snapshot */
     cl_catalog *catalog;     /* every space's definition (api/cluster_catalog.c) */
-    cl_repl *repl;           /* replication: its own thread and the peer bus */
     cl_route *route;         /* forwarding: any node serves any space */
     api_cluster_hooks hooks; /* what the doors call (api->cluster points here) */
-    char peer[80];           /* this node's peer bus address, "HOST:PORT" */
-    char api_addr[MN_SWIM_META_MAX + 1];
     char meta[MN_SWIM_META_MAX + 1];
+    char zone[MN_SWIM_META_MAX + 1]; /* cluster.zone, announced in meta */
+    char api[MN_SWIM_META_MAX + 1];  /* the API address announced, "" until HTTP listens */
+    char peer[80];                   /* the peer bus's address announced, "HOST:PORT" */
+    cl_repl *repl;                   /* replication: its own thread and the peer bus */
+    cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
     pthread_mutex_t mu;
@@ -157,8 +161,41 @@ static void metrics_export(mn_cluster_t *cl, const mn_swim_stats_t *st)
     cl->exported = *st;
 }
 
+/* Announces this node's metadata (API address, zone, peer bus, drain flag). Loop thread. */
+static void announce(mn_cluster_t *cl)
+{
+    cl_spaces_meta(cl->zone, cl->api[0] ? cl->api : NULL, cl->peer[0] ? cl->peer : NULL,
+                   atomic_load(&cl->drain.draining), cl->meta, sizeof cl->meta);
+    if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
+        mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
+}
+
+/* cl->peer: cluster.bind and the bus's port; a wildcard bind takes SWIM's advertised IP
+ * (swim NULL: not known yet, left empty). Whether it changed. */
+static bool peer_address(mn_cluster_t *cl, const mn_config_t *c, mn_swim_uv_t *swim)
+{
+    const char *bind = c->cluster.bind;
+    char host[MN_SWIM_ADDR_TEXT] = "";
+    if (*bind && strcmp(bind, "0.0.0.0") != 0 && strcmp(bind, "::") != 0) {
+        snprintf(host, sizeof host, strchr(bind, ':') ? "[%s]" : "%s", bind);
+    } else if (swim) {
+        mn_swim_addr_t a = mn_swim_uv_addr(swim);
+        mn_swim_addr_format(&a, host, sizeof host);
+        char *colon = strrchr(host, ':'); /* "IP:PORT" / "[IP6]:PORT": drop the port */
+        if (colon) *colon = 0;
+    }
+    char was[sizeof cl->peer];
+    memcpy(was, cl->peer, sizeof was);
+    if (host[0])
+        snprintf(cl->peer, sizeof cl->peer, "%s:%d", host, cl_repl_port(cl->repl));
+    else
+        cl->peer[0] = 0;
+    return strcmp(was, cl->peer) != 0;
+}
+
 static void publish(mn_cluster_t *cl)
 {
+    if (atomic_exchange(&cl->drain.announce, false)) announce(cl);
     mn_swim_t *core = mn_swim_uv_core(cl->swim);
     mn_swim_stats_t st;
     mn_swim_stats_get(core, &st);
@@ -271,44 +308,6 @@ static void h_members(void *ctx, const mn_http_request_t *req, mn_http_response_
     cJSON_free(body);
 }
 
-/* ---- metadata ---- */
-
-static bool wildcard(const char *host)
-{
-    return !*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
-}
-
-/* cl->peer: cluster.bind and the bus's port; a wildcard bind takes SWIM's advertised IP
- * (swim NULL: not known yet, left empty). Whether it changed. */
-static bool peer_address(mn_cluster_t *cl, const mn_config_t *c, mn_swim_uv_t *swim)
-{
-    char host[MN_SWIM_ADDR_TEXT] = "";
-    if (!wildcard(c->cluster.bind)) {
-        snprintf(host, sizeof host, strchr(c->cluster.bind, ':') ? "[%s]" : "%s", c->cluster.bind);
-    } else if (swim) {
-        mn_swim_addr_t a = mn_swim_uv_addr(swim);
-        mn_swim_addr_format(&a, host, sizeof host);
-        char *colon = strrchr(host, ':'); /* "IP:PORT" / "[IP6]:PORT": drop the port */
-        if (colon) *colon = 0;
-    }
-    char was[sizeof cl->peer];
-    memcpy(was, cl->peer, sizeof was);
-    if (host[0])
-        snprintf(cl->peer, sizeof cl->peer, "%s:%d", host, cl_repl_port(cl->repl));
-    else
-        cl->peer[0] = 0;
-    return strcmp(was, cl->peer) != 0;
-}
-
-/* Announces api, zone and peer in this node's SWIM metadata. */
-static void announce(mn_cluster_t *cl, const mn_config_t *c)
-{
-    cl_spaces_meta(c, cl->api_addr[0] ? cl->api_addr : NULL, cl->peer[0] ? cl->peer : NULL,
-                   cl->meta, sizeof cl->meta);
-    if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
-        mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
-}
-
 /* ---- the hooks the doors call ---- */
 
 static bool hook_route(void *arg, const mn_http_request_t *req, mn_http_response_t *resp,
@@ -351,20 +350,25 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     mn_cluster_t *cl = calloc(1, sizeof *cl);
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     mn_err rc = load_node_id(c, cl->node_id, err);
+    if (rc == MN_OK) rc = cl_drain_init(&cl->drain, c->storage.data_dir, cl->node_id, err);
     if (rc == MN_OK) rc = cl_catalog_new(c, engine, cl->node_id, &cl->catalog, err);
     if (rc == MN_OK) rc = cl_spaces_new(c, engine, cl->catalog, cl->node_id, &cl->spaces, err);
     if (rc == MN_OK) rc = route_new(c, cl, err);
+    cl->drain.route = cl->route;
+    if (rc == MN_OK) rc = cl_catalog_start(cl->catalog, cl->route, err);
     if (rc == MN_OK) rc = cl_repl_start(c, engine, cl->node_id, &cl->repl, err);
     if (rc != MN_OK) {
+        cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
         cl_route_free(cl->route);
         cl_spaces_free(cl->spaces);
-        cl_catalog_free(cl->catalog);
         free(cl);
         return rc;
     }
     cl_spaces_set_repl(cl->spaces, cl->repl);
     peer_address(cl, c, NULL);
-    cl_spaces_meta(c, NULL, cl->peer, cl->meta, sizeof cl->meta);
+    snprintf(cl->zone, sizeof cl->zone, "%s", c->cluster.zone ? c->cluster.zone : "");
+    cl_spaces_meta(cl->zone, NULL, cl->peer[0] ? cl->peer : NULL, atomic_load(&cl->drain.draining),
+                   cl->meta, sizeof cl->meta);
     pthread_mutex_init(&cl->mu, NULL);
     cl->loop = loop;
     o.node_id = cl->node_id;
@@ -379,15 +383,15 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
         cl_repl_stop(cl->repl);
+        cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
         cl_route_free(cl->route);
         cl_spaces_free(cl->spaces);
-        cl_catalog_free(cl->catalog);
         pthread_mutex_destroy(&cl->mu);
         free(cl);
         return rc;
     }
     metrics_init(cl);
-    if (peer_address(cl, c, cl->swim)) announce(cl, c);
+    if (peer_address(cl, c, cl->swim)) announce(cl);
     publish(cl);
     uv_timer_init(loop, &cl->timer);
     cl->timer.data = cl;
@@ -416,8 +420,7 @@ static mn_err hook_space_list(void *arg, mn_space_def_t **out, size_t *n, mn_err
 static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, int level,
                               int64_t timeout_ms, mn_error *err)
 {
-    mn_cluster_t *cl = arg;
-    return cl_repl_write_wait(cl->repl, space, lsn, level, timeout_ms, err);
+    return cl_repl_write_wait(((mn_cluster_t *)arg)->repl, space, lsn, level, timeout_ms, err);
 }
 
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
@@ -431,6 +434,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
         {"GET", "/v1/cluster/spaces", cl_spaces_handle, cl->spaces},
         {"GET", "/v1/cluster/catalog", cl_catalog_handle_get, cl->catalog},
         {"POST", "/v1/cluster/catalog", cl_catalog_handle_post, cl->catalog},
+        {"POST", "/v1/cluster/drain", cl_drain_handle, &cl->drain},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         mn_err rc = mn_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn,
@@ -440,11 +444,11 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
                                 mn_strerror(rc));
     }
     cl->hooks.arg = cl;
+    cl->hooks.route = hook_route;
     cl->hooks.space_created = hook_space_created;
     cl->hooks.space_dropped = hook_space_dropped;
     cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
-    cl->hooks.route = hook_route;
     api->cluster = &cl->hooks;
     return MN_OK;
 }
@@ -459,9 +463,8 @@ void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port)
 {
     const char *host = c->http.bind;
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !*host) host = c->cluster.bind;
-    snprintf(cl->api_addr, sizeof cl->api_addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
-             port);
-    announce(cl, c);
+    snprintf(cl->api, sizeof cl->api, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    announce(cl);
     publish(cl);
 }
 
@@ -472,9 +475,9 @@ static void finish(mn_cluster_t *cl)
     void *arg = cl->done_arg;
     cl_repl_stop(cl->repl); /* no handler runs any more: nobody waits on it */
     free(cl->rows);
+    cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
     cl_route_free(cl->route);
     cl_spaces_free(cl->spaces);
-    cl_catalog_free(cl->catalog);
     pthread_mutex_destroy(&cl->mu);
     free(cl);
     if (done) done(arg);

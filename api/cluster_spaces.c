@@ -28,6 +28,7 @@ typedef struct cl_node {
     char zone[MN_SPACES_ZONE_MAX + 1];
     char api[MN_SWIM_META_MAX + 1];
     char peer[MN_SWIM_META_MAX + 1];
+    bool draining; /* announces drain=1 (mnemo admin drain) */
 } cl_node;
 
 struct cl_spaces {
@@ -69,16 +70,17 @@ static void meta_add(char *buf, size_t len, const char *key, const char *value)
         snprintf(buf + at, len - at, "%s%s=%s", at ? ";" : "", key, value);
 }
 
-void cl_spaces_meta(const mn_config_t *c, const char *api, const char *peer, char *buf, size_t len)
+void cl_spaces_meta(const char *zone, const char *api, const char *peer, bool draining, char *buf,
+                    size_t len)
 {
     buf[0] = 0;
     meta_add(buf, len, "api", api);
-    meta_add(buf, len, "zone", c->cluster.zone);
+    meta_add(buf, len, "zone", zone);
     meta_add(buf, len, "peer", peer);
+    if (draining) meta_add(buf, len, "drain", "1");
 }
 
-/* The value of key in "k=v;k=v" meta, into out ("" when absent). */
-static void meta_get(const char *meta, const char *key, char *out, size_t cap)
+void cl_meta_get(const char *meta, const char *key, char *out, size_t cap)
 {
     out[0] = 0;
     size_t kl = strlen(key);
@@ -191,7 +193,7 @@ static size_t repl_members(const mn_swim_t *core, cl_repl_member *m, size_t cap,
     for (size_t i = 0; i < cap; i++) {
         if (!mn_swim_member_get(core, i, &mi)) continue;
         char peer[MN_SWIM_META_MAX + 1];
-        meta_get(mi.meta, "peer", peer, sizeof peer);
+        cl_meta_get(mi.meta, "peer", peer, sizeof peer);
         memset(&m[k], 0, sizeof m[k]);
         snprintf(m[k].id, sizeof m[k].id, "%s", mi.id);
         m[k].alive = mi.state == MN_SWIM_ALIVE || mi.state == MN_SWIM_SUSPECT;
@@ -232,11 +234,15 @@ static size_t view_of(const mn_swim_t *core, size_t n, cl_node *nodes, mn_spaces
         if (mi.state != MN_SWIM_ALIVE && mi.state != MN_SWIM_SUSPECT) continue;
         cl_node *nd = &nodes[k];
         snprintf(nd->id, sizeof nd->id, "%s", mi.id);
-        meta_get(mi.meta, "zone", nd->zone, sizeof nd->zone);
-        meta_get(mi.meta, "api", nd->api, sizeof nd->api);
-        meta_get(mi.meta, "peer", nd->peer, sizeof nd->peer);
+        cl_meta_get(mi.meta, "zone", nd->zone, sizeof nd->zone);
+        cl_meta_get(mi.meta, "api", nd->api, sizeof nd->api);
+        cl_meta_get(mi.meta, "peer", nd->peer, sizeof nd->peer);
+        char drain[4];
+        cl_meta_get(mi.meta, "drain", drain, sizeof drain);
+        nd->draining = !strcmp(drain, "1");
         view[k].id = nd->id;
         view[k].zone = nd->zone;
+        view[k].draining = nd->draining;
         k++;
     }
     return k;
@@ -443,6 +449,7 @@ static void add_nodes(cJSON *root, const cl_node *nodes, size_t n)
             cJSON_AddStringToObject(o, "peer", nodes[i].peer);
         else
             cJSON_AddNullToObject(o, "peer");
+        cJSON_AddBoolToObject(o, "draining", nodes[i].draining);
         cJSON_AddItemToArray(arr, o);
     }
 }
@@ -503,6 +510,7 @@ static int preview(cl_spaces *cs, const mn_spaces_table_t *t, char *list, mn_spa
     for (size_t i = 0; !status && i < cs->n_nodes; i++) {
         view[i].id = cs->nodes[i].id;
         view[i].zone = cs->nodes[i].zone;
+        view[i].draining = cs->nodes[i].draining;
     }
     if (!status && mn_spaces_step(&tmp, view, cs->n_nodes, &cs->opts, out, err) != MN_OK)
         status = 503;
@@ -680,4 +688,17 @@ bool cl_spaces_lookup(cl_spaces *cs, const char *space, bool want_preview, cl_pl
     for (int i = 0; fn && i < out->n_holders; i++)
         out->holders[i].lag_ms = fn(arg, space, out->holders[i].node);
     return e != NULL;
+}
+
+bool cl_spaces_node_api(cl_spaces *cs, const char *node, char *out, size_t cap)
+{
+    bool found = false;
+    pthread_mutex_lock(&cs->mu);
+    for (size_t k = 0; k < cs->n_nodes && !found; k++)
+        if (!strcmp(cs->nodes[k].id, node) && cs->nodes[k].api[0]) {
+            snprintf(out, cap, "%s", cs->nodes[k].api);
+            found = true;
+        }
+    pthread_mutex_unlock(&cs->mu);
+    return found;
 }

@@ -17,9 +17,13 @@ typedef struct cl_spaces cl_spaces;
 
 struct cl_repl;
 
-/* The SWIM metadata of this node: "api=HOST:PORT;zone=Z;peer=HOST:PORT", each part only
- * when known (api, peer NULL = not yet; zone "" = none). */
-void cl_spaces_meta(const mn_config_t *c, const char *api, const char *peer, char *buf, size_t len);
+/* The SWIM metadata of this node: "api=HOST:PORT;zone=Z;peer=HOST:PORT;drain=1", each part
+ * only when known or set (api, peer NULL = not known yet; zone "" = none; drain=1 while it
+ * drains). */
+void cl_spaces_meta(const char *zone, const char *api, const char *peer, bool draining, char *buf,
+                    size_t len);
+/* The value of key in "k=v;k=v" metadata, into out ("" when absent). */
+void cl_meta_get(const char *meta, const char *key, char *out, size_t cap);
 
 /* catalog: the names to place (borrowed; it outlives cs). */
 mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, cl_catalog *catalog,
@@ -60,6 +64,10 @@ typedef struct cl_placement {
     int n_holders;
     cl_holder holders[MN_SPACES_HOLDERS_MAX]; /* holders[0] is the primary if its role says so */
 } cl_placement;
+
+/* The HTTP API address node announces ("api=" of its SWIM metadata) into out (cap bytes):
+ * false when node is not in the current view or has announced none. */
+bool cl_spaces_node_api(cl_spaces *cs, const char *node, char *out, size_t cap);
 
 /* The placement of space in the published table: false when the table does not know it
  * (unless preview: then where the space would be placed if it were created now). */

@@ -169,13 +169,15 @@ static mn_err settle(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size
     return rc;
 }
 
-/* A hash of the view that does not depend on its order (a sum of per-member hashes). */
+/* A hash of the view that does not depend on its order (a sum of per-member hashes); a
+ * member's drain flag is part of it. */
 static uint64_t view_hash(const mn_spaces_member_t *view, size_t n)
 {
     uint64_t h = n;
     for (size_t i = 0; i < n; i++) {
         const char *z = view[i].zone ? view[i].zone : "";
         uint64_t id = mn_spaces_hash(view[i].id, strlen(view[i].id));
+        if (view[i].draining) id = ~id;
         h += mn_spaces_score(id, mn_spaces_hash(z, strlen(z)));
     }
     return h;

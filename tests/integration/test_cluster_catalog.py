@@ -19,9 +19,9 @@ from test_cluster_swim import cluster_env, swim_endpoint, view_is
 DEADLINE_S = 30.0
 
 
-def node_env(seeds):
+def node_env(seeds, rf=2):
     env = cluster_env(seeds)
-    env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = "2"
+    env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = str(rf)
     env["MNEMO_CLUSTER_CATALOG_SYNC_INTERVAL_MS"] = "300"
     return env
 
@@ -86,11 +86,11 @@ def same_everywhere(nodes, name, live, same_holders=True):
     return entries if all(p[name] == places[0][name] for p in places[1:]) else None
 
 
-def start_three(server_factory):
-    first = server_factory(env=node_env([]))
+def start_three(server_factory, rf=2):
+    first = server_factory(env=node_env([], rf))
     seed_id, seed_port = swim_endpoint(first)
     seeds = ["127.0.0.1:%d" % seed_port]
-    nodes = [first] + [server_factory(env=node_env(seeds)) for _ in range(2)]
+    nodes = [first] + [server_factory(env=node_env(seeds, rf)) for _ in range(2)]
     ids = [seed_id] + [swim_endpoint(s)[0] for s in nodes[1:]]
     for s in nodes:
         wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,

@@ -165,6 +165,8 @@ def test_router_and_document_agree(server_factory, tmp_path):
             "complete": {"content": "hello"},
             "checkpoint": {"path": str(tmp_path / "checkpoint")},
             "mcpPost": {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            "clusterCatalogPush": {"spaces": []},
+            "clusterDrain": {"node": "oa-no-such-node"},
         }
         # deletes run last, on their own targets
         ordered = sorted(operations(doc), key=lambda o: o[0] == "DELETE")

@@ -366,6 +366,7 @@ static void test_auth_grants_travel_for_keys(void **state)
     assert_null(mn_auth_name_known(a, "nobody"));
     assert_null(mn_auth_name_known(a, ""));
     mn_auth_free(a);
+    mn_config_free(&c);
 }
 
 static void test_auth_operation_table(void **state)

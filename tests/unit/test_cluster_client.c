@@ -177,6 +177,36 @@ static void test_client_reads_to_the_close_without_a_length(void **state)
     cl_http_resp_free(&r);
 }
 
+static void test_client_reads_no_body_for_head_and_204(void **state)
+{
+    (void)state;
+    static const char *const answer[] = {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", NULL};
+    static const char *const none[] = {"HTTP/1.1 204 No Content\r\n\r\n", NULL};
+    tiny t;
+    cl_http_opts o;
+    cl_http_opts_default(&o);
+    o.io_timeout_ms = 2000;
+    cl_http_resp r;
+    char addr[32];
+    tiny_start(&t, answer, true); /* held open: the answer's end is its head */
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", t.port);
+    cl_http_req rq = {.method = "HEAD", .addr = addr, .target = "/"};
+    mn_error err = {0};
+    assert_int_equal(cl_http_do(&rq, &o, &r, &err), CL_HTTP_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    char *cl = cl_http_resp_header(&r, "content-length");
+    assert_string_equal(cl, "5");
+    free(cl);
+    assert_null(cl_http_resp_header(&r, "x-absent"));
+    cl_http_resp_free(&r);
+    tiny_stop(&t);
+    assert_int_equal(exchange(&t, none, true, &o, NULL, &r), CL_HTTP_OK);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(r.body_len, 0);
+    cl_http_resp_free(&r);
+}
+
 static void test_client_times_out_on_a_silent_peer(void **state)
 {
     (void)state;
@@ -375,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_client_reads_a_content_length_answer),
         cmocka_unit_test(test_client_decodes_a_chunked_answer),
         cmocka_unit_test(test_client_reads_to_the_close_without_a_length),
+        cmocka_unit_test(test_client_reads_no_body_for_head_and_204),
         cmocka_unit_test(test_client_times_out_on_a_silent_peer),
         cmocka_unit_test(test_client_refuses_answers_past_its_bounds),
         cmocka_unit_test(test_client_reports_connect_failures),
