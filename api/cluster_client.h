@@ -74,18 +74,21 @@ cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_res
  * the raw key never leaves it. It forwards what the key allows, signed:
  *   x-mnemo-hop-node    its node id (also: this request is a hop, never forward it again)
  *   x-mnemo-hop-time    its wall clock, ms since the epoch
+ *   x-mnemo-hop-nonce   16 random hex digits (two hops of the same request differ: a
+ *                       receiver admits each signature once)
  *   x-mnemo-hop-role    open | read | write | admin (open: auth is off on that node)
  *   x-mnemo-hop-key     the key's name, percent-encoded ("-" = unnamed or none)
  *   x-mnemo-hop-spaces  "*" or the key's space names, comma-separated
  *   x-mnemo-hop-body    hex SHA-256 of the body
  *   x-mnemo-hop-sig     hex HMAC-SHA256(cluster.key, "mnemo-hop-v1\n" method "\n" path
- *                       ["?" query] "\n" time "\n" node "\n" role "\n" key "\n" spaces "\n"
+ *                       ["?" query] "\n" time "\n" nonce "\n" node "\n" role "\n" key "\n"
+ *                       spaces "\n"
  *                       body-digest), path percent-decoded, query raw, as the receiver's
  *                       mn_http_request_t holds them. */
 #define CL_HOP_NODE_MAX 64
 #define CL_HOP_KEY_MAX 120 /* the encoded key name */
 #define CL_HOP_SPACES_MAX 2048
-#define CL_HOP_HEADERS 7
+#define CL_HOP_HEADERS 8
 /* A hop older or newer than this against the receiver's clock is refused. */
 #define CL_HOP_SKEW_MS 30000
 
@@ -99,6 +102,7 @@ typedef struct cl_hop_identity {
 /* The headers of a signed hop (storage for them: sign fills it, headers point into it). */
 typedef struct cl_hop_sig {
     char time[24];
+    char nonce[17];
     char body[65];
     char sig[65];
     cl_http_header headers[CL_HOP_HEADERS];

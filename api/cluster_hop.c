@@ -6,13 +6,14 @@
  * can be changed on the way. The gate checks the head (the body is not read yet) against the
  * digest the hop claims; the handler's routing step then checks the body against that digest
  * (cl_hop_verify_body) before anything is served. A hop outside CL_HOP_SKEW_MS of the
- * receiver's clock is refused, which bounds how long a captured hop can be replayed (within
- * the window it can: remember's idempotency_key is what makes a replayed write harmless). */
+ * receiver's clock is refused, and within that window the gate refuses a signature it saw
+ * already (api/cluster_replay.c), so a captured hop cannot be replayed. */
 #include "cluster_client.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,19 +63,19 @@ static void body_digest(const char *body, size_t len, char out[65])
     hex(d, sizeof d, out);
 }
 
-/* The HMAC of the signed text, hex into out (65 bytes). */
+/* The HMAC of the signed text, hex into out (65 bytes). stamp: "time\nnonce". */
 static void mac(const char *key, const cl_hop_identity *id, const char *method, const char *path,
-                const char *query, const char *time, const char *digest, char out[65])
+                const char *query, const char *stamp, const char *digest, char out[65])
 {
     const char *q = query && *query ? query : "";
-    size_t cap = 64 + strlen(method) + strlen(path) + strlen(q) + strlen(time) + strlen(id->node) +
+    size_t cap = 64 + strlen(method) + strlen(path) + strlen(q) + strlen(stamp) + strlen(id->node) +
                  strlen(id->role) + strlen(id->key) + strlen(id->spaces) + strlen(digest);
     char *text = malloc(cap);
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int dl = 0;
     int n =
         text ? snprintf(text, cap, "mnemo-hop-v1\n%s\n%s%s%s\n%s\n%s\n%s\n%s\n%s\n%s", method, path,
-                        *q ? "?" : "", q, time, id->node, id->role, id->key, id->spaces, digest)
+                        *q ? "?" : "", q, stamp, id->node, id->role, id->key, id->spaces, digest)
              : -1;
     /* out of memory: a tag of zeros, which no verification accepts (it recomputes) */
     if (n < 0 ||
@@ -89,14 +90,19 @@ void cl_hop_sign(const char *cluster_key, const cl_hop_identity *id, const char 
                  const char *path, const char *query, const char *body, size_t body_len,
                  int64_t now_ms, cl_hop_sig *s)
 {
+    unsigned char r[8] = {0}; /* RAND_bytes failing leaves zeros: a replay-like resend */
+    RAND_bytes(r, sizeof r);
+    hex(r, sizeof r, s->nonce);
     snprintf(s->time, sizeof s->time, "%lld", (long long)now_ms);
+    char stamp[sizeof s->time + sizeof s->nonce + 1];
+    snprintf(stamp, sizeof stamp, "%s\n%s", s->time, s->nonce);
     body_digest(body, body_len, s->body);
-    mac(cluster_key ? cluster_key : "", id, method, path, query, s->time, s->body, s->sig);
+    mac(cluster_key ? cluster_key : "", id, method, path, query, stamp, s->body, s->sig);
     const cl_http_header h[CL_HOP_HEADERS] = {
         {"x-mnemo-hop-node", id->node},     {"x-mnemo-hop-time", s->time},
         {"x-mnemo-hop-role", id->role},     {"x-mnemo-hop-key", id->key},
         {"x-mnemo-hop-spaces", id->spaces}, {"x-mnemo-hop-body", s->body},
-        {"x-mnemo-hop-sig", s->sig},
+        {"x-mnemo-hop-sig", s->sig},        {"x-mnemo-hop-nonce", s->nonce},
     };
     memcpy(s->headers, h, sizeof h);
 }
@@ -125,10 +131,11 @@ static bool role_known(const char *r)
 mn_err cl_hop_verify_head(const char *cluster_key, const mn_http_request_t *req, int64_t now_ms,
                           cl_hop_identity *id, mn_error *err)
 {
-    char time[24], digest[65], sig[65], want[65];
+    char time[24], nonce[17], digest[65], sig[65], want[65];
     memset(id, 0, sizeof *id);
     if (!take(req, "x-mnemo-hop-node", id->node, sizeof id->node) || !id->node[0] ||
         !take(req, "x-mnemo-hop-time", time, sizeof time) ||
+        !take(req, "x-mnemo-hop-nonce", nonce, sizeof nonce) || strlen(nonce) != 16 ||
         !take(req, "x-mnemo-hop-role", id->role, sizeof id->role) ||
         !take(req, "x-mnemo-hop-key", id->key, sizeof id->key) ||
         !take(req, "x-mnemo-hop-spaces", id->spaces, sizeof id->spaces) ||
@@ -139,7 +146,10 @@ mn_err cl_hop_verify_head(const char *cluster_key, const mn_http_request_t *req,
     long long t = strtoll(time, &stop, 10);
     if (stop == time || *stop)
         return mn_error_set(err, MN_ERR_INVALID, "internal hop: bad x-mnemo-hop-time");
-    mac(cluster_key ? cluster_key : "", id, req->method, req->path, req->query, time, digest, want);
+    char stamp[sizeof time + sizeof nonce + 1];
+    snprintf(stamp, sizeof stamp, "%s\n%s", time, nonce);
+    mac(cluster_key ? cluster_key : "", id, req->method, req->path, req->query, stamp, digest,
+        want);
     if (CRYPTO_memcmp(want, sig, 64) != 0)
         return mn_error_set(err, MN_ERR_INVALID,
                             "internal hop: bad signature (is cluster.key the same on every node?)");

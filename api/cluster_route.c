@@ -23,6 +23,7 @@
 #include "cluster_route.h"
 
 #include "cluster_client.h"
+#include "cluster_replay.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mnemo/assert.h"
 #include "mnemo/metrics.h"
 #include "mnemo/util.h"
 
@@ -52,8 +54,8 @@ struct cl_route {
     breaker br[BREAKERS_MAX];
     size_t n_br;
     mn_prng_t prng;
-    cl_route_stats st;
-    mn_metrics_family_t *m_forwards, *m_breaker, *m_refused;
+    cl_replay *replay; /* the hops the gate admitted lately */
+    mn_metrics_family_t *m_forwards, *m_breaker, *m_refused, *m_retries;
 };
 
 void cl_route_opts_default(cl_route_opts *o)
@@ -73,7 +75,9 @@ static const char *const result_label[] = {"result"};
 mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_error *err)
 {
     cl_route *rt = calloc(1, sizeof *rt);
-    if (!rt || !(rt->key = strdup(o->cluster_key ? o->cluster_key : ""))) {
+    if (!rt || !(rt->key = strdup(o->cluster_key ? o->cluster_key : "")) ||
+        !(rt->replay = cl_replay_new(2 * CL_HOP_SKEW_MS))) {
+        if (rt) free(rt->key);
         free(rt);
         return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     }
@@ -91,6 +95,9 @@ mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_er
         result_label, 1);
     rt->m_breaker = mn_metrics_counter(m, "mnemo_route_breaker_opens_total",
                                        "Times a peer's circuit breaker opened.", NULL, 0);
+    rt->m_retries = mn_metrics_counter(
+        m, "mnemo_route_retries_total",
+        "Connect attempts repeated while forwarding (nothing had been sent).", NULL, 0);
     rt->m_refused =
         mn_metrics_counter(m, "mnemo_route_hops_refused_total",
                            "Internal hops refused: bad signature, clock, grant or body.", NULL, 0);
@@ -102,6 +109,7 @@ void cl_route_free(cl_route *rt)
 {
     if (!rt) return;
     pthread_mutex_destroy(&rt->mu);
+    cl_replay_free(rt->replay);
     free(rt->key);
     free(rt);
 }
@@ -111,18 +119,9 @@ void cl_route_set_auth(cl_route *rt, const mn_auth_t *auth)
     rt->auth = auth;
 }
 
-void cl_route_stats_get(cl_route *rt, cl_route_stats *out)
+/* One more in metric family f (label: its one label's value, or NULL for none). */
+static void count(mn_metrics_family_t *f, const char *label)
 {
-    pthread_mutex_lock(&rt->mu);
-    *out = rt->st;
-    pthread_mutex_unlock(&rt->mu);
-}
-
-static void count(cl_route *rt, uint64_t *counter, mn_metrics_family_t *f, const char *label)
-{
-    pthread_mutex_lock(&rt->mu);
-    (*counter)++;
-    pthread_mutex_unlock(&rt->mu);
     const char *v[] = {label};
     if (f) mn_metrics_add(f, label ? v : NULL, 1);
 }
@@ -168,22 +167,12 @@ static void breaker_result(cl_route *rt, const char *node, bool ok, int64_t now_
             b->probing = false;
         }
     }
-    if (opened) rt->st.breaker_opens++;
     pthread_mutex_unlock(&rt->mu);
     if (opened) {
         mn_log_warn("route: circuit breaker of node %s open for %lld ms", node,
                     (long long)rt->o.breaker_open_ms);
-        if (rt->m_breaker) mn_metrics_add(rt->m_breaker, NULL, 1);
+        count(rt->m_breaker, NULL);
     }
-}
-
-bool cl_route_breaker_open(cl_route *rt, const char *node)
-{
-    pthread_mutex_lock(&rt->mu);
-    breaker *b = breaker_of(rt, node);
-    bool open = b && b->open_until_ms && mn_time_now_ms() < b->open_until_ms;
-    pthread_mutex_unlock(&rt->mu);
-    return open;
 }
 
 /* ---- the plan: where a request runs ---- */
@@ -203,6 +192,9 @@ static bool reachable(const cl_holder *h)
 
 bool cl_route_plan(const char *self, const api_route_ask *ask, const cl_placement *pl, plan *p)
 {
+    /* a placement holds at most MN_SPACES_HOLDERS_MAX holders (cl_spaces_lookup checks it
+     * where it copies them), so the targets fit */
+    mn_assert(pl->n_holders >= 0 && pl->n_holders <= MN_SPACES_HOLDERS_MAX);
     memset(p, 0, sizeof *p);
     p->local_lag_ms = -1;
     int me = -1, primary = pl->n_holders && pl->holders[0].role == MN_SPACES_PRIMARY ? 0 : -1;
@@ -367,8 +359,8 @@ static cl_http_fail attempt(cl_route *rt, const cl_holder *to, const mn_http_req
         if (f != CL_HTTP_CONNECT || a >= rt->o.retries) return f;
         pthread_mutex_lock(&rt->mu);
         double jitter = 0.5 + mn_prng_double(&rt->prng); /* 0.5 .. 1.5 */
-        rt->st.retries++;
         pthread_mutex_unlock(&rt->mu);
+        count(rt->m_retries, NULL);
         sleep_ms((int64_t)((double)(rt->o.backoff_ms << a) * jitter));
     }
 }
@@ -425,7 +417,7 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
             breaker_result(rt, to->node, true, mn_time_now_ms());
             relay(rt, &hr, resp);
             cl_http_resp_free(&hr);
-            count(rt, &rt->st.forwarded, rt->m_forwards, "ok");
+            count(rt->m_forwards, "ok");
             free(h.owned);
             return true;
         } else {
@@ -440,7 +432,7 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
     }
     free(h.owned);
     if (p->local_fallback && !sent) return false;
-    count(rt, &rt->st.failed, rt->m_forwards, "failed");
+    count(rt->m_forwards, "failed");
     if (sent)
         snprintf(msg, sizeof msg,
                  "space \"%s\": its primary did not answer in time (%s): the write may or may "
@@ -491,7 +483,7 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
         /* the gate checked its head; the body is checked here, before anything runs */
         mn_error err = {0};
         if (cl_hop_verify_body(req, &err)) {
-            count(rt, &rt->st.hops_refused, rt->m_refused, NULL);
+            count(rt->m_refused, NULL);
             mn_http_respond_error(resp, 401, "unauthenticated", err.message, NULL);
             return true;
         }
@@ -580,7 +572,7 @@ static mn_auth_role_t role_of(const char *name)
 
 static bool refuse(cl_route *rt, mn_http_response_t *resp, int status, const char *msg)
 {
-    count(rt, &rt->st.hops_refused, rt->m_refused, NULL);
+    count(rt->m_refused, NULL);
     mn_log_warn("route: internal hop refused: %s", msg);
     mn_http_respond_error(resp, status, status == 401 ? "unauthenticated" : "permission_denied",
                           msg, NULL);
@@ -601,6 +593,12 @@ bool cl_route_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *
     mn_auth_op_t op = mn_auth_route_op(req->method, req->route);
     mn_auth_result_t res = mn_auth_allow_grant(rt->auth, &g, op, mn_auth_http_space(req), &v);
     if (res != MN_AUTH_OK) return refuse(rt, resp, res == MN_AUTH_NO_KEY ? 401 : 403, v.message);
+    /* a hop is admitted once: a second one with its signature is a replay */
+    pthread_mutex_lock(&rt->mu);
+    bool again =
+        cl_replay_seen(rt->replay, mn_http_header_get(req, "x-mnemo-hop-sig"), mn_time_now_ms());
+    pthread_mutex_unlock(&rt->mu);
+    if (again) return refuse(rt, resp, 401, "internal hop: replayed (its signature was seen)");
     snprintf(resp->principal, sizeof resp->principal, "hop:%.30s", id.node);
     return true;
 }

@@ -65,16 +65,4 @@ bool cl_route_plan(const char *self, const api_route_ask *ask, const cl_placemen
 cl_http_fail cl_route_call(cl_route *rt, const char *node, const char *method, const char *target,
                            const char *body, size_t body_len, cl_http_resp *out, mn_error *err);
 
-/* Counters since start, for GET /v1/cluster/spaces and tests. */
-typedef struct cl_route_stats {
-    uint64_t forwarded;     /* requests answered by another node */
-    uint64_t failed;        /* forwards that found no node to answer them (503) */
-    uint64_t retries;       /* connect attempts repeated */
-    uint64_t breaker_opens; /* times a node's breaker opened */
-    uint64_t hops_refused;  /* internal hops refused by the gate or the body check */
-} cl_route_stats;
-void cl_route_stats_get(cl_route *rt, cl_route_stats *out);
-/* Is the breaker of node open now? */
-bool cl_route_breaker_open(cl_route *rt, const char *node);
-
 #endif

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mnemo/assert.h"
 #include "mnemo/spaces.h"
 #include "mnemo/util.h"
 
@@ -647,6 +648,7 @@ const char *cl_spaces_self(const cl_spaces *cs)
 /* Entry e as out, each holder with its API address from the view (under mu). */
 static void placement_of(const cl_spaces *cs, const mn_spaces_entry_t *e, cl_placement *out)
 {
+    mn_assert(e->n_holders <= MN_SPACES_HOLDERS_MAX);
     out->epoch = e->epoch;
     out->n_holders = e->n_holders;
     for (int i = 0; i < e->n_holders; i++) {

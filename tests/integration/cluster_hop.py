@@ -4,6 +4,7 @@ as a node would sign them, served where they land (a hop is never forwarded agai
 import hashlib
 import hmac
 import json
+import os
 import time
 
 from mnemo_client import MnemoClient
@@ -12,15 +13,17 @@ from test_cluster_swim import KEY
 
 def sign(method, path, query, body, node="test-node", role="admin", key_name="-",
          spaces="*", key=KEY, now_ms=None):
-    """The x-mnemo-hop-* headers of an internal hop."""
+    """The x-mnemo-hop-* headers of an internal hop (a fresh nonce each time)."""
     t = str(now_ms if now_ms is not None else int(time.time() * 1000))
+    nonce = os.urandom(8).hex()
     digest = hashlib.sha256(body).hexdigest()
-    text = "mnemo-hop-v1\n%s\n%s%s\n%s\n%s\n%s\n%s\n%s\n%s" % (
-        method, path, "?" + query if query else "", t, node, role, key_name, spaces, digest)
+    text = "mnemo-hop-v1\n%s\n%s%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s" % (
+        method, path, "?" + query if query else "", t, nonce, node, role, key_name, spaces,
+        digest)
     sig = hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
-    return {"x-mnemo-hop-node": node, "x-mnemo-hop-time": t, "x-mnemo-hop-role": role,
-            "x-mnemo-hop-key": key_name, "x-mnemo-hop-spaces": spaces,
-            "x-mnemo-hop-body": digest, "x-mnemo-hop-sig": sig}
+    return {"x-mnemo-hop-node": node, "x-mnemo-hop-time": t, "x-mnemo-hop-nonce": nonce,
+            "x-mnemo-hop-role": role, "x-mnemo-hop-key": key_name,
+            "x-mnemo-hop-spaces": spaces, "x-mnemo-hop-body": digest, "x-mnemo-hop-sig": sig}
 
 
 def hop(server, method, path, body=None, query="", **kw):

@@ -3,7 +3,7 @@
 forwarded to the space's desired primary, and the replicas get their copies by WAL
 shipping). Writes and reads sent to any node reach the primary's copy;
 MCP tools are routed the same way; read=nearest is served by the node asked when it holds
-a copy; forged, unsigned, stale or tampered hops are refused; a write forwarded to a
+a copy; forged, unsigned, stale, replayed or tampered hops are refused; a write forwarded to a
 paused (SIGSTOP) primary is answered 503 within the forward timeout, the primary's
 circuit breaker opens, reads fall back to a replica, and once the primary resumes the
 breaker closes again. Single-node: the options are validated (422 naming the field) and
@@ -110,7 +110,8 @@ def cluster(tmp_path_factory):
     for s in made:
         if s.proc and s.proc.poll() is None:
             os.kill(s.proc.pid, signal.SIGCONT)
-            s.stop()
+            rc = s.stop()
+            assert rc == 0, "mnemo exited with %s:\n%s" % (rc, s.log()[-3000:])
 
 
 def remember(server, content, **extra):
@@ -248,6 +249,10 @@ def test_forged_and_tampered_hops_are_refused(cluster):
     with target.client(timeout=10.0, key=None) as c:
         r = c.raw("GET", path, headers=q)
     assert r.status == 200 and r.headers["x-mnemo-served-by"] == ids[(p + 1) % 3], r.body
+    # the same hop once more is a replay
+    with target.client(timeout=10.0, key=None) as c:
+        r = c.raw("GET", path, headers=q)
+    assert r.status == 401 and "replayed" in r.json["error"]["message"], r.body
 
 
 def grpc_error(fn, *args):

@@ -324,6 +324,13 @@ static void test_hop_signature_verifies(void **state)
     assert_true(cl_hop_present(&hr.req));
     assert_int_equal(verify(&hr, "k3y", now), MN_OK);
     assert_int_equal(verify(&hr, "k3y", now + CL_HOP_SKEW_MS), MN_OK);
+    /* the same request signed again: another nonce, another signature */
+    hop_req again;
+    cl_hop_sig s2;
+    make_hop(&again, &s2, "k3y", "POST", "/v1/spaces/alpha/memories", "x=1", "{\"text\":\"a\"}",
+             now);
+    assert_string_not_equal(s.sig, s2.sig);
+    assert_string_not_equal(s.nonce, s2.nonce);
     /* no hop headers: not a hop */
     hr.req.n_headers = 0;
     assert_false(cl_hop_present(&hr.req));
@@ -359,7 +366,8 @@ static void test_hop_refuses_tampering(void **state)
                    {2, "admin"},
                    {4, "*"},
                    {3, "root"},
-                   {5, "0000000000000000000000000000000000000000000000000000000000000000"}};
+                   {5, "0000000000000000000000000000000000000000000000000000000000000000"},
+                   {7, "0123456789abcdef"}};
     for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++) {
         char *keep = hr.h[changes[i].idx].value;
         hr.h[changes[i].idx].value = (char *)changes[i].value;

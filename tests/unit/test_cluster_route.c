@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/cluster_replay.h"
 #include "api/cluster_route.h"
 #include "testutil.h"
 
@@ -150,6 +151,28 @@ static void test_route_skips_unreachable_holders(void **state)
     assert_non_null(strstr(p.why, "no copy"));
 }
 
+static void test_route_replayed_hops_are_seen(void **state)
+{
+    (void)state;
+    cl_replay *r = cl_replay_new(60000);
+    assert_non_null(r);
+    const char *a = "00000000000000aa";
+    assert_false(cl_replay_seen(r, a, 1000));
+    assert_true(cl_replay_seen(r, a, 2000));
+    assert_true(cl_replay_seen(r, a, 61000));
+    /* past the window the slot is free again (and the hop's own time is stale by then) */
+    assert_false(cl_replay_seen(r, a, 62001));
+    /* signatures that share a probe run are told apart */
+    char sig[17];
+    for (int i = 0; i < 40; i++) {
+        snprintf(sig, sizeof sig, "%016x", (unsigned)(CL_REPLAY_SLOTS * i));
+        assert_false(cl_replay_seen(r, sig, 70000));
+    }
+    /* the oldest of a full run was given up, the newest are remembered */
+    assert_true(cl_replay_seen(r, sig, 70001));
+    cl_replay_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_route_read_primary_falls_back_to_replicas),
         cmocka_unit_test(test_route_read_nearest_needs_a_copy_in_rotation),
         cmocka_unit_test(test_route_skips_unreachable_holders),
+        cmocka_unit_test(test_route_replayed_hops_are_seen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
