@@ -168,6 +168,44 @@ static void apply_members(cl_repl *r, cl_repl_member *m, size_t n)
     r->n_members = n;
 }
 
+/* ---- handovers ---- */
+
+/* Starts the handovers placement wants where this node leads and the target has every
+ * entry (a lagging or forked target would only stop writes for two election timeouts). */
+static void run_handovers(cl_repl *r)
+{
+    pthread_mutex_lock(&r->in_mu);
+    if (r->in_handovers_new) {
+        free(r->handovers);
+        r->handovers = r->in_handovers;
+        r->n_handovers = r->in_n_handovers;
+        r->in_handovers = NULL;
+        r->in_handovers_new = false;
+    }
+    pthread_mutex_unlock(&r->in_mu);
+    int64_t now = mn__crep_now_us();
+    for (size_t i = 0; i < r->n_handovers; i++) {
+        const cl_repl_handover *h = &r->handovers[i];
+        crep_space *sp = mn__crep_space(r, h->space);
+        mn_spaces_repl_status_t st;
+        if (!sp || now - sp->handover_us < CREP_HANDOVER_EVERY_MS * 1000 ||
+            mn_spaces_repl_status(r->core, now, h->space, &st) != MN_OK ||
+            st.role != MN_SPACES_REPL_PRIMARY)
+            continue;
+        bool ready = false;
+        for (size_t k = 0; k < st.n_peers; k++)
+            ready |= !strcmp(st.peers[k].node, h->target) && st.peers[k].alive &&
+                     st.peers[k].voter && st.peers[k].applied_lsn >= st.last_lsn;
+        if (!ready) continue;
+        sp->handover_us = now;
+        mn_error err = {0};
+        if (mn_spaces_repl_handover(r->core, now, h->space, h->target, &err) == MN_OK)
+            mn_log_info("repl: handing %s over to %s (placement's primary)", h->space, h->target);
+        else
+            mn_log_warn("repl: %s: handover to %s refused: %s", h->space, h->target, err.message);
+    }
+}
+
 /* ---- the WAL hook (commit thread) ---- */
 
 static void on_wal(void *arg, const char *space, uint64_t epoch, uint64_t lsn)
@@ -255,6 +293,8 @@ static void on_frame(void *arg, const char *from, const uint8_t *buf, size_t len
 static void on_refresh(uv_timer_t *t)
 {
     cl_repl *r = t->data;
+    run_handovers(r);
+    after_core(r);
     mn__crep_publish(r, true);
     mn__crep_metrics_export(r);
 }
@@ -358,6 +398,8 @@ static void free_all(cl_repl *r)
     free(r->batch.epochs);
     free(r->members);
     free(r->in_members);
+    free(r->handovers);
+    free(r->in_handovers);
     free(r->hooked);
     free(r->read_buf);
     mn_spaces_table_free(&r->in_table);
@@ -434,6 +476,19 @@ void cl_repl_stop(cl_repl *r)
     pthread_join(r->thread, NULL);
     uv_loop_close(&r->loop);
     free_all(r);
+}
+
+void cl_repl_handovers(cl_repl *r, const cl_repl_handover *h, size_t n)
+{
+    cl_repl_handover *copy = n ? malloc(n * sizeof *copy) : NULL;
+    if (n && !copy) return;
+    if (n) memcpy(copy, h, n * sizeof *copy);
+    pthread_mutex_lock(&r->in_mu);
+    free(r->in_handovers);
+    r->in_handovers = copy;
+    r->in_n_handovers = n;
+    r->in_handovers_new = true;
+    pthread_mutex_unlock(&r->in_mu);
 }
 
 void cl_repl_update(cl_repl *r, const mn_spaces_table_t *t, const cl_repl_member *m, size_t n)

@@ -40,6 +40,17 @@ void cl_repl_stop(cl_repl *r);
  * asynchronously). Either may be NULL: unchanged. */
 void cl_repl_update(cl_repl *r, const mn_spaces_table_t *t, const cl_repl_member *m, size_t n);
 
+/* A role to hand over: this node leads space, placement wants target to. */
+typedef struct cl_repl_handover {
+    char space[MN_SPACE_NAME_MAX + 1];
+    char target[MN_SPACES_NODE_MAX + 1];
+} cl_repl_handover;
+
+/* Loop thread: the handovers placement wants now (copied; replaces the previous list). The
+ * thread carries each out (mn_spaces_repl_handover) while it leads the space and target has
+ * every entry, at most once per CREP_HANDOVER_EVERY_MS per space. */
+void cl_repl_handovers(cl_repl *r, const cl_repl_handover *h, size_t n);
+
 /* Any thread: blocks until space's log up to lsn reached level (mn_spaces_level_t; < 0:
  * cluster.write_consistency) at this primary, or timeout_ms (<= 0: cluster.write_timeout_ms)
  * ran out: MN_ERR_UNAVAILABLE

@@ -9,7 +9,8 @@
 #include "mnemo/metrics.h"
 #include "mnemo/peer.h"
 
-#define CREP_CACHE 512 /* recent entries kept per space for shipping (a ring by lsn) */
+#define CREP_HANDOVER_EVERY_MS 5000 /* a space's handover is tried at most this often */
+#define CREP_CACHE 512              /* recent entries kept per space for shipping (a ring by lsn) */
 
 typedef struct crep_cached {
     uint64_t lsn, epoch;
@@ -24,6 +25,7 @@ typedef struct crep_space {
     uint64_t hooked_lsn;   /* the engine's last durable lsn, as its hook said */
     bool pump;             /* hooked entries not yet appended to the core */
     bool dirty;            /* status to publish */
+    int64_t handover_us;   /* when a handover was last started */
     crep_cached *cache;    /* CREP_CACHE slots, allocated on first use */
 } crep_space;
 
@@ -77,6 +79,8 @@ struct cl_repl {
     crep_batch batch;
     cl_repl_member *members;
     size_t n_members;
+    cl_repl_handover *handovers; /* the list placement wants (thread's copy) */
+    size_t n_handovers;
     uint8_t *read_buf; /* the entry the core's last read got from the engine */
     size_t read_cap;
     crep_counts counts;
@@ -92,6 +96,9 @@ struct cl_repl {
     cl_repl_member *in_members;
     size_t in_n_members;
     bool in_members_new;
+    cl_repl_handover *in_handovers;
+    size_t in_n_handovers;
+    bool in_handovers_new;
     crep_hooked *hooked;
     size_t n_hooked, cap_hooked;
     bool stop;

@@ -206,6 +206,34 @@ static size_t repl_members(const mn_swim_t *core, cl_repl_member *m, size_t cap,
     return k;
 }
 
+/* The handovers this node's core should carry out: spaces flagged MN_SPACES_HANDOVER whose
+ * table primary is this node, each to its desired primary in view. */
+static void repl_handovers(cl_spaces *cs, const mn_spaces_member_t *view, size_t n_view)
+{
+    const mn_spaces_table_t *t = mn_spaces_driver_table(cs->driver);
+    cl_repl_handover *h = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const mn_spaces_entry_t *e = &t->entries[i];
+        if (!(e->flags & MN_SPACES_HANDOVER) || !e->n_holders ||
+            strcmp(e->holders[0].node, cs->self) != 0)
+            continue;
+        size_t want[MN_SPACES_RF_MAX], n_want = 0;
+        mn_error err = {0};
+        if (mn_spaces_desired(t, view, n_view, &cs->opts, e->name, want, &n_want, &err) != MN_OK ||
+            !n_want || strcmp(view[want[0]].id, cs->self) == 0)
+            continue;
+        cl_repl_handover *g = realloc(h, (n + 1) * sizeof *h);
+        if (!g) break;
+        h = g;
+        snprintf(h[n].space, sizeof h[n].space, "%s", e->name);
+        snprintf(h[n].target, sizeof h[n].target, "%s", view[want[0]].id);
+        n++;
+    }
+    cl_repl_handovers(cs->repl, h, n);
+    free(h);
+}
+
 /* Hands repl what changed since the last call: the table, the members. */
 static void repl_feed(cl_spaces *cs, const mn_swim_t *core)
 {
@@ -342,7 +370,10 @@ void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
         if (!err.code) n = n_view;
     }
     if (err.code) mn_log_warn("cluster: placement step failed: %s", err.message);
-    if (!err.code && cs->repl && cs->settled) repl_feed(cs, core);
+    if (!err.code && cs->repl && cs->settled) {
+        repl_feed(cs, core);
+        repl_handovers(cs, view, n);
+    }
     publish(cs, err.code ? NULL : nodes, n, &err);
     if (err.code) free(nodes);
     free(names);
