@@ -213,6 +213,8 @@ static mn_err engine_options(const mn_config_t *c, mn_engine_options_t *o, mn_er
     o->sync = c->storage.sync;
     o->wal_retain_entries = (uint64_t)c->storage.wal_retain_entries;
     o->ephemeral_ttl_s = c->engine.ephemeral_ttl_seconds;
+    /* cluster mode: a space takes writes only where the replication core elected it */
+    o->spaces_start_replica = c->cluster.enabled;
     o->session_ttl_s = c->engine.session_ttl_seconds;
     o->expiry_interval_ms = c->engine.expiry_interval_ms;
     if (mn_lifecycle_parse(c->engine.default_lifecycle, &o->default_lifecycle))

@@ -18,6 +18,7 @@
 #include "api_internal.h"
 #include "cluster_catalog.h"
 #include "cluster_drain.h"
+#include "cluster_repl.h"
 #include "cluster_route.h"
 #include "cluster_spaces.h"
 
@@ -50,6 +51,8 @@ struct mn_cluster {
     char meta[MN_SWIM_META_MAX + 1];
     char zone[MN_SWIM_META_MAX + 1]; /* cluster.zone, announced in meta */
     char api[MN_SWIM_META_MAX + 1];  /* the API address announced, "" until HTTP listens */
+    char peer[80];                   /* the peer bus's address announced, "HOST:PORT" */
+    cl_repl *repl;                   /* replication: its own thread and the peer bus */
     cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
@@ -158,13 +161,36 @@ static void metrics_export(mn_cluster_t *cl, const mn_swim_stats_t *st)
     cl->exported = *st;
 }
 
-/* Announces this node's metadata (API address, zone, drain flag). Loop thread. */
+/* Announces this node's metadata (API address, zone, peer bus, drain flag). Loop thread. */
 static void announce(mn_cluster_t *cl)
 {
-    cl_spaces_meta(cl->zone, cl->api[0] ? cl->api : NULL, atomic_load(&cl->drain.draining),
-                   cl->meta, sizeof cl->meta);
+    cl_spaces_meta(cl->zone, cl->api[0] ? cl->api : NULL, cl->peer[0] ? cl->peer : NULL,
+                   atomic_load(&cl->drain.draining), cl->meta, sizeof cl->meta);
     if (mn_swim_uv_set_meta(cl->swim, cl->meta) != MN_OK)
         mn_log_warn("cluster: cannot announce metadata \"%s\"", cl->meta);
+}
+
+/* cl->peer: cluster.bind and the bus's port; a wildcard bind takes SWIM's advertised IP
+ * (swim NULL: not known yet, left empty). Whether it changed. */
+static bool peer_address(mn_cluster_t *cl, const mn_config_t *c, mn_swim_uv_t *swim)
+{
+    const char *bind = c->cluster.bind;
+    char host[MN_SWIM_ADDR_TEXT] = "";
+    if (*bind && strcmp(bind, "0.0.0.0") != 0 && strcmp(bind, "::") != 0) {
+        snprintf(host, sizeof host, strchr(bind, ':') ? "[%s]" : "%s", bind);
+    } else if (swim) {
+        mn_swim_addr_t a = mn_swim_uv_addr(swim);
+        mn_swim_addr_format(&a, host, sizeof host);
+        char *colon = strrchr(host, ':'); /* "IP:PORT" / "[IP6]:PORT": drop the port */
+        if (colon) *colon = 0;
+    }
+    char was[sizeof cl->peer];
+    memcpy(was, cl->peer, sizeof was);
+    if (host[0])
+        snprintf(cl->peer, sizeof cl->peer, "%s:%d", host, cl_repl_port(cl->repl));
+    else
+        cl->peer[0] = 0;
+    return strcmp(was, cl->peer) != 0;
 }
 
 static void publish(mn_cluster_t *cl)
@@ -330,6 +356,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     if (rc == MN_OK) rc = route_new(c, cl, err);
     cl->drain.route = cl->route;
     if (rc == MN_OK) rc = cl_catalog_start(cl->catalog, cl->route, err);
+    if (rc == MN_OK) rc = cl_repl_start(c, engine, cl->node_id, &cl->repl, err);
     if (rc != MN_OK) {
         cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
         cl_route_free(cl->route);
@@ -337,8 +364,11 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
         free(cl);
         return rc;
     }
+    cl_spaces_set_repl(cl->spaces, cl->repl);
+    peer_address(cl, c, NULL);
     snprintf(cl->zone, sizeof cl->zone, "%s", c->cluster.zone ? c->cluster.zone : "");
-    cl_spaces_meta(cl->zone, NULL, atomic_load(&cl->drain.draining), cl->meta, sizeof cl->meta);
+    cl_spaces_meta(cl->zone, NULL, cl->peer[0] ? cl->peer : NULL, atomic_load(&cl->drain.draining),
+                   cl->meta, sizeof cl->meta);
     pthread_mutex_init(&cl->mu, NULL);
     cl->loop = loop;
     o.node_id = cl->node_id;
@@ -352,6 +382,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     o.meta = cl->meta;
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
+        cl_repl_stop(cl->repl);
         cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
         cl_route_free(cl->route);
         cl_spaces_free(cl->spaces);
@@ -360,6 +391,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
         return rc;
     }
     metrics_init(cl);
+    if (peer_address(cl, c, cl->swim)) announce(cl);
     publish(cl);
     uv_timer_init(loop, &cl->timer);
     cl->timer.data = cl;
@@ -383,6 +415,12 @@ static void hook_space_dropped(void *arg, const char *space)
 static mn_err hook_space_list(void *arg, mn_space_def_t **out, size_t *n, mn_error *err)
 {
     return cl_catalog_list(((mn_cluster_t *)arg)->catalog, out, n, err);
+}
+
+static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, int level,
+                              int64_t timeout_ms, mn_error *err)
+{
+    return cl_repl_write_wait(((mn_cluster_t *)arg)->repl, space, lsn, level, timeout_ms, err);
 }
 
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
@@ -410,6 +448,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.space_created = hook_space_created;
     cl->hooks.space_dropped = hook_space_dropped;
     cl->hooks.space_list = hook_space_list;
+    cl->hooks.write_wait = hook_write_wait;
     api->cluster = &cl->hooks;
     return MN_OK;
 }
@@ -434,6 +473,7 @@ static void finish(mn_cluster_t *cl)
     if (--cl->pending > 0) return;
     void (*done)(void *) = cl->done;
     void *arg = cl->done_arg;
+    cl_repl_stop(cl->repl); /* no handler runs any more: nobody waits on it */
     free(cl->rows);
     cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
     cl_route_free(cl->route);

@@ -26,7 +26,8 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
  * (this node's placement table, api/cluster_spaces.c), GET and POST
  * /v1/cluster/catalog (api/cluster_catalog.c), POST /v1/cluster/drain
  * (api/cluster_drain.c); gives api the cluster's hooks (api->cluster: routing,
- * api/cluster_route.c; the catalog; they live as long as cl). */
+ * api/cluster_route.c; the catalog; write_wait, api/cluster_repl.c; they live as
+ * long as cl). */
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router,
                            mn_error *err);
 /* Sets the HTTP gate of cluster mode on http (cl_route_gate: signed internal hops, then the

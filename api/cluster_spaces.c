@@ -10,6 +10,8 @@
  * space; ?names= previews placement for any names over the current table. */
 #include "cluster_spaces.h"
 
+#include "cluster_repl.h"
+
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@ typedef struct cl_node {
     char id[MN_SWIM_ID_MAX + 1];
     char zone[MN_SPACES_ZONE_MAX + 1];
     char api[MN_SWIM_META_MAX + 1];
+    char peer[MN_SWIM_META_MAX + 1];
     bool draining; /* announces drain=1 (mnemo admin drain) */
 } cl_node;
 
@@ -46,16 +49,36 @@ struct cl_spaces {
     char error[sizeof(((mn_error *)0)->message)]; /* the last step's failure, "" = none */
     uint64_t published_version; /* loop thread: the version of the table copied last */
     bool published;
+    cl_repl *repl;         /* NULL: no replication (tests of placement alone) */
+    uint64_t fed_version;  /* loop thread: the table version handed to repl last */
+    uint64_t fed_members;  /* ... and a hash of the members handed with it */
+    bool has_seeds;        /* cluster.seeds given: this node joins an existing cluster */
+    bool settled;          /* loop thread: placement started (view_settled) */
+    int64_t start_ms;      /* loop thread: monotonic, the first tick */
+    int64_t view_since_ms; /* ... when the view last changed */
+    uint64_t view_hash;
     cl_lag_fn lag_fn; /* under mu */
     void *lag_arg;
 };
 
 /* ---- metadata ---- */
 
-void cl_spaces_meta(const char *zone, const char *api, bool draining, char *buf, size_t len)
+/* Appends ";key=value" (no ';' first) to buf. */
+static void meta_add(char *buf, size_t len, const char *key, const char *value)
 {
-    snprintf(buf, len, "%s%s%s%s%s%s", api ? "api=" : "", api ? api : "", api && *zone ? ";" : "",
-             *zone ? "zone=" : "", zone, draining ? (api || *zone ? ";drain=1" : "drain=1") : "");
+    size_t at = strlen(buf);
+    if (value && *value && at < len)
+        snprintf(buf + at, len - at, "%s%s=%s", at ? ";" : "", key, value);
+}
+
+void cl_spaces_meta(const char *zone, const char *api, const char *peer, bool draining, char *buf,
+                    size_t len)
+{
+    buf[0] = 0;
+    meta_add(buf, len, "api", api);
+    meta_add(buf, len, "zone", zone);
+    meta_add(buf, len, "peer", peer);
+    if (draining) meta_add(buf, len, "drain", "1");
 }
 
 void cl_meta_get(const char *meta, const char *key, char *out, size_t cap)
@@ -95,6 +118,7 @@ mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, cl_catalog *cata
     cs->catalog = catalog;
     snprintf(cs->self, sizeof cs->self, "%s", self_id);
     cs->consistency = c->cluster.write_consistency;
+    cs->has_seeds = c->cluster.seeds.count > 0;
     cs->peer_port = c->cluster.peer_port;
     snprintf(cs->zone, sizeof cs->zone, "%s", c->cluster.zone ? c->cluster.zone : "");
     mn_spaces_table_init(&cs->table);
@@ -113,6 +137,121 @@ void cl_spaces_free(cl_spaces *cs)
     free(cs);
 }
 
+/* ---- replication (loop thread) ---- */
+
+static int64_t repl_lag(void *arg, const char *space, const char *node)
+{
+    return cl_repl_lag_ms(arg, space, node);
+}
+
+void cl_spaces_set_repl(cl_spaces *cs, cl_repl *repl)
+{
+    cs->repl = repl;
+    mn_spaces_driver_external(cs->driver, repl ? cs->self : NULL);
+    cl_spaces_set_lag_source(cs, repl ? repl_lag : NULL, repl);
+}
+
+static uint64_t known_epoch(void *arg, const char *space)
+{
+    cl_spaces *cs = arg;
+    const mn_spaces_entry_t *e = mn_spaces_table_find(mn_spaces_driver_table(cs->driver), space);
+    return e ? e->epoch : UINT64_MAX;
+}
+
+static void record_leader(void *arg, const char *space, const char *primary, uint64_t epoch)
+{
+    cl_spaces *cs = arg;
+    mn_error err = {0};
+    if (mn_spaces_driver_promoted(cs->driver, space, primary, epoch, &err) != MN_OK)
+        mn_log_debug("cluster: %s: primary %s of epoch %llu not recorded yet: %s", space, primary,
+                     (unsigned long long)epoch, err.message);
+}
+
+/* "HOST:PORT" / "[V6]:PORT" into m's peer address (left empty when malformed). */
+static void peer_of(const char *text, cl_repl_member *m)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text) return;
+    const char *h = text, *e = colon;
+    if (*h == '[' && e[-1] == ']') {
+        h++;
+        e--;
+    }
+    int port = atoi(colon + 1);
+    if ((size_t)(e - h) >= sizeof m->peer_host || port < 1 || port > 65535) return;
+    memcpy(m->peer_host, h, (size_t)(e - h));
+    m->peer_host[e - h] = 0;
+    m->peer_port = port;
+}
+
+/* Every SWIM member (dead ones too: the core must hear of deaths) with its liveness and
+ * peer address; *hash identifies the list. */
+static size_t repl_members(const mn_swim_t *core, cl_repl_member *m, size_t cap, uint64_t *hash)
+{
+    size_t k = 0;
+    *hash = 0;
+    mn_swim_member_info_t mi;
+    for (size_t i = 0; i < cap; i++) {
+        if (!mn_swim_member_get(core, i, &mi)) continue;
+        char peer[MN_SWIM_META_MAX + 1];
+        cl_meta_get(mi.meta, "peer", peer, sizeof peer);
+        memset(&m[k], 0, sizeof m[k]);
+        snprintf(m[k].id, sizeof m[k].id, "%s", mi.id);
+        m[k].alive = mi.state == MN_SWIM_ALIVE || mi.state == MN_SWIM_SUSPECT;
+        peer_of(peer, &m[k]);
+        uint64_t id = mn_spaces_hash(mi.id, strlen(mi.id));
+        *hash += mn_spaces_score(id, mn_spaces_hash(peer, strlen(peer)) + m[k].alive);
+        k++;
+    }
+    return k;
+}
+
+/* The handovers this node's core should carry out: spaces flagged MN_SPACES_HANDOVER whose
+ * table primary is this node, each to its desired primary in view. */
+static void repl_handovers(cl_spaces *cs, const mn_spaces_member_t *view, size_t n_view)
+{
+    const mn_spaces_table_t *t = mn_spaces_driver_table(cs->driver);
+    cl_repl_handover *h = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const mn_spaces_entry_t *e = &t->entries[i];
+        if (!(e->flags & MN_SPACES_HANDOVER) || !e->n_holders ||
+            strcmp(e->holders[0].node, cs->self) != 0)
+            continue;
+        size_t want[MN_SPACES_RF_MAX], n_want = 0;
+        mn_error err = {0};
+        if (mn_spaces_desired(t, view, n_view, &cs->opts, e->name, want, &n_want, &err) != MN_OK ||
+            !n_want || strcmp(view[want[0]].id, cs->self) == 0)
+            continue;
+        cl_repl_handover *g = realloc(h, (n + 1) * sizeof *h);
+        if (!g) break;
+        h = g;
+        snprintf(h[n].space, sizeof h[n].space, "%s", e->name);
+        snprintf(h[n].target, sizeof h[n].target, "%s", view[want[0]].id);
+        n++;
+    }
+    cl_repl_handovers(cs->repl, h, n);
+    free(h);
+}
+
+/* Hands repl what changed since the last call: the table, the members. */
+static void repl_feed(cl_spaces *cs, const mn_swim_t *core)
+{
+    size_t n = mn_swim_member_count(core);
+    cl_repl_member *m = calloc(n ? n : 1, sizeof *m);
+    if (!m) return;
+    uint64_t hash;
+    size_t k = repl_members(core, m, n, &hash);
+    const mn_spaces_table_t *t = mn_spaces_driver_table(cs->driver);
+    bool table_new = t->version != cs->fed_version || !cs->fed_members;
+    bool members_new = hash != cs->fed_members;
+    if (table_new || members_new)
+        cl_repl_update(cs->repl, table_new ? t : NULL, members_new ? m : NULL, k);
+    cs->fed_version = t->version;
+    cs->fed_members = hash ? hash : 1;
+    free(m);
+}
+
 /* ---- the step (loop thread) ---- */
 
 static size_t view_of(const mn_swim_t *core, size_t n, cl_node *nodes, mn_spaces_member_t *view)
@@ -126,6 +265,7 @@ static size_t view_of(const mn_swim_t *core, size_t n, cl_node *nodes, mn_spaces
         snprintf(nd->id, sizeof nd->id, "%s", mi.id);
         cl_meta_get(mi.meta, "zone", nd->zone, sizeof nd->zone);
         cl_meta_get(mi.meta, "api", nd->api, sizeof nd->api);
+        cl_meta_get(mi.meta, "peer", nd->peer, sizeof nd->peer);
         char drain[4];
         cl_meta_get(mi.meta, "drain", drain, sizeof drain);
         nd->draining = !strcmp(drain, "1");
@@ -185,6 +325,32 @@ static void give_members(cl_spaces *cs, const cl_node *nodes, size_t n)
     free(m);
 }
 
+#define SETTLE_MS 1000      /* the first view unchanged this long before placement starts */
+#define SETTLE_MAX_MS 15000 /* ... or this long after the first tick, whatever the view */
+
+/* Placement starts once the first view is complete. A node placing spaces over a view of
+ * itself alone (a restart, before SWIM rejoined) would give them holders the cluster never
+ * had, and the replication core a voter set of one. Settled: the view unchanged for
+ * SETTLE_MS and, with seeds, holding another member; or SETTLE_MAX_MS after the start. */
+static bool view_settled(cl_spaces *cs, const mn_spaces_member_t *view, size_t n)
+{
+    if (cs->settled) return true;
+    int64_t now = mn_time_mono_ns() / 1000000;
+    if (!cs->start_ms) cs->start_ms = now;
+    uint64_t h = n;
+    for (size_t i = 0; i < n; i++)
+        h += mn_spaces_hash(view[i].id, strlen(view[i].id));
+    if (h != cs->view_hash || !cs->view_since_ms) {
+        cs->view_hash = h;
+        cs->view_since_ms = now;
+    }
+    bool joined = !cs->has_seeds || n > 1;
+    cs->settled =
+        (joined && now - cs->view_since_ms >= SETTLE_MS) || now - cs->start_ms >= SETTLE_MAX_MS;
+    if (cs->settled) mn_log_info("cluster: placement starts over a view of %zu members", n);
+    return cs->settled;
+}
+
 void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
 {
     mn_error err = {0};
@@ -198,10 +364,16 @@ void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
     } else if (cl_catalog_names(cs->catalog, &names, &n_names, &err) == MN_OK) {
         size_t n_view = view_of(core, n, nodes, view);
         give_members(cs, nodes, n_view);
-        mn_spaces_driver_update(cs->driver, view, n_view, names, n_names, &err);
+        if (cs->repl) cl_repl_leaders(cs->repl, known_epoch, record_leader, cs);
+        if (view_settled(cs, view, n_view))
+            mn_spaces_driver_update(cs->driver, view, n_view, names, n_names, &err);
         if (!err.code) n = n_view;
     }
     if (err.code) mn_log_warn("cluster: placement step failed: %s", err.message);
+    if (!err.code && cs->repl && cs->settled) {
+        repl_feed(cs, core);
+        repl_handovers(cs, view, n);
+    }
     publish(cs, err.code ? NULL : nodes, n, &err);
     if (err.code) free(nodes);
     free(names);
@@ -224,24 +396,44 @@ static void add_flags(cJSON *o, uint8_t flags)
         if (flags & f[i].bit) cJSON_AddItemToArray(arr, cJSON_CreateString(f[i].name));
 }
 
-/* applied_lsn: this node's copy from the engine; other nodes' are not known without shipping. */
+/* The core's view of node's copy, when this node leads the space (NULL otherwise). */
+static const mn_spaces_repl_peer_status_t *peer_status(const mn_spaces_repl_status_t *st,
+                                                       const char *node)
+{
+    for (size_t i = 0; st && st->role == MN_SPACES_REPL_PRIMARY && i < st->n_peers; i++)
+        if (strcmp(st->peers[i].node, node) == 0) return &st->peers[i];
+    return NULL;
+}
+
+static void add_number_or_null(cJSON *o, const char *name, bool known, double v)
+{
+    if (known)
+        cJSON_AddNumberToObject(o, name, v);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+/* applied_lsn: this node's copy from the engine; the others' as this node's core knows them
+ * when it leads the space (acknowledged lsn and lag), else null. */
 static void add_holder(cl_spaces *cs, cJSON *arr, const mn_spaces_entry_t *e,
-                       const mn_spaces_holder_t *h)
+                       const mn_spaces_holder_t *h, const mn_spaces_repl_status_t *st)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o) return;
     cJSON_AddStringToObject(o, "node", h->node);
     cJSON_AddStringToObject(o, "role", mn_spaces_role_name((mn_spaces_role_t)h->role));
     cJSON_AddBoolToObject(o, "down", h->down);
-    mn_space_stats_t st;
+    mn_space_stats_t ss;
     mn_error err = {0};
-    if (strcmp(h->node, cs->self) == 0 &&
-        mn_engine_space_get(cs->engine, e->name, &st, &err) == MN_OK)
-        cJSON_AddNumberToObject(o, "applied_lsn", (double)st.last_lsn);
+    bool self = strcmp(h->node, cs->self) == 0;
+    const mn_spaces_repl_peer_status_t *ps = self ? NULL : peer_status(st, h->node);
+    bool leads = self && st && st->role == MN_SPACES_REPL_PRIMARY;
+    if (self && mn_engine_space_get(cs->engine, e->name, &ss, &err) == MN_OK)
+        cJSON_AddNumberToObject(o, "applied_lsn", (double)ss.last_lsn);
     else
-        cJSON_AddNullToObject(o, "applied_lsn");
-    cJSON_AddNullToObject(o, "lag_entries");
-    cJSON_AddNullToObject(o, "lag_ms");
+        add_number_or_null(o, "applied_lsn", ps != NULL, ps ? (double)ps->applied_lsn : 0);
+    add_number_or_null(o, "lag_entries", ps || leads, ps ? (double)ps->lag_entries : 0);
+    add_number_or_null(o, "lag_ms", ps || leads, ps ? (double)ps->lag_ms : 0);
     cJSON_AddItemToArray(arr, o);
 }
 
@@ -257,11 +449,13 @@ static cJSON *space_json(cl_spaces *cs, const mn_spaces_entry_t *e)
         cJSON_AddNullToObject(o, "primary");
     cJSON *reps = cJSON_AddArrayToObject(o, "replicas");
     cJSON *hs = cJSON_AddArrayToObject(o, "holders");
+    mn_spaces_repl_status_t st;
+    bool have = cs->repl && cl_repl_status(cs->repl, e->name, &st);
     for (int i = 0; i < e->n_holders; i++) {
         const mn_spaces_holder_t *h = &e->holders[i];
         if (reps && h->role == MN_SPACES_REPLICA)
             cJSON_AddItemToArray(reps, cJSON_CreateString(h->node));
-        if (hs) add_holder(cs, hs, e, h);
+        if (hs) add_holder(cs, hs, e, h, have ? &st : NULL);
     }
     add_flags(o, e->flags);
     cJSON_AddNumberToObject(o, "changed", (double)e->changed);
@@ -283,6 +477,10 @@ static void add_nodes(cJSON *root, const cl_node *nodes, size_t n)
             cJSON_AddStringToObject(o, "api", nodes[i].api);
         else
             cJSON_AddNullToObject(o, "api");
+        if (nodes[i].peer[0])
+            cJSON_AddStringToObject(o, "peer", nodes[i].peer);
+        else
+            cJSON_AddNullToObject(o, "peer");
         cJSON_AddBoolToObject(o, "draining", nodes[i].draining);
         cJSON_AddItemToArray(arr, o);
     }
@@ -293,8 +491,9 @@ static void add_config(cl_spaces *cs, cJSON *root)
     cJSON_AddStringToObject(root, "self", cs->self);
     cJSON_AddNumberToObject(root, "replication_factor", cs->opts.replication_factor);
     cJSON_AddStringToObject(root, "write_consistency", cs->consistency);
-    cJSON_AddBoolToObject(root, "write_consistency_enforced", false);
-    cJSON_AddNumberToObject(root, "peer_port", (double)cs->peer_port);
+    cJSON_AddBoolToObject(root, "write_consistency_enforced", cs->repl != NULL);
+    cJSON_AddNumberToObject(root, "peer_port",
+                            (double)(cs->repl ? cl_repl_port(cs->repl) : cs->peer_port));
     if (cs->zone[0])
         cJSON_AddStringToObject(root, "zone", cs->zone);
     else

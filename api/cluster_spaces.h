@@ -15,10 +15,13 @@
 
 typedef struct cl_spaces cl_spaces;
 
-/* The SWIM metadata of this node: "zone=Z" and, once known, "api=HOST:PORT"
- * ("api=...;zone=..."), then ";drain=1" while it drains. api NULL = not known yet;
- * zone "" = none. */
-void cl_spaces_meta(const char *zone, const char *api, bool draining, char *buf, size_t len);
+struct cl_repl;
+
+/* The SWIM metadata of this node: "api=HOST:PORT;zone=Z;peer=HOST:PORT;drain=1", each part
+ * only when known or set (api, peer NULL = not known yet; zone "" = none; drain=1 while it
+ * drains). */
+void cl_spaces_meta(const char *zone, const char *api, const char *peer, bool draining, char *buf,
+                    size_t len);
 /* The value of key in "k=v;k=v" metadata, into out ("" when absent). */
 void cl_meta_get(const char *meta, const char *key, char *out, size_t cap);
 
@@ -26,6 +29,10 @@ void cl_meta_get(const char *meta, const char *key, char *out, size_t cap);
 mn_err cl_spaces_new(const mn_config_t *c, mn_engine_t *engine, cl_catalog *catalog,
                      const char *self_id, cl_spaces **out, mn_error *err);
 void cl_spaces_free(cl_spaces *cs);
+/* Replication runs (loop thread, before the first tick): each tick hands repl the table and
+ * the members, and records the primaries its core elected in the table (the driver no
+ * longer settles the failovers of spaces this node holds). */
+void cl_spaces_set_repl(cl_spaces *cs, struct cl_repl *repl);
 /* Loop thread: steps the table over the alive and suspect members of the
  * SWIM core (this node included) and the catalog's spaces, then publishes it;
  * gives the catalog the members it syncs with. */

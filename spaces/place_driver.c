@@ -5,7 +5,9 @@
  * Until the server runs the replication core, the driver stands in for its
  * elections: it promotes the node the core would be expected to, at the next
  * epoch, but only when the core could (a majority of the space's voters is
- * live). When the core runs, its promoted events replace this settling. */
+ * live). When the core runs (mn_spaces_driver_external), its promotions
+ * replace this settling for the spaces the node holds. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,8 @@ struct mn_spaces_driver {
     uint64_t settled_view;    /* the view hash of the last update that reached a fixed point */
     uint64_t settled_version; /* ... and the table version it left */
     bool settled;
+    bool external;                     /* the core elects for the spaces self holds */
+    char self[MN_SPACES_NODE_MAX + 1]; /* ... this node */
 };
 
 mn_err mn_spaces_driver_new(const mn_spaces_opts_t *o, mn_spaces_driver_t **out, mn_error *err)
@@ -77,6 +81,35 @@ static mn_err sync_names(mn_spaces_table_t *t, const char *const *names, size_t 
     return rc;
 }
 
+void mn_spaces_driver_external(mn_spaces_driver_t *d, const char *self)
+{
+    d->external = self != NULL;
+    snprintf(d->self, sizeof d->self, "%s", self ? self : "");
+    d->settled = false;
+}
+
+mn_err mn_spaces_driver_promoted(mn_spaces_driver_t *d, const char *space, const char *node,
+                                 uint64_t epoch, mn_error *err)
+{
+    /* a node the core elected has the log: a catching-up copy here is one this table added
+     * while it did not know better (a restart), so it is caught up */
+    const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, space);
+    for (int i = 0; e && i < e->n_holders; i++)
+        if (strcmp(e->holders[i].node, node) == 0 && e->holders[i].role == MN_SPACES_CATCHING_UP &&
+            mn_spaces_caught_up(&d->cur, space, node, err) != MN_OK)
+            return err ? err->code : MN_ERR_INVALID;
+    mn_err rc = mn_spaces_promoted(&d->cur, space, node, epoch, err);
+    if (rc == MN_OK) d->settled = false; /* the next update steps from the new table */
+    return rc;
+}
+
+static bool holds(const mn_spaces_entry_t *e, const char *node)
+{
+    for (int i = 0; i < e->n_holders; i++)
+        if (strcmp(e->holders[i].node, node) == 0) return true;
+    return false;
+}
+
 static bool live_full(const mn_spaces_holder_t *h)
 {
     return !h->down && h->role != MN_SPACES_CATCHING_UP;
@@ -122,6 +155,7 @@ static mn_err settle(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size
         mn_spaces_entry_t *e = &t->entries[i];
         if (!(e->flags & (MN_SPACES_FAILOVER | MN_SPACES_HANDOVER)) || e->n_holders == 0) continue;
         if ((e->flags & MN_SPACES_FAILOVER) && !live_majority(e)) continue;
+        if (d->external && holds(e, d->self)) continue; /* the core's election decides */
         const char *desired = p.count[i] ? v.m[p.nodes[i * MN_SPACES_RF_MAX]].id : NULL;
         const char *to = successor(e, desired);
         if (!to) continue;

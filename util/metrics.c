@@ -60,11 +60,11 @@ void mn_histogram_snapshot(const mn_histogram_t *h, mn_hist_snapshot_t *out)
 typedef struct series {
     uint64_t hash;
     char *values[MN_METRICS_LABELS_MAX];
-    uint64_t counter;  /* counters */
+    uint64_t counter;    /* counters; gauges (the value last set) */
     mn_histogram_t hist; /* histograms */
 } series;
 
-typedef enum { FAM_COUNTER, FAM_HISTOGRAM } fam_type;
+typedef enum { FAM_COUNTER, FAM_HISTOGRAM, FAM_GAUGE } fam_type;
 
 struct mn_metrics_family {
     mn_metrics_t *reg;
@@ -147,9 +147,9 @@ static bool name_ok(const char *s, bool label)
 }
 
 static mn_metrics_family_t *family_register(mn_metrics_t *m, fam_type type, const char *name,
-                                          const char *help, const char *const *labels,
-                                          size_t n_labels, const uint64_t *bounds,
-                                          uint32_t n_bounds, double scale)
+                                            const char *help, const char *const *labels,
+                                            size_t n_labels, const uint64_t *bounds,
+                                            uint32_t n_bounds, double scale)
 {
     if (!m || !name_ok(name, false) || n_labels > MN_METRICS_LABELS_MAX) return NULL;
     for (size_t i = 0; i < n_labels; i++)
@@ -190,14 +190,20 @@ out:
 }
 
 mn_metrics_family_t *mn_metrics_counter(mn_metrics_t *m, const char *name, const char *help,
-                                      const char *const *labels, size_t n_labels)
+                                        const char *const *labels, size_t n_labels)
 {
     return family_register(m, FAM_COUNTER, name, help, labels, n_labels, NULL, 0, 1.0);
 }
 
+mn_metrics_family_t *mn_metrics_gauge(mn_metrics_t *m, const char *name, const char *help,
+                                      const char *const *labels, size_t n_labels, double scale)
+{
+    return family_register(m, FAM_GAUGE, name, help, labels, n_labels, NULL, 0, scale);
+}
+
 mn_metrics_family_t *mn_metrics_histogram(mn_metrics_t *m, const char *name, const char *help,
-                                        const char *const *labels, size_t n_labels,
-                                        const uint64_t *bounds, uint32_t n_bounds, double scale)
+                                          const char *const *labels, size_t n_labels,
+                                          const uint64_t *bounds, uint32_t n_bounds, double scale)
 {
     if (!bounds || !n_bounds) return NULL;
     return family_register(m, FAM_HISTOGRAM, name, help, labels, n_labels, bounds, n_bounds, scale);
@@ -283,6 +289,13 @@ void mn_metrics_add(mn_metrics_family_t *f, const char *const *values, uint64_t 
     if (s) __atomic_fetch_add(&s->counter, delta, __ATOMIC_RELAXED);
 }
 
+void mn_metrics_set(mn_metrics_family_t *f, const char *const *values, uint64_t v)
+{
+    if (!f || f->type != FAM_GAUGE) return;
+    series *s = series_get(f, values);
+    if (s) __atomic_store_n(&s->counter, v, __ATOMIC_RELAXED);
+}
+
 void mn_metrics_observe(mn_metrics_family_t *f, const char *const *values, uint64_t v)
 {
     if (!f || f->type != FAM_HISTOGRAM) return;
@@ -300,7 +313,8 @@ void mn_metrics_render(mn_metrics_t *m, mn_text_t *out)
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->n_fams; i++) {
         mn_metrics_family_t *f = m->fams[i];
-        mn_prom_family(out, f->name, f->help, f->type == FAM_COUNTER ? "counter" : "histogram");
+        static const char *const type_name[] = {"counter", "histogram", "gauge"};
+        mn_prom_family(out, f->name, f->help, type_name[f->type]);
         uint32_t n = __atomic_load_n(&f->n_series, __ATOMIC_ACQUIRE);
         if (n > MN_METRICS_SERIES_MAX) n = MN_METRICS_SERIES_MAX;
         for (uint32_t k = 0; k < n; k++) {
@@ -312,6 +326,9 @@ void mn_metrics_render(mn_metrics_t *m, mn_text_t *out)
             if (f->type == FAM_COUNTER) {
                 mn_prom_sample_u64(out, f->name, lb, f->n_labels,
                                    __atomic_load_n(&s->counter, __ATOMIC_RELAXED));
+            } else if (f->type == FAM_GAUGE) {
+                mn_prom_sample(out, f->name, lb, f->n_labels,
+                               (double)__atomic_load_n(&s->counter, __ATOMIC_RELAXED) * f->scale);
             } else {
                 mn_hist_snapshot_t snap;
                 mn_histogram_snapshot(&s->hist, &snap);

@@ -100,8 +100,9 @@ typedef struct mn_config_cluster {
     int64_t replication_factor;    /* 3: copies of each space, the primary included (1..7) */
     int64_t rebalance_concurrency; /* 4: spaces gaining a copy for balance at once */
     char *zone;                    /* "" = none; copies of a space spread over zones */
-    int64_t peer_port;             /* 7702: replication TCP port (validated, not bound yet) */
+    int64_t peer_port;             /* 7702: the peer bus's TCP port (replication); 0 = any */
     char *write_consistency;       /* "quorum" | "one" | "all" (validated, not enforced yet) */
+    int64_t write_timeout_ms;      /* 2000: a write waits this long for its level, then 503 */
     /* the space catalog (api/cluster_catalog.c, docs/replication.md "The space catalog") */
     int64_t catalog_sync_interval_ms; /* 2000: anti-entropy with one random member this often */
     int64_t catalog_tombstone_ttl_s;  /* 604800: a drop's tombstone is kept this long */

@@ -88,14 +88,18 @@ mn_metrics_t *mn_metrics_process(void);
  * type and labels must match, else NULL). NULL also when the registry is full,
  * out of memory, or name/labels are not valid Prometheus names. */
 mn_metrics_family_t *mn_metrics_counter(mn_metrics_t *m, const char *name, const char *help,
-                                      const char *const *labels, size_t n_labels);
+                                        const char *const *labels, size_t n_labels);
+/* A gauge: mn_metrics_set replaces its value; rendered as value * scale (1e-3: ms -> s). */
+mn_metrics_family_t *mn_metrics_gauge(mn_metrics_t *m, const char *name, const char *help,
+                                      const char *const *labels, size_t n_labels, double scale);
 /* bounds as for mn_histogram_t; scale converts the base unit for output (1e-9: ns -> s). */
 mn_metrics_family_t *mn_metrics_histogram(mn_metrics_t *m, const char *name, const char *help,
-                                        const char *const *labels, size_t n_labels,
-                                        const uint64_t *bounds, uint32_t n_bounds, double scale);
+                                          const char *const *labels, size_t n_labels,
+                                          const uint64_t *bounds, uint32_t n_bounds, double scale);
 /* values: one per label, in registration order (NULL is ""). Lock-free once the
  * label set has been seen; safe from any thread. */
 void mn_metrics_add(mn_metrics_family_t *f, const char *const *values, uint64_t delta);
+void mn_metrics_set(mn_metrics_family_t *f, const char *const *values, uint64_t v);
 void mn_metrics_observe(mn_metrics_family_t *f, const char *const *values, uint64_t v);
 /* Observations dropped because a family had no room for a new label set. */
 uint64_t mn_metrics_dropped(const mn_metrics_t *m);

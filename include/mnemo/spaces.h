@@ -156,6 +156,17 @@ mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *
                                const char *const *names, size_t n_names, mn_error *err);
 /* The current table (valid until the next update). */
 const mn_spaces_table_t *mn_spaces_driver_table(const mn_spaces_driver_t *d);
+/* From now on the replication core elects (self != NULL, this node): the driver no
+ * longer settles failovers and handovers of the spaces self holds; the caller records
+ * the core's results with mn_spaces_driver_promoted. Spaces self does not hold (it runs
+ * no core for them) are still settled by the rule above: a guess at the core's result,
+ * until the table is shared. NULL: the driver settles everything again. */
+void mn_spaces_driver_external(mn_spaces_driver_t *d, const char *self);
+/* Records a promotion made by the core (mn_spaces_promoted on the current table); a node
+ * the table lists as catching up is first recorded as caught up (the core elected it, so
+ * it has the log). */
+mn_err mn_spaces_driver_promoted(mn_spaces_driver_t *d, const char *space, const char *node,
+                                 uint64_t epoch, mn_error *err);
 /* The promotions the driver made (failovers and handovers settled). */
 uint64_t mn_spaces_driver_promotions(const mn_spaces_driver_t *d);
 

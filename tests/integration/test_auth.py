@@ -291,7 +291,8 @@ def test_non_loopback_with_auth_starts(server_factory):
 
 
 CLUSTER_OUT = {"MNEMO_CLUSTER_ENABLED": "true", "MNEMO_CLUSTER_BIND": "0.0.0.0",
-               "MNEMO_CLUSTER_SWIM_PORT": "0", "MNEMO_CLUSTER_PROFILE": "fast"}
+               "MNEMO_CLUSTER_SWIM_PORT": "0", "MNEMO_CLUSTER_PEER_PORT": "0",
+               "MNEMO_CLUSTER_PROFILE": "fast"}
 
 
 def test_cluster_beyond_loopback_without_key_is_refused(tmp_path):

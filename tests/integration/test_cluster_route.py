@@ -1,7 +1,7 @@
 """Routing with real processes (docs/api.md, "Cluster mode"): three `mnemo serve` with
-[cluster] enabled hold the same space (made on each node by a signed internal hop, since
-a creation through the API is forwarded to the space's primary and there is no
-replication in this build). Writes and reads sent to any node reach the primary's copy;
+[cluster] enabled hold the same space (created through one node: the creation is
+forwarded to the space's desired primary, and the replicas get their copies by WAL
+shipping). Writes and reads sent to any node reach the primary's copy;
 MCP tools are routed the same way; read=nearest is served by the node asked when it holds
 a copy; forged, unsigned, stale, replayed or tampered hops are refused; a write forwarded to a
 paused (SIGSTOP) primary is answered 503 within the forward timeout, the primary's
@@ -19,7 +19,7 @@ import urllib.parse
 import grpc
 import pytest
 
-from cluster_hop import create_here, sign
+from cluster_hop import sign
 from conftest import MnemoServer, wait_until
 from grpc_util import Grpc, error_code, pb
 from mnemo_client import MnemoClient
@@ -97,10 +97,14 @@ def cluster(tmp_path_factory):
     for s in nodes:
         wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
                    what="three alive members in every view")
-    for s in nodes:  # a hop is served where it lands: the space is made on each node
-        create_here(s, SPACE)
+    r = call(nodes[0], "POST", "/v1/spaces", {"name": SPACE, "dim": 4}, key=ADMIN)
+    assert r.status == 201, r.body
     docs = wait_until(lambda: agreed(nodes, [SPACE], ids), DEADLINE_S,
                       what="the same placement on every node")
+    for s in nodes:  # every copy exists (shipped from the primary) before the tests read it
+        wait_until(lambda s=s: call(s, "GET", "/v1/spaces/%s/memories" % SPACE,
+                                    query={"read": "nearest"}).status == 200, DEADLINE_S,
+                   what="the space's copy on every node")
     primary = ids.index(docs[0]["spaces"][0]["primary"])
     yield nodes, ids, primary
     for s in made:
@@ -165,16 +169,18 @@ def test_writes_and_reads_through_every_node_reach_the_primary(cluster):
 
 def test_read_nearest_is_served_by_the_node_asked(cluster):
     nodes, ids, p = cluster
-    assert remember(nodes[p], "on the primary only").status == 201
+    assert remember(nodes[p], "written on the primary").status == 201
     for k, s in enumerate(nodes):
         r = call(s, "GET", "/v1/spaces/%s/memories" % SPACE, query={"read": "nearest"})
         assert r.status == 200 and r.headers["x-mnemo-served-by"] == ids[k]
-        r = call(s, "POST", "/v1/spaces/%s/recall" % SPACE,
-                 {"embedding": EMB, "read": "nearest"})
-        assert r.status == 200 and r.headers["x-mnemo-served-by"] == ids[k]
-        contents = [h["memory"]["content"] for h in r.json["results"]]
-        if k == p:  # replicas have it only once replication ships it
-            assert "on the primary only" in contents
+
+        def nearest_has_it(s=s, k=k):
+            r = call(s, "POST", "/v1/spaces/%s/recall" % SPACE,
+                     {"embedding": EMB, "read": "nearest"})
+            assert r.status == 200 and r.headers["x-mnemo-served-by"] == ids[k]
+            return "written on the primary" in [h["memory"]["content"] for h in r.json["results"]]
+        # each copy answers itself, and the write reaches every copy (WAL shipping)
+        wait_until(nearest_has_it, DEADLINE_S, what="the write in node %d's own copy" % k)
     r = call(nodes[(p + 1) % 3], "POST", "/v1/spaces/%s/recall" % SPACE,
              {"embedding": EMB, "read": "closest"})
     assert r.status == 422 and r.json["error"]["message"].startswith("read:")

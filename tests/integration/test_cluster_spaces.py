@@ -35,9 +35,11 @@ def placement(doc):
     return {s["name"]: (s["primary"], tuple(sorted(s["replicas"]))) for s in doc["spaces"]}
 
 
-def settled(server, names, members):
+def settled(server, names, members, handover_ok=False):
     """The answer once it lists exactly names, each on every member with one live primary
-    and no failover pending, and no member is down; else None."""
+    and no failover pending, and no member is down; else None. handover_ok: a primary the
+    replication core elected may differ from the desired one (handovers are not carried
+    out yet: docs/replication.md)."""
     try:
         doc = spaces_doc(server)
     except (MnemoError, OSError):
@@ -49,14 +51,14 @@ def settled(server, names, members):
         nodes = sorted(h["node"] for h in s["holders"])
         if nodes != sorted(members) or len(nodes) != want or "failover" in s["flags"]:
             return None
-        if "handover" in s["flags"] or any(h["down"] for h in s["holders"]):
+        if ("handover" in s["flags"] and not handover_ok) or any(h["down"] for h in s["holders"]):
             return None
     return doc
 
 
-def agreed(nodes, names, members):
+def agreed(nodes, names, members, handover_ok=False):
     """Every node's settled answer, once all of them give the same placement; else None."""
-    docs = [settled(s, names, members) for s in nodes]
+    docs = [settled(s, names, members, handover_ok) for s in nodes]
     if any(d is None for d in docs):
         return None
     first = placement(docs[0])
@@ -76,13 +78,22 @@ def test_three_nodes_agree_on_placement_and_fail_over(server_factory):
         for name in SPACES:
             create_here(s, name)
 
-    docs = wait_until(lambda: agreed(nodes, SPACES, ids), DEADLINE_S,
-                      what="the same placement of every space on every node")
+    def positions_known():
+        """agreed(), once every leader's replication core reports every holder."""
+        docs = agreed(nodes, SPACES, ids)
+        for k, doc in enumerate(docs or []):
+            for sp in doc["spaces"]:
+                if sp["primary"] == ids[k] and any(h["lag_entries"] is None
+                                                   for h in sp["holders"]):
+                    return None
+        return docs
+    docs = wait_until(positions_known, DEADLINE_S,
+                      what="the same placement of every space on every node, positions known")
     before = {ids[k]: {s["name"]: s for s in d["spaces"]} for k, d in enumerate(docs)}
     for k, doc in enumerate(docs):
         assert doc["self"] == ids[k]
         assert doc["replication_factor"] == 3 and doc["write_consistency"] == "all"
-        assert doc["write_consistency_enforced"] is False and doc["zone"] == "z%d" % (k + 1)
+        assert doc["write_consistency_enforced"] is True and doc["zone"] == "z%d" % (k + 1)
         assert doc["under_replicated"] == 0 and doc["failovers_pending"] == 0
         # every member's API address and zone came through the SWIM metadata
         seen = {m["id"]: m for m in doc["members"]}
@@ -93,10 +104,16 @@ def test_three_nodes_agree_on_placement_and_fail_over(server_factory):
         for sp in doc["spaces"]:
             assert sp["epoch"] >= 1
             assert [h["role"] for h in sp["holders"]].count("primary") == 1
+            leads = sp["primary"] == ids[k]
             for h in sp["holders"]:
-                assert h["lag_entries"] is None and h["lag_ms"] is None
-                if h["node"] == ids[k]:
-                    assert isinstance(h["applied_lsn"], int) and h["applied_lsn"] >= 1
+                # the node leading a space knows every copy's position and lag (its
+                # replication core); the others know their own position only
+                if leads:
+                    assert isinstance(h["lag_entries"], int) and isinstance(h["lag_ms"], int)
+                else:
+                    assert h["lag_entries"] is None and h["lag_ms"] is None
+                if h["node"] == ids[k] or leads:
+                    assert isinstance(h["applied_lsn"], int)
                 else:
                     assert h["applied_lsn"] is None
     # the primaries are spread: every node leads some space
@@ -124,12 +141,11 @@ def test_three_nodes_agree_on_placement_and_fail_over(server_factory):
     for s in survivors:
         wait_until(lambda s=s: view_is(s, {ids[dead]: "dead"}), DEADLINE_S,
                    what="the killed node dead in every survivor's view")
-    docs = wait_until(lambda: agreed(survivors, SPACES, alive_ids), DEADLINE_S,
+    docs = wait_until(lambda: agreed(survivors, SPACES, alive_ids, handover_ok=True), DEADLINE_S,
                       what="the survivors agree on a placement without the dead node")
     for doc in docs:
         was = before[doc["self"]]
         assert doc["under_replicated"] == len(SPACES)  # 2 alive nodes, factor 3
-        assert doc["promotions"] >= 1
         for sp in doc["spaces"]:
             assert sp["primary"] != ids[dead]
             assert ids[dead] not in [h["node"] for h in sp["holders"]]

@@ -37,6 +37,7 @@ def cluster_env(seeds):
         "MNEMO_CLUSTER_ENABLED": "true",
         "MNEMO_CLUSTER_BIND": "127.0.0.1",
         "MNEMO_CLUSTER_SWIM_PORT": "0",
+        "MNEMO_CLUSTER_PEER_PORT": "0",
         "MNEMO_CLUSTER_PROFILE": "fast",
         "MNEMO_CLUSTER_KEY": KEY,
         "MNEMO_CLUSTER_SEEDS": ",".join(seeds),

@@ -68,7 +68,8 @@ def walk(node, fn, where="#"):
 
 def cluster_env():
     return {"MNEMO_CLUSTER_ENABLED": "true", "MNEMO_CLUSTER_BIND": "127.0.0.1",
-            "MNEMO_CLUSTER_SWIM_PORT": "0", "MNEMO_CLUSTER_PROFILE": "fast",
+            "MNEMO_CLUSTER_SWIM_PORT": "0", "MNEMO_CLUSTER_PEER_PORT": "0",
+            "MNEMO_CLUSTER_PROFILE": "fast",
             "MNEMO_CLUSTER_KEY": "openapi-test-key", "MNEMO_CLUSTER_SEEDS": ""}
 
 

@@ -353,11 +353,14 @@ static void test_config_cluster_placement_keys_default_override_and_check(void *
     assert_int_equal(c.cluster.rebalance_concurrency, 4);
     assert_int_equal(c.cluster.peer_port, 7702);
     assert_string_equal(c.cluster.write_consistency, "quorum");
+    assert_int_equal(c.cluster.write_timeout_ms, 2000);
     assert_string_equal(c.cluster.zone, "");
     mn_config_free(&c);
     char *envp[] = {"MNEMO_CLUSTER_REPLICATION_FACTOR=5", "MNEMO_CLUSTER_PEER_PORT=7800",
-                    "MNEMO_CLUSTER_WRITE_CONSISTENCY=one", "MNEMO_CLUSTER_ZONE=eu-west.1a", NULL};
+                    "MNEMO_CLUSTER_WRITE_CONSISTENCY=one", "MNEMO_CLUSTER_ZONE=eu-west.1a",
+                    "MNEMO_CLUSTER_WRITE_TIMEOUT_MS=250", NULL};
     load_ok(&c, NULL, envp);
+    assert_int_equal(c.cluster.write_timeout_ms, 250);
     assert_int_equal(c.cluster.replication_factor, 5);
     assert_int_equal(c.cluster.peer_port, 7800);
     assert_string_equal(c.cluster.write_consistency, "one");
@@ -369,6 +372,9 @@ static void test_config_cluster_placement_keys_default_override_and_check(void *
     char *wc[] = {"MNEMO_CLUSTER_WRITE_CONSISTENCY=most", NULL};
     expect_env_error(wc, "MNEMO_CLUSTER_WRITE_CONSISTENCY: cluster.write_consistency must be "
                          "one of one|quorum|all, got \"most\"");
+    char *wt[] = {"MNEMO_CLUSTER_WRITE_TIMEOUT_MS=0", NULL};
+    expect_env_error(wt, "MNEMO_CLUSTER_WRITE_TIMEOUT_MS: cluster.write_timeout_ms must be in "
+                         "1..600000, got 0");
     char *zone[] = {"MNEMO_CLUSTER_ZONE=a;b", NULL};
     expect_env_error(zone, "MNEMO_CLUSTER_ZONE: cluster.zone may only hold letters, digits and "
                            ". _ : -, got \"a;b\"");

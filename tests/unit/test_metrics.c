@@ -174,6 +174,28 @@ static void test_registry_renders_series_in_first_seen_order(void **state)
     mn_metrics_free(m);
 }
 
+static void test_registry_gauges_keep_the_value_last_set(void **state)
+{
+    (void)state;
+    mn_metrics_t *m = mn_metrics_new();
+    const char *lb[] = {"node"};
+    mn_metrics_family_t *g = mn_metrics_gauge(m, "mnemo_lag_seconds", "Lag.", lb, 1, 0.001);
+    assert_non_null(g);
+    assert_null(mn_metrics_counter(m, "mnemo_lag_seconds", "Lag.", lb, 1)); /* another type */
+    const char *v[] = {"a"};
+    mn_metrics_set(g, v, 2500);
+    mn_metrics_set(g, v, 1500); /* replaces, never adds */
+    mn_metrics_add(g, v, 7);    /* wrong type: ignored */
+    mn_text_t t;
+    mn_text_init(&t);
+    mn_metrics_render(m, &t);
+    assert_string_equal(t.buf, "# HELP mnemo_lag_seconds Lag.\n"
+                               "# TYPE mnemo_lag_seconds gauge\n"
+                               "mnemo_lag_seconds{node=\"a\"} 1.5\n");
+    mn_text_free(&t);
+    mn_metrics_free(m);
+}
+
 static void test_registry_bounds_label_sets(void **state)
 {
     (void)state;
@@ -336,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_registry_renders_series_in_first_seen_order),
         cmocka_unit_test(test_registry_bounds_label_sets),
         cmocka_unit_test(test_registry_counts_exactly_under_concurrency),
+        cmocka_unit_test(test_registry_gauges_keep_the_value_last_set),
         cmocka_unit_test(test_log_json_lines_carry_fields),
         cmocka_unit_test(test_log_text_lines_append_fields_not_in_message),
     };

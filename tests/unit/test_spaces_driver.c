@@ -69,7 +69,8 @@ static void test_spaces_driver_nodes_agree_and_fail_over_at_the_next_epoch(void 
 {
     (void)state;
     setup_names();
-    mn_spaces_member_t view[NODES] = {{"n-a", NULL, false}, {"n-b", NULL, false}, {"n-c", NULL, false}};
+    mn_spaces_member_t view[NODES] = {
+        {"n-a", NULL, false}, {"n-b", NULL, false}, {"n-c", NULL, false}};
     mn_spaces_driver_t *d[NODES];
     for (int k = 0; k < NODES; k++) {
         d[k] = driver(3);
@@ -126,7 +127,8 @@ static void test_spaces_driver_epochs_rise_only_for_the_dead_primarys_spaces(voi
 {
     (void)state;
     setup_names();
-    mn_spaces_member_t view[NODES] = {{"n-a", "z1", false}, {"n-b", "z2", false}, {"n-c", "z3", false}};
+    mn_spaces_member_t view[NODES] = {
+        {"n-a", "z1", false}, {"n-b", "z2", false}, {"n-c", "z3", false}};
     mn_spaces_driver_t *d = driver(3);
     update(d, view, NODES, 0, NAMES);
     mn_spaces_table_t before;
@@ -146,11 +148,55 @@ static void test_spaces_driver_epochs_rise_only_for_the_dead_primarys_spaces(voi
     mn_spaces_driver_free(d);
 }
 
+static void test_spaces_driver_leaves_the_spaces_it_holds_to_the_core(void **state)
+{
+    (void)state;
+    setup_names();
+    mn_spaces_member_t view[NODES] = {
+        {"n-a", NULL, false}, {"n-b", NULL, false}, {"n-c", NULL, false}};
+    mn_spaces_driver_t *d = driver(3), *alone = driver(3);
+    mn_spaces_driver_external(d, "n-a");
+    update(d, view, NODES, 0, NAMES);
+    update(alone, view, NODES, 0, NAMES);
+    /* n-c dies: the driver left alone promotes; the one whose core elects waits for it */
+    update(d, view, 2, 0, NAMES);
+    update(alone, view, 2, 0, NAMES);
+    const mn_spaces_table_t *t = mn_spaces_driver_table(d);
+    char led_by_c[NAMES][MN_SPACE_NAME_MAX + 1];
+    size_t n_led = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const mn_spaces_entry_t *e = &t->entries[i];
+        if (strcmp(e->holders[0].node, "n-c") != 0) continue;
+        assert_true(e->flags & MN_SPACES_FAILOVER);
+        assert_int_equal(e->epoch, 1);
+        const mn_spaces_entry_t *o = mn_spaces_table_find(mn_spaces_driver_table(alone), e->name);
+        assert_int_equal(o->epoch, 2);
+        snprintf(led_by_c[n_led++], sizeof led_by_c[0], "%s", e->name);
+    }
+    assert_true(n_led > 0);
+    assert_int_equal(mn_spaces_driver_promotions(d), 0);
+    /* the core's results are recorded, and the next update keeps them */
+    mn_error err = {0};
+    for (size_t i = 0; i < n_led; i++)
+        assert_int_equal(mn_spaces_driver_promoted(d, led_by_c[i], "n-b", 2, &err), MN_OK);
+    assert_int_equal(mn_spaces_driver_promoted(d, led_by_c[0], "n-a", 2, &err), MN_ERR_INVALID);
+    update(d, view, 2, 0, NAMES);
+    for (size_t i = 0; i < n_led; i++) {
+        const mn_spaces_entry_t *e = mn_spaces_table_find(mn_spaces_driver_table(d), led_by_c[i]);
+        assert_string_equal(e->holders[0].node, "n-b");
+        assert_int_equal(e->epoch, 2);
+        assert_false(e->flags & MN_SPACES_FAILOVER);
+    }
+    mn_spaces_driver_free(d);
+    mn_spaces_driver_free(alone);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spaces_driver_nodes_agree_and_fail_over_at_the_next_epoch),
         cmocka_unit_test(test_spaces_driver_epochs_rise_only_for_the_dead_primarys_spaces),
+        cmocka_unit_test(test_spaces_driver_leaves_the_spaces_it_holds_to_the_core),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

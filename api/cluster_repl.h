@@ -1,0 +1,76 @@
+/* Replication inside `mnemo serve` (cluster mode): one thread with its own
+ * libuv loop runs the peer bus (peer/, on cluster.peer_port) and the
+ * replication core (spaces/, mn_spaces_repl_*) for every space this node
+ * holds, and connects them to the engine: the commit thread's WAL hook feeds
+ * the core's appends, replicated entries go to mn_engine_replicate, elections
+ * set the engine's space roles. The loop thread hands it each new placement
+ * table and membership; request threads wait on it for their write level.
+ * docs/replication.md, "Replication in the server". Private to api/. */
+#ifndef MN_API_CLUSTER_REPL_H
+#define MN_API_CLUSTER_REPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mnemo/config.h"
+#include "mnemo/engine.h"
+#include "mnemo/err.h"
+#include "mnemo/spaces.h"
+
+typedef struct cl_repl cl_repl;
+
+/* A member as the loop thread sees it in SWIM. */
+typedef struct cl_repl_member {
+    char id[MN_SPACES_NODE_MAX + 1];
+    char peer_host[64]; /* from the "peer=HOST:PORT" metadata; "" = not announced */
+    int peer_port;
+    bool alive; /* alive or suspect */
+} cl_repl_member;
+
+/* Binds the peer port (cluster.bind:cluster.peer_port, 0 = any), sets the
+ * engine's WAL hook and starts the thread. Loop thread. */
+mn_err cl_repl_start(const mn_config_t *c, mn_engine_t *engine, const char *self, cl_repl **out,
+                     mn_error *err);
+/* The peer port bound. */
+int cl_repl_port(const cl_repl *r);
+/* Stops the thread (closing the bus) and frees r; no waiter may run. */
+void cl_repl_stop(cl_repl *r);
+
+/* Loop thread: the current table and members (copied; the thread catches up
+ * asynchronously). Either may be NULL: unchanged. */
+void cl_repl_update(cl_repl *r, const mn_spaces_table_t *t, const cl_repl_member *m, size_t n);
+
+/* A role to hand over: this node leads space, placement wants target to. */
+typedef struct cl_repl_handover {
+    char space[MN_SPACE_NAME_MAX + 1];
+    char target[MN_SPACES_NODE_MAX + 1];
+} cl_repl_handover;
+
+/* Loop thread: the handovers placement wants now (copied; replaces the previous list). The
+ * thread carries each out (mn_spaces_repl_handover) while it leads the space and target has
+ * every entry, at most once per CREP_HANDOVER_EVERY_MS per space. */
+void cl_repl_handovers(cl_repl *r, const cl_repl_handover *h, size_t n);
+
+/* Any thread: blocks until space's log up to lsn reached level (mn_spaces_level_t; < 0:
+ * cluster.write_consistency) at this primary, or timeout_ms (<= 0: cluster.write_timeout_ms)
+ * ran out: MN_ERR_UNAVAILABLE
+ * "space S: the write reached N of M copies within T ms". Level one returns at once
+ * (the engine acknowledged after its fsync). */
+mn_err cl_repl_write_wait(cl_repl *r, const char *space, uint64_t lsn, int level,
+                          int64_t timeout_ms, mn_error *err);
+
+/* Any thread: the core's last published status of space (false: not open here). */
+bool cl_repl_status(cl_repl *r, const char *space, mn_spaces_repl_status_t *out);
+
+/* Any thread: how far node's copy of space is behind, in ms, as this node's core knows it
+ * (it leads the space; its own copy: 0); -1 = not known here. */
+int64_t cl_repl_lag_ms(cl_repl *r, const char *space, const char *node);
+
+/* Any thread: the (space, primary, epoch) the core follows or leads, for every open space
+ * whose epoch is above known(space) (the placement table's); fn gets each. */
+typedef uint64_t (*cl_repl_known_fn)(void *arg, const char *space);
+typedef void (*cl_repl_leader_fn)(void *arg, const char *space, const char *primary,
+                                  uint64_t epoch);
+void cl_repl_leaders(cl_repl *r, cl_repl_known_fn known, cl_repl_leader_fn fn, void *arg);
+
+#endif

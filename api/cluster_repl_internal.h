@@ -1,0 +1,133 @@
+/* Private to api/cluster_repl*.c: the replication thread's state. */
+#ifndef MN_API_CLUSTER_REPL_INTERNAL_H
+#define MN_API_CLUSTER_REPL_INTERNAL_H
+
+#include <pthread.h>
+#include <uv.h>
+
+#include "cluster_repl.h"
+#include "mnemo/metrics.h"
+#include "mnemo/peer.h"
+
+#define CREP_HANDOVER_EVERY_MS 5000 /* a space's handover is tried at most this often */
+#define CREP_CACHE 512              /* recent entries kept per space for shipping (a ring by lsn) */
+
+typedef struct crep_cached {
+    uint64_t lsn, epoch;
+    uint8_t *data;
+    size_t len;
+} crep_cached;
+
+/* A space open in the core (thread only). */
+typedef struct crep_space {
+    char name[MN_SPACE_NAME_MAX + 1];
+    uint64_t holders_hash; /* of the holder list last given to the core */
+    uint64_t hooked_lsn;   /* the engine's last durable lsn, as its hook said */
+    bool pump;             /* hooked entries not yet appended to the core */
+    bool dirty;            /* status to publish */
+    int64_t handover_us;   /* when a handover was last started */
+    crep_cached *cache;    /* CREP_CACHE slots, allocated on first use */
+} crep_space;
+
+/* Entries the core handed to apply during one call, stored as one batch after it. */
+typedef struct crep_batch {
+    crep_space *sp;
+    uint64_t first_lsn;
+    size_t n, cap;
+    uint8_t **data;
+    size_t *lens;
+    uint64_t *epochs;
+} crep_batch;
+
+/* A WAL hook notification (commit thread -> repl thread). */
+typedef struct crep_hooked {
+    char space[MN_SPACE_NAME_MAX + 1];
+    uint64_t epoch, lsn;
+} crep_hooked;
+
+/* What request threads read: one space's status (under pub_mu). */
+typedef struct crep_pub {
+    char name[MN_SPACE_NAME_MAX + 1];
+    mn_spaces_repl_status_t st;
+    uint64_t reached[3]; /* by mn_spaces_level_t */
+} crep_pub;
+
+/* Counters of the glue (thread only; exported with the rest). */
+typedef struct crep_counts {
+    uint64_t apply_failed, truncate_refused, reapply_dropped, snapshot_needed, append_failed;
+    uint64_t persist_failed;
+} crep_counts;
+
+struct cl_repl {
+    mn_engine_t *engine;
+    char self[MN_SPACES_NODE_MAX + 1];
+    char dir[4096]; /* <data_dir>/repl: durable state per space */
+    int64_t write_timeout_ms;
+    int default_level; /* cluster.write_consistency */
+    int port;          /* the peer bus's */
+    pthread_t thread;
+    bool thread_started;
+    /* thread only */
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t tick, refresh;
+    mn_peer_t *bus;
+    mn_spaces_repl_t *core;
+    crep_space **spaces; /* sorted by name */
+    bool pumps, dirty;   /* some space has pump / dirty set */
+    size_t n_spaces, cap_spaces;
+    crep_batch batch;
+    cl_repl_member *members;
+    size_t n_members;
+    cl_repl_handover *handovers; /* the list placement wants (thread's copy) */
+    size_t n_handovers;
+    uint8_t *read_buf; /* the entry the core's last read got from the engine */
+    size_t read_cap;
+    crep_counts counts;
+    mn_peer_stats_t exported_peer;
+    mn_spaces_repl_stats_t exported_core;
+    crep_counts exported_counts;
+    mn_metrics_family_t *m_frames, *m_bytes, *m_dropped, *m_closed, *m_lag_entries, *m_lag_s,
+        *m_events;
+    /* inputs (in_mu): from the loop thread and the commit thread */
+    pthread_mutex_t in_mu;
+    mn_spaces_table_t in_table;
+    bool in_table_new;
+    cl_repl_member *in_members;
+    size_t in_n_members;
+    bool in_members_new;
+    cl_repl_handover *in_handovers;
+    size_t in_n_handovers;
+    bool in_handovers_new;
+    crep_hooked *hooked;
+    size_t n_hooked, cap_hooked;
+    bool stop;
+    /* published (pub_mu; pub_cv signals every change of a reached level) */
+    pthread_mutex_t pub_mu;
+    pthread_cond_t pub_cv;
+    crep_pub *pub; /* sorted by name */
+    size_t n_pub, cap_pub;
+};
+
+int64_t mn__crep_now_us(void);
+crep_space *mn__crep_space(cl_repl *r, const char *name);
+
+/* cluster_repl_store.c: the core's callbacks that reach the engine and the disk */
+void mn__crep_callbacks(cl_repl *r, mn_spaces_repl_cb_t *cb);
+mn_err mn__crep_load(cl_repl *r, const char *space, mn_spaces_repl_durable_t *d, bool *found);
+void mn__crep_flush(cl_repl *r); /* stores the batch apply collected */
+void mn__crep_cache_put(crep_space *sp, uint64_t lsn, uint64_t epoch, const uint8_t *data,
+                        size_t len);
+void mn__crep_space_free(crep_space *sp);
+/* Reads entries first_lsn.. (n, of the given epochs: the hook's) into sp's cache. */
+void mn__crep_cache_fill(cl_repl *r, crep_space *sp, uint64_t first_lsn, const uint64_t *epochs,
+                         size_t n);
+void mn__crep_pump(cl_repl *r, crep_space *sp); /* appends hooked entries to the core */
+
+/* cluster_repl_pub.c: what request threads and metrics see */
+void mn__crep_publish(cl_repl *r, bool all);
+void mn__crep_metrics_init(cl_repl *r);
+void mn__crep_metrics_export(cl_repl *r);
+void mn__crep_pub_free(cl_repl *r);
+
+#endif

@@ -1,0 +1,261 @@
+/* What the replication thread publishes for other threads: each open space's
+ * status and the lsn each write level reached, under pub_mu; request threads
+ * wait on pub_cv for their write's level (cl_repl_write_wait), the HTTP
+ * handlers read statuses, the metrics registry gets lag and traffic.
+ *
+ * A space is republished when the core's calls touched it (dirty) and every
+ * REFRESH_MS in full (lags grow with time). pub_cv is broadcast whenever
+ * something was republished, so a waiter re-checks its level. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster_repl_internal.h"
+#include "mnemo/util.h"
+
+static int cmp_pub(const void *key, const void *elem)
+{
+    return strcmp(key, ((const crep_pub *)elem)->name);
+}
+
+static crep_pub *pub_find(cl_repl *r, const char *name)
+{
+    return r->n_pub ? bsearch(name, r->pub, r->n_pub, sizeof *r->pub, cmp_pub) : NULL;
+}
+
+/* Under pub_mu. */
+static crep_pub *pub_get(cl_repl *r, const char *name)
+{
+    crep_pub *p = pub_find(r, name);
+    if (p) return p;
+    if (r->n_pub == r->cap_pub) {
+        size_t cap = r->cap_pub ? r->cap_pub * 2 : 16;
+        crep_pub *np = realloc(r->pub, cap * sizeof *np);
+        if (!np) return NULL;
+        r->pub = np;
+        r->cap_pub = cap;
+    }
+    size_t at = 0;
+    while (at < r->n_pub && strcmp(r->pub[at].name, name) < 0)
+        at++;
+    memmove(r->pub + at + 1, r->pub + at, (r->n_pub - at) * sizeof *r->pub);
+    memset(&r->pub[at], 0, sizeof r->pub[at]);
+    snprintf(r->pub[at].name, sizeof r->pub[at].name, "%s", name);
+    r->n_pub++;
+    return &r->pub[at];
+}
+
+void mn__crep_publish(cl_repl *r, bool all)
+{
+    if (!all && !r->dirty) return;
+    r->dirty = false;
+    int64_t now = mn__crep_now_us();
+    pthread_mutex_lock(&r->pub_mu);
+    for (size_t i = 0; i < r->n_spaces; i++) {
+        crep_space *sp = r->spaces[i];
+        if (!all && !sp->dirty) continue;
+        sp->dirty = false;
+        crep_pub *p = pub_get(r, sp->name);
+        if (!p || mn_spaces_repl_status(r->core, now, sp->name, &p->st) != MN_OK) continue;
+        for (int l = 0; l < 3; l++)
+            p->reached[l] = mn_spaces_repl_reached(r->core, sp->name, (mn_spaces_level_t)l);
+    }
+    pthread_cond_broadcast(&r->pub_cv);
+    pthread_mutex_unlock(&r->pub_mu);
+}
+
+void mn__crep_pub_free(cl_repl *r)
+{
+    free(r->pub);
+    r->pub = NULL;
+    r->n_pub = r->cap_pub = 0;
+}
+
+bool cl_repl_status(cl_repl *r, const char *space, mn_spaces_repl_status_t *out)
+{
+    pthread_mutex_lock(&r->pub_mu);
+    const crep_pub *p = pub_find(r, space);
+    if (p) *out = p->st;
+    pthread_mutex_unlock(&r->pub_mu);
+    return p != NULL;
+}
+
+int64_t cl_repl_lag_ms(cl_repl *r, const char *space, const char *node)
+{
+    int64_t lag = -1;
+    pthread_mutex_lock(&r->pub_mu);
+    const crep_pub *p = pub_find(r, space);
+    if (p && p->st.role == MN_SPACES_REPL_PRIMARY) {
+        if (strcmp(node, r->self) == 0) lag = 0;
+        for (size_t i = 0; i < p->st.n_peers; i++)
+            if (strcmp(p->st.peers[i].node, node) == 0) lag = p->st.peers[i].lag_ms;
+    }
+    pthread_mutex_unlock(&r->pub_mu);
+    return lag;
+}
+
+void cl_repl_leaders(cl_repl *r, cl_repl_known_fn known, cl_repl_leader_fn fn, void *arg)
+{
+    pthread_mutex_lock(&r->pub_mu);
+    for (size_t i = 0; i < r->n_pub; i++) {
+        const crep_pub *p = &r->pub[i];
+        if (p->st.primary[0] && p->st.epoch > known(arg, p->name))
+            fn(arg, p->name, p->st.primary, p->st.epoch);
+    }
+    pthread_mutex_unlock(&r->pub_mu);
+}
+
+/* ---- write levels ---- */
+
+/* Copies of lsn among the holders counted for level (under pub_mu), and how many count. */
+static void copies(const crep_pub *p, uint64_t lsn, int level, int *have, int *of)
+{
+    *have = p && p->st.last_lsn >= lsn;
+    *of = 1;
+    for (size_t i = 0; p && i < p->st.n_peers; i++) {
+        const mn_spaces_repl_peer_status_t *ps = &p->st.peers[i];
+        if (!ps->voter && level != MN_SPACES_ALL) continue;
+        (*of)++;
+        *have += ps->applied_lsn >= lsn;
+    }
+}
+
+mn_err cl_repl_write_wait(cl_repl *r, const char *space, uint64_t lsn, int level,
+                          int64_t timeout_ms, mn_error *err)
+{
+    if (level < 0) level = r->default_level;  /* the request did not say */
+    if (level <= MN_SPACES_ONE) return MN_OK; /* the engine answered after its fsync */
+    if (level > MN_SPACES_ALL) level = MN_SPACES_ALL;
+    if (timeout_ms <= 0) timeout_ms = r->write_timeout_ms;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&r->pub_mu);
+    const crep_pub *p;
+    int rc = 0;
+    while (!((p = pub_find(r, space)) && p->st.role == MN_SPACES_REPL_PRIMARY &&
+             p->reached[level] >= lsn) &&
+           rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&r->pub_cv, &r->pub_mu, &dl);
+    bool ok = p && p->st.role == MN_SPACES_REPL_PRIMARY && p->reached[level] >= lsn;
+    int have = 0, of = 0;
+    if (!ok) copies(p, lsn, level, &have, &of);
+    pthread_mutex_unlock(&r->pub_mu);
+    if (ok) return MN_OK;
+    return mn_error_set(err, MN_ERR_UNAVAILABLE,
+                        "space %s: the write reached %d of %d copies within %lld ms (%s wanted)",
+                        space, have, of, (long long)timeout_ms,
+                        mn_spaces_level_name((mn_spaces_level_t)level));
+}
+
+/* ---- metrics ---- */
+
+static const char *const direction_label[] = {"direction"};
+static const char *const reason_label[] = {"reason"};
+
+void mn__crep_metrics_init(cl_repl *r)
+{
+    mn_metrics_t *m = mn_metrics_process();
+    r->m_frames = mn_metrics_counter(
+        m, "mnemo_peer_frames_total",
+        "Frames of the peer bus (cluster.peer_port) sent and received.", direction_label, 1);
+    r->m_bytes = mn_metrics_counter(m, "mnemo_peer_bytes_total",
+                                    "Bytes of the peer bus sent and received, headers included.",
+                                    direction_label, 1);
+    r->m_dropped = mn_metrics_counter(
+        m, "mnemo_peer_dropped_frames_total",
+        "Frames dropped: queue_full = a peer's send queue at its bound, no_addr = a node without "
+        "a peer address, unknown_channel = no receiver here, decode = a replication frame that "
+        "failed verification, unknown_space = for a space not open here.",
+        reason_label, 1);
+    r->m_closed = mn_metrics_counter(
+        m, "mnemo_peer_closed_connections_total",
+        "Peer connections closed, by cause: auth, hello, oversize, protocol, timeout, limit, io.",
+        reason_label, 1);
+    r->m_events = mn_metrics_counter(
+        m, "mnemo_repl_events_total",
+        "Replication events: elections started, votes granted, fenced appends, gaps, bad "
+        "checksums, forks refused (no WAL truncation yet), entries not re-applied, snapshots "
+        "needed, failed stores.",
+        reason_label, 1);
+    r->m_lag_entries = mn_metrics_gauge(m, "mnemo_repl_lag_entries",
+                                        "Entries the most lagging replica of a space this node "
+                                        "leads has not acknowledged.",
+                                        NULL, 0, 1.0);
+    r->m_lag_s = mn_metrics_gauge(m, "mnemo_repl_lag_seconds",
+                                  "Age of the oldest entry a replica of a space this node leads "
+                                  "has not acknowledged (the largest).",
+                                  NULL, 0, 0.001);
+}
+
+static void add(mn_metrics_family_t *f, const char *value, uint64_t now, uint64_t before)
+{
+    const char *v[] = {value};
+    if (f && now > before) mn_metrics_add(f, v, now - before);
+}
+
+static void export_lag(cl_repl *r)
+{
+    uint64_t lag_entries = 0;
+    int64_t lag_ms = 0;
+    pthread_mutex_lock(&r->pub_mu);
+    for (size_t i = 0; i < r->n_pub; i++) {
+        const mn_spaces_repl_status_t *st = &r->pub[i].st;
+        if (st->role != MN_SPACES_REPL_PRIMARY) continue;
+        for (size_t k = 0; k < st->n_peers; k++) {
+            if (st->peers[k].lag_entries > lag_entries) lag_entries = st->peers[k].lag_entries;
+            if (st->peers[k].lag_ms > lag_ms) lag_ms = st->peers[k].lag_ms;
+        }
+    }
+    pthread_mutex_unlock(&r->pub_mu);
+    mn_metrics_set(r->m_lag_entries, NULL, lag_entries);
+    mn_metrics_set(r->m_lag_s, NULL, (uint64_t)lag_ms);
+}
+
+void mn__crep_metrics_export(cl_repl *r)
+{
+    mn_peer_stats_t ps;
+    mn_peer_stats(r->bus, &ps);
+    const mn_peer_stats_t *pe = &r->exported_peer;
+    add(r->m_frames, "sent", ps.frames_sent, pe->frames_sent);
+    add(r->m_frames, "received", ps.frames_received, pe->frames_received);
+    add(r->m_bytes, "sent", ps.bytes_sent, pe->bytes_sent);
+    add(r->m_bytes, "received", ps.bytes_received, pe->bytes_received);
+    add(r->m_dropped, "queue_full", ps.dropped_queue_full, pe->dropped_queue_full);
+    add(r->m_dropped, "no_addr", ps.dropped_no_addr, pe->dropped_no_addr);
+    add(r->m_dropped, "unknown_channel", ps.dropped_unknown_channel, pe->dropped_unknown_channel);
+    add(r->m_closed, "auth", ps.closed_auth, pe->closed_auth);
+    add(r->m_closed, "hello", ps.closed_hello, pe->closed_hello);
+    add(r->m_closed, "oversize", ps.closed_oversize, pe->closed_oversize);
+    add(r->m_closed, "protocol", ps.closed_protocol, pe->closed_protocol);
+    add(r->m_closed, "timeout", ps.closed_timeout, pe->closed_timeout);
+    add(r->m_closed, "limit", ps.closed_limit, pe->closed_limit);
+    add(r->m_closed, "io", ps.closed_io, pe->closed_io);
+    r->exported_peer = ps;
+    mn_spaces_repl_stats_t cs;
+    mn_spaces_repl_stats(r->core, &cs);
+    const mn_spaces_repl_stats_t *ce = &r->exported_core;
+    add(r->m_dropped, "decode", cs.dropped_decode, ce->dropped_decode);
+    add(r->m_dropped, "unknown_space", cs.dropped_unknown, ce->dropped_unknown);
+    add(r->m_events, "election", cs.elections, ce->elections);
+    add(r->m_events, "vote_granted", cs.votes_granted, ce->votes_granted);
+    add(r->m_events, "fenced", cs.fenced, ce->fenced);
+    add(r->m_events, "gap", cs.gaps, ce->gaps);
+    add(r->m_events, "bad_crc", cs.bad_crc, ce->bad_crc);
+    r->exported_core = cs;
+    const crep_counts *c = &r->counts, *e = &r->exported_counts;
+    add(r->m_events, "fork_refused", c->truncate_refused, e->truncate_refused);
+    add(r->m_events, "not_reapplied", c->reapply_dropped, e->reapply_dropped);
+    add(r->m_events, "snapshot_needed", c->snapshot_needed, e->snapshot_needed);
+    add(r->m_events, "store_failed", c->apply_failed, e->apply_failed);
+    add(r->m_events, "ship_failed", c->append_failed, e->append_failed);
+    r->exported_counts = *c;
+    export_lag(r);
+}

@@ -1,0 +1,212 @@
+"""Replication with real processes (docs/replication.md, "Replication in the server").
+
+Three `mnemo serve` on 127.0.0.1 with [cluster] enabled, factor 3, each with its peer bus
+on a port the kernel picks (announced in the log and in SWIM metadata). A space is created
+on the node placement names its primary; the other nodes learn its name from the space
+catalog and their copies come by WAL shipping (the primary's lsn 1 creates the space
+there). Then:
+
+- the primary takes writes and the replicas' WAL positions catch up (their own
+  GET /v1/spaces/{s} last_lsn, and the primary's GET /v1/cluster/spaces holders);
+- kill -9 of the primary under writes: a new primary is elected at a higher epoch, writes
+  succeed again there, and every write acknowledged before the kill is on it;
+- the old primary restarts and becomes a replica of the new epoch.
+
+A server with [cluster] enabled = false binds no peer port. Every wait polls with a
+deadline; nothing here asserts on time.
+"""
+
+import re
+import threading
+
+from mnemo_client import MnemoError
+from conftest import wait_until
+from test_cluster_swim import cluster_env, swim_endpoint, view_is
+
+DEADLINE_S = 45.0
+SPACE = "repl-a"
+PEER_RE = re.compile(r"peer: node (\S+) listening on (\S+):(\d+)")
+
+
+def start_node(server_factory, seeds):
+    env = cluster_env(seeds)
+    env["MNEMO_CLUSTER_PEER_PORT"] = "0"
+    env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = "3"
+    env["MNEMO_CLUSTER_WRITE_CONSISTENCY"] = "quorum"
+    return server_factory(env=env)
+
+
+def peer_endpoint(server):
+    """(node id, port) from the server's "peer: node ID listening on ADDR" line."""
+    def find():
+        m = PEER_RE.search(server.log())
+        return (m.group(1), int(m.group(3))) if m else None
+    return wait_until(find, DEADLINE_S, what="the peer listening line")
+
+
+def spaces_doc(server, names=None):
+    with server.client(timeout=5.0) as c:
+        return c.request("GET", "/v1/cluster/spaces", query={"names": names} if names else None)
+
+
+def entry(server, name=SPACE):
+    """The space's entry in server's placement table, or None."""
+    try:
+        doc = spaces_doc(server)
+    except (MnemoError, OSError):
+        return None
+    return next((s for s in doc["spaces"] if s["name"] == name), None)
+
+
+def last_lsn(server, name=SPACE):
+    """The server's own copy's last WAL position, as its own placement table reports it
+    from its engine (a local answer, never forwarded); None: no copy, or not answering."""
+    try:
+        doc = spaces_doc(server)
+    except (MnemoError, OSError):
+        return None
+    e = next((s for s in doc["spaces"] if s["name"] == name), None)
+    h = e and next((h for h in e["holders"] if h["node"] == doc["self"]), None)
+    return h and h["applied_lsn"]
+
+
+def remember(server, i):
+    with server.client(timeout=10.0) as c:
+        return c.remember(SPACE, "fact %d" % i, embedding=[1.0, float(i % 7), 0.5, 0.25],
+                          tags=["n%d" % i])
+
+
+def has_memory(server, mid):
+    try:
+        with server.client(timeout=5.0) as c:
+            c.get(SPACE, mid)
+        return True
+    except MnemoError as e:
+        if e.status == 404:
+            return False
+        raise
+
+
+class Writer(threading.Thread):
+    """Writes to one node until stopped; keeps the ids of acknowledged writes."""
+
+    def __init__(self, server):
+        super().__init__(daemon=True)
+        self.server, self.acked, self.failed = server, [], 0
+        self.halt = threading.Event()
+
+    def run(self):
+        i = 100000
+        while not self.halt.is_set():
+            i += 1
+            try:
+                self.acked.append(remember(self.server, i))
+            except (MnemoError, OSError):
+                self.failed += 1
+                if not self.server.alive():
+                    return
+
+
+def test_cluster_disabled_binds_no_peer_port(server_factory):
+    s = server_factory()
+    assert "peer: node" not in s.log()
+    assert "repl:" not in s.log()
+
+
+def test_three_nodes_replicate_fail_over_and_rejoin(server_factory):
+    first = start_node(server_factory, [])
+    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
+    nodes = [first] + [start_node(server_factory, seeds) for _ in range(2)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    by_id = dict(zip(ids, nodes))
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+
+    # every node announces its peer bus in SWIM: each view lists every member's port
+    ports = {peer_endpoint(s)[0]: peer_endpoint(s)[1] for s in nodes}
+    assert sorted(ports) == sorted(ids)
+
+    def peers_known(s):
+        members = {m["id"]: m for m in spaces_doc(s)["members"]}
+        return all(members.get(i, {}).get("peer") == "127.0.0.1:%d" % ports[i] for i in ids)
+    for s in nodes:
+        wait_until(lambda s=s: peers_known(s), DEADLINE_S, what="every peer address announced")
+
+    # the space is created where placement will lead it
+    preview = spaces_doc(nodes[0], SPACE)["spaces"][0]
+    primary_id = preview["primary"]
+    primary = by_id[primary_id]
+    with primary.client() as c:
+        c.create_space(SPACE, dim=4)
+    replicas = [s for s in nodes if s is not primary]
+
+    def everyone_places_it():
+        es = [entry(s) for s in nodes]
+        return all(e and e["primary"] == primary_id and len(e["holders"]) == 3 for e in es)
+    wait_until(everyone_places_it, DEADLINE_S,
+               what="every node placing the space on three holders, led by the creator "
+                    "(the replicas learn its name from the space catalog)")
+
+    # writes at the primary reach the replicas' WALs
+    acked = [remember(primary, i) for i in range(40)]
+    want = last_lsn(primary)
+    assert want is not None and want >= 41  # the creation and 40 writes (and their links)
+    for s in replicas:
+        wait_until(lambda s=s: (last_lsn(s) or 0) >= want, DEADLINE_S,
+                   what="a replica's copy at the primary's lsn %d" % want)
+
+    def primary_sees_caught_up():
+        # background links may still add entries: every copy at the primary's lsn now
+        e = entry(primary)
+        hs = e and {h["node"]: h for h in e["holders"]}
+        now = hs and hs[primary_id]["applied_lsn"]
+        return now and all(hs[i]["applied_lsn"] == now and hs[i]["lag_entries"] == 0
+                           for i in ids) and all(last_lsn(s) == now for s in replicas)
+    wait_until(primary_sees_caught_up, DEADLINE_S,
+               what="the primary's table showing every holder at its lsn")
+    epoch0 = entry(primary)["epoch"]
+
+    # kill -9 the primary under writes
+    w = Writer(primary)
+    w.start()
+    wait_until(lambda: len(w.acked) >= 20, DEADLINE_S, what="writes under way")
+    primary.kill()
+    w.join(timeout=DEADLINE_S)
+    acked += w.acked
+
+    def new_primary():
+        es = [entry(s) for s in replicas]
+        if not all(es) or es[0]["primary"] != es[1]["primary"] or es[0]["epoch"] != es[1]["epoch"]:
+            return None
+        return es[0] if es[0]["primary"] not in (None, primary_id) else None
+    e = wait_until(new_primary, DEADLINE_S, what="a new primary agreed by the survivors")
+    assert e["epoch"] > epoch0
+    leader = by_id[e["primary"]]
+
+    def write_once():
+        try:
+            return remember(leader, 1)
+        except (MnemoError, OSError):
+            return None
+    wait_until(write_once, DEADLINE_S, what="a write accepted by the new primary")
+    # no acknowledged write is missing on the new primary
+    missing = [m for m in acked if not has_memory(leader, m)]
+    assert missing == [], "%d of %d acknowledged writes missing" % (len(missing), len(acked))
+
+    # the old primary comes back: it learns the new epoch and follows
+    primary.extra_env["MNEMO_CLUSTER_SEEDS"] = ",".join(
+        "127.0.0.1:%d" % swim_endpoint(s)[1] for s in replicas)
+    primary.start()
+
+    def rejoined():
+        x = entry(primary)
+        return x and x["primary"] == e["primary"] and x["epoch"] >= e["epoch"]
+    wait_until(rejoined, DEADLINE_S, what="the old primary following the new one")
+    # and its engine copy takes no client write of its own any more
+    with primary.client(timeout=10.0) as c:
+        r = c.raw("POST", "/v1/spaces/%s/memories" % SPACE,
+                  body={"content": "late", "embedding": [1.0, 0.0, 0.0, 0.0]})
+    assert r.status in (201, 503), r.status
+    if r.status == 503:
+        assert r.json["error"]["code"] == "unavailable"
