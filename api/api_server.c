@@ -181,6 +181,10 @@ static void on_http_closed(void *arg)
     server *s = arg;
     s->http = NULL;
     if (s->cluster) {
+        /* gRPC calls use the cluster's hooks (routing, write waits, the catalog): let them
+         * finish first (gRPC stopped accepting at the signal; bounded by the grace) */
+        mn_grpc_stop(s->grpc, GRPC_GRACE_MS);
+        s->grpc = NULL;
         /* no handler runs any more: leave the cluster gracefully (bounded) */
         mn_cluster_stop(s->cluster, 3000, on_cluster_stopped, s);
         s->cluster = NULL;
