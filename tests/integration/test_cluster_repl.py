@@ -200,9 +200,15 @@ def test_three_nodes_replicate_fail_over_and_rejoin(server_factory):
     primary.start()
 
     def rejoined():
-        x = entry(primary)
-        return x and x["primary"] == e["primary"] and x["epoch"] >= e["epoch"]
-    wait_until(rejoined, DEADLINE_S, what="the old primary following the new one")
+        # the survivors may move the role again meanwhile (a handover to the space's
+        # desired primary, at a later epoch): follow whatever they agree on now
+        x, now = entry(primary), new_primary()
+        return x and now and x["primary"] == now["primary"] and x["epoch"] >= now["epoch"]
+    try:
+        wait_until(rejoined, DEADLINE_S, what="the old primary following the new one")
+    except AssertionError as ex:
+        raise AssertionError("%s\nits entry: %r\nleader's entry: %r\nits log:\n%s" % (
+            ex, entry(primary), entry(leader), primary.log()[-6000:])) from None
     # and its engine copy takes no client write of its own any more
     with primary.client(timeout=10.0) as c:
         r = c.raw("POST", "/v1/spaces/%s/memories" % SPACE,
