@@ -29,6 +29,12 @@ static int id_order(const void *a, const void *b)
     return mn_id_cmp(a, b);
 }
 
+/* Is id among the n sorted ids (none at all in a memory's identity: ids may be NULL)? */
+static bool lists(const mn_id_t *ids, size_t n, const mn_id_t *id)
+{
+    return n && bsearch(id, ids, n, sizeof *ids, id_order);
+}
+
 /* Adds (add) or removes semantic memory sem in the list of the memories that
  * list episode ep (its consolidated mark). */
 static mn_err holder_edit(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
@@ -335,8 +341,7 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
         mn__wb_del(b, e, CF_INDEX, tk, sizeof tk);
         /* episodes it no longer lists lose the mark and the link */
         for (size_t j = 0; j < old.mem.n_support && !rc; j++)
-            if (!bsearch(&old.mem.support[j], m->support, m->n_support, sizeof *m->support,
-                         id_order))
+            if (!lists(m->support, m->n_support, &old.mem.support[j]))
                 rc = mn__apply_unlist_support(e, b, sp, &old.mem.support[j], &m->id, err);
     }
     uint8_t k[KEY_MEM_LEN];
@@ -352,8 +357,7 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
     /* its new episodes are marked (those not stored here yet too: a forget
      * that reaches them later finds the memory) and linked */
     for (size_t j = 0; j < m->n_support && !rc; j++) {
-        if (was_live && bsearch(&m->support[j], old.mem.support, old.mem.n_support,
-                                sizeof *old.mem.support, id_order))
+        if (was_live && lists(old.mem.support, old.mem.n_support, &m->support[j]))
             continue; /* marked and linked when it joined */
         if ((rc = holder_edit(e, b, sp, &m->support[j], &m->id, true, err))) break;
         if (state[j] != MN_MEM_LIVE) continue;
