@@ -10,7 +10,8 @@
  *    of them keeps its identity (no words, vector or supports: identity_only), so
  *    a replica that reads the log after the rewrite has the memory from there on,
  *    as the primary had it: the entries in between (an edge with it, a
- *    reinforcement, a suppression) find it there too;
+ *    reinforcement, a suppression) find it there too. An identity is applied only
+ *    where the memory is not: where it is (live or erased), it changes nothing;
  *  - a memory that lists a forgotten episode is not applied (it may hold its
  *    words), a memory a client forgot stays forgotten, and a retired one
  *    (its cluster was gone) comes back under its id.
@@ -325,6 +326,11 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
     if (rc || blocked) {
         free(state);
         return rc;
+    }
+    if (found && is_identity_only(m)) { /* it exists here already: its identity changes nothing */
+        mn_memory_clear(&old.mem);
+        free(state);
+        return MN_OK;
     }
     if (found && old.tombstone && !old.mem.retired) { /* forgotten by a client: stays forgotten */
         mn_memory_clear(&old.mem);
