@@ -6,7 +6,12 @@
  *    longer lists loses mark and link, and all of them when it is erased;
  *  - the WAL holds only a memory's latest version: the entries that carried
  *    earlier versions drop it (each rewritten once, same lsn and hlc), so an
- *    old summary cannot keep the words of an episode forgotten later;
+ *    old summary cannot keep the words of an episode forgotten later; the first
+ *    of them keeps its identity (no words, vector or supports: identity_only), so
+ *    a replica that reads the log after the rewrite has the memory from there on,
+ *    as the primary had it: the entries in between (an edge with it, a
+ *    reinforcement, a suppression) find it there too. An identity is applied only
+ *    where the memory is not: where it is (live or erased), it changes nothing;
  *  - a memory that lists a forgotten episode is not applied (it may hold its
  *    words), a memory a client forgot stays forgotten, and a retired one
  *    (its cluster was gone) comes back under its id.
@@ -15,6 +20,7 @@
 #include "apply.h"
 #include "apply_internal.h"
 #include "assoc.h"
+#include "mnemo/assert.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +28,12 @@
 static int id_order(const void *a, const void *b)
 {
     return mn_id_cmp(a, b);
+}
+
+/* Is id among the n sorted ids (none at all in a memory's identity: ids may be NULL)? */
+static bool lists(const mn_id_t *ids, size_t n, const mn_id_t *id)
+{
+    return n && bsearch(id, ids, n, sizeof *ids, id_order);
 }
 
 /* Adds (add) or removes semantic memory sem in the list of the memories that
@@ -117,7 +129,8 @@ mn_err mn__apply_take_holders(mn_engine_t *e, mn__pending *p, rocksdb_writebatch
 typedef struct walref {
     uint64_t lsn;
     mn_id_t id;
-    bool keep; /* the entry is not a consolidate entry: it keeps the memory */
+    bool first; /* the memory's earliest reference: a consolidate entry keeps its identity */
+    bool keep;  /* the entry keeps (part of) the memory: it stays a reference */
 } walref;
 
 static int walref_order(const void *a, const void *b)
@@ -127,32 +140,96 @@ static int walref_order(const void *a, const void *b)
     return mn_id_cmp(&x->id, &y->id);
 }
 
-/* Removes the memories of consolidate entry en listed (by id) in refs[n], all of
- * this entry's lsn; false if it carried none of them. */
-static bool drop_versions(mn_wal_entry_t *en, const walref *refs, size_t n)
+/* Is m only a semantic memory's identity (identity_only's result)? */
+static bool is_identity_only(const mn_memory_t *m)
+{
+    return !m->content_len && !m->embedding && !m->n_who && !m->where && !m->session &&
+           !m->n_tags && !m->n_metadata && !m->n_support && !m->changed_by && !m->invalid_reason;
+}
+
+/* Replaces m by its identity: what it is (id, kind, times, lifecycle, strength,
+ * suppression, version) without anything its episodes gave it (words, vector, tags,
+ * supports). Applied, it makes the memory exist from its first entry on; the entry
+ * that wrote its latest version then replaces it whole. */
+static void identity_only(mn_memory_t *m)
+{
+    mn_memory_t id;
+    mn_memory_init(&id);
+    id.id = m->id;
+    id.kind = m->kind;
+    id.when_ms = m->when_ms;
+    id.created_at_ms = m->created_at_ms;
+    id.lifecycle = m->lifecycle;
+    id.expires_at_ms = m->expires_at_ms;
+    id.suppressed = m->suppressed;
+    id.suppressed_at_ms = m->suppressed_at_ms;
+    id.unsuppressed_at_ms = m->unsuppressed_at_ms;
+    id.stability_days = m->stability_days;
+    id.last_access_ms = m->last_access_ms;
+    id.access_count = m->access_count;
+    id.lineage = m->lineage;
+    id.version = m->version;
+    id.supersedes = m->supersedes;
+    id.valid_from_ms = m->valid_from_ms;
+    id.valid_to_ms = m->valid_to_ms;
+    id.superseded = m->superseded;
+    id.invalidated_by = m->invalidated_by;
+    mn_memory_clear(m);
+    *m = id;
+    mn_assert(is_identity_only(m));
+}
+
+/* The memories of consolidate entry en listed (by id) in refs[n], all of this
+ * entry's lsn: one whose first reference this is keeps its identity (refs[j].keep),
+ * the others are removed. False if the entry did not change. */
+static bool drop_versions(mn_wal_entry_t *en, walref *refs, size_t n)
 {
     bool changed = false;
     size_t k = 0;
     for (size_t i = 0; i < en->op.consolidate.n; i++) {
         mn_memory_t *m = &en->op.consolidate.mems[i];
-        bool drop = false;
-        for (size_t j = 0; j < n && !drop; j++)
-            drop = !m->forgotten && !mn_id_cmp(&m->id, &refs[j].id);
-        if (drop) {
+        walref *ref = NULL;
+        for (size_t j = 0; j < n && !ref && !m->forgotten; j++)
+            if (!mn_id_cmp(&m->id, &refs[j].id)) ref = &refs[j];
+        if (ref && ref->first) {
+            ref->keep = true;
+            if (!is_identity_only(m)) {
+                identity_only(m);
+                changed = true;
+            }
+        } else if (ref) {
             mn_memory_clear(m);
             changed = true;
-        } else {
-            en->op.consolidate.mems[k++] = *m;
+            continue;
         }
+        en->op.consolidate.mems[k++] = *m;
     }
     en->op.consolidate.n = k;
     return changed;
 }
 
+static int walref_by_memory(const void *a, const void *b)
+{
+    const walref *x = a, *y = b;
+    int c = mn_id_cmp(&x->id, &y->id);
+    if (c) return c;
+    return x->lsn < y->lsn ? -1 : x->lsn > y->lsn;
+}
+
+/* Marks each memory's earliest reference, then sorts refs by entry. */
+static void mark_first(walref *refs, size_t nr)
+{
+    qsort(refs, nr, sizeof *refs, walref_by_memory);
+    for (size_t i = 0; i < nr; i++)
+        refs[i].first = !i || mn_id_cmp(&refs[i - 1].id, &refs[i].id);
+    qsort(refs, nr, sizeof *refs, walref_order);
+}
+
 /* The memories ids[n] are written anew by the entry at lsn: the consolidate
- * entries that carried their earlier versions drop them (each entry rewritten
- * once, keeping its lsn and hlc), and each memory's WAL references become the
- * entries that still carry it plus lsn. */
+ * entries that carried their earlier versions drop them, but for the earliest,
+ * which keeps each one's identity (each entry rewritten once, keeping its lsn and
+ * hlc), and each memory's WAL references become the entries that still carry it
+ * plus lsn. */
 static mn_err supersede(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
                         const mn_id_t *ids, size_t n, uint64_t lsn, mn_error *err)
 {
@@ -176,11 +253,11 @@ static mn_err supersede(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *s
                 refs = x;
                 cap = nc;
             }
-            refs[nr++] = (walref){mn_get_be64((const uint8_t *)v + j), ids[i], false};
+            refs[nr++] = (walref){mn_get_be64((const uint8_t *)v + j), ids[i], false, false};
         }
         free(v);
     }
-    if (!rc && nr) qsort(refs, nr, sizeof *refs, walref_order);
+    if (!rc && nr) mark_first(refs, nr);
     for (size_t i = 0; i < nr && !rc;) {
         size_t j = i;
         while (j < nr && refs[j].lsn == refs[i].lsn)
@@ -250,6 +327,11 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
         free(state);
         return rc;
     }
+    if (found && is_identity_only(m)) { /* it exists here already: its identity changes nothing */
+        mn_memory_clear(&old.mem);
+        free(state);
+        return MN_OK;
+    }
     if (found && old.tombstone && !old.mem.retired) { /* forgotten by a client: stays forgotten */
         mn_memory_clear(&old.mem);
         free(state);
@@ -265,8 +347,7 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
         mn__wb_del(b, e, CF_INDEX, tk, sizeof tk);
         /* episodes it no longer lists lose the mark and the link */
         for (size_t j = 0; j < old.mem.n_support && !rc; j++)
-            if (!bsearch(&old.mem.support[j], m->support, m->n_support, sizeof *m->support,
-                         id_order))
+            if (!lists(m->support, m->n_support, &old.mem.support[j]))
                 rc = mn__apply_unlist_support(e, b, sp, &old.mem.support[j], &m->id, err);
     }
     uint8_t k[KEY_MEM_LEN];
@@ -282,8 +363,7 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
     /* its new episodes are marked (those not stored here yet too: a forget
      * that reaches them later finds the memory) and linked */
     for (size_t j = 0; j < m->n_support && !rc; j++) {
-        if (was_live && bsearch(&m->support[j], old.mem.support, old.mem.n_support,
-                                sizeof *old.mem.support, id_order))
+        if (was_live && lists(old.mem.support, old.mem.n_support, &m->support[j]))
             continue; /* marked and linked when it joined */
         if ((rc = holder_edit(e, b, sp, &m->support[j], &m->id, true, err))) break;
         if (state[j] != MN_MEM_LIVE) continue;

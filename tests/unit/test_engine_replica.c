@@ -190,6 +190,17 @@ static int assoc_order(const void *a, const void *b)
     return (int)x->outgoing - (int)y->outgoing;
 }
 
+/* A memory's associations on stderr: on a mismatch both lists say which edge differs. */
+static void print_assocs(const char *who, const mn_id_t *id, const mn_assoc_t *x, size_t n)
+{
+    fprintf(stderr, "%s: %02x%02x..%02x%02x has %zu associations\n", who, id->b[0], id->b[1],
+            id->b[14], id->b[15], n);
+    for (size_t j = 0; j < n; j++)
+        fprintf(stderr, "  %02x%02x..%02x%02x kind %d outgoing %d weight %.9g\n", x[j].other.b[0],
+                x[j].other.b[1], x[j].other.b[14], x[j].other.b[15], x[j].kind, x[j].outgoing,
+                (double)x[j].weight);
+}
+
 /* Every memory listed (suppressed included), then each one got by id with its vector,
  * and its associations. */
 static size_t same_list(mn_engine_t *a, mn_engine_t *b, const char *space)
@@ -216,9 +227,13 @@ static size_t same_list(mn_engine_t *a, mn_engine_t *b, const char *space)
                          MN_OK);
         assert_int_equal(mn_engine_associations(b, space, &la.memories[i].id, &xb, &nb, &err),
                          MN_OK);
-        assert_int_equal(na, nb);
         qsort(xa, na, sizeof *xa, assoc_order);
         qsort(xb, nb, sizeof *xb, assoc_order);
+        if (na != nb) {
+            print_assocs("primary", &la.memories[i].id, xa, na);
+            print_assocs("replica", &la.memories[i].id, xb, nb);
+        }
+        assert_int_equal(na, nb);
         for (size_t j = 0; j < na; j++) {
             assert_memory_equal(xa[j].other.b, xb[j].other.b, 16);
             assert_int_equal(xa[j].kind, xb[j].kind);
@@ -578,6 +593,67 @@ static void test_erasures_read_late_leave_the_same_log(void **state)
     ship(x.p.e, x.r.e, "s");
     x.r.now = x.p.now;
     same_state(&x, "s");
+    mn_test_eng_reopen(&x.r);
+    same_state(&x, "s");
+    pair_close(&x);
+}
+
+/* The consolidate entry that first carried a semantic memory, read after a later version
+ * of it rewrote that entry, keeps the memory's identity without its words: the entries
+ * between (an association, a reinforcement, a suppression) find it on the replica as they
+ * found it on the primary. (The primary's linker may link a late episode to it there too,
+ * however late the linker runs.) */
+static void test_a_semantic_memory_read_late_keeps_what_came_between(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x, false);
+    make_space(x.p.e, "s");
+    mn_id_t eps[4];
+    for (int i = 0; i < 4; i++) {
+        float v[DIM] = {1, 0.05f * (float)i, 0, 0};
+        char text[64];
+        snprintf(text, sizeof text, "coffee on the harbor ferry, day %d", i);
+        eps[i] = put(&x.p, "s", text, v, "ferry", NULL);
+    }
+    mn_id_t note = put(&x.p, "s", "a note about the ferry meeting", NULL, NULL, NULL);
+    mn_id_t sem = consolidate(&x.p, "s");
+    uint64_t first = last_lsn(x.p.e, "s", NULL);
+    mn_edge_t edge = {.from = note, .to = sem, .kind = MN_EDGE_EXPLICIT, .weight = 0.5f};
+    mn_error err = {0};
+    assert_int_equal(mn_engine_associate(x.p.e, "s", &edge, 1, &err), MN_OK);
+    recall_reinforce(&x.p, "s");
+    assert_int_equal(mn_engine_forget(x.p.e, "s", &sem, MN_FORGET_SUPPRESS, &err), MN_OK);
+    /* its episode's words leave it: re-derived, a later version of the same id */
+    assert_int_equal(mn_engine_forget(x.p.e, "s", &eps[0], MN_FORGET_DELETE, &err), MN_OK);
+    mn_test_wal w = {0};
+    assert_int_equal(mn_test_wal_read(x.p.e, "s", first, 1, &w), MN_OK);
+    assert_int_equal(w.n, 1);
+    mn_wal_entry_t en;
+    assert_int_equal(mn_wire_wal_decode(w.bufs[0], w.lens[0], &en, &err), MN_OK);
+    assert_int_equal(en.type, MN_WAL_OP_CONSOLIDATE);
+    assert_int_equal(en.op.consolidate.n, 1);
+    const mn_memory_t *m = &en.op.consolidate.mems[0];
+    assert_memory_equal(m->id.b, sem.b, 16);
+    assert_false(m->forgotten);
+    assert_int_equal(m->content_len, 0);
+    assert_null(m->embedding);
+    assert_int_equal(m->n_support, 0);
+    mn_wal_entry_clear(&en);
+    mn_test_wal_free(&w);
+    ship(x.p.e, x.r.e, "s");
+    assert_int_equal(count_links(x.r.e, "s", MN_EDGE_EXPLICIT), 1);
+    x.r.now = x.p.now;
+    same_state(&x, "s");
+    mn_memory_t a, b;
+    assert_int_equal(mn_engine_get(x.p.e, "s", &sem, false, &a, &err), MN_OK);
+    assert_int_equal(mn_engine_get(x.r.e, "s", &sem, false, &b, &err), MN_OK);
+    assert_true(a.suppressed && b.suppressed);
+    assert_true(a.access_count > 0);
+    assert_int_equal(a.access_count, b.access_count);
+    assert_true(a.stability_days == b.stability_days);
+    mn_memory_clear(&a);
+    mn_memory_clear(&b);
     mn_test_eng_reopen(&x.r);
     same_state(&x, "s");
     pair_close(&x);
@@ -1008,6 +1084,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replica_matches_primary_and_survives_a_restart),
         cmocka_unit_test(test_erasures_read_late_leave_the_same_log),
+        cmocka_unit_test(test_a_semantic_memory_read_late_keeps_what_came_between),
         cmocka_unit_test(test_replicated_drop_drops_the_space),
         cmocka_unit_test(test_shipping_while_the_primary_writes),
         cmocka_unit_test(test_gaps_duplicates_and_bad_entries_are_refused),
