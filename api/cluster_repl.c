@@ -111,6 +111,48 @@ static void open_space(cl_repl *r, const mn_spaces_entry_t *e, const mn_spaces_r
                 found ? "restarted" : "new", (unsigned long long)(found ? d.epoch : 1));
 }
 
+static bool listed(const mn_spaces_repl_holder_t *h, size_t n, const char *node)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(h[i].node, node) == 0) return true;
+    return false;
+}
+
+static void remember_voters(crep_space *sp, const mn_spaces_repl_holder_t *h, size_t n)
+{
+    char v[MN_SPACES_HOLDERS_MAX][MN_SPACES_NODE_MAX + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < MN_SPACES_HOLDERS_MAX; i++)
+        if (h[i].voter) snprintf(v[k++], sizeof v[0], "%s", h[i].node);
+    memcpy(sp->voters, v, k * sizeof v[0]);
+    sp->n_voters = k;
+}
+
+/* The table's holders h (n of them, room for MN_SPACES_HOLDERS_MAX) plus every voter the
+ * core counted before that the table no longer lists, still as a voter; then remembers the
+ * voters. Returns the new count. */
+static size_t keep_voters(crep_space *sp, mn_spaces_repl_holder_t *h, size_t n)
+{
+    char kept[MN_SPACES_HOLDERS_MAX][MN_SPACES_NODE_MAX + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < sp->n_voters; i++)
+        if (!listed(h, n, sp->voters[i]) && n + k < MN_SPACES_HOLDERS_MAX)
+            snprintf(kept[k++], sizeof kept[0], "%s", sp->voters[i]);
+    for (size_t i = 0; i < n; i++) /* a listed former voter catching up again still counts */
+        for (size_t j = 0; j < sp->n_voters && !h[i].voter; j++)
+            h[i].voter = strcmp(h[i].node, sp->voters[j]) == 0;
+    /* kept ids outlive this call in sp->voters: copy them there after remembering */
+    size_t m = n;
+    for (size_t i = 0; i < k; i++)
+        h[m++] = (mn_spaces_repl_holder_t){.node = kept[i], .voter = true};
+    remember_voters(sp, h, m);
+    for (size_t i = 0; i < k; i++) /* point the kept entries at the remembered copies */
+        for (size_t j = 0; j < sp->n_voters; j++)
+            if (strcmp(sp->voters[j], kept[i]) == 0) h[n + i].node = sp->voters[j];
+    mn_assert(m <= MN_SPACES_HOLDERS_MAX);
+    return m;
+}
+
 static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
 {
     mn_spaces_repl_holder_t h[MN_SPACES_HOLDERS_MAX];
@@ -126,8 +168,11 @@ static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
     crep_space *sp = mn__crep_space(r, e->name);
     if (!sp) {
         open_space(r, e, h, n);
+        sp = mn__crep_space(r, e->name);
+        if (sp) remember_voters(sp, h, n);
         return;
     }
+    n = keep_voters(sp, h, n);
     uint64_t hh = holders_hash(h, n);
     if (hh == sp->holders_hash) return;
     mn_error err = {0};

@@ -27,6 +27,12 @@ typedef struct crep_space {
     bool dirty;            /* status to publish */
     int64_t handover_us;   /* when a handover was last started */
     crep_cached *cache;    /* CREP_CACHE slots, allocated on first use */
+    /* Every node the core has counted as a voter of this space. A table built from this
+     * node's own view drops a down replica; the core keeps counting it (a primary cut off
+     * from its replicas must not become a majority of one), until voters leave by recorded
+     * transitions (not built: docs/replication.md, known gaps). */
+    char voters[MN_SPACES_HOLDERS_MAX][MN_SPACES_NODE_MAX + 1];
+    size_t n_voters;
 } crep_space;
 
 /* Entries the core handed to apply during one call, stored as one batch after it. */

@@ -6,7 +6,8 @@
  *   - a write runs on the space's primary; a space creation on the primary the placement
  *     would give the new name, so the space is born where it is led;
  *   - a read with read=primary (the default: read-your-writes) too, falling back to a live
- *     replica in rotation, or this node's own, when the primary does not answer;
+ *     replica in rotation whose lag is known, or this node's own, when the primary does not
+ *     answer (read=nearest also takes copies of unknown lag);
  *   - a read with read=nearest runs here when this node holds a copy in rotation (the
  *     primary, or a full replica at most 10 s behind; past 1 s its recall hits say
  *     stale_replica), else as read=primary;
@@ -185,6 +186,17 @@ static bool in_rotation(const cl_holder *h)
            (h->role == MN_SPACES_REPLICA && h->lag_ms <= CL_ROUTE_OUT_OF_ROTATION_MS);
 }
 
+/* A copy a read=primary read may fall back to when the primary does not answer: one whose
+ * lag the table knows and that is in rotation. A copy of unknown lag may be any distance
+ * behind (a replica cut off, or a restarted one), and read=primary promises
+ * read-your-writes; read=nearest accepts it. */
+static bool known_fresh(const cl_holder *h)
+{
+    return h->role == MN_SPACES_PRIMARY ||
+           (h->role == MN_SPACES_REPLICA && h->lag_ms >= 0 &&
+            h->lag_ms <= CL_ROUTE_OUT_OF_ROTATION_MS);
+}
+
 static bool reachable(const cl_holder *h)
 {
     return h->alive && h->api[0];
@@ -208,12 +220,14 @@ bool cl_route_plan(const char *self, const api_route_ask *ask, const cl_placemen
     }
     if (primary >= 0 && reachable(&pl->holders[0])) p->targets[p->n++] = 0;
     if (!ask->write) {
+        bool (*fresh)(const cl_holder *) =
+            ask->read == API_READ_NEAREST ? in_rotation : known_fresh;
         for (int i = 0; i < pl->n_holders; i++)
             if (i != primary && i != me && pl->holders[i].role == MN_SPACES_REPLICA &&
-                in_rotation(&pl->holders[i]) && reachable(&pl->holders[i]))
+                fresh(&pl->holders[i]) && reachable(&pl->holders[i]))
                 p->targets[p->n++] = i;
-        p->local_fallback = mine;
-        if (mine) p->local_lag_ms = pl->holders[me].lag_ms;
+        p->local_fallback = me >= 0 && fresh(&pl->holders[me]);
+        if (p->local_fallback) p->local_lag_ms = pl->holders[me].lag_ms;
     }
     if (p->n == 0 && !p->local_fallback)
         snprintf(p->why, sizeof p->why, "%s",

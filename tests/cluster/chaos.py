@@ -36,6 +36,7 @@ import schedule  # noqa: E402
 import workload as W  # noqa: E402
 from nodes import Cluster  # noqa: E402
 
+PLACEMENT_WAIT_S = 30
 CLIENT_JOIN_S = W.REMEMBER_BUDGET_S + 3 * W.OP_TIMEOUT_S + 10
 
 
@@ -51,6 +52,10 @@ def parse(argv):
     ap.add_argument("--think-ms", type=float, default=100.0, help="max pause between a client's ops")
     ap.add_argument("--converge-bound-s", type=float, default=60.0)
     ap.add_argument("--stale-bound-s", type=float, default=5.0)
+    ap.add_argument("--replication-factor", type=int, default=1,
+                    help="cluster.replication_factor of the nodes. 1 (the default, and make "
+                         "test's short run) until issue 16's replication gaps are closed: at 3 "
+                         "this harness still finds acknowledged writes lost after failovers")
     ap.add_argument("--env", action="append", default=[],
                     help="KEY=VALUE for every node (e.g. the TEST ONLY MNEMO_TEST_DROP_ACKED=5)")
     a = ap.parse_args(argv)
@@ -60,7 +65,12 @@ def parse(argv):
 
 
 def make_spaces(cluster, per_node):
-    """Creates per_node spaces on every node; {space: [holder]} (today: the node)."""
+    """Creates per_node spaces through every node, one at a time; {space: [holder]} (today:
+    the node asked). Each creation waits until every node places the space with the same
+    primary: a name reaching the nodes' tables while their sets of names differ can be
+    placed differently (bounded loads depend on every name), and the space's first epoch
+    is then led by a node without its first entry (docs/replication.md, known gaps). The
+    harness is about faults, so it starts from an agreed placement."""
     placement = {}
     for nd in cluster.nodes:
         for k in range(per_node):
@@ -70,8 +80,28 @@ def make_spaces(cluster, per_node):
             if st != 201:
                 raise RuntimeError("cannot create space %s on node %d: %s %s"
                                    % (name, nd.i, st, doc))
+            deadline = time.monotonic() + PLACEMENT_WAIT_S
+            while not placed_alike(cluster, name):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the nodes did not agree on the primary of %s within %d s"
+                                       % (name, PLACEMENT_WAIT_S))
+                time.sleep(0.1)
             placement[name] = [nd.i]
     return placement
+
+
+def placed_alike(cluster, name):
+    """Every node's placement table lists name with one and the same primary."""
+    primaries = set()
+    for nd in cluster.nodes:
+        st, doc = W.http(nd.url + "/v1/cluster/spaces", timeout=2)
+        if st != 200:
+            return False
+        e = next((e for e in doc["spaces"] if e["name"] == name), None)
+        if not e or not e.get("primary"):
+            return False
+        primaries.add(e["primary"])
+    return len(primaries) == 1
 
 
 def views_agree(cluster):
@@ -202,7 +232,8 @@ def workload_and_faults(a, cluster, placement, history):
 def run(a):
     os.makedirs(a.out, exist_ok=True)
     hist_path = os.path.join(a.out, "history.jsonl")
-    extra = dict(kv.split("=", 1) for kv in a.env)
+    extra = {"MNEMO_CLUSTER_REPLICATION_FACTOR": str(a.replication_factor)}
+    extra.update(kv.split("=", 1) for kv in a.env)
     with netns.Net(a.nodes, seed=None) as net:
         with Cluster(net, a.bin, extra_env=extra) as cluster:
             try:

@@ -310,8 +310,9 @@ def test_paused_primary_gets_503_and_opens_the_breaker(cluster):
             m = c.raw("GET", "/metrics", headers={"Accept": "text/plain"}).body.decode()
         assert "mnemo_route_breaker_opens_total 1" in m, m[-2000:]
         assert 'mnemo_route_forwards_total{result="failed"} 4' in m
-        # a read falls back to a replica in rotation
-        r = call(via, "GET", "/v1/spaces/%s/memories" % SPACE, timeout=30.0)
+        # a read=nearest read falls back to a replica in rotation (read=primary takes only a
+        # copy whose lag is known, and only the primary knows lags)
+        r = call(via, "GET", "/v1/spaces/%s/memories?read=nearest" % SPACE, timeout=30.0)
         assert r.status == 200 and r.headers["x-mnemo-served-by"] != ids[p], r.body
     finally:
         os.kill(nodes[p].proc.pid, signal.SIGCONT)

@@ -82,6 +82,16 @@ static void test_route_read_primary_falls_back_to_replicas(void **state)
     api_route_ask r = ask(false, API_READ_PRIMARY);
     assert_true(cl_route_plan("a", &r, &pl, &p));
     assert_int_equal(p.local_lag_ms, -1);
+    /* lags unknown: read-your-writes takes no stand-in, read=nearest does */
+    assert_false(cl_route_plan("b", &r, &pl, &p));
+    assert_int_equal(p.n, 1);
+    assert_false(p.local_fallback);
+    r.read = API_READ_NEAREST;
+    assert_true(cl_route_plan("b", &r, &pl, &p));
+    r.read = API_READ_PRIMARY;
+    /* lags known and in rotation: they stand in for the primary */
+    pl.holders[1].lag_ms = 0;
+    pl.holders[2].lag_ms = 20;
     assert_false(cl_route_plan("b", &r, &pl, &p));
     assert_int_equal(p.n, 2); /* the primary, then c; b itself last */
     assert_int_equal(p.targets[0], 0);
@@ -124,8 +134,8 @@ static void test_route_skips_unreachable_holders(void **state)
 {
     (void)state;
     h hs[] = {{"a", MN_SPACES_PRIMARY, false, -1},
-              {"noapi", MN_SPACES_REPLICA, true, -1},
-              {"c", MN_SPACES_REPLICA, true, -1}};
+              {"noapi", MN_SPACES_REPLICA, true, 0},
+              {"c", MN_SPACES_REPLICA, true, 0}};
     cl_placement pl = place(hs, 3);
     cl_route_plan_t p;
     api_route_ask w = ask(true, API_READ_PRIMARY);
