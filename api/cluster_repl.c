@@ -351,6 +351,7 @@ static void on_closed(uv_handle_t *h)
 
 static void shut_down(cl_repl *r)
 {
+    mn__crep_chan_close(r);
     mn_peer_close(r->bus, NULL, NULL);
     r->bus = NULL;
     uv_close((uv_handle_t *)&r->wake, on_closed);
@@ -381,13 +382,17 @@ static void on_wake(uv_async_t *a)
         shut_down(r);
         return;
     }
-    if (members_new) apply_members(r, members, n_members);
+    if (members_new) {
+        apply_members(r, members, n_members);
+        mn__crep_chan_members(r);
+    }
     if (table_new)
         for (size_t i = 0; i < table.n; i++)
             apply_entry(r, &table.entries[i]);
     mn_spaces_table_free(&table);
     apply_hooked(r, hooked, n_hooked);
     free(hooked);
+    mn__crep_chan_wake(r);
     after_core(r);
 }
 
@@ -447,6 +452,7 @@ static void free_all(cl_repl *r)
     free(r->in_handovers);
     free(r->hooked);
     free(r->read_buf);
+    mn__crep_chan_free(r);
     mn_spaces_table_free(&r->in_table);
     mn__crep_pub_free(r);
     mn_spaces_repl_free(r->core);

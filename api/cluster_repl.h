@@ -73,4 +73,36 @@ typedef void (*cl_repl_leader_fn)(void *arg, const char *space, const char *prim
                                   uint64_t epoch);
 void cl_repl_leaders(cl_repl *r, cl_repl_known_fn known, cl_repl_leader_fn fn, void *arg);
 
+/* ---- other users of the peer bus (cluster_repl_chan.c) ----
+ *
+ * The bus belongs to the replication thread; gossip (channel MN_PEER_CH_GOSSIP) and
+ * queries (MN_PEER_CH_QUERY) share it. A user attaches once, from any thread, and its
+ * callbacks then run on the replication thread, never two at once. A user must outlive r:
+ * free it after cl_repl_stop. */
+typedef struct cl_repl_channel {
+    uint8_t channel; /* 2..255: not MN_PEER_CH_REPL */
+    void *arg;
+    /* a frame of channel from node from (the bus authenticated it); buf valid during the call */
+    void (*on_frame)(void *arg, const char *from, const uint8_t *buf, size_t len);
+    /* every tick_ms (> 0), with the monotonic clock in us; NULL = no tick */
+    void (*on_tick)(void *arg, int64_t now_us);
+    int64_t tick_ms;
+    /* the members as SWIM last reported them (this node may be listed), once at attach and
+     * after each change; NULL = not wanted */
+    void (*on_members)(void *arg, const cl_repl_member *m, size_t n);
+} cl_repl_channel;
+
+/* Any thread: attaches ch (copied). MN_ERR_INVALID: channel 0 or 1, or no on_frame;
+ * MN_ERR_EXISTS: the channel is taken. */
+mn_err cl_repl_attach(cl_repl *r, const cl_repl_channel *ch, mn_error *err);
+
+/* Replication thread only (from a channel's callbacks): queues a frame for node. The bus's
+ * answer: MN_ERR_NOT_FOUND (no address), MN_ERR_BUSY (its queue is full: dropped). */
+mn_err cl_repl_send(cl_repl *r, const char *node, uint8_t channel, const uint8_t *buf, size_t len);
+
+/* Any thread: copies the frame and has the replication thread send it. MN_ERR_NOMEM;
+ * MN_ERR_UNAVAILABLE when r is stopping. Delivery is not confirmed (a later refusal by the
+ * bus is counted there). */
+mn_err cl_repl_post(cl_repl *r, const char *node, uint8_t channel, const uint8_t *buf, size_t len);
+
 #endif

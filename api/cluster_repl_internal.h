@@ -11,6 +11,8 @@
 
 #define CREP_HANDOVER_EVERY_MS 5000 /* a space's handover is tried at most this often */
 #define CREP_CACHE 512              /* recent entries kept per space for shipping (a ring by lsn) */
+#define CREP_CHANNELS 4             /* users of the bus beside replication (cl_repl_attach) */
+#define CREP_POST_MAX_BYTES (64u << 20) /* frames posted and not yet handed to the bus */
 
 typedef struct crep_cached {
     uint64_t lsn, epoch;
@@ -51,6 +53,22 @@ typedef struct crep_hooked {
     uint64_t epoch, lsn;
 } crep_hooked;
 
+/* An attached user of the bus (thread only once live). */
+typedef struct crep_chan {
+    cl_repl_channel ch;
+    cl_repl *r;
+    uv_timer_t timer;
+} crep_chan;
+
+/* A frame posted from another thread (cl_repl_post), waiting for the thread. */
+typedef struct crep_post {
+    struct crep_post *next;
+    char node[MN_SPACES_NODE_MAX + 1];
+    uint8_t channel;
+    size_t len;
+    uint8_t data[];
+} crep_post;
+
 /* What request threads read: one space's status (under pub_mu). */
 typedef struct crep_pub {
     char name[MN_SPACE_NAME_MAX + 1];
@@ -90,6 +108,8 @@ struct cl_repl {
     uint8_t *read_buf; /* the entry the core's last read got from the engine */
     size_t read_cap;
     crep_counts counts;
+    crep_chan chans[CREP_CHANNELS]; /* live users of the bus */
+    size_t n_chans;
     mn_peer_stats_t exported_peer;
     mn_spaces_repl_stats_t exported_core;
     crep_counts exported_counts;
@@ -107,6 +127,11 @@ struct cl_repl {
     bool in_handovers_new;
     crep_hooked *hooked;
     size_t n_hooked, cap_hooked;
+    cl_repl_channel in_chans[CREP_CHANNELS]; /* attached, not yet live */
+    size_t in_n_chans;
+    uint8_t chan_taken[32]; /* bitmap of the channels attached (live or not) */
+    crep_post *posts, **posts_tail;
+    size_t post_bytes;
     bool stop;
     /* published (pub_mu; pub_cv signals every change of a reached level) */
     pthread_mutex_t pub_mu;
@@ -129,6 +154,12 @@ void mn__crep_space_free(crep_space *sp);
 void mn__crep_cache_fill(cl_repl *r, crep_space *sp, uint64_t first_lsn, const uint64_t *epochs,
                          size_t n);
 void mn__crep_pump(cl_repl *r, crep_space *sp); /* appends hooked entries to the core */
+
+/* cluster_repl_chan.c: the other users of the bus */
+void mn__crep_chan_wake(cl_repl *r);    /* thread: makes attached channels live, sends posts */
+void mn__crep_chan_members(cl_repl *r); /* thread: tells the channels the members */
+void mn__crep_chan_close(cl_repl *r);   /* thread, at shutdown: closes the channels' timers */
+void mn__crep_chan_free(cl_repl *r);    /* after the thread: drops what was never sent */
 
 /* cluster_repl_pub.c: what request threads and metrics see */
 void mn__crep_publish(cl_repl *r, bool all);
