@@ -320,8 +320,11 @@ enum {
     /* a recall over many spaces (query/) could not search them all: some are listed as
      * missing, and the confidence is lowered by how much of the data they hold */
     MN_REASON_MISSING_PARTITION = 1u << 7,
+    /* in a cluster, the space's holders could not be reached: the answer comes from the
+     * semantic memories this node got by gossip (issue 18), without the episodes */
+    MN_REASON_PARTITION = 1u << 8,
 };
-#define MN_REASON_COUNT 8
+#define MN_REASON_COUNT 9
 const char *mn_reason_name(unsigned bit_index);
 /* The category of a confidence value: "high" (>= 0.8), "medium" (>= 0.6), "low" (>= 0.3) or
  * "very_low" (static). */

@@ -346,7 +346,8 @@ static void test_confidence_function_is_bounded_monotonic_and_explained(void **s
     assert_string_equal(mn_reason_name(5), "embedding_unavailable"); /* set by api/embed */
     assert_string_equal(mn_reason_name(6), "superseded"); /* invalidated (versions) */
     assert_string_equal(mn_reason_name(7), "missing_partition"); /* query/: spaces missing */
-    assert_int_equal(MN_REASON_COUNT, 8);
+    assert_string_equal(mn_reason_name(8), "partition"); /* cluster: answered from gossip */
+    assert_int_equal(MN_REASON_COUNT, 9);
     /* the worked example of docs/recall.md §6: cosine 0.9, encoding 1, R 0.5 */
     mn__confidence_of(0.9f, 1, 0.5f, 1, &c);
     assert_true(fabsf(c.value - 0.675f) < 1e-6f);
