@@ -1,15 +1,20 @@
 /* A recall over many spaces for every door (REST POST /v1/recall, gRPC RecallMany, the MCP
  * recall tool with spaces or space_prefix; docs/api.md, "Recall over many spaces").
  *
- * The names this node knows come from the engine (in cluster mode the catalog will add the
- * spaces other nodes hold, and a locate function their holders: query.h). The key's right is
- * asked of auth.c for each space, as a single-space recall asks it at the HTTP gate. Each
- * space weighs its live memories, for the confidence penalty of query_merge.c. */
+ * The names this node knows come from the engine, in cluster mode from the catalog (every
+ * space of the cluster; api/cluster_query.c serves the ones held elsewhere). The key's right
+ * is asked of auth.c for each space, as a single-space recall asks it at the HTTP gate. Each
+ * space held here weighs its live memories, for the confidence penalty of query_merge.c; one
+ * held elsewhere weighs the mean of those (its count is not known here). */
 #include "api_recall_many.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "auth.h"
+
+#define CL_MANY_GRANT_SPACES 4096 /* a key's listed spaces, joined (only "*" is read here) */
 
 typedef struct reader {
     const mn_auth_t *auth;
@@ -28,7 +33,7 @@ static mn_err plan(mn_api_t *api, const api_many_req *in, mn_query_plan_t *out, 
 {
     mn_space_def_t *defs = NULL;
     size_t n = 0;
-    mn_err rc = mn_engine_space_list(api->engine, &defs, &n, err);
+    mn_err rc = api_space_list(api, &defs, &n, NULL, err);
     const char **known = rc ? NULL : calloc(n ? n : 1, sizeof *known);
     if (!rc && !known) rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < n; i++)
@@ -49,6 +54,22 @@ static mn_err plan(mn_api_t *api, const api_many_req *in, mn_query_plan_t *out, 
     return rc;
 }
 
+/* The grant and read preference the executors get (auth off: an open grant). */
+static void caller_of(const mn_api_t *api, const api_many_req *in, api_many_caller *c)
+{
+    *c = (api_many_caller){.read = in->read, .role = MN_AUTH_OPEN, .every_space = true};
+    char spaces[CL_MANY_GRANT_SPACES];
+    mn_auth_grant_t g;
+    if (!mn_auth_grant_of(api->auth, in->key, in->key_len, NULL, spaces, sizeof spaces, &g)) {
+        c->role = MN_AUTH_READ; /* not reached: the plan refused an unknown key */
+        c->every_space = false;
+        return;
+    }
+    c->role = g.role;
+    c->every_space = !strcmp(g.spaces, "*");
+    snprintf(c->key_name, sizeof c->key_name, "%s", g.name ? g.name : "");
+}
+
 mn_err api_recall_many(mn_api_t *api, const api_many_req *in, const mn_recall_req_t *req,
                        api_many *out, mn_error *err)
 {
@@ -64,9 +85,13 @@ mn_err api_recall_many(mn_api_t *api, const api_many_req *in, const mn_recall_re
                          ? -1.0 /* gone since the plan: unknown */
                          : (double)st.memories;
     }
+    api_many_caller c;
+    caller_of(api, in, &c);
+    mn_query_run_opts_t o = {
+        .weights = weights, .timeout_ms = in->timeout_ms, .caller = &c, .caller_len = sizeof c};
     if (!rc)
-        rc = mn_query_run(api->query, (const char *const *)out->plan.spaces, weights, n, req,
-                          in->timeout_ms, &out->res, err);
+        rc = mn_query_run_ex(api->query, (const char *const *)out->plan.spaces, n, req, &o,
+                             &out->res, err);
     free(weights);
     return rc;
 }

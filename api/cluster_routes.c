@@ -18,6 +18,7 @@
 #include "api_internal.h"
 #include "cluster_catalog.h"
 #include "cluster_drain.h"
+#include "cluster_query.h"
 #include "cluster_repl.h"
 #include "cluster_route.h"
 #include "cluster_spaces.h"
@@ -53,6 +54,7 @@ struct mn_cluster {
     char api[MN_SWIM_META_MAX + 1];  /* the API address announced, "" until HTTP listens */
     char peer[80];                   /* the peer bus's address announced, "HOST:PORT" */
     cl_repl *repl;                   /* replication: its own thread and the peer bus */
+    cl_query *query; /* recall over many spaces across nodes (api/cluster_query.c) */
     cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
@@ -450,7 +452,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
     api->cluster = &cl->hooks;
-    return MN_OK;
+    return cl_query_new(api, cl->repl, cl->spaces, &cl->query, err);
 }
 
 void mn_cluster_set_gate(mn_cluster_t *cl, mn_http_server_t *http, const mn_auth_t *auth)
@@ -473,7 +475,9 @@ static void finish(mn_cluster_t *cl)
     if (--cl->pending > 0) return;
     void (*done)(void *) = cl->done;
     void *arg = cl->done_arg;
-    cl_repl_stop(cl->repl); /* no handler runs any more: nobody waits on it */
+    cl_query_close(cl->query); /* its threads post on the bus */
+    cl_repl_stop(cl->repl);    /* no handler runs any more: nobody waits on it */
+    cl_query_free(cl->query);
     free(cl->rows);
     cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
     cl_route_free(cl->route);

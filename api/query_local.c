@@ -7,10 +7,12 @@
 #include "mnemo/api.h"
 #include "mnemo/query.h"
 
-static void local_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req,
-                       int64_t deadline_ns, mn_query_answer_t *out)
+void api_query_local_exec(void *arg, const char *const *spaces, size_t n,
+                          const mn_recall_req_t *req, const void *caller, int64_t deadline_ns,
+                          mn_query_answer_t *out)
 {
     mn_api_t *api = arg;
+    (void)caller;
     (void)deadline_ns; /* a local recall cannot be interrupted; it is short */
     for (size_t i = 0; i < n; i++)
         out[i].rc =
@@ -19,9 +21,28 @@ static void local_exec(void *arg, const char *const *spaces, size_t n, const mn_
 
 mn_err mn_api_start_query(mn_api_t *api, uint32_t threads, mn_error *err)
 {
-    mn_query_holder_t local = {.name = "local", .exec = local_exec, .arg = api, .batch_max = 1};
+    mn_query_holder_t local = {.name = "local", .exec = api_query_local_exec, .arg = api, .batch_max = 1};
     mn_query_opts_t o = {.threads = threads, .holders = &local, .n_holders = 1};
     return mn_query_new(&o, &api->query, err);
+}
+
+mn_err api_query_restart(mn_api_t *api, const mn_query_holder_t *remote, mn_query_locate_fn locate,
+                         void *locate_arg, mn_error *err)
+{
+    mn_query_holder_t h[2] = {
+        {.name = "local", .exec = api_query_local_exec, .arg = api, .batch_max = 1},
+    };
+    if (remote) h[1] = *remote;
+    mn_query_opts_t o = {.holders = h,
+                         .n_holders = remote ? 2 : 1,
+                         .locate = remote ? locate : NULL,
+                         .locate_arg = locate_arg};
+    mn_query_t *q = NULL;
+    mn_err rc = mn_query_new(&o, &q, err);
+    if (rc) return rc;
+    mn_query_free(api->query); /* no run may be under way: before listening, after stopping */
+    api->query = q;
+    return MN_OK;
 }
 
 void mn_api_stop_query(mn_api_t *api)

@@ -45,6 +45,7 @@ typedef struct gather {
     mn_query_answer_t *answers;
     bool *done;
     const char *stall; /* the test hook's space, or NULL */
+    void *caller;      /* owned copy of the run's caller bytes, or NULL */
 } gather;
 
 typedef struct job {
@@ -67,6 +68,7 @@ static void gather_unref(gather *g)
         if (g->spaces) free(g->spaces[i]);
     }
     mn_recall_req_free(g->req);
+    free(g->caller);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     free(g->spaces);
@@ -76,7 +78,7 @@ static void gather_unref(gather *g)
 }
 
 static gather *gather_new(const char *const *spaces, size_t n, const mn_recall_req_t *req,
-                          int64_t deadline_ns, const char *stall)
+                          const mn_query_run_opts_t *o, int64_t deadline_ns, const char *stall)
 {
     gather *g = calloc(1, sizeof *g);
     if (!g) return NULL;
@@ -93,7 +95,9 @@ static gather *gather_new(const char *const *spaces, size_t n, const mn_recall_r
     g->spaces = calloc(n ? n : 1, sizeof *g->spaces);
     g->answers = calloc(n ? n : 1, sizeof *g->answers);
     g->done = calloc(n ? n : 1, sizeof *g->done);
-    bool ok = g->req && g->spaces && g->answers && g->done;
+    if (o->caller && o->caller_len && (g->caller = malloc(o->caller_len)))
+        memcpy(g->caller, o->caller, o->caller_len);
+    bool ok = g->req && g->spaces && g->answers && g->done && (g->caller || !o->caller_len);
     for (size_t i = 0; ok && i < n; i++)
         ok = (g->spaces[i] = strdup(spaces[i])) != NULL;
     if (g->spaces && g->answers) g->n = n; /* what gather_unref frees */
@@ -130,7 +134,7 @@ static void job_run(mn__query_job *base)
     if (got) {
         for (size_t i = 0; i < j->n; i++)
             names[i] = g->spaces[j->idx[i]];
-        j->holder->exec(j->holder->arg, names, j->n, g->req, g->deadline_ns, got);
+        j->holder->exec(j->holder->arg, names, j->n, g->req, g->caller, g->deadline_ns, got);
     }
     pthread_mutex_lock(&g->mu);
     for (size_t i = 0; i < j->n; i++) {
@@ -286,8 +290,9 @@ static mn_err list_missing(const char *const *spaces, size_t n, const mn_query_a
     if (!out->missing) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         if (answered[i] && answers[i].rc == MN_OK) continue;
-        const char *why = answered[i] ? missing_reason(answers[i].rc, spaces[i], &answers[i].err)
-                                      : MN_QUERY_MISSING_TIMEOUT;
+        const char *why = !answered[i]        ? MN_QUERY_MISSING_TIMEOUT
+                          : answers[i].missing ? answers[i].missing
+                                               : missing_reason(answers[i].rc, spaces[i], &answers[i].err);
         out->missing[out->n_missing++] = (mn_query_missing_t){(uint32_t)i, why};
     }
     return MN_OK;
@@ -307,9 +312,9 @@ static void sum_answers(const mn_query_answer_t *answers, const bool *ok, size_t
     }
 }
 
-static mn_err gathered(const char *const *spaces, const double *weights, size_t n, uint32_t k,
-                       mn_query_answer_t *answers, const bool *answered, mn_query_result_t *out,
-                       mn_error *err)
+static mn_err gathered(const char *const *spaces, const double *weights, bool penalty, size_t n,
+                       uint32_t k, mn_query_answer_t *answers, const bool *answered,
+                       mn_query_result_t *out, mn_error *err)
 {
     mn_err rc = list_missing(spaces, n, answers, answered, out, err);
     bool *ok = calloc(n ? n : 1, sizeof *ok);
@@ -322,7 +327,7 @@ static mn_err gathered(const char *const *spaces, const double *weights, size_t 
     }
     if (!rc) out->reachable = out->n_missing ? mn_query_reachable(weights, ok, n) : 1.0f;
     for (size_t i = 0; !rc && i < out->n_hits; i++) {
-        if (out->n_missing) mn_query_confidence_missing(&out->hits[i].confidence, out->reachable);
+        if (out->n_missing && penalty) mn_query_confidence_missing(&out->hits[i].confidence, out->reachable);
         if (out->hits[i].confidence.value > out->recall_confidence)
             out->recall_confidence = out->hits[i].confidence.value;
     }
@@ -334,7 +339,16 @@ mn_err mn_query_run(mn_query_t *q, const char *const *spaces, const double *weig
                     const mn_recall_req_t *req, int64_t timeout_ms, mn_query_result_t *out,
                     mn_error *err)
 {
+    mn_query_run_opts_t o = {.weights = weights, .timeout_ms = timeout_ms};
+    return mn_query_run_ex(q, spaces, n, req, &o, out, err);
+}
+
+mn_err mn_query_run_ex(mn_query_t *q, const char *const *spaces, size_t n,
+                       const mn_recall_req_t *req, const mn_query_run_opts_t *o,
+                       mn_query_result_t *out, mn_error *err)
+{
     memset(out, 0, sizeof *out);
+    int64_t timeout_ms = o->timeout_ms;
     if (timeout_ms < 1 || timeout_ms > MN_QUERY_TIMEOUT_MS_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "timeout_ms: must be in 1..%d, got %lld",
                             MN_QUERY_TIMEOUT_MS_MAX, (long long)timeout_ms);
@@ -342,7 +356,7 @@ mn_err mn_query_run(mn_query_t *q, const char *const *spaces, const double *weig
         return mn_error_set(err, MN_ERR_INVALID, "spaces: %zu spaces, at most %d in one recall", n,
                             MN_QUERY_SPACES_MAX);
     int64_t deadline_ns = mn_time_mono_ns() + timeout_ms * 1000000LL;
-    gather *g = gather_new(spaces, n, req, deadline_ns, q->stall);
+    gather *g = gather_new(spaces, n, req, o, deadline_ns, q->stall);
     mn_query_answer_t *answers = calloc(n ? n : 1, sizeof *answers);
     bool *answered = calloc(n ? n : 1, sizeof *answered);
     mn_err rc = g && answers && answered ? MN_OK : mn_error_set(err, MN_ERR_NOMEM, "out of memory");
@@ -352,7 +366,8 @@ mn_err mn_query_run(mn_query_t *q, const char *const *spaces, const double *weig
         gather_unref(g);
     }
     uint32_t k = req->k ? req->k : 10;
-    if (!rc) rc = gathered(spaces, weights, n, k, answers, answered, out, err);
+    if (!rc)
+        rc = gathered(spaces, o->weights, !o->no_penalty, n, k, answers, answered, out, err);
     for (size_t i = 0; answers && i < n; i++)
         mn_recall_result_clear(&answers[i].res);
     free(answers);

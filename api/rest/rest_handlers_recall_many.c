@@ -88,6 +88,7 @@ void rest_h_recall_many(void *ctx, const mn_http_request_t *req, mn_http_respons
     cJSON *refs = api_json_refs(body);
     mn_err rc = refs ? many_from_json(refs, &a, &in, &err)
                      : mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
+    if (!rc) rc = rest_read_body(refs, &in.read, &err);
     if (!rc) rc = rest_recall_req_from_json(refs, &a, &r, &err);
     cJSON_Delete(refs);
     const char *key = mn_auth_http_key(req);

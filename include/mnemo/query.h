@@ -64,16 +64,21 @@ typedef struct mn_query_answer {
     mn_err rc; /* MN_OK: res holds the space's recall */
     mn_error err;
     mn_recall_result_t res;
+    /* rc not MN_OK: why the space is missing, one of MN_QUERY_MISSING_* (static); NULL: told
+     * by rc (MN_ERR_NOT_FOUND not_found, MN_ERR_UNAVAILABLE / CLOSED / BUSY unavailable, any
+     * other error) */
+    const char *missing;
 } mn_query_answer_t;
 
 /* Runs the recall req over spaces[0 .. n) (all of one holder; n <= its batch_max) and fills
- * out[i] for spaces[i] (out zeroed). Runs on a pool thread; req and the names live until it
- * returns. Should return by deadline_ns (mn_time_mono_ns) when it can wait on anything (a
- * remote executor must: its answer is dropped after that anyway); a local recall cannot be
- * interrupted and simply runs. */
+ * out[i] for spaces[i] (out zeroed). Runs on a pool thread; req, the names and caller (the
+ * run's caller bytes, mn_query_run_opts_t; NULL when none) live until it returns. Should
+ * return by deadline_ns (mn_time_mono_ns) when it can wait on anything (a remote executor
+ * must: its answer is dropped after that anyway); a local recall cannot be interrupted and
+ * simply runs. */
 typedef void (*mn_query_exec_fn)(void *arg, const char *const *spaces, size_t n,
-                                 const mn_recall_req_t *req, int64_t deadline_ns,
-                                 mn_query_answer_t *out);
+                                 const mn_recall_req_t *req, const void *caller,
+                                 int64_t deadline_ns, mn_query_answer_t *out);
 
 typedef struct mn_query_holder {
     const char *name; /* "local", or a node's name (logs); copied */
@@ -106,6 +111,7 @@ void mn_query_free(mn_query_t *q);
 #define MN_QUERY_MISSING_UNAVAILABLE "unavailable" /* its holder could not be reached */
 #define MN_QUERY_MISSING_NOT_FOUND "not_found"     /* dropped after the plan was made */
 #define MN_QUERY_MISSING_ERROR "error"             /* it failed (the log says how) */
+#define MN_QUERY_MISSING_NOT_HELD "not_held" /* the node asked does not hold it (placement moved) */
 
 typedef struct mn_query_missing {
     uint32_t space;     /* index into the run's spaces */
@@ -135,6 +141,21 @@ void mn_query_result_clear(mn_query_result_t *r);
 mn_err mn_query_run(mn_query_t *q, const char *const *spaces, const double *weights, size_t n,
                     const mn_recall_req_t *req, int64_t timeout_ms, mn_query_result_t *out,
                     mn_error *err);
+
+/* mn_query_run with more options. */
+typedef struct mn_query_run_opts {
+    const double *weights; /* as mn_query_run's */
+    int64_t timeout_ms;    /* as mn_query_run's */
+    const void *caller;    /* bytes copied for the run and handed to every executor (the
+                            * key's grant and read preference of cluster mode), or NULL */
+    size_t caller_len;
+    /* leave every confidence as its space gave it (no factor, no missing_partition): a node
+     * answering its part of another node's run, where the origin applies the factor once */
+    bool no_penalty;
+} mn_query_run_opts_t;
+mn_err mn_query_run_ex(mn_query_t *q, const char *const *spaces, size_t n,
+                       const mn_recall_req_t *req, const mn_query_run_opts_t *o,
+                       mn_query_result_t *out, mn_error *err);
 
 /* r, the reachable share: the answered spaces' weight over the total (1 when the total is 0).
  * weights as mn_query_run's; answered[i] says whether space i answered. */

@@ -217,9 +217,10 @@ typedef struct fx {
     mn_query_t *q;
 } fx;
 
-static void engine_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req,
+static void engine_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req, const void *caller,
                         int64_t deadline_ns, mn_query_answer_t *out)
 {
+    (void)caller;
     (void)deadline_ns;
     for (size_t i = 0; i < n; i++)
         out[i].rc = mn_engine_recall(arg, spaces[i], req, &out[i].res, &out[i].err);
@@ -420,9 +421,10 @@ typedef struct gate {
     mn_engine_t *e;
 } gate;
 
-static void gated_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req,
+static void gated_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req, const void *caller,
                        int64_t deadline_ns, mn_query_answer_t *out)
 {
+    (void)caller;
     gate *g = arg;
     (void)deadline_ns;
     bool late = n == 1 && !strcmp(spaces[0], "q-d");

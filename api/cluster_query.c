@@ -1,0 +1,484 @@
+/* The remote holder of a recall over many spaces (cluster_query.h): one run's spaces held
+ * elsewhere, sent per target node in one frame each, hedged after the node's observed p95,
+ * gathered until every space answered or the deadline passed.
+ *
+ * A run is a flight in q->flights (its id is the frames' id); the replication thread only
+ * appends answer frames to the flight's inbox (bounded) and wakes it; the run's own pool
+ * thread decodes them. Every space has a slot: its route plan (targets in order), the next
+ * target to try and the node it was last sent to. An answer that is not one (not held there,
+ * unavailable, failed) moves the space on to its next target at once; the first real answer
+ * wins and later ones are dropped. */
+#include "cluster_query_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster_route.h"
+#include "mnemo/assert.h"
+#include "mnemo/util.h"
+
+typedef struct slot {
+    cl_placement pl;
+    cl_route_plan_t plan;
+    int next; /* plan.targets[next] is the next target to try */
+    int at;   /* pl.holders[at] was sent the space last; -1 = none */
+    bool done;
+    bool local;      /* served here after all (placement moved since it was located) */
+    bool retry;      /* send it to its next target now */
+    const char *why; /* the reason if nothing answers: timeout, or the last refusal's */
+} slot;
+
+typedef struct sent {
+    char node[MN_PEER_NODE_MAX + 1];
+    int64_t sent_ns, hedge_ns;
+    bool answered, hedged;
+} sent;
+
+#define SENDS_MAX 64 /* frames of one run (first sends, hedges, retries) */
+
+typedef struct run {
+    cl_query *q;
+    clq_flight *f;
+    const char *const *spaces;
+    size_t n;
+    const mn_recall_req_t *req;
+    const api_many_caller *caller;
+    int64_t deadline_ns;
+    mn_query_answer_t *out;
+    slot *slots;
+    sent sends[SENDS_MAX];
+    size_t n_sends;
+} run;
+
+static const api_many_caller OPEN_CALLER = {.read = API_READ_PRIMARY, .every_space = true};
+
+/* ---- latencies ---- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static clq_lat *lat_of(cl_query *q, const char *node, bool add)
+{
+    for (size_t i = 0; i < q->n_lat; i++)
+        if (!strcmp(q->lat[i].node, node)) return &q->lat[i];
+    if (!add) return NULL;
+    clq_lat *l = &q->lat[q->n_lat < CLQ_NODES_MAX ? q->n_lat++ : (size_t)(node[0] % CLQ_NODES_MAX)];
+    memset(l, 0, sizeof *l);
+    snprintf(l->node, sizeof l->node, "%s", node);
+    return l;
+}
+
+static void lat_add(cl_query *q, const char *node, int64_t ns)
+{
+    pthread_mutex_lock(&q->mu);
+    clq_lat *l = lat_of(q, node, true);
+    l->ns[l->at] = ns;
+    l->at = (l->at + 1) % CLQ_SAMPLES;
+    if (l->n < CLQ_SAMPLES) l->n++;
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* When to hedge a frame sent to node at now: after its p95, or half the time left while it
+ * has too few samples. */
+static int64_t hedge_at(cl_query *q, const char *node, int64_t now, int64_t deadline)
+{
+    int64_t v[CLQ_SAMPLES];
+    uint32_t n = 0;
+    pthread_mutex_lock(&q->mu);
+    clq_lat *l = lat_of(q, node, false);
+    if (l) memcpy(v, l->ns, (n = l->n) * sizeof v[0]);
+    pthread_mutex_unlock(&q->mu);
+    if (n < CLQ_SAMPLES_MIN) return now + (deadline - now) / 2;
+    qsort(v, n, sizeof v[0], cmp_i64);
+    int64_t p95 = v[(n * 95 + 99) / 100 - 1];
+    return now + (p95 > 1000000 ? p95 : 1000000); /* at least 1 ms */
+}
+
+/* ---- planning and sending ---- */
+
+static void plan_slot(run *r, size_t i)
+{
+    slot *s = &r->slots[i];
+    s->at = -1;
+    s->why = MN_QUERY_MISSING_TIMEOUT;
+    api_route_ask ask = {.space = r->spaces[i], .path = "/v1/recall", .read = r->caller->read};
+    if (!cl_spaces_lookup(r->q->cs, r->spaces[i], false, &s->pl)) {
+        s->done = true; /* the catalog knows it, placement not yet */
+        r->out[i] =
+            (mn_query_answer_t){.rc = MN_ERR_UNAVAILABLE, .missing = MN_QUERY_MISSING_UNAVAILABLE};
+        return;
+    }
+    if (cl_route_plan(cl_spaces_self(r->q->cs), &ask, &s->pl, &s->plan) ||
+        (s->plan.n == 0 && s->plan.local_fallback)) {
+        s->local = true; /* run once the frames are out */
+        return;
+    }
+    if (s->plan.n == 0) {
+        s->done = true;
+        r->out[i] =
+            (mn_query_answer_t){.rc = MN_ERR_UNAVAILABLE, .missing = MN_QUERY_MISSING_UNAVAILABLE};
+        snprintf(r->out[i].err.message, sizeof r->out[i].err.message, "%s", s->plan.why);
+        return;
+    }
+    s->retry = true; /* its first send */
+}
+
+static const char *node_of(const slot *s, int target)
+{
+    return s->pl.holders[s->plan.targets[target]].node;
+}
+
+/* Sends the spaces idx[0 .. k) to node in one frame; false when it could not go out. */
+static bool send_to(run *r, const char *node, const uint32_t *idx, size_t k, bool hedge)
+{
+    const char *names[MN_QUERY_SPACES_MAX];
+    for (size_t i = 0; i < k; i++)
+        names[i] = r->spaces[idx[i]];
+    int64_t now = mn_time_mono_ns(), left_ms = (r->deadline_ns - now) / 1000000;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    mn_error err = {0};
+    mn_err rc = clq_request_encode(r->f->id, (uint32_t)(left_ms > 0 ? left_ms : 1), r->caller,
+                                   names, k, r->req, &buf, &len, &err);
+    if (!rc) rc = cl_repl_post(r->q->repl, node, MN_PEER_CH_QUERY, buf, len);
+    free(buf);
+    if (rc) {
+        mn_log_warn("query: cannot send %zu spaces to node %s: %s", k, node, mn_strerror(rc));
+        return false;
+    }
+    clq_count(r->q, hedge ? CLQ_M_HEDGED : CLQ_M_SENT, 1);
+    if (r->n_sends < SENDS_MAX) {
+        sent *s = &r->sends[r->n_sends++];
+        snprintf(s->node, sizeof s->node, "%s", node);
+        s->sent_ns = now;
+        s->hedge_ns = hedge_at(r->q, node, now, r->deadline_ns);
+        s->hedged = s->answered = false;
+    }
+    return true;
+}
+
+/* Sends every slot marked retry to its next target, grouped by node; a slot with no target
+ * left is done with its last reason. */
+static void send_marked(run *r, bool hedge)
+{
+    uint32_t idx[MN_QUERY_SPACES_MAX];
+    for (size_t i = 0; i < r->n; i++) {
+        slot *s = &r->slots[i];
+        if (!s->retry || s->done) continue;
+        if (s->next >= s->plan.n) { /* nothing left to try: wait for what was sent */
+            s->retry = false;
+            continue;
+        }
+        const char *node = node_of(s, s->next);
+        size_t k = 0;
+        for (size_t j = i; j < r->n; j++) {
+            slot *t = &r->slots[j];
+            if (t->retry && !t->done && t->next < t->plan.n && !strcmp(node_of(t, t->next), node))
+                idx[k++] = (uint32_t)j;
+        }
+        bool ok = send_to(r, node, idx, k, hedge);
+        for (size_t j = 0; j < k; j++) {
+            slot *t = &r->slots[idx[j]];
+            t->at = t->plan.targets[t->next++];
+            t->retry = !ok && t->next < t->plan.n; /* not sent: on to the next at once */
+            if (!ok) t->why = MN_QUERY_MISSING_UNAVAILABLE;
+        }
+        if (!ok) i--; /* the same slot again, with its next target */
+    }
+}
+
+/* ---- answers ---- */
+
+static long find_space(const run *r, const char *name)
+{
+    size_t lo = 0, hi = r->n; /* the plan's spaces are sorted; a run's are a subsequence */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(r->spaces[mid], name);
+        if (!c) return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static void take_space(run *r, clq_space_answer *a)
+{
+    long i = find_space(r, a->space);
+    slot *s = i >= 0 ? &r->slots[i] : NULL;
+    if (!s || s->done) return; /* not asked, or answered already: the first answer won */
+    bool final = a->a.rc == MN_OK || a->a.rc == MN_ERR_INVALID || s->next >= s->plan.n;
+    if (!final) { /* not held there, unavailable, failed: on to its next target */
+        s->retry = true;
+        s->why = a->a.missing ? a->a.missing : MN_QUERY_MISSING_UNAVAILABLE;
+        return;
+    }
+    s->done = true;
+    r->out[i] = a->a;
+    memset(&a->a.res, 0, sizeof a->a.res); /* moved */
+}
+
+static void take_frame(run *r, clq_inbox *m)
+{
+    for (size_t i = 0; i < r->n_sends; i++)
+        if (!r->sends[i].answered && !strcmp(r->sends[i].node, m->from)) {
+            r->sends[i].answered = true;
+            lat_add(r->q, m->from, m->at_ns - r->sends[i].sent_ns);
+            break;
+        }
+    clq_space_answer *a = NULL;
+    size_t n = 0;
+    mn_error err = {0};
+    if (clq_answer_decode(m->data, m->len, &a, &n, &err)) {
+        clq_count(r->q, CLQ_M_MALFORMED, 1);
+        mn_log_warn("query: an answer of node %s dropped: %s", m->from, err.message);
+        return;
+    }
+    clq_count(r->q, CLQ_M_ANSWERED, 1);
+    for (size_t i = 0; i < n; i++)
+        take_space(r, &a[i]);
+    clq_answers_free(a, n);
+}
+
+/* Marks for a hedge the spaces of every frame whose hedge time passed; the next wake-up. */
+static int64_t hedges_due(run *r, int64_t now)
+{
+    int64_t wake = r->deadline_ns;
+    for (size_t i = 0; i < r->n_sends; i++) {
+        sent *s = &r->sends[i];
+        if (s->answered || s->hedged) continue;
+        if (s->hedge_ns > now) {
+            if (s->hedge_ns < wake) wake = s->hedge_ns;
+            continue;
+        }
+        s->hedged = true;
+        for (size_t j = 0; j < r->n; j++) {
+            slot *t = &r->slots[j];
+            if (!t->done && t->at >= 0 && t->next < t->plan.n &&
+                !strcmp(t->pl.holders[t->at].node, s->node))
+                t->retry = true;
+        }
+    }
+    return wake;
+}
+
+static bool all_done(const run *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!r->slots[i].done) return false;
+    return true;
+}
+
+static void wait_until(cl_query *q, clq_flight *f, int64_t until_ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(until_ns / 1000000000LL),
+                          .tv_nsec = (long)(until_ns % 1000000000LL)};
+    while (!f->in && !q->closing && mn_time_mono_ns() < until_ns)
+        pthread_cond_timedwait(&f->cv, &q->mu, &ts);
+}
+
+static void gather(run *r)
+{
+    cl_query *q = r->q;
+    send_marked(r, false);
+    for (size_t i = 0; i < r->n; i++)
+        if (r->slots[i].local) {
+            api_query_local_exec(q->api, &r->spaces[i], 1, r->req, NULL, r->deadline_ns,
+                                 &r->out[i]);
+            r->slots[i].done = true;
+        }
+    while (!all_done(r)) {
+        int64_t now = mn_time_mono_ns();
+        if (now >= r->deadline_ns) break;
+        int64_t wake = hedges_due(r, now);
+        send_marked(r, true);
+        pthread_mutex_lock(&q->mu);
+        wait_until(q, r->f, wake);
+        clq_inbox *in = r->f->in;
+        r->f->in = NULL;
+        r->f->in_tail = &r->f->in;
+        bool closing = q->closing;
+        for (clq_inbox *m = in; m; m = m->next) {
+            mn_assert(q->inbox_bytes >= m->len);
+            q->inbox_bytes -= m->len;
+        }
+        pthread_mutex_unlock(&q->mu);
+        while (in) {
+            clq_inbox *next = in->next;
+            take_frame(r, in);
+            free(in);
+            in = next;
+        }
+        send_marked(r, false); /* refusals move on to their next target */
+        if (closing) break;
+    }
+}
+
+/* ---- the flight ---- */
+
+static clq_flight *flight_add(cl_query *q)
+{
+    clq_flight *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    f->in_tail = &f->in;
+    pthread_mutex_lock(&q->mu);
+    bool room = !q->closing && q->n_flights < CLQ_FLIGHTS_MAX;
+    if (room) {
+        f->id = ++q->next_id;
+        f->next = q->flights;
+        q->flights = f;
+        q->n_flights++;
+        q->active++;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (!room) {
+        pthread_cond_destroy(&f->cv);
+        free(f);
+        clq_count(q, CLQ_M_BUSY, 1);
+    }
+    return room ? f : NULL;
+}
+
+static void flight_remove(cl_query *q, clq_flight *f)
+{
+    pthread_mutex_lock(&q->mu);
+    for (clq_flight **p = &q->flights; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    mn_assert(q->n_flights > 0 && q->active > 0);
+    q->n_flights--;
+    for (clq_inbox *m = f->in; m; m = m->next)
+        q->inbox_bytes -= m->len;
+    if (--q->active == 0) pthread_cond_broadcast(&q->idle);
+    pthread_mutex_unlock(&q->mu);
+    while (f->in) {
+        clq_inbox *next = f->in->next;
+        free(f->in);
+        f->in = next;
+    }
+    pthread_cond_destroy(&f->cv);
+    free(f);
+}
+
+static void remote_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req,
+                        const void *caller, int64_t deadline_ns, mn_query_answer_t *out)
+{
+    run r = {.q = arg,
+             .spaces = spaces,
+             .n = n,
+             .req = req,
+             .deadline_ns = deadline_ns,
+             .out = out,
+             .caller = caller ? caller : &OPEN_CALLER};
+    r.slots = calloc(n ? n : 1, sizeof *r.slots);
+    r.f = r.slots ? flight_add(r.q) : NULL;
+    for (size_t i = 0; r.f && i < n; i++)
+        plan_slot(&r, i);
+    if (r.f) gather(&r);
+    size_t timed_out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r.slots && r.slots[i].done) continue;
+        const char *why = r.slots && r.f ? r.slots[i].why : MN_QUERY_MISSING_UNAVAILABLE;
+        out[i] = (mn_query_answer_t){.rc = MN_ERR_UNAVAILABLE, .missing = why};
+        timed_out += !strcmp(why, MN_QUERY_MISSING_TIMEOUT);
+    }
+    clq_count(r.q, CLQ_M_TIMED_OUT, timed_out);
+    if (r.f) flight_remove(r.q, r.f);
+    free(r.slots);
+}
+
+/* ---- locating, lifecycle ---- */
+
+/* holders[0] (local) when this node serves space as a primary-preference read would, else
+ * holders[1] (remote: its executor plans each space by the run's own preference). */
+static uint32_t locate(void *arg, const char *space)
+{
+    cl_query *q = arg;
+    cl_placement pl;
+    cl_route_plan_t p;
+    api_route_ask ask = {.space = space, .path = "/v1/recall", .read = API_READ_PRIMARY};
+    if (!cl_spaces_lookup(q->cs, space, false, &pl)) return 1;
+    return cl_route_plan(cl_spaces_self(q->cs), &ask, &pl, &p) ? 0 : 1;
+}
+
+static const char *const EVENT[] = {"event"};
+static const char *const EVENTS[CLQ_M_COUNT] = {"sent",   "answered", "timed_out", "hedged",
+                                                "served", "busy",     "malformed", "late"};
+
+void clq_count(cl_query *q, clq_metric m, uint64_t n)
+{
+    const char *v[] = {EVENTS[m]};
+    if (q->m && n) mn_metrics_add(q->m, v, n);
+}
+
+mn_err cl_query_new(mn_api_t *api, struct cl_repl *repl, cl_spaces *cs, cl_query **out,
+                    mn_error *err)
+{
+    *out = NULL;
+    cl_query *q = calloc(1, sizeof *q);
+    if (!q) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    *q = (cl_query){.api = api, .repl = repl, .cs = cs};
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->idle, NULL);
+    q->m = mn_metrics_counter(mn_metrics_process(), "mnemo_query_remote_total",
+                              "Recall over many spaces across nodes (peer query channel): "
+                              "sent/hedged request frames, answered frames, timed_out spaces, "
+                              "served/busy batches of other nodes, malformed and late frames.",
+                              EVENT, 1);
+    mn_err rc = clq_serve_start(q, err);
+    cl_repl_channel ch = {.channel = MN_PEER_CH_QUERY, .arg = q, .on_frame = clq_on_frame};
+    if (!rc) rc = cl_repl_attach(repl, &ch, err);
+    mn_query_holder_t remote = {
+        .name = "remote", .exec = remote_exec, .arg = q, .batch_max = MN_QUERY_SPACES_MAX};
+    if (!rc) rc = api_query_restart(api, &remote, locate, q, err);
+    if (rc) {
+        cl_query_close(q); /* a channel attached stays attached: q lives until the repl */
+        *out = q;
+        return rc;
+    }
+    *out = q;
+    return MN_OK;
+}
+
+void cl_query_close(cl_query *q)
+{
+    if (!q) return;
+    pthread_mutex_lock(&q->mu);
+    q->closing = true;
+    for (clq_flight *f = q->flights; f; f = f->next)
+        pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&q->mu);
+    mn_error err = {0};
+    if (api_query_restart(q->api, NULL, NULL, NULL, &err)) /* joins the old pool */
+        mn_log_warn("query: %s", err.message);
+    pthread_mutex_lock(&q->mu);
+    while (q->active > 0)
+        pthread_cond_wait(&q->idle, &q->mu);
+    pthread_mutex_unlock(&q->mu);
+    clq_serve_stop(q);
+}
+
+void cl_query_free(cl_query *q)
+{
+    if (!q) return;
+    mn_assert(q->closing && q->n_flights == 0);
+    mn_query_free(q->local);
+    pthread_cond_destroy(&q->sq_cv);
+    pthread_cond_destroy(&q->idle);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}

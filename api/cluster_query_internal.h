@@ -1,0 +1,102 @@
+/* The state the origin (cluster_query.c) and the serving side (cluster_query_serve.c) of the
+ * query channel share. Private to api/cluster_query*.c.
+ *
+ * Invariants (mn_assert where they change): n_flights counts the list flights and stays at
+ * most CLQ_FLIGHTS_MAX; inbox_bytes is the sum of the frames queued in the flights' inboxes
+ * and stays at most CLQ_INBOX_MAX; sq_n counts the serve queue and stays at most
+ * CLQ_SERVE_QUEUE_MAX. All under mu. */
+#ifndef MN_API_CLUSTER_QUERY_INTERNAL_H
+#define MN_API_CLUSTER_QUERY_INTERNAL_H
+
+#include <pthread.h>
+
+#include "cluster_query.h"
+#include "cluster_query_wire.h"
+#include "cluster_repl.h"
+#include "mnemo/metrics.h"
+#include "mnemo/peer.h"
+
+#define CLQ_FLIGHTS_MAX 128       /* runs waiting on other nodes at once */
+#define CLQ_INBOX_MAX (64u << 20) /* answer bytes queued for them */
+#define CLQ_SERVE_THREADS 2       /* batches of other nodes run at once */
+#define CLQ_SERVE_QUEUE_MAX 64    /* batches waiting for them; more are answered "busy" */
+#define CLQ_NODES_MAX 64          /* nodes whose latency is kept */
+#define CLQ_SAMPLES 64            /* latencies kept per node (the p95's window) */
+#define CLQ_SAMPLES_MIN 8         /* fewer: hedge at half the time left */
+
+typedef struct clq_inbox {
+    struct clq_inbox *next;
+    char from[MN_PEER_NODE_MAX + 1];
+    int64_t at_ns;
+    size_t len;
+    uint8_t data[];
+} clq_inbox;
+
+typedef struct clq_flight {
+    struct clq_flight *next;
+    uint64_t id;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC: an answer came, or closing */
+    clq_inbox *in;
+    clq_inbox **in_tail;
+} clq_flight;
+
+typedef struct clq_lat {
+    char node[MN_PEER_NODE_MAX + 1];
+    int64_t ns[CLQ_SAMPLES];
+    uint32_t n, at;
+} clq_lat;
+
+typedef struct clq_job {
+    struct clq_job *next;
+    char from[MN_PEER_NODE_MAX + 1];
+    int64_t deadline_ns;
+    clq_request *req;
+} clq_job;
+
+typedef enum {
+    CLQ_M_SENT = 0,  /* request frames sent */
+    CLQ_M_ANSWERED,  /* answer frames taken by a waiting run */
+    CLQ_M_TIMED_OUT, /* spaces missing for want of an answer by the deadline */
+    CLQ_M_HEDGED,    /* request frames sent to a second holder after the first's p95 */
+    CLQ_M_SERVED,    /* batches of other nodes answered */
+    CLQ_M_BUSY,      /* batches of other nodes refused: the serve queue was full */
+    CLQ_M_MALFORMED, /* frames dropped: not a query frame, or one that does not decode */
+    CLQ_M_LATE,      /* answers for a run that had ended (or over the inbox bound) */
+    CLQ_M_COUNT
+} clq_metric;
+
+struct cl_query {
+    mn_api_t *api;
+    struct cl_repl *repl;
+    cl_spaces *cs;
+    pthread_mutex_t mu;
+    bool closing;
+    uint64_t next_id;
+    clq_flight *flights;
+    size_t n_flights;
+    size_t inbox_bytes;
+    int active; /* remote executors running */
+    pthread_cond_t idle;
+    clq_lat lat[CLQ_NODES_MAX];
+    size_t n_lat;
+    /* serving */
+    mn_query_t *local; /* this node's spaces only, for other nodes' batches */
+    pthread_t threads[CLQ_SERVE_THREADS];
+    size_t n_threads;
+    clq_job *sq_head, **sq_tail;
+    size_t sq_n;
+    pthread_cond_t sq_cv;
+    int64_t test_delay_ms; /* MNEMO_TEST_QUERY_DELAY_MS */
+    mn_metrics_family_t *m;
+};
+
+void clq_count(cl_query *q, clq_metric m, uint64_t n);
+
+/* cluster_query_serve.c */
+mn_err clq_serve_start(cl_query *q, mn_error *err);
+/* Stops the serve threads (queued batches are dropped unanswered); mu not held. */
+void clq_serve_stop(cl_query *q);
+/* The frame callback of the channel (the replication thread). */
+void clq_on_frame(void *arg, const char *from, const uint8_t *buf, size_t len);
+
+#endif

@@ -1,0 +1,266 @@
+"""A recall over many spaces across real processes (docs/recall.md §11, "Cluster mode"):
+three `mnemo serve` in a cluster, each space on one node (replication factor 1), the
+request sent to one node, which asks the others over the peer bus. The merged top k equals
+the spaces' own answers merged by score (ties by id); with a node paused (SIGSTOP) its
+spaces are missing, the answer comes within a bound derived from timeout_ms, and the
+confidence drops by the missing-partition factor; once it resumes nothing is missing. A key
+sees only its spaces across nodes (403 for a listed unreadable space, a prefix expands to
+the readable ones). Five nodes with two copies of each space and one slow node
+(MNEMO_TEST_QUERY_DELAY_MS): the answer is complete (hedged to the other copy) and equals
+the one of the cluster without the slow node. Every wait polls with a deadline."""
+
+import hashlib
+import os
+import random
+import signal
+import time
+
+import pytest
+
+from conftest import MnemoServer, wait_until
+from mnemo_client import MnemoClient
+from test_cluster_spaces import spaces_doc
+from test_cluster_swim import cluster_env, swim_endpoint, view_is
+
+DEADLINE_S = 40.0
+DIM = 4
+ADMIN, READER = "admin-key", "reader-key"
+
+
+def sha(k):
+    return hashlib.sha256(k.encode()).hexdigest()
+
+
+SPACES = ["cq-%d" % i for i in range(6)]
+READABLE = ["cq-1", "cq-4"]
+KEYS = ('[{name = "ops", sha256 = "%s", role = "admin", spaces = ["*"]}, '
+        '{name = "reader", sha256 = "%s", role = "read", spaces = ["%s"]}]'
+        % (sha(ADMIN), sha(READER), '", "'.join(READABLE)))
+
+
+class KeyedServer(MnemoServer):
+    def client(self, timeout=30.0, key=ADMIN):
+        return MnemoClient(self.url, timeout=timeout, api_key=key)
+
+
+def call(server, method, path, body=None, key=ADMIN, timeout=20.0):
+    with server.client(timeout=timeout, key=key) as c:
+        return c.raw(method, path, body=body)
+
+
+def primaries(nodes, names, ids):
+    """{space: primary} once every node gives the same one for every name, each alive."""
+    got = None
+    for s in nodes:
+        try:
+            doc = spaces_doc(s)
+        except Exception:  # noqa: BLE001 - a node still starting
+            return None
+        p = {x["name"]: x["primary"] for x in doc["spaces"] if x.get("primary") in ids}
+        if sorted(p) != sorted(names) or (got is not None and p != got):
+            return None
+        got = p
+    return got
+
+
+def start_cluster(factory, n, rf, extra_env=None):
+    def env(seeds, i):
+        e = cluster_env(seeds)
+        e.update({"MNEMO_CLUSTER_ZONE": "z%d" % i,
+                  "MNEMO_CLUSTER_REPLICATION_FACTOR": str(rf),
+                  "MNEMO_CLUSTER_SWIM_SUSPICION_MULT": "100",  # a paused node stays a holder
+                  "MNEMO_AUTH_ENABLED": "true", "MNEMO_AUTH_KEYS": KEYS})
+        e.update((extra_env or {}).get(i, {}))
+        return e
+
+    first = factory(env([], 0))
+    seed_id, seed_port = swim_endpoint(first)
+    seeds = ["127.0.0.1:%d" % seed_port]
+    nodes = [first] + [factory(env(seeds, i)) for i in range(1, n)]
+    ids = [seed_id] + [swim_endpoint(s)[0] for s in nodes[1:]]
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="every member alive in every view")
+    return nodes, ids
+
+
+def fill(nodes, ids, rf):
+    rng = random.Random(19)
+    for name in SPACES:
+        r = call(nodes[0], "POST", "/v1/spaces", {"name": name, "dim": DIM})
+        assert r.status == 201, r.body
+    prim = wait_until(lambda: primaries(nodes, SPACES, ids), DEADLINE_S,
+                      what="the same placement on every node")
+    for k, name in enumerate(SPACES):
+        for i in range(6 + k):
+            body = {"content": "note %d of %s" % (i, name),
+                    "embedding": [rng.uniform(-1, 1) for _ in range(DIM)]}
+            at = nodes[k % len(nodes)]
+            wait_until(lambda at=at, name=name, body=body: call(
+                at, "POST", "/v1/spaces/%s/memories" % name, body).status == 201, DEADLINE_S,
+                what="a write to %s (its copy is made on its primary)" % name)
+    if rf > 1:  # every copy has every memory before a hedge may read it
+        for s in nodes:
+            for k, name in enumerate(SPACES):
+                wait_until(lambda s=s, name=name, k=k: copy_count(s, name) in (None, 6 + k),
+                           DEADLINE_S, what="the copies caught up")
+    return prim
+
+
+def copy_count(server, name):
+    """The memories of server's own copy of name (None when it holds none)."""
+    with server.client(timeout=5.0) as c:
+        r = c.raw("GET", "/v1/spaces/%s" % name)
+    if r.status != 200:
+        return None
+    return (r.json or {}).get("memories")
+
+
+def stop_all(made):
+    for s in made:
+        if s.proc and s.proc.poll() is None:
+            os.kill(s.proc.pid, signal.SIGCONT)
+            rc = s.stop()
+            assert rc == 0, "mnemo exited with %s:\n%s" % (rc, s.log()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    made = []
+
+    def factory(env):
+        s = KeyedServer(tmp_path_factory.mktemp("node"), env=env)
+        made.append(s)
+        return s.start()
+
+    try:
+        nodes, ids = start_cluster(factory, 3, 1)
+        prim = fill(nodes, ids, 1)
+        yield nodes, ids, prim
+    finally:
+        stop_all(made)
+
+
+def many(server, key=ADMIN, **body):
+    r = call(server, "POST", "/v1/recall", body, key=key)
+    return r
+
+
+def by_hand(server, spaces, k, **cue):
+    """Each space asked alone (routed to its holder), merged by score then id, top k."""
+    hits = []
+    for s in spaces:
+        r = call(server, "POST", "/v1/spaces/%s/recall" % s, dict(cue, k=k))
+        assert r.status == 200, r.body
+        for h in r.json["results"]:
+            hits.append((-h["score"], h["id"], s, h))
+    hits.sort(key=lambda x: (x[0], x[1]))
+    return hits[:k]
+
+
+CUES = [{"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False},
+        {"embedding": [0.9, 0.1, -0.3, 0.2]},
+        {"text": "note"}]
+
+
+@pytest.mark.parametrize("cue", CUES)
+def test_merged_top_k_equals_the_spaces_answers_merged(three, cue):
+    nodes, _, _ = three
+    for entry in nodes:  # whichever node is asked, the same answer
+        r = many(entry, spaces=SPACES, k=12, **cue)
+        assert r.status == 200, r.body
+        got = r.json
+        want = by_hand(entry, SPACES, 12, **cue)
+        assert [(h["id"], h["space"], h["score"]) for h in got["results"]] == \
+            [(w[1], w[2], -w[0]) for w in want]
+        assert got["missing"] == [] and got["reachable"] == 1
+        for h, w in zip(got["results"], want):
+            assert h["confidence"] == w[3]["confidence"]  # a space's own, no penalty
+            assert h["memory"]["content"].endswith(" of %s" % h["space"])
+
+
+def test_a_paused_node_is_missing_within_the_deadline_and_lowers_confidence(three):
+    nodes, ids, _ = three
+    prim = wait_until(lambda: primaries(nodes, SPACES, ids), DEADLINE_S, what="placement")
+    cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 40}
+    full = many(nodes[0], spaces=SPACES, **cue).json
+    assert full["missing"] == []
+    victim = next(i for i in range(1, 3) if ids[i] in prim.values())
+    held = sorted(s for s, p in prim.items() if p == ids[victim])
+    timeout_ms = 800
+    os.kill(nodes[victim].proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = many(nodes[0], spaces=SPACES, timeout_ms=timeout_ms, **cue)
+        took = time.monotonic() - t0
+        assert r.status == 200, r.body
+        got = r.json
+        assert sorted(m["space"] for m in got["missing"]) == held, (got["missing"], prim, ids)
+        assert {m["reason"] for m in got["missing"]} <= {"timeout", "unavailable"}
+        assert took < timeout_ms / 1000.0 + 5.0  # loose: the deadline, not speed, bounds it
+        assert got["reachable"] < 1
+        before = {h["id"]: h["confidence"]["value"] for h in full["results"]}
+        assert got["results"], got
+        for h in got["results"]:
+            assert h["space"] not in held
+            assert "missing_partition" in h["confidence"]["reasons"]
+            factor = 0.5 + 0.5 * got["reachable"]
+            assert h["confidence"]["value"] == pytest.approx(before[h["id"]] * factor, abs=1e-4)
+        assert got["recall_confidence"] < full["recall_confidence"]
+    finally:
+        os.kill(nodes[victim].proc.pid, signal.SIGCONT)
+
+    def whole():
+        g = many(nodes[0], spaces=SPACES, **cue).json
+        return g if g["missing"] == [] else None
+
+    again = wait_until(whole, DEADLINE_S, what="nothing missing once the node resumed")
+    assert [h["id"] for h in again["results"]] == [h["id"] for h in full["results"]]
+
+
+def test_a_key_sees_only_its_spaces_across_nodes(three):
+    nodes, _, prim = three
+    assert len({prim[s] for s in READABLE}) >= 1
+    cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 50}
+    for entry in nodes:
+        r = many(entry, key=READER, spaces=READABLE + ["cq-0"], **cue)
+        assert r.status == 403, r.body
+        assert b"cq-0" in r.body
+        got = many(entry, key=READER, space_prefix="cq-", **cue)
+        assert got.status == 200, got.body
+        doc = got.json
+        assert doc["spaces"] == READABLE and doc["missing"] == []
+        assert {h["space"] for h in doc["results"]} == set(READABLE)
+        assert len(doc["results"]) == sum(6 + SPACES.index(s) for s in READABLE)
+
+
+def test_five_nodes_a_slow_node_is_hedged_to_the_other_copy(tmp_path_factory):
+    made = []
+
+    def factory(env):
+        s = KeyedServer(tmp_path_factory.mktemp("node5"), env=env)
+        made.append(s)
+        return s.start()
+
+    try:
+        nodes, ids = start_cluster(factory, 5, 2,
+                                   {4: {"MNEMO_TEST_QUERY_DELAY_MS": "60000"}})
+        fill(nodes, ids, 2)
+        cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 30,
+               "read": "nearest", "timeout_ms": 3000}
+        want = by_hand(nodes[0], SPACES, 30, embedding=cue["embedding"], spread=False)
+        # the slow node's spaces are hedged to their other copy: nothing is missing; asked
+        # several times, the node's p95 is learnt and the hedge goes out before half the time
+        for _ in range(4):
+            r = many(nodes[0], spaces=SPACES, **cue)
+            assert r.status == 200, r.body
+            got = r.json
+            assert got["missing"] == [], got["missing"]
+            assert [(h["id"], h["score"]) for h in got["results"]] == \
+                [(w[1], -w[0]) for w in want]
+        with nodes[0].client() as c:
+            metrics = c.raw("GET", "/metrics").body
+        text = metrics.decode()
+        assert 'mnemo_query_remote_total{event="sent"}' in text
+    finally:
+        stop_all(made)
