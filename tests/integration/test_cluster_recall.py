@@ -56,7 +56,8 @@ def primaries(nodes, names, ids):
             doc = spaces_doc(s)
         except Exception:  # noqa: BLE001 - a node still starting
             return None
-        p = {x["name"]: x["primary"] for x in doc["spaces"] if x.get("primary") in ids}
+        p = {x["name"]: x["primary"] for x in doc["spaces"]
+             if x.get("primary") in ids and x["name"] in names}
         if sorted(p) != sorted(names) or (got is not None and p != got):
             return None
         got = p
@@ -86,6 +87,19 @@ def start_cluster(factory, n, rf, extra_env=None):
 
 def fill(nodes, ids, rf):
     rng = random.Random(19)
+    # a space created before placement started over the whole view may never be made on its
+    # primary (issue 16's placement race): wait until a first space takes writes
+    assert call(nodes[0], "POST", "/v1/spaces", {"name": "warmup", "dim": DIM}).status == 201
+
+    def warm():
+        r = call(nodes[0], "POST", "/v1/spaces/warmup/memories",
+                 {"content": "w", "embedding": [1, 0, 0, 0]})
+        if r.status == 404:
+            call(nodes[0], "DELETE", "/v1/spaces/warmup")
+            call(nodes[0], "POST", "/v1/spaces", {"name": "warmup", "dim": DIM})
+        return r.status == 201
+
+    wait_until(warm, DEADLINE_S, interval_s=0.5, what="placement over every member")
     for name in SPACES:
         r = call(nodes[0], "POST", "/v1/spaces", {"name": name, "dim": DIM})
         assert r.status == 201, r.body
@@ -96,9 +110,8 @@ def fill(nodes, ids, rf):
             body = {"content": "note %d of %s" % (i, name),
                     "embedding": [rng.uniform(-1, 1) for _ in range(DIM)]}
             at = nodes[k % len(nodes)]
-            wait_until(lambda at=at, name=name, body=body: call(
-                at, "POST", "/v1/spaces/%s/memories" % name, body).status == 201, DEADLINE_S,
-                what="a write to %s (its copy is made on its primary)" % name)
+            r = call(at, "POST", "/v1/spaces/%s/memories" % name, body)
+            assert r.status == 201, (r.body, prim, [x.log()[-2500:] for x in nodes])
     if rf > 1:  # every copy has every memory before a hedge may read it
         for s in nodes:
             for k, name in enumerate(SPACES):
@@ -182,7 +195,7 @@ def test_merged_top_k_equals_the_spaces_answers_merged(three, cue):
 def test_a_paused_node_is_missing_within_the_deadline_and_lowers_confidence(three):
     nodes, ids, _ = three
     prim = wait_until(lambda: primaries(nodes, SPACES, ids), DEADLINE_S, what="placement")
-    cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 40}
+    cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 60}
     full = many(nodes[0], spaces=SPACES, **cue).json
     assert full["missing"] == []
     victim = next(i for i in range(1, 3) if ids[i] in prim.values())
