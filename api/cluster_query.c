@@ -374,6 +374,27 @@ static void flight_remove(cl_query *q, clq_flight *f)
     free(f);
 }
 
+/* The spaces no copy answered get the stand-in's answer, if there is one (issue 18). */
+static void stand_in(cl_query *q, const char *const *spaces, size_t n, const mn_recall_req_t *req,
+                     mn_query_answer_t *out)
+{
+    for (size_t i = 0; q->partition && i < n; i++) {
+        if (out[i].rc == MN_OK || out[i].rc == MN_ERR_INVALID) continue;
+        mn_recall_result_t res = {0};
+        mn_error err = {0};
+        if (q->partition(q->partition_arg, spaces[i], req, &res, &err) != MN_OK) continue;
+        mn_recall_result_clear(&out[i].res);
+        out[i] =
+            (mn_query_answer_t){.rc = MN_OK, .res = res, .missing = MN_QUERY_MISSING_PARTITION};
+    }
+}
+
+void cl_query_set_partition(cl_query *q, cl_query_partition_fn fn, void *arg)
+{
+    q->partition = fn;
+    q->partition_arg = arg;
+}
+
 /* This one job holds every remote space of a run: it reports this long before the run's own
  * deadline, or what did answer would be dropped with what did not. */
 static int64_t margin_ns(int64_t deadline_ns)
@@ -407,6 +428,7 @@ static void remote_exec(void *arg, const char *const *spaces, size_t n, const mn
     clq_count(r.q, CLQ_M_TIMED_OUT, timed_out);
     if (r.f) flight_remove(r.q, r.f);
     free(r.slots);
+    stand_in(r.q, spaces, n, req, out);
 }
 
 /* ---- locating, lifecycle ---- */

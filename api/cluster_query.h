@@ -29,4 +29,12 @@ void cl_query_close(cl_query *q);
 /* After cl_repl_stop (no frame arrives any more). */
 void cl_query_free(cl_query *q);
 
+/* The stand-in for a space no copy answered (issue 18: this node's gossiped semantic memories
+ * of it, ranked for req; MN_ERR_NOT_FOUND when it has none): any thread, quick. Its answer is
+ * merged and the space listed as missing with the reason "partition". */
+typedef mn_err (*cl_query_partition_fn)(void *arg, const char *space, const mn_recall_req_t *req,
+                                        mn_recall_result_t *out, mn_error *err);
+/* Sets the stand-in (NULL: none, the default). Before the doors take requests. */
+void cl_query_set_partition(cl_query *q, cl_query_partition_fn fn, void *arg);
+
 #endif

@@ -18,7 +18,8 @@ static const char *const MISSING[] = {NULL,
                                       MN_QUERY_MISSING_UNAVAILABLE,
                                       MN_QUERY_MISSING_NOT_FOUND,
                                       MN_QUERY_MISSING_ERROR,
-                                      MN_QUERY_MISSING_NOT_HELD};
+                                      MN_QUERY_MISSING_NOT_HELD,
+                                      MN_QUERY_MISSING_PARTITION};
 #define N_MISSING (sizeof MISSING / sizeof MISSING[0])
 static const char *const UNITS[] = {"day", "week", "month", "year", "range"};
 static const char *const APPLIED[] = {"boost", "filter", "none"};

@@ -86,7 +86,9 @@ struct cl_query {
     clq_job *sq_head, **sq_tail;
     size_t sq_n;
     pthread_cond_t sq_cv;
-    int64_t test_delay_ms; /* MNEMO_TEST_QUERY_DELAY_MS */
+    int64_t test_delay_ms;           /* MNEMO_TEST_QUERY_DELAY_MS */
+    cl_query_partition_fn partition; /* the stand-in for spaces no copy answered, or NULL */
+    void *partition_arg;
     mn_metrics_family_t *m;
 };
 

@@ -23,8 +23,9 @@
 #include "mnemo/assert.h"
 #include "mnemo/util.h"
 
-#define MARGIN_MS_MAX 100 /* kept for the answer's way back: an eighth of the time, at most this   \
-                           */
+#define MARGIN_MS_MAX                                                                              \
+    100 /* kept for the answer's way back: an eighth of the time, at most this                     \
+         */
 
 /* ---- the frame callback (replication thread) ---- */
 

@@ -289,7 +289,7 @@ static mn_err list_missing(const char *const *spaces, size_t n, const mn_query_a
     out->missing = calloc(n ? n : 1, sizeof *out->missing);
     if (!out->missing) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        if (answered[i] && answers[i].rc == MN_OK) continue;
+        if (answered[i] && answers[i].rc == MN_OK && !answers[i].missing) continue;
         const char *why = !answered[i]        ? MN_QUERY_MISSING_TIMEOUT
                           : answers[i].missing ? answers[i].missing
                                                : missing_reason(answers[i].rc, spaces[i], &answers[i].err);
@@ -325,6 +325,8 @@ static mn_err gathered(const char *const *spaces, const double *weights, bool pe
         sum_answers(answers, ok, n, out);
         rc = mn_query_merge(answers, n, k, out, err);
     }
+    for (size_t i = 0; !rc && i < n; i++)
+        ok[i] = ok[i] && !answers[i].missing; /* a stand-in's space counts as not reached */
     if (!rc) out->reachable = out->n_missing ? mn_query_reachable(weights, ok, n) : 1.0f;
     for (size_t i = 0; !rc && i < out->n_hits; i++) {
         if (out->n_missing && penalty) mn_query_confidence_missing(&out->hits[i].confidence, out->reachable);

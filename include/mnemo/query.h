@@ -66,7 +66,9 @@ typedef struct mn_query_answer {
     mn_recall_result_t res;
     /* rc not MN_OK: why the space is missing, one of MN_QUERY_MISSING_* (static); NULL: told
      * by rc (MN_ERR_NOT_FOUND not_found, MN_ERR_UNAVAILABLE / CLOSED / BUSY unavailable, any
-     * other error) */
+     * other error). rc MN_OK with missing set: a stand-in answered for the space (the
+     * gossiped semantic memories, MN_QUERY_MISSING_PARTITION): its hits are merged, but the
+     * space is listed as missing with that reason and counts as not reached */
     const char *missing;
 } mn_query_answer_t;
 
@@ -112,6 +114,7 @@ void mn_query_free(mn_query_t *q);
 #define MN_QUERY_MISSING_NOT_FOUND "not_found"     /* dropped after the plan was made */
 #define MN_QUERY_MISSING_ERROR "error"             /* it failed (the log says how) */
 #define MN_QUERY_MISSING_NOT_HELD "not_held" /* the node asked does not hold it (placement moved) */
+#define MN_QUERY_MISSING_PARTITION "partition" /* no copy answered; gossip stood in (issue 18) */
 
 typedef struct mn_query_missing {
     uint32_t space;     /* index into the run's spaces */

@@ -217,8 +217,8 @@ typedef struct fx {
     mn_query_t *q;
 } fx;
 
-static void engine_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req, const void *caller,
-                        int64_t deadline_ns, mn_query_answer_t *out)
+static void engine_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req,
+                        const void *caller, int64_t deadline_ns, mn_query_answer_t *out)
 {
     (void)caller;
     (void)deadline_ns;
@@ -421,8 +421,8 @@ typedef struct gate {
     mn_engine_t *e;
 } gate;
 
-static void gated_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req, const void *caller,
-                       int64_t deadline_ns, mn_query_answer_t *out)
+static void gated_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req,
+                       const void *caller, int64_t deadline_ns, mn_query_answer_t *out)
 {
     (void)caller;
     gate *g = arg;
@@ -475,6 +475,51 @@ static void test_run_drops_a_late_answer_on_its_own_copy(void **state)
     f->q = NULL;
     pthread_mutex_destroy(&g.mu);
     pthread_cond_destroy(&g.cv);
+}
+
+/* ---- a stand-in's answer, and a run without the penalty ---- */
+
+/* Space "q-b" is answered by a stand-in (the gossip of issue 18): its hits, marked missing. */
+static void standin_exec(void *arg, const char *const *spaces, size_t n, const mn_recall_req_t *req,
+                         const void *caller, int64_t deadline_ns, mn_query_answer_t *out)
+{
+    engine_exec(arg, spaces, n, req, caller, deadline_ns, out);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(spaces[i], "q-b")) out[i].missing = MN_QUERY_MISSING_PARTITION;
+}
+
+static void test_a_stand_in_is_merged_and_listed_missing(void **state)
+{
+    fx *f = *state;
+    mn_query_holder_t h = {"standin", standin_exec, f->t.e, 1};
+    mn_query_opts_t o = {.threads = 2, .holders = &h, .n_holders = 1};
+    mn_error err = {0};
+    assert_int_equal(mn_query_new(&o, &f->q, &err), MN_OK);
+    float v[DIM] = {1};
+    mn_recall_req_t r = cue(v, 200);
+    mn_query_result_t res, raw;
+    assert_int_equal(mn_query_run(f->q, NAMES, NULL, SPACES, &r, 10000, &res, &err), MN_OK);
+    assert_int_equal(res.n_missing, 1);
+    assert_string_equal(NAMES[res.missing[0].space], "q-b");
+    assert_string_equal(res.missing[0].reason, MN_QUERY_MISSING_PARTITION);
+    assert_float_equal(res.reachable, 0.75f, 1e-6); /* weights 1 each: 3 of 4 reached */
+    bool from_b = false;
+    for (size_t i = 0; i < res.n_hits; i++) {
+        from_b |= !strcmp(NAMES[res.hit_space[i]], "q-b");
+        assert_true(res.hits[i].confidence.reasons & MN_REASON_MISSING_PARTITION);
+    }
+    assert_true(from_b); /* the stand-in's hits are merged */
+    /* no_penalty: the same run, confidences as the spaces gave them */
+    mn_query_run_opts_t ro = {.timeout_ms = 10000, .no_penalty = true};
+    assert_int_equal(mn_query_run_ex(f->q, NAMES, SPACES, &r, &ro, &raw, &err), MN_OK);
+    assert_int_equal(raw.n_hits, res.n_hits);
+    for (size_t i = 0; i < raw.n_hits; i++) {
+        assert_false(raw.hits[i].confidence.reasons & MN_REASON_MISSING_PARTITION);
+        assert_float_equal(res.hits[i].confidence.value,
+                           raw.hits[i].confidence.value * mn_query_missing_factor(0.75f), 1e-6);
+    }
+    mn_query_result_clear(&res);
+    mn_query_result_clear(&raw);
 }
 
 /* ---- the request copy the jobs own ---- */
@@ -533,6 +578,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_fails_on_a_cue_that_does_not_fit_a_space,
                                         setup_run, teardown_run),
         cmocka_unit_test_setup_teardown(test_run_drops_a_late_answer_on_its_own_copy, setup_run,
+                                        teardown_run),
+        cmocka_unit_test_setup_teardown(test_a_stand_in_is_merged_and_listed_missing, setup_run,
                                         teardown_run),
         cmocka_unit_test(test_recall_req_dup_outlives_its_source),
     };
