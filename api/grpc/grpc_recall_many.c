@@ -24,7 +24,8 @@ static mn_err request_in(gctx *c, const Mnemo__V1__RecallManyRequest *q, api_man
     }
     in->prefix = q->space_prefix;
     in->timeout_ms = q->has_timeout_ms ? q->timeout_ms : MN_QUERY_TIMEOUT_MS_DEFAULT;
-    return g_recall_in(c, q->recall, rr, err);
+    mn_err rc = q->recall->read ? api_read_parse(q->recall->read, &in->read, err) : MN_OK;
+    return rc ? rc : g_recall_in(c, q->recall, rr, err); /* read: each space's copy */
 }
 
 static mn_err missing_out(gctx *c, const api_many *m, char **names,

@@ -114,8 +114,9 @@ static const char remember_schema[] = SCHEMA(
 
 static const char recall_schema[] = SCHEMA(
     P_SPACE ","
-    PROP("spaces", T_STRS DESC("search these spaces together instead of one (at most 256): "
-                               "results merged by score, each naming its space")) ","
+    PROP("spaces", T_STRS DESC("search these spaces together instead of one (at most 256; in "
+                               "a cluster, on whichever nodes hold them): results merged by "
+                               "score, each naming its space")) ","
     PROP("space_prefix", T_STR DESC("search every space you may read whose name starts with "
                                     "this (instead of space or spaces)")) ","
     PROP("timeout_ms", T_INT DESC("with spaces or space_prefix: wait at most this long "
