@@ -89,8 +89,9 @@ def make_space(entry, name):
     """Creates name and waits until its primary holds it: a space created while placement
     is still settling may never be made on its primary (the placement race of issue 16), so
     such a creation is dropped and made again."""
-    def held():
-        if call(entry, "GET", "/v1/spaces/%s" % name).status == 200:
+    def held():  # a recall is served by the primary's engine (a GET may be the catalog's)
+        if call(entry, "POST", "/v1/spaces/%s/recall" % name,
+                {"embedding": [1.0] + [0.0] * (DIM - 1), "k": 1}).status == 200:
             return True
         call(entry, "DELETE", "/v1/spaces/%s" % name)
         call(entry, "POST", "/v1/spaces", {"name": name, "dim": DIM})
@@ -101,17 +102,22 @@ def make_space(entry, name):
 
 def fill(nodes, ids, rf):
     rng = random.Random(19)
-    for name in SPACES:
-        make_space(nodes[0], name)
+    for k, name in enumerate(SPACES):
+        def filled(k=k, name=name):
+            make_space(nodes[0], name)
+            for i in range(6 + k):
+                body = {"content": "note %d of %s" % (i, name),
+                        "embedding": [rng.uniform(-1, 1) for _ in range(DIM)]}
+                r = call(nodes[k % len(nodes)], "POST", "/v1/spaces/%s/memories" % name, body)
+                if r.status == 404:  # its primary moved to a node that never made it: again
+                    call(nodes[0], "DELETE", "/v1/spaces/%s" % name)
+                    return False
+                assert r.status == 201, r.body
+            return True
+
+        wait_until(filled, 2 * DEADLINE_S, interval_s=0.5, what="space %s filled" % name)
     prim = wait_until(lambda: primaries(nodes, SPACES, ids), DEADLINE_S,
                       what="the same placement on every node")
-    for k, name in enumerate(SPACES):
-        for i in range(6 + k):
-            body = {"content": "note %d of %s" % (i, name),
-                    "embedding": [rng.uniform(-1, 1) for _ in range(DIM)]}
-            at = nodes[k % len(nodes)]
-            r = call(at, "POST", "/v1/spaces/%s/memories" % name, body)
-            assert r.status == 201, r.body
     if rf > 1:  # every copy has every memory before a hedge may read it
         for s in nodes:
             for k, name in enumerate(SPACES):
