@@ -144,7 +144,7 @@ static void get_window(clq_r *r, mn_recall_result_t *res)
 
 static void get_memory(clq_r *r, mn_memory_t *m)
 {
-    uint32_t len = clq_rcount(r, "memory", (uint32_t)(r->len - r->off));
+    uint32_t len = clq_rlen(r, "memory", 1);
     mn_memory_record_t rec;
     mn_error e;
     if (r->bad || mn_wire_memory_decode(r->p + r->off, len, &rec, &e)) {

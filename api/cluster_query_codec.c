@@ -149,6 +149,16 @@ uint32_t clq_rcount(clq_r *r, const char *what, uint32_t max)
     return r->bad ? 0 : n;
 }
 
+uint32_t clq_rlen(clq_r *r, const char *what, size_t unit)
+{
+    uint32_t n = clq_ru32(r, what);
+    if (r->bad || (uint64_t)n * unit > r->len - r->off) {
+        clq_fail(r, what);
+        return 0;
+    }
+    return n;
+}
+
 int clq_frame_head(const uint8_t *buf, size_t len, uint64_t *id)
 {
     if (len < 12 || buf[0] != 'M' || buf[1] != 'Q' || buf[2] != CLQ_VERSION) return 0;

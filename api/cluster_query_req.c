@@ -175,7 +175,7 @@ static void get_filter(clq_r *r, clq_blocks *bl, mn_filter_t *f)
 
 static void get_cue(clq_r *r, clq_blocks *bl, mn_recall_req_t *q)
 {
-    q->dim = clq_rcount(r, "dim", (uint32_t)((r->len - r->off) / 4));
+    q->dim = clq_rlen(r, "dim", 4);
     float *e = q->dim ? clq_alloc(bl, q->dim * sizeof *e) : NULL;
     for (uint32_t i = 0; e && i < q->dim; i++)
         e[i] = clq_rf32(r, "embedding");

@@ -56,6 +56,9 @@ const char *clq_rstr(clq_r *r, const char *what, size_t max, size_t *len);
 /* A count of at most max (else a fault). */
 uint32_t clq_rcount(clq_r *r, const char *what, uint32_t max);
 
+/* A count of items of unit bytes each that the rest of the frame can hold (else a fault). */
+uint32_t clq_rlen(clq_r *r, const char *what, size_t unit);
+
 /* The header of a frame: its type (CLQ_REQUEST / CLQ_ANSWER) and id; 0 when it is not one. */
 int clq_frame_head(const uint8_t *buf, size_t len, uint64_t *id);
 
