@@ -13,8 +13,8 @@ p50 / p99 in ms and the ratio to the single-space recall of the same data:
   many-10      POST /v1/recall {"space_prefix": "s10-"}     (10 spaces of total/10)
   many-100     POST /v1/recall {"space_prefix": "s100-"}    (100 spaces of total/100)
 
-The 5-node figures of issue 19 (spaces on other nodes, one slow node) wait for the peer port
-(issue 16): this script measures the planner, the pool, the gather and the merge on one node.
+This script measures the planner, the pool, the gather and the merge on one node; the 5-node
+figures of issue 19 (spaces on other nodes, one stalled node) are bench/cluster_recall.py's.
 
   /usr/bin/python3 bench/recall_multi.py --bin build/mnemo [--total 20000] [--rounds 300]
                                           [--no-spread]
