@@ -22,8 +22,9 @@
 typedef struct slot {
     cl_placement pl;
     cl_route_plan_t plan;
-    int next; /* plan.targets[next] is the next target to try */
-    int at;   /* pl.holders[at] was sent the space last; -1 = none */
+    int next;    /* plan.targets[next] is the next target to try */
+    int at;      /* pl.holders[at] was sent the space last; -1 = none */
+    int waiting; /* frames with the space not answered yet */
     bool done;
     bool local;      /* served here after all (placement moved since it was located) */
     bool retry;      /* send it to its next target now */
@@ -185,6 +186,7 @@ static void send_marked(run *r, bool hedge)
         for (size_t j = 0; j < k; j++) {
             slot *t = &r->slots[idx[j]];
             t->at = t->plan.targets[t->next++];
+            t->waiting += ok;
             t->retry = !ok && t->next < t->plan.n; /* not sent: on to the next at once */
             if (!ok) t->why = MN_QUERY_MISSING_UNAVAILABLE;
         }
@@ -214,11 +216,11 @@ static void take_space(run *r, clq_space_answer *a)
     long i = find_space(r, a->space);
     slot *s = i >= 0 ? &r->slots[i] : NULL;
     if (!s || s->done) return; /* not asked, or answered already: the first answer won */
-    bool final = a->a.rc == MN_OK || a->a.rc == MN_ERR_INVALID || s->next >= s->plan.n;
-    if (!final) { /* not held there, unavailable, failed: on to its next target */
-        s->retry = true;
+    if (s->waiting > 0) s->waiting--;
+    if (a->a.rc != MN_OK && a->a.rc != MN_ERR_INVALID) { /* not held there, unavailable... */
         s->why = a->a.missing ? a->a.missing : MN_QUERY_MISSING_UNAVAILABLE;
-        return;
+        s->retry = s->next < s->plan.n;         /* on to its next target */
+        if (s->retry || s->waiting > 0) return; /* another copy may still answer */
     }
     s->done = true;
     r->out[i] = a->a;
