@@ -12,6 +12,7 @@ the one of the cluster without the slow node. Every wait polls with a deadline."
 import hashlib
 import os
 import random
+import re
 import signal
 import time
 
@@ -284,5 +285,13 @@ def test_five_nodes_a_slow_node_is_hedged_to_the_other_copy(tmp_path_factory):
             metrics = c.raw("GET", "/metrics").body
         text = metrics.decode()
         assert 'mnemo_query_remote_total{event="sent"}' in text
+        # a space led by the slow node and not held by the node asked went to the slow node
+        # first: it was answered by a hedge to its other copy
+        doc = spaces_doc(nodes[0])
+        led = [x["name"] for x in doc["spaces"] if x["name"] in SPACES and
+               x["primary"] == ids[4] and ids[0] not in x["replicas"]]
+        hedged = re.search(r'mnemo_query_remote_total\{event="hedged"\} (\d+)', text)
+        if led:
+            assert hedged and int(hedged.group(1)) > 0, (led, text[-2000:])
     finally:
         stop_all(made)
