@@ -54,7 +54,7 @@ struct mn_cluster {
     char api[MN_SWIM_META_MAX + 1];  /* the API address announced, "" until HTTP listens */
     char peer[80];                   /* the peer bus's address announced, "HOST:PORT" */
     cl_repl *repl;                   /* replication: its own thread and the peer bus */
-    cl_query *query; /* recall over many spaces across nodes (api/cluster_query.c) */
+    cl_query *query;                 /* recalls over many spaces across nodes */
     cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];

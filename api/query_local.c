@@ -21,7 +21,8 @@ void api_query_local_exec(void *arg, const char *const *spaces, size_t n,
 
 mn_err mn_api_start_query(mn_api_t *api, uint32_t threads, mn_error *err)
 {
-    mn_query_holder_t local = {.name = "local", .exec = api_query_local_exec, .arg = api, .batch_max = 1};
+    mn_query_holder_t local = {
+        .name = "local", .exec = api_query_local_exec, .arg = api, .batch_max = 1};
     mn_query_opts_t o = {.threads = threads, .holders = &local, .n_holders = 1};
     return mn_query_new(&o, &api->query, err);
 }

@@ -290,9 +290,10 @@ static mn_err list_missing(const char *const *spaces, size_t n, const mn_query_a
     if (!out->missing) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         if (answered[i] && answers[i].rc == MN_OK && !answers[i].missing) continue;
-        const char *why = !answered[i]        ? MN_QUERY_MISSING_TIMEOUT
-                          : answers[i].missing ? answers[i].missing
-                                               : missing_reason(answers[i].rc, spaces[i], &answers[i].err);
+        const char *why = !answered[i] ? MN_QUERY_MISSING_TIMEOUT
+                          : answers[i].missing
+                              ? answers[i].missing
+                              : missing_reason(answers[i].rc, spaces[i], &answers[i].err);
         out->missing[out->n_missing++] = (mn_query_missing_t){(uint32_t)i, why};
     }
     return MN_OK;
@@ -329,7 +330,8 @@ static mn_err gathered(const char *const *spaces, const double *weights, bool pe
         ok[i] = ok[i] && !answers[i].missing; /* a stand-in's space counts as not reached */
     if (!rc) out->reachable = out->n_missing ? mn_query_reachable(weights, ok, n) : 1.0f;
     for (size_t i = 0; !rc && i < out->n_hits; i++) {
-        if (out->n_missing && penalty) mn_query_confidence_missing(&out->hits[i].confidence, out->reachable);
+        if (out->n_missing && penalty)
+            mn_query_confidence_missing(&out->hits[i].confidence, out->reachable);
         if (out->hits[i].confidence.value > out->recall_confidence)
             out->recall_confidence = out->hits[i].confidence.value;
     }
@@ -368,8 +370,7 @@ mn_err mn_query_run_ex(mn_query_t *q, const char *const *spaces, size_t n,
         gather_unref(g);
     }
     uint32_t k = req->k ? req->k : 10;
-    if (!rc)
-        rc = gathered(spaces, o->weights, !o->no_penalty, n, k, answers, answered, out, err);
+    if (!rc) rc = gathered(spaces, o->weights, !o->no_penalty, n, k, answers, answered, out, err);
     for (size_t i = 0; answers && i < n; i++)
         mn_recall_result_clear(&answers[i].res);
     free(answers);
