@@ -113,7 +113,7 @@ void mn_query_free(mn_query_t *q);
 #define MN_QUERY_MISSING_UNAVAILABLE "unavailable" /* its holder could not be reached */
 #define MN_QUERY_MISSING_NOT_FOUND "not_found"     /* dropped after the plan was made */
 #define MN_QUERY_MISSING_ERROR "error"             /* it failed (the log says how) */
-#define MN_QUERY_MISSING_NOT_HELD "not_held" /* the node asked does not hold it (moved) */
+#define MN_QUERY_MISSING_NOT_HELD "not_held"       /* the node asked does not hold it (moved) */
 #define MN_QUERY_MISSING_PARTITION "partition" /* no copy answered; gossip stood in (issue 18) */
 
 typedef struct mn_query_missing {
