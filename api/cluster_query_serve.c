@@ -220,8 +220,13 @@ static void serve(cl_query *q, clq_job *j)
         int64_t until = mn_time_mono_ns() + q->test_delay_ms * 1000000LL;
         if (until > j->deadline_ns) until = j->deadline_ns;
         struct timespec ms = {0, 1000000};
-        while (mn_time_mono_ns() < until)
+        bool closing = false;
+        while (!closing && mn_time_mono_ns() < until) {
             nanosleep(&ms, NULL);
+            pthread_mutex_lock(&q->mu);
+            closing = q->closing;
+            pthread_mutex_unlock(&q->mu);
+        }
     }
     const clq_request *req = j->req;
     mn_query_answer_t *a = calloc(req->n ? req->n : 1, sizeof *a);
