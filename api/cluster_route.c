@@ -616,3 +616,22 @@ bool cl_route_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *
     snprintf(resp->principal, sizeof resp->principal, "hop:%.30s", id.node);
     return true;
 }
+
+mn_auth_result_t cl_route_hop_allow(cl_route *rt, const mn_http_request_t *req, mn_auth_op_t op,
+                                    const char *space, mn_auth_verdict_t *v)
+{
+    memset(v, 0, sizeof *v);
+    v->key_name = "";
+    cl_hop_identity id;
+    mn_error err = {0};
+    /* the gate admitted the head once (and counted its signature); its body is checked here,
+     * as the routing step checks it for the routes it sees */
+    if (!cl_hop_present(req) || cl_hop_verify_head(rt->key, req, mn_time_now_ms(), &id, &err) ||
+        cl_hop_verify_body(req, &err)) {
+        snprintf(v->message, sizeof v->message, "%.150s",
+                 err.message[0] ? err.message : "not an internal hop");
+        return v->result = MN_AUTH_NO_KEY;
+    }
+    mn_auth_grant_t g = {role_of(id.role), id.key, id.spaces};
+    return mn_auth_allow_grant(rt->auth, &g, op, space, v);
+}

@@ -40,6 +40,10 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
  * carries allows the route (401 / 403 otherwise, whatever auth.enabled says); any other
  * request goes to the API-key gate (mn_auth_http_gate) when auth is on. */
 bool cl_route_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Any thread: may the hop req (head and body checked again here) run op on space by the
+ * grant it carries? MN_AUTH_NO_KEY (v->message says why) when it is not a valid hop. */
+mn_auth_result_t cl_route_hop_allow(cl_route *rt, const mn_http_request_t *req, mn_auth_op_t op,
+                                    const char *space, mn_auth_verdict_t *v);
 
 /* A replica further behind than this serves no reads (out of rotation). */
 #define CL_ROUTE_OUT_OF_ROTATION_MS 10000

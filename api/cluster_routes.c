@@ -317,6 +317,13 @@ static bool hook_route(void *arg, const mn_http_request_t *req, mn_http_response
     return cl_route_request(cl->route, req, resp, ask);
 }
 
+static mn_auth_result_t hook_hop_allow(void *arg, const mn_http_request_t *req, mn_auth_op_t op,
+                                       const char *space, mn_auth_verdict_t *v)
+{
+    mn_cluster_t *cl = arg;
+    return cl_route_hop_allow(cl->route, req, op, space, v);
+}
+
 static mn_err route_new(const mn_config_t *c, mn_cluster_t *cl, mn_error *err)
 {
     cl_route_opts ro;
@@ -449,6 +456,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.space_dropped = hook_space_dropped;
     cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
+    cl->hooks.hop_allow = hook_hop_allow;
     api->cluster = &cl->hooks;
     return MN_OK;
 }
