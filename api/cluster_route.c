@@ -56,6 +56,7 @@ struct cl_route {
     size_t n_br;
     mn_prng_t prng;
     cl_replay *replay; /* the hops the gate admitted lately */
+    void *tls;         /* HTTPS to other nodes: the client context; NULL: plain HTTP */
     mn_metrics_family_t *m_forwards, *m_breaker, *m_refused, *m_retries;
 };
 
@@ -84,6 +85,12 @@ mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_er
     }
     rt->cs = cs;
     rt->o = *o;
+    if (o->https && !(rt->tls = cl_http_tls_new(o->tls_ca, o->tls_chain, err))) {
+        cl_replay_free(rt->replay);
+        free(rt->key);
+        free(rt);
+        return err->code;
+    }
     if (rt->o.connect_timeout_ms > rt->o.forward_timeout_ms)
         rt->o.connect_timeout_ms = rt->o.forward_timeout_ms;
     pthread_mutex_init(&rt->mu, NULL);
@@ -110,6 +117,7 @@ void cl_route_free(cl_route *rt)
 {
     if (!rt) return;
     pthread_mutex_destroy(&rt->mu);
+    cl_http_tls_free(rt->tls);
     cl_replay_free(rt->replay);
     free(rt->key);
     free(rt);
@@ -367,7 +375,8 @@ static cl_http_fail attempt(cl_route *rt, const cl_holder *to, const mn_http_req
                      .headers = h->headers,
                      .n_headers = h->n_headers,
                      .body = h->body,
-                     .body_len = h->body_len};
+                     .body_len = h->body_len,
+                     .tls = rt->tls};
     for (int a = 0;; a++) {
         cl_http_fail f = cl_http_do(&r, &o, out, err);
         if (f != CL_HTTP_CONNECT || a >= rt->o.retries) return f;
@@ -567,7 +576,8 @@ cl_http_fail cl_route_call(cl_route *rt, const char *node, const char *method, c
                      .headers = h.headers,
                      .n_headers = h.n_headers,
                      .body = body,
-                     .body_len = body_len};
+                     .body_len = body_len,
+                     .tls = rt->tls};
     cl_http_fail f = cl_http_do(&r, &o, out, err);
     breaker_result(rt, node, f == CL_HTTP_OK, mn_time_now_ms());
     return f;

@@ -20,10 +20,15 @@ typedef struct cl_route_opts {
     int64_t backoff_ms;         /* before the first retry, doubled each time, +-50 % jitter */
     int breaker_failures;       /* consecutive failures that open a node's breaker (3) */
     int64_t breaker_open_ms;    /* an open breaker lets one probe through after this (2000) */
+    /* HTTPS to other nodes (this node serves its own API over TLS: so do the others), the
+     * peer's certificate verified against tls_ca's and tls_chain's (cl_http_tls_new) */
+    bool https;
+    const char *tls_ca, *tls_chain;
 } cl_route_opts;
 void cl_route_opts_default(cl_route_opts *o);
 
-/* The router of this node over the placement of cs (which must outlive it). */
+/* The router of this node over the placement of cs (which must outlive it). MN_ERR_INVALID
+ * when the certificates for HTTPS cannot be loaded. */
 mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_error *err);
 void cl_route_free(cl_route *rt);
 /* The API keys (NULL or disabled: auth off); set before the server listens. */

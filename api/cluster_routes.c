@@ -330,6 +330,10 @@ static mn_err route_new(const mn_config_t *c, mn_cluster_t *cl, mn_error *err)
     cl_route_opts_default(&ro);
     ro.cluster_key = c->cluster.key ? c->cluster.key : "";
     ro.forward_timeout_ms = c->cluster.forward_timeout_ms;
+    /* every node serves its API as this one does: over TLS when it has a certificate */
+    ro.https = c->http.tls_cert[0] != 0;
+    ro.tls_chain = c->http.tls_cert;
+    ro.tls_ca = "";
     return cl_route_new(cl->spaces, &ro, &cl->route, err);
 }
 
