@@ -76,12 +76,13 @@ typedef struct api_route_ask {
                              * or its lag is not known */
 } api_route_ask;
 
-/* A unary gRPC call another node forwarded here (POST /v1/spaces/{space}/grpc/{method}): the
+/* A gRPC call (unary, or a client stream's messages) another node forwarded here (POST /v1/spaces/{space}/grpc/{method}): the
  * REST door receives it, the gRPC door runs it (the doors cannot call each other directly). */
 typedef struct api_grpc_hop {
-    /* the operation of unary method ("Recall"); false for an unknown or a streaming one */
+    /* the operation of method ("Recall"); false for an unknown one or a server stream */
     bool (*op_of)(const char *method, mn_auth_op_t *op);
-    /* runs method on body (its packed request) for the key named key_name (NULL: none):
+    /* runs method on body (its packed request; a client stream's messages each framed by a
+     * u32 BE length) for the key named key_name (NULL: none):
      * *out (malloc'd, *out_len bytes) is the envelope to answer; false when out of memory */
     bool (*run)(mn_api_t *api, const char *method, const char *key_name, const uint8_t *body,
                 size_t len, uint8_t **out, size_t *out_len);

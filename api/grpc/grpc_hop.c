@@ -1,5 +1,6 @@
-/* A unary gRPC call forwarded between the nodes of a cluster (grpc_internal.h has the
- * envelope). The calling node packs the request and sends it over a signed internal hop of
+/* A gRPC call forwarded between the nodes of a cluster (grpc_internal.h has the envelope): a
+ * unary call, or a client stream once it ended (its messages framed). The calling node packs
+ * the request and sends it over a signed internal hop of
  * the HTTP API (grpc_route.c); the serving node's REST door admits the hop and hands it here
  * (g_hop_serve, through mn_api.grpc_hop); the method runs as it would for a local call, its
  * write waits for its level, and the envelope carries back the result: the mn_err and its
@@ -15,17 +16,18 @@
 
 /* ---- the serving node ---- */
 
-static const g_method *unary_method(const char *name)
+/* A method a forward may carry: unary, or a client stream (its messages framed). */
+static const g_method *hop_method(const char *name)
 {
     char path[96];
     int n = snprintf(path, sizeof path, "/mnemo.v1.Mnemo/%s", name);
     const g_method *m = n > 0 && (size_t)n < sizeof path ? g_method_find(path, (size_t)n) : NULL;
-    return m && m->shape == G_UNARY ? m : NULL;
+    return m && m->shape != G_SERVER_STREAM ? m : NULL;
 }
 
 static bool hop_op_of(const char *method, mn_auth_op_t *op)
 {
-    const g_method *m = unary_method(method);
+    const g_method *m = hop_method(method);
     if (m) *op = m->op;
     return m != NULL;
 }
@@ -62,28 +64,71 @@ static bool envelope(mn_err rc, bool denied, const char *msg, const ProtobufCMes
     return true;
 }
 
+/* A stream's messages from a forward's body ([u32 BE length][bytes] each): *n decoded into
+ * msgs (G_STREAM_MAX of them at most), or an error naming the one at fault. */
+static mn_err decode_stream(const g_method *m, const uint8_t *body, size_t len,
+                            ProtobufCMessage **msgs, size_t *n, mn_error *err)
+{
+    *n = 0;
+    for (size_t at = 0; at < len;) {
+        if (*n == G_STREAM_MAX)
+            return mn_error_set(err, MN_ERR_INVALID, "more than %d messages in one stream",
+                                G_STREAM_MAX);
+        if (len - at < 4 || get_be32(body + at) > len - at - 4)
+            return mn_error_set(err, MN_ERR_INVALID, "malformed request: a cut stream frame");
+        size_t k = get_be32(body + at);
+        char pfx[32];
+        snprintf(pfx, sizeof pfx, "memories[%zu].", *n);
+        if (!(msgs[*n] = g_decode_bytes(m->req, body + at + 4, k, pfx, err))) return err->code;
+        (*n)++;
+        at += 4 + k;
+    }
+    return *n ? MN_OK : mn_error_set(err, MN_ERR_INVALID, "the stream sent no message");
+}
+
+/* Runs m on its messages (one for a unary call) as a local call would, its write waiting for
+ * the first message's level. */
+static mn_err run_method(gctx *ctx, const g_method *m, ProtobufCMessage **msgs, size_t n,
+                         ProtobufCMessage **resp, mn_error *err)
+{
+    int level = -1;
+    const char *v = g_msg_string(msgs[0], "consistency");
+    mn_err rc = v && *v ? api_consistency_parse(v, &level, err) : MN_OK;
+    if (!rc && m->shape == G_UNARY) rc = m->unary(ctx, msgs[0], resp, err);
+    if (!rc && m->shape == G_CLIENT_STREAM) rc = m->batch(ctx, msgs, n, resp, err);
+    if (!rc && mn_auth_op_role(m->op) >= MN_AUTH_WRITE)
+        rc = g_settle(ctx->api, msgs[0], level, err);
+    return rc;
+}
+
 static bool hop_run(mn_api_t *api, const char *method, const char *key_name, const uint8_t *body,
                     size_t len, uint8_t **out, size_t *out_len)
 {
-    const g_method *m = unary_method(method);
+    const g_method *m = hop_method(method);
     mn_error err = {0};
     if (!m) {
-        mn_error_set(&err, MN_ERR_NOT_FOUND, "no unary gRPC method %.80s", method);
+        mn_error_set(&err, MN_ERR_NOT_FOUND, "no gRPC method %.80s to forward", method);
         return envelope(MN_ERR_NOT_FOUND, false, err.message, NULL, out, out_len);
     }
-    ProtobufCMessage *req = g_decode_bytes(m->req, body, len, "", &err);
-    if (!req) return envelope(err.code, false, err.message, NULL, out, out_len);
-    int level = -1;
-    const char *v = g_msg_string(req, "consistency");
-    mn_err rc = v && *v ? api_consistency_parse(v, &level, &err) : MN_OK;
+    size_t cap = m->shape == G_CLIENT_STREAM ? G_STREAM_MAX : 1, n = 0;
+    ProtobufCMessage **msgs = calloc(cap, sizeof *msgs);
+    if (!msgs) return false;
+    mn_err rc = MN_OK;
+    if (m->shape == G_CLIENT_STREAM)
+        rc = decode_stream(m, body, len, msgs, &n, &err);
+    else if ((msgs[0] = g_decode_bytes(m->req, body, len, "", &err)))
+        n = 1;
+    else
+        rc = err.code;
     gctx ctx = {.api = api, .key_name = key_name};
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
-    if (!rc) rc = m->unary(&ctx, req, &resp, &err);
-    if (!rc && mn_auth_op_role(m->op) >= MN_AUTH_WRITE) rc = g_settle(api, req, level, &err);
+    if (!rc) rc = run_method(&ctx, m, msgs, n, &resp, &err);
     bool ok = envelope(rc, ctx.denied, err.message, resp, out, out_len);
     api_arena_free(&ctx.arena);
-    protobuf_c_message_free_unpacked(req, &g_allocator);
+    for (size_t i = 0; i < n; i++)
+        protobuf_c_message_free_unpacked(msgs[i], &g_allocator);
+    free(msgs);
     return ok;
 }
 

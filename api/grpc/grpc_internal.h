@@ -139,6 +139,7 @@ struct gcall {
     const char *key;      /* set by g_call_authorize: the key presented (in md), or NULL */
     size_t key_len;
     int level;            /* set by g_call_route: the request's consistency, -1 = default */
+    bool forward;         /* set by g_call_route: another node serves this stream */
     size_t stream_bytes;  /* received so far */
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;
@@ -207,13 +208,18 @@ bool g_call_route(gcall *c, mn_api_t *api, const ProtobufCMessage *req);
  * hint; msg and code when it has none). */
 void g_finish_http_error(gcall *c, const mn_http_response_t *resp, grpc_status_code st,
                          const char *msg, const char *code);
+/* A client stream g_call_route found another node serves (c->forward), once it ended:
+ * forwards its messages and finishes the call from the answer. false: this node serves it
+ * after all (the placement moved meanwhile): run it here. */
+bool g_call_forward_batch(gcall *c, mn_api_t *api);
 /* After a successful write: waits for the level (mn_spaces_level_t; -1 = the default) of
  * req's space when req's method takes one (it has a consistency field). */
 mn_err g_settle(mn_api_t *api, const ProtobufCMessage *req, int level, mn_error *err);
 
-/* ---- a unary call forwarded from another node (grpc_hop.c) ----
+/* ---- a call forwarded from another node (grpc_hop.c) ----
  * The node a call reaches sends it, when another node serves its space, over a signed
- * internal hop (POST /v1/spaces/{space}/grpc/{method}, the packed request as the body); the
+ * internal hop (POST /v1/spaces/{space}/grpc/{method}, the packed request as the body; a
+ * client stream's messages, once it ended, each after its u32 BE length); the
  * serving node runs the method and answers an envelope: G_HOP_MAGIC, the mn_err (i32 BE),
  * a denied flag (u8: PERMISSION_DENIED of RecallMany's kind), the message's length (u32 BE)
  * and bytes, then the packed response. The calling node finishes the call from it exactly

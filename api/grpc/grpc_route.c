@@ -2,13 +2,12 @@
  *
  * The request options are fields of the messages, read here by name for every method that
  * has them: "consistency" ("one" | "quorum" | "all") and "read" ("primary" | "nearest"),
- * validated on a single node too. A unary call this node must not serve is forwarded to the
- * node that serves it over a signed internal hop of the HTTP API (grpc_hop.c has the
- * format), and answered from there exactly as that node answered it. Streams are not
- * forwarded (a stream would have to be held whole first): a Watch stays on the node it was
- * opened on, and a RememberBatch this node must not serve is answered FAILED_PRECONDITION
- * naming the node that serves it (code "wrong_node"), or UNAVAILABLE when none can. A
- * write a node serves waits for its level like the REST one. */
+ * validated on a single node too. A call this node must not serve is forwarded to the node
+ * that serves it over a signed internal hop of the HTTP API (grpc_hop.c has the format), and
+ * answered from there exactly as that node answered it: a unary call at once, a client stream
+ * (RememberBatch) once it ended, all its messages in one hop (they are held here anyway: a
+ * batch is all or nothing). A Watch stays on the node it was opened on. A write waits for its
+ * level on the node that serves it, like the REST one. */
 #include "grpc_internal.h"
 
 #include <cjson/cJSON.h>
@@ -17,6 +16,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "mnemo/assert.h"
 #include "mnemo/util.h"
 
 #define G_FWD_KEY_MAX 1024 /* a longer API key is not forwarded: the node that serves is named */
@@ -63,20 +63,44 @@ typedef struct g_fwd {
     uint8_t *body;
 } g_fwd;
 
-/* Fills hr for c's unary call (f keeps what hr points to); false when out of memory or too
- * long (then the call is not forwarded: the caller names the node instead). */
-static bool fwd_init(gcall *c, const ProtobufCMessage *req, const char *space, g_fwd *f,
+/* The body of a forward: a unary call's packed request; a stream's messages, each as a
+ * u32 big-endian length and its packed bytes (grpc_hop.c reads them). NULL when out of
+ * memory. */
+static uint8_t *pack_body(const gcall *c, ProtobufCMessage *const *msgs, size_t n, size_t *len)
+{
+    bool stream = c->m->shape == G_CLIENT_STREAM;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += protobuf_c_message_get_packed_size(msgs[i]) + (stream ? 4 : 0);
+    uint8_t *b = malloc(total + 1), *p = b;
+    for (size_t i = 0; b && i < n; i++) {
+        size_t k = protobuf_c_message_get_packed_size(msgs[i]);
+        if (stream) {
+            p[0] = (uint8_t)(k >> 24);
+            p[1] = (uint8_t)(k >> 16);
+            p[2] = (uint8_t)(k >> 8);
+            p[3] = (uint8_t)k;
+            p += 4;
+        }
+        p += protobuf_c_message_pack(msgs[i], p);
+    }
+    if (b) b[total] = 0;
+    *len = total;
+    return b;
+}
+
+/* Fills hr for c's call of the messages msgs (f keeps what hr points to); false when out of
+ * memory or too long (then the call is not forwarded: the caller names the node instead). */
+static bool fwd_init(gcall *c, ProtobufCMessage *const *msgs, size_t n, const char *space, g_fwd *f,
                      mn_http_request_t *hr)
 {
     const char *method = strrchr(c->m->path, '/') + 1;
-    size_t len = protobuf_c_message_get_packed_size(req);
+    size_t len = 0;
     if (c->key_len > G_FWD_KEY_MAX ||
         (size_t)snprintf(f->path, sizeof f->path, "/v1/spaces/%s/grpc/%s", space, method) >=
             sizeof f->path ||
-        !(f->body = malloc(len + 1)))
+        !(f->body = pack_body(c, msgs, n, &len)))
         return false;
-    protobuf_c_message_pack(req, f->body);
-    f->body[len] = 0;
     memset(hr, 0, sizeof *hr);
     hr->method = "POST";
     hr->path = f->path;
@@ -94,14 +118,16 @@ static bool fwd_init(gcall *c, const ProtobufCMessage *req, const char *space, g
     return true;
 }
 
-/* Asks the route hook about c's call: false = serve it here; true = answered (forwarded and
- * relayed, or refused). */
-static bool route_call(gcall *c, const api_cluster_hooks *h, const ProtobufCMessage *req,
-                       const char *space, api_read_pref read)
+/* Asks the route hook about c's call of msgs: false = serve it here; true = answered
+ * (forwarded and relayed, or refused). A stream's first message only probes (probe): when
+ * another node serves it, c->forward is set and the stream goes on here until it ends
+ * (g_call_forward_batch). */
+static bool route_call(gcall *c, const api_cluster_hooks *h, ProtobufCMessage *const *msgs,
+                       size_t n, const char *space, api_read_pref read, bool probe)
 {
     g_fwd f = {0};
     mn_http_request_t hr;
-    bool fwd = c->m->shape == G_UNARY && fwd_init(c, req, space, &f, &hr);
+    bool fwd = !probe && fwd_init(c, msgs, n, space, &f, &hr);
     if (!fwd) {
         memset(&hr, 0, sizeof hr);
         hr.method = hr.path = hr.query = "";
@@ -117,14 +143,26 @@ static bool route_call(gcall *c, const api_cluster_hooks *h, const ProtobufCMess
                          .no_forward = !fwd,
                          .replica_lag_ms = -1};
     bool answered = h->route(h->arg, &hr, &resp, &ask);
-    if (answered && fwd)
+    if (answered && probe && resp.status == 421) {
+        c->forward = true; /* another node serves it: collect the stream, then forward */
+        answered = false;
+    } else if (answered && fwd) {
         g_hop_finish(c, &resp);
-    else if (answered)
+    } else if (answered) {
         finish_routed(c, &resp);
+    }
     free(resp.body);
     free(resp.extra_headers);
     free(f.body);
     return answered;
+}
+
+bool g_call_forward_batch(gcall *c, mn_api_t *api)
+{
+    const api_cluster_hooks *h = api->cluster;
+    const char *space = g_msg_string(c->msgs[0], "space");
+    mn_assert(c->forward && h && h->route && space && *space);
+    return route_call(c, h, c->msgs, c->n_msgs, space, API_READ_PRIMARY, false);
 }
 
 bool g_call_route(gcall *c, mn_api_t *api, const ProtobufCMessage *req)
@@ -146,7 +184,8 @@ bool g_call_route(gcall *c, mn_api_t *api, const ProtobufCMessage *req)
     const char *space = g_msg_string(req, create ? "name" : "space");
     /* a Watch stream stays on the node it was opened on, as the REST one */
     if (!h || !h->route || !space || !*space || c->m->op == MN_AUTH_OP_EVENTS) return true;
-    return !route_call(c, h, req, space, read);
+    ProtobufCMessage *one[1] = {(ProtobufCMessage *)req};
+    return !route_call(c, h, one, 1, space, read, c->m->shape != G_UNARY);
 }
 
 mn_err g_settle(mn_api_t *api, const ProtobufCMessage *req, int level, mn_error *err)

@@ -575,7 +575,7 @@ static void on_recv(gcall *c, bool ok)
     const g_method *m = c->m;
     if (!c->recv_buf) { /* the client half-closed */
         if (m->shape == G_CLIENT_STREAM && c->n_msgs > 0) {
-            run_batch(c);
+            if (!c->forward || !g_call_forward_batch(c, c->srv->api)) run_batch(c);
         } else {
             mn_error err;
             mn_error_set(&err, MN_ERR_INVALID, "%s",

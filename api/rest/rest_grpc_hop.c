@@ -1,4 +1,5 @@
-/* POST /v1/spaces/{space}/grpc/{method}: a unary gRPC call another node of the cluster
+/* POST /v1/spaces/{space}/grpc/{method}: a gRPC call (unary, or a whole client stream) another
+ * node of the cluster
  * forwarded here, because this node serves its space (api/grpc/grpc_route.c sends it,
  * api/grpc/grpc_hop.c runs it). Internal: only a signed hop is admitted (the gate checked its
  * head, the routing step its body); the grant it carries must allow the method's own
@@ -23,7 +24,8 @@ void rest_h_grpc_hop(void *ctx, const mn_http_request_t *req, mn_http_response_t
         return;
     }
     if (!api->grpc_hop->op_of(method, &op)) {
-        mn_http_respond_error(resp, 404, "not_found", "no unary gRPC method by that name", NULL);
+        mn_http_respond_error(resp, 404, "not_found",
+                              "no gRPC method by that name that can be forwarded", NULL);
         return;
     }
     mn_auth_verdict_t v;

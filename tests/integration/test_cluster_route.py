@@ -291,10 +291,22 @@ def test_grpc_calls_are_forwarded_to_the_node_that_serves_them(cluster):
                                                         consistency="most"))
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert e.details().startswith("consistency:"), e.details()
-        # a stream is not forwarded: RememberBatch names the node that serves the space
-        e = grpc_error(g.RememberBatch, iter([pb().RememberRequest(space=SPACE, memory=mem)]))
-        assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e.details()
-        assert error_code(e) == "wrong_node" and ids[p] in e.details(), e.details()
+        # a RememberBatch stream is forwarded whole once it ended: all or nothing there too
+        batch = [pb().RememberRequest(space=SPACE, consistency="all", memory=pb().Memory(
+            content="batched %d" % i, embedding=EMB)) for i in range(3)]
+        got = g.RememberBatch(iter(batch)).ids
+        assert len(got) == 3 and all(got)
+        listed = gp.ListMemories(pb().ListMemoriesRequest(space=SPACE, limit=1000))
+        assert set(got) <= {m.id for m in listed.memories}
+        bad = [pb().RememberRequest(space=SPACE, memory=pb().Memory(content="ok", embedding=EMB)),
+               pb().RememberRequest(space=SPACE, memory=pb().Memory(content="short",
+                                                                    embedding=[1.0]))]
+        e_here = grpc_error(gp.RememberBatch, iter(bad))
+        e_fwd = grpc_error(g.RememberBatch, iter(bad))
+        assert e_fwd.code() == e_here.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert e_fwd.details() == e_here.details() and "memories[1]" in e_fwd.details()
+        listed = gp.ListMemories(pb().ListMemoriesRequest(space=SPACE, limit=1000))
+        assert "short" not in [m.content for m in listed.memories]
     # the reader key may not write, through any node
     with Grpc("127.0.0.1:%d" % replica.grpc_port, api_key=READER) as g:
         e = grpc_error(g.Remember, pb().RememberRequest(space=SPACE, memory=mem))
@@ -318,8 +330,10 @@ def test_hostile_grpc_hops_are_refused_and_store_nothing(cluster):
     r = grpc_hop(primary, "Remember", b"\xff\xfe not protobuf", role="write", spaces=SPACE)
     assert r.status == 200 and r.body[:4] == b"MNGH", (r.status, r.body)
     assert b"malformed request" in r.body, r.body
-    # a method that is not unary, or not there
-    for m in ("RememberBatch", "Watch", "NoSuchMethod"):
+    # a stream cut short, a server stream, a method that is not there
+    r = grpc_hop(primary, "RememberBatch", b"\x00\x00\x00\x09abc", role="write", spaces=SPACE)
+    assert r.status == 200 and b"a cut stream frame" in r.body, r.body
+    for m in ("Watch", "NoSuchMethod"):
         r = grpc_hop(primary, m, b"", role="write", spaces=SPACE)
         assert r.status == 404, (m, r.status, r.body)
     # a grant that does not allow the method's own operation (the gate admits a read)
