@@ -264,7 +264,7 @@ static void parse(peer_conn *c)
         off += 4 + (size_t)len;
         on_frame(c, f[4], f + PEER_HDR_LEN, len - 1);
     }
-    if (c->state == CONN_CLOSING) return;
+    if (c->state == CONN_CLOSING || off == 0) return; /* (rx is NULL before the first TLS read) */
     memmove(c->rx, c->rx + off, c->rx_len - off);
     c->rx_len -= off;
 }

@@ -4,7 +4,7 @@ Five `mnemo serve` on 127.0.0.1, [cluster] enabled, factor 3, writes at `quorum`
 nodes' cluster.write_consistency):
 
 - placement is agreed: every node's table gives each of four spaces the same primary and
-  the same three holders;
+  the same three voting holders;
 - any node takes a write: a `quorum` write sent to each of the five nodes (most of them
   not holding the space: they forward it to the primary) is acknowledged and then found
   on the primary;
@@ -25,13 +25,16 @@ EMB = [1.0, 0.5, 0.25, 0.125]
 
 
 def table(server):
-    """{space: (primary, epoch, sorted holders)} of server's placement table; None if down."""
+    """{space: (primary, epoch, sorted voting holders)} of server's placement table (None if
+    down). A copy still catching up is left out: a balance move may add one on some nodes
+    first, and it never votes in this build (docs/replication.md, "What is built")."""
     try:
         with server.client(timeout=5.0) as c:
             doc = c.request("GET", "/v1/cluster/spaces")
     except (MnemoError, OSError):
         return None
-    return {e["name"]: (e["primary"], e["epoch"], sorted(h["node"] for h in e["holders"]))
+    return {e["name"]: (e["primary"], e["epoch"],
+                        sorted(h["node"] for h in e["holders"] if h["role"] != "catching_up"))
             for e in doc["spaces"]}
 
 
@@ -65,8 +68,11 @@ def test_five_nodes_agree_route_and_lose_no_quorum_write(server_factory):
         same = all({n: t[n] for n in SPACES} == first_t for t in ts[1:])
         return first_t if same and all(len(v[2]) == 3 and v[0] for v in first_t.values()) \
             else None
-    placed = wait_until(agreed, DEADLINE_S,
-                        what="the same primary and three holders of every space on all five")
+    try:
+        placed = wait_until(agreed, DEADLINE_S,
+                            what="the same primary and three voters of every space on all five")
+    except AssertionError as ex:
+        raise AssertionError("%s: %r" % (ex, [table(s) for s in nodes])) from None
 
     # a write through each node reaches the primary (forwarded from the non-holders)
     space = SPACES[0]
