@@ -5,14 +5,17 @@ consistency `one` and `quorum`, how far behind the replicas are under load, how 
 kill -9 of the primary stops writes, and the cost of TLS on the peer bus.
 
 For each factor (and once more at factor 3 with mutual TLS on the peer bus, certificates
-made with the openssl CLI as in runbooks/cluster.md) it starts three `mnemo serve` on
-127.0.0.1 (tests/integration/conftest.py's MnemoServer, [cluster] enabled, SWIM profile
-"fast", peer port 0), creates a space on the node placement names its primary, and:
+made with the openssl CLI as in runbooks/cluster.md) it starts a cluster of three
+`mnemo serve` on 127.0.0.1 (tests/integration/conftest.py's MnemoServer, [cluster]
+enabled, SWIM profile "fast", peer port 0); all clusters stay up together, and each
+measurement writes to a fresh space created on the node placement names its primary:
 
-- **cells**: for --seconds each, --writers threads write to the primary with consistency
-  `one` (acknowledged after the primary's fsync) and then `quorum` (after a majority of
-  the copies has the entry); prints writes/s and the client-side latency p50/p99 of one
-  write, with ratios against factor 1 of the same run (TLS against plain factor 3);
+- **cells**: for --seconds, --writers threads write to the primary with consistency
+  `one` (acknowledged after the primary's fsync) or `quorum` (after a majority of the
+  copies has the entry). Every cell runs --rounds times, interleaved across clusters and
+  levels, so that other load on the machine falls on all cells alike; prints writes/s
+  and the client-side latency p50/p99 of one write, pooled over the rounds, with ratios
+  against factor 1 of the same run (TLS against plain factor 3);
 - **lag** (factor >= 2): for --lag-seconds, writers at `one` while a poller per copy (the
   primary's included) reads that copy's last lsn every --poll-ms; the lag of an lsn is the
   time from the poll that first saw it on the primary to the first that saw it on a
@@ -22,7 +25,7 @@ made with the openssl CLI as in runbooks/cluster.md) it starts three `mnemo serv
   (SWIM's detection, the election and the client's retries included).
 
 Prints figures; asserts nothing. Keep runs short on a shared machine (the defaults take
-about three minutes).
+about three minutes; 12 processes at once).
 
   MNEMO_BIN=build/mnemo PYTHONPATH=clients/python /usr/bin/python3 bench/cluster_repl.py
 """
@@ -252,15 +255,32 @@ def failover(cl, writers):
     return promoted, wrote
 
 
-def cells(cl, a, label, out):
-    for consistency in ("one", "quorum"):
-        cl.space("bench-%s" % consistency)
-        n, lat, failed = writers_run(cl.primary, cl.space_name, a.seconds, a.writers, consistency)
-        out.append({"run": label, "rf": cl.rf, "consistency": consistency, "rate": n / a.seconds,
-                    "p50": pct(lat, 50), "p99": pct(lat, 99), "failed": failed})
-        print("  %-10s %-6s %7.0f writes/s  p50 %6.1f ms  p99 %6.1f ms  (%d failed)"
-              % (label, consistency, n / a.seconds, pct(lat, 50), pct(lat, 99), failed),
-              flush=True)
+def cell(cl, a, label, consistency, rnd, acc):
+    """One throughput cell on a fresh space; pools its figures into acc[(label, rf, c)]."""
+    cl.space("bench-%s-%d" % (consistency, rnd))
+    n, lat, failed = writers_run(cl.primary, cl.space_name, a.seconds, a.writers, consistency)
+    r = acc.setdefault((label, cl.rf, consistency), {"n": 0, "lat": [], "failed": 0, "s": 0.0})
+    r["n"] += n
+    r["lat"] += lat
+    r["failed"] += failed
+    r["s"] += a.seconds
+    print("  round %d  %-5s RF %d %-6s %7.0f writes/s  p50 %6.1f ms  p99 %6.1f ms  (%d failed)"
+          % (rnd, label, cl.rf, consistency, n / a.seconds, pct(lat, 50), pct(lat, 99), failed),
+          flush=True)
+
+
+def rounds(clusters, a):
+    """Every cell --rounds times, interleaved (cluster after cluster, the two levels in
+    alternating order), so that the machine's other load falls on every cell alike."""
+    acc = {}
+    for rnd in range(a.rounds):
+        for label, cl in clusters:
+            levels = ("one", "quorum") if rnd % 2 == 0 else ("quorum", "one")
+            for consistency in levels:
+                cell(cl, a, label, consistency, rnd, acc)
+    return [{"run": k[0], "rf": k[1], "consistency": k[2], "rate": r["n"] / r["s"],
+             "p50": pct(r["lat"], 50), "p99": pct(r["lat"], 99), "failed": r["failed"]}
+            for k, r in acc.items()]
 
 
 def table(rows):
@@ -279,7 +299,8 @@ def table(rows):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=7, help="per throughput cell")
+    ap.add_argument("--seconds", type=float, default=4, help="per throughput cell and round")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of every cell")
     ap.add_argument("--lag-seconds", type=float, default=5)
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--poll-ms", type=float, default=3)
@@ -287,36 +308,27 @@ def main():
     ap.add_argument("--no-tls", action="store_true", help="skip the TLS run")
     a = ap.parse_args()
     base = pathlib.Path(tempfile.mkdtemp(prefix="mnemo-bench-repl-"))
-    rows, lags, fo = [], {}, None
+    lags, fo, clusters = {}, None, []
     try:
         for rf in [int(x) for x in a.rf.split(",")]:
-            print("factor %d, plain TCP" % rf, flush=True)
-            cl = Cluster(base / ("rf%d" % rf), rf)
-            try:
-                cells(cl, a, "plain", rows)
-                if rf >= 2:
-                    cl.space("bench-lag")
-                    lags[rf] = lag_run(cl, a.lag_seconds, a.writers, a.poll_ms)
-                    print("  lag under `one` load: p50 %.1f ms  p99 %.1f ms  (%d samples)"
-                          % (pct(lags[rf], 50), pct(lags[rf], 99), len(lags[rf])), flush=True)
-                if rf == 3:
-                    cl.space("bench-failover")
-                    fo = failover(cl, a.writers)
-                    print("  kill -9 of the primary: new primary in a survivor's table after "
-                          "%s ms, first write accepted after %s ms"
-                          % tuple("%.0f" % x if x is not None else "-" for x in fo), flush=True)
-            finally:
-                cl.stop()
+            clusters.append(("plain", Cluster(base / ("rf%d" % rf), rf)))
         if not a.no_tls:
-            print("factor 3, mutual TLS on the peer bus", flush=True)
             d = base / "pki"
             d.mkdir()
-            cl = Cluster(base / "tls3", 3, make_certs(d, 3))
-            try:
-                cells(cl, a, "tls", rows)
-            finally:
-                cl.stop()
+            clusters.append(("tls", Cluster(base / "tls3", 3, make_certs(d, 3))))
+        print("%d clusters of three nodes up" % len(clusters), flush=True)
+        rows = rounds(clusters, a)
+        for label, cl in clusters:
+            if label == "plain" and cl.rf >= 2:
+                cl.space("bench-lag")
+                lags[cl.rf] = lag_run(cl, a.lag_seconds, a.writers, a.poll_ms)
+        for label, cl in clusters:
+            if label == "plain" and cl.rf == 3:
+                cl.space("bench-failover")
+                fo = failover(cl, a.writers)
     finally:
+        for _, cl in clusters:
+            cl.stop()
         shutil.rmtree(base, ignore_errors=True)
     table(rows)
     for rf, xs in sorted(lags.items()):
