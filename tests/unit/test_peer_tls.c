@@ -1,10 +1,11 @@
 /* TLS on the peer bus (peer/peer_tls.c): certificates made at test time with
  * the OpenSSL C API in a temp dir (two CAs, nodes signed by each). Two buses
  * with certificates of one CA exchange frames both ways with the cluster-key
- * handshake inside TLS; a certificate of another CA is refused on both sides;
- * a plaintext bus and a TLS bus refuse each other (counted, no crash); a
- * misconfiguration (a missing file, a key of another certificate, one of the
- * three paths unset) is an error naming the key. */
+ * handshake inside TLS, and a wrong key still fails that handshake; a
+ * certificate of another CA is refused on both sides; a plaintext bus and a
+ * TLS bus refuse each other (counted, no crash); a misconfiguration (a
+ * missing file, a key of another certificate, one of the three paths unset)
+ * is an error naming the key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -117,11 +118,11 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A bus with node i's certificate and ca (NULL: plain TCP). */
-static mn_peer_t *tls_bus(uv_loop_t *loop, const char *id, int i, const char *ca)
+/* A bus with cluster key key, node i's certificate and ca (NULL: plain TCP). */
+static mn_peer_t *keyed_bus(uv_loop_t *loop, const char *id, const char *key, int i, const char *ca)
 {
     mn_peer_config_t c;
-    test_peer_config(&c, id, "secret", 0);
+    test_peer_config(&c, id, key, 0);
     c.queue_max_bytes = 1 << 16;
     if (ca) {
         c.tls_cert = g.cert[i];
@@ -129,6 +130,11 @@ static mn_peer_t *tls_bus(uv_loop_t *loop, const char *id, int i, const char *ca
         c.tls_ca = ca;
     }
     return test_peer_new(loop, &c);
+}
+
+static mn_peer_t *tls_bus(uv_loop_t *loop, const char *id, int i, const char *ca)
+{
+    return keyed_bus(loop, id, "secret", i, ca);
 }
 
 static void test_peer_tls_pair_exchanges_frames_with_the_key_proven_inside(void **state)
@@ -233,6 +239,28 @@ static void test_peer_plaintext_and_tls_refuse_each_other(void **state)
     finish(&loop, ps, 3);
 }
 
+static void test_peer_tls_still_requires_the_cluster_key_inside(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    /* certificates of one CA, but another cluster key: TLS opens, the proof fails */
+    mn_peer_t *a = keyed_bus(&loop, "a", "secret", 0, g.ca1),
+              *b = keyed_bus(&loop, "b", "other", 1, g.ca1);
+    inbox in = {0};
+    mn_peer_on(b, MN_PEER_CH_REPL, on_frame, &in);
+    link_to(a, "b", b);
+    mn_peer_send(a, "b", MN_PEER_CH_REPL, (const uint8_t *)"1", 1);
+    want_stat wb = STAT(b, closed_auth, 2);
+    assert_true(run_until(&loop, stat_reached, &wb));
+    assert_int_equal(in.frames, 0);
+    mn_peer_stats_t st;
+    mn_peer_stats(b, &st);
+    assert_int_equal(st.closed_tls + st.handshakes, 0);
+    mn_peer_t *ps[2] = {a, b};
+    finish(&loop, ps, 2);
+}
+
 /* mn_peer_new with these files fails with MN_ERR_INVALID and a message holding says. */
 static void refused(const char *cert, const char *key, const char *ca, const char *says)
 {
@@ -271,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_peer_tls_pair_exchanges_frames_with_the_key_proven_inside),
         cmocka_unit_test(test_peer_tls_refuses_a_certificate_of_another_ca),
         cmocka_unit_test(test_peer_plaintext_and_tls_refuse_each_other),
+        cmocka_unit_test(test_peer_tls_still_requires_the_cluster_key_inside),
         cmocka_unit_test(test_peer_tls_misconfiguration_is_a_clear_error),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
