@@ -56,6 +56,7 @@ struct cl_route {
     size_t n_br;
     mn_prng_t prng;
     cl_replay *replay; /* the hops the gate admitted lately */
+    void *tls;         /* HTTPS to other nodes: the client context; NULL: plain HTTP */
     mn_metrics_family_t *m_forwards, *m_breaker, *m_refused, *m_retries;
 };
 
@@ -84,6 +85,12 @@ mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_er
     }
     rt->cs = cs;
     rt->o = *o;
+    if (o->https && !(rt->tls = cl_http_tls_new(o->tls_ca, o->tls_chain, err))) {
+        cl_replay_free(rt->replay);
+        free(rt->key);
+        free(rt);
+        return err->code;
+    }
     if (rt->o.connect_timeout_ms > rt->o.forward_timeout_ms)
         rt->o.connect_timeout_ms = rt->o.forward_timeout_ms;
     pthread_mutex_init(&rt->mu, NULL);
@@ -110,6 +117,7 @@ void cl_route_free(cl_route *rt)
 {
     if (!rt) return;
     pthread_mutex_destroy(&rt->mu);
+    cl_http_tls_free(rt->tls);
     cl_replay_free(rt->replay);
     free(rt->key);
     free(rt);
@@ -367,7 +375,8 @@ static cl_http_fail attempt(cl_route *rt, const cl_holder *to, const mn_http_req
                      .headers = h->headers,
                      .n_headers = h->n_headers,
                      .body = h->body,
-                     .body_len = h->body_len};
+                     .body_len = h->body_len,
+                     .tls = rt->tls};
     for (int a = 0;; a++) {
         cl_http_fail f = cl_http_do(&r, &o, out, err);
         if (f != CL_HTTP_CONNECT || a >= rt->o.retries) return f;
@@ -567,7 +576,8 @@ cl_http_fail cl_route_call(cl_route *rt, const char *node, const char *method, c
                      .headers = h.headers,
                      .n_headers = h.n_headers,
                      .body = body,
-                     .body_len = body_len};
+                     .body_len = body_len,
+                     .tls = rt->tls};
     cl_http_fail f = cl_http_do(&r, &o, out, err);
     breaker_result(rt, node, f == CL_HTTP_OK, mn_time_now_ms());
     return f;
@@ -615,4 +625,23 @@ bool cl_route_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *
     if (again) return refuse(rt, resp, 401, "internal hop: replayed (its signature was seen)");
     snprintf(resp->principal, sizeof resp->principal, "hop:%.30s", id.node);
     return true;
+}
+
+mn_auth_result_t cl_route_hop_allow(cl_route *rt, const mn_http_request_t *req, mn_auth_op_t op,
+                                    const char *space, mn_auth_verdict_t *v)
+{
+    memset(v, 0, sizeof *v);
+    v->key_name = "";
+    cl_hop_identity id;
+    mn_error err = {0};
+    /* the gate admitted the head once (and counted its signature); its body is checked here,
+     * as the routing step checks it for the routes it sees */
+    if (!cl_hop_present(req) || cl_hop_verify_head(rt->key, req, mn_time_now_ms(), &id, &err) ||
+        cl_hop_verify_body(req, &err)) {
+        snprintf(v->message, sizeof v->message, "%.150s",
+                 err.message[0] ? err.message : "not an internal hop");
+        return v->result = MN_AUTH_NO_KEY;
+    }
+    mn_auth_grant_t g = {role_of(id.role), id.key, id.spaces};
+    return mn_auth_allow_grant(rt->auth, &g, op, space, v);
 }

@@ -317,12 +317,23 @@ static bool hook_route(void *arg, const mn_http_request_t *req, mn_http_response
     return cl_route_request(cl->route, req, resp, ask);
 }
 
+static mn_auth_result_t hook_hop_allow(void *arg, const mn_http_request_t *req, mn_auth_op_t op,
+                                       const char *space, mn_auth_verdict_t *v)
+{
+    mn_cluster_t *cl = arg;
+    return cl_route_hop_allow(cl->route, req, op, space, v);
+}
+
 static mn_err route_new(const mn_config_t *c, mn_cluster_t *cl, mn_error *err)
 {
     cl_route_opts ro;
     cl_route_opts_default(&ro);
     ro.cluster_key = c->cluster.key ? c->cluster.key : "";
     ro.forward_timeout_ms = c->cluster.forward_timeout_ms;
+    /* every node serves its API as this one does: over TLS when it has a certificate */
+    ro.https = c->http.tls_cert[0] != 0;
+    ro.tls_chain = c->http.tls_cert;
+    ro.tls_ca = c->cluster.tls_ca; /* the peer bus's CA, when set, also vouches for API hops */
     return cl_route_new(cl->spaces, &ro, &cl->route, err);
 }
 
@@ -449,6 +460,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.space_dropped = hook_space_dropped;
     cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
+    cl->hooks.hop_allow = hook_hop_allow;
     api->cluster = &cl->hooks;
     return MN_OK;
 }

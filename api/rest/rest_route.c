@@ -27,8 +27,10 @@ bool rest_routable(const char *method, const char *pattern)
     static const char prefix[] = "/v1/spaces/{space}";
     if (!strcmp(method, "POST") && !strcmp(pattern, "/v1/spaces")) return true;
     if (strncmp(pattern, prefix, sizeof prefix - 1) != 0) return false;
-    /* a stream stays on the node it was opened on */
-    return strcmp(pattern, "/v1/spaces/{space}/events") != 0;
+    /* a stream stays on the node it was opened on; a forwarded gRPC call is served where it
+     * arrives (its handler checks the hop) */
+    return strcmp(pattern, "/v1/spaces/{space}/events") != 0 &&
+           strcmp(pattern, "/v1/spaces/{space}/grpc/{method}") != 0;
 }
 
 /* ---- the options ---- */
