@@ -4,6 +4,10 @@
   here with the openssl CLI, the recipe of runbooks/cluster.md) replicate a space and
   acknowledge `quorum` writes; a fourth node without TLS is refused by them and counted
   (mnemo_peer_closed_connections_total{reason="tls"}), and nothing crashes.
+- One CA for both ports: three nodes serving their API over HTTPS with their own
+  certificates (each file holds only its own), signed by the cluster CA of cluster.tls_ca:
+  the hops between nodes trust each other through that CA, so a `quorum` write through
+  any node reaches the primary.
 - Rolling upgrade: one of three nodes announces the next minor version of the bus
   (the test-only MNEMO_TEST_PEER_MINOR, docs/config.md); the cluster still replicates and
   acknowledges `quorum` writes. (A node of another major is refused: test_peer.)
@@ -13,13 +17,17 @@ Every wait polls with a deadline; nothing here asserts on time.
 
 import subprocess
 
+import pytest
+
 from mnemo_client import MnemoError
 from conftest import wait_until
+from test_cluster_https import TlsServer
 from test_cluster_repl import SPACE, DEADLINE_S, entry, last_lsn, peer_endpoint, spaces_doc, start_node
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
 
 NODE_EXT = ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-            "extendedKeyUsage=serverAuth,clientAuth\n")
+            "extendedKeyUsage=serverAuth,clientAuth\n"
+            "subjectAltName=IP:127.0.0.1\n")  # for the test's HTTPS client; nodes check no name
 
 
 def openssl(*args, cwd):
@@ -158,3 +166,58 @@ def test_a_node_one_minor_version_ahead_keeps_replicating(server_factory):
     assert "version 1.1" in nodes[1].log() and "version 1.0" in nodes[0].log()
     quorum_writes_replicate(nodes, ids)
     assert "refused a hello" not in "".join(s.log() for s in nodes)
+
+
+@pytest.fixture
+def https_nodes(tmp_path_factory):
+    """Starts TlsServer nodes (HTTPS clients trusting cafile); stops them at teardown."""
+    made = []
+
+    def start(cafile, env):
+        s = TlsServer(tmp_path_factory.mktemp("node"), cafile, env=env)
+        made.append(s)
+        return s.start()
+    yield start
+    for s in made:
+        if s.alive():
+            rc = s.stop()
+            assert rc == 0, "mnemo exited with %s:\n%s" % (rc, s.log()[-3000:])
+
+
+def test_one_ca_for_the_peer_bus_and_the_api_hops(https_nodes, tmp_path):
+    d = tmp_path / "pki"
+    d.mkdir()
+    make_certs(d, ["n0", "n1", "n2"])
+
+    def start(i, seeds):
+        env = dict(cluster_env(seeds), **tls_env(d, "n%d" % i))
+        env.update({"MNEMO_HTTP_TLS_CERT": str(d / ("n%d.crt" % i)),
+                    "MNEMO_HTTP_TLS_KEY": str(d / ("n%d.key" % i)),
+                    "MNEMO_CLUSTER_REPLICATION_FACTOR": "3",
+                    "MNEMO_CLUSTER_WRITE_CONSISTENCY": "quorum"})
+        return https_nodes(d / "ca.crt", env)
+    first = start(0, [])
+    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
+    nodes = [first, start(1, seeds), start(2, seeds)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+    with nodes[0].client() as c:
+        primary = c.request("GET", "/v1/cluster/spaces", query={"names": SPACE})
+    primary = primary["spaces"][0]["primary"]
+    with nodes[ids.index(primary)].client() as c:
+        c.create_space(SPACE, dim=4)
+
+    def write_via(k):
+        try:
+            with nodes[k].client(timeout=10.0) as c:
+                r = c.raw("POST", "/v1/spaces/%s/memories" % SPACE,
+                          body={"content": "via %d" % k, "embedding": [1, 0, 0, 0],
+                                "consistency": "quorum"})
+        except OSError:
+            return None
+        return r if r.status == 201 else None
+    for k in range(3):  # two of them are forwarded to the primary over HTTPS
+        r = wait_until(lambda k=k: write_via(k), DEADLINE_S, what="a write through node %d" % k)
+        assert r.headers["x-mnemo-served-by"] == primary, r.headers
