@@ -333,7 +333,7 @@ static mn_err route_new(const mn_config_t *c, mn_cluster_t *cl, mn_error *err)
     /* every node serves its API as this one does: over TLS when it has a certificate */
     ro.https = c->http.tls_cert[0] != 0;
     ro.tls_chain = c->http.tls_cert;
-    ro.tls_ca = "";
+    ro.tls_ca = c->cluster.tls_ca; /* the peer bus's CA, when set, also vouches for API hops */
     return cl_route_new(cl->spaces, &ro, &cl->route, err);
 }
 

@@ -293,6 +293,12 @@ static const cfg_key KEYS[] = {
          "failure-domain label; copies of a space spread over zones (\"\" = none)"),
     KINT("cluster", "peer_port", cluster.peer_port, 7702, 0, 65535,
          "TCP port of the peer bus (replication); 0 = any free port, announced in SWIM"),
+    KSTR("cluster", "tls_cert", cluster.tls_cert, "", NULL,
+         "PEM certificate chain of this node for TLS on the peer bus; \"\" = plain TCP "
+         "(set tls_cert, tls_key and tls_ca together)"),
+    KSTR("cluster", "tls_key", cluster.tls_key, "", NULL, "PEM private key of cluster.tls_cert"),
+    KSTR("cluster", "tls_ca", cluster.tls_ca, "", NULL,
+         "PEM CA certificates; a peer's certificate must chain to one (mutual TLS)"),
     KENUM("cluster", "write_consistency", cluster.write_consistency, "quorum", "one|quorum|all",
           "copies a write reaches before it is acknowledged (not enforced yet)"),
     KINT("cluster", "write_timeout_ms", cluster.write_timeout_ms, 2000, 1, 600000,

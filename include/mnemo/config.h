@@ -101,6 +101,9 @@ typedef struct mn_config_cluster {
     int64_t rebalance_concurrency; /* 4: spaces gaining a copy for balance at once */
     char *zone;                    /* "" = none; copies of a space spread over zones */
     int64_t peer_port;             /* 7702: the peer bus's TCP port (replication); 0 = any */
+    char *tls_cert;                /* "" = plain peer bus; else PEM chain (mutual TLS) */
+    char *tls_key;                 /* PEM private key of tls_cert */
+    char *tls_ca;                  /* PEM CA a peer's certificate must chain to */
     char *write_consistency;       /* "quorum" | "one" | "all" (validated, not enforced yet) */
     int64_t write_timeout_ms;      /* 2000: a write waits this long for its level, then 503 */
     /* the space catalog (api/cluster_catalog.c, docs/replication.md "The space catalog") */
