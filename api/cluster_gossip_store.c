@@ -16,9 +16,11 @@
 #include "mnemo/assert.h"
 #include "mnemo/wire.h"
 
-#define CG_WORDS_MAX 64          /* cue words compared */
-#define CG_WORD_MAX 48           /* bytes of one word */
-#define CG_PARTITION_FACTOR 0.5f /* a partition answer's confidence: half the memory's, at most */
+#define CG_WORDS_MAX 64 /* cue words compared */
+#define CG_WORD_MAX 48  /* bytes of one word */
+/* a partition answer's confidence: the engine's formula (docs/recall.md section 6) with
+ * retention unknown taken at its floor, 0.5 */
+#define CG_PARTITION_FACTOR 0.5f
 
 /* ---- spaces and entries ---- */
 
@@ -266,10 +268,14 @@ static mn_err hit_of(const cand *c, mn_recall_hit_t *h)
     h->activation = NAN;
     h->retention = 1;
     h->seed = true;
-    float conf = m->confidence > 1 ? 1 : m->confidence < 0 ? 0 : m->confidence;
-    h->confidence.value = CG_PARTITION_FACTOR * conf * c->score;
+    float enc = m->confidence > 1 ? 1 : m->confidence < 0 ? 0 : m->confidence;
+    float match = c->score > 1 ? 1 : c->score;
+    float support = c->e->support_n ? 1.0f - expf(-(float)c->e->support_n / 3.0f) : 1.0f;
+    h->confidence.value = CG_PARTITION_FACTOR * match * enc * support;
     h->confidence.category = mn_confidence_category(h->confidence.value);
-    h->confidence.reasons = MN_REASON_PARTITION;
+    h->confidence.reasons = MN_REASON_PARTITION | (match < 0.5f ? MN_REASON_LOW_SIMILARITY : 0) |
+                            (enc < 0.9f ? MN_REASON_LOW_ENCODING_CONFIDENCE : 0) |
+                            (support < 0.9f ? MN_REASON_LOW_SUPPORT : 0);
     return MN_OK;
 }
 

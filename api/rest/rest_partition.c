@@ -19,7 +19,7 @@ static void unreachable(mn_http_response_t *resp, const api_route_ask *ask, cons
 }
 
 static void answer(api_jw *w, const mn_recall_req_t *r, const mn_recall_result_t *res,
-                   const api_route_ask *ask)
+                   const api_route_ask *ask, double took_ms)
 {
     jw_obj(w);
     jw_key(w, "results");
@@ -33,6 +33,8 @@ static void answer(api_jw *w, const mn_recall_req_t *r, const mn_recall_result_t
     jw_float(w, res->recall_confidence);
     jw_key(w, "scanned");
     jw_uint(w, res->scanned);
+    jw_key(w, "took_ms");
+    jw_double(w, took_ms, 4);
     jw_key(w, "partition");
     jw_obj(w);
     jw_key(w, "episodes");
@@ -60,6 +62,7 @@ void rest_partition_recall(mn_api_t *api, const mn_http_request_t *req, mn_http_
     api_arena_init(&a);
     mn_recall_req_t r;
     mn_recall_result_t res = {0};
+    int64_t t0 = mn_time_mono_ns();
     mn_err rc = rest_recall_req_from_json(body, &a, &r, &err);
     if (rc != MN_OK) {
         rest_done(resp, body, &a, rc, &err, API_CTX_SPACE);
@@ -78,7 +81,7 @@ void rest_partition_recall(mn_api_t *api, const mn_http_request_t *req, mn_http_
     }
     api_jw w;
     jw_init(&w);
-    answer(&w, &r, &res, ask);
+    answer(&w, &r, &res, ask, (double)(mn_time_mono_ns() - t0) / 1e6);
     mn_recall_result_clear(&res);
     api_json_free(body);
     api_arena_free(&a);

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import wait_until
+from test_mcp import Session
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
 
 DEADLINE_S = 30.0
@@ -118,6 +119,12 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
         st = gossip_doc(s)["stats"]
         assert st["rounds"] > 0 and st["bytes_sent"] > 0 and st["bytes_received"] > 0, st
     assert sum(gossip_doc(s)["stats"]["entries_pulled"] for s in nodes) >= 2
+    with nodes[0].client() as c:
+        text = c.raw("GET", "/metrics").body
+    text = text.decode() if isinstance(text, bytes) else text
+    for fam in ("mnemo_gossip_rounds_total", 'mnemo_gossip_bytes_total{direction="sent"}',
+                'mnemo_gossip_entries_total{direction="pulled"}'):
+        assert fam in text, fam
     rates = steady_bytes_per_s(nodes)
     print("\ngossip steady state, bytes sent per second per node (interval 300 ms, fanout 3, "
           "3 nodes, 1 space): %s" % ", ".join("%.0f" % r for r in rates))
@@ -140,10 +147,16 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
         assert "canary" in hit["memory"]["content"]
         assert "partition" in hit["confidence"]["reasons"]
         assert 0 < doc["recall_confidence"] < normal.json["recall_confidence"]
-        # the same through the MCP-free JSON door with a cue the memory does not match
+        # a cue the memory does not match: an answer with no hit, still in partition mode
         r = call(other, "POST", "/v1/spaces/%s/recall" % SPACE,
                  {"text": "unrelated gardening words", "timeout_ms": 300})
         assert r.status == 200 and r.json["results"] == [], r.body
+        assert r.json["path"] == "partition"
+        # an agent with only text: the MCP recall tool takes the same way
+        sc = Session(other).ok("recall", space=SPACE, text="deploy pipeline canary",
+                               timeout_ms=400)
+        assert sc["path"] == "partition", sc
+        assert "partition" in sc["results"][0]["confidence"]["reasons"]
     finally:
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
 
