@@ -153,6 +153,7 @@ static void feed_space(cl_gossip *g, fed_pos *p)
     if (mn_engine_space_role(g->engine, p->space, &role, &err) != MN_OK || role != MN_SPACE_PRIMARY)
         return;
     if (mn_engine_space_position(g->engine, p->space, &last, &epoch, &err) != MN_OK) return;
+    if (p->next_lsn > last + 1) p->next_lsn = 0; /* the log went back (re-created, cut): reread */
     if (p->next_lsn && p->next_lsn > last) return;
     feed_ctx f = {.g = g, .space = p->space, .next_lsn = p->next_lsn};
     mn_err rc =
