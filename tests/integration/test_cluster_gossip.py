@@ -24,8 +24,9 @@ SPACE = "gossiped"
 BASE = [0.9, 0.1, 0.05, 0.02]
 
 
-def start_node(server_factory, seeds):
+def start_node(server_factory, seeds, scope="cluster"):
     env = cluster_env(seeds)
+    env["MNEMO_GOSSIP_SCOPE"] = scope
     env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = "1"
     env["MNEMO_CLUSTER_FORWARD_TIMEOUT_MS"] = "3000"
     env["MNEMO_GOSSIP_INTERVAL_MS"] = "300"
@@ -67,11 +68,10 @@ def primary_of(nodes):
     return rows[0]["primary"]
 
 
-@pytest.fixture
-def cluster(server_factory):
-    first = start_node(server_factory, [])
+def start_cluster(server_factory, scope="cluster"):
+    first = start_node(server_factory, [], scope)
     seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
-    nodes = [first] + [start_node(server_factory, seeds) for _ in range(2)]
+    nodes = [first] + [start_node(server_factory, seeds, scope) for _ in range(2)]
     ids = [swim_endpoint(s)[0] for s in nodes]
     for s in nodes:
         wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
@@ -80,6 +80,12 @@ def cluster(server_factory):
     assert r.status == 201, r.body
     holder = ids.index(wait_until(lambda: primary_of(nodes), DEADLINE_S,
                                   what="the space placed on one primary"))
+    return nodes, ids, holder
+
+
+@pytest.fixture
+def cluster(server_factory):
+    nodes, ids, holder = start_cluster(server_factory)
     yield nodes, ids, holder
     for s in nodes:
         if s.proc and s.proc.poll() is None:
@@ -183,6 +189,25 @@ def test_a_forgotten_semantic_memory_converges_as_a_tombstone(cluster):
         assert r.status == 503, r.body  # nothing gossiped is left to answer from
     finally:
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
+
+
+def test_holders_scope_keeps_a_space_on_its_holders(server_factory):
+    """At replication factor 1 the holder shares its space with nobody: with scope
+    "holders" it gossips with no peer, and the other nodes never get the space's memories."""
+    nodes, ids, h = start_cluster(server_factory, scope="holders")
+    consolidate(nodes[h])
+    row = wait_until(lambda: space_row(gossip_doc(nodes[h])), DEADLINE_S,
+                     what="the holder's own semantic memory in its gossip")
+    assert row["semantic_memories"] == 1
+    doc = gossip_doc(nodes[h])
+    assert doc["scope"] == "holders" and doc["stats"]["peers"] == 0, doc
+    # the others' rounds go on (each still holds nothing in common with the holder)
+    for k, s in enumerate(nodes):
+        if k != h:
+            rounds = gossip_doc(s)["stats"]["rounds"]
+            wait_until(lambda s=s, r=rounds: gossip_doc(s)["stats"]["rounds"] > r + 3,
+                       DEADLINE_S, what="a few more rounds on a non-holder")
+            assert space_row(gossip_doc(s)) is None
 
 
 def test_single_node_has_no_gossip_and_checks_timeout_ms(server_factory):
