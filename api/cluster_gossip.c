@@ -83,7 +83,7 @@ static void observe(cl_gossip *g, const uint8_t *buf, size_t len)
     for (size_t i = 0; p && i < f.n_nodes; i++) {
         if (f.nodes[i].level != 0) continue;
         char space[MN_SPACE_NAME_MAX + 1];
-        memcpy(space, f.space, f.space_len);
+        if (f.space_len) memcpy(space, f.space, f.space_len);
         space[f.space_len] = 0;
         uint8_t ours[MN_GOSSIP_DIGEST_LEN];
         uint64_t count;

@@ -118,8 +118,11 @@ def steady_bytes_per_s(nodes, seconds=5.0):
 def test_semantic_memories_converge_and_answer_a_partition(cluster):
     nodes, ids, h = cluster
     consolidate(nodes[h])
+    t0 = time.monotonic()
     rows = wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S,
                       what="every node on the holder's root with one semantic memory")
+    print("\ngossip: every node on the holder's root %.2f s after the consolidation answered"
+          % (time.monotonic() - t0))
     assert rows[0]["records"] == 1
     for s in nodes:
         st = gossip_doc(s)["stats"]
