@@ -124,6 +124,10 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
     print("\ngossip: every node on the holder's root %.2f s after the consolidation answered"
           % (time.monotonic() - t0))
     assert rows[0]["records"] == 1
+    # each peer's next round reports the same directory root: no peer differs, all synced
+    wait_until(lambda: all(space_row(gossip_doc(s))["peers_differing"] == 0 and
+                           space_row(gossip_doc(s))["last_sync_ms"] for s in nodes),
+               DEADLINE_S, what="no differing peer and a last sync on every node")
     for s in nodes:
         st = gossip_doc(s)["stats"]
         assert st["rounds"] > 0 and st["bytes_sent"] > 0 and st["bytes_received"] > 0, st
