@@ -74,6 +74,12 @@ typedef struct api_route_ask {
     const cJSON *tree; /* the body of an in-process request (printed when forwarded), or NULL */
     int64_t replica_lag_ms; /* out: served here from a replica this far behind; -1 = not one,
                              * or its lag is not known */
+    /* a recall: its body's timeout_ms (the bound on reaching a copy of the space; 0 = the
+     * forward timeout); with it, a recall no copy answers comes back false with unreachable
+     * set (and why) instead of a 503, for the door to answer in partition mode */
+    int64_t timeout_ms;
+    bool unreachable;
+    char why[300];
 } api_route_ask;
 
 /* A gRPC call (unary, or a client stream's messages) another node forwarded here (POST /v1/spaces/{space}/grpc/{method}): the
@@ -116,6 +122,12 @@ typedef struct api_cluster_hooks {
      * carries? MN_AUTH_NO_KEY when req is not a valid hop. */
     mn_auth_result_t (*hop_allow)(void *arg, const mn_http_request_t *req, mn_auth_op_t op,
                                   const char *space, mn_auth_verdict_t *v);
+    /* Partition mode (docs/gossip.md): space's gossiped semantic memories on this node, ranked
+     * against req's cue (embedding cosine and/or words, at most req->k), each hit with reason
+     * partition and a lowered confidence; out->path "partition". MN_ERR_NOT_FOUND: none of
+     * space here. May be NULL. */
+    mn_err (*partition_recall)(void *arg, const char *space, const mn_recall_req_t *req,
+                               mn_recall_result_t *out, mn_error *err);
 } api_cluster_hooks;
 
 /* The spaces GET /v1/spaces and ListSpaces answer: the cluster's (its space_list hook) in

@@ -321,6 +321,12 @@ static const cfg_key KEYS[] = {
     KBOOL("cluster.swim", "lifeguard", cluster_swim.lifeguard, true,
           "false = plain SWIM (fixed suspicion timeout, no health multiplier)"),
 
+    KENUM("gossip", "scope", gossip.scope, "cluster", "cluster|holders",
+          "which nodes keep a space's gossiped semantic memories: every node, or its holders"),
+    KINT("gossip", "interval_ms", gossip.interval_ms, 1000, 100, 600000,
+         "a gossip round (one root to each of fanout peers) this often, +-10 % jitter"),
+    KINT("gossip", "fanout", gossip.fanout, 3, 1, 16, "peers one gossip round talks to"),
+
     KINT("mcp", "max_sessions", mcp.max_sessions, 1024, 1, 65536,
          "MCP sessions kept, all keys together; when full of live sessions, initialize is "
          "refused"),

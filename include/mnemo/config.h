@@ -121,6 +121,13 @@ typedef struct mn_config_cluster_swim {
     bool lifeguard; /* true: Lifeguard (health multiplier, dynamic suspicion, buddy) */
 } mn_config_cluster_swim_t;
 
+/* [gossip]: anti-entropy of semantic memories between nodes (cluster mode; docs/gossip.md). */
+typedef struct mn_config_gossip {
+    char *scope;         /* "cluster" (default): every node keeps every space's; "holders" */
+    int64_t interval_ms; /* 1000: a round this often */
+    int64_t fanout;      /* 3: peers per round */
+} mn_config_gossip_t;
+
 /* [mcp]: the MCP endpoint POST /mcp (docs/api.md, "MCP"). */
 typedef struct mn_config_mcp {
     int64_t max_sessions;              /* 1024: sessions in the table */
@@ -185,6 +192,7 @@ typedef struct mn_config {
     mn_config_mcp_t mcp;
     mn_config_embedding_t embedding;
     mn_config_audit_t audit;
+    mn_config_gossip_t gossip;
 } mn_config_t;
 
 /* Fills c (overwriting whatever it held) with the defaults, then the values of the TOML file
