@@ -172,7 +172,12 @@ static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
         if (sp) remember_voters(sp, h, n);
         return;
     }
-    n = keep_voters(sp, h, n);
+    /* a space with a holder record takes its voters as recorded: only its primary removes
+     * one, one change at a time (api/cluster_spaces_auth.c); without one, keep every voter */
+    if (e->flags & MN_SPACES_RECORDED)
+        remember_voters(sp, h, n);
+    else
+        n = keep_voters(sp, h, n);
     uint64_t hh = holders_hash(h, n);
     if (hh == sp->holders_hash) return;
     mn_error err = {0};
@@ -180,6 +185,43 @@ static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
         sp->holders_hash = hh;
     else
         mn_log_warn("repl: %s: new holders refused: %s", e->name, err.message);
+}
+
+/* ---- caught-up copies ---- */
+
+void mn__crep_caught_up(cl_repl *r, const mn_spaces_repl_event_t *ev)
+{
+    pthread_mutex_lock(&r->pub_mu);
+    if (r->n_caught == r->cap_caught) {
+        size_t cap = r->cap_caught ? r->cap_caught * 2 : 16;
+        crep_caught *c = realloc(r->caught, cap * sizeof *c);
+        if (c) {
+            r->caught = c;
+            r->cap_caught = cap;
+        }
+    }
+    if (r->n_caught < r->cap_caught) { /* out of memory: the copy stays catching up */
+        crep_caught *c = &r->caught[r->n_caught++];
+        snprintf(c->space, sizeof c->space, "%s", ev->space);
+        snprintf(c->node, sizeof c->node, "%s", ev->node);
+        c->epoch = ev->epoch;
+    }
+    pthread_mutex_unlock(&r->pub_mu);
+    mn_log_info("repl: %s: %s caught up (epoch %llu, lsn %llu)", ev->space, ev->node,
+                (unsigned long long)ev->epoch, (unsigned long long)ev->lsn);
+}
+
+void cl_repl_caught_up(cl_repl *r, cl_repl_caught_fn fn, void *arg)
+{
+    pthread_mutex_lock(&r->pub_mu);
+    crep_caught *c = r->caught;
+    size_t n = r->n_caught;
+    r->caught = NULL;
+    r->n_caught = r->cap_caught = 0;
+    pthread_mutex_unlock(&r->pub_mu);
+    for (size_t i = 0; i < n; i++)
+        fn(arg, c[i].space, c[i].node, c[i].epoch);
+    free(c);
 }
 
 /* ---- members ---- */
@@ -452,6 +494,7 @@ static void free_all(cl_repl *r)
     free(r->in_handovers);
     free(r->hooked);
     free(r->read_buf);
+    free(r->caught);
     mn__crep_chan_free(r);
     mn_spaces_table_free(&r->in_table);
     mn__crep_pub_free(r);

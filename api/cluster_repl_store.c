@@ -423,6 +423,9 @@ static void cb_event(void *user, const mn_spaces_repl_event_t *ev)
                     (unsigned long long)ev->epoch);
         set_role(r, ev->space, MN_SPACE_REPLICA, 0);
         break;
+    case MN_SPACES_REPL_CAUGHT_UP:
+        mn__crep_caught_up(r, ev);
+        break;
     case MN_SPACES_REPL_SNAPSHOT_NEEDED:
         r->counts.snapshot_needed++;
         mn_log_warn("repl: %s needs a snapshot from its primary (lsn %llu is gone there): not "
