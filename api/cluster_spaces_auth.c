@@ -97,8 +97,7 @@ static void publish(cl_authority *a, const char *space, const mn_spaces_record_t
 }
 
 /* The core's holders of space as the first record of its epoch (it leads it). */
-static bool first_record(const mn_spaces_repl_status_t *st, const char *self,
-                         mn_spaces_record_t *r)
+static bool first_record(const mn_spaces_repl_status_t *st, const char *self, mn_spaces_record_t *r)
 {
     memset(r, 0, sizeof *r);
     if (st->n_peers + 1 > MN_SPACES_HOLDERS_MAX) return false;
@@ -150,9 +149,8 @@ static void first_records(cl_authority *a)
     for (size_t i = 0; i < a->n_new; i++) {
         mn_spaces_repl_status_t st;
         mn_spaces_record_t r;
-        if (cl_repl_status(a->repl, a->fresh[i].space, &st) &&
-            st.role == MN_SPACES_REPL_PRIMARY && st.epoch == a->fresh[i].epoch &&
-            first_record(&st, a->self, &r))
+        if (cl_repl_status(a->repl, a->fresh[i].space, &st) && st.role == MN_SPACES_REPL_PRIMARY &&
+            st.epoch == a->fresh[i].epoch && first_record(&st, a->self, &r))
             publish(a, a->fresh[i].space, &r);
     }
 }

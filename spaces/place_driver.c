@@ -174,6 +174,9 @@ static mn_err settle(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size
         mn_spaces_entry_t *e = &t->entries[i];
         if (!(e->flags & (MN_SPACES_FAILOVER | MN_SPACES_HANDOVER)) || e->n_holders == 0) continue;
         if (e->flags & MN_SPACES_RECORDED) continue; /* the primary's next record decides */
+        /* with the core running, a handover happens only when a core carries it out, and its
+         * new primary's record tells every node: never guessed */
+        if (d->external && !(e->flags & MN_SPACES_FAILOVER)) continue;
         if ((e->flags & MN_SPACES_FAILOVER) && !live_majority(e)) continue;
         if (d->external && holds(e, d->self)) continue; /* the core's election decides */
         const char *desired = p.count[i] ? v.m[p.nodes[i * MN_SPACES_RF_MAX]].id : NULL;
@@ -381,8 +384,7 @@ static void free_led(mn_spaces_driver_t *d, mn_spaces_table_t *t, bool *any)
 }
 
 mn_err mn_spaces_driver_proposals(mn_spaces_driver_t *d, const mn_spaces_member_t *view,
-                                  size_t n_view, mn_spaces_propose_fn fn, void *arg,
-                                  mn_error *err)
+                                  size_t n_view, mn_spaces_propose_fn fn, void *arg, mn_error *err)
 {
     if (!d->external) return MN_OK;
     mn_spaces_table_t scratch, out;
