@@ -254,25 +254,29 @@ mn_err cl_catalog_placing(cl_catalog *cat, cl_catalog_place **out, size_t *n, mn
     return MN_OK;
 }
 
-mn_err cl_catalog_publish(cl_catalog *cat, const char *space, const mn_spaces_record_t *rec,
-                          mn_error *err)
+size_t cl_catalog_publish(cl_catalog *cat, const char *const *spaces,
+                          const mn_spaces_record_t *recs, size_t n)
 {
-    mn_err rc = mn_spaces_record_check(rec, err);
-    if (rc != MN_OK) return rc;
+    cl_catalog_set batch;
+    cl_catalog_set_init(&batch);
     pthread_mutex_lock(&cat->mu);
-    const cl_catalog_entry *e = cl_catalog_set_find(&cat->set, space);
-    cl_catalog_entry t;
-    bool live = e && !e->dropped_ms;
-    if (live) t = *e;
+    for (size_t i = 0; i < n; i++) {
+        const cl_catalog_entry *e = cl_catalog_set_find(&cat->set, spaces[i]);
+        mn_error err = {0};
+        if (!e || e->dropped_ms || mn_spaces_record_check(&recs[i], &err) != MN_OK) {
+            mn_log_warn("catalog: record of '%s' not kept: %s", spaces[i],
+                        err.code ? err.message : "not a live space");
+            continue;
+        }
+        cl_catalog_entry t = *e;
+        t.rec = recs[i];
+        if (cl_catalog_set_merge(&batch, &t, &(bool){false}) != MN_OK)
+            mn_log_warn("catalog: out of memory recording '%s'", spaces[i]);
+    }
     pthread_mutex_unlock(&cat->mu);
-    if (!live) return mn_error_set(err, MN_ERR_NOT_FOUND, "space '%s' is not catalogued", space);
-    t.rec = *rec;
-    cl_catalog_set one;
-    cl_catalog_set_init(&one);
-    rc = cl_catalog_set_merge(&one, &t, &(bool){false});
-    if (rc == MN_OK) cl__catalog_merge_all(cat, &one, true);
-    cl_catalog_set_free(&one);
-    return rc == MN_OK ? MN_OK : mn_error_set(err, rc, "catalog: cannot record '%s'", space);
+    size_t changed = batch.n ? cl__catalog_merge_all(cat, &batch, true) : 0;
+    cl_catalog_set_free(&batch);
+    return changed;
 }
 
 /* ---- who holds which record ---- */

@@ -131,11 +131,11 @@ typedef struct cl_catalog_place {
 } cl_catalog_place;
 /* The live spaces with their creators and records, sorted by name: *out malloc'd (free()). */
 mn_err cl_catalog_placing(cl_catalog *cat, cl_catalog_place **out, size_t *n, mn_error *err);
-/* The primary of space publishes rec (any thread): merged into the live entry, saved and
- * pushed to every alive member at once. MN_ERR_NOT_FOUND: no live entry; MN_ERR_INVALID: a
- * bad record. */
-mn_err cl_catalog_publish(cl_catalog *cat, const char *space, const mn_spaces_record_t *rec,
-                          mn_error *err);
+/* The primary of spaces[i] publishes recs[i] (any thread): each merged into its live entry,
+ * then one save and one push to every alive member. A space without a live entry or a bad
+ * record is skipped (logged); returns how many changed the catalog. */
+size_t cl_catalog_publish(cl_catalog *cat, const char *const *spaces,
+                          const mn_spaces_record_t *recs, size_t n);
 /* Whether node is known to hold (merged, durably) a record of space at least as new as rec:
  * it answered a push of it, or its digest equalled this node's since. This node holds its
  * own. */

@@ -257,6 +257,38 @@ static void apply_members(cl_repl *r, cl_repl_member *m, size_t n)
 
 /* ---- handovers ---- */
 
+static void apply_hooked(cl_repl *r, const crep_hooked *h, size_t n);
+
+/* Before a handover the engine copy stops taking writes (a replica), and every entry it
+ * wrote before that reaches the core: an entry the engine took and the core never appended
+ * would be a fork the new primary does not have. false: not fenced (not tried now). */
+static bool fence_engine(cl_repl *r, crep_space *sp)
+{
+    mn_error err = {0};
+    if (mn_engine_space_set_role(r->engine, sp->name, MN_SPACE_REPLICA, 0, &err) != MN_OK) {
+        mn_log_warn("repl: %s: no handover: %s", sp->name, err.message);
+        return false;
+    }
+    sp->handover_fenced = true;
+    /* the commit thread hooked every entry written before the role changed: take them now */
+    pthread_mutex_lock(&r->in_mu);
+    crep_hooked *hooked = r->hooked;
+    size_t n_hooked = r->n_hooked;
+    r->hooked = NULL;
+    r->n_hooked = r->cap_hooked = 0;
+    pthread_mutex_unlock(&r->in_mu);
+    apply_hooked(r, hooked, n_hooked);
+    free(hooked);
+    mn__crep_pump(r, sp);
+    uint64_t last = 0, epoch = 0;
+    mn_spaces_repl_status_t st;
+    bool all = mn_engine_space_position(r->engine, sp->name, &last, &epoch, &err) == MN_OK &&
+               mn_spaces_repl_status(r->core, mn__crep_now_us(), sp->name, &st) == MN_OK &&
+               st.last_lsn == last;
+    if (!all) mn_log_warn("repl: %s: no handover: the core is behind the engine", sp->name);
+    return all; /* not all: unfence_engines makes it primary again */
+}
+
 /* Starts the handovers placement wants where this node leads and the target has every
  * entry (a lagging or forked target would only stop writes for two election timeouts). */
 static void run_handovers(cl_repl *r)
@@ -285,11 +317,37 @@ static void run_handovers(cl_repl *r)
                      st.peers[k].voter && st.peers[k].applied_lsn >= st.last_lsn;
         if (!ready) continue;
         sp->handover_us = now;
+        if (!fence_engine(r, sp)) continue;
         mn_error err = {0};
-        if (mn_spaces_repl_handover(r->core, now, h->space, h->target, &err) == MN_OK)
+        if (mn_spaces_repl_handover(r->core, mn__crep_now_us(), h->space, h->target, &err) ==
+            MN_OK)
             mn_log_info("repl: handing %s over to %s (placement's primary)", h->space, h->target);
         else
             mn_log_warn("repl: %s: handover to %s refused: %s", h->space, h->target, err.message);
+    }
+}
+
+/* A handover that gave no new primary (the core leads again and takes writes): the engine
+ * copy takes writes again too. */
+static void unfence_engines(cl_repl *r)
+{
+    int64_t now = mn__crep_now_us();
+    for (size_t i = 0; i < r->n_spaces; i++) {
+        crep_space *sp = r->spaces[i];
+        uint64_t epoch = 0;
+        mn_spaces_repl_status_t st;
+        if (!sp->handover_fenced ||
+            mn_spaces_repl_status(r->core, now, sp->name, &st) != MN_OK)
+            continue;
+        if (st.role != MN_SPACES_REPL_PRIMARY) { /* demoted: the event made it a replica */
+            sp->handover_fenced = false;
+            continue;
+        }
+        if (!mn_spaces_repl_writable(r->core, now, sp->name, &epoch)) continue;
+        mn_error err = {0};
+        if (mn_engine_space_set_role(r->engine, sp->name, MN_SPACE_PRIMARY, epoch, &err) == MN_OK)
+            sp->handover_fenced = false;
+        mn_log_info("repl: handover of %s gave no new primary: it takes writes again", sp->name);
     }
 }
 
@@ -381,6 +439,7 @@ static void on_refresh(uv_timer_t *t)
 {
     cl_repl *r = t->data;
     run_handovers(r);
+    unfence_engines(r);
     after_core(r);
     mn__crep_publish(r, true);
     mn__crep_metrics_export(r);

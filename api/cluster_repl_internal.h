@@ -28,6 +28,7 @@ typedef struct crep_space {
     bool pump;             /* hooked entries not yet appended to the core */
     bool dirty;            /* status to publish */
     int64_t handover_us;   /* when a handover was last started */
+    bool handover_fenced;  /* the engine copy was made a replica for that handover */
     crep_cached *cache;    /* CREP_CACHE slots, allocated on first use */
     /* Every node the core has counted as a voter of this space. A table built from this
      * node's own view drops a down replica; the core keeps counting it (a primary cut off

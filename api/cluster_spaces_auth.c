@@ -32,6 +32,12 @@ typedef struct auth_held {
     int64_t since_ms;
 } auth_held;
 
+/* A record to publish at the end of the tick. */
+typedef struct auth_out {
+    char space[MN_SPACE_NAME_MAX + 1];
+    mn_spaces_record_t rec;
+} auth_out;
+
 struct cl_authority {
     cl_catalog *catalog;
     cl_repl *repl;
@@ -40,6 +46,8 @@ struct cl_authority {
     size_t n_held, cap_held;
     auth_held *fresh; /* during a tick: spaces led at an epoch their record is behind */
     size_t n_new, cap_new;
+    auth_out *out; /* during a tick: records to publish */
+    size_t n_out, cap_out;
     mn_spaces_driver_t *d; /* during a tick */
 };
 
@@ -60,6 +68,7 @@ void cl_authority_free(cl_authority *a)
     if (!a) return;
     free(a->held);
     free(a->fresh);
+    free(a->out);
     free(a);
 }
 
@@ -78,22 +87,43 @@ void cl_authority_take_caught_up(cl_authority *a, mn_spaces_driver_t *d)
     cl_repl_caught_up(a->repl, on_caught, d);
 }
 
-/* ---- publishing ---- */
+/* ---- publishing: queued during a tick, one catalog save and push at its end ---- */
 
 static void publish(cl_authority *a, const char *space, const mn_spaces_record_t *r)
 {
+    if (a->n_out == a->cap_out) {
+        size_t cap = a->cap_out ? a->cap_out * 2 : 16;
+        auth_out *no = realloc(a->out, cap * sizeof *no);
+        if (!no) return; /* the next tick proposes it again */
+        a->out = no;
+        a->cap_out = cap;
+    }
+    auth_out *o = &a->out[a->n_out++];
+    snprintf(o->space, sizeof o->space, "%s", space);
+    o->rec = *r;
     char list[MN_SPACES_HOLDERS_MAX * (MN_SPACES_NODE_MAX + 16)] = "";
     for (int i = 0; i < r->n_holders; i++) {
         size_t at = strlen(list);
         snprintf(list + at, sizeof list - at, "%s%s(%s)", i ? " " : "", r->holders[i].node,
                  mn_spaces_role_name(r->holders[i].role));
     }
-    mn_error err = {0};
-    if (cl_catalog_publish(a->catalog, space, r, &err) == MN_OK)
-        mn_log_info("cluster: %s: holder record epoch %llu v%llu: %s", space,
-                    (unsigned long long)r->epoch, (unsigned long long)r->version, list);
-    else
-        mn_log_warn("cluster: %s: holder record not published: %s", space, err.message);
+    mn_log_info("cluster: %s: holder record epoch %llu v%llu: %s", space,
+                (unsigned long long)r->epoch, (unsigned long long)r->version, list);
+}
+
+static void flush(cl_authority *a)
+{
+    if (!a->n_out) return;
+    const char **spaces = malloc(a->n_out * sizeof *spaces);
+    mn_spaces_record_t *recs = malloc(a->n_out * sizeof *recs);
+    for (size_t i = 0; spaces && recs && i < a->n_out; i++) {
+        spaces[i] = a->out[i].space;
+        recs[i] = a->out[i].rec;
+    }
+    if (spaces && recs) cl_catalog_publish(a->catalog, spaces, recs, a->n_out);
+    free(spaces);
+    free(recs);
+    a->n_out = 0;
 }
 
 /* The core's holders of space as the first record of its epoch (it leads it). */
@@ -217,5 +247,6 @@ void cl_authority_tick(cl_authority *a, mn_spaces_driver_t *d, const mn_spaces_m
     mn_error err = {0};
     if (mn_spaces_driver_proposals(d, view, n_view, on_proposal, a, &err) != MN_OK)
         mn_log_warn("cluster: holder records not proposed: %s", err.message);
+    flush(a);
     a->d = NULL;
 }

@@ -26,6 +26,11 @@
  * copies exceed min(factor, members) counting the draining ones: so a drain
  * never takes a space below its factor, and a drain that would (fewer other
  * members than the factor) keeps the copies it cannot move.
+ * A space with a holder record (MN_SPACES_RECORDED, mn_spaces_adopt) takes its
+ * primary's holders: the step only marks them down and flags the space; its
+ * primary moves them by publishing the next record (place_record.c). A new
+ * space whose creator is known is led by it at epoch 1, and waits while the
+ * creator is out of the view.
  * Invariant (checked): a copy is removed by the balance rule only while live
  * full copies exceed the target, so a move never takes a space below its
  * factor. */

@@ -193,12 +193,13 @@ mn_err mn_spaces_desired(const mn_spaces_table_t *t, const mn_spaces_member_t *v
 
 /* Holds a node's placement table and moves it on: each update makes the
  * table's spaces the given names, steps it over the view, and then settles
- * what the replication core will settle once the server runs it, in the
- * same deterministic way on every node: a failover whose live voters are a
+ * what the replication core settles when none runs here, in the same
+ * deterministic way on every node: a failover whose live voters are a
  * majority of the voters promotes the desired primary if it is a live full
  * replica, else the smallest such node id, at epoch + 1; a handover promotes
- * the desired primary at epoch + 1. Catching-up copies stay catching up (no
- * WAL moves yet). It steps again until nothing changes (at most 8 rounds). */
+ * the desired primary at epoch + 1 (never with the core running, nor for a
+ * space with a holder record). It steps again until nothing changes (at most
+ * 8 rounds). */
 typedef struct mn_spaces_driver mn_spaces_driver_t;
 
 mn_err mn_spaces_driver_new(const mn_spaces_opts_t *o, mn_spaces_driver_t **out, mn_error *err);
