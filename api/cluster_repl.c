@@ -319,8 +319,7 @@ static void run_handovers(cl_repl *r)
         sp->handover_us = now;
         if (!fence_engine(r, sp)) continue;
         mn_error err = {0};
-        if (mn_spaces_repl_handover(r->core, mn__crep_now_us(), h->space, h->target, &err) ==
-            MN_OK)
+        if (mn_spaces_repl_handover(r->core, mn__crep_now_us(), h->space, h->target, &err) == MN_OK)
             mn_log_info("repl: handing %s over to %s (placement's primary)", h->space, h->target);
         else
             mn_log_warn("repl: %s: handover to %s refused: %s", h->space, h->target, err.message);
@@ -336,8 +335,7 @@ static void unfence_engines(cl_repl *r)
         crep_space *sp = r->spaces[i];
         uint64_t epoch = 0;
         mn_spaces_repl_status_t st;
-        if (!sp->handover_fenced ||
-            mn_spaces_repl_status(r->core, now, sp->name, &st) != MN_OK)
+        if (!sp->handover_fenced || mn_spaces_repl_status(r->core, now, sp->name, &st) != MN_OK)
             continue;
         if (st.role != MN_SPACES_REPL_PRIMARY) { /* demoted: the event made it a replica */
             sp->handover_fenced = false;
@@ -345,9 +343,12 @@ static void unfence_engines(cl_repl *r)
         }
         if (!mn_spaces_repl_writable(r->core, now, sp->name, &epoch)) continue;
         mn_error err = {0};
-        if (mn_engine_space_set_role(r->engine, sp->name, MN_SPACE_PRIMARY, epoch, &err) == MN_OK)
-            sp->handover_fenced = false;
-        mn_log_info("repl: handover of %s gave no new primary: it takes writes again", sp->name);
+        if (mn_engine_space_set_role(r->engine, sp->name, MN_SPACE_PRIMARY, epoch, &err) != MN_OK) {
+            mn_log_warn("repl: %s: %s", sp->name, err.message);
+            continue;
+        }
+        sp->handover_fenced = false;
+        mn_log_info("repl: no handover of %s: this node takes its writes again", sp->name);
     }
 }
 

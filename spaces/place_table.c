@@ -511,9 +511,9 @@ mn_err mn_spaces_adopt(mn_spaces_table_t *t, const char *space, const mn_spaces_
     e->n_holders = rec->n_holders;
     e->epoch = rec->epoch;
     e->rec_version = rec->version;
-    e->flags = (uint8_t)((e->flags & ~(MN_SPACES_FAILOVER | MN_SPACES_HANDOVER |
-                                       MN_SPACES_UNAVAILABLE)) |
-                         MN_SPACES_RECORDED);
+    e->flags =
+        (uint8_t)((e->flags & ~(MN_SPACES_FAILOVER | MN_SPACES_HANDOVER | MN_SPACES_UNAVAILABLE)) |
+                  MN_SPACES_RECORDED);
     changed(t, e);
     return MN_OK;
 }

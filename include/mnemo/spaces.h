@@ -150,8 +150,8 @@ mn_err mn_spaces_promoted(mn_spaces_table_t *t, const char *space, const char *n
  * the record with the highest (epoch, version); only the primary makes the next one, with at
  * most one voter change from the last (mn_spaces_record_next). */
 typedef struct mn_spaces_record {
-    uint64_t epoch;   /* 0 = no record */
-    uint64_t version; /* 1.. within the epoch */
+    uint64_t epoch;                                    /* 0 = no record */
+    uint64_t version;                                  /* 1.. within the epoch */
     mn_spaces_holder_t holders[MN_SPACES_HOLDERS_MAX]; /* holders[0] the primary; down unused */
     uint8_t n_holders;
 } mn_spaces_record_t;
@@ -231,8 +231,7 @@ mn_err mn_spaces_driver_caught_up(mn_spaces_driver_t *d, const char *space, cons
 typedef void (*mn_spaces_propose_fn)(void *arg, const char *space, const mn_spaces_record_t *next,
                                      bool voter_change);
 mn_err mn_spaces_driver_proposals(mn_spaces_driver_t *d, const mn_spaces_member_t *view,
-                                  size_t n_view, mn_spaces_propose_fn fn, void *arg,
-                                  mn_error *err);
+                                  size_t n_view, mn_spaces_propose_fn fn, void *arg, mn_error *err);
 /* The record the last update gave for space (NULL: none). */
 const mn_spaces_record_t *mn_spaces_driver_record(const mn_spaces_driver_t *d, const char *space);
 
