@@ -157,6 +157,8 @@ static void on_leader(void *arg, const char *space, const char *primary, uint64_
 {
     cl_authority *a = arg;
     if (strcmp(primary, a->self) != 0) return;
+    /* a space the catalog no longer lists (dropped; the core has no close) gets no record */
+    if (!mn_spaces_table_find(mn_spaces_driver_table(a->d), space)) return;
     const mn_spaces_record_t *cur = mn_spaces_driver_record(a->d, space);
     if (cur && cur->epoch >= epoch) return;
     if (a->n_new == a->cap_new) {
