@@ -309,9 +309,17 @@ mn_err mn_spaces_driver_update_spaces(mn_spaces_driver_t *d, const mn_spaces_mem
         names[i] = in[i].name;
     mn_err rc = sync_names(&d->cur, names, n, err);
     free(names);
-    for (size_t i = 0; rc == MN_OK && i < n; i++)
-        if (in[i].creator && in[i].creator[0])
+    for (size_t i = 0; rc == MN_OK && i < n; i++) {
+        /* a record never goes within an incarnation: a space that lost its record was
+         * dropped and created again (between two updates), so it is placed anew */
+        const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, in[i].name);
+        if (e && (e->flags & MN_SPACES_RECORDED) && (!in[i].record || !in[i].record->epoch)) {
+            rc = mn_spaces_table_remove(&d->cur, in[i].name, err);
+            if (rc == MN_OK) rc = mn_spaces_table_add(&d->cur, in[i].name, err);
+        }
+        if (rc == MN_OK && in[i].creator && in[i].creator[0])
             rc = mn_spaces_table_set_creator(&d->cur, in[i].name, in[i].creator, err);
+    }
     if (rc == MN_OK) rc = keep_records(d, in, n, err);
     for (size_t i = 0; rc == MN_OK && i < d->n_recs; i++) {
         mn_error aerr = {0}; /* a bad record is left out; the catalog checked it already */

@@ -159,6 +159,19 @@ static void test_spaces_a_record_decides_the_holders(void **state)
     assert_string_equal(e->holders[0].node, "n2");
     assert_int_equal(e->epoch, 3);
     assert_int_equal(e->rec_version, 1);
+    /* the space dropped and created again between two updates: its new incarnation has
+     * no record yet, and is placed anew, led by its creator at epoch 1 */
+    in.record = NULL;
+    in.creator = "n3";
+    update(d, FIVE, 5, &in, 1);
+    e = entry_of(d, "s");
+    assert_false(e->flags & MN_SPACES_RECORDED);
+    assert_string_equal(e->holders[0].node, "n3");
+    assert_int_equal(e->epoch, 1);
+    in.record = &next;
+    in.creator = NULL;
+    update(d, FIVE, 5, &in, 1);
+    assert_string_equal(entry_of(d, "s")->holders[0].node, "n2");
     /* this node's core promotes past the record: kept until a record of that epoch comes */
     mn_error err = {0};
     assert_int_equal(
