@@ -1,8 +1,8 @@
 /* `mnemo admin status | drain NODE | rebalance`: reads and acts on a cluster
  * through one node's HTTP API (--url, default $MNEMO_URL or
- * http://127.0.0.1:7700; --key, default $MNEMO_API_KEY, sent as a Bearer
- * key). status joins GET /v1/cluster/members and GET /v1/cluster/spaces into
- * tables (or one JSON document with --json); drain posts
+ * http://127.0.0.1:7700, https:// verified against --cacert or the system's CAs;
+ * --key, default $MNEMO_API_KEY, sent as a Bearer key). status joins GET /v1/cluster/members and
+ * GET /v1/cluster/spaces into tables (or one JSON document with --json); drain posts
  * /v1/cluster/drain, which reaches the named node; rebalance reports the
  * balance of copies and the moves in flight: placement steps run by
  * themselves on every node (each membership change and every 250 ms), so
@@ -22,6 +22,9 @@
 typedef struct admin_opts {
     const char *url;
     char addr[300]; /* HOST:PORT of url */
+    bool https;
+    const char *cacert; /* PEM CA certificates for https ("" = the system's) */
+    void *tls;          /* the client context when https */
     const char *key;
     bool json, undo;
     int64_t timeout_ms, wait_s;
@@ -34,29 +37,35 @@ static void usage(FILE *f)
                "  mnemo admin status    [--url URL] [--key KEY] [--json]\n"
                "  mnemo admin drain NODE [--undo] [--wait SECONDS] [--url URL] [--key KEY]\n"
                "  mnemo admin rebalance [--url URL] [--key KEY] [--json]\n"
-               "URL: any node's API, http://HOST:PORT (default $MNEMO_URL or "
+               "URL: any node's API, http://HOST:PORT or https://HOST:PORT (default $MNEMO_URL or "
                "http://127.0.0.1:7700);\n"
+               "with https, --cacert FILE: PEM CA certificates that sign the node's (default "
+               "$MNEMO_CACERT, else the system's);\n"
                "KEY: an admin API key (default $MNEMO_API_KEY). Also --timeout-ms N (5000).\n"
                "Exit: 0 done (status: healthy), 1 the node refused, 2 usage, 3 degraded\n"
                "(status) or not drained in time (drain --wait), 4 node unreachable.\n");
 }
 
-/* "http://HOST:PORT[/]" into o->addr. */
+/* "http[s]://HOST:PORT[/]" into o->addr and o->https. */
 static bool url_addr(admin_opts *o)
 {
     const char *u = o->url;
-    if (strncmp(u, "http://", 7) != 0) {
-        fprintf(stderr,
-                "mnemo admin: --url %s: only http://HOST:PORT is supported (for TLS, "
-                "run it on the node against its loopback address)\n",
+    o->https = !strncmp(u, "https://", 8);
+    if (strncmp(u, "http://", 7) != 0 && !o->https) {
+        fprintf(stderr, "mnemo admin: --url %s: expected http://HOST:PORT or https://HOST:PORT\n",
                 u);
         return false;
     }
-    snprintf(o->addr, sizeof o->addr, "%s", u + 7);
+    snprintf(o->addr, sizeof o->addr, "%s", u + (o->https ? 8 : 7));
     size_t n = strlen(o->addr);
     if (n && o->addr[n - 1] == '/') o->addr[--n] = 0;
     if (!n || strchr(o->addr, '/') || !strrchr(o->addr, ':')) {
-        fprintf(stderr, "mnemo admin: --url %s: expected http://HOST:PORT\n", u);
+        fprintf(stderr, "mnemo admin: --url %s: expected http[s]://HOST:PORT\n", u);
+        return false;
+    }
+    mn_error err = {0};
+    if (o->https && !(o->tls = cl_http_tls_new(o->cacert, "", &err))) {
+        fprintf(stderr, "mnemo admin: --cacert: %s\n", err.message);
         return false;
     }
     return true;
@@ -79,13 +88,15 @@ static bool int_arg(const char *name, const char *v, int64_t lo, int64_t hi, int
 static bool parse(int argc, char **argv, bool drain, admin_opts *o)
 {
     const char *env_url = getenv("MNEMO_URL"), *env_key = getenv("MNEMO_API_KEY");
+    const char *env_ca = getenv("MNEMO_CACERT");
     *o = (admin_opts){.url = env_url && *env_url ? env_url : "http://127.0.0.1:7700",
                       .key = env_key && *env_key ? env_key : NULL,
+                      .cacert = env_ca ? env_ca : "",
                       .timeout_ms = 5000};
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "--url") || !strcmp(a, "--key") || !strcmp(a, "--timeout-ms") ||
-                     (drain && !strcmp(a, "--wait"));
+                     !strcmp(a, "--cacert") || (drain && !strcmp(a, "--wait"));
         if (takes && !v) {
             fprintf(stderr, "mnemo admin: %s needs a value\n", a);
             return false;
@@ -94,6 +105,8 @@ static bool parse(int argc, char **argv, bool drain, admin_opts *o)
             o->url = argv[++i];
         else if (!strcmp(a, "--key"))
             o->key = argv[++i];
+        else if (!strcmp(a, "--cacert"))
+            o->cacert = argv[++i];
         else if (!strcmp(a, "--timeout-ms")) {
             if (!int_arg(a, argv[++i], 100, 600000, &o->timeout_ms)) return false;
         } else if (drain && !strcmp(a, "--wait")) {
@@ -131,7 +144,8 @@ static int call(const admin_opts *o, const char *method, const char *path, const
                        .headers = h,
                        .n_headers = o->key ? 1 : 0,
                        .body = body,
-                       .body_len = body ? strlen(body) : 0};
+                       .body_len = body ? strlen(body) : 0,
+                       .tls = o->tls};
     cl_http_opts ho;
     cl_http_opts_default(&ho);
     ho.total_timeout_ms = ho.io_timeout_ms = o->timeout_ms;
@@ -504,6 +518,7 @@ int mn_admin_main(int argc, char **argv)
     }
     admin_opts o;
     if (!parse(argc, argv, is_drain, &o)) return ADMIN_USAGE;
-    if (is_drain) return drain(&o);
-    return !strcmp(sub, "status") ? status(&o) : rebalance(&o);
+    int rc = is_drain ? drain(&o) : !strcmp(sub, "status") ? status(&o) : rebalance(&o);
+    cl_http_tls_free(o.tls);
+    return rc;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "mnemo/api.h"
 #include "mnemo/engine.h"
 #include "mnemo/http.h"
@@ -35,6 +36,9 @@ struct mn_api {
     /* cluster mode: set once by the cluster glue before the server listens; NULL in
      * single-node mode, where nothing below is ever called */
     const struct api_cluster_hooks *cluster;
+    /* the gRPC door's part of a call another node forwarded (api/grpc/grpc_hop.c); NULL
+     * when the gRPC door is off */
+    const struct api_grpc_hop *grpc_hop;
     /* the REST routes as registered (mn_api_register): the router's context of the routing
      * entry (api/rest/rest_route.c), and where the MCP tools find the path of a handler */
     struct api_route_ctx *routes;
@@ -70,7 +74,25 @@ typedef struct api_route_ask {
     const cJSON *tree; /* the body of an in-process request (printed when forwarded), or NULL */
     int64_t replica_lag_ms; /* out: served here from a replica this far behind; -1 = not one,
                              * or its lag is not known */
+    /* a recall: its body's timeout_ms (the bound on reaching a copy of the space; 0 = the
+     * forward timeout); with it, a recall no copy answers comes back false with unreachable
+     * set (and why) instead of a 503, for the door to answer in partition mode */
+    int64_t timeout_ms;
+    bool unreachable;
+    char why[300];
 } api_route_ask;
+
+/* A gRPC call (unary, or a client stream's messages) another node forwarded here (POST /v1/spaces/{space}/grpc/{method}): the
+ * REST door receives it, the gRPC door runs it (the doors cannot call each other directly). */
+typedef struct api_grpc_hop {
+    /* the operation of method ("Recall"); false for an unknown one or a server stream */
+    bool (*op_of)(const char *method, mn_auth_op_t *op);
+    /* runs method on body (its packed request; a client stream's messages each framed by a
+     * u32 BE length) for the key named key_name (NULL: none):
+     * *out (malloc'd, *out_len bytes) is the envelope to answer; false when out of memory */
+    bool (*run)(mn_api_t *api, const char *method, const char *key_name, const uint8_t *body,
+                size_t len, uint8_t **out, size_t *out_len);
+} api_grpc_hop;
 
 /* What the doors ask of the cluster (api/cluster_*.c implement them; the doors sit below
  * mn_api in the link order, so they call through these pointers). Any thread. */
@@ -96,6 +118,16 @@ typedef struct api_cluster_hooks {
      * mn_engine_space_list gives them: *out malloc'd, sorted by name. May be NULL (then the
      * doors list the engine's). */
     mn_err (*space_list)(void *arg, mn_space_def_t **out, size_t *n, mn_error *err);
+    /* May the hop req (head and body checked again) run op on space, by the grant it
+     * carries? MN_AUTH_NO_KEY when req is not a valid hop. */
+    mn_auth_result_t (*hop_allow)(void *arg, const mn_http_request_t *req, mn_auth_op_t op,
+                                  const char *space, mn_auth_verdict_t *v);
+    /* Partition mode (docs/gossip.md): space's gossiped semantic memories on this node, ranked
+     * against req's cue (embedding cosine and/or words, at most req->k), each hit with reason
+     * partition and a lowered confidence; out->path "partition". MN_ERR_NOT_FOUND: none of
+     * space here. May be NULL. */
+    mn_err (*partition_recall)(void *arg, const char *space, const mn_recall_req_t *req,
+                               mn_recall_result_t *out, mn_error *err);
 } api_cluster_hooks;
 
 /* The spaces GET /v1/spaces and ListSpaces answer: the cluster's (its space_list hook) in

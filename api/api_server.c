@@ -120,6 +120,8 @@ static const api_route routes[] = {
     {"POST", "/v1/spaces/{space}/reminisce", rest_h_reminisce},
     {"POST", "/v1/spaces/{space}/complete", rest_h_complete},
     {"GET", "/v1/spaces/{space}/events", rest_h_events},
+    /* cluster: a unary gRPC call forwarded by another node (internal hops only) */
+    {"POST", "/v1/spaces/{space}/grpc/{method}", rest_h_grpc_hop},
     {"POST", "/v1/admin/checkpoint", rest_h_checkpoint},
     /* observability */
     {"GET", "/metrics", rest_h_metrics},
@@ -519,6 +521,7 @@ static int serve(const mn_config_t *c, bool insecure, bool salvage)
         goto out;
     }
     loop_open = true;
+    if (c->grpc.enabled) s.api->grpc_hop = mn_grpc_hop_service(); /* before any request */
     if ((exit_code = register_routes(&s, c, router)) ||
         (exit_code = start_http(&s, c, router, auth)) || (exit_code = start_grpc(&s, c, auth)))
         goto out;

@@ -61,6 +61,9 @@ static const route_op ROUTE_OPS[] = {
     {"POST", "/v1/spaces/{space}/complete", MN_AUTH_OP_RECALL},
     {"POST", "/v1/spaces/{space}/associations", MN_AUTH_OP_ASSOCIATE},
     {"POST", "/v1/spaces/{space}/consolidate", MN_AUTH_OP_CONSOLIDATE},
+    /* a gRPC call forwarded by another node: the gate admits the hop as a read of the space,
+     * the handler checks the method's own operation against the hop's grant */
+    {"POST", "/v1/spaces/{space}/grpc/{method}", MN_AUTH_OP_RECALL},
     /* MCP: any key opens a session; each tool call is checked as its own operation */
     {"*", "/mcp", MN_AUTH_OP_MCP},
     /* the admin and cluster routes are not listed: admin */

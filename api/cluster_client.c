@@ -1,5 +1,6 @@
 /* A blocking HTTP/1.1 client for the thread pool: one request per connection
- * (Connection: close), every step under a timeout, the answer read by
+ * (Connection: close), over TLS when the caller gives a context (cluster_client_tls.c),
+ * every step under a timeout, the answer read by
  * Content-Length, chunked transfer coding, or up to the close (RFC 9112 §6.3),
  * within size bounds. Non-blocking sockets waited on with poll(2), so no step
  * can hang past its timeout or the exchange's deadline.
@@ -13,6 +14,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +69,7 @@ const char *cl_http_fail_name(cl_http_fail f)
 
 typedef struct conn {
     int fd;
+    SSL *ssl;            /* HTTPS: the session over fd; NULL: plain */
     int64_t deadline_ns; /* monotonic: the whole exchange */
     int64_t io_ms;
     const cl_http_opts *o;
@@ -151,18 +155,61 @@ static cl_http_fail open_conn(conn *c, const char *addr)
     return CL_HTTP_OK;
 }
 
+/* What an SSL call that did not complete waits for: POLLIN or POLLOUT, or 0 (it failed). */
+static short ssl_wants(conn *c, int rc)
+{
+    int e = SSL_get_error(c->ssl, rc);
+    return e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+}
+
+/* The TLS handshake on the connected fd, within connect_timeout_ms. */
+static cl_http_fail tls_open(conn *c, SSL_CTX *ctx)
+{
+    if (!(c->ssl = SSL_new(ctx)) || SSL_set_fd(c->ssl, c->fd) != 1)
+        return fail(c, CL_HTTP_CONNECT, "TLS: out of memory");
+    for (;;) {
+        ERR_clear_error();
+        int k = SSL_connect(c->ssl);
+        if (k == 1) return CL_HTTP_OK;
+        short ev = ssl_wants(c, k);
+        if (ev && wait_fd(c, ev, c->o->connect_timeout_ms) == 1) continue;
+        if (ev) return fail(c, CL_HTTP_CONNECT, "TLS handshake timed out");
+        long v = SSL_get_verify_result(c->ssl);
+        const char *why = v != X509_V_OK ? X509_verify_cert_error_string(v)
+                                         : ERR_reason_error_string(ERR_peek_last_error());
+        mn_error_set(c->err, MN_ERR_UNAVAILABLE, "TLS handshake failed: %s",
+                     why ? why : "the connection closed (is the node's HTTP API plain HTTP?)");
+        return CL_HTTP_CONNECT;
+    }
+}
+
+/* Writes up to n bytes: > 0 written, 0 wait (*ev set), -1 failed. */
+static ssize_t write_some(conn *c, const char *p, size_t n, short *ev)
+{
+    if (!c->ssl) {
+        ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
+        *ev = POLLOUT;
+        return k >= 0 ? k : (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    }
+    ERR_clear_error();
+    int k = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (k > 0) return k;
+    *ev = ssl_wants(c, k);
+    return *ev ? 0 : -1;
+}
+
 static cl_http_fail send_all(conn *c, const char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
+        short ev = 0;
+        ssize_t k = write_some(c, p, n, &ev);
         if (k > 0) {
             p += k;
             n -= (size_t)k;
             continue;
         }
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int w = wait_fd(c, POLLOUT, c->io_ms);
+        if (k == 0) {
+            int w = wait_fd(c, ev, c->io_ms);
             if (w == 0) return fail(c, CL_HTTP_TIMEOUT, "timed out sending the request");
             if (w > 0) continue;
         }
@@ -195,6 +242,26 @@ static cl_http_fail send_request(conn *c, const cl_http_req *r)
     return f;
 }
 
+/* Reads up to n bytes: > 0 read, 0 closed, -2 wait (*ev set), -1 failed. */
+static ssize_t read_some(conn *c, char *p, size_t n, short *ev)
+{
+    if (!c->ssl) {
+        for (;;) {
+            ssize_t k = recv(c->fd, p, n, 0);
+            if (k >= 0) return k;
+            if (errno == EINTR) continue;
+            *ev = POLLIN;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? -2 : -1;
+        }
+    }
+    ERR_clear_error();
+    int k = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (k > 0) return k;
+    if (SSL_get_error(c->ssl, k) == SSL_ERROR_ZERO_RETURN) return 0;
+    *ev = ssl_wants(c, k);
+    return *ev ? -2 : -1;
+}
+
 /* Reads more into buf (at most limit bytes held in all): >0 read, 0 closed, or a failure
  * (negative: -CL_HTTP_*). */
 static int fill(conn *c, size_t limit)
@@ -209,14 +276,15 @@ static int fill(conn *c, size_t limit)
         c->cap = cap;
     }
     for (;;) {
-        ssize_t k = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-        if (k >= 0) {
+        short ev = 0;
+        ssize_t k = read_some(c, c->buf + c->len, c->cap - c->len, &ev);
+        if (k > 0) {
             c->len += (size_t)k;
-            return (int)(k > 0);
+            return 1;
         }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -CL_HTTP_BROKEN;
-        int w = wait_fd(c, POLLIN, c->io_ms);
+        if (k == 0) return 0;
+        if (k != -2) return -CL_HTTP_BROKEN;
+        int w = wait_fd(c, ev, c->io_ms);
         if (w == 0) return -CL_HTTP_TIMEOUT;
         if (w < 0) return -CL_HTTP_BROKEN;
     }
@@ -401,6 +469,7 @@ cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_res
     c.deadline_ns = mn_time_mono_ns() + o->total_timeout_ms * 1000000;
     head h = {0};
     cl_http_fail f = open_conn(&c, r->addr);
+    if (!f && r->tls) f = tls_open(&c, r->tls);
     if (!f) f = send_request(&c, r);
     if (!f) f = read_head(&c, &h);
     if (!f) f = read_body(&c, &h, !strcmp(r->method, "HEAD"), out);
@@ -415,6 +484,10 @@ cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_res
     free(h.content_type);
     free(h.raw);
     free(c.buf);
+    if (c.ssl) {
+        SSL_shutdown(c.ssl); /* close_notify, not waited for: the socket closes next */
+        SSL_free(c.ssl);
+    }
     if (c.fd >= 0) close(c.fd);
     return f;
 }

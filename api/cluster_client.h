@@ -36,7 +36,16 @@ typedef struct cl_http_req {
     size_t n_headers;
     const char *body; /* body_len bytes; a Content-Length goes out whenever body is set */
     size_t body_len;
+    void *tls; /* an SSL_CTX of cl_http_tls_new: HTTPS; NULL: plain HTTP */
 } cl_http_req;
+
+/* A client TLS context (an SSL_CTX) for HTTPS to other nodes: TLS 1.2 or later, the peer's
+ * certificate verified against the PEM certificates of ca_file and of chain_file (either ""
+ * = none; this node's own chain, so nodes that share a certificate or whose chain file
+ * carries its CA trust each other), or the system's when both are "". Names are not checked:
+ * nodes are addressed by IP. NULL with err set when a file cannot be read. */
+void *cl_http_tls_new(const char *ca_file, const char *chain_file, mn_error *err);
+void cl_http_tls_free(void *tls);
 
 typedef struct cl_http_resp {
     int status;
@@ -61,7 +70,8 @@ typedef enum {
 } cl_http_fail;
 const char *cl_http_fail_name(cl_http_fail f);
 
-/* One request on a fresh connection (Connection: close), blocking within o's timeouts.
+/* One request on a fresh connection (Connection: close), blocking within o's timeouts; over
+ * TLS when r->tls is set (a failed handshake is CL_HTTP_CONNECT: nothing was sent).
  * Reads the answer by Content-Length, chunked, or up to the close. CL_HTTP_OK fills out
  * (free it with cl_http_resp_free); anything else leaves it empty and says why in err
  * (MN_ERR_UNAVAILABLE, MN_ERR_NOMEM). */

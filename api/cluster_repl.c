@@ -515,6 +515,23 @@ static mn_err make_dir(cl_repl *r, const mn_config_t *c, mn_error *err)
     return MN_OK;
 }
 
+/* TEST ONLY: MNEMO_TEST_PEER_MINOR=<0..255> makes the bus announce that minor
+ * version instead of its own (rolling-upgrade tests, docs/config.md). */
+static uint8_t test_peer_minor(uint8_t minor)
+{
+    const char *s = getenv("MNEMO_TEST_PEER_MINOR");
+    if (!s || !*s) return minor;
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > 255) {
+        mn_log_warn("TEST ONLY: MNEMO_TEST_PEER_MINOR=\"%s\" ignored: not an integer 0..255", s);
+        return minor;
+    }
+    mn_log_warn("TEST ONLY: MNEMO_TEST_PEER_MINOR=%ld: the peer bus announces version %d.%ld", v,
+                MN_PEER_VERSION_MAJOR, v);
+    return (uint8_t)v;
+}
+
 static mn_err start_bus(cl_repl *r, const mn_config_t *c, mn_error *err)
 {
     mn_peer_config_t pc;
@@ -523,6 +540,10 @@ static mn_err start_bus(cl_repl *r, const mn_config_t *c, mn_error *err)
     pc.bind = c->cluster.bind;
     pc.port = (int)c->cluster.peer_port;
     pc.key = c->cluster.key;
+    pc.tls_cert = c->cluster.tls_cert;
+    pc.tls_key = c->cluster.tls_key;
+    pc.tls_ca = c->cluster.tls_ca;
+    pc.minor = test_peer_minor(pc.minor);
     mn_err rc = mn_peer_new(&r->loop, &pc, &r->bus, err);
     if (rc != MN_OK) return rc;
     mn_peer_on(r->bus, MN_PEER_CH_REPL, on_frame, r);

@@ -177,7 +177,8 @@ void mn__crep_metrics_init(cl_repl *r)
         reason_label, 1);
     r->m_closed = mn_metrics_counter(
         m, "mnemo_peer_closed_connections_total",
-        "Peer connections closed, by cause: auth, hello, oversize, protocol, timeout, limit, io.",
+        "Peer connections closed, by cause: auth, hello, oversize, protocol, timeout, limit, io, "
+        "tls (a failed TLS handshake: a plaintext peer or a certificate the CA did not sign).",
         reason_label, 1);
     r->m_events = mn_metrics_counter(
         m, "mnemo_repl_events_total",
@@ -238,6 +239,7 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_closed, "timeout", ps.closed_timeout, pe->closed_timeout);
     add(r->m_closed, "limit", ps.closed_limit, pe->closed_limit);
     add(r->m_closed, "io", ps.closed_io, pe->closed_io);
+    add(r->m_closed, "tls", ps.closed_tls, pe->closed_tls);
     r->exported_peer = ps;
     mn_spaces_repl_stats_t cs;
     mn_spaces_repl_stats(r->core, &cs);

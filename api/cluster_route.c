@@ -56,6 +56,7 @@ struct cl_route {
     size_t n_br;
     mn_prng_t prng;
     cl_replay *replay; /* the hops the gate admitted lately */
+    void *tls;         /* HTTPS to other nodes: the client context; NULL: plain HTTP */
     mn_metrics_family_t *m_forwards, *m_breaker, *m_refused, *m_retries;
 };
 
@@ -84,6 +85,12 @@ mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_er
     }
     rt->cs = cs;
     rt->o = *o;
+    if (o->https && !(rt->tls = cl_http_tls_new(o->tls_ca, o->tls_chain, err))) {
+        cl_replay_free(rt->replay);
+        free(rt->key);
+        free(rt);
+        return err->code;
+    }
     if (rt->o.connect_timeout_ms > rt->o.forward_timeout_ms)
         rt->o.connect_timeout_ms = rt->o.forward_timeout_ms;
     pthread_mutex_init(&rt->mu, NULL);
@@ -110,6 +117,7 @@ void cl_route_free(cl_route *rt)
 {
     if (!rt) return;
     pthread_mutex_destroy(&rt->mu);
+    cl_http_tls_free(rt->tls);
     cl_replay_free(rt->replay);
     free(rt->key);
     free(rt);
@@ -347,28 +355,39 @@ static void sleep_ms(int64_t ms)
     }
 }
 
-/* The client's bounds for one forwarded exchange. */
-static void http_opts(const cl_route *rt, cl_http_opts *o)
+/* The client's bounds for one forwarded exchange, within budget_ms when > 0 (a recall's
+ * timeout_ms). */
+static void http_opts(const cl_route *rt, int64_t budget_ms, cl_http_opts *o)
 {
     cl_http_opts_default(o);
     o->connect_timeout_ms = rt->o.connect_timeout_ms;
     o->io_timeout_ms = o->total_timeout_ms = rt->o.forward_timeout_ms;
+    if (budget_ms > 0 && budget_ms < o->total_timeout_ms) {
+        o->io_timeout_ms = o->total_timeout_ms = budget_ms;
+        if (o->connect_timeout_ms > budget_ms) o->connect_timeout_ms = budget_ms;
+    }
 }
 
 /* One node, retrying connect failures (nothing was sent) with backoff and jitter. */
 static cl_http_fail attempt(cl_route *rt, const cl_holder *to, const mn_http_request_t *req,
-                            const hop *h, cl_http_resp *out, mn_error *err)
+                            const hop *h, int64_t deadline_ms, cl_http_resp *out, mn_error *err)
 {
     cl_http_opts o;
-    http_opts(rt, &o);
     cl_http_req r = {.method = req->method,
                      .addr = to->api,
                      .target = h->target,
                      .headers = h->headers,
                      .n_headers = h->n_headers,
                      .body = h->body,
-                     .body_len = h->body_len};
+                     .body_len = h->body_len,
+                     .tls = rt->tls};
     for (int a = 0;; a++) {
+        int64_t budget = deadline_ms ? deadline_ms - mn_time_now_ms() : 0;
+        if (deadline_ms && budget <= 0) {
+            snprintf(err->message, sizeof err->message, "timeout_ms ran out");
+            return CL_HTTP_CONNECT; /* nothing sent this time */
+        }
+        http_opts(rt, budget, &o);
         cl_http_fail f = cl_http_do(&r, &o, out, err);
         if (f != CL_HTTP_CONNECT || a >= rt->o.retries) return f;
         pthread_mutex_lock(&rt->mu);
@@ -406,7 +425,7 @@ static void unavailable(mn_http_response_t *resp, const char *msg, const char *h
 /* Tries p's targets in order. true: resp holds the answer (or a 503); false: none answered
  * and this node's copy may serve the read. */
 static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response_t *resp,
-                    const api_route_ask *ask, const cl_placement *pl, const plan *p)
+                    api_route_ask *ask, const cl_placement *pl, const plan *p)
 {
     char msg[400];
     hop h;
@@ -420,6 +439,7 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
     char tried[300] = "";
     size_t tl = 0;
     bool sent = false;
+    int64_t deadline = ask->timeout_ms > 0 ? mn_time_now_ms() + ask->timeout_ms : 0;
     for (int i = 0; i < p->n && !sent; i++) {
         const cl_holder *to = &pl->holders[p->targets[i]];
         mn_error err = {0};
@@ -427,7 +447,7 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
         cl_http_fail f = CL_HTTP_CONNECT;
         if (!breaker_admit(rt, to->node, mn_time_now_ms()))
             snprintf(err.message, sizeof err.message, "circuit breaker open");
-        else if ((f = attempt(rt, to, req, &h, &hr, &err)) == CL_HTTP_OK) {
+        else if ((f = attempt(rt, to, req, &h, deadline, &hr, &err)) == CL_HTTP_OK) {
             breaker_result(rt, to->node, true, mn_time_now_ms());
             relay(rt, &hr, resp);
             cl_http_resp_free(&hr);
@@ -447,6 +467,12 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
     free(h.owned);
     if (p->local_fallback && !sent) return false;
     count(rt->m_forwards, "failed");
+    if (!ask->write && ask->timeout_ms > 0) { /* a recall: the door answers in partition mode */
+        ask->unreachable = true;
+        snprintf(ask->why, sizeof ask->why, "space \"%s\": %s%s", ask->space,
+                 p->n ? "no copy answered: " : "", p->n ? tried : p->why);
+        return false;
+    }
     if (sent)
         snprintf(msg, sizeof msg,
                  "space \"%s\": its primary did not answer in time (%s): the write may or may "
@@ -521,6 +547,7 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
     }
     if (ask->no_forward) return redirect(resp, ask, &pl, &p);
     if (forward(rt, req, resp, ask, &pl, &p)) return true;
+    if (ask->unreachable) return false; /* the door answers in partition mode */
     /* no other copy answered a read: this node's own, in rotation, serves it */
     ask->replica_lag_ms = p.local_lag_ms;
     mn_http_add_header(resp, "x-mnemo-served-by", self);
@@ -560,14 +587,15 @@ cl_http_fail cl_route_call(cl_route *rt, const char *node, const char *method, c
     h.n_headers = CL_HOP_HEADERS;
     if (body) h.headers[h.n_headers++] = (cl_http_header){"content-type", "application/json"};
     cl_http_opts o;
-    http_opts(rt, &o);
+    http_opts(rt, 0, &o);
     cl_http_req r = {.method = method,
                      .addr = to.api,
                      .target = h.target,
                      .headers = h.headers,
                      .n_headers = h.n_headers,
                      .body = body,
-                     .body_len = body_len};
+                     .body_len = body_len,
+                     .tls = rt->tls};
     cl_http_fail f = cl_http_do(&r, &o, out, err);
     breaker_result(rt, node, f == CL_HTTP_OK, mn_time_now_ms());
     return f;
@@ -615,4 +643,23 @@ bool cl_route_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *
     if (again) return refuse(rt, resp, 401, "internal hop: replayed (its signature was seen)");
     snprintf(resp->principal, sizeof resp->principal, "hop:%.30s", id.node);
     return true;
+}
+
+mn_auth_result_t cl_route_hop_allow(cl_route *rt, const mn_http_request_t *req, mn_auth_op_t op,
+                                    const char *space, mn_auth_verdict_t *v)
+{
+    memset(v, 0, sizeof *v);
+    v->key_name = "";
+    cl_hop_identity id;
+    mn_error err = {0};
+    /* the gate admitted the head once (and counted its signature); its body is checked here,
+     * as the routing step checks it for the routes it sees */
+    if (!cl_hop_present(req) || cl_hop_verify_head(rt->key, req, mn_time_now_ms(), &id, &err) ||
+        cl_hop_verify_body(req, &err)) {
+        snprintf(v->message, sizeof v->message, "%.150s",
+                 err.message[0] ? err.message : "not an internal hop");
+        return v->result = MN_AUTH_NO_KEY;
+    }
+    mn_auth_grant_t g = {role_of(id.role), id.key, id.spaces};
+    return mn_auth_allow_grant(rt->auth, &g, op, space, v);
 }

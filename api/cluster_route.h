@@ -20,10 +20,15 @@ typedef struct cl_route_opts {
     int64_t backoff_ms;         /* before the first retry, doubled each time, +-50 % jitter */
     int breaker_failures;       /* consecutive failures that open a node's breaker (3) */
     int64_t breaker_open_ms;    /* an open breaker lets one probe through after this (2000) */
+    /* HTTPS to other nodes (this node serves its own API over TLS: so do the others), the
+     * peer's certificate verified against tls_ca's and tls_chain's (cl_http_tls_new) */
+    bool https;
+    const char *tls_ca, *tls_chain;
 } cl_route_opts;
 void cl_route_opts_default(cl_route_opts *o);
 
-/* The router of this node over the placement of cs (which must outlive it). */
+/* The router of this node over the placement of cs (which must outlive it). MN_ERR_INVALID
+ * when the certificates for HTTPS cannot be loaded. */
 mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_error *err);
 void cl_route_free(cl_route *rt);
 /* The API keys (NULL or disabled: auth off); set before the server listens. */
@@ -40,6 +45,10 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
  * carries allows the route (401 / 403 otherwise, whatever auth.enabled says); any other
  * request goes to the API-key gate (mn_auth_http_gate) when auth is on. */
 bool cl_route_gate(void *arg, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Any thread: may the hop req (head and body checked again here) run op on space by the
+ * grant it carries? MN_AUTH_NO_KEY (v->message says why) when it is not a valid hop. */
+mn_auth_result_t cl_route_hop_allow(cl_route *rt, const mn_http_request_t *req, mn_auth_op_t op,
+                                    const char *space, mn_auth_verdict_t *v);
 
 /* A replica further behind than this serves no reads (out of rotation). */
 #define CL_ROUTE_OUT_OF_ROTATION_MS 10000

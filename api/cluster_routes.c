@@ -18,6 +18,7 @@
 #include "api_internal.h"
 #include "cluster_catalog.h"
 #include "cluster_drain.h"
+#include "cluster_gossip.h"
 #include "cluster_repl.h"
 #include "cluster_route.h"
 #include "cluster_spaces.h"
@@ -53,6 +54,7 @@ struct mn_cluster {
     char api[MN_SWIM_META_MAX + 1];  /* the API address announced, "" until HTTP listens */
     char peer[80];                   /* the peer bus's address announced, "HOST:PORT" */
     cl_repl *repl;                   /* replication: its own thread and the peer bus */
+    cl_gossip *gossip;               /* semantic memories between nodes, on repl's bus */
     cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
@@ -317,12 +319,23 @@ static bool hook_route(void *arg, const mn_http_request_t *req, mn_http_response
     return cl_route_request(cl->route, req, resp, ask);
 }
 
+static mn_auth_result_t hook_hop_allow(void *arg, const mn_http_request_t *req, mn_auth_op_t op,
+                                       const char *space, mn_auth_verdict_t *v)
+{
+    mn_cluster_t *cl = arg;
+    return cl_route_hop_allow(cl->route, req, op, space, v);
+}
+
 static mn_err route_new(const mn_config_t *c, mn_cluster_t *cl, mn_error *err)
 {
     cl_route_opts ro;
     cl_route_opts_default(&ro);
     ro.cluster_key = c->cluster.key ? c->cluster.key : "";
     ro.forward_timeout_ms = c->cluster.forward_timeout_ms;
+    /* every node serves its API as this one does: over TLS when it has a certificate */
+    ro.https = c->http.tls_cert[0] != 0;
+    ro.tls_chain = c->http.tls_cert;
+    ro.tls_ca = c->cluster.tls_ca; /* the peer bus's CA, when set, also vouches for API hops */
     return cl_route_new(cl->spaces, &ro, &cl->route, err);
 }
 
@@ -365,6 +378,15 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
         return rc;
     }
     cl_spaces_set_repl(cl->spaces, cl->repl);
+    rc = cl_gossip_start(c, engine, cl->repl, cl->spaces, cl->node_id, &cl->gossip, err);
+    if (rc != MN_OK) {
+        cl_repl_stop(cl->repl);
+        cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
+        cl_route_free(cl->route);
+        cl_spaces_free(cl->spaces);
+        free(cl);
+        return rc;
+    }
     peer_address(cl, c, NULL);
     snprintf(cl->zone, sizeof cl->zone, "%s", c->cluster.zone ? c->cluster.zone : "");
     cl_spaces_meta(cl->zone, NULL, cl->peer[0] ? cl->peer : NULL, atomic_load(&cl->drain.draining),
@@ -383,6 +405,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
         cl_repl_stop(cl->repl);
+        cl_gossip_free(cl->gossip); /* after the bus: it calls into gossip until stopped */
         cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
         cl_route_free(cl->route);
         cl_spaces_free(cl->spaces);
@@ -423,6 +446,12 @@ static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, int le
     return cl_repl_write_wait(((mn_cluster_t *)arg)->repl, space, lsn, level, timeout_ms, err);
 }
 
+static mn_err hook_partition_recall(void *arg, const char *space, const mn_recall_req_t *req,
+                                    mn_recall_result_t *out, mn_error *err)
+{
+    return cl_gossip_recall(((mn_cluster_t *)arg)->gossip, space, req, out, err);
+}
+
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
 {
     const struct {
@@ -435,6 +464,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
         {"GET", "/v1/cluster/catalog", cl_catalog_handle_get, cl->catalog},
         {"POST", "/v1/cluster/catalog", cl_catalog_handle_post, cl->catalog},
         {"POST", "/v1/cluster/drain", cl_drain_handle, &cl->drain},
+        {"GET", "/v1/cluster/gossip", cl_gossip_handle, cl->gossip},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         mn_err rc = mn_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn,
@@ -449,6 +479,8 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.space_dropped = hook_space_dropped;
     cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
+    cl->hooks.hop_allow = hook_hop_allow;
+    cl->hooks.partition_recall = hook_partition_recall;
     api->cluster = &cl->hooks;
     return MN_OK;
 }
@@ -474,6 +506,7 @@ static void finish(mn_cluster_t *cl)
     void (*done)(void *) = cl->done;
     void *arg = cl->done_arg;
     cl_repl_stop(cl->repl); /* no handler runs any more: nobody waits on it */
+    cl_gossip_free(cl->gossip); /* after the bus: it calls into gossip until stopped */
     free(cl->rows);
     cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
     cl_route_free(cl->route);

@@ -1,19 +1,31 @@
 #!/usr/bin/python3
 """Replication figures with three real processes (docs/replication.md, "Replication in
-the server"): how far behind the replicas are under a write load, and how long writes
-stop after a kill -9 of the primary.
+the server"): write throughput and latency at replication factor 1, 2 and 3 with
+consistency `one` and `quorum`, how far behind the replicas are under load, how long a
+kill -9 of the primary stops writes, and the cost of TLS on the peer bus.
 
-Starts three `mnemo serve` on 127.0.0.1 (tests/integration/conftest.py's MnemoServer,
-[cluster] enabled, profile "fast", factor 3, peer port 0), creates a space on the node
-placement names its primary and, for --seconds, writes to it from --writers threads
-(each asking for --consistency, default one: acknowledged after the primary's fsync, so
-the lag is the shipping's own) while a poller per replica reads the replica's last lsn
-every --poll-ms. Each write's lag is the time from the primary's answer (the lsn it made
-is at most the primary's last lsn, read right after from its GET /v1/cluster/spaces) to
-the first poll that saw the replica at or past that lsn; the poll period bounds the
-resolution. Then it kills the primary with SIGKILL and writes to the
-survivors until one takes a write: the time from the kill to that first write (SWIM's
-detection included). Prints figures; asserts nothing.
+For each factor (and once more at factor 3 with mutual TLS on the peer bus, certificates
+made with the openssl CLI as in runbooks/cluster.md) it starts a cluster of three
+`mnemo serve` on 127.0.0.1 (tests/integration/conftest.py's MnemoServer, [cluster]
+enabled, SWIM profile "fast", peer port 0); all clusters stay up together, and each
+measurement writes to a fresh space created on the node placement names its primary:
+
+- **cells**: for --seconds, --writers threads write to the primary with consistency
+  `one` (acknowledged after the primary's fsync) or `quorum` (after a majority of the
+  copies has the entry). Every cell runs --rounds times, interleaved across clusters and
+  levels, so that other load on the machine falls on all cells alike; prints writes/s
+  and the client-side latency p50/p99 of one write, pooled over the rounds, with ratios
+  against factor 1 of the same run (TLS against plain factor 3);
+- **lag** (factor >= 2): for --lag-seconds, writers at `one` while a poller per copy (the
+  primary's included) reads that copy's last lsn every --poll-ms; the lag of an lsn is the
+  time from the poll that first saw it on the primary to the first that saw it on a
+  replica, so it includes up to one poll period on each side;
+- **failover** (plain factor 3): kill -9 of the primary under writes, then the time until
+  a survivor's placement table names a new primary and until a survivor takes a write
+  (SWIM's detection, the election and the client's retries included).
+
+Prints figures; asserts nothing. Keep runs short on a shared machine (the defaults take
+about three minutes; 12 processes at once).
 
   MNEMO_BIN=build/mnemo PYTHONPATH=clients/python /usr/bin/python3 bench/cluster_repl.py
 """
@@ -21,6 +33,8 @@ import argparse
 import os
 import pathlib
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -30,16 +44,37 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integ
 from conftest import MnemoServer, wait_until  # noqa: E402
 from mnemo_client import MnemoError  # noqa: E402
 
-SPACE = "bench-repl"
 SWIM_RE = re.compile(r"swim: node (\S+) listening on (\S+):(\d+)")
+EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+NODE_EXT = ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+            "extendedKeyUsage=serverAuth,clientAuth\n")
 
 
-def node_env(seeds):
-    return {"MNEMO_CLUSTER_ENABLED": "true", "MNEMO_CLUSTER_BIND": "127.0.0.1",
-            "MNEMO_CLUSTER_SWIM_PORT": "0", "MNEMO_CLUSTER_PEER_PORT": "0",
-            "MNEMO_CLUSTER_PROFILE": "fast", "MNEMO_CLUSTER_KEY": "bench-key",
-            "MNEMO_CLUSTER_REPLICATION_FACTOR": "3", "MNEMO_CLUSTER_SEEDS": ",".join(seeds),
-            }
+def node_env(seeds, rf, tls):
+    env = {"MNEMO_CLUSTER_ENABLED": "true", "MNEMO_CLUSTER_BIND": "127.0.0.1",
+           "MNEMO_CLUSTER_SWIM_PORT": "0", "MNEMO_CLUSTER_PEER_PORT": "0",
+           "MNEMO_CLUSTER_PROFILE": "fast", "MNEMO_CLUSTER_KEY": "bench-key",
+           "MNEMO_CLUSTER_REPLICATION_FACTOR": str(rf), "MNEMO_CLUSTER_SEEDS": ",".join(seeds)}
+    env.update(tls or {})
+    return env
+
+
+def make_certs(d, n):
+    """A CA and n node certificates in d, with the openssl CLI; the env of each node."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+    run("req", "-x509", *EC, "-days", "2", "-subj", "/CN=bench CA", "-keyout", "ca.key",
+        "-out", "ca.crt")
+    (d / "node.ext").write_text(NODE_EXT)
+    envs = []
+    for i in range(n):
+        run("req", *EC, "-subj", "/CN=n%d" % i, "-keyout", "n%d.key" % i, "-out", "n%d.csr" % i)
+        run("x509", "-req", "-in", "n%d.csr" % i, "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "node.ext", "-out", "n%d.crt" % i)
+        envs.append({"MNEMO_CLUSTER_TLS_CERT": str(d / ("n%d.crt" % i)),
+                     "MNEMO_CLUSTER_TLS_KEY": str(d / ("n%d.key" % i)),
+                     "MNEMO_CLUSTER_TLS_CA": str(d / "ca.crt")})
+    return envs
 
 
 def swim_of(s):
@@ -52,16 +87,16 @@ def doc(s, names=None):
         return c.request("GET", "/v1/cluster/spaces", query={"names": names} if names else None)
 
 
-def own_lsn(d):
+def own_lsn(d, space):
     """This node's own copy's last lsn, from its /v1/cluster/spaces answer (never routed)."""
-    e = next((x for x in d["spaces"] if x["name"] == SPACE), None)
+    e = next((x for x in d["spaces"] if x["name"] == space), None)
     h = e and next((h for h in e["holders"] if h["node"] == d["self"]), None)
     return h and h["applied_lsn"]
 
 
-def lsn_of(s):
+def lsn_of(s, space):
     try:
-        return own_lsn(doc(s))
+        return own_lsn(doc(s), space)
     except (MnemoError, OSError):
         return None
 
@@ -71,107 +106,237 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(p / 100.0 * len(xs)))] if xs else float("nan")
 
 
-def start_cluster(base):
-    first = MnemoServer(base / "n0", env=node_env([])).start()
-    seeds = ["127.0.0.1:%d" % swim_of(first)[1]]
-    nodes = [first] + [MnemoServer(base / ("n%d" % i), env=node_env(seeds)).start()
-                       for i in (1, 2)]
-    ids = [swim_of(s)[0] for s in nodes]
-    wait_until(lambda: all(len(doc(s)["members"]) == 3 for s in nodes), 60, what="3 members")
-    return nodes, ids
+class Cluster:
+    """Three nodes at factor rf (tls: one env per node, or None); each measurement writes
+    to a space of its own (a fresh space each: the same engine work per write in every
+    cell), created on the node placement names its primary."""
+
+    def __init__(self, base, rf, tls=None):
+        self.rf = rf
+        tls = tls or [None] * 3
+        first = MnemoServer(base / "n0", env=node_env([], rf, tls[0])).start()
+        seeds = ["127.0.0.1:%d" % swim_of(first)[1]]
+        self.nodes = [first] + [MnemoServer(base / ("n%d" % i), env=node_env(seeds, rf, tls[i]))
+                                .start() for i in (1, 2)]
+        self.ids = [swim_of(s)[0] for s in self.nodes]
+        wait_until(lambda: all(len(doc(s)["members"]) == 3 for s in self.nodes), 60,
+                   what="3 members")
+
+    def space(self, name):
+        """Creates name on its primary; sets self.space_name, self.primary, self.replicas."""
+        e = doc(self.nodes[0], name)["spaces"][0]
+        self.space_name = name
+        self.primary = self.nodes[self.ids.index(e["primary"])]
+        holders = set(h["node"] for h in e["holders"])
+        self.replicas = [s for s, i in zip(self.nodes, self.ids)
+                         if i in holders and s is not self.primary]
+        with self.primary.client() as c:
+            c.create_space(name, dim=4)
+        wait_until(lambda: all(lsn_of(s, name) == lsn_of(self.primary, name)
+                               for s in self.replicas), 60, what="the replicas holding " + name)
+        # the first quorum write waits for the copies to open: one before measuring
+        wait_until(lambda: self.write_once("warm-up", "quorum"), 60, what="a quorum write")
+
+    def write_once(self, text, consistency):
+        try:
+            with self.primary.client(timeout=10) as c:
+                return c.remember(self.space_name, text, embedding=[1.0, 0.5, 0.2, 0.1],
+                                  consistency=consistency)
+        except (MnemoError, OSError):
+            return None
+
+    def stop(self):
+        for s in self.nodes:
+            s.kill()
 
 
-def load(primary, replicas, seconds, writers, poll_ms, consistency):
-    acked = []  # (lsn, time of the answer)
-    seen = [dict() for _ in replicas]  # replica -> {lsn first seen: time}
-    stop = threading.Event()
+def writers_run(primary, space, seconds, writers, consistency, stop=None):
+    """Writes from `writers` threads for `seconds` (or until stop is set); returns
+    (acknowledged writes, latencies in ms, failures)."""
+    lat, failed = [], [0]
     lock = threading.Lock()
+    stop = stop or threading.Event()
 
-    def write():
+    def write(k):
+        i = 0
         with primary.client(timeout=10) as c:
-            i = 0
             while not stop.is_set():
                 i += 1
-                c.remember(SPACE, "load %d" % i, embedding=[1.0, 0.5, float(i % 5), 0.1],
-                           consistency=consistency)
                 t = time.monotonic()
-                lsn = own_lsn(c.request("GET", "/v1/cluster/spaces"))
-                if lsn:
+                try:
+                    c.remember(space, "w%d-%d" % (k, i), embedding=[1.0, 0.5, float(i % 5), 0.1],
+                               consistency=consistency)
+                except (MnemoError, OSError):
                     with lock:
-                        acked.append((lsn, t))
+                        failed[0] += 1
+                    continue
+                with lock:
+                    lat.append((time.monotonic() - t) * 1000)
+
+    ts = [threading.Thread(target=write, args=(k,), daemon=True) for k in range(writers)]
+    for t in ts:
+        t.start()
+    if seconds:
+        time.sleep(seconds)
+        stop.set()
+    for t in ts:
+        t.join(timeout=30)
+    return len(lat), lat, failed[0]
+
+
+def lag_run(cl, seconds, writers, poll_ms):
+    """Replication lag samples (ms) under a load of `one` writes."""
+    seen = [dict() for _ in range(1 + len(cl.replicas))]  # copy -> {lsn: first time seen}
+    stop = threading.Event()
+    copies = [cl.primary] + cl.replicas
 
     def poll(k):
-        with replicas[k].client(timeout=10) as c:
+        with copies[k].client(timeout=10) as c:
             while not stop.is_set():
-                lsn = own_lsn(c.request("GET", "/v1/cluster/spaces")) or 0
+                try:
+                    lsn = own_lsn(c.request("GET", "/v1/cluster/spaces"), cl.space_name) or 0
+                except (MnemoError, OSError):
+                    continue
                 seen[k].setdefault(lsn, time.monotonic())
                 time.sleep(poll_ms / 1000.0)
 
-    ts = [threading.Thread(target=write, daemon=True) for _ in range(writers)]
-    ts += [threading.Thread(target=poll, args=(k,), daemon=True) for k in range(len(replicas))]
-    for t in ts:
+    ps = [threading.Thread(target=poll, args=(k,), daemon=True) for k in range(len(copies))]
+    for t in ps:
         t.start()
-    time.sleep(seconds)
+    writers_run(cl.primary, cl.space_name, seconds, writers, "one")
+    time.sleep(0.5)  # the replicas' last entries
     stop.set()
-    for t in ts:
+    for t in ps:
         t.join(timeout=30)
     lags = []
-    for k in range(len(replicas)):
+    for k in range(1, len(copies)):
         firsts = sorted(seen[k].items())
-        for lsn, t in acked:
+        for lsn, t in seen[0].items():
             at = next((when for l, when in firsts if l >= lsn), None)
-            if at is not None:
+            if at is not None and lsn:
                 lags.append(max(0.0, at - t) * 1000)
-    return len(acked), lags
+    return lags
 
 
-def failover(nodes, primary):
-    survivors = [s for s in nodes if s is not primary]
+def failover(cl, writers):
+    """ms from the kill to a new primary in a survivor's table, and to a survivor's write."""
+    survivors = [s for s in cl.nodes if s is not cl.primary]
+    space = cl.space_name
+    old = doc(survivors[0], space)["spaces"][0]
+    stop = threading.Event()
+    load = threading.Thread(target=writers_run,
+                            args=(cl.primary, space, 0, writers, "quorum", stop), daemon=True)
+    load.start()
+    time.sleep(1.0)
     t0 = time.monotonic()
-    primary.kill()
+    cl.primary.kill()
+    stop.set()
+    promoted = wrote = None
     i = 0
-    while time.monotonic() - t0 < 60:
+    while time.monotonic() - t0 < 60 and (wrote is None or promoted is None):
         for s in survivors:
             i += 1
-            try:
-                with s.client(timeout=2) as c:
-                    c.remember(SPACE, "after %d" % i, embedding=[0.1, 0.2, 0.3, 0.4])
-                return (time.monotonic() - t0) * 1000
-            except (MnemoError, OSError):
-                pass
+            if promoted is None:
+                try:
+                    e = next(x for x in doc(s)["spaces"] if x["name"] == space)
+                    if e["primary"] not in (None, old["primary"]) and e["epoch"] > old["epoch"]:
+                        promoted = (time.monotonic() - t0) * 1000
+                except (MnemoError, OSError, StopIteration):
+                    pass
+            if wrote is None:
+                try:
+                    with s.client(timeout=2) as c:
+                        c.remember(space, "after %d" % i, embedding=[0.1, 0.2, 0.3, 0.4])
+                    wrote = (time.monotonic() - t0) * 1000
+                except (MnemoError, OSError):
+                    pass
         time.sleep(0.01)
-    return float("nan")
+    load.join(timeout=30)
+    return promoted, wrote
+
+
+def cell(cl, a, label, consistency, rnd, acc):
+    """One throughput cell on a fresh space; pools its figures into acc[(label, rf, c)]."""
+    cl.space("bench-%s-%d" % (consistency, rnd))
+    n, lat, failed = writers_run(cl.primary, cl.space_name, a.seconds, a.writers, consistency)
+    r = acc.setdefault((label, cl.rf, consistency), {"n": 0, "lat": [], "failed": 0, "s": 0.0})
+    r["n"] += n
+    r["lat"] += lat
+    r["failed"] += failed
+    r["s"] += a.seconds
+    print("  round %d  %-5s RF %d %-6s %7.0f writes/s  p50 %6.1f ms  p99 %6.1f ms  (%d failed)"
+          % (rnd, label, cl.rf, consistency, n / a.seconds, pct(lat, 50), pct(lat, 99), failed),
+          flush=True)
+
+
+def rounds(clusters, a):
+    """Every cell --rounds times, interleaved (cluster after cluster, the two levels in
+    alternating order), so that the machine's other load falls on every cell alike."""
+    acc = {}
+    for rnd in range(a.rounds):
+        for label, cl in clusters:
+            levels = ("one", "quorum") if rnd % 2 == 0 else ("quorum", "one")
+            for consistency in levels:
+                cell(cl, a, label, consistency, rnd, acc)
+    return [{"run": k[0], "rf": k[1], "consistency": k[2], "rate": r["n"] / r["s"],
+             "p50": pct(r["lat"], 50), "p99": pct(r["lat"], 99), "failed": r["failed"]}
+            for k, r in acc.items()]
+
+
+def table(rows):
+    base = {(r["consistency"]): r for r in rows if r["run"] == "plain" and r["rf"] == 1}
+    rf3 = {(r["consistency"]): r for r in rows if r["run"] == "plain" and r["rf"] == 3}
+    print("\n| run | RF | consistency | writes/s | vs RF 1 | p50 ms | p99 ms | p99 vs RF 1 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ref = (rf3 if r["run"] == "tls" else base).get(r["consistency"])
+        ratio = r["rate"] / ref["rate"] if ref and ref["rate"] else float("nan")
+        p99r = r["p99"] / ref["p99"] if ref and ref["p99"] else float("nan")
+        print("| %s | %d | `%s` | %.0f | %.2f%s | %.1f | %.1f | %.2f |"
+              % (r["run"], r["rf"], r["consistency"], r["rate"], ratio,
+                 " (vs plain RF 3)" if r["run"] == "tls" else "", r["p50"], r["p99"], p99r))
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--writers", type=int, default=2)
-    ap.add_argument("--poll-ms", type=float, default=2)
-    ap.add_argument("--consistency", default="one", choices=["one", "quorum", "all"])
+    ap.add_argument("--seconds", type=float, default=4, help="per throughput cell and round")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of every cell")
+    ap.add_argument("--lag-seconds", type=float, default=5)
+    ap.add_argument("--writers", type=int, default=4)
+    ap.add_argument("--poll-ms", type=float, default=3)
+    ap.add_argument("--rf", default="1,2,3", help="replication factors to run")
+    ap.add_argument("--no-tls", action="store_true", help="skip the TLS run")
     a = ap.parse_args()
-    base = pathlib.Path(tempfile.mkdtemp())
-    nodes, ids = start_cluster(base)
+    base = pathlib.Path(tempfile.mkdtemp(prefix="mnemo-bench-repl-"))
+    lags, fo, clusters = {}, None, []
     try:
-        pid = doc(nodes[0], SPACE)["spaces"][0]["primary"]
-        primary = nodes[ids.index(pid)]
-        with primary.client() as c:
-            c.create_space(SPACE, dim=4)
-        replicas = [s for s in nodes if s is not primary]
-        wait_until(lambda: all(lsn_of(s) == lsn_of(primary) for s in replicas), 60,
-                   what="the replicas holding the space")
-        n, lags = load(primary, replicas, a.seconds, a.writers, a.poll_ms, a.consistency)
-        print("writes acknowledged: %d in %.0f s (%.0f/s), %d writers, consistency %s"
-              % (n, a.seconds, n / a.seconds, a.writers, a.consistency))
-        print("replication lag (ms, %d samples over 2 replicas, poll every %.0f ms): "
-              "p50 %.1f  p99 %.1f  max %.1f"
-              % (len(lags), a.poll_ms, pct(lags, 50), pct(lags, 99), max(lags or [0])))
-        ms = failover(nodes, primary)
-        print("kill -9 of the primary -> first write accepted by a survivor: %.0f ms "
-              "(SWIM profile fast: detection included)" % ms)
+        for rf in [int(x) for x in a.rf.split(",")]:
+            clusters.append(("plain", Cluster(base / ("rf%d" % rf), rf)))
+        if not a.no_tls:
+            d = base / "pki"
+            d.mkdir()
+            clusters.append(("tls", Cluster(base / "tls3", 3, make_certs(d, 3))))
+        print("%d clusters of three nodes up" % len(clusters), flush=True)
+        rows = rounds(clusters, a)
+        for label, cl in clusters:
+            if label == "plain" and cl.rf >= 2:
+                cl.space("bench-lag")
+                lags[cl.rf] = lag_run(cl, a.lag_seconds, a.writers, a.poll_ms)
+        for label, cl in clusters:
+            if label == "plain" and cl.rf == 3:
+                cl.space("bench-failover")
+                fo = failover(cl, a.writers)
     finally:
-        for s in nodes:
-            s.kill()
+        for _, cl in clusters:
+            cl.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    table(rows)
+    for rf, xs in sorted(lags.items()):
+        print("replication lag at RF %d under `one` load (%d writers, poll %.0f ms): p50 %.1f ms "
+              "p99 %.1f ms" % (rf, a.writers, a.poll_ms, pct(xs, 50), pct(xs, 99)))
+    if fo:
+        print("kill -9 of the primary (RF 3, profile fast): new primary %s ms, first write %s ms"
+              % tuple("%.0f" % x if x is not None else "-" for x in fo))
 
 
 if __name__ == "__main__":

@@ -691,18 +691,25 @@ static mn_err apply_forget_batch(mn_engine_t *e, mn__pending *p, rocksdb_writeba
 /* The entry as stored: a remember or consolidate keeps only the memories it
  * applied, so a copy of a memory that is stored (or forgotten) here already
  * never lands in the log, where erasure would not look for it. */
+mn_memory_t *mn__entry_mems(const mn_wal_entry_t *en, size_t *n)
+{
+    *n = 0;
+    if (en->type == MN_WAL_OP_REMEMBER) {
+        *n = en->op.remember.n;
+        return en->op.remember.mems;
+    }
+    if (en->type == MN_WAL_OP_CONSOLIDATE) {
+        *n = en->op.consolidate.n;
+        return en->op.consolidate.mems;
+    }
+    return NULL;
+}
+
 static mn_err encode_applied(const mn_wal_entry_t *en, const bool *accepted, uint8_t **buf,
                              size_t *len)
 {
-    const mn_memory_t *mems = NULL;
-    size_t n = 0;
-    if (en->type == MN_WAL_OP_REMEMBER) {
-        mems = en->op.remember.mems;
-        n = en->op.remember.n;
-    } else if (en->type == MN_WAL_OP_CONSOLIDATE) {
-        mems = en->op.consolidate.mems;
-        n = en->op.consolidate.n;
-    }
+    size_t n;
+    const mn_memory_t *mems = mn__entry_mems(en, &n);
     size_t keep = 0;
     for (size_t i = 0; accepted && i < n; i++)
         keep += accepted[i];

@@ -20,6 +20,9 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
 /* The entry itself under its lsn: as stored (a remember or consolidate keeps only the
  * memories it applied), or for a replicated entry p->raw, the bytes its primary stored. */
 mn_err mn__apply_put_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b);
+/* The memories of a remember or consolidate entry, the ones apply accepts one by one
+ * (mn__pending.accepted); NULL (*n 0) for any other op. */
+mn_memory_t *mn__entry_mems(const mn_wal_entry_t *en, size_t *n);
 /* The range deletions of entry (a space drop), appended to the group's plain
  * batch b after the point mutations of mn__apply_entry: everything stored under
  * the space's prefix goes, except the drop entry itself, which stays as the

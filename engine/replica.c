@@ -110,18 +110,8 @@ mn_err mn__replica_stamp(mn_engine_t *e, mn__pending *p)
 static void warn_left_out(const mn__pending *p)
 {
     const mn_wal_entry_t *en = &p->entry;
-    const mn_memory_t *mems = NULL;
-    size_t n = 0;
-    if (en->type == MN_WAL_OP_REMEMBER) {
-        mems = en->op.remember.mems;
-        n = en->op.remember.n;
-    } else if (en->type == MN_WAL_OP_CONSOLIDATE) {
-        mems = en->op.consolidate.mems;
-        n = en->op.consolidate.n;
-    } else if (en->type == MN_WAL_OP_UPDATE) {
-        mems = &en->op.update.mem;
-        n = 1;
-    }
+    size_t n;
+    const mn_memory_t *mems = mn__entry_mems(en, &n); /* an update is applied whole or not */
     size_t left = 0;
     for (size_t i = 0; p->accepted && i < n; i++)
         left += !p->accepted[i] && !mems[i].forgotten;

@@ -28,6 +28,7 @@ void mn_peer_config_default(mn_peer_config_t *c)
     c->backoff_min_ms = 50;
     c->backoff_max_ms = 5000;
     c->max_conns = 256;
+    c->minor = MN_PEER_VERSION_MINOR;
 }
 
 static int64_t now_ms(void)
@@ -48,8 +49,8 @@ static void drop_pending(peer_node *n)
 {
     for (peer_wreq *w = n->pending, *next; w; w = next) {
         next = w->next;
-        mn_assert(n->queued_bytes >= w->len);
-        n->queued_bytes -= w->len;
+        mn_assert(n->queued_bytes >= w->frame_len);
+        n->queued_bytes -= w->frame_len;
         free(w);
     }
     n->pending = n->pending_tail = NULL;
@@ -62,6 +63,7 @@ static void bus_free(mn_peer_t *p)
     for (size_t i = 0; i < p->n_nodes; i++)
         free(p->nodes[i]);
     free(p->nodes);
+    mn__peer_tls_ctx_free(p->tls);
     free(p);
     if (done) done(arg);
 }
@@ -233,6 +235,12 @@ mn_err mn_peer_new(uv_loop_t *loop, const mn_peer_config_t *c, mn_peer_t **out, 
     snprintf(p->bind, sizeof p->bind, "%s", c->bind);
     p->port = c->port;
     mn_prng_seed(&p->prng, c->seed ? c->seed : mn_random_seed());
+    rc = mn__peer_tls_ctx_new(c, &p->tls, err);
+    if (rc != MN_OK) {
+        free(p);
+        return rc;
+    }
+    p->cfg.tls_cert = p->cfg.tls_key = p->cfg.tls_ca = NULL; /* loaded: not kept */
     uv_tcp_init(loop, &p->listener);
     uv_timer_init(loop, &p->sweep);
     p->listener.data = p->sweep.data = p;
@@ -243,9 +251,10 @@ mn_err mn_peer_new(uv_loop_t *loop, const mn_peer_config_t *c, mn_peer_t **out, 
         return rc;
     }
     uv_timer_start(&p->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
-    mn_log_info("peer: node %s listening on %s%s%s:%d (%s)", p->node_id,
+    mn_log_info("peer: node %s listening on %s%s%s:%d (%s, %s, version %d.%d)", p->node_id,
                 strchr(p->bind, ':') ? "[" : "", p->bind, strchr(p->bind, ':') ? "]" : "", p->port,
-                p->key[0] ? "cluster key" : "no key");
+                p->key[0] ? "cluster key" : "no key", p->tls ? "mutual TLS" : "plain TCP",
+                MN_PEER_VERSION_MAJOR, p->cfg.minor);
     *out = p;
     return MN_OK;
 }
@@ -341,7 +350,7 @@ mn_err mn_peer_send(mn_peer_t *p, const char *node, uint8_t channel, const uint8
         p->stats.dropped_queue_full++;
         return MN_ERR_NOMEM;
     }
-    n->queued_bytes += w->len;
+    n->queued_bytes += w->frame_len;
     if (n->out && n->out->state == CONN_OPEN) {
         mn__peer_conn_write(n->out, w);
         return MN_OK;

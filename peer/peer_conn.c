@@ -6,7 +6,10 @@
  * the other's hello (peer_hello.c) and takes user frames only once the
  * other's proof checked out. Until then a frame longer than PEER_CTL_MAX
  * closes the connection, so an unauthenticated peer cannot make us hold more
- * than that; after it, the bound is max_frame_bytes.
+ * than that; after it, the bound is max_frame_bytes. With TLS on, the
+ * connection first completes a TLS handshake (peer_tls.c) and everything
+ * above runs inside the session: frames are sealed into records on the way
+ * out and opened into rx on the way in.
  *
  * Invariants: a connection in CONN_CLOSING never reads, dispatches or writes
  * again; its memory is freed in the close callback, after libuv has called
@@ -25,7 +28,7 @@ peer_wreq *mn__peer_wreq_new(peer_node *node, uint8_t channel, const uint8_t *bu
     if (!w) return NULL;
     memset(w, 0, sizeof *w);
     w->node = node;
-    w->len = PEER_HDR_LEN + len;
+    w->len = w->frame_len = PEER_HDR_LEN + len;
     mn_put_be32(w->data, (uint32_t)(len + 1));
     w->data[4] = channel;
     if (len) memcpy(w->data + PEER_HDR_LEN, buf, len);
@@ -60,6 +63,7 @@ static void on_closed(uv_handle_t *h)
     if (c->next) c->next->prev = c->prev;
     if (p->conns == c) p->conns = c->next;
     if (!c->node) p->n_inbound--;
+    mn__peer_tls_free(c);
     free(c->rx);
     free(c);
     mn__peer_handle_closed(p);
@@ -90,26 +94,44 @@ static void on_write(uv_write_t *req, int status)
     peer_conn *c = req->handle->data;
     mn_peer_t *p = c->bus;
     if (w->node) {
-        mn_assert(w->node->queued_bytes >= w->len); /* added in mn_peer_send */
-        w->node->queued_bytes -= w->len;
+        mn_assert(w->node->queued_bytes >= w->frame_len); /* added in mn_peer_send */
+        w->node->queued_bytes -= w->frame_len;
     }
     if (status == 0) {
-        p->stats.frames_sent++;
-        p->stats.bytes_sent += w->len;
+        p->stats.frames_sent += w->frame_len ? 1 : 0; /* 0: TLS handshake records */
+        p->stats.bytes_sent += w->frame_len;
     } else if (status != UV_ECANCELED) {
         mn__peer_conn_close(c, &p->stats.closed_io);
     }
     free(w);
 }
 
+static void drop(peer_wreq *w)
+{
+    if (w->node) w->node->queued_bytes -= w->frame_len;
+    free(w);
+}
+
+void mn__peer_conn_write_raw(peer_conn *c, peer_wreq *w)
+{
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    if (c->state == CONN_CLOSING || uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write))
+        drop(w);
+}
+
 void mn__peer_conn_write(peer_conn *c, peer_wreq *w)
 {
     mn_assert(c->state != CONN_CLOSING || !w->node); /* user frames go to open connections */
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    if (c->state == CONN_CLOSING || uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
-        if (w->node) w->node->queued_bytes -= w->len;
-        free(w);
+    if (c->ssl && c->state != CONN_CLOSING) {
+        peer_wreq *sealed = mn__peer_tls_seal(c, w);
+        if (!sealed) {
+            drop(w);
+            mn__peer_conn_close(c, &c->bus->stats.closed_tls);
+            return;
+        }
+        w = sealed;
     }
+    mn__peer_conn_write_raw(c, w);
 }
 
 static void write_control(peer_conn *c, const uint8_t *buf, size_t len)
@@ -206,7 +228,7 @@ static void on_frame(peer_conn *c, uint8_t channel, const uint8_t *buf, size_t l
 
 /* ---- reading ---- */
 
-static bool rx_reserve(peer_conn *c, size_t need)
+bool mn__peer_rx_reserve(peer_conn *c, size_t need)
 {
     if (c->rx_cap >= need) return true;
     size_t cap = c->rx_cap ? c->rx_cap : 4096;
@@ -234,14 +256,15 @@ static void parse(peer_conn *c)
             return;
         }
         if (c->rx_len - off < 4 + (size_t)len) {
-            if (!rx_reserve(c, 4 + (size_t)len)) mn__peer_conn_close(c, &p->stats.closed_io);
+            if (!mn__peer_rx_reserve(c, 4 + (size_t)len))
+                mn__peer_conn_close(c, &p->stats.closed_io);
             break;
         }
         const uint8_t *f = c->rx + off;
         off += 4 + (size_t)len;
         on_frame(c, f[4], f + PEER_HDR_LEN, len - 1);
     }
-    if (c->state == CONN_CLOSING) return;
+    if (c->state == CONN_CLOSING || off == 0) return; /* (rx is NULL before the first TLS read) */
     memmove(c->rx, c->rx + off, c->rx_len - off);
     c->rx_len -= off;
 }
@@ -253,6 +276,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->bus->scratch, sizeof c->bus->scratch);
 }
 
+static void send_hello(peer_conn *c);
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     peer_conn *c = s->data;
@@ -261,22 +286,31 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         mn__peer_conn_close(c, &c->bus->stats.closed_io);
         return;
     }
-    if (!rx_reserve(c, c->rx_len + (size_t)n)) {
-        mn__peer_conn_close(c, &c->bus->stats.closed_io);
-        return;
+    if (c->ssl) {
+        int r = mn__peer_tls_input(c, (const uint8_t *)buf->base, (size_t)n);
+        if (r == 1) {
+            send_hello(c);
+            if (c->state != CONN_CLOSING) r = mn__peer_tls_input(c, NULL, 0);
+        }
+        if (r < 0 || c->state == CONN_CLOSING) return;
+    } else {
+        if (!mn__peer_rx_reserve(c, c->rx_len + (size_t)n)) {
+            mn__peer_conn_close(c, &c->bus->stats.closed_io);
+            return;
+        }
+        memcpy(c->rx + c->rx_len, buf->base, (size_t)n);
+        c->rx_len += (size_t)n;
     }
-    memcpy(c->rx + c->rx_len, buf->base, (size_t)n);
-    c->rx_len += (size_t)n;
     parse(c);
 }
 
-void mn__peer_conn_start(peer_conn *c)
+/* Our hello: at once on plain TCP, after the TLS handshake with TLS on. */
+static void send_hello(peer_conn *c)
 {
     mn_peer_t *p = c->bus;
     c->state = CONN_HELLO;
-    c->opened_ms = mn_time_mono_ns() / 1000000;
     c->mine.major = MN_PEER_VERSION_MAJOR;
-    c->mine.minor = MN_PEER_VERSION_MINOR;
+    c->mine.minor = p->cfg.minor;
     c->mine.keyed = p->key[0] != 0;
     snprintf(c->mine.node, sizeof c->mine.node, "%s", p->node_id);
     if (RAND_bytes(c->mine.nonce, MN_PEER_NONCE_LEN) != 1) {
@@ -286,7 +320,16 @@ void mn__peer_conn_start(peer_conn *c)
     uint8_t hello[8 + MN_PEER_NONCE_LEN + MN_PEER_NODE_MAX];
     size_t n = mn_peer_hello_encode(&c->mine, hello, sizeof hello);
     mn_assert(n > 0); /* the buffer fits the longest id */
-    uv_tcp_nodelay(&c->tcp, 1);
     write_control(c, hello, n);
+}
+
+void mn__peer_conn_start(peer_conn *c)
+{
+    c->opened_ms = mn_time_mono_ns() / 1000000;
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (!c->bus->tls)
+        send_hello(c);
+    else if (!mn__peer_tls_start(c))
+        return;
     if (c->state != CONN_CLOSING) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }

@@ -19,12 +19,14 @@ typedef struct peer_wreq {
     uv_write_t req;
     struct peer_node *node; /* NULL: a control frame, outside the queue bound */
     struct peer_wreq *next; /* in node->pending while not handed to libuv */
-    size_t len;
+    size_t frame_len;       /* the frame's bytes (queue bound, stats); 0: TLS records only */
+    size_t len;             /* bytes in data: the frame, or its TLS records */
     uint8_t data[];
 } peer_wreq;
 
 typedef enum {
     CONN_CONNECTING = 0, /* outbound, before connect completes */
+    CONN_TLS,            /* the TLS handshake, before our hello */
     CONN_HELLO,          /* our hello sent, waiting for theirs */
     CONN_PROOF,          /* hellos exchanged, waiting for their proof */
     CONN_OPEN,           /* authenticated: user frames flow */
@@ -40,6 +42,7 @@ typedef struct peer_conn {
     peer_conn_state state;
     int64_t opened_ms; /* monotonic: for the handshake deadline */
     mn_peer_hello_t mine, theirs;
+    struct ssl_st *ssl; /* NULL: plain TCP */
     uint8_t *rx;
     size_t rx_len, rx_cap;
 } peer_conn;
@@ -64,6 +67,7 @@ struct mn_peer {
     char key[256];
     char bind[64];
     int port;
+    struct ssl_ctx_st *tls; /* NULL: plain TCP */
     uv_tcp_t listener;
     uv_timer_t sweep; /* handshake deadlines */
     peer_node **nodes;
@@ -90,9 +94,27 @@ peer_conn *mn__peer_conn_new(mn_peer_t *p, peer_node *node);
 void mn__peer_conn_start(peer_conn *c); /* accepted or connected: send hello, read */
 /* Closes c (idempotent); *counter (a stats field, may be NULL) counts why. */
 void mn__peer_conn_close(peer_conn *c, uint64_t *counter);
-/* Hands a frame to libuv on an open connection; frees it on failure. */
+/* Hands a frame to libuv on an open connection (sealed in TLS records when
+ * c->ssl); frees it on failure. */
 void mn__peer_conn_write(peer_conn *c, peer_wreq *w);
+/* Hands w's bytes to libuv as they are; frees it on failure. */
+void mn__peer_conn_write_raw(peer_conn *c, peer_wreq *w);
+bool mn__peer_rx_reserve(peer_conn *c, size_t need);
 peer_wreq *mn__peer_wreq_new(peer_node *node, uint8_t channel, const uint8_t *buf, size_t len);
+
+/* peer_tls.c: TLS through memory BIOs; ciphertext moves with the functions above */
+/* The bus's context from c's tls_* files; *out NULL when TLS is off. */
+mn_err mn__peer_tls_ctx_new(const mn_peer_config_t *c, struct ssl_ctx_st **out, mn_error *err);
+void mn__peer_tls_ctx_free(struct ssl_ctx_st *ctx);
+/* Starts the handshake on a connected or accepted c (state CONN_TLS); false:
+ * c is closed. */
+bool mn__peer_tls_start(peer_conn *c);
+void mn__peer_tls_free(peer_conn *c);
+/* Ciphertext from the socket: 1 the handshake just finished, 0 keep going,
+ * -1 c is closed. Once finished, the plaintext is appended to c->rx. */
+int mn__peer_tls_input(peer_conn *c, const uint8_t *buf, size_t len);
+/* w's frame as TLS records in a new wreq (w is freed); NULL: failed, w kept. */
+peer_wreq *mn__peer_tls_seal(peer_conn *c, peer_wreq *w);
 
 /* peer_bus.c */
 void mn__peer_node_opened(peer_node *n);             /* outbound authenticated */

@@ -12,16 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "main_simnet_runs.h"
 #include "mnemo/simnet.h"
 
 int mn__simnet_gossip_main(int argc, char **argv);
 
 typedef struct gossip_cli {
     mn_simgossip_opts_t o;
-    const char *scenario; /* NULL: every scenario in turn */
-    int runs;
-    bool random, quiet;
-    const char *trace_path;
+    const sim_runs *runs; /* its quiet flag */
 } gossip_cli;
 
 static void gossip_usage(FILE *f)
@@ -44,64 +42,36 @@ static void gossip_usage(FILE *f)
           f);
 }
 
-static int parse_value(gossip_cli *c, const char *a, const char *v)
+static int gossip_flag(void *cli, const char *a, const char *v)
 {
-    if (strcmp(a, "--scenario") == 0)
-        c->scenario = v;
-    else if (strcmp(a, "--seed") == 0)
-        c->o.seed = strtoull(v, NULL, 10);
-    else if (strcmp(a, "--runs") == 0)
-        c->runs = atoi(v);
-    else if (strcmp(a, "--nodes") == 0)
-        c->o.nodes = atoi(v);
+    mn_simgossip_opts_t *o = &((gossip_cli *)cli)->o;
+    if (strcmp(a, "--nodes") == 0)
+        o->nodes = atoi(v);
     else if (strcmp(a, "--spaces") == 0)
-        c->o.spaces = atoi(v);
+        o->spaces = atoi(v);
     else if (strcmp(a, "--records") == 0)
-        c->o.records = atoi(v);
+        o->records = atoi(v);
     else if (strcmp(a, "--payload") == 0)
-        c->o.payload_bytes = atoi(v);
+        o->payload_bytes = atoi(v);
     else if (strcmp(a, "--loss") == 0)
-        c->o.link.loss = atof(v);
+        o->link.loss = atof(v);
     else if (strcmp(a, "--interval-ms") == 0)
-        c->o.gossip.interval_ms = atoll(v);
+        o->gossip.interval_ms = atoll(v);
     else if (strcmp(a, "--fanout") == 0)
-        c->o.gossip.fanout = atoi(v);
+        o->gossip.fanout = atoi(v);
     else if (strcmp(a, "--steady-ms") == 0)
-        c->o.steady_ms = atoll(v);
-    else if (strcmp(a, "--trace") == 0)
-        c->trace_path = v;
+        o->steady_ms = atoll(v);
     else
         return 2;
     return -1;
 }
 
-static int parse(int argc, char **argv, gossip_cli *c)
+static int gossip_scenario(const char *name, int *out)
 {
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--random") == 0) {
-            c->random = true;
-            continue;
-        }
-        if (strcmp(a, "--quiet") == 0) {
-            c->quiet = true;
-            continue;
-        }
-        if (strcmp(a, "--help") == 0) {
-            gossip_usage(stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "simnet gossip: %s needs a value\n", a);
-            return 2;
-        }
-        if (parse_value(c, a, v) >= 0) {
-            gossip_usage(stderr);
-            return 2;
-        }
-        i++;
-    }
-    return c->runs >= 1 ? -1 : 2;
+    mn_simgossip_scenario_t sc;
+    if (mn_simgossip_scenario_parse(name, &sc) != MN_OK) return 1;
+    *out = (int)sc;
+    return 0;
 }
 
 static void print_run(mn_simgossip_scenario_t sc, uint64_t seed, int nodes,
@@ -120,8 +90,10 @@ static void print_run(mn_simgossip_scenario_t sc, uint64_t seed, int nodes,
 }
 
 /* One run; returns true if it converged with its tombstones held. */
-static bool one(const gossip_cli *c, mn_simgossip_scenario_t sc, uint64_t seed, FILE *trace)
+static bool one(void *cli, int scenario, uint64_t seed, FILE *trace)
 {
+    const gossip_cli *c = cli;
+    mn_simgossip_scenario_t sc = (mn_simgossip_scenario_t)scenario;
     mn_simgossip_opts_t o = c->o;
     o.seed = seed;
     o.trace = trace;
@@ -132,7 +104,7 @@ static bool one(const gossip_cli *c, mn_simgossip_scenario_t sc, uint64_t seed, 
         return false;
     }
     bool ok = mn_simgossip_ok(&r);
-    if (!c->quiet || !ok) print_run(sc, seed, o.nodes, &r);
+    if (!c->runs->quiet || !ok) print_run(sc, seed, o.nodes, &r);
     if (!ok)
         printf("  replay: simnet gossip --scenario %s --seed %llu --nodes %d\n",
                mn_simgossip_scenario_name(sc), (unsigned long long)seed, o.nodes);
@@ -141,31 +113,20 @@ static bool one(const gossip_cli *c, mn_simgossip_scenario_t sc, uint64_t seed, 
 
 int mn__simnet_gossip_main(int argc, char **argv)
 {
-    gossip_cli c = {.runs = 1};
+    gossip_cli c;
     mn_simgossip_opts_default(&c.o);
-    int rc = parse(argc, argv, &c);
+    sim_runs s = {.tool = "simnet gossip",
+                  .seed = &c.o.seed,
+                  .runs = 1,
+                  .flag = gossip_flag,
+                  .usage = gossip_usage,
+                  .scenario_parse = gossip_scenario,
+                  .first = MN_SIMGOSSIP_CONVERGE,
+                  .last = MN_SIMGOSSIP_JOIN,
+                  .one = one,
+                  .cli = &c};
+    c.runs = &s;
+    int rc = mn__sim_runs_parse(&s, argc, argv);
     if (rc >= 0) return rc;
-    mn_simgossip_scenario_t first = MN_SIMGOSSIP_CONVERGE, last = MN_SIMGOSSIP_JOIN;
-    if (c.scenario) {
-        if (mn_simgossip_scenario_parse(c.scenario, &first) != MN_OK) {
-            fprintf(stderr, "simnet gossip: unknown scenario '%s'\n", c.scenario);
-            return 2;
-        }
-        last = first;
-    }
-    FILE *trace = c.trace_path ? fopen(c.trace_path, "w") : NULL;
-    if (c.trace_path && !trace) {
-        perror(c.trace_path);
-        return 1;
-    }
-    int runs = 0, failed = 0;
-    for (int r = 0; r < c.runs; r++)
-        for (int sc = (int)first; sc <= (int)last; sc++) {
-            uint64_t seed = c.random ? mn_random_seed() : c.o.seed + (uint64_t)r;
-            runs++;
-            failed += !one(&c, (mn_simgossip_scenario_t)sc, seed, runs == 1 ? trace : NULL);
-        }
-    if (trace) fclose(trace);
-    printf("simnet gossip: %d runs, %d failed\n", runs, failed);
-    return failed ? 1 : 0;
+    return mn__sim_runs_run(&s);
 }

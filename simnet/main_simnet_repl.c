@@ -13,16 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "main_simnet_runs.h"
 #include "mnemo/simnet.h"
 
 int mn__simnet_repl_main(int argc, char **argv);
 
 typedef struct repl_cli {
     mn_simrepl_opts_t o;
-    const char *scenario; /* NULL: every scenario in turn */
-    int runs;
-    bool random, quiet;
-    const char *trace_path;
+    const sim_runs *runs; /* its quiet flag */
 } repl_cli;
 
 static void repl_usage(FILE *f)
@@ -44,51 +42,33 @@ static void repl_usage(FILE *f)
           f);
 }
 
-static int parse(int argc, char **argv, repl_cli *c)
+static int repl_flag(void *cli, const char *a, const char *v)
 {
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool takes =
-            strcmp(a, "--random") != 0 && strcmp(a, "--quiet") != 0 && strcmp(a, "--help") != 0;
-        if (takes && !v) {
-            fprintf(stderr, "simnet repl: %s needs a value\n", a);
-            return 2;
-        }
-        if (strcmp(a, "--scenario") == 0)
-            c->scenario = v;
-        else if (strcmp(a, "--seed") == 0)
-            c->o.seed = strtoull(v, NULL, 10);
-        else if (strcmp(a, "--runs") == 0)
-            c->runs = atoi(v);
-        else if (strcmp(a, "--nodes") == 0)
-            c->o.nodes = atoi(v);
-        else if (strcmp(a, "--loss") == 0)
-            c->o.link.loss = atof(v);
-        else if (strcmp(a, "--dup") == 0)
-            c->o.link.dup = atof(v);
-        else if (strcmp(a, "--reorder") == 0) {
-            c->o.link.reorder = atof(v);
-            c->o.link.reorder_us = 20000;
-        } else if (strcmp(a, "--writes") == 0)
-            c->o.writes_per_s = atof(v);
-        else if (strcmp(a, "--detect-ms") == 0)
-            c->o.detect_ms = atoll(v);
-        else if (strcmp(a, "--trace") == 0)
-            c->trace_path = v;
-        else if (strcmp(a, "--random") == 0)
-            c->random = true;
-        else if (strcmp(a, "--quiet") == 0)
-            c->quiet = true;
-        else if (strcmp(a, "--help") == 0) {
-            repl_usage(stdout);
-            return 0;
-        } else {
-            repl_usage(stderr);
-            return 2;
-        }
-        i += takes;
-    }
-    return c->runs >= 1 ? -1 : 2;
+    mn_simrepl_opts_t *o = &((repl_cli *)cli)->o;
+    if (strcmp(a, "--nodes") == 0)
+        o->nodes = atoi(v);
+    else if (strcmp(a, "--loss") == 0)
+        o->link.loss = atof(v);
+    else if (strcmp(a, "--dup") == 0)
+        o->link.dup = atof(v);
+    else if (strcmp(a, "--reorder") == 0) {
+        o->link.reorder = atof(v);
+        o->link.reorder_us = 20000;
+    } else if (strcmp(a, "--writes") == 0)
+        o->writes_per_s = atof(v);
+    else if (strcmp(a, "--detect-ms") == 0)
+        o->detect_ms = atoll(v);
+    else
+        return 2;
+    return -1;
+}
+
+static int repl_scenario(const char *name, int *out)
+{
+    mn_simrepl_scenario_t sc;
+    if (mn_simrepl_scenario_parse(name, &sc) != MN_OK) return 1;
+    *out = (int)sc;
+    return 0;
 }
 
 static void print_run(mn_simrepl_scenario_t sc, uint64_t seed, const mn_simrepl_result_t *r)
@@ -108,9 +88,11 @@ static void print_run(mn_simrepl_scenario_t sc, uint64_t seed, const mn_simrepl_
 }
 
 /* One run; returns true if it kept every invariant. */
-static bool one(const repl_cli *c, mn_simrepl_scenario_t sc, uint64_t seed, FILE *trace)
+static bool one(void *cli, int scenario, uint64_t seed, FILE *trace)
 {
+    const repl_cli *c = cli;
     mn_simrepl_opts_t o = c->o;
+    mn_simrepl_scenario_t sc = (mn_simrepl_scenario_t)scenario;
     o.seed = seed;
     o.trace = trace;
     mn_simrepl_result_t r;
@@ -120,7 +102,7 @@ static bool one(const repl_cli *c, mn_simrepl_scenario_t sc, uint64_t seed, FILE
         return false;
     }
     bool ok = mn_simrepl_ok(&r);
-    if (!c->quiet || !ok) print_run(sc, seed, &r);
+    if (!c->runs->quiet || !ok) print_run(sc, seed, &r);
     if (!ok)
         printf("  replay: simnet repl --scenario %s --seed %llu --nodes %d\n",
                mn_simrepl_scenario_name(sc), (unsigned long long)seed, o.nodes);
@@ -129,31 +111,20 @@ static bool one(const repl_cli *c, mn_simrepl_scenario_t sc, uint64_t seed, FILE
 
 int mn__simnet_repl_main(int argc, char **argv)
 {
-    repl_cli c = {.runs = 1};
+    repl_cli c;
     mn_simrepl_opts_default(&c.o);
-    int rc = parse(argc, argv, &c);
+    sim_runs s = {.tool = "simnet repl",
+                  .seed = &c.o.seed,
+                  .runs = 1,
+                  .flag = repl_flag,
+                  .usage = repl_usage,
+                  .scenario_parse = repl_scenario,
+                  .first = MN_SIMREPL_CRASH_PRIMARY,
+                  .last = MN_SIMREPL_RANDOM,
+                  .one = one,
+                  .cli = &c};
+    c.runs = &s;
+    int rc = mn__sim_runs_parse(&s, argc, argv);
     if (rc >= 0) return rc;
-    mn_simrepl_scenario_t first = MN_SIMREPL_CRASH_PRIMARY, last = MN_SIMREPL_RANDOM;
-    if (c.scenario) {
-        if (mn_simrepl_scenario_parse(c.scenario, &first) != MN_OK) {
-            fprintf(stderr, "simnet repl: unknown scenario '%s'\n", c.scenario);
-            return 2;
-        }
-        last = first;
-    }
-    FILE *trace = c.trace_path ? fopen(c.trace_path, "w") : NULL;
-    if (c.trace_path && !trace) {
-        perror(c.trace_path);
-        return 1;
-    }
-    int runs = 0, failed = 0;
-    for (int r = 0; r < c.runs; r++)
-        for (int sc = (int)first; sc <= (int)last; sc++) {
-            uint64_t seed = c.random ? mn_random_seed() : c.o.seed + (uint64_t)r;
-            runs++;
-            failed += !one(&c, (mn_simrepl_scenario_t)sc, seed, runs == 1 ? trace : NULL);
-        }
-    if (trace) fclose(trace);
-    printf("simnet repl: %d runs, %d failed\n", runs, failed);
-    return failed ? 1 : 0;
+    return mn__sim_runs_run(&s);
 }

@@ -293,6 +293,12 @@ static const cfg_key KEYS[] = {
          "failure-domain label; copies of a space spread over zones (\"\" = none)"),
     KINT("cluster", "peer_port", cluster.peer_port, 7702, 0, 65535,
          "TCP port of the peer bus (replication); 0 = any free port, announced in SWIM"),
+    KSTR("cluster", "tls_cert", cluster.tls_cert, "", NULL,
+         "PEM certificate chain of this node for TLS on the peer bus; \"\" = plain TCP "
+         "(set tls_cert, tls_key and tls_ca together)"),
+    KSTR("cluster", "tls_key", cluster.tls_key, "", NULL, "PEM private key of cluster.tls_cert"),
+    KSTR("cluster", "tls_ca", cluster.tls_ca, "", NULL,
+         "PEM CA certificates; a peer's certificate must chain to one (mutual TLS)"),
     KENUM("cluster", "write_consistency", cluster.write_consistency, "quorum", "one|quorum|all",
           "copies a write reaches before it is acknowledged (not enforced yet)"),
     KINT("cluster", "write_timeout_ms", cluster.write_timeout_ms, 2000, 1, 600000,
@@ -314,6 +320,12 @@ static const cfg_key KEYS[] = {
          DAY_MS, "period of full-state syncs (0 = the profile's)"),
     KBOOL("cluster.swim", "lifeguard", cluster_swim.lifeguard, true,
           "false = plain SWIM (fixed suspicion timeout, no health multiplier)"),
+
+    KENUM("gossip", "scope", gossip.scope, "cluster", "cluster|holders",
+          "which nodes keep a space's gossiped semantic memories: every node, or its holders"),
+    KINT("gossip", "interval_ms", gossip.interval_ms, 1000, 100, 600000,
+         "a gossip round (one root to each of fanout peers) this often, +-10 % jitter"),
+    KINT("gossip", "fanout", gossip.fanout, 3, 1, 16, "peers one gossip round talks to"),
 
     KINT("mcp", "max_sessions", mcp.max_sessions, 1024, 1, 65536,
          "MCP sessions kept, all keys together; when full of live sessions, initialize is "

@@ -139,6 +139,7 @@ struct gcall {
     const char *key;      /* set by g_call_authorize: the key presented (in md), or NULL */
     size_t key_len;
     int level;            /* set by g_call_route: the request's consistency, -1 = default */
+    bool forward;         /* set by g_call_route: another node serves this stream */
     size_t stream_bytes;  /* received so far */
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;
@@ -178,6 +179,11 @@ void g_call_unref(gcall *c);
  * after pfx) on a malformed one or one with a string that holds a NUL or is not UTF-8.
  * Free the result with protobuf_c_message_free_unpacked(m, &g_allocator). */
 ProtobufCMessage *g_call_decode(gcall *c, const char *pfx, mn_error *err);
+/* The same for a message of type d in buf (len bytes), received some other way. */
+ProtobufCMessage *g_decode_bytes(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                                 size_t len, const char *pfx, mn_error *err);
+/* Finishes the call OK with an already packed response message (copied). */
+void g_call_finish_bytes(gcall *c, const uint8_t *buf, size_t len);
 extern ProtobufCAllocator g_allocator;
 /* Starts a batch; on failure logs and returns false (nothing was started). */
 bool g_call_batch(gcall *c, const grpc_op *ops, size_t n, gtag *tag);
@@ -198,6 +204,31 @@ const char *g_msg_string(const ProtobufCMessage *msg, const char *name);
  * this node serves it: false when the call was answered (INVALID_ARGUMENT,
  * FAILED_PRECONDITION naming the node that serves it, UNAVAILABLE). */
 bool g_call_route(gcall *c, mn_api_t *api, const ProtobufCMessage *req);
+/* Finishes the call with st and the JSON error of an HTTP answer (its message, code and
+ * hint; msg and code when it has none). */
+void g_finish_http_error(gcall *c, const mn_http_response_t *resp, grpc_status_code st,
+                         const char *msg, const char *code);
+/* A client stream g_call_route found another node serves (c->forward), once it ended:
+ * forwards its messages and finishes the call from the answer. false: this node serves it
+ * after all (the placement moved meanwhile): run it here. */
+bool g_call_forward_batch(gcall *c, mn_api_t *api);
+/* After a successful write: waits for the level (mn_spaces_level_t; -1 = the default) of
+ * req's space when req's method takes one (it has a consistency field). */
+mn_err g_settle(mn_api_t *api, const ProtobufCMessage *req, int level, mn_error *err);
+
+/* ---- a call forwarded from another node (grpc_hop.c) ----
+ * The node a call reaches sends it, when another node serves its space, over a signed
+ * internal hop (POST /v1/spaces/{space}/grpc/{method}, the packed request as the body; a
+ * client stream's messages, once it ended, each after its u32 BE length); the
+ * serving node runs the method and answers an envelope: G_HOP_MAGIC, the mn_err (i32 BE),
+ * a denied flag (u8: PERMISSION_DENIED of RecallMany's kind), the message's length (u32 BE)
+ * and bytes, then the packed response. The calling node finishes the call from it exactly
+ * as if it had run the method itself. */
+#define G_HOP_MAGIC "MNGH"
+/* The serving node's part, for the REST door (mn_api.grpc_hop). */
+extern const api_grpc_hop g_hop_serve;
+/* The calling node's part: fills c's answer from a hop's HTTP response. */
+void g_hop_finish(gcall *c, const mn_http_response_t *resp);
 /* After a write method succeeded: waits for the request's level (methods with a
  * "consistency" field only); MN_ERR_UNAVAILABLE when it was not reached. */
 mn_err g_call_settle(gcall *c, mn_api_t *api, const ProtobufCMessage *req, mn_error *err);

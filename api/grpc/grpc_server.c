@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mnemo/assert.h"
 #include "mnemo/util.h"
 
 /* Pollers: enough to keep I/O moving while one is busy in a (short) completion. */
@@ -215,12 +216,28 @@ static mn_err check_strings(const ProtobufCMessage *m, const char *pfx, mn_error
     return MN_OK;
 }
 
+ProtobufCMessage *g_decode_bytes(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                                 size_t len, const char *pfx, mn_error *err)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, &g_allocator, len, buf);
+    if (!m) {
+        mn_error_set(err, MN_ERR_INVALID, "malformed request: not a valid %s message", d->name);
+        return NULL;
+    }
+    if (check_strings(m, pfx, err)) {
+        protobuf_c_message_free_unpacked(m, &g_allocator);
+        return NULL;
+    }
+    return m;
+}
+
 ProtobufCMessage *g_call_decode(gcall *c, const char *pfx, mn_error *err)
 {
     grpc_byte_buffer_reader r;
     ProtobufCMessage *m = NULL;
-    bool over = false;
+    bool over = false, read = false;
     if (grpc_byte_buffer_reader_init(&r, c->recv_buf)) {
+        read = true;
         grpc_slice s = grpc_byte_buffer_reader_readall(&r);
         grpc_byte_buffer_reader_destroy(&r);
         /* a client stream holds all its messages until it ends: bound them together, as
@@ -228,27 +245,18 @@ ProtobufCMessage *g_call_decode(gcall *c, const char *pfx, mn_error *err)
         c->stream_bytes += GRPC_SLICE_LENGTH(s);
         over = c->stream_bytes > c->srv->max_message_bytes;
         if (!over)
-            m = protobuf_c_message_unpack(c->m->req, &g_allocator, GRPC_SLICE_LENGTH(s),
-                                          GRPC_SLICE_START_PTR(s));
+            m = g_decode_bytes(c->m->req, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), pfx, err);
         grpc_slice_unref(s);
     }
     grpc_byte_buffer_destroy(c->recv_buf);
     c->recv_buf = NULL;
-    if (over) {
+    if (over)
         mn_error_set(err, MN_ERR_TOO_LARGE,
                      "the stream's messages exceed grpc.max_message_bytes (%zu bytes) in all",
                      c->srv->max_message_bytes);
-        return NULL;
-    }
-    if (!m) {
+    else if (!read)
         mn_error_set(err, MN_ERR_INVALID, "malformed request: not a valid %s message",
                      c->m->req->name);
-        return NULL;
-    }
-    if (check_strings(m, pfx, err)) {
-        protobuf_c_message_free_unpacked(m, &g_allocator);
-        return NULL;
-    }
     return m;
 }
 
@@ -361,8 +369,26 @@ static void observe(gcall *c, grpc_status_code st)
     mn_log_with(level, f, 3, "grpc %s %s %.3fms", method, values[1], ms);
 }
 
+static void finish_buf(gcall *c, grpc_status_code st, const char *msg, const char *code,
+                       const char *hint, grpc_byte_buffer *resp);
+
 void g_call_finish_status(gcall *c, grpc_status_code st, const char *msg, const char *code,
                           const char *hint, const ProtobufCMessage *resp)
+{
+    finish_buf(c, st, msg, code, hint, resp && st == GRPC_STATUS_OK ? g_pack(resp) : NULL);
+}
+
+void g_call_finish_bytes(gcall *c, const uint8_t *buf, size_t len)
+{
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    finish_buf(c, GRPC_STATUS_OK, "", NULL, NULL, bb);
+}
+
+/* Finishes the call with status st and, when st is OK, the message resp (taken over). */
+static void finish_buf(gcall *c, grpc_status_code st, const char *msg, const char *code,
+                       const char *hint, grpc_byte_buffer *resp)
 {
     grpc_op ops[4];
     size_t n = 0;
@@ -372,8 +398,9 @@ void g_call_finish_status(gcall *c, grpc_status_code st, const char *msg, const 
         ops[n++].data.send_initial_metadata.count = 0;
         c->initial_sent = true;
     }
-    if (resp && st == GRPC_STATUS_OK) {
-        c->send_buf = g_pack(resp);
+    if (resp) {
+        mn_assert(st == GRPC_STATUS_OK);
+        c->send_buf = resp;
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n++].data.send_message.send_message = c->send_buf;
     }
@@ -491,7 +518,8 @@ static void run_unary(gcall *c, ProtobufCMessage *req)
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
     mn_err rc = c->m->unary(&ctx, req, &resp, &err);
-    if (!rc && mn_auth_op_role(c->m->op) >= MN_AUTH_WRITE) rc = g_call_settle(c, c->srv->api, req, &err);
+    if (!rc && mn_auth_op_role(c->m->op) >= MN_AUTH_WRITE)
+        rc = g_call_settle(c, c->srv->api, req, &err);
     if (rc && ctx.denied) /* RecallMany: a space the key may not read */
         g_call_finish_status(c, GRPC_STATUS_PERMISSION_DENIED, err.message, "permission_denied",
                              "a key reads the spaces its [[auth.keys]] entry lists", NULL);
@@ -507,7 +535,8 @@ static void run_batch(gcall *c)
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
     mn_err rc = c->m->batch(&ctx, c->msgs, c->n_msgs, &resp, &err);
-    if (!rc) rc = g_call_settle(c, c->srv->api, c->msgs[0], &err); /* the first message's level and space */
+    /* the first message's level and space */
+    if (!rc) rc = g_call_settle(c, c->srv->api, c->msgs[0], &err);
     g_call_finish(c, rc, &err, c->m->nf, resp);
     api_arena_free(&ctx.arena);
 }
@@ -546,7 +575,7 @@ static void on_recv(gcall *c, bool ok)
     const g_method *m = c->m;
     if (!c->recv_buf) { /* the client half-closed */
         if (m->shape == G_CLIENT_STREAM && c->n_msgs > 0) {
-            run_batch(c);
+            if (!c->forward || !g_call_forward_batch(c, c->srv->api)) run_batch(c);
         } else {
             mn_error err;
             mn_error_set(&err, MN_ERR_INVALID, "%s",
@@ -566,7 +595,8 @@ static void on_recv(gcall *c, bool ok)
     }
     switch (m->shape) {
     case G_UNARY:
-        if (g_call_authorize(c, request_space(req)) && g_call_route(c, c->srv->api, req)) run_unary(c, req);
+        if (g_call_authorize(c, request_space(req)) && g_call_route(c, c->srv->api, req))
+            run_unary(c, req);
         protobuf_c_message_free_unpacked(req, &g_allocator);
         return;
     case G_SERVER_STREAM:
@@ -575,7 +605,8 @@ static void on_recv(gcall *c, bool ok)
         protobuf_c_message_free_unpacked(req, &g_allocator);
         return;
     case G_CLIENT_STREAM:
-        if (c->n_msgs == 0 && !(g_call_authorize(c, request_space(req)) && g_call_route(c, c->srv->api, req))) {
+        if (c->n_msgs == 0 &&
+            !(g_call_authorize(c, request_space(req)) && g_call_route(c, c->srv->api, req))) {
             protobuf_c_message_free_unpacked(req, &g_allocator);
             return;
         }

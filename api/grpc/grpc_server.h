@@ -27,6 +27,9 @@ typedef struct mn_grpc_options {
 
 /* Starts the gRPC server on its own threads. auth (may be NULL: everything allowed) must
  * outlive it. Logs "grpc listening on HOST:PORT". */
+/* The gRPC door's part of a unary call another node forwards here (mn_api.grpc_hop). */
+const struct api_grpc_hop *mn_grpc_hop_service(void);
+
 mn_err mn_grpc_start(mn_api_t *api, const mn_auth_t *auth, const mn_grpc_options_t *o,
                      mn_grpc_t **out, mn_error *err);
 int mn_grpc_port(const mn_grpc_t *g);

@@ -64,6 +64,9 @@ void rest_h_complete(void *ctx, const mn_http_request_t *req, mn_http_response_t
 void rest_h_update(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_history(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_invalidate(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* POST /v1/spaces/{space}/grpc/{method}: a gRPC call another node forwarded (internal;
+ * rest_grpc_hop.c). */
+void rest_h_grpc_hop(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 /* GET /v1/spaces/{space}/events: Server-Sent Events (rest_events.c). */
 void rest_h_events(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 

@@ -16,7 +16,7 @@ static const char *const recall_fields[] = {
     "kind", "when", "min_confidence", "include_suppressed", "who", "where", "session",
     "include_embedding", "spread", "max_hops", "hop_decay", "min_activation", "max_visited",
     "trace", "reinforce", "exact", "ef", "as_of", "time", "time_boost", "time_ref", "filter",
-    "collapse_duplicates", "read", NULL};
+    "collapse_duplicates", "read", "timeout_ms", NULL};
 static const char *const weight_fields[] = {"vector", "text", NULL};
 
 mn_err rest_recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *r, mn_error *err)
@@ -27,6 +27,12 @@ mn_err rest_recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *
     api_read_pref pref; /* where to read (cluster mode): used by the routing step */
     if (!rc) rc = rest_read_body(o, &pref, err);
     if (rc) return rc;
+    int64_t timeout_ms; /* the routing step's bound (cluster mode): checked here */
+    bool has_timeout;
+    if ((rc = api_get_int(o, "timeout_ms", "", &has_timeout, &timeout_ms, err))) return rc;
+    if (has_timeout && (timeout_ms < 1 || timeout_ms > REST_RECALL_TIMEOUT_MAX_MS))
+        return mn_error_set(err, MN_ERR_INVALID, "timeout_ms: must be in 1..%d, got %lld",
+                            REST_RECALL_TIMEOUT_MAX_MS, (long long)timeout_ms);
     float *emb = NULL;
     if ((rc = api_get_floats(o, "embedding", "", a, &emb, &r->dim, err))) return rc;
     r->embedding = emb;

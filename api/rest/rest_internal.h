@@ -63,6 +63,14 @@ mn_err rest_recall_req_from_json(const cJSON *o, api_arena *a, mn_recall_req_t *
  * response's time_window (null when the text names no time). */
 mn_err rest_recall_time_from_json(const cJSON *o, mn_recall_req_t *r, mn_error *err);
 void rest_time_window_to_json(api_jw *w, const mn_recall_result_t *res);
+/* A recall's timeout_ms: the default and the largest (cluster mode: the bound on reaching a
+ * copy of the space; a single node accepts it and has nothing to wait for). */
+#define REST_RECALL_TIMEOUT_MS 1000
+#define REST_RECALL_TIMEOUT_MAX_MS 600000
+/* A recall no copy of its space answered (ask->unreachable): answered from the gossiped
+ * semantic memories (rest_partition.c), or 503 naming ask->why. */
+void rest_partition_recall(mn_api_t *api, const mn_http_request_t *req, mn_http_response_t *resp,
+                           const api_route_ask *ask);
 
 /* The configured name of the request's API key, for "who changed it" (NULL: auth off, no
  * key, or a key without a name); lives as long as the server's auth table. */

@@ -27,8 +27,10 @@ bool rest_routable(const char *method, const char *pattern)
     static const char prefix[] = "/v1/spaces/{space}";
     if (!strcmp(method, "POST") && !strcmp(pattern, "/v1/spaces")) return true;
     if (strncmp(pattern, prefix, sizeof prefix - 1) != 0) return false;
-    /* a stream stays on the node it was opened on */
-    return strcmp(pattern, "/v1/spaces/{space}/events") != 0;
+    /* a stream stays on the node it was opened on; a forwarded gRPC call is served where it
+     * arrives (its handler checks the hop) */
+    return strcmp(pattern, "/v1/spaces/{space}/events") != 0 &&
+           strcmp(pattern, "/v1/spaces/{space}/grpc/{method}") != 0;
 }
 
 /* ---- the options ---- */
@@ -90,6 +92,24 @@ static api_read_pref read_pref(const api_route *r, const mn_http_request_t *req)
     if (cJSON_IsObject(j)) rest_read_body(j, &p, NULL);
     api_json_free(j);
     return p;
+}
+
+/* A recall's timeout_ms (docs/api.md, "Cluster mode"): how long routing may try to reach a
+ * copy of the space before the answer comes from gossiped memories. A bad value: the default
+ * (the handler refuses it). */
+static int64_t recall_timeout(const api_route *r, const mn_http_request_t *req)
+{
+    int64_t ms = REST_RECALL_TIMEOUT_MS;
+    if (strcmp(r->pattern, "/v1/spaces/{space}/recall") != 0) return 0;
+    const cJSON *tree = api_inproc_tree(req);
+    if (!tree && (!req->body || !memmem(req->body, req->body_len, "\"timeout_ms\"", 12))) return ms;
+    api_json_result jr;
+    cJSON *j = tree ? NULL : api_json_parse(req->body, req->body_len, &jr);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(tree ? tree : j, "timeout_ms");
+    if (cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= REST_RECALL_TIMEOUT_MAX_MS)
+        ms = (int64_t)v->valuedouble;
+    api_json_free(j);
+    return ms;
 }
 
 /* The name a space creation names (the space is NULL when it names none: served here, where
@@ -165,8 +185,13 @@ void rest_dispatch(const api_route_ctx *ctx, const mn_http_request_t *req, mn_ht
     ask.space = ask.create ? create_name(req, name, sizeof name) : req->params[0];
     ask.write = mn_auth_op_role(mn_auth_route_op(r->method, r->pattern)) >= MN_AUTH_WRITE;
     ask.read = ask.write ? API_READ_PRIMARY : read_pref(r, req);
+    ask.timeout_ms = ask.write ? 0 : recall_timeout(r, req);
     if (ask.space && fill_path(r, req, path, sizeof path) && h->route(h->arg, req, resp, &ask))
         return;
+    if (ask.unreachable) {
+        rest_partition_recall(api, req, resp, &ask);
+        return;
+    }
     r->fn(api, req, resp);
     if (ask.replica_lag_ms > STALE_REPLICA_MS && resp->status == 200 &&
         !strcmp(r->pattern, "/v1/spaces/{space}/recall"))

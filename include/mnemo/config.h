@@ -101,6 +101,9 @@ typedef struct mn_config_cluster {
     int64_t rebalance_concurrency; /* 4: spaces gaining a copy for balance at once */
     char *zone;                    /* "" = none; copies of a space spread over zones */
     int64_t peer_port;             /* 7702: the peer bus's TCP port (replication); 0 = any */
+    char *tls_cert;                /* "" = plain peer bus; else PEM chain (mutual TLS) */
+    char *tls_key;                 /* PEM private key of tls_cert */
+    char *tls_ca;                  /* PEM CA a peer's certificate must chain to */
     char *write_consistency;       /* "quorum" | "one" | "all" (validated, not enforced yet) */
     int64_t write_timeout_ms;      /* 2000: a write waits this long for its level, then 503 */
     /* the space catalog (api/cluster_catalog.c, docs/replication.md "The space catalog") */
@@ -117,6 +120,13 @@ typedef struct mn_config_cluster_swim {
     int64_t push_pull_interval_ms;
     bool lifeguard; /* true: Lifeguard (health multiplier, dynamic suspicion, buddy) */
 } mn_config_cluster_swim_t;
+
+/* [gossip]: anti-entropy of semantic memories between nodes (cluster mode; docs/gossip.md). */
+typedef struct mn_config_gossip {
+    char *scope;         /* "cluster" (default): every node keeps every space's; "holders" */
+    int64_t interval_ms; /* 1000: a round this often */
+    int64_t fanout;      /* 3: peers per round */
+} mn_config_gossip_t;
 
 /* [mcp]: the MCP endpoint POST /mcp (docs/api.md, "MCP"). */
 typedef struct mn_config_mcp {
@@ -182,6 +192,7 @@ typedef struct mn_config {
     mn_config_mcp_t mcp;
     mn_config_embedding_t embedding;
     mn_config_audit_t audit;
+    mn_config_gossip_t gossip;
 } mn_config_t;
 
 /* Fills c (overwriting whatever it held) with the defaults, then the values of the TOML file

@@ -9,7 +9,11 @@
  * the handshake, channels 1.. the users' messages (mn_peer_on). Before any
  * user frame is accepted both sides prove they know cluster.key (HMAC-SHA256
  * over the other side's nonce and both node ids); without a key only the
- * hello is exchanged. docs/replication.md, "The peer bus", has the format.
+ * hello is exchanged. With tls_cert, tls_key and tls_ca set, every connection
+ * is TLS 1.3 first (OpenSSL over memory BIOs, peer_tls.c), both sides
+ * presenting a certificate the other verifies against tls_ca (mutual TLS);
+ * the hello and the proof then run inside it. docs/replication.md, "The peer
+ * bus", has the format.
  *
  * One loop thread: every function here runs on the bus's loop thread. */
 #ifndef MNEMO_PEER_H
@@ -48,6 +52,13 @@ typedef struct mn_peer_config {
                                    * uniformly in [d/2, d] (jitter) */
     size_t max_conns;             /* inbound connections at once; more are closed (256) */
     uint64_t seed;                /* the jitter's PRNG; 0 = from the OS */
+    /* TLS (cluster.tls_cert, cluster.tls_key, cluster.tls_ca): all three PEM
+     * file paths, or none (NULL or ""): plain TCP. Checked by mn_peer_new. */
+    const char *tls_cert; /* this node's certificate chain */
+    const char *tls_key;  /* its private key */
+    const char *tls_ca;   /* CA certificates a peer's certificate must chain to */
+    uint8_t minor;        /* the minor version this node announces (MN_PEER_VERSION_MINOR;
+                           * tests of rolling upgrades set another) */
 } mn_peer_config_t;
 
 void mn_peer_config_default(mn_peer_config_t *c);
@@ -67,13 +78,17 @@ typedef struct mn_peer_stats {
     uint64_t closed_timeout;               /* not authenticated within the handshake timeout */
     uint64_t closed_limit;                 /* over max_conns */
     uint64_t closed_io;                    /* read or write errors, and peers hanging up */
+    uint64_t closed_tls;                   /* a failed TLS handshake (a plaintext peer, a
+                                            * certificate the CA did not sign) or TLS error */
 } mn_peer_stats_t;
 
 /* fn: a frame of channel from node from_node (authenticated); buf is valid
  * during the call only. */
 typedef void (*mn_peer_recv_fn)(void *arg, const char *from_node, const uint8_t *buf, size_t len);
 
-/* Binds and listens; logs "peer: node ID listening on HOST:PORT". */
+/* Binds and listens; logs "peer: node ID listening on HOST:PORT". With TLS,
+ * loads the certificate, key and CA first: MN_ERR_INVALID names the file
+ * that does not load or the key that does not match the certificate. */
 mn_err mn_peer_new(struct uv_loop_s *loop, const mn_peer_config_t *c, mn_peer_t **out,
                    mn_error *err);
 /* Closes every connection and the listener; done (optional) runs once p is

@@ -9,6 +9,9 @@ import sys
 import tempfile
 
 import grpc
+import pytest
+
+from conftest import MnemoServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO_ROOT = os.path.join(HERE, "..", "..", "api", "proto")
@@ -98,6 +101,31 @@ class Grpc:
 
     def close(self):
         self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# Fixtures for a module of gRPC tests: `from grpc_util import g, gserver` makes them its own.
+@pytest.fixture(scope="module")
+def gserver(tmp_path_factory):
+    """One server for the module, with its gRPC port; it must still be up, and stop cleanly."""
+    s = MnemoServer(tmp_path_factory.mktemp("grpc")).start()
+    assert s.grpc_port, s.log()
+    yield s
+    if s.alive():
+        assert s.stop() == 0, s.log()
+
+
+@pytest.fixture
+def g(gserver):
+    """A client of gserver; the server must have survived the test."""
+    with Grpc("127.0.0.1:%d" % gserver.grpc_port) as c:
+        yield c
+    assert gserver.alive(), gserver.log()
 
 
 def error_code(e):

@@ -261,32 +261,95 @@ def grpc_error(fn, *args):
     return ei.value
 
 
-def test_grpc_calls_name_the_node_that_serves_them(cluster):
+def test_grpc_calls_are_forwarded_to_the_node_that_serves_them(cluster):
     nodes, ids, p = cluster
-    replica = nodes[(p + 1) % 3]
-    mem = pb().Memory(content="over grpc", embedding=EMB)
-    g = Grpc("127.0.0.1:%d" % replica.grpc_port, api_key=WRITER)
-    try:
-        e = grpc_error(g.Remember, pb().RememberRequest(space=SPACE, memory=mem))
-        assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e.details()
-        assert error_code(e) == "wrong_node" and ids[p] in e.details(), e.details()
+    replica, other = nodes[(p + 1) % 3], nodes[(p + 2) % 3]
+    mem = pb().Memory(content="over grpc through a replica", embedding=EMB)
+    with Grpc("127.0.0.1:%d" % replica.grpc_port, api_key=WRITER) as g, \
+            Grpc("127.0.0.1:%d" % other.grpc_port, api_key=WRITER) as g2, \
+            Grpc("127.0.0.1:%d" % nodes[p].grpc_port, api_key=WRITER) as gp:
+        # a write through a replica runs on the primary and waits for its level there
+        r = g.Remember(pb().RememberRequest(space=SPACE, memory=mem, consistency="all"))
+        assert r.id
+        # read=primary (the default) through the other replica: the primary's answer
+        got = g2.GetMemory(pb().GetMemoryRequest(space=SPACE, id=r.id))
+        assert got.content == "over grpc through a replica"
+        listed = g2.ListMemories(pb().ListMemoriesRequest(space=SPACE, limit=1000))
+        assert r.id in [m.id for m in listed.memories]
+        # read=nearest is served where it arrives (every copy has the write: level all)
+        near = g.Recall(pb().RecallRequest(space=SPACE, embedding=EMB, read="nearest", k=50))
+        assert r.id in [h.id for h in near.results]
+        # an error travels back as the primary itself answers it
+        missing = r.id[:-4] + ("0000" if r.id[-4:] != "0000" else "1111")
+        e_here = grpc_error(gp.GetMemory, pb().GetMemoryRequest(space=SPACE, id=missing))
+        e_fwd = grpc_error(g.GetMemory, pb().GetMemoryRequest(space=SPACE, id=missing))
+        assert e_fwd.code() == e_here.code() == grpc.StatusCode.NOT_FOUND, e_fwd.details()
+        assert error_code(e_fwd) == error_code(e_here), (error_code(e_fwd), error_code(e_here))
+        assert e_fwd.details() == e_here.details()
+        # options are still checked where the call arrives
         e = grpc_error(g.Remember, pb().RememberRequest(space=SPACE, memory=mem,
                                                         consistency="most"))
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert e.details().startswith("consistency:"), e.details()
-        # read=primary (the default) is the primary's; read=nearest is served here
-        e = grpc_error(g.ListMemories, pb().ListMemoriesRequest(space=SPACE))
-        assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
-        g.ListMemories(pb().ListMemoriesRequest(space=SPACE, read="nearest"))
-        g.Recall(pb().RecallRequest(space=SPACE, embedding=EMB, read="nearest"))
-    finally:
-        g.close()
-    g = Grpc("127.0.0.1:%d" % nodes[p].grpc_port, api_key=WRITER)
-    try:
-        r = g.Remember(pb().RememberRequest(space=SPACE, memory=mem, consistency="all"))
-        assert r.id
-    finally:
-        g.close()
+        # a RememberBatch stream is forwarded whole once it ended: all or nothing there too
+        batch = [pb().RememberRequest(space=SPACE, consistency="all", memory=pb().Memory(
+            content="batched %d" % i, embedding=EMB)) for i in range(3)]
+        got = g.RememberBatch(iter(batch)).ids
+        assert len(got) == 3 and all(got)
+        listed = gp.ListMemories(pb().ListMemoriesRequest(space=SPACE, limit=1000))
+        assert set(got) <= {m.id for m in listed.memories}
+        bad = [pb().RememberRequest(space=SPACE, memory=pb().Memory(content="ok", embedding=EMB)),
+               pb().RememberRequest(space=SPACE, memory=pb().Memory(content="short",
+                                                                    embedding=[1.0]))]
+        e_here = grpc_error(gp.RememberBatch, iter(bad))
+        e_fwd = grpc_error(g.RememberBatch, iter(bad))
+        assert e_fwd.code() == e_here.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert e_fwd.details() == e_here.details() and "memories[1]" in e_fwd.details()
+        listed = gp.ListMemories(pb().ListMemoriesRequest(space=SPACE, limit=1000))
+        assert "short" not in [m.content for m in listed.memories]
+    # the reader key may not write, through any node
+    with Grpc("127.0.0.1:%d" % replica.grpc_port, api_key=READER) as g:
+        e = grpc_error(g.Remember, pb().RememberRequest(space=SPACE, memory=mem))
+        assert e.code() == grpc.StatusCode.PERMISSION_DENIED, e.details()
+        assert g.ListMemories(pb().ListMemoriesRequest(space=SPACE)).memories is not None
+    # the internal route takes signed hops only
+    r = call(replica, "POST", "/v1/spaces/%s/grpc/Remember" % SPACE, {"x": 1})
+    assert r.status == 401, (r.status, r.body)
+
+
+def grpc_hop(server, method, body, **kw):
+    path = "/v1/spaces/%s/grpc/%s" % (SPACE, method)
+    with server.client(timeout=10.0, key=None) as c:
+        return c.raw("POST", path, body=body, headers=sign("POST", path, "", body, **kw))
+
+
+def test_hostile_grpc_hops_are_refused_and_store_nothing(cluster):
+    nodes, ids, p = cluster
+    primary = nodes[p]
+    # garbage where a packed request belongs: an envelope carrying the decode error
+    r = grpc_hop(primary, "Remember", b"\xff\xfe not protobuf", role="write", spaces=SPACE)
+    assert r.status == 200 and r.body[:4] == b"MNGH", (r.status, r.body)
+    assert b"malformed request" in r.body, r.body
+    # a stream cut short, a server stream, a method that is not there
+    r = grpc_hop(primary, "RememberBatch", b"\x00\x00\x00\x09abc", role="write", spaces=SPACE)
+    assert r.status == 200 and b"a cut stream frame" in r.body, r.body
+    for m in ("Watch", "NoSuchMethod"):
+        r = grpc_hop(primary, m, b"", role="write", spaces=SPACE)
+        assert r.status == 404, (m, r.status, r.body)
+    # a grant that does not allow the method's own operation (the gate admits a read)
+    req = pb().RememberRequest(space=SPACE, memory=pb().Memory(content="smuggled by grpc",
+                                                               embedding=EMB))
+    r = grpc_hop(primary, "Remember", req.SerializeToString(), role="read", spaces=SPACE)
+    assert r.status == 403 and r.json["error"]["code"] == "permission_denied", r.body
+    # the same body under another signature's digest
+    body = req.SerializeToString()
+    path = "/v1/spaces/%s/grpc/Remember" % SPACE
+    h = sign("POST", path, "", body + b"x", role="write", spaces=SPACE)
+    with primary.client(timeout=10.0, key=None) as c:
+        r = c.raw("POST", path, body=body, headers=h)
+    assert r.status == 401, (r.status, r.body)
+    r = call(primary, "GET", "/v1/spaces/%s/memories" % SPACE, query={"limit": "1000"})
+    assert "smuggled by grpc" not in [m["content"] for m in r.json["memories"]]
 
 
 def test_paused_primary_gets_503_and_opens_the_breaker(cluster):

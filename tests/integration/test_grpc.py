@@ -16,24 +16,7 @@ import grpc
 import pytest
 
 from conftest import MnemoServer, node_client, wait_until
-from grpc_util import Grpc, error_code, error_details, pb
-
-
-@pytest.fixture(scope="module")
-def gserver(tmp_path_factory):
-    s = MnemoServer(tmp_path_factory.mktemp("grpc")).start()
-    assert s.grpc_port, s.log()
-    yield s
-    if s.alive():
-        assert s.stop() == 0, s.log()
-
-
-@pytest.fixture
-def g(gserver):
-    c = Grpc("127.0.0.1:%d" % gserver.grpc_port)
-    yield c
-    c.close()
-    assert gserver.alive(), gserver.log()
+from grpc_util import Grpc, error_code, error_details, g, gserver, pb  # noqa: F401 (g, gserver: fixtures)
 
 
 @pytest.fixture

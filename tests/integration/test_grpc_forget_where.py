@@ -4,25 +4,8 @@ run, runs and jobs as POST /v1/spaces/{s}/forget, and its errors with the HTTP c
 import grpc
 import pytest
 
-from conftest import MnemoServer, wait_until
-from grpc_util import Grpc, error_code, pb
-
-
-@pytest.fixture(scope="module")
-def gserver(tmp_path_factory):
-    s = MnemoServer(tmp_path_factory.mktemp("grpc-forget")).start()
-    assert s.grpc_port, s.log()
-    yield s
-    if s.alive():
-        assert s.stop() == 0, s.log()
-
-
-@pytest.fixture
-def g(gserver):
-    c = Grpc("127.0.0.1:%d" % gserver.grpc_port)
-    yield c
-    c.close()
-    assert gserver.alive(), gserver.log()
+from conftest import wait_until
+from grpc_util import error_code, g, gserver, pb  # noqa: F401 (g, gserver: fixtures)
 
 
 _n = [0]

@@ -17,113 +17,14 @@
 
 #include "mnemo/peer.h"
 #include "mnemo/util.h"
-
-typedef struct inbox {
-    int frames;
-    size_t bytes;
-    char last_from[MN_PEER_NODE_MAX + 1];
-    uint8_t last[64];
-    size_t last_len;
-} inbox;
-
-static void on_frame(void *arg, const char *from, const uint8_t *buf, size_t len)
-{
-    inbox *in = arg;
-    in->frames++;
-    in->bytes += len;
-    snprintf(in->last_from, sizeof in->last_from, "%s", from);
-    in->last_len = len < sizeof in->last ? len : sizeof in->last;
-    memcpy(in->last, buf, in->last_len);
-}
-
-static void wake_cb(uv_timer_t *t)
-{
-    (void)t;
-}
-
-typedef bool (*cond_fn)(void *arg);
-
-/* Runs the loop until cond holds or 10 s of wall time pass. */
-static bool run_until(uv_loop_t *loop, cond_fn cond, void *arg)
-{
-    int64_t deadline = mn_time_mono_ns() + 10LL * 1000000000;
-    uv_timer_t wake;
-    uv_timer_init(loop, &wake);
-    bool ok = false;
-    while (mn_time_mono_ns() < deadline) {
-        if (cond(arg)) {
-            ok = true;
-            break;
-        }
-        uv_timer_start(&wake, wake_cb, 10, 0);
-        uv_run(loop, UV_RUN_ONCE);
-    }
-    uv_close((uv_handle_t *)&wake, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return ok;
-}
+#include "peer_fixture.h"
 
 static mn_peer_t *bus(uv_loop_t *loop, const char *id, const char *key, int port)
 {
     mn_peer_config_t c;
-    mn_peer_config_default(&c);
-    c.node_id = id;
-    c.key = key;
-    c.port = port;
-    c.handshake_timeout_ms = 300;
-    c.backoff_min_ms = 10;
-    c.backoff_max_ms = 200;
-    c.queue_max_bytes = 4096;
-    c.max_frame_bytes = 1024;
-    mn_peer_t *p = NULL;
-    mn_error err;
-    assert_int_equal(mn_peer_new(loop, &c, &p, &err), MN_OK);
-    assert_true(mn_peer_port(p) > 0);
-    return p;
+    test_peer_config(&c, id, key, port);
+    return test_peer_new(loop, &c);
 }
-
-static void link_to(mn_peer_t *from, const char *id, mn_peer_t *to)
-{
-    mn_error err;
-    assert_int_equal(mn_peer_set_addr(from, id, "127.0.0.1", mn_peer_port(to), &err), MN_OK);
-}
-
-static void finish(uv_loop_t *loop, mn_peer_t **ps, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        mn_peer_close(ps[i], NULL, NULL);
-    uv_run(loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(loop), 0);
-}
-
-typedef struct want {
-    inbox *in;
-    int frames;
-} want;
-
-static bool got(void *arg)
-{
-    want *w = arg;
-    return w->in->frames >= w->frames;
-}
-
-typedef struct want_stat {
-    mn_peer_t *p;
-    size_t offset; /* of a uint64_t in mn_peer_stats_t */
-    uint64_t at_least;
-} want_stat;
-
-static bool stat_reached(void *arg)
-{
-    want_stat *w = arg;
-    mn_peer_stats_t st;
-    mn_peer_stats(w->p, &st);
-    uint64_t v;
-    memcpy(&v, (const uint8_t *)&st + w->offset, sizeof v);
-    return v >= w->at_least;
-}
-
-#define STAT(p, field, n) ((want_stat){(p), offsetof(mn_peer_stats_t, field), (n)})
 
 static void test_peer_three_buses_exchange_frames_both_ways(void **state)
 {
@@ -393,6 +294,35 @@ static void test_peer_queue_is_bounded_and_unknown_channels_are_ignored(void **s
     finish(&loop, ps, 2);
 }
 
+/* Rolling upgrades: a node one minor version ahead (mn_peer_config_t.minor)
+ * and one at the current minor authenticate and exchange frames both ways. */
+static void test_peer_nodes_one_minor_apart_keep_working(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mn_peer_config_t c;
+    test_peer_config(&c, "new", "secret", 0);
+    c.minor = MN_PEER_VERSION_MINOR + 1;
+    mn_peer_t *p[2] = {test_peer_new(&loop, &c), bus(&loop, "old", "secret", 0)};
+    inbox in[2];
+    memset(in, 0, sizeof in);
+    mn_peer_on(p[0], MN_PEER_CH_REPL, on_frame, &in[0]);
+    mn_peer_on(p[1], MN_PEER_CH_REPL, on_frame, &in[1]);
+    link_to(p[0], "old", p[1]);
+    link_to(p[1], "new", p[0]);
+    mn_peer_send(p[0], "old", MN_PEER_CH_REPL, (const uint8_t *)"n", 1);
+    mn_peer_send(p[1], "new", MN_PEER_CH_REPL, (const uint8_t *)"o", 1);
+    want w0 = {&in[0], 1}, w1 = {&in[1], 1};
+    assert_true(run_until(&loop, got, &w0));
+    assert_true(run_until(&loop, got, &w1));
+    assert_memory_equal(in[1].last, "n", 1);
+    mn_peer_stats_t st;
+    mn_peer_stats(p[1], &st);
+    assert_int_equal(st.closed_hello, 0);
+    finish(&loop, p, 2);
+}
+
 static void test_peer_hello_round_trips_and_proofs_differ_by_direction(void **state)
 {
     (void)state;
@@ -430,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_peer_refuses_a_wrong_key_and_a_missing_one),
         cmocka_unit_test(test_peer_closes_garbage_oversize_and_silent_peers),
         cmocka_unit_test(test_peer_queue_is_bounded_and_unknown_channels_are_ignored),
+        cmocka_unit_test(test_peer_nodes_one_minor_apart_keep_working),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,85 @@
+/* Private to api/cluster_gossip*.c.
+ *
+ * Threads: the replication thread runs the bus callbacks (frames, ticks, members); the
+ * feeder thread (cluster_gossip_feed.c) reads the WAL of the spaces this node leads; request
+ * threads read the store and the figures. mu guards the core, the store and the peer table:
+ * whoever holds it drives the core, so one thread at a time does (the core's rule). */
+#ifndef MN_API_CLUSTER_GOSSIP_INTERNAL_H
+#define MN_API_CLUSTER_GOSSIP_INTERNAL_H
+
+#include "cluster_gossip.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "mnemo/gossip.h"
+#include "mnemo/metrics.h"
+
+#define CG_PEERS_MAX 256
+#define CG_PEER_SPACES 64 /* space roots remembered per peer (the latest ones) */
+
+/* One gossiped semantic memory as the store keeps it (cluster_gossip_store.c). */
+typedef struct cg_entry {
+    mn_id_t id;
+    bool live; /* neither retired nor a tombstone, and its payload decoded */
+    uint32_t support_n;
+    mn_memory_t mem; /* the payload decoded (live only) */
+} cg_entry;
+
+typedef struct cg_space {
+    char name[MN_SPACE_NAME_MAX + 1];
+    cg_entry *e; /* sorted by id */
+    size_t n, cap;
+    size_t live;
+    int64_t sync_ms; /* wall: a peer last reported this space's root equal to ours */
+} cg_space;
+
+/* What a peer last told about its roots (NODES frames holding a root). */
+typedef struct cg_peer {
+    char id[MN_SPACES_NODE_MAX + 1];
+    bool dir_known;
+    uint8_t dir[MN_GOSSIP_DIGEST_LEN];
+    struct {
+        char space[MN_SPACE_NAME_MAX + 1];
+        uint8_t root[MN_GOSSIP_DIGEST_LEN];
+    } sp[CG_PEER_SPACES];
+    size_t n_sp, next_sp; /* a ring once full */
+} cg_peer;
+
+struct cl_gossip {
+    mn_engine_t *engine;
+    cl_repl *repl;
+    cl_spaces *cs;
+    char self[MN_SPACES_NODE_MAX + 1];
+    bool holders; /* gossip.scope = "holders" */
+    pthread_mutex_t mu;
+    mn_gossip_t *g;
+    cg_space *sp; /* sorted by name */
+    size_t n_sp, cap_sp;
+    cg_peer peers[CG_PEERS_MAX]; /* the current peer set (from members or holders) */
+    size_t n_peers;
+    int64_t dir_sync_ms; /* wall: a peer last reported our directory root */
+    int64_t last_gc_ms, last_holders_ms;
+    mn_gossip_stats_t exported; /* what the metrics registry has */
+    mn_metrics_family_t *m_rounds, *m_bytes, *m_entries;
+    uint8_t *scratch; /* an 8-byte aligned copy of a frame (cg_observe) */
+    size_t scratch_cap;
+    /* the feeder thread */
+    pthread_t feeder;
+    bool feeding;
+    pthread_mutex_t feed_mu;
+    pthread_cond_t feed_cv;
+    bool stop; /* under feed_mu */
+};
+
+/* ---- the store (cluster_gossip_store.c), under mu ---- */
+cg_space *cg_space_of(cl_gossip *g, const char *name, bool create);
+/* The core's state of id in space is rec: the store follows it. */
+void cg_store_apply(cl_gossip *g, const char *space, const mn_gossip_record_t *rec);
+void cg_store_free(cl_gossip *g);
+
+/* ---- the feeder (cluster_gossip_feed.c) ---- */
+mn_err cg_feed_start(cl_gossip *g, mn_error *err);
+void cg_feed_stop(cl_gossip *g);
+
+#endif

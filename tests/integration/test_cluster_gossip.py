@@ -1,0 +1,229 @@
+"""Gossip of semantic memories with real processes (docs/gossip.md, "In the server"): three
+`mnemo serve` at replication factor 1, so one node (the holder) has the space's episodes.
+It consolidates them; every node's GET /v1/cluster/gossip converges on the holder's root for
+the space; forgetting the semantic memory on the holder converges everywhere as a
+tombstone. With the holder paused (SIGSTOP, always SIGCONT after), a recall through another
+node still answers within its timeout_ms from the gossiped semantic memories: path and reason
+"partition", a lower recall_confidence than the holder's own answer, and the episodes said
+unreachable. The steady-state gossip traffic per node is printed (not asserted). A single
+node has no gossip (404) and checks timeout_ms (422 naming it). Every wait polls with a
+deadline."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import wait_until
+from test_mcp import Session
+from test_cluster_swim import cluster_env, swim_endpoint, view_is
+
+DEADLINE_S = 30.0
+SPACE = "gossiped"
+BASE = [0.9, 0.1, 0.05, 0.02]
+
+
+def start_node(server_factory, seeds, scope="cluster"):
+    env = cluster_env(seeds)
+    env["MNEMO_GOSSIP_SCOPE"] = scope
+    env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = "1"
+    env["MNEMO_CLUSTER_FORWARD_TIMEOUT_MS"] = "3000"
+    env["MNEMO_GOSSIP_INTERVAL_MS"] = "300"
+    # a paused holder stays suspect (still the holder) while the partition answer is checked
+    env["MNEMO_CLUSTER_SWIM_SUSPICION_MULT"] = "100"
+    return server_factory(env=env)
+
+
+def call(server, method, path, body=None, query=None, timeout=10.0):
+    with server.client(timeout=timeout) as c:
+        return c.raw(method, path, body=body, query=query)
+
+
+def gossip_doc(server):
+    r = call(server, "GET", "/v1/cluster/gossip")
+    assert r.status == 200, r.body
+    return r.json
+
+
+def space_row(doc):
+    rows = [s for s in doc["spaces"] if s["name"] == SPACE]
+    return rows[0] if rows else None
+
+
+def roots_agree(nodes, want_live):
+    """Every node's row of SPACE, once all show one root and want_live semantic memories."""
+    rows = [space_row(gossip_doc(s)) for s in nodes]
+    if any(r is None for r in rows) or len({r["root"] for r in rows}) != 1:
+        return None
+    return rows if all(r["semantic_memories"] == want_live for r in rows) else None
+
+
+def primary_of(nodes):
+    for s in nodes:
+        r = call(s, "GET", "/v1/cluster/spaces")
+        rows = [x for x in r.json.get("spaces", []) if x["name"] == SPACE] if r.status == 200 else []
+        if not rows or not rows[0].get("primary"):
+            return None
+    return rows[0]["primary"]
+
+
+def start_cluster(server_factory, scope="cluster"):
+    first = start_node(server_factory, [], scope)
+    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
+    nodes = [first] + [start_node(server_factory, seeds, scope) for _ in range(2)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+    r = call(nodes[0], "POST", "/v1/spaces", {"name": SPACE, "dim": 4})
+    assert r.status == 201, r.body
+    holder = ids.index(wait_until(lambda: primary_of(nodes), DEADLINE_S,
+                                  what="the space placed on one primary"))
+    return nodes, ids, holder
+
+
+@pytest.fixture
+def cluster(server_factory):
+    nodes, ids, holder = start_cluster(server_factory)
+    yield nodes, ids, holder
+    for s in nodes:
+        if s.proc and s.proc.poll() is None:
+            os.kill(s.proc.pid, signal.SIGCONT)
+
+
+def consolidate(holder_node):
+    """Six close episodes about one topic on the holder, then one consolidation run."""
+    for i in range(6):
+        emb = [BASE[0], BASE[1] + 0.01 * i, BASE[2], BASE[3]]
+        r = call(holder_node, "POST", "/v1/spaces/%s/memories" % SPACE,
+                 {"content": "the deploy pipeline runs canary checks step %d" % i,
+                  "embedding": emb})
+        assert r.status == 201, r.body
+    r = call(holder_node, "POST", "/v1/spaces/%s/consolidate" % SPACE, {"min_support": 3})
+    assert r.status == 200, r.body
+    assert r.json["created"] >= 1, r.body
+
+
+def steady_bytes_per_s(nodes, seconds=5.0):
+    """Bytes sent per second by each node while the roots agree (a figure, not asserted)."""
+    before = [gossip_doc(s)["stats"]["bytes_sent"] for s in nodes]
+    t0 = time.monotonic()
+    time.sleep(seconds)  # a measurement window, not a wait for a condition
+    after = [gossip_doc(s)["stats"]["bytes_sent"] for s in nodes]
+    dt = time.monotonic() - t0
+    return [(a - b) / dt for a, b in zip(after, before)]
+
+
+def test_semantic_memories_converge_and_answer_a_partition(cluster):
+    nodes, ids, h = cluster
+    consolidate(nodes[h])
+    t0 = time.monotonic()
+    rows = wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S,
+                      what="every node on the holder's root with one semantic memory")
+    print("\ngossip: every node on the holder's root %.2f s after the consolidation answered"
+          % (time.monotonic() - t0))
+    assert rows[0]["records"] == 1
+    # each peer's next round reports the same directory root: no peer differs, all synced
+    wait_until(lambda: all(space_row(gossip_doc(s))["peers_differing"] == 0 and
+                           space_row(gossip_doc(s))["last_sync_ms"] for s in nodes),
+               DEADLINE_S, what="no differing peer and a last sync on every node")
+    for s in nodes:
+        st = gossip_doc(s)["stats"]
+        assert st["rounds"] > 0 and st["bytes_sent"] > 0 and st["bytes_received"] > 0, st
+    assert sum(gossip_doc(s)["stats"]["entries_pulled"] for s in nodes) >= 2
+    with nodes[0].client() as c:
+        text = c.raw("GET", "/metrics").body
+    text = text.decode() if isinstance(text, bytes) else text
+    for fam in ("mnemo_gossip_rounds_total", 'mnemo_gossip_bytes_total{direction="sent"}',
+                'mnemo_gossip_entries_total{direction="pulled"}'):
+        assert fam in text, fam
+    rates = steady_bytes_per_s(nodes)
+    print("\ngossip steady state, bytes sent per second per node (interval 300 ms, fanout 3, "
+          "3 nodes, 1 space): %s" % ", ".join("%.0f" % r for r in rates))
+
+    other = nodes[(h + 1) % 3]
+    cue = {"text": "deploy pipeline canary", "embedding": BASE, "k": 5}
+    normal = call(other, "POST", "/v1/spaces/%s/recall" % SPACE, cue)
+    assert normal.status == 200, normal.body
+    assert normal.json["path"] != "partition" and normal.json["results"]
+    os.kill(nodes[h].proc.pid, signal.SIGSTOP)
+    try:
+        r = call(other, "POST", "/v1/spaces/%s/recall" % SPACE, dict(cue, timeout_ms=500))
+        assert r.status == 200, r.body
+        doc = r.json
+        assert doc["path"] == "partition"
+        assert doc["partition"]["episodes"] == "unreachable" and SPACE in doc["partition"]["reason"]
+        assert len(doc["results"]) == 1
+        hit = doc["results"][0]
+        assert hit["memory"]["kind"] == "semantic"
+        assert "canary" in hit["memory"]["content"]
+        assert "partition" in hit["confidence"]["reasons"]
+        assert 0 < doc["recall_confidence"] < normal.json["recall_confidence"]
+        # a cue the memory does not match: an answer with no hit, still in partition mode
+        r = call(other, "POST", "/v1/spaces/%s/recall" % SPACE,
+                 {"text": "unrelated gardening words", "timeout_ms": 300})
+        assert r.status == 200 and r.json["results"] == [], r.body
+        assert r.json["path"] == "partition"
+        # an agent with only text: the MCP recall tool takes the same way
+        sc = Session(other).ok("recall", space=SPACE, text="deploy pipeline canary",
+                               timeout_ms=400)
+        assert sc["path"] == "partition", sc
+        assert "partition" in sc["results"][0]["confidence"]["reasons"]
+    finally:
+        os.kill(nodes[h].proc.pid, signal.SIGCONT)
+
+
+def test_a_forgotten_semantic_memory_converges_as_a_tombstone(cluster):
+    nodes, ids, h = cluster
+    consolidate(nodes[h])
+    wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="one semantic memory everywhere")
+    r = call(nodes[h], "GET", "/v1/spaces/%s/memories" % SPACE, query={"kind": "semantic"})
+    assert r.status == 200, r.body
+    sem = [m for m in r.json["memories"] if m["kind"] == "semantic"]
+    assert len(sem) == 1
+    r = call(nodes[h], "DELETE", "/v1/spaces/%s/memories/%s" % (SPACE, sem[0]["id"]),
+             query={"mode": "delete"})
+    assert r.status in (200, 204), r.body
+    rows = wait_until(lambda: roots_agree(nodes, 0), DEADLINE_S,
+                      what="the tombstone on every node")
+    assert all(row["records"] == 1 for row in rows)  # the tombstone itself
+    other = nodes[(h + 1) % 3]
+    os.kill(nodes[h].proc.pid, signal.SIGSTOP)
+    try:
+        r = call(other, "POST", "/v1/spaces/%s/recall" % SPACE,
+                 {"text": "deploy pipeline canary", "timeout_ms": 300})
+        assert r.status == 503, r.body  # nothing gossiped is left to answer from
+    finally:
+        os.kill(nodes[h].proc.pid, signal.SIGCONT)
+
+
+def test_holders_scope_keeps_a_space_on_its_holders(server_factory):
+    """At replication factor 1 the holder shares its space with nobody: with scope
+    "holders" it gossips with no peer, and the other nodes never get the space's memories."""
+    nodes, ids, h = start_cluster(server_factory, scope="holders")
+    consolidate(nodes[h])
+    row = wait_until(lambda: space_row(gossip_doc(nodes[h])), DEADLINE_S,
+                     what="the holder's own semantic memory in its gossip")
+    assert row["semantic_memories"] == 1
+    doc = gossip_doc(nodes[h])
+    assert doc["scope"] == "holders" and doc["stats"]["peers"] == 0, doc
+    # the others' rounds go on (each still holds nothing in common with the holder)
+    for k, s in enumerate(nodes):
+        if k != h:
+            rounds = gossip_doc(s)["stats"]["rounds"]
+            wait_until(lambda s=s, r=rounds: gossip_doc(s)["stats"]["rounds"] > r + 3,
+                       DEADLINE_S, what="a few more rounds on a non-holder")
+            assert space_row(gossip_doc(s)) is None
+
+
+def test_single_node_has_no_gossip_and_checks_timeout_ms(server_factory):
+    s = server_factory()
+    assert call(s, "GET", "/v1/cluster/gossip").status == 404
+    r = call(s, "POST", "/v1/spaces", {"name": "solo", "dim": 4})
+    assert r.status == 201, r.body
+    for bad in (0, -5, 600001, "soon"):
+        r = call(s, "POST", "/v1/spaces/solo/recall", {"embedding": BASE, "timeout_ms": bad})
+        assert r.status == 422 and "timeout_ms" in r.json["error"]["message"], r.body
+    r = call(s, "POST", "/v1/spaces/solo/recall", {"embedding": BASE, "timeout_ms": 50})
+    assert r.status == 200, r.body
