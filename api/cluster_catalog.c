@@ -33,6 +33,13 @@
 
 #include "mnemo/util.h"
 
+/* A member known to hold a space's record at least this new (pushed to it, or equal digests). */
+typedef struct cl_catalog_held {
+    char space[MN_SPACE_NAME_MAX + 1];
+    char node[MN_SWIM_ID_MAX + 1];
+    mn_spaces_record_t rec;
+} cl_catalog_held;
+
 struct cl_catalog {
     mn_engine_t *engine;
     char self[MN_SWIM_ID_MAX + 1];
@@ -54,6 +61,8 @@ struct cl_catalog {
     bool thread_started;
     pthread_mutex_t save_mu;
     uint64_t saved_version;
+    cl_catalog_held *held; /* sorted by (space, node) */
+    size_t n_held, cap_held;
 };
 
 /* ---- the set under the lock ---- */
@@ -162,9 +171,11 @@ void cl_catalog_created(cl_catalog *cat, const char *space)
         mn_log_warn("catalog: space '%s' created but not readable: %s", space, err.message);
         return;
     }
+    cl_catalog_entry e = {.def = st.def};
+    memcpy(e.creator, cat->self, sizeof e.creator); /* this node wrote its lsn 1 */
     cl_catalog_set one;
     cl_catalog_set_init(&one);
-    if (cl_catalog_set_merge(&one, &(cl_catalog_entry){.def = st.def}, &(bool){false}) == MN_OK)
+    if (cl_catalog_set_merge(&one, &e, &(bool){false}) == MN_OK)
         cl__catalog_merge_all(cat, &one, true);
     cl_catalog_set_free(&one);
 }
@@ -222,6 +233,124 @@ mn_err cl_catalog_names(cl_catalog *cat, const char ***out, size_t *n, mn_error 
     *out = names;
     *n = k;
     return MN_OK;
+}
+
+mn_err cl_catalog_placing(cl_catalog *cat, cl_catalog_place **out, size_t *n, mn_error *err)
+{
+    pthread_mutex_lock(&cat->mu);
+    size_t live = cl_catalog_set_live(&cat->set), k = 0;
+    cl_catalog_place *p = malloc((live ? live : 1) * sizeof *p);
+    for (size_t i = 0; p && i < cat->set.n; i++) {
+        const cl_catalog_entry *e = &cat->set.e[i];
+        if (e->dropped_ms) continue;
+        memcpy(p[k].name, e->def.name, sizeof p[k].name);
+        memcpy(p[k].creator, e->creator, sizeof p[k].creator);
+        p[k++].rec = e->rec;
+    }
+    pthread_mutex_unlock(&cat->mu);
+    if (!p) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    *out = p;
+    *n = k;
+    return MN_OK;
+}
+
+size_t cl_catalog_publish(cl_catalog *cat, const char *const *spaces,
+                          const mn_spaces_record_t *recs, size_t n)
+{
+    cl_catalog_set batch;
+    cl_catalog_set_init(&batch);
+    pthread_mutex_lock(&cat->mu);
+    for (size_t i = 0; i < n; i++) {
+        const cl_catalog_entry *e = cl_catalog_set_find(&cat->set, spaces[i]);
+        mn_error err = {0};
+        if (!e || e->dropped_ms || mn_spaces_record_check(&recs[i], &err) != MN_OK) {
+            mn_log_warn("catalog: record of '%s' not kept: %s", spaces[i],
+                        err.code ? err.message : "not a live space");
+            continue;
+        }
+        cl_catalog_entry t = *e;
+        t.rec = recs[i];
+        if (cl_catalog_set_merge(&batch, &t, &(bool){false}) != MN_OK)
+            mn_log_warn("catalog: out of memory recording '%s'", spaces[i]);
+    }
+    pthread_mutex_unlock(&cat->mu);
+    size_t changed = batch.n ? cl__catalog_merge_all(cat, &batch, true) : 0;
+    cl_catalog_set_free(&batch);
+    return changed;
+}
+
+/* ---- who holds which record ---- */
+
+static int held_cmp(const cl_catalog_held *h, const char *space, const char *node)
+{
+    int c = strcmp(h->space, space);
+    return c ? c : strcmp(h->node, node);
+}
+
+/* Index of the first held entry >= (space, node) (mu held). */
+static size_t held_at(const cl_catalog *cat, const char *space, const char *node)
+{
+    size_t lo = 0, hi = cat->n_held;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (held_cmp(&cat->held[mid], space, node) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* node holds rec of space (mu held); out of memory: not noted (the next push notes it). */
+static void note_held(cl_catalog *cat, const char *space, const char *node,
+                      const mn_spaces_record_t *rec)
+{
+    size_t i = held_at(cat, space, node);
+    if (i < cat->n_held && held_cmp(&cat->held[i], space, node) == 0) {
+        if (mn_spaces_record_cmp(rec, &cat->held[i].rec) > 0) cat->held[i].rec = *rec;
+        return;
+    }
+    if (cat->n_held == cat->cap_held) {
+        size_t cap = cat->cap_held ? cat->cap_held * 2 : 32;
+        cl_catalog_held *nh = realloc(cat->held, cap * sizeof *nh);
+        if (!nh) return;
+        cat->held = nh;
+        cat->cap_held = cap;
+    }
+    memmove(&cat->held[i + 1], &cat->held[i], (cat->n_held - i) * sizeof *cat->held);
+    snprintf(cat->held[i].space, sizeof cat->held[i].space, "%s", space);
+    snprintf(cat->held[i].node, sizeof cat->held[i].node, "%s", node);
+    cat->held[i].rec = *rec;
+    cat->n_held++;
+}
+
+void cl__catalog_held(cl_catalog *cat, const char *node, const cl_catalog_set *sent)
+{
+    pthread_mutex_lock(&cat->mu);
+    for (size_t i = 0; i < sent->n; i++)
+        if (sent->e[i].rec.epoch && !sent->e[i].dropped_ms)
+            note_held(cat, sent->e[i].def.name, node, &sent->e[i].rec);
+    pthread_mutex_unlock(&cat->mu);
+}
+
+void cl__catalog_held_all(cl_catalog *cat, const char *node)
+{
+    cl_catalog_set copy;
+    cl_catalog_set_init(&copy);
+    if (cl__catalog_copy(cat, &copy) == MN_OK) cl__catalog_held(cat, node, &copy);
+    cl_catalog_set_free(&copy);
+}
+
+bool cl_catalog_record_held(cl_catalog *cat, const char *space, const char *node,
+                            const mn_spaces_record_t *rec)
+{
+    if (!strcmp(node, cat->self)) return true;
+    pthread_mutex_lock(&cat->mu);
+    size_t i = held_at(cat, space, node);
+    bool held = i < cat->n_held && held_cmp(&cat->held[i], space, node) == 0 &&
+                mn_spaces_record_cmp(&cat->held[i].rec, rec) >= 0;
+    pthread_mutex_unlock(&cat->mu);
+    return held;
 }
 
 void cl_catalog_set_members(cl_catalog *cat, const cl_catalog_member *m, size_t n)
@@ -406,6 +535,7 @@ void cl_catalog_free(cl_catalog *cat)
     cl_catalog_set_free(&cat->set);
     cl_catalog_set_free(&cat->pending);
     free(cat->members);
+    free(cat->held);
     pthread_cond_destroy(&cat->cv);
     pthread_mutex_destroy(&cat->mu);
     pthread_mutex_destroy(&cat->save_mu);

@@ -23,16 +23,22 @@
 #include "mnemo/engine.h"
 #include "mnemo/err.h"
 #include "mnemo/http.h"
+#include "mnemo/spaces.h"
 #include "mnemo/swim.h"
 
 /* ---- the set ---- */
 
 /* One space as the catalog knows it. def.created_at_ms (the engine's, carried in the
  * space's WAL so that every copy has the same) names the incarnation: a name dropped and
- * created again is a new incarnation. dropped_ms: 0 = live, else a tombstone. */
+ * created again is a new incarnation. dropped_ms: 0 = live, else a tombstone. creator: the
+ * node that created it (wrote its lsn 1; "" = not known: a catalog of an older version, or
+ * a copy learned from the engine). rec: its holder record, as its primary published it
+ * (epoch 0 = none yet; docs/replication.md, "Holder records"). */
 typedef struct cl_catalog_entry {
     mn_space_def_t def;
     int64_t dropped_ms;
+    char creator[MN_SWIM_ID_MAX + 1];
+    mn_spaces_record_t rec;
 } cl_catalog_entry;
 
 /* Entries sorted by name, one per name. */
@@ -51,8 +57,10 @@ const cl_catalog_entry *cl_catalog_set_find(const cl_catalog_set *s, const char 
  * in the same ms), then dropped_ms (0, live, is the least: a tombstone wins over the live
  * entry of its incarnation, and the later of two tombstones wins). <0, 0, >0. */
 int cl_catalog_entry_cmp(const cl_catalog_entry *a, const cl_catalog_entry *b);
-/* Merges in into s: s keeps, for in's name, the greater of its entry and in. *changed (may
- * be NULL) says whether s changed. MN_ERR_INVALID for a bad name, MN_ERR_NOMEM. */
+/* Merges in into s: s keeps, for in's name, the greater of its entry and in by
+ * (created_at_ms, definition); for one incarnation and definition, each of dropped_ms, rec
+ * (mn_spaces_record_cmp) and creator is the greater of the two (a join of joins). *changed
+ * (may be NULL) says whether s changed. MN_ERR_INVALID for a bad name, MN_ERR_NOMEM. */
 mn_err cl_catalog_set_merge(cl_catalog_set *s, const cl_catalog_entry *in, bool *changed);
 /* Removes the tombstones dropped before before_ms; returns how many. */
 size_t cl_catalog_set_collect(cl_catalog_set *s, int64_t before_ms);
@@ -62,7 +70,8 @@ size_t cl_catalog_set_live(const cl_catalog_set *s);
 /* ---- the codec (cluster_catalog_json.c) ---- */
 
 /* An entry as a JSON object: the fields of POST /v1/spaces with their stored values, plus
- * "created_at_ms" and "dropped_at_ms" (null: live). */
+ * "created_at_ms", "dropped_at_ms" (null: live), "creator" (null: not known) and "record"
+ * (null: none; else {"epoch", "version", "holders": [{"node", "role"}]}). */
 cJSON *cl_catalog_entry_json(const cl_catalog_entry *e);
 /* Reads an entry; MN_ERR_INVALID names the field ("<pfx>dim: ..."). */
 mn_err cl_catalog_entry_from_json(const cJSON *o, const char *pfx, cl_catalog_entry *out,
@@ -113,6 +122,25 @@ void cl_catalog_dropped(cl_catalog *cat, const char *space);
 mn_err cl_catalog_list(cl_catalog *cat, mn_space_def_t **out, size_t *n, mn_error *err);
 /* The live names, sorted: *out malloc'd (free()), one block (the strings live in it). */
 mn_err cl_catalog_names(cl_catalog *cat, const char ***out, size_t *n, mn_error *err);
+
+/* A live space as placement takes it (cl_catalog_placing). */
+typedef struct cl_catalog_place {
+    char name[MN_SPACE_NAME_MAX + 1];
+    char creator[MN_SWIM_ID_MAX + 1];
+    mn_spaces_record_t rec;
+} cl_catalog_place;
+/* The live spaces with their creators and records, sorted by name: *out malloc'd (free()). */
+mn_err cl_catalog_placing(cl_catalog *cat, cl_catalog_place **out, size_t *n, mn_error *err);
+/* The primary of spaces[i] publishes recs[i] (any thread): each merged into its live entry,
+ * then one save and one push to every alive member. A space without a live entry or a bad
+ * record is skipped (logged); returns how many changed the catalog. */
+size_t cl_catalog_publish(cl_catalog *cat, const char *const *spaces,
+                          const mn_spaces_record_t *recs, size_t n);
+/* Whether node is known to hold (merged, durably) a record of space at least as new as rec:
+ * it answered a push of it, or its digest equalled this node's since. This node holds its
+ * own. */
+bool cl_catalog_record_held(cl_catalog *cat, const char *space, const char *node,
+                            const mn_spaces_record_t *rec);
 /* Loop thread: the alive members (this node excluded) the sync thread talks to. */
 void cl_catalog_set_members(cl_catalog *cat, const cl_catalog_member *m, size_t n);
 

@@ -15,6 +15,10 @@ void cl__catalog_digest(cl_catalog *cat, char out[65]);
 size_t cl__catalog_merge_all(cl_catalog *cat, const cl_catalog_set *in, bool push);
 /* A copy of the current set into out (initialised). */
 mn_err cl__catalog_copy(cl_catalog *cat, cl_catalog_set *out);
+/* node answered 200 to a push of sent (merged it): it holds each record in it. */
+void cl__catalog_held(cl_catalog *cat, const char *node, const cl_catalog_set *sent);
+/* node's digest equals this node's: it holds every record this node has. */
+void cl__catalog_held_all(cl_catalog *cat, const char *node);
 /* A random alive member into m; false when there is none. */
 bool cl__catalog_pick(cl_catalog *cat, mn_prng_t *rng, cl_catalog_member *m);
 /* Merges the engine's spaces in, drops the engine copies a tombstone covers. */

@@ -30,6 +30,27 @@ static const char *quantize_name(mn_quantize_t q)
     return q == MN_QUANTIZE_INT8 ? "int8" : q == MN_QUANTIZE_NONE ? "none" : "default";
 }
 
+static cJSON *record_json(const mn_spaces_record_t *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = o ? cJSON_CreateArray() : NULL;
+    if (!arr) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    cJSON_AddNumberToObject(o, "epoch", (double)r->epoch);
+    cJSON_AddNumberToObject(o, "version", (double)r->version);
+    for (int i = 0; i < r->n_holders; i++) {
+        cJSON *h = cJSON_CreateObject();
+        if (!h) break;
+        cJSON_AddStringToObject(h, "node", r->holders[i].node);
+        cJSON_AddStringToObject(h, "role", mn_spaces_role_name(r->holders[i].role));
+        cJSON_AddItemToArray(arr, h);
+    }
+    cJSON_AddItemToObject(o, "holders", arr);
+    return o;
+}
+
 cJSON *cl_catalog_entry_json(const cl_catalog_entry *e)
 {
     const mn_space_def_t *d = &e->def;
@@ -66,6 +87,14 @@ cJSON *cl_catalog_entry_json(const cl_catalog_entry *e)
         cJSON_AddNumberToObject(o, "dropped_at_ms", (double)e->dropped_ms);
     else
         cJSON_AddNullToObject(o, "dropped_at_ms");
+    if (e->creator[0])
+        cJSON_AddStringToObject(o, "creator", e->creator);
+    else
+        cJSON_AddNullToObject(o, "creator");
+    if (e->rec.epoch)
+        cJSON_AddItemToObject(o, "record", record_json(&e->rec));
+    else
+        cJSON_AddNullToObject(o, "record");
     return o;
 }
 
@@ -76,7 +105,10 @@ static const char *const entry_fields[] = {"name",          "dim",
                                            "text_language", "embedding_model",
                                            "dedup",         "dedup_threshold",
                                            "index",         "created_at_ms",
-                                           "dropped_at_ms", NULL};
+                                           "dropped_at_ms", "creator",
+                                           "record",        NULL};
+static const char *const record_fields[] = {"epoch", "version", "holders", NULL};
+static const char *const holder_fields[] = {"node", "role", NULL};
 static const char *const index_fields[] = {"m", "ef_construction", "ef_search", "quantize", NULL};
 
 /* A required integer in [lo, hi]. */
@@ -171,6 +203,59 @@ static mn_err optionals_from_json(const cJSON *o, const char *pfx, mn_space_def_
     return MN_OK;
 }
 
+static mn_err holder_from_json(const cJSON *h, const char *pfx, mn_spaces_holder_t *out,
+                               mn_error *err)
+{
+    if (!cJSON_IsObject(h)) return mn_error_set(err, MN_ERR_INVALID, "%s: expected an object", pfx);
+    mn_err rc = api_check_fields(h, holder_fields, pfx, err);
+    char role[16] = "";
+    if (!rc) rc = string_field(h, "node", pfx, out->node, sizeof out->node, true, err);
+    if (!rc) rc = string_field(h, "role", pfx, role, sizeof role, true, err);
+    if (rc) return rc;
+    for (int r = MN_SPACES_PRIMARY; r <= MN_SPACES_CATCHING_UP; r++)
+        if (!strcmp(role, mn_spaces_role_name((mn_spaces_role_t)r))) {
+            out->role = (uint8_t)r;
+            return MN_OK;
+        }
+    return mn_error_set(err, MN_ERR_INVALID, "%srole: must be primary, replica or catching_up",
+                        pfx);
+}
+
+/* "record": null or {"epoch", "version", "holders": [...]} (absent in older catalogs). */
+static mn_err record_from_json(const cJSON *o, const char *pfx, mn_spaces_record_t *r,
+                               mn_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "record");
+    if (!v || cJSON_IsNull(v)) return MN_OK;
+    char p[96];
+    snprintf(p, sizeof p, "%srecord.", pfx);
+    if (!cJSON_IsObject(v))
+        return mn_error_set(err, MN_ERR_INVALID, "%srecord: expected an object or null", pfx);
+    mn_err rc = api_check_fields(v, record_fields, p, err);
+    int64_t epoch = 0, version = 0;
+    if (!rc) rc = int_field(v, "epoch", p, 1, INT64_MAX / 2, &epoch, err);
+    if (!rc) rc = int_field(v, "version", p, 1, INT64_MAX / 2, &version, err);
+    const cJSON *hs = cJSON_GetObjectItemCaseSensitive(v, "holders");
+    if (!rc && (!cJSON_IsArray(hs) || cJSON_GetArraySize(hs) < 1 ||
+                cJSON_GetArraySize(hs) > MN_SPACES_HOLDERS_MAX))
+        rc = mn_error_set(err, MN_ERR_INVALID, "%sholders: expected an array of 1..%d", p,
+                          MN_SPACES_HOLDERS_MAX);
+    int i = 0;
+    for (const cJSON *h = hs ? hs->child : NULL; !rc && h; h = h->next, i++) {
+        char hp[128];
+        snprintf(hp, sizeof hp, "%sholders[%d].", p, i);
+        rc = holder_from_json(h, hp, &r->holders[i], err);
+    }
+    if (rc) return rc;
+    r->epoch = (uint64_t)epoch;
+    r->version = (uint64_t)version;
+    r->n_holders = (uint8_t)i;
+    mn_error why = {0};
+    if (mn_spaces_record_check(r, &why) != MN_OK)
+        return mn_error_set(err, MN_ERR_INVALID, "%s%s", pfx, why.message);
+    return MN_OK;
+}
+
 mn_err cl_catalog_entry_from_json(const cJSON *o, const char *pfx, cl_catalog_entry *out,
                                   mn_error *err)
 {
@@ -194,6 +279,8 @@ mn_err cl_catalog_entry_from_json(const cJSON *o, const char *pfx, cl_catalog_en
     if (!rc) rc = enums_from_json(o, pfx, d, err);
     if (!rc) rc = optionals_from_json(o, pfx, d, err);
     if (!rc) rc = index_from_json(o, pfx, &d->index, err);
+    if (!rc) rc = string_field(o, "creator", pfx, out->creator, sizeof out->creator, false, err);
+    if (!rc) rc = record_from_json(o, pfx, &out->rec, err);
     d->dim = (uint32_t)dim;
     d->created_at_ms = created;
     out->dropped_ms = has_dropped ? dropped : 0;

@@ -11,6 +11,10 @@
  * of its incarnation; a space created again after a drop is a later
  * incarnation and wins over the old tombstone.
  *
+ * Within one incarnation (and definition) the fields merge each by its own
+ * order: the later drop, the newer holder record (epoch, version), the known
+ * creator. A product of joins is a join, so the set stays a CRDT.
+ *
  * Collecting tombstones is not part of the merge (it reads the clock): the
  * live catalog collects those older than a horizon, after which a node that
  * still holds the old live entry could bring it back (docs/replication.md,
@@ -109,12 +113,38 @@ static int def_cmp(const mn_space_def_t *a, const mn_space_def_t *b)
     return cmp_i64(a->index.quantize, b->index.quantize);
 }
 
-int cl_catalog_entry_cmp(const cl_catalog_entry *a, const cl_catalog_entry *b)
+/* The incarnation and its definition: entries equal here merge field by field. */
+static int key_cmp(const cl_catalog_entry *a, const cl_catalog_entry *b)
 {
     int c = cmp_i64(a->def.created_at_ms, b->def.created_at_ms);
-    if (!c) c = def_cmp(&a->def, &b->def);
+    return c ? c : def_cmp(&a->def, &b->def);
+}
+
+int cl_catalog_entry_cmp(const cl_catalog_entry *a, const cl_catalog_entry *b)
+{
+    int c = key_cmp(a, b);
     if (!c) c = cmp_i64(a->dropped_ms, b->dropped_ms);
     return c;
+}
+
+/* One incarnation's fields joined into cur: the later drop, the newer record, the greater
+ * creator (a known one over ""). Returns whether cur changed. */
+static bool join_fields(cl_catalog_entry *cur, const cl_catalog_entry *in)
+{
+    bool changed = false;
+    if (in->dropped_ms > cur->dropped_ms) {
+        cur->dropped_ms = in->dropped_ms;
+        changed = true;
+    }
+    if (mn_spaces_record_cmp(&in->rec, &cur->rec) > 0) {
+        cur->rec = in->rec;
+        changed = true;
+    }
+    if (strcmp(in->creator, cur->creator) > 0) {
+        memcpy(cur->creator, in->creator, sizeof cur->creator);
+        changed = true;
+    }
+    return changed;
 }
 
 mn_err cl_catalog_set_merge(cl_catalog_set *s, const cl_catalog_entry *in, bool *changed)
@@ -123,8 +153,9 @@ mn_err cl_catalog_set_merge(cl_catalog_set *s, const cl_catalog_entry *in, bool 
     if (!mn_space_name_valid(in->def.name) || in->dropped_ms < 0) return MN_ERR_INVALID;
     size_t i = lower_bound(s, in->def.name);
     if (i < s->n && strcmp(s->e[i].def.name, in->def.name) == 0) {
-        if (cl_catalog_entry_cmp(in, &s->e[i]) <= 0) return MN_OK;
-        s->e[i] = *in;
+        int c = key_cmp(in, &s->e[i]);
+        if (c < 0 || (c == 0 && !join_fields(&s->e[i], in))) return MN_OK;
+        if (c > 0) s->e[i] = *in;
     } else {
         if (reserve(s, s->n + 1) != MN_OK) return MN_ERR_NOMEM;
         memmove(&s->e[i + 1], &s->e[i], (s->n - i) * sizeof *s->e);

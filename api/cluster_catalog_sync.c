@@ -62,9 +62,9 @@ static bool call_member(cl_catalog *cat, const cl_catalog_member *m, const char 
     return ok;
 }
 
-static void push_to(cl_catalog *cat, const cl_catalog_member *m, const char *doc)
+static bool push_to(cl_catalog *cat, const cl_catalog_member *m, const char *doc)
 {
-    call_member(cat, m, "POST", "/v1/cluster/catalog", doc, NULL, NULL);
+    return call_member(cat, m, "POST", "/v1/cluster/catalog", doc, NULL, NULL);
 }
 
 static void push(cl_catalog *cat, const cl_catalog_set *pending, const cl_catalog_member *m,
@@ -76,7 +76,7 @@ static void push(cl_catalog *cat, const cl_catalog_set *pending, const cl_catalo
         return;
     }
     for (size_t i = 0; i < n; i++)
-        push_to(cat, &m[i], doc);
+        if (push_to(cat, &m[i], doc)) cl__catalog_held(cat, m[i].id, pending);
     cJSON_free(doc);
 }
 
@@ -103,7 +103,10 @@ static void exchange(cl_catalog *cat, const cl_catalog_member *m)
     char theirs[65], ours[65];
     if (!remote_digest(cat, m, theirs)) return;
     cl__catalog_digest(cat, ours);
-    if (!strcmp(ours, theirs)) return;
+    if (!strcmp(ours, theirs)) {
+        cl__catalog_held_all(cat, m->id); /* it has every record this node has */
+        return;
+    }
     char *body = NULL;
     size_t len = 0;
     if (!call_member(cat, m, "GET", "/v1/cluster/catalog", NULL, &body, &len)) return;
@@ -116,12 +119,15 @@ static void exchange(cl_catalog *cat, const cl_catalog_member *m)
     free(body);
     cl_catalog_set_free(&in);
     cl__catalog_digest(cat, ours);
-    if (!strcmp(ours, theirs)) return;
+    if (!strcmp(ours, theirs)) {
+        cl__catalog_held_all(cat, m->id);
+        return;
+    }
     cl_catalog_set mine;
     cl_catalog_set_init(&mine);
     if (cl__catalog_copy(cat, &mine) == MN_OK) {
         char *doc = cl_catalog_set_text(&mine, false);
-        if (doc) push_to(cat, m, doc);
+        if (doc && push_to(cat, m, doc)) cl__catalog_held(cat, m->id, &mine);
         cJSON_free(doc);
     }
     cl_catalog_set_free(&mine);

@@ -172,7 +172,12 @@ static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
         if (sp) remember_voters(sp, h, n);
         return;
     }
-    n = keep_voters(sp, h, n);
+    /* a space with a holder record takes its voters as recorded: only its primary removes
+     * one, one change at a time (api/cluster_spaces_auth.c); without one, keep every voter */
+    if (e->flags & MN_SPACES_RECORDED)
+        remember_voters(sp, h, n);
+    else
+        n = keep_voters(sp, h, n);
     uint64_t hh = holders_hash(h, n);
     if (hh == sp->holders_hash) return;
     mn_error err = {0};
@@ -180,6 +185,43 @@ static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
         sp->holders_hash = hh;
     else
         mn_log_warn("repl: %s: new holders refused: %s", e->name, err.message);
+}
+
+/* ---- caught-up copies ---- */
+
+void mn__crep_caught_up(cl_repl *r, const mn_spaces_repl_event_t *ev)
+{
+    pthread_mutex_lock(&r->pub_mu);
+    if (r->n_caught == r->cap_caught) {
+        size_t cap = r->cap_caught ? r->cap_caught * 2 : 16;
+        crep_caught *c = realloc(r->caught, cap * sizeof *c);
+        if (c) {
+            r->caught = c;
+            r->cap_caught = cap;
+        }
+    }
+    if (r->n_caught < r->cap_caught) { /* out of memory: the copy stays catching up */
+        crep_caught *c = &r->caught[r->n_caught++];
+        snprintf(c->space, sizeof c->space, "%s", ev->space);
+        snprintf(c->node, sizeof c->node, "%s", ev->node);
+        c->epoch = ev->epoch;
+    }
+    pthread_mutex_unlock(&r->pub_mu);
+    mn_log_info("repl: %s: %s caught up (epoch %llu, lsn %llu)", ev->space, ev->node,
+                (unsigned long long)ev->epoch, (unsigned long long)ev->lsn);
+}
+
+void cl_repl_caught_up(cl_repl *r, cl_repl_caught_fn fn, void *arg)
+{
+    pthread_mutex_lock(&r->pub_mu);
+    crep_caught *c = r->caught;
+    size_t n = r->n_caught;
+    r->caught = NULL;
+    r->n_caught = r->cap_caught = 0;
+    pthread_mutex_unlock(&r->pub_mu);
+    for (size_t i = 0; i < n; i++)
+        fn(arg, c[i].space, c[i].node, c[i].epoch);
+    free(c);
 }
 
 /* ---- members ---- */
@@ -215,6 +257,38 @@ static void apply_members(cl_repl *r, cl_repl_member *m, size_t n)
 
 /* ---- handovers ---- */
 
+static void apply_hooked(cl_repl *r, const crep_hooked *h, size_t n);
+
+/* Before a handover the engine copy stops taking writes (a replica), and every entry it
+ * wrote before that reaches the core: an entry the engine took and the core never appended
+ * would be a fork the new primary does not have. false: not fenced (not tried now). */
+static bool fence_engine(cl_repl *r, crep_space *sp)
+{
+    mn_error err = {0};
+    if (mn_engine_space_set_role(r->engine, sp->name, MN_SPACE_REPLICA, 0, &err) != MN_OK) {
+        mn_log_warn("repl: %s: no handover: %s", sp->name, err.message);
+        return false;
+    }
+    sp->handover_fenced = true;
+    /* the commit thread hooked every entry written before the role changed: take them now */
+    pthread_mutex_lock(&r->in_mu);
+    crep_hooked *hooked = r->hooked;
+    size_t n_hooked = r->n_hooked;
+    r->hooked = NULL;
+    r->n_hooked = r->cap_hooked = 0;
+    pthread_mutex_unlock(&r->in_mu);
+    apply_hooked(r, hooked, n_hooked);
+    free(hooked);
+    mn__crep_pump(r, sp);
+    uint64_t last = 0, epoch = 0;
+    mn_spaces_repl_status_t st;
+    bool all = mn_engine_space_position(r->engine, sp->name, &last, &epoch, &err) == MN_OK &&
+               mn_spaces_repl_status(r->core, mn__crep_now_us(), sp->name, &st) == MN_OK &&
+               st.last_lsn == last;
+    if (!all) mn_log_warn("repl: %s: no handover: the core is behind the engine", sp->name);
+    return all; /* not all: unfence_engines makes it primary again */
+}
+
 /* Starts the handovers placement wants where this node leads and the target has every
  * entry (a lagging or forked target would only stop writes for two election timeouts). */
 static void run_handovers(cl_repl *r)
@@ -243,11 +317,38 @@ static void run_handovers(cl_repl *r)
                      st.peers[k].voter && st.peers[k].applied_lsn >= st.last_lsn;
         if (!ready) continue;
         sp->handover_us = now;
+        if (!fence_engine(r, sp)) continue;
         mn_error err = {0};
-        if (mn_spaces_repl_handover(r->core, now, h->space, h->target, &err) == MN_OK)
+        if (mn_spaces_repl_handover(r->core, mn__crep_now_us(), h->space, h->target, &err) == MN_OK)
             mn_log_info("repl: handing %s over to %s (placement's primary)", h->space, h->target);
         else
             mn_log_warn("repl: %s: handover to %s refused: %s", h->space, h->target, err.message);
+    }
+}
+
+/* A handover that gave no new primary (the core leads again and takes writes): the engine
+ * copy takes writes again too. */
+static void unfence_engines(cl_repl *r)
+{
+    int64_t now = mn__crep_now_us();
+    for (size_t i = 0; i < r->n_spaces; i++) {
+        crep_space *sp = r->spaces[i];
+        uint64_t epoch = 0;
+        mn_spaces_repl_status_t st;
+        if (!sp->handover_fenced || mn_spaces_repl_status(r->core, now, sp->name, &st) != MN_OK)
+            continue;
+        if (st.role != MN_SPACES_REPL_PRIMARY) { /* demoted: the event made it a replica */
+            sp->handover_fenced = false;
+            continue;
+        }
+        if (!mn_spaces_repl_writable(r->core, now, sp->name, &epoch)) continue;
+        mn_error err = {0};
+        if (mn_engine_space_set_role(r->engine, sp->name, MN_SPACE_PRIMARY, epoch, &err) != MN_OK) {
+            mn_log_warn("repl: %s: %s", sp->name, err.message);
+            continue;
+        }
+        sp->handover_fenced = false;
+        mn_log_info("repl: no handover of %s: this node takes its writes again", sp->name);
     }
 }
 
@@ -339,6 +440,7 @@ static void on_refresh(uv_timer_t *t)
 {
     cl_repl *r = t->data;
     run_handovers(r);
+    unfence_engines(r);
     after_core(r);
     mn__crep_publish(r, true);
     mn__crep_metrics_export(r);
@@ -473,6 +575,7 @@ static void free_all(cl_repl *r)
     free(r->in_handovers);
     free(r->hooked);
     free(r->read_buf);
+    free(r->caught);
     mn__crep_chan_free(r);
     mn_spaces_table_free(&r->in_table);
     mn__crep_pub_free(r);

@@ -73,6 +73,12 @@ typedef void (*cl_repl_leader_fn)(void *arg, const char *space, const char *prim
                                   uint64_t epoch);
 void cl_repl_leaders(cl_repl *r, cl_repl_known_fn known, cl_repl_leader_fn fn, void *arg);
 
+/* Any thread: takes the copies the primary's core reported caught up since the last call
+ * (MN_SPACES_REPL_CAUGHT_UP: space, node, epoch); fn gets each once. */
+typedef void (*cl_repl_caught_fn)(void *arg, const char *space, const char *node,
+                                  uint64_t epoch);
+void cl_repl_caught_up(cl_repl *r, cl_repl_caught_fn fn, void *arg);
+
 /* ---- other users of the peer bus (cluster_repl_chan.c) ----
  *
  * The bus belongs to the replication thread; gossip (channel MN_PEER_CH_GOSSIP) and

@@ -28,6 +28,8 @@ typedef struct crep_space {
     bool pump;             /* hooked entries not yet appended to the core */
     bool dirty;            /* status to publish */
     int64_t handover_us;   /* when a handover was last started */
+    bool handover_fenced;  /* the engine copy was made a replica for that handover */
+    bool diverged;         /* a store met a local log unlike the core's: store and ack no more */
     crep_cached *cache;    /* CREP_CACHE slots, allocated on first use */
     /* Every node the core has counted as a voter of this space. A table built from this
      * node's own view drops a down replica; the core keeps counting it (a primary cut off
@@ -75,6 +77,13 @@ typedef struct crep_pub {
     mn_spaces_repl_status_t st;
     uint64_t reached[3]; /* by mn_spaces_level_t */
 } crep_pub;
+
+/* A CAUGHT_UP event of the core, waiting for the loop thread (cl_repl_caught_up). */
+typedef struct crep_caught {
+    char space[MN_SPACE_NAME_MAX + 1];
+    char node[MN_SPACES_NODE_MAX + 1];
+    uint64_t epoch;
+} crep_caught;
 
 /* Counters of the glue (thread only; exported with the rest). */
 typedef struct crep_counts {
@@ -138,6 +147,8 @@ struct cl_repl {
     pthread_cond_t pub_cv;
     crep_pub *pub; /* sorted by name */
     size_t n_pub, cap_pub;
+    crep_caught *caught; /* CAUGHT_UP events not yet taken (pub_mu) */
+    size_t n_caught, cap_caught;
 };
 
 int64_t mn__crep_now_us(void);
@@ -154,6 +165,8 @@ void mn__crep_space_free(crep_space *sp);
 void mn__crep_cache_fill(cl_repl *r, crep_space *sp, uint64_t first_lsn, const uint64_t *epochs,
                          size_t n);
 void mn__crep_pump(cl_repl *r, crep_space *sp); /* appends hooked entries to the core */
+/* cluster_repl.c: a CAUGHT_UP event of the core, queued for the loop thread */
+void mn__crep_caught_up(cl_repl *r, const mn_spaces_repl_event_t *ev);
 
 /* cluster_repl_chan.c: the other users of the bus */
 void mn__crep_chan_wake(cl_repl *r);    /* thread: makes attached channels live, sends posts */

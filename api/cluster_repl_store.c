@@ -151,8 +151,14 @@ void mn__crep_flush(cl_repl *r)
     crep_batch *b = &r->batch;
     if (!b->n) return;
     mn_error err = {0};
-    mn_err rc = mn_engine_replicate(r->engine, b->sp->name, b->first_lsn,
-                                    (const uint8_t *const *)b->data, b->lens, b->n, &err);
+    /* after a conflict the local log is not the core's: storing the next entries on top of
+     * it and acknowledging them would count this copy for entries it does not have */
+    mn_err rc = b->sp->diverged
+                    ? mn_error_set(&err, MN_ERR_CONFLICT,
+                                   "the local log diverged from the primary's earlier")
+                    : mn_engine_replicate(r->engine, b->sp->name, b->first_lsn,
+                                          (const uint8_t *const *)b->data, b->lens, b->n, &err);
+    if (rc == MN_ERR_CONFLICT) b->sp->diverged = true;
     if (rc == MN_OK) {
         for (size_t i = 0; i < b->n; i++)
             mn__crep_cache_put(b->sp, b->first_lsn + i, b->epochs[i], b->data[i], b->lens[i]);
@@ -422,6 +428,9 @@ static void cb_event(void *user, const mn_spaces_repl_event_t *ev)
         mn_log_info("repl: this node no longer leads %s (epoch %llu)", ev->space,
                     (unsigned long long)ev->epoch);
         set_role(r, ev->space, MN_SPACE_REPLICA, 0);
+        break;
+    case MN_SPACES_REPL_CAUGHT_UP:
+        mn__crep_caught_up(r, ev);
         break;
     case MN_SPACES_REPL_SNAPSHOT_NEEDED:
         r->counts.snapshot_needed++;

@@ -11,6 +11,7 @@
 #include "cluster_spaces.h"
 
 #include "cluster_repl.h"
+#include "cluster_spaces_auth.h"
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -50,6 +51,7 @@ struct cl_spaces {
     uint64_t published_version; /* loop thread: the version of the table copied last */
     bool published;
     cl_repl *repl;         /* NULL: no replication (tests of placement alone) */
+    cl_authority *auth;    /* with repl: publishes the records of the spaces led here */
     uint64_t fed_version;  /* loop thread: the table version handed to repl last */
     uint64_t fed_members;  /* ... and a hash of the members handed with it */
     bool has_seeds;        /* cluster.seeds given: this node joins an existing cluster */
@@ -131,6 +133,7 @@ void cl_spaces_free(cl_spaces *cs)
 {
     if (!cs) return;
     mn_spaces_driver_free(cs->driver);
+    cl_authority_free(cs->auth);
     mn_spaces_table_free(&cs->table);
     free(cs->nodes);
     pthread_mutex_destroy(&cs->mu);
@@ -147,6 +150,11 @@ static int64_t repl_lag(void *arg, const char *space, const char *node)
 void cl_spaces_set_repl(cl_spaces *cs, cl_repl *repl)
 {
     cs->repl = repl;
+    cl_authority_free(cs->auth);
+    cs->auth = NULL;
+    mn_error err = {0};
+    if (repl && cl_authority_new(cs->catalog, repl, cs->self, &cs->auth, &err) != MN_OK)
+        mn_log_error("cluster: holder records will not be published: %s", err.message);
     mn_spaces_driver_external(cs->driver, repl ? cs->self : NULL);
     cl_spaces_set_lag_source(cs, repl ? repl_lag : NULL, repl);
 }
@@ -351,22 +359,39 @@ static bool view_settled(cl_spaces *cs, const mn_spaces_member_t *view, size_t n
     return cs->settled;
 }
 
+/* Updates the driver with the catalog's spaces (names, creators, records), then publishes
+ * the records of the spaces this node leads. */
+static void step(cl_spaces *cs, const mn_spaces_member_t *view, size_t n_view,
+                 const cl_catalog_place *p, size_t n, mn_error *err)
+{
+    mn_spaces_input_t *in = calloc(n ? n : 1, sizeof *in);
+    if (!in) {
+        mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        in[i] = (mn_spaces_input_t){p[i].name, p[i].creator, p[i].rec.epoch ? &p[i].rec : NULL};
+    if (mn_spaces_driver_update_spaces(cs->driver, view, n_view, in, n, err) == MN_OK && cs->auth)
+        cl_authority_tick(cs->auth, cs->driver, view, n_view);
+    free(in);
+}
+
 void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
 {
     mn_error err = {0};
     size_t n = mn_swim_member_count(core);
     cl_node *nodes = calloc(n ? n : 1, sizeof *nodes);
     mn_spaces_member_t *view = calloc(n ? n : 1, sizeof *view);
-    const char **names = NULL;
-    size_t n_names = 0;
+    cl_catalog_place *places = NULL;
+    size_t n_places = 0;
     if (!nodes || !view) {
         mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
-    } else if (cl_catalog_names(cs->catalog, &names, &n_names, &err) == MN_OK) {
+    } else if (cl_catalog_placing(cs->catalog, &places, &n_places, &err) == MN_OK) {
         size_t n_view = view_of(core, n, nodes, view);
         give_members(cs, nodes, n_view);
         if (cs->repl) cl_repl_leaders(cs->repl, known_epoch, record_leader, cs);
-        if (view_settled(cs, view, n_view))
-            mn_spaces_driver_update(cs->driver, view, n_view, names, n_names, &err);
+        if (cs->auth) cl_authority_take_caught_up(cs->auth, cs->driver);
+        if (view_settled(cs, view, n_view)) step(cs, view, n_view, places, n_places, &err);
         if (!err.code) n = n_view;
     }
     if (err.code) mn_log_warn("cluster: placement step failed: %s", err.message);
@@ -376,7 +401,7 @@ void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core)
     }
     publish(cs, err.code ? NULL : nodes, n, &err);
     if (err.code) free(nodes);
-    free(names);
+    free(places);
     free(view);
 }
 

@@ -16,6 +16,19 @@
 
 #define DRIVER_ROUNDS 8
 
+/* A space's record as the last update gave it. */
+typedef struct drv_record {
+    char name[MN_SPACE_NAME_MAX + 1];
+    mn_spaces_record_t rec;
+} drv_record;
+
+/* A copy the primary's core reported caught up, not yet a replica in the space's record. */
+typedef struct drv_caught {
+    char space[MN_SPACE_NAME_MAX + 1];
+    char node[MN_SPACES_NODE_MAX + 1];
+    uint64_t epoch;
+} drv_caught;
+
 struct mn_spaces_driver {
     mn_spaces_opts_t opts;
     mn_spaces_table_t cur, next;
@@ -25,6 +38,10 @@ struct mn_spaces_driver {
     bool settled;
     bool external;                     /* the core elects for the spaces self holds */
     char self[MN_SPACES_NODE_MAX + 1]; /* ... this node */
+    drv_record *recs;                  /* sorted by name */
+    size_t n_recs, cap_recs;
+    drv_caught *caught;
+    size_t n_caught, cap_caught;
 };
 
 mn_err mn_spaces_driver_new(const mn_spaces_opts_t *o, mn_spaces_driver_t **out, mn_error *err)
@@ -46,6 +63,8 @@ void mn_spaces_driver_free(mn_spaces_driver_t *d)
     if (!d) return;
     mn_spaces_table_free(&d->cur);
     mn_spaces_table_free(&d->next);
+    free(d->recs);
+    free(d->caught);
     free(d);
 }
 
@@ -154,6 +173,10 @@ static mn_err settle(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size
     for (size_t i = 0; i < t->n && rc == MN_OK; i++) {
         mn_spaces_entry_t *e = &t->entries[i];
         if (!(e->flags & (MN_SPACES_FAILOVER | MN_SPACES_HANDOVER)) || e->n_holders == 0) continue;
+        if (e->flags & MN_SPACES_RECORDED) continue; /* the primary's next record decides */
+        /* with the core running, a handover happens only when a core carries it out, and its
+         * new primary's record tells every node: never guessed */
+        if (d->external && !(e->flags & MN_SPACES_FAILOVER)) continue;
         if ((e->flags & MN_SPACES_FAILOVER) && !live_majority(e)) continue;
         if (d->external && holds(e, d->self)) continue; /* the core's election decides */
         const char *desired = p.count[i] ? v.m[p.nodes[i * MN_SPACES_RF_MAX]].id : NULL;
@@ -183,10 +206,11 @@ static uint64_t view_hash(const mn_spaces_member_t *view, size_t n)
     return h;
 }
 
-mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size_t n_view,
-                               const char *const *names, size_t n_names, mn_error *err)
+/* Steps the table until nothing changes (at most DRIVER_ROUNDS), settling what the core
+ * does not. */
+static mn_err step_until_settled(mn_spaces_driver_t *d, const mn_spaces_member_t *view,
+                                 size_t n_view, mn_err rc, mn_error *err)
 {
-    mn_err rc = sync_names(&d->cur, names, n_names, err);
     uint64_t vh = view_hash(view, n_view);
     /* the same inputs as an update that settled: stepping again would change nothing */
     if (rc == MN_OK && d->settled && vh == d->settled_view && d->cur.version == d->settled_version)
@@ -209,6 +233,187 @@ mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *
             break;
         }
     }
+    return rc;
+}
+
+mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size_t n_view,
+                               const char *const *names, size_t n_names, mn_error *err)
+{
+    mn_err rc = sync_names(&d->cur, names, n_names, err);
+    rc = step_until_settled(d, view, n_view, rc, err);
     mn_assert(d->cur.n == n_names || rc != MN_OK);
+    return rc;
+}
+
+/* ---- creators, records and caught-up copies ---- */
+
+static int cmp_rec(const void *a, const void *b)
+{
+    return strcmp(((const drv_record *)a)->name, ((const drv_record *)b)->name);
+}
+
+const mn_spaces_record_t *mn_spaces_driver_record(const mn_spaces_driver_t *d, const char *space)
+{
+    drv_record key;
+    snprintf(key.name, sizeof key.name, "%s", space);
+    const drv_record *r =
+        d->n_recs ? bsearch(&key, d->recs, d->n_recs, sizeof *d->recs, cmp_rec) : NULL;
+    return r ? &r->rec : NULL;
+}
+
+/* Keeps a copy of the inputs' records, sorted by name. */
+static mn_err keep_records(mn_spaces_driver_t *d, const mn_spaces_input_t *in, size_t n,
+                           mn_error *err)
+{
+    d->n_recs = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in[i].record || in[i].record->epoch == 0) continue;
+        if (d->n_recs == d->cap_recs) {
+            size_t cap = d->cap_recs ? d->cap_recs * 2 : 16;
+            drv_record *nr = realloc(d->recs, cap * sizeof *nr);
+            if (!nr) return mn_error_set(err, MN_ERR_NOMEM, "placement: out of memory");
+            d->recs = nr;
+            d->cap_recs = cap;
+        }
+        drv_record *r = &d->recs[d->n_recs++];
+        snprintf(r->name, sizeof r->name, "%s", in[i].name);
+        r->rec = *in[i].record;
+    }
+    if (d->n_recs) qsort(d->recs, d->n_recs, sizeof *d->recs, cmp_rec);
+    return MN_OK;
+}
+
+/* Forgets the caught-up copies a record made replicas, of another epoch, or of gone spaces. */
+static void prune_caught(mn_spaces_driver_t *d)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < d->n_caught; i++) {
+        const drv_caught *c = &d->caught[i];
+        const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, c->space);
+        bool keep = e && e->epoch == c->epoch;
+        for (int h = 0; keep && h < e->n_holders; h++)
+            if (strcmp(e->holders[h].node, c->node) == 0)
+                keep = e->holders[h].role == MN_SPACES_CATCHING_UP;
+        if (keep) d->caught[k++] = *c;
+    }
+    d->n_caught = k;
+}
+
+mn_err mn_spaces_driver_update_spaces(mn_spaces_driver_t *d, const mn_spaces_member_t *view,
+                                      size_t n_view, const mn_spaces_input_t *in, size_t n,
+                                      mn_error *err)
+{
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    if (!names) return mn_error_set(err, MN_ERR_NOMEM, "placement: out of memory");
+    for (size_t i = 0; i < n; i++)
+        names[i] = in[i].name;
+    mn_err rc = sync_names(&d->cur, names, n, err);
+    free(names);
+    for (size_t i = 0; rc == MN_OK && i < n; i++) {
+        /* a record never goes within an incarnation: a space that lost its record was
+         * dropped and created again (between two updates), so it is placed anew */
+        const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, in[i].name);
+        if (e && (e->flags & MN_SPACES_RECORDED) && (!in[i].record || !in[i].record->epoch)) {
+            rc = mn_spaces_table_remove(&d->cur, in[i].name, err);
+            if (rc == MN_OK) rc = mn_spaces_table_add(&d->cur, in[i].name, err);
+        }
+        if (rc == MN_OK && in[i].creator && in[i].creator[0])
+            rc = mn_spaces_table_set_creator(&d->cur, in[i].name, in[i].creator, err);
+    }
+    if (rc == MN_OK) rc = keep_records(d, in, n, err);
+    for (size_t i = 0; rc == MN_OK && i < d->n_recs; i++) {
+        mn_error aerr = {0}; /* a bad record is left out; the catalog checked it already */
+        if (mn_spaces_adopt(&d->cur, d->recs[i].name, &d->recs[i].rec, &aerr) == MN_ERR_NOMEM)
+            rc = mn_error_set(err, MN_ERR_NOMEM, "placement: out of memory");
+    }
+    prune_caught(d);
+    rc = step_until_settled(d, view, n_view, rc, err);
+    mn_assert(d->cur.n == n || rc != MN_OK);
+    return rc;
+}
+
+mn_err mn_spaces_driver_caught_up(mn_spaces_driver_t *d, const char *space, const char *node,
+                                  uint64_t epoch, mn_error *err)
+{
+    const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, space);
+    if (!e) return mn_error_set(err, MN_ERR_NOT_FOUND, "space '%s' is not placed", space);
+    if (!(e->flags & MN_SPACES_RECORDED)) {
+        mn_err rc = mn_spaces_caught_up(&d->cur, space, node, err);
+        if (rc == MN_OK) d->settled = false;
+        return rc;
+    }
+    for (size_t i = 0; i < d->n_caught; i++)
+        if (!strcmp(d->caught[i].space, space) && !strcmp(d->caught[i].node, node)) {
+            d->caught[i].epoch = epoch;
+            return MN_OK;
+        }
+    if (d->n_caught == d->cap_caught) {
+        size_t cap = d->cap_caught ? d->cap_caught * 2 : 8;
+        drv_caught *nc = realloc(d->caught, cap * sizeof *nc);
+        if (!nc) return mn_error_set(err, MN_ERR_NOMEM, "placement: out of memory");
+        d->caught = nc;
+        d->cap_caught = cap;
+    }
+    drv_caught *c = &d->caught[d->n_caught++];
+    snprintf(c->space, sizeof c->space, "%s", space);
+    snprintf(c->node, sizeof c->node, "%s", node);
+    c->epoch = epoch;
+    return MN_OK;
+}
+
+/* Does self lead e by its record (the table holds the record as it is)? */
+static const mn_spaces_record_t *led_here(const mn_spaces_driver_t *d, const mn_spaces_entry_t *e)
+{
+    if (!(e->flags & MN_SPACES_RECORDED) || !e->n_holders || e->holders[0].down) return NULL;
+    const mn_spaces_record_t *r = mn_spaces_driver_record(d, e->name);
+    if (!r || r->epoch != e->epoch || r->version != e->rec_version ||
+        strcmp(r->holders[0].node, d->self) != 0)
+        return NULL;
+    return r;
+}
+
+/* The entries self leads, freed to move as the step would move them, with the caught-up
+ * copies as replicas; *any says whether there is one. */
+static void free_led(mn_spaces_driver_t *d, mn_spaces_table_t *t, bool *any)
+{
+    *any = false;
+    for (size_t i = 0; i < t->n; i++) {
+        mn_spaces_entry_t *e = &t->entries[i];
+        if (!led_here(d, e)) continue;
+        *any = true;
+        e->flags &= (uint8_t)~MN_SPACES_RECORDED;
+        for (size_t c = 0; c < d->n_caught; c++)
+            for (int h = 1; h < e->n_holders; h++)
+                if (!strcmp(d->caught[c].space, e->name) && d->caught[c].epoch == e->epoch &&
+                    !strcmp(d->caught[c].node, e->holders[h].node) &&
+                    e->holders[h].role == MN_SPACES_CATCHING_UP)
+                    e->holders[h].role = MN_SPACES_REPLICA;
+    }
+}
+
+mn_err mn_spaces_driver_proposals(mn_spaces_driver_t *d, const mn_spaces_member_t *view,
+                                  size_t n_view, mn_spaces_propose_fn fn, void *arg, mn_error *err)
+{
+    if (!d->external) return MN_OK;
+    mn_spaces_table_t scratch, out;
+    mn_spaces_table_init(&scratch);
+    mn_spaces_table_init(&out);
+    bool any = false;
+    mn_err rc = mn_spaces_table_copy(&scratch, &d->cur) == MN_OK
+                    ? MN_OK
+                    : mn_error_set(err, MN_ERR_NOMEM, "placement: out of memory");
+    if (rc == MN_OK) free_led(d, &scratch, &any);
+    if (rc == MN_OK && any) rc = mn_spaces_step(&scratch, view, n_view, &d->opts, &out, err);
+    for (size_t i = 0; rc == MN_OK && any && i < d->cur.n; i++) {
+        const mn_spaces_record_t *r = led_here(d, &d->cur.entries[i]);
+        const mn_spaces_entry_t *w = r ? &out.entries[i] : NULL;
+        mn_spaces_record_t next;
+        bool voter_change = false;
+        if (w && w->n_holders && !strcmp(w->holders[0].node, d->self) &&
+            mn_spaces_record_next(r, w, &next, &voter_change))
+            fn(arg, w->name, &next, voter_change);
+    }
+    mn_spaces_table_free(&scratch);
+    mn_spaces_table_free(&out);
     return rc;
 }

@@ -26,6 +26,11 @@
  * copies exceed min(factor, members) counting the draining ones: so a drain
  * never takes a space below its factor, and a drain that would (fewer other
  * members than the factor) keeps the copies it cannot move.
+ * A space with a holder record (MN_SPACES_RECORDED, mn_spaces_adopt) takes its
+ * primary's holders: the step only marks them down and flags the space; its
+ * primary moves them by publishing the next record (place_record.c). A new
+ * space whose creator is known is led by it at epoch 1, and waits while the
+ * creator is out of the view.
  * Invariant (checked): a copy is removed by the balance rule only while live
  * full copies exceed the target, so a move never takes a space below its
  * factor. */
@@ -148,6 +153,23 @@ mn_err mn_spaces_table_add(mn_spaces_table_t *t, const char *space, mn_error *er
     return MN_OK;
 }
 
+mn_err mn_spaces_table_set_creator(mn_spaces_table_t *t, const char *space, const char *creator,
+                                   mn_error *err)
+{
+    mn_spaces_entry_t *e = space ? find_entry(t, space) : NULL;
+    if (!e)
+        return mn_error_set(err, MN_ERR_NOT_FOUND, "space '%s' is not placed", space ? space : "");
+    const char *c = creator ? creator : "";
+    size_t len = strnlen(c, MN_SPACES_NODE_MAX + 1);
+    if (len > MN_SPACES_NODE_MAX || !mn_utf8_valid(c, len))
+        return mn_error_set(err, MN_ERR_INVALID, "creator: bad node id");
+    if (e->n_holders || strcmp(e->creator, c) == 0) return MN_OK;
+    memcpy(e->creator, c, len + 1);
+    t->version++;
+    e->changed = t->version;
+    return MN_OK;
+}
+
 mn_err mn_spaces_table_remove(mn_spaces_table_t *t, const char *space, mn_error *err)
 {
     mn_spaces_entry_t *e = space ? find_entry(t, space) : NULL;
@@ -217,10 +239,14 @@ static bool wanted(const want *w, const char *node)
     return false;
 }
 
+/* A new space: its creator (it alone has lsn 1) leads epoch 1, the desired nodes fill the
+ * rest; without a known creator, the desired primary leads. */
 static void place_new(mn_spaces_entry_t *e, const want *w)
 {
-    for (size_t i = 0; i < w->n; i++)
-        holder_add(e, w->node[i], i == 0 ? MN_SPACES_PRIMARY : MN_SPACES_REPLICA);
+    if (e->creator[0]) holder_add(e, e->creator, MN_SPACES_PRIMARY);
+    for (size_t i = 0; i < w->n && e->n_holders < w->n; i++)
+        if (holder_at(e, w->node[i]) < 0)
+            holder_add(e, w->node[i], e->n_holders ? MN_SPACES_REPLICA : MN_SPACES_PRIMARY);
     if (e->epoch == 0) e->epoch = 1;
 }
 
@@ -281,8 +307,10 @@ static void settle_entry(mn_spaces_entry_t *e, const want *w, const mn__place_vi
     /* the copies kept: draining members count (their copies go only once others have them) */
     int keep = factor < (int)v->n ? factor : (int)v->n;
     if (e->n_holders == 0) {
-        e->flags = v->n ? 0 : MN_SPACES_UNAVAILABLE;
-        if (v->n) place_new(e, w);
+        /* a creator outside the view: nobody else has lsn 1, so the space waits for it */
+        bool can = v->n && (!e->creator[0] || mn__place_view_find(v, e->creator) >= 0);
+        e->flags = can ? 0 : MN_SPACES_UNAVAILABLE;
+        if (can) place_new(e, w);
         set_flags(e, w, factor);
         return;
     }
@@ -297,6 +325,10 @@ static void settle_entry(mn_spaces_entry_t *e, const want *w, const mn__place_vi
         e->flags |= MN_SPACES_FAILOVER;
     else
         e->flags &= (uint8_t)~MN_SPACES_FAILOVER;
+    if (e->flags & MN_SPACES_RECORDED) { /* the primary's record decides the holders */
+        set_flags(e, w, factor);
+        return;
+    }
     drop_down(e);
     repair(e, w, v, target);
     if (!(e->flags & MN_SPACES_FAILOVER)) trim_surplus(e, w, keep > target ? keep : target);
@@ -306,7 +338,9 @@ static void settle_entry(mn_spaces_entry_t *e, const want *w, const mn__place_vi
 /* A space ready for a balance move: settled, factor met, not desired as is. */
 static bool wants_move(const mn_spaces_entry_t *e, const want *w)
 {
-    if (e->flags & (MN_SPACES_FAILOVER | MN_SPACES_UNAVAILABLE) || has_catching_up(e)) return false;
+    if (e->flags & (MN_SPACES_FAILOVER | MN_SPACES_UNAVAILABLE | MN_SPACES_RECORDED) ||
+        has_catching_up(e))
+        return false;
     if (count_live(e, true) != (int)w->n || e->n_holders >= MN_SPACES_HOLDERS_MAX) return false;
     for (size_t i = 0; i < w->n; i++)
         if (holder_at(e, w->node[i]) < 0) return true;
@@ -450,7 +484,36 @@ mn_err mn_spaces_promoted(mn_spaces_table_t *t, const char *space, const char *n
     e->holders[0].role = MN_SPACES_PRIMARY;
     if (h > 0) e->holders[h].role = MN_SPACES_REPLICA;
     e->epoch = epoch;
+    e->rec_version = 0; /* a record of the new epoch is newer than anything adopted */
     e->flags &= (uint8_t) ~(MN_SPACES_FAILOVER | MN_SPACES_HANDOVER);
+    changed(t, e);
+    return MN_OK;
+}
+
+mn_err mn_spaces_adopt(mn_spaces_table_t *t, const char *space, const mn_spaces_record_t *rec,
+                       mn_error *err)
+{
+    mn_spaces_entry_t *e = find_entry(t, space);
+    if (!e)
+        return mn_error_set(err, MN_ERR_NOT_FOUND, "space '%s' is not placed", space ? space : "");
+    mn_err rc = mn_spaces_record_check(rec, err);
+    if (rc != MN_OK) return rc;
+    if (e->flags & MN_SPACES_RECORDED) {
+        if (rec->epoch < e->epoch) return MN_OK; /* this node's core is past it */
+        if (rec->epoch == e->epoch && rec->version <= e->rec_version) return MN_OK;
+    }
+    for (int i = 0; i < rec->n_holders; i++) {
+        e->holders[i] = rec->holders[i];
+        e->holders[i].down = false; /* the next step marks them */
+    }
+    memset(&e->holders[rec->n_holders], 0,
+           (size_t)(MN_SPACES_HOLDERS_MAX - rec->n_holders) * sizeof *e->holders);
+    e->n_holders = rec->n_holders;
+    e->epoch = rec->epoch;
+    e->rec_version = rec->version;
+    e->flags =
+        (uint8_t)((e->flags & ~(MN_SPACES_FAILOVER | MN_SPACES_HANDOVER | MN_SPACES_UNAVAILABLE)) |
+                  MN_SPACES_RECORDED);
     changed(t, e);
     return MN_OK;
 }

@@ -78,11 +78,18 @@ typedef struct mn_spaces_holder {
     4u                           /* the primary is not the desired one and the desired one is a    \
                                   * full replica: the repl core hands over */
 #define MN_SPACES_UNAVAILABLE 8u /* no holder is alive */
+/* the holders are those of the space's holder record, published by its primary
+ * (mn_spaces_adopt): the step marks them down and flags them but never changes them */
+#define MN_SPACES_RECORDED 16u
 
 typedef struct mn_spaces_entry {
     char name[MN_SPACE_NAME_MAX + 1];
-    uint64_t epoch;   /* the primary's term, from the repl core's elections (1 at creation) */
-    uint64_t changed; /* table version of this entry's last change */
+    /* the node that created the space (wrote its lsn 1), "" = not known: it leads epoch 1 */
+    char creator[MN_SPACES_NODE_MAX + 1];
+    uint64_t epoch;       /* the primary's term, from the repl core's elections (1 at creation) */
+    uint64_t rec_version; /* with MN_SPACES_RECORDED: the version of the record adopted (0 =
+                           * this node's core promoted past it; the next record is awaited) */
+    uint64_t changed;     /* table version of this entry's last change */
     mn_spaces_holder_t holders[MN_SPACES_HOLDERS_MAX]; /* holders[0] is the primary */
     uint8_t n_holders;
     uint8_t flags;
@@ -104,6 +111,12 @@ const mn_spaces_entry_t *mn_spaces_table_find(const mn_spaces_table_t *t, const 
 /* Records a new space (no holders yet: the next step places it). MN_ERR_EXISTS
  * if known, MN_ERR_INVALID for a bad name. */
 mn_err mn_spaces_table_add(mn_spaces_table_t *t, const char *space, mn_error *err);
+
+/* The node that created a space not placed yet: the step makes it the primary of epoch 1
+ * (it alone has lsn 1), and places the space only while it is in the view. Ignored once the
+ * space has holders. MN_ERR_NOT_FOUND if not known, MN_ERR_INVALID for a bad id. */
+mn_err mn_spaces_table_set_creator(mn_spaces_table_t *t, const char *space, const char *creator,
+                                   mn_error *err);
 
 /* Forgets a space (it was dropped). MN_ERR_NOT_FOUND if not placed. */
 mn_err mn_spaces_table_remove(mn_spaces_table_t *t, const char *space, mn_error *err);
@@ -130,6 +143,45 @@ mn_err mn_spaces_caught_up(mn_spaces_table_t *t, const char *space, const char *
 mn_err mn_spaces_promoted(mn_spaces_table_t *t, const char *space, const char *node, uint64_t epoch,
                           mn_error *err);
 
+/* ---- holder records: the primary is the authority for its space's holders ----
+ *
+ * A record (space, epoch, version, holders with roles) is published by the node that leads
+ * the space at epoch (docs/replication.md, "Holder records"). Every node adopts, per space,
+ * the record with the highest (epoch, version); only the primary makes the next one, with at
+ * most one voter change from the last (mn_spaces_record_next). */
+typedef struct mn_spaces_record {
+    uint64_t epoch;                                    /* 0 = no record */
+    uint64_t version;                                  /* 1.. within the epoch */
+    mn_spaces_holder_t holders[MN_SPACES_HOLDERS_MAX]; /* holders[0] the primary; down unused */
+    uint8_t n_holders;
+} mn_spaces_record_t;
+
+/* MN_ERR_INVALID (naming the fault) unless r is a well-formed record: epoch and version >= 1,
+ * 1..MN_SPACES_HOLDERS_MAX holders with valid distinct ids, the first (only the first) the
+ * primary. */
+mn_err mn_spaces_record_check(const mn_spaces_record_t *r, mn_error *err);
+/* Orders records by (epoch, version), then by their holders (a total order; two records of
+ * one (epoch, version) come from one primary and are equal). <0, 0, >0. */
+int mn_spaces_record_cmp(const mn_spaces_record_t *a, const mn_spaces_record_t *b);
+/* Number of voters (primary and replicas). */
+int mn_spaces_record_voters(const mn_spaces_record_t *r);
+
+/* Adopts rec for space (version + 1 when it changes the entry): its holders, roles and
+ * epoch, with MN_SPACES_RECORDED set; the next step only marks them down and flags them.
+ * A record is adopted when the entry has none, or rec is newer than the one it has; not
+ * when this node's core promoted the entry past rec's epoch (mn_spaces_promoted). */
+mn_err mn_spaces_adopt(mn_spaces_table_t *t, const char *space, const mn_spaces_record_t *rec,
+                       mn_error *err);
+
+/* The primary's next record from cur towards want (the entry as the step would move it, with
+ * the copies known to have caught up as replicas): catching-up copies want drops go and
+ * those it adds come (non-voters), then at most ONE voter change: a catching-up copy want
+ * lists as a replica becomes one, else a voter want does not list goes. voter_change says
+ * whether next changed a voter. Returns whether next differs from cur (then its version is
+ * cur's + 1). The primary never changes here. */
+bool mn_spaces_record_next(const mn_spaces_record_t *cur, const mn_spaces_entry_t *want,
+                           mn_spaces_record_t *next, bool *voter_change);
+
 /* The desired holders of one space in the view, primary first, as the step
  * aims for them (bounded loads over all of t's spaces): writes up to
  * MN_SPACES_RF_MAX node indexes into the view to out, returns the count. */
@@ -141,12 +193,13 @@ mn_err mn_spaces_desired(const mn_spaces_table_t *t, const mn_spaces_member_t *v
 
 /* Holds a node's placement table and moves it on: each update makes the
  * table's spaces the given names, steps it over the view, and then settles
- * what the replication core will settle once the server runs it, in the
- * same deterministic way on every node: a failover whose live voters are a
+ * what the replication core settles when none runs here, in the same
+ * deterministic way on every node: a failover whose live voters are a
  * majority of the voters promotes the desired primary if it is a live full
  * replica, else the smallest such node id, at epoch + 1; a handover promotes
- * the desired primary at epoch + 1. Catching-up copies stay catching up (no
- * WAL moves yet). It steps again until nothing changes (at most 8 rounds). */
+ * the desired primary at epoch + 1 (never with the core running, nor for a
+ * space with a holder record). It steps again until nothing changes (at most
+ * 8 rounds). */
 typedef struct mn_spaces_driver mn_spaces_driver_t;
 
 mn_err mn_spaces_driver_new(const mn_spaces_opts_t *o, mn_spaces_driver_t **out, mn_error *err);
@@ -154,6 +207,34 @@ void mn_spaces_driver_free(mn_spaces_driver_t *d);
 /* names: the spaces to place (any order, no duplicates). */
 mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size_t n_view,
                                const char *const *names, size_t n_names, mn_error *err);
+/* A space to place: its name, the node that created it (NULL or "" = not known) and its
+ * holder record (NULL = none published yet). */
+typedef struct mn_spaces_input {
+    const char *name;
+    const char *creator;
+    const mn_spaces_record_t *record;
+} mn_spaces_input_t;
+/* As mn_spaces_driver_update, with creators and records: a space's creator leads its epoch 1;
+ * a space with a record takes the record's holders (mn_spaces_adopt) and is never settled
+ * by the driver's guesses. */
+mn_err mn_spaces_driver_update_spaces(mn_spaces_driver_t *d, const mn_spaces_member_t *view,
+                                      size_t n_view, const mn_spaces_input_t *in, size_t n,
+                                      mn_error *err);
+/* The primary's core reported node caught up on space at epoch: remembered until a record
+ * makes it a replica (or the epoch moves); mn_spaces_driver_proposals counts it as one. A
+ * space without a record records it in the table at once (mn_spaces_caught_up). */
+mn_err mn_spaces_driver_caught_up(mn_spaces_driver_t *d, const char *space, const char *node,
+                                  uint64_t epoch, mn_error *err);
+/* For every space whose record names self (mn_spaces_driver_external) its primary at the
+ * table's epoch: the next record, stepped from the record and the caught-up copies over the
+ * view (mn_spaces_record_next), when it differs; fn gets each. */
+typedef void (*mn_spaces_propose_fn)(void *arg, const char *space, const mn_spaces_record_t *next,
+                                     bool voter_change);
+mn_err mn_spaces_driver_proposals(mn_spaces_driver_t *d, const mn_spaces_member_t *view,
+                                  size_t n_view, mn_spaces_propose_fn fn, void *arg, mn_error *err);
+/* The record the last update gave for space (NULL: none). */
+const mn_spaces_record_t *mn_spaces_driver_record(const mn_spaces_driver_t *d, const char *space);
+
 /* The current table (valid until the next update). */
 const mn_spaces_table_t *mn_spaces_driver_table(const mn_spaces_driver_t *d);
 /* From now on the replication core elects (self != NULL, this node): the driver no

@@ -137,8 +137,11 @@ def test_catalog_spreads_creates_and_drops_to_every_node(server_factory):
             assert row["text_language"] == "french" and row["dedup"] == "off"
             if k == creator[name]:
                 assert row["held_here"] is True
-            if ids[k] not in holders:  # never created in a non-holder's engine
-                assert row["held_here"] is False, (name, k)
+            if ids[k] not in holders and row["held_here"]:
+                # never created in the engine of a node that never held it; a move that
+                # finished (the new copy caught up, the surplus one trimmed) leaves the old
+                # holder's copy in place, idle (docs/replication.md, "What is missing")
+                assert ("repl: %s open at lsn" % name) in s.log(), (name, k)
     assert non_holders > 0
 
     # the digests agree once the catalogs do

@@ -20,6 +20,7 @@ import re
 import threading
 
 from mnemo_client import MnemoError
+from cluster_hop import create_here
 from conftest import wait_until
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
 
@@ -200,12 +201,18 @@ def test_three_nodes_replicate_fail_over_and_rejoin(server_factory):
     primary.start()
 
     def rejoined():
-        # the survivors may move the role again meanwhile (a handover to the space's
-        # desired primary, at a later epoch): follow whatever they agree on now
-        x, now = entry(primary), new_primary()
-        return x and now and x["primary"] == now["primary"] and x["epoch"] >= now["epoch"]
+        # the role may move again meanwhile (a handover to the space's desired primary, the
+        # old one among them once it caught up, at a later epoch): every node agrees on the
+        # primary and epoch, and the returning copy went from catching up to a voting
+        # replica on every node (the primary's holder record says so)
+        es = [entry(s) for s in nodes]
+        if not all(es) or len({(x["primary"], x["epoch"]) for x in es}) != 1:
+            return False
+        return es[0]["epoch"] >= e["epoch"] and all(
+            len(x["holders"]) == 3 and all(h["role"] in ("primary", "replica") and not h["down"]
+                                           for h in x["holders"]) for x in es)
     try:
-        wait_until(rejoined, DEADLINE_S, what="the old primary following the new one")
+        wait_until(rejoined, DEADLINE_S, what="the old primary back as a voter, agreed by all")
     except AssertionError as ex:
         raise AssertionError("%s\nits entry: %r\nleader's entry: %r\nits log:\n%s" % (
             ex, entry(primary), entry(leader), primary.log()[-6000:])) from None
@@ -216,3 +223,64 @@ def test_three_nodes_replicate_fail_over_and_rejoin(server_factory):
     assert r.status in (201, 503), r.status
     if r.status == 503:
         assert r.json["error"]["code"] == "unavailable"
+
+
+def test_spaces_created_at_once_through_every_node_all_become_writable(server_factory):
+    """Creations racing through different nodes, some forwarded to the desired primary and
+    some made where they land (so the creator is not the node placement would pick): every
+    node places every space led by its creator at epoch 1 or by the primary's holder record,
+    all three agree on primary and epoch with three voting holders, and every space takes a
+    quorum write through any node."""
+    first = start_node(server_factory, [])
+    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
+    nodes = [first] + [start_node(server_factory, seeds) for _ in range(2)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+    for s in nodes:
+        wait_until(lambda s=s: spaces_doc(s)["write_consistency_enforced"] and all(
+            m["peer"] for m in spaces_doc(s)["members"]) and len(spaces_doc(s)["members"]) == 3,
+            DEADLINE_S, what="every peer address announced")
+    names = ["burst-%d" % i for i in range(12)]
+    errors = []
+
+    def create(k):
+        for j, name in enumerate(names[k::3]):
+            try:
+                if j % 2:  # made where it lands: its creator is this node
+                    create_here(nodes[k], name)
+                else:      # routed to the desired primary of this node's table
+                    with nodes[k].client(timeout=10.0) as c:
+                        c.create_space(name, dim=4)
+            except Exception as ex:  # noqa: BLE001 (reported below)
+                errors.append((name, repr(ex)))
+    threads = [threading.Thread(target=create, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=DEADLINE_S)
+    assert errors == []
+
+    def agreed():
+        docs = [spaces_doc(s) for s in nodes]
+        for name in names:
+            es = [next((x for x in d["spaces"] if x["name"] == name), None) for d in docs]
+            if not all(es) or len({(x["primary"], x["epoch"]) for x in es}) != 1:
+                return False
+            if not all(len(x["holders"]) == 3 and not any(h["role"] == "catching_up"
+                                                          for h in x["holders"]) for x in es):
+                return False
+        return True
+    wait_until(agreed, DEADLINE_S, what="every node agreeing on each space's primary and epoch")
+
+    def writable(name, via):
+        try:
+            with via.client(timeout=10.0) as c:
+                return c.remember(name, "first", embedding=[1.0, 0.0, 0.0, 0.0],
+                                  consistency="quorum")
+        except (MnemoError, OSError):
+            return None
+    for i, name in enumerate(names):
+        wait_until(lambda: writable(name, nodes[i % 3]), DEADLINE_S,
+                   what="a quorum write to %s through node %d" % (name, i % 3))

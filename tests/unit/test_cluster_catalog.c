@@ -43,7 +43,26 @@ static void assert_same_sets(const cl_catalog_set *a, const cl_catalog_set *b)
     for (size_t i = 0; i < a->n; i++) {
         assert_string_equal(a->e[i].def.name, b->e[i].def.name);
         assert_int_equal(cl_catalog_entry_cmp(&a->e[i], &b->e[i]), 0);
+        assert_string_equal(a->e[i].creator, b->e[i].creator);
+        assert_int_equal(mn_spaces_record_cmp(&a->e[i].rec, &b->e[i].rec), 0);
     }
+}
+
+/* A record of epoch e, version v over nodes "n0".."n<k-1>", the last catching up. */
+static mn_spaces_record_t record(uint64_t e, uint64_t v, int k)
+{
+    mn_spaces_record_t r;
+    memset(&r, 0, sizeof r);
+    r.epoch = e;
+    r.version = v;
+    for (int i = 0; i < k; i++) {
+        snprintf(r.holders[i].node, sizeof r.holders[i].node, "n%d", (i + (int)e) % 5);
+        r.holders[i].role = i == 0       ? MN_SPACES_PRIMARY
+                            : i == k - 1 ? MN_SPACES_CATCHING_UP
+                                         : MN_SPACES_REPLICA;
+    }
+    r.n_holders = (uint8_t)k;
+    return r;
 }
 
 /* A pool of conflicting entries over few names: several incarnations, definitions and
@@ -58,6 +77,10 @@ static void make_pool(cl_catalog_entry *pool, mn_prng_t *rng)
         int64_t dropped = mn_prng_below(rng, 3) ? 0 : 2000 + (int64_t)mn_prng_below(rng, 3);
         pool[i] = entry(name, created, dropped, 1 + (uint32_t)mn_prng_below(rng, 3));
         if (mn_prng_below(rng, 2)) pool[i].def.dedup_threshold = 0.5f;
+        int c = (int)mn_prng_below(rng, 3); /* "" (not known), n1 or n2 */
+        if (c) snprintf(pool[i].creator, sizeof pool[i].creator, "n%d", c);
+        uint64_t e = mn_prng_below(rng, 3); /* 0: no record */
+        if (e) pool[i].rec = record(e, 1 + mn_prng_below(rng, 3), 2 + (int)mn_prng_below(rng, 2));
     }
 }
 
@@ -200,6 +223,53 @@ static void test_catalog_entry_survives_json(void **state)
     cJSON_Delete(o);
 }
 
+/* The creator and the holder record survive JSON; an entry without them (a catalog of an
+ * older version) still loads; within one incarnation the newer record and the known creator
+ * win whatever the order. */
+static void test_catalog_creator_and_record(void **state)
+{
+    (void)state;
+    cl_catalog_entry e = entry("x-2", 1700000000123, 0, 8);
+    snprintf(e.creator, sizeof e.creator, "node-a");
+    e.rec = record(3, 7, 4);
+    cJSON *o = cl_catalog_entry_json(&e);
+    char *text = cJSON_PrintUnformatted(o);
+    assert_non_null(strstr(text, "\"creator\":\"node-a\""));
+    api_json_result res;
+    cJSON *back = api_json_parse(text, strlen(text), &res);
+    cl_catalog_entry r;
+    mn_error err = {0};
+    assert_int_equal(cl_catalog_entry_from_json(back, "", &r, &err), MN_OK);
+    assert_string_equal(r.creator, "node-a");
+    assert_int_equal(mn_spaces_record_cmp(&e.rec, &r.rec), 0);
+    /* without creator and record: an older catalog */
+    cJSON_DetachItemFromObjectCaseSensitive(back, "creator"); /* the arena frees it */
+    cJSON_DetachItemFromObjectCaseSensitive(back, "record");
+    assert_int_equal(cl_catalog_entry_from_json(back, "", &r, &err), MN_OK);
+    assert_string_equal(r.creator, "");
+    assert_int_equal(r.rec.epoch, 0);
+    api_json_free(back);
+    cJSON_free(text);
+    cJSON_Delete(o);
+    /* field-wise join: the newer record of one, the creator of the other */
+    cl_catalog_entry a = entry("x-2", 5, 0, 8), b = a;
+    snprintf(a.creator, sizeof a.creator, "node-a");
+    a.rec = record(1, 1, 3);
+    b.rec = record(2, 1, 3);
+    cl_catalog_set s1, s2;
+    cl_catalog_set_init(&s1);
+    cl_catalog_set_init(&s2);
+    merge(&s1, &a);
+    merge(&s1, &b);
+    merge(&s2, &b);
+    merge(&s2, &a);
+    assert_same_sets(&s1, &s2);
+    assert_string_equal(s1.e[0].creator, "node-a");
+    assert_int_equal(s1.e[0].rec.epoch, 2);
+    cl_catalog_set_free(&s1);
+    cl_catalog_set_free(&s2);
+}
+
 static void test_catalog_refusals_name_the_field(void **state)
 {
     (void)state;
@@ -216,6 +286,16 @@ static void test_catalog_refusals_name_the_field(void **state)
          "\"text_language\":\"english\",\"dedup\":\"exact\"}]}",
          "spaces[0].metric: must be cosine, l2 or dot"},
         {"{\"spaces\":[{\"name\":\"a\",\"bogus\":1}]}", "spaces[0].bogus: unknown field"},
+        {"{\"spaces\":[{\"name\":\"a\",\"dim\":4,\"metric\":\"cosine\",\"text_language\":"
+         "\"english\",\"dedup\":\"exact\",\"index\":{\"m\":16,\"ef_construction\":200,"
+         "\"ef_search\":64,\"quantize\":\"none\"},\"created_at_ms\":1,\"record\":{\"epoch\":1,"
+         "\"version\":1,\"holders\":[{\"node\":\"b\",\"role\":\"replica\"}]}}]}",
+         "spaces[0].record: holder 0: the first holder, and only it, is the primary"},
+        {"{\"spaces\":[{\"name\":\"a\",\"dim\":4,\"metric\":\"cosine\",\"text_language\":"
+         "\"english\",\"dedup\":\"exact\",\"index\":{\"m\":16,\"ef_construction\":200,"
+         "\"ef_search\":64,\"quantize\":\"none\"},\"created_at_ms\":1,\"record\":{\"epoch\":1,"
+         "\"version\":1,\"holders\":[{\"node\":\"b\",\"role\":\"boss\"}]}}]}",
+         "spaces[0].record.holders[0].role: must be primary, replica or catching_up"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         api_json_result res;
@@ -280,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_catalog_refuses_bad_names),
         cmocka_unit_test(test_catalog_collects_only_old_tombstones),
         cmocka_unit_test(test_catalog_entry_survives_json),
+        cmocka_unit_test(test_catalog_creator_and_record),
         cmocka_unit_test(test_catalog_refusals_name_the_field),
         cmocka_unit_test(test_catalog_file_round_trip),
     };
