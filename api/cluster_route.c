@@ -469,7 +469,7 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
     count(rt->m_forwards, "failed");
     if (!ask->write && ask->timeout_ms > 0) { /* a recall: the door answers in partition mode */
         ask->unreachable = true;
-        snprintf(ask->why, sizeof ask->why, "space \"%s\": %s%s", ask->space,
+        snprintf(ask->why, sizeof ask->why, "space \"%.64s\": %s%.200s", ask->space,
                  p->n ? "no copy answered: " : "", p->n ? tried : p->why);
         return false;
     }
