@@ -271,7 +271,10 @@ static void installed(cl_repl *r, snap_in *t)
         return;
     }
     crep_space *sp = mn__crep_space(r, t->space);
-    if (sp) mn__crep_cache_clear(sp); /* the ring may hold entries of the log replaced */
+    if (sp) { /* the ring and the hook's mark may be of the log replaced (a fork) */
+        mn__crep_cache_clear(sp);
+        sp->hooked_lsn = info.last_lsn;
+    }
     rc = mn_spaces_repl_restored(r->core, mn__crep_now_us(), t->space, info.last_lsn,
                                  info.last_epoch, &err);
     double s_el = (double)(mn__crep_now_us() - t->t0_us) / 1e6;
