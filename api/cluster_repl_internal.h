@@ -82,6 +82,7 @@ typedef struct crep_counts {
     uint64_t persist_failed;
     /* snapshots (cluster_snap.c) */
     uint64_t snap_sent, snap_installed, snap_failed, snap_bytes_sent, snap_bytes_received;
+    uint64_t reapplied; /* forked entries of another node stored here (cluster_snap_reapply.c) */
 } crep_counts;
 
 struct cl_repl {

@@ -13,8 +13,9 @@
  *   renamed over the old one and the directory fsynced: durable before the
  *   callback returns, never half-written (a CRC32C guards it).
  * - truncate answers MN_ERR_UNSUPPORTED: the core then needs a snapshot, and
- *   cluster_snap.c replaces the forked copy with the primary's; reapply only logs
- *   and counts (not built yet).
+ *   cluster_snap.c replaces the forked copy with the primary's; reapply hands the
+ *   episodes and tombstones past the fork to cluster_snap_reapply.c, which has the
+ *   new primary store them with their ids.
  * - events: promoted / demoted set the engine's role of the space. */
 #include <errno.h>
 #include <fcntl.h>
@@ -402,12 +403,8 @@ static mn_err cb_truncate(void *user, const char *space, uint64_t after_lsn)
 static void cb_reapply(void *user, const char *space, uint64_t epoch, uint64_t lsn,
                        const uint8_t *data, size_t len)
 {
-    cl_repl *r = user;
-    (void)data;
-    r->counts.reapply_dropped++;
-    mn_log_warn("repl: %s lsn %llu (epoch %llu, %zu bytes) past a fork is not re-applied "
-                "through the new primary (not built yet)",
-                space, (unsigned long long)lsn, (unsigned long long)epoch, len);
+    (void)epoch;
+    mn__crep_snap_reapply(user, space, lsn, data, len);
 }
 
 static void set_role(cl_repl *r, const char *space, mn_space_role_t role, uint64_t epoch)

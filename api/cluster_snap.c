@@ -24,10 +24,6 @@
 #include "cluster_repl_internal.h"
 #include "mnemo/util.h"
 
-enum { K_REQ = 1, K_CHUNK = 2, K_ERR = 3 };
-enum { E_NOT_PRIMARY = 1, E_GONE = 2, E_BUSY = 3 };
-#define HEAD_MAX (2 + MN_SPACE_NAME_MAX + 16)
-
 typedef struct snap_out { /* an export this node serves */
     char space[MN_SPACE_NAME_MAX + 1];
     char to[MN_SPACES_NODE_MAX + 1];
@@ -54,6 +50,7 @@ struct crep_snap {
     uint8_t *buf; /* a frame being built */
     size_t buf_cap;
     mn_metrics_family_t *m_snaps, *m_bytes;
+    struct csnap_reapply *reap; /* cluster_snap_reapply.c */
 };
 
 static const char *const what_label[] = {"event"};
@@ -67,16 +64,7 @@ static void count(mn_metrics_family_t *f, const char *v, uint64_t n)
 
 /* ---- frames ---- */
 
-typedef struct frame {
-    uint8_t kind;
-    char space[MN_SPACE_NAME_MAX + 1];
-    uint64_t id;
-    uint32_t seq, arg;
-    const uint8_t *data;
-    size_t len;
-} frame;
-
-static bool frame_parse(const uint8_t *b, size_t len, frame *f)
+static bool frame_parse(const uint8_t *b, size_t len, csnap_frame *f)
 {
     if (len < 2 || len < 2u + b[1] + 16u || !b[1] || b[1] > MN_SPACE_NAME_MAX) return false;
     f->kind = b[0];
@@ -88,11 +76,11 @@ static bool frame_parse(const uint8_t *b, size_t len, frame *f)
     f->arg = mn_get_be32(p + 12);
     f->data = p + 16;
     f->len = len - (size_t)(f->data - b);
-    return f->kind >= K_REQ && f->kind <= K_ERR;
+    return f->kind >= K_REQ && f->kind <= K_REAPPLIED;
 }
 
-static void frame_send(cl_repl *r, const char *to, uint8_t kind, const char *space, uint64_t id,
-                       uint32_t seq, uint32_t arg, const uint8_t *data, size_t len)
+void mn__csnap_send(cl_repl *r, const char *to, uint8_t kind, const char *space, uint64_t id,
+                    uint32_t seq, uint32_t arg, const uint8_t *data, size_t len)
 {
     crep_snap *s = r->snap;
     size_t nl = strlen(space), need = 2 + nl + 16 + len;
@@ -130,7 +118,12 @@ static snap_out *out_find(crep_snap *s, const char *to, const char *space)
     return NULL;
 }
 
-static bool leads(cl_repl *r, const char *space)
+struct csnap_reapply *mn__csnap_reap(cl_repl *r)
+{
+    return r->snap ? r->snap->reap : NULL;
+}
+
+bool mn__csnap_leads(cl_repl *r, const char *space)
 {
     mn_spaces_repl_status_t st;
     return mn_spaces_repl_status(r->core, mn__crep_now_us(), space, &st) == MN_OK &&
@@ -138,11 +131,11 @@ static bool leads(cl_repl *r, const char *space)
 }
 
 /* A new export of space for node to, or an ERR. */
-static snap_out *out_open(cl_repl *r, const char *to, const frame *f)
+static snap_out *out_open(cl_repl *r, const char *to, const csnap_frame *f)
 {
     crep_snap *s = r->snap;
-    if (!leads(r, f->space)) {
-        frame_send(r, to, K_ERR, f->space, f->id, f->seq, E_NOT_PRIMARY, NULL, 0);
+    if (!mn__csnap_leads(r, f->space)) {
+        mn__csnap_send(r, to, K_ERR, f->space, f->id, f->seq, E_NOT_PRIMARY, NULL, 0);
         return NULL;
     }
     snap_out *o = NULL;
@@ -151,7 +144,7 @@ static snap_out *out_open(cl_repl *r, const char *to, const frame *f)
     mn_error err = {0};
     if (!o || mn_engine_snapshot_open(r->engine, f->space, 0, &o->s, &err)) {
         if (o) mn_log_warn("snap: cannot export %s for %s: %s", f->space, to, err.message);
-        frame_send(r, to, K_ERR, f->space, f->id, f->seq, o ? E_NOT_PRIMARY : E_BUSY, NULL, 0);
+        mn__csnap_send(r, to, K_ERR, f->space, f->id, f->seq, o ? E_NOT_PRIMARY : E_BUSY, NULL, 0);
         return NULL;
     }
     mn_snapshot_info_t info;
@@ -164,14 +157,14 @@ static snap_out *out_open(cl_repl *r, const char *to, const frame *f)
     return o;
 }
 
-static void on_req(cl_repl *r, const char *from, const frame *f)
+static void on_req(cl_repl *r, const char *from, const csnap_frame *f)
 {
     crep_snap *s = r->snap;
     snap_out *o = out_find(s, from, f->space);
     if (o && f->id != o->id) out_close(o); /* a new request replaces an old export */
     if (o && !o->s) o = NULL;
     if (!o && f->id) {
-        frame_send(r, from, K_ERR, f->space, f->id, f->seq, E_GONE, NULL, 0);
+        mn__csnap_send(r, from, K_ERR, f->space, f->id, f->seq, E_GONE, NULL, 0);
         return;
     }
     if (!o && !(o = out_open(r, from, f))) return;
@@ -183,10 +176,10 @@ static void on_req(cl_repl *r, const char *from, const frame *f)
         size_t len;
         mn_error err = {0};
         if (mn_engine_snapshot_chunk(o->s, f->seq + k, &chunk, &len, &last, &err)) {
-            if (k == 0) frame_send(r, from, K_ERR, f->space, o->id, f->seq, E_GONE, NULL, 0);
+            if (k == 0) mn__csnap_send(r, from, K_ERR, f->space, o->id, f->seq, E_GONE, NULL, 0);
             return;
         }
-        frame_send(r, from, K_CHUNK, f->space, o->id, f->seq + k, 0, chunk, len);
+        mn__csnap_send(r, from, K_CHUNK, f->space, o->id, f->seq + k, 0, chunk, len);
         free(chunk);
         r->counts.snap_bytes_sent += len;
         count(s->m_bytes, "sent", len);
@@ -249,7 +242,7 @@ static void ask(cl_repl *r, snap_in *t, int64_t now)
         mn_engine_snapshot_install_abort(t->in);
         t->in = NULL;
     }
-    frame_send(r, t->from, K_REQ, t->space, id, next, CSNAP_WINDOW, NULL, 0);
+    mn__csnap_send(r, t->from, K_REQ, t->space, id, next, CSNAP_WINDOW, NULL, 0);
     t->asked_to = next + CSNAP_WINDOW;
     t->asked_us = now;
 }
@@ -287,7 +280,7 @@ static void installed(cl_repl *r, snap_in *t)
     in_remove(s, t);
 }
 
-static void on_chunk(cl_repl *r, const char *from, const frame *f)
+static void on_chunk(cl_repl *r, const char *from, const csnap_frame *f)
 {
     crep_snap *s = r->snap;
     snap_in *t = in_find(s, f->space);
@@ -318,7 +311,7 @@ static void on_chunk(cl_repl *r, const char *from, const frame *f)
         ask(r, t, mn__crep_now_us());
 }
 
-static void on_err(cl_repl *r, const char *from, const frame *f)
+static void on_err(cl_repl *r, const char *from, const csnap_frame *f)
 {
     snap_in *t = in_find(r->snap, f->space);
     if (!t || strcmp(t->from, from)) return;
@@ -335,11 +328,13 @@ static void on_err(cl_repl *r, const char *from, const frame *f)
 static void on_frame(void *arg, const char *from, const uint8_t *buf, size_t len)
 {
     cl_repl *r = arg;
-    frame f;
+    csnap_frame f;
     if (!frame_parse(buf, len, &f)) return;
     if (f.kind == K_REQ) on_req(r, from, &f);
     if (f.kind == K_CHUNK) on_chunk(r, from, &f);
     if (f.kind == K_ERR) on_err(r, from, &f);
+    if (f.kind == K_REAPPLY) mn__csnap_on_reapply(r, from, &f);
+    if (f.kind == K_REAPPLIED) mn__csnap_on_reapplied(r, from, &f);
 }
 
 /* A fetch still wanted: the core still needs it, from the primary it follows now. */
@@ -365,6 +360,7 @@ static void on_tick(void *arg, int64_t now_us)
     crep_snap *s = r->snap;
     for (size_t i = 0; i < CSNAP_EXPORTS_MAX; i++)
         if (s->out[i].s && now_us - s->out[i].used_us > CSNAP_KEEP_US) out_close(&s->out[i]);
+    mn__csnap_reapply_tick(r, now_us);
     size_t active = 0;
     for (size_t i = 0; i < s->n_ins; i++)
         active += s->ins[i].from[0] != 0;
@@ -390,6 +386,8 @@ mn_err mn__crep_snap_start(cl_repl *r, mn_error *err)
     s->m_bytes = mn_metrics_counter(m, "mnemo_repl_snapshot_bytes_total",
                                     "Bytes of snapshot chunks sent and received.", dir_label, 1);
     r->snap = s;
+    if (!(s->reap = mn__csnap_reapply_new()))
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     cl_repl_channel ch = {.channel = CREP_CH_SNAP,
                           .arg = r,
                           .on_frame = on_frame,
@@ -406,6 +404,7 @@ void mn__crep_snap_free(cl_repl *r)
         if (s->out[i].s) out_close(&s->out[i]);
     for (size_t i = 0; i < s->n_ins; i++)
         in_reset(&s->ins[i]);
+    mn__csnap_reapply_free(s->reap);
     free(s->ins);
     free(s->buf);
     free(s);

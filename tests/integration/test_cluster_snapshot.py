@@ -130,9 +130,10 @@ def test_a_returning_replica_catches_up_by_snapshot(server_factory):
 def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory):
     """The primary is cut off (its replicas paused), takes `one` writes nobody else gets
     until its lease ends, and dies; a replica is elected and writes on. The old primary
-    returns with entries past the fork: its core hands them back (not re-applied yet:
-    counted) and, as its WAL cannot be cut in place, its copy is replaced by a snapshot of
-    the new primary's, after which it follows by shipping."""
+    returns with entries past the fork: its core hands them back, and the new primary
+    stores them with their ids; as its WAL cannot be cut in place, its copy is replaced by a
+    snapshot of the new primary's, after which it follows by shipping. No acknowledged
+    write is lost, not even a `one` write past the fork."""
     first = node(server_factory, [])
     seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
     nodes = [first] + [node(server_factory, seeds) for _ in range(2)]
@@ -158,22 +159,22 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     # the replicas pause: the primary's `one` writes stay its own until its lease ends
     for s in replicas:
         s.proc.send_signal(signal.SIGSTOP)
-    forked = 0
+    forked = []
     try:
         with primary.client(timeout=3.0) as c:
             for i in range(200, 260):
                 try:
-                    c.request("POST", "/v1/spaces/%s/memories" % SPACE,
-                              body={"content": "forked %d" % i, "consistency": "one",
-                                    "embedding": [0.0, 1.0, float(i % 5), 0.5]})
-                    forked += 1
+                    forked.append(c.request(
+                        "POST", "/v1/spaces/%s/memories" % SPACE,
+                        body={"content": "forked %d" % i, "consistency": "one",
+                              "embedding": [0.0, 1.0, float(i % 5), 0.5]})["id"])
                 except (MnemoError, OSError):
                     break
     finally:
         primary.kill()
         for s in replicas:
             s.proc.send_signal(signal.SIGCONT)
-    assert forked > 0, "no write acknowledged by the cut-off primary"
+    assert forked, "no write acknowledged by the cut-off primary"
 
     def new_primary():
         es = [entry(s, SPACE) for s in replicas]
@@ -204,12 +205,22 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
         raise AssertionError("%s\nold primary's log:\n%s" % (ex, primary.log()[-6000:])) from None
     log = primary.log()
     assert "forked from its primary" in log and "snapshot installed" in log, log[-6000:]
+
+    def missing():
+        with leader.client(timeout=5.0) as c:
+            have = {m["id"] for m in c.iter_memories(SPACE)}
+        return [m for m in forked if m not in have]
+    try:
+        wait_until(lambda: not missing(), DEADLINE_S,
+                   what="every forked write re-applied at the new primary")
+    except AssertionError as ex:
+        raise AssertionError("%s: %d of %d missing\nold primary's log:\n%s" % (
+            ex, len(missing()), len(forked), primary.log()[-6000:])) from None
     write(leader, 321)
-    wait_until(caught_up, DEADLINE_S, what="a later write shipped to the old primary")
+    wait_until(caught_up, DEADLINE_S, what="later writes shipped to the old primary")
     for s in nodes:
         assert s.stop() == 0
     alone = [server_factory(data_dir=s.data_dir) for s in (leader, primary)]
     a, b = content(alone[0]), content(alone[1])
     assert a[0] == b[0] and a[1] == b[1]
-    # (the forked writes that sat in the paused replicas' socket buffers reached them; the
-    # others are in neither copy: reapply is not built)
+    assert set(forked) <= set(b[0])
