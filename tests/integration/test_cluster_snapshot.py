@@ -11,6 +11,7 @@ Every wait polls with a deadline; nothing here asserts on time.
 
 import re
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from conftest import wait_until
@@ -25,11 +26,13 @@ RETAIN = 20
 WRITES = 600
 
 
-def node(server_factory, seeds):
+def node(server_factory, seeds, retain=RETAIN):
     env = cluster_env(seeds)
     env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = "3"
     env["MNEMO_CLUSTER_WRITE_CONSISTENCY"] = "quorum"
-    env["MNEMO_STORAGE_WAL_RETAIN_ENTRIES"] = str(RETAIN)
+    env["MNEMO_STORAGE_WAL_RETAIN_ENTRIES"] = str(retain)
+    # exact recall on every copy (an HNSW graph is approximate, and each copy builds its own)
+    env["MNEMO_ENGINE_HNSW_THRESHOLD"] = "1000000"
     env["MNEMO_ENGINE_EXPIRY_INTERVAL_MS"] = "100"
     return server_factory(env=env)
 
@@ -134,9 +137,10 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     stores them with their ids; as its WAL cannot be cut in place, its copy is replaced by a
     snapshot of the new primary's, after which it follows by shipping. No acknowledged
     write is lost, not even a `one` write past the fork."""
-    first = node(server_factory, [])
+    # the forked entries are read back from the old primary's own WAL: keep them all
+    first = node(server_factory, [], retain=0)
     seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
-    nodes = [first] + [node(server_factory, seeds) for _ in range(2)]
+    nodes = [first] + [node(server_factory, seeds, retain=0) for _ in range(2)]
     ids = [swim_endpoint(s)[0] for s in nodes]
     by_id = dict(zip(ids, nodes))
     for s in nodes:
@@ -156,13 +160,19 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
         wait_until(lambda s=s: (last_lsn(s, SPACE) or 0) >= want, DEADLINE_S,
                    what="the replicas at the primary's lsn")
 
-    # the replicas pause: the primary's `one` writes stay its own until its lease ends
+    # the replicas pause: the primary ships into their socket buffers until its lease runs
+    # out (1 s without a majority's acknowledgement), and its engine goes on taking `one`
+    # writes: those written after are its own, past the fork to come. The writes go on for
+    # 2.5 s of the pause (a length of workload, not an assertion on time).
     for s in replicas:
         s.proc.send_signal(signal.SIGSTOP)
     forked = []
     try:
         with primary.client(timeout=3.0) as c:
-            for i in range(200, 260):
+            until = time.monotonic() + 2.5
+            for i in range(200, 1700):
+                if time.monotonic() > until:
+                    break
                 try:
                     forked.append(c.request(
                         "POST", "/v1/spaces/%s/memories" % SPACE,
