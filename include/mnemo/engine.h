@@ -530,8 +530,8 @@ mn_err mn_engine_snapshot_install_begin(mn_engine_t *e, const char *space,
 /* Takes the next chunk: its seq must be _next's. MN_ERR_CORRUPT (checksum, format) or
  * MN_ERR_CONFLICT (another export, another seq, another space): nothing taken, the install
  * goes on (ask for the chunk again, or abort). */
-mn_err mn_engine_snapshot_install_chunk(mn_snapshot_install_t *in, const uint8_t *buf,
-                                        size_t len, mn_error *err);
+mn_err mn_engine_snapshot_install_chunk(mn_snapshot_install_t *in, const uint8_t *buf, size_t len,
+                                        mn_error *err);
 /* The sequence number the install wants next; the export's id (0 before the first chunk). */
 uint32_t mn_engine_snapshot_install_next(const mn_snapshot_install_t *in);
 uint64_t mn_engine_snapshot_install_id(const mn_snapshot_install_t *in);

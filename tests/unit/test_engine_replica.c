@@ -1105,8 +1105,8 @@ static void export_all(mn_engine_t *e, const char *space, size_t chunk_bytes, ch
         c->lens = realloc(c->lens, (seq + 1) * sizeof *c->lens);
         assert_non_null(c->bufs);
         assert_non_null(c->lens);
-        assert_int_equal(mn_engine_snapshot_chunk(s, seq, &c->bufs[seq], &c->lens[seq], &last, &err),
-                         MN_OK);
+        assert_int_equal(
+            mn_engine_snapshot_chunk(s, seq, &c->bufs[seq], &c->lens[seq], &last, &err), MN_OK);
         c->n = seq + 1;
         uint64_t id;
         uint32_t peek;
@@ -1251,7 +1251,7 @@ static void test_snapshot_bad_chunks_leave_the_target_intact(void **state)
     assert_false(mn_engine_snapshot_install_complete(in));
     assert_int_equal(mn_engine_snapshot_install_finish(in, NULL, &err), MN_ERR_CONFLICT);
     assert_int_equal(mn_test_count_stored(x.r.e, "more number 7", 13), 0); /* unstaged */
-    assert_int_equal(last_lsn(x.r.e, "s", NULL), before); /* the old copy, whole */
+    assert_int_equal(last_lsn(x.r.e, "s", NULL), before);                  /* the old copy, whole */
     mn_list_req_t q = {.limit = 1000};
     mn_filter_init(&q.filter);
     mn_list_result_t l;
