@@ -15,6 +15,7 @@
  * thread; the engine's hook is set before the thread starts and cleared
  * before it stops. */
 #include "cluster_repl_internal.h"
+#include "cluster_snap.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -576,6 +577,7 @@ static void free_all(cl_repl *r)
     free(r->hooked);
     free(r->read_buf);
     free(r->caught);
+    mn__crep_snap_free(r);
     mn__crep_chan_free(r);
     mn_spaces_table_free(&r->in_table);
     mn__crep_pub_free(r);
@@ -631,6 +633,10 @@ mn_err cl_repl_start(const mn_config_t *c, mn_engine_t *engine, const char *self
         return rc;
     }
     r->thread_started = true;
+    if (mn__crep_snap_start(r, err)) { /* out of memory only */
+        cl_repl_stop(r);
+        return MN_ERR_NOMEM;
+    }
     *out = r;
     return MN_OK;
 }

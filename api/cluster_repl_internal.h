@@ -89,6 +89,9 @@ typedef struct crep_caught {
 typedef struct crep_counts {
     uint64_t apply_failed, truncate_refused, reapply_dropped, snapshot_needed, append_failed;
     uint64_t persist_failed;
+    /* snapshots (cluster_snap.c) */
+    uint64_t snap_sent, snap_installed, snap_failed, snap_bytes_sent, snap_bytes_received;
+    uint64_t reapplied; /* forked entries of another node stored here (cluster_snap_reapply.c) */
 } crep_counts;
 
 struct cl_repl {
@@ -117,6 +120,7 @@ struct cl_repl {
     uint8_t *read_buf; /* the entry the core's last read got from the engine */
     size_t read_cap;
     crep_counts counts;
+    struct crep_snap *snap;         /* snapshot transfers (cluster_snap.c) */
     crep_chan chans[CREP_CHANNELS]; /* live users of the bus */
     size_t n_chans;
     mn_peer_stats_t exported_peer;
@@ -161,6 +165,8 @@ void mn__crep_flush(cl_repl *r); /* stores the batch apply collected */
 void mn__crep_cache_put(crep_space *sp, uint64_t lsn, uint64_t epoch, const uint8_t *data,
                         size_t len);
 void mn__crep_space_free(crep_space *sp);
+/* Empties sp's ring (a snapshot replaced the log it held). */
+void mn__crep_cache_clear(crep_space *sp);
 /* Reads entries first_lsn.. (n, of the given epochs: the hook's) into sp's cache. */
 void mn__crep_cache_fill(cl_repl *r, crep_space *sp, uint64_t first_lsn, const uint64_t *epochs,
                          size_t n);

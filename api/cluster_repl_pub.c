@@ -183,8 +183,8 @@ void mn__crep_metrics_init(cl_repl *r)
     r->m_events = mn_metrics_counter(
         m, "mnemo_repl_events_total",
         "Replication events: elections started, votes granted, fenced appends, gaps, bad "
-        "checksums, forks refused (no WAL truncation yet), entries not re-applied, snapshots "
-        "needed, failed stores.",
+        "checksums, forks healed by a snapshot (fork_refused), forked entries not re-applied, "
+        "forked entries of another node re-applied here, snapshots needed, failed stores.",
         reason_label, 1);
     r->m_lag_entries = mn_metrics_gauge(m, "mnemo_repl_lag_entries",
                                         "Entries the most lagging replica of a space this node "
@@ -255,6 +255,7 @@ void mn__crep_metrics_export(cl_repl *r)
     const crep_counts *c = &r->counts, *e = &r->exported_counts;
     add(r->m_events, "fork_refused", c->truncate_refused, e->truncate_refused);
     add(r->m_events, "not_reapplied", c->reapply_dropped, e->reapply_dropped);
+    add(r->m_events, "reapplied", c->reapplied, e->reapplied);
     add(r->m_events, "snapshot_needed", c->snapshot_needed, e->snapshot_needed);
     add(r->m_events, "store_failed", c->apply_failed, e->apply_failed);
     add(r->m_events, "ship_failed", c->append_failed, e->append_failed);

@@ -12,8 +12,10 @@
  *   <data_dir>/repl/<space>.state, written to a temporary file, fsynced,
  *   renamed over the old one and the directory fsynced: durable before the
  *   callback returns, never half-written (a CRC32C guards it).
- * - truncate answers MN_ERR_UNSUPPORTED (a fork needs a snapshot: the engine
- *   cannot cut its WAL yet); reapply only logs and counts (not built yet).
+ * - truncate answers MN_ERR_UNSUPPORTED: the core then needs a snapshot, and
+ *   cluster_snap.c replaces the forked copy with the primary's; reapply hands the
+ *   episodes and tombstones past the fork to cluster_snap_reapply.c, which has the
+ *   new primary store them with their ids.
  * - events: promoted / demoted set the engine's role of the space. */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "cluster_repl_internal.h"
+#include "cluster_snap.h"
 #include "mnemo/assert.h"
 #include "mnemo/util.h"
 #include "mnemo/wire.h"
@@ -54,11 +57,18 @@ static const crep_cached *cache_get(const crep_space *sp, uint64_t lsn)
     return c->data && c->lsn == lsn ? c : NULL;
 }
 
+void mn__crep_cache_clear(crep_space *sp)
+{
+    for (size_t i = 0; sp->cache && i < CREP_CACHE; i++) {
+        free(sp->cache[i].data);
+        sp->cache[i] = (crep_cached){0};
+    }
+}
+
 void mn__crep_space_free(crep_space *sp)
 {
     if (!sp) return;
-    for (size_t i = 0; sp->cache && i < CREP_CACHE; i++)
-        free(sp->cache[i].data);
+    mn__crep_cache_clear(sp);
     free(sp->cache);
     free(sp);
 }
@@ -382,12 +392,16 @@ static void cb_send(void *user, const char *to, const uint8_t *frame, size_t len
     (void)mn_peer_send(r->bus, to, MN_PEER_CH_REPL, frame, len);
 }
 
+/* A fork: the entries past after_lsn were handed to reapply; the local copy is then replaced
+ * whole by a snapshot of the primary's (the core, told "unsupported", says "snapshot
+ * needed", and cluster_snap.c fetches and installs it). Cutting the WAL in place would
+ * also have to undo what the cut entries did to the state: a snapshot is that undo. */
 static mn_err cb_truncate(void *user, const char *space, uint64_t after_lsn)
 {
     cl_repl *r = user;
     r->counts.truncate_refused++;
-    mn_log_warn("repl: %s forked from its primary after lsn %llu: the engine cannot cut its "
-                "WAL, so this copy needs a snapshot (not built yet)",
+    mn_log_warn("repl: %s forked from its primary after lsn %llu: this copy is replaced by a "
+                "snapshot of the primary's",
                 space, (unsigned long long)after_lsn);
     return MN_ERR_UNSUPPORTED;
 }
@@ -395,12 +409,8 @@ static mn_err cb_truncate(void *user, const char *space, uint64_t after_lsn)
 static void cb_reapply(void *user, const char *space, uint64_t epoch, uint64_t lsn,
                        const uint8_t *data, size_t len)
 {
-    cl_repl *r = user;
-    (void)data;
-    r->counts.reapply_dropped++;
-    mn_log_warn("repl: %s lsn %llu (epoch %llu, %zu bytes) past a fork is not re-applied "
-                "through the new primary (not built yet)",
-                space, (unsigned long long)lsn, (unsigned long long)epoch, len);
+    (void)epoch;
+    mn__crep_snap_reapply(user, space, lsn, data, len);
 }
 
 static void set_role(cl_repl *r, const char *space, mn_space_role_t role, uint64_t epoch)
@@ -434,9 +444,9 @@ static void cb_event(void *user, const mn_spaces_repl_event_t *ev)
         break;
     case MN_SPACES_REPL_SNAPSHOT_NEEDED:
         r->counts.snapshot_needed++;
-        mn_log_warn("repl: %s needs a snapshot from its primary (lsn %llu is gone there): not "
-                    "built yet",
-                    ev->space, (unsigned long long)ev->lsn);
+        mn_log_info("repl: %s needs a snapshot from its primary (from lsn %llu)", ev->space,
+                    (unsigned long long)ev->lsn);
+        mn__crep_snap_needed(r, ev->space);
         break;
     default:
         break;

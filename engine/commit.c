@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "mnemo/assert.h"
 #include "replica.h"
+#include "snapshot.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,7 +223,10 @@ static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bo
 {
     mn_wal_op_type_t type = p->entry.type;
     if (type == MN_WAL_OP_NONE) {
-        mn__replica_stage_control(e, p);
+        if (p->snap)
+            mn__snapshot_stage(e, p);
+        else
+            mn__replica_stage_control(e, p);
         return;
     }
     if (type == MN_WAL_OP_SPACE_CREATE) {
@@ -352,8 +356,9 @@ static void publish_create(mn_engine_t *e, mn__pending *p)
             mn__space_free(p->sp);
         }
     } else if (p->sp) {
+        /* nothing was written with it (unless a snapshot install took the next one since) */
+        if (e->next_sid == p->entry.op.space_create.space_id + 1) e->next_sid--;
         mn__space_free(p->sp);
-        e->next_sid--; /* nothing was written with it */
     }
     p->sp = NULL;
 }

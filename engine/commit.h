@@ -46,6 +46,7 @@ typedef struct mn__pending {
     uint64_t role_epoch;
     mn_wal_hook_fn hook;
     void *hook_arg;
+    struct mn__snap_op *snap; /* snapshot.c: an op without an entry of a snapshot install */
     bool keep_accepted; /* the caller reads (and frees) accepted after the commit */
     bool derived;       /* made by the commit thread (a re-derivation): it frees it */
     /* filled by apply: the change in the space's tombstone count, and the

@@ -21,9 +21,11 @@
 #include "damage.h"
 #include "engine_internal.h"
 #include "replica.h"
+#include "snapshot.h"
 #include "space_index.h"
 #include "text/keyword.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -572,24 +574,20 @@ static mn_err load_space(mn_engine_t *e, mn__space *sp, mn_error *err)
     return rc;
 }
 
-/* The space whose definition (a space-create entry) is it's value: its
- * counters, its WAL migrated if needed, its memories and its graph, into the
- * registry. */
-static mn_err load_one(mn_engine_t *e, rocksdb_iterator_t *it, mn_error *err)
+mn_err mn__load_space(mn_engine_t *e, const uint8_t *def, size_t len, const char *what,
+                      mn__space **out, mn_error *err)
 {
-    size_t sl, kl;
-    const char *sv = rocksdb_iter_value(it, &sl);
-    const char *key = rocksdb_iter_key(it, &kl);
+    *out = NULL;
     mn_wal_entry_t en;
     mn_error derr = {0};
-    mn_err drc = mn_wire_wal_decode((const uint8_t *)sv, sl, &en, &derr);
+    mn_err drc = mn_wire_wal_decode(def, len, &en, &derr);
     if (!drc && en.type != MN_WAL_OP_SPACE_CREATE) {
         mn_wal_entry_clear(&en);
         drc = mn_error_set(&derr, MN_ERR_CORRUPT, "not a space definition");
     }
     if (drc) /* the space is dropped whole by a salvage start */
-        return mn__damage(e, 0, NULL, err, "meta: the definition of %.*s is unreadable (%s)",
-                          (int)(kl > 70 ? 70 : kl), key, derr.message);
+        return mn__damage(e, 0, NULL, err, "meta: the definition of %s is unreadable (%s)", what,
+                          derr.message);
     mn__space *sp = mn__space_new(&en.op.space_create.def, en.op.space_create.space_id);
     if (!sp) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     const char *stored = en.op.space_create.def.text_language;
@@ -598,22 +596,39 @@ static mn_err load_one(mn_engine_t *e, rocksdb_iterator_t *it, mn_error *err)
                     "words are folded, not stemmed",
                     sp->def.name, stored);
     sp->epoch = en.epoch ? en.epoch : 1;
-    if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
     mn_err rc = wal_range(e, sp, err);
     sp->assigned_lsn = sp->last_lsn;
     if (!rc) rc = mn__replica_load(e, sp, err);
     if (!rc) rc = migrate_wal(e, sp, err);
     if (!rc) rc = load_space(e, sp, err);
-    if (rc) goto fail;
+    if (rc) {
+        mn__space_free(sp);
+        return rc;
+    }
+    *out = sp;
+    return MN_OK;
+}
+
+/* The space whose definition (a space-create entry) is it's value: its
+ * counters, its WAL migrated if needed, its memories and its graph, into the
+ * registry. */
+static mn_err load_one(mn_engine_t *e, rocksdb_iterator_t *it, mn_error *err)
+{
+    size_t sl, kl;
+    const char *sv = rocksdb_iter_value(it, &sl);
+    const char *key = rocksdb_iter_key(it, &kl);
+    char what[80];
+    snprintf(what, sizeof what, "%.*s", (int)(kl > 70 ? 70 : kl), key);
+    mn__space *sp;
+    mn_err rc = mn__load_space(e, (const uint8_t *)sv, sl, what, &sp, err);
+    if (rc) return rc;
+    if (sp->sid >= e->next_sid) e->next_sid = sp->sid + 1;
     mn__space_index_load(e, sp); /* the saved graph, or a rebuild */
     if (mn__registry_insert(&e->reg, sp)) {
-        rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
-        goto fail;
+        mn__space_free(sp);
+        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     }
     return MN_OK;
-fail:
-    mn__space_free(sp);
-    return rc;
 }
 
 mn_err mn__load(mn_engine_t *e, mn_error *err)
@@ -628,6 +643,7 @@ mn_err mn__load(mn_engine_t *e, mn_error *err)
     if (rc) return rc;
     if (v && vl == 4) e->next_sid = mn_get_be32((const uint8_t *)v);
     free(v);
+    if ((rc = mn__snapshot_clean(e, err))) return rc;
     rocksdb_iterator_t *it = iter(e, CF_META);
     rocksdb_iter_seek(it, "space/", 6);
     for (; !rc && has_prefix(it, "space/", 6); rocksdb_iter_next(it))

@@ -117,6 +117,20 @@ void mn__registry_remove(mn__registry *r, mn__space *sp)
     pthread_rwlock_unlock(&r->lock);
 }
 
+void mn__registry_replace(mn__registry *r, mn__space *old, mn__space *sp)
+{
+    mn_assert(strcmp(old->def.name, sp->def.name) == 0);
+    pthread_rwlock_wrlock(&r->lock);
+    bool found = false;
+    for (size_t i = 0; i < r->n && !found; i++)
+        if (r->spaces[i] == old) {
+            r->spaces[i] = sp;
+            found = true;
+        }
+    pthread_rwlock_unlock(&r->lock);
+    mn_assert(found);
+}
+
 size_t mn__registry_count(mn__registry *r)
 {
     pthread_rwlock_rdlock(&r->lock);

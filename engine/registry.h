@@ -28,6 +28,9 @@ void mn__registry_release_all(mn__space **spaces, size_t n);
 mn_err mn__registry_insert(mn__registry *r, mn__space *sp);
 /* Takes sp out of the map; the caller drops the map's reference. */
 void mn__registry_remove(mn__registry *r, mn__space *sp);
+/* Puts sp (taking over the caller's reference) where old is, in one step: a lookup finds
+ * one or the other, never neither. The caller drops the map's reference to old. */
+void mn__registry_replace(mn__registry *r, mn__space *old, mn__space *sp);
 size_t mn__registry_count(mn__registry *r);
 /* The definitions of every space, in name order (*out malloc'd). */
 mn_err mn__registry_defs(mn__registry *r, mn_space_def_t **out, size_t *n, mn_error *err);

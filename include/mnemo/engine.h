@@ -489,6 +489,63 @@ typedef void (*mn_wal_hook_fn)(void *arg, const char *space, uint64_t epoch, uin
 /* Sets (fn NULL: clears) the hook; call it before writes start or between them. */
 void mn_engine_set_wal_hook(mn_engine_t *e, mn_wal_hook_fn fn, void *arg);
 
+/* ---- space snapshots (snapshot*.c; docs/replication.md, "Snapshots") ----
+ * A space exported at one RocksDB snapshot as a sequence of chunks, each checksummed
+ * (CRC32C) and bounded in size, for a replica whose primary no longer holds the entries
+ * it needs (or whose log forked): the space's keys of every column family without the
+ * sid, its definition and its WAL position. The HNSW graph is not shipped: the receiver
+ * rebuilds it from the vectors. */
+typedef struct mn_snapshot mn_snapshot_t;
+typedef struct mn_snapshot_install mn_snapshot_install_t;
+typedef struct mn_snapshot_info {
+    uint64_t id;         /* random, names this export (chunks of two exports never mix) */
+    uint64_t last_lsn;   /* the space's position in the snapshot */
+    uint64_t last_epoch; /* the epoch of the entry at last_lsn */
+    uint64_t first_lsn;  /* the oldest WAL entry the snapshot holds */
+} mn_snapshot_info_t;
+#define MN_SNAPSHOT_CHUNK_DEFAULT (512u * 1024u)
+#define MN_SNAPSHOT_CHUNK_MAX (8u * 1024u * 1024u)
+/* Exports space at this moment. chunk_bytes bounds a chunk's payload (0: the default;
+ * a record larger than it travels alone). The snapshot pins RocksDB's files until closed:
+ * hold it briefly. MN_ERR_NOT_FOUND: no such space. */
+mn_err mn_engine_snapshot_open(mn_engine_t *e, const char *space, size_t chunk_bytes,
+                               mn_snapshot_t **out, mn_error *err);
+void mn_engine_snapshot_info(const mn_snapshot_t *s, mn_snapshot_info_t *out);
+/* Chunk seq into *out (malloc'd; free()), *last true for the final one. Any chunk up to one
+ * past the last made may be asked again (a transfer that broke resumes there):
+ * MN_ERR_INVALID beyond that or past the end. */
+mn_err mn_engine_snapshot_chunk(mn_snapshot_t *s, uint32_t seq, uint8_t **out, size_t *len,
+                                bool *last, mn_error *err);
+void mn_engine_snapshot_close(mn_snapshot_t *s);
+/* The snapshot id and sequence number a chunk says it has (its checksum is not checked):
+ * false if it is too short or not a chunk. */
+bool mn_engine_snapshot_chunk_peek(const uint8_t *buf, size_t len, uint64_t *id, uint32_t *seq);
+
+/* Installs a snapshot of space exported by another engine. The chunks are staged under a
+ * space id of their own, so the space as it is here stays whole until _finish swaps the two
+ * in one write (a staging left by a crash is deleted at the next start). space must be
+ * missing here or a REPLICA (MN_ERR_CONFLICT). */
+mn_err mn_engine_snapshot_install_begin(mn_engine_t *e, const char *space,
+                                        mn_snapshot_install_t **out, mn_error *err);
+/* Takes the next chunk: its seq must be _next's. MN_ERR_CORRUPT (checksum, format) or
+ * MN_ERR_CONFLICT (another export, another seq, another space): nothing taken, the install
+ * goes on (ask for the chunk again, or abort). */
+mn_err mn_engine_snapshot_install_chunk(mn_snapshot_install_t *in, const uint8_t *buf, size_t len,
+                                        mn_error *err);
+/* The sequence number the install wants next; the export's id (0 before the first chunk). */
+uint32_t mn_engine_snapshot_install_next(const mn_snapshot_install_t *in);
+uint64_t mn_engine_snapshot_install_id(const mn_snapshot_install_t *in);
+/* Has the last chunk been taken? */
+bool mn_engine_snapshot_install_complete(const mn_snapshot_install_t *in);
+/* After the last chunk: the staged space replaces space here (a REPLICA at the snapshot's
+ * epoch; its keyword index, registries and strengths loaded from the staged keys, its
+ * vector index rebuilt in the background), in one synced write. *info: the snapshot's.
+ * Frees in whatever the result; on failure the space here is as it was. */
+mn_err mn_engine_snapshot_install_finish(mn_snapshot_install_t *in, mn_snapshot_info_t *info,
+                                         mn_error *err);
+/* Drops the staged chunks and frees in (NULL is ignored). */
+void mn_engine_snapshot_install_abort(mn_snapshot_install_t *in);
+
 /* Applies an entry from another engine's WAL (framed bytes) to the space of
  * the same name here, as a new local entry: memory ids, times and links are
  * kept; anything already stored or forgotten here stays as it is. Space

@@ -1079,6 +1079,206 @@ static void test_wal_read_of_trimmed_entries_is_gone(void **state)
     mn_test_eng_free(&t);
 }
 
+/* ---- snapshots (snapshot*.c) ---- */
+
+#define SNAP_TEST_FLAGS 5 /* the flags byte of a chunk (engine/snapshot.h) */
+
+typedef struct chunks {
+    uint8_t **bufs;
+    size_t *lens;
+    size_t n;
+} chunks;
+
+/* Every chunk of a snapshot of space, asking each up to 3 times (a resumed transfer gets the
+ * same bytes); *info its position. */
+static void export_all(mn_engine_t *e, const char *space, size_t chunk_bytes, chunks *c,
+                       mn_snapshot_info_t *info)
+{
+    mn_snapshot_t *s;
+    mn_error err = {0};
+    if (mn_engine_snapshot_open(e, space, chunk_bytes, &s, &err)) fail_msg("open: %s", err.message);
+    mn_engine_snapshot_info(s, info);
+    memset(c, 0, sizeof *c);
+    bool last = false;
+    for (uint32_t seq = 0; !last; seq++) {
+        c->bufs = realloc(c->bufs, (seq + 1) * sizeof *c->bufs);
+        c->lens = realloc(c->lens, (seq + 1) * sizeof *c->lens);
+        assert_non_null(c->bufs);
+        assert_non_null(c->lens);
+        assert_int_equal(
+            mn_engine_snapshot_chunk(s, seq, &c->bufs[seq], &c->lens[seq], &last, &err), MN_OK);
+        c->n = seq + 1;
+        uint64_t id;
+        uint32_t peek;
+        assert_true(mn_engine_snapshot_chunk_peek(c->bufs[seq], c->lens[seq], &id, &peek));
+        assert_int_equal(id, info->id);
+        assert_int_equal(peek, seq);
+        if (seq >= 2) { /* resume two chunks back: the same bytes */
+            uint8_t *again;
+            size_t len;
+            bool l2;
+            assert_int_equal(mn_engine_snapshot_chunk(s, seq - 2, &again, &len, &l2, &err), MN_OK);
+            assert_int_equal(len, c->lens[seq - 2]);
+            assert_memory_equal(again, c->bufs[seq - 2], len);
+            assert_false(l2);
+            free(again);
+        }
+    }
+    uint8_t *past;
+    size_t len;
+    bool l3;
+    assert_int_equal(mn_engine_snapshot_chunk(s, (uint32_t)c->n, &past, &len, &l3, &err),
+                     MN_ERR_INVALID);
+    mn_engine_snapshot_close(s);
+}
+
+static void chunks_free(chunks *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->bufs[i]);
+    free(c->bufs);
+    free(c->lens);
+}
+
+static void install_all(mn_engine_t *e, const char *space, const chunks *c,
+                        mn_snapshot_info_t *info)
+{
+    mn_snapshot_install_t *in;
+    mn_error err = {0};
+    if (mn_engine_snapshot_install_begin(e, space, &in, &err)) fail_msg("begin: %s", err.message);
+    for (size_t i = 0; i < c->n; i++) {
+        assert_int_equal(mn_engine_snapshot_install_next(in), i);
+        if (mn_engine_snapshot_install_chunk(in, c->bufs[i], c->lens[i], &err))
+            fail_msg("chunk %zu: %s", i, err.message);
+    }
+    assert_true(mn_engine_snapshot_install_complete(in));
+    if (mn_engine_snapshot_install_finish(in, info, &err)) fail_msg("finish: %s", err.message);
+}
+
+/* The primary writes, trims its WAL and moves to epoch 3; a replica holding an old copy,
+ * and one holding none, each install its snapshot and end in its state, then take its
+ * later entries through mn_engine_replicate, and keep it all across a restart. */
+static void test_snapshot_install_matches_the_primary(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x, true);
+    mn_test_eng fresh = {0};
+    mn_test_eng_init(&fresh, "mnemo-snap-fresh");
+    mn_test_eng_open(&fresh);
+    mn_id_t keep[3];
+    workload_a(&x.p, keep);
+    ship(x.p.e, x.r.e, "s"); /* the replica's old copy */
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_set_role(x.p.e, "s", MN_SPACE_PRIMARY, 3, &err), MN_OK);
+    workload_b(&x.p, keep, false);
+    put_batch(&x.p, "s", 6, "late", 1);
+    mn_engine_wait_background(x.p.e);
+    uint64_t epoch = 0, lsn = last_lsn(x.p.e, "s", &epoch);
+    assert_int_equal(epoch, 3);
+    chunks c;
+    mn_snapshot_info_t info, got;
+    export_all(x.p.e, "s", 300, &c, &info);
+    assert_true(c.n > 5); /* small chunks: many */
+    assert_int_equal(info.last_lsn, lsn);
+    assert_int_equal(info.last_epoch, 3);
+    install_all(x.r.e, "s", &c, &got);
+    assert_int_equal(got.last_lsn, lsn);
+    x.r.now = x.p.now;
+    same_state(&x, "s");
+    mn_space_role_t role;
+    assert_int_equal(mn_engine_space_role(x.r.e, "s", &role, &err), MN_OK);
+    assert_int_equal(role, MN_SPACE_REPLICA);
+    install_all(fresh.e, "s", &c, &got); /* no copy before */
+    pair y = {.p = x.p, .r = fresh};
+    y.r.now = x.p.now;
+    same_state(&y, "s");
+    /* replication goes on from the snapshot's lsn */
+    put(&x.p, "s", "after the snapshot, coffee again", NULL, "after", NULL);
+    put_batch(&x.p, "s", 3, "after", 3);
+    assert_true(ship(x.p.e, x.r.e, "s") >= 2);
+    x.r.now = x.p.now;
+    same_state(&x, "s");
+    mn_test_eng_reopen(&x.r);
+    same_state(&x, "s");
+    chunks_free(&c);
+    mn_test_eng_free(&fresh);
+    pair_close(&x);
+}
+
+/* A chunk damaged in transit, out of order, of another export or of another space is
+ * refused and changes nothing; an install cut short leaves the replica's copy as it was;
+ * a primary's copy is never replaced. */
+static void test_snapshot_bad_chunks_leave_the_target_intact(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x, false);
+    mn_id_t keep[3];
+    workload_a(&x.p, keep);
+    ship(x.p.e, x.r.e, "s");
+    put_batch(&x.p, "s", 8, "more", 1);
+    x.r.now = x.p.now;
+    uint64_t before = last_lsn(x.r.e, "s", NULL);
+    chunks c, other;
+    mn_snapshot_info_t info;
+    export_all(x.p.e, "s", 256, &c, &info);
+    export_all(x.p.e, "s", 256, &other, &info);
+    assert_true(c.n >= 4);
+    mn_error err = {0};
+    mn_snapshot_install_t *in;
+    assert_int_equal(mn_engine_snapshot_install_begin(x.r.e, "s", &in, &err), MN_OK);
+    assert_int_equal(mn_engine_snapshot_install_chunk(in, c.bufs[1], c.lens[1], &err),
+                     MN_ERR_CONFLICT); /* out of order */
+    assert_int_equal(mn_engine_snapshot_install_chunk(in, c.bufs[0], c.lens[0], &err), MN_OK);
+    assert_int_equal(mn_engine_snapshot_install_chunk(in, other.bufs[1], other.lens[1], &err),
+                     MN_ERR_CONFLICT); /* another export */
+    c.bufs[1][c.lens[1] / 2] ^= 0x40;
+    assert_int_equal(mn_engine_snapshot_install_chunk(in, c.bufs[1], c.lens[1], &err),
+                     MN_ERR_CORRUPT);
+    assert_non_null(strstr(err.message, "checksum"));
+    assert_int_equal(mn_engine_snapshot_install_chunk(in, c.bufs[1], c.lens[1] - 3, &err),
+                     MN_ERR_CORRUPT); /* torn */
+    assert_int_equal(mn_engine_snapshot_install_next(in), 1);
+    c.bufs[1][c.lens[1] / 2] ^= 0x40; /* asked again, whole this time */
+    for (size_t i = 1; i + 1 < c.n; i++)
+        assert_int_equal(mn_engine_snapshot_install_chunk(in, c.bufs[i], c.lens[i], &err), MN_OK);
+    assert_true(mn_test_count_stored(x.r.e, "more number 7", 13) > 0); /* staged */
+    c.bufs[c.n - 1][SNAP_TEST_FLAGS] ^= 1; /* a bit of its header flipped */
+    assert_int_equal(mn_engine_snapshot_install_chunk(in, c.bufs[c.n - 1], c.lens[c.n - 1], &err),
+                     MN_ERR_CORRUPT);
+    c.bufs[c.n - 1][SNAP_TEST_FLAGS] ^= 1;
+    assert_false(mn_engine_snapshot_install_complete(in));
+    assert_int_equal(mn_engine_snapshot_install_finish(in, NULL, &err), MN_ERR_CONFLICT);
+    assert_int_equal(mn_test_count_stored(x.r.e, "more number 7", 13), 0); /* unstaged */
+    assert_int_equal(last_lsn(x.r.e, "s", NULL), before);                  /* the old copy, whole */
+    mn_list_req_t q = {.limit = 1000};
+    mn_filter_init(&q.filter);
+    mn_list_result_t l;
+    assert_int_equal(mn_engine_list(x.r.e, "s", &q, &l, &err), MN_OK);
+    size_t n_before = l.n;
+    mn_list_result_clear(&l);
+    assert_true(n_before > 0);
+    /* another space's snapshot is refused at its manifest */
+    assert_int_equal(mn_engine_snapshot_install_begin(x.r.e, "u", &in, &err), MN_OK);
+    assert_int_equal(mn_engine_snapshot_install_chunk(in, c.bufs[0], c.lens[0], &err),
+                     MN_ERR_CONFLICT);
+    mn_engine_snapshot_install_abort(in);
+    /* the primary's copy: never */
+    assert_int_equal(mn_engine_snapshot_install_begin(x.p.e, "s", &in, &err), MN_ERR_CONFLICT);
+    mn_test_eng_reopen(&x.r); /* nothing staged is left to load */
+    assert_int_equal(last_lsn(x.r.e, "s", NULL), before);
+    assert_int_equal(mn_engine_list(x.r.e, "s", &q, &l, &err), MN_OK);
+    assert_int_equal(l.n, n_before);
+    mn_list_result_clear(&l);
+    assert_int_equal(mn_engine_space_set_role(x.r.e, "s", MN_SPACE_REPLICA, 0, &err), MN_OK);
+    install_all(x.r.e, "s", &c, &info); /* and the whole snapshot still goes in */
+    same_state(&x, "s");
+    chunks_free(&c);
+    chunks_free(&other);
+    pair_close(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1095,6 +1295,8 @@ int main(void)
         cmocka_unit_test(test_hook_hears_each_durable_entry),
         cmocka_unit_test(test_spaces_start_replica_across_a_restart),
         cmocka_unit_test(test_wal_read_of_trimmed_entries_is_gone),
+        cmocka_unit_test(test_snapshot_install_matches_the_primary),
+        cmocka_unit_test(test_snapshot_bad_chunks_leave_the_target_intact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

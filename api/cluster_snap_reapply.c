@@ -1,0 +1,149 @@
+/* Re-applying an old primary's forked entries through the new primary (docs/replication.md,
+ * "Snapshots in the server", forks).
+ *
+ * The core hands each entry of this node past a fork to its reapply callback before it asks
+ * to cut the log (and then, the cut refused, for a snapshot that replaces the copy). The
+ * entries that carry episodes or tombstones — remember and forget — are kept here, in
+ * memory (CSNAP_REAPPLY_MAX_BYTES at most), and sent (K_REAPPLY) to the primary the core
+ * follows, every CSNAP_RETRY_US until it answers (K_REAPPLIED). The primary stores each with
+ * mn_engine_ingest, which keeps the memories' ids, times and links and leaves anything it
+ * holds already (the id) as it is: a resend, or an entry that reached it before the fork
+ * was seen, changes nothing. Entries of other kinds (corrections, links, consolidations,
+ * reinforcements) are derived from a state the new history may not share: dropped, counted
+ * as not re-applied. Held in memory only: a node that stops before the primary answered
+ * loses them (its copy was replaced by then). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_repl_internal.h"
+#include "cluster_snap.h"
+#include "mnemo/wire.h"
+
+typedef struct reap_entry {
+    char space[MN_SPACE_NAME_MAX + 1];
+    uint32_t key; /* names it in the frames */
+    uint8_t *data;
+    size_t len;
+    int64_t sent_us;
+} reap_entry;
+
+struct csnap_reapply {
+    reap_entry *items;
+    size_t n, cap, bytes;
+    uint32_t next_key;
+};
+
+struct csnap_reapply *mn__csnap_reapply_new(void)
+{
+    return calloc(1, sizeof(struct csnap_reapply));
+}
+
+void mn__csnap_reapply_free(struct csnap_reapply *x)
+{
+    if (!x) return;
+    for (size_t i = 0; i < x->n; i++)
+        free(x->items[i].data);
+    free(x->items);
+    free(x);
+}
+
+/* Is the entry one to re-apply (an episode or a tombstone of the space)? */
+static bool wanted(const char *space, const uint8_t *data, size_t len)
+{
+    mn_wal_entry_t en;
+    if (mn_wire_wal_decode(data, len, &en, NULL)) return false;
+    bool ok = (en.type == MN_WAL_OP_REMEMBER || en.type == MN_WAL_OP_FORGET) &&
+              strcmp(en.space, space) == 0;
+    mn_wal_entry_clear(&en);
+    return ok;
+}
+
+static bool hold(struct csnap_reapply *x, const char *space, const uint8_t *data, size_t len)
+{
+    if (x->bytes + len > CSNAP_REAPPLY_MAX_BYTES) return false;
+    if (x->n == x->cap) {
+        size_t nc = x->cap ? x->cap * 2 : 16;
+        reap_entry *ni = realloc(x->items, nc * sizeof *ni);
+        if (!ni) return false;
+        x->items = ni;
+        x->cap = nc;
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy) return false;
+    memcpy(copy, data, len);
+    reap_entry *it = &x->items[x->n++];
+    memset(it, 0, sizeof *it);
+    snprintf(it->space, sizeof it->space, "%s", space);
+    it->key = ++x->next_key;
+    it->data = copy;
+    it->len = len;
+    x->bytes += len;
+    return true;
+}
+
+void mn__crep_snap_reapply(cl_repl *r, const char *space, uint64_t lsn, const uint8_t *data,
+                           size_t len)
+{
+    struct csnap_reapply *x = mn__csnap_reap(r);
+    if (!x || !wanted(space, data, len) || !hold(x, space, data, len)) {
+        r->counts.reapply_dropped++;
+        mn_log_warn("repl: %s lsn %llu past a fork is not re-applied through the new primary "
+                    "(%s)",
+                    space, (unsigned long long)lsn,
+                    x && wanted(space, data, len) ? "over the bound"
+                                                  : "not an episode or a tombstone");
+        return;
+    }
+    mn_log_info("repl: %s lsn %llu past a fork: to re-apply through the new primary", space,
+                (unsigned long long)lsn);
+}
+
+void mn__csnap_reapply_tick(cl_repl *r, int64_t now_us)
+{
+    struct csnap_reapply *x = mn__csnap_reap(r);
+    for (size_t i = 0; x && i < x->n; i++) {
+        reap_entry *it = &x->items[i];
+        if (now_us - it->sent_us < CSNAP_RETRY_US) continue;
+        mn_spaces_repl_status_t st;
+        if (mn_spaces_repl_status(r->core, now_us, it->space, &st) || !st.primary[0] ||
+            !strcmp(st.primary, r->self))
+            continue; /* no primary to send it to yet (or this node leads again: later) */
+        mn__csnap_send(r, st.primary, K_REAPPLY, it->space, 0, it->key, 0, it->data, it->len);
+        it->sent_us = now_us;
+    }
+}
+
+void mn__csnap_on_reapply(cl_repl *r, const char *from, const csnap_frame *f)
+{
+    if (!mn__csnap_leads(r, f->space)) {
+        mn__csnap_send(r, from, K_REAPPLIED, f->space, 0, f->seq, E_NOT_PRIMARY, NULL, 0);
+        return;
+    }
+    if (!wanted(f->space, f->data, f->len)) { /* not ours to store: answered, dropped */
+        mn__csnap_send(r, from, K_REAPPLIED, f->space, 0, f->seq, 0, NULL, 0);
+        return;
+    }
+    mn_error err = {0};
+    mn_err rc = mn_engine_ingest(r->engine, f->data, f->len, &err);
+    bool done = rc == MN_OK || rc == MN_ERR_NOT_FOUND || rc == MN_ERR_GONE || rc == MN_ERR_EXISTS ||
+                rc == MN_ERR_CONFLICT;
+    if (rc) mn_log_info("repl: %s: an entry re-applied for %s: %s", f->space, from, err.message);
+    if (done) /* else no answer: it comes again */
+        mn__csnap_send(r, from, K_REAPPLIED, f->space, 0, f->seq, 0, NULL, 0);
+    if (rc == MN_OK) r->counts.reapplied++;
+}
+
+void mn__csnap_on_reapplied(cl_repl *r, const char *from, const csnap_frame *f)
+{
+    struct csnap_reapply *x = mn__csnap_reap(r);
+    (void)from;
+    if (!x || f->arg) return; /* not the primary: sent again to the next one */
+    for (size_t i = 0; i < x->n; i++)
+        if (x->items[i].key == f->seq && !strcmp(x->items[i].space, f->space)) {
+            x->bytes -= x->items[i].len;
+            free(x->items[i].data);
+            x->items[i] = x->items[--x->n];
+            return;
+        }
+}

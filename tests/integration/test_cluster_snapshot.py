@@ -1,0 +1,236 @@
+"""Snapshot catch-up with real processes (docs/replication.md, "Snapshots in the server").
+
+Three `mnemo serve` with [cluster] enabled, factor 3, `storage.wal_retain_entries` = 20 and
+a sweeper that trims every 100 ms. A replica is stopped; the primary takes far more writes
+than the WAL keeps, so when the replica returns the entries it lacks are gone there: its
+core says "snapshot needed", it fetches the primary's space over the peer bus in chunks,
+installs it and goes on by WAL shipping. Then the cluster stops and both data dirs are
+opened alone: the replica's copy has the primary's memories, vectors and recall answers.
+Every wait polls with a deadline; nothing here asserts on time.
+"""
+
+import re
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import wait_until
+from mnemo_client import MnemoError
+from test_cluster_repl import DEADLINE_S, entry, last_lsn, spaces_doc
+from test_cluster_swim import cluster_env, swim_endpoint, view_is
+
+SPACE = "snap-a"
+RETAIN = 20
+# the primary's replication thread keeps its last 512 entries in memory (CREP_CACHE) and
+# ships from there past the WAL's trim: a snapshot is needed only beyond that
+WRITES = 600
+
+
+def node(server_factory, seeds, retain=RETAIN):
+    env = cluster_env(seeds)
+    env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = "3"
+    env["MNEMO_CLUSTER_WRITE_CONSISTENCY"] = "quorum"
+    env["MNEMO_STORAGE_WAL_RETAIN_ENTRIES"] = str(retain)
+    # exact recall on every copy (an HNSW graph is approximate, and each copy builds its own)
+    env["MNEMO_ENGINE_HNSW_THRESHOLD"] = "1000000"
+    env["MNEMO_ENGINE_EXPIRY_INTERVAL_MS"] = "100"
+    return server_factory(env=env)
+
+
+def write(server, i):
+    with server.client(timeout=10.0) as c:
+        return c.remember(SPACE, "fact number %d about coffee" % i,
+                          embedding=[1.0, float(i % 7), 0.5, float(i % 3)], tags=["n%d" % i])
+
+
+def wal_first(server):
+    with server.client(timeout=5.0) as c:
+        return c.stats(SPACE)["wal_first_lsn"]
+
+
+def metric(server, name, label):
+    with server.client(timeout=5.0) as c:
+        text = c.raw("GET", "/metrics").body.decode()
+    m = re.search(r'^%s\{[^}]*"%s"\} (\d+)' % (name, label), text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def content(server):
+    """Every memory (id -> content, tags, embedding) and a few recall answers, read alone."""
+    with server.client(timeout=10.0) as c:
+        mems = {m["id"]: (m["content"], tuple(m.get("tags") or ()), tuple(m.get("embedding") or ()))
+                for m in c.iter_memories(SPACE, include_embedding=True)}
+        answers = []
+        for q in ([1.0, 2.0, 0.5, 1.0], [1.0, 5.0, 0.5, 0.0]):
+            r = c.recall(SPACE, embedding=q, k=5)
+            answers.append([h["id"] for h in r["results"]])
+        r = c.recall(SPACE, text="fact number 77", k=5)
+        answers.append([h["id"] for h in r["results"]])
+    return mems, answers
+
+
+def test_a_returning_replica_catches_up_by_snapshot(server_factory):
+    first = node(server_factory, [])
+    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
+    nodes = [first] + [node(server_factory, seeds) for _ in range(2)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    by_id = dict(zip(ids, nodes))
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+    primary_id = spaces_doc(nodes[0], SPACE)["spaces"][0]["primary"]
+    primary = by_id[primary_id]
+    with primary.client() as c:
+        c.create_space(SPACE, dim=4)
+    wait_until(lambda: all((e := entry(s, SPACE)) and len(e["holders"]) == 3 for s in nodes),
+               DEADLINE_S, what="every node placing the space on three holders")
+    for i in range(10):
+        write(primary, i)
+    replica = next(s for s in nodes if s is not primary)
+    want = last_lsn(primary, SPACE)
+    wait_until(lambda: (last_lsn(replica, SPACE) or 0) >= want, DEADLINE_S,
+               what="the replica at the primary's lsn")
+    stopped_at = last_lsn(replica, SPACE)
+
+    # the replica stops; the primary writes far more than its WAL keeps
+    assert replica.stop() == 0
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: write(primary, i), range(10, 10 + WRITES)))
+    wait_until(lambda: wal_first(primary) > stopped_at + 1, DEADLINE_S,
+               what="the primary's WAL trimmed past what the replica has")
+
+    replica.extra_env["MNEMO_CLUSTER_SEEDS"] = ",".join(
+        "127.0.0.1:%d" % swim_endpoint(s)[1] for s in nodes if s is not replica)
+    replica.start()
+
+    def caught_up():
+        now = last_lsn(primary, SPACE)
+        return now and last_lsn(replica, SPACE) == now
+    try:
+        wait_until(caught_up, DEADLINE_S, what="the returning replica at the primary's lsn")
+    except AssertionError as ex:
+        raise AssertionError("%s\nreplica log:\n%s\nprimary log:\n%s" % (
+            ex, replica.log()[-5000:], primary.log()[-3000:])) from None
+    assert "snapshot installed" in replica.log()
+    assert metric(replica, "mnemo_repl_snapshots_total", "installed") >= 1
+    assert metric(primary, "mnemo_repl_snapshots_total", "sent") >= 1
+    assert metric(replica, "mnemo_repl_snapshot_bytes_total", "received") > 0
+
+    # shipping goes on after the snapshot
+    write(primary, 100000)
+    wait_until(caught_up, DEADLINE_S, what="a later write shipped to the replica")
+
+    # both copies read alone: the same memories, vectors and answers
+    for s in nodes:
+        assert s.stop() == 0
+    alone = [server_factory(data_dir=s.data_dir) for s in (primary, replica)]
+    a, b = content(alone[0]), content(alone[1])
+    assert len(a[0]) == 10 + WRITES + 1
+    assert a[0] == b[0]
+    assert all(a[1]) and a[1] == b[1]
+
+
+def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory):
+    """The primary is cut off (its replicas paused), takes `one` writes nobody else gets
+    until its lease ends, and dies; a replica is elected and writes on. The old primary
+    returns with entries past the fork: its core hands them back, and the new primary
+    stores them with their ids; as its WAL cannot be cut in place, its copy is replaced by a
+    snapshot of the new primary's, after which it follows by shipping. No acknowledged
+    write is lost, not even a `one` write past the fork."""
+    # the forked entries are read back from the old primary's own WAL: keep them all
+    first = node(server_factory, [], retain=0)
+    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
+    nodes = [first] + [node(server_factory, seeds, retain=0) for _ in range(2)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    by_id = dict(zip(ids, nodes))
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+    primary_id = spaces_doc(nodes[0], SPACE)["spaces"][0]["primary"]
+    primary = by_id[primary_id]
+    with primary.client() as c:
+        c.create_space(SPACE, dim=4)
+    wait_until(lambda: all((e := entry(s, SPACE)) and len(e["holders"]) == 3 for s in nodes),
+               DEADLINE_S, what="every node placing the space on three holders")
+    for i in range(10):
+        write(primary, i)
+    replicas = [s for s in nodes if s is not primary]
+    want = last_lsn(primary, SPACE)
+    for s in replicas:
+        wait_until(lambda s=s: (last_lsn(s, SPACE) or 0) >= want, DEADLINE_S,
+                   what="the replicas at the primary's lsn")
+
+    # the replicas pause: the primary ships into their socket buffers until its lease runs
+    # out (1 s without a majority's acknowledgement), and its engine goes on taking `one`
+    # writes: those written after are its own, past the fork to come. The writes go on for
+    # 2.5 s of the pause (a length of workload, not an assertion on time).
+    for s in replicas:
+        s.proc.send_signal(signal.SIGSTOP)
+    forked = []
+    try:
+        with primary.client(timeout=3.0) as c:
+            until = time.monotonic() + 2.5
+            for i in range(200, 1700):
+                if time.monotonic() > until:
+                    break
+                try:
+                    forked.append(c.request(
+                        "POST", "/v1/spaces/%s/memories" % SPACE,
+                        body={"content": "forked %d" % i, "consistency": "one",
+                              "embedding": [0.0, 1.0, float(i % 5), 0.5]})["id"])
+                except (MnemoError, OSError):
+                    break
+    finally:
+        primary.kill()
+        for s in replicas:
+            s.proc.send_signal(signal.SIGCONT)
+    assert forked, "no write acknowledged by the cut-off primary"
+
+    def new_primary():
+        es = [entry(s, SPACE) for s in replicas]
+        if not all(es) or es[0]["primary"] != es[1]["primary"]:
+            return None
+        return es[0] if es[0]["primary"] not in (None, primary_id) else None
+    leader = by_id[wait_until(new_primary, DEADLINE_S, what="a new primary")["primary"]]
+
+    def write_there(i):
+        try:
+            return write(leader, i)
+        except (MnemoError, OSError):
+            return None
+    wait_until(lambda: write_there(300), DEADLINE_S, what="a write at the new primary")
+    for i in range(301, 320):  # (a slow build may answer 503 while the replicas catch up)
+        wait_until(lambda i=i: write_there(i), DEADLINE_S, what="writes at the new primary")
+
+    primary.extra_env["MNEMO_CLUSTER_SEEDS"] = ",".join(
+        "127.0.0.1:%d" % swim_endpoint(s)[1] for s in replicas)
+    primary.start()
+
+    def caught_up():
+        now = last_lsn(leader, SPACE)
+        return now and last_lsn(primary, SPACE) == now
+    try:
+        wait_until(caught_up, DEADLINE_S, what="the old primary at the new primary's lsn")
+    except AssertionError as ex:
+        raise AssertionError("%s\nold primary's log:\n%s" % (ex, primary.log()[-6000:])) from None
+    log = primary.log()
+    assert "forked from its primary" in log and "snapshot installed" in log, log[-6000:]
+
+    def missing():
+        with leader.client(timeout=5.0) as c:
+            have = {m["id"] for m in c.iter_memories(SPACE)}
+        return [m for m in forked if m not in have]
+    try:
+        wait_until(lambda: not missing(), DEADLINE_S,
+                   what="every forked write re-applied at the new primary")
+    except AssertionError as ex:
+        raise AssertionError("%s: %d of %d missing\nold primary's log:\n%s" % (
+            ex, len(missing()), len(forked), primary.log()[-6000:])) from None
+    wait_until(lambda: write_there(321), DEADLINE_S, what="a later write")
+    wait_until(caught_up, DEADLINE_S, what="later writes shipped to the old primary")
+    for s in nodes:
+        assert s.stop() == 0
+    alone = [server_factory(data_dir=s.data_dir) for s in (leader, primary)]
+    a, b = content(alone[0]), content(alone[1])
+    assert a[0] == b[0] and a[1] == b[1]
+    assert set(forked) <= set(b[0])
