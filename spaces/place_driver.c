@@ -283,7 +283,8 @@ static mn_err keep_records(mn_spaces_driver_t *d, const mn_spaces_input_t *in, s
     return MN_OK;
 }
 
-/* Forgets the caught-up copies a record made replicas, of another epoch, or of gone spaces. */
+/* Forgets the caught-up copies of another epoch or of gone spaces, and those a record made
+ * replicas or no longer lists; a space without a record yet keeps them for its first. */
 static void prune_caught(mn_spaces_driver_t *d)
 {
     size_t k = 0;
@@ -291,9 +292,12 @@ static void prune_caught(mn_spaces_driver_t *d)
         const drv_caught *c = &d->caught[i];
         const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, c->space);
         bool keep = e && e->epoch == c->epoch;
-        for (int h = 0; keep && h < e->n_holders; h++)
-            if (strcmp(e->holders[h].node, c->node) == 0)
-                keep = e->holders[h].role == MN_SPACES_CATCHING_UP;
+        if (keep && (e->flags & MN_SPACES_RECORDED)) {
+            keep = false;
+            for (int h = 0; h < e->n_holders; h++)
+                if (strcmp(e->holders[h].node, c->node) == 0)
+                    keep = e->holders[h].role == MN_SPACES_CATCHING_UP;
+        }
         if (keep) d->caught[k++] = *c;
     }
     d->n_caught = k;
@@ -338,9 +342,11 @@ mn_err mn_spaces_driver_caught_up(mn_spaces_driver_t *d, const char *space, cons
     const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, space);
     if (!e) return mn_error_set(err, MN_ERR_NOT_FOUND, "space '%s' is not placed", space);
     if (!(e->flags & MN_SPACES_RECORDED)) {
-        mn_err rc = mn_spaces_caught_up(&d->cur, space, node, err);
-        if (rc == MN_OK) d->settled = false;
-        return rc;
+        /* the table's guess learns it now; it is also kept below, for the first record: an
+         * event that came before the record must still make the copy a replica there (the
+         * core reports a copy caught up once) */
+        mn_error ignored = {0};
+        if (mn_spaces_caught_up(&d->cur, space, node, &ignored) == MN_OK) d->settled = false;
     }
     for (size_t i = 0; i < d->n_caught; i++)
         if (!strcmp(d->caught[i].space, space) && !strcmp(d->caught[i].node, node)) {

@@ -222,7 +222,8 @@ mn_err mn_spaces_driver_update_spaces(mn_spaces_driver_t *d, const mn_spaces_mem
                                       mn_error *err);
 /* The primary's core reported node caught up on space at epoch: remembered until a record
  * makes it a replica (or the epoch moves); mn_spaces_driver_proposals counts it as one. A
- * space without a record records it in the table at once (mn_spaces_caught_up). */
+ * space without a record also records it in the table at once (mn_spaces_caught_up), and
+ * keeps it for its first record (the core reports a copy caught up once, maybe before). */
 mn_err mn_spaces_driver_caught_up(mn_spaces_driver_t *d, const char *space, const char *node,
                                   uint64_t epoch, mn_error *err);
 /* For every space whose record names self (mn_spaces_driver_external) its primary at the

@@ -301,6 +301,31 @@ static void test_spaces_driver_proposes_only_where_it_leads(void **state)
     mn_spaces_driver_free(other);
 }
 
+/* The core reports a copy caught up once; when that came before the space's first record
+ * (a move started at creation), the record that lists the copy catching up must still be
+ * followed by one that makes it a replica (the chaos harness saw such a move stall). */
+static void test_spaces_caught_up_before_the_first_record_counts(void **state)
+{
+    (void)state;
+    static const mn_spaces_member_t v[] = {
+        {"n0", NULL, false}, {"n1", NULL, false}, {"n3", NULL, false}};
+    mn_spaces_input_t in = {"s", "n0", NULL};
+    mn_spaces_driver_t *lead = driver("n0");
+    update(lead, v, 3, &in, 1);
+    mn_error err = {0};
+    assert_int_equal(mn_spaces_driver_caught_up(lead, "s", "n3", 1, &err), MN_OK);
+    static const char *const h[] = {"n0:p", "n1:r", "n3:c"};
+    mn_spaces_record_t r = record(1, 1, h, 3);
+    in.record = &r;
+    update(lead, v, 3, &in, 1);
+    assert_int_equal(entry_of(lead, "s")->holders[2].role, MN_SPACES_CATCHING_UP);
+    proposed p = propose(lead, v, 3);
+    assert_int_equal(p.calls, 1);
+    assert_true(p.voter_change);
+    assert_int_equal(role_of(&p.next, "n3"), MN_SPACES_REPLICA);
+    mn_spaces_driver_free(lead);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_spaces_a_record_decides_the_holders),
         cmocka_unit_test(test_spaces_record_next_changes_one_voter_at_a_time),
         cmocka_unit_test(test_spaces_driver_proposes_only_where_it_leads),
+        cmocka_unit_test(test_spaces_caught_up_before_the_first_record_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
