@@ -29,7 +29,8 @@ typedef struct crep_space {
     bool dirty;            /* status to publish */
     int64_t handover_us;   /* when a handover was last started */
     bool handover_fenced;  /* the engine copy was made a replica for that handover */
-    bool diverged;         /* a store met a local log unlike the core's: store and ack no more */
+    bool diverged;         /* a store met a local log unlike the core's: store and ack no more,
+                            * until a snapshot replaced the copy (cluster_snap.c) */
     crep_cached *cache;    /* CREP_CACHE slots, allocated on first use */
     /* Every node the core has counted as a voter of this space. A table built from this
      * node's own view drops a down replica; the core keeps counting it (a primary cut off

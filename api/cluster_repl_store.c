@@ -168,7 +168,13 @@ void mn__crep_flush(cl_repl *r)
                                    "the local log diverged from the primary's earlier")
                     : mn_engine_replicate(r->engine, b->sp->name, b->first_lsn,
                                           (const uint8_t *const *)b->data, b->lens, b->n, &err);
-    if (rc == MN_ERR_CONFLICT) b->sp->diverged = true;
+    if (rc == MN_ERR_CONFLICT && !b->sp->diverged) {
+        /* the local log forked from the primary's where the core did not see it (entries
+         * the engine took after the core stopped leading): a snapshot of the primary's
+         * space replaces this copy, then the core reconciles from its lsn */
+        b->sp->diverged = true;
+        mn__crep_snap_needed(r, b->sp->name);
+    }
     if (rc == MN_OK) {
         for (size_t i = 0; i < b->n; i++)
             mn__crep_cache_put(b->sp, b->first_lsn + i, b->epochs[i], b->data[i], b->lens[i]);

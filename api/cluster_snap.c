@@ -267,6 +267,7 @@ static void installed(cl_repl *r, snap_in *t)
     if (sp) { /* the ring and the hook's mark may be of the log replaced (a fork) */
         mn__crep_cache_clear(sp);
         sp->hooked_lsn = info.last_lsn;
+        sp->diverged = false; /* the forked log is gone: store and acknowledge again */
     }
     rc = mn_spaces_repl_restored(r->core, mn__crep_now_us(), t->space, info.last_lsn,
                                  info.last_epoch, &err);
