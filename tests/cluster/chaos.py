@@ -62,8 +62,8 @@ def parse(argv):
     ap.add_argument("--stale-bound-s", type=float, default=5.0)
     ap.add_argument("--replication-factor", type=int, default=1,
                     help="cluster.replication_factor of the nodes. 1 (the default, and make "
-                         "test's short run); at 3 with --holders all this harness still finds "
-                         "forked copies that do not converge (no WAL truncation yet)")
+                         "test's short run); 3 with --holders all judges every copy (forks "
+                         "are healed by snapshots)")
     ap.add_argument("--holders", choices=("primary", "all"), default="primary",
                     help="whose copies the convergence check and the final reads judge: each "
                          "space's primary, or every holder (replicas too; issue 16 has gaps "
