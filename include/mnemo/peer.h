@@ -35,6 +35,7 @@ struct uv_loop_s;
 #define MN_PEER_CH_REPL 1   /* replication frames (spaces/, wire/repl.fbs) */
 #define MN_PEER_CH_GOSSIP 2 /* anti-entropy gossip (issue 18) */
 #define MN_PEER_CH_QUERY 3  /* scatter-gather queries (issue 19) */
+/* channel 4: snapshot transfers (CREP_CH_SNAP, api/cluster_snap.h) */
 
 typedef struct mn_peer mn_peer_t;
 
