@@ -380,7 +380,8 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
         return rc;
     }
     cl_spaces_set_repl(cl->spaces, cl->repl);
-    rc = cl_gossip_start(c, engine, cl->repl, cl->spaces, cl->node_id, &cl->gossip, err);
+    rc = cl_gossip_start(c, engine, cl->repl, cl->spaces, cl->catalog, cl->node_id, &cl->gossip,
+                         err);
     if (rc != MN_OK) {
         cl_repl_stop(cl->repl);
         cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
