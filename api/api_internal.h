@@ -128,6 +128,10 @@ typedef struct api_cluster_hooks {
      * space here. May be NULL. */
     mn_err (*partition_recall)(void *arg, const char *space, const mn_recall_req_t *req,
                                mn_recall_result_t *out, mn_error *err);
+    /* GET /v1/cluster/spaces's document (names: NULL, or "a,b" for the preview; modified):
+     * malloc'd JSON text, or NULL with *status (422, 503) and err set. The gRPC and MCP
+     * doors answer from it. May be NULL. */
+    char *(*cluster_spaces)(void *arg, char *names, int *status, mn_error *err);
 } api_cluster_hooks;
 
 /* The spaces GET /v1/spaces and ListSpaces answer: the cluster's (its space_list hook) in

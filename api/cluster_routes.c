@@ -455,6 +455,11 @@ static mn_err hook_partition_recall(void *arg, const char *space, const mn_recal
     return cl_gossip_recall(((mn_cluster_t *)arg)->gossip, space, req, out, err);
 }
 
+static char *hook_cluster_spaces(void *arg, char *names, int *status, mn_error *err)
+{
+    return cl_spaces_render(((mn_cluster_t *)arg)->spaces, names, status, err);
+}
+
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
 {
     const struct {
@@ -482,6 +487,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.space_dropped = hook_space_dropped;
     cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
+    cl->hooks.cluster_spaces = hook_cluster_spaces;
     cl->hooks.hop_allow = hook_hop_allow;
     cl->hooks.partition_recall = hook_partition_recall;
     api->cluster = &cl->hooks;
