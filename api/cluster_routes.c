@@ -443,10 +443,11 @@ static mn_err hook_space_list(void *arg, mn_space_def_t **out, size_t *n, mn_err
     return cl_catalog_list(((mn_cluster_t *)arg)->catalog, out, n, err);
 }
 
-static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, int level,
+static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, uint64_t epoch, int level,
                               int64_t timeout_ms, mn_error *err)
 {
-    return cl_repl_write_wait(((mn_cluster_t *)arg)->repl, space, lsn, level, timeout_ms, err);
+    return cl_repl_write_wait(((mn_cluster_t *)arg)->repl, space, lsn, epoch, level, timeout_ms,
+                              err);
 }
 
 static mn_err hook_partition_recall(void *arg, const char *space, const mn_recall_req_t *req,
