@@ -42,6 +42,7 @@ def load(c, rng, names, total, dim, cluster_entry=None):
     for name in names:
         if cluster_entry is not None:
             tc.DIM = dim
+            tc.DEADLINE_S = 120.0  # placement settles slowly on a busy machine
             tc.make_space(cluster_entry, name)
         else:
             r = c.raw("POST", "/v1/spaces", {"name": name, "dim": dim})
