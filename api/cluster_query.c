@@ -1,6 +1,8 @@
 /* The remote holder of a recall over many spaces (cluster_query.h): one run's spaces held
- * elsewhere, sent per target node in one frame each, hedged after the node's observed p95,
- * gathered until every space answered or the deadline passed.
+ * elsewhere, sent per target node in one frame each, hedged after min(p95, 3 medians) of the
+ * node's answers, gathered until every space answered or the deadline passed. A node whose
+ * frame went past its hedge time unanswered is "overdue": for a while its spaces go to their
+ * other copies first (docs/recall.md, "Hedging").
  *
  * A run is a flight in q->flights (its id is the frames' id); the replication thread only
  * appends answer frames to the flight's inbox (bounded) and wakes it; the run's own pool
