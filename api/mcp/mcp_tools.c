@@ -592,8 +592,9 @@ static void sum_partition(text *t, const cJSON *json)
 {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(json, "partition");
     if (!cJSON_IsObject(p)) return;
-    tprintf(t, " Partition mode: the space's episodes are unreachable (%s), so only its "
-               "gossiped semantic memories answered, at a lower confidence.",
+    tprintf(t,
+            " Partition mode: the space's episodes are unreachable (%s), so only its "
+            "gossiped semantic memories answered, at a lower confidence.",
             jtext(p, "reason"));
 }
 
