@@ -107,9 +107,20 @@ static bool lat_is_overdue(cl_query *q, const char *node, int64_t now)
     return late;
 }
 
-/* When to hedge a frame sent to node at now (docs/recall.md, "Hedging"): after
- * min(p95, CLQ_HEDGE_MEDIANS medians) of its last answers, at least CLQ_HEDGE_FLOOR_NS;
- * with too few samples after CLQ_HEDGE_UNKNOWN_NS; never later than half the time left. */
+int64_t clq_hedge_wait_ns(const int64_t *lat, uint32_t n)
+{
+    mn_assert(n <= CLQ_SAMPLES);
+    if (n < CLQ_SAMPLES_MIN) return CLQ_HEDGE_UNKNOWN_NS;
+    int64_t v[CLQ_SAMPLES];
+    memcpy(v, lat, n * sizeof v[0]);
+    qsort(v, n, sizeof v[0], cmp_i64);
+    int64_t p95 = v[(n * 95 + 99) / 100 - 1], med = v[(n - 1) / 2];
+    int64_t wait = p95 < CLQ_HEDGE_MEDIANS * med ? p95 : CLQ_HEDGE_MEDIANS * med;
+    return wait > CLQ_HEDGE_FLOOR_NS ? wait : CLQ_HEDGE_FLOOR_NS;
+}
+
+/* When to hedge a frame sent to node at now: clq_hedge_wait_ns of its last answers, never
+ * later than half the time left. */
 static int64_t hedge_at(cl_query *q, const char *node, int64_t now, int64_t deadline)
 {
     int64_t v[CLQ_SAMPLES];
@@ -118,13 +129,7 @@ static int64_t hedge_at(cl_query *q, const char *node, int64_t now, int64_t dead
     clq_lat *l = lat_of(q, node, false);
     if (l) memcpy(v, l->ns, (n = l->n) * sizeof v[0]);
     pthread_mutex_unlock(&q->mu);
-    int64_t wait = CLQ_HEDGE_UNKNOWN_NS, half = (deadline - now) / 2;
-    if (n >= CLQ_SAMPLES_MIN) {
-        qsort(v, n, sizeof v[0], cmp_i64);
-        int64_t p95 = v[(n * 95 + 99) / 100 - 1], med = v[(n - 1) / 2];
-        wait = p95 < CLQ_HEDGE_MEDIANS * med ? p95 : CLQ_HEDGE_MEDIANS * med;
-        if (wait < CLQ_HEDGE_FLOOR_NS) wait = CLQ_HEDGE_FLOOR_NS;
-    }
+    int64_t wait = clq_hedge_wait_ns(v, n), half = (deadline - now) / 2;
     return now + (wait < half ? wait : half);
 }
 

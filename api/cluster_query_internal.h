@@ -104,6 +104,11 @@ struct cl_query {
 };
 
 void clq_count(cl_query *q, clq_metric m, uint64_t n);
+/* How long after sending a frame to a node to hedge it, from the node's last n (at most
+ * CLQ_SAMPLES) answer latencies (docs/recall.md, "Hedging"): min(p95, CLQ_HEDGE_MEDIANS x
+ * median), at least CLQ_HEDGE_FLOOR_NS; CLQ_HEDGE_UNKNOWN_NS with fewer than
+ * CLQ_SAMPLES_MIN. A pure function (tests/unit/test_cluster_query_hedge.c). */
+int64_t clq_hedge_wait_ns(const int64_t *lat, uint32_t n);
 
 /* cluster_query_serve.c */
 mn_err clq_serve_start(cl_query *q, mn_error *err);
