@@ -149,7 +149,7 @@ static void put_overdue_last(cl_query *q, slot *s)
             keep[nk++] = s->plan.targets[t];
     }
     if (nl == 0) return;
-    if (nk) clq_count(q, CLQ_M_REROUTED, 1);
+    if (nk && keep[0] != s->plan.targets[0]) clq_count(q, CLQ_M_REROUTED, 1); /* first moved */
     memcpy(s->plan.targets, keep, (size_t)nk * sizeof keep[0]);
     memcpy(s->plan.targets + nk, late, (size_t)nl * sizeof late[0]);
 }
