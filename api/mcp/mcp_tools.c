@@ -587,17 +587,30 @@ static void hit_lines(text *t, const cJSON *hits)
     }
 }
 
+/* A recall answered in partition mode (docs/gossip.md) says so: episodes unreachable. */
+static void sum_partition(text *t, const cJSON *json)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(json, "partition");
+    if (!cJSON_IsObject(p)) return;
+    tprintf(t,
+            " Partition mode: the space's episodes are unreachable (%s), so only its "
+            "gossiped semantic memories answered, at a lower confidence.",
+            jtext(p, "reason"));
+}
+
 static void sum_recall(text *t, const char *space, const cJSON *json)
 {
     const cJSON *hits = cJSON_GetObjectItemCaseSensitive(json, "results");
     int n = cJSON_GetArraySize(hits);
     if (n == 0) {
         tprintf(t, "Nothing recalled from space \"%s\".", space);
+        sum_partition(t, json);
         sum_time_window(t, json);
         return;
     }
     tprintf(t, "Recalled %d memor%s from space \"%s\" (recall confidence %.2f):", n,
             n == 1 ? "y" : "ies", space, jnum(json, "recall_confidence"));
+    sum_partition(t, json);
     sum_time_window(t, json);
     hit_lines(t, hits);
 }
@@ -614,7 +627,10 @@ static void sum_recall_many(text *t, const cJSON *json)
     if (cJSON_GetArraySize(missing) > 0) {
         tprintf(t, "; not searched, so a better answer may be missing:");
         for (const cJSON *m = missing->child; m; m = m->next)
-            tprintf(t, " %s (%s)", jtext(m, "space"), jtext(m, "reason"));
+            tprintf(t, " %s (%s)", jtext(m, "space"),
+                    !strcmp(jtext(m, "reason"), "partition")
+                        ? "partition: unreachable, its gossiped semantic memories stood in"
+                        : jtext(m, "reason"));
     }
     tprintf(t, n ? ":" : ".");
     sum_time_window(t, json);

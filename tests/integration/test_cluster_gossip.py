@@ -166,10 +166,14 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
         assert r.status == 200 and r.json["results"] == [], r.body
         assert r.json["path"] == "partition"
         # an agent with only text: the MCP recall tool takes the same way
-        sc = Session(other).ok("recall", space=SPACE, text="deploy pipeline canary",
-                               timeout_ms=400)
+        res = Session(other).call("recall", space=SPACE, text="deploy pipeline canary",
+                                  timeout_ms=400)
+        assert res["isError"] is False, res
+        sc = res["structuredContent"]
         assert sc["path"] == "partition", sc
         assert "partition" in sc["results"][0]["confidence"]["reasons"]
+        # and its text says so, for an agent that reads only the text
+        assert "episodes are unreachable" in res["content"][0]["text"], res["content"]
     finally:
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
 
