@@ -146,18 +146,18 @@ mn_err cl_repl_write_wait(cl_repl *r, const char *space, uint64_t lsn, uint64_t 
         rc = pthread_cond_timedwait(&r->pub_cv, &r->pub_mu, &dl);
     bool ok = p && p->st.role == MN_SPACES_REPL_PRIMARY && p->reached[level] >= lsn;
     /* reached counts copies of this log up to lsn: is the entry at lsn still the write's? */
-    uint64_t now_epoch = ok && epoch ? mn_spaces_repl_status_epoch_at(&p->st, lsn) : epoch;
+    bool replaced = ok && mn_spaces_repl_status_replaced(&p->st, lsn, epoch);
+    uint64_t now_epoch = replaced ? mn_spaces_repl_status_epoch_at(&p->st, lsn) : epoch;
     int have = 0, of = 0;
     if (!ok) copies(p, lsn, level, &have, &of);
     pthread_mutex_unlock(&r->pub_mu);
-    if (ok && now_epoch != epoch) {
+    if (replaced) {
         mn_log_warn("repl: %s: a write at lsn %llu (epoch %llu) was replaced before it was "
                     "acknowledged: 503 to its client",
                     space, (unsigned long long)lsn, (unsigned long long)epoch);
         return mn_error_set(err, MN_ERR_UNAVAILABLE,
-                            "space %s: the write was replaced in a change of primary (the entry "
-                            "at lsn %llu is now of epoch %llu, not %llu): it did not happen; "
-                            "retry it (an idempotency_key makes that safe)",
+                            "space %s: the write was undone by a change of primary (lsn %llu "
+                            "is epoch %llu now, not %llu); retry it",
                             space, (unsigned long long)lsn, (unsigned long long)now_epoch,
                             (unsigned long long)epoch);
     }

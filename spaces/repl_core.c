@@ -379,6 +379,14 @@ uint64_t mn_spaces_repl_status_epoch_at(const mn_spaces_repl_status_t *st, uint6
     return lsn == 0 ? 0 : e;
 }
 
+bool mn_spaces_repl_status_replaced(const mn_spaces_repl_status_t *st, uint64_t lsn,
+                                    uint64_t epoch)
+{
+    if (!epoch || !lsn) return false;
+    uint64_t now = mn_spaces_repl_status_epoch_at(st, lsn);
+    return now ? now != epoch : lsn <= st->base_lsn;
+}
+
 uint64_t mn__repl_epoch_end(const mn_spaces_repl_durable_t *d, uint64_t last_lsn, uint64_t e,
                             uint64_t *found_epoch, bool *found)
 {
@@ -573,6 +581,7 @@ mn_err mn_spaces_repl_status(const mn_spaces_repl_t *r, int64_t now_us, const ch
     out->snapshot_needed = s->snapshot_needed;
     memcpy(out->history, s->d.history, s->d.n_history * sizeof out->history[0]);
     out->n_history = s->d.n_history;
+    out->base_lsn = s->d.base_lsn;
     out->n_peers = s->n_peers;
     for (size_t i = 0; i < s->n_peers; i++) {
         const mn__repl_peer *p = &s->peers[i];

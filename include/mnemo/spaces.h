@@ -423,15 +423,21 @@ typedef struct mn_spaces_repl_status {
     bool snapshot_needed;
     mn_spaces_repl_peer_status_t peers[MN_SPACES_HOLDERS_MAX];
     size_t n_peers;
-    /* the epochs of the local log (mn_spaces_repl_durable_t.history) */
+    /* the epochs of the local log and its snapshot base (mn_spaces_repl_durable_t) */
     mn_spaces_repl_epoch_start_t history[MN_SPACES_REPL_HISTORY_MAX];
     size_t n_history;
+    uint64_t base_lsn;
 } mn_spaces_repl_status_t;
 
 /* The epoch of the entry at lsn in the log st describes; 0 when lsn is 0, or below what its
- * history still covers (entries that came in a snapshot, or epochs dropped from the bounded
- * history): not known. */
+ * history covers: entries that came in a snapshot (lsn <= base_lsn), entries the engine
+ * wrote before the core opened the space, epochs dropped from the bounded history. */
 uint64_t mn_spaces_repl_status_epoch_at(const mn_spaces_repl_status_t *st, uint64_t lsn);
+/* Was the entry a write made at (lsn, epoch) replaced since, in the log st describes? Yes
+ * when the entry there now is of another epoch, or came in a snapshot (it may differ); no
+ * when its epoch is not known otherwise, or epoch is 0 (the writer did not know it). */
+bool mn_spaces_repl_status_replaced(const mn_spaces_repl_status_t *st, uint64_t lsn,
+                                    uint64_t epoch);
 
 mn_err mn_spaces_repl_status(const mn_spaces_repl_t *r, int64_t now_us, const char *space,
                              mn_spaces_repl_status_t *out);

@@ -296,10 +296,17 @@ static void test_spaces_repl_status_epoch_at_reads_the_history(void **state)
     assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 19), 3);
     assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 20), 5);
     assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 1000), 5);
+    assert_false(mn_spaces_repl_status_replaced(&st, 15, 3));
+    assert_true(mn_spaces_repl_status_replaced(&st, 25, 4)); /* epoch 5 is there now */
+    assert_false(mn_spaces_repl_status_replaced(&st, 9, 2));  /* written before the core knew */
+    assert_false(mn_spaces_repl_status_replaced(&st, 25, 0)); /* the writer did not know */
     /* a snapshot at lsn 1207 (epoch 8) replaced the log: a write of epoch 7 at 1204 is gone */
     st.history[0] = (mn_spaces_repl_epoch_start_t){8, 1207};
     st.n_history = 1;
+    st.base_lsn = 1207;
     assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 1204), 0);
+    assert_true(mn_spaces_repl_status_replaced(&st, 1204, 7));
+    assert_false(mn_spaces_repl_status_replaced(&st, 1300, 8));
 }
 
 int main(void)
