@@ -33,6 +33,8 @@ typedef struct gctx {
     const char *key;      /* the key presented (not NUL-terminated), or NULL: RecallMany asks */
     size_t key_len;       /* for each space it reads */
     bool denied;          /* set by a method: its error is PERMISSION_DENIED */
+    /* partition writes: the call is kept as a hint with these ids (g_call_route set it) */
+    const mn_id_t *hint_base;
 } gctx;
 
 typedef enum { G_UNARY, G_CLIENT_STREAM, G_SERVER_STREAM } g_shape;
@@ -140,6 +142,8 @@ struct gcall {
     size_t key_len;
     int level;            /* set by g_call_route: the request's consistency, -1 = default */
     bool forward;         /* set by g_call_route: another node serves this stream */
+    bool hinted;          /* set by g_call_route: kept here as a hint (partition writes) */
+    mn_id_t hint_base;    /* with hinted: the ids chosen for it */
     size_t stream_bytes;  /* received so far */
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;

@@ -2,7 +2,7 @@
 
 Three `mnemo serve` with cluster.partition_writes = "accept" and a space at replication
 factor 1 whose holder has consolidated (so the space has a gossip root). With the holder
-paused (SIGSTOP, always SIGCONT after), remembers through the two other nodes are
+paused (SIGSTOP, always SIGCONT after), remembers through the two other nodes (REST, MCP, gRPC) are
 acknowledged as partition writes (202, "accepted": "partition", an id each; an idempotent
 retry answers the same id; the MCP tool says so in its text); one accepting node is killed
 (-9) and restarted while it holds hints. After SIGCONT every acknowledged episode is in the
@@ -16,6 +16,7 @@ import signal
 import pytest
 
 from conftest import wait_until
+from grpc_util import Grpc, pb
 from test_mcp import Session
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
 
@@ -145,6 +146,12 @@ def test_partition_writes_are_kept_and_merged_with_their_ids(server_factory, pau
     text = sc["content"][0]["text"]
     assert "partition" in text and "merged" in text, text
     acked[sc["structuredContent"]["id"]] = "mcp partition note"
+    # the gRPC door takes the same way
+    with Grpc("127.0.0.1:%d" % others[1].grpc_port) as g:
+        gr = g.Remember(pb().RememberRequest(
+            space=SPACE, memory=pb().Memory(content="grpc partition note", embedding=BASE)))
+    assert gr.accepted == "partition" and gr.HasField("merged") and not gr.merged, gr
+    acked[gr.id] = "grpc partition note"
     # bad input is still refused with its field named, and keeps nothing
     r = call(others[0], "POST", "/v1/spaces/%s/memories" % SPACE, {"content": 5})
     assert r.status == 422 and "content" in r.json["error"]["message"], r.body
