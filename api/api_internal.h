@@ -114,10 +114,11 @@ typedef struct api_grpc_hop {
     /* the operation of method ("Recall"); false for an unknown one or a server stream */
     bool (*op_of)(const char *method, mn_auth_op_t *op);
     /* runs method on body (its packed request; a client stream's messages each framed by a
-     * u32 BE length) for the key named key_name (NULL: none):
+     * u32 BE length) for the key named key_name (NULL: none); ids: the ids its sender chose
+     * for a Remember (API_HINT_BASE_HEADER; NULL: none):
      * *out (malloc'd, *out_len bytes) is the envelope to answer; false when out of memory */
-    bool (*run)(mn_api_t *api, const char *method, const char *key_name, const uint8_t *body,
-                size_t len, uint8_t **out, size_t *out_len);
+    bool (*run)(mn_api_t *api, const char *method, const char *key_name, const mn_id_t *ids,
+                const uint8_t *body, size_t len, uint8_t **out, size_t *out_len);
 } api_grpc_hop;
 
 /* What the doors ask of the cluster (api/cluster_*.c implement them; the doors sit below

@@ -35,6 +35,9 @@ typedef struct gctx {
     bool denied;          /* set by a method: its error is PERMISSION_DENIED */
     /* partition writes: the call is kept as a hint with these ids (g_call_route set it) */
     const mn_id_t *hint_base;
+    /* a Remember another node forwarded with the ids it chose (partition writes accepted
+     * there): stored with them, so its hint stores nothing twice */
+    const mn_id_t *ids;
 } gctx;
 
 typedef enum { G_UNARY, G_CLIENT_STREAM, G_SERVER_STREAM } g_shape;

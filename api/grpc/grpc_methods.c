@@ -186,7 +186,11 @@ static mn_err m_remember(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **
         rc = h && h->hint_remember
                  ? h->hint_remember(h->arg, space_of(q->space), &m, 1, c->hint_base, &id, err)
                  : mn_error_set(err, MN_ERR_UNAVAILABLE, "partition writes are not kept here");
-    else if (!rc)
+    else if (!rc && c->ids) {
+        m.id = *c->ids;
+        m.created_at_ms = mn_id_time_ms(c->ids);
+        rc = mn_engine_remember_hinted(c->api->engine, space_of(q->space), &m, 1, &id, &dup, err);
+    } else if (!rc)
         rc = mn_engine_remember_dedup(c->api->engine, space_of(q->space), &m, 1, &id, &dup, err);
     if (rc == MN_ERR_LIMIT && c->hint_base) /* full: unavailable, as the REST door says */
         rc = MN_ERR_UNAVAILABLE;
