@@ -68,6 +68,10 @@ def parse(argv):
                     help="whose copies the convergence check and the final reads judge: each "
                          "space's primary, or every holder (replicas too; issue 16 has gaps "
                          "this finds: see docs/replication.md)")
+    ap.add_argument("--partition-writes", choices=("reject", "accept"), default="reject",
+                    help="cluster.partition_writes of the nodes: with accept, a remember whose "
+                         "primary is unreachable is answered 202 (a hint) and judged as an "
+                         "acknowledged write (docs/gossip.md, \"Partition mode\")")
     ap.add_argument("--env", action="append", default=[],
                     help="KEY=VALUE for every node (e.g. the TEST ONLY MNEMO_TEST_DROP_ACKED=5)")
     a = ap.parse_args(argv)
@@ -270,7 +274,8 @@ def workload_and_faults(a, cluster, placement, history):
 def run(a):
     os.makedirs(a.out, exist_ok=True)
     hist_path = os.path.join(a.out, "history.jsonl")
-    extra = {"MNEMO_CLUSTER_REPLICATION_FACTOR": str(a.replication_factor)}
+    extra = {"MNEMO_CLUSTER_REPLICATION_FACTOR": str(a.replication_factor),
+             "MNEMO_CLUSTER_PARTITION_WRITES": a.partition_writes}
     extra.update(kv.split("=", 1) for kv in a.env)
     with netns.Net(a.nodes, seed=None) as net:
         with Cluster(net, a.bin, extra_env=extra) as cluster:

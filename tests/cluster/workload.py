@@ -177,6 +177,11 @@ class Client(threading.Thread):
                         self.shared.acked.setdefault(space, []).append((doc["id"], token))
                     self.mine[space].append(doc["id"])
                     return
+                if st == 202 and doc.get("accepted") == "partition":
+                    # a hint (partition_writes = accept): acknowledged, its id final, but not
+                    # readable (nor forgettable) until merged: judged by the final lists only
+                    self.finish(rec, "ok", id=doc["id"], attempts=attempts, hinted=True)
+                    return
                 last = "%d %s" % (st, error_code(doc))
                 if st < 500 and st not in (408, 429):
                     break  # a definite refusal: retrying would get the same
