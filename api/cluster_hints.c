@@ -86,9 +86,9 @@ static mn_err merge(cl_hintd *d, const uint8_t *data, size_t len, mn_error *err)
     if (!rc)
         rc = mn_engine_remember_hinted(d->engine, en.space, en.op.remember.mems, n, ids, NULL, err);
     if (!rc && d->api) mn_embed_remembered(d->api->embed, en.space, en.op.remember.mems, ids, n);
-    mn_space_stats_t st;
-    if (!rc && mn_engine_space_get(d->engine, en.space, &st, NULL) == MN_OK)
-        rc = cl_repl_write_wait(d->repl, en.space, st.last_lsn, -1, -1, err);
+    uint64_t last = 0, epoch = 0;
+    if (!rc && mn_engine_space_position(d->engine, en.space, &last, &epoch, NULL) == MN_OK)
+        rc = cl_repl_write_wait(d->repl, en.space, last, epoch, -1, -1, err);
     free(ids);
     mn_wal_entry_clear(&en);
     return rc;

@@ -68,6 +68,10 @@ mn_err g_time_window_out(gctx *c, const mn_recall_result_t *res, Mnemo__V1__Time
 mn_err g_m_recall_many(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
                        mn_error *err);
 
+/* ClusterSpaces: the placement table (grpc_cluster.c). */
+mn_err g_m_cluster_spaces(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                          mn_error *err);
+
 /* Forget by filter and its jobs (grpc_forget.c). */
 mn_err g_m_forget_where(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
                         mn_error *err);

@@ -782,6 +782,8 @@ static const g_method methods[] = {
     {P("Watch"), G_SERVER_STREAM, D(watch_request), MN_AUTH_OP_EVENTS, API_CTX_SPACE, NULL, NULL},
     {P("Checkpoint"), G_UNARY, D(checkpoint_request), MN_AUTH_OP_ADMIN, API_CTX_ADMIN, m_checkpoint,
      NULL},
+    {P("ClusterSpaces"), G_UNARY, D(cluster_spaces_request), MN_AUTH_OP_ADMIN, API_CTX_ADMIN,
+     g_m_cluster_spaces, NULL},
 };
 
 const g_method *g_method_find(const char *path, size_t len)

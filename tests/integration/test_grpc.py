@@ -284,6 +284,11 @@ def test_checkpoint(g, space, tmp_path):
            pb().CheckpointRequest())
 
 
+def test_cluster_spaces_on_a_single_node_is_not_found(g):
+    e = expect(grpc.StatusCode.NOT_FOUND, None, g.ClusterSpaces, pb().ClusterSpacesRequest())
+    assert "runs alone" in e.details()
+
+
 # ---- RememberBatch ----
 
 def test_remember_batch_is_all_or_nothing(g, http, space):
