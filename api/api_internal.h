@@ -80,7 +80,33 @@ typedef struct api_route_ask {
     int64_t timeout_ms;
     bool unreachable;
     char why[300];
+    /* a remember (docs/gossip.md "Partition mode"): with cluster.partition_writes = "accept",
+     * one whose space's primary cannot be reached comes back false with hint set (and why)
+     * instead of a 503, for the door to keep it as a hint (api_cluster_hooks.hint_remember) */
+    bool hintable;
+    bool hint;
+    /* with hintable, when partition writes are accepted: the ids of its memories, chosen
+     * before it is forwarded (api_hint_id(&hint_base, i)), so that a forward that reached the
+     * primary although its answer timed out and the hint taken instead store the same ids */
+    bool has_hint_base;
+    mn_id_t hint_base;
 } api_route_ask;
+
+/* The id of memory i of a remember whose ids were chosen ahead (api_route_ask.hint_base):
+ * base plus i in its low 48 bits (its time, version and variant bits kept). */
+static inline mn_id_t api_hint_id(const mn_id_t *base, size_t i)
+{
+    mn_id_t id = *base;
+    uint64_t low = 0;
+    for (int k = 10; k < 16; k++)
+        low = low << 8 | id.b[k];
+    low = (low + i) & 0xffffffffffffULL;
+    for (int k = 15; k >= 10; k--, low >>= 8)
+        id.b[k] = (uint8_t)low;
+    return id;
+}
+/* The header a forwarded remember carries its hint_base in (honoured on internal hops only). */
+#define API_HINT_BASE_HEADER "x-mnemo-hint-base"
 
 /* A gRPC call (unary, or a client stream's messages) another node forwarded here (POST /v1/spaces/{space}/grpc/{method}): the
  * REST door receives it, the gRPC door runs it (the doors cannot call each other directly). */
@@ -88,10 +114,11 @@ typedef struct api_grpc_hop {
     /* the operation of method ("Recall"); false for an unknown one or a server stream */
     bool (*op_of)(const char *method, mn_auth_op_t *op);
     /* runs method on body (its packed request; a client stream's messages each framed by a
-     * u32 BE length) for the key named key_name (NULL: none):
+     * u32 BE length) for the key named key_name (NULL: none); ids: the ids its sender chose
+     * for a Remember (API_HINT_BASE_HEADER; NULL: none):
      * *out (malloc'd, *out_len bytes) is the envelope to answer; false when out of memory */
-    bool (*run)(mn_api_t *api, const char *method, const char *key_name, const uint8_t *body,
-                size_t len, uint8_t **out, size_t *out_len);
+    bool (*run)(mn_api_t *api, const char *method, const char *key_name, const mn_id_t *ids,
+                const uint8_t *body, size_t len, uint8_t **out, size_t *out_len);
 } api_grpc_hop;
 
 /* What the doors ask of the cluster (api/cluster_*.c implement them; the doors sit below
@@ -130,6 +157,13 @@ typedef struct api_cluster_hooks {
      * space here. May be NULL. */
     mn_err (*partition_recall)(void *arg, const char *space, const mn_recall_req_t *req,
                                mn_recall_result_t *out, mn_error *err);
+    /* Partition mode for writes: keeps the n memories of a remember to space as a hint on
+     * this node (durable before it returns), memory i with id api_hint_id(base, i) (ids_out; an
+     * idempotency key of a hint pending here answers that hint's id), merged through the
+     * primary once it is reachable. MN_ERR_LIMIT when cluster.partition_writes_max hints
+     * are pending. May be NULL. */
+    mn_err (*hint_remember)(void *arg, const char *space, const mn_memory_t *mems, size_t n,
+                            const mn_id_t *base, mn_id_t *ids_out, mn_error *err);
     /* GET /v1/cluster/spaces's document (names: NULL, or "a,b" for the preview; modified):
      * malloc'd JSON text, or NULL with *status (422, 503) and err set. The gRPC and MCP
      * doors answer from it. May be NULL. */

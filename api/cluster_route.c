@@ -56,6 +56,7 @@ struct cl_route {
     size_t n_br;
     mn_prng_t prng;
     cl_replay *replay; /* the hops the gate admitted lately */
+    mn_idgen_t idgen;  /* partition writes: the ids of a hintable write, chosen ahead */
     void *tls;         /* HTTPS to other nodes: the client context; NULL: plain HTTP */
     mn_metrics_family_t *m_forwards, *m_breaker, *m_refused, *m_retries;
 };
@@ -95,6 +96,7 @@ mn_err cl_route_new(cl_spaces *cs, const cl_route_opts *o, cl_route **out, mn_er
         rt->o.connect_timeout_ms = rt->o.forward_timeout_ms;
     pthread_mutex_init(&rt->mu, NULL);
     mn_prng_seed(&rt->prng, mn_random_seed());
+    mn_idgen_init(&rt->idgen, mn_random_seed());
     mn_metrics_t *m = mn_metrics_process();
     rt->m_forwards = mn_metrics_counter(
         m, "mnemo_route_forwards_total",
@@ -117,6 +119,7 @@ void cl_route_free(cl_route *rt)
 {
     if (!rt) return;
     pthread_mutex_destroy(&rt->mu);
+    mn_idgen_destroy(&rt->idgen);
     cl_http_tls_free(rt->tls);
     cl_replay_free(rt->replay);
     free(rt->key);
@@ -298,7 +301,8 @@ typedef struct hop {
     size_t body_len;
     char *owned; /* the printed in-process body */
     char target[TARGET_MAX];
-    cl_http_header headers[CL_HOP_HEADERS + 3];
+    cl_http_header headers[CL_HOP_HEADERS + 4];
+    char hint_base[MN_ID_TEXT_LEN + 1];
     size_t n_headers;
 } hop;
 
@@ -345,6 +349,10 @@ static int hop_init(cl_route *rt, const mn_http_request_t *req, const api_route_
     if (h->body) h->headers[h->n_headers++] = (cl_http_header){"content-type", "application/json"};
     const char *if_match = mn_http_header_get(req, "if-match");
     if (if_match) h->headers[h->n_headers++] = (cl_http_header){"if-match", if_match};
+    if (ask->has_hint_base) { /* the primary stores the ids a hint would have */
+        mn_id_format(&ask->hint_base, h->hint_base);
+        h->headers[h->n_headers++] = (cl_http_header){API_HINT_BASE_HEADER, h->hint_base};
+    }
     return 0;
 }
 
@@ -422,6 +430,16 @@ static void unavailable(mn_http_response_t *resp, const char *msg, const char *h
     mn_http_add_header(resp, "retry-after", "1");
 }
 
+/* A write the primary could not be reached for, kept here as a hint (the door stores it)
+ * when partition writes are accepted: true, with ask->hint and ask->why set. */
+static bool hint_instead(const cl_route *rt, api_route_ask *ask, const char *why)
+{
+    if (!ask->write || !ask->hintable || !rt->o.partition_accept) return false;
+    ask->hint = true;
+    snprintf(ask->why, sizeof ask->why, "space \"%.64s\": %.200s", ask->space, why);
+    return true;
+}
+
 /* Tries p's targets in order. true: resp holds the answer (or a 503); false: none answered
  * and this node's copy may serve the read. */
 static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response_t *resp,
@@ -467,6 +485,7 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
     free(h.owned);
     if (p->local_fallback && !sent) return false;
     count(rt->m_forwards, "failed");
+    if (hint_instead(rt, ask, p->n ? tried : p->why)) return false; /* the door keeps a hint */
     if (!ask->write && ask->timeout_ms > 0) { /* a recall: the door answers in partition mode */
         ask->unreachable = true;
         snprintf(ask->why, sizeof ask->why, "space \"%.64s\": %s%.200s", ask->space,
@@ -491,11 +510,12 @@ static bool forward(cl_route *rt, const mn_http_request_t *req, mn_http_response
 }
 
 /* A door that cannot forward: which node serves the request (421), or 503 when none can. */
-static bool redirect(mn_http_response_t *resp, const api_route_ask *ask, const cl_placement *pl,
-                     const plan *p)
+static bool redirect(const cl_route *rt, mn_http_response_t *resp, api_route_ask *ask,
+                     const cl_placement *pl, const plan *p)
 {
     char msg[400];
     if (p->n == 0 && !p->local_fallback) {
+        if (hint_instead(rt, ask, p->why)) return false;
         snprintf(msg, sizeof msg, "space \"%s\": %s", ask->space, p->why);
         unavailable(resp, msg, "retry later");
         return true;
@@ -545,9 +565,13 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
         }
         return false;
     }
-    if (ask->no_forward) return redirect(resp, ask, &pl, &p);
+    if (ask->write && ask->hintable && rt->o.partition_accept) {
+        ask->hint_base = mn_idgen_next(&rt->idgen, mn_time_now_ms());
+        ask->has_hint_base = true;
+    }
+    if (ask->no_forward) return redirect(rt, resp, ask, &pl, &p);
     if (forward(rt, req, resp, ask, &pl, &p)) return true;
-    if (ask->unreachable) return false; /* the door answers in partition mode */
+    if (ask->unreachable || ask->hint) return false; /* the door answers in partition mode */
     /* no other copy answered a read: this node's own, in rotation, serves it */
     ask->replica_lag_ms = p.local_lag_ms;
     mn_http_add_header(resp, "x-mnemo-served-by", self);

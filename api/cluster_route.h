@@ -24,6 +24,9 @@ typedef struct cl_route_opts {
      * peer's certificate verified against tls_ca's and tls_chain's (cl_http_tls_new) */
     bool https;
     const char *tls_ca, *tls_chain;
+    /* cluster.partition_writes = "accept": a hintable write (api_route_ask.hintable) whose
+     * primary cannot be reached comes back as a hint instead of a 503 */
+    bool partition_accept;
 } cl_route_opts;
 void cl_route_opts_default(cl_route_opts *o);
 

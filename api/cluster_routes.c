@@ -19,6 +19,7 @@
 #include "cluster_catalog.h"
 #include "cluster_drain.h"
 #include "cluster_gossip.h"
+#include "cluster_hints.h"
 #include "cluster_query.h"
 #include "cluster_repl.h"
 #include "cluster_route.h"
@@ -57,6 +58,7 @@ struct mn_cluster {
     cl_repl *repl;                   /* replication: its own thread and the peer bus */
     cl_query *query;                 /* recalls over many spaces across nodes */
     cl_gossip *gossip;               /* semantic memories between nodes, on repl's bus */
+    cl_hintd *hints;                 /* partition writes: hints kept here, drained to primaries */
     cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
     uv_timer_t timer;
     char node_id[MN_SWIM_ID_MAX + 1];
@@ -338,6 +340,7 @@ static mn_err route_new(const mn_config_t *c, mn_cluster_t *cl, mn_error *err)
     ro.https = c->http.tls_cert[0] != 0;
     ro.tls_chain = c->http.tls_cert;
     ro.tls_ca = c->cluster.tls_ca; /* the peer bus's CA, when set, also vouches for API hops */
+    ro.partition_accept = !strcmp(c->cluster.partition_writes, "accept");
     return cl_route_new(cl->spaces, &ro, &cl->route, err);
 }
 
@@ -390,6 +393,16 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
         free(cl);
         return rc;
     }
+    rc = cl_hintd_start(c, engine, cl->spaces, cl->route, cl->repl, &cl->hints, err);
+    if (rc != MN_OK) {
+        cl_repl_stop(cl->repl);
+        cl_gossip_free(cl->gossip); /* after the bus: it calls into gossip until stopped */
+        cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
+        cl_route_free(cl->route);
+        cl_spaces_free(cl->spaces);
+        free(cl);
+        return rc;
+    }
     peer_address(cl, c, NULL);
     snprintf(cl->zone, sizeof cl->zone, "%s", c->cluster.zone ? c->cluster.zone : "");
     cl_spaces_meta(cl->zone, NULL, cl->peer[0] ? cl->peer : NULL, atomic_load(&cl->drain.draining),
@@ -407,6 +420,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     o.meta = cl->meta;
     rc = mn_swim_uv_start(loop, &o, &cl->swim, err);
     if (rc != MN_OK) {
+        cl_hintd_stop(cl->hints); /* first: its thread calls through the route */
         cl_repl_stop(cl->repl);
         cl_gossip_free(cl->gossip); /* after the bus: it calls into gossip until stopped */
         cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
@@ -450,6 +464,12 @@ static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, uint64
                               err);
 }
 
+static mn_err hook_hint_remember(void *arg, const char *space, const mn_memory_t *mems, size_t n,
+                                 const mn_id_t *base, mn_id_t *ids_out, mn_error *err)
+{
+    return cl_hintd_remember(((mn_cluster_t *)arg)->hints, space, mems, n, base, ids_out, err);
+}
+
 static mn_err hook_partition_recall(void *arg, const char *space, const mn_recall_req_t *req,
                                     mn_recall_result_t *out, mn_error *err)
 {
@@ -474,6 +494,8 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
         {"POST", "/v1/cluster/catalog", cl_catalog_handle_post, cl->catalog},
         {"POST", "/v1/cluster/drain", cl_drain_handle, &cl->drain},
         {"GET", "/v1/cluster/gossip", cl_gossip_handle, cl->gossip},
+        {"GET", "/v1/cluster/hints", cl_hintd_handle_get, cl->hints},
+        {"POST", "/v1/cluster/hints", cl_hintd_handle_merge, cl->hints},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         mn_err rc = mn_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn,
@@ -491,6 +513,8 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.cluster_spaces = hook_cluster_spaces;
     cl->hooks.hop_allow = hook_hop_allow;
     cl->hooks.partition_recall = hook_partition_recall;
+    cl->hooks.hint_remember = hook_hint_remember;
+    cl_hintd_set_api(cl->hints, api);
     api->cluster = &cl->hooks;
     mn_err rc = cl_query_new(api, cl->repl, cl->spaces, &cl->query, err);
     /* a space no copy answered: this node's gossiped semantic memories stand in */
@@ -518,6 +542,7 @@ static void finish(mn_cluster_t *cl)
     if (--cl->pending > 0) return;
     void (*done)(void *) = cl->done;
     void *arg = cl->done_arg;
+    cl_hintd_stop(cl->hints);  /* first: its thread calls through the route and the bus */
     cl_query_close(cl->query); /* its threads post on the bus and ask gossip */
     cl_repl_stop(cl->repl);    /* no handler runs any more: nobody waits on it */
     cl_query_free(cl->query);

@@ -297,14 +297,16 @@ static int64_t ttl_for(const mn_engine_t *e, mn_lifecycle_t l)
  * shallow: the strings stay the caller's): new ids, times, lifecycle and
  * expiry. Returns whether any needs durability. */
 static bool stamp_memories(mn_engine_t *e, const mn__space *sp, const mn_memory_t *mems, size_t n,
-                           int64_t now_ms, mn_memory_t *copy)
+                           int64_t now_ms, bool hinted, mn_memory_t *copy)
 {
     bool sync = false;
     for (size_t i = 0; i < n; i++) {
         mn_memory_t *m = &copy[i];
         *m = mems[i];
-        m->id = mn_idgen_next(&e->idgen, now_ms);
-        m->created_at_ms = now_ms;
+        /* a hint's memory keeps the id and time it was accepted with (mn_engine_remember_hinted) */
+        if (!hinted || !m->created_at_ms) m->created_at_ms = now_ms;
+        if (!hinted) m->id = mn_idgen_next(&e->idgen, now_ms);
+        now_ms = m->created_at_ms;
         if (m->when_ms == MN_TIME_UNSET) m->when_ms = now_ms;
         if (!m->lifecycle) m->lifecycle = sp->def.default_lifecycle;
         if (!m->lifecycle) m->lifecycle = MN_LIFECYCLE_PERSISTENT;
@@ -333,7 +335,7 @@ static void enqueue_links(mn_engine_t *e, mn__space *sp, const mn_memory_t *copy
 }
 
 static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mems, size_t n,
-                       mn_id_t *ids_out, bool *dup_out, mn_error *err)
+                       mn_id_t *ids_out, bool *dup_out, bool hinted, mn_error *err)
 {
     if (n == 0) return mn_error_set(err, MN_ERR_INVALID, "memories: empty batch");
     if (n > MN_BATCH_MAX)
@@ -350,15 +352,18 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     mn_edge_t *edges = NULL;
     size_t n_edges = 0, cap_edges = 0;
     mn_err rc = MN_OK;
-    for (size_t i = 0; i < n && !rc; i++)
+    for (size_t i = 0; i < n && !rc; i++) {
         rc = mn__validate_memory(sp, &mems[i], n > 1 ? i : SIZE_MAX, err);
+        if (!rc && hinted && mn_id_is_zero(&mems[i].id))
+            rc = mn_error_set(err, MN_ERR_INVALID, "memories[%zu].id: a hint's memory needs one", i);
+    }
     if (rc) goto out;
     if (!(copy = malloc(n * sizeof *copy))) {
         rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
         goto out;
     }
     int64_t now_ms = mn__now(e);
-    bool sync = stamp_memories(e, sp, mems, n, now_ms, copy);
+    bool sync = stamp_memories(e, sp, mems, n, now_ms, hinted, copy);
     /* Temporal links are chosen here, off the commit thread, and travel in the
      * entry; semantic links are made afterwards by the linker (background.c). */
     pthread_rwlock_rdlock(&sp->lock);
@@ -378,6 +383,9 @@ static mn_err remember(mn_engine_t *e, const char *space, const mn_memory_t *mem
     p.entry.op.remember.n_edges = n_edges;
     p.ids_out = ids_out;
     p.dup_out = dup_out;
+    /* a hint was judged where it was accepted: its id stands, never made a duplicate here
+     * (unless the caller asks for the verdict: a forwarded remember, answered at once) */
+    p.foreign = hinted && !dup_out;
     /* the dedup hashes are computed here, not on the commit thread, which only looks them up */
     if (sp->def.dedup == MN_DEDUP_EXACT && (hashes = malloc(n * sizeof *hashes)))
         for (size_t i = 0; i < n; i++)
@@ -399,14 +407,21 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
                           mn_id_t *ids_out, mn_error *err)
 {
     int64_t t0 = mn_time_mono_ns();
-    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, NULL, err));
+    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, NULL, false, err));
 }
 
 mn_err mn_engine_remember_dedup(mn_engine_t *e, const char *space, const mn_memory_t *mems,
                                 size_t n, mn_id_t *ids_out, bool *dup_out, mn_error *err)
 {
     int64_t t0 = mn_time_mono_ns();
-    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, dup_out, err));
+    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, dup_out, false, err));
+}
+
+mn_err mn_engine_remember_hinted(mn_engine_t *e, const char *space, const mn_memory_t *mems,
+                                 size_t n, mn_id_t *ids_out, bool *dup_out, mn_error *err)
+{
+    int64_t t0 = mn_time_mono_ns();
+    return mn__timed(&e->h_remember, t0, remember(e, space, mems, n, ids_out, dup_out, true, err));
 }
 
 static mn_err submit_id_op(mn_engine_t *e, const char *space, mn_wal_op_type_t type,

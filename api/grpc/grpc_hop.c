@@ -101,8 +101,8 @@ static mn_err run_method(gctx *ctx, const g_method *m, ProtobufCMessage **msgs, 
     return rc;
 }
 
-static bool hop_run(mn_api_t *api, const char *method, const char *key_name, const uint8_t *body,
-                    size_t len, uint8_t **out, size_t *out_len)
+static bool hop_run(mn_api_t *api, const char *method, const char *key_name, const mn_id_t *ids,
+                    const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
 {
     const g_method *m = hop_method(method);
     mn_error err = {0};
@@ -120,7 +120,7 @@ static bool hop_run(mn_api_t *api, const char *method, const char *key_name, con
         n = 1;
     else
         rc = err.code;
-    gctx ctx = {.api = api, .key_name = key_name};
+    gctx ctx = {.api = api, .key_name = key_name, .ids = ids};
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     if (!rc) rc = run_method(&ctx, m, msgs, n, &resp, &err);

@@ -34,6 +34,11 @@ typedef struct gctx {
     size_t key_len;        /* for each space it reads */
     bool denied;           /* set by a method: its error is PERMISSION_DENIED */
     const char *partition; /* Recall: no copy of the space answered (why); else NULL */
+    /* partition writes: the call is kept as a hint with these ids (g_call_route set it) */
+    const mn_id_t *hint_base;
+    /* a Remember another node forwarded with the ids it chose (partition writes accepted
+     * there): stored with them, so its hint stores nothing twice */
+    const mn_id_t *ids;
 } gctx;
 
 /* A Recall's timeout_ms (cluster mode), as the REST body's: default and bound */
@@ -150,6 +155,8 @@ struct gcall {
     int level;            /* set by g_call_route: the request's consistency, -1 = default */
     bool forward;         /* set by g_call_route: another node serves this stream */
     char partition[300];  /* set by g_call_route: no copy answered a Recall (why), or "" */
+    bool hinted;          /* set by g_call_route: kept here as a hint (partition writes) */
+    mn_id_t hint_base;    /* with hinted: the ids chosen for it */
     size_t stream_bytes;  /* received so far */
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;

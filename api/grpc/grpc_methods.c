@@ -181,13 +181,30 @@ static mn_err m_remember(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **
     mn_id_t id;
     bool dup = false;
     mn_err rc = g_memory_in(q->memory, "", &c->arena, &m, err);
-    if (!rc)
+    const api_cluster_hooks *h = c->api->cluster;
+    if (!rc && c->hint_base) /* the primary is unreachable: kept here (docs/gossip.md) */
+        rc = h && h->hint_remember
+                 ? h->hint_remember(h->arg, space_of(q->space), &m, 1, c->hint_base, &id, err)
+                 : mn_error_set(err, MN_ERR_UNAVAILABLE, "partition writes are not kept here");
+    else if (!rc && c->ids) {
+        m.id = *c->ids;
+        m.created_at_ms = mn_id_time_ms(c->ids);
+        rc = mn_engine_remember_hinted(c->api->engine, space_of(q->space), &m, 1, &id, &dup, err);
+    } else if (!rc)
         rc = mn_engine_remember_dedup(c->api->engine, space_of(q->space), &m, 1, &id, &dup, err);
+    if (rc == MN_ERR_LIMIT && c->hint_base) /* full: unavailable, as the REST door says */
+        rc = MN_ERR_UNAVAILABLE;
     if (rc) return rc;
-    mn_embed_remembered(c->api->embed, space_of(q->space), &m, &id, 1); /* text-only: later */
+    if (!c->hint_base)
+        mn_embed_remembered(c->api->embed, space_of(q->space), &m, &id, 1); /* text: later */
     Mnemo__V1__RememberResponse *o =
         G_NEW(&c->arena, Mnemo__V1__RememberResponse, mnemo__v1__remember_response__init);
     if (!o || !(o->id = g_id_out(&c->arena, &id))) return OOM(err);
+    if (c->hint_base) {
+        o->accepted = (char *)"partition";
+        o->has_merged = true;
+        o->merged = false;
+    }
     if (dup) o->duplicate_of = o->id;
     *resp = &o->base;
     return MN_OK;

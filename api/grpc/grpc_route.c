@@ -144,9 +144,15 @@ static bool route_call(gcall *c, const api_cluster_hooks *h, ProtobufCMessage *c
                          .no_forward = !fwd,
                          .replica_lag_ms = -1,
                          .timeout_ms = timeout_ms};
+    /* partition mode: a unary Remember may be kept here as a hint */
+    ask.hintable = c->m->op == MN_AUTH_OP_REMEMBER && c->m->shape == G_UNARY;
     bool answered = h->route(h->arg, &hr, &resp, &ask);
     if (!answered && ask.unreachable) /* served here, in partition mode (m_recall) */
         snprintf(c->partition, sizeof c->partition, "%s", ask.why);
+    if (!answered && ask.hint) {
+        c->hinted = true;
+        c->hint_base = ask.hint_base;
+    }
     if (answered && probe && resp.status == 421) {
         c->forward = true; /* another node serves it: collect the stream, then forward */
         answered = false;

@@ -518,11 +518,13 @@ static void run_unary(gcall *c, ProtobufCMessage *req)
                 .key = c->key,
                 .key_len = c->key_len,
                 .partition = c->partition[0] ? c->partition : NULL};
+    ctx.hint_base = c->hinted ? &c->hint_base : NULL;
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
     mn_err rc = c->m->unary(&ctx, req, &resp, &err);
-    if (!rc && mn_auth_op_role(c->m->op) >= MN_AUTH_WRITE)
+    /* a hint is durable here; its merge waits for the space's level on the primary */
+    if (!rc && !c->hinted && mn_auth_op_role(c->m->op) >= MN_AUTH_WRITE)
         rc = g_call_settle(c, c->srv->api, req, &err);
     if (rc && ctx.denied) /* RecallMany: a space the key may not read */
         g_call_finish_status(c, GRPC_STATUS_PERMISSION_DENIED, err.message, "permission_denied",

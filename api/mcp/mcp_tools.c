@@ -536,6 +536,13 @@ static void sum_remember(text *t, const char *space, const cJSON *json)
                 "Already remembered in space \"%s\" as memory %s (duplicate_of: an equal "
                 "memory is stored, nothing new was written).",
                 space, jtext(json, "duplicate_of"));
+    else if (jstr(json, "accepted"))
+        tprintf(t,
+                "Accepted under partition for space \"%s\" as memory %s (accepted: %s, merged: "
+                "false): the space's primary is unreachable (%s), so this node keeps it durably "
+                "and merges it with this id once the primary is back; reads do not show it "
+                "until then.",
+                space, jtext(json, "id"), jtext(json, "accepted"), jtext(json, "reason"));
     else
         tprintf(t, "Remembered in space \"%s\" as memory %s.", space, jtext(json, "id"));
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "space_created")))

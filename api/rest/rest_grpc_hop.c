@@ -10,6 +10,7 @@
 #include "api_forget.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void rest_h_grpc_hop(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
@@ -39,8 +40,11 @@ void rest_h_grpc_hop(void *ctx, const mn_http_request_t *req, mn_http_response_t
     const char *name = api_request_key_name(api, req);
     uint8_t *out = NULL;
     size_t len = 0;
-    if (!api->grpc_hop->run(api, method, name && *name ? name : NULL, (const uint8_t *)req->body,
-                            req->body_len, &out, &len)) {
+    const char *base = mn_http_header_get(req, API_HINT_BASE_HEADER); /* partition writes */
+    mn_id_t ids;
+    bool has_ids = base && !mn_id_parse(base, strlen(base), &ids);
+    if (!api->grpc_hop->run(api, method, name && *name ? name : NULL, has_ids ? &ids : NULL,
+                            (const uint8_t *)req->body, req->body_len, &out, &len)) {
         mn_http_respond_error(resp, 503, "unavailable", "out of memory", NULL);
         return;
     }

@@ -48,6 +48,65 @@ static void remember_answer(mn_http_response_t *resp, bool batch, const mn_id_t 
     jw_respond(&w, resp, 201);
 }
 
+mn_err rest_remember_parse(const cJSON *body, api_arena *a, mn_memory_t **mems, size_t *n,
+                           int *level, bool *batch_out, mn_error *err)
+{
+    mn_err rc = rest_consistency_body(body, level, err);
+    const cJSON *batch = cJSON_GetObjectItemCaseSensitive(body, "memories");
+    *n = 1;
+    *mems = NULL;
+    *batch_out = batch != NULL;
+    if (batch) {
+        static const char *const batch_fields[] = {"memories", "consistency", NULL};
+        if (!rc) rc = api_check_fields(body, batch_fields, "", err);
+        if (!rc && !cJSON_IsArray(batch))
+            rc = mn_error_set(err, MN_ERR_INVALID, "memories: expected an array of memories");
+        if (!rc) {
+            *n = (size_t)cJSON_GetArraySize(batch);
+            if (*n == 0)
+                rc = mn_error_set(err, MN_ERR_INVALID, "memories: empty batch (1..%d)",
+                                  MN_BATCH_MAX);
+            else if (*n > MN_BATCH_MAX)
+                rc = mn_error_set(err, MN_ERR_INVALID,
+                                  "memories: %zu in one batch, the limit is %d", *n, MN_BATCH_MAX);
+        }
+    }
+    if (!rc && !(*mems = api_arena_alloc(a, *n * sizeof **mems)))
+        rc = mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    if (!rc && batch) {
+        size_t i = 0;
+        for (const cJSON *c = batch->child; c && !rc; c = c->next, i++) {
+            char pfx[32];
+            snprintf(pfx, sizeof pfx, "memories[%zu].", i);
+            if (cJSON_GetObjectItemCaseSensitive(c, "consistency"))
+                rc = mn_error_set(err, MN_ERR_INVALID,
+                                  "%sconsistency: give it once, beside \"memories\"", pfx);
+            if (!rc) rc = rest_memory_from_json(c, pfx, a, &(*mems)[i], err);
+        }
+    } else if (!rc) {
+        rc = rest_memory_from_json(body, "", a, &(*mems)[0], err);
+    }
+    return rc;
+}
+
+/* A remember another node forwarded with its ids chosen ahead (API_HINT_BASE_HEADER on an
+ * internal hop, partition writes accepted there): false when it carries none. Its memories
+ * get those ids and their time, so a hint of the same request stores nothing twice. */
+static bool hinted_ids(const mn_http_request_t *req, const mn_http_response_t *resp,
+                       mn_memory_t *mems, size_t n)
+{
+    const char *v = mn_http_header_get(req, API_HINT_BASE_HEADER);
+    mn_id_t base;
+    /* the gate names an admitted internal hop "hop:<node>" */
+    if (!v || strncmp(resp->principal, "hop:", 4) != 0 || mn_id_parse(v, strlen(v), &base))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        mems[i].id = api_hint_id(&base, i);
+        mems[i].created_at_ms = mn_id_time_ms(&base);
+    }
+    return true;
+}
+
 void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;
@@ -57,47 +116,20 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
     api_arena a;
     api_arena_init(&a);
     int level = -1;
-    mn_err rc = rest_consistency_body(body, &level, &err);
-    const cJSON *batch = cJSON_GetObjectItemCaseSensitive(body, "memories");
     size_t n = 1;
     mn_memory_t *mems = NULL;
     mn_id_t *ids = NULL;
-    bool *dups = NULL;
-    if (batch) {
-        static const char *const batch_fields[] = {"memories", "consistency", NULL};
-        if (!rc) rc = api_check_fields(body, batch_fields, "", &err);
-        if (!rc && !cJSON_IsArray(batch))
-            rc = mn_error_set(&err, MN_ERR_INVALID, "memories: expected an array of memories");
-        if (!rc) {
-            n = (size_t)cJSON_GetArraySize(batch);
-            if (n == 0)
-                rc = mn_error_set(&err, MN_ERR_INVALID, "memories: empty batch (1..%d)",
-                                  MN_BATCH_MAX);
-            else if (n > MN_BATCH_MAX)
-                rc = mn_error_set(&err, MN_ERR_INVALID,
-                                  "memories: %zu in one batch, the limit is %d", n, MN_BATCH_MAX);
-        }
-    }
+    bool *dups = NULL, batch = false;
+    mn_err rc = rest_remember_parse(body, &a, &mems, &n, &level, &batch, &err);
     if (!rc) {
-        mems = api_arena_alloc(&a, n * sizeof *mems);
         ids = api_arena_alloc(&a, n * sizeof *ids);
         dups = api_arena_alloc(&a, n * sizeof *dups);
-        if (!mems || !ids || !dups) rc = mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
+        if (!ids || !dups) rc = mn_error_set(&err, MN_ERR_NOMEM, "out of memory");
     }
-    if (!rc && batch) {
-        size_t i = 0;
-        for (const cJSON *c = batch->child; c && !rc; c = c->next, i++) {
-            char pfx[32];
-            snprintf(pfx, sizeof pfx, "memories[%zu].", i);
-            if (cJSON_GetObjectItemCaseSensitive(c, "consistency"))
-                rc = mn_error_set(&err, MN_ERR_INVALID,
-                                  "%sconsistency: give it once, beside \"memories\"", pfx);
-            if (!rc) rc = rest_memory_from_json(c, pfx, &a, &mems[i], &err);
-        }
-    } else if (!rc) {
-        rc = rest_memory_from_json(body, "", &a, &mems[0], &err);
-    }
-    if (!rc) rc = mn_engine_remember_dedup(api->engine, req->params[0], mems, n, ids, dups, &err);
+    if (!rc && hinted_ids(req, resp, mems, n))
+        rc = mn_engine_remember_hinted(api->engine, req->params[0], mems, n, ids, dups, &err);
+    else if (!rc)
+        rc = mn_engine_remember_dedup(api->engine, req->params[0], mems, n, ids, dups, &err);
     /* memories with text and no embedding get their vector later, off this path */
     if (!rc) mn_embed_remembered(api->embed, req->params[0], mems, ids, n);
     api_json_free(body);
@@ -106,7 +138,7 @@ void rest_h_remember(void *ctx, const mn_http_request_t *req, mn_http_response_t
         api_arena_free(&a);
         return;
     }
-    remember_answer(resp, batch != NULL, ids, dups, n);
+    remember_answer(resp, batch, ids, dups, n);
     api_arena_free(&a);
 }
 

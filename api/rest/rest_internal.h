@@ -43,6 +43,14 @@ bool rest_write_settled(mn_api_t *api, const char *space, int level, mn_http_res
 /* Reads one input memory (remember). pfx is "" or "memories[i]." */
 mn_err rest_memory_from_json(const cJSON *o, const char *pfx, api_arena *a, mn_memory_t *m,
                              mn_error *err);
+/* The memories of a remember body (one, or "memories": a batch of 1..MN_BATCH_MAX) into
+ * *mems (from a), its "consistency" into *level; *batch: it was a batch. */
+mn_err rest_remember_parse(const cJSON *body, api_arena *a, mn_memory_t **mems, size_t *n,
+                           int *level, bool *batch, mn_error *err);
+/* A remember whose space's primary is unreachable, kept as a hint (ask->hint; rest_hint.c):
+ * 202 with the ids and "accepted": "partition", or 503 when no hint can be kept. */
+void rest_hint_remember(mn_api_t *api, const mn_http_request_t *req, mn_http_response_t *resp,
+                        const api_route_ask *ask);
 /* Writes the memory object of docs/api.md. */
 void rest_memory_to_json(api_jw *w, const mn_memory_t *m);
 /* Writes the member "memories": the array of the n memories ms. */

@@ -186,8 +186,13 @@ void rest_dispatch(const api_route_ctx *ctx, const mn_http_request_t *req, mn_ht
     ask.write = mn_auth_op_role(mn_auth_route_op(r->method, r->pattern)) >= MN_AUTH_WRITE;
     ask.read = ask.write ? API_READ_PRIMARY : read_pref(r, req);
     ask.timeout_ms = ask.write ? 0 : recall_timeout(r, req);
+    ask.hintable = r->fn == rest_h_remember; /* partition mode: a remember may become a hint */
     if (ask.space && fill_path(r, req, path, sizeof path) && h->route(h->arg, req, resp, &ask))
         return;
+    if (ask.hint) {
+        rest_hint_remember(api, req, resp, &ask);
+        return;
+    }
     if (ask.unreachable) {
         rest_partition_recall(api, req, resp, &ask);
         return;

@@ -109,6 +109,9 @@ typedef struct mn_config_cluster {
     /* the space catalog (api/cluster_catalog.c, docs/replication.md "The space catalog") */
     int64_t catalog_sync_interval_ms; /* 2000: anti-entropy with one random member this often */
     int64_t catalog_tombstone_ttl_s;  /* 604800: a drop's tombstone is kept this long */
+    /* partition mode for writes (docs/gossip.md "Partition mode", api/cluster_hints.c) */
+    char *partition_writes;       /* "reject" (503) | "accept" (a hint, merged after the heal) */
+    int64_t partition_writes_max; /* 10000: hints pending on this node at most */
 } mn_config_cluster_t;
 
 /* [cluster.swim]: overrides of the profile's SWIM timings (0 = the profile's value). */

@@ -256,6 +256,13 @@ mn_err mn_engine_remember(mn_engine_t *e, const char *space, const mn_memory_t *
  * seen before wins: its id is the answer and dup_out[i] is false. */
 mn_err mn_engine_remember_dedup(mn_engine_t *e, const char *space, const mn_memory_t *mems,
                                 size_t n, mn_id_t *ids_out, bool *dup_out, mn_error *err);
+/* mn_engine_remember for memories accepted elsewhere under partition (a hint, docs/gossip.md
+ * "Partition mode"): each keeps its id (required) and created_at_ms (0 = now); an id stored
+ * or forgotten here already is left as it is (a re-sent hint changes nothing), and an
+ * idempotency key seen before answers its id. dup_out NULL: no exact-duplicate verdict (a
+ * hint's ids stand); else as mn_engine_remember_dedup. */
+mn_err mn_engine_remember_hinted(mn_engine_t *e, const char *space, const mn_memory_t *mems,
+                                 size_t n, mn_id_t *ids_out, bool *dup_out, mn_error *err);
 /* Fills *out (clear with mn_memory_clear). MN_ERR_GONE if forgotten. */
 mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool with_embedding,
                      mn_memory_t *out, mn_error *err);

@@ -68,6 +68,10 @@ def parse(argv):
                     help="whose copies the convergence check and the final reads judge: each "
                          "space's primary, or every holder (replicas too; issue 16 has gaps "
                          "this finds: see docs/replication.md)")
+    ap.add_argument("--partition-writes", choices=("reject", "accept"), default="reject",
+                    help="cluster.partition_writes of the nodes: with accept, a remember whose "
+                         "primary is unreachable is answered 202 (a hint) and judged as an "
+                         "acknowledged write (docs/gossip.md, \"Partition mode\")")
     ap.add_argument("--env", action="append", default=[],
                     help="KEY=VALUE for every node (e.g. the TEST ONLY MNEMO_TEST_DROP_ACKED=5)")
     a = ap.parse_args(argv)
@@ -156,9 +160,21 @@ def last_lsns(cluster, placement, own=False):
     return out
 
 
+def hints_pending(cluster):
+    """Memories held as hints (partition writes) on all nodes, not merged yet."""
+    n = 0
+    for nd in cluster.nodes:
+        st, doc = W.http(nd.url + "/v1/cluster/hints", timeout=2)
+        if st != 200:
+            raise RuntimeError("GET /v1/cluster/hints on node %d: %s %s" % (nd.i, st, doc))
+        n += doc["pending"]
+    return n
+
+
 def converge(cluster, placement, history, bound_s, own=False):
-    """Polls until views agree and holders' lsns are equal, or bound_s passes; the
-    time is counted from the end of the heal (every fault undone, every node up)."""
+    """Polls until views agree, no hint is pending and holders' lsns are equal, or bound_s
+    passes; the time is counted from the end of the heal (every fault undone, every node
+    up)."""
     t0 = time.monotonic()
     rec = {"op": "converge", "bound_s": bound_s, "converged": False}
     while True:
@@ -166,7 +182,7 @@ def converge(cluster, placement, history, bound_s, own=False):
             lsns = last_lsns(cluster, placement, own)
             equal = all(None not in by.values() and len(set(by.values())) == 1
                         for by in lsns.values())
-            if views_agree(cluster) and equal:
+            if views_agree(cluster) and equal and hints_pending(cluster) == 0:
                 rec.update({"converged": True, "views_agree": True, "lsns_equal": True,
                             "lsns": lsns})
                 break
@@ -245,8 +261,12 @@ def workload_and_faults(a, cluster, placement, history):
     by_node = {}
     for space, holders in placement.items():
         by_node.setdefault(holders[0], []).append(space)
+    # partition writes: remembers go to the node after the primary, so they are forwarded,
+    # and kept as hints when the primary is cut off (reads still ask the primary)
+    shift = 0 if a.partition_writes == "reject" else 1
     clients = W.run_clients(by_node, lambda i: cluster.nodes[i].url, history, a.seed,
-                            a.clients_per_node, a.think_ms / 1000.0, stop)
+                            a.clients_per_node, a.think_ms / 1000.0, stop,
+                            lambda i: cluster.nodes[(i + shift) % a.nodes].url)
     try:
         runner.run(schedule.plan(a.seed, a.nodes, a.duration), a.duration, stop)
     finally:
@@ -270,7 +290,8 @@ def workload_and_faults(a, cluster, placement, history):
 def run(a):
     os.makedirs(a.out, exist_ok=True)
     hist_path = os.path.join(a.out, "history.jsonl")
-    extra = {"MNEMO_CLUSTER_REPLICATION_FACTOR": str(a.replication_factor)}
+    extra = {"MNEMO_CLUSTER_REPLICATION_FACTOR": str(a.replication_factor),
+             "MNEMO_CLUSTER_PARTITION_WRITES": a.partition_writes}
     extra.update(kv.split("=", 1) for kv in a.env)
     with netns.Net(a.nodes, seed=None) as net:
         with Cluster(net, a.bin, extra_env=extra) as cluster:

@@ -165,6 +165,8 @@ def expected_by_read(ix, r, by_id):
     for w in cand:
         if w is None or w["space"] != r["space"] or w["cmp"] >= r["inv"]:
             continue
+        if w.get("hinted"):  # a partition write: readable once merged, at a time not known
+            continue
         if ix.forget_inv.get(w["id"], math.inf) <= r["cmp"]:
             continue
         out.append((w["id"], w["cmp"]))

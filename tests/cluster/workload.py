@@ -119,10 +119,12 @@ class Shared:
 
 
 class Client(threading.Thread):
-    def __init__(self, num, node, spaces, url_of, history, shared, stop, seed, think_s):
+    def __init__(self, num, node, spaces, url_of, history, shared, stop, seed, think_s,
+                 write_url_of=None):
         super().__init__(name="client-%d" % num, daemon=True)
         self.num, self.node, self.spaces = num, node, spaces
         self.url_of, self.h, self.shared, self.stop = url_of, history, shared, stop
+        self.write_url_of = write_url_of or url_of  # where remembers go
         self.rnd = random.Random(seed)
         self.think_s = think_s
         self.seq = 0
@@ -170,12 +172,18 @@ class Client(threading.Thread):
         while True:
             attempts += 1
             try:
-                st, doc = http(self.url(space, "/memories"), "POST", body)
+                st, doc = http("%s/v1/spaces/%s/memories" % (self.write_url_of(self.node), space),
+                               "POST", body)
                 if st == 201:
                     self.finish(rec, "ok", id=doc["id"], attempts=attempts)
                     with self.shared.mu:
                         self.shared.acked.setdefault(space, []).append((doc["id"], token))
                     self.mine[space].append(doc["id"])
+                    return
+                if st == 202 and doc.get("accepted") == "partition":
+                    # a hint (partition_writes = accept): acknowledged, its id final, but not
+                    # readable (nor forgettable) until merged: judged by the final lists only
+                    self.finish(rec, "ok", id=doc["id"], attempts=attempts, hinted=True)
                     return
                 last = "%d %s" % (st, error_code(doc))
                 if st < 500 and st not in (408, 429):
@@ -279,16 +287,16 @@ class Client(threading.Thread):
         self.read(rec, go)
 
 
-def run_clients(nodes_spaces, url_of, history, seed, per_node, think_s, stop):
+def run_clients(nodes_spaces, url_of, history, seed, per_node, think_s, stop, write_url_of=None):
     """Starts per_node clients on every node; returns the threads (joined by the caller
-    after stop is set)."""
+    after stop is set). write_url_of: where remembers go (default url_of)."""
     shared = Shared()
     clients = []
     num = 0
     for node, spaces in sorted(nodes_spaces.items()):
         for _ in range(per_node):
             c = Client(num, node, spaces, url_of, history, shared, stop,
-                       (seed << 16) ^ num, think_s)
+                       (seed << 16) ^ num, think_s, write_url_of)
             clients.append(c)
             num += 1
     for c in clients:
