@@ -66,6 +66,18 @@ void mn__crep_publish(cl_repl *r, bool all)
     pthread_mutex_unlock(&r->pub_mu);
 }
 
+void mn__crep_pub_forget(cl_repl *r, const char *name)
+{
+    pthread_mutex_lock(&r->pub_mu);
+    crep_pub *p = pub_find(r, name);
+    if (p) {
+        size_t at = (size_t)(p - r->pub);
+        memmove(p, p + 1, (r->n_pub - at - 1) * sizeof *p);
+        r->n_pub--;
+    }
+    pthread_mutex_unlock(&r->pub_mu);
+}
+
 void mn__crep_pub_free(cl_repl *r)
 {
     free(r->pub);
@@ -184,7 +196,8 @@ void mn__crep_metrics_init(cl_repl *r)
         m, "mnemo_repl_events_total",
         "Replication events: elections started, votes granted, fenced appends, gaps, bad "
         "checksums, forks healed by a snapshot (fork_refused), forked entries not re-applied, "
-        "forked entries of another node re-applied here, snapshots needed, failed stores.",
+        "forked entries of another node re-applied here, snapshots needed, failed stores, "
+        "copies moved away and dropped (copy_dropped).",
         reason_label, 1);
     r->m_lag_entries = mn_metrics_gauge(m, "mnemo_repl_lag_entries",
                                         "Entries the most lagging replica of a space this node "
@@ -259,6 +272,7 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_events, "snapshot_needed", c->snapshot_needed, e->snapshot_needed);
     add(r->m_events, "store_failed", c->apply_failed, e->apply_failed);
     add(r->m_events, "ship_failed", c->append_failed, e->append_failed);
+    add(r->m_events, "copy_dropped", c->copies_dropped, e->copies_dropped);
     r->exported_counts = *c;
     export_lag(r);
 }
