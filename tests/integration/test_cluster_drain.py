@@ -205,6 +205,17 @@ def create_all(nodes, ids, names):
         wait_until(once, DEADLINE_S, what="the creation of %s" % name)
 
 
+def cluster_with_spaces(server_factory, n, names, per_space):
+    """n nodes holding names, settled, with per_space writes each: (nodes, ids, seeds,
+    acknowledged (space, id))."""
+    nodes, ids, seeds = start_nodes(server_factory, n)
+    wait_view(nodes, ids)
+    create_all(nodes, ids, names)
+    wait_settled(nodes, names, "%d spaces placed on %d full copies, agreed by all %d nodes" % (
+        len(names), RF, n))
+    return nodes, ids, seeds, write_each(nodes, names, per_space)
+
+
 def holds_nothing(nodes, target_id, target):
     if any(t is None for t in (table(s) for s in nodes)):
         return False
@@ -217,12 +228,8 @@ def holds_nothing(nodes, target_id, target):
 
 
 def test_a_drain_moves_every_copy_away_and_loses_nothing(server_factory):
-    nodes, ids, _ = start_nodes(server_factory, 4)
-    wait_view(nodes, ids)
     names = ["drn-%02d" % i for i in range(12)]
-    create_all(nodes, ids, names)
-    wait_settled(nodes, names, "twelve spaces placed on two full copies, agreed by all four")
-    acked = write_each(nodes, names, 3)
+    nodes, ids, _, acked = cluster_with_spaces(server_factory, 4, names, 3)
 
     # the target holds copies of some spaces and leads some (HRW over four: about half each)
     placed = settled(nodes, names)
@@ -264,12 +271,8 @@ def test_a_drain_moves_every_copy_away_and_loses_nothing(server_factory):
 
 
 def test_a_join_rebalances_within_ten_percent_and_loses_nothing(server_factory):
-    nodes, ids, seeds = start_nodes(server_factory, 3)
-    wait_view(nodes, ids)
     names = ["bal-%02d" % i for i in range(48)]
-    create_all(nodes, ids, names)
-    wait_settled(nodes, names, "48 spaces placed on three nodes")
-    acked = write_each(nodes, names, 1)
+    nodes, ids, seeds, acked = cluster_with_spaces(server_factory, 3, names, 1)
 
     sampler, writer = Sampler(nodes, names), Writer(nodes, names)
     sampler.start()
