@@ -119,6 +119,21 @@ void cl_repl_leaders(cl_repl *r, cl_repl_known_fn known, cl_repl_leader_fn fn, v
     pthread_mutex_unlock(&r->pub_mu);
 }
 
+size_t cl_repl_leading(cl_repl *r)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->pub_mu);
+    for (size_t i = 0; i < r->n_pub; i++) {
+        const mn_spaces_repl_status_t *st = &r->pub[i].st;
+        bool other = false;
+        for (size_t k = 0; k < st->n_peers && !other; k++)
+            other = st->peers[k].voter && st->peers[k].alive;
+        n += st->role == MN_SPACES_REPL_PRIMARY && other;
+    }
+    pthread_mutex_unlock(&r->pub_mu);
+    return n;
+}
+
 /* ---- write levels ---- */
 
 /* Copies of lsn among the holders counted for level (under pub_mu), and how many count. */

@@ -33,15 +33,15 @@ DEADLINE_S = 90.0
 EMB = [1.0, 0.5, 0.25, 0.125]
 
 
-def start_nodes(server_factory, n, seeds=None):
+def start_nodes(server_factory, n, seeds=None, rf=RF):
     """n nodes joining seeds (or the first of them); returns (nodes, ids, seeds)."""
     nodes = []
     if seeds is None:
-        first = server_factory(env=node_env([], RF))
+        first = server_factory(env=node_env([], rf))
         seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
         nodes.append(first)
     while len(nodes) < n:
-        nodes.append(server_factory(env=node_env(seeds, RF)))
+        nodes.append(server_factory(env=node_env(seeds, rf)))
     return nodes, [swim_endpoint(s)[0] for s in nodes], seeds
 
 
@@ -75,7 +75,7 @@ def full(e):
                   if h["role"] != "catching_up" and not h.get("down"))
 
 
-def settled(nodes, names):
+def settled(nodes, names, rf=RF):
     """{space: (primary, holders)} once every node's table places every name on RF full
     copies, none catching up, no handover pending, and all tables agree; else None."""
     ts = [table(s) for s in nodes]
@@ -84,7 +84,7 @@ def settled(nodes, names):
     for t in ts:
         for n in names:
             e = t[n]
-            if (not e["primary"] or len(e["holders"]) != RF or len(full(e)) != RF
+            if (not e["primary"] or len(e["holders"]) != rf or len(full(e)) != rf
                     or "handover" in e["flags"]):
                 return None
     placed = {n: (ts[0][n]["primary"], full(ts[0][n])) for n in names}
@@ -92,12 +92,12 @@ def settled(nodes, names):
     return placed if same else None
 
 
-def wait_settled(nodes, names, what):
+def wait_settled(nodes, names, what, rf=RF):
     try:
-        return wait_until(lambda: settled(nodes, names), DEADLINE_S, interval_s=0.2, what=what)
+        return wait_until(lambda: settled(nodes, names, rf), DEADLINE_S, interval_s=0.2, what=what)
     except AssertionError as ex:
         t = table(nodes[0]) or {}
-        stuck = [n for n in names if n in t and (len(t[n]["holders"]) != RF or t[n]["flags"])]
+        stuck = [n for n in names if n in t and (len(t[n]["holders"]) != rf or t[n]["flags"])]
         logs = "\n".join("node %d: %s" % (k, line) for k, s in enumerate(nodes)
                          for line in s.log().splitlines() if any(n in line for n in stuck[:1]))
         raise AssertionError("%s; node 0's table: %r\n%s" % (
@@ -205,14 +205,14 @@ def create_all(nodes, ids, names):
         wait_until(once, DEADLINE_S, what="the creation of %s" % name)
 
 
-def cluster_with_spaces(server_factory, n, names, per_space):
+def cluster_with_spaces(server_factory, n, names, per_space, rf=RF):
     """n nodes holding names, settled, with per_space writes each: (nodes, ids, seeds,
     acknowledged (space, id))."""
-    nodes, ids, seeds = start_nodes(server_factory, n)
+    nodes, ids, seeds = start_nodes(server_factory, n, rf=rf)
     wait_view(nodes, ids)
     create_all(nodes, ids, names)
     wait_settled(nodes, names, "%d spaces placed on %d full copies, agreed by all %d nodes" % (
-        len(names), RF, n))
+        len(names), rf, n), rf)
     return nodes, ids, seeds, write_each(nodes, names, per_space)
 
 
@@ -311,3 +311,30 @@ def test_a_join_rebalances_within_ten_percent_and_loses_nothing(server_factory):
     wait_until(holds_as_placed, DEADLINE_S, interval_s=0.2,
                what="every node holding exactly its placed copies")
     readable_everywhere(nodes_all, acked + writer.acked)
+
+
+def test_a_stopped_node_hands_its_primaries_over_before_leaving(server_factory):
+    # factor 3 on three nodes: once the node is gone, two of each space's three voters
+    # remain, a majority, so writes go on wherever the primaries went
+    names = ["lv-%d" % i for i in range(6)]
+    nodes, ids, _, acked = cluster_with_spaces(server_factory, 3, names, 2, rf=3)
+    placed = settled(nodes, names, 3)
+    k = max(range(3), key=lambda k: sum(p[0] == ids[k] for p in placed.values()))
+    leaving, led = nodes[k], [n for n, p in placed.items() if p[0] == ids[k]]
+    assert led
+    survivors = [s for s in nodes if s is not leaving]
+    assert leaving.stop() == 0, leaving.log()
+    log = leaving.log()
+    assert "every primary handed over in" in log, log[-3000:]
+    for n in led:  # each by a handover, not by a failover after the node left
+        assert "handing %s over to" % n in log, (n, log[-3000:])
+    assert log.index("every primary handed over in") < log.index("cluster: leaving")
+    for n in names:
+        def write(n=n):
+            try:
+                with survivors[0].client(timeout=10.0) as c:
+                    return c.remember(n, "after the leave", embedding=EMB, consistency="quorum")
+            except (MnemoError, OSError):
+                return None
+        acked.append((n, wait_until(write, DEADLINE_S, what="a quorum write to %s" % n)))
+    readable_everywhere(survivors, acked)
