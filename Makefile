@@ -82,7 +82,7 @@ test-asan-integration: build-asan
 # Warnings are errors in all four builds.
 test: export WERROR = ON
 test: deps werror build build-asan build-tsan build-clang
-	cd $(BUILD) && ctest --output-on-failure -j1
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	cd $(CLANG_BUILD) && ctest --output-on-failure -j$(JOBS) -L unit
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j$(JOBS)
 	$(MAKE) --no-print-directory test-asan-integration

@@ -7,10 +7,11 @@ mn_err api_write_wait(mn_api_t *api, const char *space, int level, uint64_t *lsn
     const api_cluster_hooks *h = api->cluster;
     *lsn = 0;
     if (!h || !h->write_wait) return MN_OK;
-    mn_space_stats_t st;
+    uint64_t last = 0, epoch = 0;
     /* gone since (dropped): nothing left to wait for */
-    if (mn_engine_space_get(api->engine, space, &st, NULL) != MN_OK) return MN_OK;
-    /* the space's last lsn now: at or past this write's (a later write only waits longer) */
-    *lsn = st.last_lsn;
-    return h->write_wait(h->arg, space, st.last_lsn, level, -1, err);
+    if (mn_engine_space_position(api->engine, space, &last, &epoch, NULL) != MN_OK) return MN_OK;
+    /* the space's last entry now: this write's or a later one's (a later write only waits
+     * longer, and a log replaced since the write shows as another epoch at that lsn) */
+    *lsn = last;
+    return h->write_wait(h->arg, space, last, epoch, level, -1, err);
 }

@@ -107,8 +107,10 @@ typedef struct api_cluster_hooks {
     /* Blocks until space's log up to lsn has reached level (an mn_spaces_level_t: 0 one,
      * 1 quorum, 2 all; -1 = the client named none: cluster.write_consistency) or timeout_ms
      * ran out (-1 = cluster.write_timeout_ms): MN_ERR_UNAVAILABLE naming how many copies it
-     * reached. */
-    mn_err (*write_wait)(void *arg, const char *space, uint64_t lsn, int level,
+     * reached. epoch: the epoch of the entry at lsn when it was written (0 = not known); an
+     * entry at lsn of another epoch by then (the local log was replaced in a change of
+     * primary) is MN_ERR_UNAVAILABLE at once: the write did not happen. */
+    mn_err (*write_wait)(void *arg, const char *space, uint64_t lsn, uint64_t epoch, int level,
                          int64_t timeout_ms, mn_error *err);
     /* The space catalog: a space was created / dropped through this node's engine (after
      * the engine call succeeded); every node learns its definition. May be NULL. */
@@ -128,6 +130,10 @@ typedef struct api_cluster_hooks {
      * space here. May be NULL. */
     mn_err (*partition_recall)(void *arg, const char *space, const mn_recall_req_t *req,
                                mn_recall_result_t *out, mn_error *err);
+    /* GET /v1/cluster/spaces's document (names: NULL, or "a,b" for the preview; modified):
+     * malloc'd JSON text, or NULL with *status (422, 503) and err set. The gRPC and MCP
+     * doors answer from it. May be NULL. */
+    char *(*cluster_spaces)(void *arg, char *names, int *status, mn_error *err);
 } api_cluster_hooks;
 
 /* The spaces GET /v1/spaces and ListSpaces answer: the cluster's (its space_list hook) in

@@ -201,6 +201,18 @@ void cl_catalog_dropped(cl_catalog *cat, const char *space)
     cl_catalog_set_free(&one);
 }
 
+cl_catalog_state cl_catalog_state_of(cl_catalog *cat, const char *space, int64_t *created_ms)
+{
+    pthread_mutex_lock(&cat->mu);
+    const cl_catalog_entry *e = cl_catalog_set_find(&cat->set, space);
+    cl_catalog_state st = !e              ? CL_CATALOG_UNKNOWN
+                          : e->dropped_ms ? CL_CATALOG_DROPPED
+                                          : CL_CATALOG_LIVE;
+    *created_ms = e ? e->def.created_at_ms : 0;
+    pthread_mutex_unlock(&cat->mu);
+    return st;
+}
+
 mn_err cl_catalog_list(cl_catalog *cat, mn_space_def_t **out, size_t *n, mn_error *err)
 {
     pthread_mutex_lock(&cat->mu);

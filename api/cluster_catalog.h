@@ -123,6 +123,11 @@ mn_err cl_catalog_list(cl_catalog *cat, mn_space_def_t **out, size_t *n, mn_erro
 /* The live names, sorted: *out malloc'd (free()), one block (the strings live in it). */
 mn_err cl_catalog_names(cl_catalog *cat, const char ***out, size_t *n, mn_error *err);
 
+/* What the catalog knows of a name (any thread): never heard of; live, *created_ms its
+ * incarnation (def.created_at_ms); or dropped (its latest incarnation has a tombstone). */
+typedef enum { CL_CATALOG_UNKNOWN, CL_CATALOG_LIVE, CL_CATALOG_DROPPED } cl_catalog_state;
+cl_catalog_state cl_catalog_state_of(cl_catalog *cat, const char *space, int64_t *created_ms);
+
 /* A live space as placement takes it (cl_catalog_placing). */
 typedef struct cl_catalog_place {
     char name[MN_SPACE_NAME_MAX + 1];

@@ -1,13 +1,18 @@
-/* A blocking HTTP/1.1 client for the thread pool: one request per connection
- * (Connection: close), over TLS when the caller gives a context (cluster_client_tls.c),
- * every step under a timeout, the answer read by
- * Content-Length, chunked transfer coding, or up to the close (RFC 9112 §6.3),
- * within size bounds. Non-blocking sockets waited on with poll(2), so no step
- * can hang past its timeout or the exchange's deadline.
+/* A blocking HTTP/1.1 client for the thread pool: one request at a time on a connection,
+ * over TLS when the caller gives a context (cluster_client_tls.c), every step under a
+ * timeout, the answer read by Content-Length, chunked transfer coding, or up to the close
+ * (RFC 9112 §6.3), within size bounds. Non-blocking sockets waited on with poll(2), so no
+ * step can hang past its timeout or the exchange's deadline.
  *
- * It keeps no state between calls: a caller that wants connection reuse,
- * retries or a circuit breaker builds them on top (api/cluster_route.c). */
+ * Connections persist (RFC 9112 §9.3): one whose answer ended cleanly (framed by its
+ * length, read to its last byte, no `Connection: close`) goes to the idle pool
+ * (cluster_client_pool.c) for the next exchange with the same node. A kept connection the
+ * peer closed meanwhile fails before any answer; an idempotent request (GET, HEAD, PUT,
+ * DELETE, OPTIONS: RFC 9110 §9.2.2) is then sent once more on a new connection, and any
+ * other fails as before (CL_HTTP_BROKEN: the peer may have run it). Retries of other
+ * kinds and the circuit breaker are the caller's (api/cluster_route.c). */
 #include "cluster_client.h"
+#include "cluster_client_pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +80,7 @@ typedef struct conn {
     const cl_http_opts *o;
     char *buf; /* what was read and not consumed yet: buf[pos..len) */
     size_t len, pos, cap;
+    bool clean_end; /* the answer's body ended where the bytes read end: reusable */
     mn_error *err;
 } conn;
 
@@ -228,8 +234,7 @@ static cl_http_fail send_request(conn *c, const cl_http_req *r)
         mn_error_set(c->err, MN_ERR_NOMEM, "out of memory");
         return CL_HTTP_BROKEN;
     }
-    int n = snprintf(head, cap, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", r->method,
-                     r->target, r->addr);
+    int n = snprintf(head, cap, "%s %s HTTP/1.1\r\nHost: %s\r\n", r->method, r->target, r->addr);
     for (size_t i = 0; i < r->n_headers; i++)
         n += snprintf(head + n, cap - (size_t)n, "%s: %s\r\n", r->headers[i].name,
                       r->headers[i].value);
@@ -324,6 +329,7 @@ static char *header_value(const char *from, const char *to, const char *name)
 
 typedef struct head {
     int status;
+    bool keep; /* HTTP/1.1 without `Connection: close`: the peer keeps the connection */
     bool chunked;
     int64_t length; /* -1: none given */
     char *content_type;
@@ -348,6 +354,9 @@ static cl_http_fail parse_head(conn *c, size_t end, head *h)
     const char *hb = memchr(b, '\n', end);
     char *te = header_value(hb, b + end, "transfer-encoding");
     char *cl = header_value(hb, b + end, "content-length");
+    char *conn_h = header_value(hb, b + end, "connection");
+    h->keep = b[7] == '1' && !(conn_h && strcasestr(conn_h, "close"));
+    free(conn_h);
     h->content_type = header_value(hb, b + end, "content-type");
     if ((h->raw = malloc(end + 1)) != NULL) {
         memcpy(h->raw, b, end);
@@ -415,7 +424,10 @@ static cl_http_fail read_chunked(conn *c, size_t body_at, size_t *n_out)
         c->pos = (size_t)(eol - c->buf) + 2;
         cl_http_fail f = need(c, (size_t)size + 2, limit);
         if (f) return f;
-        if (size == 0) break; /* trailers are not read: the connection closes anyway */
+        if (size == 0) { /* the last chunk: no trailer (only CRLF left) keeps the connection */
+            c->clean_end = c->len == c->pos + 2 && !memcmp(c->buf + c->pos, "\r\n", 2);
+            break;
+        }
         memmove(c->buf + out, c->buf + c->pos, (size_t)size);
         out += (size_t)size;
         c->pos += (size_t)size + 2;
@@ -435,6 +447,7 @@ static cl_http_fail read_body(conn *c, const head *h, bool head_req, cl_http_res
     cl_http_fail f = CL_HTTP_OK;
     if (head_req || h->status == 204 || h->status == 304 || h->status < 200) {
         n = 0;
+        c->clean_end = c->len == at;
     } else if (h->chunked) {
         f = read_chunked(c, at, &n);
     } else if (h->length >= 0) {
@@ -442,6 +455,7 @@ static cl_http_fail read_body(conn *c, const head *h, bool head_req, cl_http_res
             return fail(c, CL_HTTP_PROTOCOL, "the answer is too large");
         f = need(c, (size_t)h->length, limit);
         n = (size_t)h->length;
+        c->clean_end = c->len == at + n;
     } else {
         int rc;
         while ((rc = fill(c, limit)) > 0) {
@@ -461,6 +475,36 @@ static cl_http_fail read_body(conn *c, const head *h, bool head_req, cl_http_res
     return CL_HTTP_OK;
 }
 
+/* Connects (unless c holds a kept connection), sends r and reads the answer's head. */
+static cl_http_fail exchange(conn *c, const cl_http_req *r, head *h)
+{
+    cl_http_fail f = CL_HTTP_OK;
+    if (c->fd < 0) {
+        f = open_conn(c, r->addr);
+        if (!f && r->tls) f = tls_open(c, r->tls);
+    }
+    if (!f) f = send_request(c, r);
+    if (!f) f = read_head(c, h);
+    return f;
+}
+
+static void conn_reset(conn *c)
+{
+    cl__pool_close(c->fd, c->ssl);
+    c->fd = -1;
+    c->ssl = NULL;
+    c->len = c->pos = 0;
+    c->clean_end = false;
+}
+
+static bool idempotent(const char *method)
+{
+    static const char *const m[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (!strcmp(method, m[i])) return true;
+    return false;
+}
+
 cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_resp *out,
                         mn_error *err)
 {
@@ -468,10 +512,14 @@ cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_res
     conn c = {.fd = -1, .o = o, .io_ms = o->io_timeout_ms, .err = err};
     c.deadline_ns = mn_time_mono_ns() + o->total_timeout_ms * 1000000;
     head h = {0};
-    cl_http_fail f = open_conn(&c, r->addr);
-    if (!f && r->tls) f = tls_open(&c, r->tls);
-    if (!f) f = send_request(&c, r);
-    if (!f) f = read_head(&c, &h);
+    void *ssl = NULL;
+    bool kept = cl__pool_take(r->addr, r->tls, &c.fd, &ssl);
+    c.ssl = ssl;
+    cl_http_fail f = exchange(&c, r, &h);
+    if (kept && f == CL_HTTP_BROKEN && c.len == 0 && idempotent(r->method)) {
+        conn_reset(&c); /* the peer closed the kept connection: once more on a new one */
+        f = exchange(&c, r, &h);
+    }
     if (!f) f = read_body(&c, &h, !strcmp(r->method, "HEAD"), out);
     if (!f) {
         out->status = h.status;
@@ -484,10 +532,11 @@ cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_res
     free(h.content_type);
     free(h.raw);
     free(c.buf);
-    if (c.ssl) {
-        SSL_shutdown(c.ssl); /* close_notify, not waited for: the socket closes next */
-        SSL_free(c.ssl);
+    if (!f && h.keep && c.clean_end) {
+        cl__pool_put(r->addr, r->tls, c.fd, c.ssl);
+        c.fd = -1;
+        c.ssl = NULL;
     }
-    if (c.fd >= 0) close(c.fd);
+    cl__pool_close(c.fd, c.ssl);
     return f;
 }

@@ -70,8 +70,9 @@ typedef enum {
 } cl_http_fail;
 const char *cl_http_fail_name(cl_http_fail f);
 
-/* One request on a fresh connection (Connection: close), blocking within o's timeouts; over
- * TLS when r->tls is set (a failed handshake is CL_HTTP_CONNECT: nothing was sent).
+/* One request, blocking within o's timeouts, on a kept connection to r->addr if one is idle
+ * (cluster_client_pool.c) or a new one; over TLS when r->tls is set (a failed handshake is
+ * CL_HTTP_CONNECT: nothing was sent). A connection whose answer ended cleanly is kept.
  * Reads the answer by Content-Length, chunked, or up to the close. CL_HTTP_OK fills out
  * (free it with cl_http_resp_free); anything else leaves it empty and says why in err
  * (MN_ERR_UNAVAILABLE, MN_ERR_NOMEM). */

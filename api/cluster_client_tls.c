@@ -2,6 +2,7 @@
  * from the configuration, shared by every exchange (OpenSSL's contexts are safe to share
  * across threads once set up). */
 #include "cluster_client.h"
+#include "cluster_client_pool.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -40,5 +41,6 @@ void *cl_http_tls_new(const char *ca_file, const char *chain_file, mn_error *err
 
 void cl_http_tls_free(void *tls)
 {
+    if (tls) cl__pool_drop(tls); /* its kept connections must not outlive it in the pool */
     SSL_CTX_free(tls);
 }

@@ -23,6 +23,10 @@
 #define CG_GC_EVERY_MS 60000
 #define CG_HOLDERS_EVERY_MS 1000
 #define CG_OBSERVE_NODES 1024
+#define CG_SWEEP_EVERY_MS 1000
+/* The clock skew between nodes that a space's incarnation check tolerates (docs/gossip.md,
+ * "Dropped spaces"): the same bound as a signed hop's (CL_HOP_SKEW_MS). */
+#define CG_SKEW_MS 30000
 
 /* ---- the core's callbacks (under mu, on the replication thread) ---- */
 
@@ -36,6 +40,44 @@ static void core_send(void *user, const char *to, const uint8_t *frame, size_t l
 static void core_changed(void *user, const char *space, const mn_gossip_record_t *rec)
 {
     cg_store_apply(user, space, rec);
+}
+
+/* ---- dropped spaces (docs/gossip.md, "Dropped spaces") ---- */
+
+/* The records of space made before this time are not (or no longer) the cluster's: all of
+ * them once the space is dropped, those older than its incarnation (less the skew bound)
+ * once it is created again; none of a name the catalog has not heard of yet. */
+static int64_t stale_before(cl_gossip *g, const char *space)
+{
+    int64_t created;
+    switch (cl_catalog_state_of(g->catalog, space, &created)) {
+    case CL_CATALOG_DROPPED:
+        return INT64_MAX;
+    case CL_CATALOG_LIVE:
+        return created - CG_SKEW_MS;
+    default:
+        return INT64_MIN;
+    }
+}
+
+static bool core_admit(void *user, const char *space, const mn_id_t *id)
+{
+    return mn_id_time_ms(id) >= stale_before(user, space);
+}
+
+/* Takes out of the core and the store what stale_before no longer admits (under mu). */
+static void sweep(cl_gossip *g)
+{
+    for (size_t i = 0; i < g->n_sp; i++) {
+        cg_space *s = &g->sp[i];
+        if (!s->n) continue;
+        int64_t before = stale_before(g, s->name);
+        if (mn_id_time_ms(&s->e[0].id) >= before) continue; /* e[0] is the oldest */
+        size_t n = mn_gossip_drop(g->g, s->name, before);
+        cg_store_drop(s, before);
+        mn_log_info("gossip: space %s: %zu gossiped record(s) dropped (%s)", s->name, n,
+                    before == INT64_MAX ? "the space was dropped" : "older than the space");
+    }
 }
 
 /* ---- the peers' roots ---- */
@@ -229,6 +271,10 @@ static void on_tick(void *arg, int64_t now_us)
         holders_refresh(g);
     }
     if (now_us >= mn_gossip_next_deadline(g->g)) mn_gossip_on_tick(g->g, now_us);
+    if (wall - g->last_sweep_ms >= CG_SWEEP_EVERY_MS) {
+        g->last_sweep_ms = wall;
+        sweep(g);
+    }
     if (wall - g->last_gc_ms >= CG_GC_EVERY_MS) {
         g->last_gc_ms = wall;
         mn_gossip_gc(g->g, wall);
@@ -257,7 +303,7 @@ static void metrics_init(cl_gossip *g)
 }
 
 mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl_spaces *cs,
-                       const char *self, cl_gossip **out, mn_error *err)
+                       cl_catalog *cat, const char *self, cl_gossip **out, mn_error *err)
 {
     *out = NULL;
     mn_gossip_config_t cfg;
@@ -271,10 +317,12 @@ mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl
     g->engine = engine;
     g->repl = r;
     g->cs = cs;
+    g->catalog = cat;
     g->holders = c->gossip.scope && !strcmp(c->gossip.scope, "holders");
     snprintf(g->self, sizeof g->self, "%s", self);
     pthread_mutex_init(&g->mu, NULL);
-    mn_gossip_cb_t cb = {.user = g, .send = core_send, .changed = core_changed};
+    mn_gossip_cb_t cb = {
+        .user = g, .send = core_send, .changed = core_changed, .admit = core_admit};
     rc = mn_gossip_new(self, &cfg, &cb, mn_random_seed(), mn_time_mono_ns() / 1000, &g->g, err);
     if (rc == MN_OK) {
         metrics_init(g);
@@ -353,6 +401,8 @@ static void stats_json(api_jw *w, const mn_gossip_stats_t *st, size_t peers)
         {"entries_pushed", st->entries_pushed},
         {"entries_changed", st->entries_changed},
         {"tombstones_collected", st->tombstones_collected},
+        {"entries_refused", st->entries_refused},
+        {"entries_dropped", st->entries_dropped},
         {"peers", peers},
     };
     jw_obj(w);

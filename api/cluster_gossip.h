@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cluster_catalog.h"
 #include "cluster_repl.h"
 #include "cluster_spaces.h"
 #include "mnemo/config.h"
@@ -17,9 +18,10 @@
 
 typedef struct cl_gossip cl_gossip;
 
-/* Creates the core, attaches it to r's bus and starts the feeder thread. Loop thread. */
+/* Creates the core, attaches it to r's bus and starts the feeder thread. Loop thread. cat
+ * (borrowed, outlives g) says which spaces are dropped: their gossiped memories go. */
 mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl_spaces *cs,
-                       const char *self, cl_gossip **out, mn_error *err);
+                       cl_catalog *cat, const char *self, cl_gossip **out, mn_error *err);
 /* Stops the feeder; frees g. Call after cl_repl_stop (the bus calls into g until then). */
 void cl_gossip_free(cl_gossip *g);
 

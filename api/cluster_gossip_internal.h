@@ -50,6 +50,7 @@ struct cl_gossip {
     mn_engine_t *engine;
     cl_repl *repl;
     cl_spaces *cs;
+    cl_catalog *catalog;
     char self[MN_SPACES_NODE_MAX + 1];
     bool holders; /* gossip.scope = "holders" */
     pthread_mutex_t mu;
@@ -59,7 +60,7 @@ struct cl_gossip {
     cg_peer peers[CG_PEERS_MAX]; /* the current peer set (from members or holders) */
     size_t n_peers;
     int64_t dir_sync_ms; /* wall: a peer last reported our directory root */
-    int64_t last_gc_ms, last_holders_ms;
+    int64_t last_gc_ms, last_holders_ms, last_sweep_ms;
     mn_gossip_stats_t exported; /* what the metrics registry has */
     mn_metrics_family_t *m_rounds, *m_bytes, *m_entries;
     uint8_t *scratch; /* an 8-byte aligned copy of a frame (cg_observe) */
@@ -77,6 +78,8 @@ cg_space *cg_space_of(cl_gossip *g, const char *name, bool create);
 /* The core's state of id in space is rec: the store follows it. */
 void cg_store_apply(cl_gossip *g, const char *space, const mn_gossip_record_t *rec);
 void cg_store_free(cl_gossip *g);
+/* Removes s's entries whose id was made before before_ms (the core dropped them). */
+void cg_store_drop(cg_space *s, int64_t before_ms);
 
 /* ---- the feeder (cluster_gossip_feed.c) ---- */
 mn_err cg_feed_start(cl_gossip *g, mn_error *err);

@@ -127,6 +127,19 @@ void cg_store_apply(cl_gossip *g, const char *space, const mn_gossip_record_t *r
     mn_assert_debug(space_ok(s));
 }
 
+void cg_store_drop(cg_space *s, int64_t before_ms)
+{
+    size_t k = 0; /* entries are sorted by id, and a v7 id by its time first */
+    while (k < s->n && mn_id_time_ms(&s->e[k].id) < before_ms) {
+        s->live -= s->e[k].live;
+        mn_memory_clear(&s->e[k].mem);
+        k++;
+    }
+    memmove(s->e, s->e + k, (s->n - k) * sizeof *s->e);
+    s->n -= k;
+    mn_assert_debug(space_ok(s));
+}
+
 void cg_store_free(cl_gossip *g)
 {
     for (size_t i = 0; i < g->n_sp; i++) {

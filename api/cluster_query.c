@@ -1,6 +1,8 @@
 /* The remote holder of a recall over many spaces (cluster_query.h): one run's spaces held
- * elsewhere, sent per target node in one frame each, hedged after the node's observed p95,
- * gathered until every space answered or the deadline passed.
+ * elsewhere, sent per target node in one frame each, hedged after min(p95, 3 medians) of the
+ * node's answers, gathered until every space answered or the deadline passed. A node whose
+ * frame went past its hedge time unanswered is "overdue": for a while its spaces go to their
+ * other copies first (docs/recall.md, "Hedging").
  *
  * A run is a flight in q->flights (its id is the frames' id); the replication thread only
  * appends answer frames to the flight's inbox (bounded) and wakes it; the run's own pool
@@ -81,11 +83,44 @@ static void lat_add(cl_query *q, const char *node, int64_t ns)
     l->ns[l->at] = ns;
     l->at = (l->at + 1) % CLQ_SAMPLES;
     if (l->n < CLQ_SAMPLES) l->n++;
+    l->overdue_ns = 0;
     pthread_mutex_unlock(&q->mu);
 }
 
-/* When to hedge a frame sent to node at now: after its p95, or half the time left while it
- * has too few samples. */
+/* A frame to node passed its hedge time unanswered at now. */
+static void lat_overdue(cl_query *q, const char *node, int64_t now)
+{
+    pthread_mutex_lock(&q->mu);
+    clq_lat *l = lat_of(q, node, true);
+    if (!l->overdue_ns) l->overdue_ns = now;
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Whether node is to be tried after the other copies at now (see clq_lat.overdue_ns). */
+static bool lat_is_overdue(cl_query *q, const char *node, int64_t now)
+{
+    pthread_mutex_lock(&q->mu);
+    clq_lat *l = lat_of(q, node, false);
+    bool late = l && l->overdue_ns && now - l->overdue_ns < CLQ_OVERDUE_HOLD_NS;
+    if (l && l->overdue_ns && !late) l->overdue_ns = 0; /* held long enough: tried again */
+    pthread_mutex_unlock(&q->mu);
+    return late;
+}
+
+int64_t clq_hedge_wait_ns(const int64_t *lat, uint32_t n)
+{
+    mn_assert(n <= CLQ_SAMPLES);
+    if (n < CLQ_SAMPLES_MIN) return CLQ_HEDGE_UNKNOWN_NS;
+    int64_t v[CLQ_SAMPLES];
+    memcpy(v, lat, n * sizeof v[0]);
+    qsort(v, n, sizeof v[0], cmp_i64);
+    int64_t p95 = v[(n * 95 + 99) / 100 - 1], med = v[(n - 1) / 2];
+    int64_t wait = p95 < CLQ_HEDGE_MEDIANS * med ? p95 : CLQ_HEDGE_MEDIANS * med;
+    return wait > CLQ_HEDGE_FLOOR_NS ? wait : CLQ_HEDGE_FLOOR_NS;
+}
+
+/* When to hedge a frame sent to node at now: clq_hedge_wait_ns of its last answers, never
+ * later than half the time left. */
 static int64_t hedge_at(cl_query *q, const char *node, int64_t now, int64_t deadline)
 {
     int64_t v[CLQ_SAMPLES];
@@ -94,13 +129,30 @@ static int64_t hedge_at(cl_query *q, const char *node, int64_t now, int64_t dead
     clq_lat *l = lat_of(q, node, false);
     if (l) memcpy(v, l->ns, (n = l->n) * sizeof v[0]);
     pthread_mutex_unlock(&q->mu);
-    if (n < CLQ_SAMPLES_MIN) return now + (deadline - now) / 2;
-    qsort(v, n, sizeof v[0], cmp_i64);
-    int64_t p95 = v[(n * 95 + 99) / 100 - 1];
-    return now + (p95 > 1000000 ? p95 : 1000000); /* at least 1 ms */
+    int64_t wait = clq_hedge_wait_ns(v, n), half = (deadline - now) / 2;
+    return now + (wait < half ? wait : half);
 }
 
 /* ---- planning and sending ---- */
+
+/* Moves the targets on overdue nodes after the others (keeping each group's order): a
+ * stalled node's spaces go to their other copy at once instead of after a hedge wait. */
+static void put_overdue_last(cl_query *q, slot *s)
+{
+    if (s->plan.n < 2) return;
+    int64_t now = mn_time_mono_ns();
+    int keep[MN_SPACES_HOLDERS_MAX], late[MN_SPACES_HOLDERS_MAX], nk = 0, nl = 0;
+    for (int t = 0; t < s->plan.n; t++) {
+        if (lat_is_overdue(q, s->pl.holders[s->plan.targets[t]].node, now))
+            late[nl++] = s->plan.targets[t];
+        else
+            keep[nk++] = s->plan.targets[t];
+    }
+    if (nl == 0) return;
+    if (nk && keep[0] != s->plan.targets[0]) clq_count(q, CLQ_M_REROUTED, 1); /* first moved */
+    memcpy(s->plan.targets, keep, (size_t)nk * sizeof keep[0]);
+    memcpy(s->plan.targets + nk, late, (size_t)nl * sizeof late[0]);
+}
 
 static void plan_slot(run *r, size_t i)
 {
@@ -126,6 +178,7 @@ static void plan_slot(run *r, size_t i)
         snprintf(r->out[i].err.message, sizeof r->out[i].err.message, "%s", s->plan.why);
         return;
     }
+    put_overdue_last(r->q, s);
     s->retry = true; /* its first send */
 }
 
@@ -261,6 +314,7 @@ static int64_t hedges_due(run *r, int64_t now)
             continue;
         }
         s->hedged = true;
+        lat_overdue(r->q, s->node, now);
         for (size_t j = 0; j < r->n; j++) {
             slot *t = &r->slots[j];
             if (!t->done && t->at >= 0 && t->next < t->plan.n &&
@@ -448,8 +502,8 @@ static uint32_t locate(void *arg, const char *space)
 }
 
 static const char *const EVENT[] = {"event"};
-static const char *const EVENTS[CLQ_M_COUNT] = {"sent",   "answered", "timed_out", "hedged",
-                                                "served", "busy",     "malformed", "late"};
+static const char *const EVENTS[CLQ_M_COUNT] = {
+    "sent", "answered", "timed_out", "hedged", "served", "busy", "malformed", "late", "rerouted"};
 
 void clq_count(cl_query *q, clq_metric m, uint64_t n)
 {

@@ -22,7 +22,11 @@
 #define CLQ_SERVE_QUEUE_MAX 64    /* batches waiting for them; more are answered "busy" */
 #define CLQ_NODES_MAX 64          /* nodes whose latency is kept */
 #define CLQ_SAMPLES 64            /* latencies kept per node (the p95's window) */
-#define CLQ_SAMPLES_MIN 8         /* fewer: hedge at half the time left */
+#define CLQ_SAMPLES_MIN 8         /* fewer: hedge at CLQ_HEDGE_UNKNOWN_MS (or half the time left) */
+#define CLQ_HEDGE_MEDIANS 3       /* hedge at min(p95, this many medians) */
+#define CLQ_HEDGE_FLOOR_NS 1000000LL    /* ... but never before 1 ms */
+#define CLQ_HEDGE_UNKNOWN_NS 50000000LL /* a node of too few samples: after 50 ms */
+#define CLQ_OVERDUE_HOLD_NS 500000000LL /* an overdue node is tried last this long */
 
 typedef struct clq_inbox {
     struct clq_inbox *next;
@@ -44,6 +48,12 @@ typedef struct clq_lat {
     char node[MN_PEER_NODE_MAX + 1];
     int64_t ns[CLQ_SAMPLES];
     uint32_t n, at;
+    /* when a frame to the node passed its hedge time unanswered (0 = none since it last
+     * answered a run): the node is tried after its spaces' other copies for
+     * CLQ_OVERDUE_HOLD_NS, or until it answers a run in time; then it is tried first again
+     * (and hedged as usual). An answer after its run ended does not clear it: slow is not
+     * recovered. */
+    int64_t overdue_ns;
 } clq_lat;
 
 typedef struct clq_job {
@@ -62,6 +72,7 @@ typedef enum {
     CLQ_M_BUSY,      /* batches of other nodes refused: the serve queue was full */
     CLQ_M_MALFORMED, /* frames dropped: not a query frame, or one that does not decode */
     CLQ_M_LATE,      /* answers for a run that had ended (or over the inbox bound) */
+    CLQ_M_REROUTED,  /* spaces sent to another copy first: their first node was overdue */
     CLQ_M_COUNT
 } clq_metric;
 
@@ -93,6 +104,11 @@ struct cl_query {
 };
 
 void clq_count(cl_query *q, clq_metric m, uint64_t n);
+/* How long after sending a frame to a node to hedge it, from the node's last n (at most
+ * CLQ_SAMPLES) answer latencies (docs/recall.md, "Hedging"): min(p95, CLQ_HEDGE_MEDIANS x
+ * median), at least CLQ_HEDGE_FLOOR_NS; CLQ_HEDGE_UNKNOWN_NS with fewer than
+ * CLQ_SAMPLES_MIN. A pure function (tests/unit/test_cluster_query_hedge.c). */
+int64_t clq_hedge_wait_ns(const int64_t *lat, uint32_t n);
 
 /* cluster_query_serve.c */
 mn_err clq_serve_start(cl_query *q, mn_error *err);

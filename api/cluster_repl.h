@@ -55,8 +55,11 @@ void cl_repl_handovers(cl_repl *r, const cl_repl_handover *h, size_t n);
  * cluster.write_consistency) at this primary, or timeout_ms (<= 0: cluster.write_timeout_ms)
  * ran out: MN_ERR_UNAVAILABLE
  * "space S: the write reached N of M copies within T ms". Level one returns at once
- * (the engine acknowledged after its fsync). */
-mn_err cl_repl_write_wait(cl_repl *r, const char *space, uint64_t lsn, int level,
+ * (the engine acknowledged after its fsync). epoch (0 = not known): the epoch of the
+ * write's entry at lsn; once the level is reached, the log must still hold that epoch at
+ * lsn, else MN_ERR_UNAVAILABLE "the write was replaced ..." (a snapshot or a truncation
+ * replaced this node's log since the write: the entry now at lsn is another). */
+mn_err cl_repl_write_wait(cl_repl *r, const char *space, uint64_t lsn, uint64_t epoch, int level,
                           int64_t timeout_ms, mn_error *err);
 
 /* Any thread: the core's last published status of space (false: not open here). */

@@ -149,7 +149,7 @@ static void copies(const crep_pub *p, uint64_t lsn, int level, int *have, int *o
     }
 }
 
-mn_err cl_repl_write_wait(cl_repl *r, const char *space, uint64_t lsn, int level,
+mn_err cl_repl_write_wait(cl_repl *r, const char *space, uint64_t lsn, uint64_t epoch, int level,
                           int64_t timeout_ms, mn_error *err)
 {
     if (level < 0) level = r->default_level;  /* the request did not say */
@@ -172,9 +172,22 @@ mn_err cl_repl_write_wait(cl_repl *r, const char *space, uint64_t lsn, int level
            rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&r->pub_cv, &r->pub_mu, &dl);
     bool ok = p && p->st.role == MN_SPACES_REPL_PRIMARY && p->reached[level] >= lsn;
+    /* reached counts copies of this log up to lsn: is the entry at lsn still the write's? */
+    uint64_t now_epoch = ok && epoch ? mn_spaces_repl_status_epoch_at(&p->st, lsn) : epoch;
     int have = 0, of = 0;
     if (!ok) copies(p, lsn, level, &have, &of);
     pthread_mutex_unlock(&r->pub_mu);
+    if (ok && now_epoch != epoch) {
+        mn_log_warn("repl: %s: a write at lsn %llu (epoch %llu) was replaced before it was "
+                    "acknowledged: 503 to its client",
+                    space, (unsigned long long)lsn, (unsigned long long)epoch);
+        return mn_error_set(err, MN_ERR_UNAVAILABLE,
+                            "space %s: the write was replaced in a change of primary (the entry "
+                            "at lsn %llu is now of epoch %llu, not %llu): it did not happen; "
+                            "retry it (an idempotency_key makes that safe)",
+                            space, (unsigned long long)lsn, (unsigned long long)now_epoch,
+                            (unsigned long long)epoch);
+    }
     if (ok) return MN_OK;
     return mn_error_set(err, MN_ERR_UNAVAILABLE,
                         "space %s: the write reached %d of %d copies within %lld ms (%s wanted)",

@@ -385,7 +385,8 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
         return rc;
     }
     cl_spaces_set_repl(cl->spaces, cl->repl);
-    rc = cl_gossip_start(c, engine, cl->repl, cl->spaces, cl->node_id, &cl->gossip, err);
+    rc = cl_gossip_start(c, engine, cl->repl, cl->spaces, cl->catalog, cl->node_id, &cl->gossip,
+                         err);
     if (rc != MN_OK) {
         cl_repl_stop(cl->repl);
         cl_catalog_free(cl->catalog); /* first: its thread calls through the route */
@@ -449,16 +450,22 @@ static mn_err hook_space_list(void *arg, mn_space_def_t **out, size_t *n, mn_err
     return cl_catalog_list(((mn_cluster_t *)arg)->catalog, out, n, err);
 }
 
-static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, int level,
+static mn_err hook_write_wait(void *arg, const char *space, uint64_t lsn, uint64_t epoch, int level,
                               int64_t timeout_ms, mn_error *err)
 {
-    return cl_repl_write_wait(((mn_cluster_t *)arg)->repl, space, lsn, level, timeout_ms, err);
+    return cl_repl_write_wait(((mn_cluster_t *)arg)->repl, space, lsn, epoch, level, timeout_ms,
+                              err);
 }
 
 static mn_err hook_partition_recall(void *arg, const char *space, const mn_recall_req_t *req,
                                     mn_recall_result_t *out, mn_error *err)
 {
     return cl_gossip_recall(((mn_cluster_t *)arg)->gossip, space, req, out, err);
+}
+
+static char *hook_cluster_spaces(void *arg, char *names, int *status, mn_error *err)
+{
+    return cl_spaces_render(((mn_cluster_t *)arg)->spaces, names, status, err);
 }
 
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
@@ -488,6 +495,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.space_dropped = hook_space_dropped;
     cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
+    cl->hooks.cluster_spaces = hook_cluster_spaces;
     cl->hooks.hop_allow = hook_hop_allow;
     cl->hooks.partition_recall = hook_partition_recall;
     api->cluster = &cl->hooks;

@@ -344,11 +344,15 @@ static void on_frame(void *arg, const char *from, const uint8_t *buf, size_t len
     if (f.kind == K_REAPPLIED) mn__csnap_on_reapplied(r, from, &f);
 }
 
-/* A fetch still wanted: the core still needs it, from the primary it follows now. */
+/* A fetch still wanted, from the primary the core follows now: the core needs it, or the
+ * store found the local log forked where the core did not see it (mn__crep_flush's
+ * `diverged`: the core then thinks the copy fine, and only a snapshot heals it). */
 static bool tick_in(cl_repl *r, snap_in *t, int64_t now, size_t *active)
 {
     mn_spaces_repl_status_t st;
-    if (mn_spaces_repl_status(r->core, now, t->space, &st) || !st.snapshot_needed) return false;
+    if (mn_spaces_repl_status(r->core, now, t->space, &st)) return false;
+    const crep_space *sp = mn__crep_space(r, t->space);
+    if (!st.snapshot_needed && !(sp && sp->diverged)) return false;
     if (t->from[0] && strcmp(t->from, st.primary)) in_reset(t); /* a new primary */
     if (!st.primary[0] || !strcmp(st.primary, r->self) || now < t->wait_until_us) return true;
     if (!t->from[0]) {

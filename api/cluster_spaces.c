@@ -655,6 +655,24 @@ static bool query_has(const char *query, const char *name)
     return false;
 }
 
+char *cl_spaces_render(cl_spaces *cs, char *names, int *status, mn_error *err)
+{
+    const char *want[PREVIEW_MAX];
+    size_t n_want = 0;
+    cl_view v;
+    *status = take_view(cs, names, &v, want, &n_want, err);
+    cJSON *root = *status ? NULL : render(cs, &v, want, n_want, names != NULL);
+    char *text = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    mn_spaces_table_free(&v.table);
+    free(v.nodes);
+    char *out = text ? strdup(text) : NULL; /* malloc'd, whatever cJSON's allocator is */
+    cJSON_free(text);
+    if (!out && !*status) *status = 503;
+    if (*status == 503 && !err->code) mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    return out;
+}
+
 void cl_spaces_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     cl_spaces *cs = ctx;
@@ -667,25 +685,16 @@ void cl_spaces_handle(void *ctx, const mn_http_request_t *req, mn_http_response_
                               NULL);
         return;
     }
-    const char *want[PREVIEW_MAX];
-    size_t n_want = 0;
     mn_error err = {0};
-    cl_view v;
-    int status = take_view(cs, is_preview ? names : NULL, &v, want, &n_want, &err);
-    cJSON *root = status ? NULL : render(cs, &v, want, n_want, is_preview);
-    char *body = root ? cJSON_PrintUnformatted(root) : NULL;
-    cJSON_Delete(root);
-    mn_spaces_table_free(&v.table);
-    free(v.nodes);
-    if (status == 422) {
+    int status = 0;
+    char *body = cl_spaces_render(cs, is_preview ? names : NULL, &status, &err);
+    if (status == 422)
         mn_http_respond_error(resp, 422, "invalid_argument", err.message, NULL);
-    } else if (!body) {
-        mn_http_respond_error(resp, 503, "unavailable", err.code ? err.message : "out of memory",
-                              NULL);
-    } else {
+    else if (!body)
+        mn_http_respond_error(resp, 503, "unavailable", err.message, NULL);
+    else
         mn_http_respond(resp, 200, NULL, body, strlen(body));
-    }
-    cJSON_free(body);
+    free(body);
 }
 
 /* ---- lookups for routing (any thread) ---- */

@@ -39,6 +39,9 @@ void cl_spaces_set_repl(cl_spaces *cs, struct cl_repl *repl);
 void cl_spaces_tick(cl_spaces *cs, const mn_swim_t *core);
 /* GET /v1/cluster/spaces (any thread). */
 void cl_spaces_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Its document (names: NULL, or a comma-separated preview list, modified): malloc'd JSON
+ * text, or NULL with *status (422 bad names, 503) and err set. Any thread. */
+char *cl_spaces_render(cl_spaces *cs, char *names, int *status, mn_error *err);
 
 /* ---- lookups for routing (any thread) ---- */
 

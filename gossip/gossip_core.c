@@ -294,6 +294,22 @@ void mn_gossip_gc(mn_gossip_t *g, int64_t wall_ms)
     mn_assert_debug(mn_gossip_verify(g));
 }
 
+/* ---- dropping a space's records ---- */
+
+size_t mn_gossip_drop(mn_gossip_t *g, const char *space, int64_t before_ms)
+{
+    mn__gossip_space *sp = mn__gossip_space_find(&g->dir, space, strlen(space));
+    size_t n = 0;
+    for (size_t i = sp ? sp->n : 0; i-- > 0;)
+        if (mn_id_time_ms(&sp->recs[i]->r.id) < before_ms) {
+            mn__gossip_space_remove(&g->dir, sp, i);
+            n++;
+        }
+    g->stats.entries_dropped += n;
+    mn_assert_debug(mn_gossip_verify(g));
+    return n;
+}
+
 /* ---- accessors ---- */
 
 void mn_gossip_root(const mn_gossip_t *g, const char *space, uint8_t root[MN_GOSSIP_DIGEST_LEN],

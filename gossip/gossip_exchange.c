@@ -319,6 +319,9 @@ static void on_push(exch *x)
 {
     mn_gossip_t *g = x->g;
     mn_id_t sup[MN_WIRE_GOSSIP_MAX_IDS], fgt[MN_WIRE_GOSSIP_MAX_IDS];
+    char space[MN_GOSSIP_SPACE_MAX + 1];
+    memcpy(space, x->in->space, x->in->space_len);
+    space[x->in->space_len] = '\0';
     for (size_t i = 0; i < x->in->n_records; i++) {
         mn_gossip_record_t r;
         wire_to_record(&x->in->records[i], &r, sup, fgt);
@@ -328,18 +331,17 @@ static void on_push(exch *x)
             continue;
         }
         if (r.forgotten_hlc && mn_hlc_ms(r.forgotten_hlc) < g->gc_before_ms) continue;
+        if (g->cb.admit && !g->cb.admit(g->cb.user, space, &r.id)) {
+            g->stats.entries_refused++;
+            continue;
+        }
         if (!x->sp) x->sp = mn__gossip_space_get(x->dir, x->in->space, x->in->space_len);
         bool changed;
         const mn__gossip_rec *now;
         if (!x->sp || mn__gossip_space_merge(x->dir, x->sp, &r, &changed, &now) != MN_OK) return;
         if (!changed) continue;
         g->stats.entries_changed++;
-        if (g->cb.changed) {
-            char space[MN_GOSSIP_SPACE_MAX + 1];
-            memcpy(space, x->in->space, x->in->space_len);
-            space[x->in->space_len] = '\0';
-            g->cb.changed(g->cb.user, space, &now->r);
-        }
+        if (g->cb.changed) g->cb.changed(g->cb.user, space, &now->r);
     }
 }
 

@@ -395,6 +395,14 @@ uint64_t mn__repl_epoch_at(const mn_spaces_repl_durable_t *d, uint64_t lsn)
     return lsn == 0 ? 0 : e;
 }
 
+uint64_t mn_spaces_repl_status_epoch_at(const mn_spaces_repl_status_t *st, uint64_t lsn)
+{
+    uint64_t e = 0;
+    for (size_t i = 0; i < st->n_history && st->history[i].lsn <= lsn; i++)
+        e = st->history[i].epoch;
+    return lsn == 0 ? 0 : e;
+}
+
 uint64_t mn__repl_epoch_end(const mn_spaces_repl_durable_t *d, uint64_t last_lsn, uint64_t e,
                             uint64_t *found_epoch, bool *found)
 {
@@ -587,6 +595,8 @@ mn_err mn_spaces_repl_status(const mn_spaces_repl_t *r, int64_t now_us, const ch
     out->applied_lsn = s->applied_lsn;
     out->last_epoch = mn__repl_epoch_at(&s->d, s->last_lsn);
     out->snapshot_needed = s->snapshot_needed;
+    memcpy(out->history, s->d.history, s->d.n_history * sizeof out->history[0]);
+    out->n_history = s->d.n_history;
     out->n_peers = s->n_peers;
     for (size_t i = 0; i < s->n_peers; i++) {
         const mn__repl_peer *p = &s->peers[i];

@@ -29,11 +29,16 @@
 typedef struct gctx {
     mn_api_t *api;
     api_arena arena;
-    const char *key_name; /* the admitted key's configured name, or NULL (changed_by, audit) */
-    const char *key;      /* the key presented (not NUL-terminated), or NULL: RecallMany asks */
-    size_t key_len;       /* for each space it reads */
-    bool denied;          /* set by a method: its error is PERMISSION_DENIED */
+    const char *key_name;  /* the admitted key's configured name, or NULL (changed_by, audit) */
+    const char *key;       /* the key presented (not NUL-terminated), or NULL: RecallMany asks */
+    size_t key_len;        /* for each space it reads */
+    bool denied;           /* set by a method: its error is PERMISSION_DENIED */
+    const char *partition; /* Recall: no copy of the space answered (why); else NULL */
 } gctx;
+
+/* A Recall's timeout_ms (cluster mode), as the REST body's: default and bound */
+#define G_RECALL_TIMEOUT_MS 1000
+#define G_RECALL_TIMEOUT_MAX_MS 600000
 
 typedef enum { G_UNARY, G_CLIENT_STREAM, G_SERVER_STREAM } g_shape;
 
@@ -62,6 +67,10 @@ mn_err g_time_window_out(gctx *c, const mn_recall_result_t *res, Mnemo__V1__Time
 /* RecallMany: one cue over many spaces (grpc_recall_many.c). */
 mn_err g_m_recall_many(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
                        mn_error *err);
+
+/* ClusterSpaces: the placement table (grpc_cluster.c). */
+mn_err g_m_cluster_spaces(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                          mn_error *err);
 
 /* Forget by filter and its jobs (grpc_forget.c). */
 mn_err g_m_forget_where(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -140,6 +149,7 @@ struct gcall {
     size_t key_len;
     int level;            /* set by g_call_route: the request's consistency, -1 = default */
     bool forward;         /* set by g_call_route: another node serves this stream */
+    char partition[300];  /* set by g_call_route: no copy answered a Recall (why), or "" */
     size_t stream_bytes;  /* received so far */
     /* client stream: decoded messages so far */
     ProtobufCMessage **msgs;

@@ -484,6 +484,52 @@ static mn_err hits_out(gctx *c, const mn_recall_result_t *res, bool spread, bool
     return MN_OK;
 }
 
+/* The RecallResponse of res (partition: the partition mode's reason, or NULL). */
+static mn_err recall_out(gctx *c, const mn_recall_req_t *rr, const mn_recall_result_t *res,
+                         int64_t t0, const char *partition, ProtobufCMessage **resp, mn_error *err)
+{
+    Mnemo__V1__RecallResponse *o =
+        G_NEW(&c->arena, Mnemo__V1__RecallResponse, mnemo__v1__recall_response__init);
+    mn_err rc =
+        o ? hits_out(c, res, rr->spread, rr->trace, &o->results, &o->n_results, err) : OOM(err);
+    if (rc) return rc;
+    o->path = (char *)(res->path ? res->path : "exact");
+    o->has_recall_confidence = o->has_scanned = o->has_took_ms = true;
+    o->recall_confidence = res->recall_confidence;
+    o->scanned = res->scanned;
+    o->took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
+    if (partition) {
+        Mnemo__V1__PartitionInfo *p =
+            G_NEW(&c->arena, Mnemo__V1__PartitionInfo, mnemo__v1__partition_info__init);
+        if (!p) return OOM(err);
+        p->episodes = "unreachable";
+        p->reason = (char *)partition;
+        p->cue = rr->embedding && rr->text ? "embedding+text"
+                 : rr->embedding           ? "embedding"
+                                           : "text";
+        o->partition = p;
+    }
+    rc = g_time_window_out(c, res, &o->time_window, err);
+    if (!rc) *resp = &o->base;
+    return rc;
+}
+
+/* No copy of the space answered (gctx.partition): the answer of this node's gossiped
+ * semantic memories of it (docs/gossip.md, "Partition mode"), or UNAVAILABLE. */
+static mn_err recall_partition(gctx *c, const Mnemo__V1__RecallRequest *q,
+                               const mn_recall_req_t *rr, mn_recall_result_t *res, mn_error *err)
+{
+    const api_cluster_hooks *h = c->api->cluster;
+    mn_error why = {0};
+    mn_err rc = h && h->partition_recall
+                    ? h->partition_recall(h->arg, space_of(q->space), rr, res, &why)
+                    : mn_error_set(&why, MN_ERR_NOT_FOUND, "this node keeps no gossiped memories");
+    if (rc == MN_ERR_NOT_FOUND || rc == MN_ERR_UNAVAILABLE)
+        return mn_error_set(err, MN_ERR_UNAVAILABLE, "%.300s; %.400s", c->partition, why.message);
+    if (rc) *err = why;
+    return rc;
+}
+
 static mn_err m_recall(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
 {
     REQ(Mnemo__V1__RecallRequest, r);
@@ -492,23 +538,11 @@ static mn_err m_recall(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **re
     memset(&res, 0, sizeof res);
     int64_t t0 = mn_time_mono_ns();
     mn_err rc = g_recall_in(c, q, &rr, err);
+    if (!rc && c->partition) rc = recall_partition(c, q, &rr, &res, err);
     /* a text-only cue in a space with an embedding provider: its vector too (api/embed) */
-    if (!rc)
+    else if (!rc)
         rc = mn_embed_recall(c->api->embed, c->api->engine, space_of(q->space), &rr, &res, err);
-    if (rc) return rc;
-    double took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
-    Mnemo__V1__RecallResponse *o =
-        G_NEW(&c->arena, Mnemo__V1__RecallResponse, mnemo__v1__recall_response__init);
-    rc = o ? hits_out(c, &res, rr.spread, rr.trace, &o->results, &o->n_results, err) : OOM(err);
-    if (!rc) {
-        o->path = (char *)(res.path ? res.path : "exact");
-        o->has_recall_confidence = o->has_scanned = o->has_took_ms = true;
-        o->recall_confidence = res.recall_confidence;
-        o->scanned = res.scanned;
-        o->took_ms = took_ms;
-        rc = g_time_window_out(c, &res, &o->time_window, err);
-        if (!rc) *resp = &o->base;
-    }
+    if (!rc) rc = recall_out(c, &rr, &res, t0, c->partition, resp, err);
     mn_recall_result_clear(&res);
     return rc;
 }
@@ -765,6 +799,8 @@ static const g_method methods[] = {
     {P("Watch"), G_SERVER_STREAM, D(watch_request), MN_AUTH_OP_EVENTS, API_CTX_SPACE, NULL, NULL},
     {P("Checkpoint"), G_UNARY, D(checkpoint_request), MN_AUTH_OP_ADMIN, API_CTX_ADMIN, m_checkpoint,
      NULL},
+    {P("ClusterSpaces"), G_UNARY, D(cluster_spaces_request), MN_AUTH_OP_ADMIN, API_CTX_ADMIN,
+     g_m_cluster_spaces, NULL},
 };
 
 const g_method *g_method_find(const char *path, size_t len)

@@ -123,7 +123,8 @@ static bool fwd_init(gcall *c, ProtobufCMessage *const *msgs, size_t n, const ch
  * another node serves it, c->forward is set and the stream goes on here until it ends
  * (g_call_forward_batch). */
 static bool route_call(gcall *c, const api_cluster_hooks *h, ProtobufCMessage *const *msgs,
-                       size_t n, const char *space, api_read_pref read, bool probe)
+                       size_t n, const char *space, api_read_pref read, bool probe,
+                       int64_t timeout_ms)
 {
     g_fwd f = {0};
     mn_http_request_t hr;
@@ -141,8 +142,11 @@ static bool route_call(gcall *c, const api_cluster_hooks *h, ProtobufCMessage *c
                          .create = c->m->op == MN_AUTH_OP_SPACE_CREATE,
                          .read = read,
                          .no_forward = !fwd,
-                         .replica_lag_ms = -1};
+                         .replica_lag_ms = -1,
+                         .timeout_ms = timeout_ms};
     bool answered = h->route(h->arg, &hr, &resp, &ask);
+    if (!answered && ask.unreachable) /* served here, in partition mode (m_recall) */
+        snprintf(c->partition, sizeof c->partition, "%s", ask.why);
     if (answered && probe && resp.status == 421) {
         c->forward = true; /* another node serves it: collect the stream, then forward */
         answered = false;
@@ -162,7 +166,21 @@ bool g_call_forward_batch(gcall *c, mn_api_t *api)
     const api_cluster_hooks *h = api->cluster;
     const char *space = g_msg_string(c->msgs[0], "space");
     mn_assert(c->forward && h && h->route && space && *space);
-    return route_call(c, h, c->msgs, c->n_msgs, space, API_READ_PRIMARY, false);
+    return route_call(c, h, c->msgs, c->n_msgs, space, API_READ_PRIMARY, false, 0);
+}
+
+/* A Recall's timeout_ms (the bound on reaching a copy of its space, as the REST body's):
+ * G_RECALL_TIMEOUT_MS when unset; 0 for any other call. */
+static mn_err recall_timeout(const ProtobufCMessage *req, int64_t *ms, mn_error *err)
+{
+    *ms = 0;
+    if (req->descriptor != &mnemo__v1__recall_request__descriptor) return MN_OK;
+    const Mnemo__V1__RecallRequest *q = (const Mnemo__V1__RecallRequest *)req;
+    *ms = q->has_timeout_ms ? q->timeout_ms : G_RECALL_TIMEOUT_MS;
+    if (*ms < 1 || *ms > G_RECALL_TIMEOUT_MAX_MS)
+        return mn_error_set(err, MN_ERR_INVALID, "timeout_ms: must be in 1..%d, got %lld",
+                            G_RECALL_TIMEOUT_MAX_MS, (long long)*ms);
+    return MN_OK;
 }
 
 bool g_call_route(gcall *c, mn_api_t *api, const ProtobufCMessage *req)
@@ -175,6 +193,8 @@ bool g_call_route(gcall *c, mn_api_t *api, const ProtobufCMessage *req)
     if ((v = g_msg_string(req, "consistency")) && *v)
         rc = api_consistency_parse(v, &c->level, &err);
     if (!rc && (v = g_msg_string(req, "read")) && *v) rc = api_read_parse(v, &read, &err);
+    int64_t timeout_ms = 0;
+    if (!rc) rc = recall_timeout(req, &timeout_ms, &err);
     if (rc) {
         g_call_finish(c, rc, &err, c->m->nf, NULL);
         return false;
@@ -185,7 +205,7 @@ bool g_call_route(gcall *c, mn_api_t *api, const ProtobufCMessage *req)
     /* a Watch stream stays on the node it was opened on, as the REST one */
     if (!h || !h->route || !space || !*space || c->m->op == MN_AUTH_OP_EVENTS) return true;
     ProtobufCMessage *one[1] = {(ProtobufCMessage *)req};
-    return !route_call(c, h, one, 1, space, read, c->m->shape != G_UNARY);
+    return !route_call(c, h, one, 1, space, read, c->m->shape != G_UNARY, timeout_ms);
 }
 
 mn_err g_settle(mn_api_t *api, const ProtobufCMessage *req, int level, mn_error *err)

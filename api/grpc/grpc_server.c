@@ -513,7 +513,11 @@ static const char *request_space(const ProtobufCMessage *msg)
 
 static void run_unary(gcall *c, ProtobufCMessage *req)
 {
-    gctx ctx = {.api = c->srv->api, .key_name = c->key_name, .key = c->key, .key_len = c->key_len};
+    gctx ctx = {.api = c->srv->api,
+                .key_name = c->key_name,
+                .key = c->key,
+                .key_len = c->key_len,
+                .partition = c->partition[0] ? c->partition : NULL};
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};

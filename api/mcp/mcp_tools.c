@@ -587,17 +587,30 @@ static void hit_lines(text *t, const cJSON *hits)
     }
 }
 
+/* A recall answered in partition mode (docs/gossip.md) says so: episodes unreachable. */
+static void sum_partition(text *t, const cJSON *json)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(json, "partition");
+    if (!cJSON_IsObject(p)) return;
+    tprintf(t,
+            " Partition mode: the space's episodes are unreachable (%s), so only its "
+            "gossiped semantic memories answered, at a lower confidence.",
+            jtext(p, "reason"));
+}
+
 static void sum_recall(text *t, const char *space, const cJSON *json)
 {
     const cJSON *hits = cJSON_GetObjectItemCaseSensitive(json, "results");
     int n = cJSON_GetArraySize(hits);
     if (n == 0) {
         tprintf(t, "Nothing recalled from space \"%s\".", space);
+        sum_partition(t, json);
         sum_time_window(t, json);
         return;
     }
     tprintf(t, "Recalled %d memor%s from space \"%s\" (recall confidence %.2f):", n,
             n == 1 ? "y" : "ies", space, jnum(json, "recall_confidence"));
+    sum_partition(t, json);
     sum_time_window(t, json);
     hit_lines(t, hits);
 }
@@ -614,7 +627,10 @@ static void sum_recall_many(text *t, const cJSON *json)
     if (cJSON_GetArraySize(missing) > 0) {
         tprintf(t, "; not searched, so a better answer may be missing:");
         for (const cJSON *m = missing->child; m; m = m->next)
-            tprintf(t, " %s (%s)", jtext(m, "space"), jtext(m, "reason"));
+            tprintf(t, " %s (%s)", jtext(m, "space"),
+                    !strcmp(jtext(m, "reason"), "partition")
+                        ? "partition: unreachable, its gossiped semantic memories stood in"
+                        : jtext(m, "reason"));
     }
     tprintf(t, n ? ":" : ".");
     sum_time_window(t, json);
@@ -808,6 +824,32 @@ static void sum_list_spaces(text *t, const char *space, const cJSON *json)
         tprintf(t, "\n- %s (dim %.0f, %s)", jtext(s, "name"), jnum(s, "dim"), jtext(s, "metric"));
 }
 
+static void sum_cluster_spaces(text *t, const char *space, const cJSON *json)
+{
+    (void)space;
+    const cJSON *spaces = cJSON_GetObjectItemCaseSensitive(json, "spaces");
+    int n = cJSON_GetArraySize(spaces);
+    int m = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(json, "members"));
+    tprintf(t,
+            "Node %s: replication factor %.0f, %d member%s, %d space%s (%.0f under-replicated, "
+            "%.0f unavailable).",
+            jtext(json, "self"), jnum(json, "replication_factor"), m, m == 1 ? "" : "s", n,
+            n == 1 ? "" : "s", jnum(json, "under_replicated"), jnum(json, "unavailable"));
+    int shown = 0;
+    for (const cJSON *e = spaces ? spaces->child : NULL; e; e = e->next) {
+        if (shown++ == 50) {
+            tprintf(t, "\n... (the structured result lists every space)");
+            break;
+        }
+        tprintf(t, "\n- %s: epoch %.0f, primary %s, holders", jtext(e, "name"), jnum(e, "epoch"),
+                jstr(e, "primary") ? jtext(e, "primary") : "none");
+        const cJSON *hs = cJSON_GetObjectItemCaseSensitive(e, "holders");
+        for (const cJSON *h = hs ? hs->child : NULL; h; h = h->next)
+            tprintf(t, " %s (%s%s)", jtext(h, "node"), jtext(h, "role"),
+                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "down")) ? ", down" : "");
+    }
+}
+
 static void sum_consolidate(text *t, const char *space, const cJSON *json)
 {
     tprintf(t,
@@ -905,6 +947,12 @@ static const mcp_tool tools[] = {
     {"list_spaces", "List spaces", "List the memory spaces with their dimension and metric.",
      list_spaces_schema, true, false, true, false, rest_h_space_list, "GET", sum_list_spaces, NULL,
      MN_AUTH_OP_SPACE_LIST},
+    {"cluster_spaces", "Cluster placement",
+     "Where each memory space lives in the cluster: its primary, its replicas and how far "
+     "behind they are, the members, and the spaces under-replicated or unavailable (an admin "
+     "tool; a single node answers that it runs alone).",
+     list_spaces_schema, true, false, true, false, rest_h_cluster_spaces, "GET", sum_cluster_spaces,
+     NULL, MN_AUTH_OP_ADMIN},
     {"consolidate", "Consolidate",
      "Merge related episodes of a space into semantic memories now (this also runs on a "
      "schedule). With a filter, only the semantic memories of clusters holding a matching "

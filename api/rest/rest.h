@@ -38,6 +38,9 @@ void rest_h_health(void *ctx, const mn_http_request_t *req, mn_http_response_t *
 void rest_h_ready(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_space_create(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_space_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* The cluster's placement table as GET /v1/cluster/spaces gives it (that route is the
+ * cluster's own handler; the MCP door calls this one): 404 on a single node. */
+void rest_h_cluster_spaces(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_space_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_space_drop(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_space_stats(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);

@@ -251,6 +251,28 @@ void rest_h_space_create(void *ctx, const mn_http_request_t *req, mn_http_respon
     jw_respond(&w, resp, 201);
 }
 
+void rest_h_cluster_spaces(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
+{
+    mn_api_t *api = ctx;
+    const api_cluster_hooks *h = api->cluster;
+    if (!h || !h->cluster_spaces) {
+        mn_http_respond_error(resp, 404, "not_found",
+                              "this node runs alone ([cluster] enabled = false): it has no "
+                              "placement table",
+                              NULL);
+        return;
+    }
+    if (!rest_query_none(req, resp, API_CTX_ADMIN)) return;
+    int status = 0;
+    mn_error err = {0};
+    char *doc = h->cluster_spaces(h->arg, NULL, &status, &err);
+    if (!doc)
+        mn_http_respond_error(resp, status ? status : 503, "unavailable", err.message, NULL);
+    else
+        mn_http_respond(resp, 200, NULL, doc, strlen(doc));
+    free(doc);
+}
+
 void rest_h_space_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;

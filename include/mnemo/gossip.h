@@ -120,6 +120,10 @@ typedef struct mn_gossip_cb {
     /* A merge from a peer changed a record (rec: the new state, valid during
      * the call). NULL = not told. */
     void (*changed)(void *user, const char *space, const mn_gossip_record_t *rec);
+    /* May a record of space with this id, received from a peer, join our copy? NULL =
+     * every one. The server refuses the records of a space the cluster dropped, and those
+     * older than the space's current incarnation (docs/gossip.md, "Dropped spaces"). */
+    bool (*admit)(void *user, const char *space, const mn_id_t *id);
 } mn_gossip_cb_t;
 
 typedef struct mn_gossip_stats {
@@ -133,6 +137,8 @@ typedef struct mn_gossip_stats {
     uint64_t entries_changed; /* received records that changed our state */
     uint64_t peers_differing; /* exchanges that found a differing directory root */
     uint64_t tombstones_collected;
+    uint64_t entries_refused; /* received records the admit callback refused */
+    uint64_t entries_dropped; /* records removed by mn_gossip_drop */
 } mn_gossip_stats_t;
 
 typedef struct mn_gossip mn_gossip_t;
@@ -160,6 +166,11 @@ int64_t mn_gossip_next_deadline(const mn_gossip_t *g);
 /* Collects tombstones forgotten before wall_ms - gc_horizon_ms, and refuses
  * such old tombstones from then on (they would be collected at once). */
 void mn_gossip_gc(mn_gossip_t *g, int64_t wall_ms);
+
+/* Removes space's records whose id was made before before_ms (INT64_MAX: all of them),
+ * as if never held: no tombstone is left, so the host must also refuse them from then on
+ * (the admit callback). Returns how many went. */
+size_t mn_gossip_drop(mn_gossip_t *g, const char *space, int64_t before_ms);
 
 /* A space's root and record count (space NULL or "": the directory's, count
  * = spaces). An unknown space has a zero root and count 0. */

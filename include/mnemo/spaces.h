@@ -428,7 +428,15 @@ typedef struct mn_spaces_repl_status {
     bool snapshot_needed;
     mn_spaces_repl_peer_status_t peers[MN_SPACES_HOLDERS_MAX];
     size_t n_peers;
+    /* the epochs of the local log (mn_spaces_repl_durable_t.history) */
+    mn_spaces_repl_epoch_start_t history[MN_SPACES_REPL_HISTORY_MAX];
+    size_t n_history;
 } mn_spaces_repl_status_t;
+
+/* The epoch of the entry at lsn in the log st describes; 0 when lsn is 0, or below what its
+ * history still covers (entries that came in a snapshot, or epochs dropped from the bounded
+ * history): not known. */
+uint64_t mn_spaces_repl_status_epoch_at(const mn_spaces_repl_status_t *st, uint64_t lsn);
 
 mn_err mn_spaces_repl_status(const mn_spaces_repl_t *r, int64_t now_us, const char *space,
                              mn_spaces_repl_status_t *out);

@@ -65,6 +65,7 @@ def methods():
         "Complete": ("unary", p.CompleteRequest, p.CompleteResponse),
         "Watch": ("server_stream", p.WatchRequest, p.Event),
         "Checkpoint": ("unary", p.CheckpointRequest, p.CheckpointResponse),
+        "ClusterSpaces": ("unary", p.ClusterSpacesRequest, p.ClusterSpacesResponse),
     }
 
 

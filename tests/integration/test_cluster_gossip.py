@@ -2,7 +2,7 @@
 `mnemo serve` at replication factor 1, so one node (the holder) has the space's episodes.
 It consolidates them; every node's GET /v1/cluster/gossip converges on the holder's root for
 the space; forgetting the semantic memory on the holder converges everywhere as a
-tombstone. With the holder paused (SIGSTOP, always SIGCONT after), a recall through another
+tombstone; dropping the space takes its memories off every node, for good. With the holder paused (SIGSTOP, always SIGCONT after), a recall through another
 node still answers within its timeout_ms from the gossiped semantic memories: path and reason
 "partition", a lower recall_confidence than the holder's own answer, and the episodes said
 unreachable. The steady-state gossip traffic per node is printed (not asserted). A single
@@ -166,10 +166,14 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
         assert r.status == 200 and r.json["results"] == [], r.body
         assert r.json["path"] == "partition"
         # an agent with only text: the MCP recall tool takes the same way
-        sc = Session(other).ok("recall", space=SPACE, text="deploy pipeline canary",
-                               timeout_ms=400)
+        res = Session(other).call("recall", space=SPACE, text="deploy pipeline canary",
+                                  timeout_ms=400)
+        assert res["isError"] is False, res
+        sc = res["structuredContent"]
         assert sc["path"] == "partition", sc
         assert "partition" in sc["results"][0]["confidence"]["reasons"]
+        # and its text says so, for an agent that reads only the text
+        assert "episodes are unreachable" in res["content"][0]["text"], res["content"]
     finally:
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
 
@@ -196,6 +200,32 @@ def test_a_forgotten_semantic_memory_converges_as_a_tombstone(cluster):
         assert r.status == 503, r.body  # nothing gossiped is left to answer from
     finally:
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
+
+
+def rounds_pass(nodes, n=5):
+    """Waits until every node has run n more gossip rounds."""
+    before = [gossip_doc(s)["stats"]["rounds"] for s in nodes]
+    wait_until(lambda: all(gossip_doc(s)["stats"]["rounds"] >= b + n
+                           for s, b in zip(nodes, before)), DEADLINE_S,
+               what="%d more gossip rounds on every node" % n)
+
+
+def test_a_dropped_space_leaves_every_nodes_gossip(cluster):
+    """Dropping a space takes its gossiped memories off every node, and creating the name
+    again does not bring the old incarnation's memories back (docs/gossip.md, "Dropped
+    spaces")."""
+    nodes, ids, h = cluster
+    consolidate(nodes[h])
+    wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="one semantic memory everywhere")
+    r = call(nodes[(h + 1) % 3], "DELETE", "/v1/spaces/%s" % SPACE)
+    assert r.status in (200, 204), r.body
+    wait_until(lambda: all(space_row(gossip_doc(s)) is None for s in nodes), DEADLINE_S,
+               what="the dropped space gone from every node's gossip")
+    assert sum(gossip_doc(s)["stats"]["entries_dropped"] for s in nodes) >= 3
+    r = call(nodes[h], "POST", "/v1/spaces", {"name": SPACE, "dim": 4})
+    assert r.status == 201, r.body
+    rounds_pass(nodes)
+    assert all(space_row(gossip_doc(s)) is None for s in nodes)
 
 
 def test_holders_scope_keeps_a_space_on_its_holders(server_factory):

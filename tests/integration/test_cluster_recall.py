@@ -7,7 +7,9 @@ confidence drops by the missing-partition factor; once it resumes nothing is mis
 sees only its spaces across nodes (403 for a listed unreadable space, a prefix expands to
 the readable ones). Five nodes with two copies of each space and one slow node
 (MNEMO_TEST_QUERY_DELAY_MS): the answer is complete (hedged to the other copy) and equals
-the one of the cluster without the slow node. Every wait polls with a deadline."""
+the one of the cluster without the slow node. With consolidated spaces, a paused node's
+spaces are answered by their gossiped semantic memories (reason partition), over REST and
+gRPC. Every wait polls with a deadline."""
 
 import hashlib
 import os
@@ -90,12 +92,16 @@ def make_space(entry, name):
     """Creates name and waits until its primary holds it: a space created while placement
     is still settling may never be made on its primary (the placement race of issue 16), so
     such a creation is dropped and made again."""
+    made = [0.0]  # when it was last made: a busy machine gets a while to place it
+
     def held():  # a recall is served by the primary's engine (a GET may be the catalog's)
         if call(entry, "POST", "/v1/spaces/%s/recall" % name,
                 {"embedding": [1.0] + [0.0] * (DIM - 1), "k": 1}).status == 200:
             return True
-        call(entry, "DELETE", "/v1/spaces/%s" % name)
-        call(entry, "POST", "/v1/spaces", {"name": name, "dim": DIM})
+        if time.monotonic() - made[0] >= 3.0:
+            call(entry, "DELETE", "/v1/spaces/%s" % name)
+            call(entry, "POST", "/v1/spaces", {"name": name, "dim": DIM})
+            made[0] = time.monotonic()
         return False
 
     wait_until(held, DEADLINE_S, interval_s=0.5, what="space %s on its primary" % name)
@@ -255,6 +261,94 @@ def test_a_key_sees_only_its_spaces_across_nodes(three):
         assert doc["spaces"] == READABLE and doc["missing"] == []
         assert {h["space"] for h in doc["results"]} == set(READABLE)
         assert len(doc["results"]) == sum(6 + SPACES.index(s) for s in READABLE)
+
+
+PARTED = ["pm-%d" % i for i in range(6)]  # not "cq-": the key test's prefix stays as it is
+
+
+def consolidated(entry, name, base):
+    """Six close episodes on one topic in name, then one consolidation run (on its primary,
+    through entry): one semantic memory, which gossip carries to every node."""
+    for i in range(6):
+        emb = [base[0], base[1] + 0.01 * i, base[2], base[3]]
+        r = call(entry, "POST", "/v1/spaces/%s/memories" % name,
+                 {"content": "%s keeps the canary deploy notes step %d" % (name, i),
+                  "embedding": emb})
+        assert r.status == 201, r.body
+    r = call(entry, "POST", "/v1/spaces/%s/consolidate" % name, {"min_support": 3})
+    assert r.status == 200 and r.json["created"] >= 1, r.body
+
+
+def gossiped(server, names):
+    """Whether server keeps a gossiped semantic memory of every one of names."""
+    r = call(server, "GET", "/v1/cluster/gossip")
+    assert r.status == 200, r.body
+    have = {x["name"] for x in r.json["spaces"] if x["semantic_memories"] >= 1}
+    return set(names) <= have
+
+
+def test_a_paused_nodes_spaces_are_answered_by_their_gossiped_memories(three):
+    """Partition mode of a recall over many spaces (docs/recall.md, "Partition stand-in"),
+    through REST and gRPC RecallMany: the paused node's spaces are missing with the reason
+    partition, their gossiped semantic memories stand in (reason partition), within
+    timeout_ms, with a lower confidence; a single-space gRPC Recall of one of them answers in
+    partition mode; after SIGCONT nothing is missing."""
+    from grpc_util import Grpc, pb
+    nodes, ids, _ = three
+    base = [0.9, 0.1, 0.05, 0.02]
+    for name in PARTED:
+        make_space(nodes[0], name)
+        consolidated(nodes[0], name, base)
+    prim = wait_until(lambda: primaries(nodes, PARTED, ids), DEADLINE_S, what="placement")
+    victim = next((i for i in (1, 2) if ids[i] in prim.values()), None)
+    assert victim is not None, ("every space on the node asked", prim)  # (1/3)^6 by chance
+    held = sorted(s for s, p in prim.items() if p == ids[victim])
+    wait_until(lambda: gossiped(nodes[0], held), DEADLINE_S,
+               what="the victim's semantic memories gossiped to the node asked")
+    cue = {"text": "canary deploy notes", "embedding": base, "k": 40, "spread": False}
+    full = many(nodes[0], spaces=PARTED, **cue)
+    assert full.status == 200 and full.json["missing"] == [], full.body
+    timeout_ms = 800
+    os.kill(nodes[victim].proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = many(nodes[0], spaces=PARTED, timeout_ms=timeout_ms, **cue)
+        took = time.monotonic() - t0
+        assert r.status == 200, r.body
+        got = r.json
+        assert took < timeout_ms / 1000.0 + 5.0  # loose: the deadline, not speed, bounds it
+        assert sorted(m["space"] for m in got["missing"]) == held, (got["missing"], prim)
+        assert {m["reason"] for m in got["missing"]} == {"partition"}, got["missing"]
+        stand_in = [h for h in got["results"] if h["space"] in held]
+        assert {h["space"] for h in stand_in} == set(held), got["results"]
+        for h in stand_in:
+            assert h["memory"]["kind"] == "semantic"
+            assert "partition" in h["confidence"]["reasons"]
+        for h in got["results"]:
+            assert "missing_partition" in h["confidence"]["reasons"]
+        assert got["reachable"] < 1
+        assert got["recall_confidence"] < full.json["recall_confidence"]
+        with Grpc("127.0.0.1:%d" % nodes[0].grpc_port, api_key=ADMIN) as g:
+            rq = pb().RecallRequest(text=cue["text"], embedding=base, k=5, spread=False)
+            gm = g.RecallMany(pb().RecallManyRequest(spaces=PARTED, recall=rq,
+                                                     timeout_ms=timeout_ms))
+            assert sorted(m.space for m in gm.missing) == held
+            assert {m.reason for m in gm.missing} == {"partition"}
+            one = pb().RecallRequest(space=held[0], text=cue["text"], embedding=base, k=5,
+                                     timeout_ms=timeout_ms)
+            gr = g.Recall(one)
+            assert gr.path == "partition" and gr.partition.episodes == "unreachable"
+            assert held[0] in gr.partition.reason and gr.partition.cue == "embedding+text"
+            assert gr.results and "partition" in gr.results[0].confidence.reasons
+    finally:
+        os.kill(nodes[victim].proc.pid, signal.SIGCONT)
+
+    def whole():
+        g = many(nodes[0], spaces=PARTED, **cue).json
+        return g if g["missing"] == [] else None
+
+    again = wait_until(whole, DEADLINE_S, what="nothing missing once the node resumed")
+    assert {h["space"] for h in again["results"]} == set(PARTED)
 
 
 def test_five_nodes_a_slow_node_is_hedged_to_the_other_copy(tmp_path_factory):

@@ -204,6 +204,52 @@ def test_mcp_tools_are_routed(cluster):
     assert any(h["id"] == mid for h in hits["results"])
 
 
+class AdminSession(Session):
+    """An MCP session that sends the admin's key."""
+
+    def post_raw(self, body, headers=None):
+        return super().post_raw(body, dict(headers or {}, Authorization="Bearer " + ADMIN))
+
+    def post(self, body, headers=None):
+        return super().post(body, dict(headers or {}, Authorization="Bearer " + ADMIN))
+
+
+def test_placement_table_over_grpc_and_mcp_matches_rest(cluster):
+    """GET /v1/cluster/spaces, gRPC ClusterSpaces and the MCP tool cluster_spaces give the
+    same table (an admin's); other keys are refused."""
+    nodes, ids, p = cluster
+    other = nodes[(p + 1) % 3]
+    rest = call(other, "GET", "/v1/cluster/spaces", key=ADMIN)
+    assert rest.status == 200, rest.body
+    want = {e["name"]: e for e in rest.json["spaces"]}
+    with Grpc("127.0.0.1:%d" % other.grpc_port, api_key=ADMIN) as g:
+        got = g.ClusterSpaces(pb().ClusterSpacesRequest())
+        assert got.self == rest.json["self"] and got.replication_factor == 3
+        assert {m.id for m in got.members} == set(ids)
+        row = next(e for e in got.spaces if e.name == SPACE)
+        assert row.primary == want[SPACE]["primary"] == ids[p]
+        assert row.epoch == want[SPACE]["epoch"]
+        assert [h.node for h in row.holders] == [h["node"] for h in want[SPACE]["holders"]]
+        assert set(row.replicas) == set(want[SPACE]["replicas"])
+        # its own copy's applied lsn is known on every holder's answer
+        own = next(h for h in row.holders if h.node == got.self)
+        assert own.HasField("applied_lsn")
+        preview = g.ClusterSpaces(pb().ClusterSpacesRequest(names=["not-yet-made"]))
+        assert preview.preview and [e.name for e in preview.spaces] == ["not-yet-made"]
+        e = grpc_error(g.ClusterSpaces, pb().ClusterSpacesRequest(names=["Bad Name"]))
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "names[0]" in e.details()
+    with Grpc("127.0.0.1:%d" % other.grpc_port, api_key=WRITER) as g:
+        e = grpc_error(g.ClusterSpaces, pb().ClusterSpacesRequest())
+        assert e.code() == grpc.StatusCode.PERMISSION_DENIED, e.details()
+    r = AdminSession(other).call("cluster_spaces")
+    assert r["isError"] is False, r
+    doc = r["structuredContent"]
+    assert {e["name"]: e["primary"] for e in doc["spaces"]} == \
+        {n: e["primary"] for n, e in want.items()}
+    assert SPACE in r["content"][0]["text"] and "primary " + ids[p] in r["content"][0]["text"]
+    assert KeyedSession(other).call("cluster_spaces")["isError"] is True  # the writer's key
+
+
 def test_forged_and_tampered_hops_are_refused(cluster):
     nodes, ids, p = cluster
     target = nodes[(p + 1) % 3]

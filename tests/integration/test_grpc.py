@@ -284,6 +284,11 @@ def test_checkpoint(g, space, tmp_path):
            pb().CheckpointRequest())
 
 
+def test_cluster_spaces_on_a_single_node_is_not_found(g):
+    e = expect(grpc.StatusCode.NOT_FOUND, None, g.ClusterSpaces, pb().ClusterSpacesRequest())
+    assert "runs alone" in e.details()
+
+
 # ---- RememberBatch ----
 
 def test_remember_batch_is_all_or_nothing(g, http, space):
@@ -347,6 +352,14 @@ def test_errors_carry_the_http_codes(g, space):
     e = expect(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", g.Recall,
                pb().RecallRequest(space=space, embedding=[1, 0, 0], k=5000))
     assert e.details().startswith("k: ")
+    # timeout_ms (the cluster's bound on reaching a copy) is checked on a single node too,
+    # and a valid one changes nothing there
+    for bad in (0, 600001):
+        e = expect(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", g.Recall,
+                   pb().RecallRequest(space=space, embedding=[1, 0, 0], timeout_ms=bad))
+        assert e.details() == "timeout_ms: must be in 1..600000, got %d" % bad, e.details()
+    ok = g.Recall(pb().RecallRequest(space=space, embedding=[1, 0, 0], timeout_ms=50))
+    assert ok.path != "partition" and not ok.HasField("partition")
     # an enum number the proto does not define is refused, never misread (raw bytes: the
     # Python classes will not encode one): RememberRequest{space, memory{kind = 7, content}}
     sp = space.encode()

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/cluster_client.h"
+#include "api/cluster_client_pool.h"
 #include "mnemo/util.h"
 #include "testutil.h"
 
@@ -89,6 +90,7 @@ static void tiny_start(tiny *t, const char *const *pieces, bool hold)
 
 static void tiny_stop(tiny *t)
 {
+    cl__pool_drop(NULL); /* a kept connection would hold a `hold` server open */
     pthread_join(t->th, NULL);
     close(t->lfd);
 }

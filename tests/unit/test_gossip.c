@@ -3,7 +3,8 @@
  * join of their states in both directions (records, new spaces,
  * tombstones); nodes that agree exchange one frame; batches stay within
  * batch_max and a large difference closes over a few rounds; rounds go to
- * `fanout` distinct peers; bad configuration and names are refused. */
+ * `fanout` distinct peers; records the host refuses stay out and dropped ones go; bad
+ * configuration and names are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +32,10 @@ typedef struct net {
     size_t head, tail;
     uint64_t frames, max_records, changed_calls;
     mn_wire_gossip_storage_t st;
+    /* what node `refuser` admits: no record of space `refuse`, none older than after_ms */
+    int refuser;
+    const char *refuse;
+    int64_t after_ms;
 } net;
 
 static net *NET;
@@ -59,6 +64,13 @@ static void on_changed(void *user, const char *space, const mn_gossip_record_t *
     NET->changed_calls++;
 }
 
+static bool on_admit(void *user, const char *space, const mn_id_t *id)
+{
+    const net *n = NET;
+    if (*(const int *)user != n->refuser) return true;
+    return !(n->refuse && !strcmp(space, n->refuse)) && mn_id_time_ms(id) >= n->after_ms;
+}
+
 static net *net_new(const mn_gossip_config_t *c)
 {
     net *n = calloc(1, sizeof *n);
@@ -71,9 +83,11 @@ static net *net_new(const mn_gossip_config_t *c)
     n->st.names = calloc(MN_WIRE_GOSSIP_MAX_KEYS, sizeof *n->st.names);
     n->st.name_lens = calloc(MN_WIRE_GOSSIP_MAX_KEYS, sizeof *n->st.name_lens);
     n->st.names_cap = MN_WIRE_GOSSIP_MAX_KEYS;
+    n->refuser = -1;
     const char *ids[NODES] = {"n0", "n1", "n2"};
     for (int i = 0; i < NODES; i++) {
-        mn_gossip_cb_t cb = {.user = &n->idx[i], .send = on_send, .changed = on_changed};
+        mn_gossip_cb_t cb = {
+            .user = &n->idx[i], .send = on_send, .changed = on_changed, .admit = on_admit};
         n->idx[i] = i;
         assert_int_equal(mn_gossip_new(ids[i], c, &cb, 100 + (uint64_t)i, 0, &n->g[i], NULL),
                          MN_OK);
@@ -135,6 +149,14 @@ static mn_gossip_record_t rec(uint64_t k, uint64_t hlc)
     r.hlc = hlc;
     r.confidence = 0.5f;
     r.support_n = 1;
+    return r;
+}
+
+/* rec(k, 1) with an id made at ms */
+static mn_gossip_record_t rec_at(uint64_t k, int64_t ms)
+{
+    mn_gossip_record_t r = rec(k, 1);
+    mn_put_be64(r.id.b, ((uint64_t)ms << 16) | 0x7000u | k);
     return r;
 }
 
@@ -237,6 +259,42 @@ static void test_gossip_rounds_go_to_fanout_distinct_peers(void **state)
     net_free(n);
 }
 
+/* A dropped space (docs/gossip.md, "Dropped spaces"): the host refuses its records and
+ * those older than its incarnation; mn_gossip_drop takes them out of a copy, after which
+ * the two copies agree again. */
+static void test_gossip_refused_and_dropped_records_leave_copies_that_agree(void **state)
+{
+    (void)state;
+    net *n = net_new(NULL);
+    for (uint64_t k = 0; k < 10; k++)
+        put(n, 0, "gone", rec_at(k, 1000 + (int64_t)k));
+    put(n, 0, "kept", rec_at(1, 1000));
+    put(n, 0, "kept", rec_at(2, 5000));
+    n->refuser = 1, n->refuse = "gone", n->after_ms = 2000;
+    exchange(n, 1, 0);
+    mn_gossip_stats_t st;
+    mn_gossip_stats(n->g[1], &st);
+    assert_int_equal(st.entries_refused, 11); /* each offered once */
+    uint8_t root[MN_GOSSIP_DIGEST_LEN];
+    uint64_t count;
+    mn_gossip_root(n->g[1], "gone", root, &count);
+    assert_int_equal(count, 0);
+    mn_gossip_root(n->g[1], "kept", root, &count);
+    assert_int_equal(count, 1);
+    assert_false(same_root(n, 0, 1));
+    assert_int_equal(mn_gossip_drop(n->g[0], "gone", INT64_MAX), 10);
+    assert_int_equal(mn_gossip_drop(n->g[0], "kept", 2000), 1);
+    assert_int_equal(mn_gossip_drop(n->g[0], "nowhere", INT64_MAX), 0);
+    assert_true(same_root(n, 0, 1));
+    mn_gossip_stats(n->g[0], &st);
+    assert_int_equal(st.entries_dropped, 11);
+    mn_gossip_record_t got;
+    mn_gossip_record_t kept = rec_at(2, 5000);
+    assert_int_equal(mn_gossip_get(n->g[0], "kept", &kept.id, &got), MN_OK);
+    assert_true(mn_gossip_verify(n->g[0]) && mn_gossip_verify(n->g[1]));
+    net_free(n);
+}
+
 static void test_gossip_refuses_bad_configuration_and_names(void **state)
 {
     (void)state;
@@ -276,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_gossip_nodes_that_agree_exchange_one_frame),
         cmocka_unit_test(test_gossip_batches_stay_bounded_and_a_large_gap_closes_in_rounds),
         cmocka_unit_test(test_gossip_rounds_go_to_fanout_distinct_peers),
+        cmocka_unit_test(test_gossip_refused_and_dropped_records_leave_copies_that_agree),
         cmocka_unit_test(test_gossip_refuses_bad_configuration_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

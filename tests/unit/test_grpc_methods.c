@@ -82,6 +82,7 @@ static void test_operations_follow_the_http_routes(void **state)
         {"Complete", "POST", "/v1/spaces/{space}/complete"},
         {"Watch", "GET", "/v1/spaces/{space}/events"},
         {"Checkpoint", "POST", "/v1/admin/checkpoint"},
+        {"ClusterSpaces", "GET", "/v1/cluster/spaces"},
         {"Health", "GET", "/health"},
     };
     size_t n;

@@ -28,7 +28,7 @@ typedef struct seen {
     int64_t lag_ms; /* route serves here from a replica this far behind */
     mn_err wait_rc;
     int level;
-    uint64_t lsn;
+    uint64_t lsn, epoch;
 } seen;
 static seen S;
 
@@ -49,8 +49,8 @@ static bool fake_route(void *arg, const mn_http_request_t *req, mn_http_response
     return true;
 }
 
-static mn_err fake_wait(void *arg, const char *space, uint64_t lsn, int level, int64_t timeout_ms,
-                        mn_error *err)
+static mn_err fake_wait(void *arg, const char *space, uint64_t lsn, uint64_t epoch, int level,
+                        int64_t timeout_ms, mn_error *err)
 {
     (void)arg;
     (void)space;
@@ -58,6 +58,7 @@ static mn_err fake_wait(void *arg, const char *space, uint64_t lsn, int level, i
     S.waits++;
     S.level = level;
     S.lsn = lsn;
+    S.epoch = epoch;
     if (S.wait_rc) return mn_error_set(err, S.wait_rc, "reached 1 of 3 copies");
     return MN_OK;
 }
@@ -151,6 +152,7 @@ static void test_route_asks_the_hook_about_each_request(void **state)
     assert_int_equal(S.waits, 1);
     assert_int_equal(S.level, 2);
     assert_true(S.lsn >= 2);
+    assert_true(S.epoch >= 1); /* the epoch of the write's entry goes with its lsn */
     done(&r);
     r = run(f, "GET", "/v1/spaces/s/memories", "read=nearest", NULL);
     assert_int_equal(r.status, 200);

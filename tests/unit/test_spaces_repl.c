@@ -351,10 +351,34 @@ static void test_spaces_repl_a_closed_copy_reopens_empty_and_catches_up(void **s
     world_free(w);
 }
 
+/* The epoch of an lsn in a published status: what a write's waiter checks before it
+ * acknowledges (api/cluster_repl_pub.c): a log replaced since the write answers another
+ * epoch, or 0 below what its history covers. */
+static void test_spaces_repl_status_epoch_at_reads_the_history(void **state)
+{
+    (void)state;
+    mn_spaces_repl_status_t st;
+    memset(&st, 0, sizeof st);
+    st.history[0] = (mn_spaces_repl_epoch_start_t){3, 10};
+    st.history[1] = (mn_spaces_repl_epoch_start_t){5, 20};
+    st.n_history = 2;
+    assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 0), 0);
+    assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 9), 0); /* before the history */
+    assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 10), 3);
+    assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 19), 3);
+    assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 20), 5);
+    assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 1000), 5);
+    /* a snapshot at lsn 1207 (epoch 8) replaced the log: a write of epoch 7 at 1204 is gone */
+    st.history[0] = (mn_spaces_repl_epoch_start_t){8, 1207};
+    st.n_history = 1;
+    assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 1204), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spaces_repl_levels_follow_the_acks),
+        cmocka_unit_test(test_spaces_repl_status_epoch_at_reads_the_history),
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
