@@ -161,6 +161,8 @@ mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err)
 
 /* How long in-flight gRPC calls may take to finish at shutdown before they are cancelled. */
 #define GRPC_GRACE_MS 10000
+/* How long a cluster node stopping waits for the spaces it leads to be handed over. */
+#define LEAVE_HANDOVER_MS 5000
 
 typedef struct server {
     uv_loop_t loop;
@@ -196,6 +198,14 @@ static void on_http_closed(void *arg)
     mn_log_info("http server stopped");
 }
 
+static void stop_serving(void *arg)
+{
+    server *s = arg;
+    mn_api_set_draining(s->api);
+    if (s->grpc) mn_grpc_shutdown_begin(s->grpc);
+    mn_http_server_shutdown(s->http, on_http_closed, s);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     server *s = h->data;
@@ -205,9 +215,10 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     s->stopping = true;
     mn_log_info("%s: shutting down (finishing in-flight requests)", strsignal(signum));
-    mn_api_set_draining(s->api);
-    if (s->grpc) mn_grpc_shutdown_begin(s->grpc);
-    mn_http_server_shutdown(s->http, on_http_closed, s);
+    if (s->cluster) /* its primaries first go to other holders, while requests are served */
+        mn_cluster_hand_over(s->cluster, LEAVE_HANDOVER_MS, stop_serving, s);
+    else
+        stop_serving(s);
 }
 
 static mn_err engine_options(const mn_config_t *c, mn_engine_options_t *o, mn_error *err)

@@ -7,7 +7,8 @@
  * lsn) from the engine's WAL hook on the commit thread, which must never
  * block: it appends to a vector and wakes the thread. The thread opens in the
  * core each space the table gives this node (with its durable state and the
- * engine's position), passes holder changes and liveness on, feeds the
+ * engine's position), closes and drops the copies its records moved away
+ * (cluster_repl_drop.c), passes holder changes and liveness on, feeds the
  * primary's durable entries to mn_spaces_repl_append, frames from the bus to
  * mn_spaces_repl_on_message, and keeps a timer at the core's next deadline.
  *
@@ -165,7 +166,7 @@ static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
         mine |= strcmp(e->holders[i].node, r->self) == 0;
         n++;
     }
-    if (!mine || n == 0) return; /* the core has no close: a space that moved away idles */
+    if (!mine || n == 0) return; /* moved away: cluster_repl_drop.c closes it */
     crep_space *sp = mn__crep_space(r, e->name);
     if (!sp) {
         open_space(r, e, h, n);
@@ -442,6 +443,7 @@ static void on_refresh(uv_timer_t *t)
     cl_repl *r = t->data;
     run_handovers(r);
     unfence_engines(r);
+    mn__crep_drop_gone(r); /* what its primary's lead kept here at the last table */
     after_core(r);
     mn__crep_publish(r, true);
     mn__crep_metrics_export(r);
@@ -489,9 +491,12 @@ static void on_wake(uv_async_t *a)
         apply_members(r, members, n_members);
         mn__crep_chan_members(r);
     }
-    if (table_new)
+    if (table_new) {
         for (size_t i = 0; i < table.n; i++)
             apply_entry(r, &table.entries[i]);
+        mn__crep_gone_update(r, &table);
+        mn__crep_drop_gone(r);
+    }
     mn_spaces_table_free(&table);
     apply_hooked(r, hooked, n_hooked);
     free(hooked);
@@ -574,6 +579,7 @@ static void free_all(cl_repl *r)
     free(r->in_members);
     free(r->handovers);
     free(r->in_handovers);
+    free(r->gone);
     free(r->hooked);
     free(r->read_buf);
     free(r->caught);

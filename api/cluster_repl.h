@@ -69,6 +69,10 @@ bool cl_repl_status(cl_repl *r, const char *space, mn_spaces_repl_status_t *out)
  * (it leads the space; its own copy: 0); -1 = not known here. */
 int64_t cl_repl_lag_ms(cl_repl *r, const char *space, const char *node);
 
+/* Any thread: the spaces this node's core leads that another live voter could take over
+ * (a graceful leave waits for none to be left: mn_cluster_hand_over). */
+size_t cl_repl_leading(cl_repl *r);
+
 /* Any thread: the (space, primary, epoch) the core follows or leads, for every open space
  * whose epoch is above known(space) (the placement table's); fn gets each. */
 typedef uint64_t (*cl_repl_known_fn)(void *arg, const char *space);

@@ -86,6 +86,13 @@ typedef struct crep_caught {
     uint64_t epoch;
 } crep_caught;
 
+/* A space whose newest record no longer lists this node, its copy still here
+ * (cluster_repl_drop.c). */
+typedef struct crep_gone {
+    char space[MN_SPACE_NAME_MAX + 1];
+    uint64_t epoch, version; /* of the record (for the log) */
+} crep_gone;
+
 /* Counters of the glue (thread only; exported with the rest). */
 typedef struct crep_counts {
     uint64_t apply_failed, truncate_refused, reapply_dropped, snapshot_needed, append_failed;
@@ -93,6 +100,7 @@ typedef struct crep_counts {
     /* snapshots (cluster_snap.c) */
     uint64_t snap_sent, snap_installed, snap_failed, snap_bytes_sent, snap_bytes_received;
     uint64_t reapplied; /* forked entries of another node stored here (cluster_snap_reapply.c) */
+    uint64_t copies_dropped; /* copies moved away and dropped (cluster_repl_drop.c) */
 } crep_counts;
 
 struct cl_repl {
@@ -116,6 +124,8 @@ struct cl_repl {
     crep_batch batch;
     cl_repl_member *members;
     size_t n_members;
+    crep_gone *gone; /* copies to drop (cluster_repl_drop.c) */
+    size_t n_gone, cap_gone;
     cl_repl_handover *handovers; /* the list placement wants (thread's copy) */
     size_t n_handovers;
     uint8_t *read_buf; /* the entry the core's last read got from the engine */
@@ -175,6 +185,10 @@ void mn__crep_pump(cl_repl *r, crep_space *sp); /* appends hooked entries to the
 /* cluster_repl.c: a CAUGHT_UP event of the core, queued for the loop thread */
 void mn__crep_caught_up(cl_repl *r, const mn_spaces_repl_event_t *ev);
 
+/* cluster_repl_drop.c: copies moved away */
+void mn__crep_gone_update(cl_repl *r, const mn_spaces_table_t *t); /* after each new table */
+void mn__crep_drop_gone(cl_repl *r); /* closes and drops what it can; the rest waits */
+
 /* cluster_repl_chan.c: the other users of the bus */
 void mn__crep_chan_wake(cl_repl *r);    /* thread: makes attached channels live, sends posts */
 void mn__crep_chan_members(cl_repl *r); /* thread: tells the channels the members */
@@ -186,5 +200,6 @@ void mn__crep_publish(cl_repl *r, bool all);
 void mn__crep_metrics_init(cl_repl *r);
 void mn__crep_metrics_export(cl_repl *r);
 void mn__crep_pub_free(cl_repl *r);
+void mn__crep_pub_forget(cl_repl *r, const char *name); /* a space closed */
 
 #endif

@@ -66,6 +66,18 @@ void mn__crep_publish(cl_repl *r, bool all)
     pthread_mutex_unlock(&r->pub_mu);
 }
 
+void mn__crep_pub_forget(cl_repl *r, const char *name)
+{
+    pthread_mutex_lock(&r->pub_mu);
+    crep_pub *p = pub_find(r, name);
+    if (p) {
+        size_t at = (size_t)(p - r->pub);
+        memmove(p, p + 1, (r->n_pub - at - 1) * sizeof *p);
+        r->n_pub--;
+    }
+    pthread_mutex_unlock(&r->pub_mu);
+}
+
 void mn__crep_pub_free(cl_repl *r)
 {
     free(r->pub);
@@ -105,6 +117,21 @@ void cl_repl_leaders(cl_repl *r, cl_repl_known_fn known, cl_repl_leader_fn fn, v
             fn(arg, p->name, p->st.primary, p->st.epoch);
     }
     pthread_mutex_unlock(&r->pub_mu);
+}
+
+size_t cl_repl_leading(cl_repl *r)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->pub_mu);
+    for (size_t i = 0; i < r->n_pub; i++) {
+        const mn_spaces_repl_status_t *st = &r->pub[i].st;
+        bool other = false;
+        for (size_t k = 0; k < st->n_peers && !other; k++)
+            other = st->peers[k].voter && st->peers[k].alive;
+        n += st->role == MN_SPACES_REPL_PRIMARY && other;
+    }
+    pthread_mutex_unlock(&r->pub_mu);
+    return n;
 }
 
 /* ---- write levels ---- */
@@ -197,7 +224,8 @@ void mn__crep_metrics_init(cl_repl *r)
         m, "mnemo_repl_events_total",
         "Replication events: elections started, votes granted, fenced appends, gaps, bad "
         "checksums, forks healed by a snapshot (fork_refused), forked entries not re-applied, "
-        "forked entries of another node re-applied here, snapshots needed, failed stores.",
+        "forked entries of another node re-applied here, snapshots needed, failed stores, "
+        "copies moved away and dropped (copy_dropped).",
         reason_label, 1);
     r->m_lag_entries = mn_metrics_gauge(m, "mnemo_repl_lag_entries",
                                         "Entries the most lagging replica of a space this node "
@@ -272,6 +300,7 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_events, "snapshot_needed", c->snapshot_needed, e->snapshot_needed);
     add(r->m_events, "store_failed", c->apply_failed, e->apply_failed);
     add(r->m_events, "ship_failed", c->append_failed, e->append_failed);
+    add(r->m_events, "copy_dropped", c->copies_dropped, e->copies_dropped);
     r->exported_counts = *c;
     export_lag(r);
 }

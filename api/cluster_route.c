@@ -11,7 +11,9 @@
  *   - a read with read=nearest runs here when this node holds a copy in rotation (the
  *     primary, or a full replica at most 10 s behind; past 1 s its recall hits say
  *     stale_replica), else as read=primary;
- *   - a space the table does not know runs here (single-node behaviour: 404 if absent).
+ *   - a space the table does not know runs here (single-node behaviour: 404 if absent),
+ *     except a space of the catalog this node does not hold while its placement has not
+ *     started (a moment after a start): 503, to retry.
  * A forward is an internal hop: signed with the cluster key (api/cluster_hop.c), carrying
  * the grant of the client's API key, never the key. A hop is never forwarded again: the
  * node it reaches serves it (if its table disagrees, the engine's own role check decides).
@@ -554,6 +556,15 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
     cl_placement pl;
     plan p = {.local_lag_ms = -1};
     bool found = cl_spaces_lookup(rt->cs, ask->space, ask->create, &pl);
+    if (!found && !ask->create && cl_spaces_not_placed_yet(rt->cs, ask->space)) {
+        char msg[MN_SPACE_NAME_MAX + 128];
+        snprintf(msg, sizeof msg,
+                 "space %s: this node has no copy and has not placed spaces yet (its view of "
+                 "the cluster is settling): retry",
+                 ask->space);
+        unavailable(resp, msg, NULL);
+        return true;
+    }
     /* unknown here, or a creation of a space this node holds already: served (refused) here */
     if (!found || (ask->create && !pl.preview) || cl_route_plan(self, ask, &pl, &p)) {
         ask->replica_lag_ms = p.local_lag_ms;

@@ -61,6 +61,11 @@ struct mn_cluster {
     cl_hintd *hints;                 /* partition writes: hints kept here, drained to primaries */
     cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
     uv_timer_t timer;
+    uv_timer_t handover;       /* a graceful leave: the wait for its primaries to hand over */
+    int64_t handover_start_ms; /* ... monotonic, when it began */
+    int64_t handover_end_ms;   /* ... when it gives up */
+    void (*handed_over)(void *arg);
+    void *handed_over_arg;
     char node_id[MN_SWIM_ID_MAX + 1];
     pthread_mutex_t mu;
     cl_row *rows;
@@ -435,6 +440,8 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     publish(cl);
     uv_timer_init(loop, &cl->timer);
     cl->timer.data = cl;
+    uv_timer_init(loop, &cl->handover);
+    cl->handover.data = cl;
     uv_timer_start(&cl->timer, on_timer, SNAPSHOT_EVERY_MS, SNAPSHOT_EVERY_MS);
     *out = cl;
     return MN_OK;
@@ -566,6 +573,47 @@ static void on_timer_closed(uv_handle_t *h)
     finish(h->data);
 }
 
+/* ---- a graceful leave hands its primaries over first ---- */
+
+#define HANDOVER_POLL_MS 100
+
+static void handover_poll(uv_timer_t *t)
+{
+    mn_cluster_t *cl = t->data;
+    size_t led = cl_repl_leading(cl->repl);
+    int64_t now = mn_time_mono_ns() / 1000000;
+    if (led && now < cl->handover_end_ms) return;
+    uv_timer_stop(t);
+    if (led)
+        mn_log_warn("cluster: leaving while still leading %zu spaces (no handover within %lld "
+                    "ms): they fail over",
+                    led, (long long)(cl->handover_end_ms - cl->handover_start_ms));
+    else
+        mn_log_info("cluster: every primary handed over in %lld ms",
+                    (long long)(now - cl->handover_start_ms));
+    cl->handed_over(cl->handed_over_arg);
+}
+
+void mn_cluster_hand_over(mn_cluster_t *cl, int64_t timeout_ms, void (*done)(void *arg), void *arg)
+{
+    size_t led = cl_repl_leading(cl->repl);
+    if (!led || timeout_ms <= 0) {
+        done(arg);
+        return;
+    }
+    /* drain=1, announced at the next snapshot and not kept: a restart takes copies again */
+    atomic_store(&cl->drain.draining, true);
+    atomic_store(&cl->drain.announce, true);
+    mn_log_info("cluster: handing over the %zu spaces this node leads before leaving (at most "
+                "%lld ms)",
+                led, (long long)timeout_ms);
+    cl->handed_over = done;
+    cl->handed_over_arg = arg;
+    cl->handover_start_ms = mn_time_mono_ns() / 1000000;
+    cl->handover_end_ms = cl->handover_start_ms + timeout_ms;
+    uv_timer_start(&cl->handover, handover_poll, HANDOVER_POLL_MS, HANDOVER_POLL_MS);
+}
+
 void mn_cluster_stop(mn_cluster_t *cl, int64_t timeout_ms, void (*done)(void *arg), void *arg)
 {
     if (!cl) {
@@ -574,9 +622,10 @@ void mn_cluster_stop(mn_cluster_t *cl, int64_t timeout_ms, void (*done)(void *ar
     }
     cl->done = done;
     cl->done_arg = arg;
-    cl->pending = 2;
+    cl->pending = 3;
     uv_timer_stop(&cl->timer);
     uv_close((uv_handle_t *)&cl->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&cl->handover, on_timer_closed);
     mn_log_info("cluster: leaving");
     mn_swim_uv_stop(cl->swim, timeout_ms, on_swim_stopped, cl);
 }

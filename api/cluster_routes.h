@@ -38,6 +38,12 @@ void mn_cluster_set_gate(mn_cluster_t *cl, mn_http_server_t *http, const mn_auth
  * cluster.bind:port when http.bind is a wildcard. Loop thread only, once the
  * HTTP server listens on port. */
 void mn_cluster_advertise(mn_cluster_t *cl, const mn_config_t *c, int port);
+/* The first part of a graceful leave (SIGTERM): announces drain=1 (not kept in the data
+ * dir), so placement flags a handover of every space this node leads, and calls done(arg)
+ * on the loop thread once it leads none that another live voter could take
+ * (cl_repl_leading), or after timeout_ms; at once if it leads none. HTTP keeps serving
+ * meanwhile. Loop thread only. */
+void mn_cluster_hand_over(mn_cluster_t *cl, int64_t timeout_ms, void (*done)(void *arg), void *arg);
 /* Leaves the cluster gracefully (bounded by timeout_ms), closes its handles
  * and frees cl, then calls done(arg) on the loop thread. Call it after the
  * HTTP server has stopped (no handler may run during or after it). */

@@ -234,6 +234,12 @@ void mn__crep_snap_needed(cl_repl *r, const char *space)
     snprintf(t->space, sizeof t->space, "%s", space);
 }
 
+void mn__crep_snap_cancel(cl_repl *r, const char *space)
+{
+    snap_in *t = r->snap ? in_find(r->snap, space) : NULL;
+    if (t) in_remove(r->snap, t);
+}
+
 static void ask(cl_repl *r, snap_in *t, int64_t now)
 {
     uint32_t next = t->in ? mn_engine_snapshot_install_next(t->in) : 0;

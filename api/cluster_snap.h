@@ -33,6 +33,9 @@ mn_err mn__crep_snap_start(cl_repl *r, mn_error *err);
 void mn__crep_snap_free(cl_repl *r);
 /* Replication thread: the core says space needs a snapshot. */
 void mn__crep_snap_needed(cl_repl *r, const char *space);
+/* Replication thread: space was closed here (a copy moved away): its fetch, if any, is
+ * aborted (staged chunks deleted), so no late chunk installs it again. */
+void mn__crep_snap_cancel(cl_repl *r, const char *space);
 
 /* Replication thread: an entry of this node past a fork (the core's reapply callback):
  * held and sent to the space's primary until it answers that it re-applied it. */

@@ -50,6 +50,7 @@ struct cl_spaces {
     char error[sizeof(((mn_error *)0)->message)]; /* the last step's failure, "" = none */
     uint64_t published_version; /* loop thread: the version of the table copied last */
     bool published;
+    bool placing;          /* under mu: placement started (a copy of settled for other threads) */
     cl_repl *repl;         /* NULL: no replication (tests of placement alone) */
     cl_authority *auth;    /* with repl: publishes the records of the spaces led here */
     uint64_t fed_version;  /* loop thread: the table version handed to repl last */
@@ -307,6 +308,7 @@ static void publish(cl_spaces *cs, cl_node *nodes, size_t n_nodes, const mn_erro
         cs->n_nodes = n_nodes;
         nodes = old_nodes;
         cs->promotions = mn_spaces_driver_promotions(cs->driver);
+        cs->placing = cs->settled;
         cs->error[0] = 0;
     } else {
         snprintf(cs->error, sizeof cs->error, "%s", err->code ? err->message : "out of memory");
@@ -755,6 +757,24 @@ bool cl_spaces_lookup(cl_spaces *cs, const char *space, bool want_preview, cl_pl
     for (int i = 0; fn && i < out->n_holders; i++)
         out->holders[i].lag_ms = fn(arg, space, out->holders[i].node);
     return e != NULL;
+}
+
+bool cl_spaces_not_placed_yet(cl_spaces *cs, const char *space)
+{
+    pthread_mutex_lock(&cs->mu);
+    bool placing = cs->placing;
+    pthread_mutex_unlock(&cs->mu);
+    uint64_t lsn = 0, epoch = 0;
+    if (placing || mn_engine_space_position(cs->engine, space, &lsn, &epoch, NULL) == MN_OK)
+        return false;
+    const char **names = NULL;
+    size_t n = 0;
+    bool known = false;
+    if (cl_catalog_names(cs->catalog, &names, &n, NULL) == MN_OK)
+        for (size_t i = 0; i < n && !known; i++)
+            known = strcmp(names[i], space) == 0;
+    free(names);
+    return known;
 }
 
 bool cl_spaces_node_api(cl_spaces *cs, const char *node, char *out, size_t cap)

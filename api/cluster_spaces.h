@@ -52,6 +52,9 @@ typedef int64_t (*cl_lag_fn)(void *arg, const char *space, const char *node);
 void cl_spaces_set_lag_source(cl_spaces *cs, cl_lag_fn fn, void *arg);
 /* This node's id. */
 const char *cl_spaces_self(const cl_spaces *cs);
+/* A live space of the catalog that this node neither holds nor has placed yet: its
+ * placement starts once its view settled (about a second after a start). Any thread. */
+bool cl_spaces_not_placed_yet(cl_spaces *cs, const char *space);
 
 typedef struct cl_holder {
     char node[MN_SPACES_NODE_MAX + 1];

@@ -234,7 +234,7 @@ static void stage(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b, bo
     } else if (atomic_load(&p->sp->dropped) || p->sp->drop_staged) {
         p->rc = mn_error_set(&p->err, MN_ERR_NOT_FOUND, "space \"%s\" not found", p->sp->def.name);
         return;
-    } else if (!p->replicated && (p->rc = mn__space_writable(p->sp, &p->err))) {
+    } else if (!p->replicated && !p->discard && (p->rc = mn__space_writable(p->sp, &p->err))) {
         return;
     }
     mn__space *sp = p->sp;

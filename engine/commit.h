@@ -37,6 +37,10 @@ typedef struct mn__pending {
      * dedup judgement, no re-derivation; one that changes nothing here is stored (noop) */
     bool replicated;
     bool noop;
+    /* engine.c: a space drop of a replica's copy this node no longer holds
+     * (mn_engine_space_discard): taken whatever the role, and not handed to the WAL hook (nothing
+     * to ship) */
+    bool discard;
     const uint8_t *raw;
     size_t raw_len;
     /* replica.c: an op without an entry (type NONE) that sets sp's role and epoch, or

@@ -262,21 +262,32 @@ mn_err mn_engine_space_list(mn_engine_t *e, mn_space_def_t **out, size_t *n, mn_
     return mn__registry_defs(&e->reg, out, n, err);
 }
 
-mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err)
+static mn_err space_drop(mn_engine_t *e, const char *name, bool discard, mn_error *err)
 {
     mn__space *sp = acquire_or_err(e, name, err);
     if (!sp) return MN_ERR_NOT_FOUND;
-    if (mn__space_writable(sp, err)) {
+    if (!discard && mn__space_writable(sp, err)) {
         mn__space_unref(sp);
         return MN_ERR_UNAVAILABLE;
     }
     mn__pending p;
     mn__pending_init(&p, MN_WAL_OP_SPACE_DROP, sp, true);
+    p.discard = discard;
     p.entry.op.space_drop.at_ms = mn__now(e);
     mn_err rc = mn__commit_submit(e, &p);
     if (rc && err) *err = p.err;
     mn__space_unref(sp);
     return rc;
+}
+
+mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err)
+{
+    return space_drop(e, name, false, err);
+}
+
+mn_err mn_engine_space_discard(mn_engine_t *e, const char *name, mn_error *err)
+{
+    return space_drop(e, name, true, err);
 }
 
 /* ---- memories ---- */

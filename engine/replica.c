@@ -163,7 +163,7 @@ void mn__replica_notify(mn_engine_t *e, mn__pending *const *ps, size_t n)
 {
     mn_wal_hook_fn fn = e->wal_hook;
     for (size_t i = 0; fn && i < n; i++)
-        if (ps[i]->has_entry)
+        if (ps[i]->has_entry && !ps[i]->discard)
             fn(e->wal_hook_arg, ps[i]->entry.space, ps[i]->entry.epoch, ps[i]->entry.lsn);
 }
 

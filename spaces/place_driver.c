@@ -283,16 +283,19 @@ static mn_err keep_records(mn_spaces_driver_t *d, const mn_spaces_input_t *in, s
     return MN_OK;
 }
 
-/* Forgets the caught-up copies of another epoch or of gone spaces, and those a record made
- * replicas or no longer lists; a space without a record yet keeps them for its first. */
+/* Forgets the caught-up copies of an older epoch or of gone spaces, and those a record made
+ * replicas or no longer lists; a space without a record yet keeps them for its first. One of
+ * a newer epoch than the table's is kept for when the table learns it: the core reports a
+ * copy caught up once per epoch, and a new primary (a handover) may report it before its
+ * promotion reached the table (test_cluster_drain saw such a move stall). */
 static void prune_caught(mn_spaces_driver_t *d)
 {
     size_t k = 0;
     for (size_t i = 0; i < d->n_caught; i++) {
         const drv_caught *c = &d->caught[i];
         const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, c->space);
-        bool keep = e && e->epoch == c->epoch;
-        if (keep && (e->flags & MN_SPACES_RECORDED)) {
+        bool keep = e && e->epoch <= c->epoch;
+        if (keep && e->epoch == c->epoch && (e->flags & MN_SPACES_RECORDED)) {
             keep = false;
             for (int h = 0; h < e->n_holders; h++)
                 if (strcmp(e->holders[h].node, c->node) == 0)

@@ -289,6 +289,30 @@ mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const cha
     return set_holders(r, s, holders, n, err);
 }
 
+/* The copy goes: its log's history and snapshot base are forgotten, the epoch and the
+ * vote are kept (made durable before it goes), so a node dropped and added again never
+ * votes twice in one epoch nor trusts a log it no longer has. A primary must hand over
+ * first; a candidate simply stops, as a crashed one would. */
+mn_err mn_spaces_repl_close(mn_spaces_repl_t *r, const char *space, mn_error *err)
+{
+    size_t len = space ? strlen(space) : 0;
+    mn__repl_space *s = space ? mn__repl_space_of(r, space, len) : NULL;
+    if (!s) return mn_error_set(err, MN_ERR_NOT_FOUND, "space is not open");
+    if (s->role == MN_SPACES_REPL_PRIMARY)
+        return mn_error_set(err, MN_ERR_BUSY, "space '%s': this node leads it", s->name);
+    mn__repl_elect_stop(s); /* a candidate is a follower again */
+    s->d.n_history = 0;
+    s->d.base_lsn = 0;
+    mn__repl_persist(r, s);
+    size_t i = space_lower_bound(r, s->name, s->name_len);
+    mn_assert(i < r->n_spaces && r->spaces[i] == s);
+    memmove(&r->spaces[i], &r->spaces[i + 1], (r->n_spaces - i - 1) * sizeof *r->spaces);
+    r->n_spaces--;
+    r->stats.closed++;
+    free(s);
+    return MN_OK;
+}
+
 void mn_spaces_repl_member(mn_spaces_repl_t *r, int64_t now_us, const char *node, bool alive)
 {
     if (!node) return;

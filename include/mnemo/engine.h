@@ -243,6 +243,10 @@ mn_err mn_engine_space_get(mn_engine_t *e, const char *name, mn_space_stats_t *o
 mn_err mn_engine_space_list(mn_engine_t *e, mn_space_def_t **out, size_t *n, mn_error *err);
 /* Drops the space and all its data. */
 mn_err mn_engine_space_drop(mn_engine_t *e, const char *name, mn_error *err);
+/* Drops this node's copy of a space whatever its role (cluster mode: a copy the space's
+ * holder record no longer lists, api/cluster_repl_drop.c); the entry is not handed to the WAL
+ * hook. Its data and indexes go as with a drop; a restart does not bring it back. */
+mn_err mn_engine_space_discard(mn_engine_t *e, const char *name, mn_error *err);
 
 /* Remembers n memories atomically (all or nothing). ids_out[i] is the id of
  * mems[i]; a memory whose idempotency_key was seen before in the space gets the

@@ -371,6 +371,11 @@ mn_err mn_spaces_repl_open(mn_spaces_repl_t *r, int64_t now_us, const char *spac
 /* A new holder list for an open space (placement moved copies). */
 mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const char *space,
                                   const mn_spaces_repl_holder_t *holders, size_t n, mn_error *err);
+/* Closes space: the core forgets it (frames for it are dropped as unknown). Its durable
+ * state keeps the epoch and the vote and forgets the log (persisted before this returns):
+ * the caller drops the copy's data next. MN_ERR_BUSY while this node leads it (hand over
+ * first); MN_ERR_NOT_FOUND if it is not open. */
+mn_err mn_spaces_repl_close(mn_spaces_repl_t *r, const char *space, mn_error *err);
 /* Membership: node is alive or not (SWIM). A follower whose primary dies
  * calls an election. */
 void mn_spaces_repl_member(mn_spaces_repl_t *r, int64_t now_us, const char *node, bool alive);
@@ -455,6 +460,7 @@ typedef struct mn_spaces_repl_stats {
     uint64_t elections;       /* elections this node started */
     uint64_t votes_granted;
     uint64_t entries_shipped;
+    uint64_t closed; /* spaces closed (copies moved away) */
 } mn_spaces_repl_stats_t;
 
 void mn_spaces_repl_stats(const mn_spaces_repl_t *r, mn_spaces_repl_stats_t *out);

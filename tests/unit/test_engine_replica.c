@@ -696,6 +696,36 @@ static void test_replicated_drop_drops_the_space(void **state)
     pair_close(&x);
 }
 
+/* A replica's copy moved away (cluster mode): discarded whatever its role, unheard by the
+ * WAL hook, gone after a restart, and shipped whole again from lsn 1 when it comes back. */
+static void test_a_discarded_replica_copy_is_gone_and_comes_back_by_shipping(void **state)
+{
+    (void)state;
+    pair x;
+    pair_open(&x, false);
+    mn_id_t keep[3];
+    workload_a(&x.p, keep);
+    ship(x.p.e, x.r.e, "s");
+    hook_log hr;
+    hook_init(&hr);
+    mn_engine_set_wal_hook(x.r.e, on_entry, &hr);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_space_drop(x.r.e, "s", &err), MN_ERR_UNAVAILABLE);
+    assert_int_equal(mn_engine_space_discard(x.r.e, "s", &err), MN_OK);
+    assert_int_equal(hr.n, 0);
+    mn_engine_set_wal_hook(x.r.e, NULL, NULL);
+    mn_space_stats_t st;
+    assert_int_equal(mn_engine_space_get(x.r.e, "s", &st, &err), MN_ERR_NOT_FOUND);
+    assert_int_equal(mn_engine_space_discard(x.r.e, "s", &err), MN_ERR_NOT_FOUND);
+    mn_test_eng_reopen(&x.r);
+    assert_int_equal(mn_engine_space_get(x.r.e, "s", &st, &err), MN_ERR_NOT_FOUND);
+    assert_int_equal(last_lsn(x.r.e, "s", NULL), 0);
+    assert_true(ship(x.p.e, x.r.e, "s") > 0);
+    same_state(&x, "s");
+    pair_close(&x);
+    hook_free(&hr);
+}
+
 static void test_gaps_duplicates_and_bad_entries_are_refused(void **state)
 {
     (void)state;
@@ -1286,6 +1316,7 @@ int main(void)
         cmocka_unit_test(test_erasures_read_late_leave_the_same_log),
         cmocka_unit_test(test_a_semantic_memory_read_late_keeps_what_came_between),
         cmocka_unit_test(test_replicated_drop_drops_the_space),
+        cmocka_unit_test(test_a_discarded_replica_copy_is_gone_and_comes_back_by_shipping),
         cmocka_unit_test(test_shipping_while_the_primary_writes),
         cmocka_unit_test(test_gaps_duplicates_and_bad_entries_are_refused),
         cmocka_unit_test(test_an_empty_entry_keeps_its_lsn),

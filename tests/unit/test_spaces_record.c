@@ -326,6 +326,35 @@ static void test_spaces_caught_up_before_the_first_record_counts(void **state)
     mn_spaces_driver_free(lead);
 }
 
+/* A new primary (a handover) may report a copy caught up in its epoch before its promotion
+ * reached the table: the report waits for the table's epoch and still makes it a replica
+ * (the core reports it once per epoch; test_cluster_drain saw such a move stall). */
+static void test_spaces_caught_up_of_a_newer_epoch_waits_for_it(void **state)
+{
+    (void)state;
+    static const mn_spaces_member_t v[] = {
+        {"n0", NULL, false}, {"n1", NULL, false}, {"n3", NULL, false}};
+    static const char *const h[] = {"n0:p", "n1:r", "n3:c"};
+    mn_spaces_record_t r = record(1, 1, h, 3);
+    mn_spaces_input_t in = {"s", "n0", &r};
+    mn_spaces_driver_t *lead = driver("n1");
+    update(lead, v, 3, &in, 1);
+    mn_error err = {0};
+    assert_int_equal(mn_spaces_driver_caught_up(lead, "s", "n3", 2, &err), MN_OK);
+    update(lead, v, 3, &in, 1); /* the table is still at epoch 1 */
+    assert_int_equal(mn_spaces_driver_promoted(lead, "s", "n1", 2, &err), MN_OK);
+    update(lead, v, 3, &in, 1);
+    assert_int_equal(entry_of(lead, "s")->epoch, 2);
+    /* its first record of epoch 2 (the holders its core knows), then the next one */
+    static const char *const h2[] = {"n1:p", "n0:r", "n3:c"};
+    r = record(2, 1, h2, 3);
+    update(lead, v, 3, &in, 1);
+    proposed p = propose(lead, v, 3);
+    assert_int_equal(p.calls, 1);
+    assert_int_equal(role_of(&p.next, "n3"), MN_SPACES_REPLICA);
+    mn_spaces_driver_free(lead);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_spaces_record_next_changes_one_voter_at_a_time),
         cmocka_unit_test(test_spaces_driver_proposes_only_where_it_leads),
         cmocka_unit_test(test_spaces_caught_up_before_the_first_record_counts),
+        cmocka_unit_test(test_spaces_caught_up_of_a_newer_epoch_waits_for_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,15 +179,21 @@ static void test_spaces_repl_levels_follow_the_acks(void **state)
     world_free(w);
 }
 
-static void test_spaces_repl_fences_an_older_epoch(void **state)
+/* "n1" restarted: it followed epoch 3, its log holds lsns 1..2 of epoch 1. */
+static world *replica_at_epoch_3(void)
 {
-    (void)state;
     mn_spaces_repl_durable_t d;
     memset(&d, 0, sizeof d);
     d.epoch = 3;
     d.history[0] = (mn_spaces_repl_epoch_start_t){1, 1};
     d.n_history = 1;
-    world *w = world_new("n1", &d, 2);
+    return world_new("n1", &d, 2);
+}
+
+static void test_spaces_repl_fences_an_older_epoch(void **state)
+{
+    (void)state;
+    world *w = replica_at_epoch_3();
     deliver(w, 10, MN_WIRE_REPL_APPEND, "n0", 2, 2, 0, 0, NULL, 0);
     assert_int_equal(w->sent[MN_WIRE_REPL_FENCED], 1);
     assert_string_equal(w->last_to, "n0");
@@ -279,6 +285,72 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A copy moved away is closed: never while it leads; its durable state keeps the epoch and
+ * the vote and forgets the log; frames for it are dropped; no timer is left. */
+static void test_spaces_repl_close_refuses_the_primary_then_forgets_the_space(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0);
+    assert_int_equal(mn_spaces_repl_close(w->core, "s", NULL), MN_ERR_BUSY);
+    assert_int_equal(mn_spaces_repl_close(w->core, "t", NULL), MN_ERR_NOT_FOUND);
+    deliver(w, 50, MN_WIRE_REPL_FENCED, "n1", 4, 0, 0, 0, NULL, 0); /* deposed */
+    assert_int_equal(mn_spaces_repl_close(w->core, "s", NULL), MN_OK);
+    assert_int_equal(w->d.epoch, 4);
+    assert_int_equal(w->d.n_history, 0);
+    assert_int_equal(w->d.base_lsn, 0);
+    mn_spaces_repl_status_t st;
+    assert_int_equal(mn_spaces_repl_status(w->core, 60, "s", &st), MN_ERR_NOT_FOUND);
+    assert_int_equal(mn_spaces_repl_next_deadline(w->core), INT64_MAX);
+    mn_spaces_repl_stats_t s0, s1;
+    mn_spaces_repl_stats(w->core, &s0);
+    assert_int_equal(s0.closed, 1);
+    int sent = w->sent[MN_WIRE_REPL_FETCH] + w->sent[MN_WIRE_REPL_FENCED];
+    deliver(w, 70, MN_WIRE_REPL_APPEND, "n1", 4, 3, 0, 0, NULL, 0);
+    mn_spaces_repl_stats(w->core, &s1);
+    assert_int_equal(s1.dropped_unknown, s0.dropped_unknown + 1);
+    assert_int_equal(w->sent[MN_WIRE_REPL_FETCH] + w->sent[MN_WIRE_REPL_FENCED], sent);
+    assert_int_equal(mn_spaces_repl_close(w->core, "s", NULL), MN_ERR_NOT_FOUND);
+    world_free(w);
+}
+
+/* Added again after its copy was dropped (the log empty, the durable state kept): it votes
+ * no second time in an epoch it voted in, and catches up from lsn 1 by shipping. */
+static void test_spaces_repl_a_closed_copy_reopens_empty_and_catches_up(void **state)
+{
+    (void)state;
+    world *w = replica_at_epoch_3();
+    deliver(w, 10, MN_WIRE_REPL_VOTE_REQ, "n2", 5, 2, 1, 0, NULL, 0);
+    assert_int_equal(w->d.voted_epoch, 5);
+    assert_int_equal(mn_spaces_repl_close(w->core, "s", NULL), MN_OK);
+    mn_spaces_repl_durable_t kept = w->d;
+    assert_int_equal(kept.voted_epoch, 5);
+    w->n = 0; /* the engine dropped the copy */
+    mn_spaces_repl_holder_t h[3] = {{"n0", true}, {"n1", true}, {"n2", true}};
+    assert_int_equal(mn_spaces_repl_open(w->core, 20, "s", h, 3, &kept, 0, NULL), MN_OK);
+    /* it voted in 5 already (for n2): no grant for n0 in 5 */
+    int granted0 = w->sent[MN_WIRE_REPL_VOTE];
+    deliver(w, 30, MN_WIRE_REPL_VOTE_REQ, "n0", 5, 2, 1, 0, NULL, 0);
+    assert_int_equal(w->sent[MN_WIRE_REPL_VOTE], granted0 + 1);
+    assert_int_equal(w->d.voted_epoch, 5);
+    assert_string_equal(w->d.voted_for, "n2");
+    /* the primary of epoch 5 ships: it fetches from lsn 1, whose predecessor is epoch 0 */
+    deliver(w, 40, MN_WIRE_REPL_APPEND, "n2", 5, 2, 0, 0, NULL, 0);
+    mn_wire_repl_frame_t f;
+    static mn_wire_repl_entry_t st[MN_WIRE_REPL_MAX_ENTRIES];
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &f, st, MN_WIRE_REPL_MAX_ENTRIES),
+                     MN_OK);
+    assert_int_equal(f.kind, MN_WIRE_REPL_FETCH);
+    assert_int_equal(f.lsn, 1);
+    assert_int_equal(f.last_epoch, 0);
+    static const uint8_t a[8] = {1}, b[8] = {2};
+    mn_wire_repl_entry_t e[2] = {entry(1, 1, a, true), entry(5, 2, b, true)};
+    deliver(w, 50, MN_WIRE_REPL_APPEND, "n2", 5, 2, 0, 1, e, 2);
+    assert_int_equal(w->n, 2);
+    assert_int_equal(w->out_of_order, 0);
+    assert_int_equal(w->epochs[2], 5);
+    world_free(w);
+}
+
 /* The epoch of an lsn in a published status: what a write's waiter checks before it
  * acknowledges (api/cluster_repl_pub.c): a log replaced since the write answers another
  * epoch, or 0 below what its history covers. */
@@ -317,6 +389,8 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
+        cmocka_unit_test(test_spaces_repl_close_refuses_the_primary_then_forgets_the_space),
+        cmocka_unit_test(test_spaces_repl_a_closed_copy_reopens_empty_and_catches_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
