@@ -95,6 +95,7 @@ static void open_space(cl_repl *r, const mn_spaces_entry_t *e, const mn_spaces_r
     if (!sp) return;
     sp->holders_hash = holders_hash(h, n);
     sp->hooked_lsn = last_lsn;
+    sp->lease_us = INT64_MIN;
     sp->dirty = r->dirty = true;
     rc = mn_spaces_repl_open(r->core, mn__crep_now_us(), e->name, h, n, found ? &d : NULL, last_lsn,
                              &err);

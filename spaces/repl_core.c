@@ -534,6 +534,13 @@ bool mn_spaces_repl_writable(const mn_spaces_repl_t *r, int64_t now_us, const ch
     return true;
 }
 
+int64_t mn_spaces_repl_lease_until(const mn_spaces_repl_t *r, const char *space)
+{
+    const mn__repl_space *s = space ? mn__repl_space_of(r, space, strlen(space)) : NULL;
+    if (!s || s->role != MN_SPACES_REPL_PRIMARY || s->handover_to[0]) return INT64_MIN;
+    return mn__repl_lease_until(r, s);
+}
+
 uint64_t mn_spaces_repl_reached(const mn_spaces_repl_t *r, const char *space,
                                 mn_spaces_level_t level)
 {

@@ -123,6 +123,9 @@ void mn__repl_on_fetch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
 void mn__repl_primary_tick(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us);
 int64_t mn__repl_primary_deadline(const mn_spaces_repl_t *r, const mn__repl_space *s);
 bool mn__repl_lease_ok(const mn_spaces_repl_t *r, const mn__repl_space *s, int64_t now_us);
+/* The instant (µs) the lease lapses unless more acknowledgements come: lease_ok is
+ * now < it. INT64_MIN when no majority ever acknowledged. */
+int64_t mn__repl_lease_until(const mn_spaces_repl_t *r, const mn__repl_space *s);
 /* Primary with a lease and no handover under way. */
 bool mn__repl_taking_writes(const mn_spaces_repl_t *r, const mn__repl_space *s, int64_t now_us);
 int64_t mn__repl_lag_ms(const mn__repl_space *s, const mn__repl_peer *p, int64_t now_us);

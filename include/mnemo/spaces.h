@@ -376,7 +376,10 @@ mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const cha
 void mn_spaces_repl_member(mn_spaces_repl_t *r, int64_t now_us, const char *node, bool alive);
 
 /* Primary: entry lsn (= last + 1) is durable in the local log. MN_ERR_BUSY
- * when this node may not take writes (not the primary, or no lease). */
+ * when this node is not the primary, or hands its role over. The lease is not
+ * checked: an entry already durable must be in the core's log, or a fork could
+ * not hand it back; writes are refused before they are taken instead
+ * (mn_spaces_repl_writable, mn_spaces_repl_lease_until). */
 mn_err mn_spaces_repl_append(mn_spaces_repl_t *r, int64_t now_us, const char *space, uint64_t lsn,
                              const uint8_t *data, size_t len, mn_error *err);
 /* Primary: hands the role to target, a voting holder: writes stop, and once
@@ -403,6 +406,10 @@ int64_t mn_spaces_repl_next_deadline(const mn_spaces_repl_t *r);
 /* May this node take a write for space now (primary with a lease)? *epoch: its epoch. */
 bool mn_spaces_repl_writable(const mn_spaces_repl_t *r, int64_t now_us, const char *space,
                              uint64_t *epoch);
+/* Primary: the instant (the clock of now_us) until which it holds its lease unless
+ * more acknowledgements come; writable is true before it (and no handover). INT64_MIN
+ * when not the primary, handing over, or never acknowledged by a majority. */
+int64_t mn_spaces_repl_lease_until(const mn_spaces_repl_t *r, const char *space);
 /* The highest lsn that has reached the level at this primary (0 = none or not primary). */
 uint64_t mn_spaces_repl_reached(const mn_spaces_repl_t *r, const char *space,
                                 mn_spaces_level_t level);

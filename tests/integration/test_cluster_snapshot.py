@@ -9,6 +9,7 @@ opened alone: the replica's copy has the primary's memories, vectors and recall 
 Every wait polls with a deadline; nothing here asserts on time.
 """
 
+import os
 import re
 import signal
 import time
@@ -112,7 +113,9 @@ def test_a_returning_replica_catches_up_by_snapshot(server_factory):
         raise AssertionError("%s\nreplica log:\n%s\nprimary log:\n%s" % (
             ex, replica.log()[-5000:], primary.log()[-3000:])) from None
     assert "snapshot installed" in replica.log()
-    assert metric(replica, "mnemo_repl_snapshots_total", "installed") >= 1
+    # (metrics are exported every 200 ms: the log line may come first)
+    wait_until(lambda: metric(replica, "mnemo_repl_snapshots_total", "installed") >= 1,
+               DEADLINE_S, what="the install counted")
     assert metric(primary, "mnemo_repl_snapshots_total", "sent") >= 1
     assert metric(replica, "mnemo_repl_snapshot_bytes_total", "received") > 0
 
@@ -182,9 +185,16 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
                     break
     finally:
         primary.kill()
+        # the replicas die too, so that what the primary shipped into their sockets is never
+        # read: its writes are its own, past a fork (its lease made it refuse writes after a
+        # second: the fork is what it took before)
         for s in replicas:
-            s.proc.send_signal(signal.SIGCONT)
+            s.kill()
     assert forked, "no write acknowledged by the cut-off primary"
+    replicas[0].extra_env["MNEMO_CLUSTER_SEEDS"] = ""
+    replicas[0].start()  # (a new SWIM port on each start: the second seeds from the first)
+    replicas[1].extra_env["MNEMO_CLUSTER_SEEDS"] = "127.0.0.1:%d" % swim_endpoint(replicas[0])[1]
+    replicas[1].start()
 
     def new_primary():
         es = [entry(s, SPACE) for s in replicas]
@@ -204,6 +214,9 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
 
     primary.extra_env["MNEMO_CLUSTER_SEEDS"] = ",".join(
         "127.0.0.1:%d" % swim_endpoint(s)[1] for s in replicas)
+    # first it sends nothing back (a test knob): its forked entries wait on disk while its
+    # copy is replaced by a snapshot; a kill -9 then must not lose them
+    primary.extra_env["MNEMO_TEST_REAPPLY_HOLD"] = "1"
     primary.start()
 
     def caught_up():
@@ -215,6 +228,11 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
         raise AssertionError("%s\nold primary's log:\n%s" % (ex, primary.log()[-6000:])) from None
     log = primary.log()
     assert "forked from its primary" in log and "snapshot installed" in log, log[-6000:]
+    kept = os.path.join(primary.data_dir, "repl", "reapply", SPACE + ".log")
+    assert os.path.getsize(kept) > 0, log[-6000:]
+    primary.kill()
+    del primary.extra_env["MNEMO_TEST_REAPPLY_HOLD"]
+    primary.start()
 
     def missing():
         with leader.client(timeout=5.0) as c:
@@ -226,6 +244,8 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     except AssertionError as ex:
         raise AssertionError("%s: %d of %d missing\nold primary's log:\n%s" % (
             ex, len(missing()), len(forked), primary.log()[-6000:])) from None
+    wait_until(lambda: not os.path.exists(kept), DEADLINE_S,
+               what="the kept entries deleted once re-applied")
     wait_until(lambda: write_there(321), DEADLINE_S, what="a later write")
     wait_until(caught_up, DEADLINE_S, what="later writes shipped to the old primary")
     for s in nodes:
@@ -234,3 +254,4 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     a, b = content(alone[0]), content(alone[1])
     assert a[0] == b[0] and a[1] == b[1]
     assert set(forked) <= set(b[0])
+

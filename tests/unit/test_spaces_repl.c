@@ -179,6 +179,46 @@ static void test_spaces_repl_levels_follow_the_acks(void **state)
     world_free(w);
 }
 
+/* The lease decides which writes the node may take (writable, lease_until: what the engine
+ * checks before it commits one), never which durable entries the core keeps: an entry the
+ * engine committed before the lease lapsed is appended after it too, so it is in the core's
+ * log, shipped or handed back past a fork, never left out of both. */
+static void test_spaces_repl_the_lease_gates_writes_not_appends(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0);
+    const int64_t lease = 1000000; /* the default lease_us */
+    int64_t until = mn_spaces_repl_lease_until(w->core, "s");
+    assert_true(until > 0 && until <= lease + 1);
+    assert_true(mn_spaces_repl_writable(w->core, until - 1, "s", NULL));
+    assert_false(mn_spaces_repl_writable(w->core, until, "s", NULL));
+    /* one replica's ack makes a majority with this node: the lease runs from it */
+    deliver(w, 500000, MN_WIRE_REPL_ACK, "n1", 1, 0, 0, 0, NULL, 0);
+    until = mn_spaces_repl_lease_until(w->core, "s");
+    assert_int_equal(until, 500000 + lease + 1);
+    assert_true(mn_spaces_repl_writable(w->core, until - 1, "s", NULL));
+    assert_false(mn_spaces_repl_writable(w->core, until, "s", NULL));
+    /* the older ack of the other replica does not move it; a newer one does */
+    deliver(w, 400000, MN_WIRE_REPL_ACK, "n2", 1, 0, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_lease_until(w->core, "s"), 500000 + lease + 1);
+    deliver(w, 700000, MN_WIRE_REPL_ACK, "n2", 1, 0, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_lease_until(w->core, "s"), 700000 + lease + 1);
+    /* past the lease: no write is taken, but an entry already durable is appended */
+    static const uint8_t d[8] = {2};
+    w->n = 1;
+    w->epochs[1] = 1;
+    assert_false(mn_spaces_repl_writable(w->core, 3 * lease, "s", NULL));
+    assert_int_equal(mn_spaces_repl_append(w->core, 3 * lease, "s", 1, d, 8, NULL), MN_OK);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_ONE), 1);
+    /* demoted: no lease, and appends are refused */
+    deliver(w, 3 * lease, MN_WIRE_REPL_FENCED, "n1", 2, 0, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_lease_until(w->core, "s"), INT64_MIN);
+    w->n = 2;
+    w->epochs[2] = 1;
+    assert_int_equal(mn_spaces_repl_append(w->core, 3 * lease, "s", 2, d, 8, NULL), MN_ERR_BUSY);
+    world_free(w);
+}
+
 static void test_spaces_repl_fences_an_older_epoch(void **state)
 {
     (void)state;
@@ -283,6 +323,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spaces_repl_levels_follow_the_acks),
+        cmocka_unit_test(test_spaces_repl_the_lease_gates_writes_not_appends),
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
