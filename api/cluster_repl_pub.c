@@ -251,6 +251,7 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_dropped, "unknown_space", cs.dropped_unknown, ce->dropped_unknown);
     add(r->m_events, "election", cs.elections, ce->elections);
     add(r->m_events, "vote_granted", cs.votes_granted, ce->votes_granted);
+    add(r->m_events, "vote_refused_record", cs.votes_refused_record, ce->votes_refused_record);
     add(r->m_events, "fenced", cs.fenced, ce->fenced);
     add(r->m_events, "gap", cs.gaps, ce->gaps);
     add(r->m_events, "bad_crc", cs.bad_crc, ce->bad_crc);

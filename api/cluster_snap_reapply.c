@@ -83,8 +83,7 @@ static bool wanted(const char *space, const uint8_t *data, size_t len)
     return ok;
 }
 
-static reap_entry *hold(struct csnap_reapply *x, const char *space, const uint8_t *data,
-                        size_t len)
+static reap_entry *hold(struct csnap_reapply *x, const char *space, const uint8_t *data, size_t len)
 {
     if (x->bytes + len > CSNAP_REAPPLY_MAX_BYTES) return NULL;
     if (x->n == x->cap) {

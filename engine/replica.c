@@ -238,8 +238,7 @@ mn_err mn_engine_space_set_role(mn_engine_t *e, const char *space, mn_space_role
     return rc;
 }
 
-mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t until_ns,
-                                 mn_error *err)
+mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t until_ns, mn_error *err)
 {
     mn__space *sp = acquire(e, space, err);
     if (!sp) return MN_ERR_NOT_FOUND;

@@ -42,6 +42,7 @@ typedef struct mn__repl_space {
     bool self_voter;
     mn_spaces_repl_role_t role;
     mn_spaces_repl_durable_t d;
+    uint64_t rec_epoch, rec_version;      /* the holder record applied (set_record), only up */
     char primary[MN_SPACES_NODE_MAX + 1]; /* "" = unknown */
     uint64_t last_lsn;                    /* the local log's end */
     uint64_t applied_lsn;                 /* durable in the store */

@@ -371,6 +371,13 @@ mn_err mn_spaces_repl_open(mn_spaces_repl_t *r, int64_t now_us, const char *spac
 /* A new holder list for an open space (placement moved copies). */
 mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const char *space,
                                   const mn_spaces_repl_holder_t *holders, size_t n, mn_error *err);
+/* The holder list last given (open, set_holders) is that of the space's holder record
+ * (epoch, version) (docs/replication.md, "Holder records"). Only an increase counts. Every
+ * frame then carries it, and a voter refuses a candidate whose record is older than the
+ * one it applied: no two voter sets in use by an election differ by more than one change,
+ * even if the record reached a node's catalog long before its core. */
+mn_err mn_spaces_repl_set_record(mn_spaces_repl_t *r, const char *space, uint64_t epoch,
+                                 uint64_t version, mn_error *err);
 /* Membership: node is alive or not (SWIM). A follower whose primary dies
  * calls an election. */
 void mn_spaces_repl_member(mn_spaces_repl_t *r, int64_t now_us, const char *node, bool alive);
@@ -447,6 +454,7 @@ typedef struct mn_spaces_repl_stats {
     uint64_t snapshots;       /* snapshot-needed answers sent */
     uint64_t elections;       /* elections this node started */
     uint64_t votes_granted;
+    uint64_t votes_refused_record; /* vote requests refused: the candidate's record older */
     uint64_t entries_shipped;
 } mn_spaces_repl_stats_t;
 
