@@ -9,6 +9,7 @@ opened alone: the replica's copy has the primary's memories, vectors and recall 
 Every wait polls with a deadline; nothing here asserts on time.
 """
 
+import json
 import os
 import re
 import signal
@@ -135,11 +136,12 @@ def test_a_returning_replica_catches_up_by_snapshot(server_factory):
 
 def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory):
     """The primary is cut off (its replicas paused), takes `one` writes nobody else gets
-    until its lease ends, and dies; a replica is elected and writes on. The old primary
-    returns with entries past the fork: its core hands them back, and the new primary
-    stores them with their ids; as its WAL cannot be cut in place, its copy is replaced by a
-    snapshot of the new primary's, after which it follows by shipping. No acknowledged
-    write is lost, not even a `one` write past the fork."""
+    until its lease ends (then refuses them), and dies; a replica is elected and writes on.
+    The old primary returns with entries past the fork: its core hands them back, keeps
+    them on disk (a kill -9 while they wait loses none), and the new primary stores them
+    with their ids; as its WAL cannot be cut in place, its copy is replaced by a snapshot of
+    the new primary's, after which it follows by shipping. No acknowledged write is lost,
+    not even a `one` write past the fork."""
     # the forked entries are read back from the old primary's own WAL: keep them all
     first = node(server_factory, [], retain=0)
     seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
@@ -163,13 +165,21 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
         wait_until(lambda s=s: (last_lsn(s, SPACE) or 0) >= want, DEADLINE_S,
                    what="the replicas at the primary's lsn")
 
+    # they restart below, without the old primary: their catalog files must hold the
+    # space's holder record by then, or they would wait for its creator to place it
+    def record_kept(s):
+        with open(os.path.join(s.data_dir, "cluster_catalog.json")) as f:
+            return any(e["name"] == SPACE and e.get("record") for e in json.load(f)["spaces"])
+    for s in replicas:
+        wait_until(lambda s=s: record_kept(s), DEADLINE_S, what="the holder record kept")
+
     # the replicas pause: the primary ships into their socket buffers until its lease runs
     # out (1 s without a majority's acknowledgement), and its engine goes on taking `one`
     # writes: those written after are its own, past the fork to come. The writes go on for
     # 2.5 s of the pause (a length of workload, not an assertion on time).
     for s in replicas:
         s.proc.send_signal(signal.SIGSTOP)
-    forked = []
+    forked, refused = [], None
     try:
         with primary.client(timeout=3.0) as c:
             until = time.monotonic() + 2.5
@@ -181,7 +191,8 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
                         "POST", "/v1/spaces/%s/memories" % SPACE,
                         body={"content": "forked %d" % i, "consistency": "one",
                               "embedding": [0.0, 1.0, float(i % 5), 0.5]})["id"])
-                except (MnemoError, OSError):
+                except MnemoError as ex:
+                    refused = ex
                     break
     finally:
         primary.kill()
@@ -191,6 +202,8 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
         for s in replicas:
             s.kill()
     assert forked, "no write acknowledged by the cut-off primary"
+    # once its lease lapsed it takes no write: its engine holds nothing its core would not
+    assert refused is not None and refused.status == 503 and "lease" in refused.message, refused
     replicas[0].extra_env["MNEMO_CLUSTER_SEEDS"] = ""
     replicas[0].start()  # (a new SWIM port on each start: the second seeds from the first)
     replicas[1].extra_env["MNEMO_CLUSTER_SEEDS"] = "127.0.0.1:%d" % swim_endpoint(replicas[0])[1]
