@@ -13,6 +13,10 @@
 #define CREP_CACHE 512              /* recent entries kept per space for shipping (a ring by lsn) */
 #define CREP_CHANNELS 4             /* users of the bus beside replication (cl_repl_attach) */
 #define CREP_POST_MAX_BYTES (64u << 20) /* frames posted and not yet handed to the bus */
+/* The engine takes writes this long past the core's lease (mn__crep_lease): a copy slow to
+ * open a new space, or this thread late to publish, must not make writes fail; the core
+ * takes every entry the engine wrote anyway, so the grace bounds a fork, not safety. */
+#define CREP_LEASE_GRACE_US 1000000
 
 typedef struct crep_cached {
     uint64_t lsn, epoch;

@@ -280,9 +280,10 @@ void mn__crep_lease(cl_repl *r, crep_space *sp)
     sp->lease_due = false;
     int64_t until = mn_spaces_repl_lease_until(r->core, sp->name);
     if (until == INT64_MIN || until == sp->lease_us) return; /* not leading: its role gates */
-    int64_t ns = until >= INT64_MAX / 1000 ? 0               /* a voter alone: no bound */
-                 : until <= 0              ? 1               /* lapsed long ago */
-                                           : until * 1000;
+    int64_t grace = CREP_LEASE_GRACE_US;
+    int64_t ns = until >= INT64_MAX / 1000 - grace ? 0 /* a voter alone: no bound */
+                 : until + grace <= 0              ? 1 /* lapsed long ago */
+                                                   : (until + grace) * 1000;
     mn_error err = {0};
     if (mn_engine_space_set_lease(r->engine, sp->name, ns, &err) == MN_OK) sp->lease_us = until;
 }

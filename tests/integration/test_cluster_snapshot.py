@@ -174,16 +174,16 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
         wait_until(lambda s=s: record_kept(s), DEADLINE_S, what="the holder record kept")
 
     # the replicas pause: the primary ships into their socket buffers until its lease runs
-    # out (1 s without a majority's acknowledgement), and its engine goes on taking `one`
-    # writes: those written after are its own, past the fork to come. The writes go on for
-    # 2.5 s of the pause (a length of workload, not an assertion on time).
+    # out (1 s without a majority's acknowledgement, and 1 s of grace in its engine), taking
+    # `one` writes: those are its own, past the fork to come. The writes go on for up to 6 s
+    # of the pause (a length of workload, not an assertion on time), until it refuses one.
     for s in replicas:
         s.proc.send_signal(signal.SIGSTOP)
     forked, refused = [], None
     try:
         with primary.client(timeout=3.0) as c:
-            until = time.monotonic() + 2.5
-            for i in range(200, 1700):
+            until = time.monotonic() + 6.0
+            for i in range(200, 5000):
                 if time.monotonic() > until:
                     break
                 try:
