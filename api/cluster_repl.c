@@ -96,6 +96,7 @@ static void open_space(cl_repl *r, const mn_spaces_entry_t *e, const mn_spaces_r
     if (!sp) return;
     sp->holders_hash = holders_hash(h, n);
     sp->hooked_lsn = last_lsn;
+    sp->lease_us = INT64_MIN;
     sp->dirty = r->dirty = true;
     rc = mn_spaces_repl_open(r->core, mn__crep_now_us(), e->name, h, n, found ? &d : NULL, last_lsn,
                              &err);
@@ -155,6 +156,16 @@ static size_t keep_voters(crep_space *sp, mn_spaces_repl_holder_t *h, size_t n)
     return m;
 }
 
+/* The core now counts voters over e's holder record (when it is one): its frames say so,
+ * and its vote goes to no candidate of an older record (mn_spaces_repl_set_record). */
+static void set_record(cl_repl *r, const mn_spaces_entry_t *e)
+{
+    if (!(e->flags & MN_SPACES_RECORDED) || !e->rec_version) return;
+    mn_error err = {0};
+    if (mn_spaces_repl_set_record(r->core, e->name, e->epoch, e->rec_version, &err) != MN_OK)
+        mn_log_warn("repl: %s: record not set: %s", e->name, err.message);
+}
+
 static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
 {
     mn_spaces_repl_holder_t h[MN_SPACES_HOLDERS_MAX];
@@ -172,6 +183,7 @@ static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
         open_space(r, e, h, n);
         sp = mn__crep_space(r, e->name);
         if (sp) remember_voters(sp, h, n);
+        if (sp) set_record(r, e);
         return;
     }
     /* a space with a holder record takes its voters as recorded: only its primary removes
@@ -181,11 +193,13 @@ static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
     else
         n = keep_voters(sp, h, n);
     uint64_t hh = holders_hash(h, n);
-    if (hh == sp->holders_hash) return;
     mn_error err = {0};
-    if (mn_spaces_repl_set_holders(r->core, mn__crep_now_us(), e->name, h, n, &err) == MN_OK)
+    if (hh == sp->holders_hash)
+        set_record(r, e);
+    else if (mn_spaces_repl_set_holders(r->core, mn__crep_now_us(), e->name, h, n, &err) == MN_OK) {
         sp->holders_hash = hh;
-    else
+        set_record(r, e);
+    } else
         mn_log_warn("repl: %s: new holders refused: %s", e->name, err.message);
 }
 

@@ -13,6 +13,10 @@
 #define CREP_CACHE 512              /* recent entries kept per space for shipping (a ring by lsn) */
 #define CREP_CHANNELS 4             /* users of the bus beside replication (cl_repl_attach) */
 #define CREP_POST_MAX_BYTES (64u << 20) /* frames posted and not yet handed to the bus */
+/* The engine takes writes this long past the core's lease (mn__crep_lease): a copy slow to
+ * open a new space, or this thread late to publish, must not make writes fail; the core
+ * takes every entry the engine wrote anyway, so the grace bounds a fork, not safety. */
+#define CREP_LEASE_GRACE_US 1000000
 
 typedef struct crep_cached {
     uint64_t lsn, epoch;
@@ -27,6 +31,8 @@ typedef struct crep_space {
     uint64_t hooked_lsn;   /* the engine's last durable lsn, as its hook said */
     bool pump;             /* hooked entries not yet appended to the core */
     bool dirty;            /* status to publish */
+    bool lease_due;        /* the engine's lease bound to set from the core's (mn__crep_lease) */
+    int64_t lease_us;      /* the bound last set (the core's lease_until), INT64_MIN = none */
     int64_t handover_us;   /* when a handover was last started */
     bool handover_fenced;  /* the engine copy was made a replica for that handover */
     bool diverged;         /* a store met a local log unlike the core's: store and ack no more,
@@ -172,6 +178,8 @@ crep_space *mn__crep_space(cl_repl *r, const char *name);
 /* cluster_repl_store.c: the core's callbacks that reach the engine and the disk */
 void mn__crep_callbacks(cl_repl *r, mn_spaces_repl_cb_t *cb);
 mn_err mn__crep_load(cl_repl *r, const char *space, mn_spaces_repl_durable_t *d, bool *found);
+/* Writes all n bytes to fd (EINTR retried); false on any error. */
+bool mn__crep_write_all(int fd, const uint8_t *buf, size_t n);
 void mn__crep_flush(cl_repl *r); /* stores the batch apply collected */
 void mn__crep_cache_put(crep_space *sp, uint64_t lsn, uint64_t epoch, const uint8_t *data,
                         size_t len);
@@ -182,6 +190,9 @@ void mn__crep_cache_clear(crep_space *sp);
 void mn__crep_cache_fill(cl_repl *r, crep_space *sp, uint64_t first_lsn, const uint64_t *epochs,
                          size_t n);
 void mn__crep_pump(cl_repl *r, crep_space *sp); /* appends hooked entries to the core */
+/* Gives the engine the core's lease bound for sp, where this node leads it: the engine takes
+ * no write the core's lease would not (mn_engine_space_set_lease). */
+void mn__crep_lease(cl_repl *r, crep_space *sp);
 /* cluster_repl.c: a CAUGHT_UP event of the core, queued for the loop thread */
 void mn__crep_caught_up(cl_repl *r, const mn_spaces_repl_event_t *ev);
 

@@ -57,6 +57,7 @@ void mn__crep_publish(cl_repl *r, bool all)
         crep_space *sp = r->spaces[i];
         if (!all && !sp->dirty) continue;
         sp->dirty = false;
+        sp->lease_due = true;
         crep_pub *p = pub_get(r, sp->name);
         if (!p || mn_spaces_repl_status(r->core, now, sp->name, &p->st) != MN_OK) continue;
         for (int l = 0; l < 3; l++)
@@ -64,6 +65,8 @@ void mn__crep_publish(cl_repl *r, bool all)
     }
     pthread_cond_broadcast(&r->pub_cv);
     pthread_mutex_unlock(&r->pub_mu);
+    for (size_t i = 0; i < r->n_spaces; i++) /* outside pub_mu: the engine has locks */
+        if (r->spaces[i]->lease_due) mn__crep_lease(r, r->spaces[i]);
 }
 
 void mn__crep_pub_forget(cl_repl *r, const char *name)
@@ -289,6 +292,7 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_dropped, "unknown_space", cs.dropped_unknown, ce->dropped_unknown);
     add(r->m_events, "election", cs.elections, ce->elections);
     add(r->m_events, "vote_granted", cs.votes_granted, ce->votes_granted);
+    add(r->m_events, "vote_refused_record", cs.votes_refused_record, ce->votes_refused_record);
     add(r->m_events, "fenced", cs.fenced, ce->fenced);
     add(r->m_events, "gap", cs.gaps, ce->gaps);
     add(r->m_events, "bad_crc", cs.bad_crc, ce->bad_crc);

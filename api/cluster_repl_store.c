@@ -275,6 +275,19 @@ void mn__crep_pump(cl_repl *r, crep_space *sp)
     sp->pump = false;
 }
 
+void mn__crep_lease(cl_repl *r, crep_space *sp)
+{
+    sp->lease_due = false;
+    int64_t until = mn_spaces_repl_lease_until(r->core, sp->name);
+    if (until == INT64_MIN || until == sp->lease_us) return; /* not leading: its role gates */
+    int64_t grace = CREP_LEASE_GRACE_US;
+    int64_t ns = until >= INT64_MAX / 1000 - grace ? 0 /* a voter alone: no bound */
+                 : until + grace <= 0              ? 1 /* lapsed long ago */
+                                                   : (until + grace) * 1000;
+    mn_error err = {0};
+    if (mn_engine_space_set_lease(r->engine, sp->name, ns, &err) == MN_OK) sp->lease_us = until;
+}
+
 /* ---- durable state ---- */
 
 static size_t state_encode(const mn_spaces_repl_durable_t *d, uint8_t *buf)
@@ -332,7 +345,7 @@ static void state_path(const cl_repl *r, const char *space, const char *suffix, 
     snprintf(out, cap, "%s/%s.state%s", r->dir, space, suffix);
 }
 
-static bool write_all(int fd, const uint8_t *buf, size_t n)
+bool mn__crep_write_all(int fd, const uint8_t *buf, size_t n)
 {
     while (n) {
         ssize_t w = write(fd, buf, n);
@@ -353,7 +366,7 @@ static mn_err state_write(const cl_repl *r, const char *space, const mn_spaces_r
     state_path(r, space, "", path, sizeof path);
     state_path(r, space, ".tmp", tmp, sizeof tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    bool ok = fd >= 0 && write_all(fd, buf, n) && fsync(fd) == 0;
+    bool ok = fd >= 0 && mn__crep_write_all(fd, buf, n) && fsync(fd) == 0;
     if (fd >= 0 && close(fd) != 0) ok = false;
     ok = ok && rename(tmp, path) == 0;
     int dfd = ok ? open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
@@ -406,6 +419,7 @@ static mn_err cb_truncate(void *user, const char *space, uint64_t after_lsn)
 {
     cl_repl *r = user;
     r->counts.truncate_refused++;
+    mn__crep_snap_reapply_sync(r); /* the cut entries were handed back just before */
     mn_log_warn("repl: %s forked from its primary after lsn %llu: this copy is replaced by a "
                 "snapshot of the primary's",
                 space, (unsigned long long)after_lsn);
@@ -428,6 +442,41 @@ static void set_role(cl_repl *r, const char *space, mn_space_role_t role, uint64
                      role == MN_SPACE_PRIMARY ? "primary" : "a replica", space, err.message);
 }
 
+typedef struct unshipped {
+    cl_repl *r;
+    const char *space;
+    size_t n;
+} unshipped;
+
+static int hand_back_one(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len)
+{
+    unshipped *u = arg;
+    mn__crep_snap_reapply(u->r, u->space, lsn, bytes, len);
+    u->n++;
+    return 0;
+}
+
+/* A primary just demoted (its engine now a replica, so its log ends where it is): the
+ * entries its engine took that never reached the core's log (last_lsn) — written between
+ * the last append and the demotion — are this node's alone, past the fork to come. They are
+ * handed back like the core's forked entries: re-applied through the new primary. */
+static void hand_back_unshipped(cl_repl *r, const char *space, uint64_t last_lsn)
+{
+    uint64_t end = 0, epoch = 0;
+    mn_error err = {0};
+    if (mn_engine_space_position(r->engine, space, &end, &epoch, &err) != MN_OK || end <= last_lsn)
+        return;
+    unshipped u = {r, space, 0};
+    if (mn_engine_wal_read(r->engine, space, last_lsn + 1, end - last_lsn, hand_back_one, &u,
+                           &err) != MN_OK)
+        mn_log_error("repl: %s: cannot read lsn %llu.. to hand back: %s", space,
+                     (unsigned long long)last_lsn + 1, err.message);
+    mn__crep_snap_reapply_sync(r);
+    mn_log_warn("repl: %s: %zu entries this node took after its last shipped one (lsn %llu) are "
+                "handed back to the new primary",
+                space, u.n, (unsigned long long)last_lsn);
+}
+
 static void cb_event(void *user, const mn_spaces_repl_event_t *ev)
 {
     cl_repl *r = user;
@@ -437,6 +486,10 @@ static void cb_event(void *user, const mn_spaces_repl_event_t *ev)
     case MN_SPACES_REPL_PROMOTED:
         mn_log_info("repl: this node leads %s from epoch %llu (lsn %llu)", ev->space,
                     (unsigned long long)ev->epoch, (unsigned long long)ev->lsn);
+        if (sp) {
+            sp->lease_us = INT64_MIN;
+            mn__crep_lease(r, sp); /* before the role: no write refused for a stale bound */
+        }
         set_role(r, ev->space, MN_SPACE_PRIMARY, ev->epoch);
         if (sp) sp->pump = r->pumps = true; /* entries written since may wait */
         break;
@@ -444,6 +497,7 @@ static void cb_event(void *user, const mn_spaces_repl_event_t *ev)
         mn_log_info("repl: this node no longer leads %s (epoch %llu)", ev->space,
                     (unsigned long long)ev->epoch);
         set_role(r, ev->space, MN_SPACE_REPLICA, 0);
+        hand_back_unshipped(r, ev->space, ev->lsn);
         break;
     case MN_SPACES_REPL_CAUGHT_UP:
         mn__crep_caught_up(r, ev);

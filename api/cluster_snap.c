@@ -258,6 +258,7 @@ static void installed(cl_repl *r, snap_in *t)
     crep_snap *s = r->snap;
     mn_snapshot_info_t info;
     mn_error err = {0};
+    mn__crep_snap_reapply_sync(r); /* what the replaced log handed back outlives it */
     mn_err rc = mn_engine_snapshot_install_finish(t->in, &info, &err);
     t->in = NULL;
     if (rc) {
@@ -397,8 +398,8 @@ mn_err mn__crep_snap_start(cl_repl *r, mn_error *err)
     s->m_bytes = mn_metrics_counter(m, "mnemo_repl_snapshot_bytes_total",
                                     "Bytes of snapshot chunks sent and received.", dir_label, 1);
     r->snap = s;
-    if (!(s->reap = mn__csnap_reapply_new()))
-        return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    if (!(s->reap = mn__csnap_reapply_new(r->dir, err)))
+        return err && err->code ? err->code : mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     cl_repl_channel ch = {.channel = CREP_CH_SNAP,
                           .arg = r,
                           .on_frame = on_frame,

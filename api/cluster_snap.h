@@ -41,6 +41,9 @@ void mn__crep_snap_cancel(cl_repl *r, const char *space);
  * held and sent to the space's primary until it answers that it re-applied it. */
 void mn__crep_snap_reapply(cl_repl *r, const char *space, uint64_t lsn, const uint8_t *data,
                            size_t len);
+/* Replication thread: makes every entry handed back so far durable (before the local log
+ * may lose it: a truncate answered, a snapshot installed). */
+void mn__crep_snap_reapply_sync(cl_repl *r);
 
 /* ---- private to cluster_snap*.c ---- */
 
@@ -66,7 +69,8 @@ bool mn__csnap_leads(cl_repl *r, const char *space);
 struct csnap_reapply *mn__csnap_reap(cl_repl *r);
 
 /* cluster_snap_reapply.c */
-struct csnap_reapply *mn__csnap_reapply_new(void);
+/* Loads the entries kept in <repl_dir>/reapply (NULL: out of memory or an I/O error). */
+struct csnap_reapply *mn__csnap_reapply_new(const char *repl_dir, mn_error *err);
 void mn__csnap_reapply_free(struct csnap_reapply *x);
 void mn__csnap_reapply_tick(cl_repl *r, int64_t now_us);
 void mn__csnap_on_reapply(cl_repl *r, const char *from, const csnap_frame *f);

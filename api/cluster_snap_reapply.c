@@ -10,14 +10,17 @@
  * holds already (the id) as it is: a resend, or an entry that reached it before the fork
  * was seen, changes nothing. Entries of other kinds (corrections, links, consolidations,
  * reinforcements) are derived from a state the new history may not share: dropped, counted
- * as not re-applied. Held in memory only: a node that stops before the primary answered
- * loses them (its copy was replaced by then). */
+ * as not re-applied. Each one held is also kept on disk (cluster_snap_keep.c), durable
+ * before the local WAL can lose it, until the primary answered: a node that stops first
+ * sends it again after its restart. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster_repl_internal.h"
 #include "cluster_snap.h"
+#include "cluster_snap_keep.h"
 #include "mnemo/wire.h"
 
 typedef struct reap_entry {
@@ -26,22 +29,43 @@ typedef struct reap_entry {
     uint8_t *data;
     size_t len;
     int64_t sent_us;
+    bool kept; /* a record of it is on disk */
 } reap_entry;
 
 struct csnap_reapply {
     reap_entry *items;
     size_t n, cap, bytes;
     uint32_t next_key;
+    csnap_keep keep;
+    bool keep_open;
 };
 
-struct csnap_reapply *mn__csnap_reapply_new(void)
+static reap_entry *hold(struct csnap_reapply *x, const char *space, const uint8_t *data,
+                        size_t len);
+
+static void loaded(void *arg, const char *space, const uint8_t *data, size_t len)
 {
-    return calloc(1, sizeof(struct csnap_reapply));
+    reap_entry *it = hold(arg, space, data, len);
+    if (it) it->kept = true;
+}
+
+struct csnap_reapply *mn__csnap_reapply_new(const char *repl_dir, mn_error *err)
+{
+    struct csnap_reapply *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    if (mn__csnap_keep_open(&x->keep, repl_dir, loaded, x) != MN_OK) {
+        mn_error_set(err, MN_ERR_IO, "cannot open %s: %s", x->keep.dir, strerror(errno));
+        mn__csnap_reapply_free(x);
+        return NULL;
+    }
+    x->keep_open = true;
+    return x;
 }
 
 void mn__csnap_reapply_free(struct csnap_reapply *x)
 {
     if (!x) return;
+    if (x->keep_open) mn__csnap_keep_close(&x->keep);
     for (size_t i = 0; i < x->n; i++)
         free(x->items[i].data);
     free(x->items);
@@ -59,18 +83,18 @@ static bool wanted(const char *space, const uint8_t *data, size_t len)
     return ok;
 }
 
-static bool hold(struct csnap_reapply *x, const char *space, const uint8_t *data, size_t len)
+static reap_entry *hold(struct csnap_reapply *x, const char *space, const uint8_t *data, size_t len)
 {
-    if (x->bytes + len > CSNAP_REAPPLY_MAX_BYTES) return false;
+    if (x->bytes + len > CSNAP_REAPPLY_MAX_BYTES) return NULL;
     if (x->n == x->cap) {
         size_t nc = x->cap ? x->cap * 2 : 16;
         reap_entry *ni = realloc(x->items, nc * sizeof *ni);
-        if (!ni) return false;
+        if (!ni) return NULL;
         x->items = ni;
         x->cap = nc;
     }
     uint8_t *copy = malloc(len ? len : 1);
-    if (!copy) return false;
+    if (!copy) return NULL;
     memcpy(copy, data, len);
     reap_entry *it = &x->items[x->n++];
     memset(it, 0, sizeof *it);
@@ -79,14 +103,15 @@ static bool hold(struct csnap_reapply *x, const char *space, const uint8_t *data
     it->data = copy;
     it->len = len;
     x->bytes += len;
-    return true;
+    return it;
 }
 
 void mn__crep_snap_reapply(cl_repl *r, const char *space, uint64_t lsn, const uint8_t *data,
                            size_t len)
 {
     struct csnap_reapply *x = mn__csnap_reap(r);
-    if (!x || !wanted(space, data, len) || !hold(x, space, data, len)) {
+    reap_entry *it = x && wanted(space, data, len) ? hold(x, space, data, len) : NULL;
+    if (!it) {
         r->counts.reapply_dropped++;
         mn_log_warn("repl: %s lsn %llu past a fork is not re-applied through the new primary "
                     "(%s)",
@@ -95,13 +120,40 @@ void mn__crep_snap_reapply(cl_repl *r, const char *space, uint64_t lsn, const ui
                                                   : "not an episode or a tombstone");
         return;
     }
+    it->kept = mn__csnap_keep_add(&x->keep, space, data, len) == MN_OK;
+    if (!it->kept)
+        mn_log_error("repl: %s lsn %llu past a fork: cannot keep it in %s (%s): held in memory "
+                     "only",
+                     space, (unsigned long long)lsn, x->keep.dir, strerror(errno));
     mn_log_info("repl: %s lsn %llu past a fork: to re-apply through the new primary", space,
                 (unsigned long long)lsn);
+}
+
+void mn__crep_snap_reapply_sync(cl_repl *r)
+{
+    struct csnap_reapply *x = mn__csnap_reap(r);
+    if (x && mn__csnap_keep_sync(&x->keep) != MN_OK)
+        mn_log_error("repl: cannot make the entries to re-apply durable in %s: %s", x->keep.dir,
+                     strerror(errno));
+}
+
+/* TEST ONLY: MNEMO_TEST_REAPPLY_HOLD=1 keeps the entries to re-apply and sends none (a test
+ * stops the node while they wait on disk; docs/config.md). */
+static bool test_hold(void)
+{
+    static int hold = -1;
+    if (hold < 0) {
+        const char *s = getenv("MNEMO_TEST_REAPPLY_HOLD");
+        hold = s && !strcmp(s, "1");
+        if (hold) mn_log_warn("TEST ONLY: MNEMO_TEST_REAPPLY_HOLD=1: nothing is re-applied");
+    }
+    return hold;
 }
 
 void mn__csnap_reapply_tick(cl_repl *r, int64_t now_us)
 {
     struct csnap_reapply *x = mn__csnap_reap(r);
+    if (test_hold()) return;
     for (size_t i = 0; x && i < x->n; i++) {
         reap_entry *it = &x->items[i];
         if (now_us - it->sent_us < CSNAP_RETRY_US) continue;
@@ -141,6 +193,7 @@ void mn__csnap_on_reapplied(cl_repl *r, const char *from, const csnap_frame *f)
     if (!x || f->arg) return; /* not the primary: sent again to the next one */
     for (size_t i = 0; i < x->n; i++)
         if (x->items[i].key == f->seq && !strcmp(x->items[i].space, f->space)) {
+            if (x->items[i].kept) mn__csnap_keep_done(&x->keep, f->space);
             x->bytes -= x->items[i].len;
             free(x->items[i].data);
             x->items[i] = x->items[--x->n];

@@ -25,6 +25,7 @@
 #include "apply.h"
 #include "engine_internal.h"
 #include "mnemo/assert.h"
+#include "mnemo/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,16 @@
 
 mn_err mn__space_writable(const mn__space *sp, mn_error *err)
 {
-    if (!mn__space_is_replica(sp)) return MN_OK;
-    return mn_error_set(err, MN_ERR_UNAVAILABLE, "space %s: this node is not its primary",
-                        sp->def.name);
+    if (mn__space_is_replica(sp))
+        return mn_error_set(err, MN_ERR_UNAVAILABLE, "space %s: this node is not its primary",
+                            sp->def.name);
+    int64_t until = atomic_load_explicit(&sp->lease_until_ns, memory_order_acquire);
+    if (until && mn_time_mono_ns() >= until)
+        return mn_error_set(err, MN_ERR_UNAVAILABLE,
+                            "space %s: this node's lease as its primary lapsed (a majority of its "
+                            "copies has not answered lately)",
+                            sp->def.name);
+    return MN_OK;
 }
 
 /* The epoch of the entry staged last in sp's log: the group's latest of sp, or the last
@@ -228,6 +236,15 @@ mn_err mn_engine_space_set_role(mn_engine_t *e, const char *space, mn_space_role
     if (rc && err) *err = p.err;
     mn__space_unref(sp);
     return rc;
+}
+
+mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t until_ns, mn_error *err)
+{
+    mn__space *sp = acquire(e, space, err);
+    if (!sp) return MN_ERR_NOT_FOUND;
+    atomic_store_explicit(&sp->lease_until_ns, until_ns, memory_order_release);
+    mn__space_unref(sp);
+    return MN_OK;
 }
 
 mn_err mn_engine_space_role(mn_engine_t *e, const char *space, mn_space_role_t *role, mn_error *err)

@@ -19,6 +19,9 @@ typedef struct mn__space {
     uint64_t last_lsn;     /* committed; written only by the commit thread */
     uint64_t last_epoch;   /* the epoch of the entry at last_lsn (commit thread, write lock) */
     atomic_int role;       /* mn_space_role_t; changed on the commit thread (replica.c) */
+    /* 0, or the monotonic instant (ns) from which a PRIMARY takes no write: its
+     * replication core's lease lapses then (mn_engine_space_set_lease) */
+    _Atomic int64_t lease_until_ns;
     uint64_t assigned_lsn; /* handed out in the current group (commit thread only) */
     uint64_t first_lsn;    /* oldest WAL entry kept (sweeper only after load) */
     atomic_int refs;       /* > 0 while the space lives; the last unref frees it */

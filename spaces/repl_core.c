@@ -337,6 +337,8 @@ mn_wire_repl_frame_t mn__repl_frame(const mn_spaces_repl_t *r, const mn__repl_sp
     f.from = r->self;
     f.from_len = r->self_len;
     f.epoch = s->d.epoch;
+    f.rec_epoch = s->rec_epoch;
+    f.rec_version = s->rec_version;
     return f;
 }
 
@@ -572,6 +574,26 @@ bool mn_spaces_repl_writable(const mn_spaces_repl_t *r, int64_t now_us, const ch
     if (!s || !mn__repl_taking_writes(r, s, now_us)) return false;
     if (epoch) *epoch = s->d.epoch;
     return true;
+}
+
+mn_err mn_spaces_repl_set_record(mn_spaces_repl_t *r, const char *space, uint64_t epoch,
+                                 uint64_t version, mn_error *err)
+{
+    mn__repl_space *s = space ? mn__repl_space_of(r, space, strlen(space)) : NULL;
+    if (!s) return mn_error_set(err, MN_ERR_NOT_FOUND, "space is not open");
+    if (epoch > s->rec_epoch || (epoch == s->rec_epoch && version > s->rec_version)) {
+        s->rec_epoch = epoch;
+        s->rec_version = version;
+    }
+    mn_assert(s->rec_epoch >= epoch);
+    return MN_OK;
+}
+
+int64_t mn_spaces_repl_lease_until(const mn_spaces_repl_t *r, const char *space)
+{
+    const mn__repl_space *s = space ? mn__repl_space_of(r, space, strlen(space)) : NULL;
+    if (!s || s->role != MN_SPACES_REPL_PRIMARY || s->handover_to[0]) return INT64_MIN;
+    return mn__repl_lease_until(r, s);
 }
 
 uint64_t mn_spaces_repl_reached(const mn_spaces_repl_t *r, const char *space,

@@ -167,15 +167,26 @@ static bool sticky(const mn_spaces_repl_t *r, const mn__repl_space *s, const mn_
     return false;
 }
 
+/* Does the candidate count voters over a holder record at least as new as the one this node
+ * applied? A frame of minor 0 carries none: it is judged as before (a rolling upgrade). */
+static bool record_ok(const mn__repl_space *s, const mn_wire_repl_frame_t *f)
+{
+    if (f->version % 256 < 1) return true;
+    return f->rec_epoch > s->rec_epoch ||
+           (f->rec_epoch == s->rec_epoch && f->rec_version >= s->rec_version);
+}
+
 void mn__repl_on_vote_req(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, int64_t now_us,
                           const mn_wire_repl_frame_t *f)
 {
     uint64_t t = f->epoch;
     bool again = t == s->d.voted_epoch && strcmp(s->d.voted_for, p->node) == 0;
     bool transfer = f->flags & MN_WIRE_REPL_FLAG_TRANSFER;
+    bool rec_ok = record_ok(s, f);
     bool grant = s->self_voter && p->voter && t > s->d.epoch && (t > s->d.voted_epoch || again) &&
                  !better(my_epoch(s), s->applied_lsn, "", f->last_epoch, f->lsn, "") &&
-                 (transfer || !sticky(r, s, p, now_us));
+                 (transfer || !sticky(r, s, p, now_us)) && rec_ok;
+    if (!rec_ok) r->stats.votes_refused_record++;
     if (grant && !again) {
         mn_assert(t > s->d.voted_epoch);
         s->d.voted_epoch = t;

@@ -42,6 +42,7 @@ typedef struct mn__repl_space {
     bool self_voter;
     mn_spaces_repl_role_t role;
     mn_spaces_repl_durable_t d;
+    uint64_t rec_epoch, rec_version;      /* the holder record applied (set_record), only up */
     char primary[MN_SPACES_NODE_MAX + 1]; /* "" = unknown */
     uint64_t last_lsn;                    /* the local log's end */
     uint64_t applied_lsn;                 /* durable in the store */
@@ -123,6 +124,9 @@ void mn__repl_on_fetch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
 void mn__repl_primary_tick(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us);
 int64_t mn__repl_primary_deadline(const mn_spaces_repl_t *r, const mn__repl_space *s);
 bool mn__repl_lease_ok(const mn_spaces_repl_t *r, const mn__repl_space *s, int64_t now_us);
+/* The instant (µs) the lease lapses unless more acknowledgements come: lease_ok is
+ * now < it. INT64_MIN when no majority ever acknowledged. */
+int64_t mn__repl_lease_until(const mn_spaces_repl_t *r, const mn__repl_space *s);
 /* Primary with a lease and no handover under way. */
 bool mn__repl_taking_writes(const mn_spaces_repl_t *r, const mn__repl_space *s, int64_t now_us);
 int64_t mn__repl_lag_ms(const mn__repl_space *s, const mn__repl_peer *p, int64_t now_us);

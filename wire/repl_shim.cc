@@ -111,6 +111,8 @@ mn_err mn_wire_repl_encode(mn_wire_repl_enc_t *e, const mn_wire_repl_frame_t *f,
     fr.add_epoch(f->epoch);
     fr.add_lsn(f->lsn);
     fr.add_last_epoch(f->last_epoch);
+    fr.add_rec_epoch(f->rec_epoch);
+    fr.add_rec_version(f->rec_version);
     fr.add_space(space);
     fr.add_from(from);
     if (!leader.IsNull()) fr.add_leader(leader);
@@ -154,6 +156,8 @@ mn_err mn_wire_repl_decode(const uint8_t *buf, size_t len, mn_wire_repl_frame_t 
     f->epoch = p->epoch();
     f->lsn = p->lsn();
     f->last_epoch = p->last_epoch();
+    f->rec_epoch = p->rec_epoch();
+    f->rec_version = p->rec_version();
     f->flags = p->flags();
     for (size_t i = 0; i < n; i++) {
         const rw::Entry *en = p->entries()->Get((fb::uoffset_t)i);

@@ -472,6 +472,12 @@ typedef enum { MN_SPACE_PRIMARY = 0, MN_SPACE_REPLICA = 1 } mn_space_role_t;
  * skip the space. Ordered with the writes: those queued before it get the old role. */
 mn_err mn_engine_space_set_role(mn_engine_t *e, const char *space, mn_space_role_t role,
                                 uint64_t epoch, mn_error *err);
+/* Cluster mode: a PRIMARY takes no write (MN_ERR_UNAVAILABLE, "lease ... lapsed") from
+ * the monotonic instant until_ns (mn_time_mono_ns) on, as its replication core takes no
+ * write past its lease; 0 = no such bound (the default). Checked where the commit thread
+ * stages each write, so a write either passed it or was refused before it was applied. */
+mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t until_ns,
+                                 mn_error *err);
 /* The space's role on this node. */
 mn_err mn_engine_space_role(mn_engine_t *e, const char *space, mn_space_role_t *role,
                             mn_error *err);

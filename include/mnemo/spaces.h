@@ -376,12 +376,22 @@ mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const cha
  * the caller drops the copy's data next. MN_ERR_BUSY while this node leads it (hand over
  * first); MN_ERR_NOT_FOUND if it is not open. */
 mn_err mn_spaces_repl_close(mn_spaces_repl_t *r, const char *space, mn_error *err);
+/* The holder list last given (open, set_holders) is that of the space's holder record
+ * (epoch, version) (docs/replication.md, "Holder records"). Only an increase counts. Every
+ * frame then carries it, and a voter refuses a candidate whose record is older than the
+ * one it applied: no two voter sets in use by an election differ by more than one change,
+ * even if the record reached a node's catalog long before its core. */
+mn_err mn_spaces_repl_set_record(mn_spaces_repl_t *r, const char *space, uint64_t epoch,
+                                 uint64_t version, mn_error *err);
 /* Membership: node is alive or not (SWIM). A follower whose primary dies
  * calls an election. */
 void mn_spaces_repl_member(mn_spaces_repl_t *r, int64_t now_us, const char *node, bool alive);
 
 /* Primary: entry lsn (= last + 1) is durable in the local log. MN_ERR_BUSY
- * when this node may not take writes (not the primary, or no lease). */
+ * when this node is not the primary, or hands its role over. The lease is not
+ * checked: an entry already durable must be in the core's log, or a fork could
+ * not hand it back; writes are refused before they are taken instead
+ * (mn_spaces_repl_writable, mn_spaces_repl_lease_until). */
 mn_err mn_spaces_repl_append(mn_spaces_repl_t *r, int64_t now_us, const char *space, uint64_t lsn,
                              const uint8_t *data, size_t len, mn_error *err);
 /* Primary: hands the role to target, a voting holder: writes stop, and once
@@ -408,6 +418,10 @@ int64_t mn_spaces_repl_next_deadline(const mn_spaces_repl_t *r);
 /* May this node take a write for space now (primary with a lease)? *epoch: its epoch. */
 bool mn_spaces_repl_writable(const mn_spaces_repl_t *r, int64_t now_us, const char *space,
                              uint64_t *epoch);
+/* Primary: the instant (the clock of now_us) until which it holds its lease unless
+ * more acknowledgements come; writable is true before it (and no handover). INT64_MIN
+ * when not the primary, handing over, or never acknowledged by a majority. */
+int64_t mn_spaces_repl_lease_until(const mn_spaces_repl_t *r, const char *space);
 /* The highest lsn that has reached the level at this primary (0 = none or not primary). */
 uint64_t mn_spaces_repl_reached(const mn_spaces_repl_t *r, const char *space,
                                 mn_spaces_level_t level);
@@ -459,6 +473,7 @@ typedef struct mn_spaces_repl_stats {
     uint64_t snapshots;       /* snapshot-needed answers sent */
     uint64_t elections;       /* elections this node started */
     uint64_t votes_granted;
+    uint64_t votes_refused_record; /* vote requests refused: the candidate's record older */
     uint64_t entries_shipped;
     uint64_t closed; /* spaces closed (copies moved away) */
 } mn_spaces_repl_stats_t;

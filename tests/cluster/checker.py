@@ -15,7 +15,9 @@ prints the report (JSON) and exits 1 on any violation. The history holds
 
 Checks:
 1. Acknowledged writes: every remember answered 201 whose id no forget ever
-   named is in the final list of every holder of its space; and the first
+   named is in the final list of every holder of its space, whatever its write
+   level (`one`, `quorum`, `all`: no fault here loses a disk, and issue 16
+   promises `one` writes survive unless a disk is lost); and the first
    forget of an acknowledged id does not find it gone already (404). `holders(meta,
    space)` says who must hold it: today the node the space was made on; with
    replication, the replicas its consistency level promises.
@@ -119,7 +121,7 @@ def lost_writes(ix):
             ids = ix.final_lists.get((r["space"], node))
             if ids is None or r["id"] not in ids:
                 lost.append({"id": r["id"], "space": r["space"], "node": node, "key": r["key"],
-                             "acked_at_s": r["cmp"],
+                             "acked_at_s": r["cmp"], "consistency": r.get("consistency"),
                              "why": "no final list" if ids is None else "absent"})
     return lost
 
@@ -202,6 +204,15 @@ def fault_summary(ix):
     return out
 
 
+def by_level(recs):
+    """How many records per write level ("default": the node's cluster.write_consistency)."""
+    out = {}
+    for r in recs:
+        k = r.get("consistency") or "default"
+        out[k] = out.get(k, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def check(recs, stale_bound_s=5.0):
     """The report of a history (a list of records); report["violations"] lists what failed."""
     ix = Index(recs)
@@ -221,6 +232,8 @@ def check(recs, stale_bound_s=5.0):
         "ops": len(ix.ops),
         "acked_writes": len(ix.acked),
         "lost_acked_writes": len(lost),
+        "acked_by_consistency": by_level(ix.acked),
+        "lost_by_consistency": by_level(lost),
         "resurrected": len(res),
         "converged": bool(conv.get("converged")),
         "convergence_s": conv.get("convergence_s"),

@@ -36,6 +36,11 @@ OP_TIMEOUT_S = 3.0          # one HTTP request
 REMEMBER_BUDGET_S = 12.0    # a remember's retries (same key) end after this
 LIST_WINDOW_S = 2.0
 RECALL_K = 5
+# each remember asks for a write level drawn from these (docs/replication.md): `one` is
+# acknowledged on the primary's fsync alone, so a primary cut off in a minority takes such
+# writes until its lease lapses; the checker holds every level to the same promise (no
+# fault here loses a disk, so nothing acknowledged may be lost)
+CONSISTENCY = ("one", "one", "quorum", "quorum", "all")
 WEIGHTS = (("remember", 40), ("get", 20), ("recall", 15), ("list", 10), ("forget", 15))
 
 
@@ -161,11 +166,13 @@ class Client(threading.Thread):
         token = token_of(self.num, self.seq)
         when_ms = int(time.time() * 1000)
         key = "c%d-%d" % (self.num, self.seq)
+        level = self.rnd.choice(CONSISTENCY)
         body = {"content": "chaos memory %s" % token, "when": when_ms, "idempotency_key": key,
+                "consistency": level,
                 "embedding": [self.rnd.uniform(-1, 1) for _ in range(DIM - 1)] + [1.0],
                 "tags": ["chaos"], "metadata": {"client": str(self.num)}}
         rec = self.base("remember", space)
-        rec.update({"key": key, "token": token, "when_ms": when_ms})
+        rec.update({"key": key, "token": token, "when_ms": when_ms, "consistency": level})
         end = time.monotonic() + REMEMBER_BUDGET_S
         attempts, maybe = 0, False
         last = None

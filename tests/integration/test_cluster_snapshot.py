@@ -9,6 +9,8 @@ opened alone: the replica's copy has the primary's memories, vectors and recall 
 Every wait polls with a deadline; nothing here asserts on time.
 """
 
+import json
+import os
 import re
 import signal
 import time
@@ -112,7 +114,9 @@ def test_a_returning_replica_catches_up_by_snapshot(server_factory):
         raise AssertionError("%s\nreplica log:\n%s\nprimary log:\n%s" % (
             ex, replica.log()[-5000:], primary.log()[-3000:])) from None
     assert "snapshot installed" in replica.log()
-    assert metric(replica, "mnemo_repl_snapshots_total", "installed") >= 1
+    # (metrics are exported every 200 ms: the log line may come first)
+    wait_until(lambda: metric(replica, "mnemo_repl_snapshots_total", "installed") >= 1,
+               DEADLINE_S, what="the install counted")
     assert metric(primary, "mnemo_repl_snapshots_total", "sent") >= 1
     assert metric(replica, "mnemo_repl_snapshot_bytes_total", "received") > 0
 
@@ -132,11 +136,12 @@ def test_a_returning_replica_catches_up_by_snapshot(server_factory):
 
 def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory):
     """The primary is cut off (its replicas paused), takes `one` writes nobody else gets
-    until its lease ends, and dies; a replica is elected and writes on. The old primary
-    returns with entries past the fork: its core hands them back, and the new primary
-    stores them with their ids; as its WAL cannot be cut in place, its copy is replaced by a
-    snapshot of the new primary's, after which it follows by shipping. No acknowledged
-    write is lost, not even a `one` write past the fork."""
+    until its lease ends (then refuses them), and dies; a replica is elected and writes on.
+    The old primary returns with entries past the fork: its core hands them back, keeps
+    them on disk (a kill -9 while they wait loses none), and the new primary stores them
+    with their ids; as its WAL cannot be cut in place, its copy is replaced by a snapshot of
+    the new primary's, after which it follows by shipping. No acknowledged write is lost,
+    not even a `one` write past the fork."""
     # the forked entries are read back from the old primary's own WAL: keep them all
     first = node(server_factory, [], retain=0)
     seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
@@ -160,17 +165,25 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
         wait_until(lambda s=s: (last_lsn(s, SPACE) or 0) >= want, DEADLINE_S,
                    what="the replicas at the primary's lsn")
 
+    # they restart below, without the old primary: their catalog files must hold the
+    # space's holder record by then, or they would wait for its creator to place it
+    def record_kept(s):
+        with open(os.path.join(s.data_dir, "cluster_catalog.json")) as f:
+            return any(e["name"] == SPACE and e.get("record") for e in json.load(f)["spaces"])
+    for s in replicas:
+        wait_until(lambda s=s: record_kept(s), DEADLINE_S, what="the holder record kept")
+
     # the replicas pause: the primary ships into their socket buffers until its lease runs
-    # out (1 s without a majority's acknowledgement), and its engine goes on taking `one`
-    # writes: those written after are its own, past the fork to come. The writes go on for
-    # 2.5 s of the pause (a length of workload, not an assertion on time).
+    # out (1 s without a majority's acknowledgement, and 1 s of grace in its engine), taking
+    # `one` writes: those are its own, past the fork to come. The writes go on for up to 6 s
+    # of the pause (a length of workload, not an assertion on time), until it refuses one.
     for s in replicas:
         s.proc.send_signal(signal.SIGSTOP)
-    forked = []
+    forked, refused = [], None
     try:
         with primary.client(timeout=3.0) as c:
-            until = time.monotonic() + 2.5
-            for i in range(200, 1700):
+            until = time.monotonic() + 6.0
+            for i in range(200, 5000):
                 if time.monotonic() > until:
                     break
                 try:
@@ -178,13 +191,23 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
                         "POST", "/v1/spaces/%s/memories" % SPACE,
                         body={"content": "forked %d" % i, "consistency": "one",
                               "embedding": [0.0, 1.0, float(i % 5), 0.5]})["id"])
-                except (MnemoError, OSError):
+                except MnemoError as ex:
+                    refused = ex
                     break
     finally:
         primary.kill()
+        # the replicas die too, so that what the primary shipped into their sockets is never
+        # read: its writes are its own, past a fork (its lease made it refuse writes after a
+        # second: the fork is what it took before)
         for s in replicas:
-            s.proc.send_signal(signal.SIGCONT)
+            s.kill()
     assert forked, "no write acknowledged by the cut-off primary"
+    # once its lease lapsed it takes no write: its engine holds nothing its core would not
+    assert refused is not None and refused.status == 503 and "lease" in refused.message, refused
+    replicas[0].extra_env["MNEMO_CLUSTER_SEEDS"] = ""
+    replicas[0].start()  # (a new SWIM port on each start: the second seeds from the first)
+    replicas[1].extra_env["MNEMO_CLUSTER_SEEDS"] = "127.0.0.1:%d" % swim_endpoint(replicas[0])[1]
+    replicas[1].start()
 
     def new_primary():
         es = [entry(s, SPACE) for s in replicas]
@@ -204,6 +227,9 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
 
     primary.extra_env["MNEMO_CLUSTER_SEEDS"] = ",".join(
         "127.0.0.1:%d" % swim_endpoint(s)[1] for s in replicas)
+    # first it sends nothing back (a test knob): its forked entries wait on disk while its
+    # copy is replaced by a snapshot; a kill -9 then must not lose them
+    primary.extra_env["MNEMO_TEST_REAPPLY_HOLD"] = "1"
     primary.start()
 
     def caught_up():
@@ -215,6 +241,11 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
         raise AssertionError("%s\nold primary's log:\n%s" % (ex, primary.log()[-6000:])) from None
     log = primary.log()
     assert "forked from its primary" in log and "snapshot installed" in log, log[-6000:]
+    kept = os.path.join(primary.data_dir, "repl", "reapply", SPACE + ".log")
+    assert os.path.getsize(kept) > 0, log[-6000:]
+    primary.kill()
+    del primary.extra_env["MNEMO_TEST_REAPPLY_HOLD"]
+    primary.start()
 
     def missing():
         with leader.client(timeout=5.0) as c:
@@ -226,6 +257,8 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     except AssertionError as ex:
         raise AssertionError("%s: %d of %d missing\nold primary's log:\n%s" % (
             ex, len(missing()), len(forked), primary.log()[-6000:])) from None
+    wait_until(lambda: not os.path.exists(kept), DEADLINE_S,
+               what="the kept entries deleted once re-applied")
     wait_until(lambda: write_there(321), DEADLINE_S, what="a later write")
     wait_until(caught_up, DEADLINE_S, what="later writes shipped to the old primary")
     for s in nodes:
@@ -234,3 +267,4 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     a, b = content(alone[0]), content(alone[1])
     assert a[0] == b[0] and a[1] == b[1]
     assert set(forked) <= set(b[0])
+

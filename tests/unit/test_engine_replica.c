@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "mnemo/engine.h"
+#include "mnemo/util.h"
 #include "mnemo/wire.h"
 #include "testutil.h"
 
@@ -1074,6 +1075,39 @@ static void test_spaces_start_replica_across_a_restart(void **state)
     mn_test_eng_free(&t);
 }
 
+/* A primary whose lease bound passed takes no write (a clear error, nothing stored); a bound
+ * ahead, or none, lets writes through; a replica is refused as before. */
+static void test_a_lapsed_lease_refuses_writes_before_they_are_stored(void **state)
+{
+    (void)state;
+    mn_test_eng t = {0};
+    mn_test_eng_init(&t, "mnemo-repl-lease");
+    mn_test_eng_open(&t);
+    make_space(t.e, "s");
+    put(&t, "s", "before", NULL, NULL, NULL);
+    mn_error err = {0};
+    mn_memory_t m;
+    mn_memory_init(&m);
+    m.content = "after the lease";
+    m.content_len = strlen(m.content);
+    mn_id_t id;
+    int64_t now = mn_time_mono_ns();
+    assert_int_equal(mn_engine_space_set_lease(t.e, "s", now - 1, &err), MN_OK);
+    assert_int_equal(mn_engine_remember(t.e, "s", &m, 1, &id, &err), MN_ERR_UNAVAILABLE);
+    assert_non_null(strstr(err.message, "lease"));
+    uint64_t epoch;
+    assert_int_equal(last_lsn(t.e, "s", &epoch), 2); /* the create and "before" only */
+    assert_int_equal(mn_engine_space_set_lease(t.e, "s", now + 3600LL * 1000000000, &err), MN_OK);
+    assert_int_equal(mn_engine_remember(t.e, "s", &m, 1, &id, &err), MN_OK);
+    assert_int_equal(mn_engine_space_set_lease(t.e, "s", 0, &err), MN_OK); /* no bound */
+    m.content = "no bound";
+    m.content_len = strlen(m.content);
+    assert_int_equal(mn_engine_remember(t.e, "s", &m, 1, &id, &err), MN_OK);
+    assert_int_equal(last_lsn(t.e, "s", &epoch), 4);
+    assert_int_equal(mn_engine_space_set_lease(t.e, "nope", 1, &err), MN_ERR_NOT_FOUND);
+    mn_test_eng_free(&t);
+}
+
 /* A read from below the first kept lsn says the entries were trimmed. */
 static void test_wal_read_of_trimmed_entries_is_gone(void **state)
 {
@@ -1325,6 +1359,7 @@ int main(void)
         cmocka_unit_test(test_promotion_carries_the_new_epoch),
         cmocka_unit_test(test_hook_hears_each_durable_entry),
         cmocka_unit_test(test_spaces_start_replica_across_a_restart),
+        cmocka_unit_test(test_a_lapsed_lease_refuses_writes_before_they_are_stored),
         cmocka_unit_test(test_wal_read_of_trimmed_entries_is_gone),
         cmocka_unit_test(test_snapshot_install_matches_the_primary),
         cmocka_unit_test(test_snapshot_bad_chunks_leave_the_target_intact),

@@ -114,6 +114,19 @@ static void world_free(world *w)
 
 static mn_wire_repl_enc_t *enc;
 
+/* Delivers f, for space "s" from `from`, to w's core. */
+static void deliver_frame(world *w, int64_t now, const char *from, mn_wire_repl_frame_t *f)
+{
+    f->space = "s";
+    f->space_len = 1;
+    f->from = from;
+    f->from_len = strlen(from);
+    const uint8_t *out;
+    size_t len;
+    assert_int_equal(mn_wire_repl_encode(enc, f, &out, &len), MN_OK);
+    mn_spaces_repl_on_message(w->core, now, out, len);
+}
+
 /* Delivers a frame of kind from `from` to w's core. */
 static void deliver(world *w, int64_t now, uint8_t kind, const char *from, uint64_t epoch,
                     uint64_t lsn, uint64_t last_epoch, uint8_t flags, const mn_wire_repl_entry_t *e,
@@ -122,20 +135,13 @@ static void deliver(world *w, int64_t now, uint8_t kind, const char *from, uint6
     mn_wire_repl_frame_t f;
     memset(&f, 0, sizeof f);
     f.kind = kind;
-    f.space = "s";
-    f.space_len = 1;
-    f.from = from;
-    f.from_len = strlen(from);
     f.epoch = epoch;
     f.lsn = lsn;
     f.last_epoch = last_epoch;
     f.flags = flags;
     f.entries = e;
     f.n_entries = ne;
-    const uint8_t *out;
-    size_t len;
-    assert_int_equal(mn_wire_repl_encode(enc, &f, &out, &len), MN_OK);
-    mn_spaces_repl_on_message(w->core, now, out, len);
+    deliver_frame(w, now, from, &f);
 }
 
 static mn_wire_repl_entry_t entry(uint64_t epoch, uint64_t lsn, const uint8_t *data, bool good)
@@ -176,6 +182,101 @@ static void test_spaces_repl_levels_follow_the_acks(void **state)
     assert_false(mn_spaces_repl_writable(w->core, 50, "s", NULL));
     assert_int_equal(w->d.epoch, 4);
     assert_int_equal(mn_spaces_repl_append(w->core, 60, "s", 4, d, 8, NULL), MN_ERR_BUSY);
+    world_free(w);
+}
+
+/* The lease decides which writes the node may take (writable, lease_until: what the engine
+ * checks before it commits one), never which durable entries the core keeps: an entry the
+ * engine committed before the lease lapsed is appended after it too, so it is in the core's
+ * log, shipped or handed back past a fork, never left out of both. */
+static void test_spaces_repl_the_lease_gates_writes_not_appends(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0);
+    const int64_t lease = 1000000; /* the default lease_us */
+    int64_t until = mn_spaces_repl_lease_until(w->core, "s");
+    assert_true(until > 0 && until <= lease + 1);
+    assert_true(mn_spaces_repl_writable(w->core, until - 1, "s", NULL));
+    assert_false(mn_spaces_repl_writable(w->core, until, "s", NULL));
+    /* one replica's ack makes a majority with this node: the lease runs from it */
+    deliver(w, 500000, MN_WIRE_REPL_ACK, "n1", 1, 0, 0, 0, NULL, 0);
+    until = mn_spaces_repl_lease_until(w->core, "s");
+    assert_int_equal(until, 500000 + lease + 1);
+    assert_true(mn_spaces_repl_writable(w->core, until - 1, "s", NULL));
+    assert_false(mn_spaces_repl_writable(w->core, until, "s", NULL));
+    /* the older ack of the other replica does not move it; a newer one does */
+    deliver(w, 400000, MN_WIRE_REPL_ACK, "n2", 1, 0, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_lease_until(w->core, "s"), 500000 + lease + 1);
+    deliver(w, 700000, MN_WIRE_REPL_ACK, "n2", 1, 0, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_lease_until(w->core, "s"), 700000 + lease + 1);
+    /* past the lease: no write is taken, but an entry already durable is appended */
+    static const uint8_t d[8] = {2};
+    w->n = 1;
+    w->epochs[1] = 1;
+    assert_false(mn_spaces_repl_writable(w->core, 3 * lease, "s", NULL));
+    assert_int_equal(mn_spaces_repl_append(w->core, 3 * lease, "s", 1, d, 8, NULL), MN_OK);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_ONE), 1);
+    /* demoted: no lease, and appends are refused */
+    deliver(w, 3 * lease, MN_WIRE_REPL_FENCED, "n1", 2, 0, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_lease_until(w->core, "s"), INT64_MIN);
+    w->n = 2;
+    w->epochs[2] = 1;
+    assert_int_equal(mn_spaces_repl_append(w->core, 3 * lease, "s", 2, d, 8, NULL), MN_ERR_BUSY);
+    world_free(w);
+}
+
+/* A vote request for epoch from n2 naming its holder record; returns the answer's flags. */
+static uint8_t vote_req_with_record(world *w, int64_t now, uint64_t epoch, uint64_t rec_epoch,
+                                    uint64_t rec_version)
+{
+    mn_wire_repl_frame_t f;
+    memset(&f, 0, sizeof f);
+    f.kind = MN_WIRE_REPL_VOTE_REQ;
+    f.epoch = epoch;
+    f.rec_epoch = rec_epoch;
+    f.rec_version = rec_version;
+    int before = w->sent[MN_WIRE_REPL_VOTE];
+    deliver_frame(w, now, "n2", &f);
+    assert_int_equal(w->sent[MN_WIRE_REPL_VOTE], before + 1);
+    mn_wire_repl_frame_t got;
+    static mn_wire_repl_entry_t st[4];
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &got, st, 4), MN_OK);
+    assert_int_equal(got.kind, MN_WIRE_REPL_VOTE);
+    assert_int_equal(got.epoch, epoch);
+    return got.flags;
+}
+
+/* A voter that applied a holder record refuses a candidate whose record is older (it may
+ * count a majority over the previous voters), and grants one as new or newer; its own
+ * frames carry its record. */
+static void test_spaces_repl_a_voter_refuses_a_candidate_of_an_older_record(void **state)
+{
+    (void)state;
+    world *w = world_new("n1", NULL, 0);
+    const int64_t later = 10000000; /* long past any lease of n0's */
+    assert_int_equal(mn_spaces_repl_set_record(w->core, "s", 1, 3, NULL), MN_OK);
+    assert_int_equal(mn_spaces_repl_set_record(w->core, "s", 1, 2, NULL), MN_OK); /* no way down */
+    assert_int_equal(mn_spaces_repl_set_record(w->core, "zz", 1, 2, NULL), MN_ERR_NOT_FOUND);
+    mn_spaces_repl_stats_t st;
+    assert_int_equal(vote_req_with_record(w, later, 2, 1, 2), 0);
+    assert_int_equal(vote_req_with_record(w, later, 2, 0, 9), 0);
+    mn_spaces_repl_stats(w->core, &st);
+    assert_int_equal(st.votes_refused_record, 2);
+    assert_int_equal(st.votes_granted, 0);
+    assert_int_equal(w->d.voted_epoch, 0); /* a refusal uses no vote */
+    /* its own frames say which record it counts over */
+    mn_wire_repl_frame_t got;
+    static mn_wire_repl_entry_t es[4];
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &got, es, 4), MN_OK);
+    assert_int_equal(got.version, MN_WIRE_REPL_VERSION);
+    assert_true(got.rec_epoch == 1 && got.rec_version == 3);
+    /* the same record: granted (and persisted first) */
+    assert_int_equal(vote_req_with_record(w, later, 2, 1, 3), MN_WIRE_REPL_FLAG_GRANTED);
+    assert_int_equal(w->d.voted_epoch, 2);
+    /* a newer one (a later epoch's record) too */
+    assert_int_equal(vote_req_with_record(w, later + 1, 3, 2, 1), MN_WIRE_REPL_FLAG_GRANTED);
+    mn_spaces_repl_stats(w->core, &st);
+    assert_int_equal(st.votes_granted, 2);
     world_free(w);
 }
 
@@ -386,6 +487,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spaces_repl_levels_follow_the_acks),
         cmocka_unit_test(test_spaces_repl_status_epoch_at_reads_the_history),
+        cmocka_unit_test(test_spaces_repl_the_lease_gates_writes_not_appends),
+        cmocka_unit_test(test_spaces_repl_a_voter_refuses_a_candidate_of_an_older_record),
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
