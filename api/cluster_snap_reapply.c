@@ -12,7 +12,8 @@
  * reinforcements) are derived from a state the new history may not share: dropped, counted
  * as not re-applied. Each one held is also kept on disk (cluster_snap_keep.c), durable
  * before the local WAL can lose it, until the primary answered: a node that stops first
- * sends it again after its restart. */
+ * sends it again after its restart. A node that leads the space again by then (a restart
+ * won it back) stores them itself, the same way. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,19 +151,51 @@ static bool test_hold(void)
     return hold;
 }
 
+/* Stores a forked entry here, as its primary (whoever sent it: from, for the log). true
+ * when it is settled (stored, already there, or not ours to store); false: try again. */
+static bool ingest_here(cl_repl *r, const char *space, const uint8_t *data, size_t len,
+                        const char *from)
+{
+    if (!wanted(space, data, len)) return true; /* not ours to store: answered, dropped */
+    mn_error err = {0};
+    mn_err rc = mn_engine_ingest(r->engine, data, len, &err);
+    if (rc) mn_log_info("repl: %s: an entry re-applied for %s: %s", space, from, err.message);
+    if (rc == MN_OK) r->counts.reapplied++;
+    return rc == MN_OK || rc == MN_ERR_NOT_FOUND || rc == MN_ERR_GONE || rc == MN_ERR_EXISTS ||
+           rc == MN_ERR_CONFLICT;
+}
+
+/* Item i is settled: out of memory and, once all of its space's are, off the disk. */
+static void reap_remove(struct csnap_reapply *x, size_t i)
+{
+    if (x->items[i].kept) mn__csnap_keep_done(&x->keep, x->items[i].space);
+    x->bytes -= x->items[i].len;
+    free(x->items[i].data);
+    x->items[i] = x->items[--x->n];
+}
+
 void mn__csnap_reapply_tick(cl_repl *r, int64_t now_us)
 {
     struct csnap_reapply *x = mn__csnap_reap(r);
     if (test_hold()) return;
-    for (size_t i = 0; x && i < x->n; i++) {
+    for (size_t i = 0; x && i < x->n;) {
         reap_entry *it = &x->items[i];
-        if (now_us - it->sent_us < CSNAP_RETRY_US) continue;
         mn_spaces_repl_status_t st;
-        if (mn_spaces_repl_status(r->core, now_us, it->space, &st) || !st.primary[0] ||
-            !strcmp(st.primary, r->self))
-            continue; /* no primary to send it to yet (or this node leads again: later) */
-        mn__csnap_send(r, st.primary, K_REAPPLY, it->space, 0, it->key, 0, it->data, it->len);
+        if (now_us - it->sent_us < CSNAP_RETRY_US ||
+            mn_spaces_repl_status(r->core, now_us, it->space, &st) || !st.primary[0]) {
+            i++; /* not due, or no primary to send it to yet */
+            continue;
+        }
         it->sent_us = now_us;
+        if (strcmp(st.primary, r->self)) {
+            mn__csnap_send(r, st.primary, K_REAPPLY, it->space, 0, it->key, 0, it->data, it->len);
+            i++;
+        } else if (st.role == MN_SPACES_REPL_PRIMARY &&
+                   ingest_here(r, it->space, it->data, it->len, "this node")) {
+            reap_remove(x, i); /* this node leads again (a restart won it back): stored here */
+        } else {
+            i++;
+        }
     }
 }
 
@@ -172,18 +205,8 @@ void mn__csnap_on_reapply(cl_repl *r, const char *from, const csnap_frame *f)
         mn__csnap_send(r, from, K_REAPPLIED, f->space, 0, f->seq, E_NOT_PRIMARY, NULL, 0);
         return;
     }
-    if (!wanted(f->space, f->data, f->len)) { /* not ours to store: answered, dropped */
+    if (ingest_here(r, f->space, f->data, f->len, from)) /* else no answer: it comes again */
         mn__csnap_send(r, from, K_REAPPLIED, f->space, 0, f->seq, 0, NULL, 0);
-        return;
-    }
-    mn_error err = {0};
-    mn_err rc = mn_engine_ingest(r->engine, f->data, f->len, &err);
-    bool done = rc == MN_OK || rc == MN_ERR_NOT_FOUND || rc == MN_ERR_GONE || rc == MN_ERR_EXISTS ||
-                rc == MN_ERR_CONFLICT;
-    if (rc) mn_log_info("repl: %s: an entry re-applied for %s: %s", f->space, from, err.message);
-    if (done) /* else no answer: it comes again */
-        mn__csnap_send(r, from, K_REAPPLIED, f->space, 0, f->seq, 0, NULL, 0);
-    if (rc == MN_OK) r->counts.reapplied++;
 }
 
 void mn__csnap_on_reapplied(cl_repl *r, const char *from, const csnap_frame *f)
@@ -193,10 +216,7 @@ void mn__csnap_on_reapplied(cl_repl *r, const char *from, const csnap_frame *f)
     if (!x || f->arg) return; /* not the primary: sent again to the next one */
     for (size_t i = 0; i < x->n; i++)
         if (x->items[i].key == f->seq && !strcmp(x->items[i].space, f->space)) {
-            if (x->items[i].kept) mn__csnap_keep_done(&x->keep, f->space);
-            x->bytes -= x->items[i].len;
-            free(x->items[i].data);
-            x->items[i] = x->items[--x->n];
+            reap_remove(x, i);
             return;
         }
 }
