@@ -606,6 +606,43 @@ static void *commit_main(void *arg)
     return NULL;
 }
 
+/* The entry the calling thread's last write call committed (mn_engine_write_begin /
+ * mn_engine_write_taken): a door waits for that entry, not for whatever is last in the log
+ * when it looks. Written and read by the same thread only. */
+static _Thread_local struct {
+    bool set;
+    char space[MN_SPACE_NAME_MAX + 1];
+    uint64_t lsn, epoch;
+} tl_write;
+
+void mn_engine_write_begin(void)
+{
+    tl_write.set = false;
+}
+
+bool mn_engine_write_taken(const char *space, uint64_t *lsn, uint64_t *epoch)
+{
+    bool ok = tl_write.set && !strcmp(tl_write.space, space);
+    if (ok) {
+        *lsn = tl_write.lsn;
+        *epoch = tl_write.epoch;
+    }
+    return ok;
+}
+
+/* Notes the last entry p committed for the calling thread: the highest lsn of a space (a
+ * batch's entries are in lsn order; a later space's entry replaces an earlier one's). */
+static void note_taken(const mn__pending *p)
+{
+    if (p->rc != MN_OK || !p->has_entry || p->replicated || p->discard || !p->sp) return;
+    const char *name = p->sp->def.name;
+    if (tl_write.set && !strcmp(tl_write.space, name) && tl_write.lsn > p->entry.lsn) return;
+    tl_write.set = true;
+    snprintf(tl_write.space, sizeof tl_write.space, "%s", name);
+    tl_write.lsn = p->entry.lsn;
+    tl_write.epoch = p->entry.epoch;
+}
+
 void mn__commit_submit_many(mn_engine_t *e, mn__pending **ps, size_t n)
 {
     struct mn__commitq *q = e->commitq;
@@ -631,8 +668,10 @@ void mn__commit_submit_many(mn_engine_t *e, mn__pending **ps, size_t n)
         while (!ps[i]->done)
             pthread_cond_wait(&q->done_cv, &q->mu);
     pthread_mutex_unlock(&q->mu);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        note_taken(ps[i]);
         free_pending_results(ps[i]);
+    }
 }
 
 mn_err mn__commit_submit(mn_engine_t *e, mn__pending *p)

@@ -94,6 +94,7 @@ static mn_err run_method(gctx *ctx, const g_method *m, ProtobufCMessage **msgs, 
     int level = -1;
     const char *v = g_msg_string(msgs[0], "consistency");
     mn_err rc = v && *v ? api_consistency_parse(v, &level, err) : MN_OK;
+    mn_engine_write_begin(); /* the level is waited for on the entry this call made */
     if (!rc && m->shape == G_UNARY) rc = m->unary(ctx, msgs[0], resp, err);
     if (!rc && m->shape == G_CLIENT_STREAM) rc = m->batch(ctx, msgs, n, resp, err);
     if (!rc && mn_auth_op_role(m->op) >= MN_AUTH_WRITE)

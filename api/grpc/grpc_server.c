@@ -522,6 +522,7 @@ static void run_unary(gcall *c, ProtobufCMessage *req)
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
+    mn_engine_write_begin(); /* a write's level is waited for on the entry this call made */
     mn_err rc = c->m->unary(&ctx, req, &resp, &err);
     /* a hint is durable here; its merge waits for the space's level on the primary */
     if (!rc && !c->hinted && mn_auth_op_role(c->m->op) >= MN_AUTH_WRITE)
@@ -540,6 +541,7 @@ static void run_batch(gcall *c)
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;
     mn_error err = {0};
+    mn_engine_write_begin();
     mn_err rc = c->m->batch(&ctx, c->msgs, c->n_msgs, &resp, &err);
     /* the first message's level and space */
     if (!rc) rc = g_call_settle(c, c->srv->api, c->msgs[0], &err);

@@ -175,6 +175,7 @@ void rest_dispatch(const api_route_ctx *ctx, const mn_http_request_t *req, mn_ht
     mn_api_t *api = ctx->api;
     const api_route *r = &ctx->route;
     const api_cluster_hooks *h = api->cluster;
+    mn_engine_write_begin(); /* a write's level is waited for on the entry this request made */
     if (!h || !h->route || !rest_routable(r->method, r->pattern)) {
         r->fn(api, req, resp);
         return;

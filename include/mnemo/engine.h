@@ -481,6 +481,13 @@ mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t unti
 /* The space's role on this node. */
 mn_err mn_engine_space_role(mn_engine_t *e, const char *space, mn_space_role_t *role,
                             mn_error *err);
+/* What a door waits on after a write (a consistency level): the entry its own call made.
+ * mn_engine_write_begin forgets the calling thread's last write; mn_engine_write_taken then
+ * gives the lsn and epoch of the last entry of space that a write call of this thread
+ * committed since (false: none, e.g. an exact duplicate or an idempotent retry, which wrote
+ * nothing). Thread-local: the write call and the wait run on one thread. */
+void mn_engine_write_begin(void);
+bool mn_engine_write_taken(const char *space, uint64_t *lsn, uint64_t *epoch);
 /* The lsn of the space's last entry and that entry's epoch. */
 mn_err mn_engine_space_position(mn_engine_t *e, const char *space, uint64_t *last_lsn,
                                 uint64_t *epoch, mn_error *err);

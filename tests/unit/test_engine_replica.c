@@ -1343,6 +1343,64 @@ static void test_snapshot_bad_chunks_leave_the_target_intact(void **state)
     pair_close(&x);
 }
 
+/* mn_engine_write_taken names the entry this thread's own write made, not the log's last:
+ * another thread's later write does not move it; a call that wrote nothing leaves none. */
+typedef struct bg_put {
+    mn_test_eng *t;
+    uint64_t lsn;
+} bg_put;
+
+static void *other_thread_writes(void *arg)
+{
+    bg_put *b = arg;
+    mn_engine_write_begin();
+    put(b->t, "s", "written by another thread", NULL, NULL, NULL);
+    uint64_t ep = 0;
+    if (!mn_engine_write_taken("s", &b->lsn, &ep)) b->lsn = 0;
+    return NULL;
+}
+
+static void test_the_write_taken_is_this_threads_own_entry(void **state)
+{
+    (void)state;
+    mn_test_eng t;
+    mn_test_eng_init(&t, "mnemo-taken");
+    mn_test_eng_open(&t);
+    make_space(t.e, "s");
+    make_space(t.e, "other");
+    uint64_t lsn = 0, epoch = 0, ep = 0;
+    mn_engine_write_begin();
+    assert_false(mn_engine_write_taken("s", &lsn, &epoch));
+    put(&t, "s", "mine", NULL, NULL, NULL);
+    assert_true(mn_engine_write_taken("s", &lsn, &epoch));
+    assert_int_equal(lsn, last_lsn(t.e, "s", &ep));
+    assert_int_equal(epoch, ep);
+    assert_false(mn_engine_write_taken("other", &lsn, &epoch)); /* named by space */
+    uint64_t mine = lsn;
+    bg_put b = {&t, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, other_thread_writes, &b), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(b.lsn, mine + 1);
+    assert_true(mn_engine_write_taken("s", &lsn, &epoch));
+    assert_int_equal(lsn, mine); /* still this thread's entry, not the log's last */
+    /* a forget is an entry too; forgetting it again writes nothing */
+    mn_id_t id = put(&t, "s", "to forget", NULL, NULL, NULL);
+    mn_error err = {0};
+    mn_engine_write_begin();
+    assert_int_equal(mn_engine_forget(t.e, "s", &id, MN_FORGET_DELETE, &err), MN_OK);
+    assert_true(mn_engine_write_taken("s", &lsn, &epoch));
+    assert_int_equal(lsn, last_lsn(t.e, "s", NULL));
+    mn_engine_write_begin();
+    mn_engine_forget(t.e, "s", &id, MN_FORGET_DELETE, &err);
+    assert_false(mn_engine_write_taken("s", &lsn, &epoch));
+    /* an exact duplicate writes nothing */
+    mn_engine_write_begin();
+    put(&t, "s", "mine", NULL, NULL, NULL);
+    assert_false(mn_engine_write_taken("s", &lsn, &epoch));
+    mn_test_eng_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1357,6 +1415,7 @@ int main(void)
         cmocka_unit_test(test_replica_watchers_see_replicated_changes),
         cmocka_unit_test(test_replica_takes_no_writes),
         cmocka_unit_test(test_promotion_carries_the_new_epoch),
+        cmocka_unit_test(test_the_write_taken_is_this_threads_own_entry),
         cmocka_unit_test(test_hook_hears_each_durable_entry),
         cmocka_unit_test(test_spaces_start_replica_across_a_restart),
         cmocka_unit_test(test_a_lapsed_lease_refuses_writes_before_they_are_stored),
