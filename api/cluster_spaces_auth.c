@@ -11,10 +11,12 @@
  *    primary; voters unchanged, so it needs no waiting;
  *  - a space led by its record gets the next record the driver proposes (a copy added or
  *    caught up, a down or surplus copy removed), at most one voter change from the current
- *    record, and a voter change only once a majority of the current record's voters holds it
- *    (the catalog knows who merged it) for CL_AUTH_ADOPT_MS, time for their loop threads to
- *    hand it to their cores: so no two records in use differ by more than one voter, and any
- *    majority of one meets any majority of the other (Raft's single-server changes). */
+ *    record, and a voter change only once a majority of the current record's voters holds it:
+ *    their cores' replication frames name the record they count over (or, from a node of an
+ *    older version whose frames do not, the catalog knows who merged it, and the change
+ *    waits CL_AUTH_ADOPT_MS more, time for its loop thread to hand it to its core): so no two
+ *    records in use differ by more than one voter, and any majority of one meets any
+ *    majority of the other (Raft's single-server changes). */
 #include "cluster_spaces_auth.h"
 
 #include <stdio.h>
@@ -206,23 +208,48 @@ static auth_held *held_of(cl_authority *a, const char *space)
     return h;
 }
 
-/* Has a majority of cur's voters held cur for CL_AUTH_ADOPT_MS? */
-static bool committed(cl_authority *a, const char *space, const mn_spaces_record_t *cur)
+/* Does node hold cur? Its replication frames say which record its core counts over (the
+ * peer's status, from this primary's core); a node whose frames say none (an older version)
+ * is judged by the catalog's merge (*by_catalog set). */
+static bool holds(cl_authority *a, const char *space, const char *node,
+                  const mn_spaces_repl_status_t *st, const mn_spaces_record_t *cur,
+                  bool *by_catalog)
+{
+    if (!strcmp(node, a->self)) return true;
+    for (size_t i = 0; i < st->n_peers; i++) {
+        const mn_spaces_repl_peer_status_t *p = &st->peers[i];
+        if (strcmp(p->node, node) != 0 || !p->rec_said) continue;
+        return p->rec_epoch > cur->epoch ||
+               (p->rec_epoch == cur->epoch && p->rec_version >= cur->version);
+    }
+    bool held = cl_catalog_record_held(a->catalog, space, node, cur);
+    *by_catalog |= held;
+    return held;
+}
+
+/* Does a majority of cur's voters hold cur, as their cores' frames said (at once), or as
+ * the catalog says for nodes whose frames cannot (then for CL_AUTH_ADOPT_MS, time for their
+ * loop threads to hand it to their cores)? */
+static bool committed(cl_authority *a, const char *space, const mn_spaces_repl_status_t *st,
+                      const mn_spaces_record_t *cur)
 {
     int voters = 0, holding = 0;
+    bool by_catalog = false;
     for (int i = 0; i < cur->n_holders; i++) {
         if (cur->holders[i].role == MN_SPACES_CATCHING_UP) continue;
         voters++;
-        holding += cl_catalog_record_held(a->catalog, space, cur->holders[i].node, cur);
+        holding += holds(a, space, cur->holders[i].node, st, cur, &by_catalog);
     }
+    bool majority = 2 * holding > voters;
+    if (majority && !by_catalog) return true;
     auth_held *h = held_of(a, space);
     if (!h) return false;
-    if (h->epoch != cur->epoch || h->version != cur->version || 2 * holding <= voters) {
+    if (h->epoch != cur->epoch || h->version != cur->version || !majority) {
         h->epoch = cur->epoch;
         h->version = cur->version;
         h->since_ms = 0;
     }
-    if (2 * holding <= voters) return false;
+    if (!majority) return false;
     int64_t now = mn_time_mono_ns() / 1000000;
     if (!h->since_ms) h->since_ms = now;
     return now - h->since_ms >= CL_AUTH_ADOPT_MS;
@@ -237,7 +264,7 @@ static void on_proposal(void *arg, const char *space, const mn_spaces_record_t *
     if (!cur || !cl_repl_status(a->repl, space, &st) || st.role != MN_SPACES_REPL_PRIMARY ||
         st.epoch != next->epoch)
         return; /* the core no longer leads it at this epoch */
-    if (voter_change && !committed(a, space, cur)) return;
+    if (voter_change && !committed(a, space, &st, cur)) return;
     publish(a, space, next);
 }
 

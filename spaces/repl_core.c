@@ -477,6 +477,19 @@ static void maybe_adopt(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
         mn__repl_adopt(r, s, now_us, f->epoch, "", 0);
 }
 
+/* The newest holder record p's frames said its core counts over (frames of minor 0 say
+ * none; a record only goes up, as in mn_spaces_repl_set_record). */
+static void note_record(mn__repl_peer *p, const mn_wire_repl_frame_t *f)
+{
+    if ((f->version & 0xff) < 1) return;
+    p->rec_said = true;
+    if (f->rec_epoch > p->rec_epoch ||
+        (f->rec_epoch == p->rec_epoch && f->rec_version > p->rec_version)) {
+        p->rec_epoch = f->rec_epoch;
+        p->rec_version = f->rec_version;
+    }
+}
+
 static void dispatch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, int64_t now_us,
                      const mn_wire_repl_frame_t *f)
 {
@@ -531,6 +544,7 @@ void mn_spaces_repl_on_message(mn_spaces_repl_t *r, int64_t now_us, const uint8_
         r->stats.dropped_unknown++;
         return;
     }
+    note_record(p, &f);
     maybe_adopt(r, s, now_us, &f);
     dispatch(r, s, p, now_us, &f);
     mn__repl_flush_ack(r, s);
@@ -635,6 +649,9 @@ mn_err mn_spaces_repl_status(const mn_spaces_repl_t *r, int64_t now_us, const ch
         strcpy(o->node, p->node);
         o->voter = p->voter;
         o->alive = p->alive;
+        o->rec_said = p->rec_said;
+        o->rec_epoch = p->rec_epoch;
+        o->rec_version = p->rec_version;
         if (s->role != MN_SPACES_REPL_PRIMARY) continue;
         o->applied_lsn = p->match;
         o->lag_entries = s->last_lsn - p->match;

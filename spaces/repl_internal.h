@@ -28,6 +28,10 @@ typedef struct mn__repl_peer {
     bool snapshot;       /* it needs a snapshot: nothing is shipped until it fetches */
     bool caught_up;      /* CAUGHT_UP reported in this epoch */
     bool synced;         /* it acknowledged in this epoch (so it is reconciled) */
+    /* the newest holder record its frames said its core counts over (rec_said: a frame of
+     * minor >= 1 came; an older node's say nothing) */
+    bool rec_said;
+    uint64_t rec_epoch, rec_version;
     /* elections */
     bool state_heard;
     uint64_t st_epoch, st_lsn; /* its last entry's epoch and its applied lsn */

@@ -432,6 +432,10 @@ typedef struct mn_spaces_repl_peer_status {
     uint64_t applied_lsn; /* as last acknowledged (primary's view) */
     uint64_t lag_entries;
     int64_t lag_ms;
+    /* the newest holder record (epoch, version) its frames said its core counts over;
+     * rec_said false: no frame of wire minor >= 1 came from it yet */
+    bool rec_said;
+    uint64_t rec_epoch, rec_version;
 } mn_spaces_repl_peer_status_t;
 
 typedef struct mn_spaces_repl_status {

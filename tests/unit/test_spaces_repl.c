@@ -225,6 +225,36 @@ static void test_spaces_repl_the_lease_gates_writes_not_appends(void **state)
     world_free(w);
 }
 
+/* A primary learns from its replicas' frames which holder record their cores count over
+ * (what api/cluster_spaces_auth.c waits for before a voter change): none until a frame
+ * came, then the newest said, never lower. */
+static void test_spaces_repl_status_names_the_record_each_peer_counts_over(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0);
+    mn_spaces_repl_status_t st;
+    assert_int_equal(mn_spaces_repl_status(w->core, 10, "s", &st), MN_OK);
+    assert_int_equal(st.n_peers, 2);
+    assert_false(st.peers[0].rec_said || st.peers[1].rec_said);
+    mn_wire_repl_frame_t f;
+    memset(&f, 0, sizeof f);
+    f.kind = MN_WIRE_REPL_ACK;
+    f.epoch = 1;
+    f.rec_epoch = 1;
+    f.rec_version = 4;
+    deliver_frame(w, 20, "n1", &f);
+    f.rec_version = 2; /* an older frame, reordered: no way down */
+    deliver_frame(w, 30, "n1", &f);
+    assert_int_equal(mn_spaces_repl_status(w->core, 40, "s", &st), MN_OK);
+    const mn_spaces_repl_peer_status_t *n1 = !strcmp(st.peers[0].node, "n1") ? &st.peers[0]
+                                                                              : &st.peers[1];
+    const mn_spaces_repl_peer_status_t *n2 = n1 == &st.peers[0] ? &st.peers[1] : &st.peers[0];
+    assert_string_equal(n1->node, "n1");
+    assert_true(n1->rec_said && n1->rec_epoch == 1 && n1->rec_version == 4);
+    assert_false(n2->rec_said);
+    world_free(w);
+}
+
 /* A vote request for epoch from n2 naming its holder record; returns the answer's flags. */
 static uint8_t vote_req_with_record(world *w, int64_t now, uint64_t epoch, uint64_t rec_epoch,
                                     uint64_t rec_version)
@@ -489,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_status_epoch_at_reads_the_history),
         cmocka_unit_test(test_spaces_repl_the_lease_gates_writes_not_appends),
         cmocka_unit_test(test_spaces_repl_a_voter_refuses_a_candidate_of_an_older_record),
+        cmocka_unit_test(test_spaces_repl_status_names_the_record_each_peer_counts_over),
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
