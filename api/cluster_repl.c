@@ -575,6 +575,8 @@ static mn_err start_core(cl_repl *r, mn_error *err)
 {
     mn_spaces_repl_config_t rc;
     mn_spaces_repl_config_default(&rc);
+    /* the engine's grace past the lease is waited out by the voters too */
+    mn_assert(rc.vote_hold_us >= rc.lease_us + CL_REPL_LEASE_GRACE_US);
     mn_spaces_repl_cb_t cb;
     mn__crep_callbacks(r, &cb);
     return mn_spaces_repl_new(r->self, &rc, &cb, mn_random_seed(), &r->core, err);

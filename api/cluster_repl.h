@@ -17,6 +17,11 @@
 #include "mnemo/err.h"
 #include "mnemo/spaces.h"
 
+/* The engine takes writes and serves reads as the primary this long past the core's lease
+ * (mn__crep_lease, cl_spaces_leads_now); the core's voters wait out the lease plus this
+ * (vote_hold_us, checked at start) before they elect another primary. */
+#define CL_REPL_LEASE_GRACE_US 1000000
+
 typedef struct cl_repl cl_repl;
 
 /* A member as the loop thread sees it in SWIM. */

@@ -16,7 +16,7 @@
 /* The engine takes writes this long past the core's lease (mn__crep_lease): a copy slow to
  * open a new space, or this thread late to publish, must not make writes fail; the core
  * takes every entry the engine wrote anyway, so the grace bounds a fork, not safety. */
-#define CREP_LEASE_GRACE_US 1000000
+#define CREP_LEASE_GRACE_US CL_REPL_LEASE_GRACE_US
 
 typedef struct crep_cached {
     uint64_t lsn, epoch;

@@ -225,7 +225,7 @@ bool cl_route_plan(const char *self, const api_route_ask *ask, const cl_placemen
     int me = -1, primary = pl->n_holders && pl->holders[0].role == MN_SPACES_PRIMARY ? 0 : -1;
     for (int i = 0; i < pl->n_holders; i++)
         if (!strcmp(pl->holders[i].node, self)) me = i;
-    if (me >= 0 && me == primary) return true;
+    if (me >= 0 && me == primary) return p->local_primary = true;
     bool mine = me >= 0 && in_rotation(&pl->holders[me]);
     if (!ask->write && ask->read == API_READ_NEAREST && mine) {
         p->local_lag_ms = pl->holders[me].lag_ms;
@@ -537,6 +537,21 @@ static bool redirect(const cl_route *rt, mn_http_response_t *resp, api_route_ask
 
 /* ---- the hook ---- */
 
+/* A read at the primary (read-your-writes) is served only while this node's lease as the
+ * space's primary holds, the bound its writes have too (mn_engine_space_writable): a node
+ * that resumes from a pause, or was cut off, may still name itself the primary in its table
+ * while a newer epoch took writes it lacks. false: refused (503, retry). */
+static bool stale_primary_refused(cl_route *rt, const char *space, mn_http_response_t *resp)
+{
+    mn_error err = {0};
+    mn_err rc = cl_spaces_leads_now(rt->cs, space, &err);
+    if (rc == MN_OK || rc == MN_ERR_NOT_FOUND) return true; /* (a missing space: its 404) */
+    unavailable(resp, err.message,
+                "this node is learning who leads the space now; retry, or read with "
+                "read=nearest");
+    return false;
+}
+
 bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_response_t *resp,
                       api_route_ask *ask)
 {
@@ -567,6 +582,9 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
     }
     /* unknown here, or a creation of a space this node holds already: served (refused) here */
     if (!found || (ask->create && !pl.preview) || cl_route_plan(self, ask, &pl, &p)) {
+        if (p.local_primary && !ask->write && ask->read == API_READ_PRIMARY &&
+            !stale_primary_refused(rt, ask->space, resp))
+            return true;
         ask->replica_lag_ms = p.local_lag_ms;
         mn_http_add_header(resp, "x-mnemo-served-by", self);
         if (ask->replica_lag_ms >= 0) {

@@ -63,6 +63,7 @@ typedef struct cl_route_plan {
     int n;
     bool local_fallback;  /* serve here when none answers (this node's copy is in rotation) */
     int64_t local_lag_ms; /* serving here from a replica this far behind; -1 = not / unknown */
+    bool local_primary;   /* served here because this node's table names it the primary */
     char why[200];        /* no target and no fallback: why (the 503) */
 } cl_route_plan_t;
 /* true: serve here (p->local_lag_ms set). false: try p's targets in order, then serve here if

@@ -759,6 +759,11 @@ bool cl_spaces_lookup(cl_spaces *cs, const char *space, bool want_preview, cl_pl
     return e != NULL;
 }
 
+mn_err cl_spaces_leads_now(cl_spaces *cs, const char *space, mn_error *err)
+{
+    return mn_engine_space_writable(cs->engine, space, err);
+}
+
 bool cl_spaces_not_placed_yet(cl_spaces *cs, const char *space)
 {
     pthread_mutex_lock(&cs->mu);

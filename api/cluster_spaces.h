@@ -55,6 +55,11 @@ const char *cl_spaces_self(const cl_spaces *cs);
 /* A live space of the catalog that this node neither holds nor has placed yet: its
  * placement starts once its view settled (about a second after a start). Any thread. */
 bool cl_spaces_not_placed_yet(cl_spaces *cs, const char *space);
+/* May this node serve a read of space as its primary now: does its engine take writes
+ * (mn_engine_space_writable: the primary's role, within the core's lease plus the grace
+ * CL_REPL_LEASE_GRACE_US, which the voters wait out before they elect another)? MN_OK, or
+ * why not. */
+mn_err cl_spaces_leads_now(cl_spaces *cs, const char *space, mn_error *err);
 
 typedef struct cl_holder {
     char node[MN_SPACES_NODE_MAX + 1];

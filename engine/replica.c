@@ -247,6 +247,15 @@ mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t unti
     return MN_OK;
 }
 
+mn_err mn_engine_space_writable(mn_engine_t *e, const char *space, mn_error *err)
+{
+    mn__space *sp = acquire(e, space, err);
+    if (!sp) return MN_ERR_NOT_FOUND;
+    mn_err rc = mn__space_writable(sp, err);
+    mn__space_unref(sp);
+    return rc;
+}
+
 mn_err mn_engine_space_role(mn_engine_t *e, const char *space, mn_space_role_t *role, mn_error *err)
 {
     mn__space *sp = acquire(e, space, err);

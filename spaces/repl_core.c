@@ -32,6 +32,7 @@ void mn_spaces_repl_config_default(mn_spaces_repl_config_t *c)
     c->retry_us = 50000;
     c->heartbeat_us = 100000;
     c->lease_us = 1000000;
+    c->vote_hold_us = 2000000;
     c->election_timeout_us = 300000;
     c->window_entries = 4096;
 }
@@ -44,6 +45,8 @@ mn_err mn_spaces_repl_config_check(const mn_spaces_repl_config_t *c, mn_error *e
     if (c->batch_delay_us < 0 || c->retry_us <= 0 || c->heartbeat_us <= 0 || c->lease_us <= 0 ||
         c->election_timeout_us <= 0)
         return mn_error_set(err, MN_ERR_INVALID, "replication timings must be positive");
+    if (c->vote_hold_us < c->lease_us)
+        return mn_error_set(err, MN_ERR_INVALID, "vote_hold_us must be at least lease_us");
     if (c->window_entries < 1 || c->window_entries > 1u << 20)
         return mn_error_set(err, MN_ERR_INVALID, "window_entries must be 1..2^20");
     return MN_OK;
@@ -380,6 +383,7 @@ void mn__repl_adopt(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us, uint
     s->primary[leader_len] = 0;
     s->reconciled = false;
     s->heard_us = now_us;
+    s->echo_us = 0; /* a new primary's clock */
     s->fetch_us = INT64_MIN / 2;
     s->batch_due_us = INT64_MAX;
     mn__repl_elect_stop(s);

@@ -1,8 +1,8 @@
 /* Elections: a new primary for a space whose primary is lost.
  *
  * A voting holder calls an election when its primary is dead (membership,
- * from SWIM), or when it has known no primary for election_timeout (after a
- * restart). Round for epoch T = 1 + the highest epoch it followed, voted in
+ * from SWIM) and unheard for vote_hold_us, or when it has known no primary for
+ * election_timeout (after a restart). Round for epoch T = 1 + the highest epoch it followed, voted in
  * or tried:
  *  1. it asks every voter for its state (last entry's epoch, applied lsn);
  *  2. once it holds the states of a majority (itself included), the best of
@@ -14,7 +14,9 @@
  *  3. the candidate asks for votes for T with its (epoch, lsn); a voter
  *     grants if T is above every epoch it followed or voted in, the
  *     candidate's log is at least as good as its own, and it has not heard
- *     its live primary within the lease; the grant is persisted first;
+ *     its primary within vote_hold_us, whatever SWIM says of it (the primary
+ *     may serve reads until its lease and grace end); the grant is persisted
+ *     first;
  *  4. a majority of grants (its own included) makes it primary of T.
  * No result by the round's deadline (election_timeout plus jitter): a new
  * round with T + 1, if the primary is still lost.
@@ -53,7 +55,9 @@ static bool primary_lost(const mn_spaces_repl_t *r, const mn__repl_space *s, int
     const mn__repl_peer *p = NULL;
     for (size_t i = 0; i < s->n_peers; i++)
         if (strcmp(s->peers[i].node, s->primary) == 0) p = &s->peers[i];
-    return p ? !p->alive : now_us >= quiet_until;
+    /* a primary SWIM declared down is lost once unheard for vote_hold_us: until then it may
+     * still take writes and serve reads on its lease (sticky) */
+    return p ? !p->alive && now_us - s->heard_us >= r->cfg.vote_hold_us : now_us >= quiet_until;
 }
 
 static void send_state(mn_spaces_repl_t *r, mn__repl_space *s, const char *to, bool reply_wanted)
@@ -155,15 +159,19 @@ void mn__repl_on_state(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
     check_gathered(r, s, now_us);
 }
 
-/* Has this node heard its live primary lately (or is it a primary with a lease)? */
+/* Has this node heard its primary within vote_hold_us (or is it a primary with a lease)? */
 static bool sticky(const mn_spaces_repl_t *r, const mn__repl_space *s, const mn__repl_peer *cand,
                    int64_t now_us)
 {
     if (s->role == MN_SPACES_REPL_PRIMARY) return mn__repl_lease_ok(r, s, now_us);
     if (!s->primary[0] || strcmp(s->primary, cand->node) == 0) return false;
+    /* heard within vote_hold_us: the primary may still hold its lease (which runs from the
+     * send time of appends its majority acknowledged, no later than this node heard them)
+     * and its grace, and serve reads as the primary; SWIM thinking it down does not shorten
+     * that */
     for (size_t i = 0; i < s->n_peers; i++)
         if (strcmp(s->peers[i].node, s->primary) == 0)
-            return s->peers[i].alive && now_us - s->heard_us < r->cfg.lease_us;
+            return now_us - s->heard_us < r->cfg.vote_hold_us;
     return false;
 }
 
@@ -250,6 +258,7 @@ int64_t mn__repl_elect_deadline(const mn_spaces_repl_t *r, const mn__repl_space 
     int64_t quiet_until = s->heard_us + r->cfg.election_timeout_us;
     if (!s->primary[0] || strcmp(s->primary, r->self) == 0) return quiet_until;
     for (size_t i = 0; i < s->n_peers; i++)
-        if (strcmp(s->peers[i].node, s->primary) == 0) return s->peers[i].alive ? INT64_MAX : 0;
+        if (strcmp(s->peers[i].node, s->primary) == 0)
+            return s->peers[i].alive ? INT64_MAX : s->heard_us + r->cfg.vote_hold_us;
     return quiet_until;
 }

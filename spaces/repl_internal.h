@@ -53,6 +53,7 @@ typedef struct mn__repl_space {
     int64_t opened_us;
     /* follower */
     int64_t heard_us; /* last frame from the primary of this epoch */
+    int64_t echo_us;  /* the newest send time (primary's clock) of its appends heard: acks echo it */
     bool reconciled;  /* its log is a prefix of this epoch's primary's */
     bool snapshot_needed;
     int64_t fetch_us; /* last fetch sent */

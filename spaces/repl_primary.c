@@ -179,6 +179,7 @@ static void send_append(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p
     f.flags = p->checked ? MN_WIRE_REPL_FLAG_CHECKED : 0;
     f.entries = n ? r->tx_entries : NULL;
     f.n_entries = n;
+    f.echo_us = now_us > 0 ? now_us : 1; /* 0 says "none" */
     mn__repl_send(r, s, p->node, &f);
     p->checked = false;
     p->sent_us = now_us;
@@ -243,7 +244,10 @@ void mn__repl_on_ack(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, i
                      const mn_wire_repl_frame_t *f)
 {
     if (f->lsn > s->last_lsn) return; /* not from this log: ignore */
-    p->ack_us = now_us;
+    /* the lease runs from when the append it answers was sent (echoed, this node's clock),
+     * never from later than now; an older node's ack echoes nothing: its arrival then */
+    int64_t at = f->echo_us > 0 && f->echo_us <= now_us ? f->echo_us : now_us;
+    if (at > p->ack_us) p->ack_us = at;
     p->synced = true;
     /* only a reconciled replica acks: a "needs a snapshot" mark from a stale
      * (duplicated, reordered) fetch no longer holds */

@@ -89,6 +89,7 @@ void mn__repl_on_append(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
     }
     if (!mn__repl_same(f->from, f->from_len, s->primary)) return;
     s->heard_us = now_us;
+    if (f->echo_us > s->echo_us) s->echo_us = f->echo_us;
     if (s->snapshot_needed) return;
     if (!s->reconciled) {
         bool answers = (f->flags & MN_WIRE_REPL_FLAG_CHECKED) &&
@@ -117,6 +118,7 @@ void mn__repl_flush_ack(mn_spaces_repl_t *r, mn__repl_space *s)
         return;
     mn_wire_repl_frame_t f = mn__repl_frame(r, s, MN_WIRE_REPL_ACK);
     f.lsn = s->applied_lsn;
+    f.echo_us = s->echo_us;
     mn__repl_send(r, s, s->primary, &f);
     s->ack_due = false;
 }

@@ -113,6 +113,7 @@ mn_err mn_wire_repl_encode(mn_wire_repl_enc_t *e, const mn_wire_repl_frame_t *f,
     fr.add_last_epoch(f->last_epoch);
     fr.add_rec_epoch(f->rec_epoch);
     fr.add_rec_version(f->rec_version);
+    fr.add_echo_us(f->echo_us);
     fr.add_space(space);
     fr.add_from(from);
     if (!leader.IsNull()) fr.add_leader(leader);
@@ -158,6 +159,7 @@ mn_err mn_wire_repl_decode(const uint8_t *buf, size_t len, mn_wire_repl_frame_t 
     f->last_epoch = p->last_epoch();
     f->rec_epoch = p->rec_epoch();
     f->rec_version = p->rec_version();
+    f->echo_us = p->echo_us();
     f->flags = p->flags();
     for (size_t i = 0; i < n; i++) {
         const rw::Entry *en = p->entries()->Get((fb::uoffset_t)i);

@@ -478,6 +478,9 @@ mn_err mn_engine_space_set_role(mn_engine_t *e, const char *space, mn_space_role
  * stages each write, so a write either passed it or was refused before it was applied. */
 mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t until_ns,
                                  mn_error *err);
+/* Would the space take a client write now (its role is primary and its lease, if any, has
+ * not lapsed)? MN_OK, MN_ERR_UNAVAILABLE saying why not, or MN_ERR_NOT_FOUND. */
+mn_err mn_engine_space_writable(mn_engine_t *e, const char *space, mn_error *err);
 /* The space's role on this node. */
 mn_err mn_engine_space_role(mn_engine_t *e, const char *space, mn_space_role_t *role,
                             mn_error *err);

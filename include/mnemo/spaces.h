@@ -272,8 +272,11 @@ typedef struct mn_spaces_repl_config {
     int64_t retry_us;            /* no progress for this long: resend, fetch again (50000) */
     int64_t heartbeat_us;        /* an idle primary sends an empty append this often (100000) */
     int64_t lease_us;            /* a primary without acks from a majority for this long takes
-                                  * no writes; a follower that heard its live primary within it
-                                  * grants no vote (1000000) */
+                                  * no writes (1000000) */
+    int64_t vote_hold_us;        /* a follower that heard its primary this recently grants no
+                                  * vote and calls no election, whatever SWIM says: the lease
+                                  * plus the grace a server lets its engine take writes and
+                                  * serve reads past it (2000000; at least lease_us) */
     int64_t election_timeout_us; /* an election without a result restarts after this plus up
                                   * to as much jitter; a follower that knows no primary waits
                                   * this long before calling one (300000) */

@@ -13,7 +13,7 @@
 #include "mnemo/err.h"
 
 #define MN_WIRE_REPL_MAJOR 1
-#define MN_WIRE_REPL_MINOR 1 /* 1: rec_epoch, rec_version */
+#define MN_WIRE_REPL_MINOR 2 /* 1: rec_epoch, rec_version; 2: echo_us */
 #define MN_WIRE_REPL_VERSION (MN_WIRE_REPL_MAJOR * 256 + MN_WIRE_REPL_MINOR)
 #define MN_WIRE_REPL_ID_MAX 64             /* bytes of a node id */
 #define MN_WIRE_REPL_SPACE_MAX 64          /* bytes of a space name */
@@ -62,6 +62,9 @@ typedef struct mn_wire_repl_frame {
     /* minor >= 1: the holder record the sender's core counts voters over (0, 0 = none, and
      * in every frame of minor 0) */
     uint64_t rec_epoch, rec_version;
+    /* minor >= 2: append: the sender's monotonic clock at sending (us); ack: the newest
+     * such time of the primary's appends heard (0 = none, and in older frames) */
+    int64_t echo_us;
 } mn_wire_repl_frame_t;
 
 /* CRC32C of an entry as the frame carries it (see wire/repl.fbs). */

@@ -16,7 +16,9 @@ A server with [cluster] enabled = false binds no peer port. Every wait polls wit
 deadline; nothing here asserts on time.
 """
 
+import os
 import re
+import signal
 import threading
 
 from mnemo_client import MnemoError
@@ -284,3 +286,133 @@ def test_spaces_created_at_once_through_every_node_all_become_writable(server_fa
     for i, name in enumerate(names):
         wait_until(lambda: writable(name, nodes[i % 3]), DEADLINE_S,
                    what="a quorum write to %s through node %d" % (name, i % 3))
+
+
+def test_a_paused_primary_resumes_as_a_replica_and_serves_nothing_stale(server_factory):
+    """The primary is paused (SIGSTOP), not killed: the others elect a new primary and take
+    a `quorum` write. Reads and a write are sent to the old primary while it is still
+    paused, so they are the first things it handles when it resumes, before it heard of the
+    new epoch: a read answered there is never the old epoch's (the new write is in every
+    read that succeeds, else the read fails with a retryable 503), and a write it
+    acknowledges is in the space afterwards. It ends a replica of the new epoch, agreed by
+    all, without a restart."""
+    first = start_node(server_factory, [])
+    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
+    nodes = [first] + [start_node(server_factory, seeds) for _ in range(2)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    by_id = dict(zip(ids, nodes))
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+    primary_id = spaces_doc(nodes[0], SPACE)["spaces"][0]["primary"]
+    primary = by_id[primary_id]
+    with primary.client() as c:
+        c.create_space(SPACE, dim=4)
+    others = [s for s in nodes if s is not primary]
+    wait_until(lambda: all((e := entry(s)) and e["primary"] == primary_id
+                           and len(e["holders"]) == 3 for s in nodes),
+               DEADLINE_S, what="every node placing the space, led by its creator")
+    before = [remember(primary, i) for i in range(5)]
+    epoch0 = entry(primary)["epoch"]
+
+    os.kill(primary.proc.pid, signal.SIGSTOP)
+    late = []
+    try:
+        def new_primary():
+            es = [entry(s) for s in others]
+            if not all(es) or len({(x["primary"], x["epoch"]) for x in es}) != 1:
+                return None
+            return es[0] if es[0]["primary"] not in (None, primary_id) else None
+        e = wait_until(new_primary, DEADLINE_S, what="a new primary agreed by the two others")
+        assert e["epoch"] > epoch0
+        leader = by_id[e["primary"]]
+
+        def write_there():
+            try:
+                with leader.client(timeout=10.0) as c:
+                    return c.request("POST", "/v1/spaces/%s/memories" % SPACE, body={
+                        "content": "after the failover", "consistency": "quorum",
+                        "embedding": [0.0, 1.0, 0.0, 0.0], "idempotency_key": "failover-1"})
+            except (MnemoError, OSError):
+                return None
+        fresh = wait_until(write_there, DEADLINE_S, what="a quorum write at the new primary")
+        # queued at the paused node: its first work when it resumes
+        path = "/v1/spaces/%s/memories" % SPACE
+        for k in range(3):
+            late.append(_send(primary, "get", "GET", "%s/%s" % (path, fresh["id"]),
+                              query={"read": "primary"}))
+        late.append(_send(primary, "post", "POST", path,
+                          body={"content": "sent to the paused primary", "consistency": "quorum",
+                                "embedding": [0.0, 0.0, 1.0, 0.0]}))
+        # each request's connection is accepted by the kernel's backlog meanwhile
+        wait_until(lambda: _queued_connections(primary) >= 4, DEADLINE_S,
+                   what="the requests queued at the paused node")
+    finally:
+        os.kill(primary.proc.pid, signal.SIGCONT)
+    for t in late:
+        t.join(timeout=DEADLINE_S)
+        assert not t.is_alive(), "a request to the resumed node got no answer"
+    answers = [(t.kind, t.answer) for t in late]
+    assert all(r is not None for _, r in answers), [t.error for t in late]
+    for kind, r in answers:
+        if kind == "get":
+            # never the old epoch's copy: that one lacks the write
+            assert r.status in (200, 503), (r.status, r.body)
+            if r.status == 503:
+                assert r.json["error"]["code"] == "unavailable", r.body
+    posted = [r for kind, r in answers if kind == "post"][0]
+    assert posted.status in (201, 503), (posted.status, posted.body)
+
+    def rejoined():
+        es = [entry(s) for s in nodes]
+        if not all(es) or len({(x["primary"], x["epoch"]) for x in es}) != 1:
+            return False
+        return es[0]["epoch"] > epoch0 and all(
+            len(x["holders"]) == 3 and all(h["role"] in ("primary", "replica") and not h["down"]
+                                           for h in x["holders"]) for x in es)
+    wait_until(rejoined, DEADLINE_S, what="the resumed node a voter of the new epoch, agreed")
+    # nothing acknowledged is missing, wherever it is read
+    want = before + [fresh["id"]] + ([posted.json["id"]] if posted.status == 201 else [])
+    def readable(s, m):
+        try:
+            return has_memory(s, m)
+        except MnemoError as ex:  # a 503 while roles move (a handover back): asked again
+            if ex.status != 503:
+                raise
+            return False
+    for s in nodes:
+        wait_until(lambda s=s: all(readable(s, m) for m in want), DEADLINE_S,
+                   what="every acknowledged write read through every node")
+
+
+class _send(threading.Thread):
+    """One request to server on a thread of its own (started at once); its answer (a raw
+    response) or its error once joined."""
+
+    def __init__(self, server, kind, method, path, body=None, query=None):
+        super().__init__(daemon=True)
+        self.server, self.kind, self.args = server, kind, (method, path, body, query)
+        self.answer, self.error = None, None
+        self.start()
+
+    def run(self):
+        method, path, body, query = self.args
+        try:
+            with self.server.client(timeout=DEADLINE_S) as c:
+                self.answer = c.raw(method, path, body=body, query=query)
+        except (MnemoError, OSError) as ex:
+            self.error = ex
+
+
+def _queued_connections(server):
+    """Established TCP connections to server's HTTP port that the paused process has not
+    accepted yet are still counted by the kernel: /proc/net/tcp lists them by local port."""
+    port = server.port
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            local, state = cols[1], cols[3]
+            if int(local.split(":")[1], 16) == port and state == "01":
+                n += 1
+    return n

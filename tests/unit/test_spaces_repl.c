@@ -310,6 +310,57 @@ static void test_spaces_repl_a_voter_refuses_a_candidate_of_an_older_record(void
     world_free(w);
 }
 
+/* The lease runs from the send time an acknowledgement echoes (the primary's own clock),
+ * not from when the ack arrived: acks that waited in a socket while the primary was paused
+ * renew nothing past the appends they answer. An echo from the future counts as now. */
+static void test_spaces_repl_the_lease_runs_from_the_echoed_send_time(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0);
+    const int64_t lease = 1000000;
+    mn_wire_repl_frame_t f;
+    memset(&f, 0, sizeof f);
+    f.kind = MN_WIRE_REPL_ACK;
+    f.epoch = 1;
+    f.echo_us = 200000; /* answers an append sent at 0.2 s, arrives at 5 s */
+    deliver_frame(w, 5000000, "n1", &f);
+    assert_int_equal(mn_spaces_repl_lease_until(w->core, "s"), 200000 + lease + 1);
+    assert_false(mn_spaces_repl_writable(w->core, 5000000, "s", NULL));
+    f.echo_us = 9000000; /* later than now: counts as now */
+    deliver_frame(w, 6000000, "n2", &f);
+    assert_int_equal(mn_spaces_repl_lease_until(w->core, "s"), 6000000 + lease + 1);
+    /* its appends carry their send time, which the followers echo */
+    static const uint8_t d[8] = {3};
+    w->n = 1;
+    w->epochs[1] = 1;
+    assert_int_equal(mn_spaces_repl_append(w->core, 6100000, "s", 1, d, 8, NULL), MN_OK);
+    mn_spaces_repl_on_tick(w->core, 6200000);
+    mn_wire_repl_frame_t got;
+    static mn_wire_repl_entry_t es[4];
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &got, es, 4), MN_OK);
+    assert_int_equal(got.kind, MN_WIRE_REPL_APPEND);
+    assert_true(got.echo_us >= 6100000 && got.echo_us <= 6200000);
+    world_free(w);
+}
+
+/* A voter that heard its primary within vote_hold_us grants no vote, even once SWIM declares
+ * the primary dead: the primary may still hold its lease (and the server's grace) and serve
+ * reads. After that it grants. */
+static void test_spaces_repl_no_vote_while_the_primary_may_hold_its_lease(void **state)
+{
+    (void)state;
+    world *w = world_new("n1", NULL, 0);
+    const int64_t hold = 2000000; /* vote_hold_us: the lease and the server's grace */
+    deliver(w, 100000, MN_WIRE_REPL_APPEND, "n0", 1, 0, 0, 0, NULL, 0);
+    mn_spaces_repl_member(w->core, 150000, "n0", false);
+    assert_int_equal(vote_req_with_record(w, 600000, 2, 0, 0), 0);
+    assert_int_equal(vote_req_with_record(w, 100000 + hold - 1, 2, 0, 0), 0);
+    assert_int_equal(w->d.voted_epoch, 0);
+    assert_int_equal(vote_req_with_record(w, 100000 + hold, 2, 0, 0), MN_WIRE_REPL_FLAG_GRANTED);
+    assert_int_equal(w->d.voted_epoch, 2);
+    world_free(w);
+}
+
 /* "n1" restarted: it followed epoch 3, its log holds lsns 1..2 of epoch 1. */
 static world *replica_at_epoch_3(void)
 {
@@ -520,6 +571,8 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_the_lease_gates_writes_not_appends),
         cmocka_unit_test(test_spaces_repl_a_voter_refuses_a_candidate_of_an_older_record),
         cmocka_unit_test(test_spaces_repl_status_names_the_record_each_peer_counts_over),
+        cmocka_unit_test(test_spaces_repl_the_lease_runs_from_the_echoed_send_time),
+        cmocka_unit_test(test_spaces_repl_no_vote_while_the_primary_may_hold_its_lease),
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
