@@ -39,6 +39,18 @@ def start_node(server_factory, seeds):
     return server_factory(env=env)
 
 
+def start_three(server_factory):
+    """Three nodes, each seeing all three alive: (servers, their node ids, id -> server)."""
+    first = start_node(server_factory, [])
+    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
+    nodes = [first] + [start_node(server_factory, seeds) for _ in range(2)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+    return nodes, ids, dict(zip(ids, nodes))
+
+
 def peer_endpoint(server):
     """(node id, port) from the server's "peer: node ID listening on ADDR" line."""
     def find():
@@ -117,14 +129,7 @@ def test_cluster_disabled_binds_no_peer_port(server_factory):
 
 
 def test_three_nodes_replicate_fail_over_and_rejoin(server_factory):
-    first = start_node(server_factory, [])
-    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
-    nodes = [first] + [start_node(server_factory, seeds) for _ in range(2)]
-    ids = [swim_endpoint(s)[0] for s in nodes]
-    by_id = dict(zip(ids, nodes))
-    for s in nodes:
-        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
-                   what="three alive members in every view")
+    nodes, ids, by_id = start_three(server_factory)
 
     # every node announces its peer bus in SWIM: each view lists every member's port
     ports = {peer_endpoint(s)[0]: peer_endpoint(s)[1] for s in nodes}
@@ -233,13 +238,7 @@ def test_spaces_created_at_once_through_every_node_all_become_writable(server_fa
     node places every space led by its creator at epoch 1 or by the primary's holder record,
     all three agree on primary and epoch with three voting holders, and every space takes a
     quorum write through any node."""
-    first = start_node(server_factory, [])
-    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
-    nodes = [first] + [start_node(server_factory, seeds) for _ in range(2)]
-    ids = [swim_endpoint(s)[0] for s in nodes]
-    for s in nodes:
-        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
-                   what="three alive members in every view")
+    nodes, ids, _ = start_three(server_factory)
     for s in nodes:
         wait_until(lambda s=s: spaces_doc(s)["write_consistency_enforced"] and all(
             m["peer"] for m in spaces_doc(s)["members"]) and len(spaces_doc(s)["members"]) == 3,
@@ -296,14 +295,7 @@ def test_a_paused_primary_resumes_as_a_replica_and_serves_nothing_stale(server_f
     read that succeeds, else the read fails with a retryable 503), and a write it
     acknowledges is in the space afterwards. It ends a replica of the new epoch, agreed by
     all, without a restart."""
-    first = start_node(server_factory, [])
-    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
-    nodes = [first] + [start_node(server_factory, seeds) for _ in range(2)]
-    ids = [swim_endpoint(s)[0] for s in nodes]
-    by_id = dict(zip(ids, nodes))
-    for s in nodes:
-        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
-                   what="three alive members in every view")
+    nodes, ids, by_id = start_three(server_factory)
     primary_id = spaces_doc(nodes[0], SPACE)["spaces"][0]["primary"]
     primary = by_id[primary_id]
     with primary.client() as c:
