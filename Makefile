@@ -69,8 +69,10 @@ ASAN_INTEGRATION = test_api_memories test_api_recall test_api_index test_api_cog
                    test_api_versions test_grpc_versions test_mcp_versions \
                    test_api_forget_where test_grpc_forget_where test_mcp_forget_where \
                    test_cluster_spaces test_recall_multi test_cluster_route test_cluster_catalog \
-                   test_admin_cli test_cluster_repl test_cluster_https test_cluster_peer \
-                   test_cluster_five test_cluster_gossip test_cluster_recall test_cluster_snapshot
+                   test_admin_cli test_cluster_repl test_cluster_gossip test_cluster_recall \
+                   test_cluster_snapshot
+# (test_cluster_five, _https, _peer, _drain and the rest run in the Release ctest only: the CI
+# budget; their TLS and peer-bus code runs under ASan in the unit tests test_peer_tls, test_peer)
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 test-asan-integration: build-asan
