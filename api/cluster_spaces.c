@@ -511,6 +511,7 @@ static void add_nodes(cJSON *root, const cl_node *nodes, size_t n)
         else
             cJSON_AddNullToObject(o, "peer");
         cJSON_AddBoolToObject(o, "draining", nodes[i].draining);
+        cJSON_AddBoolToObject(o, "suspect", nodes[i].suspect);
         cJSON_AddItemToArray(arr, o);
     }
 }

@@ -9,7 +9,8 @@ spaces. Then it sends --rounds recalls of random cues (k = 10, spread off, read 
 timeout_ms --timeout-ms) of each layout to the single node and to one cluster node, and
 again with one other cluster node stalled (SIGSTOP; SIGCONT after): its spaces are hedged
 to their other copy after min(p95, 3 medians), then sent to the other copy first while it
-stays overdue, or missing at the deadline. Prints p50 / p99 in ms, the ratios to the single
+stays overdue (and once SWIM suspects it, while it stays suspect), or missing at the
+deadline. Prints p50 / p99 in ms, the ratios to the single
 node, the spaces missing, and the node asked's hedged and rerouted counts while one node
 was stalled; asserts nothing.
 
@@ -145,7 +146,8 @@ def main():
               "ratios against the single node)" % (a.rounds, a.timeout_ms, a.total, a.dim))
         print("while stalled, the node asked: %s" % ", ".join(
             "%s %d" % (k, after.get(k, 0) - before.get(k, 0))
-            for k in ("sent", "hedged", "rerouted", "timed_out")))
+            for k in ("sent", "hedged", "rerouted", "timed_out", "rerouted_suspect", "suspect",
+                      "hedge_refused")))
     finally:
         for s in made:
             if s.proc and s.proc.poll() is None:

@@ -225,7 +225,8 @@ def test_a_paused_node_is_missing_within_the_deadline_and_lowers_confidence(thre
         assert r.status == 200, r.body
         got = r.json
         assert sorted(m["space"] for m in got["missing"]) == held, (got["missing"], prim, ids)
-        assert {m["reason"] for m in got["missing"]} <= {"timeout", "unavailable"}
+        # suspect: SWIM on the node asked suspected the paused node before the recall began
+        assert {m["reason"] for m in got["missing"]} <= {"timeout", "unavailable", "suspect"}
         assert took < timeout_ms / 1000.0 + 5.0  # loose: the deadline, not speed, bounds it
         assert got["reachable"] < 1
         before = {h["id"]: h["confidence"]["value"] for h in full["results"]}
@@ -245,6 +246,63 @@ def test_a_paused_node_is_missing_within_the_deadline_and_lowers_confidence(thre
 
     again = wait_until(whole, DEADLINE_S, what="nothing missing once the node resumed")
     assert [h["id"] for h in again["results"]] == [h["id"] for h in full["results"]]
+
+
+def remote_count(server, event):
+    """mnemo_query_remote_total{event} of server (0 before the first)."""
+    with server.client() as c:
+        text = c.raw("GET", "/metrics").body.decode()
+    m = re.search(r'mnemo_query_remote_total\{event="%s"\} (\d+)' % event, text)
+    return int(m.group(1)) if m else 0
+
+
+def suspected_by(server, node_id):
+    """Whether server's placement view (the one a recall plans with) has node_id suspect."""
+    try:
+        doc = spaces_doc(server)
+    except Exception:  # noqa: BLE001 - a busy server: poll again
+        return False
+    return any(m["id"] == node_id and m.get("suspect") for m in doc["members"])
+
+
+def test_a_space_only_on_a_suspect_node_is_missing_without_a_wait(three):
+    """Replication factor 1: once SWIM on the node asked suspects the paused holder, a recall
+    with a long timeout_ms does not wait for it: the holder's spaces are missing with the
+    reason suspect (counted as the event suspect), none timed out, the confidence drops; the
+    other spaces answer in full. After SIGCONT the suspicion is refuted, nothing missing."""
+    nodes, ids, _ = three
+    prim = wait_until(lambda: primaries(nodes, SPACES, ids), DEADLINE_S, what="placement")
+    cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 60}
+    full = many(nodes[0], spaces=SPACES, **cue).json
+    assert full["missing"] == []
+    victim = next(i for i in range(1, 3) if ids[i] in prim.values())
+    held = sorted(s for s, p in prim.items() if p == ids[victim])
+    os.kill(nodes[victim].proc.pid, signal.SIGSTOP)
+    try:
+        assert not suspected_by(nodes[0], ids[0])  # a node never suspects itself
+        wait_until(lambda: suspected_by(nodes[0], ids[victim]), DEADLINE_S,
+                   what="the node asked suspects the paused one")
+        before = {e: remote_count(nodes[0], e) for e in ("suspect", "timed_out")}
+        r = many(nodes[0], spaces=SPACES, timeout_ms=5000, **cue)
+        assert r.status == 200, r.body
+        got = r.json
+        assert sorted(m["space"] for m in got["missing"]) == held, (got["missing"], prim)
+        assert {m["reason"] for m in got["missing"]} == {"suspect"}, got["missing"]
+        assert remote_count(nodes[0], "suspect") - before["suspect"] == len(held)
+        assert remote_count(nodes[0], "timed_out") == before["timed_out"]
+        assert got["reachable"] < 1
+        assert got["recall_confidence"] < full["recall_confidence"]
+        assert {h["space"] for h in got["results"]} == set(SPACES) - set(held)
+        for h in got["results"]:
+            assert "missing_partition" in h["confidence"]["reasons"]
+    finally:
+        os.kill(nodes[victim].proc.pid, signal.SIGCONT)
+
+    def whole():
+        g = many(nodes[0], spaces=SPACES, **cue).json
+        return g if g["missing"] == [] else None
+
+    wait_until(whole, DEADLINE_S, what="nothing missing once the suspicion was refuted")
 
 
 def test_a_key_sees_only_its_spaces_across_nodes(three):
