@@ -295,6 +295,15 @@ def test_a_space_only_on_a_suspect_node_is_missing_without_a_wait(three):
         assert {h["space"] for h in got["results"]} == set(SPACES) - set(held)
         for h in got["results"]:
             assert "missing_partition" in h["confidence"]["reasons"]
+        # an agent with text only sees the same: the suspect member and the reason
+        from test_cluster_route import AdminSession
+        mcp = AdminSession(nodes[0])
+        text = mcp.call("cluster_spaces")["content"][0]["text"]
+        assert "Suspected of having failed (SWIM): %s." % ids[victim] in text, text
+        said = mcp.call("recall", spaces=SPACES, embedding=cue["embedding"],
+                        timeout_ms=5000)["content"][0]["text"]
+        for s in held:
+            assert "%s (suspect: every copy" % s in said, said
     finally:
         os.kill(nodes[victim].proc.pid, signal.SIGCONT)
 
@@ -303,6 +312,7 @@ def test_a_space_only_on_a_suspect_node_is_missing_without_a_wait(three):
         return g if g["missing"] == [] else None
 
     wait_until(whole, DEADLINE_S, what="nothing missing once the suspicion was refuted")
+    assert not suspected_by(nodes[0], ids[victim])
 
 
 def test_a_key_sees_only_its_spaces_across_nodes(three):
