@@ -7,7 +7,10 @@ confidence drops by the missing-partition factor; once it resumes nothing is mis
 sees only its spaces across nodes (403 for a listed unreadable space, a prefix expands to
 the readable ones). Five nodes with two copies of each space and one slow node
 (MNEMO_TEST_QUERY_DELAY_MS): the answer is complete (hedged to the other copy) and equals
-the one of the cluster without the slow node. With consolidated spaces, a paused node's
+the one of the cluster without the slow node; with a node paused until SWIM suspects it,
+the spaces it leads go to their other copy first (rerouted_suspect) and nothing is missing.
+Replication factor 1 and the holder suspected: its spaces are missing at once (reason
+suspect), not after timeout_ms. With consolidated spaces, a paused node's
 spaces are answered by their gossiped semantic memories (reason partition), over REST and
 gRPC. Every wait polls with a deadline."""
 
@@ -455,5 +458,33 @@ def test_five_nodes_a_slow_node_is_hedged_to_the_other_copy(tmp_path_factory):
         hedged = re.search(r'mnemo_query_remote_total\{event="hedged"\} (\d+)', text)
         if led:
             assert hedged and int(hedged.group(1)) > 0, (led, text[-2000:])
+        a_suspect_primary_is_asked_after_its_replica(nodes, ids, cue, want)
     finally:
         stop_all(made)
+
+
+def a_suspect_primary_is_asked_after_its_replica(nodes, ids, cue, want):
+    """Five nodes, factor 2: a node paused until the node asked suspects it; the spaces it
+    leads go to their other copy first (counted as rerouted_suspect), nothing is missing and
+    the answer is the whole one. The node paused shares no space with the slow node (else
+    that space's only live copy would be the slow one)."""
+    doc = spaces_doc(nodes[0])
+    holders = {x["name"]: {h["node"] for h in x["holders"]} for x in doc["spaces"]
+               if x["name"] in SPACES}
+    victim = next(i for i in (1, 2, 3) if not any({ids[i], ids[4]} <= h
+                                                   for h in holders.values()))
+    led = [x["name"] for x in doc["spaces"] if x["name"] in SPACES and
+           x["primary"] == ids[victim] and ids[0] not in holders[x["name"]]]
+    os.kill(nodes[victim].proc.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: suspected_by(nodes[0], ids[victim]), DEADLINE_S,
+                   what="the node asked suspects the paused one")
+        before = remote_count(nodes[0], "rerouted_suspect")
+        r = many(nodes[0], spaces=SPACES, **cue)
+        assert r.status == 200, r.body
+        assert r.json["missing"] == [], r.json["missing"]
+        assert [(h["id"], h["score"]) for h in r.json["results"]] == \
+            [(w[1], -w[0]) for w in want]
+        assert remote_count(nodes[0], "rerouted_suspect") - before == len(led), (led, holders)
+    finally:
+        os.kill(nodes[victim].proc.pid, signal.SIGCONT)
