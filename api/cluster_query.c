@@ -135,23 +135,34 @@ static int64_t hedge_at(cl_query *q, const char *node, int64_t now, int64_t dead
 
 /* ---- planning and sending ---- */
 
-/* Moves the targets on overdue nodes after the others (keeping each group's order): a
- * stalled node's spaces go to their other copy at once instead of after a hedge wait. */
-static void put_overdue_last(cl_query *q, slot *s)
+/* Orders s's targets by their nodes' standing now (clq_order_targets): a stalled or
+ * suspected node's spaces go to their other copy at once instead of after a hedge wait.
+ * false when every copy is on a node SWIM suspects. */
+static bool order_slot(cl_query *q, slot *s)
 {
-    if (s->plan.n < 2) return;
+    mn_assert(s->plan.n > 0 && s->plan.n <= MN_SPACES_HOLDERS_MAX);
     int64_t now = mn_time_mono_ns();
-    int keep[MN_SPACES_HOLDERS_MAX], late[MN_SPACES_HOLDERS_MAX], nk = 0, nl = 0;
+    clq_copy st[MN_SPACES_HOLDERS_MAX];
     for (int t = 0; t < s->plan.n; t++) {
-        if (lat_is_overdue(q, s->pl.holders[s->plan.targets[t]].node, now))
-            late[nl++] = s->plan.targets[t];
-        else
-            keep[nk++] = s->plan.targets[t];
+        const cl_holder *h = &s->pl.holders[s->plan.targets[t]];
+        st[t] = h->suspect                        ? CLQ_COPY_SUSPECT
+                : lat_is_overdue(q, h->node, now) ? CLQ_COPY_OVERDUE
+                                                  : CLQ_COPY_OK;
     }
-    if (nl == 0) return;
-    if (nk && keep[0] != s->plan.targets[0]) clq_count(q, CLQ_M_REROUTED, 1); /* first moved */
-    memcpy(s->plan.targets, keep, (size_t)nk * sizeof keep[0]);
-    memcpy(s->plan.targets + nk, late, (size_t)nl * sizeof late[0]);
+    int first = s->plan.targets[0];
+    clq_copy first_st = st[0];
+    if (clq_order_targets(&s->plan, st) == 0) return false;
+    if (s->plan.targets[0] != first) /* its first copy moved back */
+        clq_count(q, first_st == CLQ_COPY_SUSPECT ? CLQ_M_REROUTED_SUSPECT : CLQ_M_REROUTED, 1);
+    return true;
+}
+
+/* Slot i answered at once as missing with why (and message, "" = none). */
+static void missing_now(run *r, size_t i, const char *why, const char *message)
+{
+    r->slots[i].done = true;
+    r->out[i] = (mn_query_answer_t){.rc = MN_ERR_UNAVAILABLE, .missing = why};
+    snprintf(r->out[i].err.message, sizeof r->out[i].err.message, "%s", message);
 }
 
 static void plan_slot(run *r, size_t i)
@@ -161,9 +172,7 @@ static void plan_slot(run *r, size_t i)
     s->why = MN_QUERY_MISSING_TIMEOUT;
     api_route_ask ask = {.space = r->spaces[i], .path = "/v1/recall", .read = r->caller->read};
     if (!cl_spaces_lookup(r->q->cs, r->spaces[i], false, &s->pl)) {
-        s->done = true; /* the catalog knows it, placement not yet */
-        r->out[i] =
-            (mn_query_answer_t){.rc = MN_ERR_UNAVAILABLE, .missing = MN_QUERY_MISSING_UNAVAILABLE};
+        missing_now(r, i, MN_QUERY_MISSING_UNAVAILABLE, ""); /* known, not placed yet */
         return;
     }
     if (cl_route_plan(cl_spaces_self(r->q->cs), &ask, &s->pl, &s->plan) ||
@@ -172,13 +181,19 @@ static void plan_slot(run *r, size_t i)
         return;
     }
     if (s->plan.n == 0) {
-        s->done = true;
-        r->out[i] =
-            (mn_query_answer_t){.rc = MN_ERR_UNAVAILABLE, .missing = MN_QUERY_MISSING_UNAVAILABLE};
-        snprintf(r->out[i].err.message, sizeof r->out[i].err.message, "%s", s->plan.why);
+        missing_now(r, i, MN_QUERY_MISSING_UNAVAILABLE, s->plan.why);
         return;
     }
-    put_overdue_last(r->q, s);
+    if (!order_slot(r->q, s)) { /* every copy suspected: not waited for (docs/recall.md) */
+        if (s->plan.local_fallback) {
+            s->local = true;
+            return;
+        }
+        clq_count(r->q, CLQ_M_SUSPECT, 1);
+        missing_now(r, i, MN_QUERY_MISSING_SUSPECT,
+                    "every copy of it is on a node SWIM suspects of having failed");
+        return;
+    }
     s->retry = true; /* its first send */
 }
 
@@ -206,6 +221,11 @@ static bool send_to(run *r, const char *node, const uint32_t *idx, size_t k, boo
         return false;
     }
     clq_count(r->q, hedge ? CLQ_M_HEDGED : CLQ_M_SENT, 1);
+    if (!hedge) {
+        pthread_mutex_lock(&r->q->mu);
+        clq_budget_sent(&r->q->budget, now);
+        pthread_mutex_unlock(&r->q->mu);
+    }
     if (r->n_sends < SENDS_MAX) {
         sent *s = &r->sends[r->n_sends++];
         snprintf(s->node, sizeof s->node, "%s", node);
@@ -216,8 +236,19 @@ static bool send_to(run *r, const char *node, const uint32_t *idx, size_t k, boo
     return true;
 }
 
+/* May a hedge go out now (the budget, docs/recall.md "Hedge budget")? */
+static bool hedge_allowed(cl_query *q)
+{
+    pthread_mutex_lock(&q->mu);
+    bool ok = clq_budget_take(&q->budget, mn_time_mono_ns());
+    pthread_mutex_unlock(&q->mu);
+    if (!ok) clq_count(q, CLQ_M_HEDGE_REFUSED, 1);
+    return ok;
+}
+
 /* Sends every slot marked retry to its next target, grouped by node; a slot with no target
- * left is done with its last reason. */
+ * left is done with its last reason. A hedge the budget refuses is not sent: its spaces
+ * keep waiting for the copy they were sent to. */
 static void send_marked(run *r, bool hedge)
 {
     uint32_t idx[MN_QUERY_SPACES_MAX];
@@ -234,6 +265,11 @@ static void send_marked(run *r, bool hedge)
             slot *t = &r->slots[j];
             if (t->retry && !t->done && t->next < t->plan.n && !strcmp(node_of(t, t->next), node))
                 idx[k++] = (uint32_t)j;
+        }
+        if (hedge && !hedge_allowed(r->q)) {
+            for (size_t j = 0; j < k; j++)
+                r->slots[idx[j]].retry = false;
+            continue;
         }
         bool ok = send_to(r, node, idx, k, hedge);
         for (size_t j = 0; j < k; j++) {
@@ -451,6 +487,13 @@ void cl_query_set_partition(cl_query *q, cl_query_partition_fn fn, void *arg)
     q->partition_arg = arg;
 }
 
+void cl_query_set_hedge_budget(cl_query *q, int64_t percent)
+{
+    pthread_mutex_lock(&q->mu);
+    clq_budget_init(&q->budget, percent, mn_time_mono_ns());
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* This one job holds every remote space of a run: it reports this long before the run's own
  * deadline, or what did answer would be dropped with what did not. */
 static int64_t margin_ns(int64_t deadline_ns)
@@ -503,7 +546,8 @@ static uint32_t locate(void *arg, const char *space)
 
 static const char *const EVENT[] = {"event"};
 static const char *const EVENTS[CLQ_M_COUNT] = {
-    "sent", "answered", "timed_out", "hedged", "served", "busy", "malformed", "late", "rerouted"};
+    "sent",      "answered", "timed_out", "hedged",           "served",  "busy",
+    "malformed", "late",     "rerouted",  "rerouted_suspect", "suspect", "hedge_refused"};
 
 void clq_count(cl_query *q, clq_metric m, uint64_t n)
 {
@@ -520,10 +564,12 @@ mn_err cl_query_new(mn_api_t *api, struct cl_repl *repl, cl_spaces *cs, cl_query
     *q = (cl_query){.api = api, .repl = repl, .cs = cs};
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->idle, NULL);
+    clq_budget_init(&q->budget, CLQ_BUDGET_PERCENT, mn_time_mono_ns());
     q->m = mn_metrics_counter(mn_metrics_process(), "mnemo_query_remote_total",
                               "Recall over many spaces across nodes (peer query channel): "
                               "sent/hedged request frames, answered frames, timed_out spaces, "
-                              "served/busy batches of other nodes, malformed and late frames.",
+                              "served/busy batches of other nodes, malformed and late frames, "
+                              "rerouted/rerouted_suspect/suspect spaces, hedge_refused hedges.",
                               EVENT, 1);
     mn_err rc = clq_serve_start(q, err);
     cl_repl_channel ch = {.channel = MN_PEER_CH_QUERY, .arg = q, .on_frame = clq_on_frame};

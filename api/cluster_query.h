@@ -3,7 +3,8 @@
  * (docs/recall.md §11, "Cluster mode"). Private to api/.
  *
  * The origin plans each space as a single-space read of its preference is routed
- * (cl_route_plan): served here, or sent to its first target; the spaces of one target go in
+ * (cl_route_plan): served here, or sent to its first target (copies on nodes SWIM suspects
+ * last; every copy suspected: missing at once, "suspect"); the spaces of one target go in
  * one frame; after the target's observed p95 the spaces it has not answered go to their next
  * target (a hedge; the first answer wins); a space without an answer by the deadline is
  * missing ("timeout"). The serving node checks the grant the frame carries, runs the batch
@@ -36,5 +37,8 @@ typedef mn_err (*cl_query_partition_fn)(void *arg, const char *space, const mn_r
                                         mn_recall_result_t *out, mn_error *err);
 /* Sets the stand-in (NULL: none, the default). Before the doors take requests. */
 void cl_query_set_partition(cl_query *q, cl_query_partition_fn fn, void *arg);
+/* Hedges at most percent (0..100, cluster.hedge_budget_percent) of first sends, plus a floor
+ * (docs/recall.md, "Hedge budget"); 0: none. Before the doors take requests. */
+void cl_query_set_hedge_budget(cl_query *q, int64_t percent);
 
 #endif

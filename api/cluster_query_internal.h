@@ -13,6 +13,7 @@
 #include "cluster_query.h"
 #include "cluster_query_wire.h"
 #include "cluster_repl.h"
+#include "cluster_route.h"
 #include "mnemo/metrics.h"
 #include "mnemo/peer.h"
 
@@ -27,6 +28,33 @@
 #define CLQ_HEDGE_FLOOR_NS 1000000LL    /* ... but never before 1 ms */
 #define CLQ_HEDGE_UNKNOWN_NS 50000000LL /* a node of too few samples: after 50 ms */
 #define CLQ_OVERDUE_HOLD_NS 500000000LL /* an overdue node is tried last this long */
+#define CLQ_BUDGET_PERCENT 10           /* cluster.hedge_budget_percent's default */
+#define CLQ_BUDGET_BURST 10.0           /* hedges the budget holds at most (and at start) */
+#define CLQ_BUDGET_FLOOR_PER_S 1.0      /* ... and gains a second, whatever the traffic */
+
+/* The hedge budget (cluster_query_budget.c): a first send adds percent/100 of a token, a
+ * hedge takes one, time adds CLQ_BUDGET_FLOOR_PER_S; 0 <= tokens <= CLQ_BUDGET_BURST.
+ * percent 0: no token ever (no hedge). */
+typedef struct clq_budget {
+    double tokens, per_send, floor_per_ns;
+    int64_t at_ns; /* the clock of the last refill (monotonic) */
+} clq_budget;
+void clq_budget_init(clq_budget *b, int64_t percent, int64_t now_ns);
+/* A first send went out at now_ns. */
+void clq_budget_sent(clq_budget *b, int64_t now_ns);
+/* May a hedge go out at now_ns? true takes its token. */
+bool clq_budget_take(clq_budget *b, int64_t now_ns);
+
+/* The standing of a copy's node when a space is planned, best first (cluster_query_order.c). */
+typedef enum {
+    CLQ_COPY_OK = 0,  /* alive, answering */
+    CLQ_COPY_OVERDUE, /* a frame to it went past its hedge time lately (clq_lat.overdue_ns) */
+    CLQ_COPY_SUSPECT, /* SWIM suspects it */
+} clq_copy;
+/* Orders p's targets by st (st[t] the standing of p->targets[t]): healthy, then overdue,
+ * then suspect, each group in the route's order. Returns how many are not suspect (0: every
+ * copy is on a node SWIM suspects). */
+int clq_order_targets(cl_route_plan_t *p, const clq_copy *st);
 
 typedef struct clq_inbox {
     struct clq_inbox *next;
@@ -64,15 +92,18 @@ typedef struct clq_job {
 } clq_job;
 
 typedef enum {
-    CLQ_M_SENT = 0,  /* request frames sent */
-    CLQ_M_ANSWERED,  /* answer frames taken by a waiting run */
-    CLQ_M_TIMED_OUT, /* spaces missing for want of an answer by the deadline */
-    CLQ_M_HEDGED,    /* request frames sent to a second holder after the first's p95 */
-    CLQ_M_SERVED,    /* batches of other nodes answered */
-    CLQ_M_BUSY,      /* batches of other nodes refused: the serve queue was full */
-    CLQ_M_MALFORMED, /* frames dropped: not a query frame, or one that does not decode */
-    CLQ_M_LATE,      /* answers for a run that had ended (or over the inbox bound) */
-    CLQ_M_REROUTED,  /* spaces sent to another copy first: their first node was overdue */
+    CLQ_M_SENT = 0,         /* request frames sent */
+    CLQ_M_ANSWERED,         /* answer frames taken by a waiting run */
+    CLQ_M_TIMED_OUT,        /* spaces missing for want of an answer by the deadline */
+    CLQ_M_HEDGED,           /* request frames sent to a second holder after the first's p95 */
+    CLQ_M_SERVED,           /* batches of other nodes answered */
+    CLQ_M_BUSY,             /* batches of other nodes refused: the serve queue was full */
+    CLQ_M_MALFORMED,        /* frames dropped: not a query frame, or one that does not decode */
+    CLQ_M_LATE,             /* answers for a run that had ended (or over the inbox bound) */
+    CLQ_M_REROUTED,         /* spaces sent to another copy first: their first node was overdue */
+    CLQ_M_REROUTED_SUSPECT, /* ... their first node was one SWIM suspects */
+    CLQ_M_SUSPECT,          /* spaces not sent: every copy on a node SWIM suspects */
+    CLQ_M_HEDGE_REFUSED,    /* hedges not sent: the budget was spent */
     CLQ_M_COUNT
 } clq_metric;
 
@@ -99,6 +130,7 @@ struct cl_query {
     pthread_cond_t sq_cv;
     int64_t test_delay_ms;           /* MNEMO_TEST_QUERY_DELAY_MS */
     cl_query_partition_fn partition; /* the stand-in for spaces no copy answered, or NULL */
+    clq_budget budget;               /* under mu */
     void *partition_arg;
     mn_metrics_family_t *m;
 };

@@ -60,6 +60,7 @@ struct mn_cluster {
     cl_gossip *gossip;               /* semantic memories between nodes, on repl's bus */
     cl_hintd *hints;                 /* partition writes: hints kept here, drained to primaries */
     cl_drain drain;                  /* this node's drain flag, POST /v1/cluster/drain */
+    int64_t hedge_budget_percent;    /* cluster.hedge_budget_percent, for query */
     uv_timer_t timer;
     uv_timer_t handover;       /* a graceful leave: the wait for its primaries to hand over */
     int64_t handover_start_ms; /* ... monotonic, when it began */
@@ -372,6 +373,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
     if (crc != MN_OK) return crc;
     mn_cluster_t *cl = calloc(1, sizeof *cl);
     if (!cl) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    cl->hedge_budget_percent = c->cluster.hedge_budget_percent;
     mn_err rc = load_node_id(c, cl->node_id, err);
     if (rc == MN_OK) rc = cl_drain_init(&cl->drain, c->storage.data_dir, cl->node_id, err);
     if (rc == MN_OK) rc = cl_catalog_new(c, engine, cl->node_id, &cl->catalog, err);
@@ -526,6 +528,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     mn_err rc = cl_query_new(api, cl->repl, cl->spaces, &cl->query, err);
     /* a space no copy answered: this node's gossiped semantic memories stand in */
     if (!rc) cl_query_set_partition(cl->query, cl->hooks.partition_recall, cl);
+    if (!rc) cl_query_set_hedge_budget(cl->query, cl->hedge_budget_percent);
     return rc;
 }
 

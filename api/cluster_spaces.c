@@ -31,6 +31,7 @@ typedef struct cl_node {
     char api[MN_SWIM_META_MAX + 1];
     char peer[MN_SWIM_META_MAX + 1];
     bool draining; /* announces drain=1 (mnemo admin drain) */
+    bool suspect;  /* SWIM suspects it (in the view until it is declared dead) */
 } cl_node;
 
 struct cl_spaces {
@@ -278,6 +279,7 @@ static size_t view_of(const mn_swim_t *core, size_t n, cl_node *nodes, mn_spaces
         char drain[4];
         cl_meta_get(mi.meta, "drain", drain, sizeof drain);
         nd->draining = !strcmp(drain, "1");
+        nd->suspect = mi.state == MN_SWIM_SUSPECT;
         view[k].id = nd->id;
         view[k].zone = nd->zone;
         view[k].draining = nd->draining;
@@ -509,6 +511,7 @@ static void add_nodes(cJSON *root, const cl_node *nodes, size_t n)
         else
             cJSON_AddNullToObject(o, "peer");
         cJSON_AddBoolToObject(o, "draining", nodes[i].draining);
+        cJSON_AddBoolToObject(o, "suspect", nodes[i].suspect);
         cJSON_AddItemToArray(arr, o);
     }
 }
@@ -727,6 +730,7 @@ static void placement_of(const cl_spaces *cs, const mn_spaces_entry_t *e, cl_pla
         for (size_t k = 0; k < cs->n_nodes; k++)
             if (!strcmp(cs->nodes[k].id, h->node)) {
                 o->alive = !h->down;
+                o->suspect = cs->nodes[k].suspect;
                 snprintf(o->api, sizeof o->api, "%s", cs->nodes[k].api);
             }
     }

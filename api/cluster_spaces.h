@@ -66,6 +66,7 @@ typedef struct cl_holder {
     char api[MN_SWIM_META_MAX + 1]; /* its HTTP API address ("api=" of its metadata), "" = none */
     mn_spaces_role_t role;
     bool alive;     /* in the current view (alive or suspect) and not marked down */
+    bool suspect;   /* in the view, but SWIM suspects it (it may be dead: tried last) */
     int64_t lag_ms; /* -1 = not known */
 } cl_holder;
 

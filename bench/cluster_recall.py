@@ -3,18 +3,19 @@
 against the same recall on a single node, in the same script.
 
 Starts one single-node `mnemo serve` and a cluster of five (tests/integration's helpers:
-loopback, profile "fast", auth on, replication factor 2), and loads the same --total
-memories (random --dim vectors) into each in three layouts: one space, 10 spaces, 100
-spaces. Then it sends --rounds recalls of random cues (k = 10, spread off, read nearest,
-timeout_ms --timeout-ms) of each layout to the single node and to one cluster node, and
-again with one other cluster node stalled (SIGSTOP; SIGCONT after): its spaces are hedged
-to their other copy after min(p95, 3 medians), then sent to the other copy first while it
-stays overdue, or missing at the deadline. Prints p50 / p99 in ms, the ratios to the single
-node, the spaces missing, and the node asked's hedged and rerouted counts while one node
-was stalled; asserts nothing.
+loopback, profile "fast", auth on, replication factor --rf, default 2), and loads the same
+--total memories (random --dim vectors) into each in three layouts: one space, 10 spaces,
+100 spaces. Then it sends --rounds recalls of random cues (k = 10, spread off, read
+nearest, timeout_ms --timeout-ms) of each layout to the single node and to one cluster
+node, and again with one other cluster node stalled (SIGSTOP; SIGCONT after): its spaces
+are hedged to their other copy after min(p95, 3 medians), then sent to the other copy
+first while it stays overdue or SWIM suspects it; with no other copy (--rf 1) they are
+missing at the deadline, or at once (reason suspect) once SWIM suspects the node. Prints
+p50 / p99 in ms, the ratios to the single node, the spaces missing, and the node asked's
+counts of mnemo_query_remote_total while one node was stalled; asserts nothing.
 
   MNEMO_BIN=build/mnemo PYTHONPATH=clients/python /usr/bin/python3 bench/cluster_recall.py
-      [--total 4000] [--dim 32] [--rounds 100] [--timeout-ms 1000] [--seed 19]
+      [--total 4000] [--dim 32] [--rounds 100] [--timeout-ms 1000] [--seed 19] [--rf 2]
 """
 import argparse
 import os
@@ -98,6 +99,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--timeout-ms", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=19)
+    ap.add_argument("--rf", type=int, default=2,
+                    help="the cluster's replication factor (1: a stalled node's spaces have "
+                         "no other copy)")
     a = ap.parse_args()
     base = pathlib.Path(tempfile.mkdtemp(prefix="mnemo-bench-cq-"))
     made = []
@@ -110,7 +114,7 @@ def main():
     try:
         single = MnemoServer(base / "single").start()
         made.append(single)
-        nodes, ids = tc.start_cluster(factory, 5, 2)
+        nodes, ids = tc.start_cluster(factory, 5, a.rf)
         rng = random.Random(a.seed)
         with single.client(timeout=600) as c, nodes[0].client(timeout=600) as cc:
             for names in layouts().values():
@@ -141,11 +145,12 @@ def main():
                 label, one[0], one[1], five[0], five[1], five[0] / one[0], five[1] / one[1],
                 s[0], s[1], s[0] / one[0], s[1] / one[1], s[2]))
         print("(%d rounds each, k = 10, spread off, read nearest, timeout_ms %d; %d memories "
-              "(dim %d) per layout; 5 nodes, factor 2, one node stalled by SIGSTOP in 'slow'; "
-              "ratios against the single node)" % (a.rounds, a.timeout_ms, a.total, a.dim))
+              "(dim %d) per layout; 5 nodes, factor %d, one node stalled by SIGSTOP in 'slow'; "
+              "ratios against the single node)" % (a.rounds, a.timeout_ms, a.total, a.dim, a.rf))
         print("while stalled, the node asked: %s" % ", ".join(
             "%s %d" % (k, after.get(k, 0) - before.get(k, 0))
-            for k in ("sent", "hedged", "rerouted", "timed_out")))
+            for k in ("sent", "hedged", "rerouted", "timed_out", "rerouted_suspect", "suspect",
+                      "hedge_refused")))
     finally:
         for s in made:
             if s.proc and s.proc.poll() is None:

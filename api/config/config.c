@@ -309,6 +309,9 @@ static const cfg_key KEYS[] = {
          "how long a write waits for its consistency level before 503 unavailable"),
     KINT("cluster", "catalog_sync_interval_ms", cluster.catalog_sync_interval_ms, 2000, 100,
          3600000, "anti-entropy of the space catalog with one random member this often"),
+    KINT("cluster", "hedge_budget_percent", cluster.hedge_budget_percent, 10, 0, 100,
+         "a recall over many spaces hedges at most this % of the frames it sends first (plus "
+         "one a second); 0 = never hedge"),
     KINT("cluster", "catalog_tombstone_ttl_s", cluster.catalog_tombstone_ttl_s, 604800, 60,
          315360000, "a dropped space's tombstone is kept this long (a node down longer must be "
          "wiped before it rejoins)"),

@@ -78,6 +78,8 @@ static Mnemo__V1__ClusterMember *member_out(api_arena *a, const cJSON *m)
     o->peer = str_of(a, m, "peer");
     o->has_draining = true;
     o->draining = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "draining"));
+    o->has_suspect = true;
+    o->suspect = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "suspect"));
     return o;
 }
 

@@ -121,7 +121,9 @@ static const char recall_schema[] = SCHEMA(
                                     "this (instead of space or spaces)")) ","
     PROP("timeout_ms", T_INT DESC("wait at most this long (default 1000): with spaces or "
                                   "space_prefix, spaces not answered by then are listed as "
-                                  "missing and lower the confidence; with one space in a "
+                                  "missing and lower the confidence (a space whose every "
+                                  "copy is on a node the cluster suspects is missing at "
+                                  "once, reason suspect); with one space in a "
                                   "cluster, past it (or with no copy reachable) the answer "
                                   "comes from gossiped semantic memories: path partition")) ","
     PROP("text", T_STR DESC("words to look for; text alone is a complete cue")) ","
@@ -622,6 +624,16 @@ static void sum_recall(text *t, const char *space, const cJSON *json)
     hit_lines(t, hits);
 }
 
+/* A missing space's reason, spelled out where the word alone would not say enough. */
+static const char *missing_why(const char *reason)
+{
+    if (!strcmp(reason, "partition"))
+        return "partition: unreachable, its gossiped semantic memories stood in";
+    if (!strcmp(reason, "suspect"))
+        return "suspect: every copy is on a node suspected of having failed; not waited for";
+    return reason;
+}
+
 /* A recall over many spaces: how many were searched, which are missing and why. */
 static void sum_recall_many(text *t, const cJSON *json)
 {
@@ -634,10 +646,7 @@ static void sum_recall_many(text *t, const cJSON *json)
     if (cJSON_GetArraySize(missing) > 0) {
         tprintf(t, "; not searched, so a better answer may be missing:");
         for (const cJSON *m = missing->child; m; m = m->next)
-            tprintf(t, " %s (%s)", jtext(m, "space"),
-                    !strcmp(jtext(m, "reason"), "partition")
-                        ? "partition: unreachable, its gossiped semantic memories stood in"
-                        : jtext(m, "reason"));
+            tprintf(t, " %s (%s)", jtext(m, "space"), missing_why(jtext(m, "reason")));
     }
     tprintf(t, n ? ":" : ".");
     sum_time_window(t, json);
@@ -831,6 +840,18 @@ static void sum_list_spaces(text *t, const char *space, const cJSON *json)
         tprintf(t, "\n- %s (dim %.0f, %s)", jtext(s, "name"), jnum(s, "dim"), jtext(s, "metric"));
 }
 
+/* The members SWIM suspects, if any: a recall over many spaces asks their copies last. */
+static void sum_suspects(text *t, const cJSON *members)
+{
+    bool any = false;
+    for (const cJSON *x = members ? members->child : NULL; x; x = x->next) {
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "suspect"))) continue;
+        tprintf(t, any ? ", %s" : " Suspected of having failed (SWIM): %s", jtext(x, "id"));
+        any = true;
+    }
+    if (any) tprintf(t, ".");
+}
+
 static void sum_cluster_spaces(text *t, const char *space, const cJSON *json)
 {
     (void)space;
@@ -842,6 +863,7 @@ static void sum_cluster_spaces(text *t, const char *space, const cJSON *json)
             "%.0f unavailable).",
             jtext(json, "self"), jnum(json, "replication_factor"), m, m == 1 ? "" : "s", n,
             n == 1 ? "" : "s", jnum(json, "under_replicated"), jnum(json, "unavailable"));
+    sum_suspects(t, cJSON_GetObjectItemCaseSensitive(json, "members"));
     int shown = 0;
     for (const cJSON *e = spaces ? spaces->child : NULL; e; e = e->next) {
         if (shown++ == 50) {

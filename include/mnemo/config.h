@@ -112,6 +112,8 @@ typedef struct mn_config_cluster {
     /* partition mode for writes (docs/gossip.md "Partition mode", api/cluster_hints.c) */
     char *partition_writes;       /* "reject" (503) | "accept" (a hint, merged after the heal) */
     int64_t partition_writes_max; /* 10000: hints pending on this node at most */
+    /* recall over many spaces (docs/recall.md "Hedge budget", api/cluster_query_budget.c) */
+    int64_t hedge_budget_percent; /* 10: hedged frames at most this % of first sends (+ floor) */
 } mn_config_cluster_t;
 
 /* [cluster.swim]: overrides of the profile's SWIM timings (0 = the profile's value). */

@@ -115,6 +115,7 @@ void mn_query_free(mn_query_t *q);
 #define MN_QUERY_MISSING_ERROR "error"             /* it failed (the log says how) */
 #define MN_QUERY_MISSING_NOT_HELD "not_held"       /* the node asked does not hold it (moved) */
 #define MN_QUERY_MISSING_PARTITION "partition" /* no copy answered; gossip stood in (issue 18) */
+#define MN_QUERY_MISSING_SUSPECT "suspect"     /* every copy on a node SWIM suspects: not asked */
 
 typedef struct mn_query_missing {
     uint32_t space;     /* index into the run's spaces */

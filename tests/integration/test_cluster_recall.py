@@ -7,7 +7,10 @@ confidence drops by the missing-partition factor; once it resumes nothing is mis
 sees only its spaces across nodes (403 for a listed unreadable space, a prefix expands to
 the readable ones). Five nodes with two copies of each space and one slow node
 (MNEMO_TEST_QUERY_DELAY_MS): the answer is complete (hedged to the other copy) and equals
-the one of the cluster without the slow node. With consolidated spaces, a paused node's
+the one of the cluster without the slow node; with a node paused until SWIM suspects it,
+the spaces it leads go to their other copy first (rerouted_suspect) and nothing is missing.
+Replication factor 1 and the holder suspected: its spaces are missing at once (reason
+suspect), not after timeout_ms. With consolidated spaces, a paused node's
 spaces are answered by their gossiped semantic memories (reason partition), over REST and
 gRPC. Every wait polls with a deadline."""
 
@@ -225,7 +228,8 @@ def test_a_paused_node_is_missing_within_the_deadline_and_lowers_confidence(thre
         assert r.status == 200, r.body
         got = r.json
         assert sorted(m["space"] for m in got["missing"]) == held, (got["missing"], prim, ids)
-        assert {m["reason"] for m in got["missing"]} <= {"timeout", "unavailable"}
+        # suspect: SWIM on the node asked suspected the paused node before the recall began
+        assert {m["reason"] for m in got["missing"]} <= {"timeout", "unavailable", "suspect"}
         assert took < timeout_ms / 1000.0 + 5.0  # loose: the deadline, not speed, bounds it
         assert got["reachable"] < 1
         before = {h["id"]: h["confidence"]["value"] for h in full["results"]}
@@ -245,6 +249,73 @@ def test_a_paused_node_is_missing_within_the_deadline_and_lowers_confidence(thre
 
     again = wait_until(whole, DEADLINE_S, what="nothing missing once the node resumed")
     assert [h["id"] for h in again["results"]] == [h["id"] for h in full["results"]]
+
+
+def remote_count(server, event):
+    """mnemo_query_remote_total{event} of server (0 before the first)."""
+    with server.client() as c:
+        text = c.raw("GET", "/metrics").body.decode()
+    m = re.search(r'mnemo_query_remote_total\{event="%s"\} (\d+)' % event, text)
+    return int(m.group(1)) if m else 0
+
+
+def suspected_by(server, node_id):
+    """Whether server's placement view (the one a recall plans with) has node_id suspect."""
+    try:
+        doc = spaces_doc(server)
+    except Exception:  # noqa: BLE001 - a busy server: poll again
+        return False
+    return any(m["id"] == node_id and m.get("suspect") for m in doc["members"])
+
+
+def test_a_space_only_on_a_suspect_node_is_missing_without_a_wait(three):
+    """Replication factor 1: once SWIM on the node asked suspects the paused holder, a recall
+    with a long timeout_ms does not wait for it: the holder's spaces are missing with the
+    reason suspect (counted as the event suspect), none timed out, the confidence drops; the
+    other spaces answer in full. After SIGCONT the suspicion is refuted, nothing missing."""
+    nodes, ids, _ = three
+    prim = wait_until(lambda: primaries(nodes, SPACES, ids), DEADLINE_S, what="placement")
+    cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 60}
+    full = many(nodes[0], spaces=SPACES, **cue).json
+    assert full["missing"] == []
+    victim = next(i for i in range(1, 3) if ids[i] in prim.values())
+    held = sorted(s for s, p in prim.items() if p == ids[victim])
+    os.kill(nodes[victim].proc.pid, signal.SIGSTOP)
+    try:
+        assert not suspected_by(nodes[0], ids[0])  # a node never suspects itself
+        wait_until(lambda: suspected_by(nodes[0], ids[victim]), DEADLINE_S,
+                   what="the node asked suspects the paused one")
+        before = {e: remote_count(nodes[0], e) for e in ("suspect", "timed_out")}
+        r = many(nodes[0], spaces=SPACES, timeout_ms=5000, **cue)
+        assert r.status == 200, r.body
+        got = r.json
+        assert sorted(m["space"] for m in got["missing"]) == held, (got["missing"], prim)
+        assert {m["reason"] for m in got["missing"]} == {"suspect"}, got["missing"]
+        assert remote_count(nodes[0], "suspect") - before["suspect"] == len(held)
+        assert remote_count(nodes[0], "timed_out") == before["timed_out"]
+        assert got["reachable"] < 1
+        assert got["recall_confidence"] < full["recall_confidence"]
+        assert {h["space"] for h in got["results"]} == set(SPACES) - set(held)
+        for h in got["results"]:
+            assert "missing_partition" in h["confidence"]["reasons"]
+        # an agent with text only sees the same: the suspect member and the reason
+        from test_cluster_route import AdminSession
+        mcp = AdminSession(nodes[0])
+        text = mcp.call("cluster_spaces")["content"][0]["text"]
+        assert "Suspected of having failed (SWIM): %s." % ids[victim] in text, text
+        said = mcp.call("recall", spaces=SPACES, embedding=cue["embedding"],
+                        timeout_ms=5000)["content"][0]["text"]
+        for s in held:
+            assert "%s (suspect: every copy" % s in said, said
+    finally:
+        os.kill(nodes[victim].proc.pid, signal.SIGCONT)
+
+    def whole():
+        g = many(nodes[0], spaces=SPACES, **cue).json
+        return g if g["missing"] == [] else None
+
+    wait_until(whole, DEADLINE_S, what="nothing missing once the suspicion was refuted")
+    assert not suspected_by(nodes[0], ids[victim])
 
 
 def test_a_key_sees_only_its_spaces_across_nodes(three):
@@ -387,5 +458,35 @@ def test_five_nodes_a_slow_node_is_hedged_to_the_other_copy(tmp_path_factory):
         hedged = re.search(r'mnemo_query_remote_total\{event="hedged"\} (\d+)', text)
         if led:
             assert hedged and int(hedged.group(1)) > 0, (led, text[-2000:])
+        a_suspect_primary_is_asked_after_its_replica(nodes, ids, cue, want)
     finally:
         stop_all(made)
+
+
+def a_suspect_primary_is_asked_after_its_replica(nodes, ids, cue, want):
+    """Five nodes, factor 2: a node paused until the node asked suspects it; the spaces it
+    leads go to their other copy first (counted as rerouted_suspect), nothing is missing and
+    the answer is the whole one. The node paused shares no space with the slow node (else
+    that space's only live copy would be the slow one)."""
+    doc = spaces_doc(nodes[0])
+    holders = {x["name"]: {h["node"] for h in x["holders"]} for x in doc["spaces"]
+               if x["name"] in SPACES}
+    victim = next((i for i in (1, 2, 3) if not any({ids[i], ids[4]} <= h
+                                                    for h in holders.values())), None)
+    if victim is None:  # the slow node shares a space with each: no pause leaves all copies
+        return
+    led = [x["name"] for x in doc["spaces"] if x["name"] in SPACES and
+           x["primary"] == ids[victim] and ids[0] not in holders[x["name"]]]
+    os.kill(nodes[victim].proc.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: suspected_by(nodes[0], ids[victim]), DEADLINE_S,
+                   what="the node asked suspects the paused one")
+        before = remote_count(nodes[0], "rerouted_suspect")
+        r = many(nodes[0], spaces=SPACES, **cue)
+        assert r.status == 200, r.body
+        assert r.json["missing"] == [], r.json["missing"]
+        assert [(h["id"], h["score"]) for h in r.json["results"]] == \
+            [(w[1], -w[0]) for w in want]
+        assert remote_count(nodes[0], "rerouted_suspect") - before == len(led), (led, holders)
+    finally:
+        os.kill(nodes[victim].proc.pid, signal.SIGCONT)

@@ -354,13 +354,16 @@ static void test_config_cluster_placement_keys_default_override_and_check(void *
     assert_int_equal(c.cluster.peer_port, 7702);
     assert_string_equal(c.cluster.write_consistency, "quorum");
     assert_int_equal(c.cluster.write_timeout_ms, 2000);
+    assert_int_equal(c.cluster.hedge_budget_percent, 10);
     assert_string_equal(c.cluster.zone, "");
     mn_config_free(&c);
     char *envp[] = {"MNEMO_CLUSTER_REPLICATION_FACTOR=5", "MNEMO_CLUSTER_PEER_PORT=7800",
                     "MNEMO_CLUSTER_WRITE_CONSISTENCY=one", "MNEMO_CLUSTER_ZONE=eu-west.1a",
-                    "MNEMO_CLUSTER_WRITE_TIMEOUT_MS=250", NULL};
+                    "MNEMO_CLUSTER_WRITE_TIMEOUT_MS=250", "MNEMO_CLUSTER_HEDGE_BUDGET_PERCENT=0",
+                    NULL};
     load_ok(&c, NULL, envp);
     assert_int_equal(c.cluster.write_timeout_ms, 250);
+    assert_int_equal(c.cluster.hedge_budget_percent, 0);
     assert_int_equal(c.cluster.replication_factor, 5);
     assert_int_equal(c.cluster.peer_port, 7800);
     assert_string_equal(c.cluster.write_consistency, "one");
@@ -375,6 +378,9 @@ static void test_config_cluster_placement_keys_default_override_and_check(void *
     char *wt[] = {"MNEMO_CLUSTER_WRITE_TIMEOUT_MS=0", NULL};
     expect_env_error(wt, "MNEMO_CLUSTER_WRITE_TIMEOUT_MS: cluster.write_timeout_ms must be in "
                          "1..600000, got 0");
+    char *hb[] = {"MNEMO_CLUSTER_HEDGE_BUDGET_PERCENT=101", NULL};
+    expect_env_error(hb, "MNEMO_CLUSTER_HEDGE_BUDGET_PERCENT: cluster.hedge_budget_percent must "
+                         "be in 0..100, got 101");
     char *zone[] = {"MNEMO_CLUSTER_ZONE=a;b", NULL};
     expect_env_error(zone, "MNEMO_CLUSTER_ZONE: cluster.zone may only hold letters, digits and "
                            ". _ : -, got \"a;b\"");
