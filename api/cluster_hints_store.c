@@ -36,7 +36,8 @@ typedef struct hint {
     uint64_t seq;
     char space[MN_SPACE_NAME_MAX + 1];
     size_t n;
-    idem *keys; /* the idempotency keys of its memories */
+    int64_t made_ms; /* when it was taken here: its ids' wall clock */
+    idem *keys;      /* the idempotency keys of its memories */
     size_t n_keys;
 } hint;
 
@@ -68,6 +69,7 @@ static mn_err index_entry(const mn_wal_entry_t *en, uint64_t seq, hint *out, mn_
     out->seq = seq;
     snprintf(out->space, sizeof out->space, "%s", en->space);
     out->n = en->op.remember.n;
+    out->made_ms = out->n ? mn_id_time_ms(&en->op.remember.mems[0].id) : 0;
     out->keys = calloc(out->n ? out->n : 1, sizeof *out->keys);
     if (!out->keys) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < out->n; i++) {
@@ -395,6 +397,34 @@ mn_err cl_hints_remove(cl_hints *h, uint64_t seq, bool rejected, mn_error *err)
     }
     pthread_mutex_unlock(&h->mu);
     return rc;
+}
+
+size_t cl_hints_drop_stale(cl_hints *h, int64_t (*stale_before)(void *arg, const char *space),
+                           void *arg)
+{
+    char path[4200];
+    size_t dropped = 0, k = 0;
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->n; i++) {
+        hint *x = &h->items[i];
+        bool stale = x->made_ms < stale_before(arg, x->space);
+        path_of(h, x->seq, "hint", path, sizeof path);
+        if (stale && unlink(path) == 0) {
+            mn_log_info("hints: %s: a hint of %zu memories dropped with its space (the space "
+                        "was dropped, or this hint predates its current incarnation)",
+                        x->space, x->n);
+            mn_assert(h->total >= x->n);
+            h->total -= x->n;
+            dropped += x->n;
+            hint_free(x);
+            continue;
+        }
+        if (stale) mn_log_error("hints: cannot remove %s: %s", path, strerror(errno));
+        h->items[k++] = *x; /* kept: the index stays in seq order */
+    }
+    h->n = k;
+    pthread_mutex_unlock(&h->mu);
+    return dropped;
 }
 
 size_t cl_hints_pending(cl_hints *h, const char *space)

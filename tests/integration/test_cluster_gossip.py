@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import wait_until
+from grpc_util import Grpc, pb
 from test_mcp import Session
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
 
@@ -105,6 +106,40 @@ def consolidate(holder_node):
     assert r.json["created"] >= 1, r.body
 
 
+def gossip_over_every_door(server):
+    """GET /v1/cluster/gossip, gRPC ClusterGossip and the MCP tool cluster_gossip on one
+    node: the same spaces and roots; counters only grow between the reads."""
+    rest = gossip_doc(server)
+    with Grpc("127.0.0.1:%d" % server.grpc_port) as g:
+        got = g.ClusterGossip(pb().ClusterGossipRequest())
+    assert got.scope == rest["scope"]
+    rows = {r["name"]: r for r in rest["spaces"]}
+    assert {x.name for x in got.spaces} == set(rows)
+    for x in got.spaces:
+        want = rows[x.name]
+        assert (x.root, x.records, x.semantic_memories) == \
+            (want["root"], want["records"], want["semantic_memories"])
+        assert x.HasField("last_sync_ms") == (want["last_sync_ms"] is not None)
+    assert got.stats.rounds >= rest["stats"]["rounds"] > 0
+    assert got.stats.peers == rest["stats"]["peers"] == 2
+    r = Session(server).call("cluster_gossip")
+    assert r["isError"] is False, r
+    sc = r["structuredContent"]
+    assert {(x["name"], x["root"]) for x in sc["spaces"]} == \
+        {(x["name"], x["root"]) for x in rest["spaces"]}
+    assert sc["stats"]["rounds"] >= got.stats.rounds
+    text = r["content"][0]["text"]
+    assert SPACE in text and rows[SPACE]["root"] in text and "in sync" in text, text
+    hints = call(server, "GET", "/v1/cluster/hints").json
+    with Grpc("127.0.0.1:%d" % server.grpc_port) as g:
+        gh = g.ClusterHints(pb().ClusterHintsRequest())
+    assert (gh.mode, gh.pending, gh.max) == (hints["mode"], hints["pending"], hints["max"])
+    assert gh.HasField("stats") and gh.stats.dropped == hints["stats"]["dropped"] == 0
+    r = Session(server).call("cluster_hints")
+    assert r["isError"] is False and r["structuredContent"]["pending"] == 0, r
+    assert "0 memories held as hints" in r["content"][0]["text"], r["content"]
+
+
 def steady_bytes_per_s(nodes, seconds=5.0):
     """Bytes sent per second by each node while the roots agree (a figure, not asserted)."""
     before = [gossip_doc(s)["stats"]["bytes_sent"] for s in nodes]
@@ -131,6 +166,8 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
     for s in nodes:
         st = gossip_doc(s)["stats"]
         assert st["rounds"] > 0 and st["bytes_sent"] > 0 and st["bytes_received"] > 0, st
+    for s in (nodes[h], nodes[(h + 1) % 3]):
+        gossip_over_every_door(s)
     assert sum(gossip_doc(s)["stats"]["entries_pulled"] for s in nodes) >= 2
     with nodes[0].client() as c:
         text = c.raw("GET", "/metrics").body
