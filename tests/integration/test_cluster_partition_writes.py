@@ -12,6 +12,7 @@ write gets 503. Every wait polls with a deadline."""
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -201,3 +202,69 @@ def test_by_default_a_write_to_an_unreachable_primary_gets_503(server_factory, p
     r = remember(other, 0, key="d0")
     assert r.status == 503 and r.json["error"]["code"] == "unavailable", r.body
     assert hints_doc(other)["pending"] == 0
+
+
+def catalog_entry(server):
+    r = call(server, "GET", "/v1/cluster/catalog")
+    assert r.status == 200, r.body
+    return next(e for e in r.json["spaces"] if e["name"] == SPACE)
+
+
+def push_entry(server, entry):
+    r = call(server, "POST", "/v1/cluster/catalog", {"spaces": [entry]})
+    assert r.status == 200, r.body
+
+
+def hint_files(server):
+    d = os.path.join(server.data_dir, "hints")
+    return sorted(f for f in os.listdir(d) if f.endswith(".hint"))
+
+
+def test_hints_of_a_dropped_space_go_and_a_new_incarnation_keeps_its_own(server_factory,
+                                                                         paused):
+    """Hints wait on a node while the space's primary is paused; the space is dropped (its
+    catalog tombstone reaches the node): the hints and their files go, counted as dropped,
+    never retried. The name created again (a later incarnation): a hint taken for it is kept
+    and merged once the primary is back (docs/gossip.md, "Partition mode"). The gRPC
+    ClusterHints and the MCP cluster_hints views show what REST shows."""
+    nodes, ids, h = start_cluster(server_factory, 3, "accept")
+    holder, via = nodes[h], nodes[(h + 1) % 3]
+    os.kill(holder.proc.pid, signal.SIGSTOP)
+    paused.append(holder.proc)
+    for i in range(2):
+        r = remember(via, i, key="old%d" % i)
+        assert r.status == 202, r.body
+    rest = hints_doc(via)
+    assert rest["pending"] == 2 and len(hint_files(via)) == 2, rest
+    with Grpc("127.0.0.1:%d" % via.grpc_port) as g:
+        got = g.ClusterHints(pb().ClusterHintsRequest())
+    assert (got.mode, got.pending, got.max) == ("accept", 2, rest["max"])
+    assert [(x.name, x.pending) for x in got.spaces] == [(SPACE, 2)]
+    assert got.stats.accepted == rest["stats"]["accepted"] == 2 and got.stats.dropped == 0
+    r = Session(via).call("cluster_hints")
+    assert r["isError"] is False and r["structuredContent"]["spaces"] == rest["spaces"], r
+    text = r["content"][0]["text"]
+    assert "2 memories held as hints" in text and SPACE + ": 2 pending" in text, text
+
+    # the drop reaches the node as a catalog tombstone (its primary is paused)
+    old = catalog_entry(via)
+    push_entry(via, dict(old, dropped_at_ms=int(time.time() * 1000)))
+    doc = wait_until(lambda: (lambda d: d if d["pending"] == 0 else None)(hints_doc(via)),
+                     DEADLINE_S, what="the dropped space's hints gone")
+    assert doc["stats"]["dropped"] == 2 and doc["stats"]["merged"] == 0, doc
+    assert doc["spaces"] == [] and hint_files(via) == []
+
+    # the name created again: a hint for the new incarnation is kept, then merged
+    new = dict(old, created_at_ms=int(time.time() * 1000), dropped_at_ms=None, record=None)
+    push_entry(via, new)
+    r = wait_until(lambda: (lambda r: r if r.status == 202 else None)(remember(via, 7)),
+                   DEADLINE_S, what="a partition write to the new incarnation")
+    new_id = r.json["id"]
+    os.kill(holder.proc.pid, signal.SIGCONT)
+    doc = wait_until(lambda: (lambda d: d if d["pending"] == 0 else None)(hints_doc(via)),
+                     DEADLINE_S, what="the new incarnation's hint merged")
+    assert doc["stats"]["merged"] == 1 and doc["stats"]["dropped"] == 2, doc
+    r = wait_until(lambda: (lambda r: r if r.status == 200 else None)(
+        call(holder, "GET", "/v1/spaces/%s/memories/%s" % (SPACE, new_id))),
+        DEADLINE_S, what="the hinted memory in the new incarnation")
+    assert r.json["content"] == "partition note 7 about the canary rollout"
