@@ -55,6 +55,7 @@ static void sweep(cl_gossip *g)
         if (mn_id_time_ms(&s->e[0].id) >= before) continue; /* e[0] is the oldest */
         size_t n = mn_gossip_drop(g->g, s->name, before);
         cg_store_drop(s, before);
+        g->dirty = true;
         mn_log_info("gossip: space %s: %zu gossiped record(s) dropped (%s)", s->name, n,
                     before == INT64_MAX ? "the space was dropped" : "older than the space");
     }
@@ -307,6 +308,8 @@ mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl
     if (rc == MN_OK) {
         metrics_init(g);
         g->last_gc_ms = mn_time_now_ms();
+        snprintf(g->save_path, sizeof g->save_path, "%s/gossip.store", c->storage.data_dir);
+        cg_save_load(g);
         rc = cg_feed_start(g, err);
     }
     cl_repl_channel ch = {.channel = MN_PEER_CH_GOSSIP,
@@ -327,7 +330,9 @@ mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl
 void cl_gossip_free(cl_gossip *g)
 {
     if (!g) return;
+    bool fed = g->feeding;
     cg_feed_stop(g);
+    if (fed) cg_save_maybe(g, true); /* what changed since the last save */
     mn_gossip_free(g->g);
     cg_store_free(g);
     free(g->scratch);
@@ -365,7 +370,7 @@ static void space_json(cl_gossip *g, api_jw *w, const cg_space *s)
     jw_obj_end(w);
 }
 
-static void stats_json(api_jw *w, const mn_gossip_stats_t *st, size_t peers)
+static void stats_json(cl_gossip *g, api_jw *w, const mn_gossip_stats_t *st, size_t peers)
 {
     const struct {
         const char *name;
@@ -384,6 +389,9 @@ static void stats_json(api_jw *w, const mn_gossip_stats_t *st, size_t peers)
         {"entries_refused", st->entries_refused},
         {"entries_dropped", st->entries_dropped},
         {"peers", peers},
+        {"store_saved", atomic_load(&g->saved)},
+        {"store_loaded", g->loaded},
+        {"store_corrupt", g->corrupt},
     };
     jw_obj(w);
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
@@ -410,7 +418,7 @@ char *cl_gossip_render(void *arg, int *status, mn_error *err)
     mn_gossip_stats_t st;
     mn_gossip_stats(g->g, &st);
     jw_key(&w, "stats");
-    stats_json(&w, &st, g->n_peers);
+    stats_json(g, &w, &st, g->n_peers);
     pthread_mutex_unlock(&g->mu);
     jw_obj_end(&w);
     if (!w.oom) return w.buf;

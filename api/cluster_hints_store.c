@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster_file.h"
 #include "mnemo/assert.h"
 #include "mnemo/util.h"
 #include "mnemo/wire.h"
@@ -125,17 +126,6 @@ static mn_err read_file(const char *path, uint8_t **data, size_t *len, mn_error 
     return rc;
 }
 
-static mn_err fsync_dir(const char *dir, mn_error *err)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0 || fsync(fd)) {
-        if (fd >= 0) close(fd);
-        return mn_error_set(err, MN_ERR_IO, "cannot sync %s: %s", dir, strerror(errno));
-    }
-    close(fd);
-    return MN_OK;
-}
-
 /* data into the file of seq: written, fsync'd, renamed into place, the directory fsync'd. */
 static mn_err write_durable(const cl_hints *h, uint64_t seq, const uint8_t *data, size_t len,
                             mn_error *err)
@@ -143,23 +133,7 @@ static mn_err write_durable(const cl_hints *h, uint64_t seq, const uint8_t *data
     char tmp[4200], final[4200];
     path_of(h, seq, "tmp", tmp, sizeof tmp);
     path_of(h, seq, "hint", final, sizeof final);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return mn_error_set(err, MN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
-    bool ok = off == len && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, final)) {
-        mn_error_set(err, MN_ERR_IO, "cannot write %s: %s", final, strerror(errno));
-        unlink(tmp);
-        return MN_ERR_IO;
-    }
-    return fsync_dir(h->dir, err);
+    return cl_file_replace(tmp, final, h->dir, data, len, err);
 }
 
 /* One file found at open: indexed, or set aside when it does not decode. */

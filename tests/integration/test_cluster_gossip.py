@@ -215,6 +215,50 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
 
 
+def test_a_restarted_node_answers_from_its_saved_store(cluster):
+    """The gossip store is written behind to <data_dir>/gossip.store: a non-holder killed
+    (-9) and started again while the holder is paused (SIGSTOP) holds the record as soon as
+    it answers (loaded from the file, before any round) and answers a partition recall. A
+    damaged file is set aside as gossip.store.corrupt and counted; the node starts with an
+    empty store, and its peers fill it again."""
+    nodes, ids, h = cluster
+    consolidate(nodes[h])
+    wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="one semantic memory everywhere")
+    r = nodes[2 if h == 1 else 1]  # a non-holder with a seed (node 0 has none to rejoin by)
+    wait_until(lambda: gossip_doc(r)["stats"]["store_saved"] == 1, DEADLINE_S,
+               what="the record in the node's saved store")
+    path = os.path.join(r.data_dir, "gossip.store")
+    assert os.path.getsize(path) > 0
+    os.kill(nodes[h].proc.pid, signal.SIGSTOP)
+    try:
+        r.kill()
+        r.start()
+        doc = gossip_doc(r)
+        assert doc["stats"]["store_loaded"] == 1 and doc["stats"]["store_corrupt"] == 0, doc
+        assert space_row(doc)["semantic_memories"] == 1
+        res = wait_until(lambda: (lambda x: x if x.status == 200 else None)(call(
+            r, "POST", "/v1/spaces/%s/recall" % SPACE,
+            {"text": "deploy pipeline canary", "embedding": BASE, "timeout_ms": 500})),
+            DEADLINE_S, what="a partition answer once the node's view settled")
+        assert res.json["path"] == "partition" and len(res.json["results"]) == 1, res.body
+        assert "canary" in res.json["results"][0]["memory"]["content"]
+        # the first answer after the start came from the file: no record was pulled yet
+        assert doc["stats"]["entries_pulled"] == 0, doc
+    finally:
+        os.kill(nodes[h].proc.pid, signal.SIGCONT)
+    r.kill()
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 7)
+    r.start()
+    st = gossip_doc(r)["stats"]
+    assert st["store_corrupt"] == 1 and st["store_loaded"] == 0, st
+    assert os.path.exists(path + ".corrupt")
+    assert "cannot be read" in r.log()
+    wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="the peers fill the store again")
+    wait_until(lambda: gossip_doc(r)["stats"]["store_saved"] == 1, DEADLINE_S,
+               what="a good file written again")
+
+
 def test_a_forgotten_semantic_memory_converges_as_a_tombstone(cluster):
     nodes, ids, h = cluster
     consolidate(nodes[h])
