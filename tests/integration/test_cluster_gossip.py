@@ -5,9 +5,11 @@ the space; forgetting the semantic memory on the holder converges everywhere as 
 tombstone; dropping the space takes its memories off every node, for good. With the holder paused (SIGSTOP, always SIGCONT after), a recall through another
 node still answers within its timeout_ms from the gossiped semantic memories: path and reason
 "partition", a lower recall_confidence than the holder's own answer, and the episodes said
-unreachable. The steady-state gossip traffic per node is printed (not asserted). A single
-node has no gossip (404) and checks timeout_ms (422 naming it). Every wait polls with a
-deadline."""
+unreachable. The view is the same over gRPC (ClusterGossip) and MCP (cluster_gossip). A
+non-holder killed and started again while the holder is paused answers from its saved store
+(<data_dir>/gossip.store); a damaged file is set aside and counted. The steady-state gossip
+traffic per node is printed (not asserted). A single node has no gossip (404) and checks
+timeout_ms (422 naming it). Every wait polls with a deadline."""
 
 import os
 import signal

@@ -8,7 +8,8 @@ retry answers the same id; the MCP tool says so in its text); one accepting node
 (-9) and restarted while it holds hints. After SIGCONT every acknowledged episode is in the
 space, read through the holder with the id it was acknowledged with, the hints drain to zero,
 and the space's gossip root is the same on every node. With the default ("reject") the same
-write gets 503. Every wait polls with a deadline."""
+write gets 503. Hints of a space dropped while they wait go (counted as dropped); gRPC
+ClusterHints and MCP cluster_hints show what REST shows. Every wait polls with a deadline."""
 
 import os
 import signal
