@@ -121,6 +121,10 @@ typedef struct api_grpc_hop {
                 const uint8_t *body, size_t len, uint8_t **out, size_t *out_len);
 } api_grpc_hop;
 
+/* A cluster view's document (arg = api_cluster_hooks.arg): malloc'd JSON text, or NULL with
+ * *status (503) and err set. */
+typedef char *(*api_cluster_doc_fn)(void *arg, int *status, mn_error *err);
+
 /* What the doors ask of the cluster (api/cluster_*.c implement them; the doors sit below
  * mn_api in the link order, so they call through these pointers). Any thread. */
 typedef struct api_cluster_hooks {
@@ -168,6 +172,10 @@ typedef struct api_cluster_hooks {
      * malloc'd JSON text, or NULL with *status (422, 503) and err set. The gRPC and MCP
      * doors answer from it. May be NULL. */
     char *(*cluster_spaces)(void *arg, char *names, int *status, mn_error *err);
+    /* GET /v1/cluster/gossip's and GET /v1/cluster/hints's documents, the same way (no
+     * preview). May be NULL. */
+    api_cluster_doc_fn cluster_gossip;
+    api_cluster_doc_fn cluster_hints;
 } api_cluster_hooks;
 
 /* The spaces GET /v1/spaces and ListSpaces answer: the cluster's (its space_list hook) in
@@ -221,6 +229,8 @@ void jw_time(api_jw *w, int64_t ms);
 void jw_id(api_jw *w, const mn_id_t *id);
 /* Hands the buffer to resp with status (503 if the writer ran out of memory). */
 void jw_respond(api_jw *w, mn_http_response_t *resp, int status);
+/* 200 with fn(arg)'s document, or its error status (503 when it names none). */
+void api_respond_doc(mn_http_response_t *resp, api_cluster_doc_fn fn, void *arg);
 
 /* ---- errors ---- */
 /* Copies in to out (len bytes with the NUL) replacing bytes that are not valid UTF-8 by '?'

@@ -360,6 +360,18 @@ void jw_respond(api_jw *w, mn_http_response_t *resp, int status)
     w->len = w->cap = 0;
 }
 
+void api_respond_doc(mn_http_response_t *resp, api_cluster_doc_fn fn, void *arg)
+{
+    int status = 0;
+    mn_error err = {0};
+    char *doc = fn(arg, &status, &err);
+    if (doc)
+        mn_http_respond(resp, 200, NULL, doc, strlen(doc));
+    else
+        mn_http_respond_error(resp, status ? status : 503, "unavailable", err.message, NULL);
+    free(doc);
+}
+
 /* ---- errors ---- */
 
 int api_http_status(mn_err rc)

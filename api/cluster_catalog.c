@@ -213,6 +213,19 @@ cl_catalog_state cl_catalog_state_of(cl_catalog *cat, const char *space, int64_t
     return st;
 }
 
+int64_t cl_catalog_stale_before(cl_catalog *cat, const char *space)
+{
+    int64_t created;
+    switch (cl_catalog_state_of(cat, space, &created)) {
+    case CL_CATALOG_DROPPED:
+        return INT64_MAX;
+    case CL_CATALOG_LIVE:
+        return created - CL_CATALOG_SKEW_MS;
+    default:
+        return INT64_MIN;
+    }
+}
+
 mn_err cl_catalog_list(cl_catalog *cat, mn_space_def_t **out, size_t *n, mn_error *err)
 {
     pthread_mutex_lock(&cat->mu);

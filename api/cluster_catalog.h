@@ -127,6 +127,14 @@ mn_err cl_catalog_names(cl_catalog *cat, const char ***out, size_t *n, mn_error 
  * incarnation (def.created_at_ms); or dropped (its latest incarnation has a tombstone). */
 typedef enum { CL_CATALOG_UNKNOWN, CL_CATALOG_LIVE, CL_CATALOG_DROPPED } cl_catalog_state;
 cl_catalog_state cl_catalog_state_of(cl_catalog *cat, const char *space, int64_t *created_ms);
+/* The clock skew between nodes that a space's incarnation check tolerates (docs/gossip.md,
+ * "Dropped spaces"): the same bound as a signed hop's (CL_HOP_SKEW_MS). */
+#define CL_CATALOG_SKEW_MS 30000
+/* What of space made (by its id's wall clock, ms) before this time is not, or no longer, the
+ * cluster's: everything once the space is dropped (INT64_MAX), what is older than its live
+ * incarnation less CL_CATALOG_SKEW_MS, nothing of a name not heard of yet (INT64_MIN). The
+ * rule gossiped records and pending hints both follow. Any thread. */
+int64_t cl_catalog_stale_before(cl_catalog *cat, const char *space);
 
 /* A live space as placement takes it (cl_catalog_placing). */
 typedef struct cl_catalog_place {

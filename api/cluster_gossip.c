@@ -24,10 +24,6 @@
 #define CG_HOLDERS_EVERY_MS 1000
 #define CG_OBSERVE_NODES 1024
 #define CG_SWEEP_EVERY_MS 1000
-/* The clock skew between nodes that a space's incarnation check tolerates (docs/gossip.md,
- * "Dropped spaces"): the same bound as a signed hop's (CL_HOP_SKEW_MS). */
-#define CG_SKEW_MS 30000
-
 /* ---- the core's callbacks (under mu, on the replication thread) ---- */
 
 static void core_send(void *user, const char *to, const uint8_t *frame, size_t len)
@@ -44,37 +40,22 @@ static void core_changed(void *user, const char *space, const mn_gossip_record_t
 
 /* ---- dropped spaces (docs/gossip.md, "Dropped spaces") ---- */
 
-/* The records of space made before this time are not (or no longer) the cluster's: all of
- * them once the space is dropped, those older than its incarnation (less the skew bound)
- * once it is created again; none of a name the catalog has not heard of yet. */
-static int64_t stale_before(cl_gossip *g, const char *space)
-{
-    int64_t created;
-    switch (cl_catalog_state_of(g->catalog, space, &created)) {
-    case CL_CATALOG_DROPPED:
-        return INT64_MAX;
-    case CL_CATALOG_LIVE:
-        return created - CG_SKEW_MS;
-    default:
-        return INT64_MIN;
-    }
-}
-
 static bool core_admit(void *user, const char *space, const mn_id_t *id)
 {
-    return mn_id_time_ms(id) >= stale_before(user, space);
+    return mn_id_time_ms(id) >= cl_catalog_stale_before(((cl_gossip *)user)->catalog, space);
 }
 
-/* Takes out of the core and the store what stale_before no longer admits (under mu). */
+/* Takes out of the core and the store what the catalog no longer admits (under mu). */
 static void sweep(cl_gossip *g)
 {
     for (size_t i = 0; i < g->n_sp; i++) {
         cg_space *s = &g->sp[i];
         if (!s->n) continue;
-        int64_t before = stale_before(g, s->name);
+        int64_t before = cl_catalog_stale_before(g->catalog, s->name);
         if (mn_id_time_ms(&s->e[0].id) >= before) continue; /* e[0] is the oldest */
         size_t n = mn_gossip_drop(g->g, s->name, before);
         cg_store_drop(s, before);
+        g->dirty = true;
         mn_log_info("gossip: space %s: %zu gossiped record(s) dropped (%s)", s->name, n,
                     before == INT64_MAX ? "the space was dropped" : "older than the space");
     }
@@ -327,6 +308,8 @@ mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl
     if (rc == MN_OK) {
         metrics_init(g);
         g->last_gc_ms = mn_time_now_ms();
+        snprintf(g->save_path, sizeof g->save_path, "%s/gossip.store", c->storage.data_dir);
+        cg_save_load(g);
         rc = cg_feed_start(g, err);
     }
     cl_repl_channel ch = {.channel = MN_PEER_CH_GOSSIP,
@@ -347,7 +330,9 @@ mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl
 void cl_gossip_free(cl_gossip *g)
 {
     if (!g) return;
+    bool fed = g->feeding;
     cg_feed_stop(g);
+    if (fed) cg_save_maybe(g, true); /* what changed since the last save */
     mn_gossip_free(g->g);
     cg_store_free(g);
     free(g->scratch);
@@ -385,7 +370,7 @@ static void space_json(cl_gossip *g, api_jw *w, const cg_space *s)
     jw_obj_end(w);
 }
 
-static void stats_json(api_jw *w, const mn_gossip_stats_t *st, size_t peers)
+static void stats_json(cl_gossip *g, api_jw *w, const mn_gossip_stats_t *st, size_t peers)
 {
     const struct {
         const char *name;
@@ -404,6 +389,9 @@ static void stats_json(api_jw *w, const mn_gossip_stats_t *st, size_t peers)
         {"entries_refused", st->entries_refused},
         {"entries_dropped", st->entries_dropped},
         {"peers", peers},
+        {"store_saved", atomic_load(&g->saved)},
+        {"store_loaded", g->loaded},
+        {"store_corrupt", g->corrupt},
     };
     jw_obj(w);
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
@@ -413,10 +401,9 @@ static void stats_json(api_jw *w, const mn_gossip_stats_t *st, size_t peers)
     jw_obj_end(w);
 }
 
-void cl_gossip_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
+char *cl_gossip_render(void *arg, int *status, mn_error *err)
 {
-    (void)req;
-    cl_gossip *g = ctx;
+    cl_gossip *g = arg;
     api_jw w;
     jw_init(&w);
     jw_obj(&w);
@@ -431,8 +418,18 @@ void cl_gossip_handle(void *ctx, const mn_http_request_t *req, mn_http_response_
     mn_gossip_stats_t st;
     mn_gossip_stats(g->g, &st);
     jw_key(&w, "stats");
-    stats_json(&w, &st, g->n_peers);
+    stats_json(g, &w, &st, g->n_peers);
     pthread_mutex_unlock(&g->mu);
     jw_obj_end(&w);
-    jw_respond(&w, resp, 200);
+    if (!w.oom) return w.buf;
+    jw_free(&w);
+    *status = 503;
+    mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    return NULL;
+}
+
+void cl_gossip_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
+{
+    (void)req;
+    api_respond_doc(resp, cl_gossip_render, ctx);
 }

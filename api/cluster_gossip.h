@@ -27,6 +27,8 @@ void cl_gossip_free(cl_gossip *g);
 
 /* GET /v1/cluster/gossip (ctx = the cl_gossip). */
 void cl_gossip_handle(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Its document (api_cluster_doc_fn; arg = the cl_gossip): malloc'd JSON text. */
+char *cl_gossip_render(void *arg, int *status, mn_error *err);
 
 /* Any thread: space's gossiped semantic memories ranked against req's cue (api_cluster_hooks
  * .partition_recall). MN_ERR_NOT_FOUND: none of space here. */

@@ -11,7 +11,8 @@
  * same commit group (engine/apply_semantic.c), as a consolidate entry: so that change comes
  * through the first rule. Each record goes to mn_gossip_put under g->mu, and the store
  * follows the merged state. Positions are the feeder's own (fed[]); at start every led
- * space is read from its first kept entry (the core merges what it has already). */
+ * space is read from its first kept entry (the core merges what it has already). The same
+ * thread writes the store to disk when it changed (cg_save_maybe). */
 #include "cluster_gossip_internal.h"
 
 #include <errno.h>
@@ -202,6 +203,7 @@ static void *feeder(void *arg)
     fed_pos *ps = NULL;
     size_t n = 0;
     while (!wait_stop(g, FEED_EVERY_MS)) {
+        cg_save_maybe(g, false); /* the store on disk, written behind (cluster_gossip_save.c) */
         mn_space_def_t *defs = NULL;
         size_t nd = 0;
         mn_error err = {0};

@@ -71,6 +71,12 @@ struct cl_gossip {
     pthread_mutex_t feed_mu;
     pthread_cond_t feed_cv;
     bool stop; /* under feed_mu */
+    /* the store on disk (cluster_gossip_save.c) */
+    char save_path[4096];
+    bool dirty;             /* under mu: changed since the last save */
+    int64_t last_save_ms;   /* feeder thread only */
+    _Atomic size_t saved;   /* records in the file last written */
+    size_t loaded, corrupt; /* at start: records loaded; files set aside (0 or 1) */
 };
 
 /* ---- the store (cluster_gossip_store.c), under mu ---- */
@@ -80,6 +86,21 @@ void cg_store_apply(cl_gossip *g, const char *space, const mn_gossip_record_t *r
 void cg_store_free(cl_gossip *g);
 /* Removes s's entries whose id was made before before_ms (the core dropped them). */
 void cg_store_drop(cg_space *s, int64_t before_ms);
+
+/* ---- the store on disk (cluster_gossip_save.c) ---- */
+#define CG_SAVE_EVERY_MS 2000
+/* Every record of the core as the file's bytes (under mu): *out malloc'd, *records counted. */
+mn_err cg_save_encode(cl_gossip *g, uint8_t **out, size_t *len, size_t *records);
+/* fn gets each record of a file's bytes (its arrays valid during the call only), once the
+ * whole file checked out; MN_ERR_CORRUPT naming what is wrong otherwise, fn never called. */
+typedef void (*cg_save_fn)(void *arg, const char *space, const mn_gossip_record_t *rec);
+mn_err cg_save_decode(const uint8_t *data, size_t len, cg_save_fn fn, void *arg, mn_error *err);
+/* Feeder thread: writes the file when the store changed, at most every CG_SAVE_EVERY_MS
+ * (force: whenever it changed). */
+void cg_save_maybe(cl_gossip *g, bool force);
+/* At start, before the core runs: the file into the core and the store; a bad one is set
+ * aside (*.corrupt) and counted, and the store starts empty. */
+void cg_save_load(cl_gossip *g);
 
 /* ---- the feeder (cluster_gossip_feed.c) ---- */
 mn_err cg_feed_start(cl_gossip *g, mn_error *err);

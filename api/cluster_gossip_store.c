@@ -1,8 +1,9 @@
 /* The store of gossiped semantic memories (cluster_gossip.c feeds it under g->mu): per
  * space, the records the core holds, their payloads decoded, so that a recall can be
  * answered from them when the space's holders cannot be reached (partition mode,
- * docs/gossip.md "Partition mode"). In memory only: a restarted node gets them again from
- * its peers within a few rounds (and a leader from its own WAL).
+ * docs/gossip.md "Partition mode"). Written behind to disk and read back at start
+ * (cluster_gossip_save.c); peers bring back what a crash lost within a few rounds (and a
+ * leader its own WAL).
  *
  * Invariants (under mu): g->sp sorted by name, each space's entries sorted by id and
  * unique; a space's live count is the number of its live entries (mn_assert_debug). */
@@ -124,6 +125,7 @@ void cg_store_apply(cl_gossip *g, const char *space, const mn_gossip_record_t *r
         }
     }
     s->live += e->live;
+    g->dirty = true;
     mn_assert_debug(space_ok(s));
 }
 

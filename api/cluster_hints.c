@@ -34,6 +34,7 @@
 #define DRAIN_BACKOFF_MS 250
 #define DRAIN_BACKOFF_MAX_MS 5000
 #define BACKOFF_SPACES 64
+#define SWEEP_EVERY_MS 1000
 
 typedef struct backoff {
     char space[MN_SPACE_NAME_MAX + 1];
@@ -47,6 +48,7 @@ struct cl_hintd {
     cl_spaces *cs;
     cl_route *rt;
     cl_repl *repl;
+    cl_catalog *catalog; /* which spaces are dropped: their hints go */
     mn_api_t *api;
     bool accept;
     size_t max;
@@ -56,7 +58,8 @@ struct cl_hintd {
     bool stop, started;
     backoff bo[BACKOFF_SPACES]; /* drainer thread only */
     mn_prng_t prng;             /* drainer thread only */
-    _Atomic uint64_t accepted, merged, rejected, full;
+    int64_t last_sweep_ms;      /* drainer thread only */
+    _Atomic uint64_t accepted, merged, rejected, full, dropped;
     mn_metrics_family_t *m_total, *m_pending;
 };
 
@@ -180,9 +183,30 @@ static sent_t send_one(cl_hintd *d, const cl_hint_ref *r, mn_error *err)
     return out;
 }
 
+static int64_t stale_before(void *arg, const char *space)
+{
+    return cl_catalog_stale_before(arg, space);
+}
+
+/* Drops the hints of a dropped space, or of an older incarnation of its name, at most every
+ * SWEEP_EVERY_MS: the catalog's rule for gossiped records (cl_catalog_stale_before), so a
+ * hint taken up to CL_CATALOG_SKEW_MS before its space was created again is kept for the new
+ * incarnation (docs/gossip.md, "Partition mode"). */
+static void sweep(cl_hintd *d)
+{
+    int64_t now = mn_time_now_ms();
+    if (now - d->last_sweep_ms < SWEEP_EVERY_MS) return;
+    d->last_sweep_ms = now;
+    size_t n = cl_hints_drop_stale(d->store, stale_before, d->catalog);
+    if (!n) return;
+    atomic_fetch_add(&d->dropped, n);
+    count(d, "dropped", n);
+}
+
 /* One round over the oldest pending hints. */
 static void drain_round(cl_hintd *d)
 {
+    sweep(d);
     cl_hint_ref refs[DRAIN_BATCH];
     size_t n = cl_hints_peek(d->store, refs, DRAIN_BATCH);
     for (size_t i = 0; i < n; i++) {
@@ -239,8 +263,9 @@ static void *drain_main(void *arg)
 static const char *const outcome_label[] = {"outcome"};
 
 mn_err cl_hintd_start(const mn_config_t *c, mn_engine_t *engine, cl_spaces *cs, cl_route *rt,
-                      cl_repl *repl, cl_hintd **out, mn_error *err)
+                      cl_repl *repl, cl_catalog *cat, cl_hintd **out, mn_error *err)
 {
+    mn_assert(cat);
     *out = NULL;
     cl_hintd *d = calloc(1, sizeof *d);
     if (!d) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
@@ -256,6 +281,7 @@ mn_err cl_hintd_start(const mn_config_t *c, mn_engine_t *engine, cl_spaces *cs, 
     d->cs = cs;
     d->rt = rt;
     d->repl = repl;
+    d->catalog = cat;
     d->accept = c->cluster.partition_writes && !strcmp(c->cluster.partition_writes, "accept");
     mn_prng_seed(&d->prng, mn_random_seed());
     pthread_mutex_init(&d->mu, NULL);
@@ -264,7 +290,8 @@ mn_err cl_hintd_start(const mn_config_t *c, mn_engine_t *engine, cl_spaces *cs, 
     d->m_total = mn_metrics_counter(
         m, "mnemo_partition_writes_total",
         "Memories remembered under partition (cluster.partition_writes = \"accept\"): accepted "
-        "as hints here, merged through the primary, rejected by it, refused here (full).",
+        "as hints here, merged through the primary, rejected by it, refused here (full), "
+        "dropped with their space.",
         outcome_label, 1);
     d->m_pending = mn_metrics_gauge(m, "mnemo_partition_writes_pending",
                                     "Memories held here as hints, not merged yet.", NULL, 0, 1.0);
@@ -328,10 +355,9 @@ static void add_space(void *arg, const char *space, size_t n)
     cJSON_AddItemToArray(arg, o);
 }
 
-void cl_hintd_handle_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
+char *cl_hintd_render(void *arg, int *status, mn_error *err)
 {
-    cl_hintd *d = ctx;
-    (void)req;
+    cl_hintd *d = arg;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "mode", d->accept ? "accept" : "reject");
     cJSON_AddNumberToObject(root, "pending", (double)cl_hints_pending(d->store, NULL));
@@ -343,12 +369,19 @@ void cl_hintd_handle_get(void *ctx, const mn_http_request_t *req, mn_http_respon
     cJSON_AddNumberToObject(st, "merged", (double)atomic_load(&d->merged));
     cJSON_AddNumberToObject(st, "rejected", (double)atomic_load(&d->rejected));
     cJSON_AddNumberToObject(st, "full", (double)atomic_load(&d->full));
-    char *body = cJSON_PrintUnformatted(root);
+    cJSON_AddNumberToObject(st, "dropped", (double)atomic_load(&d->dropped));
+    char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    if (!body) {
-        mn_http_respond_error(resp, 503, "unavailable", "out of memory", NULL);
-        return;
-    }
-    mn_http_respond(resp, 200, NULL, body, strlen(body));
-    cJSON_free(body);
+    char *out = text ? strdup(text) : NULL; /* malloc'd, whatever cJSON's allocator is */
+    cJSON_free(text);
+    if (out) return out;
+    *status = 503;
+    mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    return NULL;
+}
+
+void cl_hintd_handle_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
+{
+    (void)req;
+    api_respond_doc(resp, cl_hintd_render, ctx);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "api_internal.h"
+#include "cluster_catalog.h"
 #include "cluster_repl.h"
 #include "cluster_route.h"
 #include "cluster_spaces.h"
@@ -47,6 +48,11 @@ size_t cl_hints_peek(cl_hints *h, cl_hint_ref *out, size_t max);
 mn_err cl_hints_read(cl_hints *h, uint64_t seq, uint8_t **data, size_t *len, mn_error *err);
 /* Forgets a hint once merged (its file deleted); rejected: kept aside as *.rejected. */
 mn_err cl_hints_remove(cl_hints *h, uint64_t seq, bool rejected, mn_error *err);
+/* Deletes the pending hints taken before stale_before(arg, their space) (ms, this node's
+ * clock: their ids' time); how many memories they held. stale_before runs under the store's
+ * lock. */
+size_t cl_hints_drop_stale(cl_hints *h, int64_t (*stale_before)(void *arg, const char *space),
+                           void *arg);
 /* Memories pending, in all and in space (NULL: all). */
 size_t cl_hints_pending(cl_hints *h, const char *space);
 /* The spaces with hints pending: calls fn for each with its count of memories. */
@@ -58,9 +64,10 @@ void cl_hints_each_space(cl_hints *h, void (*fn)(void *arg, const char *space, s
 typedef struct cl_hintd cl_hintd;
 
 /* Opens <data_dir>/hints and starts the drainer thread (also when partition writes are
- * rejected: hints taken before a restart with "reject" still merge). */
+ * rejected: hints taken before a restart with "reject" still merge). cat (borrowed, outlives
+ * the drainer) says which spaces are dropped: their hints go. */
 mn_err cl_hintd_start(const mn_config_t *c, mn_engine_t *engine, cl_spaces *cs, cl_route *rt,
-                      cl_repl *repl, cl_hintd **out, mn_error *err);
+                      cl_repl *repl, cl_catalog *cat, cl_hintd **out, mn_error *err);
 /* The doors' API (embedding of merged memories on the primary); before requests arrive. */
 void cl_hintd_set_api(cl_hintd *d, mn_api_t *api);
 /* Stops the thread and frees d (NULL ignored). */
@@ -72,7 +79,9 @@ mn_err cl_hintd_remember(void *arg, const char *space, const mn_memory_t *mems, 
  * sends (internal hops only) and answers 200 once it reached the space's write consistency. */
 void cl_hintd_handle_merge(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 /* GET /v1/cluster/hints: {"mode", "pending", "max", "spaces": [{"name", "pending"}],
- * "stats": {"accepted", "merged", "rejected", "full"}}. */
+ * "stats": {"accepted", "merged", "rejected", "full", "dropped"}}. */
 void cl_hintd_handle_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* Its document (api_cluster_doc_fn; arg = the cl_hintd): malloc'd JSON text. */
+char *cl_hintd_render(void *arg, int *status, mn_error *err);
 
 #endif

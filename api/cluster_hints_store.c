@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster_file.h"
 #include "mnemo/assert.h"
 #include "mnemo/util.h"
 #include "mnemo/wire.h"
@@ -36,7 +37,8 @@ typedef struct hint {
     uint64_t seq;
     char space[MN_SPACE_NAME_MAX + 1];
     size_t n;
-    idem *keys; /* the idempotency keys of its memories */
+    int64_t made_ms; /* when it was taken here: its ids' wall clock */
+    idem *keys;      /* the idempotency keys of its memories */
     size_t n_keys;
 } hint;
 
@@ -68,6 +70,7 @@ static mn_err index_entry(const mn_wal_entry_t *en, uint64_t seq, hint *out, mn_
     out->seq = seq;
     snprintf(out->space, sizeof out->space, "%s", en->space);
     out->n = en->op.remember.n;
+    out->made_ms = out->n ? mn_id_time_ms(&en->op.remember.mems[0].id) : 0;
     out->keys = calloc(out->n ? out->n : 1, sizeof *out->keys);
     if (!out->keys) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < out->n; i++) {
@@ -123,17 +126,6 @@ static mn_err read_file(const char *path, uint8_t **data, size_t *len, mn_error 
     return rc;
 }
 
-static mn_err fsync_dir(const char *dir, mn_error *err)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0 || fsync(fd)) {
-        if (fd >= 0) close(fd);
-        return mn_error_set(err, MN_ERR_IO, "cannot sync %s: %s", dir, strerror(errno));
-    }
-    close(fd);
-    return MN_OK;
-}
-
 /* data into the file of seq: written, fsync'd, renamed into place, the directory fsync'd. */
 static mn_err write_durable(const cl_hints *h, uint64_t seq, const uint8_t *data, size_t len,
                             mn_error *err)
@@ -141,23 +133,7 @@ static mn_err write_durable(const cl_hints *h, uint64_t seq, const uint8_t *data
     char tmp[4200], final[4200];
     path_of(h, seq, "tmp", tmp, sizeof tmp);
     path_of(h, seq, "hint", final, sizeof final);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return mn_error_set(err, MN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
-    bool ok = off == len && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, final)) {
-        mn_error_set(err, MN_ERR_IO, "cannot write %s: %s", final, strerror(errno));
-        unlink(tmp);
-        return MN_ERR_IO;
-    }
-    return fsync_dir(h->dir, err);
+    return cl_file_replace(tmp, final, h->dir, data, len, err);
 }
 
 /* One file found at open: indexed, or set aside when it does not decode. */
@@ -395,6 +371,34 @@ mn_err cl_hints_remove(cl_hints *h, uint64_t seq, bool rejected, mn_error *err)
     }
     pthread_mutex_unlock(&h->mu);
     return rc;
+}
+
+size_t cl_hints_drop_stale(cl_hints *h, int64_t (*stale_before)(void *arg, const char *space),
+                           void *arg)
+{
+    char path[4200];
+    size_t dropped = 0, k = 0;
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->n; i++) {
+        hint *x = &h->items[i];
+        bool stale = x->made_ms < stale_before(arg, x->space);
+        path_of(h, x->seq, "hint", path, sizeof path);
+        if (stale && unlink(path) == 0) {
+            mn_log_info("hints: %s: a hint of %zu memories dropped with its space (the space "
+                        "was dropped, or this hint predates its current incarnation)",
+                        x->space, x->n);
+            mn_assert(h->total >= x->n);
+            h->total -= x->n;
+            dropped += x->n;
+            hint_free(x);
+            continue;
+        }
+        if (stale) mn_log_error("hints: cannot remove %s: %s", path, strerror(errno));
+        h->items[k++] = *x; /* kept: the index stays in seq order */
+    }
+    h->n = k;
+    pthread_mutex_unlock(&h->mu);
+    return dropped;
 }
 
 size_t cl_hints_pending(cl_hints *h, const char *space)

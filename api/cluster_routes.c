@@ -400,7 +400,7 @@ mn_err mn_cluster_start(uv_loop_t *loop, const mn_config_t *c, mn_engine_t *engi
         free(cl);
         return rc;
     }
-    rc = cl_hintd_start(c, engine, cl->spaces, cl->route, cl->repl, &cl->hints, err);
+    rc = cl_hintd_start(c, engine, cl->spaces, cl->route, cl->repl, cl->catalog, &cl->hints, err);
     if (rc != MN_OK) {
         cl_repl_stop(cl->repl);
         cl_gossip_free(cl->gossip); /* after the bus: it calls into gossip until stopped */
@@ -490,6 +490,16 @@ static char *hook_cluster_spaces(void *arg, char *names, int *status, mn_error *
     return cl_spaces_render(((mn_cluster_t *)arg)->spaces, names, status, err);
 }
 
+static char *hook_cluster_gossip(void *arg, int *status, mn_error *err)
+{
+    return cl_gossip_render(((mn_cluster_t *)arg)->gossip, status, err);
+}
+
+static char *hook_cluster_hints(void *arg, int *status, mn_error *err)
+{
+    return cl_hintd_render(((mn_cluster_t *)arg)->hints, status, err);
+}
+
 mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *router, mn_error *err)
 {
     const struct {
@@ -520,6 +530,8 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.space_list = hook_space_list;
     cl->hooks.write_wait = hook_write_wait;
     cl->hooks.cluster_spaces = hook_cluster_spaces;
+    cl->hooks.cluster_gossip = hook_cluster_gossip;
+    cl->hooks.cluster_hints = hook_cluster_hints;
     cl->hooks.hop_allow = hook_hop_allow;
     cl->hooks.partition_recall = hook_partition_recall;
     cl->hooks.hint_remember = hook_hint_remember;

@@ -1,6 +1,7 @@
 /* ClusterSpaces (docs/grpc.md): the placement table of GET /v1/cluster/spaces, read from the
  * same document (the cluster's hook renders it; one source for both doors) and carried as
- * typed messages. */
+ * typed messages. ClusterGossip and ClusterHints: the documents of GET /v1/cluster/gossip and
+ * GET /v1/cluster/hints the same way, their messages filled by field name (grpc_json.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,4 +159,42 @@ mn_err g_m_cluster_spaces(gctx *c, const ProtobufCMessage *r, ProtobufCMessage *
     cJSON_Delete(doc);
     if (!rc) *resp = &o->base;
     return rc;
+}
+
+/* A cluster view: the hook's document (fn NULL: a single node, what it lacks) as a message
+ * of type d. */
+static mn_err view_out(gctx *c, api_cluster_doc_fn fn, const char *lacks,
+                       const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp, mn_error *err)
+{
+    const api_cluster_hooks *h = c->api->cluster;
+    if (!h || !fn)
+        return mn_error_set(err, MN_ERR_NOT_FOUND,
+                            "this node runs alone ([cluster] enabled = false): it has no %s",
+                            lacks);
+    int status = 0;
+    char *text = fn(h->arg, &status, err);
+    if (!text) return err->code ? err->code : mn_error_set(err, MN_ERR_UNAVAILABLE, "unavailable");
+    cJSON *doc = cJSON_Parse(text);
+    free(text);
+    mn_err rc = doc ? g_msg_from_json(&c->arena, d, doc, resp, err)
+                    : mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    cJSON_Delete(doc);
+    return rc;
+}
+
+mn_err g_m_cluster_gossip(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp,
+                          mn_error *err)
+{
+    (void)r;
+    const api_cluster_hooks *h = c->api->cluster;
+    return view_out(c, h ? h->cluster_gossip : NULL, "gossip",
+                    &mnemo__v1__cluster_gossip_response__descriptor, resp, err);
+}
+
+mn_err g_m_cluster_hints(gctx *c, const ProtobufCMessage *r, ProtobufCMessage **resp, mn_error *err)
+{
+    (void)r;
+    const api_cluster_hooks *h = c->api->cluster;
+    return view_out(c, h ? h->cluster_hints : NULL, "hints",
+                    &mnemo__v1__cluster_hints_response__descriptor, resp, err);
 }

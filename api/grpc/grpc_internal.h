@@ -76,6 +76,15 @@ mn_err g_m_recall_many(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **
 /* ClusterSpaces: the placement table (grpc_cluster.c). */
 mn_err g_m_cluster_spaces(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
                           mn_error *err);
+/* ClusterGossip and ClusterHints: this node's gossip and hints views (grpc_cluster.c). */
+mn_err g_m_cluster_gossip(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                          mn_error *err);
+mn_err g_m_cluster_hints(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                         mn_error *err);
+/* doc as a message of type d whose fields take doc's members of the same names (nested
+ * messages and repeated fields too), built in a (grpc_json.c). */
+mn_err g_msg_from_json(api_arena *a, const ProtobufCMessageDescriptor *d, const cJSON *doc,
+                       ProtobufCMessage **out, mn_error *err);
 
 /* Forget by filter and its jobs (grpc_forget.c). */
 mn_err g_m_forget_where(gctx *c, const ProtobufCMessage *req, ProtobufCMessage **resp,

@@ -818,6 +818,10 @@ static const g_method methods[] = {
      NULL},
     {P("ClusterSpaces"), G_UNARY, D(cluster_spaces_request), MN_AUTH_OP_ADMIN, API_CTX_ADMIN,
      g_m_cluster_spaces, NULL},
+    {P("ClusterGossip"), G_UNARY, D(cluster_gossip_request), MN_AUTH_OP_ADMIN, API_CTX_ADMIN,
+     g_m_cluster_gossip, NULL},
+    {P("ClusterHints"), G_UNARY, D(cluster_hints_request), MN_AUTH_OP_ADMIN, API_CTX_ADMIN,
+     g_m_cluster_hints, NULL},
 };
 
 const g_method *g_method_find(const char *path, size_t len)

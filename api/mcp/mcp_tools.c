@@ -879,6 +879,47 @@ static void sum_cluster_spaces(text *t, const char *space, const cJSON *json)
     }
 }
 
+static void sum_cluster_gossip(text *t, const char *space, const cJSON *json)
+{
+    (void)space;
+    const cJSON *spaces = cJSON_GetObjectItemCaseSensitive(json, "spaces");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(json, "stats");
+    int n = cJSON_GetArraySize(spaces);
+    tprintf(t,
+            "Gossip (scope %s): %d space%s with gossiped semantic memories here; %.0f rounds with "
+            "%.0f peers, %.0f bytes sent, %.0f received, %.0f entries pulled, %.0f pushed.",
+            jtext(json, "scope"), n, n == 1 ? "" : "s", jnum(st, "rounds"), jnum(st, "peers"),
+            jnum(st, "bytes_sent"), jnum(st, "bytes_received"), jnum(st, "entries_pulled"),
+            jnum(st, "entries_pushed"));
+    int shown = 0;
+    for (const cJSON *e = spaces ? spaces->child : NULL; e; e = e->next) {
+        if (shown++ == 50) {
+            tprintf(t, "\n... (the structured result lists every space)");
+            break;
+        }
+        double differing = jnum(e, "peers_differing");
+        tprintf(t, "\n- %s: %.0f semantic memories (%.0f records), root %s, %s", jtext(e, "name"),
+                jnum(e, "semantic_memories"), jnum(e, "records"), jtext(e, "root"),
+                differing > 0 ? "differs from some peers" : "in sync with its peers");
+        if (differing > 0) tprintf(t, " (%.0f)", differing);
+    }
+}
+
+static void sum_cluster_hints(text *t, const char *space, const cJSON *json)
+{
+    (void)space;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(json, "stats");
+    tprintf(t,
+            "Partition writes %sed here. %.0f memories held as hints (at most %.0f); since start "
+            "%.0f accepted, %.0f merged, %.0f rejected by the primary, %.0f refused (full), "
+            "%.0f dropped with their space.",
+            jtext(json, "mode"), jnum(json, "pending"), jnum(json, "max"), jnum(st, "accepted"),
+            jnum(st, "merged"), jnum(st, "rejected"), jnum(st, "full"), jnum(st, "dropped"));
+    const cJSON *spaces = cJSON_GetObjectItemCaseSensitive(json, "spaces");
+    for (const cJSON *e = spaces ? spaces->child : NULL; e; e = e->next)
+        tprintf(t, "\n- %s: %.0f pending", jtext(e, "name"), jnum(e, "pending"));
+}
+
 static void sum_consolidate(text *t, const char *space, const cJSON *json)
 {
     tprintf(t,
@@ -981,6 +1022,20 @@ static const mcp_tool tools[] = {
      "behind they are, the members, and the spaces under-replicated or unavailable (an admin "
      "tool; a single node answers that it runs alone).",
      list_spaces_schema, true, false, true, false, rest_h_cluster_spaces, "GET", sum_cluster_spaces,
+     NULL, MN_AUTH_OP_ADMIN},
+    {"cluster_gossip", "Cluster gossip",
+     "What this node holds of the gossip of consolidated (semantic) memories: per space the "
+     "Merkle root, the semantic memories a recall can answer from when the space's holders "
+     "are unreachable, whether peers differ, and the gossip counters (an admin tool; a single "
+     "node answers that it runs alone).",
+     list_spaces_schema, true, false, true, false, rest_h_cluster_gossip, "GET", sum_cluster_gossip,
+     NULL, MN_AUTH_OP_ADMIN},
+    {"cluster_hints", "Cluster hints",
+     "The partition writes this node holds as hints until the space's primary is reachable "
+     "again: the mode (accept or reject), how many memories wait, per space, and the counts "
+     "merged, rejected, refused and dropped with their space (an admin tool; a single node "
+     "answers that it runs alone).",
+     list_spaces_schema, true, false, true, false, rest_h_cluster_hints, "GET", sum_cluster_hints,
      NULL, MN_AUTH_OP_ADMIN},
     {"consolidate", "Consolidate",
      "Merge related episodes of a space into semantic memories now (this also runs on a "

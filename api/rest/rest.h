@@ -41,6 +41,10 @@ void rest_h_space_list(void *ctx, const mn_http_request_t *req, mn_http_response
 /* The cluster's placement table as GET /v1/cluster/spaces gives it (that route is the
  * cluster's own handler; the MCP door calls this one): 404 on a single node. */
 void rest_h_cluster_spaces(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+/* The gossip and hints views for the MCP tools (GET /v1/cluster/gossip and /hints are the
+ * cluster's routes); 404 on a single node. */
+void rest_h_cluster_gossip(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
+void rest_h_cluster_hints(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_space_get(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_space_drop(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);
 void rest_h_space_stats(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp);

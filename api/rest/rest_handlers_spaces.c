@@ -273,6 +273,33 @@ void rest_h_cluster_spaces(void *ctx, const mn_http_request_t *req, mn_http_resp
     free(doc);
 }
 
+/* A cluster view for the MCP tools (the REST routes are the cluster's own): the hook's
+ * document, or 404 naming what a single node lacks. */
+static void cluster_view(mn_api_t *api, api_cluster_doc_fn fn, const char *lacks,
+                         const mn_http_request_t *req, mn_http_response_t *resp)
+{
+    if (!api->cluster || !fn) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "this node runs alone ([cluster] enabled = false): it has no %s",
+                 lacks);
+        mn_http_respond_error(resp, 404, "not_found", msg, NULL);
+        return;
+    }
+    if (rest_query_none(req, resp, API_CTX_ADMIN)) api_respond_doc(resp, fn, api->cluster->arg);
+}
+
+void rest_h_cluster_gossip(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
+{
+    mn_api_t *api = ctx;
+    cluster_view(api, api->cluster ? api->cluster->cluster_gossip : NULL, "gossip", req, resp);
+}
+
+void rest_h_cluster_hints(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
+{
+    mn_api_t *api = ctx;
+    cluster_view(api, api->cluster ? api->cluster->cluster_hints : NULL, "hints", req, resp);
+}
+
 void rest_h_space_list(void *ctx, const mn_http_request_t *req, mn_http_response_t *resp)
 {
     mn_api_t *api = ctx;

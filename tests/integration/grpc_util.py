@@ -66,6 +66,8 @@ def methods():
         "Watch": ("server_stream", p.WatchRequest, p.Event),
         "Checkpoint": ("unary", p.CheckpointRequest, p.CheckpointResponse),
         "ClusterSpaces": ("unary", p.ClusterSpacesRequest, p.ClusterSpacesResponse),
+        "ClusterGossip": ("unary", p.ClusterGossipRequest, p.ClusterGossipResponse),
+        "ClusterHints": ("unary", p.ClusterHintsRequest, p.ClusterHintsResponse),
     }
 
 

@@ -5,9 +5,11 @@ the space; forgetting the semantic memory on the holder converges everywhere as 
 tombstone; dropping the space takes its memories off every node, for good. With the holder paused (SIGSTOP, always SIGCONT after), a recall through another
 node still answers within its timeout_ms from the gossiped semantic memories: path and reason
 "partition", a lower recall_confidence than the holder's own answer, and the episodes said
-unreachable. The steady-state gossip traffic per node is printed (not asserted). A single
-node has no gossip (404) and checks timeout_ms (422 naming it). Every wait polls with a
-deadline."""
+unreachable. The view is the same over gRPC (ClusterGossip) and MCP (cluster_gossip). A
+non-holder killed and started again while the holder is paused answers from its saved store
+(<data_dir>/gossip.store); a damaged file is set aside and counted. The steady-state gossip
+traffic per node is printed (not asserted). A single node has no gossip (404) and checks
+timeout_ms (422 naming it). Every wait polls with a deadline."""
 
 import os
 import signal
@@ -16,6 +18,7 @@ import time
 import pytest
 
 from conftest import wait_until
+from grpc_util import Grpc, pb
 from test_mcp import Session
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
 
@@ -105,6 +108,40 @@ def consolidate(holder_node):
     assert r.json["created"] >= 1, r.body
 
 
+def gossip_over_every_door(server):
+    """GET /v1/cluster/gossip, gRPC ClusterGossip and the MCP tool cluster_gossip on one
+    node: the same spaces and roots; counters only grow between the reads."""
+    rest = gossip_doc(server)
+    with Grpc("127.0.0.1:%d" % server.grpc_port) as g:
+        got = g.ClusterGossip(pb().ClusterGossipRequest())
+    assert got.scope == rest["scope"]
+    rows = {r["name"]: r for r in rest["spaces"]}
+    assert {x.name for x in got.spaces} == set(rows)
+    for x in got.spaces:
+        want = rows[x.name]
+        assert (x.root, x.records, x.semantic_memories) == \
+            (want["root"], want["records"], want["semantic_memories"])
+        assert x.HasField("last_sync_ms") == (want["last_sync_ms"] is not None)
+    assert got.stats.rounds >= rest["stats"]["rounds"] > 0
+    assert got.stats.peers == rest["stats"]["peers"] == 2
+    r = Session(server).call("cluster_gossip")
+    assert r["isError"] is False, r
+    sc = r["structuredContent"]
+    assert {(x["name"], x["root"]) for x in sc["spaces"]} == \
+        {(x["name"], x["root"]) for x in rest["spaces"]}
+    assert sc["stats"]["rounds"] >= got.stats.rounds
+    text = r["content"][0]["text"]
+    assert SPACE in text and rows[SPACE]["root"] in text and "in sync" in text, text
+    hints = call(server, "GET", "/v1/cluster/hints").json
+    with Grpc("127.0.0.1:%d" % server.grpc_port) as g:
+        gh = g.ClusterHints(pb().ClusterHintsRequest())
+    assert (gh.mode, gh.pending, gh.max) == (hints["mode"], hints["pending"], hints["max"])
+    assert gh.HasField("stats") and gh.stats.dropped == hints["stats"]["dropped"] == 0
+    r = Session(server).call("cluster_hints")
+    assert r["isError"] is False and r["structuredContent"]["pending"] == 0, r
+    assert "0 memories held as hints" in r["content"][0]["text"], r["content"]
+
+
 def steady_bytes_per_s(nodes, seconds=5.0):
     """Bytes sent per second by each node while the roots agree (a figure, not asserted)."""
     before = [gossip_doc(s)["stats"]["bytes_sent"] for s in nodes]
@@ -131,6 +168,8 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
     for s in nodes:
         st = gossip_doc(s)["stats"]
         assert st["rounds"] > 0 and st["bytes_sent"] > 0 and st["bytes_received"] > 0, st
+    for s in (nodes[h], nodes[(h + 1) % 3]):
+        gossip_over_every_door(s)
     assert sum(gossip_doc(s)["stats"]["entries_pulled"] for s in nodes) >= 2
     with nodes[0].client() as c:
         text = c.raw("GET", "/metrics").body
@@ -176,6 +215,50 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
         assert "episodes are unreachable" in res["content"][0]["text"], res["content"]
     finally:
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
+
+
+def test_a_restarted_node_answers_from_its_saved_store(cluster):
+    """The gossip store is written behind to <data_dir>/gossip.store: a non-holder killed
+    (-9) and started again while the holder is paused (SIGSTOP) holds the record as soon as
+    it answers (loaded from the file, before any round) and answers a partition recall. A
+    damaged file is set aside as gossip.store.corrupt and counted; the node starts with an
+    empty store, and its peers fill it again."""
+    nodes, ids, h = cluster
+    consolidate(nodes[h])
+    wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="one semantic memory everywhere")
+    r = nodes[2 if h == 1 else 1]  # a non-holder with a seed (node 0 has none to rejoin by)
+    wait_until(lambda: gossip_doc(r)["stats"]["store_saved"] == 1, DEADLINE_S,
+               what="the record in the node's saved store")
+    path = os.path.join(r.data_dir, "gossip.store")
+    assert os.path.getsize(path) > 0
+    os.kill(nodes[h].proc.pid, signal.SIGSTOP)
+    try:
+        r.kill()
+        r.start()
+        doc = gossip_doc(r)
+        assert doc["stats"]["store_loaded"] == 1 and doc["stats"]["store_corrupt"] == 0, doc
+        assert space_row(doc)["semantic_memories"] == 1
+        res = wait_until(lambda: (lambda x: x if x.status == 200 else None)(call(
+            r, "POST", "/v1/spaces/%s/recall" % SPACE,
+            {"text": "deploy pipeline canary", "embedding": BASE, "timeout_ms": 500})),
+            DEADLINE_S, what="a partition answer once the node's view settled")
+        assert res.json["path"] == "partition" and len(res.json["results"]) == 1, res.body
+        assert "canary" in res.json["results"][0]["memory"]["content"]
+        # the first answer after the start came from the file: no record was pulled yet
+        assert doc["stats"]["entries_pulled"] == 0, doc
+    finally:
+        os.kill(nodes[h].proc.pid, signal.SIGCONT)
+    r.kill()
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 7)
+    r.start()
+    st = gossip_doc(r)["stats"]
+    assert st["store_corrupt"] == 1 and st["store_loaded"] == 0, st
+    assert os.path.exists(path + ".corrupt")
+    assert "cannot be read" in r.log()
+    wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="the peers fill the store again")
+    wait_until(lambda: gossip_doc(r)["stats"]["store_saved"] == 1, DEADLINE_S,
+               what="a good file written again")
 
 
 def test_a_forgotten_semantic_memory_converges_as_a_tombstone(cluster):

@@ -8,10 +8,12 @@ retry answers the same id; the MCP tool says so in its text); one accepting node
 (-9) and restarted while it holds hints. After SIGCONT every acknowledged episode is in the
 space, read through the holder with the id it was acknowledged with, the hints drain to zero,
 and the space's gossip root is the same on every node. With the default ("reject") the same
-write gets 503. Every wait polls with a deadline."""
+write gets 503. Hints of a space dropped while they wait go (counted as dropped); gRPC
+ClusterHints and MCP cluster_hints show what REST shows. Every wait polls with a deadline."""
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -201,3 +203,60 @@ def test_by_default_a_write_to_an_unreachable_primary_gets_503(server_factory, p
     r = remember(other, 0, key="d0")
     assert r.status == 503 and r.json["error"]["code"] == "unavailable", r.body
     assert hints_doc(other)["pending"] == 0
+
+
+def catalog_entry(server):
+    r = call(server, "GET", "/v1/cluster/catalog")
+    assert r.status == 200, r.body
+    return next(e for e in r.json["spaces"] if e["name"] == SPACE)
+
+
+def push_entry(server, entry):
+    r = call(server, "POST", "/v1/cluster/catalog", {"spaces": [entry]})
+    assert r.status == 200, r.body
+
+
+def hint_files(server):
+    d = os.path.join(server.data_dir, "hints")
+    return sorted(f for f in os.listdir(d) if f.endswith(".hint"))
+
+
+def test_hints_of_a_dropped_space_go(server_factory, paused):
+    """Hints wait on a node while the space's primary is paused; the space is dropped (its
+    catalog tombstone reaches the node): the hints and their files go, counted as dropped,
+    never retried, and the heal brings nothing back (docs/gossip.md, "Partition mode"; a
+    later incarnation's hints are kept: the store's sweep in tests/unit/test_cluster_hints.c).
+    The gRPC ClusterHints and the MCP cluster_hints views show what REST shows."""
+    nodes, ids, h = start_cluster(server_factory, 3, "accept")
+    holder, via = nodes[h], nodes[(h + 1) % 3]
+    os.kill(holder.proc.pid, signal.SIGSTOP)
+    paused.append(holder.proc)
+    for i in range(2):
+        r = remember(via, i, key="old%d" % i)
+        assert r.status == 202, r.body
+    rest = hints_doc(via)
+    assert rest["pending"] == 2 and len(hint_files(via)) == 2, rest
+    with Grpc("127.0.0.1:%d" % via.grpc_port) as g:
+        got = g.ClusterHints(pb().ClusterHintsRequest())
+    assert (got.mode, got.pending, got.max) == ("accept", 2, rest["max"])
+    assert [(x.name, x.pending) for x in got.spaces] == [(SPACE, 2)]
+    assert got.stats.accepted == rest["stats"]["accepted"] == 2 and got.stats.dropped == 0
+    r = Session(via).call("cluster_hints")
+    assert r["isError"] is False and r["structuredContent"]["spaces"] == rest["spaces"], r
+    text = r["content"][0]["text"]
+    assert "2 memories held as hints" in text and SPACE + ": 2 pending" in text, text
+
+    # the drop reaches the node as a catalog tombstone (its primary is paused)
+    old = catalog_entry(via)
+    push_entry(via, dict(old, dropped_at_ms=int(time.time() * 1000)))
+    doc = wait_until(lambda: (lambda d: d if d["pending"] == 0 else None)(hints_doc(via)),
+                     DEADLINE_S, what="the dropped space's hints gone")
+    assert doc["stats"]["dropped"] == 2 and doc["stats"]["merged"] == 0, doc
+    assert doc["spaces"] == [] and hint_files(via) == []
+
+    # the heal: the holder learns the drop too, and nothing of the dropped hints comes back
+    os.kill(holder.proc.pid, signal.SIGCONT)
+    wait_until(lambda: call(holder, "GET", "/v1/spaces/%s" % SPACE).status == 404, DEADLINE_S,
+               what="the drop applied on the old holder")
+    doc = hints_doc(via)
+    assert doc["pending"] == 0 and doc["stats"]["merged"] == 0 and doc["stats"]["dropped"] == 2

@@ -289,6 +289,13 @@ def test_cluster_spaces_on_a_single_node_is_not_found(g):
     assert "runs alone" in e.details()
 
 
+@pytest.mark.parametrize("method,lacks", [("ClusterGossip", "gossip"), ("ClusterHints", "hints")])
+def test_cluster_gossip_and_hints_on_a_single_node_are_not_found(g, method, lacks):
+    req = getattr(pb(), method + "Request")()
+    e = expect(grpc.StatusCode.NOT_FOUND, None, getattr(g, method), req)
+    assert "runs alone" in e.details() and "no " + lacks in e.details()
+
+
 # ---- RememberBatch ----
 
 def test_remember_batch_is_all_or_nothing(g, http, space):

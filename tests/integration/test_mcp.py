@@ -411,6 +411,16 @@ def test_tools_list_has_schemas(server):
     assert by["forget"]["annotations"]["destructiveHint"] is True
 
 
+@pytest.mark.parametrize("tool,lacks", [("cluster_spaces", "placement table"),
+                                        ("cluster_gossip", "gossip"), ("cluster_hints", "hints")])
+def test_cluster_tools_on_a_single_node_say_it_runs_alone(server, tool, lacks):
+    r = Session(server).call(tool)
+    err = tool_error(r)
+    assert err["code"] == "not_found", err
+    text = r["content"][0]["text"]
+    assert "runs alone" in text and "no " + lacks in text, text
+
+
 def test_text_only_remember_recall_forget(server, space_name):
     s = Session(server)
     r = s.ok("remember", space=space_name, content="Bob is allergic to peanuts",

@@ -159,6 +159,56 @@ static void test_hints_remove_deletes_or_sets_aside(void **state)
     free(root);
 }
 
+/* The rule of the test below: space "gone" dropped, "again" created at 1700000010000. */
+static int64_t fake_stale_before(void *arg, const char *space)
+{
+    (void)arg;
+    if (!strcmp(space, "gone")) return INT64_MAX;
+    if (!strcmp(space, "again")) return 1700000010000;
+    return INT64_MIN;
+}
+
+static void test_hints_drop_stale_takes_only_the_hints_the_rule_names(void **state)
+{
+    (void)state;
+    char *root = mn_test_tmpdir("hints");
+    cl_hints *h;
+    mn_error err = {0};
+    assert_int_equal(cl_hints_open(root, 10, &h, &err), MN_OK);
+    mn_memory_t ms[2] = {mem("x", "kx"), mem("y", NULL)};
+    mn_id_t old = base_at(1700000000000), young = base_at(1700000020000), ids[2];
+    assert_int_equal(cl_hints_add(h, "gone", ms, 2, &young, ids, &err), MN_OK);
+    assert_int_equal(cl_hints_add(h, "again", ms, 1, &old, ids, &err), MN_OK);
+    assert_int_equal(cl_hints_add(h, "again", &ms[1], 1, &young, ids, &err), MN_OK);
+    assert_int_equal(cl_hints_add(h, "kept", ms, 1, &old, ids, &err), MN_OK);
+    cl_hint_ref refs[8];
+    assert_int_equal(cl_hints_peek(h, refs, 8), 4);
+    /* the dropped space's two memories and the hint older than "again"'s incarnation go */
+    assert_int_equal(cl_hints_drop_stale(h, fake_stale_before, NULL), 3);
+    assert_false(exists(root, refs[0].seq, "hint"));
+    assert_false(exists(root, refs[1].seq, "hint"));
+    assert_true(exists(root, refs[2].seq, "hint"));
+    assert_true(exists(root, refs[3].seq, "hint"));
+    assert_int_equal(cl_hints_pending(h, NULL), 2);
+    assert_int_equal(cl_hints_pending(h, "gone"), 0);
+    assert_int_equal(cl_hints_pending(h, "again"), 1);
+    cl_hint_ref left[8];
+    assert_int_equal(cl_hints_peek(h, left, 8), 2);
+    assert_true(left[0].seq == refs[2].seq && left[1].seq == refs[3].seq);
+    /* nothing more to drop; a dropped hint's key no longer answers its id */
+    assert_int_equal(cl_hints_drop_stale(h, fake_stale_before, NULL), 0);
+    mn_id_t got;
+    assert_int_equal(cl_hints_add(h, "gone", ms, 1, &old, &got, &err), MN_OK);
+    assert_memory_equal(&got, &old, sizeof got);
+    cl_hints_close(h);
+    /* what is left survives a reopen */
+    assert_int_equal(cl_hints_open(root, 10, &h, &err), MN_OK);
+    assert_int_equal(cl_hints_pending(h, NULL), 3);
+    cl_hints_close(h);
+    mn_test_rmrf(root);
+    free(root);
+}
+
 static void test_hints_open_sets_aside_what_does_not_decode(void **state)
 {
     (void)state;
@@ -242,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_hints_keep_their_ids_across_a_reopen),
         cmocka_unit_test(test_hints_cap_refuses_and_keeps_nothing),
         cmocka_unit_test(test_hints_remove_deletes_or_sets_aside),
+        cmocka_unit_test(test_hints_drop_stale_takes_only_the_hints_the_rule_names),
         cmocka_unit_test(test_hints_open_sets_aside_what_does_not_decode),
         cmocka_unit_test_setup_teardown(test_engine_remember_hinted_keeps_ids_and_is_idempotent,
                                         eng_setup, mn_test_eng_teardown),

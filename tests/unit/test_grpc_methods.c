@@ -83,6 +83,8 @@ static void test_operations_follow_the_http_routes(void **state)
         {"Watch", "GET", "/v1/spaces/{space}/events"},
         {"Checkpoint", "POST", "/v1/admin/checkpoint"},
         {"ClusterSpaces", "GET", "/v1/cluster/spaces"},
+        {"ClusterGossip", "GET", "/v1/cluster/gossip"},
+        {"ClusterHints", "GET", "/v1/cluster/hints"},
         {"Health", "GET", "/health"},
     };
     size_t n;
