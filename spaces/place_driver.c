@@ -320,7 +320,12 @@ mn_err mn_spaces_driver_update_spaces(mn_spaces_driver_t *d, const mn_spaces_mem
         /* a record never goes within an incarnation: a space that lost its record was
          * dropped and created again (between two updates), so it is placed anew */
         const mn_spaces_entry_t *e = mn_spaces_table_find(&d->cur, in[i].name);
-        if (e && (e->flags & MN_SPACES_RECORDED) && (!in[i].record || !in[i].record->epoch)) {
+        /* ... and so was one whose creator changed (one incarnation has one creator: the node
+         * that wrote its lsn 1), even before its first record came out */
+        bool recreated = e && e->creator[0] && in[i].creator && in[i].creator[0] &&
+                         strcmp(e->creator, in[i].creator) != 0;
+        if (e && (recreated ||
+                  ((e->flags & MN_SPACES_RECORDED) && (!in[i].record || !in[i].record->epoch)))) {
             rc = mn_spaces_table_remove(&d->cur, in[i].name, err);
             if (rc == MN_OK) rc = mn_spaces_table_add(&d->cur, in[i].name, err);
         }

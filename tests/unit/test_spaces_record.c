@@ -355,6 +355,30 @@ static void test_spaces_caught_up_of_a_newer_epoch_waits_for_it(void **state)
     mn_spaces_driver_free(lead);
 }
 
+static const char *primary_of(const mn_spaces_entry_t *e)
+{
+    for (int i = 0; i < e->n_holders; i++)
+        if (e->holders[i].role == MN_SPACES_PRIMARY) return e->holders[i].node;
+    return "";
+}
+
+/* A name dropped and created again elsewhere between two updates, before any record: the
+ * catalog names another creator, so it is a new incarnation, placed anew on its creator (one
+ * incarnation has one creator), not left on the old one's holders. */
+static void test_spaces_a_new_creator_is_a_new_incarnation(void **state)
+{
+    (void)state;
+    mn_spaces_driver_t *d = driver("n4"); /* holds nothing here */
+    mn_spaces_input_t in = {"again", "n1", NULL};
+    update(d, FIVE, 5, &in, 1);
+    assert_string_equal(primary_of(entry_of(d, "again")), "n1");
+    in.creator = "n3";
+    update(d, FIVE, 5, &in, 1);
+    assert_string_equal(primary_of(entry_of(d, "again")), "n3");
+    assert_int_equal(entry_of(d, "again")->epoch, 1);
+    mn_spaces_driver_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_spaces_driver_proposes_only_where_it_leads),
         cmocka_unit_test(test_spaces_caught_up_before_the_first_record_counts),
         cmocka_unit_test(test_spaces_caught_up_of_a_newer_epoch_waits_for_it),
+        cmocka_unit_test(test_spaces_a_new_creator_is_a_new_incarnation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
