@@ -180,17 +180,6 @@ void cl_catalog_created(cl_catalog *cat, const char *space)
     cl_catalog_set_free(&one);
 }
 
-bool cl_catalog_incarnation_here(cl_catalog *cat, const char *space)
-{
-    mn_space_stats_t st;
-    if (mn_engine_space_get(cat->engine, space, &st, NULL) != MN_OK) return false;
-    pthread_mutex_lock(&cat->mu);
-    const cl_catalog_entry *e = cl_catalog_set_find(&cat->set, space);
-    bool same = e && !e->dropped_ms && e->def.created_at_ms == st.def.created_at_ms;
-    pthread_mutex_unlock(&cat->mu);
-    return same;
-}
-
 void cl_catalog_dropped(cl_catalog *cat, const char *space)
 {
     pthread_mutex_lock(&cat->mu);

@@ -152,10 +152,6 @@ size_t cl_catalog_publish(cl_catalog *cat, const char *const *spaces,
 /* Whether node is known to hold (merged, durably) a record of space at least as new as rec:
  * it answered a push of it, or its digest equalled this node's since. This node holds its
  * own. */
-/* Is this node's engine copy of space the catalog's live incarnation (same created_at_ms)?
- * false: no copy, a dropped name, or a copy of another incarnation (an old one this node
- * has not dropped yet, or a newer one the catalog has not merged yet). */
-bool cl_catalog_incarnation_here(cl_catalog *cat, const char *space);
 bool cl_catalog_record_held(cl_catalog *cat, const char *space, const char *node,
                             const mn_spaces_record_t *rec);
 /* Loop thread: the alive members (this node excluded) the sync thread talks to. */

@@ -183,10 +183,6 @@ static void first_records(cl_authority *a)
     for (size_t i = 0; i < a->n_new; i++) {
         mn_spaces_repl_status_t st;
         mn_spaces_record_t r;
-        /* the core may still lead a copy of an older incarnation this node has not closed
-         * yet (the name was dropped and created again elsewhere): a record from it would name
-         * this node the holder of a space it does not have */
-        if (!cl_catalog_incarnation_here(a->catalog, a->fresh[i].space)) continue;
         if (cl_repl_status(a->repl, a->fresh[i].space, &st) && st.role == MN_SPACES_REPL_PRIMARY &&
             st.epoch == a->fresh[i].epoch && first_record(&st, a->self, &r))
             publish(a, a->fresh[i].space, &r);
