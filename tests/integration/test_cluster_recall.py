@@ -70,6 +70,28 @@ def primaries(nodes, names, ids):
     return got
 
 
+def settled_primaries(nodes, names, ids, rf=1):
+    """primaries() once every space has rf full holders and no move under way on every node,
+    and the same a second later (a poll with a window, not a sleep-and-hope)."""
+    def once():
+        for s in nodes:
+            try:
+                doc = spaces_doc(s)
+            except Exception:  # noqa: BLE001 - a node still starting
+                return None
+            for x in doc["spaces"]:
+                if x["name"] in names and (
+                        len(x["holders"]) != rf or "handover" in x.get("flags", []) or
+                        any(h["role"] == "catching_up" for h in x["holders"])):
+                    return None
+        return primaries(nodes, names, ids)
+    first = once()
+    if not first:
+        return None
+    time.sleep(1.0)
+    return first if once() == first else None
+
+
 def start_cluster(factory, n, rf, extra_env=None):
     def env(seeds, i):
         e = cluster_env(seeds)
@@ -370,7 +392,10 @@ def test_a_paused_nodes_spaces_are_answered_by_their_gossiped_memories(three):
     for name in PARTED:
         make_space(nodes[0], name)
         consolidated(nodes[0], name, base)
-    prim = wait_until(lambda: primaries(nodes, PARTED, ids), DEADLINE_S, what="placement")
+    # placement settled: no copy on its way (at factor 1 a balance move adds one, then hands
+    # the space over), and the same answer a second later
+    prim = wait_until(lambda: settled_primaries(nodes, PARTED, ids), DEADLINE_S,
+                      what="placement settled")
     victim = next((i for i in (1, 2) if ids[i] in prim.values()), None)
     assert victim is not None, ("every space on the node asked", prim)  # (1/3)^6 by chance
     held = sorted(s for s, p in prim.items() if p == ids[victim])
