@@ -512,6 +512,10 @@ def a_suspect_primary_is_asked_after_its_replica(nodes, ids, cue, want):
         assert r.json["missing"] == [], r.json["missing"]
         assert [(h["id"], h["score"]) for h in r.json["results"]] == \
             [(w[1], -w[0]) for w in want]
-        assert remote_count(nodes[0], "rerouted_suspect") - before == len(led), (led, holders)
+        # every space it led went elsewhere first; a role that moved meanwhile (a handover
+        # between reading the table and the recall) may add one of the others it holds
+        moved = remote_count(nodes[0], "rerouted_suspect") - before
+        others = [n for n, h in holders.items() if ids[victim] in h and ids[0] not in h]
+        assert len(led) <= moved <= len(others), (moved, led, holders)
     finally:
         os.kill(nodes[victim].proc.pid, signal.SIGCONT)
