@@ -37,7 +37,8 @@ void clq_budget_sent(clq_budget *b, int64_t now_ns)
 {
     refill(b, now_ns);
     b->tokens += b->per_send;
-    refill(b, now_ns);
+    if (b->tokens > CLQ_BUDGET_BURST) b->tokens = CLQ_BUDGET_BURST;
+    mn_assert(b->tokens >= 0.0 && b->tokens <= CLQ_BUDGET_BURST);
 }
 
 bool clq_budget_take(clq_budget *b, int64_t now_ns)

@@ -541,7 +541,7 @@ static bool redirect(const cl_route *rt, mn_http_response_t *resp, api_route_ask
  * space's primary holds, the bound its writes have too (mn_engine_space_writable): a node
  * that resumes from a pause, or was cut off, may still name itself the primary in its table
  * while a newer epoch took writes it lacks. false: refused (503, retry). */
-static bool stale_primary_refused(cl_route *rt, const char *space, mn_http_response_t *resp)
+static bool primary_read_allowed(cl_route *rt, const char *space, mn_http_response_t *resp)
 {
     mn_error err = {0};
     mn_err rc = cl_spaces_leads_now(rt->cs, space, &err);
@@ -583,7 +583,7 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
     /* unknown here, or a creation of a space this node holds already: served (refused) here */
     if (!found || (ask->create && !pl.preview) || cl_route_plan(self, ask, &pl, &p)) {
         if (p.local_primary && !ask->write && ask->read == API_READ_PRIMARY &&
-            !stale_primary_refused(rt, ask->space, resp))
+            !primary_read_allowed(rt, ask->space, resp))
             return true;
         ask->replica_lag_ms = p.local_lag_ms;
         mn_http_add_header(resp, "x-mnemo-served-by", self);

@@ -233,14 +233,22 @@ def test_merged_top_k_equals_the_spaces_answers_merged(three, cue):
             assert h["memory"]["content"].endswith(" of %s" % h["space"])
 
 
-def test_a_paused_node_is_missing_within_the_deadline_and_lowers_confidence(three):
-    nodes, ids, _ = three
-    prim = wait_until(lambda: primaries(nodes, SPACES, ids), DEADLINE_S, what="placement")
-    cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 60}
+def before_a_pause(nodes, ids, cue):
+    """Factor 1, before a node is paused: the settled placement of SPACES, the whole answer
+    to cue through node 0 (nothing missing), a node other than 0 that leads some of them,
+    and the spaces it leads."""
+    prim = wait_until(lambda: settled_primaries(nodes, SPACES, ids), DEADLINE_S,
+                      what="placement settled")
     full = many(nodes[0], spaces=SPACES, **cue).json
     assert full["missing"] == []
     victim = next(i for i in range(1, 3) if ids[i] in prim.values())
-    held = sorted(s for s, p in prim.items() if p == ids[victim])
+    return prim, full, victim, sorted(s for s, p in prim.items() if p == ids[victim])
+
+
+def test_a_paused_node_is_missing_within_the_deadline_and_lowers_confidence(three):
+    nodes, ids, _ = three
+    cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 60}
+    prim, full, victim, held = before_a_pause(nodes, ids, cue)
     timeout_ms = 800
     os.kill(nodes[victim].proc.pid, signal.SIGSTOP)
     try:
@@ -296,12 +304,8 @@ def test_a_space_only_on_a_suspect_node_is_missing_without_a_wait(three):
     reason suspect (counted as the event suspect), none timed out, the confidence drops; the
     other spaces answer in full. After SIGCONT the suspicion is refuted, nothing missing."""
     nodes, ids, _ = three
-    prim = wait_until(lambda: primaries(nodes, SPACES, ids), DEADLINE_S, what="placement")
     cue = {"embedding": [0.3, -0.2, 0.5, 0.1], "spread": False, "k": 60}
-    full = many(nodes[0], spaces=SPACES, **cue).json
-    assert full["missing"] == []
-    victim = next(i for i in range(1, 3) if ids[i] in prim.values())
-    held = sorted(s for s, p in prim.items() if p == ids[victim])
+    prim, full, victim, held = before_a_pause(nodes, ids, cue)
     os.kill(nodes[victim].proc.pid, signal.SIGSTOP)
     try:
         assert not suspected_by(nodes[0], ids[0])  # a node never suspects itself
