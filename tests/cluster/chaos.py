@@ -278,6 +278,7 @@ def workload_and_faults(a, cluster, placement, history):
             history.add({"op": "harness_error", "error": e})
         if stuck:
             history.add({"op": "harness_error", "error": "clients still running: %s" % stuck})
+        runner.reap_deaths()  # one that died during the last episode
         rec = {"op": "heal", "at_s": history.now()}
         try:
             f.heal()

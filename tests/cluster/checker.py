@@ -11,7 +11,10 @@ prints the report (JSON) and exits 1 on any violation. The history holds
 - `final_list` (every id a holder has for a space, after the heal) and
   `final_get` (a holder's answer for an id whose forget was invoked);
 - `node_exit`: each node's exit code on the SIGTERM that ends the run (not 0:
-  a violation, e.g. a sanitizer's report).
+  a violation, e.g. a sanitizer's report);
+- `node_died`: a node whose process ended on its own during the run (a crash,
+  an abort, a fail-stop), with its exit code and the end of its log: a
+  violation (the harness starts it again so the run goes on).
 
 Checks:
 1. Acknowledged writes: every remember answered 201 whose id no forget ever
@@ -91,6 +94,7 @@ class Index:
         self.heal = next((r for r in recs if r["op"] == "heal"), {})
         self.harness_errors = [r for r in recs if r["op"] in ("client_error", "harness_error")]
         self.bad_exits = [r for r in recs if r["op"] == "node_exit" and r["code"] != 0]
+        self.deaths = [r for r in recs if r["op"] == "node_died"]
 
 
 GONE_CODES = ("memory_forgotten", "memory_not_found")
@@ -253,6 +257,8 @@ def check(recs, stale_bound_s=5.0):
         "resurrections": res[:50],
         "stale_examples": sorted(stale, key=lambda s: -s["staleness_s"])[:20],
         "harness_errors": [r.get("error") for r in ix.harness_errors][:20],
+        "node_deaths": [{k: r.get(k) for k in ("node", "code", "at_s", "log_tail")}
+                        for r in ix.deaths][:20],
     }
     v = []
     if lost:
@@ -268,6 +274,10 @@ def check(recs, stale_bound_s=5.0):
     if ix.bad_exits:
         v.append("nodes exited badly on SIGTERM: %s"
                  % ", ".join("%s: %s" % (r["node"], r["code"]) for r in ix.bad_exits))
+    if ix.deaths:
+        v.append("nodes stopped on their own: %s"
+                 % ", ".join("%s at %.1fs (exit %s)" % (r["node"], r["at_s"], r["code"])
+                             for r in ix.deaths))
     if not ix.final_lists:
         v.append("no final reads: the run did not finish")
     report["violations"] = v

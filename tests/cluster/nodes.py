@@ -61,6 +61,7 @@ class Node:
         self.proc = None
         self.id = None
         self.paused = False
+        self.expect_exit = False  # the harness killed or stopped it: an exit is no surprise
         self.extra_env = {}  # e.g. the test-only MNEMO_TEST_* hooks; applied at the next start
 
     @property
@@ -96,6 +97,13 @@ class Node:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def died_alone(self):
+        """The exit code when the process ended without the harness killing or stopping it
+        (a crash, an abort, a fail-stop of its own), else None."""
+        if self.proc is None or self.expect_exit:
+            return None
+        return self.proc.poll()
+
     def start(self):
         assert not self.running(), "node %d is already running" % self.i
         with open(self.log_path, "ab") as logf:
@@ -103,6 +111,7 @@ class Node:
                 self.net.ns_cmd(self.i, [self.binary, "serve", "--insecure"]),
                 env=self.env(), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
         self.paused = False
+        self.expect_exit = False
 
         def up():
             if self.proc.poll() is not None:
@@ -131,12 +140,14 @@ class Node:
         """kill -9 (a paused node too); waits for the exit."""
         if self.proc is None:
             return
+        self.expect_exit = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         self.paused = False
 
     def stop(self):
+        self.expect_exit = True
         if self.running():
             if self.paused:
                 self.resume()

@@ -184,6 +184,26 @@ class Runner:
             rec.update({"period_s": ep["period_s"], "flips": flips})
         self.h.add(rec)
 
+    def reap_deaths(self):
+        """A node whose process ended on its own (a crash, an abort, a fail-stop: nothing the
+        schedule did) is recorded as `node_died`, a violation, with the end of its log; it is
+        then started again on its data dir, so the run goes on and its copies are judged.
+        Called before each episode, at the end of the schedule and before the heal."""
+        for nd in self.f.cluster.nodes:
+            code = nd.died_alone()
+            if code is None:
+                continue
+            rec = {"op": "node_died", "node": nd.i, "code": code, "at_s": self.h.now(),
+                   "log_tail": nd.log()[-2000:]}
+            nd.expect_exit = True  # recorded once
+            self.f.paused.discard(nd.i)
+            try:
+                self.f.restart(nd.i)
+                rec["restarted_s"] = self.h.now()
+            except Exception as e:  # noqa: BLE001 - it does not come back: said in the record
+                rec["restart_error"] = repr(e)
+            self.h.add(rec)
+
     def run(self, episodes, stop_at_s, stop):
         for ep in episodes:
             if stop.is_set() or ep["at_s"] >= stop_at_s:
@@ -191,8 +211,10 @@ class Runner:
             self._sleep_until(ep["at_s"], stop)
             if stop.is_set() or self.h.now() >= stop_at_s:
                 break
+            self.reap_deaths()
             self.episode(ep, stop, stop_at_s)
         self._sleep_until(stop_at_s, stop)
+        self.reap_deaths()
 
 
 def probe_delay(faults):

@@ -9,6 +9,7 @@ checker must catch. Run as root:
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -125,6 +126,16 @@ def test_checker_counts_a_node_that_exits_badly_on_sigterm():
     assert checker.check(h)["violations"] == ["nodes exited badly on SIGTERM: 1: -6"]
 
 
+def test_checker_counts_a_node_that_stopped_on_its_own():
+    h = _history([])
+    assert checker.check(h)["violations"] == []
+    h.insert(-2, {"op": "node_died", "node": 2, "code": -6, "at_s": 322.4,
+                  "log_tail": "repl: cannot make the state of n1s0 durable"})
+    r = checker.check(h)
+    assert r["violations"] == ["nodes stopped on their own: 2 at 322.4s (exit -6)"]
+    assert r["node_deaths"][0]["log_tail"].startswith("repl: cannot")
+
+
 def test_checker_cli_exits_non_zero_and_names_the_seed(tmp_path):
     p = tmp_path / "history.jsonl"
     h = _history([])
@@ -185,6 +196,27 @@ def test_flapping_partition_cuts_and_heals_again_and_again(env, tmp_path):
     rec = [json.loads(x) for x in open(tmp_path / "h.jsonl")][-1]
     assert rec["op"] == "fault" and rec["mode"] == "flapping" and rec["flips"] >= 3, rec
     assert f.rules(2) == ""  # the episode's end undoes the last cut
+    c.wait_converged(DEADLINE_S)
+
+
+def test_a_node_that_stops_on_its_own_is_recorded_and_started_again(env, tmp_path):
+    net, c, f = env
+    h = W.History(str(tmp_path / "h.jsonl"), time.monotonic())
+    runner = schedule.Runner(f, h)
+    runner.reap_deaths()  # every node up: nothing recorded
+    f.kill(0)  # the harness's own kill is not a death
+    runner.reap_deaths()
+    f.restart(0)
+    nd = c.nodes[1]
+    nd.proc.send_signal(signal.SIGABRT)  # behind the harness's back, as a fail-stop would
+    nd.proc.wait(timeout=DEADLINE_S)
+    runner.reap_deaths()
+    runner.reap_deaths()  # recorded once
+    h.close()
+    recs = [json.loads(x) for x in open(tmp_path / "h.jsonl")]
+    died = [r for r in recs if r["op"] == "node_died"]
+    assert [(r["node"], r["code"]) for r in died] == [(1, -signal.SIGABRT)], died
+    assert "restarted_s" in died[0] and nd.running(), died
     c.wait_converged(DEADLINE_S)
 
 
