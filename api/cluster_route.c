@@ -10,7 +10,8 @@
  *     answer (read=nearest also takes copies of unknown lag);
  *   - a read with read=nearest runs here when this node holds a copy in rotation (the
  *     primary, or a full replica at most 10 s behind; past 1 s its recall hits say
- *     stale_replica), else as read=primary;
+ *     stale_replica), else as read=primary; a primary whose lease lapsed counts the time
+ *     since the lapse as its lag;
  *   - a space the table does not know runs here (single-node behaviour: 404 if absent),
  *     except a space of the catalog this node does not hold while its placement has not
  *     started (a moment after a start): 503, to retry.
@@ -585,6 +586,13 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
         if (p.local_primary && !ask->write && ask->read == API_READ_PRIMARY &&
             !primary_read_allowed(rt, ask->space, resp))
             return true;
+        if (p.local_primary && !ask->write) {
+            /* read=nearest at a primary whose lease lapsed: its copy may miss a newer
+             * primary's writes, made only after the lapse (a vote waits out lease and grace),
+             * so it is at most that far behind: said as a replica's lag would be */
+            int64_t lapsed = cl_spaces_lapsed_ms(rt->cs, ask->space);
+            if (lapsed >= 0) p.local_lag_ms = lapsed;
+        }
         ask->replica_lag_ms = p.local_lag_ms;
         mn_http_add_header(resp, "x-mnemo-served-by", self);
         if (ask->replica_lag_ms >= 0) {

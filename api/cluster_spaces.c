@@ -768,6 +768,11 @@ mn_err cl_spaces_leads_now(cl_spaces *cs, const char *space, mn_error *err)
     return mn_engine_space_writable(cs->engine, space, err);
 }
 
+int64_t cl_spaces_lapsed_ms(cl_spaces *cs, const char *space)
+{
+    return mn_engine_space_lapsed_ms(cs->engine, space);
+}
+
 bool cl_spaces_not_placed_yet(cl_spaces *cs, const char *space)
 {
     pthread_mutex_lock(&cs->mu);

@@ -60,6 +60,8 @@ bool cl_spaces_not_placed_yet(cl_spaces *cs, const char *space);
  * CL_REPL_LEASE_GRACE_US, which the voters wait out before they elect another)? MN_OK, or
  * why not. */
 mn_err cl_spaces_leads_now(cl_spaces *cs, const char *space, mn_error *err);
+/* ms since this node's lease as the space's primary lapsed; -1: it holds, or not the primary. */
+int64_t cl_spaces_lapsed_ms(cl_spaces *cs, const char *space);
 
 typedef struct cl_holder {
     char node[MN_SPACES_NODE_MAX + 1];

@@ -256,6 +256,17 @@ mn_err mn_engine_space_writable(mn_engine_t *e, const char *space, mn_error *err
     return rc;
 }
 
+int64_t mn_engine_space_lapsed_ms(mn_engine_t *e, const char *space)
+{
+    mn__space *sp = acquire(e, space, NULL);
+    if (!sp) return -1;
+    int64_t until = atomic_load_explicit(&sp->lease_until_ns, memory_order_acquire);
+    int64_t now = mn_time_mono_ns();
+    int64_t out = !mn__space_is_replica(sp) && until && now >= until ? (now - until) / 1000000 : -1;
+    mn__space_unref(sp);
+    return out;
+}
+
 mn_err mn_engine_space_role(mn_engine_t *e, const char *space, mn_space_role_t *role, mn_error *err)
 {
     mn__space *sp = acquire(e, space, err);

@@ -481,6 +481,10 @@ mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t unti
 /* Would the space take a client write now (its role is primary and its lease, if any, has
  * not lapsed)? MN_OK, MN_ERR_UNAVAILABLE saying why not, or MN_ERR_NOT_FOUND. */
 mn_err mn_engine_space_writable(mn_engine_t *e, const char *space, mn_error *err);
+/* How long ago the lease of a space this node leads lapsed, in ms (its copy may miss the
+ * writes of a newer primary since then, and of none before: docs/replication.md, "Lease");
+ * -1 when the lease holds, no lease is set, the role is replica or the space is absent. */
+int64_t mn_engine_space_lapsed_ms(mn_engine_t *e, const char *space);
 /* The space's role on this node. */
 mn_err mn_engine_space_role(mn_engine_t *e, const char *space, mn_space_role_t *role,
                             mn_error *err);
