@@ -62,6 +62,10 @@ typedef struct api_route_ctx {
 typedef enum { API_READ_PRIMARY = 0, API_READ_NEAREST = 1 } api_read_pref;
 
 /* What the REST entry asks the cluster's route hook about one request. */
+/* A copy further behind than this (ms) marks the recall answers it serves: every hit's
+ * reasons say stale_replica, and the answer carries replica_lag_ms. */
+#define API_STALE_REPLICA_MS 1000
+
 typedef struct api_route_ask {
     const char *space; /* the space it is about (POST /v1/spaces: the name in the body) */
     const char *path;  /* its path (decoded), what a forward sends: "/v1/spaces/a/recall" */
@@ -73,7 +77,8 @@ typedef struct api_route_ask {
     bool no_forward;
     const cJSON *tree; /* the body of an in-process request (printed when forwarded), or NULL */
     int64_t replica_lag_ms; /* out: served here from a replica this far behind; -1 = not one,
-                             * or its lag is not known */
+                             * or its lag is not known (past API_STALE_REPLICA_MS a recall's
+                             * hits say stale_replica, in REST and gRPC alike) */
     /* a recall: its body's timeout_ms (the bound on reaching a copy of the space; 0 = the
      * forward timeout); with it, a recall no copy answers comes back false with unreachable
      * set (and why) instead of a 503, for the door to answer in partition mode */

@@ -34,6 +34,7 @@ typedef struct gctx {
     size_t key_len;        /* for each space it reads */
     bool denied;           /* set by a method: its error is PERMISSION_DENIED */
     const char *partition; /* Recall: no copy of the space answered (why); else NULL */
+    int64_t replica_lag_ms; /* Recall: served here from a copy this far behind (ms); <= 0: none */
     /* partition writes: the call is kept as a hint with these ids (g_call_route set it) */
     const mn_id_t *hint_base;
     /* a Remember another node forwarded with the ids it chose (partition writes accepted
@@ -164,6 +165,7 @@ struct gcall {
     int level;            /* set by g_call_route: the request's consistency, -1 = default */
     bool forward;         /* set by g_call_route: another node serves this stream */
     char partition[300];  /* set by g_call_route: no copy answered a Recall (why), or "" */
+    int64_t replica_lag_ms; /* set by g_call_route: served here from a copy this far behind */
     bool hinted;          /* set by g_call_route: kept here as a hint (partition writes) */
     mn_id_t hint_base;    /* with hinted: the ids chosen for it */
     size_t stream_bytes;  /* received so far */

@@ -501,6 +501,23 @@ static mn_err hits_out(gctx *c, const mn_recall_result_t *res, bool spread, bool
     return MN_OK;
 }
 
+/* Every hit says stale_replica (its copy was more than API_STALE_REPLICA_MS behind). */
+static mn_err mark_stale(gctx *c, Mnemo__V1__RecallResponse *o, mn_error *err)
+{
+    o->has_replica_lag_ms = true;
+    o->replica_lag_ms = c->replica_lag_ms;
+    for (size_t i = 0; i < o->n_results; i++) {
+        Mnemo__V1__Confidence *conf = o->results[i]->confidence;
+        if (!conf) continue;
+        char **r = (char **)g_ptrs(&c->arena, conf->n_reasons + 1);
+        if (!r) return OOM(err);
+        if (conf->n_reasons) memcpy(r, conf->reasons, conf->n_reasons * sizeof *r);
+        r[conf->n_reasons++] = "stale_replica";
+        conf->reasons = r;
+    }
+    return MN_OK;
+}
+
 /* The RecallResponse of res (partition: the partition mode's reason, or NULL). */
 static mn_err recall_out(gctx *c, const mn_recall_req_t *rr, const mn_recall_result_t *res,
                          int64_t t0, const char *partition, ProtobufCMessage **resp, mn_error *err)
@@ -515,6 +532,8 @@ static mn_err recall_out(gctx *c, const mn_recall_req_t *rr, const mn_recall_res
     o->recall_confidence = res->recall_confidence;
     o->scanned = res->scanned;
     o->took_ms = (double)(mn_time_mono_ns() - t0) / 1e6;
+    if (!partition && c->replica_lag_ms > API_STALE_REPLICA_MS && (rc = mark_stale(c, o, err)))
+        return rc;
     if (partition) {
         Mnemo__V1__PartitionInfo *p =
             G_NEW(&c->arena, Mnemo__V1__PartitionInfo, mnemo__v1__partition_info__init);

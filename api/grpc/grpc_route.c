@@ -147,6 +147,7 @@ static bool route_call(gcall *c, const api_cluster_hooks *h, ProtobufCMessage *c
     /* partition mode: a unary Remember may be kept here as a hint */
     ask.hintable = c->m->op == MN_AUTH_OP_REMEMBER && c->m->shape == G_UNARY;
     bool answered = h->route(h->arg, &hr, &resp, &ask);
+    c->replica_lag_ms = answered ? -1 : ask.replica_lag_ms;
     if (!answered && ask.unreachable) /* served here, in partition mode (m_recall) */
         snprintf(c->partition, sizeof c->partition, "%s", ask.why);
     if (!answered && ask.hint) {

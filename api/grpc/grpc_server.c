@@ -517,7 +517,8 @@ static void run_unary(gcall *c, ProtobufCMessage *req)
                 .key_name = c->key_name,
                 .key = c->key,
                 .key_len = c->key_len,
-                .partition = c->partition[0] ? c->partition : NULL};
+                .partition = c->partition[0] ? c->partition : NULL,
+                .replica_lag_ms = c->replica_lag_ms};
     ctx.hint_base = c->hinted ? &c->hint_base : NULL;
     api_arena_init(&ctx.arena);
     ProtobufCMessage *resp = NULL;

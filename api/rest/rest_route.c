@@ -18,8 +18,6 @@
 
 #include "auth.h"
 
-/* A replica further behind than this marks the recall answers it serves (stale_replica). */
-#define STALE_REPLICA_MS 1000
 #define ROUTE_PATH_MAX 512
 
 bool rest_routable(const char *method, const char *pattern)
@@ -199,7 +197,7 @@ void rest_dispatch(const api_route_ctx *ctx, const mn_http_request_t *req, mn_ht
         return;
     }
     r->fn(api, req, resp);
-    if (ask.replica_lag_ms > STALE_REPLICA_MS && resp->status == 200 &&
+    if (ask.replica_lag_ms > API_STALE_REPLICA_MS && resp->status == 200 &&
         !strcmp(r->pattern, "/v1/spaces/{space}/recall"))
         mark_stale(resp, ask.replica_lag_ms);
 }

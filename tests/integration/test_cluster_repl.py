@@ -23,6 +23,7 @@ import threading
 
 from mnemo_client import MnemoError
 from cluster_hop import create_here
+from grpc_util import Grpc, pb
 from conftest import wait_until
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
 
@@ -407,6 +408,11 @@ def test_nearest_reads_at_a_cut_off_primary_say_stale(server_factory):
         return stale[0], r.json.get("replica_lag_ms"), r.headers.get("x-mnemo-replica-lag-ms")
 
     assert nearest() == (False, None, None)
+    with Grpc("127.0.0.1:%d" % primary.grpc_port) as g:
+        a = g.Recall(pb().RecallRequest(space=SPACE, embedding=[1.0, 0.0, 0.5, 0.25], k=3,
+                                        read="nearest"))
+    assert not a.HasField("replica_lag_ms") and a.results, a
+    assert not any("stale_replica" in h.confidence.reasons for h in a.results), a
     for s in others:
         os.kill(s.proc.pid, signal.SIGSTOP)
     try:
@@ -416,6 +422,12 @@ def test_nearest_reads_at_a_cut_off_primary_say_stale(server_factory):
         lag, header = wait_until(said_stale, DEADLINE_S,
                                  what="a recall at the cut-off primary saying stale_replica")
         assert lag > 1000 and int(header) == lag, (lag, header)
+        # the same over gRPC: the lag in the answer, stale_replica in every hit's reasons
+        with Grpc("127.0.0.1:%d" % primary.grpc_port) as g:
+            a = g.Recall(pb().RecallRequest(space=SPACE, embedding=[1.0, 0.0, 0.5, 0.25], k=3,
+                                            read="nearest"))
+        assert a.replica_lag_ms > 1000 and a.results, a
+        assert all("stale_replica" in h.confidence.reasons for h in a.results), a
         with primary.client(timeout=10.0) as c:
             r = c.raw("POST", "/v1/spaces/%s/recall" % SPACE,
                       body={"embedding": [1.0, 0.0, 0.5, 0.25], "k": 3, "read": "primary"})
