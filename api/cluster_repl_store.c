@@ -181,9 +181,13 @@ void mn__crep_flush(cl_repl *r)
         mn_spaces_repl_applied(r->core, b->sp->name, b->first_lsn + b->n - 1);
         b->sp->dirty = r->dirty = true;
     } else {
+        /* the core's log goes back to what the engine holds, and fetches the rest again:
+         * entries counted as this copy's log but missing from it would be led with after an
+         * election (the engine behind its core for good) */
         r->counts.apply_failed++;
         mn_log_error("repl: cannot store %zu entries of %s from lsn %llu: %s", b->n, b->sp->name,
                      (unsigned long long)b->first_lsn, err.message);
+        mn_spaces_repl_unapplied(r->core, b->sp->name);
     }
     batch_clear(b);
 }
@@ -199,8 +203,9 @@ static void cb_apply(void *user, const char *space, uint64_t epoch, uint64_t lsn
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy || !batch_grow(b)) {
         free(copy);
-        mn__crep_flush(r); /* what was collected is stored; this one comes again */
+        mn__crep_flush(r); /* what was collected is stored; this one is fetched again */
         r->counts.apply_failed++;
+        mn_spaces_repl_unapplied(r->core, space);
         return;
     }
     memcpy(copy, data, len);

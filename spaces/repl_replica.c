@@ -72,6 +72,7 @@ static void take_entries(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
         mn_assert(e->lsn == s->last_lsn + 1);
         s->last_lsn = e->lsn;
         r->cb.apply(r->cb.user, s->name, e->epoch, e->lsn, e->data, e->len);
+        if (s->last_lsn != e->lsn) return; /* the store failed (unapplied): fetched again */
     }
 }
 
@@ -128,6 +129,21 @@ static void history_cut(mn__repl_space *s, uint64_t lsn)
 {
     while (s->d.n_history && s->d.history[s->d.n_history - 1].lsn > lsn)
         s->d.n_history--;
+}
+
+void mn_spaces_repl_unapplied(mn_spaces_repl_t *r, const char *space)
+{
+    mn__repl_space *s = space ? mn__repl_space_of(r, space, strlen(space)) : NULL;
+    if (!s || s->role == MN_SPACES_REPL_PRIMARY || s->last_lsn == s->applied_lsn) return;
+    mn_assert(s->applied_lsn < s->last_lsn);
+    s->last_lsn = s->applied_lsn;
+    size_t n = s->d.n_history;
+    history_cut(s, s->last_lsn);
+    if (s->d.n_history != n) mn__repl_persist(r, s);
+    /* fetched from the log's end, taken again only from the checked answer */
+    s->reconciled = false;
+    s->fetch_us = INT64_MIN / 2;
+    r->stats.unapplied++;
 }
 
 static void need_snapshot(mn_spaces_repl_t *r, mn__repl_space *s, uint64_t lsn)

@@ -328,13 +328,14 @@ typedef struct mn_spaces_repl_event {
 } mn_spaces_repl_event_t;
 
 /* The core's way out. Callbacks run inside the core's calls and must not call
- * back into it, except mn_spaces_repl_applied from apply. */
+ * back into it, except mn_spaces_repl_applied and mn_spaces_repl_unapplied from apply. */
 typedef struct mn_spaces_repl_cb {
     void *user;
     /* a frame for node `to` */
     void (*send)(void *user, const char *to, const uint8_t *frame, size_t len);
     /* follower: store a verified entry, lsn = the previous one + 1; report
-     * durability with mn_spaces_repl_applied (now or later) */
+     * durability with mn_spaces_repl_applied (now or later), or a store that failed
+     * with mn_spaces_repl_unapplied */
     void (*apply)(void *user, const char *space, uint64_t epoch, uint64_t lsn, const uint8_t *data,
                   size_t len);
     /* the local log's entry lsn: its epoch and bytes (valid until the next
@@ -406,6 +407,12 @@ mn_err mn_spaces_repl_handover(mn_spaces_repl_t *r, int64_t now_us, const char *
                                const char *target, mn_error *err);
 /* Follower: the store applied every entry up to lsn durably. */
 void mn_spaces_repl_applied(mn_spaces_repl_t *r, const char *space, uint64_t lsn);
+/* Follower: the store could not store the entries handed to apply past the last one it
+ * reported applied (an engine error, no memory): the log ends at the applied one again
+ * (an epoch begun past it is forgotten), and the rest is fetched again from the primary.
+ * Without it those entries would count as this node's log — acknowledged by none, but
+ * led with after an election — while the store lacks them. */
+void mn_spaces_repl_unapplied(mn_spaces_repl_t *r, const char *space);
 /* Follower: a snapshot of the primary's space up to lsn (whose entry is of
  * epoch) replaced the local log; shipping resumes after it. */
 mn_err mn_spaces_repl_restored(mn_spaces_repl_t *r, int64_t now_us, const char *space, uint64_t lsn,
@@ -482,7 +489,8 @@ typedef struct mn_spaces_repl_stats {
     uint64_t votes_granted;
     uint64_t votes_refused_record; /* vote requests refused: the candidate's record older */
     uint64_t entries_shipped;
-    uint64_t closed; /* spaces closed (copies moved away) */
+    uint64_t closed;    /* spaces closed (copies moved away) */
+    uint64_t unapplied; /* entries the store could not take, fetched again (unapplied) */
 } mn_spaces_repl_stats_t;
 
 void mn_spaces_repl_stats(const mn_spaces_repl_t *r, mn_spaces_repl_stats_t *out);

@@ -25,6 +25,7 @@ typedef struct world {
     uint64_t epochs[LOG_MAX];
     uint8_t data[LOG_MAX][8];
     int out_of_order;
+    uint64_t fail_lsn; /* the store fails this entry once (mn_spaces_repl_unapplied) */
     mn_spaces_repl_durable_t d;
     int sent[16]; /* frames sent, by kind */
     _Alignas(8) uint8_t last[1 << 16];
@@ -50,6 +51,11 @@ static void w_apply(void *user, const char *space, uint64_t epoch, uint64_t lsn,
     world *w = user;
     if (lsn != w->n + 1 || lsn >= LOG_MAX || len > 8) {
         w->out_of_order++;
+        return;
+    }
+    if (lsn == w->fail_lsn) {
+        w->fail_lsn = 0;
+        mn_spaces_repl_unapplied(w->core, space);
         return;
     }
     w->epochs[lsn] = epoch;
@@ -413,6 +419,51 @@ static void test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing(void 
     world_free(w);
 }
 
+/* A store that fails an entry: the core's log ends at the last entry stored again (not at
+ * the one handed over, which an election would have led with while the store lacked it),
+ * the rest of the frame is not handed over, and the entries are fetched again. */
+static void test_spaces_repl_a_failed_store_is_fetched_again(void **state)
+{
+    (void)state;
+    world *w = world_new("n1", NULL, 0); /* n0 leads epoch 1 */
+    static const uint8_t d[8] = {7};
+    mn_wire_repl_entry_t e[4];
+    for (uint64_t i = 0; i < 4; i++)
+        e[i] = entry(1, i + 1, d, true);
+    deliver(w, 10, MN_WIRE_REPL_APPEND, "n0", 1, 1, 0, MN_WIRE_REPL_FLAG_CHECKED, e, 1);
+    assert_int_equal(w->n, 1);
+    w->fail_lsn = 3;
+    deliver(w, 20, MN_WIRE_REPL_APPEND, "n0", 1, 4, 0, 0, e + 1, 3);
+    assert_int_equal(w->n, 2);
+    assert_int_equal(w->out_of_order, 0);
+    mn_spaces_repl_status_t st;
+    assert_int_equal(mn_spaces_repl_status(w->core, 20, "s", &st), MN_OK);
+    assert_int_equal(st.last_lsn, 2);
+    assert_int_equal(st.applied_lsn, 2);
+    /* an append is not taken until the fetch from lsn 3 is answered */
+    int fetches = w->sent[MN_WIRE_REPL_FETCH];
+    deliver(w, 30, MN_WIRE_REPL_APPEND, "n0", 1, 4, 0, 0, e + 3, 1);
+    assert_int_equal(w->n, 2);
+    assert_int_equal(w->sent[MN_WIRE_REPL_FETCH], fetches + 1);
+    mn_wire_repl_frame_t f;
+    static mn_wire_repl_entry_t fe[MN_WIRE_REPL_MAX_ENTRIES];
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &f, fe, MN_WIRE_REPL_MAX_ENTRIES),
+                     MN_OK);
+    assert_int_equal(f.kind, MN_WIRE_REPL_FETCH);
+    assert_int_equal(f.lsn, 3);
+    deliver(w, 40, MN_WIRE_REPL_APPEND, "n0", 1, 4, 0, MN_WIRE_REPL_FLAG_CHECKED, e + 2, 2);
+    assert_int_equal(w->n, 4);
+    assert_int_equal(w->out_of_order, 0);
+    mn_spaces_repl_stats_t s;
+    mn_spaces_repl_stats(w->core, &s);
+    assert_int_equal(s.unapplied, 1);
+    /* nothing to undo once the store holds everything handed over */
+    mn_spaces_repl_unapplied(w->core, "s");
+    assert_int_equal(mn_spaces_repl_status(w->core, 50, "s", &st), MN_OK);
+    assert_int_equal(st.last_lsn, 4);
+    world_free(w);
+}
+
 static void test_spaces_repl_hostile_frames_never_break_it(void **state)
 {
     (void)state;
@@ -575,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_no_vote_while_the_primary_may_hold_its_lease),
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
+        cmocka_unit_test(test_spaces_repl_a_failed_store_is_fetched_again),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
         cmocka_unit_test(test_spaces_repl_close_refuses_the_primary_then_forgets_the_space),
         cmocka_unit_test(test_spaces_repl_a_closed_copy_reopens_empty_and_catches_up),
