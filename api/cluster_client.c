@@ -514,6 +514,7 @@ cl_http_fail cl_http_do(const cl_http_req *r, const cl_http_opts *o, cl_http_res
     head h = {0};
     void *ssl = NULL;
     bool kept = cl__pool_take(r->addr, r->tls, &c.fd, &ssl);
+    mn_assert(kept || (c.fd < 0 && !ssl)); /* nothing of a connection not handed out */
     c.ssl = ssl;
     cl_http_fail f = exchange(&c, r, &h);
     if (kept && f == CL_HTTP_BROKEN && c.len == 0 && idempotent(r->method)) {

@@ -81,6 +81,8 @@ static bool still_good(int fd, SSL *ssl)
 
 bool cl__pool_take(const char *addr, const void *tls, int *fd, void **ssl)
 {
+    *fd = -1;
+    *ssl = NULL;
     for (;;) {
         int64_t now = mn_time_mono_ns();
         pthread_mutex_lock(&pool_mu);
@@ -93,14 +95,18 @@ bool cl__pool_take(const char *addr, const void *tls, int *fd, void **ssl)
                 best = s;
         }
         SSL *s_ssl = NULL;
-        if (best) release(best, fd, &s_ssl);
+        int s_fd = -1;
+        if (best) release(best, &s_fd, &s_ssl);
         pthread_mutex_unlock(&pool_mu);
         if (!best) return false;
-        if (still_good(*fd, s_ssl)) {
+        if (still_good(s_fd, s_ssl)) {
+            *fd = s_fd;
             *ssl = s_ssl;
             return true;
         }
-        cl__pool_close(*fd, s_ssl);
+        /* closed here, so never handed out: the caller's fd stays -1 (a closed number in
+         * it was used, and closed again, by the caller: another thread's file by then) */
+        cl__pool_close(s_fd, s_ssl);
     }
 }
 

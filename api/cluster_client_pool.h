@@ -9,7 +9,8 @@
 #define CL_POOL_ADDR_MAX 300 /* "HOST:PORT" as cl_http_req.addr gives it */
 
 /* Takes an idle connection to addr over tls (NULL: plain) that is still good: true with
- * *fd (and *ssl, an SSL *, NULL when plain) now the caller's. */
+ * *fd (and *ssl, an SSL *, NULL when plain) now the caller's; false with *fd = -1 and
+ * *ssl = NULL (an idle connection found broken is closed here). */
 bool cl__pool_take(const char *addr, const void *tls, int *fd, void **ssl);
 /* Gives a connection that ended an exchange cleanly back for reuse (or closes it). */
 void cl__pool_put(const char *addr, const void *tls, int fd, void *ssl);

@@ -33,7 +33,7 @@ typedef struct script {
     int n_conns;
     const char *step[CONNS_MAX][STEPS_MAX + 1];
     int lfd, port;
-    atomic_int accepted, requests;
+    atomic_int accepted, requests, closed;
     pthread_t th;
 } script;
 
@@ -68,6 +68,7 @@ static void *serve(void *arg)
             send(fd, a, strlen(a), MSG_NOSIGNAL);
         }
         close(fd);
+        atomic_fetch_add(&s->closed, 1);
     }
     return NULL;
 }
@@ -160,6 +161,35 @@ static void test_pool_tries_an_idempotent_request_once_more(void **state)
     stop(&s);
 }
 
+/* The server closes its side after one answer, before the next request: the idle
+ * connection is found broken when taken, closed there, and the request goes out on a new
+ * one. (The pool once closed it and left its number with the caller, who sent on it and
+ * closed it again: by then, in a server, another thread's file.) */
+static void test_pool_an_idle_connection_found_closed_is_not_used(void **state)
+{
+    (void)state;
+    script s = {.n_conns = 2, .step = {{OK_ANSWER, ""}, {OK_ANSWER, ""}}};
+    start(&s);
+    int st = 0;
+    assert_int_equal(call(&s, "POST", &st), CL_HTTP_OK);
+    assert_int_equal(cl__pool_idle(), 1);
+    for (int i = 0; i < 2000 && atomic_load(&s.closed) < 1; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&s.closed), 1);
+    int fd = 7;
+    void *ssl = &fd;
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", s.port);
+    assert_false(cl__pool_take(addr, NULL, &fd, &ssl)); /* broken: closed, not handed out */
+    assert_int_equal(fd, -1);
+    assert_null(ssl);
+    assert_int_equal(cl__pool_idle(), 0);
+    assert_int_equal(call(&s, "POST", &st), CL_HTTP_OK); /* a new connection */
+    assert_int_equal(st, 200);
+    assert_int_equal(atomic_load(&s.accepted), 2);
+    stop(&s);
+}
+
 static void test_pool_does_not_send_a_post_twice(void **state)
 {
     (void)state;
@@ -181,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_pool_keeps_no_connection_the_peer_will_close),
         cmocka_unit_test(test_pool_tries_an_idempotent_request_once_more),
         cmocka_unit_test(test_pool_does_not_send_a_post_twice),
+        cmocka_unit_test(test_pool_an_idle_connection_found_closed_is_not_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
