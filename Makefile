@@ -61,23 +61,33 @@ run: deps build
 	./$(BUILD)/mnemo serve $(if $(CONFIG),--config $(CONFIG),)
 
 # The API suites that drive the server's own threads hardest, run again against the ASan+UBSan
-# server binary (the sanitizers abort the server, so a finding fails the suite).
-ASAN_INTEGRATION = test_api_memories test_api_recall test_api_index test_api_cognitive test_api_fuzz \
-                   test_events test_mcp test_auth test_tls test_limits test_grpc \
-                   test_http_bounds test_body_memory test_auth_matrix test_corruption test_embedding \
+# server binary (the sanitizers abort the server, so a finding fails the suite). Two groups run
+# side by side (the CI budget: the suites mostly wait on their servers), each suite in one:
+# the cluster suites (several servers each) and the single-server ones.
+ASAN_INTEGRATION_CLUSTER = test_cluster_spaces test_cluster_route test_cluster_catalog \
+                   test_cluster_repl test_cluster_gossip test_cluster_recall test_cluster_snapshot \
+                   test_embedding
+ASAN_INTEGRATION_SINGLE = test_api_memories test_api_recall test_api_index test_api_cognitive \
+                   test_api_fuzz test_events test_mcp test_auth test_tls test_limits test_grpc \
+                   test_http_bounds test_body_memory test_auth_matrix test_corruption \
                    test_embedding_model test_recall_time test_text_language test_filter test_dedup \
                    test_api_versions test_grpc_versions test_mcp_versions \
                    test_api_forget_where test_grpc_forget_where test_mcp_forget_where \
-                   test_cluster_spaces test_recall_multi test_cluster_route test_cluster_catalog \
-                   test_admin_cli test_cluster_repl test_cluster_gossip test_cluster_recall \
-                   test_cluster_snapshot
+                   test_recall_multi test_admin_cli
 # (test_cluster_five, _https, _peer, _drain and the rest run in the Release ctest only: the CI
 # budget; their TLS and peer-bus code runs under ASan in the unit tests test_peer_tls, test_peer)
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ASAN_PYTEST = $(ASAN_ENV) MNEMO_BIN=$(CURDIR)/$(ASAN_BUILD)/mnemo PYTHONPATH=$(CURDIR)/clients/python \
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider
 
+# the cluster group's output follows the other's (kept in $(ASAN_BUILD)/asan-cluster.log)
 test-asan-integration: build-asan
-	$(ASAN_ENV) MNEMO_BIN=$(CURDIR)/$(ASAN_BUILD)/mnemo PYTHONPATH=$(CURDIR)/clients/python \
-	  /usr/bin/python3 -m pytest -q -p no:cacheprovider $(addprefix tests/integration/,$(addsuffix .py,$(ASAN_INTEGRATION)))
+	@rc=0; \
+	( $(ASAN_PYTEST) $(addprefix tests/integration/,$(addsuffix .py,$(ASAN_INTEGRATION_CLUSTER))) \
+	    > $(ASAN_BUILD)/asan-cluster.log 2>&1; echo $$? > $(ASAN_BUILD)/asan-cluster.rc ) & \
+	$(ASAN_PYTEST) $(addprefix tests/integration/,$(addsuffix .py,$(ASAN_INTEGRATION_SINGLE))) || rc=1; \
+	wait; echo "--- the cluster suites under ASan+UBSan:"; cat $(ASAN_BUILD)/asan-cluster.log; \
+	[ "$$(cat $(ASAN_BUILD)/asan-cluster.rc)" = 0 ] || rc=1; exit $$rc
 
 # Every test: unit + integration on the release build, the unit tests and the main API suites
 # under ASan+UBSan, the concurrency tests under TSan, the unit tests of the clang build.
