@@ -140,9 +140,10 @@ void mn_spaces_repl_unapplied(mn_spaces_repl_t *r, const char *space)
     size_t n = s->d.n_history;
     history_cut(s, s->last_lsn);
     if (s->d.n_history != n) mn__repl_persist(r, s);
-    /* fetched from the log's end, taken again only from the checked answer */
+    /* fetched from the log's end (at most every retry_us: a store failing each time, as a
+     * diverged copy's does until its snapshot, is not asked again at once), taken again only
+     * from the checked answer */
     s->reconciled = false;
-    s->fetch_us = INT64_MIN / 2;
     r->stats.unapplied++;
 }
 
