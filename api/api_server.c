@@ -161,8 +161,6 @@ mn_err mn_api_register(mn_api_t *api, mn_http_router_t *router, mn_error *err)
 
 /* How long in-flight gRPC calls may take to finish at shutdown before they are cancelled. */
 #define GRPC_GRACE_MS 10000
-/* How long a cluster node stopping waits for the spaces it leads to be handed over. */
-#define LEAVE_HANDOVER_MS 5000
 
 typedef struct server {
     uv_loop_t loop;
@@ -171,6 +169,7 @@ typedef struct server {
     mn_api_t *api;
     mn_cluster_t *cluster; /* NULL in single-node mode */
     mn_grpc_t *grpc;       /* NULL with grpc.enabled = false */
+    int64_t leave_handover_ms; /* cluster.leave_handover_ms */
     bool stopping;
 } server;
 
@@ -216,7 +215,7 @@ static void on_signal(uv_signal_t *h, int signum)
     s->stopping = true;
     mn_log_info("%s: shutting down (finishing in-flight requests)", strsignal(signum));
     if (s->cluster) /* its primaries first go to other holders, while requests are served */
-        mn_cluster_hand_over(s->cluster, LEAVE_HANDOVER_MS, stop_serving, s);
+        mn_cluster_hand_over(s->cluster, s->leave_handover_ms, stop_serving, s);
     else
         stop_serving(s);
 }
@@ -403,6 +402,7 @@ static int register_routes(server *s, const mn_config_t *c, mn_http_router_t *ro
         mn_log_error("%s", err.message);
         return 1;
     }
+    s->leave_handover_ms = c->cluster.leave_handover_ms;
     if (c->cluster.enabled && (mn_cluster_start(&s->loop, c, s->api->engine, &s->cluster, &err) ||
                                mn_cluster_register(s->cluster, s->api, router, &err))) {
         mn_log_error("cluster: %s", err.message);

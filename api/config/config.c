@@ -312,6 +312,9 @@ static const cfg_key KEYS[] = {
     KINT("cluster", "hedge_budget_percent", cluster.hedge_budget_percent, 10, 0, 100,
          "a recall over many spaces hedges at most this % of the frames it sends first (plus "
          "one a second); 0 = never hedge"),
+    KINT("cluster", "leave_handover_ms", cluster.leave_handover_ms, 5000, 0, 600000,
+         "a node stopping (SIGTERM) hands the spaces it leads over for at most this long "
+         "before it leaves; 0 = leave at once (they fail over)"),
     KINT("cluster", "catalog_tombstone_ttl_s", cluster.catalog_tombstone_ttl_s, 604800, 60,
          315360000, "a dropped space's tombstone is kept this long (a node down longer must be "
          "wiped before it rejoins)"),

@@ -114,6 +114,7 @@ typedef struct mn_config_cluster {
     int64_t partition_writes_max; /* 10000: hints pending on this node at most */
     /* recall over many spaces (docs/recall.md "Hedge budget", api/cluster_query_budget.c) */
     int64_t hedge_budget_percent; /* 10: hedged frames at most this % of first sends (+ floor) */
+    int64_t leave_handover_ms; /* 5000: a stopping node waits this long for its primaries to go */
 } mn_config_cluster_t;
 
 /* [cluster.swim]: overrides of the profile's SWIM timings (0 = the profile's value). */

@@ -32,19 +32,20 @@ SPACE = "repl-a"
 PEER_RE = re.compile(r"peer: node (\S+) listening on (\S+):(\d+)")
 
 
-def start_node(server_factory, seeds):
+def start_node(server_factory, seeds, extra=None):
     env = cluster_env(seeds)
     env["MNEMO_CLUSTER_PEER_PORT"] = "0"
     env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = "3"
     env["MNEMO_CLUSTER_WRITE_CONSISTENCY"] = "quorum"
+    env.update(extra or {})
     return server_factory(env=env)
 
 
-def start_three(server_factory):
+def start_three(server_factory, extra=None):
     """Three nodes, each seeing all three alive: (servers, their node ids, id -> server)."""
-    first = start_node(server_factory, [])
+    first = start_node(server_factory, [], extra)
     seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
-    nodes = [first] + [start_node(server_factory, seeds) for _ in range(2)]
+    nodes = [first] + [start_node(server_factory, seeds, extra) for _ in range(2)]
     ids = [swim_endpoint(s)[0] for s in nodes]
     for s in nodes:
         wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
@@ -295,10 +296,10 @@ def test_spaces_created_at_once_through_every_node_all_become_writable(server_fa
                    what="a quorum write to %s through node %d" % (name, i % 3))
 
 
-def three_with_the_space(server_factory):
+def three_with_the_space(server_factory, extra=None):
     """Three nodes and SPACE created on the node placement leads it from, placed on all
     three by every node: (nodes, their ids, id -> node, the primary, the two others)."""
-    nodes, ids, by_id = start_three(server_factory)
+    nodes, ids, by_id = start_three(server_factory, extra)
     primary = by_id[spaces_doc(nodes[0], SPACE)["spaces"][0]["primary"]]
     with primary.client() as c:
         c.create_space(SPACE, dim=4)
@@ -442,6 +443,24 @@ def test_nearest_reads_at_a_cut_off_primary_say_stale(server_factory):
         except AssertionError:  # served elsewhere or refused while roles settle: asked again
             return None
     wait_until(fresh_again, DEADLINE_S, what="the recall no longer saying stale_replica")
+
+
+def test_a_primary_stopped_with_no_leave_handover_leaves_at_once(server_factory):
+    """cluster.leave_handover_ms = 0: SIGTERM at the primary hands nothing over; it leaves,
+    and the others elect a primary (a failover) that takes a quorum write."""
+    nodes, ids, by_id, primary, others = three_with_the_space(
+        server_factory, {"MNEMO_CLUSTER_LEAVE_HANDOVER_MS": "0"})
+    remember(primary, 1)
+    assert primary.stop() == 0
+    log = primary.log()
+    assert "cluster: leaving" in log and "handing over the" not in log, log[-3000:]
+
+    def write_once():
+        try:
+            return remember(others[0], 2)
+        except (MnemoError, OSError):
+            return None
+    wait_until(write_once, DEADLINE_S, what="a write after the failover")
 
 
 class _send(threading.Thread):

@@ -355,13 +355,15 @@ static void test_config_cluster_placement_keys_default_override_and_check(void *
     assert_string_equal(c.cluster.write_consistency, "quorum");
     assert_int_equal(c.cluster.write_timeout_ms, 2000);
     assert_int_equal(c.cluster.hedge_budget_percent, 10);
+    assert_int_equal(c.cluster.leave_handover_ms, 5000);
     assert_string_equal(c.cluster.zone, "");
     mn_config_free(&c);
     char *envp[] = {"MNEMO_CLUSTER_REPLICATION_FACTOR=5", "MNEMO_CLUSTER_PEER_PORT=7800",
                     "MNEMO_CLUSTER_WRITE_CONSISTENCY=one", "MNEMO_CLUSTER_ZONE=eu-west.1a",
                     "MNEMO_CLUSTER_WRITE_TIMEOUT_MS=250", "MNEMO_CLUSTER_HEDGE_BUDGET_PERCENT=0",
-                    NULL};
+                    "MNEMO_CLUSTER_LEAVE_HANDOVER_MS=0", NULL};
     load_ok(&c, NULL, envp);
+    assert_int_equal(c.cluster.leave_handover_ms, 0);
     assert_int_equal(c.cluster.write_timeout_ms, 250);
     assert_int_equal(c.cluster.hedge_budget_percent, 0);
     assert_int_equal(c.cluster.replication_factor, 5);
@@ -381,6 +383,9 @@ static void test_config_cluster_placement_keys_default_override_and_check(void *
     char *hb[] = {"MNEMO_CLUSTER_HEDGE_BUDGET_PERCENT=101", NULL};
     expect_env_error(hb, "MNEMO_CLUSTER_HEDGE_BUDGET_PERCENT: cluster.hedge_budget_percent must "
                          "be in 0..100, got 101");
+    char *lh[] = {"MNEMO_CLUSTER_LEAVE_HANDOVER_MS=-1", NULL};
+    expect_env_error(lh, "MNEMO_CLUSTER_LEAVE_HANDOVER_MS: cluster.leave_handover_ms must be in "
+                         "0..600000, got -1");
     char *zone[] = {"MNEMO_CLUSTER_ZONE=a;b", NULL};
     expect_env_error(zone, "MNEMO_CLUSTER_ZONE: cluster.zone may only hold letters, digits and "
                            ". _ : -, got \"a;b\"");
