@@ -29,7 +29,9 @@ of the moment: the checker judges what the cluster answers.
 import argparse
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -72,6 +74,10 @@ def parse(argv):
                     help="cluster.partition_writes of the nodes: with accept, a remember whose "
                          "primary is unreachable is answered 202 (a hint) and judged as an "
                          "acknowledged write (docs/gossip.md, \"Partition mode\")")
+    ap.add_argument("--fdtrace", default=None, metavar="LIB",
+                    help="preload LIB (the build's tests/libmn_fdtrace.so) in every node: a "
+                         "descriptor closed twice is reported in the node's log and counted "
+                         "as a violation (fd_misuse)")
     ap.add_argument("--env", action="append", default=[],
                     help="KEY=VALUE for every node (e.g. the TEST ONLY MNEMO_TEST_DROP_ACKED=5)")
     a = ap.parse_args(argv)
@@ -238,6 +244,32 @@ def final_reads(cluster, placement, history, hist_path, own=False):
                              "status": st, "code": W.error_code(doc)})
 
 
+FDTRACE_RE = re.compile(r"fdtrace: begin: .*?fdtrace: end\n", re.S)
+
+
+def fd_misuse(cluster, history):
+    """Every fdtrace report in the nodes' logs (a descriptor closed twice: --fdtrace), with
+    the mnemo frames named where the binary's symbols allow (addr2line)."""
+    for nd in cluster.nodes:
+        for block in FDTRACE_RE.findall(nd.log()):
+            history.add({"op": "fd_misuse", "node": nd.i, "report": symbolize(nd.binary, block)})
+
+
+def symbolize(binary, block):
+    """block with `(+0x..)` frames of binary followed by the function they are in."""
+    offs = re.findall(r"%s\(\+(0x[0-9a-f]+)\)" % re.escape(os.path.basename(binary)), block)
+    if not offs or not shutil.which("addr2line"):
+        return block
+    try:
+        out = subprocess.run(["addr2line", "-f", "-C", "-e", binary] + offs, capture_output=True,
+                             text=True, timeout=30).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return block
+    names = dict(zip(offs, out[0::2]))
+    return re.sub(r"\(\+(0x[0-9a-f]+)\)",
+                  lambda m: "(+%s %s)" % (m.group(1), names.get(m.group(1), "?")), block)
+
+
 def stop_nodes(cluster, history):
     """SIGTERM to every node: each must exit 0 (a sanitizer's report, a crash on the way
     down or a hang is a `node_exit` record the checker counts as a violation)."""
@@ -294,6 +326,10 @@ def run(a):
     extra = {"MNEMO_CLUSTER_REPLICATION_FACTOR": str(a.replication_factor),
              "MNEMO_CLUSTER_PARTITION_WRITES": a.partition_writes}
     extra.update(kv.split("=", 1) for kv in a.env)
+    if a.fdtrace:
+        if not os.access(a.fdtrace, os.R_OK):
+            raise FileNotFoundError("--fdtrace: no library at %r" % a.fdtrace)
+        extra["LD_PRELOAD"] = os.path.abspath(a.fdtrace)
     with netns.Net(a.nodes, seed=None) as net:
         with Cluster(net, a.bin, extra_env=extra) as cluster:
             try:
@@ -311,6 +347,7 @@ def run(a):
                 converge(cluster, placement, history, a.converge_bound_s, own)
                 final_reads(cluster, placement, history, hist_path, own)
                 stop_nodes(cluster, history)
+                fd_misuse(cluster, history)
                 history.close()
             finally:
                 for nd in cluster.nodes:

@@ -14,7 +14,10 @@ prints the report (JSON) and exits 1 on any violation. The history holds
   a violation, e.g. a sanitizer's report);
 - `node_died`: a node whose process ended on its own during the run (a crash,
   an abort, a fail-stop), with its exit code and the end of its log: a
-  violation (the harness starts it again so the run goes on).
+  violation (the harness starts it again so the run goes on);
+- `fd_misuse`: with `--fdtrace`, a report of the preloaded fdtrace library from a
+  node's log (a close, fsync or write that failed with EBADF, with the stack of
+  the last close of that descriptor): a violation.
 
 Checks:
 1. Acknowledged writes: every remember answered 201 whose id no forget ever
@@ -95,6 +98,7 @@ class Index:
         self.harness_errors = [r for r in recs if r["op"] in ("client_error", "harness_error")]
         self.bad_exits = [r for r in recs if r["op"] == "node_exit" and r["code"] != 0]
         self.deaths = [r for r in recs if r["op"] == "node_died"]
+        self.fd_misuse = [r for r in recs if r["op"] == "fd_misuse"]
 
 
 GONE_CODES = ("memory_forgotten", "memory_not_found")
@@ -259,6 +263,7 @@ def check(recs, stale_bound_s=5.0):
         "harness_errors": [r.get("error") for r in ix.harness_errors][:20],
         "node_deaths": [{k: r.get(k) for k in ("node", "code", "at_s", "log_tail")}
                         for r in ix.deaths][:20],
+        "fd_misuse": [{"node": r["node"], "report": r["report"]} for r in ix.fd_misuse][:20],
     }
     v = []
     if lost:
@@ -278,6 +283,9 @@ def check(recs, stale_bound_s=5.0):
         v.append("nodes stopped on their own: %s"
                  % ", ".join("%s at %.1fs (exit %s)" % (r["node"], r["at_s"], r["code"])
                              for r in ix.deaths))
+    if ix.fd_misuse:
+        v.append("descriptors used after a close (fdtrace): %d reports, on nodes %s"
+                 % (len(ix.fd_misuse), sorted({r["node"] for r in ix.fd_misuse})))
     if not ix.final_lists:
         v.append("no final reads: the run did not finish")
     report["violations"] = v

@@ -136,6 +136,35 @@ def test_checker_counts_a_node_that_stopped_on_its_own():
     assert r["node_deaths"][0]["log_tail"].startswith("repl: cannot")
 
 
+def test_fdtrace_reports_a_descriptor_closed_twice(request, tmp_path):
+    """The preloaded library (chaos.py --fdtrace) in a process that closes a descriptor
+    twice: one report, naming the second close and the first, that chaos.py finds."""
+    lib = os.path.join(os.path.dirname(mnemo_bin(request.config)), "tests", "libmn_fdtrace.so")
+    assert os.access(lib, os.R_OK), "no %s (built with mnemo)" % lib
+    code = ("import os\n"
+            "fd = os.open(%r, os.O_CREAT | os.O_WRONLY)\n"
+            "os.close(fd)\n"
+            "try:\n    os.close(fd)\nexcept OSError:\n    pass\n" % str(tmp_path / "f"))
+    env = dict(os.environ, LD_PRELOAD=lib)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    import chaos
+    blocks = chaos.FDTRACE_RE.findall(out.stderr)
+    assert len(blocks) == 1, out.stderr
+    assert "close(" in blocks[0] and "the last close of" in blocks[0], blocks[0]
+    clean = subprocess.run([sys.executable, "-c", "print(1)"], env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert clean.stdout == "1\n" and "fdtrace" not in clean.stderr, clean.stderr
+
+
+def test_checker_counts_fdtrace_reports():
+    h = _history([{"op": "fd_misuse", "node": 1, "report": "fdtrace: begin: close(9) ..."}])
+    r = checker.check(h)
+    assert r["violations"] == ["descriptors used after a close (fdtrace): 1 reports, on nodes [1]"]
+    assert r["fd_misuse"][0]["report"].startswith("fdtrace: begin")
+
+
 def test_checker_cli_exits_non_zero_and_names_the_seed(tmp_path):
     p = tmp_path / "history.jsonl"
     h = _history([])
