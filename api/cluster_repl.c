@@ -596,6 +596,7 @@ static void free_all(cl_repl *r)
     free(r->handovers);
     free(r->in_handovers);
     free(r->gone);
+    free(r->primaries);
     free(r->hooked);
     free(r->read_buf);
     free(r->caught);

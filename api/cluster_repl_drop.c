@@ -43,8 +43,43 @@ static bool held(cl_repl *r, const char *space)
            mn_engine_space_position(r->engine, space, &last, &epoch, NULL) == MN_OK;
 }
 
+/* Keeps every live primary of t (sorted by space, as t is). */
+static void primaries_update(cl_repl *r, const mn_spaces_table_t *t)
+{
+    if (t->n > r->cap_primaries) {
+        crep_primary *p = realloc(r->primaries, t->n * sizeof *p);
+        if (!p) return; /* out of memory: the last table's stay */
+        r->primaries = p;
+        r->cap_primaries = t->n;
+    }
+    r->n_primaries = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const mn_spaces_entry_t *e = &t->entries[i];
+        if (!e->n_holders || e->holders[0].role != MN_SPACES_PRIMARY || e->holders[0].down)
+            continue;
+        crep_primary *p = &r->primaries[r->n_primaries++];
+        snprintf(p->space, sizeof p->space, "%s", e->name);
+        snprintf(p->node, sizeof p->node, "%s", e->holders[0].node);
+    }
+}
+
+static int cmp_primary(const void *key, const void *elem)
+{
+    return strcmp(key, ((const crep_primary *)elem)->space);
+}
+
+const char *mn__crep_table_primary(const cl_repl *r, const char *space)
+{
+    const crep_primary *p =
+        r->n_primaries
+            ? bsearch(space, r->primaries, r->n_primaries, sizeof *r->primaries, cmp_primary)
+            : NULL;
+    return p ? p->node : NULL;
+}
+
 void mn__crep_gone_update(cl_repl *r, const mn_spaces_table_t *t)
 {
+    primaries_update(r, t);
     r->n_gone = 0;
     for (size_t i = 0; i < t->n; i++) {
         const mn_spaces_entry_t *e = &t->entries[i];

@@ -99,6 +99,13 @@ typedef struct crep_gone {
     uint64_t epoch, version; /* of the record (for the log) */
 } crep_gone;
 
+/* A space's primary as the last table named it (cluster_repl_drop.c): where entries held
+ * for re-application of a space this node no longer holds are sent. */
+typedef struct crep_primary {
+    char space[MN_SPACE_NAME_MAX + 1];
+    char node[MN_SPACES_NODE_MAX + 1];
+} crep_primary;
+
 /* Counters of the glue (thread only; exported with the rest). */
 typedef struct crep_counts {
     uint64_t apply_failed, truncate_refused, reapply_dropped, snapshot_needed, append_failed;
@@ -132,6 +139,8 @@ struct cl_repl {
     size_t n_members;
     crep_gone *gone; /* copies to drop (cluster_repl_drop.c) */
     size_t n_gone, cap_gone;
+    crep_primary *primaries; /* of the last table, sorted by space (cluster_repl_drop.c) */
+    size_t n_primaries, cap_primaries;
     cl_repl_handover *handovers; /* the list placement wants (thread's copy) */
     size_t n_handovers;
     uint8_t *read_buf; /* the entry the core's last read got from the engine */
@@ -199,6 +208,8 @@ void mn__crep_caught_up(cl_repl *r, const mn_spaces_repl_event_t *ev);
 /* cluster_repl_drop.c: copies moved away */
 void mn__crep_gone_update(cl_repl *r, const mn_spaces_table_t *t); /* after each new table */
 void mn__crep_drop_gone(cl_repl *r); /* closes and drops what it can; the rest waits */
+/* the space's live primary in the last table (any node), or NULL */
+const char *mn__crep_table_primary(const cl_repl *r, const char *space);
 
 /* cluster_repl_chan.c: the other users of the bus */
 void mn__crep_chan_wake(cl_repl *r);    /* thread: makes attached channels live, sends posts */

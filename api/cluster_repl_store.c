@@ -461,10 +461,14 @@ static int hand_back_one(void *arg, uint64_t lsn, const uint8_t *bytes, size_t l
     return 0;
 }
 
-/* A primary just demoted (its engine now a replica, so its log ends where it is): the
- * entries its engine took that never reached the core's log (last_lsn) — written between
- * the last append and the demotion — are this node's alone, past the fork to come. They are
- * handed back like the core's forked entries: re-applied through the new primary. */
+/* A primary just demoted (its engine now a replica, so its log ends where it is): every
+ * entry its engine took after kept_lsn (the core's DEMOTED event: past what a majority
+ * acknowledged, in the epoch it led) may be missing from the new primary's log — `one`
+ * writes it acknowledged, and entries written between the last append and the demotion.
+ * They are handed back like the core's forked entries, at once: re-applied through the new
+ * primary, which keeps any it has already (the ids). Not waiting for the fork to be found
+ * matters when the new primary's record drops this copy: it is closed and deleted before
+ * it could reconcile (cluster_repl_drop.c). */
 static void hand_back_unshipped(cl_repl *r, const char *space, uint64_t last_lsn)
 {
     uint64_t end = 0, epoch = 0;
@@ -477,8 +481,8 @@ static void hand_back_unshipped(cl_repl *r, const char *space, uint64_t last_lsn
         mn_log_error("repl: %s: cannot read lsn %llu.. to hand back: %s", space,
                      (unsigned long long)last_lsn + 1, err.message);
     mn__crep_snap_reapply_sync(r);
-    mn_log_warn("repl: %s: %zu entries this node took after its last shipped one (lsn %llu) are "
-                "handed back to the new primary",
+    mn_log_warn("repl: %s: %zu entries this node took after lsn %llu (not known to be on a "
+                "majority) are handed back to the new primary",
                 space, u.n, (unsigned long long)last_lsn);
 }
 
@@ -502,7 +506,7 @@ static void cb_event(void *user, const mn_spaces_repl_event_t *ev)
         mn_log_info("repl: this node no longer leads %s (epoch %llu)", ev->space,
                     (unsigned long long)ev->epoch);
         set_role(r, ev->space, MN_SPACE_REPLICA, 0);
-        hand_back_unshipped(r, ev->space, ev->lsn);
+        hand_back_unshipped(r, ev->space, ev->kept_lsn);
         break;
     case MN_SPACES_REPL_CAUGHT_UP:
         mn__crep_caught_up(r, ev);

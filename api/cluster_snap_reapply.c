@@ -181,9 +181,18 @@ void mn__csnap_reapply_tick(cl_repl *r, int64_t now_us)
     for (size_t i = 0; x && i < x->n;) {
         reap_entry *it = &x->items[i];
         mn_spaces_repl_status_t st;
-        if (now_us - it->sent_us < CSNAP_RETRY_US ||
-            mn_spaces_repl_status(r->core, now_us, it->space, &st) || !st.primary[0]) {
-            i++; /* not due, or no primary to send it to yet */
+        if (now_us - it->sent_us < CSNAP_RETRY_US) {
+            i++; /* not due */
+            continue;
+        }
+        if (mn_spaces_repl_status(r->core, now_us, it->space, &st) != MN_OK) {
+            /* no longer held here (its copy was dropped): the table's primary takes it */
+            const char *p = mn__crep_table_primary(r, it->space);
+            memset(&st, 0, sizeof st);
+            if (p) snprintf(st.primary, sizeof st.primary, "%s", p);
+        }
+        if (!st.primary[0]) {
+            i++; /* no primary to send it to yet */
             continue;
         }
         it->sent_us = now_us;

@@ -368,7 +368,13 @@ void mn__repl_event(mn_spaces_repl_t *r, const mn__repl_space *s, mn_spaces_repl
                     const char *node, uint64_t epoch, uint64_t lsn)
 {
     if (!r->cb.event) return;
-    mn_spaces_repl_event_t ev = {t, s->name, node, epoch, lsn};
+    mn_spaces_repl_event_t ev = {t, s->name, node, epoch, lsn, 0};
+    if (t == MN_SPACES_REPL_DEMOTED) {
+        /* the epoch it led began at its history's last start (pushed at its promotion) */
+        uint64_t from = s->d.n_history ? s->d.history[s->d.n_history - 1].lsn : 1;
+        uint64_t kept = s->quorum_lsn > from - 1 ? s->quorum_lsn : from - 1;
+        ev.kept_lsn = kept < s->last_lsn ? kept : s->last_lsn;
+    }
     r->cb.event(r->cb.user, &ev);
 }
 

@@ -325,6 +325,10 @@ typedef struct mn_spaces_repl_event {
     const char *space;
     const char *node;
     uint64_t epoch, lsn;
+    /* DEMOTED: the entries after kept_lsn may be missing from the new primary's log (this
+     * node took them as primary and no majority had acknowledged them): the greater of the
+     * last entry a majority acknowledged and the last before the epoch it led. 0 otherwise */
+    uint64_t kept_lsn;
 } mn_spaces_repl_event_t;
 
 /* The core's way out. Callbacks run inside the core's calls and must not call

@@ -20,6 +20,8 @@ import pytest
 from conftest import DEADLINE_S, HERE, mnemo_bin
 import checker
 import faults as F
+import netns
+from nodes import Cluster, wait_for
 import schedule
 import workload as W
 
@@ -341,3 +343,82 @@ def test_a_short_run_of_the_true_build_is_clean_and_says_what_was_unavailable(re
     assert all(x["kind"] == "delay" and x["why"] for x in skipped), skipped
     if skipped:
         assert "sch_netem" in r["unavailable"]["delay"]
+
+
+def _entry(node, space):
+    st, doc = W.http("%s/v1/cluster/spaces" % node.url, timeout=5)
+    if st != 200:
+        return None
+    return next((e for e in doc["spaces"] if e["name"] == space), None)
+
+
+def test_a_deposed_primary_dropped_from_the_record_keeps_its_one_writes(request):
+    """Four nodes, factor 3. The primary is cut off from the others and acknowledges `one`
+    writes until its lease lapses; the others elect a primary, whose record drops the cut-off
+    copy and repairs on the fourth node. After the heal the old primary learns the new epoch
+    and drops its copy (the record no longer lists it): the writes it acknowledged must reach
+    the space anyway (handed back at its demotion, re-applied through the new primary)."""
+    binary = mnemo_bin(request.config)
+    rf3 = {"MNEMO_CLUSTER_REPLICATION_FACTOR": "3"}
+    with netns.Net(4) as net, Cluster(net, binary, extra_env=rf3) as c:
+        c.wait_converged(DEADLINE_S)
+        f = F.Faults(c)
+        old = c.nodes[0]
+        space = _space_led_by(old, "deposed")
+        others = c.nodes[1:]
+
+        def placed():
+            es = [_entry(nd, space) for nd in c.nodes]
+            return all(e and e["primary"] == old.id and len(e["holders"]) == 3 and all(
+                h["role"] != "catching_up" for h in e["holders"]) for e in es)
+        wait_for(placed, 60.0, "every node placing %s on three full copies" % space)
+        f.partition([[0]])
+        # draining from now on, so that after the heal no record gives it a copy again
+        st, doc = W.http(old.url + "/v1/cluster/drain", "POST", {"node": old.id, "drain": True},
+                         timeout=10)
+        assert st == 200, doc
+        acked = []
+        for i in range(50):  # until the lease lapses (a 503), bounded
+            try:
+                st, doc = W.http("%s/v1/spaces/%s/memories" % (old.url, space), "POST",
+                                 {"content": "cut off %d" % i, "consistency": "one",
+                                  "embedding": [0.5, 0.25, float(i % 5), 1.0]}, timeout=5)
+            except OSError:
+                break
+            if st != 201:
+                break
+            acked.append(doc["id"])
+        assert acked, "the cut-off primary acknowledged no write"
+
+        def repaired():
+            e = _entry(others[0], space)
+            return e and e["primary"] not in (None, old.id) and old.id not in (
+                h["node"] for h in e["holders"]) and len(e["holders"]) == 3
+        wait_for(repaired, 60.0, "a new primary whose record drops the cut-off copy")
+        f.heal()
+        c.wait_converged(60.0)
+
+        def gone_there():
+            st, doc = W.http("%s/v1/spaces/%s" % (old.url, space), timeout=5)
+            e = _entry(old, space)
+            return e and old.id not in (h["node"] for h in e["holders"])
+        try:
+            wait_for(gone_there, 60.0, "the old primary following the record that drops it")
+        except AssertionError as ex:
+            raise AssertionError("%s\nentries: %r\nacked %d\nits log:\n%s" % (
+                ex, [_entry(nd, space) for nd in c.nodes], len(acked),
+                old.log()[-6000:])) from None
+
+        def missing():
+            out = []
+            for mid in acked:
+                st, _ = W.http("%s/v1/spaces/%s/memories/%s" % (others[0].url, space, mid),
+                               timeout=5)
+                if st != 200:
+                    out.append((mid, st))
+            return out
+        try:
+            wait_for(lambda: not missing(), 60.0, "every acknowledged write in the space")
+        except AssertionError:
+            raise AssertionError("%d of %d acknowledged `one` writes missing: %s\n%s" % (
+                len(missing()), len(acked), missing()[:5], old.log()[-4000:])) from None

@@ -26,6 +26,8 @@ typedef struct world {
     uint8_t data[LOG_MAX][8];
     int out_of_order;
     uint64_t fail_lsn; /* the store fails this entry once (mn_spaces_repl_unapplied) */
+    int demoted;       /* DEMOTED events, the last one's kept_lsn and lsn */
+    uint64_t demoted_kept, demoted_lsn;
     mn_spaces_repl_durable_t d;
     int sent[16]; /* frames sent, by kind */
     _Alignas(8) uint8_t last[1 << 16];
@@ -98,10 +100,20 @@ static void w_persist(void *user, const char *space, const mn_spaces_repl_durabl
 }
 
 /* A core "self" holding space "s" with n0, n1, n2 (voters); d NULL = new (n0 leads epoch 1). */
+static void w_event(void *user, const mn_spaces_repl_event_t *ev)
+{
+    world *w = user;
+    if (ev->type != MN_SPACES_REPL_DEMOTED) return;
+    w->demoted++;
+    w->demoted_kept = ev->kept_lsn;
+    w->demoted_lsn = ev->lsn;
+}
+
 static world *world_new(const char *self, const mn_spaces_repl_durable_t *d, uint64_t last)
 {
     world *w = calloc(1, sizeof *w);
-    mn_spaces_repl_cb_t cb = {w, w_send, w_apply, w_read, w_truncate, w_reapply, w_persist, NULL};
+    mn_spaces_repl_cb_t cb = {w,        w_send,    w_apply,   w_read,
+                              w_truncate, w_reapply, w_persist, w_event};
     assert_int_equal(mn_spaces_repl_new(self, NULL, &cb, 7, &w->core, NULL), MN_OK);
     mn_spaces_repl_holder_t h[3] = {{"n0", true}, {"n1", true}, {"n2", true}};
     w->n = last;
@@ -183,10 +195,14 @@ static void test_spaces_repl_levels_follow_the_acks(void **state)
     assert_int_equal(mn_spaces_repl_status(w->core, 40, "s", &st), MN_OK);
     assert_int_equal(st.n_peers, 2);
     assert_int_equal(st.peers[1].lag_entries, 1);
-    /* a newer epoch in a fetch demotes it: it takes no more writes */
+    /* a newer epoch in a fetch demotes it: it takes no more writes; what a majority did not
+     * acknowledge is past kept_lsn (here all three reached one: none) */
     deliver(w, 50, MN_WIRE_REPL_FENCED, "n1", 4, 0, 0, 0, NULL, 0);
     assert_false(mn_spaces_repl_writable(w->core, 50, "s", NULL));
     assert_int_equal(w->d.epoch, 4);
+    assert_int_equal(w->demoted, 1);
+    assert_int_equal(w->demoted_lsn, 3);
+    assert_int_equal(w->demoted_kept, 3);
     assert_int_equal(mn_spaces_repl_append(w->core, 60, "s", 4, d, 8, NULL), MN_ERR_BUSY);
     world_free(w);
 }
@@ -464,6 +480,27 @@ static void test_spaces_repl_a_failed_store_is_fetched_again(void **state)
     world_free(w);
 }
 
+/* A primary deposed with writes no majority acknowledged: its DEMOTED event names the last
+ * one a majority had (the server hands back everything after it to the new primary). */
+static void test_spaces_repl_a_deposed_primary_names_what_a_majority_had(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0); /* n0 leads epoch 1 from lsn 1 */
+    static const uint8_t d[8] = {2};
+    for (uint64_t lsn = 1; lsn <= 5; lsn++) {
+        w->n = lsn;
+        w->epochs[lsn] = 1;
+        assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", lsn, d, 8, NULL), MN_OK);
+    }
+    deliver(w, 20, MN_WIRE_REPL_ACK, "n1", 1, 2, 0, 0, NULL, 0); /* lsns 1, 2 on a majority */
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 2);
+    deliver(w, 30, MN_WIRE_REPL_FENCED, "n2", 2, 0, 0, 0, NULL, 0);
+    assert_int_equal(w->demoted, 1);
+    assert_int_equal(w->demoted_lsn, 5);
+    assert_int_equal(w->demoted_kept, 2); /* 3..5: `one` writes no majority had */
+    world_free(w);
+}
+
 static void test_spaces_repl_hostile_frames_never_break_it(void **state)
 {
     (void)state;
@@ -627,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_a_failed_store_is_fetched_again),
+        cmocka_unit_test(test_spaces_repl_a_deposed_primary_names_what_a_majority_had),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
         cmocka_unit_test(test_spaces_repl_close_refuses_the_primary_then_forgets_the_space),
         cmocka_unit_test(test_spaces_repl_a_closed_copy_reopens_empty_and_catches_up),
