@@ -70,10 +70,9 @@ static int cmp_primary(const void *key, const void *elem)
 
 const char *mn__crep_table_primary(const cl_repl *r, const char *space)
 {
-    const crep_primary *p =
-        r->n_primaries
-            ? bsearch(space, r->primaries, r->n_primaries, sizeof *r->primaries, cmp_primary)
-            : NULL;
+    const crep_primary *p = r->n_primaries ? bsearch(space, r->primaries, r->n_primaries,
+                                                     sizeof *r->primaries, cmp_primary)
+                                           : NULL;
     return p ? p->node : NULL;
 }
 

@@ -112,8 +112,14 @@ static void w_event(void *user, const mn_spaces_repl_event_t *ev)
 static world *world_new(const char *self, const mn_spaces_repl_durable_t *d, uint64_t last)
 {
     world *w = calloc(1, sizeof *w);
-    mn_spaces_repl_cb_t cb = {w,        w_send,    w_apply,   w_read,
-                              w_truncate, w_reapply, w_persist, w_event};
+    mn_spaces_repl_cb_t cb = {.user = w,
+                              .send = w_send,
+                              .apply = w_apply,
+                              .read = w_read,
+                              .truncate = w_truncate,
+                              .reapply = w_reapply,
+                              .persist = w_persist,
+                              .event = w_event};
     assert_int_equal(mn_spaces_repl_new(self, NULL, &cb, 7, &w->core, NULL), MN_OK);
     mn_spaces_repl_holder_t h[3] = {{"n0", true}, {"n1", true}, {"n2", true}};
     w->n = last;
