@@ -113,12 +113,14 @@ void mn__crep_snap_reapply(cl_repl *r, const char *space, uint64_t lsn, const ui
     struct csnap_reapply *x = mn__csnap_reap(r);
     reap_entry *it = x && wanted(space, data, len) ? hold(x, space, data, len) : NULL;
     if (!it) {
+        /* a derived entry (a link, a correction, a consolidation) is expected and said at
+         * debug level; an episode or a tombstone over the bound is a loss: a warning */
+        bool lost = x && wanted(space, data, len);
         r->counts.reapply_dropped++;
-        mn_log_warn("repl: %s lsn %llu past a fork is not re-applied through the new primary "
-                    "(%s)",
-                    space, (unsigned long long)lsn,
-                    x && wanted(space, data, len) ? "over the bound"
-                                                  : "not an episode or a tombstone");
+        mn_log(lost ? MN_LOG_WARN : MN_LOG_DEBUG,
+               "repl: %s lsn %llu past a fork is not re-applied through the new primary (%s)",
+               space, (unsigned long long)lsn,
+               lost ? "over the bound" : "not an episode or a tombstone");
         return;
     }
     it->kept = mn__csnap_keep_add(&x->keep, space, data, len) == MN_OK;
@@ -126,8 +128,8 @@ void mn__crep_snap_reapply(cl_repl *r, const char *space, uint64_t lsn, const ui
         mn_log_error("repl: %s lsn %llu past a fork: cannot keep it in %s (%s): held in memory "
                      "only",
                      space, (unsigned long long)lsn, x->keep.dir, strerror(errno));
-    mn_log_info("repl: %s lsn %llu past a fork: to re-apply through the new primary", space,
-                (unsigned long long)lsn);
+    mn_log_debug("repl: %s lsn %llu past a fork: to re-apply through the new primary", space,
+                 (unsigned long long)lsn);
 }
 
 void mn__crep_snap_reapply_sync(cl_repl *r)
