@@ -297,6 +297,7 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_events, "gap", cs.gaps, ce->gaps);
     add(r->m_events, "bad_crc", cs.bad_crc, ce->bad_crc);
     add(r->m_events, "refetched", cs.unapplied, ce->unapplied);
+    add(r->m_events, "log_restarted", cs.restarted_logs, ce->restarted_logs);
     r->exported_core = cs;
     const crep_counts *c = &r->counts, *e = &r->exported_counts;
     add(r->m_events, "fork_refused", c->truncate_refused, e->truncate_refused);

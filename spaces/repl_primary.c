@@ -270,8 +270,18 @@ void mn__repl_on_fetch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
     uint64_t last = f->lsn ? f->lsn - 1 : 0; /* the follower's last entry */
     /* a replica that acknowledged match in this epoch keeps it (acks come
      * only once reconciled, and its log only grows from there): a fetch
-     * below it is an old one, duplicated or overtaken */
-    if (last < p->match) return;
+     * below it is an old one, duplicated or overtaken; except a fetch from
+     * nothing: its copy was dropped (a record that no longer listed it) and
+     * opened again empty while a newer record listed it again. It holds none
+     * of what it acknowledged: counted again from 0 (never for a level it
+     * cannot back), and shipped from the start. A late duplicate of its very
+     * first fetch does the same, harmlessly: its next ack restores match. */
+    if (last < p->match && last > 0) return;
+    if (last < p->match) {
+        p->match = 0;
+        r->stats.restarted_logs++;
+        update_levels(r, s);
+    }
     p->snapshot = false;
     p->synced = false;
     if (last > s->last_lsn || (last > 0 && mn__repl_epoch_at(&s->d, last) != f->last_epoch)) {

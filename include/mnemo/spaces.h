@@ -495,6 +495,7 @@ typedef struct mn_spaces_repl_stats {
     uint64_t entries_shipped;
     uint64_t closed;    /* spaces closed (copies moved away) */
     uint64_t unapplied; /* entries the store could not take, fetched again (unapplied) */
+    uint64_t restarted_logs; /* primary: a replica fetching from nothing past its ack */
 } mn_spaces_repl_stats_t;
 
 void mn_spaces_repl_stats(const mn_spaces_repl_t *r, mn_spaces_repl_stats_t *out);

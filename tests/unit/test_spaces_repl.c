@@ -507,6 +507,46 @@ static void test_spaces_repl_a_deposed_primary_names_what_a_majority_had(void **
     world_free(w);
 }
 
+/* A replica whose copy was dropped and opened again empty in the same epoch (a record
+ * dropped it, a newer one listed it again) fetches from nothing: the primary ships it the
+ * log from the start and counts it from 0, no longer for what it acknowledged before. A
+ * fetch below its ack from anywhere else is an old one: ignored. */
+static void test_spaces_repl_a_replica_fetching_from_nothing_is_shipped_from_the_start(
+    void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0);
+    static const uint8_t d[8] = {3};
+    for (uint64_t lsn = 1; lsn <= 3; lsn++) {
+        w->n = lsn;
+        w->epochs[lsn] = 1;
+        assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", lsn, d, 8, NULL), MN_OK);
+    }
+    deliver(w, 20, MN_WIRE_REPL_ACK, "n1", 1, 3, 0, 0, NULL, 0);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 3);
+    int appends = w->sent[MN_WIRE_REPL_APPEND];
+    deliver(w, 30, MN_WIRE_REPL_FETCH, "n1", 1, 2, 1, 0, NULL, 0); /* an old fetch */
+    assert_int_equal(w->sent[MN_WIRE_REPL_APPEND], appends);
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 3);
+    deliver(w, 40, MN_WIRE_REPL_FETCH, "n1", 1, 1, 0, 0, NULL, 0); /* from nothing */
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 0);
+    assert_true(w->sent[MN_WIRE_REPL_APPEND] > appends);
+    mn_wire_repl_frame_t f;
+    static mn_wire_repl_entry_t fe[MN_WIRE_REPL_MAX_ENTRIES];
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &f, fe, MN_WIRE_REPL_MAX_ENTRIES),
+                     MN_OK);
+    assert_int_equal(f.kind, MN_WIRE_REPL_APPEND);
+    assert_true(f.flags & MN_WIRE_REPL_FLAG_CHECKED);
+    assert_string_equal(w->last_to, "n1");
+    assert_true(f.n_entries == 3 && f.entries[0].lsn == 1);
+    deliver(w, 50, MN_WIRE_REPL_ACK, "n1", 1, 3, 0, 0, NULL, 0); /* caught up again */
+    assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 3);
+    mn_spaces_repl_stats_t st;
+    mn_spaces_repl_stats(w->core, &st);
+    assert_int_equal(st.restarted_logs, 1);
+    world_free(w);
+}
+
 static void test_spaces_repl_hostile_frames_never_break_it(void **state)
 {
     (void)state;
@@ -671,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_a_failed_store_is_fetched_again),
         cmocka_unit_test(test_spaces_repl_a_deposed_primary_names_what_a_majority_had),
+        cmocka_unit_test(test_spaces_repl_a_replica_fetching_from_nothing_is_shipped_from_the_start),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
         cmocka_unit_test(test_spaces_repl_close_refuses_the_primary_then_forgets_the_space),
         cmocka_unit_test(test_spaces_repl_a_closed_copy_reopens_empty_and_catches_up),
