@@ -586,7 +586,7 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
         if (p.local_primary && !ask->write && ask->read == API_READ_PRIMARY &&
             !primary_read_allowed(rt, ask->space, resp))
             return true;
-        if (p.local_primary && !ask->write) {
+        if (p.local_primary && !ask->write && ask->read == API_READ_NEAREST) {
             /* read=nearest at a primary whose lease lapsed: its copy may miss a newer
              * primary's writes, made only after the lapse (a vote waits out lease and grace),
              * so it is at most that far behind: said as a replica's lag would be */

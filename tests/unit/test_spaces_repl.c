@@ -174,6 +174,16 @@ static mn_wire_repl_entry_t entry(uint64_t epoch, uint64_t lsn, const uint8_t *d
     return (mn_wire_repl_entry_t){epoch, lsn, good ? crc : crc ^ 1, data, 8};
 }
 
+/* The primary's log grows to lsns 1..n of epoch 1 (data d), each appended to the core. */
+static void lead_writes(world *w, uint64_t n, const uint8_t d[8])
+{
+    for (uint64_t lsn = 1; lsn <= n; lsn++) {
+        w->n = lsn;
+        w->epochs[lsn] = 1;
+        assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", lsn, d, 8, NULL), MN_OK);
+    }
+}
+
 static void test_spaces_repl_levels_follow_the_acks(void **state)
 {
     (void)state;
@@ -181,11 +191,7 @@ static void test_spaces_repl_levels_follow_the_acks(void **state)
     uint64_t epoch = 0;
     assert_true(mn_spaces_repl_writable(w->core, 0, "s", &epoch) && epoch == 1);
     static const uint8_t d[8] = {1};
-    for (uint64_t lsn = 1; lsn <= 3; lsn++) {
-        w->n = lsn;
-        w->epochs[lsn] = 1;
-        assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", lsn, d, 8, NULL), MN_OK);
-    }
+    lead_writes(w, 3, d);
     assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", 5, d, 8, NULL), MN_ERR_INVALID);
     assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_ONE), 3);
     assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 0);
@@ -493,11 +499,7 @@ static void test_spaces_repl_a_deposed_primary_names_what_a_majority_had(void **
     (void)state;
     world *w = world_new("n0", NULL, 0); /* n0 leads epoch 1 from lsn 1 */
     static const uint8_t d[8] = {2};
-    for (uint64_t lsn = 1; lsn <= 5; lsn++) {
-        w->n = lsn;
-        w->epochs[lsn] = 1;
-        assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", lsn, d, 8, NULL), MN_OK);
-    }
+    lead_writes(w, 5, d);
     deliver(w, 20, MN_WIRE_REPL_ACK, "n1", 1, 2, 0, 0, NULL, 0); /* lsns 1, 2 on a majority */
     assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 2);
     deliver(w, 30, MN_WIRE_REPL_FENCED, "n2", 2, 0, 0, 0, NULL, 0);
@@ -517,11 +519,7 @@ static void test_spaces_repl_a_replica_fetching_from_nothing_is_shipped_from_the
     (void)state;
     world *w = world_new("n0", NULL, 0);
     static const uint8_t d[8] = {3};
-    for (uint64_t lsn = 1; lsn <= 3; lsn++) {
-        w->n = lsn;
-        w->epochs[lsn] = 1;
-        assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", lsn, d, 8, NULL), MN_OK);
-    }
+    lead_writes(w, 3, d);
     deliver(w, 20, MN_WIRE_REPL_ACK, "n1", 1, 3, 0, 0, NULL, 0);
     assert_int_equal(mn_spaces_repl_reached(w->core, "s", MN_SPACES_QUORUM), 3);
     int appends = w->sent[MN_WIRE_REPL_APPEND];
