@@ -101,8 +101,8 @@ test: deps werror build build-asan build-tsan build-clang
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -R 'unit\.(test_hnsw|test_hnsw_concurrent|test_engine|test_engine_hnsw|test_engine_events|test_metrics)$$'
 
 # The chaos harness's fault tests (tests/cluster/README.md): three mnemo processes in network
-# namespaces of their own; needs root and nftables. Not part of `make test` (its delay test
-# needs sch_netem; MNEMO_CHAOS_WITHOUT_NETEM=1 skips it, saying why).
+# namespaces of their own; needs root, nftables and iptables (the delay without sch_netem).
+# `make test` runs the same file as the ctest cluster.test_faults.
 chaos-smoke: deps build
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster/test_faults.py --bin $(CURDIR)/$(BUILD)/mnemo
 

@@ -9,7 +9,7 @@ PKGS=(
   python3 python3-pytest python3-numpy
   python3-hnswlib python3-faiss
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-grpcio python3-yaml python3-jsonschema wrk
-  nftables
+  nftables iptables
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -14,9 +14,14 @@ namespace (the harness never touches the root namespace's rules):
   its view can still be read); 100 % behaves as a partition of i;
 - duplicate(i): `dup to <peer>` in i's output hook: every datagram i sends
   to a peer arrives twice;
-- delay(i, ms): `tc qdisc ... netem delay` on i's eth0. It needs the kernel's
-  sch_netem; where it is missing, FaultUnavailable says so (never a skip).
-  tc netem is the only delay here: nftables has no delay.
+- delay(i, ms): every packet i sends to a peer leaves ms later. With the
+  kernel's sch_netem, `tc qdisc ... netem delay` on i's eth0 (which delays
+  the harness's HTTP to i too). Without it (nftables has no delay, and this
+  harness's usual kernel has no netem), an iptables rule in i's namespace
+  sends its packets to its peers to netfilter queue 0, and nfq_delay.py,
+  started in the namespace, gives each its ACCEPT ms after it came (the
+  harness's HTTP is spared, as with loss). Where neither can be set up,
+  FaultUnavailable says why (never a skip).
 
 - bridge(left, mid, right): left and right cannot reach each other (both
   ways), mid reaches both: a node that bridges two halves.
@@ -33,13 +38,18 @@ and with them whatever rules were left.
 """
 
 import json
+import os
 import select
 import subprocess
+import sys
 import time
 
 from netns import NetError
 
 TABLE = "mnchaos"
+DELAY_CHAIN = "MNCHAOS_DELAY"  # iptables chain of the nfqueue delay
+DELAY_QUEUE = 0
+NFQ_DELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nfq_delay.py")
 
 
 class FaultUnavailable(RuntimeError):
@@ -54,6 +64,8 @@ class Faults:
         self.lossy = {}      # node -> percent
         self.dups = set()    # nodes whose datagrams to peers are duplicated
         self.delayed = {}    # node -> ms
+        self.delayers = {}   # node -> nfq_delay.py process (delay without netem)
+        self.delay_ways = {} # node -> "netem" | "nfqueue"
         self.killed = set()
         self.paused = set()
         self.skewed = {}     # node -> ms
@@ -171,14 +183,75 @@ class Faults:
         self._check_node(i)
         if not (isinstance(ms, int) and 1 <= ms <= 60000):
             raise ValueError("delay must be an integer 1..60000 ms, not %r" % (ms,))
+        self._undelay(i)
         p = self.net.ns_run(i, ["tc", "qdisc", "replace", "dev", self.net.dev, "root", "netem",
                                 "delay", "%dms" % ms], check=False)
-        if p.returncode != 0:
-            raise FaultUnavailable(
-                "tc netem delay cannot be set in namespace %s (%s): this kernel has no sch_netem "
-                "(CONFIG_NET_SCH_NETEM)" % (self.net.namespaces[i], p.stderr.strip()))
-        self.delayed[i] = ms
+        if p.returncode == 0:
+            self.delayed[i] = ms
+            self.delay_ways[i] = "netem"
+        else:
+            self._delay_by_queue(i, ms, p.stderr.strip())
+            self.delayed[i] = ms
+            self.delay_ways[i] = "nfqueue"
         self._note("delay", [i, ms])
+
+    def _delay_by_queue(self, i, ms, netem_error):
+        """Delay without netem: i's packets to its peers go to a netfilter queue that
+        nfq_delay.py (in i's namespace) releases ms later."""
+        ns = self.net.namespaces[i]
+        why = "tc netem cannot be set in namespace %s (%s: no sch_netem)" % (ns, netem_error)
+        rules = [["iptables", "-w", "-N", DELAY_CHAIN], ["iptables", "-w", "-A", "OUTPUT", "-j",
+                                                          DELAY_CHAIN]]
+        for j in range(self.net.n):
+            if j != i:
+                rules.append(["iptables", "-w", "-A", DELAY_CHAIN, "-d", self.net.addrs[j], "-j",
+                              "NFQUEUE", "--queue-num", str(DELAY_QUEUE), "--queue-bypass"])
+        proc = subprocess.Popen(self.net.ns_cmd(i, [sys.executable, NFQ_DELAY, "--queue",
+                                                    str(DELAY_QUEUE), "--ms", str(ms)]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.delayers[i] = proc
+        ready, _, _ = select.select([proc.stdout], [], [], 10.0)
+        line = proc.stdout.readline() if ready else ""
+        if line.strip() != "ready":
+            self._undelay(i)
+            err = proc.stderr.read().strip() if proc.poll() is not None else "no answer in 10 s"
+            raise FaultUnavailable("%s, and the nfqueue delayer did not start: %s" % (why, err))
+        for cmd in rules:
+            try:
+                self.net.ns_run(i, cmd)
+            except FileNotFoundError:
+                self._undelay(i)
+                raise FaultUnavailable("%s, and iptables is not installed (scripts/deps.sh "
+                                       "installs it)" % why) from None
+            except NetError as e:
+                self._undelay(i)
+                raise FaultUnavailable("%s, and the NFQUEUE rule cannot be set: %s"
+                                       % (why, e)) from None
+
+    def _undelay(self, i):
+        """Removes i's delay, whichever way it was set (no error if there is none)."""
+        way = self.delay_ways.pop(i, None)
+        self.delayed.pop(i, None)
+        if way == "netem":
+            self.net.ns_run(i, ["tc", "qdisc", "del", "dev", self.net.dev, "root"], check=False)
+        # the rules go first: with no queue rule, nothing waits in the queue any more
+        for cmd in (["iptables", "-w", "-D", "OUTPUT", "-j", DELAY_CHAIN],
+                    ["iptables", "-w", "-F", DELAY_CHAIN], ["iptables", "-w", "-X", DELAY_CHAIN]):
+            try:
+                self.net.ns_run(i, cmd, check=False)
+            except FileNotFoundError:
+                break
+        proc = self.delayers.pop(i, None)
+        if proc is not None:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
 
     def qdiscs(self, i):
         return self.net.ns_run(i, ["tc", "qdisc", "show", "dev", self.net.dev]).stdout
@@ -190,8 +263,7 @@ class Faults:
         for i in range(self.net.n):
             self._apply(i)
         for i in list(self.delayed):
-            self.net.ns_run(i, ["tc", "qdisc", "del", "dev", self.net.dev, "root"], check=False)
-            del self.delayed[i]
+            self._undelay(i)
 
     # --- processes
 

@@ -12,8 +12,10 @@ undoes whatever a failure left). Kinds and their modes:
                flapping           a minority cut and healed every `period_s`
     loss       20, 50 or 100 % of a node's datagrams to and from its peers
     duplicate  every datagram a node sends to its peers arrives twice
-    delay      tc netem on a node (a kernel without sch_netem cannot: the run
-               records it under "unavailable", with the reason, and goes on)
+    delay      50, 200 or 1000 ms on a node's packets to its peers (tc netem, or
+               faults.py's nfqueue delayer on a kernel without sch_netem; where
+               neither works, the run records it under "unavailable", with the
+               reason, and goes on)
     kill       kill -9, restarted on the same data dir when the episode ends
     pause      SIGSTOP, SIGCONT when it ends
     skew       the node restarted with its wall clock off by +-1..120 s
@@ -218,7 +220,7 @@ class Runner:
 
 
 def probe_delay(faults):
-    """None if tc netem works in the run's namespaces, else why not."""
+    """None if a delay can be set in the run's namespaces (netem or nfqueue), else why not."""
     try:
         faults.delay(0, 1)
     except F.FaultUnavailable as e:
