@@ -66,7 +66,7 @@ run: deps build
 # the cluster suites (several servers each) and the single-server ones.
 ASAN_INTEGRATION_CLUSTER = test_cluster_spaces test_cluster_route test_cluster_catalog \
                    test_cluster_repl test_cluster_gossip test_cluster_recall test_cluster_snapshot \
-                   test_embedding
+                   test_cluster_recreate test_embedding
 ASAN_INTEGRATION_SINGLE = test_api_memories test_api_recall test_api_index test_api_cognitive \
                    test_api_fuzz test_events test_mcp test_auth test_tls test_limits test_grpc \
                    test_http_bounds test_body_memory test_auth_matrix test_corruption \

@@ -270,6 +270,7 @@ mn_err cl_catalog_placing(cl_catalog *cat, cl_catalog_place **out, size_t *n, mn
         if (e->dropped_ms) continue;
         memcpy(p[k].name, e->def.name, sizeof p[k].name);
         memcpy(p[k].creator, e->creator, sizeof p[k].creator);
+        p[k].created_ms = e->def.created_at_ms;
         p[k++].rec = e->rec;
     }
     pthread_mutex_unlock(&cat->mu);

@@ -141,6 +141,7 @@ typedef struct cl_catalog_place {
     char name[MN_SPACE_NAME_MAX + 1];
     char creator[MN_SWIM_ID_MAX + 1];
     mn_spaces_record_t rec;
+    int64_t created_ms; /* the incarnation */
 } cl_catalog_place;
 /* The live spaces with their creators and records, sorted by name: *out malloc'd (free()). */
 mn_err cl_catalog_placing(cl_catalog *cat, cl_catalog_place **out, size_t *n, mn_error *err);

@@ -77,6 +77,29 @@ static uint64_t holders_hash(const mn_spaces_repl_holder_t *h, size_t n)
     return x;
 }
 
+/* Whether the engine's copy of e's space (if any) is of e's incarnation. An older one (the
+ * name was dropped and created again, and this node missed or outran the drop) is dropped:
+ * the table gives this node a copy of the new space, and the old one's tombstone covers it.
+ * A newer one means the table has not caught up with this node's catalog: not yet. */
+static bool engine_copy_ready(cl_repl *r, const mn_spaces_entry_t *e)
+{
+    mn_space_stats_t st;
+    mn_error err = {0};
+    if (!e->incarnation || mn_engine_space_get(r->engine, e->name, &st, &err) != MN_OK) return true;
+    uint64_t have = st.def.created_at_ms > 0 ? (uint64_t)st.def.created_at_ms : 0;
+    if (have == e->incarnation || have == 0) return true;
+    if (have > e->incarnation) return false;
+    if (mn_engine_space_discard(r->engine, e->name, &err) != MN_OK) {
+        mn_log_warn("repl: %s: cannot drop the copy of incarnation %llu: %s", e->name,
+                    (unsigned long long)have, err.message);
+        return false;
+    }
+    mn_log_warn("repl: %s: dropped this node's copy of incarnation %llu: the name now names "
+                "incarnation %llu",
+                e->name, (unsigned long long)have, (unsigned long long)e->incarnation);
+    return true;
+}
+
 static void open_space(cl_repl *r, const mn_spaces_entry_t *e, const mn_spaces_repl_holder_t *h,
                        size_t n)
 {
@@ -88,6 +111,15 @@ static void open_space(cl_repl *r, const mn_spaces_entry_t *e, const mn_spaces_r
                      e->name, r->dir, mn_strerror(rc));
         return;
     }
+    if (found && d.incarnation && e->incarnation && d.incarnation != e->incarnation) {
+        /* the epoch, vote and history of a dropped space: not this one's (its frames carry
+         * the incarnation, so no vote of the old one counts here) */
+        mn_log_info("repl: %s: the state of incarnation %llu is forgotten: the name now names "
+                    "incarnation %llu",
+                    e->name, (unsigned long long)d.incarnation, (unsigned long long)e->incarnation);
+        found = false;
+    }
+    if (!engine_copy_ready(r, e)) return; /* the next table opens it */
     uint64_t last_lsn = 0, epoch = 0;
     mn_error err = {0};
     if (mn_engine_space_position(r->engine, e->name, &last_lsn, &epoch, &err) != MN_OK)
@@ -98,20 +130,34 @@ static void open_space(cl_repl *r, const mn_spaces_entry_t *e, const mn_spaces_r
     sp->hooked_lsn = last_lsn;
     sp->lease_us = INT64_MIN;
     sp->dirty = r->dirty = true;
-    rc = mn_spaces_repl_open(r->core, mn__crep_now_us(), e->name, h, n, found ? &d : NULL, last_lsn,
-                             &err);
+    /* a new space led here starts at the epoch its engine copy wrote its first entries at */
+    bool lead_new = !found && n && strcmp(h[0].node, r->self) == 0 && last_lsn && epoch > 1;
+    if (lead_new)
+        rc = mn_spaces_repl_open_new(r->core, mn__crep_now_us(), e->name, h, n, epoch, last_lsn,
+                                     &err);
+    else
+        rc = mn_spaces_repl_open(r->core, mn__crep_now_us(), e->name, h, n, found ? &d : NULL,
+                                 last_lsn, &err);
     if (rc != MN_OK) {
         mn_log_error("repl: cannot open %s: %s", e->name, err.message);
         return;
     }
+    sp->incarnation = e->incarnation;
+    if (e->incarnation &&
+        mn_spaces_repl_set_incarnation(r->core, e->name, e->incarnation, &err) != MN_OK)
+        mn_log_warn("repl: %s: %s", e->name, err.message);
     mn_spaces_repl_status_t st;
     if (mn_spaces_repl_status(r->core, mn__crep_now_us(), e->name, &st) == MN_OK &&
         st.role != MN_SPACES_REPL_PRIMARY &&
-        mn_engine_space_set_role(r->engine, e->name, MN_SPACE_REPLICA, 0, &err) != MN_OK &&
+        mn_engine_space_set_role_of(r->engine, e->name, (int64_t)e->incarnation, MN_SPACE_REPLICA,
+                                    0, &err) != MN_OK &&
         err.code != MN_ERR_NOT_FOUND)
         mn_log_warn("repl: %s: %s", e->name, err.message);
     mn_log_info("repl: %s open at lsn %llu (%s, epoch %llu)", e->name, (unsigned long long)last_lsn,
-                found ? "restarted" : "new", (unsigned long long)(found ? d.epoch : 1));
+                found ? "restarted" : "new",
+                (unsigned long long)(found      ? d.epoch
+                                     : lead_new ? epoch
+                                                : 1));
 }
 
 static bool listed(const mn_spaces_repl_holder_t *h, size_t n, const char *node)
@@ -179,6 +225,16 @@ static void apply_entry(cl_repl *r, const mn_spaces_entry_t *e)
     }
     if (!mine || n == 0) return; /* moved away: cluster_repl_drop.c closes it */
     crep_space *sp = mn__crep_space(r, e->name);
+    if (sp && e->incarnation && sp->incarnation != e->incarnation) {
+        mn_error err = {0};
+        if (!sp->incarnation &&
+            mn_spaces_repl_set_incarnation(r->core, e->name, e->incarnation, &err) == MN_OK) {
+            sp->incarnation = e->incarnation; /* opened before the table knew it */
+        } else {
+            mn__crep_forget(r, sp, "the name was dropped and created again");
+            sp = NULL;
+        }
+    }
     if (!sp) {
         open_space(r, e, h, n);
         sp = mn__crep_space(r, e->name);
@@ -281,7 +337,8 @@ static void apply_hooked(cl_repl *r, const crep_hooked *h, size_t n);
 static bool fence_engine(cl_repl *r, crep_space *sp)
 {
     mn_error err = {0};
-    if (mn_engine_space_set_role(r->engine, sp->name, MN_SPACE_REPLICA, 0, &err) != MN_OK) {
+    if (mn_engine_space_set_role_of(r->engine, sp->name, (int64_t)sp->incarnation, MN_SPACE_REPLICA,
+                                    0, &err) != MN_OK) {
         mn_log_warn("repl: %s: no handover: %s", sp->name, err.message);
         return false;
     }
@@ -359,7 +416,8 @@ static void unfence_engines(cl_repl *r)
         }
         if (!mn_spaces_repl_writable(r->core, now, sp->name, &epoch)) continue;
         mn_error err = {0};
-        if (mn_engine_space_set_role(r->engine, sp->name, MN_SPACE_PRIMARY, epoch, &err) != MN_OK) {
+        if (mn_engine_space_set_role_of(r->engine, sp->name, (int64_t)sp->incarnation,
+                                        MN_SPACE_PRIMARY, epoch, &err) != MN_OK) {
             mn_log_warn("repl: %s: %s", sp->name, err.message);
             continue;
         }
@@ -506,6 +564,7 @@ static void on_wake(uv_async_t *a)
         mn__crep_chan_members(r);
     }
     if (table_new) {
+        mn__crep_forget_dropped(r, &table);
         for (size_t i = 0; i < table.n; i++)
             apply_entry(r, &table.entries[i]);
         mn__crep_gone_update(r, &table);

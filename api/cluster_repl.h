@@ -79,16 +79,16 @@ int64_t cl_repl_lag_ms(cl_repl *r, const char *space, const char *node);
 size_t cl_repl_leading(cl_repl *r);
 
 /* Any thread: the (space, primary, epoch) the core follows or leads, for every open space
- * whose epoch is above known(space) (the placement table's); fn gets each. */
-typedef uint64_t (*cl_repl_known_fn)(void *arg, const char *space);
+ * whose epoch is above known(space, incarnation): the placement table's, for the incarnation
+ * of the name the core's state belongs to (0 = not known); fn gets each. */
+typedef uint64_t (*cl_repl_known_fn)(void *arg, const char *space, uint64_t incarnation);
 typedef void (*cl_repl_leader_fn)(void *arg, const char *space, const char *primary,
                                   uint64_t epoch);
 void cl_repl_leaders(cl_repl *r, cl_repl_known_fn known, cl_repl_leader_fn fn, void *arg);
 
 /* Any thread: takes the copies the primary's core reported caught up since the last call
  * (MN_SPACES_REPL_CAUGHT_UP: space, node, epoch); fn gets each once. */
-typedef void (*cl_repl_caught_fn)(void *arg, const char *space, const char *node,
-                                  uint64_t epoch);
+typedef void (*cl_repl_caught_fn)(void *arg, const char *space, const char *node, uint64_t epoch);
 void cl_repl_caught_up(cl_repl *r, cl_repl_caught_fn fn, void *arg);
 
 /* ---- other users of the peer bus (cluster_repl_chan.c) ----

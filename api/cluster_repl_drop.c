@@ -97,6 +97,20 @@ void mn__crep_gone_update(cl_repl *r, const mn_spaces_table_t *t)
     }
 }
 
+/* Forgets what the thread kept of sp, closed in the core already. */
+static void thread_forget(cl_repl *r, crep_space *sp)
+{
+    mn__crep_snap_cancel(r, sp->name);
+    mn__crep_pub_forget(r, sp->name);
+    size_t at = 0;
+    while (at < r->n_spaces && r->spaces[at] != sp)
+        at++;
+    mn_assert(at < r->n_spaces);
+    memmove(r->spaces + at, r->spaces + at + 1, (r->n_spaces - at - 1) * sizeof *r->spaces);
+    r->n_spaces--;
+    mn__crep_space_free(sp);
+}
+
 /* Closes g's space in the core and forgets what the thread kept of it. false: not now. */
 static bool close_core(cl_repl *r, const crep_gone *g)
 {
@@ -106,16 +120,25 @@ static bool close_core(cl_repl *r, const crep_gone *g)
     mn_err rc = mn_spaces_repl_close(r->core, g->space, &err);
     if (rc == MN_ERR_BUSY) return false; /* it leads: a handover or a fence comes first */
     mn_assert(rc == MN_OK || rc == MN_ERR_NOT_FOUND);
-    mn__crep_snap_cancel(r, g->space);
-    mn__crep_pub_forget(r, g->space);
-    size_t at = 0;
-    while (at < r->n_spaces && r->spaces[at] != sp)
-        at++;
-    mn_assert(at < r->n_spaces);
-    memmove(r->spaces + at, r->spaces + at + 1, (r->n_spaces - at - 1) * sizeof *r->spaces);
-    r->n_spaces--;
-    mn__crep_space_free(sp);
+    thread_forget(r, sp);
     return true;
+}
+
+void mn__crep_forget(cl_repl *r, crep_space *sp, const char *why)
+{
+    mn__crep_flush(r); /* no batch may point at a space about to go */
+    mn_error err = {0};
+    mn_err rc = mn_spaces_repl_forget(r->core, sp->name, &err);
+    mn_assert(rc == MN_OK || rc == MN_ERR_NOT_FOUND);
+    mn_log_info("repl: %s: forgotten (%s)", sp->name, why);
+    thread_forget(r, sp);
+}
+
+void mn__crep_forget_dropped(cl_repl *r, const mn_spaces_table_t *t)
+{
+    for (size_t i = r->n_spaces; i-- > 0;) /* backwards: forgetting removes spaces[i] */
+        if (!mn_spaces_table_find(t, r->spaces[i]->name))
+            mn__crep_forget(r, r->spaces[i], "the space was dropped");
 }
 
 void mn__crep_drop_gone(cl_repl *r)

@@ -44,6 +44,7 @@ typedef struct crep_space {
      * transitions (not built: docs/replication.md, known gaps). */
     char voters[MN_SPACES_HOLDERS_MAX][MN_SPACES_NODE_MAX + 1];
     size_t n_voters;
+    uint64_t incarnation; /* the table's incarnation of the name it was opened for (0 = none) */
 } crep_space;
 
 /* Entries the core handed to apply during one call, stored as one batch after it. */
@@ -208,6 +209,12 @@ void mn__crep_caught_up(cl_repl *r, const mn_spaces_repl_event_t *ev);
 /* cluster_repl_drop.c: copies moved away */
 void mn__crep_gone_update(cl_repl *r, const mn_spaces_table_t *t); /* after each new table */
 void mn__crep_drop_gone(cl_repl *r); /* closes and drops what it can; the rest waits */
+/* Closes sp in the core whatever its role and forgets the thread's state of it (sp is
+ * freed): the space was dropped, or its name names another incarnation (why says which). */
+void mn__crep_forget(cl_repl *r, crep_space *sp, const char *why);
+/* Forgets every open space the table t no longer lists: its name was dropped (the catalog
+ * keeps a live name until a tombstone covers it). The engine's copy goes with the drop. */
+void mn__crep_forget_dropped(cl_repl *r, const mn_spaces_table_t *t);
 /* the space's live primary in the last table (any node), or NULL */
 const char *mn__crep_table_primary(const cl_repl *r, const char *space);
 

@@ -116,7 +116,7 @@ void cl_repl_leaders(cl_repl *r, cl_repl_known_fn known, cl_repl_leader_fn fn, v
     pthread_mutex_lock(&r->pub_mu);
     for (size_t i = 0; i < r->n_pub; i++) {
         const crep_pub *p = &r->pub[i];
-        if (p->st.primary[0] && p->st.epoch > known(arg, p->name))
+        if (p->st.primary[0] && p->st.epoch > known(arg, p->name, p->st.incarnation))
             fn(arg, p->name, p->st.primary, p->st.epoch);
     }
     pthread_mutex_unlock(&r->pub_mu);
@@ -290,6 +290,7 @@ void mn__crep_metrics_export(cl_repl *r)
     const mn_spaces_repl_stats_t *ce = &r->exported_core;
     add(r->m_dropped, "decode", cs.dropped_decode, ce->dropped_decode);
     add(r->m_dropped, "unknown_space", cs.dropped_unknown, ce->dropped_unknown);
+    add(r->m_dropped, "other_incarnation", cs.dropped_incarnation, ce->dropped_incarnation);
     add(r->m_events, "election", cs.elections, ce->elections);
     add(r->m_events, "vote_granted", cs.votes_granted, ce->votes_granted);
     add(r->m_events, "vote_refused_record", cs.votes_refused_record, ce->votes_refused_record);
@@ -298,6 +299,7 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_events, "bad_crc", cs.bad_crc, ce->bad_crc);
     add(r->m_events, "refetched", cs.unapplied, ce->unapplied);
     add(r->m_events, "log_restarted", cs.restarted_logs, ce->restarted_logs);
+    add(r->m_events, "forgotten", cs.forgotten, ce->forgotten);
     r->exported_core = cs;
     const crep_counts *c = &r->counts, *e = &r->exported_counts;
     add(r->m_events, "fork_refused", c->truncate_refused, e->truncate_refused);

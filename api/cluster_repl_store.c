@@ -32,9 +32,11 @@
 #include "mnemo/wire.h"
 
 #define STATE_MAGIC 0x4d4e5244u /* "MNRD" */
-#define STATE_VERSION 1u
+/* version 2 adds the incarnation after base_lsn; a state that knows none is written as
+ * version 1, which an older binary reads */
+#define STATE_VERSION 2u
 #define STATE_MAX                                                                                  \
-    (4 + 4 + 8 + 8 + 1 + MN_SPACES_NODE_MAX + 4 + 16 * MN_SPACES_REPL_HISTORY_MAX + 8 + 4)
+    (4 + 4 + 8 + 8 + 1 + MN_SPACES_NODE_MAX + 4 + 16 * MN_SPACES_REPL_HISTORY_MAX + 8 + 8 + 4)
 
 /* ---- the entry cache ---- */
 
@@ -290,7 +292,9 @@ void mn__crep_lease(cl_repl *r, crep_space *sp)
                  : until + grace <= 0              ? 1 /* lapsed long ago */
                                                    : (until + grace) * 1000;
     mn_error err = {0};
-    if (mn_engine_space_set_lease(r->engine, sp->name, ns, &err) == MN_OK) sp->lease_us = until;
+    if (mn_engine_space_set_lease_of(r->engine, sp->name, (int64_t)sp->incarnation, ns, &err) ==
+        MN_OK)
+        sp->lease_us = until;
 }
 
 /* ---- durable state ---- */
@@ -299,7 +303,7 @@ static size_t state_encode(const mn_spaces_repl_durable_t *d, uint8_t *buf)
 {
     uint8_t *p = buf;
     mn_put_be32(p, STATE_MAGIC);
-    mn_put_be32(p + 4, STATE_VERSION);
+    mn_put_be32(p + 4, d->incarnation ? STATE_VERSION : 1u);
     mn_put_be64(p + 8, d->epoch);
     mn_put_be64(p + 16, d->voted_epoch);
     p += 24;
@@ -315,6 +319,10 @@ static size_t state_encode(const mn_spaces_repl_durable_t *d, uint8_t *buf)
     }
     mn_put_be64(p, d->base_lsn);
     p += 8;
+    if (d->incarnation) {
+        mn_put_be64(p, d->incarnation);
+        p += 8;
+    }
     mn_put_be32(p, mn_crc32c(0, buf, (size_t)(p - buf)));
     return (size_t)(p - buf) + 4;
 }
@@ -322,9 +330,10 @@ static size_t state_encode(const mn_spaces_repl_durable_t *d, uint8_t *buf)
 static bool state_decode(const uint8_t *buf, size_t n, mn_spaces_repl_durable_t *d)
 {
     memset(d, 0, sizeof *d);
-    if (n < 4 + 4 + 16 + 1 + 4 + 8 + 4 || mn_get_be32(buf) != STATE_MAGIC ||
-        mn_get_be32(buf + 4) != STATE_VERSION ||
-        mn_get_be32(buf + n - 4) != mn_crc32c(0, buf, n - 4))
+    if (n < 4 + 4 + 16 + 1 + 4 + 8 + 4 || mn_get_be32(buf) != STATE_MAGIC) return false;
+    uint32_t version = mn_get_be32(buf + 4);
+    size_t tail = version == 2 ? 8 + 8 : 8; /* base_lsn, then (2) the incarnation */
+    if ((version != 1 && version != 2) || mn_get_be32(buf + n - 4) != mn_crc32c(0, buf, n - 4))
         return false;
     d->epoch = mn_get_be64(buf + 8);
     d->voted_epoch = mn_get_be64(buf + 16);
@@ -335,13 +344,15 @@ static bool state_decode(const uint8_t *buf, size_t n, mn_spaces_repl_durable_t 
     p += vl;
     d->n_history = mn_get_be32(p);
     p += 4;
-    if (d->n_history > MN_SPACES_REPL_HISTORY_MAX || p + 16 * d->n_history + 8 != end) return false;
+    if (d->n_history > MN_SPACES_REPL_HISTORY_MAX || p + 16 * d->n_history + tail != end)
+        return false;
     for (size_t i = 0; i < d->n_history; i++, p += 16) {
         d->history[i].epoch = mn_get_be64(p);
         d->history[i].lsn = mn_get_be64(p + 8);
     }
     d->base_lsn = mn_get_be64(p);
-    return true;
+    if (version == 2) d->incarnation = mn_get_be64(p + 8);
+    return version == 1 || d->incarnation != 0;
 }
 
 static void state_path(const cl_repl *r, const char *space, const char *suffix, char *out,
@@ -441,7 +452,9 @@ static void cb_reapply(void *user, const char *space, uint64_t epoch, uint64_t l
 static void set_role(cl_repl *r, const char *space, mn_space_role_t role, uint64_t epoch)
 {
     mn_error err = {0};
-    mn_err rc = mn_engine_space_set_role(r->engine, space, role, epoch, &err);
+    const crep_space *sp = mn__crep_space(r, space);
+    int64_t inc = sp ? (int64_t)sp->incarnation : 0;
+    mn_err rc = mn_engine_space_set_role_of(r->engine, space, inc, role, epoch, &err);
     if (rc != MN_OK && rc != MN_ERR_NOT_FOUND)
         mn_log_error("repl: cannot make this node %s of %s: %s",
                      role == MN_SPACE_PRIMARY ? "primary" : "a replica", space, err.message);

@@ -161,11 +161,15 @@ void cl_spaces_set_repl(cl_spaces *cs, cl_repl *repl)
     cl_spaces_set_lag_source(cs, repl ? repl_lag : NULL, repl);
 }
 
-static uint64_t known_epoch(void *arg, const char *space)
+/* The epoch the table knows for space; UINT64_MAX (nothing newer to record) when it does
+ * not place it, or places another incarnation of the name: a core still leading a dropped
+ * space must not make its epoch the new one's (nor publish a record for it). */
+static uint64_t known_epoch(void *arg, const char *space, uint64_t incarnation)
 {
     cl_spaces *cs = arg;
     const mn_spaces_entry_t *e = mn_spaces_table_find(mn_spaces_driver_table(cs->driver), space);
-    return e ? e->epoch : UINT64_MAX;
+    if (!e || (incarnation && e->incarnation && incarnation != e->incarnation)) return UINT64_MAX;
+    return e->epoch;
 }
 
 static void record_leader(void *arg, const char *space, const char *primary, uint64_t epoch)
@@ -374,7 +378,8 @@ static void step(cl_spaces *cs, const mn_spaces_member_t *view, size_t n_view,
         return;
     }
     for (size_t i = 0; i < n; i++)
-        in[i] = (mn_spaces_input_t){p[i].name, p[i].creator, p[i].rec.epoch ? &p[i].rec : NULL};
+        in[i] = (mn_spaces_input_t){p[i].name, p[i].creator, p[i].rec.epoch ? &p[i].rec : NULL,
+                                    p[i].created_ms > 0 ? (uint64_t)p[i].created_ms : 0};
     if (mn_spaces_driver_update_spaces(cs->driver, view, n_view, in, n, err) == MN_OK && cs->auth)
         cl_authority_tick(cs->auth, cs->driver, view, n_view);
     free(in);

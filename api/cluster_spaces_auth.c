@@ -146,12 +146,19 @@ static bool first_record(const mn_spaces_repl_status_t *st, const char *self, mn
     return true;
 }
 
-/* cl_repl_leaders asks for every space whose epoch is above this: all of them. */
-static uint64_t none_known(void *arg, const char *space)
+/* Is the core's state of space (of incarnation inc, 0 = not known) about the space the
+ * table places under that name? Not when the name was dropped, or created again since. */
+static bool same_space(const cl_authority *a, const char *space, uint64_t inc)
 {
-    (void)arg;
-    (void)space;
-    return 0;
+    const mn_spaces_entry_t *e = mn_spaces_table_find(mn_spaces_driver_table(a->d), space);
+    return e && !(inc && e->incarnation && inc != e->incarnation);
+}
+
+/* cl_repl_leaders asks for every space whose epoch is above this: all of them, for the
+ * space the table places under the name (else none). */
+static uint64_t none_known(void *arg, const char *space, uint64_t inc)
+{
+    return same_space(arg, space, inc) ? 0 : UINT64_MAX;
 }
 
 /* A space this node's core follows or leads (under the repl's lock: only noted here). */
@@ -159,8 +166,6 @@ static void on_leader(void *arg, const char *space, const char *primary, uint64_
 {
     cl_authority *a = arg;
     if (strcmp(primary, a->self) != 0) return;
-    /* a space the catalog no longer lists (dropped; the core has no close) gets no record */
-    if (!mn_spaces_table_find(mn_spaces_driver_table(a->d), space)) return;
     const mn_spaces_record_t *cur = mn_spaces_driver_record(a->d, space);
     if (cur && cur->epoch >= epoch) return;
     if (a->n_new == a->cap_new) {
@@ -184,7 +189,8 @@ static void first_records(cl_authority *a)
         mn_spaces_repl_status_t st;
         mn_spaces_record_t r;
         if (cl_repl_status(a->repl, a->fresh[i].space, &st) && st.role == MN_SPACES_REPL_PRIMARY &&
-            st.epoch == a->fresh[i].epoch && first_record(&st, a->self, &r))
+            st.epoch == a->fresh[i].epoch && same_space(a, a->fresh[i].space, st.incarnation) &&
+            first_record(&st, a->self, &r))
             publish(a, a->fresh[i].space, &r);
     }
 }
@@ -262,8 +268,8 @@ static void on_proposal(void *arg, const char *space, const mn_spaces_record_t *
     const mn_spaces_record_t *cur = mn_spaces_driver_record(a->d, space);
     mn_spaces_repl_status_t st;
     if (!cur || !cl_repl_status(a->repl, space, &st) || st.role != MN_SPACES_REPL_PRIMARY ||
-        st.epoch != next->epoch)
-        return; /* the core no longer leads it at this epoch */
+        st.epoch != next->epoch || !same_space(a, space, st.incarnation))
+        return; /* the core no longer leads it at this epoch (or leads a dropped one) */
     if (voter_change && !committed(a, space, &st, cur)) return;
     publish(a, space, next);
 }

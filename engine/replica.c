@@ -220,12 +220,30 @@ void mn_engine_set_wal_hook(mn_engine_t *e, mn_wal_hook_fn fn, void *arg)
     mn__commit_submit(e, &p);
 }
 
+/* The space of that name, if it is incarnation inc (0: whichever). */
+static mn__space *acquire_of(mn_engine_t *e, const char *space, int64_t inc, mn_error *err)
+{
+    mn__space *sp = acquire(e, space, err);
+    if (sp && inc && sp->def.created_at_ms != inc) {
+        mn__space_unref(sp);
+        mn_error_set(err, MN_ERR_NOT_FOUND, "space \"%.64s\" is another incarnation", space);
+        return NULL;
+    }
+    return sp;
+}
+
 mn_err mn_engine_space_set_role(mn_engine_t *e, const char *space, mn_space_role_t role,
                                 uint64_t epoch, mn_error *err)
 {
+    return mn_engine_space_set_role_of(e, space, 0, role, epoch, err);
+}
+
+mn_err mn_engine_space_set_role_of(mn_engine_t *e, const char *space, int64_t incarnation,
+                                   mn_space_role_t role, uint64_t epoch, mn_error *err)
+{
     if (role != MN_SPACE_PRIMARY && role != MN_SPACE_REPLICA)
         return mn_error_set(err, MN_ERR_INVALID, "role: must be primary or replica");
-    mn__space *sp = acquire(e, space, err);
+    mn__space *sp = acquire_of(e, space, incarnation, err);
     if (!sp) return MN_ERR_NOT_FOUND;
     mn__pending p;
     mn__pending_init(&p, MN_WAL_OP_NONE, sp, false);
@@ -240,7 +258,13 @@ mn_err mn_engine_space_set_role(mn_engine_t *e, const char *space, mn_space_role
 
 mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t until_ns, mn_error *err)
 {
-    mn__space *sp = acquire(e, space, err);
+    return mn_engine_space_set_lease_of(e, space, 0, until_ns, err);
+}
+
+mn_err mn_engine_space_set_lease_of(mn_engine_t *e, const char *space, int64_t incarnation,
+                                    int64_t until_ns, mn_error *err)
+{
+    mn__space *sp = acquire_of(e, space, incarnation, err);
     if (!sp) return MN_ERR_NOT_FOUND;
     atomic_store_explicit(&sp->lease_until_ns, until_ns, memory_order_release);
     mn__space_unref(sp);

@@ -324,6 +324,9 @@ mn_err mn_spaces_driver_update_spaces(mn_spaces_driver_t *d, const mn_spaces_mem
          * that wrote its lsn 1), even before its first record came out */
         bool recreated = e && e->creator[0] && in[i].creator && in[i].creator[0] &&
                          strcmp(e->creator, in[i].creator) != 0;
+        /* ... or whose incarnation changed, whoever created it */
+        recreated |=
+            e && e->incarnation && in[i].incarnation && e->incarnation != in[i].incarnation;
         if (e && (recreated ||
                   ((e->flags & MN_SPACES_RECORDED) && (!in[i].record || !in[i].record->epoch)))) {
             rc = mn_spaces_table_remove(&d->cur, in[i].name, err);
@@ -331,6 +334,8 @@ mn_err mn_spaces_driver_update_spaces(mn_spaces_driver_t *d, const mn_spaces_mem
         }
         if (rc == MN_OK && in[i].creator && in[i].creator[0])
             rc = mn_spaces_table_set_creator(&d->cur, in[i].name, in[i].creator, err);
+        if (rc == MN_OK && in[i].incarnation)
+            rc = mn_spaces_table_set_incarnation(&d->cur, in[i].name, in[i].incarnation, err);
     }
     if (rc == MN_OK) rc = keep_records(d, in, n, err);
     for (size_t i = 0; rc == MN_OK && i < d->n_recs; i++) {

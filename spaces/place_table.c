@@ -170,6 +170,19 @@ mn_err mn_spaces_table_set_creator(mn_spaces_table_t *t, const char *space, cons
     return MN_OK;
 }
 
+mn_err mn_spaces_table_set_incarnation(mn_spaces_table_t *t, const char *space, uint64_t inc,
+                                       mn_error *err)
+{
+    mn_spaces_entry_t *e = space ? find_entry(t, space) : NULL;
+    if (!e)
+        return mn_error_set(err, MN_ERR_NOT_FOUND, "space '%s' is not placed", space ? space : "");
+    if (e->incarnation == inc) return MN_OK;
+    e->incarnation = inc;
+    t->version++;
+    e->changed = t->version;
+    return MN_OK;
+}
+
 mn_err mn_spaces_table_remove(mn_spaces_table_t *t, const char *space, mn_error *err)
 {
     mn_spaces_entry_t *e = space ? find_entry(t, space) : NULL;

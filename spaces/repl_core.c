@@ -239,13 +239,13 @@ static mn_err insert_space(mn_spaces_repl_t *r, mn__repl_space *s)
 
 /* A new space (d NULL): the first holder leads epoch 1. */
 static void start_new(mn_spaces_repl_t *r, mn__repl_space *s, const mn_spaces_repl_holder_t *h,
-                      int64_t now_us)
+                      int64_t now_us, uint64_t epoch)
 {
-    s->d.epoch = 1;
+    s->d.epoch = epoch;
     strcpy(s->primary, h[0].node);
     mn__repl_persist(r, s);
     if (strcmp(h[0].node, r->self) == 0) {
-        mn__repl_history_push(s, 1, s->last_lsn + 1);
+        mn__repl_history_push(s, epoch, s->last_lsn + 1);
         mn__repl_persist(r, s);
         mn__repl_primary_start(r, s, now_us, true);
     } else {
@@ -253,9 +253,30 @@ static void start_new(mn_spaces_repl_t *r, mn__repl_space *s, const mn_spaces_re
     }
 }
 
+static mn_err open_space(mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                         const mn_spaces_repl_holder_t *holders, size_t n,
+                         const mn_spaces_repl_durable_t *d, uint64_t first_epoch, uint64_t last_lsn,
+                         mn_error *err);
+
 mn_err mn_spaces_repl_open(mn_spaces_repl_t *r, int64_t now_us, const char *space,
                            const mn_spaces_repl_holder_t *holders, size_t n,
                            const mn_spaces_repl_durable_t *d, uint64_t last_lsn, mn_error *err)
+{
+    return open_space(r, now_us, space, holders, n, d, 1, last_lsn, err);
+}
+
+mn_err mn_spaces_repl_open_new(mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                               const mn_spaces_repl_holder_t *holders, size_t n,
+                               uint64_t first_epoch, uint64_t last_lsn, mn_error *err)
+{
+    if (first_epoch == 0) return mn_error_set(err, MN_ERR_INVALID, "first epoch 0");
+    return open_space(r, now_us, space, holders, n, NULL, first_epoch, last_lsn, err);
+}
+
+static mn_err open_space(mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                         const mn_spaces_repl_holder_t *holders, size_t n,
+                         const mn_spaces_repl_durable_t *d, uint64_t first_epoch, uint64_t last_lsn,
+                         mn_error *err)
 {
     if (!id_ok(space, MN_SPACE_NAME_MAX))
         return mn_error_set(err, MN_ERR_INVALID, "space: bad name");
@@ -279,7 +300,7 @@ mn_err mn_spaces_repl_open(mn_spaces_repl_t *r, int64_t now_us, const char *spac
         free(s);
         return rc;
     }
-    if (!d) start_new(r, s, holders, now_us);
+    if (!d) start_new(r, s, holders, now_us, first_epoch);
     return MN_OK;
 }
 
@@ -296,14 +317,15 @@ mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const cha
  * vote are kept (made durable before it goes), so a node dropped and added again never
  * votes twice in one epoch nor trusts a log it no longer has. A primary must hand over
  * first; a candidate simply stops, as a crashed one would. */
-mn_err mn_spaces_repl_close(mn_spaces_repl_t *r, const char *space, mn_error *err)
+static mn_err close_space(mn_spaces_repl_t *r, const char *space, bool forget, mn_error *err)
 {
     size_t len = space ? strlen(space) : 0;
     mn__repl_space *s = space ? mn__repl_space_of(r, space, len) : NULL;
     if (!s) return mn_error_set(err, MN_ERR_NOT_FOUND, "space is not open");
-    if (s->role == MN_SPACES_REPL_PRIMARY)
+    if (s->role == MN_SPACES_REPL_PRIMARY && !forget)
         return mn_error_set(err, MN_ERR_BUSY, "space '%s': this node leads it", s->name);
     mn__repl_elect_stop(s); /* a candidate is a follower again */
+    s->role = MN_SPACES_REPL_FOLLOWER;
     s->d.n_history = 0;
     s->d.base_lsn = 0;
     mn__repl_persist(r, s);
@@ -311,8 +333,37 @@ mn_err mn_spaces_repl_close(mn_spaces_repl_t *r, const char *space, mn_error *er
     mn_assert(i < r->n_spaces && r->spaces[i] == s);
     memmove(&r->spaces[i], &r->spaces[i + 1], (r->n_spaces - i - 1) * sizeof *r->spaces);
     r->n_spaces--;
-    r->stats.closed++;
+    if (forget)
+        r->stats.forgotten++;
+    else
+        r->stats.closed++;
     free(s);
+    return MN_OK;
+}
+
+mn_err mn_spaces_repl_close(mn_spaces_repl_t *r, const char *space, mn_error *err)
+{
+    return close_space(r, space, false, err);
+}
+
+mn_err mn_spaces_repl_forget(mn_spaces_repl_t *r, const char *space, mn_error *err)
+{
+    return close_space(r, space, true, err);
+}
+
+mn_err mn_spaces_repl_set_incarnation(mn_spaces_repl_t *r, const char *space, uint64_t inc,
+                                      mn_error *err)
+{
+    mn__repl_space *s = space ? mn__repl_space_of(r, space, strlen(space)) : NULL;
+    if (!s) return mn_error_set(err, MN_ERR_NOT_FOUND, "space is not open");
+    if (inc == 0) return mn_error_set(err, MN_ERR_INVALID, "incarnation 0");
+    if (s->d.incarnation == inc) return MN_OK;
+    if (s->d.incarnation != 0)
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "space '%s': the state is of incarnation %llu, not %llu", s->name,
+                            (unsigned long long)s->d.incarnation, (unsigned long long)inc);
+    s->d.incarnation = inc;
+    mn__repl_persist(r, s);
     return MN_OK;
 }
 
@@ -342,6 +393,7 @@ mn_wire_repl_frame_t mn__repl_frame(const mn_spaces_repl_t *r, const mn__repl_sp
     f.epoch = s->d.epoch;
     f.rec_epoch = s->rec_epoch;
     f.rec_version = s->rec_version;
+    f.incarnation = s->d.incarnation;
     return f;
 }
 
@@ -415,8 +467,7 @@ uint64_t mn_spaces_repl_status_epoch_at(const mn_spaces_repl_status_t *st, uint6
     return lsn == 0 ? 0 : e;
 }
 
-bool mn_spaces_repl_status_replaced(const mn_spaces_repl_status_t *st, uint64_t lsn,
-                                    uint64_t epoch)
+bool mn_spaces_repl_status_replaced(const mn_spaces_repl_status_t *st, uint64_t lsn, uint64_t epoch)
 {
     if (!epoch || !lsn) return false;
     uint64_t now = mn_spaces_repl_status_epoch_at(st, lsn);
@@ -554,6 +605,10 @@ void mn_spaces_repl_on_message(mn_spaces_repl_t *r, int64_t now_us, const uint8_
         r->stats.dropped_unknown++;
         return;
     }
+    if (f.incarnation && s->d.incarnation && f.incarnation != s->d.incarnation) {
+        r->stats.dropped_incarnation++; /* a frame of another incarnation of the name */
+        return;
+    }
     note_record(p, &f);
     maybe_adopt(r, s, now_us, &f);
     dispatch(r, s, p, now_us, &f);
@@ -652,6 +707,7 @@ mn_err mn_spaces_repl_status(const mn_spaces_repl_t *r, int64_t now_us, const ch
     memcpy(out->history, s->d.history, s->d.n_history * sizeof out->history[0]);
     out->n_history = s->d.n_history;
     out->base_lsn = s->d.base_lsn;
+    out->incarnation = s->d.incarnation;
     out->n_peers = s->n_peers;
     for (size_t i = 0; i < s->n_peers; i++) {
         const mn__repl_peer *p = &s->peers[i];

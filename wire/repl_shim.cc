@@ -114,6 +114,7 @@ mn_err mn_wire_repl_encode(mn_wire_repl_enc_t *e, const mn_wire_repl_frame_t *f,
     fr.add_rec_epoch(f->rec_epoch);
     fr.add_rec_version(f->rec_version);
     fr.add_echo_us(f->echo_us);
+    fr.add_incarnation(f->incarnation);
     fr.add_space(space);
     fr.add_from(from);
     if (!leader.IsNull()) fr.add_leader(leader);
@@ -160,6 +161,7 @@ mn_err mn_wire_repl_decode(const uint8_t *buf, size_t len, mn_wire_repl_frame_t 
     f->rec_epoch = p->rec_epoch();
     f->rec_version = p->rec_version();
     f->echo_us = p->echo_us();
+    f->incarnation = p->incarnation();
     f->flags = p->flags();
     for (size_t i = 0; i < n; i++) {
         const rw::Entry *en = p->entries()->Get((fb::uoffset_t)i);

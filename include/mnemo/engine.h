@@ -478,6 +478,13 @@ mn_err mn_engine_space_set_role(mn_engine_t *e, const char *space, mn_space_role
  * stages each write, so a write either passed it or was refused before it was applied. */
 mn_err mn_engine_space_set_lease(mn_engine_t *e, const char *space, int64_t until_ns,
                                  mn_error *err);
+/* As the two above, for the incarnation incarnation of the name only (its created_at_ms; 0 =
+ * whichever): MN_ERR_NOT_FOUND when the space of that name is another one. The replication
+ * core of a dropped space must not set the role of the space created again under its name. */
+mn_err mn_engine_space_set_role_of(mn_engine_t *e, const char *space, int64_t incarnation,
+                                   mn_space_role_t role, uint64_t epoch, mn_error *err);
+mn_err mn_engine_space_set_lease_of(mn_engine_t *e, const char *space, int64_t incarnation,
+                                    int64_t until_ns, mn_error *err);
 /* Would the space take a client write now (its role is primary and its lease, if any, has
  * not lapsed)? MN_OK, MN_ERR_UNAVAILABLE saying why not, or MN_ERR_NOT_FOUND. */
 mn_err mn_engine_space_writable(mn_engine_t *e, const char *space, mn_error *err);

@@ -86,6 +86,9 @@ typedef struct mn_spaces_entry {
     char name[MN_SPACE_NAME_MAX + 1];
     /* the node that created the space (wrote its lsn 1), "" = not known: it leads epoch 1 */
     char creator[MN_SPACES_NODE_MAX + 1];
+    /* the incarnation of the name (the catalog's created_at_ms), 0 = not known: a name
+     * dropped and created again is a new space, placed anew */
+    uint64_t incarnation;
     uint64_t epoch;       /* the primary's term, from the repl core's elections (1 at creation) */
     uint64_t rec_version; /* with MN_SPACES_RECORDED: the version of the record adopted (0 =
                            * this node's core promoted past it; the next record is awaited) */
@@ -117,6 +120,12 @@ mn_err mn_spaces_table_add(mn_spaces_table_t *t, const char *space, mn_error *er
  * space has holders. MN_ERR_NOT_FOUND if not known, MN_ERR_INVALID for a bad id. */
 mn_err mn_spaces_table_set_creator(mn_spaces_table_t *t, const char *space, const char *creator,
                                    mn_error *err);
+
+/* The incarnation of a placed space (the catalog's created_at_ms, > 0). A name whose
+ * incarnation changes is removed and added first (mn_spaces_driver_update_spaces).
+ * MN_ERR_NOT_FOUND if not placed. */
+mn_err mn_spaces_table_set_incarnation(mn_spaces_table_t *t, const char *space, uint64_t inc,
+                                       mn_error *err);
 
 /* Forgets a space (it was dropped). MN_ERR_NOT_FOUND if not placed. */
 mn_err mn_spaces_table_remove(mn_spaces_table_t *t, const char *space, mn_error *err);
@@ -207,12 +216,13 @@ void mn_spaces_driver_free(mn_spaces_driver_t *d);
 /* names: the spaces to place (any order, no duplicates). */
 mn_err mn_spaces_driver_update(mn_spaces_driver_t *d, const mn_spaces_member_t *view, size_t n_view,
                                const char *const *names, size_t n_names, mn_error *err);
-/* A space to place: its name, the node that created it (NULL or "" = not known) and its
- * holder record (NULL = none published yet). */
+/* A space to place: its name, the node that created it (NULL or "" = not known), its
+ * holder record (NULL = none published yet) and its incarnation (0 = not known). */
 typedef struct mn_spaces_input {
     const char *name;
     const char *creator;
     const mn_spaces_record_t *record;
+    uint64_t incarnation;
 } mn_spaces_input_t;
 /* As mn_spaces_driver_update, with creators and records: a space's creator leads its epoch 1;
  * a space with a record takes the record's holders (mn_spaces_adopt) and is never settled
@@ -304,6 +314,9 @@ typedef struct mn_spaces_repl_durable {
     mn_spaces_repl_epoch_start_t history[MN_SPACES_REPL_HISTORY_MAX];
     size_t n_history;
     uint64_t base_lsn; /* entries up to this one came in a snapshot (0 = none) */
+    /* the incarnation of the space this state belongs to (the catalog's created_at_ms of
+     * the name; 0 = not known): a state of another incarnation is not this space's */
+    uint64_t incarnation;
 } mn_spaces_repl_durable_t;
 
 typedef enum {
@@ -376,6 +389,13 @@ typedef struct mn_spaces_repl_holder {
 mn_err mn_spaces_repl_open(mn_spaces_repl_t *r, int64_t now_us, const char *space,
                            const mn_spaces_repl_holder_t *holders, size_t n,
                            const mn_spaces_repl_durable_t *d, uint64_t last_lsn, mn_error *err);
+/* As mn_spaces_repl_open of a new space (no durable state), led from first_epoch rather
+ * than 1: the epoch its creator's engine wrote its first entries at (a name dropped and
+ * created again on a node continues its engine's epochs there). The other holders open
+ * it at 1 and adopt the creator's epoch from its first frame. */
+mn_err mn_spaces_repl_open_new(mn_spaces_repl_t *r, int64_t now_us, const char *space,
+                               const mn_spaces_repl_holder_t *holders, size_t n,
+                               uint64_t first_epoch, uint64_t last_lsn, mn_error *err);
 /* A new holder list for an open space (placement moved copies). */
 mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const char *space,
                                   const mn_spaces_repl_holder_t *holders, size_t n, mn_error *err);
@@ -384,6 +404,18 @@ mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const cha
  * the caller drops the copy's data next. MN_ERR_BUSY while this node leads it (hand over
  * first); MN_ERR_NOT_FOUND if it is not open. */
 mn_err mn_spaces_repl_close(mn_spaces_repl_t *r, const char *space, mn_error *err);
+/* The space was dropped (or its name now names another incarnation): the core forgets it
+ * whatever its role (a primary has nothing to hand over: the space is gone), as close
+ * does otherwise. The caller then drops or replaces the engine's copy. MN_ERR_NOT_FOUND
+ * if it is not open. */
+mn_err mn_spaces_repl_forget(mn_spaces_repl_t *r, const char *space, mn_error *err);
+/* The open space is the incarnation inc of its name (the catalog's created_at_ms, > 0). A
+ * state that knew none takes it (persisted); every frame then carries it, and frames of
+ * another known incarnation are dropped (counted): a copy of a dropped space never votes
+ * in, follows or feeds the name created again. MN_ERR_INVALID if the state knows another
+ * (reopen the space with a fresh state: its old one belongs to a dropped incarnation). */
+mn_err mn_spaces_repl_set_incarnation(mn_spaces_repl_t *r, const char *space, uint64_t inc,
+                                      mn_error *err);
 /* The holder list last given (open, set_holders) is that of the space's holder record
  * (epoch, version) (docs/replication.md, "Holder records"). Only an increase counts. Every
  * frame then carries it, and a voter refuses a candidate whose record is older than the
@@ -464,6 +496,7 @@ typedef struct mn_spaces_repl_status {
     mn_spaces_repl_epoch_start_t history[MN_SPACES_REPL_HISTORY_MAX];
     size_t n_history;
     uint64_t base_lsn;
+    uint64_t incarnation; /* of the space this state belongs to (0 = not known) */
 } mn_spaces_repl_status_t;
 
 /* The epoch of the entry at lsn in the log st describes; 0 when lsn is 0, or below what its
@@ -493,9 +526,11 @@ typedef struct mn_spaces_repl_stats {
     uint64_t votes_granted;
     uint64_t votes_refused_record; /* vote requests refused: the candidate's record older */
     uint64_t entries_shipped;
-    uint64_t closed;    /* spaces closed (copies moved away) */
-    uint64_t unapplied; /* entries the store could not take, fetched again (unapplied) */
-    uint64_t restarted_logs; /* primary: a replica fetching from nothing past its ack */
+    uint64_t closed;              /* spaces closed (copies moved away) */
+    uint64_t unapplied;           /* entries the store could not take, fetched again (unapplied) */
+    uint64_t restarted_logs;      /* primary: a replica fetching from nothing past its ack */
+    uint64_t dropped_incarnation; /* frames of another incarnation of the space */
+    uint64_t forgotten;           /* spaces forgotten (dropped, or another incarnation) */
 } mn_spaces_repl_stats_t;
 
 void mn_spaces_repl_stats(const mn_spaces_repl_t *r, mn_spaces_repl_stats_t *out);

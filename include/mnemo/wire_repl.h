@@ -13,7 +13,7 @@
 #include "mnemo/err.h"
 
 #define MN_WIRE_REPL_MAJOR 1
-#define MN_WIRE_REPL_MINOR 2 /* 1: rec_epoch, rec_version; 2: echo_us */
+#define MN_WIRE_REPL_MINOR 3 /* 1: rec_epoch, rec_version; 2: echo_us; 3: incarnation */
 #define MN_WIRE_REPL_VERSION (MN_WIRE_REPL_MAJOR * 256 + MN_WIRE_REPL_MINOR)
 #define MN_WIRE_REPL_ID_MAX 64             /* bytes of a node id */
 #define MN_WIRE_REPL_SPACE_MAX 64          /* bytes of a space name */
@@ -65,6 +65,9 @@ typedef struct mn_wire_repl_frame {
     /* minor >= 2: append: the sender's monotonic clock at sending (us); ack: the newest
      * such time of the primary's appends heard (0 = none, and in older frames) */
     int64_t echo_us;
+    /* minor >= 3: the incarnation of the space the sender's core speaks for (the catalog's
+     * created_at_ms; 0 = not known, and in older frames) */
+    uint64_t incarnation;
 } mn_wire_repl_frame_t;
 
 /* CRC32C of an entry as the frame carries it (see wire/repl.fbs). */

@@ -34,6 +34,8 @@ static mn_wire_repl_frame_t sample(mn_wire_repl_entry_t *e, const uint8_t *d1, c
     f.flags = MN_WIRE_REPL_FLAG_CHECKED;
     f.entries = e;
     f.n_entries = 2;
+    f.echo_us = 123456;
+    f.incarnation = 1796618977395ull;
     return f;
 }
 
@@ -64,6 +66,7 @@ static void test_repl_wire_round_trips_every_field(void **state)
     assert_memory_equal(g.leader, "node-b", 6);
     assert_true(g.epoch == 8 && g.lsn == 42 && g.last_epoch == 3);
     assert_int_equal(g.flags, MN_WIRE_REPL_FLAG_CHECKED);
+    assert_true(g.echo_us == 123456 && g.incarnation == 1796618977395ull);
     assert_int_equal(g.n_entries, 2);
     assert_true(g.entries[1].epoch == 8 && g.entries[1].lsn == 42 && g.entries[1].len == 3);
     assert_int_equal(g.entries[1].data[0], 9);

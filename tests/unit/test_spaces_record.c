@@ -81,7 +81,7 @@ static void test_spaces_creator_leads_epoch_one_on_every_node(void **state)
     mn_spaces_input_t all[24];
     for (int i = 0; i < 24; i++) {
         snprintf(names[i], sizeof names[i], "s%02d", i);
-        all[i] = (mn_spaces_input_t){names[i], NULL, NULL};
+        all[i] = (mn_spaces_input_t){names[i], NULL, NULL, 0};
     }
     for (int creator = 0; creator < 5; creator++) {
         char c[4];
@@ -123,7 +123,7 @@ static void test_spaces_a_record_decides_the_holders(void **state)
     mn_spaces_driver_t *d = driver("n4"); /* holds nothing here */
     static const char *const h1[] = {"n1:p", "n0:r", "n2:c"};
     mn_spaces_record_t r = record(2, 1, h1, 3);
-    mn_spaces_input_t in = {"s", NULL, &r};
+    mn_spaces_input_t in = {"s", NULL, &r, 0};
     update(d, FIVE, 5, &in, 1);
     const mn_spaces_entry_t *e = entry_of(d, "s");
     assert_true(e->flags & MN_SPACES_RECORDED);
@@ -260,7 +260,7 @@ static void test_spaces_driver_proposes_only_where_it_leads(void **state)
     (void)state;
     static const char *const h[] = {"n0:p", "n1:r", "n2:r"};
     mn_spaces_record_t r = record(1, 1, h, 3);
-    mn_spaces_input_t in = {"s", "n0", &r};
+    mn_spaces_input_t in = {"s", "n0", &r, 0};
     mn_spaces_driver_t *lead = driver("n0"), *other = driver("n1");
     update(lead, FIVE, 3, &in, 1);
     update(other, FIVE, 3, &in, 1);
@@ -309,7 +309,7 @@ static void test_spaces_caught_up_before_the_first_record_counts(void **state)
     (void)state;
     static const mn_spaces_member_t v[] = {
         {"n0", NULL, false}, {"n1", NULL, false}, {"n3", NULL, false}};
-    mn_spaces_input_t in = {"s", "n0", NULL};
+    mn_spaces_input_t in = {"s", "n0", NULL, 0};
     mn_spaces_driver_t *lead = driver("n0");
     update(lead, v, 3, &in, 1);
     mn_error err = {0};
@@ -336,7 +336,7 @@ static void test_spaces_caught_up_of_a_newer_epoch_waits_for_it(void **state)
         {"n0", NULL, false}, {"n1", NULL, false}, {"n3", NULL, false}};
     static const char *const h[] = {"n0:p", "n1:r", "n3:c"};
     mn_spaces_record_t r = record(1, 1, h, 3);
-    mn_spaces_input_t in = {"s", "n0", &r};
+    mn_spaces_input_t in = {"s", "n0", &r, 0};
     mn_spaces_driver_t *lead = driver("n1");
     update(lead, v, 3, &in, 1);
     mn_error err = {0};
@@ -369,7 +369,7 @@ static void test_spaces_a_new_creator_is_a_new_incarnation(void **state)
 {
     (void)state;
     mn_spaces_driver_t *d = driver("n4"); /* holds nothing here */
-    mn_spaces_input_t in = {"again", "n1", NULL};
+    mn_spaces_input_t in = {"again", "n1", NULL, 0};
     update(d, FIVE, 5, &in, 1);
     assert_string_equal(primary_of(entry_of(d, "again")), "n1");
     in.creator = "n3";

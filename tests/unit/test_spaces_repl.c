@@ -280,8 +280,8 @@ static void test_spaces_repl_status_names_the_record_each_peer_counts_over(void 
     f.rec_version = 2; /* an older frame, reordered: no way down */
     deliver_frame(w, 30, "n1", &f);
     assert_int_equal(mn_spaces_repl_status(w->core, 40, "s", &st), MN_OK);
-    const mn_spaces_repl_peer_status_t *n1 = !strcmp(st.peers[0].node, "n1") ? &st.peers[0]
-                                                                              : &st.peers[1];
+    const mn_spaces_repl_peer_status_t *n1 =
+        !strcmp(st.peers[0].node, "n1") ? &st.peers[0] : &st.peers[1];
     const mn_spaces_repl_peer_status_t *n2 = n1 == &st.peers[0] ? &st.peers[1] : &st.peers[0];
     assert_string_equal(n1->node, "n1");
     assert_true(n1->rec_said && n1->rec_epoch == 1 && n1->rec_version == 4);
@@ -513,8 +513,7 @@ static void test_spaces_repl_a_deposed_primary_names_what_a_majority_had(void **
  * dropped it, a newer one listed it again) fetches from nothing: the primary ships it the
  * log from the start and counts it from 0, no longer for what it acknowledged before. A
  * fetch below its ack from anywhere else is an old one: ignored. */
-static void test_spaces_repl_a_replica_fetching_from_nothing_is_shipped_from_the_start(
-    void **state)
+static void test_spaces_repl_a_replica_fetching_from_nothing_is_shipped_from_the_start(void **state)
 {
     (void)state;
     world *w = world_new("n0", NULL, 0);
@@ -627,6 +626,97 @@ static void test_spaces_repl_close_refuses_the_primary_then_forgets_the_space(vo
     world_free(w);
 }
 
+/* A name dropped and created again is another space: once the core knows its incarnation,
+ * frames of another one (a copy of the dropped space still running) are dropped before they
+ * touch anything, frames that know none (older nodes) still count, and its own frames say
+ * which it is. The state takes the incarnation once (persisted) and refuses another. */
+static void test_spaces_repl_frames_of_another_incarnation_are_dropped(void **state)
+{
+    (void)state;
+    world *w = world_new("n1", NULL, 0);
+    assert_int_equal(mn_spaces_repl_set_incarnation(w->core, "s", 0, NULL), MN_ERR_INVALID);
+    assert_int_equal(mn_spaces_repl_set_incarnation(w->core, "t", 5, NULL), MN_ERR_NOT_FOUND);
+    assert_int_equal(mn_spaces_repl_set_incarnation(w->core, "s", 700, NULL), MN_OK);
+    assert_int_equal(w->d.incarnation, 700);
+    assert_int_equal(mn_spaces_repl_set_incarnation(w->core, "s", 700, NULL), MN_OK);
+    assert_int_equal(mn_spaces_repl_set_incarnation(w->core, "s", 800, NULL), MN_ERR_INVALID);
+    mn_spaces_repl_status_t st;
+    assert_int_equal(mn_spaces_repl_status(w->core, 10, "s", &st), MN_OK);
+    assert_int_equal(st.incarnation, 700);
+    const int64_t later = 10000000; /* long past any lease of n0's */
+    /* a vote request of the dropped incarnation (epoch 9): no vote, no epoch adopted */
+    mn_wire_repl_frame_t f;
+    memset(&f, 0, sizeof f);
+    f.kind = MN_WIRE_REPL_VOTE_REQ;
+    f.epoch = 9;
+    f.incarnation = 600;
+    int votes = w->sent[MN_WIRE_REPL_VOTE];
+    deliver_frame(w, later, "n2", &f);
+    mn_spaces_repl_stats_t s0;
+    mn_spaces_repl_stats(w->core, &s0);
+    assert_int_equal(s0.dropped_incarnation, 1);
+    assert_int_equal(w->sent[MN_WIRE_REPL_VOTE], votes);
+    assert_int_equal(w->d.voted_epoch, 0);
+    assert_int_equal(mn_spaces_repl_status(w->core, later, "s", &st), MN_OK);
+    assert_int_equal(st.epoch, 1);
+    /* appends of another incarnation store nothing */
+    uint8_t d[8] = {1};
+    mn_wire_repl_entry_t e1 = entry(1, 1, d, true);
+    memset(&f, 0, sizeof f);
+    f.kind = MN_WIRE_REPL_APPEND;
+    f.epoch = 1;
+    f.lsn = 1;
+    f.entries = &e1;
+    f.n_entries = 1;
+    f.flags = MN_WIRE_REPL_FLAG_CHECKED; /* answers a fetch: the prefix agrees */
+    f.incarnation = 800;
+    deliver_frame(w, later, "n0", &f);
+    assert_int_equal(w->n, 0);
+    /* the same append from this incarnation, or from a node that says none, is stored */
+    f.incarnation = 700;
+    deliver_frame(w, later, "n0", &f);
+    assert_int_equal(w->n, 1);
+    mn_wire_repl_entry_t e2 = entry(1, 2, d, true);
+    f.entries = &e2;
+    f.lsn = 2;
+    f.incarnation = 0;
+    deliver_frame(w, later, "n0", &f);
+    assert_int_equal(w->n, 2);
+    mn_spaces_repl_stats(w->core, &s0);
+    assert_int_equal(s0.dropped_incarnation, 2);
+    /* its own frames (the acks) carry its incarnation */
+    mn_wire_repl_frame_t got;
+    static mn_wire_repl_entry_t es[4];
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &got, es, 4), MN_OK);
+    assert_int_equal(got.incarnation, 700);
+    world_free(w);
+}
+
+/* A dropped space is forgotten whatever the role: a primary has nothing to hand over. */
+static void test_spaces_repl_forget_takes_even_a_primary(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0);
+    assert_int_equal(mn_spaces_repl_close(w->core, "s", NULL), MN_ERR_BUSY);
+    assert_int_equal(mn_spaces_repl_forget(w->core, "s", NULL), MN_OK);
+    assert_int_equal(mn_spaces_repl_forget(w->core, "s", NULL), MN_ERR_NOT_FOUND);
+    mn_spaces_repl_status_t st;
+    assert_int_equal(mn_spaces_repl_status(w->core, 60, "s", &st), MN_ERR_NOT_FOUND);
+    mn_spaces_repl_stats_t s0;
+    mn_spaces_repl_stats(w->core, &s0);
+    assert_true(s0.forgotten == 1 && s0.closed == 0);
+    assert_int_equal(w->d.n_history, 0); /* the epoch and vote kept, the log forgotten */
+    assert_int_equal(w->d.epoch, 1);
+    /* opened again as a new space led from the epoch its creator's engine is at */
+    mn_spaces_repl_holder_t h[3] = {{"n0", true}, {"n1", true}, {"n2", true}};
+    assert_int_equal(mn_spaces_repl_open_new(w->core, 70, "s", h, 3, 0, 2, NULL), MN_ERR_INVALID);
+    assert_int_equal(mn_spaces_repl_open_new(w->core, 70, "s", h, 3, 5, 2, NULL), MN_OK);
+    assert_int_equal(mn_spaces_repl_status(w->core, 70, "s", &st), MN_OK);
+    assert_true(st.role == MN_SPACES_REPL_PRIMARY && st.epoch == 5);
+    assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 3), 5); /* its next entry's epoch */
+    world_free(w);
+}
+
 /* Added again after its copy was dropped (the log empty, the durable state kept): it votes
  * no second time in an epoch it voted in, and catches up from lsn 1 by shipping. */
 static void test_spaces_repl_a_closed_copy_reopens_empty_and_catches_up(void **state)
@@ -683,7 +773,7 @@ static void test_spaces_repl_status_epoch_at_reads_the_history(void **state)
     assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 20), 5);
     assert_int_equal(mn_spaces_repl_status_epoch_at(&st, 1000), 5);
     assert_false(mn_spaces_repl_status_replaced(&st, 15, 3));
-    assert_true(mn_spaces_repl_status_replaced(&st, 25, 4)); /* epoch 5 is there now */
+    assert_true(mn_spaces_repl_status_replaced(&st, 25, 4));  /* epoch 5 is there now */
     assert_false(mn_spaces_repl_status_replaced(&st, 9, 2));  /* written before the core knew */
     assert_false(mn_spaces_repl_status_replaced(&st, 25, 0)); /* the writer did not know */
     /* a snapshot at lsn 1207 (epoch 8) replaced the log: a write of epoch 7 at 1204 is gone */
@@ -699,6 +789,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spaces_repl_levels_follow_the_acks),
+        cmocka_unit_test(test_spaces_repl_frames_of_another_incarnation_are_dropped),
+        cmocka_unit_test(test_spaces_repl_forget_takes_even_a_primary),
         cmocka_unit_test(test_spaces_repl_status_epoch_at_reads_the_history),
         cmocka_unit_test(test_spaces_repl_the_lease_gates_writes_not_appends),
         cmocka_unit_test(test_spaces_repl_a_voter_refuses_a_candidate_of_an_older_record),
@@ -709,7 +801,8 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_a_failed_store_is_fetched_again),
         cmocka_unit_test(test_spaces_repl_a_deposed_primary_names_what_a_majority_had),
-        cmocka_unit_test(test_spaces_repl_a_replica_fetching_from_nothing_is_shipped_from_the_start),
+        cmocka_unit_test(
+            test_spaces_repl_a_replica_fetching_from_nothing_is_shipped_from_the_start),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
         cmocka_unit_test(test_spaces_repl_close_refuses_the_primary_then_forgets_the_space),
         cmocka_unit_test(test_spaces_repl_a_closed_copy_reopens_empty_and_catches_up),
