@@ -229,6 +229,6 @@ void mn__crep_publish(cl_repl *r, bool all);
 void mn__crep_metrics_init(cl_repl *r);
 void mn__crep_metrics_export(cl_repl *r);
 void mn__crep_pub_free(cl_repl *r);
-void mn__crep_pub_forget(cl_repl *r, const char *name); /* a space closed */
+void mn__crep_pub_forget(cl_repl *r, const char *name); /* closed: status, queued caught-ups */
 
 #endif

@@ -78,6 +78,12 @@ void mn__crep_pub_forget(cl_repl *r, const char *name)
         memmove(p, p + 1, (r->n_pub - at - 1) * sizeof *p);
         r->n_pub--;
     }
+    /* and the copies its core reported caught up, not yet taken: they were of this state
+     * (a space created again under the name must not count them) */
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_caught; i++)
+        if (strcmp(r->caught[i].space, name) != 0) r->caught[k++] = r->caught[i];
+    r->n_caught = k;
     pthread_mutex_unlock(&r->pub_mu);
 }
 
