@@ -78,11 +78,15 @@ def parse(argv):
                     help="preload LIB (the build's tests/libmn_fdtrace.so) in every node: a "
                          "descriptor closed twice is reported in the node's log and counted "
                          "as a violation (fd_misuse)")
+    ap.add_argument("--consolidate-every-s", type=int, default=5,
+                    help="engine.consolidate_interval_s of the nodes: each primary consolidates "
+                         "its spaces this often, so semantic memories are made, gossiped and "
+                         "judged by the convergence (equal Merkle roots everywhere); 0 = never")
     ap.add_argument("--env", action="append", default=[],
                     help="KEY=VALUE for every node (e.g. the TEST ONLY MNEMO_TEST_DROP_ACKED=5)")
     a = ap.parse_args(argv)
-    if a.nodes < 1 or a.duration <= 0:
-        ap.error("--nodes >= 1 and --duration > 0")
+    if a.nodes < 1 or a.duration <= 0 or a.consolidate_every_s < 0:
+        ap.error("--nodes >= 1, --duration > 0 and --consolidate-every-s >= 0")
     return a
 
 
@@ -177,10 +181,28 @@ def hints_pending(cluster):
     return n
 
 
+def gossip_roots(cluster, placement):
+    """{space: {node: Merkle root of its gossiped semantic memories}} (docs/gossip.md); a
+    space a node lists no records of has the root "" there. None when the nodes run no gossip
+    (404)."""
+    roots = {space: {} for space in placement}
+    for nd in cluster.nodes:
+        st, doc = W.http(nd.url + "/v1/cluster/gossip", timeout=2)
+        if st == 404:
+            return None
+        if st != 200:
+            raise RuntimeError("GET /v1/cluster/gossip on node %d: %s %s" % (nd.i, st, doc))
+        have = {e["name"]: e["root"] if e.get("records") else "" for e in doc["spaces"]}
+        for space in placement:
+            roots[space][str(nd.i)] = have.get(space, "")
+    return roots
+
+
 def converge(cluster, placement, history, bound_s, own=False):
-    """Polls until views agree, no hint is pending and holders' lsns are equal, or bound_s
-    passes; the time is counted from the end of the heal (every fault undone, every node
-    up)."""
+    """Polls until views agree, no hint is pending, holders' lsns are equal and every node
+    has the same Merkle root of each space's gossiped semantic memories (gossip.scope
+    "cluster": every node keeps them), or bound_s passes; the time is counted from the end
+    of the heal (every fault undone, every node up)."""
     t0 = time.monotonic()
     rec = {"op": "converge", "bound_s": bound_s, "converged": False}
     while True:
@@ -188,9 +210,13 @@ def converge(cluster, placement, history, bound_s, own=False):
             lsns = last_lsns(cluster, placement, own)
             equal = all(None not in by.values() and len(set(by.values())) == 1
                         for by in lsns.values())
-            if views_agree(cluster) and equal and hints_pending(cluster) == 0:
+            roots = gossip_roots(cluster, placement) if equal else None
+            same_roots = roots is None or all(len(set(by.values())) == 1
+                                              for by in roots.values())
+            if views_agree(cluster) and equal and same_roots and hints_pending(cluster) == 0:
                 rec.update({"converged": True, "views_agree": True, "lsns_equal": True,
-                            "lsns": lsns})
+                            "lsns": lsns, "roots_equal": roots is not None and same_roots,
+                            "roots": roots})
                 break
         except Exception as e:  # noqa: BLE001 - a node still starting: poll again
             rec["last_error"] = repr(e)
@@ -198,6 +224,7 @@ def converge(cluster, placement, history, bound_s, own=False):
             rec["why"] = "views %s" % cluster.views()
             try:
                 rec["lsns"] = last_lsns(cluster, placement, own)
+                rec["roots"] = gossip_roots(cluster, placement)
             except Exception as e:  # noqa: BLE001 - a node not answering: say so
                 rec["lsns_error"] = repr(e)
             break
@@ -330,7 +357,8 @@ def run(a):
     os.makedirs(a.out, exist_ok=True)
     hist_path = os.path.join(a.out, "history.jsonl")
     extra = {"MNEMO_CLUSTER_REPLICATION_FACTOR": str(a.replication_factor),
-             "MNEMO_CLUSTER_PARTITION_WRITES": a.partition_writes}
+             "MNEMO_CLUSTER_PARTITION_WRITES": a.partition_writes,
+             "MNEMO_ENGINE_CONSOLIDATE_INTERVAL_S": str(a.consolidate_every_s)}
     extra.update(kv.split("=", 1) for kv in a.env)
     if a.fdtrace:
         if not os.access(a.fdtrace, os.R_OK):

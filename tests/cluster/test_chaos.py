@@ -332,6 +332,10 @@ def test_a_short_run_of_the_true_build_is_clean_and_says_what_was_unavailable(re
     r = json.load(open(tmp_path / "report.json"))
     assert p.returncode == 0 and r["violations"] == [], (p.stdout, r["violations"])
     assert r["acked_writes"] > 0 and r["reads"] > 0 and r["converged"]
+    # convergence compared every node's Merkle root of each space's gossiped semantic memories
+    conv = r["convergence"]
+    assert conv["roots_equal"] is True and set(conv["roots"]) == set(r["placement"]), conv
+    assert all(len(set(by.values())) == 1 for by in conv["roots"].values()), conv
     assert r["faults"], "seed 4 plans faults within 15 s"
     hist = checker.load(str(tmp_path / "history.jsonl"))
     assert {"remember", "forget", "get", "recall", "list"} <= {h["op"] for h in hist}
