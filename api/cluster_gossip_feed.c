@@ -1,6 +1,8 @@
 /* The feeder: the gossip core's local changes. A thread of its own (so neither the write
  * path nor the replication thread pays for it) wakes every FEED_EVERY_MS, and for each space
  * this node leads (its engine role is PRIMARY) reads the WAL entries it has not seen yet:
+ *   - a semantic memory a client remembered: a version (no support); an invalidation of one
+ *     the core holds: a retired version (semantic memories take no corrections: 422);
  *   - a consolidate entry's semantic memories: a live one is a version (stamped with the
  *     entry's epoch and hlc, its payload the engine's bytes of the memory: content, vector,
  *     support, confidence, fields); a retired one (its cluster is gone) a retired version; an
@@ -74,7 +76,7 @@ static void forgotten(feed_ctx *f, const mn_id_t *id, int mode, mn_hlc_ts_t hlc)
     if (held) put_tombstone(f, id, hlc);
 }
 
-/* The version of one semantic memory of a consolidate entry. */
+/* The version of one semantic memory (of a consolidate entry, or a client's). */
 static void version(feed_ctx *f, const mn_wal_entry_t *en, const mn_memory_t *m)
 {
     mn_gossip_record_t r;
@@ -123,6 +125,36 @@ static void consolidated(feed_ctx *f, const mn_wal_entry_t *en)
     }
 }
 
+/* A semantic memory a client remembered (no support: its confidence is the client's). */
+static void remembered(feed_ctx *f, const mn_wal_entry_t *en)
+{
+    for (size_t i = 0; i < en->op.remember.n; i++) {
+        const mn_memory_t *m = &en->op.remember.mems[i];
+        if (m->kind == MN_KIND_SEMANTIC && !m->forgotten) version(f, en, m);
+    }
+}
+
+/* An invalidated semantic memory (kept, no longer valid): a retired version, when the core
+ * holds it under that id (recalls leave invalid memories out; so does a partition answer). */
+static void invalidated(feed_ctx *f, const mn_wal_entry_t *en)
+{
+    const mn_id_t *id = &en->op.invalidate.id;
+    mn_gossip_record_t cur;
+    pthread_mutex_lock(&f->g->mu);
+    bool held = mn_gossip_get(f->g->g, f->space, id, &cur) == MN_OK && !cur.forgotten_hlc &&
+                !cur.retired;
+    pthread_mutex_unlock(&f->g->mu);
+    if (!held) return;
+    mn_gossip_record_t r;
+    memset(&r, 0, sizeof r);
+    r.id = *id;
+    r.epoch = en->epoch;
+    r.hlc = en->hlc ? en->hlc : 1;
+    r.retired = true;
+    mn_gossip_payload_digest(NULL, 0, r.digest);
+    put(f, &r);
+}
+
 static int on_entry(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len)
 {
     feed_ctx *f = arg;
@@ -136,6 +168,10 @@ static int on_entry(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len)
     }
     if (en.type == MN_WAL_OP_CONSOLIDATE)
         consolidated(f, &en);
+    else if (en.type == MN_WAL_OP_REMEMBER)
+        remembered(f, &en);
+    else if (en.type == MN_WAL_OP_INVALIDATE)
+        invalidated(f, &en);
     else if (en.type == MN_WAL_OP_FORGET)
         forgotten(f, &en.op.forget.id, en.op.forget.mode, en.hlc);
     else if (en.type == MN_WAL_OP_FORGET_BATCH)

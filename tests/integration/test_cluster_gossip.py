@@ -285,6 +285,58 @@ def test_a_forgotten_semantic_memory_converges_as_a_tombstone(cluster):
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
 
 
+def test_a_semantic_memory_a_client_remembered_is_gossiped(cluster):
+    """A semantic memory a client states (kind semantic, no episodes behind it) is gossiped
+    as consolidation's are: every node holds it, a partition recall answers it (its
+    confidence the client's, not lowered for want of support); invalidated, it leaves the
+    partition answers; forgotten, it is a tombstone everywhere."""
+    nodes, ids, h = cluster
+    r = call(nodes[h], "POST", "/v1/spaces/%s/memories" % SPACE,
+             {"content": "the office wifi password rotates every monday", "kind": "semantic",
+              "embedding": BASE})
+    assert r.status == 201, r.body
+    fact = r.json["id"]
+    rows = wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S,
+                      what="the client's semantic memory on every node")
+    assert rows[0]["records"] == 1
+    other = nodes[(h + 1) % 3]
+    os.kill(nodes[h].proc.pid, signal.SIGSTOP)
+    try:
+        r = call(other, "POST", "/v1/spaces/%s/recall" % SPACE,
+                 {"text": "office wifi password", "embedding": BASE, "timeout_ms": 400})
+        assert r.status == 200, r.body
+        assert r.json["path"] == "partition", r.body
+        hits = r.json["results"]
+        assert len(hits) == 1 and hits[0]["memory"]["id"] == fact, hits
+        assert hits[0]["memory"]["kind"] == "semantic" and "wifi" in hits[0]["memory"]["content"]
+        assert "partition" in hits[0]["confidence"]["reasons"]
+        assert "low_support" not in hits[0]["confidence"]["reasons"]
+    finally:
+        os.kill(nodes[h].proc.pid, signal.SIGCONT)
+    # invalidated: kept by the holder, but no longer a partition answer (retired everywhere)
+    r = wait_until(lambda: quiet_call(nodes[h], "POST", "/v1/spaces/%s/memories/%s/invalidate"
+                                      % (SPACE, fact), {"reason": "rotation ended"}),
+                   DEADLINE_S, what="the invalidation once the holder answers again")
+    assert r.status == 200, r.body
+    wait_until(lambda: roots_agree(nodes, 0), DEADLINE_S, what="the retired version everywhere")
+    # a second one, forgotten: a tombstone on every node
+    r = call(nodes[h], "POST", "/v1/spaces/%s/memories" % SPACE,
+             {"content": "badges open the north door", "kind": "semantic", "embedding": BASE})
+    assert r.status == 201, r.body
+    wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="the second one everywhere")
+    r = call(nodes[h], "DELETE", "/v1/spaces/%s/memories/%s" % (SPACE, r.json["id"]),
+             query={"mode": "delete"})
+    assert r.status in (200, 204), r.body
+    rows = wait_until(lambda: roots_agree(nodes, 0), DEADLINE_S, what="its tombstone everywhere")
+    assert all(row["records"] == 2 for row in rows)  # the retired one and the tombstone
+
+
+def quiet_call(server, method, path, body):
+    """The response, or None while the server answers 503 (a resumed holder's lease)."""
+    r = call(server, method, path, body)
+    return None if r.status == 503 else r
+
+
 def rounds_pass(nodes, n=5):
     """Waits until every node has run n more gossip rounds."""
     before = [gossip_doc(s)["stats"]["rounds"] for s in nodes]
