@@ -141,8 +141,8 @@ static void invalidated(feed_ctx *f, const mn_wal_entry_t *en)
     const mn_id_t *id = &en->op.invalidate.id;
     mn_gossip_record_t cur;
     pthread_mutex_lock(&f->g->mu);
-    bool held = mn_gossip_get(f->g->g, f->space, id, &cur) == MN_OK && !cur.forgotten_hlc &&
-                !cur.retired;
+    bool held =
+        mn_gossip_get(f->g->g, f->space, id, &cur) == MN_OK && !cur.forgotten_hlc && !cur.retired;
     pthread_mutex_unlock(&f->g->mu);
     if (!held) return;
     mn_gossip_record_t r;
