@@ -477,6 +477,7 @@ static cJSON *space_json(cl_spaces *cs, const mn_spaces_entry_t *e)
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "name", e->name);
     cJSON_AddNumberToObject(o, "epoch", (double)e->epoch);
+    add_number_or_null(o, "incarnation", e->incarnation != 0, (double)e->incarnation);
     if (e->n_holders && e->holders[0].role == MN_SPACES_PRIMARY)
         cJSON_AddStringToObject(o, "primary", e->holders[0].node);
     else
@@ -485,6 +486,8 @@ static cJSON *space_json(cl_spaces *cs, const mn_spaces_entry_t *e)
     cJSON *hs = cJSON_AddArrayToObject(o, "holders");
     mn_spaces_repl_status_t st;
     bool have = cs->repl && cl_repl_status(cs->repl, e->name, &st);
+    /* a core state of another incarnation of the name (not forgotten yet) says nothing here */
+    have = have && !(st.incarnation && e->incarnation && st.incarnation != e->incarnation);
     for (int i = 0; i < e->n_holders; i++) {
         const mn_spaces_holder_t *h = &e->holders[i];
         if (reps && h->role == MN_SPACES_REPLICA)

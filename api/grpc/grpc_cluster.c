@@ -58,6 +58,7 @@ static Mnemo__V1__ClusterSpace *space_out(api_arena *a, const cJSON *e)
     o->primary = str_of(a, e, "primary");
     double v;
     if ((o->has_epoch = num_of(e, "epoch", &v))) o->epoch = (uint64_t)v;
+    if ((o->has_incarnation = num_of(e, "incarnation", &v))) o->incarnation = (uint64_t)v;
     strs_of(a, e, "replicas", &o->replicas, &o->n_replicas);
     strs_of(a, e, "flags", &o->flags, &o->n_flags);
     const cJSON *hs = cJSON_GetObjectItemCaseSensitive(e, "holders");

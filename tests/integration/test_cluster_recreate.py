@@ -49,7 +49,8 @@ def contents(server):
 
 
 def settled(server):
-    """The space's entry once it has one live primary, no copy catching up and no flag."""
+    """The space's entry once it has one live primary, no copy catching up and no flag, of
+    the incarnation server's catalog has."""
     with server.client(timeout=5.0) as c:
         doc = c.request("GET", "/v1/cluster/spaces")
     s = next((s for s in doc["spaces"] if s["name"] == NAME), None)
@@ -57,7 +58,8 @@ def settled(server):
         return None
     if any(h["role"] == "catching_up" or h.get("down") for h in s["holders"]):
         return None
-    return s
+    # the table places the incarnation the catalog has (it follows within a tick)
+    return s if s["incarnation"] == created_ms(server) else None
 
 
 def views(nodes):
@@ -82,7 +84,14 @@ def test_a_name_dropped_and_created_again_elsewhere_at_once_works_each_time(serv
         raise
 
 
+def created_ms(server):
+    with server.client(timeout=5.0) as c:
+        doc = c.request("GET", "/v1/cluster/catalog")
+    return next(e["created_at_ms"] for e in doc["spaces"] if e["name"] == NAME)
+
+
 def rounds(nodes):
+    seen = set()
     for k in range(ROUNDS):
         creator = nodes[k % 3]
         # a node that held a copy of the dropped space answers 409 until its drop reaches it
@@ -101,6 +110,8 @@ def rounds(nodes):
                        what="round %d: the memories of this incarnation alone" % k)
         # (balance may move the copy off its creator: any one primary will do)
         for s in nodes:
-            wait_until(lambda s=s: quiet(lambda: settled(s)), DEADLINE_S,
-                       what="round %d: one primary, nothing catching up" % k)
+            e = wait_until(lambda s=s: quiet(lambda: settled(s)), DEADLINE_S,
+                           what="round %d: one primary, nothing catching up" % k)
+            assert e["incarnation"] not in seen, (k, e)  # a new one each round
+        seen.add(e["incarnation"])
         drop(nodes[(k + 1) % 3], NAME)  # through another node: forwarded to the creator

@@ -229,6 +229,8 @@ def test_placement_table_over_grpc_and_mcp_matches_rest(cluster):
         row = next(e for e in got.spaces if e.name == SPACE)
         assert row.primary == want[SPACE]["primary"] == ids[p]
         assert row.epoch == want[SPACE]["epoch"]
+        # the incarnation: the catalog's created_at_ms of the name
+        assert row.incarnation == want[SPACE]["incarnation"] > 0
         assert [h.node for h in row.holders] == [h["node"] for h in want[SPACE]["holders"]]
         assert set(row.replicas) == set(want[SPACE]["replicas"])
         # its own copy's applied lsn is known on every holder's answer
@@ -236,6 +238,7 @@ def test_placement_table_over_grpc_and_mcp_matches_rest(cluster):
         assert own.HasField("applied_lsn")
         preview = g.ClusterSpaces(pb().ClusterSpacesRequest(names=["not-yet-made"]))
         assert preview.preview and [e.name for e in preview.spaces] == ["not-yet-made"]
+        assert not preview.spaces[0].HasField("incarnation")  # not created: none yet
         e = grpc_error(g.ClusterSpaces, pb().ClusterSpacesRequest(names=["Bad Name"]))
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "names[0]" in e.details()
     with Grpc("127.0.0.1:%d" % other.grpc_port, api_key=WRITER) as g:
