@@ -622,6 +622,10 @@ static mn_err start_bus(cl_repl *r, const mn_config_t *c, mn_error *err)
     pc.tls_cert = c->cluster.tls_cert;
     pc.tls_key = c->cluster.tls_key;
     pc.tls_ca = c->cluster.tls_ca;
+    const char *mode = c->cluster.tls_mode ? c->cluster.tls_mode : "require";
+    pc.tls_mode = !strcmp(mode, "accept")   ? MN_PEER_TLS_ACCEPT
+                  : !strcmp(mode, "prefer") ? MN_PEER_TLS_PREFER
+                                            : MN_PEER_TLS_REQUIRE;
     pc.minor = test_peer_minor(pc.minor);
     mn_err rc = mn_peer_new(&r->loop, &pc, &r->bus, err);
     if (rc != MN_OK) return rc;

@@ -154,7 +154,7 @@ struct cl_repl {
     mn_spaces_repl_stats_t exported_core;
     crep_counts exported_counts;
     mn_metrics_family_t *m_frames, *m_bytes, *m_dropped, *m_closed, *m_lag_entries, *m_lag_s,
-        *m_events;
+        *m_events, *m_accepted;
     /* inputs (in_mu): from the loop thread and the commit thread */
     pthread_mutex_t in_mu;
     mn_spaces_table_t in_table;

@@ -222,7 +222,8 @@ void mn__crep_metrics_init(cl_repl *r)
         m, "mnemo_peer_dropped_frames_total",
         "Frames dropped: queue_full = a peer's send queue at its bound, no_addr = a node without "
         "a peer address, unknown_channel = no receiver here, decode = a replication frame that "
-        "failed verification, unknown_space = for a space not open here.",
+        "failed verification, unknown_space = for a space not open here, other_incarnation = "
+        "of a space dropped and created again under its name.",
         reason_label, 1);
     r->m_closed = mn_metrics_counter(
         m, "mnemo_peer_closed_connections_total",
@@ -234,8 +235,15 @@ void mn__crep_metrics_init(cl_repl *r)
         "Replication events: elections started, votes granted, fenced appends, gaps, bad "
         "checksums, forks healed by a snapshot (fork_refused), forked entries not re-applied, "
         "forked entries of another node re-applied here, snapshots needed, failed stores, "
-        "copies moved away and dropped (copy_dropped).",
+        "copies moved away and dropped (copy_dropped), spaces forgotten (dropped, or created "
+        "again).",
         reason_label, 1);
+    static const char *const transport_label[] = {"transport"};
+    r->m_accepted = mn_metrics_counter(
+        m, "mnemo_peer_accepted_connections_total",
+        "Inbound peer connections, by how they started: tls or plain (with cluster.tls_mode "
+        "accept or prefer a node takes both: plain stops rising once every peer dials TLS).",
+        transport_label, 1);
     r->m_lag_entries = mn_metrics_gauge(m, "mnemo_repl_lag_entries",
                                         "Entries the most lagging replica of a space this node "
                                         "leads has not acknowledged.",
@@ -290,6 +298,8 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_closed, "limit", ps.closed_limit, pe->closed_limit);
     add(r->m_closed, "io", ps.closed_io, pe->closed_io);
     add(r->m_closed, "tls", ps.closed_tls, pe->closed_tls);
+    add(r->m_accepted, "tls", ps.accepted_tls, pe->accepted_tls);
+    add(r->m_accepted, "plain", ps.accepted_plain, pe->accepted_plain);
     r->exported_peer = ps;
     mn_spaces_repl_stats_t cs;
     mn_spaces_repl_stats(r->core, &cs);

@@ -200,6 +200,12 @@ static mn_err check_config(const mn_peer_config_t *c, mn_error *err)
         c->handshake_timeout_ms <= 0 || c->backoff_min_ms <= 0 ||
         c->backoff_max_ms < c->backoff_min_ms || c->max_conns == 0)
         return mn_error_set(err, MN_ERR_INVALID, "peer: a bound or timeout is out of range");
+    bool tls = c->tls_cert && *c->tls_cert;
+    if (c->tls_mode != MN_PEER_TLS_REQUIRE && (c->tls_mode != MN_PEER_TLS_ACCEPT || !tls) &&
+        (c->tls_mode != MN_PEER_TLS_PREFER || !tls))
+        return mn_error_set(err, MN_ERR_INVALID,
+                            "peer: cluster.tls_mode accept or prefer needs cluster.tls_cert, "
+                            "cluster.tls_key and cluster.tls_ca");
     return MN_OK;
 }
 
@@ -253,7 +259,11 @@ mn_err mn_peer_new(uv_loop_t *loop, const mn_peer_config_t *c, mn_peer_t **out, 
     uv_timer_start(&p->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     mn_log_info("peer: node %s listening on %s%s%s:%d (%s, %s, version %d.%d)", p->node_id,
                 strchr(p->bind, ':') ? "[" : "", p->bind, strchr(p->bind, ':') ? "]" : "", p->port,
-                p->key[0] ? "cluster key" : "no key", p->tls ? "mutual TLS" : "plain TCP",
+                p->key[0] ? "cluster key" : "no key",
+                !p->tls                                 ? "plain TCP"
+                : p->cfg.tls_mode == MN_PEER_TLS_ACCEPT ? "mutual TLS or plain in, plain out"
+                : p->cfg.tls_mode == MN_PEER_TLS_PREFER ? "mutual TLS or plain in, TLS out"
+                                                        : "mutual TLS",
                 MN_PEER_VERSION_MAJOR, p->cfg.minor);
     *out = p;
     return MN_OK;

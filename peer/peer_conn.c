@@ -286,6 +286,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         mn__peer_conn_close(c, &c->bus->stats.closed_io);
         return;
     }
+    if (c->state == CONN_SNIFF) {
+        /* a TLS client's first record is a handshake (content type 22); a plaintext peer's
+         * first bytes are its hello's length, whose top byte is 0 */
+        if ((uint8_t)buf->base[0] == 22) {
+            c->bus->stats.accepted_tls++;
+            if (!mn__peer_tls_start(c)) return;
+        } else {
+            c->bus->stats.accepted_plain++;
+            send_hello(c);
+            if (c->state == CONN_CLOSING) return;
+        }
+    }
     if (c->ssl) {
         int r = mn__peer_tls_input(c, (const uint8_t *)buf->base, (size_t)n);
         if (r == 1) {
@@ -327,9 +339,21 @@ void mn__peer_conn_start(peer_conn *c)
 {
     c->opened_ms = mn_time_mono_ns() / 1000000;
     uv_tcp_nodelay(&c->tcp, 1);
-    if (!c->bus->tls)
-        send_hello(c);
-    else if (!mn__peer_tls_start(c))
-        return;
+    mn_peer_tls_mode_t mode = c->bus->cfg.tls_mode;
+    bool tls = c->bus->tls && (c->node ? mode != MN_PEER_TLS_ACCEPT : mode == MN_PEER_TLS_REQUIRE);
+    if (c->bus->tls && !c->node && mode != MN_PEER_TLS_REQUIRE) {
+        c->state = CONN_SNIFF; /* both send first: wait for its first byte */
+    } else {
+        if (!c->node) {
+            if (tls)
+                c->bus->stats.accepted_tls++;
+            else
+                c->bus->stats.accepted_plain++;
+        }
+        if (!tls)
+            send_hello(c);
+        else if (!mn__peer_tls_start(c))
+            return;
+    }
     if (c->state != CONN_CLOSING) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }

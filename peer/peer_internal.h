@@ -26,6 +26,7 @@ typedef struct peer_wreq {
 
 typedef enum {
     CONN_CONNECTING = 0, /* outbound, before connect completes */
+    CONN_SNIFF,          /* inbound, TLS optional: its first byte says TLS or plaintext */
     CONN_TLS,            /* the TLS handshake, before our hello */
     CONN_HELLO,          /* our hello sent, waiting for theirs */
     CONN_PROOF,          /* hellos exchanged, waiting for their proof */

@@ -299,6 +299,9 @@ static const cfg_key KEYS[] = {
     KSTR("cluster", "tls_key", cluster.tls_key, "", NULL, "PEM private key of cluster.tls_cert"),
     KSTR("cluster", "tls_ca", cluster.tls_ca, "", NULL,
          "PEM CA certificates; a peer's certificate must chain to one (mutual TLS)"),
+    KENUM("cluster", "tls_mode", cluster.tls_mode, "require", "require|accept|prefer",
+          "with TLS set: require it both ways; accept TLS or plaintext and dial plain; accept "
+          "both and dial TLS (switch a running cluster: accept, then prefer, then require)"),
     KENUM("cluster", "partition_writes", cluster.partition_writes, "reject", "reject|accept",
           "a remember whose space's primary is unreachable: 503, or kept here as a hint"),
     KINT("cluster", "partition_writes_max", cluster.partition_writes_max, 10000, 1, 1000000,

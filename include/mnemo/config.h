@@ -104,6 +104,7 @@ typedef struct mn_config_cluster {
     char *tls_cert;                /* "" = plain peer bus; else PEM chain (mutual TLS) */
     char *tls_key;                 /* PEM private key of tls_cert */
     char *tls_ca;                  /* PEM CA a peer's certificate must chain to */
+    char *tls_mode;                /* "require" | "accept" | "prefer" (mn_peer_tls_mode_t) */
     char *write_consistency;       /* "quorum" | "one" | "all" (validated, not enforced yet) */
     int64_t write_timeout_ms;      /* 2000: a write waits this long for its level, then 503 */
     /* the space catalog (api/cluster_catalog.c, docs/replication.md "The space catalog") */

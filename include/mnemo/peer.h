@@ -39,6 +39,15 @@ struct uv_loop_s;
 
 typedef struct mn_peer mn_peer_t;
 
+/* With TLS configured, how connections use it. A cluster switches TLS on without stopping
+ * by three rolling restarts: every node to ACCEPT, then to PREFER, then to REQUIRE (and
+ * off again in the reverse order); at each step every pair of nodes still connects. */
+typedef enum {
+    MN_PEER_TLS_REQUIRE = 0, /* both ways TLS; a plaintext peer is refused (the default) */
+    MN_PEER_TLS_ACCEPT,      /* inbound TLS or plaintext (told by the first byte), dials plain */
+    MN_PEER_TLS_PREFER,      /* inbound TLS or plaintext, dials TLS */
+} mn_peer_tls_mode_t;
+
 typedef struct mn_peer_config {
     const char *node_id;          /* this node, 1..MN_PEER_NODE_MAX printable bytes */
     const char *bind;             /* numeric IP to listen on ("127.0.0.1") */
@@ -55,11 +64,12 @@ typedef struct mn_peer_config {
     uint64_t seed;                /* the jitter's PRNG; 0 = from the OS */
     /* TLS (cluster.tls_cert, cluster.tls_key, cluster.tls_ca): all three PEM
      * file paths, or none (NULL or ""): plain TCP. Checked by mn_peer_new. */
-    const char *tls_cert; /* this node's certificate chain */
-    const char *tls_key;  /* its private key */
-    const char *tls_ca;   /* CA certificates a peer's certificate must chain to */
-    uint8_t minor;        /* the minor version this node announces (MN_PEER_VERSION_MINOR;
-                           * tests of rolling upgrades set another) */
+    const char *tls_cert;        /* this node's certificate chain */
+    const char *tls_key;         /* its private key */
+    const char *tls_ca;          /* CA certificates a peer's certificate must chain to */
+    mn_peer_tls_mode_t tls_mode; /* with TLS set: REQUIRE (the default), ACCEPT or PREFER */
+    uint8_t minor;               /* the minor version this node announces (MN_PEER_VERSION_MINOR;
+                                  * tests of rolling upgrades set another) */
 } mn_peer_config_t;
 
 void mn_peer_config_default(mn_peer_config_t *c);
@@ -67,6 +77,9 @@ void mn_peer_config_default(mn_peer_config_t *c);
 typedef struct mn_peer_stats {
     uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
     uint64_t dialed, accepted, handshakes; /* connections opened, authenticated */
+    uint64_t accepted_plain, accepted_tls; /* inbound connections started in plaintext or in
+                                            * TLS (with tls_mode ACCEPT or PREFER the first
+                                            * byte tells which) */
     uint64_t dropped_queue_full;           /* sends over a peer's queue bound */
     uint64_t dropped_no_addr;              /* sends to a node not in the address book */
     uint64_t dropped_unknown_channel;      /* frames for a channel nobody listens on */

@@ -16,6 +16,7 @@ Every wait polls with a deadline; nothing here asserts on time.
 """
 
 import subprocess
+import time
 
 import pytest
 
@@ -157,6 +158,80 @@ def test_tls_misconfiguration_stops_the_server(server_factory, tmp_path):
     assert not started, "the server started with a key that does not match its certificate"
     wait_until(lambda: "cluster.tls_key does not match" in s.log(), DEADLINE_S,
                what="the startup error naming cluster.tls_key")
+
+
+def peer_accepted(server):
+    """{"tls": n, "plain": n}: inbound peer connections by how they started (metrics)."""
+    with server.client(timeout=5.0) as c:
+        text = c.raw("GET", "/metrics", headers={"Accept": "text/plain"}).body.decode()
+    out = {"tls": 0.0, "plain": 0.0}
+    for t in out:
+        key = 'mnemo_peer_accepted_connections_total{transport="%s"} ' % t
+        out[t] = next((float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(key)),
+                      0.0)
+    return out
+
+
+def test_tls_switched_on_by_rolling_restarts(server_factory, tmp_path):
+    """A plaintext cluster goes to TLS one node at a time (cluster.tls_mode accept, then
+    prefer, then require: runbooks/cluster.md): after every restart a quorum write through
+    another node is acknowledged (the primary reaches a replica), and at the end every node
+    requires TLS, takes no more plaintext connections, and every copy has every write."""
+    d = tmp_path / "pki"
+    d.mkdir()
+    make_certs(d, ["n0", "n1", "n2"])
+    nodes, ids = start_three(server_factory, [{}, {}, {}])
+    quorum_writes_replicate(nodes, ids)
+    written = 20
+
+    def write_via(k, text):
+        try:
+            with nodes[k].client(timeout=10.0) as c:
+                r = c.raw("POST", "/v1/spaces/%s/memories" % SPACE,
+                          body={"content": text, "embedding": [1, 0, 0, 0],
+                                "consistency": "quorum"})
+        except (MnemoError, OSError):
+            return None
+        return r.status == 201 or None
+
+    for mode in ("accept", "prefer", "require"):
+        for i, s in enumerate(nodes):
+            # it rejoins through the next node, at that node's port now (a restart may
+            # bind another one; the first node has no seeds of its own)
+            seed = swim_endpoint(nodes[(i + 1) % 3])[1]
+            s.stop()
+            s.extra_env.update(tls_env(d, "n%d" % i))
+            s.extra_env["MNEMO_CLUSTER_TLS_MODE"] = mode
+            s.extra_env["MNEMO_CLUSTER_SEEDS"] = "127.0.0.1:%d" % seed
+            t0 = time.monotonic()
+            s.start()
+            for o in nodes:
+                wait_until(lambda o=o: view_is(o, {x: "alive" for x in ids}), DEADLINE_S,
+                           what="three alive members after node %d went to %s" % (i, mode))
+            print("node %d to %s: all alive %.1f s after its start" % (i, mode,
+                                                                      time.monotonic() - t0))
+            k = (i + 1) % 3
+            wait_until(lambda k=k: write_via(k, "%s %d" % (mode, i)), DEADLINE_S,
+                       what="a quorum write through node %d after node %d went to %s"
+                       % (k, i, mode))
+            written += 1
+        want = {"accept": "mutual TLS or plain in, plain out",
+                "prefer": "mutual TLS or plain in, TLS out", "require": "mutual TLS,"}[mode]
+        assert all(want in s.log() for s in nodes), mode
+    # every node requires TLS now: plaintext connections stopped, writes still flow
+    before = [peer_accepted(s) for s in nodes]
+    assert all(b["tls"] > 0 for b in before), before
+    for j in range(3):
+        wait_until(lambda j=j: write_via(j, "after %d" % j), DEADLINE_S,
+                   what="a quorum write through node %d with TLS required" % j)
+        written += 1
+    after = [peer_accepted(s) for s in nodes]
+    assert [a["plain"] for a in after] == [b["plain"] for b in before], (before, after)
+    want = max(last_lsn(s) or 0 for s in nodes)
+    assert want >= written + 1  # the creation and every write
+    for s in nodes:
+        wait_until(lambda s=s: (last_lsn(s) or 0) >= want, DEADLINE_S,
+                   what="every copy at lsn %d" % want)
 
 
 def test_a_node_one_minor_version_ahead_keeps_replicating(server_factory):

@@ -128,6 +128,37 @@ def test_five_processes_form_detect_crash_leave_and_rejoin(server_factory):
     assert members(nodes[0])[ids[crashed]]["incarnation"] > before
 
 
+def test_a_node_that_left_rejoins_at_once_even_with_its_clock_back(server_factory):
+    """A node that left gracefully is `left` in the others' views for swim.dead_reclaim (an
+    hour). Started again, it rejoins at once even when its new life's first incarnation
+    (wall-clock seconds) is not above the one it left with: started right after its start,
+    and started with its clock an hour behind (the TEST ONLY offset). The others' `left`
+    entry reaches it when it syncs with its seed, and it refutes it with the incarnation
+    above (docs/swim.md), as a rolling restart needs."""
+    first = start_cluster_node(server_factory, [])
+    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
+    nodes = [first] + [start_cluster_node(server_factory, seeds) for _ in range(2)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+    for offset in (None, "-3600000"):
+        node = nodes[2]
+        before = members(nodes[0])[ids[2]]["incarnation"]
+        assert node.stop(signal.SIGTERM) == 0, node.log()
+        wait_until(lambda: view_is(nodes[0], {ids[2]: "left"}), DEADLINE_S,
+                   what="node 2 left in node 0's view")
+        left_at = members(nodes[0])[ids[2]]["incarnation"]
+        assert left_at >= before
+        if offset:
+            node.extra_env["MNEMO_TEST_CLOCK_OFFSET_MS"] = offset
+        node.start()
+        for s in nodes:
+            wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                       what="node 2 alive again in every view (clock offset %s)" % offset)
+        assert members(nodes[0])[ids[2]]["incarnation"] > left_at
+
+
 def prom_value(text, name, **labels):
     """The value of one sample line of a Prometheus exposition, or None."""
     want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))

@@ -5,7 +5,8 @@
  * certificate of another CA is refused on both sides; a plaintext bus and a
  * TLS bus refuse each other (counted, no crash); a misconfiguration (a
  * missing file, a key of another certificate, one of the three paths unset)
- * is an error naming the key. */
+ * is an error naming the key; the modes of a rolling switch (accept, prefer) take both
+ * kinds of peer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -261,6 +262,80 @@ static void test_peer_tls_still_requires_the_cluster_key_inside(void **state)
     finish(&loop, ps, 2);
 }
 
+static mn_peer_t *mode_bus(uv_loop_t *loop, const char *id, int i, mn_peer_tls_mode_t mode)
+{
+    mn_peer_config_t c;
+    test_peer_config(&c, id, "secret", 0);
+    c.queue_max_bytes = 1 << 16;
+    c.tls_cert = g.cert[i];
+    c.tls_key = g.key[i];
+    c.tls_ca = g.ca1;
+    c.tls_mode = mode;
+    return test_peer_new(loop, &c);
+}
+
+/* The rolling switch to TLS (cluster.tls_mode): an ACCEPT bus takes a plaintext peer and a
+ * TLS one (the first byte tells) and dials plaintext; a PREFER bus takes both and dials
+ * TLS; a REQUIRE bus takes TLS only. Each step's pairs exchange frames both ways. */
+static void test_peer_tls_modes_let_a_cluster_switch_without_stopping(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mn_peer_t *plain = tls_bus(&loop, "p", 1, NULL),
+              *acc = mode_bus(&loop, "a", 0, MN_PEER_TLS_ACCEPT),
+              *pre = mode_bus(&loop, "b", 2, MN_PEER_TLS_PREFER),
+              *req = tls_bus(&loop, "r", 1, g.ca1);
+    mn_peer_t *all[4] = {plain, acc, pre, req};
+    inbox in[4];
+    memset(in, 0, sizeof in);
+    for (int i = 0; i < 4; i++)
+        mn_peer_on(all[i], MN_PEER_CH_REPL, on_frame, &in[i]);
+    /* step 1: plain <-> accept, both ways (accept dials plaintext) */
+    link_to(plain, "a", acc);
+    link_to(acc, "p", plain);
+    /* step 2: prefer <-> accept (prefer dials TLS, accept dials plaintext) */
+    link_to(pre, "a", acc);
+    link_to(acc, "b", pre);
+    /* step 3: require <-> prefer (both dial TLS) */
+    link_to(req, "b", pre);
+    link_to(pre, "r", req);
+    const uint8_t m[2] = {'h', 'i'};
+    mn_peer_send(plain, "a", MN_PEER_CH_REPL, m, 2);
+    mn_peer_send(acc, "p", MN_PEER_CH_REPL, m, 2);
+    mn_peer_send(pre, "a", MN_PEER_CH_REPL, m, 2);
+    mn_peer_send(acc, "b", MN_PEER_CH_REPL, m, 2);
+    mn_peer_send(req, "b", MN_PEER_CH_REPL, m, 2);
+    mn_peer_send(pre, "r", MN_PEER_CH_REPL, m, 2);
+    want w[4] = {{&in[0], 1}, {&in[1], 2}, {&in[2], 2}, {&in[3], 1}};
+    for (int i = 0; i < 4; i++)
+        assert_true(run_until(&loop, got, &w[i]));
+    mn_peer_stats_t st;
+    mn_peer_stats(acc, &st); /* from p in plaintext, from b in TLS */
+    assert_true(st.accepted_plain == 1 && st.accepted_tls == 1);
+    mn_peer_stats(pre, &st); /* from a in plaintext, from r in TLS */
+    assert_true(st.accepted_plain == 1 && st.accepted_tls == 1);
+    mn_peer_stats(req, &st); /* from b in TLS */
+    assert_true(st.accepted_plain == 0 && st.accepted_tls == 1);
+    for (int i = 0; i < 4; i++) {
+        mn_peer_stats(all[i], &st);
+        assert_int_equal(st.closed_tls + st.closed_auth + st.closed_hello + st.closed_oversize, 0);
+    }
+    finish(&loop, all, 4);
+    /* accept or prefer without the certificate files is a clear error */
+    uv_loop_init(&loop);
+    mn_peer_config_t c;
+    test_peer_config(&c, "x", "secret", 0);
+    c.tls_mode = MN_PEER_TLS_PREFER;
+    mn_peer_t *p = NULL;
+    mn_error err = {0};
+    assert_int_equal(mn_peer_new(&loop, &c, &p, &err), MN_ERR_INVALID);
+    assert_null(p);
+    assert_non_null(strstr(err.message, "cluster.tls_mode"));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* mn_peer_new with these files fails with MN_ERR_INVALID and a message holding says. */
 static void refused(const char *cert, const char *key, const char *ca, const char *says)
 {
@@ -301,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_peer_plaintext_and_tls_refuse_each_other),
         cmocka_unit_test(test_peer_tls_still_requires_the_cluster_key_inside),
         cmocka_unit_test(test_peer_tls_misconfiguration_is_a_clear_error),
+        cmocka_unit_test(test_peer_tls_modes_let_a_cluster_switch_without_stopping),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
