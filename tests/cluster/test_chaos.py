@@ -100,6 +100,18 @@ def test_checker_catches_a_lost_write_a_resurrection_a_stale_read_and_no_converg
     assert not r["converged"] and len(r["violations"]) == 4, r["violations"]
 
 
+def test_checker_keeps_partition_answers_apart_from_staleness():
+    """A recall answered in partition mode (from gossiped semantic memories, the episodes
+    said unreachable) promises no episode: it is counted, not judged stale; the same recall
+    answered normally is."""
+    recall = {"op": "recall", "client": 1, "node": 0, "space": "s", "inv": 9.0, "cmp": 9.1,
+              "outcome": "ok", "target": "A", "token": "ta", "ids": [], "path": "partition"}
+    r = checker.check(_history([dict(recall)]))
+    assert r["violations"] == [] and r["stale_reads"] == 0 and r["partition_reads"] == 1
+    r = checker.check(_history([dict(recall, path="episodes")]))
+    assert r["stale_reads"] == 1 and r["partition_reads"] == 0
+
+
 def test_checker_does_not_expect_what_a_forget_or_an_unknown_write_may_have_removed():
     h = _history([])
     h.insert(3, {"op": "forget", "client": 0, "node": 0, "space": "s", "inv": 3.5, "cmp": 6.5,

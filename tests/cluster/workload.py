@@ -269,7 +269,9 @@ class Client(threading.Thread):
             st, doc = http(self.url(space, "/recall"), "POST", {"text": pick[1], "k": RECALL_K})
             if st != 200:
                 return {"_outcome": "fail", "status": st, "code": error_code(doc)}
-            return {"ids": [r["id"] for r in doc.get("results", [])]}
+            # path "partition": answered from gossiped semantic memories, the episodes said
+            # unreachable (docs/gossip.md): kept apart by the checker's staleness
+            return {"ids": [r["id"] for r in doc.get("results", [])], "path": doc.get("path")}
         self.read(rec, go)
 
     def op_list(self, space):
