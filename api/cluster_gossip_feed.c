@@ -135,7 +135,8 @@ static void remembered(feed_ctx *f, const mn_wal_entry_t *en)
 }
 
 /* An invalidated semantic memory (kept, no longer valid): a retired version, when the core
- * holds it under that id (recalls leave invalid memories out; so does a partition answer). */
+ * holds it under that id. A normal recall still returns it, marked superseded; the gossiped
+ * payload cannot carry the mark, so a partition answer leaves it out instead. */
 static void invalidated(feed_ctx *f, const mn_wal_entry_t *en)
 {
     const mn_id_t *id = &en->op.invalidate.id;

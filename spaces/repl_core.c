@@ -237,7 +237,8 @@ static mn_err insert_space(mn_spaces_repl_t *r, mn__repl_space *s)
     return MN_OK;
 }
 
-/* A new space (d NULL): the first holder leads epoch 1. */
+/* A new space (d NULL): the first holder leads epoch `epoch` (1, or its engine's epoch for a
+ * name created again: mn_spaces_repl_open_new). */
 static void start_new(mn_spaces_repl_t *r, mn__repl_space *s, const mn_spaces_repl_holder_t *h,
                       int64_t now_us, uint64_t epoch)
 {
