@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api_internal.h"
 #include "mnemo/assert.h"
@@ -55,7 +56,7 @@ static void sweep(cl_gossip *g)
         if (mn_id_time_ms(&s->e[0].id) >= before) continue; /* e[0] is the oldest */
         size_t n = mn_gossip_drop(g->g, s->name, before);
         cg_store_drop(s, before);
-        g->dirty = true;
+        g->save_full = true; /* the file still holds them: rewritten without */
         mn_log_info("gossip: space %s: %zu gossiped record(s) dropped (%s)", s->name, n,
                     before == INT64_MAX ? "the space was dropped" : "older than the space");
     }
@@ -258,7 +259,12 @@ static void on_tick(void *arg, int64_t now_us)
     }
     if (wall - g->last_gc_ms >= CG_GC_EVERY_MS) {
         g->last_gc_ms = wall;
+        mn_gossip_stats_t before, after;
+        mn_gossip_stats(g->g, &before);
         mn_gossip_gc(g->g, wall);
+        mn_gossip_stats(g->g, &after);
+        if (after.tombstones_collected != before.tombstones_collected)
+            g->save_full = true; /* the file still holds them: rewritten without */
     }
     metrics_export(g);
     pthread_mutex_unlock(&g->mu);
@@ -295,6 +301,7 @@ mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl
     if (rc != MN_OK) return rc;
     cl_gossip *g = calloc(1, sizeof *g);
     if (!g) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
+    g->save_fd = -1;
     g->engine = engine;
     g->repl = r;
     g->cs = cs;
@@ -333,6 +340,7 @@ void cl_gossip_free(cl_gossip *g)
     bool fed = g->feeding;
     cg_feed_stop(g);
     if (fed) cg_save_maybe(g, true); /* what changed since the last save */
+    if (g->save_fd >= 0) close(g->save_fd);
     mn_gossip_free(g->g);
     cg_store_free(g);
     free(g->scratch);
@@ -392,6 +400,11 @@ static void stats_json(cl_gossip *g, api_jw *w, const mn_gossip_stats_t *st, siz
         {"store_saved", atomic_load(&g->saved)},
         {"store_loaded", g->loaded},
         {"store_corrupt", g->corrupt},
+        {"store_torn", g->torn},
+        {"store_bytes", atomic_load(&g->saved_bytes)},
+        {"store_records_written", atomic_load(&g->saved_records)},
+        {"store_appends", atomic_load(&g->appends)},
+        {"store_rewrites", atomic_load(&g->rewrites)},
     };
     jw_obj(w);
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {

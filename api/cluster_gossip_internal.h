@@ -21,7 +21,8 @@
 /* One gossiped semantic memory as the store keeps it (cluster_gossip_store.c). */
 typedef struct cg_entry {
     mn_id_t id;
-    bool live; /* neither retired nor a tombstone, and its payload decoded */
+    bool live;    /* neither retired nor a tombstone, and its payload decoded */
+    bool changed; /* the core's record changed since the last save (cluster_gossip_save.c) */
     uint32_t support_n;
     mn_memory_t mem; /* the payload decoded (live only) */
 } cg_entry;
@@ -73,10 +74,18 @@ struct cl_gossip {
     bool stop; /* under feed_mu */
     /* the store on disk (cluster_gossip_save.c) */
     char save_path[4096];
-    bool dirty;             /* under mu: changed since the last save */
-    int64_t last_save_ms;   /* feeder thread only */
-    _Atomic size_t saved;   /* records in the file last written */
-    size_t loaded, corrupt; /* at start: records loaded; files set aside (0 or 1) */
+    bool dirty;     /* under mu: an entry was marked changed since the last save */
+    bool save_full; /* under mu: the next save rewrites the file whole */
+    /* feeder thread only (cl_gossip_free after it stopped): the file's state */
+    int64_t last_save_ms;
+    int save_fd;                  /* open for appending; -1 until the first rewrite */
+    size_t file_bytes;            /* its length */
+    size_t rewritten_bytes;       /* its length when last rewritten whole */
+    _Atomic size_t saved;         /* records the file stands for, as last written */
+    _Atomic size_t saved_bytes;   /* its length, as last written */
+    _Atomic size_t saved_records; /* records written, appended or rewritten, in all */
+    _Atomic size_t appends, rewrites;
+    size_t loaded, corrupt, torn; /* at start: records loaded; files set aside; cut tails */
 };
 
 /* ---- the store (cluster_gossip_store.c), under mu ---- */
@@ -89,17 +98,29 @@ void cg_store_drop(cg_space *s, int64_t before_ms);
 
 /* ---- the store on disk (cluster_gossip_save.c) ---- */
 #define CG_SAVE_EVERY_MS 2000
-/* Every record of the core as the file's bytes (under mu): *out malloc'd, *records counted. */
-mn_err cg_save_encode(cl_gossip *g, uint8_t **out, size_t *len, size_t *records);
+#define CG_SAVE_REWRITE_MIN (1u << 20) /* appended bytes a file may grow by before a rewrite */
+/* Under mu: all, a whole file of every record of the core (header and one block); else one
+ * block of the records whose entries are marked changed. The marks are cleared. *out
+ * malloc'd, *records counted. */
+mn_err cg_save_encode(cl_gossip *g, bool all, uint8_t **out, size_t *len, size_t *records);
+typedef struct cg_save_info {
+    unsigned version;
+    size_t blocks;   /* whole blocks read */
+    size_t good_len; /* where they end */
+    bool torn;       /* the bytes after them are a last block cut short */
+} cg_save_info;
 /* fn gets each record of a file's bytes (its arrays valid during the call only), once the
- * whole file checked out; MN_ERR_CORRUPT naming what is wrong otherwise, fn never called. */
+ * whole file checked out (a last block cut short is not handed on, and said in info);
+ * MN_ERR_CORRUPT naming what is wrong otherwise, fn never called. */
 typedef void (*cg_save_fn)(void *arg, const char *space, const mn_gossip_record_t *rec);
-mn_err cg_save_decode(const uint8_t *data, size_t len, cg_save_fn fn, void *arg, mn_error *err);
-/* Feeder thread: writes the file when the store changed, at most every CG_SAVE_EVERY_MS
- * (force: whenever it changed). */
+mn_err cg_save_decode(const uint8_t *data, size_t len, cg_save_fn fn, void *arg, cg_save_info *info,
+                      mn_error *err);
+/* Feeder thread: appends what changed, or rewrites the file, when the store changed, at most
+ * every CG_SAVE_EVERY_MS (force: whenever it changed). */
 void cg_save_maybe(cl_gossip *g, bool force);
 /* At start, before the core runs: the file into the core and the store; a bad one is set
- * aside (*.corrupt) and counted, and the store starts empty. */
+ * aside (*.corrupt) and counted, and the store starts empty; a last block cut short is left
+ * out and counted. */
 void cg_save_load(cl_gossip *g);
 
 /* ---- the feeder (cluster_gossip_feed.c) ---- */

@@ -125,6 +125,7 @@ void cg_store_apply(cl_gossip *g, const char *space, const mn_gossip_record_t *r
         }
     }
     s->live += e->live;
+    e->changed = true;
     g->dirty = true;
     mn_assert_debug(space_ok(s));
 }

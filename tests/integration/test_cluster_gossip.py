@@ -13,6 +13,7 @@ timeout_ms (422 naming it). Every wait polls with a deadline."""
 
 import os
 import signal
+import struct
 import time
 
 import pytest
@@ -124,6 +125,9 @@ def gossip_over_every_door(server):
         assert x.HasField("last_sync_ms") == (want["last_sync_ms"] is not None)
     assert got.stats.rounds >= rest["stats"]["rounds"] > 0
     assert got.stats.peers == rest["stats"]["peers"] == 2
+    # every figure of the REST document has its field in the message
+    assert set(rest["stats"]) <= {f.name for f in got.stats.DESCRIPTOR.fields}, rest["stats"]
+    assert got.stats.store_bytes >= rest["stats"]["store_bytes"]
     r = Session(server).call("cluster_gossip")
     assert r["isError"] is False, r
     sc = r["structuredContent"]
@@ -217,12 +221,28 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
 
 
+def store_blocks(path):
+    """The record count of each block of a gossip.store (version 2), checked to its end."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"MNGOSSIP" and struct.unpack_from("<I", data, 8)[0] == 2
+    at, counts = 16, []
+    while at < len(data):
+        length, _crc = struct.unpack_from("<II", data, at)
+        assert at + 8 + length <= len(data), "a block cut short at byte %d" % at
+        counts.append(struct.unpack_from("<I", data, at + 8)[0])
+        at += 8 + length
+    return counts
+
+
 def test_a_restarted_node_answers_from_its_saved_store(cluster):
     """The gossip store is written behind to <data_dir>/gossip.store: a non-holder killed
     (-9) and started again while the holder is paused (SIGSTOP) holds the record as soon as
     it answers (loaded from the file, before any round) and answers a partition recall. A
     damaged file is set aside as gossip.store.corrupt and counted; the node starts with an
-    empty store, and its peers fill it again."""
+    empty store, and its peers fill it again. A last block cut short (an append a crash
+    interrupted) is left out and counted: the blocks before it are loaded, the file is
+    rewritten."""
     nodes, ids, h = cluster
     consolidate(nodes[h])
     wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="one semantic memory everywhere")
@@ -249,22 +269,41 @@ def test_a_restarted_node_answers_from_its_saved_store(cluster):
     finally:
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
     r.kill()
-    with open(path, "r+b") as f:
-        f.truncate(os.path.getsize(path) - 7)
+    with open(path, "r+b") as f:  # a whole block damaged: not a crash's cut, corruption
+        f.seek(os.path.getsize(path) - 10)
+        b = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([b[0] ^ 0x40]))
     r.start()
     st = gossip_doc(r)["stats"]
     assert st["store_corrupt"] == 1 and st["store_loaded"] == 0, st
     assert os.path.exists(path + ".corrupt")
     assert "cannot be read" in r.log()
     wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="the peers fill the store again")
-    wait_until(lambda: gossip_doc(r)["stats"]["store_saved"] == 1, DEADLINE_S,
-               what="a good file written again")
+    st = wait_until(lambda: (lambda x: x if x["store_saved"] == 1 else None)(
+        gossip_doc(r)["stats"]), DEADLINE_S, what="a good file written again")
+    assert st["store_bytes"] == os.path.getsize(path), st
+    good = os.path.getsize(path)
+    r.kill()
+    with open(path, "ab") as f:  # an append cut short: its length runs past the end
+        f.write(struct.pack("<II", 4096, 0) + b"cut")
+    r.start()
+    st = gossip_doc(r)["stats"]
+    assert st["store_torn"] == 1 and st["store_corrupt"] == 0 and st["store_loaded"] == 1, st
+    assert "cut short" in r.log()
+    st = wait_until(lambda: (lambda x: x if x["store_rewrites"] >= 1 else None)(
+        gossip_doc(r)["stats"]), DEADLINE_S, what="the file rewritten without the cut")
+    assert store_blocks(path) == [1], st  # one block holding the one record, no cut left
+    assert os.path.getsize(path) == st["store_bytes"] <= good, (os.path.getsize(path), good, st)
 
 
 def test_a_forgotten_semantic_memory_converges_as_a_tombstone(cluster):
     nodes, ids, h = cluster
     consolidate(nodes[h])
     wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="one semantic memory everywhere")
+    for n in nodes:  # in each node's file (a rewrite: the first save)
+        wait_until(lambda: gossip_doc(n)["stats"]["store_records_written"] >= 1, DEADLINE_S,
+                   what="the semantic memory in the file")
     r = call(nodes[h], "GET", "/v1/spaces/%s/memories" % SPACE, query={"kind": "semantic"})
     assert r.status == 200, r.body
     sem = [m for m in r.json["memories"] if m["kind"] == "semantic"]
@@ -275,6 +314,11 @@ def test_a_forgotten_semantic_memory_converges_as_a_tombstone(cluster):
     rows = wait_until(lambda: roots_agree(nodes, 0), DEADLINE_S,
                       what="the tombstone on every node")
     assert all(row["records"] == 1 for row in rows)  # the tombstone itself
+    # each node's file took the change as an appended block, not a rewrite
+    for n in nodes:
+        st = wait_until(lambda: (lambda x: x if x["store_appends"] >= 1 else None)(
+            gossip_doc(n)["stats"]), DEADLINE_S, what="the tombstone appended to the file")
+        assert st["store_rewrites"] == 1 and st["store_saved"] == 1, st
     other = nodes[(h + 1) % 3]
     os.kill(nodes[h].proc.pid, signal.SIGSTOP)
     try:

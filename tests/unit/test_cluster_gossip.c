@@ -3,7 +3,8 @@
  * a partition-mode recall ranks by the cue's cosine and words, at most k, with reason
  * partition and the documented confidence 0.5 * match * encoding * support. The store's file
  * (cluster_gossip_save.c): its records loaded into another core give the same root and the
- * same answers; a damaged, cut or foreign file is refused whole. */
+ * same answers; appended blocks replay to the last saved state in any order; a last block cut
+ * short is left out and said; a damaged or foreign file is refused whole; version 1 is read. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,6 +192,41 @@ static void load_into(void *arg, const char *space, const mn_gossip_record_t *re
     l->n++;
 }
 
+/* A second node's state: a core and a store, empty. */
+static void other_init(cl_gossip *b)
+{
+    memset(b, 0, sizeof *b);
+    pthread_mutex_init(&b->mu, NULL);
+    b->g = core_new(b, "b");
+}
+
+static void other_free(cl_gossip *b)
+{
+    cg_store_free(b);
+    mn_gossip_free(b->g);
+    pthread_mutex_destroy(&b->mu);
+}
+
+static void assert_same_root(cl_gossip *a, cl_gossip *b, uint64_t want)
+{
+    uint8_t ra[MN_GOSSIP_DIGEST_LEN], rb[MN_GOSSIP_DIGEST_LEN];
+    uint64_t ca, cb;
+    mn_gossip_root(a->g, "s", ra, &ca);
+    mn_gossip_root(b->g, "s", rb, &cb);
+    assert_int_equal(ca, want);
+    assert_int_equal(cb, want);
+    assert_memory_equal(ra, rb, sizeof ra); /* the same records, so the same Merkle root */
+}
+
+static uint8_t *concat(const uint8_t *x, size_t nx, const uint8_t *y, size_t ny)
+{
+    uint8_t *p = malloc(nx + ny);
+    assert_non_null(p);
+    memcpy(p, x, nx);
+    memcpy(p + nx, y, ny);
+    return p;
+}
+
 static void test_the_store_file_round_trips_and_refuses_damage(void **state)
 {
     fixture *f = *state;
@@ -200,47 +236,149 @@ static void test_the_store_file_round_trips_and_refuses_damage(void **state)
     put_dead(f, 3, true);
     uint8_t *data = NULL;
     size_t len = 0, n = 0;
-    assert_int_equal(cg_save_encode(&f->g, &data, &len, &n), MN_OK);
+    assert_int_equal(cg_save_encode(&f->g, true, &data, &len, &n), MN_OK);
     assert_int_equal(n, 3);
     cl_gossip b;
-    memset(&b, 0, sizeof b);
-    pthread_mutex_init(&b.mu, NULL);
-    b.g = core_new(&b, "b");
+    other_init(&b);
     loaded l = {.g = &b};
     mn_error err = {0};
-    assert_int_equal(cg_save_decode(data, len, load_into, &l, &err), MN_OK);
+    cg_save_info info;
+    assert_int_equal(cg_save_decode(data, len, load_into, &l, &info, &err), MN_OK);
     assert_int_equal(l.n, 3);
-    uint8_t ra[MN_GOSSIP_DIGEST_LEN], rb[MN_GOSSIP_DIGEST_LEN];
-    uint64_t ca, cb;
-    mn_gossip_root(f->g.g, "s", ra, &ca);
-    mn_gossip_root(b.g, "s", rb, &cb);
-    assert_int_equal(ca, 3);
-    assert_int_equal(cb, 3);
-    assert_memory_equal(ra, rb, sizeof ra); /* the same records, so the same Merkle root */
+    assert_int_equal(info.version, 2);
+    assert_int_equal(info.blocks, 1);
+    assert_false(info.torn);
+    assert_int_equal(info.good_len, len);
+    assert_same_root(&f->g, &b, 3);
     assert_int_equal(cg_space_of(&b, "s", false)->live, 2);
     mn_recall_req_t q = {.text = "canary", .text_len = 6};
     mn_recall_result_t res;
     assert_int_equal(cl_gossip_recall(&b, "s", &q, &res, &err), MN_OK);
     assert_int_equal(res.n_hits, 1);
     mn_recall_result_clear(&res);
-    /* damage anywhere, a cut, another magic: refused whole, nothing handed on */
-    size_t cuts[] = {len / 2, len - 1, 19, 0};
+    /* the only block cut short (an append a crash interrupted): nothing handed on, said */
+    size_t cuts[] = {len / 2, len - 1, 19, 16};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         l.n = 0;
-        assert_int_equal(cg_save_decode(data, cuts[i], load_into, &l, &err), MN_ERR_CORRUPT);
+        assert_int_equal(cg_save_decode(data, cuts[i], load_into, &l, &info, &err), MN_OK);
+        assert_int_equal(l.n, 0);
+        assert_int_equal(info.blocks, 0);
+        assert_int_equal(info.good_len, 16);
+        assert_int_equal(info.torn, cuts[i] > 16);
+    }
+    /* a cut header, a whole block damaged, another magic: refused whole, nothing handed on */
+    size_t bad_cuts[] = {0, 10, 15};
+    for (size_t i = 0; i < sizeof bad_cuts / sizeof bad_cuts[0]; i++) {
+        assert_int_equal(cg_save_decode(data, bad_cuts[i], load_into, &l, &info, &err),
+                         MN_ERR_CORRUPT);
         assert_int_equal(l.n, 0);
     }
     data[len - 3] ^= 0x40;
-    assert_int_equal(cg_save_decode(data, len, load_into, &l, &err), MN_ERR_CORRUPT);
+    assert_int_equal(cg_save_decode(data, len, load_into, &l, &info, &err), MN_ERR_CORRUPT);
     assert_non_null(strstr(err.message, "CRC32C"));
     data[len - 3] ^= 0x40;
+    data[9] ^= 0x01; /* the version: the header's CRC catches it first */
+    assert_int_equal(cg_save_decode(data, len, load_into, &l, &info, &err), MN_ERR_CORRUPT);
+    data[9] ^= 0x01;
     data[0] = 'X';
-    assert_int_equal(cg_save_decode(data, len, load_into, &l, &err), MN_ERR_CORRUPT);
+    assert_int_equal(cg_save_decode(data, len, load_into, &l, &info, &err), MN_ERR_CORRUPT);
     assert_int_equal(l.n, 0);
     free(data);
-    cg_store_free(&b);
-    mn_gossip_free(b.g);
-    pthread_mutex_destroy(&b.mu);
+    other_free(&b);
+    mn_gossip_free(f->g.g);
+    f->g.g = NULL;
+}
+
+/* A save appends only the changed records; the blocks replayed in the file's order, or in
+ * another, give the state of the last save (the merge is a join); a block cut short at the
+ * end leaves the ones before it; a damaged block before the end refuses the file; a version 1
+ * file is still read. */
+static void test_appended_blocks_replay_to_the_last_state(void **state)
+{
+    fixture *f = *state;
+    f->g.g = core_new(&f->g, "a");
+    put_live(f, 1, "the deploy pipeline runs canary checks", 1, 0, 6);
+    put_live(f, 2, "lunch orders arrive at noon", 0, 1, 3);
+    put_dead(f, 3, true);
+    uint8_t *whole = NULL, *b1 = NULL, *b2 = NULL;
+    size_t lw = 0, l1 = 0, l2 = 0, n = 0;
+    assert_int_equal(cg_save_encode(&f->g, true, &whole, &lw, &n), MN_OK);
+    assert_int_equal(n, 3);
+    put_dead(f, 1, true); /* memory 1 forgotten after the rewrite */
+    put_live(f, 4, "canary rollback plans", 1, 0, 4);
+    assert_int_equal(cg_save_encode(&f->g, false, &b1, &l1, &n), MN_OK);
+    assert_int_equal(n, 2); /* memories 1 and 4, not 2 and 3 */
+    assert_int_equal(cg_save_encode(&f->g, false, &b2, &l2, &n), MN_OK);
+    assert_int_equal(n, 0); /* nothing changed since: an empty block */
+    uint8_t *t = concat(whole, lw, b1, l1);
+    uint8_t *file = concat(t, lw + l1, b2, l2);
+    size_t len = lw + l1 + l2;
+    free(t);
+    cl_gossip b;
+    other_init(&b);
+    loaded l = {.g = &b};
+    mn_error err = {0};
+    cg_save_info info;
+    assert_int_equal(cg_save_decode(file, len, load_into, &l, &info, &err), MN_OK);
+    assert_int_equal(info.blocks, 3);
+    assert_false(info.torn);
+    assert_int_equal(l.n, 5);
+    assert_same_root(&f->g, &b, 4);
+    assert_int_equal(cg_space_of(&b, "s", false)->live, 2); /* 2 and 4: 1 stays forgotten */
+    other_free(&b);
+
+    /* the appended block first, the whole one after it: the same state */
+    uint8_t *rev = concat(whole, 16, b1, l1);
+    uint8_t *rev2 = concat(rev, 16 + l1, whole + 16, lw - 16);
+    other_init(&b);
+    l = (loaded){.g = &b};
+    assert_int_equal(cg_save_decode(rev2, lw + l1, load_into, &l, &info, &err), MN_OK);
+    assert_same_root(&f->g, &b, 4);
+    assert_int_equal(cg_space_of(&b, "s", false)->live, 2);
+    other_free(&b);
+    free(rev);
+    free(rev2);
+
+    /* a third block cut short: the two before it stand, and the cut is said */
+    other_init(&b);
+    l = (loaded){.g = &b};
+    assert_int_equal(cg_save_decode(file, lw + l1 + 5, load_into, &l, &info, &err), MN_OK);
+    assert_true(info.torn);
+    assert_int_equal(info.blocks, 2);
+    assert_int_equal(info.good_len, lw + l1);
+    assert_same_root(&f->g, &b, 4);
+    other_free(&b);
+
+    /* the first block damaged while whole blocks follow: refused, nothing handed on */
+    file[lw - 3] ^= 0x40;
+    l.n = 0;
+    assert_int_equal(cg_save_decode(file, len, load_into, &l, &info, &err), MN_ERR_CORRUPT);
+    assert_non_null(strstr(err.message, "block 0"));
+    assert_int_equal(l.n, 0);
+    file[lw - 3] ^= 0x40;
+
+    /* version 1: one CRC over the rest, then the body of a block */
+    size_t lv1 = 16 + (lw - 24);
+    uint8_t *v1 = malloc(lv1);
+    assert_non_null(v1);
+    memcpy(v1, "MNGOSSIP\x01\x00\x00\x00", 12);
+    memcpy(v1 + 16, whole + 24, lw - 24);
+    uint32_t crc = mn_crc32c(0, v1 + 16, lv1 - 16);
+    for (size_t i = 0; i < 4; i++)
+        v1[12 + i] = (uint8_t)(crc >> (8 * i));
+    other_init(&b);
+    l = (loaded){.g = &b};
+    assert_int_equal(cg_save_decode(v1, lv1, load_into, &l, &info, &err), MN_OK);
+    assert_int_equal(info.version, 1);
+    assert_int_equal(l.n, 3);
+    v1[lv1 - 1] ^= 0x01;
+    assert_int_equal(cg_save_decode(v1, lv1, NULL, NULL, &info, &err), MN_ERR_CORRUPT);
+    other_free(&b);
+    free(v1);
+    free(whole);
+    free(b1);
+    free(b2);
+    free(file);
     mn_gossip_free(f->g.g);
     f->g.g = NULL;
 }
@@ -252,6 +390,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retired_and_forgotten_leave_the_answer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_the_store_file_round_trips_and_refuses_damage, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_appended_blocks_replay_to_the_last_state, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
