@@ -39,6 +39,36 @@ static void core_changed(void *user, const char *space, const mn_gossip_record_t
     cg_store_apply(user, space, rec);
 }
 
+static int held_cmp(const void *a, const void *b)
+{
+    return strcmp(((const cg_held *)a)->name, ((const cg_held *)b)->name);
+}
+
+/* scope "holders" (the per-space peer sets): is space exchanged with peer? Both hold it,
+ * by the placement table as last read (holders_refresh). */
+static bool core_shares(void *user, const char *peer, const char *space)
+{
+    const cl_gossip *g = user;
+    cg_held key;
+    snprintf(key.name, sizeof key.name, "%s", space);
+    const cg_held *h = g->n_held ? bsearch(&key, g->held, g->n_held, sizeof *h, held_cmp) : NULL;
+    for (int i = 0; h && i < h->n; i++)
+        if (!strcmp(h->node[i], peer)) return true;
+    return false;
+}
+
+/* scope "holders": a space the placement table places elsewhere leaves this node's copy
+ * (records of a space the table does not know yet stay: a node just started, or a space
+ * just created). */
+static bool placed_elsewhere(cl_gossip *g, const char *space)
+{
+    cl_placement pl;
+    if (!g->holders || !cl_spaces_lookup(g->cs, space, false, &pl)) return false;
+    for (int h = 0; h < pl.n_holders; h++)
+        if (!strcmp(pl.holders[h].node, g->self)) return false;
+    return true;
+}
+
 /* ---- dropped spaces (docs/gossip.md, "Dropped spaces") ---- */
 
 static bool core_admit(void *user, const char *space, const mn_id_t *id)
@@ -53,12 +83,16 @@ static void sweep(cl_gossip *g)
         cg_space *s = &g->sp[i];
         if (!s->n) continue;
         int64_t before = cl_catalog_stale_before(g->catalog, s->name);
+        bool elsewhere = before != INT64_MAX && placed_elsewhere(g, s->name);
+        if (elsewhere) before = INT64_MAX;
         if (mn_id_time_ms(&s->e[0].id) >= before) continue; /* e[0] is the oldest */
         size_t n = mn_gossip_drop(g->g, s->name, before);
         cg_store_drop(s, before);
         g->save_full = true; /* the file still holds them: rewritten without */
         mn_log_info("gossip: space %s: %zu gossiped record(s) dropped (%s)", s->name, n,
-                    before == INT64_MAX ? "the space was dropped" : "older than the space");
+                    elsewhere             ? "scope holders: this node no longer holds it"
+                    : before == INT64_MAX ? "the space was dropped"
+                                          : "older than the space");
     }
 }
 
@@ -195,7 +229,8 @@ static void on_members(void *arg, const cl_repl_member *m, size_t n)
     free(ids);
 }
 
-/* scope "holders": the nodes holding a space this node holds (under mu). */
+/* scope "holders": the spaces this node holds with their holders (the per-space peer sets,
+ * core_shares), and the peer set: the live nodes holding one of them (under mu). */
 static void holders_refresh(cl_gossip *g)
 {
     mn_space_def_t *defs = NULL;
@@ -204,10 +239,21 @@ static void holders_refresh(cl_gossip *g)
     if (mn_engine_space_list(g->engine, &defs, &nd, &err) != MN_OK) return;
     char(*ids)[MN_SPACES_NODE_MAX + 1] = malloc(CG_PEERS_MAX * sizeof *ids);
     const char **ptr = malloc(CG_PEERS_MAX * sizeof *ptr);
-    size_t k = 0;
-    for (size_t i = 0; ids && ptr && i < nd; i++) {
+    cg_held *held = malloc((nd ? nd : 1) * sizeof *held);
+    size_t k = 0, n_held = 0;
+    for (size_t i = 0; ids && ptr && held && i < nd; i++) {
         cl_placement pl;
         if (!cl_spaces_lookup(g->cs, defs[i].name, false, &pl)) continue;
+        cg_held *x = &held[n_held];
+        snprintf(x->name, sizeof x->name, "%s", defs[i].name);
+        x->n = 0;
+        bool mine = false;
+        for (int h = 0; h < pl.n_holders; h++) {
+            snprintf(x->node[x->n++], sizeof x->node[0], "%s", pl.holders[h].node);
+            mine = mine || !strcmp(pl.holders[h].node, g->self);
+        }
+        if (!mine) continue; /* not held here: neither its holders nor its records */
+        n_held++;
         for (int h = 0; h < pl.n_holders && k < CG_PEERS_MAX; h++) {
             bool dup = false;
             for (size_t j = 0; j < k && !dup; j++)
@@ -218,7 +264,15 @@ static void holders_refresh(cl_gossip *g)
             k++;
         }
     }
-    if (ids && ptr) set_peers(g, ptr, k);
+    if (ids && ptr && held) {
+        qsort(held, n_held, sizeof *held, held_cmp);
+        free(g->held);
+        g->held = held;
+        g->n_held = n_held;
+        held = NULL;
+        set_peers(g, ptr, k);
+    }
+    free(held);
     free(ids);
     free(ptr);
     free(defs);
@@ -309,8 +363,11 @@ mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl
     g->holders = c->gossip.scope && !strcmp(c->gossip.scope, "holders");
     snprintf(g->self, sizeof g->self, "%s", self);
     pthread_mutex_init(&g->mu, NULL);
-    mn_gossip_cb_t cb = {
-        .user = g, .send = core_send, .changed = core_changed, .admit = core_admit};
+    mn_gossip_cb_t cb = {.user = g,
+                         .send = core_send,
+                         .changed = core_changed,
+                         .admit = core_admit,
+                         .shares = g->holders ? core_shares : NULL};
     rc = mn_gossip_new(self, &cfg, &cb, mn_random_seed(), mn_time_mono_ns() / 1000, &g->g, err);
     if (rc == MN_OK) {
         metrics_init(g);
@@ -343,6 +400,7 @@ void cl_gossip_free(cl_gossip *g)
     if (g->save_fd >= 0) close(g->save_fd);
     mn_gossip_free(g->g);
     cg_store_free(g);
+    free(g->held);
     free(g->scratch);
     pthread_mutex_destroy(&g->mu);
     free(g);

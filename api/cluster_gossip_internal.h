@@ -35,6 +35,13 @@ typedef struct cg_space {
     int64_t sync_ms; /* wall: a peer last reported this space's root equal to ours */
 } cg_space;
 
+/* scope "holders": a space this node holds, and the nodes that hold it (this one too). */
+typedef struct cg_held {
+    char name[MN_SPACE_NAME_MAX + 1];
+    int n;
+    char node[MN_SPACES_HOLDERS_MAX][MN_SPACES_NODE_MAX + 1];
+} cg_held;
+
 /* What a peer last told about its roots (NODES frames holding a root). */
 typedef struct cg_peer {
     char id[MN_SPACES_NODE_MAX + 1];
@@ -59,6 +66,8 @@ struct cl_gossip {
     cg_space *sp; /* sorted by name */
     size_t n_sp, cap_sp;
     cg_peer peers[CG_PEERS_MAX]; /* the current peer set (from members or holders) */
+    cg_held *held;               /* scope "holders": the spaces held here, sorted by name */
+    size_t n_held;
     size_t n_peers;
     int64_t dir_sync_ms; /* wall: a peer last reported our directory root */
     int64_t last_gc_ms, last_holders_ms, last_sweep_ms;

@@ -209,10 +209,44 @@ void mn__gossip_send(mn_gossip_t *g, const char *to, size_t to_len, mn_wire_goss
     g->cb.send(g->cb.user, peer, buf, len);
 }
 
+bool mn__gossip_shares(const mn_gossip_t *g, const char *peer, size_t peer_len, const char *space,
+                       size_t space_len)
+{
+    if (!g->cb.shares) return true;
+    char p[MN_GOSSIP_NODE_ID_MAX + 1], s[MN_GOSSIP_SPACE_MAX + 1];
+    if (peer_len > MN_GOSSIP_NODE_ID_MAX || space_len > MN_GOSSIP_SPACE_MAX) return false;
+    memcpy(p, peer, peer_len);
+    p[peer_len] = '\0';
+    memcpy(s, space, space_len);
+    s[space_len] = '\0';
+    return g->cb.shares(g->cb.user, p, s);
+}
+
+void mn__gossip_dir_node_for(const mn_gossip_t *g, const char *peer, size_t peer_len, int level,
+                             uint32_t index, uint8_t digest[MN_GOSSIP_DIGEST_LEN], uint32_t *count)
+{
+    if (!g->cb.shares) {
+        mn__gossip_tree_node(&g->dir.tree, level, index, digest, count);
+        return;
+    }
+    /* the node's XOR of entry digests (gossip_tree.c), over the shared spaces only */
+    size_t first, end;
+    mn__gossip_dir_range(&g->dir, level, index, &first, &end);
+    memset(digest, 0, MN_GOSSIP_DIGEST_LEN);
+    *count = 0;
+    for (size_t i = first; i < end; i++) {
+        const mn__gossip_space *sp = g->dir.spaces[i];
+        if (!sp->in_dir || !mn__gossip_shares(g, peer, peer_len, sp->name, sp->name_len)) continue;
+        for (size_t b = 0; b < MN_GOSSIP_DIGEST_LEN; b++)
+            digest[b] ^= sp->dir_digest[b];
+        (*count)++;
+    }
+}
+
 void mn__gossip_send_root(mn_gossip_t *g, const char *peer, size_t peer_len)
 {
     mn_wire_gossip_node_t root = {.level = 0, .index = 0};
-    mn__gossip_tree_node(&g->dir.tree, 0, 0, root.digest, &root.count);
+    mn__gossip_dir_node_for(g, peer, peer_len, 0, 0, root.digest, &root.count);
     mn_wire_gossip_frame_t f = {.kind = MN_WIRE_GOSSIP_NODES, .nodes = &root, .n_nodes = 1};
     mn__gossip_send(g, peer, peer_len, &f);
 }

@@ -19,6 +19,10 @@
  *   PUSH     records: each is checked and merged; changes go to the
  *            changed callback.
  *
+ * With per-space peer sets (cb.shares), each side sees only the spaces it
+ * shares with the other: the directory's nodes and summaries are taken over
+ * those, and a frame about another space is ignored.
+ *
  * A peer's frames are untrusted beyond their shape (wire/ checked it):
  * values are checked here (mn_gossip_record_check), unknown spaces read as
  * empty trees, unsorted lists only cost extra transfers. */
@@ -38,10 +42,16 @@ static bool is_dir(const exch *x)
     return x->in->space_len == 0;
 }
 
+/* Does the space (len bytes) take part in the exchange with this frame's sender? */
+static bool shared(const exch *x, const char *space, size_t len)
+{
+    return mn__gossip_shares(x->g, x->in->from, x->in->from_len, space, len);
+}
+
 static void node_of(const exch *x, int level, uint32_t index, uint8_t *digest, uint32_t *count)
 {
     if (is_dir(x))
-        mn__gossip_tree_node(&x->dir->tree, level, index, digest, count);
+        mn__gossip_dir_node_for(x->g, x->in->from, x->in->from_len, level, index, digest, count);
     else if (x->sp)
         mn__gossip_tree_node(&x->sp->tree, level, index, digest, count);
     else {
@@ -76,7 +86,7 @@ static size_t list_dir(exch *x, int level, uint32_t index)
     mn__gossip_dir_range(x->dir, level, index, &first, &end);
     for (size_t i = first; i < end && n < MN_WIRE_GOSSIP_MAX_KEYS; i++) {
         const mn__gossip_space *sp = x->dir->spaces[i];
-        if (!sp->in_dir) continue;
+        if (!sp->in_dir || !shared(x, sp->name, sp->name_len)) continue;
         x->g->out_names[n] = sp->name;
         x->g->out_name_lens[n] = sp->name_len;
         memcpy(x->g->out_digests + 16 * n, sp->dir_digest, 16);
@@ -256,8 +266,8 @@ static void on_dir_summary(exch *x)
     mn__gossip_dir_range(x->dir, in->level, in->index, &first, &end);
     for (size_t i = first; (i < end || j < in->n_keys) && started < x->g->cfg.spaces_max;) {
         const mn__gossip_space *mine = i < end ? x->dir->spaces[i] : NULL;
-        if (mine && !mine->in_dir) { /* no records: not in the directory */
-            i++;
+        if (mine && (!mine->in_dir || !shared(x, mine->name, mine->name_len))) {
+            i++; /* no records (not in the directory), or not this peer's to see */
             continue;
         }
         uint64_t bk = j < in->n_keys ? mn__gossip_name_bucket(in->names[j], in->name_lens[j]) : 0;
@@ -265,9 +275,11 @@ static void on_dir_summary(exch *x)
                 : j == in->n_keys ? -1
                                   : -name_cmp(bk, in->names[j], in->name_lens[j], mine);
         bool differ = c == 0 && memcmp(mine->dir_digest, in->digests + 16 * j, 16) != 0;
-        if (c > 0) { /* only the peer has it */
-            descend_space(x, in->names[j], in->name_lens[j]);
-            started++;
+        if (c > 0) { /* only the peer has it (and it is ours to share, or left alone) */
+            if (shared(x, in->names[j], in->name_lens[j])) {
+                descend_space(x, in->names[j], in->name_lens[j]);
+                started++;
+            }
         } else if (c < 0 || differ) { /* only we have it, or both and it differs */
             descend_space(x, mine->name, mine->name_len);
             started++;
@@ -348,6 +360,11 @@ static void on_push(exch *x)
 void mn__gossip_handle(mn_gossip_t *g, const mn_wire_gossip_frame_t *f)
 {
     exch x = {g, f, &g->dir, NULL};
+    if (f->space_len && !shared(&x, f->space, f->space_len)) {
+        /* a space this peer does not share with us: nothing of it is read or answered */
+        if (f->kind == MN_WIRE_GOSSIP_PUSH) g->stats.entries_refused += f->n_records;
+        return;
+    }
     if (f->space_len) x.sp = mn__gossip_space_find(&g->dir, f->space, f->space_len);
     switch (f->kind) {
     case MN_WIRE_GOSSIP_NODES:

@@ -118,8 +118,14 @@ struct mn_gossip {
 
 /* Encodes f (from = us) and sends it to peer `to`. */
 void mn__gossip_send(mn_gossip_t *g, const char *to, size_t to_len, mn_wire_gossip_frame_t *f);
-/* Starts an exchange: our directory root to peer. */
+/* Starts an exchange: our directory root (of the spaces shared with peer) to peer. */
 void mn__gossip_send_root(mn_gossip_t *g, const char *peer, size_t peer_len);
+/* Is space (len bytes) exchanged with peer (peer_len bytes)? (cb.shares; NULL: yes.) */
+bool mn__gossip_shares(const mn_gossip_t *g, const char *peer, size_t peer_len, const char *space,
+                       size_t space_len);
+/* A node of the directory's tree as peer sees it: over the spaces shared with it. */
+void mn__gossip_dir_node_for(const mn_gossip_t *g, const char *peer, size_t peer_len, int level,
+                             uint32_t index, uint8_t digest[MN_GOSSIP_DIGEST_LEN], uint32_t *count);
 
 /* ---- exchange.c ---- */
 void mn__gossip_handle(mn_gossip_t *g, const mn_wire_gossip_frame_t *f);

@@ -124,6 +124,14 @@ typedef struct mn_gossip_cb {
      * every one. The server refuses the records of a space the cluster dropped, and those
      * older than the space's current incarnation (docs/gossip.md, "Dropped spaces"). */
     bool (*admit)(void *user, const char *space, const mn_id_t *id);
+    /* Per-space peer sets: is space exchanged with peer? NULL = every space with every
+     * peer. When set, an exchange with a peer sees only the spaces shared with it: the
+     * directory root and summaries are taken over those spaces alone (so two nodes that
+     * agree on them show equal roots, whatever else each holds), and frames about another
+     * space from that peer are ignored (its pushed records counted as refused). Both sides
+     * must answer alike for a space to converge (the server: both hold it, from the
+     * placement table; docs/gossip.md, "In the server"). */
+    bool (*shares)(void *user, const char *peer, const char *space);
 } mn_gossip_cb_t;
 
 typedef struct mn_gossip_stats {

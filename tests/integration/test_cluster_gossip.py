@@ -28,10 +28,10 @@ SPACE = "gossiped"
 BASE = [0.9, 0.1, 0.05, 0.02]
 
 
-def start_node(server_factory, seeds, scope="cluster"):
+def start_node(server_factory, seeds, scope="cluster", rf=1):
     env = cluster_env(seeds)
     env["MNEMO_GOSSIP_SCOPE"] = scope
-    env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = "1"
+    env["MNEMO_CLUSTER_REPLICATION_FACTOR"] = str(rf)
     env["MNEMO_CLUSTER_FORWARD_TIMEOUT_MS"] = "3000"
     env["MNEMO_GOSSIP_INTERVAL_MS"] = "300"
     # a paused holder stays suspect (still the holder) while the partition answer is checked
@@ -72,14 +72,19 @@ def primary_of(nodes):
     return rows[0]["primary"]
 
 
-def start_cluster(server_factory, scope="cluster"):
-    first = start_node(server_factory, [], scope)
+def start_nodes(server_factory, scope="cluster", rf=1):
+    first = start_node(server_factory, [], scope, rf)
     seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
-    nodes = [first] + [start_node(server_factory, seeds, scope) for _ in range(2)]
+    nodes = [first] + [start_node(server_factory, seeds, scope, rf) for _ in range(2)]
     ids = [swim_endpoint(s)[0] for s in nodes]
     for s in nodes:
         wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
                    what="three alive members in every view")
+    return nodes, ids
+
+
+def start_cluster(server_factory, scope="cluster"):
+    nodes, ids = start_nodes(server_factory, scope)
     r = call(nodes[0], "POST", "/v1/spaces", {"name": SPACE, "dim": 4})
     assert r.status == 201, r.body
     holder = ids.index(wait_until(lambda: primary_of(nodes), DEADLINE_S,
@@ -424,6 +429,91 @@ def test_holders_scope_keeps_a_space_on_its_holders(server_factory):
             wait_until(lambda s=s, r=rounds: gossip_doc(s)["stats"]["rounds"] > r + 3,
                        DEADLINE_S, what="a few more rounds on a non-holder")
             assert space_row(gossip_doc(s)) is None
+
+
+def placed_pairs(node, names):
+    """{space: (primary, set of both holders)} once every name has a primary and two
+    holders in node's placement table."""
+    r = call(node, "GET", "/v1/cluster/spaces")
+    rows = {x["name"]: x for x in r.json.get("spaces", [])} if r.status == 200 else {}
+    out = {}
+    for n in names:
+        x = rows.get(n)
+        if not x or not x.get("primary") or len(x["holders"]) != 2:
+            return None
+        out[n] = (x["primary"], {h["node"] for h in x["holders"]})
+    return out
+
+
+def test_holders_scope_keeps_each_space_among_its_holders(server_factory):
+    """Scope "holders" at replication factor 2 (the per-space peer sets): each space's
+    semantic memories reach both its holders, which agree on its root, and never the third
+    node, even where that node shares another space with one of the holders (a peer set per
+    node, not per space, let those through)."""
+    nodes, ids = start_nodes(server_factory, "holders", rf=2)
+    names = []
+    placed = None
+    for i in range(12):  # until a non-holder of one space shares another with its holders
+        name = "held%d" % i
+        r = call(nodes[0], "POST", "/v1/spaces", {"name": name, "dim": 4})
+        assert r.status == 201, r.body
+        names.append(name)
+        placed = wait_until(lambda: placed_pairs(nodes[0], names), DEADLINE_S,
+                            what="every space placed on two holders")
+        if len({frozenset(hs) for _, hs in placed.values()}) >= 2:
+            break
+    assert len({frozenset(hs) for _, hs in placed.values()}) >= 2, placed
+    def until(status, method, node, path, body):  # a new primary may not lead yet: 503
+        r = wait_until(lambda: (lambda x: x if x.status != 503 else None)(
+            call(node, method, path, body)), DEADLINE_S, what="%s %s" % (method, path))
+        assert r.status == status, r.body
+        return r
+
+    for name, (primary, _) in placed.items():
+        p = nodes[ids.index(primary)]
+        for k in range(4):
+            emb = [BASE[0], BASE[1] + 0.01 * k, BASE[2], BASE[3]]
+            until(201, "POST", p, "/v1/spaces/%s/memories" % name,
+                  {"content": "%s canary checks step %d" % (name, k), "embedding": emb})
+        r = until(200, "POST", p, "/v1/spaces/%s/consolidate" % name, {"min_support": 3})
+        assert r.json["created"] >= 1, r.body
+
+    def rows_of(node):
+        return {x["name"]: x for x in gossip_doc(node)["spaces"]}
+
+    def settled():
+        docs = [rows_of(s) for s in nodes]
+        for name, (_, holders) in placed.items():
+            held = [docs[ids.index(h)].get(name) for h in holders]
+            if any(r is None or r["semantic_memories"] < 1 for r in held):
+                return None
+            if len({r["root"] for r in held}) != 1:
+                return None
+        return docs
+
+    docs = wait_until(settled, DEADLINE_S, what="each space's holders agree on its root")
+    rounds_pass(nodes)
+    docs = [rows_of(s) for s in nodes]
+    for name, (_, holders) in placed.items():
+        for k, i in enumerate(ids):
+            if i not in holders:
+                assert name not in docs[k], (name, i, docs[k][name])
+    for k, s in enumerate(nodes):  # its peers: the nodes it shares a space with
+        mine = [hs for _, hs in placed.values() if ids[k] in hs]
+        want = set().union(*mine) - {ids[k]} if mine else set()
+        assert gossip_doc(s)["stats"]["peers"] == len(want), (ids[k], want)
+    # a node the placement no longer gives a space lets its copy go: drained, node 0 holds
+    # nothing (two distinct pairs of three nodes include it), and its gossip keeps nothing
+    assert any(ids[0] in hs for _, hs in placed.values())
+    r = call(nodes[1], "POST", "/v1/cluster/drain", {"node": ids[0]})
+    assert r.status == 200, r.body
+    wait_until(lambda: rows_of(nodes[0]) == {}, 2 * DEADLINE_S,
+               what="the drained node's gossip without a space")
+    assert "this node no longer holds it" in nodes[0].log()
+    placed = wait_until(lambda: (lambda p: p if p and all(
+        ids[0] not in hs for _, hs in p.values()) else None)(placed_pairs(nodes[1], names)),
+        DEADLINE_S, what="every copy off the drained node")
+    wait_until(settled, DEADLINE_S, what="each space's new pair of holders agree on its root")
 
 
 def test_single_node_has_no_gossip_and_checks_timeout_ms(server_factory):

@@ -3,7 +3,8 @@
  * join of their states in both directions (records, new spaces,
  * tombstones); nodes that agree exchange one frame; batches stay within
  * batch_max and a large difference closes over a few rounds; rounds go to
- * `fanout` distinct peers; records the host refuses stay out and dropped ones go; bad
+ * `fanout` distinct peers; records the host refuses stay out and dropped ones go; with
+ * per-space peer sets a space stays among its holders; bad
  * configuration and names are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +37,10 @@ typedef struct net {
     int refuser;
     const char *refuse;
     int64_t after_ms;
+    /* per-space peer sets (shares), when made by net_new_placed: a space named by node
+     * letters ("ab": n0 and n1) is held by those; `liar` claims to share every space */
+    int liar;
+    int64_t now_us; /* exchange's clock: each exchange is a round due */
 } net;
 
 static net *NET;
@@ -71,7 +76,19 @@ static bool on_admit(void *user, const char *space, const mn_id_t *id)
     return !(n->refuse && !strcmp(space, n->refuse)) && mn_id_time_ms(id) >= n->after_ms;
 }
 
-static net *net_new(const mn_gossip_config_t *c)
+static bool holds(int node, const char *space)
+{
+    return strchr(space, 'a' + node) != NULL;
+}
+
+static bool on_shares(void *user, const char *peer, const char *space)
+{
+    const net *n = NET;
+    int self = *(const int *)user;
+    return self == n->liar || (holds(self, space) && holds(peer[1] - '0', space));
+}
+
+static net *net_new_placed(const mn_gossip_config_t *c, bool placed)
 {
     net *n = calloc(1, sizeof *n);
     assert_non_null(n);
@@ -84,16 +101,25 @@ static net *net_new(const mn_gossip_config_t *c)
     n->st.name_lens = calloc(MN_WIRE_GOSSIP_MAX_KEYS, sizeof *n->st.name_lens);
     n->st.names_cap = MN_WIRE_GOSSIP_MAX_KEYS;
     n->refuser = -1;
+    n->liar = -1;
     const char *ids[NODES] = {"n0", "n1", "n2"};
     for (int i = 0; i < NODES; i++) {
-        mn_gossip_cb_t cb = {
-            .user = &n->idx[i], .send = on_send, .changed = on_changed, .admit = on_admit};
+        mn_gossip_cb_t cb = {.user = &n->idx[i],
+                             .send = on_send,
+                             .changed = on_changed,
+                             .admit = on_admit,
+                             .shares = placed ? on_shares : NULL};
         n->idx[i] = i;
         assert_int_equal(mn_gossip_new(ids[i], c, &cb, 100 + (uint64_t)i, 0, &n->g[i], NULL),
                          MN_OK);
         assert_int_equal(mn_gossip_set_peers(n->g[i], ids, NODES, NULL), MN_OK);
     }
     return n;
+}
+
+static net *net_new(const mn_gossip_config_t *c)
+{
+    return net_new_placed(c, false);
 }
 
 static void net_free(net *n)
@@ -126,7 +152,8 @@ static void exchange(net *n, int a, int b)
     char id[3] = {'n', (char)('0' + b), 0};
     const char *peers[] = {id};
     assert_int_equal(mn_gossip_set_peers(n->g[a], peers, 1, NULL), MN_OK);
-    mn_gossip_on_tick(n->g[a], INT64_MAX / 2);
+    n->now_us += 3600LL * 1000 * 1000; /* past any node's next round */
+    mn_gossip_on_tick(n->g[a], n->now_us);
     drain(n);
 }
 
@@ -295,6 +322,59 @@ static void test_gossip_refused_and_dropped_records_leave_copies_that_agree(void
     net_free(n);
 }
 
+static uint64_t count_of(const net *n, int node, const char *space)
+{
+    uint8_t root[MN_GOSSIP_DIGEST_LEN];
+    uint64_t count;
+    mn_gossip_root(n->g[node], space, root, &count);
+    return count;
+}
+
+/* Per-space peer sets (scope "holders"): a space reaches only the nodes that hold it; two
+ * nodes that agree on the spaces they share exchange one frame, whatever else each holds;
+ * a peer that claims a space the other does not give it is ignored. */
+static void test_gossip_per_space_peer_sets_keep_a_space_among_its_holders(void **state)
+{
+    (void)state;
+    net *n = net_new_placed(NULL, true);
+    for (uint64_t k = 0; k < 20; k++)
+        put(n, 0, "ab", rec(k, 1));
+    for (uint64_t k = 0; k < 10; k++)
+        put(n, 0, "ac", rec(100 + k, 1));
+    for (uint64_t k = 0; k < 5; k++)
+        put(n, 1, "bc", rec(200 + k, 1));
+    for (uint64_t k = 0; k < 3; k++) /* a copy n2 keeps of a space it no longer holds */
+        put(n, 2, "ab", rec(300 + k, 1));
+    for (int a = 0; a < NODES; a++)
+        for (int b = 0; b < NODES; b++)
+            if (a != b) exchange(n, a, b);
+    assert_int_equal(count_of(n, 1, "ab"), 20);
+    assert_int_equal(count_of(n, 1, "bc"), 5);
+    assert_int_equal(count_of(n, 1, "ac"), 0); /* not n1's */
+    assert_int_equal(count_of(n, 2, "ac"), 10);
+    assert_int_equal(count_of(n, 2, "bc"), 5);
+    assert_int_equal(count_of(n, 0, "bc"), 0);  /* not n0's */
+    assert_int_equal(count_of(n, 0, "ab"), 20); /* n2's stale copy went nowhere */
+    assert_int_equal(count_of(n, 2, "ab"), 3);  /* and took nothing */
+    assert_false(same_root(n, 0, 1));           /* the whole directories differ ... */
+    for (int a = 0; a < NODES; a++)             /* ... but each pair agrees on what it shares */
+        for (int b = 0; b < NODES; b++) {
+            if (a == b) continue;
+            uint64_t before = n->frames;
+            exchange(n, a, b);
+            assert_int_equal(n->frames - before, 1);
+        }
+    n->liar = 2; /* n2 now offers its "ab" to n0 and n1: they answer nothing about it */
+    for (int b = 0; b < 2; b++)
+        exchange(n, 2, b);
+    assert_int_equal(count_of(n, 0, "ab"), 20);
+    assert_int_equal(count_of(n, 1, "ab"), 20);
+    assert_int_equal(count_of(n, 2, "ab"), 3);
+    assert_true(mn_gossip_verify(n->g[0]) && mn_gossip_verify(n->g[1]) &&
+                mn_gossip_verify(n->g[2]));
+    net_free(n);
+}
+
 static void test_gossip_refuses_bad_configuration_and_names(void **state)
 {
     (void)state;
@@ -335,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_gossip_batches_stay_bounded_and_a_large_gap_closes_in_rounds),
         cmocka_unit_test(test_gossip_rounds_go_to_fanout_distinct_peers),
         cmocka_unit_test(test_gossip_refused_and_dropped_records_leave_copies_that_agree),
+        cmocka_unit_test(test_gossip_per_space_peer_sets_keep_a_space_among_its_holders),
         cmocka_unit_test(test_gossip_refuses_bad_configuration_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
