@@ -172,6 +172,8 @@ mn_err mn_simgossip_run(const mn_simgossip_opts_t *o, mn_simgossip_scenario_t sc
         return mn_error_set(err, MN_ERR_INVALID, "nodes must be 2..1000");
     if (o->spaces < 1 || o->spaces > 100000 || o->records < 4 || o->records > 100000)
         return mn_error_set(err, MN_ERR_INVALID, "spaces must be 1..100000, records 4..100000");
+    if (o->holders < 0 || o->holders > o->nodes)
+        return mn_error_set(err, MN_ERR_INVALID, "holders must be 0..nodes");
     if (o->payload_bytes < 0 || o->payload_bytes > (int)MN_GOSSIP_PAYLOAD_MAX)
         return mn_error_set(err, MN_ERR_INVALID, "payload_bytes must be 0..%u",
                             MN_GOSSIP_PAYLOAD_MAX);

@@ -11,7 +11,9 @@
  * (the roots cover every space's records, digests and tombstones), and the
  * judge also asks each node for every tombstone made (forgotten must stay
  * forgotten). Records are synthetic: ids, support sets and digests from the
- * space and record numbers, versions stamped with the simulated time. */
+ * space and record numbers, versions stamped with the simulated time. With
+ * opts.holders, each space lives on its holders only (per-space peer sets),
+ * and the judge compares each node's spaces one by one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,55 @@ static void make_version(const mn_simgossip_t *h, int s, uint64_t k, mn_hlc_ts_t
     mn_gossip_payload_digest(r->payload, r->payload_len, r->digest);
 }
 
+/* ---- placement (opts.holders) ---- */
+
+/* Does node hold space s? Every node does in scope cluster; else the R nodes from
+ * (37 s) mod N on (37 is prime to the usual N: spaces spread evenly). */
+static bool holds(const mn_simgossip_t *h, int node, int s)
+{
+    if (!h->o.holders) return true;
+    int first = (int)(((int64_t)s * 37) % h->n);
+    return (node - first + h->n) % h->n < h->o.holders;
+}
+
+/* The first running holder of s (-1: none runs). */
+static int holder_of(const mn_simgossip_t *h, int s)
+{
+    int first = (int)(((int64_t)s * 37) % h->n);
+    for (int j = 0; j < (h->o.holders ? h->o.holders : h->n); j++)
+        if (h->nodes[(first + j) % h->n].core) return (first + j) % h->n;
+    return -1;
+}
+
+static bool cb_shares(void *user, const char *peer, const char *space)
+{
+    const mn__sg_node *nd = user;
+    int s = atoi(space + strlen("space-")), p = atoi(peer + 1);
+    if (p < 0 || p >= nd->h->n) return false;
+    return holds(nd->h, nd->idx, s) && holds(nd->h, p, s);
+}
+
+/* Node i's peers: every other node (scope cluster), or those it shares a space with
+ * (spaces 0..opts.spaces, the last one the scenarios' new space). */
+static void set_peers(mn_simgossip_t *h, mn__sg_node *nd)
+{
+    if (!h->o.holders) {
+        mn_assert(mn_gossip_set_peers(nd->core, h->ids, (size_t)h->n, NULL) == MN_OK);
+        return;
+    }
+    const char **ids = calloc((size_t)h->n, sizeof *ids);
+    mn_assert(ids);
+    size_t k = 0;
+    for (int p = 0; p < h->n; p++) {
+        bool share = false;
+        for (int s = 0; s <= h->o.spaces && !share && p != nd->idx; s++)
+            share = holds(h, nd->idx, s) && holds(h, p, s);
+        if (share) ids[k++] = h->ids[p];
+    }
+    mn_assert(mn_gossip_set_peers(nd->core, ids, k, NULL) == MN_OK);
+    free(ids);
+}
+
 /* ---- simnet core ops ---- */
 
 static void cb_send(void *user, const char *to, const uint8_t *frame, size_t len)
@@ -84,11 +135,13 @@ static void cb_send(void *user, const char *to, const uint8_t *frame, size_t len
     mn_simnet_send(nd->h->net, nd->idx, &a, frame, len);
 }
 
-static void preload(mn_simgossip_t *h, mn_gossip_t *g)
+/* The starting records of the spaces node holds (node -1: every space, the judge). */
+static void preload(mn_simgossip_t *h, mn_gossip_t *g, int node)
 {
     char name[32];
     mn_id_t sup[3];
     for (int s = 0; s < h->o.spaces; s++) {
+        if (node >= 0 && !holds(h, node, s)) continue;
         space_name(s, name, sizeof name);
         for (int k = 0; k < h->o.records; k++) {
             mn_gossip_record_t r;
@@ -103,11 +156,11 @@ static void *core_create(void *arg, mn_simnet_t *net, int node, int64_t now_us, 
     mn__sg_node *nd = arg;
     mn_simgossip_t *h = nd->h;
     (void)net, (void)node;
-    mn_gossip_cb_t cb = {.user = nd, .send = cb_send};
+    mn_gossip_cb_t cb = {.user = nd, .send = cb_send, .shares = h->o.holders ? cb_shares : NULL};
     if (mn_gossip_new(nd->id, &h->o.gossip, &cb, seed, now_us, &nd->core, NULL) != MN_OK)
         return NULL;
-    mn_assert(mn_gossip_set_peers(nd->core, h->ids, (size_t)h->n, NULL) == MN_OK);
-    if (!nd->wiped) preload(h, nd->core);
+    set_peers(h, nd);
+    if (!nd->wiped) preload(h, nd->core, nd->idx);
     return nd;
 }
 
@@ -164,7 +217,7 @@ mn_simgossip_t *mn__simgossip_new(const mn_simgossip_opts_t *o, mn_simgossip_res
         mn__simgossip_free(h);
         return NULL;
     }
-    preload(h, h->judge);
+    preload(h, h->judge, -1);
     if (o->trace) mn_simnet_trace_file(h->net, o->trace);
     for (int i = 0; i < h->n; i++) {
         mn__sg_node *nd = &h->nodes[i];
@@ -217,7 +270,8 @@ static void note_tomb(mn_simgossip_t *h, int s, const mn_id_t *id)
 
 void mn__simgossip_change(mn_simgossip_t *h, int node, mn__sg_change kind, int s, uint64_t k)
 {
-    mn_gossip_t *g = h->nodes[node].core;
+    if (!holds(h, node, s)) node = holder_of(h, s); /* scope holders: made where it is held */
+    mn_gossip_t *g = node >= 0 ? h->nodes[node].core : NULL;
     if (!g) return;
     if (kind == MN__SG_CREATE) k = h->next_record++;
     mn_id_t sup[3], fgt[1];
@@ -249,6 +303,22 @@ void mn__simgossip_change(mn_simgossip_t *h, int node, mn__sg_change kind, int s
 
 /* ---- the judge ---- */
 
+/* Scope holders: does node hold, of each space, the judge's root if it holds the space and
+ * nothing otherwise? */
+static bool node_matches(const mn_simgossip_t *h, int node)
+{
+    char name[32];
+    for (int s = 0; s <= h->o.spaces; s++) { /* the last: the scenarios' new space */
+        uint8_t want[MN_GOSSIP_DIGEST_LEN], got[MN_GOSSIP_DIGEST_LEN];
+        uint64_t wn = 0, gn;
+        space_name(s, name, sizeof name);
+        if (holds(h, node, s)) mn_gossip_root(h->judge, name, want, &wn);
+        mn_gossip_root(h->nodes[node].core, name, got, &gn);
+        if (gn != wn || (wn && memcmp(got, want, sizeof got) != 0)) return false;
+    }
+    return true;
+}
+
 static int mismatched(const mn_simgossip_t *h)
 {
     uint8_t want[MN_GOSSIP_DIGEST_LEN], got[MN_GOSSIP_DIGEST_LEN];
@@ -257,6 +327,10 @@ static int mismatched(const mn_simgossip_t *h)
     int bad = 0;
     for (int i = 0; i < h->n; i++) {
         if (!h->nodes[i].core) continue;
+        if (h->o.holders) {
+            bad += !node_matches(h, i);
+            continue;
+        }
         mn_gossip_root(h->nodes[i].core, NULL, got, &gn);
         bad += gn != wn || memcmp(got, want, sizeof got) != 0;
     }
@@ -307,7 +381,7 @@ static bool tombs_held(const mn_simgossip_t *h)
         space_name(h->tombs[t].space, name, sizeof name);
         for (int i = 0; i < h->n; i++) {
             mn_gossip_record_t r;
-            if (!h->nodes[i].core) continue;
+            if (!h->nodes[i].core || !holds(h, i, h->tombs[t].space)) continue;
             if (mn_gossip_get(h->nodes[i].core, name, &h->tombs[t].id, &r) != MN_OK ||
                 !r.forgotten_hlc)
                 return false;

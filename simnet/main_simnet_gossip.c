@@ -32,6 +32,7 @@ static void gossip_usage(FILE *f)
           "  --nodes N        nodes (100)\n"
           "  --spaces N       spaces every node starts with (4)\n"
           "  --records N      records per space at the start (250)\n"
+          "  --holders R      scope holders: R holders per space (0: scope cluster)\n"
           "  --payload B      bytes of each version's payload (1024)\n"
           "  --loss P         datagram loss probability (0; loss: 0.05; random: 0..0.05)\n"
           "  --interval-ms MS gossip.interval_ms (1000)\n"
@@ -51,6 +52,8 @@ static int gossip_flag(void *cli, const char *a, const char *v)
         o->spaces = atoi(v);
     else if (strcmp(a, "--records") == 0)
         o->records = atoi(v);
+    else if (strcmp(a, "--holders") == 0)
+        o->holders = atoi(v);
     else if (strcmp(a, "--payload") == 0)
         o->payload_bytes = atoi(v);
     else if (strcmp(a, "--loss") == 0)

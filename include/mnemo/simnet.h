@@ -297,7 +297,15 @@ bool mn_simrepl_ok(const mn_simrepl_result_t *r);
  * nodes (new versions, new records, tombstones) under its faults. A judge
  * folds every change into one more core that no network reaches (the
  * merge is order-free, so that is the state every node must reach) and
- * reports when every node's directory root equals the judge's. */
+ * reports when every node's directory root equals the judge's.
+ *
+ * With `holders` = R > 0 (gossip.scope = "holders"), space s is held by the R
+ * nodes from (37 s) mod N on: each node starts with, changes and exchanges
+ * only the spaces it holds (per-space peer sets, the core's shares callback),
+ * its peers are the nodes it shares a space with, and "converged" is every
+ * node's root of each space it holds equal to the judge's, and no record of
+ * any other space on it. A change the scenario makes at a node that does not
+ * hold the space is made at the space's first running holder. */
 
 typedef enum {
     MN_SIMGOSSIP_CONVERGE = 0, /* steady phase, then one change at one node */
@@ -320,6 +328,7 @@ typedef struct mn_simgossip_opts {
     int spaces;         /* spaces every node holds at the start (4) */
     int records;        /* records per space at the start (250) */
     int payload_bytes;  /* each version's payload (the memory's bytes), 0..65536 (1024) */
+    int holders;        /* 0: scope cluster; R: scope holders, R holders per space (0) */
     int64_t steady_ms;  /* fault-free phase whose traffic is measured (10000) */
     int64_t horizon_ms; /* a change not everywhere within this is a failure (60000) */
     FILE *trace;
