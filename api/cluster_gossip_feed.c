@@ -264,6 +264,7 @@ mn_err cg_feed_start(cl_gossip *g, mn_error *err)
         pthread_mutex_destroy(&g->feed_mu);
         return mn_error_set(err, MN_ERR_IO, "gossip: cannot start the feeder thread");
     }
+    pthread_setname_np(g->feeder, "mn-gossip-feed"); /* its CPU: bench/cluster_off.py */
     g->feeding = true;
     return MN_OK;
 }

@@ -3,7 +3,8 @@
 nothing"): the same binary with [cluster] off and as a one-node cluster (factor 1, writes
 acknowledged at `one`), in turns in this one script. For each mode: the server's threads and
 open sockets once it serves, its resident memory after the load, remember throughput from
---writers connections for --seconds, and recall p50/p99 from one connection. Rounds alternate
+--writers connections for --seconds (and the CPU seconds the process and the gossip feeder
+thread spent meanwhile), and recall p50/p99 from one connection. Rounds alternate
 the modes (off, on, off, on ...) so the machine's drift hits both. Prints figures and the
 ratio on/off; asserts nothing.
 
@@ -104,19 +105,43 @@ def recall_load(port, n):
     return lat
 
 
+def cpu_s(pid, thread=None):
+    """CPU seconds (user + system) of the process, or of its thread named `thread` (0 when
+    it has none)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    if thread is None:
+        paths = ["/proc/%d/stat" % pid]
+    else:
+        paths = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() == thread:
+                    paths.append("/proc/%d/task/%s/stat" % (pid, tid))
+    total = 0
+    for path in paths:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+    return total / tick
+
+
 def one_round(binary, cluster, a):
     data = tempfile.mkdtemp(prefix="mnemo-bench-off-")
     proc, port = mnemo_proc.start(binary, data, cluster_env() if cluster else None)
     try:
         create_space(port)
         threads, sockets, _ = proc_figures(proc.pid)
+        cpu0, feed0 = cpu_s(proc.pid), cpu_s(proc.pid, "mn-gossip-feed")
         wps = write_load(port, a.writers, a.seconds)
+        cpu = cpu_s(proc.pid) - cpu0
+        feed = cpu_s(proc.pid, "mn-gossip-feed") - feed0
         lat = sorted(recall_load(port, a.recalls))
         _, _, rss = proc_figures(proc.pid)
     finally:
         mnemo_proc.stop(proc, data)
     return {"threads": threads, "sockets": sockets, "rss": rss, "wps": wps,
-            "p50": statistics.median(lat), "p99": lat[int(0.99 * (len(lat) - 1))]}
+            "p50": statistics.median(lat), "p99": lat[int(0.99 * (len(lat) - 1))],
+            "cpu": cpu, "feed": feed}
 
 
 def main():
@@ -133,9 +158,11 @@ def main():
             f = one_round(a.bin, cluster, a)
             runs[cluster].append(f)
             print("round %d %-8s threads %d sockets %d rss %.0f MiB remember %.0f/s "
-                  "recall p50 %.2f ms p99 %.2f ms" % (r + 1, "cluster" if cluster else "single",
-                                                      f["threads"], f["sockets"], f["rss"],
-                                                      f["wps"], f["p50"], f["p99"]), flush=True)
+                  "recall p50 %.2f ms p99 %.2f ms; CPU while writing %.2f s, of which the "
+                  "gossip feeder %.3f s (%.1f %%)" % (
+                      r + 1, "cluster" if cluster else "single", f["threads"], f["sockets"],
+                      f["rss"], f["wps"], f["p50"], f["p99"], f["cpu"], f["feed"],
+                      100 * f["feed"] / f["cpu"] if f["cpu"] else 0), flush=True)
 
     def med(cluster, k):
         return statistics.median(x[k] for x in runs[cluster])
