@@ -307,6 +307,11 @@ static void on_tick(void *arg, int64_t now_us)
         holders_refresh(g);
     }
     if (now_us >= mn_gossip_next_deadline(g->g)) mn_gossip_on_tick(g->g, now_us);
+    char bad[MN_GOSSIP_SPACE_MAX + 1]; /* one space a tick checked against its records */
+    if (!mn_gossip_check_next(g->g, bad))
+        mn_log_error("gossip: %s%s: its Merkle tree did not match its records (memory "
+                     "corruption, or a bug); rebuilt from them",
+                     bad[0] ? "space " : "the directory of spaces", bad);
     if (wall - g->last_sweep_ms >= CG_SWEEP_EVERY_MS) {
         g->last_sweep_ms = wall;
         sweep(g);
@@ -454,6 +459,8 @@ static void stats_json(cl_gossip *g, api_jw *w, const mn_gossip_stats_t *st, siz
         {"tombstones_collected", st->tombstones_collected},
         {"entries_refused", st->entries_refused},
         {"entries_dropped", st->entries_dropped},
+        {"trees_checked", st->trees_checked},
+        {"trees_repaired", st->trees_repaired},
         {"peers", peers},
         {"store_saved", atomic_load(&g->saved)},
         {"store_loaded", g->loaded},

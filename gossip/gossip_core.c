@@ -391,3 +391,29 @@ bool mn_gossip_verify(const mn_gossip_t *g)
 {
     return mn__gossip_dir_verify(&g->dir, true);
 }
+
+bool mn_gossip_check_next(mn_gossip_t *g, char bad[MN_GOSSIP_SPACE_MAX + 1])
+{
+    bad[0] = '\0';
+    if (!g->dir.n) return true;
+    if (g->check_next >= g->dir.n) { /* a round of all spaces done: the directory's tree */
+        g->check_next = 0;
+        if (!mn__gossip_dir_verify(&g->dir, false)) {
+            /* a space's damaged tree shows here first when its turn is yet to come: every
+             * space is checked (rare, so O(all records) is fine), then the directory */
+            for (size_t i = 0; i < g->dir.n; i++)
+                if (!mn__gossip_space_verify(g->dir.spaces[i]))
+                    g->stats.trees_repaired +=
+                        mn__gossip_space_repair(&g->dir, g->dir.spaces[i]) == MN_OK;
+            g->stats.trees_repaired += mn__gossip_dir_repair(&g->dir) == MN_OK;
+            return false;
+        }
+    }
+    mn__gossip_space *sp = g->dir.spaces[g->check_next++];
+    g->stats.trees_checked++;
+    if (mn__gossip_space_verify(sp) && mn__gossip_space_entry_ok(sp)) return true;
+    memcpy(bad, sp->name, sp->name_len);
+    bad[sp->name_len] = '\0';
+    g->stats.trees_repaired += mn__gossip_space_repair(&g->dir, sp) == MN_OK;
+    return false;
+}

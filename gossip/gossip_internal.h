@@ -89,6 +89,14 @@ void mn__gossip_dir_range(const mn__gossip_dir *d, int level, uint32_t index, si
 bool mn__gossip_dir_verify(const mn__gossip_dir *d, bool deep);
 /* The same for one space. */
 bool mn__gossip_space_verify(const mn__gossip_space *sp);
+/* Is the space's directory entry (in_dir, its digest) the one its tree gives? */
+bool mn__gossip_space_entry_ok(const mn__gossip_space *sp);
+/* Rebuilds what is derived in a space from its records (their hashes, buckets and order,
+ * the tree), then the directory (mn__gossip_dir_repair). MN_ERR_NOMEM leaves a tree as it
+ * was. */
+mn_err mn__gossip_space_repair(mn__gossip_dir *d, mn__gossip_space *sp);
+/* Rebuilds the directory's entries (buckets, digests, order) and its tree from the spaces. */
+mn_err mn__gossip_dir_repair(mn__gossip_dir *d);
 
 /* ---- core.c ---- */
 struct mn_gossip {
@@ -101,6 +109,7 @@ struct mn_gossip {
     size_t n_peers;
     int64_t next_round_us;
     int64_t gc_before_ms; /* tombstones forgotten before this are refused */
+    size_t check_next;    /* the space mn_gossip_check_next checks next */
     mn__gossip_dir dir;
     mn_gossip_stats_t stats;
     mn_wire_gossip_enc_t *enc;

@@ -413,6 +413,69 @@ bool mn__gossip_space_verify(const mn__gossip_space *sp)
     return ok;
 }
 
+bool mn__gossip_space_entry_ok(const mn__gossip_space *sp)
+{
+    if (sp->in_dir != (sp->n > 0)) return false;
+    if (!sp->n) return true;
+    uint8_t h[MN_GOSSIP_DIGEST_LEN];
+    dir_digest(sp, h);
+    return memcmp(h, sp->dir_digest, sizeof h) == 0;
+}
+
+static int rec_sort_cmp(const void *a, const void *b)
+{
+    const mn__gossip_rec *x = *(const mn__gossip_rec *const *)a;
+    return rec_cmp(x->bucket, &x->r.id, *(const mn__gossip_rec *const *)b);
+}
+
+static int space_sort_cmp(const void *a, const void *b)
+{
+    const mn__gossip_space *x = *(const mn__gossip_space *const *)a;
+    return space_cmp(x->bucket, x->name, x->name_len, *(const mn__gossip_space *const *)b);
+}
+
+mn_err mn__gossip_space_repair(mn__gossip_dir *d, mn__gossip_space *sp)
+{
+    for (size_t i = 0; i < sp->n; i++) { /* each record's derived fields, from the record */
+        mn__gossip_rec *x = sp->recs[i];
+        mn_gossip_record_hash(&x->r, x->hash);
+        x->bucket = mn__gossip_id_bucket(&x->r.id);
+    }
+    qsort(sp->recs, sp->n, sizeof *sp->recs, rec_sort_cmp);
+    mn__gossip_tree t;
+    mn__gossip_tree_init(&t);
+    for (size_t i = 0; i < sp->n; i++)
+        if (mn__gossip_tree_apply(&t, sp->recs[i]->bucket, NULL, sp->recs[i]->hash) != MN_OK) {
+            mn__gossip_tree_free(&t);
+            return MN_ERR_NOMEM; /* the old tree stays; the next check tries again */
+        }
+    mn__gossip_tree_free(&sp->tree);
+    sp->tree = t;
+    return mn__gossip_dir_repair(d);
+}
+
+mn_err mn__gossip_dir_repair(mn__gossip_dir *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        mn__gossip_space *sp = d->spaces[i];
+        sp->bucket = mn__gossip_name_bucket(sp->name, sp->name_len);
+        sp->in_dir = sp->n > 0;
+        if (sp->n) dir_digest(sp, sp->dir_digest);
+    }
+    qsort(d->spaces, d->n, sizeof *d->spaces, space_sort_cmp);
+    mn__gossip_tree t;
+    mn__gossip_tree_init(&t);
+    for (size_t i = 0; i < d->n; i++)
+        if (d->spaces[i]->in_dir && mn__gossip_tree_apply(&t, d->spaces[i]->bucket, NULL,
+                                                          d->spaces[i]->dir_digest) != MN_OK) {
+            mn__gossip_tree_free(&t);
+            return MN_ERR_NOMEM;
+        }
+    mn__gossip_tree_free(&d->tree);
+    d->tree = t;
+    return MN_OK;
+}
+
 bool mn__gossip_dir_verify(const mn__gossip_dir *d, bool deep)
 {
     mn__gossip_tree t;

@@ -147,6 +147,8 @@ typedef struct mn_gossip_stats {
     uint64_t tombstones_collected;
     uint64_t entries_refused; /* received records the admit callback refused */
     uint64_t entries_dropped; /* records removed by mn_gossip_drop */
+    uint64_t trees_checked;   /* spaces mn_gossip_check_next compared with a rebuild */
+    uint64_t trees_repaired;  /* ... found different and rebuilt (the directory counts as one) */
 } mn_gossip_stats_t;
 
 typedef struct mn_gossip mn_gossip_t;
@@ -194,5 +196,14 @@ void mn_gossip_stats(const mn_gossip_t *g, mn_gossip_stats_t *out);
 /* Debug check (O(n)): every tree equals a from-scratch rebuild of it.
  * Always compiled; mn_assert_debug calls it after every change. */
 bool mn_gossip_verify(const mn_gossip_t *g);
+
+/* The always-on check, a little at a time (docs/gossip.md, "The Merkle trees"): compares
+ * the next space, round-robin, with a rebuild from its records (their hashes, order and
+ * tree, and its directory entry), and once per round of all spaces the directory's tree
+ * (when that differs, every space is checked before it is rebuilt). A part that differs
+ * (memory corruption, or a bug) is rebuilt from the records, counted in trees_repaired, and
+ * named in bad (the space, or "" for the directory): false. True when all checked out.
+ * O(records of one space), but for the directory's check. */
+bool mn_gossip_check_next(mn_gossip_t *g, char bad[MN_GOSSIP_SPACE_MAX + 1]);
 
 #endif

@@ -133,6 +133,8 @@ def gossip_over_every_door(server):
     # every figure of the REST document has its field in the message
     assert set(rest["stats"]) <= {f.name for f in got.stats.DESCRIPTOR.fields}, rest["stats"]
     assert got.stats.store_bytes >= rest["stats"]["store_bytes"]
+    # the always-on tree check runs (a space a tick) and finds nothing to repair
+    assert rest["stats"]["trees_checked"] > 0 and rest["stats"]["trees_repaired"] == 0, rest
     r = Session(server).call("cluster_gossip")
     assert r["isError"] is False, r
     sc = r["structuredContent"]

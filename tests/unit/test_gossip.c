@@ -4,7 +4,8 @@
  * tombstones); nodes that agree exchange one frame; batches stay within
  * batch_max and a large difference closes over a few rounds; rounds go to
  * `fanout` distinct peers; records the host refuses stay out and dropped ones go; with
- * per-space peer sets a space stays among its holders; bad
+ * per-space peer sets a space stays among its holders; the always-on check finds and
+ * repairs a damaged tree; bad
  * configuration and names are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gossip/gossip_internal.h" /* to damage a tree by hand */
 #include "mnemo/gossip.h"
 #include "mnemo/wire_gossip.h"
 
@@ -375,6 +377,72 @@ static void test_gossip_per_space_peer_sets_keep_a_space_among_its_holders(void 
     net_free(n);
 }
 
+/* Runs mn_gossip_check_next over one pass of g's spaces and the directory; the number of
+ * failures, the last one's name in bad. */
+static int check_pass(mn_gossip_t *g, char bad[MN_GOSSIP_SPACE_MAX + 1])
+{
+    int failed = 0;
+    char one[MN_GOSSIP_SPACE_MAX + 1];
+    for (size_t i = 0; i <= mn_gossip_space_count(g); i++)
+        if (!mn_gossip_check_next(g, one)) {
+            failed++;
+            memcpy(bad, one, sizeof one);
+        }
+    return failed;
+}
+
+static mn__gossip_node *some_node(mn__gossip_tree *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->nodes[i].count) return &t->nodes[i];
+    fail();
+    return NULL;
+}
+
+/* The always-on check: a damaged record digest, tree node, directory entry or directory
+ * tree is found within one pass, named, rebuilt from the records, and the core is then equal
+ * to one that holds the same records. */
+static void test_gossip_check_finds_and_repairs_a_damaged_tree(void **state)
+{
+    (void)state;
+    net *n = net_new(NULL);
+    const char *names[] = {"s1", "s2", "s3"};
+    uint64_t sizes[] = {20, 5, 1};
+    for (int s = 0; s < 3; s++)
+        for (uint64_t k = 0; k < sizes[s]; k++)
+            for (int node = 0; node < 2; node++)
+                put(n, node, names[s], rec(100 * (uint64_t)s + k, 1));
+    mn_gossip_t *g = n->g[0];
+    char bad[MN_GOSSIP_SPACE_MAX + 1];
+    assert_int_equal(check_pass(g, bad), 0);
+    mn_gossip_stats_t st;
+    mn_gossip_stats(g, &st);
+    assert_int_equal(st.trees_checked, 4); /* the three spaces, then the first again */
+    assert_int_equal(st.trees_repaired, 0);
+
+    mn__gossip_space *s1 = mn__gossip_space_find(&g->dir, "s1", 2);
+    mn__gossip_space *s2 = mn__gossip_space_find(&g->dir, "s2", 2);
+    mn__gossip_space *s3 = mn__gossip_space_find(&g->dir, "s3", 2);
+    s2->recs[2]->hash[0] ^= 0x01; /* a record's digest */
+    assert_int_equal(check_pass(g, bad), 1);
+    assert_string_equal(bad, "s2");
+    some_node(&s1->tree)->digest[3] ^= 0x10; /* a node of a space's tree: found in its */
+    assert_int_equal(check_pass(g, bad), 1); /* turn, or first by the directory's check */
+    assert_true(!strcmp(bad, "s1") || !strcmp(bad, ""));
+    s3->dir_digest[5] ^= 0x04; /* a directory entry: the same */
+    assert_int_equal(check_pass(g, bad), 1);
+    assert_true(!strcmp(bad, "s3") || !strcmp(bad, ""));
+    some_node(&g->dir.tree)->digest[0] ^= 0x80; /* the directory's tree */
+    assert_int_equal(check_pass(g, bad), 1);
+    assert_string_equal(bad, "");
+    mn_gossip_stats(g, &st);
+    assert_true(st.trees_repaired >= 4);
+    assert_true(mn_gossip_verify(g));
+    assert_true(same_root(n, 0, 1)); /* as the copy that was never damaged */
+    assert_int_equal(check_pass(g, bad), 0);
+    net_free(n);
+}
+
 static void test_gossip_refuses_bad_configuration_and_names(void **state)
 {
     (void)state;
@@ -416,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_gossip_rounds_go_to_fanout_distinct_peers),
         cmocka_unit_test(test_gossip_refused_and_dropped_records_leave_copies_that_agree),
         cmocka_unit_test(test_gossip_per_space_peer_sets_keep_a_space_among_its_holders),
+        cmocka_unit_test(test_gossip_check_finds_and_repairs_a_damaged_tree),
         cmocka_unit_test(test_gossip_refuses_bad_configuration_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
