@@ -154,7 +154,11 @@ def resurrections(ix):
             out.append({"id": g["id"], "space": g["space"], "node": g["node"],
                         "seen": "final get answered %s" % g.get("status")})
     for r in ix.ops:
-        if r["op"] not in READS or r["outcome"] != "ok":
+        # a partition answer comes from this node's gossiped semantic memories, which may
+        # lag a forget made elsewhere (the tombstone is on its way): stale, not resurrected.
+        # That gossip never brings one back is judged at the end: equal roots on every node
+        # (the tombstones are in them) and the holders' final lists and gets.
+        if r["op"] not in READS or r["outcome"] != "ok" or r.get("path") == "partition":
             continue
         for mid in ([r["id"]] if r["op"] == "get" else r.get("ids", ())):
             t = ix.forget_ack.get(mid)
@@ -259,6 +263,9 @@ def check(recs, stale_bound_s=5.0):
         "stale_read_max_s": round(max(values, default=0.0), 3),
         "ops_by_outcome": dict(sorted(counts.items())),
         "acked_forgets": len(ix.forget_ack),
+        "acked_semantic_forgets": len({r["id"] for r in ix.ops if r["op"] == "forget"
+                                       and r.get("kind") == "semantic"
+                                       and r["outcome"] == "ok"}),
         "unavailable": {u["kind"]: u["why"] for u in ix.unavailable},
         "placement": ix.meta["placement"],
         "convergence": conv,

@@ -112,6 +112,24 @@ def test_checker_keeps_partition_answers_apart_from_staleness():
     assert r["stale_reads"] == 1 and r["partition_reads"] == 0
 
 
+def test_checker_holds_a_forgotten_semantic_memory_to_the_forget_rule():
+    """A semantic memory's forget (no remember behind it) is never a lost write; seen after
+    its acknowledgement it is resurrected, but for a partition answer, which may lag."""
+    forget = {"op": "forget", "client": 0, "node": 0, "space": "s", "inv": 5.0, "cmp": 5.1,
+              "outcome": "ok", "id": "S", "kind": "semantic"}
+    recall = {"op": "recall", "client": 1, "node": 0, "space": "s", "inv": 6.0, "cmp": 6.1,
+              "outcome": "ok", "target": "A", "token": "ta", "ids": ["A", "S"],
+              "path": "partition"}
+    r = checker.check(_history([dict(forget), dict(recall)]))
+    assert r["violations"] == [] and r["resurrected"] == 0 and r["lost_acked_writes"] == 0
+    assert r["acked_semantic_forgets"] == 1 and r["acked_forgets"] == 2
+    r = checker.check(_history([dict(forget), dict(recall, path="episodes")]))
+    assert r["resurrected"] == 1 and r["resurrections"][0]["id"] == "S"
+    h = _history([dict(forget)])
+    h.append({"op": "final_get", "space": "s", "node": 0, "id": "S", "status": 200})
+    assert checker.check(h)["resurrected"] == 1  # a holder still has it after the heal
+
+
 def test_checker_does_not_expect_what_a_forget_or_an_unknown_write_may_have_removed():
     h = _history([])
     h.insert(3, {"op": "forget", "client": 0, "node": 0, "space": "s", "inv": 3.5, "cmp": 6.5,

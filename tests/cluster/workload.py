@@ -9,6 +9,10 @@ holds. An op is one of:
   node's skewed clock) and an idempotency key; a timeout or error is retried
   with the same key until it is acknowledged or the op's budget is spent;
 - forget (mode delete) of an id this client saw acknowledged;
+- forget of a semantic memory (a consolidation made it: nodes in a chaos run
+  consolidate every few seconds) listed in the space: recorded as a forget with
+  "kind": "semantic", so the checker holds it to the same rule (never seen again
+  once acknowledged, but in a partition answer, which may lag);
 - get of an id acknowledged in the space (by any client);
 - recall by the token of an acknowledged memory (text cue, k results);
 - list of the space's memories whose `when` is in the last LIST_WINDOW_S.
@@ -41,7 +45,8 @@ RECALL_K = 5
 # writes until its lease lapses; the checker holds every level to the same promise (no
 # fault here loses a disk, so nothing acknowledged may be lost)
 CONSISTENCY = ("one", "one", "quorum", "quorum", "all")
-WEIGHTS = (("remember", 40), ("get", 20), ("recall", 15), ("list", 10), ("forget", 15))
+WEIGHTS = (("remember", 40), ("get", 20), ("recall", 15), ("list", 10), ("forget", 15),
+           ("forget_semantic", 3))
 
 
 class History:
@@ -226,6 +231,28 @@ class Client(threading.Thread):
             self.shared.forgetting.add(mid)
         rec = self.base("forget", space)
         rec["id"] = mid
+
+        def go():
+            st, doc = http(self.url(space, "/memories/%s?mode=delete" % mid), "DELETE")
+            if st == 200:
+                return {}
+            return {"_outcome": "unknown" if st >= 500 else "fail", "status": st,
+                    "code": error_code(doc)}
+        self.read(rec, go)
+
+    def op_forget_semantic(self, space):
+        st, doc = http(self.url(space, "/memories?kind=semantic&limit=100"))
+        if st != 200:
+            return None  # no answer now (a fault): nothing was asked to change
+        with self.shared.mu:
+            ids = [m["id"] for m in doc.get("memories", [])
+                   if m.get("kind") == "semantic" and m["id"] not in self.shared.forgetting]
+            if not ids:
+                return None
+            mid = self.rnd.choice(ids)
+            self.shared.forgetting.add(mid)
+        rec = self.base("forget", space)
+        rec.update({"id": mid, "kind": "semantic"})
 
         def go():
             st, doc = http(self.url(space, "/memories/%s?mode=delete" % mid), "DELETE")
