@@ -11,8 +11,9 @@
  * records left the store without a record of their own (a dropped space, collected
  * tombstones), or an append failed, the next save rewrites the file whole instead: every
  * record in one block, to gossip.store.tmp, fsync'd, renamed, the directory fsync'd. So the
- * file stays under twice its live size plus CG_SAVE_REWRITE_MIN, and each changed byte is
- * written at most about twice (once appended, once in the rewrite that follows).
+ * file stays under its last rewrite plus max(CG_SAVE_REWRITE_MIN, that rewrite) plus one
+ * block (asserted at each append), and each changed byte is written about twice (once
+ * appended, once in the rewrite that follows).
  *
  * Read once at start, before the core runs: each record of each block is merged into the core
  * (mn_gossip_put). The merge is a join (commutative, associative, idempotent: docs/gossip.md,
@@ -344,6 +345,14 @@ static void reopen(cl_gossip *g)
 {
     if (g->save_fd >= 0) close(g->save_fd);
     g->save_fd = open(g->save_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (g->save_fd < 0)
+        mn_log_warn("gossip: cannot open %s to append (%s): each save rewrites it whole",
+                    g->save_path, strerror(errno));
+}
+
+static size_t rewrite_after(const cl_gossip *g)
+{
+    return g->rewritten_bytes > CG_SAVE_REWRITE_MIN ? g->rewritten_bytes : CG_SAVE_REWRITE_MIN;
 }
 
 static mn_err append_durable(cl_gossip *g, const uint8_t *data, size_t len, mn_error *err)
@@ -376,9 +385,7 @@ void cg_save_maybe(cl_gossip *g, bool force)
 {
     int64_t now = mn_time_now_ms();
     if (!force && now - g->last_save_ms < CG_SAVE_EVERY_MS) return;
-    size_t grown = g->file_bytes - g->rewritten_bytes;
-    bool outgrown = grown > (g->rewritten_bytes > CG_SAVE_REWRITE_MIN ? g->rewritten_bytes
-                                                                      : CG_SAVE_REWRITE_MIN);
+    bool outgrown = g->file_bytes - g->rewritten_bytes > rewrite_after(g);
     uint8_t *data = NULL;
     size_t len = 0, n = 0, held = 0;
     pthread_mutex_lock(&g->mu);
@@ -405,6 +412,8 @@ void cg_save_maybe(cl_gossip *g, bool force)
             atomic_fetch_add(&g->rewrites, 1);
         } else {
             g->file_bytes += len;
+            /* the bound the header states: appended only while not outgrown */
+            mn_assert(g->file_bytes - g->rewritten_bytes <= rewrite_after(g) + len);
             atomic_fetch_add(&g->appends, 1);
         }
         atomic_store(&g->saved, held);

@@ -82,6 +82,10 @@ def parse(argv):
                     help="engine.consolidate_interval_s of the nodes: each primary consolidates "
                          "its spaces this often, so semantic memories are made, gossiped and "
                          "judged by the convergence (equal Merkle roots everywhere); 0 = never")
+    ap.add_argument("--forget-semantic", action="store_true",
+                    help="clients also forget semantic memories (workload.py): off by default "
+                         "while the resurrections it finds are open (tests/cluster/README.md, "
+                         "\"Open: forgotten semantic memories\")")
     ap.add_argument("--env", action="append", default=[],
                     help="KEY=VALUE for every node (e.g. the TEST ONLY MNEMO_TEST_DROP_ACKED=5)")
     a = ap.parse_args(argv)
@@ -331,7 +335,8 @@ def workload_and_faults(a, cluster, placement, history):
     shift = 0 if a.partition_writes == "reject" else 1
     clients = W.run_clients(by_node, lambda i: cluster.nodes[i].url, history, a.seed,
                             a.clients_per_node, a.think_ms / 1000.0, stop,
-                            lambda i: cluster.nodes[(i + shift) % a.nodes].url)
+                            lambda i: cluster.nodes[(i + shift) % a.nodes].url,
+                            forget_semantic=a.forget_semantic)
     try:
         runner.run(schedule.plan(a.seed, a.nodes, a.duration), a.duration, stop)
     finally:

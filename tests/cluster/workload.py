@@ -9,8 +9,9 @@ holds. An op is one of:
   node's skewed clock) and an idempotency key; a timeout or error is retried
   with the same key until it is acknowledged or the op's budget is spent;
 - forget (mode delete) of an id this client saw acknowledged;
-- forget of a semantic memory (a consolidation made it: nodes in a chaos run
-  consolidate every few seconds) listed in the space: recorded as a forget with
+- with forget_semantic (chaos.py --forget-semantic), also the forget of a semantic
+  memory (a consolidation made it: nodes in a chaos run consolidate every few
+  seconds) listed in the space: recorded as a forget with
   "kind": "semantic", so the checker holds it to the same rule (never seen again
   once acknowledged, but in a partition answer, which may lag);
 - get of an id acknowledged in the space (by any client);
@@ -45,8 +46,8 @@ RECALL_K = 5
 # writes until its lease lapses; the checker holds every level to the same promise (no
 # fault here loses a disk, so nothing acknowledged may be lost)
 CONSISTENCY = ("one", "one", "quorum", "quorum", "all")
-WEIGHTS = (("remember", 40), ("get", 20), ("recall", 15), ("list", 10), ("forget", 15),
-           ("forget_semantic", 3))
+WEIGHTS = (("remember", 40), ("get", 20), ("recall", 15), ("list", 10), ("forget", 15))
+FORGET_SEMANTIC_WEIGHT = 3  # with forget_semantic (chaos.py --forget-semantic)
 
 
 class History:
@@ -130,7 +131,7 @@ class Shared:
 
 class Client(threading.Thread):
     def __init__(self, num, node, spaces, url_of, history, shared, stop, seed, think_s,
-                 write_url_of=None):
+                 write_url_of=None, forget_semantic=False):
         super().__init__(name="client-%d" % num, daemon=True)
         self.num, self.node, self.spaces = num, node, spaces
         self.url_of, self.h, self.shared, self.stop = url_of, history, shared, stop
@@ -140,6 +141,8 @@ class Client(threading.Thread):
         self.seq = 0
         self.mine = {s: [] for s in spaces}  # ids this client saw acknowledged, not yet forgotten
         self.errors = 0
+        self.weights = WEIGHTS + ((("forget_semantic", FORGET_SEMANTIC_WEIGHT),)
+                                  if forget_semantic else ())
 
     def base(self, op, space):
         return {"op": op, "client": self.num, "node": self.node, "space": space,
@@ -152,7 +155,7 @@ class Client(threading.Thread):
         self.h.add(rec)
 
     def run(self):
-        kinds = [k for k, w in WEIGHTS for _ in range(w)]
+        kinds = [k for k, w in self.weights for _ in range(w)]
         while not self.stop.is_set():
             space = self.rnd.choice(self.spaces)
             kind = self.rnd.choice(kinds)
@@ -241,7 +244,10 @@ class Client(threading.Thread):
         self.read(rec, go)
 
     def op_forget_semantic(self, space):
-        st, doc = http(self.url(space, "/memories?kind=semantic&limit=100"))
+        try:
+            st, doc = http(self.url(space, "/memories?kind=semantic&limit=100"))
+        except (TimeoutError, ConnectionError):
+            return None  # no answer now (a fault): nothing was asked to change
         if st != 200:
             return None  # no answer now (a fault): nothing was asked to change
         with self.shared.mu:
@@ -323,16 +329,18 @@ class Client(threading.Thread):
         self.read(rec, go)
 
 
-def run_clients(nodes_spaces, url_of, history, seed, per_node, think_s, stop, write_url_of=None):
+def run_clients(nodes_spaces, url_of, history, seed, per_node, think_s, stop, write_url_of=None,
+                forget_semantic=False):
     """Starts per_node clients on every node; returns the threads (joined by the caller
-    after stop is set). write_url_of: where remembers go (default url_of)."""
+    after stop is set). write_url_of: where remembers go (default url_of); forget_semantic:
+    the clients also forget semantic memories."""
     shared = Shared()
     clients = []
     num = 0
     for node, spaces in sorted(nodes_spaces.items()):
         for _ in range(per_node):
             c = Client(num, node, spaces, url_of, history, shared, stop,
-                       (seed << 16) ^ num, think_s, write_url_of)
+                       (seed << 16) ^ num, think_s, write_url_of, forget_semantic)
             clients.append(c)
             num += 1
     for c in clients:
