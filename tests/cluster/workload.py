@@ -232,8 +232,13 @@ class Client(threading.Thread):
         mid = self.mine[space].pop(self.rnd.randrange(len(self.mine[space])))
         with self.shared.mu:
             self.shared.forgetting.add(mid)
+        self.forget(space, mid)
+
+    def forget(self, space, mid, **fields):
+        """The forget (mode delete) of mid, recorded with fields."""
         rec = self.base("forget", space)
         rec["id"] = mid
+        rec.update(fields)
 
         def go():
             st, doc = http(self.url(space, "/memories/%s?mode=delete" % mid), "DELETE")
@@ -247,7 +252,7 @@ class Client(threading.Thread):
         try:
             st, doc = http(self.url(space, "/memories?kind=semantic&limit=100"))
         except (TimeoutError, ConnectionError):
-            return None  # no answer now (a fault): nothing was asked to change
+            st = None
         if st != 200:
             return None  # no answer now (a fault): nothing was asked to change
         with self.shared.mu:
@@ -257,16 +262,7 @@ class Client(threading.Thread):
                 return None
             mid = self.rnd.choice(ids)
             self.shared.forgetting.add(mid)
-        rec = self.base("forget", space)
-        rec.update({"id": mid, "kind": "semantic"})
-
-        def go():
-            st, doc = http(self.url(space, "/memories/%s?mode=delete" % mid), "DELETE")
-            if st == 200:
-                return {}
-            return {"_outcome": "unknown" if st >= 500 else "fail", "status": st,
-                    "code": error_code(doc)}
-        self.read(rec, go)
+        self.forget(space, mid, kind="semantic")
 
     def pick_acked(self, space):
         with self.shared.mu:
