@@ -16,7 +16,9 @@
  * CRC). Applying a stub writes a tombstone, or forgets the memory if it is
  * live, so replay and replicas never bring it back. A stored remember or
  * consolidate entry holds only the memories it applied: a copy of one that is
- * already here, or forgotten here, stays out of the log.
+ * already here, or forgotten here, stays out of the log. A replica stores its
+ * primary's bytes instead; a memory it left out there (its state differs) gets a
+ * reference to the entry all the same, so erasing that id strips it there too.
  *
  * Derived data is written in the same batch as what it derives from: each
  * memory's keyword term list (keywords family, loaded at start-up instead of
@@ -32,8 +34,10 @@
  * comes back, and retired (a semantic memory whose cluster consolidation no
  * longer finds), which a consolidate entry may bring back under the same id.
  * A client's forget of a retired memory makes it a forgotten one, and a
- * forget that another engine wrote (ingested) leaves a tombstone even for an
- * id unknown here, so the key stays blocked on every engine that saw it.
+ * forget that another engine wrote (ingested, or replicated from this space's
+ * primary) leaves a tombstone even for an id unknown here, so the key stays
+ * blocked on every engine that saw it: a consolidation here cannot make a
+ * forgotten semantic memory again under its id.
  *
  * Dropping a space is an entry too: its point mutations go in the indexed
  * batch, its range deletions (mn__apply_ranges) in the plain batch the group is
@@ -553,10 +557,17 @@ static mn_err apply_forget(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
     mn_err rc = mn__record_get_wi(&e->store, b, sp, id, &rec, &found, err);
     if (rc) return rc;
     if (!found) {
-        if (!(p->foreign && en->type == MN_WAL_OP_FORGET && en->op.forget.mode == MN_FORGET_DELETE))
+        if (!((p->foreign || p->replicated) && en->type == MN_WAL_OP_FORGET &&
+              en->op.forget.mode == MN_FORGET_DELETE))
             return mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
-        /* another engine forgot a memory unknown here: its tombstone, so it
-         * can neither arrive nor be consolidated here later */
+        /* another engine (or this replica's primary) forgot a memory unknown here: its
+         * tombstone, so it can neither arrive nor be consolidated here later. A replica
+         * meets this when its state differs from its primary's (a copy made from a
+         * holder that never applied the memory); the entry is applied, not refused. */
+        if (p->replicated) p->forget_unknown = true;
+        /* an entry this replica stored without applying the memory carries its words */
+        if ((rc = erase_in_wal(e, b, sp, p->walcache, id, en->op.forget.at_ms, false, err)))
+            return rc;
         mn_memory_record_t t = {.tombstone = true, .forgotten_at_ms = en->op.forget.at_ms};
         mn_memory_init(&t.mem);
         t.mem.id = *id;
@@ -703,6 +714,42 @@ mn_memory_t *mn__entry_mems(const mn_wal_entry_t *en, size_t *n)
         return en->op.consolidate.mems;
     }
     return NULL;
+}
+
+/* A replicated entry keeps its primary's bytes, the memories this replica left out (its
+ * state differs) included: each of those gets a WAL reference to the entry all the same, so
+ * that erasing its id here later strips its words from this entry too (erase_in_wal), and a
+ * later version of a semantic memory supersedes it there (apply_semantic.c). */
+mn_err mn__apply_ref_left_out(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+{
+    size_t n;
+    const mn_memory_t *mems = mn__entry_mems(&p->entry, &n);
+    mn_err rc = MN_OK;
+    for (size_t i = 0; p->accepted && i < n && !rc; i++) {
+        if (p->accepted[i] || mems[i].forgotten) continue;
+        uint8_t rk[KEY_WALREF_LEN];
+        mn__key_walref(rk, p->sp->sid, &mems[i].id);
+        char *v;
+        size_t vl;
+        if ((rc = mn__store_get_wi(&e->store, b, CF_INDEX, rk, sizeof rk, &v, &vl, &p->err))) break;
+        if (!v) vl = 0;
+        if (vl >= 8 && mn_get_be64((const uint8_t *)v + vl - 8) == p->entry.lsn) {
+            free(v);
+            continue;
+        }
+        uint8_t *nv = malloc(vl + 8);
+        if (!nv) {
+            free(v);
+            rc = mn_error_set(&p->err, MN_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (vl) memcpy(nv, v, vl);
+        mn_put_be64(nv + vl, p->entry.lsn);
+        mn__wb_put(b, e, CF_INDEX, rk, sizeof rk, nv, vl + 8);
+        free(nv);
+        free(v);
+    }
+    return rc;
 }
 
 static mn_err encode_applied(const mn_wal_entry_t *en, const bool *accepted, uint8_t **buf,

@@ -20,6 +20,8 @@ mn_err mn__apply_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *
 /* The entry itself under its lsn: as stored (a remember or consolidate keeps only the
  * memories it applied), or for a replicated entry p->raw, the bytes its primary stored. */
 mn_err mn__apply_put_entry(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b);
+/* A replicated entry: a WAL reference to it for each memory its apply left out. */
+mn_err mn__apply_ref_left_out(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b);
 /* The memories of a remember or consolidate entry, the ones apply accepts one by one
  * (mn__pending.accepted); NULL (*n 0) for any other op. */
 mn_memory_t *mn__entry_mems(const mn_wal_entry_t *en, size_t *n);

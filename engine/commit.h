@@ -22,17 +22,18 @@ typedef struct mn__pending {
     mn__kw_buf *kw;       /* remember, consolidate: per memory of entry */
     size_t n_kw;
     mn_wal_entry_t entry; /* op filled by the caller; lsn/epoch/hlc by the committer */
-    mn__space *sp;      /* referenced by the caller for the op's life */
+    mn__space *sp;        /* referenced by the caller for the op's life */
     bool sync;
     /* remember: per memory, the id to report (from idempotency, an exact
      * duplicate, or the new id), and (when not NULL) whether it is a duplicate */
     mn_id_t *ids_out;
     bool *dup_out;
-    uint8_t (*dedup)[16]; /* remember: per memory of compact, its dedup hash (dedup.c);
-                           * NULL in a space with dedup off */
+    uint8_t (*dedup)[16];          /* remember: per memory of compact, its dedup hash (dedup.c);
+                                    * NULL in a space with dedup off */
     const uint8_t (*dedup_in)[16]; /* remember: per memory of entry, its hash computed by
                                     * the caller off the commit thread (NULL: computed here) */
-    bool foreign;       /* the entry comes from another engine's log (mn_engine_ingest) */
+    bool foreign;        /* the entry comes from another engine's log (mn_engine_ingest) */
+    bool forget_unknown; /* replicated: a forget met an id unknown here (tombstoned) */
     /* replica.c: the entry is the primary's, stored at its own lsn as raw[0..raw_len): no
      * dedup judgement, no re-derivation; one that changes nothing here is stored (noop) */
     bool replicated;
@@ -51,8 +52,8 @@ typedef struct mn__pending {
     mn_wal_hook_fn hook;
     void *hook_arg;
     struct mn__snap_op *snap; /* snapshot.c: an op without an entry of a snapshot install */
-    bool keep_accepted; /* the caller reads (and frees) accepted after the commit */
-    bool derived;       /* made by the commit thread (a re-derivation): it frees it */
+    bool keep_accepted;       /* the caller reads (and frees) accepted after the commit */
+    bool derived;             /* made by the commit thread (a re-derivation): it frees it */
     /* filled by apply: the change in the space's tombstone count, and the
      * semantic memories that listed an episode this entry erased (re-derived
      * at the end of the group) */

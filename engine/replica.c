@@ -142,9 +142,14 @@ mn_err mn__replica_apply(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t
     mn_assert(p->replicated && p->raw);
     rocksdb_writebatch_wi_set_save_point(b);
     mn_err rc = mn__apply_entry(e, p, b);
+    if (!rc) rc = mn__apply_ref_left_out(e, p, b);
     if (!rc) {
         p->n_rederive = 0; /* the primary's re-derivation comes as an entry of its own */
         warn_left_out(p);
+        if (p->forget_unknown)
+            mn_log_warn("space %s: lsn %llu forgets a memory never stored here (kept as a "
+                        "tombstone): this replica's state differs from its primary's",
+                        p->entry.space, (unsigned long long)p->entry.lsn);
         return MN_OK;
     }
     char *msg = NULL;
