@@ -82,10 +82,10 @@ def parse(argv):
                     help="engine.consolidate_interval_s of the nodes: each primary consolidates "
                          "its spaces this often, so semantic memories are made, gossiped and "
                          "judged by the convergence (equal Merkle roots everywhere); 0 = never")
-    ap.add_argument("--forget-semantic", action="store_true",
-                    help="clients also forget semantic memories (workload.py): off by default "
-                         "while the resurrections it finds are open (tests/cluster/README.md, "
-                         "\"Open: forgotten semantic memories\")")
+    ap.add_argument("--forget-semantic", action=argparse.BooleanOptionalAction, default=True,
+                    help="clients also forget semantic memories (workload.py; on by default: "
+                         "tests/cluster/README.md, \"Found and fixed: forgotten semantic "
+                         "memories came back\"); --no-forget-semantic leaves them out")
     ap.add_argument("--env", action="append", default=[],
                     help="KEY=VALUE for every node (e.g. the TEST ONLY MNEMO_TEST_DROP_ACKED=5)")
     a = ap.parse_args(argv)

@@ -9,7 +9,7 @@ holds. An op is one of:
   node's skewed clock) and an idempotency key; a timeout or error is retried
   with the same key until it is acknowledged or the op's budget is spent;
 - forget (mode delete) of an id this client saw acknowledged;
-- with forget_semantic (chaos.py --forget-semantic), also the forget of a semantic
+- with forget_semantic (chaos.py, on unless --no-forget-semantic), the forget of a semantic
   memory (a consolidation made it: nodes in a chaos run consolidate every few
   seconds) listed in the space: recorded as a forget with
   "kind": "semantic", so the checker holds it to the same rule (never seen again
