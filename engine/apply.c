@@ -408,6 +408,9 @@ mn_err mn__apply_stub(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b
         mn_memory_clear(&rec.mem);
         return rc;
     }
+    /* an entry this replica stored without applying the memory still carries it */
+    if ((rc = erase_in_wal(e, b, sp, p->walcache, &m->id, m->forgotten_at_ms, m->retired, err)))
+        return rc;
     mn_memory_record_t t = {.mem = *m, .tombstone = true, .forgotten_at_ms = m->forgotten_at_ms};
     t.mem.retired = m->retired && m->kind == MN_KIND_SEMANTIC;
     if ((rc = mn__apply_put_record(e, b, sp, &t))) return rc;
@@ -471,6 +474,7 @@ static mn_err apply_remember(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
         if (rc) return rc;
         if (v) { /* stored or tombstoned already: never resurrect */
             free(v);
+            p->left_here++;
             continue;
         }
         if (m->idempotency_key) {

@@ -324,17 +324,20 @@ static mn_err apply_semantic(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
     bool found = false;
     if (!rc && !blocked) rc = mn__record_get_wi(&e->store, b, sp, &m->id, &old, &found, err);
     if (rc || blocked) {
+        p->left_blocked += blocked;
         free(state);
         return rc;
     }
     if (found && is_identity_only(m)) { /* it exists here already: its identity changes nothing */
         mn_memory_clear(&old.mem);
         free(state);
+        p->left_here++;
         return MN_OK;
     }
     if (found && old.tombstone && !old.mem.retired) { /* forgotten by a client: stays forgotten */
         mn_memory_clear(&old.mem);
         free(state);
+        p->left_here++;
         return MN_OK;
     }
     bool was_live = found && !old.tombstone;

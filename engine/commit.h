@@ -34,6 +34,9 @@ typedef struct mn__pending {
                                     * the caller off the commit thread (NULL: computed here) */
     bool foreign;        /* the entry comes from another engine's log (mn_engine_ingest) */
     bool forget_unknown; /* replicated: a forget met an id unknown here (tombstoned) */
+    /* replicated: why memories of the entry were left out (replica.c says it): stored or
+     * tombstoned here already, or (a semantic memory) listing an episode forgotten here */
+    uint32_t left_here, left_blocked;
     /* replica.c: the entry is the primary's, stored at its own lsn as raw[0..raw_len): no
      * dedup judgement, no re-derivation; one that changes nothing here is stored (noop) */
     bool replicated;

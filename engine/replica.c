@@ -124,9 +124,10 @@ static void warn_left_out(const mn__pending *p)
     for (size_t i = 0; p->accepted && i < n; i++)
         left += !p->accepted[i] && !mems[i].forgotten;
     if (left)
-        mn_log_warn("space %s: lsn %llu: %zu of its %zu memories not applied here: this "
+        mn_log_warn("space %s: lsn %llu: %zu of its %zu memories not applied here (%u stored or "
+                    "forgotten here already, %u listing an episode forgotten here): this "
                     "replica's state differs from its primary's",
-                    en->space, (unsigned long long)en->lsn, left, n);
+                    en->space, (unsigned long long)en->lsn, left, n, p->left_here, p->left_blocked);
 }
 
 /* The errors of a precondition on the state here, which a replicated entry may meet

@@ -72,6 +72,21 @@ static void remember(world *w)
     w->p.now += 1000;
 }
 
+/* A recall that reinforces what it returns (an entry the background writes). */
+static void recall(world *w)
+{
+    float v[DIM] = {0};
+    v[next(w) % CLUSTERS] = 1;
+    mn_recall_req_t q = {.embedding = v, .dim = DIM, .k = 5, .reinforce = true};
+    mn_filter_init(&q.filter);
+    mn_recall_result_t r;
+    mn_error err = {0};
+    if (mn_engine_recall(w->p.e, "s", &q, &r, &err))
+        fail_msg("seed %u step %u: recall: %s", w->seed, w->step, err.message);
+    mn_recall_result_clear(&r);
+    w->p.now += 1000;
+}
+
 static void consolidate(mn_engine_t *e, world *w, const char *who)
 {
     mn_consolidate_opts_t o = {.threshold = 0.9f, .min_support = 3};
@@ -156,12 +171,16 @@ static void run_seed(unsigned seed)
 {
     world w = {.seed = seed, .rng = 0x9E3779B97F4A7C15ull ^ seed};
     mn_test_eng_init(&w.p, "mnemo-replay-p");
+    w.p.opts.link_max = 5; /* the server's background links, as entries of their own */
+    w.p.opts.link_threshold = 0.5f;
     mn_test_eng_open(&w.p);
     make_space(w.p.e);
     for (w.step = 1; w.step <= 60; w.step++) {
         uint32_t op = next(&w) % 100;
-        if (op < 45 || w.n_eps < 6)
+        if (op < 40 || w.n_eps < 6)
             remember(&w);
+        else if (op < 45)
+            recall(&w);
         else if (op < 60)
             consolidate(w.p.e, &w, "the primary's");
         else if (op < 75)
@@ -334,12 +353,57 @@ static void test_a_forget_scrubs_an_entry_whose_memory_was_left_out(void **state
     mn_test_eng_free(&w.p);
 }
 
+/* The same holder, when the primary retires the memory instead (its episodes forgotten
+ * one by one until too few are left): each version the holder left out loses its words in
+ * the holder's log as on the primary's, and the holder's log ends as its primary's. */
+static void test_a_retirement_scrubs_the_versions_a_holder_left_out(void **state)
+{
+    (void)state;
+    world w = {.seed = 0, .rng = 7};
+    mn_id_t sem = primary_with_semantic(&w);
+    mn_error err = {0};
+    mn_memory_t sm;
+    assert_int_equal(mn_engine_get(w.p.e, "s", &sem, false, &sm, &err), MN_OK);
+    char *words = strndup(sm.content, sm.content_len);
+    size_t n_support = sm.n_support;
+    mn_id_t support[16];
+    assert_true(n_support >= 3 && n_support <= 16);
+    memcpy(support, sm.support, n_support * sizeof *support);
+    mn_memory_clear(&sm);
+    mn_test_wal log = {0};
+    assert_int_equal(mn_test_wal_read(w.p.e, "s", 1, 0, &log), MN_OK);
+    assert_int_equal(edit_log(&log, stub_memory, &support[0]), 1);
+    mn_test_eng r;
+    copy_from(&r, &w, &log);
+    uint64_t next = log.n + 1;
+    mn_test_wal_free(&log);
+    /* the primary forgets the other episodes until the memory is retired */
+    for (size_t i = 1; i < n_support; i++) {
+        assert_int_equal(mn_engine_forget(w.p.e, "s", &support[i], MN_FORGET_DELETE, &err), MN_OK);
+        w.p.now += 1000;
+    }
+    assert_int_equal(mn_engine_get(w.p.e, "s", &sem, false, &sm, &err), MN_ERR_GONE);
+    mn_engine_wait_background(w.p.e);
+    assert_int_equal(mn_test_wal_read(w.p.e, "s", next, 0, &log), MN_OK);
+    assert_int_equal(mn_engine_replicate(r.e, "s", next, (const uint8_t *const *)log.bufs, log.lens,
+                                         log.n, &err),
+                     MN_OK);
+    mn_test_wal_free(&log);
+    assert_int_equal(mn_engine_get(r.e, "s", &sem, false, &sm, &err), MN_ERR_GONE);
+    assert_int_equal(mn_test_count_stored(w.p.e, words, strlen(words)), 0);
+    assert_int_equal(mn_test_count_stored(r.e, words, strlen(words)), 0);
+    free(words);
+    mn_test_eng_free(&r);
+    mn_test_eng_free(&w.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_fresh_copy_keeps_forgotten_memories_forgotten),
         cmocka_unit_test(test_a_forget_of_a_memory_never_applied_here_blocks_its_id),
         cmocka_unit_test(test_a_forget_scrubs_an_entry_whose_memory_was_left_out),
+        cmocka_unit_test(test_a_retirement_scrubs_the_versions_a_holder_left_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
