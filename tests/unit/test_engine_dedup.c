@@ -327,9 +327,9 @@ static void near_dup_space(fx *f, mn_id_t *ids)
     mn_memory_t a = mem("the meeting moved to 3pm", va), b = mem("meeting moved to 3 pm", vb),
                 c = mem("the meeting is now at 3pm", vc), o = mem("lunch with ann", vd);
     ids[0] = put(f, "s", &a, NULL);
-    f->now += 1000;
+    __atomic_add_fetch(&f->now, 1000, __ATOMIC_SEQ_CST); /* the linker thread reads it */
     ids[1] = put(f, "s", &b, NULL);
-    f->now += 1000;
+    __atomic_add_fetch(&f->now, 1000, __ATOMIC_SEQ_CST); /* the linker thread reads it */
     ids[2] = put(f, "s", &c, NULL);
     ids[3] = put(f, "s", &o, NULL);
     /* two more of the group: with k = 2 its five fill the first ranking (2k deep) */

@@ -40,6 +40,29 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
     return remove(path);
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define MN_TEST_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MN_TEST_SANITIZED 1
+#endif
+
+bool mn_test_sanitized(void)
+{
+#ifdef MN_TEST_SANITIZED
+    return true;
+#else
+    return false;
+#endif
+}
+
+int mn_test_seeds(int n)
+{
+    return mn_test_sanitized() && n > 1 ? 1 : n;
+}
+
 void mn_test_rmrf(const char *path)
 {
     if (path) nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);

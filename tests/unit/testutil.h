@@ -8,6 +8,12 @@
 #include "mnemo/engine.h"
 /* mkdtemp under $TMPDIR (or /tmp) with the given prefix; returns a malloc'd path. */
 char *mn_test_tmpdir(const char *prefix);
+/* How many of n seeds a simulation test runs: all n in a plain build; the first alone in a
+ * sanitizer build (ASan+UBSan, TSan), which looks for memory and thread errors in the code
+ * paths, not at the spread over seeds (the plain build judges that, in the same `make test`). */
+int mn_test_seeds(int n);
+/* Is this a sanitizer build? */
+bool mn_test_sanitized(void);
 /* rm -rf path (best effort). */
 void mn_test_rmrf(const char *path);
 /* Engine options for unit tests on dir: small caches, and no sweeper thread,
@@ -17,7 +23,7 @@ void mn_test_engine_options(mn_engine_options_t *o, const char *dir);
 typedef struct mn_test_eng {
     char *dir;
     mn_engine_t *e;
-    int64_t now;            /* the fake clock's time in ms (tests move it) */
+    int64_t now;              /* the fake clock's time in ms (tests move it) */
     mn_engine_options_t opts; /* what opening uses */
 } mn_test_eng;
 
