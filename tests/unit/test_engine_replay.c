@@ -132,6 +132,31 @@ static void none_back(mn_engine_t *e, const world *w, const char *when)
     }
 }
 
+/* No entry of e's log carries a memory a client forgot but as its erased stub. */
+static void no_words_left(mn_engine_t *e, const world *w, const char *who)
+{
+    mn_test_wal log = {0};
+    assert_int_equal(mn_test_wal_read(e, "s", 1, 0, &log), MN_OK);
+    for (size_t i = 0; i < log.n; i++) {
+        mn_wal_entry_t en;
+        mn_error err = {0};
+        assert_int_equal(mn_wire_wal_decode(log.bufs[i], log.lens[i], &en, &err), MN_OK);
+        size_t n = en.type == MN_WAL_OP_CONSOLIDATE ? en.op.consolidate.n : 0;
+        for (size_t j = 0; j < n; j++)
+            for (size_t f = 0; f < w->n_forgot; f++) {
+                const mn_memory_t *m = &en.op.consolidate.mems[j];
+                if (mn_id_cmp(&m->id, &w->forgot[f]) || m->forgotten || !m->content_len) continue;
+                char hex[40];
+                mn_id_format(&m->id, hex);
+                fail_msg("seed %u step %u: %s log, lsn %llu still holds the words of forgotten "
+                         "%s",
+                         w->seed, w->step, who, (unsigned long long)en.lsn, hex);
+            }
+        mn_wal_entry_clear(&en);
+    }
+    mn_test_wal_free(&log);
+}
+
 /* A fresh copy reads the primary's whole log, leads (epoch 2) and consolidates. */
 static void fresh_copy(world *w)
 {
@@ -161,6 +186,8 @@ static void fresh_copy(world *w)
                  (unsigned long long)sb.tombstones, (unsigned long long)sa.memories,
                  (unsigned long long)sa.tombstones);
     none_back(r.e, w, "on a fresh copy");
+    no_words_left(w->p.e, w, "the primary's");
+    no_words_left(r.e, w, "the copy's");
     assert_int_equal(mn_engine_space_set_role(r.e, "s", MN_SPACE_PRIMARY, 2, &err), MN_OK);
     consolidate(r.e, w, "the copy's");
     none_back(r.e, w, "after the copy consolidated");
@@ -397,6 +424,32 @@ static void test_a_retirement_scrubs_the_versions_a_holder_left_out(void **state
     mn_test_eng_free(&w.p);
 }
 
+/* A semantic memory updated by a later consolidation, then forgotten: neither version's
+ * entry keeps its words, on the primary or on a copy. */
+static void test_a_forgotten_updated_memory_leaves_no_version_behind(void **state)
+{
+    (void)state;
+    world w = {.seed = 0, .rng = 3};
+    mn_id_t sem = primary_with_semantic(&w);
+    uint64_t lsn0 = 0;
+    mn_error err = {0};
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 3 * CLUSTERS; i++)
+            remember(&w);
+        size_t before = w.n_sems;
+        consolidate(w.p.e, &w, "the primary's");
+        for (size_t i = before; i < w.n_sems; i++)
+            if (!mn_id_cmp(&w.sems[i], &sem)) lsn0++; /* a new version of sem */
+    }
+    assert_true(lsn0 >= 1);
+    assert_int_equal(mn_engine_forget(w.p.e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
+    w.forgot[w.n_forgot++] = sem;
+    mn_engine_wait_background(w.p.e);
+    no_words_left(w.p.e, &w, "the primary's");
+    fresh_copy(&w);
+    mn_test_eng_free(&w.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_a_forget_of_a_memory_never_applied_here_blocks_its_id),
         cmocka_unit_test(test_a_forget_scrubs_an_entry_whose_memory_was_left_out),
         cmocka_unit_test(test_a_retirement_scrubs_the_versions_a_holder_left_out),
+        cmocka_unit_test(test_a_forgotten_updated_memory_leaves_no_version_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
