@@ -51,6 +51,7 @@
 #include "events.h"
 #include "mnemo/assert.h"
 #include "record.h"
+#include "repair.h"
 #include "space_index.h"
 #include "text/keyword.h"
 #include "vec.h"
@@ -357,10 +358,11 @@ static mn_err erase_memory(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi
     mn__key_strength(sk, sp->sid, id);
     mn__wb_del(b, e, CF_INDEX, sk, sizeof sk);
     mn_err rc = MN_OK;
-    if (rec->mem.kind == MN_KIND_SEMANTIC) /* its episodes lose the mark and the link */
+    if (rec->mem.kind == MN_KIND_SEMANTIC) { /* its episodes lose the mark and the link */
         for (size_t j = 0; j < rec->mem.n_support && !rc; j++)
             rc = mn__apply_unlist_support(e, b, sp, &rec->mem.support[j], id, err);
-    else
+        if (!rc) rc = mn__repair_clear(e, b, sp, id, err);
+    } else
         rc = mn__apply_take_holders(e, p, b, id, err);
     if (!rc) rc = erase_in_wal(e, b, sp, p->walcache, id, at_ms, retired, err);
     if (!rc) rc = mn__dedup_erase(e, b, sp, id, err);

@@ -21,6 +21,7 @@
 #include "apply_internal.h"
 #include "assoc.h"
 #include "mnemo/assert.h"
+#include "repair.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -396,6 +397,7 @@ mn_err mn__apply_consolidate(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_
     for (size_t i = 0; i < n && !rc; i++) {
         const mn_memory_t *m = &en->op.consolidate.mems[i];
         p->accepted[i] = false;
+        if ((rc = mn__repair_clear(e, b, p->sp, &m->id, &p->err))) break; /* it is dealt with */
         if (m->forgotten) {
             rc = mn__apply_stub(e, p, b, m, &p->accepted[i], &p->err);
             continue;

@@ -13,6 +13,8 @@
  *   BG_BATCH are queued), so a burst of reinforcing recalls becomes one entry
  *   per window or per BG_BATCH hits; at shutdown the queued ones are written.
  *
+ * - repair: a space this node was promoted to lead re-derives the semantic memories
+ *   its old primary left un-re-derived (repair.c).
  * - scheduled consolidation: every engine.consolidate_interval_ms (the first
  *   run one interval after start), every space is consolidated
  *   (consolidate.c). It runs here rather than on the expiry sweeper so that it
@@ -30,6 +32,7 @@
 #include "decay.h"
 #include "engine_internal.h"
 #include "indexer.h"
+#include "repair.h"
 #include "replica.h"
 #include "space_index.h"
 
@@ -48,11 +51,11 @@
 typedef struct link_job {
     mn__space *sp; /* referenced while queued */
     mn_id_t id;
-    uint8_t kind;  /* BG_LINK | BG_REINFORCE */
+    uint8_t kind;  /* BG_LINK | BG_REINFORCE | BG_REPAIR (id unused) */
     int64_t at_ms; /* reinforce: when the memory was recalled */
 } link_job;
 
-enum { BG_LINK = 0, BG_REINFORCE = 1 };
+enum { BG_LINK = 0, BG_REINFORCE = 1, BG_REPAIR = 2 };
 
 /* The job queue and the thread that drains it. */
 struct mn__linker {
@@ -102,6 +105,12 @@ void mn__reinforce_enqueue(mn_engine_t *e, mn__space *sp, const mn_id_t *ids, si
                            int64_t at_ms)
 {
     enqueue(e, sp, ids, n, BG_REINFORCE, at_ms);
+}
+
+void mn__repair_enqueue(mn_engine_t *e, mn__space *sp)
+{
+    mn_id_t none = {0};
+    enqueue(e, sp, &none, 1, BG_REPAIR, 0);
 }
 
 /* New strengths for recalled memories of sp, committed as one entry. */
@@ -254,6 +263,8 @@ static void run_batch(mn_engine_t *e, link_job *batch, size_t n)
         if (!atomic_load(&batch[i].sp->dropped)) {
             if (batch[i].kind == BG_LINK)
                 link_space(e, batch[i].sp, batch + i, j - i);
+            else if (batch[i].kind == BG_REPAIR)
+                mn__repair_space(e, batch[i].sp);
             else
                 reinforce_space(e, batch[i].sp, batch + i, j - i);
         }

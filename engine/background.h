@@ -1,5 +1,5 @@
-/* The background thread (background.c): semantic linking, reinforcement and
- * scheduled consolidation, off the callers' paths. */
+/* The background thread (background.c): semantic linking, reinforcement, the repair of a
+ * promoted copy and scheduled consolidation, off the callers' paths. */
 #ifndef MN_ENGINE_BACKGROUND_H
 #define MN_ENGINE_BACKGROUND_H
 
@@ -13,5 +13,8 @@ void mn__linker_enqueue(mn_engine_t *e, mn__space *sp, const mn_id_t *ids, size_
 /* Queues recalled memories of sp for reinforcement as of at_ms. */
 void mn__reinforce_enqueue(mn_engine_t *e, mn__space *sp, const mn_id_t *ids, size_t n,
                            int64_t at_ms);
+
+/* Queues the repair of sp, whose copy here now leads it (repair.c). */
+void mn__repair_enqueue(mn_engine_t *e, mn__space *sp);
 
 #endif

@@ -98,6 +98,11 @@ void mn__key_consolidated(uint8_t *k, uint32_t sid, const mn_id_t *id)
     key_tagged_id(k, sid, 'c', id);
 }
 
+void mn__key_rederive(uint8_t *k, uint32_t sid, const mn_id_t *id)
+{
+    key_tagged_id(k, sid, 'R', id);
+}
+
 void mn__key_head(uint8_t *k, uint32_t sid, const mn_id_t *lineage)
 {
     key_tagged_id(k, sid, 'v', lineage);

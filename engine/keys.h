@@ -17,6 +17,8 @@
  *           sid | 'D' | id                     -> its dedup hash (so a forget finds 'd')
  *           sid | 'v' | lineage id             -> the id of its current version (corrected
  *                                                 memories only)
+ *           sid | 'R' | id                     -> ""  (a semantic memory a replica's erasure
+ *                                                 left for its primary to re-derive: repair.c)
  * Times are stored order-preserving (mn__key_time_bits). A leaf: it knows
  * bytes, not the store. */
 #ifndef MN_ENGINE_KEYS_H
@@ -65,6 +67,9 @@ void mn__key_strength(uint8_t *k, uint32_t sid, const mn_id_t *id);
 /* A consolidated episode: the semantic memories that list it (16 bytes each,
  * sorted; the key goes with the last one). */
 void mn__key_consolidated(uint8_t *k, uint32_t sid, const mn_id_t *id);
+/* A semantic memory that lists an episode erased here by a replicated entry, whose
+ * re-derivation (the primary's next entry) has not arrived yet (repair.c). */
+void mn__key_rederive(uint8_t *k, uint32_t sid, const mn_id_t *id);
 /* A corrected memory's lineage: the id of its current version (versions.c). A lineage
  * never corrected has no key: its first version is current. */
 void mn__key_head(uint8_t *k, uint32_t sid, const mn_id_t *lineage);

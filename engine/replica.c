@@ -23,7 +23,9 @@
 #include "replica.h"
 
 #include "apply.h"
+#include "background.h"
 #include "engine_internal.h"
+#include "repair.h"
 #include "mnemo/assert.h"
 #include "mnemo/util.h"
 
@@ -70,11 +72,13 @@ static void stage_role(mn_engine_t *e, mn__pending *p)
                              (unsigned long long)p->role_epoch, (unsigned long long)last);
         return;
     }
+    bool promoted = mn__space_is_replica(sp) && p->role == MN_SPACE_PRIMARY;
     pthread_rwlock_wrlock(&sp->lock);
     if (p->role_epoch) sp->epoch = p->role_epoch;
     if (sp->epoch < last) sp->epoch = last; /* "keep": at least the log's */
     atomic_store_explicit(&sp->role, (int)p->role, memory_order_release);
     pthread_rwlock_unlock(&sp->lock);
+    if (promoted) mn__repair_enqueue(e, sp); /* what its old primary left (repair.c) */
 }
 
 void mn__replica_stage_control(mn_engine_t *e, mn__pending *p)
@@ -144,6 +148,7 @@ mn_err mn__replica_apply(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t
     rocksdb_writebatch_wi_set_save_point(b);
     mn_err rc = mn__apply_entry(e, p, b);
     if (!rc) rc = mn__apply_ref_left_out(e, p, b);
+    if (!rc) rc = mn__repair_note(e, p, b); /* until the primary's re-derivation arrives */
     if (!rc) {
         p->n_rederive = 0; /* the primary's re-derivation comes as an entry of its own */
         warn_left_out(p);

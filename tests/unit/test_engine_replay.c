@@ -25,11 +25,12 @@
 #define MAX_IDS 256
 
 typedef struct world {
-    mn_test_eng p;
+    mn_test_eng *p; /* the primary: calloc'd (its clock points at it) */
     uint64_t rng;
     mn_id_t eps[MAX_IDS], sems[MAX_IDS], forgot[MAX_IDS];
     size_t n_eps, n_sems, n_forgot;
     unsigned seed, step;
+    uint64_t epoch; /* the primary's (1 from the space's creation) */
 } world;
 
 static uint32_t next(world *w)
@@ -38,6 +39,35 @@ static uint32_t next(world *w)
     w->rng ^= w->rng >> 7;
     w->rng ^= w->rng << 17;
     return (uint32_t)(w->rng >> 11);
+}
+
+/* A new engine for the primary, linking as a server's does. */
+static mn_test_eng *engine_new(const char *prefix)
+{
+    mn_test_eng *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    mn_test_eng_init(t, prefix);
+    t->opts.link_max = 5; /* the server's background links, as entries of their own */
+    t->opts.link_threshold = 0.5f;
+    mn_test_eng_open(t);
+    return t;
+}
+
+static void engine_free(mn_test_eng *t)
+{
+    mn_test_eng_free(t);
+    free(t);
+}
+
+static void primary_open(world *w)
+{
+    w->p = engine_new("mnemo-replay-p");
+}
+
+static void primary_free(world *w)
+{
+    engine_free(w->p);
+    w->p = NULL;
 }
 
 static void make_space(mn_engine_t *e)
@@ -66,10 +96,10 @@ static void remember(world *w)
     m.dim = DIM;
     mn_error err = {0};
     mn_id_t id;
-    if (mn_engine_remember(w->p.e, "s", &m, 1, &id, &err))
+    if (mn_engine_remember(w->p->e, "s", &m, 1, &id, &err))
         fail_msg("seed %u step %u: remember: %s", w->seed, w->step, err.message);
     if (w->n_eps < MAX_IDS) w->eps[w->n_eps++] = id;
-    w->p.now += 1000;
+    w->p->now += 1000;
 }
 
 /* A recall that reinforces what it returns (an entry the background writes). */
@@ -81,10 +111,10 @@ static void recall(world *w)
     mn_filter_init(&q.filter);
     mn_recall_result_t r;
     mn_error err = {0};
-    if (mn_engine_recall(w->p.e, "s", &q, &r, &err))
+    if (mn_engine_recall(w->p->e, "s", &q, &r, &err))
         fail_msg("seed %u step %u: recall: %s", w->seed, w->step, err.message);
     mn_recall_result_clear(&r);
-    w->p.now += 1000;
+    w->p->now += 1000;
 }
 
 static void consolidate(mn_engine_t *e, world *w, const char *who)
@@ -94,7 +124,7 @@ static void consolidate(mn_engine_t *e, world *w, const char *who)
     mn_error err = {0};
     if (mn_engine_consolidate(e, "s", &o, &r, &err))
         fail_msg("seed %u step %u: %s consolidate: %s", w->seed, w->step, who, err.message);
-    for (size_t i = 0; w && e == w->p.e && i < r.n_ids && w->n_sems < MAX_IDS; i++)
+    for (size_t i = 0; w && e == w->p->e && i < r.n_ids && w->n_sems < MAX_IDS; i++)
         w->sems[w->n_sems++] = r.ids[i];
     free(r.ids);
 }
@@ -105,11 +135,11 @@ static void forget_one(world *w, const mn_id_t *ids, size_t n, bool record)
     for (size_t tries = 0; n && tries < 4; tries++) {
         const mn_id_t *id = &ids[next(w) % n];
         mn_error err = {0};
-        mn_err rc = mn_engine_forget(w->p.e, "s", id, MN_FORGET_DELETE, &err);
+        mn_err rc = mn_engine_forget(w->p->e, "s", id, MN_FORGET_DELETE, &err);
         if (rc == MN_ERR_GONE || rc == MN_ERR_NOT_FOUND) continue;
         if (rc) fail_msg("seed %u step %u: forget: %s", w->seed, w->step, err.message);
         if (record && w->n_forgot < MAX_IDS) w->forgot[w->n_forgot++] = *id;
-        w->p.now += 1000;
+        w->p->now += 1000;
         return;
     }
 }
@@ -157,68 +187,69 @@ static void no_words_left(mn_engine_t *e, const world *w, const char *who)
     mn_test_wal_free(&log);
 }
 
-/* A fresh copy reads the primary's whole log, leads (epoch 2) and consolidates. */
-static void fresh_copy(world *w)
+/* A fresh copy reads the primary's whole log and leads (the next epoch) and consolidates;
+ * with hand_over it stays the primary from then on, as a cluster's rebuilt holder may. */
+static void fresh_copy(world *w, bool hand_over)
 {
-    mn_engine_wait_background(w->p.e);
-    mn_test_eng r;
-    mn_test_eng_init(&r, "mnemo-replay-r");
-    mn_test_eng_open(&r);
-    r.now = w->p.now;
+    mn_engine_wait_background(w->p->e);
+    mn_test_eng *r = engine_new("mnemo-replay-r");
+    r->now = w->p->now;
     mn_test_wal log = {0};
-    assert_int_equal(mn_test_wal_read(w->p.e, "s", 1, 0, &log), MN_OK);
+    assert_int_equal(mn_test_wal_read(w->p->e, "s", 1, 0, &log), MN_OK);
     mn_error err = {0};
     for (size_t i = 0; i < log.n; i += 7) {
         size_t m = log.n - i < 7 ? log.n - i : 7;
-        if (mn_engine_replicate(r.e, "s", i + 1, (const uint8_t *const *)log.bufs + i, log.lens + i,
-                                m, &err))
+        if (mn_engine_replicate(r->e, "s", i + 1, (const uint8_t *const *)log.bufs + i,
+                                log.lens + i, m, &err))
             fail_msg("seed %u step %u: replicate lsn %zu: %s", w->seed, w->step, i + 1,
                      err.message);
     }
     mn_test_wal_free(&log);
     mn_space_stats_t sa, sb;
-    assert_int_equal(mn_engine_space_get(w->p.e, "s", &sa, &err), MN_OK);
-    assert_int_equal(mn_engine_space_get(r.e, "s", &sb, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(w->p->e, "s", &sa, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(r->e, "s", &sb, &err), MN_OK);
     if (sa.memories != sb.memories || sa.tombstones != sb.tombstones)
         fail_msg("seed %u step %u: the copy holds %llu memories and %llu tombstones, the "
                  "primary %llu and %llu",
                  w->seed, w->step, (unsigned long long)sb.memories,
                  (unsigned long long)sb.tombstones, (unsigned long long)sa.memories,
                  (unsigned long long)sa.tombstones);
-    none_back(r.e, w, "on a fresh copy");
-    no_words_left(w->p.e, w, "the primary's");
-    no_words_left(r.e, w, "the copy's");
-    assert_int_equal(mn_engine_space_set_role(r.e, "s", MN_SPACE_PRIMARY, 2, &err), MN_OK);
-    consolidate(r.e, w, "the copy's");
-    none_back(r.e, w, "after the copy consolidated");
-    mn_test_eng_free(&r);
+    none_back(r->e, w, "on a fresh copy");
+    no_words_left(w->p->e, w, "the primary's");
+    no_words_left(r->e, w, "the copy's");
+    w->epoch++;
+    assert_int_equal(mn_engine_space_set_role(r->e, "s", MN_SPACE_PRIMARY, w->epoch, &err), MN_OK);
+    if (hand_over) {
+        primary_free(w);
+        w->p = r;
+    }
+    consolidate(r->e, w, "the copy's");
+    none_back(r->e, w, "after the copy consolidated");
+    if (!hand_over) engine_free(r);
 }
 
 static void run_seed(unsigned seed)
 {
-    world w = {.seed = seed, .rng = 0x9E3779B97F4A7C15ull ^ seed};
-    mn_test_eng_init(&w.p, "mnemo-replay-p");
-    w.p.opts.link_max = 5; /* the server's background links, as entries of their own */
-    w.p.opts.link_threshold = 0.5f;
-    mn_test_eng_open(&w.p);
-    make_space(w.p.e);
-    for (w.step = 1; w.step <= 60; w.step++) {
+    world w = {.seed = seed, .rng = 0x9E3779B97F4A7C15ull ^ seed, .epoch = 1};
+    primary_open(&w);
+    make_space(w.p->e);
+    for (w.step = 1; w.step <= 100; w.step++) {
         uint32_t op = next(&w) % 100;
         if (op < 40 || w.n_eps < 6)
             remember(&w);
         else if (op < 45)
             recall(&w);
         else if (op < 60)
-            consolidate(w.p.e, &w, "the primary's");
+            consolidate(w.p->e, &w, "the primary's");
         else if (op < 75)
             forget_one(&w, w.eps, w.n_eps, false);
         else
             forget_one(&w, w.sems, w.n_sems, true);
-        if (w.step % 20 == 0) fresh_copy(&w);
+        if (w.step % 20 == 0) fresh_copy(&w, w.step % 40 == 0); /* every other one leads */
     }
-    consolidate(w.p.e, &w, "the primary's");
-    none_back(w.p.e, &w, "on the primary");
-    mn_test_eng_free(&w.p);
+    consolidate(w.p->e, &w, "the primary's");
+    none_back(w.p->e, &w, "on the primary");
+    primary_free(&w);
 }
 
 static void test_a_fresh_copy_keeps_forgotten_memories_forgotten(void **state)
@@ -231,14 +262,13 @@ static void test_a_fresh_copy_keeps_forgotten_memories_forgotten(void **state)
 /* A primary with one cluster consolidated at least; returns its first semantic memory. */
 static mn_id_t primary_with_semantic(world *w)
 {
-    mn_test_eng_init(&w->p, "mnemo-replay-p");
-    mn_test_eng_open(&w->p);
-    make_space(w->p.e);
+    primary_open(w);
+    make_space(w->p->e);
     for (int i = 0; i < 3 * CLUSTERS; i++) /* three at least in one cluster */
         remember(w);
-    consolidate(w->p.e, w, "the primary's");
+    consolidate(w->p->e, w, "the primary's");
     assert_true(w->n_sems >= 1);
-    mn_engine_wait_background(w->p.e);
+    mn_engine_wait_background(w->p->e);
     return w->sems[0];
 }
 
@@ -266,7 +296,7 @@ static void copy_from(mn_test_eng *r, const world *w, const mn_test_wal *log)
 {
     mn_test_eng_init(r, "mnemo-replay-r");
     mn_test_eng_open(r);
-    r->now = w->p.now;
+    r->now = w->p->now;
     mn_error err = {0};
     if (mn_engine_replicate(r->e, "s", 1, (const uint8_t *const *)log->bufs, log->lens, log->n,
                             &err))
@@ -314,23 +344,23 @@ static void test_a_forget_of_a_memory_never_applied_here_blocks_its_id(void **st
     world w = {.seed = 0, .rng = 1};
     mn_id_t sem = primary_with_semantic(&w);
     mn_error err = {0};
-    assert_int_equal(mn_engine_forget(w.p.e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
+    assert_int_equal(mn_engine_forget(w.p->e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
     w.forgot[w.n_forgot++] = sem;
     remember(&w);
     mn_test_wal log = {0};
-    assert_int_equal(mn_test_wal_read(w.p.e, "s", 1, 0, &log), MN_OK);
+    assert_int_equal(mn_test_wal_read(w.p->e, "s", 1, 0, &log), MN_OK);
     assert_int_equal(edit_log(&log, cut_memory, &sem), 1);
     mn_test_eng r;
     copy_from(&r, &w, &log);
     mn_test_wal_free(&log);
     none_back(r.e, &w, "on the copy");
     mn_space_stats_t sa, sb;
-    assert_int_equal(mn_engine_space_get(w.p.e, "s", &sa, &err), MN_OK);
+    assert_int_equal(mn_engine_space_get(w.p->e, "s", &sa, &err), MN_OK);
     assert_int_equal(mn_engine_space_get(r.e, "s", &sb, &err), MN_OK);
     assert_int_equal(sb.tombstones, sa.tombstones);
     lead_and_consolidate(&r, &w);
     mn_test_eng_free(&r);
-    mn_test_eng_free(&w.p);
+    primary_free(&w);
 }
 
 /* A holder whose state differs leaves a memory of a shipped entry unapplied (here: an
@@ -344,14 +374,14 @@ static void test_a_forget_scrubs_an_entry_whose_memory_was_left_out(void **state
     mn_id_t sem = primary_with_semantic(&w);
     mn_error err = {0};
     mn_memory_t sm;
-    assert_int_equal(mn_engine_get(w.p.e, "s", &sem, false, &sm, &err), MN_OK);
+    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_OK);
     assert_true(sm.n_support >= 3 && sm.content_len > 0);
     char *words = strndup(sm.content, sm.content_len);
     mn_id_t support0 = sm.support[0];
     mn_memory_clear(&sm);
     /* the log so far, with the support's remember arriving erased: the holder's state */
     mn_test_wal log = {0};
-    assert_int_equal(mn_test_wal_read(w.p.e, "s", 1, 0, &log), MN_OK);
+    assert_int_equal(mn_test_wal_read(w.p->e, "s", 1, 0, &log), MN_OK);
     assert_int_equal(edit_log(&log, stub_memory, &support0), 1);
     mn_test_eng r;
     copy_from(&r, &w, &log);
@@ -362,10 +392,10 @@ static void test_a_forget_scrubs_an_entry_whose_memory_was_left_out(void **state
     assert_true(mn_test_count_stored(r.e, words, strlen(words)) > 0); /* in the stored entry */
 
     /* the primary forgets it; the holder reads the forget */
-    assert_int_equal(mn_engine_forget(w.p.e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
+    assert_int_equal(mn_engine_forget(w.p->e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
     w.forgot[w.n_forgot++] = sem;
-    mn_engine_wait_background(w.p.e);
-    assert_int_equal(mn_test_wal_read(w.p.e, "s", next, 0, &log), MN_OK);
+    mn_engine_wait_background(w.p->e);
+    assert_int_equal(mn_test_wal_read(w.p->e, "s", next, 0, &log), MN_OK);
     assert_true(log.n >= 1);
     assert_int_equal(mn_engine_replicate(r.e, "s", next, (const uint8_t *const *)log.bufs, log.lens,
                                          log.n, &err),
@@ -373,11 +403,11 @@ static void test_a_forget_scrubs_an_entry_whose_memory_was_left_out(void **state
     mn_test_wal_free(&log);
     none_back(r.e, &w, "on the holder");
     assert_int_equal(mn_test_count_stored(r.e, words, strlen(words)), 0);
-    assert_int_equal(mn_test_count_stored(w.p.e, words, strlen(words)), 0);
+    assert_int_equal(mn_test_count_stored(w.p->e, words, strlen(words)), 0);
     lead_and_consolidate(&r, &w);
     free(words);
     mn_test_eng_free(&r);
-    mn_test_eng_free(&w.p);
+    primary_free(&w);
 }
 
 /* The same holder, when the primary retires the memory instead (its episodes forgotten
@@ -390,7 +420,7 @@ static void test_a_retirement_scrubs_the_versions_a_holder_left_out(void **state
     mn_id_t sem = primary_with_semantic(&w);
     mn_error err = {0};
     mn_memory_t sm;
-    assert_int_equal(mn_engine_get(w.p.e, "s", &sem, false, &sm, &err), MN_OK);
+    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_OK);
     char *words = strndup(sm.content, sm.content_len);
     size_t n_support = sm.n_support;
     mn_id_t support[16];
@@ -398,7 +428,7 @@ static void test_a_retirement_scrubs_the_versions_a_holder_left_out(void **state
     memcpy(support, sm.support, n_support * sizeof *support);
     mn_memory_clear(&sm);
     mn_test_wal log = {0};
-    assert_int_equal(mn_test_wal_read(w.p.e, "s", 1, 0, &log), MN_OK);
+    assert_int_equal(mn_test_wal_read(w.p->e, "s", 1, 0, &log), MN_OK);
     assert_int_equal(edit_log(&log, stub_memory, &support[0]), 1);
     mn_test_eng r;
     copy_from(&r, &w, &log);
@@ -406,22 +436,22 @@ static void test_a_retirement_scrubs_the_versions_a_holder_left_out(void **state
     mn_test_wal_free(&log);
     /* the primary forgets the other episodes until the memory is retired */
     for (size_t i = 1; i < n_support; i++) {
-        assert_int_equal(mn_engine_forget(w.p.e, "s", &support[i], MN_FORGET_DELETE, &err), MN_OK);
-        w.p.now += 1000;
+        assert_int_equal(mn_engine_forget(w.p->e, "s", &support[i], MN_FORGET_DELETE, &err), MN_OK);
+        w.p->now += 1000;
     }
-    assert_int_equal(mn_engine_get(w.p.e, "s", &sem, false, &sm, &err), MN_ERR_GONE);
-    mn_engine_wait_background(w.p.e);
-    assert_int_equal(mn_test_wal_read(w.p.e, "s", next, 0, &log), MN_OK);
+    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_ERR_GONE);
+    mn_engine_wait_background(w.p->e);
+    assert_int_equal(mn_test_wal_read(w.p->e, "s", next, 0, &log), MN_OK);
     assert_int_equal(mn_engine_replicate(r.e, "s", next, (const uint8_t *const *)log.bufs, log.lens,
                                          log.n, &err),
                      MN_OK);
     mn_test_wal_free(&log);
     assert_int_equal(mn_engine_get(r.e, "s", &sem, false, &sm, &err), MN_ERR_GONE);
-    assert_int_equal(mn_test_count_stored(w.p.e, words, strlen(words)), 0);
+    assert_int_equal(mn_test_count_stored(w.p->e, words, strlen(words)), 0);
     assert_int_equal(mn_test_count_stored(r.e, words, strlen(words)), 0);
     free(words);
     mn_test_eng_free(&r);
-    mn_test_eng_free(&w.p);
+    primary_free(&w);
 }
 
 /* A semantic memory updated by a later consolidation, then forgotten: neither version's
@@ -437,17 +467,82 @@ static void test_a_forgotten_updated_memory_leaves_no_version_behind(void **stat
         for (int i = 0; i < 3 * CLUSTERS; i++)
             remember(&w);
         size_t before = w.n_sems;
-        consolidate(w.p.e, &w, "the primary's");
+        consolidate(w.p->e, &w, "the primary's");
         for (size_t i = before; i < w.n_sems; i++)
             if (!mn_id_cmp(&w.sems[i], &sem)) lsn0++; /* a new version of sem */
     }
     assert_true(lsn0 >= 1);
-    assert_int_equal(mn_engine_forget(w.p.e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
+    assert_int_equal(mn_engine_forget(w.p->e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
     w.forgot[w.n_forgot++] = sem;
-    mn_engine_wait_background(w.p.e);
-    no_words_left(w.p.e, &w, "the primary's");
-    fresh_copy(&w);
-    mn_test_eng_free(&w.p);
+    mn_engine_wait_background(w.p->e);
+    no_words_left(w.p->e, &w, "the primary's");
+    fresh_copy(&w, false);
+    primary_free(&w);
+}
+
+/* The primary forgets an episode and re-derives the semantic memory listing it, two
+ * entries of one batch; the replica gets the first only (a frame ended between them) and
+ * then leads. It re-derives the memory itself: the summary no longer lists the episode, and
+ * a copy made from the new primary's log applies every memory of it. */
+static void test_a_promoted_replica_re_derives_what_its_primary_left(void **state)
+{
+    (void)state;
+    world w = {.seed = 0, .rng = 5};
+    mn_id_t sem = primary_with_semantic(&w);
+    for (int i = 0; i < 3 * CLUSTERS; i++) /* more episodes in its cluster */
+        remember(&w);
+    consolidate(w.p->e, &w, "the primary's");
+    mn_engine_wait_background(w.p->e);
+    mn_error err = {0};
+    mn_memory_t sm;
+    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_OK);
+    assert_true(sm.n_support >= 4); /* one forgotten leaves enough: re-derived, not retired */
+    mn_id_t gone = sm.support[sm.n_support - 1];
+    mn_memory_clear(&sm);
+    mn_test_wal log = {0};
+    assert_int_equal(mn_test_wal_read(w.p->e, "s", 1, 0, &log), MN_OK);
+    mn_test_eng r;
+    copy_from(&r, &w, &log);
+    uint64_t next = log.n + 1;
+    mn_test_wal_free(&log);
+    assert_int_equal(mn_engine_forget(w.p->e, "s", &gone, MN_FORGET_DELETE, &err), MN_OK);
+    mn_engine_wait_background(w.p->e);
+    assert_int_equal(mn_test_wal_read(w.p->e, "s", next, 0, &log), MN_OK);
+    assert_int_equal(log.n, 2); /* the forget, then the re-derivation */
+    assert_int_equal(
+        mn_engine_replicate(r.e, "s", next, (const uint8_t *const *)log.bufs, log.lens, 1, &err),
+        MN_OK);
+    mn_test_wal_free(&log);
+    assert_int_equal(mn_engine_get(r.e, "s", &sem, false, &sm, &err), MN_OK);
+    bool lists = false;
+    for (size_t i = 0; i < sm.n_support; i++)
+        lists |= !mn_id_cmp(&sm.support[i], &gone);
+    mn_memory_clear(&sm);
+    assert_true(lists); /* until the primary's re-derivation arrives */
+
+    assert_int_equal(mn_engine_space_set_role(r.e, "s", MN_SPACE_PRIMARY, 2, &err), MN_OK);
+    mn_engine_wait_background(r.e);
+    assert_int_equal(mn_engine_get(r.e, "s", &sem, false, &sm, &err), MN_OK);
+    for (size_t i = 0; i < sm.n_support; i++)
+        assert_true(mn_id_cmp(&sm.support[i], &gone) != 0);
+    mn_memory_clear(&sm);
+    assert_int_equal(mn_test_wal_read(r.e, "s", next + 1, 0, &log), MN_OK);
+    assert_int_equal(log.n, 1); /* the new primary's re-derivation */
+    mn_test_wal_free(&log);
+    /* a second promotion finds nothing left to do */
+    assert_int_equal(mn_engine_space_set_role(r.e, "s", MN_SPACE_REPLICA, 0, &err), MN_OK);
+    assert_int_equal(mn_engine_space_set_role(r.e, "s", MN_SPACE_PRIMARY, 3, &err), MN_OK);
+    mn_engine_wait_background(r.e);
+    assert_int_equal(mn_test_wal_read(r.e, "s", next + 2, 0, &log), MN_OK);
+    assert_int_equal(log.n, 0);
+    mn_test_wal_free(&log);
+    /* the new primary's log replays whole */
+    world v = w;
+    v.p = &r;
+    v.epoch = 3;
+    fresh_copy(&v, false);
+    mn_test_eng_free(&r);
+    primary_free(&w);
 }
 
 int main(void)
@@ -458,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_a_forget_scrubs_an_entry_whose_memory_was_left_out),
         cmocka_unit_test(test_a_retirement_scrubs_the_versions_a_holder_left_out),
         cmocka_unit_test(test_a_forgotten_updated_memory_leaves_no_version_behind),
+        cmocka_unit_test(test_a_promoted_replica_re_derives_what_its_primary_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
