@@ -239,7 +239,14 @@ static void run_seed(unsigned seed)
             remember(&w);
         else if (op < 45)
             recall(&w);
-        else if (op < 60)
+        else if (op < 48) {
+            mn_engine_wait_background(w.p->e); /* a restart, as a killed node's */
+            mn_test_eng_reopen(w.p);
+            mn_error err = {0};
+            if (w.epoch > 1) /* a copy made here starts as a replica: it leads again */
+                assert_int_equal(
+                    mn_engine_space_set_role(w.p->e, "s", MN_SPACE_PRIMARY, w.epoch, &err), MN_OK);
+        } else if (op < 60)
             consolidate(w.p->e, &w, "the primary's");
         else if (op < 75)
             forget_one(&w, w.eps, w.n_eps, false);
@@ -545,6 +552,70 @@ static void test_a_promoted_replica_re_derives_what_its_primary_left(void **stat
     primary_free(&w);
 }
 
+/* A semantic memory retired (too few of its episodes left), back under its id when its
+ * cluster is (more episodes), then forgotten: no entry keeps the words of any of it. */
+static void test_a_revived_memory_forgotten_leaves_no_words(void **state)
+{
+    (void)state;
+    world w = {.seed = 0, .rng = 7};
+    mn_id_t sem = primary_with_semantic(&w);
+    mn_error err = {0};
+    mn_memory_t sm;
+    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_OK);
+    size_t n = sm.n_support;
+    mn_id_t support[16];
+    assert_true(n >= 3 && n <= 16);
+    memcpy(support, sm.support, n * sizeof *support);
+    mn_memory_clear(&sm);
+    for (size_t i = 1; i < n; i++) /* the lowest stays: the cluster's key */
+        assert_int_equal(mn_engine_forget(w.p->e, "s", &support[i], MN_FORGET_DELETE, &err), MN_OK);
+    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_ERR_GONE);
+    bool back = false;
+    for (int round = 0; round < 4 && !back; round++) {
+        for (int i = 0; i < 3 * CLUSTERS; i++)
+            remember(&w);
+        consolidate(w.p->e, &w, "the primary's");
+        back = mn_engine_get(w.p->e, "s", &sem, false, &sm, &err) == MN_OK;
+        if (back) mn_memory_clear(&sm);
+    }
+    assert_true(back);
+    assert_int_equal(mn_engine_forget(w.p->e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
+    w.forgot[w.n_forgot++] = sem;
+    mn_engine_wait_background(w.p->e);
+    no_words_left(w.p->e, &w, "the primary's");
+    fresh_copy(&w, false);
+    primary_free(&w);
+}
+
+/* Consolidation retires a memory whose cluster key is gone (its lowest episode forgotten,
+ * the next run keys the cluster by another): no entry keeps its words. */
+static void test_a_memory_retired_by_a_run_leaves_no_words(void **state)
+{
+    (void)state;
+    world w = {.seed = 0, .rng = 5};
+    mn_id_t sem = primary_with_semantic(&w);
+    for (int i = 0; i < 3 * CLUSTERS; i++)
+        remember(&w);
+    consolidate(w.p->e, &w, "the primary's");
+    mn_error err = {0};
+    mn_memory_t sm;
+    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_OK);
+    assert_true(sm.n_support >= 4);
+    mn_id_t lowest = sm.support[0];
+    for (size_t i = 1; i < sm.n_support; i++)
+        if (mn_id_cmp(&sm.support[i], &lowest) < 0) lowest = sm.support[i];
+    mn_memory_clear(&sm);
+    assert_int_equal(mn_engine_forget(w.p->e, "s", &lowest, MN_FORGET_DELETE, &err), MN_OK);
+    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_OK); /* rebuilt */
+    mn_memory_clear(&sm);
+    consolidate(w.p->e, &w, "the primary's"); /* keyed by another now: retired */
+    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_ERR_GONE);
+    w.forgot[w.n_forgot++] = sem; /* retired: its words must be gone all the same */
+    mn_engine_wait_background(w.p->e);
+    no_words_left(w.p->e, &w, "the primary's");
+    primary_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +625,8 @@ int main(void)
         cmocka_unit_test(test_a_retirement_scrubs_the_versions_a_holder_left_out),
         cmocka_unit_test(test_a_forgotten_updated_memory_leaves_no_version_behind),
         cmocka_unit_test(test_a_promoted_replica_re_derives_what_its_primary_left),
+        cmocka_unit_test(test_a_revived_memory_forgotten_leaves_no_words),
+        cmocka_unit_test(test_a_memory_retired_by_a_run_leaves_no_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
