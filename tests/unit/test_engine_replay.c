@@ -461,6 +461,34 @@ static void test_a_retirement_scrubs_the_versions_a_holder_left_out(void **state
     primary_free(&w);
 }
 
+/* A client forgets semantic memory sem: no entry of the primary's log or of a fresh copy's
+ * keeps its words; then the primary goes. */
+static void forget_and_check(world *w, const mn_id_t *sem)
+{
+    mn_error err = {0};
+    assert_int_equal(mn_engine_forget(w->p->e, "s", sem, MN_FORGET_DELETE, &err), MN_OK);
+    w->forgot[w->n_forgot++] = *sem;
+    mn_engine_wait_background(w->p->e);
+    no_words_left(w->p->e, w, "the primary's");
+    fresh_copy(w, false);
+    primary_free(w);
+}
+
+/* A primary whose first semantic memory lists four episodes at least (more episodes, then
+ * another run); *sm gets it (clear it). */
+static mn_id_t primary_with_larger_semantic(world *w, mn_memory_t *sm)
+{
+    mn_id_t sem = primary_with_semantic(w);
+    for (int i = 0; i < 3 * CLUSTERS; i++) /* more episodes in its cluster */
+        remember(w);
+    consolidate(w->p->e, w, "the primary's");
+    mn_engine_wait_background(w->p->e);
+    mn_error err = {0};
+    assert_int_equal(mn_engine_get(w->p->e, "s", &sem, false, sm, &err), MN_OK);
+    assert_true(sm->n_support >= 4); /* one forgotten leaves enough: re-derived, not retired */
+    return sem;
+}
+
 /* A semantic memory updated by a later consolidation, then forgotten: neither version's
  * entry keeps its words, on the primary or on a copy. */
 static void test_a_forgotten_updated_memory_leaves_no_version_behind(void **state)
@@ -468,23 +496,17 @@ static void test_a_forgotten_updated_memory_leaves_no_version_behind(void **stat
     (void)state;
     world w = {.seed = 0, .rng = 3};
     mn_id_t sem = primary_with_semantic(&w);
-    uint64_t lsn0 = 0;
-    mn_error err = {0};
+    uint64_t versions = 0;
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < 3 * CLUSTERS; i++)
             remember(&w);
         size_t before = w.n_sems;
         consolidate(w.p->e, &w, "the primary's");
         for (size_t i = before; i < w.n_sems; i++)
-            if (!mn_id_cmp(&w.sems[i], &sem)) lsn0++; /* a new version of sem */
+            if (!mn_id_cmp(&w.sems[i], &sem)) versions++; /* a new version of sem */
     }
-    assert_true(lsn0 >= 1);
-    assert_int_equal(mn_engine_forget(w.p->e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
-    w.forgot[w.n_forgot++] = sem;
-    mn_engine_wait_background(w.p->e);
-    no_words_left(w.p->e, &w, "the primary's");
-    fresh_copy(&w, false);
-    primary_free(&w);
+    assert_true(versions >= 1);
+    forget_and_check(&w, &sem);
 }
 
 /* The primary forgets an episode and re-derives the semantic memory listing it, two
@@ -495,15 +517,9 @@ static void test_a_promoted_replica_re_derives_what_its_primary_left(void **stat
 {
     (void)state;
     world w = {.seed = 0, .rng = 5};
-    mn_id_t sem = primary_with_semantic(&w);
-    for (int i = 0; i < 3 * CLUSTERS; i++) /* more episodes in its cluster */
-        remember(&w);
-    consolidate(w.p->e, &w, "the primary's");
-    mn_engine_wait_background(w.p->e);
-    mn_error err = {0};
     mn_memory_t sm;
-    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_OK);
-    assert_true(sm.n_support >= 4); /* one forgotten leaves enough: re-derived, not retired */
+    mn_id_t sem = primary_with_larger_semantic(&w, &sm);
+    mn_error err = {0};
     mn_id_t gone = sm.support[sm.n_support - 1];
     mn_memory_clear(&sm);
     mn_test_wal log = {0};
@@ -579,12 +595,7 @@ static void test_a_revived_memory_forgotten_leaves_no_words(void **state)
         if (back) mn_memory_clear(&sm);
     }
     assert_true(back);
-    assert_int_equal(mn_engine_forget(w.p->e, "s", &sem, MN_FORGET_DELETE, &err), MN_OK);
-    w.forgot[w.n_forgot++] = sem;
-    mn_engine_wait_background(w.p->e);
-    no_words_left(w.p->e, &w, "the primary's");
-    fresh_copy(&w, false);
-    primary_free(&w);
+    forget_and_check(&w, &sem);
 }
 
 /* Consolidation retires a memory whose cluster key is gone (its lowest episode forgotten,
@@ -593,14 +604,9 @@ static void test_a_memory_retired_by_a_run_leaves_no_words(void **state)
 {
     (void)state;
     world w = {.seed = 0, .rng = 5};
-    mn_id_t sem = primary_with_semantic(&w);
-    for (int i = 0; i < 3 * CLUSTERS; i++)
-        remember(&w);
-    consolidate(w.p->e, &w, "the primary's");
-    mn_error err = {0};
     mn_memory_t sm;
-    assert_int_equal(mn_engine_get(w.p->e, "s", &sem, false, &sm, &err), MN_OK);
-    assert_true(sm.n_support >= 4);
+    mn_id_t sem = primary_with_larger_semantic(&w, &sm);
+    mn_error err = {0};
     mn_id_t lowest = sm.support[0];
     for (size_t i = 1; i < sm.n_support; i++)
         if (mn_id_cmp(&sm.support[i], &lowest) < 0) lowest = sm.support[i];
