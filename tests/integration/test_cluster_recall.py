@@ -201,7 +201,11 @@ def by_hand(server, spaces, k, **cue):
     """Each space asked alone (routed to its holder), merged by score then id, top k."""
     hits = []
     for s in spaces:
-        r = call(server, "POST", "/v1/spaces/%s/recall" % s, dict(cue, k=k))
+        # a 503 while the space's primary changes says to retry (a loaded machine may see an
+        # election mid-test): retried until the deadline
+        r = wait_until(lambda: (lambda x: x if x.status != 503 else None)(
+            call(server, "POST", "/v1/spaces/%s/recall" % s, dict(cue, k=k))), DEADLINE_S,
+            what="recall of %s" % s)
         assert r.status == 200, r.body
         for h in r.json["results"]:
             hits.append((-h["score"], h["id"], s, h))
