@@ -39,6 +39,7 @@
 #define KEY_CONSOLIDATED_LEN (KEY_SID_LEN + 1 + 16)
 #define KEY_DEDUP_LEN (KEY_SID_LEN + 1 + 16)
 #define KEY_HEAD_LEN (KEY_SID_LEN + 1 + 16)
+#define KEY_REDERIVE_LEN (KEY_SID_LEN + 1 + 16)
 /* As-of index value: kind u8, created_at be64, gone_at be64. */
 #define GONE_VALUE_LEN 17
 /* Strength value: f32 stability_days, i64 last access ms, u32 access count. */

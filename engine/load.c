@@ -571,6 +571,8 @@ static mn_err load_space(mn_engine_t *e, mn__space *sp, mn_error *err)
     rocksdb_writebatch_destroy(kw.fix);
     if (!rc) rc = load_index(e, sp, 'a', "associations", take_edge, err);
     if (!rc) rc = load_index(e, sp, 's', "strengths", take_strength, err);
+    /* unreadable (UINT64_MAX) counts as noted: the notes are then looked for */
+    if (!rc) atomic_store(&sp->repair_noted, count_index(e, sp->sid, 'R') != 0);
     return rc;
 }
 

@@ -28,20 +28,21 @@
 
 #define REPAIR_MAX 4096 /* memories re-derived per promotion (the rest at the next one) */
 
-mn_err mn__repair_note(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
+void mn__repair_note(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b)
 {
+    if (p->n_rederive) atomic_store(&p->sp->repair_noted, true);
     for (size_t i = 0; i < p->n_rederive; i++) {
-        uint8_t k[KEY_CONSOLIDATED_LEN];
+        uint8_t k[KEY_REDERIVE_LEN];
         mn__key_rederive(k, p->sp->sid, &p->rederive[i]);
         mn__wb_put(b, e, CF_INDEX, k, sizeof k, "", 0);
     }
-    return MN_OK;
 }
 
 mn_err mn__repair_clear(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
                         const mn_id_t *id, mn_error *err)
 {
-    uint8_t k[KEY_CONSOLIDATED_LEN];
+    if (!atomic_load(&sp->repair_noted)) return MN_OK; /* no note to look for */
+    uint8_t k[KEY_REDERIVE_LEN];
     mn__key_rederive(k, sp->sid, id);
     char *v;
     size_t vl;
@@ -64,7 +65,7 @@ static size_t noted(mn_engine_t *e, mn__space *sp, mn_id_t *ids, size_t max)
          rocksdb_iter_next(it)) {
         size_t kl;
         const char *k = rocksdb_iter_key(it, &kl);
-        if (kl != KEY_CONSOLIDATED_LEN || memcmp(k, pre, sizeof pre)) break;
+        if (kl != KEY_REDERIVE_LEN || memcmp(k, pre, sizeof pre)) break;
         memcpy(ids[n++].b, k + sizeof pre, 16);
     }
     rocksdb_iter_destroy(it);

@@ -7,10 +7,11 @@
 #include "commit.h"
 
 /* A replicated entry erased episodes: notes the semantic memories that list them
- * (p->rederive) as left to the primary's re-derivation, in the entry's batch. */
-mn_err mn__repair_note(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b);
+ * (p->rederive) as left to the primary's re-derivation, in the entry's batch, and marks
+ * sp as having notes. */
+void mn__repair_note(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t *b);
 /* An entry carries semantic memory id anew (a version, a stub) or erases it: its note, if
- * any, goes. */
+ * any, goes. A space never marked as having notes reads nothing. */
 mn_err mn__repair_clear(mn_engine_t *e, rocksdb_writebatch_wi_t *b, mn__space *sp,
                         const mn_id_t *id, mn_error *err);
 /* Background thread, after sp's copy here became its primary: re-derives the memories

@@ -148,9 +148,9 @@ mn_err mn__replica_apply(mn_engine_t *e, mn__pending *p, rocksdb_writebatch_wi_t
     rocksdb_writebatch_wi_set_save_point(b);
     mn_err rc = mn__apply_entry(e, p, b);
     if (!rc) rc = mn__apply_ref_left_out(e, p, b);
-    if (!rc) rc = mn__repair_note(e, p, b); /* until the primary's re-derivation arrives */
     if (!rc) {
-        p->n_rederive = 0; /* the primary's re-derivation comes as an entry of its own */
+        mn__repair_note(e, p, b); /* until the primary's re-derivation arrives */
+        p->n_rederive = 0;        /* the primary's re-derivation comes as an entry of its own */
         warn_left_out(p);
         if (p->forget_unknown)
             mn_log_warn("space %s: lsn %llu forgets a memory never stored here (kept as a "

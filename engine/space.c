@@ -46,6 +46,7 @@ mn__space *mn__space_new(const mn_space_def_t *def, uint32_t sid)
     }
     atomic_init(&sp->refs, 1);
     atomic_init(&sp->dropped, false);
+    atomic_init(&sp->repair_noted, false);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     /* Writers (the commit thread) must not starve behind a stream of recalls. */

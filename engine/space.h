@@ -15,10 +15,10 @@
 typedef struct mn__space {
     mn_space_def_t def;
     uint32_t sid;
-    uint64_t epoch;        /* what new entries carry (replica.c: set with the role) */
-    uint64_t last_lsn;     /* committed; written only by the commit thread */
-    uint64_t last_epoch;   /* the epoch of the entry at last_lsn (commit thread, write lock) */
-    atomic_int role;       /* mn_space_role_t; changed on the commit thread (replica.c) */
+    uint64_t epoch;      /* what new entries carry (replica.c: set with the role) */
+    uint64_t last_lsn;   /* committed; written only by the commit thread */
+    uint64_t last_epoch; /* the epoch of the entry at last_lsn (commit thread, write lock) */
+    atomic_int role;     /* mn_space_role_t; changed on the commit thread (replica.c) */
     /* 0, or the monotonic instant (ns) from which a PRIMARY takes no write: its
      * replication core's lease lapses then (mn_engine_space_set_lease) */
     _Atomic int64_t lease_until_ns;
@@ -26,6 +26,9 @@ typedef struct mn__space {
     uint64_t first_lsn;    /* oldest WAL entry kept (sweeper only after load) */
     atomic_int refs;       /* > 0 while the space lives; the last unref frees it */
     atomic_bool dropped;
+    /* a rederive note (repair.c) may exist: set at load when one does and by each note,
+     * never cleared while the space lives (so a space without notes reads none) */
+    atomic_bool repair_noted;
     bool drop_staged; /* a drop is in the commit group being built (commit thread only) */
 
     pthread_rwlock_t lock; /* guards everything below */
@@ -42,8 +45,8 @@ typedef struct mn__space {
     uint32_t idx_used;
     /* counts of live slots; none ever goes below 0 */
     uint64_t n_live, n_episodic, n_semantic, n_suppressed, n_tombstones;
-    uint64_t n_superseded; /* live slots of versions a correction replaced (counted in n_live) */
-    struct mn_kw_index *kw;          /* BM25 over content, keyed by slot */
+    uint64_t n_superseded;  /* live slots of versions a correction replaced (counted in n_live) */
+    struct mn_kw_index *kw; /* BM25 over content, keyed by slot */
     struct mn__session_ix *sessions; /* slots by context.session (temporal links) */
     /* HNSW index (space_index.c): NULL until the space reaches engine.hnsw_threshold; set
      * and replaced by the commit thread under the write lock, used by recall under the read lock */

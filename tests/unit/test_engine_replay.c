@@ -513,9 +513,10 @@ static void test_a_forgotten_updated_memory_leaves_no_version_behind(void **stat
  * entries of one batch; the replica gets the first only (a frame ended between them) and
  * then leads. It re-derives the memory itself: the summary no longer lists the episode, and
  * a copy made from the new primary's log applies every memory of it. */
-static void test_a_promoted_replica_re_derives_what_its_primary_left(void **state)
+/* A replica applies a forget of an episode, not the re-derivation after it, maybe
+ * restarts (its note then comes from the store), and leads. */
+static void promoted_replica_re_derives(bool restart)
 {
-    (void)state;
     world w = {.seed = 0, .rng = 5};
     mn_memory_t sm;
     mn_id_t sem = primary_with_larger_semantic(&w, &sm);
@@ -542,6 +543,12 @@ static void test_a_promoted_replica_re_derives_what_its_primary_left(void **stat
         lists |= !mn_id_cmp(&sm.support[i], &gone);
     mn_memory_clear(&sm);
     assert_true(lists); /* until the primary's re-derivation arrives */
+    if (restart) {
+        mn_engine_wait_background(r.e);
+        mn_test_eng_reopen(&r);
+        /* a node's copies open as replicas until their core leads (api/cluster_repl.c) */
+        assert_int_equal(mn_engine_space_set_role(r.e, "s", MN_SPACE_REPLICA, 0, &err), MN_OK);
+    }
 
     assert_int_equal(mn_engine_space_set_role(r.e, "s", MN_SPACE_PRIMARY, 2, &err), MN_OK);
     mn_engine_wait_background(r.e);
@@ -566,6 +573,18 @@ static void test_a_promoted_replica_re_derives_what_its_primary_left(void **stat
     fresh_copy(&v, false);
     mn_test_eng_free(&r);
     primary_free(&w);
+}
+
+static void test_a_promoted_replica_re_derives_what_its_primary_left(void **state)
+{
+    (void)state;
+    promoted_replica_re_derives(false);
+}
+
+static void test_a_replica_restarted_then_promoted_still_re_derives(void **state)
+{
+    (void)state;
+    promoted_replica_re_derives(true);
 }
 
 /* A semantic memory retired (too few of its episodes left), back under its id when its
@@ -631,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_a_retirement_scrubs_the_versions_a_holder_left_out),
         cmocka_unit_test(test_a_forgotten_updated_memory_leaves_no_version_behind),
         cmocka_unit_test(test_a_promoted_replica_re_derives_what_its_primary_left),
+        cmocka_unit_test(test_a_replica_restarted_then_promoted_still_re_derives),
         cmocka_unit_test(test_a_revived_memory_forgotten_leaves_no_words),
         cmocka_unit_test(test_a_memory_retired_by_a_run_leaves_no_words),
     };
