@@ -70,9 +70,14 @@ mn_err cl_repl_write_wait(cl_repl *r, const char *space, uint64_t lsn, uint64_t 
 /* Any thread: the core's last published status of space (false: not open here). */
 bool cl_repl_status(cl_repl *r, const char *space, mn_spaces_repl_status_t *out);
 
-/* Any thread: how far node's copy of space is behind, in ms, as this node's core knows it
- * (it leads the space; its own copy: 0); -1 = not known here. */
+/* Any thread: how far node's copy of space is behind, in ms, as this node's core knows it:
+ * any copy when it leads the space (its own: 0); its own copy when it follows (the time
+ * since its store last held all its primary had, as the primary's appends said); -1 = not
+ * known here. */
 int64_t cl_repl_lag_ms(cl_repl *r, const char *space, const char *node);
+/* A copy further behind than this (ms) is lagging: logged as a warning when it starts and
+ * stops, flagged in GET /v1/cluster/spaces (docs/replication.md, "Lag"). */
+#define CL_LAG_WARN_MS 1000
 
 /* Any thread: the spaces this node's core leads that another live voter could take over
  * (a graceful leave waits for none to be left: mn_cluster_hand_over). */

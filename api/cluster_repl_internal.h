@@ -25,6 +25,8 @@ typedef struct crep_cached {
 } crep_cached;
 
 /* A space open in the core (thread only). */
+#define CREP_LAG_NODES 64 /* replicas given a lag series of their own; more share none */
+
 typedef struct crep_space {
     char name[MN_SPACE_NAME_MAX + 1];
     uint64_t holders_hash; /* of the holder list last given to the core */
@@ -45,6 +47,7 @@ typedef struct crep_space {
     char voters[MN_SPACES_HOLDERS_MAX][MN_SPACES_NODE_MAX + 1];
     size_t n_voters;
     uint64_t incarnation; /* the table's incarnation of the name it was opened for (0 = none) */
+    bool lagging; /* a copy over CL_LAG_WARN_MS behind when last published (logged on change) */
 } crep_space;
 
 /* Entries the core handed to apply during one call, stored as one batch after it. */
@@ -153,6 +156,10 @@ struct cl_repl {
     mn_peer_stats_t exported_peer;
     mn_spaces_repl_stats_t exported_core;
     crep_counts exported_counts;
+    /* the nodes mnemo_repl_replica_lag_seconds has a series of (set to 0 once gone) */
+    char lag_nodes[CREP_LAG_NODES][MN_SPACES_NODE_MAX + 1];
+    size_t n_lag_nodes;
+    mn_metrics_family_t *m_replica_lag_s;
     mn_metrics_family_t *m_frames, *m_bytes, *m_dropped, *m_closed, *m_lag_entries, *m_lag_s,
         *m_events, *m_accepted;
     /* inputs (in_mu): from the loop thread and the commit thread */

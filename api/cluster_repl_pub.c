@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cluster_repl_internal.h"
+#include "cluster_route.h"
 #include "mnemo/util.h"
 
 static int cmp_pub(const void *key, const void *elem)
@@ -47,6 +48,43 @@ static crep_pub *pub_get(cl_repl *r, const char *name)
     return &r->pub[at];
 }
 
+/* The copy of st furthest behind as this node knows it (its own when it follows): its
+ * lag in ms (-1: none known) and node. */
+static int64_t worst_lag(const cl_repl *r, const mn_spaces_repl_status_t *st, int64_t now,
+                         const char **node)
+{
+    int64_t worst = -1;
+    *node = r->self;
+    if (st->role == MN_SPACES_REPL_PRIMARY) {
+        for (size_t k = 0; k < st->n_peers; k++)
+            if (st->peers[k].lag_ms > worst) {
+                worst = st->peers[k].lag_ms;
+                *node = st->peers[k].node;
+            }
+    } else if (st->fresh_us > 0) {
+        worst = now > st->fresh_us ? (now - st->fresh_us) / 1000 : 0;
+    }
+    return worst;
+}
+
+/* Logs sp's copies starting or ceasing to lag (under pub_mu; rare: on a change only). */
+static void note_lag(cl_repl *r, crep_space *sp, const mn_spaces_repl_status_t *st, int64_t now)
+{
+    const char *node;
+    int64_t lag = worst_lag(r, st, now, &node);
+    bool lagging = lag > CL_LAG_WARN_MS;
+    if (lagging == sp->lagging) return;
+    sp->lagging = lagging;
+    if (lagging)
+        mn_log_warn("repl: %s: %s's copy is %lld ms behind its primary (over %d ms: its recall "
+                    "answers say stale_replica; over %d ms it serves no reads)",
+                    sp->name, node, (long long)lag, CL_LAG_WARN_MS, CL_ROUTE_OUT_OF_ROTATION_MS);
+    else
+        mn_log_info("repl: %s: every copy this node knows of is within %d ms of its primary "
+                    "again",
+                    sp->name, CL_LAG_WARN_MS);
+}
+
 void mn__crep_publish(cl_repl *r, bool all)
 {
     if (!all && !r->dirty) return;
@@ -62,6 +100,7 @@ void mn__crep_publish(cl_repl *r, bool all)
         if (!p || mn_spaces_repl_status(r->core, now, sp->name, &p->st) != MN_OK) continue;
         for (int l = 0; l < 3; l++)
             p->reached[l] = mn_spaces_repl_reached(r->core, sp->name, (mn_spaces_level_t)l);
+        note_lag(r, sp, &p->st, now);
     }
     pthread_cond_broadcast(&r->pub_cv);
     pthread_mutex_unlock(&r->pub_mu);
@@ -108,6 +147,12 @@ int64_t cl_repl_lag_ms(cl_repl *r, const char *space, const char *node)
     int64_t lag = -1;
     pthread_mutex_lock(&r->pub_mu);
     const crep_pub *p = pub_find(r, space);
+    if (p && p->st.role != MN_SPACES_REPL_PRIMARY && p->st.fresh_us > 0 &&
+        strcmp(node, r->self) == 0) {
+        /* this node's own copy: it follows, and knows when it last held all its primary had */
+        int64_t now = mn__crep_now_us();
+        lag = now > p->st.fresh_us ? (now - p->st.fresh_us) / 1000 : 0;
+    }
     if (p && p->st.role == MN_SPACES_REPL_PRIMARY) {
         if (strcmp(node, r->self) == 0) lag = 0;
         for (size_t i = 0; i < p->st.n_peers; i++)
@@ -252,6 +297,14 @@ void mn__crep_metrics_init(cl_repl *r)
                                   "Age of the oldest entry a replica of a space this node leads "
                                   "has not acknowledged (the largest).",
                                   NULL, 0, 0.001);
+    static const char *const replica_label[] = {"replica"};
+    r->m_replica_lag_s = mn_metrics_gauge(
+        m, "mnemo_repl_replica_lag_seconds",
+        "Per copy: how far a replica is behind its primary, the largest over the spaces: on a "
+        "primary, each of its replicas (as acknowledged); on a replica, its own copy (the time "
+        "since it last held all its primary had). Over 1 s is a warning, over 10 s the copy "
+        "serves no reads.",
+        replica_label, 1, 0.001);
 }
 
 static void add(mn_metrics_family_t *f, const char *value, uint64_t now, uint64_t before)
@@ -260,22 +313,50 @@ static void add(mn_metrics_family_t *f, const char *value, uint64_t now, uint64_
     if (f && now > before) mn_metrics_add(f, v, now - before);
 }
 
+/* The series of node (r->lag_nodes, found or added; -1 when the list is full). */
+static int lag_node(cl_repl *r, const char *node)
+{
+    for (size_t i = 0; i < r->n_lag_nodes; i++)
+        if (!strcmp(r->lag_nodes[i], node)) return (int)i;
+    if (r->n_lag_nodes == CREP_LAG_NODES) return -1;
+    snprintf(r->lag_nodes[r->n_lag_nodes], sizeof r->lag_nodes[0], "%s", node);
+    return (int)r->n_lag_nodes++;
+}
+
+static void lag_max(int64_t *lags, int at, int64_t lag)
+{
+    if (at >= 0 && lag > lags[at]) lags[at] = lag;
+}
+
 static void export_lag(cl_repl *r)
 {
     uint64_t lag_entries = 0;
     int64_t lag_ms = 0;
+    int64_t per[CREP_LAG_NODES];
+    for (size_t i = 0; i < CREP_LAG_NODES; i++)
+        per[i] = 0; /* a node of an earlier series that lags no more reads 0 */
+    int64_t now = mn__crep_now_us();
     pthread_mutex_lock(&r->pub_mu);
     for (size_t i = 0; i < r->n_pub; i++) {
         const mn_spaces_repl_status_t *st = &r->pub[i].st;
-        if (st->role != MN_SPACES_REPL_PRIMARY) continue;
+        if (st->role != MN_SPACES_REPL_PRIMARY) {
+            if (st->fresh_us > 0 && now > st->fresh_us)
+                lag_max(per, lag_node(r, r->self), (now - st->fresh_us) / 1000);
+            continue;
+        }
         for (size_t k = 0; k < st->n_peers; k++) {
             if (st->peers[k].lag_entries > lag_entries) lag_entries = st->peers[k].lag_entries;
             if (st->peers[k].lag_ms > lag_ms) lag_ms = st->peers[k].lag_ms;
+            lag_max(per, lag_node(r, st->peers[k].node), st->peers[k].lag_ms);
         }
     }
     pthread_mutex_unlock(&r->pub_mu);
     mn_metrics_set(r->m_lag_entries, NULL, lag_entries);
     mn_metrics_set(r->m_lag_s, NULL, (uint64_t)lag_ms);
+    for (size_t i = 0; i < r->n_lag_nodes; i++) {
+        const char *v[] = {r->lag_nodes[i]};
+        mn_metrics_set(r->m_replica_lag_s, v, (uint64_t)per[i]);
+    }
 }
 
 void mn__crep_metrics_export(cl_repl *r)

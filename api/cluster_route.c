@@ -9,9 +9,10 @@
  *     replica in rotation whose lag is known, or this node's own, when the primary does not
  *     answer (read=nearest also takes copies of unknown lag);
  *   - a read with read=nearest runs here when this node holds a copy in rotation (the
- *     primary, or a full replica at most 10 s behind; past 1 s its recall hits say
- *     stale_replica), else as read=primary; a primary whose lease lapsed counts the time
- *     since the lapse as its lag;
+ *     primary, or a full replica that knows it is at most 10 s behind: it follows a primary
+ *     whose appends it hears; past 1 s its recall hits say stale_replica), else as
+ *     read=primary; a primary whose lease lapsed counts the time since the lapse as its lag;
+ *     a replica that serves a forwarded read says its lag the same way;
  *   - a space the table does not know runs here (single-node behaviour: 404 if absent),
  *     except a space of the catalog this node does not hold while its placement has not
  *     started (a moment after a start): 503, to retry.
@@ -206,9 +207,8 @@ static bool in_rotation(const cl_holder *h)
  * read-your-writes; read=nearest accepts it. */
 static bool known_fresh(const cl_holder *h)
 {
-    return h->role == MN_SPACES_PRIMARY ||
-           (h->role == MN_SPACES_REPLICA && h->lag_ms >= 0 &&
-            h->lag_ms <= CL_ROUTE_OUT_OF_ROTATION_MS);
+    return h->role == MN_SPACES_PRIMARY || (h->role == MN_SPACES_REPLICA && h->lag_ms >= 0 &&
+                                            h->lag_ms <= CL_ROUTE_OUT_OF_ROTATION_MS);
 }
 
 static bool reachable(const cl_holder *h)
@@ -227,7 +227,9 @@ bool cl_route_plan(const char *self, const api_route_ask *ask, const cl_placemen
     for (int i = 0; i < pl->n_holders; i++)
         if (!strcmp(pl->holders[i].node, self)) me = i;
     if (me >= 0 && me == primary) return p->local_primary = true;
-    bool mine = me >= 0 && in_rotation(&pl->holders[me]);
+    /* this node's own copy serves first only when it knows its lag (it follows a primary it
+     * hears from); a copy of unknown lag is a fallback when the primary does not answer */
+    bool mine = me >= 0 && known_fresh(&pl->holders[me]);
     if (!ask->write && ask->read == API_READ_NEAREST && mine) {
         p->local_lag_ms = pl->holders[me].lag_ms;
         return true;
@@ -553,6 +555,28 @@ static bool primary_read_allowed(cl_route *rt, const char *space, mn_http_respon
     return false;
 }
 
+/* A read served from a copy lag_ms behind (-1: the primary's, or not known): the door marks
+ * its answer (stale_replica past API_STALE_REPLICA_MS) and the header says it. */
+static void say_lag(api_route_ask *ask, mn_http_response_t *resp, int64_t lag_ms)
+{
+    ask->replica_lag_ms = lag_ms;
+    if (lag_ms < 0) return;
+    char lag[24];
+    snprintf(lag, sizeof lag, "%lld", (long long)lag_ms);
+    mn_http_add_header(resp, "x-mnemo-replica-lag-ms", lag);
+}
+
+/* A forwarded read served here: this node's copy's lag when it is a replica of the space. */
+static void own_lag(cl_route *rt, api_route_ask *ask, mn_http_response_t *resp)
+{
+    cl_placement pl;
+    if (!cl_spaces_lookup(rt->cs, ask->space, false, &pl)) return;
+    const char *self = cl_spaces_self(rt->cs);
+    for (int i = 0; i < pl.n_holders; i++)
+        if (!strcmp(pl.holders[i].node, self) && pl.holders[i].role == MN_SPACES_REPLICA)
+            say_lag(ask, resp, pl.holders[i].lag_ms);
+}
+
 bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_response_t *resp,
                       api_route_ask *ask)
 {
@@ -565,8 +589,10 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
             mn_http_respond_error(resp, 401, "unauthenticated", err.message, NULL);
             return true;
         }
-        /* never forwarded twice: served here whatever this node's table says */
+        /* never forwarded twice: served here whatever this node's table says, saying how
+         * far behind this node's copy is when it follows (a read sent to a replica) */
         mn_http_add_header(resp, "x-mnemo-served-by", self);
+        if (!ask->write) own_lag(rt, ask, resp);
         return false;
     }
     cl_placement pl;
@@ -593,13 +619,8 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
             int64_t lapsed = cl_spaces_lapsed_ms(rt->cs, ask->space);
             if (lapsed >= 0) p.local_lag_ms = lapsed;
         }
-        ask->replica_lag_ms = p.local_lag_ms;
         mn_http_add_header(resp, "x-mnemo-served-by", self);
-        if (ask->replica_lag_ms >= 0) {
-            char lag[24];
-            snprintf(lag, sizeof lag, "%lld", (long long)ask->replica_lag_ms);
-            mn_http_add_header(resp, "x-mnemo-replica-lag-ms", lag);
-        }
+        say_lag(ask, resp, p.local_lag_ms);
         return false;
     }
     if (ask->write && ask->hintable && rt->o.partition_accept) {
@@ -610,8 +631,8 @@ bool cl_route_request(cl_route *rt, const mn_http_request_t *req, mn_http_respon
     if (forward(rt, req, resp, ask, &pl, &p)) return true;
     if (ask->unreachable || ask->hint) return false; /* the door answers in partition mode */
     /* no other copy answered a read: this node's own, in rotation, serves it */
-    ask->replica_lag_ms = p.local_lag_ms;
     mn_http_add_header(resp, "x-mnemo-served-by", self);
+    say_lag(ask, resp, p.local_lag_ms);
     return false;
 }
 

@@ -467,7 +467,12 @@ static void add_holder(cl_spaces *cs, cJSON *arr, const mn_spaces_entry_t *e,
     else
         add_number_or_null(o, "applied_lsn", ps != NULL, ps ? (double)ps->applied_lsn : 0);
     add_number_or_null(o, "lag_entries", ps || leads, ps ? (double)ps->lag_entries : 0);
-    add_number_or_null(o, "lag_ms", ps || leads, ps ? (double)ps->lag_ms : 0);
+    /* this node's own copy when it follows: the lag it knows of itself */
+    int64_t own = self && !leads && cs->lag_fn ? cs->lag_fn(cs->lag_arg, e->name, h->node) : -1;
+    int64_t lag = ps ? ps->lag_ms : leads ? 0 : own;
+    add_number_or_null(o, "lag_ms", lag >= 0, (double)lag);
+    /* over 1 s behind: a warning; over 10 s: out of read rotation (docs/replication.md) */
+    if (lag > CL_LAG_WARN_MS) cJSON_AddBoolToObject(o, "lagging", true);
     cJSON_AddItemToArray(arr, o);
 }
 

@@ -442,7 +442,8 @@ void mn__repl_adopt(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us, uint
     s->primary[leader_len] = 0;
     s->reconciled = false;
     s->heard_us = now_us;
-    s->echo_us = 0; /* a new primary's clock */
+    s->echo_us = 0;          /* a new primary's clock */
+    mn__repl_fresh_reset(s); /* what an older primary had says nothing of the new one's */
     s->fetch_us = INT64_MIN / 2;
     s->batch_due_us = INT64_MAX;
     mn__repl_elect_stop(s);
@@ -709,6 +710,7 @@ mn_err mn_spaces_repl_status(const mn_spaces_repl_t *r, int64_t now_us, const ch
     out->n_history = s->d.n_history;
     out->base_lsn = s->d.base_lsn;
     out->incarnation = s->d.incarnation;
+    out->fresh_us = s->role == MN_SPACES_REPL_FOLLOWER && s->reconciled ? s->fresh_us : 0;
     out->n_peers = s->n_peers;
     for (size_t i = 0; i < s->n_peers; i++) {
         const mn__repl_peer *p = &s->peers[i];

@@ -12,6 +12,7 @@
 #include "mnemo/wire_repl.h"
 
 #define MN__REPL_RING 1024 /* append times kept for lag in ms */
+#define MN__REPL_FRESH 32  /* a follower's (primary's last lsn, heard at) pairs, for its lag */
 
 /* Another holder of a space, as this node sees it. */
 typedef struct mn__repl_peer {
@@ -53,11 +54,21 @@ typedef struct mn__repl_space {
     int64_t opened_us;
     /* follower */
     int64_t heard_us; /* last frame from the primary of this epoch */
-    int64_t echo_us;  /* the newest send time (primary's clock) of its appends heard: acks echo it */
-    bool reconciled;  /* its log is a prefix of this epoch's primary's */
+    int64_t echo_us; /* the newest send time (primary's clock) of its appends heard: acks echo it */
+    bool reconciled; /* its log is a prefix of this epoch's primary's */
     bool snapshot_needed;
     int64_t fetch_us; /* last fetch sent */
     bool ack_due;
+    /* Its own lag (repl_replica.c): each append says the primary's last lsn; once the store
+     * here has applied it, this copy held at least what the primary had when that append
+     * was heard. fresh[] keeps the pairs not applied yet, oldest first (lsns rising);
+     * fresh_us is the newest instant so confirmed this epoch (0 = none yet). */
+    struct {
+        uint64_t lsn;
+        int64_t at_us;
+    } fresh[MN__REPL_FRESH];
+    size_t n_fresh;
+    int64_t fresh_us;
     /* primary */
     int64_t batch_due_us; /* INT64_MAX = nothing waits */
     size_t pending_bytes; /* appended, not yet shipped to everyone */
@@ -143,6 +154,8 @@ void mn__repl_on_truncate(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us
                           const mn_wire_repl_frame_t *f);
 void mn__repl_on_snapshot(mn_spaces_repl_t *r, mn__repl_space *s, const mn_wire_repl_frame_t *f);
 void mn__repl_follower_tick(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us);
+/* Forgets what s's pairs say of its lag (a new epoch: another primary). */
+void mn__repl_fresh_reset(mn__repl_space *s);
 int64_t mn__repl_follower_deadline(const mn_spaces_repl_t *r, const mn__repl_space *s);
 void mn__repl_flush_ack(mn_spaces_repl_t *r, mn__repl_space *s);
 

@@ -76,6 +76,44 @@ static void take_entries(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
     }
 }
 
+/* The pairs whose lsn the store here has applied leave fresh[]; the newest sets fresh_us. */
+static void fresh_applied(mn__repl_space *s)
+{
+    size_t k = 0;
+    while (k < s->n_fresh && s->fresh[k].lsn <= s->applied_lsn)
+        k++;
+    if (!k) return;
+    if (s->fresh[k - 1].at_us > s->fresh_us) s->fresh_us = s->fresh[k - 1].at_us;
+    memmove(s->fresh, s->fresh + k, (s->n_fresh - k) * sizeof s->fresh[0]);
+    s->n_fresh -= k;
+}
+
+/* An append of the primary said its log ended at lsn when heard at now_us. */
+static void fresh_heard(mn__repl_space *s, uint64_t lsn, int64_t now_us)
+{
+    if (s->n_fresh && s->fresh[s->n_fresh - 1].lsn >= lsn) {
+        /* the same end heard again (a heartbeat) is the newer fact; a lower one (a frame
+         * overtaken) says nothing new */
+        if (s->fresh[s->n_fresh - 1].lsn == lsn) s->fresh[s->n_fresh - 1].at_us = now_us;
+    } else {
+        if (s->n_fresh ==
+            MN__REPL_FRESH) { /* far behind: the oldest pair goes (lag shown larger) */
+            memmove(s->fresh, s->fresh + 1, (MN__REPL_FRESH - 1) * sizeof s->fresh[0]);
+            s->n_fresh--;
+        }
+        s->fresh[s->n_fresh].lsn = lsn;
+        s->fresh[s->n_fresh++].at_us = now_us;
+    }
+    mn_assert(s->n_fresh <= MN__REPL_FRESH);
+    fresh_applied(s);
+}
+
+void mn__repl_fresh_reset(mn__repl_space *s)
+{
+    s->n_fresh = 0;
+    s->fresh_us = 0;
+}
+
 void mn__repl_on_append(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
                         const mn_wire_repl_frame_t *f)
 {
@@ -102,6 +140,7 @@ void mn__repl_on_append(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
         s->reconciled = true;
     }
     take_entries(r, s, now_us, f);
+    fresh_heard(s, f->lsn, now_us);
     s->ack_due = true;
 }
 
@@ -111,6 +150,7 @@ void mn_spaces_repl_applied(mn_spaces_repl_t *r, const char *space, uint64_t lsn
     if (!s || lsn <= s->applied_lsn || lsn > s->last_lsn) return;
     s->applied_lsn = lsn;
     s->ack_due = true;
+    fresh_applied(s);
 }
 
 void mn__repl_flush_ack(mn_spaces_repl_t *r, mn__repl_space *s)

@@ -497,6 +497,10 @@ typedef struct mn_spaces_repl_status {
     size_t n_history;
     uint64_t base_lsn;
     uint64_t incarnation; /* of the space this state belongs to (0 = not known) */
+    /* a reconciled follower: the newest instant (the core's clock, us) at which its store
+     * held at least what its primary had, as the primary's appends said; its lag is the
+     * time since (0 = not known: not yet confirmed this epoch, or not a follower) */
+    int64_t fresh_us;
 } mn_spaces_repl_status_t;
 
 /* The epoch of the entry at lsn in the log st describes; 0 when lsn is 0, or below what its

@@ -403,6 +403,63 @@ def test_hostile_grpc_hops_are_refused_and_store_nothing(cluster):
     assert "smuggled by grpc" not in [m["content"] for m in r.json["memories"]]
 
 
+def own_holder(server, node_id):
+    """node_id's holder of SPACE in server's GET /v1/cluster/spaces."""
+    with server.client(timeout=5.0) as c:
+        doc = c.request("GET", "/v1/cluster/spaces")
+    sp = next(x for x in doc["spaces"] if x["name"] == SPACE)
+    return next(h for h in sp["holders"] if h["node"] == node_id)
+
+
+def test_a_replica_knows_its_own_lag_and_says_it(cluster):
+    nodes, ids, p = cluster
+    k = (p + 1) % 3
+    replica = nodes[k]
+    assert remember(nodes[p], "lag probe").status == 201
+    # following a primary it hears (heartbeats every 100 ms): its own lag is known and small
+    wait_until(lambda: (own_holder(replica, ids[k])["lag_ms"] is not None
+                        and own_holder(replica, ids[k])["lag_ms"] < 1000), DEADLINE_S,
+               what="the replica's own lag known and under 1 s")
+    assert "lagging" not in own_holder(replica, ids[k])
+    series = 'mnemo_repl_replica_lag_seconds{replica="%s"}' % ids[k]
+
+    def exported():  # metrics are exported every 200 ms
+        with replica.client(timeout=5.0) as c:
+            return series in c.raw("GET", "/metrics", headers={"Accept": "text/plain"}).body.decode()
+    wait_until(exported, DEADLINE_S, what="the replica's own lag series in /metrics")
+    r = call(replica, "POST", "/v1/spaces/%s/recall" % SPACE, {"embedding": EMB,
+                                                               "read": "nearest"})
+    assert r.status == 200 and r.headers["x-mnemo-served-by"] == ids[k], r.body
+    assert int(r.headers["x-mnemo-replica-lag-ms"]) < 1000
+    assert all("stale_replica" not in h["confidence"]["reasons"] for h in r.json["results"])
+    # its primary paused, it hears nothing: its lag grows by its own clock past 1 s
+    os.kill(nodes[p].proc.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: own_holder(replica, ids[k]).get("lagging") is True, DEADLINE_S,
+                   interval_s=0.1, what="the replica flagging itself lagging")
+        wait_until(lambda: "%s's copy is" % ids[k] in replica.log(), DEADLINE_S,
+                   interval_s=0.1, what="the lag warning in the replica's log")
+
+        def stale_answer():
+            r = call(replica, "POST", "/v1/spaces/%s/recall" % SPACE,
+                     {"embedding": EMB, "read": "nearest"})
+            assert r.status == 200, r.body
+            if r.headers["x-mnemo-served-by"] != ids[k]:
+                return None  # past 10 s: out of rotation (a slow machine); judged below
+            lag = int(r.headers["x-mnemo-replica-lag-ms"])
+            assert lag > 1000 and r.json["replica_lag_ms"] == lag, r.json
+            assert r.json["results"]
+            assert all("stale_replica" in h["confidence"]["reasons"] for h in r.json["results"])
+            return True
+        assert stale_answer(), "the replica's copy was out of rotation already"
+    finally:
+        os.kill(nodes[p].proc.pid, signal.SIGCONT)
+    wait_until(lambda: "lagging" not in own_holder(replica, ids[k]), DEADLINE_S,
+               what="the replica caught up again")
+    wait_until(lambda: "within 1000 ms of its primary again" in replica.log(), DEADLINE_S,
+               what="the replica's log saying it caught up")
+
+
 def test_paused_primary_gets_503_and_opens_the_breaker(cluster):
     nodes, ids, p = cluster
     via = nodes[(p + 1) % 3]

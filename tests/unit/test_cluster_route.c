@@ -86,8 +86,18 @@ static void test_route_read_primary_falls_back_to_replicas(void **state)
     assert_false(cl_route_plan("b", &r, &pl, &p));
     assert_int_equal(p.n, 1);
     assert_false(p.local_fallback);
+    /* read=nearest: b's own copy does not know its lag (it has not confirmed it follows its
+     * primary this epoch), so the primary serves first; b's copy and c's stand in */
     r.read = API_READ_NEAREST;
+    assert_false(cl_route_plan("b", &r, &pl, &p));
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.targets[0], 0);
+    assert_true(p.local_fallback);
+    /* knowing it is 20 ms behind, b serves it */
+    pl.holders[1].lag_ms = 20;
     assert_true(cl_route_plan("b", &r, &pl, &p));
+    assert_int_equal(p.local_lag_ms, 20);
+    pl.holders[1].lag_ms = -1;
     r.read = API_READ_PRIMARY;
     /* lags known and in rotation: they stand in for the primary */
     pl.holders[1].lag_ms = 0;

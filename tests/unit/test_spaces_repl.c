@@ -26,6 +26,7 @@ typedef struct world {
     uint8_t data[LOG_MAX][8];
     int out_of_order;
     uint64_t fail_lsn; /* the store fails this entry once (mn_spaces_repl_unapplied) */
+    bool slow_store;   /* stored entries are said applied later, by the test */
     int demoted;       /* DEMOTED events, the last one's kept_lsn and lsn */
     uint64_t demoted_kept, demoted_lsn;
     mn_spaces_repl_durable_t d;
@@ -63,7 +64,7 @@ static void w_apply(void *user, const char *space, uint64_t epoch, uint64_t lsn,
     w->epochs[lsn] = epoch;
     memcpy(w->data[lsn], data, len);
     w->n = lsn;
-    mn_spaces_repl_applied(w->core, space, lsn);
+    if (!w->slow_store) mn_spaces_repl_applied(w->core, space, lsn);
 }
 
 static mn_err w_read(void *user, const char *space, uint64_t lsn, uint64_t *epoch,
@@ -414,6 +415,55 @@ static void test_spaces_repl_fences_an_older_epoch(void **state)
     assert_int_equal(w->sent[MN_WIRE_REPL_FENCED], 1);
     assert_string_equal(w->last_to, "n0");
     assert_int_equal(w->d.epoch, 3);
+    world_free(w);
+}
+
+static int64_t fresh_us(world *w)
+{
+    mn_spaces_repl_status_t st;
+    assert_int_equal(mn_spaces_repl_status(w->core, 0, "s", &st), MN_OK);
+    return st.fresh_us;
+}
+
+/* A follower knows its own lag: the newest instant its store held all its primary's appends
+ * said the primary had. */
+static void test_spaces_repl_a_follower_knows_how_far_behind_it_is(void **state)
+{
+    (void)state;
+    world *w = world_new("n1", NULL, 0); /* n0 leads epoch 1 */
+    w->slow_store = true;
+    static const uint8_t d[8] = {7};
+    mn_wire_repl_entry_t e[3] = {entry(1, 1, d, true), entry(1, 2, d, true), entry(1, 3, d, true)};
+    /* not reconciled: not known */
+    deliver(w, 10, MN_WIRE_REPL_APPEND, "n0", 1, 3, 0, 0, e, 1);
+    assert_int_equal(fresh_us(w), 0);
+    /* the checked answer carries lsn 1 of the primary's 3: stored, not yet applied */
+    deliver(w, 20, MN_WIRE_REPL_APPEND, "n0", 1, 3, 0, MN_WIRE_REPL_FLAG_CHECKED, e, 1);
+    assert_int_equal(w->n, 1);
+    assert_int_equal(fresh_us(w), 0);
+    mn_spaces_repl_applied(w->core, "s", 1);
+    assert_int_equal(fresh_us(w), 0); /* 1 of 3: still behind what it heard at 20 */
+    /* the rest at 30, the primary's end still 3: applied, it is fresh as of 30 */
+    deliver(w, 30, MN_WIRE_REPL_APPEND, "n0", 1, 3, 0, 0, e + 1, 2);
+    assert_int_equal(w->n, 3);
+    assert_int_equal(fresh_us(w), 0);
+    mn_spaces_repl_applied(w->core, "s", 3);
+    assert_int_equal(fresh_us(w), 30);
+    /* an idle primary's heartbeat: fresh as of then */
+    deliver(w, 1000, MN_WIRE_REPL_APPEND, "n0", 1, 3, 0, 0, NULL, 0);
+    assert_int_equal(fresh_us(w), 1000);
+    /* the primary moves on (lsn 5) and the store here is slow: it stays fresh as of 1000 */
+    mn_wire_repl_entry_t e4 = entry(1, 4, d, true), e5 = entry(1, 5, d, true);
+    deliver(w, 2000, MN_WIRE_REPL_APPEND, "n0", 1, 5, 0, 0, &e4, 1);
+    deliver(w, 3000, MN_WIRE_REPL_APPEND, "n0", 1, 5, 0, 0, &e5, 1);
+    assert_int_equal(fresh_us(w), 1000);
+    mn_spaces_repl_applied(w->core, "s", 4);
+    assert_int_equal(fresh_us(w), 1000);
+    mn_spaces_repl_applied(w->core, "s", 5);
+    assert_int_equal(fresh_us(w), 3000);
+    /* a new epoch (another primary): what the old one said no longer counts */
+    deliver(w, 4000, MN_WIRE_REPL_APPEND, "n2", 2, 5, 1, 0, NULL, 0);
+    assert_int_equal(fresh_us(w), 0);
     world_free(w);
 }
 
@@ -798,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_the_lease_runs_from_the_echoed_send_time),
         cmocka_unit_test(test_spaces_repl_no_vote_while_the_primary_may_hold_its_lease),
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
+        cmocka_unit_test(test_spaces_repl_a_follower_knows_how_far_behind_it_is),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_a_failed_store_is_fetched_again),
         cmocka_unit_test(test_spaces_repl_a_deposed_primary_names_what_a_majority_had),
