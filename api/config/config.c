@@ -21,8 +21,8 @@
 typedef enum { K_STRING, K_INT, K_FLOAT, K_BOOL, K_STRINGS, K_TABLES } kind;
 
 typedef struct cfg_key {
-    const char *table; /* "http"; a nested table is written "a.b" */
-    const char *key;   /* "port" */
+    const char *table;   /* "http"; a nested table is written "a.b" */
+    const char *key;     /* "port" */
     kind type;
     size_t off;          /* offset of the field in mn_config_t */
     const char *s;       /* default of K_STRING; K_STRINGS: comma-separated, NULL = empty */
@@ -37,8 +37,8 @@ typedef struct cfg_key {
     bool required;                       /* field of a table element: must be given */
     const struct cfg_key *fields;        /* K_TABLES: the keys of one element, offsets in it */
     size_t n_fields;
-    size_t elem_size; /* K_TABLES: sizeof one element */
-    const char *doc;  /* one line for mn_config_dump */
+    size_t elem_size;                    /* K_TABLES: sizeof one element */
+    const char *doc;                     /* one line for mn_config_dump */
 } cfg_key;
 
 /* Generic view of an array-of-tables field (mn_config_auth_keys_t and its kind). */
@@ -70,45 +70,25 @@ static const char *check_hostport(const char *s)
 }
 
 /* FIELD(f, T): offset of mn_config_t field f, which must have type T (else a compile error). */
-#define FIELD(f, T)                                                                                \
-    (offsetof(mn_config_t, f) + 0 * sizeof(char[_Generic(((mn_config_t *)0)->f, T : 1, default     \
-                                                         : -1)]))
-#define KSTR(t, k, f, def, chk, d)                                                                 \
-    {                                                                                              \
-        t, k, K_STRING, FIELD(f, char *), .s = def, .check = chk, .doc = d                         \
-    }
-#define KENUM(t, k, f, def, ch, d)                                                                 \
-    {                                                                                              \
-        t, k, K_STRING, FIELD(f, char *), .s = def, .choices = ch, .doc = d                        \
-    }
-#define KSECRET(t, k, f, d)                                                                        \
-    {                                                                                              \
-        t, k, K_STRING, FIELD(f, char *), .s = "", .secret = true, .doc = d                        \
-    }
-#define KINT(t, k, f, def, lo, hi, d)                                                              \
-    {                                                                                              \
-        t, k, K_INT, FIELD(f, int64_t), .i = def, .min = lo, .max = hi, .doc = d                   \
-    }
-#define KFLOAT(t, k, fld, def, lo, hi, d)                                                          \
-    {                                                                                              \
-        t, k, K_FLOAT, FIELD(fld, double), .f = def, .fmin = lo, .fmax = hi, .doc = d              \
-    }
-#define KBOOL(t, k, f, def, d)                                                                     \
-    {                                                                                              \
-        t, k, K_BOOL, FIELD(f, bool), .b = def, .doc = d                                           \
-    }
-#define KLIST(t, k, f, def, chk, d)                                                                \
-    {                                                                                              \
-        t, k, K_STRINGS, FIELD(f, mn_config_strlist_t), .s = def, .check = chk, .doc = d           \
-    }
-#define KTABLES(t, k, f, T, E, flds, d)                                                            \
-    {                                                                                              \
-        t, k, K_TABLES, FIELD(f, T), .fields = flds, .n_fields = sizeof flds / sizeof flds[0],     \
-                                     .elem_size = sizeof(E), .doc = d                              \
-    }
+#define FIELD(f, T)                                                                              \
+    (offsetof(mn_config_t, f) + 0 * sizeof(char[_Generic(((mn_config_t *)0)->f, T: 1, default: -1)]))
+#define KSTR(t, k, f, def, chk, d)                                                               \
+    {t, k, K_STRING, FIELD(f, char *), .s = def, .check = chk, .doc = d}
+#define KENUM(t, k, f, def, ch, d) {t, k, K_STRING, FIELD(f, char *), .s = def, .choices = ch, .doc = d}
+#define KSECRET(t, k, f, d) {t, k, K_STRING, FIELD(f, char *), .s = "", .secret = true, .doc = d}
+#define KINT(t, k, f, def, lo, hi, d)                                                            \
+    {t, k, K_INT, FIELD(f, int64_t), .i = def, .min = lo, .max = hi, .doc = d}
+#define KFLOAT(t, k, fld, def, lo, hi, d)                                                        \
+    {t, k, K_FLOAT, FIELD(fld, double), .f = def, .fmin = lo, .fmax = hi, .doc = d}
+#define KBOOL(t, k, f, def, d) {t, k, K_BOOL, FIELD(f, bool), .b = def, .doc = d}
+#define KLIST(t, k, f, def, chk, d)                                                              \
+    {t, k, K_STRINGS, FIELD(f, mn_config_strlist_t), .s = def, .check = chk, .doc = d}
+#define KTABLES(t, k, f, T, E, flds, d)                                                          \
+    {t, k, K_TABLES, FIELD(f, T), .fields = flds, .n_fields = sizeof flds / sizeof flds[0],      \
+     .elem_size = sizeof(E), .doc = d}
 /* EFIELD(E, f, T): offset of field f of element struct E, which must have type T. */
-#define EFIELD(E, f, T)                                                                            \
-    (offsetof(E, f) + 0 * sizeof(char[_Generic(((E *)0)->f, T : 1, default : -1)]))
+#define EFIELD(E, f, T)                                                                          \
+    (offsetof(E, f) + 0 * sizeof(char[_Generic(((E *)0)->f, T: 1, default: -1)]))
 
 /* "" (off), or http(s)://host[:port][/path]: the rest is judged where it is used
  * (api/embed/embed_http.c). */
@@ -218,7 +198,8 @@ static const cfg_key KEYS[] = {
     KSTR("http", "tls_key", http.tls_key, "", NULL, "PEM private key of tls_cert"),
 
     KBOOL("grpc", "enabled", grpc.enabled, true, "serve the gRPC API (mnemo.v1.Mnemo)"),
-    KSTR("grpc", "bind", grpc.bind, "127.0.0.1", check_nonempty, "address the gRPC API listens on"),
+    KSTR("grpc", "bind", grpc.bind, "127.0.0.1", check_nonempty,
+         "address the gRPC API listens on"),
     KINT("grpc", "port", grpc.port, 7701, 0, 65535, "gRPC port (0 = any free port)"),
     KINT("grpc", "threads", grpc.threads, 16, 1, 256,
          "worker threads that run the gRPC handlers (two more poll the network)"),
@@ -338,8 +319,7 @@ static const cfg_key KEYS[] = {
          "a node stopping (SIGTERM) hands the spaces it leads over for at most this long "
          "before it leaves; 0 = leave at once (they fail over)"),
     KINT("cluster", "catalog_tombstone_ttl_s", cluster.catalog_tombstone_ttl_s, 604800, 60,
-         315360000,
-         "a dropped space's tombstone is kept this long (a node down longer must be "
+         315360000, "a dropped space's tombstone is kept this long (a node down longer must be "
          "wiped before it rejoins)"),
     KINT("cluster.swim", "probe_interval_ms", cluster_swim.probe_interval_ms, 0, 0, 600000,
          "SWIM probe period (0 = the profile's)"),
@@ -349,8 +329,8 @@ static const cfg_key KEYS[] = {
          "min suspicion = mult * log10(N) * probe period (0 = the profile's)"),
     KINT("cluster.swim", "gossip_interval_ms", cluster_swim.gossip_interval_ms, 0, 0, 600000,
          "period of gossip datagrams (0 = the profile's)"),
-    KINT("cluster.swim", "push_pull_interval_ms", cluster_swim.push_pull_interval_ms, 0, 0, DAY_MS,
-         "period of full-state syncs (0 = the profile's)"),
+    KINT("cluster.swim", "push_pull_interval_ms", cluster_swim.push_pull_interval_ms, 0, 0,
+         DAY_MS, "period of full-state syncs (0 = the profile's)"),
     KBOOL("cluster.swim", "lifeguard", cluster_swim.lifeguard, true,
           "false = plain SWIM (fixed suspicion timeout, no health multiplier)"),
 
@@ -453,8 +433,7 @@ static size_t edit_distance(const char *a, const char *b)
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 9;
     size_t row[64];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
     for (size_t i = 1; i <= la; i++) {
         size_t diag = row[0];
         row[0] = i;
@@ -515,8 +494,7 @@ typedef struct cfg_val {
 
 static void strlist_free(mn_config_strlist_t *l)
 {
-    for (size_t i = 0; i < l->count; i++)
-        free(l->items[i]);
+    for (size_t i = 0; i < l->count; i++) free(l->items[i]);
     free(l->items);
     l->items = NULL;
     l->count = 0;
@@ -585,10 +563,8 @@ static mn_err split_list(const char *s, mn_config_strlist_t *out, mn_error *err)
         const char *end = strchr(s, ',');
         if (!end) end = s + strlen(s);
         const char *a = s, *b = end;
-        while (a < b && isspace((unsigned char)*a))
-            a++;
-        while (b > a && isspace((unsigned char)b[-1]))
-            b--;
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
         if (b > a) {
             mn_err rc = strlist_push(out, a, (size_t)(b - a), err);
             if (rc) return rc;
@@ -601,18 +577,12 @@ static mn_err split_list(const char *s, mn_config_strlist_t *out, mn_error *err)
 static const char *expects(kind t)
 {
     switch (t) {
-    case K_STRING:
-        return "a string";
-    case K_INT:
-        return "an integer";
-    case K_FLOAT:
-        return "a number";
-    case K_BOOL:
-        return "a boolean";
-    case K_STRINGS:
-        return "an array of strings";
-    case K_TABLES:
-        return "an array of tables";
+    case K_STRING: return "a string";
+    case K_INT: return "an integer";
+    case K_FLOAT: return "a number";
+    case K_BOOL: return "a boolean";
+    case K_STRINGS: return "an array of strings";
+    case K_TABLES: return "an array of tables";
     }
     return "?";
 }
@@ -620,18 +590,12 @@ static const char *expects(kind t)
 static const char *a_type(mn_toml_type_t t)
 {
     switch (t) {
-    case MN_TOML_TABLE:
-        return "a table";
-    case MN_TOML_ARRAY:
-        return "an array";
-    case MN_TOML_STRING:
-        return "a string";
-    case MN_TOML_INTEGER:
-        return "an integer";
-    case MN_TOML_FLOAT:
-        return "a float";
-    case MN_TOML_BOOL:
-        return "a boolean";
+    case MN_TOML_TABLE: return "a table";
+    case MN_TOML_ARRAY: return "an array";
+    case MN_TOML_STRING: return "a string";
+    case MN_TOML_INTEGER: return "an integer";
+    case MN_TOML_FLOAT: return "a float";
+    case MN_TOML_BOOL: return "a boolean";
     }
     return "?";
 }
@@ -676,8 +640,8 @@ static mn_err from_toml(const cfg_key *k, const mn_toml_value_t *v, const char *
                                     "%s:%d:%d: %s expects an array of strings, got %s element",
                                     file, e->line, e->col, fn, a_type(e->type));
             if (has_nul(e))
-                return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: %s must not contain NUL", file,
-                                    e->line, e->col, fn);
+                return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: %s must not contain NUL",
+                                    file, e->line, e->col, fn);
             mn_err rc = strlist_push(&out->l, e->u.str.ptr, e->u.str.len, err);
             if (rc) return rc;
         }
@@ -690,8 +654,8 @@ static mn_err from_toml(const cfg_key *k, const mn_toml_value_t *v, const char *
         return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: %s expects %s, got %s", file, v->line,
                             v->col, fn, expects(k->type), a_type(v->type));
     if (k->type == K_STRING && has_nul(v))
-        return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: %s must not contain NUL", file, v->line,
-                            v->col, fn);
+        return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: %s must not contain NUL", file,
+                            v->line, v->col, fn);
     return MN_OK;
 }
 
@@ -718,8 +682,7 @@ static mn_err from_text(const cfg_key *k, const char *text, const char *where, c
                             where, fn, text);
     }
     const char *t = text;
-    while (isspace((unsigned char)*t))
-        t++;
+    while (isspace((unsigned char)*t)) t++;
     if (k->type == K_STRINGS && *t != '[') return split_list(text, &out->l, err);
 
     mn_toml_value_t *v = NULL;
@@ -828,15 +791,9 @@ static void store(void *base, const cfg_key *k, cfg_val *v)
         *(char **)p = v->s;
         v->s = NULL;
         break;
-    case K_INT:
-        *(int64_t *)p = v->i;
-        break;
-    case K_FLOAT:
-        *(double *)p = v->f;
-        break;
-    case K_BOOL:
-        *(bool *)p = v->b;
-        break;
+    case K_INT: *(int64_t *)p = v->i; break;
+    case K_FLOAT: *(double *)p = v->f; break;
+    case K_BOOL: *(bool *)p = v->b; break;
     case K_STRINGS:
         strlist_free((mn_config_strlist_t *)p);
         *(mn_config_strlist_t *)p = v->l;
@@ -872,8 +829,8 @@ static mn_err apply_defaults(const cfg_key *keys, size_t n, void *base, mn_error
     for (size_t i = 0; i < n; i++) {
         const cfg_key *k = &keys[i];
         if (k->type == K_TABLES && i + 1 < n && strcmp(keys[i + 1].table, k->table) == 0)
-            return mn_error_set(err, MN_ERR_INTERNAL, "config: %s.%s must end its table", k->table,
-                                k->key);
+            return mn_error_set(err, MN_ERR_INTERNAL, "config: %s.%s must end its table",
+                                k->table, k->key);
         if (k->required || k->type == K_TABLES) continue;
         cfg_val v = {.i = k->i, .f = k->f, .b = k->b};
         mn_err rc = MN_OK;
@@ -918,8 +875,8 @@ static mn_err element_from_toml(const cfg_key *k, const mn_toml_value_t *tv, siz
         if (!f) {
             char known[NAME_MAX_LEN] = "";
             for (size_t q = 0; q < k->n_fields; q++)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", q ? ", " : "",
-                         k->fields[q].key);
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                         q ? ", " : "", k->fields[q].key);
             return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: unknown key \"%s.%s\" (%s has %s)",
                                 file, e->line, e->col, fn, e->key, fn, known);
         }
@@ -1007,8 +964,9 @@ static mn_err apply_table(mn_config_t *c, const mn_toml_value_t *t, const char *
             val_free(&v);
         } else if (!odd && is_table(name)) {
             if (e->value->type != MN_TOML_TABLE)
-                return mn_error_set(err, MN_ERR_INVALID, "%s:%d:%d: \"%s\" must be a table, got %s",
-                                    file, e->line, e->col, name, a_type(e->value->type));
+                return mn_error_set(err, MN_ERR_INVALID,
+                                    "%s:%d:%d: \"%s\" must be a table, got %s", file, e->line,
+                                    e->col, name, a_type(e->value->type));
             rc = apply_table(c, e->value, name, file, err);
         } else {
             rc = unknown(e, name, file, err);
@@ -1050,7 +1008,8 @@ static mn_err apply_env(mn_config_t *c, char **envp, mn_error *err)
             if (!in_env_namespace(name)) continue;
             char hint[NAME_MAX_LEN + 24];
             suggest(name, true, hint, sizeof hint);
-            return mn_error_set(err, MN_ERR_INVALID, "%s: no such configuration key%s", name, hint);
+            return mn_error_set(err, MN_ERR_INVALID, "%s: no such configuration key%s", name,
+                                hint);
         }
         cfg_val v = {0};
         mn_err rc = from_text(k, eq + 1, name, &v, err);
@@ -1126,15 +1085,9 @@ static void dump_value(const cfg_key *k, const void *p, FILE *out)
     case K_STRING:
         mn_toml_fput_string(out, s ? s : "", s ? strlen(s) : 0);
         break;
-    case K_INT:
-        fprintf(out, "%lld", (long long)*(const int64_t *)p);
-        break;
-    case K_FLOAT:
-        dump_float(*(const double *)p, out);
-        break;
-    case K_BOOL:
-        fputs(*(const bool *)p ? "true" : "false", out);
-        break;
+    case K_INT: fprintf(out, "%lld", (long long)*(const int64_t *)p); break;
+    case K_FLOAT: dump_float(*(const double *)p, out); break;
+    case K_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
     case K_STRINGS: {
         const mn_config_strlist_t *l = p;
         fputc('[', out);
@@ -1145,8 +1098,7 @@ static void dump_value(const cfg_key *k, const void *p, FILE *out)
         fputc(']', out);
         break;
     }
-    case K_TABLES:
-        break; /* dump_tables */
+    case K_TABLES: break; /* dump_tables */
     }
     fputc('\n', out);
 }
@@ -1176,7 +1128,8 @@ void mn_config_dump(const mn_config_t *c, FILE *out)
             table = k->table;
         }
         fprintf(out, "# %s", k->doc);
-        if (k->type == K_INT) fprintf(out, " [%lld..%lld]", (long long)k->min, (long long)k->max);
+        if (k->type == K_INT)
+            fprintf(out, " [%lld..%lld]", (long long)k->min, (long long)k->max);
         if (k->type == K_FLOAT) fprintf(out, " [%g..%g]", k->fmin, k->fmax);
         if (k->choices) fprintf(out, " (%s)", k->choices);
         fputc('\n', out);

@@ -19,22 +19,22 @@ typedef struct mn_config_strlist {
 } mn_config_strlist_t;
 
 typedef struct mn_config_http {
-    char *bind;                    /* "127.0.0.1" */
-    int64_t port;                  /* 7700; 0 = ephemeral */
-    int64_t max_body_bytes;        /* 16 MiB */
-    int64_t max_header_bytes;      /* 64 KiB */
-    int64_t max_connections;       /* 1024 */
-    int64_t idle_timeout_ms;       /* 60000 */
-    int64_t max_pipelined;         /* 64 */
-    int64_t max_pipelined_bytes;   /* 16 MiB: request bytes one connection holds unanswered */
-    int64_t max_inflight_bytes;    /* 256 MiB: request bodies the server holds */
-    int64_t max_streams;           /* 256 event streams (outside max_connections) */
-    int64_t max_streams_per_key;   /* 16 per API key; 0 = no per-key cap */
+    char *bind;               /* "127.0.0.1" */
+    int64_t port;             /* 7700; 0 = ephemeral */
+    int64_t max_body_bytes;   /* 16 MiB */
+    int64_t max_header_bytes; /* 64 KiB */
+    int64_t max_connections;  /* 1024 */
+    int64_t idle_timeout_ms;  /* 60000 */
+    int64_t max_pipelined;    /* 64 */
+    int64_t max_pipelined_bytes; /* 16 MiB: request bytes one connection holds unanswered */
+    int64_t max_inflight_bytes;  /* 256 MiB: request bodies the server holds */
+    int64_t max_streams;         /* 256 event streams (outside max_connections) */
+    int64_t max_streams_per_key; /* 16 per API key; 0 = no per-key cap */
     int64_t stream_max_lifetime_s; /* 3600; 0 = streams never expire */
-    int64_t worker_threads;        /* 16 */
-    int64_t request_timeout_ms;    /* 30000: a request's headers + body must arrive within it */
-    char *tls_cert;                /* "" = plain HTTP; else a PEM certificate chain file */
-    char *tls_key;                 /* PEM private key of tls_cert; set both or neither */
+    int64_t worker_threads;   /* 16 */
+    int64_t request_timeout_ms; /* 30000: a request's headers + body must arrive within it */
+    char *tls_cert;             /* "" = plain HTTP; else a PEM certificate chain file */
+    char *tls_key;              /* PEM private key of tls_cert; set both or neither */
 } mn_config_http_t;
 
 /* [grpc]: the gRPC API (api/proto/mnemo/v1/mnemo.proto, docs/grpc.md). */
@@ -53,33 +53,33 @@ typedef struct mn_config_grpc {
 } mn_config_grpc_t;
 
 typedef struct mn_config_storage {
-    char *data_dir;             /* "./data" */
-    int64_t block_cache_mb;     /* 256 */
-    int64_t write_buffer_mb;    /* 64 */
-    bool sync;                  /* true: fsync every write batch */
+    char *data_dir;          /* "./data" */
+    int64_t block_cache_mb;  /* 256 */
+    int64_t write_buffer_mb; /* 64 */
+    bool sync;               /* true: fsync every write batch */
     int64_t wal_retain_entries; /* 100000 per space; 0 = keep all */
 } mn_config_storage_t;
 
 typedef struct mn_config_engine {
-    char *default_lifecycle;         /* "ephemeral" | "session" | "persistent" (default) */
-    int64_t ephemeral_ttl_seconds;   /* 3600 */
-    int64_t session_ttl_seconds;     /* 86400 */
-    int64_t expiry_interval_ms;      /* 1000 */
-    double link_threshold;           /* 0.8: semantic auto-link at this similarity or more */
-    int64_t link_max;                /* 5 semantic links per memory; 0 = none */
-    int64_t temporal_window_ms;      /* 3600000: link consecutive episodes of a session */
-    double initial_stability_days;   /* 7.0: forgetting-curve stability of a new memory */
-    int64_t as_of_max_age_s;         /* 2592000: how far back as-of reads may look */
-    int64_t consolidate_interval_s;  /* 3600: scheduled consolidation; 0 = on demand only */
-    double consolidate_threshold;    /* 0.75: cosine similarity to join a cluster */
+    char *default_lifecycle;       /* "ephemeral" | "session" | "persistent" (default) */
+    int64_t ephemeral_ttl_seconds; /* 3600 */
+    int64_t session_ttl_seconds;   /* 86400 */
+    int64_t expiry_interval_ms;    /* 1000 */
+    double link_threshold;         /* 0.8: semantic auto-link at this similarity or more */
+    int64_t link_max;              /* 5 semantic links per memory; 0 = none */
+    int64_t temporal_window_ms;    /* 3600000: link consecutive episodes of a session */
+    double initial_stability_days; /* 7.0: forgetting-curve stability of a new memory */
+    int64_t as_of_max_age_s;       /* 2592000: how far back as-of reads may look */
+    int64_t consolidate_interval_s; /* 3600: scheduled consolidation; 0 = on demand only */
+    double consolidate_threshold;  /* 0.75: cosine similarity to join a cluster */
     int64_t consolidate_min_support; /* 3 episodes make a semantic memory */
-    int64_t hnsw_threshold;          /* 2000: spaces this large recall through HNSW */
-    int64_t hnsw_m;                  /* 16 */
-    int64_t hnsw_ef_construction;    /* 200 */
-    int64_t hnsw_ef_search;          /* 64 */
-    bool hnsw_quantize;              /* false: int8 codes with exact re-ranking */
-    int64_t hnsw_save_interval_s;    /* 60: background save of changed graphs; 0 = at shutdown */
-    int64_t max_spaces;              /* 10000: creating one more space is refused */
+    int64_t hnsw_threshold;        /* 2000: spaces this large recall through HNSW */
+    int64_t hnsw_m;                /* 16 */
+    int64_t hnsw_ef_construction;  /* 200 */
+    int64_t hnsw_ef_search;        /* 64 */
+    bool hnsw_quantize;            /* false: int8 codes with exact re-ranking */
+    int64_t hnsw_save_interval_s;  /* 60: background save of changed graphs; 0 = at shutdown */
+    int64_t max_spaces;            /* 10000: creating one more space is refused */
 } mn_config_engine_t;
 
 typedef struct mn_config_log {
@@ -88,13 +88,13 @@ typedef struct mn_config_log {
 } mn_config_log_t;
 
 typedef struct mn_config_cluster {
-    bool enabled;      /* false: single node */
-    char *node_id;     /* "" = generated and persisted in the data dir by the cluster code */
-    char *bind;        /* "127.0.0.1" */
-    int64_t swim_port; /* 7946 */
-    mn_config_strlist_t seeds;  /* "host:port" of nodes to join; empty = start a new cluster */
-    char *key;                  /* cluster HMAC key; "" = none */
-    char *profile;              /* "lan" (default) | "fast" */
+    bool enabled;            /* false: single node */
+    char *node_id;           /* "" = generated and persisted in the data dir by the cluster code */
+    char *bind;              /* "127.0.0.1" */
+    int64_t swim_port;       /* 7946 */
+    mn_config_strlist_t seeds; /* "host:port" of nodes to join; empty = start a new cluster */
+    char *key;               /* cluster HMAC key; "" = none */
+    char *profile;           /* "lan" (default) | "fast" */
     int64_t forward_timeout_ms; /* 5000: one forwarded request (any node serves any space) */
     /* placement (docs/replication.md); served by GET /v1/cluster/spaces */
     int64_t replication_factor;    /* 3: copies of each space, the primary included (1..7) */
@@ -137,36 +137,36 @@ typedef struct mn_config_gossip {
 
 /* [mcp]: the MCP endpoint POST /mcp (docs/api.md, "MCP"). */
 typedef struct mn_config_mcp {
-    int64_t max_sessions;         /* 1024: sessions in the table */
-    int64_t max_sessions_per_key; /* 256: more evicts the key's least recently used */
-    int64_t session_idle_s;       /* 3600: a session unused this long ends */
-    int64_t default_dim;          /* 384: dim of a space that remember creates */
-    int64_t max_body_bytes;       /* 1 MiB: one POST /mcp (http.max_body_bytes still applies) */
-    char *default_space;          /* "default": the space of tools given none */
+    int64_t max_sessions;              /* 1024: sessions in the table */
+    int64_t max_sessions_per_key;      /* 256: more evicts the key's least recently used */
+    int64_t session_idle_s;            /* 3600: a session unused this long ends */
+    int64_t default_dim;               /* 384: dim of a space that remember creates */
+    int64_t max_body_bytes;            /* 1 MiB: one POST /mcp (http.max_body_bytes still applies) */
+    char *default_space;               /* "default": the space of tools given none */
     mn_config_strlist_t allowed_origins; /* browser origins allowed besides loopback */
 } mn_config_mcp_t;
 
 /* [embedding]: an OpenAI-compatible POST /v1/embeddings provider for memories and recalls
  * that come with text only (api/embed/embed.h, docs/config.md). Off while url is "". */
 typedef struct mn_config_embedding {
-    char *url;   /* "" = off; http://host:port/path or https://... (the endpoint) */
-    char *model; /* the "model" of each request; required with url */
-    int64_t dim; /* values per vector; required with url; spaces of this dim use it */
+    char *url;           /* "" = off; http://host:port/path or https://... (the endpoint) */
+    char *model;         /* the "model" of each request; required with url */
+    int64_t dim;         /* values per vector; required with url; spaces of this dim use it */
     mn_config_strlist_t spaces; /* names of the spaces that use it ("*" = every one of dim) */
-    int64_t batch_size;         /* 32 texts per request */
-    int64_t timeout_ms;         /* 10000: one request (a recall waits at most this) */
-    int64_t max_backlog;        /* 10000 memories (ids) queued; more wait for the backfill scan */
+    int64_t batch_size;  /* 32 texts per request */
+    int64_t timeout_ms;  /* 10000: one request (a recall waits at most this) */
+    int64_t max_backlog; /* 10000 memories (ids) queued; more wait for the backfill scan */
     int64_t retry_max_ms; /* 30000: the longest wait between retries (backoff doubles to it) */
     int64_t backfill_interval_s; /* 60: scan for memories without a vector this often */
-    char *api_key_env;           /* "" = no key; else the environment variable holding it */
-    char *ca_file;               /* "" = the system's CA certificates (https) */
+    char *api_key_env;   /* "" = no key; else the environment variable holding it */
+    char *ca_file;       /* "" = the system's CA certificates (https) */
 } mn_config_embedding_t;
 
 /* [[auth.keys]]: one API key of the HTTP API (api/auth.h checks requests against them). */
 typedef struct mn_config_auth_key {
-    char *name;                 /* "" = unnamed; shown in logs, never the key itself */
-    char *sha256;               /* 64 hex digits: SHA-256 of the key */
-    char *role;                 /* "read" | "write" | "admin" */
+    char *name;               /* "" = unnamed; shown in logs, never the key itself */
+    char *sha256;             /* 64 hex digits: SHA-256 of the key */
+    char *role;               /* "read" | "write" | "admin" */
     mn_config_strlist_t spaces; /* space names the key may use; "*" = every space */
 } mn_config_auth_key_t;
 
@@ -178,7 +178,7 @@ typedef struct mn_config_auth_keys {
 } mn_config_auth_keys_t;
 
 typedef struct mn_config_auth {
-    bool enabled;               /* false: every request is allowed (loopback only, or --insecure) */
+    bool enabled;             /* false: every request is allowed (loopback only, or --insecure) */
     mn_config_auth_keys_t keys; /* [[auth.keys]] */
 } mn_config_auth_t;
 
