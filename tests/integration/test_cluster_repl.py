@@ -445,6 +445,51 @@ def test_nearest_reads_at_a_cut_off_primary_say_stale(server_factory):
     wait_until(fresh_again, DEADLINE_S, what="the recall no longer saying stale_replica")
 
 
+def test_a_write_short_of_its_level_says_how_many_copies_it_reached(server_factory):
+    """One replica paused: the primary keeps its lease (it and the other replica are a
+    majority), so a `quorum` write is acknowledged, and an `all` write waits
+    `cluster.write_timeout_ms` and answers 503 saying it reached 2 of the 3 copies. It is
+    stored on the primary and the live replica; once the paused one resumes it has it too."""
+    nodes, ids, by_id, primary, others = three_with_the_space(
+        server_factory, {"MNEMO_CLUSTER_WRITE_TIMEOUT_MS": "500"})
+    remember(primary, 0)
+    os.kill(others[0].proc.pid, signal.SIGSTOP)
+    try:
+        with primary.client(timeout=10.0) as c:
+            r = c.raw("POST", "/v1/spaces/%s/memories" % SPACE,
+                      body={"content": "quorum while one is paused",
+                            "embedding": [1.0, 0.0, 0.5, 0.25], "consistency": "quorum"})
+            assert r.status == 201, (r.status, r.body)
+            r = c.raw("POST", "/v1/spaces/%s/memories" % SPACE,
+                      body={"content": "all while one is paused", "idempotency_key": "all-1",
+                            "embedding": [1.0, 0.0, 0.5, 0.25], "consistency": "all"})
+        assert r.status == 503 and r.json["error"]["code"] == "unavailable", (r.status, r.body)
+        msg = r.json["error"]["message"]
+        assert "reached 2 of 3 copies within 500 ms (all wanted)" in msg, msg
+    finally:
+        os.kill(others[0].proc.pid, signal.SIGCONT)
+
+    def stored_everywhere():
+        for s in nodes:
+            with s.client(timeout=5.0) as c:
+                got = c.raw("GET", "/v1/spaces/%s/memories" % SPACE, query={"read": "nearest"})
+            if got.status != 200 or "all while one is paused" not in [
+                    m["content"] for m in got.json["memories"]]:
+                return False
+        return True
+    # the 503 said "not enough copies yet", not "not written": it reaches every copy
+    wait_until(stored_everywhere, DEADLINE_S, what="the write short of its level on every copy")
+    # a retry with its idempotency key is the same write, now at its level
+    with primary.client(timeout=10.0) as c:
+        again = c.raw("POST", "/v1/spaces/%s/memories" % SPACE,
+                      body={"content": "all while one is paused", "idempotency_key": "all-1",
+                            "embedding": [1.0, 0.0, 0.5, 0.25], "consistency": "all"})
+    assert again.status in (200, 201), (again.status, again.body)
+    with primary.client(timeout=5.0) as c:
+        got = c.raw("GET", "/v1/spaces/%s/memories" % SPACE)
+    assert [m["content"] for m in got.json["memories"]].count("all while one is paused") == 1
+
+
 def test_a_primary_stopped_with_no_leave_handover_leaves_at_once(server_factory):
     """cluster.leave_handover_ms = 0: SIGTERM at the primary hands nothing over; it leaves,
     and the others elect a primary (a failover) that takes a quorum write."""
