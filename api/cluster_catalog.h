@@ -73,7 +73,11 @@ size_t cl_catalog_set_live(const cl_catalog_set *s);
  * "created_at_ms", "dropped_at_ms" (null: live), "creator" (null: not known) and "record"
  * (null: none; else {"epoch", "version", "holders": [{"node", "role"}]}). */
 cJSON *cl_catalog_entry_json(const cl_catalog_entry *e);
-/* Reads an entry; MN_ERR_INVALID names the field ("<pfx>dim: ..."). */
+/* TEST ONLY: every entry written from now on carries the string field name too, as a node
+ * one minor version ahead may add one (MNEMO_TEST_PEER_MINOR above this build's). */
+void cl_catalog_json_test_field(const char *name);
+/* Reads an entry; MN_ERR_INVALID names the field ("<pfx>dim: ..."). Fields it does not
+ * know are ignored (a newer minor version's). */
 mn_err cl_catalog_entry_from_json(const cJSON *o, const char *pfx, cl_catalog_entry *out,
                                   mn_error *err);
 /* {"spaces": [entries]} into s (merged: a document may name a space twice). */

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,16 @@ static cJSON *record_json(const mn_spaces_record_t *r)
     }
     cJSON_AddItemToObject(o, "holders", arr);
     return o;
+}
+
+/* TEST ONLY (cl_catalog_json_test_field): a field every entry written carries, as a newer
+ * minor version's would; NULL = none. Set once at start (atomic: other threads may write
+ * entries by then). */
+static _Atomic(const char *) test_field;
+
+void cl_catalog_json_test_field(const char *name)
+{
+    atomic_store(&test_field, name);
 }
 
 cJSON *cl_catalog_entry_json(const cl_catalog_entry *e)
@@ -95,21 +106,18 @@ cJSON *cl_catalog_entry_json(const cl_catalog_entry *e)
         cJSON_AddItemToObject(o, "record", record_json(&e->rec));
     else
         cJSON_AddNullToObject(o, "record");
+    const char *extra = atomic_load(&test_field);
+    if (extra) cJSON_AddStringToObject(o, extra, "a newer minor's field");
     return o;
 }
 
 /* ---- reading ---- */
 
-static const char *const entry_fields[] = {"name",          "dim",
-                                           "metric",        "default_lifecycle",
-                                           "text_language", "embedding_model",
-                                           "dedup",         "dedup_threshold",
-                                           "index",         "created_at_ms",
-                                           "dropped_at_ms", "creator",
-                                           "record",        NULL};
-static const char *const record_fields[] = {"epoch", "version", "holders", NULL};
-static const char *const holder_fields[] = {"node", "role", NULL};
-static const char *const index_fields[] = {"m", "ef_construction", "ef_search", "quantize", NULL};
+/* Fields this build does not know are ignored, in entries and in the objects they hold: a
+ * node one minor version ahead may add some, and its entries must still reach the older
+ * nodes while a rolling upgrade mixes them (runbooks/cluster.md, "Rolling restart and
+ * upgrade"). A field that changes what a known one means needs a new major version. The
+ * known fields are checked as strictly as ever. */
 
 /* A required integer in [lo, hi]. */
 static mn_err int_field(const cJSON *o, const char *name, const char *pfx, int64_t lo, int64_t hi,
@@ -144,7 +152,7 @@ static mn_err index_from_json(const cJSON *o, const char *pfx, mn_index_def_t *i
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "index");
     if (!cJSON_IsObject(v))
         return mn_error_set(err, MN_ERR_INVALID, "%sindex: expected an object", pfx);
-    mn_err rc = api_check_fields(v, index_fields, p, err);
+    mn_err rc = MN_OK;
     int64_t m = 0, efc = 0, efs = 0;
     if (!rc) rc = int_field(v, "m", p, 0, UINT32_MAX, &m, err);
     if (!rc) rc = int_field(v, "ef_construction", p, 0, UINT32_MAX, &efc, err);
@@ -207,7 +215,7 @@ static mn_err holder_from_json(const cJSON *h, const char *pfx, mn_spaces_holder
                                mn_error *err)
 {
     if (!cJSON_IsObject(h)) return mn_error_set(err, MN_ERR_INVALID, "%s: expected an object", pfx);
-    mn_err rc = api_check_fields(h, holder_fields, pfx, err);
+    mn_err rc = MN_OK;
     char role[16] = "";
     if (!rc) rc = string_field(h, "node", pfx, out->node, sizeof out->node, true, err);
     if (!rc) rc = string_field(h, "role", pfx, role, sizeof role, true, err);
@@ -231,7 +239,7 @@ static mn_err record_from_json(const cJSON *o, const char *pfx, mn_spaces_record
     snprintf(p, sizeof p, "%srecord.", pfx);
     if (!cJSON_IsObject(v))
         return mn_error_set(err, MN_ERR_INVALID, "%srecord: expected an object or null", pfx);
-    mn_err rc = api_check_fields(v, record_fields, p, err);
+    mn_err rc = MN_OK;
     int64_t epoch = 0, version = 0;
     if (!rc) rc = int_field(v, "epoch", p, 1, INT64_MAX / 2, &epoch, err);
     if (!rc) rc = int_field(v, "version", p, 1, INT64_MAX / 2, &version, err);
@@ -262,8 +270,7 @@ mn_err cl_catalog_entry_from_json(const cJSON *o, const char *pfx, cl_catalog_en
     memset(out, 0, sizeof *out);
     mn_space_def_t *d = &out->def;
     if (!cJSON_IsObject(o)) return mn_error_set(err, MN_ERR_INVALID, "%s: expected an object", pfx);
-    mn_err rc = api_check_fields(o, entry_fields, pfx, err);
-    if (!rc) rc = string_field(o, "name", pfx, d->name, sizeof d->name, true, err);
+    mn_err rc = string_field(o, "name", pfx, d->name, sizeof d->name, true, err);
     if (!rc && !mn_space_name_valid(d->name))
         rc = mn_error_set(err, MN_ERR_INVALID, "%sname: must match [a-z0-9][a-z0-9_-]{0,63}", pfx);
     int64_t dim = 0, created = 0, dropped = 0;

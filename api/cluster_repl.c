@@ -15,6 +15,7 @@
  * Invariants: the core, the bus and the space list are touched only by this
  * thread; the engine's hook is set before the thread starts and cleared
  * before it stops. */
+#include "cluster_catalog.h"
 #include "cluster_repl_internal.h"
 #include "cluster_snap.h"
 
@@ -595,7 +596,8 @@ static mn_err make_dir(cl_repl *r, const mn_config_t *c, mn_error *err)
 }
 
 /* TEST ONLY: MNEMO_TEST_PEER_MINOR=<0..255> makes the bus announce that minor
- * version instead of its own (rolling-upgrade tests, docs/config.md). */
+ * version instead of its own (rolling-upgrade tests, docs/config.md); above its own, the
+ * catalog entries it writes also carry a field no build knows, as a newer minor's may. */
 static uint8_t test_peer_minor(uint8_t minor)
 {
     const char *s = getenv("MNEMO_TEST_PEER_MINOR");
@@ -608,6 +610,7 @@ static uint8_t test_peer_minor(uint8_t minor)
     }
     mn_log_warn("TEST ONLY: MNEMO_TEST_PEER_MINOR=%ld: the peer bus announces version %d.%ld", v,
                 MN_PEER_VERSION_MAJOR, v);
+    if (v > minor) cl_catalog_json_test_field("test_newer_minor");
     return (uint8_t)v;
 }
 

@@ -244,6 +244,24 @@ def test_a_node_one_minor_version_ahead_keeps_replicating(server_factory):
     assert "version 1.1" in nodes[1].log() and "version 1.0" in nodes[0].log()
     quorum_writes_replicate(nodes, ids)
     assert "refused a hello" not in "".join(s.log() for s in nodes)
+    # its catalog entries carry a field the older nodes do not know (as a newer minor's
+    # may): a space born on it still reaches their catalogs, and is led from there
+    name = next(n for n in ("minor-%d" % i for i in range(200))
+                if spaces_doc(nodes[0], n)["spaces"][0]["primary"] == ids[1])
+    with nodes[0].client() as c:
+        c.create_space(name, dim=4)
+    with nodes[1].client() as c:
+        mine = c.request("GET", "/v1/cluster/catalog")
+    assert all(e.get("test_newer_minor") for e in mine["spaces"]), mine
+
+    def in_catalog(s):
+        with s.client() as c:
+            doc = c.request("GET", "/v1/cluster/catalog")
+        return any(e["name"] == name and "test_newer_minor" not in e for e in doc["spaces"])
+    for s in (nodes[0], nodes[2]):
+        wait_until(lambda s=s: in_catalog(s), DEADLINE_S,
+                   what="the newer node's space in an older node's catalog")
+    assert "unknown field" not in "".join(s.log() for s in nodes)
 
 
 @pytest.fixture
