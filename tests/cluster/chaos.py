@@ -3,12 +3,16 @@ with a history, the heal, the final reads and the checker's report.
 
     /usr/bin/python3 tests/cluster/chaos.py --bin build/mnemo --seed 7 --duration 60 --out DIR
         [--nodes 3] [--spaces-per-node 2] [--clients-per-node 2] [--think-ms 100]
-        [--converge-bound-s 60] [--stale-bound-s 5] [--env KEY=VALUE ...]
+        [--converge-bound-s 60] [--stale-bound-s 5] [--env KEY=VALUE ...] [--deadline-s S]
 
 Writes DIR/history.jsonl (every op, fault, the heal, convergence, final reads),
-DIR/report.json (checker.py's report), DIR/node<i>.log; prints a one-line
-summary and the seed to replay; exits 1 on any violation, 2 when the run
-itself could not be made (no namespaces, no nft, a binary that does not start).
+DIR/report.json (checker.py's report), DIR/node<i>.log; prints the seed first,
+then a one-line summary; on a violation the replay command (this run's own
+arguments, --out left to choose) and exit 1; exit 2 when the run itself could
+not be made (no namespaces, no nft, a binary that does not start, a harness
+error before the report) or passed its deadline (`deadline_s()`, from the
+arguments: SIGALRM raises `Deadline`, and the exits of Cluster and Net stop the
+nodes and remove the namespaces on the way out).
 
 Each space is created through a node and lives where the cluster places it
 (its primary and replicas, read from GET /v1/cluster/spaces once every node
@@ -18,23 +22,25 @@ between nodes, never the harness's own HTTP path to a node. After the heal,
 `--holders all` asks each holder for its own copy: its applied lsn from its
 own placement table, and its lists with read=nearest (served by the copy
 asked, once it is in rotation), so every holder is judged, replicas
-included. What it still finds (issue 16): an old primary cut off in a
-minority wrote entries that never reached the others; its copy forked and
-stays behind until WAL truncation and snapshots are built (seed 204, 70 s, at
-replication factor 3: converged False, nothing lost or resurrected). `--holders primary` (the default, and `make test`'s short run)
-asks each space's first primary node, which forwards to the space's primary
-of the moment: the checker judges what the cluster answers.
+included (a forked copy is healed by snapshots, so such runs converge:
+tests/cluster/README.md, "Figures"). `--holders primary` (the default, and
+`make test`'s short run) asks each space's first primary node, which forwards
+to the space's primary of the moment: the checker judges what the cluster
+answers.
 """
 
 import argparse
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -48,6 +54,22 @@ from nodes import Cluster  # noqa: E402
 
 PLACEMENT_WAIT_S = 30
 CLIENT_JOIN_S = W.REMEMBER_BUDGET_S + 3 * W.OP_TIMEOUT_S + 10
+SETUP_S = 60 + PLACEMENT_WAIT_S + 30  # nodes up and agreeing, spaces made and placed
+
+
+class Deadline(BaseException):
+    """The run's overall deadline passed (SIGALRM, in the main thread). Not an Exception, so
+    the polls and cleanups that catch Exception let it through to the context managers,
+    whose exits stop the nodes and remove the namespaces."""
+
+
+def deadline_s(a):
+    """The most a whole run may take, generously: setup, the schedule (its last episode may
+    overrun) and the clients' join, heal and convergence, the final reads (a get per
+    forgotten id and holder: they grow with the run), the nodes' stop, and a margin. Below
+    ctest's 600 s for make test's 70 s run, so the run cleans up before ctest kills it."""
+    return int(SETUP_S + 1.5 * a.duration + CLIENT_JOIN_S + a.converge_bound_s
+               + 20 * a.nodes + 120)
 
 
 def parse(argv):
@@ -88,6 +110,9 @@ def parse(argv):
                          "memories came back\"); --no-forget-semantic leaves them out")
     ap.add_argument("--env", action="append", default=[],
                     help="KEY=VALUE for every node (e.g. the TEST ONLY MNEMO_TEST_DROP_ACKED=5)")
+    ap.add_argument("--deadline-s", type=int, default=None,
+                    help="the whole run's bound (default: computed from the other arguments, "
+                         "deadline_s()); past it the run stops, cleans up and exits 2")
     a = ap.parse_args(argv)
     if a.nodes < 1 or a.duration <= 0 or a.consolidate_every_s < 0:
         ap.error("--nodes >= 1, --duration > 0 and --consolidate-every-s >= 0")
@@ -202,33 +227,33 @@ def gossip_roots(cluster, placement):
     return roots
 
 
-def converge(cluster, placement, history, bound_s, own=False):
+def converge(cluster, placement, history, bound_s, own=False, roots_expected=True):
     """Polls until views agree, no hint is pending, holders' lsns are equal and every node
     has the same Merkle root of each space's gossiped semantic memories (gossip.scope
     "cluster": every node keeps them), or bound_s passes; the time is counted from the end
-    of the heal (every fault undone, every node up)."""
+    of the heal (every fault undone, every node up). roots_expected (consolidation on):
+    a node answering no gossip (404) is not equal, and the poll goes on; else roots are
+    compared where the nodes answer them."""
     t0 = time.monotonic()
-    rec = {"op": "converge", "bound_s": bound_s, "converged": False}
+    rec = {"op": "converge", "bound_s": bound_s, "converged": False,
+           "roots_expected": roots_expected}
     while True:
         try:
-            lsns = last_lsns(cluster, placement, own)
-            equal = all(None not in by.values() and len(set(by.values())) == 1
-                        for by in lsns.values())
-            roots = gossip_roots(cluster, placement) if equal else None
-            same_roots = roots is None or all(len(set(by.values())) == 1
-                                              for by in roots.values())
-            if views_agree(cluster) and equal and same_roots and hints_pending(cluster) == 0:
-                rec.update({"converged": True, "views_agree": True, "lsns_equal": True,
-                            "lsns": lsns, "roots_equal": roots is not None and same_roots,
-                            "roots": roots})
+            why = not_converged(cluster, placement, own, roots_expected, rec)
+            if why is None:
+                rec.update({"converged": True, "views_agree": True, "lsns_equal": True})
+                rec.pop("why", None)
                 break
+            rec["why"] = why
         except Exception as e:  # noqa: BLE001 - a node still starting: poll again
-            rec["last_error"] = repr(e)
+            rec["last_error"] = rec["why"] = repr(e)
         if time.monotonic() - t0 >= bound_s:
-            rec["why"] = "views %s" % cluster.views()
-            try:
-                rec["lsns"] = last_lsns(cluster, placement, own)
-                rec["roots"] = gossip_roots(cluster, placement)
+            rec["views"] = cluster.views()
+            try:  # what the last poll did not get to: the lsns and roots, as they are
+                if "lsns" not in rec:
+                    rec["lsns"] = last_lsns(cluster, placement, own)
+                if "roots" not in rec:
+                    rec["roots"] = gossip_roots(cluster, placement)
             except Exception as e:  # noqa: BLE001 - a node not answering: say so
                 rec["lsns_error"] = repr(e)
             break
@@ -238,8 +263,34 @@ def converge(cluster, placement, history, bound_s, own=False):
     return rec
 
 
+def not_converged(cluster, placement, own, roots_expected, rec):
+    """None when converged, else what is not yet; the lsns and roots this poll saw go into
+    rec (an earlier poll's are dropped: they no longer hold)."""
+    for k in ("lsns", "roots", "roots_equal"):
+        rec.pop(k, None)
+    if not views_agree(cluster):
+        return "views differ"  # the views themselves are recorded at the bound
+    rec["lsns"] = lsns = last_lsns(cluster, placement, own)
+    if not all(None not in by.values() and len(set(by.values())) == 1 for by in lsns.values()):
+        return "lsns differ"
+    rec["roots"] = roots = gossip_roots(cluster, placement)
+    if roots is None:
+        rec["roots_equal"] = False if roots_expected else None
+        if roots_expected:
+            return "a node answers no gossip (404) though consolidation is on"
+    else:
+        rec["roots_equal"] = all(len(set(by.values())) == 1 for by in roots.values())
+        if not rec["roots_equal"]:
+            return "gossip roots differ"
+    pending = hints_pending(cluster)
+    if pending:
+        return "%d hints pending" % pending
+    return None
+
+
 def list_all(node, space, own=False):
-    ids, cursor = [], None
+    """Every memory of space that node lists (suppressed ones too), page by page."""
+    mems, cursor = [], None
     while True:
         q = "/v1/spaces/%s/memories?limit=1000&include_suppressed=true" % space
         if own:
@@ -249,10 +300,10 @@ def list_all(node, space, own=False):
         st, doc = W.http(node.url + q, timeout=10)
         if st != 200:
             raise RuntimeError("final list of %s on node %d: %s %s" % (space, node.i, st, doc))
-        ids += [m["id"] for m in doc["memories"]]
+        mems += doc["memories"]
         cursor = doc.get("next")
         if not cursor:
-            return ids
+            return mems
 
 
 def final_reads(cluster, placement, history, hist_path, own=False):
@@ -267,13 +318,19 @@ def final_reads(cluster, placement, history, hist_path, own=False):
         for i in holders:
             nd = cluster.nodes[i]
             try:
-                ids = list_all(nd, space, own)
+                mems = list_all(nd, space, own)
             except (RuntimeError, OSError) as e:
                 # a holder without its copy (not converged): judged as having no final list,
                 # and the run goes on to its report
                 history.add({"op": "harness_error", "error": "final list: %s" % e})
                 continue
-            history.add({"op": "final_list", "space": space, "node": i, "ids": ids})
+            # the episodes apart, each with the token its content carries: the checker
+            # judges them against the remembers (phantoms, one key stored twice, holders
+            # that differ); semantic memories are consolidation's, no remember made them
+            history.add({"op": "final_list", "space": space, "node": i,
+                         "ids": [m["id"] for m in mems],
+                         "episodes": {m["id"]: W.token_in(m.get("content")) for m in mems
+                                      if m.get("kind") == "episodic"}})
             for mid in sorted(forgotten.get(space, ())):
                 st, doc = W.http("%s/v1/spaces/%s/memories/%s%s" % (
                     nd.url, space, mid, "?read=nearest" if own else ""), timeout=10)
@@ -361,6 +418,9 @@ def workload_and_faults(a, cluster, placement, history):
 def run(a):
     os.makedirs(a.out, exist_ok=True)
     hist_path = os.path.join(a.out, "history.jsonl")
+    report_path = os.path.join(a.out, "report.json")
+    if os.path.exists(report_path):
+        os.remove(report_path)  # an earlier run's: no report is this run's until it ends
     extra = {"MNEMO_CLUSTER_REPLICATION_FACTOR": str(a.replication_factor),
              "MNEMO_CLUSTER_PARTITION_WRITES": a.partition_writes,
              "MNEMO_ENGINE_CONSOLIDATE_INTERVAL_S": str(a.consolidate_every_s)}
@@ -380,10 +440,14 @@ def run(a):
                 history.add({"op": "meta", "seed": a.seed, "nodes": a.nodes,
                              "placement": placement, "duration_s": a.duration,
                              "clients_per_node": a.clients_per_node, "env": extra,
+                             "consolidate_every_s": a.consolidate_every_s,
                              "prefix": net.prefix})
                 workload_and_faults(a, cluster, placement, history)
                 own = a.holders == "all"
-                converge(cluster, placement, history, a.converge_bound_s, own)
+                # consolidation on: semantic memories are made and gossiped, so equal roots
+                # are part of convergence and a node without gossip is not converged
+                converge(cluster, placement, history, a.converge_bound_s, own,
+                         roots_expected=a.consolidate_every_s > 0)
                 final_reads(cluster, placement, history, hist_path, own)
                 stop_nodes(cluster, history)
                 fd_misuse(cluster, history)
@@ -393,7 +457,7 @@ def run(a):
                     if os.path.exists(nd.log_path):
                         shutil.copy(nd.log_path, os.path.join(a.out, "node%d.log" % nd.i))
     report = checker.check(checker.load(hist_path), a.stale_bound_s)
-    with open(os.path.join(a.out, "report.json"), "w") as f:
+    with open(report_path, "w") as f:
         json.dump(report, f, indent=1)
     return report
 
@@ -406,21 +470,57 @@ def summary(r):
                r["stale_read_p999_s"], r["stale_reads"], r["reads"]))
 
 
+def replay(argv):
+    """The command that replays a run: its own arguments, all of them, the output directory
+    left to choose."""
+    out = []
+    for i, x in enumerate(argv):
+        if i and argv[i - 1] == "--out":
+            x = "DIR"
+        elif x.startswith("--out="):
+            x = "--out=DIR"
+        out.append(shlex.quote(x))
+    return "replay: %s %s %s" % (sys.executable, shlex.quote(os.path.relpath(__file__)),
+                                 " ".join(out))
+
+
+def on_alarm(signum, frame):
+    raise Deadline()
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     a = parse(argv)
+    limit = a.deadline_s or deadline_s(a)
+    # the seed first: a run that hangs or is killed has said what to replay
+    print("chaos: seed %d, deadline %d s" % (a.seed, limit), flush=True)
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(limit)
     try:
         r = run(a)
     except (netns.NetError, F.FaultUnavailable, FileNotFoundError) as e:
         print("chaos: cannot run (seed %d): %s" % (a.seed, e), file=sys.stderr)
+        print(replay(argv))
         return 2
+    except Deadline:
+        print("chaos: the run passed its deadline of %d s (seed %d); nodes stopped, namespaces "
+              "removed" % (limit, a.seed), file=sys.stderr)
+        print(replay(argv))
+        return 2
+    except Exception:  # noqa: BLE001 - a run that could not be made: say which, exit 2
+        traceback.print_exc()
+        print("chaos: the run could not be made (seed %d)" % a.seed, file=sys.stderr)
+        print(replay(argv))
+        return 2
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
     print(summary(r))
     if r["unavailable"]:
         print("unavailable here: %s" % r["unavailable"])
     if r["violations"]:
         print("VIOLATIONS: %s" % "; ".join(r["violations"]))
-        print("replay: /usr/bin/python3 tests/cluster/chaos.py --bin %s --seed %d --duration %g "
-              "--nodes %d --out DIR%s" % (a.bin, a.seed, a.duration, a.nodes,
-                                          "".join(" --env " + e for e in a.env)))
+        print(replay(argv))
         return 1
     return 0
 

@@ -6,15 +6,30 @@
 Each run writes DIR/seed-<n>/ (history.jsonl, report.json, node logs);
 DIR/summary.json holds every report's figures. Exits 1 if any run had a
 violation (its replay command is printed), 2 if a run could not be made.
+A run bounds itself (chaos.py's deadline); one still going GRACE_S after it is
+sent SIGTERM (chaos.py then removes its namespaces), SIGKILL KILL_GRACE_S later
+(its namespaces then removed from here, by the prefix its history names), and
+counted broken; the other seeds and the summary go on.
 """
 
 import argparse
+import glob
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import chaos  # noqa: E402
+import netns  # noqa: E402
+
+GRACE_S = 180       # past chaos.py's own deadline: its cleanup after the alarm
+KILL_GRACE_S = 60   # after SIGTERM: chaos.py's signal handler removes the namespaces
 
 COLS = (("seed", "%5s"), ("faults", "%6s"), ("ops", "%7s"), ("acked", "%6s"), ("lost", "%4s"),
         ("resurr", "%6s"), ("conv", "%5s"), ("heal_s", "%6s"), ("conv_s", "%7s"), ("stale_p999_s", "%12s"),
@@ -46,6 +61,40 @@ def kinds(reports):
     return dict(sorted(out.items()))
 
 
+def run_one(cmd, timeout_s):
+    """Runs one chaos.py; (exit code or None when it had to be stopped, stdout, stderr)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout_s)
+        return p.returncode, out, err
+    except subprocess.TimeoutExpired:
+        pass
+    p.send_signal(signal.SIGTERM)  # its handler kills the nodes and removes the namespaces
+    try:
+        out, err = p.communicate(timeout=KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    err += "\nchaos_many: stopped after %d s (exit %s)\n" % (timeout_s, p.returncode)
+    return None, out, err
+
+
+def leftovers_removed(out):
+    """Removes what a killed run left (its namespaces and links, and its nodes' data dirs
+    unless MNEMO_CHAOS_KEEP, by the prefix its history's meta names); the names removed."""
+    try:
+        with open(os.path.join(out, "history.jsonl")) as f:
+            prefix = json.loads(f.readline())["prefix"]
+        removed = netns.cleanup_stale(prefix)
+    except (OSError, ValueError, KeyError):
+        return []
+    if not os.environ.get("MNEMO_CHAOS_KEEP"):
+        for d in glob.glob(os.path.join(tempfile.gettempdir(), "mnemo-chaos-%s-*" % prefix)):
+            shutil.rmtree(d, ignore_errors=True)  # nodes.Cluster's data dirs
+            removed.append(d)
+    return removed
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="chaos runs over many seeds")
     ap.add_argument("--bin", required=True)
@@ -60,20 +109,27 @@ def main(argv=None):
     reports, rows, failed, broken = [], [], [], []
     for seed in range(a.first_seed, a.first_seed + a.seeds):
         out = os.path.join(a.out, "seed-%d" % seed)
-        cmd = [sys.executable, os.path.join(HERE, "chaos.py"), "--bin", a.bin, "--seed", str(seed),
-               "--duration", str(a.duration), "--nodes", str(a.nodes), "--out", out] + a.rest
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.duration + 600)
-        sys.stdout.write(p.stdout)
-        sys.stderr.write(p.stderr)
+        args = ["--bin", a.bin, "--seed", str(seed), "--duration", str(a.duration),
+                "--nodes", str(a.nodes), "--out", out] + a.rest
+        cmd = [sys.executable, os.path.join(HERE, "chaos.py")] + args
+        parsed = chaos.parse(args)
+        code, stdout, stderr = run_one(cmd, (parsed.deadline_s or chaos.deadline_s(parsed))
+                                       + GRACE_S)
+        sys.stdout.write(stdout)
+        sys.stderr.write(stderr)
+        if code is None:
+            removed = leftovers_removed(out)
+            if removed:
+                print("chaos_many: removed what seed %d left: %s" % (seed, removed))
         sys.stdout.flush()
-        if p.returncode == 2 or not os.path.exists(os.path.join(out, "report.json")):
+        if code in (None, 2) or not os.path.exists(os.path.join(out, "report.json")):
             broken.append(seed)
             continue
         with open(os.path.join(out, "report.json")) as f:
             r = json.load(f)
         reports.append(r)
         rows.append(row(r))
-        if p.returncode != 0:
+        if code != 0:
             failed.append(seed)
     print()
     print(table(rows))

@@ -8,7 +8,8 @@ prints the report (JSON) and exits 1 on any violation. The history holds
 - `meta`: seed, nodes, `placement` {space: [nodes holding it]}, run settings;
 - the clients' ops, `fault` records (schedule.py), `unavailable` faults;
 - `heal` (when the faults were undone), `converge` (what convergence saw);
-- `final_list` (every id a holder has for a space, after the heal) and
+- `final_list` (every id a holder has for a space, after the heal, and
+  `episodes`: its episodic ones, each with the token its content carries) and
   `final_get` (a holder's answer for an id whose forget was invoked);
 - `node_exit`: each node's exit code on the SIGTERM that ends the run (not 0:
   a violation, e.g. a sanitizer's report);
@@ -19,37 +20,58 @@ prints the report (JSON) and exits 1 on any violation. The history holds
   node's log (a close, fsync or write that failed with EBADF, with the stack of
   the last close of that descriptor): a violation.
 
+A forget "may have happened" when its outcome is `ok` or `unknown`; one refused
+(`fail`: a refused connection, an error answer other than the gone codes
+404 memory_forgotten / memory_not_found) did not, so it exempts its id from
+nothing below (the workload asks again later).
+
 Checks:
-1. Acknowledged writes: every remember answered 201 whose id no forget ever
-   named is in the final list of every holder of its space, whatever its write
-   level (`one`, `quorum`, `all`: no fault here loses a disk, and issue 16
-   promises `one` writes survive unless a disk is lost); and the first
-   forget of an acknowledged id does not find it gone already (404). `holders(meta,
-   space)` says who must hold it: today the node the space was made on; with
-   replication, the replicas its consistency level promises.
+1. Acknowledged writes: every remember answered 201 whose id no forget that may
+   have happened named is in the final list of every holder of its space,
+   whatever its write level (`one`, `quorum`, `all`: no fault here loses a
+   disk, and issue 16 promises `one` writes survive unless a disk is lost); and
+   the first forget of an acknowledged id that was not refused does not find it
+   gone already (404). `holders(meta, space)` says who must hold it: the
+   placement chaos.py recorded (the primary with `--holders primary`, every
+   copy with `--holders all`).
 2. No resurrection: an id whose forget was acknowledged is in no holder's
    final list and every final get of it answers 404; no read that began after
    the forget was acknowledged saw it.
-3. Convergence after the heal within the bound: every SWIM view has every node
-   alive, and each space's last lsn is equal across its holders (today one
-   holder each: trivially equal); `convergence_s` is the time it took from the
-   end of the heal, `heal_s` the heal itself (rules removed node by node,
+3. Nothing made up, nothing twice, copies alike (from the final lists'
+   `episodes`; histories without them skip these): an episodic id no remember
+   produced (not an id a remember answered, nor carrying the token of a remember
+   of its space whose answer was lost) is a phantom; a token (one remember, one
+   idempotency key) standing for two ids (the acknowledged one and a listed one,
+   or two listed) is a duplicate; with more than one holder, their sets of
+   episodic ids for a space differ beyond the ids a forget may have removed:
+   "holders differ". Semantic memories are consolidation's and judged by 2 and 4.
+4. Convergence after the heal within the bound: every SWIM view has every node
+   alive, each space's last lsn is equal across its holders, no hint is pending,
+   and, when the run consolidated (semantic memories gossiped), every node
+   reported the same Merkle root for each space (`roots_equal` true; a node
+   answering no gossip is not equal); `convergence_s` is the time it took from
+   the end of the heal, `heal_s` the heal itself (rules removed node by node,
    killed / skewed nodes restarted), during which SWIM already mends.
-4. Staleness of reads: a read misses an acknowledged write when the write
-   completed before the read was invoked, no forget of it was invoked before the
-   read completed, and the read does not show it; the read's staleness is its
-   invocation time minus the completion of the oldest write it misses (0 for a
-   read that misses nothing). The target (Engram's): 99.9 % of reads under
-   5 s stale, so the p99.9 over successful reads must be below the bound. A
-   recall answered in partition mode (`path` "partition": from gossiped
-   semantic memories, saying the space's episodes were unreachable) promises no
-   episode: it is counted (`partition_reads`), not judged for staleness.
+5. Staleness of reads: a read misses an acknowledged write when the write
+   completed before the read was invoked, no forget of it that may have happened
+   was invoked before the read completed, and the read does not show it; the
+   read's staleness is its invocation time minus the completion of the oldest
+   write it misses (0 for a read that misses nothing). The target (Engram's):
+   99.9 % of reads under 5 s stale, so the p99.9 over successful reads must be
+   below the bound. A recall answered in partition mode (`path` "partition":
+   from gossiped semantic memories, saying the space's episodes were
+   unreachable) promises no episode: it is counted (`partition_reads`), not
+   judged for staleness.
 """
 
 import argparse
 import json
 import math
 import sys
+
+# a forget refused for another reason than its id being gone did not happen: the workload
+# asks again after it, and the checker does not count it (one rule for both)
+from workload import GONE_CODES, refused  # noqa: F401
 
 READS = ("get", "recall", "list")
 
@@ -80,18 +102,23 @@ class Index:
         self.ops = [r for r in recs if "client" in r and "outcome" in r]
         self.remembers = [r for r in self.ops if r["op"] == "remember"]
         self.acked = [r for r in self.remembers if r["outcome"] == "ok"]
-        forgets = [r for r in self.ops if r["op"] == "forget"]
-        self.forget_inv = {}     # id -> earliest forget invocation
+        self.forgets = [r for r in self.ops if r["op"] == "forget"]
+        self.forget_inv = {}     # id -> earliest invocation of a forget that may have happened
         self.forget_ack = {}     # id -> earliest acknowledged forget completion
-        for r in forgets:
-            self.forget_inv[r["id"]] = min(r["inv"], self.forget_inv.get(r["id"], math.inf))
+        for r in self.forgets:
+            # a refused forget (fail) did not happen: it leaves its id expected everywhere
+            if r["outcome"] in ("ok", "unknown"):
+                self.forget_inv[r["id"]] = min(r["inv"], self.forget_inv.get(r["id"], math.inf))
             if r["outcome"] == "ok":
                 self.forget_ack[r["id"]] = min(r["cmp"], self.forget_ack.get(r["id"], math.inf))
         self.final_lists = {}    # (space, node) -> set of ids
+        self.final_episodes = {}  # (space, node) -> {episodic id: token or None}, when recorded
         self.final_gets = []
         for r in recs:
             if r["op"] == "final_list":
                 self.final_lists[(r["space"], r["node"])] = set(r["ids"])
+                if "episodes" in r:  # histories before it had no kinds: those checks skipped
+                    self.final_episodes[(r["space"], r["node"])] = r["episodes"]
             elif r["op"] == "final_get":
                 self.final_gets.append(r)
         self.faults = [r for r in recs if r["op"] == "fault"]
@@ -104,29 +131,29 @@ class Index:
         self.fd_misuse = [r for r in recs if r["op"] == "fd_misuse"]
 
 
-GONE_CODES = ("memory_forgotten", "memory_not_found")
-
-
 def gone_before_forget(ix):
-    """{id: forget record}: the first forget of an acknowledged id was refused because
-    the id was already gone (404), though no forget had named it before."""
+    """{id: forget record}: the first forget of an acknowledged id that was not refused found
+    the id already gone (404), though no forget that may have happened had named it before
+    (a refused one did not happen, and the workload asks again after it)."""
     acked = {r["id"] for r in ix.acked}
     first = {}
-    for r in sorted((r for r in ix.ops if r["op"] == "forget"), key=lambda r: r["inv"]):
-        first.setdefault(r["id"], r)
+    for r in sorted(ix.forgets, key=lambda r: r["inv"]):
+        if not refused(r):
+            first.setdefault(r["id"], r)
     return {mid: r for mid, r in first.items()
             if mid in acked and r["outcome"] == "fail" and r.get("code") in GONE_CODES}
 
 
 def lost_writes(ix):
-    """Acknowledged remembers never forgotten that a holder lacks after the heal, and
-    those whose first forget found them gone already."""
+    """Acknowledged remembers that no forget (acknowledged or unknown) named and that a holder
+    lacks after the heal, and those whose first forget found them gone already."""
     lost = []
-    for mid, f in sorted(gone_before_forget(ix).items()):
+    gone = gone_before_forget(ix)
+    for mid, f in sorted(gone.items()):
         lost.append({"id": mid, "space": f["space"], "node": f["node"],
                      "why": "first forget at %.3fs answered %s" % (f["inv"], f["code"])})
     for r in ix.acked:
-        if r["id"] in ix.forget_inv:
+        if r["id"] in ix.forget_inv or r["id"] in gone:
             continue
         for node in holders(ix.meta, r["space"]):
             ids = ix.final_lists.get((r["space"], node))
@@ -135,6 +162,101 @@ def lost_writes(ix):
                              "acked_at_s": r["cmp"], "consistency": r.get("consistency"),
                              "why": "no final list" if ids is None else "absent"})
     return lost
+
+
+def phantoms(ix):
+    """Episodic ids in a holder's final list that no remember produced: neither the id a
+    remember answered, nor carrying the token of a remember of the space whose answer was
+    lost (unknown: it may have been stored, its id never came back). Semantic memories
+    (consolidation makes them) are not judged here; an id carrying an acknowledged
+    remember's token under another id is a duplicate (duplicates())."""
+    by_id = {r["id"]: r for r in ix.remembers if r.get("id")}
+    by_token = {r["token"]: r for r in ix.remembers if r.get("token")}
+    out = []
+    for (space, node), eps in sorted(ix.final_episodes.items()):
+        for mid, token in sorted(eps.items()):
+            why = phantom_why(space, by_id.get(mid), by_token.get(token))
+            if why:
+                out.append({"id": mid, "space": space, "node": node, "token": token,
+                            "why": why})
+    return out
+
+
+def phantom_why(space, by_id, by_token):
+    """Why a listed episode is a phantom (its remember by id, by token), or None."""
+    if by_id is not None:
+        return None if by_id["space"] == space else "remembered in space %s" % by_id["space"]
+    if by_token is None:
+        return "no remember has this id or token"
+    if by_token["space"] != space:
+        return "its token is a remember's of space %s" % by_token["space"]
+    if by_token["outcome"] == "fail":
+        return "its remember (key %s) was refused" % by_token["key"]
+    return None
+
+
+def duplicates(ix):
+    """Tokens (one remember each: one idempotency key) that stand for more than one id in a
+    space: the id an acknowledged remember answered and the episodic ids of the holders' final
+    lists that carry the token. One key stored twice under two ids."""
+    ids_of = {}  # (space, token) -> ids
+    for r in ix.acked:
+        if r.get("token"):
+            ids_of.setdefault((r["space"], r["token"]), set()).add(r["id"])
+    for (space, _), eps in ix.final_episodes.items():
+        for mid, token in eps.items():
+            if token:
+                ids_of.setdefault((space, token), set()).add(mid)
+    keys = {r["token"]: r.get("key") for r in ix.remembers if r.get("token")}
+    return [{"space": space, "token": token, "key": keys.get(token), "ids": sorted(ids)}
+            for (space, token), ids in sorted(ids_of.items()) if len(ids) > 1]
+
+
+def holders_differ(ix):
+    """Spaces with more than one holder whose final lists of episodic ids differ, beyond the
+    ids a forget may have removed (acknowledged or unknown: in flight when a copy was read)."""
+    out = []
+    maybe_gone = set(ix.forget_inv)
+    for space in sorted(ix.meta["placement"]):
+        lists = {node: set(ix.final_episodes[(space, node)]) for node in holders(ix.meta, space)
+                 if (space, node) in ix.final_episodes}
+        if len(lists) < 2:
+            continue
+        every = set.union(*lists.values()) - maybe_gone
+        missing = {node: sorted(every - ids) for node, ids in lists.items()}
+        if any(missing.values()):
+            out.append({"space": space, "count": len(set().union(*missing.values())),
+                        "missing": {str(node): ids[:10] for node, ids in missing.items() if ids}})
+    return out
+
+
+def roots_expected(ix):
+    """Whether the convergence compared gossip roots: said by the converge record, else by
+    the run's consolidation (semantic memories made, so gossiped)."""
+    conv = ix.converge or {}
+    if "roots_expected" in conv:
+        return bool(conv["roots_expected"])
+    m = ix.meta
+    every = m.get("consolidate_every_s",
+                  (m.get("env") or {}).get("MNEMO_ENGINE_CONSOLIDATE_INTERVAL_S", 0))
+    return float(every or 0) > 0
+
+
+def convergence(ix):
+    """(converged, why not): the converge record's word, unless its gossip roots differ, or
+    were expected and not seen equal (a node answering no gossip is not equal)."""
+    conv = ix.converge
+    if not conv:
+        return False, "no convergence record"
+    if not conv.get("converged"):
+        return False, conv.get("why", "no reason recorded")
+    differ = sorted(space for space, by in (conv.get("roots") or {}).items()
+                    if len(set(by.values())) > 1)
+    if differ:
+        return False, "gossip roots differ in %s" % differ
+    if roots_expected(ix) and conv.get("roots_equal") is not True:
+        return False, "gossip roots not seen equal (roots_equal %s)" % conv.get("roots_equal")
+    return True, None
 
 
 def read_shows(r, mid):
@@ -233,6 +355,10 @@ def check(recs, stale_bound_s=5.0):
     ix = Index(recs)
     lost = lost_writes(ix)
     res = resurrections(ix)
+    phantom = phantoms(ix)
+    dups = duplicates(ix)
+    differ = holders_differ(ix)
+    converged, why_not = convergence(ix)
     values, stale = staleness(ix)
     p999 = percentile(values, 0.999)
     conv = ix.converge or {}
@@ -250,7 +376,7 @@ def check(recs, stale_bound_s=5.0):
         "acked_by_consistency": by_level(ix.acked),
         "lost_by_consistency": by_level(lost),
         "resurrected": len(res),
-        "converged": bool(conv.get("converged")),
+        "converged": converged,
         "convergence_s": conv.get("convergence_s"),
         "heal_s": (round(ix.heal["done_s"] - ix.heal["at_s"], 3)
                    if "done_s" in ix.heal else None),
@@ -271,6 +397,11 @@ def check(recs, stale_bound_s=5.0):
         "convergence": conv,
         "lost": lost[:50],
         "resurrections": res[:50],
+        "phantoms": len(phantom),
+        "phantom_examples": phantom[:50],
+        "duplicates": len(dups),
+        "duplicate_examples": dups[:50],
+        "holders_differ": differ[:50],
         "stale_examples": sorted(stale, key=lambda s: -s["staleness_s"])[:20],
         "harness_errors": [r.get("error") for r in ix.harness_errors][:20],
         "node_deaths": [{k: r.get(k) for k in ("node", "code", "at_s", "log_tail")}
@@ -282,8 +413,15 @@ def check(recs, stale_bound_s=5.0):
         v.append("%d acknowledged writes lost" % len(lost))
     if res:
         v.append("%d forgotten ids visible again" % len(res))
-    if not report["converged"]:
-        v.append("not converged after the heal: %s" % conv.get("why", "no convergence record"))
+    if phantom:
+        v.append("%d episodic ids no remember produced" % len(phantom))
+    if dups:
+        v.append("%d remembers stored under more than one id" % len(dups))
+    if differ:
+        v.append("holders differ: %s" % ", ".join("%s (%d ids)" % (d["space"], d["count"])
+                                                   for d in differ))
+    if not converged:
+        v.append("not converged after the heal: %s" % why_not)
     if p999 >= stale_bound_s:
         v.append("stale reads: p99.9 %.3fs >= %.1fs" % (p999, stale_bound_s))
     if ix.harness_errors:

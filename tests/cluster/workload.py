@@ -8,7 +8,9 @@ holds. An op is one of:
   `when` set by the client (its wall clock, so lists by time do not depend on a
   node's skewed clock) and an idempotency key; a timeout or error is retried
   with the same key until it is acknowledged or the op's budget is spent;
-- forget (mode delete) of an id this client saw acknowledged;
+- forget (mode delete) of an id this client saw acknowledged; one refused
+  (outcome fail, not a gone code) did not happen, so the id goes back to the
+  client's, to be forgotten later;
 - with forget_semantic (chaos.py, on unless --no-forget-semantic), the forget of a semantic
   memory (a consolidation made it: nodes in a chaos run consolidate every few
   seconds) listed in the space: recorded as a forget with
@@ -30,6 +32,7 @@ ids. Each line is flushed as it completes, so a crashed run keeps its history.
 import http.client as http_client
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -106,6 +109,23 @@ def error_code(doc):
     return None
 
 
+# the error codes of a forget that found its id gone (checker.py judges by these too)
+GONE_CODES = ("memory_forgotten", "memory_not_found")
+TOKEN_RE = re.compile(r"\b(zq[a-z]+xv)\b")
+
+
+def refused(rec):
+    """A forget record that definitely did not happen: refused (a refused connection, an error
+    answer) for another reason than its id being gone."""
+    return rec["outcome"] == "fail" and rec.get("code") not in GONE_CODES
+
+
+def token_in(content):
+    """The token (token_of) a memory's content carries, or None."""
+    m = TOKEN_RE.search(content or "")
+    return m.group(1) if m else None
+
+
 def token_of(client, seq):
     """A word unique to (client, seq): letters only, so every stemmer keeps it whole
     enough to match itself."""
@@ -153,6 +173,7 @@ class Client(threading.Thread):
         rec["outcome"] = outcome
         rec["cmp"] = self.h.now()
         self.h.add(rec)
+        return rec
 
     def run(self):
         kinds = [k for k, w in self.weights for _ in range(w)]
@@ -214,7 +235,8 @@ class Client(threading.Thread):
         self.finish(rec, "unknown" if maybe else "fail", attempts=attempts, error=last)
 
     def read(self, rec, fn):
-        """Runs fn() -> dict of fields; records ok, or unknown/fail on errors."""
+        """Runs fn() -> dict of fields; records ok, or unknown/fail on errors; returns the
+        record (None when fn() gave nothing)."""
         try:
             fields = fn()
         except ConnectionRefusedError as e:
@@ -232,10 +254,14 @@ class Client(threading.Thread):
         mid = self.mine[space].pop(self.rnd.randrange(len(self.mine[space])))
         with self.shared.mu:
             self.shared.forgetting.add(mid)
-        self.forget(space, mid)
+        if refused(self.forget(space, mid)):
+            # it did not happen: the id stays this client's to forget later
+            with self.shared.mu:
+                self.shared.forgetting.discard(mid)
+            self.mine[space].append(mid)
 
     def forget(self, space, mid, **fields):
-        """The forget (mode delete) of mid, recorded with fields."""
+        """The forget (mode delete) of mid, recorded with fields; returns the record."""
         rec = self.base("forget", space)
         rec["id"] = mid
         rec.update(fields)
@@ -246,7 +272,7 @@ class Client(threading.Thread):
                 return {}
             return {"_outcome": "unknown" if st >= 500 else "fail", "status": st,
                     "code": error_code(doc)}
-        self.read(rec, go)
+        return self.read(rec, go)
 
     def op_forget_semantic(self, space):
         try:
@@ -262,7 +288,9 @@ class Client(threading.Thread):
                 return None
             mid = self.rnd.choice(ids)
             self.shared.forgetting.add(mid)
-        self.forget(space, mid, kind="semantic")
+        if refused(self.forget(space, mid, kind="semantic")):
+            with self.shared.mu:  # it did not happen: it may be picked again
+                self.shared.forgetting.discard(mid)
 
     def pick_acked(self, space):
         with self.shared.mu:
