@@ -10,7 +10,9 @@ nodes' cluster.write_consistency):
   on the primary;
 - kill -9 of a space's primary under a write load (one writer at the primary, one through
   a node that does not hold the space): the survivors elect a new primary at a higher
-  epoch, writes go through again, and no acknowledged `quorum` write is missing on it.
+  epoch, writes go through again, and no acknowledged `quorum` write is missing on it;
+- the killed node rejoins on its data dir: every space agreed again with three voting
+  holders, the copies it holds caught up with their primaries, writes through it go on.
 
 Every wait polls with a deadline; nothing here asserts on time.
 """
@@ -127,3 +129,36 @@ def test_five_nodes_agree_route_and_lose_no_quorum_write(server_factory):
     missing = [m for m in acked if not has_memory(leader, m)]
     assert missing == [], "%d of %d acknowledged quorum writes missing on the new primary" % (
         len(missing), len(acked))
+
+    # the old primary rejoins on its data dir: all five in every view, every space agreed
+    # with three voting holders up, every copy it holds caught up, writes through it go on
+    primary.extra_env["MNEMO_CLUSTER_SEEDS"] = ",".join(
+        "127.0.0.1:%d" % swim_endpoint(s)[1] for s in survivors)
+    primary.start()
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="the old primary alive in every view again")
+
+    def settled():
+        ts = [table(s) for s in nodes]
+        if not all(t and all(n in t for n in SPACES) for t in ts):
+            return None
+        first_t = {n: ts[0][n] for n in SPACES}
+        return first_t if all({n: t[n] for n in SPACES} == first_t for t in ts[1:]) and all(
+            len(v[2]) == 3 and v[0] for v in first_t.values()) else None
+    now = wait_until(settled, DEADLINE_S, what="every space agreed on all five after the rejoin")
+
+    def own_lsn(s, name):
+        with s.client(timeout=5.0) as c:
+            r = c.raw("GET", "/v1/spaces/%s" % name, query={"read": "nearest"})
+        return r.json.get("last_lsn") if r.status == 200 else None
+
+    for name, (p_id, _, voters) in now.items():
+        if primary_id in voters:  # its copy of name caught up with name's primary
+            wait_until(lambda name=name, p_id=p_id: own_lsn(primary, name) is not None and
+                       own_lsn(primary, name) == own_lsn(by_id[p_id], name), DEADLINE_S,
+                       what="the rejoined node's copy of %s caught up" % name)
+    after = wait_until(lambda: remember(primary, space, 999), DEADLINE_S,
+                       what="a quorum write through the rejoined node")
+    assert has_memory(by_id[now[space][0]], after)
+    assert all(has_memory(primary, m) for m in acked)  # read through it: the primary's copy
