@@ -1,7 +1,7 @@
 """Many chaos runs, one per seed, and a table of what they found (`make chaos`).
 
     /usr/bin/python3 tests/cluster/chaos_many.py --bin build/mnemo --seeds 20 --duration 600
-        --out DIR [--first-seed 1] [--nodes 3] [chaos.py options after --]
+        --out DIR [--first-seed 1] [--nodes 3] [--jobs 1] [chaos.py options after --]
 
 Each run writes DIR/seed-<n>/ (history.jsonl, report.json, node logs);
 DIR/summary.json holds every report's figures. Exits 1 if any run had a
@@ -9,10 +9,14 @@ violation (its replay command is printed), 2 if a run could not be made.
 A run bounds itself (chaos.py's deadline); one still going GRACE_S after it is
 sent SIGTERM (chaos.py then removes its namespaces), SIGKILL KILL_GRACE_S later
 (its namespaces then removed from here, by the prefix its history names), and
-counted broken; the other seeds and the summary go on.
+counted broken; the other seeds and the summary go on. --jobs N runs N seeds at
+once (each in namespaces of its own prefix); their output is printed as each ends,
+the table in seed order. More jobs than cores make each run's nodes slower, so
+failure detectors see more false suspicions: a harder run, not an easier one.
 """
 
 import argparse
+import concurrent.futures
 import glob
 import json
 import os
@@ -103,11 +107,14 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=600)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run at once (1)")
     ap.add_argument("rest", nargs="*", help="more chaos.py options (after --)")
     a = ap.parse_args(argv)
+    if a.jobs < 1:
+        ap.error("--jobs >= 1")
     os.makedirs(a.out, exist_ok=True)
-    reports, rows, failed, broken = [], [], [], []
-    for seed in range(a.first_seed, a.first_seed + a.seeds):
+
+    def one(seed):
         out = os.path.join(a.out, "seed-%d" % seed)
         args = ["--bin", a.bin, "--seed", str(seed), "--duration", str(a.duration),
                 "--nodes", str(a.nodes), "--out", out] + a.rest
@@ -115,13 +122,25 @@ def main(argv=None):
         parsed = chaos.parse(args)
         code, stdout, stderr = run_one(cmd, (parsed.deadline_s or chaos.deadline_s(parsed))
                                        + GRACE_S)
-        sys.stdout.write(stdout)
-        sys.stderr.write(stderr)
+        note = ""
         if code is None:
             removed = leftovers_removed(out)
             if removed:
-                print("chaos_many: removed what seed %d left: %s" % (seed, removed))
-        sys.stdout.flush()
+                note = "chaos_many: removed what seed %d left: %s\n" % (seed, removed)
+        return seed, out, code, stdout, stderr + note
+
+    results = {}
+    seeds = range(a.first_seed, a.first_seed + a.seeds)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        for fut in concurrent.futures.as_completed([pool.submit(one, s) for s in seeds]):
+            seed, out, code, stdout, stderr = fut.result()
+            sys.stdout.write(stdout)
+            sys.stderr.write(stderr)
+            sys.stdout.flush()
+            results[seed] = (out, code)
+    reports, rows, failed, broken = [], [], [], []
+    for seed in seeds:
+        out, code = results[seed]
         if code in (None, 2) or not os.path.exists(os.path.join(out, "report.json")):
             broken.append(seed)
             continue
@@ -144,7 +163,7 @@ def main(argv=None):
              "stale_read_p999_s_max": max((r["stale_read_p999_s"] for r in reports), default=None),
              "fault_kinds": kinds(reports), "failed_seeds": failed, "broken_seeds": broken,
              "unavailable": {k: v for r in reports for k, v in r["unavailable"].items()},
-             "duration_s": a.duration, "nodes": a.nodes}
+             "duration_s": a.duration, "nodes": a.nodes, "jobs": a.jobs}
     print("\ntotal: " + json.dumps(total, indent=1))
     with open(os.path.join(a.out, "summary.json"), "w") as f:
         json.dump({"total": total, "runs": rows}, f, indent=1)
