@@ -107,9 +107,13 @@ def test_three_nodes_agree_on_placement_and_fail_over(server_factory):
             leads = sp["primary"] == ids[k]
             for h in sp["holders"]:
                 # the node leading a space knows every copy's position and lag (its
-                # replication core); the others know their own position only
+                # replication core); a replica knows its own position and its own lag in
+                # ms (the time since it held all its primary's appends said), no other's
                 if leads:
                     assert isinstance(h["lag_entries"], int) and isinstance(h["lag_ms"], int)
+                elif h["node"] == ids[k]:
+                    assert h["lag_entries"] is None
+                    assert h["lag_ms"] is None or isinstance(h["lag_ms"], int)
                 else:
                     assert h["lag_entries"] is None and h["lag_ms"] is None
                 if h["node"] == ids[k] or leads:
