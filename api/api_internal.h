@@ -160,10 +160,11 @@ typedef struct api_cluster_hooks {
      * carries? MN_AUTH_NO_KEY when req is not a valid hop. */
     mn_auth_result_t (*hop_allow)(void *arg, const mn_http_request_t *req, mn_auth_op_t op,
                                   const char *space, mn_auth_verdict_t *v);
-    /* Partition mode (docs/gossip.md): space's gossiped semantic memories on this node, ranked
-     * against req's cue (embedding cosine and/or words, at most req->k), each hit with reason
-     * partition and a lowered confidence; out->path "partition". MN_ERR_NOT_FOUND: none of
-     * space here. May be NULL. */
+    /* Partition mode (docs/gossip.md): space's gossiped semantic memories on this node that
+     * pass req's filter, ranked against req's cue (embedding cosine and/or words, at most
+     * req->k), each hit with reason partition and a lowered confidence; out->path
+     * "partition". MN_ERR_NOT_FOUND: none of space here; MN_ERR_UNSUPPORTED: none may stand
+     * in for this request (as_of; the message says why). May be NULL. */
     mn_err (*partition_recall)(void *arg, const char *space, const mn_recall_req_t *req,
                                mn_recall_result_t *out, mn_error *err);
     /* Partition mode for writes: keeps the n memories of a remember to space as a hint on

@@ -30,8 +30,11 @@ void cl_gossip_handle(void *ctx, const mn_http_request_t *req, mn_http_response_
 /* Its document (api_cluster_doc_fn; arg = the cl_gossip): malloc'd JSON text. */
 char *cl_gossip_render(void *arg, int *status, mn_error *err);
 
-/* Any thread: space's gossiped semantic memories ranked against req's cue (api_cluster_hooks
- * .partition_recall). MN_ERR_NOT_FOUND: none of space here. */
+/* Any thread: space's gossiped semantic memories that pass req's filter (the engine's
+ * matcher: mn_engine_recall_filter, mn_engine_filter_match), ranked against req's cue
+ * (api_cluster_hooks.partition_recall). MN_ERR_NOT_FOUND: none of space here;
+ * MN_ERR_UNSUPPORTED: req asks as_of, which they cannot answer (they keep no history);
+ * MN_ERR_INVALID: a filter a recall refuses. */
 mn_err cl_gossip_recall(cl_gossip *g, const char *space, const mn_recall_req_t *req,
                         mn_recall_result_t *out, mn_error *err);
 

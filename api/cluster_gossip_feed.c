@@ -1,20 +1,26 @@
 /* The feeder: the gossip core's local changes. A thread of its own (so neither the write
  * path nor the replication thread pays for it) wakes every FEED_EVERY_MS, and for each space
  * this node leads (its engine role is PRIMARY) reads the WAL entries it has not seen yet:
- *   - a semantic memory a client remembered: a version (no support); an invalidation of one
- *     the core holds: a retired version (semantic memories take no corrections: 422);
+ *   - a semantic memory a client remembered: a version (no support); an invalidation of a
+ *     semantic memory: a retired version (semantic memories take no corrections: 422);
  *   - a consolidate entry's semantic memories: a live one is a version (stamped with the
  *     entry's epoch and hlc, its payload the engine's bytes of the memory: content, vector,
  *     support, confidence, fields); a retired one (its cluster is gone) a retired version; an
  *     erased one a tombstone; an identity (the entry was rewritten when a later one carried
- *     the memory: no words, no support) is skipped, the later entry has it;
- *   - a forget (delete) of a memory the core holds in that space: a tombstone.
- * Forgetting episodes re-derives or retires the semantic memories they supported in the
- * same commit group (engine/apply_semantic.c), as a consolidate entry: so that change comes
- * through the first rule. Each record goes to mn_gossip_put under g->mu, and the store
- * follows the merged state. Positions are the feeder's own (fed[]); at start every led
- * space is read from its first kept entry (the core merges what it has already). The same
- * thread writes the store to disk when it changed (cg_save_maybe). */
+ *     the memory: no words, no support) is skipped, the later entry has it; a suppressed or
+ *     invalidated one (a re-derivation keeps both) a retired version;
+ *   - a forget of a semantic memory: deleted, a tombstone; suppressed, a retired version; an
+ *     unsuppress of one: its version as the engine has it, live again.
+ * "A semantic memory" is what the engine's record says (it keeps the kind of a forgotten
+ * memory), not only what the core holds: a core that never got the version (its WAL entries
+ * trimmed before they were read, its file lost) must still write the tombstone, or peers
+ * that hold the live version push it back. Episodes are not gossiped: forgetting them
+ * re-derives or retires the semantic memories they supported in the same commit group
+ * (engine/apply_semantic.c), as a consolidate entry, so that change comes through the
+ * second rule in the same pass. Each record goes to mn_gossip_put under g->mu, and the store
+ * follows the merged state. Positions are the feeder's own (fed[]); at start every led space
+ * is read from its first kept entry (the core merges what it has already). The same thread
+ * writes the store to disk when it changed (cg_save_maybe). */
 #include "cluster_gossip_internal.h"
 
 #include <errno.h>
@@ -65,15 +71,60 @@ static void put_tombstone(feed_ctx *f, const mn_id_t *id, mn_hlc_ts_t hlc)
     put(f, &r);
 }
 
-/* A forget of id: a tombstone when the core holds id in this space (a semantic memory). */
-static void forgotten(feed_ctx *f, const mn_id_t *id, int mode, mn_hlc_ts_t hlc)
+/* What the core holds of an id in this space. */
+typedef enum { HELD_NONE, HELD_VERSION, HELD_TOMBSTONE } held_state;
+
+static held_state core_holds(feed_ctx *f, const mn_id_t *id)
 {
-    if (mode != MN_FORGET_DELETE) return; /* a suppression hides, it does not erase */
     mn_gossip_record_t cur;
     pthread_mutex_lock(&f->g->mu);
-    bool held = mn_gossip_get(f->g->g, f->space, id, &cur) == MN_OK && !cur.forgotten_hlc;
+    held_state h = mn_gossip_get(f->g->g, f->space, id, &cur) != MN_OK ? HELD_NONE
+                   : cur.forgotten_hlc                                 ? HELD_TOMBSTONE
+                                                                       : HELD_VERSION;
     pthread_mutex_unlock(&f->g->mu);
-    if (held) put_tombstone(f, id, hlc);
+    return h;
+}
+
+/* Is a change of id one gossip must carry: id a semantic memory of this space whose
+ * tombstone the core does not hold yet? The core may not hold it at all (its version was
+ * in WAL entries trimmed before this feeder read them, or the core lost it with its file)
+ * while peers hold it live: so the engine's record, which keeps its kind after a forget,
+ * decides, not the core. */
+static bool semantic_change(feed_ctx *f, const mn_id_t *id)
+{
+    held_state h = core_holds(f, id);
+    if (h != HELD_NONE) return h == HELD_VERSION;
+    mn_kind_t kind;
+    mn_error err = {0};
+    return mn_engine_kind(f->g->engine, f->space, id, &kind, &err) == MN_OK &&
+           kind == MN_KIND_SEMANTIC;
+}
+
+/* A version of id with no payload, retired: no partition answer returns it (a later
+ * version of a later stamp brings it back). */
+static void put_retired(feed_ctx *f, const mn_id_t *id, const mn_wal_entry_t *en)
+{
+    mn_gossip_record_t r;
+    memset(&r, 0, sizeof r);
+    r.id = *id;
+    r.epoch = en->epoch;
+    r.hlc = en->hlc ? en->hlc : 1;
+    r.retired = true;
+    mn_gossip_payload_digest(NULL, 0, r.digest);
+    put(f, &r);
+}
+
+/* A forget of id: deleted, a tombstone; suppressed, a retired version (hidden from every
+ * recall that does not ask for suppressed memories, and gossip keeps no suppressed ones:
+ * unsuppressed() makes it live again). Episodes are not gossiped: their forget re-derives
+ * the semantic memories they supported in the same commit group (a consolidate entry). */
+static void forgotten(feed_ctx *f, const mn_id_t *id, int mode, const mn_wal_entry_t *en)
+{
+    if (!semantic_change(f, id)) return;
+    if (mode == MN_FORGET_DELETE)
+        put_tombstone(f, id, en->hlc);
+    else if (mode == MN_FORGET_SUPPRESS)
+        put_retired(f, id, en);
 }
 
 /* The version of one semantic memory (of a consolidate entry, or a client's). */
@@ -86,8 +137,11 @@ static void version(feed_ctx *f, const mn_wal_entry_t *en, const mn_memory_t *m)
     r.hlc = en->hlc ? en->hlc : 1;
     uint8_t *payload = NULL;
     size_t len = 0;
-    if (m->forgotten) {
-        r.retired = true; /* an erased stub marked retired: its cluster is gone */
+    if (m->forgotten || m->suppressed || m->valid_to_ms) {
+        /* an erased stub marked retired (its cluster is gone), a suppressed memory (a
+         * re-derivation keeps a client's suppression) or an invalidated one: no partition
+         * answer returns it */
+        r.retired = true;
     } else {
         mn_memory_record_t mr = {.mem = *m};
         if (mn_wire_memory_encode(&mr, true, &payload, &len) == MN_OK &&
@@ -134,26 +188,26 @@ static void remembered(feed_ctx *f, const mn_wal_entry_t *en)
     }
 }
 
-/* An invalidated semantic memory (kept, no longer valid): a retired version, when the core
- * holds it under that id. A normal recall still returns it, marked superseded; the gossiped
- * payload cannot carry the mark, so a partition answer leaves it out instead. */
+/* An invalidated semantic memory (kept, no longer valid): a retired version. A normal recall
+ * still returns it, marked superseded; the gossiped payload cannot carry the mark, so a
+ * partition answer leaves it out instead. */
 static void invalidated(feed_ctx *f, const mn_wal_entry_t *en)
 {
-    const mn_id_t *id = &en->op.invalidate.id;
-    mn_gossip_record_t cur;
-    pthread_mutex_lock(&f->g->mu);
-    bool held =
-        mn_gossip_get(f->g->g, f->space, id, &cur) == MN_OK && !cur.forgotten_hlc && !cur.retired;
-    pthread_mutex_unlock(&f->g->mu);
-    if (!held) return;
-    mn_gossip_record_t r;
-    memset(&r, 0, sizeof r);
-    r.id = *id;
-    r.epoch = en->epoch;
-    r.hlc = en->hlc ? en->hlc : 1;
-    r.retired = true;
-    mn_gossip_payload_digest(NULL, 0, r.digest);
-    put(f, &r);
+    if (semantic_change(f, &en->op.invalidate.id)) put_retired(f, &en->op.invalidate.id, en);
+}
+
+/* An unsuppressed memory: when it is a semantic one, its version as the engine has it now
+ * (live again, or retired when it was suppressed again since: that later entry follows),
+ * stamped with this entry. Forgotten since: its forget entry follows and tombstones it. */
+static void unsuppressed(feed_ctx *f, const mn_wal_entry_t *en)
+{
+    const mn_id_t *id = &en->op.unsuppress.id;
+    if (!semantic_change(f, id)) return;
+    mn_memory_t m;
+    mn_error err = {0};
+    if (mn_engine_get(f->g->engine, f->space, id, true, &m, &err) != MN_OK) return;
+    if (m.kind == MN_KIND_SEMANTIC) version(f, en, &m);
+    mn_memory_clear(&m);
 }
 
 static int on_entry(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len)
@@ -173,37 +227,37 @@ static int on_entry(void *arg, uint64_t lsn, const uint8_t *bytes, size_t len)
         remembered(f, &en);
     else if (en.type == MN_WAL_OP_INVALIDATE)
         invalidated(f, &en);
+    else if (en.type == MN_WAL_OP_UNSUPPRESS)
+        unsuppressed(f, &en);
     else if (en.type == MN_WAL_OP_FORGET)
-        forgotten(f, &en.op.forget.id, en.op.forget.mode, en.hlc);
+        forgotten(f, &en.op.forget.id, en.op.forget.mode, &en);
     else if (en.type == MN_WAL_OP_FORGET_BATCH)
         for (size_t i = 0; i < en.op.forget_batch.n; i++)
-            forgotten(f, &en.op.forget_batch.ids[i], en.op.forget_batch.mode, en.hlc);
+            forgotten(f, &en.op.forget_batch.ids[i], en.op.forget_batch.mode, &en);
     mn_wal_entry_clear(&en);
     return 0;
 }
 
-/* Reads what is new in one led space. */
-static void feed_space(cl_gossip *g, fed_pos *p)
+void cg_feed_space(cl_gossip *g, const char *space, uint64_t *next_lsn)
 {
     mn_error err = {0};
     uint64_t last = 0, epoch = 0;
     mn_space_role_t role;
-    if (mn_engine_space_role(g->engine, p->space, &role, &err) != MN_OK || role != MN_SPACE_PRIMARY)
+    if (mn_engine_space_role(g->engine, space, &role, &err) != MN_OK || role != MN_SPACE_PRIMARY)
         return;
-    if (mn_engine_space_position(g->engine, p->space, &last, &epoch, &err) != MN_OK) return;
-    if (p->next_lsn > last + 1) p->next_lsn = 0; /* the log went back (re-created, cut): reread */
-    if (p->next_lsn && p->next_lsn > last) return;
-    feed_ctx f = {.g = g, .space = p->space, .next_lsn = p->next_lsn};
-    mn_err rc =
-        mn_engine_wal_read(g->engine, p->space, p->next_lsn, FEED_BATCH, on_entry, &f, &err);
+    if (mn_engine_space_position(g->engine, space, &last, &epoch, &err) != MN_OK) return;
+    if (*next_lsn > last + 1) *next_lsn = 0; /* the log went back (re-created, cut): reread */
+    if (*next_lsn && *next_lsn > last) return;
+    feed_ctx f = {.g = g, .space = space, .next_lsn = *next_lsn};
+    mn_err rc = mn_engine_wal_read(g->engine, space, *next_lsn, FEED_BATCH, on_entry, &f, &err);
     if (rc == MN_ERR_GONE) { /* trimmed past us: read on from the first entry kept */
         mn_log_warn("gossip: space %s: WAL trimmed past entry %llu: read on from the oldest "
                     "kept (older changes come from peers, or with the next consolidation)",
-                    p->space, (unsigned long long)p->next_lsn);
+                    space, (unsigned long long)*next_lsn);
         f.next_lsn = 0;
-        rc = mn_engine_wal_read(g->engine, p->space, 0, FEED_BATCH, on_entry, &f, &err);
+        rc = mn_engine_wal_read(g->engine, space, 0, FEED_BATCH, on_entry, &f, &err);
     }
-    if (rc == MN_OK) p->next_lsn = f.next_lsn ? f.next_lsn : last + 1;
+    if (rc == MN_OK) *next_lsn = f.next_lsn ? f.next_lsn : last + 1;
 }
 
 static fed_pos *pos_of(fed_pos **ps, size_t *n, const char *space)
@@ -247,7 +301,7 @@ static void *feeder(void *arg)
         if (mn_engine_space_list(g->engine, &defs, &nd, &err) != MN_OK) continue;
         for (size_t i = 0; i < nd; i++) {
             fed_pos *p = pos_of(&ps, &n, defs[i].name);
-            if (p) feed_space(g, p);
+            if (p) cg_feed_space(g, p->space, &p->next_lsn);
         }
         free(defs);
     }

@@ -134,6 +134,10 @@ void cg_save_load(cl_gossip *g);
 
 /* ---- the feeder (cluster_gossip_feed.c) ---- */
 mn_err cg_feed_start(cl_gossip *g, mn_error *err);
+/* The feeder's step for one space (its thread, or a test): when this node leads space, the
+ * WAL entries from *next_lsn on (0: the first kept) into the core; *next_lsn moves past
+ * those read. Takes g->mu itself. */
+void cg_feed_space(cl_gossip *g, const char *space, uint64_t *next_lsn);
 void cg_feed_stop(cl_gossip *g);
 
 #endif

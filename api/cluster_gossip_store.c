@@ -1,7 +1,10 @@
 /* The store of gossiped semantic memories (cluster_gossip.c feeds it under g->mu): per
  * space, the records the core holds, their payloads decoded, so that a recall can be
  * answered from them when the space's holders cannot be reached (partition mode,
- * docs/gossip.md "Partition mode"). Written behind to disk and read back at start
+ * docs/gossip.md "Partition mode"): the request's filter is the engine's own
+ * (mn_engine_filter_match on the decoded memory, so a stand-in passes exactly what the
+ * holder's recall would let through), and an as_of request gets none (no history is kept
+ * here). Written behind to disk and read back at start
  * (cluster_gossip_save.c); peers bring back what a crash lost within a few rounds (and a
  * leader its own WAL).
  *
@@ -295,38 +298,60 @@ static mn_err hit_of(const cand *c, mn_recall_hit_t *h)
     return MN_OK;
 }
 
+/* The live entries of s that pass f, ranked against the cue, the best k into out->hits
+ * (under mu). */
+static mn_err rank(const cg_space *s, const mn_recall_req_t *req, const mn_filter_t *f,
+                   int64_t now_ms, mn_recall_result_t *out)
+{
+    cue_words cw;
+    cue_split(req->text ? req->text : "", req->text ? req->text_len : 0, &cw);
+    uint32_t k = req->k ? req->k : 10;
+    cand *cs = malloc(s->live * sizeof *cs);
+    if (!cs) return MN_ERR_NOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const cg_entry *e = &s->e[i];
+        if (!e->live) continue;
+        mn_assert(n < s->live); /* s->live counts the live entries: cs has room */
+        if (mn_engine_filter_match(f, &e->mem, now_ms) && score_entry(e, req, &cw, &cs[n])) n++;
+    }
+    out->scanned = s->live;
+    qsort(cs, n, sizeof *cs, cand_order);
+    if (n > k) n = k;
+    mn_err rc = MN_OK;
+    if (n && !(out->hits = calloc(n, sizeof *out->hits))) rc = MN_ERR_NOMEM;
+    for (size_t i = 0; rc == MN_OK && i < n; i++)
+        if ((rc = hit_of(&cs[i], &out->hits[i])) == MN_OK) out->n_hits++;
+    free(cs);
+    return rc;
+}
+
 mn_err cl_gossip_recall(cl_gossip *g, const char *space, const mn_recall_req_t *req,
                         mn_recall_result_t *out, mn_error *err)
 {
     memset(out, 0, sizeof *out);
+    int64_t now_ms = mn_time_now_ms();
+    mn_filter_t f; /* the engine's own: a stand-in passes what the holder's recall would */
+    mn_err rc = mn_engine_recall_filter(req, now_ms, &f, out, err);
+    if (rc != MN_OK) return rc;
     out->path = "partition";
-    cue_words cw;
-    cue_split(req->text ? req->text : "", req->text ? req->text_len : 0, &cw);
-    uint32_t k = req->k ? req->k : 10;
     pthread_mutex_lock(&g->mu);
-    cg_space *s = cg_space_of(g, space, false);
-    if (!s || !s->live) {
-        pthread_mutex_unlock(&g->mu);
-        return mn_error_set(err, MN_ERR_NOT_FOUND,
-                            "space \"%s\": this node holds no gossiped semantic memories of it",
-                            space);
-    }
-    cand *cs = malloc(s->live * sizeof *cs);
-    size_t n = 0;
-    for (size_t i = 0; cs && i < s->n; i++)
-        if (s->e[i].live && score_entry(&s->e[i], req, &cw, &cs[n])) n++;
-    out->scanned = s->live;
-    mn_err rc = cs ? MN_OK : MN_ERR_NOMEM;
-    if (cs) qsort(cs, n, sizeof *cs, cand_order);
-    if (n > k) n = k;
-    if (rc == MN_OK && n && !(out->hits = calloc(n, sizeof *out->hits))) rc = MN_ERR_NOMEM;
-    for (size_t i = 0; rc == MN_OK && i < n; i++)
-        if ((rc = hit_of(&cs[i], &out->hits[i])) == MN_OK) out->n_hits++;
+    const cg_space *s = cg_space_of(g, space, false);
+    if (!s || !s->live)
+        rc = mn_error_set(err, MN_ERR_NOT_FOUND,
+                          "space \"%s\": this node holds no gossiped semantic memories of it",
+                          space);
+    else if (f.as_of_ms != MN_TIME_UNSET)
+        rc = mn_error_set(err, MN_ERR_UNSUPPORTED,
+                          "space \"%s\": as_of: its gossiped semantic memories keep no "
+                          "history, so none stands in for the space as it was then",
+                          space);
+    else if ((rc = rank(s, req, &f, now_ms, out)) != MN_OK)
+        mn_error_set(err, rc, "out of memory");
     pthread_mutex_unlock(&g->mu);
-    free(cs);
     if (rc != MN_OK) {
         mn_recall_result_clear(out);
-        return mn_error_set(err, rc, "out of memory");
+        return rc;
     }
     out->recall_confidence = out->n_hits ? out->hits[0].confidence.value : 0;
     return MN_OK;

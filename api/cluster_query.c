@@ -466,7 +466,8 @@ static void flight_remove(cl_query *q, clq_flight *f)
     free(f);
 }
 
-/* The spaces no copy answered get the stand-in's answer, if there is one (issue 18). */
+/* The spaces no copy answered get the stand-in's answer, if there is one (issue 18); one the
+ * stand-in refuses (as_of: the partition hook's MN_ERR_UNSUPPORTED) says so. */
 static void stand_in(cl_query *q, const char *const *spaces, size_t n, const mn_recall_req_t *req,
                      mn_query_answer_t *out)
 {
@@ -474,7 +475,9 @@ static void stand_in(cl_query *q, const char *const *spaces, size_t n, const mn_
         if (out[i].rc == MN_OK || out[i].rc == MN_ERR_INVALID) continue;
         mn_recall_result_t res = {0};
         mn_error err = {0};
-        if (q->partition(q->partition_arg, spaces[i], req, &res, &err) != MN_OK) continue;
+        mn_err rc = q->partition(q->partition_arg, spaces[i], req, &res, &err);
+        if (rc == MN_ERR_UNSUPPORTED) out[i].no_stand_in = MN_QUERY_NO_STAND_IN_AS_OF;
+        if (rc != MN_OK) continue;
         mn_recall_result_clear(&out[i].res);
         out[i] =
             (mn_query_answer_t){.rc = MN_OK, .res = res, .missing = MN_QUERY_MISSING_PARTITION};

@@ -585,6 +585,16 @@ mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool 
     return rc;
 }
 
+mn_err mn_engine_kind(mn_engine_t *e, const char *space, const mn_id_t *id, mn_kind_t *out,
+                      mn_error *err)
+{
+    mn__space *sp = acquire_or_err(e, space, err);
+    if (!sp) return MN_ERR_NOT_FOUND;
+    mn_err rc = mn__record_kind(&e->store, sp, id, out, err);
+    mn__space_unref(sp);
+    return rc;
+}
+
 mn_err mn_engine_checkpoint(mn_engine_t *e, const char *dir, mn_error *err)
 {
     if (!dir || !*dir) return mn_error_set(err, MN_ERR_INVALID, "path: required");

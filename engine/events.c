@@ -15,6 +15,7 @@
 #include "events.h"
 
 #include "engine_internal.h"
+#include "filter.h"
 #include "filter_expr.h"
 
 /* The engine's subscribers. */
@@ -99,24 +100,6 @@ static void sub_push(mn_engine_sub_t *s, const mn_event_t *ev, bool final)
     if ((was_empty || s->has_final) && s->notify) s->notify(s->notify_arg);
 }
 
-/* The memory m as a slot for the filter (its pointers borrowed). */
-static mn__slot slot_of(const mn_memory_t *m)
-{
-    return (mn__slot){.kind = (uint8_t)m->kind,
-                      .lifecycle = (uint8_t)m->lifecycle,
-                      .when_ms = m->when_ms,
-                      .created_at_ms = m->created_at_ms,
-                      .tags = m->tags,
-                      .n_tags = (uint32_t)m->n_tags,
-                      .who = m->who,
-                      .n_who = (uint32_t)m->n_who,
-                      .where = m->where,
-                      .session = m->session,
-                      .metadata = m->metadata,
-                      .n_metadata = (uint32_t)m->n_metadata,
-                      .importance = m->importance};
-}
-
 /* Queues ev for the subscribers of space (all when NULL); m, when the event is about a
  * memory written, is judged by each subscriber's filter. */
 static void publish(mn_engine_t *e, const char *space, const mn_event_t *ev, bool final,
@@ -124,7 +107,7 @@ static void publish(mn_engine_t *e, const char *space, const mn_event_t *ev, boo
 {
     struct mn__events *evs = e->events;
     if (atomic_load_explicit(&evs->n_subs, memory_order_acquire) == 0) return;
-    const mn__slot as_slot = m ? slot_of(m) : (mn__slot){0};
+    const mn__slot as_slot = m ? mn__filter_slot_of(m) : (mn__slot){0};
     pthread_mutex_lock(&evs->mu);
     for (mn_engine_sub_t *s = evs->subs; s; s = s->next) {
         if (space && strcmp(s->space, space)) continue;

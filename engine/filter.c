@@ -10,12 +10,19 @@
  *
  * Versions (issue 20): a corrected memory keeps its superseded versions as slots. A view
  * of now sees only the current version; an as-of view sees the version that was current
- * at as_of: valid from valid_from (created_at for a first version) until valid_to. */
+ * at as_of: valid from valid_from (created_at for a first version) until valid_to.
+ *
+ * A memory outside any space (a gossiped semantic memory a partition answer ranks,
+ * api/cluster_gossip_store.c) is judged by the same rules through its slot view
+ * (mn_engine_filter_match), so a stand-in passes exactly what the space's recall would. */
 #include "filter.h"
 
 #include "filter_expr.h"
 
 #include <string.h>
+
+#include "mnemo/assert.h"
+#include "mnemo/engine.h"
 
 static bool has_tag(const mn__slot *s, const char *t)
 {
@@ -79,6 +86,41 @@ bool mn__filter_match(const mn__slot *s, const mn_filter_t *f, int64_t now_ms)
         if (!ok) return false;
     }
     return !f->n_expr || mn__filter_expr_match(f->expr, f->n_expr, s);
+}
+
+mn__slot mn__filter_slot_of(const mn_memory_t *m)
+{
+    return (mn__slot){.id = m->id,
+                      .state = SLOT_LIVE,
+                      .kind = (uint8_t)m->kind,
+                      .suppressed = m->suppressed,
+                      .lifecycle = (uint8_t)m->lifecycle,
+                      .superseded = m->superseded,
+                      .valid_from_ms = m->valid_from_ms,
+                      .valid_to_ms = m->valid_to_ms,
+                      .suppressed_at_ms = m->suppressed_at_ms,
+                      .unsuppressed_at_ms = m->unsuppressed_at_ms,
+                      .confidence = m->confidence,
+                      .when_ms = m->when_ms,
+                      .created_at_ms = m->created_at_ms,
+                      .expires_at_ms = m->expires_at_ms,
+                      .tags = m->tags,
+                      .n_tags = (uint32_t)m->n_tags,
+                      .who = m->who,
+                      .n_who = (uint32_t)m->n_who,
+                      .where = m->where,
+                      .session = m->session,
+                      .metadata = m->metadata,
+                      .n_metadata = (uint32_t)m->n_metadata,
+                      .importance = m->importance};
+}
+
+bool mn_engine_filter_match(const mn_filter_t *f, const mn_memory_t *m, int64_t now_ms)
+{
+    /* m has no history: an as-of view of it cannot be told (the caller refuses as_of) */
+    mn_assert(f->as_of_ms == MN_TIME_UNSET);
+    const mn__slot s = mn__filter_slot_of(m);
+    return mn__filter_match(&s, f, now_ms);
 }
 
 bool mn__filter_match_gone(uint8_t kind, int64_t when_ms, int64_t created_at_ms, int64_t gone_at_ms,

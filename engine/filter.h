@@ -26,6 +26,8 @@ bool mn__filter_suppressed_at(bool suppressed_now, int64_t suppressed_at_ms,
  * lifecycle and importance) leaves it out. */
 bool mn__filter_match_gone(uint8_t kind, int64_t when_ms, int64_t created_at_ms, int64_t gone_at_ms,
                            const mn_filter_t *f);
+/* The memory m as a slot, for the filter (its pointers borrowed from m). */
+mn__slot mn__filter_slot_of(const mn_memory_t *m);
 /* MN_ERR_INVALID for an as-of time in the future or older than max_age_ms. */
 mn_err mn__filter_check_as_of(const mn_filter_t *f, int64_t now_ms, int64_t max_age_ms,
                               mn_error *err);

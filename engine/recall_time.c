@@ -8,6 +8,7 @@
 
 #include "filter.h"
 #include "mnemo/assert.h"
+#include "validate.h"
 #include "text/when.h"
 
 #include <stdlib.h>
@@ -98,6 +99,21 @@ mn_err mn__recall_time_plan(const mn_recall_req_t *req, int64_t now_ms, mn_recal
     if (f->when_from_ms == MN_TIME_UNSET || f->when_from_ms < tp->from_ms)
         f->when_from_ms = tp->from_ms;
     if (f->when_to_ms == MN_TIME_UNSET || f->when_to_ms > tp->to_ms) f->when_to_ms = tp->to_ms;
+    return MN_OK;
+}
+
+mn_err mn_engine_recall_filter(const mn_recall_req_t *req, int64_t now_ms, mn_filter_t *f,
+                               mn_recall_result_t *out, mn_error *err)
+{
+    mn_err rc = mn__validate_filter(&req->filter, err);
+    if (rc) return rc;
+    if (req->text && (req->text_len > MN_CONTENT_MAX || !mn_utf8_valid(req->text, req->text_len)))
+        return mn_error_set(err, MN_ERR_INVALID, "text: not valid UTF-8 or longer than %d bytes",
+                            MN_CONTENT_MAX);
+    mn_recall_req_t treq;
+    mn__time_plan tp;
+    if ((rc = mn__recall_time_plan(req, now_ms, &treq, &tp, out, err))) return rc;
+    *f = treq.filter; /* narrowed to the text's window under FILTER; a boost ranks, not filters */
     return MN_OK;
 }
 

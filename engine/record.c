@@ -61,16 +61,25 @@ static mn_err read_vector(mn__store *st, const mn__space *sp, mn_memory_t *m, mn
     return MN_OK;
 }
 
-mn_err mn__record_read(mn__store *st, float initial_days, const mn__space *sp, const mn_id_t *id,
-                       bool with_embedding, mn_memory_t *out, mn_error *err)
+/* The stored bytes of id's record (*v malloc'd); MN_ERR_NOT_FOUND when there is none. */
+static mn_err stored(mn__store *st, const mn__space *sp, const mn_id_t *id, char **v, size_t *vl,
+                     mn_error *err)
 {
     uint8_t k[KEY_MEM_LEN];
     mn__key_mem(k, sp->sid, id);
+    mn_err rc = mn__store_get(st, CF_MEMORIES, k, sizeof k, v, vl, err);
+    if (rc) return rc;
+    if (!*v) return mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
+    return MN_OK;
+}
+
+mn_err mn__record_read(mn__store *st, float initial_days, const mn__space *sp, const mn_id_t *id,
+                       bool with_embedding, mn_memory_t *out, mn_error *err)
+{
     char *v;
     size_t vl;
-    mn_err rc = mn__store_get(st, CF_MEMORIES, k, sizeof k, &v, &vl, err);
+    mn_err rc = stored(st, sp, id, &v, &vl, err);
     if (rc) return rc;
-    if (!v) return mn_error_set(err, MN_ERR_NOT_FOUND, "memory not found");
     mn_memory_record_t rec;
     rc = mn_wire_memory_decode((const uint8_t *)v, vl, &rec, err);
     free(v);
@@ -87,6 +96,22 @@ mn_err mn__record_read(mn__store *st, float initial_days, const mn__space *sp, c
 out:
     mn_memory_clear(&rec.mem);
     return rc;
+}
+
+mn_err mn__record_kind(mn__store *st, const mn__space *sp, const mn_id_t *id, mn_kind_t *kind,
+                       mn_error *err)
+{
+    char *v;
+    size_t vl;
+    mn_err rc = stored(st, sp, id, &v, &vl, err);
+    if (rc) return rc;
+    mn_memory_record_t rec; /* a tombstone keeps its kind */
+    rc = mn_wire_memory_decode_meta((const uint8_t *)v, vl, &rec, err);
+    free(v);
+    if (rc) return rc;
+    *kind = rec.mem.kind;
+    mn_memory_clear(&rec.mem);
+    return MN_OK;
 }
 
 mn_err mn__record_retired(mn__store *st, const mn__space *sp, const mn_id_t *id, bool *retired)

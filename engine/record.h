@@ -15,6 +15,10 @@ enum { MN_MEM_ABSENT, MN_MEM_LIVE, MN_MEM_GONE };
  * when with_embedding. MN_ERR_NOT_FOUND, or MN_ERR_GONE for a tombstone. */
 mn_err mn__record_read(mn__store *st, float initial_days, const mn__space *sp, const mn_id_t *id,
                        bool with_embedding, mn_memory_t *out, mn_error *err);
+/* The kind of memory id of sp, live or forgotten (a tombstone keeps it). MN_ERR_NOT_FOUND
+ * when sp has no record of id. */
+mn_err mn__record_kind(mn__store *st, const mn__space *sp, const mn_id_t *id, mn_kind_t *kind,
+                       mn_error *err);
 /* Is the tombstone of id a retired semantic memory (not one a client forgot)?
  * False when there is no readable tombstone. */
 mn_err mn__record_retired(mn__store *st, const mn__space *sp, const mn_id_t *id, bool *retired);

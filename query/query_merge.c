@@ -8,6 +8,13 @@
  * memory present in two spaces) is kept once, at its best place. The merged list is checked
  * to be in that order (mn_assert_debug) where it is made.
  *
+ * Stand-ins (a missing space's gossiped semantic memories, issue 18) rank after every hit of
+ * a space's own answer, among themselves by their score. Their score is on another scale
+ * (the mean of a cosine and a word coverage, about 0.5 to 1) than a real hybrid recall's
+ * (reciprocal rank fusion, about 0.03), and no map between the two is exact: a stand-in
+ * matched only a space's consolidated summary, so it goes where it cannot push a real
+ * answer out of the top k.
+ *
  * Missing spaces: every confidence is multiplied by 0.5 + 0.5 r, r the share of the data
  * (live memories) held by the spaces that answered. At r = 1 nothing changes; at r -> 0 a
  * result keeps half its confidence: it still matches the cue as well as it did (that part
@@ -63,12 +70,15 @@ void mn_query_confidence_missing(mn_confidence_t *c, float reachable)
 typedef struct ranked {
     mn_recall_hit_t *hit;
     uint32_t space;
+    bool stand_in; /* from a stand-in's answer (mn_query_answer_t.missing set) */
 } ranked;
 
-/* best first: score descending (NaN last), id ascending, space ascending */
+/* best first: the spaces' own hits before the stand-ins', then score descending (NaN last),
+ * id ascending, space ascending */
 static int cmp_ranked(const void *pa, const void *pb)
 {
     const ranked *a = pa, *b = pb;
+    if (a->stand_in != b->stand_in) return a->stand_in ? 1 : -1;
     float sa = a->hit->score, sb = b->hit->score;
     bool na = isnan(sa), nb = isnan(sb);
     if (na != nb) return na ? 1 : -1;
@@ -92,6 +102,20 @@ static bool seen_before(const mn_query_result_t *out, const mn_recall_hit_t *h)
     return false;
 }
 
+#ifndef NDEBUG
+/* Is out's list strictly in cmp_ranked's order? (O(n): Debug builds) */
+static bool merged_in_order(const mn_query_answer_t *answers, const mn_query_result_t *out)
+{
+    for (size_t i = 1; i < out->n_hits; i++) {
+        uint32_t x = out->hit_space[i - 1], y = out->hit_space[i];
+        ranked a = {&out->hits[i - 1], x, answers[x].missing != NULL};
+        ranked b = {&out->hits[i], y, answers[y].missing != NULL};
+        if (cmp_ranked(&a, &b) >= 0) return false;
+    }
+    return true;
+}
+#endif
+
 mn_err mn_query_merge(mn_query_answer_t *answers, size_t n, uint32_t k, mn_query_result_t *out,
                       mn_error *err)
 {
@@ -109,7 +133,7 @@ mn_err mn_query_merge(mn_query_answer_t *answers, size_t n, uint32_t k, mn_query
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; answers[i].rc == MN_OK && j < answers[i].res.n_hits; j++)
-            all[m++] = (ranked){&answers[i].res.hits[j], (uint32_t)i};
+            all[m++] = (ranked){&answers[i].res.hits[j], (uint32_t)i, answers[i].missing != NULL};
     mn_assert(m == total);
     if (m) qsort(all, m, sizeof *all, cmp_ranked);
     for (size_t i = 0; i < m; i++) {
@@ -121,9 +145,7 @@ mn_err mn_query_merge(mn_query_answer_t *answers, size_t n, uint32_t k, mn_query
         }
         memset(all[i].hit, 0, sizeof *all[i].hit); /* moved or freed: the answer keeps none */
     }
-    for (size_t i = 1; i < out->n_hits; i++)
-        mn_assert_debug(cmp_ranked(&(ranked){&out->hits[i - 1], out->hit_space[i - 1]},
-                                   &(ranked){&out->hits[i], out->hit_space[i]}) < 0);
+    mn_assert_debug(merged_in_order(answers, out));
     for (size_t i = 0; i < n; i++)
         if (answers[i].rc == MN_OK) mn_recall_result_clear(&answers[i].res); /* hits now empty */
     free(all);

@@ -294,7 +294,8 @@ static mn_err list_missing(const char *const *spaces, size_t n, const mn_query_a
                           : answers[i].missing
                               ? answers[i].missing
                               : missing_reason(answers[i].rc, spaces[i], &answers[i].err);
-        out->missing[out->n_missing++] = (mn_query_missing_t){(uint32_t)i, why};
+        const char *no_stand_in = answered[i] ? answers[i].no_stand_in : NULL;
+        out->missing[out->n_missing++] = (mn_query_missing_t){(uint32_t)i, why, no_stand_in};
     }
     return MN_OK;
 }

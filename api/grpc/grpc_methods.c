@@ -560,7 +560,7 @@ static mn_err recall_partition(gctx *c, const Mnemo__V1__RecallRequest *q,
     mn_err rc = h && h->partition_recall
                     ? h->partition_recall(h->arg, space_of(q->space), rr, res, &why)
                     : mn_error_set(&why, MN_ERR_NOT_FOUND, "this node keeps no gossiped memories");
-    if (rc == MN_ERR_NOT_FOUND || rc == MN_ERR_UNAVAILABLE)
+    if (rc == MN_ERR_NOT_FOUND || rc == MN_ERR_UNAVAILABLE || rc == MN_ERR_UNSUPPORTED)
         return mn_error_set(err, MN_ERR_UNAVAILABLE, "%.300s; %.400s", c->partition, why.message);
     if (rc) *err = why;
     return rc;

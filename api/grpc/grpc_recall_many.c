@@ -40,6 +40,7 @@ static mn_err missing_out(gctx *c, const api_many *m, char **names,
         if (!ms) return OOM(err);
         ms->space = names[m->res.missing[i].space];
         ms->reason = (char *)m->res.missing[i].reason;
+        ms->no_stand_in = (char *)m->res.missing[i].no_stand_in; /* NULL: not sent */
         o->missing[i] = ms;
     }
     o->n_missing = n;

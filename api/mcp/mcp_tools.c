@@ -645,8 +645,14 @@ static void sum_recall_many(text *t, const cJSON *json)
             n == 1 ? "y" : "ies", spaces, spaces == 1 ? "" : "s", jnum(json, "recall_confidence"));
     if (cJSON_GetArraySize(missing) > 0) {
         tprintf(t, "; not searched, so a better answer may be missing:");
-        for (const cJSON *m = missing->child; m; m = m->next)
-            tprintf(t, " %s (%s)", jtext(m, "space"), missing_why(jtext(m, "reason")));
+        for (const cJSON *m = missing->child; m; m = m->next) {
+            tprintf(t, " %s (%s", jtext(m, "space"), missing_why(jtext(m, "reason")));
+            const char *no = jstr(m, "no_stand_in");
+            if (no)
+                tprintf(t, "; its gossiped semantic memories cannot stand in: %s",
+                        strcmp(no, "as_of") ? no : "as_of asked, and they keep no history");
+            tprintf(t, ")");
+        }
     }
     tprintf(t, n ? ":" : ".");
     sum_time_window(t, json);

@@ -61,6 +61,10 @@ static void many_to_json(api_jw *w, const api_many *m, const mn_recall_req_t *r)
         jw_str(w, m->plan.spaces[res->missing[i].space]);
         jw_key(w, "reason");
         jw_str(w, res->missing[i].reason);
+        if (res->missing[i].no_stand_in) { /* its gossiped memories could not stand in */
+            jw_key(w, "no_stand_in");
+            jw_str(w, res->missing[i].no_stand_in);
+        }
         jw_obj_end(w);
     }
     jw_arr_end(w);

@@ -3,7 +3,9 @@
  * answer comes from this node's gossiped semantic memories of the space, through the
  * cluster's partition_recall hook: same body, same shape of answer, path "partition", every
  * hit with reason partition and a lowered confidence, and "partition" saying the episodes
- * were unreachable and why. With no gossiped memory of the space here: 503, as before. */
+ * were unreachable and why; the request's filter applies to them as to a recall of the space.
+ * With no gossiped memory of the space here, or a request they cannot answer (as_of: they
+ * keep no history): 503, as before, the message saying which. */
 #include "rest_internal.h"
 
 #include <stdio.h>
@@ -44,6 +46,7 @@ static void answer(api_jw *w, const mn_recall_req_t *r, const mn_recall_result_t
     jw_key(w, "cue");
     jw_str(w, r->embedding && r->text ? "embedding+text" : r->embedding ? "embedding" : "text");
     jw_obj_end(w);
+    rest_time_window_to_json(w, res);
     jw_obj_end(w);
 }
 
@@ -69,7 +72,7 @@ void rest_partition_recall(mn_api_t *api, const mn_http_request_t *req, mn_http_
         return;
     }
     rc = h->partition_recall(h->arg, ask->space, &r, &res, &err);
-    if (rc == MN_ERR_NOT_FOUND) {
+    if (rc == MN_ERR_NOT_FOUND || rc == MN_ERR_UNSUPPORTED) { /* none here, or none may stand in */
         unreachable(resp, ask, err.message);
         api_json_free(body);
         api_arena_free(&a);

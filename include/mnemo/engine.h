@@ -270,6 +270,11 @@ mn_err mn_engine_remember_hinted(mn_engine_t *e, const char *space, const mn_mem
 /* Fills *out (clear with mn_memory_clear). MN_ERR_GONE if forgotten. */
 mn_err mn_engine_get(mn_engine_t *e, const char *space, const mn_id_t *id, bool with_embedding,
                      mn_memory_t *out, mn_error *err);
+/* The kind of memory id in space, live or forgotten (a forgotten memory's record keeps its
+ * kind): for readers of the WAL, whose forget entries name an id only (the gossip feeder,
+ * docs/gossip.md). MN_ERR_NOT_FOUND when the space holds no record of id. */
+mn_err mn_engine_kind(mn_engine_t *e, const char *space, const mn_id_t *id, mn_kind_t *out,
+                      mn_error *err);
 /* Suppresses, or deletes for good (content and vector erased, the WAL
  * included). Deleting an episode re-derives, in the same write, the semantic
  * memories that list it from their other episodes (or retires them when too
@@ -623,6 +628,19 @@ mn_err mn_engine_associations(mn_engine_t *e, const char *space, const mn_id_t *
 mn_err mn_engine_unsuppress(mn_engine_t *e, const char *space, const mn_id_t *id, mn_error *err);
 mn_err mn_engine_recall(mn_engine_t *e, const char *space, const mn_recall_req_t *req,
                         mn_recall_result_t *out, mn_error *err);
+/* ---- a recall's filter outside a space (recall_time.c, filter.c): for memories the engine
+ * does not hold, such as the gossiped semantic memories a partition answer ranks
+ * (docs/gossip.md, "Partition mode") ---- */
+/* The filter a recall of req applies, checked as mn_engine_recall checks it: req->filter,
+ * narrowed to the window of the text's time expression when req->time is FILTER. The window
+ * read is reported in out->time_window as a recall reports it. f borrows req's pointers.
+ * MN_ERR_INVALID for what mn_engine_recall refuses. */
+mn_err mn_engine_recall_filter(const mn_recall_req_t *req, int64_t now_ms, mn_filter_t *f,
+                               mn_recall_result_t *out, mn_error *err);
+/* Does m pass f (from mn_engine_recall_filter) at now_ms, judged as mn_engine_recall judges
+ * a live memory of a space: suppression, expiry, kind, when, tags, metadata, context,
+ * confidence, the expression? f->as_of_ms must be unset: m carries no history. */
+bool mn_engine_filter_match(const mn_filter_t *f, const mn_memory_t *m, int64_t now_ms);
 /* Memories in (when, id) order, a page at a time. With filter.as_of_ms, a memory
  * deleted or expired after as_of comes as a redacted entry: forgotten set, id,
  * kind, when, created_at and forgotten_at only (content ""). */

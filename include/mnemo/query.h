@@ -70,6 +70,10 @@ typedef struct mn_query_answer {
      * gossiped semantic memories, MN_QUERY_MISSING_PARTITION): its hits are merged, but the
      * space is listed as missing with that reason and counts as not reached */
     const char *missing;
+    /* rc not MN_OK: why this node's gossiped semantic memories of the space, which it holds,
+     * did not stand in for it, one of MN_QUERY_NO_STAND_IN_* (static); NULL: none held, or no
+     * stand-in was asked */
+    const char *no_stand_in;
 } mn_query_answer_t;
 
 /* Runs the recall req over spaces[0 .. n) (all of one holder; n <= its batch_max) and fills
@@ -117,13 +121,18 @@ void mn_query_free(mn_query_t *q);
 #define MN_QUERY_MISSING_PARTITION "partition" /* no copy answered; gossip stood in (issue 18) */
 #define MN_QUERY_MISSING_SUSPECT "suspect"     /* every copy on a node SWIM suspects: not asked */
 
+/* Why gossip did not stand in for a missing space although this node holds its semantic
+ * memories. */
+#define MN_QUERY_NO_STAND_IN_AS_OF "as_of" /* the request reads as of a time: no history kept */
+
 typedef struct mn_query_missing {
-    uint32_t space;     /* index into the run's spaces */
-    const char *reason; /* one of MN_QUERY_MISSING_* (static) */
+    uint32_t space;          /* index into the run's spaces */
+    const char *reason;      /* one of MN_QUERY_MISSING_* (static) */
+    const char *no_stand_in; /* the answer's no_stand_in (static), or NULL */
 } mn_query_missing_t;
 
 typedef struct mn_query_result {
-    mn_recall_hit_t *hits; /* merged, best first: score desc, then id asc */
+    mn_recall_hit_t *hits; /* merged, best first: real before stand-ins, score desc, id asc */
     uint32_t *hit_space;   /* hits[i] came from spaces[hit_space[i]] */
     size_t n_hits;
     mn_query_missing_t *missing; /* in the order of spaces */
@@ -171,9 +180,10 @@ float mn_query_missing_factor(float reachable);
 void mn_query_confidence_missing(mn_confidence_t *c, float reachable);
 
 /* Merges the answers of n spaces into out (hits, hit_space, n_hits): every hit of every
- * answer with rc MN_OK, by score descending, ties by id ascending, then by space index; a
- * memory id seen again is dropped; at most k kept. The hits move out of the answers (their
- * res is left empty); the hits not kept are freed. */
+ * answer with rc MN_OK, the spaces' own answers first and the stand-ins' (an answer with
+ * missing set) after every one of them, each group by score descending, ties by id
+ * ascending, then by space index; a memory id seen again is dropped; at most k kept. The
+ * hits move out of the answers (their res is left empty); the hits not kept are freed. */
 mn_err mn_query_merge(mn_query_answer_t *answers, size_t n, uint32_t k, mn_query_result_t *out,
                       mn_error *err);
 

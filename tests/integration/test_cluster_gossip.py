@@ -5,7 +5,9 @@ the space; forgetting the semantic memory on the holder converges everywhere as 
 tombstone; dropping the space takes its memories off every node, for good. With the holder paused (SIGSTOP, always SIGCONT after), a recall through another
 node still answers within its timeout_ms from the gossiped semantic memories: path and reason
 "partition", a lower recall_confidence than the holder's own answer, and the episodes said
-unreachable. The view is the same over gRPC (ClusterGossip) and MCP (cluster_gossip). A
+unreachable; the request's filter applies to that answer, as_of gets none (503 saying why),
+and a suppressed semantic memory leaves it until unsuppressed. The view is the same over
+gRPC (ClusterGossip) and MCP (cluster_gossip). A
 non-holder killed and started again while the holder is paused answers from its saved store
 (<data_dir>/gossip.store); a damaged file is set aside and counted. The steady-state gossip
 traffic per node is printed (not asserted). A single node has no gossip (404) and checks
@@ -380,6 +382,64 @@ def test_a_semantic_memory_a_client_remembered_is_gossiped(cluster):
     assert r.status in (200, 204), r.body
     rows = wait_until(lambda: roots_agree(nodes, 0), DEADLINE_S, what="its tombstone everywhere")
     assert all(row["records"] == 2 for row in rows)  # the retired one and the tombstone
+
+
+def partition_recall(server, body):
+    """A recall through server while the holder is paused: its response (timeout_ms 400)."""
+    return call(server, "POST", "/v1/spaces/%s/recall" % SPACE, dict(body, timeout_ms=400))
+
+
+def partition_ids(server, body):
+    """The ids a partition answer returns for body (it must be one: 200, path partition)."""
+    r = partition_recall(server, body)
+    assert r.status == 200 and r.json["path"] == "partition", r.body
+    return {h["memory"]["id"] for h in r.json["results"]}
+
+
+def test_a_partition_answer_keeps_to_the_filter_and_leaves_suppressed_memories_out(cluster):
+    """The request's filter applies to the gossiped memories as to a recall of the space (tags,
+    kind, an expression, the when window); as_of gets no stand-in (503 saying why: gossip keeps
+    no history). A suppressed semantic memory leaves every node's partition answers (a retired
+    version); unsuppressed, it comes back."""
+    nodes, ids, h = cluster
+    made = {}
+    for tag, text in (("ops", "the office wifi password rotates every monday"),
+                      ("facilities", "the north door badge reader resets every monday")):
+        r = call(nodes[h], "POST", "/v1/spaces/%s/memories" % SPACE,
+                 {"content": text, "kind": "semantic", "embedding": BASE, "tags": [tag]})
+        assert r.status == 201, r.body
+        made[tag] = r.json["id"]
+    wait_until(lambda: roots_agree(nodes, 2), DEADLINE_S, what="both on every node")
+    other = nodes[(h + 1) % 3]
+    cue = {"text": "every monday", "embedding": BASE}
+    os.kill(nodes[h].proc.pid, signal.SIGSTOP)
+    try:
+        assert partition_ids(other, cue) == set(made.values())
+        assert partition_ids(other, dict(cue, tags_any=["ops"])) == {made["ops"]}
+        assert partition_ids(other, dict(cue, kind="episodic")) == set()
+        assert partition_ids(other, dict(cue, filter={"tags": {"contains": "facilities"}})) == \
+            {made["facilities"]}
+        assert partition_ids(other, dict(cue, when={"to": "2001-01-01T00:00:00Z"})) == set()
+        r = partition_recall(other, dict(cue, as_of=int(time.time() * 1000) - 1000))
+        assert r.status == 503, r.body
+        assert b"as_of" in r.body and b"no history" in r.body, r.body
+    finally:
+        os.kill(nodes[h].proc.pid, signal.SIGCONT)
+    r = wait_until(lambda: quiet_call(nodes[h], "DELETE", "/v1/spaces/%s/memories/%s?mode=suppress"
+                                      % (SPACE, made["ops"]), None),
+                   DEADLINE_S, what="the suppression once the holder answers again")
+    assert r.status in (200, 204), r.body
+    wait_until(lambda: roots_agree(nodes, 1), DEADLINE_S, what="the suppression everywhere")
+    os.kill(nodes[h].proc.pid, signal.SIGSTOP)
+    try:
+        assert partition_ids(other, cue) == {made["facilities"]}
+    finally:
+        os.kill(nodes[h].proc.pid, signal.SIGCONT)
+    r = wait_until(lambda: quiet_call(nodes[h], "POST", "/v1/spaces/%s/memories/%s/unsuppress"
+                                      % (SPACE, made["ops"]), None),
+                   DEADLINE_S, what="the unsuppression once the holder answers again")
+    assert r.status in (200, 204), r.body
+    wait_until(lambda: roots_agree(nodes, 2), DEADLINE_S, what="live again everywhere")
 
 
 def quiet_call(server, method, path, body):

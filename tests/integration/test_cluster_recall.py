@@ -392,8 +392,10 @@ def test_a_paused_nodes_spaces_are_answered_by_their_gossiped_memories(three):
     """Partition mode of a recall over many spaces (docs/recall.md, "Partition stand-in"),
     through REST and gRPC RecallMany: the paused node's spaces are missing with the reason
     partition, their gossiped semantic memories stand in (reason partition), within
-    timeout_ms, with a lower confidence; a single-space gRPC Recall of one of them answers in
-    partition mode; after SIGCONT nothing is missing."""
+    timeout_ms, with a lower confidence, ranked after every real hit; the request's filter
+    applies to them; with as_of none stands in and the missing spaces say why (no_stand_in);
+    a single-space gRPC Recall of one of them answers in partition mode; after SIGCONT nothing
+    is missing."""
     from grpc_util import Grpc, pb
     nodes, ids, _ = three
     base = [0.9, 0.1, 0.05, 0.02]
@@ -430,14 +432,41 @@ def test_a_paused_nodes_spaces_are_answered_by_their_gossiped_memories(three):
             assert "partition" in h["confidence"]["reasons"]
         for h in got["results"]:
             assert "missing_partition" in h["confidence"]["reasons"]
+        # a stand-in's score (cosine and word coverage, ~0.5-1) is on another scale than a
+        # space's own hybrid answer (RRF, ~0.03): stand-ins come after every real hit, among
+        # themselves by their score
+        real = [h["space"] not in held for h in got["results"]]
+        assert any(real) and real == sorted(real, reverse=True), \
+            [(h["space"], h["score"]) for h in got["results"]]
+        scores = [h["score"] for h in stand_in]
+        assert scores == sorted(scores, reverse=True)
         assert got["reachable"] < 1
         assert got["recall_confidence"] < full.json["recall_confidence"]
+        # the filter applies to the stand-ins as to the spaces: none of them is an episode
+        r = many(nodes[0], spaces=PARTED, timeout_ms=timeout_ms, kind="episodic", **cue)
+        assert r.status == 200, r.body
+        assert r.json["results"] and all(h["space"] not in held and
+                                         h["memory"]["kind"] == "episodic"
+                                         for h in r.json["results"]), r.json["results"]
+        # as_of: no stand-in (gossip keeps no history), and the missing spaces say why
+        as_of = int(time.time() * 1000) - 2000
+        r = many(nodes[0], spaces=PARTED, timeout_ms=timeout_ms, as_of=as_of, **cue)
+        assert r.status == 200, r.body
+        assert all(h["space"] not in held for h in r.json["results"]), r.json["results"]
+        assert sorted(m["space"] for m in r.json["missing"]) == held
+        for m in r.json["missing"]:
+            assert m["reason"] != "partition" and m["no_stand_in"] == "as_of", m
         with Grpc("127.0.0.1:%d" % nodes[0].grpc_port, api_key=ADMIN) as g:
             rq = pb().RecallRequest(text=cue["text"], embedding=base, k=5, spread=False)
             gm = g.RecallMany(pb().RecallManyRequest(spaces=PARTED, recall=rq,
                                                      timeout_ms=timeout_ms))
             assert sorted(m.space for m in gm.missing) == held
             assert {m.reason for m in gm.missing} == {"partition"}
+            assert not any(m.HasField("no_stand_in") for m in gm.missing)
+            rq.filter.as_of_ms = as_of
+            gm = g.RecallMany(pb().RecallManyRequest(spaces=PARTED, recall=rq,
+                                                     timeout_ms=timeout_ms))
+            assert {m.no_stand_in for m in gm.missing} == {"as_of"}, gm.missing
             one = pb().RecallRequest(space=held[0], text=cue["text"], embedding=base, k=5,
                                      timeout_ms=timeout_ms)
             gr = g.Recall(one)

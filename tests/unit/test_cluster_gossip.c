@@ -1,7 +1,11 @@
 /* api/cluster_gossip_store.c: the store follows the core's record states (a live version is
  * searchable, a retired one or a tombstone is not, a later live version brings it back), and
  * a partition-mode recall ranks by the cue's cosine and words, at most k, with reason
- * partition and the documented confidence 0.5 * match * encoding * support. The store's file
+ * partition and the documented confidence 0.5 * match * encoding * support, over the
+ * memories that pass the request's filter (none for as_of). The feeder (cluster_gossip_feed.c,
+ * on a real engine): a forget of a semantic memory the core never held is a tombstone; a
+ * suppression a retired version, an unsuppression live again, and a re-derivation keeps the
+ * suppression. The store's file
  * (cluster_gossip_save.c): its records loaded into another core give the same root and the
  * same answers; appended blocks replay to the last saved state in any order; a last block cut
  * short is left out and said; a damaged or foreign file is refused whole; version 1 is read. */
@@ -32,11 +36,19 @@ static mn_id_t id_of(uint8_t b)
     return id;
 }
 
-/* A live version of memory b: content and a 2-d vector, support_n episodes. */
-static void put_live(fixture *f, uint8_t b, const char *content, float x, float y,
-                     uint32_t support_n)
+/* The fields of a memory a filter reads, beyond its words and vector. */
+typedef struct fields {
+    const char *tag; /* one tag, or NULL */
+    int64_t when_ms; /* 0: MN_TIME_UNSET */
+} fields;
+
+/* A live version of memory id: content and a 2-d vector, support_n episodes, the fields; with
+ * a core, merged into it and the store following the merged state (as the server does). */
+static void put_live_id(fixture *f, const mn_id_t *id, const char *content, float x, float y,
+                        uint32_t support_n, fields fl)
 {
     float v[2] = {x, y};
+    char *tags[1] = {(char *)fl.tag};
     mn_memory_record_t mr;
     memset(&mr, 0, sizeof mr);
     mn_memory_init(&mr.mem);
@@ -45,21 +57,37 @@ static void put_live(fixture *f, uint8_t b, const char *content, float x, float 
     mr.mem.content_len = strlen(content);
     mr.mem.embedding = v;
     mr.mem.dim = 2;
+    mr.mem.tags = fl.tag ? tags : NULL;
+    mr.mem.n_tags = fl.tag ? 1 : 0;
+    mr.mem.when_ms = fl.when_ms ? fl.when_ms : mr.mem.when_ms;
+    mr.mem.created_at_ms = fl.when_ms;
     uint8_t *buf = NULL;
     size_t len = 0;
     assert_int_equal(mn_wire_memory_encode(&mr, true, &buf, &len), MN_OK);
     f->payloads[f->n_payloads++] = buf;
     mn_gossip_record_t r;
     memset(&r, 0, sizeof r);
-    r.id = id_of(b);
+    r.id = *id;
     r.hlc = 1;
     r.confidence = 0.8f;
     r.support_n = support_n;
     r.payload = buf;
     r.payload_len = len;
     mn_gossip_payload_digest(buf, len, r.digest);
-    if (f->g.g) assert_int_equal(mn_gossip_put(f->g.g, "s", &r, NULL), MN_OK);
-    cg_store_apply(&f->g, "s", &r);
+    mn_gossip_record_t now;
+    if (f->g.g) {
+        assert_int_equal(mn_gossip_put(f->g.g, "s", &r, NULL), MN_OK);
+        assert_int_equal(mn_gossip_get(f->g.g, "s", id, &now), MN_OK);
+    }
+    cg_store_apply(&f->g, "s", f->g.g ? &now : &r);
+}
+
+/* A live version of memory b: content and a 2-d vector, support_n episodes. */
+static void put_live(fixture *f, uint8_t b, const char *content, float x, float y,
+                     uint32_t support_n)
+{
+    mn_id_t id = id_of(b);
+    put_live_id(f, &id, content, x, y, support_n, (fields){0});
 }
 
 static void put_dead(fixture *f, uint8_t b, bool tombstone)
@@ -96,16 +124,24 @@ static int teardown(void **state)
     return 0;
 }
 
-static mn_recall_result_t recall(fixture *f, const char *text, const float *emb, uint32_t k,
-                                 mn_err want)
+/* A recall request as the doors make it: no filter (mn_filter_init), no time. */
+static mn_recall_req_t cue_of(const char *text, const float *emb, uint32_t k)
 {
     mn_recall_req_t q;
     memset(&q, 0, sizeof q);
+    mn_filter_init(&q.filter);
     q.text = text;
     q.text_len = text ? strlen(text) : 0;
     q.embedding = emb;
     q.dim = emb ? 2 : 0;
     q.k = k;
+    return q;
+}
+
+static mn_recall_result_t recall(fixture *f, const char *text, const float *emb, uint32_t k,
+                                 mn_err want)
+{
+    mn_recall_req_t q = cue_of(text, emb, k);
     mn_recall_result_t res;
     mn_error err = {0};
     assert_int_equal(cl_gossip_recall(&f->g, "s", &q, &res, &err), want);
@@ -159,9 +195,84 @@ static void test_retired_and_forgotten_leave_the_answer(void **state)
     res = recall(f, "canary", NULL, 10, MN_OK);
     assert_int_equal(res.n_hits, 1);
     mn_recall_result_clear(&res);
-    mn_recall_req_t q = {.text = "x", .text_len = 1};
+    mn_recall_req_t q = cue_of("x", NULL, 10);
     mn_error err = {0};
     assert_int_equal(cl_gossip_recall(&f->g, "other", &q, &res, &err), MN_ERR_NOT_FOUND);
+}
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+/* q's answer has n hits, the first of them first (when not NULL). */
+static void expect(fixture *f, const mn_recall_req_t *q, size_t n, const mn_id_t *first)
+{
+    mn_recall_result_t res;
+    mn_error err = {0};
+    assert_int_equal(cl_gossip_recall(&f->g, "s", q, &res, &err), MN_OK);
+    assert_int_equal(res.n_hits, n);
+    if (first) assert_int_equal(mn_id_cmp(&res.hits[0].memory.id, first), 0);
+    mn_recall_result_clear(&res);
+}
+
+/* A stand-in passes the request's filter exactly as the holder's recall would (the engine's
+ * matcher): kind, tags, when, confidence, an expression, the window of a time the text names
+ * under time = filter. An as_of request gets none: gossip keeps no history. */
+static void test_a_partition_answer_applies_the_requests_filter(void **state)
+{
+    fixture *f = *state;
+    int64_t now = mn_time_now_ms();
+    mn_id_t a = id_of(1), b = id_of(2);
+    put_live_id(f, &a, "canary deploy notes", 1, 0, 3, (fields){"ops", now - DAY_MS});
+    put_live_id(f, &b, "canary deploy rollback", 1, 0, 3, (fields){"hr", now - 10 * DAY_MS});
+    mn_recall_req_t q = cue_of("canary deploy", NULL, 10);
+    expect(f, &q, 2, NULL);
+    q.filter.kind = MN_KIND_EPISODIC; /* stand-ins are semantic memories */
+    expect(f, &q, 0, NULL);
+    q.filter.kind = MN_KIND_SEMANTIC;
+    expect(f, &q, 2, NULL);
+    char *ops[] = {"ops"};
+    q.filter.tags_any = ops;
+    q.filter.n_tags_any = 1;
+    expect(f, &q, 1, &a);
+    mn_filter_init(&q.filter);
+    q.filter.when_from_ms = now - 2 * DAY_MS;
+    expect(f, &q, 1, &a);
+    mn_filter_init(&q.filter);
+    q.filter.min_confidence = 0.9f; /* both were encoded at 0.8 */
+    expect(f, &q, 0, NULL);
+    mn_filter_init(&q.filter);
+    mn_filter_value_t hr = {.s = "hr"};
+    mn_filter_node_t leaf = {.type = MN_FILTER_LEAF,
+                             .field = MN_FILTER_FIELD_TAGS,
+                             .op = MN_FILTER_OP_CONTAINS,
+                             .size = 1,
+                             .vals = &hr,
+                             .n_vals = 1};
+    q.filter.expr = &leaf;
+    q.filter.n_expr = 1;
+    expect(f, &q, 1, &b);
+
+    /* the text names yesterday: boosted (both come), or kept to it (a alone) */
+    mn_recall_req_t t = cue_of("canary deploy notes from yesterday", NULL, 10);
+    t.time = MN_RECALL_TIME_BOOST;
+    expect(f, &t, 2, &a);
+    t.time = MN_RECALL_TIME_FILTER;
+    expect(f, &t, 1, &a);
+    mn_recall_result_t res;
+    mn_error err = {0};
+    assert_int_equal(cl_gossip_recall(&f->g, "s", &t, &res, &err), MN_OK);
+    assert_true(res.has_time_window); /* said as a recall of the space says it */
+    assert_string_equal(res.time_window.applied, "filter");
+    mn_recall_result_clear(&res);
+
+    /* as_of: none stands in, and the error says why; a filter a recall refuses: invalid */
+    mn_filter_init(&q.filter);
+    q.filter.as_of_ms = now - DAY_MS;
+    assert_int_equal(cl_gossip_recall(&f->g, "s", &q, &res, &err), MN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "as_of"));
+    assert_int_equal(res.n_hits, 0);
+    mn_filter_init(&q.filter);
+    q.filter.kind = 7;
+    assert_int_equal(cl_gossip_recall(&f->g, "s", &q, &res, &err), MN_ERR_INVALID);
 }
 
 static void no_send(void *user, const char *to, const uint8_t *frame, size_t len)
@@ -251,7 +362,7 @@ static void test_the_store_file_round_trips_and_refuses_damage(void **state)
     assert_int_equal(info.good_len, len);
     assert_same_root(&f->g, &b, 3);
     assert_int_equal(cg_space_of(&b, "s", false)->live, 2);
-    mn_recall_req_t q = {.text = "canary", .text_len = 6};
+    mn_recall_req_t q = cue_of("canary", NULL, 10);
     mn_recall_result_t res;
     assert_int_equal(cl_gossip_recall(&b, "s", &q, &res, &err), MN_OK);
     assert_int_equal(res.n_hits, 1);
@@ -383,15 +494,183 @@ static void test_appended_blocks_replay_to_the_last_state(void **state)
     f->g.g = NULL;
 }
 
+/* ---- the feeder (cluster_gossip_feed.c) on a real engine that leads space "s" ---- */
+
+static void lead_init(fixture *f, mn_test_eng *t)
+{
+    mn_test_eng_init(t, "gossip_feed");
+    mn_test_eng_defaults(t);
+    mn_test_eng_open(t);
+    assert_int_equal(mn_test_space(t->e, "s", 2, MN_METRIC_COSINE), MN_OK);
+    f->g.engine = t->e;
+    f->g.g = core_new(&f->g, "a");
+}
+
+static void lead_free(fixture *f, mn_test_eng *t)
+{
+    mn_gossip_free(f->g.g);
+    f->g.g = NULL;
+    mn_test_eng_free(t);
+}
+
+static mn_id_t remember(mn_engine_t *e, mn_kind_t kind, const char *content, float x, float y)
+{
+    float v[2] = {x, y};
+    mn_memory_t m;
+    memset(&m, 0, sizeof m);
+    mn_memory_init(&m);
+    m.kind = kind;
+    m.content = (char *)content;
+    m.content_len = strlen(content);
+    m.embedding = v;
+    m.dim = 2;
+    mn_id_t id;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_remember(e, "s", &m, 1, &id, &err), MN_OK);
+    return id;
+}
+
+/* The position after the last WAL entry of "s". */
+static uint64_t wal_end(mn_engine_t *e)
+{
+    uint64_t last = 0, epoch = 0;
+    assert_int_equal(mn_engine_space_position(e, "s", &last, &epoch, NULL), MN_OK);
+    return last + 1;
+}
+
+static void forget(mn_engine_t *e, const mn_id_t *id, mn_forget_mode_t mode)
+{
+    mn_error err = {0};
+    assert_int_equal(mn_engine_forget(e, "s", id, mode, &err), MN_OK);
+}
+
+/* The core's record of id ("s"): MN_ERR_NOT_FOUND when it holds none. */
+static mn_err core_rec(fixture *f, const mn_id_t *id, mn_gossip_record_t *r)
+{
+    return mn_gossip_get(f->g.g, "s", id, r);
+}
+
+/* A forget of a semantic memory whose version the core never got (the entries that carried
+ * it were trimmed before the feeder read them, or the core lost them) is a tombstone all the
+ * same, so the live version a peer pushes later stays out. An episode's is nothing. */
+static void test_a_forget_writes_a_tombstone_the_core_never_held(void **state)
+{
+    fixture *f = *state;
+    mn_test_eng t;
+    lead_init(f, &t);
+    mn_id_t sem = remember(t.e, MN_KIND_SEMANTIC, "badges open the north door", 1, 0);
+    mn_id_t ep = remember(t.e, MN_KIND_EPISODIC, "a badge was lost today", 0, 1);
+    uint64_t pos = wal_end(t.e); /* the feeder reads on from here: it never saw the two */
+    forget(t.e, &sem, MN_FORGET_DELETE);
+    forget(t.e, &ep, MN_FORGET_DELETE);
+    mn_kind_t kind;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_kind(t.e, "s", &sem, &kind, &err), MN_OK); /* kept when gone */
+    assert_int_equal(kind, MN_KIND_SEMANTIC);
+    mn_id_t unknown = id_of(9);
+    assert_int_equal(mn_engine_kind(t.e, "s", &unknown, &kind, &err), MN_ERR_NOT_FOUND);
+    cg_feed_space(&f->g, "s", &pos);
+    assert_int_equal(pos, wal_end(t.e));
+    mn_gossip_record_t r;
+    assert_int_equal(core_rec(f, &sem, &r), MN_OK);
+    assert_true(r.forgotten_hlc != 0);
+    assert_int_equal(core_rec(f, &ep, &r), MN_ERR_NOT_FOUND); /* episodes are not gossiped */
+    put_live_id(f, &sem, "badges open the north door", 1, 0, 0, (fields){0}); /* a peer's */
+    assert_int_equal(core_rec(f, &sem, &r), MN_OK);
+    assert_true(r.forgotten_hlc != 0); /* the tombstone wins */
+    recall(f, "badges north door", NULL, 10, MN_ERR_NOT_FOUND);
+    lead_free(f, &t);
+}
+
+/* A suppressed semantic memory is a retired version: no partition answer returns it (the
+ * holder's recall would not); unsuppressed, it is live again. A suppression of one the core
+ * never held is a retired version too. */
+static void test_a_suppressed_semantic_memory_leaves_the_partition_answers(void **state)
+{
+    fixture *f = *state;
+    mn_test_eng t;
+    lead_init(f, &t);
+    mn_id_t sem = remember(t.e, MN_KIND_SEMANTIC, "the wifi password rotates on monday", 1, 0);
+    uint64_t pos = 0;
+    cg_feed_space(&f->g, "s", &pos);
+    mn_recall_result_t res = recall(f, "wifi password", NULL, 10, MN_OK);
+    assert_int_equal(res.n_hits, 1);
+    mn_recall_result_clear(&res);
+    forget(t.e, &sem, MN_FORGET_SUPPRESS);
+    cg_feed_space(&f->g, "s", &pos);
+    mn_gossip_record_t r;
+    assert_int_equal(core_rec(f, &sem, &r), MN_OK);
+    assert_true(r.retired && !r.forgotten_hlc);
+    recall(f, "wifi password", NULL, 10, MN_ERR_NOT_FOUND); /* nothing live is left */
+    mn_error err = {0};
+    assert_int_equal(mn_engine_unsuppress(t.e, "s", &sem, &err), MN_OK);
+    cg_feed_space(&f->g, "s", &pos);
+    res = recall(f, "wifi password", NULL, 10, MN_OK);
+    assert_int_equal(res.n_hits, 1);
+    assert_int_equal(mn_id_cmp(&res.hits[0].memory.id, &sem), 0);
+    assert_true(strstr(res.hits[0].memory.content, "monday") != NULL);
+    mn_recall_result_clear(&res);
+
+    mn_id_t other = remember(t.e, MN_KIND_SEMANTIC, "badges open the north door", 0, 1);
+    pos = wal_end(t.e); /* never read: the core does not hold it */
+    forget(t.e, &other, MN_FORGET_SUPPRESS);
+    cg_feed_space(&f->g, "s", &pos);
+    assert_int_equal(core_rec(f, &other, &r), MN_OK);
+    assert_true(r.retired && !r.forgotten_hlc);
+    lead_free(f, &t);
+}
+
+/* Forgetting an episode re-derives the semantic memories it supported, and the re-derived
+ * version keeps a client's suppression: gossip keeps it retired, not live again. */
+static void test_a_rederived_suppressed_memory_stays_retired(void **state)
+{
+    fixture *f = *state;
+    mn_test_eng t;
+    lead_init(f, &t);
+    mn_id_t ep[4];
+    for (int i = 0; i < 4; i++)
+        ep[i] =
+            remember(t.e, MN_KIND_EPISODIC, "the canary deploy runs at noon", 1, 0.001f * (float)i);
+    mn_consolidate_opts_t opts = {.threshold = 0.9f, .min_support = 3};
+    mn_consolidate_result_t cr;
+    mn_error err = {0};
+    assert_int_equal(mn_engine_consolidate(t.e, "s", &opts, &cr, &err), MN_OK);
+    assert_int_equal(cr.created, 1);
+    mn_id_t sem = cr.ids[0];
+    free(cr.ids);
+    forget(t.e, &sem, MN_FORGET_SUPPRESS);
+    forget(t.e, &ep[0], MN_FORGET_DELETE); /* three episodes left: re-derived, still suppressed */
+    mn_memory_t m;
+    assert_int_equal(mn_engine_get(t.e, "s", &sem, false, &m, &err), MN_OK);
+    assert_true(m.suppressed);
+    assert_int_equal(m.n_support, 3);
+    mn_memory_clear(&m);
+    uint64_t pos = 0;
+    cg_feed_space(&f->g, "s", &pos);
+    mn_gossip_record_t r;
+    assert_int_equal(core_rec(f, &sem, &r), MN_OK);
+    assert_true(r.retired && !r.forgotten_hlc);
+    recall(f, "canary deploy", NULL, 10, MN_ERR_NOT_FOUND);
+    lead_free(f, &t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ranking_and_confidence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retired_and_forgotten_leave_the_answer, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_partition_answer_applies_the_requests_filter, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_the_store_file_round_trips_and_refuses_damage, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_appended_blocks_replay_to_the_last_state, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_forget_writes_a_tombstone_the_core_never_held, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_suppressed_semantic_memory_leaves_the_partition_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_rederived_suppressed_memory_stays_retired, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

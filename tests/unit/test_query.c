@@ -206,6 +206,38 @@ static void test_merge_orders_by_score_then_id_and_drops_duplicates(void **state
     mn_query_result_clear(&out);
 }
 
+/* A stand-in's score (gossip's mean of cosine and word coverage, ~0.5-1) is on another scale
+ * than a space's own hybrid answer (RRF, ~0.03): stand-ins rank after every real hit, by
+ * their own score, and a memory both gave is kept where the real answer put it. */
+static void test_merge_puts_stand_ins_after_every_real_hit(void **state)
+{
+    (void)state;
+    mn_query_answer_t a[2];
+    answer_of(&a[0], (uint8_t[]){3, 4}, (float[]){0.03f, 0.02f}, 2);
+    answer_of(&a[1], (uint8_t[]){1, 4, 2}, (float[]){0.6f, 0.99f, 0.9f}, 3);
+    a[1].missing = MN_QUERY_MISSING_PARTITION; /* a stand-in's answer */
+    mn_query_result_t out = {0};
+    mn_error err = {0};
+    assert_int_equal(mn_query_merge(a, 2, 4, &out, &err), MN_OK);
+    assert_int_equal(out.n_hits, 4);
+    uint8_t want_id[] = {3, 4, 2, 1};  /* the real ones, then the stand-ins by score */
+    uint32_t want_sp[] = {0, 0, 1, 1}; /* 4 kept where the real answer has it */
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(out.hits[i].memory.id.b[15], want_id[i]);
+        assert_int_equal(out.hit_space[i], want_sp[i]);
+    }
+    mn_query_result_clear(&out);
+    /* k smaller than the real hits: no stand-in takes a real one's place */
+    answer_of(&a[0], (uint8_t[]){3, 4}, (float[]){0.03f, 0.02f}, 2);
+    answer_of(&a[1], (uint8_t[]){1}, (float[]){0.9f}, 1);
+    a[1].missing = MN_QUERY_MISSING_PARTITION;
+    assert_int_equal(mn_query_merge(a, 2, 2, &out, &err), MN_OK);
+    assert_int_equal(out.n_hits, 2);
+    assert_int_equal(out.hits[0].memory.id.b[15], 3);
+    assert_int_equal(out.hits[1].memory.id.b[15], 4);
+    mn_query_result_clear(&out);
+}
+
 /* ---- runs on a real engine ---- */
 
 #define DIM 8
@@ -571,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_reachable_weighs_spaces_by_their_data),
         cmocka_unit_test(test_missing_factor_keeps_at_least_half),
         cmocka_unit_test(test_merge_orders_by_score_then_id_and_drops_duplicates),
+        cmocka_unit_test(test_merge_puts_stand_ins_after_every_real_hit),
         cmocka_unit_test_setup_teardown(test_run_equals_the_spaces_answers_merged, setup_run,
                                         teardown_run),
         cmocka_unit_test_setup_teardown(test_run_lists_a_stalled_space_as_missing, setup_run,
