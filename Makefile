@@ -116,13 +116,13 @@ SEEDS ?= 20
 DURATION ?= 600
 NODES ?= 3
 FIRST_SEED ?= 1
-JOBS ?= 1
+CHAOS_JOBS ?= 1
 CHAOS_OUT ?= $(BUILD)/chaos
 # the production shape: three copies of each space, every copy judged; descriptors traced
 CHAOS_ARGS ?= --replication-factor 3 --holders all --fdtrace $(CURDIR)/$(BUILD)/tests/libmn_fdtrace.so
 chaos: deps build
 	/usr/bin/python3 tests/cluster/chaos_many.py --bin $(CURDIR)/$(BUILD)/mnemo --seeds $(SEEDS) \
-	  --first-seed $(FIRST_SEED) --duration $(DURATION) --nodes $(NODES) --jobs $(JOBS) \
+	  --first-seed $(FIRST_SEED) --duration $(DURATION) --nodes $(NODES) --jobs $(CHAOS_JOBS) \
 	  --out $(CHAOS_OUT) \
 	  -- $(CHAOS_ARGS)
 
