@@ -19,7 +19,7 @@ Every wait polls with a deadline; nothing here asserts on time.
 
 from mnemo_client import MnemoError
 from conftest import wait_until
-from test_cluster_repl import DEADLINE_S, SPACE, Writer, has_memory, start_node
+from test_cluster_repl import DEADLINE_S, SPACE, Writer, has_memory, last_lsn, start_node
 from test_cluster_swim import swim_endpoint, view_is
 
 SPACES = [SPACE, "five-b", "five-c", "five-d"]  # Writer writes SPACE at the default level
@@ -148,16 +148,16 @@ def test_five_nodes_agree_route_and_lose_no_quorum_write(server_factory):
             len(v[2]) == 3 and v[0] for v in first_t.values()) else None
     now = wait_until(settled, DEADLINE_S, what="every space agreed on all five after the rejoin")
 
-    def own_lsn(s, name):
-        with s.client(timeout=5.0) as c:
-            r = c.raw("GET", "/v1/spaces/%s" % name, query={"read": "nearest"})
-        return r.json.get("last_lsn") if r.status == 200 else None
-
     for name, (p_id, _, voters) in now.items():
         if primary_id in voters:  # its copy of name caught up with name's primary
-            wait_until(lambda name=name, p_id=p_id: own_lsn(primary, name) is not None and
-                       own_lsn(primary, name) == own_lsn(by_id[p_id], name), DEADLINE_S,
-                       what="the rejoined node's copy of %s caught up" % name)
+            try:
+                wait_until(lambda name=name, p_id=p_id: last_lsn(primary, name) is not None and
+                           last_lsn(primary, name) == last_lsn(by_id[p_id], name), DEADLINE_S,
+                           what="the rejoined node's copy of %s caught up" % name)
+            except AssertionError as ex:
+                raise AssertionError("%s: its lsn %r, the primary's %r; tables %r; its log:\n%s" % (
+                    ex, last_lsn(primary, name), last_lsn(by_id[p_id], name),
+                    [(table(s) or {}).get(name) for s in nodes], primary.log()[-4000:])) from None
     after = wait_until(lambda: remember(primary, space, 999), DEADLINE_S,
                        what="a quorum write through the rejoined node")
     assert has_memory(by_id[now[space][0]], after)
