@@ -14,7 +14,7 @@ import pytest
 from conftest import MnemoServer, expect_error
 from grpc_util import Grpc, error_code, pb
 from test_auth import KEYS, keys_toml
-from test_mcp import Session
+from test_mcp import KeyedSession, Session, tool_error
 
 DIM = 4
 SPACES = ["mt-a", "mt-b", "mt-c"]
@@ -266,3 +266,28 @@ def test_grpc_recall_many_refuses_an_unreadable_space(auth_srv):
         assert {h.space for h in ok.results} == {"alpha", "beta"}
     finally:
         g.close()
+
+
+def test_grpc_and_mcp_expand_a_prefix_only_to_readable_spaces(auth_srv):
+    """The same rule at the other doors: a prefix expands only to the spaces the key may
+    read (gRPC RecallMany; the MCP recall tool, which goes through the same handler), and
+    MCP refuses a listed space the key may not read."""
+    p = pb()
+    for who, readable in (("reader", {"alpha", "beta"}), ("writer", {"alpha"})):
+        g = Grpc("127.0.0.1:%d" % auth_srv.grpc_port, api_key=KEYS[who][0])
+        try:
+            for name in ("alpha", "beta", "gamma"):
+                got = g.RecallMany(p.RecallManyRequest(space_prefix=name[:2],
+                                                       recall=p.RecallRequest(text="memory")))
+                assert list(got.spaces) == ([name] if name in readable else []), (who, name)
+                assert {h.space for h in got.results} <= readable
+        finally:
+            g.close()
+        s = KeyedSession(auth_srv, KEYS[who][0])
+        for name in ("alpha", "beta", "gamma"):
+            out = s.ok("recall", space_prefix=name[:2], text="memory")
+            assert out["spaces"] == ([name] if name in readable else []), (who, name)
+            assert {h["space"] for h in out["results"]} <= readable
+    s = KeyedSession(auth_srv, KEYS["reader"][0])
+    err = tool_error(s.call("recall", spaces=["alpha", "gamma"], text="memory"))
+    assert err["code"] == "permission_denied" and "gamma" in err["message"], err
