@@ -167,6 +167,13 @@ typedef struct api_cluster_hooks {
      * in for this request (as_of; the message says why). May be NULL. */
     mn_err (*partition_recall)(void *arg, const char *space, const mn_recall_req_t *req,
                                mn_recall_result_t *out, mn_error *err);
+    /* May this node's own copy of space serve a read of preference read (a recall over many
+     * spaces runs its local spaces without the route's checks)? MN_ERR_UNAVAILABLE (err says
+     * why) for read=primary at a primary whose lease lapsed, as the route answers 503; else
+     * MN_OK with *lag_ms: this copy's lag (a replica's own, or the time since a primary's
+     * lease lapsed, for read=nearest), -1 when it is the primary or not known. May be NULL. */
+    mn_err (*local_read)(void *arg, const char *space, api_read_pref read, int64_t *lag_ms,
+                         mn_error *err);
     /* Partition mode for writes: keeps the n memories of a remember to space as a hint on
      * this node (durable before it returns), memory i with id api_hint_id(base, i) (ids_out; an
      * idempotency key of a hint pending here answers that hint's id), merged through the

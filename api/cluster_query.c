@@ -382,7 +382,7 @@ static void gather(run *r)
     send_marked(r, false);
     for (size_t i = 0; i < r->n; i++)
         if (r->slots[i].local) {
-            api_query_local_exec(q->api, &r->spaces[i], 1, r->req, NULL, r->deadline_ns,
+            api_query_local_exec(q->api, &r->spaces[i], 1, r->req, r->caller, r->deadline_ns,
                                  &r->out[i]);
             r->slots[i].done = true;
         }

@@ -201,7 +201,12 @@ static void run_batch(cl_query *q, const clq_job *j, mn_query_answer_t *a)
         run_to_req[n_run++] = (uint32_t)i;
     }
     int64_t left_ms = (j->deadline_ns - mn_time_mono_ns()) / 1000000;
-    mn_query_run_opts_t o = {.timeout_ms = left_ms > 1 ? left_ms : 1, .no_penalty = true};
+    /* the origin's read preference travels to the local executor: a lapsed primary serves no
+     * read=primary part, a copy behind marks its hits stale_replica */
+    mn_query_run_opts_t o = {.timeout_ms = left_ms > 1 ? left_ms : 1,
+                             .no_penalty = true,
+                             .caller = &req->caller,
+                             .caller_len = sizeof req->caller};
     mn_query_result_t res;
     mn_error err = {0};
     if (!n_run) return;

@@ -485,6 +485,30 @@ static mn_err hook_partition_recall(void *arg, const char *space, const mn_recal
     return cl_gossip_recall(((mn_cluster_t *)arg)->gossip, space, req, out, err);
 }
 
+static mn_err hook_local_read(void *arg, const char *space, api_read_pref read, int64_t *lag_ms,
+                              mn_error *err)
+{
+    cl_spaces *cs = ((mn_cluster_t *)arg)->spaces;
+    *lag_ms = -1;
+    cl_placement pl;
+    if (!cl_spaces_lookup(cs, space, false, &pl)) return MN_OK; /* not placed: the engine's */
+    const char *self = cl_spaces_self(cs);
+    for (int i = 0; i < pl.n_holders; i++) {
+        if (strcmp(pl.holders[i].node, self) != 0) continue;
+        if (pl.holders[i].role != MN_SPACES_PRIMARY) {
+            *lag_ms = pl.holders[i].lag_ms; /* its own, as it knows it */
+            return MN_OK;
+        }
+        if (read == API_READ_PRIMARY) { /* read-your-writes: only within the lease */
+            mn_err rc = cl_spaces_leads_now(cs, space, err);
+            return rc == MN_OK || rc == MN_ERR_NOT_FOUND ? MN_OK : MN_ERR_UNAVAILABLE;
+        }
+        *lag_ms = cl_spaces_lapsed_ms(cs, space); /* -1 while the lease holds */
+        return MN_OK;
+    }
+    return MN_OK;
+}
+
 static char *hook_cluster_spaces(void *arg, char *names, int *status, mn_error *err)
 {
     return cl_spaces_render(((mn_cluster_t *)arg)->spaces, names, status, err);
@@ -534,6 +558,7 @@ mn_err mn_cluster_register(mn_cluster_t *cl, mn_api_t *api, mn_http_router_t *ro
     cl->hooks.cluster_hints = hook_cluster_hints;
     cl->hooks.hop_allow = hook_hop_allow;
     cl->hooks.partition_recall = hook_partition_recall;
+    cl->hooks.local_read = hook_local_read;
     cl->hooks.hint_remember = hook_hint_remember;
     cl_hintd_set_api(cl->hints, api);
     api->cluster = &cl->hooks;

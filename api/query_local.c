@@ -3,6 +3,7 @@
  * score is the one a recall of its space alone gives. The remote holders of cluster mode
  * plug in beside it (issue 16: the peer port's query channel). */
 #include "api_internal.h"
+#include "api_recall_many.h"
 #include "embed/embed.h"
 #include "mnemo/api.h"
 #include "mnemo/query.h"
@@ -12,11 +13,22 @@ void api_query_local_exec(void *arg, const char *const *spaces, size_t n,
                           mn_query_answer_t *out)
 {
     mn_api_t *api = arg;
-    (void)caller;
-    (void)deadline_ns; /* a local recall cannot be interrupted; it is short */
-    for (size_t i = 0; i < n; i++)
+    const api_many_caller *c = caller; /* NULL: no preference given (a single node's run) */
+    (void)deadline_ns;                 /* a local recall cannot be interrupted; it is short */
+    for (size_t i = 0; i < n; i++) {
+        /* in a cluster, the checks the route makes for a single-space read: a lapsed
+         * primary serves no read=primary read; a copy behind says so in every hit */
+        int64_t lag = -1;
+        if (c && api->cluster && api->cluster->local_read &&
+            (out[i].rc = api->cluster->local_read(api->cluster->arg, spaces[i], c->read, &lag,
+                                                  &out[i].err)))
+            continue;
         out[i].rc =
             mn_embed_recall(api->embed, api->engine, spaces[i], req, &out[i].res, &out[i].err);
+        if (out[i].rc || lag <= API_STALE_REPLICA_MS) continue;
+        for (size_t h = 0; h < out[i].res.n_hits; h++)
+            out[i].res.hits[h].confidence.reasons |= MN_REASON_STALE_REPLICA;
+    }
 }
 
 mn_err mn_api_start_query(mn_api_t *api, uint32_t threads, mn_error *err)

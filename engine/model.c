@@ -175,7 +175,7 @@ const char *mn_reason_name(unsigned bit_index)
     static const char *names[MN_REASON_COUNT] = {
         "low_similarity", "low_encoding_confidence", "associative", "decayed",
         "low_support",    "embedding_unavailable",   "superseded",  "missing_partition",
-        "partition"};
+        "partition",      "stale_replica"};
     return bit_index < MN_REASON_COUNT ? names[bit_index] : "unknown";
 }
 

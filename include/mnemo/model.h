@@ -323,8 +323,11 @@ enum {
     /* in a cluster, the space's holders could not be reached: the answer comes from the
      * semantic memories this node got by gossip (issue 18), without the episodes */
     MN_REASON_PARTITION = 1u << 8,
+    /* in a cluster, served by a copy more than 1 s behind its primary (a recall over many
+     * spaces; a single-space recall's doors say it from the route's lag) */
+    MN_REASON_STALE_REPLICA = 1u << 9,
 };
-#define MN_REASON_COUNT 9
+#define MN_REASON_COUNT 10
 const char *mn_reason_name(unsigned bit_index);
 /* The category of a confidence value: "high" (>= 0.8), "medium" (>= 0.6), "low" (>= 0.3) or
  * "very_low" (static). */

@@ -433,6 +433,17 @@ def test_nearest_reads_at_a_cut_off_primary_say_stale(server_factory):
             r = c.raw("POST", "/v1/spaces/%s/recall" % SPACE,
                       body={"embedding": [1.0, 0.0, 0.5, 0.25], "k": 3, "read": "primary"})
         assert r.status == 503 and r.json["error"]["code"] == "unavailable", (r.status, r.body)
+        # a recall over many spaces makes the same checks for the spaces it serves itself:
+        # read=primary finds the space unavailable, read=nearest marks every hit stale
+        with primary.client(timeout=10.0) as c:
+            r = c.raw("POST", "/v1/recall", body={"spaces": [SPACE], "read": "primary",
+                                                  "embedding": [1.0, 0.0, 0.5, 0.25], "k": 3})
+            assert r.status == 200, r.body
+            assert r.json["missing"] == [{"space": SPACE, "reason": "unavailable"}], r.json
+            r = c.raw("POST", "/v1/recall", body={"spaces": [SPACE], "read": "nearest",
+                                                  "embedding": [1.0, 0.0, 0.5, 0.25], "k": 3})
+        assert r.status == 200 and r.json["missing"] == [] and r.json["results"], r.json
+        assert all("stale_replica" in h["confidence"]["reasons"] for h in r.json["results"])
     finally:
         for s in others:
             os.kill(s.proc.pid, signal.SIGCONT)

@@ -452,6 +452,11 @@ def test_a_replica_knows_its_own_lag_and_says_it(cluster):
             assert all("stale_replica" in h["confidence"]["reasons"] for h in r.json["results"])
             return True
         assert stale_answer(), "the replica's copy was out of rotation already"
+        # a recall over many spaces served from the same copy says it too
+        r = call(replica, "POST", "/v1/recall", {"spaces": [SPACE], "embedding": EMB,
+                                                 "read": "nearest"})
+        assert r.status == 200 and r.json["results"] and r.json["missing"] == [], r.body
+        assert all("stale_replica" in h["confidence"]["reasons"] for h in r.json["results"])
     finally:
         os.kill(nodes[p].proc.pid, signal.SIGCONT)
     wait_until(lambda: "lagging" not in own_holder(replica, ids[k]), DEADLINE_S,

@@ -347,7 +347,7 @@ static void test_confidence_function_is_bounded_monotonic_and_explained(void **s
     assert_string_equal(mn_reason_name(6), "superseded"); /* invalidated (versions) */
     assert_string_equal(mn_reason_name(7), "missing_partition"); /* query/: spaces missing */
     assert_string_equal(mn_reason_name(8), "partition"); /* cluster: answered from gossip */
-    assert_int_equal(MN_REASON_COUNT, 9);
+    assert_int_equal(MN_REASON_COUNT, 10);
     /* the worked example of docs/recall.md §6: cosine 0.9, encoding 1, R 0.5 */
     mn__confidence_of(0.9f, 1, 0.5f, 1, &c);
     assert_true(fabsf(c.value - 0.675f) < 1e-6f);
