@@ -201,8 +201,13 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
     assert normal.json["path"] != "partition" and normal.json["results"]
     os.kill(nodes[h].proc.pid, signal.SIGSTOP)
     try:
+        t0 = time.monotonic()
         r = call(other, "POST", "/v1/spaces/%s/recall" % SPACE, dict(cue, timeout_ms=500))
+        took = time.monotonic() - t0
         assert r.status == 200, r.body
+        # in time: bounded by its timeout_ms, not by the 3 s forward timeout (a margin for a
+        # loaded machine; the bound, not speed, is what is checked)
+        assert took < 0.5 + 2.0, took
         doc = r.json
         assert doc["path"] == "partition"
         assert doc["partition"]["episodes"] == "unreachable" and SPACE in doc["partition"]["reason"]
@@ -212,6 +217,12 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
         assert "canary" in hit["memory"]["content"]
         assert "partition" in hit["confidence"]["reasons"]
         assert 0 < doc["recall_confidence"] < normal.json["recall_confidence"]
+        # no timeout_ms: the default, 1000 ms, bounds it (not the 3 s forward timeout)
+        t0 = time.monotonic()
+        r = call(other, "POST", "/v1/spaces/%s/recall" % SPACE, cue)
+        took = time.monotonic() - t0
+        assert r.status == 200 and r.json["path"] == "partition", r.body
+        assert took < 1.0 + 1.8, took
         # a cue the memory does not match: an answer with no hit, still in partition mode
         r = call(other, "POST", "/v1/spaces/%s/recall" % SPACE,
                  {"text": "unrelated gardening words", "timeout_ms": 300})

@@ -117,7 +117,7 @@ def test_partition_writes_are_kept_and_merged_with_their_ids(server_factory, pau
     nodes, ids, h = start_cluster(server_factory, 3, "accept")
     holder = nodes[h]
     consolidate(holder)
-    wait_until(lambda: roots_equal(nodes), DEADLINE_S, what="one gossip root on every node")
+    root0 = wait_until(lambda: roots_equal(nodes), DEADLINE_S, what="one gossip root on every node")
     others = [nodes[k] for k in range(3) if k != h]
     doc = hints_doc(others[0])
     assert doc["mode"] == "accept" and doc["pending"] == 0, doc
@@ -185,6 +185,15 @@ def test_partition_writes_are_kept_and_merged_with_their_ids(server_factory, pau
     got = [m["id"] for m in r.json["memories"] if m["content"] in acked.values()]
     assert sorted(got) == sorted(acked), "each acknowledged episode once"
     wait_until(lambda: roots_equal(nodes), DEADLINE_S, what="one gossip root after the heal")
+    # the merged episodes are the space's like any other: a consolidation on the holder
+    # derives from them, and every node converges on the new root
+    r = call(holder, "POST", "/v1/spaces/%s/consolidate" % SPACE, {"min_support": 3})
+    assert r.status == 200, r.body
+    r = call(holder, "GET", "/v1/spaces/%s/memories" % SPACE,
+             query={"kind": "semantic", "limit": "100"})
+    assert any(set(m.get("support", [])) & set(acked) for m in r.json["memories"]), r.json
+    wait_until(lambda: (lambda r: r if r and r != root0 else None)(roots_equal(nodes)),
+               DEADLINE_S, what="one new gossip root on every node after the merge's consolidation")
     merged = sum(hints_doc(s)["stats"]["merged"] for s in others)
     assert merged >= len(acked) - held  # the restarted node's counters began again
     with others[0].client() as c:
