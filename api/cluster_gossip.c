@@ -295,6 +295,20 @@ static void metrics_export(cl_gossip *g)
         mn_metrics_add(g->m_entries, pulled, st.entries_pulled - e->entries_pulled);
     }
     g->exported = st;
+    /* the document's figures as gauges: O(spaces + peers), once per tick under mu */
+    uint64_t live = 0, differ = 0;
+    for (size_t i = 0; i < g->n_sp; i++)
+        live += g->sp[i].live;
+    uint8_t dir[MN_GOSSIP_DIGEST_LEN];
+    uint64_t count;
+    mn_gossip_root(g->g, NULL, dir, &count);
+    for (size_t i = 0; i < g->n_peers; i++)
+        differ += g->peers[i].dir_known && memcmp(g->peers[i].dir, dir, sizeof dir) != 0;
+    int64_t now = mn_time_now_ms();
+    mn_metrics_set(g->m_semantic, NULL, live);
+    mn_metrics_set(g->m_differing, NULL, differ);
+    mn_metrics_set(g->m_sync_age, NULL,
+                   g->dir_sync_ms && now > g->dir_sync_ms ? (uint64_t)(now - g->dir_sync_ms) : 0);
 }
 
 static void on_tick(void *arg, int64_t now_us)
@@ -346,6 +360,25 @@ static void metrics_init(cl_gossip *g)
         "Gossiped records (semantic memories and tombstones) this node pushed to peers and "
         "pulled from them.",
         dir_label, 1);
+    g->m_semantic = mn_metrics_gauge(
+        m, "mnemo_gossip_semantic_memories",
+        "Live gossiped semantic memories this node keeps, over every space (the sum of "
+        "GET /v1/cluster/gossip's semantic_memories).",
+        NULL, 0, 1.0);
+    g->m_differing = mn_metrics_gauge(
+        m, "mnemo_gossip_peers_differing",
+        "Peers whose last reported directory root differs from this node's (0 once converged).",
+        NULL, 0, 1.0);
+    g->m_sync_age = mn_metrics_gauge(
+        m, "mnemo_gossip_last_sync_age_seconds",
+        "Time since a peer last reported this node's directory root (0: never yet). Growing "
+        "while peers_differing stays above 0: gossip is not converging.",
+        NULL, 0, 0.001);
+    g->m_partition = mn_metrics_counter(
+        m, "mnemo_recall_partition_total",
+        "Recalls answered in partition mode from this node's gossiped semantic memories (a "
+        "single-space recall, or a stand-in for a space of a recall over many).",
+        NULL, 0);
 }
 
 mn_err cl_gossip_start(const mn_config_t *c, mn_engine_t *engine, cl_repl *r, cl_spaces *cs,

@@ -73,6 +73,8 @@ struct cl_gossip {
     int64_t last_gc_ms, last_holders_ms, last_sweep_ms;
     mn_gossip_stats_t exported; /* what the metrics registry has */
     mn_metrics_family_t *m_rounds, *m_bytes, *m_entries;
+    /* gauges of the GET /v1/cluster/gossip figures, and partition answers given */
+    mn_metrics_family_t *m_semantic, *m_differing, *m_sync_age, *m_partition;
     uint8_t *scratch; /* an 8-byte aligned copy of a frame (cg_observe) */
     size_t scratch_cap;
     /* the feeder thread */

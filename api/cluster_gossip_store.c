@@ -354,5 +354,6 @@ mn_err cl_gossip_recall(cl_gossip *g, const char *space, const mn_recall_req_t *
         return rc;
     }
     out->recall_confidence = out->n_hits ? out->hits[0].confidence.value : 0;
+    if (g->m_partition) mn_metrics_add(g->m_partition, NULL, 1);
     return MN_OK;
 }

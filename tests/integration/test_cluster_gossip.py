@@ -14,6 +14,7 @@ traffic per node is printed (not asserted). A single node has no gossip (404) an
 timeout_ms (422 naming it). Every wait polls with a deadline."""
 
 import os
+import re
 import signal
 import struct
 import time
@@ -190,6 +191,17 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
     for fam in ("mnemo_gossip_rounds_total", 'mnemo_gossip_bytes_total{direction="sent"}',
                 'mnemo_gossip_entries_total{direction="pulled"}'):
         assert fam in text, fam
+    # the document's figures as gauges: converged, so no peer differs, and the memories
+    # the space's document counts (exported every tick)
+    want = gossip_doc(nodes[0])["spaces"][0]["semantic_memories"]
+
+    def gauges():
+        with nodes[0].client() as c:
+            t = c.raw("GET", "/metrics").body.decode()
+        return ("mnemo_gossip_semantic_memories %d\n" % want in t and
+                "mnemo_gossip_peers_differing 0\n" in t and
+                "mnemo_gossip_last_sync_age_seconds " in t)
+    wait_until(gauges, DEADLINE_S, what="the gossip gauges in /metrics")
     rates = steady_bytes_per_s(nodes)
     print("\ngossip steady state, bytes sent per second per node (interval 300 ms, fanout 3, "
           "3 nodes, 1 space): %s" % ", ".join("%.0f" % r for r in rates))
@@ -237,6 +249,10 @@ def test_semantic_memories_converge_and_answer_a_partition(cluster):
         assert "partition" in sc["results"][0]["confidence"]["reasons"]
         # and its text says so, for an agent that reads only the text
         assert "episodes are unreachable" in res["content"][0]["text"], res["content"]
+        with other.client() as c:
+            m = c.raw("GET", "/metrics").body.decode()
+        n = re.search(r"^mnemo_recall_partition_total (\d+)$", m, re.M)
+        assert n and int(n.group(1)) >= 4, m[-1500:]  # the partition answers above
     finally:
         os.kill(nodes[h].proc.pid, signal.SIGCONT)
 
