@@ -24,7 +24,12 @@
 #include "query_pool.h"
 
 struct mn_query {
-    mn__query_pool pool;
+    mn__query_pool pool;   /* holders[0]'s jobs: this node's spaces */
+    mn__query_pool remote; /* the other holders' (with more than one): a job that waits on
+                            * other nodes for up to its timeout never holds a thread this
+                            * node's own spaces need, however many recalls wait on a stalled
+                            * node at once */
+    bool has_remote;
     mn_query_holder_t *holders;
     size_t n_holders;
     mn_query_locate_fn locate;
@@ -187,7 +192,7 @@ static mn_err scatter(mn_query_t *q, gather *g, size_t n, mn_error *err)
         pthread_mutex_lock(&g->mu);
         g->refs++;
         pthread_mutex_unlock(&g->mu);
-        mn__query_pool_submit(&q->pool, &j->base);
+        mn__query_pool_submit(holder[i] && q->has_remote ? &q->remote : &q->pool, &j->base);
     }
     /* spaces no job took (out of memory) count as reported, unanswered */
     size_t unqueued = 0;
@@ -242,8 +247,13 @@ mn_err mn_query_new(const mn_query_opts_t *o, mn_query_t **out, mn_error *err)
                     "an answer from that space (it is always missing, \"timeout\")",
                     stall);
     }
-    mn_err rc =
-        mn__query_pool_init(&q->pool, o->threads ? o->threads : MN_QUERY_THREADS_DEFAULT, err);
+    uint32_t threads = o->threads ? o->threads : MN_QUERY_THREADS_DEFAULT;
+    mn_err rc = mn__query_pool_init(&q->pool, threads, err);
+    if (!rc && o->n_holders > 1) {
+        rc = mn__query_pool_init(&q->remote, o->remote_threads ? o->remote_threads : threads, err);
+        if (rc) mn__query_pool_close(&q->pool);
+        q->has_remote = !rc;
+    }
     if (rc) {
         free(q->stall);
         free(q->holders);
@@ -258,6 +268,7 @@ void mn_query_free(mn_query_t *q)
 {
     if (!q) return;
     mn__query_pool_close(&q->pool);
+    if (q->has_remote) mn__query_pool_close(&q->remote);
     free(q->stall);
     free(q->holders);
     free(q);

@@ -98,6 +98,10 @@ typedef uint32_t (*mn_query_locate_fn)(void *arg, const char *space);
 
 typedef struct mn_query_opts {
     uint32_t threads;                 /* the pool; 0 = MN_QUERY_THREADS_DEFAULT */
+    /* with more than one holder, the other holders' jobs run on a pool of their own of this
+     * many threads (0 = threads), so waiting on other nodes never starves this node's
+     * spaces */
+    uint32_t remote_threads;
     const mn_query_holder_t *holders; /* copied; at least one; [0] is this node */
     size_t n_holders;
     mn_query_locate_fn locate; /* NULL: every space on holders[0] */

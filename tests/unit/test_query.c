@@ -509,6 +509,52 @@ static void test_run_drops_a_late_answer_on_its_own_copy(void **state)
     pthread_cond_destroy(&g.cv);
 }
 
+/* Which holder answers a space: "q-d" a remote node, every other space this node. */
+static uint32_t d_is_remote(void *arg, const char *space)
+{
+    (void)arg;
+    return !strcmp(space, "q-d");
+}
+
+/* A node stalled for the whole run (its exec waits until the test opens its gate) does not
+ * starve this node's spaces: with one local thread and as many runs at once as there are
+ * remote threads, every run still gets each local space's answer, and "q-d" times out. */
+static void test_a_stalled_node_starves_no_local_space(void **state)
+{
+    fx *f = *state;
+    gate g = {.e = f->t.e};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    mn_query_holder_t h[2] = {{"local", engine_exec, f->t.e, 1}, {"stalled", gated_exec, &g, 1}};
+    mn_query_opts_t o = {.threads = 1, .remote_threads = 1, .holders = h, .n_holders = 2,
+                         .locate = d_is_remote};
+    mn_error err = {0};
+    assert_int_equal(mn_query_new(&o, &f->q, &err), MN_OK);
+    float v[DIM] = {1};
+    mn_recall_req_t r = cue(v, 50);
+    for (int run = 0; run < 3; run++) { /* the first blocks the remote thread; the others queue */
+        mn_query_result_t res;
+        assert_int_equal(mn_query_run(f->q, NAMES, NULL, SPACES, &r, 200, &res, &err), MN_OK);
+        assert_int_equal(res.n_missing, 1);
+        assert_string_equal(NAMES[res.missing[0].space], "q-d");
+        assert_string_equal(res.missing[0].reason, MN_QUERY_MISSING_TIMEOUT);
+        bool seen[SPACES] = {false};
+        for (size_t i = 0; i < res.n_hits; i++)
+            seen[res.hit_space[i]] = true;
+        for (size_t s = 0; s < SPACES; s++)
+            assert_true(seen[s] == (strcmp(NAMES[s], "q-d") != 0));
+        mn_query_result_clear(&res);
+    }
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    mn_query_free(f->q); /* joins the stalled jobs */
+    f->q = NULL;
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
 /* ---- a stand-in's answer, and a run without the penalty ---- */
 
 /* Space "q-b" is answered by a stand-in (the gossip of issue 18): its hits, marked missing. */
@@ -613,6 +659,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_drops_a_late_answer_on_its_own_copy, setup_run,
                                         teardown_run),
         cmocka_unit_test_setup_teardown(test_a_stand_in_is_merged_and_listed_missing, setup_run,
+                                        teardown_run),
+        cmocka_unit_test_setup_teardown(test_a_stalled_node_starves_no_local_space, setup_run,
                                         teardown_run),
         cmocka_unit_test(test_recall_req_dup_outlives_its_source),
     };
