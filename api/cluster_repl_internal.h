@@ -26,6 +26,7 @@ typedef struct crep_cached {
 
 /* A space open in the core (thread only). */
 #define CREP_LAG_NODES 64 /* replicas given a lag series of their own; more share none */
+#define CREP_LAG_LOG_US (30 * 1000000LL) /* a space's lag warnings: one per 30 s at most */
 
 typedef struct crep_space {
     char name[MN_SPACE_NAME_MAX + 1];
@@ -47,7 +48,9 @@ typedef struct crep_space {
     char voters[MN_SPACES_HOLDERS_MAX][MN_SPACES_NODE_MAX + 1];
     size_t n_voters;
     uint64_t incarnation; /* the table's incarnation of the name it was opened for (0 = none) */
-    bool lagging; /* a copy over CL_LAG_WARN_MS behind when last published (logged on change) */
+    bool lagging;        /* a copy over CL_LAG_WARN_MS behind when last published */
+    bool lag_logged;     /* that start was logged (so its end is too) */
+    int64_t lag_warn_us; /* when a start was last logged (one a CREP_LAG_LOG_US at most) */
 } crep_space;
 
 /* Entries the core handed to apply during one call, stored as one batch after it. */

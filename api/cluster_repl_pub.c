@@ -67,22 +67,29 @@ static int64_t worst_lag(const cl_repl *r, const mn_spaces_repl_status_t *st, in
     return worst;
 }
 
-/* Logs sp's copies starting or ceasing to lag (under pub_mu; rare: on a change only). */
+/* Logs sp's copies starting or ceasing to lag (under pub_mu). A copy starts lagging past
+ * CL_LAG_WARN_MS and stops under half of it (a lag hovering at the bound does not flap),
+ * and a space's start is logged once per CREP_LAG_LOG_US at most (its end only when its
+ * start was): a loaded node's log stays readable. */
 static void note_lag(cl_repl *r, crep_space *sp, const mn_spaces_repl_status_t *st, int64_t now)
 {
     const char *node;
     int64_t lag = worst_lag(r, st, now, &node);
-    bool lagging = lag > CL_LAG_WARN_MS;
+    bool lagging = sp->lagging ? lag >= CL_LAG_WARN_MS / 2 : lag > CL_LAG_WARN_MS;
     if (lagging == sp->lagging) return;
     sp->lagging = lagging;
-    if (lagging)
+    if (lagging) {
+        sp->lag_logged = now - sp->lag_warn_us >= CREP_LAG_LOG_US;
+        if (!sp->lag_logged) return;
+        sp->lag_warn_us = now;
         mn_log_warn("repl: %s: %s's copy is %lld ms behind its primary (over %d ms: its recall "
                     "answers say stale_replica; over %d ms it serves no reads)",
                     sp->name, node, (long long)lag, CL_LAG_WARN_MS, CL_ROUTE_OUT_OF_ROTATION_MS);
-    else
+    } else if (sp->lag_logged) {
         mn_log_info("repl: %s: every copy this node knows of is within %d ms of its primary "
                     "again",
-                    sp->name, CL_LAG_WARN_MS);
+                    sp->name, CL_LAG_WARN_MS / 2);
+    }
 }
 
 void mn__crep_publish(cl_repl *r, bool all)

@@ -461,7 +461,7 @@ def test_a_replica_knows_its_own_lag_and_says_it(cluster):
         os.kill(nodes[p].proc.pid, signal.SIGCONT)
     wait_until(lambda: "lagging" not in own_holder(replica, ids[k]), DEADLINE_S,
                what="the replica caught up again")
-    wait_until(lambda: "within 1000 ms of its primary again" in replica.log(), DEADLINE_S,
+    wait_until(lambda: "within 500 ms of its primary again" in replica.log(), DEADLINE_S,
                what="the replica's log saying it caught up")
 
 
