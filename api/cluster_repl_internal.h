@@ -51,6 +51,8 @@ typedef struct crep_space {
     bool lagging;        /* a copy over CL_LAG_WARN_MS behind when last published */
     bool lag_logged;     /* that start was logged (so its end is too) */
     int64_t lag_warn_us; /* when a start was last logged (one a CREP_LAG_LOG_US at most) */
+    int64_t unsynced_us; /* a follower not reconciled with its primary since (0: it is) */
+    int64_t unsynced_warn_us; /* when that was last logged */
 } crep_space;
 
 /* Entries the core handed to apply during one call, stored as one batch after it. */

@@ -92,6 +92,29 @@ static void note_lag(cl_repl *r, crep_space *sp, const mn_spaces_repl_status_t *
     }
 }
 
+/* A follower that has not reconciled its log with its primary for CREP_UNSYNCED_US takes
+ * no entries: logged (once per CREP_LAG_LOG_US) with what its core knows, so an operator,
+ * or a chaos run's logs, can tell a copy stuck from one still catching up. */
+#define CREP_UNSYNCED_US (10 * 1000000LL)
+static void note_unsynced(crep_space *sp, const mn_spaces_repl_status_t *st, int64_t now)
+{
+    if (st->role == MN_SPACES_REPL_PRIMARY || st->reconciled) {
+        sp->unsynced_us = 0;
+        return;
+    }
+    if (!sp->unsynced_us) sp->unsynced_us = now;
+    if (now - sp->unsynced_us < CREP_UNSYNCED_US || now - sp->unsynced_warn_us < CREP_LAG_LOG_US)
+        return;
+    sp->unsynced_warn_us = now;
+    mn_log_warn("repl: %s: this copy has taken no entries for %lld s: not reconciled with its "
+                "primary (%s, epoch %llu; last heard %lld ms ago), its log at lsn %llu, %s",
+                sp->name, (long long)((now - sp->unsynced_us) / 1000000),
+                st->primary[0] ? st->primary : "not known", (unsigned long long)st->epoch,
+                (long long)(st->heard_us ? (now - st->heard_us) / 1000 : -1),
+                (unsigned long long)st->last_lsn,
+                st->snapshot_needed ? "waiting for a snapshot" : "fetching");
+}
+
 void mn__crep_publish(cl_repl *r, bool all)
 {
     if (!all && !r->dirty) return;
@@ -108,6 +131,7 @@ void mn__crep_publish(cl_repl *r, bool all)
         for (int l = 0; l < 3; l++)
             p->reached[l] = mn_spaces_repl_reached(r->core, sp->name, (mn_spaces_level_t)l);
         note_lag(r, sp, &p->st, now);
+        note_unsynced(sp, &p->st, now);
     }
     pthread_cond_broadcast(&r->pub_cv);
     pthread_mutex_unlock(&r->pub_mu);

@@ -711,6 +711,8 @@ mn_err mn_spaces_repl_status(const mn_spaces_repl_t *r, int64_t now_us, const ch
     out->base_lsn = s->d.base_lsn;
     out->incarnation = s->d.incarnation;
     out->fresh_us = s->role == MN_SPACES_REPL_FOLLOWER && s->reconciled ? s->fresh_us : 0;
+    out->reconciled = s->reconciled;
+    out->heard_us = s->heard_us;
     out->n_peers = s->n_peers;
     for (size_t i = 0; i < s->n_peers; i++) {
         const mn__repl_peer *p = &s->peers[i];

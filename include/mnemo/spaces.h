@@ -501,6 +501,10 @@ typedef struct mn_spaces_repl_status {
      * held at least what its primary had, as the primary's appends said; its lag is the
      * time since (0 = not known: not yet confirmed this epoch, or not a follower) */
     int64_t fresh_us;
+    /* a follower: its log was reconciled with its primary's this epoch (it takes entries),
+     * and when it last heard a frame of that primary (the core's clock, us) */
+    bool reconciled;
+    int64_t heard_us;
 } mn_spaces_repl_status_t;
 
 /* The epoch of the entry at lsn in the log st describes; 0 when lsn is 0, or below what its
