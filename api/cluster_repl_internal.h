@@ -161,6 +161,8 @@ struct cl_repl {
     mn_peer_stats_t exported_peer;
     mn_spaces_repl_stats_t exported_core;
     crep_counts exported_counts;
+    uint64_t stale_logged;    /* stale fetches as last logged (one line per CREP_LAG_LOG_US) */
+    int64_t stale_logged_us;
     /* the nodes mnemo_repl_replica_lag_seconds has a series of (set to 0 once gone) */
     char lag_nodes[CREP_LAG_NODES][MN_SPACES_NODE_MAX + 1];
     size_t n_lag_nodes;

@@ -312,7 +312,7 @@ void mn__crep_metrics_init(cl_repl *r)
         "checksums, forks healed by a snapshot (fork_refused), forked entries not re-applied, "
         "forked entries of another node re-applied here, snapshots needed, failed stores, "
         "copies moved away and dropped (copy_dropped), spaces forgotten (dropped, or created "
-        "again).",
+        "again), fetches below a replica's acknowledged position ignored as old (stale_fetch).",
         reason_label, 1);
     static const char *const transport_label[] = {"transport"};
     r->m_accepted = mn_metrics_counter(
@@ -428,6 +428,14 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_events, "refetched", cs.unapplied, ce->unapplied);
     add(r->m_events, "log_restarted", cs.restarted_logs, ce->restarted_logs);
     add(r->m_events, "forgotten", cs.forgotten, ce->forgotten);
+    add(r->m_events, "stale_fetch", cs.stale_fetches, ce->stale_fetches);
+    int64_t now = mn__crep_now_us();
+    if (cs.stale_fetches > r->stale_logged && now - r->stale_logged_us >= CREP_LAG_LOG_US) {
+        mn_log_info("repl: %llu fetches below what their replica acknowledged ignored as old",
+                    (unsigned long long)(cs.stale_fetches - r->stale_logged));
+        r->stale_logged = cs.stale_fetches;
+        r->stale_logged_us = now;
+    }
     r->exported_core = cs;
     const crep_counts *c = &r->counts, *e = &r->exported_counts;
     add(r->m_events, "fork_refused", c->truncate_refused, e->truncate_refused);

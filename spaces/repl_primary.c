@@ -276,7 +276,10 @@ void mn__repl_on_fetch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
      * of what it acknowledged: counted again from 0 (never for a level it
      * cannot back), and shipped from the start. A late duplicate of its very
      * first fetch does the same, harmlessly: its next ack restores match. */
-    if (last < p->match && last > 0) return;
+    if (last < p->match && last > 0) {
+        r->stats.stale_fetches++;
+        return;
+    }
     if (last < p->match) {
         p->match = 0;
         r->stats.restarted_logs++;

@@ -539,6 +539,8 @@ typedef struct mn_spaces_repl_stats {
     uint64_t restarted_logs;      /* primary: a replica fetching from nothing past its ack */
     uint64_t dropped_incarnation; /* frames of another incarnation of the space */
     uint64_t forgotten;           /* spaces forgotten (dropped, or another incarnation) */
+    uint64_t stale_fetches;       /* primary: fetches below a replica's acknowledged position,
+                                   * ignored as old (duplicated or overtaken) */
 } mn_spaces_repl_stats_t;
 
 void mn_spaces_repl_stats(const mn_spaces_repl_t *r, mn_spaces_repl_stats_t *out);
