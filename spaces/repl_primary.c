@@ -287,6 +287,13 @@ void mn__repl_on_fetch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
     }
     p->snapshot = false;
     p->synced = false;
+    if (last > 0 && last < s->d.base_lsn) {
+        /* its log ends below where this one begins (a snapshot's base): the next entry is not
+         * here, and the epoch at its end cannot be compared; a truncation point would be
+         * one it is at already, and it would fetch again for good */
+        send_snapshot_needed(r, s, p, last + 1);
+        return;
+    }
     if (last > s->last_lsn || (last > 0 && mn__repl_epoch_at(&s->d, last) != f->last_epoch)) {
         bool found;
         uint64_t fe = 0;

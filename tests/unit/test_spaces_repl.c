@@ -467,6 +467,51 @@ static void test_spaces_repl_a_follower_knows_how_far_behind_it_is(void **state)
     world_free(w);
 }
 
+/* A primary whose log begins at a snapshot's base (lsn 269, epoch 2) asked by a replica whose
+ * log ends below it (267): it cannot ship lsn 268 nor compare its epoch, so it answers that a
+ * snapshot is needed. It used to answer a truncation point the replica was already at, and
+ * the replica fetched again, for good (chaos seed 3: a copy stuck a minute until another
+ * node led). */
+static void test_spaces_repl_a_replica_below_the_primarys_snapshot_base_gets_a_snapshot(
+    void **state)
+{
+    (void)state;
+    mn_spaces_repl_durable_t d;
+    memset(&d, 0, sizeof d);
+    d.epoch = 3;
+    d.base_lsn = 269;
+    d.history[0] = (mn_spaces_repl_epoch_start_t){2, 269};
+    d.history[1] = (mn_spaces_repl_epoch_start_t){3, 270};
+    d.n_history = 2;
+    world *w = world_new("n0", &d, 273);
+    for (uint64_t lsn = 270; lsn <= 273; lsn++)
+        w->epochs[lsn] = 3;
+    /* no primary heard: it gathers the voters' states (n1 is behind it), stands for epoch 4,
+     * and n1's vote makes it the primary */
+    const int64_t later = 60000000;
+    mn_spaces_repl_on_tick(w->core, later);
+    assert_true(w->sent[MN_WIRE_REPL_STATE] > 0);
+    deliver(w, later, MN_WIRE_REPL_STATE, "n1", 3, 260, 2, 0, NULL, 0);
+    mn_spaces_repl_on_tick(w->core, later + 1);
+    assert_true(w->sent[MN_WIRE_REPL_VOTE_REQ] > 0);
+    mn_wire_repl_frame_t v;
+    memset(&v, 0, sizeof v);
+    v.kind = MN_WIRE_REPL_VOTE;
+    v.epoch = 4;
+    v.flags = MN_WIRE_REPL_FLAG_GRANTED;
+    deliver_frame(w, later + 1, "n1", &v);
+    mn_spaces_repl_status_t st;
+    assert_int_equal(mn_spaces_repl_status(w->core, later + 1, "s", &st), MN_OK);
+    assert_int_equal(st.role, MN_SPACES_REPL_PRIMARY);
+    /* n2's log ends at 267 (epoch 2): below the base */
+    int snaps = w->sent[MN_WIRE_REPL_SNAPSHOT], truncs = w->sent[MN_WIRE_REPL_TRUNCATE];
+    deliver(w, later + 2, MN_WIRE_REPL_FETCH, "n2", 4, 268, 2, 0, NULL, 0);
+    assert_int_equal(w->sent[MN_WIRE_REPL_SNAPSHOT], snaps + 1);
+    assert_int_equal(w->sent[MN_WIRE_REPL_TRUNCATE], truncs);
+    assert_string_equal(w->last_to, "n2");
+    world_free(w);
+}
+
 static void test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing(void **state)
 {
     (void)state;
@@ -849,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_no_vote_while_the_primary_may_hold_its_lease),
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_a_follower_knows_how_far_behind_it_is),
+        cmocka_unit_test(test_spaces_repl_a_replica_below_the_primarys_snapshot_base_gets_a_snapshot),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_a_failed_store_is_fetched_again),
         cmocka_unit_test(test_spaces_repl_a_deposed_primary_names_what_a_majority_had),
