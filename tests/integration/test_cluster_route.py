@@ -171,6 +171,11 @@ def test_read_nearest_is_served_by_the_node_asked(cluster):
     nodes, ids, p = cluster
     assert remember(nodes[p], "written on the primary").status == 201
     for k, s in enumerate(nodes):
+        # a replica serves its own copy once it knows its lag (it has applied what its
+        # primary's appends said the primary had); until then the primary serves
+        if k != p:
+            wait_until(lambda s=s, k=k: own_holder(s, ids[k])["lag_ms"] is not None,
+                       DEADLINE_S, what="node %d knowing its own copy's lag" % k)
         r = call(s, "GET", "/v1/spaces/%s/memories" % SPACE, query={"read": "nearest"})
         assert r.status == 200 and r.headers["x-mnemo-served-by"] == ids[k]
 
