@@ -6,6 +6,8 @@
  *   REQ   replica -> primary: id (0 = a new export), seq, count: "send chunks seq..seq+count-1"
  *   CHUNK primary -> replica: id, seq, the chunk
  *   ERR   primary -> replica: id, code (NOT_PRIMARY, GONE: no such export, BUSY: too many)
+ *   DONE  replica -> primary: id: "installed, close the export" (a node of an older minor
+ *         drops the kind, and its export waits out CSNAP_IDLE_US)
  *
  * The replica asks for CSNAP_WINDOW chunks and asks for the next window once it has
  * installed the last of one; a window that does not arrive within CSNAP_RETRY_US (a broken
@@ -14,7 +16,8 @@
  * snapshot) until it goes unasked for CSNAP_KEEP_US, and remakes any chunk from it. An
  * export gone (expired, the primary restarted) is answered GONE and the replica starts
  * over. Both sides are bounded: CSNAP_EXPORTS_MAX exports, CSNAP_INSTALLS_MAX installs, one
- * window per install in the bus queue. */
+ * window per install in the bus queue. A request finding every export slot taken takes the
+ * slot of one unasked for over CSNAP_IDLE_US (free_slot); BUSY only when none is. */
 #include "cluster_snap.h"
 
 #include <stdio.h>
@@ -76,7 +79,7 @@ static bool frame_parse(const uint8_t *b, size_t len, csnap_frame *f)
     f->arg = mn_get_be32(p + 12);
     f->data = p + 16;
     f->len = len - (size_t)(f->data - b);
-    return f->kind >= K_REQ && f->kind <= K_REAPPLIED;
+    return f->kind >= K_REQ && f->kind <= K_DONE;
 }
 
 void mn__csnap_send(cl_repl *r, const char *to, uint8_t kind, const char *space, uint64_t id,
@@ -130,6 +133,23 @@ bool mn__csnap_leads(cl_repl *r, const char *space)
            st.role == MN_SPACES_REPL_PRIMARY;
 }
 
+/* A slot for a new export: a free one, else the one unasked for longest if that is over
+ * CSNAP_IDLE_US (its replica installed it, or went away: one still fetching asks at least
+ * every CSNAP_RETRY_US, and one asking again after this gets GONE and starts over); NULL
+ * when every export is in use. Without this a finished export held its slot for
+ * CSNAP_KEEP_US, and a primary owing snapshots of many spaces served four a minute. */
+static snap_out *free_slot(crep_snap *s, int64_t now_us)
+{
+    snap_out *idle = NULL;
+    for (size_t i = 0; i < CSNAP_EXPORTS_MAX; i++) {
+        snap_out *o = &s->out[i];
+        if (!o->s) return o;
+        if (now_us - o->used_us > CSNAP_IDLE_US && (!idle || o->used_us < idle->used_us)) idle = o;
+    }
+    if (idle) out_close(idle);
+    return idle;
+}
+
 /* A new export of space for node to, or an ERR. */
 static snap_out *out_open(cl_repl *r, const char *to, const csnap_frame *f)
 {
@@ -138,9 +158,7 @@ static snap_out *out_open(cl_repl *r, const char *to, const csnap_frame *f)
         mn__csnap_send(r, to, K_ERR, f->space, f->id, f->seq, E_NOT_PRIMARY, NULL, 0);
         return NULL;
     }
-    snap_out *o = NULL;
-    for (size_t i = 0; i < CSNAP_EXPORTS_MAX && !o; i++)
-        if (!s->out[i].s) o = &s->out[i];
+    snap_out *o = free_slot(s, mn__crep_now_us());
     mn_error err = {0};
     if (!o || mn_engine_snapshot_open(r->engine, f->space, 0, &o->s, &err)) {
         if (o) mn_log_warn("snap: cannot export %s for %s: %s", f->space, to, err.message);
@@ -189,6 +207,13 @@ static void on_req(cl_repl *r, const char *from, const csnap_frame *f)
         r->counts.snap_sent++;
         count(s->m_snaps, "sent", 1);
     }
+}
+
+/* The replica installed export f->id: its slot is free. */
+static void on_done(cl_repl *r, const char *from, const csnap_frame *f)
+{
+    snap_out *o = out_find(r->snap, from, f->space);
+    if (o && o->id == f->id) out_close(o);
 }
 
 /* ---- the replica's side ---- */
@@ -270,6 +295,8 @@ static void installed(cl_repl *r, snap_in *t)
         in_reset(t);
         return;
     }
+    /* the export's slot on the primary is free at once (never waits for its idle time) */
+    mn__csnap_send(r, t->from, K_DONE, t->space, info.id, 0, 0, NULL, 0);
     crep_space *sp = mn__crep_space(r, t->space);
     if (sp) { /* the ring and the hook's mark may be of the log replaced (a fork) */
         mn__crep_cache_clear(sp);
@@ -343,6 +370,7 @@ static void on_frame(void *arg, const char *from, const uint8_t *buf, size_t len
     if (f.kind == K_ERR) on_err(r, from, &f);
     if (f.kind == K_REAPPLY) mn__csnap_on_reapply(r, from, &f);
     if (f.kind == K_REAPPLIED) mn__csnap_on_reapplied(r, from, &f);
+    if (f.kind == K_DONE) on_done(r, from, &f);
 }
 
 /* A fetch still wanted, from the primary the core follows now: the core needs it, or the

@@ -20,6 +20,7 @@
 #define CSNAP_INSTALLS_MAX 2   /* snapshots a node fetches at once */
 #define CSNAP_KEEP_US 60000000 /* an export nobody asked for this long is closed */
 #define CSNAP_RETRY_US 1000000 /* no chunk this long: ask again from the one lacking */
+#define CSNAP_IDLE_US (3 * CSNAP_RETRY_US) /* an export unasked this long yields its slot */
 #define CSNAP_TICK_MS 100
 #define CSNAP_REAPPLY_MAX_BYTES (64u << 20) /* forked entries held for re-application */
 
@@ -48,7 +49,7 @@ void mn__crep_snap_reapply_sync(cl_repl *r);
 /* ---- private to cluster_snap*.c ---- */
 
 /* Frames on CREP_CH_SNAP (cluster_snap.c's header comment). */
-enum { K_REQ = 1, K_CHUNK = 2, K_ERR = 3, K_REAPPLY = 4, K_REAPPLIED = 5 };
+enum { K_REQ = 1, K_CHUNK = 2, K_ERR = 3, K_REAPPLY = 4, K_REAPPLIED = 5, K_DONE = 6 };
 enum { E_NOT_PRIMARY = 1, E_GONE = 2, E_BUSY = 3 };
 
 typedef struct csnap_frame {

@@ -501,6 +501,7 @@ static cJSON *space_json(cl_spaces *cs, const mn_spaces_entry_t *e)
     }
     add_flags(o, e->flags);
     cJSON_AddNumberToObject(o, "changed", (double)e->changed);
+    if (have) cl_spaces_add_copy(o, &st, mn_time_mono_ns() / 1000);
     return o;
 }
 

@@ -50,6 +50,10 @@ char *cl_spaces_render(cl_spaces *cs, char *names, int *status, mn_error *err);
 typedef int64_t (*cl_lag_fn)(void *arg, const char *space, const char *node);
 /* Where holders' lags come from (the replication core); none set: every lag is -1. */
 void cl_spaces_set_lag_source(cl_spaces *cs, cl_lag_fn fn, void *arg);
+/* Adds "copy" to o: this node's replication core's state of the space st describes, as
+ * of now_us (the core's clock; cluster_spaces_copy.c, docs/api.md). */
+struct cJSON;
+void cl_spaces_add_copy(struct cJSON *o, const mn_spaces_repl_status_t *st, int64_t now_us);
 /* This node's id. */
 const char *cl_spaces_self(const cl_spaces *cs);
 /* A live space of the catalog that this node neither holds nor has placed yet: its

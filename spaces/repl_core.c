@@ -246,7 +246,11 @@ static void start_new(mn_spaces_repl_t *r, mn__repl_space *s, const mn_spaces_re
     strcpy(s->primary, h[0].node);
     mn__repl_persist(r, s);
     if (strcmp(h[0].node, r->self) == 0) {
-        mn__repl_history_push(s, epoch, s->last_lsn + 1);
+        /* the entries its log holds already are its creator's engine's, written at this
+         * first epoch before the core opened the space: their epoch is known, so the copy
+         * that lead it later finds this log a prefix of its own (a fetch naming epoch 0
+         * for them would be answered "snapshot needed") */
+        mn__repl_history_push(s, epoch, 1);
         mn__repl_persist(r, s);
         mn__repl_primary_start(r, s, now_us, true);
     } else {
@@ -423,8 +427,10 @@ void mn__repl_event(mn_spaces_repl_t *r, const mn__repl_space *s, mn_spaces_repl
     if (!r->cb.event) return;
     mn_spaces_repl_event_t ev = {t, s->name, node, epoch, lsn, 0};
     if (t == MN_SPACES_REPL_DEMOTED) {
-        /* the epoch it led began at its history's last start (pushed at its promotion) */
-        uint64_t from = s->d.n_history ? s->d.history[s->d.n_history - 1].lsn : 1;
+        /* the entries of the epoch it led are those after its log's end at its promotion
+         * (what it had before is kept: a majority chose it with them, or it created the
+         * space with them) */
+        uint64_t from = s->led_from ? s->led_from : 1;
         uint64_t kept = s->quorum_lsn > from - 1 ? s->quorum_lsn : from - 1;
         ev.kept_lsn = kept < s->last_lsn ? kept : s->last_lsn;
     }

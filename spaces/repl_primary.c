@@ -55,6 +55,7 @@ void mn__repl_primary_start(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_
 {
     s->role = MN_SPACES_REPL_PRIMARY;
     strcpy(s->primary, r->self);
+    s->led_from = s->last_lsn + 1;
     for (size_t i = 0; i < s->n_peers; i++) {
         mn__repl_peer *p = &s->peers[i];
         p->match = 0;

@@ -256,11 +256,44 @@ def converge(cluster, placement, history, bound_s, own=False, roots_expected=Tru
                     rec["roots"] = gossip_roots(cluster, placement)
             except Exception as e:  # noqa: BLE001 - a node not answering: say so
                 rec["lsns_error"] = repr(e)
+            rec["copies"] = copies_of(cluster, rec.get("lsns"))
             break
         time.sleep(0.1)
     rec["convergence_s"] = round(time.monotonic() - t0, 3)
     history.add(rec)
     return rec
+
+
+def copies_of(cluster, lsns):
+    """{space: {node: its placement entry, with the "copy" its replication core reports}}
+    for each space whose holders' lsns differ: what a run that did not converge needs to
+    tell a copy still catching up from one stuck (reconciled or not, its log's base and
+    end, when it last heard its primary, the peers the primary's core ships to)."""
+    out = {}
+    for space, by in (lsns or {}).items():
+        if None not in by.values() and len(set(by.values())) == 1:
+            continue
+        out[space] = {}
+        for nd in cluster.nodes:
+            try:
+                spaces, _ = table(nd)
+                out[space][str(nd.i)] = spaces.get(space)
+            except (RuntimeError, OSError) as e:
+                out[space][str(nd.i)] = {"error": repr(e)}
+    if out:  # and each node's replication and peer-bus counters (dropped frames, events)
+        out["_counters"] = {str(nd.i): counters(nd) for nd in cluster.nodes}
+    return out
+
+
+def counters(node):
+    """node's mnemo_repl_* and mnemo_peer_* counters from GET /metrics, as lines."""
+    try:
+        with W.urllib.request.urlopen(node.url + "/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError as e:
+        return [repr(e)]
+    return [ln for ln in text.splitlines()
+            if ln.startswith(("mnemo_repl_", "mnemo_peer_")) and "_bucket" not in ln]
 
 
 def not_converged(cluster, placement, own, roots_expected, rec):

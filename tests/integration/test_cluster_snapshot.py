@@ -285,3 +285,78 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     assert a[0] == b[0] and a[1] == b[1]
     assert set(forked) <= set(b[0])
 
+
+
+
+def test_a_replica_owed_more_snapshots_than_export_slots_gets_every_one(server_factory):
+    """A primary serves CSNAP_EXPORTS_MAX (4) snapshot exports at once. A replica returns
+    owing nine spaces a snapshot each, led by the two other nodes (one of them leads five
+    or more): every install tells its primary it is done, whose export slot is then free at
+    once, so no primary answers "busy" (an export used to keep its slot a minute after its
+    install, and the fifth space waited that long). The primaries restart before the
+    replica returns, so no entry it lacks is left in their memory (CREP_CACHE) and every
+    space needs its snapshot. Every copy ends at its primary's lsn."""
+    first = node(server_factory, [])
+    nodes = [first] + [node(server_factory, ["127.0.0.1:%d" % swim_endpoint(first)[1]])
+                       for _ in range(2)]
+    ids = [swim_endpoint(s)[0] for s in nodes]
+    for s in nodes:
+        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
+                   what="three alive members in every view")
+    names = ["many-%d" % i for i in range(9)]
+    with first.client() as c:
+        for name in names:
+            c.create_space(name, dim=4)
+    for name in names:
+        wait_until(lambda n=name: all((last_lsn(s, n) or 0) >= 1 for s in nodes), DEADLINE_S,
+                   what="every node holding %s" % name)
+    replica, others = nodes[2], nodes[:2]
+    stopped_at = {n: last_lsn(replica, n) for n in names}
+    assert replica.stop() == 0  # (a graceful leave: the spaces it led are handed over)
+
+    def write_to(args):
+        name, i = args
+
+        def once():
+            try:
+                with others[i % 2].client(timeout=10.0) as c:
+                    return c.remember(name, "fact %d of %s" % (i, name),
+                                      embedding=[1.0, float(i % 7), 0.5, 1.0])
+            except (MnemoError, OSError):
+                return None
+        wait_until(once, DEADLINE_S, what="a write to %s" % name)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write_to, [(n, i) for i in range(3 * RETAIN) for n in names]))
+
+    def trimmed(name):
+        with others[0].client(timeout=5.0) as c:  # (the stats of the space's primary)
+            return c.stats(name)["wal_first_lsn"] > stopped_at[name] + 1
+    for name in names:
+        wait_until(lambda n=name: trimmed(n), DEADLINE_S,
+                   what="the WAL of %s trimmed past the replica's copy" % name)
+
+    # the two others restart (new SWIM ports: each start seeds from the one up), then the
+    # replica returns
+    for s in others:
+        assert s.stop() == 0
+    others[0].extra_env["MNEMO_CLUSTER_SEEDS"] = ""
+    others[0].start()
+    others[1].extra_env["MNEMO_CLUSTER_SEEDS"] = "127.0.0.1:%d" % swim_endpoint(others[0])[1]
+    others[1].start()
+    replica.extra_env["MNEMO_CLUSTER_SEEDS"] = "127.0.0.1:%d" % swim_endpoint(others[0])[1]
+    replica.start()
+
+    def caught_up():  # (placement may hand the replica its primaries back meanwhile)
+        return all(len({last_lsn(s, n) for s in nodes} - {None}) == 1 and
+                   (last_lsn(replica, n) or 0) > stopped_at[n] + 3 * RETAIN for n in names)
+    try:
+        wait_until(caught_up, DEADLINE_S, what="every copy on the replica at its primary's lsn")
+    except AssertionError as ex:
+        raise AssertionError("%s\nreplica log:\n%s" % (ex, replica.log()[-6000:])) from None
+    log = replica.log()
+    assert all("snap: %s installed from" % n in log for n in names), log[-6000:]
+    assert "answers busy" not in log, log[-6000:]
+    # one of the two served five or more
+    wait_until(lambda: sum(metric(s, "mnemo_repl_snapshots_total", "sent") for s in others) >= 9,
+               DEADLINE_S, what="nine exports counted")
+    assert max(metric(s, "mnemo_repl_snapshots_total", "sent") for s in others) >= 5

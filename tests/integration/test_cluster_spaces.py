@@ -120,6 +120,29 @@ def test_three_nodes_agree_on_placement_and_fail_over(server_factory):
                     assert isinstance(h["applied_lsn"], int)
                 else:
                     assert h["applied_lsn"] is None
+    # the copy held here, as each node's replication core sees it (RF 3: every node holds
+    # every space): the primary lists what each other holder acknowledged; a follower says
+    # whether it reconciled its log with that primary, and when it last heard it
+    def reconciled():
+        got = [spaces_doc(s) for s in nodes]
+        return got if all(sp["copy"]["role"] == "primary" or sp["copy"]["reconciled"]
+                          for d in got for sp in d["spaces"]) else None
+    for k, doc in enumerate(wait_until(reconciled, DEADLINE_S, what="every copy reconciled")):
+        for sp in doc["spaces"]:
+            c, leads = sp["copy"], sp["primary"] == ids[k]
+            assert c["epoch"] == sp["epoch"] and c["primary"] == sp["primary"], (sp, c)
+            assert c["role"] == ("primary" if leads else "follower"), c
+            assert c["last_lsn"] >= 0 and c["base_lsn"] == 0, c
+            assert all(e["from_lsn"] >= 1 for e in c["epochs"]), c
+            assert sorted(p["node"] for p in c["peers"]) == sorted(set(ids) - {ids[k]}), c
+            assert all(p["voter"] and p["alive"] for p in c["peers"]), c
+            if leads:
+                assert all(0 <= p["acked_lsn"] <= c["last_lsn"] for p in c["peers"]), c
+                assert "reconciled" not in c and "heard_ms_ago" not in c, c
+            else:
+                assert c["snapshot_needed"] is False and 0 <= c["heard_ms_ago"] < 60000, c
+                assert all("acked_lsn" not in p for p in c["peers"]), c
+
     # the primaries are spread: every node leads some space
     assert {s["primary"] for s in docs[0]["spaces"]} == set(ids)
 

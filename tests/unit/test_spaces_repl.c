@@ -604,6 +604,49 @@ static void test_spaces_repl_a_deposed_primary_names_what_a_majority_had(void **
     world_free(w);
 }
 
+/* The creator of a space opens it with the entries its engine wrote already, at its first
+ * epoch: its history says so. Deposed later, it keeps them (the epoch it led began after
+ * them), and its fetch to the new primary names their epoch: the new primary, whose log
+ * has them of that epoch, ships what follows (a fetch naming epoch 0, "not known", was
+ * answered "snapshot needed": every handed-over space cost a snapshot). */
+static void test_spaces_repl_the_creators_first_entries_are_of_its_first_epoch(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 1); /* n0 leads epoch 1; lsn 1 is its engine's */
+    assert_int_equal(w->d.n_history, 1);
+    assert_true(w->d.history[0].epoch == 1 && w->d.history[0].lsn == 1);
+    static const uint8_t d[8] = {4};
+    w->n = 2;
+    w->epochs[2] = 1;
+    assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", 2, d, 8, NULL), MN_OK);
+    deliver(w, 30, MN_WIRE_REPL_APPEND, "n1", 2, 2, 0, 0, NULL, 0); /* n1 leads epoch 2 */
+    assert_int_equal(w->demoted, 1);
+    assert_int_equal(w->demoted_kept, 1); /* lsn 2, written as primary, was on no majority */
+    mn_wire_repl_frame_t f;
+    static mn_wire_repl_entry_t fe[MN_WIRE_REPL_MAX_ENTRIES];
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &f, fe, MN_WIRE_REPL_MAX_ENTRIES),
+                     MN_OK);
+    assert_int_equal(f.kind, MN_WIRE_REPL_FETCH);
+    assert_string_equal(w->last_to, "n1");
+    assert_true(f.lsn == 3 && f.last_epoch == 1);
+    world_free(w);
+
+    /* the primary's side: a fetch naming (1, epoch 1) from a log whose lsn 1 is of epoch 1
+     * is shipped from lsn 2, checked */
+    w = world_new("n0", NULL, 1);
+    w->n = 2;
+    w->epochs[2] = 1;
+    assert_int_equal(mn_spaces_repl_append(w->core, 10, "s", 2, d, 8, NULL), MN_OK);
+    deliver(w, 20, MN_WIRE_REPL_FETCH, "n2", 1, 2, 1, 0, NULL, 0);
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &f, fe, MN_WIRE_REPL_MAX_ENTRIES),
+                     MN_OK);
+    assert_int_equal(f.kind, MN_WIRE_REPL_APPEND);
+    assert_true((f.flags & MN_WIRE_REPL_FLAG_CHECKED) && f.n_entries == 1);
+    assert_int_equal(f.entries[0].lsn, 2);
+    assert_int_equal(w->sent[MN_WIRE_REPL_SNAPSHOT], 0);
+    world_free(w);
+}
+
 /* A replica whose copy was dropped and opened again empty in the same epoch (a record
  * dropped it, a newer one listed it again) fetches from nothing: the primary ships it the
  * log from the start and counts it from 0, no longer for what it acknowledged before. A
@@ -898,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_a_failed_store_is_fetched_again),
         cmocka_unit_test(test_spaces_repl_a_deposed_primary_names_what_a_majority_had),
+        cmocka_unit_test(test_spaces_repl_the_creators_first_entries_are_of_its_first_epoch),
         cmocka_unit_test(
             test_spaces_repl_a_replica_fetching_from_nothing_is_shipped_from_the_start),
         cmocka_unit_test(test_spaces_repl_hostile_frames_never_break_it),
