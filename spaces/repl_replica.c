@@ -101,6 +101,7 @@ static void fresh_heard(mn__repl_space *s, uint64_t lsn, int64_t now_us)
             memmove(s->fresh, s->fresh + 1, (MN__REPL_FRESH - 1) * sizeof s->fresh[0]);
             s->n_fresh--;
         }
+        mn_assert(!s->n_fresh || s->fresh[s->n_fresh - 1].lsn < lsn); /* lsns rising */
         s->fresh[s->n_fresh].lsn = lsn;
         s->fresh[s->n_fresh++].at_us = now_us;
     }
