@@ -496,11 +496,13 @@ def run(a):
 
 
 def summary(r):
-    return ("seed %s: %d nodes, %d faults, %d ops, %d acked writes, %d lost, %d resurrected, "
-            "converged %s in %ss, stale p99.9 %.3fs (%d of %d reads stale)"
+    return ("seed %s: %d nodes, %d faults, %d ops, %d acked writes, %d lost (%d `one` writes "
+            "seen late), %d resurrected, converged %s in %ss, stale p99.9 %.3fs (%d of %d "
+            "reads stale)"
             % (r["seed"], r["nodes"], len(r["faults"]), r["ops"], r["acked_writes"],
-               r["lost_acked_writes"], r["resurrected"], r["converged"], r["convergence_s"],
-               r["stale_read_p999_s"], r["stale_reads"], r["reads"]))
+               r["lost_acked_writes"], r.get("late_one_writes", 0), r["resurrected"],
+               r["converged"], r["convergence_s"], r["stale_read_p999_s"], r["stale_reads"],
+               r["reads"]))
 
 
 def replay(argv):

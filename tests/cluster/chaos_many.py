@@ -36,14 +36,14 @@ GRACE_S = 180       # past chaos.py's own deadline: its cleanup after the alarm
 KILL_GRACE_S = 60   # after SIGTERM: chaos.py's signal handler removes the namespaces
 
 COLS = (("seed", "%5s"), ("faults", "%6s"), ("ops", "%7s"), ("acked", "%6s"), ("lost", "%4s"),
-        ("resurr", "%6s"), ("conv", "%5s"), ("heal_s", "%6s"), ("conv_s", "%7s"), ("stale_p999_s", "%12s"),
+        ("late", "%4s"), ("resurr", "%6s"), ("conv", "%5s"), ("heal_s", "%6s"), ("conv_s", "%7s"), ("stale_p999_s", "%12s"),
         ("stale_max_s", "%11s"), ("violations", "%s"))
 
 
 def row(r):
     return {"seed": r["seed"], "faults": len(r["faults"]), "ops": r["ops"],
             "acked": r["acked_writes"], "lost": r["lost_acked_writes"],
-            "resurr": r["resurrected"], "conv": "yes" if r["converged"] else "NO",
+            "late": r.get("late_one_writes", 0), "resurr": r["resurrected"], "conv": "yes" if r["converged"] else "NO",
             "heal_s": r.get("heal_s"), "conv_s": r["convergence_s"], "stale_p999_s": r["stale_read_p999_s"],
             "stale_max_s": r["stale_read_max_s"], "violations": len(r["violations"])}
 
@@ -158,6 +158,7 @@ def main(argv=None):
              "acked_writes": sum(r["acked_writes"] for r in reports),
              "reads": sum(r["reads"] for r in reports),
              "violations": sum(len(r["violations"]) for r in reports),
+             "late_one_writes": sum(r.get("late_one_writes", 0) for r in reports),
              "convergence_s_max": conv[-1] if conv else None,
              "convergence_s_median": conv[len(conv) // 2] if conv else None,
              "stale_read_p999_s_max": max((r["stale_read_p999_s"] for r in reports), default=None),

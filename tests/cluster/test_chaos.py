@@ -195,6 +195,27 @@ def test_checker_does_not_count_a_refused_forget_as_maybe_forgotten():
     assert [x["id"] for x in r["lost"]] == ["C"] and "first forget" in r["lost"][0]["why"], r
 
 
+def test_checker_counts_a_one_write_seen_late_apart_from_losses():
+    """A `one` write a cut-off primary acknowledged is re-applied through the new primary
+    once the old one returns: a forget asked meanwhile answers 404. Listed by every holder
+    at the end, it is late, not lost; a `quorum` write (a majority had it) or one missing at
+    the end is lost."""
+    for level, listed, lost in (("one", True, 0), ("one", False, 1), ("quorum", True, 1)):
+        h = _history([])
+        h[3:3] = [dict(_remember("C", "tc", 2.5), consistency=level),
+                  _forget("C", 3.2, "fail", status=404, code="memory_not_found")]
+        if listed:
+            next(x for x in h if x["op"] == "final_list")["ids"].append("C")
+        r = checker.check(h)
+        assert r["lost_acked_writes"] == lost, (level, listed, r["lost"])
+        assert r["late_one_writes"] == 1 - lost, (level, listed, r)
+        assert bool(r["violations"]) == bool(lost), r["violations"]
+        if lost:
+            assert r["lost"][0]["consistency"] == level and "first forget" in r["lost"][0]["why"]
+        else:
+            assert r["late_examples"][0]["id"] == "C"
+
+
 def _with_episodes(h, episodes, node=0):
     """h's final list of node with its episodes ({id: token}), and their ids listed."""
     fl = next(x for x in h if x["op"] == "final_list" and x["node"] == node)
