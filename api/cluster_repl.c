@@ -120,6 +120,7 @@ static void open_space(cl_repl *r, const mn_spaces_entry_t *e, const mn_spaces_r
                     e->name, (unsigned long long)d.incarnation, (unsigned long long)e->incarnation);
         found = false;
     }
+    if (!found && mn__crep_lost_state(r, e)) return; /* never held: cluster_repl_lost.c */
     if (!engine_copy_ready(r, e)) return; /* the next table opens it */
     uint64_t last_lsn = 0, epoch = 0;
     mn_error err = {0};
@@ -592,7 +593,7 @@ static mn_err make_dir(cl_repl *r, const mn_config_t *c, mn_error *err)
     snprintf(r->dir, sizeof r->dir, "%s/repl", c->storage.data_dir);
     if (mkdir(r->dir, 0700) != 0 && errno != EEXIST)
         return mn_error_set(err, MN_ERR_IO, "cannot create %s: %s", r->dir, strerror(errno));
-    return MN_OK;
+    return mn__crep_born(r, err);
 }
 
 /* TEST ONLY: MNEMO_TEST_PEER_MINOR=<0..255> makes the bus announce that minor
@@ -663,6 +664,7 @@ static void free_all(cl_repl *r)
     free(r->in_handovers);
     free(r->gone);
     free(r->primaries);
+    free(r->lost);
     free(r->hooked);
     free(r->read_buf);
     free(r->caught);

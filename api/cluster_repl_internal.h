@@ -123,6 +123,7 @@ typedef struct crep_counts {
     uint64_t snap_sent, snap_installed, snap_failed, snap_bytes_sent, snap_bytes_received;
     uint64_t reapplied; /* forked entries of another node stored here (cluster_snap_reapply.c) */
     uint64_t copies_dropped; /* copies moved away and dropped (cluster_repl_drop.c) */
+    uint64_t lost_state_refused; /* copies whose state was lost, not held (cluster_repl_lost.c) */
 } crep_counts;
 
 struct cl_repl {
@@ -150,6 +151,10 @@ struct cl_repl {
     size_t n_gone, cap_gone;
     crep_primary *primaries; /* of the last table, sorted by space (cluster_repl_drop.c) */
     size_t n_primaries, cap_primaries;
+    char (*lost)[MN_SPACE_NAME_MAX + 1]; /* spaces refused: state lost (cluster_repl_lost.c) */
+    size_t n_lost, cap_lost;
+    int64_t born_ms, born_margin_ms; /* when <data_dir>/repl was first made, and the margin
+                                      * (cluster_repl_lost.c) */
     cl_repl_handover *handovers; /* the list placement wants (thread's copy) */
     size_t n_handovers;
     uint8_t *read_buf; /* the entry the core's last read got from the engine */
@@ -223,6 +228,13 @@ void mn__crep_caught_up(cl_repl *r, const mn_spaces_repl_event_t *ev);
 /* cluster_repl_drop.c: copies moved away */
 void mn__crep_gone_update(cl_repl *r, const mn_spaces_table_t *t); /* after each new table */
 void mn__crep_drop_gone(cl_repl *r); /* closes and drops what it can; the rest waits */
+
+/* cluster_repl_lost.c: a space e to open here, with no durable state here: true (logged
+ * once, counted) when e's holder record names this node a voter, whose state was lost. */
+bool mn__crep_lost_state(cl_repl *r, const mn_spaces_entry_t *e);
+/* At start, after the repl folder exists: reads its first creation time, or writes now as
+ * that (durable). */
+mn_err mn__crep_born(cl_repl *r, mn_error *err);
 /* Closes sp in the core whatever its role and forgets the thread's state of it (sp is
  * freed): the space was dropped, or its name names another incarnation (why says which). */
 void mn__crep_forget(cl_repl *r, crep_space *sp, const char *why);

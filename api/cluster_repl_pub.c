@@ -312,7 +312,8 @@ void mn__crep_metrics_init(cl_repl *r)
         "checksums, forks healed by a snapshot (fork_refused), forked entries not re-applied, "
         "forked entries of another node re-applied here, snapshots needed, failed stores, "
         "copies moved away and dropped (copy_dropped), spaces forgotten (dropped, or created "
-        "again), fetches below a replica's acknowledged position ignored as old (stale_fetch).",
+        "again), fetches below a replica's acknowledged position ignored as old (stale_fetch), "
+        "copies not held because this node lost their state (lost_state_refused).",
         reason_label, 1);
     static const char *const transport_label[] = {"transport"};
     r->m_accepted = mn_metrics_counter(
@@ -439,6 +440,7 @@ void mn__crep_metrics_export(cl_repl *r)
     r->exported_core = cs;
     const crep_counts *c = &r->counts, *e = &r->exported_counts;
     add(r->m_events, "fork_refused", c->truncate_refused, e->truncate_refused);
+    add(r->m_events, "lost_state_refused", c->lost_state_refused, e->lost_state_refused);
     add(r->m_events, "not_reapplied", c->reapply_dropped, e->reapply_dropped);
     add(r->m_events, "reapplied", c->reapplied, e->reapplied);
     add(r->m_events, "snapshot_needed", c->snapshot_needed, e->snapshot_needed);
