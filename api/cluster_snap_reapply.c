@@ -8,9 +8,12 @@
  * follows, every CSNAP_RETRY_US until it answers (K_REAPPLIED). The primary stores each with
  * mn_engine_ingest, which keeps the memories' ids, times and links and leaves anything it
  * holds already (the id) as it is: a resend, or an entry that reached it before the fork
- * was seen, changes nothing. Entries of other kinds (corrections, links, consolidations,
- * reinforcements) are derived from a state the new history may not share: dropped, counted
- * as not re-applied. Each one held is also kept on disk (cluster_snap_keep.c), durable
+ * was seen, changes nothing. Corrections, invalidations, unsuppresses, forgets by filter
+ * (their ids were resolved when written), associations and computed vectors are re-applied
+ * the same way, each checked against the new primary's state as any write is (a correction
+ * of a version no longer the newest there is a conflict: logged, answered, dropped).
+ * Consolidations and reinforcements are derived from a state the new history may not
+ * share: dropped, counted as not re-applied. Each one held is also kept on disk (cluster_snap_keep.c), durable
  * before the local WAL can lose it, until the primary answered: a node that stops first
  * sends it again after its restart. A node that leads the space again by then (a restart
  * won it back) stores them itself, the same way. */
@@ -73,13 +76,17 @@ void mn__csnap_reapply_free(struct csnap_reapply *x)
     free(x);
 }
 
-/* Is the entry one to re-apply (an episode or a tombstone of the space)? */
+/* Is the entry one to re-apply: a client's write of the space (an episode, a forget, a
+ * forget by filter, a correction, an invalidation, an unsuppress, an association) or a
+ * vector computed for a memory? Consolidations and reinforcements are derived from the
+ * state: the new primary makes its own. */
 static bool wanted(const char *space, const uint8_t *data, size_t len)
 {
     mn_wal_entry_t en;
     if (mn_wire_wal_decode(data, len, &en, NULL)) return false;
-    bool ok = (en.type == MN_WAL_OP_REMEMBER || en.type == MN_WAL_OP_FORGET) &&
-              strcmp(en.space, space) == 0;
+    bool ok = en.type != MN_WAL_OP_CONSOLIDATE && en.type != MN_WAL_OP_REINFORCE &&
+              en.type != MN_WAL_OP_SPACE_CREATE && en.type != MN_WAL_OP_SPACE_DROP &&
+              en.type != MN_WAL_OP_NONE && strcmp(en.space, space) == 0;
     mn_wal_entry_clear(&en);
     return ok;
 }
@@ -113,14 +120,14 @@ void mn__crep_snap_reapply(cl_repl *r, const char *space, uint64_t lsn, const ui
     struct csnap_reapply *x = mn__csnap_reap(r);
     reap_entry *it = x && wanted(space, data, len) ? hold(x, space, data, len) : NULL;
     if (!it) {
-        /* a derived entry (a link, a correction, a consolidation) is expected and said at
-         * debug level; an episode or a tombstone over the bound is a loss: a warning */
+        /* a derived entry (a consolidation, a reinforcement) is expected and said at debug
+         * level; a client's write over the bound is a loss: a warning */
         bool lost = x && wanted(space, data, len);
         r->counts.reapply_dropped++;
         mn_log(lost ? MN_LOG_WARN : MN_LOG_DEBUG,
                "repl: %s lsn %llu past a fork is not re-applied through the new primary (%s)",
                space, (unsigned long long)lsn,
-               lost ? "over the bound" : "not an episode or a tombstone");
+               lost ? "over the bound" : "derived from the state, not a client's write");
         return;
     }
     it->kept = mn__csnap_keep_add(&x->keep, space, data, len) == MN_OK;

@@ -162,8 +162,7 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
         c.create_space(SPACE, dim=4)
     wait_until(lambda: all((e := entry(s, SPACE)) and len(e["holders"]) == 3 for s in nodes),
                DEADLINE_S, what="every node placing the space on three holders")
-    for i in range(10):
-        write(primary, i)
+    before = [write(primary, i) for i in range(10)]
     replicas = [s for s in nodes if s is not primary]
     want = last_lsn(primary, SPACE)
     for s in replicas:
@@ -187,6 +186,14 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     forked, refused = [], None
     try:
         with primary.client(timeout=3.0) as c:
+            # first a correction, an invalidation and a forget by filter, at `one`: entries of
+            # other kinds than remember and forget, past the fork too
+            corrected = c.update(SPACE, before[1], content="corrected in the fork",
+                                 consistency="one")["id"]
+            c.request("POST", "/v1/spaces/%s/memories/%s/invalidate" % (SPACE, before[2]),
+                      {"reason": "contradicted in the fork", "consistency": "one"})
+            gone = c.forget_where(SPACE, tags_any=["n3"], consistency="one")
+            assert gone["forgotten"] == 1, gone
             until = time.monotonic() + 6.0
             for i in range(200, 5000):
                 if time.monotonic() > until:
@@ -276,6 +283,17 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
             ex, len(missing()), len(forked), primary.log()[-6000:])) from None
     wait_until(lambda: not os.path.exists(kept), DEADLINE_S,
                what="the kept entries deleted once re-applied")
+    # the correction, the invalidation and the forget by filter were re-applied too
+    with leader.client(timeout=5.0) as c:
+        versions = c.history(SPACE, before[1])
+        assert [v["id"] for v in versions][-1] == corrected, versions
+        assert versions[-1]["content"] == "corrected in the fork", versions
+        assert c.get(SPACE, before[2]).get("valid_to"), c.get(SPACE, before[2])
+        try:
+            c.get(SPACE, before[3])
+            raise AssertionError("the memory forgotten by filter in the fork is back")
+        except MnemoError as ex:
+            assert ex.status == 404, ex
     wait_until(lambda: write_there(321), DEADLINE_S, what="a later write")
     wait_until(caught_up, DEADLINE_S, what="later writes shipped to the old primary")
     for s in nodes:
