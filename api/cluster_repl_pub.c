@@ -106,12 +106,18 @@ static void note_unsynced(crep_space *sp, const mn_spaces_repl_status_t *st, int
     if (now - sp->unsynced_us < CREP_UNSYNCED_US || now - sp->unsynced_warn_us < CREP_LAG_LOG_US)
         return;
     sp->unsynced_warn_us = now;
+    /* a primary this core does not count as a holder has its frames dropped here */
+    bool counted = !st->primary[0];
+    for (size_t i = 0; i < st->n_peers && !counted; i++)
+        counted = strcmp(st->peers[i].node, st->primary) == 0;
     mn_log_warn("repl: %s: this copy has taken no entries for %lld s: not reconciled with its "
-                "primary (%s, epoch %llu; last heard %lld ms ago), its log at lsn %llu, %s",
+                "primary (%s, epoch %llu; last heard %lld ms ago%s), its log at lsn %llu "
+                "(from lsn %llu), %s",
                 sp->name, (long long)((now - sp->unsynced_us) / 1000000),
                 st->primary[0] ? st->primary : "not known", (unsigned long long)st->epoch,
                 (long long)(st->heard_us ? (now - st->heard_us) / 1000 : -1),
-                (unsigned long long)st->last_lsn,
+                counted ? "" : "; not among the holders this copy counts: its frames are dropped",
+                (unsigned long long)st->last_lsn, (unsigned long long)st->base_lsn,
                 st->snapshot_needed ? "waiting for a snapshot" : "fetching");
 }
 
