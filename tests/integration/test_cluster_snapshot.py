@@ -344,7 +344,7 @@ def test_a_replica_owed_more_snapshots_than_export_slots_gets_every_one(server_f
                 return None
         wait_until(once, DEADLINE_S, what="a write to %s" % name)
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(write_to, [(n, i) for i in range(3 * RETAIN) for n in names]))
+        list(pool.map(write_to, [(n, i) for i in range(2 * RETAIN) for n in names]))
 
     def trimmed(name):
         with others[0].client(timeout=5.0) as c:  # (the stats of the space's primary)
@@ -366,7 +366,7 @@ def test_a_replica_owed_more_snapshots_than_export_slots_gets_every_one(server_f
 
     def caught_up():  # (placement may hand the replica its primaries back meanwhile)
         return all(len({last_lsn(s, n) for s in nodes} - {None}) == 1 and
-                   (last_lsn(replica, n) or 0) > stopped_at[n] + 3 * RETAIN for n in names)
+                   (last_lsn(replica, n) or 0) > stopped_at[n] + 2 * RETAIN for n in names)
     try:
         wait_until(caught_up, DEADLINE_S, what="every copy on the replica at its primary's lsn")
     except AssertionError as ex:
