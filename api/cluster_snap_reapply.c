@@ -13,9 +13,9 @@
  * the same way, each checked against the new primary's state as any write is (a correction
  * of a version no longer the newest there is a conflict: logged, answered, dropped).
  * Consolidations and reinforcements are derived from a state the new history may not
- * share: dropped, counted as not re-applied. Each one held is also kept on disk (cluster_snap_keep.c), durable
- * before the local WAL can lose it, until the primary answered: a node that stops first
- * sends it again after its restart. A node that leads the space again by then (a restart
+ * share: dropped, counted as not re-applied. Each one held is also kept on disk
+ * (cluster_snap_keep.c), durable before the local WAL can lose it, until the primary
+ * answered: a node that stops first sends it again after its restart. A node that leads the space again by then (a restart
  * won it back) stores them itself, the same way. */
 #include <errno.h>
 #include <stdio.h>

@@ -430,7 +430,8 @@ void mn__repl_event(mn_spaces_repl_t *r, const mn__repl_space *s, mn_spaces_repl
         /* the entries of the epoch it led are those after its log's end at its promotion
          * (what it had before is kept: a majority chose it with them, or it created the
          * space with them) */
-        uint64_t from = s->led_from ? s->led_from : 1;
+        mn_assert(s->led_from >= 1 && s->led_from <= s->last_lsn + 1); /* set as it led */
+        uint64_t from = s->led_from;
         uint64_t kept = s->quorum_lsn > from - 1 ? s->quorum_lsn : from - 1;
         ev.kept_lsn = kept < s->last_lsn ? kept : s->last_lsn;
     }
