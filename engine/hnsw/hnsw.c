@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mnemo/assert.h"
+
 #define OPTIMISTIC_TRIES 8
 
 /* ---- seqlock ---- */
@@ -569,10 +571,13 @@ static mn_err insert(mn_hnsw_t *h, uint32_t slot, const float *vec, mn_error *er
             h->upper[slot] = idx;
         }
     }
-    /* an empty node, live from now on */
+    /* live from now on: a fresh node with empty lists; a reused one keeps its old lists (of
+     * nodes on the same layers) until the new ones replace them, so a search that reaches it
+     * through a stale link still finds a way on */
     hnsw_lock(h, slot);
-    for (uint32_t l = 0; l <= level; l++)
-        hnsw_write_list(h, slot, l, NULL, 0);
+    if (!reuse)
+        for (uint32_t l = 0; l <= level; l++)
+            hnsw_write_list(h, slot, l, NULL, 0);
     _Atomic uint32_t *fw = hnsw_l0(h, slot) + 1;
     atomic_store_explicit(fw, HNSW_LIVE, memory_order_relaxed);
     hnsw_unlock(h, slot);
@@ -604,22 +609,31 @@ static mn_err insert(mn_hnsw_t *h, uint32_t slot, const float *vec, mn_error *er
         rc = MN_ERR_NOMEM;
         goto fail; /* the node stays live with no links: searches miss it, nothing breaks */
     }
-    uint32_t sel[HNSW_MAX_M];
-    for (uint32_t l = (level < elev ? level : elev) + 1; l-- > 0;) {
+    /* The links of every layer are chosen top-down (each layer's search starts from the
+     * nearest node of the one above) but published bottom-up: a search can only reach the
+     * node on a layer once a neighbour there links to it, and by then the node's lists on
+     * every layer below are written. Published top-down, a search descending through the
+     * node met its still empty layer-0 list and answered from a dead end. */
+    const uint32_t top = level < elev ? level : elev;
+    uint32_t sel[HNSW_MAX_LEVEL + 1][HNSW_MAX_M], n_sel[HNSW_MAX_LEVEL + 1];
+    mn_assert(top <= HNSW_MAX_LEVEL);
+    for (uint32_t l = top + 1; l-- > 0;) {
         hnsw_search_layer(h, base, &q, l, cur, d, h->p.ef_construction, NULL, NULL, slot, c, NULL);
         qsort(c->res, c->n_res, sizeof c->res[0], cand_cmp);
-        uint32_t m = select_heuristic(h, base, c->res, (uint32_t)c->n_res, h->M, sel);
-        hnsw_lock(h, slot);
-        hnsw_write_list(h, slot, l, sel, m);
-        hnsw_unlock(h, slot);
-        for (uint32_t i = 0; i < m; i++)
-            relink(h, base, sel[i], l, &slot, 1);
+        n_sel[l] = select_heuristic(h, base, c->res, (uint32_t)c->n_res, h->M, sel[l]);
         if (c->n_res) {
             cur = c->res[0].id;
             d = c->res[0].d;
         }
     }
     hnsw_ctx_put(h, c);
+    for (uint32_t l = 0; l <= top; l++) {
+        hnsw_lock(h, slot);
+        hnsw_write_list(h, slot, l, sel[l], n_sel[l]);
+        hnsw_unlock(h, slot);
+        for (uint32_t i = 0; i < n_sel[l]; i++)
+            relink(h, base, sel[l][i], l, &slot, 1);
+    }
     if (level > elev) {
         pthread_mutex_lock(&h->entry_mu);
         uint64_t now = atomic_load(&h->entry);

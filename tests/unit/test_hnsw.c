@@ -31,16 +31,6 @@ static double gauss(mn_prng_t *p)
     return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
-static void normalize(float *v, uint32_t dim)
-{
-    double s = 0;
-    for (uint32_t i = 0; i < dim; i++)
-        s += (double)v[i] * v[i];
-    float inv = (float)(1.0 / sqrt(s));
-    for (uint32_t i = 0; i < dim; i++)
-        v[i] *= inv;
-}
-
 /* Points around `clusters` centres, each coordinate of a centre uniform in
  * [-1, 1] (spread 0.25: well separated, easy) or N(0, 1) (spread 1: clusters
  * overlap, as bench/ann/run.py makes them; hard); queries from the same mixture. */
@@ -67,7 +57,7 @@ static void make_mixture(dataset *d, uint32_t n, uint32_t nq, uint32_t dim, uint
         float *v = d->x + (size_t)r * dim;
         for (uint32_t i = 0; i < dim; i++)
             v[i] = centres[(size_t)c * dim + i] + (float)(spread * gauss(&p));
-        if (unit) normalize(v, dim);
+        if (unit) mn_test_unit_vec(v, dim);
     }
     free(centres);
 }

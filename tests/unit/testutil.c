@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ftw.h>
+#include <math.h>
 #include <unistd.h>
 
 char *mn_test_tmpdir(const char *prefix)
@@ -48,6 +49,16 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define MN_TEST_SANITIZED 1
 #endif
+
+void mn_test_unit_vec(float *v, uint32_t dim)
+{
+    double s = 0;
+    for (uint32_t i = 0; i < dim; i++)
+        s += (double)v[i] * v[i];
+    float inv = (float)(1.0 / sqrt(s));
+    for (uint32_t i = 0; i < dim; i++)
+        v[i] *= inv;
+}
 
 bool mn_test_sanitized(void)
 {

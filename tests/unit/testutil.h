@@ -14,6 +14,8 @@ char *mn_test_tmpdir(const char *prefix);
 int mn_test_seeds(int n);
 /* Is this a sanitizer build? */
 bool mn_test_sanitized(void);
+/* Scales v (dim floats, not all zero) to unit length. */
+void mn_test_unit_vec(float *v, uint32_t dim);
 /* rm -rf path (best effort). */
 void mn_test_rmrf(const char *path);
 /* Engine options for unit tests on dir: small caches, and no sweeper thread,
