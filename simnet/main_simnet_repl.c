@@ -27,11 +27,12 @@ static void repl_usage(FILE *f)
 {
     fputs("usage: simnet repl [options]\n"
           "  --scenario S     crash-primary|replica-wal|replica-snapshot|cut-replica|\n"
-          "                   old-primary|flaps|random (all of them in turn)\n"
+          "                   old-primary|flaps|handover|random|membership|\n"
+          "                   membership-random (all of them in turn)\n"
           "  --seed N         first seed (1); run r uses seed + r\n"
           "  --runs N         runs (1)\n"
           "  --random         draw each run's seed from the OS; print failing ones\n"
-          "  --nodes N        holders, 3..7 (3)\n"
+          "  --nodes N        nodes, 3..7 (3; the membership scenarios: 5 at least)\n"
           "  --loss P         datagram loss probability (0; random: drawn 0..0.05)\n"
           "  --dup P          datagram duplication probability (0)\n"
           "  --reorder P      probability of an extra delay of up to 20 ms (0)\n"
@@ -75,7 +76,7 @@ static void print_run(mn_simrepl_scenario_t sc, uint64_t seed, const mn_simrepl_
 {
     printf("%-16s seed %-20llu %s writes %llu acked %llu/%llu/%llu lost %llu/%llu/%llu epochs "
            "%llu conflicts %llu violations %llu failover %.3f s reapplied %llu truncations %llu "
-           "snapshots %llu%s%s\n",
+           "snapshots %llu",
            mn_simrepl_scenario_name(sc), (unsigned long long)seed,
            mn_simrepl_ok(r) ? "ok  " : "FAIL", (unsigned long long)r->writes,
            (unsigned long long)r->acked[0], (unsigned long long)r->acked[1],
@@ -83,8 +84,12 @@ static void print_run(mn_simrepl_scenario_t sc, uint64_t seed, const mn_simrepl_
            (unsigned long long)r->lost[1], (unsigned long long)r->lost[2],
            (unsigned long long)r->epochs, (unsigned long long)r->primary_conflicts,
            (unsigned long long)r->log_violations, r->failover_s, (unsigned long long)r->reapplied,
-           (unsigned long long)r->truncations, (unsigned long long)r->snapshots,
-           r->has_primary ? "" : " NO-PRIMARY", r->converged ? "" : " NOT-CONVERGED");
+           (unsigned long long)r->truncations, (unsigned long long)r->snapshots);
+    if (r->records)
+        printf(" records %llu voter-changes %llu dropped %llu%s", (unsigned long long)r->records,
+               (unsigned long long)r->voter_changes, (unsigned long long)r->copies_dropped,
+               r->settled ? "" : " (not settled)");
+    printf("%s%s\n", r->has_primary ? "" : " NO-PRIMARY", r->converged ? "" : " NOT-CONVERGED");
 }
 
 /* One run; returns true if it kept every invariant. */
@@ -120,7 +125,7 @@ int mn__simnet_repl_main(int argc, char **argv)
                   .usage = repl_usage,
                   .scenario_parse = repl_scenario,
                   .first = MN_SIMREPL_CRASH_PRIMARY,
-                  .last = MN_SIMREPL_RANDOM,
+                  .last = MN_SIMREPL_MEMBERSHIP_RANDOM,
                   .one = one,
                   .cli = &c};
     c.runs = &s;

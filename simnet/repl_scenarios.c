@@ -7,15 +7,17 @@
  * The random scenario draws, every 400 ms of its fault phase, one of: crash
  * a node, restart one, partition the nodes in two, heal, cut one link, flap
  * a node's view of another, hand the primary's role to another node; and a
- * link loss of 0..5 % for the whole run. */
+ * link loss of 0..5 % for the whole run. The membership scenarios run on holder records
+ * (repl_records.c): the scripted one replaces each first holder in turn, the random one
+ * adds to random's faults, every 400 ms with odds 1 in 3, three new wanted holders. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "repl_sim_internal.h"
 
-static const char *const NAMES[] = {"crash-primary", "replica-wal", "replica-snapshot",
-                                    "cut-replica",   "old-primary", "flaps",
-                                    "handover",      "random"};
+static const char *const NAMES[] = {
+    "crash-primary", "replica-wal", "replica-snapshot", "cut-replica", "old-primary",
+    "flaps",         "handover",    "random",           "membership",  "membership-random"};
 
 mn_err mn_simrepl_scenario_parse(const char *s, mn_simrepl_scenario_t *out)
 {
@@ -99,6 +101,43 @@ static void random_action(mn_simrepl_t *h)
     }
 }
 
+/* Three distinct nodes drawn at random become the wanted holders. */
+static void random_want(mn_simrepl_t *h)
+{
+    mn_prng_t *g = mn_simnet_prng(h->net);
+    int want[3], n = 0;
+    while (n < 3) {
+        int k = (int)mn_prng_below(g, (uint64_t)h->n);
+        bool dup = false;
+        for (int i = 0; i < n; i++)
+            dup |= want[i] == k;
+        if (!dup) want[n++] = k;
+    }
+    mn__simrec_want(h, want, 3);
+}
+
+/* Each first holder replaced in turn: n2 by n3; n1 by n4, the primary crashing at a random
+ * moment in its first 300 ms and back a second later; n0 (the primary unless the crash moved it)
+ * by n2. Each step runs until the record settles (at most 4 fault phases). */
+static void membership(mn_simrepl_t *h, int64_t ms)
+{
+    static const int steps[3][3] = {{0, 1, 3}, {0, 3, 4}, {3, 4, 2}};
+    for (int s = 0; s < 3; s++) {
+        mn__simrec_want(h, steps[s], 3);
+        int64_t crash_at = s == 1 ? 50 * (int64_t)mn_prng_below(mn_simnet_prng(h->net), 6) : -1;
+        int victim = -1;
+        for (int64_t t = 0; t < 4 * ms; t += 50) {
+            if (t == crash_at && (victim = mn__simrepl_primary(h, mn_simnet_now(h->net))) >= 0) {
+                mn__simrepl_fault(h);
+                mn__simrepl_crash(h, victim);
+            }
+            if (victim >= 0 && t == crash_at + 1000) mn__simrepl_restart(h, victim);
+            if (mn__simrec_settled(h) && t > (victim < 0 ? crash_at : crash_at + 1000)) break;
+            mn__simrepl_advance(h, 50);
+        }
+    }
+}
+
 static void fault_phase(mn_simrepl_t *h, mn_simrepl_scenario_t sc)
 {
     int p = primary_now(h), r = other(h, p);
@@ -146,10 +185,16 @@ static void fault_phase(mn_simrepl_t *h, mn_simrepl_scenario_t sc)
         mn__simrepl_advance(h, ms);
         break;
     case MN_SIMREPL_RANDOM:
+    case MN_SIMREPL_MEMBERSHIP_RANDOM:
         for (int64_t t = 0; t < 3 * ms; t += 400) {
             random_action(h);
+            if (sc == MN_SIMREPL_MEMBERSHIP_RANDOM && mn_prng_below(mn_simnet_prng(h->net), 3) == 0)
+                random_want(h);
             mn__simrepl_advance(h, 400);
         }
+        break;
+    case MN_SIMREPL_MEMBERSHIP:
+        membership(h, ms);
         break;
     }
 }
@@ -163,14 +208,16 @@ mn_err mn_simrepl_run(const mn_simrepl_opts_t *o, mn_simrepl_scenario_t sc, mn_s
     if (rc != MN_OK) return rc;
     mn_simrepl_opts_t ro = *o;
     if (sc == MN_SIMREPL_REPLICA_SNAPSHOT && ro.wal_retain == 0) ro.wal_retain = 200;
-    if (sc == MN_SIMREPL_RANDOM) {
+    bool records = sc == MN_SIMREPL_MEMBERSHIP || sc == MN_SIMREPL_MEMBERSHIP_RANDOM;
+    if (records && ro.nodes < 5) ro.nodes = 5;
+    if (sc == MN_SIMREPL_RANDOM || sc == MN_SIMREPL_MEMBERSHIP_RANDOM) {
         mn_prng_t g;
         mn_prng_seed(&g, o->seed ^ 0x5eed);
         ro.link.loss = 0.05 * mn_prng_double(&g);
     }
     memset(r, 0, sizeof *r);
     r->failover_s = -1;
-    mn_simrepl_t *h = mn__simrepl_new(&ro, r);
+    mn_simrepl_t *h = mn__simrepl_new(&ro, r, records ? 3 : 0);
     if (!h) return mn_error_set(err, MN_ERR_NOMEM, "out of memory");
     h->writing = true;
     mn__simrepl_advance(h, 1000);

@@ -191,6 +191,10 @@ static void cb_event(void *user, const mn_spaces_repl_event_t *ev)
 {
     mn__rs_node *nd = user;
     mn_simrepl_t *h = nd->h;
+    if (ev->type == MN_SPACES_REPL_CAUGHT_UP) {
+        mn__simrec_caught_up(h, ev);
+        return;
+    }
     if (ev->type == MN_SPACES_REPL_SNAPSHOT_NEEDED) {
         nd->snapshot_at_us = mn_simnet_now(h->net) + SNAPSHOT_COPY_US;
         return;
@@ -220,6 +224,11 @@ static void *core_create(void *arg, mn_simnet_t *net, int node, int64_t now_us, 
     for (int i = 0; i < h->n; i++)
         holders[i] = (mn_spaces_repl_holder_t){h->nodes[i].id, true};
     if (mn_spaces_repl_new(nd->id, &h->o.repl, &cb, seed, &nd->core, NULL) != MN_OK) return NULL;
+    if (h->records) {
+        mn__simrec_started(h, nd, now_us);
+        return nd;
+    }
+    nd->open = true;
     if (mn_spaces_repl_open(nd->core, now_us, MN__SIMREPL_SPACE, holders, (size_t)h->n,
                             nd->disk.has_d ? &nd->disk.d : NULL, nd->disk.n, NULL) != MN_OK) {
         mn_spaces_repl_free(nd->core);
@@ -275,7 +284,7 @@ static const mn_simnet_core_ops_t OPS = {core_create, core_destroy, core_packet,
 
 /* ---- lifecycle ---- */
 
-mn_simrepl_t *mn__simrepl_new(const mn_simrepl_opts_t *o, mn_simrepl_result_t *res)
+mn_simrepl_t *mn__simrepl_new(const mn_simrepl_opts_t *o, mn_simrepl_result_t *res, int records_of)
 {
     mn_simrepl_t *h = calloc(1, sizeof *h);
     if (!h) return NULL;
@@ -299,6 +308,7 @@ mn_simrepl_t *mn__simrepl_new(const mn_simrepl_opts_t *o, mn_simrepl_result_t *r
             nd->view_alive[j] = true;
         mn_assert(mn_simnet_add_node(h->net, &OPS, nd) == i);
     }
+    if (records_of) mn__simrec_init(h, records_of);
     for (int i = 0; i < h->n; i++)
         mn_simnet_start(h->net, i);
     return h;
@@ -493,7 +503,7 @@ static void check_acks(mn_simrepl_t *h, int64_t now_us)
             continue;
         }
         mn_assert(grow((void **)&h->acked, &h->cap_acked, h->n_acked + 1, sizeof *h->acked));
-        h->acked[h->n_acked++] = (mn__rs_acked){w->id, w->level};
+        h->acked[h->n_acked++] = (mn__rs_acked){w->id, w->epoch, w->level, w->node};
         h->res->acked[w->level]++;
     }
     h->n_pending = k;
@@ -518,7 +528,7 @@ static void install_snapshots(mn_simrepl_t *h, int64_t now_us)
 {
     for (int i = 0; i < h->n; i++) {
         mn__rs_node *nd = &h->nodes[i];
-        if (nd->snapshot_at_us > now_us || !nd->core) continue;
+        if (nd->snapshot_at_us > now_us || !nd->core || !nd->open) continue;
         int p = mn__simrepl_primary(h, now_us);
         if (p < 0 || p == i) continue;
         const mn__rs_disk *src = &h->nodes[p].disk;
@@ -551,6 +561,7 @@ void mn__simrepl_advance(mn_simrepl_t *h, int64_t ms)
     while (mn_simnet_now(h->net) < end) {
         int64_t now = mn_simnet_now(h->net);
         deliver_notices(h, now);
+        mn__simrec_step(h, now);
         if (h->writing) {
             h->write_credit += h->o.writes_per_s * SLICE_US / 1e6;
             for (; h->write_credit >= 1.0; h->write_credit -= 1.0)
@@ -608,6 +619,7 @@ static void judge_end(mn_simrepl_t *h)
     int64_t now = mn_simnet_now(h->net);
     int p = mn__simrepl_primary(h, now);
     res->has_primary = p >= 0;
+    res->settled = h->records && mn__simrec_settled(h);
     for (int i = 0; i < h->n; i++) {
         mn__rs_node *nd = &h->nodes[i];
         mn_spaces_repl_stats_t st = nd->dead_stats;
@@ -625,10 +637,16 @@ static void judge_end(mn_simrepl_t *h)
     const mn__rs_disk *pd = &h->nodes[p].disk;
     res->final_lsn = pd->n;
     for (size_t i = 0; i < h->n_acked; i++)
-        if (!disk_has(pd, h->acked[i].id)) res->lost[h->acked[i].level]++;
+        if (!disk_has(pd, h->acked[i].id)) {
+            res->lost[h->acked[i].level]++;
+            mn_simnet_trace_note(h->net,
+                                 "lost: write %llu (level %d) acknowledged by n%d in epoch %llu",
+                                 (unsigned long long)h->acked[i].id, h->acked[i].level,
+                                 h->acked[i].node, (unsigned long long)h->acked[i].epoch);
+        }
     res->converged = true;
     for (int i = 0; i < h->n; i++)
-        if (!same_log(&h->nodes[i].disk, pd)) {
+        if (mn__simrec_lists(h, i) && !same_log(&h->nodes[i].disk, pd)) {
             res->converged = false;
             if (getenv("MN_SIMREPL_DEBUG")) dump_unconverged(h, i, p);
         }

@@ -36,6 +36,12 @@ typedef struct mn__rs_node {
     bool view_alive[MN__SIMREPL_NODES_MAX];
     int64_t snapshot_at_us;            /* a snapshot install is due (INT64_MAX: none) */
     mn_spaces_repl_stats_t dead_stats; /* summed over crashed lives */
+    /* holder records (repl_records.c): the newest this node has (its catalog, kept over a
+     * crash), whether its core has the space open, when the newest record reaches it
+     * (INT64_MAX: not on its way), when it last asked to hand its role over */
+    mn_spaces_record_t known;
+    bool open;
+    int64_t rec_due_us, handover_at_us;
 } mn__rs_node;
 
 typedef struct mn__rs_write {
@@ -51,8 +57,8 @@ typedef struct mn__rs_notice {
 } mn__rs_notice;
 
 typedef struct mn__rs_acked {
-    uint64_t id;
-    int level;
+    uint64_t id, epoch;
+    int level, node;
 } mn__rs_acked;
 
 struct mn_simrepl {
@@ -78,10 +84,18 @@ struct mn_simrepl {
     int64_t fault_at_us; /* INT64_MAX: no primary fault yet */
     uint64_t fault_epoch;
     mn_simrepl_result_t *res;
+    /* holder records (repl_records.c; off: every node a voter all along): the newest record
+     * published, the holders the scenario wants, and the epoch in which a primary last
+     * reported each node caught up */
+    bool records;
+    mn_spaces_record_t rec;
+    int want[MN__SIMREPL_NODES_MAX], n_want;
+    uint64_t caught_epoch[MN__SIMREPL_NODES_MAX];
 };
 
-/* repl_sim.c */
-mn_simrepl_t *mn__simrepl_new(const mn_simrepl_opts_t *o, mn_simrepl_result_t *res);
+/* repl_sim.c. records_of: 0, or the space starts with a holder record of the first
+ * records_of nodes (the rest hold nothing until a record adds them: repl_records.c). */
+mn_simrepl_t *mn__simrepl_new(const mn_simrepl_opts_t *o, mn_simrepl_result_t *res, int records_of);
 void mn__simrepl_free(mn_simrepl_t *h);
 /* Runs the simulation (clients, notices, snapshots) up to now + ms. */
 void mn__simrepl_advance(mn_simrepl_t *h, int64_t ms);
@@ -103,5 +117,19 @@ void mn__simrepl_finish(mn_simrepl_t *h);
 void mn__simrepl_handover(mn_simrepl_t *h, int from, int to);
 /* Marks a primary fault now (for the failover time). */
 void mn__simrepl_fault(mn_simrepl_t *h);
+
+/* repl_records.c */
+void mn__simrec_init(mn_simrepl_t *h, int voters);
+/* The scenario wants these holders (node indexes); the primary moves its record there. */
+void mn__simrec_want(mn_simrepl_t *h, const int *nodes, int n);
+/* The newest record lists exactly the wanted nodes, all of them voters. */
+bool mn__simrec_settled(const mn_simrepl_t *h);
+/* Does the newest record list node (always true without records)? */
+bool mn__simrec_lists(const mn_simrepl_t *h, int node);
+/* nd's core was created: it opens the space if the record it knows lists it. */
+void mn__simrec_started(mn_simrepl_t *h, mn__rs_node *nd, int64_t now_us);
+void mn__simrec_caught_up(mn_simrepl_t *h, const mn_spaces_repl_event_t *ev);
+/* Each slice: primaries step their records, records spread, dropped holders close. */
+void mn__simrec_step(mn_simrepl_t *h, int64_t now_us);
 
 #endif

@@ -28,6 +28,9 @@ typedef struct mn__repl_peer {
     bool checked;        /* the next append answers its fetch */
     bool snapshot;       /* it needs a snapshot: nothing is shipped until it fetches */
     bool caught_up;      /* CAUGHT_UP reported in this epoch */
+    /* its catch-up round: the log's end when the round began (0: none yet), and when */
+    uint64_t round_lsn;
+    int64_t round_us;
     bool synced;         /* it acknowledged in this epoch (so it is reconciled) */
     /* the newest holder record its frames said its core counts over (rec_said: a frame of
      * minor >= 1 came; an older node's say nothing) */

@@ -64,6 +64,7 @@ void mn__repl_primary_start(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_
         p->ack_us = all_in_contact || p->granted ? now_us : INT64_MIN / 2;
         p->progress_us = now_us;
         p->checked = p->snapshot = p->caught_up = p->synced = false;
+        p->round_lsn = 0;
     }
     for (size_t i = 0; i < MN__REPL_RING; i++)
         s->ring_us[i] = now_us;
@@ -241,6 +242,27 @@ mn_err mn_spaces_repl_append(mn_spaces_repl_t *r, int64_t now_us, const char *sp
 
 /* ---- frames from followers ---- */
 
+/* Caught up, by rounds (Raft's learner catch-up, Ongaro's thesis §4.2.1): a round asks the
+ * copy for the log as it ends when the round begins; a round done within an election timeout
+ * means the copy follows the stream with no backlog, and it is reported caught up. A longer
+ * round begins another. Under steady writes the copy's acks always trail the log's end by
+ * the entries in flight, so "has the last entry" alone could wait for a pause in the writes
+ * that never comes (simnet's membership scenario found it: a move stalled 12 s). */
+static void caught_up_round(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p,
+                            int64_t now_us)
+{
+    if (p->caught_up || p->match < p->round_lsn) return;
+    bool done = p->match >= s->last_lsn ||
+                (p->round_lsn && now_us - p->round_us <= r->cfg.election_timeout_us);
+    if (!done) {
+        p->round_lsn = s->last_lsn; /* > match: the next round's goal */
+        p->round_us = now_us;
+        return;
+    }
+    p->caught_up = true;
+    mn__repl_event(r, s, MN_SPACES_REPL_CAUGHT_UP, p->node, s->d.epoch, p->match);
+}
+
 void mn__repl_on_ack(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, int64_t now_us,
                      const mn_wire_repl_frame_t *f)
 {
@@ -259,10 +281,7 @@ void mn__repl_on_ack(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, i
     }
     if (p->next <= p->match) p->next = p->match + 1;
     update_levels(r, s);
-    if (!p->caught_up && p->match >= s->last_lsn) {
-        p->caught_up = true;
-        mn__repl_event(r, s, MN_SPACES_REPL_CAUGHT_UP, p->node, s->d.epoch, p->match);
-    }
+    caught_up_round(r, s, p, now_us);
 }
 
 void mn__repl_on_fetch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, int64_t now_us,

@@ -245,10 +245,15 @@ typedef enum {
     MN_SIMREPL_FLAPS,             /* membership flaps: the primary is reported dead and alive */
     MN_SIMREPL_HANDOVER,          /* the primary hands its role to a replica under writes */
     MN_SIMREPL_RANDOM,            /* a random mix of the above, from the seed */
+    /* holder records change the voters (5 nodes at least, 3 holders): each first holder is
+     * replaced in turn, the second time with the primary crashed meanwhile, the third the
+     * primary itself (it hands over) */
+    MN_SIMREPL_MEMBERSHIP,
+    MN_SIMREPL_MEMBERSHIP_RANDOM, /* random's faults, and every so often new wanted holders */
 } mn_simrepl_scenario_t;
 
 /* Parses "crash-primary" | "replica-wal" | "replica-snapshot" | "cut-replica" |
- * "old-primary" | "flaps" | "handover" | "random". */
+ * "old-primary" | "flaps" | "handover" | "random" | "membership" | "membership-random". */
 mn_err mn_simrepl_scenario_parse(const char *s, mn_simrepl_scenario_t *out);
 const char *mn_simrepl_scenario_name(mn_simrepl_scenario_t sc);
 
@@ -279,6 +284,10 @@ typedef struct mn_simrepl_result {
     double failover_s; /* first fault -> a new writable primary (< 0: none) */
     bool has_primary;  /* a writable primary at the end */
     bool converged;    /* every running holder has the primary's log at the end */
+    /* membership scenarios: holder records published, of them voter changes, and copies
+     * closed and dropped because a record left their node out */
+    uint64_t records, voter_changes, copies_dropped;
+    bool settled; /* the newest record lists exactly the wanted holders, all voters */
     uint64_t final_lsn;
     uint64_t trace_hash;
 } mn_simrepl_result_t;
