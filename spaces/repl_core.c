@@ -599,12 +599,24 @@ static void dispatch(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, i
     }
 }
 
+/* Does every epoch f names stay below MN__REPL_EPOCH_LIMIT? */
+static bool epochs_sane(const mn_wire_repl_frame_t *f)
+{
+    if (f->epoch >= MN__REPL_EPOCH_LIMIT || f->last_epoch >= MN__REPL_EPOCH_LIMIT ||
+        f->rec_epoch >= MN__REPL_EPOCH_LIMIT)
+        return false;
+    for (size_t i = 0; i < f->n_entries; i++)
+        if (f->entries[i].epoch >= MN__REPL_EPOCH_LIMIT) return false;
+    return true;
+}
+
 void mn_spaces_repl_on_message(mn_spaces_repl_t *r, int64_t now_us, const uint8_t *buf, size_t len)
 {
     r->stats.frames_received++;
     const uint8_t *a = buf ? aligned_copy(r, buf, len) : NULL;
     mn_wire_repl_frame_t f;
-    if (!a || mn_wire_repl_decode(a, len, &f, r->rx_entries, MN_WIRE_REPL_MAX_ENTRIES) != MN_OK) {
+    if (!a || mn_wire_repl_decode(a, len, &f, r->rx_entries, MN_WIRE_REPL_MAX_ENTRIES) != MN_OK ||
+        !epochs_sane(&f)) {
         r->stats.dropped_decode++;
         return;
     }

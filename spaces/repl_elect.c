@@ -73,6 +73,7 @@ static void start_round(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us)
 {
     uint64_t t = s->d.epoch > s->d.voted_epoch ? s->d.epoch : s->d.voted_epoch;
     if (s->electing && s->elect_epoch > t) t = s->elect_epoch;
+    if (s->refused_epoch > t) t = s->refused_epoch;
     s->elect_streak = s->electing ? s->elect_streak + 1 : 0;
     mn__repl_elect_stop(s);
     s->electing = true;
@@ -210,6 +211,10 @@ void mn__repl_on_vote_req(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer 
     mn_wire_repl_frame_t v = mn__repl_frame(r, s, MN_WIRE_REPL_VOTE);
     v.epoch = t;
     v.flags = grant ? MN_WIRE_REPL_FLAG_GRANTED : 0;
+    /* the highest epoch this node followed or voted in: a refused candidate's next round
+     * asks above it (Raft's candidate adopting a reply's newer term); an older node's vote
+     * says 0 here, and its candidates climb one epoch a round as before */
+    v.last_epoch = s->d.epoch > s->d.voted_epoch ? s->d.epoch : s->d.voted_epoch;
     mn__repl_send(r, s, p->node, &v);
 }
 
@@ -217,7 +222,10 @@ void mn__repl_on_vote(mn_spaces_repl_t *r, mn__repl_space *s, mn__repl_peer *p, 
                       const mn_wire_repl_frame_t *f)
 {
     if (s->role != MN_SPACES_REPL_CANDIDATE || f->epoch != s->elect_epoch || !p->voter) return;
-    if (!(f->flags & MN_WIRE_REPL_FLAG_GRANTED)) return;
+    if (!(f->flags & MN_WIRE_REPL_FLAG_GRANTED)) {
+        if (f->last_epoch > s->refused_epoch) s->refused_epoch = f->last_epoch;
+        return;
+    }
     p->granted = true;
     check_votes(r, s, now_us);
 }

@@ -42,6 +42,10 @@ typedef struct mn__repl_peer {
     bool granted;
 } mn__repl_peer;
 
+/* No epoch reaches this (2^48 elections): a frame naming one is hostile, dropped as
+ * undecodable, so no epoch + 1 anywhere can wrap. */
+#define MN__REPL_EPOCH_LIMIT (1ull << 48)
+
 typedef struct mn__repl_space {
     char name[MN_SPACE_NAME_MAX + 1];
     size_t name_len;
@@ -84,6 +88,10 @@ typedef struct mn__repl_space {
     bool electing;
     int elect_streak; /* rounds in a row without a primary */
     uint64_t elect_epoch;
+    /* the highest epoch a voter's refusal said it followed or voted in: the next round asks
+     * for one above it (a node back from a long absence climbs at once, not one epoch a
+     * round) */
+    uint64_t refused_epoch;
     int64_t elect_deadline_us;
     int64_t elect_wait_us; /* a follower without a primary calls an election after this */
 } mn__repl_space;
