@@ -345,6 +345,20 @@ static void test_spaces_repl_a_voter_refuses_a_candidate_of_an_older_record(void
     world_free(w);
 }
 
+/* A round of w's (a restarted "n2" with the best log) at now: n0 and n1 answer its state
+ * request with worse logs; returns the epoch its vote request asks for. */
+static uint64_t round_asks_for(world *w, int64_t now)
+{
+    mn_spaces_repl_on_tick(w->core, now);
+    deliver(w, now + 1, MN_WIRE_REPL_STATE, "n0", 1, 0, 1, 0, NULL, 0);
+    deliver(w, now + 1, MN_WIRE_REPL_STATE, "n1", 1, 0, 1, 0, NULL, 0);
+    mn_wire_repl_frame_t got;
+    static mn_wire_repl_entry_t es[4];
+    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &got, es, 4), MN_OK);
+    assert_int_equal(got.kind, MN_WIRE_REPL_VOTE_REQ);
+    return got.epoch;
+}
+
 /* A refused vote says the highest epoch the voter followed or voted in, and the candidate's
  * next round asks above it: a node back from a long absence, while the others ran rounds
  * that never won, climbs at once instead of one epoch a round (simnet's membership-random
@@ -379,12 +393,7 @@ static void test_spaces_repl_a_refused_candidate_asks_above_the_voters_epoch(voi
     dc.history[0] = (mn_spaces_repl_epoch_start_t){1, 1};
     world *w = world_new("n2", &dc, 2);
     int64_t now = 400000; /* past the election timeout without a primary */
-    mn_spaces_repl_on_tick(w->core, now);
-    deliver(w, now + 1, MN_WIRE_REPL_STATE, "n0", 1, 0, 1, 0, NULL, 0);
-    deliver(w, now + 1, MN_WIRE_REPL_STATE, "n1", 1, 0, 1, 0, NULL, 0);
-    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &got, es, 4), MN_OK);
-    assert_int_equal(got.kind, MN_WIRE_REPL_VOTE_REQ);
-    assert_int_equal(got.epoch, 2);
+    assert_int_equal(round_asks_for(w, now), 2);
     mn_wire_repl_frame_t no;
     memset(&no, 0, sizeof no);
     no.kind = MN_WIRE_REPL_VOTE;
@@ -397,12 +406,7 @@ static void test_spaces_repl_a_refused_candidate_asks_above_the_voters_epoch(voi
     deliver_frame(w, now + 2, "n1", &no);
     /* the round's deadline passes: the next round asks for 10 */
     now += 2000000;
-    mn_spaces_repl_on_tick(w->core, now);
-    deliver(w, now + 1, MN_WIRE_REPL_STATE, "n0", 1, 0, 1, 0, NULL, 0);
-    deliver(w, now + 1, MN_WIRE_REPL_STATE, "n1", 1, 0, 1, 0, NULL, 0);
-    assert_int_equal(mn_wire_repl_decode(w->last, w->last_len, &got, es, 4), MN_OK);
-    assert_int_equal(got.kind, MN_WIRE_REPL_VOTE_REQ);
-    assert_int_equal(got.epoch, 10);
+    assert_int_equal(round_asks_for(w, now), 10);
     assert_int_equal(w->d.voted_epoch, 10);
     world_free(w);
 }
