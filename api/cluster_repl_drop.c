@@ -111,15 +111,43 @@ static void thread_forget(cl_repl *r, crep_space *sp)
     mn__crep_space_free(sp);
 }
 
+/* A copy the core does not have open (a restart found its record no longer listing this
+ * node): if its state says it led an epoch and never reconciled with a later primary, the
+ * entries of that epoch no majority may have are handed back first (re-applied through the
+ * table's primary, kept on disk until then), as a close does (mn_spaces_repl_close). */
+static void hand_back_closed(cl_repl *r, const char *space)
+{
+    mn_spaces_repl_durable_t d;
+    bool found = false;
+    if (mn__crep_load(r, space, &d, &found) != MN_OK || !found || !d.led_epoch) return;
+    uint64_t last = 0, epoch = 0;
+    if (mn_engine_space_position(r->engine, space, &last, &epoch, NULL) != MN_OK) return;
+    size_t n = mn_spaces_repl_hand_back(r->core, space, &d, last);
+    mn_log_info("repl: %s: this node led an epoch and never reconciled since: %zu entries "
+                "handed back to the primary before its copy is dropped (epoch %llu, after lsn "
+                "%llu)",
+                space, n, (unsigned long long)d.led_epoch, (unsigned long long)d.led_acked);
+}
+
 /* Closes g's space in the core and forgets what the thread kept of it. false: not now. */
 static bool close_core(cl_repl *r, const crep_gone *g)
 {
     crep_space *sp = mn__crep_space(r, g->space);
-    if (!sp) return true;
+    if (!sp) {
+        hand_back_closed(r, g->space);
+        return true;
+    }
     mn_error err = {0};
+    mn_spaces_repl_stats_t before, after;
+    mn_spaces_repl_stats(r->core, &before);
     mn_err rc = mn_spaces_repl_close(r->core, g->space, &err);
     if (rc == MN_ERR_BUSY) return false; /* it leads: a handover or a fence comes first */
     mn_assert(rc == MN_OK || rc == MN_ERR_NOT_FOUND);
+    mn_spaces_repl_stats(r->core, &after);
+    if (after.reapplied > before.reapplied)
+        mn_log_info("repl: %s: this node led an epoch and never reconciled since: %llu entries "
+                    "handed back to the primary before its copy is dropped",
+                    g->space, (unsigned long long)(after.reapplied - before.reapplied));
     thread_forget(r, sp);
     return true;
 }

@@ -32,11 +32,13 @@
 #include "mnemo/wire.h"
 
 #define STATE_MAGIC 0x4d4e5244u /* "MNRD" */
-/* version 2 adds the incarnation after base_lsn; a state that knows none is written as
- * version 1, which an older binary reads */
-#define STATE_VERSION 2u
+/* version 2 adds the incarnation after base_lsn; version 3 then the epoch this node led and
+ * how far a majority had it (led_epoch, led_acked). Each is written only when it says more
+ * than the one before (a state that led nothing unreconciled is version 2, one that knows
+ * no incarnation either version 1), so an older binary reads what it can understand. */
+#define STATE_VERSION 3u
 #define STATE_MAX                                                                                  \
-    (4 + 4 + 8 + 8 + 1 + MN_SPACES_NODE_MAX + 4 + 16 * MN_SPACES_REPL_HISTORY_MAX + 8 + 8 + 4)
+    (4 + 4 + 8 + 8 + 1 + MN_SPACES_NODE_MAX + 4 + 16 * MN_SPACES_REPL_HISTORY_MAX + 8 + 8 + 16 + 4)
 
 /* ---- the entry cache ---- */
 
@@ -303,7 +305,8 @@ static size_t state_encode(const mn_spaces_repl_durable_t *d, uint8_t *buf)
 {
     uint8_t *p = buf;
     mn_put_be32(p, STATE_MAGIC);
-    mn_put_be32(p + 4, d->incarnation ? STATE_VERSION : 1u);
+    uint32_t version = d->led_epoch ? 3u : d->incarnation ? 2u : 1u;
+    mn_put_be32(p + 4, version);
     mn_put_be64(p + 8, d->epoch);
     mn_put_be64(p + 16, d->voted_epoch);
     p += 24;
@@ -319,9 +322,14 @@ static size_t state_encode(const mn_spaces_repl_durable_t *d, uint8_t *buf)
     }
     mn_put_be64(p, d->base_lsn);
     p += 8;
-    if (d->incarnation) {
+    if (version >= 2) {
         mn_put_be64(p, d->incarnation);
         p += 8;
+    }
+    if (version >= 3) {
+        mn_put_be64(p, d->led_epoch);
+        mn_put_be64(p + 8, d->led_acked);
+        p += 16;
     }
     mn_put_be32(p, mn_crc32c(0, buf, (size_t)(p - buf)));
     return (size_t)(p - buf) + 4;
@@ -332,8 +340,10 @@ static bool state_decode(const uint8_t *buf, size_t n, mn_spaces_repl_durable_t 
     memset(d, 0, sizeof *d);
     if (n < 4 + 4 + 16 + 1 + 4 + 8 + 4 || mn_get_be32(buf) != STATE_MAGIC) return false;
     uint32_t version = mn_get_be32(buf + 4);
-    size_t tail = version == 2 ? 8 + 8 : 8; /* base_lsn, then (2) the incarnation */
-    if ((version != 1 && version != 2) || mn_get_be32(buf + n - 4) != mn_crc32c(0, buf, n - 4))
+    /* base_lsn, then (2) the incarnation, then (3) led_epoch and led_acked */
+    size_t tail = version == 3 ? 8 + 8 + 16 : version == 2 ? 8 + 8 : 8;
+    if (version < 1 || version > STATE_VERSION ||
+        mn_get_be32(buf + n - 4) != mn_crc32c(0, buf, n - 4))
         return false;
     d->epoch = mn_get_be64(buf + 8);
     d->voted_epoch = mn_get_be64(buf + 16);
@@ -351,8 +361,12 @@ static bool state_decode(const uint8_t *buf, size_t n, mn_spaces_repl_durable_t 
         d->history[i].lsn = mn_get_be64(p + 8);
     }
     d->base_lsn = mn_get_be64(p);
-    if (version == 2) d->incarnation = mn_get_be64(p + 8);
-    return version == 1 || d->incarnation != 0;
+    if (version >= 2) d->incarnation = mn_get_be64(p + 8);
+    if (version >= 3) {
+        d->led_epoch = mn_get_be64(p + 16);
+        d->led_acked = mn_get_be64(p + 24);
+    }
+    return version == 1 || version == 3 || d->incarnation != 0;
 }
 
 static void state_path(const cl_repl *r, const char *space, const char *suffix, char *out,

@@ -149,7 +149,11 @@ void mn__simrec_started(mn_simrepl_t *h, mn__rs_node *nd, int64_t now_us)
     nd->open = false;
     nd->rec_due_us = INT64_MAX;
     if (rec_find(&nd->known, nd->id) < 0) {
-        drop_copy(nd); /* left the holders while down: its copy goes */
+        /* left the holders while down: its copy goes, after handing back what it led that
+         * no majority had (as the server does: api/cluster_repl_drop.c) */
+        if (nd->disk.has_d)
+            mn_spaces_repl_hand_back(nd->core, MN__SIMREPL_SPACE, &nd->disk.d, nd->disk.n);
+        drop_copy(nd);
         return;
     }
     apply_known(h, nd, now_us);

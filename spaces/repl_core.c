@@ -322,6 +322,39 @@ mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const cha
  * vote are kept (made durable before it goes), so a node dropped and added again never
  * votes twice in one epoch nor trusts a log it no longer has. A primary must hand over
  * first; a candidate simply stops, as a crashed one would. */
+/* Hands back the entries of d->led_epoch after d->led_acked, up to last_lsn (read through the
+ * callback; ones it cannot read are gone already), and clears d's mark. */
+static size_t hand_back(mn_spaces_repl_t *r, const char *space, mn_spaces_repl_durable_t *d,
+                        uint64_t last_lsn)
+{
+    size_t n = 0;
+    for (uint64_t lsn = d->led_acked + 1; d->led_epoch && lsn <= last_lsn; lsn++) {
+        uint64_t epoch;
+        const uint8_t *data;
+        size_t len;
+        if (r->cb.read(r->cb.user, space, lsn, &epoch, &data, &len) != MN_OK ||
+            epoch != d->led_epoch)
+            continue;
+        r->cb.reapply(r->cb.user, space, epoch, lsn, data, len);
+        r->stats.reapplied++;
+        n++;
+    }
+    d->led_epoch = d->led_acked = 0;
+    return n;
+}
+
+size_t mn_spaces_repl_hand_back(mn_spaces_repl_t *r, const char *space,
+                                const mn_spaces_repl_durable_t *d, uint64_t last_lsn)
+{
+    if (!space || !d || !d->led_epoch) return 0;
+    mn_spaces_repl_durable_t c = *d;
+    size_t n = hand_back(r, space, &c, last_lsn);
+    c.n_history = 0;
+    c.base_lsn = 0;
+    r->cb.persist(r->cb.user, space, &c);
+    return n;
+}
+
 static mn_err close_space(mn_spaces_repl_t *r, const char *space, bool forget, mn_error *err)
 {
     size_t len = space ? strlen(space) : 0;
@@ -331,6 +364,11 @@ static mn_err close_space(mn_spaces_repl_t *r, const char *space, bool forget, m
         return mn_error_set(err, MN_ERR_BUSY, "space '%s': this node leads it", s->name);
     mn__repl_elect_stop(s); /* a candidate is a follower again */
     s->role = MN_SPACES_REPL_FOLLOWER;
+    if (forget) /* the space is gone: nothing to hand back to */
+        s->d.led_epoch = s->d.led_acked = 0;
+    else if (!(s->reconciled && s->d.epoch > s->d.led_epoch))
+        hand_back(r, s->name, &s->d, s->last_lsn);
+    s->d.led_epoch = s->d.led_acked = 0;
     s->d.n_history = 0;
     s->d.base_lsn = 0;
     mn__repl_persist(r, s);

@@ -81,6 +81,7 @@ typedef struct mn__repl_space {
     size_t pending_bytes; /* appended, not yet shipped to everyone */
     uint64_t quorum_lsn, all_lsn;
     uint64_t led_from; /* the first lsn of the epoch it leads (its log's end + 1 then) */
+    uint64_t led_saved;                       /* d.led_acked as last persisted */
     char handover_to[MN_SPACES_NODE_MAX + 1]; /* "" = none */
     int64_t handover_until_us, handover_sent_us;
     int64_t ring_us[MN__REPL_RING]; /* append time of lsn, at lsn % ring */

@@ -25,6 +25,10 @@
 #include "mnemo/assert.h"
 #include "repl_internal.h"
 
+/* A primary persists how far a majority acknowledged its epoch at least this often (in
+ * entries): a deposed copy closed after a crash hands back no more than this again. */
+#define LED_SAVE_EVERY 4096u
+
 static void update_levels(mn_spaces_repl_t *r, mn__repl_space *s)
 {
     uint64_t m[MN_SPACES_HOLDERS_MAX + 1];
@@ -47,6 +51,13 @@ static void update_levels(mn_spaces_repl_t *r, mn__repl_space *s)
     if (quorum == s->quorum_lsn && all == s->all_lsn) return;
     s->quorum_lsn = quorum;
     s->all_lsn = all;
+    if (s->d.led_epoch == s->d.epoch && quorum > s->d.led_acked) {
+        s->d.led_acked = quorum; /* in the next persist; at once every LED_SAVE_EVERY */
+        if (quorum - s->led_saved >= LED_SAVE_EVERY) {
+            s->led_saved = quorum;
+            mn__repl_persist(r, s);
+        }
+    }
     mn__repl_event(r, s, MN_SPACES_REPL_PROGRESS, r->self, s->d.epoch, quorum);
 }
 
@@ -56,6 +67,10 @@ void mn__repl_primary_start(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_
     s->role = MN_SPACES_REPL_PRIMARY;
     strcpy(s->primary, r->self);
     s->led_from = s->last_lsn + 1;
+    /* what a close hands back should this node be deposed and dropped unreconciled */
+    s->d.led_epoch = s->d.epoch;
+    s->d.led_acked = s->led_saved = s->last_lsn;
+    mn__repl_persist(r, s);
     for (size_t i = 0; i < s->n_peers; i++) {
         mn__repl_peer *p = &s->peers[i];
         p->match = 0;

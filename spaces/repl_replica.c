@@ -139,6 +139,12 @@ void mn__repl_on_append(mn_spaces_repl_t *r, mn__repl_space *s, int64_t now_us,
             return;
         }
         s->reconciled = true;
+        if (s->d.led_epoch && s->d.epoch > s->d.led_epoch) {
+            /* its log now matches a later primary's: whatever it led that no majority had
+             * was cut and handed back, or is on that primary */
+            s->d.led_epoch = s->d.led_acked = 0;
+            mn__repl_persist(r, s);
+        }
     }
     take_entries(r, s, now_us, f);
     fresh_heard(s, f->lsn, now_us);

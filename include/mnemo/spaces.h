@@ -317,6 +317,11 @@ typedef struct mn_spaces_repl_durable {
     /* the incarnation of the space this state belongs to (the catalog's created_at_ms of
      * the name; 0 = not known): a state of another incarnation is not this space's */
     uint64_t incarnation;
+    /* the last epoch this node led, until it reconciled with a later primary (0 = none), and
+     * an lsn of it a majority had acknowledged (a lower bound: saved every few thousand
+     * entries): the entries of that epoch after it may be on no other copy, and closing the
+     * copy hands them back (mn_spaces_repl_close) */
+    uint64_t led_epoch, led_acked;
 } mn_spaces_repl_durable_t;
 
 typedef enum {
@@ -401,9 +406,18 @@ mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const cha
                                   const mn_spaces_repl_holder_t *holders, size_t n, mn_error *err);
 /* Closes space: the core forgets it (frames for it are dropped as unknown). Its durable
  * state keeps the epoch and the vote and forgets the log (persisted before this returns):
- * the caller drops the copy's data next. MN_ERR_BUSY while this node leads it (hand over
- * first); MN_ERR_NOT_FOUND if it is not open. */
+ * the caller drops the copy's data next. A copy that led an epoch and has not reconciled
+ * with a later primary since first hands back (reapply) the entries of that epoch a
+ * majority may lack: a deposed primary dropped from the holders loses no `one` write.
+ * MN_ERR_BUSY while this node leads it (hand over first); MN_ERR_NOT_FOUND if it is not
+ * open. */
 mn_err mn_spaces_repl_close(mn_spaces_repl_t *r, const char *space, mn_error *err);
+/* The same hand-back for a copy the core does not have open (a restart found its holder
+ * record no longer lists this node): d its durable state, last_lsn its log's end. Reads
+ * the entries through the read callback, hands them to reapply, and persists d without
+ * them to hand back. Returns how many it handed back. */
+size_t mn_spaces_repl_hand_back(mn_spaces_repl_t *r, const char *space,
+                                const mn_spaces_repl_durable_t *d, uint64_t last_lsn);
 /* The space was dropped (or its name now names another incarnation): the core forgets it
  * whatever its role (a primary has nothing to hand over: the space is gone), as close
  * does otherwise. The caller then drops or replaces the engine's copy. MN_ERR_NOT_FOUND

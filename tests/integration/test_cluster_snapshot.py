@@ -9,16 +9,14 @@ opened alone: the replica's copy has the primary's memories, vectors and recall 
 Every wait polls with a deadline; nothing here asserts on time.
 """
 
-import json
 import os
 import re
-import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 
+import cluster_fork
 from conftest import wait_until
 from mnemo_client import MnemoError
-from test_cluster_repl import DEADLINE_S, entry, last_lsn, spaces_doc
+from test_cluster_repl import DEADLINE_S, last_lsn
 from test_cluster_swim import cluster_env, swim_endpoint, view_is
 
 SPACE = "snap-a"
@@ -77,20 +75,9 @@ def content(server):
 
 
 def test_a_returning_replica_catches_up_by_snapshot(server_factory):
-    first = node(server_factory, [])
-    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
-    nodes = [first] + [node(server_factory, seeds) for _ in range(2)]
-    ids = [swim_endpoint(s)[0] for s in nodes]
-    by_id = dict(zip(ids, nodes))
-    for s in nodes:
-        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
-                   what="three alive members in every view")
-    primary_id = spaces_doc(nodes[0], SPACE)["spaces"][0]["primary"]
+    nodes, by_id, primary_id = cluster_fork.cluster_with_space(
+        lambda seeds: node(server_factory, seeds), 3, SPACE)
     primary = by_id[primary_id]
-    with primary.client() as c:
-        c.create_space(SPACE, dim=4)
-    wait_until(lambda: all((e := entry(s, SPACE)) and len(e["holders"]) == 3 for s in nodes),
-               DEADLINE_S, what="every node placing the space on three holders")
     for i in range(10):
         write(primary, i)
     replica = next(s for s in nodes if s is not primary)
@@ -148,42 +135,17 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     the new primary's, after which it follows by shipping. No acknowledged write is lost,
     not even a `one` write past the fork."""
     # the forked entries are read back from the old primary's own WAL: keep them all
-    first = node(server_factory, [], retain=0)
-    seeds = ["127.0.0.1:%d" % swim_endpoint(first)[1]]
-    nodes = [first] + [node(server_factory, seeds, retain=0) for _ in range(2)]
-    ids = [swim_endpoint(s)[0] for s in nodes]
-    by_id = dict(zip(ids, nodes))
-    for s in nodes:
-        wait_until(lambda s=s: view_is(s, {i: "alive" for i in ids}), DEADLINE_S,
-                   what="three alive members in every view")
-    primary_id = spaces_doc(nodes[0], SPACE)["spaces"][0]["primary"]
+    nodes, by_id, primary_id = cluster_fork.cluster_with_space(
+        lambda seeds: node(server_factory, seeds, retain=0), 3, SPACE)
     primary = by_id[primary_id]
-    with primary.client() as c:
-        c.create_space(SPACE, dim=4)
-    wait_until(lambda: all((e := entry(s, SPACE)) and len(e["holders"]) == 3 for s in nodes),
-               DEADLINE_S, what="every node placing the space on three holders")
     before = [write(primary, i) for i in range(10)]
     replicas = [s for s in nodes if s is not primary]
-    want = last_lsn(primary, SPACE)
-    for s in replicas:
-        wait_until(lambda s=s: (last_lsn(s, SPACE) or 0) >= want, DEADLINE_S,
-                   what="the replicas at the primary's lsn")
-
-    # they restart below, without the old primary: their catalog files must hold the
-    # space's holder record by then, or they would wait for its creator to place it
-    def record_kept(s):
-        with open(os.path.join(s.data_dir, "cluster_catalog.json")) as f:
-            return any(e["name"] == SPACE and e.get("record") for e in json.load(f)["spaces"])
-    for s in replicas:
-        wait_until(lambda s=s: record_kept(s), DEADLINE_S, what="the holder record kept")
+    cluster_fork.replicas_ready(primary, replicas, SPACE)
 
     # the replicas pause: the primary ships into their socket buffers until its lease runs
     # out (1 s without a majority's acknowledgement, and 1 s of grace in its engine), taking
-    # `one` writes: those are its own, past the fork to come. The writes go on for up to 6 s
-    # of the pause (a length of workload, not an assertion on time), until it refuses one.
-    for s in replicas:
-        s.proc.send_signal(signal.SIGSTOP)
-    forked, refused = [], None
+    # `one` writes: those are its own, past the fork to come, until it refuses one
+    cluster_fork.pause(replicas)
     try:
         with primary.client(timeout=3.0) as c:
             # first a correction, an invalidation and a forget by filter, at `one`: entries of
@@ -194,25 +156,9 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
                       {"reason": "contradicted in the fork", "consistency": "one"})
             gone = c.forget_where(SPACE, tags_any=["n3"], consistency="one")
             assert gone["forgotten"] == 1, gone
-            until = time.monotonic() + 6.0
-            for i in range(200, 5000):
-                if time.monotonic() > until:
-                    break
-                try:
-                    forked.append(c.request(
-                        "POST", "/v1/spaces/%s/memories" % SPACE,
-                        body={"content": "forked %d" % i, "consistency": "one",
-                              "embedding": [0.0, 1.0, float(i % 5), 0.5]})["id"])
-                except MnemoError as ex:
-                    refused = ex
-                    break
+            forked, refused = cluster_fork.one_writes_until_refused(c, SPACE)
     finally:
-        primary.kill()
-        # the replicas die too, so that what the primary shipped into their sockets is never
-        # read: its writes are its own, past a fork (its lease made it refuse writes after a
-        # second: the fork is what it took before)
-        for s in replicas:
-            s.kill()
+        cluster_fork.kill_all(primary, replicas)
     assert forked, "no write acknowledged by the cut-off primary"
     # once its lease lapsed it takes no write: its engine holds nothing its core would not
     assert refused is not None and refused.status == 503 and "lease" in refused.message, refused
@@ -220,22 +166,8 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     replicas[0].start()  # (a new SWIM port on each start: the second seeds from the first)
     replicas[1].extra_env["MNEMO_CLUSTER_SEEDS"] = "127.0.0.1:%d" % swim_endpoint(replicas[0])[1]
     replicas[1].start()
-
-    def new_primary():
-        es = [entry(s, SPACE) for s in replicas]
-        if not all(es) or es[0]["primary"] != es[1]["primary"]:
-            return None
-        return es[0] if es[0]["primary"] not in (None, primary_id) else None
-    leader = by_id[wait_until(new_primary, DEADLINE_S, what="a new primary")["primary"]]
-
-    def write_there(i):
-        try:
-            return write(leader, i)
-        except (MnemoError, OSError):
-            return None
-    wait_until(lambda: write_there(300), DEADLINE_S, what="a write at the new primary")
-    for i in range(301, 320):  # (a slow build may answer 503 while the replicas catch up)
-        wait_until(lambda i=i: write_there(i), DEADLINE_S, what="writes at the new primary")
+    leader = cluster_fork.elected(replicas, primary_id, by_id, SPACE)
+    cluster_fork.writes_resume(leader, write, 300, 20)
 
     primary.extra_env["MNEMO_CLUSTER_SEEDS"] = ",".join(
         "127.0.0.1:%d" % swim_endpoint(s)[1] for s in replicas)
@@ -267,14 +199,7 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
     primary.start()
 
     def missing():
-        try:
-            with leader.client(timeout=5.0) as c:
-                have = {m["id"] for m in c.iter_memories(SPACE)}
-        except MnemoError as ex:  # a 503 while the role moves (a handover): asked again
-            if ex.status != 503:
-                raise
-            return ["(not readable now: %s)" % ex]
-        return [m for m in forked if m not in have]
+        return cluster_fork.missing_at(leader, SPACE, forked)
     try:
         wait_until(lambda: not missing(), DEADLINE_S,
                    what="every forked write re-applied at the new primary")
@@ -294,7 +219,7 @@ def test_an_old_primary_with_a_forked_log_catches_up_by_snapshot(server_factory)
             raise AssertionError("the memory forgotten by filter in the fork is back")
         except MnemoError as ex:
             assert ex.status == 404, ex
-    wait_until(lambda: write_there(321), DEADLINE_S, what="a later write")
+    cluster_fork.writes_resume(leader, write, 321, 1)
     wait_until(caught_up, DEADLINE_S, what="later writes shipped to the old primary")
     for s in nodes:
         assert s.stop() == 0

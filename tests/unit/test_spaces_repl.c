@@ -29,6 +29,8 @@ typedef struct world {
     bool slow_store;   /* stored entries are said applied later, by the test */
     int demoted;       /* DEMOTED events, the last one's kept_lsn and lsn */
     uint64_t demoted_kept, demoted_lsn;
+    uint64_t handed[16]; /* lsns handed to reapply, in order */
+    int n_handed;
     mn_spaces_repl_durable_t d;
     int sent[16]; /* frames sent, by kind */
     _Alignas(8) uint8_t last[1 << 16];
@@ -90,7 +92,10 @@ static mn_err w_truncate(void *user, const char *space, uint64_t after)
 static void w_reapply(void *user, const char *space, uint64_t epoch, uint64_t lsn,
                       const uint8_t *data, size_t len)
 {
-    (void)user, (void)space, (void)epoch, (void)lsn, (void)data, (void)len;
+    world *w = user;
+    (void)space, (void)epoch, (void)data, (void)len;
+    if (w->n_handed < 16) w->handed[w->n_handed] = lsn;
+    w->n_handed++;
 }
 
 static void w_persist(void *user, const char *space, const mn_spaces_repl_durable_t *d)
@@ -670,6 +675,46 @@ static void test_spaces_repl_a_deposed_primary_names_what_a_majority_had(void **
     world_free(w);
 }
 
+/* A deposed primary whose copy is closed before it reconciled with the new primary (its
+ * holder record dropped it) hands back the entries of the epoch it led that no majority had
+ * acknowledged: its `one` writes are re-applied, not dropped with the copy. Its state says
+ * so across a restart (led_epoch, led_acked), and mn_spaces_repl_hand_back does the same
+ * for a copy the core never opened again. A copy that reconciled hands back nothing. */
+static void
+test_spaces_repl_a_closed_deposed_primary_hands_back_its_unacknowledged_entries(void **state)
+{
+    (void)state;
+    world *w = world_new("n0", NULL, 0);
+    static const uint8_t d[8] = {2};
+    lead_writes(w, 5, d);
+    deliver(w, 20, MN_WIRE_REPL_ACK, "n1", 1, 2, 0, 0, NULL, 0);
+    assert_true(w->d.led_epoch == 1 && w->d.led_acked == 0); /* saved at promotion */
+    deliver(w, 30, MN_WIRE_REPL_FENCED, "n2", 2, 0, 0, 0, NULL, 0);
+    assert_int_equal(w->demoted, 1);
+    assert_true(w->d.led_epoch == 1 && w->d.led_acked == 2); /* saved with the new epoch */
+    assert_int_equal(mn_spaces_repl_close(w->core, "s", NULL), MN_OK);
+    assert_int_equal(w->n_handed, 3);
+    assert_true(w->handed[0] == 3 && w->handed[1] == 4 && w->handed[2] == 5);
+    assert_int_equal(w->d.led_epoch, 0);
+    /* the same state after a restart, the copy never opened: handed back from its state */
+    mn_spaces_repl_durable_t st = {.epoch = 2, .led_epoch = 1, .led_acked = 2};
+    w->n_handed = 0;
+    assert_int_equal(mn_spaces_repl_hand_back(w->core, "s", &st, 5), 3);
+    assert_int_equal(w->handed[0], 3);
+    assert_int_equal(w->d.led_epoch, 0); /* persisted without them */
+    assert_int_equal(mn_spaces_repl_hand_back(w->core, "s", &w->d, 5), 0);
+    world_free(w);
+    /* a deposed primary that reconciled with the next one: nothing to hand back */
+    w = world_new("n0", NULL, 0);
+    lead_writes(w, 2, d);
+    deliver(w, 30, MN_WIRE_REPL_FENCED, "n2", 2, 0, 0, 0, NULL, 0);
+    deliver(w, 40, MN_WIRE_REPL_APPEND, "n2", 2, 2, 0, MN_WIRE_REPL_FLAG_CHECKED, NULL, 0);
+    assert_int_equal(w->d.led_epoch, 0); /* reconciled at epoch 2 */
+    assert_int_equal(mn_spaces_repl_close(w->core, "s", NULL), MN_OK);
+    assert_int_equal(w->n_handed, 0);
+    world_free(w);
+}
+
 /* The creator of a space opens it with the entries its engine wrote already, at its first
  * epoch: its history says so. Deposed later, it keeps them (the epoch it led began after
  * them), and its fetch to the new primary names their epoch: the new primary, whose log
@@ -1004,10 +1049,13 @@ int main(void)
         cmocka_unit_test(test_spaces_repl_no_vote_while_the_primary_may_hold_its_lease),
         cmocka_unit_test(test_spaces_repl_fences_an_older_epoch),
         cmocka_unit_test(test_spaces_repl_a_follower_knows_how_far_behind_it_is),
-        cmocka_unit_test(test_spaces_repl_a_replica_below_the_primarys_snapshot_base_gets_a_snapshot),
+        cmocka_unit_test(
+            test_spaces_repl_a_replica_below_the_primarys_snapshot_base_gets_a_snapshot),
         cmocka_unit_test(test_spaces_repl_gaps_and_bad_checksums_fetch_and_skip_nothing),
         cmocka_unit_test(test_spaces_repl_a_failed_store_is_fetched_again),
         cmocka_unit_test(test_spaces_repl_a_deposed_primary_names_what_a_majority_had),
+        cmocka_unit_test(
+            test_spaces_repl_a_closed_deposed_primary_hands_back_its_unacknowledged_entries),
         cmocka_unit_test(test_spaces_repl_the_creators_first_entries_are_of_its_first_epoch),
         cmocka_unit_test(
             test_spaces_repl_a_replica_fetching_from_nothing_is_shipped_from_the_start),
