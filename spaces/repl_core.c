@@ -318,10 +318,6 @@ mn_err mn_spaces_repl_set_holders(mn_spaces_repl_t *r, int64_t now_us, const cha
     return set_holders(r, s, holders, n, err);
 }
 
-/* The copy goes: its log's history and snapshot base are forgotten, the epoch and the
- * vote are kept (made durable before it goes), so a node dropped and added again never
- * votes twice in one epoch nor trusts a log it no longer has. A primary must hand over
- * first; a candidate simply stops, as a crashed one would. */
 /* Hands back the entries of d->led_epoch after d->led_acked, up to last_lsn (read through the
  * callback; ones it cannot read are gone already), and clears d's mark. */
 static size_t hand_back(mn_spaces_repl_t *r, const char *space, mn_spaces_repl_durable_t *d,
@@ -355,6 +351,11 @@ size_t mn_spaces_repl_hand_back(mn_spaces_repl_t *r, const char *space,
     return n;
 }
 
+/* The copy goes: its log's history and snapshot base are forgotten, the epoch and the
+ * vote are kept (made durable before it goes), so a node dropped and added again never
+ * votes twice in one epoch nor trusts a log it no longer has. A primary must hand over
+ * first; a candidate simply stops, as a crashed one would. A copy that led an epoch and has
+ * not reconciled with a later primary since hands back first what no majority had. */
 static mn_err close_space(mn_spaces_repl_t *r, const char *space, bool forget, mn_error *err)
 {
     size_t len = space ? strlen(space) : 0;
