@@ -226,7 +226,8 @@ uint64_t mn_simswim_events(const mn_simswim_t *h);
 /* ---- replication harness (mn_simrepl_*, simnet/repl_sim.c) ----
  *
  * N nodes "n0".."n<N-1>" hold one space and run the replication core of
- * spaces/ over simnet. Each node has a disk that survives crashes (its log
+ * spaces/ over simnet (in the membership scenarios, the nodes its holder record lists:
+ * simnet/repl_records.c). Each node has a disk that survives crashes (its log
  * of entries, its durable state); clients write at whichever node is
  * writable, at a random level (one, quorum, all); a membership oracle tells
  * each node, after a detection delay, which others are dead, the way SWIM
