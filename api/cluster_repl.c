@@ -320,6 +320,9 @@ static void apply_members(cl_repl *r, cl_repl_member *m, size_t n)
             mn_log_warn("repl: member %s: %s", m[i].id, err.message);
         if (!was || was->alive != m[i].alive)
             mn_spaces_repl_member(r->core, now, m[i].id, m[i].alive);
+        /* back from dead: a connection that carried data into the partition may sit in TCP's
+         * retransmission backoff long after the heal (mn_peer_redial) */
+        if (was && !was->alive && m[i].alive) mn_peer_redial(r->bus, m[i].id);
     }
     for (size_t i = 0; i < r->n_members; i++) /* gone from SWIM's list: dead */
         if (!member_of(m, n, r->members[i].id) && r->members[i].alive)

@@ -417,6 +417,7 @@ void mn__crep_metrics_export(cl_repl *r)
     add(r->m_closed, "limit", ps.closed_limit, pe->closed_limit);
     add(r->m_closed, "io", ps.closed_io, pe->closed_io);
     add(r->m_closed, "tls", ps.closed_tls, pe->closed_tls);
+    add(r->m_closed, "redial", ps.redialed, pe->redialed);
     add(r->m_accepted, "tls", ps.accepted_tls, pe->accepted_tls);
     add(r->m_accepted, "plain", ps.accepted_plain, pe->accepted_plain);
     r->exported_peer = ps;

@@ -319,6 +319,26 @@ static peer_node *add_node(mn_peer_t *p, const char *node)
     return n;
 }
 
+/* Closes n's outbound connection (a redial is scheduled when it closes), drops its queued
+ * frames if asked (it has no address now), and dials now. */
+static void redial_now(mn_peer_t *p, peer_node *n, bool drop)
+{
+    n->backoff_ms = 0;
+    if (n->redial_armed) uv_timer_stop(&n->redial);
+    n->redial_armed = false;
+    if (n->out) mn__peer_conn_close(n->out, NULL); /* schedules a redial when addressed */
+    if (drop) drop_pending(n);
+    dial(n, p);
+}
+
+void mn_peer_redial(mn_peer_t *p, const char *node)
+{
+    peer_node *n = p->closing || !node ? NULL : find(p, node);
+    if (!n || !n->port) return;
+    p->stats.redialed++;
+    redial_now(p, n, false);
+}
+
 mn_err mn_peer_set_addr(mn_peer_t *p, const char *node, const char *host, int port, mn_error *err)
 {
     if (p->closing) return mn_error_set(err, MN_ERR_BUSY, "peer: closing");
@@ -334,12 +354,7 @@ mn_err mn_peer_set_addr(mn_peer_t *p, const char *node, const char *host, int po
     if (host && n->port == port && strcmp(n->host, host) == 0) return MN_OK;
     snprintf(n->host, sizeof n->host, "%s", host ? host : "");
     n->port = host ? port : 0;
-    n->backoff_ms = 0;
-    if (n->redial_armed) uv_timer_stop(&n->redial);
-    n->redial_armed = false;
-    if (n->out) mn__peer_conn_close(n->out, NULL); /* schedules a redial when addressed */
-    if (!host) drop_pending(n);
-    dial(n, p);
+    redial_now(p, n, !host);
     return MN_OK;
 }
 

@@ -77,6 +77,8 @@ void mn_peer_config_default(mn_peer_config_t *c);
 typedef struct mn_peer_stats {
     uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
     uint64_t dialed, accepted, handshakes; /* connections opened, authenticated */
+    uint64_t redialed;                     /* outbound connections redialled at once
+                                            * (mn_peer_redial: a node back alive) */
     uint64_t accepted_plain, accepted_tls; /* inbound connections started in plaintext or in
                                             * TLS (with tls_mode ACCEPT or PREFER the first
                                             * byte tells which) */
@@ -117,6 +119,13 @@ int mn_peer_port(const mn_peer_t *p);
  * dials the new one. host NULL forgets the address (the node left): its
  * connection closes and its queued frames are dropped. */
 mn_err mn_peer_set_addr(mn_peer_t *p, const char *node, const char *host, int port, mn_error *err);
+
+/* Node came back (SWIM saw it dead, then alive): its outbound connection, if any, is closed
+ * and dialled again at once, backoff reset. A connection that carried data into a partition
+ * can stay "up" long after the heal while TCP backs its retransmissions off (chaos seed 57:
+ * a node sent nothing for 25 s after the heal, its fetches stuck in such a socket, while it
+ * heard the others over theirs). No address: nothing to do. */
+void mn_peer_redial(mn_peer_t *p, const char *node);
 
 /* Queues one frame of channel (1..255) for node. MN_ERR_NOT_FOUND: node has no
  * address; MN_ERR_BUSY: its queue is full; MN_ERR_INVALID: channel 0, or

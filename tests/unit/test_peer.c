@@ -71,18 +71,30 @@ static void test_peer_three_buses_exchange_frames_both_ways(void **state)
     finish(&loop, p, 3);
 }
 
+/* Buses "a" and "b" (key: NULL for none), a linked to b, and frame "1" from a in b's
+ * inbox in. */
+static void pair_delivering(uv_loop_t *loop, const char *key, mn_peer_t **a, mn_peer_t **b,
+                            inbox *in)
+{
+    uv_loop_init(loop);
+    *a = bus(loop, "a", key, 0);
+    *b = bus(loop, "b", key, 0);
+    memset(in, 0, sizeof *in);
+    mn_peer_on(*b, MN_PEER_CH_REPL, on_frame, in);
+    link_to(*a, "b", *b);
+    mn_peer_send(*a, "b", MN_PEER_CH_REPL, (const uint8_t *)"1", 1);
+    want w = {in, 1};
+    assert_true(run_until(loop, got, &w));
+}
+
 static void test_peer_redials_after_the_other_end_restarts(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    mn_peer_t *a = bus(&loop, "a", NULL, 0), *b = bus(&loop, "b", NULL, 0);
-    inbox in = {0};
-    mn_peer_on(b, MN_PEER_CH_REPL, on_frame, &in);
-    link_to(a, "b", b);
-    mn_peer_send(a, "b", MN_PEER_CH_REPL, (const uint8_t *)"1", 1);
+    mn_peer_t *a, *b;
+    inbox in;
+    pair_delivering(&loop, NULL, &a, &b, &in);
     want w = {&in, 1};
-    assert_true(run_until(&loop, got, &w));
     int port = mn_peer_port(b);
     mn_peer_close(b, NULL, NULL);
     uv_run(&loop, UV_RUN_NOWAIT);
@@ -98,6 +110,33 @@ static void test_peer_redials_after_the_other_end_restarts(void **state)
     mn_peer_stats_t st;
     mn_peer_stats(a, &st);
     assert_true(st.dialed >= 2);
+    mn_peer_t *ps[2] = {a, b};
+    finish(&loop, ps, 2);
+}
+
+/* A node back alive (SWIM saw it dead) is redialled at once: the outbound connection, which
+ * TCP may hold in retransmission backoff long after a partition healed, is replaced by a new
+ * one, and frames flow over it. An unknown node is no-op. */
+static void test_peer_redial_replaces_the_outbound_connection_at_once(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    mn_peer_t *a, *b;
+    inbox in;
+    pair_delivering(&loop, "secret", &a, &b, &in);
+    want w = {&in, 1};
+    mn_peer_redial(a, "nobody");
+    mn_peer_redial(a, "b");
+    want_stat ws = STAT(a, handshakes, 2);
+    assert_true(run_until(&loop, stat_reached, &ws));
+    mn_peer_send(a, "b", MN_PEER_CH_REPL, (const uint8_t *)"2", 1);
+    w.frames = 2;
+    assert_true(run_until(&loop, got, &w));
+    assert_memory_equal(in.last, "2", 1);
+    mn_peer_stats_t st;
+    mn_peer_stats(a, &st);
+    assert_int_equal(st.redialed, 1);
+    assert_int_equal(st.dialed, 2);
     mn_peer_t *ps[2] = {a, b};
     finish(&loop, ps, 2);
 }
@@ -357,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_peer_hello_round_trips_and_proofs_differ_by_direction),
         cmocka_unit_test(test_peer_three_buses_exchange_frames_both_ways),
         cmocka_unit_test(test_peer_redials_after_the_other_end_restarts),
+        cmocka_unit_test(test_peer_redial_replaces_the_outbound_connection_at_once),
         cmocka_unit_test(test_peer_refuses_a_wrong_key_and_a_missing_one),
         cmocka_unit_test(test_peer_closes_garbage_oversize_and_silent_peers),
         cmocka_unit_test(test_peer_queue_is_bounded_and_unknown_channels_are_ignored),
