@@ -365,9 +365,8 @@ static mn_err close_space(mn_spaces_repl_t *r, const char *space, bool forget, m
         return mn_error_set(err, MN_ERR_BUSY, "space '%s': this node leads it", s->name);
     mn__repl_elect_stop(s); /* a candidate is a follower again */
     s->role = MN_SPACES_REPL_FOLLOWER;
-    if (forget) /* the space is gone: nothing to hand back to */
-        s->d.led_epoch = s->d.led_acked = 0;
-    else if (!(s->reconciled && s->d.epoch > s->d.led_epoch))
+    /* a forgotten space is gone: nothing to hand back to */
+    if (!forget && !(s->reconciled && s->d.epoch > s->d.led_epoch))
         hand_back(r, s->name, &s->d, s->last_lsn);
     s->d.led_epoch = s->d.led_acked = 0;
     s->d.n_history = 0;
